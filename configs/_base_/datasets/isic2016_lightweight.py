@@ -1,0 +1,21 @@
+# ISIC 2016 Task 1 at 256x256, lightweight-literature protocol: the challenge's training and
+# validation sets merged and split 7:3 with a fixed seed (tools/dataset_converters/
+# isic.py); the 30 % part is both the validation and the test set, as in the
+# literature.
+_base_ = './isic_256x256.py'
+dataset_type = 'ISIC2016Dataset'
+data_root = 'data/isic2016'
+train_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='splits/lightweight_train.txt'))
+val_dataloader = dict(
+    dataset=dict(
+        type=dataset_type, data_root=data_root,
+        ann_file='splits/lightweight_test.txt'))
+test_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='splits/lightweight_test.txt'))

@@ -1,0 +1,8 @@
+# DSNet on ISIC 2018 Task 1, official protocol, 256x256, the literature's
+# schedule (AdamW 1e-3, cosine T_max 50 epochs, batch 8, 300 epochs).
+_base_ = [
+    '../_base_/models/dsnet.py', '../_base_/datasets/isic2018_official.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_300e_adamw_cosine.py'
+]
+model = dict(data_preprocessor=_base_.data_preprocessor)

@@ -1,0 +1,98 @@
+"""Shared fixtures: a tiny synthetic ISIC set made and converted by the
+project's own tools, and a tiny-schedule config on it."""
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = REPO / 'tools'
+SHARED_ISIC2017 = REPO.parent / 'shared' / 'data' / 'isic2017_256x192'
+
+# Keep the suite light on a 2-core machine.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+
+def load_tool(relpath):
+    """Import a script under tools/ (not a package) as a module."""
+    path = TOOLS / relpath
+    name = 'tool_' + path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def tiny_isic(tmp_path_factory):
+    """A converted synthetic ISIC 2018-layout set: 64x48 images,
+    12 train + 4 val + 6 test."""
+    base = tmp_path_factory.mktemp('tiny_isic')
+    gen = load_tool('dataset_converters/make_synthetic_isic.py')
+    conv = load_tool('dataset_converters/isic.py')
+    raw = base / 'raw'
+    gen.generate(str(raw), year=2018, num_train=12, num_val=4, num_test=6,
+                 size=(64, 48), seed=0)
+    root = base / 'isic2018'
+    conv.convert(str(raw), str(root), year=2018, seed=0)
+    return root
+
+
+TINY_CONFIG = '''
+_base_ = '{base}'
+data_root = '{root}'
+crop_size = (64, 64)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=crop_size, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=crop_size, keep_ratio=False),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+model = dict(data_preprocessor=dict(size=crop_size))
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='LesionMetric', low_res_size=crop_size)
+test_evaluator = val_evaluator
+max_epochs = {epochs}
+train_cfg = dict(max_epochs=max_epochs, val_interval=1)
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs,
+                        eta_min=1e-5, by_epoch=True, begin=0, end=max_epochs)]
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='IoU'),
+    visualization=dict(type='SegVisualizationHook', draw=False))
+env_cfg = dict(cudnn_benchmark=False)
+'''
+
+
+def write_tiny_config(path, root, base='configs/dsnet/dsnet_isic2018.py',
+                      epochs=2):
+    """Write a config that inherits ``base`` and trains ``epochs`` epochs on
+    the tiny set at 64x64."""
+    path = Path(path)
+    path.write_text(
+        TINY_CONFIG.format(base=REPO / base, root=root, epochs=epochs))
+    return path
+
+
+@pytest.fixture
+def tiny_config(tiny_isic, tmp_path):
+    return write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)

@@ -1,0 +1,54 @@
+"""ISIC datasets read the converter's layout, with 0/1 masks."""
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize('year', [2016, 2017, 2018])
+def test_isic_dataset_reads_converted_layout(tiny_isic, year):
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    split = tiny_isic / 'splits' / 'lightweight_train.txt'
+    names = split.read_text().split()
+    dataset = DATASETS.build(
+        dict(
+            type=f'ISIC{year}Dataset',
+            data_root=str(tiny_isic),
+            ann_file='splits/lightweight_train.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')
+            ]))
+    assert len(dataset) == len(names) > 0
+    assert dataset.metainfo['classes'] == ('background', 'lesion')
+    assert len(dataset.metainfo['palette']) == 2
+    sample = dataset[0]
+    gt = sample['data_samples'].gt_sem_seg.data.numpy()
+    assert set(np.unique(gt)) <= {0, 1}
+    assert gt.shape[-2:] == sample['inputs'].shape[-2:]
+    assert sample['data_samples'].img_path.endswith(f'{names[0]}.jpg')
+
+
+def test_configs_load_and_point_at_converter_layout():
+    import glob
+    from conftest import REPO
+    from mmengine.config import Config
+    configs = sorted(glob.glob(str(REPO / 'configs/*/*isic*.py')))
+    assert len(configs) >= 12
+    for path in configs:
+        cfg = Config.fromfile(path)
+        assert cfg.custom_imports['imports'] == ['mmseg_dsnet']
+        for name in ('train', 'val', 'test'):
+            ds = cfg[f'{name}_dataloader'].dataset
+            assert ds.type.startswith('ISIC') and ds.ann_file.startswith(
+                'splits/'), path
+        protocol = 'official' if 'official' in path else 'lightweight'
+        assert cfg.train_dataloader.dataset.ann_file == (
+            f'splits/{protocol}_train.txt')
+        assert cfg.train_dataloader.batch_size == 8
+        assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+        assert cfg.optim_wrapper.optimizer.lr == 1e-3
+        assert cfg.train_cfg.max_epochs == 300

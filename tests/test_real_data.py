@@ -1,0 +1,36 @@
+"""Slow real-data check: skips cleanly when ../shared/data is absent."""
+import json
+
+import pytest
+from conftest import SHARED_ISIC2017, load_tool
+
+pytestmark = pytest.mark.skipif(
+    not SHARED_ISIC2017.is_dir(),
+    reason=f'real ISIC 2017 set not found at {SHARED_ISIC2017}')
+
+
+def test_real_isic2017_converts_and_trains(tmp_path):
+    convert = load_tool('dataset_converters/isic.py').convert
+    root = tmp_path / 'isic2017'
+    convert(str(SHARED_ISIC2017), str(root), year=2017, seed=0)
+    count = {
+        name: len((root / 'splits' / f'{name}.txt').read_text().split())
+        for name in ('official_train', 'official_val', 'official_test',
+                     'lightweight_train', 'lightweight_test')
+    }
+    assert count == dict(official_train=2000, official_val=150,
+                         official_test=600, lightweight_train=1500,
+                         lightweight_test=650)
+    meta = json.loads((root / 'meta.json').read_text())
+    assert meta['seed'] == 0
+    check = load_tool('check_real_data.py')
+    results = check.main([
+        '--data-root', str(root), '--models', 'dsnet', '--epochs', '1',
+        '--train-images', '64', '--test-images', '32', '--work-dir',
+        str(tmp_path / 'work')
+    ])
+    metrics = results['dsnet']['metrics']
+    assert results['dsnet']['train_images'] == 64
+    assert results['dsnet']['test_images'] == 32
+    for key in ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU'):
+        assert 0.0 <= metrics[key] <= 100.0

@@ -1,0 +1,146 @@
+"""End-to-end: tools/train.py, --resume, tools/test.py, inference and
+checkpoint safety on a real checkpoint written by our training."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, write_tiny_config
+
+PY = sys.executable
+
+
+def run_tool(*args, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([PY, *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
+                             f'{proc.stderr[-3000:]}')
+    return proc
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_isic, tmp_path_factory):
+    """Two epochs of DSNet on the tiny set, through tools/train.py."""
+    tmp = tmp_path_factory.mktemp('train')
+    cfg = write_tiny_config(tmp / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    work_dir = tmp / 'work'
+    run_tool('tools/train.py', cfg, '--work-dir', work_dir)
+    return cfg, work_dir
+
+
+class EvilPayload:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker, ))
+
+
+def test_training_writes_checkpoints_and_logs(trained):
+    _, work_dir = trained
+    assert (work_dir / 'epoch_2.pth').is_file()
+    assert (work_dir / 'last_checkpoint').is_file()
+    assert list(work_dir.glob('best_IoU_epoch_*.pth'))
+    logs = list(work_dir.glob('*/vis_data/scalars.json'))
+    assert logs, 'no scalar log written'
+    lines = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    assert any('loss' in line for line in lines)
+    assert any('IoU' in line for line in lines)
+
+
+def test_resume_continues_from_the_last_checkpoint(trained):
+    cfg, work_dir = trained
+    proc = run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--resume',
+                    '--cfg-options', 'train_cfg.max_epochs=3')
+    out = proc.stdout + proc.stderr
+    assert 'resumed epoch: 2' in out, out[-2000:]
+    assert (work_dir / 'epoch_3.pth').is_file()
+    from mmseg_dsnet.compat import safe_torch_load
+    ckpt = safe_torch_load(str(work_dir / 'epoch_3.pth'))
+    assert ckpt['meta']['epoch'] == 3
+
+
+def test_test_tool_writes_lesion_metrics(trained, tmp_path):
+    cfg, work_dir = trained
+    out = tmp_path / 'metrics.json'
+    run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
+             tmp_path / 'test', '--metrics-out', out)
+    metrics = json.loads(out.read_text())['metrics']
+    for key in ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'mIoU_img',
+                'TJ', 'mIoU', 'mDice'):
+        assert 0.0 <= metrics[key] <= 100.0, key
+    iou, dsc = metrics['IoU'] / 100, metrics['DSC'] / 100
+    assert dsc == pytest.approx(2 * iou / (1 + iou), abs=2e-4)
+
+
+def test_inference_from_checkpoint(trained, tiny_isic):
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.apis import inference_model, init_model
+    cfg, work_dir = trained
+    model = init_model(str(cfg), str(work_dir / 'epoch_2.pth'), device='cpu')
+    name = (tiny_isic / 'splits' / 'lightweight_test.txt').read_text().split()[0]
+    image = str(tiny_isic / 'images' / f'{name}.jpg')
+    pred = inference_model(model, image).pred_sem_seg.data
+    assert tuple(pred.shape[-2:]) == (48, 64)
+    assert set(torch.unique(pred).tolist()) <= {0, 1}
+
+
+def test_malicious_checkpoint_is_refused(trained, tmp_path):
+    from mmengine.runner import CheckpointLoader
+    from mmseg_dsnet.compat import UnsafeCheckpointError
+    marker = tmp_path / 'code_ran'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': EvilPayload(str(marker))}, evil)
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        CheckpointLoader.load_checkpoint(str(evil), map_location='cpu')
+    assert not marker.exists()
+    cfg, _ = trained
+    proc = run_tool('tools/test.py', cfg, evil, '--work-dir', tmp_path / 'w',
+                    check=False)
+    assert proc.returncode != 0
+    assert 'Refusing to load checkpoint' in proc.stderr
+    assert not marker.exists()
+
+
+def test_checkpoint_loads_with_weights_only(trained):
+    """Our allow-list covers everything mmengine writes: a plain
+    weights_only load (no custom loader) succeeds after import."""
+    import mmseg_dsnet  # noqa: F401
+    _, work_dir = trained
+    ckpt = torch.load(work_dir / 'epoch_2.pth', weights_only=True,
+                      map_location='cpu')
+    assert 'message_hub' in ckpt and 'optimizer' in ckpt
+    assert all(isinstance(v, torch.Tensor) for v in ckpt['state_dict'].values())
+
+
+def test_get_flops_json_and_text():
+    proc = run_tool('tools/analysis_tools/get_flops.py',
+                    'configs/segformer/segformer_mit-b0_isic2017.py',
+                    '--shape', '256', '256', '--json')
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # SegFormer-B0 with a 2-class head: ~3.7 M parameters.
+    assert 3.5e6 < result['params'] < 3.9e6
+    assert result['flops'] > 1e9
+    text = run_tool('tools/analysis_tools/get_flops.py',
+                    'configs/segformer/segformer_mit-b0_isic2017.py').stdout
+    assert 'Flops: ' in text and 'Params: ' in text and '1 multiply-add' in text
+
+
+def test_benchmark_json(trained):
+    cfg, work_dir = trained
+    proc = run_tool('tools/analysis_tools/benchmark.py', cfg,
+                    work_dir / 'epoch_2.pth', '--shape', '64', '64',
+                    '--repeat', '5', '--warmup', '1', '--batch-size', '2',
+                    '--throughput-repeat', '2', '--threads', '1', '--data',
+                    '--json')
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    lat = result['latency_ms']
+    assert 0 < lat['min'] <= lat['median'] <= lat['p90'] <= lat['p99']
+    assert result['throughput']['img_per_s'] > 0
+    assert result['threads'] == 1 and result['input'] == 'test images'

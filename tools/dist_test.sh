@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Distributed testing with torchrun (mmengine's 'pytorch' launcher).
+# Single node:  bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
+# Multi-node:   NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 PORT=29500 \
+#               bash tools/dist_test.sh CONFIG CHECKPOINT GPUS_PER_NODE [args]
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+
+PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
+torchrun \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"

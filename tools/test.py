@@ -1,0 +1,127 @@
+"""Test (evaluate) a checkpoint, with mmseg's tools/test.py flags. Metrics
+are also written as JSON (``--metrics-out``, default
+``<work_dir>/test_metrics.json``) for the leaderboard tool."""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
+from data_fallback import ensure_data  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (and eval) a segmentor checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='directory where logs and the metrics JSON are saved')
+    parser.add_argument(
+        '--out', type=str, help='directory to save the predicted masks')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved. '
+        'If specified, it will be automatically saved '
+        'to the work_dir/timestamp/show_dir')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--metrics-out',
+        help='JSON file for the metrics (default: <work_dir>/test_metrics.json)')
+    parser.add_argument(
+        '--no-synthetic-fallback',
+        action='store_true',
+        help='fail instead of using the synthetic set when the data is absent')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    default_hooks = cfg.default_hooks
+    if 'visualization' in default_hooks:
+        visualization_hook = default_hooks['visualization']
+        visualization_hook['draw'] = True
+        if args.show:
+            visualization_hook['show'] = True
+            visualization_hook['wait_time'] = args.wait_time
+        if args.show_dir:
+            visualizer = cfg.visualizer
+            visualizer['save_dir'] = args.show_dir
+    else:
+        raise RuntimeError(
+            'VisualizationHook must be included in default_hooks. '
+            'refer to usage "visualization=dict(type=\'VisualizationHook\')"')
+    return cfg
+
+
+def build_cfg(args):
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist.')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if runner.rank == 0:
+        out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        record = dict(
+            config=args.config,
+            checkpoint=args.checkpoint,
+            metrics={k: float(v) for k, v in metrics.items()})
+        with open(out, 'w') as f:
+            json.dump(record, f, indent=2)
+        print(f'Metrics written to {out}')
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
