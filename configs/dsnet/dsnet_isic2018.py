@@ -5,4 +5,5 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_300e_adamw_cosine.py'
 ]
-model = dict(data_preprocessor=_base_.data_preprocessor)
+data_preprocessor = dict(size=_base_.crop_size)
+model = dict(data_preprocessor=data_preprocessor)

@@ -11,6 +11,6 @@ _base_ = [
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    data_preprocessor=_base_.data_preprocessor,
+    data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(init_cfg=None),
     decode_head=dict(num_classes=2, norm_cfg=norm_cfg))

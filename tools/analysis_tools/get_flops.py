@@ -9,6 +9,12 @@ linear/matmul, normalisation layers, upsampling and adaptive pooling are
 counted; element-wise activations, additions and multiplications are not.
 The network is counted from the input tensor to the decode head's logits
 (``EncoderDecoder._forward``), in eval mode, at batch 1.
+
+A second figure, ``flops_weight_layers``, keeps only convolutions, linear
+layers and matrix products: the count the lightweight-lesion papers quote
+(thop ignores GroupNorm/LayerNorm and resizes), so published budgets of
+EGE-UNet and MALUNet compare with it. DSNet's budget (0.287 G) is checked
+against the full count.
 """
 import argparse
 import json
@@ -16,7 +22,8 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.analysis import get_model_complexity_info
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
@@ -27,6 +34,8 @@ from mmseg.utils import register_all_modules  # noqa: E402
 
 CONVENTION = ('1 multiply-add = 1 FLOP (mmengine FlopAnalyzer, as thop); '
               'convs, linear, norms, upsampling counted; element-wise ops not')
+# Operators of weight layers and matrix products (the papers' thop count).
+WEIGHT_LAYER_OPS = ('conv', 'linear', 'matmul', 'bmm', 'einsum', 'addmm')
 
 
 def parse_args(argv=None):
@@ -56,10 +65,18 @@ def count(model, shape, show_table=False):
     """FLOPs and params of ``model`` (eval mode) at input ``(1, 3, *shape)``."""
     inputs = torch.randn(1, 3, *shape)
     with torch.no_grad():
-        info = get_model_complexity_info(
-            model, inputs=(inputs, ), show_table=show_table, show_arch=False)
-    return dict(flops=int(info['flops']), params=int(info['params']),
-                table=info.get('out_table', ''))
+        analyzer = FlopAnalyzer(model, (inputs, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        by_operator = analyzer.by_operator()
+        result = dict(
+            flops=int(analyzer.total()),
+            flops_weight_layers=int(
+                sum(by_operator.get(op, 0) for op in WEIGHT_LAYER_OPS)),
+            params=int(parameter_count(model)['']),
+            table=complexity_stats_table(analyzer, show_param_shapes=False)
+            if show_table else '')
+    return result
 
 
 def build_model(cfg):
@@ -86,8 +103,7 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
     result.update(input_shape=list(shape), convention=CONVENTION)
     if any(hasattr(m, 'reparameterize') for m in model.modules()):
         dep = count(reparameterize_model(model), shape, show_table)
-        result['deploy'] = dict(flops=dep['flops'], params=dep['params'],
-                                table=dep['table'])
+        result['deploy'] = dep
     return result
 
 
@@ -113,6 +129,8 @@ def main(argv=None):
           f'Input shape: {shape}\n'
           f'Flops: {result["flops"] / 1e9:.3f}G\n'
           f'Params: {result["params"] / 1e6:.3f}M\n'
+          f'Flops of conv/linear/matmul only (the papers\' thop-style count): '
+          f'{result["flops_weight_layers"] / 1e9:.3f}G\n'
           f'Counting: {CONVENTION}')
     if 'deploy' in result:
         dep = result['deploy']

@@ -7,15 +7,6 @@ train_split = 'splits/lightweight_train.txt'
 val_split = 'splits/lightweight_test.txt'
 test_split = 'splits/lightweight_test.txt'
 
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=crop_size)
-
 # The literature's augmentation: resize to 256x256 (aspect ratio not kept),
 # random horizontal and vertical flips and a random rotation.
 train_pipeline = [

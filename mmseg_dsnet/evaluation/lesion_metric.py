@@ -1,0 +1,337 @@
+"""Binary skin-lesion segmentation metric computing every figure at once.
+
+Reported in one pass: pooled lesion IoU / DSC / accuracy / sensitivity /
+specificity at a fixed low resolution (the lightweight-literature protocol)
+and at the original mask resolution, per-image mean IoU / DSC, the ISIC
+challenge's thresholded Jaccard, and MMSegmentation's 2-class mIoU / mDice.
+"""
+import logging
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+from prettytable import PrettyTable
+
+from mmseg.registry import METRICS
+
+# Keys of one per-image record in ``self.results``.
+_ORIG = 'counts_orig'
+_LOW = 'counts_low'
+
+_POOLED_NAMES = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe')
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """Return ``numerator / denominator`` with ``0 / 0`` defined as 1.0.
+
+    Every ratio used here has a numerator that cannot exceed its denominator,
+    so a zero denominator means a zero numerator as well: there was nothing
+    in the ratio's scope that could be got wrong, which counts as perfect.
+    """
+    if denominator == 0:
+        return 1.0
+    return numerator / denominator
+
+
+def confusion_to_scores(tp: float, fp: float, fn: float,
+                        tn: float) -> Dict[str, float]:
+    """Lesion-class scores (fractions in [0, 1]) from a confusion matrix.
+
+    Args:
+        tp (float): Lesion pixels predicted as lesion.
+        fp (float): Background pixels predicted as lesion.
+        fn (float): Lesion pixels predicted as background.
+        tn (float): Background pixels predicted as background.
+
+    Returns:
+        dict[str, float]: ``IoU = TP / (TP + FP + FN)``,
+        ``DSC = 2 TP / (2 TP + FP + FN)``,
+        ``Acc = (TP + TN) / (TP + FP + FN + TN)``, ``Sen = TP / (TP + FN)``
+        and ``Spe = TN / (TN + FP)``; a zero denominator gives 1.0.
+    """
+    return {
+        'IoU': _ratio(tp, tp + fp + fn),
+        'DSC': _ratio(2 * tp, 2 * tp + fp + fn),
+        'Acc': _ratio(tp + tn, tp + fp + fn + tn),
+        'Sen': _ratio(tp, tp + fn),
+        'Spe': _ratio(tn, tn + fp),
+    }
+
+
+@METRICS.register_module()
+class LesionMetric(BaseMetric):
+    """All skin-lesion segmentation figures from one evaluation pass.
+
+    The lesion probability map is rebuilt from ``seg_logits`` and thresholded
+    here, so the figures do not depend on the decode head's own threshold
+    (MMSegmentation's default for 1-channel heads is 0.3):
+
+    - 1 channel: MMSegmentation 1.2.2's ``postprocess_result`` already applies
+      the sigmoid, so ``seg_logits`` holds probabilities; that is the default
+      (``single_channel_input='probability'``). Pass ``'logit'`` when the
+      maps hold raw logits, and the sigmoid is applied here.
+    - 2 or more channels: softmax over channels, channel ``lesion_index``.
+      With 2 channels and ``threshold=0.5`` this is the same as ``argmax``
+      (a tie, probability exactly 0.5, is background in both).
+
+    A pixel is lesion when its probability is strictly greater than
+    ``threshold``: probability 0.5 is background at the default threshold.
+    Ground-truth pixels equal to ``lesion_index`` are lesion, pixels equal to
+    ``ignore_index`` are left out of every count, all others are background.
+
+    Each image adds one small record to ``self.results`` (two lists of four
+    ints), so MMEngine can gather them across ranks before
+    :meth:`compute_metrics`; nothing else is kept between calls.
+
+    Figures (all in percent):
+
+    - ``IoU``, ``DSC``, ``Acc``, ``Sen``, ``Spe``: lesion class, pooled over
+      all pixels of all images, at ``low_res_size``. The probability map is
+      resized bilinearly (``align_corners=False``) and the ground truth by
+      nearest neighbour (PyTorch's ``'nearest'``, which picks the same source
+      pixel as OpenCV's ``INTER_NEAREST`` used by MMSegmentation's
+      ``Resize``). This is the lightweight-literature protocol, whose models
+      predict at 256x256 and are scored against 256x256 masks.
+    - ``IoU_orig`` ... ``Spe_orig``: the same at the original resolution.
+    - ``mIoU_img``, ``mDSC_img``: mean over images of per-image IoU and DSC
+      at the original resolution.
+    - ``TJ``: ISIC challenge thresholded Jaccard, the mean over images of
+      per-image IoU where values below ``jaccard_threshold`` count as 0.
+    - ``mIoU``, ``mDice``: MMSegmentation's 2-class (background, lesion)
+      mean IoU and Dice from the pooled original-resolution confusion matrix.
+
+    Zero denominators: a ratio ``0 / 0`` counts as 1.0 (e.g. an image with
+    neither a lesion in its ground truth nor in its prediction has IoU and
+    DSC 1.0). Images without any non-ignored pixel are left out of the
+    per-image means (which are NaN if no image is left). ``mIoU`` and
+    ``mDice`` follow MMSegmentation instead: a class absent from both
+    prediction and ground truth is skipped in the mean.
+
+    Pooled DSC and IoU come from one confusion matrix and so always satisfy
+    ``DSC = 2 IoU / (1 + IoU)``; per-image means do not.
+
+    Args:
+        threshold (float): A pixel is lesion when its lesion probability is
+            strictly greater than this. Defaults to 0.5.
+        lesion_index (int): Lesion label in the ground truth, and the lesion
+            channel of multi-channel ``seg_logits``. Defaults to 1.
+        ignore_index (int): Ground-truth label left out of the evaluation.
+            Defaults to 255.
+        low_res_size (tuple[int, int]): ``(height, width)`` at which the
+            primary pooled figures are computed. Defaults to (256, 256).
+        jaccard_threshold (float): Per-image Jaccard below this counts as 0
+            in ``TJ``. Defaults to 0.65.
+        single_channel_input (str): What a 1-channel ``seg_logits`` holds:
+            ``'probability'`` (MMSegmentation 1.x's segmentors store the
+            sigmoid output) or ``'logit'``. Defaults to ``'probability'``.
+        collect_device (str): Device used to gather results across ranks,
+            ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
+        prefix (str, optional): Prefix added to the metric names.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 threshold: float = 0.5,
+                 lesion_index: int = 1,
+                 ignore_index: int = 255,
+                 low_res_size: Sequence[int] = (256, 256),
+                 jaccard_threshold: float = 0.65,
+                 single_channel_input: str = 'probability',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if single_channel_input not in ('probability', 'logit'):
+            raise ValueError('single_channel_input must be "probability" or '
+                             f'"logit", got {single_channel_input!r}')
+        if len(low_res_size) != 2:
+            raise ValueError('low_res_size must be (height, width), got '
+                             f'{low_res_size!r}')
+        self.threshold = float(threshold)
+        self.lesion_index = int(lesion_index)
+        self.ignore_index = int(ignore_index)
+        self.low_res_size = (int(low_res_size[0]), int(low_res_size[1]))
+        self.jaccard_threshold = float(jaccard_threshold)
+        self.single_channel_input = single_channel_input
+        self._warned_no_logits = False
+
+    # ------------------------------------------------------------------
+    # per-batch processing
+    # ------------------------------------------------------------------
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Add one record of confusion counts per image to ``self.results``.
+
+        Args:
+            data_batch (dict): A batch from the dataloader (unused).
+            data_samples (Sequence[dict]): Model outputs, each with
+                ``seg_logits`` (or, failing that, ``pred_sem_seg``) and
+                ``gt_sem_seg`` at the original image size.
+        """
+        for data_sample in data_samples:
+            label = data_sample['gt_sem_seg']['data'].squeeze(0)
+            prob = self._lesion_probability(data_sample)
+            if prob.shape != label.shape:
+                raise ValueError(
+                    f'prediction of shape {tuple(prob.shape)} does not match '
+                    f'ground truth of shape {tuple(label.shape)}')
+            label = label.to(prob.device)
+            counts_orig = self._confusion(prob, label)
+
+            low_prob = F.interpolate(
+                prob[None, None],
+                size=self.low_res_size,
+                mode='bilinear',
+                align_corners=False)[0, 0]
+            low_label = F.interpolate(
+                label[None, None].float(),
+                size=self.low_res_size,
+                mode='nearest')[0, 0]
+            counts_low = self._confusion(low_prob, low_label)
+            self.results.append({_ORIG: counts_orig, _LOW: counts_low})
+
+    def _lesion_probability(self, data_sample: dict) -> torch.Tensor:
+        """Lesion probability map (H, W) as float32 from one data sample."""
+        if 'seg_logits' not in data_sample:
+            # Hard labels only: a 0/1 map keeps the label under any threshold
+            # in (0, 1), though low-res figures then resize a hard mask.
+            if not self._warned_no_logits:
+                print_log(
+                    'LesionMetric: no seg_logits in the data samples, using '
+                    'pred_sem_seg (the metric threshold has no effect).',
+                    logger='current',
+                    level=logging.WARNING)
+                self._warned_no_logits = True
+            pred = data_sample['pred_sem_seg']['data'].squeeze(0)
+            return (pred == self.lesion_index).float()
+
+        logits = data_sample['seg_logits']['data'].float()
+        if logits.dim() != 3:
+            raise ValueError('seg_logits must be C x H x W, got shape '
+                             f'{tuple(logits.shape)}')
+        num_channels = logits.shape[0]
+        if num_channels == 1:
+            if self.single_channel_input == 'logit':
+                return logits[0].sigmoid()
+            if logits.min() < 0 or logits.max() > 1:
+                raise ValueError(
+                    '1-channel seg_logits hold values outside [0, 1]; they '
+                    'look like raw logits: set single_channel_input="logit"')
+            return logits[0]
+        if not 0 <= self.lesion_index < num_channels:
+            raise ValueError(f'lesion_index {self.lesion_index} is not a '
+                             f'channel of {num_channels}-channel seg_logits')
+        return logits.softmax(dim=0)[self.lesion_index]
+
+    def _confusion(self, prob: torch.Tensor,
+                   label: torch.Tensor) -> List[int]:
+        """``[tp, fp, fn, tn]`` of the lesion class, ignore pixels excluded."""
+        valid = label != self.ignore_index
+        pred_pos = (prob > self.threshold) & valid
+        gt_pos = (label == self.lesion_index) & valid
+        tp = int((pred_pos & gt_pos).sum().item())
+        fp = int((pred_pos & ~gt_pos).sum().item())
+        fn = int((~pred_pos & gt_pos).sum().item())
+        tn = int(valid.sum().item()) - tp - fp - fn
+        return [tp, fp, fn, tn]
+
+    # ------------------------------------------------------------------
+    # final figures
+    # ------------------------------------------------------------------
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Compute every figure from the gathered per-image records.
+
+        Args:
+            results (list[dict]): One record per image, as written by
+                :meth:`process` (possibly gathered from several ranks).
+
+        Returns:
+            dict[str, float]: Figures in percent, rounded to 4 decimals (the
+            logged table shows 2).
+        """
+        pooled_low = self._pooled(results, _LOW)
+        pooled_orig = self._pooled(results, _ORIG)
+
+        metrics: Dict[str, float] = OrderedDict()
+        for name, value in confusion_to_scores(*pooled_low).items():
+            metrics[name] = value
+        for name, value in confusion_to_scores(*pooled_orig).items():
+            metrics[f'{name}_orig'] = value
+
+        per_image = [
+            confusion_to_scores(*record[_ORIG]) for record in results
+            if sum(record[_ORIG]) > 0
+        ]
+        ious = [scores['IoU'] for scores in per_image]
+        dscs = [scores['DSC'] for scores in per_image]
+        thresholded = [
+            iou if iou >= self.jaccard_threshold else 0.0 for iou in ious
+        ]
+        metrics['mIoU_img'] = _mean(ious)
+        metrics['mDSC_img'] = _mean(dscs)
+        metrics['TJ'] = _mean(thresholded)
+
+        miou, mdice = self._mmseg_two_class(*pooled_orig)
+        metrics['mIoU'] = miou
+        metrics['mDice'] = mdice
+
+        metrics = OrderedDict(
+            (name, round(value * 100, 4)) for name, value in metrics.items())
+        self._log_table(metrics, num_images=len(results))
+        return metrics
+
+    @staticmethod
+    def _pooled(results: list, key: str) -> Tuple[int, int, int, int]:
+        """Sum of the ``[tp, fp, fn, tn]`` records stored under ``key``."""
+        totals = [0, 0, 0, 0]
+        for record in results:
+            for i, count in enumerate(record[key]):
+                totals[i] += int(count)
+        return tuple(totals)
+
+    @staticmethod
+    def _mmseg_two_class(tp: int, fp: int, fn: int,
+                         tn: int) -> Tuple[float, float]:
+        """MMSegmentation's mean IoU and Dice over (background, lesion).
+
+        For background the roles swap: its true positives are ``tn``. As in
+        MMSegmentation's ``IoUMetric``, a class whose union is empty is NaN
+        and is skipped by the mean.
+        """
+        per_class = [(tn, fn, fp), (tp, fp, fn)]  # (intersection, other two)
+        ious, dices = [], []
+        for intersect, wrong_a, wrong_b in per_class:
+            union = intersect + wrong_a + wrong_b
+            if union == 0:
+                continue
+            ious.append(intersect / union)
+            dices.append(2 * intersect / (2 * intersect + wrong_a + wrong_b))
+        return _mean(ious), _mean(dices)
+
+    def _log_table(self, metrics: Dict[str, float], num_images: int) -> None:
+        """Log the figures as two readable tables."""
+        logger: MMLogger = MMLogger.get_current_instance()
+        pooled = PrettyTable()
+        pooled.field_names = ['pooled lesion'] + list(_POOLED_NAMES)
+        low_h, low_w = self.low_res_size
+        pooled.add_row([f'{low_h}x{low_w} (primary)'] +
+                       [f'{metrics[name]:.2f}' for name in _POOLED_NAMES])
+        pooled.add_row(['original size'] + [
+            f'{metrics[name + "_orig"]:.2f}' for name in _POOLED_NAMES
+        ])
+        other = PrettyTable()
+        other.field_names = ['mIoU_img', 'mDSC_img', 'TJ', 'mIoU', 'mDice']
+        other.add_row([f'{metrics[name]:.2f}' for name in other.field_names])
+        print_log(
+            f'LesionMetric over {num_images} images (threshold '
+            f'{self.threshold}, TJ threshold {self.jaccard_threshold}):\n' +
+            pooled.get_string() + '\n' + other.get_string(),
+            logger=logger)
+
+
+def _mean(values: List[float]) -> float:
+    """Arithmetic mean, NaN for an empty list."""
+    if not values:
+        return float('nan')
+    return sum(values) / len(values)

@@ -1,0 +1,3 @@
+"""DSNet components (and the EGE-UNet / MALUNet anchors); importing this
+package registers them in MMSegmentation's ``MODELS`` registry."""
+from . import backbones, decode_heads, layers, losses, utils  # noqa: F401

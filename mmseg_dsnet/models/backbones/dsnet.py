@@ -1,0 +1,92 @@
+"""DSNet encoder: a stem and stages of DESDConv blocks."""
+from typing import Optional, Sequence, Tuple
+
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from ..layers import DESDConv
+
+
+@MODELS.register_module()
+class DSNet(BaseModule):
+    """The encoder half of DSNet's U shape.
+
+    A 3x3 conv-BN-act stem at full resolution, then one stage per entry of
+    ``widths``. Stage 0 keeps the resolution; each later stage starts with a
+    stride-2 DESDConv (the depthwise convolution downsamples) followed by
+    ``num_blocks[i] - 1`` more DESDConv blocks. Stage ``i`` therefore runs at
+    ``1 / 2**i`` of the input size.
+
+    Args:
+        in_channels (int): Image channels. Default: 3.
+        widths (Sequence[int]): Channels of each stage.
+            Default: (16, 32, 64, 128, 144, 224).
+        num_blocks (Sequence[int]): DESDConv blocks per stage.
+            Default: (1, 1, 1, 1, 2, 2).
+        out_indices (Sequence[int]): Stages whose outputs are returned.
+            Default: all six.
+        conv_type (str): ``'desd'`` or ``'vanilla'`` (plain depthwise 3x3
+            instead of the difference branches, for ablation).
+            Default: ``'desd'``.
+        norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
+        act_cfg (dict): Activations. Default: ``dict(type='ReLU')``.
+        deploy (bool): Build the re-parameterised plain form. Default: False.
+        init_cfg (dict or list[dict], optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 widths: Sequence[int] = (16, 32, 64, 128, 144, 224),
+                 num_blocks: Sequence[int] = (1, 1, 1, 1, 2, 2),
+                 out_indices: Sequence[int] = (0, 1, 2, 3, 4, 5),
+                 conv_type: str = 'desd',
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'),
+                 deploy: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if len(widths) != len(num_blocks):
+            raise ValueError('widths and num_blocks need the same length')
+        if min(num_blocks) < 1:
+            raise ValueError('every stage needs at least one block')
+        if not all(0 <= i < len(widths) for i in out_indices):
+            raise ValueError(f'out_indices {out_indices} out of range')
+        self.widths = tuple(widths)
+        self.out_indices = tuple(out_indices)
+        self.deploy = deploy
+
+        self.stem = ConvModule(
+            in_channels,
+            widths[0],
+            3,
+            padding=1,
+            norm_cfg=None if deploy else norm_cfg,
+            act_cfg=act_cfg)
+        self.stages = nn.ModuleList()
+        previous = widths[0]
+        for index, (width, depth) in enumerate(zip(widths, num_blocks)):
+            blocks = []
+            for block_index in range(depth):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks.append(
+                    DESDConv(
+                        previous,
+                        width,
+                        stride=stride,
+                        conv_type=conv_type,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        deploy=deploy))
+                previous = width
+            self.stages.append(nn.Sequential(*blocks))
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if index in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,142 @@
+"""DSNet decoder: DESDConv stages joined to the encoder by DGA bridges."""
+from typing import List, Sequence, Tuple
+
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, SampleList
+from torch import Tensor, nn
+
+from ..layers import DESDConv, DynamicGateAttention
+
+
+@MODELS.register_module()
+class DSNetHead(BaseDecodeHead):
+    """The decoder half of DSNet's U shape.
+
+    Starting from the deepest encoder feature, every level ``i`` (deep to
+    shallow) runs a DESDConv that maps ``in_channels[i + 1]`` to
+    ``in_channels[i]`` channels at the coarse resolution (cheap), upsamples
+    it bilinearly to the size of encoder feature ``i`` and fuses the two with
+    a :class:`DynamicGateAttention` bridge. A last DESDConv at the finest
+    level gives ``channels`` features for ``cls_seg``. With DSNet's stride-1
+    stem the logits already have the input resolution.
+
+    Args:
+        in_channels (Sequence[int]): Channels of the encoder features,
+            shallow to deep.
+        channels (int): Channels fed to ``cls_seg``.
+        use_gate (bool): Gate the skip connections (DGA); False is the plain
+            ``proj(enc + dec)`` skip for ablation. Default: True.
+        conv_type (str): ``'desd'`` or ``'vanilla'``. Default: ``'desd'``.
+        deep_supervision (bool): During training, add 1x1 classifiers on the
+            bridge outputs of levels ``1 .. len(aux_loss_weights)`` and add
+            their losses (logits are resized to the label, as for the main
+            output), scaled by ``aux_loss_weights``. Default: False.
+        aux_loss_weights (Sequence[float]): Loss weight of each auxiliary
+            classifier, level 1 first. Default: (0.4, 0.2, 0.1).
+        deploy (bool): Build the re-parameterised plain form. Default: False.
+        **kwargs: Passed to ``BaseDecodeHead`` (``num_classes``,
+            ``out_channels``, ``threshold``, ``loss_decode``, ...).
+            ``input_transform`` is always ``'multiple_select'`` and
+            ``in_index`` defaults to all inputs.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 channels: int,
+                 use_gate: bool = True,
+                 conv_type: str = 'desd',
+                 deep_supervision: bool = False,
+                 aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
+                 deploy: bool = False,
+                 **kwargs):
+        kwargs.setdefault('in_index', list(range(len(in_channels))))
+        kwargs.setdefault('norm_cfg', dict(type='BN'))
+        super().__init__(
+            in_channels,
+            channels,
+            input_transform='multiple_select',
+            **kwargs)
+        if len(self.in_channels) < 2:
+            raise ValueError('DSNetHead needs at least two input levels')
+        if deep_supervision and not (
+                0 < len(aux_loss_weights) < len(self.in_channels) - 1):
+            raise ValueError('aux_loss_weights needs 1 to '
+                             f'{len(self.in_channels) - 2} entries')
+        self.deploy = deploy
+        self.deep_supervision = deep_supervision
+        self.aux_loss_weights = tuple(aux_loss_weights)
+
+        block_cfg = dict(
+            conv_type=conv_type,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+            deploy=deploy)
+        levels = len(self.in_channels) - 1
+        # Index i is the level whose resolution the output has.
+        self.up_blocks = nn.ModuleList([
+            DESDConv(self.in_channels[i + 1], self.in_channels[i],
+                     **block_cfg) for i in range(levels)
+        ])
+        self.bridges = nn.ModuleList([
+            DynamicGateAttention(
+                self.in_channels[i],
+                use_gate=use_gate,
+                norm_cfg=self.norm_cfg,
+                act_cfg=self.act_cfg,
+                deploy=deploy) for i in range(levels)
+        ])
+        self.final_block = DESDConv(self.in_channels[0], channels,
+                                    **block_cfg)
+        if deep_supervision and not deploy:
+            self.aux_classifiers = nn.ModuleList([
+                nn.Conv2d(self.in_channels[level], self.out_channels, 1)
+                for level in range(1,
+                                    len(self.aux_loss_weights) + 1)
+            ])
+
+    def _decode(self, inputs: List[Tensor],
+                with_aux: bool) -> Tuple[Tensor, List[Tensor]]:
+        feats = self._transform_inputs(inputs)
+        x = feats[-1]
+        aux_logits = []
+        for level in range(len(feats) - 2, -1, -1):
+            x = self.up_blocks[level](x)
+            x = resize(
+                x,
+                size=feats[level].shape[2:],
+                mode='bilinear',
+                align_corners=self.align_corners)
+            x = self.bridges[level](feats[level], x)
+            if with_aux and 1 <= level <= len(self.aux_loss_weights):
+                aux_logits.append(self.aux_classifiers[level - 1](x))
+        x = self.final_block(x)
+        return self.cls_seg(x), aux_logits[::-1]
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        """Full-resolution logits, ``(N, out_channels, H, W)``."""
+        return self._decode(inputs, with_aux=False)[0]
+
+    def loss(self, inputs: Tuple[Tensor], batch_data_samples: SampleList,
+             train_cfg: ConfigType) -> dict:
+        """Main loss, plus weighted deep-supervision losses if enabled."""
+        with_aux = hasattr(self, 'aux_classifiers')
+        seg_logits, aux_logits = self._decode(inputs, with_aux)
+        losses = self.loss_by_feat(seg_logits, batch_data_samples)
+        for level, (logits, weight) in enumerate(
+                zip(aux_logits, self.aux_loss_weights), start=1):
+            aux_losses = self.loss_by_feat(logits, batch_data_samples)
+            for name, value in aux_losses.items():
+                if name.startswith('loss'):
+                    losses[f'aux{level}.{name}'] = value * weight
+        return losses
+
+    def reparameterize(self) -> None:
+        """Drop the training-only deep-supervision classifiers.
+
+        The DESDConv blocks and bridges are folded by
+        :func:`reparameterize_model`, which also calls this method.
+        """
+        if hasattr(self, 'aux_classifiers'):
+            del self.aux_classifiers

@@ -1,0 +1,76 @@
+"""A classifier-only decode head for backbones that hold a whole U-Net."""
+from typing import Sequence
+
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, SampleList
+from torch import Tensor
+
+
+@MODELS.register_module()
+class LightweightClsHead(BaseDecodeHead):
+    """Only ``cls_seg`` (a 1x1 conv) on one backbone output.
+
+    Used with :class:`EGEUNet` and :class:`MALUNet`, whose backbones already
+    contain the whole encoder-decoder: the head adds nothing but the paper's
+    final 1x1 classifier, so backbone + head have exactly the paper's
+    parameters. During training it can also supervise mask logits the
+    backbone already predicts (deep supervision), each with the same
+    ``loss_decode`` after bilinear resizing to the label size, scaled by a
+    weight.
+
+    Args:
+        in_channels (int): Channels of the selected input (``in_index``).
+        channels (int, optional): Must equal ``in_channels`` (``cls_seg``
+            reads ``channels``); defaults to it.
+        aux_in_index (Sequence[int]): Backbone outputs that are already mask
+            logits with ``out_channels`` channels, supervised in training.
+            Default: () (none).
+        aux_loss_weights (Sequence[float]): One weight per ``aux_in_index``.
+            Default: ().
+        **kwargs: Passed to ``BaseDecodeHead`` (``num_classes``,
+            ``out_channels``, ``threshold``, ``loss_decode``, ``in_index``
+            (default 0), ``dropout_ratio`` (default 0: the papers use none),
+            ...).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 channels: int = None,
+                 aux_in_index: Sequence[int] = (),
+                 aux_loss_weights: Sequence[float] = (),
+                 **kwargs) -> None:
+        kwargs.setdefault('in_index', 0)
+        kwargs.setdefault('dropout_ratio', 0.0)
+        channels = in_channels if channels is None else channels
+        assert channels == in_channels, (
+            'LightweightClsHead applies cls_seg directly to its input, so '
+            f'channels ({channels}) must equal in_channels ({in_channels})')
+        super().__init__(in_channels, channels, **kwargs)
+        assert len(aux_in_index) == len(aux_loss_weights), (
+            'give one aux_loss_weights entry per aux_in_index')
+        self.aux_in_index = list(aux_in_index)
+        self.aux_loss_weights = list(aux_loss_weights)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        """Apply the 1x1 classifier to the selected backbone output."""
+        return self.cls_seg(self._transform_inputs(inputs))
+
+    def loss(self, inputs: Sequence[Tensor], batch_data_samples: SampleList,
+             train_cfg: ConfigType) -> dict:
+        """Main loss plus the weighted deep-supervision losses.
+
+        Auxiliary entries are named ``aux<index>.loss_<name>``; mmengine
+        sums every key containing ``loss``.
+        """
+        losses = self.loss_by_feat(self.forward(inputs), batch_data_samples)
+        for index, weight in zip(self.aux_in_index, self.aux_loss_weights):
+            aux_logits = inputs[index]
+            assert aux_logits.shape[1] == self.out_channels, (
+                f'backbone output {index} has {aux_logits.shape[1]} '
+                f'channels, expected out_channels={self.out_channels}')
+            aux_losses = self.loss_by_feat(aux_logits, batch_data_samples)
+            for name, value in aux_losses.items():
+                if 'loss' in name:
+                    losses[f'aux{index}.{name}'] = value * weight
+        return losses

@@ -1,0 +1,245 @@
+"""Detail-enhanced separable difference convolution (DESDConv)."""
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..utils.reparameterize import fold_batch_norm
+
+DIFFERENCE_BRANCHES = ('vanilla', 'central', 'angular', 'horizontal',
+                       'vertical')
+
+# Kernel positions are 0..8 row-major, 4 is the centre. ANGULAR_SOURCE[j] is
+# the position whose weight is subtracted at position j: the angular kernel is
+# ``w - w[ANGULAR_SOURCE]``, which makes every ring pixel's tap pair it with
+# its clockwise neighbour (ring order 0, 1, 2, 5, 8, 7, 6, 3).
+ANGULAR_SOURCE = (3, 0, 1, 6, 4, 2, 7, 8, 5)
+LEFT_COLUMN, RIGHT_COLUMN = (0, 3, 6), (2, 5, 8)
+TOP_ROW, BOTTOM_ROW = (0, 1, 2), (6, 7, 8)
+
+
+class DifferenceKernels(nn.Module):
+    """Per-channel 3x3 kernels of the five DESDConv branches.
+
+    Every branch turns its learnable weights into an effective 3x3 depthwise
+    kernel of shape ``(channels, 1, 3, 3)``; all five are summed into one
+    kernel because convolution is linear in its kernel. The branches carry
+    no bias: a BatchNorm follows the convolution.
+
+    Args:
+        channels (int): Number of channels (one kernel per channel).
+        branches (Sequence[str]): Which branches to learn, a subset of
+            ``DIFFERENCE_BRANCHES``. ``('vanilla', )`` is a plain depthwise
+            3x3 convolution (the ablation without difference convolutions).
+    """
+
+    def __init__(self,
+                 channels: int,
+                 branches: Sequence[str] = DIFFERENCE_BRANCHES):
+        super().__init__()
+        unknown = set(branches) - set(DIFFERENCE_BRANCHES)
+        if unknown or not branches:
+            raise ValueError(f'unknown or empty branches: {branches}')
+        self.channels = channels
+        self.branches = tuple(branches)
+        for name in self.branches:
+            # The horizontal / vertical branches learn 3 taps per channel,
+            # the others a full 3x3 kernel.
+            taps = 3 if name in ('horizontal', 'vertical') else 9
+            weight = torch.empty(channels, 1, taps)
+            # Same scale as nn.Conv2d's default init for a depthwise 3x3.
+            bound = 1 / math.sqrt(9)
+            nn.init.uniform_(weight, -bound, bound)
+            setattr(self, f'{name}_weight', nn.Parameter(weight))
+
+    @staticmethod
+    def _as_3x3(flat: Tensor) -> Tensor:
+        return flat.reshape(flat.shape[0], 1, 3, 3)
+
+    def vanilla_kernel(self) -> Tensor:
+        """Plain learned kernel ``w``."""
+        return self._as_3x3(self.vanilla_weight)
+
+    def central_kernel(self) -> Tensor:
+        """``w`` with the centre replaced by ``w4 - sum(w)``.
+
+        Its response is ``sum_k w_k (x_k - x_centre)``: zero on flat regions.
+        """
+        w = self.central_weight
+        centre_only = torch.zeros_like(w)
+        centre_only[..., 4] = 1
+        return self._as_3x3(w - centre_only * w.sum(dim=-1, keepdim=True))
+
+    def angular_kernel(self) -> Tensor:
+        """``w - w[3, 0, 1, 6, 4, 2, 7, 8, 5]``.
+
+        Its response is ``sum_i w_i (x_i - x_next(i))`` over the ring, where
+        ``next`` is the clockwise neighbour; the centre tap is zero.
+        """
+        w = self.angular_weight
+        return self._as_3x3(w - w[..., list(ANGULAR_SOURCE)])
+
+    def _two_sided_kernel(self, taps: Tensor, positive: Tuple[int, ...],
+                          negative: Tuple[int, ...]) -> Tensor:
+        kernel = taps.new_zeros(taps.shape[0], 1, 9)
+        kernel[..., list(positive)] = taps
+        kernel[..., list(negative)] = -taps
+        return self._as_3x3(kernel)
+
+    def horizontal_kernel(self) -> Tensor:
+        """Taps ``h`` on the left column, ``-h`` on the right, 0 in between.
+
+        A horizontal gradient: zero on images that are constant along rows.
+        """
+        return self._two_sided_kernel(self.horizontal_weight, LEFT_COLUMN,
+                                      RIGHT_COLUMN)
+
+    def vertical_kernel(self) -> Tensor:
+        """Taps ``v`` on the top row, ``-v`` on the bottom, 0 in between.
+
+        A vertical gradient: zero on images that are constant along columns.
+        """
+        return self._two_sided_kernel(self.vertical_weight, TOP_ROW,
+                                      BOTTOM_ROW)
+
+    def branch_kernels(self) -> Dict[str, Tensor]:
+        """Effective 3x3 kernel of every learned branch, by name."""
+        return {
+            name: getattr(self, f'{name}_kernel')()
+            for name in self.branches
+        }
+
+    def fused_kernel(self) -> Tensor:
+        """Sum of all branch kernels: one depthwise 3x3 kernel."""
+        return sum(self.branch_kernels().values())
+
+
+@MODELS.register_module()
+class DESDConv(nn.Module):
+    """Detail-enhanced separable difference convolution.
+
+    ``depthwise 3x3 (five difference branches summed) -> BN -> act ->
+    pointwise 1x1 -> BN -> act``. The five branches (vanilla, central,
+    angular, horizontal and vertical difference) are per-channel kernels as
+    in DEA-Net's detail-enhanced convolution, made depthwise as in PiDiNet.
+    Training already runs one convolution with the summed kernel.
+
+    :meth:`reparameterize` folds everything into ``depthwise`` (3x3, bias)
+    and ``pointwise`` (1x1, bias) plain convolutions; ``deploy=True`` builds
+    that form directly so a re-parameterised checkpoint loads into it.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels (of the pointwise convolution).
+        stride (int): Stride of the depthwise convolution. Default: 1.
+        conv_type (str): ``'desd'`` (five branches) or ``'vanilla'`` (a plain
+            depthwise 3x3, for ablation). Default: ``'desd'``.
+        norm_cfg (dict): Norm layer after each convolution; must be a
+            BatchNorm for re-parameterisation. Default: ``dict(type='BN')``.
+        act_cfg (dict): Activation after each norm. ReLU trains well and
+            exports to every runtime. Default: ``dict(type='ReLU')``.
+        deploy (bool): Build the re-parameterised plain form. Default: False.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 stride: int = 1,
+                 conv_type: str = 'desd',
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: Optional[dict] = dict(type='ReLU'),
+                 deploy: bool = False):
+        super().__init__()
+        if conv_type not in ('desd', 'vanilla'):
+            raise ValueError(f'conv_type must be desd or vanilla, '
+                             f'got {conv_type}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+        self.conv_type = conv_type
+        self.deploy = deploy
+
+        if deploy:
+            self.depthwise = self._plain_depthwise()
+        else:
+            branches = (
+                DIFFERENCE_BRANCHES if conv_type == 'desd' else ('vanilla', ))
+            self.kernels = DifferenceKernels(in_channels, branches)
+            self.depthwise_norm = build_norm_layer(norm_cfg, in_channels)[1]
+        self.depthwise_act = self._activation(act_cfg)
+
+        self.pointwise = nn.Conv2d(
+            in_channels, out_channels, 1, bias=deploy)
+        if not deploy:
+            self.pointwise_norm = build_norm_layer(norm_cfg, out_channels)[1]
+        self.pointwise_act = self._activation(act_cfg)
+
+    @staticmethod
+    def _activation(act_cfg: Optional[dict]) -> nn.Module:
+        return nn.Identity() if act_cfg is None else build_activation_layer(
+            act_cfg)
+
+    def _plain_depthwise(self) -> nn.Conv2d:
+        return nn.Conv2d(
+            self.in_channels,
+            self.in_channels,
+            3,
+            stride=self.stride,
+            padding=1,
+            groups=self.in_channels,
+            bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.deploy:
+            x = self.depthwise_act(self.depthwise(x))
+            return self.pointwise_act(self.pointwise(x))
+        x = F.conv2d(
+            x,
+            self.kernels.fused_kernel(),
+            stride=self.stride,
+            padding=1,
+            groups=self.in_channels)
+        x = self.depthwise_act(self.depthwise_norm(x))
+        x = self.pointwise_norm(self.pointwise(x))
+        return self.pointwise_act(x)
+
+    def branch_kernels(self) -> Dict[str, Tensor]:
+        """Effective 3x3 kernel of each branch (training form only)."""
+        return self.kernels.branch_kernels()
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold the branches and BatchNorms into two plain convolutions.
+
+        Uses the BatchNorm running statistics, i.e. gives the eval-mode
+        output. Does nothing if the block is already in deploy form.
+        """
+        if self.deploy:
+            return
+        weight, bias = fold_batch_norm(self.kernels.fused_kernel(), None,
+                                       self.depthwise_norm)
+        depthwise = self._plain_depthwise().to(weight)
+        depthwise.weight.copy_(weight)
+        depthwise.bias.copy_(bias)
+
+        weight, bias = fold_batch_norm(self.pointwise.weight, None,
+                                       self.pointwise_norm)
+        pointwise = nn.Conv2d(self.in_channels, self.out_channels, 1).to(
+            weight)
+        pointwise.weight.copy_(weight)
+        pointwise.bias.copy_(bias)
+
+        depthwise_act, pointwise_act = self.depthwise_act, self.pointwise_act
+        del self.kernels, self.depthwise_norm, self.depthwise_act
+        del self.pointwise, self.pointwise_norm, self.pointwise_act
+        # Register in forward order, exactly as deploy=True builds them.
+        self.depthwise = depthwise
+        self.depthwise_act = depthwise_act
+        self.pointwise = pointwise
+        self.pointwise_act = pointwise_act
+        self.deploy = True

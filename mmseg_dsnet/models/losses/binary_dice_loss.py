@@ -1,0 +1,82 @@
+"""Soft Dice loss on the lesion (foreground) class of binary heads."""
+import torch.nn as nn
+from mmseg.registry import MODELS
+from torch import Tensor
+
+
+@MODELS.register_module()
+class BinaryDiceLoss(nn.Module):
+    """``1 - soft Dice`` of the lesion probability, per image, batch mean.
+
+    ``Dice = (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)`` over
+    the valid pixels of each image, where ``p`` is the lesion probability
+    and ``t`` the 0/1 label. This is the Dice half of the "BceDice" loss of
+    the lightweight skin-lesion literature (MALUNet, EGE-UNet), which uses
+    ``smooth = 1``.
+
+    Unlike mmseg's ``DiceLoss`` with a one-channel head, it always scores the
+    lesion class: with ``out_channels=1`` the probability is the sigmoid of
+    the logit; with two channels it is the softmax probability of channel 1.
+    Pixels equal to ``ignore_index`` are left out.
+
+    Args:
+        smooth (float): Additive smoothing of numerator and denominator.
+            Default: 1.0.
+        loss_weight (float): Multiplier of the loss. Default: 1.0.
+        ignore_index (int): Label value to ignore. Default: 255.
+        loss_name (str): Key of the loss in the loss dict; must start with
+            ``loss_``. Default: ``'loss_dice'``.
+    """
+
+    def __init__(self,
+                 smooth: float = 1.0,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 loss_name: str = 'loss_dice') -> None:
+        super().__init__()
+        self.smooth = smooth
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+        self._loss_name = loss_name
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight: Tensor = None,
+                ignore_index: int = None,
+                **kwargs) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred (Tensor): Logits, ``(N, 1, H, W)`` or ``(N, 2, H, W)``.
+            target (Tensor): Labels ``(N, H, W)`` with values 0, 1 or
+                ``ignore_index``.
+            weight (Tensor, optional): Per-pixel weights ``(N, H, W)``.
+            ignore_index (int, optional): Overrides the constructor's.
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        if ignore_index is None:
+            ignore_index = self.ignore_index
+        if pred.shape[1] == 1:
+            prob = pred[:, 0].sigmoid()
+        elif pred.shape[1] == 2:
+            prob = pred.softmax(dim=1)[:, 1]
+        else:
+            raise ValueError('BinaryDiceLoss needs 1 or 2 channels, got '
+                             f'{pred.shape[1]}')
+        valid = (target != ignore_index).to(prob.dtype)
+        if weight is not None:
+            valid = valid * weight.to(prob.dtype)
+        label = (target == 1).to(prob.dtype) * valid
+        prob = prob * valid
+        intersection = (prob * label).flatten(1).sum(1)
+        total = prob.flatten(1).sum(1) + label.flatten(1).sum(1)
+        dice = (2 * intersection + self.smooth) / (total + self.smooth)
+        return self.loss_weight * (1 - dice).mean()
+
+    @property
+    def loss_name(self) -> str:
+        """Key of this loss in the loss dict."""
+        return self._loss_name

@@ -1,0 +1,196 @@
+"""Boundary-interior correction (BIC) loss for binary lesion segmentation."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor
+
+
+def boundary_interior_maps(mask: Tensor,
+                           width: int = 1,
+                           valid: Optional[Tensor] = None
+                           ) -> Tuple[Tensor, Tensor]:
+    """Boundary band and interior of binary masks, by max-pool morphology.
+
+    ``dilate(M) = maxpool(M)`` and ``erode(M) = 1 - maxpool(1 - M)`` with a
+    ``(2 * width + 1)`` square window. The band is ``dilate(M) - erode(M)``
+    (``width`` pixels on each side of the contour), the interior is
+    ``erode(M)``.
+
+    Unknown pixels never create a boundary: for the erosion, pixels outside
+    ``valid`` and outside the image count as lesion (they do not erode it),
+    for the dilation they count as background (they do not grow it), and
+    both maps are zero outside ``valid``. So a lesion that runs into an
+    ignored region or the image border has no band there.
+
+    Args:
+        mask (Tensor): Binary masks, ``(N, H, W)``, values 0/1.
+        width (int): Band half-width in pixels. Default: 1.
+        valid (Tensor, optional): Bool ``(N, H, W)``, False where the label
+            is unknown (ignore index). Default: everything valid.
+
+    Returns:
+        tuple[Tensor, Tensor]: Float ``(N, H, W)`` boundary and interior
+        maps with values 0/1.
+    """
+    if width < 1:
+        raise ValueError(f'width must be >= 1, got {width}')
+    mask = mask.float()
+    valid = (torch.ones_like(mask)
+             if valid is None else valid.to(mask.dtype))
+    kernel = 2 * width + 1
+    # max_pool2d pads with -inf, so the image border is neutral for both.
+    dilated = F.max_pool2d(mask[:, None], kernel, 1, width)[:, 0]
+    lesion_or_unknown = torch.maximum(mask, 1 - valid)
+    eroded = 1 - F.max_pool2d(
+        (1 - lesion_or_unknown)[:, None], kernel, 1, width)[:, 0]
+    boundary = (dilated - eroded).clamp(min=0) * valid
+    interior = eroded * mask * valid
+    return boundary, interior
+
+
+def _soft_dice_loss(prob: Tensor, target: Tensor, region: Tensor,
+                    smooth: float) -> Tensor:
+    """Per-image ``1 - soft Dice`` restricted to ``region``, batch mean."""
+    dims = (1, 2)
+    intersection = (prob * target * region).sum(dims)
+    total = (prob * region).sum(dims) + (target * region).sum(dims)
+    return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
+
+
+def _masked_mean(values: Tensor, region: Tensor) -> Tensor:
+    """Mean of ``values`` over ``region`` (0 if the region is empty)."""
+    return (values * region).sum() / region.sum().clamp(min=1)
+
+
+@MODELS.register_module()
+class BoundaryInteriorLoss(nn.Module):
+    """Boundary-interior correction loss.
+
+    ``loss_weight * (bce_weight * BCE + dice_weight * Dice
+    + boundary_weight * L(B) + interior_weight * L(I))``, where BCE and Dice
+    cover every valid pixel, ``B`` is the ground-truth boundary band and
+    ``I`` the eroded lesion interior (:func:`boundary_interior_maps`), and
+    ``L`` is the BCE averaged over the region (``region_loss='bce'``) or a
+    soft Dice restricted to it (``region_loss='dice'``). The band term
+    sharpens blurred contours; the interior term punishes holes.
+
+    The lesion probability comes from a sigmoid of the single logit
+    (``out_channels=1``) or from a softmax over two logits, computed as the
+    sigmoid of their difference (``out_channels=2``, lesion = channel 1), so
+    BCE is exactly the 2-class cross-entropy. Pixels equal to
+    ``ignore_index`` contribute nothing, whatever their logits. Label 1 is
+    the lesion; any other valid value is background.
+
+    Args:
+        bce_weight (float): Weight of the image-wide BCE. Default: 1.0.
+        dice_weight (float): Weight of the image-wide soft Dice loss
+            (per image, batch mean). Default: 1.0.
+        boundary_weight (float): Weight of the boundary-band term.
+            Default: 1.0.
+        interior_weight (float): Weight of the interior term. Default: 0.5.
+        band_width (int): Band half-width in pixels. Default: 2.
+        region_loss (str): ``'bce'`` or ``'dice'`` for the band and
+            interior terms. Default: ``'bce'``.
+        use_sigmoid (bool, optional): None picks sigmoid / softmax from the
+            number of channels; True or False insists on 1 or 2 channels.
+        smooth (float): Dice smoothing constant. Default: 1.0.
+        loss_weight (float): Weight of the whole loss. Default: 1.0.
+        loss_name (str): Name in the loss dict; must start with ``loss_``.
+            Default: ``'loss_bic'``.
+    """
+
+    def __init__(self,
+                 bce_weight: float = 1.0,
+                 dice_weight: float = 1.0,
+                 boundary_weight: float = 1.0,
+                 interior_weight: float = 0.5,
+                 band_width: int = 2,
+                 region_loss: str = 'bce',
+                 use_sigmoid: Optional[bool] = None,
+                 smooth: float = 1.0,
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_bic'):
+        super().__init__()
+        if region_loss not in ('bce', 'dice'):
+            raise ValueError(f'region_loss must be bce or dice, '
+                             f'got {region_loss}')
+        if not loss_name.startswith('loss_'):
+            raise ValueError('loss_name must start with "loss_"')
+        if band_width < 1:
+            raise ValueError('band_width must be >= 1')
+        self.bce_weight = bce_weight
+        self.dice_weight = dice_weight
+        self.boundary_weight = boundary_weight
+        self.interior_weight = interior_weight
+        self.band_width = band_width
+        self.region_loss = region_loss
+        self.use_sigmoid = use_sigmoid
+        self.smooth = smooth
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def _lesion_logit(self, cls_score: Tensor) -> Tensor:
+        channels = cls_score.shape[1]
+        expected = {None: (1, 2), True: (1, ), False: (2, )}[self.use_sigmoid]
+        if channels not in expected:
+            raise ValueError(f'BoundaryInteriorLoss expects {expected} '
+                             f'channel(s), got {channels}')
+        if channels == 1:
+            return cls_score[:, 0]
+        return cls_score[:, 1] - cls_score[:, 0]
+
+    def forward(self,
+                cls_score: Tensor,
+                label: Tensor,
+                weight: Optional[Tensor] = None,
+                ignore_index: int = 255,
+                **kwargs) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            cls_score (Tensor): Logits ``(N, C, H, W)``, C = 1 or 2.
+            label (Tensor): Labels ``(N, H, W)``: 0, 1 or ``ignore_index``.
+            weight (Tensor, optional): Per-pixel weights ``(N, H, W)`` for
+                the BCE terms (mmseg passes them when a sampler is used).
+            ignore_index (int): Label of unknown pixels. Default: 255.
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        valid = label != ignore_index
+        validf = valid.to(cls_score.dtype)
+        target = ((label == 1) & valid).to(cls_score.dtype)
+        # Ignored logits are replaced, so even inf/nan there cannot leak.
+        logit = torch.where(valid, self._lesion_logit(cls_score),
+                            torch.zeros((), dtype=cls_score.dtype,
+                                        device=cls_score.device))
+        prob = torch.sigmoid(logit) * validf
+        bce_map = F.binary_cross_entropy_with_logits(
+            logit, target, reduction='none')
+        if weight is not None:
+            bce_map = bce_map * weight
+
+        loss = self.bce_weight * _masked_mean(bce_map, validf)
+        loss = loss + self.dice_weight * _soft_dice_loss(
+            prob, target, validf, self.smooth)
+
+        boundary, interior = boundary_interior_maps(target, self.band_width,
+                                                    valid)
+        for region, region_weight in ((boundary, self.boundary_weight),
+                                      (interior, self.interior_weight)):
+            if region_weight == 0:
+                continue
+            if self.region_loss == 'bce':
+                term = _masked_mean(bce_map, region)
+            else:
+                term = _soft_dice_loss(prob, target, region, self.smooth)
+            loss = loss + region_weight * term
+        return self.loss_weight * loss
+
+    @property
+    def loss_name(self) -> str:
+        """Key of this loss in the loss dict."""
+        return self._loss_name

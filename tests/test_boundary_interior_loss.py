@@ -1,0 +1,154 @@
+"""Boundary-interior correction loss and its morphology maps."""
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+from mmseg_dsnet.models.losses import (BoundaryInteriorLoss,
+                                       boundary_interior_maps)
+
+torch.manual_seed(0)
+
+
+def square_mask(size=11, start=2, side=7):
+    mask = torch.zeros(1, size, size)
+    mask[:, start:start + side, start:start + side] = 1
+    return mask
+
+
+def test_maps_of_a_square_are_exact():
+    boundary, interior = boundary_interior_maps(square_mask(), width=1)
+    expected_interior = torch.zeros(1, 11, 11)
+    expected_interior[:, 3:8, 3:8] = 1  # eroded 7x7 -> 5x5
+    dilated = torch.zeros(1, 11, 11)
+    dilated[:, 1:10, 1:10] = 1  # dilated 7x7 -> 9x9
+    assert torch.equal(interior, expected_interior)
+    assert torch.equal(boundary, dilated - expected_interior)
+    assert boundary.sum() == 81 - 25
+
+    boundary, interior = boundary_interior_maps(square_mask(), width=2)
+    assert interior.sum() == 9  # 3x3 core
+    assert interior[0, 4:7, 4:7].all()
+    assert boundary.sum() == 11 * 11 - 9  # 11x11 dilation fills the image
+
+
+def test_image_border_and_ignored_pixels_make_no_boundary():
+    # A lesion filling the left half: its only real contour is column 4|5.
+    mask = torch.zeros(1, 8, 10)
+    mask[:, :, :5] = 1
+    boundary, interior = boundary_interior_maps(mask, width=1)
+    assert torch.equal(boundary.sum(1), torch.tensor([[0., 0., 0., 0., 8.,
+                                                       8., 0., 0., 0., 0.]]))
+    assert interior[0, :, :4].all() and interior.sum() == 32
+
+    # Ignore the top two rows: no band along that edge of the lesion.
+    valid = torch.ones(1, 8, 10, dtype=torch.bool)
+    valid[:, :2] = False
+    boundary, interior = boundary_interior_maps(mask * valid, 1, valid)
+    assert boundary[:, :2].sum() == 0 and interior[:, :2].sum() == 0
+    assert interior[0, 2, :4].all()  # row next to the ignored area
+    assert boundary[0, 2:].sum(0)[4:6].tolist() == [6., 6.]
+
+
+def perfect_logits(mask, margin=8.0):
+    return (mask * 2 - 1)[:, None] * margin
+
+
+def test_perfect_prediction_has_the_smallest_loss():
+    loss = BoundaryInteriorLoss()
+    mask = square_mask(16, 4, 7).repeat(2, 1, 1)
+    label = mask.long()
+    perfect = loss(perfect_logits(mask), label)
+    blurred = perfect_logits(mask) * 0.2
+    holes = perfect_logits(mask).clone()
+    holes[:, :, 7, 7] = -8.0
+    shifted = perfect_logits(torch.roll(mask, 1, dims=2))
+    for worse in (blurred, holes, shifted,
+                  perfect_logits(mask) + torch.randn(2, 1, 16, 16) * 4):
+        assert loss(worse, label) > perfect
+    assert perfect < 0.01
+
+
+def test_boundary_and_interior_terms_target_their_regions():
+    mask = square_mask(16, 4, 7)
+    label = mask.long()
+    hole = perfect_logits(mask).clone()
+    hole[:, :, 7, 7] = -8.0  # deep inside: only the interior term sees it
+    only_interior = BoundaryInteriorLoss(
+        bce_weight=0, dice_weight=0, boundary_weight=0, interior_weight=1)
+    only_boundary = BoundaryInteriorLoss(
+        bce_weight=0, dice_weight=0, boundary_weight=1, interior_weight=0)
+    assert only_interior(hole, label) > 10 * only_interior(
+        perfect_logits(mask), label)
+    assert torch.isclose(
+        only_boundary(hole, label), only_boundary(perfect_logits(mask),
+                                                  label))
+    shifted = perfect_logits(torch.roll(mask, 1, dims=2))
+    assert only_boundary(shifted, label) > 10 * only_boundary(
+        perfect_logits(mask), label)
+
+
+@pytest.mark.parametrize('region_loss', ['bce', 'dice'])
+def test_ignored_pixels_change_nothing(region_loss):
+    loss = BoundaryInteriorLoss(region_loss=region_loss)
+    mask = square_mask(16, 3, 7).repeat(2, 1, 1)
+    label = mask.long()
+    label[0, 2:6, 2:6] = 255  # overlaps the lesion corner
+    label[1, 12:, :] = 255
+    logits = torch.randn(2, 1, 16, 16, requires_grad=True)
+    value = loss(logits, label)
+    value.backward()
+    ignored = label == 255
+    assert logits.grad[:, 0][ignored].abs().max() == 0
+    assert logits.grad[:, 0][~ignored].abs().max() > 0
+
+    changed = logits.detach().clone()
+    changed[:, 0][ignored] = torch.randn(int(ignored.sum())) * 100
+    assert torch.equal(loss(changed, label), value.detach())
+    changed[:, 0][ignored] = float('inf')
+    assert torch.equal(loss(changed, label), value.detach())
+
+
+def test_one_and_two_channel_logits_agree():
+    loss = BoundaryInteriorLoss(region_loss='dice')
+    label = square_mask(12, 2, 7).repeat(3, 1, 1).long()
+    label[2, :3] = 255
+    single = torch.randn(3, 1, 12, 12)
+    background = torch.randn(3, 1, 12, 12)
+    pair = torch.cat([background, background + single], 1)
+    torch.testing.assert_close(loss(pair, label), loss(single, label))
+    # Two-channel BCE is the softmax cross-entropy.
+    bce_only = BoundaryInteriorLoss(
+        dice_weight=0, boundary_weight=0, interior_weight=0)
+    expected = torch.nn.functional.cross_entropy(pair, label,
+                                                 ignore_index=255)
+    torch.testing.assert_close(bce_only(pair, label), expected)
+    with pytest.raises(ValueError):
+        loss(torch.randn(3, 3, 12, 12), label)
+    with pytest.raises(ValueError):
+        BoundaryInteriorLoss(use_sigmoid=True)(pair, label)
+
+
+def test_registered_with_loss_weight_name_and_pixel_weight():
+    loss = MODELS.build(
+        dict(
+            type='BoundaryInteriorLoss', loss_weight=2.0,
+            loss_name='loss_edge'))
+    assert loss.loss_name == 'loss_edge'
+    label = square_mask(10, 2, 5).long()
+    logits = torch.randn(1, 1, 10, 10)
+    plain = BoundaryInteriorLoss()
+    torch.testing.assert_close(loss(logits, label), 2 * plain(logits, label))
+    bce_only = BoundaryInteriorLoss(
+        dice_weight=0, boundary_weight=0, interior_weight=0)
+    doubled = bce_only(logits, label, weight=torch.full((1, 10, 10), 2.0))
+    torch.testing.assert_close(doubled, 2 * bce_only(logits, label))
+    with pytest.raises(ValueError):
+        BoundaryInteriorLoss(loss_name='bic')
+
+
+def test_empty_lesion_is_finite_and_rewards_background():
+    loss = BoundaryInteriorLoss()
+    label = torch.zeros(2, 8, 8, dtype=torch.long)
+    good = loss(torch.full((2, 1, 8, 8), -8.0), label)
+    bad = loss(torch.full((2, 1, 8, 8), 8.0), label)
+    assert torch.isfinite(good) and good < 0.05 < 1 < bad

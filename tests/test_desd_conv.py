@@ -1,0 +1,191 @@
+"""DESDConv: difference kernels, their fusion, re-parameterisation."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg_dsnet.models.layers import DESDConv, DifferenceKernels
+from mmseg_dsnet.models.utils import reparameterize_model
+
+torch.manual_seed(0)
+
+
+def depthwise(x, kernel):
+    return F.conv2d(x, kernel, padding=1, groups=x.shape[1])
+
+
+def neighbourhoods(x):
+    """``(N, C, 9, H, W)``: the 3x3 neighbourhood, positions 0..8 row-major."""
+    n, c, h, w = x.shape
+    return F.unfold(x, 3, padding=1).reshape(n, c, 9, h, w)
+
+
+def interior(t):
+    """Drop the 1-pixel frame where zero padding interferes."""
+    return t[..., 1:-1, 1:-1]
+
+
+@pytest.fixture
+def kernels():
+    return DifferenceKernels(4)
+
+
+def test_central_difference_vanishes_on_constant_image(kernels):
+    x = torch.full((2, 4, 9, 9), 3.7)
+    out = depthwise(x, kernels.central_kernel())
+    assert interior(out).abs().max() < 1e-5
+    # ... and equals sum_k w_k (x_k - x_centre) on a random image.
+    x = torch.randn(2, 4, 9, 9)
+    patches = neighbourhoods(x)
+    w = kernels.central_weight.reshape(1, 4, 9, 1, 1)
+    expected = (w * (patches - patches[:, :, 4:5])).sum(2)
+    torch.testing.assert_close(
+        interior(depthwise(x, kernels.central_kernel())), interior(expected))
+
+
+def test_horizontal_difference_is_a_horizontal_gradient(kernels):
+    rows = torch.randn(9).reshape(1, 1, 9, 1)
+    varies_vertically = rows.expand(2, 4, 9, 9)  # constant along each row
+    out = depthwise(varies_vertically, kernels.horizontal_kernel())
+    assert interior(out).abs().max() < 1e-5
+    cols = torch.randn(9).reshape(1, 1, 1, 9)
+    varies_horizontally = cols.expand(2, 4, 9, 9)
+    out = depthwise(varies_horizontally, kernels.horizontal_kernel())
+    assert interior(out).abs().max() > 1e-2
+    kernel = kernels.horizontal_kernel()
+    h = kernels.horizontal_weight[:, 0]
+    torch.testing.assert_close(kernel[:, 0, :, 0], h)
+    torch.testing.assert_close(kernel[:, 0, :, 2], -h)
+    assert kernel[:, 0, :, 1].abs().max() == 0
+
+
+def test_vertical_difference_is_a_vertical_gradient(kernels):
+    cols = torch.randn(9).reshape(1, 1, 1, 9)
+    varies_horizontally = cols.expand(2, 4, 9, 9)  # constant along columns
+    out = depthwise(varies_horizontally, kernels.vertical_kernel())
+    assert interior(out).abs().max() < 1e-5
+    rows = torch.randn(9).reshape(1, 1, 9, 1)
+    out = depthwise(rows.expand(2, 4, 9, 9), kernels.vertical_kernel())
+    assert interior(out).abs().max() > 1e-2
+    kernel = kernels.vertical_kernel()
+    v = kernels.vertical_weight[:, 0]
+    torch.testing.assert_close(kernel[:, 0, 0], v)
+    torch.testing.assert_close(kernel[:, 0, 2], -v)
+    assert kernel[:, 0, 1].abs().max() == 0
+
+
+def test_angular_difference_pairs_ring_pixels_clockwise():
+    kernels = DifferenceKernels(1)
+    with torch.no_grad():
+        kernels.angular_weight.zero_()
+        kernels.angular_weight[0, 0, 0] = 1.0  # top-left tap only
+    expected_kernel = torch.tensor([[1., -1., 0.], [0., 0., 0.], [0., 0.,
+                                                                  0.]])
+    torch.testing.assert_close(kernels.angular_kernel()[0, 0],
+                               expected_kernel)
+    # Response: top-left pixel minus its clockwise neighbour (top-middle).
+    x = torch.arange(25.).reshape(1, 1, 5, 5) ** 2
+    out = depthwise(x, kernels.angular_kernel())
+    torch.testing.assert_close(out[0, 0, 2, 2], x[0, 0, 1, 1] - x[0, 0, 1, 2])
+
+    # Random taps: sum over the ring of w_i (x_i - x_clockwise_next(i)).
+    kernels = DifferenceKernels(3)
+    ring = [0, 1, 2, 5, 8, 7, 6, 3]
+    x = torch.randn(2, 3, 7, 7)
+    patches = neighbourhoods(x)
+    w = kernels.angular_weight.reshape(1, 3, 9, 1, 1)
+    expected = sum(w[:, :, i] * (patches[:, :, i] - patches[:, :, j])
+                   for i, j in zip(ring, ring[1:] + ring[:1]))
+    torch.testing.assert_close(
+        interior(depthwise(x, kernels.angular_kernel())), interior(expected))
+    assert kernels.angular_kernel()[:, 0, 1, 1].abs().max() == 0
+    # Flat image: no angular response either.
+    flat = torch.ones(1, 3, 7, 7)
+    assert interior(depthwise(flat, kernels.angular_kernel())).abs().max(
+    ) < 1e-5
+
+
+def test_vanilla_kernel_is_the_raw_weight(kernels):
+    torch.testing.assert_close(kernels.vanilla_kernel().flatten(1),
+                               kernels.vanilla_weight.flatten(1))
+
+
+def test_summed_kernel_equals_sum_of_five_convolutions(kernels):
+    x = torch.randn(2, 4, 12, 10)
+    branch_kernels = kernels.branch_kernels()
+    assert set(branch_kernels) == {
+        'vanilla', 'central', 'angular', 'horizontal', 'vertical'
+    }
+    separate = sum(depthwise(x, k) for k in branch_kernels.values())
+    fused = depthwise(x, kernels.fused_kernel())
+    torch.testing.assert_close(fused, separate, atol=1e-5, rtol=1e-5)
+
+
+def warm_up(module, make_input, steps=3):
+    """Give every BatchNorm non-trivial affine parameters and statistics."""
+    for norm in module.modules():
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            norm.momentum = 0.5
+            with torch.no_grad():
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.uniform_(-0.5, 0.5)
+    module.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            module(make_input())
+    return module.eval()
+
+
+def count_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize('conv_type', ['desd', 'vanilla'])
+@pytest.mark.parametrize('stride', [1, 2])
+def test_reparameterized_block_matches_training_form(conv_type, stride):
+    block = DESDConv(6, 10, stride=stride, conv_type=conv_type)
+    warm_up(block, lambda: torch.randn(4, 6, 16, 16) * 2 + 1)
+    x = torch.randn(3, 6, 17, 15)
+    with torch.no_grad():
+        expected = block(x)
+    params_before = count_params(block)
+    block.reparameterize()
+    assert block.deploy
+    assert not hasattr(block, 'kernels')
+    assert count_params(block) < params_before
+    with torch.no_grad():
+        out = block(x)
+    assert out.shape == expected.shape
+    assert (out - expected).abs().max() <= 1e-5
+    # Only plain convolutions remain: one depthwise 3x3, one pointwise 1x1.
+    convs = [m for m in block.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3), (1, 1)]
+    assert convs[0].groups == 6 and convs[0].bias is not None
+
+
+def test_deploy_block_loads_reparameterized_weights():
+    block = warm_up(DESDConv(5, 7), lambda: torch.randn(2, 5, 8, 8))
+    x = torch.randn(2, 5, 8, 8)
+    with torch.no_grad():
+        expected = block(x)
+    reparameterize_model(block)
+    plain = DESDConv(5, 7, deploy=True).eval()
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+    # A deploy block is already plain: reparameterize() is a no-op.
+    plain.reparameterize()
+    assert plain.state_dict().keys() == block.state_dict().keys()
+
+
+def test_every_branch_receives_gradient():
+    block = DESDConv(4, 4)
+    x = torch.randn(2, 4, 8, 8)
+    block(x).square().mean().backward()
+    for name in ('vanilla', 'central', 'angular', 'horizontal', 'vertical'):
+        grad = getattr(block.kernels, f'{name}_weight').grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_rejects_unknown_conv_type():
+    with pytest.raises(ValueError):
+        DESDConv(4, 4, conv_type='dense')

@@ -1,0 +1,244 @@
+"""DSNet backbone, head, DGA bridge, re-parameterisation and budget."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import mmseg_dsnet.models  # noqa: F401  (registers DSNet components)
+from mmseg_dsnet.models.layers import DESDConv, DynamicGateAttention
+from mmseg_dsnet.models.utils import reparameterize_model
+
+register_all_modules()
+torch.manual_seed(0)
+
+CONFIG = Path(__file__).parents[1] / 'configs/_base_/models/dsnet.py'
+PREPROCESSOR = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    size=(256, 256))
+# The paper's budget and our tolerance (params +-3 %, FLOPs +-5 %).
+PARAMS_WINDOW = (0.291e6 * 0.97, 0.291e6 * 1.03)
+FLOPS_WINDOW = (0.287e9 * 0.95, 0.287e9 * 1.05)
+
+
+def model_cfg(**head_overrides):
+    cfg = Config.fromfile(str(CONFIG)).model
+    cfg.data_preprocessor = copy.deepcopy(PREPROCESSOR)
+    cfg.decode_head.update(head_overrides)
+    return cfg
+
+
+def deploy_cfg(cfg):
+    cfg = copy.deepcopy(cfg)
+    cfg.backbone.deploy = True
+    cfg.decode_head.deploy = True
+    return cfg
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def warm_up(model, size=64, steps=3):
+    """Non-trivial BatchNorm statistics and affine parameters."""
+    for norm in model.modules():
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            norm.momentum = 0.5
+            with torch.no_grad():
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.uniform_(-0.3, 0.3)
+    model.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randn(2, 3, size, size))
+    return model.eval()
+
+
+def data_samples(labels):
+    samples = []
+    for label in labels:
+        shape = tuple(label.shape)
+        sample = SegDataSample(
+            metainfo=dict(
+                img_shape=shape,
+                ori_shape=shape,
+                pad_shape=shape,
+                padding_size=[0, 0, 0, 0]))
+        sample.gt_sem_seg = PixelData(data=label[None].long())
+        samples.append(sample)
+    return samples
+
+
+def square_labels(batch, size):
+    labels = torch.zeros(batch, size, size, dtype=torch.long)
+    labels[:, size // 4:3 * size // 4, size // 3:size - 4] = 1
+    return labels
+
+
+# --------------------------------------------------------------- DGA bridge
+def test_gate_depends_on_the_input():
+    bridge = DynamicGateAttention(8).eval()
+    with torch.no_grad():
+        for param in (bridge.channel_gate.weight, bridge.spatial_gate.weight):
+            param.normal_(0, 0.5)
+    enc, dec = torch.randn(2, 8, 10, 10), torch.randn(2, 8, 10, 10)
+    gate = bridge.gate(enc, dec)
+    assert gate.shape == enc.shape
+    assert (gate > 0).all() and (gate < 1).all()
+    other = bridge.gate(torch.randn_like(enc) * 3, dec)
+    assert (gate - other).abs().max() > 1e-2
+    # It varies per channel and per pixel, not only per image.
+    assert gate.std(dim=1).mean() > 1e-3
+    assert gate.flatten(2).std(dim=2).mean() > 1e-3
+    # The fusion is the gated mix g * enc + (1 - g) * dec, then proj.
+    with torch.no_grad():
+        expected = bridge.proj(gate * enc + (1 - gate) * dec)
+        torch.testing.assert_close(bridge(enc, dec), expected)
+
+
+def test_plain_skip_without_gate():
+    bridge = DynamicGateAttention(8, use_gate=False).eval()
+    assert not hasattr(bridge, 'channel_gate')
+    enc, dec = torch.randn(1, 8, 6, 6), torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(bridge(enc, dec), bridge.proj(enc + dec))
+
+
+# ---------------------------------------------------- backbone and the head
+def test_backbone_features_and_full_resolution_logits():
+    cfg = model_cfg()
+    backbone = MODELS.build(cfg.backbone)
+    head = MODELS.build(cfg.decode_head)
+    x = torch.randn(2, 3, 64, 64)
+    feats = backbone(x)
+    widths = cfg.backbone.widths
+    assert [f.shape[1] for f in feats] == list(widths)
+    assert [f.shape[-1] for f in feats] == [64 // 2**i for i in range(6)]
+    logits = head(feats)
+    assert logits.shape == (2, 1, 64, 64)
+    assert head.threshold == 0.5
+    assert isinstance(head.up_blocks[0], DESDConv)
+    assert len(head.bridges) == 5
+
+
+def test_vanilla_ablation_and_no_gate_build_and_run():
+    cfg = model_cfg(use_gate=False, conv_type='vanilla')
+    cfg.backbone.conv_type = 'vanilla'
+    model = MODELS.build(cfg).eval()
+    full = MODELS.build(model_cfg())
+    assert count_params(model) < count_params(full)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+# ------------------------------------------------------ re-parameterisation
+def test_reparameterized_model_matches_and_deploy_config_loads_it():
+    cfg = model_cfg()
+    model = warm_up(MODELS.build(cfg))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    params_before = count_params(model)
+    reparameterize_model(model)
+    assert count_params(model) < params_before
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for m in model.modules())
+    with torch.no_grad():
+        assert (model(x) - expected).abs().max() <= 1e-5
+
+    plain = MODELS.build(deploy_cfg(cfg)).eval()
+    plain.load_state_dict(model.state_dict(), strict=True)
+    assert count_params(plain) == count_params(model)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
+def test_reparameterize_drops_deep_supervision_classifiers():
+    cfg = model_cfg(deep_supervision=True)
+    model = warm_up(MODELS.build(cfg))
+    assert len(model.decode_head.aux_classifiers) == 3
+    reparameterize_model(model)
+    assert not hasattr(model.decode_head, 'aux_classifiers')
+    plain = MODELS.build(deploy_cfg(cfg))
+    plain.load_state_dict(model.state_dict(), strict=True)
+
+
+# ------------------------------------------------------ training / inference
+def test_encoder_decoder_loss_backward_and_predict():
+    model = MODELS.build(model_cfg())
+    # 64 px: the deepest stage is 2x2 (at 1x1 only centre taps would act).
+    labels = square_labels(2, 64)
+    labels[1, :4] = 255
+    inputs = torch.randn(2, 3, 64, 64)
+    model.train()
+    losses = model.loss(inputs, data_samples(labels))
+    assert set(losses) >= {'decode.loss_bic', 'decode.acc_seg'}
+    total = losses['decode.loss_bic']
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    for block in model.modules():
+        if isinstance(block, DESDConv):
+            for name, param in block.kernels.named_parameters():
+                assert param.grad is not None and param.grad.abs().sum(
+                ) > 0, name
+
+    model.eval()
+    with torch.no_grad():
+        results = model.predict(inputs, data_samples(labels))
+    assert len(results) == 2
+    pred = results[0].pred_sem_seg.data
+    assert pred.shape == (1, 64, 64)
+    assert set(pred.unique().tolist()) <= {0, 1}
+    probs = results[0].seg_logits.data
+    assert probs.shape == (1, 64, 64)
+    # mmseg stores sigmoid probabilities for 1-channel heads; the head's
+    # threshold is 0.5 (mmseg's default would be 0.3).
+    assert torch.equal(pred[0].bool(), probs[0] > 0.5)
+
+
+def test_deep_supervision_adds_weighted_losses():
+    model = MODELS.build(model_cfg(deep_supervision=True)).train()
+    losses = model.loss(
+        torch.randn(2, 3, 32, 32), data_samples(square_labels(2, 32)))
+    aux = sorted(k for k in losses if k.startswith('decode.aux'))
+    assert aux == [f'decode.aux{i}.loss_bic' for i in (1, 2, 3)]
+    assert all(torch.isfinite(losses[k]) for k in aux)
+    # Inference never runs the auxiliary classifiers.
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+# -------------------------------------------------------------------- budget
+def complexity(model):
+    from mmengine.analysis import get_model_complexity_info
+    info = get_model_complexity_info(
+        model,
+        inputs=(torch.randn(1, 3, 256, 256), ),
+        show_table=False,
+        show_arch=False)
+    return info['params'], info['flops']
+
+
+def test_budget_matches_the_paper():
+    model = MODELS.build(model_cfg()).eval()
+    params, flops = complexity(model)
+    print(f'\nDSNet as trained: {params / 1e6:.4f} M params, '
+          f'{flops / 1e9:.4f} GFLOPs @1x3x256x256')
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+    reparameterize_model(model)
+    plain_params, plain_flops = complexity(model)
+    print(f'DSNet re-parameterised: {plain_params / 1e6:.4f} M params, '
+          f'{plain_flops / 1e9:.4f} GFLOPs')
+    assert plain_params < params and plain_flops < flops

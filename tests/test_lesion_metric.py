@@ -1,0 +1,401 @@
+"""Tests of LesionMetric against hand-computed confusion matrices."""
+import math
+import pickle
+
+import pytest
+import torch
+
+from mmseg_dsnet.evaluation import LesionMetric
+
+# 2 x 3 example shared by several tests.
+#   GT          prob (lesion)      prediction (prob > 0.5)
+#   1 1 0       0.9 0.5 0.6        1 0 1
+#   0 1 0       0.2 0.7 0.5        0 1 0
+# Hand count: TP = (0,0),(1,1) = 2; FP = (0,2) = 1; FN = (0,1) = 1;
+#             TN = (1,0),(1,2) = 2.  The two 0.5 pixels are NOT lesion.
+GT_2X3 = [[1, 1, 0], [0, 1, 0]]
+PROB_2X3 = [[0.9, 0.5, 0.6], [0.2, 0.7, 0.5]]
+# Logits giving the same decisions; logit 0.0 is sigmoid 0.5 exactly.
+LOGIT_2X3 = [[2.0, 0.0, 0.3], [-1.0, 1.0, 0.0]]
+COUNTS_2X3 = dict(tp=2, fp=1, fn=1, tn=2)
+
+
+def make_sample(seg_logits, gt, pred=None):
+    """A data sample as MMEngine hands it to a metric (a plain dict)."""
+    seg_logits = torch.as_tensor(seg_logits, dtype=torch.float32)
+    if seg_logits.dim() == 2:
+        seg_logits = seg_logits[None]
+    gt = torch.as_tensor(gt, dtype=torch.long)[None]
+    if pred is None:
+        pred = torch.zeros_like(gt)
+    else:
+        pred = torch.as_tensor(pred, dtype=torch.long)[None]
+    return dict(
+        seg_logits=dict(data=seg_logits),
+        pred_sem_seg=dict(data=pred),
+        gt_sem_seg=dict(data=gt))
+
+
+def same_size_metric(height, width, **kwargs):
+    """Metric whose low-res size equals the image size (an exact copy)."""
+    return LesionMetric(low_res_size=(height, width), **kwargs)
+
+
+def pct(value):
+    return pytest.approx(100 * value, abs=1e-4)
+
+
+def check_pooled(metrics, tp, fp, fn, tn, suffix=''):
+    """Compare the five pooled figures with their textbook definitions."""
+    assert metrics['IoU' + suffix] == pct(tp / (tp + fp + fn))
+    assert metrics['DSC' + suffix] == pct(2 * tp / (2 * tp + fp + fn))
+    assert metrics['Acc' + suffix] == pct((tp + tn) / (tp + fp + fn + tn))
+    assert metrics['Sen' + suffix] == pct(tp / (tp + fn))
+    assert metrics['Spe' + suffix] == pct(tn / (tn + fp))
+
+
+def run(metric, samples, batch_size=2):
+    for start in range(0, len(samples), batch_size):
+        metric.process({}, samples[start:start + batch_size])
+    return metric.compute_metrics(list(metric.results))
+
+
+def test_keys_are_exactly_the_documented_ones():
+    metric = same_size_metric(2, 3)
+    metrics = run(metric, [make_sample(PROB_2X3, GT_2X3)])
+    assert list(metrics) == [
+        'IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig', 'Acc_orig',
+        'Sen_orig', 'Spe_orig', 'mIoU_img', 'mDSC_img', 'TJ', 'mIoU', 'mDice'
+    ]
+    assert all(type(value) is float for value in metrics.values())
+
+
+def test_one_channel_probability_strict_threshold_and_pred_ignored():
+    # pred_sem_seg as MMSegmentation's default 0.3 threshold would give it:
+    # everything but the 0.2 pixel. The metric must not use it.
+    pred_at_03 = [[1, 1, 1], [0, 1, 1]]
+    metric = same_size_metric(2, 3)
+    metric.process({}, [make_sample(PROB_2X3, GT_2X3, pred=pred_at_03)])
+    assert metric.results == [{
+        'counts_orig': [2, 1, 1, 2],
+        'counts_low': [2, 1, 1, 2]
+    }]
+    metrics = metric.compute_metrics(metric.results)
+    check_pooled(metrics, **COUNTS_2X3)
+    check_pooled(metrics, **COUNTS_2X3, suffix='_orig')
+    # By hand: IoU 2/4, DSC 4/6, Acc 4/6, Sen 2/3, Spe 2/3.
+    assert metrics['IoU'] == 50.0
+    assert metrics['DSC'] == pytest.approx(66.6667, abs=1e-4)
+    assert metrics['Sen'] == pytest.approx(66.6667, abs=1e-4)
+
+
+def test_one_channel_logits_when_asked():
+    metric = same_size_metric(2, 3, single_channel_input='logit')
+    metric.process({}, [make_sample(LOGIT_2X3, GT_2X3)])
+    assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
+
+
+def test_one_channel_logits_in_probability_mode_are_refused():
+    metric = same_size_metric(2, 3)
+    with pytest.raises(ValueError, match='logit'):
+        metric.process({}, [make_sample(LOGIT_2X3, GT_2X3)])
+    with pytest.raises(ValueError):
+        LesionMetric(single_channel_input='softmax')
+
+
+def test_two_channel_softmax_lesion_channel():
+    logits = torch.tensor(LOGIT_2X3)
+    # Background logit 0, lesion logit l: softmax lesion prob = sigmoid(l).
+    two_channel = torch.stack([torch.zeros_like(logits), logits])
+    metric = same_size_metric(2, 3)
+    metric.process({}, [make_sample(two_channel, GT_2X3)])
+    assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
+
+    # lesion_index picks the channel (and the GT label): swap both.
+    swapped_gt = [[1 - v for v in row] for row in GT_2X3]
+    metric = same_size_metric(2, 3, lesion_index=0)
+    metric.process({}, [make_sample(two_channel.flip(0), swapped_gt)])
+    assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
+
+
+def test_two_channel_at_half_equals_argmax_including_ties():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 16, 16, generator=generator)
+    logits[1, :4] = logits[0, :4]  # exact ties: argmax picks background
+    gt = (torch.rand(16, 16, generator=generator) > 0.5).long()
+    metric = same_size_metric(16, 16)
+    metric.process({}, [make_sample(logits, gt)])
+    argmax = logits.argmax(dim=0)
+    expected = [
+        int(((argmax == 1) & (gt == 1)).sum()),
+        int(((argmax == 1) & (gt == 0)).sum()),
+        int(((argmax == 0) & (gt == 1)).sum()),
+        int(((argmax == 0) & (gt == 0)).sum()),
+    ]
+    assert metric.results[0]['counts_orig'] == expected
+    assert int((argmax[:4] == 1).sum()) == 0
+
+
+def test_ignore_pixels_are_excluded():
+    # GT          prob
+    # 1   255 0   0.9 0.5 0.6
+    # 0   1  255  0.2 0.7 0.95   <- predicted lesion on an ignored pixel
+    # Valid pixels: (0,0) TP, (0,2) FP, (1,0) TN, (1,1) TP.
+    gt = [[1, 255, 0], [0, 1, 255]]
+    prob = [[0.9, 0.5, 0.6], [0.2, 0.7, 0.95]]
+    metric = same_size_metric(2, 3)
+    metrics = run(metric, [make_sample(prob, gt)])
+    check_pooled(metrics, tp=2, fp=1, fn=0, tn=1, suffix='_orig')
+    assert metrics['Acc_orig'] == 75.0
+    assert metrics['Sen_orig'] == 100.0
+
+
+def test_all_background_image_counts_as_perfect():
+    metric = same_size_metric(2, 3)
+    background = make_sample(torch.full((2, 3), 0.1), [[0] * 3] * 2)
+    metrics = run(metric, [background])
+    # TP = FP = FN = 0, TN = 6: every 0/0 ratio is defined as 1.
+    for name in ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'mIoU_img',
+                 'mDSC_img', 'TJ'):
+        assert metrics[name] == 100.0, name
+    # mmseg convention: the absent lesion class is skipped, background is 1.
+    assert metrics['mIoU'] == 100.0
+    assert metrics['mDice'] == 100.0
+
+    # Together with the 2x3 example: per-image mean (0.5 + 1) / 2.
+    metric = same_size_metric(2, 3)
+    metrics = run(metric, [
+        make_sample(torch.full((2, 3), 0.1), [[0] * 3] * 2),
+        make_sample(PROB_2X3, GT_2X3)
+    ])
+    assert metrics['mIoU_img'] == 75.0
+    assert metrics['mDSC_img'] == pct((1 + 2 / 3) / 2)
+    check_pooled(metrics, tp=2, fp=1, fn=1, tn=8)
+
+
+def test_fully_ignored_image_is_left_out_of_per_image_means():
+    metric = same_size_metric(2, 3)
+    metrics = run(metric, [
+        make_sample(PROB_2X3, [[255] * 3] * 2),
+        make_sample(PROB_2X3, GT_2X3)
+    ])
+    assert metrics['mIoU_img'] == 50.0
+    check_pooled(metrics, **COUNTS_2X3)
+
+
+def test_thresholded_jaccard():
+    # A: GT 1111, pred 1110 -> TP3 FN1: IoU 0.75 (kept).
+    # B: GT 1100, pred 1111 -> TP2 FP2: IoU 0.50 (below 0.65 -> 0).
+    # C: 1 x 20, GT 13 lesion, pred all -> TP13 FP7: IoU 0.65 (kept, >=).
+    samples = [
+        make_sample([[1., 1., 1., 0.]], [[1, 1, 1, 1]]),
+        make_sample([[1., 1., 1., 1.]], [[1, 1, 0, 0]]),
+        make_sample([[1.] * 20], [[1] * 13 + [0] * 7]),
+    ]
+    metrics = run(LesionMetric(low_res_size=(1, 4)), samples[:2])
+    assert metrics['mIoU_img'] == 62.5
+    assert metrics['TJ'] == 37.5
+
+    metric = LesionMetric(low_res_size=(4, 4))
+    for sample in samples:
+        metric.process({}, [sample])
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['TJ'] == pct((0.75 + 0 + 0.65) / 3)
+    assert metrics['mIoU_img'] == pct((0.75 + 0.5 + 0.65) / 3)
+
+    metrics = run(LesionMetric(low_res_size=(4, 4), jaccard_threshold=0.8),
+                  samples)
+    assert metrics['TJ'] == 0.0
+
+
+def test_mmseg_two_class_miou_and_mdice():
+    # 1 x 5: GT 11000, pred 10000 -> TP1 FN1 FP0 TN3.
+    # lesion IoU 1/2, background IoU 3/4 -> mIoU 62.5.
+    # lesion Dice 2/3, background Dice 6/7 -> mDice (2/3 + 6/7) / 2.
+    metric = LesionMetric(low_res_size=(1, 5))
+    metrics = run(metric, [make_sample([[1., 0., 0., 0., 0.]],
+                                       [[1, 1, 0, 0, 0]])])
+    assert metrics['mIoU'] == 62.5
+    assert metrics['mDice'] == pct((2 / 3 + 6 / 7) / 2)
+    assert metrics['IoU_orig'] == 50.0
+
+
+def test_mmseg_two_class_matches_mmseg_iou_metric():
+    from mmseg.evaluation import IoUMetric
+
+    generator = torch.Generator().manual_seed(1)
+    samples = []
+    for _ in range(3):
+        logits = torch.randn(2, 12, 10, generator=generator)
+        gt = (torch.rand(12, 10, generator=generator) > 0.6).long()
+        gt[0, :3] = 255
+        samples.append(make_sample(logits, gt, pred=logits.argmax(0)))
+    ours = run(LesionMetric(low_res_size=(12, 10)), samples)
+    reference = IoUMetric(iou_metrics=['mIoU', 'mDice'])
+    reference.dataset_meta = dict(classes=('background', 'lesion'))
+    reference.process({}, samples)
+    theirs = reference.compute_metrics(reference.results)
+    assert ours['mIoU'] == pytest.approx(theirs['mIoU'], abs=0.006)
+    assert ours['mDice'] == pytest.approx(theirs['mDice'], abs=0.006)
+    assert ours['Acc_orig'] == pytest.approx(theirs['aAcc'], abs=0.006)
+
+
+def test_low_res_figures_8x6_to_4x4():
+    # prob[r, c] = R[r] * P[c] with
+    R = [1, 1, 1, 0, 0, 0, 1, 1]
+    P = [1, 0, 0, 1, 0, 1]
+    prob = torch.tensor(R, dtype=torch.float32)[:, None] * torch.tensor(
+        P, dtype=torch.float32)[None]
+    # GT: lesion block rows 0-3 x cols 0-3; ignore at (6, 0) and (7, 5).
+    gt = torch.zeros(8, 6, dtype=torch.long)
+    gt[:4, :4] = 1
+    gt[6, 0] = 255
+    gt[7, 5] = 255
+    # Bilinear 8x6 -> 4x4 (align_corners=False): output row i averages input
+    # rows 2i, 2i+1; output cols sample input x = 0.25, 1.75, 3.25, 4.75,
+    # i.e. cols (0,1) weights (.75,.25), (1,2) (.25,.75), (3,4) (.75,.25),
+    # (4,5) (.25,.75). Column factor: .75, 0, .75, .75; row factor: 1, .5,
+    # 0, 1. Thresholded at 0.5 (.5 * .75 = .375 is background):
+    #   pred_low = 1 0 1 1 / 0 0 0 0 / 0 0 0 0 / 1 0 1 1
+    # Nearest GT picks rows 0, 2, 4, 6 and cols 0, 1, 3, 4:
+    #   gt_low   = 1 1 1 0 / 1 1 1 0 / 0 0 0 0 / 255 0 0 0
+    # Row 0: TP 2, FN 1, FP 1. Row 1: FN 3, TN 1. Row 2: TN 4.
+    # Row 3: (ignored), TN 1, FP 2.
+    low = dict(tp=2, fp=3, fn=4, tn=6)
+    # Original 8x6: rows 0-2 each TP 2 (cols 0,3), FP 1 (col 5), FN 2
+    # (cols 1,2), TN 1 (col 4); row 3 FN 4, TN 2; rows 4-5 TN 12;
+    # row 6 FP 2 (cols 3,5), TN 3; row 7 FP 2 (cols 0,3), TN 3.
+    orig = dict(tp=6, fp=7, fn=10, tn=23)
+
+    metric = LesionMetric(low_res_size=(4, 4))
+    metric.process({}, [make_sample(prob, gt)])
+    assert metric.results[0]['counts_low'] == [2, 3, 4, 6]
+    assert metric.results[0]['counts_orig'] == [6, 7, 10, 23]
+    metrics = metric.compute_metrics(metric.results)
+    check_pooled(metrics, **low)
+    check_pooled(metrics, **orig, suffix='_orig')
+    assert metrics['IoU'] == pct(2 / 9)
+    assert metrics['IoU_orig'] == pct(6 / 23)
+
+    # Logits resized as probabilities: a 2-channel head gives the same maps.
+    eps = 1e-6
+    two_channel = torch.stack([1 - prob, prob]).clamp(eps, 1 - eps).log()
+    metric = LesionMetric(low_res_size=(4, 4))
+    metric.process({}, [make_sample(two_channel, gt)])
+    assert metric.results[0]['counts_low'] == [2, 3, 4, 6]
+
+
+def test_pooled_and_per_image_differ():
+    # A: 1x4 GT 1000, pred 0100 -> TP0 FP1 FN1 TN2: IoU 0, DSC 0.
+    # B: 1x4 GT 1111, pred 1110 -> TP3 FP0 FN1 TN0: IoU 3/4, DSC 6/7.
+    # Pooled: TP3 FP1 FN2 TN2 -> IoU 3/6, DSC 6/9.
+    metrics = run(LesionMetric(low_res_size=(1, 4)), [
+        make_sample([[0., 1., 0., 0.]], [[1, 0, 0, 0]]),
+        make_sample([[1., 1., 1., 0.]], [[1, 1, 1, 1]]),
+    ])
+    check_pooled(metrics, tp=3, fp=1, fn=2, tn=2)
+    assert metrics['IoU'] == 50.0
+    assert metrics['DSC'] == pct(6 / 9)
+    assert metrics['mIoU_img'] == 37.5
+    assert metrics['mDSC_img'] == pct((0 + 6 / 7) / 2)
+    # Pooled figures are tied by DSC = 2 IoU / (1 + IoU), per-image are not.
+    iou = metrics['IoU'] / 100
+    assert metrics['DSC'] == pct(2 * iou / (1 + iou))
+    per_image_iou = metrics['mIoU_img'] / 100
+    assert not math.isclose(metrics['mDSC_img'] / 100,
+                            2 * per_image_iou / (1 + per_image_iou))
+
+
+def test_split_results_gather_like_single_instance():
+    generator = torch.Generator().manual_seed(2)
+    samples = []
+    for height, width in [(9, 7), (5, 11), (8, 8), (6, 6), (13, 4)]:
+        logits = torch.randn(1, height, width, generator=generator)
+        gt = (torch.rand(height, width, generator=generator) > 0.5).long()
+        gt[0, 0] = 255
+        samples.append(make_sample(logits.sigmoid(), gt))
+
+    single = LesionMetric(low_res_size=(4, 5))
+    expected = run(single, samples)
+
+    rank0 = LesionMetric(low_res_size=(4, 5))
+    rank1 = LesionMetric(low_res_size=(4, 5))
+    rank0.process({}, samples[:2])
+    rank1.process({}, samples[2:])
+    # What mmengine.dist.collect_results hands over: records pickled across
+    # ranks, concatenated; a fresh instance computes from them alone.
+    gathered = pickle.loads(pickle.dumps(rank0.results + rank1.results))
+    for record in gathered:
+        for counts in record.values():
+            assert all(type(count) is int for count in counts)
+    fresh = LesionMetric(low_res_size=(4, 5))
+    assert fresh.compute_metrics(gathered) == expected
+
+    # evaluate() (non-distributed path of BaseMetric) gives the same and
+    # clears the per-rank state.
+    single.process({}, samples)
+    assert single.evaluate(len(samples)) == expected
+    assert single.results == []
+
+
+def test_built_from_registry_and_run_through_evaluator():
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import DefaultScope
+    from mmengine.structures import PixelData
+
+    import mmseg_dsnet.evaluation  # noqa: F401  registers LesionMetric
+    from mmseg.registry import METRICS
+    from mmseg.structures import SegDataSample
+
+    metric = METRICS.build(dict(type='LesionMetric', low_res_size=(2, 3)))
+    assert isinstance(metric, LesionMetric)
+    assert metric.threshold == 0.5 and metric.low_res_size == (2, 3)
+
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        evaluator = Evaluator(
+            dict(type='LesionMetric', low_res_size=(2, 3), prefix='lesion'))
+    sample = SegDataSample()
+    sample.seg_logits = PixelData(data=torch.tensor(PROB_2X3)[None])
+    sample.pred_sem_seg = PixelData(data=torch.ones(1, 2, 3))
+    sample.gt_sem_seg = PixelData(data=torch.tensor(GT_2X3)[None])
+    evaluator.process([sample])
+    metrics = evaluator.evaluate(1)
+    assert metrics['lesion/IoU'] == 50.0
+    assert metrics['lesion/TJ'] == 0.0
+
+
+@pytest.mark.parametrize('channels', [1, 2])
+def test_data_samples_from_mmseg_postprocess_result(channels):
+    """seg_logits as MMSegmentation 1.2.2 really fills them (1-channel maps
+    already hold sigmoid probabilities, resized to the original size)."""
+    from types import SimpleNamespace
+
+    from mmseg.models.segmentors import BaseSegmentor
+    from mmseg.structures import SegDataSample
+    from mmseg.models.utils import resize
+
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(1, channels, 4, 4, generator=generator) * 3
+    gt = (torch.rand(8, 6, generator=generator) > 0.5).long()
+    sample = SegDataSample(metainfo=dict(ori_shape=(8, 6)))
+    segmentor = SimpleNamespace(
+        align_corners=False, decode_head=SimpleNamespace(threshold=0.3))
+    [sample] = BaseSegmentor.postprocess_result(segmentor, logits, [sample])
+    sample = sample.to_dict()
+    sample['gt_sem_seg'] = dict(data=gt[None])
+
+    metric = LesionMetric(low_res_size=(8, 6))
+    metric.process({}, [sample])
+
+    full = resize(logits, size=(8, 6), mode='bilinear', align_corners=False)
+    if channels == 1:
+        pred = full[0, 0].sigmoid() > 0.5
+    else:
+        pred = full[0].argmax(dim=0) == 1
+    expected = [
+        int((pred & (gt == 1)).sum()),
+        int((pred & (gt == 0)).sum()),
+        int((~pred & (gt == 1)).sum()),
+        int((~pred & (gt == 0)).sum()),
+    ]
+    assert metric.results[0]['counts_orig'] == expected

@@ -1,0 +1,185 @@
+"""The synthetic ISIC generator: deterministic, official layout, learnable."""
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = REPO / 'tools' / 'dataset_converters' / 'make_synthetic_isic.py'
+
+
+def _load_tool(path):
+    """Import a script under tools/ (not a package) by path, once."""
+    name = 'tool_' + path.stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+synthetic = _load_tool(GENERATOR)
+
+# Spelled out here so that a typo in the tool's table would be caught.
+FOLDERS_2017 = {
+    'train': ('ISIC-2017_Training_Data',
+              'ISIC-2017_Training_Part1_GroundTruth'),
+    'val': ('ISIC-2017_Validation_Data',
+            'ISIC-2017_Validation_Part1_GroundTruth'),
+    'test': ('ISIC-2017_Test_v2_Data', 'ISIC-2017_Test_v2_Part1_GroundTruth'),
+}
+
+
+def _tree_bytes(root):
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(Path(root).rglob('*')) if p.is_file()
+    }
+
+
+def _run_cli(*args):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run(
+        [sys.executable, str(GENERATOR), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120)
+
+
+def _pairs(root, year=2017):
+    """(image array, mask array) of every pair in the official folders."""
+    suffix = synthetic.MASK_SUFFIX[year]
+    pairs = []
+    for image_folder, mask_folder in synthetic.OFFICIAL_FOLDERS[year].values():
+        images = sorted((root / image_folder).glob('ISIC_???????.jpg'))
+        for image_path in images:
+            mask_path = root / mask_folder / (image_path.stem + suffix)
+            pairs.append((np.asarray(Image.open(image_path)),
+                          np.asarray(Image.open(mask_path))))
+    return pairs
+
+
+def test_same_arguments_give_identical_bytes(tmp_path):
+    kwargs = dict(
+        year=2017, num_train=3, num_val=1, num_test=2, size=(32, 24), seed=5)
+    synthetic.generate(tmp_path / 'a', **kwargs)
+    synthetic.generate(tmp_path / 'b', **kwargs)
+    first, second = _tree_bytes(tmp_path / 'a'), _tree_bytes(tmp_path / 'b')
+    assert len(first) > 6
+    assert first == second
+
+    synthetic.generate(tmp_path / 'c', **dict(kwargs, seed=6))
+    other = _tree_bytes(tmp_path / 'c')
+    assert other.keys() == first.keys()
+    jpgs = [k for k in first if k.endswith('.jpg')]
+    assert all(first[k] != other[k] for k in jpgs)
+
+
+def test_zip_output_is_deterministic_and_official(tmp_path):
+    for name in ('a', 'b'):
+        result = _run_cli(tmp_path / name, '--year', '2018', '--num-train',
+                          '2', '--num-val', '1', '--num-test', '1', '--size',
+                          '32', '24', '--zip')
+        assert result.returncode == 0, result.stderr
+        assert 'synthetic ISIC 2018' in result.stdout
+    assert _tree_bytes(tmp_path / 'a') == _tree_bytes(tmp_path / 'b')
+    zips = sorted(p.name for p in (tmp_path / 'a').iterdir())
+    assert zips == sorted(
+        n + '.zip' for pair in synthetic.OFFICIAL_FOLDERS[2018].values()
+        for n in pair)
+    gt_zip = tmp_path / 'a' / 'ISIC2018_Task1_Training_GroundTruth.zip'
+    with zipfile.ZipFile(gt_zip) as archive:
+        names = sorted(archive.namelist())
+    assert names == [
+        'ISIC2018_Task1_Training_GroundTruth/ATTRIBUTION.txt',
+        'ISIC2018_Task1_Training_GroundTruth/ISIC_0000000_segmentation.png',
+        'ISIC2018_Task1_Training_GroundTruth/ISIC_0000001_segmentation.png',
+        'ISIC2018_Task1_Training_GroundTruth/LICENSE.txt',
+    ]
+
+
+def test_official_2017_layout_and_counts(tmp_path):
+    summary = synthetic.generate(
+        tmp_path, year=2017, num_train=4, num_val=2, num_test=3, size=(32, 24))
+    assert summary['counts'] == {'train': 4, 'val': 2, 'test': 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        n for pair in FOLDERS_2017.values() for n in pair)
+    all_ids = []
+    for split, count in summary['counts'].items():
+        image_folder, mask_folder = FOLDERS_2017[split]
+        images, masks = tmp_path / image_folder, tmp_path / mask_folder
+        ids = sorted(p.stem for p in images.glob('ISIC_???????.jpg'))
+        mask_ids = sorted(p.name[:-len('_segmentation.png')]
+                          for p in masks.glob('*_segmentation.png'))
+        assert len(ids) == count and ids == mask_ids
+        # The stray files of the official 2017 download are there too.
+        assert len(list(images.glob('*_superpixels.png'))) == count
+        assert (images / f'{image_folder}_metadata.csv').is_file()
+        all_ids += ids
+    assert len(set(all_ids)) == 9
+
+
+def test_official_2016_layout_has_capital_s_and_no_validation(tmp_path):
+    synthetic.generate(
+        tmp_path, year=2016, num_train=2, num_val=0, num_test=1, size=(32, 24))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        n for pair in synthetic.OFFICIAL_FOLDERS[2016].values() for n in pair)
+    gt_folder = tmp_path / 'ISBI2016_ISIC_Part1_Training_GroundTruth'
+    masks = sorted(p.name for p in gt_folder.iterdir())
+    assert masks == ['ISIC_0000000_Segmentation.png',
+                     'ISIC_0000001_Segmentation.png']
+    with pytest.raises(ValueError, match='no validation'):
+        synthetic.generate(tmp_path / 'x', year=2016, num_val=2)
+
+
+def test_masks_are_exact_binary_and_lesions_learnable(tmp_path):
+    synthetic.generate(
+        tmp_path,
+        year=2017,
+        num_train=12,
+        num_val=2,
+        num_test=4,
+        size=(64, 48),
+        seed=1)
+    pairs = _pairs(tmp_path)
+    assert len(pairs) == 18
+    fractions = []
+    for image, mask in pairs:
+        assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+        assert mask.shape == (48, 64) and mask.dtype == np.uint8
+        assert set(np.unique(mask).tolist()) == {0, 255}
+        lesion = mask == 255
+        fractions.append(lesion.mean())
+        gray = image.astype(np.float32).mean(axis=-1)
+        # The lesion is clearly darker than the skin around it.
+        assert gray[lesion].mean() < gray[~lesion].mean() - 20
+    assert 0.08 <= min(fractions) and max(fractions) <= 0.6
+    assert max(fractions) - min(fractions) > 0.1  # sizes vary
+
+
+def test_render_case_is_seeded_and_varied():
+    first = synthetic.render_case(np.random.default_rng(3), 40, 30)
+    again = synthetic.render_case(np.random.default_rng(3), 40, 30)
+    other = synthetic.render_case(np.random.default_rng(4), 40, 30)
+    assert np.array_equal(first[0], again[0])
+    assert np.array_equal(first[1], again[1])
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_refuses_to_overwrite_existing_official_folders(tmp_path):
+    synthetic.generate(
+        tmp_path, num_train=1, num_val=1, num_test=1, size=(16, 12))
+    before = _tree_bytes(tmp_path)
+    result = _run_cli(tmp_path, '--num-train', '1', '--num-val', '1',
+                      '--num-test', '1', '--size', '16', '12')
+    assert result.returncode == 1
+    assert 'ISIC-2017_Training_Data' in result.stderr
+    assert _tree_bytes(tmp_path) == before

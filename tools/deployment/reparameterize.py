@@ -1,0 +1,126 @@
+"""Write a deploy checkpoint (and config) of a re-parameterisable model.
+
+    python tools/deployment/reparameterize.py CONFIG CHECKPOINT OUT.pth
+
+Every DESDConv's five training branches become one plain depthwise 3x3 conv
+and BatchNorm is folded into the convolutions (``reparameterize_model``).
+The deploy config (``OUT.py``) builds that plain form directly
+(``deploy=True``), so the deploy checkpoint loads strictly into it. The tool
+checks that both forms give the same logits (max abs difference <= 1e-5 by
+default) on random input and prints the parameter counts.
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import sys
+import tempfile
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import mmseg_dsnet  # noqa: E402,F401
+from mmseg_dsnet.models.utils import reparameterize_model  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+from mmseg.utils import register_all_modules  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Re-parameterise a trained model for deployment')
+    parser.add_argument('config', help='training config')
+    parser.add_argument('checkpoint', help='trained checkpoint')
+    parser.add_argument('out', help='deploy checkpoint to write (.pth); the '
+                        'deploy config goes next to it (.py)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[256, 256])
+    parser.add_argument('--atol', type=float, default=1e-5)
+    parser.add_argument('--overwrite', action='store_true')
+    return parser.parse_args(argv)
+
+
+def deploy_config(cfg):
+    """The config with ``deploy=True`` on every part that takes it."""
+    cfg = copy.deepcopy(cfg)
+    for part in ('backbone', 'decode_head'):
+        if part in cfg.model:
+            cfg.model[part]['deploy'] = True
+    return cfg
+
+
+def _atomic_write(write, path):
+    """Write through a temporary file in the same folder, then rename: an
+    interrupted run never leaves a half-written ``path``."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Same extension: writers such as Config.dump choose the format by it.
+    fd, tmp = tempfile.mkstemp(dir=folder,
+                               suffix='.tmp' + osp.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
+                   overwrite=False):
+    """Re-parameterise, verify and save. Returns the figures as a dict."""
+    out_cfg = osp.splitext(out)[0] + '.py'
+    for path in (out, out_cfg):
+        if osp.exists(path) and not overwrite:
+            raise FileExistsError(
+                f'{path} exists; pass --overwrite to replace it.')
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(config)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu')
+    model.eval()
+    params_before = sum(p.numel() for p in model.parameters())
+    inputs = torch.randn(2, 3, *shape)
+    with torch.no_grad():
+        before = model(inputs, mode='tensor')
+        deployed = reparameterize_model(model)
+        after = deployed(inputs, mode='tensor')
+    max_diff = float((before - after).abs().max())
+    if max_diff > atol:
+        raise RuntimeError(f'Re-parameterised logits differ by {max_diff:.3g}'
+                           f' > {atol:g}; not writing {out}.')
+    dep_cfg = deploy_config(cfg)
+    plain = MODELS.build(dep_cfg.model)
+    plain.load_state_dict(deployed.state_dict(), strict=True)
+    plain.eval()
+    with torch.no_grad():
+        plain_diff = float((plain(inputs, mode='tensor') - before).abs().max())
+    if plain_diff > atol:
+        raise RuntimeError(f'The deploy config does not reproduce the model '
+                           f'(max diff {plain_diff:.3g}).')
+    meta = dict(source_checkpoint=osp.abspath(checkpoint), deploy=True)
+    _atomic_write(
+        lambda p: torch.save(dict(state_dict=deployed.state_dict(), meta=meta),
+                             p), out)
+    _atomic_write(lambda p: dep_cfg.dump(p), out_cfg)
+    return dict(
+        max_abs_diff=max_diff, deploy_config_max_abs_diff=plain_diff,
+        params=params_before,
+        params_deployed=sum(p.numel() for p in deployed.parameters()),
+        checkpoint=out, config=out_cfg)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = reparameterize(args.config, args.checkpoint, args.out,
+                            tuple(args.shape), args.atol, args.overwrite)
+    print(f'Max abs logit difference: {result["max_abs_diff"]:.3g} '
+          f'(deploy config: {result["deploy_config_max_abs_diff"]:.3g})\n'
+          f'Params: {result["params"]} -> {result["params_deployed"]}\n'
+          f'Deploy checkpoint: {result["checkpoint"]}\n'
+          f'Deploy config:     {result["config"]}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
