@@ -1,0 +1,202 @@
+"""tools/analysis_tools/leaderboard.py on real runs of our tools: two tiny
+DSNet trainings (seeds 0 and 1) through tools/train.py, one tested with
+tools/test.py, collected, aggregated, rendered and checked against a README.
+"""
+import csv
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, load_tool, write_tiny_config
+
+PY = sys.executable
+LEADERBOARD = REPO / 'tools' / 'analysis_tools' / 'leaderboard.py'
+README = '''# Project
+
+Intro text that build must keep.
+
+<!-- leaderboard:start -->
+stale table
+<!-- leaderboard:end -->
+
+Text after the block.
+'''
+
+
+def run_tool(*args, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([PY, *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
+                             f'{proc.stderr[-3000:]}')
+    return proc
+
+
+def scalar_lines(work_dir):
+    path, = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope='module')
+def board(tiny_isic, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('leaderboard')
+    cfg = write_tiny_config(tmp / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    seed0, seed1 = tmp / 'seed0', tmp / 'seed1'
+    # Seed 1 trains alongside seed 0 (one thread each) and is not tested:
+    # its metrics must come from the last validation line.
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    second = subprocess.Popen(
+        [PY, 'tools/train.py', str(cfg), '--work-dir', str(seed1),
+         '--cfg-options', 'randomness.seed=1'], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run_tool('tools/train.py', cfg, '--work-dir', seed0)
+    run_tool('tools/test.py', cfg, seed0 / 'epoch_2.pth', '--work-dir', seed0)
+    log = second.communicate(timeout=600)[0]
+    assert second.returncode == 0, log[-3000:]
+    lb = load_tool('analysis_tools/leaderboard.py')
+    runs = tmp / 'runs'
+    common = ['--label', 'dsnet', '--schedule', 'tiny test schedule',
+              '--runs-dir', str(runs)]
+    rec0 = lb.main(['collect', str(cfg), str(seed0), *common,
+                    '--bench-warmup', '1', '--bench-repeat', '3'])
+    rec1 = lb.main(['collect', str(cfg), str(seed1), *common,
+                    '--no-benchmark'])
+    readme = tmp / 'README.md'
+    readme.write_text(README)
+    out = tmp / 'results'
+    built = lb.main([
+        'build', '--runs', *sorted(map(str, runs.glob('*.json'))),
+        '--reported', str(REPO / 'results' / 'reported.json'), '--out-dir',
+        str(out), '--readme', str(readme)])
+    return dict(lb=lb, board=built['board'], paths=built['paths'],
+                points=built['plot_points'], rec=(rec0, rec1),
+                work=(seed0, seed1), readme=readme, runs=runs, cfg=cfg)
+
+
+def test_collect_reads_metrics_and_facts_from_the_work_dir(board):
+    rec0, rec1 = board['rec']
+    seed0, seed1 = board['work']
+    tested = json.loads((seed0 / 'test_metrics.json').read_text())['metrics']
+    assert rec0['metrics'] == tested
+    assert rec0['metrics_source_kind'] == 'test_metrics.json'
+    last_val = [line for line in scalar_lines(seed1) if 'IoU' in line][-1]
+    assert rec1['metrics_source_kind'] == 'last validation line'
+    assert rec1['metrics']['DSC'] == last_val['DSC']
+    assert set(rec1['metrics']) >= {'IoU', 'DSC', 'TJ', 'mIoU', 'mDice'}
+    assert (rec0['seed'], rec1['seed']) == (0, 1)
+    splits = board['cfg'].read_text().split("data_root = '")[1].split("'")[0]
+    n_train = len(open(os.path.join(
+        splits, 'splits', 'lightweight_train.txt')).read().split())
+    for rec in (rec0, rec1):
+        assert rec['device'] == 'CPU'
+        assert (rec['dataset'], rec['protocol']) == ('ISIC 2018',
+                                                     'lightweight')
+        assert rec['train_images'] == n_train
+        assert rec['epochs'] == 2
+        assert rec['iterations'] == 2 * -(-n_train // 4)  # batch 4
+        assert rec['short_schedule'] is True
+        assert rec['complexity']['params'] > 0
+        assert rec['complexity']['deploy']['params'] < \
+            rec['complexity']['params']
+        assert rec['train_time_s'] >= 0 and 'wall clock' in \
+            rec['train_time_method']
+    # The logging interval is 1, so the iteration-time sum is exact.
+    times = [line['time'] for line in scalar_lines(seed0) if 'loss' in line]
+    assert rec0['iter_time_sum_s'] == pytest.approx(sum(times), abs=1e-3)
+    assert rec0['cpu_latency_ms'] > 0 and rec1['cpu_latency_ms'] is None
+    assert rec0['cpu_benchmark']['threads'] == 1
+    names = sorted(p.name for p in board['runs'].glob('*.json'))
+    assert names == [
+        'dsnet_isic2018_lightweight_tiny-test-schedule_seed0.json',
+        'dsnet_isic2018_lightweight_tiny-test-schedule_seed1.json']
+
+
+def test_build_averages_the_seeds_with_their_spread(board):
+    table = load_tool('analysis_tools/leaderboard_table.py')
+    rec0, rec1 = board['rec']
+    saved = json.loads(open(board['paths']['json']).read())
+    row, = saved['measured']
+    assert row['source'] == 'measured' and row['seeds'] == [0, 1]
+    assert row['params'] == rec0['complexity']['params']
+    assert row['flops'] == rec0['complexity']['flops']
+    assert row['device'] == 'CPU' and row['schedule'] == 'tiny test schedule'
+    for field, key, _ in table.METRIC_FIELDS:
+        values = [rec0['metrics'][key], rec1['metrics'][key]]
+        assert row[field]['mean'] == pytest.approx(statistics.fmean(values),
+                                                   abs=1e-12), field
+        assert row[field]['std'] == pytest.approx(statistics.stdev(values),
+                                                  abs=1e-12), field
+        assert (row[field]['min'], row[field]['max'], row[field]['n']) == (
+            min(values), max(values), 2)
+    # Only seed 0 was benchmarked: the latency is its own.
+    assert row['cpu_latency_ms'] == dict(
+        mean=rec0['cpu_latency_ms'], std=None, min=rec0['cpu_latency_ms'],
+        max=rec0['cpu_latency_ms'], n=1)
+
+
+def test_outputs_keep_reported_rows_separate(board):
+    paths, saved = board['paths'], board['board']
+    assert {r['source'] for r in saved['measured']} == {'measured'}
+    assert {r['source'] for r in saved['reported']} == {'reported'}
+    published = json.loads((REPO / 'results' / 'reported.json').read_text())
+    assert len(saved['reported']) == sum(
+        len(m['results']) for m in published['models'])
+    with open(paths['csv']) as f:
+        rows = list(csv.DictReader(f))
+    assert [r['source'] for r in rows] == ['measured']
+    assert float(rows[0]['dsc']) == saved['measured'][0]['dsc']['mean']
+    with open(paths['reported_csv']) as f:
+        assert {r['source'] for r in csv.DictReader(f)} == {'reported'}
+    md = open(paths['md']).read()
+    measured, reported = md.split('## Reported')
+    assert '## Measured' in measured and '| reported |' not in measured
+    table_rows = [line for line in reported.splitlines()
+                  if line.startswith('| ') and 'Citation' not in line
+                  and not line.startswith('| ---')]
+    assert len(table_rows) == len(saved['reported'])
+    assert all('| reported |' in line for line in table_rows)
+    with open(paths['png'], 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # Every row with FLOPs is drawn and labelled, DSNet's paper row (no
+    # dataset stated) in every panel.
+    drawn = board['points']
+    measured = saved['measured'][0]
+    assert ('ISIC 2018', measured['flops'] / 1e9, measured['dsc']['mean'],
+            'measured') in {(p, x, y, s) for p, _, x, y, s in drawn}
+    labels = [label for _, label, _, _, _ in drawn]
+    assert sum(label.startswith('dsnet (tiny test schedule') for label in
+               labels) == 1
+    assert len(drawn) == 1 + len(saved['reported']) + 1
+    assert sum('[reported]' in label for label in labels) == \
+        len(saved['reported']) + 1
+
+
+def test_readme_check_passes_then_fails_after_an_edit(board):
+    readme = board['readme']
+    text = readme.read_text()
+    assert text.startswith('# Project\n\nIntro text that build must keep.')
+    assert text.endswith('<!-- leaderboard:end -->\n\nText after the block.\n')
+    assert 'stale table' not in text
+    json_path = board['paths']['json']
+    check = [LEADERBOARD, 'check', '--readme', readme, '--leaderboard',
+             json_path]
+    assert run_tool(*check).returncode == 0
+    dsc = board['board']['measured'][0]['dsc']
+    shown = f'{dsc["mean"]:.2f} ± {dsc["std"]:.2f}'
+    assert shown in text
+    altered = f'{dsc["mean"] + 0.5:.2f} ± {dsc["std"]:.2f}'
+    readme.write_text(text.replace(shown, altered, 1))
+    proc = run_tool(*check, check=False)
+    assert proc.returncode == 1
+    assert 'column DSC' in proc.stderr and altered in proc.stderr
+    # A published figure edited by hand is caught too.
+    readme.write_text(text.replace('| 88.77 |', '| 88.78 |'))
+    assert board['lb'].main(['check', '--readme', str(readme),
+                             '--leaderboard', json_path]) == 1
+    readme.write_text(text)

@@ -1,0 +1,357 @@
+"""Read one mmengine work dir into a leaderboard run record.
+
+Everything comes from what the run wrote — the text log, ``scalars.json``,
+the dumped config, ``test_metrics.json`` — never from typed-in numbers. The
+record says where each figure came from (``*_source`` / ``*_method`` keys).
+
+Used by ``leaderboard.py collect``; importable on its own (no torch import:
+the complexity and timing measurements live in ``leaderboard.py``).
+"""
+import glob
+import json
+import os
+import os.path as osp
+import re
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..',
+                                 '..'))
+# LesionMetric's keys, in the order of its log line.
+METRIC_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig',
+               'Acc_orig', 'Sen_orig', 'Spe_orig', 'mIoU_img', 'mDSC_img',
+               'TJ', 'mIoU', 'mDice')
+# The literature protocol's length; shorter runs are flagged as short.
+PROTOCOL_EPOCHS = 300
+
+_TIMESTAMP = re.compile(r'^(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - ')
+_EPOCH_TRAIN = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
+_ITER_TRAIN = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
+_SAVED_EPOCH = re.compile(r'Saving checkpoint at (\d+) epochs')
+_GPU = re.compile(r'^\s*GPU ([\d,]+): (.+?)\s*$')
+_RUNTIME_SEED = re.compile(r'^\s+seed: (\d+)\s*$')
+
+
+def _seconds(line):
+    """Seconds since an arbitrary origin of a timestamped log line."""
+    match = _TIMESTAMP.match(line)
+    if not match:
+        return None
+    import datetime
+    return datetime.datetime(*map(int, match.groups())).timestamp()
+
+
+def _read_json_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def find_runs(work_dir):
+    """The timestamped run folders of a work dir, split into training runs
+    (their ``vis_data/scalars.json`` holds train lines) and test runs
+    (``tools/test.py`` writes ``<ts>/<ts>.json``), oldest first."""
+    train, test = [], []
+    for ts_dir in sorted(glob.glob(osp.join(work_dir, '*', ''))):
+        ts_dir = ts_dir.rstrip(os.sep)
+        ts = osp.basename(ts_dir)
+        log = osp.join(ts_dir, f'{ts}.log')
+        if not osp.isfile(log):
+            continue
+        scalars = osp.join(ts_dir, 'vis_data', 'scalars.json')
+        lines = _read_json_lines(scalars) if osp.isfile(scalars) else []
+        run = dict(dir=ts_dir, log=log, scalars=scalars, lines=lines,
+                   config=osp.join(ts_dir, 'vis_data', 'config.py'),
+                   test_json=osp.join(ts_dir, f'{ts}.json'))
+        if any('loss' in line and 'iter' in line for line in lines):
+            train.append(run)
+        elif osp.isfile(run['test_json']):
+            test.append(run)
+    return train, test
+
+
+def parse_log(path):
+    """Facts of one text log: device, seed, training-loop wall time, epochs
+    and iterations seen."""
+    with open(path, errors='replace') as f:
+        lines = f.read().splitlines()
+    info = dict(cuda=None, gpu=None, seed=None, loop_start=None, last=None,
+                epoch=0, epoch_idx=0, iters_per_epoch=None, iter=0,
+                saved_epoch=0)
+    in_runtime = False
+    for line in lines:
+        if 'CUDA available:' in line and info['cuda'] is None:
+            info['cuda'] = line.split(':', 1)[1].strip() == 'True'
+        gpu = _GPU.match(line)
+        if gpu and info['gpu'] is None:
+            info['gpu'] = gpu.group(2)
+        if line.strip() == 'Runtime environment:':
+            in_runtime = True
+        seed = _RUNTIME_SEED.match(line)
+        if in_runtime and seed and info['seed'] is None:
+            info['seed'] = int(seed.group(1))
+        stamp = _seconds(line)
+        if stamp is None:
+            continue
+        in_runtime = False
+        info['last'] = stamp
+        if 'Checkpoints will be saved to' in line:
+            info['loop_start'] = stamp
+        match = _EPOCH_TRAIN.search(line)
+        if match:
+            epoch, idx, total = map(int, match.groups())
+            info['epoch'], info['epoch_idx'] = epoch, idx
+            info['iters_per_epoch'] = total
+        match = _ITER_TRAIN.search(line)
+        if match:
+            info['iter'] = max(info['iter'], int(match.group(1)))
+        match = _SAVED_EPOCH.search(line)
+        if match:
+            info['saved_epoch'] = max(info['saved_epoch'], int(match.group(1)))
+    return info
+
+
+def training_progress(infos):
+    """Epochs and iterations completed over (possibly resumed) runs."""
+    last = infos[-1]
+    per_epoch = next((i['iters_per_epoch'] for i in reversed(infos)
+                      if i['iters_per_epoch']), None)
+    if per_epoch:
+        done = last['epoch'] if last['epoch_idx'] == per_epoch else \
+            last['epoch'] - 1
+        epochs = max([done] + [i['saved_epoch'] for i in infos])
+        return dict(epochs=epochs, iterations=epochs * per_epoch,
+                    iters_per_epoch=per_epoch)
+    return dict(epochs=None, iterations=max(i['iter'] for i in infos),
+                iters_per_epoch=None)
+
+
+def training_time(train_runs, infos):
+    """Wall time of the training loops (from log timestamps) and the sum of
+    the logged iteration times (from scalars.json).
+
+    mmengine logs ``time`` as a moving mean over the last iterations, so the
+    sum weights each logged value by the iterations since the previous
+    logged line: exact for constant step time, an estimate otherwise.
+    """
+    walls = [i['last'] - i['loop_start'] for i in infos
+             if i['loop_start'] is not None and i['last'] is not None]
+    by_step = {}
+    for run in train_runs:
+        for line in run['lines']:
+            if 'loss' in line and 'time' in line and 'step' in line:
+                by_step[int(line['step'])] = float(line['time'])
+    iter_sum, previous = 0.0, 0
+    for step in sorted(by_step):
+        iter_sum += by_step[step] * (step - previous)
+        previous = step
+    result = dict(iter_time_sum_s=round(iter_sum, 3) if by_step else None)
+    if len(walls) == len(infos):
+        result.update(
+            train_time_s=float(sum(walls)),
+            train_time_method=(
+                'wall clock of the training loop from the log timestamps '
+                "('Checkpoints will be saved to' to the last line, incl. "
+                'in-training validation and checkpointing; 1 s resolution)'
+                + (f', summed over {len(walls)} resumed runs'
+                   if len(walls) > 1 else '')))
+    else:
+        result.update(
+            train_time_s=result['iter_time_sum_s'],
+            train_time_method=(
+                'sum over logged train lines of the logged (moving-mean) '
+                'iteration time x iterations since the previous line'))
+    return result
+
+
+def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
+    """Test metrics and where they came from: ``test_metrics.json`` (written
+    by tools/test.py), else the newest test-run dump, else the last
+    validation line of the training log.
+
+    Returns:
+        tuple: metrics (LesionMetric key -> percent), source kind, source
+        description, evaluated checkpoint (or None).
+    """
+    path = metrics_file or osp.join(work_dir, 'test_metrics.json')
+    if osp.isfile(path):
+        with open(path) as f:
+            record = json.load(f)
+        return (record['metrics'], 'test_metrics.json',
+                f'tools/test.py metrics file {osp.abspath(path)}',
+                record.get('checkpoint'))
+    if metrics_file:
+        raise FileNotFoundError(metrics_file)
+    # mmengine's LoggerHook dumps test results to <ts>/<ts>.json (also
+    # when a script trains and tests with one runner).
+    dumps = sorted((run['dir'], run['test_json'])
+                   for run in train_runs + test_runs
+                   if osp.isfile(run['test_json']))
+    if dumps:
+        dump = dumps[-1][1]
+        with open(dump) as f:
+            line = json.load(f)
+        if 'IoU' in line:
+            return (_metric_subset(line), 'runner test dump',
+                    'test results dumped by the runner, '
+                    f'{osp.relpath(dump, work_dir)}', None)
+    for run in reversed(train_runs):
+        val = [line for line in run['lines'] if 'IoU' in line]
+        if val:
+            return (_metric_subset(val[-1]), 'last validation line',
+                    'last validation line of '
+                    f'{osp.relpath(run["scalars"], work_dir)} '
+                    f'(epoch/step {val[-1].get("step")})', None)
+    raise FileNotFoundError(f'No test or validation metrics in {work_dir}')
+
+
+def _metric_subset(line):
+    return {k: float(v) for k, v in line.items()
+            if k not in ('data_time', 'time', 'step', 'epoch', 'iter')}
+
+
+def _resolve(path):
+    """A path from a config: as written (absolute or relative to the
+    current directory), else relative to the repository root."""
+    for candidate in (path, osp.join(REPO_ROOT, path)):
+        if osp.exists(candidate):
+            return candidate
+    return None
+
+
+def split_size(dataset_cfg):
+    """Number of images a dataset config uses: its split file's lines,
+    cut by ``indices``; None when the split file is not readable here."""
+    root = dataset_cfg.get('data_root', '') or ''
+    ann = dataset_cfg.get('ann_file', '') or ''
+    path = _resolve(osp.join(root, ann)) if ann else None
+    if path is None or not osp.isfile(path):
+        return None
+    with open(path) as f:
+        count = sum(1 for line in f if line.strip())
+    indices = dataset_cfg.get('indices')
+    if isinstance(indices, int):
+        count = min(count, indices)
+    elif indices is not None:
+        count = len(indices)
+    return count
+
+
+def dataset_facts(cfg, test_cfg=None):
+    """Dataset, protocol, data root and image counts of a dumped config."""
+    train = cfg.train_dataloader.dataset
+    test = (test_cfg or cfg).test_dataloader.dataset
+    year = re.search(r'(20\d\d)', train.get('type', ''))
+    split = osp.basename(test.get('ann_file', '') or '')
+    protocol = split.split('_')[0] if '_' in split else \
+        osp.splitext(split)[0] or None
+    root = train.get('data_root', '')
+    meta_path = _resolve(osp.join(root, 'meta.json'))
+    meta = {}
+    if meta_path:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    synthetic = 'synthetic' in str(root).lower() or \
+        'synthetic' in str(meta.get('source', '')).lower()
+    return dict(
+        dataset=f'ISIC {year.group(1)}' if year else train.get('type'),
+        dataset_key=f'isic{year.group(1)}' if year else 'unknown',
+        dataset_type=train.get('type'),
+        protocol=protocol,
+        train_split=train.get('ann_file'),
+        test_split=test.get('ann_file'),
+        data_root=str(root),
+        synthetic_data=synthetic,
+        train_images=split_size(train),
+        test_images=split_size(test))
+
+
+def model_name(config_path):
+    """Model name from a config file name: ``dsnet_isic2017_official.py``
+    -> ``dsnet``."""
+    stem = osp.splitext(osp.basename(config_path))[0]
+    return re.sub(r'_isic20\d\d.*$', '', stem)
+
+
+def architecture(cfg):
+    model = cfg.model
+    head = model.get('decode_head') or {}
+    losses = head.get('loss_decode', [])
+    losses = losses if isinstance(losses, (list, tuple)) else [losses]
+    return dict(segmentor=model.get('type'),
+                backbone=(model.get('backbone') or {}).get('type'),
+                decode_head=head.get('type'),
+                losses=[loss.get('type') for loss in losses],
+                pretrained=model.get('pretrained') or (
+                    (model.get('backbone') or {}).get('init_cfg') or {}
+                ).get('checkpoint'))
+
+
+def slug(text):
+    return re.sub(r'[^a-z0-9.]+', '-', str(text).lower()).strip('-')
+
+
+def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
+    """Everything the leaderboard needs from a work dir, except complexity
+    and timing benchmarks.
+
+    Args:
+        work_dir (str): The run's ``--work-dir``.
+        seed_from_config (bool): Take the seed only from the dumped config's
+            ``randomness.seed`` (fail when absent) instead of falling back to
+            the seed the runner logged.
+        metrics_file (str, optional): A ``tools/test.py --metrics-out`` file
+            to use instead of ``<work_dir>/test_metrics.json``.
+
+    Returns:
+        dict: The partial run record; ``_config`` holds the dumped config.
+    """
+    from mmengine.config import Config
+    train_runs, test_runs = find_runs(work_dir)
+    if not train_runs:
+        raise FileNotFoundError(
+            f'No training log (<timestamp>/vis_data/scalars.json with train '
+            f'lines) under {work_dir}')
+    cfg = Config.fromfile(train_runs[-1]['config'])
+    test_cfg = Config.fromfile(test_runs[-1]['config']) if test_runs and \
+        osp.isfile(test_runs[-1]['config']) else None
+    infos = [parse_log(run['log']) for run in train_runs]
+    seed = (cfg.get('randomness') or {}).get('seed')
+    seed_source = 'dumped config randomness.seed'
+    if seed is None:
+        if seed_from_config:
+            raise ValueError(f'{train_runs[-1]["config"]} sets no '
+                             'randomness.seed')
+        seed, seed_source = infos[-1]['seed'], 'runtime seed in the log'
+    metrics, metrics_kind, metrics_source, checkpoint = final_metrics(
+        work_dir, train_runs, test_runs, metrics_file)
+    warnings = []
+    if metrics_kind == 'test_metrics.json' and osp.getmtime(
+            metrics_file or osp.join(work_dir, 'test_metrics.json')) < \
+            osp.getmtime(train_runs[-1]['log']):
+        warnings.append('the test metrics are older than the last training '
+                        'log: test the final checkpoint again')
+    cuda = infos[-1]['cuda']
+    record = dict(
+        work_dir=osp.abspath(work_dir),
+        logs=[osp.relpath(run['log'], work_dir) for run in train_runs],
+        architecture=architecture(cfg),
+        seed=seed,
+        seed_source=seed_source,
+        device=(infos[-1]['gpu'] or 'GPU') if cuda else 'CPU',
+        device_source="the training log's environment info",
+        batch_size=cfg.train_dataloader.get('batch_size'),
+        metrics=metrics,
+        metrics_source=metrics_source,
+        metrics_source_kind=metrics_kind,
+        checkpoint=checkpoint,
+        warnings=warnings,
+        _config=cfg)
+    record.update(dataset_facts(cfg, test_cfg))
+    record.update(training_progress(infos))
+    record.update(training_time(train_runs, infos))
+    epochs, images = record['epochs'], record['train_images']
+    if record['train_time_s'] and epochs and images:
+        record['train_img_per_s'] = round(
+            epochs * images / record['train_time_s'], 2)
+    record['short_schedule'] = bool(
+        epochs is not None and epochs < PROTOCOL_EPOCHS
+        or (cfg.train_dataloader.dataset.get('indices') is not None))
+    return record

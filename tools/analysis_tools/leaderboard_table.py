@@ -1,0 +1,357 @@
+"""Aggregate leaderboard run records and render them: JSON, CSV, Markdown
+and the README block (and check that the README block is up to date).
+
+Aggregation: runs are grouped by (model, dataset, protocol, schedule); every
+figure becomes ``{"mean", "std", "min", "max", "n"}`` over the group's seeds,
+where ``std`` is the sample standard deviation (n - 1 in the denominator)
+and is ``null`` for a single seed. Metric values are in percent, exactly as
+LesionMetric logged them (rounding happens only in the Markdown).
+
+Published figures (``results/reported.json``) stay in their own list,
+section and CSV file, marked ``source: reported``; they are never mixed into
+the measured rows.
+"""
+import csv
+import json
+import os.path as osp
+import statistics
+
+# (leaderboard field, LesionMetric key, Markdown header)
+METRIC_FIELDS = (
+    ('iou', 'IoU', 'IoU'), ('dsc', 'DSC', 'DSC'), ('acc', 'Acc', 'Acc'),
+    ('sen', 'Sen', 'Sen'), ('spe', 'Spe', 'Spe'),
+    ('iou_orig', 'IoU_orig', None), ('dsc_orig', 'DSC_orig', None),
+    ('acc_orig', 'Acc_orig', None), ('sen_orig', 'Sen_orig', None),
+    ('spe_orig', 'Spe_orig', None),
+    ('miou_img', 'mIoU_img', 'IoU/img'), ('mdsc_img', 'mDSC_img', 'DSC/img'),
+    ('tj', 'TJ', 'TJ'), ('mmseg_miou', 'mIoU', 'mmseg mIoU'),
+    ('mmseg_mdice', 'mDice', 'mmseg mDice'))
+# Per-run figures aggregated over seeds besides the metrics.
+RUN_STAT_FIELDS = ('train_time_s', 'train_img_per_s', 'cpu_latency_ms',
+                   'cpu_latency_p90_ms', 'gpu_img_per_s')
+START, END = '<!-- leaderboard:start -->', '<!-- leaderboard:end -->'
+STATS_NOTE = ('mean over seeds; std = sample standard deviation (n-1), null '
+              'for one seed; min/max over seeds; n = runs averaged (for '
+              'timings: the runs that were benchmarked); metric values in '
+              'percent')
+SHORT_NOTE = ('† short schedule (fewer than 300 epochs or a subset of the '
+              'training split): a sanity measurement, not comparable with '
+              'the published figures.')
+
+
+def stats(values, skip_missing=False):
+    """Mean, sample std, min, max and count of a list of numbers.
+
+    Args:
+        values (list): One number (or None) per seed.
+        skip_missing (bool): Aggregate the runs that have the figure (e.g.
+            only some runs were benchmarked); otherwise any missing value
+            makes the result None.
+    """
+    if skip_missing:
+        values = [v for v in values if v is not None]
+    if not values or any(v is None for v in values):
+        return None
+    return dict(mean=statistics.fmean(values),
+                std=statistics.stdev(values) if len(values) > 1 else None,
+                min=min(values), max=max(values), n=len(values))
+
+
+def _distinct(values):
+    out = []
+    for value in values:
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _one_or_all(values):
+    values = _distinct(values)
+    return values[0] if len(values) == 1 else values
+
+
+def aggregate(records):
+    """Leaderboard rows (one per model, dataset, protocol and schedule) from
+    per-run records; a seed collected twice counts once (the newest)."""
+    groups = {}
+    for rec in sorted(records, key=lambda r: r.get('collected_at', '')):
+        key = (rec['model'], rec['dataset'], rec['protocol'], rec['schedule'])
+        groups.setdefault(key, {})[rec['seed']] = rec
+    rows = []
+    for (model, dataset, protocol, schedule), by_seed in groups.items():
+        runs = [by_seed[s] for s in sorted(by_seed, key=lambda s: (
+            s is None, s))]
+        complexity = runs[0].get('complexity') or {}
+        deploy = complexity.get('deploy') or {}
+        row = dict(
+            model=model, config=_one_or_all(r['config'] for r in runs),
+            dataset=dataset, protocol=protocol, schedule=schedule,
+            short_schedule=any(r.get('short_schedule') for r in runs),
+            source='measured', seeds=[r['seed'] for r in runs],
+            device=' / '.join(_distinct(r['device'] for r in runs)),
+            params=complexity.get('params'), flops=complexity.get('flops'),
+            flops_weight_layers=complexity.get('flops_weight_layers'),
+            params_deployed=deploy.get('params'),
+            flops_deployed=deploy.get('flops'),
+            epochs=_one_or_all(r.get('epochs') for r in runs),
+            iterations=_one_or_all(r.get('iterations') for r in runs),
+            batch_size=_one_or_all(r.get('batch_size') for r in runs),
+            train_images=_one_or_all(r.get('train_images') for r in runs),
+            test_images=_one_or_all(r.get('test_images') for r in runs),
+            synthetic_data=any(r.get('synthetic_data') for r in runs),
+            metrics_source=_one_or_all(
+                r['metrics_source_kind'] for r in runs),
+            train_time_method=_one_or_all(
+                r.get('train_time_method') for r in runs))
+        for field, key, _ in METRIC_FIELDS:
+            row[field] = stats([r['metrics'].get(key) for r in runs])
+        for field in RUN_STAT_FIELDS:
+            row[field] = stats([r.get(field) for r in runs],
+                               skip_missing=True)
+        row['runs'] = [r['record_file'] for r in runs]
+        rows.append(row)
+    rows.sort(key=lambda r: (r['dataset'], r['protocol'], r['schedule'],
+                             -(r['dsc'] or {}).get('mean', 0.0)))
+    return rows
+
+
+def reported_rows(reported):
+    """One row per published (model, dataset) figure of reported.json."""
+    rows = []
+    for entry in reported['models']:
+        for result in entry['results']:
+            rows.append(dict(
+                model=entry['model'], dataset=result.get('dataset'),
+                protocol=result.get('protocol'), source='reported',
+                params=entry.get('params'), flops=entry.get('flops'),
+                approx=entry.get('approx', False), iou=result.get('iou'),
+                dsc=result.get('dsc'), citation=entry['citation'],
+                note=result.get('note', entry.get('note'))))
+    return rows
+
+
+# ---------------------------------------------------------------- formatting
+def _num(value, digits=2):
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def _stat(value, digits=2):
+    if value is None:
+        return '-'
+    if value['std'] is None:
+        return _num(value['mean'], digits)
+    return f'{value["mean"]:.{digits}f} ± {value["std"]:.{digits}f}'
+
+
+def _mega(value, approx=False):
+    return '-' if value is None else \
+        ('~' if approx else '') + f'{value / 1e6:.3f}'
+
+
+def _giga(value, approx=False):
+    return '-' if value is None else \
+        ('~' if approx else '') + f'{value / 1e9:.3f}'
+
+
+MEASURED_COLUMNS = (
+    [('Model', lambda r: r['model']), ('Dataset', lambda r: r['dataset']),
+     ('Protocol', lambda r: r['protocol']),
+     ('Schedule', lambda r: r['schedule'] + (' †' if r['short_schedule']
+                                             else '')),
+     ('Seeds', lambda r: ', '.join(str(s) for s in r['seeds'])),
+     ('Device', lambda r: r['device']),
+     ('Params (M)', lambda r: _mega(r['params'])),
+     ('GFLOPs', lambda r: _giga(r['flops'])),
+     ('GFLOPs conv/linear', lambda r: _giga(r['flops_weight_layers']))] +
+    [(header, lambda r, f=field: _stat(r[f]))
+     for field, _, header in METRIC_FIELDS if header] +
+    [('CPU ms (b1, 1 thread)', lambda r: _stat(r['cpu_latency_ms'])),
+     ('GPU img/s', lambda r: _stat(r['gpu_img_per_s'], 0)),
+     ('Train time (s)', lambda r: _stat(r['train_time_s'], 0))])
+REPORTED_COLUMNS = (
+    ('Model', lambda r: r['model']),
+    ('Dataset', lambda r: r['dataset'] or 'not stated'),
+    ('Protocol', lambda r: r['protocol'] or '-'),
+    ('Params (M)', lambda r: _mega(r['params'], r['approx'])),
+    ('GFLOPs', lambda r: _giga(r['flops'], r['approx'])),
+    ('IoU', lambda r: _num(r['iou'])), ('DSC', lambda r: _num(r['dsc'])),
+    ('Source', lambda r: 'reported'), ('Citation', lambda r: r['citation']))
+
+
+def markdown_table(columns, rows):
+    cells = [[str(fn(row)).replace('|', '/') for _, fn in columns]
+             for row in rows]
+    lines = ['| ' + ' | '.join(h for h, _ in columns) + ' |',
+             '|' + '|'.join(' --- ' for _ in columns) + '|']
+    lines += ['| ' + ' | '.join(c) + ' |' for c in cells]
+    return '\n'.join(lines)
+
+
+def summary_line(rows):
+    """Device, protocol, seeds and schedule of the measured rows."""
+    if not rows:
+        return 'No measured runs yet.'
+
+    def join(values):
+        return '; '.join(_distinct(str(v) for v in values))
+
+    seeds = sorted({s for r in rows for s in r['seeds']},
+                   key=lambda s: (s is None, s))
+    line = (f'Measured here — device: {join(r["device"] for r in rows)}; '
+            f'dataset: {join(r["dataset"] for r in rows)}; protocol: '
+            f'{join(r["protocol"] for r in rows)}; seeds: '
+            f'{", ".join(map(str, seeds))}; schedule: '
+            f'{join(r["schedule"] for r in rows)}.')
+    if any(r['synthetic_data'] for r in rows):
+        line += ' Some rows use the synthetic stand-in data set.'
+    return line
+
+
+def readme_block(board):
+    """The generated text that goes between the README markers."""
+    parts = ['<!-- generated by tools/analysis_tools/leaderboard.py build '
+             'from results/leaderboard.json: do not edit by hand -->', '',
+             summary_line(board['measured']), '',
+             markdown_table(MEASURED_COLUMNS, board['measured'])]
+    if any(r['short_schedule'] for r in board['measured']):
+        parts += ['', SHORT_NOTE]
+    parts += ['', 'Published figures (not measured here; pooled lesion IoU '
+              '/ DSC in percent as the papers report them):', '',
+              markdown_table(REPORTED_COLUMNS, board['reported'])]
+    return '\n'.join(parts)
+
+
+def leaderboard_markdown(board):
+    parts = ['# Leaderboard', '',
+             f'Generated by `tools/analysis_tools/leaderboard.py build` from '
+             f'{sum(len(r["runs"]) for r in board["measured"])} logged runs '
+             f'(`results/runs/*.json`). Values: {STATS_NOTE}. FLOPs: '
+             f'{board["flops_convention"]}. CPU latency: batch 1, 1 thread, '
+             '256x256, median over timed runs.', '',
+             '## Measured', '', summary_line(board['measured']), '',
+             markdown_table(MEASURED_COLUMNS, board['measured'])]
+    if any(r['short_schedule'] for r in board['measured']):
+        parts += ['', SHORT_NOTE]
+    parts += ['', '## Reported (published figures, not measured here)', '',
+              board.get('reported_note', ''), '',
+              markdown_table(REPORTED_COLUMNS, board['reported']), '']
+    return '\n'.join(parts)
+
+
+STAT_FIELDS = tuple(f for f, _, _ in METRIC_FIELDS) + RUN_STAT_FIELDS
+
+
+def _flat(row, fields):
+    """A CSV row: each statistic becomes field (the mean), field_std,
+    field_min, field_max and field_n."""
+    out = {}
+    for field in fields:
+        value = row.get(field)
+        if field in STAT_FIELDS and row.get('source') == 'measured':
+            value = value or {}
+            out[field] = value.get('mean')
+            for part in ('std', 'min', 'max', 'n'):
+                out[f'{field}_{part}'] = value.get(part)
+        elif isinstance(value, list):
+            out[field] = ' '.join(map(str, value))
+        else:
+            out[field] = value
+    return out
+
+
+def write_csv(path, rows):
+    flat = [_flat(r, list(r)) for r in rows]
+    header = _distinct(k for r in flat for k in r)
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(flat)
+
+
+# -------------------------------------------------------------- README sync
+def replace_block(text, block):
+    if START not in text or END not in text:
+        raise ValueError(f'README lacks the markers {START} ... {END}')
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f'{head}{START}\n{block}\n{END}{tail}'
+
+
+def _tables(text):
+    """Markdown tables of a text as lists of rows of stripped cells."""
+    tables, current = [], []
+    for line in text.splitlines() + ['']:
+        if line.strip().startswith('|'):
+            cells = [c.strip() for c in line.strip().strip('|').split('|')]
+            if not all(set(c) <= set('-: ') for c in cells):
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def check_readme(readme_text, board):
+    """Differences between the README's generated block and the block the
+    leaderboard implies (empty list: they agree)."""
+    if START not in readme_text or END not in readme_text:
+        return [f'README lacks the markers {START} ... {END}']
+    found = readme_text.split(START, 1)[1].split(END, 1)[0]
+    expected = readme_block(board)
+    problems = []
+    got_tables, want_tables = _tables(found), _tables(expected)
+    if len(got_tables) != len(want_tables):
+        problems.append(f'{len(got_tables)} tables in the README, '
+                        f'{len(want_tables)} expected')
+    for t, (got, want) in enumerate(zip(got_tables, want_tables)):
+        if len(got) != len(want):
+            problems.append(f'table {t + 1}: {len(got) - 1} rows in the '
+                            f'README, {len(want) - 1} in the leaderboard')
+        for i, (g_row, w_row) in enumerate(zip(got, want)):
+            header = want[0]
+            for j, w_cell in enumerate(w_row):
+                g_cell = g_row[j] if j < len(g_row) else '<missing>'
+                if g_cell != w_cell:
+                    col = header[j] if j < len(header) else j
+                    problems.append(f'table {t + 1}, row {i}, column {col}: '
+                                    f'README has {g_cell!r}, leaderboard '
+                                    f'{w_cell!r}')
+    text_lines = [[line.strip() for line in block.splitlines()
+                   if line.strip() and not line.strip().startswith('|')]
+                  for block in (found, expected)]
+    if text_lines[0] != text_lines[1]:
+        problems.append('the text around the tables differs from the '
+                        'generated one')
+    return problems
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def build_board(records, reported, flops_convention=''):
+    return dict(
+        description='DSNet leaderboard, generated by '
+        'tools/analysis_tools/leaderboard.py build from logged runs',
+        stats=STATS_NOTE, flops_convention=flops_convention,
+        metric_fields={field: key for field, key, _ in METRIC_FIELDS},
+        measured=aggregate(records),
+        reported_note=reported.get('description', '') if reported else '',
+        reported=reported_rows(reported) if reported else [])
+
+
+def write_outputs(board, out_dir):
+    """leaderboard.json/.csv/.md (+ leaderboard_reported.csv) in out_dir."""
+    paths = dict(json=osp.join(out_dir, 'leaderboard.json'),
+                 csv=osp.join(out_dir, 'leaderboard.csv'),
+                 reported_csv=osp.join(out_dir, 'leaderboard_reported.csv'),
+                 md=osp.join(out_dir, 'leaderboard.md'))
+    with open(paths['json'], 'w') as f:
+        json.dump(board, f, indent=2, ensure_ascii=False)
+        f.write('\n')
+    write_csv(paths['csv'], board['measured'])
+    write_csv(paths['reported_csv'], board['reported'])
+    with open(paths['md'], 'w') as f:
+        f.write(leaderboard_markdown(board))
+    return paths
