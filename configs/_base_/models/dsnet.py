@@ -5,7 +5,7 @@
 # ``deploy=True`` in backbone and head builds the re-parameterised form that
 # ``reparameterize_model`` produces (load a re-parameterised checkpoint).
 norm_cfg = dict(type='BN', requires_grad=True)
-act_cfg = dict(type='ReLU')
+act_cfg = dict(type='ReLU', inplace=True)
 widths = [16, 32, 64, 128, 144, 224]
 data_preprocessor = dict(
     type='SegDataPreProcessor',

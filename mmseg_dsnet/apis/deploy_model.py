@@ -1,0 +1,175 @@
+"""Build a segmentor for deployment: from config and checkpoint to one
+network that maps raw RGB pixels to lesion logits.
+
+:class:`DeployableSegmentor` is the exact computation that is exported to
+ONNX and run by the PyTorch backend of ``tools/infer.py``:
+
+* input: float32 ``(N, 3, H, W)`` **RGB** pixels in 0..255 (what Pillow and
+  most image libraries give; no BGR, no normalisation by the caller);
+* the config's ``data_preprocessor`` steps inside the network: channel
+  order for the model, ``(x - mean) / std``;
+* output: float32 ``(N, C, H, W)`` logits at the input size (``C = 1``:
+  sigmoid lesion logit, ``C = 2``: softmax logits), resized bilinearly when
+  the decode head works at a lower resolution (e.g. SegFormer's 1/4).
+"""
+import warnings
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from torch import Tensor, nn
+
+DEFAULT_INPUT_SIZE = (256, 256)
+
+
+def load_config(config: Union[str, Config]) -> Config:
+    """A :class:`Config` from a path or a Config (returned as is)."""
+    return Config.fromfile(config) if isinstance(config, str) else config
+
+
+def build_segmentor(config: Union[str, Config],
+                    checkpoint: Optional[str] = None,
+                    reparameterize: bool = True,
+                    device: str = 'cpu') -> nn.Module:
+    """Build the config's model in eval mode and load its weights.
+
+    The checkpoint is loaded with mmengine's ``load_checkpoint``, i.e.
+    through :func:`mmseg_dsnet.compat.safe_torch_load`: a file that holds
+    anything outside the allow-list raises
+    :class:`~mmseg_dsnet.compat.UnsafeCheckpointError` and nothing in it
+    runs. Keys must match the model (``strict=True``), so a checkpoint for
+    another model or form fails loudly instead of leaving random weights.
+
+    Args:
+        config (str | Config): Config file or object.
+        checkpoint (str, optional): Checkpoint file; None keeps the
+            initial (random) weights.
+        reparameterize (bool): Fold DESDConv branches and BatchNorms
+            (:func:`mmseg_dsnet.models.utils.reparameterize_model`); other
+            models get their Conv+BN pairs folded. Default: True.
+        device (str): Device to put the model on. Default: ``'cpu'``.
+
+    Returns:
+        nn.Module: The segmentor (an mmseg ``EncoderDecoder``) in eval mode,
+        with ``cfg`` and ``dataset_meta`` attributes like mmseg's
+        ``init_model`` sets.
+    """
+    import mmseg_dsnet  # noqa: F401  (registers modules, safe loading)
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.models.utils import reparameterize_model
+
+    cfg = load_config(config)
+    register_all_modules(init_default_scope=True)
+    # ``init_weights`` is never called: weights come from the checkpoint
+    # and nothing is downloaded.
+    model = MODELS.build(cfg.model)
+    model.cfg = cfg
+    model.dataset_meta = dict(classes=('background', 'lesion'),
+                              palette=[[0, 0, 0], [255, 0, 0]])
+    if checkpoint:
+        ckpt = load_checkpoint(
+            model, checkpoint, map_location='cpu', strict=True,
+            logger='silent')
+        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        if meta.get('dataset_meta'):
+            model.dataset_meta = meta['dataset_meta']
+    model.eval()
+    if reparameterize:
+        model = reparameterize_model(model)
+    return model.to(device)
+
+
+def input_size_of(cfg: Config) -> Tuple[int, int]:
+    """``(height, width)`` the model runs at: the ``Resize`` scale of the
+    config's test pipeline (mmcv scales are ``(width, height)``), or
+    256x256 when the config has none."""
+    pipeline = cfg.get('test_pipeline') or cfg.get(
+        'test_dataloader', {}).get('dataset', {}).get('pipeline', [])
+    for step in pipeline:
+        if step.get('type') in ('Resize', 'mmcv.Resize') and step.get(
+                'scale') is not None:
+            scale = step['scale']
+            if isinstance(scale, int):
+                return scale, scale
+            return int(scale[1]), int(scale[0])
+    return DEFAULT_INPUT_SIZE
+
+
+def threshold_of(model: nn.Module, default: float = 0.5) -> float:
+    """The decode head's sigmoid threshold (binary heads), else
+    ``default``."""
+    head = getattr(model, 'decode_head', None)
+    value = getattr(head, 'threshold', None)
+    return float(value) if value is not None else default
+
+
+class DeployableSegmentor(nn.Module):
+    """Raw RGB pixels in, logits at the input size out.
+
+    Args:
+        segmentor (nn.Module): An mmseg segmentor (``EncoderDecoder``) in
+            eval mode; it is called with ``mode='tensor'``.
+        mean (Sequence[float]): Per-channel mean of the config's
+            ``data_preprocessor`` (in the model's channel order).
+        std (Sequence[float]): Per-channel std, likewise.
+        model_wants_rgb (bool): True when the model was trained on RGB
+            (``bgr_to_rgb=True`` with mmseg's BGR loading, as our configs);
+            False flips the RGB input to BGR first.
+        align_corners (bool): ``align_corners`` of the final resize.
+    """
+
+    def __init__(self, segmentor: nn.Module, mean, std,
+                 model_wants_rgb: bool = True, align_corners: bool = False):
+        super().__init__()
+        self.segmentor = segmentor
+        self.register_buffer(
+            'mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer(
+            'std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.model_wants_rgb = model_wants_rgb
+        self.align_corners = align_corners
+
+    @classmethod
+    def from_segmentor(cls, segmentor: nn.Module,
+                       cfg: Optional[Config] = None) -> 'DeployableSegmentor':
+        """Wrap ``segmentor`` with the preprocessing of ``cfg`` (default:
+        ``segmentor.cfg``)."""
+        cfg = cfg if cfg is not None else segmentor.cfg
+        pre = cfg.model.get('data_preprocessor') or {}
+        mean = pre.get('mean') or [0.0, 0.0, 0.0]
+        std = pre.get('std') or [1.0, 1.0, 1.0]
+        # mmseg loads BGR; a channel flip in the preprocessor makes it RGB.
+        wants_rgb = bool(pre.get('bgr_to_rgb') or pre.get('rgb_to_bgr'))
+        head = getattr(segmentor, 'decode_head', None)
+        return cls(segmentor, mean, std, wants_rgb,
+                   bool(getattr(head, 'align_corners', False)))
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images if self.model_wants_rgb else images.flip(1)
+        x = (x - self.mean) / self.std
+        logits = self.segmentor(x, mode='tensor')
+        with warnings.catch_warnings():
+            # Under tracing the size comparison is a constant: the head's
+            # output stride is fixed, so the same branch holds for all
+            # sizes.
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            if logits.shape[-2:] != images.shape[-2:]:
+                logits = F.interpolate(
+                    logits,
+                    size=images.shape[-2:],
+                    mode='bilinear',
+                    align_corners=self.align_corners)
+        return logits
+
+
+def build_deployable(config: Union[str, Config],
+                     checkpoint: Optional[str] = None,
+                     reparameterize: bool = True) -> DeployableSegmentor:
+    """:func:`build_segmentor` wrapped in :class:`DeployableSegmentor`."""
+    cfg = load_config(config)
+    segmentor = build_segmentor(cfg, checkpoint, reparameterize)
+    return DeployableSegmentor.from_segmentor(segmentor, cfg).eval()

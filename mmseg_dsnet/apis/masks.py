@@ -1,0 +1,174 @@
+"""From model logits to lesion masks and overlay pictures, at any size.
+
+The model runs at a fixed size (256x256); its logits are brought back to
+each image's original size by bilinear interpolation (half-pixel centres, as
+``torch.nn.functional.interpolate(..., align_corners=False)`` and OpenCV's
+``INTER_LINEAR``), then thresholded. Interpolation is separable and linear,
+so it is done on one *decision map* (positive = lesion) in bands of rows:
+a 10000x10000 mask never needs a 10000x10000 float array.
+"""
+import math
+import os
+import os.path as osp
+import tempfile
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+# Rows of the output interpolated at once (bounds the float buffer).
+CHUNK_ROWS = 512
+
+
+def decision_map(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """A map that is positive exactly where the lesion is predicted.
+
+    Args:
+        logits (np.ndarray): ``(C, H, W)`` logits of one image. ``C == 1``:
+            sigmoid lesion logit; ``C == 2``: softmax logits of background
+            and lesion.
+        threshold (float): Probability threshold for ``C == 1``
+            (``sigmoid(logit) > threshold``). Ignored for ``C == 2``, where
+            the lesion is predicted when it wins the argmax (ties go to
+            the background, as ``argmax`` does).
+
+    Returns:
+        np.ndarray: ``(H, W)`` float32. For ``C == 1`` it is
+        ``logit - log(t / (1 - t))``; for two classes ``l1 - l0``. Both are
+        linear in the logits, so resizing the map equals resizing the logits
+        first.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    if logits.ndim != 3:
+        raise ValueError(f'expected (C, H, W) logits, got {logits.shape}')
+    if logits.shape[0] == 1:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f'threshold must be in (0, 1), got {threshold}')
+        return logits[0] - np.float32(math.log(threshold / (1 - threshold)))
+    if logits.shape[0] == 2:
+        return logits[1] - logits[0]
+    raise ValueError('lesion masks need 1 (sigmoid) or 2 (softmax) output '
+                     f'channels, got {logits.shape[0]}')
+
+
+def _linear_taps(out_size: int, in_size: int):
+    """Source indices and weights of half-pixel bilinear resampling."""
+    scale = in_size / out_size
+    src = (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
+    src = np.maximum(src, 0.0)
+    low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    weight = (src - low).astype(np.float32)
+    return low, high, weight
+
+
+def resize_to_mask(decision: np.ndarray,
+                   size: Tuple[int, int],
+                   chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Bilinearly resize a decision map to ``size`` and threshold it at 0.
+
+    Args:
+        decision (np.ndarray): ``(h, w)`` decision map (positive = lesion).
+        size (tuple[int, int]): ``(height, width)`` of the output.
+        chunk_rows (int): Output rows computed at once.
+
+    Returns:
+        np.ndarray: ``(height, width)`` uint8 mask, 1 = lesion.
+    """
+    height, width = int(size[0]), int(size[1])
+    if height < 1 or width < 1:
+        raise ValueError(f'invalid output size {size}')
+    decision = np.asarray(decision, dtype=np.float32)
+    in_h, in_w = decision.shape
+    if (in_h, in_w) == (height, width):
+        return (decision > 0).astype(np.uint8)
+    col_low, col_high, col_weight = _linear_taps(width, in_w)
+    # Horizontal pass on the small map: (in_h, width).
+    rows = (decision[:, col_low] * (1 - col_weight) +
+            decision[:, col_high] * col_weight)
+    row_low, row_high, row_weight = _linear_taps(height, in_h)
+    mask = np.empty((height, width), dtype=np.uint8)
+    for start in range(0, height, chunk_rows):
+        stop = min(start + chunk_rows, height)
+        weight = row_weight[start:stop, None]
+        band = (rows[row_low[start:stop]] * (1 - weight) +
+                rows[row_high[start:stop]] * weight)
+        np.greater(band, 0, out=mask[start:stop], casting='unsafe')
+    return mask
+
+
+def draw_overlay(rgb: np.ndarray,
+                 mask: np.ndarray,
+                 max_side: int = 4096,
+                 color: Tuple[int, int, int] = (255, 64, 32),
+                 alpha: float = 0.35) -> np.ndarray:
+    """The image with the lesion tinted and its contour drawn.
+
+    Args:
+        rgb (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        mask (np.ndarray): ``(H, W)`` uint8 mask, 1 = lesion.
+        max_side (int): Overlays of larger images are drawn downsized so
+            their longer side is ``max_side`` (the mask is not affected).
+        color (tuple[int, int, int]): RGB tint and contour colour.
+        alpha (float): Tint opacity inside the lesion.
+
+    Returns:
+        np.ndarray: ``(h, w, 3)`` uint8 RGB overlay.
+    """
+    height, width = mask.shape
+    if max(height, width) > max_side:
+        factor = max_side / max(height, width)
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    overlay = rgb.copy()
+    inside = mask.astype(bool)
+    tint = np.array(color, dtype=np.float32)
+    overlay[inside] = (overlay[inside].astype(np.float32) * (1 - alpha) +
+                       tint * alpha).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    thickness = max(1, round(max(mask.shape) / 256))
+    cv2.drawContours(overlay, contours, -1, color, thickness)
+    return overlay
+
+
+def default_file_mode() -> int:
+    """Permissions a normally created file gets (0o666 less the umask);
+    temporary files start at 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_image_atomic(path: str, image: np.ndarray,
+                       params=None) -> None:
+    """Encode ``image`` by ``path``'s extension and write it atomically.
+
+    The file appears complete or not at all (temporary file in the same
+    folder, then ``os.replace``); an existing ``path`` is replaced, so
+    callers check for it first.
+
+    Args:
+        path (str): Output file (``.png``, ``.jpg`` ...).
+        image (np.ndarray): ``(H, W)`` or ``(H, W, 3)`` RGB uint8 image.
+        params (list, optional): OpenCV encoder parameters.
+    """
+    ext = osp.splitext(path)[1]
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(ext, image, params or [])
+    if not ok:
+        raise OSError(f'{path}: could not encode a {ext} image')
+    folder = osp.dirname(osp.abspath(path))
+    handle, temp = tempfile.mkstemp(
+        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(handle, 'wb') as file:
+            file.write(encoded.tobytes())
+        os.chmod(temp, default_file_mode())
+        os.replace(temp, path)
+    except BaseException:
+        if osp.exists(temp):
+            os.unlink(temp)
+        raise

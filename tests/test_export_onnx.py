@@ -1,0 +1,213 @@
+"""ONNX export of DSNet: parity with PyTorch (random and real-looking
+images, two sizes, batch 2), no silent overwrite, unsafe checkpoints
+refused, int8 quantization."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, load_tool
+from PIL import Image
+
+pytest.importorskip('onnxruntime')
+pytest.importorskip('onnx')
+
+CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+
+
+def make_checkpoint(config, path, seed=0):
+    """Random weights with non-trivial BatchNorm statistics (so folding is
+    really exercised), saved the way mmengine saves checkpoints."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(config).model)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.3, 0.3)
+        # Spread the logits around the threshold so that masks are
+        # neither empty nor full and mask comparisons mean something.
+        model.eval()
+        image = torch.from_numpy(lesion_image(256, 256, seed)).permute(
+            2, 0, 1)[None].float()
+        mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+        std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+        noise = torch.rand(1, 3, 256, 256) * 255
+        logits = model((torch.cat([image, noise]) - mean) / std,
+                       mode='tensor')
+        centre = logits[0].median()
+        # Trained models reach logits of about +-20; so do these.
+        scale = 20.0 / (logits - centre).abs().max()
+        classifier = model.decode_head.conv_seg
+        classifier.weight.mul_(scale)
+        classifier.bias.copy_((classifier.bias - centre) * scale)
+    save_checkpoint(
+        dict(state_dict=model.state_dict(),
+             meta=dict(dataset_meta=dict(classes=('background', 'lesion')))),
+        str(path))
+    return str(path)
+
+
+def lesion_image(height, width, seed):
+    """A skin-coloured picture with a dark blob."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+    blob = ((yy - cy)**2 / (0.2 * height)**2 +
+            (xx - cx)**2 / (0.25 * width)**2) < 1
+    image = np.empty((height, width, 3), np.float32)
+    image[:] = (200, 150, 130)
+    image[blob] = (90, 50, 40)
+    image += rng.normal(0, 8, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(CONFIG,
+                           tmp_path_factory.mktemp('ckpt') / 'dsnet.pth')
+
+
+@pytest.fixture(scope='module')
+def image_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('check_images')
+    for index, (h, w) in enumerate([(192, 256), (300, 280), (64, 80)]):
+        Image.fromarray(lesion_image(h, w, index)).save(
+            folder / f'img{index}.png')
+    return folder
+
+
+@pytest.fixture(scope='module')
+def exported(checkpoint, image_dir, tmp_path_factory):
+    from mmseg_dsnet.apis.onnx_export import export_and_check
+    out = tmp_path_factory.mktemp('onnx') / 'dsnet.onnx'
+    result = export_and_check(CONFIG, checkpoint, str(out),
+                              check_images=[str(image_dir)],
+                              log=lambda text: None)
+    return out, result
+
+
+def test_parity_random_and_real_images(exported):
+    out, result = exported
+    parity = result['parity']
+    assert out.is_file() and result['passed']
+    # The strict criterion holds here; the float32 noise floor (PyTorch
+    # float32 vs float64) is measured and sets the tolerance only when it
+    # is larger.
+    assert parity['max_abs_diff'] <= 1e-4 and parity['within_atol']
+    assert 0 < parity['float32_noise'] < 1e-4
+    assert parity['tolerance'] == max(1e-4, 4 * parity['float32_noise'])
+    assert parity['mask_mismatch_pixels'] == 0
+    assert parity['real_images'] == 3
+    shapes = [case['shape'] for case in parity['cases']]
+    # Batch 2 and a second image size ran through the same file.
+    assert [2, 3, 256, 256] in shapes and [1, 3, 320, 192] in shapes
+    # Re-parameterisation really changed the network (fewer parameters).
+    params = result['export']['params']
+    assert params['deployed'] < params['trained']
+    assert result['export']['opset'] == 17
+    # The parity above ran on the graph with the CPU rewrites applied.
+    rewrites = result['export']['cpu_rewrites']
+    assert rewrites['channel_mean'] > 0 and rewrites['channel_max'] > 0
+    assert rewrites['single_output_conv'] > 0
+
+
+def test_onnx_dynamic_axes_and_metadata(exported, checkpoint):
+    import onnxruntime as ort
+    from mmseg_dsnet.apis.deploy_model import build_deployable
+    out, _ = exported
+    session = ort.InferenceSession(str(out),
+                                   providers=['CPUExecutionProvider'])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta['mmseg_dsnet.input_size'] == '256,256'
+    assert float(meta['mmseg_dsnet.threshold']) == 0.5
+    network = build_deployable(CONFIG, checkpoint, reparameterize=False)
+    batch = np.random.default_rng(1).uniform(0, 255, (2, 3, 128, 224))
+    batch = batch.astype(np.float32)
+    got = session.run(None, {'image': batch})[0]
+    with torch.no_grad():
+        want = network(torch.from_numpy(batch)).numpy()
+    assert got.shape == (2, 1, 128, 224)
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_wrapper_matches_mmseg_preprocessing(checkpoint):
+    """The exported input convention (RGB 0..255) gives the logits mmseg
+    computes from its own BGR loading and data preprocessor."""
+    from mmseg_dsnet.apis.deploy_model import build_deployable
+    network = build_deployable(CONFIG, checkpoint, reparameterize=False)
+    rgb = lesion_image(256, 256, 7)
+    bgr = torch.from_numpy(rgb[..., ::-1].copy()).permute(2, 0, 1)
+    segmentor = network.segmentor
+    data = segmentor.data_preprocessor(dict(inputs=[bgr]), False)
+    with torch.no_grad():
+        want = segmentor(data['inputs'], mode='tensor')
+        got = network(
+            torch.from_numpy(rgb).permute(2, 0, 1)[None].float())
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_cli_refuses_to_overwrite(checkpoint, tmp_path, capsys):
+    tool = load_tool('deployment/export_onnx.py')
+    out = tmp_path / 'model.onnx'
+    out.write_bytes(b'keep me')
+    code = tool.main([CONFIG, checkpoint, str(out)])
+    assert code == 2
+    assert 'already exists' in capsys.readouterr().err
+    assert out.read_bytes() == b'keep me'
+    assert os.listdir(tmp_path) == ['model.onnx']  # no temp files left
+
+
+def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
+    tool = load_tool('deployment/export_onnx.py')
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'
+    out.write_bytes(b'old')
+    report = tmp_path / 'report.json'
+    code = tool.main([
+        CONFIG, checkpoint, str(out), '--overwrite', '--int8',
+        str(int8), '--check-images',
+        str(image_dir / '*.png'), '--json',
+        str(report)
+    ])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert 'PASSED' in text and 'int8 model' in text
+    assert out.read_bytes()[:3] != b'old' and int8.is_file()
+    import json
+    figures = json.loads(report.read_text())['int8']
+    assert figures['images'] == 3
+    assert 0 <= figures['pixel_agreement'] <= 100
+    assert int8.stat().st_size < out.stat().st_size
+
+
+class _RunsShell:
+    """Unpickling this would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_malicious_checkpoint_refused(tmp_path, capsys):
+    tool = load_tool('deployment/export_onnx.py')
+    marker = tmp_path / 'pwned'
+    bad = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _RunsShell(marker)}, str(bad),
+               pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    out = tmp_path / 'never.onnx'
+    code = tool.main([CONFIG, str(bad), str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert 'Refusing to load checkpoint' in err and 'evil.pth' in err
+    assert not marker.exists() and not out.exists()

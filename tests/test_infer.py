@@ -1,0 +1,252 @@
+"""tools/infer.py: masks at the original size for every kind of image,
+bad inputs reported by name while the rest succeed, no overwriting, both
+backends agree, and our configs work with mmseg's MMSegInferencer."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, load_tool
+from PIL import Image
+
+CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+
+
+def make_checkpoint(path, seed=0):
+    """Random DSNet weights (non-trivial BatchNorm statistics), saved with
+    mmengine's ``save_checkpoint``."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.5, 2.0)
+        # Spread the logits around the threshold so that masks are
+        # neither empty nor full and mask comparisons mean something.
+        model.eval()
+        image = torch.from_numpy(lesion_image(256, 256, seed)).permute(
+            2, 0, 1)[None].float()
+        mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+        std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+        noise = torch.rand(1, 3, 256, 256) * 255
+        logits = model((torch.cat([image, noise]) - mean) / std,
+                       mode='tensor')
+        centre = logits[0].median()
+        # Trained models reach logits of about +-20; so do these.
+        scale = 20.0 / (logits - centre).abs().max()
+        classifier = model.decode_head.conv_seg
+        classifier.weight.mul_(scale)
+        classifier.bias.copy_((classifier.bias - centre) * scale)
+    save_checkpoint(dict(state_dict=model.state_dict()), str(path))
+    return str(path)
+
+
+def lesion_image(height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    blob = ((yy - height / 2)**2 / (0.25 * height)**2 +
+            (xx - width / 2)**2 / (0.3 * width)**2) < 1
+    image = np.empty((height, width, 3), np.float32)
+    image[:] = (205, 150, 130)
+    image[blob] = (80, 45, 40)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'dsnet.pth')
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    """Good images of every kind (name -> (height, width)) and bad ones."""
+    folder = tmp_path_factory.mktemp('inputs')
+    sizes = {}
+    Image.fromarray(lesion_image(190, 250)).save(folder / 'normal.jpg',
+                                                 quality=95)
+    sizes['normal'] = (190, 250)
+    Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(folder / 'one.png')
+    sizes['one'] = (1, 1)
+    Image.fromarray(lesion_image(120, 90, 1)[..., 0]).save(folder /
+                                                           'gray.png')
+    sizes['gray'] = (120, 90)
+    rgba = np.dstack([lesion_image(70, 130, 2),
+                      np.full((70, 130), 128, np.uint8)])
+    Image.fromarray(rgba).save(folder / 'rgba.png')
+    sizes['rgba'] = (70, 130)
+    sixteen = lesion_image(66, 77, 3).astype(np.uint16) * 257
+    cv2.imwrite(str(folder / 'deep16.png'), sixteen)
+    sizes['deep16'] = (66, 77)
+    good = open(folder / 'normal.jpg', 'rb').read()
+    (folder / 'truncated.jpg').write_bytes(good[:len(good) // 2])
+    (folder / 'notes.txt').write_text('not an image')
+    return folder, sizes
+
+
+def run_tool(argv):
+    return load_tool('infer.py').main(argv)
+
+
+def test_masks_at_original_size_and_bad_inputs(checkpoint, inputs, tmp_path,
+                                               capsys):
+    folder, sizes = inputs
+    out = tmp_path / 'out'
+    code = run_tool([
+        CONFIG, checkpoint, str(folder),
+        str(folder / 'notes.txt'), '--out-dir',
+        str(out), '--no-progress'
+    ])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert code == 0, text
+    for stem, (height, width) in sizes.items():
+        mask = np.array(Image.open(out / 'masks' / f'{stem}.png'))
+        assert mask.shape == (height, width), stem
+        assert set(np.unique(mask)) <= {0, 255}
+        overlay = Image.open(out / 'overlays' / f'{stem}.jpg')
+        assert overlay.size == (width, height)
+    assert not (out / 'masks' / 'truncated.png').exists()
+    assert not (out / 'masks' / 'notes.png').exists()
+    assert 'truncated.jpg: unreadable or truncated image' in text
+    assert 'notes.txt: not an image file' in text
+    assert 'Processed 5 of 7' in text and 'Failed 2' in text
+    assert 'grayscale' in text and 'alpha channel dropped' in text
+    assert '16-bit' in text
+    # --strict turns failures into a non-zero status.
+    code = run_tool([
+        CONFIG, checkpoint,
+        str(folder / 'truncated.jpg'),
+        str(folder / 'normal.jpg'), '--out-dir',
+        str(tmp_path / 'strict'), '--no-progress', '--strict'
+    ])
+    assert code == 1
+
+
+def test_large_image_and_pixel_limit(checkpoint, tmp_path, capsys):
+    big = tmp_path / 'big.png'
+    Image.fromarray(lesion_image(2100, 3000)).save(big)
+    out = tmp_path / 'out'
+    code = run_tool([CONFIG, checkpoint, str(big), '--out-dir', str(out),
+                     '--no-progress', '--overlay-max-side', '1000'])
+    assert code == 0
+    assert Image.open(out / 'masks' / 'big.png').size == (3000, 2100)
+    assert max(Image.open(out / 'overlays' / 'big.jpg').size) == 1000
+    code = run_tool([CONFIG, checkpoint, str(big), '--out-dir',
+                     str(tmp_path / 'limited'), '--no-progress',
+                     '--max-pixels', '1000000'])
+    text = capsys.readouterr()
+    assert code == 1
+    assert 'big.png: 3000x2100 = 6300000 pixels is above the limit' in (
+        text.out + text.err)
+
+
+def test_empty_folder_message(checkpoint, tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    code = run_tool([CONFIG, checkpoint, str(empty), '--out-dir',
+                     str(tmp_path / 'out'), '--no-progress'])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f'{empty}: folder contains no image files' in err
+    assert 'no images to process' in err
+
+
+def test_unwritable_output_folder(checkpoint, inputs, tmp_path, capsys):
+    folder, _ = inputs
+    if os.geteuid() == 0:
+        # chmod does not stop root: put the folder under a regular file.
+        (tmp_path / 'afile').write_text('x')
+        out = tmp_path / 'afile' / 'sub'
+    else:
+        locked = tmp_path / 'locked'
+        locked.mkdir()
+        locked.chmod(0o500)
+        out = locked / 'sub'
+    try:
+        code = run_tool([CONFIG, checkpoint, str(folder / 'normal.jpg'),
+                         '--out-dir', str(out), '--no-progress'])
+    finally:
+        if os.geteuid() != 0:
+            (tmp_path / 'locked').chmod(0o700)
+    assert code == 2
+    assert 'cannot write to output folder' in capsys.readouterr().err
+
+
+def test_no_overwrite_without_flag(checkpoint, inputs, tmp_path, capsys):
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(folder / 'normal.jpg'), '--out-dir',
+            str(out), '--no-progress']
+    assert run_tool(argv) == 0
+    mask_file = out / 'masks' / 'normal.png'
+    mask_file.write_bytes(b'user data')
+    assert run_tool(argv) == 0
+    captured = capsys.readouterr()
+    assert 'already exists' in captured.out + captured.err
+    assert mask_file.read_bytes() == b'user data'
+    assert run_tool(argv + ['--overwrite']) == 0
+    assert Image.open(mask_file).size == (250, 190)
+
+
+def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):
+    pytest.importorskip('onnxruntime')
+    from mmseg_dsnet.apis.onnx_export import export_onnx
+    folder, sizes = inputs
+    onnx_file = tmp_path / 'dsnet.onnx'
+    export_onnx(CONFIG, checkpoint, str(onnx_file))
+    images = [str(folder / f) for f in os.listdir(folder)
+              if f.endswith(('.png', '.jpg')) and 'truncated' not in f]
+    assert run_tool([CONFIG, checkpoint, *images, '--out-dir',
+                     str(tmp_path / 'pt'), '--no-progress']) == 0
+    assert run_tool([str(onnx_file), *images, '--out-dir',
+                     str(tmp_path / 'ort'), '--no-progress',
+                     '--batch-size', '2']) == 0
+    for stem in sizes:
+        torch_mask = np.array(Image.open(tmp_path / 'pt/masks' /
+                                         f'{stem}.png'))
+        ort_mask = np.array(Image.open(tmp_path / 'ort/masks' /
+                                       f'{stem}.png'))
+        assert np.array_equal(torch_mask, ort_mask), stem
+
+
+def test_resize_to_mask_matches_torch_interpolate():
+    import torch.nn.functional as F
+    from mmseg_dsnet.apis.masks import resize_to_mask
+    rng = np.random.default_rng(0)
+    for (h, w), size in [((256, 256), (1, 1)), ((256, 256), (37, 531)),
+                         ((8, 5), (300, 17))]:
+        decision = rng.standard_normal((h, w)).astype(np.float32)
+        want = F.interpolate(torch.from_numpy(decision)[None, None],
+                             size=size, mode='bilinear',
+                             align_corners=False)[0, 0].numpy() > 0
+        got = resize_to_mask(decision, size, chunk_rows=7)
+        assert np.array_equal(got.astype(bool), want)
+
+
+def test_mmseg_inferencer_with_our_config(checkpoint, inputs, tmp_path):
+    """mmseg's own MMSegInferencer runs our config and checkpoint and
+    agrees with tools/infer.py."""
+    from mmseg.apis import MMSegInferencer
+    folder, _ = inputs
+    image = lesion_image(150, 210, 5)
+    png = tmp_path / 'lesion.png'
+    Image.fromarray(image).save(png)
+    inferencer = MMSegInferencer(model=CONFIG, weights=checkpoint,
+                                 device='cpu')
+    result = inferencer(str(png), return_datasamples=True)
+    mmseg_mask = result.pred_sem_seg.data[0].numpy()
+    assert mmseg_mask.shape == (150, 210)
+    assert set(np.unique(mmseg_mask)) <= {0, 1}
+    assert run_tool([CONFIG, checkpoint, str(png), '--out-dir',
+                     str(tmp_path / 'ours'), '--no-progress']) == 0
+    ours = np.array(Image.open(tmp_path / 'ours/masks/lesion.png')) > 0
+    assert (ours == mmseg_mask.astype(bool)).mean() > 0.999

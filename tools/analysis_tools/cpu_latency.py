@@ -1,0 +1,453 @@
+"""CPU latency of DSNet (as trained, re-parameterised, onnxruntime fp32 and
+int8) and the baselines, in one run, against the machine's measured peak.
+
+    python tools/analysis_tools/cpu_latency.py [--out results/cpu_latency.json]
+        [--repeat 50] [--checkpoint DSNET.pth] [--profile]
+
+Every model is timed end to end as deployed: float32 RGB pixels
+``(1, 3, 256, 256)`` in, logits at 256x256 out (normalisation inside, and
+the final upsampling for heads that predict at a lower resolution, e.g.
+SegFormer), after a warm-up, at 1 thread and at all threads. The
+onnxruntime models are exported by mmseg_dsnet.apis (with its exact CPU
+graph rewrites; one row without them shows their effect). Weights are
+random unless ``--checkpoint`` is given for DSNet (time does not depend on
+them). Runs per case are capped by ``--max-seconds`` so slow models
+(UNet-S5-D16) do not stretch the run; the number of runs is reported.
+
+FLOPs: ``get_flops`` of tools/analysis_tools/get_flops.py counts one
+multiply-add as one "FLOP" (i.e. MACs, the literature's convention). The
+peak is measured with a 2048x2048 fp32 matmul and counts 2 N^3 FLOPs, so
+achieved GFLOP/s are reported as ``2 * MACs / latency`` to compare like with
+like.
+
+Writes the JSON and a Markdown table (same name, ``.md``) and prints the
+table.
+"""
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import os.path as osp
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+sys.path.insert(0, REPO)
+
+DSNET = 'configs/dsnet/dsnet_isic2017.py'
+# name -> (top config, fallback model base config when the top one is
+# missing)
+BASELINES = {
+    'UNet-S5-D16': ('configs/unet/unet-s5-d16_fcn_isic2017.py', None),
+    'SegFormer-B0': ('configs/segformer/segformer_mit-b0_isic2017.py', None),
+    'EGE-UNet': ('configs/egeunet/egeunet_isic2017.py',
+                 'configs/_base_/models/egeunet.py'),
+    'MALUNet': ('configs/malunet/malunet_isic2017.py',
+                'configs/_base_/models/malunet.py'),
+}
+SHAPE = (256, 256)
+# Targets of the deployment issue (ratios within one run).
+TARGET_ORT_MS = 10.0
+TARGET_VS_SEGFORMER = 5.0
+TARGET_VS_UNET = 30.0
+TARGET_REPARAM_SPEEDUP = 1.5
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='CPU latency of DSNet and the baselines in one run')
+    parser.add_argument('--out', default='results/cpu_latency.json')
+    parser.add_argument('--repeat', type=int, default=50,
+                        help='timed runs per case (at most)')
+    parser.add_argument('--max-seconds', type=float, default=4.0,
+                        help='time budget of one case; slow models get '
+                        'fewer runs (at least --min-runs)')
+    parser.add_argument('--min-runs', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
+    parser.add_argument('--threads', type=int, nargs='+', default=None,
+                        help='thread counts (default: 1 and all cores)')
+    parser.add_argument('--skip', nargs='*', default=[],
+                        help='baseline names to leave out')
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile DSNet (torch.profiler and '
+                        'onnxruntime) at 1 thread and report the top ops')
+    return parser.parse_args(argv)
+
+
+def load_by_path(relpath, name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(REPO, relpath))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_config(top, fallback):
+    """The top config, or a config made from the model base file plus our
+    dataset and runtime bases when the top one does not exist yet."""
+    from mmengine.config import Config
+    if osp.isfile(osp.join(REPO, top)):
+        return Config.fromfile(osp.join(REPO, top)), top
+    if not fallback or not osp.isfile(osp.join(REPO, fallback)):
+        return None, f'{top} not found'
+    text = (f"_base_ = ['{osp.join(REPO, fallback)}', "
+            f"'{osp.join(REPO, 'configs/_base_/datasets/isic_256x256.py')}',"
+            f" '{osp.join(REPO, 'configs/_base_/default_runtime.py')}']\n"
+            'model = dict(data_preprocessor=_base_.data_preprocessor)\n')
+    with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:
+        f.write(text)
+    try:
+        return Config.fromfile(f.name), f'{fallback} (top config missing)'
+    finally:
+        os.unlink(f.name)
+
+
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as file:
+            for line in file:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def timed(fn, warmup, repeat, max_seconds, min_runs):
+    """Milliseconds of individual calls of ``fn`` after ``warmup`` calls;
+    as many as fit in ``max_seconds`` (between ``min_runs`` and
+    ``repeat``)."""
+    start = time.perf_counter()
+    for _ in range(warmup):
+        fn()
+        if time.perf_counter() - start > max_seconds / 2:
+            break
+    times = []
+    begin = time.perf_counter()
+    while len(times) < repeat:
+        tick = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - tick) * 1e3)
+        if (len(times) >= min_runs
+                and time.perf_counter() - begin > max_seconds):
+            break
+    return np.array(times)
+
+
+def matmul_peak(threads, size=2048, runs=3):
+    """Best GFLOP/s of a ``size`` x ``size`` fp32 matmul (2 N^3 FLOPs)."""
+    import torch
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = min(timed(lambda: torch.mm(a, b), 0, runs, 0, runs)) / 1e3
+    return 2 * size**3 / best / 1e9
+
+
+def torch_runner(network, threads):
+    import torch
+    x = torch.rand(1, 3, *SHAPE) * 255
+
+    def run():
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            network(x)
+
+    return run
+
+
+def ort_runner(onnx_file, threads, profile_prefix=None):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    session = ort.InferenceSession(onnx_file, options,
+                                   providers=['CPUExecutionProvider'])
+    feed = {
+        session.get_inputs()[0].name:
+        (np.random.default_rng(0).random((1, 3, *SHAPE)) * 255).astype(
+            np.float32)
+    }
+    return session, (lambda: session.run(None, feed))
+
+
+def summarise(times):
+    return dict(median_ms=float(np.median(times)),
+                p90_ms=float(np.percentile(times, 90)),
+                runs=int(times.size))
+
+
+def profile_dsnet(deployed, onnx_file, workdir, runs=30, top=12):
+    """Top ops of DSNet at 1 thread: torch.profiler on the
+    re-parameterised PyTorch model and onnxruntime's profiler."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    torch.set_num_threads(1)
+    x = torch.rand(1, 3, *SHAPE) * 255
+    with torch.no_grad():
+        for _ in range(5):
+            deployed(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                deployed(x)
+    torch_rows = sorted(prof.key_averages(),
+                        key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in torch_rows) or 1
+    torch_top = [
+        dict(op=e.key, ms_per_run=e.self_cpu_time_total / 1e3 / runs,
+             share=100.0 * e.self_cpu_time_total / total,
+             calls_per_run=e.count / runs) for e in torch_rows[:top]
+    ]
+    session, run = ort_runner(onnx_file, 1,
+                              osp.join(workdir, 'ort_profile'))
+    for _ in range(runs):
+        run()
+    trace_file = session.end_profiling()
+    with open(trace_file) as file:
+        events = json.load(file)
+    by_type = {}
+    for event in events:
+        if event.get('cat') == 'Node' and event.get('name', '').endswith(
+                '_kernel_time'):
+            op = event.get('args', {}).get('op_name', '?')
+            by_type[op] = by_type.get(op, 0) + event.get('dur', 0)
+    total = sum(by_type.values()) or 1
+    ort_top = [
+        dict(op=op, ms_per_run=us / 1e3 / runs, share=100.0 * us / total)
+        for op, us in sorted(by_type.items(), key=lambda kv: -kv[1])[:top]
+    ]
+    return dict(torch_reparameterized=torch_top, onnxruntime_fp32=ort_top)
+
+
+def fmt(value, digits=2):
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def markdown(report):
+    threads = report['threads']
+    head = ['model', 'form', 'GMACs']
+    for t in threads:
+        head += [f'{t}T median ms', f'{t}T p90 ms', f'{t}T GFLOP/s',
+                 f'{t}T % peak']
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + '---|' * len(head)]
+    for row in report['models']:
+        cells = [row['model'], row['form'], fmt(row['gmacs'], 3)]
+        for t in threads:
+            case = row['latency'].get(str(t))
+            if case is None:
+                cells += ['-'] * 4
+                continue
+            cells += [fmt(case['median_ms']), fmt(case['p90_ms']),
+                      fmt(case['achieved_gflops']),
+                      fmt(case['percent_of_peak'], 1)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    peak = ', '.join(f'{t} thread(s): {report["peak_gflops"][str(t)]:.1f}'
+                     for t in threads)
+    lines += [
+        '', f'Peak (2048x2048 fp32 matmul, 2 N^3 FLOPs): {peak} GFLOP/s. '
+        'Achieved = 2 x MACs / median latency.', ''
+    ]
+    lines.append('| ratio (1 thread, median) | value | target | met |')
+    lines.append('|---|---|---|---|')
+    for item in report['targets']:
+        met = {None: '-', True: 'yes', False: 'NO'}[item['met']]
+        lines.append(f'| {item["what"]} | {fmt(item["value"])} | '
+                     f'{item["target"]} | {met} |')
+    if any(case['percent_of_peak'] > 100 for row in report['models']
+           for case in row['latency'].values()):
+        lines += ['', 'Over 100 % of peak means the peak measurement was '
+                  'slowed by other processes.']
+    lines += ['', f'Machine: {report["machine"]["cpu"]}, '
+              f'{report["machine"]["cores"]} cores; torch '
+              f'{report["machine"]["torch"]}, onnxruntime '
+              f'{report["machine"]["onnxruntime"]}. {report["note"]}']
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import onnxruntime
+    import torch
+
+    import mmseg_dsnet  # noqa: F401
+    from mmseg_dsnet.apis.deploy_model import (DeployableSegmentor,
+                                               build_segmentor)
+    from mmseg_dsnet.apis.onnx_export import (config_samples, export_onnx,
+                                              load_batches, quantize_int8,
+                                              random_inputs)
+    from mmseg_dsnet.models.utils import reparameterize_model
+    flops_tool = load_by_path('tools/analysis_tools/get_flops.py',
+                              'cpu_latency_get_flops')
+
+    started = time.perf_counter()
+    cores = os.cpu_count() or 1
+    thread_counts = args.threads or sorted({1, cores})
+    cases = []  # (model, form, gmacs, {threads: runner factory})
+    workdir = tempfile.mkdtemp(prefix='cpu_latency_')
+
+    # DSNet: as trained, re-parameterised, onnxruntime fp32 and int8.
+    from mmengine.config import Config
+    dsnet_cfg = Config.fromfile(osp.join(REPO, DSNET))
+    dsnet_flops = flops_tool.get_flops(copy.deepcopy(dsnet_cfg))
+    trained = build_segmentor(dsnet_cfg, args.checkpoint,
+                              reparameterize=False)
+    trained_net = DeployableSegmentor.from_segmentor(trained, dsnet_cfg)
+    deployed_net = DeployableSegmentor.from_segmentor(
+        reparameterize_model(copy.deepcopy(trained)), dsnet_cfg).eval()
+    fp32_file = osp.join(workdir, 'dsnet.onnx')
+    int8_file = osp.join(workdir, 'dsnet_int8.onnx')
+    plain_file = osp.join(workdir, 'dsnet_no_rewrites.onnx')
+    export_onnx(dsnet_cfg, args.checkpoint, fp32_file, shape=SHAPE)
+    export_onnx(dsnet_cfg, args.checkpoint, plain_file, shape=SHAPE,
+                optimize=False)
+    calib_pairs, calib_source = config_samples(dsnet_cfg, 'train', 16)
+    calibration = [b for _, b, _ in load_batches(calib_pairs, SHAPE)] or [
+        b for _, b in random_inputs(SHAPE)[:2]
+    ]
+    quantize_int8(fp32_file, int8_file, calibration)
+    macs = dsnet_flops['flops'] / 1e9
+    macs_deploy = dsnet_flops.get('deploy', {}).get('flops',
+                                                    dsnet_flops['flops']) / 1e9
+    cases += [
+        ('DSNet', 'PyTorch, as trained', macs,
+         lambda t: torch_runner(trained_net, t)),
+        ('DSNet', 'PyTorch, re-parameterised', macs_deploy,
+         lambda t: torch_runner(deployed_net, t)),
+        ('DSNet', 'onnxruntime fp32', macs_deploy,
+         lambda t: ort_runner(fp32_file, t)[1]),
+        ('DSNet', 'onnxruntime int8', macs_deploy,
+         lambda t: ort_runner(int8_file, t)[1]),
+        ('DSNet', 'onnxruntime fp32, no CPU rewrites', macs_deploy,
+         lambda t: ort_runner(plain_file, t)[1]),
+    ]
+    sources = {'DSNet': DSNET}
+    for name, (top, fallback) in BASELINES.items():
+        if name in args.skip:
+            continue
+        cfg, source = load_config(top, fallback)
+        sources[name] = source
+        if cfg is None:
+            print(f'warning: {name}: {source}; left out', file=sys.stderr)
+            continue
+        gmacs = flops_tool.get_flops(copy.deepcopy(cfg))['flops'] / 1e9
+        net = DeployableSegmentor.from_segmentor(
+            build_segmentor(cfg, None, reparameterize=False), cfg).eval()
+        cases.append((name, 'PyTorch', gmacs,
+                      lambda t, net=net: torch_runner(net, t)))
+
+    peak = {}
+    rows = [dict(model=m, form=f, gmacs=g, latency={})
+            for m, f, g, _ in cases]
+    for threads in thread_counts:
+        peak[str(threads)] = matmul_peak(threads)
+        for row, (_, _, gmacs, factory) in zip(rows, cases):
+            times = timed(factory(threads), args.warmup, args.repeat,
+                          args.max_seconds, args.min_runs)
+            stats = summarise(times)
+            stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
+            row['latency'][str(threads)] = stats
+            print(f'{threads} thread(s) {row["model"]:>13} '
+                  f'{row["form"]:<34} median {stats["median_ms"]:8.2f} ms '
+                  f'({stats["runs"]} runs)', file=sys.stderr)
+        # Best of a measurement before and after the models: load from
+        # other processes lowers a single measurement.
+        peak[str(threads)] = max(peak[str(threads)], matmul_peak(threads))
+        for row in rows:
+            stats = row['latency'][str(threads)]
+            stats['percent_of_peak'] = (100 * stats['achieved_gflops'] /
+                                        peak[str(threads)])
+    torch.set_num_threads(cores)
+
+    def median(model, form, threads=1):
+        for row in rows:
+            if row['model'] == model and row['form'].startswith(form):
+                case = row['latency'].get(str(threads))
+                return case and case['median_ms']
+        return None
+
+    ort_ms = median('DSNet', 'onnxruntime fp32')
+    seg_ms, unet_ms = median('SegFormer-B0', 'PyTorch'), median(
+        'UNet-S5-D16', 'PyTorch')
+    trained_ms = median('DSNet', 'PyTorch, as trained')
+    reparam_ms = median('DSNet', 'PyTorch, re-parameterised')
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    targets = [
+        dict(what='DSNet onnxruntime fp32, ms', value=ort_ms,
+             target=f'<= {TARGET_ORT_MS:g}',
+             met=None if ort_ms is None else ort_ms <= TARGET_ORT_MS),
+        dict(what='SegFormer-B0 / DSNet onnxruntime',
+             value=ratio(seg_ms, ort_ms),
+             target=f'>= {TARGET_VS_SEGFORMER:g}'),
+        dict(what='UNet-S5-D16 / DSNet onnxruntime',
+             value=ratio(unet_ms, ort_ms), target=f'>= {TARGET_VS_UNET:g}'),
+        dict(what='DSNet as trained / re-parameterised (PyTorch)',
+             value=ratio(trained_ms, reparam_ms),
+             target=f'>= {TARGET_REPARAM_SPEEDUP:g}'),
+        dict(what='DSNet onnxruntime fp32 / int8',
+             value=ratio(ort_ms, median('DSNet', 'onnxruntime int8')),
+             target='(report)'),
+        dict(what='DSNet onnxruntime, no rewrites / with CPU rewrites',
+             value=ratio(median('DSNet', 'onnxruntime fp32, no'), ort_ms),
+             target='(report)'),
+    ]
+    for item, limit in zip(targets[1:4], (TARGET_VS_SEGFORMER, TARGET_VS_UNET,
+                                          TARGET_REPARAM_SPEEDUP)):
+        item['met'] = None if item['value'] is None else item[
+            'value'] >= limit
+    targets[4]['met'] = targets[5]['met'] = None
+
+    report = dict(
+        machine=dict(cpu=cpu_name(), cores=cores, torch=torch.__version__,
+                     onnxruntime=onnxruntime.__version__,
+                     python=platform.python_version()),
+        note=('Measured while other processes shared the CPU: absolute '
+              'times are noisy; ratios come from the same run.'),
+        input='1x3x256x256 float32 RGB 0..255, end to end to 256x256 logits',
+        threads=thread_counts,
+        flops_convention=('GMACs from get_flops.py (1 multiply-add = 1 FLOP);'
+                          ' achieved GFLOP/s = 2 x MACs / median latency; '
+                          'peak = 2 N^3 / time of an N=2048 fp32 matmul'),
+        peak_gflops=peak,
+        configs=sources,
+        int8_calibration=calib_source if calib_pairs else 'random inputs',
+        models=rows,
+        targets=targets)
+    if args.profile:
+        report['profile'] = profile_dsnet(deployed_net, fp32_file, workdir)
+    report['wall_seconds'] = time.perf_counter() - started
+
+    out_dir = osp.dirname(osp.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(args.out, 'w') as file:
+        json.dump(report, file, indent=2)
+    table = markdown(report)
+    if args.profile:
+        for key, top in report['profile'].items():
+            table += f'\nTop ops, {key} (1 thread):\n\n| op | ms/run | % |\n'
+            table += '|---|---|---|\n' + ''.join(
+                f'| {r["op"]} | {r["ms_per_run"]:.3f} | {r["share"]:.1f} |\n'
+                for r in top)
+    md_file = osp.splitext(args.out)[0] + '.md'
+    with open(md_file, 'w') as file:
+        file.write(table)
+    print(table)
+    print(f'Wrote {args.out} and {md_file} '
+          f'({report["wall_seconds"]:.0f} s)')
+    return report
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,134 @@
+"""Export a segmentor to ONNX and check it with onnxruntime.
+
+    python tools/deployment/export_onnx.py \
+        configs/dsnet/dsnet_isic2017.py work_dirs/dsnet/best.pth dsnet.onnx \
+        [--opset 17] [--shape 256 256] [--no-reparameterize] \
+        [--int8 dsnet_int8.onnx] [--check-images DIR_OR_GLOB] [--overwrite]
+
+The exported network is the re-parameterised model (DESDConv branches and
+BatchNorm folded) with the config's preprocessing inside:
+
+* input ``image``: float32 ``(N, 3, H, W)`` RGB pixel values 0..255;
+* output ``logits``: float32 ``(N, C, H, W)`` at the input size
+  (``C = 1``: lesion where ``sigmoid(logit) > 0.5``; ``C = 2``: argmax);
+* dynamic batch, height and width (DSNet: any size, multiples of 32
+  recommended; the model was trained at 256x256); ``--static-size`` keeps
+  only the batch dynamic (mmseg's UNet and SegFormer trace their sizes
+  as constants: exported dynamically they fail the check at the second
+  size, and the message says so); opset 17 by default;
+* exact graph rewrites for onnxruntime's CPU provider (channel mean/max
+  and one-output 7x7 convolutions in faster forms, see
+  mmseg_dsnet/apis/onnx_optimize.py; ``--no-cpu-rewrites`` skips them).
+
+Then onnxruntime runs random inputs (batch 1 and 2, two sizes) and real
+images (``--check-images``, else the config's test split when its data is
+there) and is compared with the PyTorch model as trained: the largest
+absolute logit difference must be <= 1e-4 and the masks identical (pixels
+whose logit lies within the tolerance of the threshold are reported
+separately). The same model is also run in float64: when PyTorch's own
+float32 result differs from it by more than 1e-4 (a trained network
+amplifies rounding), 1e-4 is below the float32 noise floor and the check
+accepts up to ``--noise-factor`` (4) times that floor instead; both
+figures are printed and the strict result is kept in the JSON
+(``within_atol``).
+``--int8`` also writes a statically quantized model (onnxruntime QDQ,
+calibrated on the config's training images) and reports its mask
+agreement and, with ground truth, the lesion IoU change.
+
+Exit status: 0 when the checks pass, 1 when they fail, 2 on bad usage
+(missing files, an existing output without ``--overwrite``, an unsafe
+checkpoint).
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export a segmentor to ONNX and check it with '
+        'onnxruntime')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('out', help='output .onnx file')
+    parser.add_argument('--opset', type=int, default=17,
+                        help='ONNX opset (default: 17)')
+    parser.add_argument('--shape', type=int, nargs='+', default=[256, 256],
+                        help='H W of tracing and checks (default: 256 256)')
+    parser.add_argument('--no-reparameterize', action='store_true',
+                        help='export the model as trained (no folding)')
+    parser.add_argument('--int8', metavar='OUT_INT8.onnx',
+                        help='also write a static int8 model')
+    parser.add_argument('--check-images', nargs='+', metavar='PATH',
+                        help='image files, folders or globs to check on '
+                        "(default: the config's test split)")
+    parser.add_argument('--num-check-images', type=int, default=64,
+                        help='real images checked; 0 = all (default: 64)')
+    parser.add_argument('--num-calib-images', type=int, default=32,
+                        help='int8 calibration images (default: 32)')
+    parser.add_argument('--atol', type=float, default=1e-4,
+                        help='largest allowed logit difference')
+    parser.add_argument('--noise-factor', type=float, default=4.0,
+                        help='when PyTorch float32 itself differs from '
+                        'float64 by more than --atol, accept this multiple '
+                        'of that noise floor instead (0: strict --atol)')
+    parser.add_argument('--static-size', action='store_true',
+                        help='fix height and width to --shape (only the '
+                        'batch stays dynamic); needed by models whose '
+                        'trace fixes the size (mmseg UNet, SegFormer)')
+    parser.add_argument('--no-cpu-rewrites', action='store_true',
+                        help='skip the exact graph rewrites that speed up '
+                        'onnxruntime on CPU')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing output files')
+    parser.add_argument('--json', metavar='FILE',
+                        help='also write the figures to this JSON file')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import mmseg_dsnet  # noqa: F401
+    from mmseg_dsnet.apis.onnx_export import export_and_check
+    from mmseg_dsnet.compat import UnsafeCheckpointError
+
+    if len(args.shape) == 1:
+        shape = (args.shape[0], args.shape[0])
+    elif len(args.shape) == 2:
+        shape = tuple(args.shape)
+    else:
+        print(f'error: --shape takes 1 or 2 numbers, got {args.shape}',
+              file=sys.stderr)
+        return 2
+    for path, what in ((args.config, 'config'),
+                       (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            print(f'error: {what} {path} not found', file=sys.stderr)
+            return 2
+    try:
+        result = export_and_check(
+            args.config, args.checkpoint, args.out, opset=args.opset,
+            shape=shape, reparameterize=not args.no_reparameterize,
+            overwrite=args.overwrite, int8_file=args.int8,
+            check_images=args.check_images,
+            num_check_images=args.num_check_images,
+            num_calib_images=args.num_calib_images, atol=args.atol,
+            optimize=not args.no_cpu_rewrites,
+            dynamic_size=not args.static_size,
+            noise_factor=args.noise_factor)
+    except (FileExistsError, UnsafeCheckpointError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    if args.json:
+        with open(args.json, 'w') as file:
+            json.dump(result, file, indent=2)
+    print('PASSED' if result['passed'] else 'FAILED: the ONNX model does '
+          'not match the PyTorch model (see above)')
+    return 0 if result['passed'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Lesion masks and overlays for image files, folders or globs.
+
+    python tools/infer.py configs/dsnet/dsnet_isic2017.py best.pth \
+        photos/ 'more/*.jpg' one.png --out-dir results/infer
+    python tools/infer.py dsnet.onnx photos/ --out-dir results/infer
+
+The first argument is a config (then the checkpoint follows) or an ONNX
+file from ``tools/deployment/export_onnx.py``. For every image it writes
+
+* ``OUT/masks/<stem>.png``: single-channel 0/255 lesion mask at the image's
+  original size;
+* ``OUT/overlays/<stem>.jpg``: the image with the lesion tinted and
+  outlined (drawn downsized when the image's longer side exceeds
+  ``--overlay-max-side``).
+
+The model runs at the config's test size (256x256, aspect ratio not kept,
+as in training); its logits are resized back to the original size.
+Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted
+(and a note says so); a 1x1 image works. Images above ``--max-pixels``
+(default 10000x10000) are refused before decoding. Folders contribute
+their image files (other files, e.g. LICENSE.txt, are listed as skipped);
+explicit files and globs are always tried.
+
+Bad inputs (missing, empty, truncated, not an image, too large) are
+reported by name and the run goes on. Existing outputs are never replaced
+unless ``--overwrite``; such images are skipped with a message.
+
+Exit status: 0 when at least one image was processed (failures are
+listed); 1 when nothing could be processed, or with ``--strict`` when any
+image failed; 2 when the output folder cannot be written or the model
+cannot be loaded (checked before any image is read).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Write lesion masks and overlays for images',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='Examples:\n  python tools/infer.py CONFIG CKPT IMG_DIR '
+        '--out-dir OUT\n  python tools/infer.py MODEL.onnx "*.jpg" '
+        '--out-dir OUT')
+    parser.add_argument('model', help='config (.py) or exported .onnx')
+    parser.add_argument(
+        'inputs', nargs='+',
+        help='[CHECKPOINT] then image files, folders or glob patterns '
+        '(with a config the first one is the checkpoint)')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
+                        help='default: onnxruntime for .onnx, pytorch for '
+                        'a config (a config with onnxruntime is exported '
+                        'to a temporary ONNX file first)')
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--threshold', type=float, default=None,
+                        help="sigmoid threshold (default: the model's, "
+                        '0.5)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing masks and overlays')
+    parser.add_argument('--no-overlay', action='store_true',
+                        help='write masks only')
+    parser.add_argument('--max-pixels', type=int, default=100_000_000,
+                        help='refuse larger images (default: 1e8 = '
+                        '10000x10000)')
+    parser.add_argument('--overlay-max-side', type=int, default=4096,
+                        help='longer side of overlays of large images')
+    parser.add_argument('--recursive', action='store_true',
+                        help='also search sub-folders of given folders')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device of the pytorch backend')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='onnxruntime threads (default: all cores)')
+    parser.add_argument('--strict', action='store_true',
+                        help='exit 1 if any image failed')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='no progress bar')
+    args = parser.parse_args(argv)
+    args.checkpoint = None
+    if not args.model.lower().endswith('.onnx'):
+        if len(args.inputs) < 2:
+            parser.error('a config needs a CHECKPOINT and at least one input')
+        args.checkpoint = args.inputs.pop(0)
+        if args.checkpoint.lower().endswith(
+                ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')):
+            parser.error(f'{args.checkpoint} looks like an image: with a '
+                         'config, the CHECKPOINT comes first')
+    if args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        parser.error('--threshold must be in (0, 1)')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmseg_dsnet.apis.image_io import find_images
+    from mmseg_dsnet.apis.lesion_inferencer import (
+        LesionInferencer, OutputDirError, make_backend, prepare_output_dir,
+        run_inference)
+
+    def fail(message, code=2):
+        print(f'error: {message}', file=sys.stderr)
+        return code
+
+    try:
+        prepare_output_dir(args.out_dir, overlays=not args.no_overlay)
+    except OutputDirError as err:
+        return fail(err)
+    found = find_images(args.inputs, recursive=args.recursive)
+    for _, message in found.problems:
+        print(f'error: {message}', file=sys.stderr)
+    for path in found.skipped:
+        print(f'skipped {path}: not an image file extension',
+              file=sys.stderr)
+    if not found.files:
+        return fail('no images to process', code=1)
+
+    for path, what in ((args.model, 'model'),
+                       (args.checkpoint, 'checkpoint')):
+        if path and not osp.isfile(path):
+            return fail(f'{what} {path} not found')
+    try:
+        import mmseg_dsnet  # noqa: F401  (safe checkpoint loading)
+        from mmseg_dsnet.compat import UnsafeCheckpointError
+        backend = make_backend(args.model, args.checkpoint, args.backend,
+                               args.device, args.threads)
+    except UnsafeCheckpointError as err:
+        return fail(err)
+    except (ValueError, RuntimeError, OSError, KeyError) as err:
+        return fail(f'cannot load the model {args.model}: {err}')
+    inferencer = LesionInferencer(backend, args.threshold)
+    print(f'{len(found.files)} images, backend {backend.name}, model input '
+          f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
+          f'threshold {inferencer.threshold:g}', file=sys.stderr)
+
+    summary = run_inference(
+        inferencer, found.files, args.out_dir, batch_size=args.batch_size,
+        overwrite=args.overwrite, overlays=not args.no_overlay,
+        max_pixels=args.max_pixels,
+        overlay_max_side=args.overlay_max_side,
+        progress=not args.no_progress)
+
+    print(f'\nProcessed {len(summary.processed)} of {len(found.files)} '
+          f'images; masks in {osp.join(args.out_dir, "masks")}'
+          + ('' if args.no_overlay else
+             f', overlays in {osp.join(args.out_dir, "overlays")}'))
+    if summary.skipped_existing:
+        print(f'Skipped {len(summary.skipped_existing)} with existing '
+              'outputs (use --overwrite to replace them)')
+    if summary.notes:
+        print(f'Converted {len(summary.notes)}:')
+        for path, notes in summary.notes.items():
+            print(f'  {path}: {"; ".join(notes)}')
+    if summary.failed:
+        print(f'Failed {len(summary.failed)}:')
+        for path, reason in summary.failed:
+            print(f'  {reason}' if reason.startswith(path) else
+                  f'  {path}: {reason}')
+    problems = bool(summary.failed or found.problems)
+    if args.strict and problems:
+        return 1
+    if not summary.processed and not summary.skipped_existing:
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
