@@ -12,8 +12,28 @@ Applied once by ``import mmseg_dsnet`` (every config of ours imports it through
    form ``HistoryBuffer`` needs) and keep ``weights_only=True``:
    a checkpoint that asks to run anything else is refused with
    :class:`UnsafeCheckpointError`, which names the file and the offending
-   global.
+   global. Every other scheme mmengine loads from (``http://``, ``s3://`` ...)
+   already unpickles with torch's ``weights_only=True`` default; we only wrap
+   it so that a refusal reads the same. A truncated or empty checkpoint raises
+   :class:`CorruptCheckpointError` naming the file.
+
+2. Crash-safe checkpoints. mmengine writes a checkpoint by opening the final
+   file and writing into it, and the ``CheckpointHook`` deletes the oldest
+   checkpoint *before* it writes the new one: a run killed (or out of disk)
+   while saving leaves a truncated ``epoch_N.pth`` and, with
+   ``max_keep_ckpts=1``, no good checkpoint at all. Local writes now go to a
+   hidden temporary file in the same folder that replaces the target with
+   ``os.replace`` once complete (atomic on POSIX), and old checkpoints are
+   deleted only after the new one is on disk.
+
+3. Distributed runs on CPU-only hosts. mmengine's ``pytorch`` launcher calls
+   ``torch.cuda.set_device`` and wraps the model in DDP with
+   ``device_ids=[LOCAL_RANK]``, both of which fail without CUDA; there we
+   skip the first, use the ``gloo`` backend instead of ``nccl`` and wrap
+   without device ids (how DDP runs on CPU).
 """
+import os
+import os.path as osp
 import pickle
 
 import numpy as np
@@ -69,6 +89,24 @@ SAFE_GLOBALS = [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')
                 ] + _numpy_globals()
 
 
+def _unsafe_message(filename, err):
+    # torch's message names the global the file asked for; keep that line.
+    detail = str(err).strip().splitlines()
+    detail = next((line for line in detail
+                   if 'GLOBAL' in line or 'Unsupported' in line),
+                  detail[0] if detail else '')
+    return (f'Refusing to load checkpoint {filename!s}: it contains a pickled '
+            f'object outside the allow-list of mmseg-dsnet ({detail}). '
+            'Unpickling it could execute arbitrary code. Load only '
+            'checkpoints you trust; if this is a genuine mmengine checkpoint '
+            'holding a new harmless type, add that type to '
+            'mmseg_dsnet.compat.SAFE_GLOBALS.')
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is empty, truncated or otherwise unreadable."""
+
+
 def safe_torch_load(filename, map_location=None):
     """``torch.load`` with ``weights_only=True`` and our allow-list.
 
@@ -82,32 +120,209 @@ def safe_torch_load(filename, map_location=None):
     Raises:
         UnsafeCheckpointError: The file asks to unpickle something outside
             the allow-list (it could run code); nothing from it is executed.
+        CorruptCheckpointError: The file is empty or truncated.
     """
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch's message names the global the file asked for; keep it.
-        detail = str(err).strip().splitlines()
-        detail = next((line for line in detail if 'GLOBAL' in line or
-                       'Unsupported' in line), detail[0] if detail else '')
-        raise UnsafeCheckpointError(
-            f'Refusing to load checkpoint {filename!s}: it contains a pickled '
-            f'object outside the allow-list of mmseg-dsnet ({detail}). '
-            'Unpickling it could execute arbitrary code. Load only '
-            'checkpoints you trust; if this is a genuine mmengine checkpoint '
-            'holding a new harmless type, add that type to '
-            'mmseg_dsnet.compat.SAFE_GLOBALS.') from None
+        raise UnsafeCheckpointError(_unsafe_message(filename, err)) from None
+    except (EOFError, RuntimeError) as err:
+        text = str(err)
+        if isinstance(err, RuntimeError) and 'zip archive' not in text \
+                and 'PytorchStreamReader' not in text:
+            raise
+        raise CorruptCheckpointError(
+            f'Checkpoint {filename!s} is empty, truncated or corrupt '
+            f'({text.splitlines()[0] if text else "unexpected end of file"}); '
+            'it was probably written by a run that was interrupted while '
+            'saving or copied incompletely. Use an earlier checkpoint.'
+        ) from None
 
 
 def _load_from_local(filename, map_location):
     """mmengine's local-file scheme, but loading through
     :func:`safe_torch_load` (used by ``load_from``, ``--resume`` and
     ``load_checkpoint``)."""
-    import os.path as osp
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     return safe_torch_load(filename, map_location=map_location)
+
+
+def _refusing_unsafe(loader):
+    """Wrap one of mmengine's checkpoint schemes so that a refused pickle
+    raises :class:`UnsafeCheckpointError` with our message."""
+
+    def load(filename, map_location):
+        try:
+            return loader(filename, map_location)
+        except UnsafeCheckpointError:
+            raise
+        except pickle.UnpicklingError as err:
+            raise UnsafeCheckpointError(_unsafe_message(filename,
+                                                        err)) from None
+
+    load.wrapped_by_mmseg_dsnet = True
+    return load
+
+
+# --- crash-safe checkpoint writing -------------------------------------------
+
+PARTIAL_MARK = '.part-'
+
+
+def partial_path(filepath):
+    """The hidden temporary file a write to ``filepath`` goes through:
+    ``.<name>.part-<pid>`` in the same folder (same file system, so the final
+    rename is atomic)."""
+    folder, name = osp.split(osp.abspath(filepath))
+    return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
+
+
+def _write_chunks(fileobj, data, chunk=1 << 22):
+    """Write ``data`` in 4 MiB chunks (a hook point for fault-injection
+    tests)."""
+    view = memoryview(data)
+    for start in range(0, len(view), chunk):
+        fileobj.write(view[start:start + chunk])
+
+
+def atomic_write(data, filepath):
+    """Write ``data`` (bytes or str) to ``filepath`` so that the file is
+    either the old one or the complete new one, whatever happens meanwhile
+    (kill, power loss after fsync, full disk).
+
+    Args:
+        data (bytes | str): The content; str is written as UTF-8.
+        filepath (str | Path): The destination; its folder is created.
+    """
+    filepath = str(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    tmp = partial_path(filepath)
+    try:
+        with open(tmp, 'wb') as f:
+            _write_chunks(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def remove_stale_partials(folder):
+    """Delete temporary files left in ``folder`` by writers that were killed
+    (their process no longer exists).
+
+    Returns:
+        list[str]: The removed files.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        if not name.startswith('.') or PARTIAL_MARK not in name:
+            continue
+        pid = name.rsplit(PARTIAL_MARK, 1)[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # the writer is still alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        path = osp.join(folder, name)
+        os.remove(path)
+        removed.append(path)
+    return removed
+
+
+def _atomic_put(self, obj, filepath):
+    atomic_write(obj, filepath)
+
+
+def _atomic_put_text(self, obj, filepath, encoding='utf-8'):
+    atomic_write(obj.encode(encoding), filepath)
+
+
+def _deferring_removal(save):
+    """Wrap a ``CheckpointHook`` saving method so that the checkpoints it
+    deletes (the oldest one beyond ``max_keep_ckpts``, the previous best)
+    are deleted only after the new checkpoint was written."""
+
+    def wrapped(self, runner, *args, **kwargs):
+        backend = getattr(self, 'file_backend', None)
+        if backend is None:
+            return save(self, runner, *args, **kwargs)
+        deferred = []
+        shadowed = vars(backend).get('remove')  # set by an enclosing call
+        backend.remove = deferred.append  # shadows the method meanwhile
+        try:
+            result = save(self, runner, *args, **kwargs)
+        finally:
+            if shadowed is None:
+                del backend.remove
+            else:
+                backend.remove = shadowed
+        for path in deferred:  # reached only when the save succeeded
+            if backend.isfile(path):
+                backend.remove(path)
+        return result
+
+    wrapped.wrapped_by_mmseg_dsnet = True
+    return wrapped
+
+
+# --- distributed runs without CUDA -------------------------------------------
+
+
+def _cpu_friendly_init_dist_pytorch(original):
+
+    def init(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        from mmengine.logging import print_log
+        if backend != 'gloo':
+            print_log(
+                f'No CUDA device: using the gloo backend instead of '
+                f'{backend!r} for distributed CPU processes.',
+                logger='current')
+            backend = 'gloo'
+        import torch.distributed as torch_dist
+        torch_dist.init_process_group(backend=backend, **kwargs)
+
+    init.wrapped_by_mmseg_dsnet = True
+    return init
+
+
+def _cpu_friendly_ddp_init(original):
+
+    def init(self, module, *args, **kwargs):
+        params = list(module.parameters())
+        if kwargs.get('device_ids') and params and all(
+                p.device.type == 'cpu' for p in params):
+            # DDP takes no device ids for a module on the CPU.
+            kwargs['device_ids'] = None
+            kwargs.pop('output_device', None)
+        original(self, module, *args, **kwargs)
+
+    init.wrapped_by_mmseg_dsnet = True
+    return init
 
 
 _applied = False
@@ -119,6 +334,26 @@ def apply():
     if _applied:
         return
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    for prefix, loader in list(CheckpointLoader._schemes.items()):
+        if prefix and not getattr(loader, 'wrapped_by_mmseg_dsnet', False):
+            CheckpointLoader.register_scheme(
+                prefixes=prefix, loader=_refusing_unsafe(loader), force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
+
+    from mmengine.fileio.backends.local_backend import LocalBackend
+    LocalBackend.put = _atomic_put
+    LocalBackend.put_text = _atomic_put_text
+    from mmengine.hooks import CheckpointHook
+    for name in ('_save_checkpoint_with_step', '_save_best_checkpoint'):
+        method = getattr(CheckpointHook, name)
+        if not getattr(method, 'wrapped_by_mmseg_dsnet', False):
+            setattr(CheckpointHook, name, _deferring_removal(method))
+
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model.wrappers import MMDistributedDataParallel
+    dist_utils._init_dist_pytorch = _cpu_friendly_init_dist_pytorch(
+        dist_utils._init_dist_pytorch)
+    MMDistributedDataParallel.__init__ = _cpu_friendly_ddp_init(
+        MMDistributedDataParallel.__init__)
     _applied = True

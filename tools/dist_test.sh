@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Distributed testing with torchrun (mmengine's 'pytorch' launcher).
+# Distributed testing with torchrun (torch.distributed.run; mmengine's
+# 'pytorch' launcher). Metrics are pooled over all processes (each image is
+# evaluated once, whatever the number of processes).
 # Single node:  bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
 # Multi-node:   NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 PORT=29500 \
 #               bash tools/dist_test.sh CONFIG CHECKPOINT GPUS_PER_NODE [args]
+# PYTHON selects the interpreter (default: python on PATH).
+set -e
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -12,7 +16,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-torchrun \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun (mmengine's 'pytorch' launcher).
+# Distributed training with torchrun (torch.distributed.run; mmengine's
+# 'pytorch' launcher). One process per GPU; on a CPU-only host the processes
+# use the gloo backend (see docs/reliability.md).
 # Single node:  bash tools/dist_train.sh CONFIG GPUS [train.py args]
-# Multi-node:   NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 PORT=29500 \
+# Multi-node:   run on every node, with the same MASTER_ADDR and PORT:
+#               NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 PORT=29500 \
 #               bash tools/dist_train.sh CONFIG GPUS_PER_NODE [args]
+# PYTHON selects the interpreter (default: python on PATH).
+set -e
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -11,7 +16,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-torchrun \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -13,6 +13,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
 from data_fallback import ensure_data  # noqa: E402
+from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
+                                run_reporting_user_errors)
 
 
 def parse_args(argv=None):
@@ -101,6 +103,7 @@ def build_cfg(args):
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    check_config_keys(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback)
     return cfg
 
@@ -108,6 +111,7 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    check_work_dir(cfg.work_dir)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:
@@ -124,4 +128,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)

@@ -1,5 +1,11 @@
 """Train a segmentor (mmseg's tools/train.py flags, plus a synthetic-data
-fallback when the configured dataset is absent)."""
+fallback when the configured dataset is absent).
+
+Before the runner is built the config is checked for misspelt top-level keys
+and the work dir for being writable. ``--resume`` continues from the newest
+*complete* checkpoint (a file cut short by a kill is passed over). Faults the
+user can fix (bad data, NaN loss, unsafe checkpoint ...) end the run with one
+``ERROR:`` line; see docs/reliability.md."""
 import argparse
 import logging
 import os
@@ -13,6 +19,10 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
 from data_fallback import ensure_data  # noqa: E402
+from mmseg_dsnet.compat import remove_stale_partials  # noqa: E402
+from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
+                                pick_resume_checkpoint,
+                                run_reporting_user_errors)
 
 
 def parse_args(argv=None):
@@ -71,13 +81,29 @@ def build_cfg(args):
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
+    check_config_keys(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback)
     return cfg
+
+
+def prepare_work_dir(cfg):
+    """Check the work dir is writable; when resuming, drop the temporary
+    files of a checkpoint write that was killed and pick the newest complete
+    checkpoint."""
+    check_work_dir(cfg.work_dir)
+    if not cfg.resume or cfg.get('load_from'):
+        return
+    if int(os.environ.get('RANK', '0')) == 0:
+        for path in remove_stale_partials(cfg.work_dir):
+            print_log(f'Removed {path}, left by an interrupted checkpoint '
+                      'write.', logger='current')
+    cfg.load_from = pick_resume_checkpoint(cfg.work_dir)
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    prepare_work_dir(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
@@ -88,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)

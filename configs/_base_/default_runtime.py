@@ -14,4 +14,20 @@ log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = dict(type='SegTTAModel')
+# Reproducible runs: every epoch reseeds all generators from (seed, epoch), so
+# a run resumed after a kill ends with the same weights as an uninterrupted
+# one. For bit-exact results also set deterministic=True (slower cuDNN
+# kernels) and num_workers=0 or persistent_workers=False (docs/reliability.md).
 randomness = dict(seed=0)
+# Fault handling (docs/reliability.md): reseeding per epoch, stopping on a
+# NaN/inf loss before any checkpoint holds it, counting skipped bad samples,
+# and checking the head's num_classes against the dataset. In distributed
+# runs SyncBuffersHook averages BatchNorm statistics over the processes
+# before each validation and checkpoint (a no-op in one process).
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='ReseedPerEpochHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='BadSampleSummaryHook'),
+    dict(type='NumClassesCheckHook'),
+]

@@ -6,8 +6,16 @@
     data_root/masks/<id>.png          # uint8, 0 = background, 1 = lesion
     data_root/splits/<protocol>_<split>.txt
 """
+import logging
+import os.path as osp
+
+from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+
+from .sample_checks import (CONVERT_HINT, SKIPPED_KEY, BadSampleError,
+                            MaskValueError, check_masks, decode_problem,
+                            describe_bad_file, file_problem, listing)
 
 
 class ISICDataset(BaseSegDataset):
@@ -16,9 +24,24 @@ class ISICDataset(BaseSegDataset):
     Masks on disk must hold 0 (background) and 1 (lesion); 255 is the ignore
     index, so the official 0/255 masks must go through the converter first.
 
+    Fault handling (see ``docs/reliability.md``):
+
+    * At load, every mask is read once (about 1 ms each) and a mask whose
+      values are not 0/1 -- e.g. an unconverted 0/255 mask -- stops the run
+      with a :class:`MaskValueError` naming the files and how to convert
+      them. Missing images and unreadable masks are reported too.
+    * While loading a sample, a missing, empty, truncated or undecodable
+      image or mask raises :class:`BadSampleError` naming the file
+      (``on_bad_sample='raise'``), or is replaced by the next sample and
+      recorded in the sample's metainfo (``on_bad_sample='skip'``), so that
+      ``BadSampleSummaryHook`` counts and logs it at the end of the epoch.
+      It is never trained on.
+
     Args:
         img_suffix (str): Image file suffix. Defaults to '.jpg'.
         seg_map_suffix (str): Mask file suffix. Defaults to '.png'.
+        on_bad_sample (str): 'raise' (default) or 'skip'.
+        check_masks (bool): Check the mask values at load. Defaults to True.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`
             (``data_root``, ``ann_file`` = a split file, ``data_prefix``,
             ``pipeline`` ...).
@@ -29,12 +52,147 @@ class ISICDataset(BaseSegDataset):
     def __init__(self,
                  img_suffix='.jpg',
                  seg_map_suffix='.png',
+                 on_bad_sample='raise',
+                 check_masks=True,
                  **kwargs) -> None:
+        if on_bad_sample not in ('raise', 'skip'):
+            raise ValueError(f"on_bad_sample must be 'raise' or 'skip', got "
+                             f'{on_bad_sample!r}')
+        # Set before the base class loads the data list.
+        self.on_bad_sample = on_bad_sample
+        self.check_masks = check_masks
         super().__init__(
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
             reduce_zero_label=False,
             **kwargs)
+
+    # -- loading the list -------------------------------------------------
+
+    def load_data_list(self):
+        """Read the split file and check the files it lists (see the class
+        docstring)."""
+        name = type(self).__name__
+        ann_file = self.ann_file
+        if ann_file and not osp.isdir(ann_file) and not osp.isfile(ann_file):
+            raise FileNotFoundError(
+                f'{name}: split file {ann_file} does not exist. Prepare the '
+                'data with python tools/dataset_converters/isic.py RAW_DIR '
+                'DATA_ROOT, or fix data_root/ann_file in the config.')
+        data_list = [
+            info for info in super().load_data_list()
+            # A blank line in the split file is not a sample.
+            if osp.basename(info['img_path']) != self.img_suffix
+        ]
+        if not data_list:
+            source = ann_file if ann_file and not osp.isdir(ann_file) else \
+                self.data_prefix.get('img_path')
+            raise ValueError(
+                f'{name}: no samples in {source} (empty split file or image '
+                'folder). Check data_root and ann_file in the config, or '
+                're-run tools/dataset_converters/isic.py.')
+        if self._local_files():
+            self._check_files(data_list)
+        return data_list
+
+    def _local_files(self):
+        return not self.backend_args or self.backend_args.get(
+            'backend', 'local') == 'local'
+
+    def _check_files(self, data_list):
+        missing = [(info['img_path'], 'missing') for info in data_list
+                   if not osp.isfile(info['img_path'])]
+        unreadable = []
+        if self.check_masks:
+            bad_values, unreadable = check_masks(
+                info['seg_map_path'] for info in data_list
+                if 'seg_map_path' in info)
+            if bad_values:
+                raise MaskValueError(
+                    f'{type(self).__name__}: {len(bad_values)} of '
+                    f'{len(data_list)} masks listed in {self.ann_file} do not '
+                    f'hold 0/1 labels:\n{listing(bad_values)}\n' +
+                    CONVERT_HINT)
+        bad = missing + unreadable
+        if not bad:
+            return
+        message = (f'{type(self).__name__}: {len(bad)} bad files among the '
+                   f'samples of {self.ann_file}:\n{listing(bad)}')
+        if self.on_bad_sample == 'raise':
+            raise BadSampleError(
+                message + "\nFix or remove them, or set on_bad_sample='skip'"
+                ' in the training dataset config to skip such samples.',
+                path=bad[0][0])
+        print_log(
+            message + '\nThey will be skipped (on_bad_sample=\'skip\') and '
+            'counted at the end of each epoch.',
+            logger='current', level=logging.WARNING)
+
+    # -- loading a sample ---------------------------------------------------
+
+    def _files_of(self, data_info):
+        files = [('image', data_info['img_path'])]
+        if 'seg_map_path' in data_info:
+            files.append(('mask', data_info['seg_map_path']))
+        return files
+
+    def prepare_data(self, idx):
+        """Run the pipeline on sample ``idx``; a missing, truncated or
+        undecodable image or mask raises :class:`BadSampleError` naming the
+        file (other errors propagate unchanged)."""
+        data_info = self.get_data_info(idx)
+        check = self._local_files()
+        if check:
+            for kind, path in self._files_of(data_info):
+                problem = file_problem(path)
+                if problem:
+                    raise BadSampleError(
+                        describe_bad_file(kind, path, problem), path=path)
+        try:
+            return self.pipeline(data_info)
+        except Exception as err:
+            if check:
+                for kind, path in self._files_of(data_info):
+                    problem = decode_problem(path)
+                    if problem:
+                        raise BadSampleError(
+                            describe_bad_file(kind, path, problem),
+                            path=path) from err
+            raise
+
+    def __getitem__(self, idx):
+        if self.on_bad_sample == 'raise':
+            return super().__getitem__(idx)
+        drawn = None  # the bad sample that was drawn (not its stand-ins)
+        for _ in range(self.max_refetch + 1):
+            try:
+                data = super().__getitem__(idx)
+            except BadSampleError as err:
+                reported = self.__dict__.setdefault('_reported_bad', set())
+                if err.path not in reported:  # once per file and process
+                    reported.add(err.path)
+                    print_log(f'Skipping a bad sample: {err}',
+                              logger='current', level=logging.WARNING)
+                drawn = drawn or err.path
+                # The next sample, not a random one: no generator is drawn
+                # from, so resumed runs stay reproducible.
+                idx = (idx + 1) % len(self)
+                continue
+            if drawn:
+                _record_skipped(data, drawn)
+            return data
+        raise BadSampleError(
+            f'{type(self).__name__}: more than {self.max_refetch} bad samples '
+            f'in a row (first: {drawn}); giving up.', path=drawn)
+
+
+def _record_skipped(data, path):
+    """Note in the packed sample which bad sample it stands in for."""
+    sample = data.get('data_samples') if isinstance(data, dict) else None
+    if sample is not None and hasattr(sample, 'set_metainfo'):
+        sample.set_metainfo({SKIPPED_KEY: [path]})
+    elif isinstance(data, dict):
+        data[SKIPPED_KEY] = [path]
 
 
 @DATASETS.register_module()

@@ -1,0 +1,196 @@
+"""Checks that find broken dataset files before they are trained on:
+missing, empty, truncated or undecodable images and masks, and masks whose
+values are not the 0/1 labels the ISIC datasets expect."""
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+
+#: Metainfo key under which a dataset records the bad samples it replaced.
+SKIPPED_KEY = 'skipped_bad_samples'
+
+CONVERT_HINT = (
+    'Masks must be single-channel PNGs holding 0 (background) and 1 '
+    '(lesion); mmseg treats 255 as "ignore", so a 0/255 mask silently trains '
+    'on nothing. Convert the official ISIC download with\n'
+    '    python tools/dataset_converters/isic.py RAW_DIR DATA_ROOT\n'
+    '(it writes 0/1 masks and the split files), or convert your own masks '
+    'with mask = (mask > 127).astype(np.uint8). Set check_masks=False in '
+    "the dataset config to skip this check.")
+
+# A complete JPEG ends with the EOI marker, a complete PNG with its IEND
+# chunk; look for them near the end (some writers append padding).
+_END_MARKERS = {'.jpg': b'\xff\xd9', '.jpeg': b'\xff\xd9', '.png': b'IEND'}
+_TAIL = 64
+
+
+class BadSampleError(RuntimeError):
+    """An image or mask of a sample is missing, truncated or unreadable.
+
+    Args:
+        message (str): What is wrong, naming the file.
+        path (str, optional): The bad file.
+    """
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class MaskValueError(ValueError):
+    """Masks hold values other than the expected class labels."""
+
+
+def _decodes_with_pillow(path):
+    """Whether Pillow decodes the whole file (it refuses truncated data,
+    which OpenCV decodes partially with only a warning)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except Exception:  # any decoder error means the file is broken
+        return False
+
+
+def file_problem(path, data=None):
+    """Cheap integrity check of one image or mask file.
+
+    Reads only the end of the file (unless ``data`` is given); a file whose
+    end marker is missing is decoded fully to confirm it is truncated.
+
+    Args:
+        path (str): The file.
+        data (bytes, optional): Its content, when already read.
+
+    Returns:
+        str | None: What is wrong ('missing', 'empty', 'truncated'), or None.
+    """
+    if data is None:
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            return 'missing'
+        except OSError as err:
+            return f'unreadable ({err.strerror})'
+        if size == 0:
+            return 'empty'
+    elif not data:
+        return 'empty'
+    marker = _END_MARKERS.get(osp.splitext(path)[1].lower())
+    if marker is None:
+        return None
+    if data is None:
+        try:
+            with open(path, 'rb') as f:
+                f.seek(max(0, size - _TAIL))
+                tail = f.read()
+        except OSError as err:
+            return f'unreadable ({err.strerror})'
+    else:
+        tail = data[-_TAIL:]
+    if marker in tail or _decodes_with_pillow(path):
+        return None
+    return 'truncated or corrupt'
+
+
+def decode_problem(path):
+    """Full check of one file: does OpenCV (mmcv's default backend) decode it
+    and is it complete?
+
+    Returns:
+        str | None: What is wrong, or None.
+    """
+    problem = file_problem(path)
+    if problem:
+        return problem
+    if cv2.imread(path, cv2.IMREAD_UNCHANGED) is None:
+        return 'not a decodable image'
+    return None
+
+
+def describe_bad_file(kind, path, problem):
+    """The message a user sees for one bad file."""
+    return (f'Bad {kind} file {path}: {problem}. Fix or remove the file (and '
+            'its line in the split file), or set on_bad_sample=\'skip\' in '
+            'the training dataset config to skip such samples (they are '
+            'counted and logged at the end of each epoch).')
+
+
+_MASK_CACHE = {}  # (path, mtime, size) -> result: val and test share files
+
+
+def mask_problem(path):
+    """Read one mask and classify its values.
+
+    Returns:
+        tuple[str, str] | None: ``(kind, detail)`` with kind 'unreadable' or
+        'values', or None for a valid 0/1 mask (255 is accepted as a
+        deliberate ignore label next to 1, not as the only non-zero value).
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return 'unreadable', 'missing'
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _MASK_CACHE:
+        _MASK_CACHE[key] = _classify_mask(path)
+    return _MASK_CACHE[key]
+
+
+def _classify_mask(path):
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        return 'unreadable', err.strerror or str(err)
+    problem = file_problem(path, data[-_TAIL:].tobytes())
+    if problem:
+        return 'unreadable', problem
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        return 'unreadable', 'not a decodable image'
+    if mask.ndim == 3 and mask.shape[2] > 1:
+        return 'values', (f'{mask.shape[2]} channels (a colour image), '
+                          'expected a single-channel label mask')
+    if mask.dtype != np.uint8:
+        return 'values', f'dtype {mask.dtype}, expected uint8'
+    counts = np.bincount(mask.ravel(), minlength=256)
+    present = np.flatnonzero(counts)
+    extra = [int(v) for v in present if v not in (0, 1, 255)]
+    if extra:
+        shown = ', '.join(map(str, extra[:8])) + (' ...' if len(extra) > 8
+                                                  else '')
+        return 'values', f'unexpected values {{{shown}}}'
+    if counts[255] and not counts[1]:
+        return 'values', ('values {0, 255}: an unconverted 0/255 mask (the '
+                          'lesion would be learned as "ignore")')
+    return None
+
+
+def check_masks(paths):
+    """Check every mask once.
+
+    Args:
+        paths (Iterable[str]): Mask files.
+
+    Returns:
+        tuple[list, list]: ``(bad_values, unreadable)``, each a list of
+        ``(path, detail)``.
+    """
+    bad_values, unreadable = [], []
+    for path in paths:
+        result = mask_problem(path)
+        if result is None:
+            continue
+        kind, detail = result
+        (bad_values if kind == 'values' else unreadable).append((path, detail))
+    return bad_values, unreadable
+
+
+def listing(items, limit=10):
+    """Format ``(path, detail)`` pairs, one per line, at most ``limit``."""
+    lines = [f'  {path}: {detail}' for path, detail in items[:limit]]
+    if len(items) > limit:
+        lines.append(f'  ... and {len(items) - limit} more')
+    return '\n'.join(lines)

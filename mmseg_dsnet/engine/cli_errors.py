@@ -1,0 +1,53 @@
+"""Report the faults a user can fix (bad data, a config typo, an unsafe or
+broken checkpoint, NaN loss ...) as one clear message instead of a stack
+trace; genuine bugs keep their traceback."""
+import os
+import sys
+
+
+def user_error_types():
+    """The exception classes whose message alone tells the user what to
+    do."""
+    from mmseg_dsnet.compat import (CorruptCheckpointError,
+                                    UnsafeCheckpointError)
+    from mmseg_dsnet.datasets.sample_checks import (BadSampleError,
+                                                    MaskValueError)
+    from .hooks.non_finite_loss_hook import NonFiniteLossError
+    from .hooks.num_classes_check_hook import NumClassesMismatchError
+    from .preflight import ConfigKeyError, WorkDirError
+    return (BadSampleError, MaskValueError, NonFiniteLossError,
+            NumClassesMismatchError, ConfigKeyError, WorkDirError,
+            UnsafeCheckpointError, CorruptCheckpointError)
+
+
+def describe_user_error(err):
+    """The message for ``err`` if it is a user-fixable fault, else None."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args \
+        else str(err)
+    if isinstance(err, user_error_types()):
+        return text
+    if isinstance(err, KeyError) and 'registry' in text:
+        return text + ' (check the spelling of this type in the config)'
+    if isinstance(err, TypeError) and 'unexpected keyword argument' in text:
+        return text + ' (check the spelling of this key in the config)'
+    if isinstance(err, FileNotFoundError) and 'split file' in text:
+        return text
+    if isinstance(err, ValueError) and ('no samples in' in text or
+                                        'should be equal to num_classes'
+                                        in text):
+        return text
+    return None
+
+
+def run_reporting_user_errors(main):
+    """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
+    stderr and exit with status 1 (``MMSEG_DSNET_TRACEBACK=1`` shows the
+    traceback as well)."""
+    try:
+        return main()
+    except Exception as err:
+        message = describe_user_error(err)
+        if message is None or os.environ.get('MMSEG_DSNET_TRACEBACK'):
+            raise
+        print(f'ERROR: {message}', file=sys.stderr, flush=True)
+        sys.exit(1)

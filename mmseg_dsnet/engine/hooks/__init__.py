@@ -1,0 +1,9 @@
+from .bad_sample_summary_hook import BadSampleSummaryHook
+from .non_finite_loss_hook import NonFiniteLossHook
+from .num_classes_check_hook import NumClassesCheckHook
+from .reseed_per_epoch_hook import ReseedPerEpochHook
+
+__all__ = [
+    'BadSampleSummaryHook', 'NonFiniteLossHook', 'NumClassesCheckHook',
+    'ReseedPerEpochHook'
+]

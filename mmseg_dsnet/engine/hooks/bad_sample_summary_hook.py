@@ -1,0 +1,109 @@
+"""Count and log the bad samples a dataset skipped (``on_bad_sample='skip'``)
+at the end of each epoch."""
+import logging
+from collections import Counter
+
+from mmengine.dist import all_gather_object, get_world_size
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmseg.registry import HOOKS
+
+from mmseg_dsnet.datasets.sample_checks import SKIPPED_KEY
+
+
+def skipped_paths(data_batch):
+    """Paths of the bad samples that were replaced to make ``data_batch``
+    (the datasets record them in each sample's metainfo)."""
+    samples = data_batch.get('data_samples') if isinstance(
+        data_batch, dict) else None
+    found = []
+    for sample in samples or []:
+        meta = getattr(sample, 'metainfo', None)
+        if meta is None and isinstance(sample, dict):
+            meta = sample
+        found.extend((meta or {}).get(SKIPPED_KEY, []))
+    return found
+
+
+@HOOKS.register_module()
+class BadSampleSummaryHook(Hook):
+    """Log how many bad samples (unreadable, missing or truncated images and
+    masks) were skipped in each training epoch, and warn when evaluation
+    used replacements. Counts are pooled over all ranks and workers.
+
+    Args:
+        max_listed (int): How many distinct paths to name in the log.
+            Defaults to 10.
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, max_listed=10):
+        self.max_listed = max_listed
+        self._paths = dict(train=[], val=[], test=[])
+        self.history = []  # (epoch, count) of the training epochs
+
+    def _gather(self, mode):
+        paths = self._paths[mode]
+        if get_world_size() > 1:
+            paths = [p for part in all_gather_object(paths) for p in part]
+        self._paths[mode] = []
+        return paths
+
+    def _describe(self, paths):
+        counts = Counter(paths)
+        listed = ', '.join(
+            f'{path} (x{n})' if n > 1 else path
+            for path, n in counts.most_common(self.max_listed))
+        more = len(counts) - self.max_listed
+        return listed + (f' and {more} more files' if more > 0 else '')
+
+    def before_train_epoch(self, runner) -> None:
+        self._paths['train'] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self._paths['train'] += skipped_paths(data_batch)
+
+    def after_train_epoch(self, runner) -> None:
+        paths = self._gather('train')
+        epoch = runner.epoch + 1
+        self.history.append((epoch, len(paths)))
+        runner.message_hub.update_info('bad_samples_skipped', len(paths))
+        if paths:
+            print_log(
+                f'Epoch {epoch}: skipped {len(paths)} bad training samples '
+                f'(replaced by other samples): {self._describe(paths)}',
+                logger='current', level=logging.WARNING)
+        else:
+            print_log(f'Epoch {epoch}: skipped 0 bad training samples.',
+                      logger='current')
+
+    def before_val_epoch(self, runner) -> None:
+        self._paths['val'] = []
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None,
+                       outputs=None) -> None:
+        self._paths['val'] += skipped_paths(data_batch)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._warn_eval('val', 'Validation')
+
+    def before_test_epoch(self, runner) -> None:
+        self._paths['test'] = []
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None) -> None:
+        self._paths['test'] += skipped_paths(data_batch)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._warn_eval('test', 'Test')
+
+    def _warn_eval(self, mode, name):
+        paths = self._gather(mode)
+        if paths:
+            print_log(
+                f'{name}: {len(paths)} bad samples were replaced by other '
+                'samples, so the metrics are NOT over the full set: '
+                f'{self._describe(paths)}',
+                logger='current', level=logging.WARNING)

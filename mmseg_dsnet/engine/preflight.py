@@ -1,0 +1,135 @@
+"""Checks the train/test tools run before building a runner, so that a
+config typo, an unwritable work dir or a broken checkpoint is reported in
+one clear line instead of a traceback hours into a run."""
+import difflib
+import os
+import os.path as osp
+import re
+import tempfile
+import zipfile
+
+from mmengine.logging import print_log
+
+#: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
+#: read. A config key that is not one of them but is spelt almost like one
+#: is almost certainly a typo that would be silently ignored.
+RUNNER_KEYS = (
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader',
+    'test_dataloader', 'train_cfg', 'val_cfg', 'test_cfg', 'auto_scale_lr',
+    'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
+    'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
+    'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
+    'visualizer', 'default_scope', 'randomness', 'experiment_name',
+    'custom_imports', 'model_wrapper_cfg', 'find_unused_parameters',
+    'sync_bn', 'tta_model', 'tta_pipeline', 'runner_type', 'compile',
+    'strategy', 'vis_backends')
+
+#: Common config variables that are legitimately close to a runner key.
+COMMON_VARIABLES = ('train_pipeline', 'val_pipeline', 'test_pipeline')
+
+
+class ConfigKeyError(KeyError):
+    """A config key looks like a misspelt runner key."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class WorkDirError(OSError):
+    """The work dir cannot be created or written to."""
+
+
+def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
+    """Raise :class:`ConfigKeyError` for a top-level key that is not used but
+    is spelt almost like one that is (``train_dataloadr``, ``optim_wraper``).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        known (Sequence[str]): The keys that are read.
+        cutoff (float): Similarity (0..1) above which a key is a typo.
+    """
+    for key in cfg.keys():
+        if key in known or key in COMMON_VARIABLES or key.startswith('_'):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=cutoff)
+        if close:
+            raise ConfigKeyError(
+                f'Config key {key!r} is not used by the runner and would be '
+                f'silently ignored; did you mean {close[0]!r}?')
+
+
+def check_work_dir(work_dir):
+    """Create ``work_dir`` and prove a file can be written there.
+
+    Raises:
+        WorkDirError: With the reason, e.g. a path component that is a
+            file, a read-only or full file system, missing permissions.
+    """
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=work_dir) as probe:
+            probe.write(b'ok')
+    except OSError as err:
+        reason = err.strerror or str(err)
+        blocker = _file_in_path(work_dir)
+        if blocker:
+            reason = f'{blocker} is a file, not a folder'
+        raise WorkDirError(
+            f'Cannot write to the work dir {work_dir}: {reason}. Nothing was '
+            'started or changed; choose a writable folder with --work-dir.'
+        ) from None
+
+
+def _file_in_path(path):
+    path = osp.abspath(path)
+    while path and path != osp.dirname(path):
+        if osp.isfile(path):
+            return path
+        path = osp.dirname(path)
+    return None
+
+
+def _is_complete(path):
+    """A torch checkpoint is a zip archive; a truncated one has no central
+    directory."""
+    try:
+        return osp.isfile(path) and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def pick_resume_checkpoint(work_dir):
+    """The checkpoint ``--resume`` should continue from.
+
+    ``last_checkpoint`` names the newest checkpoint; if it is missing,
+    empty, or names a file that is gone or incomplete (the run was killed
+    while writing it), the newest complete ``epoch_*.pth`` / ``iter_*.pth``
+    in ``work_dir`` is used instead, with a warning.
+
+    Returns:
+        str | None: The checkpoint path, or None when there is none (the
+        run then starts from scratch).
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    named = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip() or None
+        if named and _is_complete(named):
+            return named
+    candidates = []
+    if osp.isdir(work_dir):
+        for name in os.listdir(work_dir):
+            match = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', name)
+            if match:
+                candidates.append((int(match.group(2)), name))
+    for _, name in sorted(candidates, reverse=True):
+        path = osp.join(work_dir, name)
+        if _is_complete(path):
+            if named or osp.isfile(pointer):
+                print_log(
+                    f'last_checkpoint names {named!r}, which is missing or '
+                    f'incomplete; resuming from {path} instead.',
+                    logger='current', level=30)
+            return path
+    return None

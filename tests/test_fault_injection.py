@@ -1,0 +1,550 @@
+"""Fault injection: every fault tried, what the user sees, and proof that
+nothing was lost. ``FAULTS`` below is the list; docs/reliability.md shows it
+as a table (a test checks that the two agree).
+
+Training and testing run in this process through the tools' ``main`` (the
+runs that must be killed are in test_resume_after_kill.py), on the tiny
+64x64 synthetic set, each run with its own work dir and experiment name.
+"""
+import os
+import re
+import shutil
+import time
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, load_tool, write_tiny_config
+
+# (fault, what the user sees, what is kept, test that proves it)
+FAULTS = [
+    ('SIGKILL in the middle of an epoch',
+     'the run dies; `--resume` continues from the last epoch checkpoint',
+     'every checkpoint written so far; the resumed run ends with bitwise '
+     'the same weights and metrics as an uninterrupted run',
+     'test_resume_after_kill.py::test_resumed_run_equals_uninterrupted_run'),
+    ('SIGKILL while a checkpoint is being written',
+     'the run dies; a hidden `.epoch_N.pth.part-PID` file is removed by the '
+     'next `--resume`',
+     'the previous checkpoint and `last_checkpoint` (even with '
+     '`max_keep_ckpts=1`); the half-written file never gets the real name',
+     'test_resume_after_kill.py::'
+     'test_kill_while_writing_a_checkpoint_keeps_the_last_good_one'),
+    ('disk full (ENOSPC) while writing a checkpoint',
+     'the OSError "No space left on device"',
+     'the old file byte for byte; no partial file; old checkpoints are '
+     'deleted only after the new one is saved',
+     'test_resume_after_kill.py::'
+     'test_failed_write_leaves_the_old_file_intact'),
+    ('truncated checkpoint / broken `last_checkpoint`',
+     '`--resume` warns and continues from the newest complete checkpoint; '
+     'loading the truncated file names it (CorruptCheckpointError)',
+     'all complete checkpoints',
+     'test_resume_after_kill.py::test_resume_skips_a_truncated_checkpoint'),
+    ('NaN loss in the middle of training',
+     '`ERROR: Non-finite loss at epoch 2, iteration 2/3 ...` naming the last '
+     'good checkpoint',
+     'epoch_1.pth (finite weights, resumable); no checkpoint with NaN is '
+     'written',
+     'test_nan_loss_stops_and_keeps_the_last_good_checkpoint'),
+    ('image becomes unreadable during training (on_bad_sample=raise)',
+     '`ERROR: Bad image file <path>: truncated or corrupt ...`',
+     'the checkpoints of the epochs before',
+     'test_corrupt_image_during_training_stops_with_its_path'),
+    ('corrupt image, truncated mask, missing mask (on_bad_sample=skip)',
+     'a warning per bad file, then `Epoch N: skipped 3 bad training '
+     'samples ...` at the end of every epoch',
+     'the run; bad samples are replaced by the next sample, never trained on',
+     'test_bad_samples_are_skipped_and_counted_each_epoch'),
+    ('truncated or missing mask at load (on_bad_sample=raise)',
+     '`ERROR: ... 2 bad files among the samples of <split>: <paths>`',
+     'nothing was started',
+     'test_bad_masks_are_reported_at_load'),
+    ('unconverted 0/255 mask',
+     '`ERROR: ... do not hold 0/1 labels: <path>: values {0, 255}: an '
+     'unconverted 0/255 mask` and the converter command',
+     'nothing was started (the lesion is not silently learned as ignore)',
+     'test_unconverted_mask_is_refused_with_the_converter_command'),
+    ('mask with unexpected values (interpolated, colour)',
+     'the file and its values, and the converter command',
+     'nothing was started',
+     'test_mask_with_other_values_is_refused'),
+    ('malicious checkpoint (pickle that runs code)',
+     '`Refusing to load checkpoint <path>: ... GLOBAL posix.makedirs ...` '
+     'in train load_from, --resume, test, reparameterize, init_model, '
+     'infer, export',
+     'nothing from the file is executed',
+     'test_malicious_checkpoint_is_refused_everywhere'),
+    ('config typo: unknown model type',
+     '`ERROR: EncoderDecodr is not in the mmseg::model registry ...`',
+     'nothing was started',
+     'test_config_typos_are_reported'),
+    ('config typo: misspelt top-level key',
+     "`ERROR: Config key 'train_dataloadr' ... did you mean "
+     "'train_dataloader'?`",
+     'nothing was started (the key is not silently ignored)',
+     'test_config_typos_are_reported'),
+    ('config typo: misspelt argument',
+     '`ERROR: ... unexpected keyword argument \'num_clases\' (check the '
+     'spelling ...)`',
+     'nothing was started',
+     'test_config_typos_are_reported'),
+    ('wrong num_classes',
+     '`ERROR: model.decode_head.num_classes=3 but the training dataset ... '
+     'has 2 classes`',
+     'nothing was trained',
+     'test_wrong_num_classes_is_reported'),
+    ('empty split file',
+     '`ERROR: ISIC2018Dataset: no samples in <split file> ...`',
+     'nothing was started',
+     'test_empty_or_missing_split_is_reported'),
+    ('missing split file',
+     '`ERROR: ISIC2018Dataset: split file <path> does not exist ...`',
+     'nothing was started',
+     'test_empty_or_missing_split_is_reported'),
+    ('unwritable work dir (a path through a file)',
+     '`ERROR: Cannot write to the work dir <path>: <file> is a file, not a '
+     'folder ...`',
+     'nothing is written anywhere',
+     'test_unwritable_work_dir_is_reported'),
+    ('uneven split over distributed ranks',
+     'nothing: each image is evaluated once',
+     'the pooled metrics equal a single-process evaluation',
+     'test_distributed_eval.py::test_distributed_test_equals_single_process'),
+]
+
+
+class RunsCode:
+    """Unpickling this creates a folder: the proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker, ))
+
+
+@pytest.fixture(scope='module')
+def tools():
+    return dict(train=load_tool('train.py'), test=load_tool('test.py'),
+                reparameterize=load_tool('deployment/reparameterize.py'))
+
+
+def run_cli(tool, argv, capsys):
+    """Run a tool's ``main`` as its command line does; return (exit status,
+    stderr)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    capsys.readouterr()
+    try:
+        run_reporting_user_errors(lambda: tool.main([str(a) for a in argv]))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def train_argv(cfg, work_dir, *cfg_options, extra=()):
+    return [cfg, '--work-dir', work_dir, '--no-synthetic-fallback', *extra,
+            '--cfg-options', f'experiment_name=fault_{uuid.uuid4().hex[:8]}',
+            *cfg_options]
+
+
+def run_log(work_dir):
+    logs = sorted(work_dir.glob('*/*.log'))
+    return logs[-1].read_text() if logs else ''
+
+
+def copy_data(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def train_names(root):
+    return (root / 'splits' / 'lightweight_train.txt').read_text().split()
+
+
+@pytest.fixture(scope='module')
+def base(tiny_isic, tmp_path_factory):
+    """A tiny config on a private copy of the tiny set."""
+    tmp = tmp_path_factory.mktemp('faults')
+    root = copy_data(tiny_isic, tmp / 'data')
+    return tmp, root, write_tiny_config(tmp / 'tiny.py', root, epochs=2)
+
+
+@pytest.fixture(scope='module')
+def trained_checkpoint(base, tools):
+    """One epoch of training, for the tests that need a real checkpoint."""
+    tmp, _, cfg = base
+    work_dir = tmp / 'one_epoch'
+    tools['train'].main([str(a) for a in train_argv(
+        cfg, work_dir, 'train_cfg.max_epochs=1')])
+    return work_dir / 'epoch_1.pth'
+
+
+# -- numerical faults ---------------------------------------------------------
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+        base, tools, tmp_path, monkeypatch, capsys):
+    from mmengine.runner import EpochBasedTrainLoop
+    from mmseg_dsnet.compat import safe_torch_load
+    _, _, cfg = base
+    run_iter = EpochBasedTrainLoop.run_iter
+
+    def poisoning_run_iter(self, idx, data_batch):
+        if self._epoch == 1 and idx == 1:  # epoch 2, iteration 2
+            with torch.no_grad():
+                next(self.runner.model.parameters()).fill_(float('nan'))
+        return run_iter(self, idx, data_batch)
+
+    monkeypatch.setattr(EpochBasedTrainLoop, 'run_iter', poisoning_run_iter)
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
+    assert code == 1
+    assert 'ERROR: Non-finite loss at epoch 2, iteration 2/3' in err, err
+    assert '(global iteration 5)' in err and 'loss=nan' in err
+    assert f'last good checkpoint is {work_dir / "epoch_1.pth"}' in err
+    assert not (work_dir / 'epoch_2.pth').exists()
+    assert (work_dir / 'last_checkpoint').read_text().endswith('epoch_1.pth')
+    ckpt = safe_torch_load(str(work_dir / 'epoch_1.pth'))
+    assert ckpt['meta']['epoch'] == 1
+    assert all(torch.isfinite(t).all() for t in ckpt['state_dict'].values()
+               if t.is_floating_point())
+
+
+def test_checkpoint_with_nan_weights_is_not_written(tmp_path):
+    from mmseg_dsnet.engine.hooks.non_finite_loss_hook import (
+        NonFiniteLossError, NonFiniteLossHook)
+
+    class Runner:
+        epoch, iter = 1, 6
+
+    hook = NonFiniteLossHook()
+    good = dict(state_dict=dict(w=torch.ones(3), n=torch.tensor(4)))
+    hook.before_save_checkpoint(Runner(), good)
+    bad = dict(state_dict=dict(w=torch.tensor([1.0, float('inf')])))
+    with pytest.raises(NonFiniteLossError, match="weight 'w' holds NaN"):
+        hook.before_save_checkpoint(Runner(), bad)
+
+
+# -- bad data -----------------------------------------------------------------
+
+
+def test_corrupt_image_during_training_stops_with_its_path(
+        base, tools, tmp_path, monkeypatch, capsys):
+    """The image goes bad after epoch 1 (a flaky network disk): epoch 2
+    stops at it, naming it; epoch 1's checkpoint stays."""
+    from mmengine.runner import EpochBasedTrainLoop
+    tmp, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data, epochs=2)
+    image = data / 'images' / f'{train_names(data)[3]}.jpg'
+    run_epoch = EpochBasedTrainLoop.run_epoch
+
+    def corrupting_run_epoch(self):
+        if self._epoch == 1:
+            image.write_bytes(b'\xff\xd8 not really a jpeg' * 20)
+        return run_epoch(self)
+
+    monkeypatch.setattr(EpochBasedTrainLoop, 'run_epoch', corrupting_run_epoch)
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
+    assert code == 1
+    assert f'ERROR: Bad image file {image}: truncated or corrupt' in err, err
+    assert "on_bad_sample='skip'" in err
+    assert (work_dir / 'epoch_1.pth').is_file()
+    assert not (work_dir / 'epoch_2.pth').exists()
+
+
+@pytest.fixture(scope='module')
+def bad_data(base):
+    """The tiny set with a corrupt image, a truncated mask and a missing
+    mask among the training samples (spread out, so that no bad sample
+    stands in for another)."""
+    tmp, root, _ = base
+    data = copy_data(root, tmp / 'bad_data')
+    names = train_names(data)
+    corrupt = data / 'images' / f'{names[0]}.jpg'
+    corrupt.write_bytes(b'this is not an image' * 50)
+    truncated = data / 'masks' / f'{names[4]}.png'
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    missing = data / 'masks' / f'{names[8]}.png'
+    missing.unlink()
+    return data, dict(corrupt=corrupt, truncated=truncated, missing=missing)
+
+
+def test_bad_masks_are_reported_at_load(base, bad_data, tools, tmp_path,
+                                        capsys):
+    tmp, _, _ = base
+    data, bad = bad_data
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
+    assert code == 1
+    assert '2 bad files among the samples of' in err, err
+    assert f'{bad["truncated"]}: truncated or corrupt' in err
+    assert f'{bad["missing"]}: missing' in err
+    assert not list(work_dir.glob('*.pth'))
+
+
+def test_corrupt_image_in_a_dataset_names_the_file(bad_data):
+    from mmseg.registry import DATASETS
+    from mmseg_dsnet.datasets import BadSampleError
+    data, bad = bad_data
+    dataset = DATASETS.build(dict(
+        type='ISIC2018Dataset', data_root=str(data),
+        ann_file='splits/lightweight_train.txt',
+        data_prefix=dict(img_path='images', seg_map_path='masks'),
+        check_masks=False,
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadAnnotations'),
+                  dict(type='PackSegInputs')]))
+    with pytest.raises(BadSampleError) as info:
+        dataset[0]
+    assert info.value.path == str(bad['corrupt'])
+    assert 'truncated or corrupt' in str(info.value)
+    sample = dataset[1]  # good samples load as before
+    assert set(np.unique(sample['data_samples'].gt_sem_seg.data)) <= {0, 1}
+
+
+def test_bad_samples_are_skipped_and_counted_each_epoch(
+        bad_data, tools, tmp_path, capsys):
+    data, bad = bad_data
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, 'train_dataloader.dataset.on_bad_sample=skip'), capsys)
+    assert code == 0, err
+    log = run_log(work_dir)
+    assert 'They will be skipped' in log  # the warning at load
+    for epoch in (1, 2):
+        line = re.search(rf'Epoch {epoch}: skipped (\d+) bad training '
+                         r'samples[^\n]*', log)
+        assert line and int(line.group(1)) == 3, log[-3000:]
+        for path in bad.values():
+            assert str(path) in line.group(0)
+    # Each epoch still trains on full batches of good samples.
+    assert 'Epoch(train) [2][3/3]' in log
+    assert (work_dir / 'epoch_2.pth').is_file()
+
+
+def make_mask(path, values):
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:40] = values[0]
+    if len(values) > 1:
+        mask[0:5, 0:5] = values[1]
+    cv2.imwrite(str(path), mask)
+
+
+def test_unconverted_mask_is_refused_with_the_converter_command(
+        base, tools, tmp_path, capsys):
+    _, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    mask = data / 'masks' / f'{train_names(data)[2]}.png'
+    make_mask(mask, [255])  # the official 0/255 format
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    code, err = run_cli(tools['train'], train_argv(cfg, tmp_path / 'w'),
+                        capsys)
+    assert code == 1
+    assert f'{mask}: values {{0, 255}}: an unconverted 0/255 mask' in err
+    assert 'python tools/dataset_converters/isic.py RAW_DIR DATA_ROOT' in err
+    # The check can be turned off (then 255 is mmseg's ignore label).
+    from mmseg.registry import DATASETS
+    dataset = DATASETS.build(dict(
+        type='ISIC2018Dataset', data_root=str(data),
+        ann_file='splits/lightweight_train.txt', check_masks=False,
+        data_prefix=dict(img_path='images', seg_map_path='masks')))
+    assert len(dataset) == len(train_names(data))
+
+
+def test_mask_with_other_values_is_refused(tmp_path):
+    from mmseg_dsnet.datasets.sample_checks import check_masks
+    ok = tmp_path / 'ok.png'
+    ignore = tmp_path / 'ok_with_ignore.png'
+    blurred = tmp_path / 'blurred.png'
+    colour = tmp_path / 'colour.png'
+    make_mask(ok, [1])
+    make_mask(ignore, [1, 255])
+    make_mask(blurred, [255, 128])
+    cv2.imwrite(str(colour), np.zeros((8, 8, 3), np.uint8))
+    bad_values, unreadable = check_masks(
+        [str(p) for p in (ok, ignore, blurred, colour)])
+    assert unreadable == []
+    assert [p for p, _ in bad_values] == [str(blurred), str(colour)]
+    assert 'unexpected values {128}' in bad_values[0][1]
+    assert '3 channels' in bad_values[1][1]
+
+
+def test_mask_check_is_fast_enough_for_isic(tmp_path):
+    """2750 masks of 256x192 (ISIC 2018 train+val at the shared size) are
+    checked in seconds."""
+    from mmseg_dsnet.datasets.sample_checks import check_masks
+    mask = np.zeros((192, 256), np.uint8)
+    cv2.ellipse(mask, (128, 96), (60, 40), 0, 0, 360, 1, -1)
+    paths = []
+    for i in range(2750):
+        path = str(tmp_path / f'{i}.png')
+        cv2.imwrite(path, np.roll(mask, i % 50, axis=1))
+        paths.append(path)
+    start = time.perf_counter()
+    assert check_masks(paths) == ([], [])
+    assert time.perf_counter() - start < 15
+
+
+def test_empty_or_missing_split_is_reported(base, tools, tmp_path, capsys):
+    _, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    split = data / 'splits' / 'lightweight_train.txt'
+    split.write_text('\n')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    code, err = run_cli(tools['train'], train_argv(cfg, tmp_path / 'w'),
+                        capsys)
+    assert code == 1
+    assert f'ERROR: ISIC2018Dataset: no samples in {split}' in err, err
+    (data / 'splits' / 'lightweight_test.txt').unlink()
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, tmp_path / 'w', 'train_dataloader.dataset.ann_file='
+        'splits/official_train.txt'), capsys)
+    assert code == 1
+    assert 'split file' in err and 'lightweight_test.txt does not exist' \
+        in err, err
+
+
+# -- configuration and environment -------------------------------------------
+
+
+@pytest.mark.parametrize('option, message', [
+    ('model.type=EncoderDecodr',
+     'EncoderDecodr is not in the mmseg::model registry'),
+    ('train_dataloadr.batch_size=2',
+     "Config key 'train_dataloadr' is not used by the runner and would be "
+     "silently ignored; did you mean 'train_dataloader'?"),
+    ('model.decode_head.num_clases=2',
+     "unexpected keyword argument 'num_clases' (check the spelling of this "
+     'key in the config)'),
+])
+def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
+                                   message):
+    _, _, cfg = base
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'], train_argv(cfg, work_dir, option),
+                        capsys)
+    assert code == 1
+    assert err.startswith('ERROR: ') and message in err, err
+    assert not list(work_dir.glob('*.pth'))
+
+
+def test_wrong_num_classes_is_reported(base, tools, tmp_path, capsys):
+    _, _, cfg = base
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, 'model.decode_head.num_classes=3'), capsys)
+    assert code == 1
+    assert ('ERROR: model.decode_head.num_classes=3 but the training dataset'
+            ' ISIC2018Dataset has 2 classes') in err, err
+    assert not list(work_dir.glob('*.pth'))
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, 'model.decode_head.out_channels=3'), capsys)
+    assert code == 1
+    assert 'out_channels' in err and 'num_classes' in err, err
+
+
+def test_unwritable_work_dir_is_reported(base, tools, tmp_path, capsys):
+    """Tests may run as root, for whom no folder is read-only: the work dir
+    goes through a regular file instead."""
+    _, _, cfg = base
+    blocker = tmp_path / 'afile'
+    blocker.write_text('not a folder')
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, blocker / 'sub'), capsys)
+    assert code == 1
+    assert (f'ERROR: Cannot write to the work dir {blocker / "sub"}: '
+            f'{blocker} is a file, not a folder') in err, err
+    assert blocker.read_text() == 'not a folder'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['afile']
+
+
+# -- malicious checkpoints ----------------------------------------------------
+
+ENTRY_POINTS = ['train_load_from', 'train_resume', 'test', 'reparameterize',
+                'init_model', 'infer', 'export_onnx']
+
+
+@pytest.mark.parametrize('entry', ENTRY_POINTS)
+def test_malicious_checkpoint_is_refused_everywhere(
+        base, tools, trained_checkpoint, tmp_path, capsys, entry):
+    from mmseg_dsnet.compat import UnsafeCheckpointError
+    _, _, cfg = base
+    marker = tmp_path / 'code_ran'
+    # A real checkpoint with one poisoned entry.
+    ckpt = torch.load(trained_checkpoint, weights_only=True)
+    ckpt['meta']['note'] = RunsCode(str(marker))
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    evil = work_dir / ('epoch_1.pth' if entry == 'train_resume' else
+                       'evil.pth')
+    torch.save(ckpt, evil)
+    refusal = f'Refusing to load checkpoint {evil}'
+    if entry in ('train_load_from', 'train_resume'):
+        if entry == 'train_resume':
+            (work_dir / 'last_checkpoint').write_text(str(evil))
+            argv = train_argv(cfg, work_dir, extra=['--resume'])
+        else:
+            argv = train_argv(cfg, work_dir, f'load_from={evil}')
+        code, err = run_cli(tools['train'], argv, capsys)
+        assert code == 1 and f'ERROR: {refusal}' in err, err
+        assert 'GLOBAL' in err and 'makedirs' in err
+    elif entry == 'test':
+        code, err = run_cli(tools['test'], [
+            cfg, evil, '--work-dir', tmp_path / 'test', '--cfg-options',
+            f'experiment_name=fault_{uuid.uuid4().hex[:8]}'], capsys)
+        assert code == 1 and f'ERROR: {refusal}' in err, err
+    elif entry == 'reparameterize':
+        with pytest.raises(UnsafeCheckpointError, match=re.escape(refusal)):
+            tools['reparameterize'].main(
+                [str(cfg), str(evil), str(tmp_path / 'deploy.pth'),
+                 '--shape', '64', '64'])
+        assert not (tmp_path / 'deploy.pth').exists()
+    elif entry == 'init_model':
+        from mmseg.apis import init_model
+        with pytest.raises(UnsafeCheckpointError, match=re.escape(refusal)):
+            init_model(str(cfg), str(evil), device='cpu')
+    else:
+        script = dict(infer='infer.py',
+                      export_onnx='deployment/export_onnx.py')[entry]
+        if not (REPO / 'tools' / script).is_file():
+            pytest.skip(f'tools/{script} is not there')
+        tool = load_tool(script)
+        if entry == 'infer':
+            images = sorted((base[1] / 'images').glob('*.jpg'))[:1]
+            argv = [cfg, evil, *images, '--out-dir', tmp_path / 'out']
+        else:
+            argv = [cfg, evil, tmp_path / 'model.onnx', '--shape', '64', '64']
+        capsys.readouterr()
+        code = tool.main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert code == 2 and refusal in err, err
+    assert not marker.exists(), 'the checkpoint ran code'
+    # The checkpoint given is left as it was.
+    assert evil.is_file()
+
+
+# -- the list itself ---------------------------------------------------------
+
+
+def test_fault_list_is_documented_and_each_fault_has_a_test():
+    here = {name for name in globals() if name.startswith('test_')}
+    for fault, _, _, test in FAULTS:
+        module, _, name = test.rpartition('::')
+        if module:
+            source = (REPO / 'tests' / module).read_text()
+            assert f'def {name}(' in source, test
+        else:
+            assert name in here, test
+    assert len(FAULTS) >= 12
+    doc = (REPO / 'docs' / 'reliability.md').read_text()
+    rows = [line for line in doc.splitlines() if line.startswith('| ')]
+    for fault, _, _, _ in FAULTS:
+        assert any(line.startswith(f'| {fault} |') for line in rows), fault
