@@ -47,6 +47,9 @@ def parse_args(argv=None):
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--deploy', action='store_true',
                         help='re-parameterise the model first (DSNet)')
+    parser.add_argument('--compare-deploy', action='store_true',
+                        help='time the model as trained AND re-parameterised '
+                        'in one run and report the speed ratio')
     parser.add_argument('--channels-last', action='store_true',
                         help='use the channels_last memory format')
     parser.add_argument('--data', action='store_true',
@@ -163,16 +166,52 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     )
 
 
+def compare_deploy(run, as_json=False, rounds=3):
+    """Time both forms in one process, alternating ``rounds`` times so
+    that load changes on the machine hit both alike; ratios of medians."""
+    trained, deployed = [], []
+    for _ in range(rounds):
+        trained.append(run(False))
+        deployed.append(run(True))
+
+    def median_of(results, key):
+        return float(np.median([r['latency_ms'][key] for r in results]))
+
+    result = dict(
+        trained=trained[-1], deployed=deployed[-1], rounds=rounds,
+        latency_ms_trained=median_of(trained, 'median'),
+        latency_ms_deployed=median_of(deployed, 'median'))
+    result['speedup'] = (result['latency_ms_trained'] /
+                         result['latency_ms_deployed'])
+    result['params_trained'] = trained[-1]['params']
+    result['params_deployed'] = deployed[-1]['params_deployed']
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f'As trained: {result["latency_ms_trained"]:.2f} ms, '
+              f'{result["params_trained"]} params\n'
+              f'Re-parameterised: {result["latency_ms_deployed"]:.2f} ms, '
+              f'{result["params_deployed"]} params\n'
+              f'Speed-up (batch 1 median latency, {rounds} alternating '
+              f'rounds): {result["speedup"]:.2f}x')
+    return result
+
+
 def main(argv=None):
     args = parse_args(argv)
     shape = tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    result = benchmark(cfg, args.checkpoint, args.device, shape,
-                       args.batch_size, args.warmup, args.repeat,
-                       args.throughput_repeat, args.threads, args.deploy,
-                       args.channels_last, args.data)
+    def run(deploy):
+        return benchmark(cfg, args.checkpoint, args.device, shape,
+                         args.batch_size, args.warmup, args.repeat,
+                         args.throughput_repeat, args.threads, deploy,
+                         args.channels_last, args.data)
+
+    if args.compare_deploy:
+        return compare_deploy(run, args.json)
+    result = run(args.deploy)
     if args.json:
         print(json.dumps(result))
         return result

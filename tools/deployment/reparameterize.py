@@ -77,7 +77,7 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(config)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu')
+    source = load_checkpoint(model, checkpoint, map_location='cpu')
     model.eval()
     params_before = sum(p.numel() for p in model.parameters())
     inputs = torch.randn(2, 3, *shape)
@@ -98,7 +98,9 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
     if plain_diff > atol:
         raise RuntimeError(f'The deploy config does not reproduce the model '
                            f'(max diff {plain_diff:.3g}).')
-    meta = dict(source_checkpoint=osp.abspath(checkpoint), deploy=True)
+    # Keep the source's meta (dataset_meta: class names and palette).
+    meta = dict(source.get('meta', {}), deploy=True,
+                source_checkpoint=osp.abspath(checkpoint))
     _atomic_write(
         lambda p: torch.save(dict(state_dict=deployed.state_dict(), meta=meta),
                              p), out)

@@ -1,0 +1,53 @@
+"""tools/deployment/reparameterize.py writes a deploy checkpoint and config
+that reproduce the trained model with fewer parameters."""
+import pytest
+import torch
+from conftest import REPO, load_tool
+
+CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2018.py')
+
+
+@pytest.fixture(scope='module')
+def trained_checkpoint(tmp_path_factory):
+    """DSNet with random weights and non-trivial BatchNorm statistics."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, 3, 64, 64) * 2 + 0.5, mode='tensor')
+    path = tmp_path_factory.mktemp('reparam') / 'trained.pth'
+    meta = dict(dataset_meta=dict(classes=('background', 'lesion'),
+                                  palette=[[0, 0, 0], [255, 64, 64]]))
+    torch.save({'state_dict': model.state_dict(), 'meta': meta}, path)
+    return path
+
+
+def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.apis import init_model
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / 'deploy' / 'dsnet_deploy.pth'
+    result = tool.main([CONFIG, str(trained_checkpoint), str(out),
+                        '--shape', '64', '64'])
+    assert result['max_abs_diff'] <= 1e-5
+    assert result['params_deployed'] < result['params']
+    assert out.is_file() and out.with_suffix('.py').is_file()
+    trained = init_model(CONFIG, str(trained_checkpoint), device='cpu')
+    deployed = init_model(str(out.with_suffix('.py')), str(out), device='cpu')
+    assert deployed.cfg.model.backbone.deploy is True
+    assert deployed.dataset_meta['classes'] == ('background', 'lesion')
+    n_params = sum(p.numel() for p in deployed.parameters())
+    assert n_params == result['params_deployed']
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        diff = (trained(x, mode='tensor') - deployed(x, mode='tensor')).abs()
+    assert float(diff.max()) <= 1e-5
+    # Nothing is overwritten without --overwrite.
+    with pytest.raises(FileExistsError, match='dsnet_deploy'):
+        tool.main([CONFIG, str(trained_checkpoint), str(out)])
