@@ -35,6 +35,7 @@ def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
     out = tmp_path / 'deploy' / 'dsnet_deploy.pth'
     result = tool.main([CONFIG, str(trained_checkpoint), str(out),
                         '--shape', '64', '64'])
+    assert result['max_abs_diff_float64'] <= 1e-5
     assert result['max_abs_diff'] <= 1e-5
     assert result['params_deployed'] < result['params']
     assert out.is_file() and out.with_suffix('.py').is_file()

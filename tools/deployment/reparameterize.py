@@ -6,8 +6,10 @@ Every DESDConv's five training branches become one plain depthwise 3x3 conv
 and BatchNorm is folded into the convolutions (``reparameterize_model``).
 The deploy config (``OUT.py``) builds that plain form directly
 (``deploy=True``), so the deploy checkpoint loads strictly into it. The tool
-checks that both forms give the same logits (max abs difference <= 1e-5 by
-default) on random input and prints the parameter counts.
+checks that both forms give the same logits on random input — max abs
+difference <= 1e-5 (``--atol``) in float64, where the fold is exact; in float32
+up to twice the trained model's own float32 rounding noise — and prints the
+figures and the parameter counts.
 """
 import argparse
 import copy
@@ -80,21 +82,38 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
     source = load_checkpoint(model, checkpoint, map_location='cpu')
     model.eval()
     params_before = sum(p.numel() for p in model.parameters())
-    inputs = torch.randn(2, 3, *shape)
+    # The fold is done in float64 (then stored as float32), and checked in
+    # float64, where it must be exact up to ``atol``. In float32 a trained
+    # network's own rounding noise (float32 vs float64 logits) can exceed
+    # 1e-5; the float32 difference is accepted up to twice that noise floor
+    # (and always up to ``atol``) and reported.
+    inputs = torch.randn(2, 3, *shape, dtype=torch.float64)
     with torch.no_grad():
-        before = model(inputs, mode='tensor')
-        deployed = reparameterize_model(model)
-        after = deployed(inputs, mode='tensor')
-    max_diff = float((before - after).abs().max())
-    if max_diff > atol:
-        raise RuntimeError(f'Re-parameterised logits differ by {max_diff:.3g}'
-                           f' > {atol:g}; not writing {out}.')
+        model64 = copy.deepcopy(model).double()
+        ref64 = model64(inputs, mode='tensor')
+        ref32 = model(inputs.float(), mode='tensor')
+        deployed64 = reparameterize_model(model64)
+        exact_diff = float((deployed64(inputs, mode='tensor') -
+                            ref64).abs().max())
+        deployed = deployed64.float()
+        dep32 = deployed(inputs.float(), mode='tensor')
+    fp32_diff = float((dep32 - ref32).abs().max())
+    noise_floor = float((ref32.double() - ref64).abs().max())
+    if exact_diff > atol:
+        raise RuntimeError(f'Re-parameterised logits differ by '
+                           f'{exact_diff:.3g} > {atol:g} in float64; not '
+                           f'writing {out}.')
+    if fp32_diff > max(atol, 2 * noise_floor):
+        raise RuntimeError(f'Re-parameterised float32 logits differ by '
+                           f'{fp32_diff:.3g}, more than twice the float32 '
+                           f'noise floor {noise_floor:.3g}; not writing {out}.')
     dep_cfg = deploy_config(cfg)
     plain = MODELS.build(dep_cfg.model)
     plain.load_state_dict(deployed.state_dict(), strict=True)
     plain.eval()
     with torch.no_grad():
-        plain_diff = float((plain(inputs, mode='tensor') - before).abs().max())
+        plain_diff = float(
+            (plain(inputs.float(), mode='tensor') - dep32).abs().max())
     if plain_diff > atol:
         raise RuntimeError(f'The deploy config does not reproduce the model '
                            f'(max diff {plain_diff:.3g}).')
@@ -106,7 +125,9 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
                              p), out)
     _atomic_write(lambda p: dep_cfg.dump(p), out_cfg)
     return dict(
-        max_abs_diff=max_diff, deploy_config_max_abs_diff=plain_diff,
+        max_abs_diff=fp32_diff, max_abs_diff_float64=exact_diff,
+        float32_noise_floor=noise_floor,
+        deploy_config_max_abs_diff=plain_diff,
         params=params_before,
         params_deployed=sum(p.numel() for p in deployed.parameters()),
         checkpoint=out, config=out_cfg)
@@ -116,8 +137,11 @@ def main(argv=None):
     args = parse_args(argv)
     result = reparameterize(args.config, args.checkpoint, args.out,
                             tuple(args.shape), args.atol, args.overwrite)
-    print(f'Max abs logit difference: {result["max_abs_diff"]:.3g} '
-          f'(deploy config: {result["deploy_config_max_abs_diff"]:.3g})\n'
+    print(f'Max abs logit difference, float64: '
+          f'{result["max_abs_diff_float64"]:.3g}; float32: '
+          f'{result["max_abs_diff"]:.3g} (float32 noise floor of the trained '
+          f'model: {result["float32_noise_floor"]:.3g}; deploy config: '
+          f'{result["deploy_config_max_abs_diff"]:.3g})\n'
           f'Params: {result["params"]} -> {result["params_deployed"]}\n'
           f'Deploy checkpoint: {result["checkpoint"]}\n'
           f'Deploy config:     {result["config"]}')
