@@ -31,31 +31,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-# Official folder names (as in isic.py): split -> (images, ground truth).
-OFFICIAL_FOLDERS = {
-    2016: {
-        'train': ('ISBI2016_ISIC_Part1_Training_Data',
-                  'ISBI2016_ISIC_Part1_Training_GroundTruth'),
-        'test': ('ISBI2016_ISIC_Part1_Test_Data',
-                 'ISBI2016_ISIC_Part1_Test_GroundTruth'),
-    },
-    2017: {
-        'train': ('ISIC-2017_Training_Data',
-                  'ISIC-2017_Training_Part1_GroundTruth'),
-        'val': ('ISIC-2017_Validation_Data',
-                'ISIC-2017_Validation_Part1_GroundTruth'),
-        'test': ('ISIC-2017_Test_v2_Data',
-                 'ISIC-2017_Test_v2_Part1_GroundTruth'),
-    },
-    2018: {
-        'train': ('ISIC2018_Task1-2_Training_Input',
-                  'ISIC2018_Task1_Training_GroundTruth'),
-        'val': ('ISIC2018_Task1-2_Validation_Input',
-                'ISIC2018_Task1_Validation_GroundTruth'),
-        'test': ('ISIC2018_Task1-2_Test_Input',
-                 'ISIC2018_Task1_Test_GroundTruth'),
-    },
-}
+# The official folder names are the converter's: one table for both tools.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from isic import OFFICIAL_FOLDERS  # noqa: E402
+
 MASK_SUFFIX = {
     2016: '_Segmentation.png',
     2017: '_segmentation.png',
