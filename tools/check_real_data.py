@@ -30,6 +30,9 @@ CONFIGS = dict(
     segformer='configs/segformer/segformer_mit-b0_isic2017.py',
     egeunet='configs/egeunet/egeunet_isic2017.py',
     malunet='configs/malunet/malunet_isic2017.py',
+    dsnet_no_gate='configs/dsnet/dsnet_isic2017_no-gate.py',
+    dsnet_bce_dice='configs/dsnet/dsnet_isic2017_bce-dice.py',
+    dsnet_vanilla_conv='configs/dsnet/dsnet_isic2017_vanilla-conv.py',
 )
 
 
