@@ -78,6 +78,9 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
         set_input_size(cfg, crop_size)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
+    # One visualizer per run: runners in one process would otherwise share
+    # the first one's, and its vis_data would collect every run's scalars.
+    cfg.visualizer.name = f'visualizer_{osp.basename(work_dir)}'
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[name].dataset.data_root = data_root
     if train_images:

@@ -44,9 +44,26 @@ def _read_json_lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _dumped_config(work_dir, ts_dir):
+    """The config a run used: the runner's own dump at the work-dir root
+    (``<work_dir>/<config name>.py``) when there is exactly one, else the
+    visualizer's copy in ``<ts>/vis_data/config.py``. (Several runners in
+    one process share the first one's visualizer, so its ``vis_data`` may
+    hold another run's config and scalars.)"""
+    dumps = glob.glob(osp.join(work_dir, '*.py'))
+    if len(dumps) == 1:
+        return dumps[0]
+    return osp.join(ts_dir, 'vis_data', 'config.py')
+
+
+def _log_has_training(log):
+    with open(log, errors='replace') as f:
+        return 'Epoch(train)' in f.read()
+
+
 def find_runs(work_dir):
     """The timestamped run folders of a work dir, split into training runs
-    (their ``vis_data/scalars.json`` holds train lines) and test runs
+    (their text log has ``Epoch(train)`` lines) and test runs
     (``tools/test.py`` writes ``<ts>/<ts>.json``), oldest first."""
     train, test = [], []
     for ts_dir in sorted(glob.glob(osp.join(work_dir, '*', ''))):
@@ -58,9 +75,9 @@ def find_runs(work_dir):
         scalars = osp.join(ts_dir, 'vis_data', 'scalars.json')
         lines = _read_json_lines(scalars) if osp.isfile(scalars) else []
         run = dict(dir=ts_dir, log=log, scalars=scalars, lines=lines,
-                   config=osp.join(ts_dir, 'vis_data', 'config.py'),
+                   config=_dumped_config(work_dir, ts_dir),
                    test_json=osp.join(ts_dir, f'{ts}.json'))
-        if any('loss' in line and 'iter' in line for line in lines):
+        if _log_has_training(log):
             train.append(run)
         elif osp.isfile(run['test_json']):
             test.append(run)
@@ -307,7 +324,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     train_runs, test_runs = find_runs(work_dir)
     if not train_runs:
         raise FileNotFoundError(
-            f'No training log (<timestamp>/vis_data/scalars.json with train '
+            f'No training log (<timestamp>/<timestamp>.log with train '
             f'lines) under {work_dir}')
     cfg = Config.fromfile(train_runs[-1]['config'])
     test_cfg = Config.fromfile(test_runs[-1]['config']) if test_runs and \
