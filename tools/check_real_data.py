@@ -91,7 +91,9 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     if lr:
         cfg.optim_wrapper.optimizer.lr = lr
     cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = epochs + 1  # evaluate once, after training
+    # Evaluate once, by runner.test() after training (mmengine would also
+    # validate at the last epoch unless val_begin lies beyond it).
+    cfg.train_cfg.val_begin = epochs + 1
     cfg.param_scheduler = [
         dict(type='CosineAnnealingLR', T_max=epochs, eta_min=1e-5,
              by_epoch=True, begin=0, end=epochs)
