@@ -41,7 +41,10 @@ def _label(row):
     if row['source'] == 'reported':
         return f'{row["model"]} [reported]'
     tag = '' if row['protocol'] == 'lightweight' else f', {row["protocol"]}'
-    return f'{row["model"]} ({row["schedule"]}{tag})'
+    # A schedule description "NAME: details" is labelled by NAME only; the
+    # tables carry the details.
+    schedule = row['schedule'].split(':')[0]
+    return f'{row["model"]} ({schedule}{tag})'
 
 
 def plot_leaderboard(board, path):
