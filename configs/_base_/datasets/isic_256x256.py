@@ -49,16 +49,8 @@ val_dataloader = dict(
         ann_file=val_split,
         data_prefix=dict(img_path='images', seg_map_path='masks'),
         pipeline=test_pipeline))
+# The test loader is the validation loader on the test split.
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=test_split,
-        data_prefix=dict(img_path='images', seg_map_path='masks'),
-        pipeline=test_pipeline))
+    val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file=test_split))
 val_evaluator = dict(type='LesionMetric')
 test_evaluator = val_evaluator
