@@ -1,0 +1,54 @@
+"""Without the configured dataset, train.py/test.py say how to prepare it and
+fall back to the embedded synthetic set (or refuse, if asked)."""
+import pytest
+from conftest import REPO, load_tool
+
+
+@pytest.fixture
+def fallback(tmp_path, monkeypatch):
+    module = load_tool('data_fallback.py')
+    monkeypatch.setattr(module, 'synthetic_root',
+                        lambda year: str(tmp_path / f'synthetic_isic{year}'))
+    monkeypatch.setattr(module, 'SYNTHETIC_COUNTS',
+                        dict(num_train=6, num_val=2, num_test=3))
+    return module
+
+
+def _config(tmp_path):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2018.py'))
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = str(tmp_path / 'absent' / 'isic2018')
+    return cfg
+
+
+def test_missing_data_falls_back_to_synthetic(fallback, tmp_path, capsys):
+    cfg = _config(tmp_path)
+    assert fallback.ensure_data(cfg) is True
+    out = capsys.readouterr().out
+    assert 'isic2018' in out and 'tools/dataset_converters/isic.py' in out
+    assert 'synthetic' in out
+    root = tmp_path / 'synthetic_isic2018'
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[name].dataset.data_root == str(root)
+    train_ids = (root / 'splits' / 'lightweight_train.txt').read_text().split()
+    assert len(train_ids) == round(0.7 * 8)
+    assert (root / 'images' / f'{train_ids[0]}.jpg').is_file()
+    # A second call reuses the converted set (and changes nothing).
+    assert fallback.prepare_synthetic(2018) == str(root)
+
+
+def test_missing_data_can_be_an_error(fallback, tmp_path):
+    cfg = _config(tmp_path)
+    with pytest.raises(FileNotFoundError, match='dataset_converters/isic.py'):
+        fallback.ensure_data(cfg, allow_synthetic=False)
+    assert not (tmp_path / 'synthetic_isic2018').exists()
+
+
+def test_present_data_is_left_alone(fallback, tiny_isic):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2018.py'))
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = str(tiny_isic)
+    assert fallback.ensure_data(cfg) is False
+    assert cfg.train_dataloader.dataset.data_root == str(tiny_isic)
