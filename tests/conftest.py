@@ -96,3 +96,49 @@ def write_tiny_config(path, root, base='configs/dsnet/dsnet_isic2018.py',
 @pytest.fixture
 def tiny_config(tiny_isic, tmp_path):
     return write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)
+
+
+def make_lesion_checkpoint(config, path, calibration_image, seed=0,
+                           randomise_bn_affine=False, meta=None):
+    """Random DSNet weights with non-trivial BatchNorm statistics (so that
+    folding is really exercised), the classifier scaled so that logits on
+    ``calibration_image`` (256x256x3 uint8, RGB) straddle the threshold with
+    trained-like magnitudes; saved with mmengine's ``save_checkpoint``."""
+    import mmseg_dsnet  # noqa: F401
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(config).model)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.5, 2.0)
+                if randomise_bn_affine:
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.uniform_(-0.3, 0.3)
+        # Spread the logits around the threshold so that masks are
+        # neither empty nor full and mask comparisons mean something.
+        model.eval()
+        image = torch.from_numpy(calibration_image).permute(
+            2, 0, 1)[None].float()
+        mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+        std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+        noise = torch.rand(1, 3, 256, 256) * 255
+        logits = model((torch.cat([image, noise]) - mean) / std,
+                       mode='tensor')
+        centre = logits[0].median()
+        # Trained models reach logits of about +-20; so do these.
+        scale = 20.0 / (logits - centre).abs().max()
+        classifier = model.decode_head.conv_seg
+        classifier.weight.mul_(scale)
+        classifier.bias.copy_((classifier.bias - centre) * scale)
+    checkpoint = dict(state_dict=model.state_dict())
+    if meta is not None:
+        checkpoint['meta'] = meta
+    save_checkpoint(checkpoint, str(path))
+    return str(path)

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, make_lesion_checkpoint
 from PIL import Image
 
 pytest.importorskip('onnxruntime')
@@ -17,44 +17,12 @@ CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
 
 
 def make_checkpoint(config, path, seed=0):
-    """Random weights with non-trivial BatchNorm statistics (so folding is
-    really exercised), saved the way mmengine saves checkpoints."""
-    import mmseg_dsnet  # noqa: F401
-    from mmengine.config import Config
-    from mmengine.runner import save_checkpoint
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    torch.manual_seed(seed)
-    model = MODELS.build(Config.fromfile(config).model)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.3, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-        # Spread the logits around the threshold so that masks are
-        # neither empty nor full and mask comparisons mean something.
-        model.eval()
-        image = torch.from_numpy(lesion_image(256, 256, seed)).permute(
-            2, 0, 1)[None].float()
-        mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
-        std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
-        noise = torch.rand(1, 3, 256, 256) * 255
-        logits = model((torch.cat([image, noise]) - mean) / std,
-                       mode='tensor')
-        centre = logits[0].median()
-        # Trained models reach logits of about +-20; so do these.
-        scale = 20.0 / (logits - centre).abs().max()
-        classifier = model.decode_head.conv_seg
-        classifier.weight.mul_(scale)
-        classifier.bias.copy_((classifier.bias - centre) * scale)
-    save_checkpoint(
-        dict(state_dict=model.state_dict(),
-             meta=dict(dataset_meta=dict(classes=('background', 'lesion')))),
-        str(path))
-    return str(path)
+    """Random weights with non-trivial BatchNorm statistics and affine
+    parameters, saved the way mmengine saves checkpoints."""
+    return make_lesion_checkpoint(
+        config, path, lesion_image(256, 256, seed), seed,
+        randomise_bn_affine=True,
+        meta=dict(dataset_meta=dict(classes=('background', 'lesion'))))
 
 
 def lesion_image(height, width, seed):
