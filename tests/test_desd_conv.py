@@ -189,3 +189,12 @@ def test_every_branch_receives_gradient():
 def test_rejects_unknown_conv_type():
     with pytest.raises(ValueError):
         DESDConv(4, 4, conv_type='dense')
+
+
+def test_fused_kernel_is_the_sum_of_the_branch_kernels():
+    torch.manual_seed(0)
+    kernels = DifferenceKernels(6)
+    expected = sum(kernels.branch_kernels().values())
+    torch.testing.assert_close(kernels.fused_kernel(), expected)
+    # The basis is a constant of the architecture, not a checkpoint entry.
+    assert not any('basis' in key for key in kernels.state_dict())

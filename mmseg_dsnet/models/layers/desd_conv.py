@@ -1,6 +1,6 @@
 """Detail-enhanced separable difference convolution (DESDConv)."""
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,13 +23,44 @@ LEFT_COLUMN, RIGHT_COLUMN = (0, 3, 6), (2, 5, 8)
 TOP_ROW, BOTTOM_ROW = (0, 1, 2), (6, 7, 8)
 
 
+def branch_basis(name: str) -> Tensor:
+    """Constant matrix ``B`` with ``kernel_flat = weight @ B`` for a branch.
+
+    ``weight`` has 9 taps (3 for horizontal / vertical) per channel; the
+    effective row-major 3x3 kernel is a fixed linear map of them, so each
+    branch is one ``(taps, 9)`` matrix and the summed kernel of all branches
+    is a single matrix product.
+    """
+    if name in ('horizontal', 'vertical'):
+        positive, negative = ((LEFT_COLUMN, RIGHT_COLUMN) if name ==
+                              'horizontal' else (TOP_ROW, BOTTOM_ROW))
+        basis = torch.zeros(3, 9)
+        for tap, (pos, neg) in enumerate(zip(positive, negative)):
+            basis[tap, pos], basis[tap, neg] = 1.0, -1.0
+        return basis
+    basis = torch.eye(9)
+    if name == 'central':
+        # kernel_j = w_j - [j == 4] * sum_k w_k
+        basis[:, 4] -= 1.0
+    elif name == 'angular':
+        # kernel_j = w_j - w_source(j)
+        for j, source in enumerate(ANGULAR_SOURCE):
+            basis[source, j] -= 1.0
+    elif name != 'vanilla':
+        raise ValueError(f'unknown branch {name}')
+    return basis
+
+
 class DifferenceKernels(nn.Module):
     """Per-channel 3x3 kernels of the five DESDConv branches.
 
     Every branch turns its learnable weights into an effective 3x3 depthwise
     kernel of shape ``(channels, 1, 3, 3)``; all five are summed into one
-    kernel because convolution is linear in its kernel. The branches carry
-    no bias: a BatchNorm follows the convolution.
+    kernel because convolution is linear in its kernel. Each branch's kernel
+    is its weight times a constant basis (:func:`branch_basis`), so the sum
+    is one matrix product: two small kernels per forward, no host-side
+    indices (CUDA-graph safe). The branches carry no bias: a BatchNorm
+    follows the convolution.
 
     Args:
         channels (int): Number of channels (one kernel per channel).
@@ -47,33 +78,36 @@ class DifferenceKernels(nn.Module):
             raise ValueError(f'unknown or empty branches: {branches}')
         self.channels = channels
         self.branches = tuple(branches)
+        bases = []
         for name in self.branches:
-            # The horizontal / vertical branches learn 3 taps per channel,
-            # the others a full 3x3 kernel.
-            taps = 3 if name in ('horizontal', 'vertical') else 9
-            weight = torch.empty(channels, 1, taps)
+            basis = branch_basis(name)
+            weight = torch.empty(channels, 1, basis.shape[0])
             # Same scale as nn.Conv2d's default init for a depthwise 3x3.
             bound = 1 / math.sqrt(9)
             nn.init.uniform_(weight, -bound, bound)
             setattr(self, f'{name}_weight', nn.Parameter(weight))
+            bases.append(basis)
+        # Not persistent: a constant of the architecture, not a weight.
+        self.register_buffer('basis', torch.cat(bases), persistent=False)
 
-    @staticmethod
-    def _as_3x3(flat: Tensor) -> Tensor:
-        return flat.reshape(flat.shape[0], 1, 3, 3)
+    def _weights(self):
+        return [getattr(self, f'{name}_weight') for name in self.branches]
+
+    def _branch_kernel(self, name: str) -> Tensor:
+        weight = getattr(self, f'{name}_weight')
+        basis = branch_basis(name).to(weight)
+        return (weight @ basis).reshape(weight.shape[0], 1, 3, 3)
 
     def vanilla_kernel(self) -> Tensor:
         """Plain learned kernel ``w``."""
-        return self._as_3x3(self.vanilla_weight)
+        return self._branch_kernel('vanilla')
 
     def central_kernel(self) -> Tensor:
         """``w`` with the centre replaced by ``w4 - sum(w)``.
 
         Its response is ``sum_k w_k (x_k - x_centre)``: zero on flat regions.
         """
-        w = self.central_weight
-        centre_only = torch.zeros_like(w)
-        centre_only[..., 4] = 1
-        return self._as_3x3(w - centre_only * w.sum(dim=-1, keepdim=True))
+        return self._branch_kernel('central')
 
     def angular_kernel(self) -> Tensor:
         """``w - w[3, 0, 1, 6, 4, 2, 7, 8, 5]``.
@@ -81,31 +115,21 @@ class DifferenceKernels(nn.Module):
         Its response is ``sum_i w_i (x_i - x_next(i))`` over the ring, where
         ``next`` is the clockwise neighbour; the centre tap is zero.
         """
-        w = self.angular_weight
-        return self._as_3x3(w - w[..., list(ANGULAR_SOURCE)])
-
-    def _two_sided_kernel(self, taps: Tensor, positive: Tuple[int, ...],
-                          negative: Tuple[int, ...]) -> Tensor:
-        kernel = taps.new_zeros(taps.shape[0], 1, 9)
-        kernel[..., list(positive)] = taps
-        kernel[..., list(negative)] = -taps
-        return self._as_3x3(kernel)
+        return self._branch_kernel('angular')
 
     def horizontal_kernel(self) -> Tensor:
         """Taps ``h`` on the left column, ``-h`` on the right, 0 in between.
 
         A horizontal gradient: zero on images that are constant along rows.
         """
-        return self._two_sided_kernel(self.horizontal_weight, LEFT_COLUMN,
-                                      RIGHT_COLUMN)
+        return self._branch_kernel('horizontal')
 
     def vertical_kernel(self) -> Tensor:
         """Taps ``v`` on the top row, ``-v`` on the bottom, 0 in between.
 
         A vertical gradient: zero on images that are constant along columns.
         """
-        return self._two_sided_kernel(self.vertical_weight, TOP_ROW,
-                                      BOTTOM_ROW)
+        return self._branch_kernel('vertical')
 
     def branch_kernels(self) -> Dict[str, Tensor]:
         """Effective 3x3 kernel of every learned branch, by name."""
@@ -116,7 +140,9 @@ class DifferenceKernels(nn.Module):
 
     def fused_kernel(self) -> Tensor:
         """Sum of all branch kernels: one depthwise 3x3 kernel."""
-        return sum(self.branch_kernels().values())
+        weight = torch.cat(self._weights(), dim=-1)
+        return (weight @ self.basis.to(weight.dtype)).reshape(
+            self.channels, 1, 3, 3)
 
 
 @MODELS.register_module()
