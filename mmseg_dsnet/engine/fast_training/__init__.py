@@ -1,0 +1,15 @@
+"""Fast training: decoded-image cache, device-side augmentation and a
+CUDA-graph-captured step, several runs at once (``tools/fast_train.py``)."""
+from .decoded_cache import DecodedImageCache, split_train_pipeline
+from .fast_trainer import FastTrainer, RunSpec, shared_training_setup
+from .gpu_augmentation import BatchedSegAugmentation
+from .graph_safe_losses import (graph_safe_losses, masked_accuracy,
+                                masked_binary_cross_entropy)
+from .training_run import TrainingRun, learning_rate_table
+
+__all__ = [
+    'DecodedImageCache', 'split_train_pipeline', 'FastTrainer', 'RunSpec',
+    'shared_training_setup', 'BatchedSegAugmentation', 'graph_safe_losses',
+    'masked_accuracy', 'masked_binary_cross_entropy', 'TrainingRun',
+    'learning_rate_table'
+]

@@ -1,0 +1,164 @@
+"""The training split decoded once into two device tensors."""
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmseg.registry import DATASETS, TRANSFORMS
+
+# Transforms that give the same result every epoch: their output is cached.
+DETERMINISTIC_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'Resize')
+
+
+def split_train_pipeline(pipeline: Sequence[dict]
+                         ) -> Tuple[List[dict], List[dict]]:
+    """Split a train pipeline into its cacheable prefix and the rest.
+
+    The prefix is every transform up to the first one that is not in
+    ``DETERMINISTIC_TRANSFORMS`` (loading and a fixed resize); what follows
+    runs on the device each iteration.
+
+    Raises:
+        ValueError: A deterministic transform after a random one (its result
+            could not be cached), or a resize that keeps the aspect ratio
+            (images of different sizes cannot share one tensor).
+    """
+    prefix, rest = [], []
+    for transform in pipeline:
+        kind = transform['type']
+        if not rest and kind in DETERMINISTIC_TRANSFORMS:
+            if kind == 'Resize' and transform.get('keep_ratio', False):
+                raise ValueError(
+                    'fast training caches resized images in one tensor: '
+                    'Resize needs keep_ratio=False')
+            prefix.append(transform)
+        elif rest and kind in DETERMINISTIC_TRANSFORMS:
+            raise ValueError(f'{kind} after a random transform cannot be '
+                             'cached; put loading and resizing first')
+        else:
+            rest.append(transform)
+    return prefix, rest
+
+
+class DecodedImageCache:
+    """Every training image and label map, decoded, resized and stacked.
+
+    Images are ``uint8 (N, 3, H, W)`` in the loader's channel order (BGR for
+    ``LoadImageFromFile``), labels ``uint8 (N, H, W)`` after the dataset's
+    label mapping, exactly what the config's own loading transforms return.
+    On the GPU the whole ISIC 2017 training split (1500 images at 256x256)
+    takes 300 MB, so no image is decoded twice during training.
+
+    Args:
+        images (Tensor): ``uint8 (N, 3, H, W)``.
+        labels (Tensor): ``uint8 (N, H, W)``.
+        files (list[str]): Image file of each entry, for messages.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
+                 files: List[str]):
+        if images.shape[0] != labels.shape[0] or \
+                images.shape[2:] != labels.shape[1:]:
+            raise ValueError(f'images {tuple(images.shape)} and labels '
+                             f'{tuple(labels.shape)} do not match')
+        self.images = images
+        self.labels = labels
+        self.files = files
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device) -> 'DecodedImageCache':
+        return DecodedImageCache(
+            self.images.to(device), self.labels.to(device), self.files)
+
+    @classmethod
+    def from_dataset_cfg(cls,
+                         dataset_cfg: dict,
+                         prefix: Sequence[dict],
+                         workers: int = None,
+                         progress: bool = True) -> 'DecodedImageCache':
+        """Build the dataset with only the loading transforms and decode it.
+
+        Args:
+            dataset_cfg (dict): ``train_dataloader.dataset`` of a config.
+            prefix (Sequence[dict]): The cacheable transforms
+                (:func:`split_train_pipeline`).
+            workers (int, optional): Decoding threads. Default: CPU count,
+                at most 16.
+            progress (bool): Print a progress bar. Default: True.
+
+        Raises:
+            ValueError: A sample that fails to load, or whose image or label
+                has a different size or channel count from the first one;
+                the message names the file.
+        """
+        cfg = dict(dataset_cfg)
+        cfg['pipeline'] = []
+        dataset = DATASETS.build(cfg)
+        transforms = [TRANSFORMS.build(t) for t in prefix]
+        count = len(dataset)
+        if count == 0:
+            raise ValueError('the training split is empty')
+
+        def load(index):
+            info = dataset.get_data_info(index)
+            results = info
+            for transform in transforms:
+                results = transform(results)
+                if results is None:
+                    break
+            if results is None or 'gt_seg_map' not in results:
+                raise ValueError(
+                    f'{info.get("img_path")}: could not be loaded with the '
+                    f'loading transforms {[t["type"] for t in prefix]}')
+            return info['img_path'], results['img'], results['gt_seg_map']
+
+        workers = workers or min(16, os.cpu_count() or 1)
+        bar = _ProgressBar(count, 'decoding training images', progress)
+        loaded = []
+        with ThreadPoolExecutor(workers) as pool:
+            for item in pool.map(load, range(count)):
+                loaded.append(item)
+                bar.update()
+        bar.close()
+
+        first_file, first_img, first_seg = loaded[0]
+        images = np.empty((count, ) + first_img.shape, np.uint8)
+        labels = np.empty((count, ) + first_seg.shape, np.uint8)
+        for i, (path, img, seg) in enumerate(loaded):
+            if img.shape != first_img.shape or seg.shape != first_seg.shape:
+                raise ValueError(
+                    f'{path}: image {img.shape} / label {seg.shape} after '
+                    f'the loading transforms, but {first_file} gave '
+                    f'{first_img.shape} / {first_seg.shape}; fast training '
+                    'needs one fixed size')
+            if seg.max() > 255 or seg.min() < 0:
+                raise ValueError(f'{path}: label values outside 0..255')
+            images[i] = img
+            labels[i] = seg
+        images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        return cls(images, torch.from_numpy(labels),
+                   [item[0] for item in loaded])
+
+
+class _ProgressBar:
+    """A one-line progress bar that also reads well in a log file."""
+
+    def __init__(self, total: int, title: str, enabled: bool = True):
+        self.total, self.title, self.enabled = total, title, enabled
+        self.done, self._shown = 0, -1
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        tenth = self.done * 10 // self.total
+        if self.enabled and tenth != self._shown:
+            self._shown = tenth
+            bar = '#' * tenth + '.' * (10 - tenth)
+            print(f'\r{self.title} [{bar}] {self.done}/{self.total}',
+                  end='', flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(flush=True)

@@ -1,0 +1,394 @@
+"""Train several configs / seeds at once on cached data, one stream each."""
+import contextlib
+import json
+import logging
+import math
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.runner import set_random_seed
+
+from ...compat import atomic_write
+from .decoded_cache import DecodedImageCache, split_train_pipeline
+from .gpu_augmentation import BatchedSegAugmentation
+from .training_run import TrainingRun
+
+
+class RunSpec:
+    """What to train: a loaded config, a seed and a work dir."""
+
+    def __init__(self, cfg: Config, config_path: str, seed: int,
+                 work_dir: str):
+        self.cfg = cfg
+        self.config_path = config_path
+        self.seed = seed
+        self.work_dir = work_dir
+        self.name = f'{osp.splitext(osp.basename(config_path))[0]}' \
+            f'_seed{seed}'
+
+
+def shared_training_setup(specs: Sequence[RunSpec]) -> dict:
+    """Data, batch size and epochs every run must share (one cache, one
+    iteration count). Raises ValueError naming the config that differs."""
+    def key(cfg):
+        loader = cfg.train_dataloader
+        dataset = dict(loader.dataset)
+        return dict(
+            dataset=json.dumps(dataset, sort_keys=True, default=str),
+            batch_size=loader.batch_size,
+            max_epochs=cfg.train_cfg.get('max_epochs'),
+            loop=cfg.train_cfg.get('type', 'EpochBasedTrainLoop'))
+
+    first = key(specs[0].cfg)
+    if first['loop'] != 'EpochBasedTrainLoop' or not first['max_epochs']:
+        raise ValueError(f'{specs[0].config_path}: fast training needs an '
+                         'epoch-based train_cfg with max_epochs')
+    for spec in specs[1:]:
+        other = key(spec.cfg)
+        for field in first:
+            if other[field] != first[field]:
+                raise ValueError(
+                    f'{spec.config_path} differs from '
+                    f'{specs[0].config_path} in train {field}; runs trained '
+                    'together must share data, batch size and epochs')
+    return first
+
+
+class FastTrainer:
+    """Train every :class:`RunSpec` together on one device.
+
+    The training split is decoded once into device memory
+    (:class:`DecodedImageCache`); each iteration every run gathers its own
+    shuffled batch, augments it on the device and takes one optimizer step,
+    captured in a CUDA graph on CUDA. Runs step on their own CUDA streams,
+    so small models overlap on the GPU. The last partial batch of each
+    epoch is dropped (a captured step has a fixed batch size; the order is
+    reshuffled every epoch, so every image is still used).
+
+    Each run's work dir gets what ``tools/train.py`` would leave there: the
+    dumped config, ``<timestamp>/<timestamp>.log`` in mmengine's format,
+    ``vis_data/scalars.json``, ``epoch_<n>.pth`` and ``last_checkpoint``,
+    plus ``fast_train.json`` with the timing.
+
+    Args:
+        specs (Sequence[RunSpec]): Runs, most important first (the time
+            limit drops runs from the end).
+        device (str): ``'cuda'`` or ``'cpu'``.
+        cuda_graph (bool, optional): Capture the step; default: on CUDA.
+        channels_last (bool): Channels-last inputs. Default: False.
+        fused_optimizer (bool): torch's fused Adam(W) on CUDA.
+            Default: True.
+        warmup_iters (int): Eager steps before capture. Default: 3.
+        time_limit (float, optional): Seconds the training loop may take;
+            after each epoch, while several runs remain and the projected
+            total is above it, the last run is stopped (and reported).
+        checkpoint_interval (int): Also save every this many epochs
+            (0: only at the end). Default: 0.
+        workers (int, optional): Image-decoding threads.
+        progress (bool): Console progress. Default: True.
+    """
+
+    def __init__(self,
+                 specs: Sequence[RunSpec],
+                 device: str = 'cuda',
+                 cuda_graph: Optional[bool] = None,
+                 channels_last: bool = False,
+                 fused_optimizer: bool = True,
+                 warmup_iters: int = 3,
+                 time_limit: Optional[float] = None,
+                 checkpoint_interval: int = 0,
+                 workers: Optional[int] = None,
+                 progress: bool = True):
+        if not specs:
+            raise ValueError('nothing to train')
+        self.specs = list(specs)
+        self.device = torch.device(device)
+        if self.device.type == 'cuda' and not torch.cuda.is_available():
+            raise RuntimeError('CUDA is not available; use --device cpu')
+        self.cuda_graph = (self.device.type == 'cuda'
+                           if cuda_graph is None else cuda_graph)
+        self.channels_last = channels_last
+        self.fused_optimizer = fused_optimizer
+        self.warmup_iters = max(1, warmup_iters) if self.cuda_graph else 0
+        self.time_limit = time_limit
+        self.checkpoint_interval = checkpoint_interval
+        self.workers = workers
+        self.progress = progress
+        self.timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+
+    # ------------------------------------------------------------------ setup
+    def _prepare(self):
+        from mmengine.registry import init_default_scope
+        shared = shared_training_setup(self.specs)
+        cfg = self.specs[0].cfg
+        init_default_scope(cfg.get('default_scope', 'mmseg'))
+        self.batch_size = shared['batch_size']
+        self.max_epochs = shared['max_epochs']
+        prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.
+                                            pipeline)
+        self.augmentation = BatchedSegAugmentation(rest)
+        start = time.perf_counter()
+        cache = DecodedImageCache.from_dataset_cfg(
+            cfg.train_dataloader.dataset, prefix, self.workers,
+            self.progress)
+        self.cache = cache.to(self.device)
+        self.cache_seconds = time.perf_counter() - start
+        if len(self.cache) < self.batch_size:
+            raise ValueError(f'{len(self.cache)} training images, fewer '
+                             f'than one batch of {self.batch_size}')
+        self.iters_per_epoch = len(self.cache) // self.batch_size
+
+    def _start_run(self, spec: RunSpec) -> dict:
+        os.makedirs(spec.work_dir, exist_ok=True)
+        log_dir = osp.join(spec.work_dir, self.timestamp)
+        os.makedirs(osp.join(log_dir, 'vis_data'), exist_ok=True)
+        spec.cfg.randomness = dict(seed=spec.seed)
+        spec.cfg.work_dir = spec.work_dir
+        spec.cfg.dump(osp.join(spec.work_dir,
+                               osp.basename(spec.config_path)))
+        logger = MMLogger.get_instance(
+            f'fast_train_{spec.name}_{self.timestamp}',
+            logger_name='mmengine',
+            log_file=osp.join(log_dir, f'{self.timestamp}.log'),
+            log_level='INFO')
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.ERROR)  # the console gets a summary
+        logger.info(self._environment_text(spec))
+        logger.info(f'Config:\n{spec.cfg.pretty_text}')
+        set_random_seed(spec.seed)
+        run = TrainingRun(
+            spec.cfg, self.cache, self.augmentation, self.batch_size,
+            self.iters_per_epoch, self.max_epochs, self.device,
+            cuda_graph=self.cuda_graph, channels_last=self.channels_last,
+            fused_optimizer=self.fused_optimizer)
+        generator = torch.Generator(self.device)
+        generator.manual_seed(spec.seed)
+        return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
+                    generator=generator, order=None, active=True,
+                    stopped=None, epochs=0, scalars=None, eager=False,
+                    checkpoints=[])
+
+    def _environment_text(self, spec: RunSpec) -> str:
+        from mmseg.utils import collect_env
+        env = '\n    '.join(f'{k}: {v}' for k, v in collect_env().items())
+        dash = '-' * 60
+        return (f'\n{dash}\nSystem environment:\n    {env}\n\n'
+                f'Runtime environment:\n    seed: {spec.seed}\n'
+                f'    trainer: tools/fast_train.py (decoded-image cache, '
+                f'device augmentation, cuda_graph={self.cuda_graph}, '
+                f'channels_last={self.channels_last}, '
+                f'fused_optimizer={self.fused_optimizer})\n{dash}')
+
+    def _stream(self, state):
+        stream = state['run'].stream
+        return torch.cuda.stream(stream) if stream is not None else \
+            contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> List[dict]:
+        """Train all runs; returns one summary dict per run."""
+        self._prepare()
+        states = [self._start_run(spec) for spec in self.specs]
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+            # Every step has the same shapes: let cuDNN pick its kernels.
+            torch.backends.cudnn.benchmark = True
+        self.total_iters = self.max_epochs * self.iters_per_epoch
+        for state in states:
+            state['logger'].info(
+                f'Checkpoints will be saved to {state["spec"].work_dir}.')
+        self._say(f'training {len(states)} run(s): {self.max_epochs} epochs '
+                  f'x {self.iters_per_epoch} iterations of batch '
+                  f'{self.batch_size} on {self._device_name()}')
+        start = time.perf_counter()
+        previous = 0.0
+        capture_seconds = 0.0
+        for epoch in range(self.max_epochs):
+            active = [s for s in states if s['active']]
+            if not active:
+                break
+            for state in active:
+                with self._stream(state):
+                    order = torch.randperm(
+                        len(self.cache), device=self.device,
+                        generator=state['generator'])
+                    state['order'] = order[:self.iters_per_epoch *
+                                           self.batch_size].view(
+                                               self.iters_per_epoch, -1)
+            for index in range(self.iters_per_epoch):
+                iteration = epoch * self.iters_per_epoch + index
+                for state in active:
+                    run = state['run']
+                    with self._stream(state):
+                        run.batch_index.copy_(state['order'][index])
+                        if self.cuda_graph and run.graph is None and \
+                                not state['eager'] and \
+                                iteration >= self.warmup_iters:
+                            tick = time.perf_counter()
+                            self._capture(state, iteration)
+                            capture_seconds += time.perf_counter() - tick
+                        run.step(iteration)
+            elapsed = time.perf_counter() - start
+            for state in active:
+                self._end_epoch(state, epoch + 1, elapsed)
+            epoch_seconds = elapsed - previous
+            previous = elapsed
+            self._apply_time_limit(states, epoch + 1, elapsed, epoch_seconds)
+            if self.progress and ((epoch + 1) % max(1, self.max_epochs // 20)
+                                  == 0 or epoch + 1 == self.max_epochs):
+                rate = (epoch + 1) * self.iters_per_epoch * \
+                    self.batch_size / elapsed
+                eta = elapsed / (epoch + 1) * (self.max_epochs - epoch - 1)
+                self._say(f'epoch {epoch + 1}/{self.max_epochs}  '
+                          f'{len(active)} run(s)  {rate:.0f} img/s per run  '
+                          f'{elapsed:.0f} s elapsed, eta {eta:.0f} s')
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+        self.loop_seconds = time.perf_counter() - start
+        self.capture_seconds = capture_seconds
+        self.total_images = sum(s['epochs'] for s in states) * \
+            self.iters_per_epoch * self.batch_size
+        return [self._finish(state) for state in states]
+
+    def _capture(self, state, iteration):
+        """Capture the run's step; if that fails, say why and keep the run
+        going eagerly (slower, same result)."""
+        run = state['run']
+        run.set_iteration(iteration)
+        try:
+            run.capture()
+        except Exception as err:  # noqa: BLE001  (any capture failure)
+            run.graph = None
+            state['eager'] = True
+            message = (f'CUDA graph capture failed ({type(err).__name__}: '
+                       f'{err}); this run continues without the graph')
+            state['logger'].warning(message)
+            self._say(f'{state["spec"].name}: {message}')
+
+    def _end_epoch(self, state, epoch, elapsed):
+        run, logger = state['run'], state['logger']
+        scalars = run.scalars()
+        state['epochs'], state['scalars'] = epoch, scalars
+        iteration = epoch * self.iters_per_epoch
+        per_iter = elapsed / iteration
+        text = '  '.join(f'{k}: {v:.4e}' if k == 'lr' else f'{k}: {v:.4f}'
+                         for k, v in scalars.items())
+        logger.info(f'Epoch(train) [{epoch}][{self.iters_per_epoch}/'
+                    f'{self.iters_per_epoch}]  {text}  time: {per_iter:.4f}'
+                    f'  data_time: 0.0000')
+        with open(osp.join(state['log_dir'], 'vis_data', 'scalars.json'),
+                  'a') as f:
+            f.write(json.dumps(dict(scalars, time=per_iter, data_time=0.0,
+                                    epoch=epoch, iter=iteration,
+                                    step=iteration)) + '\n')
+        if not all(math.isfinite(v) for v in scalars.values()):
+            state['active'] = False
+            state['stopped'] = (f'non-finite loss at epoch {epoch}: '
+                                f'{scalars}')
+            logger.error(state['stopped'])
+            self._say(f'{state["spec"].name}: {state["stopped"]}')
+            return
+        if self.checkpoint_interval and epoch % self.checkpoint_interval \
+                == 0 and epoch < self.max_epochs:
+            self._save(state, epoch)
+
+    def _apply_time_limit(self, states, epochs_done, elapsed,
+                          epoch_seconds):
+        """Stop the last active run while the loop, continuing at the pace
+        of the epoch just finished, would end after the time limit."""
+        if self.time_limit is None or epochs_done < 2:
+            return  # the first epoch holds the warm-up and the captures
+        active = [s for s in states if s['active']]
+        projected = elapsed + epoch_seconds * (self.max_epochs - epochs_done)
+        if len(active) == 1 and elapsed + epoch_seconds > self.time_limit \
+                and epochs_done < self.max_epochs:
+            # The last run is saved where it is rather than cut by a kill.
+            last = active[0]
+            last['active'] = False
+            last['stopped'] = (
+                f'stopped after epoch {epochs_done} of {self.max_epochs}: '
+                f'another epoch would pass the time limit of '
+                f'{self.time_limit:.0f} s')
+            last['logger'].warning(last['stopped'])
+            self._say(f'{last["spec"].name}: {last["stopped"]}')
+            self._save(last, epochs_done)
+        elif len(active) > 1 and projected > self.time_limit:
+            last = active[-1]
+            last['active'] = False
+            last['stopped'] = (
+                f'stopped after epoch {epochs_done}: with {len(active)} '
+                f'runs the loop would take {projected:.0f} s, over the '
+                f'time limit of {self.time_limit:.0f} s')
+            last['logger'].warning(last['stopped'])
+            self._say(f'{last["spec"].name}: {last["stopped"]}')
+
+    # ----------------------------------------------------------------- finish
+    def _save(self, state, epoch):
+        import io
+        spec, run = state['spec'], state['run']
+        if run.stream is not None:
+            run.stream.synchronize()
+        meta = dict(
+            epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
+            experiment_name=spec.name, trainer='tools/fast_train.py',
+            dataset_meta=dict(classes=('background', 'lesion'),
+                              palette=[[0, 0, 0], [255, 255, 255]]))
+        state_dict = {k: v.detach().cpu()
+                      for k, v in run.model.state_dict().items()}
+        buffer = io.BytesIO()
+        torch.save(dict(meta=meta, state_dict=state_dict), buffer)
+        path = osp.join(spec.work_dir, f'epoch_{epoch}.pth')
+        atomic_write(buffer.getvalue(), path)
+        atomic_write(path, osp.join(spec.work_dir, 'last_checkpoint'))
+        for old in state['checkpoints']:
+            if old != path and osp.exists(old):
+                os.remove(old)  # keep the newest only, like max_keep_ckpts
+        state['checkpoints'] = [path]
+        state['logger'].info(f'Saving checkpoint at {epoch} epochs')
+        return path
+
+    def _finish(self, state) -> dict:
+        spec = state['spec']
+        if state['stopped'] is None:
+            self._save(state, self.max_epochs)
+        checkpoint = state['checkpoints'][-1] if state['checkpoints'] \
+            else None
+        images = state['epochs'] * self.iters_per_epoch * self.batch_size
+        summary = dict(
+            name=spec.name, config=spec.config_path, seed=spec.seed,
+            work_dir=spec.work_dir, checkpoint=checkpoint,
+            completed=state['stopped'] is None, stopped=state['stopped'],
+            epochs=state['epochs'], iters_per_epoch=self.iters_per_epoch,
+            batch_size=self.batch_size, train_images=len(self.cache),
+            device=self._device_name(), runs_together=len(self.specs),
+            loop_seconds=round(self.loop_seconds, 2),
+            img_per_s=round(images / self.loop_seconds, 1),
+            img_per_s_all_runs=round(
+                self.total_images / self.loop_seconds, 1),
+            cache_seconds=round(self.cache_seconds, 2),
+            capture_seconds=round(self.capture_seconds, 2),
+            cuda_graph=self.cuda_graph, channels_last=self.channels_last,
+            fused_optimizer=self.fused_optimizer,
+            torch=torch.__version__, final_scalars=state['scalars'])
+        atomic_write(json.dumps(summary, indent=2),
+                     osp.join(spec.work_dir, 'fast_train.json'))
+        state['logger'].info(
+            f'fast training done: {summary["epochs"]} epochs in '
+            f'{self.loop_seconds:.1f} s ({summary["img_per_s"]} img/s for '
+            f'this run, {len(self.specs)} run(s) together)')
+        return summary
+
+    def _device_name(self) -> str:
+        if self.device.type == 'cuda':
+            return torch.cuda.get_device_name(self.device)
+        return 'CPU'
+
+    def _say(self, text: str) -> None:
+        if self.progress:
+            print(f'[fast_train] {text}', flush=True)

@@ -1,0 +1,128 @@
+"""The train pipeline's random flips and rotation as batched tensor ops."""
+import math
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SUPPORTED = ('RandomFlip', 'RandomRotate', 'PackSegInputs')
+
+
+class BatchedSegAugmentation:
+    """mmseg's ``RandomFlip`` / ``RandomRotate`` applied on the device.
+
+    Each sample of the batch draws its own flips and angle from the device's
+    random generator, so the whole augmentation can live inside a captured
+    CUDA graph. Same distributions as the CPU transforms: a flip happens
+    with its ``prob``; a rotation with ``prob``, by an angle uniform in
+    ``degree``, about the image centre, bilinear for the image and nearest
+    for the label, with ``pad_val`` / ``seg_pad_val`` where the rotated
+    image does not reach. (Rotated images stay float instead of being
+    rounded back to uint8.)
+
+    Args:
+        transforms (Sequence[dict]): The non-cacheable part of a train
+            pipeline; only ``RandomFlip``, ``RandomRotate`` and
+            ``PackSegInputs`` are understood.
+
+    Raises:
+        ValueError: An unsupported transform or option, named.
+    """
+
+    def __init__(self, transforms: Sequence[dict]):
+        self.flips: List[Tuple[float, str]] = []
+        self.rotation = None
+        for transform in transforms:
+            kind = transform['type']
+            if kind not in SUPPORTED:
+                raise ValueError(
+                    f'{kind} has no batched device implementation (fast '
+                    f'training supports {", ".join(SUPPORTED)} after the '
+                    'loading transforms); train with tools/train.py')
+            if kind == 'RandomFlip':
+                self._add_flip(transform)
+            elif kind == 'RandomRotate':
+                self._set_rotation(transform)
+
+    def _add_flip(self, transform: dict) -> None:
+        prob = transform.get('prob')
+        directions = transform.get('direction', 'horizontal')
+        if isinstance(prob, (list, tuple)) or isinstance(
+                directions, (list, tuple)):
+            raise ValueError('RandomFlip with lists of prob/direction is '
+                             'not supported by fast training')
+        if prob is None:
+            raise ValueError('RandomFlip needs prob')
+        if directions not in ('horizontal', 'vertical', 'diagonal'):
+            raise ValueError(f'unknown flip direction {directions}')
+        self.flips.append((float(prob), directions))
+
+    def _set_rotation(self, transform: dict) -> None:
+        if self.rotation is not None:
+            raise ValueError('only one RandomRotate is supported')
+        for key in ('center', 'auto_bound'):
+            if transform.get(key):
+                raise ValueError(f'RandomRotate {key} is not supported by '
+                                 'fast training')
+        if transform.get('scale', 1.0) != 1.0:
+            raise ValueError('RandomRotate scale != 1 is not supported by '
+                             'fast training')
+        degree = transform['degree']
+        if isinstance(degree, (int, float)):
+            degree = (-abs(degree), abs(degree))
+        self.rotation = dict(
+            prob=float(transform['prob']),
+            degree=(float(min(degree)), float(max(degree))),
+            pad_val=float(transform.get('pad_val', 0)),
+            seg_pad_val=float(transform.get('seg_pad_val', 255)))
+
+    def __call__(self, img: Tensor, seg: Tensor) -> Tuple[Tensor, Tensor]:
+        """Augment a batch.
+
+        Args:
+            img (Tensor): Float images ``(N, C, H, W)``, pixel values.
+            seg (Tensor): Labels ``(N, H, W)``, any integer or float dtype.
+
+        Returns:
+            tuple[Tensor, Tensor]: Float images and long labels.
+        """
+        batch = img.shape[0]
+        seg = seg.float()
+        for prob, direction in self.flips:
+            dims = {'horizontal': [-1], 'vertical': [-2],
+                    'diagonal': [-2, -1]}[direction]
+            flip = torch.rand(batch, device=img.device) < prob
+            img = torch.where(flip[:, None, None, None], img.flip(dims), img)
+            seg = torch.where(flip[:, None, None], seg.flip(dims), seg)
+        if self.rotation is not None:
+            img, seg = self._rotate(img, seg)
+        return img, seg.long()
+
+    def _rotate(self, img: Tensor, seg: Tensor) -> Tuple[Tensor, Tensor]:
+        rot = self.rotation
+        batch, _, height, width = img.shape
+        low, high = rot['degree']
+        device = img.device
+        apply = (torch.rand(batch, device=device) < rot['prob']).float()
+        angle = (low + (high - low) * torch.rand(batch, device=device)) * \
+            apply * (math.pi / 180)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        zero = torch.zeros_like(cos)
+        # Output pixel -> input pixel about the centre, in grid_sample's
+        # normalised coordinates (x by width, y by height).
+        theta = torch.stack([
+            torch.stack([cos, -sin * height / width, zero], -1),
+            torch.stack([sin * width / height, cos, zero], -1)
+        ], 1)
+        grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+        img = F.grid_sample(
+            img - rot['pad_val'], grid, mode='bilinear',
+            padding_mode='zeros', align_corners=False) + rot['pad_val']
+        both = torch.stack([seg, torch.ones_like(seg)], 1)
+        both = F.grid_sample(
+            both, grid, mode='nearest', padding_mode='zeros',
+            align_corners=False)
+        seg = torch.where(both[:, 1] > 0.5, both[:, 0],
+                          torch.full_like(both[:, 0], rot['seg_pad_val']))
+        return img, seg

@@ -1,0 +1,167 @@
+"""Train one or several configs fast on one GPU (or, slowly, on the CPU).
+
+The config's own model, loss, optimizer and schedule; the data path is
+replaced: the training split is decoded once into device memory, flips and
+rotation run batched on the device, and on CUDA the whole step (forward,
+loss, backward, optimizer) is captured in a CUDA graph. Several configs /
+seeds train together, one CUDA stream each. Work dirs look like those of
+``tools/train.py``, so ``tools/test.py`` and ``leaderboard.py collect`` read
+them unchanged.
+
+Examples::
+
+    python tools/fast_train.py configs/dsnet/dsnet_isic2017.py --test
+    # three DSNet seeds and two baselines together, then test each
+    python tools/fast_train.py configs/dsnet/dsnet_isic2017.py@0,1,2 \\
+        configs/egeunet/egeunet_isic2017.py configs/malunet/malunet_isic2017.py \\
+        --work-dir work_dirs/fast --test
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from mmengine.config import Config, DictAction
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
+from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
+                                run_reporting_user_errors)
+from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec  # noqa
+
+TOOLS = osp.dirname(osp.abspath(__file__))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train configs fast: decoded-image cache, device '
+        'augmentation, CUDA-graph step, several runs at once')
+    parser.add_argument(
+        'configs', nargs='+', metavar='CONFIG[@SEEDS]',
+        help='config files, most important first; "@0,1,2" trains that '
+        'config once per seed')
+    parser.add_argument('--work-dir', help='the dir to save logs and models '
+                        '(one sub-folder <config>_seed<k> per run when '
+                        'there are several)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of configs given without @SEEDS')
+    parser.add_argument('--device', default=None,
+                        help='cuda or cpu (default: cuda when available)')
+    parser.add_argument('--no-cuda-graph', action='store_true',
+                        help='run the step eagerly (for profiling)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='feed channels-last inputs')
+    parser.add_argument('--no-fused-optimizer', action='store_true',
+                        help="use torch's foreach Adam(W) instead of fused")
+    parser.add_argument('--warmup-iters', type=int, default=3,
+                        help='eager steps before the graph is captured')
+    parser.add_argument('--time-limit', type=float,
+                        help='seconds the loop may take: runs are stopped '
+                        'from the last one while the projection is above')
+    parser.add_argument('--checkpoint-interval', type=int, default=0,
+                        help='also save every N epochs (default: at the end)')
+    parser.add_argument('--workers', type=int, help='image-decoding threads')
+    parser.add_argument('--test', action='store_true',
+                        help='run tools/test.py on every finished run')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of every config, key=value')
+    return parser.parse_args(argv)
+
+
+def parse_run(text, default_seed):
+    """``path`` or ``path@0,1,2`` -> (path, [seeds])."""
+    path, _, seeds = text.partition('@')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    try:
+        seed_list = [int(s) for s in seeds.split(',')] if seeds else \
+            [default_seed]
+    except ValueError:
+        raise ValueError(f'{text}: seeds after @ must be integers, e.g. '
+                         f'{path}@0,1,2') from None
+    return path, seed_list
+
+
+def build_specs(args):
+    runs = []
+    for text in args.configs:
+        path, seeds = parse_run(text, args.seed)
+        runs.extend((path, seed) for seed in seeds)
+    names = [f'{osp.splitext(osp.basename(p))[0]}_seed{s}' for p, s in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f'the same config and seed twice: {names}')
+    specs = []
+    for (path, seed), name in zip(runs, names):
+        cfg = Config.fromfile(path)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        check_config_keys(cfg)
+        if args.work_dir is None:
+            work_dir = osp.join('work_dirs', 'fast_train', name)
+        elif len(runs) == 1:
+            work_dir = args.work_dir
+        else:
+            work_dir = osp.join(args.work_dir, name)
+        check_work_dir(work_dir)
+        data_root = cfg.train_dataloader.dataset.get('data_root', '')
+        if data_root and not osp.isdir(data_root):
+            raise FileNotFoundError(
+                f'{path}: data_root {data_root} does not exist (convert the '
+                'data with tools/dataset_converters/isic.py, or set '
+                '--cfg-options data_root=... train_dataloader.dataset.'
+                'data_root=...)')
+        specs.append(RunSpec(cfg, path, seed, work_dir))
+    return specs
+
+
+def test_runs(summaries):
+    """tools/test.py on every completed run; returns their exit codes."""
+    codes = {}
+    for summary in summaries:
+        if not summary['completed']:
+            continue
+        dumped = osp.join(summary['work_dir'],
+                          osp.basename(summary['config']))
+        cmd = [sys.executable, osp.join(TOOLS, 'test.py'), dumped,
+               summary['checkpoint'], '--work-dir', summary['work_dir']]
+        print('[fast_train] ' + ' '.join(cmd), flush=True)
+        codes[summary['name']] = subprocess.call(cmd)
+    return codes
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    specs = build_specs(args)
+    trainer = FastTrainer(
+        specs,
+        device=device,
+        cuda_graph=False if args.no_cuda_graph else None,
+        channels_last=args.channels_last,
+        fused_optimizer=not args.no_fused_optimizer,
+        warmup_iters=args.warmup_iters,
+        time_limit=args.time_limit,
+        checkpoint_interval=args.checkpoint_interval,
+        workers=args.workers)
+    summaries = trainer.train()
+    for summary in summaries:
+        state = 'done' if summary['completed'] else summary['stopped']
+        print(f'[fast_train] {summary["name"]}: {summary["epochs"]} epochs, '
+              f'{summary["img_per_s"]} img/s, {state}', flush=True)
+    if args.test:
+        codes = test_runs(summaries)
+        if any(codes.values()):
+            print(f'[fast_train] test failures: {codes}', file=sys.stderr)
+            return 1
+    if not all(s['completed'] for s in summaries):
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    code = run_reporting_user_errors(main)
+    sys.exit(code or 0)
