@@ -78,6 +78,8 @@ class TrainingRun:
         cuda_graph (bool): Capture the step in a CUDA graph (CUDA only).
         channels_last (bool): Feed the model channels-last inputs.
         fused_optimizer (bool): Use torch's fused Adam(W) kernels on CUDA.
+        amp (bool): Run forward and loss under bfloat16 autocast (CUDA).
+            Default: False.
     """
 
     def __init__(self,
@@ -90,7 +92,8 @@ class TrainingRun:
                  device: torch.device,
                  cuda_graph: bool = False,
                  channels_last: bool = False,
-                 fused_optimizer: bool = True):
+                 fused_optimizer: bool = True,
+                 amp: bool = False):
         if cuda_graph and device.type != 'cuda':
             raise ValueError('cuda_graph needs a CUDA device')
         self.cfg = cfg
@@ -100,6 +103,7 @@ class TrainingRun:
         self.device = device
         self.cuda_graph = cuda_graph
         self.channels_last = channels_last
+        self.amp = amp
 
         self.model = MODELS.build(cfg.model)
         self.model.init_weights()
@@ -200,8 +204,11 @@ class TrainingRun:
 
     def _forward_backward(self) -> None:
         images, samples = self._batch()
-        losses = self.model.loss(images, samples)
-        loss, log_vars = self.model.parse_losses(losses)
+        # No autocast weight cache: it cannot live across graph replays.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.amp, cache_enabled=False):
+            losses = self.model.loss(images, samples)
+            loss, log_vars = self.model.parse_losses(losses)
         loss.backward()
         self.optimizer.step()
         self.loss = loss.detach()

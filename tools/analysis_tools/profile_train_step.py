@@ -1,0 +1,119 @@
+"""Time one training step of a config on the device, in several forms, and
+show which kernels take the time.
+
+Random cached data (no dataset needed), the config's model, loss and
+optimizer. Prints the step time and img/s of: eager, CUDA graph, graph with
+channels-last inputs, graph with bf16 autocast; then torch.profiler's top
+kernels of the eager step.
+
+    python tools/analysis_tools/profile_train_step.py configs/dsnet/dsnet_isic2017.py
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import set_random_seed
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import mmseg_dsnet  # noqa: E402,F401
+from mmseg_dsnet.engine.fast_training import (  # noqa: E402
+    BatchedSegAugmentation, DecodedImageCache, TrainingRun,
+    split_train_pipeline)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('config')
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--shape', type=int, nargs=2, default=[256, 256])
+    p.add_argument('--steps', type=int, default=60)
+    p.add_argument('--device', default='cuda')
+    p.add_argument('--variants', nargs='+',
+                   default=['eager', 'graph', 'graph+channels_last',
+                            'graph+bf16', 'graph+bf16+channels_last'])
+    p.add_argument('--top', type=int, default=25)
+    return p.parse_args(argv)
+
+
+def make_run(cfg, cache, aug, args, variant):
+    set_random_seed(0)
+    device = torch.device(args.device)
+    return TrainingRun(
+        cfg, cache, aug, args.batch_size, 10, 10000, device,
+        cuda_graph='graph' in variant and device.type == 'cuda',
+        channels_last='channels_last' in variant, amp='bf16' in variant)
+
+
+def time_steps(run, steps, sync):
+    stream = run.stream
+    ctx = torch.cuda.stream(stream) if stream is not None else None
+    if ctx:
+        ctx.__enter__()
+    try:
+        for i in range(3):
+            run.step(i)
+        if run.cuda_graph:
+            run.set_iteration(3)
+            run.capture()
+        sync()
+        start = time.perf_counter()
+        for i in range(steps):
+            run.step(4 + i)
+        sync()
+        return (time.perf_counter() - start) / steps
+    finally:
+        if ctx:
+            ctx.__exit__(None, None, None)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(args.config)
+    _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
+    aug = BatchedSegAugmentation(rest)
+    h, w = args.shape
+    gen = torch.Generator().manual_seed(0)
+    n = max(64, args.batch_size)
+    cache = DecodedImageCache(
+        torch.randint(0, 256, (n, 3, h, w), generator=gen,
+                      dtype=torch.uint8),
+        (torch.rand(n, h, w, generator=gen) > 0.6).to(torch.uint8),
+        ['random'] * n).to(args.device)
+    cuda = args.device.startswith('cuda')
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        print('device:', torch.cuda.get_device_name(), 'torch',
+              torch.__version__)
+    for variant in args.variants:
+        try:
+            run = make_run(cfg, cache, aug, args, variant)
+            step = time_steps(run, args.steps, sync)
+            print(f'{variant:28s} {step * 1e3:8.2f} ms/step  '
+                  f'{args.batch_size / step:8.0f} img/s', flush=True)
+        except Exception as err:  # noqa: BLE001  (report and go on)
+            print(f'{variant:28s} failed: {type(err).__name__}: {err}',
+                  flush=True)
+    run = make_run(cfg, cache, aug, args, 'eager')
+    for i in range(3):
+        run.step(i)
+    sync()
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for i in range(10):
+            run.step(3 + i)
+        sync()
+    key = 'cuda_time_total' if cuda else 'cpu_time_total'
+    print(prof.key_averages().table(sort_by=key, row_limit=args.top,
+                                    max_name_column_width=60))
+
+
+if __name__ == '__main__':
+    main()
