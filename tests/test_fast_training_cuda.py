@@ -20,7 +20,11 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.mark.parametrize('config', [
     'configs/dsnet/dsnet_isic2017.py', 'configs/egeunet/egeunet_isic2017.py'
 ])
-def test_graph_replay_matches_eager_steps(config):
+def test_graph_replay_matches_eager_steps(config, monkeypatch):
+    # Deterministic kernels: otherwise atomics in the weight gradients make
+    # two eager runs differ too, and Adam amplifies that for tiny gradients.
+    monkeypatch.setattr(torch.backends.cudnn, 'deterministic', True)
+    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', False)
     init_default_scope('mmseg')
     cfg = Config.fromfile(config)
     device = torch.device('cuda')
@@ -39,6 +43,7 @@ def test_graph_replay_matches_eager_steps(config):
     torch.testing.assert_close(
         dict(eager.model.state_dict()), dict(graphed.model.state_dict()))
     order = torch.arange(16, device=device).view(4, 4)
+    losses = {False: [], True: []}
     for iteration in range(8):
         for run in runs:
             stream = run.stream or torch.cuda.current_stream()
@@ -48,10 +53,12 @@ def test_graph_replay_matches_eager_steps(config):
                     run.set_iteration(iteration)
                     run.capture()
                 run.step(iteration)
+            losses[run.cuda_graph].append(run.scalars()['loss'])
     torch.cuda.synchronize()
     assert graphed.graph is not None
-    assert graphed.scalars()['loss'] == pytest.approx(
-        eager.scalars()['loss'], rel=1e-3)
+    # The loss falls on this fixed data, and identically in both forms.
+    assert losses[True][-1] < losses[True][0]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
     for (name, a), b in zip(eager.model.state_dict().items(),
                             graphed.model.state_dict().values()):
         if a.is_floating_point():

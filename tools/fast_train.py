@@ -29,7 +29,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
 from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
                                 run_reporting_user_errors)
-from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec  # noqa
+from mmseg_dsnet.engine.fast_training import (FastTrainer,  # noqa: E402
+                                              FastTrainingError, RunSpec)
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 
@@ -51,8 +52,15 @@ def parse_args(argv=None):
                         help='cuda or cpu (default: cuda when available)')
     parser.add_argument('--no-cuda-graph', action='store_true',
                         help='run the step eagerly (for profiling)')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='feed channels-last inputs')
+    parser.add_argument('--channels-last', dest='channels_last',
+                        action='store_true', default=None,
+                        help='feed channels-last inputs (default on CUDA)')
+    parser.add_argument('--no-channels-last', dest='channels_last',
+                        action='store_false')
+    parser.add_argument('--amp', action='store_true',
+                        help='bfloat16 autocast (did not help DSNet)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the networks (slow start)')
     parser.add_argument('--no-fused-optimizer', action='store_true',
                         help="use torch's foreach Adam(W) instead of fused")
     parser.add_argument('--warmup-iters', type=int, default=3,
@@ -75,13 +83,14 @@ def parse_run(text, default_seed):
     """``path`` or ``path@0,1,2`` -> (path, [seeds])."""
     path, _, seeds = text.partition('@')
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
+        raise FastTrainingError(f'config file not found: {path}')
     try:
         seed_list = [int(s) for s in seeds.split(',')] if seeds else \
             [default_seed]
     except ValueError:
-        raise ValueError(f'{text}: seeds after @ must be integers, e.g. '
-                         f'{path}@0,1,2') from None
+        raise FastTrainingError(
+            f'{text}: seeds after @ must be integers, e.g. '
+            f'{path}@0,1,2') from None
     return path, seed_list
 
 
@@ -90,9 +99,19 @@ def build_specs(args):
     for text in args.configs:
         path, seeds = parse_run(text, args.seed)
         runs.extend((path, seed) for seed in seeds)
+    keys = [(osp.realpath(p), s) for p, s in runs]
+    for key in set(keys):
+        if keys.count(key) > 1:
+            raise FastTrainingError(
+                f'the same config and seed twice: {key[0]} with seed '
+                f'{key[1]}')
     names = [f'{osp.splitext(osp.basename(p))[0]}_seed{s}' for p, s in runs]
-    if len(set(names)) != len(names):
-        raise ValueError(f'the same config and seed twice: {names}')
+    for name in set(names):
+        if names.count(name) > 1:
+            clash = [p for (p, s), n in zip(runs, names) if n == name]
+            raise FastTrainingError(
+                f'{" and ".join(clash)} share a file name; runs and their '
+                'work dirs are named after it, so rename one')
     specs = []
     for (path, seed), name in zip(runs, names):
         cfg = Config.fromfile(path)
@@ -108,7 +127,7 @@ def build_specs(args):
         check_work_dir(work_dir)
         data_root = cfg.train_dataloader.dataset.get('data_root', '')
         if data_root and not osp.isdir(data_root):
-            raise FileNotFoundError(
+            raise FastTrainingError(
                 f'{path}: data_root {data_root} does not exist (convert the '
                 'data with tools/dataset_converters/isic.py, or set '
                 '--cfg-options data_root=... train_dataloader.dataset.'
@@ -142,6 +161,8 @@ def main(argv=None):
         device=device,
         cuda_graph=False if args.no_cuda_graph else None,
         channels_last=args.channels_last,
+        amp=args.amp,
+        compile=args.compile,
         fused_optimizer=not args.no_fused_optimizer,
         warmup_iters=args.warmup_iters,
         time_limit=args.time_limit,

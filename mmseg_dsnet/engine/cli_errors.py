@@ -12,12 +12,13 @@ def user_error_types():
                                     UnsafeCheckpointError)
     from mmseg_dsnet.datasets.sample_checks import (BadSampleError,
                                                     MaskValueError)
+    from .fast_training.errors import FastTrainingError
     from .hooks.non_finite_loss_hook import NonFiniteLossError
     from .hooks.num_classes_check_hook import NumClassesMismatchError
     from .preflight import ConfigKeyError, WorkDirError
     return (BadSampleError, MaskValueError, NonFiniteLossError,
             NumClassesMismatchError, ConfigKeyError, WorkDirError,
-            UnsafeCheckpointError, CorruptCheckpointError)
+            UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError)
 
 
 def describe_user_error(err):

@@ -5,7 +5,9 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmseg.registry import DATASETS, TRANSFORMS
+from mmseg.registry import DATASETS
+
+from .errors import FastTrainingError
 
 # Transforms that give the same result every epoch: their output is cached.
 DETERMINISTIC_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'Resize')
@@ -20,21 +22,22 @@ def split_train_pipeline(pipeline: Sequence[dict]
     runs on the device each iteration.
 
     Raises:
-        ValueError: A deterministic transform after a random one (its result
-            could not be cached), or a resize that keeps the aspect ratio
-            (images of different sizes cannot share one tensor).
+        FastTrainingError: A deterministic transform after a random one (its
+            result could not be cached), or a resize that keeps the aspect
+            ratio (images of different sizes cannot share one tensor).
     """
     prefix, rest = [], []
     for transform in pipeline:
         kind = transform['type']
         if not rest and kind in DETERMINISTIC_TRANSFORMS:
             if kind == 'Resize' and transform.get('keep_ratio', False):
-                raise ValueError(
+                raise FastTrainingError(
                     'fast training caches resized images in one tensor: '
                     'Resize needs keep_ratio=False')
             prefix.append(transform)
         elif rest and kind in DETERMINISTIC_TRANSFORMS:
-            raise ValueError(f'{kind} after a random transform cannot be '
+            raise FastTrainingError(
+                f'{kind} after a random transform cannot be '
                              'cached; put loading and resizing first')
         else:
             rest.append(transform)
@@ -57,7 +60,7 @@ class DecodedImageCache:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
-                 files: List[str]):
+                 files: List[str], metainfo: dict = None):
         if images.shape[0] != labels.shape[0] or \
                 images.shape[2:] != labels.shape[1:]:
             raise ValueError(f'images {tuple(images.shape)} and labels '
@@ -65,13 +68,15 @@ class DecodedImageCache:
         self.images = images
         self.labels = labels
         self.files = files
+        self.metainfo = dict(metainfo or {})
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def to(self, device) -> 'DecodedImageCache':
         return DecodedImageCache(
-            self.images.to(device), self.labels.to(device), self.files)
+            self.images.to(device), self.labels.to(device), self.files,
+            self.metainfo)
 
     @classmethod
     def from_dataset_cfg(cls,
@@ -90,30 +95,28 @@ class DecodedImageCache:
             progress (bool): Print a progress bar. Default: True.
 
         Raises:
-            ValueError: A sample that fails to load, or whose image or label
-                has a different size or channel count from the first one;
-                the message names the file.
+            BadSampleError: A missing, truncated or undecodable image or
+                mask (the dataset's own check, naming the file).
+            FastTrainingError: A sample without a label map after loading,
+                or whose image or label has a different size or channel
+                count from the first one; the message names the file.
         """
         cfg = dict(dataset_cfg)
-        cfg['pipeline'] = []
+        # The dataset runs only the loading transforms, with its own checks.
+        cfg['pipeline'] = list(prefix)
         dataset = DATASETS.build(cfg)
-        transforms = [TRANSFORMS.build(t) for t in prefix]
         count = len(dataset)
         if count == 0:
-            raise ValueError('the training split is empty')
+            raise FastTrainingError('the training split is empty')
 
         def load(index):
-            info = dataset.get_data_info(index)
-            results = info
-            for transform in transforms:
-                results = transform(results)
-                if results is None:
-                    break
+            results = dataset.prepare_data(index)
+            path = dataset.get_data_info(index).get('img_path')
             if results is None or 'gt_seg_map' not in results:
-                raise ValueError(
-                    f'{info.get("img_path")}: could not be loaded with the '
-                    f'loading transforms {[t["type"] for t in prefix]}')
-            return info['img_path'], results['img'], results['gt_seg_map']
+                raise FastTrainingError(
+                    f'{path}: no label map after the loading transforms '
+                    f'{[t["type"] for t in prefix]}')
+            return path, results['img'], results['gt_seg_map']
 
         workers = workers or min(16, os.cpu_count() or 1)
         bar = _ProgressBar(count, 'decoding training images', progress)
@@ -129,18 +132,19 @@ class DecodedImageCache:
         labels = np.empty((count, ) + first_seg.shape, np.uint8)
         for i, (path, img, seg) in enumerate(loaded):
             if img.shape != first_img.shape or seg.shape != first_seg.shape:
-                raise ValueError(
+                raise FastTrainingError(
                     f'{path}: image {img.shape} / label {seg.shape} after '
                     f'the loading transforms, but {first_file} gave '
                     f'{first_img.shape} / {first_seg.shape}; fast training '
                     'needs one fixed size')
             if seg.max() > 255 or seg.min() < 0:
-                raise ValueError(f'{path}: label values outside 0..255')
+                raise FastTrainingError(
+                    f'{path}: label values outside 0..255')
             images[i] = img
             labels[i] = seg
         images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         return cls(images, torch.from_numpy(labels),
-                   [item[0] for item in loaded])
+                   [item[0] for item in loaded], dataset.metainfo)
 
 
 class _ProgressBar:

@@ -15,6 +15,7 @@ from mmengine.runner import set_random_seed
 
 from ...compat import atomic_write
 from .decoded_cache import DecodedImageCache, split_train_pipeline
+from .errors import FastTrainingError
 from .gpu_augmentation import BatchedSegAugmentation
 from .training_run import TrainingRun
 
@@ -34,7 +35,8 @@ class RunSpec:
 
 def shared_training_setup(specs: Sequence[RunSpec]) -> dict:
     """Data, batch size and epochs every run must share (one cache, one
-    iteration count). Raises ValueError naming the config that differs."""
+    iteration count). Raises FastTrainingError naming the config that
+    differs."""
     def key(cfg):
         loader = cfg.train_dataloader
         dataset = dict(loader.dataset)
@@ -46,13 +48,14 @@ def shared_training_setup(specs: Sequence[RunSpec]) -> dict:
 
     first = key(specs[0].cfg)
     if first['loop'] != 'EpochBasedTrainLoop' or not first['max_epochs']:
-        raise ValueError(f'{specs[0].config_path}: fast training needs an '
+        raise FastTrainingError(
+            f'{specs[0].config_path}: fast training needs an '
                          'epoch-based train_cfg with max_epochs')
     for spec in specs[1:]:
         other = key(spec.cfg)
         for field in first:
             if other[field] != first[field]:
-                raise ValueError(
+                raise FastTrainingError(
                     f'{spec.config_path} differs from '
                     f'{specs[0].config_path} in train {field}; runs trained '
                     'together must share data, batch size and epochs')
@@ -80,7 +83,11 @@ class FastTrainer:
             limit drops runs from the end).
         device (str): ``'cuda'`` or ``'cpu'``.
         cuda_graph (bool, optional): Capture the step; default: on CUDA.
-        channels_last (bool): Channels-last inputs. Default: False.
+        channels_last (bool, optional): Channels-last inputs; default: on
+            CUDA (DSNet's step on an H200: 8.5 ms instead of 15.3 ms, as
+            cuDNN's NCHW BatchNorm kernels are slow for few channels).
+        amp (bool): bfloat16 autocast. Default: False.
+        compile (bool): ``torch.compile`` the networks. Default: False.
         fused_optimizer (bool): torch's fused Adam(W) on CUDA.
             Default: True.
         warmup_iters (int): Eager steps before capture. Default: 3.
@@ -97,7 +104,9 @@ class FastTrainer:
                  specs: Sequence[RunSpec],
                  device: str = 'cuda',
                  cuda_graph: Optional[bool] = None,
-                 channels_last: bool = False,
+                 channels_last: Optional[bool] = None,
+                 amp: bool = False,
+                 compile: bool = False,
                  fused_optimizer: bool = True,
                  warmup_iters: int = 3,
                  time_limit: Optional[float] = None,
@@ -105,14 +114,17 @@ class FastTrainer:
                  workers: Optional[int] = None,
                  progress: bool = True):
         if not specs:
-            raise ValueError('nothing to train')
+            raise FastTrainingError('nothing to train')
         self.specs = list(specs)
         self.device = torch.device(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError('CUDA is not available; use --device cpu')
         self.cuda_graph = (self.device.type == 'cuda'
                            if cuda_graph is None else cuda_graph)
-        self.channels_last = channels_last
+        self.channels_last = (self.device.type == 'cuda'
+                              if channels_last is None else channels_last)
+        self.amp = amp
+        self.compile = compile
         self.fused_optimizer = fused_optimizer
         self.warmup_iters = max(1, warmup_iters) if self.cuda_graph else 0
         self.time_limit = time_limit
@@ -139,7 +151,8 @@ class FastTrainer:
         self.cache = cache.to(self.device)
         self.cache_seconds = time.perf_counter() - start
         if len(self.cache) < self.batch_size:
-            raise ValueError(f'{len(self.cache)} training images, fewer '
+            raise FastTrainingError(
+                f'{len(self.cache)} training images, fewer '
                              f'than one batch of {self.batch_size}')
         self.iters_per_epoch = len(self.cache) // self.batch_size
 
@@ -166,7 +179,8 @@ class FastTrainer:
             spec.cfg, self.cache, self.augmentation, self.batch_size,
             self.iters_per_epoch, self.max_epochs, self.device,
             cuda_graph=self.cuda_graph, channels_last=self.channels_last,
-            fused_optimizer=self.fused_optimizer)
+            fused_optimizer=self.fused_optimizer, amp=self.amp,
+            compile=self.compile, seed=spec.seed)
         generator = torch.Generator(self.device)
         generator.manual_seed(spec.seed)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
@@ -183,7 +197,8 @@ class FastTrainer:
                 f'    trainer: tools/fast_train.py (decoded-image cache, '
                 f'device augmentation, cuda_graph={self.cuda_graph}, '
                 f'channels_last={self.channels_last}, '
-                f'fused_optimizer={self.fused_optimizer})\n{dash}')
+                f'fused_optimizer={self.fused_optimizer}, amp={self.amp}, '
+                f'compile={self.compile})\n{dash}')
 
     def _stream(self, state):
         stream = state['run'].stream
@@ -337,8 +352,7 @@ class FastTrainer:
         meta = dict(
             epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
             experiment_name=spec.name, trainer='tools/fast_train.py',
-            dataset_meta=dict(classes=('background', 'lesion'),
-                              palette=[[0, 0, 0], [255, 255, 255]]))
+            dataset_meta=self.cache.metainfo)
         state_dict = {k: v.detach().cpu()
                       for k, v in run.model.state_dict().items()}
         buffer = io.BytesIO()
@@ -374,8 +388,8 @@ class FastTrainer:
             cache_seconds=round(self.cache_seconds, 2),
             capture_seconds=round(self.capture_seconds, 2),
             cuda_graph=self.cuda_graph, channels_last=self.channels_last,
-            fused_optimizer=self.fused_optimizer,
-            torch=torch.__version__, final_scalars=state['scalars'])
+            fused_optimizer=self.fused_optimizer, amp=self.amp,
+            compile=self.compile, torch=torch.__version__, final_scalars=state['scalars'])
         atomic_write(json.dumps(summary, indent=2),
                      osp.join(spec.work_dir, 'fast_train.json'))
         state['logger'].info(

@@ -6,20 +6,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import FastTrainingError
+
 SUPPORTED = ('RandomFlip', 'RandomRotate', 'PackSegInputs')
 
 
 class BatchedSegAugmentation:
     """mmseg's ``RandomFlip`` / ``RandomRotate`` applied on the device.
 
-    Each sample of the batch draws its own flips and angle from the device's
-    random generator, so the whole augmentation can live inside a captured
-    CUDA graph. Same distributions as the CPU transforms: a flip happens
-    with its ``prob``; a rotation with ``prob``, by an angle uniform in
-    ``degree``, about the image centre, bilinear for the image and nearest
-    for the label, with ``pad_val`` / ``seg_pad_val`` where the rotated
-    image does not reach. (Rotated images stay float instead of being
-    rounded back to uint8.)
+    Each sample of the batch gets its own flips and angle, decided by
+    uniform numbers the caller draws (``draws``, shape
+    ``(N, num_draws)``), so a run can use its own generator and the whole
+    augmentation can live inside a captured CUDA graph that reads a static
+    buffer. Same distributions as the CPU transforms: a flip happens with
+    its ``prob``; a rotation with ``prob``, by an angle uniform in
+    ``degree`` (positive = clockwise, as mmcv's ``imrotate``), about the
+    image centre, bilinear for the image and nearest for the label, with
+    ``pad_val`` / ``seg_pad_val`` where the rotated image does not reach;
+    samples not rotated are returned untouched. (Rotated images stay float
+    instead of being rounded back to uint8.)
 
     Args:
         transforms (Sequence[dict]): The non-cacheable part of a train
@@ -27,7 +32,7 @@ class BatchedSegAugmentation:
             ``PackSegInputs`` are understood.
 
     Raises:
-        ValueError: An unsupported transform or option, named.
+        FastTrainingError: An unsupported transform or option, named.
     """
 
     def __init__(self, transforms: Sequence[dict]):
@@ -36,7 +41,7 @@ class BatchedSegAugmentation:
         for transform in transforms:
             kind = transform['type']
             if kind not in SUPPORTED:
-                raise ValueError(
+                raise FastTrainingError(
                     f'{kind} has no batched device implementation (fast '
                     f'training supports {", ".join(SUPPORTED)} after the '
                     'loading transforms); train with tools/train.py')
@@ -50,23 +55,23 @@ class BatchedSegAugmentation:
         directions = transform.get('direction', 'horizontal')
         if isinstance(prob, (list, tuple)) or isinstance(
                 directions, (list, tuple)):
-            raise ValueError('RandomFlip with lists of prob/direction is '
+            raise FastTrainingError('RandomFlip with lists of prob/direction is '
                              'not supported by fast training')
         if prob is None:
-            raise ValueError('RandomFlip needs prob')
+            raise FastTrainingError('RandomFlip needs prob')
         if directions not in ('horizontal', 'vertical', 'diagonal'):
-            raise ValueError(f'unknown flip direction {directions}')
+            raise FastTrainingError(f'unknown flip direction {directions}')
         self.flips.append((float(prob), directions))
 
     def _set_rotation(self, transform: dict) -> None:
         if self.rotation is not None:
-            raise ValueError('only one RandomRotate is supported')
+            raise FastTrainingError('only one RandomRotate is supported')
         for key in ('center', 'auto_bound'):
             if transform.get(key):
-                raise ValueError(f'RandomRotate {key} is not supported by '
+                raise FastTrainingError(f'RandomRotate {key} is not supported by '
                                  'fast training')
         if transform.get('scale', 1.0) != 1.0:
-            raise ValueError('RandomRotate scale != 1 is not supported by '
+            raise FastTrainingError('RandomRotate scale != 1 is not supported by '
                              'fast training')
         degree = transform['degree']
         if isinstance(degree, (int, float)):
@@ -77,36 +82,53 @@ class BatchedSegAugmentation:
             pad_val=float(transform.get('pad_val', 0)),
             seg_pad_val=float(transform.get('seg_pad_val', 255)))
 
-    def __call__(self, img: Tensor, seg: Tensor) -> Tuple[Tensor, Tensor]:
+    @property
+    def num_draws(self) -> int:
+        """Uniform numbers used per sample: one per flip, two for the
+        rotation (whether, and by how much)."""
+        return len(self.flips) + (2 if self.rotation is not None else 0)
+
+    def __call__(self,
+                 img: Tensor,
+                 seg: Tensor,
+                 draws: Tensor = None) -> Tuple[Tensor, Tensor]:
         """Augment a batch.
 
         Args:
             img (Tensor): Float images ``(N, C, H, W)``, pixel values.
             seg (Tensor): Labels ``(N, H, W)``, any integer or float dtype.
+            draws (Tensor, optional): Uniform numbers in [0, 1),
+                ``(N, num_draws)``. Default: drawn from the global generator.
 
         Returns:
             tuple[Tensor, Tensor]: Float images and long labels.
         """
         batch = img.shape[0]
+        if draws is None:
+            draws = torch.rand(batch, self.num_draws, device=img.device)
+        if tuple(draws.shape) != (batch, self.num_draws):
+            raise ValueError(f'draws must be ({batch}, {self.num_draws}), '
+                             f'got {tuple(draws.shape)}')
         seg = seg.float()
-        for prob, direction in self.flips:
+        for column, (prob, direction) in enumerate(self.flips):
             dims = {'horizontal': [-1], 'vertical': [-2],
                     'diagonal': [-2, -1]}[direction]
-            flip = torch.rand(batch, device=img.device) < prob
+            flip = draws[:, column] < prob
             img = torch.where(flip[:, None, None, None], img.flip(dims), img)
             seg = torch.where(flip[:, None, None], seg.flip(dims), seg)
         if self.rotation is not None:
-            img, seg = self._rotate(img, seg)
+            img, seg = self._rotate(img, seg, draws[:, len(self.flips):])
         return img, seg.long()
 
-    def _rotate(self, img: Tensor, seg: Tensor) -> Tuple[Tensor, Tensor]:
+    def _rotate(self, img: Tensor, seg: Tensor,
+                draws: Tensor) -> Tuple[Tensor, Tensor]:
         rot = self.rotation
         batch, _, height, width = img.shape
         low, high = rot['degree']
-        device = img.device
-        apply = (torch.rand(batch, device=device) < rot['prob']).float()
-        angle = (low + (high - low) * torch.rand(batch, device=device)) * \
-            apply * (math.pi / 180)
+        apply = draws[:, 0] < rot['prob']
+        # mmcv turns positive angles clockwise; in grid_sample's y-down
+        # coordinates that is the negative mathematical angle.
+        angle = -(low + (high - low) * draws[:, 1]) * (math.pi / 180)
         cos, sin = torch.cos(angle), torch.sin(angle)
         zero = torch.zeros_like(cos)
         # Output pixel -> input pixel about the centre, in grid_sample's
@@ -116,13 +138,16 @@ class BatchedSegAugmentation:
             torch.stack([sin * width / height, cos, zero], -1)
         ], 1)
         grid = F.affine_grid(theta, list(img.shape), align_corners=False)
-        img = F.grid_sample(
+        rotated = F.grid_sample(
             img - rot['pad_val'], grid, mode='bilinear',
             padding_mode='zeros', align_corners=False) + rot['pad_val']
         both = torch.stack([seg, torch.ones_like(seg)], 1)
         both = F.grid_sample(
             both, grid, mode='nearest', padding_mode='zeros',
             align_corners=False)
-        seg = torch.where(both[:, 1] > 0.5, both[:, 0],
-                          torch.full_like(both[:, 0], rot['seg_pad_val']))
+        rotated_seg = torch.where(
+            both[:, 1] > 0.5, both[:, 0],
+            torch.full_like(both[:, 0], rot['seg_pad_val']))
+        img = torch.where(apply[:, None, None, None], rotated, img)
+        seg = torch.where(apply[:, None, None], rotated_seg, seg)
         return img, seg

@@ -11,6 +11,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from .decoded_cache import DecodedImageCache
+from .errors import FastTrainingError
 from .gpu_augmentation import BatchedSegAugmentation
 from .graph_safe_losses import graph_safe_losses
 
@@ -80,6 +81,11 @@ class TrainingRun:
         fused_optimizer (bool): Use torch's fused Adam(W) kernels on CUDA.
         amp (bool): Run forward and loss under bfloat16 autocast (CUDA).
             Default: False.
+        compile (bool): ``torch.compile`` the backbone and decode head in
+            place (fewer, fused kernels; slow first step). Default: False.
+        seed (int): Seed of the run's own generator for the augmentation,
+            so a run does not depend on the runs trained beside it.
+            Default: 0.
     """
 
     def __init__(self,
@@ -93,9 +99,11 @@ class TrainingRun:
                  cuda_graph: bool = False,
                  channels_last: bool = False,
                  fused_optimizer: bool = True,
-                 amp: bool = False):
+                 amp: bool = False,
+                 compile: bool = False,
+                 seed: int = 0):
         if cuda_graph and device.type != 'cuda':
-            raise ValueError('cuda_graph needs a CUDA device')
+            raise FastTrainingError('cuda_graph needs a CUDA device')
         self.cfg = cfg
         self.cache = cache
         self.augmentation = augmentation
@@ -108,7 +116,19 @@ class TrainingRun:
         self.model = MODELS.build(cfg.model)
         self.model.init_weights()
         self.model.to(device).train()
+        if compile:
+            for name in ('backbone', 'neck', 'decode_head', 'auxiliary_head'):
+                module = getattr(self.model, name, None)
+                if isinstance(module, torch.nn.Module):
+                    module.compile()  # in place: state-dict keys unchanged
         preprocessor = cfg.model.get('data_preprocessor') or {}
+        size = preprocessor.get('size')
+        if size is not None and tuple(size) != tuple(cache.images.shape[2:]):
+            raise FastTrainingError(
+                f'data_preprocessor.size {tuple(size)} differs from the '
+                f'cached image size {tuple(cache.images.shape[2:])}: fast '
+                'training does not pad; make the Resize scale and the '
+                'preprocessor size equal')
         self.bgr_to_rgb = bool(preprocessor.get('bgr_to_rgb', False))
         mean = preprocessor.get('mean')
         std = preprocessor.get('std')
@@ -121,12 +141,12 @@ class TrainingRun:
         wrapper_type = optim_cfg.get('type', 'OptimWrapper')
         if wrapper_type != 'OptimWrapper' or optim_cfg.get('clip_grad') or \
                 optim_cfg.get('accumulative_counts', 1) != 1:
-            raise ValueError(
+            raise FastTrainingError(
                 'fast training supports a plain OptimWrapper without '
                 f'clip_grad or accumulation, got {dict(optim_cfg)}')
         optimizer_type = optim_cfg.optimizer['type']
         if optimizer_type not in SUPPORTED_OPTIMIZERS:
-            raise ValueError(f'fast training supports the optimizers '
+            raise FastTrainingError(f'fast training supports the optimizers '
                              f'{SUPPORTED_OPTIMIZERS}, got {optimizer_type}')
         # mmengine builds the parameter groups (paramwise_cfg included) and
         # its schedulers give the rates; the step itself uses torch's
@@ -138,9 +158,14 @@ class TrainingRun:
             optimizer_type, wrapper.optimizer.param_groups, fused_optimizer)
         self._current_lr = None
 
-        # Inputs of the step: which cached images form the batch.
+        # Inputs of the step: which cached images form the batch, and the
+        # uniform numbers of its augmentation (from the run's generator).
         self.batch_index = torch.zeros(
             batch_size, dtype=torch.long, device=device)
+        self.generator = torch.Generator(device)
+        self.generator.manual_seed(seed)
+        self.draws = torch.zeros(
+            batch_size, augmentation.num_draws, device=device)
         self.graph = None
         self.loss = None
         self.log_vars: Dict[str, Tensor] = {}
@@ -184,7 +209,7 @@ class TrainingRun:
     def _batch(self):
         images = self.cache.images.index_select(0, self.batch_index).float()
         labels = self.cache.labels.index_select(0, self.batch_index)
-        images, labels = self.augmentation(images, labels)
+        images, labels = self.augmentation(images, labels, self.draws)
         if self.bgr_to_rgb:
             images = images.flip(1)
         if self.mean is not None:
@@ -229,10 +254,16 @@ class TrainingRun:
                 self.graph, stream=self.stream):
             self._forward_backward()
 
+    def draw(self) -> None:
+        """Fill ``draws`` for the next step (outside any graph)."""
+        torch.rand(self.draws.shape, generator=self.generator,
+                   device=self.device, out=self.draws)
+
     def step(self, iteration: int) -> None:
         """Train on the batch in ``batch_index`` with the rates of
         ``iteration``."""
         self.set_iteration(iteration)
+        self.draw()
         if self.graph is None:
             self.eager_step()
         else:

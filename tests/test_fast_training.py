@@ -1,0 +1,636 @@
+"""The fast-training path (``mmseg_dsnet.engine.fast_training`` and
+``tools/fast_train.py``) on the CPU: the sync-free loss helpers against
+mmseg's, the batched augmentation against torch / mmseg transforms, the
+decoded-image cache against the config's own loading transforms, the
+learning-rate table against the closed-form schedule, one training step
+against mmengine's ``train_step``, and the tool end to end on the tiny
+synthetic set. (The CUDA-graph step is tested in
+``test_fast_training_cuda.py``.)"""
+import json
+import math
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, load_tool, write_tiny_config
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mmseg_dsnet  # noqa: F401  (registration)
+from mmseg_dsnet.engine.fast_training import (BatchedSegAugmentation,
+                                              DecodedImageCache, TrainingRun,
+                                              graph_safe_losses,
+                                              learning_rate_table,
+                                              masked_accuracy,
+                                              masked_binary_cross_entropy,
+                                              split_train_pipeline)
+
+DATASET_CFG = REPO / 'configs' / '_base_' / 'datasets' / 'isic_256x256.py'
+SCHEDULE_CFG = (REPO / 'configs' / '_base_' / 'schedules' /
+                'schedule_300e_adamw_cosine.py')
+DSNET_CFG = REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py'
+
+
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    init_default_scope('mmseg')
+
+
+def rotate_cfg(degree, prob=1.0, pad_val=0, seg_pad_val=255):
+    return dict(type='RandomRotate', prob=prob, degree=degree,
+                pad_val=pad_val, seg_pad_val=seg_pad_val)
+
+
+def random_batch(n, h, w, seed=0):
+    """Float pixel images (N, 3, H, W) and uint8 0/1 labels with some
+    255 (ignore) pixels."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.randint(0, 256, (n, 3, h, w), generator=g).float()
+    seg = (torch.rand(n, h, w, generator=g) > 0.5).to(torch.uint8)
+    seg[torch.rand(n, h, w, generator=g) > 0.9] = 255
+    return img, seg
+
+
+# --------------------------------------------------------------- 1. losses
+@pytest.mark.parametrize('channels', [1, 2])
+@pytest.mark.parametrize('ignore_index', [255, None])
+def test_masked_accuracy_equals_mmseg_accuracy(channels, ignore_index):
+    from mmseg.models.losses import accuracy
+    g = torch.Generator().manual_seed(channels)
+    pred = torch.randn(3, channels, 16, 20, generator=g)
+    target = torch.randint(0, 2, (3, 16, 20), generator=g)
+    target[torch.rand(3, 16, 20, generator=g) > 0.8] = 255
+    expected = accuracy(pred, target, topk=1, ignore_index=ignore_index)
+    got = masked_accuracy(pred, target, topk=1, ignore_index=ignore_index)
+    assert got.shape == expected.shape == (1, )
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-5)
+
+
+def test_masked_accuracy_all_ignored_matches_mmseg():
+    from mmseg.models.losses import accuracy
+    pred = torch.randn(2, 2, 4, 4)
+    target = torch.full((2, 4, 4), 255)
+    torch.testing.assert_close(
+        masked_accuracy(pred, target, ignore_index=255),
+        accuracy(pred, target, ignore_index=255))
+
+
+@pytest.mark.parametrize('avg_non_ignore', [True, False])
+@pytest.mark.parametrize('with_weight', [True, False])
+@pytest.mark.parametrize('reduction', ['mean', 'sum', 'none'])
+def test_masked_bce_equals_mmseg_binary_cross_entropy(avg_non_ignore,
+                                                      with_weight,
+                                                      reduction):
+    from mmseg.models.losses.cross_entropy_loss import binary_cross_entropy
+    g = torch.Generator().manual_seed(1)
+    pred = torch.randn(2, 1, 12, 10, generator=g) * 3
+    label = torch.randint(0, 2, (2, 12, 10), generator=g)
+    label[torch.rand(2, 12, 10, generator=g) > 0.7] = 255
+    weight = torch.rand(2, 12, 10, generator=g) if with_weight else None
+    kwargs = dict(weight=weight, reduction=reduction, ignore_index=255,
+                  avg_non_ignore=avg_non_ignore)
+    expected = binary_cross_entropy(pred, label, **kwargs)
+    got = masked_binary_cross_entropy(pred, label, **kwargs)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_masked_bce_gradient_equals_mmseg():
+    from mmseg.models.losses.cross_entropy_loss import binary_cross_entropy
+    pred = torch.randn(2, 1, 8, 8)
+    label = torch.randint(0, 2, (2, 8, 8))
+    label[0, :2] = 255
+    grads = []
+    for fn in (binary_cross_entropy, masked_binary_cross_entropy):
+        p = pred.clone().requires_grad_()
+        fn(p, label, ignore_index=255, avg_non_ignore=True).backward()
+        grads.append(p.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-7)
+
+
+class _TwoLossModel(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        from mmseg.models.losses import CrossEntropyLoss
+        self.sigmoid_ce = CrossEntropyLoss(use_sigmoid=True)
+        self.softmax_ce = CrossEntropyLoss(use_sigmoid=False)
+
+
+def test_graph_safe_losses_swaps_and_restores():
+    from mmseg.models.decode_heads import decode_head
+    model = _TwoLossModel()
+    accuracy = decode_head.accuracy
+    sigmoid_criterion = model.sigmoid_ce.cls_criterion
+    softmax_criterion = model.softmax_ce.cls_criterion
+    with graph_safe_losses(model):
+        assert decode_head.accuracy is masked_accuracy
+        assert model.sigmoid_ce.cls_criterion is masked_binary_cross_entropy
+        # The softmax CE has no sync to remove: left alone.
+        assert model.softmax_ce.cls_criterion is softmax_criterion
+        # And the swapped-in criterion is what the loss module uses.
+        pred = torch.randn(2, 1, 4, 4)
+        label = torch.randint(0, 2, (2, 4, 4))
+        loss = model.sigmoid_ce(pred, label, ignore_index=255)
+        assert torch.isfinite(loss)
+    assert decode_head.accuracy is accuracy
+    assert model.sigmoid_ce.cls_criterion is sigmoid_criterion
+    assert model.softmax_ce.cls_criterion is softmax_criterion
+
+
+def test_graph_safe_losses_restores_when_the_body_raises():
+    from mmseg.models.decode_heads import decode_head
+    model = _TwoLossModel()
+    accuracy = decode_head.accuracy
+    sigmoid_criterion = model.sigmoid_ce.cls_criterion
+    with pytest.raises(RuntimeError, match='boom'):
+        with graph_safe_losses(model):
+            assert decode_head.accuracy is masked_accuracy
+            raise RuntimeError('boom')
+    assert decode_head.accuracy is accuracy
+    assert model.sigmoid_ce.cls_criterion is sigmoid_criterion
+
+
+# ----------------------------------------------------------- 2. augmentation
+def test_probability_zero_returns_the_input_exactly():
+    # Non-square, as after a (W, H) resize; labels with ignore pixels.
+    img, seg = random_batch(4, 48, 64)
+    aug = BatchedSegAugmentation([
+        dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+        dict(type='RandomFlip', prob=0.0, direction='vertical'),
+        rotate_cfg(180, prob=0.0),
+        dict(type='PackSegInputs')
+    ])
+    out_img, out_seg = aug(img.clone(), seg.clone())
+    assert out_seg.dtype == torch.long
+    assert torch.equal(out_seg, seg.long())
+    assert torch.equal(out_img, img), (
+        'an image that is not rotated changed by up to '
+        f'{(out_img - img).abs().max().item():.2e}')
+
+
+@pytest.mark.parametrize('direction,dims', [('horizontal', [-1]),
+                                            ('vertical', [-2]),
+                                            ('diagonal', [-2, -1])])
+def test_probability_one_flip_equals_torch_flip(direction, dims):
+    img, seg = random_batch(3, 24, 32)
+    aug = BatchedSegAugmentation(
+        [dict(type='RandomFlip', prob=1.0, direction=direction)])
+    out_img, out_seg = aug(img, seg)
+    assert torch.equal(out_img, img.flip(dims))
+    assert torch.equal(out_seg, seg.long().flip(dims))
+
+
+def test_rotation_by_90_degrees_equals_rot90():
+    img, seg = random_batch(2, 32, 32)
+    aug = BatchedSegAugmentation([rotate_cfg((90, 90))])
+    out_img, out_seg = aug(img, seg)
+    matches = []
+    for k in (1, -1):
+        if torch.equal(out_seg, torch.rot90(seg.long(), k, (-2, -1))):
+            # Pixel values 0..255: 1e-2 is 4e-5 of the range.
+            torch.testing.assert_close(
+                out_img, torch.rot90(img, k, (-2, -1)), rtol=0, atol=1e-2)
+            matches.append(k)
+    assert len(matches) == 1
+
+
+@pytest.mark.parametrize('size,angle', [((48, 48), 90), ((48, 64), 30)])
+def test_rotation_matches_mmseg_random_rotate(size, angle):
+    """Same angle, same direction as mmseg's RandomRotate (mmcv.imrotate:
+    positive angles turn clockwise), so asymmetric degree ranges mean the
+    same on the device as on the CPU."""
+    from mmseg.registry import TRANSFORMS
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 3, y * 4, (x + y) * 2], -1).clip(0, 255).astype(
+        np.uint8)
+    seg = (((x - w / 2) / (w / 3))**2 + ((y - h / 2) /
+                                         (h / 4))**2 < 1).astype(np.uint8)
+    cfg = rotate_cfg((angle, angle), pad_val=0, seg_pad_val=255)
+    cpu = TRANSFORMS.build(cfg)(
+        dict(img=img.copy(), gt_seg_map=seg.copy(),
+             seg_fields=['gt_seg_map']))
+    out_img, out_seg = BatchedSegAugmentation([cfg])(
+        torch.from_numpy(img).permute(2, 0, 1)[None].float(),
+        torch.from_numpy(seg)[None])
+    agree = np.mean(out_seg[0].numpy() == cpu['gt_seg_map'])
+    assert agree == 1, f'labels agree on {agree:.0%} of the pixels only'
+    # OpenCV interpolates with 5-bit fixed-point weights.
+    diff = np.abs(out_img[0].permute(1, 2, 0).numpy() - cpu['img'])
+    assert diff.max() < 4 and diff.mean() < 0.5
+
+
+def test_rotation_pads_with_pad_val_and_seg_pad_val():
+    n, size = 2, 32
+    img = torch.full((n, 3, size, size), 100.0)
+    seg = torch.ones(n, size, size, dtype=torch.uint8)
+    aug = BatchedSegAugmentation(
+        [rotate_cfg((45, 45), pad_val=7, seg_pad_val=255)])
+    out_img, out_seg = aug(img, seg)
+    for row, col in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        assert torch.all(out_img[:, :, row, col] == 7.0)
+        assert torch.all(out_seg[:, row, col] == 255)
+    centre = slice(size // 2 - 4, size // 2 + 4)
+    torch.testing.assert_close(out_img[:, :, centre, centre],
+                               torch.full((n, 3, 8, 8), 100.0))
+    assert torch.all(out_seg[:, centre, centre] == 1)
+    # Wherever the image is pure padding, the label is ignore (the label
+    # may also be ignore on the border, where bilinear still reaches in).
+    padded = (out_img == 7.0).all(1)
+    assert padded.any() and torch.all(out_seg[padded] == 255)
+    assert torch.all((out_seg == 255) | (out_seg == 1))
+    assert 0 < (out_seg == 255).float().mean() < 0.5
+
+
+def test_each_sample_draws_its_own_flip():
+    torch.manual_seed(0)
+    one_img, one_seg = random_batch(1, 16, 16)
+    img, seg = one_img.expand(64, -1, -1, -1), one_seg.expand(64, -1, -1)
+    aug = BatchedSegAugmentation(
+        [dict(type='RandomFlip', prob=0.5, direction='horizontal')])
+    out_img, out_seg = aug(img, seg)
+    flipped = []
+    for i in range(64):
+        if torch.equal(out_img[i], one_img[0]):
+            assert torch.equal(out_seg[i], one_seg[0].long())
+            flipped.append(False)
+        else:
+            # Image and labels of a sample are flipped together.
+            assert torch.equal(out_img[i], one_img[0].flip(-1))
+            assert torch.equal(out_seg[i], one_seg[0].long().flip(-1))
+            flipped.append(True)
+    assert 0 < sum(flipped) < 64, sum(flipped)
+
+
+def test_each_sample_draws_its_own_rotation():
+    torch.manual_seed(1)
+    one_img, one_seg = random_batch(1, 16, 16)
+    img, seg = one_img.expand(64, -1, -1, -1), one_seg.expand(64, -1, -1)
+    aug = BatchedSegAugmentation([rotate_cfg((90, 90), prob=0.5)])
+    _, out_seg = aug(img, seg)
+    rotated = [not torch.equal(out_seg[i], one_seg[0].long())
+               for i in range(64)]
+    assert 0 < sum(rotated) < 64
+
+
+@pytest.mark.parametrize('transform', [
+    dict(type='RandomCrop', crop_size=(32, 32)),
+    dict(type='PhotoMetricDistortion'),
+])
+def test_unsupported_transform_is_named(transform):
+    with pytest.raises(ValueError, match=transform['type']):
+        BatchedSegAugmentation(
+            [dict(type='RandomFlip', prob=0.5), transform])
+
+
+# --------------------------------------------------------- 3. pipeline split
+def test_split_of_the_repo_train_pipeline():
+    pipeline = Config.fromfile(str(DATASET_CFG)).train_pipeline
+    prefix, rest = split_train_pipeline(pipeline)
+    assert [t['type'] for t in prefix] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'Resize'
+    ]
+    assert [t['type'] for t in rest] == [
+        'RandomFlip', 'RandomFlip', 'RandomRotate', 'PackSegInputs'
+    ]
+    # ... and the rest is what the device augmentation understands.
+    aug = BatchedSegAugmentation(rest)
+    assert aug.flips == [(0.5, 'horizontal'), (0.5, 'vertical')]
+    assert aug.rotation['degree'] == (-180.0, 180.0)
+
+
+def test_split_refuses_keep_ratio_and_late_resize():
+    load = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+    with pytest.raises(ValueError, match='keep_ratio'):
+        split_train_pipeline(
+            load + [dict(type='Resize', scale=(64, 64), keep_ratio=True)])
+    with pytest.raises(ValueError, match='Resize after a random'):
+        split_train_pipeline(load + [
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='Resize', scale=(64, 64), keep_ratio=False)
+        ])
+
+
+# ------------------------------------------------------------------ 4. cache
+@pytest.fixture(scope='module')
+def tiny_cfg(tiny_isic, tmp_path_factory):
+    path = write_tiny_config(
+        tmp_path_factory.mktemp('fast_cfg') / 'tiny_fast.py', tiny_isic,
+        epochs=2)
+    return path
+
+
+def test_cache_equals_the_config_loading_transforms(tiny_cfg):
+    from mmseg.registry import DATASETS
+    cfg = Config.fromfile(str(tiny_cfg))
+    prefix, _ = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
+    cache = DecodedImageCache.from_dataset_cfg(
+        cfg.train_dataloader.dataset, prefix, workers=2, progress=False)
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset,
+                                  pipeline=prefix))
+    assert len(cache) == len(dataset) == 11
+    assert cache.images.dtype == torch.uint8
+    assert cache.labels.dtype == torch.uint8
+    assert cache.images.shape == (11, 3, 64, 64)
+    assert cache.labels.shape == (11, 64, 64)
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        assert cache.files[i] == sample['img_path']
+        assert np.array_equal(cache.images[i].permute(1, 2, 0).numpy(),
+                              sample['img'])
+        assert np.array_equal(cache.labels[i].numpy(), sample['gt_seg_map'])
+    assert set(cache.labels.unique().tolist()) == {0, 1}
+    assert not torch.equal(cache.images[0], cache.images[1])
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'garbage'])
+def test_cache_names_a_broken_image(tiny_isic, tiny_cfg, tmp_path, damage):
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_isic, root)
+    name = (root / 'splits' / 'lightweight_train.txt').read_text().split()[5]
+    bad = root / 'images' / f'{name}.jpg'
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 2] if damage == 'truncated' else
+                    b'this is not a JPEG' * 20)
+    cfg = Config.fromfile(str(tiny_cfg))
+    dataset_cfg = dict(cfg.train_dataloader.dataset, data_root=str(root))
+    prefix, _ = split_train_pipeline(dataset_cfg['pipeline'])
+    with pytest.raises(Exception) as info:
+        DecodedImageCache.from_dataset_cfg(dataset_cfg, prefix, workers=2,
+                                           progress=False)
+    assert str(bad) in str(info.value)
+
+
+# ---------------------------------------------------------- 5. lr schedule
+def _wrapper(optim_cfg):
+    from mmengine.optim import build_optim_wrapper
+    return build_optim_wrapper(torch.nn.Linear(2, 2), optim_cfg)
+
+
+def test_lr_table_is_the_closed_form_cosine_of_the_repo_schedule():
+    cfg = Config.fromfile(str(SCHEDULE_CFG))
+    wrapper = _wrapper(cfg.optim_wrapper)
+    iters = 3
+    table = learning_rate_table(wrapper, cfg.param_scheduler, iters, 50)
+    assert table.shape == (50 * iters, 1)
+    assert table.dtype == torch.float64
+    for epoch in range(50):
+        expected = 1e-5 + (1e-3 - 1e-5) * (
+            1 + math.cos(math.pi * epoch / 50)) / 2
+        rows = table[epoch * iters:(epoch + 1) * iters, 0].tolist()
+        assert rows == pytest.approx([expected] * iters, rel=1e-9), epoch
+    # The optimizer is left as it was.
+    group = wrapper.optimizer.param_groups[0]
+    assert group['lr'] == 1e-3
+    assert 'initial_lr' not in group
+
+
+def test_lr_table_steps_iteration_based_schedulers_every_iteration():
+    cfg = Config.fromfile(str(SCHEDULE_CFG))
+    wrapper = _wrapper(cfg.optim_wrapper)
+    schedulers = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=10)
+    ]
+    table = learning_rate_table(wrapper, schedulers, 4, 4)[:, 0].tolist()
+    assert len(table) == 16
+    # mmengine's LinearLR reaches the base rate at step end - begin - 1.
+    expected = [1e-3 * (0.1 + 0.9 * min(i, 9) / 9) for i in range(16)]
+    assert table == pytest.approx(expected, rel=1e-9)
+    assert len(set(round(v, 12) for v in table[:10])) == 10
+
+
+# --------------------------------------------------- 6. step == mmengine's
+def test_eager_step_equals_mmseg_train_step():
+    from mmengine.optim import OptimWrapper
+    from mmengine.runner import set_random_seed
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    cfg = Config.fromfile(str(DSNET_CFG))
+    h = w = 64
+    n, batch = 4, 2
+    # The cache holds images at the crop size; the preprocessor pads to it.
+    cfg.model.data_preprocessor.size = (h, w)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, h, w), generator=g,
+                           dtype=torch.uint8)
+    labels = (torch.rand(n, h, w, generator=g) > 0.6).to(torch.uint8)
+    labels[0, :6, :6] = 255
+    labels[3, -5:] = 255
+    cache = DecodedImageCache(images, labels, [f'img{i}' for i in range(n)])
+
+    set_random_seed(0)
+    run = TrainingRun(cfg, cache, BatchedSegAugmentation([]), batch, 2, 1,
+                      torch.device('cpu'))
+    reference = MODELS.build(cfg.model)
+    reference.load_state_dict(run.model.state_dict())
+    reference.train()
+    opt = cfg.optim_wrapper.optimizer
+    wrapper = OptimWrapper(
+        torch.optim.AdamW(reference.parameters(), lr=opt.lr,
+                          betas=opt.betas, weight_decay=opt.weight_decay))
+
+    for iteration, index in enumerate(([0, 1], [3, 2])):
+        run.batch_index.copy_(torch.tensor(index))
+        run.step(iteration)
+        fast = run.scalars()
+        samples = []
+        for i in index:
+            sample = SegDataSample(
+                metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
+            sample.gt_sem_seg = PixelData(data=labels[i][None].long())
+            samples.append(sample)
+        data = dict(inputs=[images[i] for i in index], data_samples=samples)
+        log_vars = reference.train_step(data, wrapper)
+        assert fast['lr'] == pytest.approx(1e-3)
+        assert set(log_vars) <= set(fast)
+        for key, value in log_vars.items():
+            assert fast[key] == pytest.approx(float(value), rel=1e-5,
+                                              abs=1e-6), (iteration, key)
+        for (name, a), b in zip(run.model.state_dict().items(),
+                                reference.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6,
+                                       msg=f'{name} after step {iteration}')
+    # The parameters did move.
+    assert any(not torch.equal(a, b) for a, b in zip(
+        run.model.state_dict().values(),
+        MODELS.build(cfg.model).state_dict().values()))
+
+
+# ---------------------------------------------------------- 7. the tool
+def _run_fast_train(*args):
+    proc = subprocess.run(
+        [sys.executable, 'tools/fast_train.py', *map(str, args)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    return proc
+
+
+@pytest.fixture(scope='module')
+def fast_trained(tiny_isic, tmp_path_factory):
+    """DSNet and EGE-UNet (sigmoid CE: the swapped criterion) trained
+    together for 2 epochs on the tiny set."""
+    tmp = tmp_path_factory.mktemp('fast_train')
+    dsnet = write_tiny_config(tmp / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    egeunet = write_tiny_config(tmp / 'tiny_egeunet.py', tiny_isic,
+                                base='configs/egeunet/egeunet_isic2018.py',
+                                epochs=2)
+    work = tmp / 'work'
+    proc = _run_fast_train(dsnet, f'{egeunet}@3', '--work-dir', work,
+                           '--device', 'cpu')
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work, proc
+
+
+@pytest.mark.parametrize('name,config,seed', [
+    ('tiny_dsnet_seed0', 'tiny_dsnet.py', 0),
+    ('tiny_egeunet_seed3', 'tiny_egeunet.py', 3),
+])
+def test_fast_train_work_dir_layout(fast_trained, name, config, seed):
+    from mmseg_dsnet.compat import safe_torch_load
+    work, proc = fast_trained
+    run_dir = work / name
+    assert f'{name}: 2 epochs' in proc.stdout
+    dumped = Config.fromfile(str(run_dir / config))
+    assert dumped.randomness.seed == seed
+    assert dumped.work_dir == str(run_dir)
+    logs = list(run_dir.glob('*/*.log'))
+    assert len(logs) == 1
+    timestamp = logs[0].parent.name
+    assert logs[0].name == f'{timestamp}.log'
+    text = logs[0].read_text()
+    assert 'Checkpoints will be saved to' in text
+    assert text.count('Epoch(train)') == 2
+    scalars = [json.loads(line) for line in (
+        run_dir / timestamp / 'vis_data' /
+        'scalars.json').read_text().splitlines()]
+    assert [s['epoch'] for s in scalars] == [1, 2]
+    assert all(math.isfinite(s['loss']) for s in scalars)
+    assert scalars[0]['lr'] == pytest.approx(1e-3)
+    assert scalars[1]['lr'] < scalars[0]['lr']  # cosine over 2 epochs
+    checkpoint = run_dir / 'epoch_2.pth'
+    assert (run_dir / 'last_checkpoint').read_text().strip() == str(
+        checkpoint)
+    ckpt = safe_torch_load(str(checkpoint))
+    assert ckpt['meta']['epoch'] == 2 and ckpt['meta']['seed'] == seed
+    assert ckpt['state_dict']
+    from mmseg.registry import MODELS
+    model = MODELS.build(dumped.model)
+    model.load_state_dict(ckpt['state_dict'])  # strict: every key
+    summary = json.loads((run_dir / 'fast_train.json').read_text())
+    assert summary['completed'] is True and summary['epochs'] == 2
+    assert summary['seed'] == seed and summary['runs_together'] == 2
+    assert summary['checkpoint'] == str(checkpoint)
+
+
+@pytest.fixture(scope='module')
+def fast_train_tool():
+    return load_tool('fast_train.py')
+
+
+def _cli_error(tool, argv, capsys):
+    """Run the tool's ``main`` as its command line does. Returns the text
+    the user sees: ``ERROR: ...`` for a reported user error, else the
+    exception (which the command line would show as a traceback)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    capsys.readouterr()
+    try:
+        run_reporting_user_errors(lambda: tool.main([str(a) for a in argv]))
+    except SystemExit as exc:
+        assert exc.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith('ERROR: ')
+        return err
+    except Exception as exc:  # noqa: BLE001  (raised: a traceback)
+        return f'{type(exc).__name__}: {exc}'
+    pytest.fail(f'{argv} did not fail')
+
+
+def test_fast_train_missing_config(fast_train_tool, tmp_path, capsys):
+    missing = tmp_path / 'no_such_config.py'
+    text = _cli_error(fast_train_tool,
+                      [missing, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert 'config file not found' in text and str(missing) in text
+
+
+def test_fast_train_bad_seeds(fast_train_tool, tiny_cfg, tmp_path, capsys):
+    text = _cli_error(fast_train_tool,
+                      [f'{tiny_cfg}@x', '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert 'seeds after @ must be integers' in text and '@x' in text
+
+
+def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
+                                          tmp_path, capsys):
+    first = write_tiny_config(tmp_path / 'first.py', tiny_isic)
+    second = tmp_path / 'second.py'
+    second.write_text(f"_base_ = '{first}'\n"
+                      'train_dataloader = dict(batch_size=2)\n')
+    text = _cli_error(fast_train_tool,
+                      [first, second, '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert str(second) in text and 'batch_size' in text
+    assert not list((tmp_path / 'w').glob('*/*.log'))  # nothing trained
+
+
+@pytest.mark.parametrize('runs', [['{cfg}', '{cfg}'], ['{cfg}@1,1'],
+                                  ['{cfg}@0', '{cfg}']])
+def test_fast_train_same_config_and_seed_twice(fast_train_tool, tiny_cfg,
+                                               tmp_path, capsys, runs):
+    argv = [r.format(cfg=tiny_cfg) for r in runs]
+    text = _cli_error(fast_train_tool,
+                      argv + ['--work-dir', tmp_path / 'w', '--device',
+                              'cpu'], capsys)
+    assert 'the same config and seed twice' in text
+
+
+def test_a_run_does_not_depend_on_the_runs_beside_it(tiny_cfg, tmp_path):
+    """Seed 0 of a config trains the same model whether it trains alone or
+    together with other runs (as its shuffling, from a per-run generator,
+    already does)."""
+    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+
+    def train(name, seeds):
+        specs = []
+        for seed in seeds:
+            cfg = Config.fromfile(str(tiny_cfg))
+            cfg.train_cfg.max_epochs = 1
+            specs.append(RunSpec(cfg, str(tiny_cfg), seed,
+                                 str(tmp_path / name / f'seed{seed}')))
+        FastTrainer(specs, device='cpu', workers=2, progress=False).train()
+        return safe_torch_load(
+            str(tmp_path / name / 'seed0' / 'epoch_1.pth'))['state_dict']
+
+    alone = train('alone', [0])
+    again = train('again', [0])
+    together = train('together', [0, 1])
+    for key, value in alone.items():
+        assert torch.equal(value, again[key]), key  # deterministic
+    differ = [k for k, v in alone.items()
+              if v.is_floating_point() and not torch.equal(v, together[k])]
+    assert not differ, (
+        f'{len(differ)} of {len(alone)} tensors differ, e.g. {differ[0]}')
+
+
+def test_fast_train_configs_sharing_a_file_name(fast_train_tool, tiny_cfg,
+                                                tmp_path, capsys):
+    """Runs are named after the config file, so two different configs with
+    one name are refused before anything is written."""
+    other = tmp_path / 'elsewhere' / osp.basename(str(tiny_cfg))
+    other.parent.mkdir()
+    other.write_text(f"_base_ = '{tiny_cfg}'\n")
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, other, '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert 'share a file name' in text and str(other) in text
+    assert not (tmp_path / 'w').exists() or not list(
+        (tmp_path / 'w').glob('*/*.log'))
