@@ -34,7 +34,9 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cuda')
     p.add_argument('--variants', nargs='+',
                    default=['eager', 'graph', 'graph+channels_last',
-                            'graph+bf16', 'graph+bf16+channels_last'])
+                            'graph+bf16', 'graph+bf16+channels_last'],
+                   help="'+'-joined: eager or graph, channels_last, bf16, "
+                   'compile')
     p.add_argument('--top', type=int, default=25)
     return p.parse_args(argv)
 
@@ -45,7 +47,8 @@ def make_run(cfg, cache, aug, args, variant):
     return TrainingRun(
         cfg, cache, aug, args.batch_size, 10, 10000, device,
         cuda_graph='graph' in variant and device.type == 'cuda',
-        channels_last='channels_last' in variant, amp='bf16' in variant)
+        channels_last='channels_last' in variant, amp='bf16' in variant,
+        compile='compile' in variant)
 
 
 def time_steps(run, steps, sync):

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# One device-tool call: profile the training data path on the GPU, then
-# train the ISIC 2017 literature protocol (1500 images, 256x256, batch 8,
-# 300 epochs) for DSNet and the lightweight baselines together with
-# tools/fast_train.py, and test every finished run.
+# One device-tool call: train the ISIC 2017 literature protocol (1500 images,
+# 256x256, batch 8, 300 epochs) with tools/fast_train.py and test every
+# finished run with tools/test.py; optionally profile the data path first.
 #
-# Run from the repo root on the GPU machine, with the kit and the converted
-# data carried:   ../shared/device/stage.sh     (here, once)
-#   device run, carry [".device_kit", "data/isic2017"]:
-#   bash tools/device/isic2017_fast_protocol.sh
-# Results go to $OUT (the device tool's folder) or work_dirs/device.
-# For a dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 INDICES=16 ...
+# Here, once:   ../shared/device/stage.sh
+# Device call:  carry [".device_kit", "data/isic2017"], then
+#               bash tools/device/isic2017_fast_protocol.sh
+#               RUNS="configs/dsnet/dsnet_isic2017.py@1" bash tools/device/...
+# Everything comes back as $OUT/results.tar.gz (logs, scalars, dumped configs,
+# fast_train.json, test_metrics.json and the final checkpoints) plus
+# $OUT/summary.txt. A session's 15 device minutes hold one DSNet run
+# (about 8 min on an H200); results accumulate over sessions.
+# Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 INDICES=16 OUT=/tmp/d bash ...
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}
 EPOCHS=${EPOCHS:-300}          # protocol epochs
-TIME_LIMIT=${TIME_LIMIT:-330}  # seconds the main training loop may take
-RUNS=${RUNS:-"configs/dsnet/dsnet_isic2017.py@0 configs/dsnet/dsnet_isic2017.py@1 configs/egeunet/egeunet_isic2017.py configs/malunet/malunet_isic2017.py configs/dsnet/dsnet_isic2017.py@2 configs/segformer/segformer_mit-b0_isic2017.py"}
+TIME_LIMIT=${TIME_LIMIT:-500}  # seconds the training loop may take
+PROFILE=${PROFILE:-0}          # 1: profile mmengine's loop and the fast loop first
+RUNS=${RUNS:-"configs/dsnet/dsnet_isic2017.py@0"}
 SMALL=()
 if [ -n "${INDICES:-}" ]; then
   SMALL=(train_dataloader.dataset.indices=$INDICES test_dataloader.dataset.indices=$INDICES)
@@ -25,52 +28,41 @@ if [ -f .device_kit/setup.sh ] && [ -z "${PYTHON:-}" ]; then
   source .device_kit/setup.sh || exit 1
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-stamp() { echo "[$(date +%H:%M:%S) +$((SECONDS))s] $*"; }
+stamp() { echo "[$(date +%H:%M:%S) +$((SECONDS))s] $*" | tee -a "$OUT/summary.txt"; }
 
-# 0. The captured step must train exactly like the eager one.
-stamp "check: CUDA graph step == eager step"
-timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_fast_training_cuda.py 2>&1 | tail -3
+if [ "$PROFILE" = 1 ]; then
+  stamp "profile: mmengine loop, 1 epoch"
+  timeout 120 $PY tools/train.py configs/dsnet/dsnet_isic2017.py \
+    --work-dir "$OUT/profile/mmengine_loop" --no-synthetic-fallback \
+    --cfg-options train_cfg.max_epochs=1 train_cfg.val_begin=2 train_dataloader.num_workers=8 \
+    default_hooks.logger.interval=20 "${SMALL[@]}" > "$OUT/profile_mmengine.txt" 2>&1
+  stamp "profile: one step in each form"
+  timeout 150 $PY tools/analysis_tools/profile_train_step.py configs/dsnet/dsnet_isic2017.py \
+    --steps 40 > "$OUT/profile_train_step.txt" 2>&1
+  grep "ms/step\|failed" "$OUT/profile_train_step.txt" | tee -a "$OUT/summary.txt"
+fi
 
-# 1. Profile: mmengine's own loop, one epoch (how much is data loading?).
-stamp "profile: mmengine loop, 1 epoch"
-timeout 120 $PY tools/train.py configs/dsnet/dsnet_isic2017.py \
-  --work-dir "$OUT/profile/mmengine_loop" --no-synthetic-fallback \
-  --cfg-options train_cfg.max_epochs=1 train_cfg.val_begin=2 train_dataloader.num_workers=8 \
-  default_hooks.logger.interval=20 "${SMALL[@]}" > "$OUT/profile_mmengine.txt" 2>&1
-echo "rc=$?"; grep -E "Epoch\(train\)" "$OUT/profile_mmengine.txt" | tail -3
-
-# 2. Profile: the fast loop without and with the CUDA graph, DSNet alone.
-stamp "profile: fast loop, eager"
-timeout 90 $PY tools/fast_train.py configs/dsnet/dsnet_isic2017.py \
-  --work-dir "$OUT/profile/fast_eager" --no-cuda-graph \
-  --cfg-options train_cfg.max_epochs=2 "${SMALL[@]}" > "$OUT/profile_fast_eager.txt" 2>&1
-echo "rc=$?"; grep "\[fast_train\]" "$OUT/profile_fast_eager.txt" | tail -2
-stamp "profile: fast loop, CUDA graph"
-timeout 90 $PY tools/fast_train.py configs/dsnet/dsnet_isic2017.py \
-  --work-dir "$OUT/profile/fast_graph" \
-  --cfg-options train_cfg.max_epochs=4 "${SMALL[@]}" > "$OUT/profile_fast_graph.txt" 2>&1
-echo "rc=$?"; grep "\[fast_train\]" "$OUT/profile_fast_graph.txt" | tail -2
-
-# 3. The protocol: all runs together, one CUDA stream each; runs are dropped
-#    from the end of the list if the loop would pass TIME_LIMIT.
-stamp "protocol: $RUNS"
-timeout $((TIME_LIMIT + 120)) $PY tools/fast_train.py $RUNS \
+stamp "training: $RUNS"
+timeout $((TIME_LIMIT + 90)) $PY tools/fast_train.py $RUNS \
   --work-dir "$OUT/runs" --time-limit "$TIME_LIMIT" --checkpoint-interval 50 \
-  --cfg-options train_cfg.max_epochs=$EPOCHS "${SMALL[@]}" 2>&1 | tee "$OUT/protocol.txt" | grep -v "decoding training images"
-echo "rc=${PIPESTATUS[0]}"
+  --cfg-options train_cfg.max_epochs=$EPOCHS "${SMALL[@]}" > "$OUT/training.txt" 2>&1
+echo "fast_train rc=$?" | tee -a "$OUT/summary.txt"
+grep "^\[fast_train\]" "$OUT/training.txt" | tail -8 | tee -a "$OUT/summary.txt"
 
-# 4. Test every finished run (tools/test.py, LesionMetric), in parallel.
 stamp "testing"
-for dir in "$OUT"/runs/*/; do
-  ckpt="$dir/epoch_$EPOCHS.pth"
-  [ -f "$ckpt" ] || { echo "no final checkpoint in $dir"; continue; }
+# One run: --work-dir is its dir; several: one sub-folder each.
+RUN_DIRS=$(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
+for dir in $RUN_DIRS; do
+  ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null)
+  [ -f "$ckpt" ] || { echo "no checkpoint in $dir" | tee -a "$OUT/summary.txt"; continue; }
   cfg=$(ls "$dir"/*.py | head -1)
-  timeout 150 $PY tools/test.py "$cfg" "$ckpt" --work-dir "$dir" \
+  timeout 120 $PY tools/test.py "$cfg" "$ckpt" --work-dir "$dir" \
     --cfg-options test_dataloader.num_workers=4 "${SMALL[@]}" > "$dir/test_output.txt" 2>&1 &
 done
 wait
-for dir in "$OUT"/runs/*/; do
-  echo "$(basename $dir): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' $dir/test_output.txt 2>/dev/null | head -1)"
+for dir in $RUN_DIRS; do
+  echo "$(basename $dir): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' $dir/test_output.txt 2>/dev/null | head -1)" | tee -a "$OUT/summary.txt"
 done
-find "$OUT" -name "*.pth" -path "*profile*" -delete
+# The device tool brings back few, shallow files: pack the work dirs.
+tar czf "$OUT/results.tar.gz" -C "$OUT" runs $( [ "$PROFILE" = 1 ] && echo profile ) && rm -rf "$OUT/runs" "$OUT/profile"
 stamp "done"
