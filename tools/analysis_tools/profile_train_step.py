@@ -80,6 +80,8 @@ def main(argv=None):
     _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
     h, w = args.shape
+    if cfg.model.get('data_preprocessor', {}).get('size') is not None:
+        cfg.model.data_preprocessor.size = (h, w)
     gen = torch.Generator().manual_seed(0)
     n = max(64, args.batch_size)
     cache = DecodedImageCache(
