@@ -634,3 +634,29 @@ def test_fast_train_configs_sharing_a_file_name(fast_train_tool, tiny_cfg,
     assert 'share a file name' in text and str(other) in text
     assert not (tmp_path / 'w').exists() or not list(
         (tmp_path / 'w').glob('*/*.log'))
+
+
+def test_fast_train_validates_and_tests_the_best_checkpoint(
+        fast_train_tool, tiny_cfg, tmp_path):
+    """--val-interval validates like mmengine's ValLoop, keeps the best
+    checkpoint by the config's save_best key and --test evaluates it."""
+    work = tmp_path / 'val_run'
+    code = fast_train_tool.main([
+        str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+        '--val-interval', '1', '--test'
+    ])
+    assert code == 0
+    log = next(work.glob('*/*.log'))
+    scalars = [json.loads(line) for line in (
+        log.parent / 'vis_data' / 'scalars.json').read_text().splitlines()]
+    val = [s for s in scalars if 'IoU' in s]
+    assert [s['step'] for s in val] == [1, 2]
+    assert log.read_text().count('Epoch(val)') == 2
+    best = max(val, key=lambda s: s['IoU'])
+    best_file = work / f'best_IoU_epoch_{best["step"]}.pth'
+    assert best_file.is_file()
+    assert len(list(work.glob('best_*.pth'))) == 1
+    record = json.loads((work / 'fast_train.json').read_text())
+    assert record['best']['score'] == pytest.approx(best['IoU'])
+    tested = json.loads((work / 'test_metrics.json').read_text())
+    assert tested['checkpoint'] == str(best_file)

@@ -70,6 +70,10 @@ def parse_args(argv=None):
                         'from the last one while the projection is above')
     parser.add_argument('--checkpoint-interval', type=int, default=0,
                         help='also save every N epochs (default: at the end)')
+    parser.add_argument('--val-interval', type=int, default=0,
+                        help="validate on the config's val split every N "
+                        'epochs and keep the best checkpoint (the official '
+                        "protocol's model selection; default: none)")
     parser.add_argument('--workers', type=int, help='image-decoding threads')
     parser.add_argument('--test', action='store_true',
                         help='run tools/test.py on every finished run')
@@ -144,8 +148,11 @@ def test_runs(summaries):
             continue
         dumped = osp.join(summary['work_dir'],
                           osp.basename(summary['config']))
+        # With validation, the test uses the checkpoint selected on it.
+        best = summary.get('best') or {}
+        checkpoint = best.get('path') or summary['checkpoint']
         cmd = [sys.executable, osp.join(TOOLS, 'test.py'), dumped,
-               summary['checkpoint'], '--work-dir', summary['work_dir']]
+               checkpoint, '--work-dir', summary['work_dir']]
         print('[fast_train] ' + ' '.join(cmd), flush=True)
         codes[summary['name']] = subprocess.call(cmd)
     return codes
@@ -167,6 +174,7 @@ def main(argv=None):
         warmup_iters=args.warmup_iters,
         time_limit=args.time_limit,
         checkpoint_interval=args.checkpoint_interval,
+        val_interval=args.val_interval,
         workers=args.workers)
     summaries = trainer.train()
     for summary in summaries:

@@ -96,6 +96,10 @@ class FastTrainer:
             total is above it, the last run is stopped (and reported).
         checkpoint_interval (int): Also save every this many epochs
             (0: only at the end). Default: 0.
+        val_interval (int): Validate on the config's ``val_dataloader``
+            every this many epochs and at the end, keeping
+            ``best_<key>_epoch_<n>.pth`` by the checkpoint hook's
+            ``save_best`` key and ``rule`` (0: no validation). Default: 0.
         workers (int, optional): Image-decoding threads.
         progress (bool): Console progress. Default: True.
     """
@@ -111,6 +115,7 @@ class FastTrainer:
                  warmup_iters: int = 3,
                  time_limit: Optional[float] = None,
                  checkpoint_interval: int = 0,
+                 val_interval: int = 0,
                  workers: Optional[int] = None,
                  progress: bool = True):
         if not specs:
@@ -129,6 +134,7 @@ class FastTrainer:
         self.warmup_iters = max(1, warmup_iters) if self.cuda_graph else 0
         self.time_limit = time_limit
         self.checkpoint_interval = checkpoint_interval
+        self.val_interval = val_interval
         self.workers = workers
         self.progress = progress
         self.timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
@@ -183,7 +189,18 @@ class FastTrainer:
             compile=self.compile, seed=spec.seed)
         generator = torch.Generator(self.device)
         generator.manual_seed(spec.seed)
+        validator, best = None, None
+        if self.val_interval:
+            from .validator import Validator
+            validator = Validator(spec.cfg)
+            hook = (spec.cfg.get('default_hooks') or {}).get(
+                'checkpoint') or {}
+            key = hook.get('save_best') or 'IoU'
+            key = key[0] if isinstance(key, (list, tuple)) else key
+            best = dict(key=key, rule=hook.get('rule') or 'greater',
+                        score=None, path=None, epoch=None)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
+                    validator=validator, best=best,
                     generator=generator, order=None, active=True,
                     stopped=None, epochs=0, scalars=None, eager=False,
                     checkpoints=[])
@@ -312,6 +329,43 @@ class FastTrainer:
         if self.checkpoint_interval and epoch % self.checkpoint_interval \
                 == 0 and epoch < self.max_epochs:
             self._save(state, epoch)
+        if state['validator'] is not None and (
+                epoch % self.val_interval == 0 or epoch == self.max_epochs):
+            self._validate(state, epoch)
+
+    def _validate(self, state, epoch):
+        """Validate, log like mmengine's ValLoop, keep the best
+        checkpoint."""
+        run, best = state['run'], state['best']
+        with self._stream(state):
+            if run.stream is not None:
+                run.stream.synchronize()
+            metrics = state['validator'](run.model)
+        count = len(state['validator'])
+        text = '  '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
+        state['logger'].info(f'Epoch(val) [{epoch}][{count}/{count}]    '
+                             f'{text}')
+        with open(osp.join(state['log_dir'], 'vis_data', 'scalars.json'),
+                  'a') as f:
+            f.write(json.dumps(dict(metrics, step=epoch)) + '\n')
+        score = metrics.get(best['key'])
+        if score is None:
+            raise FastTrainingError(
+                f'save_best key {best["key"]!r} is not among the validation '
+                f'metrics {sorted(metrics)}')
+        better = best['score'] is None or (
+            score > best['score'] if best['rule'] == 'greater' else
+            score < best['score'])
+        if better:
+            old = best['path']
+            best.update(score=score, epoch=epoch, path=self._save(
+                state, epoch, name=f'best_{best["key"]}_epoch_{epoch}.pth',
+                keep_others=True))
+            if old and old != best['path'] and osp.exists(old):
+                os.remove(old)
+            state['logger'].info(f'The best checkpoint with {score:.4f} '
+                                 f'{best["key"]} at {epoch} epoch is saved '
+                                 f'to {osp.basename(best["path"])}.')
 
     def _apply_time_limit(self, states, epochs_done, elapsed,
                           epoch_seconds):
@@ -344,7 +398,7 @@ class FastTrainer:
             self._say(f'{last["spec"].name}: {last["stopped"]}')
 
     # ----------------------------------------------------------------- finish
-    def _save(self, state, epoch):
+    def _save(self, state, epoch, name=None, keep_others=False):
         import io
         spec, run = state['spec'], state['run']
         if run.stream is not None:
@@ -357,8 +411,10 @@ class FastTrainer:
                       for k, v in run.model.state_dict().items()}
         buffer = io.BytesIO()
         torch.save(dict(meta=meta, state_dict=state_dict), buffer)
-        path = osp.join(spec.work_dir, f'epoch_{epoch}.pth')
+        path = osp.join(spec.work_dir, name or f'epoch_{epoch}.pth')
         atomic_write(buffer.getvalue(), path)
+        if keep_others:
+            return path
         atomic_write(path, osp.join(spec.work_dir, 'last_checkpoint'))
         for old in state['checkpoints']:
             if old != path and osp.exists(old):
@@ -389,7 +445,8 @@ class FastTrainer:
             capture_seconds=round(self.capture_seconds, 2),
             cuda_graph=self.cuda_graph, channels_last=self.channels_last,
             fused_optimizer=self.fused_optimizer, amp=self.amp,
-            compile=self.compile, torch=torch.__version__, final_scalars=state['scalars'])
+            compile=self.compile, torch=torch.__version__,
+            final_scalars=state['scalars'], best=state['best'])
         atomic_write(json.dumps(summary, indent=2),
                      osp.join(spec.work_dir, 'fast_train.json'))
         state['logger'].info(
