@@ -74,6 +74,9 @@ def parse_args(argv=None):
                         help="validate on the config's val split every N "
                         'epochs and keep the best checkpoint (the official '
                         "protocol's model selection; default: none)")
+    parser.add_argument('--resume', action='store_true',
+                        help='continue every run from the last checkpoint '
+                        'of its work dir')
     parser.add_argument('--workers', type=int, help='image-decoding threads')
     parser.add_argument('--test', action='store_true',
                         help='run tools/test.py on every finished run')
@@ -175,6 +178,7 @@ def main(argv=None):
         time_limit=args.time_limit,
         checkpoint_interval=args.checkpoint_interval,
         val_interval=args.val_interval,
+        resume=args.resume,
         workers=args.workers)
     summaries = trainer.train()
     for summary in summaries:

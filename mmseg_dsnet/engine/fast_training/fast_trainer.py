@@ -20,6 +20,17 @@ from .gpu_augmentation import BatchedSegAugmentation
 from .training_run import TrainingRun
 
 
+def _to_cpu(value):
+    """A copy of a nested state dict with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
 class RunSpec:
     """What to train: a loaded config, a seed and a work dir."""
 
@@ -102,6 +113,9 @@ class FastTrainer:
             ``save_best`` key and ``rule`` (0: no validation). Default: 0.
         workers (int, optional): Image-decoding threads.
         progress (bool): Console progress. Default: True.
+        resume (bool): Continue every run from the ``last_checkpoint`` of
+            its work dir (weights, optimizer, generators, epoch; all runs
+            must stand at the same epoch). Default: False.
     """
 
     def __init__(self,
@@ -117,7 +131,8 @@ class FastTrainer:
                  checkpoint_interval: int = 0,
                  val_interval: int = 0,
                  workers: Optional[int] = None,
-                 progress: bool = True):
+                 progress: bool = True,
+                 resume: bool = False):
         if not specs:
             raise FastTrainingError('nothing to train')
         self.specs = list(specs)
@@ -137,6 +152,7 @@ class FastTrainer:
         self.val_interval = val_interval
         self.workers = workers
         self.progress = progress
+        self.resume = resume
         self.timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
 
     # ------------------------------------------------------------------ setup
@@ -201,7 +217,7 @@ class FastTrainer:
                         score=None, path=None, epoch=None)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
                     validator=validator, best=best,
-                    generator=generator, order=None, active=True,
+                    generator=generator, order=None, active=True, steps=0,
                     stopped=None, epochs=0, scalars=None, eager=False,
                     checkpoints=[])
 
@@ -232,6 +248,8 @@ class FastTrainer:
             # Every step has the same shapes: let cuDNN pick its kernels.
             torch.backends.cudnn.benchmark = True
         self.total_iters = self.max_epochs * self.iters_per_epoch
+        start_epoch = self._resume(states) if self.resume else 0
+        self.start_epoch = start_epoch
         for state in states:
             state['logger'].info(
                 f'Checkpoints will be saved to {state["spec"].work_dir}.')
@@ -241,7 +259,7 @@ class FastTrainer:
         start = time.perf_counter()
         previous = 0.0
         capture_seconds = 0.0
-        for epoch in range(self.max_epochs):
+        for epoch in range(start_epoch, self.max_epochs):
             active = [s for s in states if s['active']]
             if not active:
                 break
@@ -261,11 +279,12 @@ class FastTrainer:
                         run.batch_index.copy_(state['order'][index])
                         if self.cuda_graph and run.graph is None and \
                                 not state['eager'] and \
-                                iteration >= self.warmup_iters:
+                                state['steps'] >= self.warmup_iters:
                             tick = time.perf_counter()
                             self._capture(state, iteration)
                             capture_seconds += time.perf_counter() - tick
                         run.step(iteration)
+                        state['steps'] += 1
             elapsed = time.perf_counter() - start
             for state in active:
                 self._end_epoch(state, epoch + 1, elapsed)
@@ -274,9 +293,9 @@ class FastTrainer:
             self._apply_time_limit(states, epoch + 1, elapsed, epoch_seconds)
             if self.progress and ((epoch + 1) % max(1, self.max_epochs // 20)
                                   == 0 or epoch + 1 == self.max_epochs):
-                rate = (epoch + 1) * self.iters_per_epoch * \
-                    self.batch_size / elapsed
-                eta = elapsed / (epoch + 1) * (self.max_epochs - epoch - 1)
+                done = epoch + 1 - start_epoch
+                rate = done * self.iters_per_epoch * self.batch_size / elapsed
+                eta = elapsed / done * (self.max_epochs - epoch - 1)
                 self._say(f'epoch {epoch + 1}/{self.max_epochs}  '
                           f'{len(active)} run(s)  {rate:.0f} img/s per run  '
                           f'{elapsed:.0f} s elapsed, eta {eta:.0f} s')
@@ -284,7 +303,8 @@ class FastTrainer:
             torch.cuda.synchronize()
         self.loop_seconds = time.perf_counter() - start
         self.capture_seconds = capture_seconds
-        self.total_images = sum(s['epochs'] for s in states) * \
+        self.total_images = sum(
+            s['epochs'] - start_epoch for s in states) * \
             self.iters_per_epoch * self.batch_size
         return [self._finish(state) for state in states]
 
@@ -308,7 +328,8 @@ class FastTrainer:
         scalars = run.scalars()
         state['epochs'], state['scalars'] = epoch, scalars
         iteration = epoch * self.iters_per_epoch
-        per_iter = elapsed / iteration
+        per_iter = elapsed / ((epoch - self.start_epoch) *
+                              self.iters_per_epoch)
         text = '  '.join(f'{k}: {v:.4e}' if k == 'lr' else f'{k}: {v:.4f}'
                          for k, v in scalars.items())
         logger.info(f'Epoch(train) [{epoch}][{self.iters_per_epoch}/'
@@ -371,7 +392,7 @@ class FastTrainer:
                           epoch_seconds):
         """Stop the last active run while the loop, continuing at the pace
         of the epoch just finished, would end after the time limit."""
-        if self.time_limit is None or epochs_done < 2:
+        if self.time_limit is None or epochs_done - self.start_epoch < 2:
             return  # the first epoch holds the warm-up and the captures
         active = [s for s in states if s['active']]
         projected = elapsed + epoch_seconds * (self.max_epochs - epochs_done)
@@ -396,6 +417,7 @@ class FastTrainer:
                 f'time limit of {self.time_limit:.0f} s')
             last['logger'].warning(last['stopped'])
             self._say(f'{last["spec"].name}: {last["stopped"]}')
+            self._save(last, epochs_done)  # resumable later
 
     # ----------------------------------------------------------------- finish
     def _save(self, state, epoch, name=None, keep_others=False):
@@ -406,11 +428,18 @@ class FastTrainer:
         meta = dict(
             epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
             experiment_name=spec.name, trainer='tools/fast_train.py',
+            best=state['best'],
             dataset_meta=self.cache.metainfo)
         state_dict = {k: v.detach().cpu()
                       for k, v in run.model.state_dict().items()}
+        checkpoint = dict(meta=meta, state_dict=state_dict)
+        if not keep_others:  # what --resume needs
+            checkpoint['optimizer'] = _to_cpu(run.optimizer.state_dict())
+            checkpoint['generators'] = dict(
+                order=state['generator'].get_state(),
+                augmentation=run.generator.get_state())
         buffer = io.BytesIO()
-        torch.save(dict(meta=meta, state_dict=state_dict), buffer)
+        torch.save(checkpoint, buffer)
         path = osp.join(spec.work_dir, name or f'epoch_{epoch}.pth')
         atomic_write(buffer.getvalue(), path)
         if keep_others:
@@ -423,18 +452,61 @@ class FastTrainer:
         state['logger'].info(f'Saving checkpoint at {epoch} epochs')
         return path
 
+    def _resume(self, states) -> int:
+        """Load every run's ``last_checkpoint``; returns the epoch to
+        continue from."""
+        from ...compat import safe_torch_load
+        epochs = {}
+        for state in states:
+            spec, run = state['spec'], state['run']
+            pointer = osp.join(spec.work_dir, 'last_checkpoint')
+            if not osp.isfile(pointer):
+                raise FastTrainingError(
+                    f'--resume: no last_checkpoint in {spec.work_dir}')
+            with open(pointer) as f:
+                path = f.read().strip()
+            checkpoint = safe_torch_load(path, map_location='cpu')
+            if 'optimizer' not in checkpoint:
+                raise FastTrainingError(
+                    f'--resume: {path} holds no optimizer state')
+            run.model.load_state_dict(checkpoint['state_dict'])
+            run.optimizer.load_state_dict(checkpoint['optimizer'])
+            for group in run.optimizer.param_groups:
+                # The step reads the rate from a tensor on the device.
+                rate = float(group['lr'])
+                group['lr'] = torch.tensor(rate, device=self.device) \
+                    if run.cuda_graph else rate
+            run._current_lr = None
+            state['generator'].set_state(checkpoint['generators']['order'])
+            run.generator.set_state(
+                checkpoint['generators']['augmentation'])
+            state['checkpoints'] = [path]
+            if state['best'] is not None and checkpoint['meta'].get('best'):
+                state['best'].update(checkpoint['meta']['best'])
+            epochs[spec.name] = checkpoint['meta']['epoch']
+            state['epochs'] = epochs[spec.name]
+            state['logger'].info(f'resumed from {path} (epoch '
+                                 f'{epochs[spec.name]})')
+        if len(set(epochs.values())) != 1:
+            raise FastTrainingError(
+                f'--resume: runs trained together must stand at the same '
+                f'epoch, found {epochs}')
+        return next(iter(epochs.values()))
+
     def _finish(self, state) -> dict:
         spec = state['spec']
         if state['stopped'] is None:
             self._save(state, self.max_epochs)
         checkpoint = state['checkpoints'][-1] if state['checkpoints'] \
             else None
-        images = state['epochs'] * self.iters_per_epoch * self.batch_size
+        images = (state['epochs'] - self.start_epoch) * \
+            self.iters_per_epoch * self.batch_size
         summary = dict(
             name=spec.name, config=spec.config_path, seed=spec.seed,
             work_dir=spec.work_dir, checkpoint=checkpoint,
             completed=state['stopped'] is None, stopped=state['stopped'],
-            epochs=state['epochs'], iters_per_epoch=self.iters_per_epoch,
+            epochs=state['epochs'], resumed_from_epoch=self.start_epoch,
+            iters_per_epoch=self.iters_per_epoch,
             batch_size=self.batch_size, train_images=len(self.cache),
             device=self._device_name(), runs_together=len(self.specs),
             loop_seconds=round(self.loop_seconds, 2),
