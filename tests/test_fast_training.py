@@ -695,3 +695,37 @@ def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
                       [tiny_cfg, '--work-dir', tmp_path / 'empty',
                        '--device', 'cpu', '--resume'], capsys)
     assert 'no last_checkpoint' in text and 'empty' in text
+
+
+def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
+                                                       tmp_path):
+    """leaderboard.py collect reads a fast_train work dir like a
+    tools/train.py one, notes the trainer, and takes the GPU throughput from
+    a benchmark.py JSON measured elsewhere (refusing a CPU one)."""
+    work, _ = fast_trained
+    run_dir = work / 'tiny_dsnet_seed0'
+    config = run_dir / 'tiny_dsnet.py'
+    lb = load_tool('analysis_tools/leaderboard.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    cpu_json = tmp_path / 'cpu.json'
+    result = bench.benchmark(Config.fromfile(str(config)), None, 'cpu',
+                             (256, 256), batch_size=1, warmup=0, repeat=1,
+                             throughput_repeat=1)
+    cpu_json.write_text(json.dumps(result))
+    common = ['collect', str(config), str(run_dir), '--no-benchmark',
+              '--runs-dir', str(tmp_path / 'runs'), '--metrics-file']
+    metrics = tmp_path / 'metrics.json'
+    metrics.write_text(json.dumps(dict(metrics=dict(IoU=1.0, DSC=2.0))))
+    with pytest.raises(ValueError, match='not a benchmark.py --device cuda'):
+        lb.main(common + [str(metrics), '--gpu-json', str(cpu_json)])
+    gpu_json = tmp_path / 'gpu.json'
+    gpu_json.write_text(json.dumps(dict(
+        result, device='cuda:0', device_name='Some GPU',
+        throughput=dict(result['throughput'], img_per_s=1234.5))))
+    record = lb.main(common + [str(metrics), '--gpu-json', str(gpu_json)])
+    assert record['gpu_img_per_s'] == 1234.5
+    assert record['gpu_benchmark']['gpu'] == 'Some GPU'
+    assert record['trainer']['tool'] == 'tools/fast_train.py'
+    assert record['trainer']['cuda_graph'] is False  # trained on the CPU
+    assert record['epochs'] == 2 and record['seed'] == 0
+    assert record['device'] == 'CPU'

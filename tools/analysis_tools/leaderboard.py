@@ -106,8 +106,13 @@ def measure_speed(cfg, checkpoint, device, deploy, batch_size, warmup,
 def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
             seed_from_config=False, benchmark=True, gpu_benchmark=False,
             runs_dir=osp.join(REPO_ROOT, 'results', 'runs'),
-            metrics_file=None, warmup=10, repeat=50, gpu_batch_size=32):
-    """Read a work dir, measure the model, write and return its record."""
+            metrics_file=None, warmup=10, repeat=50, gpu_batch_size=32,
+            gpu_json=None):
+    """Read a work dir, measure the model, write and return its record.
+
+    ``gpu_json`` is a ``benchmark.py --device cuda --json`` result measured
+    on a GPU machine, used for the GPU throughput when this machine has no
+    GPU."""
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
     model = label or model_name(config)
@@ -138,7 +143,22 @@ def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
             cpu_benchmark=dict(batch_size=1, threads=1, shape=[256, 256],
                                warmup=warmup, cpu=out['device_name'],
                                input='random', **runs))
-    if gpu_benchmark:
+    if gpu_json:
+        with open(gpu_json) as f:
+            out = json.load(f)
+        if not str(out.get('device', '')).startswith('cuda') or \
+                list(out.get('shape', [])) != [256, 256]:
+            raise ValueError(f'{gpu_json}: not a benchmark.py --device cuda '
+                             '--shape 256 256 --json result')
+        record.update(
+            gpu_img_per_s=out['throughput']['img_per_s'],
+            gpu_benchmark=dict(
+                gpu=out['device_name'],
+                batch_size=out['throughput']['batch_size'],
+                img_per_s=out['throughput']['img_per_s'],
+                latency_ms_b1=out['latency_ms']['median'], shape=[256, 256],
+                source=_rel(gpu_json)))
+    elif gpu_benchmark:
         import torch
         if torch.cuda.is_available():
             out = measure_speed(cfg, ckpt, 'cuda', False, gpu_batch_size,
@@ -244,7 +264,8 @@ def collect_from_args(args, work_dir):
                    args.schedule_tag, args.seed_from_config,
                    not args.no_benchmark, args.gpu_benchmark, args.runs_dir,
                    getattr(args, 'metrics_file', None), args.bench_warmup,
-                   args.bench_repeat, args.gpu_batch_size)
+                   args.bench_repeat, args.gpu_batch_size,
+                   getattr(args, 'gpu_json', None))
 
 
 def _collect_flags(parser):
@@ -262,6 +283,9 @@ def _collect_flags(parser):
                         help='skip the CPU latency measurement')
     parser.add_argument('--gpu-benchmark', action='store_true',
                         help='also measure GPU throughput (needs CUDA)')
+    parser.add_argument('--gpu-json', help='GPU throughput from a '
+                        'benchmark.py --device cuda --json file measured on '
+                        'a GPU machine (instead of --gpu-benchmark)')
     parser.add_argument('--gpu-batch-size', type=int, default=32)
     parser.add_argument('--bench-warmup', type=int, default=10)
     parser.add_argument('--bench-repeat', type=int, default=50)

@@ -361,6 +361,18 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         checkpoint=checkpoint,
         warnings=warnings,
         _config=cfg)
+    fast = osp.join(work_dir, 'fast_train.json')
+    if osp.isfile(fast):
+        with open(fast) as f:
+            facts = json.load(f)
+        record['trainer'] = dict(
+            tool='tools/fast_train.py',
+            **{k: facts.get(k) for k in (
+                'cuda_graph', 'channels_last', 'fused_optimizer', 'amp',
+                'compile', 'runs_together', 'img_per_s', 'loop_seconds',
+                'resumed_from_epoch')})
+    else:
+        record['trainer'] = dict(tool='tools/train.py')
     record.update(dataset_facts(cfg, test_cfg))
     record.update(training_progress(infos))
     record.update(training_time(train_runs, infos))

@@ -8,7 +8,8 @@
 #               bash tools/device/isic2017_fast_protocol.sh
 #               RUNS="configs/dsnet/dsnet_isic2017.py@1" bash tools/device/...
 # Everything comes back as $OUT/results.tar.gz (logs, scalars, dumped configs,
-# fast_train.json, test_metrics.json and the final checkpoints) plus
+# fast_train.json, test_metrics.json, gpu_benchmark.json and the final
+# checkpoints) plus
 # $OUT/summary.txt. A session's 15 device minutes hold one DSNet run
 # (about 8 min on an H200); results accumulate over sessions.
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 INDICES=16 OUT=/tmp/d bash ...
@@ -19,6 +20,7 @@ EPOCHS=${EPOCHS:-300}          # protocol epochs
 TIME_LIMIT=${TIME_LIMIT:-500}  # seconds the training loop may take
 PROFILE=${PROFILE:-0}          # 1: profile mmengine's loop and the fast loop first
 RUNS=${RUNS:-"configs/dsnet/dsnet_isic2017.py@0"}
+EXTRA=${EXTRA:-}               # more fast_train flags, e.g. "--val-interval 10" (official protocol)
 SMALL=()
 if [ -n "${INDICES:-}" ]; then
   SMALL=(train_dataloader.dataset.indices=$INDICES test_dataloader.dataset.indices=$INDICES)
@@ -44,7 +46,7 @@ fi
 
 stamp "training: $RUNS"
 timeout $((TIME_LIMIT + 90)) $PY tools/fast_train.py $RUNS \
-  --work-dir "$OUT/runs" --time-limit "$TIME_LIMIT" --checkpoint-interval 50 \
+  --work-dir "$OUT/runs" --time-limit "$TIME_LIMIT" --checkpoint-interval 50 $EXTRA \
   --cfg-options train_cfg.max_epochs=$EPOCHS "${SMALL[@]}" > "$OUT/training.txt" 2>&1
 echo "fast_train rc=$?" | tee -a "$OUT/summary.txt"
 grep "^\[fast_train\]" "$OUT/training.txt" | tail -8 | tee -a "$OUT/summary.txt"
@@ -53,13 +55,21 @@ stamp "testing"
 # One run: --work-dir is its dir; several: one sub-folder each.
 RUN_DIRS=$(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
 for dir in $RUN_DIRS; do
-  ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null)
+  ckpt=$(ls "$dir"/best_*.pth 2>/dev/null | head -1)   # selected on val, if validated
+  [ -f "$ckpt" ] || ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null)
   [ -f "$ckpt" ] || { echo "no checkpoint in $dir" | tee -a "$OUT/summary.txt"; continue; }
   cfg=$(ls "$dir"/*.py | head -1)
   timeout 120 $PY tools/test.py "$cfg" "$ckpt" --work-dir "$dir" \
     --cfg-options test_dataloader.num_workers=4 "${SMALL[@]}" > "$dir/test_output.txt" 2>&1 &
 done
 wait
+# GPU inference throughput for the leaderboard (leaderboard.py collect --gpu-json).
+for dir in $RUN_DIRS; do
+  ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null); [ -f "$ckpt" ] || continue
+  timeout 60 $PY tools/analysis_tools/benchmark.py "$(ls "$dir"/*.py | head -1)" "$ckpt" \
+    --device cuda --shape 256 256 --batch-size 32 --json > "$dir/gpu_benchmark.json" 2> "$dir/gpu_benchmark.err" \
+    || rm -f "$dir/gpu_benchmark.json"
+done
 for dir in $RUN_DIRS; do
   echo "$(basename $dir): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' $dir/test_output.txt 2>/dev/null | head -1)" | tee -a "$OUT/summary.txt"
 done
