@@ -74,7 +74,11 @@ def test_parity_random_and_real_images(exported):
     assert parity['max_abs_diff'] <= 1e-4 and parity['within_atol']
     assert 0 < parity['float32_noise'] < 1e-4
     assert parity['tolerance'] == max(1e-4, 4 * parity['float32_noise'])
-    assert parity['mask_mismatch_pixels'] == 0
+    # Masks agree wherever the logit is further from the threshold than the
+    # tolerance; a pixel whose logit sits within float32 noise of it may
+    # round either way (seen: 1 such pixel of ~400k).
+    assert parity['mask_mismatch_pixels'] == \
+        parity['mask_mismatch_borderline'] <= 3
     assert parity['real_images'] == 3
     shapes = [case['shape'] for case in parity['cases']]
     # Batch 2 and a second image size ran through the same file.
