@@ -729,3 +729,28 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     assert record['trainer']['cuda_graph'] is False  # trained on the CPU
     assert record['epochs'] == 2 and record['seed'] == 0
     assert record['device'] == 'CPU'
+
+
+def test_time_limit_stops_runs_from_the_end_and_saves_them(tiny_cfg,
+                                                           tmp_path):
+    """Over the time limit, the last of several runs is stopped first; the
+    last remaining one is stopped before an epoch that would pass the limit
+    (not at the first epoch, which holds warm-up and capture). Both are
+    saved where they stopped, resumable."""
+    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    specs = []
+    for seed in (0, 1):
+        cfg = Config.fromfile(str(tiny_cfg))
+        cfg.train_cfg.max_epochs = 4
+        specs.append(RunSpec(cfg, str(tiny_cfg), seed,
+                             str(tmp_path / f'seed{seed}')))
+    first, second = FastTrainer(specs, device='cpu', workers=2,
+                                progress=False, time_limit=1e-3).train()
+    assert (second['epochs'], first['epochs']) == (2, 3)
+    assert not first['completed'] and not second['completed']
+    assert 'with 2 runs' in second['stopped']
+    assert 'another epoch would pass' in first['stopped']
+    for summary, epoch in ((first, 3), (second, 2)):
+        ckpt = safe_torch_load(summary['checkpoint'])
+        assert ckpt['meta']['epoch'] == epoch and 'optimizer' in ckpt

@@ -399,25 +399,23 @@ class FastTrainer:
         if len(active) == 1 and elapsed + epoch_seconds > self.time_limit \
                 and epochs_done < self.max_epochs:
             # The last run is saved where it is rather than cut by a kill.
-            last = active[0]
-            last['active'] = False
-            last['stopped'] = (
+            self._stop(active[0], epochs_done, (
                 f'stopped after epoch {epochs_done} of {self.max_epochs}: '
                 f'another epoch would pass the time limit of '
-                f'{self.time_limit:.0f} s')
-            last['logger'].warning(last['stopped'])
-            self._say(f'{last["spec"].name}: {last["stopped"]}')
-            self._save(last, epochs_done)
+                f'{self.time_limit:.0f} s'))
         elif len(active) > 1 and projected > self.time_limit:
-            last = active[-1]
-            last['active'] = False
-            last['stopped'] = (
+            self._stop(active[-1], epochs_done, (
                 f'stopped after epoch {epochs_done}: with {len(active)} '
                 f'runs the loop would take {projected:.0f} s, over the '
-                f'time limit of {self.time_limit:.0f} s')
-            last['logger'].warning(last['stopped'])
-            self._say(f'{last["spec"].name}: {last["stopped"]}')
-            self._save(last, epochs_done)  # resumable later
+                f'time limit of {self.time_limit:.0f} s'))
+
+    def _stop(self, state, epochs_done, reason):
+        """Take a run out of the loop, say why, and save it (resumable)."""
+        state['active'] = False
+        state['stopped'] = reason
+        state['logger'].warning(reason)
+        self._say(f'{state["spec"].name}: {reason}')
+        self._save(state, epochs_done)
 
     # ----------------------------------------------------------------- finish
     def _save(self, state, epoch, name=None, keep_others=False):
