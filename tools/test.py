@@ -14,7 +14,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
 from data_fallback import ensure_data  # noqa: E402
 from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
-                                run_reporting_user_errors)
+                                finish_distributed, run_reporting_user_errors)
 
 
 def parse_args(argv=None):
@@ -124,6 +124,7 @@ def main(argv=None):
         with open(out, 'w') as f:
             json.dump(record, f, indent=2)
         print(f'Metrics written to {out}')
+    finish_distributed()
     return metrics
 
 

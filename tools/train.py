@@ -21,7 +21,7 @@ import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
 from data_fallback import ensure_data  # noqa: E402
 from mmseg_dsnet.compat import remove_stale_partials  # noqa: E402
 from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
-                                pick_resume_checkpoint,
+                                finish_distributed, pick_resume_checkpoint,
                                 run_reporting_user_errors)
 
 
@@ -110,6 +110,7 @@ def main(argv=None):
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     runner.train()
+    finish_distributed()
     return runner
 
 

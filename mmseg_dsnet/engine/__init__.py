@@ -2,6 +2,7 @@
 resume and stop them cleanly on faults, and the pre-flight checks of the
 train/test tools."""
 from .cli_errors import describe_user_error, run_reporting_user_errors
+from .dist_shutdown import finish_distributed
 from .hooks import (BadSampleSummaryHook, NonFiniteLossHook,
                     NumClassesCheckHook, ReseedPerEpochHook)
 from .preflight import (ConfigKeyError, WorkDirError, check_config_keys,
@@ -11,5 +12,5 @@ __all__ = [
     'BadSampleSummaryHook', 'NonFiniteLossHook', 'NumClassesCheckHook',
     'ReseedPerEpochHook', 'ConfigKeyError', 'WorkDirError',
     'check_config_keys', 'check_work_dir', 'pick_resume_checkpoint',
-    'describe_user_error', 'run_reporting_user_errors'
+    'describe_user_error', 'run_reporting_user_errors', 'finish_distributed'
 ]
