@@ -17,8 +17,6 @@ Examples::
         --work-dir work_dirs/fast --test
 """
 import argparse
-import json
-import os
 import os.path as osp
 import subprocess
 import sys

@@ -7,7 +7,6 @@ so the two backends give the same masks.
 """
 import os
 import os.path as osp
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..progress import progress_bar
 from .image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from .masks import decision_map, draw_overlay, resize_to_mask, \
     write_image_atomic
@@ -249,28 +249,6 @@ def output_names(files: Sequence[str]) -> Dict[str, str]:
     return names
 
 
-def _progress(total: int, enabled: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a runtime requirement; degrade quietly.
-        tqdm = None
-    if tqdm is None or not enabled:
-        class _Silent:
-            def update(self, count=1):
-                pass
-
-            def close(self):
-                pass
-
-            @staticmethod
-            def write(text):
-                print(text, file=sys.stderr)
-
-        return _Silent()
-    return tqdm(total=total, unit='img', desc='inference', file=sys.stderr,
-                dynamic_ncols=True)
-
-
 def run_inference(inferencer: LesionInferencer,
                   files: Sequence[str],
                   out_dir: str,
@@ -310,7 +288,7 @@ def run_inference(inferencer: LesionInferencer,
     """
     summary = InferenceSummary()
     names = output_names(files)
-    bar = _progress(len(files), progress)
+    bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
 

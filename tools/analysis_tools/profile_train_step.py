@@ -9,6 +9,7 @@ kernels of the eager step.
     python tools/analysis_tools/profile_train_step.py configs/dsnet/dsnet_isic2017.py
 """
 import argparse
+import contextlib
 import os.path as osp
 import sys
 import time
@@ -53,10 +54,8 @@ def make_run(cfg, cache, aug, args, variant):
 
 def time_steps(run, steps, sync):
     stream = run.stream
-    ctx = torch.cuda.stream(stream) if stream is not None else None
-    if ctx:
-        ctx.__enter__()
-    try:
+    with (torch.cuda.stream(stream) if stream is not None else
+          contextlib.nullcontext()):
         for i in range(3):
             run.step(i)
         if run.cuda_graph:
@@ -68,9 +67,6 @@ def time_steps(run, steps, sync):
             run.step(4 + i)
         sync()
         return (time.perf_counter() - start) / steps
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
 
 
 def main(argv=None):

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from mmseg.registry import DATASETS
 
+from ...progress import progress_bar
 from .errors import FastTrainingError
 
 # Transforms that give the same result every epoch: their output is cached.
@@ -119,7 +120,7 @@ class DecodedImageCache:
             return path, results['img'], results['gt_seg_map']
 
         workers = workers or min(16, os.cpu_count() or 1)
-        bar = _ProgressBar(count, 'decoding training images', progress)
+        bar = progress_bar(count, 'decoding training images', progress)
         loaded = []
         with ThreadPoolExecutor(workers) as pool:
             for item in pool.map(load, range(count)):
@@ -145,24 +146,3 @@ class DecodedImageCache:
         images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         return cls(images, torch.from_numpy(labels),
                    [item[0] for item in loaded], dataset.metainfo)
-
-
-class _ProgressBar:
-    """A one-line progress bar that also reads well in a log file."""
-
-    def __init__(self, total: int, title: str, enabled: bool = True):
-        self.total, self.title, self.enabled = total, title, enabled
-        self.done, self._shown = 0, -1
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        tenth = self.done * 10 // self.total
-        if self.enabled and tenth != self._shown:
-            self._shown = tenth
-            bar = '#' * tenth + '.' * (10 - tenth)
-            print(f'\r{self.title} [{bar}] {self.done}/{self.total}',
-                  end='', flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(flush=True)

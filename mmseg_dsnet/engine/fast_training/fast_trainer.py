@@ -6,7 +6,7 @@ import math
 import os
 import os.path as osp
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -174,8 +174,8 @@ class FastTrainer:
         self.cache_seconds = time.perf_counter() - start
         if len(self.cache) < self.batch_size:
             raise FastTrainingError(
-                f'{len(self.cache)} training images, fewer '
-                             f'than one batch of {self.batch_size}')
+                f'{len(self.cache)} training images, fewer than one batch '
+                f'of {self.batch_size}')
         self.iters_per_epoch = len(self.cache) // self.batch_size
 
     def _start_run(self, spec: RunSpec) -> dict:
@@ -247,7 +247,6 @@ class FastTrainer:
             torch.cuda.synchronize()
             # Every step has the same shapes: let cuDNN pick its kernels.
             torch.backends.cudnn.benchmark = True
-        self.total_iters = self.max_epochs * self.iters_per_epoch
         start_epoch = self._resume(states) if self.resume else 0
         self.start_epoch = start_epoch
         for state in states:
@@ -428,8 +427,7 @@ class FastTrainer:
             experiment_name=spec.name, trainer='tools/fast_train.py',
             best=state['best'],
             dataset_meta=self.cache.metainfo)
-        state_dict = {k: v.detach().cpu()
-                      for k, v in run.model.state_dict().items()}
+        state_dict = _to_cpu(run.model.state_dict())
         checkpoint = dict(meta=meta, state_dict=state_dict)
         if not keep_others:  # what --resume needs
             checkpoint['optimizer'] = _to_cpu(run.optimizer.state_dict())

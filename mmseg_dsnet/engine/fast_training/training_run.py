@@ -1,6 +1,6 @@
 """One model trained by the fast loop: its optimizer, schedule and step."""
 import copy
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from mmengine.optim import build_optim_wrapper
