@@ -17,15 +17,16 @@ class _SilentBar:
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True,
-                 unit: str = 'img'):
+                 unit: str = 'img', file=None):
     """A tqdm bar on stderr, or a silent stand-in with the same
     ``update`` / ``close`` / ``write`` when ``enabled`` is False or tqdm
-    is not installed (it is a runtime requirement; degrade quietly)."""
+    is not installed (it is a runtime requirement; degrade quietly).
+    ``file`` defaults to stderr."""
     try:
         from tqdm import tqdm
     except ImportError:
         tqdm = None
     if tqdm is None or not enabled:
         return _SilentBar()
-    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr,
+    return tqdm(total=total, unit=unit, desc=desc, file=file or sys.stderr,
                 dynamic_ncols=True)

@@ -1,5 +1,6 @@
 """The training split decoded once into two device tensors."""
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Sequence, Tuple
 
@@ -120,7 +121,9 @@ class DecodedImageCache:
             return path, results['img'], results['gt_seg_map']
 
         workers = workers or min(16, os.cpu_count() or 1)
-        bar = progress_bar(count, 'decoding training images', progress)
+        # On stdout, so stderr keeps only warnings and errors.
+        bar = progress_bar(count, 'decoding training images', progress,
+                           file=sys.stdout)
         loaded = []
         with ThreadPoolExecutor(workers) as pool:
             for item in pool.map(load, range(count)):

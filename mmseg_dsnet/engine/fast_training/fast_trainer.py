@@ -187,7 +187,9 @@ class FastTrainer:
         spec.cfg.dump(osp.join(spec.work_dir,
                                osp.basename(spec.config_path)))
         logger = MMLogger.get_instance(
-            f'fast_train_{spec.name}_{self.timestamp}',
+            # Unique per work dir: MMLogger returns an existing instance
+            # (and its old log file) for a name it has seen.
+            f'fast_train_{osp.abspath(spec.work_dir)}_{self.timestamp}',
             logger_name='mmengine',
             log_file=osp.join(log_dir, f'{self.timestamp}.log'),
             log_level='INFO')
