@@ -159,6 +159,30 @@ def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     assert figures['images'] == 3
     assert 0 <= figures['pixel_agreement'] <= 100
     assert int8.stat().st_size < out.stat().st_size
+    _assert_int8_recipe(int8)
+
+
+def _assert_int8_recipe(int8_file):
+    """The first convolution and every grouped (depthwise) one read float
+    weights; the dense 1x1 convolutions read dequantized int8 weights."""
+    import onnx
+    from onnx import helper
+    model = onnx.load(str(int8_file))
+    initializers = {init.name for init in model.graph.initializer}
+    dequantized = {
+        node.output[0]
+        for node in model.graph.node if node.op_type == 'DequantizeLinear'
+    }
+    convs = [node for node in model.graph.node if node.op_type == 'Conv']
+    assert convs[0].input[1] in initializers
+    quantized_pointwise = 0
+    for node in convs:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get('group', 1) > 1:
+            assert node.input[1] in initializers, node.name
+        elif node.input[1] in dequantized:
+            quantized_pointwise += 1
+    assert quantized_pointwise >= 10
 
 
 class _RunsShell:
