@@ -22,7 +22,8 @@ from typing import Dict, Sequence
 import numpy as np
 
 
-def _attributes(node) -> Dict:
+def node_attributes(node) -> Dict:
+    """The attributes of an ONNX node as a ``name: value`` dict."""
     from onnx import helper
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -75,8 +76,9 @@ def optimize_for_cpu(model, probe_shape=(1, 3, 64, 64)):
     reductions = [
         node for node in graph.node
         if node.op_type in ('ReduceMean', 'ReduceMax')
-        and list(_attributes(node).get('axes', [])) == [1]
-        and _attributes(node).get('keepdims', 1) == 1 and len(node.input) == 1
+        and list(node_attributes(node).get('axes', [])) == [1]
+        and node_attributes(node).get('keepdims', 1) == 1
+        and len(node.input) == 1
     ]
     channels = _channel_counts(model, [n.input[0] for n in reductions],
                                probe_shape) if reductions else {}
@@ -84,7 +86,7 @@ def optimize_for_cpu(model, probe_shape=(1, 3, 64, 64)):
     counts = dict(channel_mean=0, channel_max=0, single_output_conv=0)
     rewritten = []
     for node in graph.node:
-        attrs = _attributes(node)
+        attrs = node_attributes(node)
         if id(node) in reduction_ids and channels.get(node.input[0], 0) > 1:
             count = channels[node.input[0]]
             if node.op_type == 'ReduceMean':
