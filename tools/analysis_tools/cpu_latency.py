@@ -13,6 +13,9 @@ graph rewrites; one row without them shows their effect). Weights are
 random unless ``--checkpoint`` is given for DSNet (time does not depend on
 them). Runs per case are capped by ``--max-seconds`` so slow models
 (UNet-S5-D16) do not stretch the run; the number of runs is reported.
+The cases take turns in ``--rounds`` interleaved rounds, so a machine whose
+speed drifts (a shared virtual machine) slows all of them alike; the
+report gives each target's range over the rounds next to its value.
 
 FLOPs: ``get_flops`` of tools/analysis_tools/get_flops.py counts one
 multiply-add as one "FLOP" (i.e. MACs, the literature's convention). The
@@ -68,6 +71,10 @@ def parse_args(argv=None):
                         help='time budget of one case; slow models get '
                         'fewer runs (at least --min-runs)')
     parser.add_argument('--min-runs', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='interleaved rounds: every case is timed in '
+                        'this many turns, so drift of the machine hits all '
+                        'cases alike')
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
@@ -123,21 +130,78 @@ def timed(fn, warmup, repeat, max_seconds, min_runs):
     """Milliseconds of individual calls of ``fn`` after ``warmup`` calls;
     as many as fit in ``max_seconds`` (between ``min_runs`` and
     ``repeat``)."""
-    start = time.perf_counter()
-    for _ in range(warmup):
-        fn()
-        if time.perf_counter() - start > max_seconds / 2:
-            break
-    times = []
-    begin = time.perf_counter()
-    while len(times) < repeat:
-        tick = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - tick) * 1e3)
-        if (len(times) >= min_runs
-                and time.perf_counter() - begin > max_seconds):
-            break
-    return np.array(times)
+    return interleaved([fn], warmup, repeat, max_seconds, min_runs,
+                       rounds=1)[0][0]
+
+
+def interleaved(fns, warmup, repeat, max_seconds, min_runs, rounds=5):
+    """Time several callables in turns so that they share the machine's
+    moods.
+
+    On a shared or throttled machine the speed drifts over seconds; timing
+    one model after the other would put that drift into their ratios. Here
+    every callable gets ``rounds`` turns, one after the other in each round,
+    and in turn ``r`` runs until it has ``r / rounds`` of its ``repeat``
+    runs or of its ``max_seconds`` budget (but at least that share of
+    ``min_runs``).
+
+    Args:
+        fns (list[callable]): The cases, called without arguments.
+        warmup (int): Untimed calls of each case before the first round
+            (cut short after half of ``max_seconds``).
+        repeat (int): Most timed calls of one case.
+        max_seconds (float): Time budget of one case.
+        min_runs (int): Fewest timed calls of one case.
+        rounds (int): Turns of every case.
+
+    Returns:
+        list[list[np.ndarray]]: For each case, the milliseconds of its
+        calls in each round.
+    """
+    for fn in fns:
+        start = time.perf_counter()
+        for _ in range(warmup):
+            fn()
+            if time.perf_counter() - start > max_seconds / 2:
+                break
+    times = [[] for _ in fns]
+    spent = [0.0] * len(fns)
+    done = [0] * len(fns)
+    for turn in range(1, rounds + 1):
+        share = turn / rounds
+        for index, fn in enumerate(fns):
+            this_round = []
+            while done[index] < -(-repeat * turn // rounds):
+                if (done[index] >= -(-min_runs * turn // rounds)
+                        and spent[index] >= max_seconds * share):
+                    break
+                tick = time.perf_counter()
+                fn()
+                elapsed = time.perf_counter() - tick
+                spent[index] += elapsed
+                done[index] += 1
+                this_round.append(elapsed * 1e3)
+            times[index].append(np.array(this_round))
+    return times
+
+
+def busy_cores_of_others(seconds=1.0):
+    """Cores kept busy by other processes over ``seconds`` (Linux
+    ``/proc/stat``; this process sleeps meanwhile). None elsewhere."""
+    def jiffies():
+        with open('/proc/stat') as file:
+            values = [int(v) for v in file.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...
+        return sum(values[:8]) - values[3] - values[4], sum(values[:8])
+
+    try:
+        busy0, total0 = jiffies()
+        time.sleep(seconds)
+        busy1, total1 = jiffies()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+    return round(cores * (busy1 - busy0) / max(total1 - total0, 1), 2)
 
 
 def matmul_peak(threads, size=2048, runs=3):
@@ -257,11 +321,15 @@ def markdown(report):
         '', f'Peak (2048x2048 fp32 matmul, 2 N^3 FLOPs): {peak} GFLOP/s. '
         'Achieved = 2 x MACs / median latency.', ''
     ]
-    lines.append('| ratio (1 thread, median) | value | target | met |')
-    lines.append('|---|---|---|---|')
+    lines.append('| target (1 thread, medians) | value | range over rounds '
+                 '| target | met |')
+    lines.append('|---|---|---|---|---|')
     for item in report['targets']:
         met = {None: '-', True: 'yes', False: 'NO'}[item['met']]
-        lines.append(f'| {item["what"]} | {fmt(item["value"])} | '
+        spread = item.get('rounds')
+        spread = (f'{fmt(spread[0])} - {fmt(spread[1])}'
+                  if spread else '-')
+        lines.append(f'| {item["what"]} | {fmt(item["value"])} | {spread} | '
                      f'{item["target"]} | {met} |')
     if any(case['percent_of_peak'] > 100 for row in report['models']
            for case in row['latency'].values()):
@@ -348,12 +416,19 @@ def main(argv=None):
     peak = {}
     rows = [dict(model=m, form=f, gmacs=g, latency={})
             for m, f, g, _ in cases]
+    others_busy = [busy_cores_of_others()]
     for threads in thread_counts:
         peak[str(threads)] = matmul_peak(threads)
-        for row, (_, _, gmacs, factory) in zip(rows, cases):
-            times = timed(factory(threads), args.warmup, args.repeat,
-                          args.max_seconds, args.min_runs)
-            stats = summarise(times)
+        print(f'{threads} thread(s): timing {len(cases)} cases in '
+              f'{args.rounds} interleaved rounds ...', file=sys.stderr)
+        per_case = interleaved([factory(threads) for *_, factory in cases],
+                               args.warmup, args.repeat, args.max_seconds,
+                               args.min_runs, args.rounds)
+        for row, (_, _, gmacs, _), rounds in zip(rows, cases, per_case):
+            stats = summarise(np.concatenate(rounds))
+            stats['round_medians_ms'] = [
+                float(np.median(r)) for r in rounds if r.size
+            ]
             stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
             row['latency'][str(threads)] = stats
             print(f'{threads} thread(s) {row["model"]:>13} '
@@ -366,55 +441,73 @@ def main(argv=None):
             stats = row['latency'][str(threads)]
             stats['percent_of_peak'] = (100 * stats['achieved_gflops'] /
                                         peak[str(threads)])
+    others_busy.append(busy_cores_of_others())
     torch.set_num_threads(cores)
 
-    def median(model, form, threads=1):
+    def case(model, form, threads=1):
         for row in rows:
             if row['model'] == model and row['form'].startswith(form):
-                case = row['latency'].get(str(threads))
-                return case and case['median_ms']
+                return row['latency'].get(str(threads))
         return None
 
-    ort_ms = median('DSNet', 'onnxruntime fp32')
-    seg_ms, unet_ms = median('SegFormer-B0', 'PyTorch'), median(
-        'UNet-S5-D16', 'PyTorch')
-    trained_ms = median('DSNet', 'PyTorch, as trained')
-    reparam_ms = median('DSNet', 'PyTorch, re-parameterised')
+    def ratio(slow, fast):
+        """Ratio of the medians, and its range over the rounds."""
+        a, b = case(*slow), case(*fast)
+        if not a or not b:
+            return None, None
+        per_round = [x / y for x, y in zip(a['round_medians_ms'],
+                                           b['round_medians_ms'])]
+        return a['median_ms'] / b['median_ms'], [min(per_round),
+                                                 max(per_round)]
 
-    def ratio(a, b):
-        return a / b if a and b else None
-
+    ort = ('DSNet', 'onnxruntime fp32')
+    ort_case = case(*ort)
+    ort_ms = ort_case and ort_case['median_ms']
     targets = [
         dict(what='DSNet onnxruntime fp32, ms', value=ort_ms,
+             rounds=ort_case and [min(ort_case['round_medians_ms']),
+                                  max(ort_case['round_medians_ms'])],
              target=f'<= {TARGET_ORT_MS:g}',
-             met=None if ort_ms is None else ort_ms <= TARGET_ORT_MS),
-        dict(what='SegFormer-B0 / DSNet onnxruntime',
-             value=ratio(seg_ms, ort_ms),
-             target=f'>= {TARGET_VS_SEGFORMER:g}'),
-        dict(what='UNet-S5-D16 / DSNet onnxruntime',
-             value=ratio(unet_ms, ort_ms), target=f'>= {TARGET_VS_UNET:g}'),
-        dict(what='DSNet as trained / re-parameterised (PyTorch)',
-             value=ratio(trained_ms, reparam_ms),
-             target=f'>= {TARGET_REPARAM_SPEEDUP:g}'),
-        dict(what='DSNet onnxruntime fp32 / int8',
-             value=ratio(ort_ms, median('DSNet', 'onnxruntime int8')),
-             target='(report)'),
-        dict(what='DSNet onnxruntime, no rewrites / with CPU rewrites',
-             value=ratio(median('DSNet', 'onnxruntime fp32, no'), ort_ms),
-             target='(report)'),
+             met=None if ort_ms is None else ort_ms <= TARGET_ORT_MS)
     ]
-    for item, limit in zip(targets[1:4], (TARGET_VS_SEGFORMER, TARGET_VS_UNET,
-                                          TARGET_REPARAM_SPEEDUP)):
-        item['met'] = None if item['value'] is None else item[
-            'value'] >= limit
-    targets[4]['met'] = targets[5]['met'] = None
+    for what, slow, fast, limit in (
+            ('SegFormer-B0 / DSNet onnxruntime',
+             ('SegFormer-B0', 'PyTorch'), ort, TARGET_VS_SEGFORMER),
+            ('UNet-S5-D16 / DSNet onnxruntime',
+             ('UNet-S5-D16', 'PyTorch'), ort, TARGET_VS_UNET),
+            ('DSNet as trained / re-parameterised (PyTorch)',
+             ('DSNet', 'PyTorch, as trained'),
+             ('DSNet', 'PyTorch, re-parameterised'), TARGET_REPARAM_SPEEDUP),
+            ('DSNet onnxruntime fp32 / int8', ort,
+             ('DSNet', 'onnxruntime int8'), None),
+            ('DSNet onnxruntime, no rewrites / with CPU rewrites',
+             ('DSNet', 'onnxruntime fp32, no'), ort, None)):
+        value, spread = ratio(slow, fast)
+        targets.append(dict(
+            what=what, value=value, rounds=spread,
+            target='(report)' if limit is None else f'>= {limit:g}',
+            met=None if limit is None or value is None else value >= limit))
+
+    busy = max((b for b in others_busy if b is not None), default=None)
+    if busy is None:
+        note = 'Load of other processes unknown (no /proc/stat).'
+    elif busy < 0.1:
+        note = 'The machine was otherwise idle (checked before and after).'
+    else:
+        note = (f'Other processes kept up to {busy:.1f} of {cores} cores '
+                'busy (checked before and after): absolute times are '
+                'slowed.')
+    note += (f' Every case was '
+             f'timed in {args.rounds} interleaved rounds; ratios use the '
+             'medians over all rounds, and the range of the per-round '
+             'ratios shows how much the machine drifted.')
 
     report = dict(
         machine=dict(cpu=cpu_name(), cores=cores, torch=torch.__version__,
                      onnxruntime=onnxruntime.__version__,
                      python=platform.python_version()),
-        note=('Measured while other processes shared the CPU: absolute '
-              'times are noisy; ratios come from the same run.'),
+        note=note,
+        others_busy_cores=others_busy,
         input='1x3x256x256 float32 RGB 0..255, end to end to 256x256 logits',
         threads=thread_counts,
         flops_convention=('GMACs from get_flops.py (1 multiply-add = 1 FLOP);'

@@ -1,0 +1,80 @@
+"""The CPU latency tool's scheduling: interleaved rounds and run budgets.
+
+These tests check who is called when and how often, never how fast.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import load_tool
+
+cpu_latency = load_tool('analysis_tools/cpu_latency.py')
+
+
+def recorder(log, name, sleep=0.0):
+    def call():
+        log.append(name)
+        if sleep:
+            time.sleep(sleep)
+    return call
+
+
+def test_cases_take_turns_in_every_round():
+    log = []
+    fns = [recorder(log, 'a'), recorder(log, 'b'), recorder(log, 'c')]
+    times = cpu_latency.interleaved(fns, warmup=2, repeat=10,
+                                    max_seconds=60, min_runs=3, rounds=5)
+    # Warm-up: two untimed calls of each case, one case after the other.
+    assert log[:6] == ['a', 'a', 'b', 'b', 'c', 'c']
+    # Then five rounds of two calls per case, always in case order.
+    assert log[6:] == ['a', 'a', 'b', 'b', 'c', 'c'] * 5
+    assert [len(per_case) for per_case in times] == [5, 5, 5]
+    assert all(r.size == 2 for per_case in times for r in per_case)
+    assert all((r >= 0).all() for per_case in times for r in per_case)
+
+
+def test_slow_case_is_capped_by_its_budget_but_keeps_min_runs():
+    log = []
+    fast, slow = recorder(log, 'fast'), recorder(log, 'slow', sleep=0.02)
+    times = cpu_latency.interleaved([fast, slow], warmup=0, repeat=20,
+                                    max_seconds=0.05, min_runs=4, rounds=2)
+    assert log.count('fast') == 20
+    # 0.05 s of budget holds two or three 20 ms calls; min_runs asks four.
+    assert log.count('slow') == 4
+    assert [r.size for r in times[1]] == [2, 2]
+    assert sum(r.sum() for r in times[1]) >= 4 * 20
+
+
+def test_uneven_repeat_is_spread_without_losing_runs():
+    log = []
+    times = cpu_latency.interleaved([recorder(log, 'x')], warmup=0,
+                                    repeat=7, max_seconds=60, min_runs=1,
+                                    rounds=3)
+    # ceil(7 * r / 3) runs after round r: 3, 5, 7.
+    assert [r.size for r in times[0]] == [3, 2, 2]
+    assert len(log) == 7
+
+
+def test_timed_is_one_round_of_interleaved():
+    log = []
+    times = cpu_latency.timed(recorder(log, 'x'), warmup=1, repeat=6,
+                              max_seconds=60, min_runs=1)
+    assert times.shape == (6, ) and len(log) == 7
+
+
+def test_busy_cores_of_others_sees_a_spinning_process():
+    if not os.path.isfile('/proc/stat'):
+        pytest.skip('needs Linux /proc/stat')
+    spinner = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    try:
+        time.sleep(0.2)
+        busy = cpu_latency.busy_cores_of_others(seconds=0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    # One spinning process is about one busy core (less if it has to share
+    # a core with other load); never more than the machine has.
+    assert 0.4 <= busy <= (os.cpu_count() or 1) + 0.01
