@@ -28,17 +28,18 @@ def node_attributes(node) -> Dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _channel_counts(model, names: Sequence[str],
-                    probe_shape=(1, 3, 64, 64)) -> Dict[str, int]:
-    """Channels (dim 1) of the named tensors, found by running the model
-    once on a small input (shape inference cannot see through the
-    dynamic ``Resize`` sizes)."""
+def probe_tensors(model, names: Sequence[str],
+                  probe_shape=(1, 3, 64, 64)) -> Dict[str, np.ndarray]:
+    """Values of the named tensors, found by running the model once (with
+    graph optimisations off, so every node runs as written) on a zero
+    input of ``probe_shape``. Shape inference cannot see through the
+    dynamic ``Resize`` sizes; running can."""
     import onnx
     import onnxruntime as ort
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     existing = {o.name for o in probe.graph.output}
-    wanted = [n for n in dict.fromkeys(names) if n not in existing]
+    wanted = [n for n in dict.fromkeys(names) if n and n not in existing]
     for name in wanted:
         probe.graph.output.append(onnx.ValueInfoProto(name=name))
     options = ort.SessionOptions()
@@ -52,10 +53,20 @@ def _channel_counts(model, names: Sequence[str],
     }
     outputs = [o.name for o in session.get_outputs()]
     values = session.run(outputs, feed)
+    wanted = set(names)
+    return {
+        name: value
+        for name, value in zip(outputs, values) if name in wanted
+    }
+
+
+def _channel_counts(model, names: Sequence[str],
+                    probe_shape=(1, 3, 64, 64)) -> Dict[str, int]:
+    """Channels (dim 1) of the named tensors."""
     return {
         name: int(value.shape[1])
-        for name, value in zip(outputs, values)
-        if name in names and value.ndim >= 2
+        for name, value in probe_tensors(model, names, probe_shape).items()
+        if value.ndim >= 2
     }
 
 

@@ -331,6 +331,22 @@ def markdown(report):
                   if spread else '-')
         lines.append(f'| {item["what"]} | {fmt(item["value"])} | {spread} | '
                      f'{item["target"]} | {met} |')
+    floor = report.get('roofline_onnxruntime_fp32')
+    if floor:
+        lines += [
+            '', f'Roofline floor of the exported fp32 graph on 1 thread '
+            f'(every node at the larger of 2 x MACs / {floor["peak_gflops"]:.1f}'
+            f' GFLOP/s and bytes / {floor["bandwidth_gb_s"]:.1f} GB/s, the '
+            'measured element-wise streaming speed): '
+            f'**{floor["node_by_node_ms"]:.2f} ms** node by node, '
+            f'{floor["compute_ms"]:.2f} ms for the arithmetic alone (the floor'
+            ' even with every node fused); onnxruntime took '
+            f'{fmt(floor["measured_ms"])} ms, '
+            f'{fmt(floor["measured_over_floor"])}x the floor. Floor by '
+            'operator: ' + ', '.join(
+                f'{op} {ms:.2f}' for op, ms in floor['by_op'].items()
+                if ms >= 0.01) + ' ms.'
+        ]
     if any(case['percent_of_peak'] > 100 for row in report['models']
            for case in row['latency'].values()):
         lines += ['', 'Over 100 % of peak means the peak measurement was '
@@ -450,6 +466,9 @@ def main(argv=None):
                 return row['latency'].get(str(threads))
         return None
 
+    def ratio_or_none(a, b):
+        return a / b if a and b else None
+
     def ratio(slow, fast):
         """Ratio of the medians, and its range over the rounds."""
         a, b = case(*slow), case(*fast)
@@ -488,6 +507,17 @@ def main(argv=None):
             target='(report)' if limit is None else f'>= {limit:g}',
             met=None if limit is None or value is None else value >= limit))
 
+    # How far onnxruntime is from what this graph allows on this machine.
+    import onnx
+    from mmseg_dsnet.apis.onnx_roofline import (node_costs, roofline_floor,
+                                                stream_bandwidth)
+    costs = node_costs(onnx.load(fp32_file), (1, 3, *SHAPE))
+    floor = roofline_floor(costs, peak.get('1') or matmul_peak(1),
+                           max(stream_bandwidth() for _ in range(3)))
+    floor['measured_ms'] = ort_ms
+    floor['measured_over_floor'] = ratio_or_none(ort_ms,
+                                                 floor['node_by_node_ms'])
+
     busy = max((b for b in others_busy if b is not None), default=None)
     if busy is None:
         note = 'Load of other processes unknown (no /proc/stat).'
@@ -517,7 +547,8 @@ def main(argv=None):
         configs=sources,
         int8_calibration=calib_source if calib_pairs else 'random inputs',
         models=rows,
-        targets=targets)
+        targets=targets,
+        roofline_onnxruntime_fp32=floor)
     if args.profile:
         report['profile'] = profile_dsnet(deployed_net, fp32_file, workdir)
     report['wall_seconds'] = time.perf_counter() - started

@@ -1,0 +1,70 @@
+"""Roofline floor of an ONNX graph: MACs and bytes per node, and the sum."""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from mmseg_dsnet.apis.onnx_roofline import (  # noqa: E402
+    node_costs, roofline_floor, stream_bandwidth)
+
+
+def tiny_graph(second_reader=False):
+    """x (1,2,8,8) -> Conv 3x3 (4 out) -> Relu -> Add(z, z) -> Reshape."""
+    weight = numpy_helper.from_array(
+        np.ones((4, 2, 3, 3), np.float32), 'w')
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), 'shape')
+    nodes = [
+        helper.make_node('Conv', ['x', 'w'], ['y'], name='conv',
+                         pads=[1, 1, 1, 1]),
+        helper.make_node('Relu', ['y'], ['z'], name='relu'),
+        helper.make_node('Add', ['z', 'y' if second_reader else 'z'],
+                         ['s'], name='add'),
+        helper.make_node('Reshape', ['s', 'shape'], ['out'], name='flat'),
+    ]
+    graph = helper.make_graph(
+        nodes, 'tiny',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                       [1, 2, 8, 8])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, [1, 256])],
+        [weight, shape])
+    return helper.make_model(graph,
+                             opset_imports=[helper.make_opsetid('', 13)])
+
+
+def test_costs_count_conv_macs_and_bytes_per_node():
+    costs = {c['name']: c for c in node_costs(tiny_graph(), (1, 2, 8, 8))}
+    # 4 x 8 x 8 outputs, each 2 x 3 x 3 multiply-adds.
+    assert costs['conv']['macs'] == 4 * 8 * 8 * 2 * 9
+    # Reads x (512 B) and the weights (288 B), writes y (1024 B).
+    assert costs['conv']['bytes'] == 512 + 288 + 1024
+    # The ReLU runs inside the convolution; the reshape moves nothing.
+    assert costs['relu']['bytes'] == 0 and costs['flat']['bytes'] == 0
+    assert costs['add'] == dict(name='add', op='Add', macs=0,
+                                bytes=3 * 1024)
+
+
+def test_relu_is_not_fused_when_the_conv_output_is_read_twice():
+    costs = {c['name']: c for c in node_costs(tiny_graph(True),
+                                              (1, 2, 8, 8))}
+    assert costs['relu']['bytes'] == 2 * 1024
+
+
+def test_floor_takes_the_larger_bound_of_each_node():
+    costs = node_costs(tiny_graph(), (1, 2, 8, 8))
+    # 1 GFLOP/s and 1 MB/s: the conv is memory-bound (1.824 ms against
+    # 9.2 us of arithmetic), the add 3.072 ms.
+    floor = roofline_floor(costs, peak_gflops=1.0, bytes_per_s=1e6)
+    assert floor['node_by_node_ms'] == pytest.approx(1.824 + 3.072)
+    assert floor['compute_ms'] == pytest.approx(2 * 4608 / 1e9 * 1e3)
+    assert floor['by_op']['Conv'] == pytest.approx(1.824)
+    # A machine with little arithmetic makes the conv compute-bound.
+    slow = roofline_floor(costs, peak_gflops=1e-3, bytes_per_s=1e6)
+    assert slow['by_op']['Conv'] == pytest.approx(2 * 4608 / 1e6 * 1e3)
+
+
+def test_stream_bandwidth_is_positive_and_finite():
+    bandwidth = stream_bandwidth(num_elements=1 << 16, runs=3)
+    assert np.isfinite(bandwidth) and bandwidth > 1e6
