@@ -442,8 +442,9 @@ def main(argv=None):
                                args.min_runs, args.rounds)
         for row, (_, _, gmacs, _), rounds in zip(rows, cases, per_case):
             stats = summarise(np.concatenate(rounds))
+            # None for a round without runs (min_runs < rounds).
             stats['round_medians_ms'] = [
-                float(np.median(r)) for r in rounds if r.size
+                float(np.median(r)) if r.size else None for r in rounds
             ]
             stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
             row['latency'][str(threads)] = stats
@@ -466,26 +467,25 @@ def main(argv=None):
                 return row['latency'].get(str(threads))
         return None
 
-    def ratio_or_none(a, b):
-        return a / b if a and b else None
-
     def ratio(slow, fast):
         """Ratio of the medians, and its range over the rounds."""
         a, b = case(*slow), case(*fast)
         if not a or not b:
             return None, None
         per_round = [x / y for x, y in zip(a['round_medians_ms'],
-                                           b['round_medians_ms'])]
-        return a['median_ms'] / b['median_ms'], [min(per_round),
-                                                 max(per_round)]
+                                           b['round_medians_ms']) if x and y]
+        return a['median_ms'] / b['median_ms'], spread(per_round)
+
+    def spread(values):
+        values = [v for v in values if v is not None]
+        return [min(values), max(values)] if values else None
 
     ort = ('DSNet', 'onnxruntime fp32')
     ort_case = case(*ort)
     ort_ms = ort_case and ort_case['median_ms']
     targets = [
         dict(what='DSNet onnxruntime fp32, ms', value=ort_ms,
-             rounds=ort_case and [min(ort_case['round_medians_ms']),
-                                  max(ort_case['round_medians_ms'])],
+             rounds=ort_case and spread(ort_case['round_medians_ms']),
              target=f'<= {TARGET_ORT_MS:g}',
              met=None if ort_ms is None else ort_ms <= TARGET_ORT_MS)
     ]
@@ -501,9 +501,9 @@ def main(argv=None):
              ('DSNet', 'onnxruntime int8'), None),
             ('DSNet onnxruntime, no rewrites / with CPU rewrites',
              ('DSNet', 'onnxruntime fp32, no'), ort, None)):
-        value, spread = ratio(slow, fast)
+        value, value_range = ratio(slow, fast)
         targets.append(dict(
-            what=what, value=value, rounds=spread,
+            what=what, value=value, rounds=value_range,
             target='(report)' if limit is None else f'>= {limit:g}',
             met=None if limit is None or value is None else value >= limit))
 
@@ -515,8 +515,8 @@ def main(argv=None):
     floor = roofline_floor(costs, peak.get('1') or matmul_peak(1),
                            max(stream_bandwidth() for _ in range(3)))
     floor['measured_ms'] = ort_ms
-    floor['measured_over_floor'] = ratio_or_none(ort_ms,
-                                                 floor['node_by_node_ms'])
+    floor['measured_over_floor'] = ort_ms and ort_ms / floor[
+        'node_by_node_ms']
 
     busy = max((b for b in others_busy if b is not None), default=None)
     if busy is None:
