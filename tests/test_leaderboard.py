@@ -6,6 +6,7 @@ import csv
 import glob
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -200,3 +201,22 @@ def test_readme_check_passes_then_fails_after_an_edit(board):
     assert board['lb'].main(['check', '--readme', str(readme),
                              '--leaderboard', json_path]) == 1
     readme.write_text(text)
+
+
+def test_collect_never_replaces_another_work_dirs_record(board, tmp_path):
+    lb, seed0 = board['lb'], board['work'][0]
+    runs = tmp_path / 'runs'
+    args = ['--label', 'dsnet', '--schedule', 'tiny test schedule',
+            '--runs-dir', str(runs), '--no-benchmark']
+    lb.main(['collect', str(board['cfg']), str(seed0), *args])
+    record, = runs.glob('*.json')
+    # The same work dir again: a refresh.
+    lb.main(['collect', str(board['cfg']), str(seed0), *args])
+    # Another work dir with the same model, schedule and seed: refused.
+    copy = tmp_path / 'copy_of_seed0'
+    shutil.copytree(seed0, copy)
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        lb.main(['collect', str(board['cfg']), str(copy), *args])
+    assert json.loads(record.read_text())['work_dir'] == str(seed0)
+    lb.main(['collect', str(board['cfg']), str(copy), *args, '--overwrite'])
+    assert json.loads(record.read_text())['work_dir'] == str(copy)

@@ -107,12 +107,14 @@ def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
             seed_from_config=False, benchmark=True, gpu_benchmark=False,
             runs_dir=osp.join(REPO_ROOT, 'results', 'runs'),
             metrics_file=None, warmup=10, repeat=50, gpu_batch_size=32,
-            gpu_json=None):
+            gpu_json=None, overwrite=False):
     """Read a work dir, measure the model, write and return its record.
 
     ``gpu_json`` is a ``benchmark.py --device cuda --json`` result measured
     on a GPU machine, used for the GPU throughput when this machine has no
-    GPU."""
+    GPU. A record of the same model, dataset, protocol, schedule tag and
+    seed collected from another work dir is only replaced with
+    ``overwrite``; one from the same work dir is refreshed."""
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
     model = label or model_name(config)
@@ -124,6 +126,19 @@ def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
     record = dict(record_version=1, source='measured', model=model,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
     record.update(rec)
+    # Checked before the (slow) measurements.
+    name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
+            f'{tag}_seed{rec["seed"]}.json')
+    path = osp.join(runs_dir, name)
+    if osp.isfile(path):
+        with open(path) as f:
+            previous = json.load(f).get('work_dir')
+        if previous != record['work_dir'] and not overwrite:
+            raise FileExistsError(
+                f'{path} already holds the run collected from {previous}; '
+                f'pass --overwrite to replace it with {record["work_dir"]}, '
+                'or give this run another --schedule-tag')
+        print(f'Replacing {path} (collected before from {previous})')
     record['complexity'] = measure_complexity(cfg)
     record.update(cpu_latency_ms=None, cpu_latency_p90_ms=None,
                   gpu_img_per_s=None)
@@ -174,12 +189,10 @@ def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
             record['gpu_benchmark'] = 'asked, but CUDA is not available'
     record['collected_at'] = datetime.datetime.now().isoformat(
         timespec='seconds')
-    name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
-            f'{tag}_seed{rec["seed"]}.json')
     record['record_file'] = name
     record['gpu_run'] = gpu
     os.makedirs(runs_dir, exist_ok=True)
-    with open(osp.join(runs_dir, name), 'w') as f:
+    with open(path, 'w') as f:
         json.dump(record, f, indent=2, ensure_ascii=False)
         f.write('\n')
     for warning in record['warnings']:
@@ -265,7 +278,8 @@ def collect_from_args(args, work_dir):
                    not args.no_benchmark, args.gpu_benchmark, args.runs_dir,
                    getattr(args, 'metrics_file', None), args.bench_warmup,
                    args.bench_repeat, args.gpu_batch_size,
-                   getattr(args, 'gpu_json', None))
+                   getattr(args, 'gpu_json', None),
+                   getattr(args, 'overwrite', False))
 
 
 def _collect_flags(parser):
@@ -281,6 +295,10 @@ def _collect_flags(parser):
                         'falling back to the seed in the log')
     parser.add_argument('--no-benchmark', action='store_true',
                         help='skip the CPU latency measurement')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace a record of the same model, protocol, '
+                        'schedule tag and seed collected from another work '
+                        'dir')
     parser.add_argument('--gpu-benchmark', action='store_true',
                         help='also measure GPU throughput (needs CUDA)')
     parser.add_argument('--gpu-json', help='GPU throughput from a '
