@@ -13,6 +13,8 @@ graph rewrites; one row without them shows their effect). Weights are
 random unless ``--checkpoint`` is given for DSNet (time does not depend on
 them). Runs per case are capped by ``--max-seconds`` so slow models
 (UNet-S5-D16) do not stretch the run; the number of runs is reported.
+Two more DSNet rows run both PyTorch forms through ``torch.compile``
+(inductor with weight freezing; ``--no-compile`` leaves them out).
 The cases take turns in ``--rounds`` interleaved rounds, so a machine whose
 speed drifts (a shared virtual machine) slows all of them alike; the
 report gives each target's range over the rounds next to its value.
@@ -79,6 +81,9 @@ def parse_args(argv=None):
     parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
                         help='thread counts (default: 1 and all cores)')
+    parser.add_argument('--no-compile', action='store_true',
+                        help='leave out the torch.compile rows of DSNet '
+                        '(they take about a minute to compile)')
     parser.add_argument('--skip', nargs='*', default=[],
                         help='baseline names to leave out')
     parser.add_argument('--profile', action='store_true',
@@ -226,6 +231,29 @@ def torch_runner(network, threads):
     return run
 
 
+def compiled(network, label):
+    """``network`` through ``torch.compile`` (inductor, with weight
+    freezing, which also folds BatchNorms into convolutions), compiled now
+    so the timed runs do not pay for it; None (with a warning) where
+    compiling fails, e.g. without a C++ compiler."""
+    import torch
+    import torch._inductor.config as inductor_config
+    inductor_config.freezing = True
+    started = time.perf_counter()
+    print(f'torch.compile of DSNet ({label}) ...', file=sys.stderr)
+    try:
+        fn = torch.compile(network)
+        with torch.no_grad():
+            fn(torch.rand(1, 3, *SHAPE) * 255)
+    except Exception as error:  # noqa: BLE001 (any backend failure)
+        print(f'warning: torch.compile failed, row left out: {error}',
+              file=sys.stderr)
+        return None
+    print(f'  compiled in {time.perf_counter() - started:.0f} s',
+          file=sys.stderr)
+    return fn
+
+
 def ort_runner(onnx_file, threads, profile_prefix=None):
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -250,27 +278,38 @@ def summarise(times):
                 runs=int(times.size))
 
 
-def profile_dsnet(deployed, onnx_file, workdir, runs=30, top=12):
-    """Top ops of DSNet at 1 thread: torch.profiler on the
-    re-parameterised PyTorch model and onnxruntime's profiler."""
+def profile_torch(network, runs=30, top=12):
+    """Top ops of ``network`` at 1 thread (torch.profiler), per op and
+    input shapes, so that one slow convolution stands out."""
     import torch
     from torch.profiler import ProfilerActivity, profile
     torch.set_num_threads(1)
     x = torch.rand(1, 3, *SHAPE) * 255
     with torch.no_grad():
         for _ in range(5):
-            deployed(x)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            network(x)
+        with profile(activities=[ProfilerActivity.CPU],
+                     record_shapes=True) as prof:
             for _ in range(runs):
-                deployed(x)
-    torch_rows = sorted(prof.key_averages(),
-                        key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in torch_rows) or 1
-    torch_top = [
-        dict(op=e.key, ms_per_run=e.self_cpu_time_total / 1e3 / runs,
+                network(x)
+    rows = sorted(prof.key_averages(group_by_input_shape=True),
+                  key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in rows) or 1
+    return [
+        dict(op=e.key,
+             shapes=' '.join('x'.join(map(str, shape))
+                             for shape in e.input_shapes if shape),
+             ms_per_run=e.self_cpu_time_total / 1e3 / runs,
              share=100.0 * e.self_cpu_time_total / total,
-             calls_per_run=e.count / runs) for e in torch_rows[:top]
+             calls_per_run=e.count / runs) for e in rows[:top]
     ]
+
+
+def profile_dsnet(trained, deployed, onnx_file, workdir, runs=30, top=12):
+    """Top ops of DSNet at 1 thread: torch.profiler on both PyTorch forms
+    and onnxruntime's profiler on the exported graph."""
+    torch_top = profile_torch(deployed, runs, top)
+    trained_top = profile_torch(trained, runs, top)
     session, run = ort_runner(onnx_file, 1,
                               osp.join(workdir, 'ort_profile'))
     for _ in range(runs):
@@ -289,7 +328,8 @@ def profile_dsnet(deployed, onnx_file, workdir, runs=30, top=12):
         dict(op=op, ms_per_run=us / 1e3 / runs, share=100.0 * us / total)
         for op, us in sorted(by_type.items(), key=lambda kv: -kv[1])[:top]
     ]
-    return dict(torch_reparameterized=torch_top, onnxruntime_fp32=ort_top)
+    return dict(torch_reparameterized=torch_top, torch_as_trained=trained_top,
+                onnxruntime_fp32=ort_top)
 
 
 def fmt(value, digits=2):
@@ -414,6 +454,14 @@ def main(argv=None):
         ('DSNet', 'onnxruntime fp32, no CPU rewrites', macs_deploy,
          lambda t: ort_runner(plain_file, t)[1]),
     ]
+    if not args.no_compile:
+        for form, net, gmacs in (('as trained', trained_net, macs),
+                                 ('re-parameterised', deployed_net,
+                                  macs_deploy)):
+            fn = compiled(net, form)
+            if fn is not None:
+                cases.append(('DSNet', f'torch.compile, {form}', gmacs,
+                              lambda t, fn=fn: torch_runner(fn, t)))
     sources = {'DSNet': DSNET}
     for name, (top, fallback) in BASELINES.items():
         if name in args.skip:
@@ -550,7 +598,8 @@ def main(argv=None):
         targets=targets,
         roofline_onnxruntime_fp32=floor)
     if args.profile:
-        report['profile'] = profile_dsnet(deployed_net, fp32_file, workdir)
+        report['profile'] = profile_dsnet(trained_net, deployed_net,
+                                          fp32_file, workdir)
     report['wall_seconds'] = time.perf_counter() - started
 
     out_dir = osp.dirname(osp.abspath(args.out))
@@ -560,10 +609,13 @@ def main(argv=None):
     table = markdown(report)
     if args.profile:
         for key, top in report['profile'].items():
-            table += f'\nTop ops, {key} (1 thread):\n\n| op | ms/run | % |\n'
-            table += '|---|---|---|\n' + ''.join(
-                f'| {r["op"]} | {r["ms_per_run"]:.3f} | {r["share"]:.1f} |\n'
-                for r in top)
+            table += (f'\nTop ops, {key} (1 thread):\n\n'
+                      '| op | input shapes | ms/run | calls/run | % |\n'
+                      '|---|---|---|---|---|\n')
+            table += ''.join(
+                f'| {r["op"]} | {r.get("shapes", "-")} | '
+                f'{r["ms_per_run"]:.3f} | {fmt(r.get("calls_per_run"), 0)} | '
+                f'{r["share"]:.1f} |\n' for r in top)
     md_file = osp.splitext(args.out)[0] + '.md'
     with open(md_file, 'w') as file:
         file.write(table)
