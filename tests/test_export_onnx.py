@@ -112,6 +112,38 @@ def test_onnx_dynamic_axes_and_metadata(exported, checkpoint):
     assert np.abs(got - want).max() <= 1e-4
 
 
+def test_fixed_size_export_keeps_only_the_batch_dynamic(checkpoint,
+                                                        tmp_path):
+    """``dynamic_size=False``: height and width are fixed in the graph's
+    input (so onnxruntime can fold the shape arithmetic), the batch stays
+    dynamic, and the logits equal the PyTorch model's."""
+    import onnx
+    import onnxruntime as ort
+    from mmseg_dsnet.apis.deploy_model import build_deployable
+    from mmseg_dsnet.apis.onnx_export import export_onnx
+    out = tmp_path / 'fixed.onnx'
+    export_onnx(CONFIG, checkpoint, str(out), shape=(96, 128),
+                dynamic_size=False)
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [
+        3, 96, 128]
+    session = ort.InferenceSession(str(out),
+                                   providers=['CPUExecutionProvider'])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta['mmseg_dsnet.input_size'] == '96,128'
+    assert meta['mmseg_dsnet.dynamic_size'] == 'False'
+    batch = np.random.default_rng(2).uniform(0, 255, (2, 3, 96, 128))
+    batch = batch.astype(np.float32)
+    got = session.run(None, {'image': batch})[0]
+    network = build_deployable(CONFIG, checkpoint, reparameterize=False)
+    with torch.no_grad():
+        want = network(torch.from_numpy(batch)).numpy()
+    assert got.shape == (2, 1, 96, 128)
+    assert np.abs(got - want).max() <= 1e-4
+    with pytest.raises(Exception, match='(?i)dimension|shape'):
+        session.run(None, {'image': batch[:, :, :64]})
+
+
 def test_wrapper_matches_mmseg_preprocessing(checkpoint):
     """The exported input convention (RGB 0..255) gives the logits mmseg
     computes from its own BGR loading and data preprocessor."""

@@ -431,7 +431,11 @@ def main(argv=None):
     fp32_file = osp.join(workdir, 'dsnet.onnx')
     int8_file = osp.join(workdir, 'dsnet_int8.onnx')
     plain_file = osp.join(workdir, 'dsnet_no_rewrites.onnx')
+    fixed_file = osp.join(workdir, 'dsnet_fixed_size.onnx')
     export_onnx(dsnet_cfg, args.checkpoint, fp32_file, shape=SHAPE)
+    # Only the batch dynamic: onnxruntime can fold the shape arithmetic.
+    export_onnx(dsnet_cfg, args.checkpoint, fixed_file, shape=SHAPE,
+                dynamic_size=False)
     export_onnx(dsnet_cfg, args.checkpoint, plain_file, shape=SHAPE,
                 optimize=False)
     calib_pairs, calib_source = config_samples(dsnet_cfg, 'train', 16)
@@ -453,6 +457,8 @@ def main(argv=None):
          lambda t: ort_runner(int8_file, t)[1]),
         ('DSNet', 'onnxruntime fp32, no CPU rewrites', macs_deploy,
          lambda t: ort_runner(plain_file, t)[1]),
+        ('DSNet', 'onnxruntime fp32, fixed 256x256', macs_deploy,
+         lambda t: ort_runner(fixed_file, t)[1]),
     ]
     if not args.no_compile:
         for form, net, gmacs in (('as trained', trained_net, macs),
@@ -548,7 +554,9 @@ def main(argv=None):
             ('DSNet onnxruntime fp32 / int8', ort,
              ('DSNet', 'onnxruntime int8'), None),
             ('DSNet onnxruntime, no rewrites / with CPU rewrites',
-             ('DSNet', 'onnxruntime fp32, no'), ort, None)):
+             ('DSNet', 'onnxruntime fp32, no'), ort, None),
+            ('DSNet onnxruntime, dynamic / fixed size', ort,
+             ('DSNet', 'onnxruntime fp32, fixed'), None)):
         value, value_range = ratio(slow, fast)
         targets.append(dict(
             what=what, value=value, rounds=value_range,
