@@ -162,6 +162,54 @@ def test_reparameterized_block_matches_training_form(conv_type, stride):
     assert convs[0].groups == 6 and convs[0].bias is not None
 
 
+@pytest.mark.parametrize('dilation', [1, 2, 3])
+@pytest.mark.parametrize('shortcut', [False, True])
+def test_residual_and_dilated_blocks_reparameterize_exactly(
+        dilation, shortcut):
+    block = DESDConv(8, 8, dilation=dilation, shortcut=shortcut)
+    warm_up(block, lambda: torch.randn(4, 8, 16, 16) * 2 + 1)
+    x = torch.randn(2, 8, 19, 13)
+    with torch.no_grad():
+        expected = block(x)
+        # The shortcut adds the input before the last activation.
+        block.shortcut = False
+        without = block(x)
+        block.shortcut = shortcut
+    assert expected.shape == x.shape
+    if shortcut:
+        assert (expected - without).abs().max() > 1e-3
+    reparameterize_model(block)
+    depthwise = block.depthwise
+    assert depthwise.dilation == (dilation, dilation)
+    assert depthwise.padding == (dilation, dilation)
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+    plain = DESDConv(8, 8, dilation=dilation, shortcut=shortcut,
+                     deploy=True).eval()
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
+def test_dilated_block_sees_farther():
+    """An impulse reaches output pixels ``dilation`` away, not nearer."""
+    block = DESDConv(1, 1, dilation=2, act_cfg=None).eval()
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 4] = 1.0
+    with torch.no_grad():
+        out = block(x) - block(torch.zeros_like(x))
+    touched = out[0, 0].abs() > 1e-7
+    assert touched[4, 2] and touched[2, 4] and touched[6, 6]
+    assert not touched[4, 3] and not touched[3, 3]
+
+
+def test_shortcut_needs_matching_shape():
+    with pytest.raises(ValueError, match='identity shortcut'):
+        DESDConv(4, 8, shortcut=True)
+    with pytest.raises(ValueError, match='identity shortcut'):
+        DESDConv(4, 4, stride=2, shortcut=True)
+
+
 def test_deploy_block_loads_reparameterized_weights():
     block = warm_up(DESDConv(5, 7), lambda: torch.randn(2, 5, 8, 8))
     x = torch.randn(2, 5, 8, 8)

@@ -18,6 +18,7 @@ register_all_modules()
 torch.manual_seed(0)
 
 CONFIG = Path(__file__).parents[1] / 'configs/_base_/models/dsnet.py'
+V1_CONFIG = Path(__file__).parents[1] / 'configs/_base_/models/dsnet-v1.py'
 PREPROCESSOR = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -29,8 +30,8 @@ PARAMS_WINDOW = (0.291e6 * 0.97, 0.291e6 * 1.03)
 FLOPS_WINDOW = (0.287e9 * 0.95, 0.287e9 * 1.05)
 
 
-def model_cfg(**head_overrides):
-    cfg = Config.fromfile(str(CONFIG)).model
+def model_cfg(config=CONFIG, **head_overrides):
+    cfg = Config.fromfile(str(config)).model
     cfg.data_preprocessor = copy.deepcopy(PREPROCESSOR)
     cfg.decode_head.update(head_overrides)
     return cfg
@@ -113,7 +114,7 @@ def test_plain_skip_without_gate():
 
 
 # ---------------------------------------------------- backbone and the head
-def test_backbone_features_and_full_resolution_logits():
+def test_backbone_features_and_half_resolution_logits():
     cfg = model_cfg()
     backbone = MODELS.build(cfg.backbone)
     head = MODELS.build(cfg.decode_head)
@@ -121,12 +122,38 @@ def test_backbone_features_and_full_resolution_logits():
     feats = backbone(x)
     widths = cfg.backbone.widths
     assert [f.shape[1] for f in feats] == list(widths)
-    assert [f.shape[-1] for f in feats] == [64 // 2**i for i in range(6)]
+    # The stride-2 stem puts stage 0 at 1/2 resolution.
+    assert [f.shape[-1] for f in feats] == [32 // 2**i for i in range(5)]
     logits = head(feats)
-    assert logits.shape == (2, 1, 64, 64)
+    assert logits.shape == (2, 1, 32, 32)
     assert head.threshold == 0.5
     assert isinstance(head.up_blocks[0], DESDConv)
-    assert len(head.bridges) == 5
+    assert len(head.bridges) == 4
+    # The blocks that keep width and resolution are residual.
+    residual = [m.shortcut for m in backbone.modules()
+                if isinstance(m, DESDConv)]
+    assert sum(residual) == sum(cfg.backbone.num_blocks) - 4
+    # The segmentor returns logits at the input size.
+    model = MODELS.build(cfg).eval()
+    with torch.no_grad():
+        results = model.predict(x, data_samples(square_labels(2, 64)))
+    assert results[0].pred_sem_seg.data.shape == (1, 64, 64)
+
+
+def test_first_design_stays_reachable():
+    """DSNet v1: stride-1 stem, six levels, full-resolution logits."""
+    cfg = model_cfg(V1_CONFIG)
+    model = MODELS.build(cfg).eval()
+    feats = model.backbone(torch.randn(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [64 // 2**i for i in range(6)]
+    assert not any(m.shortcut for m in model.modules()
+                   if isinstance(m, DESDConv))
+    assert isinstance(model.decode_head.final_block, DESDConv)
+    with torch.no_grad():
+        assert model.decode_head(feats).shape == (1, 1, 64, 64)
+    params, flops = complexity(model)
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
 
 
 def test_vanilla_ablation_and_no_gate_build_and_run():
@@ -136,12 +163,14 @@ def test_vanilla_ablation_and_no_gate_build_and_run():
     full = MODELS.build(model_cfg())
     assert count_params(model) < count_params(full)
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 16, 16)
 
 
 # ------------------------------------------------------ re-parameterisation
-def test_reparameterized_model_matches_and_deploy_config_loads_it():
-    cfg = model_cfg()
+@pytest.mark.parametrize('config', [CONFIG, V1_CONFIG],
+                         ids=['dsnet', 'dsnet-v1'])
+def test_reparameterized_model_matches_and_deploy_config_loads_it(config):
+    cfg = model_cfg(config)
     model = warm_up(MODELS.build(cfg))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -163,7 +192,8 @@ def test_reparameterized_model_matches_and_deploy_config_loads_it():
 
 
 def test_reparameterize_drops_deep_supervision_classifiers():
-    cfg = model_cfg(deep_supervision=True)
+    cfg = model_cfg()
+    assert cfg.decode_head.deep_supervision  # on by default
     model = warm_up(MODELS.build(cfg))
     assert len(model.decode_head.aux_classifiers) == 3
     reparameterize_model(model)
@@ -206,16 +236,28 @@ def test_encoder_decoder_loss_backward_and_predict():
 
 
 def test_deep_supervision_adds_weighted_losses():
-    model = MODELS.build(model_cfg(deep_supervision=True)).train()
-    losses = model.loss(
-        torch.randn(2, 3, 32, 32), data_samples(square_labels(2, 32)))
+    model = MODELS.build(model_cfg()).train()
+    inputs, labels = torch.randn(2, 3, 64, 64), square_labels(2, 64)
+    losses = model.loss(inputs, data_samples(labels))
     aux = sorted(k for k in losses if k.startswith('decode.aux'))
     assert aux == [f'decode.aux{i}.loss_bic' for i in (1, 2, 3)]
     assert all(torch.isfinite(losses[k]) for k in aux)
+    # Each side loss is its classifier's BIC loss times its weight.
+    head = model.decode_head
+    feats = model.extract_feat(inputs)
+    _, side_logits = head._decode(list(feats), with_aux=True)
+    for level, (logits, weight) in enumerate(
+            zip(side_logits, head.aux_loss_weights), start=1):
+        alone = head.loss_by_feat(logits, data_samples(labels))['loss_bic']
+        torch.testing.assert_close(losses[f'decode.aux{level}.loss_bic'],
+                                   alone * weight)
+    without = MODELS.build(model_cfg(deep_supervision=False)).train()
+    assert not any('aux' in k for k in without.loss(
+        inputs, data_samples(labels)))
     # Inference never runs the auxiliary classifiers.
     model.eval()
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 16, 16)
 
 
 # -------------------------------------------------------------------- budget

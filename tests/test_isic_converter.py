@@ -148,9 +148,17 @@ def test_converts_official_folders(tmp_path):
         'official_val': 2,
         'official_test': 3,
         'lightweight_train': 6,
-        'lightweight_test': 2
+        'lightweight_test': 2,
+        'lightweight_design_train': 5,
+        'lightweight_design_val': 1
     }
     assert 'round(0.7 * 8) = 6' in meta['lightweight_rule']
+    assert 'round(0.1 * 6)' in meta['design_split_rule']
+    # The design hold-out splits lightweight_train and nothing else.
+    design_train = _split(out, 'lightweight_design_train')
+    design_val = _split(out, 'lightweight_design_val')
+    assert sorted(design_train + design_val) == train
+    assert not set(design_val) & set(test)
     assert meta['fixed'] == [] and meta['skipped'] == []
     # 2017 ships superpixel PNGs and metadata CSVs next to the images.
     assert meta['ignored'] == {
@@ -176,7 +184,9 @@ def test_zips_convert_like_folders_and_year_is_detected(tmp_path):
         'official_val': 2,
         'official_test': 2,
         'lightweight_train': 5,
-        'lightweight_test': 2
+        'lightweight_test': 2,
+        'lightweight_design_train': 4,
+        'lightweight_design_val': 1
     }
     assert from_zips['ignored']['by_kind'] == {'ATTRIBUTION': 6, 'LICENSE': 6}
     first, second = _tree_hashes(tmp_path / 'a'), _tree_hashes(tmp_path / 'b')
@@ -226,13 +236,24 @@ def test_split_counts_follow_the_literature():
             'test': [f'c{i:05d}' for i in range(n_test)]
         }
 
-    splits, _, rule = isic._make_splits(2017, written(2000, 150, 600), 0, 0.7)
+    splits, _, rule, _ = isic._make_splits(2017, written(2000, 150, 600), 0,
+                                           0.7)
     assert (len(splits['lightweight_train']),
             len(splits['lightweight_test'])) == (1500, 650)
     assert '1500/650' in rule
-    splits, _, _ = isic._make_splits(2017, written(2000, 150, 600), 0, 0.8)
+    # About 10 % of the training split held out for design choices, seeded.
+    design_val = splits['lightweight_design_val']
+    assert (len(splits['lightweight_design_train']), len(design_val)) == \
+        (1350, 150)
+    assert set(design_val) < set(splits['lightweight_train'])
+    again, _, _, _ = isic._make_splits(2017, written(2000, 150, 600), 0, 0.7)
+    assert again == splits
+    other_seed, _, _, _ = isic._make_splits(2017, written(2000, 150, 600), 1,
+                                            0.7)
+    assert other_seed['lightweight_design_val'] != design_val
+    splits, _, _, _ = isic._make_splits(2017, written(2000, 150, 600), 0, 0.8)
     assert len(splits['lightweight_train']) == 1720
-    splits, _, _ = isic._make_splits(2018, written(2594, 100, 1000), 0, 0.7)
+    splits, _, _, _ = isic._make_splits(2018, written(2594, 100, 1000), 0, 0.7)
     assert (len(splits['lightweight_train']),
             len(splits['lightweight_test'])) == (1886, 808)
     assert len(splits['official_test']) == 1000

@@ -220,3 +220,21 @@ def test_collect_never_replaces_another_work_dirs_record(board, tmp_path):
     assert json.loads(record.read_text())['work_dir'] == str(seed0)
     lb.main(['collect', str(board['cfg']), str(copy), *args, '--overwrite'])
     assert json.loads(record.read_text())['work_dir'] == str(copy)
+
+
+def test_collect_refuses_runs_judged_on_the_design_hold_out(board, tmp_path):
+    """Design runs choose the model; only test-split runs become rows."""
+    lb, seed0 = board['lb'], board['work'][0]
+    design = tmp_path / 'design_run'
+    shutil.copytree(seed0, design)
+    dumped = [p for p in design.rglob('*.py')
+              if 'lightweight_test.txt' in p.read_text()]
+    assert dumped, 'the work dir holds no dumped config naming the test split'
+    for path in dumped:
+        path.write_text(path.read_text().replace(
+            'lightweight_test.txt', 'lightweight_design_val.txt'))
+    runs = tmp_path / 'runs'
+    with pytest.raises(ValueError, match='design hold-out'):
+        lb.main(['collect', str(board['cfg']), str(design), '--label',
+                 'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
+    assert not runs.exists() or not list(runs.glob('*.json'))

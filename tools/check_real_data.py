@@ -7,6 +7,11 @@ schedule is far shorter than the protocol's 300 epochs (the numbers are said
 with their schedule). Skips cleanly when the data is absent.
 
     python tools/check_real_data.py --models dsnet segformer unet
+
+``--split design`` trains on ``lightweight_design_train`` (the training
+split less a seeded 10 %) and evaluates on ``lightweight_design_val`` (that
+10 %): the runs that choose designs and settings, never looking at the test
+split. Their records go to ``--record-dir`` (default ``results/design``).
 """
 import argparse
 import json
@@ -26,6 +31,7 @@ from data_fallback import REPO_ROOT, convert  # noqa: E402
 DEFAULT_SRC = osp.join(REPO_ROOT, '..', 'shared', 'data', 'isic2017_256x192')
 CONFIGS = dict(
     dsnet='configs/dsnet/dsnet_isic2017.py',
+    dsnet_v1='configs/dsnet/dsnet-v1_isic2017.py',
     unet='configs/unet/unet-s5-d16_fcn_isic2017.py',
     segformer='configs/segformer/segformer_mit-b0_isic2017.py',
     egeunet='configs/egeunet/egeunet_isic2017.py',
@@ -33,6 +39,8 @@ CONFIGS = dict(
     dsnet_no_gate='configs/dsnet/dsnet_isic2017_no-gate.py',
     dsnet_bce_dice='configs/dsnet/dsnet_isic2017_bce-dice.py',
     dsnet_vanilla_conv='configs/dsnet/dsnet_isic2017_vanilla-conv.py',
+    dsnet_no_deep_supervision=(
+        'configs/dsnet/dsnet_isic2017_no-deep-supervision.py'),
 )
 
 
@@ -42,8 +50,20 @@ def parse_args(argv=None):
                         help='the real ISIC 2017 set (official layout)')
     parser.add_argument('--data-root', default=osp.join(REPO_ROOT,
                                                         'data/isic2017'))
-    parser.add_argument('--models', nargs='+', default=['dsnet'],
+    parser.add_argument('--models', nargs='+', default=None,
                         choices=sorted(CONFIGS))
+    parser.add_argument('--configs', nargs='+', default=[],
+                        help='further config files, named by their stem')
+    parser.add_argument('--split', choices=['test', 'design'],
+                        default='test',
+                        help="'test': train on lightweight_train, evaluate "
+                        "on lightweight_test; 'design': train on "
+                        'lightweight_design_train, evaluate on '
+                        'lightweight_design_val (for choosing designs)')
+    parser.add_argument('--record-dir',
+                        default=osp.join(REPO_ROOT, 'results', 'design'),
+                        help='where --split design writes one record per '
+                        'run')
     parser.add_argument('--epochs', type=int, default=2)
     parser.add_argument('--train-images', type=int, default=None,
                         help='train on the first N images of the split')
@@ -69,10 +89,15 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
+DESIGN_SPLITS = ('splits/lightweight_design_train.txt',
+                 'splits/lightweight_design_val.txt')
+
+
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
-                       test_images, seed, lr=None, crop_size=None):
+                       test_images, seed, lr=None, crop_size=None,
+                       split='test'):
     """The config with the real data root, a short cosine schedule and
-    optional subsets."""
+    optional subsets (and the design hold-out for ``split='design'``)."""
     cfg = Config.fromfile(osp.join(REPO_ROOT, config))
     if crop_size:
         set_input_size(cfg, crop_size)
@@ -83,6 +108,10 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     cfg.visualizer.name = f'visualizer_{osp.basename(work_dir)}'
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[name].dataset.data_root = data_root
+    if split == 'design':
+        cfg.train_dataloader.dataset.ann_file = DESIGN_SPLITS[0]
+        cfg.val_dataloader.dataset.ann_file = DESIGN_SPLITS[1]
+        cfg.test_dataloader.dataset.ann_file = DESIGN_SPLITS[1]
     if train_images:
         cfg.train_dataloader.dataset.indices = train_images
     if test_images:
@@ -104,6 +133,20 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     return cfg
 
 
+def write_design_record(record_dir, name, result):
+    """One JSON record per design run, named by config, size, epochs and
+    seed; an existing record is never replaced."""
+    os.makedirs(record_dir, exist_ok=True)
+    path = osp.join(
+        record_dir, f'{name}_{result["input_size"]}px_{result["epochs"]}ep_'
+        f'seed{result["seed"]}.json')
+    if osp.exists(path):
+        path = path[:-5] + f'_{time.strftime("%Y%m%d-%H%M%S")}.json'
+    with open(path, 'w') as f:
+        json.dump(dict(result, name=name), f, indent=2)
+    print(f'Design record: {path}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isdir(args.src):
@@ -112,12 +155,26 @@ def main(argv=None):
     if not osp.isfile(osp.join(args.data_root, 'meta.json')):
         print(f'Converting {args.src} -> {args.data_root} ...', flush=True)
         convert(args.src, args.data_root, year=2017, seed=0)
+    if args.split == 'design' and not osp.isfile(
+            osp.join(args.data_root, DESIGN_SPLITS[1])):
+        print(f'ERROR: {args.data_root} has no {DESIGN_SPLITS[1]}; it was '
+              'converted by an older converter. Convert it again: python '
+              f'tools/dataset_converters/isic.py {args.src} '
+              f'{args.data_root} --overwrite')
+        sys.exit(2)
+    configs = {name: CONFIGS[name] for name in args.models or []}
+    for path in args.configs:
+        configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
+            osp.abspath(path), REPO_ROOT)
+    if not configs:
+        configs['dsnet'] = CONFIGS['dsnet']
     results = {}
-    for name in args.models:
-        cfg = short_schedule_cfg(CONFIGS[name], args.data_root,
+    for name, config in configs.items():
+        cfg = short_schedule_cfg(config, args.data_root,
                                  osp.join(args.work_dir, name), args.epochs,
                                  args.train_images, args.test_images,
-                                 args.seed, args.lr, args.crop_size)
+                                 args.seed, args.lr, args.crop_size,
+                                 args.split)
         start = time.time()
         runner = Runner.from_cfg(cfg)
         runner.train()
@@ -125,25 +182,32 @@ def main(argv=None):
         metrics = runner.test()
         # The same record tools/test.py writes, for the leaderboard tool.
         with open(osp.join(cfg.work_dir, 'test_metrics.json'), 'w') as f:
-            json.dump(dict(config=CONFIGS[name], checkpoint=None,
+            json.dump(dict(config=config, checkpoint=None,
                            metrics={k: float(v) for k, v in metrics.items()}),
                       f, indent=2)
         results[name] = dict(
-            config=CONFIGS[name], epochs=args.epochs, seed=args.seed,
+            config=config, epochs=args.epochs, seed=args.seed,
+            split=args.split,
+            train_split=cfg.train_dataloader.dataset.ann_file,
+            eval_split=cfg.test_dataloader.dataset.ann_file,
             train_images=len(runner.train_dataloader.dataset),
             test_images=len(runner.test_dataloader.dataset),
             input_size=args.crop_size or 256, device='cpu',
             threads=torch.get_num_threads(),
             train_time_s=round(train_time, 1),
             metrics={k: round(float(v), 2) for k, v in metrics.items()})
+        if args.split == 'design':
+            write_design_record(args.record_dir, name, results[name])
     os.makedirs(args.work_dir, exist_ok=True)
     out = osp.join(args.work_dir, 'real_check.json')
     with open(out, 'w') as f:
         json.dump(results, f, indent=2)
     keys = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
-    print(f'\nShort CPU schedule on real ISIC 2017 (lightweight split), '
-          f'{args.epochs} epoch(s), input {args.crop_size or 256}px, '
-          f'seed {args.seed}:')
+    evaluated_on = ('design hold-out (lightweight_design_val)'
+                    if args.split == 'design' else 'lightweight test split')
+    print(f'\nShort CPU schedule on real ISIC 2017, evaluated on the '
+          f'{evaluated_on}, {args.epochs} epoch(s), input '
+          f'{args.crop_size or 256}px, seed {args.seed}:')
     print(f'{"model":<10} {"train img":>9} {"test img":>8} {"time s":>7} ' +
           ' '.join(f'{k:>8}' for k in keys))
     for name, r in results.items():

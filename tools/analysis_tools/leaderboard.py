@@ -117,6 +117,13 @@ def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
     ``overwrite``; one from the same work dir is refreshed."""
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
+    if 'design' in osp.basename(str(rec.get('test_split') or '')):
+        # Design runs choose the model; a leaderboard row is a test result.
+        raise ValueError(
+            f'{work_dir} was evaluated on the design hold-out '
+            f'({rec["test_split"]}), not on a test split; design runs are '
+            'recorded by tools/check_real_data.py --split design, not '
+            'collected')
     model = label or model_name(config)
     gpu = rec['device'] != 'CPU'
     if schedule is None:

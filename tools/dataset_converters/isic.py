@@ -10,7 +10,10 @@ Output (``OUT``)::
 
     OUT/images/<id>.jpg    RGB 8-bit JPEG (valid inputs copied byte for byte)
     OUT/masks/<id>.png     single channel uint8, values exactly {0, 1}
-    OUT/splits/official_{train,val,test}.txt, lightweight_{train,test}.txt
+    OUT/splits/official_{train,val,test}.txt, lightweight_{train,test}.txt,
+               lightweight_design_{train,val}.txt (lightweight_train split
+               again: a seeded 10 % held out for choosing designs and
+               settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files
 
 Every pair is checked (missing partner, unreadable or truncated file, size
@@ -88,6 +91,9 @@ HOLDOUT_VAL_RATIO_2016 = 0.1
 # The lightweight literature splits the 2150 ISIC 2017 train+val pairs
 # 1500/650, not the 1505/645 that round(0.7 * 2150) gives.
 LITERATURE_SPLIT_2017 = (2150, 1500)
+# Share of lightweight_train held out as lightweight_design_val: designs and
+# settings are chosen on it, never on the test split.
+DESIGN_VAL_RATIO = 0.1
 DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 # Below this many pairs, starting worker processes costs more than it saves.
 MIN_PAIRS_FOR_POOL = 64
@@ -579,7 +585,8 @@ def _make_splits(year, written, seed, train_ratio):
         train_ratio (float): Train share of the lightweight split.
 
     Returns:
-        tuple: (splits {name: sorted ids}, validation rule, lightweight rule).
+        tuple: (splits {name: sorted ids}, validation rule, lightweight rule,
+        design rule).
     """
     official = {split: sorted(written.get(split, [])) for split in SPLITS}
     if year == 2016:
@@ -613,7 +620,26 @@ def _make_splits(year, written, seed, train_ratio):
     splits = {f'official_{split}': official[split] for split in SPLITS}
     splits['lightweight_train'] = sorted(pool[i] for i in order[:n_train])
     splits['lightweight_test'] = sorted(pool[i] for i in order[n_train:])
-    return splits, val_rule, rule
+    # Design hold-out: its own stream of the same seed, so the literature's
+    # train/test split above is unchanged by it.
+    train = splits['lightweight_train']
+    # At least one image when there are two, so both lists are usable.
+    n_val = min(max(1, int(round(DESIGN_VAL_RATIO * len(train)))),
+                len(train) - 1) if len(train) > 1 else 0
+    order = np.random.default_rng([seed, 1]).permutation(len(train))
+    held_out = {train[i] for i in order[:n_val]}
+    splits['lightweight_design_val'] = sorted(held_out)
+    splits['lightweight_design_train'] = [
+        i for i in train if i not in held_out
+    ]
+    design_rule = (
+        f'{n_val} of the {len(train)} lightweight_train ids '
+        f'(round({DESIGN_VAL_RATIO} * {len(train)}), at least 1) held out as '
+        f'lightweight_design_val with numpy.random.default_rng([{seed}, 1])'
+        '.permutation of the sorted ids; the rest is lightweight_design_train'
+        '. Designs and settings are chosen on it; reported models train on '
+        'all of lightweight_train')
+    return splits, val_rule, rule, design_rule
 
 
 def _print_records(log, title, records):
@@ -677,6 +703,8 @@ def _log_summary(log, summary, out):
     log(f'ISIC {summary["year"]} -> {out}')
     log(f'  pairs written: {official}; lightweight train '
         f'{counts["lightweight_train"]} / test {counts["lightweight_test"]} '
+        f'(design hold-out: train {counts["lightweight_design_train"]} / val '
+        f'{counts["lightweight_design_val"]}) '
         f'(seed {summary["seed"]})')
     _print_records(log, '  fixed', summary['fixed'])
     _print_records(log, '  skipped', summary['skipped'])
@@ -772,7 +800,7 @@ def convert(src,
             raise ConversionError(f'no valid image/mask pair in {src}: all '
                                   f'{len(skipped)} were skipped')
 
-        splits, val_rule, lightweight_rule = _make_splits(
+        splits, val_rule, lightweight_rule, design_rule = _make_splits(
             year, written, seed, train_ratio)
         for name, ids in splits.items():
             text = ''.join(f'{image_id}\n' for image_id in ids)
@@ -788,6 +816,7 @@ def convert(src,
             'official_splits_present': present,
             'official_val_rule': val_rule,
             'lightweight_rule': lightweight_rule,
+            'design_split_rule': design_rule,
             'fixed': fixed,
             'fixed_by_reason': dict(Counter(r['reason'] for r in fixed)),
             'skipped': skipped,

@@ -13,11 +13,13 @@ from ..layers import DESDConv
 class DSNet(BaseModule):
     """The encoder half of DSNet's U shape.
 
-    A 3x3 conv-BN-act stem at full resolution, then one stage per entry of
-    ``widths``. Stage 0 keeps the resolution; each later stage starts with a
-    stride-2 DESDConv (the depthwise convolution downsamples) followed by
-    ``num_blocks[i] - 1`` more DESDConv blocks. Stage ``i`` therefore runs at
-    ``1 / 2**i`` of the input size.
+    A 3x3 conv-BN-act stem with stride ``stem_stride``, then one stage per
+    entry of ``widths``. Stage 0 keeps the stem's resolution; each later
+    stage starts with a stride-2 DESDConv (the depthwise convolution
+    downsamples) followed by ``num_blocks[i] - 1`` more DESDConv blocks. The
+    blocks that keep width and resolution carry an identity shortcut when
+    ``shortcut`` is True. Stage ``i`` runs at ``1 / (stem_stride * 2**i)``
+    of the input size.
 
     Args:
         in_channels (int): Image channels. Default: 3.
@@ -25,8 +27,16 @@ class DSNet(BaseModule):
             Default: (16, 32, 64, 128, 144, 224).
         num_blocks (Sequence[int]): DESDConv blocks per stage.
             Default: (1, 1, 1, 1, 2, 2).
+        stem_stride (int): Stride of the stem, 1 (stage 0 at full
+            resolution) or 2 (stage 0 at half resolution: far fewer
+            memory-bound passes over full-size tensors). Default: 1.
+        dilations (Sequence[int], optional): Dilation of the depthwise
+            convolutions of each stage's blocks after the first (a wider
+            receptive field at no extra cost). Default: None (all 1).
+        shortcut (bool): Identity shortcuts around the blocks that keep
+            width and resolution. Default: False.
         out_indices (Sequence[int]): Stages whose outputs are returned.
-            Default: all six.
+            Default: all stages.
         conv_type (str): ``'desd'`` or ``'vanilla'`` (plain depthwise 3x3
             instead of the difference branches, for ablation).
             Default: ``'desd'``.
@@ -40,7 +50,10 @@ class DSNet(BaseModule):
                  in_channels: int = 3,
                  widths: Sequence[int] = (16, 32, 64, 128, 144, 224),
                  num_blocks: Sequence[int] = (1, 1, 1, 1, 2, 2),
-                 out_indices: Sequence[int] = (0, 1, 2, 3, 4, 5),
+                 stem_stride: int = 1,
+                 dilations: Optional[Sequence[int]] = None,
+                 shortcut: bool = False,
+                 out_indices: Optional[Sequence[int]] = None,
                  conv_type: str = 'desd',
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
@@ -51,9 +64,18 @@ class DSNet(BaseModule):
             raise ValueError('widths and num_blocks need the same length')
         if min(num_blocks) < 1:
             raise ValueError('every stage needs at least one block')
+        if stem_stride not in (1, 2):
+            raise ValueError(f'stem_stride must be 1 or 2, got {stem_stride}')
+        dilations = tuple(dilations or [1] * len(widths))
+        if len(dilations) != len(widths) or min(dilations) < 1:
+            raise ValueError('dilations needs one entry >= 1 per stage, got '
+                             f'{dilations}')
+        if out_indices is None:
+            out_indices = tuple(range(len(widths)))
         if not all(0 <= i < len(widths) for i in out_indices):
             raise ValueError(f'out_indices {out_indices} out of range')
         self.widths = tuple(widths)
+        self.stem_stride = stem_stride
         self.out_indices = tuple(out_indices)
         self.deploy = deploy
 
@@ -61,6 +83,7 @@ class DSNet(BaseModule):
             in_channels,
             widths[0],
             3,
+            stride=stem_stride,
             padding=1,
             norm_cfg=None if deploy else norm_cfg,
             act_cfg=act_cfg)
@@ -70,11 +93,14 @@ class DSNet(BaseModule):
             blocks = []
             for block_index in range(depth):
                 stride = 2 if index > 0 and block_index == 0 else 1
+                keeps_shape = stride == 1 and previous == width
                 blocks.append(
                     DESDConv(
                         previous,
                         width,
                         stride=stride,
+                        dilation=dilations[index] if block_index else 1,
+                        shortcut=shortcut and keeps_shape,
                         conv_type=conv_type,
                         norm_cfg=norm_cfg,
                         act_cfg=act_cfg,

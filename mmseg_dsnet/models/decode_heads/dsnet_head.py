@@ -1,5 +1,5 @@
 """DSNet decoder: DESDConv stages joined to the encoder by DGA bridges."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
@@ -18,9 +18,14 @@ class DSNetHead(BaseDecodeHead):
     shallow) runs a DESDConv that maps ``in_channels[i + 1]`` to
     ``in_channels[i]`` channels at the coarse resolution (cheap), upsamples
     it bilinearly to the size of encoder feature ``i`` and fuses the two with
-    a :class:`DynamicGateAttention` bridge. A last DESDConv at the finest
-    level gives ``channels`` features for ``cls_seg``. With DSNet's stride-1
-    stem the logits already have the input resolution.
+    a :class:`DynamicGateAttention` bridge, optionally followed by
+    ``refine_blocks[i]`` residual DESDConv blocks at that level. With
+    ``final_block`` a last DESDConv at the finest level gives ``channels``
+    features for ``cls_seg``; without it ``cls_seg`` reads the finest
+    bridge output (``channels`` must then equal ``in_channels[0]``). The
+    logits have the resolution of the finest encoder feature (the input's
+    with a stride-1 stem, half of it with a stride-2 stem); mmseg resizes
+    them to the label (training) and to the image (prediction).
 
     Args:
         in_channels (Sequence[int]): Channels of the encoder features,
@@ -29,6 +34,13 @@ class DSNetHead(BaseDecodeHead):
         use_gate (bool): Gate the skip connections (DGA); False is the plain
             ``proj(enc + dec)`` skip for ablation. Default: True.
         conv_type (str): ``'desd'`` or ``'vanilla'``. Default: ``'desd'``.
+        refine_blocks (Sequence[int], optional): Residual DESDConv blocks
+            after the bridge of each level, finest first. Default: None
+            (none).
+        refine_dilations (Sequence[int], optional): Dilation of each
+            level's refine blocks. Default: None (all 1).
+        final_block (bool): A DESDConv from ``in_channels[0]`` to
+            ``channels`` before ``cls_seg``. Default: True.
         deep_supervision (bool): During training, add 1x1 classifiers on the
             bridge outputs of levels ``1 .. len(aux_loss_weights)`` and add
             their losses (logits are resized to the label, as for the main
@@ -47,6 +59,9 @@ class DSNetHead(BaseDecodeHead):
                  channels: int,
                  use_gate: bool = True,
                  conv_type: str = 'desd',
+                 refine_blocks: Optional[Sequence[int]] = None,
+                 refine_dilations: Optional[Sequence[int]] = None,
+                 final_block: bool = True,
                  deep_supervision: bool = False,
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
                  deploy: bool = False,
@@ -87,8 +102,29 @@ class DSNetHead(BaseDecodeHead):
                 act_cfg=self.act_cfg,
                 deploy=deploy) for i in range(levels)
         ])
-        self.final_block = DESDConv(self.in_channels[0], channels,
-                                    **block_cfg)
+        refine_blocks = tuple(refine_blocks or [0] * levels)
+        refine_dilations = tuple(refine_dilations or [1] * levels)
+        if len(refine_blocks) != levels or len(refine_dilations) != levels:
+            raise ValueError(f'refine_blocks and refine_dilations need '
+                             f'{levels} entries (one per bridge)')
+        self.refine_blocks = nn.ModuleList([
+            nn.Sequential(*[
+                DESDConv(
+                    self.in_channels[i],
+                    self.in_channels[i],
+                    dilation=refine_dilations[i],
+                    shortcut=True,
+                    **block_cfg) for _ in range(refine_blocks[i])
+            ]) for i in range(levels)
+        ])
+        if final_block:
+            self.final_block = DESDConv(self.in_channels[0], channels,
+                                        **block_cfg)
+        elif channels != self.in_channels[0]:
+            raise ValueError('without final_block, channels must equal '
+                             f'in_channels[0] ({self.in_channels[0]})')
+        else:
+            self.final_block = nn.Identity()
         if deep_supervision and not deploy:
             self.aux_classifiers = nn.ModuleList([
                 nn.Conv2d(self.in_channels[level], self.out_channels, 1)
@@ -108,7 +144,8 @@ class DSNetHead(BaseDecodeHead):
                 size=feats[level].shape[2:],
                 mode='bilinear',
                 align_corners=self.align_corners)
-            x = self.bridges[level](feats[level], x)
+            x = self.refine_blocks[level](self.bridges[level](feats[level],
+                                                              x))
             if with_aux and 1 <= level <= len(self.aux_loss_weights):
                 aux_logits.append(self.aux_classifiers[level - 1](x))
         x = self.final_block(x)

@@ -150,19 +150,27 @@ class DESDConv(nn.Module):
     """Detail-enhanced separable difference convolution.
 
     ``depthwise 3x3 (five difference branches summed) -> BN -> act ->
-    pointwise 1x1 -> BN -> act``. The five branches (vanilla, central,
-    angular, horizontal and vertical difference) are per-channel kernels as
-    in DEA-Net's detail-enhanced convolution, made depthwise as in PiDiNet.
-    Training already runs one convolution with the summed kernel.
+    pointwise 1x1 -> BN [-> + x] -> act``. The five branches (vanilla,
+    central, angular, horizontal and vertical difference) are per-channel
+    kernels as in DEA-Net's detail-enhanced convolution, made depthwise as in
+    PiDiNet. Training already runs one convolution with the summed kernel.
+    With ``shortcut=True`` the input is added before the last activation
+    (a residual block; needs ``in_channels == out_channels`` and stride 1).
 
     :meth:`reparameterize` folds everything into ``depthwise`` (3x3, bias)
-    and ``pointwise`` (1x1, bias) plain convolutions; ``deploy=True`` builds
-    that form directly so a re-parameterised checkpoint loads into it.
+    and ``pointwise`` (1x1, bias) plain convolutions; the shortcut stays an
+    addition (the activation between the two convolutions keeps it from
+    folding). ``deploy=True`` builds that form directly so a
+    re-parameterised checkpoint loads into it.
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels (of the pointwise convolution).
         stride (int): Stride of the depthwise convolution. Default: 1.
+        dilation (int): Dilation of the depthwise convolution (a wider
+            receptive field at the same cost). Default: 1.
+        shortcut (bool): Add the input to the output (identity residual).
+            Default: False.
         conv_type (str): ``'desd'`` (five branches) or ``'vanilla'`` (a plain
             depthwise 3x3, for ablation). Default: ``'desd'``.
         norm_cfg (dict): Norm layer after each convolution; must be a
@@ -176,6 +184,8 @@ class DESDConv(nn.Module):
                  in_channels: int,
                  out_channels: int,
                  stride: int = 1,
+                 dilation: int = 1,
+                 shortcut: bool = False,
                  conv_type: str = 'desd',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
@@ -184,9 +194,15 @@ class DESDConv(nn.Module):
         if conv_type not in ('desd', 'vanilla'):
             raise ValueError(f'conv_type must be desd or vanilla, '
                              f'got {conv_type}')
+        if shortcut and (in_channels != out_channels or stride != 1):
+            raise ValueError('an identity shortcut needs in_channels == '
+                             'out_channels and stride 1, got '
+                             f'{in_channels}->{out_channels}, stride {stride}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
+        self.dilation = dilation
+        self.shortcut = shortcut
         self.conv_type = conv_type
         self.deploy = deploy
 
@@ -216,22 +232,28 @@ class DESDConv(nn.Module):
             self.in_channels,
             3,
             stride=self.stride,
-            padding=1,
+            padding=self.dilation,
+            dilation=self.dilation,
             groups=self.in_channels,
             bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        identity = x
         if self.deploy:
             x = self.depthwise_act(self.depthwise(x))
-            return self.pointwise_act(self.pointwise(x))
-        x = F.conv2d(
-            x,
-            self.kernels.fused_kernel(),
-            stride=self.stride,
-            padding=1,
-            groups=self.in_channels)
-        x = self.depthwise_act(self.depthwise_norm(x))
-        x = self.pointwise_norm(self.pointwise(x))
+            x = self.pointwise(x)
+        else:
+            x = F.conv2d(
+                x,
+                self.kernels.fused_kernel(),
+                stride=self.stride,
+                padding=self.dilation,
+                dilation=self.dilation,
+                groups=self.in_channels)
+            x = self.depthwise_act(self.depthwise_norm(x))
+            x = self.pointwise_norm(self.pointwise(x))
+        if self.shortcut:
+            x = x + identity
         return self.pointwise_act(x)
 
     def branch_kernels(self) -> Dict[str, Tensor]:
