@@ -1,0 +1,46 @@
+"""tools/analysis_tools/design_table.py: design-run records grouped by
+candidate, mean and spread over seeds, best first."""
+import json
+
+import pytest
+from conftest import load_tool
+
+design_table = load_tool('analysis_tools/design_table.py')
+
+
+def write(path, name, seed, iou, split='design'):
+    metrics = dict(IoU=iou, DSC=2 * iou / (100 + iou) * 100, Sen=90.0,
+                   Spe=95.0, mIoU_img=iou - 1, TJ=iou - 5)
+    path.write_text(json.dumps(dict(
+        name=name, seed=seed, split=split, input_size=128, epochs=15,
+        train_images=1350, test_images=150, train_time_s=600.0 + seed,
+        metrics=metrics)))
+    return str(path)
+
+
+def test_groups_seeds_and_sorts_by_mean_iou(tmp_path):
+    paths = [
+        write(tmp_path / 'a0.json', 'cand-a', 0, 78.0),
+        write(tmp_path / 'a1.json', 'cand-a', 1, 80.0),
+        write(tmp_path / 'b0.json', 'cand-b', 0, 79.5),
+    ]
+    lines = design_table.design_table(paths).splitlines()
+    assert len(lines) == 4
+    # cand-b (79.5) ranks above cand-a (mean 79.0 over two seeds).
+    assert lines[2].startswith('| cand-b | 128px | 15 | 1350 / 150 | 0 |')
+    assert lines[3].startswith('| cand-a | 128px | 15 | 1350 / 150 | 0, 1 |')
+    # Mean ± sample standard deviation (n - 1) over the seeds.
+    assert '| 79.00 ± 1.41 |' in lines[3]
+    assert lines[1].count('---') == lines[0].count('|') - 1
+
+
+def test_refuses_records_of_the_test_split(tmp_path):
+    path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
+    with pytest.raises(ValueError, match='not a design-split record'):
+        design_table.design_table([path])
+
+
+def test_no_records_is_an_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(design_table, 'REPO', str(tmp_path))
+    assert design_table.main([]) == 2
+    assert capsys.readouterr().err.startswith('ERROR: no design records')
