@@ -284,3 +284,43 @@ def test_budget_matches_the_paper():
     print(f'DSNet re-parameterised: {plain_params / 1e6:.4f} M params, '
           f'{plain_flops / 1e9:.4f} GFLOPs')
     assert plain_params < params and plain_flops < flops
+
+
+def test_radial_channel_is_the_distance_from_the_centre():
+    from mmseg_dsnet.models.backbones import DSNet
+    radius = DSNet.radial_map(torch.zeros(2, 3, 5, 7))
+    assert radius.shape == (2, 1, 5, 7)
+    assert radius[0, 0, 2, 3].abs() < 1e-6  # the centre
+    torch.testing.assert_close(radius[0, 0, 0, 0], torch.tensor(1.0))
+    # Unchanged by the training flips and 180-degree rotation.
+    torch.testing.assert_close(radius, radius.flip(-1))
+    torch.testing.assert_close(radius, radius.flip(-2))
+    backbone = DSNet(widths=(8, 16), num_blocks=(1, 1), stem_stride=2,
+                     radial_channel=True).eval()
+    assert backbone.stem.conv.in_channels == 4
+    # The stem sees where a pixel is: a constant image gives features that
+    # vary with the distance from the centre.
+    with torch.no_grad():
+        feats = backbone(torch.ones(1, 3, 32, 32))[0]
+    assert (feats[..., 8, 8] - feats[..., 0, 0]).abs().max() > 1e-4
+
+
+def test_zero_init_residual_starts_blocks_as_identity():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16), num_blocks=(2, 3), stem_stride=2,
+                     shortcut=True, zero_init_residual=True)
+    backbone.init_weights()
+    blocks = [m for m in backbone.modules() if isinstance(m, DESDConv)]
+    residual = [b for b in blocks if b.shortcut]
+    # Both blocks of stage 0 and the two after stage 1's stride-2 block.
+    assert len(residual) == 4
+    assert all(b.pointwise_norm.weight.abs().sum() == 0 for b in residual)
+    assert all(b.pointwise_norm.weight.abs().sum() > 0 for b in blocks
+               if not b.shortcut)
+    # A residual block then passes its (non-negative) input through.
+    x = torch.rand(2, 16, 8, 8)
+    block = residual[-1].eval()
+    with torch.no_grad():
+        out = block(x)
+    torch.testing.assert_close(out, torch.relu(
+        x + block.pointwise_norm.bias.view(1, -1, 1, 1)))

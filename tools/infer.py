@@ -3,9 +3,13 @@
     python tools/infer.py configs/dsnet/dsnet_isic2017.py best.pth \
         photos/ 'more/*.jpg' one.png --out-dir results/infer
     python tools/infer.py dsnet.onnx photos/ --out-dir results/infer
+    python tools/infer.py photos/ --out-dir results/infer
 
 The first argument is a config (then the checkpoint follows) or an ONNX
-file from ``tools/deployment/export_onnx.py``. For every image it writes
+file from ``tools/deployment/export_onnx.py``; when it is neither, the
+DSNet released in ``checkpoints/`` is used (trained on the ISIC 2017
+lightweight training split at 256x256; see configs/dsnet/README.md) and
+every argument is an input. For every image it writes
 
 * ``OUT/masks/<stem>.png``: single-channel 0/255 lesion mask at the image's
   original size;
@@ -44,9 +48,11 @@ def parse_args(argv=None):
         epilog='Examples:\n  python tools/infer.py CONFIG CKPT IMG_DIR '
         '--out-dir OUT\n  python tools/infer.py MODEL.onnx "*.jpg" '
         '--out-dir OUT')
-    parser.add_argument('model', help='config (.py) or exported .onnx')
+    parser.add_argument('model', help='config (.py) or exported .onnx; '
+                        'anything else is an input, and the released DSNet '
+                        'is used')
     parser.add_argument(
-        'inputs', nargs='+',
+        'inputs', nargs='*',
         help='[CHECKPOINT] then image files, folders or glob patterns '
         '(with a config the first one is the checkpoint)')
     parser.add_argument('--out-dir', required=True, help='output folder')
@@ -79,7 +85,11 @@ def parse_args(argv=None):
                         help='no progress bar')
     args = parser.parse_args(argv)
     args.checkpoint = None
-    if not args.model.lower().endswith('.onnx'):
+    args.released = not args.model.lower().endswith(('.py', '.onnx'))
+    if args.released:
+        args.inputs.insert(0, args.model)
+        args.model = None
+    elif not args.model.lower().endswith('.onnx'):
         if len(args.inputs) < 2:
             parser.error('a config needs a CHECKPOINT and at least one input')
         args.checkpoint = args.inputs.pop(0)
@@ -87,6 +97,8 @@ def parse_args(argv=None):
                 ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')):
             parser.error(f'{args.checkpoint} looks like an image: with a '
                          'config, the CHECKPOINT comes first')
+    if not args.inputs:
+        parser.error('give at least one image, folder or glob pattern')
     if args.batch_size < 1:
         parser.error('--batch-size must be >= 1')
     if args.threshold is not None and not 0 < args.threshold < 1:
@@ -117,6 +129,15 @@ def main(argv=None):
               file=sys.stderr)
     if not found.files:
         return fail('no images to process', code=1)
+    if args.released:
+        from mmseg_dsnet.apis.released_model import (ReleasedModelError,
+                                                     released_model)
+        try:
+            args.model, args.checkpoint = released_model()
+        except ReleasedModelError as err:
+            return fail(err)
+        print(f'model: the released DSNet ({osp.relpath(args.checkpoint)})',
+              file=sys.stderr)
 
     for path, what in ((args.model, 'model'),
                        (args.checkpoint, 'checkpoint')):

@@ -1,6 +1,7 @@
 """DSNet encoder: a stem and stages of DESDConv blocks."""
 from typing import Optional, Sequence, Tuple
 
+import torch
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
@@ -21,6 +22,12 @@ class DSNet(BaseModule):
     ``shortcut`` is True. Stage ``i`` runs at ``1 / (stem_stride * 2**i)``
     of the input size.
 
+    With ``radial_channel`` the stem also reads each pixel's distance from
+    the image centre (0 at the centre, 1 in the corners): dermoscopy
+    centres the lesion and darkens the corners (vignetting), and a
+    convolution alone hardly knows where in the image it is. The distance
+    is unchanged by the flips and rotations of training.
+
     Args:
         in_channels (int): Image channels. Default: 3.
         widths (Sequence[int]): Channels of each stage.
@@ -35,6 +42,11 @@ class DSNet(BaseModule):
             receptive field at no extra cost). Default: None (all 1).
         shortcut (bool): Identity shortcuts around the blocks that keep
             width and resolution. Default: False.
+        zero_init_residual (bool): Start every residual block as the
+            identity (the last BatchNorm's scale at 0), as mmseg's ResNet
+            does. Default: False.
+        radial_channel (bool): Add the distance-from-centre map to the
+            stem's input. Default: False.
         out_indices (Sequence[int]): Stages whose outputs are returned.
             Default: all stages.
         conv_type (str): ``'desd'`` or ``'vanilla'`` (plain depthwise 3x3
@@ -53,6 +65,8 @@ class DSNet(BaseModule):
                  stem_stride: int = 1,
                  dilations: Optional[Sequence[int]] = None,
                  shortcut: bool = False,
+                 zero_init_residual: bool = False,
+                 radial_channel: bool = False,
                  out_indices: Optional[Sequence[int]] = None,
                  conv_type: str = 'desd',
                  norm_cfg: dict = dict(type='BN'),
@@ -78,9 +92,11 @@ class DSNet(BaseModule):
         self.stem_stride = stem_stride
         self.out_indices = tuple(out_indices)
         self.deploy = deploy
+        self.zero_init_residual = zero_init_residual
+        self.radial_channel = radial_channel
 
         self.stem = ConvModule(
-            in_channels,
+            in_channels + int(radial_channel),
             widths[0],
             3,
             stride=stem_stride,
@@ -108,7 +124,26 @@ class DSNet(BaseModule):
                 previous = width
             self.stages.append(nn.Sequential(*blocks))
 
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.zero_init_residual and not self.deploy:
+            for block in self.modules():
+                if isinstance(block, DESDConv) and block.shortcut:
+                    nn.init.zeros_(block.pointwise_norm.weight)
+
+    @staticmethod
+    def radial_map(x: Tensor) -> Tensor:
+        """``(N, 1, H, W)`` distance of each pixel from the image centre,
+        scaled to 1 at the corners."""
+        height, width = x.shape[-2:]
+        rows = torch.linspace(-1, 1, height, dtype=x.dtype, device=x.device)
+        cols = torch.linspace(-1, 1, width, dtype=x.dtype, device=x.device)
+        radius = (rows[:, None].square() + cols[None, :].square()).sqrt()
+        return (radius * 0.5**0.5).expand(x.shape[0], 1, height, width)
+
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        if self.radial_channel:
+            x = torch.cat([x, self.radial_map(x)], dim=1)
         x = self.stem(x)
         outs = []
         for index, stage in enumerate(self.stages):

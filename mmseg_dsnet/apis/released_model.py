@@ -1,0 +1,70 @@
+"""The DSNet weights that ship in the repository (``checkpoints/``).
+
+``configs/dsnet/metafile.yaml`` lists them (``Weights``, ``SHA256``);
+:func:`released_model` finds the entry, checks that the file is there and
+is the file the metafile names (a Git LFS pointer or a damaged download
+is refused by its hash), and returns the config and checkpoint paths, so
+``tools/infer.py`` can segment a photo with no model given.
+"""
+import hashlib
+import os.path as osp
+from typing import Tuple
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+METAFILE = osp.join(REPO_ROOT, 'configs', 'dsnet', 'metafile.yaml')
+# The model tools use when none is given.
+DEFAULT_RELEASE = 'dsnet_isic2017_256px'
+
+
+class ReleasedModelError(RuntimeError):
+    """The released weights are missing, unlisted or not the listed file."""
+
+
+def sha256_of(path: str) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for chunk in iter(lambda: file.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def released_model(name: str = DEFAULT_RELEASE,
+                   metafile: str = METAFILE) -> Tuple[str, str]:
+    """Config and checkpoint of a released model, checked against the
+    metafile.
+
+    Args:
+        name (str): ``Name`` of the metafile entry.
+            Default: :data:`DEFAULT_RELEASE`.
+        metafile (str): The metafile. Default: DSNet's.
+
+    Returns:
+        tuple[str, str]: Absolute paths of the config and the checkpoint.
+
+    Raises:
+        ReleasedModelError: No such entry, no weights listed, the file is
+            missing, or its SHA-256 differs from the listed one.
+    """
+    import yaml
+    with open(metafile) as file:
+        models = yaml.safe_load(file).get('Models') or []
+    entry = next((m for m in models if m.get('Name') == name), None)
+    if entry is None or not entry.get('Weights'):
+        raise ReleasedModelError(
+            f'{metafile} lists no released weights named {name}')
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(metafile))))
+    config = osp.join(root, entry['Config'])
+    checkpoint = osp.join(root, entry['Weights'])
+    for path, what in ((config, 'config'), (checkpoint, 'weights')):
+        if not osp.isfile(path):
+            raise ReleasedModelError(
+                f'the released {what} of {name} are missing: {path}')
+    expected = str(entry.get('SHA256', '')).lower()
+    actual = sha256_of(checkpoint)
+    if actual != expected:
+        raise ReleasedModelError(
+            f'{checkpoint} is not the released file (SHA-256 {actual}, the '
+            f'metafile lists {expected or "none"}); restore it with git '
+            'checkout')
+    return config, checkpoint
