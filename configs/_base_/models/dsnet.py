@@ -1,8 +1,11 @@
-# DSNet: a stride-2 stem, residual DESDConv stages with most of the compute
-# at 1/4 and 1/8 of the input, a decoder with dynamic gate attention (DGA)
-# bridges and residual refine blocks, a classifier at 1/2 resolution and
-# deep supervision, all trained with the boundary-interior correction loss.
-# As trained it counts 0.287 M parameters and 0.273 GFLOPs at 1x3x256x256
+# DSNet: a stride-2 stem that also reads the distance from the image centre,
+# residual DESDConv stages (starting as the identity) with most of the
+# compute at 1/4 and 1/8 of the input and dilation 2 at 1/8 and 1/16, a
+# decoder with dynamic gate attention (DGA) bridges and residual refine
+# blocks, a classifier at 1/2 resolution and deep supervision, all trained
+# with the boundary-interior correction loss. Chosen on the design hold-out
+# (docs/design_study.md). As trained it counts 0.287 M parameters and
+# 0.276 GFLOPs at 1x3x256x256
 # (mmengine's analyzer, one multiply-add = one FLOP); see
 # tools/analysis_tools/get_flops.py and configs/dsnet/README.md.
 # ``deploy=True`` in backbone and head builds the re-parameterised form that
@@ -28,7 +31,10 @@ model = dict(
         widths=widths,
         num_blocks=[1, 4, 3, 2, 2],
         stem_stride=2,
+        dilations=[1, 1, 2, 2, 1],
         shortcut=True,
+        zero_init_residual=True,
+        radial_channel=True,
         out_indices=(0, 1, 2, 3, 4),
         conv_type='desd',
         norm_cfg=norm_cfg,
@@ -42,6 +48,7 @@ model = dict(
         use_gate=True,
         conv_type='desd',
         refine_blocks=[0, 1, 1, 0],
+        refine_dilations=[1, 1, 2, 1],
         final_block=False,
         deep_supervision=True,
         aux_loss_weights=[0.4, 0.2, 0.1],
