@@ -146,7 +146,9 @@ def test_fixed_size_export_keeps_only_the_batch_dynamic(checkpoint,
 
 def test_wrapper_matches_mmseg_preprocessing(checkpoint):
     """The exported input convention (RGB 0..255) gives the logits mmseg
-    computes from its own BGR loading and data preprocessor."""
+    computes from its own BGR loading and data preprocessor, resized to the
+    input as mmseg's prediction does (DSNet classifies at 1/2 resolution)."""
+    from mmseg.models.utils import resize
     from mmseg_dsnet.apis.deploy_model import build_deployable
     network = build_deployable(CONFIG, checkpoint, reparameterize=False)
     rgb = lesion_image(256, 256, 7)
@@ -154,9 +156,12 @@ def test_wrapper_matches_mmseg_preprocessing(checkpoint):
     segmentor = network.segmentor
     data = segmentor.data_preprocessor(dict(inputs=[bgr]), False)
     with torch.no_grad():
-        want = segmentor(data['inputs'], mode='tensor')
+        half = segmentor(data['inputs'], mode='tensor')
+        want = resize(half, size=(256, 256), mode='bilinear',
+                      align_corners=False)
         got = network(
             torch.from_numpy(rgb).permute(2, 0, 1)[None].float())
+    assert half.shape[-2:] == (128, 128)
     assert torch.allclose(got, want, atol=1e-5)
 
 
