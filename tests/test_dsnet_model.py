@@ -324,3 +324,23 @@ def test_zero_init_residual_starts_blocks_as_identity():
         out = block(x)
     torch.testing.assert_close(out, torch.relu(
         x + block.pointwise_norm.bias.view(1, -1, 1, 1)))
+
+
+def test_head_options_are_checked():
+    cfg = model_cfg()
+    head = dict(cfg.decode_head)
+    head.pop('type')
+    from mmseg_dsnet.models.decode_heads import DSNetHead
+    with pytest.raises(ValueError, match='channels must equal'):
+        DSNetHead(**dict(head, channels=32))
+    with pytest.raises(ValueError, match='one per bridge'):
+        DSNetHead(**dict(head, refine_blocks=[1, 1]))
+    # Refine blocks are residual DESDConvs at their level's width.
+    built = DSNetHead(**head)
+    refine = [(level, block) for level, blocks in enumerate(
+        built.refine_blocks) for block in blocks]
+    assert [level for level, _ in refine] == [
+        level for level, n in enumerate(cfg.decode_head.refine_blocks)
+        for _ in range(n)]
+    assert all(b.shortcut and b.in_channels == cfg.decode_head.in_channels[
+        level] for level, b in refine)
