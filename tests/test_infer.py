@@ -2,6 +2,7 @@
 bad inputs reported by name while the rest succeed, no overwriting, both
 backends agree, and our configs work with mmseg's MMSegInferencer."""
 import os
+import os.path as osp
 
 import cv2
 import numpy as np
@@ -221,3 +222,46 @@ def test_mmseg_inferencer_with_our_config(checkpoint, inputs, tmp_path):
                      str(tmp_path / 'ours'), '--no-progress']) == 0
     ours = np.array(Image.open(tmp_path / 'ours/masks/lesion.png')) > 0
     assert (ours == mmseg_mask.astype(bool)).mean() > 0.999
+
+
+def test_released_model_is_used_when_no_model_is_given(
+        checkpoint, inputs, tmp_path, monkeypatch, capsys):
+    """``infer.py IMAGES --out-dir OUT`` runs the metafile's released
+    weights, checked by their SHA-256; without them it stops clearly."""
+    import hashlib
+
+    from mmseg_dsnet.apis import released_model
+    folder, sizes = inputs
+    metafile = tmp_path / 'metafile.yaml'
+    monkeypatch.setattr(released_model, 'METAFILE', str(metafile))
+    monkeypatch.setattr(released_model, 'DEFAULT_RELEASE', 'tiny')
+    metafile.write_text('Models: []\n')
+    code = run_tool([str(folder / 'normal.jpg'), '--out-dir',
+                     str(tmp_path / 'none')])
+    assert code == 2
+    assert 'lists no released weights' in capsys.readouterr().err
+
+    digest = hashlib.sha256(open(checkpoint, 'rb').read()).hexdigest()
+    # Paths in a metafile are relative to the repository holding it.
+    (tmp_path / 'configs' / 'dsnet').mkdir(parents=True)
+    metafile = tmp_path / 'configs' / 'dsnet' / 'metafile.yaml'
+    monkeypatch.setattr(released_model, 'METAFILE', str(metafile))
+    metafile.write_text(
+        f'Models:\n- Name: tiny\n  Config: {osp.relpath(CONFIG, tmp_path)}\n'
+        f'  Weights: {osp.relpath(checkpoint, tmp_path)}\n'
+        f'  SHA256: {digest}\n')
+    out = tmp_path / 'out'
+    code = run_tool([str(folder / 'normal.jpg'), '--out-dir', str(out),
+                     '--no-progress'])
+    assert code == 0, capsys.readouterr().err
+    assert 'the released DSNet' in capsys.readouterr().err
+    mask = np.array(Image.open(out / 'masks' / 'normal.png'))
+    assert mask.shape == sizes['normal']
+    # The same mask as naming the config and checkpoint explicitly.
+    code = run_tool([CONFIG, checkpoint, str(folder / 'normal.jpg'),
+                     '--out-dir', str(tmp_path / 'explicit'),
+                     '--no-progress'])
+    assert code == 0
+    explicit = np.array(Image.open(tmp_path / 'explicit' / 'masks' /
+                                   'normal.png'))
+    assert np.array_equal(mask, explicit)

@@ -135,7 +135,8 @@ def main(argv=None):
         try:
             args.model, args.checkpoint = released_model()
         except ReleasedModelError as err:
-            return fail(err)
+            return fail(f'{err}; give a config and checkpoint, or an .onnx '
+                        'file, as the first arguments')
         print(f'model: the released DSNet ({osp.relpath(args.checkpoint)})',
               file=sys.stderr)
 

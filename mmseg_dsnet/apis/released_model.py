@@ -8,7 +8,7 @@ is refused by its hash), and returns the config and checkpoint paths, so
 """
 import hashlib
 import os.path as osp
-from typing import Tuple
+from typing import Optional, Tuple
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 METAFILE = osp.join(REPO_ROOT, 'configs', 'dsnet', 'metafile.yaml')
@@ -29,15 +29,16 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def released_model(name: str = DEFAULT_RELEASE,
-                   metafile: str = METAFILE) -> Tuple[str, str]:
+def released_model(name: Optional[str] = None,
+                   metafile: Optional[str] = None) -> Tuple[str, str]:
     """Config and checkpoint of a released model, checked against the
     metafile.
 
     Args:
-        name (str): ``Name`` of the metafile entry.
+        name (str, optional): ``Name`` of the metafile entry.
             Default: :data:`DEFAULT_RELEASE`.
-        metafile (str): The metafile. Default: DSNet's.
+        metafile (str, optional): The metafile. Default: DSNet's
+            (:data:`METAFILE`).
 
     Returns:
         tuple[str, str]: Absolute paths of the config and the checkpoint.
@@ -47,6 +48,8 @@ def released_model(name: str = DEFAULT_RELEASE,
             missing, or its SHA-256 differs from the listed one.
     """
     import yaml
+    name = name or DEFAULT_RELEASE
+    metafile = metafile or METAFILE
     with open(metafile) as file:
         models = yaml.safe_load(file).get('Models') or []
     entry = next((m for m in models if m.get('Name') == name), None)
