@@ -1,8 +1,8 @@
-# Design candidate B: stride-2 stem, a thin
-# 16-channel level at 1/2 resolution, most FLOPs in residual DESDConv blocks
-# at 1/4 (64 channels) and 1/8 (96), refine blocks after the bridges at 1/2,
-# 1/4 and 1/8, classifier at 1/2, deep supervision (BIC) on levels 1-3.
-# Channel counts are multiples of 16 (onnxruntime's CPU block size).
+# Design candidate B: stride-2 stem, a thin 16-channel level at 1/2
+# resolution, most FLOPs in residual DESDConv blocks at 1/4 (64 channels)
+# and 1/8 (96), refine blocks after the bridges at 1/2, 1/4 and 1/8,
+# classifier at 1/2, deep supervision (BIC) on levels 1-3. Channel counts
+# are multiples of 16 (onnxruntime's CPU block size).
 _base_ = ['../dsnet-v1_isic2017.py']
 widths = [16, 64, 96, 128, 160]
 model = dict(
