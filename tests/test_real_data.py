@@ -34,3 +34,32 @@ def test_real_isic2017_converts_and_trains(tmp_path):
     assert results['dsnet']['test_images'] == 32
     for key in ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU'):
         assert 0.0 <= metrics[key] <= 100.0
+
+
+def test_design_runs_train_and_judge_inside_the_training_split(tmp_path):
+    convert = load_tool('dataset_converters/isic.py').convert
+    root = tmp_path / 'isic2017'
+    convert(str(SHARED_ISIC2017), str(root), year=2017, seed=0)
+
+    def ids(name):
+        return set((root / 'splits' / f'{name}.txt').read_text().split())
+
+    design_train = ids('lightweight_design_train')
+    design_val = ids('lightweight_design_val')
+    assert (len(design_train), len(design_val)) == (1350, 150)
+    assert design_train | design_val == ids('lightweight_train')
+    assert not design_val & ids('lightweight_test')
+
+    check = load_tool('check_real_data.py')
+    records = tmp_path / 'records'
+    results = check.main([
+        '--data-root', str(root), '--models', 'dsnet', '--split', 'design',
+        '--epochs', '1', '--train-images', '32', '--test-images', '16',
+        '--work-dir', str(tmp_path / 'work'), '--record-dir', str(records)
+    ])
+    result = results['dsnet']
+    assert result['train_split'] == 'splits/lightweight_design_train.txt'
+    assert result['eval_split'] == 'splits/lightweight_design_val.txt'
+    record, = records.glob('*.json')
+    assert record.name == 'dsnet_256px_1ep_seed0.json'
+    assert json.loads(record.read_text())['split'] == 'design'
