@@ -40,6 +40,14 @@ def test_refuses_records_of_the_test_split(tmp_path):
         design_table.design_table([path])
 
 
+def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
+    path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
+    assert design_table.main([path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('ERROR: ') and 'not a design-split record' in err
+    assert err.count('\n') == 1
+
+
 def test_no_records_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(design_table, 'REPO', str(tmp_path))
     assert design_table.main([]) == 2

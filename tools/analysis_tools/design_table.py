@@ -68,7 +68,12 @@ def main(argv=None):
         print('ERROR: no design records (run tools/check_real_data.py '
               '--split design first)', file=sys.stderr)
         return 2
-    print(design_table(paths), end='')
+    try:
+        table = design_table(paths)
+    except (OSError, ValueError, KeyError) as err:
+        print(f'ERROR: {err}', file=sys.stderr)
+        return 2
+    print(table, end='')
     return 0
 
 
