@@ -107,6 +107,55 @@ class CorruptCheckpointError(RuntimeError):
     """A checkpoint file is empty, truncated or otherwise unreadable."""
 
 
+class NotACheckpointError(CorruptCheckpointError):
+    """The file given as a checkpoint is something else: a Git LFS pointer,
+    an HTML page, a text file."""
+
+
+def describe_non_checkpoint(filename, head_size=4096):
+    """What a file that failed to load as a checkpoint looks like instead.
+
+    Only called after ``torch.load`` failed, so a genuine checkpoint is never
+    judged by its first bytes.
+
+    Args:
+        filename (str | Path | file-like): The file; anything but a local
+            path gives None.
+        head_size (int): How many leading bytes to look at.
+
+    Returns:
+        str | None: E.g. ``'is a Git LFS pointer, not the weights ...'``, or
+        None when the file is none of the known impostors (or unreadable).
+    """
+    if not isinstance(filename, (str, os.PathLike)):
+        return None
+    try:
+        with open(filename, 'rb') as f:
+            head = f.read(head_size)
+    except OSError:
+        return None
+    text = head.lstrip(b'\xef\xbb\xbf \t\r\n')  # BOM, blank lines
+    if not text:
+        return None  # empty: reported as truncated
+    if text.startswith(b'version https://git-lfs'):
+        return ('is a Git LFS pointer, not the weights: run `git lfs pull` '
+                '(in the repository that holds it) to fetch the file')
+    lower = text[:512].lower()
+    if lower.startswith((b'<!doctype html', b'<html', b'<head', b'<?xml')) \
+            or b'<html' in lower:
+        return ('is an HTML page, not a PyTorch checkpoint (a download error '
+                'or login page?); download the weights again')
+    if b'\0' in head:
+        return None
+    try:
+        head.decode('utf-8')
+    except UnicodeDecodeError as err:
+        # Only a multi-byte character cut at the end of the head is text.
+        if len(head) < head_size or err.start < len(head) - 3:
+            return None
+    return 'is a text file, not a PyTorch checkpoint'
+
+
 def safe_torch_load(filename, map_location=None):
     """``torch.load`` with ``weights_only=True`` and our allow-list.
 
@@ -121,23 +170,40 @@ def safe_torch_load(filename, map_location=None):
         UnsafeCheckpointError: The file asks to unpickle something outside
             the allow-list (it could run code); nothing from it is executed.
         CorruptCheckpointError: The file is empty or truncated.
+        NotACheckpointError: The file is a Git LFS pointer, an HTML page or
+            a text file.
     """
     try:
         return torch.load(
             filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(_unsafe_message(filename, err)) from None
-    except (EOFError, RuntimeError) as err:
-        text = str(err)
-        if isinstance(err, RuntimeError) and 'zip archive' not in text \
-                and 'PytorchStreamReader' not in text:
+    except Exception as err:
+        # A text file fails with "Unsupported operand", an IndexError or a
+        # KeyError; a refused GLOBAL means a real pickle that asks for code.
+        looks_like = None if 'GLOBAL' in str(err) else \
+            describe_non_checkpoint(filename)
+        if looks_like:
+            raise NotACheckpointError(
+                f'Checkpoint {filename!s} {looks_like}.') from None
+        if not isinstance(err, (pickle.UnpicklingError, EOFError,
+                                RuntimeError)):
             raise
-        raise CorruptCheckpointError(
-            f'Checkpoint {filename!s} is empty, truncated or corrupt '
-            f'({text.splitlines()[0] if text else "unexpected end of file"}); '
-            'it was probably written by a run that was interrupted while '
-            'saving or copied incompletely. Use an earlier checkpoint.'
-        ) from None
+        _raise_load_error(filename, err)
+
+
+def _raise_load_error(filename, err):
+    """Raise the error for a checkpoint ``torch.load`` refused: unsafe
+    pickles, truncated files; anything else as it was."""
+    if isinstance(err, pickle.UnpicklingError):
+        raise UnsafeCheckpointError(_unsafe_message(filename, err)) from None
+    text = str(err)
+    if isinstance(err, RuntimeError) and 'zip archive' not in text \
+            and 'PytorchStreamReader' not in text:
+        raise err
+    raise CorruptCheckpointError(
+        f'Checkpoint {filename!s} is empty, truncated or corrupt '
+        f'({text.splitlines()[0] if text else "unexpected end of file"}); '
+        'it was probably written by a run that was interrupted while '
+        'saving or copied incompletely. Use an earlier checkpoint.') from None
 
 
 def _load_from_local(filename, map_location):

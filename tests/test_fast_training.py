@@ -544,7 +544,7 @@ def _cli_error(tool, argv, capsys):
     try:
         run_reporting_user_errors(lambda: tool.main([str(a) for a in argv]))
     except SystemExit as exc:
-        assert exc.code == 1
+        assert exc.code == 2
         err = capsys.readouterr().err
         assert err.startswith('ERROR: ')
         return err

@@ -113,6 +113,149 @@ FAULTS = [
      'nothing: each image is evaluated once',
      'the pooled metrics equal a single-process evaluation',
      'test_distributed_eval.py::test_distributed_test_equals_single_process'),
+    ('reparameterize.py with a missing checkpoint or an existing output',
+     '`ERROR: checkpoint <path> not found` (or `... pass --overwrite ...`), '
+     'exit 2',
+     'nothing is written; an existing output is kept',
+     'test_user_error_exits.py::'
+     'test_reparameterize_user_error_is_one_error_line'),
+    ('restrictive umask (027) while writing deploy files',
+     'nothing: the files get mode 0640 (0666 less the umask), not 0600',
+     'the deploy checkpoint and config',
+     'test_user_error_exits.py::'
+     'test_reparameterize_outputs_follow_the_umask'),
+    ('truncated or random .onnx file given to infer.py',
+     '`ERROR: <file> is not a loadable ONNX model (...)`, exit 2, no '
+     'traceback',
+     'nothing is written',
+     'test_user_error_exits.py::test_broken_onnx_is_one_error_line'),
+    ('infer.py --recursive with --out-dir inside the input folder',
+     '`skipped OUT/masks: an output folder of this run, not read as input`',
+     'a second run processes the same images, not its own outputs',
+     'test_user_error_exits.py::'
+     'test_infer_recursive_does_not_reread_its_outputs'),
+    ('exported ONNX graph that differs from the model (one weight off by 0.1)',
+     '`FAILED: the ONNX model does not match ...; <out> not written`, exit 1',
+     'no .onnx file (the export goes to a temporary name, moved only after '
+     'the parity check passes)',
+     'test_user_error_exits.py::'
+     'test_export_parity_catches_a_real_mismatch_and_leaves_no_file'),
+    ('test.py with a data root given by --cfg-options while the default '
+     'root is absent',
+     'nothing: the given root is evaluated; `test_metrics.json` names its'
+     ' `data_root`, `split_file`, `images` and `synthetic: false`',
+     'the given data; the synthetic set is not put in its place',
+     'test_explicit_data.py::'
+     'test_explicit_root_is_used_as_given'),
+    ('missing data root given by --cfg-options (test.py, train.py)',
+     "`ERROR: test_dataloader.dataset.data_root '<root>' does not exist "
+     '... python tools/dataset_converters/isic.py SRC <root>`, exit 2',
+     'nothing was started; no synthetic set is used instead',
+     'test_explicit_data.py::'
+     'test_explicit_missing_root_is_an_error'),
+    ('no data location given and the default data root absent',
+     '`Using the embedded synthetic ISIC-like set instead: ...`; '
+     '`test_metrics.json` says `synthetic: true`',
+     'the run, on the synthetic set (marked by its `SYNTHETIC.txt`)',
+     'test_explicit_data.py::'
+     'test_no_data_named_falls_back_to_synthetic'),
+    ('leaderboard.py collect on a run trained or tested on the synthetic '
+     'set',
+     '`ERROR: <work dir> was trained or evaluated on the synthetic '
+     'stand-in set ...`, exit 2',
+     'no run record is written',
+     'test_explicit_data.py::'
+     'test_leaderboard_collect_refuses_a_synthetic_run'),
+    ('unwritable test.py --metrics-out (a folder, or a path through a '
+     'file)',
+     '`ERROR: Cannot write --metrics-out <path>: ...`, exit 2, before the'
+     ' evaluation starts',
+     'nothing was evaluated or written',
+     'test_explicit_data.py::'
+     'test_unwritable_metrics_out_fails_before_evaluating'),
+    ('checkpoint of another model given to test.py (infer, export, '
+     'benchmark alike)',
+     '`ERROR: Checkpoint <path> does not match the model of <config>: 299 '
+     'missing keys (<first 5>, ... (294 more)); 312 unexpected keys (...); '
+     '1 key of another shape (...)`, exit 2',
+     'nothing is evaluated; no metrics file is written',
+     'test_strict_checkpoints.py::'
+     'test_test_tool_refuses_a_checkpoint_of_another_model'),
+    ('checkpoint of another model as load_from or in --resume',
+     '`ERROR: Checkpoint <path> does not match the model of <config>: ...`,'
+     ' exit 2, before the first iteration',
+     'nothing is trained; the work dir keeps its checkpoints',
+     'test_strict_checkpoints.py::'
+     'test_train_refuses_a_wrong_load_from_or_resume_checkpoint'),
+    ('backbone-only (partial) checkpoint as load_from',
+     'without a flag: `ERROR: ... missing keys (decode_head....) ... pass '
+     '--partial-checkpoint ...`, exit 2; with `--partial-checkpoint` or '
+     '`load_from_strict=False`: trains from the matching weights',
+     'nothing is trained unless asked; a partial load matching no key is '
+     'still refused',
+     'test_strict_checkpoints.py::'
+     'test_partial_checkpoint_loads_only_when_asked'),
+    ('full DSNet checkpoint given to reparameterize.py with an ablation '
+     'config (vanilla-conv, no-gate)',
+     '`ERROR: Checkpoint <path> does not match the model of <config>: 72 '
+     'unexpected keys (...) ... Give the training config ...`, exit 2',
+     'no deploy checkpoint or config is written',
+     'test_strict_checkpoints.py::'
+     'test_reparameterize_refuses_a_checkpoint_of_another_variant'),
+    ('Git LFS pointer, HTML page or text file given as a checkpoint',
+     '`ERROR: Checkpoint <path> is a Git LFS pointer, not the weights: run '
+     'git lfs pull ...` (or `is an HTML page ...`, `is a text file, not a '
+     'PyTorch checkpoint`), exit 2, in test, train, reparameterize, infer',
+     'nothing is written; the file is left as it was',
+     'test_strict_checkpoints.py::test_non_checkpoint_file_is_named'),
+    ('missing checkpoint file (test.py, train.py load_from)',
+     '`ERROR: checkpoint <path> does not exist`, exit 2',
+     'nothing was started (no work dir is created)',
+     'test_strict_checkpoints.py::test_missing_checkpoint_file_is_one_line'),
+    ('config path typo (train.py, test.py, benchmark.py)',
+     '`ERROR: config file <path> does not exist`, exit 2',
+     'nothing was started',
+     'test_strict_checkpoints.py::test_config_typo_is_one_line'),
+    ('JPEG with an EXIF orientation tag (converter)',
+     'the image is written upright, listed as fixed ("EXIF orientation '
+     'applied"); a mask fitting only the unturned pixels is skipped as '
+     '`size mismatch ... after its EXIF orientation 6 (stored WxH)`',
+     'the aligned pairs; loader, inference and export read images upright '
+     'through one reader (mmseg_dsnet/rgb_reader.py)',
+     'test_converter_hardening.py::'
+     'test_exif_rotated_image_is_written_upright_and_aligned'),
+    ('unsafe id in a file name (space, line break, separator, leading dot)',
+     '`[unsafe id] <folder>/<escaped name> ...: whitespace ... in the id` '
+     'among the skipped pairs; `--strict` exits 2',
+     'the other pairs; split files hold one safe id per line',
+     'test_converter_hardening.py::test_unsafe_ids_are_skipped_naming_the_file'
+     ),
+    ('SIGTERM or SIGHUP during conversion',
+     '`ERROR: interrupted by SIGTERM; nothing written`, exit 143 (SIGHUP: '
+     '129)',
+     'no OUT, no OUT.tmp-PID folder, no worker process (also when only the '
+     'parent was signalled)',
+     'test_converter_hardening.py::'
+     'test_sigterm_or_sighup_cleans_up_and_stops_the_workers'),
+    ('converter killed with SIGKILL',
+     'its workers die with it; the next run prints `note: removed '
+     'OUT.tmp-PID, left by an interrupted conversion (process PID is gone)`',
+     'temporary folders of conversions still running',
+     'test_converter_hardening.py::'
+     'test_stale_tmp_folder_is_removed_by_the_next_run'),
+    ('converter OUT reaching into SRC through a symlink',
+     '`ERROR: OUT (<path>, which resolves to <path>) and SRC (<path>) must '
+     'not contain one another ...`, exit 2',
+     'SRC untouched; nothing written',
+     'test_converter_hardening.py::'
+     'test_out_reaching_into_src_through_a_symlink_is_refused'),
+    ('zip member larger than the per-file limit (converter)',
+     '`[file too large] <zip>:<member> ... is larger than the limit of 200 '
+     'MB per file (MAX_MEMBER_BYTES ...)` among the skipped pairs',
+     'the other pairs; memory stays bounded (members are streamed and cut '
+     'at the limit)',
+     'test_converter_hardening.py::'
+     'test_zip_member_over_the_limit_is_skipped_naming_it'),
 ]
 
 
@@ -202,7 +345,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(EpochBasedTrainLoop, 'run_iter', poisoning_run_iter)
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
-    assert code == 1
+    assert code == 2
     assert 'ERROR: Non-finite loss at epoch 2, iteration 2/3' in err, err
     assert '(global iteration 5)' in err and 'loss=nan' in err
     assert f'last good checkpoint is {work_dir / "epoch_1.pth"}' in err
@@ -251,7 +394,7 @@ def test_corrupt_image_during_training_stops_with_its_path(
     monkeypatch.setattr(EpochBasedTrainLoop, 'run_epoch', corrupting_run_epoch)
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
-    assert code == 1
+    assert code == 2
     assert f'ERROR: Bad image file {image}: truncated or corrupt' in err, err
     assert "on_bad_sample='skip'" in err
     assert (work_dir / 'epoch_1.pth').is_file()
@@ -282,7 +425,7 @@ def test_bad_masks_are_reported_at_load(base, bad_data, tools, tmp_path,
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
-    assert code == 1
+    assert code == 2
     assert '2 bad files among the samples of' in err, err
     assert f'{bad["truncated"]}: truncated or corrupt' in err
     assert f'{bad["missing"]}: missing' in err
@@ -347,7 +490,7 @@ def test_unconverted_mask_is_refused_with_the_converter_command(
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
     code, err = run_cli(tools['train'], train_argv(cfg, tmp_path / 'w'),
                         capsys)
-    assert code == 1
+    assert code == 2
     assert f'{mask}: values {{0, 255}}: an unconverted 0/255 mask' in err
     assert 'python tools/dataset_converters/isic.py RAW_DIR DATA_ROOT' in err
     # The check can be turned off (then 255 is mmseg's ignore label).
@@ -401,13 +544,13 @@ def test_empty_or_missing_split_is_reported(base, tools, tmp_path, capsys):
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
     code, err = run_cli(tools['train'], train_argv(cfg, tmp_path / 'w'),
                         capsys)
-    assert code == 1
+    assert code == 2
     assert f'ERROR: ISIC2018Dataset: no samples in {split}' in err, err
     (data / 'splits' / 'lightweight_test.txt').unlink()
     code, err = run_cli(tools['train'], train_argv(
         cfg, tmp_path / 'w', 'train_dataloader.dataset.ann_file='
         'splits/official_train.txt'), capsys)
-    assert code == 1
+    assert code == 2
     assert 'split file' in err and 'lightweight_test.txt does not exist' \
         in err, err
 
@@ -431,7 +574,7 @@ def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['train'], train_argv(cfg, work_dir, option),
                         capsys)
-    assert code == 1
+    assert code == 2
     assert err.startswith('ERROR: ') and message in err, err
     assert not list(work_dir.glob('*.pth'))
 
@@ -441,13 +584,13 @@ def test_wrong_num_classes_is_reported(base, tools, tmp_path, capsys):
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['train'], train_argv(
         cfg, work_dir, 'model.decode_head.num_classes=3'), capsys)
-    assert code == 1
+    assert code == 2
     assert ('ERROR: model.decode_head.num_classes=3 but the training dataset'
             ' ISIC2018Dataset has 2 classes') in err, err
     assert not list(work_dir.glob('*.pth'))
     code, err = run_cli(tools['train'], train_argv(
         cfg, work_dir, 'model.decode_head.out_channels=3'), capsys)
-    assert code == 1
+    assert code == 2
     assert 'out_channels' in err and 'num_classes' in err, err
 
 
@@ -459,7 +602,7 @@ def test_unwritable_work_dir_is_reported(base, tools, tmp_path, capsys):
     blocker.write_text('not a folder')
     code, err = run_cli(tools['train'], train_argv(
         cfg, blocker / 'sub'), capsys)
-    assert code == 1
+    assert code == 2
     assert (f'ERROR: Cannot write to the work dir {blocker / "sub"}: '
             f'{blocker} is a file, not a folder') in err, err
     assert blocker.read_text() == 'not a folder'
@@ -494,13 +637,13 @@ def test_malicious_checkpoint_is_refused_everywhere(
         else:
             argv = train_argv(cfg, work_dir, f'load_from={evil}')
         code, err = run_cli(tools['train'], argv, capsys)
-        assert code == 1 and f'ERROR: {refusal}' in err, err
+        assert code == 2 and f'ERROR: {refusal}' in err, err
         assert 'GLOBAL' in err and 'makedirs' in err
     elif entry == 'test':
         code, err = run_cli(tools['test'], [
             cfg, evil, '--work-dir', tmp_path / 'test', '--cfg-options',
             f'experiment_name=fault_{uuid.uuid4().hex[:8]}'], capsys)
-        assert code == 1 and f'ERROR: {refusal}' in err, err
+        assert code == 2 and f'ERROR: {refusal}' in err, err
     elif entry == 'reparameterize':
         with pytest.raises(UnsafeCheckpointError, match=re.escape(refusal)):
             tools['reparameterize'].main(

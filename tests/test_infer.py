@@ -116,7 +116,7 @@ def test_large_image_and_pixel_limit(checkpoint, tmp_path, capsys):
                      str(tmp_path / 'limited'), '--no-progress',
                      '--max-pixels', '1000000'])
     text = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert 'big.png: 3000x2100 = 6300000 pixels is above the limit' in (
         text.out + text.err)
 
@@ -126,7 +126,7 @@ def test_empty_folder_message(checkpoint, tmp_path, capsys):
     empty.mkdir()
     code = run_tool([CONFIG, checkpoint, str(empty), '--out-dir',
                      str(tmp_path / 'out'), '--no-progress'])
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
     assert f'{empty}: folder contains no image files' in err
     assert 'no images to process' in err

@@ -408,7 +408,7 @@ def test_strict_fails_on_a_skip_and_writes_nothing(tmp_path):
     raw = _make_raw(tmp_path / 'raw')
     (raw / TEST_MASKS / 'ISIC_0000009_segmentation.png').unlink()
     strict = _run_cli(raw, tmp_path / 'out', '--strict', '--workers', '1')
-    assert strict.returncode != 0
+    assert strict.returncode == 2
     assert 'ISIC_0000009.jpg' in strict.output and '--strict' in strict.stderr
     assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
     lenient = _run_cli(raw, tmp_path / 'out', '--workers', '1')
@@ -442,7 +442,7 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     test_ids = _split(tmp_path / 'out', 'official_test')
     assert test_ids == ['ISIC_0000005', 'ISIC_0000006']
     strict = _run_cli(raw, tmp_path / 'strict', '--strict', '--workers', '1')
-    assert strict.returncode != 0
+    assert strict.returncode == 2
 
 
 def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):
@@ -451,18 +451,18 @@ def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):
         (empty / folder).mkdir(parents=True)
     (empty / TRAIN_IMAGES / 'LICENSE.txt').write_text('licence')
     result = _run_cli(empty, tmp_path / 'out')
-    assert result.returncode != 0 and 'no image/mask pairs' in result.stderr
+    assert result.returncode == 2 and 'no image/mask pairs' in result.stderr
 
     unrelated = tmp_path / 'unrelated'
     (unrelated / 'photos').mkdir(parents=True)
     result = _run_cli(unrelated, tmp_path / 'out')
-    assert result.returncode != 0 and 'no official ISIC' in result.stderr
+    assert result.returncode == 2 and 'no official ISIC' in result.stderr
 
     both = _make_raw(
         tmp_path / 'both', num_train=2, num_val=1, num_test=1, size=(16, 12))
     (both / 'ISIC2018_Task1-2_Training_Input').mkdir()
     result = _run_cli(both, tmp_path / 'out')
-    assert result.returncode != 0 and '--year' in result.stderr
+    assert result.returncode == 2 and '--year' in result.stderr
     assert not (tmp_path / 'out').exists()
     with pytest.raises(isic.ConversionError, match='no ISIC 2016'):
         isic.convert(both, tmp_path / 'out', year=2016, verbose=False)
@@ -478,7 +478,7 @@ def test_existing_out_is_refused_unless_overwrite(tmp_path):
     out.mkdir()
     (out / 'keep.txt').write_text('precious')
     result = _run_cli(raw, out)
-    assert result.returncode != 0 and 'not empty' in result.stderr
+    assert result.returncode == 2 and 'not empty' in result.stderr
     assert (out / 'keep.txt').read_text() == 'precious'
     assert sorted(p.name for p in out.iterdir()) == ['keep.txt']
 

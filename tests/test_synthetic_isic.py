@@ -180,6 +180,6 @@ def test_refuses_to_overwrite_existing_official_folders(tmp_path):
     before = _tree_bytes(tmp_path)
     result = _run_cli(tmp_path, '--num-train', '1', '--num-val', '1',
                       '--num-test', '1', '--size', '16', '12')
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'ISIC-2017_Training_Data' in result.stderr
     assert _tree_bytes(tmp_path) == before

@@ -26,7 +26,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401
-from data_fallback import REPO_ROOT, convert  # noqa: E402
+from data_fallback import REPO_ROOT, convert, data_provenance  # noqa: E402
 
 DEFAULT_SRC = osp.join(REPO_ROOT, '..', 'shared', 'data', 'isic2017_256x192')
 CONFIGS = dict(
@@ -180,10 +180,13 @@ def main(argv=None):
         runner.train()
         train_time = time.time() - start
         metrics = runner.test()
+        evaluated = data_provenance(cfg.test_dataloader.dataset,
+                                    len(runner.test_dataloader.dataset))
         # The same record tools/test.py writes, for the leaderboard tool.
         with open(osp.join(cfg.work_dir, 'test_metrics.json'), 'w') as f:
             json.dump(dict(config=config, checkpoint=None,
-                           metrics={k: float(v) for k, v in metrics.items()}),
+                           metrics={k: float(v) for k, v in metrics.items()},
+                           **evaluated),
                       f, indent=2)
         results[name] = dict(
             config=config, epochs=args.epochs, seed=args.seed,
@@ -195,7 +198,8 @@ def main(argv=None):
             input_size=args.crop_size or 256, device='cpu',
             threads=torch.get_num_threads(),
             train_time_s=round(train_time, 1),
-            metrics={k: round(float(v), 2) for k, v in metrics.items()})
+            metrics={k: round(float(v), 2) for k, v in metrics.items()},
+            **evaluated)
         if args.split == 'design':
             write_design_record(args.record_dir, name, results[name])
     os.makedirs(args.work_dir, exist_ok=True)

@@ -1,6 +1,9 @@
 """Fall back to the embedded synthetic ISIC-like set when a config's data is
-absent, so ``python tools/train.py configs/dsnet/dsnet_isic2018.py`` runs on a
-fresh clone. The user is told how to prepare the real data."""
+absent and the user named none, so ``python tools/train.py
+configs/dsnet/dsnet_isic2018.py`` runs on a fresh clone. A data location the
+user gave (a config edit, ``--cfg-options``) is used as given and a missing
+one is an error: a metric is never computed on other data than asked for.
+Metrics files name their data with :func:`data_provenance`."""
 import os.path as osp
 import re
 import sys
@@ -19,28 +22,49 @@ into a folder, e.g. ~/Downloads/isic{year}, and run
 
     python tools/dataset_converters/isic.py ~/Downloads/isic{year} {root}
 """
+CONVERT_COMMAND = 'python tools/dataset_converters/isic.py SRC {root}'
 
 # Size of the embedded default: big enough to learn lesions in a few CPU
 # minutes, small enough to make in seconds.
 SYNTHETIC_COUNTS = dict(num_train=96, num_val=16, num_test=32)
-
-
-def _loaders(cfg):
-    return [
-        cfg.get(name) for name in ('train_dataloader', 'val_dataloader',
-                                   'test_dataloader') if cfg.get(name)
-    ]
+# Written into every synthetic set this module prepares, so that metrics
+# computed on it say so wherever the set is used from.
+SYNTHETIC_MARKER = 'SYNTHETIC.txt'
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# A --cfg-options key holding one of these names a data location.
+DATA_KEYS = ('data_root', 'data_prefix', 'ann_file')
 
 
 def dataset_year(cfg):
     """The ISIC year a config trains on, from its dataset type name."""
-    match = re.search(r'(20\d\d)', cfg.train_dataloader.dataset.type)
+    types = [cfg[name].dataset.get('type', '') for name in LOADERS
+             if cfg.get(name)]
+    match = re.search(r'(20\d\d)', ' '.join(types))
     return int(match.group(1)) if match else 2018
+
+
+def default_root(year):
+    """The data root of the dataset base configs
+    (``configs/_base_/datasets/isic{year}_*.py``)."""
+    return f'data/isic{year}'
 
 
 def synthetic_root(year, base=osp.join(REPO_ROOT, 'data')):
     """Where the converted synthetic set for ``year`` lives."""
     return osp.join(base, f'synthetic_isic{year}')
+
+
+def names_data(cfg_options):
+    """Whether ``--cfg-options`` (a dict of dotted keys) sets a data
+    location of any loader."""
+    return any(word in key for key in (cfg_options or {})
+               for word in DATA_KEYS)
+
+
+def is_synthetic(root):
+    """Whether ``root`` holds a synthetic set made by
+    :func:`prepare_synthetic`."""
+    return bool(root) and osp.isfile(osp.join(root, SYNTHETIC_MARKER))
 
 
 def prepare_synthetic(year, out_root=None, seed=0, counts=None):
@@ -51,41 +75,110 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
         str: The converted data root.
     """
     out_root = out_root or synthetic_root(year)
-    if osp.isfile(osp.join(out_root, 'meta.json')):
-        return out_root
-    # The generator writes the 2017 or 2018 official layout.
-    layout_year = 2018 if year == 2018 else 2017
-    raw = out_root + '_official_layout'
-    if not osp.isdir(raw):
-        generate(raw, year=layout_year, seed=seed,
-                 **(counts or SYNTHETIC_COUNTS))
-    convert(raw, out_root, year=layout_year, seed=seed)
+    if not osp.isfile(osp.join(out_root, 'meta.json')):
+        # The generator writes the 2017 or 2018 official layout.
+        layout_year = 2018 if year == 2018 else 2017
+        raw = out_root + '_official_layout'
+        if not osp.isdir(raw):
+            generate(raw, year=layout_year, seed=seed,
+                     **(counts or SYNTHETIC_COUNTS))
+        convert(raw, out_root, year=layout_year, seed=seed)
+    # Also marks sets prepared before the marker existed.
+    if not is_synthetic(out_root):
+        with open(osp.join(out_root, SYNTHETIC_MARKER), 'w') as f:
+            f.write('Synthetic ISIC-like images made by tools/dataset_'
+                    'converters/make_synthetic_isic.py; metrics computed on '
+                    'them say nothing about real lesions.\n')
     return out_root
 
 
-def ensure_data(cfg, allow_synthetic=True):
-    """Point ``cfg``'s data loaders at the synthetic set when the configured
-    data is missing.
+def data_provenance(dataset_cfg, images):
+    """What a metric was computed on, for metrics files and run records.
+
+    Args:
+        dataset_cfg (dict): The loader's dataset config.
+        images (int): Number of images evaluated.
+
+    Returns:
+        dict: ``data_root`` and ``split_file`` (absolute paths), ``images``
+        and ``synthetic``.
+    """
+    root = dataset_cfg.get('data_root', '') or ''
+    ann = dataset_cfg.get('ann_file', '') or ''
+    return dict(
+        data_root=osp.abspath(root),
+        split_file=osp.abspath(osp.join(root, ann)) if ann else None,
+        images=int(images),
+        synthetic=is_synthetic(root))
+
+
+def _check_root(name, dataset, year):
+    """Raise DataRootError when ``dataset``'s data root is missing (a
+    missing split file in a present root is the dataset's own error)."""
+    from mmseg_dsnet.engine import DataRootError
+    root = dataset.get('data_root', '') or ''
+    if not osp.isdir(root):
+        raise DataRootError(
+            f"{name}.dataset.data_root '{root}' does not exist. A data "
+            'location given in the config or with --cfg-options is used as '
+            'given (the synthetic set stands in only when none is given); '
+            f'convert the ISIC {year} zip files into it with: '
+            f'{CONVERT_COMMAND.format(root=root or "ROOT")}')
+
+
+def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
+    """Check the data ``loaders`` will read; point every loader at the
+    synthetic set when no data location was given and the default one is
+    absent.
+
+    A data location counts as given when ``explicit`` is True (the tools
+    pass :func:`names_data` of ``--cfg-options``), or when a used loader's
+    ``data_root`` or the config's top-level ``data_root`` differs from the
+    dataset base config's :func:`default_root`.
 
     Args:
         cfg (Config): A training/testing config; changed in place.
         allow_synthetic (bool): If False, raise instead of falling back.
+        loaders (Sequence[str]): The loaders the tool will use, e.g.
+            ``('test_dataloader', )`` for testing.
+        explicit (bool): The user named a data location on the command line.
 
     Returns:
-        bool: True when the synthetic set is used.
+        bool: True when the tool will use a synthetic set.
+
+    Raises:
+        DataRootError: A data root to be read is missing.
     """
-    dataset = cfg.train_dataloader.dataset
-    root = dataset.get('data_root', '')
-    split = osp.join(root, dataset.get('ann_file', ''))
-    if osp.isfile(split):
-        return False
+    from mmseg_dsnet.engine import DataRootError
+    used = [name for name in loaders if cfg.get(name)]
     year = dataset_year(cfg)
-    message = HOW_TO_PREPARE.format(year=year, root=root)
-    if not allow_synthetic:
-        raise FileNotFoundError(f'Missing split file {split}.\n' + message)
-    new_root = prepare_synthetic(year)
-    print(message + f'Using the embedded synthetic ISIC-like set instead: '
-          f'{osp.relpath(new_root)}\n', flush=True)
-    for loader in _loaders(cfg):
-        loader.dataset.data_root = new_root
-    return True
+    default = default_root(year)
+    roots = [cfg[name].dataset.get('data_root', '') or '' for name in used]
+    roots.append(cfg.get('data_root', default) or default)
+    explicit = explicit or any(
+        osp.normpath(root) != osp.normpath(default) for root in roots)
+    if not explicit and not osp.isdir(default):
+        message = HOW_TO_PREPARE.format(year=year, root=default)
+        if not allow_synthetic:
+            raise DataRootError(
+                f"The ISIC {year} data is not at '{default}' and the "
+                'synthetic fallback is off; convert the official zip files '
+                'into it with: '
+                f'{CONVERT_COMMAND.format(root=default)}')
+        new_root = prepare_synthetic(year)
+        print(message + 'Using the embedded synthetic ISIC-like set instead: '
+              f'{osp.relpath(new_root)}\n', flush=True)
+        for name in LOADERS:
+            if cfg.get(name):
+                cfg[name].dataset.data_root = new_root
+        return True
+    for name in used:
+        dataset = cfg[name].dataset
+        root = dataset.get('data_root', '') or ''
+        # A config that names the synthetic set itself (configs/demo/)
+        # gets it made on first use.
+        if root and osp.abspath(root) == osp.abspath(synthetic_root(year)):
+            prepare_synthetic(year, root)
+        _check_root(name, dataset, year)
+    return any(
+        is_synthetic(cfg[name].dataset.get('data_root', '')) for name in used)

@@ -56,14 +56,20 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from mmseg.apis import inference_model
+
+    from mmseg_dsnet.rgb_reader import read_rgb
     with open(osp.join(data_root, split_file)) as f:
         names = f.read().split()[:count]
     fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3.2))
     for ax, name in zip(np.atleast_1d(axes), names):
-        img = cv2.imread(osp.join(data_root, 'images', name + '.jpg'))
-        gt = cv2.imread(osp.join(data_root, 'masks', name + '.png'), 0)
-        pred = inference_model(model, img).pred_sem_seg.data[0].cpu().numpy()
-        canvas = img[..., ::-1].copy()
+        # Upright RGB as training loaded it; mmseg's inference takes BGR.
+        rgb = read_rgb(osp.join(data_root, 'images', name + '.jpg'))
+        # Masks as mmseg loads them: unchanged (no EXIF orientation).
+        gt = cv2.imread(osp.join(data_root, 'masks', name + '.png'),
+                        cv2.IMREAD_UNCHANGED)
+        pred = inference_model(model, np.ascontiguousarray(
+            rgb[..., ::-1])).pred_sem_seg.data[0].cpu().numpy()
+        canvas = rgb.copy()
         for mask, colour in ((gt == 1, (0, 255, 0)), (pred == 1, (255, 0, 0))):
             contours, _ = cv2.findContours(mask.astype(np.uint8),
                                            cv2.RETR_EXTERNAL,

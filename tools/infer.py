@@ -23,16 +23,21 @@ Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted
 (and a note says so); a 1x1 image works. Images above ``--max-pixels``
 (default 10000x10000) are refused before decoding. Folders contribute
 their image files (other files, e.g. LICENSE.txt, are listed as skipped);
-explicit files and globs are always tried.
+explicit files and globs are always tried. With ``--out-dir`` inside a
+searched folder (``--recursive`` or a ``**`` glob), ``OUT/masks`` and
+``OUT/overlays`` are skipped (and a line says so): a second run does not
+segment the first run's outputs.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
 unless ``--overwrite``; such images are skipped with a message.
 
 Exit status: 0 when at least one image was processed (failures are
-listed); 1 when nothing could be processed, or with ``--strict`` when any
-image failed; 2 when the output folder cannot be written or the model
-cannot be loaded (checked before any image is read).
+listed); 2, after one ``ERROR:`` line, for a user error: the output folder
+cannot be written or the model cannot be loaded (both checked before any
+image is read), or no input could be processed (all missing, unreadable or
+too large); 1 only with ``--strict`` when some images failed and the others
+were written (a partial result, not an error of the whole run).
 """
 import argparse
 import os.path as osp
@@ -80,7 +85,8 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=None,
                         help='onnxruntime threads (default: all cores)')
     parser.add_argument('--strict', action='store_true',
-                        help='exit 1 if any image failed')
+                        help='exit 1 if any image failed (the others are '
+                        'still written)')
     parser.add_argument('--no-progress', action='store_true',
                         help='no progress bar')
     args = parser.parse_args(argv)
@@ -109,26 +115,36 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mmseg_dsnet.apis.image_io import find_images
+    from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.apis.lesion_inferencer import (
         LesionInferencer, OutputDirError, make_backend, prepare_output_dir,
         run_inference)
 
-    def fail(message, code=2):
-        print(f'error: {message}', file=sys.stderr)
-        return code
+    def fail(message):
+        print(f'ERROR: {message}', file=sys.stderr)
+        return USER_ERROR_EXIT
 
     try:
         prepare_output_dir(args.out_dir, overlays=not args.no_overlay)
     except OutputDirError as err:
         return fail(err)
-    found = find_images(args.inputs, recursive=args.recursive)
+    # Our own outputs are images too: never take them as inputs when the
+    # output folder lies inside a searched folder (a second run would
+    # segment the first run's masks and overlays).
+    output_dirs = [osp.join(args.out_dir, 'masks'),
+                   osp.join(args.out_dir, 'overlays')]
+    found = find_images(args.inputs, recursive=args.recursive,
+                        exclude=output_dirs)
+    for folder in found.excluded:
+        print(f'skipped {folder}: an output folder of this run, not read as '
+              'input', file=sys.stderr)
     for _, message in found.problems:
         print(f'error: {message}', file=sys.stderr)
     for path in found.skipped:
         print(f'skipped {path}: not an image file extension',
               file=sys.stderr)
     if not found.files:
-        return fail('no images to process', code=1)
+        return fail('no images to process')
     if args.released:
         from mmseg_dsnet.apis.released_model import (ReleasedModelError,
                                                      released_model)
@@ -146,10 +162,14 @@ def main(argv=None):
             return fail(f'{what} {path} not found')
     try:
         import mmseg_dsnet  # noqa: F401  (safe checkpoint loading)
-        from mmseg_dsnet.compat import UnsafeCheckpointError
+        from mmseg_dsnet.compat import (CorruptCheckpointError,
+                                        UnsafeCheckpointError)
+        from mmseg_dsnet.engine.checkpoint_match import \
+            CheckpointMismatchError
         backend = make_backend(args.model, args.checkpoint, args.backend,
                                args.device, args.threads)
-    except UnsafeCheckpointError as err:
+    except (UnsafeCheckpointError, CorruptCheckpointError,
+            CheckpointMismatchError, UserError) as err:
         return fail(err)
     except (ValueError, RuntimeError, OSError, KeyError) as err:
         return fail(f'cannot load the model {args.model}: {err}')
@@ -185,7 +205,7 @@ def main(argv=None):
     if args.strict and problems:
         return 1
     if not summary.processed and not summary.skipped_existing:
-        return 1
+        return fail('no image could be processed')
     return 0
 
 

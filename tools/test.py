@@ -1,6 +1,8 @@
 """Test (evaluate) a checkpoint, with mmseg's tools/test.py flags. Metrics
 are also written as JSON (``--metrics-out``, default
-``<work_dir>/test_metrics.json``) for the leaderboard tool."""
+``<work_dir>/test_metrics.json``) for the leaderboard tool, with the data
+they were computed on: ``data_root``, ``split_file``, ``images`` and
+``synthetic``."""
 import argparse
 import json
 import os
@@ -12,9 +14,13 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
-from data_fallback import ensure_data  # noqa: E402
-from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
-                                finish_distributed, run_reporting_user_errors)
+from data_fallback import data_provenance, ensure_data, names_data  # noqa
+from mmseg_dsnet.engine import (check_config_keys, check_output_file,  # noqa
+                                check_work_dir, finish_distributed,
+                                run_reporting_user_errors)
+from mmseg_dsnet.engine.checkpoint_match import \
+    add_strict_checkpoint_hook  # noqa: E402
+from mmseg_dsnet.engine.preflight import check_input_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -82,8 +88,8 @@ def trigger_visualization_hook(cfg, args):
 
 
 def build_cfg(args):
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist.')
+    check_input_file(args.config, 'config file')
+    check_input_file(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -94,6 +100,9 @@ def build_cfg(args):
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    # Refuse a checkpoint of another model (load_from_strict=False allows a
+    # partial one).
+    add_strict_checkpoint_hook(cfg)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -104,7 +113,9 @@ def build_cfg(args):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     check_config_keys(cfg)
-    ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback)
+    ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
+                loaders=('test_dataloader', ),
+                explicit=names_data(args.cfg_options))
     return cfg
 
 
@@ -112,15 +123,19 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
     check_work_dir(cfg.work_dir)
+    out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
+    # Before the evaluation, not after it.
+    check_output_file(out)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:
-        out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         record = dict(
             config=args.config,
             checkpoint=args.checkpoint,
-            metrics={k: float(v) for k, v in metrics.items()})
+            metrics={k: float(v) for k, v in metrics.items()},
+            **data_provenance(cfg.test_dataloader.dataset,
+                              len(runner.test_dataloader.dataset)))
         with open(out, 'w') as f:
             json.dump(record, f, indent=2)
         print(f'Metrics written to {out}')

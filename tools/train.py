@@ -1,5 +1,7 @@
 """Train a segmentor (mmseg's tools/train.py flags, plus a synthetic-data
-fallback when the configured dataset is absent).
+fallback when no data location is given and the config's default dataset is
+absent; a data root given in the config or with ``--cfg-options`` is used as
+given, and a missing one is an error).
 
 Before the runner is built the config is checked for misspelt top-level keys
 and the work dir for being writable. ``--resume`` continues from the newest
@@ -18,11 +20,14 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
-from data_fallback import ensure_data  # noqa: E402
+from data_fallback import ensure_data, names_data  # noqa: E402
 from mmseg_dsnet.compat import remove_stale_partials  # noqa: E402
 from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
                                 finish_distributed, pick_resume_checkpoint,
                                 run_reporting_user_errors)
+from mmseg_dsnet.engine.checkpoint_match import \
+    add_strict_checkpoint_hook  # noqa: E402
+from mmseg_dsnet.engine.preflight import check_input_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,6 +39,11 @@ def parse_args(argv=None):
         action='store_true',
         default=False,
         help='resume from the latest checkpoint in the work_dir automatically')
+    parser.add_argument(
+        '--partial-checkpoint',
+        action='store_true',
+        help='allow a load_from checkpoint that fits only part of the model '
+        '(e.g. backbone weights); by default every key must match')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -63,6 +73,7 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
+    check_input_file(args.config, 'config file')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -81,8 +92,16 @@ def build_cfg(args):
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
+    if args.partial_checkpoint:
+        cfg.load_from_strict = False
+    if cfg.get('load_from'):
+        check_input_file(cfg.load_from, 'checkpoint')
+    # Refuse a load_from / resume checkpoint of another model.
+    add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
-    ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback)
+    ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
+                loaders=('train_dataloader', 'val_dataloader'),
+                explicit=names_data(args.cfg_options))
     return cfg
 
 

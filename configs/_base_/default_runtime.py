@@ -13,6 +13,10 @@ log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
+# load_from / resume / tools/test.py load strictly (StrictCheckpointHook): a
+# missing, unexpected or mis-shaped key stops the run. Set False to start
+# from a partial checkpoint on purpose (e.g. backbone weights only).
+load_from_strict = True
 tta_model = dict(type='SegTTAModel')
 # Reproducible runs: every epoch reseeds all generators from (seed, epoch), so
 # a run resumed after a kill ends with the same weights as an uninterrupted
@@ -21,7 +25,8 @@ tta_model = dict(type='SegTTAModel')
 randomness = dict(seed=0)
 # Fault handling (docs/reliability.md): reseeding per epoch, stopping on a
 # NaN/inf loss before any checkpoint holds it, counting skipped bad samples,
-# and checking the head's num_classes against the dataset. In distributed
+# checking the head's num_classes against the dataset and every loaded
+# checkpoint against the model (load_from_strict). In distributed
 # runs SyncBuffersHook averages BatchNorm statistics over the processes
 # before each validation and checkpoint (a no-op in one process).
 custom_hooks = [
@@ -30,4 +35,5 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),
     dict(type='BadSampleSummaryHook'),
     dict(type='NumClassesCheckHook'),
+    dict(type='StrictCheckpointHook'),
 ]

@@ -34,12 +34,14 @@ def build_segmentor(config: Union[str, Config],
                     device: str = 'cpu') -> nn.Module:
     """Build the config's model in eval mode and load its weights.
 
-    The checkpoint is loaded with mmengine's ``load_checkpoint``, i.e.
-    through :func:`mmseg_dsnet.compat.safe_torch_load`: a file that holds
-    anything outside the allow-list raises
+    The checkpoint is loaded through
+    :func:`mmseg_dsnet.compat.safe_torch_load`: a file that holds anything
+    outside the allow-list raises
     :class:`~mmseg_dsnet.compat.UnsafeCheckpointError` and nothing in it
-    runs. Keys must match the model (``strict=True``), so a checkpoint for
-    another model or form fails loudly instead of leaving random weights.
+    runs. Keys and shapes must match the model, so a checkpoint for another
+    model or form raises
+    :class:`~mmseg_dsnet.engine.checkpoint_match.CheckpointMismatchError`
+    (naming the first differing keys) instead of leaving random weights.
 
     Args:
         config (str | Config): Config file or object.
@@ -56,10 +58,10 @@ def build_segmentor(config: Union[str, Config],
         ``init_model`` sets.
     """
     import mmseg_dsnet  # noqa: F401  (registers modules, safe loading)
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
+    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
     from mmseg_dsnet.models.utils import reparameterize_model
 
     cfg = load_config(config)
@@ -71,9 +73,9 @@ def build_segmentor(config: Union[str, Config],
     model.dataset_meta = dict(classes=('background', 'lesion'),
                               palette=[[0, 0, 0], [255, 0, 0]])
     if checkpoint:
-        ckpt = load_checkpoint(
-            model, checkpoint, map_location='cpu', strict=True,
-            logger='silent')
+        # Deployment always needs the whole model: no partial loading.
+        ckpt = load_checkpoint_strictly(
+            model, checkpoint, getattr(cfg, 'filename', None), hint=None)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if meta.get('dataset_meta'):
             model.dataset_meta = meta['dataset_meta']

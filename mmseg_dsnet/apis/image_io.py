@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from ..rgb_reader import decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
 # always tried, whatever their extension).
@@ -24,8 +26,6 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
 # 10000 x 10000 is the largest image read by default: decoding it needs
 # about 1 GB (Pillow's buffer, the RGB array and the full-size mask).
 DEFAULT_MAX_PIXELS = 100_000_000
-
-_SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
 
 class ImageReadError(Exception):
@@ -49,56 +49,6 @@ class LoadedImage:
     def size(self) -> Tuple[int, int]:
         """``(height, width)`` of the image as read."""
         return self.rgb.shape[:2]
-
-
-def _to_uint8(array: np.ndarray, mode: str, notes: List[str]) -> np.ndarray:
-    """Scale a 16-bit, 32-bit integer or float image to 0..255."""
-    if mode in _SIXTEEN_BIT_MODES or array.dtype == np.uint16:
-        notes.append(f'16-bit image ({mode}) scaled to 8 bits')
-        return np.clip(np.rint(array.astype(np.float32) / 257.0), 0,
-                       255).astype(np.uint8)
-    if mode == 'F' or array.dtype.kind == 'f':
-        peak = float(np.nanmax(array)) if array.size else 0.0
-        scale = 255.0 if peak <= 1.0 else 1.0
-        notes.append(f'floating-point image scaled by {scale:g} to 8 bits')
-        array = np.nan_to_num(array.astype(np.float32)) * scale
-        return np.clip(np.rint(array), 0, 255).astype(np.uint8)
-    return array.astype(np.uint8)
-
-
-def _raw_mode(image: Image.Image) -> str:
-    """The pixel layout stored in the file (e.g. ``'RGB;16B'`` for a
-    16-bit colour PNG that Pillow presents as 8-bit ``'RGB'``)."""
-    tiles = getattr(image, 'tile', None) or []
-    if not tiles:
-        return ''
-    args = tiles[0][3]
-    if isinstance(args, tuple):
-        args = args[0] if args else ''
-    return args if isinstance(args, str) else ''
-
-
-def _decoded_rgb(image: Image.Image, notes: List[str]) -> np.ndarray:
-    """The pixels of an opened Pillow image as ``(H, W, 3)`` uint8 RGB."""
-    mode = image.mode
-    if mode == 'RGB':
-        return np.asarray(image, dtype=np.uint8)
-    if mode in _SIXTEEN_BIT_MODES or mode == 'F':
-        gray = _to_uint8(np.asarray(image), mode, notes)
-        notes.append('grayscale image replicated to 3 channels')
-        return np.repeat(gray[..., None], 3, axis=2)
-    if mode in ('L', '1'):
-        notes.append('grayscale image replicated to 3 channels')
-    elif mode in ('LA', 'La'):
-        notes.append('grayscale image with alpha: alpha dropped, gray '
-                     'replicated to 3 channels')
-    elif mode in ('RGBA', 'RGBa', 'RGBX'):
-        notes.append(f'{mode} image: alpha channel dropped')
-    elif mode == 'P':
-        notes.append('palette image converted to RGB')
-    else:
-        notes.append(f'{mode} image converted to RGB')
-    return np.asarray(image.convert('RGB'), dtype=np.uint8)
 
 
 def read_image(path: str,
@@ -143,20 +93,9 @@ def read_image(path: str,
                         f'{path}: {width}x{height} = {width * height} pixels '
                         f'is above the limit of {max_pixels} pixels '
                         '(raise it with --max-pixels)')
-                raw_mode = _raw_mode(image)
-                image.load()  # Truncated or corrupt data fails here.
-                if ';16' in raw_mode and image.mode not in _SIXTEEN_BIT_MODES:
-                    # Pillow keeps the high byte of 16-bit colour images.
-                    notes.append(f'16-bit image ({raw_mode}) reduced to 8 '
-                                 'bits')
-                if getattr(image, 'n_frames', 1) > 1:
-                    notes.append(
-                        f'{image.n_frames} frames: only the first is used')
-                orientation = image.getexif().get(0x0112, 1)
-                if orientation not in (None, 1):
-                    image = ImageOps.exif_transpose(image)
-                    notes.append(f'EXIF orientation {orientation} applied')
-                rgb = _decoded_rgb(image, notes)
+                # The shared reader: upright and converted as the model's
+                # data loader sees its training images.
+                rgb = decode_rgb(image, notes)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -170,7 +109,7 @@ def read_image(path: str,
             f'{path}: not enough memory to decode the image') from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
-    return LoadedImage(path=path, rgb=np.ascontiguousarray(rgb), notes=notes)
+    return LoadedImage(path=path, rgb=rgb, notes=notes)
 
 
 @dataclass
@@ -184,27 +123,36 @@ class InputList:
             that matched nothing (missing file, empty folder, empty glob).
         skipped (list[str]): Files inside given folders whose extension is
             not an image extension (e.g. LICENSE.txt), not processed.
+        excluded (list[str]): Folders of ``exclude`` met while searching
+            folders or globs; nothing under them was taken.
     """
     files: List[str] = field(default_factory=list)
     problems: List[Tuple[str, str]] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
+    excluded: List[str] = field(default_factory=list)
 
 
 def _has_glob_magic(text: str) -> bool:
     return any(char in text for char in '*?[')
 
 
-def find_images(inputs: Sequence[str], recursive: bool = False) -> InputList:
+def find_images(inputs: Sequence[str], recursive: bool = False,
+                exclude: Sequence[str] = ()) -> InputList:
     """Expand files, folders and glob patterns into image files.
 
     A file is taken as given, whatever its extension. A folder contributes
     its files with an image extension (:data:`IMAGE_EXTENSIONS`, any case);
     the other files are listed in ``skipped``. A glob pattern contributes
-    every file it matches (``**`` works).
+    every file it matches (``**`` works). Sub-folder searches and globs
+    take nothing under the ``exclude`` folders (a folder given itself is
+    still read).
 
     Args:
         inputs (Sequence[str]): Files, folders or glob patterns.
         recursive (bool): Also search sub-folders of given folders.
+        exclude (Sequence[str]): Folders never searched, e.g. the output
+            folders of a tool whose outputs are images, so that a second
+            run does not read the first run's outputs as inputs.
 
     Returns:
         InputList: The files, the inputs that gave nothing and the skipped
@@ -212,6 +160,17 @@ def find_images(inputs: Sequence[str], recursive: bool = False) -> InputList:
     """
     found = InputList()
     seen = set()
+    excluded = {osp.realpath(folder): folder for folder in exclude}
+
+    def is_excluded(path):
+        """Whether ``path`` is under an excluded folder (noted once)."""
+        real = osp.realpath(path)
+        for key, folder in excluded.items():
+            if real == key or real.startswith(key + os.sep):
+                if folder not in found.excluded:
+                    found.excluded.append(folder)
+                return True
+        return False
 
     def add(path):
         key = osp.realpath(path)
@@ -224,7 +183,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False) -> InputList:
             if recursive:
                 paths = []
                 for root, dirs, names in os.walk(item):
-                    dirs.sort()
+                    dirs[:] = sorted(d for d in dirs
+                                     if not is_excluded(osp.join(root, d)))
                     paths += [osp.join(root, name) for name in sorted(names)]
             else:
                 paths = [
@@ -247,7 +207,7 @@ def find_images(inputs: Sequence[str], recursive: bool = False) -> InputList:
         elif _has_glob_magic(item):
             matches = sorted(
                 path for path in glob.glob(item, recursive=True)
-                if osp.isfile(path))
+                if osp.isfile(path) and not is_excluded(path))
             if not matches:
                 found.problems.append(
                     (item, f'{item}: pattern matches no files'))

@@ -77,13 +77,9 @@ class OnnxRuntimeBackend:
 
     def __init__(self, onnx_file: str, num_threads: Optional[int] = None,
                  input_size: Optional[Tuple[int, int]] = None):
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            onnx_file, options, providers=['CPUExecutionProvider'])
+        # One place turns a broken file into an error naming it.
+        from .onnx_export import ort_session
+        self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if input_size is None and META_INPUT_SIZE in meta:
             input_size = tuple(

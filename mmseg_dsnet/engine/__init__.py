@@ -5,12 +5,14 @@ from .cli_errors import describe_user_error, run_reporting_user_errors
 from .dist_shutdown import finish_distributed
 from .hooks import (BadSampleSummaryHook, NonFiniteLossHook,
                     NumClassesCheckHook, ReseedPerEpochHook)
-from .preflight import (ConfigKeyError, WorkDirError, check_config_keys,
+from .preflight import (ConfigKeyError, DataRootError, SyntheticDataError,
+                        WorkDirError, check_config_keys, check_output_file,
                         check_work_dir, pick_resume_checkpoint)
 
 __all__ = [
     'BadSampleSummaryHook', 'NonFiniteLossHook', 'NumClassesCheckHook',
-    'ReseedPerEpochHook', 'ConfigKeyError', 'WorkDirError',
-    'check_config_keys', 'check_work_dir', 'pick_resume_checkpoint',
+    'ReseedPerEpochHook', 'ConfigKeyError', 'DataRootError',
+    'SyntheticDataError', 'WorkDirError', 'check_config_keys',
+    'check_output_file', 'check_work_dir', 'pick_resume_checkpoint',
     'describe_user_error', 'run_reporting_user_errors', 'finish_distributed'
 ]

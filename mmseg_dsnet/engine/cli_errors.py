@@ -4,6 +4,16 @@ trace; genuine bugs keep their traceback."""
 import os
 import sys
 
+# Exit status of every fault the user can fix (as argparse uses for usage
+# errors); 1 is left to the few documented partial results (e.g.
+# ``infer.py --strict``).
+USER_ERROR_EXIT = 2
+
+
+class UserError(Exception):
+    """A fault the user can fix (a missing input, a bad argument), raised
+    by a tool with a message that says what to do."""
+
 
 def user_error_types():
     """The exception classes whose message alone tells the user what to
@@ -12,13 +22,17 @@ def user_error_types():
                                     UnsafeCheckpointError)
     from mmseg_dsnet.datasets.sample_checks import (BadSampleError,
                                                     MaskValueError)
+    from .checkpoint_match import CheckpointMismatchError
     from .fast_training.errors import FastTrainingError
     from .hooks.non_finite_loss_hook import NonFiniteLossError
     from .hooks.num_classes_check_hook import NumClassesMismatchError
-    from .preflight import ConfigKeyError, WorkDirError
-    return (BadSampleError, MaskValueError, NonFiniteLossError,
+    from .preflight import (ConfigKeyError, DataRootError, MissingInputError,
+                            SyntheticDataError, WorkDirError)
+    return (UserError, BadSampleError, MaskValueError, NonFiniteLossError,
             NumClassesMismatchError, ConfigKeyError, WorkDirError,
-            UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError)
+            DataRootError, SyntheticDataError,
+            UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError,
+            CheckpointMismatchError, MissingInputError)
 
 
 def describe_user_error(err):
@@ -33,6 +47,8 @@ def describe_user_error(err):
         return text + ' (check the spelling of this key in the config)'
     if isinstance(err, FileNotFoundError) and 'split file' in text:
         return text
+    if isinstance(err, FileExistsError) and '--overwrite' in text:
+        return text
     if isinstance(err, ValueError) and ('no samples in' in text or
                                         'should be equal to num_classes'
                                         in text):
@@ -42,8 +58,8 @@ def describe_user_error(err):
 
 def run_reporting_user_errors(main):
     """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
-    stderr and exit with status 1 (``MMSEG_DSNET_TRACEBACK=1`` shows the
-    traceback as well)."""
+    stderr and exit with status 2, the status of every user error in this
+    project (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well)."""
     try:
         return main()
     except Exception as err:
@@ -51,4 +67,4 @@ def run_reporting_user_errors(main):
         if message is None or os.environ.get('MMSEG_DSNET_TRACEBACK'):
             raise
         print(f'ERROR: {message}', file=sys.stderr, flush=True)
-        sys.exit(1)
+        sys.exit(USER_ERROR_EXIT)

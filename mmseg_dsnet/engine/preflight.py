@@ -22,7 +22,7 @@ RUNNER_KEYS = (
     'visualizer', 'default_scope', 'randomness', 'experiment_name',
     'custom_imports', 'model_wrapper_cfg', 'find_unused_parameters',
     'sync_bn', 'tta_model', 'tta_pipeline', 'runner_type', 'compile',
-    'strategy', 'vis_backends')
+    'strategy', 'vis_backends', 'load_from_strict')
 
 #: Common config variables that are legitimately close to a runner key.
 COMMON_VARIABLES = ('train_pipeline', 'val_pipeline', 'test_pipeline')
@@ -35,8 +35,22 @@ class ConfigKeyError(KeyError):
         return str(self.args[0])
 
 
+class MissingInputError(FileNotFoundError):
+    """A config or checkpoint file given to a tool does not exist."""
+
+
 class WorkDirError(OSError):
-    """The work dir cannot be created or written to."""
+    """The work dir (or another output location) cannot be created or
+    written to."""
+
+
+class DataRootError(FileNotFoundError):
+    """A data root or split file the tool would read is missing."""
+
+
+class SyntheticDataError(ValueError):
+    """A result computed on the synthetic stand-in set is offered where only
+    real-data results belong."""
 
 
 def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
@@ -56,6 +70,24 @@ def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
             raise ConfigKeyError(
                 f'Config key {key!r} is not used by the runner and would be '
                 f'silently ignored; did you mean {close[0]!r}?')
+
+
+def check_input_file(path, what):
+    """Raise :class:`MissingInputError` (``<what> <path> does not exist``)
+    unless ``path`` is a file; a URL (``https://``, ``s3://`` ...) is left to
+    the loader.
+
+    Args:
+        path (str): The config or checkpoint path the user gave.
+        what (str): How the message names it (``'config file'``,
+            ``'checkpoint'``).
+    """
+    path = str(path)
+    if '://' in path or osp.isfile(path):
+        return
+    reason = 'is a folder, not a file' if osp.isdir(path) else \
+        'does not exist'
+    raise MissingInputError(f'{what} {path} {reason}')
 
 
 def check_work_dir(work_dir):
@@ -78,6 +110,41 @@ def check_work_dir(work_dir):
             f'Cannot write to the work dir {work_dir}: {reason}. Nothing was '
             'started or changed; choose a writable folder with --work-dir.'
         ) from None
+
+
+def check_output_file(path, option='--metrics-out'):
+    """Check that ``path`` can be written later, so that a long evaluation
+    does not end in a failed write. Nothing is created.
+
+    Args:
+        path (str): The output file.
+        option (str): The command-line option that named it, for the
+            message.
+
+    Raises:
+        WorkDirError: When ``path`` is a folder, or its parent is not a
+            writable folder.
+    """
+    parent = osp.dirname(osp.abspath(path))
+    reason = None
+    if osp.isdir(path):
+        reason = 'it is a folder, not a file'
+    elif osp.exists(path) and not os.access(path, os.W_OK):
+        reason = 'the file is not writable'
+    else:
+        # The parent may not exist yet (it is created before writing): the
+        # nearest existing folder above it must be writable.
+        existing = parent
+        while not osp.exists(existing):
+            existing = osp.dirname(existing)
+        if not osp.isdir(existing):
+            reason = f'{existing} is a file, not a folder'
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            reason = f'{existing} is not writable'
+    if reason:
+        raise WorkDirError(
+            f'Cannot write {option} {path}: {reason}. Nothing was started; '
+            f'choose a writable file for {option}.')
 
 
 def _file_in_path(path):

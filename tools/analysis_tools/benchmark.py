@@ -16,10 +16,14 @@ import time
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import load_checkpoint
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 import mmseg_dsnet  # noqa: E402,F401
+from mmseg_dsnet.engine.checkpoint_match import \
+    load_checkpoint_strictly  # noqa: E402
+from mmseg_dsnet.engine.cli_errors import \
+    run_reporting_user_errors  # noqa: E402
+from mmseg_dsnet.engine.preflight import check_input_file  # noqa: E402
 from mmseg_dsnet.models.utils import reparameterize_model  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
@@ -121,7 +125,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     register_all_modules(init_default_scope=True)
     model = MODELS.build(cfg.model)
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        load_checkpoint_strictly(model, checkpoint,
+                                 getattr(cfg, 'filename', None), hint=None)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     if deploy:
@@ -200,6 +205,9 @@ def compare_deploy(run, as_json=False, rounds=3):
 def main(argv=None):
     args = parse_args(argv)
     shape = tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)
+    check_input_file(args.config, 'config file')
+    if args.checkpoint:
+        check_input_file(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -228,4 +236,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)

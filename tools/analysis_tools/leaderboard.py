@@ -26,8 +26,11 @@ get_flops (``flops`` = all counted ops, ``flops_weight_layers`` = conv /
 linear / matmul only, both with 1 multiply-add = 1 FLOP, plus ``deploy`` for
 re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
 (batch 1, 1 thread, 256x256, median / 90th percentile of timed runs) and
-``gpu_img_per_s`` from benchmark.py. Leaderboard rows aggregate the seeds:
-see leaderboard_table.py for the format.
+``gpu_img_per_s`` from benchmark.py; ``evaluated_data`` (``data_root``,
+``split_file``, ``images``, ``synthetic``) names the data the metrics were
+computed on (absent in older records). ``collect`` refuses a run trained or
+evaluated on the synthetic stand-in set. Leaderboard rows aggregate the
+seeds: see leaderboard_table.py for the format.
 """
 import argparse
 import datetime
@@ -124,6 +127,14 @@ def collect(config, work_dir, label=None, schedule=None, schedule_tag=None,
             f'({rec["test_split"]}), not on a test split; design runs are '
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
+    if rec['synthetic_data']:
+        from mmseg_dsnet.engine import SyntheticDataError
+        raise SyntheticDataError(
+            f'{work_dir} was trained or evaluated on the synthetic stand-in '
+            f'set (evaluated on {rec["evaluated_data"]["data_root"]}); its '
+            'figures say nothing about real lesions and are not collected. '
+            'Convert the real data (python tools/dataset_converters/isic.py '
+            'SRC ROOT), train and test on it, then collect')
     model = label or model_name(config)
     gpu = rec['device'] != 'CPU'
     if schedule is None:
@@ -257,6 +268,7 @@ def check(readme, leaderboard_json):
 
 def run(args):
     """tools/train.py, tools/test.py and collect, once per seed."""
+    from mmseg_dsnet.engine import SyntheticDataError
     records = []
     for seed in args.seeds:
         work_dir = osp.join(args.work_dir, f'seed{seed}')
@@ -275,7 +287,13 @@ def run(args):
         subprocess.run([sys.executable, osp.join(TOOLS, 'test.py'),
                         args.config, ckpt, '--work-dir', work_dir, *guard,
                         *common], check=True)
-        records.append(collect_from_args(args, work_dir))
+        try:
+            records.append(collect_from_args(args, work_dir))
+        except SyntheticDataError as err:
+            # A synthetic dry run (--allow-synthetic) ends without a record.
+            if not args.allow_synthetic:
+                raise
+            print(f'Not collected: {err}')
     return records
 
 
@@ -352,7 +370,8 @@ def parse_args(argv=None):
                    'validation split, for the official protocol)')
     p.add_argument('--amp', action='store_true')
     p.add_argument('--allow-synthetic', action='store_true',
-                   help='let train/test fall back to the synthetic set')
+                   help='let train/test fall back to the synthetic set (a dry '
+                   'run of the pipeline: its runs are not collected)')
     _collect_flags(p)
     return parser.parse_args(argv)
 
@@ -372,5 +391,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    result = main()
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    result = run_reporting_user_errors(main)
     sys.exit(result if isinstance(result, int) else 0)

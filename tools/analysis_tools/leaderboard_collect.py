@@ -12,9 +12,12 @@ import json
 import os
 import os.path as osp
 import re
+import sys
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..',
                                  '..'))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+from data_fallback import is_synthetic  # noqa: E402
 # LesionMetric's keys, in the order of its log line.
 METRIC_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig',
                'Acc_orig', 'Sen_orig', 'Spe_orig', 'mIoU_img', 'mDSC_img',
@@ -251,6 +254,20 @@ def split_size(dataset_cfg):
     return count
 
 
+def looks_synthetic(root):
+    """Whether a config's data root holds a synthetic set: its marker, or
+    (sets made before the marker) the name of the set or of its source."""
+    found = _resolve(root) if root else None
+    if not found:
+        return 'synthetic' in str(root).lower()
+    meta = {}
+    if osp.isfile(osp.join(found, 'meta.json')):
+        with open(osp.join(found, 'meta.json')) as f:
+            meta = json.load(f)
+    return is_synthetic(found) or 'synthetic' in str(root).lower() or \
+        'synthetic' in str(meta.get('source', '')).lower()
+
+
 def dataset_facts(cfg, test_cfg=None):
     """Dataset, protocol, data root and image counts of a dumped config."""
     train = cfg.train_dataloader.dataset
@@ -260,13 +277,6 @@ def dataset_facts(cfg, test_cfg=None):
     protocol = split.split('_')[0] if '_' in split else \
         osp.splitext(split)[0] or None
     root = train.get('data_root', '')
-    meta_path = _resolve(osp.join(root, 'meta.json'))
-    meta = {}
-    if meta_path:
-        with open(meta_path) as f:
-            meta = json.load(f)
-    synthetic = 'synthetic' in str(root).lower() or \
-        'synthetic' in str(meta.get('source', '')).lower()
     return dict(
         dataset=f'ISIC {year.group(1)}' if year else train.get('type'),
         dataset_key=f'isic{year.group(1)}' if year else 'unknown',
@@ -275,9 +285,33 @@ def dataset_facts(cfg, test_cfg=None):
         train_split=train.get('ann_file'),
         test_split=test.get('ann_file'),
         data_root=str(root),
-        synthetic_data=synthetic,
+        synthetic_data=looks_synthetic(root),
         train_images=split_size(train),
         test_images=split_size(test))
+
+
+def evaluated_data(dataset_cfg, metrics_file=None):
+    """The data the final metrics were computed on: as ``tools/test.py``
+    wrote it in ``metrics_file``, else from the evaluating loader's config
+    (records before the metrics files named their data).
+
+    Returns:
+        dict: ``data_root``, ``split_file``, ``images`` and ``synthetic``.
+    """
+    if metrics_file and osp.isfile(metrics_file):
+        with open(metrics_file) as f:
+            written = json.load(f)
+        if 'data_root' in written:
+            return {key: written.get(key) for key in
+                    ('data_root', 'split_file', 'images', 'synthetic')}
+    root = dataset_cfg.get('data_root', '') or ''
+    ann = dataset_cfg.get('ann_file', '') or ''
+    found = _resolve(root)
+    return dict(
+        data_root=osp.abspath(found or root),
+        split_file=osp.abspath(osp.join(found or root, ann)) if ann else None,
+        images=split_size(dataset_cfg),
+        synthetic=looks_synthetic(root))
 
 
 def model_name(config_path):
@@ -374,6 +408,15 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     else:
         record['trainer'] = dict(tool='tools/train.py')
     record.update(dataset_facts(cfg, test_cfg))
+    loader = 'val_dataloader' if metrics_kind == 'last validation line' \
+        else 'test_dataloader'
+    record['evaluated_data'] = evaluated_data(
+        (test_cfg if test_cfg and loader == 'test_dataloader' else cfg)[
+            loader].dataset,
+        (metrics_file or osp.join(work_dir, 'test_metrics.json'))
+        if metrics_kind == 'test_metrics.json' else None)
+    record['synthetic_data'] = bool(record['synthetic_data'] or
+                                    record['evaluated_data']['synthetic'])
     record.update(training_progress(infos))
     record.update(training_time(train_runs, infos))
     epochs, images = record['epochs'], record['train_images']

@@ -8,7 +8,8 @@ The year is recognised from these names.
 
 Output (``OUT``)::
 
-    OUT/images/<id>.jpg    RGB 8-bit JPEG (valid inputs copied byte for byte)
+    OUT/images/<id>.jpg    RGB 8-bit JPEG, upright (valid inputs copied byte
+                           for byte)
     OUT/masks/<id>.png     single channel uint8, values exactly {0, 1}
     OUT/splits/official_{train,val,test}.txt, lightweight_{train,test}.txt,
                lightweight_design_{train,val}.txt (lightweight_train split
@@ -17,12 +18,29 @@ Output (``OUT``)::
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files
 
 Every pair is checked (missing partner, unreadable or truncated file, size
-mismatch, mask values, image mode). Repairable problems are fixed and
-reported; the others skip the pair and are reported; nothing is dropped
-silently. Known stray files of the downloads (superpixels, metadata CSVs,
-LICENSE/ATTRIBUTION texts, macOS metadata) are ignored and counted. The input
-is never modified; the output is built in a temporary folder beside ``OUT``
-and renamed into place at the end, so an interrupted run leaves no ``OUT``.
+mismatch, mask values, image mode, ids that are not safe file names, files
+over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
+the others skip the pair and are reported; nothing is dropped silently. Known
+stray files of the downloads (superpixels, metadata CSVs, LICENSE/ATTRIBUTION
+texts, macOS metadata) are ignored and counted.
+
+EXIF orientation: mmcv's ``LoadImageFromFile`` shows a photo upright, applying
+its EXIF orientation tag, while masks are read as stored. An image with an
+orientation tag (2..8) is therefore re-encoded upright (without the tag) and
+reported as fixed ("EXIF orientation applied"); its size is compared with the
+mask's after the orientation, so a mask drawn on the stored, unrotated pixels
+is skipped as a size mismatch instead of silently misaligned (a square image
+cannot show this: check the fixed list). Images are read with the package's
+shared reader, ``mmseg_dsnet/rgb_reader.py``, as inference reads them.
+
+The input is never modified; the output is built in ``OUT.tmp-PID`` beside
+``OUT`` and renamed into place at the end, so an interrupted run (Ctrl-C,
+SIGTERM, SIGHUP: the temporary folder is removed and the worker processes
+stopped) leaves no ``OUT``; a later run removes the temporary folders of
+earlier runs whose process is gone (killed with SIGKILL). ``OUT`` is resolved
+(symlinks followed) before it is compared with ``SRC``. User errors print one
+``ERROR: ...`` line and exit with status 2; an interrupt exits with 128 + the
+signal number.
 
 Only numpy, Pillow and the standard library are needed (tqdm, when installed,
 draws the progress bar), so the tool runs before mmcv is installed.
@@ -32,7 +50,10 @@ Example::
     python tools/dataset_converters/isic.py /downloads/isic2018 data/isic2018
 """
 import argparse
-import concurrent.futures
+import contextlib
+import ctypes
+import functools
+import importlib.util
 import io
 import json
 import multiprocessing
@@ -40,7 +61,9 @@ import os
 import pickle
 import posixpath
 import shutil
+import signal
 import sys
+import threading
 import time
 import zipfile
 from collections import Counter, defaultdict
@@ -53,6 +76,28 @@ try:
     from tqdm import tqdm
 except ImportError:  # the bar is a nicety; the conversion does not need it
     tqdm = None
+
+
+def _load_package_module(name):
+    """Load ``mmseg_dsnet/<name>.py`` by file path.
+
+    Importing it as ``mmseg_dsnet.<name>`` would run the package's
+    ``__init__``, which needs mmcv and torch; this tool runs without them.
+    """
+    module_name = f'_mmseg_dsnet_{name}'
+    if module_name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / 'mmseg_dsnet' / (
+            f'{name}.py')
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+# The reader inference and export use too: images come out upright (EXIF
+# orientation applied) as mmcv's LoadImageFromFile reads them.
+rgb_reader = _load_package_module('rgb_reader')
 
 # Official folder (and zip) names: split -> (images, ground truth).
 OFFICIAL_FOLDERS = {
@@ -86,6 +131,15 @@ MASK_SUFFIX = '_segmentation.png'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 JPEG_QUALITY = 95
+# Largest image or mask file read (a zip member is streamed and stopped at
+# this size): ISIC images are a few MB; anything bigger is a broken or
+# hostile file whose decompression must not fill the memory.
+MAX_MEMBER_BYTES = 200 * 1024 * 1024
+# Signals that interrupt a conversion like Ctrl-C (SIGINT) does.
+INTERRUPT_SIGNALS = ('SIGTERM', 'SIGHUP')
+# Exit status of every user error (bad arguments, nothing to convert, OUT in
+# the way, --strict with a skipped pair), as argparse uses for usage errors.
+USER_ERROR_EXIT = 2
 # ISIC 2016 has no validation set: this share of official train is held out.
 HOLDOUT_VAL_RATIO_2016 = 0.1
 # The lightweight literature splits the 2150 ISIC 2017 train+val pairs
@@ -113,15 +167,67 @@ class StrictModeError(ConversionError):
         self.summary = summary
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled as Ctrl-C (SIGINT) is.
+
+    Args:
+        signum (int): The signal.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class FileTooLargeError(Exception):
+    """An image or mask file is larger than :data:`MAX_MEMBER_BYTES`."""
+
+
 # ---------------------------------------------------------------------------
 # Finding the files
 # ---------------------------------------------------------------------------
 
 
+def _printable(text):
+    """``text`` with control, line-break and other invisible characters
+    escaped (``\\n``, ``\\xa0``), so a file name cannot break a message."""
+    return ''.join(
+        char if char.isprintable() else char.encode('unicode_escape').decode(
+            'ascii') for char in text)
+
+
 def _display(container, member, is_zip):
     """How messages name a file: ``folder/member`` or ``file.zip:member``."""
     separator = ':' if is_zip else '/'
-    return f'{Path(container).name}{separator}{member}'
+    return _printable(f'{Path(container).name}{separator}{member}')
+
+
+def _id_problem(image_id):
+    """Why an id cannot be a file name and a line of a split file.
+
+    Ids become ``images/<id>.jpg`` and lines of the split files (which
+    mmseg strips and other readers split at whitespace), so whitespace,
+    line breaks, control or invisible characters, path separators and a
+    leading dot (hidden files, ``..``) would load another file or none.
+
+    Args:
+        image_id (str): The id taken from a file name.
+
+    Returns:
+        str | None: What is wrong, or None for a safe id.
+    """
+    if not image_id:
+        return 'empty id'
+    if '/' in image_id or '\\' in image_id:
+        return 'path separator in the id'
+    if image_id.startswith('.'):
+        return 'id starts with a dot (hidden file or "..")'
+    if any(char.isspace() for char in image_id):
+        return 'whitespace (a space, tab or line break) in the id'
+    bad = [char for char in image_id if not char.isprintable()]
+    if bad:
+        return f'control or invisible character {_printable(bad[0])} in the id'
+    return None
 
 
 def _record(split, image_id, reason, ref, detail):
@@ -280,6 +386,13 @@ def _scan(src, year, log):
             image_refs = images.get(image_id, [])
             mask_refs = masks.get(image_id, [])
             all_refs = image_refs + mask_refs
+            problem = _id_problem(image_id)
+            if problem is not None:
+                skipped.append(
+                    _record(split, image_id, 'unsafe id', all_refs[0],
+                            f'{problem}: {ascii(image_id)}; rename the '
+                            'image and its mask'))
+                continue
             if image_id in first_split_of:
                 skipped.append(
                     _record(split, image_id, 'duplicate id', all_refs[0],
@@ -321,15 +434,40 @@ _open_zips = {}
 
 
 def _read_bytes(ref):
+    """The content of a file or zip member, at most ``MAX_MEMBER_BYTES``.
+
+    A zip member is decompressed as a stream and stopped at the limit, so a
+    member that inflates to gigabytes never fills the memory.
+
+    Raises:
+        FileTooLargeError: The file is larger than ``MAX_MEMBER_BYTES``.
+    """
     container, member, is_zip = ref
-    if not is_zip:
-        return Path(container, member).read_bytes()
-    # Each process opens its own handle: a handle inherited through fork
-    # would share the file offset with the parent.
-    key = (os.getpid(), container)
-    if key not in _open_zips:
-        _open_zips[key] = zipfile.ZipFile(container)
-    return _open_zips[key].read(member)
+    limit = MAX_MEMBER_BYTES
+    if is_zip:
+        # Each process opens its own handle: a handle inherited through fork
+        # would share the file offset with the parent.
+        key = (os.getpid(), container)
+        if key not in _open_zips:
+            _open_zips[key] = zipfile.ZipFile(container)
+        archive = _open_zips[key]
+        too_large = archive.getinfo(member).file_size > limit
+        opener = functools.partial(archive.open, member)
+    else:
+        path = Path(container, member)
+        too_large = path.stat().st_size > limit
+        opener = functools.partial(open, path, 'rb')
+    data = b''
+    if not too_large:
+        # A declared size can lie: the stream is cut at the limit anyway.
+        with opener() as stream:
+            data = stream.read(limit + 1)
+    if too_large or len(data) > limit:
+        raise FileTooLargeError(
+            f'{_display(*ref)} is larger than the limit of '
+            f'{limit / 2**20:g} MB per file (MAX_MEMBER_BYTES in '
+            'tools/dataset_converters/isic.py)')
+    return data
 
 
 def _decode(data):
@@ -346,38 +484,6 @@ def _decode(data):
                       ) from None
     picture.load()
     return picture
-
-
-def _to_rgb(picture):
-    """Convert a decoded picture to RGB 8-bit.
-
-    Returns:
-        tuple: (converted picture, what was done).
-    """
-    mode = picture.mode
-    if mode == 'RGB':
-        return picture, f'{picture.format} image re-encoded as JPEG'
-    if mode in SIXTEEN_BIT_MODES:
-        values = np.asarray(picture).astype(np.int64)
-        if values.max(initial=0) > 255:
-            values = (values + 128) // 257
-        gray = np.clip(values, 0, 255).astype(np.uint8)
-        rgb = Image.fromarray(np.stack([gray] * 3, axis=-1))
-        return rgb, f'16-bit ({mode}) image scaled to 8-bit RGB'
-    conversions = {
-        'L': 'grayscale image converted to RGB',
-        '1': 'bilevel image converted to RGB',
-        'LA': 'grayscale+alpha image converted to RGB (alpha dropped)',
-        'RGBA': 'RGBA image converted to RGB (alpha dropped)',
-        'P': 'palette image converted to RGB',
-        'PA': 'palette+alpha image converted to RGB (alpha dropped)',
-        'CMYK': 'CMYK image converted to RGB',
-        'YCbCr': 'YCbCr image converted to RGB',
-        'LAB': 'LAB image converted to RGB',
-    }
-    if mode not in conversions:
-        raise ValueError(f'unsupported image mode {mode}')
-    return picture.convert('RGB'), conversions[mode]
 
 
 def _mask_values(picture):
@@ -480,21 +586,42 @@ def _process_pair(task):
     try:
         image_bytes = _read_bytes(image_ref)
         image = _decode(image_bytes)
+    except FileTooLargeError as error:
+        return skip('file too large', image_ref, str(error))
     except Exception as error:
         return skip('unreadable image', image_ref,
                     f'unreadable or truncated: {error}')
+    # Upright and 8-bit RGB, as the training loader (mmcv) will read it.
+    notes = []
+    try:
+        rgb = rgb_reader.decode_rgb(image, notes)
+    except ValueError as error:
+        return skip('unsupported image', image_ref, str(error))
+    except Exception as error:
+        return skip('unreadable image', image_ref,
+                    f'unreadable or truncated: {error}')
+    orientation = rgb_reader.exif_orientation(image)
     try:
         mask_picture = _decode(_read_bytes(mask_ref))
+    except FileTooLargeError as error:
+        return skip('file too large', mask_ref, str(error))
     except Exception as error:
         return skip('unreadable mask', mask_ref,
                     f'unreadable or truncated: {error}')
 
-    if image.size != mask_picture.size:
-        (width, height), (mask_w, mask_h) = image.size, mask_picture.size
+    # Masks are read as stored (mmseg decodes them 'unchanged', without
+    # EXIF orientation): compare with the image as the loader shows it.
+    height, width = rgb.shape[:2]
+    if (width, height) != mask_picture.size:
+        mask_w, mask_h = mask_picture.size
+        turned = ''
+        if orientation != 1:
+            turned = (f' after its EXIF orientation {orientation} (stored '
+                      '{}x{})'.format(*image.size))
         return skip(
             'size mismatch', mask_ref,
-            f'image {_display(*image_ref)} is {width}x{height}, mask is '
-            f'{mask_w}x{mask_h}')
+            f'image {_display(*image_ref)} is {width}x{height}{turned}, '
+            f'mask is {mask_w}x{mask_h}')
 
     mask, mask_fixes, problem, changed = _mask_to_binary(mask_picture)
     if problem is not None:
@@ -504,23 +631,90 @@ def _process_pair(task):
              changed_pixels=changed) for reason, detail in mask_fixes
     ]
 
-    if image.format == 'JPEG' and image.mode == 'RGB':
+    if image.format == 'JPEG' and image.mode == 'RGB' and not notes:
         jpeg_bytes = image_bytes
     else:
-        try:
-            rgb, what = _to_rgb(image)
-        except ValueError as error:
-            return skip('unsupported image', image_ref, str(error))
+        # Written without EXIF: the upright pixels need no orientation tag.
         buffer = io.BytesIO()
-        rgb.save(buffer, format='JPEG', quality=JPEG_QUALITY)
+        Image.fromarray(rgb).save(buffer, format='JPEG', quality=JPEG_QUALITY)
         jpeg_bytes = buffer.getvalue()
-        reason = ('image re-encoded as JPEG'
-                  if image.mode == 'RGB' else 'image converted to RGB')
+        if orientation != 1:
+            reason = 'EXIF orientation applied'
+        elif image.mode != 'RGB' or notes:
+            reason = 'image converted to RGB'
+        else:
+            reason = 'image re-encoded as JPEG'
+        what = '; '.join(notes) or f'{image.format} image re-encoded as JPEG'
         fixes.append(_record(split, image_id, reason, image_ref, what))
 
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
     result.update(written=True, fixes=fixes)
     return result
+
+
+# prctl option of <sys/prctl.h>: the signal a process gets when its parent
+# dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _init_worker(parent):
+    """Set up a pool worker.
+
+    Interrupts are the parent's to handle (it removes the temporary folder
+    and terminates the workers), and on Linux a worker also dies with its
+    parent when the parent is killed with SIGKILL, so no orphan is left.
+
+    Args:
+        parent (int): PID of the converting process.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in INTERRUPT_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if sys.platform.startswith('linux'):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass  # the parent still terminates its workers on any signal
+            # it can catch
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _interrupt_on_signals():
+    """Raise :class:`Interrupted` on SIGTERM and SIGHUP, as Ctrl-C raises
+    ``KeyboardInterrupt``, so that a stopped conversion removes its
+    temporary folder and terminates its workers. The previous handlers are
+    restored on exit; outside the main thread nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+    raised = []
+
+    def handler(signum, frame):
+        if os.getpid() != owner:
+            # A worker forked before its initializer ran: die as by default.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if not raised:  # a second signal must not cut the clean-up short
+            raised.append(signum)
+            raise Interrupted(signum)
+
+    previous = {}
+    for name in INTERRUPT_SIGNALS:
+        if hasattr(signal, name):
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            if old is not None:
+                signal.signal(signum, old)
 
 
 def _can_use_pool(workers, n_tasks):
@@ -553,17 +747,21 @@ def _run_tasks(tasks, workers, verbose):
             return results
         context = multiprocessing.get_context('fork')
         chunk = max(1, min(32, len(tasks) // (workers * 8)))
-        with concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=context) as pool:
-            try:
-                for result in pool.map(_process_pair, tasks,
-                                       chunksize=chunk):
-                    results.append(result)
-                    if bar is not None:
-                        bar.update(1)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        pool = context.Pool(
+            workers, initializer=_init_worker, initargs=(os.getpid(), ))
+        try:
+            for result in pool.imap(_process_pair, tasks, chunksize=chunk):
+                results.append(result)
+                if bar is not None:
+                    bar.update(1)
+            pool.close()
+        except BaseException:
+            # Interrupted or failed: stop the workers now (SIGTERM), not
+            # after their current chunk.
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
         return results
     finally:
         if bar is not None:
@@ -652,7 +850,7 @@ def _print_records(log, title, records):
     for reason, items in by_reason.items():
         for record in items[:MAX_PRINTED_PER_REASON]:
             log(f'    [{reason}] {record["file"]} ({record["split"]}, '
-                f'id {record["id"]}): {record["detail"]}')
+                f'id {_printable(record["id"])}): {record["detail"]}')
         if len(items) > MAX_PRINTED_PER_REASON:
             log(f'    [{reason}] ... and '
                 f'{len(items) - MAX_PRINTED_PER_REASON} more (all listed in '
@@ -660,11 +858,19 @@ def _print_records(log, title, records):
 
 
 def _check_out(src, out, overwrite):
-    """Refuse an ``out`` that overlaps ``src`` or is in the way."""
-    if src.is_relative_to(out) or out.is_relative_to(src):
-        raise ConversionError(
-            f'OUT ({out}) and SRC ({src}) must not contain one another: the '
-            'input is never modified')
+    """Refuse an ``out`` that overlaps ``src`` or is in the way.
+
+    ``out`` is also compared resolved (symlinks followed, ``src`` already
+    is), so an ``out`` that reaches into ``src`` through a symlink is
+    refused.
+    """
+    real_out = Path(os.path.realpath(out))
+    for candidate in (out, real_out):
+        if src.is_relative_to(candidate) or candidate.is_relative_to(src):
+            via = f', which resolves to {real_out}' if real_out != out else ''
+            raise ConversionError(
+                f'OUT ({out}{via}) and SRC ({src}) must not contain one '
+                'another: the input is never modified')
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         if not overwrite:
             raise ConversionError(
@@ -674,6 +880,36 @@ def _check_out(src, out, overwrite):
         raise ConversionError(
             f'{out} exists and is not empty; pass --overwrite to replace it '
             '(it is left untouched)')
+
+
+def _pid_alive(pid):
+    """Whether a process with this PID exists (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, run by another user
+        return True
+    return True
+
+
+def _remove_stale_tmp(out, log):
+    """Remove the ``OUT.tmp-PID`` folders of earlier runs that could not
+    clean up (killed with SIGKILL, power loss): their process is gone. The
+    folder of a conversion still running is kept."""
+    prefix = f'{out.name}.tmp-'
+    if not out.parent.is_dir():
+        return
+    for entry in sorted(out.parent.iterdir()):
+        pid = entry.name[len(prefix):]
+        if (not entry.name.startswith(prefix) or not pid.isascii()
+                or not pid.isdigit() or int(pid) == os.getpid()
+                or _pid_alive(int(pid)) or entry.is_symlink()
+                or not entry.is_dir()):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        log(f'note: removed {entry}, left by an interrupted conversion '
+            f'(process {pid} is gone)')
 
 
 def _move_into_place(tmp, out, overwrite):
@@ -752,7 +988,19 @@ def convert(src,
         ConversionError: Bad arguments, nothing to convert, no valid pair,
             or ``out`` in the way; ``StrictModeError`` (a subclass) when
             ``strict`` and a pair was skipped.
+        Interrupted: SIGTERM or SIGHUP arrived (a ``KeyboardInterrupt``, as
+            for Ctrl-C); the temporary folder was removed.
     """
+    # SIGTERM and SIGHUP clean up as Ctrl-C does (temporary folder removed,
+    # workers terminated).
+    with _interrupt_on_signals():
+        return _convert(src, out, year, strict, seed, train_ratio, overwrite,
+                        workers, verbose)
+
+
+def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
+             verbose):
+    """:func:`convert`, with the signals already set up."""
     start = time.perf_counter()
     log = print if verbose else (lambda *args, **kwargs: None)
     src = Path(src).resolve()
@@ -779,11 +1027,17 @@ def convert(src,
                               f'folders/zips of {src}')
 
     tmp = out.parent / f'{out.name}.tmp-{os.getpid()}'
+    _remove_stale_tmp(out, log)
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
-        for sub in ('images', 'masks', 'splits'):
-            (tmp / sub).mkdir(parents=True)
+        try:
+            for sub in ('images', 'masks', 'splits'):
+                (tmp / sub).mkdir(parents=True)
+        except OSError as error:
+            raise ConversionError(
+                f'cannot create the output beside {out}: {error}'
+            ) from error
         log(f'ISIC {year}: checking {len(tasks)} pairs from {src}')
         results = _run_tasks([task + (str(tmp), ) for task in tasks],
                              workers, verbose)
@@ -899,11 +1153,17 @@ def main(argv=None):
             workers=args.workers,
             verbose=not args.quiet)
     except ConversionError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print('interrupted; nothing written', file=sys.stderr)
-        return 130
+        print(f'ERROR: {error}', file=sys.stderr)
+        return USER_ERROR_EXIT
+    except OSError as error:  # disk full, no permission: named by the error
+        print(f'ERROR: {error}', file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt as error:
+        # Ctrl-C, SIGTERM or SIGHUP; the temporary folder is already gone.
+        signum = getattr(error, 'signum', signal.SIGINT)
+        print(f'ERROR: interrupted by {signal.Signals(signum).name}; nothing '
+              'written', file=sys.stderr)
+        return 128 + signum
     return 0
 
 

@@ -354,8 +354,8 @@ def main(argv=None):
             as_zip=args.zip,
             verbose=True)
     except (ValueError, FileExistsError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        print(f'ERROR: {error}', file=sys.stderr)
+        return 2
     return 0
 
 

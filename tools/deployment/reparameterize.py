@@ -10,20 +10,29 @@ checks that both forms give the same logits on random input — max abs
 difference <= 1e-5 (``--atol``) in float64, where the fold is exact; in float32
 up to twice the trained model's own float32 rounding noise — and prints the
 figures and the parameter counts.
+
+Outputs are written atomically with the user's umask. Exit status: 0 when
+written; 2, after one ``ERROR:`` line, for a user error (a missing config or
+checkpoint, an existing output without ``--overwrite``, an unsafe or
+corrupt checkpoint); 1, after one ``ERROR:`` line, when the parity check
+fails (nothing is written).
 """
 import argparse
 import copy
-import os
+import io
 import os.path as osp
 import sys
-import tempfile
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import load_checkpoint
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 import mmseg_dsnet  # noqa: E402,F401
+from mmseg_dsnet.compat import atomic_write  # noqa: E402
+from mmseg_dsnet.engine.cli_errors import (  # noqa: E402
+    UserError, run_reporting_user_errors)
+from mmseg_dsnet.engine.checkpoint_match import \
+    load_checkpoint_strictly  # noqa: E402
 from mmseg_dsnet.models.utils import reparameterize_model  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
@@ -51,27 +60,17 @@ def deploy_config(cfg):
     return cfg
 
 
-def _atomic_write(write, path):
-    """Write through a temporary file in the same folder, then rename: an
-    interrupted run never leaves a half-written ``path``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Same extension: writers such as Config.dump choose the format by it.
-    fd, tmp = tempfile.mkstemp(dir=folder,
-                               suffix='.tmp' + osp.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+class ParityError(RuntimeError):
+    """The re-parameterised model does not reproduce the trained one."""
 
 
 def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
                    overwrite=False):
     """Re-parameterise, verify and save. Returns the figures as a dict."""
     out_cfg = osp.splitext(out)[0] + '.py'
+    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise UserError(f'{what} {path} not found')
     for path in (out, out_cfg):
         if osp.exists(path) and not overwrite:
             raise FileExistsError(
@@ -79,7 +78,11 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(config)
     model = MODELS.build(cfg.model)
-    source = load_checkpoint(model, checkpoint, map_location='cpu')
+    # Strictly, into the training-mode model of ``config``: weights that do
+    # not fit would pass the parity check below as a wrong model.
+    source = load_checkpoint_strictly(
+        model, checkpoint, config,
+        hint='Give the training config the checkpoint was trained with.')
     model.eval()
     params_before = sum(p.numel() for p in model.parameters())
     # The fold is done in float64 (then stored as float32), and checked in
@@ -100,13 +103,14 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
     fp32_diff = float((dep32 - ref32).abs().max())
     noise_floor = float((ref32.double() - ref64).abs().max())
     if exact_diff > atol:
-        raise RuntimeError(f'Re-parameterised logits differ by '
-                           f'{exact_diff:.3g} > {atol:g} in float64; not '
-                           f'writing {out}.')
+        raise ParityError(f'Re-parameterised logits differ by '
+                          f'{exact_diff:.3g} > {atol:g} in float64; not '
+                          f'writing {out}.')
     if fp32_diff > max(atol, 2 * noise_floor):
-        raise RuntimeError(f'Re-parameterised float32 logits differ by '
-                           f'{fp32_diff:.3g}, more than twice the float32 '
-                           f'noise floor {noise_floor:.3g}; not writing {out}.')
+        raise ParityError(f'Re-parameterised float32 logits differ by '
+                          f'{fp32_diff:.3g}, more than twice the float32 '
+                          f'noise floor {noise_floor:.3g}; not writing '
+                          f'{out}.')
     dep_cfg = deploy_config(cfg)
     plain = MODELS.build(dep_cfg.model)
     plain.load_state_dict(deployed.state_dict(), strict=True)
@@ -115,15 +119,15 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
         plain_diff = float(
             (plain(inputs.float(), mode='tensor') - dep32).abs().max())
     if plain_diff > atol:
-        raise RuntimeError(f'The deploy config does not reproduce the model '
-                           f'(max diff {plain_diff:.3g}).')
+        raise ParityError(f'The deploy config does not reproduce the model '
+                          f'(max diff {plain_diff:.3g}).')
     # Keep the source's meta (dataset_meta: class names and palette).
     meta = dict(source.get('meta', {}), deploy=True,
                 source_checkpoint=osp.abspath(checkpoint))
-    _atomic_write(
-        lambda p: torch.save(dict(state_dict=deployed.state_dict(), meta=meta),
-                             p), out)
-    _atomic_write(lambda p: dep_cfg.dump(p), out_cfg)
+    buffer = io.BytesIO()
+    torch.save(dict(state_dict=deployed.state_dict(), meta=meta), buffer)
+    atomic_write(buffer.getvalue(), out)
+    atomic_write(dep_cfg.dump(), out_cfg)  # the config's Python text
     return dict(
         max_abs_diff=fp32_diff, max_abs_diff_float64=exact_diff,
         float32_noise_floor=noise_floor,
@@ -134,9 +138,16 @@ def reparameterize(config, checkpoint, out, shape=(256, 256), atol=1e-5,
 
 
 def main(argv=None):
+    """Returns the figures of :func:`reparameterize`, or exit status 1 when
+    its parity check fails; user errors are raised (reported by
+    ``run_reporting_user_errors`` on the command line)."""
     args = parse_args(argv)
-    result = reparameterize(args.config, args.checkpoint, args.out,
-                            tuple(args.shape), args.atol, args.overwrite)
+    try:
+        result = reparameterize(args.config, args.checkpoint, args.out,
+                                tuple(args.shape), args.atol, args.overwrite)
+    except ParityError as err:
+        print(f'ERROR: {err}', file=sys.stderr)
+        return 1
     print(f'Max abs logit difference, float64: '
           f'{result["max_abs_diff_float64"]:.3g}; float32: '
           f'{result["max_abs_diff"]:.3g} (float32 noise floor of the trained '
@@ -149,4 +160,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    status = run_reporting_user_errors(main)
+    sys.exit(status if isinstance(status, int) else 0)

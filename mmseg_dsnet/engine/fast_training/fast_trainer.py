@@ -454,6 +454,7 @@ class FastTrainer:
         """Load every run's ``last_checkpoint``; returns the epoch to
         continue from."""
         from ...compat import safe_torch_load
+        from ..checkpoint_match import check_checkpoint_matches
         epochs = {}
         for state in states:
             spec, run = state['spec'], state['run']
@@ -467,6 +468,10 @@ class FastTrainer:
             if 'optimizer' not in checkpoint:
                 raise FastTrainingError(
                     f'--resume: {path} holds no optimizer state')
+            # A short message naming the first differing keys, not torch's
+            # list of every key.
+            check_checkpoint_matches(run.model, checkpoint,
+                                     spec.config_path, path)
             run.model.load_state_dict(checkpoint['state_dict'])
             run.optimizer.load_state_dict(checkpoint['optimizer'])
             for group in run.optimizer.param_groups:

@@ -2,8 +2,9 @@ from .bad_sample_summary_hook import BadSampleSummaryHook
 from .non_finite_loss_hook import NonFiniteLossHook
 from .num_classes_check_hook import NumClassesCheckHook
 from .reseed_per_epoch_hook import ReseedPerEpochHook
+from .strict_checkpoint_hook import StrictCheckpointHook
 
 __all__ = [
     'BadSampleSummaryHook', 'NonFiniteLossHook', 'NumClassesCheckHook',
-    'ReseedPerEpochHook'
+    'ReseedPerEpochHook', 'StrictCheckpointHook'
 ]

@@ -1,0 +1,196 @@
+"""Strict checkpoint loading: the keys and shapes of a checkpoint must be
+those of the model, or the load is refused naming the config, the checkpoint
+and the first differing keys.
+
+mmengine loads ``load_from``, ``--resume`` and ``load_checkpoint`` with
+``strict=False``: a checkpoint of another model leaves a randomly initialised
+network behind a warning among hundreds of log lines. Every tool and API of
+this project goes through :func:`check_checkpoint_matches` instead (the
+Runner through :class:`~mmseg_dsnet.engine.hooks.StrictCheckpointHook`).
+"""
+import re
+from collections import OrderedDict
+
+from mmengine.model import is_model_wrapper
+
+#: Key revisions mmengine applies before loading (DDP's ``module.`` prefix).
+REVISE_KEYS = ((r'^module\.', ''), )
+
+#: How many keys of each kind an error message names.
+SHOWN_KEYS = 5
+
+#: How to load a partial checkpoint on purpose, for the error message.
+PARTIAL_HINT = ('To load a partial checkpoint on purpose (e.g. backbone '
+                'only), set load_from_strict=False in the config (or pass '
+                '--partial-checkpoint to tools/train.py).')
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's weights do not fit the model of the config."""
+
+
+def state_dict_of(checkpoint, revise_keys=REVISE_KEYS):
+    """The weights of a loaded checkpoint with mmengine's key revisions.
+
+    Args:
+        checkpoint (dict): A loaded checkpoint: ``{'state_dict': ...}`` as
+            mmengine writes it, or a bare state dict.
+        revise_keys (Sequence[tuple[str, str]]): ``(pattern, replacement)``
+            regular expressions applied to every key.
+
+    Returns:
+        OrderedDict | None: The state dict, or None if the checkpoint holds
+        none.
+    """
+    if not isinstance(checkpoint, dict):
+        return None
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, dict):
+        return None
+    revised = OrderedDict()
+    for key, value in state.items():
+        for pattern, replacement in revise_keys:
+            key = re.sub(pattern, replacement, key)
+        revised[key] = value
+    return revised
+
+
+def compare_state_dicts(expected, given):
+    """Keys missing from ``given``, unexpected in it, and of another shape.
+
+    BatchNorm's ``num_batches_tracked`` may be absent (torch fills it in for
+    checkpoints written before it existed).
+
+    Args:
+        expected (dict): The model's ``state_dict()``.
+        given (dict): The checkpoint's state dict.
+
+    Returns:
+        tuple[list[str], list[str], list[str]]: Missing keys, unexpected keys,
+        and ``'key: checkpoint (shape), model (shape)'`` for shape
+        mismatches, each in the model's (or checkpoint's) order.
+    """
+    missing = [
+        k for k in expected
+        if k not in given and not k.endswith('num_batches_tracked')
+    ]
+    unexpected = [k for k in given if k not in expected]
+    mismatched = []
+    for key, value in expected.items():
+        other = given.get(key)
+        shape = tuple(getattr(value, 'shape', ()))
+        other_shape = tuple(getattr(other, 'shape', ()))
+        if other is not None and other_shape != shape:
+            mismatched.append(f'{key}: checkpoint {other_shape}, model '
+                              f'{shape}')
+    return missing, unexpected, mismatched
+
+
+def _first(items, what):
+    """``'<count> <what> (<first few>, ... (<n> more))'``; ``what`` is
+    ``(singular, plural)``."""
+    shown = ', '.join(items[:SHOWN_KEYS])
+    more = f', ... ({len(items) - SHOWN_KEYS} more)' \
+        if len(items) > SHOWN_KEYS else ''
+    noun = what[0] if len(items) == 1 else what[1]
+    return f'{len(items)} {noun} ({shown}{more})'
+
+
+def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
+                             strict=True, hint=PARTIAL_HINT):
+    """Raise :class:`CheckpointMismatchError` when ``checkpoint`` does not
+    fit ``model``.
+
+    Args:
+        model (nn.Module): The model (a DDP wrapper is unwrapped).
+        checkpoint (dict): The loaded checkpoint (or bare state dict).
+        config (str, optional): The config the model was built from, for
+            the message.
+        filename (str, optional): The checkpoint file, for the message.
+        strict (bool): True: every key and shape must match. False (a
+            partial checkpoint on purpose): at least one key must match.
+        hint (str, optional): What the user can do (a sentence), appended
+            to the message of a strict check.
+
+    Raises:
+        CheckpointMismatchError: One line naming the config, the checkpoint,
+            the counts and the first few keys of each kind.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    given = state_dict_of(checkpoint)
+    where = f'Checkpoint {filename or "(given)"}'
+    against = f'the model of {config}' if config else 'the model'
+    if given is None:
+        raise CheckpointMismatchError(
+            f'{where} holds no state dict (found '
+            f'{type(checkpoint).__name__}); it cannot be loaded into '
+            f'{against}.')
+    expected = model.state_dict()
+    missing, unexpected, mismatched = compare_state_dicts(expected, given)
+    if strict:
+        problems = [(missing, ('missing key', 'missing keys')),
+                    (unexpected, ('unexpected key', 'unexpected keys')),
+                    (mismatched, ('key of another shape',
+                                  'keys of another shape'))]
+    else:
+        matching = [k for k in given if k in expected]
+        problems = [([] if matching else list(given),
+                     ('key, which is not in the model',
+                      'keys, none of which is in the model'))]
+    problems = [_first(items, what) for items, what in problems if items]
+    if not problems:
+        return
+    message = (f'{where} does not match {against}: {"; ".join(problems)}. '
+               'Is it a checkpoint of another model, or of the deploy '
+               '(re-parameterised) form?')
+    if strict and hint:
+        message += f' {hint}'
+    raise CheckpointMismatchError(message)
+
+
+def load_checkpoint_strictly(model, filename, config=None, strict=True,
+                             map_location='cpu', hint=PARTIAL_HINT):
+    """Load ``filename`` into ``model`` after
+    :func:`check_checkpoint_matches`; mmengine's ``load_checkpoint`` for
+    everything else (safe unpickling, ``module.`` prefixes).
+
+    Args:
+        model (nn.Module): The model to load into.
+        filename (str): The checkpoint (any scheme mmengine reads).
+        config (str, optional): The model's config, for error messages.
+        strict (bool): See :func:`check_checkpoint_matches`. Default: True.
+        map_location (str): Where to put the tensors. Default: ``'cpu'``.
+        hint (str, optional): What the user can do on a mismatch.
+
+    Returns:
+        dict: The loaded checkpoint (its ``meta`` for instance).
+
+    Raises:
+        CheckpointMismatchError: The checkpoint does not fit the model.
+    """
+    from mmengine.runner.checkpoint import (_load_checkpoint,
+                                            _load_checkpoint_to_model)
+    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    check_checkpoint_matches(model, checkpoint, config, filename, strict,
+                             hint)
+    if is_model_wrapper(model):
+        model = model.module
+    return _load_checkpoint_to_model(
+        model, checkpoint, strict=strict, revise_keys=list(REVISE_KEYS))
+
+
+def add_strict_checkpoint_hook(cfg):
+    """Append :class:`~mmseg_dsnet.engine.hooks.StrictCheckpointHook` to
+    ``cfg.custom_hooks`` unless it is there (``default_runtime.py`` has it; a
+    config that replaces ``custom_hooks`` must not lose the check).
+
+    Args:
+        cfg (Config): The config the Runner will be built from.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') in ('StrictCheckpointHook',
+                                 'mmseg.StrictCheckpointHook')
+               for h in hooks if isinstance(h, dict)):
+        hooks.append(dict(type='StrictCheckpointHook'))
+        cfg.custom_hooks = hooks

@@ -1,0 +1,39 @@
+"""Refuse a ``load_from`` / ``--resume`` checkpoint that does not fit the
+model, before any weight is copied."""
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+from ..checkpoint_match import check_checkpoint_matches
+
+
+@HOOKS.register_module()
+class StrictCheckpointHook(Hook):
+    """Check every checkpoint the Runner loads (``load_from``, ``resume``,
+    ``tools/test.py``) against the model: a missing, unexpected or mis-shaped
+    key raises :class:`~mmseg_dsnet.engine.checkpoint_match.
+    CheckpointMismatchError`.
+
+    mmengine's Runner loads with ``strict=False`` and only logs the
+    differences, so a checkpoint of another model would be trained on or
+    evaluated as a randomly initialised network. The Runner calls
+    ``after_load_checkpoint`` after reading the file and before copying the
+    weights.
+
+    The top-level config key ``load_from_strict`` (default True) set to
+    False allows a partial checkpoint on purpose (e.g. backbone weights
+    only); at least one key must still match.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        cfg = runner.cfg
+        strict = bool(cfg.get('load_from_strict', True))
+        filename = cfg.get('load_from')
+        if not filename and cfg.get('resume'):
+            # mmengine's own auto-resume reads the same pointer file.
+            from mmengine.runner import find_latest_checkpoint
+            filename = find_latest_checkpoint(runner.work_dir)
+        check_checkpoint_matches(
+            runner.model, checkpoint, getattr(cfg, 'filename', None),
+            filename, strict)

@@ -1,0 +1,149 @@
+"""The one reader of RGB images: upright (EXIF orientation applied), 8-bit.
+
+mmcv's ``LoadImageFromFile`` (OpenCV, ``flag='color'``) applies the EXIF
+orientation of a photo, so every other place that reads an image the model
+sees (the dataset converter, inference, export calibration, the demo) must
+apply it too, or the image ends up rotated against its mask. Label masks are
+not read here: mmseg's ``LoadAnnotations`` decodes them ``'unchanged'``,
+which ignores EXIF orientation.
+
+This module imports only numpy and Pillow: the dataset converter loads it by
+file path before mmcv and torch are installed (importing it as
+``mmseg_dsnet.rgb_reader`` runs the package's ``__init__``, which needs them).
+"""
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: EXIF tag 274: how the stored pixels must be turned to be shown upright.
+EXIF_ORIENTATION_TAG = 0x0112
+# Orientations 2..8 move pixels; 1 (and a missing or invalid tag) does not.
+_MOVING_ORIENTATIONS = range(2, 9)
+
+SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+
+
+def exif_orientation(image):
+    """The EXIF orientation an image asks for, 1 when it asks for none.
+
+    Args:
+        image (PIL.Image.Image): An opened image.
+
+    Returns:
+        int: 2..8 when the pixels must be mirrored or rotated, else 1.
+    """
+    value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    return value if value in _MOVING_ORIENTATIONS else 1
+
+
+def _to_uint8(array, mode, notes):
+    """Scale a 16-bit, 32-bit integer or float image to 0..255."""
+    if mode in SIXTEEN_BIT_MODES or array.dtype == np.uint16:
+        if array.size and int(array.max()) <= 255:
+            # 8-bit values saved as 16 bits: scaling would turn them black.
+            notes.append(f'16-bit image ({mode}) holding 8-bit values')
+            return np.clip(array, 0, 255).astype(np.uint8)
+        notes.append(f'16-bit image ({mode}) scaled to 8 bits')
+        return np.clip(np.rint(array.astype(np.float32) / 257.0), 0,
+                       255).astype(np.uint8)
+    if mode == 'F' or array.dtype.kind == 'f':
+        peak = float(np.nanmax(array)) if array.size else 0.0
+        scale = 255.0 if peak <= 1.0 else 1.0
+        notes.append(f'floating-point image scaled by {scale:g} to 8 bits')
+        array = np.nan_to_num(array.astype(np.float32)) * scale
+        return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    return array.astype(np.uint8)
+
+
+def _raw_mode(image):
+    """The pixel layout stored in the file (e.g. ``'RGB;16B'`` for a
+    16-bit colour PNG that Pillow presents as 8-bit ``'RGB'``)."""
+    tiles = getattr(image, 'tile', None) or []
+    if not tiles:
+        return ''
+    args = tiles[0][3]
+    if isinstance(args, tuple):
+        args = args[0] if args else ''
+    return args if isinstance(args, str) else ''
+
+
+def _rgb_pixels(image, notes):
+    """The pixels of a decoded Pillow image as ``(H, W, 3)`` uint8 RGB."""
+    mode = image.mode
+    if mode == 'RGB':
+        return np.asarray(image, dtype=np.uint8)
+    if mode in SIXTEEN_BIT_MODES or mode == 'F':
+        gray = _to_uint8(np.asarray(image), mode, notes)
+        notes.append('grayscale image replicated to 3 channels')
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode in ('L', '1'):
+        notes.append('grayscale image replicated to 3 channels')
+    elif mode in ('LA', 'La'):
+        notes.append('grayscale image with alpha: alpha dropped, gray '
+                     'replicated to 3 channels')
+    elif mode in ('RGBA', 'RGBa', 'RGBX'):
+        notes.append(f'{mode} image: alpha channel dropped')
+    elif mode == 'P':
+        notes.append('palette image converted to RGB')
+    else:
+        notes.append(f'{mode} image converted to RGB')
+    # Pillow raises ValueError for modes it cannot convert.
+    return np.asarray(image.convert('RGB'), dtype=np.uint8)
+
+
+def decode_rgb(image, notes=None):
+    """Decode an opened image as upright 8-bit RGB, as the model sees it.
+
+    Grayscale, palette, RGBA/LA (alpha dropped), CMYK and 16-bit images are
+    converted, and the EXIF orientation is applied as mmcv's
+    ``LoadImageFromFile`` does; each change adds a line to ``notes``.
+
+    Args:
+        image (PIL.Image.Image): An opened (not necessarily loaded) image.
+        notes (list[str], optional): Receives what was changed.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 RGB, C-contiguous, upright.
+
+    Raises:
+        OSError: Truncated or corrupt data.
+        ValueError: A pixel mode Pillow cannot convert to RGB.
+    """
+    notes = [] if notes is None else notes
+    raw_mode = _raw_mode(image)
+    image.load()  # truncated or corrupt data fails here
+    if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES:
+        # Pillow keeps the high byte of 16-bit colour images.
+        notes.append(f'16-bit image ({raw_mode}) reduced to 8 bits')
+    if getattr(image, 'n_frames', 1) > 1:
+        notes.append(f'{image.n_frames} frames: only the first is used')
+    orientation = exif_orientation(image)
+    if orientation != 1:
+        stored = '{}x{}'.format(*image.size)
+        image = ImageOps.exif_transpose(image)
+        notes.append(f'EXIF orientation {orientation} applied (stored '
+                     f'{stored}, upright ' + '{}x{})'.format(*image.size))
+    return np.ascontiguousarray(_rgb_pixels(image, notes))
+
+
+def read_rgb(source, notes=None):
+    """Read an image file (or its bytes) as upright 8-bit RGB.
+
+    Args:
+        source (str | os.PathLike | bytes): The file, or its content.
+        notes (list[str], optional): Receives what was changed (see
+            :func:`decode_rgb`).
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 RGB.
+
+    Raises:
+        PIL.UnidentifiedImageError: Not an image.
+        OSError: Missing, truncated or corrupt file.
+        ValueError: A pixel mode Pillow cannot convert to RGB.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    with Image.open(source) as image:
+        return decode_rgb(image, notes)

@@ -1,0 +1,419 @@
+"""The ISIC converter against hostile or unlucky input: EXIF-rotated photos,
+unsafe file names, signals, stale temporary folders, a symlinked OUT and
+oversized zip members (issue 13)."""
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, load_tool
+from PIL import Image
+
+from mmseg_dsnet import rgb_reader
+
+CONVERTER = REPO / 'tools' / 'dataset_converters' / 'isic.py'
+isic = load_tool('dataset_converters/isic.py')
+synthetic = load_tool('dataset_converters/make_synthetic_isic.py')
+
+TRAIN_IMAGES = 'ISIC-2017_Training_Data'
+TRAIN_MASKS = 'ISIC-2017_Training_Part1_GroundTruth'
+
+# Runs the converter with every decode slowed down, so that a signal can
+# be sent while the pairs are being checked (workers inherit the patch).
+SLOW_CONVERTER = '''
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location('isic_under_test', sys.argv[1])
+isic = importlib.util.module_from_spec(spec)
+sys.modules['isic_under_test'] = isic
+spec.loader.exec_module(isic)
+decode = isic._decode
+
+def slow_decode(data):
+    time.sleep(0.2)
+    return decode(data)
+
+isic._decode = slow_decode
+sys.exit(isic.main(sys.argv[2:]))
+'''
+
+needs_proc = pytest.mark.skipif(
+    not Path('/proc/self/stat').exists(), reason='needs Linux /proc')
+
+
+def _make_raw(root, **kwargs):
+    options = dict(year=2017, num_train=3, num_val=1, num_test=1,
+                   size=(32, 24))
+    options.update(kwargs)
+    synthetic.generate(root, **options)
+    return root
+
+
+def _run_cli(*args):
+    result = subprocess.run(
+        [sys.executable, str(CONVERTER), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+        timeout=120)
+    result.output = result.stdout + result.stderr
+    return result
+
+
+def _tree_hashes(root):
+    return {
+        p.relative_to(root).as_posix():
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob('*')) if p.is_file()
+    }
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if '.tmp-' in p.name)
+
+
+def _save_mask(path, mask01):
+    Image.fromarray((mask01 * 255).astype(np.uint8)).save(path)
+
+
+def _exif_jpeg(path, stored, orientation):
+    """Write ``stored`` (H, W, 3) as a JPEG tagged with ``orientation``."""
+    exif = Image.Exif()
+    exif[rgb_reader.EXIF_ORIENTATION_TAG] = orientation
+    Image.fromarray(stored).save(
+        path, format='JPEG', quality=95, exif=exif.tobytes())
+
+
+def _state(pid):
+    """A process's state letter from /proc, or None when it is gone."""
+    try:
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except OSError:
+        return None
+    return stat.rsplit(')', 1)[1].split()[0]
+
+
+def _children(pid):
+    kids = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / 'stat').read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+            kids.append(int(entry.name))
+    return kids
+
+
+def _wait_gone(pids, timeout=20):
+    """PIDs still running (zombies count as gone) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [pid for pid in pids if _state(pid) not in (None, 'Z')]
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def leftovers():
+    """PIDs the test started; those still running at the end (a failed
+    test) are killed, so no test leaves processes behind."""
+    pids = []
+    yield pids
+    for pid in pids:
+        if _state(pid) not in (None, 'Z'):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _start_slow_conversion(raw, out, workers, leftovers):
+    """Start a slowed conversion; return it once pairs are being written,
+    with its worker PIDs."""
+    proc = subprocess.Popen(
+        [sys.executable, '-c', SLOW_CONVERTER, str(CONVERTER), str(raw),
+         str(out), '--workers', str(workers), '--quiet'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    leftovers.append(proc.pid)
+    tmp = out.parent / f'{out.name}.tmp-{proc.pid}'
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        images = tmp / 'images'
+        workers_up = len(_children(proc.pid)) >= workers if workers > 1 \
+            else True
+        if workers_up and images.is_dir() and any(images.iterdir()):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    workers_pids = _children(proc.pid) if workers > 1 else []
+    leftovers.extend(workers_pids)
+    assert len(workers_pids) == (workers if workers > 1 else 0)
+    return proc, tmp, workers_pids
+
+
+def test_exif_rotated_image_is_written_upright_and_aligned(tmp_path):
+    mmcv = pytest.importorskip('mmcv')
+    raw = _make_raw(tmp_path / 'raw')
+    upright = np.full((24, 32, 3), 30, np.uint8)  # as shown: 32 wide, 24 high
+    upright[:6, :10] = 230  # the lesion, top left
+    lesion = (upright[..., 0] > 128).astype(np.uint8)
+    # Orientation 6: shown turned 90 degrees clockwise, so stored turned
+    # 90 degrees counter-clockwise, 24 wide and 32 high (transposed).
+    rotated = raw / TRAIN_IMAGES / 'ISIC_0000000.jpg'
+    _exif_jpeg(rotated, np.ascontiguousarray(np.rot90(upright)), 6)
+    _save_mask(raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png', lesion)
+    # A mask drawn on the stored pixels (32 high): misaligned once the
+    # loader turns the image, so it must be refused, not written.
+    unturned = raw / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    _exif_jpeg(unturned, upright, 6)
+    _save_mask(raw / TRAIN_MASKS / 'ISIC_0000001_segmentation.png', lesion)
+    with Image.open(rotated) as stored:
+        assert stored.size == (24, 32)  # raw size transposed against mask
+
+    result = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
+    fixed = {r['id']: r for r in meta['fixed']}
+    assert fixed['ISIC_0000000']['reason'] == 'EXIF orientation applied'
+    assert 'ISIC_0000000.jpg' in result.stdout
+    skipped = {r['id']: r for r in meta['skipped']}
+    assert skipped['ISIC_0000001']['reason'] == 'size mismatch'
+    assert 'EXIF orientation 6' in skipped['ISIC_0000001']['detail']
+    assert not (tmp_path / 'out' / 'images' / 'ISIC_0000001.jpg').exists()
+
+    image_file = tmp_path / 'out' / 'images' / 'ISIC_0000000.jpg'
+    mask = np.asarray(Image.open(tmp_path / 'out' / 'masks' /
+                                 'ISIC_0000000.png'))
+    # As mmseg's LoadImageFromFile reads it (BGR) and as our reader does.
+    loaded = mmcv.imfrombytes(image_file.read_bytes(), flag='color')
+    ours = rgb_reader.read_rgb(image_file)
+    for pixels in (loaded, ours):
+        assert pixels.shape[:2] == mask.shape == (24, 32)
+        gray = pixels.mean(axis=-1)
+        assert gray[mask == 1].min() > 180 and gray[mask == 0].max() < 80
+    with Image.open(image_file) as written:
+        assert rgb_reader.exif_orientation(written) == 1
+
+
+def test_shared_reader_applies_orientation_like_mmcv(tmp_path):
+    mmcv = pytest.importorskip('mmcv')
+    upright = np.zeros((24, 32, 3), np.uint8)
+    upright[:6, :10] = (250, 20, 20)
+    for orientation, stored in ((3, np.rot90(upright, 2)),
+                                (6, np.rot90(upright)),
+                                (8, np.rot90(upright, -1))):
+        path = tmp_path / f'o{orientation}.jpg'
+        _exif_jpeg(path, np.ascontiguousarray(stored), orientation)
+        notes = []
+        ours = rgb_reader.read_rgb(path, notes)
+        theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')[..., ::-1]
+        assert ours.shape == theirs.shape == upright.shape
+        assert np.abs(ours.astype(int) - theirs).max() <= 2
+        assert np.abs(ours.astype(int) - upright).mean() < 4
+        assert f'EXIF orientation {orientation} applied' in notes[0]
+
+
+def test_converter_and_its_reader_need_neither_mmcv_nor_torch(tmp_path):
+    raw = _make_raw(tmp_path / 'raw')
+    script = (
+        'import runpy, sys\n'
+        "for name in ('torch', 'mmcv', 'mmengine', 'mmseg', 'cv2'):\n"
+        '    sys.modules[name] = None  # importing it now fails\n'
+        "sys.argv = ['isic.py'] + sys.argv[1:]\n"
+        'try:\n'
+        "    runpy.run_path(%r, run_name='__main__')\n"
+        'finally:\n'
+        "    print('package imported:', 'mmseg_dsnet' in sys.modules)\n"
+    ) % str(CONVERTER)
+    result = subprocess.run(
+        [sys.executable, '-c', script, str(raw), str(tmp_path / 'out'),
+         '--workers', '1'],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'package imported: False' in result.stdout
+    assert (tmp_path / 'out' / 'meta.json').is_file()
+
+
+def test_unsafe_ids_are_skipped_naming_the_file(tmp_path):
+    raw = _make_raw(tmp_path / 'raw', num_train=5)
+    renames = {
+        'ISIC_0000000': 'ISIC_0000000 ',  # trailing space
+        'ISIC_0000001': 'ISIC_bad\nname',  # a line break
+        'ISIC_0000002': ' ISIC_0000002',  # leading space
+    }
+    for old, new in renames.items():
+        (raw / TRAIN_IMAGES / f'{old}.jpg').rename(raw / TRAIN_IMAGES /
+                                                   f'{new}.jpg')
+        (raw / TRAIN_MASKS / f'{old}_segmentation.png').rename(
+            raw / TRAIN_MASKS / f'{new}_segmentation.png')
+
+    result = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
+    assert meta['skipped_by_reason'] == {'unsafe id': 3}
+    lines = result.stdout.splitlines()
+    for shown in ('ISIC_0000000 .jpg', 'ISIC_bad\\nname.jpg',
+                  ' ISIC_0000002.jpg'):
+        assert any('[unsafe id]' in line and shown in line
+                   for line in lines), shown
+    safe = {'ISIC_0000003', 'ISIC_0000004', 'ISIC_0000005', 'ISIC_0000006'}
+    out = tmp_path / 'out'
+    assert {p.stem for p in (out / 'images').iterdir()} == safe
+    listed = set()
+    for split_file in (out / 'splits').iterdir():
+        ids = split_file.read_text().splitlines()
+        assert all(i and i == i.strip() for i in ids)
+        listed |= set(ids)
+    assert listed == safe
+
+    strict = _run_cli(raw, tmp_path / 'strict', '--strict', '--workers', '1')
+    assert strict.returncode == 2
+    errors = [line for line in strict.stderr.splitlines() if line]
+    assert errors[-1].startswith('ERROR: --strict') and 'Traceback' not in \
+        strict.stderr
+
+
+@pytest.mark.parametrize('name', [
+    '', '.', '..', '.hidden', 'a/b', 'a\\b', ' a', 'a ', 'a\nb', 'a\tb',
+    'a b', 'a\x00b', 'a\u2028b', 'a\xa0b', 'a\u200bb'
+])
+def test_unsafe_id_rule(name):
+    assert isic._id_problem(name) is not None
+
+
+@pytest.mark.parametrize('name', ['ISIC_0000000', 'a.b', 'a..b', 'ä-1'])
+def test_safe_id_rule(name):
+    assert isic._id_problem(name) is None
+
+
+@needs_proc
+@pytest.mark.parametrize('signame,workers', [('SIGTERM', 2), ('SIGHUP', 1)])
+def test_sigterm_or_sighup_cleans_up_and_stops_the_workers(
+        tmp_path, signame, workers, leftovers):
+    signum = getattr(signal, signame)
+    raw = _make_raw(
+        tmp_path / 'raw', num_train=isic.MIN_PAIRS_FOR_POOL + 6,
+        size=(16, 12))
+    out = tmp_path / 'out'
+    proc, tmp, worker_pids = _start_slow_conversion(raw, out, workers,
+                                                    leftovers)
+    assert tmp.is_dir()
+    proc.send_signal(signum)  # the parent only
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert f'ERROR: interrupted by {signame}; nothing written' in stderr
+    assert 'Traceback' not in stderr
+    assert not out.exists() and _leftovers(tmp_path) == []
+    assert _wait_gone(worker_pids) == []
+
+
+@needs_proc
+def test_stale_tmp_folder_is_removed_by_the_next_run(tmp_path, leftovers):
+    raw = _make_raw(
+        tmp_path / 'raw', num_train=isic.MIN_PAIRS_FOR_POOL + 6,
+        size=(16, 12))
+    out = tmp_path / 'out'
+    proc, stale, worker_pids = _start_slow_conversion(raw, out, 2, leftovers)
+    proc.kill()  # SIGKILL: the converter cannot clean up
+    proc.communicate(timeout=60)
+    assert stale.is_dir()
+    assert _wait_gone(worker_pids) == []  # the workers died with it
+    alive = tmp_path / f'out.tmp-{os.getpid()}'  # a run still going
+    alive.mkdir()
+
+    result = _run_cli(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert f'removed {stale}' in result.stdout
+    assert f'process {proc.pid} is gone' in result.stdout
+    assert not stale.exists() and alive.is_dir()
+    assert (out / 'meta.json').is_file()
+
+
+def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
+    raw = _make_raw(tmp_path / 'raw')
+    link = tmp_path / 'link'
+    link.symlink_to(raw, target_is_directory=True)
+    before = _tree_hashes(raw)
+    result = _run_cli(raw, link / 'converted')
+    assert result.returncode == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith('ERROR: OUT (')
+    assert f'resolves to {raw / "converted"}' in lines[0]
+    assert 'must not contain one another' in lines[0]
+    assert _tree_hashes(raw) == before
+    assert not (raw / 'converted').exists() and _leftovers(raw) == []
+
+
+def test_zip_member_over_the_limit_is_skipped_naming_it(
+        tmp_path, monkeypatch, capsys):
+    raw = _make_raw(tmp_path / 'raw', as_zip=True)
+    archive = raw / f'{TRAIN_IMAGES}.zip'
+    member = f'{TRAIN_IMAGES}/ISIC_0000000.jpg'
+    with zipfile.ZipFile(archive) as source:
+        entries = {info.filename: source.read(info)
+                   for info in source.infolist()}
+    # A valid JPEG followed by 1 MB of zeros: tiny in the zip, large once
+    # inflated, as a zip bomb is.
+    entries[member] += bytes(2**20)
+    with zipfile.ZipFile(archive, 'w', zipfile.ZIP_DEFLATED) as target:
+        for name, data in entries.items():
+            target.writestr(name, data)
+    assert archive.stat().st_size < 2**19
+    monkeypatch.setattr(isic, 'MAX_MEMBER_BYTES', 2**19)
+    opened = []
+    original_open = zipfile.ZipFile.open
+
+    def recording_open(self, name, *args, **kwargs):
+        opened.append(getattr(name, 'filename', name))
+        return original_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, 'open', recording_open)
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    skip = next(r for r in summary['skipped'] if r['id'] == 'ISIC_0000000')
+    assert skip['reason'] == 'file too large'
+    assert f'{TRAIN_IMAGES}.zip:{member}' in skip['detail']
+    assert '0.5 MB per file' in skip['detail']
+    assert f'[file too large] {TRAIN_IMAGES}.zip:{member}' in printed
+    assert member not in opened  # refused from its declared size
+    assert summary['counts']['official_train'] == 2
+
+
+def test_read_is_bounded_even_when_the_declared_size_lies(monkeypatch):
+    reads = []
+
+    class Stream(io.BytesIO):
+
+        def read(self, size=-1):
+            reads.append(size)
+            return super().read(size)
+
+    class Archive:
+
+        def __init__(self, *args):
+            pass
+
+        def getinfo(self, name):
+            return zipfile.ZipInfo(name)  # file_size 0: a lie
+
+        def open(self, name):
+            return Stream(bytes(4096))
+
+    monkeypatch.setattr(isic.zipfile, 'ZipFile', Archive)
+    monkeypatch.setattr(isic, '_open_zips', {})
+    monkeypatch.setattr(isic, 'MAX_MEMBER_BYTES', 1000)
+    with pytest.raises(isic.FileTooLargeError, match='lying.zip:big.jpg'):
+        isic._read_bytes(('lying.zip', 'big.jpg', True))
+    assert reads == [1001]  # never more than the limit + 1 byte

@@ -1,0 +1,183 @@
+"""Explicit data roots and data provenance: a data root the user gives is
+used as given (a missing one is an error naming the converter command), the
+synthetic fallback applies only when no data location is given and the
+default one is absent, metrics files say which data they were computed on,
+and leaderboard collect refuses synthetic runs."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, load_tool, make_lesion_checkpoint, write_tiny_config
+
+PY = sys.executable
+CONFIG = REPO / 'configs' / 'dsnet' / 'dsnet_isic2018.py'
+# Light test loader for the CPU.
+LIGHT_LOADER = ['test_dataloader.num_workers=0',
+                'test_dataloader.persistent_workers=False']
+
+
+def run_tool(*args):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([PY, *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines()
+            if line.startswith('ERROR:')]
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """Random DSNet weights for the 256x256 ISIC 2018 config."""
+    path = tmp_path_factory.mktemp('ckpt') / 'dsnet.pth'
+    image = np.random.default_rng(0).integers(0, 255, (256, 256, 3),
+                                              dtype=np.uint8)
+    return make_lesion_checkpoint(str(CONFIG), path, image)
+
+
+def test_default_root_matches_the_dataset_base_configs():
+    from mmengine.config import Config
+    fallback = load_tool('data_fallback.py')
+    bases = sorted((REPO / 'configs' / '_base_' / 'datasets').glob(
+        'isic20*_*.py'))
+    assert bases
+    for base in bases:
+        cfg = Config.fromfile(str(base))
+        year = fallback.dataset_year(cfg)
+        for name in fallback.LOADERS:
+            assert cfg[name].dataset.data_root == \
+                fallback.default_root(year), base
+
+
+def test_explicit_root_is_used_as_given(checkpoint, tiny_isic, tmp_path):
+    # configs/dsnet/dsnet_isic2018.py's default root data/isic2018 is absent
+    # here; the old fallback replaced the given root by the synthetic set.
+    assert not (REPO / 'data' / 'isic2018').exists()
+    out = tmp_path / 'metrics.json'
+    proc = run_tool('tools/test.py', CONFIG, checkpoint, '--work-dir',
+                    tmp_path / 'w', '--metrics-out', out, '--cfg-options',
+                    f'test_dataloader.dataset.data_root={tiny_isic}',
+                    *LIGHT_LOADER)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'synthetic' not in proc.stdout.lower()
+    record = json.loads(out.read_text())
+    split = tiny_isic / 'splits' / 'lightweight_test.txt'
+    assert record['data_root'] == str(tiny_isic)
+    assert record['split_file'] == str(split)
+    assert record['images'] == len(split.read_text().split()) == 5
+    assert record['synthetic'] is False
+
+
+@pytest.mark.parametrize('tool', ['test.py', 'train.py'])
+def test_explicit_missing_root_is_an_error(tool, checkpoint, tmp_path):
+    missing = tmp_path / 'no_such_isic'
+    loader = 'test' if tool == 'test.py' else 'train'
+    args = [checkpoint] if tool == 'test.py' else []
+    proc = run_tool(f'tools/{tool}', CONFIG, *args, '--work-dir',
+                    tmp_path / 'w', '--cfg-options',
+                    f'{loader}_dataloader.dataset.data_root={missing}')
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = error_lines(proc)
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr
+    assert f"{loader}_dataloader.dataset.data_root '{missing}'" in errors[0]
+    assert f'python tools/dataset_converters/isic.py SRC {missing}' in \
+        errors[0]
+    assert 'Using the embedded synthetic' not in proc.stdout
+    assert not (tmp_path / 'w' / 'test_metrics.json').exists()
+
+
+def test_config_edit_of_the_data_root_is_explicit(tmp_path, monkeypatch):
+    """A config that sets its own ``data_root`` but leaves a loader on the
+    default: the loader's missing root is an error, not a fallback."""
+    from mmengine.config import Config
+    from mmseg_dsnet.engine import DataRootError
+    fallback = load_tool('data_fallback.py')
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(str(CONFIG))
+    cfg.data_root = str(tmp_path / 'mine')
+    with pytest.raises(DataRootError, match="test_dataloader.dataset."
+                       "data_root 'data/isic2018' does not exist"):
+        fallback.ensure_data(cfg, loaders=('test_dataloader', ))
+    assert cfg.test_dataloader.dataset.data_root == 'data/isic2018'
+
+
+def test_no_data_named_falls_back_to_synthetic(checkpoint, tmp_path,
+                                               monkeypatch, capsys):
+    test_tool = load_tool('test.py')
+    # test.py's own data_fallback module, made small and kept in tmp_path.
+    fallback = sys.modules['data_fallback']
+    monkeypatch.setattr(fallback, 'synthetic_root',
+                        lambda year: str(tmp_path / f'synthetic_isic{year}'))
+    monkeypatch.setattr(fallback, 'SYNTHETIC_COUNTS',
+                        dict(num_train=6, num_val=2, num_test=3))
+    # The default root data/isic2018 is absent from this folder.
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / 'metrics.json'
+    test_tool.main([str(CONFIG), checkpoint, '--work-dir',
+                    str(tmp_path / 'w'), '--metrics-out', str(out),
+                    '--cfg-options', 'randomness.seed=0', *LIGHT_LOADER])
+    assert 'Using the embedded synthetic' in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    root = tmp_path / 'synthetic_isic2018'
+    assert record['synthetic'] is True
+    assert record['data_root'] == str(root)
+    assert record['split_file'] == str(root / 'splits' /
+                                       'lightweight_test.txt')
+    assert record['images'] == 2
+    assert (root / 'SYNTHETIC.txt').is_file()
+
+
+def _fake_training_log(work_dir):
+    """The two lines of a training log that collect needs."""
+    ts = '20240101_000000'
+    (work_dir / ts).mkdir(parents=True)
+    (work_dir / ts / f'{ts}.log').write_text(
+        '2024/01/01 00:00:00 - mmengine - INFO - Checkpoints will be saved '
+        'to x\n2024/01/01 00:00:09 - mmengine - INFO - Epoch(train) [1][1/1]'
+        '  lr: 1e-3  loss: 0.5\n')
+
+
+def test_leaderboard_collect_refuses_a_synthetic_run(tiny_isic, tmp_path):
+    work_dir = tmp_path / 'work'
+    _fake_training_log(work_dir)
+    config = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic)
+    # What tools/test.py writes after the synthetic fallback.
+    (work_dir / 'test_metrics.json').write_text(json.dumps(dict(
+        config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
+        data_root='/x/synthetic', split_file='/x/s.txt', images=2,
+        synthetic=True)))
+    runs = tmp_path / 'runs'
+    proc = run_tool('tools/analysis_tools/leaderboard.py', 'collect', config,
+                    work_dir, '--no-benchmark', '--runs-dir', runs)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = error_lines(proc)
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr
+    assert 'synthetic' in errors[0] and str(work_dir) in errors[0]
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize('kind', ['folder', 'parent is a file'])
+def test_unwritable_metrics_out_fails_before_evaluating(
+        kind, checkpoint, tiny_isic, tmp_path):
+    if kind == 'folder':
+        out = tmp_path / 'taken'
+        out.mkdir()
+    else:
+        (tmp_path / 'file').write_text('x')
+        out = tmp_path / 'file' / 'metrics.json'
+    work_dir = tmp_path / 'w'
+    proc = run_tool('tools/test.py', CONFIG, checkpoint, '--work-dir',
+                    work_dir, '--metrics-out', out, '--cfg-options',
+                    f'test_dataloader.dataset.data_root={tiny_isic}',
+                    *LIGHT_LOADER)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = error_lines(proc)
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr
+    assert f'Cannot write --metrics-out {out}' in errors[0]
+    # No runner was built: no log, no evaluation.
+    assert 'Epoch(test)' not in proc.stdout + proc.stderr
+    assert not list(work_dir.glob('*/*.log'))

@@ -1,0 +1,275 @@
+"""Strict checkpoint loading and files that are no checkpoint.
+
+A checkpoint of another model (or variant) must stop every tool with one
+``ERROR:`` line naming the config, the checkpoint and the first few keys,
+exit status 2, and nothing written; a partial checkpoint loads only when
+asked for. A Git LFS pointer, an HTML page or a text file given as a
+checkpoint is named as such. Missing files and config typos are one line
+too. The cases are listed in ``FAULTS`` of test_fault_injection.py and in
+docs/reliability.md.
+"""
+import uuid
+
+import pytest
+import torch
+from conftest import REPO, load_tool, write_tiny_config
+
+NOT_CHECKPOINTS = {
+    'lfs': ('version https://git-lfs.github.com/spec/v1\n'
+            'oid sha256:' + '4d7a2146' * 8 + '\nsize 1234567\n',
+            'is a Git LFS pointer, not the weights: run `git lfs pull`'),
+    'html': ('<!DOCTYPE html>\n<html><head><title>Sign in</title></head>'
+             '<body>Please sign in to download.</body></html>\n',
+             'is an HTML page, not a PyTorch checkpoint'),
+    'text': ('These are not the weights you are looking for.\n',
+             'is a text file, not a PyTorch checkpoint'),
+}
+
+
+@pytest.fixture(scope='module')
+def tools():
+    return dict(
+        train=load_tool('train.py'), test=load_tool('test.py'),
+        reparameterize=load_tool('deployment/reparameterize.py'),
+        benchmark=load_tool('analysis_tools/benchmark.py'))
+
+
+def run_cli(tool, argv, capsys):
+    """Run a tool's ``main`` as its command line does; return (exit status,
+    stderr)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    capsys.readouterr()
+    try:
+        result = run_reporting_user_errors(
+            lambda: tool.main([str(a) for a in argv]))
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def random_checkpoint(config, path, keep=None):
+    """Random weights of ``config``'s model saved as mmengine does;
+    ``keep(key)`` selects the keys to save."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    state = {k: v for k, v in model.state_dict().items()
+             if keep is None or keep(k)}
+    save_checkpoint(dict(state_dict=state, meta=dict(epoch=1, iter=1)),
+                    str(path))
+    return path
+
+
+@pytest.fixture(scope='module')
+def setup(tiny_isic, tmp_path_factory):
+    """A tiny DSNet config and checkpoints: DSNet (matching), EGE-UNet
+    (another model), DSNet backbone only (partial)."""
+    tmp = tmp_path_factory.mktemp('strict')
+    cfg = write_tiny_config(tmp / 'tiny.py', tiny_isic, epochs=1)
+    return dict(
+        tmp=tmp, cfg=cfg, root=tiny_isic,
+        dsnet=random_checkpoint(cfg, tmp / 'dsnet.pth'),
+        egeunet=random_checkpoint(
+            REPO / 'configs/egeunet/egeunet_isic2018.py', tmp / 'ege.pth'),
+        backbone=random_checkpoint(cfg, tmp / 'backbone.pth',
+                                   lambda k: k.startswith('backbone.')))
+
+
+def eval_argv(cfg, ckpt, work_dir, *options):
+    return [cfg, ckpt, '--work-dir', work_dir, '--no-synthetic-fallback',
+            '--cfg-options', f'experiment_name=strict_{uuid.uuid4().hex[:8]}',
+            *options]
+
+
+def train_argv(cfg, work_dir, *options, extra=()):
+    return [cfg, '--work-dir', work_dir, '--no-synthetic-fallback', *extra,
+            '--cfg-options', f'experiment_name=strict_{uuid.uuid4().hex[:8]}',
+            *options]
+
+
+def assert_one_short_error(err, *parts):
+    lines = [line for line in err.splitlines() if line.startswith('ERROR: ')]
+    assert len(lines) == 1, err
+    for part in parts:
+        assert part in lines[0], err
+    assert 'Traceback' not in err
+    return lines[0]
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(
+        setup, tools, tmp_path, capsys):
+    cfg, work_dir = setup['cfg'], tmp_path / 'test'
+    code, err = run_cli(tools['test'], eval_argv(
+        cfg, setup['egeunet'], work_dir), capsys)
+    assert code == 2
+    line = assert_one_short_error(
+        err, f'ERROR: Checkpoint {setup["egeunet"]} does not match the model '
+        f'of {cfg}', 'missing keys (backbone.', 'unexpected keys (backbone.',
+        'load_from_strict=False')
+    # The first few keys of each kind, not hundreds.
+    assert '(294 more)' in line or 'more)' in line
+    assert len(line) < 2000, len(line)
+    assert not (work_dir / 'test_metrics.json').exists()
+    # The matching checkpoint is evaluated (the check is not just strict).
+    code, err = run_cli(tools['test'], eval_argv(
+        cfg, setup['dsnet'], work_dir), capsys)
+    assert code == 0, err
+    assert (work_dir / 'test_metrics.json').is_file()
+
+
+def test_train_refuses_a_wrong_load_from_or_resume_checkpoint(
+        setup, tools, tmp_path, capsys):
+    cfg = setup['cfg']
+    work_dir = tmp_path / 'load_from'
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, f'load_from={setup["egeunet"]}'), capsys)
+    assert code == 2
+    assert_one_short_error(
+        err, f'Checkpoint {setup["egeunet"]} does not match the model of '
+        f'{cfg}')
+    assert not list(work_dir.glob('*.pth'))
+    # --resume from a work dir whose last checkpoint is another model's.
+    work_dir = tmp_path / 'resume'
+    work_dir.mkdir()
+    wrong = work_dir / 'epoch_1.pth'
+    wrong.write_bytes(setup['egeunet'].read_bytes())
+    (work_dir / 'last_checkpoint').write_text(str(wrong))
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, extra=['--resume']), capsys)
+    assert code == 2
+    assert_one_short_error(err, f'Checkpoint {wrong} does not match')
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['epoch_1.pth']
+
+
+def test_partial_checkpoint_loads_only_when_asked(setup, tools, tmp_path,
+                                                  capsys):
+    from mmseg_dsnet.apis import build_segmentor
+    from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
+                                                     load_checkpoint_strictly)
+    cfg, backbone = setup['cfg'], setup['backbone']
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, tmp_path / 'strict', f'load_from={backbone}'), capsys)
+    assert code == 2
+    assert_one_short_error(err, 'missing keys (decode_head.',
+                           '--partial-checkpoint')
+    assert 'unexpected keys' not in err
+    # On purpose: the flag, or the config setting.
+    work_dir = tmp_path / 'partial'
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, f'load_from={backbone}',
+        extra=['--partial-checkpoint']), capsys)
+    assert code == 0, err
+    assert (work_dir / 'epoch_1.pth').is_file()
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, tmp_path / 'setting', f'load_from={backbone}',
+        'load_from_strict=False'), capsys)
+    assert code == 0, err
+    # The backbone really is loaded; a partial load that matches nothing
+    # is still refused.
+    model = build_segmentor(str(cfg), None, reparameterize=False)
+    load_checkpoint_strictly(model, str(backbone), strict=False)
+    saved = torch.load(backbone, weights_only=True)['state_dict']
+    for key, value in model.state_dict().items():
+        if key.startswith('backbone.'):
+            assert torch.equal(value, saved[key]), key
+    unknown = tmp_path / 'unknown.pth'
+    torch.save(dict(state_dict={'head.fc.weight': torch.zeros(2, 2),
+                                'head.fc.bias': torch.zeros(2)}), unknown)
+    with pytest.raises(CheckpointMismatchError, match='none of which'):
+        load_checkpoint_strictly(model, str(unknown), strict=False)
+    # Inference never loads a partial model.
+    with pytest.raises(CheckpointMismatchError, match='missing keys'):
+        build_segmentor(str(cfg), str(backbone))
+
+
+@pytest.mark.parametrize('config', ['dsnet_isic2017_vanilla-conv.py',
+                                    'dsnet_isic2017_no-gate.py'])
+def test_reparameterize_refuses_a_checkpoint_of_another_variant(
+        setup, tools, tmp_path, capsys, config):
+    full = random_checkpoint(REPO / 'configs/dsnet/dsnet_isic2017.py',
+                             tmp_path / 'dsnet_full.pth')
+    out_dir = tmp_path / 'deploy'
+    config = REPO / 'configs/dsnet' / config
+    code, err = run_cli(tools['reparameterize'],
+                        [config, full, out_dir / 'deploy.pth'], capsys)
+    assert code == 2
+    assert_one_short_error(
+        err, f'Checkpoint {full} does not match the model of {config}',
+        'unexpected keys (', 'Give the training config')
+    assert not out_dir.exists() or not list(out_dir.iterdir())
+    # The same checkpoint with its own config is re-parameterised.
+    code, err = run_cli(tools['reparameterize'], [
+        REPO / 'configs/dsnet/dsnet_isic2017.py', full,
+        out_dir / 'deploy.pth', '--shape', '64', '64'], capsys)
+    assert code == 0, err
+    assert (out_dir / 'deploy.pth').is_file()
+
+
+@pytest.mark.parametrize('kind', sorted(NOT_CHECKPOINTS))
+def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
+    from mmseg_dsnet.apis import build_segmentor
+    from mmseg_dsnet.compat import NotACheckpointError
+    content, says = NOT_CHECKPOINTS[kind]
+    fake = tmp_path / 'weights.pth'
+    fake.write_text(content)
+    cfg = setup['cfg']
+    expected = f'ERROR: Checkpoint {fake} {says}'
+    code, err = run_cli(tools['test'], eval_argv(cfg, fake, tmp_path / 't'),
+                        capsys)
+    assert code == 2
+    assert_one_short_error(err, expected)
+    assert 'arbitrary code' not in err
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, tmp_path / 'w', f'load_from={fake}'), capsys)
+    assert code == 2
+    assert_one_short_error(err, expected)
+    code, err = run_cli(tools['reparameterize'],
+                        [cfg, fake, tmp_path / 'd' / 'deploy.pth'], capsys)
+    assert code == 2
+    assert_one_short_error(err, expected)
+    assert not (tmp_path / 'd').exists()
+    with pytest.raises(NotACheckpointError, match=says.split(':')[0]):
+        build_segmentor(str(cfg), str(fake))
+    infer = load_tool('infer.py')
+    image = sorted((setup['root'] / 'images').glob('*.jpg'))[0]
+    capsys.readouterr()
+    code = infer.main([str(cfg), str(fake), str(image), '--out-dir',
+                       str(tmp_path / 'infer'), '--no-progress'])
+    err = capsys.readouterr().err
+    assert code == 2 and f'ERROR: Checkpoint {fake} {says}' in err, err
+    assert fake.read_text() == content  # left as it was
+
+
+def test_missing_checkpoint_file_is_one_line(setup, tools, tmp_path, capsys):
+    cfg, missing = setup['cfg'], tmp_path / 'nope.pth'
+    work_dir = tmp_path / 'test'
+    code, err = run_cli(tools['test'], eval_argv(cfg, missing, work_dir),
+                        capsys)
+    assert code == 2
+    assert_one_short_error(err, f'ERROR: checkpoint {missing} does not exist')
+    assert not work_dir.exists()  # before anything else ran
+    work_dir = tmp_path / 'train'
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, f'load_from={missing}'), capsys)
+    assert code == 2
+    assert_one_short_error(err, f'ERROR: checkpoint {missing} does not exist')
+    assert not work_dir.exists()
+
+
+def test_config_typo_is_one_line(setup, tools, tmp_path, capsys):
+    typo = setup['cfg'].parent / 'tiny_typo.py'
+    for tool, argv in (
+            ('train', [typo, '--work-dir', tmp_path / 'w']),
+            ('test', [typo, setup['dsnet'], '--work-dir', tmp_path / 'w']),
+            ('benchmark', [typo, setup['dsnet']])):
+        code, err = run_cli(tools[tool], argv, capsys)
+        assert code == 2, tool
+        assert_one_short_error(err,
+                               f'ERROR: config file {typo} does not exist')
+    assert not (tmp_path / 'w').exists()

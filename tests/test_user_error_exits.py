@@ -1,0 +1,240 @@
+"""User errors end with one ``ERROR:`` line and exit status 2, outputs
+follow the umask, a broken ONNX file is named, ``infer.py --recursive``
+never reads its own outputs, and the export parity rule passes every model
+of the repository while failing a real mismatch (leaving no file)."""
+import os
+import stat
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, load_tool
+
+DSNET = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+MODEL_CONFIGS = [
+    'configs/dsnet/dsnet_isic2017.py', 'configs/dsnet/dsnet-v1_isic2017.py',
+    'configs/egeunet/egeunet_isic2017.py',
+    'configs/malunet/malunet_isic2017.py'
+]
+
+
+def run_cli(main, argv, capsys):
+    """Run a tool's ``main`` as its command line does (user errors through
+    ``run_reporting_user_errors``); return (exit status, stderr)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    capsys.readouterr()
+    try:
+        result = run_reporting_user_errors(
+            lambda: main([str(a) for a in argv]))
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def fake_onnx(path, input_size=(32, 32)):
+    """A valid one-Conv lesion model (RGB 0..255 in, 1 logit out: dark
+    pixels are lesion) with the metadata export_onnx writes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weight = np.full((1, 3, 1, 1), -10 / (3 * 255), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['image', 'w', 'b'], ['logits'])], 'fake',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT,
+                                       ['n', 3, 'h', 'w'])],
+        [helper.make_tensor_value_info('logits', TensorProto.FLOAT,
+                                       ['n', 1, 'h', 'w'])],
+        [numpy_helper.from_array(weight, 'w'),
+         numpy_helper.from_array(np.array([5], np.float32), 'b')])
+    model = helper.make_model(graph,
+                              opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    entry = model.metadata_props.add()
+    entry.key, entry.value = 'mmseg_dsnet.input_size', '%d,%d' % input_size
+    onnx.save(model, str(path))
+    return path
+
+
+def random_checkpoint(config, path, seed=0):
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(config).model)
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+# -- reparameterize.py --------------------------------------------------------
+
+
+def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
+    tool = load_tool('deployment/reparameterize.py')
+    missing = tmp_path / 'typo.pth'
+    code, err = run_cli(tool.main, [DSNET, missing, tmp_path / 'd.pth'],
+                        capsys)
+    assert code == 2, err
+    assert err == f'ERROR: checkpoint {missing} not found\n'
+    assert sorted(os.listdir(tmp_path)) == []
+    # An existing output without --overwrite: named, kept.
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    (tmp_path / 'd.pth').write_bytes(b'keep')
+    code, err = run_cli(tool.main, [DSNET, ckpt, tmp_path / 'd.pth'], capsys)
+    assert code == 2 and err.startswith('ERROR: ') and '--overwrite' in err
+    assert err.count('\n') == 1 and 'Traceback' not in err
+    assert (tmp_path / 'd.pth').read_bytes() == b'keep'
+
+
+def test_reparameterize_outputs_follow_the_umask(tmp_path, capsys):
+    tool = load_tool('deployment/reparameterize.py')
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    out = tmp_path / 'deploy' / 'dsnet_deploy.pth'
+    old = os.umask(0o027)
+    try:
+        code, err = run_cli(tool.main, [DSNET, ckpt, out, '--shape', '64',
+                                        '64'], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    for path in (out, out.with_suffix('.py')):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+    assert sorted(os.listdir(out.parent)) == ['dsnet_deploy.pth',
+                                              'dsnet_deploy.py']
+    # The deploy config is the Python text of the config.
+    assert 'deploy=True' in out.with_suffix('.py').read_text()
+
+
+# -- broken ONNX files --------------------------------------------------------
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'random'])
+def test_broken_onnx_is_one_error_line(tmp_path, capsys, kind):
+    from mmseg_dsnet.apis.lesion_inferencer import make_backend
+    from mmseg_dsnet.apis.onnx_export import OnnxModelError
+    good = fake_onnx(tmp_path / 'good.onnx').read_bytes()
+    broken = tmp_path / f'{kind}.onnx'
+    broken.write_bytes(good[:len(good) // 2] if kind == 'truncated' else
+                       np.random.default_rng(0).bytes(2000))
+    image = tmp_path / 'images' / 'a.png'
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.full((20, 30, 3), 90, np.uint8))
+    code, err = run_cli(load_tool('infer.py').main, [
+        broken, image.parent, '--out-dir', tmp_path / 'out', '--no-progress'
+    ], capsys)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('ERROR: ') and str(broken) in last, err
+    assert 'not a loadable ONNX model' in last
+    assert 'Traceback' not in err and err.count('ERROR') == 1
+    assert not os.listdir(tmp_path / 'out' / 'masks')
+    # The API raises a user error that names the file, reported the same
+    # way by every tool.
+    with pytest.raises(OnnxModelError, match=str(broken)):
+        make_backend(str(broken))
+
+
+# -- infer.py --recursive with the output folder inside the input -------------
+
+
+@pytest.mark.parametrize('inside', [False, True])
+def test_infer_recursive_does_not_reread_its_outputs(tmp_path, capsys,
+                                                     inside):
+    model = fake_onnx(tmp_path / 'model.onnx')
+    photos = tmp_path / 'photos'
+    (photos / 'sub').mkdir(parents=True)
+    image = np.full((24, 40, 3), 200, np.uint8)
+    image[6:18, 10:30] = 40
+    cv2.imwrite(str(photos / 'a.jpg'), image)
+    cv2.imwrite(str(photos / 'sub' / 'b.png'), image)
+    out = photos / 'results' if inside else photos
+    argv = [model, photos, '--out-dir', out, '--recursive', '--no-progress',
+            '--overwrite']
+    infer = load_tool('infer.py').main
+    for run in range(2):
+        code, err = run_cli(infer, argv, capsys)
+        assert code == 0, err
+        assert '2 images' in err, err  # a.jpg and sub/b.png, nothing else
+    assert f'skipped {out / "masks"}: an output folder' in err
+    assert sorted(os.listdir(out / 'masks')) == ['a.png', 'b.png']
+    assert sorted(os.listdir(out / 'overlays')) == ['a.jpg', 'b.jpg']
+
+
+# -- export parity ------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def check_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('check')
+    image = np.full((70, 90, 3), (130, 150, 205), np.uint8)
+    cv2.ellipse(image, (45, 35), (25, 18), 0, 0, 360, (40, 45, 80), -1)
+    cv2.imwrite(str(folder / 'lesion.jpg'), image)
+    return str(folder)
+
+
+@pytest.mark.parametrize('config', MODEL_CONFIGS)
+def test_export_parity_holds_for_every_model(config, check_images, tmp_path):
+    from mmseg_dsnet.apis.onnx_export import export_and_check
+    torch.manual_seed(0)
+    out = tmp_path / 'model.onnx'
+    result = export_and_check(str(REPO / config), None, str(out),
+                              shape=(64, 64), check_images=[check_images],
+                              log=lambda text: None)
+    parity = result['parity']
+    assert result['passed'], parity
+    # With a margin: the rule is not at its limit on any model.
+    assert parity['max_abs_diff'] < parity['tolerance'] / 4
+    assert out.is_file() and sorted(os.listdir(tmp_path)) == ['model.onnx']
+
+
+def _perturb_one_weight(proto):
+    """Add 0.1 to one element of the last convolution's weight."""
+    from onnx import numpy_helper
+    last = [n for n in proto.graph.node if n.op_type == 'Conv'][-1]
+    for init in proto.graph.initializer:
+        if init.name == last.input[1]:
+            weight = numpy_helper.to_array(init).copy()
+            weight.flat[0] += 0.1
+            init.CopyFrom(numpy_helper.from_array(weight, init.name))
+            return
+    raise AssertionError('no initializer for the last Conv weight')
+
+
+def test_export_parity_catches_a_real_mismatch_and_leaves_no_file(
+        check_images, tmp_path, capsys, monkeypatch):
+    """A fault in the exported graph (one weight off by 0.1, as a faulty
+    rewrite would make) fails the check; no .onnx file is left."""
+    from mmseg_dsnet.apis import onnx_export
+    optimize = onnx_export.optimize_for_cpu
+
+    def faulty_optimize(proto, shape):
+        rewrites = optimize(proto, shape)
+        _perturb_one_weight(proto)
+        return rewrites
+
+    monkeypatch.setattr(onnx_export, 'optimize_for_cpu', faulty_optimize)
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    out = tmp_path / 'out' / 'model.onnx'
+    code, err = run_cli(load_tool('deployment/export_onnx.py').main, [
+        DSNET, ckpt, out, '--shape', '64', '64', '--check-images',
+        check_images
+    ], capsys)
+    printed = capsys.readouterr()
+    assert code == 1, err
+    assert not out.exists() and os.listdir(out.parent) == []
+    # The unchanged export of the same weights passes: the failure above
+    # is the weight, not the rule.
+    monkeypatch.setattr(onnx_export, 'optimize_for_cpu', optimize)
+    result = onnx_export.export_and_check(
+        DSNET, str(ckpt), str(out), shape=(64, 64),
+        check_images=[check_images], log=lambda text: None)
+    assert result['passed'] and out.is_file(), printed
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
