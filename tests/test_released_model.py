@@ -46,3 +46,47 @@ def test_refuses_a_missing_file_or_entry(tmp_path):
     (tmp_path / 'checkpoints' / 'net.pth').unlink()
     with pytest.raises(ReleasedModelError, match='missing'):
         released_model('net', str(metafile))
+
+
+def test_publish_model_writes_weights_that_load_strictly(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+    import torch
+    from conftest import REPO, make_lesion_checkpoint
+
+    from mmseg_dsnet.apis.deploy_model import build_segmentor
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+    trained = tmp_path / 'epoch_1.pth'
+    make_lesion_checkpoint(config, trained, image,
+                           meta=dict(note='training'))
+    out = tmp_path / 'release' / 'net.pth'
+    tool = [sys.executable, str(REPO / 'tools' / 'misc' / 'publish_model.py'),
+            config, str(trained), str(out)]
+    done = subprocess.run(tool, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert sha256_of(str(out)) in done.stdout
+    # Weights only: a plain mapping of tensors, no training metadata.
+    state = torch.load(out, weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert 'meta' not in state and 'state_dict' not in state
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a = build_segmentor(config, str(trained), False)(x, mode='tensor')
+        b = build_segmentor(config, str(out), False)(x, mode='tensor')
+    assert torch.equal(a, b)
+    # An existing file is kept; a checkpoint of another model is refused.
+    before = out.read_bytes()
+    again = subprocess.run(tool, capture_output=True, text=True, cwd=REPO)
+    assert again.returncode == 2 and 'exists' in again.stderr
+    assert out.read_bytes() == before
+    other = str(REPO / 'configs' / 'egeunet' / 'egeunet_isic2017.py')
+    wrong = subprocess.run(tool[:2] + [other, str(trained),
+                                       str(tmp_path / 'x.pth')],
+                           capture_output=True, text=True, cwd=REPO)
+    assert wrong.returncode == 2, wrong.stderr
+    assert wrong.stderr.strip().splitlines()[-1].startswith('ERROR:')
+    assert not (tmp_path / 'x.pth').exists()

@@ -71,3 +71,39 @@ def released_model(name: Optional[str] = None,
             f'metafile lists {expected or "none"}); restore it with git '
             'checkout')
     return config, checkpoint
+
+
+def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
+    """Write the weights of a training checkpoint as a weights-only state
+    dict (no optimizer, no message hub, no pickled objects), the form that
+    ships under ``checkpoints/``.
+
+    The checkpoint is loaded strictly into the config's model first, so a
+    file that does not belong to the config is refused instead of being
+    published.
+
+    Args:
+        config (str): The config the weights belong to.
+        checkpoint (str): A checkpoint written by training.
+        out_file (str): Where to write the state dict (atomically).
+
+    Returns:
+        str: Hex SHA-256 of the written file (for the metafile's
+        ``SHA256``).
+    """
+    import io
+
+    import torch
+
+    from mmseg_dsnet.apis.deploy_model import build_segmentor
+    from mmseg_dsnet.compat import atomic_write
+
+    model = build_segmentor(config, checkpoint, reparameterize=False)
+    state = {
+        name: tensor.detach().cpu().clone()
+        for name, tensor in model.state_dict().items()
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(buffer.getvalue(), out_file)
+    return sha256_of(out_file)

@@ -1,0 +1,57 @@
+"""Turn a training checkpoint into released weights.
+
+    python tools/misc/publish_model.py CONFIG CHECKPOINT OUT_FILE
+
+loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
+(a plain state dict: no optimizer state, no training metadata) to OUT_FILE
+and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
+list it. An existing OUT_FILE is kept unless ``--force`` is given.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors  # noqa
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Write the weights of a training checkpoint as a '
+        'weights-only state dict for release')
+    parser.add_argument('config', help='the config the checkpoint belongs to')
+    parser.add_argument('checkpoint', help='a checkpoint written by training')
+    parser.add_argument('out_file', help='where to write the weights')
+    parser.add_argument('--force', action='store_true',
+                        help='replace OUT_FILE if it exists')
+    return parser.parse_args(argv)
+
+
+def fail(message):
+    print(f'ERROR: {message}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for path, what in ((args.config, 'config'),
+                       (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            fail(f'{what} file {path} does not exist')
+    if osp.exists(args.out_file) and not args.force:
+        fail(f'{args.out_file} exists; pass --force to replace it')
+    from mmseg_dsnet.apis.released_model import publish_weights
+    digest = publish_weights(args.config, args.checkpoint, args.out_file)
+    size_kb = os.path.getsize(args.out_file) / 1024
+    print(f'Wrote {args.out_file} ({size_kb:.0f} KiB)')
+    print(f'SHA256: {digest}')
+    print('metafile fields:')
+    print(f'  Config: {args.config}')
+    print(f'  Weights: {args.out_file}')
+    print(f'  SHA256: {digest}')
+
+
+if __name__ == '__main__':
+    run_reporting_user_errors(main)
