@@ -1,11 +1,24 @@
 """mmseg-dsnet: DSNet and its comparison baselines as an MMSegmentation 1.x
-plugin. Importing the package applies the stack's compatibility patches and
-registers every component (datasets, metrics, models) in mmseg's
-registries."""
-from . import compat
+plugin. Importing the package registers every component (datasets, metrics,
+models, hooks) in mmseg's registries and turns on safe checkpoint loading
+(:func:`mmseg_dsnet.compat.enable_safe_loading`); it changes nothing else in
+mmengine. Crash-safe checkpoints and distributed runs without CUDA are
+registered components our configs and tools turn on (see
+``configs/_base_/default_runtime.py``).
 
-compat.apply()
-
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
+Without mmseg installed (the data tools run before the stack is: see
+:mod:`mmseg_dsnet.datasets.converters`) nothing is registered and only the
+numpy/Pillow modules of the package can be used."""
+from importlib.util import find_spec
 
 __version__ = '0.1.0'
+
+#: Whether MMSegmentation (and so mmcv, mmengine and torch) is installed.
+MMSEG_INSTALLED = find_spec('mmseg') is not None
+
+if MMSEG_INSTALLED:
+    from . import compat
+
+    compat.enable_safe_loading()
+
+    from . import datasets, engine, evaluation, models  # noqa: F401

@@ -1,36 +1,29 @@
-"""The few patches the pinned stack (torch 2.13, mmengine 0.10.7, mmcv 2.1.0,
-mmsegmentation 1.2.2) needs, in one place.
+"""Safe checkpoint loading for the pinned stack (torch 2.13, mmengine 0.10.7,
+mmcv 2.1.0, mmsegmentation 1.2.2): the one thing ``import mmseg_dsnet``
+turns on (:func:`enable_safe_loading`), through public hooks only.
 
-Applied once by ``import mmseg_dsnet`` (every config of ours imports it through
-``custom_imports``) and by our tools.
+torch >= 2.6 unpickles with ``weights_only=True``; checkpoints written by
+mmengine 0.10.7 also hold a few plain objects (the message hub's
+``HistoryBuffer``, numpy arrays and scalars), so ``load_from``, ``--resume``
+and inference would fail. We allow-list exactly those types with
+``torch.serialization.add_safe_globals`` (``getattr`` only in the one form
+``HistoryBuffer`` needs) and keep ``weights_only=True``: a checkpoint that
+asks to run anything else is refused with :class:`UnsafeCheckpointError`,
+which names the file and the offending global. mmengine's local-file scheme
+is replaced, with ``CheckpointLoader.register_scheme``, by one that loads
+through :func:`safe_torch_load`; every other scheme (``http://``, ``s3://``
+...) already unpickles with torch's ``weights_only=True`` default and is
+only wrapped so that a refusal reads the same. A truncated or empty
+checkpoint raises :class:`CorruptCheckpointError` naming the file.
 
-1. Safe checkpoint loading. torch >= 2.6 unpickles with ``weights_only=True``;
-   checkpoints written by mmengine 0.10.7 also hold a few plain objects (the
-   message hub's ``HistoryBuffer``, numpy arrays and scalars), so ``load_from``,
-   ``--resume`` and inference would fail. We allow-list exactly those types with
-   ``torch.serialization.add_safe_globals`` (``getattr`` only in the one
-   form ``HistoryBuffer`` needs) and keep ``weights_only=True``:
-   a checkpoint that asks to run anything else is refused with
-   :class:`UnsafeCheckpointError`, which names the file and the offending
-   global. Every other scheme mmengine loads from (``http://``, ``s3://`` ...)
-   already unpickles with torch's ``weights_only=True`` default; we only wrap
-   it so that a refusal reads the same. A truncated or empty checkpoint raises
-   :class:`CorruptCheckpointError` naming the file.
-
-2. Crash-safe checkpoints. mmengine writes a checkpoint by opening the final
-   file and writing into it, and the ``CheckpointHook`` deletes the oldest
-   checkpoint *before* it writes the new one: a run killed (or out of disk)
-   while saving leaves a truncated ``epoch_N.pth`` and, with
-   ``max_keep_ckpts=1``, no good checkpoint at all. Local writes now go to a
-   hidden temporary file in the same folder that replaces the target with
-   ``os.replace`` once complete (atomic on POSIX), and old checkpoints are
-   deleted only after the new one is on disk.
-
-3. Distributed runs on CPU-only hosts. mmengine's ``pytorch`` launcher calls
-   ``torch.cuda.set_device`` and wraps the model in DDP with
-   ``device_ids=[LOCAL_RANK]``, both of which fail without CUDA; there we
-   skip the first, use the ``gloo`` backend instead of ``nccl`` and wrap
-   without device ids (how DDP runs on CPU).
+Everything else the stack needs is a component our configs turn on, not a
+patch: crash-safe checkpoints are
+:class:`~mmseg_dsnet.engine.hooks.AtomicCheckpointHook`
+(``default_hooks.checkpoint`` in ``configs/_base_/default_runtime.py``) and
+distributed runs without CUDA are set up by
+:func:`~mmseg_dsnet.engine.cpu_distributed.setup_cpu_distributed`
+(``env_cfg.dist_cfg``, ``model_wrapper_cfg``) in ``tools/train.py`` and
+``tools/test.py``.
 """
 import os
 import os.path as osp
@@ -233,193 +226,32 @@ def _refusing_unsafe(loader):
     return load
 
 
-# --- crash-safe checkpoint writing -------------------------------------------
+# --- file writing ------------------------------------------------------------
 
-PARTIAL_MARK = '.part-'
+# The one atomic writer lives in ``mmseg_dsnet.utils.fileio``; these names
+# stay importable from here.
+from .utils.fileio import (PARTIAL_MARK, atomic_write,  # noqa: E402,F401
+                           partial_path, remove_stale_partials)
 
-
-def partial_path(filepath):
-    """The hidden temporary file a write to ``filepath`` goes through:
-    ``.<name>.part-<pid>`` in the same folder (same file system, so the final
-    rename is atomic)."""
-    folder, name = osp.split(osp.abspath(filepath))
-    return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
+_safe_loading_enabled = False
 
 
-def _write_chunks(fileobj, data, chunk=1 << 22):
-    """Write ``data`` in 4 MiB chunks (a hook point for fault-injection
-    tests)."""
-    view = memoryview(data)
-    for start in range(0, len(view), chunk):
-        fileobj.write(view[start:start + chunk])
-
-
-def atomic_write(data, filepath):
-    """Write ``data`` (bytes or str) to ``filepath`` so that the file is
-    either the old one or the complete new one, whatever happens meanwhile
-    (kill, power loss after fsync, full disk).
-
-    Args:
-        data (bytes | str): The content; str is written as UTF-8.
-        filepath (str | Path): The destination; its folder is created.
-    """
-    filepath = str(filepath)
-    folder = osp.dirname(osp.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode('utf-8')
-    tmp = partial_path(filepath)
-    try:
-        with open(tmp, 'wb') as f:
-            _write_chunks(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def remove_stale_partials(folder):
-    """Delete temporary files left in ``folder`` by writers that were killed
-    (their process no longer exists).
-
-    Returns:
-        list[str]: The removed files.
-    """
-    removed = []
-    if not osp.isdir(folder):
-        return removed
-    for name in os.listdir(folder):
-        if not name.startswith('.') or PARTIAL_MARK not in name:
-            continue
-        pid = name.rsplit(PARTIAL_MARK, 1)[1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # the writer is still alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        path = osp.join(folder, name)
-        os.remove(path)
-        removed.append(path)
-    return removed
-
-
-def _atomic_put(self, obj, filepath):
-    atomic_write(obj, filepath)
-
-
-def _atomic_put_text(self, obj, filepath, encoding='utf-8'):
-    atomic_write(obj.encode(encoding), filepath)
-
-
-def _deferring_removal(save):
-    """Wrap a ``CheckpointHook`` saving method so that the checkpoints it
-    deletes (the oldest one beyond ``max_keep_ckpts``, the previous best)
-    are deleted only after the new checkpoint was written."""
-
-    def wrapped(self, runner, *args, **kwargs):
-        backend = getattr(self, 'file_backend', None)
-        if backend is None:
-            return save(self, runner, *args, **kwargs)
-        deferred = []
-        shadowed = vars(backend).get('remove')  # set by an enclosing call
-        backend.remove = deferred.append  # shadows the method meanwhile
-        try:
-            result = save(self, runner, *args, **kwargs)
-        finally:
-            if shadowed is None:
-                del backend.remove
-            else:
-                backend.remove = shadowed
-        for path in deferred:  # reached only when the save succeeded
-            if backend.isfile(path):
-                backend.remove(path)
-        return result
-
-    wrapped.wrapped_by_mmseg_dsnet = True
-    return wrapped
-
-
-# --- distributed runs without CUDA -------------------------------------------
-
-
-def _cpu_friendly_init_dist_pytorch(original):
-
-    def init(backend, init_backend='torch', **kwargs):
-        if torch.cuda.is_available() or init_backend != 'torch':
-            return original(backend, init_backend=init_backend, **kwargs)
-        from mmengine.logging import print_log
-        if backend != 'gloo':
-            print_log(
-                f'No CUDA device: using the gloo backend instead of '
-                f'{backend!r} for distributed CPU processes.',
-                logger='current')
-            backend = 'gloo'
-        import torch.distributed as torch_dist
-        torch_dist.init_process_group(backend=backend, **kwargs)
-
-    init.wrapped_by_mmseg_dsnet = True
-    return init
-
-
-def _cpu_friendly_ddp_init(original):
-
-    def init(self, module, *args, **kwargs):
-        params = list(module.parameters())
-        if kwargs.get('device_ids') and params and all(
-                p.device.type == 'cpu' for p in params):
-            # DDP takes no device ids for a module on the CPU.
-            kwargs['device_ids'] = None
-            kwargs.pop('output_device', None)
-        original(self, module, *args, **kwargs)
-
-    init.wrapped_by_mmseg_dsnet = True
-    return init
-
-
-_applied = False
-
-
-def apply():
-    """Apply every patch once; safe to call repeatedly."""
-    global _applied
-    if _applied:
+def enable_safe_loading():
+    """Allow-list mmengine's checkpoint contents in ``torch.load``
+    (``add_safe_globals``) and load every checkpoint mmengine reads through
+    :func:`safe_torch_load` / with our refusal message
+    (``CheckpointLoader.register_scheme``). Called by ``import
+    mmseg_dsnet``; safe to call repeatedly."""
+    global _safe_loading_enabled
+    if _safe_loading_enabled:
         return
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    # mmengine offers no public way to list its schemes; reading the
+    # registry is the only access to a private name here.
     for prefix, loader in list(CheckpointLoader._schemes.items()):
         if prefix and not getattr(loader, 'wrapped_by_mmseg_dsnet', False):
             CheckpointLoader.register_scheme(
                 prefixes=prefix, loader=_refusing_unsafe(loader), force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
-
-    from mmengine.fileio.backends.local_backend import LocalBackend
-    LocalBackend.put = _atomic_put
-    LocalBackend.put_text = _atomic_put_text
-    from mmengine.hooks import CheckpointHook
-    for name in ('_save_checkpoint_with_step', '_save_best_checkpoint'):
-        method = getattr(CheckpointHook, name)
-        if not getattr(method, 'wrapped_by_mmseg_dsnet', False):
-            setattr(CheckpointHook, name, _deferring_removal(method))
-
-    import mmengine.dist.utils as dist_utils
-    from mmengine.model.wrappers import MMDistributedDataParallel
-    dist_utils._init_dist_pytorch = _cpu_friendly_init_dist_pytorch(
-        dist_utils._init_dist_pytorch)
-    MMDistributedDataParallel.__init__ = _cpu_friendly_ddp_init(
-        MMDistributedDataParallel.__init__)
-    _applied = True
+    _safe_loading_enabled = True

@@ -7,9 +7,9 @@ apply it too, or the image ends up rotated against its mask. Label masks are
 not read here: mmseg's ``LoadAnnotations`` decodes them ``'unchanged'``,
 which ignores EXIF orientation.
 
-This module imports only numpy and Pillow: the dataset converter loads it by
-file path before mmcv and torch are installed (importing it as
-``mmseg_dsnet.rgb_reader`` runs the package's ``__init__``, which needs them).
+This module imports only numpy and Pillow: the dataset converter uses it
+before mmcv and torch are installed (the package's ``__init__`` registers
+nothing when mmseg is absent).
 """
 import io
 

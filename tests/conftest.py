@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny synthetic ISIC set made and converted by the
-project's own tools, and a tiny-schedule config on it."""
+project's own converters, and a tiny-schedule config on it."""
+import hashlib
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,18 +12,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
 SHARED_ISIC2017 = REPO.parent / 'shared' / 'data' / 'isic2017_256x192'
+# The converter's command line (the tests call the package's functions
+# directly otherwise).
+CONVERTER = TOOLS / 'dataset_converters' / 'isic.py'
 
 # Keep the suite light on a 2-core machine.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 
 def load_tool(relpath):
-    """Import a script under tools/ (not a package) as a module."""
+    """Import a script under tools/ (not a package) as a module, to run its
+    ``main``; the logic the tools wrap is imported from ``mmseg_dsnet``."""
     path = TOOLS / relpath
     name = 'tool_' + path.stem
     if name in sys.modules:
         return sys.modules[name]
-    sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -29,18 +34,39 @@ def load_tool(relpath):
     return module
 
 
+def run_converter(*args):
+    """Run the converter's command line; ``.output`` is stdout + stderr."""
+    result = subprocess.run(
+        [sys.executable, str(CONVERTER), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+        timeout=120)
+    result.output = result.stdout + result.stderr
+    return result
+
+
+def tree_hashes(root):
+    """SHA-256 of every file below ``root``, by relative POSIX path."""
+    return {
+        p.relative_to(root).as_posix():
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob('*')) if p.is_file()
+    }
+
+
 @pytest.fixture(scope='session')
 def tiny_isic(tmp_path_factory):
     """A converted synthetic ISIC 2018-layout set: 64x48 images,
     12 train + 4 val + 6 test."""
+    from mmseg_dsnet.datasets.converters.isic import convert
+    from mmseg_dsnet.datasets.converters.synthetic_isic import generate
     base = tmp_path_factory.mktemp('tiny_isic')
-    gen = load_tool('dataset_converters/make_synthetic_isic.py')
-    conv = load_tool('dataset_converters/isic.py')
     raw = base / 'raw'
-    gen.generate(str(raw), year=2018, num_train=12, num_val=4, num_test=6,
-                 size=(64, 48), seed=0)
+    generate(str(raw), year=2018, num_train=12, num_val=4, num_test=6,
+             size=(64, 48), seed=0)
     root = base / 'isic2018'
-    conv.convert(str(raw), str(root), year=2018, seed=0)
+    convert(str(raw), str(root), year=2018, seed=0)
     return root
 
 

@@ -1,16 +1,21 @@
-"""Safe checkpoint loading: weights_only plus a minimal allow-list."""
+"""Safe checkpoint loading: weights_only plus a minimal allow-list; and
+importing the package changes nothing else in mmengine."""
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 
 @pytest.fixture(autouse=True)
-def _apply():
+def _enable():
     from mmseg_dsnet import compat
-    compat.apply()
-    compat.apply()  # idempotent
+    compat.enable_safe_loading()
+    compat.enable_safe_loading()  # idempotent
 
 
 class RunsCode:
@@ -79,3 +84,129 @@ def test_missing_checkpoint_is_named(tmp_path):
     from mmengine.runner import CheckpointLoader
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+# Records, in a fresh interpreter, every attribute (public and private) of
+# the mmengine modules our former patches touched and of the mmengine
+# classes they define, before and after ``import mmseg_dsnet``: the object
+# itself and, for containers, the objects they hold. Prints what differs.
+SNAPSHOT = r'''
+import importlib, inspect, json, types
+from collections import deque
+
+MODULES = [
+    'mmengine.fileio', 'mmengine.fileio.io', 'mmengine.fileio.backends',
+    'mmengine.fileio.backends.base', 'mmengine.fileio.backends.local_backend',
+    'mmengine.fileio.backends.registry_utils', 'mmengine.hooks',
+    'mmengine.hooks.hook', 'mmengine.hooks.checkpoint_hook', 'mmengine.dist',
+    'mmengine.dist.utils', 'mmengine.dist.dist', 'mmengine.model',
+    'mmengine.model.wrappers', 'mmengine.model.wrappers.distributed',
+    'mmengine.runner', 'mmengine.runner.checkpoint', 'torch.serialization']
+held = []  # keeps every recorded object alive, so no id is reused
+
+
+def describe(value):
+    held.append(value)
+    if isinstance(value, dict):
+        held.extend(value.values())
+        return [id(value), sorted((repr(k), id(v)) for k, v in value.items())]
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
+        items = list(value)
+        held.extend(items)
+        return [id(value), [id(v) for v in items]]
+    return id(value)
+
+
+def snapshot():
+    state = {}
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, value in list(vars(module).items()):
+            if isinstance(value, types.ModuleType) and \
+                    value.__name__ == f'{name}.{attr}':
+                continue  # a submodule, set when something imports it
+            state[f'{name}.{attr}'] = describe(value)
+            if inspect.isclass(value) and \
+                    value.__module__.startswith('mmengine'):
+                for key, member in list(vars(value).items()):
+                    state[f'{value.__module__}.{value.__qualname__}.{key}'] \
+                        = describe(member)
+    import torch
+    for attr in ('load', 'save'):
+        state[f'torch.{attr}'] = describe(getattr(torch, attr))
+    return state
+
+
+before = snapshot()
+import mmseg_dsnet  # noqa: E402
+after = snapshot()
+changed = sorted(key for key in set(before) | set(after)
+                 if before.get(key) != after.get(key))
+from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
+print(json.dumps(dict(
+    changed=changed, checked=len(before),
+    schemes={prefix: [getattr(loader, '__module__', ''),
+                      getattr(loader, 'wrapped_by_mmseg_dsnet', False)]
+             for prefix, loader in CheckpointLoader._schemes.items()})))
+'''
+
+
+def test_import_changes_no_mmengine_attribute():
+    """``import mmseg_dsnet`` patches nothing: crash-safe checkpoints and
+    distributed runs without CUDA are components the configs and tools turn
+    on. The one registration made on import is safe loading's, through
+    mmengine's public ``CheckpointLoader.register_scheme``: every scheme's
+    loader (the same prefixes) is ours."""
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=str(REPO) + os.pathsep +
+               os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-c', SNAPSHOT], cwd=REPO,
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result['checked'] > 500  # the snapshot did look at things
+    assert result['changed'] == [
+        'mmengine.runner.checkpoint.CheckpointLoader._schemes'
+    ]
+    assert '' in result['schemes'] and 'http://' in result['schemes']
+    for prefix, (module, wrapped) in result['schemes'].items():
+        assert module == 'mmseg_dsnet.compat', prefix
+        assert wrapped or prefix == '', prefix
+
+
+def test_plain_checkpoint_hook_is_untouched(tmp_path):
+    """mmengine's CheckpointHook keeps its own file backend; ours writes
+    through the atomic one."""
+    from mmengine.hooks import CheckpointHook
+    from mmseg_dsnet.engine import AtomicCheckpointHook
+    assert CheckpointHook(interval=1).backend_args is None
+    assert AtomicCheckpointHook(interval=1).backend_args == dict(
+        backend='atomic_local')
+    # A remote out_dir or given backend_args are left as they are.
+    assert AtomicCheckpointHook(
+        interval=1, out_dir='s3://bucket/x').backend_args is None
+    assert AtomicCheckpointHook(
+        interval=1, backend_args=dict(backend='local')).backend_args == dict(
+            backend='local')
+
+
+def test_every_config_saves_checkpoints_atomically():
+    from mmengine.config import Config
+    configs = sorted(p for p in (REPO / 'configs').rglob('*.py')
+                     if '_base_' not in p.parts)
+    assert len(configs) > 10
+    for path in configs:
+        cfg = Config.fromfile(str(path))
+        assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook', \
+            path
+
+
+def test_cpu_distributed_setup_without_a_launcher_does_nothing():
+    from mmengine.config import Config
+    from mmseg_dsnet.engine import setup_cpu_distributed
+    cfg = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2018.py'))
+    cfg.launcher = 'none'
+    assert not setup_cpu_distributed(cfg)
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+    assert 'model_wrapper_cfg' not in cfg

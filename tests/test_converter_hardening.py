@@ -1,7 +1,6 @@
 """The ISIC converter against hostile or unlucky input: EXIF-rotated photos,
 unsafe file names, signals, stale temporary folders, a symlinked OUT and
 oversized zip members (issue 13)."""
-import hashlib
 import io
 import json
 import os
@@ -14,14 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, load_tool
+from conftest import CONVERTER, run_converter, tree_hashes
 from PIL import Image
 
 from mmseg_dsnet import rgb_reader
-
-CONVERTER = REPO / 'tools' / 'dataset_converters' / 'isic.py'
-isic = load_tool('dataset_converters/isic.py')
-synthetic = load_tool('dataset_converters/make_synthetic_isic.py')
+from mmseg_dsnet.datasets.converters import isic
+from mmseg_dsnet.datasets.converters import synthetic_isic as synthetic
 
 TRAIN_IMAGES = 'ISIC-2017_Training_Data'
 TRAIN_MASKS = 'ISIC-2017_Training_Part1_GroundTruth'
@@ -30,10 +27,10 @@ TRAIN_MASKS = 'ISIC-2017_Training_Part1_GroundTruth'
 # be sent while the pairs are being checked (workers inherit the patch).
 SLOW_CONVERTER = '''
 import importlib.util, sys, time
-spec = importlib.util.spec_from_file_location('isic_under_test', sys.argv[1])
-isic = importlib.util.module_from_spec(spec)
-sys.modules['isic_under_test'] = isic
-spec.loader.exec_module(isic)
+from mmseg_dsnet.datasets.converters import isic
+spec = importlib.util.spec_from_file_location('isic_tool', sys.argv[1])
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
 decode = isic._decode
 
 def slow_decode(data):
@@ -41,7 +38,7 @@ def slow_decode(data):
     return decode(data)
 
 isic._decode = slow_decode
-sys.exit(isic.main(sys.argv[2:]))
+sys.exit(tool.main(sys.argv[2:]))
 '''
 
 needs_proc = pytest.mark.skipif(
@@ -56,23 +53,8 @@ def _make_raw(root, **kwargs):
     return root
 
 
-def _run_cli(*args):
-    result = subprocess.run(
-        [sys.executable, str(CONVERTER), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, OMP_NUM_THREADS='1'),
-        timeout=120)
-    result.output = result.stdout + result.stderr
-    return result
 
 
-def _tree_hashes(root):
-    return {
-        p.relative_to(root).as_posix():
-        hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(Path(root).rglob('*')) if p.is_file()
-    }
 
 
 def _leftovers(folder):
@@ -181,7 +163,7 @@ def test_exif_rotated_image_is_written_upright_and_aligned(tmp_path):
     with Image.open(rotated) as stored:
         assert stored.size == (24, 32)  # raw size transposed against mask
 
-    result = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
     meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
     fixed = {r['id']: r for r in meta['fixed']}
@@ -234,7 +216,7 @@ def test_converter_and_its_reader_need_neither_mmcv_nor_torch(tmp_path):
         'try:\n'
         "    runpy.run_path(%r, run_name='__main__')\n"
         'finally:\n'
-        "    print('package imported:', 'mmseg_dsnet' in sys.modules)\n"
+        "    print('models imported:', 'mmseg_dsnet.models' in sys.modules)\n"
     ) % str(CONVERTER)
     result = subprocess.run(
         [sys.executable, '-c', script, str(raw), str(tmp_path / 'out'),
@@ -242,7 +224,8 @@ def test_converter_and_its_reader_need_neither_mmcv_nor_torch(tmp_path):
         capture_output=True, text=True, timeout=120,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'package imported: False' in result.stdout
+    # The package imports without the stack, registering nothing.
+    assert 'models imported: False' in result.stdout
     assert (tmp_path / 'out' / 'meta.json').is_file()
 
 
@@ -259,7 +242,7 @@ def test_unsafe_ids_are_skipped_naming_the_file(tmp_path):
         (raw / TRAIN_MASKS / f'{old}_segmentation.png').rename(
             raw / TRAIN_MASKS / f'{new}_segmentation.png')
 
-    result = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
     meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
     assert meta['skipped_by_reason'] == {'unsafe id': 3}
@@ -278,7 +261,7 @@ def test_unsafe_ids_are_skipped_naming_the_file(tmp_path):
         listed |= set(ids)
     assert listed == safe
 
-    strict = _run_cli(raw, tmp_path / 'strict', '--strict', '--workers', '1')
+    strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers', '1')
     assert strict.returncode == 2
     errors = [line for line in strict.stderr.splitlines() if line]
     assert errors[-1].startswith('ERROR: --strict') and 'Traceback' not in \
@@ -333,7 +316,7 @@ def test_stale_tmp_folder_is_removed_by_the_next_run(tmp_path, leftovers):
     alive = tmp_path / f'out.tmp-{os.getpid()}'  # a run still going
     alive.mkdir()
 
-    result = _run_cli(raw, out, '--workers', '1')
+    result = run_converter(raw, out, '--workers', '1')
     assert result.returncode == 0, result.output
     assert f'removed {stale}' in result.stdout
     assert f'process {proc.pid} is gone' in result.stdout
@@ -345,14 +328,14 @@ def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
     raw = _make_raw(tmp_path / 'raw')
     link = tmp_path / 'link'
     link.symlink_to(raw, target_is_directory=True)
-    before = _tree_hashes(raw)
-    result = _run_cli(raw, link / 'converted')
+    before = tree_hashes(raw)
+    result = run_converter(raw, link / 'converted')
     assert result.returncode == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith('ERROR: OUT (')
     assert f'resolves to {raw / "converted"}' in lines[0]
     assert 'must not contain one another' in lines[0]
-    assert _tree_hashes(raw) == before
+    assert tree_hashes(raw) == before
     assert not (raw / 'converted').exists() and _leftovers(raw) == []
 
 

@@ -3,12 +3,14 @@ train.py/test.py say how to prepare it and fall back to the embedded
 synthetic set (or refuse, if asked). Given data roots: test_explicit_data.py.
 """
 import pytest
-from conftest import REPO, load_tool
+from conftest import REPO
+
+from mmseg_dsnet.datasets import synthetic_fallback
 
 
 @pytest.fixture
 def fallback(tmp_path, monkeypatch):
-    module = load_tool('data_fallback.py')
+    module = synthetic_fallback
     monkeypatch.setattr(module, 'synthetic_root',
                         lambda year: str(tmp_path / f'synthetic_isic{year}'))
     monkeypatch.setattr(module, 'SYNTHETIC_COUNTS',

@@ -1,11 +1,14 @@
-"""tools/analysis_tools/design_table.py: design-run records grouped by
+"""The design table (mmseg_dsnet.leaderboard.design and its command line
+tools/analysis_tools/design_table.py): design-run records grouped by
 candidate, mean and spread over seeds, best first."""
 import json
 
 import pytest
 from conftest import load_tool
 
-design_table = load_tool('analysis_tools/design_table.py')
+from mmseg_dsnet.leaderboard import design
+
+tool = load_tool('analysis_tools/design_table.py')
 
 
 def write(path, name, seed, iou, split='design'):
@@ -24,7 +27,7 @@ def test_groups_seeds_and_sorts_by_mean_iou(tmp_path):
         write(tmp_path / 'a1.json', 'cand-a', 1, 80.0),
         write(tmp_path / 'b0.json', 'cand-b', 0, 79.5),
     ]
-    lines = design_table.design_table(paths).splitlines()
+    lines = design.design_table(paths).splitlines()
     assert len(lines) == 4
     # cand-b (79.5) ranks above cand-a (mean 79.0 over two seeds).
     assert lines[2].startswith('| cand-b | 128px | 15 | 1350 / 150 | 0 |')
@@ -37,18 +40,18 @@ def test_groups_seeds_and_sorts_by_mean_iou(tmp_path):
 def test_refuses_records_of_the_test_split(tmp_path):
     path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
     with pytest.raises(ValueError, match='not a design-split record'):
-        design_table.design_table([path])
+        design.design_table([path])
 
 
 def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
     path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
-    assert design_table.main([path]) == 2
+    assert tool.main([path]) == 2
     err = capsys.readouterr().err
     assert err.startswith('ERROR: ') and 'not a design-split record' in err
     assert err.count('\n') == 1
 
 
 def test_no_records_is_an_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(design_table, 'REPO', str(tmp_path))
-    assert design_table.main([]) == 2
+    monkeypatch.setattr(tool, 'DESIGN_DIR', str(tmp_path))
+    assert tool.main([]) == 2
     assert capsys.readouterr().err.startswith('ERROR: no design records')

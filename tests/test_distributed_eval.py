@@ -14,6 +14,9 @@ import pytest
 import torch
 from conftest import REPO, load_tool, write_tiny_config
 
+# Trains and tests tiny models end to end.
+pytestmark = pytest.mark.slow
+
 KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig', 'Acc_orig',
         'Sen_orig', 'Spe_orig', 'mIoU_img', 'mDSC_img', 'TJ', 'mIoU', 'mDice')
 

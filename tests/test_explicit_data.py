@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import REPO, load_tool, make_lesion_checkpoint, write_tiny_config
 
+from mmseg_dsnet.datasets import synthetic_fallback as fallback
+
 PY = sys.executable
 CONFIG = REPO / 'configs' / 'dsnet' / 'dsnet_isic2018.py'
 # Light test loader for the CPU.
@@ -41,7 +43,6 @@ def checkpoint(tmp_path_factory):
 
 def test_default_root_matches_the_dataset_base_configs():
     from mmengine.config import Config
-    fallback = load_tool('data_fallback.py')
     bases = sorted((REPO / 'configs' / '_base_' / 'datasets').glob(
         'isic20*_*.py'))
     assert bases
@@ -53,6 +54,7 @@ def test_default_root_matches_the_dataset_base_configs():
                 fallback.default_root(year), base
 
 
+@pytest.mark.slow
 def test_explicit_root_is_used_as_given(checkpoint, tiny_isic, tmp_path):
     # configs/dsnet/dsnet_isic2018.py's default root data/isic2018 is absent
     # here; the old fallback replaced the given root by the synthetic set.
@@ -94,8 +96,7 @@ def test_config_edit_of_the_data_root_is_explicit(tmp_path, monkeypatch):
     """A config that sets its own ``data_root`` but leaves a loader on the
     default: the loader's missing root is an error, not a fallback."""
     from mmengine.config import Config
-    from mmseg_dsnet.engine import DataRootError
-    fallback = load_tool('data_fallback.py')
+    from mmseg_dsnet.datasets.synthetic_fallback import DataRootError
     monkeypatch.chdir(tmp_path)
     cfg = Config.fromfile(str(CONFIG))
     cfg.data_root = str(tmp_path / 'mine')
@@ -105,11 +106,11 @@ def test_config_edit_of_the_data_root_is_explicit(tmp_path, monkeypatch):
     assert cfg.test_dataloader.dataset.data_root == 'data/isic2018'
 
 
+@pytest.mark.slow
 def test_no_data_named_falls_back_to_synthetic(checkpoint, tmp_path,
                                                monkeypatch, capsys):
     test_tool = load_tool('test.py')
-    # test.py's own data_fallback module, made small and kept in tmp_path.
-    fallback = sys.modules['data_fallback']
+    # The fallback test.py uses, made small and kept in tmp_path.
     monkeypatch.setattr(fallback, 'synthetic_root',
                         lambda year: str(tmp_path / f'synthetic_isic{year}'))
     monkeypatch.setattr(fallback, 'SYNTHETIC_COUNTS',

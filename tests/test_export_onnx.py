@@ -56,7 +56,7 @@ def image_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def exported(checkpoint, image_dir, tmp_path_factory):
-    from mmseg_dsnet.apis.onnx_export import export_and_check
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
     out = tmp_path_factory.mktemp('onnx') / 'dsnet.onnx'
     result = export_and_check(CONFIG, checkpoint, str(out),
                               check_images=[str(image_dir)],
@@ -97,7 +97,7 @@ def test_parity_random_and_real_images(exported):
 
 def test_onnx_dynamic_axes_and_metadata(exported, checkpoint):
     import onnxruntime as ort
-    from mmseg_dsnet.apis.deploy_model import build_deployable
+    from mmseg_dsnet.deploy.deployable import build_deployable
     out, _ = exported
     session = ort.InferenceSession(str(out),
                                    providers=['CPUExecutionProvider'])
@@ -121,8 +121,8 @@ def test_fixed_size_export_keeps_only_the_batch_dynamic(checkpoint,
     dynamic, and the logits equal the PyTorch model's."""
     import onnx
     import onnxruntime as ort
-    from mmseg_dsnet.apis.deploy_model import build_deployable
-    from mmseg_dsnet.apis.onnx_export import export_onnx
+    from mmseg_dsnet.deploy.deployable import build_deployable
+    from mmseg_dsnet.deploy.onnx_export import export_onnx
     out = tmp_path / 'fixed.onnx'
     export_onnx(CONFIG, checkpoint, str(out), shape=(96, 128),
                 dynamic_size=False)
@@ -151,7 +151,7 @@ def test_wrapper_matches_mmseg_preprocessing(checkpoint):
     computes from its own BGR loading and data preprocessor, resized to the
     input as mmseg's prediction does (DSNet classifies at 1/2 resolution)."""
     from mmseg.models.utils import resize
-    from mmseg_dsnet.apis.deploy_model import build_deployable
+    from mmseg_dsnet.deploy.deployable import build_deployable
     network = build_deployable(CONFIG, checkpoint, reparameterize=False)
     rgb = lesion_image(256, 256, 7)
     bgr = torch.from_numpy(rgb[..., ::-1].copy()).permute(2, 0, 1)

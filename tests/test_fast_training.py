@@ -489,6 +489,7 @@ def fast_trained(tiny_isic, tmp_path_factory):
     return work, proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,config,seed', [
     ('tiny_dsnet_seed0', 'tiny_dsnet.py', 0),
     ('tiny_egeunet_seed3', 'tiny_egeunet.py', 3),
@@ -592,6 +593,7 @@ def test_fast_train_same_config_and_seed_twice(fast_train_tool, tiny_cfg,
     assert 'the same config and seed twice' in text
 
 
+@pytest.mark.slow
 def test_a_run_does_not_depend_on_the_runs_beside_it(tiny_cfg, tmp_path):
     """Seed 0 of a config trains the same model whether it trains alone or
     together with other runs (as its shuffling, from a per-run generator,
@@ -636,6 +638,7 @@ def test_fast_train_configs_sharing_a_file_name(fast_train_tool, tiny_cfg,
         (tmp_path / 'w').glob('*/*.log'))
 
 
+@pytest.mark.slow
 def test_fast_train_validates_and_tests_the_best_checkpoint(
         fast_train_tool, tiny_cfg, tmp_path):
     """--val-interval validates like mmengine's ValLoop, keeps the best
@@ -664,6 +667,7 @@ def test_fast_train_validates_and_tests_the_best_checkpoint(
     assert tested['checkpoint'] == str(best_file)
 
 
+@pytest.mark.slow
 def test_fast_train_resume_continues_exactly(fast_train_tool, tiny_cfg,
                                              tmp_path):
     """Two epochs in one go and one epoch + --resume for the second give
@@ -699,6 +703,7 @@ def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
     assert 'no last_checkpoint' in text and 'empty' in text
 
 
+@pytest.mark.slow
 def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
                                                        tmp_path):
     """leaderboard.py collect reads a fast_train work dir like a
@@ -733,6 +738,7 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     assert record['device'] == 'CPU'
 
 
+@pytest.mark.slow
 def test_time_limit_stops_runs_from_the_end_and_saves_them(tiny_cfg,
                                                            tmp_path):
     """Over the time limit, the last of several runs is stopped first; the

@@ -329,6 +329,7 @@ def trained_checkpoint(base, tools):
 # -- numerical faults ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
         base, tools, tmp_path, monkeypatch, capsys):
     from mmengine.runner import EpochBasedTrainLoop
@@ -375,6 +376,7 @@ def test_checkpoint_with_nan_weights_is_not_written(tmp_path):
 # -- bad data -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_corrupt_image_during_training_stops_with_its_path(
         base, tools, tmp_path, monkeypatch, capsys):
     """The image goes bad after epoch 1 (a flaky network disk): epoch 2
@@ -452,6 +454,7 @@ def test_corrupt_image_in_a_dataset_names_the_file(bad_data):
     assert set(np.unique(sample['data_samples'].gt_sem_seg.data)) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_bad_samples_are_skipped_and_counted_each_epoch(
         bad_data, tools, tmp_path, capsys):
     data, bad = bad_data
@@ -615,6 +618,7 @@ ENTRY_POINTS = ['train_load_from', 'train_resume', 'test', 'reparameterize',
                 'init_model', 'infer', 'export_onnx']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('entry', ENTRY_POINTS)
 def test_malicious_checkpoint_is_refused_everywhere(
         base, tools, trained_checkpoint, tmp_path, capsys, entry):

@@ -171,7 +171,7 @@ def test_no_overwrite_without_flag(checkpoint, inputs, tmp_path, capsys):
 
 def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):
     pytest.importorskip('onnxruntime')
-    from mmseg_dsnet.apis.onnx_export import export_onnx
+    from mmseg_dsnet.deploy.onnx_export import export_onnx
     folder, sizes = inputs
     onnx_file = tmp_path / 'dsnet.onnx'
     export_onnx(CONFIG, checkpoint, str(onnx_file))

@@ -1,37 +1,16 @@
 """The ISIC converter: layout, splits, checks of every pair, atomic output."""
-import hashlib
-import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_ISIC2017, run_converter, tree_hashes
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-TOOLS = REPO / 'tools' / 'dataset_converters'
-CONVERTER = TOOLS / 'isic.py'
-SHARED_ISIC2017 = REPO.parent / 'shared' / 'data' / 'isic2017_256x192'
-
-
-def _load_tool(path):
-    """Import a script under tools/ (not a package) by path, once."""
-    name = 'tool_' + path.stem
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-isic = _load_tool(CONVERTER)
-synthetic = _load_tool(TOOLS / 'make_synthetic_isic.py')
+from mmseg_dsnet.datasets.converters import isic
+from mmseg_dsnet.datasets.converters import synthetic_isic as synthetic
 
 TRAIN_IMAGES = 'ISIC-2017_Training_Data'
 TRAIN_MASKS = 'ISIC-2017_Training_Part1_GroundTruth'
@@ -59,24 +38,8 @@ def _make_raw(root,
     return root
 
 
-def _run_cli(*args):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    result = subprocess.run(
-        [sys.executable, str(CONVERTER), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120)
-    result.output = result.stdout + result.stderr
-    return result
 
 
-def _tree_hashes(root):
-    return {
-        p.relative_to(root).as_posix():
-        hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(Path(root).rglob('*')) if p.is_file()
-    }
 
 
 def _split(root, name):
@@ -97,7 +60,7 @@ def _leftovers(folder):
 def test_converts_official_folders(tmp_path):
     raw = _make_raw(tmp_path / 'raw')
     out = tmp_path / 'out'
-    result = _run_cli(raw, out, '--workers', '1')
+    result = run_converter(raw, out, '--workers', '1')
     assert result.returncode == 0, result.output
     assert 'pairs written: train 6, val 2, test 3' in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
@@ -189,7 +152,7 @@ def test_zips_convert_like_folders_and_year_is_detected(tmp_path):
         'lightweight_design_val': 1
     }
     assert from_zips['ignored']['by_kind'] == {'ATTRIBUTION': 6, 'LICENSE': 6}
-    first, second = _tree_hashes(tmp_path / 'a'), _tree_hashes(tmp_path / 'b')
+    first, second = tree_hashes(tmp_path / 'a'), tree_hashes(tmp_path / 'b')
     first.pop('meta.json'), second.pop('meta.json')  # they name their sources
     assert first == second
 
@@ -329,10 +292,10 @@ def test_every_bad_input_is_reported_fixed_or_skipped(tmp_path):
     (raw / TEST_IMAGES / '__MACOSX').mkdir()
     (raw / TEST_IMAGES / '__MACOSX' / '._ISIC_0000014.jpg').write_bytes(b'\0')
 
-    before = _tree_hashes(raw)
-    result = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    before = tree_hashes(raw)
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
-    assert _tree_hashes(raw) == before  # the input is never modified
+    assert tree_hashes(raw) == before  # the input is never modified
 
     meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
     assert meta['skipped_by_reason'] == {
@@ -407,11 +370,11 @@ def test_every_bad_input_is_reported_fixed_or_skipped(tmp_path):
 def test_strict_fails_on_a_skip_and_writes_nothing(tmp_path):
     raw = _make_raw(tmp_path / 'raw')
     (raw / TEST_MASKS / 'ISIC_0000009_segmentation.png').unlink()
-    strict = _run_cli(raw, tmp_path / 'out', '--strict', '--workers', '1')
+    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
     assert strict.returncode == 2
     assert 'ISIC_0000009.jpg' in strict.output and '--strict' in strict.stderr
     assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
-    lenient = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert lenient.returncode == 0, lenient.output
     assert len(_split(tmp_path / 'out', 'official_test')) == 2
 
@@ -428,7 +391,7 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     shutil.copy(raw / VAL_MASKS / 'ISIC_0000003_segmentation.png',
                 raw / TEST_MASKS)
 
-    result = _run_cli(raw, tmp_path / 'out', '--workers', '1')
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
     meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
     assert meta['skipped_by_reason'] == {'duplicate id': 4}
@@ -441,7 +404,7 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     assert 'ISIC_0000003' in _split(tmp_path / 'out', 'official_val')
     test_ids = _split(tmp_path / 'out', 'official_test')
     assert test_ids == ['ISIC_0000005', 'ISIC_0000006']
-    strict = _run_cli(raw, tmp_path / 'strict', '--strict', '--workers', '1')
+    strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers', '1')
     assert strict.returncode == 2
 
 
@@ -450,18 +413,18 @@ def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):
     for folder in (TRAIN_IMAGES, TRAIN_MASKS):
         (empty / folder).mkdir(parents=True)
     (empty / TRAIN_IMAGES / 'LICENSE.txt').write_text('licence')
-    result = _run_cli(empty, tmp_path / 'out')
+    result = run_converter(empty, tmp_path / 'out')
     assert result.returncode == 2 and 'no image/mask pairs' in result.stderr
 
     unrelated = tmp_path / 'unrelated'
     (unrelated / 'photos').mkdir(parents=True)
-    result = _run_cli(unrelated, tmp_path / 'out')
+    result = run_converter(unrelated, tmp_path / 'out')
     assert result.returncode == 2 and 'no official ISIC' in result.stderr
 
     both = _make_raw(
         tmp_path / 'both', num_train=2, num_val=1, num_test=1, size=(16, 12))
     (both / 'ISIC2018_Task1-2_Training_Input').mkdir()
-    result = _run_cli(both, tmp_path / 'out')
+    result = run_converter(both, tmp_path / 'out')
     assert result.returncode == 2 and '--year' in result.stderr
     assert not (tmp_path / 'out').exists()
     with pytest.raises(isic.ConversionError, match='no ISIC 2016'):
@@ -477,12 +440,12 @@ def test_existing_out_is_refused_unless_overwrite(tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'keep.txt').write_text('precious')
-    result = _run_cli(raw, out)
+    result = run_converter(raw, out)
     assert result.returncode == 2 and 'not empty' in result.stderr
     assert (out / 'keep.txt').read_text() == 'precious'
     assert sorted(p.name for p in out.iterdir()) == ['keep.txt']
 
-    result = _run_cli(raw, out, '--overwrite')
+    result = run_converter(raw, out, '--overwrite')
     assert result.returncode == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         'images', 'masks', 'meta.json', 'splits'
@@ -491,7 +454,7 @@ def test_existing_out_is_refused_unless_overwrite(tmp_path):
 
     empty = tmp_path / 'empty_out'
     empty.mkdir()
-    assert _run_cli(raw, empty).returncode == 0
+    assert run_converter(raw, empty).returncode == 0
     assert (empty / 'meta.json').is_file()
 
     with pytest.raises(isic.ConversionError, match='must not contain'):
@@ -527,13 +490,13 @@ def test_worker_pool_gives_the_same_output(tmp_path):
         num_val=2,
         num_test=2,
         size=(16, 12))
-    pooled = _run_cli(raw, tmp_path / 'pooled', '--workers', '2')
-    serial = _run_cli(raw, tmp_path / 'serial', '--workers', '1')
+    pooled = run_converter(raw, tmp_path / 'pooled', '--workers', '2')
+    serial = run_converter(raw, tmp_path / 'serial', '--workers', '1')
     assert pooled.returncode == 0, pooled.output
     assert serial.returncode == 0, serial.output
     assert f'train {n_train}, val 2, test 2' in pooled.stdout
-    pooled_files = _tree_hashes(tmp_path / 'pooled')
-    assert pooled_files == _tree_hashes(tmp_path / 'serial')
+    pooled_files = tree_hashes(tmp_path / 'pooled')
+    assert pooled_files == tree_hashes(tmp_path / 'serial')
 
 
 @pytest.mark.skipif(

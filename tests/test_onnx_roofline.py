@@ -1,14 +1,18 @@
-"""Roofline floor of an ONNX graph: MACs and bytes per node, and the sum."""
+"""Roofline floor of an ONNX graph (tools/analysis_tools/cpu_latency.py):
+MACs and bytes per node, and the sum."""
 import numpy as np
 import pytest
+from conftest import load_tool
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from mmseg_dsnet.apis.onnx_roofline import (  # noqa: E402
-    node_costs, roofline_floor, stream_bandwidth)
+cpu_latency = load_tool('analysis_tools/cpu_latency.py')
+node_costs = cpu_latency.node_costs
+roofline_floor = cpu_latency.roofline_floor
+stream_bandwidth = cpu_latency.stream_bandwidth
 
 
 def tiny_graph(second_reader=False):

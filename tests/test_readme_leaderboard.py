@@ -1,14 +1,110 @@
-"""The README's results table is the one generated from
-results/leaderboard.json: any disagreement fails."""
+"""The figures of README.md and of the model card (configs/dsnet/README.md)
+are generated from results/leaderboard.json: each page's block is
+regenerated here and compared with the file, so any drift fails. Rebuild
+both with:
+
+    python tools/analysis_tools/leaderboard.py build --readme README.md \\
+        --model-card configs/dsnet/README.md
+"""
+import json
+
 import pytest
-from conftest import REPO, load_tool
+import yaml
+from conftest import REPO
+
+from mmseg_dsnet.leaderboard import blocks
 
 LEADERBOARD = REPO / 'results' / 'leaderboard.json'
+CPU_LATENCY = REPO / 'results' / 'cpu_latency.json'
+MODEL_CARD = REPO / 'configs' / 'dsnet' / 'README.md'
+REBUILD = ('python tools/analysis_tools/leaderboard.py build --readme '
+           'README.md --model-card configs/dsnet/README.md')
 
 
-@pytest.mark.skipif(not LEADERBOARD.is_file(),
-                    reason='no results/leaderboard.json committed yet')
-def test_readme_table_matches_leaderboard_json():
-    leaderboard = load_tool('analysis_tools/leaderboard.py')
-    # check() prints each mismatch and returns the exit status.
-    assert leaderboard.check(str(REPO / 'README.md'), str(LEADERBOARD)) == 0
+@pytest.fixture(scope='module')
+def board():
+    if not LEADERBOARD.is_file():
+        pytest.skip('no results/leaderboard.json committed yet')
+    return json.loads(LEADERBOARD.read_text())
+
+
+@pytest.mark.parametrize('page', ['README.md', 'configs/dsnet/README.md'])
+def test_generated_figures_match_leaderboard_json(board, page):
+    check = dict(zip(['README.md', 'configs/dsnet/README.md'],
+                     [blocks.check_readme, blocks.check_model_card]))[page]
+    problems = check((REPO / page).read_text(), board)
+    assert not problems, (f'{page} disagrees with results/leaderboard.json; '
+                          f'regenerate it with: {REBUILD}\n' +
+                          '\n'.join(problems))
+
+
+def test_leaderboard_quotes_the_current_cpu_latency_json(board):
+    """The CPU ms columns quote results/cpu_latency.json as it is now."""
+    latency = json.loads(CPU_LATENCY.read_text())
+    assert board.get('cpu_latency') == blocks.latency_summary(
+        latency, 'results/cpu_latency.json'), (
+            f'results/cpu_latency.json changed; regenerate with: {REBUILD}')
+
+
+def test_released_weights_entry_matches_its_run_record():
+    """The metafile's figures for the released weights are those of the run
+    they were published from."""
+    meta = yaml.safe_load((REPO / 'configs/dsnet/metafile.yaml').read_text())
+    entry, = [m for m in meta['Models'] if m['Name'] == 'dsnet_isic2017_256px']
+    record = json.loads((REPO / 'results' / 'runs' /
+                         'dsnet_isic2017_lightweight_cpu-15ep-256_seed0.json'
+                         ).read_text())
+    metrics = entry['Results'][0]['Metrics']
+    assert metrics['IoU'] == round(record['metrics']['IoU'], 2)
+    assert metrics['DSC'] == round(record['metrics']['DSC'], 2)
+
+
+def _row(model, tag, values, seeds):
+    """A leaderboard row with IoU/DSC statistics over ``values``."""
+    import statistics
+
+    def stat(xs):
+        return dict(mean=statistics.fmean(xs),
+                    std=statistics.stdev(xs) if len(xs) > 1 else None,
+                    min=min(xs), max=max(xs), n=len(xs))
+
+    return dict(model=model, config=f'configs/dsnet/{model}.py',
+                dataset='ISIC 2017', protocol='lightweight',
+                schedule=f'CPU test: {tag}', schedule_tag=tag,
+                short_schedule=True, seeds=seeds, device='CPU',
+                params=290000, flops=2.8e8, test_images=650,
+                iou=stat(values), dsc=stat([v + 8 for v in values]),
+                tj=stat(values))
+
+
+def test_ablations_show_the_seeds_that_exist_and_the_difference():
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8, 81.2], [0, 1, 2]),
+        _row('DSNet (no gate)', 'cpu-30ep', [80.2, 80.4], [0, 1]),
+        _row('DSNet (vanilla conv)', 'cpu-30ep', [80.5], [0]),
+        _row('DSNet (vanilla conv)', 'cpu-short', [60.0], [0]),
+    ])
+    text = blocks.model_card_block(board)
+    rows = {r[0]: r for r in blocks._tables(text)[-1]}
+    header = rows['Variant']
+    col = {name: header.index(name) for name in header}
+    assert rows['DSNet'][col['Seeds (n)']] == '0, 1, 2 (3)'
+    assert rows['DSNet'][col['IoU']] == '81.00 ± 0.20'
+    assert rows['DSNet (no gate)'][col['Seeds (n)']] == '0, 1 (2)'
+    assert rows['DSNet (no gate)'][col['IoU']] == '80.30 ± 0.14'
+    assert rows['DSNet (no gate)'][col['Δ IoU']] == '-0.70'
+    assert rows['DSNet (vanilla conv)'][col['IoU']] == '80.50'  # one seed
+    assert rows['DSNet (vanilla conv)'][col['Δ IoU']] == '-0.50'
+    for label in ('DSNet (BCE+Dice)', 'DSNet (no deep supervision)'):
+        assert rows[label][col['Seeds (n)']] == 'no run yet'
+    # Ablations stay out of the README's compact table.
+    readme = blocks.readme_block(board)
+    assert 'no gate' not in readme and '| DSNet |' in readme
+    # A stale figure in a page is named cell by cell.
+    page = blocks.replace_block('intro\n<!-- model-card:start -->\n'
+                                '<!-- model-card:end -->\n', text,
+                                blocks.MODEL_CARD_MARKERS)
+    assert blocks.check_model_card(page, board) == []
+    stale = page.replace('80.30 ± 0.14', '80.31 ± 0.14')
+    problem, = blocks.check_model_card(stale, board)
+    assert 'column IoU' in problem and '80.31 ± 0.14' in problem

@@ -4,13 +4,14 @@ import json
 import pytest
 from conftest import SHARED_ISIC2017, load_tool
 
-pytestmark = pytest.mark.skipif(
+from mmseg_dsnet.datasets.converters.isic import convert
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not SHARED_ISIC2017.is_dir(),
-    reason=f'real ISIC 2017 set not found at {SHARED_ISIC2017}')
+    reason=f'real ISIC 2017 set not found at {SHARED_ISIC2017}')]
 
 
 def test_real_isic2017_converts_and_trains(tmp_path):
-    convert = load_tool('dataset_converters/isic.py').convert
     root = tmp_path / 'isic2017'
     convert(str(SHARED_ISIC2017), str(root), year=2017, seed=0)
     count = {
@@ -37,7 +38,6 @@ def test_real_isic2017_converts_and_trains(tmp_path):
 
 
 def test_design_runs_train_and_judge_inside_the_training_split(tmp_path):
-    convert = load_tool('dataset_converters/isic.py').convert
     root = tmp_path / 'isic2017'
     convert(str(SHARED_ISIC2017), str(root), year=2017, seed=0)
 

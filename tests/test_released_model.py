@@ -56,7 +56,7 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     import torch
     from conftest import REPO, make_lesion_checkpoint
 
-    from mmseg_dsnet.apis.deploy_model import build_segmentor
+    from mmseg_dsnet.deploy.deployable import build_segmentor
     config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
     image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
                                               dtype=np.uint8)

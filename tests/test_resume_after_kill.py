@@ -26,7 +26,7 @@ import signal
 
 from mmengine.runner import EpochBasedTrainLoop
 
-from mmseg_dsnet import compat
+from mmseg_dsnet.utils import fileio
 
 kind, _, where = os.environ.get('MMSEG_DSNET_FAULT', '').partition('@')
 if kind == 'kill':
@@ -40,7 +40,7 @@ if kind == 'kill':
 
     EpochBasedTrainLoop.run_iter = killing_run_iter
 elif kind == 'killwrite':
-    write_chunks = compat._write_chunks
+    write_chunks = fileio._write_chunks
 
     def killing_write(fileobj, data, *args, **kwargs):
         if os.path.basename(fileobj.name).startswith(f'.{where}.part-'):
@@ -49,7 +49,7 @@ elif kind == 'killwrite':
             os.kill(os.getpid(), signal.SIGKILL)
         return write_chunks(fileobj, data, *args, **kwargs)
 
-    compat._write_chunks = killing_write
+    fileio._write_chunks = killing_write
 '''
 
 DETERMINISTIC = '''
@@ -122,6 +122,7 @@ def runs(tiny_isic, tmp_path_factory):
     return clean, broken, stage
 
 
+@pytest.mark.slow
 def test_uninterrupted_run_finishes(runs):
     clean, _, stage = runs
     code, out = stage['clean']
@@ -129,6 +130,7 @@ def test_uninterrupted_run_finishes(runs):
     assert (clean / 'epoch_2.pth').is_file()
 
 
+@pytest.mark.slow
 def test_kill_while_writing_a_checkpoint_keeps_the_last_good_one(runs):
     _, broken, stage = runs
     code, out = stage['write']
@@ -143,6 +145,7 @@ def test_kill_while_writing_a_checkpoint_keeps_the_last_good_one(runs):
     assert stage['after_write']['last'].endswith('epoch_1.pth')
 
 
+@pytest.mark.slow
 def test_kill_mid_epoch_after_resuming(runs):
     _, _, stage = runs
     code, out = stage['mid_epoch']
@@ -154,6 +157,7 @@ def test_kill_mid_epoch_after_resuming(runs):
     assert not any('.part-' in name for name in files)
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(runs):
     clean, broken, stage = runs
     code, out = stage['final']
@@ -178,10 +182,17 @@ def test_resumed_run_equals_uninterrupted_run(runs):
 
 def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     """Disk full halfway through: the target keeps its old content, no
-    partial file stays behind, the error reaches the caller."""
-    from mmengine.fileio import get_file_backend
-    from mmseg_dsnet import compat
-    compat.apply()
+    partial file stays behind, the error reaches the caller (the file
+    backend AtomicCheckpointHook writes checkpoints with)."""
+    from mmengine.fileio import LocalBackend, get_file_backend
+    from mmseg_dsnet.engine import AtomicCheckpointHook, AtomicLocalBackend
+    from mmseg_dsnet.utils import fileio
+    hook = AtomicCheckpointHook(interval=1)
+    assert hook.backend_args == dict(backend='atomic_local')
+    backend = get_file_backend(str(tmp_path), backend_args=hook.backend_args)
+    assert isinstance(backend, AtomicLocalBackend)
+    # Paths without backend_args keep mmengine's own backend.
+    assert type(get_file_backend(str(tmp_path))) is LocalBackend
     target = tmp_path / 'epoch_1.pth'
     target.write_bytes(b'old checkpoint')
 
@@ -189,8 +200,7 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         fileobj.write(memoryview(data)[:len(data) // 2])
         raise OSError(errno.ENOSPC, 'No space left on device')
 
-    monkeypatch.setattr(compat, '_write_chunks', disk_full)
-    backend = get_file_backend(str(tmp_path))
+    monkeypatch.setattr(fileio, '_write_chunks', disk_full)
     with pytest.raises(OSError, match='No space left'):
         backend.put(b'new checkpoint' * 1000, str(target))
     assert target.read_bytes() == b'old checkpoint'
@@ -198,18 +208,22 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     monkeypatch.undo()
     backend.put(b'new checkpoint', str(target))
     assert target.read_bytes() == b'new checkpoint'
+    backend.put_text('epoch_1.pth', str(tmp_path / 'pointer'))
+    assert (tmp_path / 'pointer').read_text() == 'epoch_1.pth'
 
 
 class _StubRunner:
-    """Just what CheckpointHook needs to save one checkpoint."""
+    """Just what CheckpointHook needs to save checkpoints after epoch 2."""
 
-    def __init__(self, work_dir, fail):
+    def __init__(self, work_dir, fail, **info):
         from mmengine.logging import MessageHub, MMLogger
         self.work_dir = str(work_dir)
         self.fail = fail
+        self.epoch, self.iter = 1, 6  # the second epoch is ending
         self.logger = MMLogger.get_instance('stub_ckpt_runner')
-        self.message_hub = MessageHub.get_instance(f'stub_hub_{fail}')
-        self.message_hub.update_info('keep_ckpt_ids', [1])
+        self.message_hub = MessageHub.get_instance(f'stub_hub_{work_dir}')
+        for key, value in info.items():
+            self.message_hub.update_info(key, value)
 
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):
         if self.fail:
@@ -221,26 +235,50 @@ class _StubRunner:
 @pytest.mark.parametrize('fail', [True, False])
 def test_old_checkpoint_is_deleted_only_after_the_new_one_is_saved(
         tmp_path, fail):
-    from mmengine.hooks import CheckpointHook
-    from mmseg_dsnet import compat
-    compat.apply()
+    from mmseg_dsnet.engine import AtomicCheckpointHook
     (tmp_path / 'epoch_1.pth').write_bytes(b'old')
-    hook = CheckpointHook(interval=1, max_keep_ckpts=1)
-    runner = _StubRunner(tmp_path, fail)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=1)
+    runner = _StubRunner(tmp_path, fail, keep_ckpt_ids=[1])
     hook.before_train(runner)
     assert hook.keep_ckpt_ids == deque([1])
     if fail:
         with pytest.raises(OSError, match='No space left'):
-            hook._save_checkpoint_with_step(runner, 2, dict(epoch=2))
+            hook.after_train_epoch(runner)
         assert (tmp_path / 'epoch_1.pth').read_bytes() == b'old'
     else:
-        hook._save_checkpoint_with_step(runner, 2, dict(epoch=2))
+        hook.after_train_epoch(runner)
         assert not (tmp_path / 'epoch_1.pth').exists()
         assert (tmp_path / 'epoch_2.pth').read_bytes() == b'new'
         assert (tmp_path / 'last_checkpoint').read_text().endswith(
             'epoch_2.pth')
+    # The hook's own (atomic) backend is back in place.
+    assert type(hook.file_backend).__name__ == 'AtomicLocalBackend'
 
 
+@pytest.mark.parametrize('case', ['fail', 'ok', 'same_name'])
+def test_previous_best_is_deleted_only_after_the_new_best_is_saved(
+        tmp_path, case):
+    from mmseg_dsnet.engine import AtomicCheckpointHook
+    old_best = tmp_path / 'best_IoU_epoch_1.pth'
+    old_best.write_bytes(b'old best')
+    hook = AtomicCheckpointHook(interval=1, save_best='IoU', rule='greater')
+    runner = _StubRunner(tmp_path, case == 'fail', best_ckpt=str(old_best),
+                         best_score=0.5)
+    # Validation after epoch 2 (the same name as the old best: epoch 1).
+    runner.epoch = 1 if case == 'same_name' else 2
+    hook.before_train(runner)
+    if case == 'fail':
+        with pytest.raises(OSError, match='No space left'):
+            hook.after_val_epoch(runner, dict(IoU=0.9))
+        assert old_best.read_bytes() == b'old best'
+        return
+    hook.after_val_epoch(runner, dict(IoU=0.9))
+    new_best = tmp_path / f'best_IoU_epoch_{runner.epoch}.pth'
+    assert new_best.read_bytes() == b'new'
+    assert old_best.exists() == (case == 'same_name')
+
+
+@pytest.mark.slow
 def test_resume_skips_a_truncated_checkpoint(runs, tmp_path):
     """``last_checkpoint`` naming a cut-short file (a kill without our
     atomic write, a copy that failed) resumes from the newest complete

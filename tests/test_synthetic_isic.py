@@ -1,5 +1,4 @@
 """The synthetic ISIC generator: deterministic, official layout, learnable."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,22 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmseg_dsnet.datasets.converters import synthetic_isic as synthetic
+
 REPO = Path(__file__).resolve().parents[1]
+# The command line; the tests call the package's functions directly.
 GENERATOR = REPO / 'tools' / 'dataset_converters' / 'make_synthetic_isic.py'
-
-
-def _load_tool(path):
-    """Import a script under tools/ (not a package) by path, once."""
-    name = 'tool_' + path.stem
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-synthetic = _load_tool(GENERATOR)
 
 # Spelled out here so that a typo in the tool's table would be caught.
 FOLDERS_2017 = {

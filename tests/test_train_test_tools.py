@@ -42,6 +42,7 @@ class EvilPayload:
         return (os.makedirs, (self.marker, ))
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoints_and_logs(trained):
     _, work_dir = trained
     assert (work_dir / 'epoch_2.pth').is_file()
@@ -54,6 +55,7 @@ def test_training_writes_checkpoints_and_logs(trained):
     assert any('IoU' in line for line in lines)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(trained):
     cfg, work_dir = trained
     proc = run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--resume',
@@ -66,6 +68,7 @@ def test_resume_continues_from_the_last_checkpoint(trained):
     assert ckpt['meta']['epoch'] == 3
 
 
+@pytest.mark.slow
 def test_test_tool_writes_lesion_metrics(trained, tmp_path):
     cfg, work_dir = trained
     out = tmp_path / 'metrics.json'
@@ -79,6 +82,7 @@ def test_test_tool_writes_lesion_metrics(trained, tmp_path):
     assert dsc == pytest.approx(2 * iou / (1 + iou), abs=2e-4)
 
 
+@pytest.mark.slow
 def test_inference_from_checkpoint(trained, tiny_isic):
     import mmseg_dsnet  # noqa: F401
     from mmseg.apis import inference_model, init_model
@@ -91,6 +95,7 @@ def test_inference_from_checkpoint(trained, tiny_isic):
     assert set(torch.unique(pred).tolist()) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_malicious_checkpoint_is_refused(trained, tmp_path):
     from mmengine.runner import CheckpointLoader
     from mmseg_dsnet.compat import UnsafeCheckpointError
@@ -108,6 +113,7 @@ def test_malicious_checkpoint_is_refused(trained, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_weights_only(trained):
     """Our allow-list covers everything mmengine writes: a plain
     weights_only load (no custom loader) succeeds after import."""
@@ -132,6 +138,7 @@ def test_get_flops_json_and_text():
     assert 'Flops: ' in text and 'Params: ' in text and '1 multiply-add' in text
 
 
+@pytest.mark.slow
 def test_benchmark_json(trained):
     cfg, work_dir = trained
     proc = run_tool('tools/analysis_tools/benchmark.py', cfg,

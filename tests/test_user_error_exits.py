@@ -112,8 +112,8 @@ def test_reparameterize_outputs_follow_the_umask(tmp_path, capsys):
 
 @pytest.mark.parametrize('kind', ['truncated', 'random'])
 def test_broken_onnx_is_one_error_line(tmp_path, capsys, kind):
-    from mmseg_dsnet.apis.lesion_inferencer import make_backend
-    from mmseg_dsnet.apis.onnx_export import OnnxModelError
+    from mmseg_dsnet.apis.inference_backends import make_backend
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
     good = fake_onnx(tmp_path / 'good.onnx').read_bytes()
     broken = tmp_path / f'{kind}.onnx'
     broken.write_bytes(good[:len(good) // 2] if kind == 'truncated' else
@@ -174,9 +174,10 @@ def check_images(tmp_path_factory):
     return str(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', MODEL_CONFIGS)
 def test_export_parity_holds_for_every_model(config, check_images, tmp_path):
-    from mmseg_dsnet.apis.onnx_export import export_and_check
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
     torch.manual_seed(0)
     out = tmp_path / 'model.onnx'
     result = export_and_check(str(REPO / config), None, str(out),
@@ -206,7 +207,7 @@ def test_export_parity_catches_a_real_mismatch_and_leaves_no_file(
         check_images, tmp_path, capsys, monkeypatch):
     """A fault in the exported graph (one weight off by 0.1, as a faulty
     rewrite would make) fails the check; no .onnx file is left."""
-    from mmseg_dsnet.apis import onnx_export
+    from mmseg_dsnet.deploy import onnx_export
     optimize = onnx_export.optimize_for_cpu
 
     def faulty_optimize(proto, shape):

@@ -1,25 +1,23 @@
 """The README's main job, on the embedded default (no download, no GPU).
 
 1. makes a synthetic ISIC-like set in the official ISIC 2018 layout and
-   converts it with the real converter (tools/dataset_converters/isic.py);
+   converts it with the real converter
+   (:mod:`mmseg_dsnet.datasets.converters.isic`);
 2. trains DSNet on it with a short CPU schedule;
 3. evaluates it (LesionMetric) and compares with trivial guesses;
 4. draws prediction overlays and prints where everything went.
 """
 import argparse
 import glob
-import os
 import os.path as osp
-import sys
 import time
 
 import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import mmseg_dsnet  # noqa: E402,F401
-from data_fallback import REPO_ROOT, prepare_synthetic  # noqa: E402
+from mmseg_dsnet.datasets.synthetic_fallback import prepare_synthetic
+from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
 

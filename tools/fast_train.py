@@ -23,12 +23,11 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
-from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
+import mmseg_dsnet  # noqa: F401  (compat patches + registration)
+from mmseg_dsnet.engine import (check_config_keys, check_work_dir,
                                 run_reporting_user_errors)
-from mmseg_dsnet.engine.fast_training import (FastTrainer,  # noqa: E402
-                                              FastTrainingError, RunSpec)
+from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
+                                              RunSpec)
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 

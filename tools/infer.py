@@ -43,8 +43,6 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -114,11 +112,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmseg_dsnet.apis.image_io import find_images
+    from mmseg_dsnet.apis.inference_backends import make_backend
+    from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
+                                                    OutputDirError,
+                                                    prepare_output_dir,
+                                                    run_inference)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
-    from mmseg_dsnet.apis.lesion_inferencer import (
-        LesionInferencer, OutputDirError, make_backend, prepare_output_dir,
-        run_inference)
+    from mmseg_dsnet.image_io import find_images
 
     def fail(message):
         print(f'ERROR: {message}', file=sys.stderr)
@@ -161,7 +161,6 @@ def main(argv=None):
         if path and not osp.isfile(path):
             return fail(f'{what} {path} not found')
     try:
-        import mmseg_dsnet  # noqa: F401  (safe checkpoint loading)
         from mmseg_dsnet.compat import (CorruptCheckpointError,
                                         UnsafeCheckpointError)
         from mmseg_dsnet.engine.checkpoint_match import \

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Create or refresh the project's virtual environment in .venv (idempotent).
-# First run: ~20 min on 2 cores (mmcv 2.1.0 is compiled from source with its
-# ops); later runs with pip's wheel cache: well under a minute; with an
-# up-to-date .venv: instant (a stamp of the requirement files is checked).
+# Each step is printed with the seconds it took. The first install compiles
+# mmcv 2.1.0 from source with its ops, in parallel through ninja (installed
+# first): most of the first install's time, shorter the more cores the
+# machine has. pip caches the built wheel, so later installs take minutes;
+# with an up-to-date .venv this script returns at once (a stamp of the
+# requirement files is checked). Figures: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,20 +18,49 @@ if [ -f "$stamp" ] && "$VENV/bin/python" -c "import mmseg, mmcv.ops, mmseg_dsnet
   exit 0
 fi
 
-echo "[setup_env] preparing $VENV (first time: mmcv compiles for ~20 min; cached: <1 min)"
 start=$(date +%s)
-[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+# step "what" command...: print what is happening, run it, print its time.
+step() {
+  local what=$1 t0
+  shift
+  t0=$(date +%s)
+  echo "[setup_env] $what ..."
+  "$@"
+  echo "[setup_env] $what: done in $(( $(date +%s) - t0 )) s"
+}
 pip() { "$VENV/bin/python" -m pip "$@" --disable-pip-version-check; }
-# torch 2.13.0 CPU: the wheel on disk here; on other machines pip fetches it.
-pip install -q torch==2.13.0 "setuptools>=77,<81" wheel numpy==1.26.4
-pip install -q opencv-python==4.11.0.86 mmengine==0.10.7
-# mmcv 2.1.0 is source-only on PyPI: build it against the installed torch
-# (needs setuptools' pkg_resources, hence the pin above). pip caches the wheel.
+
+echo "[setup_env] preparing $VENV with $("$PYTHON" --version 2>&1) ($(nproc) cores)"
+[ -x "$VENV/bin/python" ] || step "creating $VENV" "$PYTHON" -m venv "$VENV"
+# The build below finds ninja (and the venv's tools) on PATH.
+case "$VENV" in /*) venv_bin="$VENV/bin" ;; *) venv_bin="$PWD/$VENV/bin" ;; esac
+export PATH="$venv_bin:$PATH"
+
+# torch 2.13.0 CPU: from the local wheel store here; on other machines pip
+# fetches it. setuptools < 81 keeps pkg_resources, which mmcv's build needs.
+step "torch 2.13.0 (CPU), numpy, build tools" \
+  pip install -q torch==2.13.0 "setuptools>=77,<81" wheel numpy==1.26.4
+step "opencv-python, mmengine" \
+  pip install -q opencv-python==4.11.0.86 mmengine==0.10.7
+step "ninja (parallel compilation of mmcv's ops)" \
+  pip install -q -r requirements/build.txt
+
+# mmcv 2.1.0 is source-only on PyPI: it is built against the installed torch.
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
-  MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0
+  if pip cache list 'mmcv-2.1.0*' 2>/dev/null | grep -q 'mmcv-2.1.0'; then
+    what="mmcv 2.1.0 with ops, from pip's wheel cache"
+  elif command -v ninja >/dev/null; then
+    what="mmcv 2.1.0 with ops, compiling with ninja $(ninja --version) on $(nproc) cores (about 16 min on 2)"
+  else
+    what="mmcv 2.1.0 with ops, compiling one file at a time (ninja missing)"
+  fi
+  export MMCV_WITH_OPS=1
+  step "$what" pip install --no-build-isolation mmcv==2.1.0
 fi
-pip install -q -r requirements/runtime.txt -r requirements/tests.txt
-pip install -q --no-build-isolation --no-deps -e .
+step "mmsegmentation and the runtime/test requirements" \
+  pip install -q -r requirements/runtime.txt -r requirements/tests.txt
+step "mmseg-dsnet (editable)" \
+  pip install -q --no-build-isolation --no-deps -e .
 rm -f "$VENV"/.mmseg-dsnet-*
 touch "$stamp"
 echo "[setup_env] ready in $(( $(date +%s) - start )) s"

@@ -4,23 +4,21 @@ are also written as JSON (``--metrics-out``, default
 they were computed on: ``data_root``, ``split_file``, ``images`` and
 ``synthetic``."""
 import argparse
-import json
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
-from data_fallback import data_provenance, ensure_data, names_data  # noqa
-from mmseg_dsnet.engine import (check_config_keys, check_output_file,  # noqa
+import mmseg_dsnet  # noqa: F401  (registration, safe loading)
+from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
+from mmseg_dsnet.engine import (check_config_keys, check_output_file,
                                 check_work_dir, finish_distributed,
-                                run_reporting_user_errors)
-from mmseg_dsnet.engine.checkpoint_match import \
-    add_strict_checkpoint_hook  # noqa: E402
-from mmseg_dsnet.engine.preflight import check_input_file  # noqa: E402
+                                run_reporting_user_errors,
+                                setup_cpu_distributed)
+from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
+from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.leaderboard.records import metrics_record, write_json
 
 
 def parse_args(argv=None):
@@ -126,18 +124,15 @@ def main(argv=None):
     out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
     # Before the evaluation, not after it.
     check_output_file(out)
+    # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:
-        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-        record = dict(
-            config=args.config,
-            checkpoint=args.checkpoint,
-            metrics={k: float(v) for k, v in metrics.items()},
-            **data_provenance(cfg.test_dataloader.dataset,
-                              len(runner.test_dataloader.dataset)))
-        with open(out, 'w') as f:
-            json.dump(record, f, indent=2)
+        write_json(
+            metrics_record(args.config, args.checkpoint, metrics,
+                           cfg.test_dataloader.dataset,
+                           len(runner.test_dataloader.dataset)), out)
         print(f'Metrics written to {out}')
     finish_distributed()
     return metrics

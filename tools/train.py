@@ -12,22 +12,20 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import mmseg_dsnet  # noqa: E402,F401  (compat patches + registration)
-from data_fallback import ensure_data, names_data  # noqa: E402
-from mmseg_dsnet.compat import remove_stale_partials  # noqa: E402
-from mmseg_dsnet.engine import (check_config_keys, check_work_dir,  # noqa
+import mmseg_dsnet  # noqa: F401  (registration, safe loading)
+from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
+from mmseg_dsnet.engine import (check_config_keys, check_work_dir,
                                 finish_distributed, pick_resume_checkpoint,
-                                run_reporting_user_errors)
-from mmseg_dsnet.engine.checkpoint_match import \
-    add_strict_checkpoint_hook  # noqa: E402
-from mmseg_dsnet.engine.preflight import check_input_file  # noqa: E402
+                                run_reporting_user_errors,
+                                setup_cpu_distributed)
+from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
+from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.fileio import remove_stale_partials
 
 
 def parse_args(argv=None):
@@ -123,6 +121,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
     prepare_work_dir(cfg)
+    # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
+    setup_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

@@ -1,11 +1,35 @@
 # Runtime shared by every config of this project.
 custom_imports = dict(imports=['mmseg_dsnet'], allow_failed_imports=False)
 default_scope = 'mmseg'
+# Distributed runs use nccl. On a host without CUDA, tools/train.py and
+# tools/test.py start the processes with backend='gloo' and set
+# model_wrapper_cfg to DDP without device_ids (setup_cpu_distributed; both
+# are written into the run's config). Set dist_cfg.backend='gloo' here to
+# use gloo on GPUs too.
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
+# Checkpoints every 10 epochs (the schedule validates every 10), keeping the
+# last 2 and the best by IoU. AtomicCheckpointHook is mmengine's
+# CheckpointHook made crash-safe: each checkpoint is written to a hidden
+# temporary file and renamed into place once complete, and old/best
+# checkpoints are deleted only after the new one is saved
+# (docs/reliability.md). type='CheckpointHook' turns this off.
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(
+        type='AtomicCheckpointHook',
+        by_epoch=True,
+        interval=10,
+        max_keep_ckpts=2,
+        save_best='IoU',
+        rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')

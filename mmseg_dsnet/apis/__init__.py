@@ -1,28 +1,28 @@
-"""Deployment and inference helpers: ONNX export with parity checks,
-lesion-mask inference (PyTorch or onnxruntime) and robust image reading.
+"""Inference: lesion masks for image files with a PyTorch or onnxruntime
+backend, and the released weights.
 
-Not imported by ``import mmseg_dsnet``: tools import it explicitly, and
-onnx / onnxruntime are imported only when a function needs them.
+* :mod:`.inference_backends`: :class:`TorchBackend`,
+  :class:`OnnxRuntimeBackend`, :func:`make_backend`;
+* :mod:`.lesion_inferencer`: :class:`LesionInferencer` and
+  :func:`run_inference` (masks at the original size, overlays);
+* :mod:`.masks`: resizing decision maps to masks, overlays, image writing;
+* :mod:`.released_model`: the weights shipped in ``checkpoints/``.
+
+Export, parity checks and int8 live in :mod:`mmseg_dsnet.deploy`; image
+reading in :mod:`mmseg_dsnet.image_io`. Not imported by
+``import mmseg_dsnet``; onnx / onnxruntime are imported only when needed.
 """
-from .deploy_model import (DeployableSegmentor, build_deployable,
-                           build_segmentor, input_size_of, threshold_of)
-from .image_io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError,
-                       InputList, LoadedImage, find_images, read_image)
+from ..deploy.deployable import build_segmentor
+from .inference_backends import (OnnxRuntimeBackend, TorchBackend,
+                                 make_backend)
 from .lesion_inferencer import (InferenceSummary, LesionInferencer,
-                                OnnxRuntimeBackend, OutputDirError,
-                                TorchBackend, make_backend,
-                                prepare_output_dir, run_inference)
-from .masks import decision_map, draw_overlay, resize_to_mask
-from .onnx_export import (check_parity, export_and_check, export_network,
-                          export_onnx, quantize_int8)
+                                OutputDirError, prepare_output_dir,
+                                run_inference)
+from .masks import draw_overlay, resize_to_mask, write_image
 
 __all__ = [
-    'DeployableSegmentor', 'build_deployable', 'build_segmentor',
-    'input_size_of', 'threshold_of', 'DEFAULT_MAX_PIXELS',
-    'IMAGE_EXTENSIONS', 'ImageReadError', 'InputList', 'LoadedImage',
-    'find_images', 'read_image', 'InferenceSummary', 'LesionInferencer',
-    'OnnxRuntimeBackend', 'OutputDirError', 'TorchBackend', 'make_backend',
-    'prepare_output_dir', 'run_inference', 'decision_map', 'draw_overlay',
-    'resize_to_mask', 'check_parity', 'export_and_check', 'export_network',
-    'export_onnx', 'quantize_int8'
+    'build_segmentor', 'OnnxRuntimeBackend', 'TorchBackend', 'make_backend',
+    'InferenceSummary', 'LesionInferencer', 'OutputDirError',
+    'prepare_output_dir', 'run_inference', 'draw_overlay', 'resize_to_mask',
+    'write_image'
 ]

@@ -1,9 +1,9 @@
-"""Lesion masks for image files, with a PyTorch or an onnxruntime backend.
+"""Lesion masks for image files, with a PyTorch or an onnxruntime backend
+(:mod:`.inference_backends`).
 
-Both backends run the same network (:class:`DeployableSegmentor`: RGB
-0..255 in, logits out) at the model's fixed input size; everything around it
-(reading, resizing, masks at the original size, overlays, writing) is shared,
-so the two backends give the same masks.
+Both backends run the same network at the model's fixed input size;
+everything around it (reading, resizing, masks at the original size,
+overlays, writing) is shared here, so the two backends give the same masks.
 """
 import os
 import os.path as osp
@@ -14,138 +14,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..deploy.deployable import to_model_input
+from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
+from ..models.utils.lesion_logit import decision_map
 from ..progress import progress_bar
-from .image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
-from .masks import decision_map, draw_overlay, resize_to_mask, \
-    write_image_atomic
-
-BACKENDS = ('pytorch', 'onnxruntime')
-
-# Keys of the metadata ``export_onnx`` stores in the ONNX file.
-META_INPUT_SIZE = 'mmseg_dsnet.input_size'
-META_THRESHOLD = 'mmseg_dsnet.threshold'
-META_INPUT_FORMAT = 'mmseg_dsnet.input_format'
-INPUT_FORMAT = ('float32 NCHW RGB pixel values 0..255 (not normalised); '
-                'dynamic batch, height and width')
-
-
-class TorchBackend:
-    """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
-
-    Args:
-        config (str | Config): Model config.
-        checkpoint (str, optional): Checkpoint (loaded safely).
-        device (str): Torch device. Default: ``'cpu'``.
-        reparameterize (bool): Run the re-parameterised form. Default: True.
-    """
-    name = 'pytorch'
-
-    def __init__(self, config, checkpoint: Optional[str] = None,
-                 device: str = 'cpu', reparameterize: bool = True):
-        import torch
-
-        from .deploy_model import (DeployableSegmentor, build_segmentor,
-                                   input_size_of, load_config, threshold_of)
-        self._torch = torch
-        self.cfg = load_config(config)
-        segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
-                                    device)
-        self.network = DeployableSegmentor.from_segmentor(
-            segmentor, self.cfg).to(device).eval()
-        self.device = device
-        self.input_size = input_size_of(self.cfg)
-        self.threshold = threshold_of(segmentor)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, 3, H, W)`` float32 RGB 0..255 to ``(N, C, H, W)`` logits."""
-        with self._torch.no_grad():
-            inputs = self._torch.from_numpy(batch).to(self.device)
-            return self.network(inputs).float().cpu().numpy()
-
-
-class OnnxRuntimeBackend:
-    """Runs an ONNX file written by ``tools/deployment/export_onnx.py``.
-
-    Args:
-        onnx_file (str): The model.
-        num_threads (int, optional): onnxruntime intra-op threads (None:
-            onnxruntime's default, all cores).
-        input_size (tuple[int, int], optional): ``(H, W)`` to run at;
-            default: the size stored in the file's metadata, else 256x256.
-    """
-    name = 'onnxruntime'
-
-    def __init__(self, onnx_file: str, num_threads: Optional[int] = None,
-                 input_size: Optional[Tuple[int, int]] = None):
-        # One place turns a broken file into an error naming it.
-        from .onnx_export import ort_session
-        self.session = ort_session(onnx_file, num_threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if input_size is None and META_INPUT_SIZE in meta:
-            input_size = tuple(
-                int(v) for v in meta[META_INPUT_SIZE].split(','))
-        self.input_size = tuple(input_size or (256, 256))
-        self.threshold = float(meta.get(META_THRESHOLD, 0.5))
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
-
-
-def make_backend(model: str,
-                 checkpoint: Optional[str] = None,
-                 backend: Optional[str] = None,
-                 device: str = 'cpu',
-                 num_threads: Optional[int] = None,
-                 work_dir: Optional[str] = None):
-    """The backend for a config (+ checkpoint) or an ONNX file.
-
-    Args:
-        model (str): A config (``.py``) or an exported ``.onnx`` file.
-        checkpoint (str, optional): Checkpoint for a config.
-        backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``.
-            Default: onnxruntime for an ONNX file, PyTorch for a config.
-            A config with ``'onnxruntime'`` is exported to a temporary ONNX
-            file first.
-        device (str): Torch device of the PyTorch backend.
-        num_threads (int, optional): Threads of the onnxruntime backend.
-        work_dir (str, optional): Where the temporary ONNX file goes
-            (removed once loaded).
-
-    Returns:
-        TorchBackend | OnnxRuntimeBackend
-    """
-    is_onnx = model.lower().endswith('.onnx')
-    backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
-    if backend not in BACKENDS:
-        raise ValueError(f'backend must be one of {BACKENDS}, got {backend}')
-    if is_onnx:
-        if backend != 'onnxruntime':
-            raise ValueError(f'{model} is an ONNX file: it runs with the '
-                             'onnxruntime backend only')
-        if checkpoint:
-            raise ValueError('an ONNX file holds its weights; do not give a '
-                             'checkpoint with it')
-        return OnnxRuntimeBackend(model, num_threads)
-    if backend == 'pytorch':
-        return TorchBackend(model, checkpoint, device)
-    from .onnx_export import export_onnx
-    # The session keeps the model in memory; the file is not needed after.
-    with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
-                                     dir=work_dir) as folder:
-        onnx_file = osp.join(folder, 'model.onnx')
-        export_onnx(model, checkpoint, onnx_file)
-        return OnnxRuntimeBackend(onnx_file, num_threads)
-
-
-def to_model_input(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """Resize an RGB uint8 image to ``size`` = ``(H, W)`` as mmseg's test
-    pipeline does (OpenCV bilinear, aspect ratio not kept) and return it
-    as ``(3, H, W)`` float32."""
-    height, width = size
-    if rgb.shape[:2] != (height, width):
-        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+from .masks import draw_overlay, resize_to_mask, write_image
 
 
 class LesionInferencer:
@@ -312,13 +185,13 @@ def run_inference(inferencer: LesionInferencer,
             mask_file, overlay_file = targets(path)
             try:
                 mask = resize_to_mask(decision, size)
-                write_image_atomic(mask_file, mask * np.uint8(255))
+                write_image(mask_file, mask * np.uint8(255))
                 del mask
                 if overlay_file:
                     overlay = draw_overlay(
                         base, resize_to_mask(decision, base.shape[:2]),
                         max_side=overlay_max_side)
-                    write_image_atomic(overlay_file, overlay,
+                    write_image(overlay_file, overlay,
                                        [cv2.IMWRITE_JPEG_QUALITY, 90])
             except (OSError, MemoryError, cv2.error) as err:
                 summary.failed.append((path, f'cannot write output: {err}'))

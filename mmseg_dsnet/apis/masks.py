@@ -4,51 +4,20 @@ The model runs at a fixed size (256x256); its logits are brought back to
 each image's original size by bilinear interpolation (half-pixel centres, as
 ``torch.nn.functional.interpolate(..., align_corners=False)`` and OpenCV's
 ``INTER_LINEAR``), then thresholded. Interpolation is separable and linear,
-so it is done on one *decision map* (positive = lesion) in bands of rows:
+so it is done on one *decision map* (positive = lesion,
+:func:`mmseg_dsnet.models.utils.decision_map`) in bands of rows:
 a 10000x10000 mask never needs a 10000x10000 float array.
 """
-import math
-import os
 import os.path as osp
-import tempfile
 from typing import Tuple
 
 import cv2
 import numpy as np
 
+from ..utils.fileio import atomic_write
+
 # Rows of the output interpolated at once (bounds the float buffer).
 CHUNK_ROWS = 512
-
-
-def decision_map(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """A map that is positive exactly where the lesion is predicted.
-
-    Args:
-        logits (np.ndarray): ``(C, H, W)`` logits of one image. ``C == 1``:
-            sigmoid lesion logit; ``C == 2``: softmax logits of background
-            and lesion.
-        threshold (float): Probability threshold for ``C == 1``
-            (``sigmoid(logit) > threshold``). Ignored for ``C == 2``, where
-            the lesion is predicted when it wins the argmax (ties go to
-            the background, as ``argmax`` does).
-
-    Returns:
-        np.ndarray: ``(H, W)`` float32. For ``C == 1`` it is
-        ``logit - log(t / (1 - t))``; for two classes ``l1 - l0``. Both are
-        linear in the logits, so resizing the map equals resizing the logits
-        first.
-    """
-    logits = np.asarray(logits, dtype=np.float32)
-    if logits.ndim != 3:
-        raise ValueError(f'expected (C, H, W) logits, got {logits.shape}')
-    if logits.shape[0] == 1:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f'threshold must be in (0, 1), got {threshold}')
-        return logits[0] - np.float32(math.log(threshold / (1 - threshold)))
-    if logits.shape[0] == 2:
-        return logits[1] - logits[0]
-    raise ValueError('lesion masks need 1 (sigmoid) or 2 (softmax) output '
-                     f'channels, got {logits.shape[0]}')
 
 
 def _linear_taps(out_size: int, in_size: int):
@@ -133,21 +102,11 @@ def draw_overlay(rgb: np.ndarray,
     return overlay
 
 
-def default_file_mode() -> int:
-    """Permissions a normally created file gets (0o666 less the umask);
-    temporary files start at 0o600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_image_atomic(path: str, image: np.ndarray,
-                       params=None) -> None:
-    """Encode ``image`` by ``path``'s extension and write it atomically.
-
-    The file appears complete or not at all (temporary file in the same
-    folder, then ``os.replace``); an existing ``path`` is replaced, so
-    callers check for it first.
+def write_image(path: str, image: np.ndarray, params=None) -> None:
+    """Encode ``image`` by ``path``'s extension and write it atomically
+    (:func:`~mmseg_dsnet.utils.fileio.atomic_write`): the file appears
+    complete or not at all. An existing ``path`` is replaced, so callers
+    check for it first.
 
     Args:
         path (str): Output file (``.png``, ``.jpg`` ...).
@@ -160,15 +119,4 @@ def write_image_atomic(path: str, image: np.ndarray,
     ok, encoded = cv2.imencode(ext, image, params or [])
     if not ok:
         raise OSError(f'{path}: could not encode a {ext} image')
-    folder = osp.dirname(osp.abspath(path))
-    handle, temp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(handle, 'wb') as file:
-            file.write(encoded.tobytes())
-        os.chmod(temp, default_file_mode())
-        os.replace(temp, path)
-    except BaseException:
-        if osp.exists(temp):
-            os.unlink(temp)
-        raise
+    atomic_write(encoded.tobytes(), path)

@@ -10,7 +10,8 @@ import hashlib
 import os.path as osp
 from typing import Optional, Tuple
 
-REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+from ..utils.paths import REPO_ROOT
+
 METAFILE = osp.join(REPO_ROOT, 'configs', 'dsnet', 'metafile.yaml')
 # The model tools use when none is given.
 DEFAULT_RELEASE = 'dsnet_isic2017_256px'
@@ -95,8 +96,8 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
 
     import torch
 
-    from mmseg_dsnet.apis.deploy_model import build_segmentor
-    from mmseg_dsnet.compat import atomic_write
+    from ..deploy.deployable import build_segmentor
+    from ..utils.fileio import atomic_write
 
     model = build_segmentor(config, checkpoint, reparameterize=False)
     state = {

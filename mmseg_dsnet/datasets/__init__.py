@@ -1,7 +1,16 @@
-from .isic import ISIC2016Dataset, ISIC2017Dataset, ISIC2018Dataset
-from .sample_checks import BadSampleError, MaskValueError
+"""The ISIC datasets (registered in mmseg's ``DATASETS``) and the data tools:
+:mod:`.converters` (official downloads -> our layout, a synthetic
+download) and :mod:`.synthetic_fallback`.
+
+The dataset classes need mmseg; the converter needs only numpy and Pillow,
+so they are imported here only when mmseg is installed."""
+from mmseg_dsnet import MMSEG_INSTALLED
+
+if MMSEG_INSTALLED:
+    from .isic import ISIC2016Dataset, ISIC2017Dataset, ISIC2018Dataset
+    from .sample_checks import BadSampleError, MaskValueError
 
 __all__ = [
     'ISIC2016Dataset', 'ISIC2017Dataset', 'ISIC2018Dataset', 'BadSampleError',
     'MaskValueError'
-]
+] if MMSEG_INSTALLED else []

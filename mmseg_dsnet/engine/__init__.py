@@ -1,18 +1,23 @@
 """Training-engine additions: hooks that make runs reproducible after a
-resume and stop them cleanly on faults, and the pre-flight checks of the
+resume, save checkpoints crash-safely and stop runs cleanly on faults, the
+set-up of distributed runs without CUDA, and the pre-flight checks of the
 train/test tools."""
+from .atomic_file_backend import AtomicLocalBackend, register_atomic_backend
 from .cli_errors import describe_user_error, run_reporting_user_errors
+from .cpu_distributed import setup_cpu_distributed
 from .dist_shutdown import finish_distributed
-from .hooks import (BadSampleSummaryHook, NonFiniteLossHook,
-                    NumClassesCheckHook, ReseedPerEpochHook)
-from .preflight import (ConfigKeyError, DataRootError, SyntheticDataError,
-                        WorkDirError, check_config_keys, check_output_file,
+from .hooks import (AtomicCheckpointHook, BadSampleSummaryHook,
+                    NonFiniteLossHook, NumClassesCheckHook,
+                    ReseedPerEpochHook)
+from .preflight import (ConfigKeyError, WorkDirError, check_config_keys, check_output_file,
                         check_work_dir, pick_resume_checkpoint)
 
 __all__ = [
-    'BadSampleSummaryHook', 'NonFiniteLossHook', 'NumClassesCheckHook',
-    'ReseedPerEpochHook', 'ConfigKeyError', 'DataRootError',
-    'SyntheticDataError', 'WorkDirError', 'check_config_keys',
-    'check_output_file', 'check_work_dir', 'pick_resume_checkpoint',
-    'describe_user_error', 'run_reporting_user_errors', 'finish_distributed'
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'register_atomic_backend',
+    'setup_cpu_distributed', 'BadSampleSummaryHook', 'NonFiniteLossHook',
+    'NumClassesCheckHook', 'ReseedPerEpochHook', 'ConfigKeyError',
+    'WorkDirError',
+    'check_config_keys', 'check_output_file', 'check_work_dir',
+    'pick_resume_checkpoint', 'describe_user_error',
+    'run_reporting_user_errors', 'finish_distributed'
 ]

@@ -10,9 +10,7 @@ import sys
 USER_ERROR_EXIT = 2
 
 
-class UserError(Exception):
-    """A fault the user can fix (a missing input, a bad argument), raised
-    by a tool with a message that says what to do."""
+from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
 
 
 def user_error_types():
@@ -26,11 +24,9 @@ def user_error_types():
     from .fast_training.errors import FastTrainingError
     from .hooks.non_finite_loss_hook import NonFiniteLossError
     from .hooks.num_classes_check_hook import NumClassesMismatchError
-    from .preflight import (ConfigKeyError, DataRootError, MissingInputError,
-                            SyntheticDataError, WorkDirError)
+    from .preflight import ConfigKeyError, MissingInputError, WorkDirError
     return (UserError, BadSampleError, MaskValueError, NonFiniteLossError,
             NumClassesMismatchError, ConfigKeyError, WorkDirError,
-            DataRootError, SyntheticDataError,
             UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError,
             CheckpointMismatchError, MissingInputError)
 

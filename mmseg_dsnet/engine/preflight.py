@@ -44,15 +44,6 @@ class WorkDirError(OSError):
     written to."""
 
 
-class DataRootError(FileNotFoundError):
-    """A data root or split file the tool would read is missing."""
-
-
-class SyntheticDataError(ValueError):
-    """A result computed on the synthetic stand-in set is offered where only
-    real-data results belong."""
-
-
 def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
     """Raise :class:`ConfigKeyError` for a top-level key that is not used but
     is spelt almost like one that is (``train_dataloadr``, ``optim_wraper``).

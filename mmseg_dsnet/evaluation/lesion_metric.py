@@ -17,6 +17,8 @@ from prettytable import PrettyTable
 
 from mmseg.registry import METRICS
 
+from ..models.utils.lesion_logit import lesion_logit
+
 # Keys of one per-image record in ``self.results``.
 _ORIG = 'counts_orig'
 _LOW = 'counts_low'
@@ -222,6 +224,9 @@ class LesionMetric(BaseMetric):
         if not 0 <= self.lesion_index < num_channels:
             raise ValueError(f'lesion_index {self.lesion_index} is not a '
                              f'channel of {num_channels}-channel seg_logits')
+        if num_channels == 2:
+            # The softmax lesion probability: sigmoid(l_lesion - l_other).
+            return lesion_logit(logits, 0, self.lesion_index).sigmoid()
         return logits.softmax(dim=0)[self.lesion_index]
 
     def _confusion(self, prob: torch.Tensor,

@@ -10,7 +10,7 @@ Every model is timed end to end as deployed: float32 RGB pixels
 ``(1, 3, 256, 256)`` in, logits at 256x256 out (normalisation inside, and
 the final upsampling for heads that predict at a lower resolution, e.g.
 SegFormer), after a warm-up, at 1 thread and at all threads. The
-onnxruntime models are exported by mmseg_dsnet.apis (with its exact CPU
+onnxruntime models are exported by mmseg_dsnet.deploy (with its exact CPU
 graph rewrites; one row without them shows their effect). Weights are
 random unless ``--checkpoint`` is given for DSNet (time does not depend on
 them). Runs per case are capped by ``--max-seconds`` so slow models
@@ -21,7 +21,7 @@ The cases take turns in ``--rounds`` interleaved rounds, so a machine whose
 speed drifts (a shared virtual machine) slows all of them alike; the
 report gives each target's range over the rounds next to its value.
 
-FLOPs: ``get_flops`` of tools/analysis_tools/get_flops.py counts one
+FLOPs: ``mmseg_dsnet.analysis.get_flops`` (get_flops.py) counts one
 multiply-add as one "FLOP" (i.e. MACs, the literature's convention). The
 peak is measured with a 2048x2048 fp32 matmul and counts 2 N^3 FLOPs, so
 achieved GFLOP/s are reported as ``2 * MACs / latency`` to compare like with
@@ -32,7 +32,6 @@ table.
 """
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -40,11 +39,11 @@ import platform
 import sys
 import tempfile
 import time
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-sys.path.insert(0, REPO)
 
 DSNET = 'configs/dsnet/dsnet_isic2017.py'
 # name -> (top config, fallback model base config when the top one is
@@ -97,14 +96,6 @@ def parse_args(argv=None):
                         help='also profile DSNet (torch.profiler and '
                         'onnxruntime) at 1 thread and report the top ops')
     return parser.parse_args(argv)
-
-
-def load_by_path(relpath, name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_config(top, fallback):
@@ -344,6 +335,130 @@ def profile_dsnet(trained, deployed, onnx_file, workdir, runs=30, top=12):
                 onnxruntime_fp32=ort_top)
 
 
+# --- roofline floor of an exported graph -------------------------------------
+#
+# How fast an ONNX graph could run on this CPU at best. Every node needs at
+# least the time of its arithmetic at the machine's peak (2 x MACs / peak
+# FLOP/s) and at least the time to read its inputs and write its outputs at
+# the machine's streaming bandwidth; it cannot beat the larger of the two.
+# Summed over the nodes this is the floor for any runtime that executes the
+# graph node by node (as onnxruntime does, apart from fusing an activation
+# into a convolution). The compute term alone is the floor even for a
+# runtime that fused everything into one pass. Tensor sizes come from
+# running the graph once (``probe_tensors``), so the dynamic ``Resize``
+# sizes are resolved.
+
+# Nodes that read only a shape or give a new view of the same memory.
+_VIEW_OPS = {'Shape', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze',
+             'Identity'}
+
+
+def conv_macs(node, values: Dict[str, np.ndarray]) -> int:
+    """Multiply-adds of a ``Conv`` node: output elements x (input channels
+    per group) x kernel area."""
+    weight = values[node.input[1]]
+    output = values[node.output[0]]
+    return int(output.size * int(np.prod(weight.shape[1:])))
+
+
+def node_costs(model, input_shape: Tuple[int, ...]) -> List[Dict]:
+    """MACs and bytes moved by every node of ``model`` for one input.
+
+    Args:
+        model (onnx.ModelProto): A model with one float32 input.
+        input_shape (tuple): Input shape, e.g. ``(1, 3, 256, 256)``.
+
+    Returns:
+        list[dict]: Per node ``name``, ``op``, ``macs`` and ``bytes``
+        (inputs, weights included, plus outputs). View-like nodes
+        (``Reshape``, ``Shape``, ...) and a ``Relu`` fused into the
+        convolution before it count no bytes; the small integer
+        tensors of shape arithmetic are counted, they are tiny.
+    """
+    from onnx import numpy_helper
+
+    from mmseg_dsnet.deploy.graph_rewrites import probe_tensors
+    values = {
+        init.name: numpy_helper.to_array(init)
+        for init in model.graph.initializer
+    }
+    names = [out for node in model.graph.node for out in node.output]
+    values.update(probe_tensors(model, names, input_shape))
+    values[model.graph.input[0].name] = np.zeros(input_shape, np.float32)
+    conv_outputs = {
+        node.output[0]
+        for node in model.graph.node if node.op_type == 'Conv'
+    }
+    readers: Dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    costs = []
+    for node in model.graph.node:
+        if node.op_type == 'Constant':
+            continue
+        # A ReLU that alone reads a convolution's output runs inside that
+        # convolution (onnxruntime fuses them): no pass of its own.
+        fused = (node.op_type == 'Relu' and node.input[0] in conv_outputs
+                 and readers[node.input[0]] == 1)
+        moved = 0 if fused or node.op_type in _VIEW_OPS else sum(
+            values[n].nbytes for n in list(node.input) + list(node.output)
+            if n in values)
+        macs = conv_macs(node, values) if node.op_type == 'Conv' else 0
+        costs.append(dict(name=node.name, op=node.op_type, macs=macs,
+                          bytes=int(moved)))
+    return costs
+
+
+def stream_bandwidth(num_elements: int = 16 * 256 * 256,
+                     runs: int = 20) -> float:
+    """Best bytes/s of ``c = a + b`` on float32 arrays of ``num_elements``
+    (two reads and one write per element), one thread: the speed of an
+    element-wise pass over a tensor of that size."""
+    a = np.random.default_rng(0).random(num_elements, dtype=np.float32)
+    b, c = a.copy(), np.empty_like(a)
+    np.add(a, b, out=c)
+    best = float('inf')
+    for _ in range(runs):
+        tick = time.perf_counter()
+        np.add(a, b, out=c)
+        best = min(best, time.perf_counter() - tick)
+    return 3 * a.nbytes / best
+
+
+def roofline_floor(costs: List[Dict], peak_gflops: float,
+                   bytes_per_s: float) -> Dict:
+    """Floor of the run time in milliseconds.
+
+    Args:
+        costs (list[dict]): From :func:`node_costs`.
+        peak_gflops (float): Measured peak, FLOP/s / 1e9 (2 per MAC).
+        bytes_per_s (float): Measured streaming bandwidth.
+
+    Returns:
+        dict: ``node_by_node_ms`` (sum of each node's larger bound),
+        ``compute_ms`` (arithmetic alone at peak: the floor even with
+        every node fused), ``memory_ms`` (traffic alone), ``by_op`` (the
+        node-by-node floor summed per operator type) and the inputs.
+    """
+    by_op: Dict[str, float] = {}
+    total = compute = memory = 0.0
+    for cost in costs:
+        compute_s = 2 * cost['macs'] / (peak_gflops * 1e9)
+        memory_s = cost['bytes'] / bytes_per_s
+        floor = max(compute_s, memory_s)
+        total, compute, memory = (total + floor, compute + compute_s,
+                                  memory + memory_s)
+        by_op[cost['op']] = by_op.get(cost['op'], 0.0) + floor * 1e3
+    return dict(node_by_node_ms=total * 1e3, compute_ms=compute * 1e3,
+                memory_ms=memory * 1e3,
+                by_op={k: v for k, v in sorted(by_op.items(),
+                                               key=lambda kv: -kv[1])},
+                peak_gflops=peak_gflops, bandwidth_gb_s=bytes_per_s / 1e9,
+                macs=sum(c['macs'] for c in costs),
+                bytes=sum(c['bytes'] for c in costs))
+
+
 def fmt(value, digits=2):
     return '-' if value is None else f'{value:.{digits}f}'
 
@@ -415,15 +530,13 @@ def main(argv=None):
     import onnxruntime
     import torch
 
-    import mmseg_dsnet  # noqa: F401
-    from mmseg_dsnet.apis.deploy_model import (DeployableSegmentor,
-                                               build_segmentor)
-    from mmseg_dsnet.apis.onnx_export import (config_samples, export_onnx,
-                                              load_batches, quantize_int8,
-                                              random_inputs)
+    from mmseg_dsnet.analysis.flops import get_flops
+    from mmseg_dsnet.deploy import (DeployableSegmentor, build_segmentor,
+                                    export_onnx, quantize_int8)
+    from mmseg_dsnet.deploy.parity import (config_samples, load_batches,
+                                           random_inputs)
     from mmseg_dsnet.models.utils import reparameterize_model
-    flops_tool = load_by_path('tools/analysis_tools/get_flops.py',
-                              'cpu_latency_get_flops')
+    from mmseg_dsnet.utils.fileio import atomic_write
 
     started = time.perf_counter()
     cores = os.cpu_count() or 1
@@ -434,7 +547,7 @@ def main(argv=None):
     # DSNet: as trained, re-parameterised, onnxruntime fp32 and int8.
     from mmengine.config import Config
     dsnet_cfg = Config.fromfile(osp.join(REPO, DSNET))
-    dsnet_flops = flops_tool.get_flops(copy.deepcopy(dsnet_cfg))
+    dsnet_flops = get_flops(copy.deepcopy(dsnet_cfg))
     trained = build_segmentor(dsnet_cfg, args.checkpoint,
                               reparameterize=False)
     trained_net = DeployableSegmentor.from_segmentor(trained, dsnet_cfg)
@@ -489,7 +602,7 @@ def main(argv=None):
         if cfg is None:
             print(f'warning: {name}: {source}; left out', file=sys.stderr)
             continue
-        gmacs = flops_tool.get_flops(copy.deepcopy(cfg))['flops'] / 1e9
+        gmacs = get_flops(copy.deepcopy(cfg))['flops'] / 1e9
         net = DeployableSegmentor.from_segmentor(
             build_segmentor(cfg, None, reparameterize=False), cfg).eval()
         cases.append((name, 'PyTorch', gmacs,
@@ -588,8 +701,6 @@ def main(argv=None):
 
     # How far onnxruntime is from what this graph allows on this machine.
     import onnx
-    from mmseg_dsnet.apis.onnx_roofline import (node_costs, roofline_floor,
-                                                stream_bandwidth)
     costs = node_costs(onnx.load(fp32_file), (1, 3, *SHAPE))
     floor = roofline_floor(costs, peak.get('1') or matmul_peak(1),
                            stream_bandwidth(runs=60))
@@ -633,10 +744,7 @@ def main(argv=None):
                                           fp32_file, workdir)
     report['wall_seconds'] = time.perf_counter() - started
 
-    out_dir = osp.dirname(osp.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    with open(args.out, 'w') as file:
-        json.dump(report, file, indent=2)
+    atomic_write(json.dumps(report, indent=2), args.out)
     table = markdown(report)
     if args.profile:
         for key, top in report['profile'].items():
@@ -648,8 +756,7 @@ def main(argv=None):
                 f'{r["ms_per_run"]:.3f} | {fmt(r.get("calls_per_run"), 0)} | '
                 f'{r["share"]:.1f} |\n' for r in top)
     md_file = osp.splitext(args.out)[0] + '.md'
-    with open(md_file, 'w') as file:
-        file.write(table)
+    atomic_write(table, md_file)
     print(table)
     print(f'Wrote {args.out} and {md_file} '
           f'({report["wall_seconds"]:.0f} s)')

@@ -6,14 +6,10 @@ spread over seeds, best first.
 """
 import argparse
 import glob
-import json
 import os.path as osp
-import statistics
 import sys
-from collections import defaultdict
 
-REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-KEYS = ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU_img', 'TJ')
+from mmseg_dsnet.leaderboard.design import DESIGN_DIR, design_table
 
 
 def parse_args(argv=None):
@@ -23,47 +19,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def mean_and_spread(values):
-    """``'m'`` for one value, ``'m ± s'`` (sample std) for more."""
-    if len(values) == 1:
-        return f'{values[0]:.2f}'
-    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
-
-
-def design_table(paths):
-    """Group the records by (candidate, input size, epochs) and render
-    them, best mean IoU first. Records of another split are refused."""
-    groups = defaultdict(list)
-    for path in paths:
-        with open(path) as f:
-            record = json.load(f)
-        if record.get('split') != 'design':
-            raise ValueError(f'{path} is not a design-split record')
-        key = (record['name'], record['input_size'], record['epochs'])
-        groups[key].append(record)
-    rows = sorted(groups.items(), key=lambda kv: -statistics.mean(
-        r['metrics']['IoU'] for r in kv[1]))
-    lines = [
-        '| candidate | input | epochs | train / val images | seeds | ' +
-        ' | '.join(KEYS) + ' | train time (s) |',
-        '|' + '---|' * (6 + len(KEYS))
-    ]
-    for (name, size, epochs), records in rows:
-        records.sort(key=lambda r: r['seed'])
-        seeds = ', '.join(str(r['seed']) for r in records)
-        images = f'{records[0]["train_images"]} / {records[0]["test_images"]}'
-        cells = [mean_and_spread([r['metrics'][k] for r in records])
-                 for k in KEYS]
-        time_s = mean_and_spread([r['train_time_s'] for r in records])
-        lines.append(f'| {name} | {size}px | {epochs} | {images} | {seeds} | '
-                     + ' | '.join(cells) + f' | {time_s} |')
-    return '\n'.join(lines) + '\n'
-
-
 def main(argv=None):
     args = parse_args(argv)
-    paths = args.records or sorted(
-        glob.glob(osp.join(REPO, 'results', 'design', '*.json')))
+    paths = args.records or sorted(glob.glob(osp.join(DESIGN_DIR, '*.json')))
     if not paths:
         print('ERROR: no design records (run tools/check_real_data.py '
               '--split design first)', file=sys.stderr)

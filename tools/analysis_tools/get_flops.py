@@ -1,41 +1,18 @@
-"""Count a model's FLOPs and parameters (replaces mmseg 1.2.2's get_flops.py,
-which passes both ``input_shape`` and ``inputs`` and always fails on
-mmengine 0.10.7).
+"""Count a model's FLOPs and parameters (replaces mmseg 1.2.2's get_flops.py).
 
-Counting convention: mmengine's ``FlopAnalyzer`` counts ONE fused
-multiply-add as ONE FLOP (the thop/fvcore convention of the lesion
-segmentation literature, i.e. these "FLOPs" are MACs). Convolutions,
-linear/matmul, normalisation layers, upsampling and adaptive pooling are
-counted; element-wise activations, additions and multiplications are not.
-The network is counted from the input tensor to the decode head's logits
-(``EncoderDecoder._forward``), in eval mode, at batch 1.
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
 
-A second figure, ``flops_weight_layers``, keeps only convolutions, linear
-layers and matrix products: the count the lightweight-lesion papers quote
-(thop ignores GroupNorm/LayerNorm and resizes), so published budgets of
-EGE-UNet and MALUNet compare with it. DSNet's budget (0.287 G) is checked
-against the full count.
+One multiply-add counts as one FLOP (mmengine's analyzer, as thop); see
+:mod:`mmseg_dsnet.analysis.flops` for what is counted.
 """
 import argparse
 import json
-import os.path as osp
-import sys
 
-import torch
-from mmengine.analysis import FlopAnalyzer, parameter_count
-from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-import mmseg_dsnet  # noqa: E402,F401
-from mmseg_dsnet.models.utils import reparameterize_model  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-from mmseg.utils import register_all_modules  # noqa: E402
-
-CONVENTION = ('1 multiply-add = 1 FLOP (mmengine FlopAnalyzer, as thop); '
-              'convs, linear, norms, upsampling counted; element-wise ops not')
-# Operators of weight layers and matrix products (the papers' thop count).
-WEIGHT_LAYER_OPS = ('conv', 'linear', 'matmul', 'bmm', 'einsum', 'addmm')
+from mmseg_dsnet.analysis.flops import CONVENTION, get_flops
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.utils.cli import input_shape
 
 
 def parse_args(argv=None):
@@ -61,60 +38,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def count(model, shape, show_table=False):
-    """FLOPs and params of ``model`` (eval mode) at input ``(1, 3, *shape)``."""
-    inputs = torch.randn(1, 3, *shape)
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, (inputs, ))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        by_operator = analyzer.by_operator()
-        result = dict(
-            flops=int(analyzer.total()),
-            flops_weight_layers=int(
-                sum(by_operator.get(op, 0) for op in WEIGHT_LAYER_OPS)),
-            params=int(parameter_count(model)['']),
-            table=complexity_stats_table(analyzer, show_param_shapes=False)
-            if show_table else '')
-    return result
-
-
-def build_model(cfg):
-    register_all_modules(init_default_scope=True)
-    model = MODELS.build(cfg.model)
-    model.eval()
-    return model
-
-
-def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
-    """Count the model as trained and, when it can be re-parameterised, as
-    deployed.
-
-    Returns:
-        dict: ``flops``, ``params`` (raw numbers), ``input_shape``,
-        ``convention`` and, for re-parameterisable models, ``deploy`` with
-        the deployed model's ``flops`` and ``params``.
-    """
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    model = build_model(cfg)
-    result = count(model, shape, show_table)
-    result.update(input_shape=list(shape), convention=CONVENTION)
-    if any(hasattr(m, 'reparameterize') for m in model.modules()):
-        dep = count(reparameterize_model(model), shape, show_table)
-        result['deploy'] = dep
-    return result
-
-
 def main(argv=None):
     args = parse_args(argv)
-    if len(args.shape) == 1:
-        shape = (args.shape[0], args.shape[0])
-    elif len(args.shape) == 2:
-        shape = tuple(args.shape)
-    else:
-        raise ValueError(f'--shape takes 1 or 2 numbers, got {args.shape}')
+    shape = input_shape(args.shape)
     result = get_flops(args.config, shape, args.cfg_options, args.show_table)
     tables = [result.pop('table')]
     if 'deploy' in result:
@@ -142,4 +68,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)

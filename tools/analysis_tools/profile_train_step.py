@@ -10,8 +10,6 @@ kernels of the eager step.
 """
 import argparse
 import contextlib
-import os.path as osp
-import sys
 import time
 
 import torch
@@ -19,9 +17,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-import mmseg_dsnet  # noqa: E402,F401
-from mmseg_dsnet.engine.fast_training import (  # noqa: E402
+from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
 

@@ -18,7 +18,7 @@ BatchNorm folded) with the config's preprocessing inside:
   size, and the message says so); opset 17 by default;
 * exact graph rewrites for onnxruntime's CPU provider (channel mean/max
   and one-output 7x7 convolutions in faster forms, see
-  mmseg_dsnet/apis/onnx_optimize.py; ``--no-cpu-rewrites`` skips them).
+  mmseg_dsnet/deploy/graph_rewrites.py; ``--no-cpu-rewrites`` skips them).
 
 Then onnxruntime runs random inputs (batch 1 and 2, two sizes) and real
 images (``--check-images``, else the config's test split when its data is
@@ -48,7 +48,11 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+from mmseg_dsnet.compat import UnsafeCheckpointError
+from mmseg_dsnet.deploy.onnx_export import export_and_check
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.utils.cli import input_shape
+from mmseg_dsnet.utils.fileio import atomic_write
 
 
 def parse_args(argv=None):
@@ -99,18 +103,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import mmseg_dsnet  # noqa: F401
-    from mmseg_dsnet.apis.onnx_export import export_and_check
-    from mmseg_dsnet.compat import UnsafeCheckpointError
-
-    if len(args.shape) == 1:
-        shape = (args.shape[0], args.shape[0])
-    elif len(args.shape) == 2:
-        shape = tuple(args.shape)
-    else:
-        print(f'ERROR: --shape takes 1 or 2 numbers, got {args.shape}',
-              file=sys.stderr)
-        return 2
+    shape = input_shape(args.shape)
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
@@ -131,13 +124,11 @@ def main(argv=None):
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     if args.json:
-        with open(args.json, 'w') as file:
-            json.dump(result, file, indent=2)
+        atomic_write(json.dumps(result, indent=2), args.json)
     print('PASSED' if result['passed'] else 'FAILED: the ONNX model does '
           f'not match the PyTorch model (see above); {args.out} not written')
     return 0 if result['passed'] else 1
 
 
 if __name__ == '__main__':
-    from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
     sys.exit(run_reporting_user_errors(main))

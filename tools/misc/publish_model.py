@@ -12,9 +12,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors  # noqa
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 
 
 def parse_args(argv=None):

@@ -1,3 +1,4 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .bad_sample_summary_hook import BadSampleSummaryHook
 from .non_finite_loss_hook import NonFiniteLossHook
 from .num_classes_check_hook import NumClassesCheckHook
@@ -5,6 +6,6 @@ from .reseed_per_epoch_hook import ReseedPerEpochHook
 from .strict_checkpoint_hook import StrictCheckpointHook
 
 __all__ = [
-    'BadSampleSummaryHook', 'NonFiniteLossHook', 'NumClassesCheckHook',
-    'ReseedPerEpochHook', 'StrictCheckpointHook'
+    'AtomicCheckpointHook', 'BadSampleSummaryHook', 'NonFiniteLossHook',
+    'NumClassesCheckHook', 'ReseedPerEpochHook', 'StrictCheckpointHook'
 ]

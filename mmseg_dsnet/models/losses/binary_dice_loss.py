@@ -3,6 +3,8 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..utils.lesion_logit import lesion_logit
+
 
 @MODELS.register_module()
 class BinaryDiceLoss(nn.Module):
@@ -59,13 +61,11 @@ class BinaryDiceLoss(nn.Module):
         """
         if ignore_index is None:
             ignore_index = self.ignore_index
-        if pred.shape[1] == 1:
-            prob = pred[:, 0].sigmoid()
-        elif pred.shape[1] == 2:
-            prob = pred.softmax(dim=1)[:, 1]
-        else:
+        if pred.shape[1] not in (1, 2):
             raise ValueError('BinaryDiceLoss needs 1 or 2 channels, got '
                              f'{pred.shape[1]}')
+        # Softmax over 2 channels: lesion probability sigmoid(l1 - l0).
+        prob = lesion_logit(pred, dim=1).sigmoid()
         valid = (target != ignore_index).to(prob.dtype)
         if weight is not None:
             valid = valid * weight.to(prob.dtype)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..utils.lesion_logit import lesion_logit
+
 
 def boundary_interior_maps(mask: Tensor,
                            width: int = 1,
@@ -138,9 +140,7 @@ class BoundaryInteriorLoss(nn.Module):
         if channels not in expected:
             raise ValueError(f'BoundaryInteriorLoss expects {expected} '
                              f'channel(s), got {channels}')
-        if channels == 1:
-            return cls_score[:, 0]
-        return cls_score[:, 1] - cls_score[:, 0]
+        return lesion_logit(cls_score, dim=1)
 
     def forward(self,
                 cls_score: Tensor,

@@ -1,3 +1,6 @@
+from .lesion_logit import decision_map, lesion_logit
 from .reparameterize import fold_batch_norm, reparameterize_model
 
-__all__ = ['fold_batch_norm', 'reparameterize_model']
+__all__ = [
+    'decision_map', 'fold_batch_norm', 'lesion_logit', 'reparameterize_model'
+]

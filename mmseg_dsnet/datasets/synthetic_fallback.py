@@ -6,14 +6,11 @@ one is an error: a metric is never computed on other data than asked for.
 Metrics files name their data with :func:`data_provenance`."""
 import os.path as osp
 import re
-import sys
 
-TOOLS_DIR = osp.dirname(osp.abspath(__file__))
-REPO_ROOT = osp.dirname(TOOLS_DIR)
-sys.path.insert(0, osp.join(TOOLS_DIR, 'dataset_converters'))
-
-from isic import convert  # noqa: E402
-from make_synthetic_isic import generate  # noqa: E402
+from ..utils.errors import UserError
+from ..utils.paths import REPO_ROOT
+from .converters.isic import convert
+from .converters.synthetic_isic import generate
 
 HOW_TO_PREPARE = """\
 The real ISIC {year} data is not at '{root}'. To train on it, download the
@@ -26,6 +23,12 @@ CONVERT_COMMAND = 'python tools/dataset_converters/isic.py SRC {root}'
 
 # Size of the embedded default: big enough to learn lesions in a few CPU
 # minutes, small enough to make in seconds.
+
+
+class DataRootError(UserError, FileNotFoundError):
+    """A data root or split file the tool would read is missing."""
+
+
 SYNTHETIC_COUNTS = dict(num_train=96, num_val=16, num_test=32)
 # Written into every synthetic set this module prepares, so that metrics
 # computed on it say so wherever the set is used from.
@@ -115,7 +118,6 @@ def data_provenance(dataset_cfg, images):
 def _check_root(name, dataset, year):
     """Raise DataRootError when ``dataset``'s data root is missing (a
     missing split file in a present root is the dataset's own error)."""
-    from mmseg_dsnet.engine import DataRootError
     root = dataset.get('data_root', '') or ''
     if not osp.isdir(root):
         raise DataRootError(
@@ -149,7 +151,6 @@ def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
     Raises:
         DataRootError: A data root to be read is missing.
     """
-    from mmseg_dsnet.engine import DataRootError
     used = [name for name in loaders if cfg.get(name)]
     year = dataset_year(cfg)
     default = default_root(year)

@@ -4,20 +4,19 @@ Everything comes from what the run wrote — the text log, ``scalars.json``,
 the dumped config, ``test_metrics.json`` — never from typed-in numbers. The
 record says where each figure came from (``*_source`` / ``*_method`` keys).
 
-Used by ``leaderboard.py collect``; importable on its own (no torch import:
-the complexity and timing measurements live in ``leaderboard.py``).
+Used by :func:`mmseg_dsnet.leaderboard.board.collect`; no torch import
+(the complexity and timing measurements are the tools').
 """
 import glob
 import json
 import os
 import os.path as osp
 import re
-import sys
 
-REPO_ROOT = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..',
-                                 '..'))
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-from data_fallback import is_synthetic  # noqa: E402
+from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
+from mmseg_dsnet.utils.paths import REPO_ROOT
+
+from .records import load_json
 # LesionMetric's keys, in the order of its log line.
 METRIC_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig',
                'Acc_orig', 'Sen_orig', 'Spe_orig', 'mIoU_img', 'mDSC_img',
@@ -192,8 +191,7 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
     """
     path = metrics_file or osp.join(work_dir, 'test_metrics.json')
     if osp.isfile(path):
-        with open(path) as f:
-            record = json.load(f)
+        record = load_json(path)
         return (record['metrics'], 'test_metrics.json',
                 f'tools/test.py metrics file {osp.abspath(path)}',
                 record.get('checkpoint'))
@@ -206,8 +204,7 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
                    if osp.isfile(run['test_json']))
     if dumps:
         dump = dumps[-1][1]
-        with open(dump) as f:
-            line = json.load(f)
+        line = load_json(dump)
         if 'IoU' in line:
             return (_metric_subset(line), 'runner test dump',
                     'test results dumped by the runner, '
@@ -262,8 +259,7 @@ def looks_synthetic(root):
         return 'synthetic' in str(root).lower()
     meta = {}
     if osp.isfile(osp.join(found, 'meta.json')):
-        with open(osp.join(found, 'meta.json')) as f:
-            meta = json.load(f)
+        meta = load_json(osp.join(found, 'meta.json'))
     return is_synthetic(found) or 'synthetic' in str(root).lower() or \
         'synthetic' in str(meta.get('source', '')).lower()
 
@@ -299,8 +295,7 @@ def evaluated_data(dataset_cfg, metrics_file=None):
         dict: ``data_root``, ``split_file``, ``images`` and ``synthetic``.
     """
     if metrics_file and osp.isfile(metrics_file):
-        with open(metrics_file) as f:
-            written = json.load(f)
+        written = load_json(metrics_file)
         if 'data_root' in written:
             return {key: written.get(key) for key in
                     ('data_root', 'split_file', 'images', 'synthetic')}
@@ -397,8 +392,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         _config=cfg)
     fast = osp.join(work_dir, 'fast_train.json')
     if osp.isfile(fast):
-        with open(fast) as f:
-            facts = json.load(f)
+        facts = load_json(fast)
         record['trainer'] = dict(
             tool='tools/fast_train.py',
             **{k: facts.get(k) for k in (

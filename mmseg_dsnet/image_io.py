@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..rgb_reader import decode_rgb
+from .rgb_reader import decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
 # always tried, whatever their extension).

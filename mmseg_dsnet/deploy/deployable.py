@@ -11,16 +11,38 @@ ONNX and run by the PyTorch backend of ``tools/infer.py``:
 * output: float32 ``(N, C, H, W)`` logits at the input size (``C = 1``:
   sigmoid lesion logit, ``C = 2``: softmax logits), resized bilinearly when
   the decode head works at a lower resolution (e.g. SegFormer's 1/4).
+
+:func:`to_model_input` makes that input from an image, and the ``META_*``
+keys name the metadata an exported ONNX file carries about it.
 """
 import warnings
 from typing import Optional, Tuple, Union
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from torch import Tensor, nn
 
 DEFAULT_INPUT_SIZE = (256, 256)
+
+# Keys of the metadata ``export_onnx`` stores in the ONNX file.
+META_INPUT_SIZE = 'mmseg_dsnet.input_size'
+META_THRESHOLD = 'mmseg_dsnet.threshold'
+META_INPUT_FORMAT = 'mmseg_dsnet.input_format'
+INPUT_FORMAT = ('float32 NCHW RGB pixel values 0..255 (not normalised); '
+                'dynamic batch, height and width')
+
+
+def to_model_input(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Resize an RGB uint8 image to ``size`` = ``(H, W)`` as mmseg's test
+    pipeline does (OpenCV bilinear, aspect ratio not kept) and return it
+    as ``(3, H, W)`` float32."""
+    height, width = size
+    if rgb.shape[:2] != (height, width):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
 
 
 def load_config(config: Union[str, Config]) -> Config:

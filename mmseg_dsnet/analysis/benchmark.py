@@ -1,0 +1,153 @@
+"""Latency (batch 1) and throughput (batch N) of a segmentor on CPU or GPU.
+
+Unlike mmseg 1.2.2's benchmark.py (CUDA only, NaN on test sets under 200
+images) this times the network itself on a fixed input tensor — random, or
+real test images (cycled, so any set size works) — after a warm-up, and
+reports the median and percentiles of many timed runs.
+"""
+import platform
+import time
+
+import numpy as np
+import torch
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+
+from ..engine.checkpoint_match import load_checkpoint_strictly
+from ..models.utils import reparameterize_model
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_runs(fn, inputs, warmup, repeat, device):
+    """Wall-clock seconds of ``repeat`` calls of ``fn(inputs)``."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn(inputs)
+        _sync(device)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn(inputs)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def load_test_images(cfg, count, shape):
+    """Up to ``count`` preprocessed test images of the config, resized to
+    ``shape`` (normalised like the model's data preprocessor)."""
+    from mmseg.registry import DATASETS
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    if len(dataset) == 0:
+        raise ValueError('The test set of the config is empty.')
+    images = []
+    for i in range(min(count, len(dataset))):
+        img = dataset[i]['inputs'].float()[None]
+        images.append(torch.nn.functional.interpolate(
+            img, size=shape, mode='bilinear', align_corners=False))
+    images = torch.cat(images)
+    pre = cfg.model.data_preprocessor
+    mean = torch.tensor(pre.get('mean', [0, 0, 0])).view(1, -1, 1, 1)
+    std = torch.tensor(pre.get('std', [1, 1, 1])).view(1, -1, 1, 1)
+    if pre.get('bgr_to_rgb', False):
+        images = images[:, [2, 1, 0]]
+    return (images - mean) / std
+
+
+def make_batch(pool, batch, shape):
+    """A batch of ``batch`` images, cycling through ``pool`` if given."""
+    if pool is None:
+        return torch.randn(batch, 3, *shape)
+    idx = torch.arange(batch) % pool.shape[0]
+    return pool[idx]
+
+
+def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
+              batch_size=16, warmup=10, repeat=50, throughput_repeat=10,
+              threads=None, deploy=False, channels_last=False, data=False):
+    """Run the benchmark and return its figures as a dict (times in ms)."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device)
+    register_all_modules(init_default_scope=True)
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint_strictly(model, checkpoint,
+                                 getattr(cfg, 'filename', None), hint=None)
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    if deploy:
+        model = reparameterize_model(model)
+    model.to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
+    pool = load_test_images(cfg, max(batch_size, 1), shape) if data else None
+
+    def forward(x):
+        return model(x, mode='tensor')
+
+    single = make_batch(pool, 1, shape).to(device, memory_format=fmt)
+    lat = time_runs(forward, single, warmup, repeat, device) * 1e3
+    many = make_batch(pool, batch_size, shape).to(device, memory_format=fmt)
+    tput = time_runs(forward, many, max(2, warmup // 2), throughput_repeat,
+                     device)
+    return dict(
+        config=getattr(cfg, 'filename', None),
+        device=str(device),
+        device_name=(torch.cuda.get_device_name(device)
+                     if device.type == 'cuda' else platform.processor()
+                     or platform.machine()),
+        threads=torch.get_num_threads(),
+        shape=list(shape),
+        deploy=deploy,
+        channels_last=channels_last,
+        input='test images' if data else 'random',
+        params=params,
+        params_deployed=sum(p.numel() for p in model.parameters()),
+        latency_ms=dict(
+            median=float(np.median(lat)),
+            mean=float(lat.mean()),
+            p90=float(np.percentile(lat, 90)),
+            p99=float(np.percentile(lat, 99)),
+            min=float(lat.min()),
+            runs=int(repeat)),
+        throughput=dict(
+            batch_size=batch_size,
+            img_per_s=float(batch_size / np.median(tput)),
+            runs=int(throughput_repeat)),
+    )
+
+
+def compare_deploy(run, rounds=3):
+    """Time both forms in one process, alternating ``rounds`` times so
+    that load changes on the machine hit both alike; ratios of medians.
+
+    Args:
+        run (callable): ``run(deploy)`` returns :func:`benchmark`'s dict.
+        rounds (int): Alternating rounds.
+
+    Returns:
+        dict: The last results of both forms, their median latencies over
+        the rounds, ``speedup`` and the parameter counts.
+    """
+    trained, deployed = [], []
+    for _ in range(rounds):
+        trained.append(run(False))
+        deployed.append(run(True))
+
+    def median_of(results, key):
+        return float(np.median([r['latency_ms'][key] for r in results]))
+
+    result = dict(
+        trained=trained[-1], deployed=deployed[-1], rounds=rounds,
+        latency_ms_trained=median_of(trained, 'median'),
+        latency_ms_deployed=median_of(deployed, 'median'))
+    result['speedup'] = (result['latency_ms_trained'] /
+                         result['latency_ms_deployed'])
+    result['params_trained'] = trained[-1]['params']
+    result['params_deployed'] = deployed[-1]['params_deployed']
+    return result

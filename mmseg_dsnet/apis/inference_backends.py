@@ -1,0 +1,124 @@
+"""The two backends that run a lesion model: PyTorch (config and
+checkpoint) and onnxruntime (an exported ONNX file).
+
+Both run the same network (:class:`~mmseg_dsnet.deploy.DeployableSegmentor`:
+RGB 0..255 in, logits out) at the model's fixed input size, and are called
+alike: ``backend(batch)`` maps ``(N, 3, H, W)`` float32 RGB to
+``(N, C, H, W)`` logits, with ``input_size`` and ``threshold`` attributes.
+"""
+import os.path as osp
+import tempfile
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..deploy.deployable import (META_INPUT_SIZE, META_THRESHOLD,
+                                 DeployableSegmentor, build_segmentor,
+                                 input_size_of, load_config, threshold_of)
+from ..deploy.onnx_export import export_onnx
+from ..deploy.ort_session import ort_session
+
+BACKENDS = ('pytorch', 'onnxruntime')
+
+
+class TorchBackend:
+    """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
+
+    Args:
+        config (str | Config): Model config.
+        checkpoint (str, optional): Checkpoint (loaded safely).
+        device (str): Torch device. Default: ``'cpu'``.
+        reparameterize (bool): Run the re-parameterised form. Default: True.
+    """
+    name = 'pytorch'
+
+    def __init__(self, config, checkpoint: Optional[str] = None,
+                 device: str = 'cpu', reparameterize: bool = True):
+        self.cfg = load_config(config)
+        segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
+                                    device)
+        self.network = DeployableSegmentor.from_segmentor(
+            segmentor, self.cfg).to(device).eval()
+        self.device = device
+        self.input_size = input_size_of(self.cfg)
+        self.threshold = threshold_of(segmentor)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` float32 RGB 0..255 to ``(N, C, H, W)`` logits."""
+        with torch.no_grad():
+            inputs = torch.from_numpy(batch).to(self.device)
+            return self.network(inputs).float().cpu().numpy()
+
+
+class OnnxRuntimeBackend:
+    """Runs an ONNX file written by ``tools/deployment/export_onnx.py``.
+
+    Args:
+        onnx_file (str): The model.
+        num_threads (int, optional): onnxruntime intra-op threads (None:
+            onnxruntime's default, all cores).
+        input_size (tuple[int, int], optional): ``(H, W)`` to run at;
+            default: the size stored in the file's metadata, else 256x256.
+    """
+    name = 'onnxruntime'
+
+    def __init__(self, onnx_file: str, num_threads: Optional[int] = None,
+                 input_size: Optional[Tuple[int, int]] = None):
+        # One place turns a broken file into an error naming it.
+        self.session = ort_session(onnx_file, num_threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if input_size is None and META_INPUT_SIZE in meta:
+            input_size = tuple(
+                int(v) for v in meta[META_INPUT_SIZE].split(','))
+        self.input_size = tuple(input_size or (256, 256))
+        self.threshold = float(meta.get(META_THRESHOLD, 0.5))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+def make_backend(model: str,
+                 checkpoint: Optional[str] = None,
+                 backend: Optional[str] = None,
+                 device: str = 'cpu',
+                 num_threads: Optional[int] = None,
+                 work_dir: Optional[str] = None):
+    """The backend for a config (+ checkpoint) or an ONNX file.
+
+    Args:
+        model (str): A config (``.py``) or an exported ``.onnx`` file.
+        checkpoint (str, optional): Checkpoint for a config.
+        backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``.
+            Default: onnxruntime for an ONNX file, PyTorch for a config.
+            A config with ``'onnxruntime'`` is exported to a temporary ONNX
+            file first.
+        device (str): Torch device of the PyTorch backend.
+        num_threads (int, optional): Threads of the onnxruntime backend.
+        work_dir (str, optional): Where the temporary ONNX file goes
+            (removed once loaded).
+
+    Returns:
+        TorchBackend | OnnxRuntimeBackend
+    """
+    is_onnx = model.lower().endswith('.onnx')
+    backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
+    if backend not in BACKENDS:
+        raise ValueError(f'backend must be one of {BACKENDS}, got {backend}')
+    if is_onnx:
+        if backend != 'onnxruntime':
+            raise ValueError(f'{model} is an ONNX file: it runs with the '
+                             'onnxruntime backend only')
+        if checkpoint:
+            raise ValueError('an ONNX file holds its weights; do not give a '
+                             'checkpoint with it')
+        return OnnxRuntimeBackend(model, num_threads)
+    if backend == 'pytorch':
+        return TorchBackend(model, checkpoint, device)
+    # The session keeps the model in memory; the file is not needed after.
+    with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
+                                     dir=work_dir) as folder:
+        onnx_file = osp.join(folder, 'model.onnx')
+        export_onnx(model, checkpoint, onnx_file)
+        return OnnxRuntimeBackend(onnx_file, num_threads)

@@ -1,0 +1,1074 @@
+"""Convert the official ISIC 2016/2017/2018 Task 1 downloads to our layout.
+
+Input (``SRC``): a folder holding the official folders, or the official zip
+files (read in place), e.g. for 2017 ``ISIC-2017_Training_Data``,
+``ISIC-2017_Training_Part1_GroundTruth``, ``ISIC-2017_Validation_Data``, ...
+The year is recognised from these names.
+
+Output (``OUT``)::
+
+    OUT/images/<id>.jpg    RGB 8-bit JPEG, upright (valid inputs copied byte
+                           for byte)
+    OUT/masks/<id>.png     single channel uint8, values exactly {0, 1}
+    OUT/splits/official_{train,val,test}.txt, lightweight_{train,test}.txt,
+               lightweight_design_{train,val}.txt (lightweight_train split
+               again: a seeded 10 % held out for choosing designs and
+               settings without the test set)
+    OUT/meta.json          year, seed, counts, split rules, fixed/skipped files
+
+Every pair is checked (missing partner, unreadable or truncated file, size
+mismatch, mask values, image mode, ids that are not safe file names, files
+over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
+the others skip the pair and are reported; nothing is dropped silently. Known
+stray files of the downloads (superpixels, metadata CSVs, LICENSE/ATTRIBUTION
+texts, macOS metadata) are ignored and counted.
+
+EXIF orientation: mmcv's ``LoadImageFromFile`` shows a photo upright, applying
+its EXIF orientation tag, while masks are read as stored. An image with an
+orientation tag (2..8) is therefore re-encoded upright (without the tag) and
+reported as fixed ("EXIF orientation applied"); its size is compared with the
+mask's after the orientation, so a mask drawn on the stored, unrotated pixels
+is skipped as a size mismatch instead of silently misaligned (a square image
+cannot show this: check the fixed list). Images are read with the package's
+shared reader, ``mmseg_dsnet/rgb_reader.py``, as inference reads them.
+
+The input is never modified; the output is built in ``OUT.tmp-PID`` beside
+``OUT`` and renamed into place at the end, so an interrupted run (Ctrl-C,
+SIGTERM, SIGHUP: the temporary folder is removed and the worker processes
+stopped) leaves no ``OUT``; a later run removes the temporary folders of
+earlier runs whose process is gone (killed with SIGKILL). ``OUT`` is resolved
+(symlinks followed) before it is compared with ``SRC``. User errors raise
+:class:`ConversionError`; SIGTERM and SIGHUP raise :class:`Interrupted` (a
+``KeyboardInterrupt``, as Ctrl-C does).
+
+Only numpy, Pillow and the standard library are needed (tqdm, when installed,
+draws the progress bar), so it runs before mmcv is installed. The command
+line (user errors exit with status 2, an interrupt with 128 + the signal
+number)::
+
+    python tools/dataset_converters/isic.py /downloads/isic2018 data/isic2018
+"""
+import contextlib
+import ctypes
+import functools
+import io
+import json
+import multiprocessing
+import os
+import pickle
+import posixpath
+import shutil
+import signal
+import sys
+import threading
+import time
+import zipfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# The reader inference and export use too: images come out upright (EXIF
+# orientation applied) as mmcv's LoadImageFromFile reads them.
+from mmseg_dsnet import rgb_reader
+from mmseg_dsnet.rgb_reader import SIXTEEN_BIT_MODES
+
+try:
+    from tqdm import tqdm
+except ImportError:  # the bar is a nicety; the conversion does not need it
+    tqdm = None
+
+# Official folder (and zip) names: split -> (images, ground truth).
+OFFICIAL_FOLDERS = {
+    2016: {
+        'train': ('ISBI2016_ISIC_Part1_Training_Data',
+                  'ISBI2016_ISIC_Part1_Training_GroundTruth'),
+        'test': ('ISBI2016_ISIC_Part1_Test_Data',
+                 'ISBI2016_ISIC_Part1_Test_GroundTruth'),
+    },
+    2017: {
+        'train': ('ISIC-2017_Training_Data',
+                  'ISIC-2017_Training_Part1_GroundTruth'),
+        'val': ('ISIC-2017_Validation_Data',
+                'ISIC-2017_Validation_Part1_GroundTruth'),
+        'test': ('ISIC-2017_Test_v2_Data',
+                 'ISIC-2017_Test_v2_Part1_GroundTruth'),
+    },
+    2018: {
+        'train': ('ISIC2018_Task1-2_Training_Input',
+                  'ISIC2018_Task1_Training_GroundTruth'),
+        'val': ('ISIC2018_Task1-2_Validation_Input',
+                'ISIC2018_Task1_Validation_GroundTruth'),
+        'test': ('ISIC2018_Task1-2_Test_Input',
+                 'ISIC2018_Task1_Test_GroundTruth'),
+    },
+}
+SPLITS = ('train', 'val', 'test')
+# 2016 names its masks <id>_Segmentation.png, 2017/2018 <id>_segmentation.png:
+# matched case-insensitively.
+MASK_SUFFIX = '_segmentation.png'
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+JPEG_QUALITY = 95
+# Largest image or mask file read (a zip member is streamed and stopped at
+# this size): ISIC images are a few MB; anything bigger is a broken or
+# hostile file whose decompression must not fill the memory.
+MAX_MEMBER_BYTES = 200 * 1024 * 1024
+# Signals that interrupt a conversion like Ctrl-C (SIGINT) does.
+INTERRUPT_SIGNALS = ('SIGTERM', 'SIGHUP')
+# ISIC 2016 has no validation set: this share of official train is held out.
+HOLDOUT_VAL_RATIO_2016 = 0.1
+# The lightweight literature splits the 2150 ISIC 2017 train+val pairs
+# 1500/650, not the 1505/645 that round(0.7 * 2150) gives.
+LITERATURE_SPLIT_2017 = (2150, 1500)
+# Share of lightweight_train held out as lightweight_design_val: designs and
+# settings are chosen on it, never on the test split.
+DESIGN_VAL_RATIO = 0.1
+DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
+# Below this many pairs, starting worker processes costs more than it saves.
+MIN_PAIRS_FOR_POOL = 64
+# Longest list of messages printed per reason; meta.json holds all of them.
+MAX_PRINTED_PER_REASON = 20
+
+
+class ConversionError(Exception):
+    """The input cannot be converted (nothing found, OUT in the way, ...)."""
+
+
+class StrictModeError(ConversionError):
+    """``--strict`` was given and a pair was skipped; nothing was written."""
+
+    def __init__(self, message, summary):
+        super().__init__(message)
+        self.summary = summary
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled as Ctrl-C (SIGINT) is.
+
+    Args:
+        signum (int): The signal.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class FileTooLargeError(Exception):
+    """An image or mask file is larger than :data:`MAX_MEMBER_BYTES`."""
+
+
+# ---------------------------------------------------------------------------
+# Finding the files
+# ---------------------------------------------------------------------------
+
+
+def _printable(text):
+    """``text`` with control, line-break and other invisible characters
+    escaped (``\\n``, ``\\xa0``), so a file name cannot break a message."""
+    return ''.join(
+        char if char.isprintable() else char.encode('unicode_escape').decode(
+            'ascii') for char in text)
+
+
+def _display(container, member, is_zip):
+    """How messages name a file: ``folder/member`` or ``file.zip:member``."""
+    separator = ':' if is_zip else '/'
+    return _printable(f'{Path(container).name}{separator}{member}')
+
+
+def _id_problem(image_id):
+    """Why an id cannot be a file name and a line of a split file.
+
+    Ids become ``images/<id>.jpg`` and lines of the split files (which
+    mmseg strips and other readers split at whitespace), so whitespace,
+    line breaks, control or invisible characters, path separators and a
+    leading dot (hidden files, ``..``) would load another file or none.
+
+    Args:
+        image_id (str): The id taken from a file name.
+
+    Returns:
+        str | None: What is wrong, or None for a safe id.
+    """
+    if not image_id:
+        return 'empty id'
+    if '/' in image_id or '\\' in image_id:
+        return 'path separator in the id'
+    if image_id.startswith('.'):
+        return 'id starts with a dot (hidden file or "..")'
+    if any(char.isspace() for char in image_id):
+        return 'whitespace (a space, tab or line break) in the id'
+    bad = [char for char in image_id if not char.isprintable()]
+    if bad:
+        return f'control or invisible character {_printable(bad[0])} in the id'
+    return None
+
+
+def _record(split, image_id, reason, ref, detail):
+    """A fixed or skipped record, as printed and stored in meta.json."""
+    return {
+        'split': split,
+        'id': image_id,
+        'reason': reason,
+        'file': _display(*ref),
+        'detail': detail,
+    }
+
+
+def _stray_kind(member):
+    """The kind of a known stray file of the official downloads, or None."""
+    parts = member.split('/')
+    name = parts[-1]
+    lower = name.lower()
+    if '__MACOSX' in parts or name.startswith('._') or name == '.DS_Store':
+        return 'macOS metadata'
+    if lower.endswith('_superpixels.png'):
+        return 'superpixels'
+    if lower.startswith('license'):
+        return 'LICENSE'
+    if lower.startswith('attribution'):
+        return 'ATTRIBUTION'
+    if lower.endswith('.csv'):
+        return 'metadata csv'
+    return None
+
+
+def _list_members(container, is_zip):
+    """Relative POSIX names of the files in a folder (recursively) or zip."""
+    if is_zip:
+        try:
+            with zipfile.ZipFile(container) as archive:
+                return [
+                    info.filename for info in archive.infolist()
+                    if not info.is_dir()
+                ]
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ConversionError(
+                f'cannot read zip file {container}: {error}') from error
+    members = []
+    for root, dirs, files in os.walk(container):
+        dirs.sort()
+        rel_root = os.path.relpath(root, container)
+        for name in sorted(files):
+            rel = name if rel_root == '.' else os.path.join(rel_root, name)
+            members.append(Path(rel).as_posix())
+    return members
+
+
+def _official_entries(src):
+    """Map lower-case names in ``src`` to their (path, is_zip) entries."""
+    found = defaultdict(list)
+    for entry in sorted(src.iterdir()):
+        name = entry.name
+        if entry.is_dir():
+            found[name.lower()].append((entry, False))
+        elif entry.is_file() and name.lower().endswith('.zip'):
+            found[name[:-4].lower()].append((entry, True))
+    # A folder is read before a zip of the same name.
+    for entries in found.values():
+        entries.sort(key=lambda item: item[1])
+    return found
+
+
+def detect_year(src):
+    """Recognise the ISIC year from the official folder or zip names.
+
+    Args:
+        src (str | Path): The input folder.
+
+    Returns:
+        int: 2016, 2017 or 2018.
+
+    Raises:
+        ConversionError: No official name found, or names of several years.
+    """
+    found = _official_entries(Path(src))
+    years = []
+    for year, splits in OFFICIAL_FOLDERS.items():
+        names = [name for pair in splits.values() for name in pair]
+        if any(name.lower() in found for name in names):
+            years.append(year)
+    if not years:
+        expected = ', '.join(OFFICIAL_FOLDERS[2017]['train'])
+        raise ConversionError(
+            f'no official ISIC 2016/2017/2018 Task 1 folder or zip found in '
+            f'{src} (expected names such as {expected}, or the same with '
+            '.zip)')
+    if len(years) > 1:
+        raise ConversionError(
+            f'{src} holds folders or zips of several ISIC years {years}; '
+            'choose one with --year')
+    return years[0]
+
+
+def _collect_files(image_sources, mask_sources, ignored, unexpected):
+    """Index the images and masks of one split by id (all copies kept)."""
+    images, masks = defaultdict(list), defaultdict(list)
+    for sources, role in ((image_sources, 'image'), (mask_sources, 'mask')):
+        for container, is_zip in sources:
+            for member in _list_members(container, is_zip):
+                kind = _stray_kind(member)
+                if kind is not None:
+                    ignored[kind] += 1
+                    continue
+                name = posixpath.basename(member)
+                lower = name.lower()
+                ref = (str(container), member, is_zip)
+                if role == 'mask' and lower.endswith(MASK_SUFFIX):
+                    masks[name[:-len(MASK_SUFFIX)]].append(ref)
+                elif (role == 'image' and lower.endswith(IMAGE_EXTENSIONS)
+                      and not lower.endswith(MASK_SUFFIX)):
+                    images[posixpath.splitext(name)[0]].append(ref)
+                else:
+                    ignored['unexpected file'] += 1
+                    unexpected.append(_display(*ref))
+    return images, masks
+
+
+def _scan(src, year, log):
+    """Find the pairs of every split.
+
+    Returns:
+        tuple: ``(tasks, skipped, ignored, present)``: ``tasks`` lists
+        (split, id, image ref, mask ref), a ref being (container, member,
+        is_zip); ``skipped`` lists skip records; ``ignored`` counts stray
+        files by kind; ``present`` names the splits found in ``src``.
+    """
+    found = _official_entries(src)
+    tasks, skipped, unexpected, present = [], [], [], []
+    ignored = Counter()
+    first_split_of = {}
+    for split in SPLITS:
+        if split not in OFFICIAL_FOLDERS[year]:
+            continue
+        image_name, mask_name = OFFICIAL_FOLDERS[year][split]
+        image_sources = found.get(image_name.lower(), [])
+        mask_sources = found.get(mask_name.lower(), [])
+        if not image_sources and not mask_sources:
+            continue
+        present.append(split)
+        if not image_sources:
+            log(f'warning: split {split}: no {image_name} folder or zip; its '
+                'masks are skipped as "missing image"')
+        if not mask_sources:
+            log(f'warning: split {split}: no {mask_name} folder or zip; its '
+                'images are skipped as "missing mask"')
+        images, masks = _collect_files(image_sources, mask_sources, ignored,
+                                       unexpected)
+
+        for image_id in sorted(set(images) | set(masks)):
+            image_refs = images.get(image_id, [])
+            mask_refs = masks.get(image_id, [])
+            all_refs = image_refs + mask_refs
+            problem = _id_problem(image_id)
+            if problem is not None:
+                skipped.append(
+                    _record(split, image_id, 'unsafe id', all_refs[0],
+                            f'{problem}: {ascii(image_id)}; rename the '
+                            'image and its mask'))
+                continue
+            if image_id in first_split_of:
+                skipped.append(
+                    _record(split, image_id, 'duplicate id', all_refs[0],
+                            'already read in split '
+                            f'{first_split_of[image_id]}'))
+                continue
+            first_split_of[image_id] = split
+            later = image_refs[1:] + mask_refs[1:]
+            if later:
+                kept = [ref for ref in all_refs if ref not in later]
+                skipped.append(
+                    _record(
+                        split, image_id, 'duplicate id', later[0],
+                        f'{", ".join(_display(*r) for r in later)} ignored, '
+                        f'keeping {", ".join(_display(*r) for r in kept)}'))
+            if not mask_refs:
+                skipped.append(
+                    _record(split, image_id, 'missing mask', image_refs[0],
+                            f'no {image_id}{MASK_SUFFIX} in {mask_name}'))
+            elif not image_refs:
+                skipped.append(
+                    _record(split, image_id, 'missing image', mask_refs[0],
+                            f'no {image_id}.jpg in {image_name}'))
+            else:
+                tasks.append((split, image_id, image_refs[0], mask_refs[0]))
+    for name in unexpected[:MAX_PRINTED_PER_REASON]:
+        log(f'note: ignored unexpected file {name}')
+    if len(unexpected) > MAX_PRINTED_PER_REASON:
+        log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
+            'unexpected files')
+    return tasks, skipped, ignored, present
+
+
+# ---------------------------------------------------------------------------
+# Checking and writing one pair (runs in worker processes)
+# ---------------------------------------------------------------------------
+
+_open_zips = {}
+
+
+def _read_bytes(ref):
+    """The content of a file or zip member, at most ``MAX_MEMBER_BYTES``.
+
+    A zip member is decompressed as a stream and stopped at the limit, so a
+    member that inflates to gigabytes never fills the memory.
+
+    Raises:
+        FileTooLargeError: The file is larger than ``MAX_MEMBER_BYTES``.
+    """
+    container, member, is_zip = ref
+    limit = MAX_MEMBER_BYTES
+    if is_zip:
+        # Each process opens its own handle: a handle inherited through fork
+        # would share the file offset with the parent.
+        key = (os.getpid(), container)
+        if key not in _open_zips:
+            _open_zips[key] = zipfile.ZipFile(container)
+        archive = _open_zips[key]
+        too_large = archive.getinfo(member).file_size > limit
+        opener = functools.partial(archive.open, member)
+    else:
+        path = Path(container, member)
+        too_large = path.stat().st_size > limit
+        opener = functools.partial(open, path, 'rb')
+    data = b''
+    if not too_large:
+        # A declared size can lie: the stream is cut at the limit anyway.
+        with opener() as stream:
+            data = stream.read(limit + 1)
+    if too_large or len(data) > limit:
+        raise FileTooLargeError(
+            f'{_display(*ref)} is larger than the limit of '
+            f'{limit / 2**20:g} MB per file (MAX_MEMBER_BYTES in '
+            'mmseg_dsnet/datasets/converters/isic.py)')
+    return data
+
+
+def _decode(data):
+    """Fully decode image bytes (so truncation is detected).
+
+    Raises:
+        Exception: Whatever the decoder raises for a broken file.
+    """
+    try:
+        picture = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        # Pillow's own message names the in-memory buffer, not the file.
+        raise OSError(f'not a recognised image format ({len(data)} bytes)'
+                      ) from None
+    picture.load()
+    return picture
+
+
+def _mask_values(picture):
+    """One uint8 channel of a decoded mask.
+
+    Returns:
+        tuple: (values or None, fixes [(reason, detail)], problem or None).
+    """
+    mode = picture.mode
+    if mode == '1':
+        return np.asarray(picture, dtype=np.uint8), [], None
+    if mode == 'L':
+        return np.asarray(picture), [], None
+    if mode in ('P', 'LA', 'PA'):
+        return np.asarray(picture.convert('L')), [
+            ('mask converted to one channel',
+             f'{mode} mask converted to grayscale')
+        ], None
+    if mode in ('RGB', 'RGBA'):
+        rgb = np.asarray(picture.convert('RGB'))
+        if not ((rgb[..., 0] == rgb[..., 1]).all()
+                and (rgb[..., 1] == rgb[..., 2]).all()):
+            return None, [], ('colour mask',
+                              f'{mode} mask whose channels differ')
+        return np.ascontiguousarray(rgb[..., 0]), [
+            ('mask converted to one channel',
+             f'{mode} mask with gray values reduced to one channel')
+        ], None
+    if mode in SIXTEEN_BIT_MODES:
+        wide = np.asarray(picture).astype(np.int64)
+        if wide.min(initial=0) < 0:
+            return None, [], ('unsupported mask',
+                              f'negative values in {mode} mask')
+        if wide.max(initial=0) > 255:
+            wide = (wide + 128) // 257
+        return wide.astype(np.uint8), [
+            ('16-bit mask scaled to 8-bit', f'{mode} mask scaled to 8-bit')
+        ], None
+    return None, [], ('unsupported mask', f'mask mode {mode}')
+
+
+def _mask_to_binary(picture):
+    """Turn a decoded mask into a {0, 1} uint8 array.
+
+    Returns:
+        tuple: (mask or None, fixes [(reason, detail)], problem or None,
+        number of pixels that were neither 0 nor 255 in a soft mask).
+    """
+    values, fixes, problem = _mask_values(picture)
+    if problem is not None:
+        return None, fixes, problem, 0
+    histogram = np.bincount(values.ravel(), minlength=256)
+    present = np.flatnonzero(histogram)
+    if set(present.tolist()) <= {0, 255}:
+        return (values == 255).astype(np.uint8), fixes, None, 0
+    if set(present.tolist()) <= {0, 1}:
+        return values.astype(np.uint8, copy=False), fixes, None, 0
+    # A JPEG-style (soft) mask keeps almost all pixels near 0 or 255 and has
+    # a lesion; anything else (a label map, a gray picture) is not trusted.
+    total = values.size
+    near_extremes = histogram[:33].sum() + histogram[223:].sum()
+    changed = int(total - histogram[0] - histogram[255])
+    if near_extremes >= 0.9 * total and histogram[223:].sum() > 0:
+        fixes.append(('soft mask re-binarised at 128',
+                      f'{changed} pixels were neither 0 nor 255'))
+        return (values >= 128).astype(np.uint8), fixes, None, changed
+    shown = ', '.join(str(v) for v in present[:8])
+    if len(present) > 8:
+        shown += ', ...'
+    return None, fixes, ('mask values not binary',
+                         f'{len(present)} distinct values ({shown}); '
+                         'expected {0, 255} or {0, 1}'), 0
+
+
+def _write_pair(out_dir, image_id, jpeg_bytes, mask):
+    """Write one checked pair into the (temporary) output folder."""
+    Path(out_dir, 'images', f'{image_id}.jpg').write_bytes(jpeg_bytes)
+    mask_path = Path(out_dir, 'masks', f'{image_id}.png')
+    Image.fromarray(mask, mode='L').save(mask_path)
+
+
+def _process_pair(task):
+    """Check, repair if possible and write one pair.
+
+    Args:
+        task (tuple): (split, id, image ref, mask ref, output folder).
+
+    Returns:
+        dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records)
+        and ``skip`` (a skip record or None).
+    """
+    split, image_id, image_ref, mask_ref, out_dir = task
+    result = dict(split=split, id=image_id, written=False, fixes=[], skip=None)
+
+    def skip(reason, ref, detail):
+        result['skip'] = _record(split, image_id, reason, ref, detail)
+        return result
+
+    # Any decoder failure means the file is unusable; report, never crash.
+    try:
+        image_bytes = _read_bytes(image_ref)
+        image = _decode(image_bytes)
+    except FileTooLargeError as error:
+        return skip('file too large', image_ref, str(error))
+    except Exception as error:
+        return skip('unreadable image', image_ref,
+                    f'unreadable or truncated: {error}')
+    # Upright and 8-bit RGB, as the training loader (mmcv) will read it.
+    notes = []
+    try:
+        rgb = rgb_reader.decode_rgb(image, notes)
+    except ValueError as error:
+        return skip('unsupported image', image_ref, str(error))
+    except Exception as error:
+        return skip('unreadable image', image_ref,
+                    f'unreadable or truncated: {error}')
+    orientation = rgb_reader.exif_orientation(image)
+    try:
+        mask_picture = _decode(_read_bytes(mask_ref))
+    except FileTooLargeError as error:
+        return skip('file too large', mask_ref, str(error))
+    except Exception as error:
+        return skip('unreadable mask', mask_ref,
+                    f'unreadable or truncated: {error}')
+
+    # Masks are read as stored (mmseg decodes them 'unchanged', without
+    # EXIF orientation): compare with the image as the loader shows it.
+    height, width = rgb.shape[:2]
+    if (width, height) != mask_picture.size:
+        mask_w, mask_h = mask_picture.size
+        turned = ''
+        if orientation != 1:
+            turned = (f' after its EXIF orientation {orientation} (stored '
+                      '{}x{})'.format(*image.size))
+        return skip(
+            'size mismatch', mask_ref,
+            f'image {_display(*image_ref)} is {width}x{height}{turned}, '
+            f'mask is {mask_w}x{mask_h}')
+
+    mask, mask_fixes, problem, changed = _mask_to_binary(mask_picture)
+    if problem is not None:
+        return skip(problem[0], mask_ref, problem[1])
+    fixes = [
+        dict(_record(split, image_id, reason, mask_ref, detail),
+             changed_pixels=changed) for reason, detail in mask_fixes
+    ]
+
+    if image.format == 'JPEG' and image.mode == 'RGB' and not notes:
+        jpeg_bytes = image_bytes
+    else:
+        # Written without EXIF: the upright pixels need no orientation tag.
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format='JPEG', quality=JPEG_QUALITY)
+        jpeg_bytes = buffer.getvalue()
+        if orientation != 1:
+            reason = 'EXIF orientation applied'
+        elif image.mode != 'RGB' or notes:
+            reason = 'image converted to RGB'
+        else:
+            reason = 'image re-encoded as JPEG'
+        what = '; '.join(notes) or f'{image.format} image re-encoded as JPEG'
+        fixes.append(_record(split, image_id, reason, image_ref, what))
+
+    _write_pair(out_dir, image_id, jpeg_bytes, mask)
+    result.update(written=True, fixes=fixes)
+    return result
+
+
+# prctl option of <sys/prctl.h>: the signal a process gets when its parent
+# dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _init_worker(parent):
+    """Set up a pool worker.
+
+    Interrupts are the parent's to handle (it removes the temporary folder
+    and terminates the workers), and on Linux a worker also dies with its
+    parent when the parent is killed with SIGKILL, so no orphan is left.
+
+    Args:
+        parent (int): PID of the converting process.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in INTERRUPT_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if sys.platform.startswith('linux'):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass  # the parent still terminates its workers on any signal
+            # it can catch
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _interrupt_on_signals():
+    """Raise :class:`Interrupted` on SIGTERM and SIGHUP, as Ctrl-C raises
+    ``KeyboardInterrupt``, so that a stopped conversion removes its
+    temporary folder and terminates its workers. The previous handlers are
+    restored on exit; outside the main thread nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+    raised = []
+
+    def handler(signum, frame):
+        if os.getpid() != owner:
+            # A worker forked before its initializer ran: die as by default.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if not raised:  # a second signal must not cut the clean-up short
+            raised.append(signum)
+            raise Interrupted(signum)
+
+    previous = {}
+    for name in INTERRUPT_SIGNALS:
+        if hasattr(signal, name):
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            if old is not None:
+                signal.signal(signum, old)
+
+
+def _can_use_pool(workers, n_tasks):
+    if workers <= 1 or n_tasks < MIN_PAIRS_FOR_POOL:
+        return False
+    # Fork lets the workers use this module however it was imported (by
+    # path, too); elsewhere the pairs are checked in this process.
+    if 'fork' not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        pickle.dumps(_process_pair)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def _run_tasks(tasks, workers, verbose):
+    """Run ``_process_pair`` over the tasks, in a pool when worth it."""
+    bar = None
+    if tqdm is not None and verbose:
+        bar = tqdm(total=len(tasks), desc='pairs', unit='pair',
+                   file=sys.stderr, mininterval=0.5)
+    results = []
+    try:
+        if not _can_use_pool(workers, len(tasks)):
+            for task in tasks:
+                results.append(_process_pair(task))
+                if bar is not None:
+                    bar.update(1)
+            return results
+        context = multiprocessing.get_context('fork')
+        chunk = max(1, min(32, len(tasks) // (workers * 8)))
+        pool = context.Pool(
+            workers, initializer=_init_worker, initargs=(os.getpid(), ))
+        try:
+            for result in pool.imap(_process_pair, tasks, chunksize=chunk):
+                results.append(result)
+                if bar is not None:
+                    bar.update(1)
+            pool.close()
+        except BaseException:
+            # Interrupted or failed: stop the workers now (SIGTERM), not
+            # after their current chunk.
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+        return results
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# ---------------------------------------------------------------------------
+# Splits, summary, atomic output
+# ---------------------------------------------------------------------------
+
+
+def _make_splits(year, written, seed, train_ratio):
+    """Official and lightweight split lists, plus the rules applied.
+
+    Args:
+        year (int): ISIC year.
+        written (dict[str, list[str]]): Ids written per official split.
+        seed (int): Seed of the shuffles.
+        train_ratio (float): Train share of the lightweight split.
+
+    Returns:
+        tuple: (splits {name: sorted ids}, validation rule, lightweight rule,
+        design rule).
+    """
+    official = {split: sorted(written.get(split, [])) for split in SPLITS}
+    if year == 2016:
+        train = official['train']
+        n_val = int(round(HOLDOUT_VAL_RATIO_2016 * len(train)))
+        order = np.random.default_rng(seed).permutation(len(train))
+        held_out = {train[i] for i in order[:n_val]}
+        official['val'] = sorted(held_out)
+        official['train'] = [i for i in train if i not in held_out]
+        val_rule = (
+            f'ISIC 2016 has no validation set: {n_val} of the {len(train)} '
+            f'official train pairs (round({HOLDOUT_VAL_RATIO_2016} * '
+            f'{len(train)})) held out with numpy.random.default_rng({seed})'
+            '.permutation of the sorted ids, removed from official_train')
+    else:
+        val_rule = "the challenge's own validation set"
+
+    pool = sorted(official['train'] + official['val'])
+    total = len(pool)
+    if (year == 2017 and total == LITERATURE_SPLIT_2017[0]
+            and train_ratio == 0.7):
+        n_train = LITERATURE_SPLIT_2017[1]
+        rule = (f'full ISIC 2017 (train+val = {total}): the literature\'s '
+                f'fixed {n_train}/{total - n_train} split')
+    else:
+        n_train = int(round(train_ratio * total))
+        rule = f'n_train = round({train_ratio} * {total}) = {n_train}'
+    rule += (f'; official train+val ids sorted, shuffled with numpy.random.'
+             f'default_rng({seed}).permutation, first n_train -> train')
+    order = np.random.default_rng(seed).permutation(total)
+    splits = {f'official_{split}': official[split] for split in SPLITS}
+    splits['lightweight_train'] = sorted(pool[i] for i in order[:n_train])
+    splits['lightweight_test'] = sorted(pool[i] for i in order[n_train:])
+    # Design hold-out: its own stream of the same seed, so the literature's
+    # train/test split above is unchanged by it.
+    train = splits['lightweight_train']
+    # At least one image when there are two, so both lists are usable.
+    n_val = min(max(1, int(round(DESIGN_VAL_RATIO * len(train)))),
+                len(train) - 1) if len(train) > 1 else 0
+    order = np.random.default_rng([seed, 1]).permutation(len(train))
+    held_out = {train[i] for i in order[:n_val]}
+    splits['lightweight_design_val'] = sorted(held_out)
+    splits['lightweight_design_train'] = [
+        i for i in train if i not in held_out
+    ]
+    design_rule = (
+        f'{n_val} of the {len(train)} lightweight_train ids '
+        f'(round({DESIGN_VAL_RATIO} * {len(train)}), at least 1) held out as '
+        f'lightweight_design_val with numpy.random.default_rng([{seed}, 1])'
+        '.permutation of the sorted ids; the rest is lightweight_design_train'
+        '. Designs and settings are chosen on it; reported models train on '
+        'all of lightweight_train')
+    return splits, val_rule, rule, design_rule
+
+
+def _print_records(log, title, records):
+    by_reason = defaultdict(list)
+    for record in records:
+        by_reason[record['reason']].append(record)
+    counts = '; '.join(f'{reason}: {len(items)}'
+                       for reason, items in by_reason.items())
+    log(f'{title}: {len(records)}' + (f' ({counts})' if records else ''))
+    for reason, items in by_reason.items():
+        for record in items[:MAX_PRINTED_PER_REASON]:
+            log(f'    [{reason}] {record["file"]} ({record["split"]}, '
+                f'id {_printable(record["id"])}): {record["detail"]}')
+        if len(items) > MAX_PRINTED_PER_REASON:
+            log(f'    [{reason}] ... and '
+                f'{len(items) - MAX_PRINTED_PER_REASON} more (all listed in '
+                'meta.json)')
+
+
+def _check_out(src, out, overwrite):
+    """Refuse an ``out`` that overlaps ``src`` or is in the way.
+
+    ``out`` is also compared resolved (symlinks followed, ``src`` already
+    is), so an ``out`` that reaches into ``src`` through a symlink is
+    refused.
+    """
+    real_out = Path(os.path.realpath(out))
+    for candidate in (out, real_out):
+        if src.is_relative_to(candidate) or candidate.is_relative_to(src):
+            via = f', which resolves to {real_out}' if real_out != out else ''
+            raise ConversionError(
+                f'OUT ({out}{via}) and SRC ({src}) must not contain one '
+                'another: the input is never modified')
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        if not overwrite:
+            raise ConversionError(
+                f'{out} exists and is not a folder; pass --overwrite to '
+                'replace it')
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConversionError(
+            f'{out} exists and is not empty; pass --overwrite to replace it '
+            '(it is left untouched)')
+
+
+def _pid_alive(pid):
+    """Whether a process with this PID exists (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, run by another user
+        return True
+    return True
+
+
+def _remove_stale_tmp(out, log):
+    """Remove the ``OUT.tmp-PID`` folders of earlier runs that could not
+    clean up (killed with SIGKILL, power loss): their process is gone. The
+    folder of a conversion still running is kept."""
+    prefix = f'{out.name}.tmp-'
+    if not out.parent.is_dir():
+        return
+    for entry in sorted(out.parent.iterdir()):
+        pid = entry.name[len(prefix):]
+        if (not entry.name.startswith(prefix) or not pid.isascii()
+                or not pid.isdigit() or int(pid) == os.getpid()
+                or _pid_alive(int(pid)) or entry.is_symlink()
+                or not entry.is_dir()):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        log(f'note: removed {entry}, left by an interrupted conversion '
+            f'(process {pid} is gone)')
+
+
+def _move_into_place(tmp, out, overwrite):
+    """Rename the finished temporary folder to ``out``."""
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        out.rmdir()
+    if not (out.exists() or out.is_symlink()):
+        os.replace(tmp, out)
+        return
+    if not overwrite:
+        raise ConversionError(f'{out} appeared during the conversion; '
+                              'not replaced')
+    # Move the old one aside first so OUT is never half old, half new.
+    old = out.parent / f'{out.name}.old-{os.getpid()}'
+    os.replace(out, old)
+    os.replace(tmp, out)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
+
+
+def _log_summary(log, summary, out):
+    counts = summary['counts']
+    official = ', '.join(f'{split} {counts[f"official_{split}"]}'
+                         for split in SPLITS)
+    log(f'ISIC {summary["year"]} -> {out}')
+    log(f'  pairs written: {official}; lightweight train '
+        f'{counts["lightweight_train"]} / test {counts["lightweight_test"]} '
+        f'(design hold-out: train {counts["lightweight_design_train"]} / val '
+        f'{counts["lightweight_design_val"]}) '
+        f'(seed {summary["seed"]})')
+    _print_records(log, '  fixed', summary['fixed'])
+    _print_records(log, '  skipped', summary['skipped'])
+    ignored = summary['ignored']
+    kinds = ', '.join(f'{kind} {n}' for kind, n in ignored['by_kind'].items())
+    log(f'  ignored stray files: {ignored["total"]}' +
+        (f' ({kinds})' if kinds else ''))
+
+
+def convert(src,
+            out,
+            year=None,
+            strict=False,
+            seed=0,
+            train_ratio=0.7,
+            overwrite=False,
+            workers=DEFAULT_WORKERS,
+            verbose=True):
+    """Convert an official ISIC Task 1 download to the mmseg_dsnet layout.
+
+    Args:
+        src (str | Path): Folder holding the official folders or zip files.
+        out (str | Path): Output folder; it must not exist or must be empty,
+            unless ``overwrite``.
+        year (int, optional): 2016, 2017 or 2018; recognised from the folder
+            or zip names if None. Default: None.
+        strict (bool): Fail, writing nothing, if any pair is skipped.
+            Default: False.
+        seed (int): Seed of the lightweight split (and of the 2016
+            validation hold-out). Default: 0.
+        train_ratio (float): Train share of the lightweight split.
+            Default: 0.7.
+        overwrite (bool): Replace an existing non-empty ``out``.
+            Default: False.
+        workers (int): Worker processes checking the pairs; 1 checks them in
+            this process. Default: min(2, CPU count).
+        verbose (bool): Print the summary and a progress bar. Default: True.
+
+    Returns:
+        dict: The summary written to ``meta.json`` (``year``, ``seed``,
+        ``counts``, ``fixed``, ``skipped``, ``ignored``, the split rules,
+        ...) plus ``out`` and ``seconds``.
+
+    Raises:
+        ConversionError: Bad arguments, nothing to convert, no valid pair,
+            or ``out`` in the way; ``StrictModeError`` (a subclass) when
+            ``strict`` and a pair was skipped.
+        Interrupted: SIGTERM or SIGHUP arrived (a ``KeyboardInterrupt``, as
+            for Ctrl-C); the temporary folder was removed.
+    """
+    # SIGTERM and SIGHUP clean up as Ctrl-C does (temporary folder removed,
+    # workers terminated).
+    with _interrupt_on_signals():
+        return _convert(src, out, year, strict, seed, train_ratio, overwrite,
+                        workers, verbose)
+
+
+def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
+             verbose):
+    """:func:`convert`, with the signals already set up."""
+    start = time.perf_counter()
+    log = print if verbose else (lambda *args, **kwargs: None)
+    src = Path(src).resolve()
+    out = Path(os.path.abspath(out))
+    if not src.is_dir():
+        raise ConversionError(f'SRC {src} is not a folder')
+    if not 0.0 < float(train_ratio) < 1.0:
+        raise ConversionError(
+            f'train ratio must lie in (0, 1), got {train_ratio}')
+    year = detect_year(src) if year is None else int(year)
+    if year not in OFFICIAL_FOLDERS:
+        raise ConversionError(
+            f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
+    _check_out(src, out, overwrite)
+
+    tasks, skipped, ignored, present = _scan(src, year, log)
+    if not present:
+        names = ', '.join(name for pair in OFFICIAL_FOLDERS[year].values()
+                          for name in pair)
+        raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
+                              f'(expected: {names})')
+    if not tasks and not skipped:
+        raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
+                              f'folders/zips of {src}')
+
+    tmp = out.parent / f'{out.name}.tmp-{os.getpid()}'
+    _remove_stale_tmp(out, log)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        try:
+            for sub in ('images', 'masks', 'splits'):
+                (tmp / sub).mkdir(parents=True)
+        except OSError as error:
+            raise ConversionError(
+                f'cannot create the output beside {out}: {error}'
+            ) from error
+        log(f'ISIC {year}: checking {len(tasks)} pairs from {src}')
+        results = _run_tasks([task + (str(tmp), ) for task in tasks],
+                             workers, verbose)
+
+        fixed = [fix for result in results for fix in result['fixes']]
+        skipped += [result['skip'] for result in results if result['skip']]
+        skipped.sort(key=lambda r: (SPLITS.index(r['split']), r['id']))
+        written = defaultdict(list)
+        for result in results:
+            if result['written']:
+                written[result['split']].append(result['id'])
+        if not written:
+            _print_records(log, 'skipped', skipped)
+            raise ConversionError(f'no valid image/mask pair in {src}: all '
+                                  f'{len(skipped)} were skipped')
+
+        splits, val_rule, lightweight_rule, design_rule = _make_splits(
+            year, written, seed, train_ratio)
+        for name, ids in splits.items():
+            text = ''.join(f'{image_id}\n' for image_id in ids)
+            (tmp / 'splits' / f'{name}.txt').write_text(text)
+        summary = {
+            'dataset': f'ISIC {year} Task 1 (lesion segmentation)',
+            'year': year,
+            'source': str(src),
+            'seed': seed,
+            'train_ratio': train_ratio,
+            'mask_values': {'0': 'background', '1': 'lesion'},
+            'counts': {name: len(ids) for name, ids in splits.items()},
+            'official_splits_present': present,
+            'official_val_rule': val_rule,
+            'lightweight_rule': lightweight_rule,
+            'design_split_rule': design_rule,
+            'fixed': fixed,
+            'fixed_by_reason': dict(Counter(r['reason'] for r in fixed)),
+            'skipped': skipped,
+            'skipped_by_reason': dict(Counter(r['reason'] for r in skipped)),
+            'ignored': {
+                'total': sum(ignored.values()),
+                'by_kind': dict(sorted(ignored.items())),
+            },
+            'converter': 'tools/dataset_converters/isic.py',
+        }
+        (tmp / 'meta.json').write_text(json.dumps(summary, indent=2) + '\n')
+        _log_summary(log, summary, out)
+        if strict and skipped:
+            raise StrictModeError(
+                f'--strict: {len(skipped)} pair(s) skipped; nothing written',
+                summary)
+        _move_into_place(tmp, out, overwrite)
+    except BaseException:
+        # Interrupted or failed: leave neither OUT nor the temporary folder.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary['out'] = str(out)
+    summary['seconds'] = time.perf_counter() - start
+    log(f'  done in {summary["seconds"]:.1f} s')
+    return summary

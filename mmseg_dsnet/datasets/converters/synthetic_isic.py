@@ -1,0 +1,308 @@
+"""Make a small synthetic ISIC Task 1 download (dermoscopy-like, exact masks).
+
+The output copies the official folder (or zip) layout of ISIC 2017 or 2018
+Task 1, stray files included (superpixel PNGs and metadata CSVs for 2017,
+LICENSE/ATTRIBUTION texts for 2018), so that the converter (:mod:`.isic`)
+can be exercised end to end without the real data. ISIC 2016's layout (no
+validation set, ``_Segmentation.png`` masks) is available as well.
+
+Each picture comes from a seeded generator: a skin-tone background with
+smooth texture, noise and vignetting (dark corners); one irregular pigmented
+lesion (a perturbed polar radius function) with a dark core, a lighter rim
+and a blurred border; dark hair curves over everything; sometimes ruler ticks
+near an edge. The mask is exactly the lesion polygon (255 inside, 0
+outside); hair and ruler are not part of it. Same arguments give
+byte-identical files. Only numpy and OpenCV are used.
+
+The command line: ``tools/dataset_converters/make_synthetic_isic.py``.
+"""
+import math
+import time
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# The official folder names are the converter's: one table for both.
+from .isic import OFFICIAL_FOLDERS
+
+MASK_SUFFIX = {
+    2016: '_Segmentation.png',
+    2017: '_segmentation.png',
+    2018: '_segmentation.png',
+}
+SPLIT_INDEX = {'train': 0, 'val': 1, 'test': 2}
+JPEG_QUALITY = 90
+# A fixed timestamp keeps the zip files byte-identical between runs.
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+PLACEHOLDER_TEXT = ('Synthetic images made by tools/dataset_converters/'
+                    'make_synthetic_isic.py; they show no real patient.\n')
+
+
+def _smooth_noise(rng, height, width, cells, channels=1):
+    """Low-frequency noise of about unit scale: a coarse grid, resized."""
+    grid_h = max(2, cells)
+    grid_w = max(2, int(round(cells * width / height)))
+    coarse = rng.standard_normal((grid_h, grid_w, channels), np.float32)
+    smooth = cv2.resize(coarse, (width, height),
+                        interpolation=cv2.INTER_CUBIC)
+    return smooth.reshape(height, width, channels)
+
+
+def _lesion_polygon(rng, width, height):
+    """An irregular blob: an ellipse whose radius has a few low harmonics."""
+    area_fraction = rng.uniform(0.12, 0.42)
+    base_radius = math.sqrt(area_fraction * width * height / math.pi)
+    centre_x = width * (0.5 + rng.uniform(-0.1, 0.1))
+    centre_y = height * (0.5 + rng.uniform(-0.1, 0.1))
+    theta = np.linspace(0.0, 2.0 * math.pi, 180, endpoint=False)
+    radius = np.ones_like(theta)
+    for harmonic in range(2, 7):
+        amplitude = rng.uniform(0.0, 0.28 / harmonic)
+        radius += amplitude * np.cos(harmonic * theta +
+                                     rng.uniform(0, 2 * math.pi))
+    stretch = rng.uniform(0.8, 1.25)
+    tilt = rng.uniform(0, math.pi)
+    local_x = base_radius * radius * np.cos(theta) * stretch
+    local_y = base_radius * radius * np.sin(theta) / stretch
+    xs = centre_x + local_x * math.cos(tilt) - local_y * math.sin(tilt)
+    ys = centre_y + local_x * math.sin(tilt) + local_y * math.cos(tilt)
+    return np.stack([xs, ys], axis=1)
+
+
+def _draw_hair_and_ruler(rng, width, height):
+    """A coverage map (0..1) of hair curves and, sometimes, ruler ticks."""
+    scale = min(width, height) / 192.0
+    layer = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(0, 7))):
+        start = rng.uniform([0, 0], [width, height])
+        angle = rng.uniform(0, 2 * math.pi)
+        length = rng.uniform(0.3, 0.9) * math.hypot(width, height)
+        bend = rng.uniform(-0.25, 0.25) * length
+        t = np.linspace(0.0, 1.0, 24)[:, None]
+        direction = np.array([math.cos(angle), math.sin(angle)])
+        normal = np.array([-direction[1], direction[0]])
+        points = (start + direction * (t * length) +
+                  normal * (bend * np.sin(math.pi * t)))
+        thickness = max(1, int(round(rng.uniform(0.6, 1.8) * scale)))
+        curve = np.round(points * 16).astype(np.int32)  # 4 fractional bits
+        cv2.polylines(layer, [curve], False, 255, thickness, cv2.LINE_AA,
+                      shift=4)
+    if rng.uniform() < 0.3:
+        margin = max(2, int(round(rng.uniform(4, 10) * scale)))
+        step = max(3, int(round(rng.uniform(5, 9) * scale)))
+        short = max(2, int(round(3 * scale)))
+        long_ = max(3, int(round(6 * scale)))
+        edge = int(rng.integers(0, 4))  # 0 top, 1 bottom, 2 left, 3 right
+        along = width if edge < 2 else height
+        for index, pos in enumerate(range(step, along - step, step)):
+            tick = long_ if index % 5 == 0 else short
+            if edge < 2:
+                base = margin if edge == 0 else height - 1 - margin
+                sign = 1 if edge == 0 else -1
+                cv2.line(layer, (pos, base), (pos, base + sign * tick), 255, 1)
+            else:
+                base = margin if edge == 2 else width - 1 - margin
+                sign = 1 if edge == 2 else -1
+                cv2.line(layer, (base, pos), (base + sign * tick, pos), 255, 1)
+        if edge < 2:
+            base = margin if edge == 0 else height - 1 - margin
+            cv2.line(layer, (step, base), (along - step, base), 255, 1)
+        else:
+            base = margin if edge == 2 else width - 1 - margin
+            cv2.line(layer, (base, step), (base, along - step), 255, 1)
+    return layer.astype(np.float32) / 255.0
+
+
+def render_case(rng, width, height):
+    """Draw one dermoscopy-like RGB image and its exact lesion mask.
+
+    Args:
+        rng (np.random.Generator): Decides everything random.
+        width (int): Image width in pixels.
+        height (int): Image height in pixels.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``image`` (H, W, 3) uint8 RGB and
+        ``mask`` (H, W) uint8, 255 on the lesion and 0 elsewhere.
+    """
+    scale = min(width, height) / 192.0
+
+    # Skin: a base tone with smooth blotches and fine noise.
+    skin_tone = rng.uniform([190, 140, 110], [235, 185, 160])
+    skin_tone = skin_tone.astype(np.float32)
+    skin = skin_tone + 9.0 * _smooth_noise(rng, height, width, 4, 3)
+
+    # Lesion: exact polygon mask, dark core and light rim, blurred border.
+    polygon = np.round(_lesion_polygon(rng, width, height) * 16)
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [polygon.astype(np.int32)], 255, cv2.LINE_8, shift=4)
+    depth = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    depth = np.clip(depth / (0.7 * depth.max() + 1e-6), 0.0, 1.0)[..., None]
+    core = rng.uniform([55, 30, 20], [105, 65, 50]).astype(np.float32)
+    rim = rng.uniform([135, 85, 60], [170, 120, 95]).astype(np.float32)
+    lesion = rim + (core - rim) * np.sqrt(depth)
+    lesion *= 1.0 + 0.12 * _smooth_noise(rng, height, width, 6)
+    border_sigma = rng.uniform(0.8, 3.0) * scale
+    alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0),
+                             border_sigma)
+    image = skin * (1.0 - alpha[..., None]) + lesion * alpha[..., None]
+
+    # Hair and ruler marks lie over skin and lesion alike.
+    marks = _draw_hair_and_ruler(rng, width, height)[..., None]
+    mark_colour = rng.uniform([25, 18, 12], [60, 45, 35]).astype(np.float32)
+    image = image * (1.0 - 0.9 * marks) + mark_colour * (0.9 * marks)
+
+    # Vignetting of the dermoscope: darker towards the corners.
+    ys = (np.arange(height, dtype=np.float32) - height / 2) / (height / 2)
+    xs = (np.arange(width, dtype=np.float32) - width / 2) / (width / 2)
+    radius_sq = (ys[:, None]**2 + xs[None, :]**2) * 0.5
+    strength, falloff = rng.uniform(0.3, 0.7), rng.uniform(1.0, 1.75)
+    vignette = 1.0 - strength * radius_sq**falloff
+    image = image * vignette[..., None]
+    image += 2.5 * rng.standard_normal(image.shape, dtype=np.float32)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), mask
+
+
+def _superpixel_png(width, height):
+    """A stand-in for the 2017 superpixel files: a label grid in RGB."""
+    rows = np.arange(height)[:, None] // 16
+    cols = np.arange(width)[None, :] // 16
+    labels = rows * ((width + 15) // 16) + cols
+    bgr = np.stack([np.zeros_like(labels), labels >> 8, labels & 255], -1)
+    return cv2.imencode('.png', bgr.astype(np.uint8))[1].tobytes()
+
+
+def _folder_files(year, splits, width, height, seed):
+    """All files of the synthetic download: {folder: [(name, bytes)]}."""
+    folders = {}
+    superpixels = _superpixel_png(width, height) if year == 2017 else None
+    next_number = 0
+    for split, count in splits.items():
+        image_folder, mask_folder = OFFICIAL_FOLDERS[year][split]
+        images, masks = [], []
+        ids = []
+        for index in range(count):
+            image_id = f'ISIC_{next_number:07d}'
+            next_number += 1
+            rng = np.random.default_rng([seed, SPLIT_INDEX[split], index])
+            image, mask = render_case(rng, width, height)
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            jpeg = cv2.imencode('.jpg', bgr,
+                                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1]
+            images.append((f'{image_id}.jpg', jpeg.tobytes()))
+            masks.append((image_id + MASK_SUFFIX[year],
+                          cv2.imencode('.png', mask)[1].tobytes()))
+            ids.append(image_id)
+            if superpixels is not None:
+                images.append((f'{image_id}_superpixels.png', superpixels))
+        # The stray files the official downloads carry next to the pairs.
+        if year == 2017:
+            lines = ['image_id,age_approximate,sex']
+            lines += [
+                f'{i},{30 + 5 * (n % 10)},{"male" if n % 2 else "female"}'
+                for n, i in enumerate(ids)
+            ]
+            images.append((f'{image_folder}_metadata.csv',
+                           ('\n'.join(lines) + '\n').encode()))
+        elif year == 2018:
+            for name in ('LICENSE.txt', 'ATTRIBUTION.txt'):
+                images.append((name, PLACEHOLDER_TEXT.encode()))
+                masks.append((name, PLACEHOLDER_TEXT.encode()))
+        folders[image_folder] = sorted(images)
+        folders[mask_folder] = sorted(masks)
+    return folders
+
+
+def generate(out,
+             year=2017,
+             num_train=40,
+             num_val=8,
+             num_test=16,
+             size=(256, 192),
+             seed=0,
+             as_zip=False,
+             verbose=False):
+    """Write a synthetic ISIC Task 1 download in the official layout.
+
+    Args:
+        out (str | Path): Folder to write into; created if missing. It must
+            not already hold any of the folders or zips this call writes.
+        year (int): 2017 or 2018 (or 2016, which has no validation set).
+            Default: 2017.
+        num_train (int): Training pairs. Default: 40.
+        num_val (int): Validation pairs (must be 0 for 2016). Default: 8.
+        num_test (int): Test pairs. Default: 16.
+        size (tuple[int, int]): Image (width, height). Default: (256, 192).
+        seed (int): Seed; equal arguments give byte-identical files.
+            Default: 0.
+        as_zip (bool): Write the official zip files instead of folders.
+            Default: False.
+        verbose (bool): Print a one-line summary. Default: False.
+
+    Returns:
+        dict: ``year``, ``out``, ``counts`` (pairs per split), ``folders``
+        (the names written, with ``.zip`` when zipped), ``files`` (number of
+        files written, strays included) and ``seconds``.
+    """
+    year = int(year)
+    if year not in OFFICIAL_FOLDERS:
+        raise ValueError(
+            f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
+    if year == 2016 and num_val:
+        raise ValueError('ISIC 2016 has no validation set; pass num_val=0')
+    width, height = (int(v) for v in size)
+    if width < 8 or height < 8:
+        raise ValueError(f'size must be at least 8x8, got {width}x{height}')
+    counts = dict(train=int(num_train), val=int(num_val), test=int(num_test))
+    if any(v < 0 for v in counts.values()):
+        raise ValueError(f'counts must be >= 0, got {counts}')
+    splits = {s: n for s, n in counts.items() if s in OFFICIAL_FOLDERS[year]}
+
+    out = Path(out)
+    names = [
+        name for pair in (OFFICIAL_FOLDERS[year][s] for s in splits)
+        for name in pair
+    ]
+    targets = [out / (name + '.zip' if as_zip else name) for name in names]
+    clashes = [t.name for t in targets if t.exists()]
+    if clashes:
+        raise FileExistsError(f'{out} already holds {", ".join(clashes)}; '
+                              'choose an empty or new folder')
+
+    start = time.perf_counter()
+    folders = _folder_files(year, splits, width, height, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    n_files = 0
+    for folder, files in folders.items():
+        if as_zip:
+            with zipfile.ZipFile(out / f'{folder}.zip', 'w',
+                                 zipfile.ZIP_DEFLATED) as archive:
+                for name, data in files:
+                    info = zipfile.ZipInfo(
+                        f'{folder}/{name}', date_time=ZIP_DATE_TIME)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, data)
+        else:
+            (out / folder).mkdir()
+            for name, data in files:
+                (out / folder / name).write_bytes(data)
+        n_files += len(files)
+    seconds = time.perf_counter() - start
+    summary = {
+        'year': year,
+        'out': str(out),
+        'counts': splits,
+        'folders': [t.name for t in targets],
+        'files': n_files,
+        'seconds': seconds,
+    }
+    if verbose:
+        pairs = ', '.join(f'{s} {n}' for s, n in splits.items())
+        kind = 'zips' if as_zip else 'folders'
+        print(f'synthetic ISIC {year}: {pairs} pairs of {width}x{height} '
+              f'({n_files} files in {len(targets)} {kind}) written to {out} '
+              f'in {seconds:.2f} s')
+    return summary

@@ -1,0 +1,130 @@
+"""A deploy checkpoint (and config) of a re-parameterisable model.
+
+Every DESDConv's five training branches become one plain depthwise 3x3 conv
+and BatchNorm is folded into the convolutions (``reparameterize_model``).
+The deploy config builds that plain form directly (``deploy=True``), so the
+deploy checkpoint loads strictly into it.
+"""
+import copy
+import io
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+
+from ..engine.checkpoint_match import load_checkpoint_strictly
+from ..engine.cli_errors import UserError
+from ..models.utils import reparameterize_model
+from ..utils.fileio import atomic_write
+
+
+def deploy_config(cfg):
+    """The config with ``deploy=True`` on every part that takes it."""
+    cfg = copy.deepcopy(cfg)
+    for part in ('backbone', 'decode_head'):
+        if part in cfg.model:
+            cfg.model[part]['deploy'] = True
+    return cfg
+
+
+class ParityError(RuntimeError):
+    """The re-parameterised model does not reproduce the trained one."""
+
+
+def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
+                            atol=1e-5, overwrite=False):
+    """Re-parameterise a trained checkpoint, verify it and write the deploy
+    checkpoint ``out`` and its config (``out`` with ``.py``), atomically
+    with the user's umask.
+
+    The fold is checked on random input: max abs logit difference <=
+    ``atol`` in float64, where the fold is exact; in float32 up to twice
+    the trained model's own float32 rounding noise. The deploy config
+    (``deploy=True``) must rebuild the same model.
+
+    Args:
+        config (str): The training config.
+        checkpoint (str): The trained checkpoint (loaded strictly).
+        out (str): The deploy checkpoint (``.pth``).
+        shape (tuple[int, int]): ``(H, W)`` of the check input.
+        atol (float): Allowed float64 difference.
+        overwrite (bool): Replace existing outputs.
+
+    Returns:
+        dict: The differences, parameter counts and written files.
+
+    Raises:
+        UserError: A missing config or checkpoint.
+        FileExistsError: An output exists and ``overwrite`` is False.
+        ParityError: The check failed; nothing is written.
+    """
+    out_cfg = osp.splitext(out)[0] + '.py'
+    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise UserError(f'{what} {path} not found')
+    for path in (out, out_cfg):
+        if osp.exists(path) and not overwrite:
+            raise FileExistsError(
+                f'{path} exists; pass --overwrite to replace it.')
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(config)
+    model = MODELS.build(cfg.model)
+    # Strictly, into the training-mode model of ``config``: weights that do
+    # not fit would pass the parity check below as a wrong model.
+    source = load_checkpoint_strictly(
+        model, checkpoint, config,
+        hint='Give the training config the checkpoint was trained with.')
+    model.eval()
+    params_before = sum(p.numel() for p in model.parameters())
+    # The fold is done in float64 (then stored as float32), and checked in
+    # float64, where it must be exact up to ``atol``. In float32 a trained
+    # network's own rounding noise (float32 vs float64 logits) can exceed
+    # 1e-5; the float32 difference is accepted up to twice that noise floor
+    # (and always up to ``atol``) and reported.
+    inputs = torch.randn(2, 3, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        model64 = copy.deepcopy(model).double()
+        ref64 = model64(inputs, mode='tensor')
+        ref32 = model(inputs.float(), mode='tensor')
+        deployed64 = reparameterize_model(model64)
+        exact_diff = float((deployed64(inputs, mode='tensor') -
+                            ref64).abs().max())
+        deployed = deployed64.float()
+        dep32 = deployed(inputs.float(), mode='tensor')
+    fp32_diff = float((dep32 - ref32).abs().max())
+    noise_floor = float((ref32.double() - ref64).abs().max())
+    if exact_diff > atol:
+        raise ParityError(f'Re-parameterised logits differ by '
+                          f'{exact_diff:.3g} > {atol:g} in float64; not '
+                          f'writing {out}.')
+    if fp32_diff > max(atol, 2 * noise_floor):
+        raise ParityError(f'Re-parameterised float32 logits differ by '
+                          f'{fp32_diff:.3g}, more than twice the float32 '
+                          f'noise floor {noise_floor:.3g}; not writing '
+                          f'{out}.')
+    dep_cfg = deploy_config(cfg)
+    plain = MODELS.build(dep_cfg.model)
+    plain.load_state_dict(deployed.state_dict(), strict=True)
+    plain.eval()
+    with torch.no_grad():
+        plain_diff = float(
+            (plain(inputs.float(), mode='tensor') - dep32).abs().max())
+    if plain_diff > atol:
+        raise ParityError(f'The deploy config does not reproduce the model '
+                          f'(max diff {plain_diff:.3g}).')
+    # Keep the source's meta (dataset_meta: class names and palette).
+    meta = dict(source.get('meta', {}), deploy=True,
+                source_checkpoint=osp.abspath(checkpoint))
+    buffer = io.BytesIO()
+    torch.save(dict(state_dict=deployed.state_dict(), meta=meta), buffer)
+    atomic_write(buffer.getvalue(), out)
+    atomic_write(dep_cfg.dump(), out_cfg)  # the config's Python text
+    return dict(
+        max_abs_diff=fp32_diff, max_abs_diff_float64=exact_diff,
+        float32_noise_floor=noise_floor,
+        deploy_config_max_abs_diff=plain_diff,
+        params=params_before,
+        params_deployed=sum(p.numel() for p in deployed.parameters()),
+        checkpoint=out, config=out_cfg)

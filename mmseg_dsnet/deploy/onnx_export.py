@@ -1,0 +1,336 @@
+"""Export a segmentor to ONNX and prove the file computes the same thing.
+
+The exported graph is :class:`~.deployable.DeployableSegmentor` of the
+re-parameterised model (DESDConv branches folded, BatchNorm folded):
+
+* input ``image``: float32 ``(N, 3, H, W)``, **RGB**, pixel values 0..255
+  (mean/std normalisation and channel order are inside the graph);
+* output ``logits``: float32 ``(N, C, H, W)`` at the input size
+  (``C = 1``: lesion logit, lesion where ``sigmoid > threshold``;
+  ``C = 2``: background/lesion logits, argmax);
+* batch, height and width are dynamic. DSNet, EGE-UNet and MALUNet accept
+  any size; multiples of 32 (DSNet's deepest stride) keep every level an
+  exact 2x of the next and are what we check. mmseg's UNet and SegFormer
+  trace their sizes as constants: export them with ``dynamic_size=False``
+  (only the batch is dynamic); the check at a second size catches this.
+* opset 17 by default (the TorchScript exporter, ``dynamo=False``: it
+  keeps dynamic sizes without guards and needs no ``torch.export``
+  tracing of mmseg's code); onnxruntime >= 1.12 runs it;
+* exact CPU rewrites (:mod:`.graph_rewrites`) are applied by default.
+
+The check compares onnxruntime's logits with the model *as trained*
+(eval mode, not re-parameterised), so it covers the re-parameterisation and
+the export at once.
+"""
+import copy
+import math
+import os.path as osp
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from ..image_io import find_images
+from ..models.utils import reparameterize_model
+from ..utils.fileio import atomic_write
+from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
+                         META_THRESHOLD, DeployableSegmentor, build_segmentor,
+                         input_size_of, load_config, threshold_of)
+from .graph_rewrites import optimize_for_cpu
+from .int8 import compare_int8, quantize_int8
+from .ort_session import ort_session
+from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
+                     config_samples, load_batches, random_inputs)
+
+DEFAULT_OPSET = 17
+
+
+def export_network(network,
+                   out_file: str,
+                   shape: Tuple[int, int] = (256, 256),
+                   opset: int = DEFAULT_OPSET,
+                   overwrite: bool = False,
+                   metadata: Optional[Dict[str, str]] = None,
+                   optimize: bool = True,
+                   dynamic_size: bool = True) -> Dict[str, int]:
+    """Export a :class:`DeployableSegmentor` with dynamic batch and size.
+
+    The file is written to a temporary name next to ``out_file``, checked
+    with ``onnx.checker`` and moved into place
+    (:func:`~mmseg_dsnet.utils.fileio.atomic_write`): a reader never sees a
+    half-written model.
+
+    Args:
+        network (nn.Module): RGB 0..255 in, logits out.
+        out_file (str): The ONNX file.
+        shape (tuple[int, int]): ``(H, W)`` of the tracing input.
+        opset (int): ONNX opset. Default: 17.
+        overwrite (bool): Replace an existing ``out_file``.
+        metadata (dict[str, str], optional): Stored in ``metadata_props``.
+        optimize (bool): Apply the exact CPU rewrites of
+            :func:`~.graph_rewrites.optimize_for_cpu`. Default: True.
+        dynamic_size (bool): Dynamic height and width (else only the batch
+            is dynamic; for models whose trace fixes the size, e.g. mmseg's
+            UNet and SegFormer). Default: True.
+
+    Returns:
+        dict[str, int]: The rewrites applied, by kind.
+
+    Raises:
+        FileExistsError: ``out_file`` exists and ``overwrite`` is False.
+    """
+    import onnx
+    import torch
+
+    rewrites = {}
+
+    def write(temp):
+        dummy = torch.rand(1, 3, *shape) * 255
+        axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_size \
+            else {0: 'batch'}
+        with torch.no_grad():
+            torch.onnx.export(
+                network.eval(), (dummy, ),
+                temp,
+                dynamo=False,
+                opset_version=opset,
+                input_names=['image'],
+                output_names=['logits'],
+                dynamic_axes={'image': axes, 'logits': axes},
+                do_constant_folding=True)
+        proto = onnx.load(temp)
+        if optimize:
+            rewrites.update(optimize_for_cpu(proto, (1, 3, *shape)))
+        for key, value in (metadata or {}).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, str(value)
+        proto.doc_string = INPUT_FORMAT
+        onnx.checker.check_model(proto)
+        onnx.save(proto, temp)
+
+    atomic_write(write, out_file, overwrite)
+    return rewrites
+
+def export_onnx(config,
+                checkpoint: Optional[str],
+                out_file: str,
+                opset: int = DEFAULT_OPSET,
+                shape: Tuple[int, int] = (256, 256),
+                reparameterize: bool = True,
+                overwrite: bool = False,
+                optimize: bool = True,
+                dynamic_size: bool = True):
+    """Build, re-parameterise and export a config's model.
+
+    Returns:
+        tuple: ``(reference, deployed, cfg, info)``: the model as trained
+        and as exported (both :class:`DeployableSegmentor`), the config
+        and a dict describing the file.
+    """
+    if osp.exists(out_file) and not overwrite:
+        raise FileExistsError(
+            f'{out_file} already exists (use --overwrite to replace it)')
+    cfg = load_config(config)
+    trained = build_segmentor(cfg, checkpoint, reparameterize=False)
+    reference = DeployableSegmentor.from_segmentor(trained, cfg).eval()
+    segmentor = copy.deepcopy(trained)
+    if reparameterize:
+        segmentor = reparameterize_model(segmentor)
+    deployed = DeployableSegmentor.from_segmentor(segmentor, cfg).eval()
+    threshold = threshold_of(trained)
+    test_size = input_size_of(cfg)
+    metadata = {
+        META_INPUT_FORMAT: INPUT_FORMAT,
+        # A fixed-size graph must be fed its trace size.
+        META_INPUT_SIZE: (f'{test_size[0]},{test_size[1]}' if dynamic_size
+                          else f'{shape[0]},{shape[1]}'),
+        'mmseg_dsnet.dynamic_size': str(bool(dynamic_size)),
+        META_THRESHOLD: f'{threshold:g}',
+        'mmseg_dsnet.out_channels': str(trained.decode_head.out_channels),
+        'mmseg_dsnet.config': str(getattr(cfg, 'filename', '') or ''),
+        'mmseg_dsnet.reparameterized': str(bool(reparameterize)),
+    }
+    rewrites = export_network(deployed, out_file, shape, opset, overwrite,
+                              metadata, optimize, dynamic_size)
+    params = dict(
+        trained=sum(p.numel() for p in trained.parameters()),
+        deployed=sum(p.numel() for p in segmentor.parameters()))
+    info = dict(onnx_file=out_file, opset=opset, trace_shape=list(shape),
+                bytes=osp.getsize(out_file), params=params,
+                threshold=threshold, test_size=list(test_size),
+                input=INPUT_FORMAT, reparameterized=reparameterize,
+                cpu_rewrites=rewrites, dynamic_size=dynamic_size)
+    return reference, deployed, cfg, info
+
+
+def export_and_check(config,
+                     checkpoint: Optional[str],
+                     out_file: str,
+                     opset: int = DEFAULT_OPSET,
+                     shape: Tuple[int, int] = (256, 256),
+                     reparameterize: bool = True,
+                     overwrite: bool = False,
+                     int8_file: Optional[str] = None,
+                     check_images: Optional[Sequence[str]] = None,
+                     num_check_images: int = 64,
+                     num_calib_images: int = 32,
+                     atol: float = DEFAULT_ATOL,
+                     optimize: bool = True,
+                     dynamic_size: bool = True,
+                     noise_factor: float = NOISE_FACTOR,
+                     log: Callable[[str], None] = print,
+                     rtol: float = DEFAULT_RTOL) -> Dict:
+    """Export, check parity on random and real images, optionally quantize.
+
+    The model is exported to a hidden temporary file next to ``out_file``
+    and moved into place only when the parity check passes: a failed
+    export leaves no file (nor an int8 model) that looks usable.
+
+    Args:
+        config (str | Config): Model config.
+        checkpoint (str, optional): Checkpoint (None: random weights).
+        out_file (str): The ONNX file.
+        opset (int): ONNX opset. Default: 17.
+        shape (tuple[int, int]): ``(H, W)`` of tracing and checks.
+        reparameterize (bool): Export the re-parameterised form.
+        overwrite (bool): Replace existing output files.
+        int8_file (str, optional): Also write a static int8 model here.
+        check_images (Sequence[str], optional): Files, folders or globs of
+            real images for the checks; default: the config's test set
+            when its data exists.
+        num_check_images (int): Real images checked (<= 0: all).
+        num_calib_images (int): Calibration images for int8 (taken from
+            the config's training set, else the check images).
+        atol (float): Absolute part of the parity tolerance.
+        optimize (bool): Apply the exact onnxruntime CPU rewrites.
+        dynamic_size (bool): Dynamic height and width (else batch only).
+        noise_factor (float): Accept differences up to this multiple of
+            the float32 noise floor when larger (0: no such allowance).
+        log (callable): Where progress messages go.
+        rtol (float): Part of the parity tolerance relative to the largest
+            exact ``|logit|`` (see :func:`parity_tolerance`).
+
+    Returns:
+        dict: ``export`` (file info), ``parity`` (see
+        :func:`check_parity`), ``real_images`` (source), ``int8`` (when
+        asked) and ``passed``.
+    """
+    for path in (out_file, int8_file):
+        if path and osp.exists(path) and not overwrite:
+            raise FileExistsError(
+                f'{path} already exists (use --overwrite to replace it)')
+    checked = {}
+
+    def export_and_check_at(temp):
+        checked.update(_export_and_check_at(
+            config, checkpoint, out_file, temp, opset, shape, reparameterize,
+            check_images, num_check_images, atol, optimize, dynamic_size,
+            noise_factor, log, rtol))
+        if not checked['result']['passed']:
+            raise _CheckFailed
+
+    # Exported to a hidden temporary file, moved into place if it passes.
+    try:
+        atomic_write(export_and_check_at, out_file, overwrite)
+    except _CheckFailed:
+        log(f'Not writing {out_file}: the exported model failed the check')
+        return checked['result']
+    result = checked['result']
+    if int8_file:
+        result['int8'] = _quantize_and_compare(
+            out_file, int8_file, checked, shape, num_calib_images, overwrite,
+            log)
+    return result
+
+
+class _CheckFailed(Exception):
+    """The exported model failed the parity check (nothing is written)."""
+
+
+def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
+                         reparameterize, check_images, num_check_images, atol,
+                         optimize, dynamic_size, noise_factor, log,
+                         rtol) -> Dict:
+    """Export to ``temp`` (to become ``out_file``) and check parity.
+
+    Returns:
+        dict: ``result`` (as :func:`export_and_check` returns it) and what
+        the int8 step reuses: ``session``, ``real``, ``cfg``, ``source``.
+    """
+    reference, deployed, cfg, info = export_onnx(
+        config, checkpoint, temp, opset, shape, reparameterize, True,
+        optimize, dynamic_size)
+    info['onnx_file'] = out_file
+    log(f'Exported {out_file} (opset {opset}, {info["bytes"] / 1e6:.2f} MB, '
+        f'{info["params"]["deployed"]} parameters after '
+        f're-parameterisation, {info["params"]["trained"]} as trained)')
+    threshold = info['threshold']
+    if check_images:
+        found = find_images(check_images)
+        limit = len(found.files) if num_check_images <= 0 else \
+            num_check_images
+        pairs = [(path, None) for path in found.files[:limit]]
+        source = f'{len(pairs)} files from {", ".join(check_images)}'
+    else:
+        pairs, source = config_samples(cfg, 'test', num_check_images)
+    real = load_batches(pairs, shape)
+    log(f'Real images: {source}' + ('' if real else ' (none usable)'))
+    session = ort_session(temp)
+    cases = random_inputs(shape, dynamic_size=dynamic_size) + [
+        (label, batch) for label, batch, _ in real]
+    parity = check_parity(reference, deployed, session, cases, threshold,
+                          atol, noise_factor, rtol)
+    parity['real_images'] = sum(b.shape[0] for _, b, _ in real)
+    result = dict(export=info, parity=parity, real_images=source)
+    strict = ('within' if parity['within_atol'] else 'ABOVE')
+    log(f'Parity (onnxruntime vs PyTorch as trained, {len(cases)} batches, '
+        f'{parity["real_images"]} real images): max |logit diff| '
+        f'{parity["max_abs_diff"]:.2e}, {strict} {atol:.0e}; '
+        f'largest exact |logit| {parity["logit_scale"]:.3g}; '
+        f'PyTorch float32 vs float64 (noise floor) '
+        f'{parity["float32_noise"]:.2e}; tolerance applied '
+        f'{parity["tolerance"]:.2e} (max({atol:g} + {rtol:g} * |logit|, '
+        f'{noise_factor:g} * noise)); re-parameterised vs trained '
+        f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; mask '
+        f'pixels that differ: {parity["mask_mismatch_pixels"]} '
+        f'({parity["mask_mismatch_borderline"]} within the tolerance of the '
+        f'threshold) -> {"PASS" if parity["passed"] else "FAIL"}')
+    for error in parity['errors']:
+        log(f'FAILED {error}')
+    result['passed'] = parity['passed']
+    return dict(result=result, session=session, real=real, cfg=cfg,
+                source=source, threshold=threshold)
+
+
+def _quantize_and_compare(out_file, int8_file, checked, shape,
+                          num_calib_images, overwrite, log) -> Dict:
+    """Quantize the checked ``out_file`` to ``int8_file`` and compare the
+    two models' masks (see :func:`~.int8.compare_int8`)."""
+    cfg, real, source = checked['cfg'], checked['real'], checked['source']
+    calib_pairs, calib_source = config_samples(cfg, 'train', num_calib_images)
+    calibration = [b for _, b, _ in load_batches(calib_pairs, shape)]
+    if not calibration:
+        calibration = [b for _, b, _ in real][:max(
+            1, math.ceil(num_calib_images / 4))]
+        calib_source = ('the check images' if calibration else
+                        'random noise (no images found: int8 accuracy '
+                        'will be poor)')
+    if not calibration:
+        calibration = [
+            b for _, b in random_inputs(shape, dynamic_size=False)[:2]
+        ]
+    quantize_int8(out_file, int8_file, calibration, overwrite)
+    noise = [(label, b, [None] * b.shape[0])
+             for label, b in random_inputs(shape, dynamic_size=False)]
+    int8 = compare_int8(checked['session'], ort_session(int8_file),
+                        real or noise, checked['threshold'])
+    int8.update(int8_file=int8_file, calibration=calib_source,
+                evaluated_on=source if real else 'random inputs',
+                bytes=osp.getsize(int8_file))
+    text = (f'int8 model {int8_file} ({int8["bytes"] / 1e6:.2f} MB, '
+            f'calibrated on {calib_source}): mask pixel agreement with '
+            f'fp32 {int8["pixel_agreement"]:.2f} %, mask IoU fp32 vs '
+            f'int8 {int8["mask_iou_fp32_vs_int8"]:.2f} %')
+    if 'iou_drop' in int8:
+        text += (f'; lesion IoU vs ground truth fp32 '
+                 f'{int8["iou_fp32"]:.2f} -> int8 {int8["iou_int8"]:.2f}'
+                 f' (drop {int8["iou_drop"]:.2f} points)')
+    log(text)
+    return int8

@@ -1,0 +1,264 @@
+"""Does an exported model compute what the trained one does?
+
+:func:`check_parity` runs onnxruntime, the deployed (re-parameterised)
+PyTorch model and the model as trained in float32 and float64 on random and
+real images, and judges the logit difference against a tolerance set by the
+float64 reference alone (:func:`parity_tolerance`), so a wrong export cannot
+widen its own tolerance.
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..image_io import ImageReadError, read_image
+from ..models.utils.lesion_logit import decision_map
+from .deployable import to_model_input
+from .ort_session import run_ort
+
+DEFAULT_ATOL = 1e-4
+# float32 rounding grows with the size of the logits (a trained network's
+# reach 10-50): the tolerance is ``atol + rtol * max|logit|``. 3e-4 (0.03 %
+# of the largest logit) is twice the largest share seen on the models of
+# the repository, trained or not (EGE-UNet trained 30 epochs: 6.4e-4 at
+# logits up to 10.5, onnxruntime's fused kernels round differently), and
+# far below a real export fault (a wrong weight, a missing op or another
+# model move logits by 1e-2 or more).
+DEFAULT_RTOL = 3e-4
+# Deeper networks may amplify rounding further: differences up to this
+# multiple of the measured float32 noise floor (PyTorch float32 vs float64
+# on the same inputs) are accepted too, when larger.
+NOISE_FACTOR = 4.0
+
+
+def random_inputs(shape: Tuple[int, int], seed: int = 0,
+                  dynamic_size: bool = True
+                  ) -> List[Tuple[str, np.ndarray]]:
+    """Random RGB batches that exercise the dynamic axes: batch 1 and 2 at
+    ``shape`` and, with ``dynamic_size``, batch 1 at a second size (other
+    multiples of 32)."""
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    other = (height + 64, width - 64 if width > 96 else width + 32)
+    cases = [(1, height, width), (2, height, width)]
+    if dynamic_size:
+        cases.append((1, *other))
+    return [(f'random {n}x3x{h}x{w}',
+             rng.uniform(0, 255, (n, 3, h, w)).astype(np.float32))
+            for n, h, w in cases]
+
+
+def config_samples(cfg, split: str = 'test', limit: int = 64
+                   ) -> Tuple[List[Tuple[str, Optional[str]]], str]:
+    """``(image, mask)`` file pairs of the config's ``split`` set.
+
+    Returns:
+        tuple: The pairs (``mask`` None when the set has none) and a
+        message that says where they come from or why there are none.
+    """
+    loader = cfg.get(f'{split}_dataloader')
+    if not loader:
+        return [], f'the config has no {split}_dataloader'
+    dataset_cfg = copy.deepcopy(loader['dataset'])
+    root = dataset_cfg.get('data_root', '')
+    if root and not osp.isdir(root):
+        return [], f'{split} data not found at {root}'
+    try:
+        import mmseg_dsnet  # noqa: F401
+        from mmseg.registry import DATASETS
+        from mmseg.utils import register_all_modules
+        register_all_modules(init_default_scope=True)
+        dataset_cfg['lazy_init'] = False
+        dataset = DATASETS.build(dataset_cfg)
+    except Exception as err:  # noqa: BLE001  (any reason: say it, go on)
+        return [], f'cannot build the {split} set at {root}: {err}'
+    count = len(dataset) if limit <= 0 else min(limit, len(dataset))
+    pairs = []
+    for index in range(count):
+        info = dataset.get_data_info(index)
+        pairs.append((info['img_path'], info.get('seg_map_path')))
+    return pairs, f'{count} of {len(dataset)} {split} images of {root}'
+
+
+def load_batches(pairs: Sequence[Tuple[str, Optional[str]]],
+                 shape: Tuple[int, int],
+                 batch_size: int = 4):
+    """Read images (skipping unreadable ones) into model-size batches.
+
+    Returns:
+        list[tuple[str, np.ndarray, list[np.ndarray | None]]]: label,
+        ``(n, 3, H, W)`` float32 RGB batch and the ground-truth masks
+        (nearest-resized to ``shape``, values 0/1/255) or None.
+    """
+    batches, images, labels, truths = [], [], [], []
+    for image_file, mask_file in pairs:
+        try:
+            images.append(to_model_input(read_image(image_file).rgb, shape))
+        except ImageReadError:
+            continue
+        labels.append(osp.basename(image_file))
+        truth = None
+        if mask_file and osp.isfile(mask_file):
+            import cv2
+            raw = cv2.imread(mask_file, cv2.IMREAD_UNCHANGED)
+            if raw is not None:
+                truth = cv2.resize(raw, shape[::-1],
+                                   interpolation=cv2.INTER_NEAREST)
+        truths.append(truth)
+        if len(images) == batch_size:
+            batches.append((', '.join(labels), np.stack(images), truths))
+            images, labels, truths = [], [], []
+    if images:
+        batches.append((', '.join(labels), np.stack(images), truths))
+    return batches
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray,
+                   threshold: float, atol: float,
+                   exact: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """Logit difference and mask agreement of two ``(N, C, H, W)`` arrays.
+
+    Args:
+        reference (np.ndarray): The logits compared against.
+        candidate (np.ndarray): The logits checked.
+        threshold (float): Sigmoid threshold (1-channel logits).
+        atol (float): Decision margin that rounding may flip.
+        exact (np.ndarray, optional): float64 logits of the reference
+            model; where given, they decide which pixels are borderline.
+
+    Returns:
+        dict: ``max_abs_diff``; ``mask_mismatch``, the pixels whose
+        lesion/background decision differs; ``mask_mismatch_decisive``,
+        those whose exact (else reference) logit is more than ``atol`` away
+        from the threshold (a decision that rounding cannot flip); and
+        ``pixels``.
+    """
+    diff = float(np.abs(reference - candidate).max())
+    mismatch = decisive = 0
+    exact = reference if exact is None else exact
+    for ref, cand, ref64 in zip(reference, candidate, exact):
+        ref_d, cand_d = decision_map(ref, threshold), decision_map(
+            cand, threshold)
+        differs = (ref_d > 0) != (cand_d > 0)
+        mismatch += int(differs.sum())
+        margin = np.abs(decision_map(ref64, threshold))
+        decisive += int((differs & (margin > atol)).sum())
+    return dict(max_abs_diff=diff, mask_mismatch=mismatch,
+                mask_mismatch_decisive=decisive,
+                pixels=int(reference.shape[0] * reference.shape[2] *
+                           reference.shape[3]))
+
+
+def parity_tolerance(logit_scale: float, float32_noise: float,
+                     atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL,
+                     noise_factor: float = NOISE_FACTOR) -> float:
+    """The largest logit difference an export may show:
+    ``max(atol + rtol * logit_scale, noise_factor * float32_noise)``.
+
+    Args:
+        logit_scale (float): Largest ``|logit|`` of the exact (float64)
+            reference on the checked inputs.
+        float32_noise (float): Largest PyTorch float32 vs float64 logit
+            difference on the same inputs.
+        atol (float): Absolute part.
+        rtol (float): Part relative to the logit scale.
+        noise_factor (float): Allowed multiple of the float32 noise (0:
+            none).
+    """
+    return max(atol + rtol * logit_scale, noise_factor * float32_noise)
+
+
+def check_parity(reference, deployed, session,
+                 cases: Sequence[Tuple[str, np.ndarray]],
+                 threshold: float,
+                 atol: float = DEFAULT_ATOL,
+                 noise_factor: float = NOISE_FACTOR,
+                 rtol: float = DEFAULT_RTOL) -> Dict:
+    """Compare onnxruntime with PyTorch on every case.
+
+    The same model as trained is also run in float64, the exact answer up
+    to rounding. Its largest ``|logit|`` sets the scale of the tolerance
+    (:func:`parity_tolerance`: float32 rounding is relative), and its
+    distance from PyTorch float32 (the *float32 noise floor*) may widen it
+    for networks that amplify rounding. The rule for masks: every pixel's
+    lesion/background decision must agree, except pixels whose exact logit
+    lies within the tolerance of the threshold (a decision rounding can
+    flip). Neither figure depends on the exported file, so a wrong export
+    cannot widen its own tolerance.
+
+    Args:
+        reference (nn.Module): The model as trained (eval mode).
+        deployed (nn.Module): The re-parameterised model that was exported.
+        session: onnxruntime session of the exported file.
+        cases (Sequence[tuple[str, np.ndarray]]): ``(label, batch)``.
+        threshold (float): Sigmoid threshold (1-channel models).
+        atol (float): Absolute part of the tolerance.
+        noise_factor (float): Allowed multiple of the float32 noise floor;
+            0 disables the noise-floor rule.
+        rtol (float): Part of the tolerance relative to the largest
+            ``|logit|``; with ``noise_factor`` 0, 0 gives a strict
+            ``atol``.
+
+    Returns:
+        dict: per case figures; ``max_abs_diff`` (ONNX vs trained),
+        ``logit_scale`` (largest exact ``|logit|``), ``float32_noise``
+        (PyTorch float32 vs float64), ``tolerance`` (the limit applied),
+        ``within_atol`` (the strict test), mismatching mask pixels and
+        ``passed``: within ``tolerance``, no onnxruntime error, and
+        identical masks except pixels whose exact logit is within
+        ``tolerance`` of the threshold (``mask_mismatch_borderline``).
+    """
+    import torch
+    exact = copy.deepcopy(reference).double()
+    rows, outputs = [], []
+    for label, batch in cases:
+        with torch.no_grad():
+            ref = reference(torch.from_numpy(batch)).numpy()
+            dep = deployed(torch.from_numpy(batch)).numpy()
+            ref64 = exact(torch.from_numpy(batch).double()).numpy()
+        row = dict(case=label, shape=list(batch.shape))
+        rows.append(row)
+        try:
+            ort_out = run_ort(session, batch)
+        except Exception as err:  # noqa: BLE001  (report which case)
+            row['error'] = (
+                f'onnxruntime failed: {str(err).strip().splitlines()[-1]}. '
+                'If only other input sizes fail, the traced graph fixed the '
+                'size (mmseg UNet/SegFormer do): export with --static-size.')
+            continue
+        row['float32_noise'] = float(np.abs(ref - ref64).max())
+        row['logit_scale'] = float(np.abs(ref64).max())
+        row['reparameterized_vs_trained'] = float(np.abs(ref - dep).max())
+        row['onnx_vs_reparameterized'] = float(np.abs(dep - ort_out).max())
+        outputs.append((row, ref, ref64, ort_out))
+    noise = max([r['float32_noise'] for r, *_ in outputs] or [0.0])
+    scale = max([r['logit_scale'] for r, *_ in outputs] or [0.0])
+    tolerance = parity_tolerance(scale, noise, atol, rtol, noise_factor)
+    for row, ref, ref64, ort_out in outputs:
+        row['onnx_vs_trained'] = compare_logits(ref, ort_out, threshold,
+                                                tolerance, exact=ref64)
+    errors = [f'{r["case"]}: {r["error"]}' for r in rows if 'error' in r]
+    ok = [row for row, *_ in outputs]
+    worst = max([r['onnx_vs_trained']['max_abs_diff'] for r in ok] or
+                [float('inf')])
+    mismatch = sum(r['onnx_vs_trained']['mask_mismatch'] for r in ok)
+    decisive = sum(r['onnx_vs_trained']['mask_mismatch_decisive']
+                   for r in ok)
+    return dict(
+        cases=rows,
+        atol=atol,
+        rtol=rtol,
+        logit_scale=scale,
+        float32_noise=noise,
+        tolerance=tolerance,
+        max_abs_diff=worst,
+        within_atol=bool(worst <= atol),
+        max_abs_diff_reparameterized_vs_trained=max(
+            [r['reparameterized_vs_trained'] for r in ok] or [float('inf')]),
+        errors=errors,
+        mask_mismatch_pixels=mismatch,
+        mask_mismatch_borderline=mismatch - decisive,
+        masks_identical=mismatch == 0,
+        passed=bool(ok and worst <= tolerance and decisive == 0
+                    and not errors))

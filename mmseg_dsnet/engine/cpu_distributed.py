@@ -1,0 +1,64 @@
+"""Distributed runs (mmengine's ``pytorch`` launcher) on hosts without CUDA.
+
+mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` before it
+starts the process group, and the Runner wraps the model in DDP with
+``device_ids=[LOCAL_RANK]``; both fail without CUDA. ``tools/train.py`` and
+``tools/test.py`` therefore call :func:`setup_cpu_distributed` before
+building the Runner: on such a host it starts the process group itself with
+``env_cfg.dist_cfg`` (``backend='gloo'`` instead of ``nccl``, which needs
+CUDA), and sets ``model_wrapper_cfg`` to DDP without device ids (how DDP
+runs on the CPU). The Runner sees the process group started and does not
+start it again. Both settings are written into the config, so the dumped
+config of the run shows them; with CUDA nothing changes.
+"""
+import datetime
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.logging import print_log
+
+#: Wrapper types that take ``device_ids`` (DDP).
+_DDP_TYPES = (None, 'MMDistributedDataParallel',
+              'mmengine.MMDistributedDataParallel')
+
+
+def setup_cpu_distributed(cfg) -> bool:
+    """Start a ``pytorch``-launched run's process group on a host without
+    CUDA (gloo) and wrap the model without device ids.
+
+    Args:
+        cfg (Config): The run's config, with ``launcher`` set; its
+            ``env_cfg.dist_cfg`` and ``model_wrapper_cfg`` are updated.
+
+    Returns:
+        bool: Whether anything was done (False with CUDA, without a
+        launcher, with another launcher, or when the process group already
+        exists).
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() \
+            or torch_dist.is_initialized():
+        return False
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {})
+    backend = dist_cfg.pop('backend', 'nccl')
+    if backend != 'gloo':
+        print_log(
+            f'No CUDA device: using the gloo backend instead of {backend!r} '
+            'for distributed CPU processes (env_cfg.dist_cfg.backend).',
+            logger='current')
+    cfg.env_cfg = dict(env_cfg, dist_cfg=dict(dist_cfg, backend='gloo'))
+    kwargs = dict(dist_cfg)
+    if kwargs.get('timeout') is not None:  # seconds, as mmengine takes it
+        kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+    torch_dist.init_process_group(backend='gloo', **kwargs)
+
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    elif wrapper.get('type') in _DDP_TYPES:
+        wrapper.setdefault('device_ids', None)
+    return True

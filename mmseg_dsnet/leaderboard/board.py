@@ -1,0 +1,285 @@
+"""Collect a run record from a work dir, build the leaderboard files from
+the records (and the generated blocks of the README and the model card),
+and check those blocks against them.
+
+Every figure comes from what a run wrote (its logs, dumped config and
+``tools/test.py`` metrics) or from our own measurements
+(:mod:`mmseg_dsnet.analysis`, as ``get_flops.py`` and ``benchmark.py``) —
+never typed by hand. Published
+figures live only in ``results/reported.json`` and are shown as separate
+rows marked ``reported``.
+
+Run record (``results/runs/*.json``): ``metrics`` holds LesionMetric's
+figures exactly as logged (percent), with ``metrics_source`` saying where
+they were read; ``train_time_s`` with ``train_time_method``; ``device`` from
+the training log; ``seed`` from the dumped config; ``complexity`` from
+get_flops (``flops`` = all counted ops, ``flops_weight_layers`` = conv /
+linear / matmul only, both with 1 multiply-add = 1 FLOP, plus ``deploy`` for
+re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
+(batch 1, 1 thread, 256x256, median / 90th percentile of timed runs) and
+``gpu_img_per_s`` from benchmark.py; ``evaluated_data`` (``data_root``,
+``split_file``, ``images``, ``synthetic``) names the data the metrics were
+computed on (absent in older records). :func:`collect` refuses a run trained
+or evaluated on the synthetic stand-in set. Leaderboard rows aggregate the
+seeds: see :mod:`.table` for the format.
+"""
+import datetime
+import os
+import os.path as osp
+import sys
+
+from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.paths import REPO_ROOT
+
+from . import blocks, table
+from .records import load_json, read_last_checkpoint, write_json
+from .work_dir import model_name, read_work_dir, slug
+
+RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
+
+
+class SyntheticDataError(UserError, ValueError):
+    """A result computed on the synthetic stand-in set is offered where only
+    real-data results belong."""
+
+
+def _rel(path):
+    path = osp.abspath(path)
+    return osp.relpath(path, REPO_ROOT) if path.startswith(
+        REPO_ROOT + os.sep) else path
+
+
+def _checkpoint(record, work_dir):
+    """The evaluated checkpoint, else the work dir's last one (timing does
+    not depend on the weights; loading them only proves they load)."""
+    path = record.get('checkpoint')
+    if path and osp.isfile(path):
+        return path
+    path = read_last_checkpoint(work_dir)
+    return path if path and osp.isfile(path) else None
+
+
+def measure_complexity(cfg):
+    """Parameters and FLOPs at 256x256 (``get_flops.py``'s figures), without
+    the per-module tables."""
+    from mmseg_dsnet.analysis.flops import get_flops
+    result = get_flops(cfg, (256, 256))
+    result.pop('table', None)
+    if 'deploy' in result:
+        result['deploy'].pop('table', None)
+    return result
+
+
+def measure_speed(cfg, checkpoint, device, deploy, batch_size, warmup,
+                  repeat):
+    """Latency and throughput at 256x256 (``benchmark.py``'s figures); one
+    thread on the CPU."""
+    import torch
+
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    threads = torch.get_num_threads()
+    try:
+        return benchmark(cfg, checkpoint, device, (256, 256),
+                         batch_size=batch_size, warmup=warmup, repeat=repeat,
+                         throughput_repeat=max(1, repeat // 5),
+                         threads=1 if device == 'cpu' else None,
+                         deploy=deploy)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def collect(config, work_dir, measure_complexity=measure_complexity,
+            measure_speed=measure_speed, label=None, schedule=None, schedule_tag=None,
+            seed_from_config=False, benchmark=True, gpu_benchmark=False,
+            runs_dir=RUNS_DIR, metrics_file=None, warmup=10, repeat=50,
+            gpu_batch_size=32, gpu_json=None, overwrite=False):
+    """Read a work dir, measure the model, write and return its record.
+
+    Args:
+        config (str): The run's config file (names the model).
+        work_dir (str): The run's work dir.
+        measure_complexity (callable): ``cfg -> dict`` of ``params``,
+            ``flops``, ... Default: :func:`measure_complexity`.
+        measure_speed (callable): ``(cfg, checkpoint, device, deploy,
+            batch_size, warmup, repeat) -> dict`` as ``benchmark.py``
+            returns it. Default: :func:`measure_speed`.
+        gpu_json (str, optional): A ``benchmark.py --device cuda --json``
+            result measured on a GPU machine, used for the GPU throughput
+            when this machine has no GPU.
+        overwrite (bool): A record of the same model, dataset, protocol,
+            schedule tag and seed collected from another work dir is only
+            replaced with it; one from the same work dir is refreshed.
+
+    The other arguments are ``leaderboard.py collect``'s flags.
+
+    Returns:
+        dict: The record written to ``runs_dir``.
+    """
+    rec = read_work_dir(work_dir, seed_from_config, metrics_file)
+    cfg = rec.pop('_config')
+    if 'design' in osp.basename(str(rec.get('test_split') or '')):
+        # Design runs choose the model; a leaderboard row is a test result.
+        raise ValueError(
+            f'{work_dir} was evaluated on the design hold-out '
+            f'({rec["test_split"]}), not on a test split; design runs are '
+            'recorded by tools/check_real_data.py --split design, not '
+            'collected')
+    if rec['synthetic_data']:
+        raise SyntheticDataError(
+            f'{work_dir} was trained or evaluated on the synthetic stand-in '
+            f'set (evaluated on {rec["evaluated_data"]["data_root"]}); its '
+            'figures say nothing about real lesions and are not collected. '
+            'Convert the real data (python tools/dataset_converters/isic.py '
+            'SRC ROOT), train and test on it, then collect')
+    model = label or model_name(config)
+    gpu = rec['device'] != 'CPU'
+    if schedule is None:
+        schedule = (f'{rec["epochs"]} epochs, {rec["train_images"]} train '
+                    f'images, batch {rec["batch_size"]}')
+    tag = schedule_tag or slug(schedule)[:48].strip('-')
+    record = dict(record_version=1, source='measured', model=model,
+                  config=_rel(config), schedule=schedule, schedule_tag=tag)
+    record.update(rec)
+    # Checked before the (slow) measurements.
+    name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
+            f'{tag}_seed{rec["seed"]}.json')
+    path = osp.join(runs_dir, name)
+    if osp.isfile(path):
+        previous = load_json(path).get('work_dir')
+        if previous != record['work_dir'] and not overwrite:
+            raise FileExistsError(
+                f'{path} already holds the run collected from {previous}; '
+                f'pass --overwrite to replace it with {record["work_dir"]}, '
+                'or give this run another --schedule-tag')
+        print(f'Replacing {path} (collected before from {previous})')
+    record['complexity'] = measure_complexity(cfg)
+    record.update(cpu_latency_ms=None, cpu_latency_p90_ms=None,
+                  gpu_img_per_s=None)
+    ckpt = _checkpoint(rec, work_dir)
+    if benchmark:
+        runs = {}
+        modes = [False, True] if 'deploy' in record['complexity'] else \
+            [False]
+        for deploy in modes:
+            out = measure_speed(cfg, ckpt, 'cpu', deploy, 1, warmup, repeat)
+            runs['deployed' if deploy else 'as_trained'] = dict(
+                median=out['latency_ms']['median'],
+                p90=out['latency_ms']['p90'], runs=out['latency_ms']['runs'])
+        record.update(
+            cpu_latency_ms=runs['as_trained']['median'],
+            cpu_latency_p90_ms=runs['as_trained']['p90'],
+            cpu_benchmark=dict(batch_size=1, threads=1, shape=[256, 256],
+                               warmup=warmup, cpu=out['device_name'],
+                               input='random', **runs))
+    if gpu_json:
+        out = load_json(gpu_json)
+        if not str(out.get('device', '')).startswith('cuda') or \
+                list(out.get('shape', [])) != [256, 256]:
+            raise ValueError(f'{gpu_json}: not a benchmark.py --device cuda '
+                             '--shape 256 256 --json result')
+        record.update(
+            gpu_img_per_s=out['throughput']['img_per_s'],
+            gpu_benchmark=dict(
+                gpu=out['device_name'],
+                batch_size=out['throughput']['batch_size'],
+                img_per_s=out['throughput']['img_per_s'],
+                latency_ms_b1=out['latency_ms']['median'], shape=[256, 256],
+                source=_rel(gpu_json)))
+    elif gpu_benchmark:
+        import torch
+        if torch.cuda.is_available():
+            out = measure_speed(cfg, ckpt, 'cuda', False, gpu_batch_size,
+                                warmup, repeat)
+            record.update(
+                gpu_img_per_s=out['throughput']['img_per_s'],
+                gpu_benchmark=dict(
+                    gpu=out['device_name'], batch_size=gpu_batch_size,
+                    img_per_s=out['throughput']['img_per_s'],
+                    latency_ms_b1=out['latency_ms']['median'],
+                    shape=[256, 256]))
+        else:
+            record['gpu_benchmark'] = 'asked, but CUDA is not available'
+    record['collected_at'] = datetime.datetime.now().isoformat(
+        timespec='seconds')
+    record['record_file'] = name
+    record['gpu_run'] = gpu
+    write_json(record, path)
+    for warning in record['warnings']:
+        print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
+    print(f'Run record written to {osp.join(runs_dir, name)}')
+    return record
+
+
+CPU_LATENCY = osp.join(REPO_ROOT, 'results', 'cpu_latency.json')
+
+
+def build(run_files, reported_path, out_dir, readme=None, plot=True,
+          model_card=None, cpu_latency=CPU_LATENCY):
+    """Aggregate run records into the leaderboard files, and write the
+    generated blocks of the README and the model card from them.
+
+    Args:
+        cpu_latency (str): A ``cpu_latency.py`` result whose 1-thread
+            figures are copied into the board (``cpu_latency``); the pages'
+            CPU ms column quotes them. Skipped when the file is absent.
+
+    Returns:
+        dict: ``board`` (what leaderboard.json holds), ``paths`` (files
+        written) and ``plot_points`` (panel, label, GFLOPs, DSC, source of
+        every point drawn).
+    """
+    records = [load_json(p) for p in sorted(run_files)]
+    reported = load_json(reported_path) if reported_path and \
+        osp.isfile(reported_path) else None
+    convention = next((r['complexity'].get('convention') for r in records
+                       if r.get('complexity')), '')
+    board = table.build_board(records, reported, convention)
+    if cpu_latency and osp.isfile(cpu_latency):
+        board['cpu_latency'] = blocks.latency_summary(
+            load_json(cpu_latency), _rel(cpu_latency))
+    os.makedirs(out_dir, exist_ok=True)
+    paths = table.write_outputs(board, out_dir)
+    points = None
+    if plot:
+        from .plot import plot_leaderboard
+        paths['png'] = osp.join(out_dir, 'leaderboard.png')
+        points = plot_leaderboard(board, paths['png'])
+    pages = ((readme, 'readme', blocks.readme_block, blocks.README_MARKERS),
+             (model_card, 'model_card', blocks.model_card_block,
+              blocks.MODEL_CARD_MARKERS))
+    for path, kind, render, markers in pages:
+        if path:
+            with open(path) as f:
+                text = f.read()
+            atomic_write(blocks.replace_block(text, render(board), markers),
+                         path)
+            paths[kind] = path
+    for kind, path in paths.items():
+        print(f'{kind}: {path}')
+    return dict(board=board, paths=paths, plot_points=points)
+
+
+def check(readme, leaderboard_json, model_card=None):
+    """Print every difference between the generated blocks of the README
+    (and the model card) and ``leaderboard_json``; returns the exit status
+    (1: they differ)."""
+    board = load_json(leaderboard_json)
+    pages = [(readme, blocks.check_readme), (model_card,
+                                             blocks.check_model_card)]
+    status = 0
+    for path, check_page in pages:
+        if not path:
+            continue
+        with open(path) as f:
+            problems = check_page(f.read(), board)
+        for problem in problems:
+            print(f'MISMATCH ({path}): {problem}', file=sys.stderr)
+        if problems:
+            status = 1
+            print(f'{path} disagrees with {leaderboard_json}; regenerate '
+                  'it with: leaderboard.py build --readme README.md '
+                  '--model-card configs/dsnet/README.md', file=sys.stderr)
+        else:
+            print(f'{path} agrees with {leaderboard_json}')
+    return status

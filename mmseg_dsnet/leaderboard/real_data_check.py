@@ -1,0 +1,147 @@
+"""Real-data check: a short CPU training and evaluation of DSNet and the
+baselines on the converted real ISIC 2017 set, split as the lightweight
+literature does (or on the design hold-out, for choosing designs).
+
+A sanity check of the whole chain on real lesions, NOT a benchmark: the
+schedule is far shorter than the protocol's 300 epochs (the numbers are said
+with their schedule). The command line is ``tools/check_real_data.py``.
+"""
+import os.path as osp
+import time
+
+from mmseg_dsnet.leaderboard.records import metrics_record, write_json
+from mmseg_dsnet.utils.paths import REPO_ROOT
+
+#: Where the real ISIC 2017 set (official layout) is looked for by default.
+DEFAULT_SRC = osp.join(REPO_ROOT, '..', 'shared', 'data', 'isic2017_256x192')
+CONFIGS = dict(
+    dsnet='configs/dsnet/dsnet_isic2017.py',
+    dsnet_v1='configs/dsnet/dsnet-v1_isic2017.py',
+    unet='configs/unet/unet-s5-d16_fcn_isic2017.py',
+    segformer='configs/segformer/segformer_mit-b0_isic2017.py',
+    egeunet='configs/egeunet/egeunet_isic2017.py',
+    malunet='configs/malunet/malunet_isic2017.py',
+    dsnet_no_gate='configs/dsnet/dsnet_isic2017_no-gate.py',
+    dsnet_bce_dice='configs/dsnet/dsnet_isic2017_bce-dice.py',
+    dsnet_vanilla_conv='configs/dsnet/dsnet_isic2017_vanilla-conv.py',
+    dsnet_no_deep_supervision=(
+        'configs/dsnet/dsnet_isic2017_no-deep-supervision.py'),
+)
+#: Train and evaluation split files of ``split='design'``.
+DESIGN_SPLITS = ('splits/lightweight_design_train.txt',
+                 'splits/lightweight_design_val.txt')
+#: The metrics printed by :func:`results_table`.
+TABLE_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
+
+
+def set_input_size(cfg, size):
+    """Train and predict at ``size`` x ``size``: every Resize of the
+    pipelines and the data preprocessor's padding size."""
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for step in cfg[name].dataset.pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = (size, size)
+    cfg.model.data_preprocessor['size'] = (size, size)
+
+
+def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
+                       test_images, seed, lr=None, crop_size=None,
+                       split='test'):
+    """The config with the real data root, a short cosine schedule and
+    optional subsets (and the design hold-out for ``split='design'``)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    if crop_size:
+        set_input_size(cfg, crop_size)
+    cfg.work_dir = work_dir
+    cfg.randomness = dict(seed=seed)
+    # One visualizer per run: runners in one process would otherwise share
+    # the first one's, and its vis_data would collect every run's scalars.
+    cfg.visualizer.name = f'visualizer_{osp.basename(work_dir)}'
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = data_root
+    if split == 'design':
+        cfg.train_dataloader.dataset.ann_file = DESIGN_SPLITS[0]
+        cfg.val_dataloader.dataset.ann_file = DESIGN_SPLITS[1]
+        cfg.test_dataloader.dataset.ann_file = DESIGN_SPLITS[1]
+    if train_images:
+        cfg.train_dataloader.dataset.indices = train_images
+    if test_images:
+        cfg.val_dataloader.dataset.indices = test_images
+        cfg.test_dataloader.dataset.indices = test_images
+    if lr:
+        cfg.optim_wrapper.optimizer.lr = lr
+    cfg.train_cfg.max_epochs = epochs
+    # Evaluate once, by runner.test() after training (mmengine would also
+    # validate at the last epoch unless val_begin lies beyond it).
+    cfg.train_cfg.val_begin = epochs + 1
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=epochs, eta_min=1e-5,
+             by_epoch=True, begin=0, end=epochs)
+    ]
+    cfg.default_hooks.checkpoint = dict(
+        type='AtomicCheckpointHook', interval=epochs, max_keep_ckpts=1)
+    cfg.default_hooks.logger.interval = 20
+    return cfg
+
+
+def write_design_record(record_dir, name, result):
+    """One JSON record per design run, named by config, size, epochs and
+    seed; an existing record is never replaced."""
+    path = osp.join(
+        record_dir, f'{name}_{result["input_size"]}px_{result["epochs"]}ep_'
+        f'seed{result["seed"]}.json')
+    if osp.exists(path):
+        path = path[:-5] + f'_{time.strftime("%Y%m%d-%H%M%S")}.json'
+    write_json(dict(result, name=name), path)
+    print(f'Design record: {path}')
+
+
+def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
+                       train_images=None, test_images=None, lr=None,
+                       crop_size=None, split='test'):
+    """Train ``config`` on the short schedule, evaluate it once and write
+    ``<work_dir>/test_metrics.json`` (the record ``tools/test.py`` writes,
+    for the leaderboard).
+
+    Returns:
+        dict: The run's facts (config, schedule, splits, image counts,
+        train time, metrics rounded to 2 decimals, evaluated data).
+    """
+    import torch
+    from mmengine.runner import Runner
+    cfg = short_schedule_cfg(config, data_root, work_dir, epochs,
+                             train_images, test_images, seed, lr, crop_size,
+                             split)
+    start = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    train_time = time.time() - start
+    metrics = runner.test()
+    record = metrics_record(config, None, metrics, cfg.test_dataloader.dataset,
+                            len(runner.test_dataloader.dataset))
+    write_json(record, osp.join(cfg.work_dir, 'test_metrics.json'))
+    evaluated = {k: v for k, v in record.items()
+                 if k not in ('config', 'checkpoint', 'metrics')}
+    return dict(
+        config=config, epochs=epochs, seed=seed, split=split,
+        train_split=cfg.train_dataloader.dataset.ann_file,
+        eval_split=cfg.test_dataloader.dataset.ann_file,
+        train_images=len(runner.train_dataloader.dataset),
+        test_images=len(runner.test_dataloader.dataset),
+        input_size=crop_size or 256, device='cpu',
+        threads=torch.get_num_threads(),
+        train_time_s=round(train_time, 1),
+        metrics={k: round(float(v), 2) for k, v in metrics.items()},
+        **evaluated)
+
+
+def results_table(results):
+    """The results of several runs as a fixed-width text table."""
+    lines = [f'{"model":<10} {"train img":>9} {"test img":>8} '
+             f'{"time s":>7} ' + ' '.join(f'{k:>8}' for k in TABLE_KEYS)]
+    for name, r in results.items():
+        lines.append(f'{name:<10} {r["train_images"]:>9} '
+                     f'{r["test_images"]:>8} {r["train_time_s"]:>7.0f} ' +
+                     ' '.join(f'{r["metrics"][k]:>8.2f}' for k in TABLE_KEYS))
+    return '\n'.join(lines)

@@ -1,0 +1,49 @@
+"""The JSON records the tools write and the leaderboard reads: one reader,
+one (atomic) writer, and the metrics record of a test."""
+import json
+import os.path as osp
+
+from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+from mmseg_dsnet.utils.fileio import atomic_write
+
+
+def load_json(path):
+    """The object a JSON file holds."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(obj, path):
+    """Write ``obj`` as indented JSON (UTF-8, a final newline) so that
+    ``path`` is either the old file or the complete new one."""
+    atomic_write(json.dumps(obj, indent=2, ensure_ascii=False) + '\n', path)
+
+
+def read_last_checkpoint(work_dir):
+    """The checkpoint a work dir's ``last_checkpoint`` file names, or None
+    when there is no such file."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
+def metrics_record(config, checkpoint, metrics, dataset_cfg, images):
+    """What ``tools/test.py`` writes to ``test_metrics.json`` (and the
+    leaderboard reads): the metrics and the data they were computed on.
+
+    Args:
+        config (str): The config file.
+        checkpoint (str | None): The evaluated checkpoint.
+        metrics (dict): The evaluator's figures.
+        dataset_cfg (dict): The evaluating loader's dataset config.
+        images (int): Number of images evaluated.
+
+    Returns:
+        dict: ``config``, ``checkpoint``, ``metrics`` and the keys of
+        :func:`~mmseg_dsnet.datasets.synthetic_fallback.data_provenance`.
+    """
+    return dict(config=config, checkpoint=checkpoint,
+                metrics={k: float(v) for k, v in metrics.items()},
+                **data_provenance(dataset_cfg, images))

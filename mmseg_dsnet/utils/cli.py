@@ -1,0 +1,25 @@
+"""Argument helpers shared by the command-line tools."""
+from typing import Sequence, Tuple
+
+
+def input_shape(values: Sequence[int]) -> Tuple[int, int]:
+    """``(height, width)`` from a ``--shape`` option given one number (a
+    square) or two.
+
+    Args:
+        values (Sequence[int]): The numbers given to ``--shape``.
+
+    Returns:
+        tuple[int, int]: Height and width.
+
+    Raises:
+        UserError: Not one or two positive numbers.
+    """
+    values = list(values)
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        from .errors import UserError
+        raise UserError(
+            f'--shape takes 1 or 2 positive numbers, got {values}')
+    return tuple(values)

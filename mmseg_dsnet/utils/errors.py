@@ -1,0 +1,8 @@
+"""The base class of the faults a user can fix."""
+
+
+class UserError(Exception):
+    """A fault the user can fix (a missing input, a bad argument), raised
+    with a message that says what to do. The tools report it as one
+    ``ERROR:`` line and exit 2
+    (:func:`mmseg_dsnet.engine.cli_errors.run_reporting_user_errors`)."""

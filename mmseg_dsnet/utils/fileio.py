@@ -1,0 +1,142 @@
+"""The one way this project writes a file: atomically.
+
+A file written by :func:`atomic_write` is either the old one or the complete
+new one, whatever happens meanwhile (kill, full disk, power loss after the
+fsync): the content goes to a hidden temporary file in the same folder
+(:func:`partial_path`), which replaces the target with ``os.replace`` once
+complete. Checkpoints, configs, ONNX models, masks and released weights all
+go through it.
+
+Only the standard library is imported, so the dataset converter can use it
+before torch and mmcv are installed.
+"""
+import os
+import os.path as osp
+from typing import Callable, Union
+
+PARTIAL_MARK = '.part-'
+
+
+def partial_path(filepath) -> str:
+    """The hidden temporary file a write to ``filepath`` goes through:
+    ``.<name>.part-<pid>`` in the same folder (same file system, so the final
+    rename is atomic)."""
+    folder, name = osp.split(osp.abspath(str(filepath)))
+    return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
+
+
+def default_file_mode() -> int:
+    """Permissions a normally created file gets: 0o666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_chunks(fileobj, data, chunk=1 << 22):
+    """Write ``data`` in 4 MiB chunks (a hook point for fault-injection
+    tests)."""
+    view = memoryview(data)
+    for start in range(0, len(view), chunk):
+        fileobj.write(view[start:start + chunk])
+
+
+def _fsync_path(path: str) -> None:
+    """Flush a file or folder to disk (best effort for folders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(data: Union[bytes, str, Callable[[str], None]],
+                 filepath,
+                 overwrite: bool = True) -> str:
+    """Write ``filepath`` atomically, with the user's umask.
+
+    Args:
+        data (bytes | str | callable): The content (str is written as
+            UTF-8), or a function that writes the file at the path it is
+            given, for libraries that write files themselves
+            (``onnx.save``, ``torch.onnx.export``, an image encoder ...).
+            An exception it raises aborts the write: the temporary file is
+            removed and ``filepath`` is left as it was.
+        filepath (str | Path): The destination; its folder is created.
+        overwrite (bool): Replace an existing ``filepath``. When False an
+            existing file raises :class:`FileExistsError`, checked before
+            the work and again before the final rename. Default: True.
+
+    Returns:
+        str: ``filepath``.
+
+    Raises:
+        FileExistsError: ``filepath`` exists and ``overwrite`` is False.
+    """
+    filepath = str(filepath)
+
+    def refuse_existing():
+        if not overwrite and osp.exists(filepath):
+            raise FileExistsError(
+                f'{filepath} already exists (use --overwrite to replace it)')
+
+    refuse_existing()
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    tmp = partial_path(filepath)
+    try:
+        if callable(data):
+            data(tmp)
+            if not osp.isfile(tmp):
+                raise OSError(f'{filepath}: the writer produced no file')
+            _fsync_path(tmp)
+        else:
+            if isinstance(data, str):
+                data = data.encode('utf-8')
+            with open(tmp, 'wb') as f:
+                _write_chunks(f, data)
+                f.flush()
+                os.fsync(f.fileno())
+        # A library may create its file with other permissions.
+        os.chmod(tmp, default_file_mode())
+        refuse_existing()
+        os.replace(tmp, filepath)
+    except BaseException:
+        if osp.lexists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_path(folder)  # make the rename itself durable
+    return filepath
+
+
+def remove_stale_partials(folder) -> list:
+    """Delete temporary files left in ``folder`` by writers that were killed
+    (their process no longer exists).
+
+    Returns:
+        list[str]: The removed files.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        if not name.startswith('.') or PARTIAL_MARK not in name:
+            continue
+        pid = name.rsplit(PARTIAL_MARK, 1)[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # the writer is still alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        path = osp.join(folder, name)
+        os.remove(path)
+        removed.append(path)
+    return removed
