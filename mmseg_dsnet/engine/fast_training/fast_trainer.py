@@ -180,8 +180,14 @@ class FastTrainer:
 
     def _start_run(self, spec: RunSpec) -> dict:
         os.makedirs(spec.work_dir, exist_ok=True)
-        log_dir = osp.join(spec.work_dir, self.timestamp)
-        os.makedirs(osp.join(log_dir, 'vis_data'), exist_ok=True)
+        # A run started in the same second as the previous one (a quick
+        # resume) gets its own folder instead of appending to that log.
+        stamp, suffix = self.timestamp, 0
+        while osp.exists(osp.join(spec.work_dir, stamp)):
+            suffix += 1
+            stamp = f'{self.timestamp}_{suffix}'
+        log_dir = osp.join(spec.work_dir, stamp)
+        os.makedirs(osp.join(log_dir, 'vis_data'))
         spec.cfg.randomness = dict(seed=spec.seed)
         spec.cfg.work_dir = spec.work_dir
         spec.cfg.dump(osp.join(spec.work_dir,
@@ -189,9 +195,9 @@ class FastTrainer:
         logger = MMLogger.get_instance(
             # Unique per work dir: MMLogger returns an existing instance
             # (and its old log file) for a name it has seen.
-            f'fast_train_{osp.abspath(spec.work_dir)}_{self.timestamp}',
+            f'fast_train_{osp.abspath(spec.work_dir)}_{stamp}',
             logger_name='mmengine',
-            log_file=osp.join(log_dir, f'{self.timestamp}.log'),
+            log_file=osp.join(log_dir, f'{stamp}.log'),
             log_level='INFO')
         for handler in logger.handlers:
             if not isinstance(handler, logging.FileHandler):
