@@ -10,9 +10,9 @@ list it. An existing OUT_FILE is kept unless ``--force`` is given.
 import argparse
 import os
 import os.path as osp
-import sys
 
-from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.cli_errors import (UserError,
+                                          run_reporting_user_errors)
 
 
 def parse_args(argv=None):
@@ -27,19 +27,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def fail(message):
-    print(f'ERROR: {message}', file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
 def main(argv=None):
     args = parse_args(argv)
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
-            fail(f'{what} file {path} does not exist')
+            raise UserError(f'{what} file {path} does not exist')
     if osp.exists(args.out_file) and not args.force:
-        fail(f'{args.out_file} exists; pass --force to replace it')
+        raise UserError(f'{args.out_file} exists; pass --force to replace it')
     from mmseg_dsnet.apis.released_model import publish_weights
     digest = publish_weights(args.config, args.checkpoint, args.out_file)
     size_kb = os.path.getsize(args.out_file) / 1024
