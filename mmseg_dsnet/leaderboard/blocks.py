@@ -180,13 +180,21 @@ def readme_block(board):
     if any(r['short_schedule'] for r in rows):
         parts.append('Shortened schedules (the protocol is 300 epochs at '
                      '256x256): not comparable with published figures.')
+    parts += _closing_lines(board, rows)
+    return '\n'.join(parts)
+
+
+def _closing_lines(board, rows):
+    """The lines that end both generated blocks: the CPU latency note and
+    the published figures of the datasets shown."""
+    lines = []
     note = latency_note(board)
     if note:
-        parts.append(note)
+        lines.append(note)
     published = _published_line(board, rows)
     if published:
-        parts += ['', published]
-    return '\n'.join(parts)
+        lines += ['', published]
+    return lines
 
 
 def _published_line(board, rows):
@@ -274,12 +282,7 @@ def model_card_block(board):
               'Jaccard. These are shortened CPU schedules (the protocol is '
               '300 epochs at 256x256), not comparable with the published '
               'figures.']
-    note = latency_note(board)
-    if note:
-        parts.append(note)
-    published = _published_line(board, measured)
-    if published:
-        parts += ['', published]
+    parts += _closing_lines(board, measured)
     return '\n'.join(parts)
 
 
