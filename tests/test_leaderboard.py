@@ -247,3 +247,24 @@ def test_collect_refuses_runs_judged_on_the_design_hold_out(board, tmp_path):
         lb.main(['collect', str(board['cfg']), str(design), '--label',
                  'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
     assert not runs.exists() or not list(runs.glob('*.json'))
+
+
+def test_collect_refuses_a_config_of_another_model(board, tmp_path):
+    """The row's name, config and budget come from CONFIG: one that builds
+    another model than the run trained is refused, with the entry named;
+    a config that differs only in the input size is accepted."""
+    lb, seed0 = board['lb'], board['work'][0]
+    runs = tmp_path / 'runs'
+    args = ['--label', 'dsnet', '--runs-dir', str(runs), '--no-benchmark']
+    ungated = tmp_path / 'ungated.py'
+    ungated.write_text(f"_base_ = ['{board['cfg']}']\n"
+                       'model = dict(decode_head=dict(use_gate=False))\n')
+    with pytest.raises(ValueError, match=r'model\.decode_head\.use_gate'):
+        lb.main(['collect', str(ungated), str(seed0), *args])
+    assert not runs.exists() or not list(runs.glob('*.json'))
+    resized = tmp_path / 'resized.py'
+    resized.write_text(
+        f"_base_ = ['{board['cfg']}']\n"
+        'model = dict(data_preprocessor=dict(size=(96, 96)))\n')
+    record = lb.main(['collect', str(resized), str(seed0), *args])
+    assert record['config'].endswith('resized.py')

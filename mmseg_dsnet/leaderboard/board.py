@@ -44,6 +44,54 @@ class SyntheticDataError(UserError, ValueError):
     real-data results belong."""
 
 
+class ConfigMismatchError(UserError, ValueError):
+    """The config named for a run builds another model than the one the run
+    trained, so the row would carry the wrong name, config and budget."""
+
+
+def _first_difference(given, dumped, path='model'):
+    """Dotted path of the first entry where two config dicts differ, or
+    None when they are equal."""
+    if isinstance(given, dict) and isinstance(dumped, dict):
+        for key in sorted(set(given) | set(dumped), key=str):
+            diff = _first_difference(given.get(key), dumped.get(key),
+                                     f'{path}.{key}')
+            if diff:
+                return diff
+        return None
+    if isinstance(given, (list, tuple)) and isinstance(dumped, (list, tuple)):
+        if len(given) != len(dumped):
+            return path
+        for index, (a, b) in enumerate(zip(given, dumped)):
+            diff = _first_difference(a, b, f'{path}[{index}]')
+            if diff:
+                return diff
+        return None
+    return None if given == dumped else path
+
+
+def check_config_matches_run(config, dumped_cfg, work_dir):
+    """Refuse a config whose model differs from the run's dumped one.
+
+    The data preprocessor's ``size`` is left out: a run at another input
+    size (``check_real_data.py --crop-size``) changes only that.
+
+    Raises:
+        ConfigMismatchError: naming the first differing entry.
+    """
+    from mmengine.config import Config
+    given = Config.fromfile(config).model.to_dict()
+    dumped = dumped_cfg.model.to_dict()
+    for model in (given, dumped):
+        model.get('data_preprocessor', {}).pop('size', None)
+    diff = _first_difference(given, dumped)
+    if diff:
+        raise ConfigMismatchError(
+            f'{config} builds another model than the run in {work_dir} '
+            f'trained: {diff} differs from its dumped config; collect the '
+            'run with the config it was trained with')
+
+
 def _rel(path):
     path = osp.abspath(path)
     return osp.relpath(path, REPO_ROOT) if path.startswith(
@@ -118,6 +166,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     """
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
+    check_config_matches_run(config, cfg, work_dir)
     if 'design' in osp.basename(str(rec.get('test_split') or '')):
         # Design runs choose the model; a leaderboard row is a test result.
         raise ValueError(
