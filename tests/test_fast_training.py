@@ -529,6 +529,15 @@ def test_fast_train_work_dir_layout(fast_trained, name, config, seed):
     assert summary['completed'] is True and summary['epochs'] == 2
     assert summary['seed'] == seed and summary['runs_together'] == 2
     assert summary['checkpoint'] == str(checkpoint)
+    # The summary names the data it trained on.
+    train = dumped.train_dataloader.dataset
+    data = summary['trained_data']
+    assert data['data_root'] == os.path.abspath(train.data_root)
+    assert data['split_file'] == os.path.join(data['data_root'],
+                                              train.ann_file)
+    assert data['images'] == summary['train_images'] == len(
+        open(data['split_file']).read().split())
+    assert data['synthetic'] is False  # a converted set without the marker
 
 
 @pytest.fixture(scope='module')

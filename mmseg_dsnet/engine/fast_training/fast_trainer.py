@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.runner import set_random_seed
 
-from ...compat import atomic_write
+from ...datasets.synthetic_fallback import is_synthetic
+from ...utils.fileio import atomic_write
 from .decoded_cache import DecodedImageCache, split_train_pipeline
 from .errors import FastTrainingError
 from .gpu_augmentation import BatchedSegAugmentation
@@ -172,6 +173,7 @@ class FastTrainer:
             self.progress)
         self.cache = cache.to(self.device)
         self.cache_seconds = time.perf_counter() - start
+        self.trained_data = self._trained_data(cfg.train_dataloader.dataset)
         if len(self.cache) < self.batch_size:
             raise FastTrainingError(
                 f'{len(self.cache)} training images, fewer than one batch '
@@ -502,6 +504,15 @@ class FastTrainer:
                 f'epoch, found {epochs}')
         return next(iter(epochs.values()))
 
+    def _trained_data(self, dataset_cfg) -> dict:
+        """Where the cached training images came from, for the summary
+        (so a run on the synthetic stand-in set says so)."""
+        root = osp.abspath(dataset_cfg.get('data_root') or '.')
+        ann = dataset_cfg.get('ann_file')
+        return dict(data_root=root,
+                    split_file=osp.join(root, ann) if ann else None,
+                    images=len(self.cache), synthetic=is_synthetic(root))
+
     def _finish(self, state) -> dict:
         spec = state['spec']
         if state['stopped'] is None:
@@ -517,6 +528,7 @@ class FastTrainer:
             epochs=state['epochs'], resumed_from_epoch=self.start_epoch,
             iters_per_epoch=self.iters_per_epoch,
             batch_size=self.batch_size, train_images=len(self.cache),
+            trained_data=self.trained_data,
             device=self._device_name(), runs_together=len(self.specs),
             loop_seconds=round(self.loop_seconds, 2),
             img_per_s=round(images / self.loop_seconds, 1),
