@@ -97,6 +97,10 @@ def test_ablations_show_the_seeds_that_exist_and_the_difference():
     assert rows['DSNet (vanilla conv)'][col['Δ IoU']] == '-0.50'
     for label in ('DSNet (BCE+Dice)', 'DSNet (no deep supervision)'):
         assert rows[label][col['Seeds (n)']] == 'no run yet'
+    # -0.70 is more than twice the larger std (0.20): a finding.
+    assert rows['DSNet (no gate)'][col['Reading (IoU)']] == 'the part helps'
+    assert rows['DSNet (vanilla conv)'][col['Reading (IoU)']] == \
+        'one seed: no reading yet'
     # Ablations stay out of the README's compact table.
     readme = blocks.readme_block(board)
     assert 'no gate' not in readme and '| DSNet |' in readme
@@ -108,3 +112,12 @@ def test_ablations_show_the_seeds_that_exist_and_the_difference():
     stale = page.replace('80.30 ± 0.14', '80.31 ± 0.14')
     problem, = blocks.check_model_card(stale, board)
     assert 'column IoU' in problem and '80.31 ± 0.14' in problem
+
+
+def test_ablation_reading_needs_a_difference_beyond_the_spread():
+    ref = _row('DSNet', 'cpu-30ep', [81.0, 80.8, 81.2], [0, 1, 2])
+    close = _row('DSNet (no gate)', 'cpu-30ep', [80.5, 81.1], [0, 1])
+    higher = _row('DSNet (BCE+Dice)', 'cpu-30ep', [81.9, 82.0], [0, 1])
+    assert 'no measurable effect' in blocks.ablation_reading(close, ref)
+    assert 'does not help' in blocks.ablation_reading(higher, ref)
+    assert blocks.ablation_reading(None, ref) == '-'

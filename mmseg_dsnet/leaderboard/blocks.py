@@ -228,6 +228,21 @@ def _diff(row, ref, field):
     return f'{row[field]["mean"] - ref[field]["mean"]:+.2f}'
 
 
+def ablation_reading(row, ref):
+    """What an ablation's IoU says about the part it changes: a difference
+    of the means within twice the larger seed std is no finding."""
+    if not row or not ref:
+        return '-'
+    if min(row['iou']['n'], ref['iou']['n']) < 2:
+        return 'one seed: no reading yet'
+    delta = row['iou']['mean'] - ref['iou']['mean']
+    if abs(delta) <= 2 * max(row['iou']['std'], ref['iou']['std']):
+        return 'within the seeds\' spread: no measurable effect'
+    if delta < 0:
+        return 'the part helps'
+    return 'the variant scores higher: the part does not help here'
+
+
 def ablation_table(board):
     """DSNet and each ablation on ABLATION_SCHEDULE: the seeds that exist,
     mean ± std and the difference of the means to DSNet's."""
@@ -246,7 +261,9 @@ def ablation_table(board):
         ('IoU', lambda x: _stat(x[1]['iou']) if x[1] else '-'),
         ('DSC', lambda x: _stat(x[1]['dsc']) if x[1] else '-'),
         ('Δ IoU', lambda x: '-' if x[1] is ref else _diff(x[1], ref, 'iou')),
-        ('Δ DSC', lambda x: '-' if x[1] is ref else _diff(x[1], ref, 'dsc'))]
+        ('Δ DSC', lambda x: '-' if x[1] is ref else _diff(x[1], ref, 'dsc')),
+        ('Reading (IoU)',
+         lambda x: '-' if x[1] is ref else ablation_reading(x[1], ref))]
     return markdown_table(columns, lines), ref
 
 
@@ -266,8 +283,8 @@ def model_card_block(board):
     schedule = ref['schedule'] if ref else ABLATION_SCHEDULE
     parts += ['', f'**Ablations** on the {_short(schedule)} schedule: '
               'each variant changes one part of DSNet; Δ is the variant\'s '
-              'mean minus DSNet\'s mean over the seeds listed (a Δ within '
-              'about twice the seeds\' std is not a finding).', '',
+              'mean minus DSNet\'s mean over the seeds listed; the reading calls '
+              'a Δ within twice the larger of the two seed stds no finding.', '',
               table]
     forms = [f for f in (board.get('cpu_latency') or {}).get('forms', [])
              if f['model'] == ABLATION_REFERENCE]
