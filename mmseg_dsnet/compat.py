@@ -102,7 +102,7 @@ class CorruptCheckpointError(RuntimeError):
 
 class NotACheckpointError(CorruptCheckpointError):
     """The file given as a checkpoint is something else: a Git LFS pointer,
-    an HTML page, a text file."""
+    an HTML page, a text file, binary data of another format."""
 
 
 def describe_non_checkpoint(filename, head_size=4096):
@@ -138,15 +138,20 @@ def describe_non_checkpoint(filename, head_size=4096):
             or b'<html' in lower:
         return ('is an HTML page, not a PyTorch checkpoint (a download error '
                 'or login page?); download the weights again')
-    if b'\0' in head:
-        return None
-    try:
-        head.decode('utf-8')
-    except UnicodeDecodeError as err:
-        # Only a multi-byte character cut at the end of the head is text.
-        if len(head) < head_size or err.start < len(head) - 3:
-            return None
-    return 'is a text file, not a PyTorch checkpoint'
+    if b'\0' not in head:
+        try:
+            head.decode('utf-8')
+            return 'is a text file, not a PyTorch checkpoint'
+        except UnicodeDecodeError as err:
+            # Only a multi-byte character cut at the end of the head is text.
+            if len(head) >= head_size and err.start >= len(head) - 3:
+                return 'is a text file, not a PyTorch checkpoint'
+    # torch.save writes a zip archive (or, before torch 1.6, a pickle, whose
+    # first opcode is PROTO); a damaged file of either kind is "corrupt".
+    if not head.startswith((b'PK\x03\x04', b'\x80')):
+        return ('is not a PyTorch checkpoint (neither a zip archive nor a '
+                f'pickle; it starts with the bytes {head[:8].hex(" ")})')
+    return None
 
 
 def safe_torch_load(filename, map_location=None):

@@ -202,10 +202,13 @@ FAULTS = [
      'no deploy checkpoint or config is written',
      'test_strict_checkpoints.py::'
      'test_reparameterize_refuses_a_checkpoint_of_another_variant'),
-    ('Git LFS pointer, HTML page or text file given as a checkpoint',
+    ('Git LFS pointer, HTML page, text file or other binary data given as '
+     'a checkpoint',
      '`ERROR: Checkpoint <path> is a Git LFS pointer, not the weights: run '
      'git lfs pull ...` (or `is an HTML page ...`, `is a text file, not a '
-     'PyTorch checkpoint`), exit 2, in test, train, reparameterize, infer',
+     'PyTorch checkpoint`, `is not a PyTorch checkpoint (neither a zip '
+     'archive nor a pickle; it starts with the bytes ...)`), exit 2, in '
+     'test, train, reparameterize, infer',
      'nothing is written; the file is left as it was',
      'test_strict_checkpoints.py::test_non_checkpoint_file_is_named'),
     ('missing checkpoint file (test.py, train.py load_from)',
@@ -256,6 +259,13 @@ FAULTS = [
      'at the limit)',
      'test_converter_hardening.py::'
      'test_zip_member_over_the_limit_is_skipped_naming_it'),
+    ('`leaderboard.py collect` given a config of another model than the run '
+     'trained',
+     '`ERROR: CONFIG builds another model than the run in WORK_DIR trained: '
+     'model.decode_head.use_gate differs from its dumped config; ...`, exit '
+     '2 (a config that changes only the input size is accepted)',
+     'no record written',
+     'test_leaderboard.py::test_collect_refuses_a_config_of_another_model'),
 ]
 
 

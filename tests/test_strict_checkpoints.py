@@ -3,11 +3,12 @@
 A checkpoint of another model (or variant) must stop every tool with one
 ``ERROR:`` line naming the config, the checkpoint and the first few keys,
 exit status 2, and nothing written; a partial checkpoint loads only when
-asked for. A Git LFS pointer, an HTML page or a text file given as a
-checkpoint is named as such. Missing files and config typos are one line
-too. The cases are listed in ``FAULTS`` of test_fault_injection.py and in
+asked for. A Git LFS pointer, an HTML page, a text file or binary data of
+another format given as a checkpoint is named as such. Missing files and
+config typos are one line too. The cases are listed in ``FAULTS`` of test_fault_injection.py and in
 docs/reliability.md.
 """
+import re
 import uuid
 
 import pytest
@@ -23,6 +24,10 @@ NOT_CHECKPOINTS = {
              'is an HTML page, not a PyTorch checkpoint'),
     'text': ('These are not the weights you are looking for.\n',
              'is a text file, not a PyTorch checkpoint'),
+    # Binary data of another format (no zip or pickle signature).
+    'binary': (bytes(range(0x90, 0xff)) * 30,
+               'is not a PyTorch checkpoint (neither a zip archive nor a '
+               'pickle; it starts with the bytes 90 91 92 93 94 95 96 97)'),
 }
 
 
@@ -217,7 +222,10 @@ def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
     from mmseg_dsnet.compat import NotACheckpointError
     content, says = NOT_CHECKPOINTS[kind]
     fake = tmp_path / 'weights.pth'
-    fake.write_text(content)
+    if isinstance(content, bytes):
+        fake.write_bytes(content)
+    else:
+        fake.write_text(content)
     cfg = setup['cfg']
     expected = f'ERROR: Checkpoint {fake} {says}'
     code, err = run_cli(tools['test'], eval_argv(cfg, fake, tmp_path / 't'),
@@ -234,7 +242,8 @@ def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
     assert code == 2
     assert_one_short_error(err, expected)
     assert not (tmp_path / 'd').exists()
-    with pytest.raises(NotACheckpointError, match=says.split(':')[0]):
+    with pytest.raises(NotACheckpointError,
+                       match=re.escape(says.split(':')[0])):
         build_segmentor(str(cfg), str(fake))
     infer = load_tool('infer.py')
     image = sorted((setup['root'] / 'images').glob('*.jpg'))[0]
@@ -243,7 +252,8 @@ def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
                        str(tmp_path / 'infer'), '--no-progress'])
     err = capsys.readouterr().err
     assert code == 2 and f'ERROR: Checkpoint {fake} {says}' in err, err
-    assert fake.read_text() == content  # left as it was
+    assert fake.read_bytes() == (content if isinstance(content, bytes) else
+                                 content.encode())  # left as it was
 
 
 def test_missing_checkpoint_file_is_one_line(setup, tools, tmp_path, capsys):
