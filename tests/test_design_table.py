@@ -55,3 +55,18 @@ def test_no_records_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tool, 'DESIGN_DIR', str(tmp_path))
     assert tool.main([]) == 2
     assert capsys.readouterr().err.startswith('ERROR: no design records')
+
+
+def test_design_study_quotes_the_records_table():
+    """docs/design_study.md shows design_table.py's output for the
+    committed records, unchanged (a new or edited record must be
+    re-rendered into the report)."""
+    import glob
+    import os.path as osp
+
+    from conftest import REPO
+    paths = sorted(glob.glob(osp.join(design.DESIGN_DIR, '*.json')))
+    if not paths:
+        pytest.skip('no design records in this checkout')
+    doc = (REPO / 'docs' / 'design_study.md').read_text()
+    assert design.design_table(paths) in doc
