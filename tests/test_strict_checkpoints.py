@@ -5,8 +5,8 @@ A checkpoint of another model (or variant) must stop every tool with one
 exit status 2, and nothing written; a partial checkpoint loads only when
 asked for. A Git LFS pointer, an HTML page, a text file or binary data of
 another format given as a checkpoint is named as such. Missing files and
-config typos are one line too. The cases are listed in ``FAULTS`` of test_fault_injection.py and in
-docs/reliability.md.
+config typos are one line too. The cases are listed in ``FAULTS`` of
+test_fault_injection.py and in docs/reliability.md.
 """
 import re
 import uuid

@@ -283,9 +283,9 @@ def model_card_block(board):
     schedule = ref['schedule'] if ref else ABLATION_SCHEDULE
     parts += ['', f'**Ablations** on the {_short(schedule)} schedule: '
               'each variant changes one part of DSNet; Δ is the variant\'s '
-              'mean minus DSNet\'s mean over the seeds listed; the reading calls '
-              'a Δ within twice the larger of the two seed stds no finding.', '',
-              table]
+              'mean minus DSNet\'s mean over the seeds listed; the reading '
+              'calls a Δ within twice the larger of the two seed stds no '
+              'finding.', '', table]
     forms = [f for f in (board.get('cpu_latency') or {}).get('forms', [])
              if f['model'] == ABLATION_REFERENCE]
     if forms:

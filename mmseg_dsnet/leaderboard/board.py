@@ -138,7 +138,8 @@ def measure_speed(cfg, checkpoint, device, deploy, batch_size, warmup,
 
 
 def collect(config, work_dir, measure_complexity=measure_complexity,
-            measure_speed=measure_speed, label=None, schedule=None, schedule_tag=None,
+            measure_speed=measure_speed, label=None, schedule=None,
+            schedule_tag=None,
             seed_from_config=False, benchmark=True, gpu_benchmark=False,
             runs_dir=RUNS_DIR, metrics_file=None, warmup=10, repeat=50,
             gpu_batch_size=32, gpu_json=None, overwrite=False):
