@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.runner import set_random_seed
 
-from ...datasets.synthetic_fallback import is_synthetic
+from ...datasets.synthetic_fallback import data_provenance
 from ...utils.fileio import atomic_write
 from .decoded_cache import DecodedImageCache, split_train_pipeline
 from .errors import FastTrainingError
@@ -173,7 +173,9 @@ class FastTrainer:
             self.progress)
         self.cache = cache.to(self.device)
         self.cache_seconds = time.perf_counter() - start
-        self.trained_data = self._trained_data(cfg.train_dataloader.dataset)
+        # Where the cached images came from (a synthetic stand-in says so).
+        self.trained_data = data_provenance(cfg.train_dataloader.dataset,
+                                            len(self.cache))
         if len(self.cache) < self.batch_size:
             raise FastTrainingError(
                 f'{len(self.cache)} training images, fewer than one batch '
@@ -503,15 +505,6 @@ class FastTrainer:
                 f'--resume: runs trained together must stand at the same '
                 f'epoch, found {epochs}')
         return next(iter(epochs.values()))
-
-    def _trained_data(self, dataset_cfg) -> dict:
-        """Where the cached training images came from, for the summary
-        (so a run on the synthetic stand-in set says so)."""
-        root = osp.abspath(dataset_cfg.get('data_root') or '.')
-        ann = dataset_cfg.get('ann_file')
-        return dict(data_root=root,
-                    split_file=osp.join(root, ann) if ann else None,
-                    images=len(self.cache), synthetic=is_synthetic(root))
 
     def _finish(self, state) -> dict:
         spec = state['spec']
