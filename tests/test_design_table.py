@@ -11,13 +11,13 @@ from mmseg_dsnet.leaderboard import design
 tool = load_tool('analysis_tools/design_table.py')
 
 
-def write(path, name, seed, iou, split='design'):
+def write(path, name, seed, iou, split='design', device='cpu'):
     metrics = dict(IoU=iou, DSC=2 * iou / (100 + iou) * 100, Sen=90.0,
                    Spe=95.0, mIoU_img=iou - 1, TJ=iou - 5)
     path.write_text(json.dumps(dict(
         name=name, seed=seed, split=split, input_size=128, epochs=15,
         train_images=1350, test_images=150, train_time_s=600.0 + seed,
-        metrics=metrics)))
+        device=device, metrics=metrics)))
     return str(path)
 
 
@@ -30,11 +30,26 @@ def test_groups_seeds_and_sorts_by_mean_iou(tmp_path):
     lines = design.design_table(paths).splitlines()
     assert len(lines) == 4
     # cand-b (79.5) ranks above cand-a (mean 79.0 over two seeds).
-    assert lines[2].startswith('| cand-b | 128px | 15 | 1350 / 150 | 0 |')
-    assert lines[3].startswith('| cand-a | 128px | 15 | 1350 / 150 | 0, 1 |')
+    assert lines[2].startswith(
+        '| cand-b | 128px | 15 | cpu | 1350 / 150 | 0 |')
+    assert lines[3].startswith(
+        '| cand-a | 128px | 15 | cpu | 1350 / 150 | 0, 1 |')
     # Mean ± sample standard deviation (n - 1) over the seeds.
     assert '| 79.00 ± 1.41 |' in lines[3]
     assert lines[1].count('---') == lines[0].count('|') - 1
+
+
+def test_runs_on_other_devices_are_separate_rows(tmp_path):
+    # GPU kernels round differently: the same seed is another run there.
+    paths = [
+        write(tmp_path / 'c.json', 'cand-a', 0, 78.0),
+        write(tmp_path / 'g.json', 'cand-a', 0, 80.0,
+              device='cuda: NVIDIA H200'),
+    ]
+    lines = design.design_table(paths).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith('| cand-a | 128px | 15 | cuda: NVIDIA H200 |')
+    assert '| 80.00 |' in lines[2] and '| 78.00 |' in lines[3]
 
 
 def test_refuses_records_of_the_test_split(tmp_path):

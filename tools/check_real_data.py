@@ -21,6 +21,7 @@ import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.converters.isic import convert
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS, results_table,
+                                                run_device,
                                                 train_and_evaluate,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
@@ -96,7 +97,8 @@ def main(argv=None):
     write_json(results, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')
-    print(f'\nShort CPU schedule on real ISIC 2017, evaluated on the '
+    print(f'\nShort schedule on real ISIC 2017 ({run_device()}), '
+          'evaluated on the '
           f'{evaluated_on}, {args.epochs} epoch(s), input '
           f'{args.crop_size or 256}px, seed {args.seed}:')
     print(results_table(results))

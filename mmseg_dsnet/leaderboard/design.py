@@ -22,29 +22,31 @@ def mean_and_spread(values):
 
 
 def design_table(paths):
-    """Group the records by (candidate, input size, epochs) and render
-    them, best mean IoU first. Records of another split are refused."""
+    """Group the records by (candidate, input size, epochs, device) and
+    render them, best mean IoU first. Records of another split are
+    refused."""
     groups = defaultdict(list)
     for path in paths:
         record = load_json(path)
         if record.get('split') != 'design':
             raise ValueError(f'{path} is not a design-split record')
-        key = (record['name'], record['input_size'], record['epochs'])
+        key = (record['name'], record['input_size'], record['epochs'],
+               record['device'])
         groups[key].append(record)
     rows = sorted(groups.items(), key=lambda kv: -statistics.mean(
         r['metrics']['IoU'] for r in kv[1]))
     lines = [
-        '| candidate | input | epochs | train / val images | seeds | ' +
-        ' | '.join(KEYS) + ' | train time (s) |',
-        '|' + '---|' * (6 + len(KEYS))
+        '| candidate | input | epochs | device | train / val images | '
+        'seeds | ' + ' | '.join(KEYS) + ' | train time (s) |',
+        '|' + '---|' * (7 + len(KEYS))
     ]
-    for (name, size, epochs), records in rows:
+    for (name, size, epochs, device), records in rows:
         records.sort(key=lambda r: r['seed'])
         seeds = ', '.join(str(r['seed']) for r in records)
         images = f'{records[0]["train_images"]} / {records[0]["test_images"]}'
         cells = [mean_and_spread([r['metrics'][k] for r in records])
                  for k in KEYS]
         time_s = mean_and_spread([r['train_time_s'] for r in records])
-        lines.append(f'| {name} | {size}px | {epochs} | {images} | {seeds} | '
-                     + ' | '.join(cells) + f' | {time_s} |')
+        lines.append(f'| {name} | {size}px | {epochs} | {device} | {images} '
+                     f'| {seeds} | ' + ' | '.join(cells) + f' | {time_s} |')
     return '\n'.join(lines) + '\n'

@@ -129,11 +129,20 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         eval_split=cfg.test_dataloader.dataset.ann_file,
         train_images=len(runner.train_dataloader.dataset),
         test_images=len(runner.test_dataloader.dataset),
-        input_size=crop_size or 256, device='cpu',
+        input_size=crop_size or 256, device=run_device(),
         threads=torch.get_num_threads(),
         train_time_s=round(train_time, 1),
         metrics={k: round(float(v), 2) for k, v in metrics.items()},
         **evaluated)
+
+
+def run_device():
+    """Where mmengine's runner trains: ``'cpu'``, or ``'cuda: <name>'``
+    when a GPU is visible (the runner then uses it)."""
+    import torch
+    if torch.cuda.is_available():
+        return f'cuda: {torch.cuda.get_device_name(0)}'
+    return 'cpu'
 
 
 def results_table(results):

@@ -24,7 +24,8 @@ class DSNetHead(BaseDecodeHead):
     features for ``cls_seg``; without it ``cls_seg`` reads the finest
     bridge output (``channels`` must then equal ``in_channels[0]``). The
     logits have the resolution of the finest encoder feature (the input's
-    with a stride-1 stem, half of it with a stride-2 stem); mmseg resizes
+    with a stride-1 stem, half of it with a stride-2 stem), times
+    ``pixel_shuffle``; mmseg resizes
     them to the label (training) and to the image (prediction).
 
     Args:
@@ -47,6 +48,11 @@ class DSNetHead(BaseDecodeHead):
             output), scaled by ``aux_loss_weights``. Default: False.
         aux_loss_weights (Sequence[float]): Loss weight of each auxiliary
             classifier, level 1 first. Default: (0.4, 0.2, 0.1).
+        pixel_shuffle (int): ``cls_seg`` predicts ``pixel_shuffle**2``
+            logits per position and :class:`torch.nn.PixelShuffle` lays
+            them out on a grid that many times finer: a learned upsampling
+            of the logits that costs no convolution at the finer size.
+            Default: 1 (logits at the finest feature's resolution).
         deploy (bool): Build the re-parameterised plain form. Default: False.
         **kwargs: Passed to ``BaseDecodeHead`` (``num_classes``,
             ``out_channels``, ``threshold``, ``loss_decode``, ...).
@@ -64,6 +70,7 @@ class DSNetHead(BaseDecodeHead):
                  final_block: bool = True,
                  deep_supervision: bool = False,
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
+                 pixel_shuffle: int = 1,
                  deploy: bool = False,
                  **kwargs):
         kwargs.setdefault('in_index', list(range(len(in_channels))))
@@ -79,6 +86,8 @@ class DSNetHead(BaseDecodeHead):
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ValueError('aux_loss_weights needs 1 to '
                              f'{len(self.in_channels) - 2} entries')
+        if pixel_shuffle < 1:
+            raise ValueError(f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
         self.deploy = deploy
         self.deep_supervision = deep_supervision
         self.aux_loss_weights = tuple(aux_loss_weights)
@@ -125,6 +134,10 @@ class DSNetHead(BaseDecodeHead):
                              f'in_channels[0] ({self.in_channels[0]})')
         else:
             self.final_block = nn.Identity()
+        if pixel_shuffle > 1:
+            self.conv_seg = nn.Conv2d(channels,
+                                      self.out_channels * pixel_shuffle**2, 1)
+        self.shuffle = nn.PixelShuffle(pixel_shuffle)
         if deep_supervision and not deploy:
             self.aux_classifiers = nn.ModuleList([
                 nn.Conv2d(self.in_channels[level], self.out_channels, 1)
@@ -150,6 +163,10 @@ class DSNetHead(BaseDecodeHead):
                 aux_logits.append(self.aux_classifiers[level - 1](x))
         x = self.final_block(x)
         return self.cls_seg(x), aux_logits[::-1]
+
+    def cls_seg(self, feat: Tensor) -> Tensor:
+        """Logits of ``feat`` (``pixel_shuffle`` times its resolution)."""
+        return self.shuffle(super().cls_seg(feat))
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
         """Full-resolution logits, ``(N, out_channels, H, W)``."""

@@ -1,0 +1,79 @@
+"""Run design candidates on the design hold-out, several seeds each, a few
+runs at a time (one ``tools/check_real_data.py --split design`` process per
+run; each writes its record to ``--record-dir``).
+
+    python tools/analysis_tools/design_sweep.py \\
+        configs/dsnet/design/dsnet-design-e_isic2017.py egeunet \\
+        --seeds 0 1 2 --parallel 2 --threads 1
+"""
+import argparse
+import os.path as osp
+import sys
+
+from mmseg_dsnet.leaderboard.design import DESIGN_DIR
+from mmseg_dsnet.leaderboard.real_data_check import DEFAULT_SRC
+from mmseg_dsnet.leaderboard.sweep import run_sweep, sweep_jobs
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('candidates', nargs='+',
+                        help='config files or model names of '
+                        'check_real_data.py --models')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--parallel', type=int, default=2,
+                        help='runs at a time')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='CPU threads per run')
+    parser.add_argument('--epochs', type=int, default=15)
+    parser.add_argument('--crop-size', type=int, default=128)
+    parser.add_argument('--train-images', type=int, default=None,
+                        help='train on the first N design-train images')
+    parser.add_argument('--src', default=DEFAULT_SRC,
+                        help='the real ISIC 2017 set (official layout)')
+    parser.add_argument('--data-root', default='data/isic2017',
+                        help='the converted set')
+    parser.add_argument('--record-dir', default=DESIGN_DIR)
+    parser.add_argument('--work-dir', default='work_dirs/design_sweep')
+    parser.add_argument('--start-before', type=float, default=None,
+                        help='start no run later than this many seconds '
+                        'after the sweep began')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.parallel < 1 or args.threads < 1:
+        print('ERROR: --parallel and --threads must be at least 1',
+              file=sys.stderr)
+        return 2
+    if not osp.isfile(osp.join(args.data_root, 'meta.json')):
+        print(f'ERROR: {args.data_root} is not a converted ISIC set (no '
+              'meta.json); convert it first with '
+              'tools/dataset_converters/isic.py', file=sys.stderr)
+        return 2
+    try:
+        jobs = sweep_jobs(args.candidates, args.seeds)
+    except FileNotFoundError as err:
+        print(f'ERROR: {err}', file=sys.stderr)
+        return 2
+    check_args = ['--split', 'design', '--epochs', str(args.epochs),
+                  '--crop-size', str(args.crop_size), '--src', args.src,
+                  '--data-root', args.data_root, '--record-dir',
+                  args.record_dir]
+    if args.train_images:
+        check_args += ['--train-images', str(args.train_images)]
+    statuses = run_sweep(jobs, args.work_dir, check_args, args.parallel,
+                         args.threads, args.start_before)
+    for name, status in statuses.items():
+        print(f'{name}: {status}')
+    failed = [n for n, s in statuses.items() if s.startswith('failed')]
+    if failed:
+        print(f'ERROR: {len(failed)} of {len(jobs)} runs failed: '
+              f'{", ".join(failed)}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
