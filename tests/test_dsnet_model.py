@@ -191,6 +191,35 @@ def test_reparameterized_model_matches_and_deploy_config_loads_it(config):
         assert (plain(x) - expected).abs().max() <= 1e-5
 
 
+def test_sub_pixel_classifier_gives_input_size_logits_and_folds():
+    cfg = model_cfg(pixel_shuffle=2)
+    model = warm_up(MODELS.build(cfg))
+    head = model.decode_head
+    # Four logits per 1/2-resolution position ...
+    assert head.conv_seg.out_channels == 4
+    assert count_params(model) - count_params(MODELS.build(model_cfg())) \
+        == 3 * (head.channels + 1)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.backbone(x)
+        finest = torch.randn(2, head.channels, 32, 32)
+        grouped = head.conv_seg(finest)
+        logits = head.cls_seg(finest)
+        expected = model(x)
+    # ... laid out as the 2x2 block of input pixels each position covers.
+    assert logits.shape == (2, 1, 64, 64)
+    assert torch.equal(logits[:, 0, 2:4, 6:8].flatten(1),
+                       grouped[:, :, 1, 3])
+    assert head(feats).shape == expected.shape == (2, 1, 64, 64)
+    reparameterize_model(model)
+    with torch.no_grad():
+        assert (model(x) - expected).abs().max() <= 1e-5
+    plain = MODELS.build(deploy_cfg(cfg)).eval()
+    plain.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
 def test_reparameterize_drops_deep_supervision_classifiers():
     cfg = model_cfg()
     assert cfg.decode_head.deep_supervision  # on by default
@@ -335,6 +364,8 @@ def test_head_options_are_checked():
         DSNetHead(**dict(head, channels=32))
     with pytest.raises(ValueError, match='one per bridge'):
         DSNetHead(**dict(head, refine_blocks=[1, 1]))
+    with pytest.raises(ValueError, match='pixel_shuffle must be >= 1'):
+        DSNetHead(**dict(head, pixel_shuffle=0))
     # Refine blocks are residual DESDConvs at their level's width.
     built = DSNetHead(**head)
     refine = [(level, block) for level, blocks in enumerate(

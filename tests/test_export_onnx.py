@@ -95,6 +95,21 @@ def test_parity_random_and_real_images(exported):
     assert rewrites['single_output_conv'] > 0
 
 
+def test_sub_pixel_classifier_exports_with_parity(image_dir, tmp_path):
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = str(REPO / 'configs/dsnet/design/'
+                 'dsnet-design-e-subpixel_isic2017.py')
+    checkpoint = make_checkpoint(config, tmp_path / 'subpixel.pth')
+    result = export_and_check(config, checkpoint, str(tmp_path / 'sp.onnx'),
+                              check_images=[str(image_dir)],
+                              log=lambda text: None)
+    parity = result['parity']
+    assert result['passed'] and parity['within_atol']
+    assert parity['max_abs_diff'] <= 1e-4
+    assert parity['mask_mismatch_pixels'] == \
+        parity['mask_mismatch_borderline'] <= 3
+
+
 def test_onnx_dynamic_axes_and_metadata(exported, checkpoint):
     import onnxruntime as ort
     from mmseg_dsnet.deploy.deployable import build_deployable

@@ -1,0 +1,80 @@
+"""design_sweep.py: design runs in parallel processes, seed by seed, each
+logged; failures and bad input reported (mmseg_dsnet.leaderboard.sweep)."""
+import pytest
+from conftest import load_tool
+
+from mmseg_dsnet.leaderboard import sweep
+
+tool = load_tool('analysis_tools/design_sweep.py')
+
+# Stands in for check_real_data.py: prints its arguments, fails for seed 1.
+FAKE_CHECK = '''import sys
+print('args', ' '.join(sys.argv[1:]))
+sys.exit(3 if sys.argv[sys.argv.index('--seed') + 1] == '1' else 0)
+'''
+
+
+@pytest.fixture
+def fake_check(tmp_path, monkeypatch):
+    script = tmp_path / 'fake_check.py'
+    script.write_text(FAKE_CHECK)
+    monkeypatch.setattr(sweep, 'CHECK_TOOL', str(script))
+    return script
+
+
+def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
+    config = tmp_path / 'cand.py'
+    config.write_text('')
+    jobs = sweep.sweep_jobs(['egeunet', str(config)], [0, 1])
+    assert [(j.candidate, j.seed) for j in jobs] == [
+        ('egeunet', 0), (str(config), 0), ('egeunet', 1), (str(config), 1)]
+    assert [j.name for j in jobs[:2]] == ['egeunet_s0', 'cand_s0']
+    assert sweep.job_command(jobs[0], 'w', ['--epochs', '1'])[2:] == [
+        '--models', 'egeunet', '--seed', '0', '--work-dir', 'w/egeunet_s0',
+        '--epochs', '1']
+    assert sweep.job_command(jobs[1], 'w', [])[2:4] == ['--configs',
+                                                         str(config)]
+    with pytest.raises(FileNotFoundError, match='nowhere.py is neither'):
+        sweep.sweep_jobs([str(tmp_path / 'nowhere.py')], [0])
+
+
+def test_runs_in_parallel_processes_with_one_log_each(fake_check, tmp_path):
+    jobs = sweep.sweep_jobs(['egeunet', 'malunet'], [0, 1])
+    statuses = sweep.run_sweep(jobs, str(tmp_path / 'w'), ['--epochs', '2'],
+                               parallel=2)
+    assert statuses['egeunet_s0'] == statuses['malunet_s0'] == 'done'
+    for name in ('egeunet_s1', 'malunet_s1'):
+        assert statuses[name].startswith('failed (exit 3, see ')
+        assert statuses[name].endswith(f'{name}.log)')
+    log = (tmp_path / 'w' / 'malunet_s0.log').read_text()
+    assert log.startswith('args --models malunet --seed 0 --work-dir ')
+    assert log.rstrip().endswith('--epochs 2')
+
+
+def test_no_run_starts_after_the_deadline(fake_check, tmp_path):
+    jobs = sweep.sweep_jobs(['egeunet'], [0, 2])
+    statuses = sweep.run_sweep(jobs, str(tmp_path), [], parallel=1,
+                               start_before_s=-1)
+    assert set(statuses.values()) == {'not started'}
+    assert not list(tmp_path.glob('*.log'))
+
+
+def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
+                                               capsys):
+    data = tmp_path / 'data'
+    data.mkdir()
+    args = ['--data-root', str(data), '--work-dir', str(tmp_path / 'w'),
+            '--record-dir', str(tmp_path / 'r')]
+    assert tool.main(['egeunet', *args]) == 2
+    assert 'is not a converted ISIC set' in capsys.readouterr().err
+    (data / 'meta.json').write_text('{}')
+    assert tool.main(['no-such-model', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: no-such-model is neither a model name')
+    assert tool.main(['egeunet', '--seeds', '0', '1', *args]) == 1
+    captured = capsys.readouterr()
+    assert 'egeunet_s0: done' in captured.out
+    assert captured.err.splitlines()[-1] == (
+        'ERROR: 1 of 2 runs failed: egeunet_s1')
+    assert tool.main(['egeunet', '--parallel', '0', *args]) == 2
+    assert capsys.readouterr().err.startswith('ERROR: --parallel')
