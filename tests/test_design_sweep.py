@@ -7,10 +7,15 @@ from mmseg_dsnet.leaderboard import sweep
 
 tool = load_tool('analysis_tools/design_sweep.py')
 
-# Stands in for check_real_data.py: prints its arguments, fails for seed 1.
+# Stands in for check_real_data.py: prints its arguments; seed 1 fails,
+# seed 2 exits 0 without a record (as check_real_data.py does, with SKIP,
+# when the data is absent), the others write their record.
 FAKE_CHECK = '''import sys
 print('args', ' '.join(sys.argv[1:]))
-sys.exit(3 if sys.argv[sys.argv.index('--seed') + 1] == '1' else 0)
+seed = sys.argv[sys.argv.index('--seed') + 1]
+if seed == '1':
+    sys.exit(3)
+print('SKIP: no data' if seed == '2' else 'Design record: r.json')
 '''
 
 
@@ -48,7 +53,14 @@ def test_runs_in_parallel_processes_with_one_log_each(fake_check, tmp_path):
         assert statuses[name].endswith(f'{name}.log)')
     log = (tmp_path / 'w' / 'malunet_s0.log').read_text()
     assert log.startswith('args --models malunet --seed 0 --work-dir ')
-    assert log.rstrip().endswith('--epochs 2')
+    assert log.splitlines()[0].endswith('--epochs 2')
+
+
+def test_a_run_without_its_record_is_a_failure(fake_check, tmp_path):
+    statuses = sweep.run_sweep(sweep.sweep_jobs(['egeunet'], [2]),
+                               str(tmp_path), [], parallel=1)
+    assert statuses['egeunet_s2'].startswith(
+        'failed (no design record written, see ')
 
 
 def test_no_run_starts_after_the_deadline(fake_check, tmp_path):

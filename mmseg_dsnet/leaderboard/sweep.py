@@ -17,6 +17,8 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 from .real_data_check import CONFIGS
 
 CHECK_TOOL = osp.join(REPO_ROOT, 'tools', 'check_real_data.py')
+#: What check_real_data.py prints once it has written a run's record.
+RECORD_LINE = 'Design record: '
 
 
 class SweepJob(NamedTuple):
@@ -63,8 +65,8 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
             as not started). Default: None (start them all).
 
     Returns:
-        dict: Job name -> ``'done'``, ``'failed (exit N, see LOG)'`` or
-        ``'not started'``.
+        dict: Job name -> ``'done'`` (the run wrote its record),
+        ``'failed (..., see LOG)'`` or ``'not started'``.
     """
     os.makedirs(work_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
@@ -82,7 +84,13 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
                 job_command(job, work_dir, check_args), stdout=out,
                 stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
         bar.update()
-        status = 'done' if code == 0 else f'failed (exit {code}, see {log})'
+        if code != 0:
+            status = f'failed (exit {code}, see {log})'
+        elif RECORD_LINE not in open(log).read():
+            # check_real_data.py exits 0 with SKIP when the data is absent.
+            status = f'failed (no design record written, see {log})'
+        else:
+            status = 'done'
         bar.write(f'{job.name}: {status} after {time.time() - began:.0f} s')
         return job.name, status
 
