@@ -1,6 +1,7 @@
 """Real-data check: convert the real ISIC 2017 set (when present) and run a
-short CPU training and evaluation of DSNet and the baselines on the
-lightweight-literature split, printing the lesion metrics.
+short training (on the GPU when one is visible, else the CPU) and evaluation
+of DSNet and the baselines on the lightweight-literature split, printing the
+lesion metrics.
 
 A sanity check of the whole chain on real lesions, NOT a benchmark: the
 schedule is far shorter than the protocol's 300 epochs (the numbers are said

@@ -1,6 +1,7 @@
-"""Real-data check: a short CPU training and evaluation of DSNet and the
+"""Real-data check: a short training and evaluation of DSNet and the
 baselines on the converted real ISIC 2017 set, split as the lightweight
-literature does (or on the design hold-out, for choosing designs).
+literature does (or on the design hold-out, for choosing designs). It trains
+where mmengine's runner does (the GPU when one is visible) and records where.
 
 A sanity check of the whole chain on real lesions, NOT a benchmark: the
 schedule is far shorter than the protocol's 300 epochs (the numbers are said
