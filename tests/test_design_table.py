@@ -85,3 +85,20 @@ def test_design_study_quotes_the_records_table():
         pytest.skip('no design records in this checkout')
     doc = (REPO / 'docs' / 'design_study.md').read_text()
     assert design.design_table(paths) in doc
+
+
+def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
+    from mmseg_dsnet.leaderboard.real_data_check import write_design_record
+    run = dict(input_size=128, epochs=15, seed=0, device='cpu',
+               metrics=dict(IoU=80.0))
+    write_design_record(str(tmp_path), 'cand', run)
+    write_design_record(str(tmp_path), 'cand',
+                        dict(run, device='cuda: NVIDIA H200'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'cand_128px_15ep_seed0.json', 'cand_128px_15ep_seed0_cuda.json']
+    write_design_record(str(tmp_path), 'cand',
+                        dict(run, metrics=dict(IoU=81.0)))
+    records = [json.loads(p.read_text()) for p in tmp_path.iterdir()]
+    assert len(records) == 3
+    assert json.loads((tmp_path / 'cand_128px_15ep_seed0.json').read_text(
+    ))['metrics']['IoU'] == 80.0
