@@ -11,12 +11,14 @@ from mmseg_dsnet.leaderboard import design
 tool = load_tool('analysis_tools/design_table.py')
 
 
-def write(path, name, seed, iou, split='design', device='cpu'):
+def write(path, name, seed, iou, split='design', device='cpu',
+          train_images=1350):
     metrics = dict(IoU=iou, DSC=2 * iou / (100 + iou) * 100, Sen=90.0,
                    Spe=95.0, mIoU_img=iou - 1, TJ=iou - 5)
     path.write_text(json.dumps(dict(
         name=name, seed=seed, split=split, input_size=128, epochs=15,
-        train_images=1350, test_images=150, train_time_s=600.0 + seed,
+        train_images=train_images, test_images=150,
+        train_time_s=600.0 + seed,
         device=device, metrics=metrics)))
     return str(path)
 
@@ -50,6 +52,17 @@ def test_runs_on_other_devices_are_separate_rows(tmp_path):
     assert len(lines) == 4
     assert lines[2].startswith('| cand-a | 128px | 15 | cuda: NVIDIA H200 |')
     assert '| 80.00 |' in lines[2] and '| 78.00 |' in lines[3]
+
+
+def test_runs_on_fewer_images_are_not_pooled_with_full_runs(tmp_path):
+    paths = [
+        write(tmp_path / 'f.json', 'cand-a', 0, 80.0),
+        write(tmp_path / 's.json', 'cand-a', 1, 20.0, train_images=16),
+    ]
+    lines = design.design_table(paths).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith('| cand-a | 128px | 15 | cpu | 1350 / 150 | 0 |')
+    assert lines[3].startswith('| cand-a | 128px | 15 | cpu | 16 / 150 | 1 |')
 
 
 def test_refuses_records_of_the_test_split(tmp_path):

@@ -22,16 +22,18 @@ def mean_and_spread(values):
 
 
 def design_table(paths):
-    """Group the records by (candidate, input size, epochs, device) and
-    render them, best mean IoU first. Records of another split are
+    """Group the records by candidate, input size, epochs, device and
+    image counts and render them, best mean IoU first. Records of another split are
     refused."""
     groups = defaultdict(list)
     for path in paths:
         record = load_json(path)
         if record.get('split') != 'design':
             raise ValueError(f'{path} is not a design-split record')
+        # Runs on other data or another device are other experiments.
         key = (record['name'], record['input_size'], record['epochs'],
-               record['device'])
+               record['device'], record['train_images'],
+               record['test_images'])
         groups[key].append(record)
     rows = sorted(groups.items(), key=lambda kv: -statistics.mean(
         r['metrics']['IoU'] for r in kv[1]))
@@ -40,7 +42,7 @@ def design_table(paths):
         'seeds | ' + ' | '.join(KEYS) + ' | train time (s) |',
         '|' + '---|' * (7 + len(KEYS))
     ]
-    for (name, size, epochs, device), records in rows:
+    for (name, size, epochs, device, _, _), records in rows:
         records.sort(key=lambda r: r['seed'])
         seeds = ', '.join(str(r['seed']) for r in records)
         images = f'{records[0]["train_images"]} / {records[0]["test_images"]}'
