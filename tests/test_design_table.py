@@ -61,7 +61,8 @@ def test_runs_on_fewer_images_are_not_pooled_with_full_runs(tmp_path):
     ]
     lines = design.design_table(paths).splitlines()
     assert len(lines) == 4
-    assert lines[2].startswith('| cand-a | 128px | 15 | cpu | 1350 / 150 | 0 |')
+    assert lines[2].startswith(
+        '| cand-a | 128px | 15 | cpu | 1350 / 150 | 0 |')
     assert lines[3].startswith('| cand-a | 128px | 15 | cpu | 16 / 150 | 1 |')
 
 

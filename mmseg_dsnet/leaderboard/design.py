@@ -23,8 +23,8 @@ def mean_and_spread(values):
 
 def design_table(paths):
     """Group the records by candidate, input size, epochs, device and
-    image counts and render them, best mean IoU first. Records of another split are
-    refused."""
+    image counts and render them, best mean IoU first. Records of another
+    split are refused."""
     groups = defaultdict(list)
     for path in paths:
         record = load_json(path)

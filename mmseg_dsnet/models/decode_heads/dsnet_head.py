@@ -23,10 +23,10 @@ class DSNetHead(BaseDecodeHead):
     ``final_block`` a last DESDConv at the finest level gives ``channels``
     features for ``cls_seg``; without it ``cls_seg`` reads the finest
     bridge output (``channels`` must then equal ``in_channels[0]``). The
-    logits have the resolution of the finest encoder feature (the input's
-    with a stride-1 stem, half of it with a stride-2 stem), times
-    ``pixel_shuffle``; mmseg resizes
-    them to the label (training) and to the image (prediction).
+    logits have ``pixel_shuffle`` times the resolution of the finest encoder
+    feature (the input's with a stride-1 stem, half of it with a stride-2
+    stem); mmseg resizes them to the label (training) and to the image
+    (prediction).
 
     Args:
         in_channels (Sequence[int]): Channels of the encoder features,
@@ -87,7 +87,8 @@ class DSNetHead(BaseDecodeHead):
             raise ValueError('aux_loss_weights needs 1 to '
                              f'{len(self.in_channels) - 2} entries')
         if pixel_shuffle < 1:
-            raise ValueError(f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
+            raise ValueError(
+                f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
         self.deploy = deploy
         self.deep_supervision = deep_supervision
         self.aux_loss_weights = tuple(aux_loss_weights)
