@@ -41,6 +41,14 @@ def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
                                                          str(config)]
     with pytest.raises(FileNotFoundError, match='nowhere.py is neither'):
         sweep.sweep_jobs([str(tmp_path / 'nowhere.py')], [0])
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'cand.py').write_text('')
+    with pytest.raises(ValueError,
+                       match=r'runs named twice: cand_s0 \(a seed'):
+        sweep.sweep_jobs([str(config), str(other / 'cand.py')], [0])
+    with pytest.raises(ValueError, match='egeunet_s1 '):
+        sweep.sweep_jobs(['egeunet'], [1, 1])
 
 
 def test_runs_in_parallel_processes_with_one_log_each(fake_check, tmp_path):
@@ -88,5 +96,8 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
     assert 'egeunet_s0: done' in captured.out
     assert captured.err.splitlines()[-1] == (
         'ERROR: 1 of 2 runs failed: egeunet_s1')
+    assert tool.main(['egeunet', '--seeds', '3', '3', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: runs named twice: egeunet_s3')
     assert tool.main(['egeunet', '--parallel', '0', *args]) == 2
     assert capsys.readouterr().err.startswith('ERROR: --parallel')

@@ -42,7 +42,14 @@ def sweep_jobs(candidates: Sequence[str],
             raise FileNotFoundError(
                 f'{candidate} is neither a model name ({", ".join(CONFIGS)}) '
                 'nor a config file')
-    return [SweepJob(c, s) for s in seeds for c in candidates]
+    jobs = [SweepJob(c, s) for s in seeds for c in candidates]
+    names = [job.name for job in jobs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        # Two runs of one name would share a work dir at the same time.
+        raise ValueError(f'runs named twice: {", ".join(twice)} (a seed or '
+                         'a config stem given twice)')
+    return jobs
 
 
 def job_command(job: SweepJob, work_dir: str, check_args: Sequence[str]):

@@ -54,7 +54,7 @@ def main(argv=None):
         return 2
     try:
         jobs = sweep_jobs(args.candidates, args.seeds)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     check_args = ['--split', 'design', '--epochs', str(args.epochs),
