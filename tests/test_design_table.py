@@ -99,6 +99,15 @@ def test_design_study_quotes_the_records_table():
         pytest.skip('no design records in this checkout')
     doc = (REPO / 'docs' / 'design_study.md').read_text()
     assert design.design_table(paths) in doc
+    # The third round's decision table, by the rule stated there.
+    assert design.comparison_table(
+        paths, 'dsnet-design-e_isic2017',
+        ['dsnet-design-e-subpixel_isic2017',
+         'dsnet-design-e-weak-side-outputs_isic2017'],
+        seeds=[0, 1, 2, 3]) in doc
+    assert design.comparison_table(
+        paths, 'dsnet-design-e_isic2017',
+        ['dsnet_isic2017_bce-dice', 'egeunet'], seeds=[0, 1, 2, 3]) in doc
 
 
 def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
@@ -116,3 +125,61 @@ def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
     assert len(records) == 3
     assert json.loads((tmp_path / 'cand_128px_15ep_seed0.json').read_text(
     ))['metrics']['IoU'] == 80.0
+
+
+def comparison_records(tmp_path):
+    ious = dict(ref=[80.0, 81.0, 80.5], good=[81.5, 82.0, 81.8],
+                close=[80.4, 81.2, 80.9])
+    return [write(tmp_path / f'{name}{seed}.json', name, seed, iou)
+            for name, values in ious.items()
+            for seed, iou in enumerate(values)]
+
+
+def test_comparison_applies_the_selection_rule(tmp_path):
+    paths = comparison_records(tmp_path)
+    paths.append(write(tmp_path / 'g.json', 'good', 0, 70.0,
+                       device='cuda: NVIDIA H200'))  # another device
+    lines = design.comparison_table(paths, 'ref',
+                                    ['good', 'close']).splitlines()
+    assert lines[0].startswith('| candidate | seed 0 | seed 1 | seed 2 | '
+                               'mean ± std | difference to ref | 2 standard')
+    assert lines[2] == ('| ref | 80.00 | 81.00 | 80.50 | 80.50 ± 0.50 '
+                        '| - | - | - |')
+    # good: +1.27, above 0.3 and above 2 * sqrt(0.25 / 3 + 0.0633 / 3).
+    assert lines[3] == ('| good | 81.50 | 82.00 | 81.80 | 81.77 ± 0.25 '
+                        '| +1.27 | 0.65 | yes |')
+    # close: +0.33 beats the minimum gain but not the standard errors.
+    assert lines[4].endswith('| +0.33 | 0.74 | no |')
+    strict = design.comparison_table(paths, 'ref', ['good'],
+                                     min_gain=1.5).splitlines()
+    assert strict[3].endswith('| no |')
+
+
+def test_comparison_refuses_what_it_cannot_compare(tmp_path):
+    paths = comparison_records(tmp_path)
+    with pytest.raises(ValueError, match='no run of ref seed 5, good seed 5$'):
+        design.comparison_table(paths, 'ref', ['good'], seeds=[0, 5])
+    with pytest.raises(ValueError, match='no design runs of other on cpu'):
+        design.comparison_table(paths, 'ref', ['other'])
+    one = [write(tmp_path / 'o.json', 'one', 0, 80.0)]
+    with pytest.raises(ValueError, match='fewer than two seeds'):
+        design.comparison_table(paths + one, 'ref', ['one'])
+    smoke = [write(tmp_path / 's.json', 'good', 7, 30.0, train_images=16)]
+    with pytest.raises(ValueError, match='good \\(seed 7\\) has another'):
+        design.comparison_table(paths + smoke, 'ref', ['good'])
+    twice = [write(tmp_path / 't.json', 'good', 1, 81.0)]
+    with pytest.raises(ValueError, match='good has two runs of seed 1'):
+        design.comparison_table(paths + twice, 'ref', ['good'])
+
+
+def test_cli_compares_and_checks_its_options(tmp_path, capsys):
+    paths = comparison_records(tmp_path)
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
+                      'good']) == 0
+    assert '| good | 81.50 |' in capsys.readouterr().out
+    assert tool.main([*paths, '--compare-to', 'ref']) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: --compare-to and --candidates go together\n')
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
+                      'good', '--seeds', '9', '0']) == 2
+    assert capsys.readouterr().err.startswith('ERROR: no run of ref seed 9')

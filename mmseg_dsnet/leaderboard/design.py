@@ -52,3 +52,88 @@ def design_table(paths):
         lines.append(f'| {name} | {size}px | {epochs} | {device} | {images} '
                      f'| {seeds} | ' + ' | '.join(cells) + f' | {time_s} |')
     return '\n'.join(lines) + '\n'
+
+
+def _seed_ious(records, name):
+    """Seed -> design-val IoU of one candidate's runs."""
+    ious = {}
+    for record in records:
+        if record['seed'] in ious:
+            raise ValueError(f'{name} has two runs of seed {record["seed"]} '
+                             'on this device')
+        ious[record['seed']] = record['metrics']['IoU']
+    return ious
+
+
+def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
+                     min_gain=0.3, se_factor=2.0):
+    """Candidates against a reference on the seeds all of them ran, with the
+    selection rule of docs/design_study.md: a candidate passes if its mean
+    design-val IoU beats the reference's by more than ``min_gain`` and by
+    more than ``se_factor`` standard errors of the difference
+    (``sqrt(s_ref**2 / n + s_cand**2 / n)``, sample stds over n seeds).
+
+    Args:
+        paths (Sequence[str]): Design records.
+        reference (str): The reference's record name (the default design).
+        candidates (Sequence[str]): Record names to compare with it.
+        device (str): Compare the runs of this device only. Default: 'cpu'.
+        seeds (Sequence[int], optional): The seeds to compare; every name
+            needs a run of each. Default: None (the seeds all names ran).
+        min_gain (float): IoU points a candidate must gain. Default: 0.3.
+        se_factor (float): Standard errors the gain must exceed.
+            Default: 2.0.
+
+    Returns:
+        str: A markdown table, the reference first.
+    """
+    names = [reference, *candidates]
+    runs = defaultdict(list)
+    for path in paths:
+        record = load_json(path)
+        if record.get('split') != 'design':
+            raise ValueError(f'{path} is not a design-split record')
+        if record['name'] in names and record['device'] == device:
+            runs[record['name']].append(record)
+    setting = ('input_size', 'epochs', 'train_images', 'test_images')
+    for name in names:
+        if not runs[name]:
+            raise ValueError(f'no design runs of {name} on {device}')
+        for record in runs[name]:
+            if any(record[k] != runs[reference][0][k] for k in setting):
+                raise ValueError(
+                    f'a run of {name} (seed {record["seed"]}) has another '
+                    f'{"/".join(setting)} than {reference}\'s')
+    ious = {name: _seed_ious(runs[name], name) for name in names}
+    common = sorted(set.intersection(*(set(i) for i in ious.values())))
+    if seeds is not None:
+        missing = [(n, s) for n in names for s in seeds if s not in ious[n]]
+        if missing:
+            raise ValueError('no run of ' + ', '.join(
+                f'{n} seed {s}' for n, s in missing))
+        common = sorted(seeds)
+    if len(common) < 2:
+        raise ValueError(f'fewer than two seeds that {", ".join(names)} '
+                         f'all ran on {device}: {common}')
+    count = len(common)
+    base = [ious[reference][s] for s in common]
+    lines = [
+        '| candidate | ' + ' | '.join(f'seed {s}' for s in common) +
+        f' | mean ± std | difference to {reference} | {se_factor:g} '
+        'standard errors | passes |', '|---' * (count + 5) + '|'
+    ]
+    for name in names:
+        values = [ious[name][s] for s in common]
+        cells = [f'{v:.2f}' for v in values]
+        cells.append(mean_and_spread(values))
+        if name == reference:
+            cells += ['-', '-', '-']
+        else:
+            gain = statistics.mean(values) - statistics.mean(base)
+            bound = se_factor * (statistics.variance(base) / count +
+                                 statistics.variance(values) / count)**0.5
+            passes = gain > min_gain and gain > bound
+            cells += [f'{gain:+.2f}', f'{bound:.2f}',
+                      'yes' if passes else 'no']
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'

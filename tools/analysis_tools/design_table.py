@@ -1,21 +1,38 @@
 """Markdown table of the design runs (``tools/check_real_data.py --split
 design``): every candidate's metrics on the design hold-out, mean and
-spread over seeds, best first.
+spread over seeds, best first; with ``--compare-to`` the per-seed comparison
+of candidates with a reference under the selection rule of
+docs/design_study.md.
 
     python tools/analysis_tools/design_table.py [results/design/*.json]
+    python tools/analysis_tools/design_table.py --compare-to REFERENCE \
+        --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu]
 """
 import argparse
 import glob
 import os.path as osp
 import sys
 
-from mmseg_dsnet.leaderboard.design import DESIGN_DIR, design_table
+from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, comparison_table,
+                                            design_table)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('records', nargs='*',
                         help='design records (default: results/design/*)')
+    parser.add_argument('--compare-to', metavar='REFERENCE',
+                        help='record name of the reference design')
+    parser.add_argument('--candidates', nargs='+', default=[],
+                        help='record names to compare with the reference')
+    parser.add_argument('--seeds', type=int, nargs='+', default=None,
+                        help='seeds to compare (default: those all ran)')
+    parser.add_argument('--device', default='cpu',
+                        help="the runs' device, as in the records")
+    parser.add_argument('--min-gain', type=float, default=0.3,
+                        help='IoU points a candidate must gain')
+    parser.add_argument('--se-factor', type=float, default=2.0,
+                        help='standard errors the gain must exceed')
     return parser.parse_args(argv)
 
 
@@ -26,8 +43,17 @@ def main(argv=None):
         print('ERROR: no design records (run tools/check_real_data.py '
               '--split design first)', file=sys.stderr)
         return 2
+    if bool(args.compare_to) != bool(args.candidates):
+        print('ERROR: --compare-to and --candidates go together',
+              file=sys.stderr)
+        return 2
     try:
-        table = design_table(paths)
+        if args.compare_to:
+            table = comparison_table(paths, args.compare_to, args.candidates,
+                                     args.device, args.seeds, args.min_gain,
+                                     args.se_factor)
+        else:
+            table = design_table(paths)
     except (OSError, ValueError, KeyError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
