@@ -12,6 +12,9 @@ from .records import load_json
 #: Where ``check_real_data.py --split design`` writes its records.
 DESIGN_DIR = osp.join(REPO_ROOT, 'results', 'design')
 KEYS = ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU_img', 'TJ')
+#: What else two runs must share to be seeds of one experiment (besides the
+#: candidate and the device).
+RUN_SETTING = ('input_size', 'epochs', 'train_images', 'test_images')
 
 
 def mean_and_spread(values):
@@ -21,35 +24,44 @@ def mean_and_spread(values):
     return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
 
 
-def design_table(paths):
-    """Group the records by candidate, input size, epochs, device and
-    image counts and render them, best mean IoU first. Records of another
-    split are refused."""
-    groups = defaultdict(list)
+def load_design_records(paths):
+    """The records at ``paths``; a record of another split is refused."""
+    records = []
     for path in paths:
         record = load_json(path)
         if record.get('split') != 'design':
             raise ValueError(f'{path} is not a design-split record')
+        records.append(record)
+    return records
+
+
+def design_table(paths):
+    """Group the records by candidate, device and :data:`RUN_SETTING` and
+    render them, best mean IoU first. Records of another split are
+    refused."""
+    groups = defaultdict(list)
+    for record in load_design_records(paths):
         # Runs on other data or another device are other experiments.
-        key = (record['name'], record['input_size'], record['epochs'],
-               record['device'], record['train_images'],
-               record['test_images'])
+        key = (record['name'], record['device'],
+               *(record[k] for k in RUN_SETTING))
         groups[key].append(record)
-    rows = sorted(groups.items(), key=lambda kv: -statistics.mean(
-        r['metrics']['IoU'] for r in kv[1]))
+    rows = sorted(groups.values(), key=lambda records: -statistics.mean(
+        r['metrics']['IoU'] for r in records))
     lines = [
         '| candidate | input | epochs | device | train / val images | '
         'seeds | ' + ' | '.join(KEYS) + ' | train time (s) |',
         '|' + '---|' * (7 + len(KEYS))
     ]
-    for (name, size, epochs, device, _, _), records in rows:
+    for records in rows:
         records.sort(key=lambda r: r['seed'])
+        first = records[0]
         seeds = ', '.join(str(r['seed']) for r in records)
-        images = f'{records[0]["train_images"]} / {records[0]["test_images"]}'
+        images = f'{first["train_images"]} / {first["test_images"]}'
         cells = [mean_and_spread([r['metrics'][k] for r in records])
                  for k in KEYS]
         time_s = mean_and_spread([r['train_time_s'] for r in records])
-        lines.append(f'| {name} | {size}px | {epochs} | {device} | {images} '
+        lines.append(f'| {first["name"]} | {first["input_size"]}px | '
+                     f'{first["epochs"]} | {first["device"]} | {images} '
                      f'| {seeds} | ' + ' | '.join(cells) + f' | {time_s} |')
     return '\n'.join(lines) + '\n'
 
@@ -89,21 +101,17 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     """
     names = [reference, *candidates]
     runs = defaultdict(list)
-    for path in paths:
-        record = load_json(path)
-        if record.get('split') != 'design':
-            raise ValueError(f'{path} is not a design-split record')
+    for record in load_design_records(paths):
         if record['name'] in names and record['device'] == device:
             runs[record['name']].append(record)
-    setting = ('input_size', 'epochs', 'train_images', 'test_images')
     for name in names:
         if not runs[name]:
             raise ValueError(f'no design runs of {name} on {device}')
         for record in runs[name]:
-            if any(record[k] != runs[reference][0][k] for k in setting):
+            if any(record[k] != runs[reference][0][k] for k in RUN_SETTING):
                 raise ValueError(
                     f'a run of {name} (seed {record["seed"]}) has another '
-                    f'{"/".join(setting)} than {reference}\'s')
+                    f'{"/".join(RUN_SETTING)} than {reference}\'s')
     ious = {name: _seed_ious(runs[name], name) for name in names}
     common = sorted(set.intersection(*(set(i) for i in ious.values())))
     if seeds is not None:

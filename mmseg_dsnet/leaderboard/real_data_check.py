@@ -89,10 +89,10 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
 def write_design_record(record_dir, name, result):
     """One JSON record per design run, named by config, size, epochs, seed
     and (when not the CPU) device; an existing record is never replaced."""
-    device = '' if result['device'] == 'cpu' else '_cuda'
+    suffix = '' if result['device'] == 'cpu' else '_cuda'
     path = osp.join(
         record_dir, f'{name}_{result["input_size"]}px_{result["epochs"]}ep_'
-        f'seed{result["seed"]}{device}.json')
+        f'seed{result["seed"]}{suffix}.json')
     if osp.exists(path):
         path = path[:-5] + f'_{time.strftime("%Y%m%d-%H%M%S")}.json'
     write_json(dict(result, name=name), path)

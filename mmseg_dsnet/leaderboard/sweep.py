@@ -1,8 +1,9 @@
 """Several design runs in parallel: one ``tools/check_real_data.py``
 process per (candidate, seed), a few at a time. On the 2-core CPU that is
-two runs with one thread each; on a GPU host a dozen processes keep the GPU
-busy (a DSNet step is bound by kernel launches, not by arithmetic). The
-command line is ``tools/analysis_tools/design_sweep.py``."""
+two runs with one thread each. Processes on one GPU time-slice it: twelve
+design runs at a time on an H200 took about 380 s each, so keep a GPU sweep
+to a few processes. The command line is
+``tools/analysis_tools/design_sweep.py``."""
 import os
 import os.path as osp
 import subprocess
@@ -91,9 +92,11 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
                 job_command(job, work_dir, check_args), stdout=out,
                 stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
         bar.update()
+        with open(log) as out:
+            wrote_record = RECORD_LINE in out.read()
         if code != 0:
             status = f'failed (exit {code}, see {log})'
-        elif RECORD_LINE not in open(log).read():
+        elif not wrote_record:
             # check_real_data.py exits 0 with SKIP when the data is absent.
             status = f'failed (no design record written, see {log})'
         else:
