@@ -152,3 +152,30 @@ def test_empty_lesion_is_finite_and_rewards_background():
     good = loss(torch.full((2, 1, 8, 8), -8.0), label)
     bad = loss(torch.full((2, 1, 8, 8), 8.0), label)
     assert torch.isfinite(good) and good < 0.05 < 1 < bad
+
+
+def test_image_norm_is_a_per_pixel_weight_on_the_bce():
+    """``region_norm='image'`` equals the image-wide BCE with every band
+    pixel weighted ``1 + boundary_weight`` and every interior pixel
+    ``1 + interior_weight``, ignored pixels left out."""
+    label = square_mask(16, 3, 9).repeat(2, 1, 1).long()
+    label[1, :2] = 255
+    logits = torch.randn(2, 1, 16, 16)
+    weighted = BoundaryInteriorLoss(
+        dice_weight=0, boundary_weight=4.0, interior_weight=0.5,
+        region_norm='image')
+    valid = label != 255
+    band, interior = boundary_interior_maps((label == 1).float(), 2, valid)
+    pixel_weight = 1 + 4.0 * band + 0.5 * interior
+    bce_only = BoundaryInteriorLoss(
+        dice_weight=0, boundary_weight=0, interior_weight=0)
+    expected = bce_only(logits, label, weight=pixel_weight)
+    torch.testing.assert_close(weighted(logits, label), expected)
+    # Averaged over its own pixels, the band term weighs far more.
+    region_mean = BoundaryInteriorLoss(
+        dice_weight=0, boundary_weight=4.0, interior_weight=0.5)
+    assert region_mean(logits, label) > weighted(logits, label)
+    with pytest.raises(ValueError, match='region_norm'):
+        BoundaryInteriorLoss(region_norm='band')
+    with pytest.raises(ValueError, match="region_loss='bce'"):
+        BoundaryInteriorLoss(region_loss='dice', region_norm='image')
