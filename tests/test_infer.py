@@ -79,7 +79,11 @@ def test_masks_at_original_size_and_bad_inputs(checkpoint, inputs, tmp_path,
     ])
     captured = capsys.readouterr()
     text = captured.out + captured.err
-    assert code == 0, text
+    # A partial result is not success: status 1 after one ERROR line.
+    assert code == 1, text
+    errors = [line for line in captured.err.splitlines()
+              if line.startswith('ERROR:')]
+    assert len(errors) == 1 and '2 input(s) failed' in errors[0]
     for stem, (height, width) in sizes.items():
         mask = np.array(Image.open(out / 'masks' / f'{stem}.png'))
         assert mask.shape == (height, width), stem
@@ -93,14 +97,29 @@ def test_masks_at_original_size_and_bad_inputs(checkpoint, inputs, tmp_path,
     assert 'Processed 5 of 7' in text and 'Failed 2' in text
     assert 'grayscale' in text and 'alpha channel dropped' in text
     assert '16-bit' in text
-    # --strict turns failures into a non-zero status.
+    # --allow-failures accepts the partial result; the failure is still
+    # listed and the good image written.
+    accepted = tmp_path / 'accepted'
     code = run_tool([
         CONFIG, checkpoint,
         str(folder / 'truncated.jpg'),
         str(folder / 'normal.jpg'), '--out-dir',
-        str(tmp_path / 'strict'), '--no-progress', '--strict'
+        str(accepted), '--no-progress', '--allow-failures'
+    ])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert 'truncated.jpg: unreadable or truncated image' in captured.out
+    assert 'ERROR' not in captured.err
+    assert (accepted / 'masks' / 'normal.png').exists()
+    # A missing input is a failure too.
+    code = run_tool([
+        CONFIG, checkpoint,
+        str(folder / 'gone.jpg'),
+        str(folder / 'normal.jpg'), '--out-dir',
+        str(tmp_path / 'missing'), '--no-progress'
     ])
     assert code == 1
+    assert 'gone.jpg: no such file' in capsys.readouterr().err
 
 
 def test_large_image_and_pixel_limit(checkpoint, tmp_path, capsys):

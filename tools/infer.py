@@ -32,16 +32,22 @@ Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
 unless ``--overwrite``; such images are skipped with a message.
 
-Exit status: 0 when at least one image was processed (failures are
-listed); 2, after one ``ERROR:`` line, for a user error: the output folder
-cannot be written or the model cannot be loaded (both checked before any
-image is read), or no input could be processed (all missing, unreadable or
-too large); 1 only with ``--strict`` when some images failed and the others
-were written (a partial result, not an error of the whole run).
+Exit status: 0 when every image was processed (or skipped for an existing
+output); 1, after one ``ERROR:`` line naming the count, when some images
+failed or were missing and the others were written: a partial result is
+never reported as success (``--allow-failures`` accepts it with status 0;
+the failures are listed either way); 2, after one ``ERROR:`` line, for a
+user error: the output folder cannot be written or the model cannot be
+loaded (both checked before any image is read), or no input could be
+processed (all missing, unreadable or too large).
 """
 import argparse
 import os.path as osp
 import sys
+
+
+# Exit status of a run that wrote some outputs but not all.
+PARTIAL_RESULT_EXIT = 1
 
 
 def parse_args(argv=None):
@@ -82,9 +88,13 @@ def parse_args(argv=None):
                         help='torch device of the pytorch backend')
     parser.add_argument('--threads', type=int, default=None,
                         help='onnxruntime threads (default: all cores)')
+    parser.add_argument('--allow-failures', action='store_true',
+                        help='exit 0 even if some images failed or were '
+                        'missing (they are listed; the others are written)')
+    # Exiting 1 on a partial result is the default; the flag that asked
+    # for it is still accepted.
     parser.add_argument('--strict', action='store_true',
-                        help='exit 1 if any image failed (the others are '
-                        'still written)')
+                        help=argparse.SUPPRESS)
     parser.add_argument('--no-progress', action='store_true',
                         help='no progress bar')
     args = parser.parse_args(argv)
@@ -200,11 +210,14 @@ def main(argv=None):
         for path, reason in summary.failed:
             print(f'  {reason}' if reason.startswith(path) else
                   f'  {path}: {reason}')
-    problems = bool(summary.failed or found.problems)
-    if args.strict and problems:
-        return 1
     if not summary.processed and not summary.skipped_existing:
         return fail('no image could be processed')
+    problems = len(summary.failed) + len(found.problems)
+    if problems and not args.allow_failures:
+        print(f'ERROR: {problems} input(s) failed or missing (listed '
+              'above); the others were written (--allow-failures to exit 0)',
+              file=sys.stderr)
+        return PARTIAL_RESULT_EXIT
     return 0
 
 
