@@ -129,6 +129,14 @@ FAULTS = [
      'traceback',
      'nothing is written',
      'test_user_error_exits.py::test_broken_onnx_is_one_error_line'),
+    ('infer.py given some images that cannot be read (truncated, not an '
+     'image, missing)',
+     'each named with its reason, then `ERROR: 2 input(s) failed or missing '
+     '(listed above); the others were written (--allow-failures to exit '
+     '0)`, exit 1',
+     'the masks and overlays of the readable images; nothing is written for '
+     'the failed ones',
+     'test_infer.py::test_masks_at_original_size_and_bad_inputs'),
     ('infer.py --recursive with --out-dir inside the input folder',
      '`skipped OUT/masks: an output folder of this run, not read as input`',
      'a second run processes the same images, not its own outputs',
