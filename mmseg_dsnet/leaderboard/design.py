@@ -111,7 +111,9 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             if any(record[k] != runs[reference][0][k] for k in RUN_SETTING):
                 raise ValueError(
                     f'a run of {name} (seed {record["seed"]}) has another '
-                    f'{"/".join(RUN_SETTING)} than {reference}\'s')
+                    f'{"/".join(RUN_SETTING)} than {reference}\'s; give '
+                    'the records of one setting only (e.g. '
+                    'results/design/*_128px_30ep_*.json)')
     ious = {name: _seed_ious(runs[name], name) for name in names}
     common = sorted(set.intersection(*(set(i) for i in ious.values())))
     if seeds is not None:
