@@ -377,6 +377,14 @@ def test_strict_fails_on_a_skip_and_writes_nothing(tmp_path):
     lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert lenient.returncode == 0, lenient.output
     assert len(_split(tmp_path / 'out', 'official_test')) == 2
+    # A test pair does not touch the lightweight split: no warning.
+    assert 'WARNING' not in lenient.output
+    # A train pair does: every lightweight list is reshuffled.
+    (raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png').unlink()
+    pooled = run_converter(raw, tmp_path / 'pooled', '--workers', '1')
+    assert pooled.returncode == 0, pooled.output
+    assert ('WARNING: 1 train/val pair(s) skipped: lightweight_train/test'
+            in pooled.output)
 
 
 def test_duplicate_ids_keep_the_first_copy(tmp_path):

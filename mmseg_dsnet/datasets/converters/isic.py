@@ -920,6 +920,15 @@ def _log_summary(log, summary, out):
         f'(seed {summary["seed"]})')
     _print_records(log, '  fixed', summary['fixed'])
     _print_records(log, '  skipped', summary['skipped'])
+    # The lightweight split is a seeded shuffle of all train+val pairs: one
+    # pair fewer reshuffles every image between its train and test lists.
+    pooled = [r for r in summary['skipped'] if r['split'] in ('train', 'val')]
+    if pooled:
+        log(f'  WARNING: {len(pooled)} train/val pair(s) skipped: '
+            'lightweight_train/test (and the design hold-out) differ from '
+            'those of the complete download, so results on them are not '
+            'comparable with published figures or other conversions '
+            '(--strict refuses to write such a set)')
     ignored = summary['ignored']
     kinds = ', '.join(f'{kind} {n}' for kind, n in ignored['by_kind'].items())
     log(f'  ignored stray files: {ignored["total"]}' +
