@@ -105,6 +105,8 @@ OFFICIAL_FOLDERS = {
     },
 }
 SPLITS = ('train', 'val', 'test')
+# The official splits whose pairs are shuffled into the lightweight split.
+LIGHTWEIGHT_POOL = ('train', 'val')
 # 2016 names its masks <id>_Segmentation.png, 2017/2018 <id>_segmentation.png:
 # matched case-insensitively.
 MASK_SUFFIX = '_segmentation.png'
@@ -778,7 +780,7 @@ def _make_splits(year, written, seed, train_ratio):
     else:
         val_rule = "the challenge's own validation set"
 
-    pool = sorted(official['train'] + official['val'])
+    pool = sorted(i for split in LIGHTWEIGHT_POOL for i in official[split])
     total = len(pool)
     if (year == 2017 and total == LITERATURE_SPLIT_2017[0]
             and train_ratio == 0.7):
@@ -922,7 +924,7 @@ def _log_summary(log, summary, out):
     _print_records(log, '  skipped', summary['skipped'])
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
-    pooled = [r for r in summary['skipped'] if r['split'] in ('train', 'val')]
+    pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
     if pooled:
         log(f'  WARNING: {len(pooled)} train/val pair(s) skipped: '
             'lightweight_train/test (and the design hold-out) differ from '
