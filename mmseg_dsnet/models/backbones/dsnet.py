@@ -42,6 +42,10 @@ class DSNet(BaseModule):
             receptive field at no extra cost). Default: None (all 1).
         shortcut (bool): Identity shortcuts around the blocks that keep
             width and resolution. Default: False.
+        drop_path_rate (float): Stochastic depth of the residual blocks, rising
+            linearly from 0 at the first to this rate at the last (a
+            regulariser for long schedules; no cost at inference).
+            Default: 0.0.
         zero_init_residual (bool): Start every residual block as the
             identity (the last BatchNorm's scale at 0), as mmseg's ResNet
             does. Default: False.
@@ -65,6 +69,7 @@ class DSNet(BaseModule):
                  stem_stride: int = 1,
                  dilations: Optional[Sequence[int]] = None,
                  shortcut: bool = False,
+                 drop_path_rate: float = 0.0,
                  zero_init_residual: bool = False,
                  radial_channel: bool = False,
                  out_indices: Optional[Sequence[int]] = None,
@@ -84,6 +89,9 @@ class DSNet(BaseModule):
         if len(dilations) != len(widths) or min(dilations) < 1:
             raise ValueError('dilations needs one entry >= 1 per stage, got '
                              f'{dilations}')
+        if not 0 <= drop_path_rate < 1 or (drop_path_rate and not shortcut):
+            raise ValueError('drop_path_rate must be in [0, 1) and needs '
+                             f'shortcut=True, got {drop_path_rate}')
         if out_indices is None:
             out_indices = tuple(range(len(widths)))
         if not all(0 <= i < len(widths) for i in out_indices):
@@ -103,6 +111,11 @@ class DSNet(BaseModule):
             padding=1,
             norm_cfg=None if deploy else norm_cfg,
             act_cfg=act_cfg)
+        # Every block but each later stage's first (stride 2) keeps its
+        # input's shape, so it is residual when ``shortcut`` is on.
+        num_residual = sum(num_blocks) - len(widths) + 1 if shortcut else 0
+        drop_rates = iter(
+            torch.linspace(0, drop_path_rate, max(num_residual, 1)).tolist())
         self.stages = nn.ModuleList()
         previous = widths[0]
         for index, (width, depth) in enumerate(zip(widths, num_blocks)):
@@ -110,13 +123,15 @@ class DSNet(BaseModule):
             for block_index in range(depth):
                 stride = 2 if index > 0 and block_index == 0 else 1
                 keeps_shape = stride == 1 and previous == width
+                has_shortcut = shortcut and keeps_shape
                 blocks.append(
                     DESDConv(
                         previous,
                         width,
                         stride=stride,
                         dilation=dilations[index] if block_index else 1,
-                        shortcut=shortcut and keeps_shape,
+                        shortcut=has_shortcut,
+                        drop_path=next(drop_rates) if has_shortcut else 0.0,
                         conv_type=conv_type,
                         norm_cfg=norm_cfg,
                         act_cfg=act_cfg,

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks import DropPath
 from mmseg.registry import MODELS
 from torch import Tensor
 
@@ -171,6 +172,10 @@ class DESDConv(nn.Module):
             receptive field at the same cost). Default: 1.
         shortcut (bool): Add the input to the output (identity residual).
             Default: False.
+        drop_path (float): Probability of dropping the residual branch of a
+            sample during training (stochastic depth; needs ``shortcut``).
+            Evaluation and the re-parameterised form are unaffected.
+            Default: 0.0.
         conv_type (str): ``'desd'`` (five branches) or ``'vanilla'`` (a plain
             depthwise 3x3, for ablation). Default: ``'desd'``.
         norm_cfg (dict): Norm layer after each convolution; must be a
@@ -186,6 +191,7 @@ class DESDConv(nn.Module):
                  stride: int = 1,
                  dilation: int = 1,
                  shortcut: bool = False,
+                 drop_path: float = 0.0,
                  conv_type: str = 'desd',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
@@ -198,6 +204,10 @@ class DESDConv(nn.Module):
             raise ValueError('an identity shortcut needs in_channels == '
                              'out_channels and stride 1, got '
                              f'{in_channels}->{out_channels}, stride {stride}')
+        if not 0 <= drop_path < 1 or (drop_path and not shortcut):
+            raise ValueError('drop_path must be in [0, 1) and needs the '
+                             f'identity shortcut, got {drop_path} with '
+                             f'shortcut={shortcut}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
@@ -220,6 +230,7 @@ class DESDConv(nn.Module):
         if not deploy:
             self.pointwise_norm = build_norm_layer(norm_cfg, out_channels)[1]
         self.pointwise_act = self._activation(act_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
 
     @staticmethod
     def _activation(act_cfg: Optional[dict]) -> nn.Module:
@@ -253,7 +264,7 @@ class DESDConv(nn.Module):
             x = self.depthwise_act(self.depthwise_norm(x))
             x = self.pointwise_norm(self.pointwise(x))
         if self.shortcut:
-            x = x + identity
+            x = self.drop_path(x) + identity
         return self.pointwise_act(x)
 
     def branch_kernels(self) -> Dict[str, Tensor]:
