@@ -210,6 +210,38 @@ def test_shortcut_needs_matching_shape():
         DESDConv(4, 4, stride=2, shortcut=True)
 
 
+def test_drop_path_drops_whole_samples_in_training_only():
+    block = warm_up(DESDConv(4, 4, shortcut=True, drop_path=0.5),
+                    lambda: torch.randn(4, 4, 8, 8))
+    block.pointwise_act = torch.nn.Identity()  # see the sum itself
+    x = torch.randn(64, 4, 8, 8)
+    with torch.no_grad():
+        branch = DESDConv(4, 4, shortcut=True).eval()
+        branch.load_state_dict(block.state_dict())
+        branch.pointwise_act = torch.nn.Identity()
+        kept = branch(x) - x
+        block.drop_path.train()  # BatchNorm stays on its running statistics
+        torch.manual_seed(1)
+        out = block(x) - x
+    # Each sample has its branch dropped (0) or kept and scaled by 1 / 0.5.
+    dropped = out.flatten(1).abs().amax(1) == 0
+    assert 10 < int(dropped.sum()) < 54
+    torch.testing.assert_close(out[~dropped], kept[~dropped] * 2)
+    # Evaluation and the re-parameterised form ignore it.
+    block.drop_path.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(block(x) - x, kept)
+        reparameterize_model(block)
+        assert (block(x) - x - kept).abs().max() <= 1e-5
+
+
+def test_drop_path_needs_a_shortcut_and_a_probability():
+    with pytest.raises(ValueError, match='drop_path'):
+        DESDConv(4, 4, drop_path=0.1)
+    with pytest.raises(ValueError, match='drop_path'):
+        DESDConv(4, 4, shortcut=True, drop_path=1.0)
+
+
 def test_deploy_block_loads_reparameterized_weights():
     block = warm_up(DESDConv(5, 7), lambda: torch.randn(2, 5, 8, 8))
     x = torch.randn(2, 5, 8, 8)

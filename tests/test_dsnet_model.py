@@ -355,6 +355,18 @@ def test_zero_init_residual_starts_blocks_as_identity():
         x + block.pointwise_norm.bias.view(1, -1, 1, 1)))
 
 
+def test_drop_path_rate_rises_over_the_residual_blocks():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(2, 3, 2),
+                     stem_stride=2, shortcut=True, drop_path_rate=0.2)
+    rates = [getattr(b.drop_path, 'drop_prob', 0.0)
+             for b in backbone.modules() if isinstance(b, DESDConv)]
+    # Stage 0's two blocks and every later block but the stride-2 firsts.
+    assert rates == pytest.approx([0, 0.05, 0, 0.1, 0.15, 0, 0.2])
+    with pytest.raises(ValueError, match='shortcut'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), drop_path_rate=0.1)
+
+
 def test_head_options_are_checked():
     cfg = model_cfg()
     head = dict(cfg.decode_head)
