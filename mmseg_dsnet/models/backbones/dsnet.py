@@ -89,9 +89,10 @@ class DSNet(BaseModule):
         if len(dilations) != len(widths) or min(dilations) < 1:
             raise ValueError('dilations needs one entry >= 1 per stage, got '
                              f'{dilations}')
-        if not 0 <= drop_path_rate < 1 or (drop_path_rate and not shortcut):
-            raise ValueError('drop_path_rate must be in [0, 1) and needs '
-                             f'shortcut=True, got {drop_path_rate}')
+        # DESDConv checks the range (the last residual block gets the rate).
+        if drop_path_rate and not shortcut:
+            raise ValueError('drop_path_rate needs shortcut=True, got '
+                             f'{drop_path_rate}')
         if out_indices is None:
             out_indices = tuple(range(len(widths)))
         if not all(0 <= i < len(widths) for i in out_indices):
@@ -115,7 +116,7 @@ class DSNet(BaseModule):
         # input's shape, so it is residual when ``shortcut`` is on.
         num_residual = sum(num_blocks) - len(widths) + 1 if shortcut else 0
         drop_rates = iter(
-            torch.linspace(0, drop_path_rate, max(num_residual, 1)).tolist())
+            torch.linspace(0, drop_path_rate, num_residual).tolist())
         self.stages = nn.ModuleList()
         previous = widths[0]
         for index, (width, depth) in enumerate(zip(widths, num_blocks)):
