@@ -268,3 +268,32 @@ def test_collect_refuses_a_config_of_another_model(board, tmp_path):
         'model = dict(data_preprocessor=dict(size=(96, 96)))\n')
     record = lb.main(['collect', str(resized), str(seed0), *args])
     assert record['config'].endswith('resized.py')
+
+
+def test_build_refuses_records_their_config_no_longer_builds(board, tmp_path):
+    """A default changed after a run: its record would show the old model's
+    figures under the config's current name, so build stops and names the
+    record and the entry; nothing is written."""
+    lb, seed0 = board['lb'], board['work'][0]
+    config = tmp_path / 'dsnet_copy.py'
+    config.write_text(f"_base_ = ['{board['cfg']}']\n")
+    runs = tmp_path / 'runs'
+    record = lb.main(['collect', str(config), str(seed0), '--label', 'dsnet',
+                      '--runs-dir', str(runs), '--no-benchmark'])
+    assert record['model_config']['decode_head']['use_gate'] is True
+    assert 'size' not in record['model_config']['data_preprocessor']
+    out = tmp_path / 'results'
+    build = ['build', '--runs', *map(str, runs.glob('*.json')),
+             '--out-dir', str(out), '--no-plot']
+    lb.main(build)  # current: builds
+    shutil.rmtree(out)
+    config.write_text(f"_base_ = ['{board['cfg']}']\n"
+                      'model = dict(decode_head=dict(use_gate=False))\n')
+    proc = run_tool(LEADERBOARD, *build, check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines()
+              if line.startswith('ERROR:')]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert record['record_file'] in errors[0]
+    assert 'model.decode_head.use_gate' in errors[0]
+    assert not out.exists()

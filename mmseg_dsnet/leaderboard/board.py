@@ -19,8 +19,11 @@ re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
 (batch 1, 1 thread, 256x256, median / 90th percentile of timed runs) and
 ``gpu_img_per_s`` from benchmark.py; ``evaluated_data`` (``data_root``,
 ``split_file``, ``images``, ``synthetic``) names the data the metrics were
-computed on (absent in older records). :func:`collect` refuses a run trained
-or evaluated on the synthetic stand-in set. Leaderboard rows aggregate the
+computed on (absent in older records); ``model_config`` is the model the
+run trained, as its dumped config gives it without the input size (absent in
+older records). :func:`collect` refuses a run trained or evaluated on the
+synthetic stand-in set; :func:`build` refuses a record whose config now
+builds another model than ``model_config``. Leaderboard rows aggregate the
 seeds: see :mod:`.table` for the format.
 """
 import datetime
@@ -70,26 +73,73 @@ def _first_difference(given, dumped, path='model'):
     return None if given == dumped else path
 
 
-def check_config_matches_run(config, dumped_cfg, work_dir):
-    """Refuse a config whose model differs from the run's dumped one.
+class StaleRecordError(UserError, ValueError):
+    """A record's config now builds another model than the run trained, so
+    its row would show old figures under the current design's name."""
 
-    The data preprocessor's ``size`` is left out: a run at another input
-    size (``check_real_data.py --crop-size``) changes only that.
+
+def comparable_model(model):
+    """A model config dict without the data preprocessor's ``size``: a run
+    at another input size (``check_real_data.py --crop-size``) changes only
+    that."""
+    model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+    if isinstance(model.get('data_preprocessor'), dict):
+        model['data_preprocessor'] = {
+            k: v for k, v in model['data_preprocessor'].items()
+            if k != 'size'}
+    return model
+
+
+def check_config_matches_run(config, dumped_cfg, work_dir):
+    """Refuse a config whose model differs from the run's dumped one (input
+    size aside, see :func:`comparable_model`).
 
     Raises:
         ConfigMismatchError: naming the first differing entry.
     """
     from mmengine.config import Config
-    given = Config.fromfile(config).model.to_dict()
-    dumped = dumped_cfg.model.to_dict()
-    for model in (given, dumped):
-        model.get('data_preprocessor', {}).pop('size', None)
-    diff = _first_difference(given, dumped)
+    diff = _first_difference(comparable_model(Config.fromfile(config).model),
+                             comparable_model(dumped_cfg.model))
     if diff:
         raise ConfigMismatchError(
             f'{config} builds another model than the run in {work_dir} '
             f'trained: {diff} differs from its dumped config; collect the '
             'run with the config it was trained with')
+
+
+def check_records_current(records, root=REPO_ROOT):
+    """Refuse measured records whose config no longer builds the model they
+    trained (a default changed after the run): their rows would show the old
+    model's figures under the config's current name.
+
+    Records without ``model_config`` (collected before it was recorded)
+    cannot be checked and pass.
+
+    Raises:
+        StaleRecordError: naming every stale record and its first
+            difference.
+    """
+    from mmengine.config import Config
+    stale = []
+    for record in records:
+        trained = record.get('model_config')
+        if record.get('source') != 'measured' or trained is None:
+            continue
+        config = osp.join(root, record['config'])
+        if not osp.isfile(config):
+            stale.append(f'{record["record_file"]} ({record["config"]} no '
+                         'longer exists)')
+            continue
+        diff = _first_difference(
+            comparable_model(Config.fromfile(config).model), trained)
+        if diff:
+            stale.append(f'{record["record_file"]} ({record["config"]}: '
+                         f'{diff} differs)')
+    if stale:
+        raise StaleRecordError(
+            f'{len(stale)} run record(s) trained another model than their '
+            f'config builds now: {"; ".join(stale)}. Re-run them with the '
+            'current config, or move their records out of results/runs')
 
 
 def _rel(path):
@@ -191,6 +241,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     record = dict(record_version=1, source='measured', model=model,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
     record.update(rec)
+    record['model_config'] = comparable_model(cfg.model)
     # Checked before the (slow) measurements.
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
@@ -280,6 +331,7 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
         every point drawn).
     """
     records = [load_json(p) for p in sorted(run_files)]
+    check_records_current(records)
     reported = load_json(reported_path) if reported_path and \
         osp.isfile(reported_path) else None
     convention = next((r['complexity'].get('convention') for r in records
