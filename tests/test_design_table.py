@@ -114,6 +114,16 @@ def test_design_study_quotes_the_records_table():
     assert design.comparison_table(
         full, 'dsnet-design-e_isic2017',
         ['dsnet_isic2017_bce-dice', 'egeunet']) in doc
+    # The fifth and sixth rounds (30-epoch runs), as judged and paired.
+    rounds = ['dsnet-design-e-drop-path-02_isic2017',
+              'dsnet-design-e-drop-path-dropout_isic2017']
+    assert design.comparison_table(
+        full, 'dsnet-design-e_isic2017', rounds, seeds=[0, 1, 2, 3]) in doc
+    assert design.comparison_table(
+        full, 'dsnet-design-e_isic2017',
+        ['dsnet-design-e-drop-path_isic2017',
+         'dsnet-design-e-dropout_isic2017', *rounds], seeds=[0, 1, 2, 3],
+        paired=True) in doc
 
 
 def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
@@ -159,6 +169,19 @@ def test_comparison_applies_the_selection_rule(tmp_path):
     strict = design.comparison_table(paths, 'ref', ['good'],
                                      min_gain=1.5).splitlines()
     assert strict[3].endswith('| no |')
+
+
+def test_paired_comparison_takes_the_spread_of_the_differences(tmp_path):
+    """close is 0.2 to 0.4 above ref on every seed: within the seeds'
+    spread unpaired, well outside it paired."""
+    paths = comparison_records(tmp_path)
+    lines = design.comparison_table(paths, 'ref', ['close'],
+                                    paired=True).splitlines()
+    assert '| 2 standard errors (paired) | passes |' in lines[0]
+    # Differences 0.4, 0.2, 0.4: std 0.1155, 2 * 0.1155 / sqrt(3) = 0.13.
+    assert lines[3].endswith('| +0.33 | 0.13 | yes |')
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
+                      'close', '--paired']) == 0
 
 
 def test_comparison_refuses_what_it_cannot_compare(tmp_path):

@@ -78,12 +78,15 @@ def _seed_ious(records, name):
 
 
 def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
-                     min_gain=0.3, se_factor=2.0):
+                     min_gain=0.3, se_factor=2.0, paired=False):
     """Candidates against a reference on the seeds all of them ran, with the
     selection rule of docs/design_study.md: a candidate passes if its mean
     design-val IoU beats the reference's by more than ``min_gain`` and by
     more than ``se_factor`` standard errors of the difference
-    (``sqrt(s_ref**2 / n + s_cand**2 / n)``, sample stds over n seeds).
+    (``sqrt(s_ref**2 / n + s_cand**2 / n)``, sample stds over n seeds;
+    with ``paired``, ``s_d / sqrt(n)`` for the std ``s_d`` of the per-seed
+    differences, as the runs of one seed share their data order and
+    augmentation draws).
 
     Args:
         paths (Sequence[str]): Design records.
@@ -95,6 +98,8 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         min_gain (float): IoU points a candidate must gain. Default: 0.3.
         se_factor (float): Standard errors the gain must exceed.
             Default: 2.0.
+        paired (bool): Take the standard error of the per-seed differences.
+            Default: False.
 
     Returns:
         str: A markdown table, the reference first.
@@ -130,7 +135,7 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     lines = [
         '| candidate | ' + ' | '.join(f'seed {s}' for s in common) +
         f' | mean ± std | difference to {reference} | {se_factor:g} '
-        'standard errors | passes |', '|---' * (count + 5) + '|'
+        f'standard errors{" (paired)" if paired else ""} | passes |', '|---' * (count + 5) + '|'
     ]
     for name in names:
         values = [ious[name][s] for s in common]
@@ -140,8 +145,12 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             cells += ['-', '-', '-']
         else:
             gain = statistics.mean(values) - statistics.mean(base)
-            bound = se_factor * (statistics.variance(base) / count +
-                                 statistics.variance(values) / count)**0.5
+            if paired:
+                bound = se_factor * statistics.stdev(
+                    [v - b for v, b in zip(values, base)]) / count**0.5
+            else:
+                bound = se_factor * (statistics.variance(base) / count +
+                                     statistics.variance(values) / count)**0.5
             passes = gain > min_gain and gain > bound
             cells += [f'{gain:+.2f}', f'{bound:.2f}',
                       'yes' if passes else 'no']

@@ -6,7 +6,8 @@ docs/design_study.md.
 
     python tools/analysis_tools/design_table.py [results/design/*.json]
     python tools/analysis_tools/design_table.py --compare-to REFERENCE \
-        --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu]
+        --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu] \
+        [--paired]
 """
 import argparse
 import glob
@@ -33,6 +34,10 @@ def parse_args(argv=None):
                         help='IoU points a candidate must gain')
     parser.add_argument('--se-factor', type=float, default=2.0,
                         help='standard errors the gain must exceed')
+    parser.add_argument('--paired', action='store_true',
+                        help='standard error of the per-seed differences '
+                        '(runs of one seed share data order and '
+                        'augmentation)')
     return parser.parse_args(argv)
 
 
@@ -51,7 +56,7 @@ def main(argv=None):
         if args.compare_to:
             table = comparison_table(paths, args.compare_to, args.candidates,
                                      args.device, args.seeds, args.min_gain,
-                                     args.se_factor)
+                                     args.se_factor, args.paired)
         else:
             table = design_table(paths)
     except (OSError, ValueError, KeyError) as err:
