@@ -132,10 +132,12 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                          f'all ran on {device}: {common}')
     count = len(common)
     base = [ious[reference][s] for s in common]
+    errors = f'{se_factor:g} standard errors' + (' (paired)' if paired
+                                                  else '')
     lines = [
         '| candidate | ' + ' | '.join(f'seed {s}' for s in common) +
-        f' | mean ± std | difference to {reference} | {se_factor:g} '
-        f'standard errors{" (paired)" if paired else ""} | passes |', '|---' * (count + 5) + '|'
+        f' | mean ± std | difference to {reference} | {errors} | passes |',
+        '|---' * (count + 5) + '|'
     ]
     for name in names:
         values = [ious[name][s] for s in common]
