@@ -120,7 +120,7 @@ def check_records_current(records, root=REPO_ROOT):
             difference.
     """
     from mmengine.config import Config
-    stale = []
+    stale, built = [], {}  # built: config path -> its comparable model
     for record in records:
         trained = record.get('model_config')
         if record.get('source') != 'measured' or trained is None:
@@ -130,8 +130,9 @@ def check_records_current(records, root=REPO_ROOT):
             stale.append(f'{record["record_file"]} ({record["config"]} no '
                          'longer exists)')
             continue
-        diff = _first_difference(
-            comparable_model(Config.fromfile(config).model), trained)
+        if config not in built:
+            built[config] = comparable_model(Config.fromfile(config).model)
+        diff = _first_difference(built[config], trained)
         if diff:
             stale.append(f'{record["record_file"]} ({record["config"]}: '
                          f'{diff} differs)')
