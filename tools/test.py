@@ -134,7 +134,7 @@ def main(argv=None):
                            cfg.test_dataloader.dataset,
                            len(runner.test_dataloader.dataset)), out)
         print(f'Metrics written to {out}')
-    finish_distributed()
+    finish_distributed(runner)
     return metrics
 
 

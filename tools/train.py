@@ -129,7 +129,7 @@ def main(argv=None):
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     runner.train()
-    finish_distributed()
+    finish_distributed(runner)
     return runner
 
 
