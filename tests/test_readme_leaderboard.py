@@ -59,6 +59,16 @@ def test_released_weights_entry_matches_its_run_record():
     assert metrics['DSC'] == round(record['metrics']['DSC'], 2)
 
 
+def test_shipped_weights_load_strictly_into_their_config():
+    """The weights under checkpoints/ fit the config the metafile names (a
+    change of the default model must ship new weights with it)."""
+    from mmseg_dsnet.apis.released_model import released_model
+    from mmseg_dsnet.deploy.deployable import build_segmentor
+    config, checkpoint = released_model()
+    model = build_segmentor(config, checkpoint, reparameterize=False)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
 def _row(model, tag, values, seeds):
     """A leaderboard row with IoU/DSC statistics over ``values``."""
     import statistics
