@@ -278,3 +278,65 @@ def test_fused_kernel_is_the_sum_of_the_branch_kernels():
     torch.testing.assert_close(kernels.fused_kernel(), expected)
     # The basis is a constant of the architecture, not a checkpoint entry.
     assert not any('basis' in key for key in kernels.state_dict())
+
+
+def test_branch_drop_drops_whole_branch_kernels_in_training_only():
+    torch.manual_seed(0)
+    kernels = DifferenceKernels(64, branch_drop=0.5)
+    branch = kernels.branch_kernels()
+    full = kernels.fused_kernel()
+    torch.manual_seed(3)
+    dropped = kernels()  # a fresh module is in training mode
+    # Each channel's kernel is 2x the sum of a subset of its branch kernels
+    # (each tap of a branch kept or dropped together).
+    names = list(branch)
+    found_subsets = set()
+    for channel in range(64):
+        matches = []
+        for subset in range(1 << len(names)):
+            expected = 2 * sum(
+                (branch[n][channel] for i, n in enumerate(names)
+                 if subset >> i & 1), torch.zeros(1, 3, 3))
+            if torch.allclose(dropped[channel], expected, atol=1e-6):
+                matches.append(subset)
+        assert matches, f'channel {channel} is no scaled branch subset'
+        found_subsets.add(matches[0])
+    # Draws differ between channels; neither all kept nor all dropped.
+    assert len(found_subsets) > 10
+    # Evaluation mode and fused_kernel use every branch.
+    kernels.eval()
+    torch.testing.assert_close(kernels(), full)
+    torch.testing.assert_close(kernels.fused_kernel(), full)
+
+
+def test_branch_drop_keeps_the_expected_kernel():
+    torch.manual_seed(0)
+    kernels = DifferenceKernels(8, branch_drop=0.2)
+    with torch.no_grad():
+        mean = torch.stack([kernels() for _ in range(4000)]).mean(0)
+    torch.testing.assert_close(mean, kernels.fused_kernel(),
+                               atol=0.02, rtol=0)
+
+
+def test_block_with_branch_drop_reparameterizes_exactly():
+    block = warm_up(DESDConv(6, 6, shortcut=True, branch_drop=0.3),
+                    lambda: torch.randn(4, 6, 8, 8))
+    x = torch.randn(2, 6, 8, 8)
+    with torch.no_grad():
+        expected = block(x)  # eval mode: every branch
+        again = block(x)
+    torch.testing.assert_close(expected, again, atol=0, rtol=0)
+    # Re-parameterising a block left in training mode must not drop
+    # branches into the plain kernel.
+    block.train()
+    reparameterize_model(block)
+    block.eval()
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+
+
+def test_branch_drop_needs_branches_and_a_probability():
+    with pytest.raises(ValueError, match='branch_drop'):
+        DESDConv(4, 4, conv_type='vanilla', branch_drop=0.1)
+    with pytest.raises(ValueError, match='branch_drop'):
+        DifferenceKernels(4, branch_drop=1.0)

@@ -56,6 +56,9 @@ class DSNet(BaseModule):
         conv_type (str): ``'desd'`` or ``'vanilla'`` (plain depthwise 3x3
             instead of the difference branches, for ablation).
             Default: ``'desd'``.
+        branch_drop (float): Probability of dropping a difference branch's
+            kernel of a channel during training, in every block (see
+            :class:`DifferenceKernels`; no cost at inference). Default: 0.0.
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
         act_cfg (dict): Activations. Default: ``dict(type='ReLU')``.
         deploy (bool): Build the re-parameterised plain form. Default: False.
@@ -74,6 +77,7 @@ class DSNet(BaseModule):
                  radial_channel: bool = False,
                  out_indices: Optional[Sequence[int]] = None,
                  conv_type: str = 'desd',
+                 branch_drop: float = 0.0,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'),
                  deploy: bool = False,
@@ -134,6 +138,7 @@ class DSNet(BaseModule):
                         shortcut=has_shortcut,
                         drop_path=next(drop_rates) if has_shortcut else 0.0,
                         conv_type=conv_type,
+                        branch_drop=branch_drop,
                         norm_cfg=norm_cfg,
                         act_cfg=act_cfg,
                         deploy=deploy))

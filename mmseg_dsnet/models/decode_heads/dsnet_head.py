@@ -35,6 +35,9 @@ class DSNetHead(BaseDecodeHead):
         use_gate (bool): Gate the skip connections (DGA); False is the plain
             ``proj(enc + dec)`` skip for ablation. Default: True.
         conv_type (str): ``'desd'`` or ``'vanilla'``. Default: ``'desd'``.
+        branch_drop (float): Probability of dropping a difference branch's
+            kernel of a channel during training, in every DESDConv (see
+            :class:`DifferenceKernels`). Default: 0.0.
         refine_blocks (Sequence[int], optional): Residual DESDConv blocks
             after the bridge of each level, finest first. Default: None
             (none).
@@ -65,6 +68,7 @@ class DSNetHead(BaseDecodeHead):
                  channels: int,
                  use_gate: bool = True,
                  conv_type: str = 'desd',
+                 branch_drop: float = 0.0,
                  refine_blocks: Optional[Sequence[int]] = None,
                  refine_dilations: Optional[Sequence[int]] = None,
                  final_block: bool = True,
@@ -95,6 +99,7 @@ class DSNetHead(BaseDecodeHead):
 
         block_cfg = dict(
             conv_type=conv_type,
+            branch_drop=branch_drop,
             norm_cfg=self.norm_cfg,
             act_cfg=self.act_cfg,
             deploy=deploy)

@@ -68,17 +68,30 @@ class DifferenceKernels(nn.Module):
         branches (Sequence[str]): Which branches to learn, a subset of
             ``DIFFERENCE_BRANCHES``. ``('vanilla', )`` is a plain depthwise
             3x3 convolution (the ablation without difference convolutions).
+        branch_drop (float): During training, drop each branch's kernel of
+            each channel with this probability (one draw per forward pass)
+            and scale the kept ones by ``1 / (1 - branch_drop)``, so the
+            expected kernel is the full sum. Without it the branches only
+            re-parameterise one kernel; with it they are a structured noise
+            on it (a regulariser). Evaluation and :meth:`fused_kernel` use
+            every branch. Default: 0.0.
     """
 
     def __init__(self,
                  channels: int,
-                 branches: Sequence[str] = DIFFERENCE_BRANCHES):
+                 branches: Sequence[str] = DIFFERENCE_BRANCHES,
+                 branch_drop: float = 0.0):
         super().__init__()
         unknown = set(branches) - set(DIFFERENCE_BRANCHES)
         if unknown or not branches:
             raise ValueError(f'unknown or empty branches: {branches}')
+        if not 0 <= branch_drop < 1 or (branch_drop and len(branches) < 2):
+            raise ValueError('branch_drop must be in [0, 1) and needs two '
+                             f'or more branches, got {branch_drop} with '
+                             f'{tuple(branches)}')
         self.channels = channels
         self.branches = tuple(branches)
+        self.branch_drop = branch_drop
         bases = []
         for name in self.branches:
             basis = branch_basis(name)
@@ -88,8 +101,14 @@ class DifferenceKernels(nn.Module):
             nn.init.uniform_(weight, -bound, bound)
             setattr(self, f'{name}_weight', nn.Parameter(weight))
             bases.append(basis)
-        # Not persistent: a constant of the architecture, not a weight.
+        # Not persistent: constants of the architecture, not weights.
         self.register_buffer('basis', torch.cat(bases), persistent=False)
+        branch_of_tap = torch.cat([
+            torch.full((basis.shape[0], ), index)
+            for index, basis in enumerate(bases)
+        ])
+        self.register_buffer(
+            'branch_of_tap', branch_of_tap, persistent=False)
 
     def _weights(self):
         return [getattr(self, f'{name}_weight') for name in self.branches]
@@ -141,7 +160,22 @@ class DifferenceKernels(nn.Module):
 
     def fused_kernel(self) -> Tensor:
         """Sum of all branch kernels: one depthwise 3x3 kernel."""
+        return self._kernel(torch.cat(self._weights(), dim=-1))
+
+    def forward(self) -> Tensor:
+        """The kernel to convolve with: :meth:`fused_kernel`, with branches
+        dropped at random in training mode (``branch_drop``)."""
         weight = torch.cat(self._weights(), dim=-1)
+        if self.training and self.branch_drop:
+            keep = torch.rand(
+                self.channels, 1, len(self.branches),
+                device=weight.device) >= self.branch_drop
+            # Every tap of a branch shares its branch's draw.
+            mask = keep.index_select(-1, self.branch_of_tap).to(weight)
+            weight = weight * mask / (1 - self.branch_drop)
+        return self._kernel(weight)
+
+    def _kernel(self, weight: Tensor) -> Tensor:
         return (weight @ self.basis.to(weight.dtype)).reshape(
             self.channels, 1, 3, 3)
 
@@ -178,6 +212,10 @@ class DESDConv(nn.Module):
             Default: 0.0.
         conv_type (str): ``'desd'`` (five branches) or ``'vanilla'`` (a plain
             depthwise 3x3, for ablation). Default: ``'desd'``.
+        branch_drop (float): Probability of dropping a branch's kernel of a
+            channel during training (:class:`DifferenceKernels`; needs
+            ``conv_type='desd'``). Evaluation and the re-parameterised form
+            are unaffected. Default: 0.0.
         norm_cfg (dict): Norm layer after each convolution; must be a
             BatchNorm for re-parameterisation. Default: ``dict(type='BN')``.
         act_cfg (dict): Activation after each norm. ReLU trains well and
@@ -193,6 +231,7 @@ class DESDConv(nn.Module):
                  shortcut: bool = False,
                  drop_path: float = 0.0,
                  conv_type: str = 'desd',
+                 branch_drop: float = 0.0,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  deploy: bool = False):
@@ -221,7 +260,8 @@ class DESDConv(nn.Module):
         else:
             branches = (
                 DIFFERENCE_BRANCHES if conv_type == 'desd' else ('vanilla', ))
-            self.kernels = DifferenceKernels(in_channels, branches)
+            self.kernels = DifferenceKernels(in_channels, branches,
+                                             branch_drop)
             self.depthwise_norm = build_norm_layer(norm_cfg, in_channels)[1]
         self.depthwise_act = self._activation(act_cfg)
 
@@ -256,7 +296,7 @@ class DESDConv(nn.Module):
         else:
             x = F.conv2d(
                 x,
-                self.kernels.fused_kernel(),
+                self.kernels(),
                 stride=self.stride,
                 padding=self.dilation,
                 dilation=self.dilation,
