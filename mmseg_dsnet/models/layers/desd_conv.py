@@ -165,15 +165,15 @@ class DifferenceKernels(nn.Module):
     def forward(self) -> Tensor:
         """The kernel to convolve with: :meth:`fused_kernel`, with branches
         dropped at random in training mode (``branch_drop``)."""
+        if not (self.training and self.branch_drop):
+            return self.fused_kernel()
         weight = torch.cat(self._weights(), dim=-1)
-        if self.training and self.branch_drop:
-            keep = torch.rand(
-                self.channels, 1, len(self.branches),
-                device=weight.device) >= self.branch_drop
-            # Every tap of a branch shares its branch's draw.
-            mask = keep.index_select(-1, self.branch_of_tap).to(weight)
-            weight = weight * mask / (1 - self.branch_drop)
-        return self._kernel(weight)
+        keep = torch.rand(
+            self.channels, 1, len(self.branches),
+            device=weight.device) >= self.branch_drop
+        # Every tap of a branch shares its branch's draw.
+        mask = keep.index_select(-1, self.branch_of_tap).to(weight)
+        return self._kernel(weight * mask / (1 - self.branch_drop))
 
     def _kernel(self, weight: Tensor) -> Tensor:
         return (weight @ self.basis.to(weight.dtype)).reshape(
