@@ -334,6 +334,25 @@ def test_radial_channel_is_the_distance_from_the_centre():
     assert (feats[..., 8, 8] - feats[..., 0, 0]).abs().max() > 1e-4
 
 
+def test_image_norm_ignores_each_images_colour_cast():
+    from mmseg_dsnet.models.backbones import DSNet
+    torch.manual_seed(0)
+    backbone = DSNet(widths=(8, 16), num_blocks=(1, 1), stem_stride=2,
+                     radial_channel=True, image_norm=True).eval()
+    image = torch.randn(2, 3, 32, 32)
+    # Another white balance and exposure per image and channel.
+    gain = torch.rand(2, 3, 1, 1) * 2 + 0.5
+    offset = torch.randn(2, 3, 1, 1)
+    with torch.no_grad():
+        plain = backbone(image)[-1]
+        cast = backbone(image * gain + offset)[-1]
+        torch.testing.assert_close(cast, plain, rtol=1e-4, atol=1e-4)
+        # Without it the cast changes the features.
+        backbone.image_norm = False
+        assert (backbone(image * gain + offset)[-1] -
+                backbone(image)[-1]).abs().max() > 1e-2
+
+
 def test_zero_init_residual_starts_blocks_as_identity():
     from mmseg_dsnet.models.backbones import DSNet
     backbone = DSNet(widths=(8, 16), num_blocks=(2, 3), stem_stride=2,
