@@ -95,12 +95,15 @@ def test_parity_random_and_real_images(exported):
     assert rewrites['single_output_conv'] > 0
 
 
-def test_sub_pixel_classifier_exports_with_parity(image_dir, tmp_path):
+@pytest.mark.parametrize('name', [
+    'dsnet-design-e-subpixel_isic2017',  # sub-pixel classifier
+    'dsnet-design-deeper-eighth-image-norm_isic2017',  # per-image norm
+])
+def test_design_variants_export_with_parity(name, image_dir, tmp_path):
     from mmseg_dsnet.deploy.onnx_export import export_and_check
-    config = str(REPO / 'configs/dsnet/design/'
-                 'dsnet-design-e-subpixel_isic2017.py')
-    checkpoint = make_checkpoint(config, tmp_path / 'subpixel.pth')
-    result = export_and_check(config, checkpoint, str(tmp_path / 'sp.onnx'),
+    config = str(REPO / 'configs/dsnet/design' / f'{name}.py')
+    checkpoint = make_checkpoint(config, tmp_path / 'variant.pth')
+    result = export_and_check(config, checkpoint, str(tmp_path / 'v.onnx'),
                               check_images=[str(image_dir)],
                               log=lambda text: None)
     parity = result['parity']
