@@ -91,6 +91,10 @@ FAULTS = [
      'spelling ...)`',
      'nothing was started',
      'test_config_typos_are_reported'),
+    ('config value out of range (a DSNet argument)',
+     '`ERROR: ... stem_stride must be 1 or 2, got 3`',
+     'nothing was started',
+     'test_config_typos_are_reported'),
     ('wrong num_classes',
      '`ERROR: model.decode_head.num_classes=3 but the training dataset ... '
      'has 2 classes`',
@@ -588,6 +592,7 @@ def test_empty_or_missing_split_is_reported(base, tools, tmp_path, capsys):
     ('model.decode_head.num_clases=2',
      "unexpected keyword argument 'num_clases' (check the spelling of this "
      'key in the config)'),
+    ('model.backbone.stem_stride=3', 'stem_stride must be 1 or 2, got 3'),
 ])
 def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
                                    message):

@@ -6,3 +6,9 @@ class UserError(Exception):
     with a message that says what to do. The tools report it as one
     ``ERROR:`` line and exit 2
     (:func:`mmseg_dsnet.engine.cli_errors.run_reporting_user_errors`)."""
+
+
+class ModelArgumentError(UserError, ValueError):
+    """A model component given an argument it cannot use (a config value out
+    of range or inconsistent with another), raised when it is built. Also a
+    ``ValueError``, as for any bad argument."""

@@ -7,6 +7,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor, nn
 
+from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, DynamicGateAttention
 
 
@@ -85,13 +86,13 @@ class DSNetHead(BaseDecodeHead):
             input_transform='multiple_select',
             **kwargs)
         if len(self.in_channels) < 2:
-            raise ValueError('DSNetHead needs at least two input levels')
+            raise ModelArgumentError('DSNetHead needs at least two input levels')
         if deep_supervision and not (
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
-            raise ValueError('aux_loss_weights needs 1 to '
+            raise ModelArgumentError('aux_loss_weights needs 1 to '
                              f'{len(self.in_channels) - 2} entries')
         if pixel_shuffle < 1:
-            raise ValueError(
+            raise ModelArgumentError(
                 f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
         self.deploy = deploy
         self.deep_supervision = deep_supervision
@@ -120,7 +121,7 @@ class DSNetHead(BaseDecodeHead):
         refine_blocks = tuple(refine_blocks or [0] * levels)
         refine_dilations = tuple(refine_dilations or [1] * levels)
         if len(refine_blocks) != levels or len(refine_dilations) != levels:
-            raise ValueError(f'refine_blocks and refine_dilations need '
+            raise ModelArgumentError(f'refine_blocks and refine_dilations need '
                              f'{levels} entries (one per bridge)')
         self.refine_blocks = nn.ModuleList([
             nn.Sequential(*[
@@ -136,7 +137,7 @@ class DSNetHead(BaseDecodeHead):
             self.final_block = DESDConv(self.in_channels[0], channels,
                                         **block_cfg)
         elif channels != self.in_channels[0]:
-            raise ValueError('without final_block, channels must equal '
+            raise ModelArgumentError('without final_block, channels must equal '
                              f'in_channels[0] ({self.in_channels[0]})')
         else:
             self.final_block = nn.Identity()

@@ -10,6 +10,7 @@ from mmcv.cnn.bricks import DropPath
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils.errors import ModelArgumentError
 from ..utils.reparameterize import fold_batch_norm
 
 DIFFERENCE_BRANCHES = ('vanilla', 'central', 'angular', 'horizontal',
@@ -48,7 +49,7 @@ def branch_basis(name: str) -> Tensor:
         for j, source in enumerate(ANGULAR_SOURCE):
             basis[source, j] -= 1.0
     elif name != 'vanilla':
-        raise ValueError(f'unknown branch {name}')
+        raise ModelArgumentError(f'unknown branch {name}')
     return basis
 
 
@@ -84,9 +85,9 @@ class DifferenceKernels(nn.Module):
         super().__init__()
         unknown = set(branches) - set(DIFFERENCE_BRANCHES)
         if unknown or not branches:
-            raise ValueError(f'unknown or empty branches: {branches}')
+            raise ModelArgumentError(f'unknown or empty branches: {branches}')
         if not 0 <= branch_drop < 1 or (branch_drop and len(branches) < 2):
-            raise ValueError('branch_drop must be in [0, 1) and needs two '
+            raise ModelArgumentError('branch_drop must be in [0, 1) and needs two '
                              f'or more branches, got {branch_drop} with '
                              f'{tuple(branches)}')
         self.channels = channels
@@ -237,14 +238,14 @@ class DESDConv(nn.Module):
                  deploy: bool = False):
         super().__init__()
         if conv_type not in ('desd', 'vanilla'):
-            raise ValueError(f'conv_type must be desd or vanilla, '
+            raise ModelArgumentError(f'conv_type must be desd or vanilla, '
                              f'got {conv_type}')
         if shortcut and (in_channels != out_channels or stride != 1):
-            raise ValueError('an identity shortcut needs in_channels == '
+            raise ModelArgumentError('an identity shortcut needs in_channels == '
                              'out_channels and stride 1, got '
                              f'{in_channels}->{out_channels}, stride {stride}')
         if not 0 <= drop_path < 1 or (drop_path and not shortcut):
-            raise ValueError('drop_path must be in [0, 1) and needs the '
+            raise ModelArgumentError('drop_path must be in [0, 1) and needs the '
                              f'identity shortcut, got {drop_path} with '
                              f'shortcut={shortcut}')
         self.in_channels = in_channels

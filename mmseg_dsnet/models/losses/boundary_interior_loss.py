@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
 
 
@@ -130,18 +131,18 @@ class BoundaryInteriorLoss(nn.Module):
                  loss_name: str = 'loss_bic'):
         super().__init__()
         if region_loss not in ('bce', 'dice'):
-            raise ValueError(f'region_loss must be bce or dice, '
+            raise ModelArgumentError(f'region_loss must be bce or dice, '
                              f'got {region_loss}')
         if region_norm not in ('region', 'image'):
-            raise ValueError(f'region_norm must be region or image, '
+            raise ModelArgumentError(f'region_norm must be region or image, '
                              f'got {region_norm}')
         if region_norm == 'image' and region_loss != 'bce':
-            raise ValueError("region_norm='image' weights the BCE of the "
+            raise ModelArgumentError("region_norm='image' weights the BCE of the "
                              "region's pixels; it needs region_loss='bce'")
         if not loss_name.startswith('loss_'):
-            raise ValueError('loss_name must start with "loss_"')
+            raise ModelArgumentError('loss_name must start with "loss_"')
         if band_width < 1:
-            raise ValueError('band_width must be >= 1')
+            raise ModelArgumentError('band_width must be >= 1')
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
         self.boundary_weight = boundary_weight
