@@ -144,6 +144,11 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-branch-drop_isic2017'],
         seeds=[0, 1, 2], paired=True) in doc
+    # The eleventh round's candidate, stopped for futility after seed 1.
+    assert design.comparison_table(
+        full, 'dsnet-design-e-deeper-eighth_isic2017',
+        ['dsnet-design-deeper-eighth-image-norm_isic2017'],
+        seeds=[0, 1], paired=True) in doc
 
 
 def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
