@@ -144,6 +144,14 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-branch-drop_isic2017'],
         seeds=[0, 1, 2], paired=True) in doc
+    # What the rule can see: the spread of the 30-epoch pairs judged.
+    e, d = 'dsnet-design-e_isic2017', 'dsnet-design-e-deeper-eighth_isic2017'
+    assert design.paired_spread_table(full, [
+        (e, f'dsnet-design-e-{c}_isic2017') for c in
+        ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
+         'deeper-eighth')] + [
+        (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
+        ('bce-dice', 'branch-drop', 'image-norm')]) in doc
     # The eleventh round's candidate, stopped for futility after seed 1.
     assert design.comparison_table(
         full, 'dsnet-design-e-deeper-eighth_isic2017',
@@ -207,6 +215,28 @@ def test_paired_comparison_takes_the_spread_of_the_differences(tmp_path):
     assert lines[3].endswith('| +0.33 | 0.13 | yes |')
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
                       'close', '--paired']) == 0
+
+
+def test_paired_spread_pools_the_differences_of_each_pair(tmp_path,
+                                                          capsys):
+    paths = comparison_records(tmp_path)
+    text = design.paired_spread_table(paths, [('ref', 'close'),
+                                              ('ref', 'good')])
+    lines = text.splitlines()
+    assert lines[2] == '| ref | close | 0, 1, 2 | +0.40, +0.20, +0.40 | 0.12 |'
+    # good - ref: +1.50, +1.00, +1.30 (std 0.2517); pooled over 2 + 2
+    # degrees of freedom: sqrt((0.01333 + 0.06333) / 2) = 0.1958.
+    assert lines[3] == '| ref | good | 0, 1, 2 | +1.50, +1.00, +1.30 | 0.25 |'
+    assert 'Pooled std of the per-seed differences: 0.20 (4 degrees' in text
+    # 2 * 0.1958 / sqrt(4) = 0.196 -> the 0.3 minimum; / sqrt(16) = 0.098.
+    assert '| 4 | 0.30 |' in lines and '| 16 | 0.30 |' in lines
+    wide = design.paired_spread_table(paths, [('ref', 'good')],
+                                      seed_counts=[2], min_gain=0.0)
+    assert '| 2 | 0.36 |' in wide.splitlines()  # 2 * 0.2517 / sqrt(2)
+    assert tool.main([*paths, '--spread', 'ref:close', 'ref:good']) == 0
+    assert 'Pooled std' in capsys.readouterr().out
+    assert tool.main([*paths, '--spread', 'ref']) == 2
+    assert 'REFERENCE:CANDIDATE' in capsys.readouterr().err
 
 
 def test_comparison_refuses_what_it_cannot_compare(tmp_path):

@@ -77,6 +77,75 @@ def _seed_ious(records, name):
     return ious
 
 
+def _seed_ious_of(records, reference, names, device):
+    """Name -> seed -> design-val IoU for ``names``, from the runs on
+    ``device``; every run must have the reference's setting."""
+    runs = defaultdict(list)
+    for record in records:
+        if record['name'] in names and record['device'] == device:
+            runs[record['name']].append(record)
+    for name in names:
+        if not runs[name]:
+            raise ValueError(f'no design runs of {name} on {device}')
+        for record in runs[name]:
+            if any(record[k] != runs[reference][0][k] for k in RUN_SETTING):
+                raise ValueError(
+                    f'a run of {name} (seed {record["seed"]}) has another '
+                    f'{"/".join(RUN_SETTING)} than {reference}\'s; give '
+                    'the records of one setting only (e.g. '
+                    'results/design/*_128px_30ep_*.json)')
+    return {name: _seed_ious(runs[name], name) for name in names}
+
+
+def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
+                        min_gain=0.3, se_factor=2.0):
+    """How large a difference the paired selection rule can see: the
+    per-seed differences of each (reference, candidate) pair on the seeds
+    both ran, their std, the std pooled over the pairs (weighted by their
+    degrees of freedom), and for each seed count n the mean difference the
+    rule needs at that spread, ``max(min_gain, se_factor * s / sqrt(n))``
+    (a true difference of that size passes about half the time).
+
+    Args:
+        paths (Sequence[str]): Design records.
+        pairs (Sequence[tuple[str, str]]): (reference, candidate) names.
+        device (str): Compare the runs of this device only. Default: 'cpu'.
+        seed_counts (Sequence[int]): Seed counts to report.
+            Default: (4, 8, 16).
+        min_gain (float): The rule's minimum gain. Default: 0.3.
+        se_factor (float): The rule's standard errors. Default: 2.0.
+
+    Returns:
+        str: Two markdown tables, the pairs and the needed differences.
+    """
+    records = load_design_records(paths)
+    lines = ['| reference | candidate | seeds | differences | std |',
+             '|---|---|---|---|---|']
+    weighted, freedom = 0.0, 0
+    for reference, candidate in pairs:
+        ious = _seed_ious_of(records, reference, [reference, candidate],
+                             device)
+        common = sorted(set(ious[reference]) & set(ious[candidate]))
+        if len(common) < 2:
+            raise ValueError(f'fewer than two seeds that {reference} and '
+                             f'{candidate} both ran on {device}')
+        diffs = [ious[candidate][s] - ious[reference][s] for s in common]
+        spread = statistics.stdev(diffs)
+        weighted += spread**2 * (len(diffs) - 1)
+        freedom += len(diffs) - 1
+        lines.append(f'| {reference} | {candidate} | '
+                     f'{", ".join(map(str, common))} | '
+                     f'{", ".join(f"{d:+.2f}" for d in diffs)} | '
+                     f'{spread:.2f} |')
+    pooled = (weighted / freedom)**0.5
+    lines += ['', f'Pooled std of the per-seed differences: {pooled:.2f} '
+              f'({freedom} degrees of freedom).', '',
+              '| seeds | difference the rule needs |', '|---|---|']
+    lines += [f'| {n} | {max(min_gain, se_factor * pooled / n**0.5):.2f} |'
+              for n in seed_counts]
+    return '\n'.join(lines) + '\n'
+
+
 def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                      min_gain=0.3, se_factor=2.0, paired=False):
     """Candidates against a reference on the seeds all of them ran, with the
@@ -105,21 +174,8 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         str: A markdown table, the reference first.
     """
     names = [reference, *candidates]
-    runs = defaultdict(list)
-    for record in load_design_records(paths):
-        if record['name'] in names and record['device'] == device:
-            runs[record['name']].append(record)
-    for name in names:
-        if not runs[name]:
-            raise ValueError(f'no design runs of {name} on {device}')
-        for record in runs[name]:
-            if any(record[k] != runs[reference][0][k] for k in RUN_SETTING):
-                raise ValueError(
-                    f'a run of {name} (seed {record["seed"]}) has another '
-                    f'{"/".join(RUN_SETTING)} than {reference}\'s; give '
-                    'the records of one setting only (e.g. '
-                    'results/design/*_128px_30ep_*.json)')
-    ious = {name: _seed_ious(runs[name], name) for name in names}
+    ious = _seed_ious_of(load_design_records(paths), reference, names,
+                         device)
     common = sorted(set.intersection(*(set(i) for i in ious.values())))
     if seeds is not None:
         missing = [(n, s) for n in names for s in seeds if s not in ious[n]]

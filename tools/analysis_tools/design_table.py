@@ -2,12 +2,14 @@
 design``): every candidate's metrics on the design hold-out, mean and
 spread over seeds, best first; with ``--compare-to`` the per-seed comparison
 of candidates with a reference under the selection rule of
-docs/design_study.md.
+docs/design_study.md; with ``--spread`` how large a difference the paired
+rule can see, from the per-seed differences of pairs already run.
 
     python tools/analysis_tools/design_table.py [results/design/*.json]
     python tools/analysis_tools/design_table.py --compare-to REFERENCE \
         --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu] \
         [--paired]
+    python tools/analysis_tools/design_table.py --spread REF:CAND [...]
 """
 import argparse
 import glob
@@ -15,7 +17,7 @@ import os.path as osp
 import sys
 
 from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, comparison_table,
-                                            design_table)
+                                            design_table, paired_spread_table)
 
 
 def parse_args(argv=None):
@@ -38,6 +40,10 @@ def parse_args(argv=None):
                         help='standard error of the per-seed differences '
                         '(runs of one seed share data order and '
                         'augmentation)')
+    parser.add_argument('--spread', nargs='+', metavar='REF:CAND',
+                        default=[],
+                        help='reference:candidate pairs whose per-seed '
+                        'differences measure the spread of the paired rule')
     return parser.parse_args(argv)
 
 
@@ -52,8 +58,17 @@ def main(argv=None):
         print('ERROR: --compare-to and --candidates go together',
               file=sys.stderr)
         return 2
+    pairs = [tuple(pair.split(':')) for pair in args.spread]
+    if any(len(pair) != 2 or not all(pair) for pair in pairs):
+        print('ERROR: --spread takes REFERENCE:CANDIDATE pairs, got '
+              f'{" ".join(args.spread)}', file=sys.stderr)
+        return 2
     try:
-        if args.compare_to:
+        if pairs:
+            table = paired_spread_table(paths, pairs, args.device,
+                                        min_gain=args.min_gain,
+                                        se_factor=args.se_factor)
+        elif args.compare_to:
             table = comparison_table(paths, args.compare_to, args.candidates,
                                      args.device, args.seeds, args.min_gain,
                                      args.se_factor, args.paired)
