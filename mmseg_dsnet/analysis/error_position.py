@@ -1,0 +1,115 @@
+"""Where a lesion segmentor errs: missed lesion and false lesion by the
+distance from the image centre, and how much of the error a few images
+hold.
+
+Dermoscopy centres the lesion, so a model can learn that the middle of a
+picture is lesion and its rim is not; this analysis shows whether it did.
+Distances are those of the DSNet stem's radial channel
+(:meth:`~mmseg_dsnet.models.backbones.DSNet.radial_map`: 0 at the centre,
+1 in the corners).
+"""
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..models.backbones import DSNet
+
+
+class ErrorByPosition:
+    """Accumulates pixel counts per ring of distance from the centre and the
+    errors of each image.
+
+    Args:
+        rings (int): Rings of equal width between the centre and the
+            corners. Default: 5.
+    """
+
+    def __init__(self, rings: int = 5):
+        if rings < 1:
+            raise ValueError(f'rings must be >= 1, got {rings}')
+        self.edges = np.linspace(0.0, 1.0, rings + 1)
+        zeros = np.zeros(rings, dtype=np.int64)
+        self.counts = dict(lesion=zeros.copy(), missed=zeros.copy(),
+                           background=zeros.copy(), false=zeros.copy())
+        self.images: List[Dict] = []
+
+    def ring_index(self, height: int, width: int) -> np.ndarray:
+        """``(H, W)`` ring of each pixel."""
+        radius = DSNet.radial_map(torch.zeros(1, 1, height, width))[0, 0]
+        inner = np.searchsorted(self.edges, radius.numpy(), side='right') - 1
+        return np.clip(inner, 0, len(self.edges) - 2)
+
+    def update(self, pred: np.ndarray, gt: np.ndarray,
+               valid: Optional[np.ndarray] = None, name: str = '') -> None:
+        """Add one image.
+
+        Args:
+            pred (np.ndarray): ``(H, W)`` bool, predicted lesion.
+            gt (np.ndarray): ``(H, W)`` bool, true lesion.
+            valid (np.ndarray, optional): ``(H, W)`` bool, pixels that
+                count (not ignored). Default: all.
+            name (str): The image, for the per-image errors.
+        """
+        if pred.shape != gt.shape:
+            raise ValueError(f'{name or "image"}: prediction {pred.shape} '
+                             f'and ground truth {gt.shape} differ in size')
+        valid = np.ones_like(gt, bool) if valid is None else valid
+        rings = self.ring_index(*gt.shape)
+        lesion, background = gt & valid, ~gt & valid
+        missed, false = lesion & ~pred, background & pred
+        size = len(self.edges) - 1
+        for key, mask in (('lesion', lesion), ('missed', missed),
+                          ('background', background), ('false', false)):
+            self.counts[key] += np.bincount(rings[mask], minlength=size)
+        self.images.append(
+            dict(name=name, lesion=int(lesion.sum()), pixels=int(valid.sum()),
+                 missed=int(missed.sum()), false=int(false.sum()),
+                 hit=int((lesion & pred).sum())))
+
+    def summary(self, worst: int = 10) -> Dict:
+        """Rates per ring, the pooled IoU and the share of all wrong pixels
+        in the ``worst`` images with the most of them."""
+        if not self.images:
+            raise ValueError('no images were added')
+        c = {k: v.astype(float) for k, v in self.counts.items()}
+        with np.errstate(divide='ignore', invalid='ignore'):
+            rings = [
+                dict(inner=float(lo), outer=float(hi),
+                     lesion_share=float(c['lesion'][i] / c['lesion'].sum()),
+                     missed_rate=float(c['missed'][i] / c['lesion'][i]),
+                     false_rate=float(c['false'][i] / c['background'][i]))
+                for i, (lo, hi) in enumerate(
+                    zip(self.edges[:-1], self.edges[1:]))
+            ]
+        hit = sum(i['hit'] for i in self.images)
+        wrong = sorted((i['missed'] + i['false'] for i in self.images),
+                       reverse=True)
+        total = sum(wrong)
+        return dict(
+            images=len(self.images), rings=rings,
+            iou=100 * hit / (hit + total) if hit + total else float('nan'),
+            missed_share=sum(i['missed'] for i in self.images) / total
+            if total else float('nan'),
+            worst=min(worst, len(wrong)),
+            worst_share=sum(wrong[:worst]) / total if total else float('nan'),
+            per_image=self.images)
+
+
+def error_table(summary: Dict) -> str:
+    """Markdown table of :meth:`ErrorByPosition.summary`'s rings and a line
+    on the concentration of the errors."""
+    lines = ['| distance from centre | share of lesion pixels | '
+             'lesion missed | background called lesion |',
+             '|---|---|---|---|']
+    for ring in summary['rings']:
+        lines.append(f'| {ring["inner"]:.1f}-{ring["outer"]:.1f} | '
+                     f'{100 * ring["lesion_share"]:.1f} % | '
+                     f'{100 * ring["missed_rate"]:.1f} % | '
+                     f'{100 * ring["false_rate"]:.1f} % |')
+    lines += ['', f'{summary["images"]} images, pooled IoU '
+              f'{summary["iou"]:.2f}; missed lesion is '
+              f'{100 * summary["missed_share"]:.0f} % of the wrong pixels, '
+              f'and the {summary["worst"]} images with the most wrong pixels '
+              f'hold {100 * summary["worst_share"]:.0f} % of them.']
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,91 @@
+"""Errors by distance from the image centre
+(mmseg_dsnet.analysis.error_position and
+tools/analysis_tools/error_by_position.py)."""
+import json
+
+import numpy as np
+import pytest
+from conftest import load_tool, make_lesion_checkpoint
+
+from mmseg_dsnet.analysis.error_position import ErrorByPosition, error_table
+
+tool = load_tool('analysis_tools/error_by_position.py')
+
+
+def disc(size, radius):
+    """``(size, size)`` bool disc of ``radius`` (in pixels) at the centre."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    return np.hypot(yy, xx) <= radius
+
+
+def test_a_prediction_that_stops_short_misses_the_outer_rings():
+    errors = ErrorByPosition(rings=5)
+    gt = np.ones((40, 40), bool)  # a lesion that fills the picture
+    pred = disc(40, 12)  # found only in the middle
+    errors.update(pred, gt, name='big')
+    small = disc(40, 4)
+    errors.update(small | disc(40, 8), small, name='small')  # 2x too wide
+    summary = errors.summary(worst=1)
+    rings = summary['rings']
+    # Ring 0 (distance up to 0.2 of the half-diagonal, 5.5 px) is found
+    # everywhere; the corners are missed completely.
+    assert rings[0]['missed_rate'] == 0
+    assert rings[-1]['missed_rate'] == 1
+    assert [r['missed_rate'] for r in rings] == sorted(
+        r['missed_rate'] for r in rings)
+    # The false lesion lies around the small one, near the centre.
+    assert rings[0]['false_rate'] > 0 and rings[-1]['false_rate'] == 0
+    big, small_image = summary['per_image']
+    assert big['missed'] == (gt & ~pred).sum() and big['false'] == 0
+    assert small_image['false'] == (disc(40, 8) & ~small).sum()
+    wrong = big['missed'] + small_image['false']
+    assert summary['worst_share'] == pytest.approx(big['missed'] / wrong)
+    assert summary['iou'] == pytest.approx(
+        100 * (pred.sum() + small.sum()) / (gt.sum() + disc(40, 8).sum()))
+    assert summary['missed_share'] == pytest.approx(big['missed'] / wrong)
+    assert sum(r['lesion_share'] for r in rings) == pytest.approx(1)
+    table = error_table(summary)
+    corners = table.splitlines()[-3]
+    assert corners.startswith('| 0.8-1.0 | ') and '| 100.0 % | 0.0 % |' in corners
+
+
+def test_ignored_pixels_do_not_count_and_bad_input_is_refused():
+    errors = ErrorByPosition(rings=2)
+    gt = np.zeros((10, 10), bool)
+    pred = np.ones((10, 10), bool)
+    valid = np.zeros((10, 10), bool)
+    valid[4:6, 4:6] = True
+    errors.update(pred, gt, valid)
+    assert errors.summary()['per_image'][0]['false'] == 4
+    with pytest.raises(ValueError, match='differ in size'):
+        errors.update(pred, gt[:5])
+    with pytest.raises(ValueError, match='no images'):
+        ErrorByPosition().summary()
+    with pytest.raises(ValueError, match='rings'):
+        ErrorByPosition(rings=0)
+
+
+def test_tool_reports_a_model_and_keeps_an_existing_output(
+        tiny_config, tiny_isic, tmp_path, capsys):
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    out = tmp_path / 'errors.json'
+    summary = tool.main([str(tiny_config), str(checkpoint), '--rings', '3',
+                         '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert '| distance from centre |' in printed and '0.7-1.0' in printed
+    # Every image of the config's test split, once.
+    from mmengine.config import Config
+    split = Config.fromfile(tiny_config).test_dataloader.dataset.ann_file
+    images = (tiny_isic / split).read_text().split()
+    assert summary['images'] == len(images) > 0
+    saved = json.loads(out.read_text())
+    assert saved['iou'] == pytest.approx(summary['iou'])
+    assert sorted(i['name'].rsplit('/', 1)[-1].split('.')[0]
+                  for i in saved['per_image']) == sorted(images)
+    out.write_text('keep me')
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        tool.main([str(tiny_config), str(checkpoint), '--out', str(out)])
+    assert out.read_text() == 'keep me'

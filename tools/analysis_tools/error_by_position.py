@@ -1,0 +1,90 @@
+"""Where a trained segmentor errs on its config's test images: the lesion it
+misses and the background it calls lesion, by distance from the image
+centre, and how much of the error the worst images hold
+(:mod:`mmseg_dsnet.analysis.error_position`).
+
+    python tools/analysis_tools/error_by_position.py CONFIG CHECKPOINT
+        [--rings 5] [--worst 10] [--out errors.json [--overwrite]]
+        [--cfg-options test_dataloader.dataset.ann_file=...]
+"""
+import argparse
+import json
+
+from mmengine.config import Config, DictAction
+
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_input_file
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Errors of a segmentor by distance from the centre')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--rings', type=int, default=5,
+                        help='rings between the centre and the corners')
+    parser.add_argument('--worst', type=int, default=10,
+                        help='report the share of the error in this many '
+                        'worst images')
+    parser.add_argument('--out', help='also write the figures (per ring and '
+                        'per image) to this JSON file')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_input_file(args.config, 'config file')
+    check_input_file(args.checkpoint, 'checkpoint')
+    if args.out and not args.overwrite:
+        import os.path as osp
+        if osp.exists(args.out):
+            raise FileExistsError(
+                f'{args.out} already exists (use --overwrite to replace it)')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+
+    import torch
+    from mmengine.runner import Runner
+    from mmengine.utils import ProgressBar
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.analysis.error_position import (ErrorByPosition,
+                                                     error_table)
+    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    register_all_modules()
+    model = MODELS.build(cfg.model)
+    load_checkpoint_strictly(model, args.checkpoint, config=args.config)
+    model.eval()
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    errors = ErrorByPosition(args.rings)
+    progress = ProgressBar(len(loader.dataset))
+    with torch.no_grad():
+        for data in loader:
+            for sample in model.test_step(data):
+                gt = sample.gt_sem_seg.data[0].numpy()
+                ignore = cfg.model.decode_head.get('ignore_index', 255)
+                errors.update(sample.pred_sem_seg.data[0].numpy() == 1,
+                              gt == 1, gt != ignore, sample.img_path)
+                progress.update()
+    print()
+    summary = errors.summary(args.worst)
+    print(f'{args.config} ({args.checkpoint}), '
+          f'{cfg.test_dataloader.dataset.ann_file}:\n')
+    print(error_table(summary), end='')
+    if args.out:
+        from mmseg_dsnet.utils.fileio import atomic_write
+        atomic_write(json.dumps(summary, indent=1), args.out,
+                     overwrite=args.overwrite)
+        print(f'figures: {args.out}')
+    return summary
+
+
+if __name__ == '__main__':
+    run_reporting_user_errors(main)
