@@ -1,6 +1,11 @@
 """Model analysis: FLOPs and parameters (:mod:`.flops`), latency and
-throughput (:mod:`.benchmark`); used by ``tools/analysis_tools``."""
+throughput (:mod:`.benchmark`), errors by position in the image
+(:mod:`.error_position`); used by ``tools/analysis_tools``."""
 from .benchmark import benchmark, compare_deploy
+from .error_position import ErrorByPosition, error_table
 from .flops import get_flops
 
-__all__ = ['benchmark', 'compare_deploy', 'get_flops']
+__all__ = [
+    'benchmark', 'compare_deploy', 'get_flops', 'ErrorByPosition',
+    'error_table'
+]
