@@ -95,19 +95,22 @@ class DSNet(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if len(widths) != len(num_blocks):
-            raise ModelArgumentError('widths and num_blocks need the same length')
+            raise ModelArgumentError(
+                'widths and num_blocks need the same length')
         if min(num_blocks) < 1:
             raise ModelArgumentError('every stage needs at least one block')
         if stem_stride not in (1, 2):
-            raise ModelArgumentError(f'stem_stride must be 1 or 2, got {stem_stride}')
+            raise ModelArgumentError(
+                f'stem_stride must be 1 or 2, got {stem_stride}')
         dilations = tuple(dilations or [1] * len(widths))
         if len(dilations) != len(widths) or min(dilations) < 1:
-            raise ModelArgumentError('dilations needs one entry >= 1 per stage, got '
-                             f'{dilations}')
+            raise ModelArgumentError(
+                'dilations needs one entry >= 1 per stage, got '
+                f'{dilations}')
         # DESDConv checks the range (the last residual block gets the rate).
         if drop_path_rate and not shortcut:
             raise ModelArgumentError('drop_path_rate needs shortcut=True, got '
-                             f'{drop_path_rate}')
+                                     f'{drop_path_rate}')
         if out_indices is None:
             out_indices = tuple(range(len(widths)))
         if not all(0 <= i < len(widths) for i in out_indices):

@@ -86,11 +86,12 @@ class DSNetHead(BaseDecodeHead):
             input_transform='multiple_select',
             **kwargs)
         if len(self.in_channels) < 2:
-            raise ModelArgumentError('DSNetHead needs at least two input levels')
+            raise ModelArgumentError(
+                'DSNetHead needs at least two input levels')
         if deep_supervision and not (
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '
-                             f'{len(self.in_channels) - 2} entries')
+                                     f'{len(self.in_channels) - 2} entries')
         if pixel_shuffle < 1:
             raise ModelArgumentError(
                 f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
@@ -121,8 +122,9 @@ class DSNetHead(BaseDecodeHead):
         refine_blocks = tuple(refine_blocks or [0] * levels)
         refine_dilations = tuple(refine_dilations or [1] * levels)
         if len(refine_blocks) != levels or len(refine_dilations) != levels:
-            raise ModelArgumentError(f'refine_blocks and refine_dilations need '
-                             f'{levels} entries (one per bridge)')
+            raise ModelArgumentError(
+                f'refine_blocks and refine_dilations need '
+                f'{levels} entries (one per bridge)')
         self.refine_blocks = nn.ModuleList([
             nn.Sequential(*[
                 DESDConv(
@@ -137,8 +139,9 @@ class DSNetHead(BaseDecodeHead):
             self.final_block = DESDConv(self.in_channels[0], channels,
                                         **block_cfg)
         elif channels != self.in_channels[0]:
-            raise ModelArgumentError('without final_block, channels must equal '
-                             f'in_channels[0] ({self.in_channels[0]})')
+            raise ModelArgumentError(
+                'without final_block, channels must equal '
+                f'in_channels[0] ({self.in_channels[0]})')
         else:
             self.final_block = nn.Identity()
         if pixel_shuffle > 1:

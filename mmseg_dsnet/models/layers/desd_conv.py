@@ -87,9 +87,10 @@ class DifferenceKernels(nn.Module):
         if unknown or not branches:
             raise ModelArgumentError(f'unknown or empty branches: {branches}')
         if not 0 <= branch_drop < 1 or (branch_drop and len(branches) < 2):
-            raise ModelArgumentError('branch_drop must be in [0, 1) and needs two '
-                             f'or more branches, got {branch_drop} with '
-                             f'{tuple(branches)}')
+            raise ModelArgumentError(
+                'branch_drop must be in [0, 1) and needs two '
+                f'or more branches, got {branch_drop} with '
+                f'{tuple(branches)}')
         self.channels = channels
         self.branches = tuple(branches)
         self.branch_drop = branch_drop
@@ -239,15 +240,17 @@ class DESDConv(nn.Module):
         super().__init__()
         if conv_type not in ('desd', 'vanilla'):
             raise ModelArgumentError(f'conv_type must be desd or vanilla, '
-                             f'got {conv_type}')
+                                     f'got {conv_type}')
         if shortcut and (in_channels != out_channels or stride != 1):
-            raise ModelArgumentError('an identity shortcut needs in_channels == '
-                             'out_channels and stride 1, got '
-                             f'{in_channels}->{out_channels}, stride {stride}')
+            raise ModelArgumentError(
+                'an identity shortcut needs in_channels == '
+                'out_channels and stride 1, got '
+                f'{in_channels}->{out_channels}, stride {stride}')
         if not 0 <= drop_path < 1 or (drop_path and not shortcut):
-            raise ModelArgumentError('drop_path must be in [0, 1) and needs the '
-                             f'identity shortcut, got {drop_path} with '
-                             f'shortcut={shortcut}')
+            raise ModelArgumentError(
+                'drop_path must be in [0, 1) and needs the '
+                f'identity shortcut, got {drop_path} with '
+                f'shortcut={shortcut}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride

@@ -132,13 +132,14 @@ class BoundaryInteriorLoss(nn.Module):
         super().__init__()
         if region_loss not in ('bce', 'dice'):
             raise ModelArgumentError(f'region_loss must be bce or dice, '
-                             f'got {region_loss}')
+                                     f'got {region_loss}')
         if region_norm not in ('region', 'image'):
             raise ModelArgumentError(f'region_norm must be region or image, '
-                             f'got {region_norm}')
+                                     f'got {region_norm}')
         if region_norm == 'image' and region_loss != 'bce':
-            raise ModelArgumentError("region_norm='image' weights the BCE of the "
-                             "region's pixels; it needs region_loss='bce'")
+            raise ModelArgumentError(
+                "region_norm='image' weights the BCE of the "
+                "region's pixels; it needs region_loss='bce'")
         if not loss_name.startswith('loss_'):
             raise ModelArgumentError('loss_name must start with "loss_"')
         if band_width < 1:
