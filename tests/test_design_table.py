@@ -144,6 +144,11 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-branch-drop_isic2017'],
         seeds=[0, 1, 2], paired=True) in doc
+    # The twelfth round's candidate, stopped for futility after seed 1.
+    assert design.comparison_table(
+        full, 'dsnet-design-e-deeper-eighth_isic2017',
+        ['dsnet-design-deeper-eighth-no-radial_isic2017'],
+        seeds=[0, 1], paired=True) in doc
     # What the rule can see: the spread of the 30-epoch pairs judged.
     e, d = 'dsnet-design-e_isic2017', 'dsnet-design-e-deeper-eighth_isic2017'
     assert design.paired_spread_table(full, [
