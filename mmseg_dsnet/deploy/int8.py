@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from ..models.utils.lesion_logit import decision_map
-from ..utils.fileio import atomic_write
+from ..utils.fileio import atomic_write, refuse_existing
 from .graph_rewrites import node_attributes
 from .ort_session import ort_session, run_ort
 
@@ -91,9 +91,7 @@ def quantize_int8(fp32_file: str, int8_file: str,
                                           QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if osp.exists(int8_file) and not overwrite:
-        raise FileExistsError(
-            f'{int8_file} already exists (use --overwrite to replace it)')
+    refuse_existing(int8_file, overwrite)
     folder = osp.dirname(osp.abspath(int8_file))
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix='.quant_') as work:

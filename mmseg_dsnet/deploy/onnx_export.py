@@ -29,7 +29,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..image_io import find_images
 from ..models.utils import reparameterize_model
-from ..utils.fileio import atomic_write
+from ..utils.fileio import atomic_write, refuse_existing
 from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
                          META_THRESHOLD, DeployableSegmentor, build_segmentor,
                          input_size_of, load_config, threshold_of)
@@ -124,9 +124,7 @@ def export_onnx(config,
         and as exported (both :class:`DeployableSegmentor`), the config
         and a dict describing the file.
     """
-    if osp.exists(out_file) and not overwrite:
-        raise FileExistsError(
-            f'{out_file} already exists (use --overwrite to replace it)')
+    refuse_existing(out_file, overwrite)
     cfg = load_config(config)
     trained = build_segmentor(cfg, checkpoint, reparameterize=False)
     reference = DeployableSegmentor.from_segmentor(trained, cfg).eval()
@@ -213,9 +211,8 @@ def export_and_check(config,
         asked) and ``passed``.
     """
     for path in (out_file, int8_file):
-        if path and osp.exists(path) and not overwrite:
-            raise FileExistsError(
-                f'{path} already exists (use --overwrite to replace it)')
+        if path:
+            refuse_existing(path, overwrite)
     checked = {}
 
     def export_and_check_at(temp):

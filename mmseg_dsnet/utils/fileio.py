@@ -54,6 +54,16 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def refuse_existing(filepath, overwrite: bool = False) -> None:
+    """Raise :class:`FileExistsError` (naming ``--overwrite``) when
+    ``filepath`` exists and ``overwrite`` is False; tools call it before
+    long work so that nothing is computed for an output they may not
+    write."""
+    if not overwrite and osp.exists(filepath):
+        raise FileExistsError(
+            f'{filepath} already exists (use --overwrite to replace it)')
+
+
 def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                  filepath,
                  overwrite: bool = True) -> str:
@@ -78,13 +88,7 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
         FileExistsError: ``filepath`` exists and ``overwrite`` is False.
     """
     filepath = str(filepath)
-
-    def refuse_existing():
-        if not overwrite and osp.exists(filepath):
-            raise FileExistsError(
-                f'{filepath} already exists (use --overwrite to replace it)')
-
-    refuse_existing()
+    refuse_existing(filepath, overwrite)
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     tmp = partial_path(filepath)
@@ -103,7 +107,7 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                 os.fsync(f.fileno())
         # A library may create its file with other permissions.
         os.chmod(tmp, default_file_mode())
-        refuse_existing()
+        refuse_existing(filepath, overwrite)
         os.replace(tmp, filepath)
     except BaseException:
         if osp.lexists(tmp):

@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
 
 
 def parse_args(argv=None):
@@ -40,11 +41,8 @@ def main(argv=None):
     args = parse_args(argv)
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
-    if args.out and not args.overwrite:
-        import os.path as osp
-        if osp.exists(args.out):
-            raise FileExistsError(
-                f'{args.out} already exists (use --overwrite to replace it)')
+    if args.out:
+        refuse_existing(args.out, args.overwrite)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -64,12 +62,12 @@ def main(argv=None):
     model.eval()
     loader = Runner.build_dataloader(cfg.test_dataloader)
     errors = ErrorByPosition(args.rings)
+    ignore = cfg.model.decode_head.get('ignore_index', 255)
     progress = ProgressBar(len(loader.dataset))
     with torch.no_grad():
         for data in loader:
             for sample in model.test_step(data):
                 gt = sample.gt_sem_seg.data[0].numpy()
-                ignore = cfg.model.decode_head.get('ignore_index', 255)
                 errors.update(sample.pred_sem_seg.data[0].numpy() == 1,
                               gt == 1, gt != ignore, sample.img_path)
                 progress.update()
@@ -79,7 +77,6 @@ def main(argv=None):
           f'{cfg.test_dataloader.dataset.ann_file}:\n')
     print(error_table(summary), end='')
     if args.out:
-        from mmseg_dsnet.utils.fileio import atomic_write
         atomic_write(json.dumps(summary, indent=1), args.out,
                      overwrite=args.overwrite)
         print(f'figures: {args.out}')
