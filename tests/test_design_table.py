@@ -157,6 +157,11 @@ def test_design_study_quotes_the_records_table():
          'deeper-eighth')] + [
         (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
         ('bce-dice', 'branch-drop', 'image-norm')]) in doc
+    # The tenth round's reference, seeds 0 and 1.
+    assert design.comparison_table(
+        full, 'dsnet-design-e-deeper-eighth_isic2017',
+        ['dsnet-design-deeper-eighth-vanilla-conv_isic2017'],
+        seeds=[0, 1], paired=True) in doc
     # The eleventh round's candidate, stopped for futility after seed 1.
     assert design.comparison_table(
         full, 'dsnet-design-e-deeper-eighth_isic2017',
