@@ -2,6 +2,7 @@
 tools/analysis_tools/design_table.py): design-run records grouped by
 candidate, mean and spread over seeds, best first."""
 import json
+import statistics
 
 import pytest
 from conftest import load_tool
@@ -167,6 +168,15 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-image-norm_isic2017'],
         seeds=[0, 1], paired=True) in doc
+    # The verdicts of the rounds stopped for futility (--planned-seeds 4).
+    for name, seeds in (('branch-drop', [0, 1, 2]), ('image-norm', [0, 1]),
+                        ('no-radial', [0, 1])):
+        table = design.comparison_table(
+            full, d, [f'dsnet-design-deeper-eighth-{name}_isic2017'],
+            seeds=seeds, paired=True, planned_seeds=4)
+        verdict = table.rstrip().splitlines()[-1]
+        assert 'cannot pass with 4 seeds' in verdict
+        assert f'> {verdict}' in doc
 
 
 def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
@@ -247,6 +257,42 @@ def test_paired_spread_pools_the_differences_of_each_pair(tmp_path,
     assert 'Pooled std' in capsys.readouterr().out
     assert tool.main([*paths, '--spread', 'ref']) == 2
     assert 'REFERENCE:CANDIDATE' in capsys.readouterr().err
+
+
+def test_a_stopped_comparison_says_whether_it_can_still_pass(tmp_path,
+                                                             capsys):
+    # Differences 1.0, 1.1, 0.9 and a fourth x: x near 1 passes easily; far
+    # below the mean drops, far above the spread grows faster than the mean.
+    def passes(diffs):
+        bound = 2 * statistics.stdev(diffs) / len(diffs)**0.5
+        return statistics.mean(diffs) > max(0.3, bound)
+
+    low, high = design.still_passing_averages([1.0, 1.1, 0.9], 4)
+    assert -5 < low < 1 < high < 20
+    assert passes([1.0, 1.1, 0.9, low]) and passes([1.0, 1.1, 0.9, high])
+    assert not passes([1.0, 1.1, 0.9, low - 0.01])
+    assert not passes([1.0, 1.1, 0.9, high + 0.01])
+    # Equal missing differences are the best case: one average that fails
+    # with them fails with any, so none passes here.
+    assert design.still_passing_averages([1.29, -0.18, -1.35], 4) is None
+    assert design.still_passing_averages([-0.64, -0.74], 4) is None
+    with pytest.raises(ValueError, match='4 planned seeds leave none'):
+        design.still_passing_averages([1, 2, 3, 4], 4)
+    paths = comparison_records(tmp_path)
+    lines = design.comparison_table(paths, 'ref', ['good', 'close'],
+                                    seeds=[0, 1], paired=True,
+                                    planned_seeds=3).splitlines()
+    # good: +1.50, +1.00; close: +0.40, +0.20.
+    assert lines[-2].startswith('good can still pass with 3 seeds only if '
+                                'the 1 missing difference(s) average +')
+    assert lines[-1].startswith('close can still pass with 3 seeds')
+    with pytest.raises(ValueError, match='paired rule only'):
+        design.comparison_table(paths, 'ref', ['good'], planned_seeds=3)
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',
+                      '--seeds', '0', '1', '2', '--paired',
+                      '--planned-seeds', '3']) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: 3 planned seeds leave none to run after 3\n')
 
 
 def test_comparison_refuses_what_it_cannot_compare(tmp_path):

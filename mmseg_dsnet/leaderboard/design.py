@@ -15,6 +15,9 @@ KEYS = ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU_img', 'TJ')
 #: What else two runs must share to be seeds of one experiment (besides the
 #: candidate and the device).
 RUN_SETTING = ('input_size', 'epochs', 'train_images', 'test_images')
+#: Averages of the missing per-seed differences that
+#: :func:`still_passing_averages` tries: lowest, highest, step.
+STILL_PASSING_SCAN = (-5.0, 20.0, 0.01)
 
 
 def mean_and_spread(values):
@@ -146,8 +149,47 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     return '\n'.join(lines) + '\n'
 
 
+def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0,
+                           scan=STILL_PASSING_SCAN):
+    """Whether a paired comparison stopped after ``len(diffs)`` seeds could
+    still pass with ``planned`` seeds: the averages ``x`` of the missing
+    per-seed differences with which the rule would pass.
+
+    For a given average, missing differences that all equal it give the
+    smallest spread, so scanning equal values is exact: an average that
+    fails with equal values fails with any.
+
+    Args:
+        diffs (Sequence[float]): The per-seed differences so far.
+        planned (int): The seeds the comparison was planned with.
+        min_gain (float): The rule's minimum gain. Default: 0.3.
+        se_factor (float): The rule's standard errors. Default: 2.0.
+        scan (tuple[float, float, float]): Lowest and highest average
+            tried and the step. Default: ``STILL_PASSING_SCAN``.
+
+    Returns:
+        tuple[float, float] | None: The lowest and highest passing average
+        on the scan, or None if none passes.
+    """
+    missing = planned - len(diffs)
+    if missing < 1:
+        raise ValueError(f'{planned} planned seeds leave none to run after '
+                         f'{len(diffs)}')
+    low, high, step = scan
+    passing = []
+    for i in range(int(round((high - low) / step)) + 1):
+        x = low + i * step
+        full = [*diffs, *[x] * missing]
+        gain = statistics.mean(full)
+        bound = se_factor * statistics.stdev(full) / planned**0.5
+        if gain > min_gain and gain > bound:
+            passing.append(x)
+    return (passing[0], passing[-1]) if passing else None
+
+
 def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
-                     min_gain=0.3, se_factor=2.0, paired=False):
+                     min_gain=0.3, se_factor=2.0, paired=False,
+                     planned_seeds=None):
     """Candidates against a reference on the seeds all of them ran, with the
     selection rule of docs/design_study.md: a candidate passes if its mean
     design-val IoU beats the reference's by more than ``min_gain`` and by
@@ -169,10 +211,17 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             Default: 2.0.
         paired (bool): Take the standard error of the per-seed differences.
             Default: False.
+        planned_seeds (int, optional): With ``paired``, the seeds the
+            comparison was planned with: a line per candidate says with
+            which average of the missing differences it could still pass
+            (:func:`still_passing_averages`). Default: None.
 
     Returns:
-        str: A markdown table, the reference first.
+        str: A markdown table, the reference first (and the lines of
+        ``planned_seeds``).
     """
+    if planned_seeds is not None and not paired:
+        raise ValueError('planned seeds are judged by the paired rule only')
     names = [reference, *candidates]
     ious = _seed_ious_of(load_design_records(paths), reference, names,
                          device)
@@ -213,4 +262,24 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             cells += [f'{gain:+.2f}', f'{bound:.2f}',
                       'yes' if passes else 'no']
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    if planned_seeds is not None:
+        lines.append('')
+        for name in candidates:
+            diffs = [ious[name][s] - b for s, b in zip(common, base)]
+            lines.append(_still_passing_line(name, diffs, planned_seeds,
+                                             min_gain, se_factor))
     return '\n'.join(lines) + '\n'
+
+
+def _still_passing_line(name, diffs, planned, min_gain, se_factor):
+    """One sentence: can ``name`` still pass with ``planned`` seeds?"""
+    missing = planned - len(diffs)
+    averages = still_passing_averages(diffs, planned, min_gain, se_factor)
+    if averages is None:
+        low, high, step = STILL_PASSING_SCAN
+        return (f'{name} cannot pass with {planned} seeds: no average of the '
+                f'{missing} missing difference(s) from {low:g} to {high:g} '
+                f'(steps of {step:g}) passes.')
+    return (f'{name} can still pass with {planned} seeds only if the '
+            f'{missing} missing difference(s) average {averages[0]:+.2f} to '
+            f'{averages[1]:+.2f}.')

@@ -8,7 +8,7 @@ rule can see, from the per-seed differences of pairs already run.
     python tools/analysis_tools/design_table.py [results/design/*.json]
     python tools/analysis_tools/design_table.py --compare-to REFERENCE \
         --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu] \
-        [--paired]
+        [--paired [--planned-seeds N]]
     python tools/analysis_tools/design_table.py --spread REF:CAND [...]
 """
 import argparse
@@ -40,6 +40,10 @@ def parse_args(argv=None):
                         help='standard error of the per-seed differences '
                         '(runs of one seed share data order and '
                         'augmentation)')
+    parser.add_argument('--planned-seeds', type=int, default=None,
+                        help='with --paired: the seeds the comparison was '
+                        'planned with; says whether each candidate can '
+                        'still pass')
     parser.add_argument('--spread', nargs='+', metavar='REF:CAND',
                         default=[],
                         help='reference:candidate pairs whose per-seed '
@@ -71,7 +75,8 @@ def main(argv=None):
         elif args.compare_to:
             table = comparison_table(paths, args.compare_to, args.candidates,
                                      args.device, args.seeds, args.min_gain,
-                                     args.se_factor, args.paired)
+                                     args.se_factor, args.paired,
+                                     args.planned_seeds)
         else:
             table = design_table(paths)
     except (OSError, ValueError, KeyError) as err:
