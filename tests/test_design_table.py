@@ -158,11 +158,20 @@ def test_design_study_quotes_the_records_table():
          'deeper-eighth')] + [
         (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
         ('bce-dice', 'branch-drop', 'image-norm')]) in doc
-    # The tenth round's reference, seeds 0 and 1.
+    # ... and of all ten pairs, as the thirteenth round quotes it.
+    ten = design.paired_spread_table(full, [
+        (e, f'dsnet-design-e-{c}_isic2017') for c in
+        ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
+         'deeper-eighth')] + [
+        (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
+        ('bce-dice', 'branch-drop', 'image-norm', 'no-radial',
+         'vanilla-conv')])
+    assert ten.split('\n\n', 1)[1] in doc
+    # The tenth round's reference, seeds 0 to 3.
     assert design.comparison_table(
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-vanilla-conv_isic2017'],
-        seeds=[0, 1], paired=True) in doc
+        seeds=[0, 1, 2, 3], paired=True) in doc
     # The eleventh round's candidate, stopped for futility after seed 1.
     assert design.comparison_table(
         full, 'dsnet-design-e-deeper-eighth_isic2017',
