@@ -177,6 +177,11 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-image-norm_isic2017'],
         seeds=[0, 1], paired=True) in doc
+    # The thirteenth round, stopped after four of eight seeds.
+    assert design.comparison_table(
+        full, d, ['dsnet-design-deeper-eighth-drop-path_isic2017'],
+        seeds=[0, 1, 2, 3], paired=True, planned_seeds=8).split(
+            '\n\n')[0] in doc
     # The verdicts of the rounds stopped for futility (--planned-seeds 4).
     for name, seeds in (('branch-drop', [0, 1, 2]), ('image-norm', [0, 1]),
                         ('no-radial', [0, 1])):
@@ -295,6 +300,12 @@ def test_a_stopped_comparison_says_whether_it_can_still_pass(tmp_path,
     assert lines[-2].startswith('good can still pass with 3 seeds only if '
                                 'the 1 missing difference(s) average +')
     assert lines[-1].startswith('close can still pass with 3 seeds')
+    # With ten seeds to come, any large enough average passes: no upper end.
+    lines = design.comparison_table(paths, 'ref', ['good'], seeds=[0, 1],
+                                    paired=True, planned_seeds=12)
+    assert lines.rstrip().endswith(
+        'good can still pass with 12 seeds only if the 10 missing '
+        'difference(s) average at least +0.11.')
     with pytest.raises(ValueError, match='paired rule only'):
         design.comparison_table(paths, 'ref', ['good'], planned_seeds=3)
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',

@@ -280,6 +280,11 @@ def _still_passing_line(name, diffs, planned, min_gain, se_factor):
         return (f'{name} cannot pass with {planned} seeds: no average of the '
                 f'{missing} missing difference(s) from {low:g} to {high:g} '
                 f'(steps of {step:g}) passes.')
+    first, last = averages
+    if last > STILL_PASSING_SCAN[1] - STILL_PASSING_SCAN[2] / 2:
+        # Passing up to the end of the scan: no upper bound was found.
+        needed = f'at least {first:+.2f}'
+    else:
+        needed = f'{first:+.2f} to {last:+.2f}'
     return (f'{name} can still pass with {planned} seeds only if the '
-            f'{missing} missing difference(s) average {averages[0]:+.2f} to '
-            f'{averages[1]:+.2f}.')
+            f'{missing} missing difference(s) average {needed}.')
