@@ -149,23 +149,21 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     return '\n'.join(lines) + '\n'
 
 
-def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0,
-                           scan=STILL_PASSING_SCAN):
+def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0):
     """Whether a paired comparison stopped after ``len(diffs)`` seeds could
     still pass with ``planned`` seeds: the averages ``x`` of the missing
     per-seed differences with which the rule would pass.
 
     For a given average, missing differences that all equal it give the
     smallest spread, so scanning equal values is exact: an average that
-    fails with equal values fails with any.
+    fails with equal values fails with any. The averages tried are those
+    of ``STILL_PASSING_SCAN``.
 
     Args:
         diffs (Sequence[float]): The per-seed differences so far.
         planned (int): The seeds the comparison was planned with.
         min_gain (float): The rule's minimum gain. Default: 0.3.
         se_factor (float): The rule's standard errors. Default: 2.0.
-        scan (tuple[float, float, float]): Lowest and highest average
-            tried and the step. Default: ``STILL_PASSING_SCAN``.
 
     Returns:
         tuple[float, float] | None: The lowest and highest passing average
@@ -175,7 +173,7 @@ def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0,
     if missing < 1:
         raise ValueError(f'{planned} planned seeds leave none to run after '
                          f'{len(diffs)}')
-    low, high, step = scan
+    low, high, step = STILL_PASSING_SCAN
     passing = []
     for i in range(int(round((high - low) / step)) + 1):
         x = low + i * step
@@ -239,6 +237,7 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     base = [ious[reference][s] for s in common]
     errors = f'{se_factor:g} standard errors' + (' (paired)' if paired
                                                   else '')
+    diffs = {}
     lines = [
         '| candidate | ' + ' | '.join(f'seed {s}' for s in common) +
         f' | mean ± std | difference to {reference} | {errors} | passes |',
@@ -252,9 +251,9 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             cells += ['-', '-', '-']
         else:
             gain = statistics.mean(values) - statistics.mean(base)
+            diffs[name] = [v - b for v, b in zip(values, base)]
             if paired:
-                bound = se_factor * statistics.stdev(
-                    [v - b for v, b in zip(values, base)]) / count**0.5
+                bound = se_factor * statistics.stdev(diffs[name]) / count**0.5
             else:
                 bound = se_factor * (statistics.variance(base) / count +
                                      statistics.variance(values) / count)**0.5
@@ -265,8 +264,7 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     if planned_seeds is not None:
         lines.append('')
         for name in candidates:
-            diffs = [ious[name][s] - b for s, b in zip(common, base)]
-            lines.append(_still_passing_line(name, diffs, planned_seeds,
+            lines.append(_still_passing_line(name, diffs[name], planned_seeds,
                                              min_gain, se_factor))
     return '\n'.join(lines) + '\n'
 
