@@ -191,6 +191,41 @@ def test_residual_and_dilated_blocks_reparameterize_exactly(
         assert (plain(x) - expected).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize('dilation,stride', [(1, 1), (2, 1), (1, 2)])
+def test_replicate_padding_reparameterizes_exactly(dilation, stride):
+    block = DESDConv(8, 8, stride=stride, dilation=dilation,
+                     padding_mode='replicate', shortcut=stride == 1)
+    warm_up(block, lambda: torch.randn(4, 8, 12, 12) * 2 + 1)
+    x = torch.randn(2, 8, 9, 7)
+    with torch.no_grad():
+        expected = block(x)
+    reparameterize_model(block)
+    assert block.depthwise.padding_mode == 'replicate'
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+    plain = DESDConv(8, 8, stride=stride, dilation=dilation,
+                     padding_mode='replicate', shortcut=stride == 1,
+                     deploy=True).eval()
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
+def test_replicate_padding_sees_no_frame():
+    """On a constant image every output pixel is the same with repeated
+    border pixels; zero padding makes the border ring differ."""
+    x = torch.full((1, 4, 8, 8), 3.0)
+    for mode, flat in (('replicate', True), ('zeros', False)):
+        torch.manual_seed(1)
+        block = DESDConv(4, 4, dilation=2, padding_mode=mode).eval()
+        with torch.no_grad():
+            out = block(x)
+        spread = (out - out[..., 4:5, 4:5]).abs().max()
+        assert (spread <= 1e-5) == flat, mode
+    with pytest.raises(ValueError, match='padding_mode'):
+        DESDConv(4, 4, padding_mode='reflect')
+
+
 def test_dilated_block_sees_farther():
     """An impulse reaches output pixels ``dilation`` away, not nearer."""
     block = DESDConv(1, 1, dilation=2, act_cfg=None).eval()

@@ -386,6 +386,17 @@ def test_drop_path_rate_rises_over_the_residual_blocks():
         DSNet(widths=(8, 16), num_blocks=(1, 2), drop_path_rate=0.1)
 
 
+def test_padding_modes_apply_per_stage():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, padding_modes=('zeros', 'replicate',
+                                                   'replicate'))
+    modes = [[b.padding_mode for b in stage] for stage in backbone.stages]
+    assert modes == [['zeros'], ['replicate'] * 2, ['replicate'] * 2]
+    with pytest.raises(ValueError, match='one entry per stage'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), padding_modes=['zeros'])
+
+
 def test_head_options_are_checked():
     cfg = model_cfg()
     head = dict(cfg.decode_head)

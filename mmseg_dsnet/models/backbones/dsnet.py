@@ -48,6 +48,9 @@ class DSNet(BaseModule):
         dilations (Sequence[int], optional): Dilation of the depthwise
             convolutions of each stage's blocks after the first (a wider
             receptive field at no extra cost). Default: None (all 1).
+        padding_modes (Sequence[str], optional): How each stage's depthwise
+            convolutions pad their input, ``'zeros'`` or ``'replicate'``
+            (see :class:`DESDConv`). Default: None (all ``'zeros'``).
         shortcut (bool): Identity shortcuts around the blocks that keep
             width and resolution. Default: False.
         drop_path_rate (float): Stochastic depth of the residual blocks, rising
@@ -81,6 +84,7 @@ class DSNet(BaseModule):
                  num_blocks: Sequence[int] = (1, 1, 1, 1, 2, 2),
                  stem_stride: int = 1,
                  dilations: Optional[Sequence[int]] = None,
+                 padding_modes: Optional[Sequence[str]] = None,
                  shortcut: bool = False,
                  drop_path_rate: float = 0.0,
                  zero_init_residual: bool = False,
@@ -107,6 +111,11 @@ class DSNet(BaseModule):
             raise ModelArgumentError(
                 'dilations needs one entry >= 1 per stage, got '
                 f'{dilations}')
+        padding_modes = tuple(padding_modes or ['zeros'] * len(widths))
+        if len(padding_modes) != len(widths):
+            raise ModelArgumentError(
+                'padding_modes needs one entry per stage, got '
+                f'{padding_modes}')
         # DESDConv checks the range (the last residual block gets the rate).
         if drop_path_rate and not shortcut:
             raise ModelArgumentError('drop_path_rate needs shortcut=True, got '
@@ -150,6 +159,7 @@ class DSNet(BaseModule):
                         width,
                         stride=stride,
                         dilation=dilations[index] if block_index else 1,
+                        padding_mode=padding_modes[index],
                         shortcut=has_shortcut,
                         drop_path=next(drop_rates) if has_shortcut else 0.0,
                         conv_type=conv_type,

@@ -15,6 +15,7 @@ from ..utils.reparameterize import fold_batch_norm
 
 DIFFERENCE_BRANCHES = ('vanilla', 'central', 'angular', 'horizontal',
                        'vertical')
+PADDING_MODES = ('zeros', 'replicate')
 
 # Kernel positions are 0..8 row-major, 4 is the centre. ANGULAR_SOURCE[j] is
 # the position whose weight is subtracted at position j: the angular kernel is
@@ -206,6 +207,13 @@ class DESDConv(nn.Module):
         stride (int): Stride of the depthwise convolution. Default: 1.
         dilation (int): Dilation of the depthwise convolution (a wider
             receptive field at the same cost). Default: 1.
+        padding_mode (str): How the depthwise convolution pads its input:
+            ``'zeros'`` or ``'replicate'`` (the border pixels repeated). On
+            small feature maps most taps of a dilated kernel fall outside
+            the map; zeros there read as a dark frame (and tell the network
+            where the border is), repeated border pixels do not. Every
+            branch sees the same padded input, so re-parameterisation stays
+            exact. Default: ``'zeros'``.
         shortcut (bool): Add the input to the output (identity residual).
             Default: False.
         drop_path (float): Probability of dropping the residual branch of a
@@ -230,6 +238,7 @@ class DESDConv(nn.Module):
                  out_channels: int,
                  stride: int = 1,
                  dilation: int = 1,
+                 padding_mode: str = 'zeros',
                  shortcut: bool = False,
                  drop_path: float = 0.0,
                  conv_type: str = 'desd',
@@ -241,6 +250,10 @@ class DESDConv(nn.Module):
         if conv_type not in ('desd', 'vanilla'):
             raise ModelArgumentError(f'conv_type must be desd or vanilla, '
                                      f'got {conv_type}')
+        if padding_mode not in PADDING_MODES:
+            raise ModelArgumentError(
+                f'padding_mode must be one of {PADDING_MODES}, got '
+                f'{padding_mode!r}')
         if shortcut and (in_channels != out_channels or stride != 1):
             raise ModelArgumentError(
                 'an identity shortcut needs in_channels == '
@@ -255,6 +268,7 @@ class DESDConv(nn.Module):
         self.out_channels = out_channels
         self.stride = stride
         self.dilation = dilation
+        self.padding_mode = padding_mode
         self.shortcut = shortcut
         self.conv_type = conv_type
         self.deploy = deploy
@@ -290,7 +304,8 @@ class DESDConv(nn.Module):
             padding=self.dilation,
             dilation=self.dilation,
             groups=self.in_channels,
-            bias=True)
+            bias=True,
+            padding_mode=self.padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x
@@ -298,11 +313,15 @@ class DESDConv(nn.Module):
             x = self.depthwise_act(self.depthwise(x))
             x = self.pointwise(x)
         else:
+            padding = self.dilation
+            if self.padding_mode != 'zeros':
+                x = F.pad(x, [self.dilation] * 4, mode=self.padding_mode)
+                padding = 0
             x = F.conv2d(
                 x,
                 self.kernels(),
                 stride=self.stride,
-                padding=self.dilation,
+                padding=padding,
                 dilation=self.dilation,
                 groups=self.in_channels)
             x = self.depthwise_act(self.depthwise_norm(x))
