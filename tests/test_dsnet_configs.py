@@ -53,3 +53,23 @@ def test_config_builds_and_trains_one_step(config):
     total.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None for g in grads)
+
+
+def test_every_shipped_config_scores_the_masks_its_model_outputs():
+    from mmengine.config import Config
+    from mmseg_dsnet.engine import (ThresholdMismatchError,
+                                    check_decision_thresholds)
+    from mmseg_dsnet.engine.preflight import mask_threshold
+    configs = [p for p in glob.glob(str(REPO / 'configs/**/*.py'),
+                                    recursive=True) if '/_base_/' not in p]
+    assert len(configs) > len(DSNET_CONFIGS)
+    for path in configs:
+        check_decision_thresholds(Config.fromfile(path))
+    # MMSegmentation's own default for a 1-channel head is 0.3; 2 channels
+    # take the argmax, i.e. 0.5, whatever the head's threshold says.
+    assert mask_threshold(dict(out_channels=1)) == 0.3
+    assert mask_threshold(dict(num_classes=2, threshold=0.2)) == 0.5
+    cfg = Config.fromfile(DSNET_CONFIGS[0])
+    cfg.model.decode_head.pop('threshold')
+    with pytest.raises(ThresholdMismatchError, match='above probability 0.3'):
+        check_decision_thresholds(cfg)

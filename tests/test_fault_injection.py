@@ -95,6 +95,12 @@ FAULTS = [
      '`ERROR: ... stem_stride must be 1 or 2, got 3`',
      'nothing was started',
      'test_config_typos_are_reported'),
+    ('decode head and metric thresholds differ',
+     '`ERROR: the decode head calls lesion above probability 0.4 but '
+     'test_evaluator (LesionMetric) above 0.5: ... set both ...` in train '
+     'and test',
+     'nothing was started (no figures of masks the model does not output)',
+     'test_threshold_mismatch_is_reported'),
     ('wrong num_classes',
      '`ERROR: model.decode_head.num_classes=3 but the training dataset ... '
      'has 2 classes`',
@@ -603,6 +609,30 @@ def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
     assert code == 2
     assert err.startswith('ERROR: ') and message in err, err
     assert not list(work_dir.glob('*.pth'))
+
+
+def test_threshold_mismatch_is_reported(base, tools, trained_checkpoint,
+                                        tmp_path, capsys):
+    _, _, cfg = base
+    work_dir = tmp_path / 'work'
+    expected = ('ERROR: the decode head calls lesion above probability 0.4 '
+                'but {} (LesionMetric) above 0.5')
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir, 'model.decode_head.threshold=0.4'), capsys)
+    assert code == 2 and expected.format('val_evaluator') in err, err
+    assert not list(work_dir.glob('*.pth'))
+    argv = [cfg, trained_checkpoint, '--work-dir', work_dir,
+            '--no-synthetic-fallback', '--cfg-options',
+            'model.decode_head.threshold=0.4']
+    code, err = run_cli(tools['test'], argv, capsys)
+    assert code == 2 and expected.format('test_evaluator') in err, err
+    assert 'test_evaluator.threshold=T' in err
+    assert not (work_dir / 'test_metrics.json').exists()
+    # Both set: the figures are of the masks the model outputs.
+    code, err = run_cli(tools['test'], argv + ['test_evaluator.threshold=0.4'],
+                        capsys)
+    assert code == 0, err
+    assert (work_dir / 'test_metrics.json').is_file()
 
 
 def test_wrong_num_classes_is_reported(base, tools, tmp_path, capsys):

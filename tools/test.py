@@ -12,9 +12,9 @@ from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
-from mmseg_dsnet.engine import (check_config_keys, check_output_file,
-                                check_work_dir, finish_distributed,
-                                run_reporting_user_errors,
+from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
+                                check_output_file, check_work_dir,
+                                finish_distributed, run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file
@@ -111,6 +111,7 @@ def build_cfg(args):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     check_config_keys(cfg)
+    check_decision_thresholds(cfg, ('test_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))

@@ -19,8 +19,9 @@ from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
-from mmseg_dsnet.engine import (check_config_keys, check_work_dir,
-                                finish_distributed, pick_resume_checkpoint,
+from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
+                                check_work_dir, finish_distributed,
+                                pick_resume_checkpoint,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
@@ -97,6 +98,7 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
+    check_decision_thresholds(cfg, ('val_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))

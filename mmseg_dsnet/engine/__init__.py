@@ -9,15 +9,17 @@ from .dist_shutdown import finish_distributed
 from .hooks import (AtomicCheckpointHook, BadSampleSummaryHook,
                     NonFiniteLossHook, NumClassesCheckHook,
                     ReseedPerEpochHook)
-from .preflight import (ConfigKeyError, WorkDirError, check_config_keys, check_output_file,
-                        check_work_dir, pick_resume_checkpoint)
+from .preflight import (ConfigKeyError, ThresholdMismatchError, WorkDirError,
+                        check_config_keys, check_decision_thresholds,
+                        check_output_file, check_work_dir,
+                        pick_resume_checkpoint)
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'register_atomic_backend',
     'setup_cpu_distributed', 'BadSampleSummaryHook', 'NonFiniteLossHook',
     'NumClassesCheckHook', 'ReseedPerEpochHook', 'ConfigKeyError',
-    'WorkDirError',
-    'check_config_keys', 'check_output_file', 'check_work_dir',
+    'ThresholdMismatchError', 'WorkDirError', 'check_config_keys',
+    'check_decision_thresholds', 'check_output_file', 'check_work_dir',
     'pick_resume_checkpoint', 'describe_user_error',
     'run_reporting_user_errors', 'finish_distributed'
 ]

@@ -10,6 +10,8 @@ import zipfile
 
 from mmengine.logging import print_log
 
+from mmseg_dsnet.utils.errors import UserError
+
 #: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
 #: read. A config key that is not one of them but is spelt almost like one
 #: is almost certainly a typo that would be silently ignored.
@@ -44,6 +46,10 @@ class WorkDirError(OSError):
     written to."""
 
 
+class ThresholdMismatchError(UserError, ValueError):
+    """The model and its evaluator call lesion at different probabilities."""
+
+
 def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
     """Raise :class:`ConfigKeyError` for a top-level key that is not used but
     is spelt almost like one that is (``train_dataloadr``, ``optim_wraper``).
@@ -61,6 +67,52 @@ def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
             raise ConfigKeyError(
                 f'Config key {key!r} is not used by the runner and would be '
                 f'silently ignored; did you mean {close[0]!r}?')
+
+
+def mask_threshold(head):
+    """The lesion probability above which the decode head config ``head``
+    calls a pixel lesion in its masks: its ``threshold`` for one output
+    channel (MMSegmentation's 0.3 when unset), 0.5 (``argmax``) for two."""
+    out_channels = head.get('out_channels') or head.get('num_classes')
+    if out_channels != 1:
+        return 0.5
+    threshold = head.get('threshold')
+    return 0.3 if threshold is None else float(threshold)
+
+
+def check_decision_thresholds(cfg, evaluators=('val_evaluator',
+                                             'test_evaluator')):
+    """Raise :class:`ThresholdMismatchError` when a ``LesionMetric``
+    evaluator thresholds the lesion probability elsewhere than the model's
+    decode head: its figures would describe masks the model never outputs
+    (the metric rebuilds the mask from the probabilities).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        evaluators (Sequence[str]): The evaluator keys the tool runs
+            (``train.py`` validates, ``test.py`` tests).
+    """
+    model = cfg.get('model') or {}
+    head = model.get('module', model).get('decode_head')
+    if not isinstance(head, dict):
+        return
+    expected = mask_threshold(head)
+    for name in evaluators:
+        metrics = cfg.get(name) or []
+        if isinstance(metrics, dict):
+            metrics = [metrics]
+        for evaluator in metrics:
+            if evaluator.get('type') != 'LesionMetric':
+                continue
+            threshold = float(evaluator.get('threshold', 0.5))
+            if threshold != expected:
+                raise ThresholdMismatchError(
+                    f'the decode head calls lesion above probability '
+                    f'{expected} but {name} (LesionMetric) above '
+                    f'{threshold}: its figures would not describe the '
+                    "model's masks; set both to one value T "
+                    '(--cfg-options model.decode_head.threshold=T '
+                    f'{name}.threshold=T)')
 
 
 def check_input_file(path, what):

@@ -69,7 +69,9 @@ class LesionMetric(BaseMetric):
 
     The lesion probability map is rebuilt from ``seg_logits`` and thresholded
     here, so the figures do not depend on the decode head's own threshold
-    (MMSegmentation's default for 1-channel heads is 0.3):
+    (MMSegmentation's default for 1-channel heads is 0.3); ``train.py`` and
+    ``test.py`` refuse a config whose head and metric thresholds differ
+    (:func:`mmseg_dsnet.engine.check_decision_thresholds`):
 
     - 1 channel: MMSegmentation 1.2.2's ``postprocess_result`` already applies
       the sigmoid, so ``seg_logits`` holds probabilities; that is the default
