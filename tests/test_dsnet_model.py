@@ -397,6 +397,47 @@ def test_padding_modes_apply_per_stage():
         DSNet(widths=(8, 16), num_blocks=(1, 2), padding_modes=['zeros'])
 
 
+def test_image_context_adds_the_same_summary_to_every_pixel():
+    from mmseg_dsnet.models.layers import ImageContext
+    context = ImageContext(6, 3)
+    x = torch.rand(2, 6, 5, 7)
+    # Starts as the identity.
+    torch.testing.assert_close(context(x), x)
+    torch.nn.init.normal_(context.expand.weight)
+    with torch.no_grad():
+        added = context(x) - x
+        # One vector per image, the same at every pixel ...
+        assert torch.allclose(added, added[..., :1, :1].expand_as(added))
+        # ... that depends on the image's mean only: shuffling the pixels
+        # changes nothing, changing the mean does.
+        shuffled = x.flatten(2)[..., torch.randperm(35)].reshape_as(x)
+        torch.testing.assert_close(context(shuffled) - shuffled, added)
+        assert not torch.allclose(context(x + 1) - (x + 1), added)
+    with pytest.raises(ValueError, match='hidden_channels'):
+        ImageContext(6, 0)
+
+
+def test_image_context_sits_on_the_deepest_feature_within_budget():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, image_context_channels=4)
+    assert backbone.image_context.reduce.in_channels == 24
+    backbone.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = backbone(x)
+        torch.nn.init.normal_(backbone.image_context.expand.weight)
+        after = backbone(x)
+    for shallow, shallow_after in zip(before[:-1], after[:-1]):
+        torch.testing.assert_close(shallow, shallow_after)
+    assert not torch.allclose(before[-1], after[-1])
+    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
+                                  '-image-context_isic2017.py')
+    params, flops = complexity(MODELS.build(model_cfg(config)).eval())
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+
 def test_head_options_are_checked():
     cfg = model_cfg()
     head = dict(cfg.decode_head)

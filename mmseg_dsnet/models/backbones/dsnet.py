@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ...utils.errors import ModelArgumentError
-from ..layers import DESDConv
+from ..layers import DESDConv, ImageContext
 
 
 @MODELS.register_module()
@@ -64,6 +64,9 @@ class DSNet(BaseModule):
             stem's input. Default: False.
         image_norm (bool): Standardise each image's channels over its own
             pixels before the stem. Default: False.
+        image_context_channels (int): If above 0, add a summary of the
+            whole image to every pixel of the last stage's output
+            (:class:`ImageContext` with this bottleneck). Default: 0.
         out_indices (Sequence[int]): Stages whose outputs are returned.
             Default: all stages.
         conv_type (str): ``'desd'`` or ``'vanilla'`` (plain depthwise 3x3
@@ -90,6 +93,7 @@ class DSNet(BaseModule):
                  zero_init_residual: bool = False,
                  radial_channel: bool = False,
                  image_norm: bool = False,
+                 image_context_channels: int = 0,
                  out_indices: Optional[Sequence[int]] = None,
                  conv_type: str = 'desd',
                  branch_drop: float = 0.0,
@@ -169,6 +173,9 @@ class DSNet(BaseModule):
                         deploy=deploy))
                 previous = width
             self.stages.append(nn.Sequential(*blocks))
+        self.image_context = ImageContext(
+            widths[-1],
+            image_context_channels) if image_context_channels else None
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -206,8 +213,11 @@ class DSNet(BaseModule):
             x = torch.cat([x, self.radial_map(x)], dim=1)
         x = self.stem(x)
         outs = []
+        last = len(self.stages) - 1
         for index, stage in enumerate(self.stages):
             x = stage(x)
+            if index == last and self.image_context is not None:
+                x = self.image_context(x)
             if index in self.out_indices:
                 outs.append(x)
         return tuple(outs)
