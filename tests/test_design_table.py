@@ -177,17 +177,14 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-image-norm_isic2017'],
         seeds=[0, 1], paired=True) in doc
-    # The thirteenth round, stopped after four of eight seeds.
-    assert design.comparison_table(
-        full, d, ['dsnet-design-deeper-eighth-drop-path_isic2017'],
-        seeds=[0, 1, 2, 3], paired=True, planned_seeds=8).split(
-            '\n\n')[0] in doc
-    # The fourteenth round, stopped after four of eight seeds.
-    table, verdict = design.comparison_table(
-        full, d, ['dsnet-design-deeper-eighth-replicate-pad_isic2017'],
-        seeds=[0, 1, 2, 3], paired=True, planned_seeds=8).rstrip().split(
-            '\n\n')
-    assert table in doc and f'> {verdict}' in doc
+    # The thirteenth and fourteenth rounds, stopped after four of eight
+    # seeds: the table and the quoted verdict.
+    for name in ('drop-path', 'replicate-pad'):
+        table, verdict = design.comparison_table(
+            full, d, [f'dsnet-design-deeper-eighth-{name}_isic2017'],
+            seeds=[0, 1, 2, 3], paired=True,
+            planned_seeds=8).rstrip().split('\n\n')
+        assert table in doc and f'> {verdict}' in doc
     # The verdicts of the rounds stopped for futility (--planned-seeds 4).
     for name, seeds in (('branch-drop', [0, 1, 2]), ('image-norm', [0, 1]),
                         ('no-radial', [0, 1])):
