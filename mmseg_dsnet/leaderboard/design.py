@@ -218,8 +218,6 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         str: A markdown table, the reference first (and the lines of
         ``planned_seeds``).
     """
-    if planned_seeds is not None and not paired:
-        raise ValueError('planned seeds are judged by the paired rule only')
     names = [reference, *candidates]
     ious = _seed_ious_of(load_design_records(paths), reference, names,
                          device)
@@ -233,30 +231,68 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     if len(common) < 2:
         raise ValueError(f'fewer than two seeds that {", ".join(names)} '
                          f'all ran on {device}: {common}')
-    count = len(common)
-    base = [ious[reference][s] for s in common]
+    return rule_table(ious, reference, candidates,
+                      [(s, f'seed {s}') for s in common], min_gain,
+                      se_factor, paired, planned_seeds)
+
+
+def rule_table(values, reference, candidates, columns, min_gain=0.3,
+               se_factor=2.0, paired=False, planned_seeds=None,
+               row_header='candidate'):
+    """Render candidates against a reference under the selection rule (see
+    :func:`comparison_table`), from IoUs already gathered.
+
+    Args:
+        values (dict): Name -> column key -> design-val IoU; every name
+            has a value in every column.
+        reference (str): The reference's name.
+        candidates (Sequence[str]): Names to compare with it.
+        columns (Sequence[tuple]): (column key, header) pairs, at least two:
+            the paired units (seeds, or the runs of one seed each).
+        min_gain (float): IoU points a candidate must gain. Default: 0.3.
+        se_factor (float): Standard errors the gain must exceed.
+            Default: 2.0.
+        paired (bool): Take the standard error of the per-column
+            differences. Default: False.
+        planned_seeds (int, optional): With ``paired``, the columns the
+            comparison was planned with (see :func:`comparison_table`).
+        row_header (str): Header of the first column.
+            Default: 'candidate'.
+
+    Returns:
+        str: A markdown table, the reference first.
+    """
+    if planned_seeds is not None and not paired:
+        raise ValueError('planned seeds are judged by the paired rule only')
+    if len(columns) < 2:
+        raise ValueError('the rule needs at least two seeds (columns), got '
+                         f'{len(columns)}')
+    names = [reference, *candidates]
+    count = len(columns)
+    keys = [key for key, _ in columns]
+    base = [values[reference][k] for k in keys]
     errors = f'{se_factor:g} standard errors' + (' (paired)' if paired
                                                   else '')
     diffs = {}
     lines = [
-        '| candidate | ' + ' | '.join(f'seed {s}' for s in common) +
+        f'| {row_header} | ' + ' | '.join(h for _, h in columns) +
         f' | mean ± std | difference to {reference} | {errors} | passes |',
         '|---' * (count + 5) + '|'
     ]
     for name in names:
-        values = [ious[name][s] for s in common]
-        cells = [f'{v:.2f}' for v in values]
-        cells.append(mean_and_spread(values))
+        row = [values[name][k] for k in keys]
+        cells = [f'{v:.2f}' for v in row]
+        cells.append(mean_and_spread(row))
         if name == reference:
             cells += ['-', '-', '-']
         else:
-            gain = statistics.mean(values) - statistics.mean(base)
-            diffs[name] = [v - b for v, b in zip(values, base)]
+            gain = statistics.mean(row) - statistics.mean(base)
+            diffs[name] = [v - b for v, b in zip(row, base)]
             if paired:
                 bound = se_factor * statistics.stdev(diffs[name]) / count**0.5
             else:
                 bound = se_factor * (statistics.variance(base) / count +
-                                     statistics.variance(values) / count)**0.5
+                                     statistics.variance(row) / count)**0.5
             passes = gain > min_gain and gain > bound
             cells += [f'{gain:+.2f}', f'{bound:.2f}',
                       'yes' if passes else 'no']

@@ -1,0 +1,105 @@
+"""Figures at several decision thresholds
+(mmseg_dsnet.analysis.threshold_sweep and
+tools/analysis_tools/threshold_sweep.py)."""
+import json
+import uuid
+
+import pytest
+from conftest import load_tool, make_lesion_checkpoint
+
+from mmseg_dsnet.engine.cli_errors import UserError
+from mmseg_dsnet.leaderboard.design import rule_table
+
+tool = load_tool('analysis_tools/threshold_sweep.py')
+
+
+@pytest.fixture(scope='module')
+def two_checkpoints(tiny_isic, tmp_path_factory):
+    """A tiny config and two differently seeded checkpoints of it whose
+    lesion probabilities straddle 0.5."""
+    from conftest import write_tiny_config
+    from test_export_onnx import lesion_image
+    tmp = tmp_path_factory.mktemp('threshold_sweep')
+    cfg = write_tiny_config(tmp / 'tiny_dsnet.py', tiny_isic)
+    checkpoints = [
+        make_lesion_checkpoint(str(cfg), tmp / f'model_{seed}.pth',
+                               lesion_image(256, 256, seed), seed=seed)
+        for seed in (0, 1)]
+    return tmp, cfg, checkpoints
+
+
+def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
+                                                          capsys):
+    tmp, cfg, checkpoints = two_checkpoints
+    out = tmp / 'sweep.json'
+    scores = tool.main([str(cfg), *map(str, checkpoints), '--thresholds',
+                        '0.5', '0.4', '--labels', 'seed 0', 'seed 1',
+                        '--out', str(out)])
+    printed = capsys.readouterr().out
+    for threshold in (0.5, 0.4):
+        metrics = load_tool('test.py').main([
+            str(cfg), str(checkpoints[1]), '--work-dir', str(tmp / 'test'),
+            '--metrics-out', str(tmp / f'test_{threshold}.json'),
+            '--cfg-options', f'model.decode_head.threshold={threshold}',
+            f'test_evaluator.threshold={threshold}',
+            f'experiment_name=sweep_{uuid.uuid4().hex[:8]}'])
+        for name in ('IoU', 'Sen', 'Spe', 'TJ', 'mIoU'):
+            assert scores['seed 1'][threshold][name] == pytest.approx(
+                float(metrics[name]), abs=1e-4)
+    # A lower threshold finds at least as much lesion and background.
+    for label in ('seed 0', 'seed 1'):
+        assert scores[label][0.4]['Sen'] >= scores[label][0.5]['Sen']
+        assert scores[label][0.4]['Spe'] <= scores[label][0.5]['Spe']
+    assert any(scores[label][0.4]['IoU'] != scores[label][0.5]['IoU']
+               for label in scores)
+    # The rule's table: 0.4 judged against 0.5 over the two checkpoints.
+    gain = sum(scores[label][0.4]['IoU'] - scores[label][0.5]['IoU']
+               for label in scores) / 2
+    # The figures table's row comes first, the rule table's last.
+    row = [line for line in printed.splitlines()
+           if line.startswith('| 0.4 | ')][-1]
+    assert f'| {gain:+.2f} |' in row
+    assert '| threshold | seed 0 | seed 1 | mean ± std | difference to 0.5 |'\
+        in printed
+    saved = json.loads(out.read_text())
+    assert saved['checkpoints']['seed 0'] == str(checkpoints[0])
+    assert saved['scores']['seed 0']['0.4']['IoU'] == pytest.approx(
+        scores['seed 0'][0.4]['IoU'])
+
+
+def test_what_the_sweep_cannot_do_is_refused_before_any_work(
+        two_checkpoints, tmp_path):
+    tmp, cfg, checkpoints = two_checkpoints
+    base = [str(cfg), str(checkpoints[0])]
+    with pytest.raises(UserError, match='between 0 and 1'):
+        tool.main(base + ['--thresholds', '0.5', '1.2'])
+    with pytest.raises(UserError, match='repeats'):
+        tool.main(base + ['--thresholds', '0.5', '0.5'])
+    with pytest.raises(UserError, match='1 distinct names'):
+        tool.main(base + ['--thresholds', '0.5', '--labels', 'a', 'b'])
+    with pytest.raises(Exception, match='does not exist'):
+        tool.main([str(cfg), str(tmp_path / 'missing.pth'),
+                   '--thresholds', '0.5'])
+    with pytest.raises(UserError, match='one LesionMetric'):
+        tool.main(base + ['--thresholds', '0.5', '--cfg-options',
+                          'test_evaluator.type=IoUMetric'])
+    with pytest.raises(UserError, match='does not exist'):
+        tool.main(base + ['--thresholds', '0.5', '--cfg-options',
+                          f'test_dataloader.dataset.data_root={tmp_path}/no'])
+    out = tmp_path / 'sweep.json'
+    out.write_text('keep me')
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        tool.main(base + ['--thresholds', '0.5', '--out', str(out)])
+    assert out.read_text() == 'keep me'
+
+
+def test_rule_table_needs_two_paired_columns():
+    values = {'a': {0: 80.0, 1: 81.0}, 'b': {0: 81.0, 1: 82.5}}
+    table = rule_table(values, 'a', ['b'], [(0, 'x'), (1, 'y')],
+                       paired=True, row_header='name')
+    assert table.splitlines()[0].startswith('| name | x | y | mean ± std |')
+    # Gain 1.25, paired std of (1.0, 1.5) 0.354: 2 SE = 0.50.
+    assert table.splitlines()[-1] == (
+        '| b | 81.00 | 82.50 | 81.75 ± 1.06 | +1.25 | 0.50 | yes |')
+    with pytest.raises(ValueError, match='at least two'):
+        rule_table(values, 'a', ['b'], [(0, 'x')])

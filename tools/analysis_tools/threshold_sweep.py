@@ -1,0 +1,152 @@
+"""A segmentor's test figures at several decision thresholds, for one or
+more checkpoints of one config (e.g. the seeds of a design run), with the
+paired selection rule of docs/design_study.md judging each threshold
+against the first (:mod:`mmseg_dsnet.analysis.threshold_sweep`). Each figure
+equals ``tools/test.py`` with ``model.decode_head.threshold=T
+test_evaluator.threshold=T``; the images are read once per checkpoint.
+
+    python tools/analysis_tools/threshold_sweep.py CONFIG CKPT [CKPT ...] \
+        --thresholds 0.5 0.4 0.3 [--labels "seed 4" ...] \
+        [--out sweep.json [--overwrite]] [--cfg-options ...]
+"""
+import argparse
+import json
+
+from mmengine.config import Config, DictAction
+
+from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
+
+FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test figures at several decision thresholds')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoints', nargs='+',
+                        help='checkpoint files of the config (one per seed)')
+    parser.add_argument('--thresholds', type=float, nargs='+', required=True,
+                        help='lesion above this probability; the first is '
+                        'the reference the others are judged against')
+    parser.add_argument('--labels', nargs='+',
+                        help='a column name per checkpoint (default: '
+                        'checkpoint 1, 2, ...)')
+    parser.add_argument('--min-gain', type=float, default=0.3,
+                        help='IoU points a threshold must gain')
+    parser.add_argument('--se-factor', type=float, default=2.0,
+                        help='standard errors the gain must exceed')
+    parser.add_argument('--out', help='also write every figure to this JSON '
+                        'file')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config')
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    """Refuse what the sweep cannot do, before anything is loaded."""
+    check_input_file(args.config, 'config file')
+    for checkpoint in args.checkpoints:
+        check_input_file(checkpoint, 'checkpoint')
+    bad = [t for t in args.thresholds if not 0 < t < 1]
+    if bad:
+        raise UserError(f'--thresholds must lie strictly between 0 and 1, '
+                        f'got {bad}')
+    if len(set(args.thresholds)) != len(args.thresholds):
+        raise UserError(f'--thresholds repeats a value: {args.thresholds}')
+    labels = args.labels or [
+        f'checkpoint {i + 1}' for i in range(len(args.checkpoints))]
+    if len(labels) != len(args.checkpoints) or len(set(labels)) != len(
+            labels):
+        raise UserError(f'--labels needs {len(args.checkpoints)} distinct '
+                        f'names, one per checkpoint, got {labels}')
+    if args.out:
+        refuse_existing(args.out, args.overwrite)
+    return labels
+
+
+def figures_table(scores, thresholds, labels):
+    """Markdown: mean ± std over the checkpoints of each figure."""
+    from mmseg_dsnet.leaderboard.design import mean_and_spread
+    lines = ['| threshold | ' + ' | '.join(FIGURES) + ' |',
+             '|---' * (len(FIGURES) + 1) + '|']
+    for t in thresholds:
+        cells = [mean_and_spread([scores[label][t][f] for label in labels])
+                 for f in FIGURES]
+        lines.append(f'| {t:g} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    labels = check_args(args)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner
+    from mmengine.utils import ProgressBar
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.analysis.threshold_sweep import (lesion_metric_args,
+                                                      scores_by_threshold)
+    from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
+                                                         names_data)
+    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg_dsnet.leaderboard.design import rule_table
+    try:
+        metric_args = lesion_metric_args(cfg.get('test_evaluator'))
+    except ValueError as error:
+        raise UserError(f'{args.config}: {error}') from None
+    # Thresholds of the synthetic stand-in set would mean nothing.
+    ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
+                explicit=names_data(args.cfg_options))
+    register_all_modules()
+    # The per-threshold tables of LesionMetric are left out of the output.
+    MMLogger.get_instance('threshold_sweep', log_level='WARNING')
+    model = MODELS.build(cfg.model)
+    model.eval()
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    scores = {}
+    for label, checkpoint in zip(labels, args.checkpoints):
+        load_checkpoint_strictly(model, checkpoint, config=args.config)
+        print(f'{label}: {checkpoint}')
+        progress = ProgressBar(len(loader.dataset))
+        scores[label] = scores_by_threshold(model, loader, args.thresholds,
+                                            metric_args, progress)
+        print()
+
+    print(f'\n{args.config}, {cfg.test_dataloader.dataset.ann_file} '
+          f'({len(loader.dataset)} images), mean over {len(labels)} '
+          'checkpoint(s):\n')
+    print(figures_table(scores, args.thresholds, labels))
+    if len(labels) > 1:
+        names = [f'{t:g}' for t in args.thresholds]
+        ious = {name: {label: scores[label][t]['IoU'] for label in labels}
+                for name, t in zip(names, args.thresholds)}
+        print(rule_table(ious, names[0], names[1:],
+                         [(label, label) for label in labels],
+                         args.min_gain, args.se_factor, paired=True,
+                         row_header='threshold'))
+    if args.out:
+        record = {'config': args.config,
+                  'split_file': cfg.test_dataloader.dataset.ann_file,
+                  'images': len(loader.dataset),
+                  'checkpoints': dict(zip(labels, args.checkpoints)),
+                  'scores': {label: {f'{t:g}': figures
+                                     for t, figures in by_t.items()}
+                             for label, by_t in scores.items()}}
+        atomic_write(json.dumps(record, indent=1), args.out,
+                     overwrite=args.overwrite)
+        print(f'figures: {args.out}')
+    return scores
+
+
+if __name__ == '__main__':
+    run_reporting_user_errors(main)
