@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, write_tiny_config
+from conftest import REPO, load_tool, write_tiny_config
 
 PY = sys.executable
 
@@ -151,3 +151,29 @@ def test_benchmark_json(trained):
     assert 0 < lat['min'] <= lat['median'] <= lat['p90'] <= lat['p99']
     assert result['throughput']['img_per_s'] > 0
     assert result['threads'] == 1 and result['input'] == 'test images'
+
+
+def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import MissingInputError
+    missing = str(tmp_path / 'missing.py')
+    with pytest.raises(MissingInputError, match='does not exist'):
+        load_tool('analysis_tools/get_flops.py').main([missing])
+    errors = load_tool('analysis_tools/error_by_position.py')
+    with pytest.raises(UserError, match='--rings must be at least 1'):
+        errors.main([missing, missing, '--rings', '0'])
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    with pytest.raises(MissingInputError, match='does not exist'):
+        profile.main([missing, '--device', 'cpu'])
+    # A form the CPU cannot run, or a misspelt one, would otherwise be
+    # timed as plain eager steps under its name.
+    with pytest.raises(UserError, match='CUDA graphs need a CUDA device'):
+        profile.main([config, '--device', 'cpu', '--variants', 'eager',
+                      'graph+bf16'])
+    with pytest.raises(UserError, match='unknown part'):
+        profile.main([config, '--device', 'cpu', '--variants',
+                      'eager+chanels_last'])
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match='CUDA is not available'):
+            profile.main([config])

@@ -12,6 +12,7 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.flops import CONVENTION, get_flops
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.cli import input_shape
 
 
@@ -40,6 +41,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_input_file(args.config, 'config file')
     shape = input_shape(args.shape)
     result = get_flops(args.config, shape, args.cfg_options, args.show_table)
     tables = [result.pop('table')]

@@ -17,9 +17,19 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 
+from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
+from mmseg_dsnet.engine.preflight import check_input_file
+
+VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
+#: The forms timed when --variants is not given.
+DEFAULT_VARIANTS = {
+    'cuda': ['eager', 'graph', 'graph+channels_last', 'graph+bf16',
+             'graph+bf16+channels_last'],
+    'cpu': ['eager', 'eager+channels_last'],
+}
 
 
 def parse_args(argv=None):
@@ -30,10 +40,10 @@ def parse_args(argv=None):
     p.add_argument('--steps', type=int, default=60)
     p.add_argument('--device', default='cuda')
     p.add_argument('--variants', nargs='+',
-                   default=['eager', 'graph', 'graph+channels_last',
-                            'graph+bf16', 'graph+bf16+channels_last'],
-                   help="'+'-joined: eager or graph, channels_last, bf16, "
-                   'compile')
+                   help="'+'-joined: eager or graph (CUDA only), "
+                   'channels_last, bf16, compile (default: '
+                   f'{DEFAULT_VARIANTS["cuda"]} on CUDA, '
+                   f'{DEFAULT_VARIANTS["cpu"]} on the CPU)')
     p.add_argument('--top', type=int, default=25)
     return p.parse_args(argv)
 
@@ -43,7 +53,7 @@ def make_run(cfg, cache, aug, args, variant):
     device = torch.device(args.device)
     return TrainingRun(
         cfg, cache, aug, args.batch_size, 10, 10000, device,
-        cuda_graph='graph' in variant and device.type == 'cuda',
+        cuda_graph='graph' in variant,
         channels_last='channels_last' in variant, amp='bf16' in variant,
         compile='compile' in variant)
 
@@ -65,8 +75,31 @@ def time_steps(run, steps, sync):
         return (time.perf_counter() - start) / steps
 
 
+def check_args(args):
+    """Refuse a device or a form that cannot be timed, before any work."""
+    check_input_file(args.config, 'config file')
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise UserError(f'--device {args.device}: CUDA is not available '
+                        'here; pass --device cpu')
+    kind = 'cuda' if device.type == 'cuda' else 'cpu'
+    args.variants = args.variants or DEFAULT_VARIANTS[kind]
+    for variant in args.variants:
+        unknown = set(variant.split('+')) - VARIANT_PARTS
+        if unknown:
+            raise UserError(f'--variants {variant}: unknown part(s) '
+                            f'{", ".join(sorted(unknown))}; known: '
+                            f'{", ".join(sorted(VARIANT_PARTS))}')
+    if kind != 'cuda':
+        graphs = [v for v in args.variants if 'graph' in v.split('+')]
+        if graphs:
+            raise UserError(f'--variants {" ".join(graphs)}: CUDA graphs '
+                            f'need a CUDA device, not {args.device}')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
     init_default_scope('mmseg')
     cfg = Config.fromfile(args.config)
     _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
@@ -87,13 +120,15 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
         print('device:', torch.cuda.get_device_name(), 'torch',
               torch.__version__)
+    failed = []
     for variant in args.variants:
         try:
             run = make_run(cfg, cache, aug, args, variant)
             step = time_steps(run, args.steps, sync)
             print(f'{variant:28s} {step * 1e3:8.2f} ms/step  '
                   f'{args.batch_size / step:8.0f} img/s', flush=True)
-        except Exception as err:  # noqa: BLE001  (report and go on)
+        except Exception as err:  # noqa: BLE001  (the others still run)
+            failed.append(variant)
             print(f'{variant:28s} failed: {type(err).__name__}: {err}',
                   flush=True)
     run = make_run(cfg, cache, aug, args, 'eager')
@@ -110,7 +145,11 @@ def main(argv=None):
     key = 'cuda_time_total' if cuda else 'cpu_time_total'
     print(prof.key_averages().table(sort_by=key, row_limit=args.top,
                                     max_name_column_width=60))
+    if failed:
+        raise UserError(f'{len(failed)} of {len(args.variants)} form(s) '
+                        f'could not be timed: {", ".join(failed)} (see '
+                        'above)')
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)
