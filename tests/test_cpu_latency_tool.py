@@ -78,3 +78,19 @@ def test_busy_cores_of_others_sees_a_spinning_process():
     # One spinning process is about one busy core (less if it has to share
     # a core with other load); never more than the machine has.
     assert 0.4 <= busy <= (os.cpu_count() or 1) + 0.01
+
+
+def test_arguments_that_would_time_other_cases_are_refused(tmp_path):
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import MissingInputError
+    out = ['--out', str(tmp_path / 'latency.json')]
+    # A misspelt baseline would otherwise be timed after all.
+    with pytest.raises(UserError, match="not a baseline.*'EGE-UNet'"):
+        cpu_latency.main(out + ['--skip', 'egeunet'])
+    with pytest.raises(UserError, match='--rounds must be at least 1'):
+        cpu_latency.main(out + ['--rounds', '0'])
+    with pytest.raises(UserError, match='--threads must be at least 1'):
+        cpu_latency.main(out + ['--threads', '1', '0'])
+    with pytest.raises(MissingInputError, match='does not exist'):
+        cpu_latency.main(out + ['--checkpoint', str(tmp_path / 'no.pth')])
+    assert not (tmp_path / 'latency.json').exists()

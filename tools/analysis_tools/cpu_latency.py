@@ -43,6 +43,9 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_input_file
+
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 DSNET = 'configs/dsnet/dsnet_isic2017.py'
@@ -525,8 +528,31 @@ def markdown(report):
     return '\n'.join(lines) + '\n'
 
 
+def check_args(args):
+    """Refuse what would time nothing, or other cases than asked, before
+    the minutes of exports and timing."""
+    if args.checkpoint:
+        check_input_file(args.checkpoint, 'checkpoint')
+    unknown = [name for name in args.skip if name not in BASELINES]
+    if unknown:
+        raise UserError(f'--skip {" ".join(unknown)}: not a baseline; the '
+                        f'baselines are {", ".join(map(repr, BASELINES))}')
+    for option, value, least in (('--repeat', args.repeat, 1),
+                                 ('--rounds', args.rounds, 1),
+                                 ('--min-runs', args.min_runs, 1),
+                                 ('--warmup', args.warmup, 0)):
+        if value < least:
+            raise UserError(f'{option} must be at least {least}, got {value}')
+    if args.max_seconds <= 0:
+        raise UserError(f'--max-seconds must be positive, got '
+                        f'{args.max_seconds}')
+    if args.threads and min(args.threads) < 1:
+        raise UserError(f'--threads must be at least 1, got {args.threads}')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
     import onnxruntime
     import torch
 
@@ -764,4 +790,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)
