@@ -177,3 +177,30 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match='CUDA is not available'):
             profile.main([config])
+
+
+def test_check_real_data_refuses_settings_it_would_not_follow(
+        tmp_path, capsys, monkeypatch):
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import MissingInputError
+    check = load_tool('check_real_data.py')
+    work = ['--work-dir', str(tmp_path / 'work')]
+    # A zero count or size used to mean "all images" or "256 px".
+    for option in ('--epochs', '--train-images', '--test-images'):
+        with pytest.raises(UserError, match=f'{option} must be at least 1'):
+            check.main(work + [option, '0'])
+    with pytest.raises(UserError, match='multiple of 32'):
+        check.main(work + ['--crop-size', '0'])
+    with pytest.raises(UserError, match='--lr must be positive'):
+        check.main(work + ['--lr', '0'])
+    with pytest.raises(MissingInputError, match='does not exist'):
+        check.main(work + ['--configs', str(tmp_path / 'missing.py')])
+    # The data: a --src that is given must exist; the default may be absent.
+    nowhere = str(tmp_path / 'nowhere')
+    with pytest.raises(UserError, match='not at .*nowhere.*--src'):
+        check.main(work + ['--src', nowhere, '--data-root', nowhere])
+    monkeypatch.setattr(check, 'DEFAULT_SRC', nowhere)
+    capsys.readouterr()
+    assert check.main(work + ['--data-root', nowhere]) is None
+    assert capsys.readouterr().out.startswith('SKIP: ')
+    assert not (tmp_path / 'work').exists()

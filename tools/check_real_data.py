@@ -5,7 +5,9 @@ lesion metrics.
 
 A sanity check of the whole chain on real lesions, NOT a benchmark: the
 schedule is far shorter than the protocol's 300 epochs (the numbers are said
-with their schedule). Skips cleanly when the data is absent.
+with their schedule). Skips cleanly when the data is absent from its
+default place (``--src`` not given and ``--data-root`` not converted); a
+``--src`` that is given must exist.
 
     python tools/check_real_data.py --models dsnet segformer unet
 
@@ -16,10 +18,11 @@ split. Their records go to ``--record-dir`` (default ``results/design``).
 """
 import argparse
 import os.path as osp
-import sys
 
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.converters.isic import convert
+from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS, results_table,
                                                 run_device,
@@ -32,8 +35,10 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--src', default=DEFAULT_SRC,
-                        help='the real ISIC 2017 set (official layout)')
+    parser.add_argument('--src', default=None,
+                        help='the real ISIC 2017 set (official layout); '
+                        f'default: {osp.normpath(DEFAULT_SRC)}, skipped '
+                        'when absent')
     parser.add_argument('--data-root', default=osp.join(REPO_ROOT,
                                                         'data/isic2017'))
     parser.add_argument('--models', nargs='+', default=None,
@@ -64,21 +69,46 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def check_args(args):
+    """Refuse settings the short schedule would not follow (a zero count
+    used to mean "all images"), before any conversion or training."""
+    for option, value in (('--epochs', args.epochs),
+                          ('--train-images', args.train_images),
+                          ('--test-images', args.test_images)):
+        if value is not None and value < 1:
+            raise UserError(f'{option} must be at least 1, got {value}')
+    if args.lr is not None and args.lr <= 0:
+        raise UserError(f'--lr must be positive, got {args.lr}')
+    # Every model here halves its input five times.
+    if args.crop_size is not None and (args.crop_size < 32
+                                       or args.crop_size % 32):
+        raise UserError('--crop-size must be a positive multiple of 32, '
+                        f'got {args.crop_size}')
+    for path in args.configs:
+        check_input_file(path, 'config file')
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isdir(args.src):
-        print(f'SKIP: the real ISIC 2017 set is not at {args.src}')
-        return None
+    check_args(args)
+    src = args.src or DEFAULT_SRC
     if not osp.isfile(osp.join(args.data_root, 'meta.json')):
-        print(f'Converting {args.src} -> {args.data_root} ...', flush=True)
-        convert(args.src, args.data_root, year=2017, seed=0)
+        if not osp.isdir(src):
+            if args.src:
+                raise UserError(f'the real ISIC 2017 set is not at {src} '
+                                f'(--src), and {args.data_root} holds no '
+                                'converted set')
+            print(f'SKIP: the real ISIC 2017 set is not at {src}')
+            return None
+        print(f'Converting {src} -> {args.data_root} ...', flush=True)
+        convert(src, args.data_root, year=2017, seed=0)
     if args.split == 'design' and not osp.isfile(
             osp.join(args.data_root, DESIGN_SPLITS[1])):
-        print(f'ERROR: {args.data_root} has no {DESIGN_SPLITS[1]}; it was '
-              'converted by an older converter. Convert it again: python '
-              f'tools/dataset_converters/isic.py {args.src} '
-              f'{args.data_root} --overwrite')
-        sys.exit(2)
+        raise UserError(
+            f'{args.data_root} has no {DESIGN_SPLITS[1]}; it was converted '
+            'by an older converter. Convert it again: python '
+            f'tools/dataset_converters/isic.py {src} {args.data_root} '
+            '--overwrite')
     configs = {name: CONFIGS[name] for name in args.models or []}
     for path in args.configs:
         configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
@@ -108,4 +138,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)
