@@ -101,3 +101,8 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
         'ERROR: runs named twice: egeunet_s3')
     assert tool.main(['egeunet', '--parallel', '0', *args]) == 2
     assert capsys.readouterr().err.startswith('ERROR: --parallel')
+    # Zero used to mean "all design-train images"; nothing starts.
+    for option, value in (('--train-images', '0'), ('--epochs', '0'),
+                          ('--crop-size', '100')):
+        assert tool.main(['egeunet', option, value, *args]) == 2
+        assert capsys.readouterr().err.startswith(f'ERROR: {option} must')

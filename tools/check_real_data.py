@@ -24,8 +24,9 @@ from mmseg_dsnet.datasets.converters.isic import convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
-                                                DESIGN_SPLITS, results_table,
-                                                run_device,
+                                                DESIGN_SPLITS,
+                                                check_short_schedule,
+                                                results_table, run_device,
                                                 train_and_evaluate,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
@@ -70,20 +71,10 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    """Refuse settings the short schedule would not follow (a zero count
-    used to mean "all images"), before any conversion or training."""
-    for option, value in (('--epochs', args.epochs),
-                          ('--train-images', args.train_images),
-                          ('--test-images', args.test_images)):
-        if value is not None and value < 1:
-            raise UserError(f'{option} must be at least 1, got {value}')
-    if args.lr is not None and args.lr <= 0:
-        raise UserError(f'--lr must be positive, got {args.lr}')
-    # Every model here halves its input five times.
-    if args.crop_size is not None and (args.crop_size < 32
-                                       or args.crop_size % 32):
-        raise UserError('--crop-size must be a positive multiple of 32, '
-                        f'got {args.crop_size}')
+    """Refuse what the run would not follow, before any conversion or
+    training."""
+    check_short_schedule(args.epochs, args.train_images, args.test_images,
+                         args.lr, args.crop_size)
     for path in args.configs:
         check_input_file(path, 'config file')
 

@@ -45,6 +45,28 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
+def check_short_schedule(epochs=None, train_images=None, test_images=None,
+                         lr=None, crop_size=None):
+    """Refuse settings :func:`short_schedule_cfg` would not follow (a zero
+    count or size would read as "not given": all images, 256 px).
+
+    Raises:
+        UserError: naming the option and the value.
+    """
+    from mmseg_dsnet.utils.errors import UserError
+    for option, value in (('--epochs', epochs),
+                          ('--train-images', train_images),
+                          ('--test-images', test_images)):
+        if value is not None and value < 1:
+            raise UserError(f'{option} must be at least 1, got {value}')
+    if lr is not None and lr <= 0:
+        raise UserError(f'--lr must be positive, got {lr}')
+    # Every model here halves its input five times.
+    if crop_size is not None and (crop_size < 32 or crop_size % 32):
+        raise UserError('--crop-size must be a positive multiple of 32, '
+                        f'got {crop_size}')
+
+
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
                        test_images, seed, lr=None, crop_size=None,
                        split='test'):

@@ -11,7 +11,9 @@ import os.path as osp
 import sys
 
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
-from mmseg_dsnet.leaderboard.real_data_check import DEFAULT_SRC
+from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
+                                                check_short_schedule)
+from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.leaderboard.sweep import run_sweep, sweep_jobs
 
 
@@ -47,6 +49,12 @@ def main(argv=None):
         print('ERROR: --parallel and --threads must be at least 1',
               file=sys.stderr)
         return 2
+    try:
+        check_short_schedule(args.epochs, args.train_images,
+                             crop_size=args.crop_size)
+    except UserError as err:
+        print(f'ERROR: {err}', file=sys.stderr)
+        return 2
     if not osp.isfile(osp.join(args.data_root, 'meta.json')):
         print(f'ERROR: {args.data_root} is not a converted ISIC set (no '
               'meta.json); convert it first with '
@@ -61,7 +69,7 @@ def main(argv=None):
                   '--crop-size', str(args.crop_size), '--src', args.src,
                   '--data-root', args.data_root, '--record-dir',
                   args.record_dir]
-    if args.train_images:
+    if args.train_images is not None:
         check_args += ['--train-images', str(args.train_images)]
     statuses = run_sweep(jobs, args.work_dir, check_args, args.parallel,
                          args.threads, args.start_before)
