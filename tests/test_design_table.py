@@ -177,9 +177,9 @@ def test_design_study_quotes_the_records_table():
         full, 'dsnet-design-e-deeper-eighth_isic2017',
         ['dsnet-design-deeper-eighth-image-norm_isic2017'],
         seeds=[0, 1], paired=True) in doc
-    # The thirteenth and fourteenth rounds, stopped after four of eight
-    # seeds: the table and the quoted verdict.
-    for name in ('drop-path', 'replicate-pad'):
+    # The thirteenth, fourteenth and sixteenth rounds, stopped after four
+    # of eight seeds: the table and the quoted verdict.
+    for name in ('drop-path', 'replicate-pad', 'image-context'):
         table, verdict = design.comparison_table(
             full, d, [f'dsnet-design-deeper-eighth-{name}_isic2017'],
             seeds=[0, 1, 2, 3], paired=True,
