@@ -211,6 +211,42 @@ def test_replicate_padding_reparameterizes_exactly(dilation, stride):
         assert (plain(x) - expected).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize('stride', [1, 2])
+def test_group_norm_stays_after_the_plain_convolutions(stride):
+    gn = dict(type='GN', num_groups=2)
+    block = DESDConv(8, 8, stride=stride, dilation=2 if stride == 1 else 1,
+                     shortcut=stride == 1, norm_cfg=gn)
+    with torch.no_grad():
+        for norm in (block.depthwise_norm, block.pointwise_norm):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.3, 0.3)
+    block.eval()
+    x = torch.randn(2, 8, 9, 7) * 2 + 1
+    with torch.no_grad():
+        expected = block(x)
+    reparameterize_model(block)
+    # The branches fold into one kernel; the norms stay, without biases
+    # before them (GroupNorm would remove them).
+    assert isinstance(block.depthwise_norm, torch.nn.GroupNorm)
+    assert block.depthwise.bias is None and block.pointwise.bias is None
+    assert not hasattr(block, 'kernels')
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+    plain = DESDConv(8, 8, stride=stride, dilation=2 if stride == 1 else 1,
+                     shortcut=stride == 1, norm_cfg=gn, deploy=True).eval()
+    assert list(plain.state_dict()) == list(block.state_dict())
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+    # Each image is normalised by its own statistics: another image in the
+    # batch changes nothing (a training-mode BatchNorm would).
+    block.train()
+    with torch.no_grad():
+        alone = block(x[:1])
+        paired = block(torch.cat([x[:1], x[1:] * 5]))[:1]
+    torch.testing.assert_close(alone, paired)
+
+
 def test_replicate_padding_sees_no_frame():
     """On a constant image every output pixel is the same with repeated
     border pixels; zero padding makes the border ring differ."""

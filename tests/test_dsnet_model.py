@@ -397,6 +397,25 @@ def test_padding_modes_apply_per_stage():
         DSNet(widths=(8, 16), num_blocks=(1, 2), padding_modes=['zeros'])
 
 
+def test_stage_norms_apply_per_stage():
+    from mmseg_dsnet.models.backbones import DSNet
+    gn = dict(type='GN', num_groups=4)
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, stage_norm_cfgs=[None, None, gn])
+    kinds = [[type(b.pointwise_norm).__name__ for b in stage]
+             for stage in backbone.stages]
+    assert kinds == [['BatchNorm2d'], ['BatchNorm2d'] * 2,
+                     ['GroupNorm'] * 2]
+    assert type(backbone.stem.norm).__name__ == 'BatchNorm2d'
+    with pytest.raises(ValueError, match='one entry .* per stage'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), stage_norm_cfgs=[gn])
+    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
+                                  '-group-norm_isic2017.py')
+    params, flops = complexity(MODELS.build(model_cfg(config)).eval())
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+
 def test_image_context_adds_the_same_summary_to_every_pixel():
     from mmseg_dsnet.models.layers import ImageContext
     context = ImageContext(6, 3)
@@ -426,6 +445,9 @@ def test_image_context_sits_on_the_deepest_feature_within_budget():
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         before = backbone(x)
+        # A positive bias keeps the bottleneck's ReLU open whatever the
+        # random weights, so the summary cannot vanish by chance.
+        backbone.image_context.reduce.bias.fill_(1.0)
         torch.nn.init.normal_(backbone.image_context.expand.weight)
         after = backbone(x)
     for shallow, shallow_after in zip(before[:-1], after[:-1]):

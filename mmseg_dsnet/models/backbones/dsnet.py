@@ -76,6 +76,11 @@ class DSNet(BaseModule):
             kernel of a channel during training, in every block (see
             :class:`DifferenceKernels`; no cost at inference). Default: 0.0.
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
+        stage_norm_cfgs (Sequence[dict | None], optional): A norm for each
+            stage's blocks, None for ``norm_cfg``; e.g. GroupNorm where the
+            feature maps are small, whose statistics are each image's own
+            rather than the batch's (it stays in the deployed form, see
+            :class:`DESDConv`). Default: None (``norm_cfg`` everywhere).
         act_cfg (dict): Activations. Default: ``dict(type='ReLU')``.
         deploy (bool): Build the re-parameterised plain form. Default: False.
         init_cfg (dict or list[dict], optional): Initialisation config.
@@ -98,6 +103,7 @@ class DSNet(BaseModule):
                  conv_type: str = 'desd',
                  branch_drop: float = 0.0,
                  norm_cfg: dict = dict(type='BN'),
+                 stage_norm_cfgs: Optional[Sequence[Optional[dict]]] = None,
                  act_cfg: dict = dict(type='ReLU'),
                  deploy: bool = False,
                  init_cfg: Optional[dict] = None):
@@ -120,6 +126,12 @@ class DSNet(BaseModule):
             raise ModelArgumentError(
                 'padding_modes needs one entry per stage, got '
                 f'{padding_modes}')
+        stage_norm_cfgs = list(stage_norm_cfgs or [None] * len(widths))
+        if len(stage_norm_cfgs) != len(widths):
+            raise ModelArgumentError(
+                'stage_norm_cfgs needs one entry (a norm config or None) per '
+                f'stage, got {stage_norm_cfgs}')
+        stage_norm_cfgs = [cfg or norm_cfg for cfg in stage_norm_cfgs]
         # DESDConv checks the range (the last residual block gets the rate).
         if drop_path_rate and not shortcut:
             raise ModelArgumentError('drop_path_rate needs shortcut=True, got '
@@ -168,7 +180,7 @@ class DSNet(BaseModule):
                         drop_path=next(drop_rates) if has_shortcut else 0.0,
                         conv_type=conv_type,
                         branch_drop=branch_drop,
-                        norm_cfg=norm_cfg,
+                        norm_cfg=stage_norm_cfgs[index],
                         act_cfg=act_cfg,
                         deploy=deploy))
                 previous = width

@@ -16,6 +16,19 @@ from ..utils.reparameterize import fold_batch_norm
 DIFFERENCE_BRANCHES = ('vanilla', 'central', 'angular', 'horizontal',
                        'vertical')
 PADDING_MODES = ('zeros', 'replicate')
+#: Norm types that fold into the convolution before them.
+BATCH_NORMS = ('BN', 'BN2d', 'SyncBN')
+
+
+def folds_into_conv(norm_cfg: Optional[dict]) -> bool:
+    """Whether the norm of ``norm_cfg`` is a BatchNorm, which
+    re-parameterisation folds into the convolution before it."""
+    if norm_cfg is None:
+        return True
+    kind = norm_cfg['type']
+    if isinstance(kind, type):
+        return issubclass(kind, nn.modules.batchnorm._BatchNorm)
+    return kind in BATCH_NORMS
 
 # Kernel positions are 0..8 row-major, 4 is the centre. ANGULAR_SOURCE[j] is
 # the position whose weight is subtracted at position j: the angular kernel is
@@ -198,8 +211,10 @@ class DESDConv(nn.Module):
     :meth:`reparameterize` folds everything into ``depthwise`` (3x3, bias)
     and ``pointwise`` (1x1, bias) plain convolutions; the shortcut stays an
     addition (the activation between the two convolutions keeps it from
-    folding). ``deploy=True`` builds that form directly so a
-    re-parameterised checkpoint loads into it.
+    folding). A norm other than BatchNorm (e.g. GroupNorm, whose statistics
+    are each image's own) cannot fold: it stays after each plain
+    convolution, which then has no bias. ``deploy=True`` builds that form
+    directly so a re-parameterised checkpoint loads into it.
 
     Args:
         in_channels (int): Input channels.
@@ -226,8 +241,9 @@ class DESDConv(nn.Module):
             channel during training (:class:`DifferenceKernels`; needs
             ``conv_type='desd'``). Evaluation and the re-parameterised form
             are unaffected. Default: 0.0.
-        norm_cfg (dict): Norm layer after each convolution; must be a
-            BatchNorm for re-parameterisation. Default: ``dict(type='BN')``.
+        norm_cfg (dict): Norm layer after each convolution. A BatchNorm
+            folds into the convolution when re-parameterised; any other
+            norm stays in the deployed form. Default: ``dict(type='BN')``.
         act_cfg (dict): Activation after each norm. ReLU trains well and
             exports to every runtime. Default: ``dict(type='ReLU')``.
         deploy (bool): Build the re-parameterised plain form. Default: False.
@@ -272,6 +288,9 @@ class DESDConv(nn.Module):
         self.shortcut = shortcut
         self.conv_type = conv_type
         self.deploy = deploy
+        # Deployed, a norm that cannot fold stays after its convolution.
+        self.keeps_norm = not folds_into_conv(norm_cfg)
+        with_norm = not deploy or self.keeps_norm
 
         if deploy:
             self.depthwise = self._plain_depthwise()
@@ -280,12 +299,13 @@ class DESDConv(nn.Module):
                 DIFFERENCE_BRANCHES if conv_type == 'desd' else ('vanilla', ))
             self.kernels = DifferenceKernels(in_channels, branches,
                                              branch_drop)
+        if with_norm:
             self.depthwise_norm = build_norm_layer(norm_cfg, in_channels)[1]
         self.depthwise_act = self._activation(act_cfg)
 
         self.pointwise = nn.Conv2d(
-            in_channels, out_channels, 1, bias=deploy)
-        if not deploy:
+            in_channels, out_channels, 1, bias=deploy and not self.keeps_norm)
+        if with_norm:
             self.pointwise_norm = build_norm_layer(norm_cfg, out_channels)[1]
         self.pointwise_act = self._activation(act_cfg)
         self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
@@ -304,12 +324,15 @@ class DESDConv(nn.Module):
             padding=self.dilation,
             dilation=self.dilation,
             groups=self.in_channels,
-            bias=True,
+            bias=not self.keeps_norm,
             padding_mode=self.padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x
-        if self.deploy:
+        if self.deploy and self.keeps_norm:
+            x = self.depthwise_act(self.depthwise_norm(self.depthwise(x)))
+            x = self.pointwise_norm(self.pointwise(x))
+        elif self.deploy:
             x = self.depthwise_act(self.depthwise(x))
             x = self.pointwise(x)
         else:
@@ -336,32 +359,41 @@ class DESDConv(nn.Module):
 
     @torch.no_grad()
     def reparameterize(self) -> None:
-        """Fold the branches and BatchNorms into two plain convolutions.
+        """Fold the branches (and BatchNorms) into two plain convolutions.
 
         Uses the BatchNorm running statistics, i.e. gives the eval-mode
-        output. Does nothing if the block is already in deploy form.
+        output; another norm is kept after its convolution. Does nothing if
+        the block is already in deploy form.
         """
         if self.deploy:
             return
-        weight, bias = fold_batch_norm(self.kernels.fused_kernel(), None,
-                                       self.depthwise_norm)
-        depthwise = self._plain_depthwise().to(weight)
-        depthwise.weight.copy_(weight)
-        depthwise.bias.copy_(bias)
+        kernel = self.kernels.fused_kernel()
+        depthwise = self._plain_depthwise().to(kernel)
+        pointwise = nn.Conv2d(self.in_channels, self.out_channels, 1,
+                              bias=not self.keeps_norm).to(kernel)
+        if self.keeps_norm:
+            depthwise.weight.copy_(kernel)
+            pointwise.weight.copy_(self.pointwise.weight)
+        else:
+            weight, bias = fold_batch_norm(kernel, None, self.depthwise_norm)
+            depthwise.weight.copy_(weight)
+            depthwise.bias.copy_(bias)
+            weight, bias = fold_batch_norm(self.pointwise.weight, None,
+                                           self.pointwise_norm)
+            pointwise.weight.copy_(weight)
+            pointwise.bias.copy_(bias)
 
-        weight, bias = fold_batch_norm(self.pointwise.weight, None,
-                                       self.pointwise_norm)
-        pointwise = nn.Conv2d(self.in_channels, self.out_channels, 1).to(
-            weight)
-        pointwise.weight.copy_(weight)
-        pointwise.bias.copy_(bias)
-
+        norms = (self.depthwise_norm, self.pointwise_norm)
         depthwise_act, pointwise_act = self.depthwise_act, self.pointwise_act
         del self.kernels, self.depthwise_norm, self.depthwise_act
         del self.pointwise, self.pointwise_norm, self.pointwise_act
         # Register in forward order, exactly as deploy=True builds them.
         self.depthwise = depthwise
+        if self.keeps_norm:
+            self.depthwise_norm = norms[0]
         self.depthwise_act = depthwise_act
         self.pointwise = pointwise
+        if self.keeps_norm:
+            self.pointwise_norm = norms[1]
         self.pointwise_act = pointwise_act
         self.deploy = True
