@@ -185,6 +185,9 @@ def test_design_study_quotes_the_records_table():
             seeds=[0, 1, 2, 3], paired=True,
             planned_seeds=8).rstrip().split('\n\n')
         assert table in doc and f'> {verdict}' in doc
+    # The anchor's four design seeds beside the default's.
+    assert design.comparison_table(full, d, ['egeunet'], seeds=[0, 1, 2, 3],
+                                   paired=True) in doc
     # The verdicts of the rounds stopped for futility (--planned-seeds 4).
     for name, seeds in (('branch-drop', [0, 1, 2]), ('image-norm', [0, 1]),
                         ('no-radial', [0, 1])):
