@@ -13,8 +13,8 @@ import sys
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_short_schedule)
-from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.leaderboard.sweep import run_sweep, sweep_jobs
+from mmseg_dsnet.utils.errors import UserError
 
 
 def parse_args(argv=None):
