@@ -17,6 +17,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import prepare_synthetic
+from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_input_file, check_work_dir
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
@@ -84,6 +86,10 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f'--epochs must be at least 1, got {args.epochs}')
+    check_input_file(args.config, 'config file')
+    check_work_dir(args.work_dir)
     start = time.time()
     cfg = Config.fromfile(args.config)
     data_root = cfg.train_dataloader.dataset.data_root
@@ -93,7 +99,7 @@ def main(argv=None):
                       if not osp.isabs(data_root) else data_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
-    if args.epochs:
+    if args.epochs is not None:
         cfg.train_cfg.max_epochs = args.epochs
         cfg.train_cfg.val_interval = args.epochs
         cfg.param_scheduler[0].T_max = args.epochs
@@ -127,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_reporting_user_errors(main)
