@@ -178,8 +178,10 @@ def test_design_study_quotes_the_records_table():
         ['dsnet-design-deeper-eighth-image-norm_isic2017'],
         seeds=[0, 1], paired=True) in doc
     # The thirteenth, fourteenth and sixteenth rounds, stopped after four
-    # of eight seeds: the table and the quoted verdict.
-    for name in ('drop-path', 'replicate-pad', 'image-context'):
+    # of eight seeds, and the seventeenth's first four: the table and the
+    # quoted verdict.
+    for name in ('drop-path', 'replicate-pad', 'image-context',
+                 'group-norm'):
         table, verdict = design.comparison_table(
             full, d, [f'dsnet-design-deeper-eighth-{name}_isic2017'],
             seeds=[0, 1, 2, 3], paired=True,
