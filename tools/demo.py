@@ -17,8 +17,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import prepare_synthetic
-from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, check_work_dir
+from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
@@ -86,8 +87,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f'--epochs must be at least 1, got {args.epochs}')
+    check_at_least(('--epochs', args.epochs, 1))
     check_input_file(args.config, 'config file')
     check_work_dir(args.work_dir)
     start = time.time()

@@ -53,12 +53,10 @@ def check_short_schedule(epochs=None, train_images=None, test_images=None,
     Raises:
         UserError: naming the option and the value.
     """
+    from mmseg_dsnet.utils.cli import check_at_least
     from mmseg_dsnet.utils.errors import UserError
-    for option, value in (('--epochs', epochs),
-                          ('--train-images', train_images),
-                          ('--test-images', test_images)):
-        if value is not None and value < 1:
-            raise UserError(f'{option} must be at least 1, got {value}')
+    check_at_least(('--epochs', epochs, 1), ('--train-images', train_images, 1),
+                   ('--test-images', test_images, 1))
     if lr is not None and lr <= 0:
         raise UserError(f'--lr must be positive, got {lr}')
     # Every model here halves its input five times.

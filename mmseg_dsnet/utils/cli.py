@@ -23,3 +23,20 @@ def input_shape(values: Sequence[int]) -> Tuple[int, int]:
         raise UserError(
             f'--shape takes 1 or 2 positive numbers, got {values}')
     return tuple(values)
+
+
+def check_at_least(*checks) -> None:
+    """Refuse option values below their minimum, before any work.
+
+    Args:
+        *checks (tuple): ``(option, value, least)``; a value of None (not
+            given) passes.
+
+    Raises:
+        UserError: ``<option> must be at least <least>, got <value>`` for the
+        first value below its minimum.
+    """
+    for option, value, least in checks:
+        if value is not None and value < least:
+            from .errors import UserError
+            raise UserError(f'{option} must be at least {least}, got {value}')

@@ -45,6 +45,7 @@ import numpy as np
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.cli import check_at_least
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
@@ -537,12 +538,9 @@ def check_args(args):
     if unknown:
         raise UserError(f'--skip {" ".join(unknown)}: not a baseline; the '
                         f'baselines are {", ".join(map(repr, BASELINES))}')
-    for option, value, least in (('--repeat', args.repeat, 1),
-                                 ('--rounds', args.rounds, 1),
-                                 ('--min-runs', args.min_runs, 1),
-                                 ('--warmup', args.warmup, 0)):
-        if value < least:
-            raise UserError(f'{option} must be at least {least}, got {value}')
+    check_at_least(('--repeat', args.repeat, 1), ('--rounds', args.rounds, 1),
+                   ('--min-runs', args.min_runs, 1),
+                   ('--warmup', args.warmup, 0))
     if args.max_seconds <= 0:
         raise UserError(f'--max-seconds must be positive, got '
                         f'{args.max_seconds}')

@@ -12,8 +12,9 @@ import json
 
 from mmengine.config import Config, DictAction
 
-from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
 
 
@@ -39,9 +40,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    for option, value in (('--rings', args.rings), ('--worst', args.worst)):
-        if value < 1:
-            raise UserError(f'{option} must be at least 1, got {value}')
+    check_at_least(('--rings', args.rings, 1), ('--worst', args.worst, 1))
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
     if args.out:
