@@ -177,6 +177,13 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match='CUDA is not available'):
             profile.main([config])
+    # A zero batch printed "Throughput (batch 0): 0.0 img/s" with exit 0.
+    bench = load_tool('analysis_tools/benchmark.py')
+    for option, value in (('--batch-size', '0'), ('--repeat', '0'),
+                          ('--throughput-repeat', '0'), ('--threads', '0'),
+                          ('--warmup', '-1')):
+        with pytest.raises(UserError, match=f'{option} must be at least'):
+            bench.main([config, option, value])
 
 
 def test_check_real_data_refuses_settings_it_would_not_follow(

@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmseg_dsnet.analysis.benchmark import benchmark, compare_deploy
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
-from mmseg_dsnet.utils.cli import input_shape
+from mmseg_dsnet.utils.cli import check_at_least, input_shape
 
 
 def parse_args(argv=None):
@@ -68,6 +68,10 @@ def print_comparison(result, as_json=False):
 def main(argv=None):
     args = parse_args(argv)
     shape = input_shape(args.shape)
+    check_at_least(('--batch-size', args.batch_size, 1),
+                   ('--warmup', args.warmup, 0), ('--repeat', args.repeat, 1),
+                   ('--throughput-repeat', args.throughput_repeat, 1),
+                   ('--threads', args.threads, 1))
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
