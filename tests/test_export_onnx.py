@@ -199,6 +199,34 @@ def test_cli_refuses_to_overwrite(checkpoint, tmp_path, capsys):
     assert os.listdir(tmp_path) == ['model.onnx']  # no temp files left
 
 
+def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
+                                             tmp_path):
+    """Named check images that are missing or unreadable used to be
+    dropped (the check passed on random inputs alone); a negative tolerance
+    passed on the noise allowance; an opset the exporter cannot write gave
+    a traceback."""
+    from mmseg_dsnet.utils.errors import UserError
+    tool = load_tool('deployment/export_onnx.py')
+    out = tmp_path / 'out' / 'model.onnx'
+    out.parent.mkdir()
+    junk = tmp_path / 'junk.png'
+    junk.write_bytes(b'not an image')
+    cases = [
+        (['--check-images', str(tmp_path / 'missing')], 'no such file'),
+        (['--check-images', str(image_dir), str(junk)],
+         '1 file.* not readable images: .*junk.png'),
+        (['--atol', '-1'], 'atol must be at least 0'),
+        (['--noise-factor', '-1'], 'noise_factor must be at least 0'),
+        (['--num-check-images', '-1'],
+         '--num-check-images must be at least 0'),
+        (['--opset', '5'], 'ONNX export at opset 5 failed'),
+    ]
+    for extra, message in cases:
+        with pytest.raises(UserError, match=message):
+            tool.main([CONFIG, checkpoint, str(out)] + extra)
+        assert os.listdir(out.parent) == []  # nothing that looks usable
+
+
 def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     tool = load_tool('deployment/export_onnx.py')
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'

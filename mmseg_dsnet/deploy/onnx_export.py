@@ -22,13 +22,14 @@ The check compares onnxruntime's logits with the model *as trained*
 (eval mode, not re-parameterised), so it covers the re-parameterisation and
 the export at once.
 """
+import contextlib
 import copy
 import math
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from ..image_io import find_images
 from ..models.utils import reparameterize_model
+from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, refuse_existing
 from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
                          META_THRESHOLD, DeployableSegmentor, build_segmentor,
@@ -37,9 +38,22 @@ from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, quantize_int8
 from .ort_session import ort_session
 from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
-                     config_samples, load_batches, random_inputs)
+                     config_samples, explicit_check_pairs, load_batches,
+                     random_inputs)
 
 DEFAULT_OPSET = 17
+
+
+@contextlib.contextmanager
+def _export_errors_named(opset: int):
+    """Report an operator the exporter cannot write at ``opset`` as a
+    :class:`UserError` (an opset choice the user can change)."""
+    from torch.onnx.errors import OnnxExporterError
+    try:
+        yield
+    except OnnxExporterError as err:
+        raise UserError(f'ONNX export at opset {opset} failed: {err} '
+                        f'(the default is {DEFAULT_OPSET})') from err
 
 
 def export_network(network,
@@ -85,7 +99,7 @@ def export_network(network,
         dummy = torch.rand(1, 3, *shape) * 255
         axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_size \
             else {0: 'batch'}
-        with torch.no_grad():
+        with torch.no_grad(), _export_errors_named(opset):
             torch.onnx.export(
                 network.eval(), (dummy, ),
                 temp,
@@ -210,16 +224,25 @@ def export_and_check(config,
         :func:`check_parity`), ``real_images`` (source), ``int8`` (when
         asked) and ``passed``.
     """
+    for name, value in (('atol', atol), ('rtol', rtol),
+                        ('noise_factor', noise_factor)):
+        if value < 0:
+            raise UserError(f'{name} must be at least 0, got {value}: a '
+                            'negative tolerance cannot be met')
     for path in (out_file, int8_file):
         if path:
             refuse_existing(path, overwrite)
+    # Named images are read before the export: a missing or unreadable one
+    # is refused, not dropped from the check.
+    check_pairs = explicit_check_pairs(check_images, num_check_images) \
+        if check_images else None
     checked = {}
 
     def export_and_check_at(temp):
         checked.update(_export_and_check_at(
             config, checkpoint, out_file, temp, opset, shape, reparameterize,
-            check_images, num_check_images, atol, optimize, dynamic_size,
-            noise_factor, log, rtol))
+            check_images, check_pairs, num_check_images, atol, optimize,
+            dynamic_size, noise_factor, log, rtol))
         if not checked['result']['passed']:
             raise _CheckFailed
 
@@ -242,9 +265,9 @@ class _CheckFailed(Exception):
 
 
 def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
-                         reparameterize, check_images, num_check_images, atol,
-                         optimize, dynamic_size, noise_factor, log,
-                         rtol) -> Dict:
+                         reparameterize, check_images, check_pairs,
+                         num_check_images, atol, optimize, dynamic_size,
+                         noise_factor, log, rtol) -> Dict:
     """Export to ``temp`` (to become ``out_file``) and check parity.
 
     Returns:
@@ -259,11 +282,8 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
         f'{info["params"]["deployed"]} parameters after '
         f're-parameterisation, {info["params"]["trained"]} as trained)')
     threshold = info['threshold']
-    if check_images:
-        found = find_images(check_images)
-        limit = len(found.files) if num_check_images <= 0 else \
-            num_check_images
-        pairs = [(path, None) for path in found.files[:limit]]
+    if check_pairs:
+        pairs = check_pairs
         source = f'{len(pairs)} files from {", ".join(check_images)}'
     else:
         pairs, source = config_samples(cfg, 'test', num_check_images)

@@ -81,6 +81,44 @@ def config_samples(cfg, split: str = 'test', limit: int = 64
     return pairs, f'{count} of {len(dataset)} {split} images of {root}'
 
 
+def explicit_check_pairs(inputs: Sequence[str], limit: int = 64
+                         ) -> List[Tuple[str, None]]:
+    """The images a user named for a parity check, all of them readable.
+
+    Images the user named are the check they asked for: one that is
+    missing or unreadable would otherwise be dropped and the check would
+    pass on random inputs alone.
+
+    Args:
+        inputs (Sequence[str]): Files, folders or globs (``--check-images``).
+        limit (int): Images taken, in order (<= 0: all).
+
+    Returns:
+        list[tuple[str, None]]: ``(image, None)`` pairs (no masks).
+
+    Raises:
+        UserError: An input matched nothing, or a taken file is not a
+        readable image.
+    """
+    from ..image_io import find_images
+    from ..utils.errors import UserError
+    found = find_images(inputs)
+    if found.problems:
+        raise UserError('--check-images: ' + '; '.join(
+            message for _, message in found.problems))
+    files = found.files if limit <= 0 else found.files[:limit]
+    unreadable = []
+    for path in files:
+        try:
+            read_image(path)
+        except ImageReadError as err:
+            unreadable.append(str(err))
+    if unreadable:
+        raise UserError(f'--check-images: {len(unreadable)} file(s) are not '
+                        f'readable images: {"; ".join(unreadable)}')
+    return [(path, None) for path in files]
+
+
 def load_batches(pairs: Sequence[Tuple[str, Optional[str]]],
                  shape: Tuple[int, int],
                  batch_size: int = 4):

@@ -51,7 +51,7 @@ import sys
 from mmseg_dsnet.compat import UnsafeCheckpointError
 from mmseg_dsnet.deploy.onnx_export import export_and_check
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.utils.cli import input_shape
+from mmseg_dsnet.utils.cli import check_at_least, input_shape
 from mmseg_dsnet.utils.fileio import atomic_write
 
 
@@ -104,6 +104,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     shape = input_shape(args.shape)
+    check_at_least(('--num-check-images', args.num_check_images, 0),
+                   ('--num-calib-images', args.num_calib_images, 1))
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
