@@ -576,6 +576,29 @@ def test_fast_train_bad_seeds(fast_train_tool, tiny_cfg, tmp_path, capsys):
                       [f'{tiny_cfg}@x', '--work-dir', tmp_path / 'w',
                        '--device', 'cpu'], capsys)
     assert 'seeds after @ must be integers' in text and '@x' in text
+    # An empty list after @ trained the default seed.
+    text = _cli_error(fast_train_tool,
+                      [f'{tiny_cfg}@', '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert 'seeds after @ must be integers' in text
+
+
+@pytest.mark.parametrize('option,value,message', [
+    ('--time-limit', '0', '--time-limit must be a positive number'),
+    ('--val-interval', '-1', '--val-interval must be at least 0'),
+    ('--checkpoint-interval', '-1', '--checkpoint-interval must be at least'),
+    ('--workers', '0', '--workers must be at least 1'),
+    ('--warmup-iters', '-1', '--warmup-iters must be at least 0'),
+])
+def test_fast_train_refuses_settings_it_would_not_follow(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, option, value, message):
+    """Each used to start training anyway (``--workers -1`` failed later
+    with a traceback, while decoding the images)."""
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, option, value, '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert message in text
+    assert not (tmp_path / 'w').exists()
 
 
 def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,

@@ -28,6 +28,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
                                 check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec)
+from mmseg_dsnet.utils.cli import check_at_least
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 
@@ -85,11 +86,11 @@ def parse_args(argv=None):
 
 def parse_run(text, default_seed):
     """``path`` or ``path@0,1,2`` -> (path, [seeds])."""
-    path, _, seeds = text.partition('@')
+    path, at, seeds = text.partition('@')
     if not osp.isfile(path):
         raise FastTrainingError(f'config file not found: {path}')
     try:
-        seed_list = [int(s) for s in seeds.split(',')] if seeds else \
+        seed_list = [int(s) for s in seeds.split(',')] if at else \
             [default_seed]
     except ValueError:
         raise FastTrainingError(
@@ -129,7 +130,6 @@ def build_specs(args):
             work_dir = args.work_dir
         else:
             work_dir = osp.join(args.work_dir, name)
-        check_work_dir(work_dir)
         data_root = cfg.train_dataloader.dataset.get('data_root', '')
         if data_root and not osp.isdir(data_root):
             raise FastTrainingError(
@@ -137,6 +137,7 @@ def build_specs(args):
                 'data with tools/dataset_converters/isic.py, or set '
                 '--cfg-options data_root=... train_dataloader.dataset.'
                 'data_root=...)')
+        check_work_dir(work_dir)
         specs.append(RunSpec(cfg, path, seed, work_dir))
     return specs
 
@@ -161,6 +162,16 @@ def test_runs(summaries):
 
 def main(argv=None):
     args = parse_args(argv)
+    # 0 means "none" for the intervals; below it, the option would be
+    # dropped or fail late.
+    check_at_least(('--warmup-iters', args.warmup_iters, 0),
+                   ('--checkpoint-interval', args.checkpoint_interval, 0),
+                   ('--val-interval', args.val_interval, 0),
+                   ('--workers', args.workers, 1))
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise FastTrainingError(
+            f'--time-limit must be a positive number of seconds, got '
+            f'{args.time_limit:g}')
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     specs = build_specs(args)
