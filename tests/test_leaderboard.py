@@ -297,3 +297,26 @@ def test_build_refuses_records_their_config_no_longer_builds(board, tmp_path):
     assert record['record_file'] in errors[0]
     assert 'model.decode_head.use_gate' in errors[0]
     assert not out.exists()
+
+
+def test_build_and_check_refuse_named_files_that_are_missing(tmp_path,
+                                                             monkeypatch):
+    """A missing --reported or --cpu-latency file used to drop its figures
+    from the pages silently; the others gave a traceback."""
+    from mmseg_dsnet.engine.preflight import MissingInputError
+    from mmseg_dsnet.utils.errors import UserError
+    lb = load_tool('analysis_tools/leaderboard.py')
+    missing = str(tmp_path / 'missing.json')
+    out = ['--out-dir', str(tmp_path / 'results'), '--no-plot']
+    for option in ('--runs', '--reported', '--cpu-latency', '--readme',
+                   '--model-card'):
+        with pytest.raises(MissingInputError, match=f'{missing} does not'):
+            lb.main(['build', option, missing] + out)
+    for option in ('--readme', '--leaderboard', '--model-card'):
+        with pytest.raises(MissingInputError, match=f'{missing} does not'):
+            lb.main(['check', option, missing])
+    # No records at all: nothing to build a board from.
+    monkeypatch.setattr(lb, 'RUNS_DIR', str(tmp_path / 'runs'))
+    with pytest.raises(UserError, match='no run records in .*runs'):
+        lb.main(['build'] + out)
+    assert not (tmp_path / 'results').exists()

@@ -22,12 +22,15 @@ import os.path as osp
 import subprocess
 import sys
 
+from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, collect)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
+from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
+REPORTED = osp.join(REPO_ROOT, 'results', 'reported.json')
 
 
 def run(args):
@@ -114,16 +117,16 @@ def parse_args(argv=None):
     p = sub.add_parser('build', help='run records -> leaderboard files')
     p.add_argument('--runs', nargs='+', help='run records (default: '
                    'results/runs/*.json)')
-    p.add_argument('--reported', default=osp.join(REPO_ROOT, 'results',
-                                                  'reported.json'))
+    p.add_argument('--reported', help='published figures quoted beside '
+                   'the runs (default: results/reported.json when present)')
     p.add_argument('--out-dir', default=osp.join(REPO_ROOT, 'results'))
     p.add_argument('--readme', help='README whose leaderboard block to '
                    'replace')
     p.add_argument('--model-card', help='model card whose results block to '
                    'replace (configs/dsnet/README.md)')
-    p.add_argument('--cpu-latency', default=CPU_LATENCY,
-                   help='cpu_latency.py result quoted in the CPU ms columns '
-                   '(default: results/cpu_latency.json)')
+    p.add_argument('--cpu-latency', help='cpu_latency.py result quoted in '
+                   'the CPU ms columns (default: results/cpu_latency.json '
+                   'when present)')
     p.add_argument('--no-plot', action='store_true')
     p = sub.add_parser('check', help='exit 1 when a generated block '
                        'disagrees with leaderboard.json')
@@ -149,15 +152,37 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _check_named_files(paths):
+    """Refuse ``(path, what)`` pairs whose path is given but not a file."""
+    for path, what in paths:
+        if path:
+            check_input_file(path, what)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.command == 'collect':
         return collect_from_args(args, args.work_dir)
     if args.command == 'build':
-        runs = args.runs or glob.glob(osp.join(RUNS_DIR, '*.json'))
-        return build(runs, args.reported, args.out_dir, args.readme,
-                     not args.no_plot, args.model_card, args.cpu_latency)
+        # A file the user named must exist: a missing one would silently
+        # drop its column or block from the pages.
+        _check_named_files(
+            [(path, 'run record') for path in args.runs or []] +
+            [(args.reported, '--reported file'),
+             (args.cpu_latency, '--cpu-latency file'),
+             (args.readme, '--readme file'),
+             (args.model_card, '--model-card file')])
+        runs = args.runs or sorted(glob.glob(osp.join(RUNS_DIR, '*.json')))
+        if not runs:
+            raise UserError(f'no run records in {RUNS_DIR}: collect runs '
+                            'first (leaderboard.py collect CONFIG WORK_DIR)')
+        return build(runs, args.reported or REPORTED, args.out_dir,
+                     args.readme, not args.no_plot, args.model_card,
+                     args.cpu_latency or CPU_LATENCY)
     if args.command == 'check':
+        _check_named_files([(args.readme, '--readme file'),
+                            (args.leaderboard, '--leaderboard file'),
+                            (args.model_card, '--model-card file')])
         return check(args.readme, args.leaderboard, args.model_card)
     return run(args)
 
