@@ -151,6 +151,22 @@ def test_empty_folder_message(checkpoint, tmp_path, capsys):
     assert 'no images to process' in err
 
 
+@pytest.mark.parametrize('option,value', [
+    ('--batch-size', '0'), ('--max-pixels', '0'), ('--threads', '0'),
+    ('--overlay-max-side', '0'), ('--threshold', '1.5')])
+def test_options_out_of_range_are_refused(checkpoint, inputs, tmp_path,
+                                          capsys, option, value):
+    """``--overlay-max-side 0`` used to write 1x1 overlays with exit 0."""
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exc:
+        run_tool([CONFIG, checkpoint, str(folder / 'normal.jpg'),
+                  '--out-dir', str(out), option, value])
+    assert exc.value.code == 2
+    assert f'{option} must be' in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_unwritable_output_folder(checkpoint, inputs, tmp_path, capsys):
     folder, _ = inputs
     if os.geteuid() == 0:

@@ -113,8 +113,15 @@ def parse_args(argv=None):
                          'config, the CHECKPOINT comes first')
     if not args.inputs:
         parser.error('give at least one image, folder or glob pattern')
-    if args.batch_size < 1:
-        parser.error('--batch-size must be >= 1')
+    # Below 1 these were taken as given: --overlay-max-side 0 wrote 1x1
+    # overlays, --max-pixels 0 refused every image, --threads 0 meant all
+    # cores.
+    for option, value in (('--batch-size', args.batch_size),
+                          ('--max-pixels', args.max_pixels),
+                          ('--overlay-max-side', args.overlay_max_side),
+                          ('--threads', args.threads)):
+        if value is not None and value < 1:
+            parser.error(f'{option} must be >= 1')
     if args.threshold is not None and not 0 < args.threshold < 1:
         parser.error('--threshold must be in (0, 1)')
     return args
