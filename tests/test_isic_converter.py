@@ -437,6 +437,10 @@ def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):
     assert not (tmp_path / 'out').exists()
     with pytest.raises(isic.ConversionError, match='no ISIC 2016'):
         isic.convert(both, tmp_path / 'out', year=2016, verbose=False)
+    # Zero workers used to run as one without a word.
+    with pytest.raises(isic.ConversionError, match='workers must be at least'):
+        isic.convert(both, tmp_path / 'out', workers=0, verbose=False)
+    assert not (tmp_path / 'out').exists()
     summary = isic.convert(
         both, tmp_path / 'out', year=2017, workers=1, verbose=False)
     assert summary['counts']['official_train'] == 2

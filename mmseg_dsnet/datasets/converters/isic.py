@@ -997,6 +997,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     if not 0.0 < float(train_ratio) < 1.0:
         raise ConversionError(
             f'train ratio must lie in (0, 1), got {train_ratio}')
+    if int(workers) < 1:
+        raise ConversionError(f'workers must be at least 1, got {workers}')
     year = detect_year(src) if year is None else int(year)
     if year not in OFFICIAL_FOLDERS:
         raise ConversionError(
