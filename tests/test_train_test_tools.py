@@ -83,6 +83,33 @@ def test_test_tool_writes_lesion_metrics(trained, tmp_path):
 
 
 @pytest.mark.slow
+def test_test_tool_with_tta_is_recorded_and_not_collected(trained, tmp_path):
+    """``--tta`` used to fail with a traceback (no tta_pipeline); with
+    mmseg's SegTTAModel its figures would have been those of one view."""
+    import shutil
+
+    from mmseg_dsnet.utils.errors import UserError
+    cfg, trained_dir = trained
+    work_dir = tmp_path / 'work'
+    shutil.copytree(trained_dir, work_dir)
+    run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
+             work_dir, '--tta')
+    record = json.loads((work_dir / 'test_metrics.json').read_text())
+    assert record['test_time_augmentation'] is True
+    plain = tmp_path / 'plain.json'
+    run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
+             tmp_path / 'plain', '--metrics-out', plain)
+    assert json.loads(plain.read_text())['test_time_augmentation'] is False
+    # Three views averaged: other figures than one pass, same scale.
+    assert 0 <= record['metrics']['IoU'] <= 100
+    lb = load_tool('analysis_tools/leaderboard.py')
+    with pytest.raises(UserError, match='test-time augmentation'):
+        lb.main(['collect', str(cfg), str(work_dir), '--no-benchmark',
+                 '--runs-dir', str(tmp_path / 'runs')])
+    assert not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.slow
 def test_inference_from_checkpoint(trained, tiny_isic):
     import mmseg_dsnet  # noqa: F401
     from mmseg.apis import inference_model, init_model

@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
+from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
                                 check_output_file, check_work_dir,
@@ -104,7 +105,10 @@ def build_cfg(args):
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        # The config's own tta_pipeline if it has one, else its test
+        # pipeline with flipped views.
+        cfg.test_dataloader.dataset.pipeline = cfg.get('tta_pipeline') or \
+            flip_tta_pipeline(cfg.test_dataloader.dataset.pipeline)
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
@@ -133,7 +137,8 @@ def main(argv=None):
         write_json(
             metrics_record(args.config, args.checkpoint, metrics,
                            cfg.test_dataloader.dataset,
-                           len(runner.test_dataloader.dataset)), out)
+                           len(runner.test_dataloader.dataset),
+                           test_time_augmentation=args.tta), out)
         print(f'Metrics written to {out}')
     finish_distributed(runner)
     return metrics

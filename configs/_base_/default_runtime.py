@@ -41,7 +41,9 @@ resume = False
 # missing, unexpected or mis-shaped key stops the run. Set False to start
 # from a partial checkpoint on purpose (e.g. backbone weights only).
 load_from_strict = True
-tta_model = dict(type='SegTTAModel')
+# tools/test.py --tta: the mean lesion probability of the tta_pipeline's views
+# (mmseg's SegTTAModel would apply a second sigmoid to 1-channel outputs).
+tta_model = dict(type='LesionTTAModel')
 # Reproducible runs: every epoch reseeds all generators from (seed, epoch), so
 # a run resumed after a kill ends with the same weights as an uninterrupted
 # one. For bit-exact results also set deterministic=True (slower cuDNN

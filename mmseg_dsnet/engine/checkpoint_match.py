@@ -102,7 +102,8 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
     fit ``model``.
 
     Args:
-        model (nn.Module): The model (a DDP wrapper is unwrapped).
+        model (nn.Module): The model (a DDP wrapper or a test-time
+            augmentation model is unwrapped).
         checkpoint (dict): The loaded checkpoint (or bare state dict).
         config (str, optional): The config the model was built from, for
             the message.
@@ -116,7 +117,9 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
         CheckpointMismatchError: One line naming the config, the checkpoint,
             the counts and the first few keys of each kind.
     """
-    if is_model_wrapper(model):
+    from mmengine.model import BaseTTAModel
+    # mmengine loads into the wrapped segmentor of both (load_state_dict).
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
     given = state_dict_of(checkpoint)
     where = f'Checkpoint {filename or "(given)"}'

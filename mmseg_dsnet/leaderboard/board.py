@@ -218,6 +218,13 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     """
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
+    if rec.pop('test_time_augmentation'):
+        # Every row is one pass over each test image, as the published
+        # figures are.
+        raise UserError(
+            f'{work_dir} was tested with test-time augmentation '
+            f'({rec["metrics_source"]}); leaderboard rows are single-pass '
+            'results: run tools/test.py without --tta, then collect')
     check_config_matches_run(config, cfg, work_dir)
     if 'design' in osp.basename(str(rec.get('test_split') or '')):
         # Design runs choose the model; a leaderboard row is a test result.

@@ -29,7 +29,8 @@ def read_last_checkpoint(work_dir):
         return f.read().strip()
 
 
-def metrics_record(config, checkpoint, metrics, dataset_cfg, images):
+def metrics_record(config, checkpoint, metrics, dataset_cfg, images,
+                   test_time_augmentation=False):
     """What ``tools/test.py`` writes to ``test_metrics.json`` (and the
     leaderboard reads): the metrics and the data they were computed on.
 
@@ -39,11 +40,15 @@ def metrics_record(config, checkpoint, metrics, dataset_cfg, images):
         metrics (dict): The evaluator's figures.
         dataset_cfg (dict): The evaluating loader's dataset config.
         images (int): Number of images evaluated.
+        test_time_augmentation (bool): Whether the figures average
+            augmented views (``tools/test.py --tta``). Default: False.
 
     Returns:
-        dict: ``config``, ``checkpoint``, ``metrics`` and the keys of
+        dict: ``config``, ``checkpoint``, ``metrics``,
+        ``test_time_augmentation`` and the keys of
         :func:`~mmseg_dsnet.datasets.synthetic_fallback.data_provenance`.
     """
     return dict(config=config, checkpoint=checkpoint,
                 metrics={k: float(v) for k, v in metrics.items()},
+                test_time_augmentation=bool(test_time_augmentation),
                 **data_provenance(dataset_cfg, images))

@@ -334,6 +334,23 @@ def slug(text):
     return re.sub(r'[^a-z0-9.]+', '-', str(text).lower()).strip('-')
 
 
+def _evaluated_with_tta(metrics_kind, metrics_file, metrics_source,
+                        test_runs):
+    """Whether the final metrics average test-time augmented views: the
+    flag ``tools/test.py --tta`` writes, or for a runner dump the model type
+    of the test run that dumped it."""
+    from mmengine.config import Config
+    if metrics_kind == 'test_metrics.json':
+        return bool(load_json(metrics_file).get('test_time_augmentation'))
+    if metrics_kind == 'runner test dump':
+        for run in test_runs:
+            if osp.relpath(run['test_json'], osp.dirname(run['dir'])) in \
+                    metrics_source and osp.isfile(run['config']):
+                model = Config.fromfile(run['config']).get('model') or {}
+                return 'TTA' in str(model.get('type', ''))
+    return False
+
+
 def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     """Everything the leaderboard needs from a work dir, except complexity
     and timing benchmarks.
@@ -368,6 +385,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         seed, seed_source = infos[-1]['seed'], 'runtime seed in the log'
     metrics, metrics_kind, metrics_source, checkpoint = final_metrics(
         work_dir, train_runs, test_runs, metrics_file)
+    tta = _evaluated_with_tta(metrics_kind, metrics_file or osp.join(
+        work_dir, 'test_metrics.json'), metrics_source, test_runs)
     warnings = []
     if metrics_kind == 'test_metrics.json' and osp.getmtime(
             metrics_file or osp.join(work_dir, 'test_metrics.json')) < \
@@ -387,6 +406,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         metrics=metrics,
         metrics_source=metrics_source,
         metrics_source_kind=metrics_kind,
+        test_time_augmentation=tta,
         checkpoint=checkpoint,
         warnings=warnings,
         _config=cfg)

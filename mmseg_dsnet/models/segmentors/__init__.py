@@ -1,0 +1,3 @@
+from .lesion_tta_model import LesionTTAModel
+
+__all__ = ['LesionTTAModel']

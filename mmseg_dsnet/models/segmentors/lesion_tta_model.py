@@ -1,0 +1,80 @@
+"""Test-time augmentation for binary lesion segmentors.
+
+MMSegmentation 1.2.2's ``SegTTAModel`` does not fit a lesion model: for a
+1-channel head it applies the sigmoid to ``seg_logits`` that the segmentor
+has already turned into probabilities (every pixel then lies above 0.5),
+and the sample it returns keeps the ``seg_logits`` of the last augmented
+view, which :class:`~mmseg_dsnet.evaluation.LesionMetric` reads. This model
+averages the lesion probability over the views and stores the average in
+both ``seg_logits`` and ``pred_sem_seg``.
+"""
+from typing import List
+
+import torch
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import SegTTAModel
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import SampleList
+
+from ..utils.lesion_logit import lesion_logit
+
+
+@MODELS.register_module()
+class LesionTTAModel(SegTTAModel):
+    """Average the lesion probability of augmented views (``tools/test.py
+    --tta`` with the configs' ``tta_pipeline``).
+
+    Each view's ``seg_logits`` is already flipped back and resized to the
+    original image by the segmentor. A 1-channel output holds sigmoid
+    probabilities there (MMSegmentation 1.x's ``postprocess_result``); a
+    2-channel output holds logits, whose softmax lesion probability is
+    ``sigmoid(l_lesion - l_background)``. The merged sample holds the mean
+    probability in the same form (1 channel: the probability; 2 channels:
+    log-probabilities, whose softmax is the mean) and the mask of the pixels
+    whose mean lies above the decode head's threshold (0.5 for 2 channels).
+
+    Args:
+        module (dict | nn.Module): The segmentor.
+        data_preprocessor (dict, optional): As for ``BaseTTAModel``.
+    """
+
+    def merge_preds(self, data_samples_list: List[SampleList]) -> SampleList:
+        """One sample per image: the views' mean lesion probability.
+
+        Args:
+            data_samples_list (list[list[SegDataSample]]): Per image, the
+                predictions of its augmented views.
+
+        Returns:
+            list[SegDataSample]: The merged predictions.
+        """
+        merged = []
+        for views in data_samples_list:
+            channels = views[0].seg_logits.data.shape[0]
+            probability = torch.stack(
+                [self._lesion_probability(view) for view in views]).mean(0)
+            if channels == 1:
+                seg_logits = probability[None]
+                threshold = self.module.decode_head.threshold
+            else:
+                # log p is exact for the softmax: softmax(log p) = p.
+                seg_logits = torch.stack([1 - probability,
+                                          probability]).clamp_min(1e-12).log()
+                threshold = 0.5
+            sample = SegDataSample(metainfo=views[0].metainfo)
+            sample.seg_logits = PixelData(data=seg_logits)
+            sample.pred_sem_seg = PixelData(
+                data=(probability > threshold).long()[None])
+            if 'gt_sem_seg' in views[0]:
+                sample.gt_sem_seg = views[0].gt_sem_seg
+            merged.append(sample)
+        return merged
+
+    @staticmethod
+    def _lesion_probability(view: SegDataSample) -> torch.Tensor:
+        """``(H, W)`` lesion probability of one view."""
+        data = view.seg_logits.data.float()
+        if data.shape[0] == 1:
+            return data[0]
+        return lesion_logit(data, dim=0).sigmoid()

@@ -1,0 +1,114 @@
+"""Test-time augmentation of lesion segmentors (``tools/test.py --tta``):
+the mean lesion probability of the flipped views."""
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from PIL import Image
+
+CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+
+
+def view(data, flip=None):
+    """A data sample as the segmentor leaves it: seg_logits at the
+    original size, already flipped back."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample(metainfo=dict(flip=flip is not None,
+                                         flip_direction=flip))
+    sample.seg_logits = PixelData(data=torch.as_tensor(data).float())
+    sample.gt_sem_seg = PixelData(data=torch.zeros(1, *data.shape[1:]).long())
+    return sample
+
+
+@pytest.fixture
+def tta_model():
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(CONFIG)
+    return MODELS.build(dict(cfg.tta_model, module=cfg.model)).eval()
+
+
+def test_merge_averages_the_lesion_probability(tta_model):
+    """mmseg's SegTTAModel sigmoids the probabilities a second time (every
+    pixel ends above 0.5) and keeps the last view's seg_logits."""
+    from mmseg_dsnet.evaluation import LesionMetric
+    metric = LesionMetric()
+    # 1 channel: the segmentor stores probabilities.
+    first = np.array([[[0.2, 0.9], [0.4, 0.1]]])
+    second = np.array([[[0.6, 0.3], [0.8, 0.1]]])
+    merged, = tta_model.merge_preds([[view(first), view(second, 'horizontal')]])
+    mean = (first + second)[0] / 2
+    assert torch.allclose(merged.seg_logits.data[0], torch.tensor(mean).float())
+    assert merged.pred_sem_seg.data.tolist() == [[[0, 1], [1, 0]]]
+    assert torch.allclose(metric._lesion_probability(merged.to_dict()),
+                          torch.tensor(mean).float())
+    assert merged.metainfo['flip'] is False and 'gt_sem_seg' in merged
+    # 2 channels: logits; the softmax lesion probability is averaged.
+    logits = [np.random.default_rng(seed).normal(0, 2, (2, 3, 4))
+              for seed in range(3)]
+    merged, = tta_model.merge_preds([[view(x) for x in logits]])
+    want = np.mean([torch.tensor(x).softmax(0)[1].numpy() for x in logits], 0)
+    got = metric._lesion_probability(merged.to_dict())
+    assert np.allclose(got.numpy(), want, atol=1e-6)
+    assert (merged.pred_sem_seg.data[0].numpy() == (want > 0.5)).all()
+
+
+def test_flip_views_come_from_the_test_pipeline():
+    from mmengine.config import Config
+
+    from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
+    from mmseg_dsnet.utils.errors import UserError
+    test = Config.fromfile(CONFIG).test_dataloader.dataset.pipeline
+    load, tta = flip_tta_pipeline(test)
+    assert load == test[0] and tta['type'] == 'TestTimeAug'
+    steps = tta['transforms']
+    assert steps[0] == [test[1]]  # the same resize as the single pass
+    flips = [(f['prob'], f['direction']) for f in steps[1]]
+    assert flips == [(0., 'horizontal'), (1., 'horizontal'), (1., 'vertical')]
+    # The ground truth is loaded after the flips: never flipped itself.
+    assert steps[2] == [test[2]] and steps[3] == [test[3]]
+    with pytest.raises(UserError, match='starts with LoadImageFromFile'):
+        flip_tta_pipeline(test[1:])
+    with pytest.raises(UserError, match='already flips'):
+        flip_tta_pipeline(test[:2] + [dict(type='RandomFlip', prob=1.)] +
+                          test[2:])
+
+
+def test_tta_equals_the_mean_of_the_flipped_predictions(tta_model, tmp_path):
+    """Through the real pipeline and segmentor: each view is flipped back
+    before the mean (an input the network does not treat symmetrically)."""
+    from mmcv.transforms import Compose
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    image[40:120, 30:200] = (90, 50, 40)
+    Image.fromarray(image).save(tmp_path / 'img.png')
+    Image.fromarray(np.zeros((256, 256), np.uint8)).save(tmp_path / 'gt.png')
+    cfg = Config.fromfile(CONFIG)
+    pipeline = Compose(flip_tta_pipeline(cfg.test_dataloader.dataset.pipeline))
+    data = pipeline(dict(img_path=str(tmp_path / 'img.png'),
+                         seg_map_path=str(tmp_path / 'gt.png'),
+                         reduce_zero_label=False, seg_fields=[]))
+    with torch.no_grad():
+        merged, = tta_model.test_step(pseudo_collate([data]))
+        module = tta_model.module
+        batch = module.data_preprocessor(
+            dict(inputs=[data['inputs'][0]]), False)['inputs']
+
+        def probability(x):
+            return module.predict(x)[0].seg_logits.data[0]
+
+        want = (probability(batch) +
+                probability(batch.flip(3)).flip(1) +
+                probability(batch.flip(2)).flip(0)) / 3
+    got = merged.seg_logits.data[0]
+    assert torch.allclose(got, want, atol=1e-5)
+    # The views differ: the mean is not any single one of them.
+    assert not torch.allclose(got, probability(batch), atol=1e-4)
