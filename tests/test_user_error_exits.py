@@ -1,4 +1,5 @@
-"""User errors end with one ``ERROR:`` line and exit status 2, outputs
+"""User errors end with one ``ERROR:`` line and exit status 2 (train.py --amp
+without an accelerator among them), outputs
 follow the umask, a broken ONNX file is named, ``infer.py --recursive``
 never reads its own outputs, and the export parity rule passes every model
 of the repository while failing a real mismatch (leaving no file)."""
@@ -86,6 +87,20 @@ def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
     assert code == 2 and err.startswith('ERROR: ') and '--overwrite' in err
     assert err.count('\n') == 1 and 'Traceback' not in err
     assert (tmp_path / 'd.pth').read_bytes() == b'keep'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only '
+                    'machine')
+def test_train_amp_without_an_accelerator_is_one_error_line(tmp_path, capsys):
+    """mmengine's AmpOptimWrapper asserted this with a traceback, after the
+    work dir was made."""
+    tool = load_tool('train.py')
+    work = tmp_path / 'work'
+    code, err = run_cli(tool.main, [DSNET, '--amp', '--work-dir', work],
+                        capsys)
+    assert code == 2, err
+    assert err.startswith('ERROR: mixed precision') and 'GPU' in err
+    assert err.count('\n') == 1 and not work.exists()
 
 
 def test_reparameterize_outputs_follow_the_umask(tmp_path, capsys):

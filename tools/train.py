@@ -26,6 +26,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import remove_stale_partials
 
 
@@ -90,6 +91,12 @@ def build_cfg(args):
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        from mmengine.device import get_device
+        if get_device() == 'cpu':
+            # mmengine's AmpOptimWrapper asserts this deep in the build.
+            raise UserError('mixed precision (--amp or AmpOptimWrapper) '
+                            'needs a GPU, NPU or MLU; none is available here')
     cfg.resume = args.resume
     if args.partial_checkpoint:
         cfg.load_from_strict = False
