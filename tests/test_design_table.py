@@ -187,6 +187,10 @@ def test_design_study_quotes_the_records_table():
             seeds=[0, 1, 2, 3], paired=True,
             planned_seeds=8).rstrip().split('\n\n')
         assert table in doc and f'> {verdict}' in doc
+    # The seventeenth round, all eight seeds (the verdict in the model card).
+    assert design.comparison_table(
+        full, d, ['dsnet-design-deeper-eighth-group-norm_isic2017'],
+        seeds=list(range(8)), paired=True) in doc
     # The anchor's four design seeds beside the default's.
     assert design.comparison_table(full, d, ['egeunet'], seeds=[0, 1, 2, 3],
                                    paired=True) in doc
