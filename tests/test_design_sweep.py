@@ -99,8 +99,11 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
     assert tool.main(['egeunet', '--seeds', '3', '3', *args]) == 2
     assert capsys.readouterr().err.startswith(
         'ERROR: runs named twice: egeunet_s3')
-    assert tool.main(['egeunet', '--parallel', '0', *args]) == 2
-    assert capsys.readouterr().err.startswith('ERROR: --parallel')
+    for option, value in (('--parallel', '0'), ('--threads', '0'),
+                          ('--seeds', '-1'), ('--start-before', '-5')):
+        assert tool.main(['egeunet', option, value, *args]) == 2
+        assert capsys.readouterr().err.startswith(
+            f'ERROR: {option} must be at least')
     # Zero used to mean "all design-train images"; nothing starts.
     for option, value in (('--train-images', '0'), ('--epochs', '0'),
                           ('--crop-size', '100')):

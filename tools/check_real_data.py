@@ -74,7 +74,7 @@ def check_args(args):
     """Refuse what the run would not follow, before any conversion or
     training."""
     check_short_schedule(args.epochs, args.train_images, args.test_images,
-                         args.lr, args.crop_size)
+                         args.lr, args.crop_size, args.seed)
     for path in args.configs:
         check_input_file(path, 'config file')
 

@@ -46,7 +46,7 @@ def set_input_size(cfg, size):
 
 
 def check_short_schedule(epochs=None, train_images=None, test_images=None,
-                         lr=None, crop_size=None):
+                         lr=None, crop_size=None, seed=None):
     """Refuse settings :func:`short_schedule_cfg` would not follow (a zero
     count or size would read as "not given": all images, 256 px).
 
@@ -55,8 +55,9 @@ def check_short_schedule(epochs=None, train_images=None, test_images=None,
     """
     from mmseg_dsnet.utils.cli import check_at_least
     from mmseg_dsnet.utils.errors import UserError
+    # numpy takes seeds from 0 only (a negative one failed inside the run).
     check_at_least(('--epochs', epochs, 1), ('--train-images', train_images, 1),
-                   ('--test-images', test_images, 1))
+                   ('--test-images', test_images, 1), ('--seed', seed, 0))
     if lr is not None and lr <= 0:
         raise UserError(f'--lr must be positive, got {lr}')
     # Every model here halves its input five times.

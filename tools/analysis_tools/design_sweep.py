@@ -14,6 +14,7 @@ from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_short_schedule)
 from mmseg_dsnet.leaderboard.sweep import run_sweep, sweep_jobs
+from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.errors import UserError
 
 
@@ -45,11 +46,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.parallel < 1 or args.threads < 1:
-        print('ERROR: --parallel and --threads must be at least 1',
-              file=sys.stderr)
-        return 2
     try:
+        # A negative seed failed inside every run; a negative
+        # --start-before started none and exited 0.
+        check_at_least(('--parallel', args.parallel, 1),
+                       ('--threads', args.threads, 1),
+                       ('--seeds', min(args.seeds), 0),
+                       ('--start-before', args.start_before, 1))
         check_short_schedule(args.epochs, args.train_images,
                              crop_size=args.crop_size)
     except UserError as err:
