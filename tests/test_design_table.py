@@ -205,6 +205,37 @@ def test_design_study_quotes_the_records_table():
         assert f'> {verdict}' in doc
 
 
+def test_design_study_quotes_the_test_time_flip_records():
+    """The flip table's figures are the tools/test.py records in
+    results/tta, each single pass equal to its design run's record."""
+    from conftest import REPO
+    doc = (REPO / 'docs' / 'design_study.md').read_text()
+    section = doc.split('## Test-time flips on the design hold-out')[1]
+    default = 'dsnet-design-e-deeper-eighth_isic2017'
+    for name, seeds in ((default, (4, 5, 6, 7)), ('egeunet', (2, 3))):
+        row = next(line for line in section.splitlines()
+                   if line.startswith(f'| {name}'))
+        differences = []
+        for seed in seeds:
+            runs = {mode: json.loads((REPO / 'results' / 'tta' /
+                                      f'{name}_s{seed}_{mode}.json'
+                                      ).read_text())
+                    for mode in ('single', 'tta')}
+            assert runs['tta']['test_time_augmentation'] is True
+            assert not runs['single']['test_time_augmentation']
+            assert runs['single']['split_file'].endswith('design_val.txt')
+            single, tta = (runs[mode]['metrics']['IoU']
+                           for mode in ('single', 'tta'))
+            design_run = json.loads((REPO / 'results' / 'design' /
+                                     f'{name}_128px_30ep_seed{seed}.json'
+                                     ).read_text())
+            assert round(single, 2) == design_run['metrics']['IoU']
+            assert f'{single:.2f}' in row and f'{tta:.2f}' in row
+            differences.append(tta - single)
+            assert f'{tta - single:+.2f}' in row
+        assert f'mean {statistics.mean(differences):+.2f}' in row
+
+
 def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
     from mmseg_dsnet.leaderboard.real_data_check import write_design_record
     run = dict(input_size=128, epochs=15, seed=0, device='cpu',
