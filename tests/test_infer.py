@@ -204,6 +204,44 @@ def test_no_overwrite_without_flag(checkpoint, inputs, tmp_path, capsys):
     assert Image.open(mask_file).size == (250, 190)
 
 
+def test_flips_average_three_passes(checkpoint, inputs, tmp_path):
+    """``--tta``: the masks of the mean probability of the image and its
+    flips, at the original size, batch by batch as one by one."""
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    from mmseg_dsnet.image_io import read_image
+    folder, _ = inputs
+    names = ['normal.jpg', 'deep16.png']
+    assert run_tool([CONFIG, checkpoint, *[str(folder / n) for n in names],
+                     '--out-dir', str(tmp_path / 'out'), '--tta',
+                     '--batch-size', '2', '--no-progress']) == 0
+    backend = TorchBackend(CONFIG, checkpoint)
+    flips, single = (LesionInferencer(backend, flips=f) for f in (True, False))
+    changed = 0
+    for name in names:
+        rgb = read_image(str(folder / name)).rgb
+        written = np.array(Image.open(
+            tmp_path / 'out' / 'masks' / (name.rsplit('.', 1)[0] + '.png')))
+        want, = flips.predict([rgb])
+        assert (written == want * 255).all()
+        changed += int((single.predict([rgb])[0] != want).sum())
+    assert changed > 0  # the flips changed some pixels
+
+
+def test_mean_probability_logits_of_one_and_two_channels():
+    from mmseg_dsnet.models.utils.lesion_logit import (lesion_logit,
+                                                       mean_probability_logits)
+    rng = np.random.default_rng(0)
+    for channels in (1, 2):
+        views = [rng.normal(0, 3, (2, channels, 4, 5)).astype(np.float32)
+                 for _ in range(3)]
+        merged = mean_probability_logits(views)
+        assert merged.shape == views[0].shape and merged.dtype == np.float32
+        want = np.mean([1 / (1 + np.exp(-lesion_logit(v))) for v in views], 0)
+        got = 1 / (1 + np.exp(-lesion_logit(merged)))
+        assert np.allclose(got, want, atol=1e-6)
+
+
 def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):
     pytest.importorskip('onnxruntime')
     from mmseg_dsnet.deploy.onnx_export import export_onnx

@@ -40,12 +40,12 @@ def test_merge_averages_the_lesion_probability(tta_model):
     # 1 channel: the segmentor stores probabilities.
     first = np.array([[[0.2, 0.9], [0.4, 0.1]]])
     second = np.array([[[0.6, 0.3], [0.8, 0.1]]])
-    merged, = tta_model.merge_preds([[view(first), view(second, 'horizontal')]])
-    mean = (first + second)[0] / 2
-    assert torch.allclose(merged.seg_logits.data[0], torch.tensor(mean).float())
+    merged, = tta_model.merge_preds(
+        [[view(first), view(second, 'horizontal')]])
+    mean = torch.tensor((first + second)[0] / 2).float()
+    assert torch.allclose(merged.seg_logits.data[0], mean)
     assert merged.pred_sem_seg.data.tolist() == [[[0, 1], [1, 0]]]
-    assert torch.allclose(metric._lesion_probability(merged.to_dict()),
-                          torch.tensor(mean).float())
+    assert torch.allclose(metric._lesion_probability(merged.to_dict()), mean)
     assert merged.metainfo['flip'] is False and 'gt_sem_seg' in merged
     # 2 channels: logits; the softmax lesion probability is averaged.
     logits = [np.random.default_rng(seed).normal(0, 2, (2, 3, 4))
@@ -112,3 +112,15 @@ def test_tta_equals_the_mean_of_the_flipped_predictions(tta_model, tmp_path):
     assert torch.allclose(got, want, atol=1e-5)
     # The views differ: the mean is not any single one of them.
     assert not torch.allclose(got, probability(batch), atol=1e-4)
+    # infer.py --tta (LesionInferencer with flips, re-parameterised
+    # network, its own preprocessing) gives the same mean probability.
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save(dict(state_dict=module.state_dict()), checkpoint)
+    inferencer = LesionInferencer(TorchBackend(CONFIG, str(checkpoint)),
+                                  flips=True)
+    logits = inferencer.logits([image])[0, 0]
+    assert np.allclose(1 / (1 + np.exp(-logits)), got.numpy(), atol=1e-4)
+    single = LesionInferencer(inferencer.backend).logits([image])[0, 0]
+    assert not np.allclose(single, logits, atol=1e-3)

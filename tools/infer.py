@@ -73,6 +73,9 @@ def parse_args(argv=None):
     parser.add_argument('--threshold', type=float, default=None,
                         help="sigmoid threshold (default: the model's, "
                         '0.5)')
+    parser.add_argument('--tta', action='store_true',
+                        help='average the lesion probability of each image '
+                        'and its two flips (three passes, as test.py --tta)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing masks and overlays')
     parser.add_argument('--no-overlay', action='store_true',
@@ -189,7 +192,7 @@ def main(argv=None):
         return fail(err)
     except (ValueError, RuntimeError, OSError, KeyError) as err:
         return fail(f'cannot load the model {args.model}: {err}')
-    inferencer = LesionInferencer(backend, args.threshold)
+    inferencer = LesionInferencer(backend, args.threshold, flips=args.tta)
     print(f'{len(found.files)} images, backend {backend.name}, model input '
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
           f'threshold {inferencer.threshold:g}', file=sys.stderr)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..deploy.deployable import to_model_input
 from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
-from ..models.utils.lesion_logit import decision_map
+from ..models.utils.lesion_logit import decision_map, mean_probability_logits
 from ..progress import progress_bar
 from .masks import draw_overlay, resize_to_mask, write_image
 
@@ -28,20 +28,37 @@ class LesionInferencer:
         backend (TorchBackend | OnnxRuntimeBackend): The network.
         threshold (float, optional): Sigmoid threshold for 1-channel
             models; default: the model's own (0.5 in our configs).
+        flips (bool): Average the lesion probability of each image and
+            its horizontal and vertical flips (three passes), as
+            ``tools/test.py --tta`` does. Default: False.
     """
 
-    def __init__(self, backend, threshold: Optional[float] = None):
+    def __init__(self, backend, threshold: Optional[float] = None,
+                 flips: bool = False):
         self.backend = backend
         self.threshold = (backend.threshold
                           if threshold is None else float(threshold))
         self.input_size = tuple(backend.input_size)
+        self.flips = flips
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` model-size RGB to ``(N, C, H, W)`` logits (with
+        ``flips``: of the mean probability of the three views, each
+        flipped back)."""
+        if not self.flips:
+            return self.backend(batch)
+        views = [self.backend(batch)]
+        for axis in (3, 2):  # horizontal, vertical
+            flipped = np.ascontiguousarray(np.flip(batch, axis))
+            views.append(np.flip(self.backend(flipped), axis))
+        return mean_probability_logits(views)
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``(N, C, H, W)`` logits at the model's input size for RGB uint8
         images of any sizes."""
         batch = np.stack([to_model_input(rgb, self.input_size)
                           for rgb in images])
-        return self.backend(batch)
+        return self.run(batch)
 
     def decisions(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Decision maps at the model size (positive = lesion)."""
@@ -171,8 +188,7 @@ def run_inference(inferencer: LesionInferencer,
         if not pending:
             return
         try:
-            logits = inferencer.backend(
-                np.stack([item[1] for item in pending]))
+            logits = inferencer.run(np.stack([item[1] for item in pending]))
             decisions = [decision_map(item, inferencer.threshold)
                          for item in logits]
         except Exception as err:  # noqa: BLE001  (report, keep going)

@@ -69,3 +69,34 @@ def decision_map(logits, threshold: float = 0.5, dim: int = 0):
     if not 0.0 < threshold < 1.0:
         raise ValueError(f'threshold must be in (0, 1), got {threshold}')
     return logit - math.log(threshold / (1 - threshold))
+
+
+def mean_probability_logits(views, dim: int = 1, eps: float = 1e-7):
+    """Logits whose lesion probability is the mean of several outputs'.
+
+    Used to merge test-time augmented views: probabilities, not logits,
+    are averaged (a confident view does not outvote the others without
+    bound).
+
+    Args:
+        views (Sequence[np.ndarray]): Outputs of one shape, 1 or 2
+            channels on ``dim``.
+        dim (int): The channel axis. Default: 1.
+        eps (float): The mean is clipped to ``[eps, 1 - eps]`` so that the
+            logits stay finite. Default: 1e-7.
+
+    Returns:
+        np.ndarray: Of the views' shape: the logit of the mean probability
+        (1 channel), or the log-probabilities of background and lesion
+        (2 channels, whose softmax is the mean).
+    """
+    import numpy as np
+    probability = np.mean([
+        1 / (1 + np.exp(-lesion_logit(view.astype(np.float64), dim)))
+        for view in views
+    ], axis=0).clip(eps, 1 - eps)
+    if views[0].shape[dim] == 1:
+        merged = np.expand_dims(np.log(probability / (1 - probability)), dim)
+    else:
+        merged = np.stack([np.log1p(-probability), np.log(probability)], dim)
+    return merged.astype(views[0].dtype)
