@@ -199,6 +199,29 @@ def test_cli_refuses_to_overwrite(checkpoint, tmp_path, capsys):
     assert os.listdir(tmp_path) == ['model.onnx']  # no temp files left
 
 
+def test_a_killed_exports_temporary_file_is_removed(checkpoint, image_dir,
+                                                   tmp_path):
+    """An export killed while writing leaves a hidden ``.<name>.part-PID``
+    file; the next export to the folder removes it."""
+    import subprocess
+    import sys
+
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    dead = subprocess.run([sys.executable, '-c', 'import os; '
+                           'print(os.getpid())'], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f'.model.onnx.part-{dead}'
+    stale.write_bytes(b'half an onnx file')
+    messages = []
+    result = export_and_check(CONFIG, checkpoint, str(tmp_path / 'model.onnx'),
+                              check_images=[str(image_dir)],
+                              log=messages.append)
+    assert result['passed'] and not stale.exists()
+    assert any(str(stale) in m and 'interrupted export' in m
+               for m in messages)
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx']
+
+
 def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
                                              tmp_path):
     """Named check images that are missing or unreadable used to be

@@ -30,7 +30,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..models.utils import reparameterize_model
 from ..utils.errors import UserError
-from ..utils.fileio import atomic_write, refuse_existing
+from ..utils.fileio import (atomic_write, refuse_existing,
+                            remove_stale_partials)
 from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
                          META_THRESHOLD, DeployableSegmentor, build_segmentor,
                          input_size_of, load_config, threshold_of)
@@ -232,6 +233,9 @@ def export_and_check(config,
     for path in (out_file, int8_file):
         if path:
             refuse_existing(path, overwrite)
+            # A hidden temporary file of an export that was killed.
+            for stale in remove_stale_partials(osp.dirname(osp.abspath(path))):
+                log(f'Removed {stale}, left by an interrupted export.')
     # Named images are read before the export: a missing or unreadable one
     # is refused, not dropped from the check.
     check_pairs = explicit_check_pairs(check_images, num_check_images) \
