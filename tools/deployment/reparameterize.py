@@ -22,7 +22,9 @@ import sys
 
 from mmseg_dsnet.deploy.deploy_checkpoint import (ParityError,
                                                   write_deploy_checkpoint)
-from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.cli_errors import (UserError,
+                                           run_reporting_user_errors)
+from mmseg_dsnet.utils.cli import check_at_least
 
 
 def parse_args(argv=None):
@@ -43,6 +45,11 @@ def main(argv=None):
     status 1 when its parity check fails; user errors are raised (reported
     by ``run_reporting_user_errors`` on the command line)."""
     args = parse_args(argv)
+    # The check runs the network at --shape: every model here halves its
+    # input five times (0x0 failed inside the network with a traceback).
+    check_at_least(('--shape', min(args.shape), 32))
+    if args.atol <= 0:
+        raise UserError(f'--atol must be positive, got {args.atol:g}')
     try:
         result = write_deploy_checkpoint(args.config, args.checkpoint,
                                          args.out, tuple(args.shape),
