@@ -87,9 +87,10 @@ def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
     assert code == 2 and err.startswith('ERROR: ') and '--overwrite' in err
     assert err.count('\n') == 1 and 'Traceback' not in err
     assert (tmp_path / 'd.pth').read_bytes() == b'keep'
-    # A check it could not run: a size below 32, a tolerance below 0.
+    # A check it could not run: an empty size, a tolerance below 0.
     for option, message in (
-            (['--shape', '0', '0'], '--shape must be at least 32, got 0'),
+            (['--shape', '0', '0'], '--shape takes 1 or 2 positive numbers, '
+             'got [0, 0]'),
             (['--atol', '-1'], '--atol must be positive, got -1')):
         code, err = run_cli(tool.main, [DSNET, ckpt, tmp_path / 'e.pth'] +
                             option, capsys)
