@@ -29,6 +29,7 @@ import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..models.utils import reparameterize_model
+from ..utils.cli import check_at_least
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials)
@@ -225,11 +226,9 @@ def export_and_check(config,
         :func:`check_parity`), ``real_images`` (source), ``int8`` (when
         asked) and ``passed``.
     """
-    for name, value in (('atol', atol), ('rtol', rtol),
-                        ('noise_factor', noise_factor)):
-        if value < 0:
-            raise UserError(f'{name} must be at least 0, got {value}: a '
-                            'negative tolerance cannot be met')
+    # A negative tolerance cannot be met.
+    check_at_least(('atol', atol, 0), ('rtol', rtol, 0),
+                   ('noise_factor', noise_factor, 0))
     for path in (out_file, int8_file):
         if path:
             refuse_existing(path, overwrite)

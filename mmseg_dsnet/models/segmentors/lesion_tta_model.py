@@ -23,7 +23,8 @@ from ..utils.lesion_logit import lesion_logit
 @MODELS.register_module()
 class LesionTTAModel(SegTTAModel):
     """Average the lesion probability of augmented views (``tools/test.py
-    --tta`` with the configs' ``tta_pipeline``).
+    --tta``: the flips of :func:`~mmseg_dsnet.datasets.flip_tta_pipeline.
+    flip_tta_pipeline`, or a config's own ``tta_pipeline``).
 
     Each view's ``seg_logits`` is already flipped back and resized to the
     original image by the segmentor. A 1-channel output holds sigmoid
