@@ -57,6 +57,14 @@ def test_merge_averages_the_lesion_probability(tta_model):
     assert (merged.pred_sem_seg.data[0].numpy() == (want > 0.5)).all()
 
 
+def test_merge_refuses_raw_logits_in_one_channel(tta_model):
+    """A 1-channel view outside [0, 1] holds logits, not the probabilities
+    mmseg stores: averaging them would give a wrong mask, so it stops."""
+    logits = np.array([[[-2.0, 3.0], [0.5, -0.1]]])
+    with pytest.raises(ValueError, match='look like raw logits'):
+        tta_model.merge_preds([[view(logits), view(logits, 'vertical')]])
+
+
 def test_flip_views_come_from_the_test_pipeline():
     from mmengine.config import Config
 

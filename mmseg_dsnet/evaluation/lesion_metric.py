@@ -17,7 +17,7 @@ from prettytable import PrettyTable
 
 from mmseg.registry import METRICS
 
-from ..models.utils.lesion_logit import lesion_logit
+from ..models.utils.lesion_logit import stored_lesion_probability
 
 # Keys of one per-image record in ``self.results``.
 _ORIG = 'counts_orig'
@@ -210,26 +210,9 @@ class LesionMetric(BaseMetric):
             pred = data_sample['pred_sem_seg']['data'].squeeze(0)
             return (pred == self.lesion_index).float()
 
-        logits = data_sample['seg_logits']['data'].float()
-        if logits.dim() != 3:
-            raise ValueError('seg_logits must be C x H x W, got shape '
-                             f'{tuple(logits.shape)}')
-        num_channels = logits.shape[0]
-        if num_channels == 1:
-            if self.single_channel_input == 'logit':
-                return logits[0].sigmoid()
-            if logits.min() < 0 or logits.max() > 1:
-                raise ValueError(
-                    '1-channel seg_logits hold values outside [0, 1]; they '
-                    'look like raw logits: set single_channel_input="logit"')
-            return logits[0]
-        if not 0 <= self.lesion_index < num_channels:
-            raise ValueError(f'lesion_index {self.lesion_index} is not a '
-                             f'channel of {num_channels}-channel seg_logits')
-        if num_channels == 2:
-            # The softmax lesion probability: sigmoid(l_lesion - l_other).
-            return lesion_logit(logits, 0, self.lesion_index).sigmoid()
-        return logits.softmax(dim=0)[self.lesion_index]
+        return stored_lesion_probability(data_sample['seg_logits']['data'],
+                                         self.lesion_index,
+                                         self.single_channel_input)
 
     def _confusion(self, prob: torch.Tensor,
                    label: torch.Tensor) -> List[int]:

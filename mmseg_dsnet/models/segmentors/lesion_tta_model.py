@@ -17,7 +17,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList
 
-from ..utils.lesion_logit import lesion_logit
+from ..utils.lesion_logit import stored_lesion_probability
 
 
 @MODELS.register_module()
@@ -53,8 +53,10 @@ class LesionTTAModel(SegTTAModel):
         merged = []
         for views in data_samples_list:
             channels = views[0].seg_logits.data.shape[0]
-            probability = torch.stack(
-                [self._lesion_probability(view) for view in views]).mean(0)
+            probability = torch.stack([
+                stored_lesion_probability(view.seg_logits.data)
+                for view in views
+            ]).mean(0)
             if channels == 1:
                 seg_logits = probability[None]
                 threshold = self.module.decode_head.threshold
@@ -71,11 +73,3 @@ class LesionTTAModel(SegTTAModel):
                 sample.gt_sem_seg = views[0].gt_sem_seg
             merged.append(sample)
         return merged
-
-    @staticmethod
-    def _lesion_probability(view: SegDataSample) -> torch.Tensor:
-        """``(H, W)`` lesion probability of one view."""
-        data = view.seg_logits.data.float()
-        if data.shape[0] == 1:
-            return data[0]
-        return lesion_logit(data, dim=0).sigmoid()

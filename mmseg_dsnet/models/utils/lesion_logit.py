@@ -100,3 +100,49 @@ def mean_probability_logits(views, dim: int = 1, eps: float = 1e-7):
     else:
         merged = np.stack([np.log1p(-probability), np.log(probability)], dim)
     return merged.astype(views[0].dtype)
+
+
+def stored_lesion_probability(seg_logits,
+                              lesion_index: int = 1,
+                              single_channel_input: str = 'probability'):
+    """The ``(H, W)`` lesion probability of one sample's ``seg_logits``.
+
+    MMSegmentation 1.x stores a 1-channel output as sigmoid probabilities
+    (``postprocess_result``) and more channels as logits; the metric and the
+    test-time augmentation read them back through this one function.
+
+    Args:
+        seg_logits (Tensor): ``(C, H, W)``, as in ``SegDataSample``.
+        lesion_index (int): The lesion channel of 2 or more channels.
+            Default: 1.
+        single_channel_input (str): What 1 channel holds: 'probability'
+            (mmseg's segmentors) or 'logit'. Default: 'probability'.
+
+    Returns:
+        Tensor: ``(H, W)`` float32 probabilities.
+
+    Raises:
+        ValueError: Not ``(C, H, W)``; 1-channel probabilities outside
+            ``[0, 1]`` (raw logits by mistake); ``lesion_index`` not a
+            channel.
+    """
+    logits = seg_logits.float()
+    if logits.dim() != 3:
+        raise ValueError('seg_logits must be C x H x W, got shape '
+                         f'{tuple(logits.shape)}')
+    num_channels = logits.shape[0]
+    if num_channels == 1:
+        if single_channel_input == 'logit':
+            return logits[0].sigmoid()
+        if logits.min() < 0 or logits.max() > 1:
+            raise ValueError(
+                '1-channel seg_logits hold values outside [0, 1]; they '
+                'look like raw logits: set single_channel_input="logit"')
+        return logits[0]
+    if not 0 <= lesion_index < num_channels:
+        raise ValueError(f'lesion_index {lesion_index} is not a channel of '
+                         f'{num_channels}-channel seg_logits')
+    if num_channels == 2:
+        # The softmax lesion probability: sigmoid(l_lesion - l_other).
+        return lesion_logit(logits, 0, lesion_index).sigmoid()
+    return logits.softmax(dim=0)[lesion_index]
