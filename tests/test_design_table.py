@@ -81,6 +81,16 @@ def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
     assert err.count('\n') == 1
 
 
+def test_cli_names_a_file_that_is_not_json(tmp_path, capsys):
+    good = write(tmp_path / 'a.json', 'cand-a', 0, 80.0)
+    bad = tmp_path / 'notes.json'
+    bad.write_text('# not a record\n')
+    assert tool.main([good, str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'ERROR: {bad} is not a JSON file (')
+    assert err.count('\n') == 1
+
+
 def test_no_records_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tool, 'DESIGN_DIR', str(tmp_path))
     assert tool.main([]) == 2
@@ -387,3 +397,8 @@ def test_cli_compares_and_checks_its_options(tmp_path, capsys):
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
                       'good', '--seeds', '9', '0']) == 2
     assert capsys.readouterr().err.startswith('ERROR: no run of ref seed 9')
+    # A negative factor would let gains below the noise pass.
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',
+                      '--se-factor', '-1']) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: --se-factor must be at least 0, got -1.0\n')

@@ -320,3 +320,9 @@ def test_build_and_check_refuse_named_files_that_are_missing(tmp_path,
     with pytest.raises(UserError, match='no run records in .*runs'):
         lb.main(['build'] + out)
     assert not (tmp_path / 'results').exists()
+    # A file that is not JSON is named (it was a traceback, exit 1: the
+    # status that says a generated block disagrees).
+    not_json = tmp_path / 'leaderboard.json'
+    not_json.write_text('<html>\n')
+    with pytest.raises(UserError, match=f'{not_json} is not a JSON file'):
+        lb.main(['check', '--leaderboard', str(not_json)])

@@ -4,13 +4,22 @@ import json
 import os.path as osp
 
 from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+from mmseg_dsnet.utils.errors import NotJsonError
 from mmseg_dsnet.utils.fileio import atomic_write
 
 
 def load_json(path):
-    """The object a JSON file holds."""
+    """The object a JSON file holds.
+
+    Raises:
+        NotJsonError: The file is not JSON (the message names it; json's
+            own error names only a line and column).
+    """
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except ValueError as err:
+            raise NotJsonError(f'{path} is not a JSON file ({err})') from None
 
 
 def write_json(obj, path):

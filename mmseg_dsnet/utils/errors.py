@@ -12,3 +12,8 @@ class ModelArgumentError(UserError, ValueError):
     """A model component given an argument it cannot use (a config value out
     of range or inconsistent with another), raised when it is built. Also a
     ``ValueError``, as for any bad argument."""
+
+
+class NotJsonError(UserError, ValueError):
+    """A file read as a JSON record that does not hold JSON (the message
+    names the file). Also a ``ValueError``, as json's own error is."""

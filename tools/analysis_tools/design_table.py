@@ -18,6 +18,8 @@ import sys
 
 from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, comparison_table,
                                             design_table, paired_spread_table)
+from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.errors import UserError
 
 
 def parse_args(argv=None):
@@ -68,6 +70,9 @@ def main(argv=None):
               f'{" ".join(args.spread)}', file=sys.stderr)
         return 2
     try:
+        # A negative factor would pass gains below the noise (--min-gain
+        # may be negative: a non-inferiority margin).
+        check_at_least(('--se-factor', args.se_factor, 0))
         if pairs:
             table = paired_spread_table(paths, pairs, args.device,
                                         min_gain=args.min_gain,
@@ -79,7 +84,7 @@ def main(argv=None):
                                      args.planned_seeds)
         else:
             table = design_table(paths)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, UserError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     print(table, end='')
