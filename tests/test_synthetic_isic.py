@@ -171,3 +171,10 @@ def test_refuses_to_overwrite_existing_official_folders(tmp_path):
     assert result.returncode == 2
     assert 'ISIC-2017_Training_Data' in result.stderr
     assert _tree_bytes(tmp_path) == before
+
+
+def test_a_negative_seed_is_refused_by_name(tmp_path):
+    result = _run_cli(tmp_path / 'out', '--seed', '-1')
+    assert result.returncode == 2
+    assert result.stderr == 'ERROR: --seed must be at least 0, got -1\n'
+    assert not (tmp_path / 'out').exists()

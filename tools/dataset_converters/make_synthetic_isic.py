@@ -11,6 +11,8 @@ import argparse
 import sys
 
 from mmseg_dsnet.datasets.converters.synthetic_isic import generate
+from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.errors import UserError
 
 
 def parse_args(argv=None):
@@ -40,6 +42,8 @@ def main(argv=None):
     num_val = args.num_val if args.num_val is not None else (
         0 if args.year == 2016 else 8)
     try:
+        # numpy's own refusal does not name the option.
+        check_at_least(('--seed', args.seed, 0))
         generate(
             args.out,
             year=args.year,
@@ -50,7 +54,7 @@ def main(argv=None):
             seed=args.seed,
             as_zip=args.zip,
             verbose=True)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, FileExistsError, UserError) as error:
         print(f'ERROR: {error}', file=sys.stderr)
         return 2
     return 0
