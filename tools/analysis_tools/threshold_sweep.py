@@ -16,6 +16,7 @@ from mmengine.config import Config, DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
 
 FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
@@ -58,6 +59,8 @@ def check_args(args):
                         f'got {bad}')
     if len(set(args.thresholds)) != len(args.thresholds):
         raise UserError(f'--thresholds repeats a value: {args.thresholds}')
+    # A negative factor would let gains below the noise pass.
+    check_at_least(('--se-factor', args.se_factor, 0))
     labels = args.labels or [
         f'checkpoint {i + 1}' for i in range(len(args.checkpoints))]
     if len(labels) != len(args.checkpoints) or len(set(labels)) != len(
