@@ -75,8 +75,11 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
     out = tmp_path / 'errors.json'
     summary = tool.main([str(tiny_config), str(checkpoint), '--rings', '3',
                          '--out', str(out)])
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
     assert '| distance from centre |' in printed and '0.7-1.0' in printed
+    # The progress bar goes to stderr: stdout redirected to a file holds
+    # the tables only.
+    assert 'images: 100%' in progress and '\r' not in printed
     # Every image of the config's test split, once.
     from mmengine.config import Config
     split = Config.fromfile(tiny_config).test_dataloader.dataset.ann_file

@@ -35,7 +35,9 @@ def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
     scores = tool.main([str(cfg), *map(str, checkpoints), '--thresholds',
                         '0.5', '0.4', '--labels', 'seed 0', 'seed 1',
                         '--out', str(out)])
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
+    # The progress bars go to stderr: stdout holds the tables only.
+    assert 'seed 1: 100%' in progress and '\r' not in printed
     for threshold in (0.5, 0.4):
         metrics = load_tool('test.py').main([
             str(cfg), str(checkpoints[1]), '--work-dir', str(tmp / 'test'),

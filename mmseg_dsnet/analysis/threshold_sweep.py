@@ -36,7 +36,8 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
         thresholds (Sequence[float]): Lesion above this probability.
         metric_args (dict, optional): Further :class:`LesionMetric`
             arguments (``low_res_size``, ``ignore_index`` ...).
-        progress (ProgressBar, optional): Updated once per image.
+        progress (optional): A bar (:func:`~mmseg_dsnet.progress.
+            progress_bar`) updated once per image.
 
     Returns:
         dict[float, dict[str, float]]: Threshold -> LesionMetric's figures

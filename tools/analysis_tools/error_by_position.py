@@ -51,13 +51,13 @@ def main(argv=None):
 
     import torch
     from mmengine.runner import Runner
-    from mmengine.utils import ProgressBar
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.analysis.error_position import (ErrorByPosition,
                                                      error_table)
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg_dsnet.progress import progress_bar
     register_all_modules()
     model = MODELS.build(cfg.model)
     load_checkpoint_strictly(model, args.checkpoint, config=args.config)
@@ -65,7 +65,8 @@ def main(argv=None):
     loader = Runner.build_dataloader(cfg.test_dataloader)
     errors = ErrorByPosition(args.rings)
     ignore = cfg.model.decode_head.get('ignore_index', 255)
-    progress = ProgressBar(len(loader.dataset))
+    # On stderr: the tables on stdout stay clean when redirected.
+    progress = progress_bar(len(loader.dataset), 'images')
     with torch.no_grad():
         for data in loader:
             for sample in model.test_step(data):
@@ -73,7 +74,7 @@ def main(argv=None):
                 errors.update(sample.pred_sem_seg.data[0].numpy() == 1,
                               gt == 1, gt != ignore, sample.img_path)
                 progress.update()
-    print()
+    progress.close()
     summary = errors.summary(args.worst)
     print(f'{args.config} ({args.checkpoint}), '
           f'{cfg.test_dataloader.dataset.ann_file}:\n')

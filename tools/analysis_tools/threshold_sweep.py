@@ -93,7 +93,6 @@ def main(argv=None):
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
-    from mmengine.utils import ProgressBar
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
@@ -103,6 +102,7 @@ def main(argv=None):
                                                          names_data)
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
     from mmseg_dsnet.leaderboard.design import rule_table
+    from mmseg_dsnet.progress import progress_bar
     try:
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
     except ValueError as error:
@@ -120,10 +120,11 @@ def main(argv=None):
     for label, checkpoint in zip(labels, args.checkpoints):
         load_checkpoint_strictly(model, checkpoint, config=args.config)
         print(f'{label}: {checkpoint}')
-        progress = ProgressBar(len(loader.dataset))
+        # On stderr: the tables on stdout stay clean when redirected.
+        progress = progress_bar(len(loader.dataset), label)
         scores[label] = scores_by_threshold(model, loader, args.thresholds,
                                             metric_args, progress)
-        print()
+        progress.close()
 
     print(f'\n{args.config}, {cfg.test_dataloader.dataset.ann_file} '
           f'({len(loader.dataset)} images), mean over {len(labels)} '
