@@ -94,3 +94,11 @@ def test_arguments_that_would_time_other_cases_are_refused(tmp_path):
     with pytest.raises(MissingInputError, match='does not exist'):
         cpu_latency.main(out + ['--checkpoint', str(tmp_path / 'no.pth')])
     assert not (tmp_path / 'latency.json').exists()
+    # An existing report (the default --out is the published record) or
+    # its table is kept unless --overwrite is given.
+    for existing in ('latency.json', 'latency.md'):
+        (tmp_path / existing).write_text('keep me')
+        with pytest.raises(FileExistsError, match='--overwrite'):
+            cpu_latency.main(out)
+        assert (tmp_path / existing).read_text() == 'keep me'
+        (tmp_path / existing).unlink()

@@ -4,7 +4,7 @@ onnxruntime, so that all are compared in one runtime), in one run, against
 the machine's measured peak.
 
     python tools/analysis_tools/cpu_latency.py [--out results/cpu_latency.json]
-        [--repeat 50] [--checkpoint DSNET.pth] [--profile]
+        [--overwrite] [--repeat 50] [--checkpoint DSNET.pth] [--profile]
 
 Every model is timed end to end as deployed: float32 RGB pixels
 ``(1, 3, 256, 256)`` in, logits at 256x256 out (normalisation inside, and
@@ -46,6 +46,7 @@ import numpy as np
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.fileio import refuse_existing
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
@@ -76,7 +77,11 @@ TARGET_REPARAM_SPEEDUP = 1.5
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='CPU latency of DSNet and the baselines in one run')
-    parser.add_argument('--out', default='results/cpu_latency.json')
+    parser.add_argument('--out', default='results/cpu_latency.json',
+                        help='the JSON report; the table goes next to it '
+                        '(.md)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file and its .md')
     parser.add_argument('--repeat', type=int, default=50,
                         help='timed runs per case (at most)')
     parser.add_argument('--max-seconds', type=float, default=4.0,
@@ -546,6 +551,10 @@ def check_args(args):
                         f'{args.max_seconds}')
     if args.threads and min(args.threads) < 1:
         raise UserError(f'--threads must be at least 1, got {args.threads}')
+    # The default --out is the published record: a run on another machine
+    # must not replace it unasked.
+    for path in (args.out, osp.splitext(args.out)[0] + '.md'):
+        refuse_existing(path, args.overwrite)
 
 
 def main(argv=None):
