@@ -399,3 +399,20 @@ def test_data_samples_from_mmseg_postprocess_result(channels):
         int((~pred & (gt == 0)).sum()),
     ]
     assert metric.results[0]['counts_orig'] == expected
+
+
+def test_output_dir_holds_the_counted_masks_and_never_replaces_one(tmp_path):
+    import numpy as np
+    from PIL import Image
+    metric = same_size_metric(2, 3, output_dir=str(tmp_path / 'masks'))
+    sample = dict(make_sample(PROB_2X3, GT_2X3), img_path='/data/a.jpg')
+    run(metric, [sample])
+    mask = np.asarray(Image.open(tmp_path / 'masks' / 'a.png'))
+    # The 0.5 pixels are not lesion, as in the counts.
+    assert mask.tolist() == [[255, 0, 255], [0, 255, 0]]
+    # A second image of the same stem would replace the first's mask.
+    other = dict(make_sample(PROB_2X3, GT_2X3), img_path='/other/a.png')
+    with pytest.raises(FileExistsError, match='a.png already exists'):
+        run(metric, [other])
+    assert np.asarray(Image.open(tmp_path / 'masks' / 'a.png')).tolist() == \
+        mask.tolist()

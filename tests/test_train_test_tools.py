@@ -69,17 +69,47 @@ def test_resume_continues_from_the_last_checkpoint(trained):
 
 
 @pytest.mark.slow
-def test_test_tool_writes_lesion_metrics(trained, tmp_path):
+def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
+    """Also the masks of ``--out`` (mmseg's flag; LesionMetric refused the
+    key with a misleading "check the spelling" error)."""
+    import numpy as np
+    from PIL import Image
     cfg, work_dir = trained
     out = tmp_path / 'metrics.json'
+    masks = tmp_path / 'masks'
     run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
-             tmp_path / 'test', '--metrics-out', out)
+             tmp_path / 'test', '--metrics-out', out, '--out', masks)
     metrics = json.loads(out.read_text())['metrics']
     for key in ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'mIoU_img',
                 'TJ', 'mIoU', 'mDice'):
         assert 0.0 <= metrics[key] <= 100.0, key
     iou, dsc = metrics['IoU'] / 100, metrics['DSC'] / 100
     assert dsc == pytest.approx(2 * iou / (1 + iou), abs=2e-4)
+    # One mask per test image, at its size: the masks the figures count.
+    from mmengine.config import Config
+    split = Config.fromfile(cfg).test_dataloader.dataset.ann_file
+    stems = sorted((tiny_isic / split).read_text().split())
+    assert sorted(p.stem for p in masks.iterdir()) == stems
+    counts = np.zeros(3)
+    for stem in stems:
+        mask = np.asarray(Image.open(masks / f'{stem}.png'))
+        truth = np.asarray(Image.open(
+            next((tiny_isic / 'masks').glob(f'{stem}*')))) > 0
+        assert mask.shape == truth.shape and set(np.unique(mask)) <= {0, 255}
+        pred = mask == 255
+        counts += [(pred & truth).sum(), (pred & ~truth).sum(),
+                   (~pred & truth).sum()]
+    assert 100 * counts[0] / counts.sum() == pytest.approx(
+        metrics['IoU_orig'], abs=1e-3)
+    # A folder that holds files is refused before any work.
+    proc = run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                    '--work-dir', tmp_path / 'again', '--out', masks,
+                    check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: Cannot write --out {masks}: the folder already holds files. '
+        'Nothing was started; choose a new or empty folder for --out.')
+    assert not (tmp_path / 'again').exists()
 
 
 @pytest.mark.slow

@@ -14,8 +14,9 @@ import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
-                                check_output_file, check_work_dir,
-                                finish_distributed, run_reporting_user_errors,
+                                check_empty_output_dir, check_output_file,
+                                check_work_dir, finish_distributed,
+                                run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file
@@ -31,7 +32,10 @@ def parse_args(argv=None):
         '--work-dir',
         help='directory where logs and the metrics JSON are saved')
     parser.add_argument(
-        '--out', type=str, help='directory to save the predicted masks')
+        '--out',
+        type=str,
+        help='new or empty folder for the scored masks (<image stem>.png: '
+        '0 background, 255 lesion, at the original size)')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
@@ -112,8 +116,8 @@ def build_cfg(args):
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
+        check_empty_output_dir(args.out)
         cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
     check_config_keys(cfg)
     check_decision_thresholds(cfg, ('test_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,

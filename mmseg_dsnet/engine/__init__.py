@@ -11,15 +11,16 @@ from .hooks import (AtomicCheckpointHook, BadSampleSummaryHook,
                     ReseedPerEpochHook)
 from .preflight import (ConfigKeyError, ThresholdMismatchError, WorkDirError,
                         check_config_keys, check_decision_thresholds,
-                        check_output_file, check_work_dir,
-                        pick_resume_checkpoint)
+                        check_empty_output_dir, check_output_file,
+                        check_work_dir, pick_resume_checkpoint)
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'register_atomic_backend',
     'setup_cpu_distributed', 'BadSampleSummaryHook', 'NonFiniteLossHook',
     'NumClassesCheckHook', 'ReseedPerEpochHook', 'ConfigKeyError',
     'ThresholdMismatchError', 'WorkDirError', 'check_config_keys',
-    'check_decision_thresholds', 'check_output_file', 'check_work_dir',
+    'check_decision_thresholds', 'check_empty_output_dir',
+    'check_output_file', 'check_work_dir',
     'pick_resume_checkpoint', 'describe_user_error',
     'run_reporting_user_errors', 'finish_distributed'
 ]

@@ -190,6 +190,30 @@ def check_output_file(path, option='--metrics-out'):
             f'choose a writable file for {option}.')
 
 
+def check_empty_output_dir(path, option='--out'):
+    """Check that ``path`` is a new or empty folder, so that the files a run
+    writes there are its own and none is replaced. Nothing is created.
+
+    Args:
+        path (str): The output folder.
+        option (str): The command-line option that named it, for the
+            message.
+
+    Raises:
+        WorkDirError: When ``path`` is a file or a folder with files.
+    """
+    reason = None
+    if osp.exists(path) and not osp.isdir(path):
+        reason = 'it is a file, not a folder'
+    elif osp.isdir(path) and os.listdir(path):
+        reason = 'the folder already holds files'
+    if reason:
+        raise WorkDirError(
+            f'Cannot write {option} {path}: {reason}. Nothing was started; '
+            f'choose a new or empty folder for {option}.')
+    check_output_file(osp.join(path, 'probe'), option)
+
+
 def _file_in_path(path):
     path = osp.abspath(path)
     while path and path != osp.dirname(path):

@@ -6,6 +6,8 @@ and at the original mask resolution, per-image mean IoU / DSC, the ISIC
 challenge's thresholded Jaccard, and MMSegmentation's 2-class mIoU / mDice.
 """
 import logging
+import os
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -131,6 +133,10 @@ class LesionMetric(BaseMetric):
         single_channel_input (str): What a 1-channel ``seg_logits`` holds:
             ``'probability'`` (MMSegmentation 1.x's segmentors store the
             sigmoid output) or ``'logit'``. Defaults to ``'probability'``.
+        output_dir (str, optional): Also write each image's scored mask
+            (0 background, 255 lesion, at the image's original size) to
+            ``<output_dir>/<image stem>.png``, as ``tools/test.py --out``
+            asks. An existing file is never replaced. Defaults to None.
         collect_device (str): Device used to gather results across ranks,
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix added to the metric names.
@@ -144,6 +150,7 @@ class LesionMetric(BaseMetric):
                  low_res_size: Sequence[int] = (256, 256),
                  jaccard_threshold: float = 0.65,
                  single_channel_input: str = 'probability',
+                 output_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -159,6 +166,9 @@ class LesionMetric(BaseMetric):
         self.low_res_size = (int(low_res_size[0]), int(low_res_size[1]))
         self.jaccard_threshold = float(jaccard_threshold)
         self.single_channel_input = single_channel_input
+        self.output_dir = output_dir
+        if output_dir:
+            os.makedirs(output_dir, exist_ok=True)
         self._warned_no_logits = False
 
     # ------------------------------------------------------------------
@@ -182,6 +192,8 @@ class LesionMetric(BaseMetric):
                     f'ground truth of shape {tuple(label.shape)}')
             label = label.to(prob.device)
             counts_orig = self._confusion(prob, label)
+            if self.output_dir:
+                self._write_mask(prob, data_sample['img_path'])
 
             low_prob = F.interpolate(
                 prob[None, None],
@@ -194,6 +206,19 @@ class LesionMetric(BaseMetric):
                 mode='nearest')[0, 0]
             counts_low = self._confusion(low_prob, low_label)
             self.results.append({_ORIG: counts_orig, _LOW: counts_low})
+
+    def _write_mask(self, prob: torch.Tensor, img_path: str) -> None:
+        """Write the mask the figures count (lesion where ``prob`` is above
+        the threshold) as ``<output_dir>/<image stem>.png``."""
+        from ..apis.masks import write_image
+        stem = osp.splitext(osp.basename(img_path))[0]
+        path = osp.join(self.output_dir, stem + '.png')
+        if osp.exists(path):
+            # Within one run only when two images share a stem.
+            raise FileExistsError(f'{path} already exists; not replacing it '
+                                  f'with the mask of {img_path}')
+        mask = (prob > self.threshold).to(torch.uint8) * 255
+        write_image(path, mask.cpu().numpy())
 
     def _lesion_probability(self, data_sample: dict) -> torch.Tensor:
         """Lesion probability map (H, W) as float32 from one data sample."""
