@@ -40,9 +40,11 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images will be saved. '
-        'If specified, it will be automatically saved '
-        'to the work_dir/timestamp/show_dir')
+        help='folder for ground truth and prediction painted side by side, '
+        'in <show-dir>/vis_data/vis_image/, for every '
+        'default_hooks.visualization.interval-th image (mmseg\'s default: '
+        '50; --cfg-options default_hooks.visualization.interval=1 paints '
+        'all)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
