@@ -177,6 +177,19 @@ def test_design_study_quotes_the_records_table():
         ('bce-dice', 'branch-drop', 'image-norm', 'no-radial',
          'vanilla-conv')])
     assert ten.split('\n\n', 1)[1] in doc
+    # ... and of all fourteen pairs through the seventeenth round, on the
+    # seeds 0 to 7 they had then (the sixteen-seed test registered after).
+    first_eight = [p for p in full
+                   if int(p.rsplit('_seed', 1)[1].split('.')[0]) < 8]
+    fourteen = design.paired_spread_table(first_eight, [
+        (e, f'dsnet-design-e-{c}_isic2017') for c in
+        ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
+         'deeper-eighth')] + [
+        (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
+        ('bce-dice', 'branch-drop', 'image-norm', 'vanilla-conv',
+         'no-radial', 'drop-path', 'replicate-pad', 'image-context',
+         'group-norm')])
+    assert fourteen.split('\n\n', 1)[1] in doc
     # The tenth round's reference, seeds 0 to 3.
     assert design.comparison_table(
         full, 'dsnet-design-e-deeper-eighth_isic2017',
