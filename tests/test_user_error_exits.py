@@ -263,3 +263,47 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+SLOW_WRITE = '''
+import sys, time
+from mmseg_dsnet.engine import run_reporting_user_errors
+from mmseg_dsnet.utils.fileio import atomic_write
+
+def writer(tmp):
+    with open(tmp, 'w') as f:
+        f.write('half')
+    print('writing', flush=True)
+    time.sleep(60)
+
+run_reporting_user_errors(lambda: atomic_write(writer, sys.argv[1]))
+'''
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
+    """``timeout`` or ``kill`` used to end a tool without clean-up: the
+    hidden ``.<name>.part-PID`` file of the write stayed behind."""
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, '-c', SLOW_WRITE,
+                             str(tmp_path / 'out.json')], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'writing'
+    assert len(os.listdir(tmp_path)) == 1  # the temporary file
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert os.listdir(tmp_path) == []
+
+
+def test_running_a_tool_in_process_keeps_the_callers_sigterm_action():
+    import signal
+
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    before = signal.getsignal(signal.SIGTERM)
+    seen = []
+    run_reporting_user_errors(
+        lambda: seen.append(signal.getsignal(signal.SIGTERM)))
+    assert signal.getsignal(signal.SIGTERM) == before
+    if before == signal.SIG_DFL:
+        assert seen[0] not in (signal.SIG_DFL, before)

@@ -232,4 +232,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    from mmseg_dsnet.engine.cli_errors import exit_cleanly_on_sigterm
+    exit_cleanly_on_sigterm()
     sys.exit(main())

@@ -2,7 +2,9 @@
 broken checkpoint, NaN loss ...) as one clear message instead of a stack
 trace; genuine bugs keep their traceback."""
 import os
+import signal
 import sys
+import threading
 
 # Exit status of every fault the user can fix (as argparse uses for usage
 # errors); 1 is left to the few documented partial results (e.g.
@@ -52,10 +54,36 @@ def describe_user_error(err):
     return None
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def exit_cleanly_on_sigterm():
+    """Make SIGTERM (``timeout``, ``kill``, a scheduler's stop) end the
+    process like an exception, so that clean-up code runs: an atomic
+    write removes its temporary file, and nothing half-written is left.
+    The exit status stays ``128 + 15``, as for a process killed by it.
+
+    Only in the main thread and only where SIGTERM has its default action
+    (a handler someone else set is kept). Tools call it when they start;
+    importing the package does not.
+
+    Returns:
+        The previous handler, to restore, or None when nothing was changed.
+    """
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        return signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return None
+
+
 def run_reporting_user_errors(main):
     """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
     stderr and exit with status 2, the status of every user error in this
-    project (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well)."""
+    project (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well).
+    SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`).
+    """
+    previous = exit_cleanly_on_sigterm()
     try:
         return main()
     except Exception as err:
@@ -64,3 +92,7 @@ def run_reporting_user_errors(main):
             raise
         print(f'ERROR: {message}', file=sys.stderr, flush=True)
         sys.exit(USER_ERROR_EXIT)
+    finally:
+        # A caller that runs a tool in-process keeps its own behaviour.
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
