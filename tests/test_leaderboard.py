@@ -326,3 +326,31 @@ def test_build_and_check_refuse_named_files_that_are_missing(tmp_path,
     not_json.write_text('<html>\n')
     with pytest.raises(UserError, match=f'{not_json} is not a JSON file'):
         lb.main(['check', '--leaderboard', str(not_json)])
+
+
+def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
+    """A negative seed failed inside train.py with a CalledProcessError
+    traceback; a benchmark that would time nothing was found out only after
+    the hour of training."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb = load_tool('analysis_tools/leaderboard.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    base = ['run', config, '--work-dir', str(tmp_path / 'work'),
+            '--runs-dir', str(tmp_path / 'runs')]
+    for extra, message in (
+            (['--seeds', '0', '-1'], '--seeds must be at least 0, got -1'),
+            (['--seeds', '1', '1'], 'repeats a seed'),
+            (['--bench-repeat', '0'], '--bench-repeat must be at least 1'),
+            (['--bench-warmup', '-1'], '--bench-warmup must be at least 0'),
+            (['--gpu-batch-size', '0'], '--gpu-batch-size must be at least')):
+        with pytest.raises(UserError, match=message):
+            lb.main(base + extra)
+    with pytest.raises(UserError, match='--bench-repeat must be at least 1'):
+        lb.main(['collect', config, str(tmp_path), '--bench-repeat', '0'])
+    assert not (tmp_path / 'work').exists()
+    # A training that fails ends the run in one line, naming the seed.
+    with pytest.raises(UserError, match='tools/train.py failed for seed 2 '
+                       r'\(exit 2; its output is above\)'):
+        lb.main(base + ['--seeds', '2', '--cfg-options',
+                        f'train_dataloader.dataset.data_root={tmp_path}/no'])
+    assert not (tmp_path / 'runs').exists()

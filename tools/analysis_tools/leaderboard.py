@@ -26,11 +26,37 @@ from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, collect)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
+from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
 REPORTED = osp.join(REPO_ROOT, 'results', 'reported.json')
+
+
+def _check_run_args(args):
+    """Refuse seeds and options the seeds' trainings would fail on (or
+    end with a wrong benchmark), before the first training starts."""
+    check_input_file(args.config, 'config file')
+    # numpy takes seeds from 0 only; one work dir per seed.
+    check_at_least(('--seeds', min(args.seeds), 0))
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UserError(f'--seeds repeats a seed: {args.seeds}')
+
+
+def _check_collect_flags(args):
+    """Refuse benchmark settings that would time nothing."""
+    check_at_least(('--bench-warmup', args.bench_warmup, 0),
+                   ('--bench-repeat', args.bench_repeat, 1),
+                   ('--gpu-batch-size', args.gpu_batch_size, 1))
+
+
+def _run_step(command, what, seed):
+    """Run one tool of a seed's run; its own output names what failed."""
+    code = subprocess.run(command).returncode
+    if code:
+        raise UserError(f'{what} failed for seed {seed} (exit {code}; its '
+                        'output is above); later seeds were not run')
 
 
 def run(args):
@@ -44,15 +70,16 @@ def run(args):
         guard = [] if args.allow_synthetic else ['--no-synthetic-fallback']
         train = [sys.executable, osp.join(TOOLS, 'train.py'), args.config,
                  '--work-dir', work_dir, *guard, *common]
-        subprocess.run(train + (['--amp'] if args.amp else []), check=True)
+        _run_step(train + (['--amp'] if args.amp else []), 'tools/train.py',
+                  seed)
         if args.checkpoint == 'best':
             ckpt = max(glob.glob(osp.join(work_dir, 'best_*.pth')),
                        key=osp.getmtime)
         else:
             ckpt = read_last_checkpoint(work_dir)
-        subprocess.run([sys.executable, osp.join(TOOLS, 'test.py'),
-                        args.config, ckpt, '--work-dir', work_dir, *guard,
-                        *common], check=True)
+        _run_step([sys.executable, osp.join(TOOLS, 'test.py'), args.config,
+                   ckpt, '--work-dir', work_dir, *guard, *common],
+                  'tools/test.py', seed)
         try:
             records.append(collect_from_args(args, work_dir))
         except SyntheticDataError as err:
@@ -161,6 +188,8 @@ def _check_named_files(paths):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.command in ('collect', 'run'):
+        _check_collect_flags(args)
     if args.command == 'collect':
         return collect_from_args(args, args.work_dir)
     if args.command == 'build':
@@ -184,6 +213,7 @@ def main(argv=None):
                             (args.leaderboard, '--leaderboard file'),
                             (args.model_card, '--model-card file')])
         return check(args.readme, args.leaderboard, args.model_card)
+    _check_run_args(args)
     return run(args)
 
 
