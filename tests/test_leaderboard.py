@@ -354,3 +354,19 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
         lb.main(base + ['--seeds', '2', '--cfg-options',
                         f'train_dataloader.dataset.data_root={tmp_path}/no'])
     assert not (tmp_path / 'runs').exists()
+
+
+def test_run_best_checkpoint_of_a_run_that_never_validated(tiny_isic,
+                                                          tmp_path):
+    """``--checkpoint best`` with no best_*.pth: a ValueError traceback from
+    ``max()`` after the training."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb = load_tool('analysis_tools/leaderboard.py')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    with pytest.raises(UserError, match='--checkpoint best: no best_.*pth in'
+                       '.*use --checkpoint last'):
+        lb.main(['run', str(cfg), '--work-dir', str(tmp_path / 'work'),
+                 '--runs-dir', str(tmp_path / 'runs'), '--checkpoint', 'best',
+                 '--allow-synthetic', '--no-benchmark', '--cfg-options',
+                 'default_hooks.checkpoint.save_best=None'])
+    assert not (tmp_path / 'runs').exists()

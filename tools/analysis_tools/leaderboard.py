@@ -73,8 +73,13 @@ def run(args):
         _run_step(train + (['--amp'] if args.amp else []), 'tools/train.py',
                   seed)
         if args.checkpoint == 'best':
-            ckpt = max(glob.glob(osp.join(work_dir, 'best_*.pth')),
-                       key=osp.getmtime)
+            best = glob.glob(osp.join(work_dir, 'best_*.pth'))
+            if not best:
+                raise UserError(
+                    f'--checkpoint best: no best_*.pth in {work_dir} (the '
+                    'config saves none: it does not validate with '
+                    'save_best); use --checkpoint last')
+            ckpt = max(best, key=osp.getmtime)
         else:
             ckpt = read_last_checkpoint(work_dir)
         _run_step([sys.executable, osp.join(TOOLS, 'test.py'), args.config,
