@@ -307,3 +307,43 @@ def test_running_a_tool_in_process_keeps_the_callers_sigterm_action():
     assert signal.getsignal(signal.SIGTERM) == before
     if before == signal.SIG_DFL:
         assert seen[0] not in (signal.SIG_DFL, before)
+
+
+LOADER_LOOP = '''
+import time
+import torch
+from mmseg_dsnet.engine import run_reporting_user_errors
+
+class Slow(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, index):
+        time.sleep(0.05)
+        return index
+
+def main():
+    loader = torch.utils.data.DataLoader(Slow(), num_workers=2,
+                                         persistent_workers=True)
+    for i, _ in enumerate(loader):
+        if i == 2:
+            print('loading', flush=True)
+
+run_reporting_user_errors(main)
+'''
+
+
+def test_sigterm_to_the_process_group_ends_quietly_with_143():
+    """``timeout`` and schedulers signal the whole process group: the
+    data-loading workers end too, and PyTorch reported their end as a
+    RuntimeError traceback instead of the termination."""
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, '-c', LOADER_LOOP], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline().strip() == 'loading'
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert 'Error' not in proc.stderr.read()

@@ -55,6 +55,11 @@ def describe_user_error(err):
 
 
 def _exit_on_sigterm(signum, frame):
+    # A signal sent to the process group also ends the data-loading
+    # workers; PyTorch's SIGCHLD handler would report their end as the
+    # error (a RuntimeError traceback) instead of the termination asked for.
+    if hasattr(signal, 'SIGCHLD'):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     raise SystemExit(128 + signum)
 
 

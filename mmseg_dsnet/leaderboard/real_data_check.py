@@ -31,6 +31,9 @@ CONFIGS = dict(
 #: Train and evaluation split files of ``split='design'``.
 DESIGN_SPLITS = ('splits/lightweight_design_train.txt',
                  'splits/lightweight_design_val.txt')
+#: Train and evaluation split files of ``split='test'`` (the literature's).
+TEST_SPLITS = ('splits/lightweight_train.txt',
+               'splits/lightweight_test.txt')
 #: The metrics printed by :func:`results_table`.
 TABLE_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
 
@@ -64,6 +67,30 @@ def check_short_schedule(epochs=None, train_images=None, test_images=None,
     if crop_size is not None and (crop_size < 32 or crop_size % 32):
         raise UserError('--crop-size must be a positive multiple of 32, '
                         f'got {crop_size}')
+
+
+def check_subset_sizes(data_root, split='test', train_images=None,
+                       test_images=None):
+    """Refuse more images than the split holds (mmengine would quietly take
+    all of them, and the run would not be the one asked for).
+
+    Raises:
+        UserError: Naming the option, the split file and its size.
+    """
+    from mmseg_dsnet.utils.errors import UserError
+    files = DESIGN_SPLITS if split == 'design' else TEST_SPLITS
+    for option, asked, split_file in (('--train-images', train_images,
+                                       files[0]),
+                                      ('--test-images', test_images,
+                                       files[1])):
+        path = osp.join(data_root, split_file)
+        if not asked or not osp.isfile(path):
+            continue
+        with open(path) as f:
+            held = sum(1 for line in f if line.strip())
+        if asked > held:
+            raise UserError(f'{option} {asked}: {path} holds only {held} '
+                            'images')
 
 
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
