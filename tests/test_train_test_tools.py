@@ -248,7 +248,7 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
 
 
 def test_check_real_data_refuses_settings_it_would_not_follow(
-        tmp_path, capsys, monkeypatch):
+        tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError
     from mmseg_dsnet.engine.preflight import MissingInputError
     check = load_tool('check_real_data.py')
@@ -273,4 +273,17 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     capsys.readouterr()
     assert check.main(work + ['--data-root', nowhere]) is None
     assert capsys.readouterr().out.startswith('SKIP: ')
+    # A converted set other than the --src named would be used silently.
+    with pytest.raises(UserError, match='holds a conversion of .*raw, not of '
+                       '--src .*nowhere'):
+        check.main(work + ['--src', nowhere, '--data-root', str(tiny_isic)])
+    # More images than the split holds: mmengine would take them all.
+    with pytest.raises(UserError, match='--train-images 9999: .*lightweight_'
+                       'train.txt holds only 1[0-9] images'):
+        check.main(work + ['--data-root', str(tiny_isic), '--train-images',
+                           '9999'])
+    with pytest.raises(UserError, match='--test-images 9999: .*lightweight_'
+                       'design_val.txt holds only'):
+        check.main(work + ['--data-root', str(tiny_isic), '--split', 'design',
+                           '--test-images', '9999'])
     assert not (tmp_path / 'work').exists()

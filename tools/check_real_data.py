@@ -26,11 +26,12 @@ from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS,
                                                 check_short_schedule,
+                                                check_subset_sizes,
                                                 results_table, run_device,
                                                 train_and_evaluate,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
-from mmseg_dsnet.leaderboard.records import write_json
+from mmseg_dsnet.leaderboard.records import load_json, write_json
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 
@@ -83,7 +84,17 @@ def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     src = args.src or DEFAULT_SRC
-    if not osp.isfile(osp.join(args.data_root, 'meta.json')):
+    meta_file = osp.join(args.data_root, 'meta.json')
+    if args.src and osp.isfile(meta_file):
+        # The set already converted there must be the one named.
+        converted_from = load_json(meta_file).get('source')
+        if converted_from and osp.realpath(converted_from) != \
+                osp.realpath(args.src):
+            raise UserError(
+                f'{args.data_root} holds a conversion of {converted_from}, '
+                f'not of --src {args.src}; choose another --data-root (or '
+                'leave out --src to use it)')
+    if not osp.isfile(meta_file):
         if not osp.isdir(src):
             if args.src:
                 raise UserError(f'the real ISIC 2017 set is not at {src} '
@@ -100,6 +111,8 @@ def main(argv=None):
             'by an older converter. Convert it again: python '
             f'tools/dataset_converters/isic.py {src} {args.data_root} '
             '--overwrite')
+    check_subset_sizes(args.data_root, args.split, args.train_images,
+                       args.test_images)
     configs = {name: CONFIGS[name] for name in args.models or []}
     for path in args.configs:
         configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
