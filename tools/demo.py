@@ -87,7 +87,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_at_least(('--epochs', args.epochs, 1))
+    check_at_least(('--epochs', args.epochs, 1), ('--seed', args.seed, 0))
     check_input_file(args.config, 'config file')
     check_work_dir(args.work_dir)
     start = time.time()
