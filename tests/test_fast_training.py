@@ -581,6 +581,17 @@ def test_fast_train_bad_seeds(fast_train_tool, tiny_cfg, tmp_path, capsys):
                       [f'{tiny_cfg}@', '--work-dir', tmp_path / 'w',
                        '--device', 'cpu'], capsys)
     assert 'seeds after @ must be integers' in text
+    # numpy refused a negative seed with a traceback, once training began.
+    text = _cli_error(fast_train_tool,
+                      [f'{tiny_cfg}@0,-1', '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert f'the seed of {tiny_cfg}@0,-1 must be an integer from 0 to ' \
+        '2**32 - 1, got -1' in text
+    text = _cli_error(fast_train_tool,
+                      [str(tiny_cfg), '--seed', '-2', '--work-dir',
+                       tmp_path / 'w', '--device', 'cpu'], capsys)
+    assert '--seed must be an integer from 0 to 2**32 - 1' in text
+    assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('option,value,message', [

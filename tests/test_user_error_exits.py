@@ -112,6 +112,18 @@ def test_train_amp_without_an_accelerator_is_one_error_line(tmp_path, capsys):
     assert err.count('\n') == 1 and not work.exists()
 
 
+def test_train_with_a_seed_numpy_rejects_is_one_error_line(tmp_path, capsys):
+    """numpy's traceback came after the work dir was made."""
+    tool = load_tool('train.py')
+    work = tmp_path / 'work'
+    code, err = run_cli(tool.main, [DSNET, '--work-dir', work, '--cfg-options',
+                                    'randomness.seed=-1'], capsys)
+    assert code == 2, err
+    assert err == ('ERROR: randomness.seed must be an integer from 0 to '
+                   '2**32 - 1, got -1\n')
+    assert not work.exists()
+
+
 def test_reparameterize_outputs_follow_the_umask(tmp_path, capsys):
     tool = load_tool('deployment/reparameterize.py')
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')

@@ -28,7 +28,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
                                 check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec)
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_at_least, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 
@@ -96,6 +96,8 @@ def parse_run(text, default_seed):
         raise FastTrainingError(
             f'{text}: seeds after @ must be integers, e.g. '
             f'{path}@0,1,2') from None
+    for seed in seed_list:
+        check_seed(seed, f'the seed of {text}' if at else '--seed')
     return path, seed_list
 
 

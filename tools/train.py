@@ -26,6 +26,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import remove_stale_partials
 
@@ -105,6 +106,7 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
+    check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),

@@ -40,3 +40,27 @@ def check_at_least(*checks) -> None:
         if value is not None and value < least:
             from .errors import UserError
             raise UserError(f'{option} must be at least {least}, got {value}')
+
+
+#: numpy's and PyTorch's seeds: 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed, name: str = 'randomness.seed') -> None:
+    """Refuse a seed numpy would reject (with a traceback, once the run has
+    started and made its work dir).
+
+    Args:
+        seed: The seed; None (not set) passes.
+        name (str): Where it was given, for the message.
+
+    Raises:
+        UserError: ``<name> must be an integer from 0 to 2**32 - 1, got ...``.
+    """
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or \
+            not 0 <= seed <= MAX_SEED:
+        from .errors import UserError
+        raise UserError(f'{name} must be an integer from 0 to 2**32 - 1, '
+                        f'got {seed!r}')
