@@ -27,7 +27,7 @@ def test_demo_refuses_what_it_would_not_follow(tmp_path):
     with pytest.raises(UserError, match='--epochs must be at least 1'):
         demo.main(['--epochs', '0', '--work-dir', str(tmp_path / 'a')])
     # numpy's refusal came as a traceback after the set was made.
-    with pytest.raises(UserError, match='--seed must be at least 0'):
+    with pytest.raises(UserError, match='--seed must be an integer from 0'):
         demo.main(['--seed', '-1', '--work-dir', str(tmp_path / 'a')])
     assert not (tmp_path / 'a').exists()
     with pytest.raises(MissingInputError, match='does not exist'):

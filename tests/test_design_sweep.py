@@ -100,10 +100,13 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
     assert capsys.readouterr().err.startswith(
         'ERROR: runs named twice: egeunet_s3')
     for option, value in (('--parallel', '0'), ('--threads', '0'),
-                          ('--seeds', '-1'), ('--start-before', '-5')):
+                          ('--start-before', '-5')):
         assert tool.main(['egeunet', option, value, *args]) == 2
         assert capsys.readouterr().err.startswith(
             f'ERROR: {option} must be at least')
+    assert tool.main(['egeunet', '--seeds', '0', '-1', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: --seeds must be an integer from 0 to 2**32 - 1, got -1')
     # Zero used to mean "all design-train images"; nothing starts.
     for option, value in (('--train-images', '0'), ('--epochs', '0'),
                           ('--crop-size', '100')):

@@ -338,7 +338,8 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
     base = ['run', config, '--work-dir', str(tmp_path / 'work'),
             '--runs-dir', str(tmp_path / 'runs')]
     for extra, message in (
-            (['--seeds', '0', '-1'], '--seeds must be at least 0, got -1'),
+            (['--seeds', '0', '-1'], '--seeds must be an integer from 0 to '
+                                    r'2\*\*32 - 1, got -1'),
             (['--seeds', '1', '1'], 'repeats a seed'),
             (['--bench-repeat', '0'], '--bench-repeat must be at least 1'),
             (['--bench-warmup', '-1'], '--bench-warmup must be at least 0'),

@@ -176,5 +176,6 @@ def test_refuses_to_overwrite_existing_official_folders(tmp_path):
 def test_a_negative_seed_is_refused_by_name(tmp_path):
     result = _run_cli(tmp_path / 'out', '--seed', '-1')
     assert result.returncode == 2
-    assert result.stderr == 'ERROR: --seed must be at least 0, got -1\n'
+    assert result.stderr == ('ERROR: --seed must be an integer from 0 to '
+                             '2**32 - 1, got -1\n')
     assert not (tmp_path / 'out').exists()

@@ -257,7 +257,7 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     for option in ('--epochs', '--train-images', '--test-images'):
         with pytest.raises(UserError, match=f'{option} must be at least 1'):
             check.main(work + [option, '0'])
-    with pytest.raises(UserError, match='--seed must be at least 0'):
+    with pytest.raises(UserError, match='--seed must be an integer from 0'):
         check.main(work + ['--seed', '-1'])
     with pytest.raises(UserError, match='multiple of 32'):
         check.main(work + ['--crop-size', '0'])

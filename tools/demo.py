@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from mmseg_dsnet.datasets.synthetic_fallback import prepare_synthetic
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, check_work_dir
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
@@ -87,7 +87,8 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_at_least(('--epochs', args.epochs, 1), ('--seed', args.seed, 0))
+    check_at_least(('--epochs', args.epochs, 1))
+    check_seed(args.seed, '--seed')
     check_input_file(args.config, 'config file')
     check_work_dir(args.work_dir)
     start = time.time()

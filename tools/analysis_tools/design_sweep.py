@@ -14,7 +14,7 @@ from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_short_schedule)
 from mmseg_dsnet.leaderboard.sweep import run_sweep, sweep_jobs
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.errors import UserError
 
 
@@ -51,8 +51,9 @@ def main(argv=None):
         # --start-before started none and exited 0.
         check_at_least(('--parallel', args.parallel, 1),
                        ('--threads', args.threads, 1),
-                       ('--seeds', min(args.seeds), 0),
                        ('--start-before', args.start_before, 1))
+        for seed in args.seeds:
+            check_seed(seed, '--seeds')
         check_short_schedule(args.epochs, args.train_images,
                              crop_size=args.crop_size)
     except UserError as err:

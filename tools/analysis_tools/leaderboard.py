@@ -26,7 +26,7 @@ from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, collect)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -38,8 +38,9 @@ def _check_run_args(args):
     """Refuse seeds and options the seeds' trainings would fail on (or
     end with a wrong benchmark), before the first training starts."""
     check_input_file(args.config, 'config file')
-    # numpy takes seeds from 0 only; one work dir per seed.
-    check_at_least(('--seeds', min(args.seeds), 0))
+    # One work dir per seed.
+    for seed in args.seeds:
+        check_seed(seed, '--seeds')
     if len(set(args.seeds)) != len(args.seeds):
         raise UserError(f'--seeds repeats a seed: {args.seeds}')
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from mmseg_dsnet.datasets.converters.synthetic_isic import generate
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 
 
@@ -43,7 +43,7 @@ def main(argv=None):
         0 if args.year == 2016 else 8)
     try:
         # numpy's own refusal does not name the option.
-        check_at_least(('--seed', args.seed, 0))
+        check_seed(args.seed, '--seed')
         generate(
             args.out,
             year=args.year,
