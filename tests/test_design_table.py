@@ -162,33 +162,28 @@ def test_design_study_quotes_the_records_table():
         seeds=[0, 1], paired=True) in doc
     # What the rule can see: the spread of the 30-epoch pairs judged.
     e, d = 'dsnet-design-e_isic2017', 'dsnet-design-e-deeper-eighth_isic2017'
-    assert design.paired_spread_table(full, [
-        (e, f'dsnet-design-e-{c}_isic2017') for c in
-        ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
-         'deeper-eighth')] + [
-        (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
-        ('bce-dice', 'branch-drop', 'image-norm')]) in doc
+
+    def judged(*candidates):
+        """E's five pairs, then the default's with ``candidates``."""
+        return [(e, f'dsnet-design-e-{c}_isic2017') for c in
+                ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
+                 'deeper-eighth')] + [
+            (d, f'dsnet-design-deeper-eighth-{c}_isic2017')
+            for c in candidates]
+
+    assert design.paired_spread_table(full, judged(
+        'bce-dice', 'branch-drop', 'image-norm')) in doc
     # ... and of all ten pairs, as the thirteenth round quotes it.
-    ten = design.paired_spread_table(full, [
-        (e, f'dsnet-design-e-{c}_isic2017') for c in
-        ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
-         'deeper-eighth')] + [
-        (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
-        ('bce-dice', 'branch-drop', 'image-norm', 'no-radial',
-         'vanilla-conv')])
+    ten = design.paired_spread_table(full, judged(
+        'bce-dice', 'branch-drop', 'image-norm', 'no-radial', 'vanilla-conv'))
     assert ten.split('\n\n', 1)[1] in doc
     # ... and of all fourteen pairs through the seventeenth round, on the
     # seeds 0 to 7 they had then (the sixteen-seed test registered after).
     first_eight = [p for p in full
                    if int(p.rsplit('_seed', 1)[1].split('.')[0]) < 8]
-    fourteen = design.paired_spread_table(first_eight, [
-        (e, f'dsnet-design-e-{c}_isic2017') for c in
-        ('drop-path', 'dropout', 'drop-path-02', 'drop-path-dropout',
-         'deeper-eighth')] + [
-        (d, f'dsnet-design-deeper-eighth-{c}_isic2017') for c in
-        ('bce-dice', 'branch-drop', 'image-norm', 'vanilla-conv',
-         'no-radial', 'drop-path', 'replicate-pad', 'image-context',
-         'group-norm')])
+    fourteen = design.paired_spread_table(first_eight, judged(
+        'bce-dice', 'branch-drop', 'image-norm', 'vanilla-conv', 'no-radial',
+        'drop-path', 'replicate-pad', 'image-context', 'group-norm'))
     assert fourteen.split('\n\n', 1)[1] in doc
     # The tenth round's reference, seeds 0 to 3.
     assert design.comparison_table(
