@@ -410,3 +410,31 @@ def test_cli_compares_and_checks_its_options(tmp_path, capsys):
                       '--se-factor', '-1']) == 2
     assert capsys.readouterr().err == (
         'ERROR: --se-factor must be at least 0, got -1.0\n')
+
+
+def test_comparisons_of_another_figure(tmp_path, capsys):
+    """``--metric mIoU_img``: the per-image mean instead of pooled IoU, here
+    a candidate that gains pooled IoU and nothing per image."""
+    paths = []
+    for seed, (ref, cand) in enumerate(((80.0, 81.0), (80.5, 81.2),
+                                        (79.8, 81.1))):
+        paths.append(write(tmp_path / f'ref{seed}.json', 'ref', seed, ref))
+        path = tmp_path / f'cand{seed}.json'
+        write(path, 'cand', seed, cand)
+        record = json.loads(path.read_text())
+        record['metrics']['mIoU_img'] = ref - 1
+        path.write_text(json.dumps(record))
+        paths.append(str(path))
+    pooled = design.comparison_table(paths, 'ref', ['cand'], paired=True)
+    assert pooled.splitlines()[3].endswith('| yes |')
+    per_image = design.comparison_table(paths, 'ref', ['cand'], paired=True,
+                                        metric='mIoU_img')
+    assert per_image.splitlines()[2].startswith(
+        '| ref | 79.00 | 79.50 | 78.80 |')
+    assert per_image.splitlines()[3].endswith('| +0.00 | 0.00 | no |')
+    spread = design.paired_spread_table(paths, [('ref', 'cand')],
+                                        metric='mIoU_img')
+    assert '| ref | cand | 0, 1, 2 | +0.00, +0.00, +0.00 | 0.00 |' in spread
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'cand',
+                      '--paired', '--metric', 'mIoU_img']) == 0
+    assert capsys.readouterr().out == per_image

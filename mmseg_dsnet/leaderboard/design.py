@@ -69,19 +69,19 @@ def design_table(paths):
     return '\n'.join(lines) + '\n'
 
 
-def _seed_ious(records, name):
-    """Seed -> design-val IoU of one candidate's runs."""
-    ious = {}
+def _seed_values(records, name, metric='IoU'):
+    """Seed -> design-val ``metric`` of one candidate's runs."""
+    values = {}
     for record in records:
-        if record['seed'] in ious:
+        if record['seed'] in values:
             raise ValueError(f'{name} has two runs of seed {record["seed"]} '
                              'on this device')
-        ious[record['seed']] = record['metrics']['IoU']
-    return ious
+        values[record['seed']] = record['metrics'][metric]
+    return values
 
 
-def _seed_ious_of(records, reference, names, device):
-    """Name -> seed -> design-val IoU for ``names``, from the runs on
+def _seed_values_of(records, reference, names, device, metric='IoU'):
+    """Name -> seed -> design-val ``metric`` for ``names``, from the runs on
     ``device``; every run must have the reference's setting."""
     runs = defaultdict(list)
     for record in records:
@@ -97,11 +97,11 @@ def _seed_ious_of(records, reference, names, device):
                     f'{"/".join(RUN_SETTING)} than {reference}\'s; give '
                     'the records of one setting only (e.g. '
                     'results/design/*_128px_30ep_*.json)')
-    return {name: _seed_ious(runs[name], name) for name in names}
+    return {name: _seed_values(runs[name], name, metric) for name in names}
 
 
 def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
-                        min_gain=0.3, se_factor=2.0):
+                        min_gain=0.3, se_factor=2.0, metric='IoU'):
     """How large a difference the paired selection rule can see: the
     per-seed differences of each (reference, candidate) pair on the seeds
     both ran, their std, the std pooled over the pairs (weighted by their
@@ -117,6 +117,8 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
             Default: (4, 8, 16).
         min_gain (float): The rule's minimum gain. Default: 0.3.
         se_factor (float): The rule's standard errors. Default: 2.0.
+        metric (str): The figure compared, one of :data:`KEYS`.
+            Default: 'IoU' (pooled), the selection rule's.
 
     Returns:
         str: Two markdown tables, the pairs and the needed differences.
@@ -126,8 +128,8 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
              '|---|---|---|---|---|']
     weighted, freedom = 0.0, 0
     for reference, candidate in pairs:
-        ious = _seed_ious_of(records, reference, [reference, candidate],
-                             device)
+        ious = _seed_values_of(records, reference, [reference, candidate],
+                               device, metric)
         common = sorted(set(ious[reference]) & set(ious[candidate]))
         if len(common) < 2:
             raise ValueError(f'fewer than two seeds that {reference} and '
@@ -187,7 +189,7 @@ def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0):
 
 def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                      min_gain=0.3, se_factor=2.0, paired=False,
-                     planned_seeds=None):
+                     planned_seeds=None, metric='IoU'):
     """Candidates against a reference on the seeds all of them ran, with the
     selection rule of docs/design_study.md: a candidate passes if its mean
     design-val IoU beats the reference's by more than ``min_gain`` and by
@@ -213,14 +215,16 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             comparison was planned with: a line per candidate says with
             which average of the missing differences it could still pass
             (:func:`still_passing_averages`). Default: None.
+        metric (str): The figure compared, one of :data:`KEYS`.
+            Default: 'IoU' (pooled), the selection rule's.
 
     Returns:
         str: A markdown table, the reference first (and the lines of
         ``planned_seeds``).
     """
     names = [reference, *candidates]
-    ious = _seed_ious_of(load_design_records(paths), reference, names,
-                         device)
+    ious = _seed_values_of(load_design_records(paths), reference, names,
+                           device, metric)
     common = sorted(set.intersection(*(set(i) for i in ious.values())))
     if seeds is not None:
         missing = [(n, s) for n in names for s in seeds if s not in ious[n]]

@@ -8,15 +8,16 @@ rule can see, from the per-seed differences of pairs already run.
     python tools/analysis_tools/design_table.py [results/design/*.json]
     python tools/analysis_tools/design_table.py --compare-to REFERENCE \
         --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu] \
-        [--paired [--planned-seeds N]]
-    python tools/analysis_tools/design_table.py --spread REF:CAND [...]
+        [--paired [--planned-seeds N]] [--metric mIoU_img]
+    python tools/analysis_tools/design_table.py --spread REF:CAND [...] \
+        [--metric mIoU_img]
 """
 import argparse
 import glob
 import os.path as osp
 import sys
 
-from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, comparison_table,
+from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, KEYS, comparison_table,
                                             design_table, paired_spread_table)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.errors import UserError
@@ -46,6 +47,9 @@ def parse_args(argv=None):
                         help='with --paired: the seeds the comparison was '
                         'planned with; says whether each candidate can '
                         'still pass')
+    parser.add_argument('--metric', choices=KEYS, default='IoU',
+                        help='the figure --compare-to and --spread compare '
+                        '(default: pooled IoU, the selection rule\'s)')
     parser.add_argument('--spread', nargs='+', metavar='REF:CAND',
                         default=[],
                         help='reference:candidate pairs whose per-seed '
@@ -76,12 +80,13 @@ def main(argv=None):
         if pairs:
             table = paired_spread_table(paths, pairs, args.device,
                                         min_gain=args.min_gain,
-                                        se_factor=args.se_factor)
+                                        se_factor=args.se_factor,
+                                        metric=args.metric)
         elif args.compare_to:
             table = comparison_table(paths, args.compare_to, args.candidates,
                                      args.device, args.seeds, args.min_gain,
                                      args.se_factor, args.paired,
-                                     args.planned_seeds)
+                                     args.planned_seeds, args.metric)
         else:
             table = design_table(paths)
     except (OSError, ValueError, KeyError, UserError) as err:
