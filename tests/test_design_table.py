@@ -181,9 +181,15 @@ def test_design_study_quotes_the_records_table():
     # seeds 0 to 7 they had then (the sixteen-seed test registered after).
     first_eight = [p for p in full
                    if int(p.rsplit('_seed', 1)[1].split('.')[0]) < 8]
-    fourteen = design.paired_spread_table(first_eight, judged(
+    all_judged = judged(
         'bce-dice', 'branch-drop', 'image-norm', 'vanilla-conv', 'no-radial',
-        'drop-path', 'replicate-pad', 'image-context', 'group-norm'))
+        'drop-path', 'replicate-pad', 'image-context', 'group-norm')
+    fourteen = design.paired_spread_table(first_eight, all_judged)
+    # ... and per image, with the anchor's four seeds compared the same way.
+    assert design.paired_spread_table(first_eight, all_judged,
+                                      metric='mIoU_img') in doc
+    assert design.comparison_table(full, d, ['egeunet'], seeds=[0, 1, 2, 3],
+                                   paired=True, metric='mIoU_img') in doc
     assert fourteen.split('\n\n', 1)[1] in doc
     # The tenth round's reference, seeds 0 to 3.
     assert design.comparison_table(
