@@ -215,6 +215,15 @@ def test_design_study_quotes_the_records_table():
     assert design.comparison_table(
         full, d, ['dsnet-design-deeper-eighth-group-norm_isic2017'],
         seeds=list(range(8)), paired=True) in doc
+    # ... continued to seed 10 (stopped for futility), pooled and per image.
+    eleven = list(range(11))
+    table, verdict = design.comparison_table(
+        full, d, ['dsnet-design-deeper-eighth-group-norm_isic2017'],
+        seeds=eleven, paired=True, planned_seeds=16).rstrip().split('\n\n')
+    assert table in doc and f'> {verdict}' in doc
+    assert design.comparison_table(
+        full, d, ['dsnet-design-deeper-eighth-group-norm_isic2017'],
+        seeds=eleven, paired=True, metric='mIoU_img') in doc
     # The anchor's four design seeds beside the default's.
     assert design.comparison_table(full, d, ['egeunet'], seeds=[0, 1, 2, 3],
                                    paired=True) in doc
