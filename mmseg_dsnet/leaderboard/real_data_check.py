@@ -78,20 +78,18 @@ def check_subset_sizes(data_root, split='test', train_images=None,
     Raises:
         UserError: Naming the option, the split file and its size.
     """
+    from mmseg_dsnet.leaderboard.work_dir import split_size
     from mmseg_dsnet.utils.errors import UserError
     files = DESIGN_SPLITS if split == 'design' else TEST_SPLITS
     for option, asked, split_file in (('--train-images', train_images,
                                        files[0]),
                                       ('--test-images', test_images,
                                        files[1])):
-        path = osp.join(data_root, split_file)
-        if not asked or not osp.isfile(path):
-            continue
-        with open(path) as f:
-            held = sum(1 for line in f if line.strip())
-        if asked > held:
-            raise UserError(f'{option} {asked}: {path} holds only {held} '
-                            'images')
+        held = split_size(dict(data_root=data_root, ann_file=split_file))
+        if asked and held is not None and asked > held:
+            raise UserError(f'{option} {asked}: '
+                            f'{osp.join(data_root, split_file)} holds only '
+                            f'{held} images')
 
 
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
