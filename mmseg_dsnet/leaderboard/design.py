@@ -128,13 +128,14 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
              '|---|---|---|---|---|']
     weighted, freedom = 0.0, 0
     for reference, candidate in pairs:
-        ious = _seed_values_of(records, reference, [reference, candidate],
-                               device, metric)
-        common = sorted(set(ious[reference]) & set(ious[candidate]))
+        by_seed = _seed_values_of(records, reference,
+                                  [reference, candidate], device, metric)
+        common = sorted(set(by_seed[reference]) & set(by_seed[candidate]))
         if len(common) < 2:
             raise ValueError(f'fewer than two seeds that {reference} and '
                              f'{candidate} both ran on {device}')
-        diffs = [ious[candidate][s] - ious[reference][s] for s in common]
+        diffs = [by_seed[candidate][s] - by_seed[reference][s]
+                 for s in common]
         spread = statistics.stdev(diffs)
         weighted += spread**2 * (len(diffs) - 1)
         freedom += len(diffs) - 1
@@ -223,11 +224,12 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         ``planned_seeds``).
     """
     names = [reference, *candidates]
-    ious = _seed_values_of(load_design_records(paths), reference, names,
-                           device, metric)
-    common = sorted(set.intersection(*(set(i) for i in ious.values())))
+    by_seed = _seed_values_of(load_design_records(paths), reference, names,
+                              device, metric)
+    common = sorted(set.intersection(*(set(i) for i in by_seed.values())))
     if seeds is not None:
-        missing = [(n, s) for n in names for s in seeds if s not in ious[n]]
+        missing = [(n, s) for n in names for s in seeds
+                   if s not in by_seed[n]]
         if missing:
             raise ValueError('no run of ' + ', '.join(
                 f'{n} seed {s}' for n, s in missing))
@@ -235,7 +237,7 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     if len(common) < 2:
         raise ValueError(f'fewer than two seeds that {", ".join(names)} '
                          f'all ran on {device}: {common}')
-    return rule_table(ious, reference, candidates,
+    return rule_table(by_seed, reference, candidates,
                       [(s, f'seed {s}') for s in common], min_gain,
                       se_factor, paired, planned_seeds)
 
