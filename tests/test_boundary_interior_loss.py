@@ -179,3 +179,37 @@ def test_image_norm_is_a_per_pixel_weight_on_the_bce():
         BoundaryInteriorLoss(region_norm='band')
     with pytest.raises(ValueError, match="region_loss='bce'"):
         BoundaryInteriorLoss(region_loss='dice', region_norm='image')
+
+
+def test_batch_dice_is_one_dice_over_every_pixel_of_the_batch():
+    """``dice_reduction='batch'`` is ``1 - 2|P.T| / (|P| + |T|)`` summed
+    over the whole batch, so half a large lesion missed costs more than
+    the same share of a small one; per image both cost the same."""
+    large = torch.zeros(2, 16, 16)
+    large[0, 2:14, 2:14] = 1            # 144 lesion pixels
+    large[1, 6:8, 6:8] = 1              # 4 lesion pixels
+    label = large.long()
+
+    def half_missed(image):
+        """Certain logits matching ``label`` except the lower half of the
+        lesion in ``image``."""
+        logits = torch.where(large.bool(), 30.0, -30.0)[:, None].clone()
+        rows = large[image].nonzero()[:, 0]
+        cut = int(rows.float().mean().ceil())
+        logits[image, 0, cut:] = -30.0
+        return logits
+
+    dice_only = dict(bce_weight=0, boundary_weight=0, interior_weight=0,
+                     smooth=0.0)
+    batch = BoundaryInteriorLoss(dice_reduction='batch', **dice_only)
+    image = BoundaryInteriorLoss(**dice_only)
+    # Large lesion half missed: 72 of 148 batch lesion pixels found.
+    torch.testing.assert_close(batch(half_missed(0), label),
+                               torch.tensor(1 - 2 * 76 / (76 + 148)))
+    # Small lesion half missed: 146 of 148 found.
+    torch.testing.assert_close(batch(half_missed(1), label),
+                               torch.tensor(1 - 2 * 146 / (146 + 148)))
+    torch.testing.assert_close(image(half_missed(0), label),
+                               image(half_missed(1), label))
+    with pytest.raises(ValueError, match='dice_reduction'):
+        BoundaryInteriorLoss(dice_reduction='pixel')

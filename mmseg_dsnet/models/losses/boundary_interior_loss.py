@@ -55,9 +55,11 @@ def boundary_interior_maps(mask: Tensor,
 
 
 def _soft_dice_loss(prob: Tensor, target: Tensor, region: Tensor,
-                    smooth: float) -> Tensor:
-    """Per-image ``1 - soft Dice`` restricted to ``region``, batch mean."""
-    dims = (1, 2)
+                    smooth: float, per_image: bool = True) -> Tensor:
+    """``1 - soft Dice`` restricted to ``region``: per image and averaged
+    over the batch, or (``per_image=False``) over all the batch's pixels at
+    once, so that every pixel weighs the same whatever its lesion's size."""
+    dims = (1, 2) if per_image else (0, 1, 2)
     intersection = (prob * target * region).sum(dims)
     total = (prob * region).sum(dims) + (target * region).sum(dims)
     return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
@@ -98,8 +100,13 @@ class BoundaryInteriorLoss(nn.Module):
 
     Args:
         bce_weight (float): Weight of the image-wide BCE. Default: 1.0.
-        dice_weight (float): Weight of the image-wide soft Dice loss
-            (per image, batch mean). Default: 1.0.
+        dice_weight (float): Weight of the image-wide soft Dice loss.
+            Default: 1.0.
+        dice_reduction (str): ``'image'``: the Dice of each image,
+            averaged over the batch (a small lesion weighs as much as a
+            large one); ``'batch'``: one Dice over all the batch's pixels
+            (every lesion pixel weighs the same, as in the pooled IoU).
+            Default: ``'image'``.
         boundary_weight (float): Weight of the boundary-band term.
             Default: 1.0.
         interior_weight (float): Weight of the interior term. Default: 0.5.
@@ -120,6 +127,7 @@ class BoundaryInteriorLoss(nn.Module):
     def __init__(self,
                  bce_weight: float = 1.0,
                  dice_weight: float = 1.0,
+                 dice_reduction: str = 'image',
                  boundary_weight: float = 1.0,
                  interior_weight: float = 0.5,
                  band_width: int = 2,
@@ -133,6 +141,9 @@ class BoundaryInteriorLoss(nn.Module):
         if region_loss not in ('bce', 'dice'):
             raise ModelArgumentError(f'region_loss must be bce or dice, '
                                      f'got {region_loss}')
+        if dice_reduction not in ('image', 'batch'):
+            raise ModelArgumentError(f'dice_reduction must be image or '
+                                     f'batch, got {dice_reduction}')
         if region_norm not in ('region', 'image'):
             raise ModelArgumentError(f'region_norm must be region or image, '
                                      f'got {region_norm}')
@@ -146,6 +157,7 @@ class BoundaryInteriorLoss(nn.Module):
             raise ModelArgumentError('band_width must be >= 1')
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
+        self.dice_reduction = dice_reduction
         self.boundary_weight = boundary_weight
         self.interior_weight = interior_weight
         self.band_width = band_width
@@ -197,7 +209,8 @@ class BoundaryInteriorLoss(nn.Module):
 
         loss = self.bce_weight * _masked_mean(bce_map, validf)
         loss = loss + self.dice_weight * _soft_dice_loss(
-            prob, target, validf, self.smooth)
+            prob, target, validf, self.smooth,
+            per_image=self.dice_reduction == 'image')
 
         boundary, interior = boundary_interior_maps(target, self.band_width,
                                                     valid)
