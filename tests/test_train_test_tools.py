@@ -238,6 +238,14 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match='CUDA is not available'):
             profile.main([config])
+    # A zero batch or step count ended in a traceback after the model was
+    # built; a zero-sized shape likewise.
+    for option, value in (('--batch-size', '0'), ('--steps', '0'),
+                          ('--top', '0')):
+        with pytest.raises(UserError, match=f'{option} must be at least 1'):
+            profile.main([config, '--device', 'cpu', option, value])
+    with pytest.raises(UserError, match='--shape takes 1 or 2 positive'):
+        profile.main([config, '--device', 'cpu', '--shape', '0', '128'])
     # A zero batch printed "Throughput (batch 0): 0.0 img/s" with exit 0.
     bench = load_tool('analysis_tools/benchmark.py')
     for option, value in (('--batch-size', '0'), ('--repeat', '0'),

@@ -22,6 +22,7 @@ from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.cli import check_at_least, input_shape
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
 #: The forms timed when --variants is not given.
@@ -78,6 +79,9 @@ def time_steps(run, steps, sync):
 def check_args(args):
     """Refuse a device or a form that cannot be timed, before any work."""
     check_input_file(args.config, 'config file')
+    check_at_least(('--batch-size', args.batch_size, 1),
+                   ('--steps', args.steps, 1), ('--top', args.top, 1))
+    args.shape = input_shape(args.shape)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise UserError(f'--device {args.device}: CUDA is not available '
