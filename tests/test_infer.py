@@ -138,17 +138,28 @@ def test_large_image_and_pixel_limit(checkpoint, tmp_path, capsys):
     assert code == 2
     assert 'big.png: 3000x2100 = 6300000 pixels is above the limit' in (
         text.out + text.err)
+    # Nothing was written, so the run leaves no empty output folders.
+    assert not (tmp_path / 'limited').exists()
 
 
 def test_empty_folder_message(checkpoint, tmp_path, capsys):
     empty = tmp_path / 'empty'
     empty.mkdir()
     code = run_tool([CONFIG, checkpoint, str(empty), '--out-dir',
-                     str(tmp_path / 'out'), '--no-progress'])
+                     str(tmp_path / 'out' / 'new'), '--no-progress'])
     assert code == 2
     err = capsys.readouterr().err
     assert f'{empty}: folder contains no image files' in err
     assert 'no images to process' in err
+    # The folders the run created are gone again; a folder the user
+    # already had stays.
+    assert not (tmp_path / 'out').exists()
+    kept = tmp_path / 'kept'
+    (kept / 'masks').mkdir(parents=True)
+    (kept / 'masks' / 'old.png').write_bytes(b'x')
+    assert run_tool([CONFIG, checkpoint, str(empty), '--out-dir', str(kept),
+                     '--no-progress']) == 2
+    assert sorted(p.name for p in kept.rglob('*')) == ['masks', 'old.png']
 
 
 @pytest.mark.parametrize('option,value', [

@@ -136,16 +136,22 @@ def main(argv=None):
     from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
                                                     OutputDirError,
                                                     prepare_output_dir,
+                                                    remove_empty_output_dirs,
                                                     run_inference)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
 
+    created = []
+
     def fail(message):
+        # A run that wrote nothing leaves no output folders behind.
+        remove_empty_output_dirs(created)
         print(f'ERROR: {message}', file=sys.stderr)
         return USER_ERROR_EXIT
 
     try:
-        prepare_output_dir(args.out_dir, overlays=not args.no_overlay)
+        created = prepare_output_dir(args.out_dir,
+                                     overlays=not args.no_overlay)
     except OutputDirError as err:
         return fail(err)
     # Our own outputs are images too: never take them as inputs when the

@@ -17,12 +17,12 @@ from .inference_backends import (OnnxRuntimeBackend, TorchBackend,
                                  make_backend)
 from .lesion_inferencer import (InferenceSummary, LesionInferencer,
                                 OutputDirError, prepare_output_dir,
-                                run_inference)
+                                remove_empty_output_dirs, run_inference)
 from .masks import draw_overlay, resize_to_mask, write_image
 
 __all__ = [
     'build_segmentor', 'OnnxRuntimeBackend', 'TorchBackend', 'make_backend',
     'InferenceSummary', 'LesionInferencer', 'OutputDirError',
-    'prepare_output_dir', 'run_inference', 'draw_overlay', 'resize_to_mask',
-    'write_image'
+    'prepare_output_dir', 'remove_empty_output_dirs', 'run_inference',
+    'draw_overlay', 'resize_to_mask', 'write_image'
 ]

@@ -97,18 +97,29 @@ class OutputDirError(Exception):
     """The output folder cannot be created or written."""
 
 
-def prepare_output_dir(out_dir: str, overlays: bool = True) -> None:
+def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
     """Create ``out_dir/masks`` (and ``overlays``) and prove they are
     writable by writing and removing a probe file.
+
+    Returns:
+        list[str]: The folders this call created, deepest first (for
+        :func:`remove_empty_output_dirs` when the run writes nothing).
 
     Raises:
         OutputDirError: With the folder and the reason.
     """
     subdirs = ['masks'] + (['overlays'] if overlays else [])
+    created = []
     for sub in subdirs:
         folder = osp.join(out_dir, sub)
+        missing = []
+        parent = folder
+        while parent and not osp.exists(parent):
+            missing.append(parent)
+            parent = osp.dirname(parent)
         try:
             os.makedirs(folder, exist_ok=True)
+            created.extend(missing)
             handle, probe = tempfile.mkstemp(prefix='.write_probe_',
                                              dir=folder)
             os.close(handle)
@@ -117,6 +128,17 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> None:
             reason = err.strerror or str(err)
             raise OutputDirError(
                 f'cannot write to output folder {folder}: {reason}') from None
+    return created
+
+
+def remove_empty_output_dirs(created: Sequence[str]) -> None:
+    """Remove the folders :func:`prepare_output_dir` created that are still
+    empty, so that a run that wrote nothing leaves nothing behind."""
+    for folder in sorted(created, key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # not empty (or already gone): keep what is there
 
 
 def output_names(files: Sequence[str]) -> Dict[str, str]:
