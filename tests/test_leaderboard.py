@@ -328,6 +328,29 @@ def test_build_and_check_refuse_named_files_that_are_missing(tmp_path,
         lb.main(['check', '--leaderboard', str(not_json)])
 
 
+def test_collect_names_what_the_work_dir_lacks(tmp_path):
+    """A work dir without a training log, or without metrics, was a
+    FileNotFoundError traceback; now one user error naming it."""
+    from mmseg_dsnet.leaderboard.work_dir import (IncompleteWorkDirError,
+                                                  final_metrics)
+    lb = load_tool('analysis_tools/leaderboard.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    empty = tmp_path / 'work'
+    empty.mkdir()
+    runs = ['--runs-dir', str(tmp_path / 'runs'), '--no-benchmark']
+    with pytest.raises(IncompleteWorkDirError,
+                       match=f'no training log .* under {empty}'):
+        lb.main(['collect', config, str(empty)] + runs)
+    missing = tmp_path / 'metrics.json'
+    with pytest.raises(IncompleteWorkDirError,
+                       match=f'metrics file {missing} does not exist'):
+        final_metrics(str(empty), [], [], str(missing))
+    with pytest.raises(IncompleteWorkDirError,
+                       match='no test or validation metrics'):
+        final_metrics(str(empty), [], [])
+    assert not (tmp_path / 'runs').exists()
+
+
 def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
     """A negative seed failed inside train.py with a CalledProcessError
     traceback; a benchmark that would time nothing was found out only after

@@ -14,6 +14,7 @@ import os.path as osp
 import re
 
 from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
+from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .records import load_json
@@ -23,6 +24,18 @@ METRIC_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig',
                'TJ', 'mIoU', 'mDice')
 # The literature protocol's length; shorter runs are flagged as short.
 PROTOCOL_EPOCHS = 300
+
+
+
+class IncompleteWorkDirError(UserError, FileNotFoundError):
+    """A work dir lacks what a run record is read from (the training log,
+    the test metrics): the run did not happen there or did not finish."""
+
+
+class MissingSeedError(UserError, ValueError):
+    """The run's dumped config sets no seed and the seed was asked to come
+    from it (``--seed-from-config``)."""
+
 
 _TIMESTAMP = re.compile(r'^(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - ')
 _EPOCH_TRAIN = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
@@ -196,7 +209,8 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
                 f'tools/test.py metrics file {osp.abspath(path)}',
                 record.get('checkpoint'))
     if metrics_file:
-        raise FileNotFoundError(metrics_file)
+        raise IncompleteWorkDirError(f'metrics file {metrics_file} does not '
+                                     'exist')
     # mmengine's LoggerHook dumps test results to <ts>/<ts>.json (also
     # when a script trains and tests with one runner).
     dumps = sorted((run['dir'], run['test_json'])
@@ -216,7 +230,9 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
                     'last validation line of '
                     f'{osp.relpath(run["scalars"], work_dir)} '
                     f'(epoch/step {val[-1].get("step")})', None)
-    raise FileNotFoundError(f'No test or validation metrics in {work_dir}')
+    raise IncompleteWorkDirError(
+        f'no test or validation metrics in {work_dir}: test the run first '
+        '(tools/test.py CONFIG CHECKPOINT --work-dir WORK_DIR)')
 
 
 def _metric_subset(line):
@@ -369,9 +385,10 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     from mmengine.config import Config
     train_runs, test_runs = find_runs(work_dir)
     if not train_runs:
-        raise FileNotFoundError(
-            f'No training log (<timestamp>/<timestamp>.log with train '
-            f'lines) under {work_dir}')
+        raise IncompleteWorkDirError(
+            f'no training log (<timestamp>/<timestamp>.log with train '
+            f'lines) under {work_dir}: is it the --work-dir of a training '
+            'run?')
     cfg = Config.fromfile(train_runs[-1]['config'])
     test_cfg = Config.fromfile(test_runs[-1]['config']) if test_runs and \
         osp.isfile(test_runs[-1]['config']) else None
@@ -380,8 +397,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     seed_source = 'dumped config randomness.seed'
     if seed is None:
         if seed_from_config:
-            raise ValueError(f'{train_runs[-1]["config"]} sets no '
-                             'randomness.seed')
+            raise MissingSeedError(f'{train_runs[-1]["config"]} sets no '
+                                   'randomness.seed')
         seed, seed_source = infos[-1]['seed'], 'runtime seed in the log'
     metrics, metrics_kind, metrics_source, checkpoint = final_metrics(
         work_dir, train_runs, test_runs, metrics_file)
