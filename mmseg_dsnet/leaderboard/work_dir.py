@@ -26,7 +26,6 @@ METRIC_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig',
 PROTOCOL_EPOCHS = 300
 
 
-
 class IncompleteWorkDirError(UserError, FileNotFoundError):
     """A work dir lacks what a run record is read from (the training log,
     the test metrics): the run did not happen there or did not finish."""
