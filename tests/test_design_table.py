@@ -81,6 +81,16 @@ def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
     assert err.count('\n') == 1
 
 
+def test_cli_names_a_record_that_does_not_exist(tmp_path, capsys):
+    """A mistyped path (or a glob that matched nothing) was reported in
+    errno's words."""
+    good = write(tmp_path / 'a.json', 'cand-a', 0, 80.0)
+    missing = tmp_path / 'nothing_*.json'
+    assert tool.main([good, str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f'ERROR: design record {missing} does not exist\n'
+
+
 def test_cli_names_a_file_that_is_not_json(tmp_path, capsys):
     good = write(tmp_path / 'a.json', 'cand-a', 0, 80.0)
     bad = tmp_path / 'notes.json'

@@ -5,6 +5,7 @@ import os.path as osp
 import statistics
 from collections import defaultdict
 
+from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .records import load_json
@@ -31,6 +32,7 @@ def load_design_records(paths):
     """The records at ``paths``; a record of another split is refused."""
     records = []
     for path in paths:
+        check_input_file(path, 'design record')
         record = load_json(path)
         if record.get('split') != 'design':
             raise ValueError(f'{path} is not a design-split record')
