@@ -203,7 +203,7 @@ def test_batch_dice_is_one_dice_over_every_pixel_of_the_batch():
                      smooth=0.0)
     batch = BoundaryInteriorLoss(dice_reduction='batch', **dice_only)
     image = BoundaryInteriorLoss(**dice_only)
-    # Large lesion half missed: 72 of 148 batch lesion pixels found.
+    # Large lesion half missed: 72 + 4 = 76 of the batch's 148 found.
     torch.testing.assert_close(batch(half_missed(0), label),
                                torch.tensor(1 - 2 * 76 / (76 + 148)))
     # Small lesion half missed: 146 of 148 found.

@@ -102,7 +102,7 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
     writable by writing and removing a probe file.
 
     Returns:
-        list[str]: The folders this call created, deepest first (for
+        list[str]: The folders this call created (for
         :func:`remove_empty_output_dirs` when the run writes nothing).
 
     Raises:
