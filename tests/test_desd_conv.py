@@ -411,3 +411,66 @@ def test_branch_drop_needs_branches_and_a_probability():
         DESDConv(4, 4, conv_type='vanilla', branch_drop=0.1)
     with pytest.raises(ValueError, match='branch_drop'):
         DifferenceKernels(4, branch_drop=1.0)
+
+
+def test_stacked_kernels_are_the_branch_kernels_channel_by_channel(kernels):
+    stacked = kernels.stacked_kernels()
+    assert stacked.shape == (4 * 5, 1, 3, 3)
+    for index, kernel in enumerate(kernels.branch_kernels().values()):
+        # Channel c's kernel of branch b is output c * branches + b.
+        torch.testing.assert_close(stacked[index::5], kernel)
+
+
+def test_branch_norms_normalise_each_branch_on_its_own():
+    block = DESDConv(3, 5, branch_norms=True).train()
+    x = torch.randn(4, 3, 10, 9) * 3 + 2
+    by_branch = [
+        F.batch_norm(depthwise(x, kernel), None, None, training=True)
+        for kernel in block.kernels.branch_kernels().values()
+    ]
+    # At initialisation (scale 1, shift 0) every branch's response is
+    # standardised over the batch before the five are summed.
+    expected = F.relu(sum(by_branch))
+    with torch.no_grad():
+        expected = block.pointwise_act(
+            block.pointwise_norm(block.pointwise(expected)))
+        torch.testing.assert_close(block(x), expected, atol=1e-5, rtol=1e-5)
+    # One norm summed after the branches differs.
+    plain = DESDConv(3, 5).train()
+    plain.load_state_dict(
+        {k: v for k, v in block.state_dict().items()
+         if not k.startswith('depthwise_norm')}, strict=False)
+    with torch.no_grad():
+        assert (plain(x) - block(x)).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize('stride,dilation,shortcut', [(1, 1, True),
+                                                      (2, 1, False),
+                                                      (1, 2, True)])
+def test_block_with_branch_norms_reparameterizes_exactly(
+        stride, dilation, shortcut):
+    block = warm_up(
+        DESDConv(6, 6, stride=stride, dilation=dilation, shortcut=shortcut,
+                 branch_norms=True),
+        lambda: torch.randn(4, 6, 12, 12) * 2 + 1)
+    assert block.depthwise_norm.num_features == 6 * 5
+    x = torch.randn(2, 6, 11, 13)
+    with torch.no_grad():
+        expected = block(x)
+    reparameterize_model(block)
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+    # The deployed form is the plain block's: its checkpoint loads there.
+    plain = DESDConv(6, 6, stride=stride, dilation=dilation,
+                     shortcut=shortcut, deploy=True).eval()
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
+def test_branch_norms_need_batch_norm_and_no_branch_drop():
+    with pytest.raises(ValueError, match='branch_norms'):
+        DESDConv(4, 4, branch_norms=True, branch_drop=0.1)
+    with pytest.raises(ValueError, match='branch_norms'):
+        DESDConv(4, 4, branch_norms=True,
+                 norm_cfg=dict(type='GN', num_groups=2))

@@ -416,6 +416,24 @@ def test_stage_norms_apply_per_stage():
     assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
 
 
+def test_branch_norms_apply_per_stage_inside_the_budget():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, branch_norms=[False, False, True])
+    norm_widths = [[b.depthwise_norm.num_features for b in stage]
+                   for stage in backbone.stages]
+    # The first block of a stage convolves the previous stage's channels.
+    assert norm_widths == [[8], [8, 16], [16 * 5, 24 * 5]]
+    with pytest.raises(ValueError, match='one entry .* per stage'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), branch_norms=[True])
+    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
+                                  '-branch-norms_isic2017.py')
+    model = MODELS.build(model_cfg(config)).eval()
+    params, flops = complexity(model)
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+
 def test_image_context_adds_the_same_summary_to_every_pixel():
     from mmseg_dsnet.models.layers import ImageContext
     context = ImageContext(6, 3)

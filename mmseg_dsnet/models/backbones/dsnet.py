@@ -75,6 +75,11 @@ class DSNet(BaseModule):
         branch_drop (float): Probability of dropping a difference branch's
             kernel of a channel during training, in every block (see
             :class:`DifferenceKernels`; no cost at inference). Default: 0.0.
+        branch_norms (Sequence[bool], optional): For each stage, whether its
+            blocks give every difference branch its own BatchNorm in training
+            (see :class:`DESDConv`; folded away when re-parameterised, so no
+            cost at inference, but each branch is convolved on its own in
+            training: five times the depthwise FLOPs). Default: None (off).
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
         stage_norm_cfgs (Sequence[dict | None], optional): A norm for each
             stage's blocks, None for ``norm_cfg``; e.g. GroupNorm where the
@@ -102,6 +107,7 @@ class DSNet(BaseModule):
                  out_indices: Optional[Sequence[int]] = None,
                  conv_type: str = 'desd',
                  branch_drop: float = 0.0,
+                 branch_norms: Optional[Sequence[bool]] = None,
                  norm_cfg: dict = dict(type='BN'),
                  stage_norm_cfgs: Optional[Sequence[Optional[dict]]] = None,
                  act_cfg: dict = dict(type='ReLU'),
@@ -126,6 +132,11 @@ class DSNet(BaseModule):
             raise ModelArgumentError(
                 'padding_modes needs one entry per stage, got '
                 f'{padding_modes}')
+        branch_norms = tuple(branch_norms or [False] * len(widths))
+        if len(branch_norms) != len(widths):
+            raise ModelArgumentError(
+                'branch_norms needs one entry (True or False) per stage, got '
+                f'{branch_norms}')
         stage_norm_cfgs = list(stage_norm_cfgs or [None] * len(widths))
         if len(stage_norm_cfgs) != len(widths):
             raise ModelArgumentError(
@@ -180,6 +191,7 @@ class DSNet(BaseModule):
                         drop_path=next(drop_rates) if has_shortcut else 0.0,
                         conv_type=conv_type,
                         branch_drop=branch_drop,
+                        branch_norms=branch_norms[index],
                         norm_cfg=stage_norm_cfgs[index],
                         act_cfg=act_cfg,
                         deploy=deploy))

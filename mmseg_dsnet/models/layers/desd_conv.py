@@ -174,6 +174,16 @@ class DifferenceKernels(nn.Module):
             for name in self.branches
         }
 
+    def stacked_kernels(self) -> Tensor:
+        """Every branch's kernel of every channel, ``(channels * branches,
+        1, 3, 3)``, channel-major: the weight of a depthwise convolution with
+        one output per branch and channel (``groups=channels``)."""
+        weights = self._weights()
+        bases = self.basis.to(weights[0].dtype).split(
+            [weight.shape[-1] for weight in weights])
+        kernels = [weight @ basis for weight, basis in zip(weights, bases)]
+        return torch.cat(kernels, dim=1).reshape(-1, 1, 3, 3)
+
     def fused_kernel(self) -> Tensor:
         """Sum of all branch kernels: one depthwise 3x3 kernel."""
         return self._kernel(torch.cat(self._weights(), dim=-1))
@@ -241,6 +251,16 @@ class DESDConv(nn.Module):
             channel during training (:class:`DifferenceKernels`; needs
             ``conv_type='desd'``). Evaluation and the re-parameterised form
             are unaffected. Default: 0.0.
+        branch_norms (bool): Give every branch its own BatchNorm in training
+            (each branch convolved on its own, normalised, then summed), as
+            RepVGG and MobileOne do for their branches. Without it the
+            branches are one kernel written five ways; with it each
+            difference response is scaled by its own statistics, so a weak
+            one (the central difference is zero on flat skin) is not drowned
+            by the vanilla branch. Re-parameterisation folds each norm into
+            its branch's kernel and sums them: the deployed block is the
+            same. Needs a BatchNorm ``norm_cfg`` and no ``branch_drop``.
+            Default: False.
         norm_cfg (dict): Norm layer after each convolution. A BatchNorm
             folds into the convolution when re-parameterised; any other
             norm stays in the deployed form. Default: ``dict(type='BN')``.
@@ -259,6 +279,7 @@ class DESDConv(nn.Module):
                  drop_path: float = 0.0,
                  conv_type: str = 'desd',
                  branch_drop: float = 0.0,
+                 branch_norms: bool = False,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  deploy: bool = False):
@@ -280,6 +301,10 @@ class DESDConv(nn.Module):
                 'drop_path must be in [0, 1) and needs the '
                 f'identity shortcut, got {drop_path} with '
                 f'shortcut={shortcut}')
+        if branch_norms and (branch_drop or not folds_into_conv(norm_cfg)):
+            raise ModelArgumentError(
+                'branch_norms needs a BatchNorm norm_cfg and no branch_drop, '
+                f'got {norm_cfg} and branch_drop={branch_drop}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
@@ -287,6 +312,7 @@ class DESDConv(nn.Module):
         self.padding_mode = padding_mode
         self.shortcut = shortcut
         self.conv_type = conv_type
+        self.branch_norms = branch_norms
         self.deploy = deploy
         # Deployed, a norm that cannot fold stays after its convolution.
         self.keeps_norm = not folds_into_conv(norm_cfg)
@@ -300,7 +326,11 @@ class DESDConv(nn.Module):
             self.kernels = DifferenceKernels(in_channels, branches,
                                              branch_drop)
         if with_norm:
-            self.depthwise_norm = build_norm_layer(norm_cfg, in_channels)[1]
+            # With branch_norms: one channel per branch and input channel.
+            norm_channels = in_channels * (
+                len(self.kernels.branches) if branch_norms else 1)
+            self.depthwise_norm = build_norm_layer(norm_cfg,
+                                                   norm_channels)[1]
         self.depthwise_act = self._activation(act_cfg)
 
         self.pointwise = nn.Conv2d(
@@ -342,12 +372,16 @@ class DESDConv(nn.Module):
                 padding = 0
             x = F.conv2d(
                 x,
-                self.kernels(),
+                self.kernels.stacked_kernels()
+                if self.branch_norms else self.kernels(),
                 stride=self.stride,
                 padding=padding,
                 dilation=self.dilation,
                 groups=self.in_channels)
-            x = self.depthwise_act(self.depthwise_norm(x))
+            x = self.depthwise_norm(x)
+            if self.branch_norms:
+                x = x.unflatten(1, (self.in_channels, -1)).sum(2)
+            x = self.depthwise_act(x)
             x = self.pointwise_norm(self.pointwise(x))
         if self.shortcut:
             x = self.drop_path(x) + identity
@@ -367,7 +401,8 @@ class DESDConv(nn.Module):
         """
         if self.deploy:
             return
-        kernel = self.kernels.fused_kernel()
+        kernel = (self.kernels.stacked_kernels()
+                  if self.branch_norms else self.kernels.fused_kernel())
         depthwise = self._plain_depthwise().to(kernel)
         pointwise = nn.Conv2d(self.in_channels, self.out_channels, 1,
                               bias=not self.keeps_norm).to(kernel)
@@ -376,8 +411,11 @@ class DESDConv(nn.Module):
             pointwise.weight.copy_(self.pointwise.weight)
         else:
             weight, bias = fold_batch_norm(kernel, None, self.depthwise_norm)
-            depthwise.weight.copy_(weight)
-            depthwise.bias.copy_(bias)
+            # Each branch's folded kernel and bias, summed per channel.
+            depthwise.weight.copy_(
+                weight.unflatten(0, (self.in_channels, -1)).sum(1))
+            depthwise.bias.copy_(
+                bias.unflatten(0, (self.in_channels, -1)).sum(1))
             weight, bias = fold_batch_norm(self.pointwise.weight, None,
                                            self.pointwise_norm)
             pointwise.weight.copy_(weight)
