@@ -474,3 +474,40 @@ def test_branch_norms_need_batch_norm_and_no_branch_drop():
     with pytest.raises(ValueError, match='branch_norms'):
         DESDConv(4, 4, branch_norms=True,
                  norm_cfg=dict(type='GN', num_groups=2))
+
+
+@pytest.mark.parametrize('branch_norms', [False, True])
+@pytest.mark.parametrize('stride,shortcut', [(2, False), (1, True)])
+def test_depth_multiplier_block_reparameterizes_exactly(
+        branch_norms, stride, shortcut):
+    block = warm_up(
+        DESDConv(4, 4, stride=stride, shortcut=shortcut, depth_multiplier=3,
+                 branch_norms=branch_norms),
+        lambda: torch.randn(4, 4, 12, 12) * 2 + 1)
+    # Three kernels of their own per input channel, each with five branches.
+    assert block.kernels.fused_kernel().shape == (12, 1, 3, 3)
+    assert block.pointwise.in_channels == 12
+    x = torch.randn(2, 4, 11, 10)
+    with torch.no_grad():
+        expected = block(x)
+        # Output k of the depthwise convolution reads input channel k // 3.
+        features = F.conv2d(x, block.kernels.fused_kernel(), stride=stride,
+                            padding=1, groups=4)
+        torch.testing.assert_close(
+            features[:, 3:6],
+            F.conv2d(x[:, 1:2], block.kernels.fused_kernel()[3:6],
+                     stride=stride, padding=1))
+    reparameterize_model(block)
+    assert block.depthwise.groups == 4 and block.depthwise.out_channels == 12
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+    plain = DESDConv(4, 4, stride=stride, shortcut=shortcut,
+                     depth_multiplier=3, deploy=True).eval()
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
+def test_depth_multiplier_must_be_positive():
+    with pytest.raises(ValueError, match='depth_multiplier'):
+        DESDConv(4, 4, depth_multiplier=0)

@@ -434,6 +434,24 @@ def test_branch_norms_apply_per_stage_inside_the_budget():
     assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
 
 
+def test_depth_multipliers_apply_to_each_stages_first_block():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, depth_multipliers=[1, 2, 1])
+    depthwise = [[b.depthwise_channels for b in stage]
+                 for stage in backbone.stages]
+    assert depthwise == [[8], [16, 16], [16, 24]]
+    feats = backbone(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [8, 16, 24]
+    with pytest.raises(ValueError, match='depth_multipliers'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), depth_multipliers=[1, 0])
+    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
+                                  '-depth-2_isic2017.py')
+    params, flops = complexity(MODELS.build(model_cfg(config)).eval())
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+
 def test_image_context_adds_the_same_summary_to_every_pixel():
     from mmseg_dsnet.models.layers import ImageContext
     context = ImageContext(6, 3)

@@ -80,6 +80,11 @@ class DSNet(BaseModule):
             (see :class:`DESDConv`; folded away when re-parameterised, so no
             cost at inference, but each branch is convolved on its own in
             training: five times the depthwise FLOPs). Default: None (off).
+        depth_multipliers (Sequence[int], optional): For each stage, the
+            kernels per channel of its first block's depthwise convolution
+            (the one that downsamples): with 1, a stride-2 block passes on
+            one filtered value per input channel for four input pixels.
+            Default: None (all 1).
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
         stage_norm_cfgs (Sequence[dict | None], optional): A norm for each
             stage's blocks, None for ``norm_cfg``; e.g. GroupNorm where the
@@ -108,6 +113,7 @@ class DSNet(BaseModule):
                  conv_type: str = 'desd',
                  branch_drop: float = 0.0,
                  branch_norms: Optional[Sequence[bool]] = None,
+                 depth_multipliers: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='BN'),
                  stage_norm_cfgs: Optional[Sequence[Optional[dict]]] = None,
                  act_cfg: dict = dict(type='ReLU'),
@@ -137,6 +143,11 @@ class DSNet(BaseModule):
             raise ModelArgumentError(
                 'branch_norms needs one entry (True or False) per stage, got '
                 f'{branch_norms}')
+        depth_multipliers = tuple(depth_multipliers or [1] * len(widths))
+        if len(depth_multipliers) != len(widths) or min(depth_multipliers) < 1:
+            raise ModelArgumentError(
+                'depth_multipliers needs one entry >= 1 per stage, got '
+                f'{depth_multipliers}')
         stage_norm_cfgs = list(stage_norm_cfgs or [None] * len(widths))
         if len(stage_norm_cfgs) != len(widths):
             raise ModelArgumentError(
@@ -188,6 +199,8 @@ class DSNet(BaseModule):
                         dilation=dilations[index] if block_index else 1,
                         padding_mode=padding_modes[index],
                         shortcut=has_shortcut,
+                        depth_multiplier=1 if block_index else
+                        depth_multipliers[index],
                         drop_path=next(drop_rates) if has_shortcut else 0.0,
                         conv_type=conv_type,
                         branch_drop=branch_drop,

@@ -241,6 +241,12 @@ class DESDConv(nn.Module):
             exact. Default: ``'zeros'``.
         shortcut (bool): Add the input to the output (identity residual).
             Default: False.
+        depth_multiplier (int): Kernels per input channel in the depthwise
+            convolution (its output has ``in_channels * depth_multiplier``
+            channels, each with its own difference branches). Where a
+            block downsamples a narrow input, more than one kernel per
+            channel keeps more of it for the pointwise convolution.
+            Default: 1.
         drop_path (float): Probability of dropping the residual branch of a
             sample during training (stochastic depth; needs ``shortcut``).
             Evaluation and the re-parameterised form are unaffected.
@@ -276,6 +282,7 @@ class DESDConv(nn.Module):
                  dilation: int = 1,
                  padding_mode: str = 'zeros',
                  shortcut: bool = False,
+                 depth_multiplier: int = 1,
                  drop_path: float = 0.0,
                  conv_type: str = 'desd',
                  branch_drop: float = 0.0,
@@ -301,11 +308,16 @@ class DESDConv(nn.Module):
                 'drop_path must be in [0, 1) and needs the '
                 f'identity shortcut, got {drop_path} with '
                 f'shortcut={shortcut}')
+        if depth_multiplier < 1:
+            raise ModelArgumentError(
+                f'depth_multiplier must be at least 1, got {depth_multiplier}')
         if branch_norms and (branch_drop or not folds_into_conv(norm_cfg)):
             raise ModelArgumentError(
                 'branch_norms needs a BatchNorm norm_cfg and no branch_drop, '
                 f'got {norm_cfg} and branch_drop={branch_drop}')
         self.in_channels = in_channels
+        # Output channels of the depthwise convolution.
+        self.depthwise_channels = in_channels * depth_multiplier
         self.out_channels = out_channels
         self.stride = stride
         self.dilation = dilation
@@ -323,18 +335,21 @@ class DESDConv(nn.Module):
         else:
             branches = (
                 DIFFERENCE_BRANCHES if conv_type == 'desd' else ('vanilla', ))
-            self.kernels = DifferenceKernels(in_channels, branches,
-                                             branch_drop)
+            self.kernels = DifferenceKernels(self.depthwise_channels,
+                                             branches, branch_drop)
         if with_norm:
-            # With branch_norms: one channel per branch and input channel.
-            norm_channels = in_channels * (
+            # With branch_norms: one channel per branch and kernel.
+            norm_channels = self.depthwise_channels * (
                 len(self.kernels.branches) if branch_norms else 1)
             self.depthwise_norm = build_norm_layer(norm_cfg,
                                                    norm_channels)[1]
         self.depthwise_act = self._activation(act_cfg)
 
         self.pointwise = nn.Conv2d(
-            in_channels, out_channels, 1, bias=deploy and not self.keeps_norm)
+            self.depthwise_channels,
+            out_channels,
+            1,
+            bias=deploy and not self.keeps_norm)
         if with_norm:
             self.pointwise_norm = build_norm_layer(norm_cfg, out_channels)[1]
         self.pointwise_act = self._activation(act_cfg)
@@ -348,7 +363,7 @@ class DESDConv(nn.Module):
     def _plain_depthwise(self) -> nn.Conv2d:
         return nn.Conv2d(
             self.in_channels,
-            self.in_channels,
+            self.depthwise_channels,
             3,
             stride=self.stride,
             padding=self.dilation,
@@ -380,7 +395,7 @@ class DESDConv(nn.Module):
                 groups=self.in_channels)
             x = self.depthwise_norm(x)
             if self.branch_norms:
-                x = x.unflatten(1, (self.in_channels, -1)).sum(2)
+                x = x.unflatten(1, (self.depthwise_channels, -1)).sum(2)
             x = self.depthwise_act(x)
             x = self.pointwise_norm(self.pointwise(x))
         if self.shortcut:
@@ -404,7 +419,7 @@ class DESDConv(nn.Module):
         kernel = (self.kernels.stacked_kernels()
                   if self.branch_norms else self.kernels.fused_kernel())
         depthwise = self._plain_depthwise().to(kernel)
-        pointwise = nn.Conv2d(self.in_channels, self.out_channels, 1,
+        pointwise = nn.Conv2d(self.depthwise_channels, self.out_channels, 1,
                               bias=not self.keeps_norm).to(kernel)
         if self.keeps_norm:
             depthwise.weight.copy_(kernel)
@@ -413,9 +428,9 @@ class DESDConv(nn.Module):
             weight, bias = fold_batch_norm(kernel, None, self.depthwise_norm)
             # Each branch's folded kernel and bias, summed per channel.
             depthwise.weight.copy_(
-                weight.unflatten(0, (self.in_channels, -1)).sum(1))
+                weight.unflatten(0, (self.depthwise_channels, -1)).sum(1))
             depthwise.bias.copy_(
-                bias.unflatten(0, (self.in_channels, -1)).sum(1))
+                bias.unflatten(0, (self.depthwise_channels, -1)).sum(1))
             weight, bias = fold_batch_norm(self.pointwise.weight, None,
                                            self.pointwise_norm)
             pointwise.weight.copy_(weight)
