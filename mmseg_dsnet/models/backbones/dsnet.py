@@ -11,6 +11,31 @@ from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, ImageContext
 
 
+def per_stage(name: str,
+              values: Optional[Sequence],
+              default,
+              num_stages: int,
+              entry: str = '',
+              minimum: Optional[int] = None) -> tuple:
+    """A per-stage option as a tuple: ``default`` for every stage when
+    ``values`` is None.
+
+    Args:
+        entry (str): What an entry is, for the error (e.g. ``' >= 1'``).
+        minimum (int, optional): The smallest entry allowed.
+
+    Raises:
+        ModelArgumentError: if it has not one entry per stage, or an entry
+            below ``minimum``.
+    """
+    values = tuple([default] * num_stages if values is None else values)
+    if len(values) != num_stages or (minimum is not None
+                                     and min(values) < minimum):
+        raise ModelArgumentError(
+            f'{name} needs one entry{entry} per stage, got {values}')
+    return values
+
+
 @MODELS.register_module()
 class DSNet(BaseModule):
     """The encoder half of DSNet's U shape.
@@ -128,31 +153,17 @@ class DSNet(BaseModule):
         if stem_stride not in (1, 2):
             raise ModelArgumentError(
                 f'stem_stride must be 1 or 2, got {stem_stride}')
-        dilations = tuple(dilations or [1] * len(widths))
-        if len(dilations) != len(widths) or min(dilations) < 1:
-            raise ModelArgumentError(
-                'dilations needs one entry >= 1 per stage, got '
-                f'{dilations}')
-        padding_modes = tuple(padding_modes or ['zeros'] * len(widths))
-        if len(padding_modes) != len(widths):
-            raise ModelArgumentError(
-                'padding_modes needs one entry per stage, got '
-                f'{padding_modes}')
-        branch_norms = tuple(branch_norms or [False] * len(widths))
-        if len(branch_norms) != len(widths):
-            raise ModelArgumentError(
-                'branch_norms needs one entry (True or False) per stage, got '
-                f'{branch_norms}')
-        depth_multipliers = tuple(depth_multipliers or [1] * len(widths))
-        if len(depth_multipliers) != len(widths) or min(depth_multipliers) < 1:
-            raise ModelArgumentError(
-                'depth_multipliers needs one entry >= 1 per stage, got '
-                f'{depth_multipliers}')
-        stage_norm_cfgs = list(stage_norm_cfgs or [None] * len(widths))
-        if len(stage_norm_cfgs) != len(widths):
-            raise ModelArgumentError(
-                'stage_norm_cfgs needs one entry (a norm config or None) per '
-                f'stage, got {stage_norm_cfgs}')
+        num_stages = len(widths)
+        dilations = per_stage('dilations', dilations, 1, num_stages, ' >= 1',
+                              minimum=1)
+        padding_modes = per_stage('padding_modes', padding_modes, 'zeros',
+                                  num_stages)
+        branch_norms = per_stage('branch_norms', branch_norms, False,
+                                 num_stages, ' (True or False)')
+        depth_multipliers = per_stage('depth_multipliers', depth_multipliers,
+                                      1, num_stages, ' >= 1', minimum=1)
+        stage_norm_cfgs = per_stage('stage_norm_cfgs', stage_norm_cfgs, None,
+                                    num_stages, ' (a norm config or None)')
         stage_norm_cfgs = [cfg or norm_cfg for cfg in stage_norm_cfgs]
         # DESDConv checks the range (the last residual block gets the rate).
         if drop_path_rate and not shortcut:
