@@ -452,6 +452,27 @@ def test_depth_multipliers_apply_to_each_stages_first_block():
     assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
 
 
+def test_stage_activations_apply_per_stage_and_reparameterize_exactly():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, shortcut=True,
+                     stage_act_cfgs=[None, None, dict(type='GELU')])
+    kinds = [[type(b.pointwise_act).__name__ for b in stage]
+             for stage in backbone.stages]
+    assert kinds == [['ReLU'], ['ReLU'] * 2, ['GELU'] * 2]
+    assert type(backbone.stages[2][1].depthwise_act).__name__ == 'GELU'
+    with pytest.raises(ValueError, match='one entry .* per stage'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2),
+              stage_act_cfgs=[dict(type='GELU')])
+    warm_up(backbone)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = backbone(x)
+        reparameterize_model(backbone)
+        for out, ref in zip(backbone(x), expected):
+            assert (out - ref).abs().max() <= 1e-5
+
+
 def test_image_context_adds_the_same_summary_to_every_pixel():
     from mmseg_dsnet.models.layers import ImageContext
     context = ImageContext(6, 3)

@@ -117,6 +117,10 @@ class DSNet(BaseModule):
             rather than the batch's (it stays in the deployed form, see
             :class:`DESDConv`). Default: None (``norm_cfg`` everywhere).
         act_cfg (dict): Activations. Default: ``dict(type='ReLU')``.
+        stage_act_cfgs (Sequence[dict | None], optional): An activation for
+            each stage's blocks, None for ``act_cfg``; e.g. GELU where the
+            feature maps are small enough for its cost not to count.
+            Default: None (``act_cfg`` everywhere).
         deploy (bool): Build the re-parameterised plain form. Default: False.
         init_cfg (dict or list[dict], optional): Initialisation config.
     """
@@ -142,6 +146,7 @@ class DSNet(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  stage_norm_cfgs: Optional[Sequence[Optional[dict]]] = None,
                  act_cfg: dict = dict(type='ReLU'),
+                 stage_act_cfgs: Optional[Sequence[Optional[dict]]] = None,
                  deploy: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -165,6 +170,11 @@ class DSNet(BaseModule):
         stage_norm_cfgs = per_stage('stage_norm_cfgs', stage_norm_cfgs, None,
                                     num_stages, ' (a norm config or None)')
         stage_norm_cfgs = [cfg or norm_cfg for cfg in stage_norm_cfgs]
+        stage_act_cfgs = [
+            cfg or act_cfg for cfg in per_stage(
+                'stage_act_cfgs', stage_act_cfgs, None, num_stages,
+                ' (an activation config or None)')
+        ]
         # DESDConv checks the range (the last residual block gets the rate).
         if drop_path_rate and not shortcut:
             raise ModelArgumentError('drop_path_rate needs shortcut=True, got '
@@ -217,7 +227,7 @@ class DSNet(BaseModule):
                         branch_drop=branch_drop,
                         branch_norms=branch_norms[index],
                         norm_cfg=stage_norm_cfgs[index],
-                        act_cfg=act_cfg,
+                        act_cfg=stage_act_cfgs[index],
                         deploy=deploy))
                 previous = width
             self.stages.append(nn.Sequential(*blocks))
