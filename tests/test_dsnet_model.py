@@ -397,6 +397,16 @@ def test_padding_modes_apply_per_stage():
         DSNet(widths=(8, 16), num_blocks=(1, 2), padding_modes=['zeros'])
 
 
+def assert_design_candidate_in_budget(name):
+    """The design candidate ``dsnet-design-deeper-eighth-NAME`` as trained
+    is inside the paper's budget."""
+    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth-'
+                                  f'{name}_isic2017.py')
+    params, flops = complexity(MODELS.build(model_cfg(config)).eval())
+    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
+    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+
 def test_stage_norms_apply_per_stage():
     from mmseg_dsnet.models.backbones import DSNet
     gn = dict(type='GN', num_groups=4)
@@ -409,11 +419,7 @@ def test_stage_norms_apply_per_stage():
     assert type(backbone.stem.norm).__name__ == 'BatchNorm2d'
     with pytest.raises(ValueError, match='one entry .* per stage'):
         DSNet(widths=(8, 16), num_blocks=(1, 2), stage_norm_cfgs=[gn])
-    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
-                                  '-group-norm_isic2017.py')
-    params, flops = complexity(MODELS.build(model_cfg(config)).eval())
-    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
-    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+    assert_design_candidate_in_budget('group-norm')
 
 
 def test_branch_norms_apply_per_stage_inside_the_budget():
@@ -426,12 +432,7 @@ def test_branch_norms_apply_per_stage_inside_the_budget():
     assert norm_widths == [[8], [8, 16], [16 * 5, 24 * 5]]
     with pytest.raises(ValueError, match='one entry .* per stage'):
         DSNet(widths=(8, 16), num_blocks=(1, 2), branch_norms=[True])
-    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
-                                  '-branch-norms_isic2017.py')
-    model = MODELS.build(model_cfg(config)).eval()
-    params, flops = complexity(model)
-    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
-    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+    assert_design_candidate_in_budget('branch-norms')
 
 
 def test_depth_multipliers_apply_to_each_stages_first_block():
@@ -445,11 +446,7 @@ def test_depth_multipliers_apply_to_each_stages_first_block():
     assert [f.shape[1] for f in feats] == [8, 16, 24]
     with pytest.raises(ValueError, match='depth_multipliers'):
         DSNet(widths=(8, 16), num_blocks=(1, 2), depth_multipliers=[1, 0])
-    config = CONFIG.parents[2] / ('dsnet/design/dsnet-design-deeper-eighth'
-                                  '-depth-2_isic2017.py')
-    params, flops = complexity(MODELS.build(model_cfg(config)).eval())
-    assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
-    assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+    assert_design_candidate_in_budget('depth-2')
 
 
 def test_stage_activations_apply_per_stage_and_reparameterize_exactly():
