@@ -21,7 +21,9 @@ def per_stage(name: str,
     ``values`` is None.
 
     Args:
-        entry (str): What an entry is, for the error (e.g. ``' >= 1'``).
+        entry (str): What an entry is, for the error (e.g.
+            ``' (True or False)'``). Default: ``' >= minimum'`` if
+            ``minimum`` is given, else nothing.
         minimum (int, optional): The smallest entry allowed.
 
     Raises:
@@ -29,6 +31,8 @@ def per_stage(name: str,
             below ``minimum``.
     """
     values = tuple([default] * num_stages if values is None else values)
+    if minimum is not None and not entry:
+        entry = f' >= {minimum}'
     if len(values) != num_stages or (minimum is not None
                                      and min(values) < minimum):
         raise ModelArgumentError(
@@ -159,22 +163,21 @@ class DSNet(BaseModule):
             raise ModelArgumentError(
                 f'stem_stride must be 1 or 2, got {stem_stride}')
         num_stages = len(widths)
-        dilations = per_stage('dilations', dilations, 1, num_stages, ' >= 1',
+        dilations = per_stage('dilations', dilations, 1, num_stages,
                               minimum=1)
         padding_modes = per_stage('padding_modes', padding_modes, 'zeros',
                                   num_stages)
         branch_norms = per_stage('branch_norms', branch_norms, False,
                                  num_stages, ' (True or False)')
         depth_multipliers = per_stage('depth_multipliers', depth_multipliers,
-                                      1, num_stages, ' >= 1', minimum=1)
+                                      1, num_stages, minimum=1)
         stage_norm_cfgs = per_stage('stage_norm_cfgs', stage_norm_cfgs, None,
                                     num_stages, ' (a norm config or None)')
         stage_norm_cfgs = [cfg or norm_cfg for cfg in stage_norm_cfgs]
-        stage_act_cfgs = [
-            cfg or act_cfg for cfg in per_stage(
-                'stage_act_cfgs', stage_act_cfgs, None, num_stages,
-                ' (an activation config or None)')
-        ]
+        stage_act_cfgs = per_stage('stage_act_cfgs', stage_act_cfgs, None,
+                                   num_stages,
+                                   ' (an activation config or None)')
+        stage_act_cfgs = [cfg or act_cfg for cfg in stage_act_cfgs]
         # DESDConv checks the range (the last residual block gets the rate).
         if drop_path_rate and not shortcut:
             raise ModelArgumentError('drop_path_rate needs shortcut=True, got '
