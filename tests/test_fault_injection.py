@@ -79,7 +79,7 @@ FAULTS = [
      'test_malicious_checkpoint_is_refused_everywhere'),
     ('config typo: unknown model type',
      '`ERROR: EncoderDecodr is not in the mmseg::model registry ...`',
-     'nothing was started',
+     'nothing was started; no run folder is left in the work dir',
      'test_config_typos_are_reported'),
     ('config typo: misspelt top-level key',
      "`ERROR: Config key 'train_dataloadr' ... did you mean "
@@ -89,11 +89,11 @@ FAULTS = [
     ('config typo: misspelt argument',
      '`ERROR: ... unexpected keyword argument \'num_clases\' (check the '
      'spelling ...)`',
-     'nothing was started',
+     'nothing was started; no run folder is left in the work dir',
      'test_config_typos_are_reported'),
     ('config value out of range (a DSNet argument)',
      '`ERROR: ... stem_stride must be 1 or 2, got 3`',
-     'nothing was started',
+     'nothing was started; no run folder is left in the work dir',
      'test_config_typos_are_reported'),
     ('decode head and metric thresholds differ',
      '`ERROR: the decode head calls lesion above probability 0.4 but '
@@ -608,7 +608,21 @@ def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
                         capsys)
     assert code == 2
     assert err.startswith('ERROR: ') and message in err, err
-    assert not list(work_dir.glob('*.pth'))
+    # Not even the log folder mmengine's runner makes before the model.
+    assert not work_dir.exists() or not any(work_dir.iterdir())
+
+
+def test_test_tool_refuses_a_bad_model_argument_before_the_runner(
+        base, tools, trained_checkpoint, tmp_path, capsys):
+    _, _, cfg = base
+    work_dir = tmp_path / 'work'
+    argv = [cfg, trained_checkpoint, '--work-dir', work_dir,
+            '--no-synthetic-fallback', '--cfg-options',
+            'model.backbone.stem_stride=3']
+    code, err = run_cli(tools['test'], argv, capsys)
+    assert code == 2 and 'ERROR: ' in err and \
+        'stem_stride must be 1 or 2, got 3' in err, err
+    assert not work_dir.exists()
 
 
 def test_threshold_mismatch_is_reported(base, tools, trained_checkpoint,

@@ -3,8 +3,9 @@ fallback when no data location is given and the config's default dataset is
 absent; a data root given in the config or with ``--cfg-options`` is used as
 given, and a missing one is an error).
 
-Before the runner is built the config is checked for misspelt top-level keys
-and the work dir for being writable. ``--resume`` continues from the newest
+Before the runner is built the config is checked for misspelt top-level keys,
+the model is built once (a bad model argument leaves no run folder) and the
+work dir is checked for being writable. ``--resume`` continues from the newest
 *complete* checkpoint (a file cut short by a kill is passed over). Faults the
 user can fix (bad data, NaN loss, unsafe checkpoint ...) end the run with one
 ``ERROR:`` line; see docs/reliability.md."""
@@ -20,6 +21,7 @@ from mmengine.runner import Runner
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
+                                check_model_builds,
                                 check_work_dir, finish_distributed,
                                 pick_resume_checkpoint,
                                 run_reporting_user_errors,
@@ -106,6 +108,7 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
+    check_model_builds(cfg)
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,

@@ -11,8 +11,9 @@ from .hooks import (AtomicCheckpointHook, BadSampleSummaryHook,
                     ReseedPerEpochHook)
 from .preflight import (ConfigKeyError, ThresholdMismatchError, WorkDirError,
                         check_config_keys, check_decision_thresholds,
-                        check_empty_output_dir, check_output_file,
-                        check_work_dir, pick_resume_checkpoint)
+                        check_empty_output_dir, check_model_builds,
+                        check_output_file, check_work_dir,
+                        pick_resume_checkpoint)
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'register_atomic_backend',
@@ -20,7 +21,7 @@ __all__ = [
     'NumClassesCheckHook', 'ReseedPerEpochHook', 'ConfigKeyError',
     'ThresholdMismatchError', 'WorkDirError', 'check_config_keys',
     'check_decision_thresholds', 'check_empty_output_dir',
-    'check_output_file', 'check_work_dir',
+    'check_model_builds', 'check_output_file', 'check_work_dir',
     'pick_resume_checkpoint', 'describe_user_error',
     'run_reporting_user_errors', 'finish_distributed'
 ]

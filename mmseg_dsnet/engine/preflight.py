@@ -69,6 +69,22 @@ def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
                 f'silently ignored; did you mean {close[0]!r}?')
 
 
+def check_model_builds(cfg):
+    """Build ``cfg.model`` once and drop it, so that a model argument out of
+    range or a misspelt type is refused before the runner makes its
+    ``<work_dir>/<timestamp>/`` folder (log, dumped config): a refused run
+    leaves nothing that looks like a run. The runner re-seeds before it
+    builds the model, so this build does not change the run.
+
+    Args:
+        cfg (Config): The merged config, with ``model`` and optionally
+            ``default_scope``.
+    """
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        MODELS.build(cfg.model)
+
+
 def mask_threshold(head):
     """The lesion probability above which the decode head config ``head``
     calls a pixel lesion in its masks: its ``threshold`` for one output
