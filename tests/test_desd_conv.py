@@ -511,3 +511,56 @@ def test_depth_multiplier_block_reparameterizes_exactly(
 def test_depth_multiplier_must_be_positive():
     with pytest.raises(ValueError, match='depth_multiplier'):
         DESDConv(4, 4, depth_multiplier=0)
+
+
+@pytest.mark.parametrize('kernel_size,dilation,stride,padding_mode', [
+    (5, 1, 2, 'zeros'), (5, 2, 1, 'replicate'), (7, 1, 1, 'zeros')])
+def test_larger_kernel_block_reparameterizes_exactly(kernel_size, dilation,
+                                                     stride, padding_mode):
+    shortcut = stride == 1
+    block = DESDConv(4, 4, stride=stride, dilation=dilation,
+                     kernel_size=kernel_size, padding_mode=padding_mode,
+                     shortcut=shortcut)
+    # The ring starts at zero: the block starts as its 3x3 form.
+    small = DESDConv(4, 4, stride=stride, dilation=dilation,
+                     padding_mode=padding_mode, shortcut=shortcut)
+    small.load_state_dict(
+        {k: v for k, v in block.state_dict().items() if k != 'outer_ring'})
+    x = torch.randn(2, 4, 11, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(block.eval()(x), small.eval()(x))
+        block.outer_ring.normal_()
+    warm_up(block, lambda: torch.randn(4, 4, 12, 12) * 2 + 1)
+    ring_taps = kernel_size**2 - 9
+    assert block.outer_ring.shape == (4, 1, ring_taps)
+    with torch.no_grad():
+        kernel = block._with_outer_ring(block.kernels.fused_kernel())
+        border = (kernel_size - 3) // 2
+        # The centre is the difference branches' kernel, the rest the ring.
+        torch.testing.assert_close(
+            kernel[..., border:border + 3, border:border + 3],
+            block.kernels.fused_kernel())
+        assert kernel.abs().gt(0).flatten(1).sum(1).min() == kernel_size**2
+        expected = block(x)
+    assert expected.shape[-2:] == ((11, 10) if stride == 1 else (6, 5))
+    reparameterize_model(block)
+    assert block.depthwise.kernel_size == (kernel_size, kernel_size)
+    assert not hasattr(block, 'outer_ring')
+    with torch.no_grad():
+        assert (block(x) - expected).abs().max() <= 1e-5
+    plain = DESDConv(4, 4, stride=stride, dilation=dilation,
+                     kernel_size=kernel_size, padding_mode=padding_mode,
+                     shortcut=shortcut, deploy=True).eval()
+    plain.load_state_dict(block.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(kernel_size=4), 'kernel_size must be odd and at least 3, got 4'),
+    (dict(kernel_size=1), 'kernel_size must be odd and at least 3, got 1'),
+    (dict(kernel_size=5, branch_norms=True), 'branch_norms needs kernel_size 3'),
+])
+def test_kernel_size_must_be_odd_and_without_branch_norms(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DESDConv(4, 4, **kwargs)

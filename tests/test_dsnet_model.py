@@ -534,3 +534,17 @@ def test_head_options_are_checked():
         for _ in range(n)]
     assert all(b.shortcut and b.in_channels == cfg.decode_head.in_channels[
         level] for level, b in refine)
+
+
+def test_kernel_sizes_apply_per_stage_inside_the_budget():
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                     stem_stride=2, shortcut=True, kernel_sizes=[3, 3, 5])
+    sizes = [[b.kernel_size for b in stage] for stage in backbone.stages]
+    assert sizes == [[3], [3, 3], [5, 5]]
+    feats = backbone(torch.randn(1, 3, 64, 64))
+    assert [tuple(f.shape[1:]) for f in feats] == [(8, 32, 32), (16, 16, 16),
+                                                    (24, 8, 8)]
+    with pytest.raises(ValueError, match='kernel_sizes'):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), kernel_sizes=[3, 1])
+    assert_design_candidate_in_budget('kernel-5-small')

@@ -114,6 +114,10 @@ class DSNet(BaseModule):
             (the one that downsamples): with 1, a stride-2 block passes on
             one filtered value per input channel for four input pixels.
             Default: None (all 1).
+        kernel_sizes (Sequence[int], optional): For each stage, the
+            depthwise kernel size of its blocks (odd, at least 3; beyond 3 a
+            learned outer ring around the difference branches, see
+            :class:`DESDConv`). Default: None (all 3).
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
         stage_norm_cfgs (Sequence[dict | None], optional): A norm for each
             stage's blocks, None for ``norm_cfg``; e.g. GroupNorm where the
@@ -147,6 +151,7 @@ class DSNet(BaseModule):
                  branch_drop: float = 0.0,
                  branch_norms: Optional[Sequence[bool]] = None,
                  depth_multipliers: Optional[Sequence[int]] = None,
+                 kernel_sizes: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='BN'),
                  stage_norm_cfgs: Optional[Sequence[Optional[dict]]] = None,
                  act_cfg: dict = dict(type='ReLU'),
@@ -171,6 +176,9 @@ class DSNet(BaseModule):
                                  num_stages, ' (True or False)')
         depth_multipliers = per_stage('depth_multipliers', depth_multipliers,
                                       1, num_stages, minimum=1)
+        # DESDConv checks that each size is odd.
+        kernel_sizes = per_stage('kernel_sizes', kernel_sizes, 3, num_stages,
+                                 minimum=3)
         stage_norm_cfgs = per_stage('stage_norm_cfgs', stage_norm_cfgs, None,
                                     num_stages, ' (a norm config or None)')
         stage_norm_cfgs = [cfg or norm_cfg for cfg in stage_norm_cfgs]
@@ -221,6 +229,7 @@ class DSNet(BaseModule):
                         width,
                         stride=stride,
                         dilation=dilations[index] if block_index else 1,
+                        kernel_size=kernel_sizes[index],
                         padding_mode=padding_modes[index],
                         shortcut=has_shortcut,
                         depth_multiplier=1 if block_index else

@@ -67,6 +67,20 @@ def branch_basis(name: str) -> Tensor:
     return basis
 
 
+def outer_ring_basis(kernel_size: int) -> Tensor:
+    """Constant ``(taps, kernel_size**2)`` matrix that lays a kernel's outer
+    ring of taps (every position outside the central 3x3, row-major) out on
+    the row-major ``kernel_size x kernel_size`` grid."""
+    positions = [
+        row * kernel_size + col for row in range(kernel_size)
+        for col in range(kernel_size)
+        if max(abs(row - kernel_size // 2), abs(col - kernel_size // 2)) > 1
+    ]
+    basis = torch.zeros(len(positions), kernel_size**2)
+    basis[torch.arange(len(positions)), positions] = 1.0
+    return basis
+
+
 class DifferenceKernels(nn.Module):
     """Per-channel 3x3 kernels of the five DESDConv branches.
 
@@ -232,6 +246,13 @@ class DESDConv(nn.Module):
         stride (int): Stride of the depthwise convolution. Default: 1.
         dilation (int): Dilation of the depthwise convolution (a wider
             receptive field at the same cost). Default: 1.
+        kernel_size (int): Size of the depthwise kernel, odd and at least
+            3. Beyond 3 the difference branches' 3x3 kernel is the centre of
+            a larger one whose outer ring of taps is learned per kernel (and
+            starts at zero, so the block starts as its 3x3 form): a wider
+            view where the feature maps are small enough for the extra taps
+            not to count. Re-parameterisation keeps the larger kernel.
+            Default: 3.
         padding_mode (str): How the depthwise convolution pads its input:
             ``'zeros'`` or ``'replicate'`` (the border pixels repeated). On
             small feature maps most taps of a dilated kernel fall outside
@@ -280,6 +301,7 @@ class DESDConv(nn.Module):
                  out_channels: int,
                  stride: int = 1,
                  dilation: int = 1,
+                 kernel_size: int = 3,
                  padding_mode: str = 'zeros',
                  shortcut: bool = False,
                  depth_multiplier: int = 1,
@@ -311,6 +333,13 @@ class DESDConv(nn.Module):
         if depth_multiplier < 1:
             raise ModelArgumentError(
                 f'depth_multiplier must be at least 1, got {depth_multiplier}')
+        if kernel_size < 3 or kernel_size % 2 == 0:
+            raise ModelArgumentError(
+                f'kernel_size must be odd and at least 3, got {kernel_size}')
+        if kernel_size > 3 and branch_norms:
+            raise ModelArgumentError(
+                'branch_norms needs kernel_size 3 (the outer ring is no '
+                f'branch of its own), got {kernel_size}')
         if branch_norms and (branch_drop or not folds_into_conv(norm_cfg)):
             raise ModelArgumentError(
                 'branch_norms needs a BatchNorm norm_cfg and no branch_drop, '
@@ -321,6 +350,9 @@ class DESDConv(nn.Module):
         self.out_channels = out_channels
         self.stride = stride
         self.dilation = dilation
+        self.kernel_size = kernel_size
+        # Padding that keeps the size at stride 1, for any dilation.
+        self.padding = dilation * (kernel_size // 2)
         self.padding_mode = padding_mode
         self.shortcut = shortcut
         self.conv_type = conv_type
@@ -337,6 +369,13 @@ class DESDConv(nn.Module):
                 DIFFERENCE_BRANCHES if conv_type == 'desd' else ('vanilla', ))
             self.kernels = DifferenceKernels(self.depthwise_channels,
                                              branches, branch_drop)
+            if kernel_size > 3:
+                basis = outer_ring_basis(kernel_size)
+                self.outer_ring = nn.Parameter(
+                    torch.zeros(self.depthwise_channels, 1, basis.shape[0]))
+                # Not persistent: a constant of the architecture.
+                self.register_buffer('outer_ring_basis', basis,
+                                     persistent=False)
         if with_norm:
             # With branch_norms: one channel per branch and kernel.
             norm_channels = self.depthwise_channels * (
@@ -364,9 +403,9 @@ class DESDConv(nn.Module):
         return nn.Conv2d(
             self.in_channels,
             self.depthwise_channels,
-            3,
+            self.kernel_size,
             stride=self.stride,
-            padding=self.dilation,
+            padding=self.padding,
             dilation=self.dilation,
             groups=self.in_channels,
             bias=not self.keeps_norm,
@@ -381,14 +420,14 @@ class DESDConv(nn.Module):
             x = self.depthwise_act(self.depthwise(x))
             x = self.pointwise(x)
         else:
-            padding = self.dilation
+            padding = self.padding
             if self.padding_mode != 'zeros':
-                x = F.pad(x, [self.dilation] * 4, mode=self.padding_mode)
+                x = F.pad(x, [self.padding] * 4, mode=self.padding_mode)
                 padding = 0
             x = F.conv2d(
                 x,
-                self.kernels.stacked_kernels()
-                if self.branch_norms else self.kernels(),
+                self.kernels.stacked_kernels() if self.branch_norms else
+                self._with_outer_ring(self.kernels()),
                 stride=self.stride,
                 padding=padding,
                 dilation=self.dilation,
@@ -401,6 +440,16 @@ class DESDConv(nn.Module):
         if self.shortcut:
             x = self.drop_path(x) + identity
         return self.pointwise_act(x)
+
+    def _with_outer_ring(self, kernel: Tensor) -> Tensor:
+        """``kernel`` (3x3) at the centre of the ``kernel_size`` kernel whose
+        outer ring is :attr:`outer_ring`; ``kernel`` itself at size 3."""
+        if self.kernel_size == 3:
+            return kernel
+        border = (self.kernel_size - 3) // 2
+        ring = (self.outer_ring @ self.outer_ring_basis).reshape(
+            self.depthwise_channels, 1, self.kernel_size, self.kernel_size)
+        return F.pad(kernel, [border] * 4) + ring
 
     def branch_kernels(self) -> Dict[str, Tensor]:
         """Effective 3x3 kernel of each branch (training form only)."""
@@ -416,8 +465,8 @@ class DESDConv(nn.Module):
         """
         if self.deploy:
             return
-        kernel = (self.kernels.stacked_kernels()
-                  if self.branch_norms else self.kernels.fused_kernel())
+        kernel = (self.kernels.stacked_kernels() if self.branch_norms else
+                  self._with_outer_ring(self.kernels.fused_kernel()))
         depthwise = self._plain_depthwise().to(kernel)
         pointwise = nn.Conv2d(self.depthwise_channels, self.out_channels, 1,
                               bias=not self.keeps_norm).to(kernel)
@@ -439,6 +488,8 @@ class DESDConv(nn.Module):
         norms = (self.depthwise_norm, self.pointwise_norm)
         depthwise_act, pointwise_act = self.depthwise_act, self.pointwise_act
         del self.kernels, self.depthwise_norm, self.depthwise_act
+        if self.kernel_size > 3:
+            del self.outer_ring, self.outer_ring_basis
         del self.pointwise, self.pointwise_norm, self.pointwise_act
         # Register in forward order, exactly as deploy=True builds them.
         self.depthwise = depthwise
