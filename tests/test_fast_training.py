@@ -612,6 +612,22 @@ def test_fast_train_refuses_settings_it_would_not_follow(
     assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.parametrize('option,message', [
+    ('model.backbone.stem_stride=3', 'stem_stride must be 1 or 2, got 3'),
+    ('model.decode_head.num_classes=3',
+     'model.decode_head.num_classes=3 but the training dataset'),
+])
+def test_fast_train_refuses_a_model_it_cannot_train(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, option, message):
+    """Refused from the config, before any image is decoded or folder
+    made."""
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu', '--cfg-options', option], capsys)
+    assert message in text, text
+    assert not (tmp_path / 'w').exists()
+
+
 def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
                                           tmp_path, capsys):
     first = write_tiny_config(tmp_path / 'first.py', tiny_isic)

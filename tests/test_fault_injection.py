@@ -103,8 +103,8 @@ FAULTS = [
      'test_threshold_mismatch_is_reported'),
     ('wrong num_classes',
      '`ERROR: model.decode_head.num_classes=3 but the training dataset ... '
-     'has 2 classes`',
-     'nothing was trained',
+     'has 2 classes` (test: `... the test dataset ...`)',
+     'nothing was started; no run folder is left in the work dir',
      'test_wrong_num_classes_is_reported'),
     ('empty split file',
      '`ERROR: ISIC2018Dataset: no samples in <split file> ...`',
@@ -649,7 +649,8 @@ def test_threshold_mismatch_is_reported(base, tools, trained_checkpoint,
     assert (work_dir / 'test_metrics.json').is_file()
 
 
-def test_wrong_num_classes_is_reported(base, tools, tmp_path, capsys):
+def test_wrong_num_classes_is_reported(base, tools, trained_checkpoint,
+                                       tmp_path, capsys):
     _, _, cfg = base
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['train'], train_argv(
@@ -657,11 +658,46 @@ def test_wrong_num_classes_is_reported(base, tools, tmp_path, capsys):
     assert code == 2
     assert ('ERROR: model.decode_head.num_classes=3 but the training dataset'
             ' ISIC2018Dataset has 2 classes') in err, err
-    assert not list(work_dir.glob('*.pth'))
+    # Refused from the config, before the runner makes its run folder.
+    assert not work_dir.exists()
     code, err = run_cli(tools['train'], train_argv(
         cfg, work_dir, 'model.decode_head.out_channels=3'), capsys)
     assert code == 2
     assert 'out_channels' in err and 'num_classes' in err, err
+    # Classes given as the dataset's metainfo count as the dataset's.
+    code, err = run_cli(tools['train'], train_argv(
+        cfg, work_dir,
+        'train_dataloader.dataset.metainfo.classes=[skin,lesion,hair]'),
+        capsys)
+    assert code == 2 and 'has 3 classes' in err, err
+    assert not work_dir.exists()
+    argv = [cfg, trained_checkpoint, '--work-dir', work_dir,
+            '--no-synthetic-fallback', '--cfg-options',
+            'model.decode_head.num_classes=3']
+    code, err = run_cli(tools['test'], argv, capsys)
+    assert code == 2 and ('ERROR: model.decode_head.num_classes=3 but the '
+                          'test dataset ISIC2018Dataset') in err, err
+    assert not work_dir.exists()
+
+
+def test_num_classes_hook_stops_a_runner_built_without_the_tools(
+        base, tmp_path):
+    """Code that builds its own runner skips the tools' pre-flight checks;
+    the hook of the base runtime still refuses the run before training."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmseg_dsnet.engine.hooks.num_classes_check_hook import \
+        NumClassesMismatchError
+    _, _, cfg_path = base
+    cfg = Config.fromfile(cfg_path)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.experiment_name = f'fault_{uuid.uuid4().hex[:8]}'
+    cfg.model.decode_head.num_classes = 3
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(NumClassesMismatchError,
+                       match='num_classes=3 but the training dataset'):
+        runner.train()
+    assert not list((tmp_path / 'work').glob('*.pth'))
 
 
 def test_unwritable_work_dir_is_reported(base, tools, tmp_path, capsys):

@@ -24,7 +24,8 @@ import sys
 from mmengine.config import Config, DictAction
 
 import mmseg_dsnet  # noqa: F401  (compat patches + registration)
-from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
+from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
+                                check_decision_thresholds, check_model_builds,
                                 check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec)
@@ -125,6 +126,10 @@ def build_specs(args):
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         check_config_keys(cfg)
+        check_model_builds(cfg)
+        check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
+                              if cfg.get('val_cfg') else
+                              ('train_dataloader', ))
         check_decision_thresholds(cfg, ('val_evaluator', ))
         if args.work_dir is None:
             work_dir = osp.join('work_dirs', 'fast_train', name)

@@ -13,8 +13,8 @@ from mmengine.runner import Runner
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
-from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
-                                check_model_builds,
+from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
+                                check_decision_thresholds, check_model_builds,
                                 check_empty_output_dir, check_output_file,
                                 check_work_dir, finish_distributed,
                                 run_reporting_user_errors,
@@ -123,6 +123,7 @@ def build_cfg(args):
         cfg.test_evaluator['output_dir'] = args.out
     check_config_keys(cfg)
     check_model_builds(cfg)
+    check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),

@@ -20,8 +20,8 @@ from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
-from mmseg_dsnet.engine import (check_config_keys, check_decision_thresholds,
-                                check_model_builds,
+from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
+                                check_decision_thresholds, check_model_builds,
                                 check_work_dir, finish_distributed,
                                 pick_resume_checkpoint,
                                 run_reporting_user_errors,
@@ -109,6 +109,8 @@ def build_cfg(args):
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
     check_model_builds(cfg)
+    check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
+                          if cfg.get('val_cfg') else ('train_dataloader', ))
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,

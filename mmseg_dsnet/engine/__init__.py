@@ -10,8 +10,9 @@ from .hooks import (AtomicCheckpointHook, BadSampleSummaryHook,
                     NonFiniteLossHook, NumClassesCheckHook,
                     ReseedPerEpochHook)
 from .preflight import (ConfigKeyError, ThresholdMismatchError, WorkDirError,
-                        check_config_keys, check_decision_thresholds,
-                        check_empty_output_dir, check_model_builds,
+                        check_config_keys, check_dataset_classes,
+                        check_decision_thresholds, check_empty_output_dir,
+                        check_model_builds,
                         check_output_file, check_work_dir,
                         pick_resume_checkpoint)
 
@@ -20,6 +21,7 @@ __all__ = [
     'setup_cpu_distributed', 'BadSampleSummaryHook', 'NonFiniteLossHook',
     'NumClassesCheckHook', 'ReseedPerEpochHook', 'ConfigKeyError',
     'ThresholdMismatchError', 'WorkDirError', 'check_config_keys',
+    'check_dataset_classes',
     'check_decision_thresholds', 'check_empty_output_dir',
     'check_model_builds', 'check_output_file', 'check_work_dir',
     'pick_resume_checkpoint', 'describe_user_error',

@@ -85,6 +85,67 @@ def check_model_builds(cfg):
         MODELS.build(cfg.model)
 
 
+LOADER_PHASES = {'train_dataloader': 'training',
+                 'val_dataloader': 'validation',
+                 'test_dataloader': 'test'}
+
+
+def dataset_classes(dataset_cfg):
+    """``(type name, classes)`` of the dataset a config will build, read from
+    its ``metainfo`` or its class's ``METAINFO`` without building it (no
+    data is read); wrappers (``RepeatDataset``, ``ConcatDataset``) give their
+    first inner dataset's. ``(name, None)`` when the classes are unknown.
+
+    Args:
+        dataset_cfg (dict): A dataloader's ``dataset`` config.
+    """
+    from mmseg.registry import DATASETS
+    inner = dataset_cfg.get('dataset') or (dataset_cfg.get('datasets')
+                                           or [None])[0]
+    metainfo = dataset_cfg.get('metainfo') or {}
+    if metainfo.get('classes'):
+        return str(dataset_cfg.get('type')), metainfo['classes']
+    if isinstance(inner, dict):
+        return dataset_classes(inner)
+    dataset_type = dataset_cfg.get('type')
+    dataset_class = DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else dataset_type
+    if dataset_class is None:
+        return str(dataset_type), None
+    return dataset_class.__name__, getattr(dataset_class, 'METAINFO',
+                                           {}).get('classes')
+
+
+def check_dataset_classes(cfg, loaders):
+    """Raise :class:`~mmseg_dsnet.engine.hooks.num_classes_check_hook.
+    NumClassesMismatchError` before the runner exists when a head of
+    ``cfg.model`` does not predict the classes of a loader's dataset, so a
+    refused run leaves no run folder (``NumClassesCheckHook`` checks the
+    same on a built runner).
+
+    Args:
+        cfg (Config): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool runs.
+    """
+    from .hooks.num_classes_check_hook import check_head_classes
+    model = cfg.get('model') or {}
+    model = model.get('module', model)
+    aux = model.get('auxiliary_head')
+    aux = aux if isinstance(aux, (list, tuple)) else [aux]
+    named = [('decode_head', model.get('decode_head'))] + [
+        (f'auxiliary_head[{i}]', head) for i, head in enumerate(aux)]
+    heads = [(name, head['num_classes'], head.get('out_channels'))
+             for name, head in named
+             if isinstance(head, dict) and 'num_classes' in head]
+    for loader in loaders:
+        dataset = (cfg.get(loader) or {}).get('dataset')
+        if not isinstance(dataset, dict):
+            continue
+        name, classes = dataset_classes(dataset)
+        if classes:
+            check_head_classes(heads, classes, LOADER_PHASES[loader], name)
+
+
 def mask_threshold(head):
     """The lesion probability above which the decode head config ``head``
     calls a pixel lesion in its masks: its ``threshold`` for one output
