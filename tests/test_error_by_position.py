@@ -93,3 +93,10 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
     with pytest.raises(FileExistsError, match='--overwrite'):
         tool.main([str(tiny_config), str(checkpoint), '--out', str(out)])
     assert out.read_text() == 'keep me'
+    # A head that does not predict the test set's classes is refused
+    # before any image is read, as test.py refuses it.
+    from mmseg_dsnet.engine.hooks.num_classes_check_hook import \
+        NumClassesMismatchError
+    with pytest.raises(NumClassesMismatchError, match='test dataset'):
+        tool.main([str(tiny_config), str(checkpoint), '--cfg-options',
+                   'model.decode_head.num_classes=3'])

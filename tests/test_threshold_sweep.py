@@ -90,6 +90,11 @@ def test_what_the_sweep_cannot_do_is_refused_before_any_work(
     with pytest.raises(UserError, match='does not exist'):
         tool.main(base + ['--thresholds', '0.5', '--cfg-options',
                           f'test_dataloader.dataset.data_root={tmp_path}/no'])
+    from mmseg_dsnet.engine.hooks.num_classes_check_hook import \
+        NumClassesMismatchError
+    with pytest.raises(NumClassesMismatchError, match='test dataset'):
+        tool.main(base + ['--thresholds', '0.5', '--cfg-options',
+                          'model.decode_head.num_classes=3'])
     out = tmp_path / 'sweep.json'
     out.write_text('keep me')
     with pytest.raises(FileExistsError, match='--overwrite'):

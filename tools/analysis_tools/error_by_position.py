@@ -13,7 +13,8 @@ import json
 from mmengine.config import Config, DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+                                          check_input_file)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
 
@@ -48,6 +49,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    check_dataset_classes(cfg, ('test_dataloader', ))
 
     import torch
     from mmengine.runner import Runner

@@ -15,7 +15,8 @@ import json
 from mmengine.config import Config, DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+                                          check_input_file)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
 
@@ -107,6 +108,7 @@ def main(argv=None):
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
     except ValueError as error:
         raise UserError(f'{args.config}: {error}') from None
+    check_dataset_classes(cfg, ('test_dataloader', ))
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
