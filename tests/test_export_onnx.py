@@ -248,6 +248,17 @@ def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
         with pytest.raises(UserError, match=message):
             tool.main([CONFIG, checkpoint, str(out)] + extra)
         assert os.listdir(out.parent) == []  # nothing that looks usable
+    # The --json report: an existing one is kept without --overwrite, a
+    # folder is refused even with it; both before the export.
+    report = tmp_path / 'report.json'
+    report.write_text('keep me')
+    assert tool.main([CONFIG, checkpoint, str(out), '--json',
+                      str(report)]) == 2
+    assert report.read_text() == 'keep me'
+    with pytest.raises(UserError, match='is a folder'):
+        tool.main([CONFIG, checkpoint, str(out), '--overwrite', '--json',
+                   str(tmp_path)])
+    assert os.listdir(out.parent) == []
 
 
 def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):

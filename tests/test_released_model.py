@@ -1,6 +1,7 @@
 """mmseg_dsnet.apis.released_model: the metafile's released weights are
 found, and a missing or altered file is refused by name."""
 import hashlib
+import os
 
 import pytest
 
@@ -83,6 +84,10 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     again = subprocess.run(tool, capture_output=True, text=True, cwd=REPO)
     assert again.returncode == 2 and 'exists' in again.stderr
     assert out.read_bytes() == before
+    folder = subprocess.run(tool[:-1] + [str(out.parent), '--force'],
+                            capture_output=True, text=True, cwd=REPO)
+    assert folder.returncode == 2 and 'is a folder' in folder.stderr
+    assert os.listdir(out.parent) == ['net.pth']
     other = str(REPO / 'configs' / 'egeunet' / 'egeunet_isic2017.py')
     wrong = subprocess.run(tool[:2] + [other, str(trained),
                                        str(tmp_path / 'x.pth')],

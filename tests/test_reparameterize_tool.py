@@ -52,3 +52,12 @@ def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
     # Nothing is overwritten without --overwrite.
     with pytest.raises(FileExistsError, match='dsnet_deploy'):
         tool.main([CONFIG, str(trained_checkpoint), str(out)])
+    # A folder where the deploy config would go is refused before any
+    # work, even with --overwrite: no checkpoint without its config.
+    other = tmp_path / 'other.pth'
+    (tmp_path / 'other.py').mkdir()
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match='other.py is a folder'):
+        tool.main([CONFIG, str(trained_checkpoint), str(other),
+                   '--overwrite'])
+    assert not other.exists()

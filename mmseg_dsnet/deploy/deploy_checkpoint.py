@@ -17,7 +17,7 @@ from mmseg.utils import register_all_modules
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..models.utils import reparameterize_model
-from ..utils.fileio import atomic_write
+from ..utils.fileio import atomic_write, refuse_folder
 
 
 def deploy_config(cfg):
@@ -58,6 +58,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     Raises:
         UserError: A missing config or checkpoint.
         FileExistsError: An output exists and ``overwrite`` is False.
+        UserError: An output is a folder.
         ParityError: The check failed; nothing is written.
     """
     out_cfg = osp.splitext(out)[0] + '.py'
@@ -65,6 +66,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         if not osp.isfile(path):
             raise UserError(f'{what} {path} not found')
     for path in (out, out_cfg):
+        refuse_folder(path)
         if osp.exists(path) and not overwrite:
             raise FileExistsError(
                 f'{path} exists; pass --overwrite to replace it.')

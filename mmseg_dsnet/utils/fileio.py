@@ -14,6 +14,8 @@ import os
 import os.path as osp
 from typing import Callable, Union
 
+from .errors import UserError
+
 PARTIAL_MARK = '.part-'
 
 
@@ -54,11 +56,22 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def refuse_folder(filepath) -> None:
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the file to
+    write, ``filepath``, is an existing folder: no overwrite flag may
+    replace a folder, and the rename would fail only after the work."""
+    if osp.isdir(filepath):
+        raise UserError(f'{filepath} is a folder; give the path of the file '
+                        'to write')
+
+
 def refuse_existing(filepath, overwrite: bool = False) -> None:
     """Raise :class:`FileExistsError` (naming ``--overwrite``) when
-    ``filepath`` exists and ``overwrite`` is False; tools call it before
-    long work so that nothing is computed for an output they may not
-    write."""
+    ``filepath`` exists and ``overwrite`` is False, and
+    :class:`~mmseg_dsnet.utils.errors.UserError` when it is a folder; tools
+    call it before long work so that nothing is computed for an output they
+    may not write."""
+    refuse_folder(filepath)
     if not overwrite and osp.exists(filepath):
         raise FileExistsError(
             f'{filepath} already exists (use --overwrite to replace it)')
@@ -86,6 +99,7 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
 
     Raises:
         FileExistsError: ``filepath`` exists and ``overwrite`` is False.
+        UserError: ``filepath`` is a folder.
     """
     filepath = str(filepath)
     refuse_existing(filepath, overwrite)

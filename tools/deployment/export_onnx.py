@@ -52,7 +52,7 @@ from mmseg_dsnet.compat import UnsafeCheckpointError
 from mmseg_dsnet.deploy.onnx_export import export_and_check
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
-from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
 
 
 def parse_args(argv=None):
@@ -112,6 +112,10 @@ def main(argv=None):
             print(f'ERROR: {what} {path} not found', file=sys.stderr)
             return 2
     try:
+        if args.json:
+            # Before the export: an existing report is kept unless
+            # --overwrite, and a folder is refused before any work.
+            refuse_existing(args.json, args.overwrite)
         result = export_and_check(
             args.config, args.checkpoint, args.out, opset=args.opset,
             shape=shape, reparameterize=not args.no_reparameterize,
@@ -126,7 +130,8 @@ def main(argv=None):
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     if args.json:
-        atomic_write(json.dumps(result, indent=2), args.json)
+        atomic_write(json.dumps(result, indent=2), args.json,
+                     overwrite=args.overwrite)
     print('PASSED' if result['passed'] else 'FAILED: the ONNX model does '
           f'not match the PyTorch model (see above); {args.out} not written')
     return 0 if result['passed'] else 1

@@ -13,6 +13,7 @@ import os.path as osp
 
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
+from mmseg_dsnet.utils.fileio import refuse_folder
 
 
 def parse_args(argv=None):
@@ -33,6 +34,7 @@ def main(argv=None):
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise UserError(f'{what} file {path} does not exist')
+    refuse_folder(args.out_file)
     if osp.exists(args.out_file) and not args.force:
         raise UserError(f'{args.out_file} exists; pass --force to replace it')
     from mmseg_dsnet.apis.released_model import publish_weights
