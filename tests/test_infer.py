@@ -215,6 +215,26 @@ def test_no_overwrite_without_flag(checkpoint, inputs, tmp_path, capsys):
     assert Image.open(mask_file).size == (250, 190)
 
 
+def test_inputs_sharing_a_name_are_told_apart(checkpoint, tmp_path, capsys):
+    """Two photos named x.jpg in two folders get masks x.png and x_2.png,
+    and a line names the input behind the renamed one."""
+    sizes = {'a': (60, 80), 'b': (90, 70)}
+    for folder, (height, width) in sizes.items():
+        (tmp_path / folder).mkdir()
+        Image.fromarray(lesion_image(height, width)).save(
+            tmp_path / folder / 'x.jpg')
+    out = tmp_path / 'out'
+    second = tmp_path / 'b' / 'x.jpg'
+    assert run_tool([CONFIG, checkpoint, str(tmp_path / 'a' / 'x.jpg'),
+                     str(second), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert f'{second}: its outputs are named x_2' in (captured.out +
+                                                       captured.err)
+    assert Image.open(out / 'masks' / 'x.png').size == (80, 60)
+    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+
+
 def test_flips_average_three_passes(checkpoint, inputs, tmp_path):
     """``--tta``: the masks of the mean probability of the image and its
     flips, at the original size, batch by batch as one by one."""

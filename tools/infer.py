@@ -17,6 +17,9 @@ every argument is an input. For every image it writes
   outlined (drawn downsized when the image's longer side exceeds
   ``--overlay-max-side``).
 
+Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``) get the stems
+``x``, ``x_2`` ..., and a line names the input behind each renamed one.
+
 The model runs at the config's test size (256x256, aspect ratio not kept,
 as in training); its logits are resized back to the original size.
 Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted

@@ -199,6 +199,12 @@ def run_inference(inferencer: LesionInferencer,
     bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
+    # Said once per renamed input: otherwise nothing tells which of two
+    # photos named x.jpg the mask x_2.png belongs to.
+    for path, name in names.items():
+        if name != osp.splitext(osp.basename(path))[0]:
+            say(f'{path}: its outputs are named {name} (another input '
+                'has the same name)')
 
     def targets(path):
         mask = osp.join(out_dir, 'masks', names[path] + '.png')
