@@ -212,6 +212,24 @@ def test_readme_check_passes_then_fails_after_an_edit(board):
     readme.write_text(text)
 
 
+def test_build_refuses_a_page_without_markers_before_writing(board,
+                                                            tmp_path):
+    """A page without its markers (or with them swapped) gave a traceback
+    after the leaderboard files were written."""
+    from mmseg_dsnet.utils.errors import UserError
+    out = tmp_path / 'results'
+    runs = sorted(map(str, board['runs'].glob('*.json')))
+    for text in ('# Notes\n',
+                 '<!-- leaderboard:end -->\nold\n<!-- leaderboard:start -->\n'):
+        page = tmp_path / 'page.md'
+        page.write_text(text)
+        with pytest.raises(UserError, match=f'{page} lacks the markers'):
+            board['lb'].main(['build', '--runs', *runs, '--out-dir',
+                              str(out), '--readme', str(page), '--no-plot'])
+        assert page.read_text() == text
+        assert not out.exists()
+
+
 def test_collect_never_replaces_another_work_dirs_record(board, tmp_path):
     lb, seed0 = board['lb'], board['work'][0]
     runs = tmp_path / 'runs'

@@ -15,6 +15,8 @@ the full table stays in ``results/leaderboard.md``. The model card gets one
 table per schedule it reports, the ablations (whatever seeds exist, with
 the difference to DSNet's mean) and DSNet's latency per deployment form.
 """
+from mmseg_dsnet.utils.errors import UserError
+
 from .table import _distinct, _giga, _mega, _num, _stat, markdown_table
 
 README_MARKERS = ('<!-- leaderboard:start -->', '<!-- leaderboard:end -->')
@@ -304,10 +306,21 @@ def model_card_block(board):
 
 
 # ---------------------------------------------------------- write and check
-def replace_block(text, block, markers=README_MARKERS):
+def check_markers(text, markers, path):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError`, naming ``path``,
+    unless ``text`` holds the start marker and after it the end marker:
+    the generated block goes between them, and nothing else is touched."""
     start, end = markers
-    if start not in text or end not in text:
-        raise ValueError(f'the file lacks the markers {start} ... {end}')
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise UserError(f'{path} lacks the markers {start} ... {end} (in '
+                        'this order) around the generated block; add them '
+                        'where the block should go')
+
+
+def replace_block(text, block, markers=README_MARKERS, path='the file'):
+    """``text`` with the part between ``markers`` replaced by ``block``."""
+    check_markers(text, markers, path)
+    start, end = markers
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return f'{head}{start}\n{block}\n{end}{tail}'

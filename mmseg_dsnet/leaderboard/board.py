@@ -340,6 +340,18 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
     """
     records = [load_json(p) for p in sorted(run_files)]
     check_records_current(records)
+    pages = [(path, kind, render, markers) for path, kind, render, markers in
+             ((readme, 'readme', blocks.readme_block,
+               blocks.README_MARKERS),
+              (model_card, 'model_card', blocks.model_card_block,
+               blocks.MODEL_CARD_MARKERS)) if path]
+    # Every page is read and checked before any output is written: a page
+    # that cannot take its block must not leave new files beside old pages.
+    texts = {}
+    for path, _, _, markers in pages:
+        with open(path) as f:
+            texts[path] = f.read()
+        blocks.check_markers(texts[path], markers, path)
     reported = load_json(reported_path) if reported_path and \
         osp.isfile(reported_path) else None
     convention = next((r['complexity'].get('convention') for r in records
@@ -355,16 +367,10 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
         from .plot import plot_leaderboard
         paths['png'] = osp.join(out_dir, 'leaderboard.png')
         points = plot_leaderboard(board, paths['png'])
-    pages = ((readme, 'readme', blocks.readme_block, blocks.README_MARKERS),
-             (model_card, 'model_card', blocks.model_card_block,
-              blocks.MODEL_CARD_MARKERS))
     for path, kind, render, markers in pages:
-        if path:
-            with open(path) as f:
-                text = f.read()
-            atomic_write(blocks.replace_block(text, render(board), markers),
-                         path)
-            paths[kind] = path
+        atomic_write(blocks.replace_block(texts[path], render(board),
+                                          markers, path), path)
+        paths[kind] = path
     for kind, path in paths.items():
         print(f'{kind}: {path}')
     return dict(board=board, paths=paths, plot_points=points)
