@@ -171,6 +171,14 @@ def test_refuses_to_overwrite_existing_official_folders(tmp_path):
     assert result.returncode == 2
     assert 'ISIC-2017_Training_Data' in result.stderr
     assert _tree_bytes(tmp_path) == before
+    # A file where the folder should go is named (it was errno 17).
+    a_file = tmp_path / 'notes.txt'
+    a_file.write_text('keep me')
+    result = _run_cli(a_file)
+    assert result.returncode == 2
+    assert result.stderr == (f'ERROR: {a_file} is a file; give a new or '
+                             'empty folder\n')
+    assert a_file.read_text() == 'keep me'
 
 
 def test_a_negative_seed_is_refused_by_name(tmp_path):

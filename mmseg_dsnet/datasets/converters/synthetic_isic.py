@@ -261,6 +261,8 @@ def generate(out,
     splits = {s: n for s, n in counts.items() if s in OFFICIAL_FOLDERS[year]}
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'{out} is a file; give a new or empty folder')
     names = [
         name for pair in (OFFICIAL_FOLDERS[year][s] for s in splits)
         for name in pair
