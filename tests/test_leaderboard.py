@@ -392,9 +392,10 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
     assert not (tmp_path / 'work').exists()
     # A training that fails ends the run in one line, naming the seed.
     with pytest.raises(UserError, match='tools/train.py failed for seed 2 '
-                       r'\(exit 2; its output is above\)'):
+                       r'\(exit 2; its output is above\)') as failed:
         lb.main(base + ['--seeds', '2', '--cfg-options',
                         f'train_dataloader.dataset.data_root={tmp_path}/no'])
+    assert failed.value.exit_code == 2  # the status leaderboard.py exits with
     assert not (tmp_path / 'runs').exists()
 
 

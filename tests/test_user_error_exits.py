@@ -308,6 +308,21 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_failed_child_tool_passes_its_status_on(capsys):
+    """A child tool's crash (1) is not reported as a user error (2)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    from mmseg_dsnet.utils.errors import ChildToolError, UserError
+    for error, status in ((ChildToolError('train.py failed', 1), 1),
+                          (ChildToolError('test.py failed', 2), 2),
+                          (UserError('bad option'), 2)):
+        def main():
+            raise error
+        with pytest.raises(SystemExit) as stopped:
+            run_reporting_user_errors(main)
+        assert stopped.value.code == status
+        assert capsys.readouterr().err == f'ERROR: {error}\n'
+
+
 def test_running_a_tool_in_process_keeps_the_callers_sigterm_action():
     import signal
 

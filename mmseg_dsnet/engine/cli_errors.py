@@ -85,7 +85,9 @@ def exit_cleanly_on_sigterm():
 def run_reporting_user_errors(main):
     """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
     stderr and exit with status 2, the status of every user error in this
-    project (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well).
+    project, or with the status of a failed child tool
+    (:class:`~mmseg_dsnet.utils.errors.ChildToolError`)
+    (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well).
     SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`).
     """
     previous = exit_cleanly_on_sigterm()
@@ -96,7 +98,8 @@ def run_reporting_user_errors(main):
         if message is None or os.environ.get('MMSEG_DSNET_TRACEBACK'):
             raise
         print(f'ERROR: {message}', file=sys.stderr, flush=True)
-        sys.exit(USER_ERROR_EXIT)
+        # A failed child tool passes its own status on.
+        sys.exit(getattr(err, 'exit_code', USER_ERROR_EXIT))
     finally:
         # A caller that runs a tool in-process keeps its own behaviour.
         if previous is not None:

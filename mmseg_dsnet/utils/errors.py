@@ -17,3 +17,21 @@ class ModelArgumentError(UserError, ValueError):
 class NotJsonError(UserError, ValueError):
     """A file read as a JSON record that does not hold JSON (the message
     names the file). Also a ``ValueError``, as json's own error is."""
+
+
+class ChildToolError(UserError):
+    """A tool that another tool runs (``leaderboard.py run`` runs
+    ``train.py`` and ``test.py``) failed; it already printed what went wrong.
+    The caller exits with the child's status, so a crash (1) is not
+    reported as a user error (2).
+
+    Args:
+        message (str): What failed.
+        exit_code (int): The child's exit status (``128 + N`` for a child
+            ended by signal N).
+    """
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+

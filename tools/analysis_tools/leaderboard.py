@@ -27,7 +27,7 @@ from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, collect)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
-from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.errors import ChildToolError, UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
@@ -55,9 +55,12 @@ def _check_collect_flags(args):
 def _run_step(command, what, seed):
     """Run one tool of a seed's run; its own output names what failed."""
     code = subprocess.run(command).returncode
+    if code < 0:  # ended by a signal
+        code = 128 - code
     if code:
-        raise UserError(f'{what} failed for seed {seed} (exit {code}; its '
-                        'output is above); later seeds were not run')
+        raise ChildToolError(f'{what} failed for seed {seed} (exit {code}; '
+                             'its output is above); later seeds were not '
+                             'run', code)
 
 
 def run(args):
