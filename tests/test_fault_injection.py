@@ -647,6 +647,12 @@ def test_threshold_mismatch_is_reported(base, tools, trained_checkpoint,
                         capsys)
     assert code == 0, err
     assert (work_dir / 'test_metrics.json').is_file()
+    # A second test into the same file says what it replaces.
+    capsys.readouterr()
+    tools['test'].main([str(a) for a in argv] +
+                       ['test_evaluator.threshold=0.4'])
+    said = capsys.readouterr().out
+    assert f'(replacing the metrics of {trained_checkpoint} on ' in said
 
 
 def test_wrong_num_classes_is_reported(base, tools, trained_checkpoint,

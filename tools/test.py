@@ -2,7 +2,8 @@
 are also written as JSON (``--metrics-out``, default
 ``<work_dir>/test_metrics.json``) for the leaderboard tool, with the data
 they were computed on: ``data_root``, ``split_file``, ``images`` and
-``synthetic``."""
+``synthetic``. A file there from an earlier test is replaced, and the line
+that reports the new one says what it held."""
 import argparse
 import os
 import os.path as osp
@@ -21,7 +22,9 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file
-from mmseg_dsnet.leaderboard.records import metrics_record, write_json
+from mmseg_dsnet.leaderboard.records import (metrics_record,
+                                             previous_metrics_source,
+                                             write_json)
 
 
 def parse_args(argv=None):
@@ -143,12 +146,15 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:
+        replaced = previous_metrics_source(out)
         write_json(
             metrics_record(args.config, args.checkpoint, metrics,
                            cfg.test_dataloader.dataset,
                            len(runner.test_dataloader.dataset),
                            test_time_augmentation=args.tta), out)
-        print(f'Metrics written to {out}')
+        print(f'Metrics written to {out}' + (
+            f' (replacing {replaced})'
+            if replaced else ''))
     finish_distributed(runner)
     return metrics
 

@@ -38,6 +38,20 @@ def read_last_checkpoint(work_dir):
         return f.read().strip()
 
 
+def previous_metrics_source(path):
+    """What the file ``path`` that a new test's metrics replace held
+    (``the metrics of <checkpoint> on <split file>``), so that the
+    replacement is said; None when there is no such file."""
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        return f'the metrics of {old["checkpoint"]} on {old["split_file"]}'
+    except (OSError, ValueError, KeyError, TypeError):
+        return 'a file that was not a metrics record'
+
+
 def metrics_record(config, checkpoint, metrics, dataset_cfg, images,
                    test_time_augmentation=False):
     """What ``tools/test.py`` writes to ``test_metrics.json`` (and the
