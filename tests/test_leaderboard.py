@@ -267,6 +267,31 @@ def test_collect_refuses_runs_judged_on_the_design_hold_out(board, tmp_path):
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_runs_evaluated_on_a_training_split(board,
+                                                            tmp_path):
+    """Figures on the images a model was trained on are not a test
+    result; they used to be collected as a row."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed0 = board['lb'], board['work'][0]
+    run = tmp_path / 'tested_on_train'
+    shutil.copytree(seed0, run)
+    metrics = run / 'test_metrics.json'
+    record = json.loads(metrics.read_text())
+    train_split = Config.fromfile(board['cfg']).train_dataloader.dataset[
+        'ann_file']
+    record['split_file'] = record['split_file'].replace(
+        os.path.basename(record['split_file']),
+        os.path.basename(train_split))
+    metrics.write_text(json.dumps(record))
+    runs = tmp_path / 'runs'
+    with pytest.raises(UserError, match='evaluated on a training split'):
+        lb.main(['collect', str(board['cfg']), str(run), '--label',
+                 'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
+    assert not runs.exists() or not list(runs.glob('*.json'))
+
+
 def test_collect_refuses_a_config_of_another_model(board, tmp_path):
     """The row's name, config and budget come from CONFIG: one that builds
     another model than the run trained is refused, with the entry named;

@@ -233,6 +233,19 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             f'({rec["test_split"]}), not on a test split; design runs are '
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
+    evaluated = {osp.basename(str(name)) for name in (
+        rec.get('test_split'), rec['evaluated_data'].get('split_file'))
+        if name}
+    trained = osp.basename(str(rec.get('train_split') or ''))
+    seen = sorted(name for name in evaluated
+                  if 'train' in name or name == trained)
+    if seen:
+        # Figures on images the model learned from overstate it.
+        raise UserError(
+            f'{work_dir} was evaluated on a training split '
+            f'({", ".join(seen)}; trained on {trained}), not on a test '
+            'split; test the checkpoint on the test split with '
+            'tools/test.py, then collect')
     if rec['synthetic_data']:
         raise SyntheticDataError(
             f'{work_dir} was trained or evaluated on the synthetic stand-in '
