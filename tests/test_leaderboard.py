@@ -292,6 +292,26 @@ def test_collect_refuses_runs_evaluated_on_a_training_split(board,
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_metrics_of_an_earlier_checkpoint(board, tmp_path):
+    """A row says the epochs the run trained: metrics of an earlier
+    epoch's checkpoint would be shown as the final model's."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed0 = board['lb'], board['work'][0]
+    run = tmp_path / 'tested_early'
+    shutil.copytree(seed0, run)
+    metrics = run / 'test_metrics.json'
+    record = json.loads(metrics.read_text())
+    assert os.path.basename(record['checkpoint']) == 'epoch_2.pth'
+    record['checkpoint'] = str(run / 'epoch_1.pth')
+    metrics.write_text(json.dumps(record))
+    runs = tmp_path / 'runs'
+    with pytest.raises(UserError, match=r'epoch_1.pth but the run trained 2 '
+                       r'epochs; test its final checkpoint \(epoch_2.pth\)'):
+        lb.main(['collect', str(board['cfg']), str(run), '--label',
+                 'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
+    assert not runs.exists() or not list(runs.glob('*.json'))
+
+
 def test_collect_refuses_a_config_of_another_model(board, tmp_path):
     """The row's name, config and budget come from CONFIG: one that builds
     another model than the run trained is refused, with the entry named;

@@ -29,6 +29,7 @@ seeds: see :mod:`.table` for the format.
 import datetime
 import os
 import os.path as osp
+import re
 import sys
 
 from mmseg_dsnet.utils.errors import UserError
@@ -233,6 +234,15 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             f'({rec["test_split"]}), not on a test split; design runs are '
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
+    tested = re.fullmatch(r'epoch_(\d+)\.pth',
+                          osp.basename(str(rec.get('checkpoint') or '')))
+    if tested and rec['epochs'] and int(tested.group(1)) != rec['epochs']:
+        # The row would say the run's epochs beside an earlier model's
+        # figures.
+        raise UserError(
+            f'{work_dir}: the test metrics are of {rec["checkpoint"]} but '
+            f'the run trained {rec["epochs"]} epochs; test its final '
+            f'checkpoint (epoch_{rec["epochs"]}.pth), then collect')
     evaluated = {osp.basename(str(name)) for name in (
         rec.get('test_split'), rec['evaluated_data'].get('split_file'))
         if name}
