@@ -312,6 +312,26 @@ def test_collect_refuses_metrics_of_an_earlier_checkpoint(board, tmp_path):
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_a_best_checkpoint_chosen_on_the_test_split(
+        board, tmp_path):
+    """The lightweight configs validate on the test split: their best
+    checkpoint is chosen on the test images."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed0 = board['lb'], board['work'][0]
+    run = tmp_path / 'tested_best'
+    shutil.copytree(seed0, run)
+    metrics = run / 'test_metrics.json'
+    record = json.loads(metrics.read_text())
+    record['checkpoint'] = str(run / 'best_IoU_epoch_1.pth')
+    metrics.write_text(json.dumps(record))
+    runs = tmp_path / 'runs'
+    with pytest.raises(UserError, match='best checkpoint was chosen by '
+                       'validating on lightweight_test.txt'):
+        lb.main(['collect', str(board['cfg']), str(run), '--label',
+                 'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
+    assert not runs.exists() or not list(runs.glob('*.json'))
+
+
 def test_collect_refuses_a_config_of_another_model(board, tmp_path):
     """The row's name, config and budget come from CONFIG: one that builds
     another model than the run trained is refused, with the entry named;
@@ -451,10 +471,19 @@ def test_run_best_checkpoint_of_a_run_that_never_validated(tiny_isic,
     from mmseg_dsnet.utils.errors import UserError
     lb = load_tool('analysis_tools/leaderboard.py')
     cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    base = ['run', str(cfg), '--work-dir', str(tmp_path / 'work'),
+            '--runs-dir', str(tmp_path / 'runs'), '--checkpoint', 'best',
+            '--allow-synthetic', '--no-benchmark', '--cfg-options',
+            'default_hooks.checkpoint.save_best=None']
+    # The lightweight protocol validates on its test split: a best
+    # checkpoint would be chosen on the test images. Refused before any
+    # training.
+    with pytest.raises(UserError, match='chosen by validating on '
+                       'lightweight_test.txt, the split it is tested on'):
+        lb.main(base)
+    assert not (tmp_path / 'work').exists()
     with pytest.raises(UserError, match='--checkpoint best: no best_.*pth in'
                        '.*use --checkpoint last'):
-        lb.main(['run', str(cfg), '--work-dir', str(tmp_path / 'work'),
-                 '--runs-dir', str(tmp_path / 'runs'), '--checkpoint', 'best',
-                 '--allow-synthetic', '--no-benchmark', '--cfg-options',
-                 'default_hooks.checkpoint.save_best=None'])
+        lb.main(base + ['val_dataloader.dataset.ann_file='
+                        'splits/lightweight_design_val.txt'])
     assert not (tmp_path / 'runs').exists()

@@ -246,6 +246,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     evaluated = {osp.basename(str(name)) for name in (
         rec.get('test_split'), rec['evaluated_data'].get('split_file'))
         if name}
+    check_not_chosen_on_test(cfg, rec.get('checkpoint'), evaluated,
+                             work_dir)
     trained = osp.basename(str(rec.get('train_split') or ''))
     seen = sorted(name for name in evaluated
                   if 'train' in name or name == trained)
@@ -341,6 +343,34 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when
+    ``checkpoint`` is a ``best_*.pth`` that the run chose by validating on
+    one of ``test_splits``: in the lightweight protocols the validation
+    split is the test split, and a checkpoint picked on the test images
+    overstates the model.
+
+    Args:
+        cfg (Config): The training config (its ``val_dataloader``).
+        checkpoint (str | None): The checkpoint the metrics are of, or the
+            one that will be tested.
+        test_splits (Iterable[str]): File names of the splits it is (or
+            will be) tested on.
+        where (str): The work dir or config, for the message.
+    """
+    if not osp.basename(str(checkpoint or '')).startswith('best_'):
+        return
+    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
+    val_split = osp.basename(str(val.get('ann_file') or ''))
+    if val_split and val_split in set(test_splits):
+        raise UserError(
+            f'{where}: the best checkpoint was chosen by validating on '
+            f'{val_split}, the split it is tested on; figures of a '
+            'checkpoint picked on the test images overstate the model: '
+            'test the last checkpoint (leaderboard.py run --checkpoint '
+            'last)')
 
 
 CPU_LATENCY = osp.join(REPO_ROOT, 'results', 'cpu_latency.json')

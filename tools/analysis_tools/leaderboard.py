@@ -24,7 +24,8 @@ import sys
 
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
-                                           check, collect)
+                                           check, check_not_chosen_on_test,
+                                           collect)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.errors import ChildToolError, UserError
@@ -43,6 +44,18 @@ def _check_run_args(args):
         check_seed(seed, '--seeds')
     if len(set(args.seeds)) != len(args.seeds):
         raise UserError(f'--seeds repeats a seed: {args.seeds}')
+    if args.checkpoint == 'best':
+        # Refused by collect anyway, but only after the trainings.
+        from mmengine.config import Config, DictAction
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            parser = argparse.ArgumentParser()
+            parser.add_argument('--options', nargs='+', action=DictAction)
+            cfg.merge_from_dict(parser.parse_args(
+                ['--options', *args.cfg_options]).options)
+        test = cfg.test_dataloader.dataset.get('ann_file')
+        check_not_chosen_on_test(cfg, 'best_', [osp.basename(str(test))],
+                                 args.config)
 
 
 def _check_collect_flags(args):
