@@ -699,13 +699,15 @@ def test_fast_train_configs_sharing_a_file_name(fast_train_tool, tiny_cfg,
 
 @pytest.mark.slow
 def test_fast_train_validates_and_tests_the_best_checkpoint(
-        fast_train_tool, tiny_cfg, tmp_path):
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
     """--val-interval validates like mmengine's ValLoop, keeps the best
-    checkpoint by the config's save_best key and --test evaluates it."""
+    checkpoint by the config's save_best key and --test evaluates it,
+    unless it was chosen on the test split itself."""
     work = tmp_path / 'val_run'
     code = fast_train_tool.main([
         str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
-        '--val-interval', '1', '--test'
+        '--val-interval', '1', '--test', '--cfg-options',
+        'val_dataloader.dataset.ann_file=splits/lightweight_design_val.txt'
     ])
     assert code == 0
     # The training log (tools/test.py --test writes a second one).
@@ -724,6 +726,18 @@ def test_fast_train_validates_and_tests_the_best_checkpoint(
     assert record['best']['score'] == pytest.approx(best['IoU'])
     tested = json.loads((work / 'test_metrics.json').read_text())
     assert tested['checkpoint'] == str(best_file)
+    # The tiny config validates on its test split (as the lightweight
+    # protocols do): the last checkpoint is tested instead, and a line
+    # says why.
+    on_test = tmp_path / 'val_on_test'
+    capsys.readouterr()
+    assert fast_train_tool.main([
+        str(tiny_cfg), '--work-dir', str(on_test), '--device', 'cpu',
+        '--val-interval', '1', '--test']) == 0
+    assert 'chosen by validating on the test split' in capsys.readouterr().out
+    assert list(on_test.glob('best_*.pth'))
+    tested = json.loads((on_test / 'test_metrics.json').read_text())
+    assert os.path.basename(tested['checkpoint']) == 'epoch_2.pth'
 
 
 @pytest.mark.slow

@@ -149,6 +149,15 @@ def build_specs(args):
     return specs
 
 
+def validates_on_test_split(config):
+    """Whether ``config`` validates on the split file it tests on."""
+    cfg = Config.fromfile(config)
+    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
+    test = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    return bool(val.get('ann_file')) and osp.basename(
+        str(val['ann_file'])) == osp.basename(str(test.get('ann_file')))
+
+
 def test_runs(summaries):
     """tools/test.py on every completed run; returns their exit codes."""
     codes = {}
@@ -157,9 +166,17 @@ def test_runs(summaries):
             continue
         dumped = osp.join(summary['work_dir'],
                           osp.basename(summary['config']))
-        # With validation, the test uses the checkpoint selected on it.
+        # With validation, the test uses the checkpoint selected on it,
+        # unless it validated on the test split itself (the lightweight
+        # protocols): a checkpoint picked on the test images overstates
+        # the model.
         best = summary.get('best') or {}
         checkpoint = best.get('path') or summary['checkpoint']
+        if best.get('path') and validates_on_test_split(dumped):
+            print(f'[fast_train] {summary["name"]}: testing the last '
+                  f'checkpoint, not {osp.basename(best["path"])}: it was '
+                  'chosen by validating on the test split', flush=True)
+            checkpoint = summary['checkpoint']
         cmd = [sys.executable, osp.join(TOOLS, 'test.py'), dumped,
                checkpoint, '--work-dir', summary['work_dir']]
         print('[fast_train] ' + ' '.join(cmd), flush=True)
