@@ -29,6 +29,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec)
+from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -149,15 +150,6 @@ def build_specs(args):
     return specs
 
 
-def validates_on_test_split(config):
-    """Whether ``config`` validates on the split file it tests on."""
-    cfg = Config.fromfile(config)
-    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
-    test = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-    return bool(val.get('ann_file')) and osp.basename(
-        str(val['ann_file'])) == osp.basename(str(test.get('ann_file')))
-
-
 def test_runs(summaries):
     """tools/test.py on every completed run; returns their exit codes."""
     codes = {}
@@ -172,7 +164,10 @@ def test_runs(summaries):
         # the model.
         best = summary.get('best') or {}
         checkpoint = best.get('path') or summary['checkpoint']
-        if best.get('path') and validates_on_test_split(dumped):
+        cfg = Config.fromfile(dumped)
+        test_split = osp.basename(str(
+            cfg.test_dataloader.dataset.get('ann_file')))
+        if best.get('path') and validates_on(cfg, [test_split]):
             print(f'[fast_train] {summary["name"]}: testing the last '
                   f'checkpoint, not {osp.basename(best["path"])}: it was '
                   'chosen by validating on the test split', flush=True)

@@ -146,6 +146,20 @@ def check_dataset_classes(cfg, loaders):
             check_head_classes(heads, classes, LOADER_PHASES[loader], name)
 
 
+def validates_on(cfg, split_names):
+    """The file name of the split ``cfg``'s ``val_dataloader`` reads when it
+    is one of ``split_names`` (file names, e.g. the test split's), else
+    None: a checkpoint chosen on it is chosen on those images.
+
+    Args:
+        cfg (Config | dict): The config.
+        split_names (Iterable[str]): Split file names (no folder).
+    """
+    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
+    name = osp.basename(str(val.get('ann_file') or ''))
+    return name if name and name in set(split_names) else None
+
+
 def mask_threshold(head):
     """The lesion probability above which the decode head config ``head``
     calls a pixel lesion in its masks: its ``threshold`` for one output

@@ -32,6 +32,7 @@ import os.path as osp
 import re
 import sys
 
+from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -362,9 +363,8 @@ def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):
     """
     if not osp.basename(str(checkpoint or '')).startswith('best_'):
         return
-    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
-    val_split = osp.basename(str(val.get('ann_file') or ''))
-    if val_split and val_split in set(test_splits):
+    val_split = validates_on(cfg, test_splits)
+    if val_split:
         raise UserError(
             f'{where}: the best checkpoint was chosen by validating on '
             f'{val_split}, the split it is tested on; figures of a '
