@@ -235,30 +235,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             f'({rec["test_split"]}), not on a test split; design runs are '
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
-    tested = re.fullmatch(r'epoch_(\d+)\.pth',
-                          osp.basename(str(rec.get('checkpoint') or '')))
-    if tested and rec['epochs'] and int(tested.group(1)) != rec['epochs']:
-        # The row would say the run's epochs beside an earlier model's
-        # figures.
-        raise UserError(
-            f'{work_dir}: the test metrics are of {rec["checkpoint"]} but '
-            f'the run trained {rec["epochs"]} epochs; test its final '
-            f'checkpoint (epoch_{rec["epochs"]}.pth), then collect')
-    evaluated = {osp.basename(str(name)) for name in (
-        rec.get('test_split'), rec['evaluated_data'].get('split_file'))
-        if name}
-    check_not_chosen_on_test(cfg, rec.get('checkpoint'), evaluated,
-                             work_dir)
-    trained = osp.basename(str(rec.get('train_split') or ''))
-    seen = sorted(name for name in evaluated
-                  if 'train' in name or name == trained)
-    if seen:
-        # Figures on images the model learned from overstate it.
-        raise UserError(
-            f'{work_dir} was evaluated on a training split '
-            f'({", ".join(seen)}; trained on {trained}), not on a test '
-            'split; test the checkpoint on the test split with '
-            'tools/test.py, then collect')
+    check_final_test_result(rec, cfg, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
             f'{work_dir} was trained or evaluated on the synthetic stand-in '
@@ -344,6 +321,43 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+def check_final_test_result(rec, cfg, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
+    metrics are a test result of its final model: of the last epoch's
+    checkpoint (or of a best one chosen on another split than the test
+    split), computed on a split it did not train on.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        cfg (Config): Its training config.
+        work_dir (str): Its work dir, for the messages.
+    """
+    tested = re.fullmatch(r'epoch_(\d+)\.pth',
+                          osp.basename(str(rec.get('checkpoint') or '')))
+    if tested and rec['epochs'] and int(tested.group(1)) != rec['epochs']:
+        # The row would say the run's epochs beside an earlier model's
+        # figures.
+        raise UserError(
+            f'{work_dir}: the test metrics are of {rec["checkpoint"]} but '
+            f'the run trained {rec["epochs"]} epochs; test its final '
+            f'checkpoint (epoch_{rec["epochs"]}.pth), then collect')
+    evaluated = {osp.basename(str(name)) for name in (
+        rec.get('test_split'), rec['evaluated_data'].get('split_file'))
+        if name}
+    check_not_chosen_on_test(cfg, rec.get('checkpoint'), evaluated,
+                             work_dir)
+    trained = osp.basename(str(rec.get('train_split') or ''))
+    seen = sorted(name for name in evaluated
+                  if 'train' in name or name == trained)
+    if seen:
+        # Figures on images the model learned from overstate it.
+        raise UserError(
+            f'{work_dir} was evaluated on a training split '
+            f'({", ".join(seen)}; trained on {trained}), not on a test '
+            'split; test the checkpoint on the test split with '
+            'tools/test.py, then collect')
 
 
 def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):
