@@ -145,6 +145,31 @@ def test_build_averages_the_seeds_with_their_spread(board):
         max=rec0['cpu_latency_ms'], n=1)
 
 
+def test_build_refuses_two_runs_of_one_seed(board, tmp_path):
+    """Two records of one seed from different work dirs: the row showed
+    whichever sorted last; a re-collection of one work dir still counts
+    once (the newest)."""
+    from mmseg_dsnet.utils.errors import UserError
+    runs = sorted(board['runs'].glob('*.json'))
+    record = json.loads(runs[0].read_text())
+    again = tmp_path / 'again.json'
+    record['collected_at'] = '9999-12-31T00:00:00'
+    record['metrics']['IoU'] += 1.0
+    again.write_text(json.dumps(record))
+    args = ['build', '--runs', *map(str, runs), str(again), '--no-plot']
+    built = board['lb'].main(args + ['--out-dir', str(tmp_path / 'a')])
+    row, = built['board']['measured']
+    assert row['seeds'] == [0, 1]
+    other = json.loads(runs[1].read_text())['metrics']['IoU']
+    assert row['iou']['mean'] == pytest.approx(
+        (record['metrics']['IoU'] + other) / 2)
+    record['work_dir'] = str(tmp_path / 'another_run')
+    again.write_text(json.dumps(record))
+    with pytest.raises(UserError, match='two runs of .* seed 0'):
+        board['lb'].main(args + ['--out-dir', str(tmp_path / 'b')])
+    assert not (tmp_path / 'b').exists()
+
+
 def test_outputs_keep_reported_rows_separate(board):
     paths, saved = board['paths'], board['board']
     assert {r['source'] for r in saved['measured']} == {'measured'}

@@ -16,6 +16,8 @@ import csv
 import os.path as osp
 import statistics
 
+from mmseg_dsnet.utils.errors import UserError
+
 from .records import write_json
 
 # (leaderboard field, LesionMetric key, Markdown header)
@@ -73,11 +75,19 @@ def _one_or_all(values):
 
 def aggregate(records):
     """Leaderboard rows (one per model, dataset, protocol and schedule) from
-    per-run records; a seed collected twice counts once (the newest)."""
+    per-run records; a seed collected twice from one work dir counts once
+    (the newest). Two runs of one seed from different work dirs are
+    refused: which of them the row shows would be an accident of order."""
     groups = {}
     for rec in sorted(records, key=lambda r: r.get('collected_at', '')):
         key = (rec['model'], rec['dataset'], rec['protocol'], rec['schedule'])
-        groups.setdefault(key, {})[rec['seed']] = rec
+        earlier = groups.setdefault(key, {}).get(rec['seed'])
+        if earlier and earlier.get('work_dir') != rec.get('work_dir'):
+            raise UserError(
+                f'two runs of {rec["model"]} seed {rec["seed"]} '
+                f'({rec["schedule"]}): {earlier.get("work_dir")} and '
+                f'{rec.get("work_dir")}; give the records of one of them')
+        groups[key][rec['seed']] = rec
     rows = []
     for (model, dataset, protocol, schedule), by_seed in groups.items():
         runs = [by_seed[s] for s in sorted(by_seed, key=lambda s: (
