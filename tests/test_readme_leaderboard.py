@@ -38,6 +38,21 @@ def test_generated_figures_match_leaderboard_json(board, page):
                           '\n'.join(problems))
 
 
+def test_leaderboard_json_is_built_from_the_committed_records(board):
+    """A run record added (or changed) without rebuilding would leave the
+    pages quoting an older board."""
+    from mmseg_dsnet.leaderboard.board import board_from_records
+    from mmseg_dsnet.leaderboard.records import load_json
+    records = [load_json(str(path)) for path in
+               sorted((REPO / 'results' / 'runs').glob('*.json'))]
+    rebuilt = board_from_records(records,
+                                 str(REPO / 'results' / 'reported.json'),
+                                 str(CPU_LATENCY))
+    assert rebuilt == board, ('results/leaderboard.json is not what the '
+                              'records in results/runs give; regenerate it '
+                              f'with: {REBUILD}')
+
+
 def test_leaderboard_quotes_the_current_cpu_latency_json(board):
     """The CPU ms columns quote results/cpu_latency.json as it is now."""
     latency = json.loads(CPU_LATENCY.read_text())

@@ -390,6 +390,27 @@ def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):
 CPU_LATENCY = osp.join(REPO_ROOT, 'results', 'cpu_latency.json')
 
 
+def board_from_records(records, reported_path, cpu_latency=CPU_LATENCY):
+    """What ``leaderboard.json`` holds for these run records.
+
+    Args:
+        records (list[dict]): Run records.
+        reported_path (str | None): Published figures (skipped when the
+            file is absent).
+        cpu_latency (str | None): A ``cpu_latency.py`` result whose 1-thread
+            figures are copied in (skipped when the file is absent).
+    """
+    reported = load_json(reported_path) if reported_path and \
+        osp.isfile(reported_path) else None
+    convention = next((r['complexity'].get('convention') for r in records
+                       if r.get('complexity')), '')
+    board = table.build_board(records, reported, convention)
+    if cpu_latency and osp.isfile(cpu_latency):
+        board['cpu_latency'] = blocks.latency_summary(
+            load_json(cpu_latency), _rel(cpu_latency))
+    return board
+
+
 def build(run_files, reported_path, out_dir, readme=None, plot=True,
           model_card=None, cpu_latency=CPU_LATENCY):
     """Aggregate run records into the leaderboard files, and write the
@@ -419,14 +440,7 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
         with open(path) as f:
             texts[path] = f.read()
         blocks.check_markers(texts[path], markers, path)
-    reported = load_json(reported_path) if reported_path and \
-        osp.isfile(reported_path) else None
-    convention = next((r['complexity'].get('convention') for r in records
-                       if r.get('complexity')), '')
-    board = table.build_board(records, reported, convention)
-    if cpu_latency and osp.isfile(cpu_latency):
-        board['cpu_latency'] = blocks.latency_summary(
-            load_json(cpu_latency), _rel(cpu_latency))
+    board = board_from_records(records, reported_path, cpu_latency)
     os.makedirs(out_dir, exist_ok=True)
     paths = table.write_outputs(board, out_dir)
     points = None
