@@ -152,9 +152,8 @@ def main(argv=None):
                            cfg.test_dataloader.dataset,
                            len(runner.test_dataloader.dataset),
                            test_time_augmentation=args.tta), out)
-        print(f'Metrics written to {out}' + (
-            f' (replacing {replaced})'
-            if replaced else ''))
+        note = f' (replacing {replaced})' if replaced else ''
+        print(f'Metrics written to {out}{note}')
     finish_distributed(runner)
     return metrics
 

@@ -45,10 +45,9 @@ def previous_metrics_source(path):
     if not osp.isfile(path):
         return None
     try:
-        with open(path) as f:
-            old = json.load(f)
+        old = load_json(path)
         return f'the metrics of {old["checkpoint"]} on {old["split_file"]}'
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, NotJsonError, KeyError, TypeError):
         return 'a file that was not a metrics record'
 
 

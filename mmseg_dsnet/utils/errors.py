@@ -34,4 +34,3 @@ class ChildToolError(UserError):
     def __init__(self, message, exit_code):
         super().__init__(message)
         self.exit_code = exit_code
-
