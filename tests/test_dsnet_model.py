@@ -113,6 +113,27 @@ def test_plain_skip_without_gate():
         torch.testing.assert_close(bridge(enc, dec), bridge.proj(enc + dec))
 
 
+def test_guided_gate_starts_unguided_and_then_reads_the_guide():
+    bridge = DynamicGateAttention(8, guided=True).eval()
+    plain = DynamicGateAttention(8).eval()
+    assert bridge.spatial_gate.in_channels == 5
+    with torch.no_grad():
+        bridge.spatial_gate.weight[:, :4] = plain.spatial_gate.weight
+        bridge.spatial_gate.bias.copy_(plain.spatial_gate.bias)
+        bridge.channel_gate.load_state_dict(plain.channel_gate.state_dict())
+        bridge.proj.load_state_dict(plain.proj.state_dict())
+    enc, dec = torch.randn(2, 8, 10, 10), torch.randn(2, 8, 10, 10)
+    guide = torch.rand(2, 1, 10, 10)
+    with torch.no_grad():
+        # The guide's weights start at zero: the gate of the unguided bridge.
+        torch.testing.assert_close(bridge(enc, dec, guide), plain(enc, dec))
+        bridge.spatial_gate.weight[:, 4:].normal_(0, 0.5)
+        changed = bridge.gate(enc, dec, guide)
+        assert (changed - bridge.gate(enc, dec, 1 - guide)).abs().max() > 1e-2
+    with pytest.raises(ValueError, match='guide'):
+        bridge(enc, dec)
+
+
 # ---------------------------------------------------- backbone and the head
 def test_backbone_features_and_half_resolution_logits():
     cfg = model_cfg()
@@ -229,6 +250,35 @@ def test_reparameterize_drops_deep_supervision_classifiers():
     assert not hasattr(model.decode_head, 'aux_classifiers')
     plain = MODELS.build(deploy_cfg(cfg))
     plain.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_guided_gates_read_the_side_outputs_and_reparameterize_exactly():
+    cfg = model_cfg(guided_gates=True)
+    model = warm_up(MODELS.build(cfg))
+    head = model.decode_head
+    # Bridges at 1/2, 1/4 and 1/8 read the side outputs of 1/4, 1/8, 1/16.
+    assert [bridge.guided for bridge in head.bridges] == [
+        True, True, True, False]
+    with torch.no_grad():
+        for bridge in head.bridges[:3]:
+            bridge.spatial_gate.weight[:, 4:].normal_(0, 0.5)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        # The main output depends on the side-output classifiers.
+        head.aux_classifiers[0].bias += 3.0
+        assert (model(x) - expected).abs().max() > 1e-3
+        head.aux_classifiers[0].bias -= 3.0
+    assert count_params(model) == count_params(
+        MODELS.build(model_cfg())) + 3 * 49
+    reparameterize_model(model)
+    assert len(head.aux_classifiers) == 3  # kept: the gates read them
+    with torch.no_grad():
+        assert (model(x) - expected).abs().max() <= 1e-5
+    plain = MODELS.build(deploy_cfg(cfg)).eval()
+    plain.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
 
 
 # ------------------------------------------------------ training / inference
@@ -525,6 +575,10 @@ def test_head_options_are_checked():
         DSNetHead(**dict(head, refine_blocks=[1, 1]))
     with pytest.raises(ValueError, match='pixel_shuffle must be >= 1'):
         DSNetHead(**dict(head, pixel_shuffle=0))
+    with pytest.raises(ValueError, match='guided_gates needs'):
+        DSNetHead(**dict(head, guided_gates=True, deep_supervision=False))
+    with pytest.raises(ValueError, match='guided bridge needs use_gate'):
+        DynamicGateAttention(8, use_gate=False, guided=True)
     # Refine blocks are residual DESDConvs at their level's width.
     built = DSNetHead(**head)
     refine = [(level, block) for level, blocks in enumerate(

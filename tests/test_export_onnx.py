@@ -101,6 +101,7 @@ def test_parity_random_and_real_images(exported):
     'dsnet-design-deeper-eighth-replicate-pad_isic2017',  # edge padding
     'dsnet-design-deeper-eighth-image-context_isic2017',  # image summary
     'dsnet-design-deeper-eighth-group-norm_isic2017',  # GroupNorm kept
+    'dsnet-design-deeper-eighth-guided-gates_isic2017',  # side outputs kept
 ])
 def test_design_variants_export_with_parity(name, image_dir, tmp_path):
     from mmseg_dsnet.deploy.onnx_export import export_and_check

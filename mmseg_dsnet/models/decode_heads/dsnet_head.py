@@ -52,6 +52,12 @@ class DSNetHead(BaseDecodeHead):
             output), scaled by ``aux_loss_weights``. Default: False.
         aux_loss_weights (Sequence[float]): Loss weight of each auxiliary
             classifier, level 1 first. Default: (0.4, 0.2, 0.1).
+        guided_gates (bool): The bridge of each level ``i`` below
+            ``len(aux_loss_weights)`` also reads the lesion probability
+            that the auxiliary classifier of level ``i + 1`` predicts,
+            upsampled to its size (a guided :class:`DynamicGateAttention`);
+            those classifiers then stay in the deployed model. Needs
+            ``deep_supervision``. Default: False.
         pixel_shuffle (int): ``cls_seg`` predicts ``pixel_shuffle**2``
             logits per position and :class:`torch.nn.PixelShuffle` lays
             them out on a grid that many times finer: a learned upsampling
@@ -75,6 +81,7 @@ class DSNetHead(BaseDecodeHead):
                  final_block: bool = True,
                  deep_supervision: bool = False,
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
+                 guided_gates: bool = False,
                  pixel_shuffle: int = 1,
                  deploy: bool = False,
                  **kwargs):
@@ -92,12 +99,16 @@ class DSNetHead(BaseDecodeHead):
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '
                                      f'{len(self.in_channels) - 2} entries')
+        if guided_gates and not (deep_supervision and use_gate):
+            raise ModelArgumentError(
+                'guided_gates needs deep_supervision=True and use_gate=True')
         if pixel_shuffle < 1:
             raise ModelArgumentError(
                 f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
         self.deploy = deploy
         self.deep_supervision = deep_supervision
         self.aux_loss_weights = tuple(aux_loss_weights)
+        self.guided_gates = guided_gates
 
         block_cfg = dict(
             conv_type=conv_type,
@@ -115,6 +126,7 @@ class DSNetHead(BaseDecodeHead):
             DynamicGateAttention(
                 self.in_channels[i],
                 use_gate=use_gate,
+                guided=guided_gates and i < len(self.aux_loss_weights),
                 norm_cfg=self.norm_cfg,
                 act_cfg=self.act_cfg,
                 deploy=deploy) for i in range(levels)
@@ -148,7 +160,8 @@ class DSNetHead(BaseDecodeHead):
             self.conv_seg = nn.Conv2d(channels,
                                       self.out_channels * pixel_shuffle**2, 1)
         self.shuffle = nn.PixelShuffle(pixel_shuffle)
-        if deep_supervision and not deploy:
+        # Guided gates read the side outputs at inference too.
+        if deep_supervision and (guided_gates or not deploy):
             self.aux_classifiers = nn.ModuleList([
                 nn.Conv2d(self.in_channels[level], self.out_channels, 1)
                 for level in range(1,
@@ -160,19 +173,28 @@ class DSNetHead(BaseDecodeHead):
         feats = self._transform_inputs(inputs)
         x = feats[-1]
         aux_logits = []
+        side_logits = None
         for level in range(len(feats) - 2, -1, -1):
             x = self.up_blocks[level](x)
-            x = resize(
-                x,
-                size=feats[level].shape[2:],
-                mode='bilinear',
-                align_corners=self.align_corners)
+            x = self._resize_to(x, feats[level])
+            guide = None
+            if self.bridges[level].guided:
+                guide = self._resize_to(side_logits, feats[level]).sigmoid()
             x = self.refine_blocks[level](self.bridges[level](feats[level],
-                                                              x))
-            if with_aux and 1 <= level <= len(self.aux_loss_weights):
-                aux_logits.append(self.aux_classifiers[level - 1](x))
+                                                              x, guide))
+            if (with_aux or self.guided_gates) and 1 <= level <= len(
+                    self.aux_loss_weights):
+                side_logits = self.aux_classifiers[level - 1](x)
+                aux_logits.append(side_logits)
         x = self.final_block(x)
         return self.cls_seg(x), aux_logits[::-1]
+
+    def _resize_to(self, x: Tensor, like: Tensor) -> Tensor:
+        return resize(
+            x,
+            size=like.shape[2:],
+            mode='bilinear',
+            align_corners=self.align_corners)
 
     def cls_seg(self, feat: Tensor) -> Tensor:
         """Logits of ``feat`` (``pixel_shuffle`` times its resolution)."""
@@ -197,10 +219,11 @@ class DSNetHead(BaseDecodeHead):
         return losses
 
     def reparameterize(self) -> None:
-        """Drop the training-only deep-supervision classifiers.
+        """Drop the deep-supervision classifiers unless guided gates read
+        them.
 
         The DESDConv blocks and bridges are folded by
         :func:`reparameterize_model`, which also calls this method.
         """
-        if hasattr(self, 'aux_classifiers'):
+        if hasattr(self, 'aux_classifiers') and not self.guided_gates:
             del self.aux_classifiers

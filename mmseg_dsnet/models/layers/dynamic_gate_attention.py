@@ -7,6 +7,8 @@ from mmcv.cnn import ConvModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils.errors import ModelArgumentError
+
 
 @MODELS.register_module()
 class DynamicGateAttention(nn.Module):
@@ -19,7 +21,11 @@ class DynamicGateAttention(nn.Module):
       both inputs, stacked as a 2-row signal along the channel axis, then a
       1-D convolution across neighbouring channels (ECA-style, few weights);
     - spatial logits ``a_s`` (one per pixel): channel-wise mean and max of
-      both inputs (4 maps), then a k x k convolution.
+      both inputs (4 maps), then a k x k convolution. A ``guided`` gate
+      also reads a fifth map, the lesion probability a coarser level
+      predicted (deep supervision's side output, upsampled), so that it
+      can tell the lesion's edge, where encoder detail matters, from
+      the regions either side of it.
 
     ``out = proj(g * enc + (1 - g) * dec)`` with ``proj`` a 1x1
     conv-BN-activation. ``use_gate=False`` is the plain skip used for
@@ -33,6 +39,9 @@ class DynamicGateAttention(nn.Module):
             Default: 3.
         spatial_kernel_size (int): Kernel of the spatial convolution.
             Default: 7.
+        guided (bool): The spatial gate also reads a ``guide`` map passed
+            to :meth:`forward`; its weights start at zero, so a guided
+            gate starts as the unguided one. Default: False.
         norm_cfg (dict): Norm of the projection. Default: ``dict(type='BN')``.
         act_cfg (dict): Activation of the projection.
             Default: ``dict(type='ReLU')``.
@@ -46,20 +55,29 @@ class DynamicGateAttention(nn.Module):
                  use_gate: bool = True,
                  channel_kernel_size: int = 3,
                  spatial_kernel_size: int = 7,
+                 guided: bool = False,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  deploy: bool = False):
         super().__init__()
         self.channels = channels
         self.use_gate = use_gate
+        self.guided = guided
+        if guided and not use_gate:
+            raise ModelArgumentError('a guided bridge needs use_gate=True')
         if use_gate:
             self.channel_gate = nn.Conv1d(
                 2, 1, channel_kernel_size, padding=channel_kernel_size // 2)
             self.spatial_gate = nn.Conv2d(
-                4, 1, spatial_kernel_size, padding=spatial_kernel_size // 2)
+                5 if guided else 4,
+                1,
+                spatial_kernel_size,
+                padding=spatial_kernel_size // 2)
             # Start at g = 0.5 everywhere: an even mix of both inputs.
             nn.init.zeros_(self.channel_gate.bias)
             nn.init.zeros_(self.spatial_gate.bias)
+            if guided:
+                nn.init.zeros_(self.spatial_gate.weight[:, 4:])
         self.proj = ConvModule(
             channels,
             channels,
@@ -67,8 +85,12 @@ class DynamicGateAttention(nn.Module):
             norm_cfg=None if deploy else norm_cfg,
             act_cfg=act_cfg)
 
-    def gate(self, enc: Tensor, dec: Tensor) -> Tensor:
-        """Gate ``g`` of shape ``(N, C, H, W)`` computed from both inputs."""
+    def gate(self,
+             enc: Tensor,
+             dec: Tensor,
+             guide: Optional[Tensor] = None) -> Tensor:
+        """Gate ``g`` of shape ``(N, C, H, W)`` computed from both inputs
+        (and the ``(N, 1, H, W)`` guide of a guided gate)."""
         batch, channels = enc.shape[:2]
         pooled = torch.stack([enc.mean(dim=(2, 3)), dec.mean(dim=(2, 3))], 1)
         channel_logits = self.channel_gate(pooled).reshape(
@@ -78,14 +100,21 @@ class DynamicGateAttention(nn.Module):
             enc.amax(dim=1, keepdim=True),
             dec.mean(dim=1, keepdim=True),
             dec.amax(dim=1, keepdim=True)
-        ], 1)
+        ] + ([guide] if self.guided else []), 1)
         spatial_logits = self.spatial_gate(maps)
         return torch.sigmoid(channel_logits + spatial_logits)
 
-    def forward(self, enc: Tensor, dec: Tensor) -> Tensor:
-        """Fuse the encoder skip ``enc`` and the upsampled decoder ``dec``."""
+    def forward(self,
+                enc: Tensor,
+                dec: Tensor,
+                guide: Optional[Tensor] = None) -> Tensor:
+        """Fuse the encoder skip ``enc`` and the upsampled decoder ``dec``;
+        a guided bridge needs ``guide``, a lesion probability map of
+        ``enc``'s size."""
+        if self.guided and guide is None:
+            raise ValueError('a guided DynamicGateAttention needs a guide map')
         if self.use_gate:
-            fused = dec + self.gate(enc, dec) * (enc - dec)
+            fused = dec + self.gate(enc, dec, guide) * (enc - dec)
         else:
             fused = enc + dec
         return self.proj(fused)
