@@ -215,6 +215,31 @@ def test_no_overwrite_without_flag(checkpoint, inputs, tmp_path, capsys):
     assert Image.open(mask_file).size == (250, 190)
 
 
+def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
+                                                    tmp_path, capsys):
+    """``--no-overlay`` into a folder with overlays of an earlier run: an
+    overlay counts as an output (the image is skipped), and ``--overwrite``
+    removes it with its mask (it stayed beside the new mask, showing the
+    old one)."""
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(folder / 'normal.jpg'), '--out-dir',
+            str(out), '--no-progress']
+    assert run_tool(argv) == 0
+    mask, overlay = out / 'masks' / 'normal.png', out / 'overlays' / \
+        'normal.jpg'
+    assert overlay.is_file()
+    mask.unlink()
+    assert run_tool(argv + ['--no-overlay']) == 0
+    captured = capsys.readouterr()
+    assert f'{overlay} already exists' in captured.out + captured.err
+    assert not mask.exists() and overlay.is_file()
+    assert run_tool(argv + ['--no-overlay', '--overwrite']) == 0
+    captured = capsys.readouterr()
+    assert 'Removed 1 overlays of an earlier run' in captured.out
+    assert Image.open(mask).size == (250, 190) and not overlay.exists()
+
+
 def test_inputs_sharing_a_name_are_told_apart(checkpoint, tmp_path, capsys):
     """Two photos named x.jpg in two folders get masks x.png and x_2.png,
     and a line names the input behind the renamed one."""
@@ -271,6 +296,38 @@ def test_mean_probability_logits_of_one_and_two_channels():
         want = np.mean([1 / (1 + np.exp(-lesion_logit(v))) for v in views], 0)
         got = 1 / (1 + np.exp(-lesion_logit(merged)))
         assert np.allclose(got, want, atol=1e-6)
+
+
+def test_threshold_of_two_channel_models(tmp_path):
+    """``--threshold`` of a softmax (2-channel) model: lesion where the
+    softmax lesion probability exceeds it, as LesionMetric scores it (the
+    threshold was dropped: the argmax masks whatever was asked)."""
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.deploy.deployable import to_model_input
+    config = str(REPO / 'configs/segformer/segformer_mit-b0_isic2017.py')
+    checkpoint = make_lesion_checkpoint(config, tmp_path / 'segformer.pth',
+                                        lesion_image(256, 256))
+    # At the model size (and lossless): the mask is the decision itself.
+    rgb = lesion_image(256, 256, 1)
+    Image.fromarray(rgb).save(tmp_path / 'x.png')
+    backend = TorchBackend(config, checkpoint)
+    logits = backend(to_model_input(rgb, backend.input_size)[None])[0]
+    probability = torch.from_numpy(logits).double().softmax(0)[1].numpy()
+    # Two thresholds that split this image's probabilities differently.
+    low, high = np.quantile(probability, [0.3, 0.7])
+    assert 0 < low < high < 1
+    masks = []
+    for threshold in (low, high):
+        out = tmp_path / f'out_{threshold}'
+        assert run_tool([config, checkpoint, str(tmp_path / 'x.png'),
+                         '--out-dir', str(out), '--threshold',
+                         str(threshold), '--no-overlay',
+                         '--no-progress']) == 0
+        mask = np.array(Image.open(out / 'masks' / 'x.png')) > 0
+        clear = np.abs(probability - threshold) > 1e-4
+        assert np.array_equal(mask[clear], (probability > threshold)[clear])
+        masks.append(mask)
+    assert masks[0].sum() > masks[1].sum()
 
 
 def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):

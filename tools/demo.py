@@ -16,7 +16,8 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmseg_dsnet.datasets.synthetic_fallback import prepare_synthetic
+from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
+                                                     prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, check_work_dir
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
@@ -90,14 +91,18 @@ def main(argv=None):
     check_at_least(('--epochs', args.epochs, 1))
     check_seed(args.seed, '--seed')
     check_input_file(args.config, 'config file')
-    check_work_dir(args.work_dir)
     start = time.time()
     cfg = Config.fromfile(args.config)
     data_root = cfg.train_dataloader.dataset.data_root
+    synthetic_root = (osp.join(REPO_ROOT, data_root)
+                      if not osp.isabs(data_root) else data_root)
+    # Before the work dir is made: a config of real data is refused, not
+    # trained on as 'synthetic' (its data root would be marked so).
+    check_synthetic_target(synthetic_root)
+    check_work_dir(args.work_dir)
     print(f'[1/4] Preparing the synthetic ISIC-like set in {data_root} ...',
           flush=True)
-    prepare_synthetic(2018, osp.join(REPO_ROOT, data_root)
-                      if not osp.isabs(data_root) else data_root)
+    prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
     if args.epochs is not None:

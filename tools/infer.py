@@ -33,7 +33,9 @@ segment the first run's outputs.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
-unless ``--overwrite``; such images are skipped with a message.
+unless ``--overwrite``; such images are skipped with a message. With
+``--no-overlay``, an overlay of an earlier run counts as an output too:
+``--overwrite`` removes it with the mask it showed.
 
 Exit status: 0 when every image was processed (or skipped for an existing
 output); 1, after one ``ERROR:`` line naming the count, when some images
@@ -74,8 +76,9 @@ def parse_args(argv=None):
                         'to a temporary ONNX file first)')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--threshold', type=float, default=None,
-                        help="sigmoid threshold (default: the model's, "
-                        '0.5)')
+                        help='lesion probability threshold, for 1-channel '
+                        '(sigmoid) and 2-channel (softmax) models alike '
+                        "(default: the model's, 0.5)")
     parser.add_argument('--tta', action='store_true',
                         help='average the lesion probability of each image '
                         'and its two flips (three passes, as test.py --tta)')
@@ -217,6 +220,9 @@ def main(argv=None):
           f'images; masks in {osp.join(args.out_dir, "masks")}'
           + ('' if args.no_overlay else
              f', overlays in {osp.join(args.out_dir, "overlays")}'))
+    if summary.removed_overlays:
+        print(f'Removed {len(summary.removed_overlays)} overlays of an '
+              'earlier run: the new masks replaced theirs (--no-overlay)')
     if summary.skipped_existing:
         print(f'Skipped {len(summary.skipped_existing)} with existing '
               'outputs (use --overwrite to replace them)')

@@ -26,8 +26,12 @@ class LesionInferencer:
 
     Args:
         backend (TorchBackend | OnnxRuntimeBackend): The network.
-        threshold (float, optional): Sigmoid threshold for 1-channel
-            models; default: the model's own (0.5 in our configs).
+        threshold (float, optional): Lesion probability above which a
+            pixel is lesion: the sigmoid of 1-channel models, the softmax
+            lesion probability of 2-channel ones (as
+            :class:`~mmseg_dsnet.evaluation.LesionMetric` scores them);
+            default: the model's own (0.5 in our configs; 0.5 is the
+            argmax of 2 channels).
         flips (bool): Average the lesion probability of each image and
             its horizontal and vertical flips (three passes), as
             ``tools/test.py --tta`` does. Default: False.
@@ -84,6 +88,8 @@ class InferenceSummary:
         notes (dict[str, list[str]]): Conversions applied, per image.
         outputs (dict[str, tuple[str, str | None]]): Mask and overlay paths
             per processed image.
+        removed_overlays (list[str]): Overlays of an earlier run removed
+            because, without overlays, a new mask replaced theirs.
     """
     processed: List[str] = field(default_factory=list)
     failed: List[Tuple[str, str]] = field(default_factory=list)
@@ -91,6 +97,7 @@ class InferenceSummary:
     notes: Dict[str, List[str]] = field(default_factory=dict)
     outputs: Dict[str, Tuple[str, Optional[str]]] = field(
         default_factory=dict)
+    removed_overlays: List[str] = field(default_factory=list)
 
 
 class OutputDirError(Exception):
@@ -173,9 +180,11 @@ def run_inference(inferencer: LesionInferencer,
 
     A file that cannot be read or written is recorded in ``failed`` with
     the reason and the run goes on. Files whose outputs already exist are
-    skipped unless ``overwrite``. Images are held in memory only as the
-    model-size input and the overlay base (at most ``overlay_max_side``),
-    so batches of huge images stay small.
+    skipped unless ``overwrite``. Without ``overlays``, an overlay of an
+    earlier run counts as an existing output; with ``overwrite`` it is
+    removed once the new mask is written (it showed the old mask). Images
+    are held in memory only as the model-size input and the overlay base
+    (at most ``overlay_max_side``), so batches of huge images stay small.
 
     Args:
         inferencer (LesionInferencer): The model.
@@ -212,13 +221,20 @@ def run_inference(inferencer: LesionInferencer,
                    if overlays else None)
         return mask, overlay
 
+    def stale_overlay(path):
+        # Without overlays, one left by an earlier run would sit beside the
+        # new mask and show another.
+        overlay = osp.join(out_dir, 'overlays', names[path] + '.jpg')
+        return overlay if not overlays and osp.exists(overlay) else None
+
     def flush():
         if not pending:
             return
         try:
             logits = inferencer.run(np.stack([item[1] for item in pending]))
-            decisions = [decision_map(item, inferencer.threshold)
-                         for item in logits]
+            decisions = [
+                decision_map(item, inferencer.threshold) for item in logits
+            ]
         except Exception as err:  # noqa: BLE001  (report, keep going)
             for path, *_ in pending:
                 summary.failed.append((path, f'model failed: {err}'))
@@ -237,6 +253,10 @@ def run_inference(inferencer: LesionInferencer,
                         max_side=overlay_max_side)
                     write_image(overlay_file, overlay,
                                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+                stale = stale_overlay(path)
+                if stale:
+                    os.remove(stale)
+                    summary.removed_overlays.append(stale)
             except (OSError, MemoryError, cv2.error) as err:
                 summary.failed.append((path, f'cannot write output: {err}'))
                 say(f'FAILED {path}: cannot write output: {err}')
@@ -247,7 +267,7 @@ def run_inference(inferencer: LesionInferencer,
 
     for path in files:
         mask_file, overlay_file = targets(path)
-        existing = [f for f in (mask_file, overlay_file)
+        existing = [f for f in (mask_file, overlay_file, stale_overlay(path))
                     if f and osp.exists(f)]
         if existing and not overwrite:
             summary.skipped_existing.append(path)

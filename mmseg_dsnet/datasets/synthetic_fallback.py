@@ -70,18 +70,79 @@ def is_synthetic(root):
     return bool(root) and osp.isfile(osp.join(root, SYNTHETIC_MARKER))
 
 
+class SyntheticTargetError(UserError, ValueError):
+    """A folder asked to hold the synthetic set is a real data location."""
+
+
+def _raw_layout(out_root):
+    """Where :func:`prepare_synthetic` generates the official layout that it
+    converts into ``out_root``."""
+    return out_root + '_official_layout'
+
+
+def check_synthetic_target(out_root):
+    """Refuse to make (or mark) the synthetic set in a real data location.
+
+    :func:`prepare_synthetic` reuses any converted set it finds and marks it
+    synthetic; given a real set's root (``tools/demo.py --config`` of an
+    ISIC config), that stamped the user's real data as synthetic, so every
+    later metric on it said ``synthetic: true``.
+
+    Args:
+        out_root (str): The folder the synthetic set would go to.
+
+    Raises:
+        SyntheticTargetError: ``out_root`` is the default root of the real
+            ISIC data (:func:`default_root`), or holds a conversion of
+            other data than the synthetic set made for it.
+    """
+    target = osp.realpath(out_root)
+    for year in (2016, 2017, 2018):
+        if target in (osp.realpath(default_root(year)),
+                      osp.realpath(osp.join(REPO_ROOT, default_root(year)))):
+            raise SyntheticTargetError(
+                f'{out_root} is where the real ISIC {year} data goes; the '
+                'synthetic set is made only in a folder of its own (e.g. '
+                'data/synthetic_isic2018, that of '
+                'configs/demo/dsnet_synthetic_cpu.py)')
+    meta_file = osp.join(out_root, 'meta.json')
+    if is_synthetic(out_root) or not osp.isfile(meta_file):
+        return
+    import json
+    try:
+        with open(meta_file) as f:
+            source = json.load(f).get('source', '')
+    except (OSError, ValueError, AttributeError):
+        source = ''
+    # Sets made before the marker existed name their generated layout (the
+    # converter records it resolved).
+    if osp.realpath(str(source)) != osp.realpath(_raw_layout(out_root)):
+        raise SyntheticTargetError(
+            f'{out_root} holds a data set converted from '
+            f'{source or "an unknown source"}, not the synthetic set; it is '
+            'left as it is (not marked synthetic). Give a config whose '
+            'data_root is a synthetic set (configs/demo/'
+            'dsnet_synthetic_cpu.py), or train on this data with '
+            'tools/train.py')
+
+
 def prepare_synthetic(year, out_root=None, seed=0, counts=None):
     """Generate the synthetic set in the official layout and convert it with
     the real converter; reuse it when already there.
+
+    Raises:
+        SyntheticTargetError: ``out_root`` is a real data location
+            (:func:`check_synthetic_target`).
 
     Returns:
         str: The converted data root.
     """
     out_root = out_root or synthetic_root(year)
+    check_synthetic_target(out_root)
     if not osp.isfile(osp.join(out_root, 'meta.json')):
         # The generator writes the 2017 or 2018 official layout.
         layout_year = 2018 if year == 2018 else 2017
-        raw = out_root + '_official_layout'
+        raw = _raw_layout(out_root)
         if not osp.isdir(raw):
             generate(raw, year=layout_year, seed=seed,
                      **(counts or SYNTHETIC_COUNTS))

@@ -160,7 +160,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray,
     Args:
         reference (np.ndarray): The logits compared against.
         candidate (np.ndarray): The logits checked.
-        threshold (float): Sigmoid threshold (1-channel logits).
+        threshold (float): Lesion probability threshold (decision_map).
         atol (float): Decision margin that rounding may flip.
         exact (np.ndarray, optional): float64 logits of the reference
             model; where given, they decide which pixels are borderline.
@@ -230,7 +230,7 @@ def check_parity(reference, deployed, session,
         deployed (nn.Module): The re-parameterised model that was exported.
         session: onnxruntime session of the exported file.
         cases (Sequence[tuple[str, np.ndarray]]): ``(label, batch)``.
-        threshold (float): Sigmoid threshold (1-channel models).
+        threshold (float): Lesion probability threshold (decision_map).
         atol (float): Absolute part of the tolerance.
         noise_factor (float): Allowed multiple of the float32 noise floor;
             0 disables the noise-floor rule.

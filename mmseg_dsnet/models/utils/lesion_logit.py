@@ -52,23 +52,19 @@ def decision_map(logits, threshold: float = 0.5, dim: int = 0):
     Args:
         logits (Tensor | np.ndarray): Logits with 1 or 2 channels on
             ``dim`` (default 0: one image's ``(C, H, W)``).
-        threshold (float): Probability threshold of 1-channel (sigmoid)
-            logits: lesion where ``sigmoid(logit) > threshold``. Ignored for
-            2 channels, where the lesion wins the argmax (ties go to the
-            background, as ``argmax`` does).
+        threshold (float): Lesion probability above which a pixel is
+            lesion: the sigmoid of 1-channel logits, the softmax lesion
+            probability of 2-channel ones (as ``LesionMetric`` scores
+            them; 0.5 is the argmax, ties going to the background).
         dim (int): The channel axis. Default: 0.
 
     Returns:
-        Tensor | np.ndarray: ``logit - log(t / (1 - t))`` for 1 channel,
-        the lesion logit for 2. Both are linear in the logits, so resizing
-        the map equals resizing the logits first.
+        Tensor | np.ndarray: ``lesion_logit - log(t / (1 - t))``, linear in
+        the logits, so resizing the map equals resizing the logits first.
     """
-    logit = lesion_logit(logits, dim)
-    if logits.shape[dim % len(logits.shape)] == 2:
-        return logit
     if not 0.0 < threshold < 1.0:
         raise ValueError(f'threshold must be in (0, 1), got {threshold}')
-    return logit - math.log(threshold / (1 - threshold))
+    return lesion_logit(logits, dim) - math.log(threshold / (1 - threshold))
 
 
 def mean_probability_logits(views, dim: int = 1, eps: float = 1e-7):
