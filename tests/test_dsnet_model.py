@@ -424,6 +424,28 @@ def test_zero_init_residual_starts_blocks_as_identity():
         x + block.pointwise_norm.bias.view(1, -1, 1, 1)))
 
 
+def test_head_zero_init_residual_starts_refine_blocks_as_identity():
+    cfg = model_cfg(zero_init_residual=True)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    head = model.decode_head.eval()
+    blocks = [block for blocks in head.refine_blocks for block in blocks]
+    assert len(blocks) == sum(cfg.decode_head.refine_blocks) > 0
+    for block in blocks:
+        assert not block.pointwise_norm.weight.any()
+        # It passes its (non-negative, post-ReLU) input through.
+        x = torch.rand(1, block.in_channels, 8, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(block(x), torch.relu(
+                x + block.pointwise_norm.bias.view(1, -1, 1, 1)))
+    # Off by default: the refine blocks start as random residuals.
+    default = MODELS.build(model_cfg())
+    default.init_weights()
+    assert all(block.pointwise_norm.weight.any()
+               for blocks in default.decode_head.refine_blocks
+               for block in blocks)
+
+
 def test_drop_path_rate_rises_over_the_residual_blocks():
     from mmseg_dsnet.models.backbones import DSNet
     backbone = DSNet(widths=(8, 16, 24), num_blocks=(2, 3, 2),

@@ -44,6 +44,10 @@ class DSNetHead(BaseDecodeHead):
             (none).
         refine_dilations (Sequence[int], optional): Dilation of each
             level's refine blocks. Default: None (all 1).
+        zero_init_residual (bool): Start every refine block as the identity
+            (its last BatchNorm's scale at 0), as the backbone's
+            ``zero_init_residual`` does for the encoder's residual blocks.
+            Default: False.
         final_block (bool): A DESDConv from ``in_channels[0]`` to
             ``channels`` before ``cls_seg``. Default: True.
         deep_supervision (bool): During training, add 1x1 classifiers on the
@@ -78,6 +82,7 @@ class DSNetHead(BaseDecodeHead):
                  branch_drop: float = 0.0,
                  refine_blocks: Optional[Sequence[int]] = None,
                  refine_dilations: Optional[Sequence[int]] = None,
+                 zero_init_residual: bool = False,
                  final_block: bool = True,
                  deep_supervision: bool = False,
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
@@ -109,6 +114,7 @@ class DSNetHead(BaseDecodeHead):
         self.deep_supervision = deep_supervision
         self.aux_loss_weights = tuple(aux_loss_weights)
         self.guided_gates = guided_gates
+        self.zero_init_residual = zero_init_residual
 
         block_cfg = dict(
             conv_type=conv_type,
@@ -167,6 +173,13 @@ class DSNetHead(BaseDecodeHead):
                 for level in range(1,
                                     len(self.aux_loss_weights) + 1)
             ])
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.zero_init_residual and not self.deploy:
+            for blocks in self.refine_blocks:
+                for block in blocks:
+                    nn.init.zeros_(block.pointwise_norm.weight)
 
     def _decode(self, inputs: List[Tensor],
                 with_aux: bool) -> Tuple[Tensor, List[Tensor]]:
