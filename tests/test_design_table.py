@@ -437,6 +437,32 @@ def test_cli_compares_and_checks_its_options(tmp_path, capsys):
         'ERROR: --se-factor must be at least 0, got -1.0\n')
 
 
+def test_cli_refuses_options_the_table_would_ignore(tmp_path, capsys):
+    """Comparison options without a comparison printed the full table,
+    sorted by pooled IoU (``--metric mIoU_img``, ``--seeds 7 --paired``),
+    and ``--compare-to`` beside ``--spread`` was dropped: exit 0 either
+    way."""
+    paths = comparison_records(tmp_path)
+    for options, message in (
+            (['--metric', 'mIoU_img'], 'ERROR: --metric applies only to '
+             '--compare-to or --spread; this table would not use it\n'),
+            (['--seeds', '7', '--paired'], 'ERROR: --seeds, --paired apply '
+             'only to --compare-to; this table would not use them\n'),
+            (['--spread', 'ref:good', '--planned-seeds', '8'],
+             'ERROR: --planned-seeds applies only to --compare-to; this '
+             'table would not use it\n'),
+            (['--spread', 'ref:good', '--compare-to', 'ref', '--candidates',
+              'good'], 'ERROR: --spread and --compare-to make two different '
+             'tables; give one of them\n')):
+        assert tool.main([*paths, *options]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == message and captured.out == ''
+    # What each table uses is still accepted.
+    assert tool.main([*paths, '--spread', 'ref:good', '--metric',
+                      'mIoU_img']) == 0
+    assert '| ref | good |' in capsys.readouterr().out
+
+
 def test_comparisons_of_another_figure(tmp_path, capsys):
     """``--metric mIoU_img``: the per-image mean instead of pooled IoU, here
     a candidate that gains pooled IoU and nothing per image."""

@@ -178,6 +178,33 @@ def test_options_out_of_range_are_refused(checkpoint, inputs, tmp_path,
     assert not out.exists()
 
 
+def test_device_and_threads_reach_their_backend(checkpoint, inputs,
+                                                tmp_path, capsys):
+    """``--device`` with onnxruntime was ignored (the run stayed on the CPU
+    without a word): refused. ``--threads`` with the pytorch backend was
+    ignored too: it now sets torch's threads."""
+    folder, _ = inputs
+    image = str(folder / 'normal.jpg')
+    for argv in ([str(tmp_path / 'model.onnx'), image],
+                 [CONFIG, checkpoint, image, '--backend', 'onnxruntime']):
+        with pytest.raises(SystemExit) as exc:
+            run_tool(argv + ['--out-dir', str(tmp_path / 'out'), '--device',
+                             'cuda'])
+        assert exc.value.code == 2
+        assert ('--device cuda applies to the pytorch backend; onnxruntime '
+                'runs on the CPU here') in capsys.readouterr().err
+        assert not (tmp_path / 'out').exists()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert run_tool([CONFIG, checkpoint, image, '--out-dir',
+                         str(tmp_path / 'out'), '--threads', '1',
+                         '--no-progress']) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_unwritable_output_folder(checkpoint, inputs, tmp_path, capsys):
     folder, _ = inputs
     if os.geteuid() == 0:

@@ -88,6 +88,16 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
                             capture_output=True, text=True, cwd=REPO)
     assert folder.returncode == 2 and 'is a folder' in folder.stderr
     assert os.listdir(out.parent) == ['net.pth']
+    # --force with the checkpoint as OUT_FILE replaced the training
+    # checkpoint (optimizer state, meta) with its bare weights.
+    trained_bytes = trained.read_bytes()
+    itself = subprocess.run(tool[:-1] + [str(trained), '--force'],
+                            capture_output=True, text=True, cwd=REPO)
+    assert itself.returncode == 2
+    assert itself.stderr.strip() == (
+        f'ERROR: {trained} is the checkpoint itself; write the weights to '
+        'another file')
+    assert trained.read_bytes() == trained_bytes
     other = str(REPO / 'configs' / 'egeunet' / 'egeunet_isic2017.py')
     wrong = subprocess.run(tool[:2] + [other, str(trained),
                                        str(tmp_path / 'x.pth')],

@@ -94,9 +94,11 @@ def parse_args(argv=None):
     parser.add_argument('--recursive', action='store_true',
                         help='also search sub-folders of given folders')
     parser.add_argument('--device', default='cpu',
-                        help='torch device of the pytorch backend')
+                        help='torch device of the pytorch backend '
+                        '(onnxruntime runs on the CPU)')
     parser.add_argument('--threads', type=int, default=None,
-                        help='onnxruntime threads (default: all cores)')
+                        help='CPU threads of either backend (default: all '
+                        'cores)')
     parser.add_argument('--allow-failures', action='store_true',
                         help='exit 0 even if some images failed or were '
                         'missing (they are listed; the others are written)')
@@ -133,6 +135,12 @@ def parse_args(argv=None):
             parser.error(f'{option} must be >= 1')
     if args.threshold is not None and not 0 < args.threshold < 1:
         parser.error('--threshold must be in (0, 1)')
+    onnxruntime = args.backend == 'onnxruntime' or (
+        args.model and args.model.lower().endswith('.onnx'))
+    if onnxruntime and args.device != 'cpu':
+        # It was ignored: the run stayed on the CPU without a word.
+        parser.error(f'--device {args.device} applies to the pytorch '
+                     'backend; onnxruntime runs on the CPU here')
     return args
 
 

@@ -95,7 +95,8 @@ def make_backend(model: str,
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
             file first.
         device (str): Torch device of the PyTorch backend.
-        num_threads (int, optional): Threads of the onnxruntime backend.
+        num_threads (int, optional): CPU threads of either backend (for
+            PyTorch: ``torch.set_num_threads``, process-wide).
         work_dir (str, optional): Where the temporary ONNX file goes
             (removed once loaded).
 
@@ -115,6 +116,8 @@ def make_backend(model: str,
                              'checkpoint with it')
         return OnnxRuntimeBackend(model, num_threads)
     if backend == 'pytorch':
+        if num_threads:
+            torch.set_num_threads(num_threads)
         return TorchBackend(model, checkpoint, device)
     # The session keeps the model in memory; the file is not needed after.
     with tempfile.TemporaryDirectory(prefix='lesion_onnx_',

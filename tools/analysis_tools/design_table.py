@@ -22,6 +22,9 @@ from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, KEYS, comparison_table,
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.errors import UserError
 
+# The selection rule's defaults.
+MIN_GAIN, SE_FACTOR = 0.3, 2.0
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,9 +38,9 @@ def parse_args(argv=None):
                         help='seeds to compare (default: those all ran)')
     parser.add_argument('--device', default='cpu',
                         help="the runs' device, as in the records")
-    parser.add_argument('--min-gain', type=float, default=0.3,
+    parser.add_argument('--min-gain', type=float, default=MIN_GAIN,
                         help='IoU points a candidate must gain')
-    parser.add_argument('--se-factor', type=float, default=2.0,
+    parser.add_argument('--se-factor', type=float, default=SE_FACTOR,
                         help='standard errors the gain must exceed')
     parser.add_argument('--paired', action='store_true',
                         help='standard error of the per-seed differences '
@@ -57,6 +60,29 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+# The options a --spread table uses.
+SPREAD_OPTIONS = ('--metric', '--min-gain', '--se-factor', '--device')
+
+
+def options_without_effect(args):
+    """The options given that the table asked for would ignore: the full
+    table compares nothing, and ``--spread`` pairs every seed both runs of
+    a pair have."""
+    given = {
+        '--seeds': args.seeds is not None,
+        '--paired': args.paired,
+        '--planned-seeds': args.planned_seeds is not None,
+        '--metric': args.metric != 'IoU',
+        '--min-gain': args.min_gain != MIN_GAIN,
+        '--se-factor': args.se_factor != SE_FACTOR,
+        '--device': args.device != 'cpu',
+    }
+    if args.compare_to:
+        return []
+    return [name for name, on in given.items()
+            if on and not (args.spread and name in SPREAD_OPTIONS)]
+
+
 def main(argv=None):
     args = parse_args(argv)
     paths = args.records or sorted(glob.glob(osp.join(DESIGN_DIR, '*.json')))
@@ -72,6 +98,20 @@ def main(argv=None):
     if any(len(pair) != 2 or not all(pair) for pair in pairs):
         print('ERROR: --spread takes REFERENCE:CANDIDATE pairs, got '
               f'{" ".join(args.spread)}', file=sys.stderr)
+        return 2
+    if pairs and args.compare_to:
+        print('ERROR: --spread and --compare-to make two different tables; '
+              'give one of them', file=sys.stderr)
+        return 2
+    unused = options_without_effect(args)
+    if unused:
+        also_spread = not pairs and set(unused) <= set(SPREAD_OPTIONS)
+        print(f'ERROR: {", ".join(unused)} '
+              + ('applies' if len(unused) == 1 else 'apply')
+              + ' only to --compare-to'
+              + (' or --spread' if also_spread else '')
+              + '; this table would not use '
+              + ('it' if len(unused) == 1 else 'them'), file=sys.stderr)
         return 2
     try:
         # A negative factor would pass gains below the noise (--min-gain

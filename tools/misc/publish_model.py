@@ -35,6 +35,12 @@ def main(argv=None):
         if not osp.isfile(path):
             raise UserError(f'{what} file {path} does not exist')
     refuse_folder(args.out_file)
+    if osp.exists(args.out_file) and osp.samefile(args.out_file,
+                                                   args.checkpoint):
+        # --force replaced the training checkpoint (optimizer state, meta)
+        # with its bare weights.
+        raise UserError(f'{args.out_file} is the checkpoint itself; write '
+                        'the weights to another file')
     if osp.exists(args.out_file) and not args.force:
         raise UserError(f'{args.out_file} exists; pass --force to replace it')
     from mmseg_dsnet.apis.released_model import publish_weights
