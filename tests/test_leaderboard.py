@@ -317,6 +317,35 @@ def test_collect_refuses_runs_evaluated_on_a_training_split(board,
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_data_of_another_isic_year(board, tiny_isic,
+                                                   tmp_path):
+    """The row takes its dataset from the config: a run evaluated on data
+    whose meta.json says another ISIC year was collected under the
+    config's year."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed0 = board['lb'], board['work'][0]
+    other = tmp_path / 'isic2017_data'
+    shutil.copytree(tiny_isic, other)
+    meta = json.loads((other / 'meta.json').read_text())
+    assert meta['year'] == 2018
+    meta['year'] = 2017
+    (other / 'meta.json').write_text(json.dumps(meta))
+    run = tmp_path / 'other_year'
+    shutil.copytree(seed0, run)
+    metrics = run / 'test_metrics.json'
+    record = json.loads(metrics.read_text())
+    record['data_root'] = str(other)
+    metrics.write_text(json.dumps(record))
+    runs = tmp_path / 'runs'
+    with pytest.raises(UserError, match=(
+            f'was evaluated on {other}, whose meta.json says ISIC 2017 data, '
+            'but its config names ISIC2018Dataset; the row would call it '
+            'ISIC 2018')):
+        lb.main(['collect', str(board['cfg']), str(run), '--label',
+                 'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
+    assert not runs.exists() or not list(runs.glob('*.json'))
+
+
 def test_collect_refuses_metrics_of_an_earlier_checkpoint(board, tmp_path):
     """A row says the epochs the run trained: metrics of an earlier
     epoch's checkpoint would be shown as the final model's."""

@@ -39,7 +39,7 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from . import blocks, table
 from .records import load_json, read_last_checkpoint, write_json
-from .work_dir import model_name, read_work_dir, slug
+from .work_dir import data_year, model_name, read_work_dir, slug
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
 
@@ -236,6 +236,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
     check_final_test_result(rec, cfg, work_dir)
+    check_data_is_the_dataset(rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
             f'{work_dir} was trained or evaluated on the synthetic stand-in '
@@ -358,6 +359,32 @@ def check_final_test_result(rec, cfg, work_dir):
             f'({", ".join(seen)}; trained on {trained}), not on a test '
             'split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
+
+
+def check_data_is_the_dataset(rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the data a
+    run trained or was evaluated on is, by its ``meta.json``, another ISIC
+    year than the dataset its config names (the row takes its dataset from
+    the config: ISIC 2017 data converted into ``data/isic2018`` would be
+    shown as an ISIC 2018 result).
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    named = re.fullmatch(r'isic(\d{4})', str(rec.get('dataset_key')))
+    if not named:
+        return
+    for what, root in (('trained on', rec.get('data_root')),
+                       ('evaluated on',
+                        rec['evaluated_data'].get('data_root'))):
+        year = data_year(root)
+        if year is not None and year != int(named.group(1)):
+            raise UserError(
+                f'{work_dir} was {what} {root}, whose meta.json says ISIC '
+                f'{year} data, but its config names {rec["dataset_type"]}; '
+                f'the row would call it {rec["dataset"]}. Convert the '
+                f'{rec["dataset"]} data there, or use an ISIC {year} config')
 
 
 def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):

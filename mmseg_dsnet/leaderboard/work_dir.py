@@ -279,6 +279,17 @@ def looks_synthetic(root):
         'synthetic' in str(meta.get('source', '')).lower()
 
 
+def data_year(root):
+    """The ISIC year the converter wrote into ``root``'s ``meta.json``, or
+    None (no such folder or file, no year)."""
+    found = _resolve(root) if root else None
+    meta_file = osp.join(found, 'meta.json') if found else None
+    if not meta_file or not osp.isfile(meta_file):
+        return None
+    year = load_json(meta_file).get('year')
+    return int(year) if isinstance(year, int) else None
+
+
 def dataset_facts(cfg, test_cfg=None):
     """Dataset, protocol, data root and image counts of a dumped config."""
     train = cfg.train_dataloader.dataset
