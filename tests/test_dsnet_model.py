@@ -63,6 +63,19 @@ def warm_up(model, size=64, steps=3):
     return model.eval()
 
 
+def assert_folds_exactly(model, cfg, x, expected):
+    """Re-parameterise ``model`` in place; it and the deploy form of
+    ``cfg`` loaded with its weights (strictly) still give ``expected``."""
+    reparameterize_model(model)
+    with torch.no_grad():
+        assert (model(x) - expected).abs().max() <= 1e-5
+    plain = MODELS.build(deploy_cfg(cfg)).eval()
+    plain.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert (plain(x) - expected).abs().max() <= 1e-5
+    return plain
+
+
 def data_samples(labels):
     samples = []
     for label in labels:
@@ -197,19 +210,12 @@ def test_reparameterized_model_matches_and_deploy_config_loads_it(config):
     with torch.no_grad():
         expected = model(x)
     params_before = count_params(model)
-    reparameterize_model(model)
+    plain = assert_folds_exactly(model, cfg, x, expected)
     assert count_params(model) < params_before
     assert not any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
         for m in model.modules())
-    with torch.no_grad():
-        assert (model(x) - expected).abs().max() <= 1e-5
-
-    plain = MODELS.build(deploy_cfg(cfg)).eval()
-    plain.load_state_dict(model.state_dict(), strict=True)
     assert count_params(plain) == count_params(model)
-    with torch.no_grad():
-        assert (plain(x) - expected).abs().max() <= 1e-5
 
 
 def test_sub_pixel_classifier_gives_input_size_logits_and_folds():
@@ -232,13 +238,7 @@ def test_sub_pixel_classifier_gives_input_size_logits_and_folds():
     assert torch.equal(logits[:, 0, 2:4, 6:8].flatten(1),
                        grouped[:, :, 1, 3])
     assert head(feats).shape == expected.shape == (2, 1, 64, 64)
-    reparameterize_model(model)
-    with torch.no_grad():
-        assert (model(x) - expected).abs().max() <= 1e-5
-    plain = MODELS.build(deploy_cfg(cfg)).eval()
-    plain.load_state_dict(model.state_dict(), strict=True)
-    with torch.no_grad():
-        assert (plain(x) - expected).abs().max() <= 1e-5
+    assert_folds_exactly(model, cfg, x, expected)
 
 
 def test_reparameterize_drops_deep_supervision_classifiers():
@@ -271,14 +271,8 @@ def test_guided_gates_read_the_side_outputs_and_reparameterize_exactly():
         head.aux_classifiers[0].bias -= 3.0
     assert count_params(model) == count_params(
         MODELS.build(model_cfg())) + 3 * 49
-    reparameterize_model(model)
+    assert_folds_exactly(model, cfg, x, expected)
     assert len(head.aux_classifiers) == 3  # kept: the gates read them
-    with torch.no_grad():
-        assert (model(x) - expected).abs().max() <= 1e-5
-    plain = MODELS.build(deploy_cfg(cfg)).eval()
-    plain.load_state_dict(model.state_dict(), strict=True)
-    with torch.no_grad():
-        assert (plain(x) - expected).abs().max() <= 1e-5
 
 
 # ------------------------------------------------------ training / inference
