@@ -4,6 +4,7 @@ configs/dsnet/dsnet_isic2018.py`` runs on a fresh clone. A data location the
 user gave (a config edit, ``--cfg-options``) is used as given and a missing
 one is an error: a metric is never computed on other data than asked for.
 Metrics files name their data with :func:`data_provenance`."""
+import json
 import os.path as osp
 import re
 
@@ -108,7 +109,6 @@ def check_synthetic_target(out_root):
     meta_file = osp.join(out_root, 'meta.json')
     if is_synthetic(out_root) or not osp.isfile(meta_file):
         return
-    import json
     try:
         with open(meta_file) as f:
             source = json.load(f).get('source', '')
