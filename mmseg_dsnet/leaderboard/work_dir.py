@@ -266,15 +266,21 @@ def split_size(dataset_cfg):
     return count
 
 
+def data_meta(found):
+    """The ``meta.json`` the converter wrote into the resolved data root
+    ``found``, or an empty dict when there is none."""
+    meta_file = osp.join(found, 'meta.json') if found else None
+    return load_json(meta_file) if meta_file and osp.isfile(meta_file) \
+        else {}
+
+
 def looks_synthetic(root):
     """Whether a config's data root holds a synthetic set: its marker, or
     (sets made before the marker) the name of the set or of its source."""
     found = _resolve(root) if root else None
     if not found:
         return 'synthetic' in str(root).lower()
-    meta = {}
-    if osp.isfile(osp.join(found, 'meta.json')):
-        meta = load_json(osp.join(found, 'meta.json'))
+    meta = data_meta(found)
     return is_synthetic(found) or 'synthetic' in str(root).lower() or \
         'synthetic' in str(meta.get('source', '')).lower()
 
@@ -282,11 +288,7 @@ def looks_synthetic(root):
 def data_year(root):
     """The ISIC year the converter wrote into ``root``'s ``meta.json``, or
     None (no such folder or file, no year)."""
-    found = _resolve(root) if root else None
-    meta_file = osp.join(found, 'meta.json') if found else None
-    if not meta_file or not osp.isfile(meta_file):
-        return None
-    year = load_json(meta_file).get('year')
+    year = data_meta(_resolve(root) if root else None).get('year')
     return int(year) if isinstance(year, int) else None
 
 
