@@ -102,3 +102,16 @@ def test_arguments_that_would_time_other_cases_are_refused(tmp_path):
             cpu_latency.main(out)
         assert (tmp_path / existing).read_text() == 'keep me'
         (tmp_path / existing).unlink()
+
+
+def test_an_out_file_its_table_would_replace_is_refused(tmp_path):
+    """``--out x.md``: the JSON report was written, then replaced by the
+    Markdown table of the same name, exit 0."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    out = tmp_path / 'latency.md'
+    with pytest.raises(UserError) as error:
+        cpu_latency.main(['--out', str(out), '--overwrite'])
+    assert str(error.value) == (
+        '--out and the table written beside it (its name with .md) are the '
+        f'same file, {out}; give --out a name ending in .json')
+    assert not list(tmp_path.iterdir())

@@ -776,6 +776,44 @@ def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
     assert 'no last_checkpoint' in text and 'empty' in text
 
 
+def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
+                                           tmp_path, capsys, monkeypatch):
+    """``--resume`` of a finished run replaced its ``fast_train.json`` with
+    0 img/s and no final losses and added an empty log folder, exit 0;
+    ``--device cuda`` without CUDA was a traceback after the work dir was
+    made. Both are refused before anything is written."""
+    work = tmp_path / 'done'
+    assert fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
+    before = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--resume', '--cfg-options', 'train_cfg.max_epochs=1'],
+                      capsys)
+    assert text.startswith(f'ERROR: --resume: {work}/epoch_1.pth is at '
+                           'epoch 1 and tiny_fast_seed0 trains 1 epochs: '
+                           'nothing is left to train')
+    after = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    assert after == before  # no new log folder; config and json kept
+    # Without a checkpoint: no log folder, no dumped config.
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'empty',
+                       '--device', 'cpu', '--resume'], capsys)
+    assert 'no last_checkpoint' in text
+    assert not list((tmp_path / 'empty').iterdir())
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for device, message in (
+            ('cuda', '--device cuda: CUDA is not available here; pass '
+             '--device cpu'),
+            ('gpu', '--device gpu: not a device; give cuda, cuda:N or cpu')):
+        text = _cli_error(fast_train_tool,
+                          [tiny_cfg, '--work-dir', tmp_path / 'w',
+                           '--device', device], capsys)
+        assert text.strip() == f'ERROR: {message}'
+        assert not (tmp_path / 'w').exists()
+
+
 @pytest.mark.slow
 def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
                                                        tmp_path):

@@ -541,3 +541,24 @@ def test_real_isic2017_sample_converts(tmp_path):
                        f'{image_id}_segmentation.png')
         assert np.array_equal(
             _mask(out / 'masks' / f'{image_id}.png'), source // 255)
+
+
+def test_a_seed_or_ratio_it_cannot_use_is_refused(tmp_path):
+    """``--seed -1`` was numpy's traceback after every pair was checked; a
+    ``--train-ratio`` that leaves a lightweight split empty wrote the empty
+    split file, exit 0."""
+    raw = _make_raw(tmp_path / 'raw')  # 6 + 2 train+val pairs
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--seed', '-1', '--workers', '1')
+    assert result.returncode == 2 and result.stderr == (
+        'ERROR: --seed must be an integer from 0 to 2**32 - 1, got -1\n')
+    for ratio, train, empty in (('0.05', 0, 'lightweight_train'),
+                                ('0.97', 8, 'lightweight_test')):
+        result = run_converter(raw, out, '--train-ratio', ratio,
+                               '--workers', '1')
+        assert result.returncode == 2, result.output
+        assert result.stderr.splitlines()[-1] == (
+            f'ERROR: train ratio {ratio} puts {train} of the 8 train+val '
+            f'pairs into lightweight_train, so {empty} would be empty; '
+            'choose a ratio that leaves at least one pair in each')
+    assert not out.exists() and _leftovers(tmp_path) == []

@@ -95,8 +95,8 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
                             capture_output=True, text=True, cwd=REPO)
     assert itself.returncode == 2
     assert itself.stderr.strip() == (
-        f'ERROR: {trained} is the checkpoint itself; write the weights to '
-        'another file')
+        f'ERROR: the checkpoint and OUT_FILE are the same file, {trained}; '
+        'write the weights to another file')
     assert trained.read_bytes() == trained_bytes
     other = str(REPO / 'configs' / 'egeunet' / 'egeunet_isic2017.py')
     wrong = subprocess.run(tool[:2] + [other, str(trained),

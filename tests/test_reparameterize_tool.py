@@ -61,3 +61,57 @@ def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
         tool.main([CONFIG, str(trained_checkpoint), str(other),
                    '--overwrite'])
     assert not other.exists()
+
+
+def test_outputs_that_would_replace_each_other_or_an_input_are_refused(
+        trained_checkpoint, tmp_path, capsys):
+    """OUT ``x.py`` was written, then replaced by its own deploy config
+    (``x.py`` too), exit 0; OUT the checkpoint itself, or OUT.py the
+    training config, replaced the input with ``--overwrite``. All are
+    refused before any work, with or without ``--overwrite``."""
+    import shutil
+
+    from test_user_error_exits import run_cli
+    tool = load_tool('deployment/reparameterize.py')
+    checkpoint = tmp_path / 'trained.pth'
+    shutil.copy(trained_checkpoint, checkpoint)
+    config = tmp_path / 'train_cfg.py'
+    config.write_text(f"_base_ = '{CONFIG}'\n")
+    hint = 'give the deploy checkpoint a new name ending in .pth'
+    for out, message in (
+            (tmp_path / 'deploy.py', 'the deploy checkpoint and the deploy '
+             'config written beside it (its name with .py) are the same '
+             f'file, {tmp_path}/deploy.py'),
+            (checkpoint, 'the trained checkpoint and the deploy checkpoint '
+             f'are the same file, {checkpoint}'),
+            (tmp_path / 'train_cfg.pth', 'the training config and the '
+             'deploy config written beside it (its name with .py) are the '
+             f'same file, {tmp_path}/train_cfg.py')):
+        for extra in ([], ['--overwrite']):
+            code, err = run_cli(tool.main, [config, checkpoint, out,
+                                            '--shape', '64', '64'] + extra,
+                                capsys)
+            assert (code, err) == (2, f'ERROR: {message}; {hint}\n')
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'train_cfg.py', 'trained.pth']
+    assert config.read_text() == f"_base_ = '{CONFIG}'\n"
+    assert checkpoint.read_bytes() == trained_checkpoint.read_bytes()
+
+
+def test_a_model_without_a_deploy_form_is_refused_by_name(tmp_path, capsys):
+    """An EGE-UNet config and checkpoint were loaded and checked, then
+    refused as ``EGEUNet.__init__() got an unexpected keyword argument
+    'deploy' (check the spelling of this key in the config)``."""
+    from test_user_error_exits import random_checkpoint, run_cli
+    tool = load_tool('deployment/reparameterize.py')
+    config = str(REPO / 'configs/egeunet/egeunet_isic2018.py')
+    checkpoint = random_checkpoint(config, tmp_path / 'ege.pth')
+    code, err = run_cli(tool.main, [config, checkpoint,
+                                    tmp_path / 'out' / 'ege_deploy.pth'],
+                        capsys)
+    assert (code, err) == (2, (
+        f'ERROR: {config} builds a model without a re-parameterised form '
+        "(EGEUNet.__init__() got an unexpected keyword argument 'deploy'); "
+        'reparameterize.py is for DSNet models: use its trained checkpoint '
+        'as it is\n'))
+    assert [p.name for p in tmp_path.iterdir()] == ['ege.pth']

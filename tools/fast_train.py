@@ -28,7 +28,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_model_builds,
                                 check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
-                                              RunSpec)
+                                              RunSpec, training_device)
 from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 
@@ -192,7 +192,9 @@ def main(argv=None):
             f'--time-limit must be a positive number of seconds, got '
             f'{args.time_limit:g}')
     import torch
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    # Refused before build_specs makes the work dirs.
+    device = training_device(args.device or (
+        'cuda' if torch.cuda.is_available() else 'cpu'))
     specs = build_specs(args)
     trainer = FastTrainer(
         specs,

@@ -17,7 +17,7 @@ from mmseg.utils import register_all_modules
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..models.utils import reparameterize_model
-from ..utils.fileio import atomic_write, refuse_folder
+from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
 
 
 def deploy_config(cfg):
@@ -56,7 +56,9 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         dict: The differences, parameter counts and written files.
 
     Raises:
-        UserError: A missing config or checkpoint.
+        UserError: A missing config or checkpoint, ``out`` or its
+            ``.py`` being an input or each other, or a model without a
+            ``deploy=True`` form.
         FileExistsError: An output exists and ``overwrite`` is False.
         UserError: An output is a folder.
         ParityError: The check failed; nothing is written.
@@ -65,6 +67,16 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise UserError(f'{what} {path} not found')
+    # OUT named like the config (``x.py``), the checkpoint itself, or an
+    # OUT.py that is the training config: one write would replace the
+    # other file, even with ``overwrite``.
+    refuse_same_file(
+        (('the training config', config), ('the trained checkpoint',
+                                           checkpoint),
+         ('the deploy checkpoint', out),
+         ('the deploy config written beside it (its name with .py)',
+          out_cfg)),
+        hint='give the deploy checkpoint a new name ending in .pth')
     for path in (out, out_cfg):
         refuse_folder(path)
         if osp.exists(path) and not overwrite:
@@ -72,6 +84,18 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
                 f'{path} exists; pass --overwrite to replace it.')
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(config)
+    # Built first: a model without a deploy form (EGE-UNet, UNet ...) was
+    # refused only after the parity check, as a misspelt config key.
+    dep_cfg = deploy_config(cfg)
+    try:
+        plain = MODELS.build(dep_cfg.model)
+    except TypeError as err:
+        if "argument 'deploy'" not in str(err):
+            raise
+        raise UserError(
+            f'{config} builds a model without a re-parameterised form '
+            f'({err}); reparameterize.py is for DSNet models: use its '
+            'trained checkpoint as it is') from None
     model = MODELS.build(cfg.model)
     # Strictly, into the training-mode model of ``config``: weights that do
     # not fit would pass the parity check below as a wrong model.
@@ -106,8 +130,6 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
                           f'{fp32_diff:.3g}, more than twice the float32 '
                           f'noise floor {noise_floor:.3g}; not writing '
                           f'{out}.')
-    dep_cfg = deploy_config(cfg)
-    plain = MODELS.build(dep_cfg.model)
     plain.load_state_dict(deployed.state_dict(), strict=True)
     plain.eval()
     with torch.no_grad():

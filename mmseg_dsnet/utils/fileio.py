@@ -77,6 +77,28 @@ def refuse_existing(filepath, overwrite: bool = False) -> None:
             f'{filepath} already exists (use --overwrite to replace it)')
 
 
+def refuse_same_file(files, hint: str = '') -> None:
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when two of
+    ``files`` are one file: an output whose name is made from another
+    (``OUT.py`` beside ``OUT``) or one that is an input would silently
+    replace it. Tools call it before any work.
+
+    Args:
+        files (Sequence[tuple[str, str]]): ``(what, path)`` pairs, inputs
+            first; a None path (an option not given) is skipped.
+        hint (str): What to do instead, appended to the message.
+    """
+    seen = {}
+    for what, path in files:
+        if path is None:
+            continue
+        key = osp.realpath(str(path))
+        if key in seen:
+            raise UserError(f'{seen[key]} and {what} are the same file, '
+                            f'{path}' + (f'; {hint}' if hint else ''))
+        seen[key] = what
+
+
 def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                  filepath,
                  overwrite: bool = True) -> str:

@@ -46,7 +46,7 @@ import numpy as np
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import refuse_existing
+from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
@@ -551,9 +551,15 @@ def check_args(args):
                         f'{args.max_seconds}')
     if args.threads and min(args.threads) < 1:
         raise UserError(f'--threads must be at least 1, got {args.threads}')
+    # An --out ending in .md would be replaced by its own table.
+    table = osp.splitext(args.out)[0] + '.md'
+    refuse_same_file((('--checkpoint', args.checkpoint), ('--out', args.out),
+                      ('the table written beside it (its name with .md)',
+                       table)),
+                     hint='give --out a name ending in .json')
     # The default --out is the published record: a run on another machine
     # must not replace it unasked.
-    for path in (args.out, osp.splitext(args.out)[0] + '.md'):
+    for path in (args.out, table):
         refuse_existing(path, args.overwrite)
 
 

@@ -18,6 +18,8 @@ import sys
 from mmseg_dsnet.datasets.converters.isic import (DEFAULT_WORKERS,
                                                   OFFICIAL_FOLDERS,
                                                   ConversionError, convert)
+from mmseg_dsnet.utils.cli import check_seed
+from mmseg_dsnet.utils.errors import UserError
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
 # the way, --strict with a skipped pair), as argparse uses for usage errors.
@@ -68,6 +70,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
+        # numpy refused a negative seed with a traceback, after every pair
+        # had been checked.
+        check_seed(args.seed, '--seed')
         convert(
             args.src,
             args.out,
@@ -78,7 +83,7 @@ def main(argv=None):
             overwrite=args.overwrite,
             workers=args.workers,
             verbose=not args.quiet)
-    except ConversionError as error:
+    except (ConversionError, UserError) as error:
         print(f'ERROR: {error}', file=sys.stderr)
         return USER_ERROR_EXIT
     except OSError as error:  # disk full, no permission: named by the error

@@ -13,7 +13,7 @@ import os.path as osp
 
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
-from mmseg_dsnet.utils.fileio import refuse_folder
+from mmseg_dsnet.utils.fileio import refuse_folder, refuse_same_file
 
 
 def parse_args(argv=None):
@@ -35,12 +35,11 @@ def main(argv=None):
         if not osp.isfile(path):
             raise UserError(f'{what} file {path} does not exist')
     refuse_folder(args.out_file)
-    if osp.exists(args.out_file) and osp.samefile(args.out_file,
-                                                   args.checkpoint):
-        # --force replaced the training checkpoint (optimizer state, meta)
-        # with its bare weights.
-        raise UserError(f'{args.out_file} is the checkpoint itself; write '
-                        'the weights to another file')
+    # --force replaced the training checkpoint (optimizer state, meta)
+    # with its bare weights.
+    refuse_same_file((('the checkpoint', args.checkpoint),
+                      ('OUT_FILE', args.out_file)),
+                     hint='write the weights to another file')
     if osp.exists(args.out_file) and not args.force:
         raise UserError(f'{args.out_file} exists; pass --force to replace it')
     from mmseg_dsnet.apis.released_model import publish_weights

@@ -818,6 +818,30 @@ def _make_splits(year, written, seed, train_ratio):
     return splits, val_rule, rule, design_rule
 
 
+def _check_lightweight_splits(splits, train_ratio):
+    """Refuse a train ratio that leaves ``lightweight_train`` or
+    ``lightweight_test`` empty: an empty split file would be written and
+    the conversion reported as done, and every config on it fails later.
+
+    Args:
+        splits (dict[str, list[str]]): From :func:`_make_splits`.
+        train_ratio (float): The train share that made them.
+
+    Raises:
+        ConversionError: Naming the empty split and the pair counts.
+    """
+    train = len(splits['lightweight_train'])
+    total = train + len(splits['lightweight_test'])
+    # With fewer than two pairs no ratio fills both (a test-only download
+    # has none): only a ratio that could is refused.
+    if total >= 2 and train in (0, total):
+        empty = 'lightweight_train' if train == 0 else 'lightweight_test'
+        raise ConversionError(
+            f'train ratio {train_ratio} puts {train} of the {total} '
+            f'train+val pairs into lightweight_train, so {empty} would be '
+            'empty; choose a ratio that leaves at least one pair in each')
+
+
 def _print_records(log, title, records):
     by_reason = defaultdict(list)
     for record in records:
@@ -1045,6 +1069,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
 
         splits, val_rule, lightweight_rule, design_rule = _make_splits(
             year, written, seed, train_ratio)
+        _check_lightweight_splits(splits, train_ratio)
         for name, ids in splits.items():
             text = ''.join(f'{image_id}\n' for image_id in ids)
             (tmp / 'splits' / f'{name}.txt').write_text(text)

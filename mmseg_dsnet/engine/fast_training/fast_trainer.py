@@ -74,6 +74,38 @@ def shared_training_setup(specs: Sequence[RunSpec]) -> dict:
     return first
 
 
+def training_device(name) -> torch.device:
+    """The device to train on, refused with a :class:`FastTrainingError`
+    when this machine cannot train there (the tool calls it before it makes
+    any work dir).
+
+    Args:
+        name (str | torch.device): ``'cuda'``, ``'cuda:N'`` or ``'cpu'``.
+
+    Returns:
+        torch.device: The device.
+    """
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FastTrainingError(
+            f'--device {name}: not a device; give cuda, cuda:N or cpu'
+        ) from None
+    if device.type not in ('cuda', 'cpu'):
+        raise FastTrainingError(f'--device {name}: fast training runs on '
+                                'cuda or cpu')
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise FastTrainingError(f'--device {name}: CUDA is not '
+                                    'available here; pass --device cpu')
+        if device.index is not None and \
+                device.index >= torch.cuda.device_count():
+            raise FastTrainingError(
+                f'--device {name}: this machine has '
+                f'{torch.cuda.device_count()} CUDA device(s)')
+    return device
+
+
 class FastTrainer:
     """Train every :class:`RunSpec` together on one device.
 
@@ -137,9 +169,7 @@ class FastTrainer:
         if not specs:
             raise FastTrainingError('nothing to train')
         self.specs = list(specs)
-        self.device = torch.device(device)
-        if self.device.type == 'cuda' and not torch.cuda.is_available():
-            raise RuntimeError('CUDA is not available; use --device cpu')
+        self.device = training_device(device)
         self.cuda_graph = (self.device.type == 'cuda'
                            if cuda_graph is None else cuda_graph)
         self.channels_last = (self.device.type == 'cuda'
@@ -254,12 +284,15 @@ class FastTrainer:
     def train(self) -> List[dict]:
         """Train all runs; returns one summary dict per run."""
         self._prepare()
+        # Read what to resume before anything is written: a run that cannot
+        # resume must not leave a new log folder or replace its config.
+        resumed = self._resume_points() if self.resume else None
         states = [self._start_run(spec) for spec in self.specs]
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
             # Every step has the same shapes: let cuDNN pick its kernels.
             torch.backends.cudnn.benchmark = True
-        start_epoch = self._resume(states) if self.resume else 0
+        start_epoch = self._resume(states, resumed) if self.resume else 0
         self.start_epoch = start_epoch
         for state in states:
             state['logger'].info(
@@ -460,28 +493,62 @@ class FastTrainer:
         state['logger'].info(f'Saving checkpoint at {epoch} epochs')
         return path
 
-    def _resume(self, states) -> int:
-        """Load every run's ``last_checkpoint``; returns the epoch to
-        continue from."""
+    def _resume_points(self) -> dict:
+        """Load and check every run's ``last_checkpoint`` before anything
+        is written.
+
+        Returns:
+            dict: ``{run name: (checkpoint path, loaded checkpoint)}``.
+
+        Raises:
+            FastTrainingError: A run without a resumable checkpoint, one
+                that already trained all ``max_epochs`` (resuming would
+                train nothing and replace its ``fast_train.json``), or runs
+                standing at different epochs.
+        """
+        from mmseg.registry import MODELS
+
         from ...compat import safe_torch_load
         from ..checkpoint_match import check_checkpoint_matches
-        epochs = {}
-        for state in states:
-            spec, run = state['spec'], state['run']
+        points, epochs = {}, {}
+        for spec in self.specs:
             pointer = osp.join(spec.work_dir, 'last_checkpoint')
             if not osp.isfile(pointer):
                 raise FastTrainingError(
                     f'--resume: no last_checkpoint in {spec.work_dir}')
             with open(pointer) as f:
                 path = f.read().strip()
+            if not osp.isfile(path):
+                raise FastTrainingError(
+                    f'--resume: {pointer} names {path}, which does not '
+                    'exist')
             checkpoint = safe_torch_load(path, map_location='cpu')
             if 'optimizer' not in checkpoint:
                 raise FastTrainingError(
                     f'--resume: {path} holds no optimizer state')
             # A short message naming the first differing keys, not torch's
             # list of every key.
-            check_checkpoint_matches(run.model, checkpoint,
-                                     spec.config_path, path)
+            check_checkpoint_matches(MODELS.build(spec.cfg.model),
+                                     checkpoint, spec.config_path, path)
+            epoch = checkpoint['meta']['epoch']
+            if epoch >= self.max_epochs:
+                raise FastTrainingError(
+                    f'--resume: {path} is at epoch {epoch} and '
+                    f'{spec.name} trains {self.max_epochs} epochs: nothing '
+                    'is left to train; leave out --resume to train anew')
+            points[spec.name], epochs[spec.name] = (path, checkpoint), epoch
+        if len(set(epochs.values())) != 1:
+            raise FastTrainingError(
+                f'--resume: runs trained together must stand at the same '
+                f'epoch, found {epochs}')
+        return points
+
+    def _resume(self, states, points) -> int:
+        """Load every run's checkpoint from :meth:`_resume_points`; returns
+        the epoch to continue from."""
+        for state in states:
+            spec, run = state['spec'], state['run']
+            path, checkpoint = points[spec.name]
             run.model.load_state_dict(checkpoint['state_dict'])
             run.optimizer.load_state_dict(checkpoint['optimizer'])
             for group in run.optimizer.param_groups:
@@ -496,15 +563,10 @@ class FastTrainer:
             state['checkpoints'] = [path]
             if state['best'] is not None and checkpoint['meta'].get('best'):
                 state['best'].update(checkpoint['meta']['best'])
-            epochs[spec.name] = checkpoint['meta']['epoch']
-            state['epochs'] = epochs[spec.name]
+            state['epochs'] = checkpoint['meta']['epoch']
             state['logger'].info(f'resumed from {path} (epoch '
-                                 f'{epochs[spec.name]})')
-        if len(set(epochs.values())) != 1:
-            raise FastTrainingError(
-                f'--resume: runs trained together must stand at the same '
-                f'epoch, found {epochs}')
-        return next(iter(epochs.values()))
+                                 f'{state["epochs"]})')
+        return states[0]['epochs']
 
     def _finish(self, state) -> dict:
         spec = state['spec']
