@@ -166,9 +166,20 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_time = time.time() - start
-    metrics = runner.test()
-    record = metrics_record(config, None, metrics, cfg.test_dataloader.dataset,
-                            len(runner.test_dataloader.dataset))
+    # The final checkpoint is evaluated by a runner of its own, as
+    # tools/test.py evaluates it: the training runner's test() calls every
+    # hook's before_run again, and EMAHook's rebuilt its average from the
+    # last weights, so a run with weight averaging scored weights that its
+    # checkpoint does not hold.
+    checkpoint = osp.join(cfg.work_dir, f'epoch_{epochs}.pth')
+    test_cfg = cfg.copy()
+    test_cfg.load_from = checkpoint
+    test_cfg.visualizer.name = f'{cfg.visualizer.name}_test'
+    tester = Runner.from_cfg(test_cfg)
+    metrics = tester.test()
+    record = metrics_record(config, checkpoint, metrics,
+                            cfg.test_dataloader.dataset,
+                            len(tester.test_dataloader.dataset))
     write_json(record, osp.join(cfg.work_dir, 'test_metrics.json'))
     evaluated = {k: v for k, v in record.items()
                  if k not in ('config', 'checkpoint', 'metrics')}
@@ -177,7 +188,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         train_split=cfg.train_dataloader.dataset.ann_file,
         eval_split=cfg.test_dataloader.dataset.ann_file,
         train_images=len(runner.train_dataloader.dataset),
-        test_images=len(runner.test_dataloader.dataset),
+        test_images=len(tester.test_dataloader.dataset),
         input_size=crop_size or 256, device=run_device(),
         threads=torch.get_num_threads(),
         train_time_s=round(train_time, 1),

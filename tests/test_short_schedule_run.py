@@ -1,0 +1,54 @@
+"""``train_and_evaluate`` (check_real_data.py, design_sweep.py) scores the
+weights its final checkpoint holds."""
+import json
+
+import torch
+from conftest import load_tool, write_tiny_config
+
+from mmseg_dsnet.leaderboard.real_data_check import train_and_evaluate
+
+# A fast average, so that after six iterations it differs from the last
+# weights.
+EMA_HOOK = '''
+custom_hooks = _base_.custom_hooks + [
+    dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.5)
+]
+'''
+
+
+def _test_py_metrics(config, checkpoint, work_dir):
+    out = work_dir / 'metrics.json'
+    load_tool('test.py').main([str(config), str(checkpoint), '--work-dir',
+                               str(work_dir), '--metrics-out', str(out)])
+    return json.loads(out.read_text())['metrics']
+
+
+def test_a_run_with_weight_averaging_scores_the_average(tiny_isic, tmp_path):
+    """The training runner's own ``test()`` re-ran EMAHook's ``before_run``,
+    which rebuilt the average from the last weights: the record scored the
+    last weights while the checkpoint (and every later tools/test.py) held
+    the average."""
+    config = write_tiny_config(tmp_path / 'tiny_ema.py', tiny_isic)
+    config.write_text(config.read_text() + EMA_HOOK)
+    work = tmp_path / 'work'
+    result = train_and_evaluate(str(config), str(tiny_isic), str(work),
+                                epochs=2, seed=0, lr=0.02)
+    checkpoint = work / 'epoch_2.pth'
+    record = json.loads((work / 'test_metrics.json').read_text())
+    assert record['checkpoint'] == str(checkpoint)
+    # The checkpoint's state_dict is the average; EMAHook keeps the last
+    # weights under ema_state_dict's 'module.' keys.
+    saved = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    last = {k[len('module.'):]: v
+            for k, v in saved['ema_state_dict'].items()
+            if k.startswith('module.')}
+    weight = 'decode_head.conv_seg.weight'
+    assert not torch.equal(saved['state_dict'][weight], last[weight])
+    dumped = work / 'tiny_ema.py'
+    average = _test_py_metrics(dumped, checkpoint, tmp_path / 'average')
+    last_only = tmp_path / 'last.pth'
+    torch.save(dict(meta=saved['meta'], state_dict=last), last_only)
+    of_last = _test_py_metrics(dumped, last_only, tmp_path / 'last')
+    assert of_last != average  # the two weights score apart here
+    assert result['metrics'] == {k: round(v, 2) for k, v in average.items()}
+    assert record['metrics'] == average
