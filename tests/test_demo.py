@@ -23,6 +23,8 @@ def test_demo_trains_evaluates_and_draws(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'Training DSNet on the CPU for 1 epochs' in printed
     assert f'all-lesion {guess:.2f}' in printed
+    # The figures and overlays are of the checkpoint it names.
+    assert f'Checkpoint: {work / "epoch_1.pth"}' in printed
 
 
 def test_demo_refuses_what_it_would_not_follow(tmp_path):

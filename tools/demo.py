@@ -8,7 +8,6 @@
 4. draws prediction overlays and prints where everything went.
 """
 import argparse
-import glob
 import os.path as osp
 import time
 
@@ -19,6 +18,7 @@ from mmengine.runner import Runner
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
                                                      prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
 from mmseg_dsnet.engine.preflight import check_input_file, check_work_dir
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -116,22 +116,20 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     runner.train()
     print('[3/4] Evaluating on the test split ...', flush=True)
-    metrics = runner.test()
+    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg)
     split = cfg.test_dataloader.dataset.ann_file
     guess = trivial_guess_iou(data_root, split)
     overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
-    runner.model.cfg = cfg
-    draw_overlays(runner.model, data_root, split, overlay)
-    ckpts = sorted(glob.glob(osp.join(args.work_dir, '*.pth')),
-                   key=osp.getmtime)
+    tester.model.cfg = cfg
+    draw_overlays(tester.model, data_root, split, overlay)
     width = max(len(k) for k in metrics)
     print('\n' + '=' * 50 + '\nDSNet on the synthetic test split (percent):')
     for key, value in metrics.items():
         print(f'  {key:<{width}}  {value:7.2f}')
     print(f'  Trivial guesses, pooled lesion IoU: all-background 0.00, '
           f'all-lesion {guess:.2f}')
-    print(f'Checkpoint: {ckpts[-1] if ckpts else "none"}\n'
+    print(f'Checkpoint: {checkpoint}\n'
           f'Logs:       {runner.log_dir}\n'
           f'Overlays:   {overlay}\n'
           f'Total time: {time.time() - start:.0f} s\n' + '=' * 50)

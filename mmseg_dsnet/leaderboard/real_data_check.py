@@ -120,8 +120,8 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     if lr:
         cfg.optim_wrapper.optimizer.lr = lr
     cfg.train_cfg.max_epochs = epochs
-    # Evaluate once, by runner.test() after training (mmengine would also
-    # validate at the last epoch unless val_begin lies beyond it).
+    # Evaluate once, the final checkpoint after training (mmengine would
+    # also validate at the last epoch unless val_begin lies beyond it).
     cfg.train_cfg.val_begin = epochs + 1
     cfg.param_scheduler = [
         dict(type='CosineAnnealingLR', T_max=epochs, eta_min=1e-5,
@@ -159,6 +159,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     """
     import torch
     from mmengine.runner import Runner
+
+    from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
     cfg = short_schedule_cfg(config, data_root, work_dir, epochs,
                              train_images, test_images, seed, lr, crop_size,
                              split)
@@ -166,17 +168,9 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_time = time.time() - start
-    # The final checkpoint is evaluated by a runner of its own, as
-    # tools/test.py evaluates it: the training runner's test() calls every
-    # hook's before_run again, and EMAHook's rebuilt its average from the
-    # last weights, so a run with weight averaging scored weights that its
-    # checkpoint does not hold.
-    checkpoint = osp.join(cfg.work_dir, f'epoch_{epochs}.pth')
-    test_cfg = cfg.copy()
-    test_cfg.load_from = checkpoint
-    test_cfg.visualizer.name = f'{cfg.visualizer.name}_test'
-    tester = Runner.from_cfg(test_cfg)
-    metrics = tester.test()
+    # Scored as tools/test.py scores the final checkpoint (a weight
+    # average, when the config keeps one, is what that checkpoint holds).
+    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg)
     record = metrics_record(config, checkpoint, metrics,
                             cfg.test_dataloader.dataset,
                             len(tester.test_dataloader.dataset))
