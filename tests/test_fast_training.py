@@ -529,6 +529,8 @@ def test_fast_train_work_dir_layout(fast_trained, name, config, seed):
     assert summary['completed'] is True and summary['epochs'] == 2
     assert summary['seed'] == seed and summary['runs_together'] == 2
     assert summary['checkpoint'] == str(checkpoint)
+    # Fused Adam(W) exists on CUDA only; this CPU run used foreach.
+    assert summary['fused_optimizer'] is False
     # The summary names the data it trained on.
     train = dumped.train_dataloader.dataset
     data = summary['trained_data']
@@ -850,6 +852,22 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
 
 
 @pytest.mark.slow
+def test_a_run_stopped_by_the_time_limit_is_an_error(fast_train_tool,
+                                                    tiny_cfg, tmp_path,
+                                                    capsys):
+    """A run stopped before its last epoch ended with exit 2 and no ERROR
+    line (only a progress message), easy to read as a trained run."""
+    capsys.readouterr()
+    code = fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(tmp_path / 'w'), '--device', 'cpu',
+         '--time-limit', '0.001', '--cfg-options', 'train_cfg.max_epochs=3'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith('ERROR: tiny_fast_seed0 did not train all its '
+                              'epochs: stopped after epoch 2 of 3')
+    assert sum(line.startswith('ERROR:') for line in err) == 1
+
+
 def test_time_limit_stops_runs_from_the_end_and_saves_them(tiny_cfg,
                                                            tmp_path):
     """Over the time limit, the last of several runs is stopped first; the

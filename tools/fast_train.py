@@ -215,13 +215,19 @@ def main(argv=None):
         state = 'done' if summary['completed'] else summary['stopped']
         print(f'[fast_train] {summary["name"]}: {summary["epochs"]} epochs, '
               f'{summary["img_per_s"]} img/s, {state}', flush=True)
+    failed = {}
     if args.test:
-        codes = test_runs(summaries)
-        if any(codes.values()):
-            print(f'[fast_train] test failures: {codes}', file=sys.stderr)
-            return 1
-    if not all(s['completed'] for s in summaries):
-        return 2
+        failed = {name: code for name, code in test_runs(summaries).items()
+                  if code}
+    # One ERROR line for everything that did not finish, so that a stopped
+    # run is not read as a trained one.
+    problems = [f'{s["name"]} did not train all its epochs: {s["stopped"]}'
+                for s in summaries if not s['completed']]
+    problems += [f'tools/test.py failed for {name} (exit {code})'
+                 for name, code in failed.items()]
+    if problems:
+        print('ERROR: ' + '; '.join(problems), file=sys.stderr)
+        return 1 if failed else 2
     return 0
 
 
