@@ -563,9 +563,13 @@ def check_args(args):
         refuse_existing(path, args.overwrite)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    check_args(args)
+def measure(args, workdir):
+    """Export, time and report every case of ``args``; the ONNX files go
+    to ``workdir``.
+
+    Returns:
+        dict: The report written to ``args.out``.
+    """
     import onnxruntime
     import torch
 
@@ -581,7 +585,6 @@ def main(argv=None):
     cores = os.cpu_count() or 1
     thread_counts = args.threads or sorted({1, cores})
     cases = []  # (model, form, gmacs, {threads: runner factory})
-    workdir = tempfile.mkdtemp(prefix='cpu_latency_')
 
     # DSNet: as trained, re-parameterised, onnxruntime fp32 and int8.
     from mmengine.config import Config
@@ -800,6 +803,14 @@ def main(argv=None):
     print(f'Wrote {args.out} and {md_file} '
           f'({report["wall_seconds"]:.0f} s)')
     return report
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    # The exported models are needed only while they are timed.
+    with tempfile.TemporaryDirectory(prefix='cpu_latency_') as workdir:
+        return measure(args, workdir)
 
 
 if __name__ == '__main__':
