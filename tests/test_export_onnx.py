@@ -262,6 +262,41 @@ def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
     assert os.listdir(out.parent) == []
 
 
+def test_cli_refuses_outputs_that_are_an_input_or_each_other(checkpoint,
+                                                            tmp_path):
+    """OUT given as the checkpoint (with --overwrite) replaced the weights
+    with the ONNX model; --int8 or --json given as OUT replaced the checked
+    model after PASSED (exit 0). Each is refused before any work."""
+    import shutil
+    import subprocess
+    import sys
+
+    from mmseg_dsnet.utils.errors import UserError
+    weights = tmp_path / 'dsnet.pth'
+    shutil.copy(checkpoint, weights)
+    before = weights.read_bytes()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'tools/deployment/export_onnx.py'),
+         CONFIG, str(weights), str(weights), '--overwrite'],
+        capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: the checkpoint and OUT are the same file, {weights}; give '
+        'each output a file name of its own')
+    assert weights.read_bytes() == before
+    tool = load_tool('deployment/export_onnx.py')
+    out = tmp_path / 'model.onnx'
+    for extra, message in ((['--int8', str(out)], 'OUT and --int8'),
+                           (['--json', str(out), '--overwrite'],
+                            'OUT and --json'),
+                           (['--int8', str(tmp_path / 'q.onnx'), '--json',
+                             str(tmp_path / 'q.onnx')], '--int8 and --json')):
+        with pytest.raises(UserError, match=f'{message} are the same file'):
+            tool.main([CONFIG, str(weights), str(out)] + extra)
+    assert sorted(os.listdir(tmp_path)) == ['dsnet.pth']
+
+
 def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     tool = load_tool('deployment/export_onnx.py')
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'

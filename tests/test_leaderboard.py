@@ -436,6 +436,94 @@ def test_build_refuses_records_their_config_no_longer_builds(board, tmp_path):
     assert not out.exists()
 
 
+def test_one_row_never_mixes_models(board, tmp_path):
+    """``model_name`` names an ablation config (``dsnet_isic2017_no-gate``)
+    ``dsnet`` like its base model: collected without ``--label``, its seeds
+    were averaged into the full model's row, or (with ``--overwrite``, as
+    the refusal suggested) replaced the full model's record, exit 0."""
+    lb, seed0 = board['lb'], board['work'][0]
+    ungated = tmp_path / 'dsnet_no-gate.py'
+    ungated.write_text(f"_base_ = ['{board['cfg']}']\n"
+                       'model = dict(decode_head=dict(use_gate=False))\n')
+    runs = tmp_path / 'runs'
+    collect = ['collect', str(board['cfg']), str(seed0), '--label', 'dsnet',
+               '--schedule', 'tiny test schedule', '--runs-dir', str(runs),
+               '--no-benchmark']
+    record = lb.main(collect)
+    # Another model's run of the same name, schedule and seed.
+    other = dict(record, config=str(ungated), seed=7,
+                 work_dir=str(tmp_path / 'no_gate_seed7'),
+                 record_file='no_gate_seed7.json',
+                 model_config=json.loads(json.dumps(record['model_config'])))
+    other['model_config']['decode_head']['use_gate'] = False
+    (runs / 'no_gate_seed7.json').write_text(json.dumps(other))
+    out = tmp_path / 'results'
+    proc = run_tool(LEADERBOARD, 'build', '--runs',
+                    *sorted(map(str, runs.glob('*.json'))), '--out-dir',
+                    str(out), '--no-plot', check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'ERROR: the row dsnet (ISIC 2018, lightweight, tiny test schedule) '
+        f'would average runs of different models: {record["record_file"]} '
+        f'({record["config"]}) and no_gate_seed7.json ({ungated}): '
+        'model.decode_head.use_gate differs; collect each model under its '
+        'own --label')
+    assert not out.exists()
+    # --overwrite replaces a record of the same model only.
+    held = runs / record['record_file']
+    held.write_text(json.dumps(dict(other, seed=0)))
+    before = held.read_bytes()
+    proc = run_tool(LEADERBOARD, *collect, '--overwrite', check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {held} holds a run of another model ({ungated}, collected '
+        f'from {tmp_path / "no_gate_seed7"}; model.decode_head.use_gate '
+        f'differs): this run of {record["config"]} would replace it under '
+        "the name 'dsnet'; give this run its own --label")
+    assert held.read_bytes() == before
+
+
+def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
+                                                              tmp_path):
+    """A second training into a work dir without --resume: its record
+    summed both trainings' times as 'resumed runs' (and took the epochs
+    of the longer one), exit 0; metrics tested before it are refused."""
+    seed0, rec0 = board['work'][0], board['rec'][0]
+    work = tmp_path / 'seed0'
+    shutil.copytree(seed0, work)
+    latest, = [p for p in work.iterdir() if (p / f'{p.name}.log').is_file()
+               and 'Epoch(train)' in (p / f'{p.name}.log').read_text()]
+    # An earlier training of the same length (a first attempt).
+    earlier = work / '20000101_000000'
+    shutil.copytree(latest, earlier)
+    (earlier / f'{latest.name}.log').rename(earlier / f'{earlier.name}.log')
+    runs = tmp_path / 'runs'
+    collect = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
+               '--schedule', 'tiny test schedule', '--runs-dir', str(runs),
+               '--no-benchmark']
+    proc = run_tool(LEADERBOARD, *collect)
+    assert 'left out 1 earlier training run(s) in the work dir ' \
+        '(20000101_000000/20000101_000000.log)' in proc.stderr
+    record = json.loads(next(runs.glob('*.json')).read_text())
+    assert record['train_time_s'] == rec0['train_time_s']
+    assert 'resumed' not in record['train_time_method']
+    assert record['epochs'] == 2
+    assert record['logs'] == [f'{latest.name}/{latest.name}.log']
+    # Metrics written before the latest training started: of another model.
+    shutil.rmtree(runs)
+    metrics = work / 'test_metrics.json'
+    os.utime(metrics, (0, 0))
+    proc = run_tool(LEADERBOARD, *collect, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {work}: the test metrics (test_metrics.json) were written '
+        f'before its latest training ({latest.name}/{latest.name}.log) '
+        'started at epoch 1 instead of resuming the 1 run(s) before it: '
+        'they are of an earlier model; test the final checkpoint of the '
+        'latest training, then collect')
+    assert not runs.exists()
+
+
 def test_build_and_check_refuse_named_files_that_are_missing(tmp_path,
                                                              monkeypatch):
     """A missing --reported or --cpu-latency file used to drop its figures

@@ -23,8 +23,9 @@ computed on (absent in older records); ``model_config`` is the model the
 run trained, as its dumped config gives it without the input size (absent in
 older records). :func:`collect` refuses a run trained or evaluated on the
 synthetic stand-in set; :func:`build` refuses a record whose config now
-builds another model than ``model_config``. Leaderboard rows aggregate the
-seeds: see :mod:`.table` for the format.
+builds another model than ``model_config``, and runs of different models
+that one row would average. Leaderboard rows aggregate the seeds: see
+:mod:`.table` for the format.
 """
 import datetime
 import os
@@ -145,6 +146,50 @@ def check_records_current(records, root=REPO_ROOT):
             'current config, or move their records out of results/runs')
 
 
+class MixedModelsError(UserError, ValueError):
+    """Runs of different models would be averaged into one row under one
+    model name (an ablation config collected with its base model's
+    default name)."""
+
+
+def check_one_model_per_row(records):
+    """Refuse measured records that one leaderboard row would average
+    (same model name, dataset, protocol and schedule) although they trained
+    different models: ``model_name`` names ``dsnet_isic2017_no-gate.py``
+    ``dsnet`` too, so without ``--label`` an ablation's seeds join the full
+    model's row.
+
+    Records without ``model_config`` (collected before it was recorded)
+    cannot be compared and pass.
+
+    Args:
+        records (list[dict]): Run records.
+
+    Raises:
+        MixedModelsError: naming two such records and their first
+            difference.
+    """
+    first = {}  # row key -> the first record with a model_config
+    for record in records:
+        trained = record.get('model_config')
+        if record.get('source') != 'measured' or trained is None:
+            continue
+        key = table.row_key(record)
+        if key not in first:
+            first[key] = record
+            continue
+        diff = _first_difference(first[key]['model_config'], trained)
+        if diff:
+            other = first[key]
+            raise MixedModelsError(
+                f'the row {record["model"]} ({record["dataset"]}, '
+                f'{record["protocol"]}, {record["schedule"]}) would average '
+                'runs of different models: '
+                f'{other.get("record_file")} ({other.get("config")}) and '
+                f'{record.get("record_file")} ({record.get("config")}): '
+                f'{diff} differs; collect each model under its own --label')
+
+
 def _rel(path):
     path = osp.abspath(path)
     return osp.relpath(path, REPO_ROOT) if path.startswith(
@@ -259,7 +304,20 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             f'{tag}_seed{rec["seed"]}.json')
     path = osp.join(runs_dir, name)
     if osp.isfile(path):
-        previous = load_json(path).get('work_dir')
+        held = load_json(path)
+        previous = held.get('work_dir')
+        diff = previous != record['work_dir'] and \
+            held.get('model_config') is not None and _first_difference(
+                held['model_config'], record['model_config'])
+        if diff:
+            # Not even with --overwrite: this run's figures would replace
+            # another model's under its name (an ablation config collected
+            # without --label is named like its base model).
+            raise MixedModelsError(
+                f'{path} holds a run of another model ({held.get("config")}, '
+                f'collected from {previous}; {diff} differs): this run of '
+                f'{record["config"]} would replace it under the name '
+                f'{model!r}; give this run its own --label')
         if previous != record['work_dir'] and not overwrite:
             raise FileExistsError(
                 f'{path} already holds the run collected from {previous}; '
@@ -455,6 +513,7 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
     """
     records = [load_json(p) for p in sorted(run_files)]
     check_records_current(records)
+    check_one_model_per_row(records)
     pages = [(path, kind, render, markers) for path, kind, render, markers in
              ((readme, 'readme', blocks.readme_block,
                blocks.README_MARKERS),

@@ -73,6 +73,13 @@ def _one_or_all(values):
     return values[0] if len(values) == 1 else values
 
 
+def row_key(record):
+    """The row a run record is averaged into: model, dataset, protocol and
+    schedule (the seeds are its runs)."""
+    return (record['model'], record['dataset'], record['protocol'],
+            record['schedule'])
+
+
 def aggregate(records):
     """Leaderboard rows (one per model, dataset, protocol and schedule) from
     per-run records; a seed collected twice from one work dir counts once
@@ -80,7 +87,7 @@ def aggregate(records):
     refused: which of them the row shows would be an accident of order."""
     groups = {}
     for rec in sorted(records, key=lambda r: r.get('collected_at', '')):
-        key = (rec['model'], rec['dataset'], rec['protocol'], rec['schedule'])
+        key = row_key(rec)
         earlier = groups.setdefault(key, {}).get(rec['seed'])
         if earlier and earlier.get('work_dir') != rec.get('work_dir'):
             raise UserError(

@@ -100,12 +100,14 @@ def find_runs(work_dir):
 
 def parse_log(path):
     """Facts of one text log: device, seed, training-loop wall time, epochs
-    and iterations seen."""
+    and iterations seen (``first_epoch``: the first epoch it trained;
+    ``resumed``: it says it resumed from a checkpoint)."""
     with open(path, errors='replace') as f:
         lines = f.read().splitlines()
     info = dict(cuda=None, gpu=None, seed=None, loop_start=None, last=None,
                 epoch=0, epoch_idx=0, iters_per_epoch=None, iter=0,
-                saved_epoch=0)
+                saved_epoch=0, first=None, first_epoch=None,
+                resumed=False)
     in_runtime = False
     for line in lines:
         if 'CUDA available:' in line and info['cuda'] is None:
@@ -123,12 +125,20 @@ def parse_log(path):
             continue
         in_runtime = False
         info['last'] = stamp
+        if info['first'] is None:
+            info['first'] = stamp
+        # mmengine's 'resumed epoch: N, iter: M' / 'Auto resumed from ...',
+        # fast_train.py's 'resumed from PATH (epoch N)'.
+        if 'resumed epoch: ' in line or 'resumed from ' in line:
+            info['resumed'] = True
         if 'Checkpoints will be saved to' in line:
             info['loop_start'] = stamp
         match = _EPOCH_TRAIN.search(line)
         if match:
             epoch, idx, total = map(int, match.groups())
             info['epoch'], info['epoch_idx'] = epoch, idx
+            if info['first_epoch'] is None:
+                info['first_epoch'] = epoch
             info['iters_per_epoch'] = total
         match = _ITER_TRAIN.search(line)
         if match:
@@ -137,6 +147,27 @@ def parse_log(path):
         if match:
             info['saved_epoch'] = max(info['saved_epoch'], int(match.group(1)))
     return info
+
+
+def latest_training(train_runs, infos):
+    """The runs of a work dir's latest training: from the last run that
+    started at epoch 1 without resuming a checkpoint on.
+    Runs before it belong to an earlier training in the same work dir (a
+    second ``train.py`` without ``--resume``): their epochs, times and
+    checkpoints are not this training's.
+
+    Args:
+        train_runs (list[dict]): Training runs, oldest first
+            (:func:`find_runs`).
+        infos (list[dict]): Their :func:`parse_log` facts.
+
+    Returns:
+        tuple: The latest training's runs and facts, and the earlier runs.
+    """
+    start = max((index for index, info in enumerate(infos)
+                 if info['first_epoch'] == 1 and not info['resumed']),
+                default=0)
+    return train_runs[start:], infos[start:], train_runs[:start]
 
 
 def training_progress(infos):
@@ -401,10 +432,17 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
             f'no training log (<timestamp>/<timestamp>.log with train '
             f'lines) under {work_dir}: is it the --work-dir of a training '
             'run?')
+    infos = [parse_log(run['log']) for run in train_runs]
+    # Summed over, these would give the time of two trainings and the
+    # epochs of the longer one, labelled as resumed runs of this one.
+    train_runs, infos, earlier = latest_training(train_runs, infos)
+    if earlier:
+        # Tests before the latest training began were of an earlier model.
+        test_runs = [run for run in test_runs
+                     if run['dir'] > train_runs[0]['dir']]
     cfg = Config.fromfile(train_runs[-1]['config'])
     test_cfg = Config.fromfile(test_runs[-1]['config']) if test_runs and \
         osp.isfile(test_runs[-1]['config']) else None
-    infos = [parse_log(run['log']) for run in train_runs]
     seed = (cfg.get('randomness') or {}).get('seed')
     seed_source = 'dumped config randomness.seed'
     if seed is None:
@@ -417,6 +455,25 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     tta = _evaluated_with_tta(metrics_kind, metrics_file or osp.join(
         work_dir, 'test_metrics.json'), metrics_source, test_runs)
     warnings = []
+    if earlier:
+        started = osp.relpath(train_runs[0]['log'], work_dir)
+        if metrics_kind == 'test_metrics.json' and \
+                infos[0]['first'] is not None and osp.getmtime(
+                    metrics_file or osp.join(work_dir, 'test_metrics.json')
+                ) < infos[0]['first']:
+            raise UserError(
+                f'{work_dir}: the test metrics '
+                f'({metrics_file or "test_metrics.json"}) were written '
+                f'before its latest training ({started}) started at epoch '
+                f'1 instead of resuming the {len(earlier)} run(s) before '
+                'it: they are of an earlier model; test the final '
+                'checkpoint of the latest training, then collect')
+        left_out = ', '.join(osp.relpath(run['log'], work_dir)
+                             for run in earlier)
+        warnings.append(
+            f'left out {len(earlier)} earlier training run(s) in the work '
+            f'dir ({left_out}): the latest training, {started}, started '
+            'again at epoch 1 instead of resuming them')
     if metrics_kind == 'test_metrics.json' and osp.getmtime(
             metrics_file or osp.join(work_dir, 'test_metrics.json')) < \
             osp.getmtime(train_runs[-1]['log']):

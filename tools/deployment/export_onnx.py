@@ -40,8 +40,8 @@ agreement and, with ground truth, the lesion IoU change.
 
 Exit status: 0 when the checks pass; 1 when they fail (``FAILED`` is
 printed and no file is written); 2, after one ``ERROR:`` line, for a user
-error (missing files, an existing output without ``--overwrite``, an unsafe
-checkpoint).
+error (missing files, an existing output without ``--overwrite``, an output
+that is an input or another output, an unsafe checkpoint).
 """
 import argparse
 import json
@@ -52,7 +52,8 @@ from mmseg_dsnet.compat import UnsafeCheckpointError
 from mmseg_dsnet.deploy.onnx_export import export_and_check
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
+from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
+                                     refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -111,6 +112,13 @@ def main(argv=None):
         if not osp.isfile(path):
             print(f'ERROR: {what} {path} not found', file=sys.stderr)
             return 2
+    # Each output is written over whatever holds its name: OUT as the
+    # checkpoint (with --overwrite) would destroy the weights, and --int8 or
+    # --json as OUT would replace the checked model after PASSED.
+    refuse_same_file((('the config', args.config),
+                      ('the checkpoint', args.checkpoint), ('OUT', args.out),
+                      ('--int8', args.int8), ('--json', args.json)),
+                     hint='give each output a file name of its own')
     try:
         if args.json:
             # Before the export: an existing report is kept unless
