@@ -274,6 +274,29 @@ def test_collect_never_replaces_another_work_dirs_record(board, tmp_path):
     assert json.loads(record.read_text())['work_dir'] == str(copy)
 
 
+def test_collect_refuses_gpu_options_it_cannot_follow(board, tmp_path,
+                                                     monkeypatch):
+    """``--gpu-benchmark`` without CUDA wrote a record whose GPU entry said
+    'asked, but CUDA is not available', exit 0; beside ``--gpu-json`` it was
+    ignored. Both are refused before the work dir is read."""
+    import torch
+
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed0 = board['lb'], board['work'][0]
+    runs = tmp_path / 'runs'
+    args = ['collect', str(board['cfg']), str(seed0), '--label', 'dsnet',
+            '--runs-dir', str(runs), '--no-benchmark', '--gpu-benchmark']
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(UserError, match='^--gpu-benchmark needs CUDA, which '
+                       'this machine does not have; measure on a GPU'):
+        lb.main(args)
+    gpu_json = tmp_path / 'gpu.json'
+    gpu_json.write_text('{}')
+    with pytest.raises(UserError, match='give one of them'):
+        lb.main(args + ['--gpu-json', str(gpu_json)])
+    assert not runs.exists()
+
+
 def test_collect_refuses_runs_judged_on_the_design_hold_out(board, tmp_path):
     """Design runs choose the model; only test-split runs become rows."""
     lb, seed0 = board['lb'], board['work'][0]

@@ -235,6 +235,32 @@ def measure_speed(cfg, checkpoint, device, deploy, batch_size, warmup,
         torch.set_num_threads(threads)
 
 
+def check_gpu_options(gpu_benchmark, gpu_json):
+    """Refuse GPU-throughput options :func:`collect` could not follow,
+    before any work: ``--gpu-benchmark`` without CUDA wrote a record that
+    only said so, exit 0; beside ``--gpu-json`` it was ignored.
+
+    Args:
+        gpu_benchmark (bool): ``--gpu-benchmark``.
+        gpu_json (str | None): ``--gpu-json``.
+
+    Raises:
+        UserError: Naming what to do instead.
+    """
+    if not gpu_benchmark:
+        return
+    if gpu_json:
+        raise UserError('--gpu-benchmark measures here and --gpu-json reads '
+                        'a measurement made elsewhere: give one of them')
+    import torch
+    if not torch.cuda.is_available():
+        raise UserError(
+            '--gpu-benchmark needs CUDA, which this machine does not have; '
+            'measure on a GPU machine with tools/analysis_tools/'
+            'benchmark.py --device cuda --shape 256 256 --json FILE and '
+            'pass --gpu-json FILE, or leave out --gpu-benchmark')
+
+
 def collect(config, work_dir, measure_complexity=measure_complexity,
             measure_speed=measure_speed, label=None, schedule=None,
             schedule_tag=None,
@@ -263,6 +289,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     Returns:
         dict: The record written to ``runs_dir``.
     """
+    check_gpu_options(gpu_benchmark, gpu_json)
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
     if rec.pop('test_time_augmentation'):
@@ -358,19 +385,15 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
                 latency_ms_b1=out['latency_ms']['median'], shape=[256, 256],
                 source=_rel(gpu_json)))
     elif gpu_benchmark:
-        import torch
-        if torch.cuda.is_available():
-            out = measure_speed(cfg, ckpt, 'cuda', False, gpu_batch_size,
-                                warmup, repeat)
-            record.update(
-                gpu_img_per_s=out['throughput']['img_per_s'],
-                gpu_benchmark=dict(
-                    gpu=out['device_name'], batch_size=gpu_batch_size,
-                    img_per_s=out['throughput']['img_per_s'],
-                    latency_ms_b1=out['latency_ms']['median'],
-                    shape=[256, 256]))
-        else:
-            record['gpu_benchmark'] = 'asked, but CUDA is not available'
+        out = measure_speed(cfg, ckpt, 'cuda', False, gpu_batch_size, warmup,
+                            repeat)
+        record.update(
+            gpu_img_per_s=out['throughput']['img_per_s'],
+            gpu_benchmark=dict(
+                gpu=out['device_name'], batch_size=gpu_batch_size,
+                img_per_s=out['throughput']['img_per_s'],
+                latency_ms_b1=out['latency_ms']['median'],
+                shape=[256, 256]))
     record['collected_at'] = datetime.datetime.now().isoformat(
         timespec='seconds')
     record['record_file'] = name
