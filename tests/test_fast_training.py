@@ -29,6 +29,7 @@ from mmseg_dsnet.engine.fast_training import (BatchedSegAugmentation,
                                               masked_accuracy,
                                               masked_binary_cross_entropy,
                                               split_train_pipeline)
+from mmseg_dsnet.utils.errors import UserError
 
 DATASET_CFG = REPO / 'configs' / '_base_' / 'datasets' / 'isic_256x256.py'
 SCHEDULE_CFG = (REPO / 'configs' / '_base_' / 'schedules' /
@@ -836,12 +837,21 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
               '--runs-dir', str(tmp_path / 'runs'), '--metrics-file']
     metrics = tmp_path / 'metrics.json'
     metrics.write_text(json.dumps(dict(metrics=dict(IoU=1.0, DSC=2.0))))
-    with pytest.raises(ValueError, match='not a benchmark.py --device cuda'):
+    with pytest.raises(UserError, match='not a benchmark.py --device cuda'):
         lb.main(common + [str(metrics), '--gpu-json', str(cpu_json)])
     gpu_json = tmp_path / 'gpu.json'
-    gpu_json.write_text(json.dumps(dict(
-        result, device='cuda:0', device_name='Some GPU',
-        throughput=dict(result['throughput'], img_per_s=1234.5))))
+    gpu = dict(result, device='cuda:0', device_name='Some GPU',
+               throughput=dict(result['throughput'], img_per_s=1234.5))
+    # The re-parameterised model's time, or another model's, would stand
+    # for this row's model as trained.
+    for wrong, message in ((dict(deploy=True), 'the re-parameterised model'),
+                           (dict(params=result['params'] + 1),
+                            'it measured another model')):
+        gpu_json.write_text(json.dumps(dict(gpu, **wrong)))
+        with pytest.raises(UserError, match=message):
+            lb.main(common + [str(metrics), '--gpu-json', str(gpu_json)])
+    assert not (tmp_path / 'runs').exists()
+    gpu_json.write_text(json.dumps(gpu))
     record = lb.main(common + [str(metrics), '--gpu-json', str(gpu_json)])
     assert record['gpu_img_per_s'] == 1234.5
     assert record['gpu_benchmark']['gpu'] == 'Some GPU'

@@ -238,27 +238,62 @@ def measure_speed(cfg, checkpoint, device, deploy, batch_size, warmup,
 def check_gpu_options(gpu_benchmark, gpu_json):
     """Refuse GPU-throughput options :func:`collect` could not follow,
     before any work: ``--gpu-benchmark`` without CUDA wrote a record that
-    only said so, exit 0; beside ``--gpu-json`` it was ignored.
+    only said so, exit 0; beside ``--gpu-json`` it was ignored; a
+    ``--gpu-json`` of the re-parameterised model would stand for the model
+    as trained.
 
     Args:
         gpu_benchmark (bool): ``--gpu-benchmark``.
         gpu_json (str | None): ``--gpu-json``.
 
+    Returns:
+        dict | None: The ``--gpu-json`` measurement.
+
     Raises:
         UserError: Naming what to do instead.
     """
-    if not gpu_benchmark:
-        return
-    if gpu_json:
+    if gpu_benchmark and gpu_json:
         raise UserError('--gpu-benchmark measures here and --gpu-json reads '
                         'a measurement made elsewhere: give one of them')
-    import torch
-    if not torch.cuda.is_available():
+    if gpu_benchmark:
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError(
+                '--gpu-benchmark needs CUDA, which this machine does not '
+                'have; measure on a GPU machine with tools/analysis_tools/'
+                'benchmark.py --device cuda --shape 256 256 --json FILE and '
+                'pass --gpu-json FILE, or leave out --gpu-benchmark')
+    if not gpu_json:
+        return None
+    out = load_json(gpu_json)
+    if not str(out.get('device', '')).startswith('cuda') or \
+            list(out.get('shape', [])) != [256, 256]:
+        raise UserError(f'{gpu_json}: not a benchmark.py --device cuda '
+                        '--shape 256 256 --json result')
+    if out.get('deploy'):
         raise UserError(
-            '--gpu-benchmark needs CUDA, which this machine does not have; '
-            'measure on a GPU machine with tools/analysis_tools/'
-            'benchmark.py --device cuda --shape 256 256 --json FILE and '
-            'pass --gpu-json FILE, or leave out --gpu-benchmark')
+            f'{gpu_json} times the re-parameterised model (benchmark.py '
+            '--deploy); the row\'s GPU throughput is of the model as '
+            'trained: measure it without --deploy')
+    return out
+
+
+def check_gpu_json_model(gpu_out, gpu_json, params, config):
+    """Refuse a ``--gpu-json`` measurement of another model than the
+    row's (its parameter count differs).
+
+    Args:
+        gpu_out (dict | None): From :func:`check_gpu_options`.
+        gpu_json (str): Its file, for the message.
+        params (int | None): The row model's parameters.
+        config (str): The row's config, for the message.
+    """
+    if gpu_out is None or params is None or gpu_out.get('params') is None:
+        return
+    if gpu_out['params'] != params:
+        raise UserError(
+            f'{gpu_json} times a model of {gpu_out["params"]} parameters but '
+            f'{config} builds one of {params}: it measured another model')
 
 
 def collect(config, work_dir, measure_complexity=measure_complexity,
@@ -289,7 +324,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     Returns:
         dict: The record written to ``runs_dir``.
     """
-    check_gpu_options(gpu_benchmark, gpu_json)
+    gpu_out = check_gpu_options(gpu_benchmark, gpu_json)
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
     if rec.pop('test_time_augmentation'):
@@ -352,6 +387,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
                 'or give this run another --schedule-tag')
         print(f'Replacing {path} (collected before from {previous})')
     record['complexity'] = measure_complexity(cfg)
+    check_gpu_json_model(gpu_out, gpu_json,
+                         record['complexity'].get('params'), config)
     record.update(cpu_latency_ms=None, cpu_latency_p90_ms=None,
                   gpu_img_per_s=None)
     ckpt = _checkpoint(rec, work_dir)
@@ -370,12 +407,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             cpu_benchmark=dict(batch_size=1, threads=1, shape=[256, 256],
                                warmup=warmup, cpu=out['device_name'],
                                input='random', **runs))
-    if gpu_json:
-        out = load_json(gpu_json)
-        if not str(out.get('device', '')).startswith('cuda') or \
-                list(out.get('shape', [])) != [256, 256]:
-            raise ValueError(f'{gpu_json}: not a benchmark.py --device cuda '
-                             '--shape 256 256 --json result')
+    if gpu_out:
+        out = gpu_out
         record.update(
             gpu_img_per_s=out['throughput']['img_per_s'],
             gpu_benchmark=dict(
