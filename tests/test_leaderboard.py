@@ -237,6 +237,22 @@ def test_readme_check_passes_then_fails_after_an_edit(board):
     readme.write_text(text)
 
 
+def test_build_without_plot_leaves_no_plot_of_an_earlier_board(
+        board, tmp_path, capsys):
+    """``--no-plot`` into a folder of an earlier build left its
+    leaderboard.png beside the new tables, showing other rows."""
+    out = tmp_path / 'results'
+    shutil.copytree(os.path.dirname(board['paths']['png']), out)
+    assert (out / 'leaderboard.png').is_file()
+    runs = sorted(map(str, board['runs'].glob('*.json')))
+    board['lb'].main(['build', '--runs', runs[0], '--out-dir', str(out),
+                      '--no-plot'])
+    assert not (out / 'leaderboard.png').exists()
+    assert f'Removed {out}/leaderboard.png of an earlier build' in \
+        capsys.readouterr().out
+    assert json.loads((out / 'leaderboard.json').read_text())['measured']
+
+
 def test_build_refuses_a_page_without_markers_before_writing(board,
                                                             tmp_path):
     """A page without its markers (or with them swapped) gave a traceback

@@ -586,10 +586,16 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
     os.makedirs(out_dir, exist_ok=True)
     paths = table.write_outputs(board, out_dir)
     points = None
+    png = osp.join(out_dir, 'leaderboard.png')
     if plot:
         from .plot import plot_leaderboard
-        paths['png'] = osp.join(out_dir, 'leaderboard.png')
-        points = plot_leaderboard(board, paths['png'])
+        paths['png'] = png
+        points = plot_leaderboard(board, png)
+    elif osp.isfile(png):
+        # An earlier build's plot beside this board would show other rows.
+        os.remove(png)
+        print(f'Removed {png} of an earlier build: it would not show this '
+              'board (build without --no-plot to draw it)')
     for path, kind, render, markers in pages:
         atomic_write(blocks.replace_block(texts[path], render(board),
                                           markers, path), path)

@@ -17,6 +17,7 @@ import os.path as osp
 import statistics
 
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.fileio import atomic_write
 
 from .records import write_json
 
@@ -265,12 +266,18 @@ def _flat(row, fields):
 
 
 def write_csv(path, rows):
+    """The rows as a CSV file, written atomically (the old file or the
+    complete new one)."""
     flat = [_flat(r, list(r)) for r in rows]
     header = _distinct(k for r in flat for k in r)
-    with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(flat)
+
+    def write(tmp_path):
+        with open(tmp_path, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(flat)
+
+    atomic_write(write, path)
 
 
 def build_board(records, reported, flops_convention=''):
@@ -293,6 +300,5 @@ def write_outputs(board, out_dir):
     write_json(board, paths['json'])
     write_csv(paths['csv'], board['measured'])
     write_csv(paths['reported_csv'], board['reported'])
-    with open(paths['md'], 'w') as f:
-        f.write(leaderboard_markdown(board))
+    atomic_write(leaderboard_markdown(board), paths['md'])
     return paths
