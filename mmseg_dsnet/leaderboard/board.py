@@ -407,26 +407,20 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             cpu_benchmark=dict(batch_size=1, threads=1, shape=[256, 256],
                                warmup=warmup, cpu=out['device_name'],
                                input='random', **runs))
+    # The GPU throughput, measured elsewhere (--gpu-json) or here.
+    gpu_out = gpu_out or (measure_speed(
+        cfg, ckpt, 'cuda', False, gpu_batch_size, warmup, repeat)
+        if gpu_benchmark else None)
     if gpu_out:
-        out = gpu_out
         record.update(
-            gpu_img_per_s=out['throughput']['img_per_s'],
+            gpu_img_per_s=gpu_out['throughput']['img_per_s'],
             gpu_benchmark=dict(
-                gpu=out['device_name'],
-                batch_size=out['throughput']['batch_size'],
-                img_per_s=out['throughput']['img_per_s'],
-                latency_ms_b1=out['latency_ms']['median'], shape=[256, 256],
-                source=_rel(gpu_json)))
-    elif gpu_benchmark:
-        out = measure_speed(cfg, ckpt, 'cuda', False, gpu_batch_size, warmup,
-                            repeat)
-        record.update(
-            gpu_img_per_s=out['throughput']['img_per_s'],
-            gpu_benchmark=dict(
-                gpu=out['device_name'], batch_size=gpu_batch_size,
-                img_per_s=out['throughput']['img_per_s'],
-                latency_ms_b1=out['latency_ms']['median'],
-                shape=[256, 256]))
+                gpu=gpu_out['device_name'],
+                batch_size=gpu_out['throughput']['batch_size'],
+                img_per_s=gpu_out['throughput']['img_per_s'],
+                latency_ms_b1=gpu_out['latency_ms']['median'],
+                shape=[256, 256],
+                **(dict(source=_rel(gpu_json)) if gpu_json else {})))
     record['collected_at'] = datetime.datetime.now().isoformat(
         timespec='seconds')
     record['record_file'] = name
