@@ -452,15 +452,15 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         seed, seed_source = infos[-1]['seed'], 'runtime seed in the log'
     metrics, metrics_kind, metrics_source, checkpoint = final_metrics(
         work_dir, train_runs, test_runs, metrics_file)
-    tta = _evaluated_with_tta(metrics_kind, metrics_file or osp.join(
-        work_dir, 'test_metrics.json'), metrics_source, test_runs)
+    metrics_path = metrics_file or osp.join(work_dir, 'test_metrics.json')
+    tta = _evaluated_with_tta(metrics_kind, metrics_path, metrics_source,
+                              test_runs)
     warnings = []
     if earlier:
         started = osp.relpath(train_runs[0]['log'], work_dir)
         if metrics_kind == 'test_metrics.json' and \
-                infos[0]['first'] is not None and osp.getmtime(
-                    metrics_file or osp.join(work_dir, 'test_metrics.json')
-                ) < infos[0]['first']:
+                infos[0]['first'] is not None and \
+                osp.getmtime(metrics_path) < infos[0]['first']:
             raise UserError(
                 f'{work_dir}: the test metrics '
                 f'({metrics_file or "test_metrics.json"}) were written '
@@ -475,8 +475,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
             f'dir ({left_out}): the latest training, {started}, started '
             'again at epoch 1 instead of resuming them')
     if metrics_kind == 'test_metrics.json' and osp.getmtime(
-            metrics_file or osp.join(work_dir, 'test_metrics.json')) < \
-            osp.getmtime(train_runs[-1]['log']):
+            metrics_path) < osp.getmtime(train_runs[-1]['log']):
         warnings.append('the test metrics are older than the last training '
                         'log: test the final checkpoint again')
     cuda = infos[-1]['cuda']
