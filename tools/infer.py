@@ -31,6 +31,13 @@ searched folder (``--recursive`` or a ``**`` glob), ``OUT/masks`` and
 ``OUT/overlays`` are skipped (and a line says so): a second run does not
 segment the first run's outputs.
 
+``OUT/model.json`` names the model that wrote the folder's outputs (its
+files' SHA-256, the threshold, ``--tta``). A folder holds one model's
+outputs: a run with another model is refused while the folder holds
+outputs of the first (or of a model it has no record of); with
+``--overwrite`` it replaces them, and is refused if some are of images it
+does not process, which would stay beside its own.
+
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
 unless ``--overwrite``; such images are skipped with a message. With
@@ -149,9 +156,13 @@ def main(argv=None):
     from mmseg_dsnet.apis.inference_backends import make_backend
     from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
                                                     OutputDirError,
+                                                    output_names,
                                                     prepare_output_dir,
                                                     remove_empty_output_dirs,
                                                     run_inference)
+    from mmseg_dsnet.apis.output_record import (claim_output_folder,
+                                                describe_model,
+                                                release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
 
@@ -159,6 +170,7 @@ def main(argv=None):
 
     def fail(message):
         # A run that wrote nothing leaves no output folders behind.
+        release_output_folder(args.out_dir)
         remove_empty_output_dirs(created)
         print(f'ERROR: {message}', file=sys.stderr)
         return USER_ERROR_EXIT
@@ -213,6 +225,21 @@ def main(argv=None):
     except (ValueError, RuntimeError, OSError, KeyError) as err:
         return fail(f'cannot load the model {args.model}: {err}')
     inferencer = LesionInferencer(backend, args.threshold, flips=args.tta)
+    # One folder holds one model's outputs: skipping the existing masks of
+    # another model would leave two models' masks side by side.
+    try:
+        replaced = claim_output_folder(
+            args.out_dir,
+            describe_model(args.model, args.checkpoint, inferencer.threshold,
+                           flips=args.tta),
+            list(output_names(found.files).values()),
+            overwrite=args.overwrite)
+    except UserError as err:
+        return fail(err)
+    if replaced:
+        print(f'Removed {len(replaced)} outputs of another model from '
+              f'{args.out_dir} (--overwrite): this run replaces them all',
+              file=sys.stderr)
     print(f'{len(found.files)} images, backend {backend.name}, model input '
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
           f'threshold {inferencer.threshold:g}', file=sys.stderr)

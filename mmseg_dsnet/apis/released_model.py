@@ -6,10 +6,10 @@ is the file the metafile names (a Git LFS pointer or a damaged download
 is refused by its hash), and returns the config and checkpoint paths, so
 ``tools/infer.py`` can segment a photo with no model given.
 """
-import hashlib
 import os.path as osp
 from typing import Optional, Tuple
 
+from ..utils.fileio import sha256_of
 from ..utils.paths import REPO_ROOT
 
 METAFILE = osp.join(REPO_ROOT, 'configs', 'dsnet', 'metafile.yaml')
@@ -19,15 +19,6 @@ DEFAULT_RELEASE = 'dsnet_isic2017_256px'
 
 class ReleasedModelError(RuntimeError):
     """The released weights are missing, unlisted or not the listed file."""
-
-
-def sha256_of(path: str) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for chunk in iter(lambda: file.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def released_model(name: Optional[str] = None,

@@ -7,9 +7,11 @@ fsync): the content goes to a hidden temporary file in the same folder
 complete. Checkpoints, configs, ONNX models, masks and released weights all
 go through it.
 
-Only the standard library is imported, so the dataset converter can use it
+:func:`sha256_of` identifies a file by its content (released weights, the
+model behind an inference folder). Only the standard library is imported, so the dataset converter can use it
 before torch and mmcv are installed.
 """
+import hashlib
 import os
 import os.path as osp
 from typing import Callable, Union
@@ -180,3 +182,12 @@ def remove_stale_partials(folder) -> list:
         os.remove(path)
         removed.append(path)
     return removed
+
+
+def sha256_of(path: str) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for chunk in iter(lambda: file.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,155 @@
+"""Which model wrote the masks in an inference output folder.
+
+``tools/infer.py`` skips images whose outputs already exist, so that a run
+can be continued. Without a record of the model behind those outputs, a
+second run with another checkpoint, threshold or ONNX file filled the same
+folder with its own masks beside the first model's, and nothing in the
+folder told them apart. Every output folder now holds ``model.json``
+(:data:`RECORD_NAME`) naming the model that wrote all of its masks and
+overlays; :func:`claim_output_folder` refuses a run that would mix two.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from ..utils.errors import UserError
+from ..utils.fileio import atomic_write, sha256_of
+
+RECORD_NAME = 'model.json'
+OUTPUT_SUBDIRS = ('masks', 'overlays')
+
+
+def describe_model(model: str,
+                   checkpoint: Optional[str],
+                   threshold: float,
+                   flips: bool = False) -> Dict:
+    """What decides the masks a run writes, as a record.
+
+    The files are identified by their SHA-256, so a renamed or moved file
+    is the same model and a retrained checkpoint under the old name is not.
+
+    Args:
+        model (str): The config (``.py``) or exported ``.onnx`` file.
+        checkpoint (str, optional): The checkpoint of a config.
+        threshold (float): The lesion probability threshold used.
+        flips (bool): Whether flipped passes are averaged (``--tta``).
+
+    Returns:
+        dict: The record, with a one-line ``summary`` for messages.
+    """
+    record = {
+        'model': osp.basename(model),
+        'model_sha256': sha256_of(model),
+        'checkpoint': osp.basename(checkpoint) if checkpoint else None,
+        'checkpoint_sha256': sha256_of(checkpoint) if checkpoint else None,
+        'threshold': float(threshold),
+        'flips': bool(flips),
+    }
+    weights = record['checkpoint_sha256'] or record['model_sha256']
+    record['summary'] = (
+        ' + '.join(filter(None, [record['model'], record['checkpoint']])) +
+        f' (sha256 {weights[:12]}), threshold {threshold:g}' +
+        (', with flips' if flips else ''))
+    return record
+
+
+def _same_model(first: Dict, second: Dict) -> bool:
+    keys = ('model_sha256', 'checkpoint_sha256', 'threshold', 'flips')
+    return all(first.get(key) == second.get(key) for key in keys)
+
+
+def read_record(out_dir: str) -> Optional[Dict]:
+    """The record of ``out_dir``, or None when there is none (or it cannot
+    be read: then the folder's outputs are of an unknown model)."""
+    path = osp.join(out_dir, RECORD_NAME)
+    try:
+        with open(path) as file:
+            record = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def existing_outputs(out_dir: str) -> List[str]:
+    """The files in ``out_dir/masks`` and ``out_dir/overlays``."""
+    found = []
+    for sub in OUTPUT_SUBDIRS:
+        folder = osp.join(out_dir, sub)
+        if osp.isdir(folder):
+            found.extend(
+                osp.join(folder, name) for name in sorted(os.listdir(folder))
+                # Hidden files are a killed writer's partial files.
+                if not name.startswith('.')
+                and osp.isfile(osp.join(folder, name)))
+    return found
+
+
+def claim_output_folder(out_dir: str,
+                        record: Dict,
+                        output_stems: Sequence[str],
+                        overwrite: bool = False) -> List[str]:
+    """Make ``out_dir`` the folder of one model's outputs, or refuse.
+
+    When its record names the same model, nothing changes: existing
+    outputs are skipped or replaced as usual. When the folder holds outputs
+    of another model (or of one it has no record of), the run is refused
+    unless ``overwrite``; with ``overwrite`` it is refused too if some of
+    them belong to images this run does not process (they would stay
+    beside the new masks), and otherwise they are removed before the new
+    record is written, so that an interrupted run leaves only this model's
+    outputs behind.
+
+    Args:
+        out_dir (str): The output folder.
+        record (dict): This run's model, from :func:`describe_model`.
+        output_stems (Sequence[str]): The output names (file stems) of the
+            images this run processes.
+        overwrite (bool): ``--overwrite`` was given.
+
+    Returns:
+        list[str]: The outputs of another model that were removed.
+
+    Raises:
+        UserError: The folder holds another model's outputs that this run
+            cannot or may not replace.
+    """
+    previous = read_record(out_dir)
+    removed = []
+    if previous is None or not _same_model(previous, record):
+        found = existing_outputs(out_dir)
+        if found:
+            whose = (f'of another model ({previous["summary"]})'
+                     if previous and 'summary' in previous else
+                     f'of a model it has no record of ({RECORD_NAME})')
+            if not overwrite:
+                raise UserError(
+                    f'{out_dir} holds {len(found)} outputs {whose}; this '
+                    f'run uses {record["summary"]}: give another '
+                    '--out-dir, or --overwrite to replace them')
+            stems = set(output_stems)
+            kept = [path for path in found
+                    if osp.splitext(osp.basename(path))[0] not in stems]
+            if kept:
+                raise UserError(
+                    f'{out_dir} holds outputs {whose} for images this run '
+                    f'does not process ({len(kept)} files, e.g. {kept[0]}); '
+                    '--overwrite would leave them beside the new masks: '
+                    'give another --out-dir')
+            for path in found:
+                os.remove(path)
+            removed = found
+        atomic_write(json.dumps(record, indent=2) + '\n',
+                     osp.join(out_dir, RECORD_NAME))
+    return removed
+
+
+def release_output_folder(out_dir: str) -> None:
+    """Remove the record of ``out_dir`` if the folder holds no outputs, so
+    that a run that wrote nothing leaves nothing behind."""
+    path = osp.join(out_dir, RECORD_NAME)
+    if osp.isfile(path) and not existing_outputs(out_dir):
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # the folder's own ERROR line says why
