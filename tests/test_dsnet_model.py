@@ -318,7 +318,7 @@ def test_deep_supervision_adds_weighted_losses():
     # Each side loss is its classifier's BIC loss times its weight.
     head = model.decode_head
     feats = model.extract_feat(inputs)
-    _, side_logits = head._decode(list(feats), with_aux=True)
+    _, side_logits, _ = head._decode(list(feats), with_aux=True)
     for level, (logits, weight) in enumerate(
             zip(side_logits, head.aux_loss_weights), start=1):
         alone = head.loss_by_feat(logits, data_samples(labels))['loss_bic']
@@ -331,6 +331,66 @@ def test_deep_supervision_adds_weighted_losses():
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1, 16, 16)
+
+
+def test_signed_distance_maps_measure_the_way_to_the_rim():
+    from mmseg_dsnet.models.losses.signed_distance import \
+        signed_distance_maps
+    labels = torch.zeros(3, 1, 21, 31, dtype=torch.long)
+    labels[0, 0, 5:16, 10:21] = 1  # an 11x11 square, centre (10, 15)
+    labels[0, 0, 0, :] = 255
+    labels[2] = 1
+    maps = signed_distance_maps(labels)
+    assert maps.shape == (3, 1, 21, 31) and maps.dtype == torch.float32
+    square = maps[0, 0]
+    assert square.max() == 1 and square[10, 15] == 1
+    assert square.min() == -1 and square[20, 0] == -1  # farthest corner
+    inside = labels[0, 0] == 1
+    assert (square[inside] > 0).all() and (square[~inside] < 0).all()
+    # One pixel from the rim on either side: the smallest magnitudes.
+    assert square[10, 10] == square.masked_fill(~inside, 2).min() == 1 / 6
+    # Distances grow away from the rim, inside and out.
+    assert square[10, 10] < square[10, 11] < square[10, 12]
+    assert square[10, 9] > square[10, 8] > square[10, 7]
+    assert (maps[1] == -1).all() and (maps[2] == 1).all()
+
+
+def test_distance_regressor_trains_and_is_dropped_by_reparameterization():
+    """``distance_loss_weight``: a training-only regressor of the signed
+    distance adds ``loss_distance`` (the weighted L1 over labelled
+    pixels); re-parameterisation removes it and the deployed model is the
+    default's."""
+    from mmseg_dsnet.models.losses.signed_distance import \
+        signed_distance_maps
+    cfg = model_cfg(distance_loss_weight=0.5)
+    model = MODELS.build(cfg).train()
+    head = model.decode_head
+    assert count_params(model) - count_params(MODELS.build(model_cfg())) \
+        == head.channels + 1
+    inputs, labels = torch.randn(2, 3, 64, 64), square_labels(2, 64)
+    labels[1, :8] = 255
+    losses = model.loss(inputs, data_samples(labels))
+    feats = model.extract_feat(inputs)
+    *_, feat = head._decode(list(feats), with_aux=False)
+    distance = torch.nn.functional.interpolate(
+        head.distance_regressor(feat), size=(64, 64), mode='bilinear',
+        align_corners=False).tanh()
+    valid = (labels != 255)[:, None]
+    expected = (distance - signed_distance_maps(labels))[valid].abs().mean()
+    torch.testing.assert_close(losses['decode.loss_distance'],
+                               0.5 * expected)
+    losses['decode.loss_distance'].backward()
+    assert head.distance_regressor.weight.grad.abs().sum() > 0
+    assert not any('distance' in k for k in MODELS.build(
+        model_cfg()).train().loss(inputs, data_samples(labels)))
+    model = warm_up(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    assert_folds_exactly(model, cfg, x, expected)
+    assert not hasattr(model.decode_head, 'distance_regressor')
+    with pytest.raises(ValueError, match='distance_loss_weight'):
+        MODELS.build(model_cfg(distance_loss_weight=-1))
 
 
 # -------------------------------------------------------------------- budget

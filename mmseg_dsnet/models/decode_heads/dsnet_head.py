@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, DynamicGateAttention
+from ..losses.signed_distance import signed_distance_maps
 
 
 @MODELS.register_module()
@@ -62,6 +63,12 @@ class DSNetHead(BaseDecodeHead):
             upsampled to its size (a guided :class:`DynamicGateAttention`);
             those classifiers then stay in the deployed model. Needs
             ``deep_supervision``. Default: False.
+        distance_loss_weight (float): During training, a 1x1 convolution on
+            the features ``cls_seg`` reads regresses the normalised signed
+            distance to the lesion boundary (:func:`signed_distance_maps`,
+            through a tanh, resized to the label like the logits), with an
+            L1 loss of this weight (``loss_distance``); dropped by
+            :meth:`reparameterize`. Default: 0.0 (none).
         pixel_shuffle (int): ``cls_seg`` predicts ``pixel_shuffle**2``
             logits per position and :class:`torch.nn.PixelShuffle` lays
             them out on a grid that many times finer: a learned upsampling
@@ -87,6 +94,7 @@ class DSNetHead(BaseDecodeHead):
                  deep_supervision: bool = False,
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
                  guided_gates: bool = False,
+                 distance_loss_weight: float = 0.0,
                  pixel_shuffle: int = 1,
                  deploy: bool = False,
                  **kwargs):
@@ -107,6 +115,9 @@ class DSNetHead(BaseDecodeHead):
         if guided_gates and not (deep_supervision and use_gate):
             raise ModelArgumentError(
                 'guided_gates needs deep_supervision=True and use_gate=True')
+        if distance_loss_weight < 0:
+            raise ModelArgumentError('distance_loss_weight must be >= 0, '
+                                     f'got {distance_loss_weight}')
         if pixel_shuffle < 1:
             raise ModelArgumentError(
                 f'pixel_shuffle must be >= 1, got {pixel_shuffle}')
@@ -114,6 +125,7 @@ class DSNetHead(BaseDecodeHead):
         self.deep_supervision = deep_supervision
         self.aux_loss_weights = tuple(aux_loss_weights)
         self.guided_gates = guided_gates
+        self.distance_loss_weight = distance_loss_weight
         self.zero_init_residual = zero_init_residual
 
         block_cfg = dict(
@@ -173,6 +185,8 @@ class DSNetHead(BaseDecodeHead):
                 for level in range(1,
                                     len(self.aux_loss_weights) + 1)
             ])
+        if distance_loss_weight > 0 and not deploy:
+            self.distance_regressor = nn.Conv2d(channels, 1, 1)
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -182,7 +196,7 @@ class DSNetHead(BaseDecodeHead):
                     nn.init.zeros_(block.pointwise_norm.weight)
 
     def _decode(self, inputs: List[Tensor],
-                with_aux: bool) -> Tuple[Tensor, List[Tensor]]:
+                with_aux: bool) -> Tuple[Tensor, List[Tensor], Tensor]:
         feats = self._transform_inputs(inputs)
         x = feats[-1]
         aux_logits = []
@@ -200,7 +214,7 @@ class DSNetHead(BaseDecodeHead):
                 side_logits = self.aux_classifiers[level - 1](x)
                 aux_logits.append(side_logits)
         x = self.final_block(x)
-        return self.cls_seg(x), aux_logits[::-1]
+        return self.cls_seg(x), aux_logits[::-1], x
 
     def _resize_to(self, x: Tensor, like: Tensor) -> Tensor:
         return resize(
@@ -221,7 +235,7 @@ class DSNetHead(BaseDecodeHead):
              train_cfg: ConfigType) -> dict:
         """Main loss, plus weighted deep-supervision losses if enabled."""
         with_aux = hasattr(self, 'aux_classifiers')
-        seg_logits, aux_logits = self._decode(inputs, with_aux)
+        seg_logits, aux_logits, feat = self._decode(inputs, with_aux)
         losses = self.loss_by_feat(seg_logits, batch_data_samples)
         for level, (logits, weight) in enumerate(
                 zip(aux_logits, self.aux_loss_weights), start=1):
@@ -229,14 +243,35 @@ class DSNetHead(BaseDecodeHead):
             for name, value in aux_losses.items():
                 if name.startswith('loss'):
                     losses[f'aux{level}.{name}'] = value * weight
+        if hasattr(self, 'distance_regressor'):
+            losses['loss_distance'] = self.distance_loss(
+                feat, batch_data_samples)
         return losses
+
+    def distance_loss(self, feat: Tensor,
+                      batch_data_samples: SampleList) -> Tensor:
+        """Weighted L1 loss of the signed distance regressed from
+        ``feat``, over the labelled pixels."""
+        labels = self._stack_batch_gt(batch_data_samples)
+        distance = resize(
+            self.distance_regressor(feat),
+            size=labels.shape[2:],
+            mode='bilinear',
+            align_corners=self.align_corners).tanh()
+        target = signed_distance_maps(labels, self.ignore_index)
+        valid = (labels != self.ignore_index).float()
+        error = (distance - target).abs() * valid
+        return self.distance_loss_weight * error.sum() / valid.sum().clamp(
+            min=1)
 
     def reparameterize(self) -> None:
         """Drop the deep-supervision classifiers unless guided gates read
-        them.
+        them, and the distance regressor.
 
         The DESDConv blocks and bridges are folded by
         :func:`reparameterize_model`, which also calls this method.
         """
         if hasattr(self, 'aux_classifiers') and not self.guided_gates:
             del self.aux_classifiers
+        if hasattr(self, 'distance_regressor'):
+            del self.distance_regressor
