@@ -804,7 +804,7 @@ def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
                       [tiny_cfg, '--work-dir', tmp_path / 'empty',
                        '--device', 'cpu', '--resume'], capsys)
     assert 'no last_checkpoint' in text
-    assert not list((tmp_path / 'empty').iterdir())
+    assert not (tmp_path / 'empty').exists()
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     for device, message in (
             ('cuda', '--device cuda: CUDA is not available here; pass '
@@ -815,6 +815,36 @@ def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
                            '--device', device], capsys)
         assert text.strip() == f'ERROR: {message}'
         assert not (tmp_path / 'w').exists()
+
+
+def test_fast_train_refusal_creates_no_work_dir(fast_train_tool, tiny_cfg,
+                                                tmp_path, capsys):
+    """``--resume`` with a work dir that does not exist made it (empty)
+    before refusing; a refused second run left the work dir of the first.
+    Both are refused before any folder is made."""
+    missing = tmp_path / 'missing' / 'work'
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', missing, '--device', 'cpu',
+                       '--resume'], capsys)
+    assert text == f'ERROR: --resume: no last_checkpoint in {missing}\n'
+    assert not (tmp_path / 'missing').exists()
+    # Two runs: the second (seed 1) cannot resume either.
+    work = tmp_path / 'two'
+    text = _cli_error(fast_train_tool,
+                      [f'{tiny_cfg}@0,1', '--work-dir', work, '--device',
+                       'cpu', '--resume'], capsys)
+    assert text.startswith('ERROR: --resume: no last_checkpoint in ')
+    assert not work.exists()
+    # Without --resume: the second config's data root is missing.
+    other = tmp_path / 'other.py'
+    other.write_text(f"_base_ = '{tiny_cfg}'\n"
+                     "train_dataloader = dict(dataset=dict("
+                     f"data_root='{tmp_path / 'no_data'}'))\n")
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, other, '--work-dir', work, '--device',
+                       'cpu'], capsys)
+    assert 'no_data does not exist' in text
+    assert not work.exists()
 
 
 @pytest.mark.slow

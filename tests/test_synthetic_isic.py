@@ -25,6 +25,30 @@ FOLDERS_2017 = {
 }
 
 
+# Runs the generator's command line, stopping it with a signal when it
+# writes its 5th file.
+STOPPED_MIDWAY = '''
+import importlib.util, os, pathlib, signal, sys
+spec = importlib.util.spec_from_file_location('generator', sys.argv[1])
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+signum = getattr(signal, sys.argv[2])
+write_bytes = pathlib.Path.write_bytes
+written = []
+
+def write_then_stop(self, data):
+    written.append(self)
+    if len(written) == 5:
+        os.kill(os.getpid(), signum)
+    return write_bytes(self, data)
+
+pathlib.Path.write_bytes = write_then_stop
+sys.exit(tool.main(sys.argv[3:]))
+'''
+SMALL = ('--num-train', '3', '--num-val', '1', '--num-test', '1', '--size',
+         '16', '12')
+
+
 def _tree_bytes(root):
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
@@ -187,3 +211,64 @@ def test_a_negative_seed_is_refused_by_name(tmp_path):
     assert result.stderr == ('ERROR: --seed must be an integer from 0 to '
                              '2**32 - 1, got -1\n')
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('signame', ['SIGKILL', 'SIGTERM'])
+def test_a_run_stopped_midway_leaves_no_download(tmp_path, signame):
+    """The files were written in place: a run killed midway left a partial
+    download that the converter (and the synthetic fallback, which reuses
+    an existing raw folder) took for a complete one."""
+    out = tmp_path / 'raw'
+    proc = subprocess.Popen(
+        [sys.executable, '-c', STOPPED_MIDWAY, str(GENERATOR), signame,
+         str(out), *SMALL], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    _, stderr = proc.communicate(timeout=120)
+    assert not out.exists()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if signame == 'SIGKILL':
+        assert proc.returncode == -9
+        # Only the temporary folder, with the files written so far.
+        assert left == [f'raw.tmp-{proc.pid}'], left
+        assert len(_tree_bytes(tmp_path / left[0])) == 4
+    else:
+        assert proc.returncode == 128 + 15, stderr
+        assert stderr == 'ERROR: interrupted by SIGTERM; nothing written\n'
+        assert left == []
+    # The next run removes what a killed run left and writes the whole set.
+    result = _run_cli(out, *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['raw']
+    synthetic.generate(tmp_path / 'clean', num_train=3, num_val=1,
+                       num_test=1, size=(16, 12))
+    assert _tree_bytes(out) == _tree_bytes(tmp_path / 'clean')
+
+
+def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    """A full disk midway: no OUT, no temporary folder, and no parent
+    folder made for them."""
+    write_bytes = Path.write_bytes
+    written = []
+
+    def write_until_full(self, data):
+        written.append(self)
+        if len(written) == 5:
+            raise OSError(28, 'No space left on device', str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, 'write_bytes', write_until_full)
+    with pytest.raises(OSError, match='No space left'):
+        synthetic.generate(tmp_path / 'new' / 'raw', num_train=3,
+                           num_val=1, num_test=1, size=(16, 12))
+    assert len(written) == 5 and list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_holding_other_files_is_refused(tmp_path):
+    """The set is renamed into place as a whole, so OUT must be new or
+    empty; other files in it are named and kept."""
+    (tmp_path / 'notes.txt').write_text('keep me')
+    result = _run_cli(tmp_path, *SMALL)
+    assert result.returncode == 2
+    assert result.stderr == (f'ERROR: {tmp_path} is not empty (it holds '
+                             'notes.txt); choose an empty or new folder\n')
+    assert _tree_bytes(tmp_path) == {'notes.txt': b'keep me'}

@@ -255,6 +255,26 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
             bench.main([config, option, value])
 
 
+def test_benchmark_refuses_a_device_it_cannot_use(tmp_path):
+    """``--device cuda`` on a machine without CUDA ended in torch's
+    traceback once the model was built."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    config = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run(
+        [PY, 'tools/analysis_tools/benchmark.py', str(config), '--device',
+         'cuda', '--json'], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr == ('ERROR: --device cuda: CUDA is not available '
+                           'here; pass --device cpu\n')
+    assert proc.stdout == ''
+    bench = load_tool('analysis_tools/benchmark.py')
+    with pytest.raises(UserError, match='--device gpu: not a device; give '
+                       'cuda, cuda:N or cpu'):
+        bench.main([str(config), '--device', 'gpu'])
+
+
 def test_check_real_data_refuses_settings_it_would_not_follow(
         tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError

@@ -124,6 +124,39 @@ def test_train_with_a_seed_numpy_rejects_is_one_error_line(tmp_path, capsys):
     assert not work.exists()
 
 
+def test_test_show_without_a_visualization_hook_is_one_error_line(
+        tmp_path, capsys):
+    """``test.py --show-dir`` with a config without a visualization hook
+    ended in mmseg's RuntimeError traceback (a TypeError for a hook or a
+    visualizer set to None; ``--show`` without a visualizer showed nothing,
+    exit 0). Refused before the checkpoint is read or the work dir is
+    made."""
+    tool = load_tool('test.py')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    no_hook = tmp_path / 'no_hook.py'
+    no_hook.write_text(f"_base_ = '{DSNET}'\ndefault_hooks = dict(_delete_="
+                       "True, timer=dict(type='IterTimerHook'))\n")
+    work, show = tmp_path / 'work', tmp_path / 'show'
+    hook_hint = ("; add default_hooks = dict(visualization=dict(type="
+                 "'SegVisualizationHook')) to it\n")
+    for config, options, message in (
+            (no_hook, ['--show-dir', show], '--show-dir needs a '
+             f'visualization hook in default_hooks of {no_hook}{hook_hint}'),
+            (DSNET, ['--show', '--cfg-options',
+                     'default_hooks.visualization=None'], '--show needs a '
+             f'visualization hook in default_hooks of {DSNET}{hook_hint}'),
+            (DSNET, ['--show-dir', show, '--cfg-options', 'visualizer=None'],
+             f'--show-dir needs a visualizer in {DSNET}; add visualizer = '
+             "dict(type='SegLocalVisualizer', vis_backends=[dict(type="
+             "'LocalVisBackend')]) to it\n")):
+        code, err = run_cli(tool.main,
+                            [config, ckpt, '--work-dir', work] + options,
+                            capsys)
+        assert (code, err) == (2, f'ERROR: {message}')
+        assert not work.exists() and not show.exists()
+
+
 def test_reparameterize_outputs_follow_the_umask(tmp_path, capsys):
     tool = load_tool('deployment/reparameterize.py')
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')

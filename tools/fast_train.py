@@ -28,7 +28,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_model_builds,
                                 check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
-                                              RunSpec, training_device)
+                                              RunSpec, last_checkpoint_of,
+                                              training_device)
 from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 
@@ -145,8 +146,15 @@ def build_specs(args):
                 'data with tools/dataset_converters/isic.py, or set '
                 '--cfg-options data_root=... train_dataloader.dataset.'
                 'data_root=...)')
-        check_work_dir(work_dir)
+        if args.resume:
+            # Before check_work_dir makes the folder: a run that cannot
+            # resume leaves nothing behind.
+            last_checkpoint_of(work_dir)
         specs.append(RunSpec(cfg, path, seed, work_dir))
+    # Once every run has passed its checks, so that a refused second run
+    # leaves no work dir of the first.
+    for spec in specs:
+        check_work_dir(spec.work_dir)
     return specs
 
 

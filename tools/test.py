@@ -21,6 +21,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
+from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
@@ -79,20 +80,26 @@ def parse_args(argv=None):
 
 
 def trigger_visualization_hook(cfg, args):
-    default_hooks = cfg.default_hooks
-    if 'visualization' in default_hooks:
-        visualization_hook = default_hooks['visualization']
-        visualization_hook['draw'] = True
-        if args.show:
-            visualization_hook['show'] = True
-            visualization_hook['wait_time'] = args.wait_time
-        if args.show_dir:
-            visualizer = cfg.visualizer
-            visualizer['save_dir'] = args.show_dir
-    else:
-        raise RuntimeError(
-            'VisualizationHook must be included in default_hooks. '
-            'refer to usage "visualization=dict(type=\'VisualizationHook\')"')
+    option = '--show-dir' if args.show_dir else '--show'
+    # mmseg's tools/test.py refuses this too, with a traceback.
+    visualization_hook = (cfg.get('default_hooks') or {}).get('visualization')
+    if not isinstance(visualization_hook, dict):
+        raise UserError(
+            f'{option} needs a visualization hook in default_hooks of '
+            f'{args.config}; add default_hooks = dict(visualization='
+            "dict(type='SegVisualizationHook')) to it")
+    # Without one the runner's plain Visualizer draws nothing (exit 0).
+    if not isinstance(cfg.get('visualizer'), dict):
+        raise UserError(
+            f'{option} needs a visualizer in {args.config}; add visualizer '
+            "= dict(type='SegLocalVisualizer', vis_backends=[dict(type="
+            "'LocalVisBackend')]) to it")
+    visualization_hook['draw'] = True
+    if args.show:
+        visualization_hook['show'] = True
+        visualization_hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
     return cfg
 
 

@@ -64,3 +64,43 @@ def check_seed(seed, name: str = 'randomness.seed') -> None:
         from .errors import UserError
         raise UserError(f'{name} must be an integer from 0 to 2**32 - 1, '
                         f'got {seed!r}')
+
+
+def device_option(name, task: str = 'this tool', option: str = '--device'):
+    """The torch device a ``--device`` option names, refused before any work
+    when this machine cannot run there (torch fails only once a model or a
+    tensor is moved, with a traceback).
+
+    Args:
+        name (str | torch.device): ``'cuda'``, ``'cuda:N'`` or ``'cpu'``.
+        task (str): What runs on the device, for the message about another
+            kind of device. Default: ``'this tool'``.
+        option (str): The command-line option, for the messages.
+            Default: ``'--device'``.
+
+    Returns:
+        torch.device: The device.
+
+    Raises:
+        UserError: Not a device, neither CUDA nor CPU, CUDA not available,
+        or a CUDA index this machine does not have.
+    """
+    import torch
+
+    from .errors import UserError
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f'{option} {name}: not a device; give cuda, cuda:N '
+                        'or cpu') from None
+    if device.type not in ('cuda', 'cpu'):
+        raise UserError(f'{option} {name}: {task} runs on cuda or cpu')
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UserError(f'{option} {name}: CUDA is not available here; '
+                            f'pass {option} cpu')
+        if device.index is not None and \
+                device.index >= torch.cuda.device_count():
+            raise UserError(f'{option} {name}: this machine has '
+                            f'{torch.cuda.device_count()} CUDA device(s)')
+    return device

@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmseg_dsnet.analysis.benchmark import benchmark, compare_deploy
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
-from mmseg_dsnet.utils.cli import check_at_least, input_shape
+from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 
 def parse_args(argv=None):
@@ -72,6 +72,8 @@ def main(argv=None):
                    ('--warmup', args.warmup, 0), ('--repeat', args.repeat, 1),
                    ('--throughput-repeat', args.throughput_repeat, 1),
                    ('--threads', args.threads, 1))
+    # torch refuses a device only once the model is built and moved.
+    device = device_option(args.device, task='the benchmark')
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
@@ -80,7 +82,7 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
 
     def run(deploy):
-        return benchmark(cfg, args.checkpoint, args.device, shape,
+        return benchmark(cfg, args.checkpoint, device, shape,
                          args.batch_size, args.warmup, args.repeat,
                          args.throughput_repeat, args.threads, deploy,
                          args.channels_last, args.data)

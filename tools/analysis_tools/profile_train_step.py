@@ -22,7 +22,7 @@ from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
 from mmseg_dsnet.engine.preflight import check_input_file
-from mmseg_dsnet.utils.cli import check_at_least, input_shape
+from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
 #: The forms timed when --variants is not given.
@@ -82,10 +82,7 @@ def check_args(args):
     check_at_least(('--batch-size', args.batch_size, 1),
                    ('--steps', args.steps, 1), ('--top', args.top, 1))
     args.shape = input_shape(args.shape)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f'--device {args.device}: CUDA is not available '
-                        'here; pass --device cpu')
+    device = device_option(args.device, task='the profile')
     kind = 'cuda' if device.type == 'cuda' else 'cpu'
     args.variants = args.variants or DEFAULT_VARIANTS[kind]
     for variant in args.variants:

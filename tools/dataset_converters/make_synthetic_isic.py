@@ -8,6 +8,7 @@ Example::
     python tools/dataset_converters/isic.py data/raw data/synthetic_isic2017
 """
 import argparse
+import signal
 import sys
 
 from mmseg_dsnet.datasets.converters.synthetic_isic import generate
@@ -19,7 +20,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Write a synthetic ISIC Task 1 download (official '
         'folder or zip layout).')
-    parser.add_argument('out', help='output folder')
+    parser.add_argument(
+        'out',
+        help='new or empty output folder (written beside it, then renamed '
+        'into place)')
     parser.add_argument(
         '--year', type=int, default=2017, choices=[2016, 2017, 2018])
     parser.add_argument('--num-train', type=int, default=40)
@@ -54,9 +58,17 @@ def main(argv=None):
             seed=args.seed,
             as_zip=args.zip,
             verbose=True)
-    except (ValueError, FileExistsError, UserError) as error:
+    except (ValueError, OSError, UserError) as error:
+        # OSError: OUT in the way (FileExistsError), a full disk, no
+        # permission; the temporary folder is already gone.
         print(f'ERROR: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:
+        # Ctrl-C, SIGTERM or SIGHUP; the temporary folder is already gone.
+        signum = getattr(error, 'signum', signal.SIGINT)
+        print(f'ERROR: interrupted by {signal.Signals(signum).name}; nothing '
+              'written', file=sys.stderr)
+        return 128 + signum
     return 0
 
 

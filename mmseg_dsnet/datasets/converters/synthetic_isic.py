@@ -16,7 +16,10 @@ byte-identical files. Only numpy and OpenCV are used.
 
 The command line: ``tools/dataset_converters/make_synthetic_isic.py``.
 """
+import errno
 import math
+import os
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -24,8 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-# The official folder names are the converter's: one table for both.
-from .isic import OFFICIAL_FOLDERS
+# The official folder names are the converter's: one table for both; its
+# output is built beside OUT and renamed into place as this one is.
+from .isic import OFFICIAL_FOLDERS, _interrupt_on_signals, _remove_stale_tmp
 
 MASK_SUFFIX = {
     2016: '_Segmentation.png',
@@ -215,6 +219,40 @@ def _folder_files(year, splits, width, height, seed):
     return folders
 
 
+def _write_folders(root, folders, as_zip):
+    """Write :func:`_folder_files`' folders (or their zips) into ``root``;
+    returns the number of files."""
+    n_files = 0
+    for folder, files in folders.items():
+        if as_zip:
+            with zipfile.ZipFile(root / f'{folder}.zip', 'w',
+                                 zipfile.ZIP_DEFLATED) as archive:
+                for name, data in files:
+                    info = zipfile.ZipInfo(
+                        f'{folder}/{name}', date_time=ZIP_DATE_TIME)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, data)
+        else:
+            (root / folder).mkdir()
+            for name, data in files:
+                (root / folder / name).write_bytes(data)
+        n_files += len(files)
+    return n_files
+
+
+def _rename_into_place(tmp, real_out, out):
+    """Rename the finished ``tmp`` to ``real_out`` in one step (an empty
+    folder there is replaced)."""
+    try:
+        os.replace(tmp, real_out)
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise FileExistsError(f'{out} was filled while the set was written; '
+                              'not replaced') from None
+
+
 def generate(out,
              year=2017,
              num_train=40,
@@ -227,8 +265,9 @@ def generate(out,
     """Write a synthetic ISIC Task 1 download in the official layout.
 
     Args:
-        out (str | Path): Folder to write into; created if missing. It must
-            not already hold any of the folders or zips this call writes.
+        out (str | Path): A new or empty folder. The download is written
+            to ``OUT.tmp-PID`` beside it and renamed to ``out`` once
+            complete, so an interrupted call leaves no ``out``.
         year (int): 2017 or 2018 (or 2016, which has no validation set).
             Default: 2017.
         num_train (int): Training pairs. Default: 40.
@@ -272,26 +311,44 @@ def generate(out,
     if clashes:
         raise FileExistsError(f'{out} already holds {", ".join(clashes)}; '
                               'choose an empty or new folder')
+    # The set is renamed into place as a whole: OUT must be new or empty.
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held:
+        more = f', ... ({len(held) - 3} more)' if len(held) > 3 else ''
+        raise FileExistsError(f'{out} is not empty (it holds '
+                              f'{", ".join(held[:3])}{more}); choose an '
+                              'empty or new folder')
+    # A symlinked OUT is written where it points.
+    real_out = Path(os.path.realpath(out))
+    if real_out == Path.cwd():
+        raise ValueError(f'{out} is the current folder, which the finished '
+                         'set would replace; give a new folder')
 
     start = time.perf_counter()
     folders = _folder_files(year, splits, width, height, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    n_files = 0
-    for folder, files in folders.items():
-        if as_zip:
-            with zipfile.ZipFile(out / f'{folder}.zip', 'w',
-                                 zipfile.ZIP_DEFLATED) as archive:
-                for name, data in files:
-                    info = zipfile.ZipInfo(
-                        f'{folder}/{name}', date_time=ZIP_DATE_TIME)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    archive.writestr(info, data)
-        else:
-            (out / folder).mkdir()
-            for name, data in files:
-                (out / folder / name).write_bytes(data)
-        n_files += len(files)
+    log = print if verbose else (lambda *args, **kwargs: None)
+    # Built in OUT.tmp-PID beside OUT and renamed into place at the end, so
+    # that an interrupted run leaves no OUT that looks like a whole
+    # download (the converter and the synthetic fallback would take it).
+    tmp = real_out.parent / f'{real_out.name}.tmp-{os.getpid()}'
+    missing = [p for p in tmp.parents if not p.exists()]
+    _remove_stale_tmp(real_out, log)
+    # SIGTERM and SIGHUP clean up as Ctrl-C does; SIGKILL leaves tmp, which
+    # the next run removes.
+    with _interrupt_on_signals():
+        try:
+            tmp.mkdir(parents=True)
+            n_files = _write_folders(tmp, folders, as_zip)
+            _rename_into_place(tmp, real_out, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            # The parent folders made for tmp, innermost first.
+            for parent in missing:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+            raise
     seconds = time.perf_counter() - start
     summary = {
         'year': year,

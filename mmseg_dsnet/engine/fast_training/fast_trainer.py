@@ -14,6 +14,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import set_random_seed
 
 from ...datasets.synthetic_fallback import data_provenance
+from ...utils.cli import device_option
 from ...utils.fileio import atomic_write
 from .decoded_cache import DecodedImageCache, split_train_pipeline
 from .errors import FastTrainingError
@@ -75,9 +76,9 @@ def shared_training_setup(specs: Sequence[RunSpec]) -> dict:
 
 
 def training_device(name) -> torch.device:
-    """The device to train on, refused with a :class:`FastTrainingError`
-    when this machine cannot train there (the tool calls it before it makes
-    any work dir).
+    """The device to train on, refused with a
+    :class:`~mmseg_dsnet.utils.errors.UserError` when this machine cannot
+    train there (the tool calls it before it makes any work dir).
 
     Args:
         name (str | torch.device): ``'cuda'``, ``'cuda:N'`` or ``'cpu'``.
@@ -85,25 +86,33 @@ def training_device(name) -> torch.device:
     Returns:
         torch.device: The device.
     """
-    try:
-        device = torch.device(name)
-    except RuntimeError:
+    return device_option(name, task='fast training')
+
+
+def last_checkpoint_of(work_dir) -> str:
+    """The checkpoint ``--resume`` continues from: the one the
+    ``last_checkpoint`` file of ``work_dir`` names. Nothing is created (the
+    tool calls it before it makes the work dir).
+
+    Args:
+        work_dir (str): The work dir of a run.
+
+    Returns:
+        str: The checkpoint path.
+
+    Raises:
+        FastTrainingError: ``work_dir`` holds no ``last_checkpoint`` (or does
+            not exist), or it names a file that does not exist.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        raise FastTrainingError(f'--resume: no last_checkpoint in {work_dir}')
+    with open(pointer) as f:
+        path = f.read().strip()
+    if not osp.isfile(path):
         raise FastTrainingError(
-            f'--device {name}: not a device; give cuda, cuda:N or cpu'
-        ) from None
-    if device.type not in ('cuda', 'cpu'):
-        raise FastTrainingError(f'--device {name}: fast training runs on '
-                                'cuda or cpu')
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise FastTrainingError(f'--device {name}: CUDA is not '
-                                    'available here; pass --device cpu')
-        if device.index is not None and \
-                device.index >= torch.cuda.device_count():
-            raise FastTrainingError(
-                f'--device {name}: this machine has '
-                f'{torch.cuda.device_count()} CUDA device(s)')
-    return device
+            f'--resume: {pointer} names {path}, which does not exist')
+    return path
 
 
 class FastTrainer:
@@ -515,16 +524,7 @@ class FastTrainer:
         from ..checkpoint_match import check_checkpoint_matches
         points, epochs = {}, {}
         for spec in self.specs:
-            pointer = osp.join(spec.work_dir, 'last_checkpoint')
-            if not osp.isfile(pointer):
-                raise FastTrainingError(
-                    f'--resume: no last_checkpoint in {spec.work_dir}')
-            with open(pointer) as f:
-                path = f.read().strip()
-            if not osp.isfile(path):
-                raise FastTrainingError(
-                    f'--resume: {pointer} names {path}, which does not '
-                    'exist')
+            path = last_checkpoint_of(spec.work_dir)
             checkpoint = safe_torch_load(path, map_location='cpu')
             if 'optimizer' not in checkpoint:
                 raise FastTrainingError(
