@@ -2,9 +2,9 @@
 
 ``tools/infer.py`` skips images whose outputs already exist, so that a run
 can be continued. Without a record of the model behind those outputs, a
-second run with another checkpoint, threshold or ONNX file filled the same
-folder with its own masks beside the first model's, and nothing in the
-folder told them apart. Every output folder now holds ``model.json``
+second run with another checkpoint, threshold or ONNX file would fill the
+same folder with its own masks beside the first model's, and nothing in
+the folder would tell them apart. Every output folder holds ``model.json``
 (:data:`RECORD_NAME`) naming the model that wrote all of its masks and
 overlays; :func:`claim_output_folder` refuses a run that would mix two.
 """
