@@ -105,3 +105,19 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     assert wrong.returncode == 2, wrong.stderr
     assert wrong.stderr.strip().splitlines()[-1].startswith('ERROR:')
     assert not (tmp_path / 'x.pth').exists()
+
+
+def test_publish_model_checks_out_file_before_loading(tmp_path):
+    from conftest import REPO, load_tool
+
+    from mmseg_dsnet.engine.preflight import WorkDirError
+    publish = load_tool('misc/publish_model.py')
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    checkpoint = str(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth')
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    # A file in OUT_FILE's folder path: the write failed only after the
+    # checkpoint was loaded, with a traceback (FileExistsError).
+    with pytest.raises(WorkDirError, match='afile is a file, not a folder'):
+        publish.main([config, checkpoint, str(blocker / 'net.pth')])
+    assert os.listdir(tmp_path) == ['afile']

@@ -199,6 +199,36 @@ def test_get_flops_json_and_text():
     assert 'Flops: ' in text and 'Params: ' in text and '1 multiply-add' in text
 
 
+def test_get_flops_labels_and_refuses_cfg_options(capsys):
+    from mmseg_dsnet.engine.cli_errors import UserError
+    flops = load_tool('analysis_tools/get_flops.py')
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    # Only cfg.model is counted: a key outside it (the config's variables
+    # were resolved when it was read) printed the unchanged model's count.
+    for key in ('crop_size=(512,512)', 'modle.backbone.widths=[8]'):
+        with pytest.raises(UserError, match='only the model is counted'):
+            flops.main([dsnet, '--cfg-options', key])
+    # Overrides of the model are part of the result's label.
+    widths = '[16,32,48,64,80]'
+    capsys.readouterr()
+    flops.main([dsnet, '--shape', '64', '--json', '--cfg-options',
+                f'model.backbone.widths={widths}',
+                f'model.decode_head.in_channels={widths}'])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['cfg_options'] == {
+        'model.backbone.widths': [16, 32, 48, 64, 80],
+        'model.decode_head.in_channels': [16, 32, 48, 64, 80]}
+
+
+def test_get_flops_refuses_a_shape_the_model_cannot_take():
+    from mmseg_dsnet.engine.cli_errors import UserError
+    flops = load_tool('analysis_tools/get_flops.py')
+    # A size the network refuses (UNet: divisible by 16) was a traceback.
+    unet = str(REPO / 'configs/unet/unet-s5-d16_fcn_isic2017.py')
+    with pytest.raises(UserError, match='cannot take a 100x100 input'):
+        flops.main([unet, '--shape', '100', '--json'])
+
+
 @pytest.mark.slow
 def test_benchmark_json(trained):
     cfg, work_dir = trained

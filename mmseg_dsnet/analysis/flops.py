@@ -25,6 +25,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from ..models.utils import reparameterize_model
+from ..utils.errors import UserError
 
 CONVENTION = ('1 multiply-add = 1 FLOP (mmengine FlopAnalyzer, as thop); '
               'convs, linear, norms, upsampling counted; element-wise ops not')
@@ -32,14 +33,47 @@ CONVENTION = ('1 multiply-add = 1 FLOP (mmengine FlopAnalyzer, as thop); '
 WEIGHT_LAYER_OPS = ('conv', 'linear', 'matmul', 'bmm', 'einsum', 'addmm')
 
 
+# The size every shipped config runs at; a --shape the model refuses is told
+# from a model that fails at any size by a second try at it.
+PROBE_SHAPE = (256, 256)
+
+
+def _runs_at(model, shape):
+    try:
+        with torch.no_grad():
+            model(torch.randn(1, 3, *shape))
+    except Exception:  # noqa: BLE001  (any failure: the model does not run)
+        return False
+    return True
+
+
 def count(model, shape, show_table=False):
-    """FLOPs and params of ``model`` (eval mode) at input ``(1, 3, *shape)``."""
+    """FLOPs and params of ``model`` (eval mode) at input ``(1, 3, *shape)``.
+
+    Raises:
+        UserError: The model cannot take a ``shape`` input (e.g. mmseg's UNet
+            asserts a size divisible by its downsampling rate) but runs at
+            :data:`PROBE_SHAPE`; a model that fails there too keeps its
+            traceback (a bug, not the size).
+    """
     inputs = torch.randn(1, 3, *shape)
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, (inputs, ))
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
-        by_operator = analyzer.by_operator()
+        try:
+            by_operator = analyzer.by_operator()
+        except (AssertionError, RuntimeError, ValueError) as err:
+            if tuple(shape) == PROBE_SHAPE or not _runs_at(model,
+                                                           PROBE_SHAPE):
+                raise
+            reason = (str(err).strip().splitlines() or
+                      [type(err).__name__])[-1].rstrip('.')
+            raise UserError(
+                f'--shape {shape[0]} {shape[1]}: the model cannot take a '
+                f'{shape[0]}x{shape[1]} input ({reason}); give another '
+                '--shape (multiples of 32 suit the shipped configs)'
+            ) from err
         result = dict(
             flops=int(analyzer.total()),
             flops_weight_layers=int(
@@ -57,21 +91,42 @@ def build_model(cfg):
     return model
 
 
+def check_model_options(cfg_options):
+    """Refuse ``--cfg-options`` keys outside ``model``: only ``cfg.model`` is
+    counted, and the config's variables (``crop_size``, ``widths`` ...) were
+    resolved when it was read, so such a key would change nothing and the
+    figures of the unchanged model would be printed as if it had.
+
+    Raises:
+        UserError: Naming the first such key.
+    """
+    for key in cfg_options or {}:
+        if key != 'model' and not key.startswith('model.'):
+            raise UserError(
+                f'--cfg-options {key}: only the model is counted, so this '
+                'key would change nothing; set model.* keys (the input size '
+                'is --shape)')
+
+
 def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
     """Count the model as trained and, when it can be re-parameterised, as
     deployed.
 
     Returns:
         dict: ``flops``, ``params`` (raw numbers), ``input_shape``,
-        ``convention`` and, for re-parameterisable models, ``deploy`` with
-        the deployed model's ``flops`` and ``params``.
+        ``convention``, ``cfg_options`` (the overrides of the counted model,
+        only when some were given) and, for re-parameterisable models,
+        ``deploy`` with the deployed model's ``flops`` and ``params``.
     """
+    check_model_options(cfg_options)
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = build_model(cfg)
     result = count(model, shape, show_table)
     result.update(input_shape=list(shape), convention=CONVENTION)
+    if cfg_options:
+        result['cfg_options'] = dict(cfg_options)
     if any(hasattr(m, 'reparameterize') for m in model.modules()):
         dep = count(reparameterize_model(model), shape, show_table)
         result['deploy'] = dep

@@ -1,6 +1,10 @@
 """Count a model's FLOPs and parameters (replaces mmseg 1.2.2's get_flops.py).
 
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
+        [--cfg-options model.KEY=VALUE ...]
+
+``--cfg-options`` may change only ``model.*`` (nothing else is counted);
+the overrides are printed with the figures and kept in the JSON.
 
 One multiply-add counts as one FLOP (mmengine's analyzer, as thop); see
 :mod:`mmseg_dsnet.analysis.flops` for what is counted.
@@ -55,6 +59,8 @@ def main(argv=None):
         print('\n'.join(t for t in tables if t))
     print(f'{split_line}\nCompute type: direct: randomly generate a picture\n'
           f'Input shape: {shape}\n'
+          + (f'Config options: {result["cfg_options"]}\n'
+             if 'cfg_options' in result else '') +
           f'Flops: {result["flops"] / 1e9:.3f}G\n'
           f'Params: {result["params"] / 1e6:.3f}M\n'
           f'Flops of conv/linear/matmul only (the papers\' thop-style count): '

@@ -13,6 +13,7 @@ import os.path as osp
 
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
+from mmseg_dsnet.engine.preflight import check_output_file
 from mmseg_dsnet.utils.fileio import refuse_folder, refuse_same_file
 
 
@@ -35,6 +36,9 @@ def main(argv=None):
         if not osp.isfile(path):
             raise UserError(f'{what} file {path} does not exist')
     refuse_folder(args.out_file)
+    # A file in OUT_FILE's folder path failed the write only after the
+    # checkpoint was loaded, with a traceback.
+    check_output_file(args.out_file, 'OUT_FILE')
     # --force replaced the training checkpoint (optimizer state, meta)
     # with its bare weights.
     refuse_same_file((('the checkpoint', args.checkpoint),
