@@ -70,6 +70,10 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     done = subprocess.run(tool, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert sha256_of(str(out)) in done.stdout
+    # The metafile lists files relative to the repository root.
+    assert '  Config: configs/dsnet/dsnet_isic2017.py\n' in done.stdout
+    assert f'  Weights: (none: {out} is outside the repository' in \
+        done.stdout
     # Weights only: a plain mapping of tensors, no training metadata.
     state = torch.load(out, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())

@@ -197,6 +197,13 @@ def test_get_flops_json_and_text():
     text = run_tool('tools/analysis_tools/get_flops.py',
                     'configs/segformer/segformer_mit-b0_isic2017.py').stdout
     assert 'Flops: ' in text and 'Params: ' in text and '1 multiply-add' in text
+    # --json prints the JSON object alone: a table asked for beside it
+    # was dropped, exit 0.
+    both = run_tool('tools/analysis_tools/get_flops.py',
+                    'configs/segformer/segformer_mit-b0_isic2017.py',
+                    '--json', '--show-table', check=False)
+    assert both.returncode == 2 and not both.stdout
+    assert '--show-table prints text tables' in both.stderr
 
 
 def test_get_flops_labels_and_refuses_cfg_options(capsys):

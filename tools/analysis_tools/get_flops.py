@@ -40,7 +40,12 @@ def parse_args(argv=None):
         action=DictAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file.')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.json and args.show_table:
+        # The JSON object is all that --json prints: the table was dropped.
+        parser.error('--show-table prints text tables; it cannot go with '
+                     '--json')
+    return args
 
 
 def main(argv=None):

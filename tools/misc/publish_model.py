@@ -51,9 +51,18 @@ def main(argv=None):
     size_kb = os.path.getsize(args.out_file) / 1024
     print(f'Wrote {args.out_file} ({size_kb:.0f} KiB)')
     print(f'SHA256: {digest}')
+    # The metafile names files relative to the repository root; a path
+    # as typed (absolute, or from another folder) would not be found.
+    from mmseg_dsnet.utils.paths import REPO_ROOT
+    fields = {}
+    for field, path in (('Config', args.config), ('Weights', args.out_file)):
+        relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
+        fields[field] = None if relative.startswith(os.pardir) else relative
     print('metafile fields:')
-    print(f'  Config: {args.config}')
-    print(f'  Weights: {args.out_file}')
+    for field, path in (('Config', args.config), ('Weights', args.out_file)):
+        print(f'  {field}: ' + (fields[field] or
+                                f'(none: {path} is outside the repository '
+                                f'{REPO_ROOT}; the metafile lists files in it)'))
     print(f'  SHA256: {digest}')
 
 
