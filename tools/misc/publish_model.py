@@ -54,15 +54,13 @@ def main(argv=None):
     # The metafile names files relative to the repository root; a path
     # as typed (absolute, or from another folder) would not be found.
     from mmseg_dsnet.utils.paths import REPO_ROOT
-    fields = {}
-    for field, path in (('Config', args.config), ('Weights', args.out_file)):
-        relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
-        fields[field] = None if relative.startswith(os.pardir) else relative
     print('metafile fields:')
     for field, path in (('Config', args.config), ('Weights', args.out_file)):
-        print(f'  {field}: ' + (fields[field] or
-                                f'(none: {path} is outside the repository '
-                                f'{REPO_ROOT}; the metafile lists files in it)'))
+        relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
+        print(f'  {field}: ' + (
+            f'(none: {path} is outside the repository {REPO_ROOT}; the '
+            'metafile lists files in it)'
+            if relative.startswith(os.pardir) else relative))
     print(f'  SHA256: {digest}')
 
 
