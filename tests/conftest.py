@@ -2,9 +2,14 @@
 project's own converters, and a tiny-schedule config on it."""
 import hashlib
 import importlib.util
+import io
 import os
+import runpy
+import signal
 import subprocess
 import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -34,16 +39,110 @@ def load_tool(relpath):
     return module
 
 
+class ToolRun:
+    """What a tool's command line gave.
+
+    Args:
+        returncode (int): The exit status.
+        stdout (str): What it printed to stdout.
+        stderr (str): What it printed to stderr.
+    """
+
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.output = stdout + stderr
+
+
+def run_tool_process(script, *args, check=False):
+    """Run ``python script args`` from the repository root in a new process
+    (for what needs one: a training's logger, signals, a process group).
+
+    Args:
+        script (str | Path): The tool, absolute or relative to the
+            repository root.
+        check (bool): Fail the test, showing the tool's output, if the exit
+            status is not 0.
+    """
+    proc = subprocess.run([sys.executable, str(script), *map(str, args)],
+                          cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS='1'),
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{script} {args} failed:\n'
+                             f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+    return ToolRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_tool_in_process(script, *args, check=False):
+    """Run ``python script args`` from the repository root in this process:
+    the tool's ``__main__`` block runs with ``sys.argv`` set, its exit status
+    is taken from ``SystemExit`` (an uncaught exception: status 1 and the
+    traceback on stderr, as Python does) and stdout/stderr are captured.
+
+    The same command line as :func:`run_tool_process` without a Python
+    start-up and the imports of torch, mmengine and mmseg (seconds per run),
+    for tools that print their output; ``sys.argv``, the working directory
+    and the signal handlers are restored afterwards.
+
+    Args:
+        script (str | Path): The tool, absolute or relative to the
+            repository root.
+        check (bool): Fail the test, showing the tool's output, if the exit
+            status is not 0.
+    """
+    path = Path(script) if Path(script).is_absolute() else REPO / script
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    saved_handlers = {signum: signal.getsignal(signum)
+                      for signum in (signal.SIGINT, signal.SIGTERM,
+                                     signal.SIGHUP)}
+    sys.argv = [str(path), *map(str, args)]
+    os.chdir(REPO)
+    code = 0
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            try:
+                runpy.run_path(str(path), run_name='__main__')
+            except SystemExit as exit_:
+                code = exit_.code
+                if code is None:
+                    code = 0
+                elif not isinstance(code, int):
+                    print(code, file=sys.stderr)
+                    code = 1
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for signum, handler in saved_handlers.items():
+            signal.signal(signum, handler)
+    if check and code != 0:
+        raise AssertionError(f'{script} {args} failed:\n'
+                             f'{stdout.getvalue()[-3000:]}\n'
+                             f'{stderr.getvalue()[-3000:]}')
+    return ToolRun(code, stdout.getvalue(), stderr.getvalue())
+
+
 def run_converter(*args):
-    """Run the converter's command line; ``.output`` is stdout + stderr."""
-    result = subprocess.run(
-        [sys.executable, str(CONVERTER), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, OMP_NUM_THREADS='1'),
-        timeout=120)
-    result.output = result.stdout + result.stderr
-    return result
+    """Run the converter's command line (in this process)."""
+    return run_tool_in_process(CONVERTER, *args)
+
+
+def run_cli(main, argv, capsys):
+    """Run a tool's ``main`` as its command line does (user errors through
+    ``run_reporting_user_errors``); return (exit status, stderr)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+    capsys.readouterr()
+    try:
+        result = run_reporting_user_errors(
+            lambda: main([str(a) for a in argv]))
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
 
 
 def tree_hashes(root):

@@ -191,7 +191,7 @@ def test_plain_checkpoint_hook_is_untouched(tmp_path):
             backend='local')
 
 
-def test_every_config_saves_checkpoints_atomically():
+def test_every_config_saves_checkpoints_atomically_and_stops_its_workers():
     from mmengine.config import Config
     configs = sorted(p for p in (REPO / 'configs').rglob('*.py')
                      if '_base_' not in p.parts)
@@ -200,6 +200,8 @@ def test_every_config_saves_checkpoints_atomically():
         cfg = Config.fromfile(str(path))
         assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook', \
             path
+        hooks = [hook['type'] for hook in cfg.custom_hooks]
+        assert 'StopLoaderWorkersHook' in hooks, path
 
 
 def test_cpu_distributed_setup_without_a_launcher_does_nothing():

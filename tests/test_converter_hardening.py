@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONVERTER, run_converter, tree_hashes
+from conftest import CONVERTER, run_converter, run_tool_process, tree_hashes
 from PIL import Image
 
 from mmseg_dsnet import rgb_reader
@@ -316,7 +316,8 @@ def test_stale_tmp_folder_is_removed_by_the_next_run(tmp_path, leftovers):
     alive = tmp_path / f'out.tmp-{os.getpid()}'  # a run still going
     alive.mkdir()
 
-    result = run_converter(raw, out, '--workers', '1')
+    # In its own process: the folder above is this process's.
+    result = run_tool_process(CONVERTER, raw, out, '--workers', '1')
     assert result.returncode == 0, result.output
     assert f'removed {stale}' in result.stdout
     assert f'process {proc.pid} is gone' in result.stdout

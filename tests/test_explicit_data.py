@@ -4,27 +4,18 @@ synthetic fallback applies only when no data location is given and the
 default one is absent, metrics files say which data they were computed on,
 and leaderboard collect refuses synthetic runs."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, load_tool, make_lesion_checkpoint, write_tiny_config
+from conftest import (REPO, load_tool, make_lesion_checkpoint,
+                      run_tool_in_process, run_tool_process, write_tiny_config)
 
 from mmseg_dsnet.datasets import synthetic_fallback as fallback
 
-PY = sys.executable
 CONFIG = REPO / 'configs' / 'dsnet' / 'dsnet_isic2018.py'
 # Light test loader for the CPU.
 LIGHT_LOADER = ['test_dataloader.num_workers=0',
                 'test_dataloader.persistent_workers=False']
-
-
-def run_tool(*args):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([PY, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 def error_lines(proc):
@@ -60,10 +51,11 @@ def test_explicit_root_is_used_as_given(checkpoint, tiny_isic, tmp_path):
     # here; the old fallback replaced the given root by the synthetic set.
     assert not (REPO / 'data' / 'isic2018').exists()
     out = tmp_path / 'metrics.json'
-    proc = run_tool('tools/test.py', CONFIG, checkpoint, '--work-dir',
-                    tmp_path / 'w', '--metrics-out', out, '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_isic}',
-                    *LIGHT_LOADER)
+    proc = run_tool_process('tools/test.py', CONFIG, checkpoint, '--work-dir',
+                            tmp_path / 'w', '--metrics-out', out,
+                            '--cfg-options',
+                            f'test_dataloader.dataset.data_root={tiny_isic}',
+                            *LIGHT_LOADER)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'synthetic' not in proc.stdout.lower()
     record = json.loads(out.read_text())
@@ -79,9 +71,9 @@ def test_explicit_missing_root_is_an_error(tool, checkpoint, tmp_path):
     missing = tmp_path / 'no_such_isic'
     loader = 'test' if tool == 'test.py' else 'train'
     args = [checkpoint] if tool == 'test.py' else []
-    proc = run_tool(f'tools/{tool}', CONFIG, *args, '--work-dir',
-                    tmp_path / 'w', '--cfg-options',
-                    f'{loader}_dataloader.dataset.data_root={missing}')
+    proc = run_tool_in_process(
+        f'tools/{tool}', CONFIG, *args, '--work-dir', tmp_path / 'w',
+        '--cfg-options', f'{loader}_dataloader.dataset.data_root={missing}')
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = error_lines(proc)
     assert len(errors) == 1 and 'Traceback' not in proc.stderr
@@ -152,8 +144,9 @@ def test_leaderboard_collect_refuses_a_synthetic_run(tiny_isic, tmp_path):
         data_root='/x/synthetic', split_file='/x/s.txt', images=2,
         synthetic=True)))
     runs = tmp_path / 'runs'
-    proc = run_tool('tools/analysis_tools/leaderboard.py', 'collect', config,
-                    work_dir, '--no-benchmark', '--runs-dir', runs)
+    proc = run_tool_in_process('tools/analysis_tools/leaderboard.py',
+                               'collect', config, work_dir, '--no-benchmark',
+                               '--runs-dir', runs)
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = error_lines(proc)
     assert len(errors) == 1 and 'Traceback' not in proc.stderr
@@ -171,10 +164,10 @@ def test_unwritable_metrics_out_fails_before_evaluating(
         (tmp_path / 'file').write_text('x')
         out = tmp_path / 'file' / 'metrics.json'
     work_dir = tmp_path / 'w'
-    proc = run_tool('tools/test.py', CONFIG, checkpoint, '--work-dir',
-                    work_dir, '--metrics-out', out, '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_isic}',
-                    *LIGHT_LOADER)
+    proc = run_tool_in_process(
+        'tools/test.py', CONFIG, checkpoint, '--work-dir', work_dir,
+        '--metrics-out', out, '--cfg-options',
+        f'test_dataloader.dataset.data_root={tiny_isic}', *LIGHT_LOADER)
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = error_lines(proc)
     assert len(errors) == 1 and 'Traceback' not in proc.stderr

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, write_tiny_config
+from conftest import REPO, load_tool, run_cli, write_tiny_config
 
 # (fault, what the user sees, what is kept, test that proves it)
 FAULTS = [
@@ -303,19 +303,6 @@ def tools():
                 reparameterize=load_tool('deployment/reparameterize.py'))
 
 
-def run_cli(tool, argv, capsys):
-    """Run a tool's ``main`` as its command line does; return (exit status,
-    stderr)."""
-    from mmseg_dsnet.engine import run_reporting_user_errors
-    capsys.readouterr()
-    try:
-        run_reporting_user_errors(lambda: tool.main([str(a) for a in argv]))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
 def train_argv(cfg, work_dir, *cfg_options, extra=()):
     return [cfg, '--work-dir', work_dir, '--no-synthetic-fallback', *extra,
             '--cfg-options', f'experiment_name=fault_{uuid.uuid4().hex[:8]}',
@@ -373,7 +360,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(EpochBasedTrainLoop, 'run_iter', poisoning_run_iter)
     work_dir = tmp_path / 'work'
-    code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
+    code, err = run_cli(tools['train'].main, train_argv(cfg, work_dir), capsys)
     assert code == 2
     assert 'ERROR: Non-finite loss at epoch 2, iteration 2/3' in err, err
     assert '(global iteration 5)' in err and 'loss=nan' in err
@@ -423,7 +410,7 @@ def test_corrupt_image_during_training_stops_with_its_path(
 
     monkeypatch.setattr(EpochBasedTrainLoop, 'run_epoch', corrupting_run_epoch)
     work_dir = tmp_path / 'work'
-    code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
+    code, err = run_cli(tools['train'].main, train_argv(cfg, work_dir), capsys)
     assert code == 2
     assert f'ERROR: Bad image file {image}: truncated or corrupt' in err, err
     assert "on_bad_sample='skip'" in err
@@ -454,7 +441,7 @@ def test_bad_masks_are_reported_at_load(base, bad_data, tools, tmp_path,
     data, bad = bad_data
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
     work_dir = tmp_path / 'work'
-    code, err = run_cli(tools['train'], train_argv(cfg, work_dir), capsys)
+    code, err = run_cli(tools['train'].main, train_argv(cfg, work_dir), capsys)
     assert code == 2
     assert '2 bad files among the samples of' in err, err
     assert f'{bad["truncated"]}: truncated or corrupt' in err
@@ -488,7 +475,7 @@ def test_bad_samples_are_skipped_and_counted_each_epoch(
     data, bad = bad_data
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
     work_dir = tmp_path / 'work'
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, 'train_dataloader.dataset.on_bad_sample=skip'), capsys)
     assert code == 0, err
     log = run_log(work_dir)
@@ -519,7 +506,7 @@ def test_unconverted_mask_is_refused_with_the_converter_command(
     mask = data / 'masks' / f'{train_names(data)[2]}.png'
     make_mask(mask, [255])  # the official 0/255 format
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
-    code, err = run_cli(tools['train'], train_argv(cfg, tmp_path / 'w'),
+    code, err = run_cli(tools['train'].main, train_argv(cfg, tmp_path / 'w'),
                         capsys)
     assert code == 2
     assert f'{mask}: values {{0, 255}}: an unconverted 0/255 mask' in err
@@ -573,12 +560,12 @@ def test_empty_or_missing_split_is_reported(base, tools, tmp_path, capsys):
     split = data / 'splits' / 'lightweight_train.txt'
     split.write_text('\n')
     cfg = write_tiny_config(tmp_path / 'tiny.py', data)
-    code, err = run_cli(tools['train'], train_argv(cfg, tmp_path / 'w'),
+    code, err = run_cli(tools['train'].main, train_argv(cfg, tmp_path / 'w'),
                         capsys)
     assert code == 2
     assert f'ERROR: ISIC2018Dataset: no samples in {split}' in err, err
     (data / 'splits' / 'lightweight_test.txt').unlink()
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, tmp_path / 'w', 'train_dataloader.dataset.ann_file='
         'splits/official_train.txt'), capsys)
     assert code == 2
@@ -604,7 +591,7 @@ def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
                                    message):
     _, _, cfg = base
     work_dir = tmp_path / 'work'
-    code, err = run_cli(tools['train'], train_argv(cfg, work_dir, option),
+    code, err = run_cli(tools['train'].main, train_argv(cfg, work_dir, option),
                         capsys)
     assert code == 2
     assert err.startswith('ERROR: ') and message in err, err
@@ -619,7 +606,7 @@ def test_test_tool_refuses_a_bad_model_argument_before_the_runner(
     argv = [cfg, trained_checkpoint, '--work-dir', work_dir,
             '--no-synthetic-fallback', '--cfg-options',
             'model.backbone.stem_stride=3']
-    code, err = run_cli(tools['test'], argv, capsys)
+    code, err = run_cli(tools['test'].main, argv, capsys)
     assert code == 2 and 'ERROR: ' in err and \
         'stem_stride must be 1 or 2, got 3' in err, err
     assert not work_dir.exists()
@@ -631,19 +618,19 @@ def test_threshold_mismatch_is_reported(base, tools, trained_checkpoint,
     work_dir = tmp_path / 'work'
     expected = ('ERROR: the decode head calls lesion above probability 0.4 '
                 'but {} (LesionMetric) above 0.5')
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, 'model.decode_head.threshold=0.4'), capsys)
     assert code == 2 and expected.format('val_evaluator') in err, err
     assert not list(work_dir.glob('*.pth'))
     argv = [cfg, trained_checkpoint, '--work-dir', work_dir,
             '--no-synthetic-fallback', '--cfg-options',
             'model.decode_head.threshold=0.4']
-    code, err = run_cli(tools['test'], argv, capsys)
+    code, err = run_cli(tools['test'].main, argv, capsys)
     assert code == 2 and expected.format('test_evaluator') in err, err
     assert 'test_evaluator.threshold=T' in err
     assert not (work_dir / 'test_metrics.json').exists()
     # Both set: the figures are of the masks the model outputs.
-    code, err = run_cli(tools['test'], argv + ['test_evaluator.threshold=0.4'],
+    code, err = run_cli(tools['test'].main, argv + ['test_evaluator.threshold=0.4'],
                         capsys)
     assert code == 0, err
     assert (work_dir / 'test_metrics.json').is_file()
@@ -659,19 +646,19 @@ def test_wrong_num_classes_is_reported(base, tools, trained_checkpoint,
                                        tmp_path, capsys):
     _, _, cfg = base
     work_dir = tmp_path / 'work'
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, 'model.decode_head.num_classes=3'), capsys)
     assert code == 2
     assert ('ERROR: model.decode_head.num_classes=3 but the training dataset'
             ' ISIC2018Dataset has 2 classes') in err, err
     # Refused from the config, before the runner makes its run folder.
     assert not work_dir.exists()
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, 'model.decode_head.out_channels=3'), capsys)
     assert code == 2
     assert 'out_channels' in err and 'num_classes' in err, err
     # Classes given as the dataset's metainfo count as the dataset's.
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir,
         'train_dataloader.dataset.metainfo.classes=[skin,lesion,hair]'),
         capsys)
@@ -680,7 +667,7 @@ def test_wrong_num_classes_is_reported(base, tools, trained_checkpoint,
     argv = [cfg, trained_checkpoint, '--work-dir', work_dir,
             '--no-synthetic-fallback', '--cfg-options',
             'model.decode_head.num_classes=3']
-    code, err = run_cli(tools['test'], argv, capsys)
+    code, err = run_cli(tools['test'].main, argv, capsys)
     assert code == 2 and ('ERROR: model.decode_head.num_classes=3 but the '
                           'test dataset ISIC2018Dataset') in err, err
     assert not work_dir.exists()
@@ -712,7 +699,7 @@ def test_unwritable_work_dir_is_reported(base, tools, tmp_path, capsys):
     _, _, cfg = base
     blocker = tmp_path / 'afile'
     blocker.write_text('not a folder')
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, blocker / 'sub'), capsys)
     assert code == 2
     assert (f'ERROR: Cannot write to the work dir {blocker / "sub"}: '
@@ -749,11 +736,11 @@ def test_malicious_checkpoint_is_refused_everywhere(
             argv = train_argv(cfg, work_dir, extra=['--resume'])
         else:
             argv = train_argv(cfg, work_dir, f'load_from={evil}')
-        code, err = run_cli(tools['train'], argv, capsys)
+        code, err = run_cli(tools['train'].main, argv, capsys)
         assert code == 2 and f'ERROR: {refusal}' in err, err
         assert 'GLOBAL' in err and 'makedirs' in err
     elif entry == 'test':
-        code, err = run_cli(tools['test'], [
+        code, err = run_cli(tools['test'].main, [
             cfg, evil, '--work-dir', tmp_path / 'test', '--cfg-options',
             f'experiment_name=fault_{uuid.uuid4().hex[:8]}'], capsys)
         assert code == 2 and f'ERROR: {refusal}' in err, err

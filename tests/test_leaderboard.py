@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_tool, write_tiny_config
+from conftest import (REPO, load_tool, run_tool_in_process, run_tool_process,
+                      write_tiny_config)
 
 from mmseg_dsnet.leaderboard import table
 
@@ -33,16 +34,6 @@ Text after the block.
 '''
 
 
-def run_tool(*args, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([PY, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
-                             f'{proc.stderr[-3000:]}')
-    return proc
-
-
 def scalar_lines(work_dir):
     path, = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
     with open(path) as f:
@@ -61,8 +52,9 @@ def board(tiny_isic, tmp_path_factory):
         [PY, 'tools/train.py', str(cfg), '--work-dir', str(seed1),
          '--cfg-options', 'randomness.seed=1'], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    run_tool('tools/train.py', cfg, '--work-dir', seed0)
-    run_tool('tools/test.py', cfg, seed0 / 'epoch_2.pth', '--work-dir', seed0)
+    run_tool_process('tools/train.py', cfg, '--work-dir', seed0, check=True)
+    run_tool_process('tools/test.py', cfg, seed0 / 'epoch_2.pth',
+                     '--work-dir', seed0, check=True)
     log = second.communicate(timeout=600)[0]
     assert second.returncode == 0, log[-3000:]
     lb = load_tool('analysis_tools/leaderboard.py')
@@ -216,13 +208,13 @@ def test_readme_check_passes_then_fails_after_an_edit(board):
     json_path = board['paths']['json']
     check = [LEADERBOARD, 'check', '--readme', readme, '--leaderboard',
              json_path]
-    assert run_tool(*check).returncode == 0
+    assert run_tool_in_process(*check).returncode == 0
     dsc = board['board']['measured'][0]['dsc']
     shown = f'{dsc["mean"]:.2f} ± {dsc["std"]:.2f}'
     assert shown in text
     altered = f'{dsc["mean"] + 0.5:.2f} ± {dsc["std"]:.2f}'
     readme.write_text(text.replace(shown, altered, 1))
-    proc = run_tool(*check, check=False)
+    proc = run_tool_in_process(*check)
     assert proc.returncode == 1
     assert 'column DSC' in proc.stderr and altered in proc.stderr
     # A published figure edited by hand is caught too.
@@ -465,7 +457,7 @@ def test_build_refuses_records_their_config_no_longer_builds(board, tmp_path):
     shutil.rmtree(out)
     config.write_text(f"_base_ = ['{board['cfg']}']\n"
                       'model = dict(decode_head=dict(use_gate=False))\n')
-    proc = run_tool(LEADERBOARD, *build, check=False)
+    proc = run_tool_in_process(LEADERBOARD, *build)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines()
               if line.startswith('ERROR:')]
@@ -497,9 +489,9 @@ def test_one_row_never_mixes_models(board, tmp_path):
     other['model_config']['decode_head']['use_gate'] = False
     (runs / 'no_gate_seed7.json').write_text(json.dumps(other))
     out = tmp_path / 'results'
-    proc = run_tool(LEADERBOARD, 'build', '--runs',
-                    *sorted(map(str, runs.glob('*.json'))), '--out-dir',
-                    str(out), '--no-plot', check=False)
+    proc = run_tool_in_process(LEADERBOARD, 'build', '--runs',
+                               *sorted(map(str, runs.glob('*.json'))),
+                               '--out-dir', str(out), '--no-plot')
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
         'ERROR: the row dsnet (ISIC 2018, lightweight, tiny test schedule) '
@@ -512,7 +504,7 @@ def test_one_row_never_mixes_models(board, tmp_path):
     held = runs / record['record_file']
     held.write_text(json.dumps(dict(other, seed=0)))
     before = held.read_bytes()
-    proc = run_tool(LEADERBOARD, *collect, '--overwrite', check=False)
+    proc = run_tool_in_process(LEADERBOARD, *collect, '--overwrite')
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
         f'ERROR: {held} holds a run of another model ({ungated}, collected '
@@ -540,7 +532,7 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
     collect = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
                '--schedule', 'tiny test schedule', '--runs-dir', str(runs),
                '--no-benchmark']
-    proc = run_tool(LEADERBOARD, *collect)
+    proc = run_tool_in_process(LEADERBOARD, *collect, check=True)
     assert 'left out 1 earlier training run(s) in the work dir ' \
         '(20000101_000000/20000101_000000.log)' in proc.stderr
     record = json.loads(next(runs.glob('*.json')).read_text())
@@ -552,7 +544,7 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
     shutil.rmtree(runs)
     metrics = work / 'test_metrics.json'
     os.utime(metrics, (0, 0))
-    proc = run_tool(LEADERBOARD, *collect, check=False)
+    proc = run_tool_in_process(LEADERBOARD, *collect)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
         f'ERROR: {work}: the test metrics (test_metrics.json) were written '

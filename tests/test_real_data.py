@@ -11,9 +11,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     reason=f'real ISIC 2017 set not found at {SHARED_ISIC2017}')]
 
 
-def test_real_isic2017_converts_and_trains(tmp_path):
-    root = tmp_path / 'isic2017'
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory):
+    """The real ISIC 2017 set, converted once for this file's tests."""
+    root = tmp_path_factory.mktemp('real') / 'isic2017'
     convert(str(SHARED_ISIC2017), str(root), year=2017, seed=0)
+    return root
+
+
+def test_real_isic2017_converts_and_trains(converted, tmp_path):
+    root = converted
     count = {
         name: len((root / 'splits' / f'{name}.txt').read_text().split())
         for name in ('official_train', 'official_val', 'official_test',
@@ -37,9 +44,9 @@ def test_real_isic2017_converts_and_trains(tmp_path):
         assert 0.0 <= metrics[key] <= 100.0
 
 
-def test_design_runs_train_and_judge_inside_the_training_split(tmp_path):
-    root = tmp_path / 'isic2017'
-    convert(str(SHARED_ISIC2017), str(root), year=2017, seed=0)
+def test_design_runs_train_and_judge_inside_the_training_split(
+        converted, tmp_path):
+    root = converted
 
     def ids(name):
         return set((root / 'splits' / f'{name}.txt').read_text().split())

@@ -50,12 +50,9 @@ def test_refuses_a_missing_file_or_entry(tmp_path):
 
 
 def test_publish_model_writes_weights_that_load_strictly(tmp_path):
-    import subprocess
-    import sys
-
     import numpy as np
     import torch
-    from conftest import REPO, make_lesion_checkpoint
+    from conftest import REPO, make_lesion_checkpoint, run_tool_in_process
 
     from mmseg_dsnet.deploy.deployable import build_segmentor
     config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
@@ -65,9 +62,8 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     make_lesion_checkpoint(config, trained, image,
                            meta=dict(note='training'))
     out = tmp_path / 'release' / 'net.pth'
-    tool = [sys.executable, str(REPO / 'tools' / 'misc' / 'publish_model.py'),
-            config, str(trained), str(out)]
-    done = subprocess.run(tool, capture_output=True, text=True, cwd=REPO)
+    tool = ['tools/misc/publish_model.py', config, str(trained), str(out)]
+    done = run_tool_in_process(*tool)
     assert done.returncode == 0, done.stderr
     assert sha256_of(str(out)) in done.stdout
     # The metafile lists files relative to the repository root.
@@ -85,27 +81,23 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     assert torch.equal(a, b)
     # An existing file is kept; a checkpoint of another model is refused.
     before = out.read_bytes()
-    again = subprocess.run(tool, capture_output=True, text=True, cwd=REPO)
+    again = run_tool_in_process(*tool)
     assert again.returncode == 2 and 'exists' in again.stderr
     assert out.read_bytes() == before
-    folder = subprocess.run(tool[:-1] + [str(out.parent), '--force'],
-                            capture_output=True, text=True, cwd=REPO)
+    folder = run_tool_in_process(*tool[:-1], out.parent, '--force')
     assert folder.returncode == 2 and 'is a folder' in folder.stderr
     assert os.listdir(out.parent) == ['net.pth']
     # --force with the checkpoint as OUT_FILE replaced the training
     # checkpoint (optimizer state, meta) with its bare weights.
     trained_bytes = trained.read_bytes()
-    itself = subprocess.run(tool[:-1] + [str(trained), '--force'],
-                            capture_output=True, text=True, cwd=REPO)
+    itself = run_tool_in_process(*tool[:-1], trained, '--force')
     assert itself.returncode == 2
     assert itself.stderr.strip() == (
         f'ERROR: the checkpoint and OUT_FILE are the same file, {trained}; '
         'write the weights to another file')
     assert trained.read_bytes() == trained_bytes
     other = str(REPO / 'configs' / 'egeunet' / 'egeunet_isic2017.py')
-    wrong = subprocess.run(tool[:2] + [other, str(trained),
-                                       str(tmp_path / 'x.pth')],
-                           capture_output=True, text=True, cwd=REPO)
+    wrong = run_tool_in_process(tool[0], other, trained, tmp_path / 'x.pth')
     assert wrong.returncode == 2, wrong.stderr
     assert wrong.stderr.strip().splitlines()[-1].startswith('ERROR:')
     assert not (tmp_path / 'x.pth').exists()

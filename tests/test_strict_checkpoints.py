@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import torch
-from conftest import REPO, load_tool, write_tiny_config
+from conftest import REPO, load_tool, run_cli, write_tiny_config
 
 NOT_CHECKPOINTS = {
     'lfs': ('version https://git-lfs.github.com/spec/v1\n'
@@ -37,20 +37,6 @@ def tools():
         train=load_tool('train.py'), test=load_tool('test.py'),
         reparameterize=load_tool('deployment/reparameterize.py'),
         benchmark=load_tool('analysis_tools/benchmark.py'))
-
-
-def run_cli(tool, argv, capsys):
-    """Run a tool's ``main`` as its command line does; return (exit status,
-    stderr)."""
-    from mmseg_dsnet.engine import run_reporting_user_errors
-    capsys.readouterr()
-    try:
-        result = run_reporting_user_errors(
-            lambda: tool.main([str(a) for a in argv]))
-        code = result if isinstance(result, int) else 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def random_checkpoint(config, path, keep=None):
@@ -110,7 +96,7 @@ def assert_one_short_error(err, *parts):
 def test_test_tool_refuses_a_checkpoint_of_another_model(
         setup, tools, tmp_path, capsys):
     cfg, work_dir = setup['cfg'], tmp_path / 'test'
-    code, err = run_cli(tools['test'], eval_argv(
+    code, err = run_cli(tools['test'].main, eval_argv(
         cfg, setup['egeunet'], work_dir), capsys)
     assert code == 2
     line = assert_one_short_error(
@@ -122,7 +108,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(
     assert len(line) < 2000, len(line)
     assert not (work_dir / 'test_metrics.json').exists()
     # The matching checkpoint is evaluated (the check is not just strict).
-    code, err = run_cli(tools['test'], eval_argv(
+    code, err = run_cli(tools['test'].main, eval_argv(
         cfg, setup['dsnet'], work_dir), capsys)
     assert code == 0, err
     assert (work_dir / 'test_metrics.json').is_file()
@@ -132,7 +118,7 @@ def test_train_refuses_a_wrong_load_from_or_resume_checkpoint(
         setup, tools, tmp_path, capsys):
     cfg = setup['cfg']
     work_dir = tmp_path / 'load_from'
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, f'load_from={setup["egeunet"]}'), capsys)
     assert code == 2
     assert_one_short_error(
@@ -145,7 +131,7 @@ def test_train_refuses_a_wrong_load_from_or_resume_checkpoint(
     wrong = work_dir / 'epoch_1.pth'
     wrong.write_bytes(setup['egeunet'].read_bytes())
     (work_dir / 'last_checkpoint').write_text(str(wrong))
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, extra=['--resume']), capsys)
     assert code == 2
     assert_one_short_error(err, f'Checkpoint {wrong} does not match')
@@ -158,7 +144,7 @@ def test_partial_checkpoint_loads_only_when_asked(setup, tools, tmp_path,
     from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
                                                      load_checkpoint_strictly)
     cfg, backbone = setup['cfg'], setup['backbone']
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, tmp_path / 'strict', f'load_from={backbone}'), capsys)
     assert code == 2
     assert_one_short_error(err, 'missing keys (decode_head.',
@@ -166,12 +152,12 @@ def test_partial_checkpoint_loads_only_when_asked(setup, tools, tmp_path,
     assert 'unexpected keys' not in err
     # On purpose: the flag, or the config setting.
     work_dir = tmp_path / 'partial'
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, f'load_from={backbone}',
         extra=['--partial-checkpoint']), capsys)
     assert code == 0, err
     assert (work_dir / 'epoch_1.pth').is_file()
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, tmp_path / 'setting', f'load_from={backbone}',
         'load_from_strict=False'), capsys)
     assert code == 0, err
@@ -201,7 +187,7 @@ def test_reparameterize_refuses_a_checkpoint_of_another_variant(
                              tmp_path / 'dsnet_full.pth')
     out_dir = tmp_path / 'deploy'
     config = REPO / 'configs/dsnet' / config
-    code, err = run_cli(tools['reparameterize'],
+    code, err = run_cli(tools['reparameterize'].main,
                         [config, full, out_dir / 'deploy.pth'], capsys)
     assert code == 2
     assert_one_short_error(
@@ -209,7 +195,7 @@ def test_reparameterize_refuses_a_checkpoint_of_another_variant(
         'unexpected keys (', 'Give the training config')
     assert not out_dir.exists() or not list(out_dir.iterdir())
     # The same checkpoint with its own config is re-parameterised.
-    code, err = run_cli(tools['reparameterize'], [
+    code, err = run_cli(tools['reparameterize'].main, [
         REPO / 'configs/dsnet/dsnet_isic2017.py', full,
         out_dir / 'deploy.pth', '--shape', '64', '64'], capsys)
     assert code == 0, err
@@ -228,16 +214,16 @@ def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
         fake.write_text(content)
     cfg = setup['cfg']
     expected = f'ERROR: Checkpoint {fake} {says}'
-    code, err = run_cli(tools['test'], eval_argv(cfg, fake, tmp_path / 't'),
+    code, err = run_cli(tools['test'].main, eval_argv(cfg, fake, tmp_path / 't'),
                         capsys)
     assert code == 2
     assert_one_short_error(err, expected)
     assert 'arbitrary code' not in err
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, tmp_path / 'w', f'load_from={fake}'), capsys)
     assert code == 2
     assert_one_short_error(err, expected)
-    code, err = run_cli(tools['reparameterize'],
+    code, err = run_cli(tools['reparameterize'].main,
                         [cfg, fake, tmp_path / 'd' / 'deploy.pth'], capsys)
     assert code == 2
     assert_one_short_error(err, expected)
@@ -259,13 +245,13 @@ def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
 def test_missing_checkpoint_file_is_one_line(setup, tools, tmp_path, capsys):
     cfg, missing = setup['cfg'], tmp_path / 'nope.pth'
     work_dir = tmp_path / 'test'
-    code, err = run_cli(tools['test'], eval_argv(cfg, missing, work_dir),
+    code, err = run_cli(tools['test'].main, eval_argv(cfg, missing, work_dir),
                         capsys)
     assert code == 2
     assert_one_short_error(err, f'ERROR: checkpoint {missing} does not exist')
     assert not work_dir.exists()  # before anything else ran
     work_dir = tmp_path / 'train'
-    code, err = run_cli(tools['train'], train_argv(
+    code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, f'load_from={missing}'), capsys)
     assert code == 2
     assert_one_short_error(err, f'ERROR: checkpoint {missing} does not exist')
@@ -278,7 +264,7 @@ def test_config_typo_is_one_line(setup, tools, tmp_path, capsys):
             ('train', [typo, '--work-dir', tmp_path / 'w']),
             ('test', [typo, setup['dsnet'], '--work-dir', tmp_path / 'w']),
             ('benchmark', [typo, setup['dsnet']])):
-        code, err = run_cli(tools[tool], argv, capsys)
+        code, err = run_cli(tools[tool].main, argv, capsys)
         assert code == 2, tool
         assert_one_short_error(err,
                                f'ERROR: config file {typo} does not exist')

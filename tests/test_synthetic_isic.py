@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_tool_in_process
 from PIL import Image
 
 from mmseg_dsnet.datasets.converters import synthetic_isic as synthetic
@@ -57,13 +58,7 @@ def _tree_bytes(root):
 
 
 def _run_cli(*args):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run(
-        [sys.executable, str(GENERATOR), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120)
+    return run_tool_in_process(GENERATOR, *args)
 
 
 def _pairs(root, year=2017):

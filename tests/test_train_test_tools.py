@@ -7,9 +7,11 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, load_tool, write_tiny_config
+from conftest import REPO, load_tool, run_tool_in_process, write_tiny_config
 
 PY = sys.executable
+GET_FLOPS = 'tools/analysis_tools/get_flops.py'
+SEGFORMER = 'configs/segformer/segformer_mit-b0_isic2017.py'
 
 
 def run_tool(*args, check=True):
@@ -187,21 +189,17 @@ def test_checkpoint_loads_with_weights_only(trained):
 
 
 def test_get_flops_json_and_text():
-    proc = run_tool('tools/analysis_tools/get_flops.py',
-                    'configs/segformer/segformer_mit-b0_isic2017.py',
-                    '--shape', '256', '256', '--json')
+    proc = run_tool_in_process(GET_FLOPS, SEGFORMER, '--shape', '256', '256',
+                               '--json', check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     # SegFormer-B0 with a 2-class head: ~3.7 M parameters.
     assert 3.5e6 < result['params'] < 3.9e6
     assert result['flops'] > 1e9
-    text = run_tool('tools/analysis_tools/get_flops.py',
-                    'configs/segformer/segformer_mit-b0_isic2017.py').stdout
+    text = run_tool_in_process(GET_FLOPS, SEGFORMER, check=True).stdout
     assert 'Flops: ' in text and 'Params: ' in text and '1 multiply-add' in text
     # --json prints the JSON object alone: a table asked for beside it
     # was dropped, exit 0.
-    both = run_tool('tools/analysis_tools/get_flops.py',
-                    'configs/segformer/segformer_mit-b0_isic2017.py',
-                    '--json', '--show-table', check=False)
+    both = run_tool_in_process(GET_FLOPS, SEGFORMER, '--json', '--show-table')
     assert both.returncode == 2 and not both.stdout
     assert '--show-table prints text tables' in both.stderr
 

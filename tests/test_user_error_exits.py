@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, run_cli
 
 DSNET = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
 MODEL_CONFIGS = [
@@ -18,20 +18,6 @@ MODEL_CONFIGS = [
     'configs/egeunet/egeunet_isic2017.py',
     'configs/malunet/malunet_isic2017.py'
 ]
-
-
-def run_cli(main, argv, capsys):
-    """Run a tool's ``main`` as its command line does (user errors through
-    ``run_reporting_user_errors``); return (exit status, stderr)."""
-    from mmseg_dsnet.engine import run_reporting_user_errors
-    capsys.readouterr()
-    try:
-        result = run_reporting_user_errors(
-            lambda: main([str(a) for a in argv]))
-        code = result if isinstance(result, int) else 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def fake_onnx(path, input_size=(32, 32)):

@@ -52,7 +52,9 @@ randomness = dict(seed=0)
 # Fault handling (docs/reliability.md): reseeding per epoch, stopping on a
 # NaN/inf loss before any checkpoint holds it, counting skipped bad samples,
 # checking the head's num_classes against the dataset and every loaded
-# checkpoint against the model (load_from_strict). In distributed
+# checkpoint against the model (load_from_strict), and stopping the
+# loaders' persistent worker processes when a run ends (a process that goes
+# on, such as tools/check_real_data.py, does not keep them). In distributed
 # runs SyncBuffersHook averages BatchNorm statistics over the processes
 # before each validation and checkpoint (a no-op in one process).
 custom_hooks = [
@@ -62,4 +64,5 @@ custom_hooks = [
     dict(type='BadSampleSummaryHook'),
     dict(type='NumClassesCheckHook'),
     dict(type='StrictCheckpointHook'),
+    dict(type='StopLoaderWorkersHook'),
 ]

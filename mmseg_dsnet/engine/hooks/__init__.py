@@ -1,5 +1,6 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .bad_sample_summary_hook import BadSampleSummaryHook
+from .loader_workers_hook import StopLoaderWorkersHook
 from .non_finite_loss_hook import NonFiniteLossHook
 from .num_classes_check_hook import NumClassesCheckHook
 from .reseed_per_epoch_hook import ReseedPerEpochHook
@@ -7,5 +8,6 @@ from .strict_checkpoint_hook import StrictCheckpointHook
 
 __all__ = [
     'AtomicCheckpointHook', 'BadSampleSummaryHook', 'NonFiniteLossHook',
-    'NumClassesCheckHook', 'ReseedPerEpochHook', 'StrictCheckpointHook'
+    'NumClassesCheckHook', 'ReseedPerEpochHook', 'StopLoaderWorkersHook',
+    'StrictCheckpointHook'
 ]
