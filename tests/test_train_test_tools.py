@@ -197,6 +197,7 @@ def test_get_flops_json_and_text():
     assert result['flops'] > 1e9
     text = run_tool_in_process(GET_FLOPS, SEGFORMER, check=True).stdout
     assert 'Flops: ' in text and 'Params: ' in text and '1 multiply-add' in text
+    assert f'Config: {SEGFORMER}\n' in text
     # --json prints the JSON object alone: a table asked for beside it
     # was dropped, exit 0.
     both = run_tool_in_process(GET_FLOPS, SEGFORMER, '--json', '--show-table')

@@ -62,7 +62,9 @@ def main(argv=None):
     split_line = '=' * 30
     if args.show_table:
         print('\n'.join(t for t in tables if t))
-    print(f'{split_line}\nCompute type: direct: randomly generate a picture\n'
+    # Named, as in the JSON: figures pasted elsewhere say whose they are.
+    print(f'{split_line}\nConfig: {args.config}\n'
+          'Compute type: direct: randomly generate a picture\n'
           f'Input shape: {shape}\n'
           + (f'Config options: {result["cfg_options"]}\n'
              if 'cfg_options' in result else '') +
