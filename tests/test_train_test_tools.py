@@ -7,21 +7,12 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, load_tool, run_tool_in_process, write_tiny_config
+from conftest import (REPO, load_tool, run_tool_in_process, run_tool_process,
+                      write_tiny_config)
 
 PY = sys.executable
 GET_FLOPS = 'tools/analysis_tools/get_flops.py'
 SEGFORMER = 'configs/segformer/segformer_mit-b0_isic2017.py'
-
-
-def run_tool(*args, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([PY, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
-                             f'{proc.stderr[-3000:]}')
-    return proc
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +21,7 @@ def trained(tiny_isic, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('train')
     cfg = write_tiny_config(tmp / 'tiny_dsnet.py', tiny_isic, epochs=2)
     work_dir = tmp / 'work'
-    run_tool('tools/train.py', cfg, '--work-dir', work_dir)
+    run_tool_process('tools/train.py', cfg, '--work-dir', work_dir, check=True)
     return cfg, work_dir
 
 
@@ -60,8 +51,9 @@ def test_training_writes_checkpoints_and_logs(trained):
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(trained):
     cfg, work_dir = trained
-    proc = run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=3')
+    proc = run_tool_process('tools/train.py', cfg, '--work-dir', work_dir,
+                            '--resume', '--cfg-options',
+                            'train_cfg.max_epochs=3', check=True)
     out = proc.stdout + proc.stderr
     assert 'resumed epoch: 2' in out, out[-2000:]
     assert (work_dir / 'epoch_3.pth').is_file()
@@ -79,8 +71,9 @@ def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
     cfg, work_dir = trained
     out = tmp_path / 'metrics.json'
     masks = tmp_path / 'masks'
-    run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
-             tmp_path / 'test', '--metrics-out', out, '--out', masks)
+    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                     '--work-dir', tmp_path / 'test', '--metrics-out', out,
+                     '--out', masks, check=True)
     metrics = json.loads(out.read_text())['metrics']
     for key in ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'mIoU_img',
                 'TJ', 'mIoU', 'mDice'):
@@ -104,9 +97,8 @@ def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
     assert 100 * counts[0] / counts.sum() == pytest.approx(
         metrics['IoU_orig'], abs=1e-3)
     # A folder that holds files is refused before any work.
-    proc = run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth',
-                    '--work-dir', tmp_path / 'again', '--out', masks,
-                    check=False)
+    proc = run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                            '--work-dir', tmp_path / 'again', '--out', masks)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f'ERROR: Cannot write --out {masks}: the folder already holds files. '
@@ -124,13 +116,14 @@ def test_test_tool_with_tta_is_recorded_and_not_collected(trained, tmp_path):
     cfg, trained_dir = trained
     work_dir = tmp_path / 'work'
     shutil.copytree(trained_dir, work_dir)
-    run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
-             work_dir, '--tta')
+    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                     '--work-dir', work_dir, '--tta', check=True)
     record = json.loads((work_dir / 'test_metrics.json').read_text())
     assert record['test_time_augmentation'] is True
     plain = tmp_path / 'plain.json'
-    run_tool('tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
-             tmp_path / 'plain', '--metrics-out', plain)
+    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                     '--work-dir', tmp_path / 'plain', '--metrics-out', plain,
+                     check=True)
     assert json.loads(plain.read_text())['test_time_augmentation'] is False
     # Three views averaged: other figures than one pass, same scale.
     assert 0 <= record['metrics']['IoU'] <= 100
@@ -169,8 +162,8 @@ def test_malicious_checkpoint_is_refused(trained, tmp_path):
         CheckpointLoader.load_checkpoint(str(evil), map_location='cpu')
     assert not marker.exists()
     cfg, _ = trained
-    proc = run_tool('tools/test.py', cfg, evil, '--work-dir', tmp_path / 'w',
-                    check=False)
+    proc = run_tool_process('tools/test.py', cfg, evil, '--work-dir',
+                            tmp_path / 'w')
     assert proc.returncode != 0
     assert 'Refusing to load checkpoint' in proc.stderr
     assert not marker.exists()
@@ -238,11 +231,11 @@ def test_get_flops_refuses_a_shape_the_model_cannot_take():
 @pytest.mark.slow
 def test_benchmark_json(trained):
     cfg, work_dir = trained
-    proc = run_tool('tools/analysis_tools/benchmark.py', cfg,
-                    work_dir / 'epoch_2.pth', '--shape', '64', '64',
-                    '--repeat', '5', '--warmup', '1', '--batch-size', '2',
-                    '--throughput-repeat', '2', '--threads', '1', '--data',
-                    '--json')
+    proc = run_tool_process('tools/analysis_tools/benchmark.py', cfg,
+                            work_dir / 'epoch_2.pth', '--shape', '64', '64',
+                            '--repeat', '5', '--warmup', '1', '--batch-size',
+                            '2', '--throughput-repeat', '2', '--threads', '1',
+                            '--data', '--json', check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     lat = result['latency_ms']
     assert 0 < lat['min'] <= lat['median'] <= lat['p90'] <= lat['p99']
