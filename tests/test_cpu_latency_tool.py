@@ -115,3 +115,66 @@ def test_an_out_file_its_table_would_replace_is_refused(tmp_path):
         '--out and the table written beside it (its name with .md) are the '
         f'same file, {out}; give --out a name ending in .json')
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def no_measuring(monkeypatch):
+    """Make a run that gets past the checks fail at once, instead of
+    minutes of exports and timing."""
+    def measure(args, workdir):
+        raise AssertionError(f'measured, --out {args.out}')
+    monkeypatch.setattr(cpu_latency, 'measure', measure)
+
+
+def test_options_the_report_would_not_follow_are_refused(tmp_path,
+                                                         no_measuring):
+    """``--threads 2``: every target, the measured time beside the roofline
+    floor and the leaderboard's CPU ms were '-', exit 0; ``--threads 1 1``
+    timed twice and showed the second run in both columns; ``--min-runs 3
+    --repeat 1`` ran each case once."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    out = ['--out', str(tmp_path / 'latency.json')]
+    with pytest.raises(UserError) as error:
+        cpu_latency.main(out + ['--threads', '2', '4'])
+    assert str(error.value) == (
+        '--threads 2 4: the targets, the roofline floor and the CPU ms the '
+        'leaderboard quotes are at 1 thread; include 1 (--threads 1 2 4)')
+    with pytest.raises(UserError, match=r'--threads repeats a value: '
+                       r'\[1, 2, 1\]'):
+        cpu_latency.main(out + ['--threads', '1', '2', '1'])
+    with pytest.raises(UserError, match='--min-runs 3 is more than --repeat '
+                       '1, the most runs of a case'):
+        cpu_latency.main(out + ['--min-runs', '3', '--repeat', '1'])
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_out_it_cannot_write_is_refused_before_timing(
+        tmp_path, no_measuring, capsys):
+    """An --out whose folder path runs through a file: a traceback when
+    the report was written, after minutes of timing."""
+    from conftest import run_cli
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    out = blocker / 'latency.json'
+    code, stderr = run_cli(cpu_latency.main, ['--out', out], capsys)
+    assert code == 2
+    assert stderr == (
+        f'ERROR: Cannot write --out {out}: {blocker} is a file, not a '
+        'folder. Nothing was started; choose a writable file for --out.\n')
+    assert blocker.read_text() == ''
+
+
+def test_the_default_out_is_the_repositorys_record(tmp_path, monkeypatch,
+                                                   no_measuring):
+    """Run from another folder, the default --out was
+    ``./results/cpu_latency.json`` there, a record leaderboard.py never
+    reads, exit 0; now it is the repository's, which is kept unless
+    --overwrite is given."""
+    from conftest import REPO
+    record = REPO / 'results' / 'cpu_latency.json'
+    assert record.is_file()
+    monkeypatch.chdir(tmp_path)
+    assert cpu_latency.parse_args([]).out == str(record)
+    with pytest.raises(FileExistsError, match=f'{record} already exists'):
+        cpu_latency.main([])
+    assert not list(tmp_path.iterdir())

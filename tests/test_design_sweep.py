@@ -1,5 +1,7 @@
 """design_sweep.py: design runs in parallel processes, seed by seed, each
 logged; failures and bad input reported (mmseg_dsnet.leaderboard.sweep)."""
+import os.path as osp
+
 import pytest
 from conftest import load_tool
 
@@ -34,9 +36,10 @@ def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
     assert [(j.candidate, j.seed) for j in jobs] == [
         ('egeunet', 0), (str(config), 0), ('egeunet', 1), (str(config), 1)]
     assert [j.name for j in jobs[:2]] == ['egeunet_s0', 'cand_s0']
+    # The runs start in the repository root: paths are absolute.
     assert sweep.job_command(jobs[0], 'w', ['--epochs', '1'])[2:] == [
-        '--models', 'egeunet', '--seed', '0', '--work-dir', 'w/egeunet_s0',
-        '--epochs', '1']
+        '--models', 'egeunet', '--seed', '0', '--work-dir',
+        osp.abspath('w/egeunet_s0'), '--epochs', '1']
     assert sweep.job_command(jobs[1], 'w', [])[2:4] == ['--configs',
                                                          str(config)]
     with pytest.raises(FileNotFoundError, match='nowhere.py is neither'):
@@ -112,3 +115,103 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
                           ('--crop-size', '100')):
         assert tool.main(['egeunet', option, value, *args]) == 2
         assert capsys.readouterr().err.startswith(f'ERROR: {option} must')
+
+
+def cli_args(tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir(exist_ok=True)
+    (data / 'meta.json').write_text('{}')
+    return ['--data-root', str(data), '--work-dir', str(tmp_path / 'w'),
+            '--record-dir', str(tmp_path / 'r')]
+
+
+def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
+                                               capsys):
+    """A --work-dir through a file ended in a traceback; a --record-dir
+    that is a file let every run train, then fail to write its record; a
+    run whose record exists (a sweep cut short, run again) trained again
+    and wrote a second record of its seed."""
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    args = cli_args(tmp_path)
+    assert tool.main(['egeunet', *args, '--work-dir',
+                      str(blocker / 'w')]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: Cannot write to the work dir {blocker / "w"}: {blocker} '
+        'is a file, not a folder.')
+    assert tool.main(['egeunet', *args, '--record-dir', str(blocker)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: Cannot write --record-dir {blocker}/egeunet_128px_15ep_'
+        f'seed0.json: {blocker} is a file, not a folder.')
+    records = tmp_path / 'r'
+    records.mkdir()
+    (records / 'egeunet_128px_15ep_seed1.json').write_text('{}')
+    assert tool.main(['egeunet', '--seeds', '0', '1', *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('ERROR: 1 of the 2 runs have a record already: '
+                          f'{records}/egeunet_128px_15ep_seed1.json;')
+    assert err.count('\n') == 1
+    assert not list((tmp_path / 'w').glob('*.log'))
+
+
+def test_cli_gives_the_runs_absolute_paths(fake_check, tmp_path,
+                                           monkeypatch):
+    """The runs start in the repository root: a relative --record-dir or
+    --data-root given elsewhere named other folders there (the records
+    went to the repository, the data checked was not the data trained
+    on)."""
+    cli_args(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert tool.main(['egeunet', '--data-root', 'data', '--work-dir', 'w',
+                      '--record-dir', 'r']) == 0
+    line = (tmp_path / 'w' / 'egeunet_s0.log').read_text().splitlines()[0]
+    for option, path in (('--work-dir', 'w/egeunet_s0'),
+                         ('--data-root', 'data'), ('--record-dir', 'r')):
+        assert f'{option} {tmp_path / path} ' in line + ' '
+
+
+SLOW_CHECK = '''import sys, time
+time.sleep(float(sys.argv[sys.argv.index('--seed') + 1]) / 2)
+print('Design record: r.json')
+'''
+
+
+def test_a_sweep_cut_short_is_not_a_success(tmp_path, monkeypatch,
+                                            capsys):
+    """Runs left out by --start-before were listed as ``not started`` with
+    exit 0, as if the sweep had done what was asked."""
+    script = tmp_path / 'slow_check.py'
+    script.write_text(SLOW_CHECK)
+    monkeypatch.setattr(sweep, 'CHECK_TOOL', str(script))
+    assert tool.main(['egeunet', '--seeds', '3', '0', '--parallel', '1',
+                      '--start-before', '1', *cli_args(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert 'egeunet_s3: done' in captured.out
+    assert captured.err.splitlines()[-1] == (
+        'ERROR: 1 of 2 runs not started before --start-before 1 s: '
+        'egeunet_s0')
+
+
+def test_an_interrupted_sweep_stops_its_runs(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) ended the sweep, but the runs under way went on
+    and wrote their records after it had ended."""
+    import os
+    import signal
+    import threading
+    import time
+    script = tmp_path / 'record_late.py'
+    script.write_text('import sys, time\ntime.sleep(3)\n'
+                      f'open({str(tmp_path / "late")!r}, "w").close()\n')
+    monkeypatch.setattr(sweep, 'CHECK_TOOL', str(script))
+    # Ctrl-C: SIGINT to this process, whose main thread waits on the runs.
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    began = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(sweep.sweep_jobs(['egeunet', 'malunet'], [0, 1]),
+                        str(tmp_path / 'w'), [], parallel=2)
+    assert time.time() - began < 3
+    time.sleep(3)
+    assert not (tmp_path / 'late').exists()
+    # The next seed was never started.
+    assert sorted(p.name for p in (tmp_path / 'w').glob('*.log')) == [
+        'egeunet_s0.log', 'malunet_s0.log']

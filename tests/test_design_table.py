@@ -489,3 +489,67 @@ def test_comparisons_of_another_figure(tmp_path, capsys):
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'cand',
                       '--paired', '--metric', 'mIoU_img']) == 0
     assert capsys.readouterr().out == per_image
+
+
+def test_cli_refuses_a_run_counted_twice(tmp_path, capsys):
+    """One record given twice (a path beside a glob that names it), or a
+    rerun's record of the same seed, was a second seed: ``0, 0`` and
+    ``± 0.00`` in the table, exit 0."""
+    paths = comparison_records(tmp_path)
+    assert tool.main([*paths, paths[0]]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f'ERROR: design record {paths[0]} is given twice\n'
+    assert captured.out == ''
+    rerun = write(tmp_path / 'ref0_20250101-000000.json', 'ref', 0, 79.0)
+    assert tool.main([*paths, rerun]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f'ERROR: ref has two runs of seed 0 on cpu with one setting: '
+        f'{paths[0]} and {rerun}; give one of them\n')
+    assert captured.out == ''
+
+
+def test_cli_refuses_records_it_cannot_read(tmp_path, capsys):
+    """A record that is not an object, or lacks a figure, ended in a
+    traceback (``AttributeError``, ``TypeError``) or ``ERROR: 'IoU'``."""
+    good = write(tmp_path / 'a.json', 'cand-a', 0, 80.0)
+    record = json.loads((tmp_path / 'a.json').read_text())
+    cases = {'list.json': [record],
+             'nulls.json': dict(record, metrics=None),
+             'no_iou.json': dict(record, metrics=dict(record['metrics'],
+                                                      IoU=None)),
+             'text_seed.json': dict(record, seed='1')}
+    for name, content in cases.items():
+        bad = tmp_path / name
+        bad.write_text(json.dumps(content))
+        assert tool.main([good, str(bad)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f'ERROR: {bad} is not a ')
+        assert captured.err.count('\n') == 1 and captured.out == ''
+    with pytest.raises(ValueError, match='no valid metrics \\(an object\\)'):
+        design.design_table([str(tmp_path / 'nulls.json')])
+    with pytest.raises(ValueError, match='no valid metrics.IoU'):
+        design.design_table([str(tmp_path / 'no_iou.json')])
+
+
+def test_comparisons_refuse_a_name_seed_or_pair_twice(tmp_path, capsys):
+    """A repeated seed counted as another paired unit, the reference as a
+    candidate (or a candidate twice) added rows of a design against
+    itself, and a pair of one design (zero differences) or a pair given
+    twice biased the pooled spread: all exit 0."""
+    paths = comparison_records(tmp_path)
+    for options, message in (
+            (['--compare-to', 'ref', '--candidates', 'good', '--seeds', '0',
+              '0', '1'], 'the seeds repeat a value: 0 0 1'),
+            (['--compare-to', 'ref', '--candidates', 'ref', 'good'],
+             'ref is given twice'),
+            (['--compare-to', 'ref', '--candidates', 'good', 'good'],
+             'good is given twice'),
+            (['--spread', 'ref:ref', 'ref:good'],
+             'the pair ref:ref compares a design with itself'),
+            (['--spread', 'ref:good', 'good:ref'],
+             'the pair good:ref is given twice')):
+        assert tool.main([*paths, *options]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f'ERROR: {message}')
+        assert captured.err.count('\n') == 1 and captured.out == ''

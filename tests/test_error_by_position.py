@@ -100,3 +100,63 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
     with pytest.raises(NumClassesMismatchError, match='test dataset'):
         tool.main([str(tiny_config), str(checkpoint), '--cfg-options',
                    'model.decode_head.num_classes=3'])
+
+
+def test_an_out_it_cannot_or_must_not_write_is_refused_before_work(
+        tmp_path):
+    """``--out`` naming the checkpoint or the config (with
+    ``--overwrite``): the input was replaced by the figures, exit 0;
+    ``--out`` in a folder path that runs through a file: a traceback after
+    every image was read."""
+    from conftest import run_tool_in_process
+    config, checkpoint = tmp_path / 'net.py', tmp_path / 'net.pth'
+    config.write_text('model = dict()\n')
+    checkpoint.write_bytes(b'weights')
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    for out, overwrite, message in (
+            (checkpoint, ['--overwrite'],
+             f'the checkpoint and --out are the same file, {checkpoint}; '
+             'give --out a file name of its own'),
+            (config, ['--overwrite'],
+             f'the config file and --out are the same file, {config}; '
+             'give --out a file name of its own'),
+            (blocker / 'errors.json', [],
+             f'Cannot write --out {blocker}/errors.json: {blocker} is a '
+             'file, not a folder. Nothing was started; choose a writable '
+             'file for --out.')):
+        run = run_tool_in_process(tool.__file__, config, checkpoint,
+                                  '--out', out, *overwrite)
+        assert run.returncode == 2, run.output
+        assert run.stderr == f'ERROR: {message}\n'
+    assert checkpoint.read_bytes() == b'weights'
+    assert config.read_text() == 'model = dict()\n'
+    assert blocker.read_text() == ''
+
+
+def test_a_pipeline_that_resizes_the_ground_truth_is_one_error_line(
+        tiny_config, tmp_path):
+    """A test pipeline that loads the annotations before ``Resize``: the
+    masks no longer have the predictions' (original) size; before, a
+    ValueError traceback."""
+    from conftest import run_tool_in_process
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    config = tmp_path / 'resized_masks.py'
+    config.write_text(
+        f"_base_ = '{tiny_config}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='Resize', scale=(64, 64), keep_ratio=False), "
+        "dict(type='PackSegInputs')]))\n")
+    out = tmp_path / 'errors.json'
+    run = run_tool_in_process(tool.__file__, config, checkpoint, '--out', out)
+    assert run.returncode == 2, run.output
+    error = [line for line in run.stderr.splitlines()
+             if 'ERROR' in line]
+    assert len(error) == 1 and error[0].startswith('ERROR: ')
+    assert 'differ in size' in error[0]
+    assert 'put LoadAnnotations after Resize' in error[0]
+    assert not out.exists()

@@ -112,3 +112,32 @@ def test_rule_table_needs_two_paired_columns():
         '| b | 81.00 | 82.50 | 81.75 ± 1.06 | +1.25 | 0.50 | yes |')
     with pytest.raises(ValueError, match='at least two'):
         rule_table(values, 'a', ['b'], [(0, 'x')])
+
+
+def test_outputs_and_options_it_would_not_follow_are_refused_first(
+        two_checkpoints, tmp_path):
+    """An --out whose folder runs through a file failed only after every
+    checkpoint was evaluated (a traceback); a checkpoint given twice was
+    two identical paired columns of the rule; --min-gain or --se-factor
+    with one checkpoint (no rule table) was dropped: exit 0."""
+    from mmseg_dsnet.engine.preflight import WorkDirError
+    tmp, cfg, checkpoints = two_checkpoints
+    base = [str(cfg), str(checkpoints[0])]
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    with pytest.raises(WorkDirError, match='afile is a file, not a folder'):
+        tool.main(base + ['--thresholds', '0.5', '--out',
+                          str(blocker / 'sweep.json')])
+    with pytest.raises(UserError, match='checkpoint 1 and checkpoint 2 are '
+                       'the same file'):
+        tool.main(base + [str(checkpoints[0]), '--thresholds', '0.5', '0.4'])
+    with pytest.raises(UserError, match='checkpoint 1 and --out are the '
+                       'same file'):
+        tool.main(base + ['--thresholds', '0.5', '--out',
+                          str(checkpoints[0]), '--overwrite'])
+    with pytest.raises(UserError, match='--min-gain: the rule judges '
+                       'thresholds over checkpoints'):
+        tool.main(base + ['--thresholds', '0.5', '0.4', '--min-gain', '1'])
+    with pytest.raises(UserError, match='--se-factor: .* got 1 threshold'):
+        tool.main([*base, str(checkpoints[1]), '--thresholds', '0.5',
+                   '--se-factor', '3'])

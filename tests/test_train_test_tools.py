@@ -344,3 +344,20 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
         check.main(work + ['--data-root', str(tiny_isic), '--split', 'design',
                            '--test-images', '9999'])
     assert not (tmp_path / 'work').exists()
+
+
+def test_profile_train_step_reports_a_step_that_fails(capsys):
+    """A step the model cannot take (a batch of one through batch norm at
+    a 1x1 map) was reported for each timed form, then ended in the
+    profiler's traceback (exit 1)."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    with pytest.raises(UserError, match='^1 of 1 form\\(s\\) could not be '
+                       'timed: eager; the eager step could not be profiled'):
+        profile.main([config, '--device', 'cpu', '--shape', '32', '32',
+                      '--batch-size', '1', '--steps', '1', '--variants',
+                      'eager'])
+    printed = capsys.readouterr().out
+    assert 'profile of eager             failed: ValueError: Expected more ' \
+        'than 1 value per channel' in printed

@@ -28,27 +28,92 @@ def mean_and_spread(values):
     return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
 
 
+#: What every design record holds besides the split: the facts a row of
+#: :func:`design_table` shows (each ``metrics`` entry of :data:`KEYS` too).
+RECORD_FIELDS = ('name', 'seed', 'device', *RUN_SETTING, 'train_time_s',
+                 'metrics')
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_design_record(path, record):
+    """Refuse a record the tables cannot read: not a JSON object, of
+    another split, or without one of :data:`RECORD_FIELDS` (a key a
+    table would fail on with a traceback, or name alone, as ``'IoU'``).
+
+    Args:
+        path (str): The record's file, for the messages.
+        record: What the file holds.
+
+    Raises:
+        ValueError: Naming the file and what it lacks.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f'{path} is not a design record (it holds a '
+                         f'{type(record).__name__}, not a JSON object)')
+    if record.get('split') != 'design':
+        raise ValueError(f'{path} is not a design-split record')
+    kinds = dict(name=(str, 'a string'), device=(str, 'a string'),
+                 seed=(int, 'an integer'), train_time_s=(float, 'a number'),
+                 metrics=(dict, 'an object'),
+                 **{k: (int, 'an integer') for k in RUN_SETTING})
+    bad = []
+    for key in RECORD_FIELDS:
+        kind, what = kinds[key]
+        value = record.get(key)
+        if kind is float:
+            ok = _is_number(value)
+        else:
+            ok = isinstance(value, kind) and not isinstance(value, bool)
+        if not ok:
+            bad.append(f'{key} ({what})')
+    metrics = record.get('metrics')
+    if isinstance(metrics, dict):
+        bad += [f'metrics.{k} (a number)' for k in KEYS
+                if not _is_number(metrics.get(k))]
+    if bad:
+        raise ValueError(f'{path} is not a complete design record: no '
+                         f'valid {", ".join(bad)}')
+
+
 def load_design_records(paths):
-    """The records at ``paths``; a record of another split is refused."""
-    records = []
+    """The records at ``paths``; a record of another split, an incomplete
+    one (:func:`check_design_record`) or a file given twice is refused."""
+    records, seen = [], {}
     for path in paths:
         check_input_file(path, 'design record')
+        # One run read twice (a path and a glob that both name it) would
+        # count as two seeds.
+        real = osp.realpath(path)
+        if real in seen:
+            also = '' if seen[real] == path else f' (also as {seen[real]})'
+            raise ValueError(f'design record {path} is given twice{also}')
+        seen[real] = path
         record = load_json(path)
-        if record.get('split') != 'design':
-            raise ValueError(f'{path} is not a design-split record')
+        check_design_record(path, record)
         records.append(record)
     return records
 
 
 def design_table(paths):
     """Group the records by candidate, device and :data:`RUN_SETTING` and
-    render them, best mean IoU first. Records of another split are
-    refused."""
+    render them, best mean IoU first. Records of another split, and two
+    records of one seed in a group (a rerun of that seed), are refused."""
     groups = defaultdict(list)
-    for record in load_design_records(paths):
+    where = {}
+    for path, record in zip(paths, load_design_records(paths)):
         # Runs on other data or another device are other experiments.
         key = (record['name'], record['device'],
                *(record[k] for k in RUN_SETTING))
+        # A rerun of a seed would count twice in the mean and the spread.
+        if (key, record['seed']) in where:
+            raise ValueError(
+                f'{record["name"]} has two runs of seed {record["seed"]} '
+                f'on {record["device"]} with one setting: '
+                f'{where[key, record["seed"]]} and {path}; give one of them')
+        where[key, record['seed']] = path
         groups[key].append(record)
     rows = sorted(groups.values(), key=lambda records: -statistics.mean(
         r['metrics']['IoU'] for r in records))
@@ -125,6 +190,17 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     Returns:
         str: Two markdown tables, the pairs and the needed differences.
     """
+    # A pair of one design has zero differences, and a pair given twice
+    # weighs twice: either would bias the pooled spread.
+    seen = set()
+    for reference, candidate in pairs:
+        if reference == candidate:
+            raise ValueError(f'the pair {reference}:{candidate} compares a '
+                             'design with itself')
+        if frozenset((reference, candidate)) in seen:
+            raise ValueError(f'the pair {reference}:{candidate} is given '
+                             'twice (in either order)')
+        seen.add(frozenset((reference, candidate)))
     records = load_design_records(paths)
     lines = ['| reference | candidate | seeds | differences | std |',
              '|---|---|---|---|---|']
@@ -226,6 +302,16 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         ``planned_seeds``).
     """
     names = [reference, *candidates]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        # The reference as a candidate, or a candidate twice, adds rows
+        # that compare a design with itself.
+        raise ValueError(f'{", ".join(twice)} is given twice (the reference '
+                         'and the candidates must be different designs)')
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        # A repeated seed would count as another paired unit.
+        raise ValueError(f'the seeds repeat a value: '
+                         f'{" ".join(map(str, seeds))}')
     by_seed = _seed_values_of(load_design_records(paths), reference, names,
                               device, metric)
     common = sorted(set.intersection(*(set(i) for i in by_seed.values())))

@@ -133,13 +133,35 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     return cfg
 
 
+def design_record_path(record_dir, name, input_size, epochs, seed,
+                       device='cpu'):
+    """Where :func:`write_design_record` puts the record of a run (unless
+    one is there already).
+
+    Args:
+        record_dir (str): The records' folder.
+        name (str): The candidate's record name (model name or config
+            stem).
+        input_size (int): The square input size.
+        epochs (int): The schedule's epochs.
+        seed (int): The run's seed.
+        device (str): :func:`run_device` of the run. Default: 'cpu'.
+
+    Returns:
+        str: ``<name>_<size>px_<epochs>ep_seed<seed>[_cuda].json`` in
+        ``record_dir``.
+    """
+    suffix = '' if device == 'cpu' else '_cuda'
+    return osp.join(record_dir, f'{name}_{input_size}px_{epochs}ep_'
+                    f'seed{seed}{suffix}.json')
+
+
 def write_design_record(record_dir, name, result):
     """One JSON record per design run, named by config, size, epochs, seed
     and (when not the CPU) device; an existing record is never replaced."""
-    suffix = '' if result['device'] == 'cpu' else '_cuda'
-    path = osp.join(
-        record_dir, f'{name}_{result["input_size"]}px_{result["epochs"]}ep_'
-        f'seed{result["seed"]}{suffix}.json')
+    path = design_record_path(record_dir, name, result['input_size'],
+                              result['epochs'], result['seed'],
+                              result['device'])
     if osp.exists(path):
         path = path[:-5] + f'_{time.strftime("%Y%m%d-%H%M%S")}.json'
     write_json(dict(result, name=name), path)

@@ -8,14 +8,17 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, NamedTuple, Sequence
 
+from mmseg_dsnet.engine.preflight import check_output_file, check_work_dir
 from mmseg_dsnet.progress import progress_bar
+from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
-from .real_data_check import CONFIGS
+from .real_data_check import CONFIGS, design_record_path, run_device
 
 CHECK_TOOL = osp.join(REPO_ROOT, 'tools', 'check_real_data.py')
 #: What check_real_data.py prints once it has written a run's record.
@@ -29,9 +32,13 @@ class SweepJob(NamedTuple):
     seed: int
 
     @property
+    def record_name(self) -> str:
+        """The name ``check_real_data.py`` gives the run's record."""
+        return osp.splitext(osp.basename(self.candidate))[0]
+
+    @property
     def name(self) -> str:
-        stem = osp.splitext(osp.basename(self.candidate))[0]
-        return f'{stem}_s{self.seed}'
+        return f'{self.record_name}_s{self.seed}'
 
 
 def sweep_jobs(candidates: Sequence[str],
@@ -53,12 +60,45 @@ def sweep_jobs(candidates: Sequence[str],
     return jobs
 
 
+def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
+                        record_dir: str, input_size: int, epochs: int):
+    """Refuse, before any run starts, outputs the runs could not write (each
+    would fail only after its training) and runs that already have a
+    record (a rerun, e.g. of a sweep cut short, adds a second record of
+    that seed, which the design tables refuse).
+
+    Args:
+        jobs (Sequence[SweepJob]): The runs.
+        work_dir (str): The sweep's work dir (created here).
+        record_dir (str): Where the runs write their records.
+        input_size (int): The runs' square input size.
+        epochs (int): The runs' epochs.
+
+    Raises:
+        WorkDirError: A folder that cannot be written.
+        UserError: Naming the runs whose record exists.
+    """
+    check_work_dir(work_dir)
+    device = run_device()
+    paths = [design_record_path(record_dir, job.record_name, input_size,
+                                epochs, job.seed, device) for job in jobs]
+    check_output_file(paths[0], '--record-dir')
+    done = [path for path in paths if osp.exists(path)]
+    if done:
+        raise UserError(
+            f'{len(done)} of the {len(paths)} runs have a record already: '
+            f'{", ".join(done)}; leave out their seeds (a rerun would add a '
+            'second record of each) or give another --record-dir')
+
+
 def job_command(job: SweepJob, work_dir: str, check_args: Sequence[str]):
-    """The ``check_real_data.py`` command line of ``job``."""
+    """The ``check_real_data.py`` command line of ``job`` (it runs in the
+    repository root, so paths are made absolute)."""
     which = (['--models', job.candidate] if job.candidate in CONFIGS else
-             ['--configs', job.candidate])
+             ['--configs', osp.abspath(job.candidate)])
     return [sys.executable, CHECK_TOOL, *which, '--seed', str(job.seed),
-            '--work-dir', osp.join(work_dir, job.name), *check_args]
+            '--work-dir', osp.abspath(osp.join(work_dir, job.name)),
+            *check_args]
 
 
 def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
@@ -72,6 +112,10 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
             seconds after the sweep began (the jobs then left are reported
             as not started). Default: None (start them all).
 
+    Raises:
+        KeyboardInterrupt, SystemExit: Passed on once the runs under way
+            are stopped (terminated) and no other was started.
+
     Returns:
         dict: Job name -> ``'done'`` (the run wrote its record),
         ``'failed (..., see LOG)'`` or ``'not started'``.
@@ -82,15 +126,28 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
     began = time.time()
     bar = progress_bar(len(jobs), 'design runs', unit='run')
 
+    # Ctrl-C or SIGTERM stops the runs under way and starts no other: a
+    # run left going would write its record after the sweep ended.
+    stopping = threading.Event()
+    running = set()
+    lock = threading.Lock()
+
     def run(job):
-        if start_before_s is not None and (time.time() - began >
-                                           start_before_s):
+        if stopping.is_set() or (start_before_s is not None and
+                                 time.time() - began > start_before_s):
             return job.name, 'not started'
         log = osp.join(work_dir, f'{job.name}.log')
         with open(log, 'w') as out:
-            code = subprocess.call(
-                job_command(job, work_dir, check_args), stdout=out,
-                stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+            with lock:
+                if stopping.is_set():
+                    return job.name, 'not started'
+                proc = subprocess.Popen(
+                    job_command(job, work_dir, check_args), stdout=out,
+                    stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+                running.add(proc)
+            code = proc.wait()
+            with lock:
+                running.discard(proc)
         bar.update()
         with open(log) as out:
             wrote_record = RECORD_LINE in out.read()
@@ -104,7 +161,17 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
         bar.write(f'{job.name}: {status} after {time.time() - began:.0f} s')
         return job.name, status
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    try:
         statuses = dict(pool.map(run, jobs))
+    except BaseException:
+        with lock:
+            stopping.set()
+            for proc in running:
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        raise
+    pool.shutdown()
     bar.close()
     return statuses

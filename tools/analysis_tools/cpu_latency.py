@@ -44,11 +44,14 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, check_output_file
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+# The published record, which leaderboard.py quotes: in the repository
+# whatever folder the tool runs from.
+RESULT = osp.join(REPO, 'results', 'cpu_latency.json')
 
 DSNET = 'configs/dsnet/dsnet_isic2017.py'
 # name -> (top config, fallback model base config when the top one is
@@ -77,9 +80,10 @@ TARGET_REPARAM_SPEEDUP = 1.5
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='CPU latency of DSNet and the baselines in one run')
-    parser.add_argument('--out', default='results/cpu_latency.json',
+    parser.add_argument('--out', default=RESULT,
                         help='the JSON report; the table goes next to it '
-                        '(.md)')
+                        '(.md) (default: results/cpu_latency.json of the '
+                        'repository)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file and its .md')
     parser.add_argument('--repeat', type=int, default=50,
@@ -95,7 +99,8 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
-                        help='thread counts (default: 1 and all cores)')
+                        help='thread counts, 1 among them (the targets are '
+                        'at 1 thread; default: 1 and all cores)')
     parser.add_argument('--no-compile', action='store_true',
                         help='leave out the torch.compile rows of DSNet '
                         '(they take about a minute to compile)')
@@ -546,11 +551,26 @@ def check_args(args):
     check_at_least(('--repeat', args.repeat, 1), ('--rounds', args.rounds, 1),
                    ('--min-runs', args.min_runs, 1),
                    ('--warmup', args.warmup, 0))
+    # A case runs at most --repeat times, so more --min-runs were not run.
+    if args.min_runs > args.repeat:
+        raise UserError(f'--min-runs {args.min_runs} is more than --repeat '
+                        f'{args.repeat}, the most runs of a case; give '
+                        '--repeat at least --min-runs')
     if args.max_seconds <= 0:
         raise UserError(f'--max-seconds must be positive, got '
                         f'{args.max_seconds}')
     if args.threads and min(args.threads) < 1:
         raise UserError(f'--threads must be at least 1, got {args.threads}')
+    if args.threads and len(set(args.threads)) != len(args.threads):
+        raise UserError(f'--threads repeats a value: {args.threads}')
+    # Without 1 thread the report had no target, no measured time beside
+    # the roofline floor and no CPU ms for the leaderboard, all '-'.
+    if args.threads and 1 not in args.threads:
+        raise UserError(
+            f'--threads {" ".join(map(str, args.threads))}: the targets, the '
+            'roofline floor and the CPU ms the leaderboard quotes are at 1 '
+            'thread; include 1 (--threads 1 '
+            f'{" ".join(map(str, args.threads))})')
     # An --out ending in .md would be replaced by its own table.
     table = osp.splitext(args.out)[0] + '.md'
     refuse_same_file((('--checkpoint', args.checkpoint), ('--out', args.out),
@@ -561,6 +581,9 @@ def check_args(args):
     # must not replace it unasked.
     for path in (args.out, table):
         refuse_existing(path, args.overwrite)
+    # Else a folder path through a file, or one not writable, failed with a
+    # traceback when the report was written, after all the timing.
+    check_output_file(args.out, '--out')
 
 
 def measure(args, workdir):

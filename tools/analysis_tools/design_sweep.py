@@ -8,12 +8,15 @@ run; each writes its record to ``--record-dir``).
 """
 import argparse
 import os.path as osp
+import signal
 import sys
 
+from mmseg_dsnet.engine.cli_errors import exit_cleanly_on_sigterm
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_short_schedule)
-from mmseg_dsnet.leaderboard.sweep import run_sweep, sweep_jobs
+from mmseg_dsnet.leaderboard.sweep import (check_sweep_outputs, run_sweep,
+                                           sweep_jobs)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.errors import UserError
 
@@ -66,26 +69,47 @@ def main(argv=None):
         return 2
     try:
         jobs = sweep_jobs(args.candidates, args.seeds)
-    except (FileNotFoundError, ValueError) as err:
+        check_sweep_outputs(jobs, args.work_dir, args.record_dir,
+                            args.crop_size, args.epochs)
+    except (OSError, ValueError, UserError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
+    # The runs start in the repository root: paths are made absolute.
     check_args = ['--split', 'design', '--epochs', str(args.epochs),
-                  '--crop-size', str(args.crop_size), '--src', args.src,
-                  '--data-root', args.data_root, '--record-dir',
-                  args.record_dir]
+                  '--crop-size', str(args.crop_size), '--src',
+                  osp.abspath(args.src), '--data-root',
+                  osp.abspath(args.data_root), '--record-dir',
+                  osp.abspath(args.record_dir)]
     if args.train_images is not None:
         check_args += ['--train-images', str(args.train_images)]
-    statuses = run_sweep(jobs, args.work_dir, check_args, args.parallel,
-                         args.threads, args.start_before)
+    previous = exit_cleanly_on_sigterm()
+    try:
+        statuses = run_sweep(jobs, args.work_dir, check_args, args.parallel,
+                             args.threads, args.start_before)
+    except KeyboardInterrupt:
+        print('ERROR: interrupted; the runs under way were stopped (they '
+              'wrote no record) and no other was started', file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     for name, status in statuses.items():
         print(f'{name}: {status}')
     failed = [n for n, s in statuses.items() if s.startswith('failed')]
+    # Runs left out by --start-before make a partial sweep too.
+    left = [n for n, s in statuses.items() if s == 'not started']
+    problems = []
     if failed:
-        print(f'ERROR: {len(failed)} of {len(jobs)} runs failed: '
-              f'{", ".join(failed)}', file=sys.stderr)
+        problems.append(f'{len(failed)} of {len(jobs)} runs failed: '
+                        f'{", ".join(failed)}')
+    if left:
+        problems.append(f'{len(left)} of {len(jobs)} runs not started '
+                        f'before --start-before {args.start_before:g} s: '
+                        f'{", ".join(left)}')
+    if problems:
+        print(f'ERROR: {"; ".join(problems)}', file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -14,9 +14,10 @@ from mmengine.config import Config, DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
-                                          check_input_file)
+                                          check_input_file, check_output_file)
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
+from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
+                                      refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -45,7 +46,15 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
     if args.out:
+        # Checked now, not when the figures are written after every image
+        # was read: an --out that is an input (with --overwrite) would
+        # replace it, one whose folder cannot be made fail at the end.
+        refuse_same_file((('the config file', args.config),
+                          ('the checkpoint', args.checkpoint),
+                          ('--out', args.out)),
+                         hint='give --out a file name of its own')
         refuse_existing(args.out, args.overwrite)
+        check_output_file(args.out, '--out')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -69,14 +78,17 @@ def main(argv=None):
     ignore = cfg.model.decode_head.get('ignore_index', 255)
     # On stderr: the tables on stdout stay clean when redirected.
     progress = progress_bar(len(loader.dataset), 'images')
-    with torch.no_grad():
-        for data in loader:
-            for sample in model.test_step(data):
-                gt = sample.gt_sem_seg.data[0].numpy()
-                errors.update(sample.pred_sem_seg.data[0].numpy() == 1,
-                              gt == 1, gt != ignore, sample.img_path)
-                progress.update()
-    progress.close()
+    # Closed also on an error, whose line then starts a line of its own.
+    try:
+        with torch.no_grad():
+            for data in loader:
+                for sample in model.test_step(data):
+                    gt = sample.gt_sem_seg.data[0].numpy()
+                    errors.update(sample.pred_sem_seg.data[0].numpy() == 1,
+                                  gt == 1, gt != ignore, sample.img_path)
+                    progress.update()
+    finally:
+        progress.close()
     summary = errors.summary(args.worst)
     print(f'{args.config} ({args.checkpoint}), '
           f'{cfg.test_dataloader.dataset.ann_file}:\n')

@@ -16,11 +16,14 @@ from mmengine.config import Config, DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
-                                          check_input_file)
+                                          check_input_file, check_output_file)
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_existing
+from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
+                                      refuse_same_file)
 
 FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
+# The selection rule's defaults.
+MIN_GAIN, SE_FACTOR = 0.3, 2.0
 
 
 def parse_args(argv=None):
@@ -35,9 +38,9 @@ def parse_args(argv=None):
     parser.add_argument('--labels', nargs='+',
                         help='a column name per checkpoint (default: '
                         'checkpoint 1, 2, ...)')
-    parser.add_argument('--min-gain', type=float, default=0.3,
+    parser.add_argument('--min-gain', type=float, default=MIN_GAIN,
                         help='IoU points a threshold must gain')
-    parser.add_argument('--se-factor', type=float, default=2.0,
+    parser.add_argument('--se-factor', type=float, default=SE_FACTOR,
                         help='standard errors the gain must exceed')
     parser.add_argument('--out', help='also write every figure to this JSON '
                         'file')
@@ -68,8 +71,28 @@ def check_args(args):
             labels):
         raise UserError(f'--labels needs {len(args.checkpoints)} distinct '
                         f'names, one per checkpoint, got {labels}')
+    # The rule table judges thresholds over checkpoints: without two of
+    # each it is not printed, and its options would be dropped.
+    unused = [option for option, on in (
+        ('--min-gain', args.min_gain != MIN_GAIN),
+        ('--se-factor', args.se_factor != SE_FACTOR)) if on]
+    if unused and (len(args.checkpoints) < 2 or len(args.thresholds) < 2):
+        raise UserError(f'{", ".join(unused)}: the rule judges thresholds '
+                        'over checkpoints and needs at least two of each, '
+                        f'got {len(args.thresholds)} threshold(s) and '
+                        f'{len(args.checkpoints)} checkpoint(s)')
+    # One checkpoint twice would be two identical paired columns; an --out
+    # that is an input would replace it.
+    refuse_same_file([('config file', args.config),
+                      *((f'checkpoint {i + 1}', path)
+                        for i, path in enumerate(args.checkpoints)),
+                      ('--out', args.out)],
+                     'give each checkpoint once and --out a new file')
     if args.out:
         refuse_existing(args.out, args.overwrite)
+        # Its folder must be writable: the file is written after all the
+        # evaluation.
+        check_output_file(args.out, '--out')
     return labels
 
 
