@@ -111,5 +111,6 @@ def main(argv=None):
         return 1
     return 0
 
+
 if __name__ == '__main__':
     sys.exit(main())
