@@ -160,3 +160,15 @@ def test_a_pipeline_that_resizes_the_ground_truth_is_one_error_line(
     assert 'differ in size' in error[0]
     assert 'put LoadAnnotations after Resize' in error[0]
     assert not out.exists()
+    # tools/test.py scores through LesionMetric, which raised a plain
+    # ValueError: a traceback too.
+    metrics = tmp_path / 'metrics.json'
+    run = run_tool_in_process('tools/test.py', config, checkpoint,
+                              '--work-dir', tmp_path / 'w', '--metrics-out',
+                              metrics)
+    assert run.returncode == 2, run.output[-2000:]
+    assert 'Traceback' not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith('ERROR: ') and 'does not match ground truth' in last
+    assert 'put LoadAnnotations after Resize' in last
+    assert not metrics.exists()

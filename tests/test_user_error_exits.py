@@ -1,8 +1,9 @@
 """User errors end with one ``ERROR:`` line and exit status 2 (train.py --amp
 without an accelerator among them), outputs
 follow the umask, a broken ONNX file is named, ``infer.py --recursive``
-never reads its own outputs, and the export parity rule passes every model
-of the repository while failing a real mismatch (leaving no file)."""
+never reads its own outputs, the export parity rule passes every model
+of the repository while failing a real mismatch (leaving no file), and a
+file that is not a config is named by every tool that reads one."""
 import os
 import stat
 
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, run_cli
+from conftest import REPO, load_tool, run_cli, run_tool_in_process
 
 DSNET = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
 MODEL_CONFIGS = [
@@ -393,3 +394,68 @@ def test_sigterm_to_the_process_group_ends_quietly_with_143():
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert 'Error' not in proc.stderr.read()
+
+
+RELEASED = 'checkpoints/dsnet_isic2017_256px.pth'
+# Each tool that reads a config, with CONFIG, CHECKPOINT and OUT (a folder
+# for the run's outputs) in its arguments.
+CONFIG_READERS = {
+    'tools/train.py': ['CONFIG', '--work-dir', 'OUT'],
+    'tools/test.py': ['CONFIG', 'CHECKPOINT', '--work-dir', 'OUT'],
+    'tools/demo.py': ['--config', 'CONFIG', '--work-dir', 'OUT'],
+    'tools/infer.py': ['CONFIG', 'CHECKPOINT', 'IMAGE', '--out-dir', 'OUT'],
+    'tools/analysis_tools/benchmark.py': ['CONFIG', '--device', 'cpu'],
+    'tools/analysis_tools/get_flops.py': ['CONFIG'],
+    'tools/analysis_tools/profile_train_step.py': ['CONFIG', '--device',
+                                                   'cpu'],
+    'tools/analysis_tools/threshold_sweep.py': [
+        'CONFIG', 'CHECKPOINT', '--thresholds', '0.5'],
+    'tools/analysis_tools/error_by_position.py': ['CONFIG', 'CHECKPOINT',
+                                                  '--out', 'OUT/e.json'],
+    'tools/deployment/reparameterize.py': ['CONFIG', 'CHECKPOINT',
+                                           'OUT/deploy.pth'],
+    'tools/deployment/export_onnx.py': ['CONFIG', 'CHECKPOINT',
+                                        'OUT/model.onnx'],
+    'tools/misc/publish_model.py': ['CONFIG', 'CHECKPOINT', 'OUT/net.pth'],
+}
+
+
+@pytest.mark.parametrize('tool', sorted(CONFIG_READERS))
+def test_a_file_that_is_not_a_config_is_one_error_line(tool, tmp_path):
+    """Reading a config runs it: a syntax error (or a checkpoint given in
+    its place) was a traceback from deep in mmengine."""
+    broken = tmp_path / 'broken.py'
+    broken.write_text("_base_ = ['../configs/dsnet/dsnet_isic2017.py']\n"
+                      'model = dict(\n')
+    image = tmp_path / 'lesion.png'
+    cv2.imwrite(str(image), np.full((32, 32, 3), 128, np.uint8))
+    out = tmp_path / 'out'
+    names = dict(CONFIG=broken, CHECKPOINT=REPO / RELEASED, IMAGE=image,
+                 OUT=out)
+
+    def fill(arg):
+        if arg.startswith('OUT/'):
+            return out / arg[len('OUT/'):]
+        return names.get(arg, arg)
+
+    argv = [fill(arg) for arg in CONFIG_READERS[tool]]
+    run = run_tool_in_process(tool, *argv)
+    assert run.returncode == 2, run.output[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert 'Traceback' not in run.stderr
+    assert lines[-1] == (f'ERROR: config file {broken} cannot be read as a '
+                         "config: SyntaxError: '(' was never closed "
+                         '(<unknown>, line 2)'), lines[-1]
+    assert not out.exists() or not any(out.rglob('*.*'))
+
+
+def test_a_checkpoint_given_as_the_config_is_named_as_such(tmp_path):
+    run = run_tool_in_process('tools/train.py', RELEASED, '--work-dir',
+                              tmp_path / 'w')
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: config file {RELEASED} cannot be read as a config: '
+        'OSError: Only py/yml/yaml/json type are supported now! (configs '
+        'are .py files, e.g. configs/dsnet/dsnet_isic2017.py; was a '
+        'checkpoint given in its place?)')
+    assert not (tmp_path / 'w').exists()

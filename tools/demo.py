@@ -12,14 +12,14 @@ import os.path as osp
 import time
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
                                                      prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.preflight import check_input_file, check_work_dir
+from mmseg_dsnet.engine.preflight import (check_input_file, check_work_dir,
+                                          load_config)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -92,7 +92,7 @@ def main(argv=None):
     check_seed(args.seed, '--seed')
     check_input_file(args.config, 'config file')
     start = time.time()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     data_root = cfg.train_dataloader.dataset.data_root
     synthetic_root = (osp.join(REPO_ROOT, data_root)
                       if not osp.isabs(data_root) else data_root)

@@ -8,7 +8,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
@@ -22,7 +22,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
@@ -106,7 +106,7 @@ def trigger_visualization_hook(cfg, args):
 def build_cfg(args):
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

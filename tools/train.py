@@ -14,7 +14,7 @@ import logging
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
@@ -27,7 +27,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import remove_stale_partials
@@ -77,7 +77,7 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     check_input_file(args.config, 'config file')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

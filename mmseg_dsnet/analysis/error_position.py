@@ -14,13 +14,7 @@ import numpy as np
 import torch
 
 from ..models.backbones import DSNet
-from ..utils.errors import UserError
-
-
-class SizeMismatchError(UserError, ValueError):
-    """A prediction and its ground truth differ in size (the message says
-    how to fix the test pipeline). Also a ``ValueError``, as for any bad
-    argument."""
+from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError
 
 
 class ErrorByPosition:
@@ -59,14 +53,9 @@ class ErrorByPosition:
             name (str): The image, for the per-image errors.
         """
         if pred.shape != gt.shape:
-            # MMSegmentation predicts at the original image size, so the
-            # ground truth differs when the pipeline resized it.
             raise SizeMismatchError(
                 f'{name or "image"}: prediction {pred.shape} and ground '
-                f'truth {gt.shape} differ in size; predictions come at the '
-                'original image size, so the test pipeline must not resize '
-                'the ground truth: put LoadAnnotations after Resize (as '
-                'configs/_base_/datasets/isic_256x256.py does)')
+                f'truth {gt.shape} differ in size; {SIZE_MISMATCH_FIX}')
         valid = np.ones_like(gt, bool) if valid is None else valid
         rings = self.ring_index(*gt.shape)
         lesion, background = gt & valid, ~gt & valid

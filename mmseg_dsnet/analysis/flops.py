@@ -20,10 +20,10 @@ against the full count.
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+from ..engine.preflight import load_config
 from ..models.utils import reparameterize_model
 from ..utils.errors import UserError
 
@@ -119,7 +119,7 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
         ``deploy`` with the deployed model's ``flops`` and ``params``.
     """
     check_model_options(cfg_options)
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = build_model(cfg)

@@ -15,9 +15,10 @@ import torch
 
 from ..deploy.deployable import (META_INPUT_SIZE, META_THRESHOLD,
                                  DeployableSegmentor, build_segmentor,
-                                 input_size_of, load_config, threshold_of)
+                                 input_size_of, threshold_of)
 from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import ort_session
+from ..engine.preflight import load_config
 
 BACKENDS = ('pytorch', 'onnxruntime')
 

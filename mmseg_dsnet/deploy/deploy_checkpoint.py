@@ -10,12 +10,12 @@ import io
 import os.path as osp
 
 import torch
-from mmengine.config import Config
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
+from ..engine.preflight import load_config
 from ..models.utils import reparameterize_model
 from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
 
@@ -83,7 +83,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             raise FileExistsError(
                 f'{path} exists; pass --overwrite to replace it.')
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     # Built first: a model without a deploy form (EGE-UNet, UNet ...) was
     # refused only after the parity check, as a misspelt config key.
     dep_cfg = deploy_config(cfg)

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from torch import Tensor, nn
 
+from ..engine.preflight import load_config
+
 DEFAULT_INPUT_SIZE = (256, 256)
 
 # Keys of the metadata ``export_onnx`` stores in the ONNX file.
@@ -43,11 +45,6 @@ def to_model_input(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     if rgb.shape[:2] != (height, width):
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-
-
-def load_config(config: Union[str, Config]) -> Config:
-    """A :class:`Config` from a path or a Config (returned as is)."""
-    return Config.fromfile(config) if isinstance(config, str) else config
 
 
 def build_segmentor(config: Union[str, Config],

@@ -28,6 +28,7 @@ import math
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from ..engine.preflight import load_config
 from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
 from ..utils.errors import UserError
@@ -35,7 +36,7 @@ from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials)
 from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
                          META_THRESHOLD, DeployableSegmentor, build_segmentor,
-                         input_size_of, load_config, threshold_of)
+                         input_size_of, threshold_of)
 from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, quantize_int8
 from .ort_session import ort_session

@@ -46,6 +46,10 @@ class WorkDirError(OSError):
     written to."""
 
 
+class ConfigFileError(UserError, ValueError):
+    """A file given as a config cannot be read as one."""
+
+
 class ThresholdMismatchError(UserError, ValueError):
     """The model and its evaluator call lesion at different probabilities."""
 
@@ -222,6 +226,40 @@ def check_input_file(path, what):
     reason = 'is a folder, not a file' if osp.isdir(path) else \
         'does not exist'
     raise MissingInputError(f'{what} {path} {reason}')
+
+
+def load_config(path, what='config file'):
+    """Read the config at ``path`` (``Config.fromfile``), refusing a file
+    that is not one with :class:`ConfigFileError` naming it.
+
+    Reading a config runs it, so a checkpoint given in its place, a syntax
+    error or a missing ``_base_`` file ended in a traceback from deep in
+    mmengine, which did not say which file to fix.
+
+    Args:
+        path (str | Path | Config): The config path the user gave; a
+            ``Config`` is returned as it is.
+        what (str): How the message names it. Default: 'config file'.
+
+    Returns:
+        Config: The config.
+    """
+    from mmengine.config import Config
+    if isinstance(path, Config):
+        return path
+    path = str(path)
+    check_input_file(path, what)
+    try:
+        return Config.fromfile(path)
+    except Exception as err:  # noqa: BLE001  (any fault of the file)
+        first = str(err).strip().splitlines()
+        reason = f'{type(err).__name__}: {first[0] if first else ""}'
+        hint = ''
+        if osp.splitext(path)[1] not in ('.py', '.json', '.yml', '.yaml'):
+            hint = ' (configs are .py files, e.g. configs/dsnet/' \
+                   'dsnet_isic2017.py; was a checkpoint given in its place?)'
+        raise ConfigFileError(f'{what} {path} cannot be read as a config: '
+                              f'{reason}{hint}') from err
 
 
 def check_work_dir(work_dir):

@@ -20,6 +20,7 @@ from prettytable import PrettyTable
 from mmseg.registry import METRICS
 
 from ..models.utils.lesion_logit import stored_lesion_probability
+from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError
 
 # Keys of one per-image record in ``self.results``.
 _ORIG = 'counts_orig'
@@ -187,9 +188,10 @@ class LesionMetric(BaseMetric):
             label = data_sample['gt_sem_seg']['data'].squeeze(0)
             prob = self._lesion_probability(data_sample)
             if prob.shape != label.shape:
-                raise ValueError(
-                    f'prediction of shape {tuple(prob.shape)} does not match '
-                    f'ground truth of shape {tuple(label.shape)}')
+                raise SizeMismatchError(
+                    f'{data_sample.get("img_path", "image")}: prediction of '
+                    f'shape {tuple(prob.shape)} does not match ground truth '
+                    f'of shape {tuple(label.shape)}; {SIZE_MISMATCH_FIX}')
             label = label.to(prob.device)
             counts_orig = self._confusion(prob, label)
             if self.output_dir:

@@ -34,3 +34,19 @@ class ChildToolError(UserError):
     def __init__(self, message, exit_code):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SizeMismatchError(UserError, ValueError):
+    """A prediction and its ground truth differ in size.
+
+    MMSegmentation predicts at the original image size, so the ground truth
+    differs when the test pipeline resized it (``LoadAnnotations`` before
+    ``Resize``); :data:`SIZE_MISMATCH_FIX` says so.
+    """
+
+
+#: How to fix the test pipeline behind a :class:`SizeMismatchError`.
+SIZE_MISMATCH_FIX = (
+    'predictions come at the original image size, so the test pipeline '
+    'must not resize the ground truth: put LoadAnnotations after Resize (as '
+    'configs/_base_/datasets/isic_256x256.py does)')

@@ -7,11 +7,11 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
 import argparse
 import json
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.benchmark import benchmark, compare_deploy
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 
@@ -77,7 +77,7 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
 

@@ -112,7 +112,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_config(top, fallback):
+def baseline_config(top, fallback):
     """The top config, or a config made from the model base file plus our
     dataset and runtime bases when the top one does not exist yet."""
     from mmengine.config import Config
@@ -662,7 +662,7 @@ def measure(args, workdir):
     for name, (top, fallback) in BASELINES.items():
         if name in args.skip:
             continue
-        cfg, source = load_config(top, fallback)
+        cfg, source = baseline_config(top, fallback)
         sources[name] = source
         if cfg is None:
             print(f'warning: {name}: {source}; left out', file=sys.stderr)

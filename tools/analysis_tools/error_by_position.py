@@ -10,11 +10,12 @@ centre, and how much of the error the worst images hold
 import argparse
 import json
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
-                                          check_input_file, check_output_file)
+                                          check_input_file, check_output_file,
+                                          load_config)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
                                       refuse_same_file)
@@ -55,7 +56,7 @@ def main(argv=None):
                          hint='give --out a file name of its own')
         refuse_existing(args.out, args.overwrite)
         check_output_file(args.out, '--out')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     check_dataset_classes(cfg, ('test_dataloader', ))

@@ -22,7 +22,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, check_not_chosen_on_test,
                                            collect)
@@ -46,8 +46,8 @@ def _check_run_args(args):
         raise UserError(f'--seeds repeats a seed: {args.seeds}')
     if args.checkpoint == 'best':
         # Refused by collect anyway, but only after the trainings.
-        from mmengine.config import Config, DictAction
-        cfg = Config.fromfile(args.config)
+        from mmengine.config import DictAction
+        cfg = load_config(args.config)
         if args.cfg_options:
             parser = argparse.ArgumentParser()
             parser.add_argument('--options', nargs='+', action=DictAction)

@@ -13,7 +13,6 @@ import contextlib
 import time
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 
@@ -21,7 +20,7 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
@@ -102,7 +101,7 @@ def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     init_default_scope('mmseg')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
     h, w = args.shape

@@ -12,11 +12,12 @@ test_evaluator.threshold=T``; the images are read once per checkpoint.
 import argparse
 import json
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
-                                          check_input_file, check_output_file)
+                                          check_input_file, check_output_file,
+                                          load_config)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
                                       refuse_same_file)
@@ -111,7 +112,7 @@ def figures_table(scores, thresholds, labels):
 def main(argv=None):
     args = parse_args(argv)
     labels = check_args(args)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
 
