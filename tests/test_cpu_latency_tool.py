@@ -131,7 +131,7 @@ def test_options_the_report_would_not_follow_are_refused(tmp_path,
     """``--threads 2``: every target, the measured time beside the roofline
     floor and the leaderboard's CPU ms were '-', exit 0; ``--threads 1 1``
     timed twice and showed the second run in both columns; ``--min-runs 3
-    --repeat 1`` ran each case once."""
+    --repeat 1`` ran each case once; ``--max-seconds nan`` set no cap."""
     from mmseg_dsnet.engine.cli_errors import UserError
     out = ['--out', str(tmp_path / 'latency.json')]
     with pytest.raises(UserError) as error:
@@ -145,6 +145,10 @@ def test_options_the_report_would_not_follow_are_refused(tmp_path,
     with pytest.raises(UserError, match='--min-runs 3 is more than --repeat '
                        '1, the most runs of a case'):
         cpu_latency.main(out + ['--min-runs', '3', '--repeat', '1'])
+    # nan compared False with 0, so it passed and set no cap.
+    with pytest.raises(UserError, match='--max-seconds must be positive, '
+                       'got nan'):
+        cpu_latency.main(out + ['--max-seconds', 'nan'])
     assert not list(tmp_path.iterdir())
 
 

@@ -322,6 +322,18 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
         check.main(work + ['--lr', '0'])
     with pytest.raises(MissingInputError, match='does not exist'):
         check.main(work + ['--configs', str(tmp_path / 'missing.py')])
+    # A --record-dir that cannot take the design records failed only when
+    # they were written, after the trainings.
+    from mmseg_dsnet.engine.preflight import WorkDirError
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    with pytest.raises(WorkDirError, match=f'Cannot write --record-dir '
+                       f'{blocker}/records/egeunet_128px_2ep_seed0.json: '
+                       f'{blocker} is a file'):
+        check.main(work + ['--split', 'design', '--models', 'egeunet',
+                           '--crop-size', '128', '--record-dir',
+                           str(blocker / 'records')])
+    assert not (tmp_path / 'work').exists()
     # The data: a --src that is given must exist; the default may be absent.
     nowhere = str(tmp_path / 'nowhere')
     with pytest.raises(UserError, match='not at .*nowhere.*--src'):

@@ -22,11 +22,12 @@ import os.path as osp
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.converters.isic import convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import check_input_file, check_output_file
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS,
                                                 check_short_schedule,
                                                 check_subset_sizes,
+                                                design_record_path,
                                                 results_table, run_device,
                                                 train_and_evaluate,
                                                 write_design_record)
@@ -78,6 +79,15 @@ def check_args(args):
                          args.lr, args.crop_size, args.seed)
     for path in args.configs:
         check_input_file(path, 'config file')
+    if args.split == 'design':
+        # The records are written after the trainings: a --record-dir that
+        # cannot take them failed only then.
+        name = (args.models or [osp.splitext(osp.basename(path))[0]
+                                for path in args.configs] or ['dsnet'])[0]
+        check_output_file(
+            design_record_path(args.record_dir, name, args.crop_size or 256,
+                               args.epochs, args.seed, run_device()),
+            '--record-dir')
 
 
 def main(argv=None):

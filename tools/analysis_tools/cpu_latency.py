@@ -556,7 +556,8 @@ def check_args(args):
         raise UserError(f'--min-runs {args.min_runs} is more than --repeat '
                         f'{args.repeat}, the most runs of a case; give '
                         '--repeat at least --min-runs')
-    if args.max_seconds <= 0:
+    # 'not >' also refuses nan, which compared False and so set no cap.
+    if not args.max_seconds > 0:
         raise UserError(f'--max-seconds must be positive, got '
                         f'{args.max_seconds}')
     if args.threads and min(args.threads) < 1:
