@@ -87,6 +87,12 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
     assert summary['images'] == len(images) > 0
     saved = json.loads(out.read_text())
     assert saved['iou'] == pytest.approx(summary['iou'])
+    # The file says which model and which images its figures are of.
+    assert (saved['config'], saved['checkpoint']) == (str(tiny_config),
+                                                      str(checkpoint))
+    assert saved['split_file'] == str(tiny_isic / split)
+    assert saved['data_root'] == str(tiny_isic)
+    assert saved['images'] == len(images) and saved['synthetic'] is False
     assert sorted(i['name'].rsplit('/', 1)[-1].split('.')[0]
                   for i in saved['per_image']) == sorted(images)
     out.write_text('keep me')

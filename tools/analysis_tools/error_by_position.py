@@ -68,6 +68,7 @@ def main(argv=None):
 
     from mmseg_dsnet.analysis.error_position import (ErrorByPosition,
                                                      error_table)
+    from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
     from mmseg_dsnet.progress import progress_bar
     register_all_modules()
@@ -95,7 +96,13 @@ def main(argv=None):
           f'{cfg.test_dataloader.dataset.ann_file}:\n')
     print(error_table(summary), end='')
     if args.out:
-        atomic_write(json.dumps(summary, indent=1), args.out,
+        # Which model and which images the figures are of, as in the
+        # metrics file tools/test.py writes.
+        record = {'config': args.config, 'checkpoint': args.checkpoint,
+                  **data_provenance(cfg.test_dataloader.dataset,
+                                    summary['images']),
+                  **summary}
+        atomic_write(json.dumps(record, indent=1), args.out,
                      overwrite=args.overwrite)
         print(f'figures: {args.out}')
     return summary
