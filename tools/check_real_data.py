@@ -82,12 +82,24 @@ def check_args(args):
     if args.split == 'design':
         # The records are written after the trainings: a --record-dir that
         # cannot take them failed only then.
-        name = (args.models or [osp.splitext(osp.basename(path))[0]
-                                for path in args.configs] or ['dsnet'])[0]
+        name = next(iter(configs_to_run(args)))
         check_output_file(
             design_record_path(args.record_dir, name, args.crop_size or 256,
                                args.epochs, args.seed, run_device()),
             '--record-dir')
+
+
+def configs_to_run(args):
+    """Run name -> config (relative to the repository root): the
+    ``--models``, then the ``--configs`` named by their stem; DSNet when
+    neither is given."""
+    configs = {name: CONFIGS[name] for name in args.models or []}
+    for path in args.configs:
+        configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
+            osp.abspath(path), REPO_ROOT)
+    if not configs:
+        configs['dsnet'] = CONFIGS['dsnet']
+    return configs
 
 
 def main(argv=None):
@@ -123,12 +135,7 @@ def main(argv=None):
             '--overwrite')
     check_subset_sizes(args.data_root, args.split, args.train_images,
                        args.test_images)
-    configs = {name: CONFIGS[name] for name in args.models or []}
-    for path in args.configs:
-        configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
-            osp.abspath(path), REPO_ROOT)
-    if not configs:
-        configs['dsnet'] = CONFIGS['dsnet']
+    configs = configs_to_run(args)
     results = {}
     for name, config in configs.items():
         results[name] = train_and_evaluate(

@@ -165,5 +165,6 @@ def profile_eager_step(cfg, cache, aug, args, sync, cuda):
     return prof.key_averages().table(sort_by=key, row_limit=args.top,
                                      max_name_column_width=60)
 
+
 if __name__ == '__main__':
     run_reporting_user_errors(main)
