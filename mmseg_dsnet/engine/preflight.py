@@ -11,6 +11,7 @@ import zipfile
 from mmengine.logging import print_log
 
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.fileio import refuse_existing
 
 #: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
 #: read. A config key that is not one of them but is spelt almost like one
@@ -317,6 +318,22 @@ def check_output_file(path, option='--metrics-out'):
         raise WorkDirError(
             f'Cannot write {option} {path}: {reason}. Nothing was started; '
             f'choose a writable file for {option}.')
+
+
+def check_new_output_file(path, option, overwrite=False):
+    """Before long work, refuse an output file that must not be replaced
+    (:func:`~mmseg_dsnet.utils.fileio.refuse_existing`) or cannot be
+    written (:func:`check_output_file`): a report written at the end would
+    otherwise fail, or replace a file, only after all the work.
+
+    Args:
+        path (str): The output file.
+        option (str): The command-line option that named it.
+        overwrite (bool): Whether an existing file may be replaced.
+            Default: False.
+    """
+    refuse_existing(path, overwrite)
+    check_output_file(path, option)
 
 
 def check_empty_output_dir(path, option='--out'):

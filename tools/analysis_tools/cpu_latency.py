@@ -44,7 +44,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file, check_output_file
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                          check_new_output_file)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
 
@@ -579,12 +580,9 @@ def check_args(args):
                        table)),
                      hint='give --out a name ending in .json')
     # The default --out is the published record: a run on another machine
-    # must not replace it unasked.
-    for path in (args.out, table):
-        refuse_existing(path, args.overwrite)
-    # Else a folder path through a file, or one not writable, failed with a
-    # traceback when the report was written, after all the timing.
-    check_output_file(args.out, '--out')
+    # must not replace it unasked. Both are written after all the timing.
+    check_new_output_file(args.out, '--out', args.overwrite)
+    refuse_existing(table, args.overwrite)
 
 
 def measure(args, workdir):

@@ -14,11 +14,10 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
-                                          check_input_file, check_output_file,
-                                          load_config)
+                                          check_input_file,
+                                          check_new_output_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
-                                      refuse_same_file)
+from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
 
 
 def parse_args(argv=None):
@@ -54,8 +53,7 @@ def main(argv=None):
                           ('the checkpoint', args.checkpoint),
                           ('--out', args.out)),
                          hint='give --out a file name of its own')
-        refuse_existing(args.out, args.overwrite)
-        check_output_file(args.out, '--out')
+        check_new_output_file(args.out, '--out', args.overwrite)
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -16,11 +16,10 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
-                                          check_input_file, check_output_file,
-                                          load_config)
+                                          check_input_file,
+                                          check_new_output_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
-                                      refuse_same_file)
+from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
 
 FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
 # The selection rule's defaults.
@@ -90,10 +89,8 @@ def check_args(args):
                       ('--out', args.out)],
                      'give each checkpoint once and --out a new file')
     if args.out:
-        refuse_existing(args.out, args.overwrite)
-        # Its folder must be writable: the file is written after all the
-        # evaluation.
-        check_output_file(args.out, '--out')
+        # Written after all the evaluation.
+        check_new_output_file(args.out, '--out', args.overwrite)
     return labels
 
 
