@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-from conftest import (REPO, load_tool, run_tool_in_process, run_tool_process,
-                      write_tiny_config)
+from conftest import (REPO, load_tool, run_cli, run_tool_in_process,
+                      run_tool_process, write_tiny_config)
 
 PY = sys.executable
 GET_FLOPS = 'tools/analysis_tools/get_flops.py'
@@ -282,6 +282,51 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
                           ('--warmup', '-1')):
         with pytest.raises(UserError, match=f'{option} must be at least'):
             bench.main([config, option, value])
+
+
+def test_benchmark_refuses_a_deploy_form_the_model_lacks(capsys):
+    """EGE-UNet and MALUNet have nothing to re-parameterise: ``--deploy``
+    labelled the trained model's latency as re-parameterised and
+    ``--compare-deploy`` reported a "0.74x speed-up" between two runs of the
+    same model, both with exit 0."""
+    bench = load_tool('analysis_tools/benchmark.py')
+    for name in ('egeunet/egeunet_isic2017.py', 'malunet/malunet_isic2017.py'):
+        config = str(REPO / 'configs' / name)
+        for option in ('--deploy', '--compare-deploy'):
+            code, err = run_cli(bench.main, [config, option, '--repeat', '1'],
+                                capsys)
+            assert (code, err) == (2, (
+                f'ERROR: {option}: {config} builds a model that '
+                're-parameterisation leaves unchanged (no re-parameterisable '
+                'block, no BatchNorm after a convolution); time it without '
+                f'{option}\n'))
+            assert capsys.readouterr().out == ''
+
+
+def test_reparameterization_changes_what_it_folds():
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.models.utils import reparameterization_changes
+    register_all_modules()
+
+    def build(name):
+        return MODELS.build(Config.fromfile(REPO / 'configs' / name).model)
+
+    assert reparameterization_changes(build('dsnet/dsnet_isic2017.py'))
+    assert not reparameterization_changes(build('egeunet/egeunet_isic2017.py'))
+    # A plain BatchNorm after a convolution is folded; GroupNorm is not.
+    assert reparameterization_changes(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)))
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                                torch.nn.GroupNorm(2, 4))
+    assert not reparameterization_changes(plain)
+    # Checked on a copy: the model itself is left as it was.
+    model = build('dsnet/dsnet_isic2017.py')
+    types = [type(m) for m in model.modules()]
+    reparameterization_changes(model)
+    assert [type(m) for m in model.modules()] == types
 
 
 def test_benchmark_refuses_a_device_it_cannot_use(tmp_path):

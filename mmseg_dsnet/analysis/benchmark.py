@@ -14,7 +14,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
-from ..models.utils import reparameterize_model
+from ..models.utils import reparameterization_changes, reparameterize_model
+from ..utils.errors import UserError
 
 
 def _sync(device):
@@ -120,6 +121,30 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             img_per_s=float(batch_size / np.median(tput)),
             runs=int(throughput_repeat)),
     )
+
+
+def check_deploy_form(cfg, option):
+    """Refuse to time a re-parameterised form the config's model lacks.
+
+    Without one, the "re-parameterised" model is the trained one: timing it
+    labelled the trained model's latency as re-parameterised, and
+    ``--compare-deploy`` reported the noise between two runs of one model
+    as a speed-up.
+
+    Args:
+        cfg (Config): The benchmarked config.
+        option (str): The option that asked for it, for the message.
+
+    Raises:
+        UserError: Re-parameterisation leaves the model unchanged.
+    """
+    register_all_modules(init_default_scope=True)
+    if not reparameterization_changes(MODELS.build(cfg.model)):
+        raise UserError(
+            f'{option}: {cfg.filename} builds a model that '
+            're-parameterisation leaves unchanged (no re-parameterisable '
+            'block, no BatchNorm after a convolution); time it without '
+            f'{option}')
 
 
 def compare_deploy(run, rounds=3):

@@ -9,7 +9,8 @@ import json
 
 from mmengine.config import DictAction
 
-from mmseg_dsnet.analysis.benchmark import benchmark, compare_deploy
+from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
+                                            compare_deploy)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
@@ -80,6 +81,9 @@ def main(argv=None):
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.deploy or args.compare_deploy:
+        check_deploy_form(
+            cfg, '--compare-deploy' if args.compare_deploy else '--deploy')
 
     def run(deploy):
         return benchmark(cfg, args.checkpoint, device, shape,

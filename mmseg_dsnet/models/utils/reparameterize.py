@@ -64,3 +64,26 @@ def reparameterize_model(model: nn.Module) -> nn.Module:
     for block in blocks:
         block.reparameterize()
     return fuse_conv_bn(model)
+
+
+def reparameterization_changes(model: nn.Module) -> bool:
+    """Whether :func:`reparameterize_model` would change ``model``.
+
+    Checked on a copy, with the same rules: a model without a block that
+    re-parameterises itself and without a BatchNorm after a convolution
+    (EGE-UNet and MALUNet normalise with GroupNorm and LayerNorm) comes out
+    as it went in, so its "re-parameterised" form is the trained one.
+
+    Args:
+        model (nn.Module): A model, e.g. an mmseg ``EncoderDecoder``.
+
+    Returns:
+        bool: True when some module would be folded or replaced.
+    """
+    import copy
+
+    def module_types(module):
+        return [type(m) for m in module.modules()]
+
+    before = module_types(model)
+    return module_types(reparameterize_model(copy.deepcopy(model))) != before
