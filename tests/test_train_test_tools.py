@@ -139,6 +139,77 @@ def test_test_tool_with_tta_is_recorded_and_not_collected(trained, tmp_path):
 
 
 @pytest.mark.slow
+def test_test_tool_keeps_files_that_are_not_its_own(trained, tmp_path):
+    """``--metrics-out`` naming the checkpoint replaced the weights with
+    the metrics after the evaluation, and ``--show-dir`` painted into a
+    folder that held an earlier test's paintings, both with exit 0."""
+    import shutil
+    cfg, work_dir = trained
+    checkpoint = tmp_path / 'weights.pth'
+    shutil.copy(work_dir / 'epoch_2.pth', checkpoint)
+    weights = checkpoint.read_bytes()
+    for out in (checkpoint, cfg):
+        proc = run_tool_in_process('tools/test.py', cfg, checkpoint,
+                                   '--work-dir', tmp_path / 'work',
+                                   '--metrics-out', out)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f'ERROR: --metrics-out {out} holds a file that is not a metrics '
+            'record (tools/test.py replaces only the metrics of an earlier '
+            'test); give --metrics-out a file name of its own')
+    assert checkpoint.read_bytes() == weights
+    assert not (tmp_path / 'work').exists()
+    show = tmp_path / 'show'
+    (show / 'vis_data').mkdir(parents=True)
+    (show / 'vis_data' / 'earlier.png').write_bytes(b'')
+    proc = run_tool_in_process('tools/test.py', cfg, checkpoint, '--work-dir',
+                               tmp_path / 'work', '--show-dir', show)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: Cannot write --show-dir {show}: the folder already holds '
+        'files. Nothing was started; choose a new or empty folder for '
+        '--show-dir.')
+    assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.slow
+def test_test_options_are_recorded_and_not_collected(trained, tmp_path):
+    """A test with a decision threshold of 0.1 given in ``--cfg-options``
+    wrote figures labelled with the bare config, which ``leaderboard.py
+    collect`` took as the config's own."""
+    import shutil
+
+    from mmseg_dsnet.leaderboard.board import result_changing_options
+    from mmseg_dsnet.utils.errors import UserError
+    cfg, trained_dir = trained
+    work_dir = tmp_path / 'work'
+    shutil.copytree(trained_dir, work_dir)
+    options = ['model.decode_head.threshold=0.1',
+               'test_evaluator.threshold=0.1',
+               'test_dataloader.num_workers=0']
+    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                     '--work-dir', work_dir, '--cfg-options', *options,
+                     check=True)
+    record = json.loads((work_dir / 'test_metrics.json').read_text())
+    assert record['cfg_options'] == {'model.decode_head.threshold': 0.1,
+                                     'test_evaluator.threshold': 0.1,
+                                     'test_dataloader.num_workers': 0}
+    lb = load_tool('analysis_tools/leaderboard.py')
+    with pytest.raises(UserError, match=(
+            'tested with --cfg-options model.decode_head.threshold=0.1 '
+            r'test_evaluator.threshold=0.1 \(tools/test.py metrics file')):
+        lb.main(['collect', str(cfg), str(work_dir), '--no-benchmark',
+                 '--runs-dir', str(tmp_path / 'runs')])
+    assert not (tmp_path / 'runs').exists()
+    # Where the data is and how it is read change no figure.
+    assert result_changing_options({
+        'test_dataloader.dataset.data_root': 'elsewhere',
+        'test_dataloader.dataset.ann_file': 'splits/x.txt',
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': False}) == []
+
+
+@pytest.mark.slow
 def test_inference_from_checkpoint(trained, tiny_isic):
     import mmseg_dsnet  # noqa: F401
     from mmseg.apis import inference_model, init_model

@@ -2,8 +2,9 @@
 are also written as JSON (``--metrics-out``, default
 ``<work_dir>/test_metrics.json``) for the leaderboard tool, with the data
 they were computed on: ``data_root``, ``split_file``, ``images`` and
-``synthetic``. A file there from an earlier test is replaced, and the line
-that reports the new one says what it held."""
+``synthetic``, and the ``--cfg-options`` given. A file there from an earlier
+test is replaced, and the line that reports the new one says what it held;
+any other file is refused."""
 import argparse
 import os
 import os.path as osp
@@ -45,7 +46,8 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='folder for ground truth and prediction painted side by side, '
+        help='new or empty folder for ground truth and prediction painted '
+        'side by side, '
         'in <show-dir>/vis_data/vis_image/, for every '
         'default_hooks.visualization.interval-th image (mmseg\'s default: '
         '50; --cfg-options default_hooks.visualization.interval=1 paints '
@@ -54,7 +56,9 @@ def parse_args(argv=None):
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--metrics-out',
-        help='JSON file for the metrics (default: <work_dir>/test_metrics.json)')
+        help='JSON file for the metrics (default: <work_dir>/test_metrics.json;'
+        " an earlier test's metrics there are replaced, any other file is "
+        'refused)')
     parser.add_argument(
         '--no-synthetic-fallback',
         action='store_true',
@@ -99,6 +103,9 @@ def trigger_visualization_hook(cfg, args):
         visualization_hook['show'] = True
         visualization_hook['wait_time'] = args.wait_time
     if args.show_dir:
+        # Paintings of an earlier test would stay beside this one's, and an
+        # image painted by both would be replaced without a word.
+        check_empty_output_dir(args.show_dir, '--show-dir')
         cfg.visualizer['save_dir'] = args.show_dir
     return cfg
 
@@ -144,9 +151,11 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
-    check_work_dir(cfg.work_dir)
     out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
-    # Before the evaluation, not after it.
+    # Before the evaluation, not after it: a file other than an earlier
+    # test's metrics (the checkpoint ...), or a path that cannot be written.
+    previous_metrics_source(out)
+    check_work_dir(cfg.work_dir)
     check_output_file(out)
     # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
     setup_cpu_distributed(cfg)
@@ -158,7 +167,8 @@ def main(argv=None):
             metrics_record(args.config, args.checkpoint, metrics,
                            cfg.test_dataloader.dataset,
                            len(runner.test_dataloader.dataset),
-                           test_time_augmentation=args.tta), out)
+                           test_time_augmentation=args.tta,
+                           cfg_options=args.cfg_options), out)
         note = f' (replacing {replaced})' if replaced else ''
         print(f'Metrics written to {out}{note}')
     finish_distributed(runner)

@@ -296,6 +296,20 @@ def check_gpu_json_model(gpu_out, gpu_json, params, config):
             f'{config} builds one of {params}: it measured another model')
 
 
+# --cfg-options of a test that change neither the model nor the figures:
+# where the data is and how many processes read it.
+LOADER_KEYS = ('num_workers', 'persistent_workers')
+
+
+def result_changing_options(cfg_options):
+    """The ``--cfg-options`` of a test (``{key: value}``) other than data
+    locations and loader workers, as ``key=value`` strings."""
+    from mmseg_dsnet.datasets.synthetic_fallback import names_data
+    return [f'{key}={value}' for key, value in cfg_options.items()
+            if not names_data({key: value})
+            and key.rsplit('.', 1)[-1] not in LOADER_KEYS]
+
+
 def collect(config, work_dir, measure_complexity=measure_complexity,
             measure_speed=measure_speed, label=None, schedule=None,
             schedule_tag=None,
@@ -334,6 +348,15 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             f'{work_dir} was tested with test-time augmentation '
             f'({rec["metrics_source"]}); leaderboard rows are single-pass '
             'results: run tools/test.py without --tta, then collect')
+    changed = result_changing_options(rec.pop('test_cfg_options'))
+    if changed:
+        # The figures are of another model, pipeline or evaluator than the
+        # config's (a decision threshold of 0.1, say).
+        raise UserError(
+            f'{work_dir} was tested with --cfg-options {" ".join(changed)} '
+            f'({rec["metrics_source"]}); a leaderboard row is the config as '
+            'it is: run tools/test.py without them (data locations and '
+            'loader workers may be given), then collect')
     check_config_matches_run(config, cfg, work_dir)
     if 'design' in osp.basename(str(rec.get('test_split') or '')):
         # Design runs choose the model; a leaderboard row is a test result.

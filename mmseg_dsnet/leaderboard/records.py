@@ -4,7 +4,7 @@ import json
 import os.path as osp
 
 from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
-from mmseg_dsnet.utils.errors import NotJsonError
+from mmseg_dsnet.utils.errors import NotJsonError, UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 
 
@@ -38,21 +38,30 @@ def read_last_checkpoint(work_dir):
         return f.read().strip()
 
 
-def previous_metrics_source(path):
+def previous_metrics_source(path, option='--metrics-out'):
     """What the file ``path`` that a new test's metrics replace held
     (``the metrics of <checkpoint> on <split file>``), so that the
-    replacement is said; None when there is no such file."""
+    replacement is said; None when there is no such file.
+
+    Raises:
+        UserError: ``path`` holds something else. Only an earlier test's
+            metrics are replaced: ``--metrics-out`` naming the checkpoint
+            turned the weights into a metrics file after the evaluation.
+    """
     if not osp.isfile(path):
         return None
     try:
         old = load_json(path)
         return f'the metrics of {old["checkpoint"]} on {old["split_file"]}'
-    except (OSError, NotJsonError, KeyError, TypeError):
-        return 'a file that was not a metrics record'
+    except (OSError, NotJsonError, KeyError, TypeError, ValueError):
+        raise UserError(
+            f'{option} {path} holds a file that is not a metrics record '
+            '(tools/test.py replaces only the metrics of an earlier test); '
+            f'give {option} a file name of its own') from None
 
 
 def metrics_record(config, checkpoint, metrics, dataset_cfg, images,
-                   test_time_augmentation=False):
+                   test_time_augmentation=False, cfg_options=None):
     """What ``tools/test.py`` writes to ``test_metrics.json`` (and the
     leaderboard reads): the metrics and the data they were computed on.
 
@@ -64,13 +73,17 @@ def metrics_record(config, checkpoint, metrics, dataset_cfg, images,
         images (int): Number of images evaluated.
         test_time_augmentation (bool): Whether the figures average
             augmented views (``tools/test.py --tta``). Default: False.
+        cfg_options (dict, optional): The ``--cfg-options`` the config was
+            tested with, so that figures of a changed model or evaluator
+            do not pass for the config's own.
 
     Returns:
         dict: ``config``, ``checkpoint``, ``metrics``,
-        ``test_time_augmentation`` and the keys of
+        ``test_time_augmentation``, ``cfg_options`` and the keys of
         :func:`~mmseg_dsnet.datasets.synthetic_fallback.data_provenance`.
     """
     return dict(config=config, checkpoint=checkpoint,
                 metrics={k: float(v) for k, v in metrics.items()},
                 test_time_augmentation=bool(test_time_augmentation),
+                cfg_options=dict(cfg_options or {}),
                 **data_provenance(dataset_cfg, images))

@@ -393,6 +393,15 @@ def slug(text):
     return re.sub(r'[^a-z0-9.]+', '-', str(text).lower()).strip('-')
 
 
+def _tested_with_cfg_options(metrics_kind, metrics_file):
+    """The ``--cfg-options`` ``tools/test.py`` wrote into its metrics file
+    (empty for other metrics sources and for files written before it
+    recorded them)."""
+    if metrics_kind == 'test_metrics.json':
+        return dict(load_json(metrics_file).get('cfg_options') or {})
+    return {}
+
+
 def _evaluated_with_tta(metrics_kind, metrics_file, metrics_source,
                         test_runs):
     """Whether the final metrics average test-time augmented views: the
@@ -492,6 +501,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         metrics_source=metrics_source,
         metrics_source_kind=metrics_kind,
         test_time_augmentation=tta,
+        test_cfg_options=_tested_with_cfg_options(metrics_kind,
+                                                  metrics_path),
         checkpoint=checkpoint,
         warnings=warnings,
         _config=cfg)
