@@ -435,6 +435,12 @@ def test_cli_compares_and_checks_its_options(tmp_path, capsys):
                       '--se-factor', '-1']) == 2
     assert capsys.readouterr().err == (
         'ERROR: --se-factor must be at least 0, got -1.0\n')
+    # A nan failed every candidate ("passes: no"), exit 0.
+    for option in ('--se-factor', '--min-gain'):
+        assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
+                          'good', option, 'nan']) == 2
+        assert capsys.readouterr().err == (
+            f'ERROR: {option} must be a finite number, got nan\n')
 
 
 def test_cli_refuses_options_the_table_would_ignore(tmp_path, capsys):

@@ -598,7 +598,8 @@ def test_fast_train_bad_seeds(fast_train_tool, tiny_cfg, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('option,value,message', [
-    ('--time-limit', '0', '--time-limit must be a positive number'),
+    ('--time-limit', '0', '--time-limit must be positive, got 0'),
+    ('--time-limit', 'nan', '--time-limit must be positive, got nan'),
     ('--val-interval', '-1', '--val-interval must be at least 0'),
     ('--checkpoint-interval', '-1', '--checkpoint-interval must be at least'),
     ('--workers', '0', '--workers must be at least 1'),

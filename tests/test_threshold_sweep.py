@@ -79,6 +79,10 @@ def test_what_the_sweep_cannot_do_is_refused_before_any_work(
         tool.main(base + ['--thresholds', '0.5', '0.5'])
     with pytest.raises(UserError, match='--se-factor must be at least 0'):
         tool.main(base + ['--thresholds', '0.5', '0.4', '--se-factor', '-1'])
+    for option in ('--se-factor', '--min-gain'):
+        with pytest.raises(UserError,
+                           match=f'{option} must be a finite number, got nan'):
+            tool.main(base + ['--thresholds', '0.5', '0.4', option, 'nan'])
     with pytest.raises(UserError, match='1 distinct names'):
         tool.main(base + ['--thresholds', '0.5', '--labels', 'a', 'b'])
     with pytest.raises(Exception, match='does not exist'):

@@ -434,8 +434,9 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
         check.main(work + ['--seed', '-1'])
     with pytest.raises(UserError, match='multiple of 32'):
         check.main(work + ['--crop-size', '0'])
-    with pytest.raises(UserError, match='--lr must be positive'):
-        check.main(work + ['--lr', '0'])
+    for lr in ('0', 'nan'):
+        with pytest.raises(UserError, match=f'--lr must be positive, got {lr}'):
+            check.main(work + ['--lr', lr])
     with pytest.raises(MissingInputError, match='does not exist'):
         check.main(work + ['--configs', str(tmp_path / 'missing.py')])
     # A --record-dir that cannot take the design records failed only when

@@ -78,7 +78,9 @@ def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
     for option, message in (
             (['--shape', '0', '0'], '--shape takes 1 or 2 positive numbers, '
              'got [0, 0]'),
-            (['--atol', '-1'], '--atol must be positive, got -1')):
+            (['--atol', '-1'], '--atol must be positive, got -1'),
+            # nan passed "<= 0" and then every parity test.
+            (['--atol', 'nan'], '--atol must be positive, got nan')):
         code, err = run_cli(tool.main, [DSNET, ckpt, tmp_path / 'e.pth'] +
                             option, capsys)
         assert code == 2 and err == f'ERROR: {message}\n'

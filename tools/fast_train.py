@@ -31,7 +31,7 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec, last_checkpoint_of,
                                               training_device)
 from mmseg_dsnet.engine.preflight import validates_on
-from mmseg_dsnet.utils.cli import check_at_least, check_seed
+from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 
@@ -195,10 +195,8 @@ def main(argv=None):
                    ('--checkpoint-interval', args.checkpoint_interval, 0),
                    ('--val-interval', args.val_interval, 0),
                    ('--workers', args.workers, 1))
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise FastTrainingError(
-            f'--time-limit must be a positive number of seconds, got '
-            f'{args.time_limit:g}')
+    # A nan passed "<= 0" and then never stopped the training.
+    check_positive(('--time-limit', args.time_limit))
     import torch
     # Refused before build_specs makes the work dirs.
     device = training_device(args.device or (

@@ -56,14 +56,14 @@ def check_short_schedule(epochs=None, train_images=None, test_images=None,
     Raises:
         UserError: naming the option and the value.
     """
-    from mmseg_dsnet.utils.cli import check_at_least, check_seed
+    from mmseg_dsnet.utils.cli import (check_at_least, check_positive,
+                                       check_seed)
     from mmseg_dsnet.utils.errors import UserError
     check_at_least(('--epochs', epochs, 1), ('--train-images', train_images, 1),
                    ('--test-images', test_images, 1))
     # A seed numpy rejects failed inside the run.
     check_seed(seed, '--seed')
-    if lr is not None and lr <= 0:
-        raise UserError(f'--lr must be positive, got {lr}')
+    check_positive(('--lr', lr))
     # Every model here halves its input five times.
     if crop_size is not None and (crop_size < 32 or crop_size % 32):
         raise UserError('--crop-size must be a positive multiple of 32, '

@@ -1,4 +1,5 @@
 """Argument helpers shared by the command-line tools."""
+import math
 from typing import Sequence, Tuple
 
 
@@ -34,12 +35,38 @@ def check_at_least(*checks) -> None:
 
     Raises:
         UserError: ``<option> must be at least <least>, got <value>`` for the
-        first value below its minimum.
+        first value below its minimum (``must be a finite number`` for a
+        nan or infinite float).
     """
+    from .errors import UserError
     for option, value, least in checks:
-        if value is not None and value < least:
-            from .errors import UserError
+        if value is None:
+            continue
+        # A nan compares False with everything: it passed "value < least"
+        # and then every test the value was meant for (a tolerance of nan
+        # failed nothing); an inf bounds nothing.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f'{option} must be a finite number, got {value}')
+        if value < least:
             raise UserError(f'{option} must be at least {least}, got {value}')
+
+
+def check_positive(*checks) -> None:
+    """Refuse option values that are not positive finite numbers (a
+    tolerance, a learning rate, a time limit), before any work.
+
+    Args:
+        *checks (tuple): ``(option, value)``; a value of None (not given)
+            passes.
+
+    Raises:
+        UserError: ``<option> must be positive, got <value>`` for the first
+        value that is zero, negative, nan or infinite.
+    """
+    for option, value in checks:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            from .errors import UserError
+            raise UserError(f'{option} must be positive, got {value:g}')
 
 
 #: numpy's and PyTorch's seeds: 0 .. 2**32 - 1.

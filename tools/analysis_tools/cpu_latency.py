@@ -46,7 +46,7 @@ import numpy as np
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_input_file,
                                           check_new_output_file)
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_at_least, check_positive
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
@@ -557,10 +557,8 @@ def check_args(args):
         raise UserError(f'--min-runs {args.min_runs} is more than --repeat '
                         f'{args.repeat}, the most runs of a case; give '
                         '--repeat at least --min-runs')
-    # 'not >' also refuses nan, which compared False and so set no cap.
-    if not args.max_seconds > 0:
-        raise UserError(f'--max-seconds must be positive, got '
-                        f'{args.max_seconds}')
+    # A nan compared False and so set no cap.
+    check_positive(('--max-seconds', args.max_seconds))
     if args.threads and min(args.threads) < 1:
         raise UserError(f'--threads must be at least 1, got {args.threads}')
     if args.threads and len(set(args.threads)) != len(args.threads):

@@ -14,6 +14,7 @@ rule can see, from the per-seed differences of pairs already run.
 """
 import argparse
 import glob
+import math
 import os.path as osp
 import sys
 
@@ -115,8 +116,10 @@ def main(argv=None):
         return 2
     try:
         # A negative factor would pass gains below the noise (--min-gain
-        # may be negative: a non-inferiority margin).
-        check_at_least(('--se-factor', args.se_factor, 0))
+        # may be negative: a non-inferiority margin); a nan in either
+        # failed every candidate.
+        check_at_least(('--se-factor', args.se_factor, 0),
+                       ('--min-gain', args.min_gain, -math.inf))
         if pairs:
             table = paired_spread_table(paths, pairs, args.device,
                                         min_gain=args.min_gain,

@@ -11,6 +11,7 @@ test_evaluator.threshold=T``; the images are read once per checkpoint.
 """
 import argparse
 import json
+import math
 
 from mmengine.config import DictAction
 
@@ -63,8 +64,10 @@ def check_args(args):
                         f'got {bad}')
     if len(set(args.thresholds)) != len(args.thresholds):
         raise UserError(f'--thresholds repeats a value: {args.thresholds}')
-    # A negative factor would let gains below the noise pass.
-    check_at_least(('--se-factor', args.se_factor, 0))
+    # A negative factor would let gains below the noise pass; a nan in
+    # either failed every threshold.
+    check_at_least(('--se-factor', args.se_factor, 0),
+                   ('--min-gain', args.min_gain, -math.inf))
     labels = args.labels or [
         f'checkpoint {i + 1}' for i in range(len(args.checkpoints))]
     if len(labels) != len(args.checkpoints) or len(set(labels)) != len(

@@ -106,7 +106,11 @@ def main(argv=None):
     args = parse_args(argv)
     shape = input_shape(args.shape)
     check_at_least(('--num-check-images', args.num_check_images, 0),
-                   ('--num-calib-images', args.num_calib_images, 1))
+                   ('--num-calib-images', args.num_calib_images, 1),
+                   # A nan tolerance failed every parity test, blaming the
+                   # model; a nan factor was skipped by max().
+                   ('--atol', args.atol, 0), ('--rtol', args.rtol, 0),
+                   ('--noise-factor', args.noise_factor, 0))
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):

@@ -22,9 +22,8 @@ import sys
 
 from mmseg_dsnet.deploy.deploy_checkpoint import (ParityError,
                                                   write_deploy_checkpoint)
-from mmseg_dsnet.engine.cli_errors import (UserError,
-                                           run_reporting_user_errors)
-from mmseg_dsnet.utils.cli import input_shape
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.utils.cli import check_positive, input_shape
 
 
 def parse_args(argv=None):
@@ -47,8 +46,8 @@ def main(argv=None):
     args = parse_args(argv)
     # 0x0 failed inside the network with a traceback.
     shape = input_shape(args.shape)
-    if args.atol <= 0:
-        raise UserError(f'--atol must be positive, got {args.atol:g}')
+    # A nan tolerance passed "<= 0" and then every parity test.
+    check_positive(('--atol', args.atol))
     try:
         result = write_deploy_checkpoint(args.config, args.checkpoint,
                                          args.out, shape,
