@@ -355,6 +355,108 @@ def test_inputs_sharing_a_name_are_told_apart(checkpoint, tmp_path, capsys):
     assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
 
 
+def same_name_photos(tmp_path, sizes):
+    """``tmp_path/<folder>/x.jpg`` of the given ``(height, width)`` each,
+    so that a mask's size tells which photo it is of."""
+    paths = {}
+    for folder, (height, width) in sizes.items():
+        (tmp_path / folder).mkdir()
+        paths[folder] = tmp_path / folder / 'x.jpg'
+        Image.fromarray(lesion_image(height, width)).save(paths[folder])
+    return paths
+
+
+def test_an_output_name_belongs_to_one_input_across_runs(
+        checkpoint, tmp_path, capsys):
+    """``OUT/sources.json`` records the input behind each output name. A
+    second run with b/x.jpg alone skipped it as done because x.png, a/x.jpg's
+    mask, existed (exit 0), and both in the other order with --overwrite
+    swapped x.png and x_2.png; now a recorded input keeps its name (also
+    through a symlink) and a new one never takes another's."""
+    import json
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (90, 70),
+                                         'c': (50, 40)})
+    (tmp_path / 'link').symlink_to(tmp_path / 'b')
+    out = tmp_path / 'out'
+    masks = out / 'masks'
+
+    def run(*paths, expect=0):
+        assert run_tool([CONFIG, checkpoint, *map(str, paths), '--out-dir',
+                         str(out), '--no-progress']) == expect
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    def sizes():
+        return {path.name: Image.open(path).size
+                for path in sorted(masks.iterdir())}
+
+    run(photos['a'], photos['b'])
+    first = {'x.png': (80, 60), 'x_2.png': (70, 90)}
+    assert sizes() == first
+    old = {name: (masks / name).read_bytes() for name in first}
+
+    # b/x.jpg (given through a symlink) is skipped for its own outputs.
+    text = run(tmp_path / 'link' / 'x.jpg')
+    assert 'its outputs are named x_2 (recorded for it in' in text
+    assert f'{masks / "x_2.png"}' in text and 'Skipped 1' in text
+    assert f'{masks / "x.png"}' not in text
+    # --overwrite in the other order replaces each input's own outputs.
+    run(photos['b'], photos['a'], '--overwrite')
+    assert sizes() == first
+    # A new x.jpg takes neither recorded name; a failed input records none.
+    (tmp_path / 'x.jpg').write_bytes(b'not an image')
+    text = run(photos['c'], tmp_path / 'x.jpg', '--allow-failures')
+    assert (f'{photos["c"]}: its outputs are named x_3 (x is recorded for '
+            f'{osp.realpath(photos["a"])} in') in text
+    assert sizes() == {**first, 'x_3.png': (40, 50)}
+    assert {name: (masks / name).read_bytes() for name in first} == old
+    assert json.loads((out / 'sources.json').read_text()) == {
+        'x': osp.realpath(photos['a']), 'x_2': osp.realpath(photos['b']),
+        'x_3': osp.realpath(photos['c'])}
+
+
+def test_outputs_without_a_record_of_their_inputs_keep_their_names(
+        checkpoint, tmp_path, capsys):
+    """A folder written before inputs were recorded (outputs, model.json,
+    no sources.json): its outputs are of unknown inputs, so no input takes
+    their names (b/x.jpg was skipped for a/x.jpg's x.png, exit 0), even
+    with --overwrite; a line says so. An unreadable record is refused."""
+    import json
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (90, 70)})
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(photos['a']), '--out-dir', str(out),
+            '--no-progress']
+    assert run_tool(argv) == 0
+    (out / 'sources.json').unlink(missing_ok=True)
+    old = (out / 'masks' / 'x.png').read_bytes()
+    assert run_tool(argv[:2] + [str(photos['b'])] + argv[3:]) == 0
+    assert run_tool(argv + ['--overwrite']) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    for photo, name in ((photos['b'], 'x_2'), (photos['a'], 'x_3')):
+        assert (f'{photo}: its outputs are named {name} ({out} holds '
+                'outputs named x of an input') in text
+    assert 'skipped' not in text
+    assert (out / 'masks' / 'x.png').read_bytes() == old
+    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+    assert Image.open(out / 'masks' / 'x_3.png').size == (80, 60)
+    assert json.loads((out / 'sources.json').read_text()) == {
+        'x_2': osp.realpath(photos['b']), 'x_3': osp.realpath(photos['a'])}
+
+    (out / 'sources.json').write_text('{"x_2": ')
+
+    def files():
+        return sorted((path.name, path.read_bytes())
+                      for path in out.rglob('*') if path.is_file())
+
+    before = files()
+    assert run_tool(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('ERROR:') == 1 and 'cannot read' in err
+    assert 'sources.json' in err
+    assert files() == before
+
+
 def test_flips_average_three_passes(checkpoint, inputs, tmp_path):
     """``--tta``: the masks of the mean probability of the image and its
     flips, at the original size, batch by batch as one by one."""

@@ -387,6 +387,48 @@ def test_strict_fails_on_a_skip_and_writes_nothing(tmp_path):
             in pooled.output)
 
 
+@pytest.mark.parametrize('how', ['renamed', 'absent'])
+def test_a_missing_validation_split_is_not_comparable(tmp_path, how):
+    # Both validation folders renamed (a second download) or absent: the
+    # split was read as not there at all, the lightweight split drawn from
+    # the training pairs alone without a word, even with --strict.
+    raw = _make_raw(tmp_path / 'raw')
+    for folder in (VAL_IMAGES, VAL_MASKS):
+        if how == 'renamed':
+            (raw / folder).rename(raw / f'{folder} (1)')
+        else:
+            shutil.rmtree(raw / folder)
+    missing = (f'official split val missing (no {VAL_IMAGES} or {VAL_MASKS} '
+               f'folder or zip in {raw.resolve()})')
+    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
+    assert strict.returncode == 2, strict.output
+    assert strict.stderr.splitlines()[-1] == \
+        f'ERROR: --strict: {missing}; nothing written'
+    assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
+    renamed = [
+        f'note: ignored {folder} (1) (not an official ISIC 2017 '
+        'folder or zip name)' for folder in (VAL_IMAGES, VAL_MASKS)
+    ]
+    for note in renamed:
+        assert (note in strict.stdout) == (how == 'renamed'), strict.stdout
+
+    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert lenient.returncode == 0, lenient.output
+    assert f'WARNING: {missing}: lightweight_train/test' in lenient.stdout
+    out = tmp_path / 'out'
+    assert _split(out, 'official_val') == []
+    assert len(
+        _split(out, 'lightweight_train') +
+        _split(out, 'lightweight_test')) == 6
+    # The test split is not in the lightweight pool: missing it warns not.
+    for folder in (TEST_IMAGES, TEST_MASKS):
+        shutil.rmtree(raw / folder)
+    (raw / 'README.txt').write_text('notes')
+    train_only = run_converter(raw, tmp_path / 'train_only', '--workers', '1')
+    assert 'note: ignored README.txt' in train_only.stdout
+    assert 'official split test' not in train_only.output
+
+
 def test_duplicate_ids_keep_the_first_copy(tmp_path):
     raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
     # The training folders also present as zips (same ids), and one validation

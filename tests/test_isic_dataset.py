@@ -52,3 +52,37 @@ def test_configs_load_and_point_at_converter_layout():
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
         assert cfg.optim_wrapper.optimizer.lr == 1e-3
         assert cfg.train_cfg.max_epochs == 300
+
+
+def test_a_split_file_listing_an_id_twice_is_refused(tiny_isic, tmp_path):
+    # A repeated line was read as another sample: the image was scored twice
+    # in the pooled figures (and, with --out, its mask written twice).
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    a, b, c = (tiny_isic / 'splits' /
+               'official_test.txt').read_text().split()[:3]
+    split = tmp_path / 'dup.txt'
+    # './b' is the same image as 'b'.
+    split.write_text(f'{a}\n{b}\n{a}\n{c}\n./{b}\n{a}\n')
+
+    def build(ann_file):
+        return DATASETS.build(
+            dict(
+                type='ISIC2018Dataset',
+                data_root=str(tiny_isic),
+                ann_file=str(ann_file),
+                data_prefix=dict(img_path='images', seg_map_path='masks'),
+                pipeline=[]))
+
+    with pytest.raises(UserError) as info:
+        build(split)
+    assert str(info.value) == (
+        f'ISIC2018Dataset: split file {split} lists 2 id(s) more than once: '
+        f'{a} (3 times), {b} (2 times); each would be trained on or scored '
+        'more than once. List each id once.')
+    split.write_text(f'{a}\n{b}\n{c}\n')
+    assert len(build(split)) == 3

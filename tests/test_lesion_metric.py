@@ -404,15 +404,25 @@ def test_data_samples_from_mmseg_postprocess_result(channels):
 def test_output_dir_holds_the_counted_masks_and_never_replaces_one(tmp_path):
     import numpy as np
     from PIL import Image
+
+    from mmseg_dsnet.utils.errors import UserError
     metric = same_size_metric(2, 3, output_dir=str(tmp_path / 'masks'))
     sample = dict(make_sample(PROB_2X3, GT_2X3), img_path='/data/a.jpg')
     run(metric, [sample])
-    mask = np.asarray(Image.open(tmp_path / 'masks' / 'a.png'))
+    path = tmp_path / 'masks' / 'a.png'
+    mask = np.asarray(Image.open(path))
     # The 0.5 pixels are not lesion, as in the counts.
     assert mask.tolist() == [[255, 0, 255], [0, 255, 0]]
-    # A second image of the same stem would replace the first's mask.
+    # A second image of the same stem would replace the first's mask: one
+    # error line naming both images (it was a FileExistsError traceback
+    # naming the second alone).
     other = dict(make_sample(PROB_2X3, GT_2X3), img_path='/other/a.png')
-    with pytest.raises(FileExistsError, match='a.png already exists'):
+    with pytest.raises(UserError) as info:
         run(metric, [other])
-    assert np.asarray(Image.open(tmp_path / 'masks' / 'a.png')).tolist() == \
-        mask.tolist()
+    assert str(info.value) == (
+        'LesionMetric: /data/a.jpg and /other/a.png share the stem a, so both '
+        f'masks would be {path}; it is not replaced. Give each image its own '
+        'file name and list it once.')
+    with pytest.raises(UserError, match='/data/a.jpg was scored twice, so'):
+        run(metric, [sample])
+    assert np.asarray(Image.open(path)).tolist() == mask.tolist()

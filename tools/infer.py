@@ -19,6 +19,12 @@ every argument is an input. For every image it writes
 
 Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``) get the stems
 ``x``, ``x_2`` ..., and a line names the input behind each renamed one.
+A name belongs to one input across runs too: ``OUT/sources.json`` records
+the input (real absolute path) of every output written; a later run gives
+a recorded input its recorded name (skipped or, with ``--overwrite``,
+replaced there), and a new input never a name recorded for another input
+or held by outputs the record does not list (a folder written before the
+record existed): it gets the next free suffix, and a line says why.
 
 The model runs at the config's test size (256x256, aspect ratio not kept,
 as in training); its logits are resized back to the original size.
@@ -161,7 +167,7 @@ def main(argv=None):
                                                     remove_empty_output_dirs,
                                                     run_inference)
     from mmseg_dsnet.apis.output_record import (claim_output_folder,
-                                                describe_model,
+                                                describe_model, read_sources,
                                                 release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
@@ -226,13 +232,16 @@ def main(argv=None):
         return fail(f'cannot load the model {args.model}: {err}')
     inferencer = LesionInferencer(backend, args.threshold, flips=args.tta)
     # One folder holds one model's outputs: skipping the existing masks of
-    # another model would leave two models' masks side by side.
+    # another model would leave two models' masks side by side. The names
+    # are those after a replacement (which removes the outputs of unknown
+    # inputs too): recorded inputs keep theirs.
     try:
         replaced = claim_output_folder(
             args.out_dir,
             describe_model(args.model, args.checkpoint, inferencer.threshold,
                            flips=args.tta),
-            list(output_names(found.files).values()),
+            list(output_names(found.files,
+                              read_sources(args.out_dir)).values()),
             overwrite=args.overwrite)
     except UserError as err:
         return fail(err)
@@ -244,12 +253,15 @@ def main(argv=None):
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
           f'threshold {inferencer.threshold:g}', file=sys.stderr)
 
-    summary = run_inference(
-        inferencer, found.files, args.out_dir, batch_size=args.batch_size,
-        overwrite=args.overwrite, overlays=not args.no_overlay,
-        max_pixels=args.max_pixels,
-        overlay_max_side=args.overlay_max_side,
-        progress=not args.no_progress)
+    try:
+        summary = run_inference(
+            inferencer, found.files, args.out_dir,
+            batch_size=args.batch_size, overwrite=args.overwrite,
+            overlays=not args.no_overlay, max_pixels=args.max_pixels,
+            overlay_max_side=args.overlay_max_side,
+            progress=not args.no_progress)
+    except UserError as err:  # the record of the inputs behind the outputs
+        return fail(err)
 
     print(f'\nProcessed {len(summary.processed)} of {len(found.files)} '
           f'images; masks in {osp.join(args.out_dir, "masks")}'

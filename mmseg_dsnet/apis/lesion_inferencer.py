@@ -9,7 +9,8 @@ import os
 import os.path as osp
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple)
 
 import cv2
 import numpy as np
@@ -19,6 +20,8 @@ from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from ..models.utils.lesion_logit import decision_map, mean_probability_logits
 from ..progress import progress_bar
 from .masks import draw_overlay, resize_to_mask, write_image
+from .output_record import (SOURCES_NAME, read_sources, record_sources,
+                            unrecorded_names)
 
 
 class LesionInferencer:
@@ -148,17 +151,41 @@ def remove_empty_output_dirs(created: Sequence[str]) -> None:
             pass  # not empty (or already gone): keep what is there
 
 
-def output_names(files: Sequence[str]) -> Dict[str, str]:
+def input_stem(path: str) -> str:
+    """The output name an input gets when nothing else holds it: its file
+    stem (``image`` for a name that is all extension)."""
+    return osp.splitext(osp.basename(path))[0] or 'image'
+
+
+def output_names(files: Sequence[str],
+                 recorded: Optional[Dict[str, str]] = None,
+                 taken: Iterable[str] = ()) -> Dict[str, str]:
     """A unique output stem per input file: its file stem, with ``_2``,
     ``_3`` ... added when several inputs share one (e.g. ``a.jpg`` and
-    ``a.png``)."""
-    names, used = {}, set()
+    ``a.png``) or when the stem belongs to another input of an earlier run.
+
+    Args:
+        files (Sequence[str]): The input files.
+        recorded (dict[str, str], optional): Output name -> real path of
+            the input it was written for
+            (:func:`~.output_record.read_sources`): an input recorded keeps
+            its name, and no other input takes one.
+        taken (Iterable[str]): Names of outputs of unknown inputs
+            (:func:`~.output_record.unrecorded_names`): no input takes them.
+    """
+    recorded = recorded or {}
+    recorded_name = {}
+    for name, source in recorded.items():
+        recorded_name.setdefault(source, name)
+    names, used = {}, set(recorded) | set(taken)
     for path in files:
-        stem = osp.splitext(osp.basename(path))[0] or 'image'
-        name, counter = stem, 1
-        while name in used:
-            counter += 1
-            name = f'{stem}_{counter}'
+        name = recorded_name.get(osp.realpath(path))
+        if name is None:
+            stem = input_stem(path)
+            name, counter = stem, 1
+            while name in used:
+                counter += 1
+                name = f'{stem}_{counter}'
         used.add(name)
         names[path] = name
     return names
@@ -180,7 +207,12 @@ def run_inference(inferencer: LesionInferencer,
 
     A file that cannot be read or written is recorded in ``failed`` with
     the reason and the run goes on. Files whose outputs already exist are
-    skipped unless ``overwrite``. Without ``overlays``, an overlay of an
+    skipped unless ``overwrite``. An output name belongs to one input
+    across runs: ``out_dir/sources.json`` records the input of each output
+    written, an input recorded there keeps its name, and a new one takes
+    no name recorded for another input or held by an output the record
+    does not list (a line names each input whose outputs are not named by
+    its stem, and why). Without ``overlays``, an overlay of an
     earlier run counts as an existing output; with ``overwrite`` it is
     removed once the new mask is written (it showed the old mask). Images
     are held in memory only as the model-size input and the overlay base
@@ -202,18 +234,36 @@ def run_inference(inferencer: LesionInferencer,
 
     Returns:
         InferenceSummary
+
+    Raises:
+        UserError: ``out_dir/sources.json`` cannot be read.
     """
     summary = InferenceSummary()
-    names = output_names(files)
+    recorded = read_sources(out_dir)
+    taken = unrecorded_names(out_dir, recorded)
+    names = output_names(files, recorded, taken)
+    written = {}
     bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
+    record_file = osp.join(out_dir, SOURCES_NAME)
     # Said once per renamed input: otherwise nothing tells which of two
     # photos named x.jpg the mask x_2.png belongs to.
     for path, name in names.items():
-        if name != osp.splitext(osp.basename(path))[0]:
-            say(f'{path}: its outputs are named {name} (another input '
-                'has the same name)')
+        stem = input_stem(path)
+        if name == stem:
+            continue
+        if recorded.get(name) == osp.realpath(path):
+            why = f'recorded for it in {record_file}'
+        elif stem in recorded:
+            why = f'{stem} is recorded for {recorded[stem]} in {record_file}'
+        elif stem in taken:
+            why = (f'{out_dir} holds outputs named {stem} of an input '
+                   f'{record_file} has no record of; they are left as '
+                   'they are')
+        else:
+            why = 'another input has the same name'
+        say(f'{path}: its outputs are named {name} ({why})')
 
     def targets(path):
         mask = osp.join(out_dir, 'masks', names[path] + '.png')
@@ -246,6 +296,9 @@ def run_inference(inferencer: LesionInferencer,
             try:
                 mask = resize_to_mask(decision, size)
                 write_image(mask_file, mask * np.uint8(255))
+                # Recorded once the mask is there, even if the overlay fails:
+                # a mask of no recorded input is one of an unknown input.
+                written[names[path]] = path
                 del mask
                 if overlay_file:
                     overlay = draw_overlay(
@@ -265,45 +318,51 @@ def run_inference(inferencer: LesionInferencer,
             summary.outputs[path] = (mask_file, overlay_file)
         pending.clear()
 
-    for path in files:
-        mask_file, overlay_file = targets(path)
-        existing = [f for f in (mask_file, overlay_file, stale_overlay(path))
-                    if f and osp.exists(f)]
-        if existing and not overwrite:
-            summary.skipped_existing.append(path)
-            say(f'skipped {path}: {", ".join(existing)} already exists '
-                '(use --overwrite to replace)')
+    try:
+        for path in files:
+            mask_file, overlay_file = targets(path)
+            existing = [
+                f for f in (mask_file, overlay_file, stale_overlay(path))
+                if f and osp.exists(f)
+            ]
+            if existing and not overwrite:
+                summary.skipped_existing.append(path)
+                say(f'skipped {path}: {", ".join(existing)} already exists '
+                    '(use --overwrite to replace)')
+                bar.update()
+                continue
+            try:
+                image = read_image(path, max_pixels)
+            except ImageReadError as err:
+                summary.failed.append((path, str(err)))
+                say(f'FAILED {err}')
+                bar.update()
+                continue
+            if image.notes:
+                summary.notes[path] = image.notes
+                say(f'note {path}: {"; ".join(image.notes)}')
+            size = image.size
+            # The model input is made from the full image (as mmseg does);
+            # only it and the overlay base (at most overlay_max_side) are
+            # kept until the batch runs.
+            model_input = to_model_input(image.rgb, inferencer.input_size)
+            base = None
+            if overlays:
+                base = image.rgb
+                if max(size) > overlay_max_side:
+                    factor = overlay_max_side / max(size)
+                    base = cv2.resize(
+                        base, (max(1, round(size[1] * factor)),
+                               max(1, round(size[0] * factor))),
+                        interpolation=cv2.INTER_AREA)
+            del image
+            pending.append((path, model_input, size, base))
+            if len(pending) >= batch_size:
+                flush()
             bar.update()
-            continue
-        try:
-            image = read_image(path, max_pixels)
-        except ImageReadError as err:
-            summary.failed.append((path, str(err)))
-            say(f'FAILED {err}')
-            bar.update()
-            continue
-        if image.notes:
-            summary.notes[path] = image.notes
-            say(f'note {path}: {"; ".join(image.notes)}')
-        size = image.size
-        # The model input is made from the full image (as mmseg does); only
-        # it and the overlay base (at most overlay_max_side) are kept until
-        # the batch runs.
-        model_input = to_model_input(image.rgb, inferencer.input_size)
-        base = None
-        if overlays:
-            base = image.rgb
-            if max(size) > overlay_max_side:
-                factor = overlay_max_side / max(size)
-                base = cv2.resize(
-                    base, (max(1, round(size[1] * factor)),
-                           max(1, round(size[0] * factor))),
-                    interpolation=cv2.INTER_AREA)
-        del image
-        pending.append((path, model_input, size, base))
-        if len(pending) >= batch_size:
-            flush()
-        bar.update()
-    flush()
+        flush()
+    finally:
+        # Also after an interruption: the outputs written keep their input.
+        record_sources(out_dir, written)
     bar.close()
     return summary

@@ -7,6 +7,16 @@ same folder with its own masks beside the first model's, and nothing in
 the folder would tell them apart. Every output folder holds ``model.json``
 (:data:`RECORD_NAME`) naming the model that wrote all of its masks and
 overlays; :func:`claim_output_folder` refuses a run that would mix two.
+
+Outputs are named by their input's file stem (``x.png`` for ``a/x.jpg``),
+so two inputs named ``x.jpg`` in two runs would meet at one name: the
+second run skipped ``b/x.jpg`` as done because ``x.png`` (``a/x.jpg``'s
+mask) existed, or replaced it. ``sources.json`` (:data:`SOURCES_NAME`)
+records the input (real absolute path) behind each output name written, so
+that a name belongs to one input across runs (:func:`read_sources`,
+:func:`record_sources`); outputs it does not list (a folder written before
+it existed, or a run killed before its record) are of unknown inputs
+(:func:`unrecorded_names`).
 """
 import json
 import os
@@ -17,6 +27,7 @@ from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, sha256_of
 
 RECORD_NAME = 'model.json'
+SOURCES_NAME = 'sources.json'
 OUTPUT_SUBDIRS = ('masks', 'overlays')
 
 
@@ -145,11 +156,88 @@ def claim_output_folder(out_dir: str,
 
 
 def release_output_folder(out_dir: str) -> None:
-    """Remove the record of ``out_dir`` if the folder holds no outputs, so
+    """Remove the records of ``out_dir`` if the folder holds no outputs, so
     that a run that wrote nothing leaves nothing behind."""
-    path = osp.join(out_dir, RECORD_NAME)
-    if osp.isfile(path) and not existing_outputs(out_dir):
-        try:
-            os.remove(path)
-        except OSError:
-            pass  # the folder's own ERROR line says why
+    if existing_outputs(out_dir):
+        return
+    for name in (RECORD_NAME, SOURCES_NAME):
+        path = osp.join(out_dir, name)
+        if osp.isfile(path):
+            try:
+                os.remove(path)
+            except OSError:
+                pass  # the folder's own ERROR line says why
+
+
+def read_sources(out_dir: str) -> Dict[str, str]:
+    """The input behind each output name recorded in ``out_dir``.
+
+    Args:
+        out_dir (str): The output folder.
+
+    Returns:
+        dict[str, str]: Output name (file stem) -> the real absolute path of
+        the input it was written for; empty when there is no record.
+
+    Raises:
+        UserError: The record exists but cannot be read: guessing would
+            give its names to other inputs, and rewriting it would lose it.
+    """
+    path = osp.join(out_dir, SOURCES_NAME)
+    if not osp.exists(path):
+        return {}
+    try:
+        with open(path) as file:
+            sources = json.load(file)
+    except (OSError, ValueError) as err:
+        reason = f': {err}'
+    else:
+        if isinstance(sources, dict) and all(
+                isinstance(value, str) for value in sources.values()):
+            return sources
+        reason = ' (not a mapping of output names to input files)'
+    raise UserError(
+        f'cannot read {path}, the record of the input behind each '
+        f'output{reason}; give another --out-dir, or remove it (its '
+        'outputs then count as of unknown inputs)')
+
+
+def unrecorded_names(out_dir: str, sources: Dict[str, str]) -> List[str]:
+    """The output names (file stems) in ``out_dir`` that ``sources`` does
+    not record: outputs of unknown inputs, whose names no input may take.
+
+    Args:
+        out_dir (str): The output folder.
+        sources (dict[str, str]): From :func:`read_sources`.
+    """
+    stems = {osp.splitext(osp.basename(path))[0]
+             for path in existing_outputs(out_dir)}
+    return sorted(stems - set(sources))
+
+
+def record_sources(out_dir: str, written: Dict[str, str]) -> None:
+    """Add the inputs of the outputs a run wrote to the record of
+    ``out_dir`` (atomically; the names already recorded stay).
+
+    Args:
+        out_dir (str): The output folder.
+        written (dict[str, str]): Output name -> input file of the outputs
+            actually written.
+
+    Raises:
+        UserError: The record cannot be read or written.
+    """
+    if not written:
+        return
+    sources = read_sources(out_dir)
+    sources.update({name: osp.realpath(path)
+                    for name, path in written.items()})
+    path = osp.join(out_dir, SOURCES_NAME)
+    try:
+        atomic_write(json.dumps(sources, indent=2, sort_keys=True) + '\n',
+                     path)
+    except OSError as err:
+        raise UserError(
+            f'cannot write {path}: {err}; the {len(written)} outputs this '
+            'run wrote are there, but later runs will take them for '
+            'outputs of unknown inputs') from None

@@ -8,14 +8,19 @@
 """
 import logging
 import os.path as osp
+from collections import Counter
 
 from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from ..utils.errors import UserError
 from .sample_checks import (CONVERT_HINT, SKIPPED_KEY, BadSampleError,
                             MaskValueError, check_masks, decode_problem,
                             describe_bad_file, file_problem, listing)
+
+# Repeated ids named in the message; the rest are counted.
+SHOWN_REPEATS = 5
 
 
 class ISICDataset(BaseSegDataset):
@@ -26,6 +31,9 @@ class ISICDataset(BaseSegDataset):
 
     Fault handling (see ``docs/reliability.md``):
 
+    * At load, a split file that lists an id more than once is refused
+      (:class:`UserError`): the image would be trained on or scored that
+      many times.
     * At load, every mask is read once (about 1 ms each) and a mask whose
       values are not 0/1 -- e.g. an unconverted 0/255 mask -- stops the run
       with a :class:`MaskValueError` naming the files and how to convert
@@ -91,9 +99,37 @@ class ISICDataset(BaseSegDataset):
                 f'{name}: no samples in {source} (empty split file or image '
                 'folder). Check data_root and ann_file in the config, or '
                 're-run tools/dataset_converters/isic.py.')
+        self._check_repeats(data_list)
         if self._local_files():
             self._check_files(data_list)
         return data_list
+
+    def _check_repeats(self, data_list):
+        """Refuse a split file that lists an image more than once: the
+        image would weigh twice in training and in the pooled test figures.
+
+        Args:
+            data_list (list[dict]): From the split file.
+
+        Raises:
+            UserError: Naming the split file and the repeated ids.
+        """
+        # normpath: './ISIC_0000000' is the same image as 'ISIC_0000000'.
+        counts = Counter(osp.normpath(info['img_path']) for info in data_list)
+        repeated = [(path, n) for path, n in counts.items() if n > 1]
+        if not repeated:
+            return
+        img_dir = osp.normpath(self.data_prefix.get('img_path', ''))
+        names = [(osp.relpath(path, img_dir), n)
+                 for path, n in repeated[:SHOWN_REPEATS]]
+        shown = ', '.join(f'{name[:len(name) - len(self.img_suffix)]} '
+                          f'({n} times)' for name, n in names)
+        more = (f', ... ({len(repeated) - SHOWN_REPEATS} more)'
+                if len(repeated) > SHOWN_REPEATS else '')
+        raise UserError(
+            f'{type(self).__name__}: split file {self.ann_file} lists '
+            f'{len(repeated)} id(s) more than once: {shown}{more}; each would '
+            'be trained on or scored more than once. List each id once.')
 
     def _local_files(self):
         return not self.backend_args or self.backend_args.get(

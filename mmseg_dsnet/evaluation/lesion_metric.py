@@ -20,7 +20,7 @@ from prettytable import PrettyTable
 from mmseg.registry import METRICS
 
 from ..models.utils.lesion_logit import stored_lesion_probability
-from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError
+from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
 
 # Keys of one per-image record in ``self.results``.
 _ORIG = 'counts_orig'
@@ -137,7 +137,8 @@ class LesionMetric(BaseMetric):
         output_dir (str, optional): Also write each image's scored mask
             (0 background, 255 lesion, at the image's original size) to
             ``<output_dir>/<image stem>.png``, as ``tools/test.py --out``
-            asks. An existing file is never replaced. Defaults to None.
+            asks. An existing file is never replaced: two images of one
+            stem raise a :class:`UserError` naming both. Defaults to None.
         collect_device (str): Device used to gather results across ranks,
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix added to the metric names.
@@ -170,6 +171,9 @@ class LesionMetric(BaseMetric):
         self.output_dir = output_dir
         if output_dir:
             os.makedirs(output_dir, exist_ok=True)
+        # Mask file -> the image it was written for, to name both images
+        # when a second one would replace it.
+        self._mask_sources = {}
         self._warned_no_logits = False
 
     # ------------------------------------------------------------------
@@ -216,11 +220,19 @@ class LesionMetric(BaseMetric):
         stem = osp.splitext(osp.basename(img_path))[0]
         path = osp.join(self.output_dir, stem + '.png')
         if osp.exists(path):
-            # Within one run only when two images share a stem.
-            raise FileExistsError(f'{path} already exists; not replacing it '
-                                  f'with the mask of {img_path}')
+            # Within one run only when two images share a stem (or one image
+            # is scored twice); another rank's image is not known here.
+            first = self._mask_sources.get(
+                path, 'an image of another process or run')
+            clash = (f'{img_path} was scored twice' if first == img_path else
+                     f'{first} and {img_path} share the stem {stem}')
+            raise UserError(
+                f'LesionMetric: {clash}, so both masks would be {path}; it is '
+                'not replaced. Give each image its own file name and list it '
+                'once.')
         mask = (prob > self.threshold).to(torch.uint8) * 255
         write_image(path, mask.cpu().numpy())
+        self._mask_sources[path] = img_path
 
     def _lesion_probability(self, data_sample: dict) -> torch.Tensor:
         """Lesion probability map (H, W) as float32 from one data sample."""

@@ -22,7 +22,8 @@ from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
-# the way, --strict with a skipped pair), as argparse uses for usage errors.
+# the way, --strict with a skipped pair or a missing train/val split), as
+# argparse uses for usage errors.
 USER_ERROR_EXIT = 2
 
 
@@ -42,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--strict',
         action='store_true',
-        help='exit non-zero and write nothing if any pair is skipped')
+        help='exit non-zero and write nothing if any pair is skipped or '
+        'the train or validation folders of the year are missing')
     parser.add_argument(
         '--seed',
         type=int,

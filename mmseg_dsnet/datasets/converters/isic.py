@@ -138,7 +138,8 @@ class ConversionError(Exception):
 
 
 class StrictModeError(ConversionError):
-    """``--strict`` was given and a pair was skipped; nothing was written."""
+    """``--strict`` was given and a pair was skipped or a split of the
+    lightweight pool was missing; nothing was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -274,6 +275,62 @@ def _official_entries(src):
     return found
 
 
+def _unread_entries(src, year):
+    """Top-level entries of ``src`` that are neither an official folder or
+    zip of ``year`` nor a known stray file: never read, so they are named
+    (a renamed folder such as ``ISIC-2017_Validation_Data (1)`` is one).
+
+    Args:
+        src (Path): The input folder.
+        year (int): ISIC year.
+
+    Returns:
+        list[str]: Their names, sorted.
+    """
+    names = {
+        name.lower()
+        for pair in OFFICIAL_FOLDERS[year].values()
+        for name in pair
+    }
+    unread = []
+    for entry in sorted(src.iterdir()):
+        name = entry.name
+        if entry.is_dir():
+            used = name.lower() in names
+        else:
+            used = (
+                entry.is_file() and name.lower().endswith('.zip')
+                and name[:-4].lower() in names)
+        if not used and _stray_kind(name) is None:
+            unread.append(name)
+    return unread
+
+
+def _missing_pool_splits(year, present):
+    """The splits of the lightweight pool that ``year`` has but ``src``
+    lacks entirely (neither folder or zip of the pair found): the
+    lightweight split is then drawn from fewer pairs.
+
+    Args:
+        year (int): ISIC year.
+        present (list[str]): The official splits found, from :func:`_scan`.
+
+    Returns:
+        list[str]: Those splits, in :data:`LIGHTWEIGHT_POOL` order.
+    """
+    return [
+        split for split in LIGHTWEIGHT_POOL
+        if split in OFFICIAL_FOLDERS[year] and split not in present
+    ]
+
+
+def _missing_split_text(year, split, src):
+    """How messages name a missing official split and its folders."""
+    image_name, mask_name = OFFICIAL_FOLDERS[year][split]
+    return (f'official split {split} missing (no {image_name} or '
+            f'{mask_name} folder or zip in {src})')
+
+
 def detect_year(src):
     """Recognise the ISIC year from the official folder or zip names.
 
@@ -339,6 +396,11 @@ def _scan(src, year, log):
         files by kind; ``present`` names the splits found in ``src``.
     """
     found = _official_entries(src)
+    # A misnamed official folder is read as absent: say which names were
+    # passed over, so the user sees why.
+    for name in _unread_entries(src, year):
+        log(f'note: ignored {_printable(name)} (not an official ISIC {year} '
+            'folder or zip name)')
     tasks, skipped, unexpected, present = [], [], [], []
     ignored = Counter()
     first_split_of = {}
@@ -949,12 +1011,19 @@ def _log_summary(log, summary, out):
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
     pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
+    not_comparable = (
+        'lightweight_train/test (and the design hold-out) differ from those '
+        'of the complete download, so results on them are not comparable '
+        'with published figures or other conversions (--strict refuses to '
+        'write such a set)')
     if pooled:
         log(f'  WARNING: {len(pooled)} train/val pair(s) skipped: '
-            'lightweight_train/test (and the design hold-out) differ from '
-            'those of the complete download, so results on them are not '
-            'comparable with published figures or other conversions '
-            '(--strict refuses to write such a set)')
+            f'{not_comparable}')
+    # A whole split missing shrinks the pool as skipped pairs do.
+    for split in _missing_pool_splits(summary['year'],
+                                      summary['official_splits_present']):
+        text = _missing_split_text(summary['year'], split, summary['source'])
+        log(f'  WARNING: {text}: {not_comparable}')
     ignored = summary['ignored']
     kinds = ', '.join(f'{kind} {n}' for kind, n in ignored['by_kind'].items())
     log(f'  ignored stray files: {ignored["total"]}' +
@@ -978,7 +1047,8 @@ def convert(src,
             unless ``overwrite``.
         year (int, optional): 2016, 2017 or 2018; recognised from the folder
             or zip names if None. Default: None.
-        strict (bool): Fail, writing nothing, if any pair is skipped.
+        strict (bool): Fail, writing nothing, if any pair is skipped or a
+            split of the lightweight pool (train, val) is missing.
             Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
@@ -998,7 +1068,8 @@ def convert(src,
     Raises:
         ConversionError: Bad arguments, nothing to convert, no valid pair,
             or ``out`` in the way; ``StrictModeError`` (a subclass) when
-            ``strict`` and a pair was skipped.
+            ``strict`` and a pair was skipped or a split of the lightweight
+            pool was missing.
         Interrupted: SIGTERM or SIGHUP arrived (a ``KeyboardInterrupt``, as
             for Ctrl-C); the temporary folder was removed.
     """
@@ -1097,10 +1168,14 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         }
         (tmp / 'meta.json').write_text(json.dumps(summary, indent=2) + '\n')
         _log_summary(log, summary, out)
-        if strict and skipped:
+        problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
+        problems += [
+            _missing_split_text(year, split, src)
+            for split in _missing_pool_splits(year, present)
+        ]
+        if strict and problems:
             raise StrictModeError(
-                f'--strict: {len(skipped)} pair(s) skipped; nothing written',
-                summary)
+                f'--strict: {"; ".join(problems)}; nothing written', summary)
         _move_into_place(tmp, out, overwrite)
     except BaseException:
         # Interrupted or failed: leave neither OUT nor the temporary folder.
