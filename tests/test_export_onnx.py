@@ -325,6 +325,29 @@ def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     _assert_int8_recipe(int8)
 
 
+def test_int8_without_calibration_images_is_refused(checkpoint, tmp_path):
+    """With neither the config's training nor its test images there, and no
+    --check-images, the int8 model was calibrated on random noise and
+    written beside a PASSED fp32 model, exit 0."""
+    from mmseg_dsnet.utils.errors import UserError
+    config = tmp_path / 'no_data.py'
+    missing = tmp_path / 'no_data_here'
+    config.write_text(
+        f"_base_ = '{CONFIG}'\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{missing}'))\n"
+        f"test_dataloader = dict(dataset=dict(data_root='{missing}'))\n")
+    out = tmp_path / 'out'
+    out.mkdir()
+    tool = load_tool('deployment/export_onnx.py')
+    with pytest.raises(UserError, match=(
+            f'--int8 {out}/q.onnx: no images to calibrate it on \\(train '
+            f'data not found at {missing}; test data not found at '
+            f'{missing}\\); give photos with --check-images')):
+        tool.main([str(config), checkpoint, str(out / 'model.onnx'),
+                   '--int8', str(out / 'q.onnx')])
+    assert os.listdir(out) == []
+
+
 def _assert_int8_recipe(int8_file):
     """The first convolution and every grouped (depthwise) one read float
     weights; the dense 1x1 convolutions read dequantized int8 weights."""

@@ -240,6 +240,8 @@ def export_and_check(config,
     # is refused, not dropped from the check.
     check_pairs = explicit_check_pairs(check_images, num_check_images) \
         if check_images else None
+    if int8_file and not check_images:
+        check_calibration_images(load_config(config), int8_file)
     checked = {}
 
     def export_and_check_at(temp):
@@ -320,6 +322,30 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
                 source=source, threshold=threshold)
 
 
+def check_calibration_images(cfg, int8_file):
+    """Refuse an int8 model with no image to calibrate it on.
+
+    Calibration takes the config's training images, else the check images
+    (named ones, else the config's test images). With neither, the int8
+    model was calibrated on random noise and written beside a PASSED fp32
+    model (exit 0), though its masks differ from fp32's far more.
+
+    Args:
+        cfg (Config): The exported model's config.
+        int8_file (str): The int8 model asked for, for the message.
+
+    Raises:
+        UserError: Neither the training nor the test images are there.
+    """
+    train, train_why = config_samples(cfg, 'train', 1)
+    test, test_why = config_samples(cfg, 'test', 1)
+    if not train and not test:
+        raise UserError(
+            f'--int8 {int8_file}: no images to calibrate it on ({train_why}; '
+            f'{test_why}); give photos with --check-images, or convert the '
+            'data the config names')
+
+
 def _quantize_and_compare(out_file, int8_file, checked, shape,
                           num_calib_images, overwrite, log) -> Dict:
     """Quantize the checked ``out_file`` to ``int8_file`` and compare the
@@ -328,15 +354,10 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     calib_pairs, calib_source = config_samples(cfg, 'train', num_calib_images)
     calibration = [b for _, b, _ in load_batches(calib_pairs, shape)]
     if not calibration:
+        # Never empty: check_calibration_images refused the export.
         calibration = [b for _, b, _ in real][:max(
             1, math.ceil(num_calib_images / 4))]
-        calib_source = ('the check images' if calibration else
-                        'random noise (no images found: int8 accuracy '
-                        'will be poor)')
-    if not calibration:
-        calibration = [
-            b for _, b in random_inputs(shape, dynamic_size=False)[:2]
-        ]
+        calib_source = 'the check images'
     quantize_int8(out_file, int8_file, calibration, overwrite)
     noise = [(label, b, [None] * b.shape[0])
              for label, b in random_inputs(shape, dynamic_size=False)]

@@ -35,7 +35,8 @@ temporary file and moved into place only when the check passes: a failed
 export leaves no file. All figures are printed and the strict ``--atol``
 result is kept in the JSON (``within_atol``).
 ``--int8`` also writes a statically quantized model (onnxruntime QDQ,
-calibrated on the config's training images) and reports its mask
+calibrated on the config's training images, else on the check images;
+refused when there are none) and reports its mask
 agreement and, with ground truth, the lesion IoU change.
 
 Exit status: 0 when the checks pass; 1 when they fail (``FAILED`` is
