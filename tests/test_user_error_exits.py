@@ -113,6 +113,26 @@ def test_train_with_a_seed_numpy_rejects_is_one_error_line(tmp_path, capsys):
     assert not work.exists()
 
 
+def test_pytorch_launcher_outside_torchrun_is_one_error_line(
+        tmp_path, capsys, monkeypatch):
+    """mmengine's ``environment variable RANK expected, but not set``
+    traceback came after the work dir was made."""
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    work = tmp_path / 'work'
+    for script, argv in (('train.py', [DSNET]),
+                         ('test.py', [DSNET, ckpt])):
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--launcher', 'pytorch', '--work-dir', work], capsys)
+        assert (code, err) == (2, (
+            'ERROR: --launcher pytorch: RANK, WORLD_SIZE, MASTER_ADDR, '
+            'MASTER_PORT not set, so this process was not started by '
+            f'torchrun; run tools/dist_{script[:-3]}.sh (it starts one '
+            'process per device), or leave out --launcher\n'))
+        assert not work.exists()
+
+
 def test_test_show_without_a_visualization_hook_is_one_error_line(
         tmp_path, capsys):
     """``test.py --show-dir`` with a config without a visualization hook

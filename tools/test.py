@@ -16,8 +16,9 @@ import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_model_builds,
-                                check_empty_output_dir, check_output_file,
+                                check_decision_thresholds, check_launched,
+                                check_model_builds, check_empty_output_dir,
+                                check_output_file,
                                 check_work_dir, finish_distributed,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
@@ -111,6 +112,7 @@ def trigger_visualization_hook(cfg, args):
 
 
 def build_cfg(args):
+    check_launched(args.launcher, 'dist_test.sh')
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
     cfg = load_config(args.config)

@@ -21,8 +21,9 @@ from mmengine.runner import Runner
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_model_builds,
-                                check_work_dir, finish_distributed,
+                                check_decision_thresholds, check_launched,
+                                check_model_builds, check_work_dir,
+                                finish_distributed,
                                 pick_resume_checkpoint,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
@@ -76,6 +77,7 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
+    check_launched(args.launcher, 'dist_train.sh')
     check_input_file(args.config, 'config file')
     cfg = load_config(args.config)
     cfg.launcher = args.launcher

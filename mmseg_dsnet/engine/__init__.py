@@ -4,7 +4,7 @@ set-up of distributed runs without CUDA, and the pre-flight checks of the
 train/test tools."""
 from .atomic_file_backend import AtomicLocalBackend, register_atomic_backend
 from .cli_errors import describe_user_error, run_reporting_user_errors
-from .cpu_distributed import setup_cpu_distributed
+from .cpu_distributed import check_launched, setup_cpu_distributed
 from .dist_shutdown import finish_distributed
 from .hooks import (AtomicCheckpointHook, BadSampleSummaryHook,
                     NonFiniteLossHook, NumClassesCheckHook,
@@ -18,7 +18,8 @@ from .preflight import (ConfigKeyError, ThresholdMismatchError, WorkDirError,
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'register_atomic_backend',
-    'setup_cpu_distributed', 'BadSampleSummaryHook', 'NonFiniteLossHook',
+    'check_launched', 'setup_cpu_distributed', 'BadSampleSummaryHook',
+    'NonFiniteLossHook',
     'NumClassesCheckHook', 'ReseedPerEpochHook', 'ConfigKeyError',
     'ThresholdMismatchError', 'WorkDirError', 'check_config_keys',
     'check_dataset_classes',

@@ -12,14 +12,42 @@ start it again. Both settings are written into the config, so the dumped
 config of the run shows them; with CUDA nothing changes.
 """
 import datetime
+import os
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.logging import print_log
 
+from ..utils.errors import UserError
+
+#: What torchrun sets for each process and the ``pytorch`` launcher reads.
+LAUNCH_VARIABLES = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+
 #: Wrapper types that take ``device_ids`` (DDP).
 _DDP_TYPES = (None, 'MMDistributedDataParallel',
               'mmengine.MMDistributedDataParallel')
+
+
+def check_launched(launcher, script):
+    """Refuse ``--launcher pytorch`` in a process torchrun did not start.
+
+    mmengine read ``RANK`` and the process group's address from the
+    environment only once the runner was built: a traceback (``environment
+    variable RANK expected, but not set``) after the work dir was made.
+
+    Args:
+        launcher (str): The ``--launcher`` given.
+        script (str): ``dist_train.sh`` or ``dist_test.sh``, for the message.
+
+    Raises:
+        UserError: Naming the variables that are not set.
+    """
+    missing = [name for name in LAUNCH_VARIABLES if name not in os.environ]
+    if launcher == 'pytorch' and missing:
+        raise UserError(
+            f'--launcher pytorch: {", ".join(missing)} not set, so this '
+            f'process was not started by torchrun; run tools/{script} '
+            '(it starts one process per device), or leave out --launcher')
 
 
 def setup_cpu_distributed(cfg) -> bool:
