@@ -191,6 +191,39 @@ def output_names(files: Sequence[str],
     return names
 
 
+def say_renames(names: Dict[str, str], recorded: Dict[str, str],
+                taken: Iterable[str], out_dir: str,
+                say: Callable[[str], None]) -> None:
+    """Say, once per input whose outputs are not named by its file stem,
+    which name they have and why: otherwise nothing tells which of two
+    photos named ``x.jpg`` the mask ``x_2.png`` belongs to.
+
+    Args:
+        names (dict[str, str]): Input -> output name, from
+            :func:`output_names`.
+        recorded (dict[str, str]): Output name -> input of earlier runs.
+        taken (Iterable[str]): Names of outputs of unknown inputs.
+        out_dir (str): The output folder.
+        say (callable): Where the lines go.
+    """
+    record_file = osp.join(out_dir, SOURCES_NAME)
+    for path, name in names.items():
+        stem = input_stem(path)
+        if name == stem:
+            continue
+        if recorded.get(name) == osp.realpath(path):
+            why = f'recorded for it in {record_file}'
+        elif stem in recorded:
+            why = f'{stem} is recorded for {recorded[stem]} in {record_file}'
+        elif stem in taken:
+            why = (f'{out_dir} holds outputs named {stem} of an input '
+                   f'{record_file} has no record of; they are left as '
+                   'they are')
+        else:
+            why = 'another input has the same name'
+        say(f'{path}: its outputs are named {name} ({why})')
+
+
 def run_inference(inferencer: LesionInferencer,
                   files: Sequence[str],
                   out_dir: str,
@@ -246,24 +279,7 @@ def run_inference(inferencer: LesionInferencer,
     bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
-    record_file = osp.join(out_dir, SOURCES_NAME)
-    # Said once per renamed input: otherwise nothing tells which of two
-    # photos named x.jpg the mask x_2.png belongs to.
-    for path, name in names.items():
-        stem = input_stem(path)
-        if name == stem:
-            continue
-        if recorded.get(name) == osp.realpath(path):
-            why = f'recorded for it in {record_file}'
-        elif stem in recorded:
-            why = f'{stem} is recorded for {recorded[stem]} in {record_file}'
-        elif stem in taken:
-            why = (f'{out_dir} holds outputs named {stem} of an input '
-                   f'{record_file} has no record of; they are left as '
-                   'they are')
-        else:
-            why = 'another input has the same name'
-        say(f'{path}: its outputs are named {name} ({why})')
+    say_renames(names, recorded, taken, out_dir, say)
 
     def targets(path):
         mask = osp.join(out_dir, 'masks', names[path] + '.png')
