@@ -637,6 +637,32 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
     assert not (tmp_path / 'runs').exists()
 
 
+def test_run_collects_the_runs_it_makes(tiny_isic, tmp_path):
+    """Each seed's test got the training's --cfg-options (the seed among
+    them), so collect refused every record ("tested with --cfg-options
+    randomness.seed=0"), after the training."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb = load_tool('analysis_tools/leaderboard.py')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    base = ['run', str(cfg), '--work-dir', str(tmp_path / 'work'),
+            '--runs-dir', str(tmp_path / 'runs'), '--allow-synthetic',
+            '--no-benchmark', '--seeds', '0']
+    # An option a test reads would make every record refused: before
+    # the training.
+    with pytest.raises(UserError, match=(
+            '--cfg-options model.decode_head.threshold=0.3 change the model, '
+            'the test data or the evaluator of')):
+        lb.main(base + ['--cfg-options', 'model.decode_head.threshold=0.3'])
+    assert not (tmp_path / 'work').exists()
+    # Training settings and the seed do not change a test: the seed's
+    # record is written.
+    records = lb.main(base + ['--cfg-options', 'train_dataloader.num_workers=0',
+                              'optim_wrapper.optimizer.lr=0.002'])
+    assert [rec['seed'] for rec in records] == [0]
+    assert [p.name for p in (tmp_path / 'runs').iterdir()] == [
+        os.path.basename(records[0]['record_file'])]
+
+
 def test_run_best_checkpoint_of_a_run_that_never_validated(tiny_isic,
                                                           tmp_path):
     """``--checkpoint best`` with no best_*.pth: a ValueError traceback from

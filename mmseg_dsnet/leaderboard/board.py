@@ -296,17 +296,27 @@ def check_gpu_json_model(gpu_out, gpu_json, params, config):
             f'{config} builds one of {params}: it measured another model')
 
 
-# --cfg-options of a test that change neither the model nor the figures:
-# where the data is and how many processes read it.
+# The parts of a config a test reads: options on others (the training
+# schedule, the seed) leave its figures as they are.
+TEST_PARTS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg',
+              'tta_model', 'tta_pipeline')
+# Settings of those parts that change no figure: how many processes read
+# the data (where it is, names_data, is checked against the record).
 LOADER_KEYS = ('num_workers', 'persistent_workers')
 
 
 def result_changing_options(cfg_options):
-    """The ``--cfg-options`` of a test (``{key: value}``) other than data
-    locations and loader workers, as ``key=value`` strings."""
+    """The ``--cfg-options`` (``{key: value}``) that change what a test of
+    the config measures: the model, the test pipeline and data other than
+    their location and loader workers, the evaluator and the test loop.
+
+    Returns:
+        list[str]: Those options as ``key=value``.
+    """
     from mmseg_dsnet.datasets.synthetic_fallback import names_data
     return [f'{key}={value}' for key, value in cfg_options.items()
-            if not names_data({key: value})
+            if key.split('.', 1)[0] in TEST_PARTS
+            and not names_data({key: value})
             and key.rsplit('.', 1)[-1] not in LOADER_KEYS]
 
 

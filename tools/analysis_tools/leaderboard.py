@@ -25,7 +25,7 @@ import sys
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, check_not_chosen_on_test,
-                                           collect)
+                                           collect, result_changing_options)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.errors import ChildToolError, UserError
@@ -44,15 +44,23 @@ def _check_run_args(args):
         check_seed(seed, '--seeds')
     if len(set(args.seeds)) != len(args.seeds):
         raise UserError(f'--seeds repeats a seed: {args.seeds}')
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--options', nargs='+', action=DictAction)
+    options = parser.parse_args(
+        ['--options', *args.cfg_options]).options if args.cfg_options else {}
+    # Given to the tests too, so collect would refuse every seed's record.
+    changing = result_changing_options(options)
+    if changing:
+        raise UserError(
+            f'--cfg-options {" ".join(changing)} change the model, the test '
+            f'data or the evaluator of {args.config}; a leaderboard row is '
+            'a config as it is: put the change into a config of its own '
+            '(_base_ = the config) and run that')
     if args.checkpoint == 'best':
         # Refused by collect anyway, but only after the trainings.
-        from mmengine.config import DictAction
         cfg = load_config(args.config)
-        if args.cfg_options:
-            parser = argparse.ArgumentParser()
-            parser.add_argument('--options', nargs='+', action=DictAction)
-            cfg.merge_from_dict(parser.parse_args(
-                ['--options', *args.cfg_options]).options)
+        cfg.merge_from_dict(options)
         test = cfg.test_dataloader.dataset.get('ann_file')
         check_not_chosen_on_test(cfg, 'best_', [osp.basename(str(test))],
                                  args.config)
