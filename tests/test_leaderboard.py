@@ -317,7 +317,10 @@ def test_collect_refuses_runs_judged_on_the_design_hold_out(board, tmp_path):
         path.write_text(path.read_text().replace(
             'lightweight_test.txt', 'lightweight_design_val.txt'))
     runs = tmp_path / 'runs'
-    with pytest.raises(ValueError, match='design hold-out'):
+    from mmseg_dsnet.utils.errors import UserError
+
+    # A UserError (one ERROR line, exit 2), not a ValueError traceback.
+    with pytest.raises(UserError, match='design hold-out'):
         lb.main(['collect', str(board['cfg']), str(design), '--label',
                  'dsnet', '--runs-dir', str(runs), '--no-benchmark'])
     assert not runs.exists() or not list(runs.glob('*.json'))

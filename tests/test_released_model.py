@@ -70,10 +70,15 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     assert '  Config: configs/dsnet/dsnet_isic2017.py\n' in done.stdout
     assert f'  Weights: (none: {out} is outside the repository' in \
         done.stdout
-    # Weights only: a plain mapping of tensors, no training metadata.
-    state = torch.load(out, weights_only=True)
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
-    assert 'meta' not in state and 'state_dict' not in state
+    # Weights only: tensors and the class names and palette mmseg's
+    # init_model and MMSegInferencer read; no training metadata.
+    saved = torch.load(out, weights_only=True)
+    assert sorted(saved) == ['meta', 'state_dict']
+    assert all(isinstance(v, torch.Tensor)
+               for v in saved['state_dict'].values())
+    assert saved['meta'] == {'dataset_meta': {
+        'classes': ('background', 'lesion'),
+        'palette': [[0, 0, 0], [255, 64, 64]]}}
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         a = build_segmentor(config, str(trained), False)(x, mode='tensor')
@@ -117,3 +122,20 @@ def test_publish_model_checks_out_file_before_loading(tmp_path):
     with pytest.raises(WorkDirError, match='afile is a file, not a folder'):
         publish.main([config, checkpoint, str(blocker / 'net.pth')])
     assert os.listdir(tmp_path) == ['afile']
+
+
+def test_released_weights_load_in_mmseg_apis():
+    """mmseg's init_model failed on the released file (``KeyError:
+    'meta'``) and MMSegInferencer named its classes after Cityscapes."""
+    import numpy as np
+    from mmseg.apis import MMSegInferencer, init_model
+    config, checkpoint = released_model()
+    model = init_model(config, checkpoint, device='cpu')
+    assert model.dataset_meta['classes'] == ('background', 'lesion')
+    inferencer = MMSegInferencer(model=config, weights=checkpoint,
+                                 device='cpu')
+    assert inferencer.model.dataset_meta == model.dataset_meta
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3),
+                                              dtype=np.uint8)
+    mask = inferencer(image, return_datasamples=True).pred_sem_seg.data
+    assert tuple(mask.shape[-2:]) == (96, 128)

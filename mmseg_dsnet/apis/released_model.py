@@ -6,9 +6,11 @@ is the file the metafile names (a Git LFS pointer or a damaged download
 is refused by its hash), and returns the config and checkpoint paths, so
 ``tools/infer.py`` can segment a photo with no model given.
 """
+import ast
 import os.path as osp
 from typing import Optional, Tuple
 
+from ..utils.errors import UserError
 from ..utils.fileio import sha256_of
 from ..utils.paths import REPO_ROOT
 
@@ -65,10 +67,160 @@ def released_model(name: Optional[str] = None,
     return config, checkpoint
 
 
+def release_meta(config: str) -> dict:
+    """What mmseg's ``init_model`` and ``MMSegInferencer`` read from a
+    checkpoint's ``meta``: the class names and palette of the config's test
+    dataset. Without them ``init_model`` failed (``KeyError: 'meta'``) and
+    ``MMSegInferencer`` named and coloured the masks with Cityscapes' 19
+    classes.
+
+    Args:
+        config (str): The config the weights belong to.
+
+    Returns:
+        dict: ``{'dataset_meta': {'classes': ..., 'palette': ...}}``, of
+        strings and integers only (loadable with ``weights_only=True``).
+    """
+    from mmseg.registry import DATASETS
+
+    from ..engine.preflight import dataset_classes, load_config
+    dataset_cfg = load_config(config).test_dataloader.dataset
+    _, classes = dataset_classes(dataset_cfg)
+    dataset_class = DATASETS.get(dataset_cfg.get('type'))
+    palette = ((dataset_cfg.get('metainfo') or {}).get('palette')
+               or getattr(dataset_class, 'METAINFO', {}).get('palette'))
+    dataset_meta = dict(classes=tuple(classes or ()))
+    if palette:
+        dataset_meta['palette'] = [[int(v) for v in colour]
+                                   for colour in palette]
+    return dict(dataset_meta=dataset_meta)
+
+
+# What a model's input size is set by, and where in a config.
+INPUT_SIZE_FIELDS = ('model.data_preprocessor.size',
+                     "the test pipeline's Resize scale")
+
+
+def _literal(node):
+    """The value of a config expression made of literals, tuples, lists,
+    dicts and ``dict(key=...)`` calls (what mmengine's ``pretty_text``
+    writes); anything else raises :class:`ValueError`. Nothing is run."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id == 'dict' and not node.args \
+            and all(k.arg for k in node.keywords):
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_literal(item) for item in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k): _literal(v)
+                for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+
+def config_from_text(text: str) -> dict:
+    """The top-level settings of a dumped config (a checkpoint's
+    ``meta['cfg']``) read without running it: a checkpoint is loaded
+    without running anything in it, and its text is no different.
+
+    Args:
+        text (str): The config as mmengine's ``Config.pretty_text``.
+
+    Returns:
+        dict: Each ``name = value`` whose value is a literal; other
+        statements are left out. Empty when the text is not Python.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    settings = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(
+                statement.targets) == 1 and isinstance(
+                    statement.targets[0], ast.Name):
+            try:
+                settings[statement.targets[0].id] = _literal(
+                    statement.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                pass
+    return settings
+
+
+def input_size_settings(cfg) -> dict:
+    """The settings of :data:`INPUT_SIZE_FIELDS` a config has, as tuples
+    (an int scale is square); a field it lacks is left out.
+
+    Args:
+        cfg (Config | dict): A config, or :func:`config_from_text`'s dict.
+    """
+    def as_tuple(value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value, value)
+        return tuple(value) if isinstance(value, (list, tuple)) else None
+
+    found = {}
+    model = cfg.get('model')
+    preprocessor = model.get('data_preprocessor') if isinstance(
+        model, dict) else None
+    if isinstance(preprocessor, dict) and as_tuple(
+            preprocessor.get('size')) is not None:
+        found[INPUT_SIZE_FIELDS[0]] = as_tuple(preprocessor['size'])
+    # The test loader's pipeline is the one testing ran (and the one
+    # --cfg-options change); the top-level test_pipeline otherwise.
+    loader = cfg.get('test_dataloader')
+    dataset = loader.get('dataset') if isinstance(loader, dict) else None
+    pipeline = (dataset.get('pipeline') if isinstance(dataset, dict)
+                else None) or cfg.get('test_pipeline') or []
+    for step in pipeline if isinstance(pipeline, (list, tuple)) else []:
+        if isinstance(step, dict) and step.get('type') in (
+                'Resize', 'mmcv.Resize') and as_tuple(
+                    step.get('scale')) is not None:
+            found[INPUT_SIZE_FIELDS[1]] = as_tuple(step['scale'])
+            break
+    return found
+
+
+def check_trained_input_size(cfg, config: str, checkpoint: str) -> None:
+    """Refuse a checkpoint whose training config (``meta['cfg']``, written
+    by mmengine's Runner) sets another input size than ``cfg``; a
+    checkpoint without one passes.
+
+    Args:
+        cfg (Config): The config the weights are published under.
+        config (str): Its file, for the message.
+        checkpoint (str): The checkpoint file.
+
+    Raises:
+        UserError: Naming each setting that differs with both values.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    meta = _load_checkpoint(checkpoint, map_location='cpu')
+    meta = meta.get('meta') if isinstance(meta, dict) else None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        return
+    trained = input_size_settings(config_from_text(text))
+    given = input_size_settings(cfg)
+    differences = [
+        f'{field} {trained[field]} in its training config, {given[field]} '
+        f'in {config}' for field in INPUT_SIZE_FIELDS
+        if field in trained and field in given
+        and trained[field] != given[field]
+    ]
+    if differences:
+        raise UserError(
+            f'checkpoint {checkpoint} was trained at another input size '
+            f'than config {config} sets: ' + '; '.join(differences) +
+            '; publish it with the config it was trained with; nothing '
+            'written')
+
+
 def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
-    """Write the weights of a training checkpoint as a weights-only state
-    dict (no optimizer, no message hub, no pickled objects), the form that
-    ships under ``checkpoints/``.
+    """Write the weights of a training checkpoint as a weights-only
+    checkpoint (``state_dict`` and, in ``meta``, the class names and
+    palette; no optimizer, no message hub, no pickled objects), the form
+    that ships under ``checkpoints/``.
 
     The checkpoint is loaded strictly into the config's model first, so a
     file that does not belong to the config is refused instead of being
@@ -91,11 +243,14 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
     from ..utils.fileio import atomic_write
 
     model = build_segmentor(config, checkpoint, reparameterize=False)
+    # Weights trained at one size, published under a config of another,
+    # loaded strictly and were released to run at the wrong size.
+    check_trained_input_size(model.cfg, config, checkpoint)
     state = {
         name: tensor.detach().cpu().clone()
         for name, tensor in model.state_dict().items()
     }
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(dict(state_dict=state, meta=release_meta(config)), buffer)
     atomic_write(buffer.getvalue(), out_file)
     return sha256_of(out_file)

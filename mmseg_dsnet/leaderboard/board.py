@@ -50,6 +50,11 @@ class SyntheticDataError(UserError, ValueError):
     real-data results belong."""
 
 
+class DesignRunError(UserError, ValueError):
+    """A run judged on the design hold-out, given to collect: it chose the
+    model, and is no test result."""
+
+
 class ConfigMismatchError(UserError, ValueError):
     """The config named for a run builds another model than the one the run
     trained, so the row would carry the wrong name, config and budget."""
@@ -370,7 +375,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     check_config_matches_run(config, cfg, work_dir)
     if 'design' in osp.basename(str(rec.get('test_split') or '')):
         # Design runs choose the model; a leaderboard row is a test result.
-        raise ValueError(
+        raise DesignRunError(
             f'{work_dir} was evaluated on the design hold-out '
             f'({rec["test_split"]}), not on a test split; design runs are '
             'recorded by tools/check_real_data.py --split design, not '
