@@ -278,6 +278,11 @@ def test_get_flops_labels_and_refuses_cfg_options(capsys):
     for key in ('crop_size=(512,512)', 'modle.backbone.widths=[8]'):
         with pytest.raises(UserError, match='only the model is counted'):
             flops.main([dsnet, '--cfg-options', key])
+    # Nor is the preprocessor: its size printed beside 64x64 figures.
+    with pytest.raises(UserError, match='the data preprocessor is not '
+                       'counted'):
+        flops.main([dsnet, '--shape', '64', '--cfg-options',
+                    'model.data_preprocessor.size=(512,512)'])
     # Overrides of the model are part of the result's label.
     widths = '[16,32,48,64,80]'
     capsys.readouterr()
@@ -335,6 +340,9 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     with pytest.raises(UserError, match='unknown part'):
         profile.main([config, '--device', 'cpu', '--variants',
                       'eager+chanels_last'])
+    with pytest.raises(UserError, match='a form is given twice'):
+        profile.main([config, '--device', 'cpu', '--variants', 'eager',
+                      'channels_last', 'eager'])
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match='CUDA is not available'):
             profile.main([config])

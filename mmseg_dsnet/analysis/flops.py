@@ -106,6 +106,13 @@ def check_model_options(cfg_options):
                 f'--cfg-options {key}: only the model is counted, so this '
                 'key would change nothing; set model.* keys (the input size '
                 'is --shape)')
+        # The counted input is a tensor of --shape given to the network;
+        # the preprocessor (its size, padding, normalisation) never runs.
+        if key.startswith('model.data_preprocessor'):
+            raise UserError(
+                f'--cfg-options {key}: the data preprocessor is not counted '
+                '(the network is given a --shape tensor), so this key would '
+                'change nothing; give the input size with --shape')
 
 
 def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):

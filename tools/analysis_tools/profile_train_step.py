@@ -90,6 +90,12 @@ def check_args(args):
             raise UserError(f'--variants {variant}: unknown part(s) '
                             f'{", ".join(sorted(unknown))}; known: '
                             f'{", ".join(sorted(VARIANT_PARTS))}')
+    # The same form twice (in any order of its parts) was timed twice and
+    # shown as two forms.
+    forms = [frozenset(variant.split('+')) for variant in args.variants]
+    if len(set(forms)) != len(forms):
+        raise UserError(f'--variants {" ".join(args.variants)}: a form is '
+                        'given twice')
     if kind != 'cuda':
         graphs = [v for v in args.variants if 'graph' in v.split('+')]
         if graphs:
