@@ -48,6 +48,14 @@ ABLATION_REFERENCE = 'DSNet'
 ABLATION_LABELS = tuple(label for label, _, _ in ABLATIONS)
 # cpu_latency.json forms, best first: the form a model is quoted in.
 LATENCY_FORMS = ('onnxruntime fp32', 'PyTorch', 'PyTorch, as trained')
+# The keys of leaderboard.json the blocks read without a default: check
+# refuses a file that lacks one (board.check_leaderboard_file).
+MEASURED_ROW_KEYS = ('model', 'config', 'dataset', 'protocol', 'schedule',
+                     'seeds', 'device', 'short_schedule', 'params', 'flops',
+                     'iou', 'dsc', 'tj')
+REPORTED_ROW_KEYS = ('model', 'dataset', 'iou', 'dsc')
+LATENCY_FORM_KEYS = ('model', 'config', 'form', 'gmacs', 'median_ms',
+                     'p90_ms')
 METRICS_NOTE = ('IoU / DSC: pooled lesion figures in percent, mean ± sample '
                 'std (n-1) over the seeds listed (no std for one seed)')
 
@@ -306,15 +314,49 @@ def model_card_block(board):
 
 
 # ---------------------------------------------------------- write and check
+def marker_problems(text, markers):
+    """What keeps ``text`` from holding one generated block between
+    ``markers`` (an empty list: nothing): each marker must be there exactly
+    once, on a line of its own, the start marker first. A marker quoted in
+    prose, or a second pair, would make the block start or end inside
+    hand-written text, which a build then replaces."""
+    lines = text.splitlines()
+    problems, found = [], []
+    for marker in markers:
+        # One entry per occurrence, so a line holding it twice counts twice.
+        where = [number for number, line in enumerate(lines, 1)
+                 for _ in range(line.count(marker))]
+        if len(where) > 1:
+            problems.append(f'holds {marker} {len(where)} times (lines '
+                            f'{", ".join(map(str, where))}), not once')
+        elif where and lines[where[0] - 1].strip() != marker:
+            problems.append(f'holds {marker} on line {where[0]} beside '
+                            'other text, not on a line of its own')
+        found.append(where)
+    if not problems and (not all(found) or found[0][0] >= found[1][0]):
+        start, end = markers
+        problems.append(f'lacks the markers {start} ... {end} (in this '
+                        'order) around the generated block')
+    return problems
+
+
 def check_markers(text, markers, path):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError`, naming ``path``,
-    unless ``text`` holds the start marker and after it the end marker:
-    the generated block goes between them, and nothing else is touched."""
+    unless ``text`` holds the start marker and after it the end marker,
+    each once and on a line of its own (:func:`marker_problems`): the
+    generated block goes between them, and nothing else is touched."""
+    problems = marker_problems(text, markers)
+    if not problems:
+        return
     start, end = markers
-    if start not in text or end not in text.split(start, 1)[1]:
+    if problems[0].startswith('lacks'):
         raise UserError(f'{path} lacks the markers {start} ... {end} (in '
                         'this order) around the generated block; add them '
                         'where the block should go')
+    raise UserError(f'{path} {"; ".join(problems)}: the generated block '
+                    f'goes between {start} and {end}, each once on a line '
+                    'of its own; keep that pair and reword the other '
+                    'mentions')
 
 
 def replace_block(text, block, markers=README_MARKERS, path='the file'):
@@ -343,9 +385,10 @@ def _tables(text):
 def check_block(text, expected, markers=README_MARKERS):
     """Differences between a file's generated block and ``expected`` (empty
     list: they agree), cell by cell for the tables."""
+    problems = marker_problems(text, markers)
+    if problems:
+        return [f'the file {problem}' for problem in problems]
     start, end = markers
-    if start not in text or end not in text:
-        return [f'the file lacks the markers {start} ... {end}']
     found = text.split(start, 1)[1].split(end, 1)[0]
     problems = []
     got_tables, want_tables = _tables(found), _tables(expected)

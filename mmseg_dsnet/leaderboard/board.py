@@ -23,8 +23,10 @@ computed on (absent in older records); ``model_config`` is the model the
 run trained, as its dumped config gives it without the input size (absent in
 older records). :func:`collect` refuses a run trained or evaluated on the
 synthetic stand-in set; :func:`build` refuses a record whose config now
-builds another model than ``model_config``, and runs of different models
-that one row would average. Leaderboard rows aggregate the seeds: see
+builds another model than ``model_config``, a file that is no run record
+(:func:`check_run_record`), runs of different models that one row would
+average, and seeds of one row run differently
+(:func:`~.table.check_runs_alike`). Leaderboard rows aggregate the seeds: see
 :mod:`.table` for the format.
 """
 import datetime
@@ -563,6 +565,112 @@ def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):
 CPU_LATENCY = osp.join(REPO_ROOT, 'results', 'cpu_latency.json')
 
 
+class RecordKindError(UserError, ValueError):
+    """A JSON file given to build or check is not the kind of record they
+    read (a design record as a run record, a run record as the
+    leaderboard), or lacks a key they read: it ended in a KeyError."""
+
+
+# The keys of a run record that build reads without a default
+# (table.row_key and table.aggregate, check_records_current).
+RUN_RECORD_KEYS = ('source', 'model', 'config', 'dataset', 'protocol',
+                   'schedule', 'seed', 'device', 'metrics',
+                   'metrics_source_kind', 'record_file')
+
+
+def _record_kind(obj):
+    """What a JSON object from results/ is, by the keys only that kind has
+    (a design record: split ``design``, as design.check_design_record
+    tests), or None."""
+    if not isinstance(obj, dict):
+        return None
+    if obj.get('split') == 'design':
+        return ('a design record (results/design/: '
+                'tools/analysis_tools/design_table.py reads those)')
+    if 'measured' in obj:
+        return 'a leaderboard (what leaderboard.py build writes)'
+    if 'record_version' in obj:
+        return 'a run record (results/runs/*.json)'
+    return None
+
+
+def _check_keys(path, obj, keys, what, fix):
+    """Raise :class:`RecordKindError` naming ``path`` unless ``obj`` is a
+    JSON object holding every key of ``keys``.
+
+    Args:
+        path (str): The file, for the message.
+        obj: What it holds (or a part of it).
+        keys (tuple[str]): The keys the reader needs.
+        what (str): What ``obj`` should be (``'run record'``).
+        fix (str): What to give instead.
+    """
+    if not isinstance(obj, dict):
+        raise RecordKindError(f'{path} is not a {what}: it holds a '
+                              f'{type(obj).__name__}, not a JSON object; '
+                              f'{fix}')
+    missing = [key for key in keys if key not in obj]
+    if missing:
+        raise RecordKindError(f'{path} is not a complete {what}: it lacks '
+                              f'{", ".join(missing)}; {fix}')
+
+
+def check_run_record(path, record):
+    """Refuse a file that build cannot aggregate: another kind of record
+    (a design record), or a run record without a key of
+    :data:`RUN_RECORD_KEYS`.
+
+    Raises:
+        RecordKindError: naming the file and what it is or lacks.
+    """
+    fix = ('give the run records leaderboard.py collect writes '
+           '(results/runs/*.json)')
+    kind = _record_kind(record)
+    if kind and not kind.startswith('a run record'):
+        raise RecordKindError(f'{path} is {kind}, not a leaderboard run '
+                              f'record; {fix}')
+    _check_keys(path, record, RUN_RECORD_KEYS, 'run record', fix)
+    if record['source'] != 'measured' or not isinstance(record['metrics'],
+                                                        dict):
+        raise RecordKindError(
+            f'{path} is not a measured run record (source '
+            f'{record["source"]!r}, metrics a '
+            f'{type(record["metrics"]).__name__}); {fix}')
+
+
+def check_leaderboard_file(path, board):
+    """Refuse a file that check cannot compare the pages with: another kind
+    of record (a run record), or a leaderboard whose rows lack a key the
+    blocks read (:data:`~.blocks.MEASURED_ROW_KEYS` and the like).
+
+    Raises:
+        RecordKindError: naming the file and what it is or lacks.
+    """
+    fix = ('give the leaderboard.json that leaderboard.py build wrote '
+           '(results/leaderboard.json)')
+    kind = _record_kind(board)
+    if kind and not kind.startswith('a leaderboard'):
+        raise RecordKindError(f'{path} is {kind}, not a leaderboard; {fix}')
+    _check_keys(path, board, ('measured', ), 'leaderboard', fix)
+    latency = board.get('cpu_latency')
+    if latency is not None:
+        _check_keys(path, latency, ('source', 'forms'),
+                    'leaderboard (cpu_latency)', fix)
+    parts = [('measured', blocks.MEASURED_ROW_KEYS),
+             ('reported', blocks.REPORTED_ROW_KEYS),
+             ('cpu_latency forms', blocks.LATENCY_FORM_KEYS)]
+    for name, keys in parts:
+        rows = (latency or {}).get('forms', []) if name.startswith(
+            'cpu_latency') else board.get(name, [])
+        if not isinstance(rows, list):
+            raise RecordKindError(f'{path} is not a leaderboard: its {name} '
+                                  f'is a {type(rows).__name__}, not a list; '
+                                  f'{fix}')
+        for index, row in enumerate(rows, 1):
+            _check_keys(path, row, keys, f'leaderboard ({name} row {index})',
+                        fix)
+
+
 def board_from_records(records, reported_path, cpu_latency=CPU_LATENCY):
     """What ``leaderboard.json`` holds for these run records.
 
@@ -600,6 +708,8 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
         every point drawn).
     """
     records = [load_json(p) for p in sorted(run_files)]
+    for path, record in zip(sorted(run_files), records):
+        check_run_record(path, record)
     check_records_current(records)
     check_one_model_per_row(records)
     pages = [(path, kind, render, markers) for path, kind, render, markers in
@@ -642,14 +752,18 @@ def check(readme, leaderboard_json, model_card=None):
     (and the model card) and ``leaderboard_json``; returns the exit status
     (1: they differ)."""
     board = load_json(leaderboard_json)
-    pages = [(readme, blocks.check_readme), (model_card,
-                                             blocks.check_model_card)]
+    check_leaderboard_file(leaderboard_json, board)
+    pages = [(readme, blocks.check_readme, blocks.README_MARKERS),
+             (model_card, blocks.check_model_card, blocks.MODEL_CARD_MARKERS)]
     status = 0
-    for path, check_page in pages:
+    for path, check_page, markers in pages:
         if not path:
             continue
         with open(path) as f:
-            problems = check_page(f.read(), board)
+            text = f.read()
+        # A page whose block cannot be told from its prose is no drift.
+        blocks.check_markers(text, markers, path)
+        problems = check_page(text, board)
         for problem in problems:
             print(f'MISMATCH ({path}): {problem}', file=sys.stderr)
         if problems:

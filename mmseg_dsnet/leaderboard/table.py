@@ -5,8 +5,10 @@ blocks are rendered by :mod:`.blocks`).
 Aggregation: runs are grouped by (model, dataset, protocol, schedule); every
 figure becomes ``{"mean", "std", "min", "max", "n"}`` over the group's seeds,
 where ``std`` is the sample standard deviation (n - 1 in the denominator)
-and is ``null`` for a single seed. Metric values are in percent, exactly as
-LesionMetric logged them (rounding happens only in the Markdown).
+and is ``null`` for a single seed; a group's seeds must share the facts of
+:data:`RUN_FACTS` (device, schedule, test set). Metric values are in
+percent, exactly as LesionMetric logged them (rounding happens only in the
+Markdown).
 
 Published figures (``results/reported.json``) stay in their own list,
 section and CSV file, marked ``source: reported``; they are never mixed into
@@ -74,6 +76,68 @@ def _one_or_all(values):
     return values[0] if len(values) == 1 else values
 
 
+def _evaluated_split(record):
+    """Base name of the split file a run's metrics were computed on (as
+    tools/test.py recorded it, else the test split of its config)."""
+    split = (record.get('evaluated_data') or {}).get('split_file') or \
+        record.get('test_split')
+    return osp.basename(str(split)) if split else None
+
+
+# What a row's seeds must share besides its key: seeds that differ in one
+# of these measured different things, and their mean is no figure of the
+# row. (fact, how a record gives it; None: not recorded, not compared.)
+# The input size is not recorded in run records, so it is not compared.
+RUN_FACTS = (
+    ('device', lambda r: r.get('device')),
+    ('epochs', lambda r: r.get('epochs')),
+    ('iterations', lambda r: r.get('iterations')),
+    ('batch size', lambda r: r.get('batch_size')),
+    ('train images', lambda r: r.get('train_images')),
+    ('train split', lambda r: osp.basename(str(r['train_split']))
+     if r.get('train_split') else None),
+    ('test images', lambda r: r.get('test_images')),
+    ('evaluated images',
+     lambda r: (r.get('evaluated_data') or {}).get('images')),
+    ('evaluated split', _evaluated_split))
+
+
+class MixedRunsError(UserError, ValueError):
+    """The seeds of one row were run differently (another device, schedule
+    or test set), so their mean would be no figure of one setting."""
+
+
+def check_runs_alike(runs):
+    """Refuse the runs of one row unless they share every known fact of
+    :data:`RUN_FACTS`.
+
+    Args:
+        runs (list[dict]): The run records of one row.
+
+    Raises:
+        MixedRunsError: naming the row, each differing fact with its values
+            and the record files that hold them.
+    """
+    differing = []
+    for fact, value_of in RUN_FACTS:
+        values = [value_of(run) for run in runs]
+        known = _distinct(v for v in values if v is not None)
+        if len(known) > 1:
+            differing.append(f'{fact} ' + ' vs '.join(
+                f'{value} (' + ', '.join(
+                    str(run.get('record_file')) for run, v in
+                    zip(runs, values) if v == value) + ')'
+                for value in known))
+    if differing:
+        first = runs[0]
+        raise MixedRunsError(
+            f'the row {first["model"]} ({first["dataset"]}, '
+            f'{first["protocol"]}, {first["schedule"]}) would average seeds '
+            f'run differently: {"; ".join(differing)}; give only runs of '
+            'one setting (collect the others under another --schedule or '
+            '--label)')
+
+
 def row_key(record):
     """The row a run record is averaged into: model, dataset, protocol and
     schedule (the seeds are its runs)."""
@@ -85,7 +149,8 @@ def aggregate(records):
     """Leaderboard rows (one per model, dataset, protocol and schedule) from
     per-run records; a seed collected twice from one work dir counts once
     (the newest). Two runs of one seed from different work dirs are
-    refused: which of them the row shows would be an accident of order."""
+    refused: which of them the row shows would be an accident of order,
+    and so are seeds run differently (:func:`check_runs_alike`)."""
     groups = {}
     for rec in sorted(records, key=lambda r: r.get('collected_at', '')):
         key = row_key(rec)
@@ -100,6 +165,7 @@ def aggregate(records):
     for (model, dataset, protocol, schedule), by_seed in groups.items():
         runs = [by_seed[s] for s in sorted(by_seed, key=lambda s: (
             s is None, s))]
+        check_runs_alike(runs)
         complexity = runs[0].get('complexity') or {}
         deploy = complexity.get('deploy') or {}
         row = dict(

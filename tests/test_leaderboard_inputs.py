@@ -1,0 +1,189 @@
+"""leaderboard.py build and check on inputs they cannot use: a JSON file of
+another kind, seeds of one row that were run differently, a page whose
+markers do not mark one block. Copies of the committed run records stand in
+for real runs (nothing is trained)."""
+import json
+import shutil
+
+import pytest
+from conftest import REPO, load_tool, run_tool_in_process
+
+from mmseg_dsnet.leaderboard import blocks
+from mmseg_dsnet.leaderboard.table import MixedRunsError
+from mmseg_dsnet.utils.errors import UserError
+
+LEADERBOARD = 'tools/analysis_tools/leaderboard.py'
+RUNS = REPO / 'results' / 'runs'
+DSNET_30EP = [f'dsnet_isic2017_lightweight_cpu-30ep_seed{k}.json'
+              for k in range(3)]
+
+
+@pytest.fixture(scope='module')
+def lb():
+    return load_tool('analysis_tools/leaderboard.py')
+
+
+def _copy_runs(folder, names=DSNET_30EP):
+    folder.mkdir()
+    for name in names:
+        shutil.copy(RUNS / name, folder / name)
+    return [folder / name for name in names]
+
+
+def _edit(path, **changes):
+    record = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            del record[key]
+        else:
+            record[key] = value
+    path.write_text(json.dumps(record))
+
+
+def _one_error_line(proc):
+    """The tool's single ERROR line (exit 2, no traceback)."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    line, = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith('ERROR: ')
+    return line
+
+
+def test_build_and_check_name_a_record_of_another_kind(tmp_path):
+    """A design record given to build ended in KeyError: 'model', a run
+    record without its dataset in KeyError: 'dataset', and a run record
+    given to check as the leaderboard in KeyError: 'measured' (exit 1)."""
+    design = sorted((REPO / 'results' / 'design').glob('*.json'))[0]
+    run, = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    partial = tmp_path / 'partial.json'
+    shutil.copy(run, partial)
+    _edit(partial, dataset=None, seed=None)
+    out = tmp_path / 'results'
+    build = ['build', '--out-dir', out, '--no-plot', '--runs']
+    line = _one_error_line(run_tool_in_process(LEADERBOARD, *build, run,
+                                               design))
+    assert f'{design} is a design record' in line
+    assert 'design_table.py' in line
+    line = _one_error_line(run_tool_in_process(LEADERBOARD, *build, run,
+                                               partial))
+    assert f'{partial} is not a complete run record: it lacks dataset, ' \
+        'seed;' in line
+    assert not out.exists()
+    # check reads a leaderboard: a run record is named as one.
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'check', '--leaderboard', run))
+    assert f'{run} is a run record' in line and 'not a leaderboard' in line
+    # A leaderboard whose rows lack a key the blocks read.
+    board = json.loads((REPO / 'results' / 'leaderboard.json').read_text())
+    del board['measured'][1]['iou']
+    broken = tmp_path / 'leaderboard.json'
+    broken.write_text(json.dumps(board))
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'check', '--leaderboard', broken))
+    assert f'{broken} is not a complete leaderboard (measured row 2): it ' \
+        'lacks iou;' in line
+
+
+@pytest.mark.parametrize('changes, fact, values', [
+    (dict(device='NVIDIA H100', gpu_run=True), 'device',
+     ('CPU', 'NVIDIA H100')),
+    (dict(test_images=100, evaluated_data=dict(
+        data_root='data/isic2017', split_file='splits/isic2017_test100.txt',
+        images=100, synthetic=False)), 'test images', ('650', '100')),
+    (dict(epochs=15), 'epochs', ('30', '15')),
+    (dict(batch_size=16), 'batch size', ('8', '16')),
+    (dict(train_images=400), 'train images', ('1500', '400')),
+])
+def test_build_refuses_seeds_of_one_row_run_differently(lb, tmp_path,
+                                                        changes, fact,
+                                                        values):
+    """Seeds of one model run on another device, test set or schedule were
+    averaged into one row ('Device: CPU / NVIDIA H100'), exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    _edit(runs[1], **changes)
+    out = tmp_path / 'results'
+    with pytest.raises(MixedRunsError, match='the row DSNet ') as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    message = str(err.value)
+    first, other = values
+    assert f'{fact} {first} ({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs ' \
+        f'{other} ({DSNET_30EP[1]})' in message
+    if 'evaluated_data' in changes:
+        assert 'evaluated split lightweight_test.txt' in message
+        assert 'isic2017_test100.txt' in message
+    assert not out.exists()
+
+
+def test_seeds_run_alike_still_make_one_row(lb, tmp_path):
+    """Facts a record does not hold are unknown, not a difference: EGE-UNet's
+    older seeds have no evaluated_data, its seed 2 has."""
+    names = [f'ege-unet_isic2017_lightweight_cpu-30ep_seed{k}.json'
+             for k in range(3)]
+    runs = _copy_runs(tmp_path / 'runs', names)
+    assert [('evaluated_data' in json.loads(p.read_text())) for p in runs] \
+        == [False, False, True]
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(tmp_path / 'results'), '--no-plot'])
+    row, = built['board']['measured']
+    assert row['seeds'] == [0, 1, 2] and row['device'] == 'CPU'
+
+
+PAGE = '''# Notes
+
+The table goes between `{start}` and `{end}`: hand-written text.
+
+{start}
+old table
+{end}
+
+Text after the block.
+'''
+
+
+@pytest.mark.parametrize('text, lines', [
+    # A marker quoted in prose above the block (its start was taken there).
+    (PAGE, ['<!-- leaderboard:start --> 2 times (lines 3, 5)',
+            '<!-- leaderboard:end --> 2 times (lines 3, 7)']),
+    # Once each, but one sharing its line with prose.
+    ('intro <!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\n',
+     ['<!-- leaderboard:start --> on line 1 beside other text']),
+    # Two blocks.
+    ('{start}\na\n{end}\n\n{start}\nb\n{end}\n',
+     ['<!-- leaderboard:start --> 2 times (lines 1, 5)',
+      '<!-- leaderboard:end --> 2 times (lines 3, 7)']),
+])
+def test_build_and_check_refuse_markers_that_mark_no_one_block(
+        tmp_path, text, lines):
+    """build replaced the hand-written text between a quoted marker and the
+    real one, exit 0, and check then agreed with the page."""
+    start, end = blocks.README_MARKERS
+    text = text.format(start=start, end=end)
+    page = tmp_path / 'page.md'
+    page.write_text(text)
+    run, = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    out = tmp_path / 'results'
+    for args in (['build', '--runs', run, '--out-dir', out, '--no-plot'],
+                 ['check', '--leaderboard',
+                  REPO / 'results' / 'leaderboard.json']):
+        line = _one_error_line(run_tool_in_process(
+            LEADERBOARD, *args, '--readme', page))
+        assert line.startswith(f'ERROR: {page} holds ')
+        for where in lines:
+            assert where in line
+        assert page.read_text() == text
+        assert not out.exists()
+    # The drift check the README test uses says so too.
+    problems = blocks.check_block(text, 'new table')
+    assert problems and all(p.startswith('the file holds ')
+                            for p in problems)
+
+
+def test_markers_on_lines_of_their_own_still_take_the_block():
+    start, end = blocks.README_MARKERS
+    text = f'intro\n  {start}\nold\n{end}\ntail\n'
+    assert blocks.replace_block(text, 'new') == \
+        f'intro\n  {start}\nnew\n{end}\ntail\n'
+    with pytest.raises(UserError, match='page.md lacks the markers'):
+        blocks.check_markers(f'{end}\n{start}\n', blocks.README_MARKERS,
+                             'page.md')
