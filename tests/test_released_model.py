@@ -139,3 +139,69 @@ def test_released_weights_load_in_mmseg_apis():
                                               dtype=np.uint8)
     mask = inferencer(image, return_datasamples=True).pred_sem_seg.data
     assert tuple(mask.shape[-2:]) == (96, 128)
+
+
+def test_publish_model_refuses_the_config_as_out_file(tmp_path):
+    from conftest import REPO, run_tool_in_process
+    config = tmp_path / 'mycfg.py'
+    config.write_text(f"_base_ = ['{REPO}/configs/dsnet/dsnet_isic2017.py']\n")
+    text = config.read_text()
+    # --force wrote the weights over the config and printed it as both
+    # the metafile's Config and Weights, exit 0.
+    done = run_tool_in_process('tools/misc/publish_model.py', config,
+                               REPO / 'checkpoints/dsnet_isic2017_256px.pth',
+                               config, '--force')
+    assert done.returncode == 2, done.output[-2000:]
+    assert done.stderr.strip() == (
+        f'ERROR: the config and OUT_FILE are the same file, {config}; '
+        'write the weights to another file')
+    assert config.read_text() == text
+    assert os.listdir(tmp_path) == ['mycfg.py']
+
+
+def test_publish_model_refuses_weights_trained_at_another_input_size(
+        tmp_path):
+    """A checkpoint trained at 128 px (its ``meta['cfg']``, the training
+    config mmengine dumps into it, says so) was published under a 256 px
+    config, exit 0: it loads strictly, a fully convolutional model has
+    no size in its weights."""
+    import numpy as np
+    from conftest import REPO, make_lesion_checkpoint, run_tool_in_process
+    from mmengine.config import Config
+    demo = str(REPO / 'configs' / 'demo' / 'dsnet_synthetic_cpu.py')
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2018.py')
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+    trained = tmp_path / 'epoch_1.pth'
+    make_lesion_checkpoint(demo, trained, image,
+                           meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    out = tmp_path / 'net.pth'
+    tool = 'tools/misc/publish_model.py'
+    done = run_tool_in_process(tool, config, trained, out)
+    assert done.returncode == 2, done.output[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {trained} was trained at another input size '
+        f'than config {config} sets: model.data_preprocessor.size is '
+        "(128, 128) in its training config (meta['cfg']), (256, 256) in the "
+        "config; the test pipeline's Resize scale is (128, 128) in its "
+        "training config (meta['cfg']), (256, 256) in the config; publish it "
+        'with the config it was trained with')
+    assert not out.exists()
+    # Under the config it was trained with, it is published.
+    done = run_tool_in_process(tool, demo, trained, out)
+    assert done.returncode == 0, done.output[-2000:]
+    assert out.exists()
+    # The dumped config is read, never run.
+    from mmseg_dsnet.apis.released_model import (config_from_text,
+                                                 input_size_settings)
+    marker = tmp_path / 'ran'
+    settings = config_from_text(
+        f"__import__('pathlib').Path({str(marker)!r}).touch()\n"
+        'model = dict(data_preprocessor=dict(size=(64, 96)))\n'
+        'test_dataloader = dict(dataset=dict(pipeline=[dict(\n'
+        "    type='Resize', scale=96), dict(type='PackSegInputs')]))\n"
+        'oops = open(__file__)\n')
+    assert input_size_settings(settings) == {
+        'model.data_preprocessor.size': (64, 96),
+        "the test pipeline's Resize scale": (96, 96)}
+    assert not marker.exists() and 'oops' not in settings

@@ -16,7 +16,8 @@ from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
                                                      prepare_synthetic)
-from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.cli_errors import (UserError,
+                                          run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
 from mmseg_dsnet.engine.preflight import (check_input_file, check_work_dir,
                                           load_config)
@@ -24,6 +25,7 @@ from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def parse_args(argv=None):
@@ -34,6 +36,40 @@ def parse_args(argv=None):
                         help='override the number of training epochs')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
+
+
+def use_synthetic_root(cfg, config):
+    """Point every loader of ``cfg`` at the synthetic set's absolute
+    folder and return it. A relative ``data_root`` is of the repository
+    root, where the set is made; read as it was from another working
+    folder, training found no split file.
+
+    Args:
+        cfg (Config): The demo's config; its loaders are changed.
+        config (str): Its file, for the message.
+
+    Returns:
+        str: The absolute folder of the synthetic set.
+
+    Raises:
+        UserError: The loaders name different folders; the demo makes,
+            trains and tests on one set.
+    """
+    roots = {}
+    for name in LOADERS:
+        if cfg.get(name) is not None:
+            root = cfg[name].dataset.data_root
+            roots[name] = osp.normpath(osp.join(REPO_ROOT, root))
+    if len(set(roots.values())) > 1:
+        raise UserError(
+            f'config file {config}: the demo makes one synthetic set and '
+            'tests on it, but the loaders read different folders (' +
+            ', '.join(f'{name} {root}' for name, root in roots.items()) +
+            '); give them one data_root')
+    root = roots['train_dataloader']
+    for name in roots:
+        cfg[name].dataset.data_root = root
+    return root
 
 
 def trivial_guess_iou(data_root, split_file):
@@ -93,15 +129,13 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     start = time.time()
     cfg = load_config(args.config)
-    data_root = cfg.train_dataloader.dataset.data_root
-    synthetic_root = (osp.join(REPO_ROOT, data_root)
-                      if not osp.isabs(data_root) else data_root)
+    synthetic_root = use_synthetic_root(cfg, args.config)
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
     check_work_dir(args.work_dir)
-    print(f'[1/4] Preparing the synthetic ISIC-like set in {data_root} ...',
-          flush=True)
+    print('[1/4] Preparing the synthetic ISIC-like set in '
+          f'{synthetic_root} ...', flush=True)
     prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
@@ -118,11 +152,11 @@ def main(argv=None):
     print('[3/4] Evaluating on the test split ...', flush=True)
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg)
     split = cfg.test_dataloader.dataset.ann_file
-    guess = trivial_guess_iou(data_root, split)
+    guess = trivial_guess_iou(synthetic_root, split)
     overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
     tester.model.cfg = cfg
-    draw_overlays(tester.model, data_root, split, overlay)
+    draw_overlays(tester.model, synthetic_root, split, overlay)
     width = max(len(k) for k in metrics)
     print('\n' + '=' * 50 + '\nDSNet on the synthetic test split (percent):')
     for key, value in metrics.items():

@@ -2,7 +2,9 @@
 # The main job on the embedded default: prepares .venv if needed, then makes a
 # synthetic ISIC-like set, converts it, trains DSNet briefly on the CPU,
 # evaluates it and reports where everything went (see tools/demo.py).
+# Run from any folder: relative --config and --work-dir are of the caller's
+# folder (the synthetic set is made in the repository's data/ either way).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash tools/setup_env.sh
-exec .venv/bin/python tools/demo.py "$@"
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$repo/tools/setup_env.sh"
+exec "$repo/.venv/bin/python" "$repo/tools/demo.py" "$@"

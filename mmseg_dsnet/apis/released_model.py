@@ -194,8 +194,8 @@ def check_trained_input_size(cfg, config: str, checkpoint: str) -> None:
     Raises:
         UserError: Naming each setting that differs with both values.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
-    meta = _load_checkpoint(checkpoint, map_location='cpu')
+    from ..compat import safe_torch_load
+    meta = safe_torch_load(checkpoint, map_location='cpu')
     meta = meta.get('meta') if isinstance(meta, dict) else None
     text = meta.get('cfg') if isinstance(meta, dict) else None
     if not isinstance(text, str):
@@ -203,17 +203,16 @@ def check_trained_input_size(cfg, config: str, checkpoint: str) -> None:
     trained = input_size_settings(config_from_text(text))
     given = input_size_settings(cfg)
     differences = [
-        f'{field} {trained[field]} in its training config, {given[field]} '
-        f'in {config}' for field in INPUT_SIZE_FIELDS
-        if field in trained and field in given
+        f'{field} is {trained[field]} in its training config '
+        f"(meta['cfg']), {given[field]} in the config"
+        for field in INPUT_SIZE_FIELDS if field in trained and field in given
         and trained[field] != given[field]
     ]
     if differences:
         raise UserError(
             f'checkpoint {checkpoint} was trained at another input size '
             f'than config {config} sets: ' + '; '.join(differences) +
-            '; publish it with the config it was trained with; nothing '
-            'written')
+            '; publish it with the config it was trained with')
 
 
 def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
@@ -224,7 +223,8 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
 
     The checkpoint is loaded strictly into the config's model first, so a
     file that does not belong to the config is refused instead of being
-    published.
+    published; so is one whose training config (``meta['cfg']``) sets
+    another input size (:func:`check_trained_input_size`).
 
     Args:
         config (str): The config the weights belong to.

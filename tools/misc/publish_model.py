@@ -40,10 +40,12 @@ def main(argv=None):
     # checkpoint was loaded, with a traceback.
     check_output_file(args.out_file, 'OUT_FILE')
     # --force replaced the training checkpoint (optimizer state, meta)
-    # with its bare weights.
-    refuse_same_file((('the checkpoint', args.checkpoint),
-                      ('OUT_FILE', args.out_file)),
-                     hint='write the weights to another file')
+    # or the config with its bare weights. Pairs with OUT_FILE only: a
+    # config given as the checkpoint is refused by the load, by name.
+    for what, path in (('the config', args.config),
+                       ('the checkpoint', args.checkpoint)):
+        refuse_same_file(((what, path), ('OUT_FILE', args.out_file)),
+                         hint='write the weights to another file')
     if osp.exists(args.out_file) and not args.force:
         raise UserError(f'{args.out_file} exists; pass --force to replace it')
     from mmseg_dsnet.apis.released_model import publish_weights
