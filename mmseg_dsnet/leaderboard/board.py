@@ -615,6 +615,15 @@ def _check_keys(path, obj, keys, what, fix):
                               f'{", ".join(missing)}; {fix}')
 
 
+def _check_kind(path, obj, kind_prefix, label, fix):
+    """Refuse ``obj`` when :func:`_record_kind` recognises it as another
+    kind of file than the one whose description starts with
+    ``kind_prefix`` (``label`` names that kind in the message)."""
+    kind = _record_kind(obj)
+    if kind and not kind.startswith(kind_prefix):
+        raise RecordKindError(f'{path} is {kind}, not {label}; {fix}')
+
+
 def check_run_record(path, record):
     """Refuse a file that build cannot aggregate: another kind of record
     (a design record), or a run record without a key of
@@ -625,10 +634,8 @@ def check_run_record(path, record):
     """
     fix = ('give the run records leaderboard.py collect writes '
            '(results/runs/*.json)')
-    kind = _record_kind(record)
-    if kind and not kind.startswith('a run record'):
-        raise RecordKindError(f'{path} is {kind}, not a leaderboard run '
-                              f'record; {fix}')
+    _check_kind(path, record, 'a run record', 'a leaderboard run record',
+                fix)
     _check_keys(path, record, RUN_RECORD_KEYS, 'run record', fix)
     if record['source'] != 'measured' or not isinstance(record['metrics'],
                                                         dict):
@@ -648,9 +655,7 @@ def check_leaderboard_file(path, board):
     """
     fix = ('give the leaderboard.json that leaderboard.py build wrote '
            '(results/leaderboard.json)')
-    kind = _record_kind(board)
-    if kind and not kind.startswith('a leaderboard'):
-        raise RecordKindError(f'{path} is {kind}, not a leaderboard; {fix}')
+    _check_kind(path, board, 'a leaderboard', 'a leaderboard', fix)
     _check_keys(path, board, ('measured', ), 'leaderboard', fix)
     latency = board.get('cpu_latency')
     if latency is not None:
