@@ -67,7 +67,7 @@ def released_model(name: Optional[str] = None,
     return config, checkpoint
 
 
-def release_meta(config: str) -> dict:
+def release_meta(config) -> dict:
     """What mmseg's ``init_model`` and ``MMSegInferencer`` read from a
     checkpoint's ``meta``: the class names and palette of the config's test
     dataset. Without them ``init_model`` failed (``KeyError: 'meta'``) and
@@ -75,7 +75,7 @@ def release_meta(config: str) -> dict:
     classes.
 
     Args:
-        config (str): The config the weights belong to.
+        config (str | Config): The config the weights belong to.
 
     Returns:
         dict: ``{'dataset_meta': {'classes': ..., 'palette': ...}}``, of
@@ -172,12 +172,10 @@ def input_size_settings(cfg) -> dict:
     dataset = loader.get('dataset') if isinstance(loader, dict) else None
     pipeline = (dataset.get('pipeline') if isinstance(dataset, dict)
                 else None) or cfg.get('test_pipeline') or []
-    for step in pipeline if isinstance(pipeline, (list, tuple)) else []:
-        if isinstance(step, dict) and step.get('type') in (
-                'Resize', 'mmcv.Resize') and as_tuple(
-                    step.get('scale')) is not None:
-            found[INPUT_SIZE_FIELDS[1]] = as_tuple(step['scale'])
-            break
+    from ..deploy.deployable import resize_scale
+    scale = as_tuple(resize_scale(pipeline))
+    if scale is not None:
+        found[INPUT_SIZE_FIELDS[1]] = scale
     return found
 
 
@@ -251,6 +249,6 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
         for name, tensor in model.state_dict().items()
     }
     buffer = io.BytesIO()
-    torch.save(dict(state_dict=state, meta=release_meta(config)), buffer)
+    torch.save(dict(state_dict=state, meta=release_meta(model.cfg)), buffer)
     atomic_write(buffer.getvalue(), out_file)
     return sha256_of(out_file)

@@ -104,20 +104,29 @@ def build_segmentor(config: Union[str, Config],
     return model.to(device)
 
 
+def resize_scale(pipeline):
+    """The ``scale`` of the first ``Resize`` step of ``pipeline`` that sets
+    one (as mmcv writes it: ``(width, height)`` or an int), or None; steps
+    that are not dicts (a config read from text) are passed over."""
+    for step in pipeline if isinstance(pipeline, (list, tuple)) else []:
+        if isinstance(step, dict) and step.get('type') in (
+                'Resize', 'mmcv.Resize') and step.get('scale') is not None:
+            return step['scale']
+    return None
+
+
 def input_size_of(cfg: Config) -> Tuple[int, int]:
     """``(height, width)`` the model runs at: the ``Resize`` scale of the
     config's test pipeline (mmcv scales are ``(width, height)``), or
     256x256 when the config has none."""
     pipeline = cfg.get('test_pipeline') or cfg.get(
         'test_dataloader', {}).get('dataset', {}).get('pipeline', [])
-    for step in pipeline:
-        if step.get('type') in ('Resize', 'mmcv.Resize') and step.get(
-                'scale') is not None:
-            scale = step['scale']
-            if isinstance(scale, int):
-                return scale, scale
-            return int(scale[1]), int(scale[0])
-    return DEFAULT_INPUT_SIZE
+    scale = resize_scale(pipeline)
+    if scale is None:
+        return DEFAULT_INPUT_SIZE
+    if isinstance(scale, int):
+        return scale, scale
+    return int(scale[1]), int(scale[0])
 
 
 def threshold_of(model: nn.Module, default: float = 0.5) -> float:

@@ -661,12 +661,13 @@ def check_leaderboard_file(path, board):
     if latency is not None:
         _check_keys(path, latency, ('source', 'forms'),
                     'leaderboard (cpu_latency)', fix)
-    parts = [('measured', blocks.MEASURED_ROW_KEYS),
-             ('reported', blocks.REPORTED_ROW_KEYS),
-             ('cpu_latency forms', blocks.LATENCY_FORM_KEYS)]
-    for name, keys in parts:
-        rows = (latency or {}).get('forms', []) if name.startswith(
-            'cpu_latency') else board.get(name, [])
+    parts = [('measured', board.get('measured', []),
+              blocks.MEASURED_ROW_KEYS),
+             ('reported', board.get('reported', []),
+              blocks.REPORTED_ROW_KEYS),
+             ('cpu_latency forms', (latency or {}).get('forms', []),
+              blocks.LATENCY_FORM_KEYS)]
+    for name, rows, keys in parts:
         if not isinstance(rows, list):
             raise RecordKindError(f'{path} is not a leaderboard: its {name} '
                                   f'is a {type(rows).__name__}, not a list; '
