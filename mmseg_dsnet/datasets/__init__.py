@@ -1,6 +1,7 @@
 """The ISIC datasets (registered in mmseg's ``DATASETS``) and the data tools:
 :mod:`.converters` (official downloads -> our layout, a synthetic
-download) and :mod:`.synthetic_fallback`.
+download), :mod:`.synthetic_fallback` and the ``RandomZoom`` training
+transform.
 
 The dataset classes need mmseg; the converter needs only numpy and Pillow,
 so they are imported here only when mmseg is installed."""
@@ -8,9 +9,10 @@ from mmseg_dsnet import MMSEG_INSTALLED
 
 if MMSEG_INSTALLED:
     from .isic import ISIC2016Dataset, ISIC2017Dataset, ISIC2018Dataset
+    from .random_zoom import RandomZoom
     from .sample_checks import BadSampleError, MaskValueError
 
 __all__ = [
     'ISIC2016Dataset', 'ISIC2017Dataset', 'ISIC2018Dataset', 'BadSampleError',
-    'MaskValueError'
+    'MaskValueError', 'RandomZoom'
 ] if MMSEG_INSTALLED else []
