@@ -1,0 +1,97 @@
+"""RandomZoom: a crop relative to the picture, resized back, image and mask
+alike."""
+import numpy as np
+import pytest
+from conftest import REPO
+
+
+def build_zoom(**kwargs):
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import TRANSFORMS
+    return TRANSFORMS.build(dict(type='RandomZoom', **kwargs))
+
+
+def position_coded_sample(height=96, width=128):
+    """An image whose first channel is the column, second the row; a mask
+    that is 1 right of the middle, with the ignore index in one corner."""
+    columns, rows = np.meshgrid(np.arange(width), np.arange(height))
+    img = np.stack([columns, rows, np.zeros_like(rows)], -1).astype(np.uint8)
+    mask = (columns >= width // 2).astype(np.uint8)
+    mask[:4, :4] = 255
+    return dict(img=img, gt_seg_map=mask, seg_fields=['gt_seg_map'])
+
+
+def test_zoom_crops_a_window_of_the_drawn_size_and_resizes_it_back():
+    zoom = build_zoom(prob=1.0, max_zoom=2.0)
+    np.random.seed(0)
+    spans = []
+    for _ in range(20):
+        sample = position_coded_sample()
+        out = zoom(sample)
+        assert out['img'].shape == (96, 128, 3)
+        assert out['gt_seg_map'].shape == (96, 128)
+        # Labels keep their values (nearest neighbour), no blend of 0/1/255.
+        assert set(np.unique(out['gt_seg_map'])) <= {0, 1, 255}
+        column_span = int(out['img'][..., 0].max()) - int(
+            out['img'][..., 0].min())
+        row_span = int(out['img'][..., 1].max()) - int(out['img'][..., 1].min())
+        # A window 1/z of each side, the same z for both: width 128/z,
+        # height 96/z, so the spans keep the picture's 4:3.
+        assert 128 / 2 - 2 <= column_span <= 127
+        assert column_span == pytest.approx(row_span * 128 / 96, abs=3)
+        # The mask moved with the image: lesion exactly where the source
+        # column is right of the middle (away from the resampled border).
+        source_column = out['img'][..., 0].astype(int)
+        lesion = out['gt_seg_map'] == 1
+        assert not lesion[source_column <= 62].any()
+        assert lesion[source_column >= 66].all()
+        spans.append(column_span)
+    # The zoom is drawn: not every window has the same size.
+    assert len(set(spans)) > 5
+
+
+def test_no_zoom_leaves_the_sample_as_it_was():
+    np.random.seed(0)
+    sample = position_coded_sample()
+    expected_img = sample['img'].copy()
+    expected_mask = sample['gt_seg_map'].copy()
+    for zoom in (build_zoom(prob=0.0), build_zoom(prob=1.0, max_zoom=1.0)):
+        out = zoom(dict(sample))
+        np.testing.assert_array_equal(out['img'], expected_img)
+        np.testing.assert_array_equal(out['gt_seg_map'], expected_mask)
+
+
+@pytest.mark.parametrize('kwargs', [dict(prob=1.5), dict(prob=-0.1),
+                                    dict(max_zoom=0.5),
+                                    dict(max_zoom=float('nan'))])
+def test_settings_that_mean_nothing_are_refused(kwargs):
+    with pytest.raises(ValueError, match='RandomZoom'):
+        build_zoom(**kwargs)
+
+
+@pytest.mark.parametrize('size', [128, 256])
+def test_zoom_config_trains_at_any_input_size(size):
+    """The round's config at check_real_data's --crop-size: every picture
+    leaves the pipeline at the input size, zoomed or not."""
+    import mmseg_dsnet  # noqa: F401
+    from mmcv.transforms import Compose
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    from mmseg_dsnet.leaderboard.real_data_check import set_input_size
+    register_all_modules()
+    cfg = Config.fromfile(
+        str(REPO / 'configs/dsnet/design/'
+            'dsnet-design-deeper-eighth-zoom_isic2017.py'))
+    set_input_size(cfg, size)
+    steps = cfg.train_dataloader.dataset.pipeline
+    assert [s['type'] for s in steps][2:4] == ['Resize', 'RandomZoom']
+    # From the resize on: the loaders need files.
+    pipeline = Compose(steps[2:])
+    np.random.seed(1)
+    for _ in range(6):
+        sample = position_coded_sample(192, 256)
+        sample['img_shape'] = sample['ori_shape'] = (192, 256)
+        packed = pipeline(sample)
+        assert tuple(packed['inputs'].shape) == (3, size, size)
+        assert tuple(packed['data_samples'].gt_sem_seg.data.shape) == (
+            1, size, size)
