@@ -420,13 +420,111 @@ def test_a_missing_validation_split_is_not_comparable(tmp_path, how):
     assert len(
         _split(out, 'lightweight_train') +
         _split(out, 'lightweight_test')) == 6
-    # The test split is not in the lightweight pool: missing it warns not.
-    for folder in (TEST_IMAGES, TEST_MASKS):
-        shutil.rmtree(raw / folder)
     (raw / 'README.txt').write_text('notes')
-    train_only = run_converter(raw, tmp_path / 'train_only', '--workers', '1')
-    assert 'note: ignored README.txt' in train_only.stdout
-    assert 'official split test' not in train_only.output
+    noted = run_converter(raw, tmp_path / 'noted', '--workers', '1')
+    assert 'note: ignored README.txt' in noted.stdout
+
+
+def _empty_folder(raw, folder, stray=None):
+    """Replace an official folder by an empty one (holding ``stray``, a
+    file that is neither an image nor a mask, if given)."""
+    shutil.rmtree(raw / folder)
+    (raw / folder).mkdir()
+    if stray is not None:
+        (raw / folder / stray).write_text('not an image')
+
+
+@pytest.mark.parametrize('stray', [None, 'notes.txt'])
+def test_an_empty_validation_split_is_missing(tmp_path, stray):
+    # Both validation folders there but empty (or holding other files
+    # only): the split counted as present, and the lightweight split was
+    # drawn from the training pairs alone without a word, even with
+    # --strict.
+    raw = _make_raw(tmp_path / 'raw')
+    for folder in (VAL_IMAGES, VAL_MASKS):
+        _empty_folder(raw, folder, stray)
+    missing = (f'official split val missing (in {raw.resolve()}: '
+               f'{VAL_IMAGES} holds no .jpg, .jpeg or .png image; '
+               f'{VAL_MASKS} holds no <id>_segmentation.png mask)')
+    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
+    assert strict.returncode == 2, strict.output
+    assert strict.stderr.splitlines()[-1] == \
+        f'ERROR: --strict: {missing}; nothing written'
+    assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
+
+    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert lenient.returncode == 0, lenient.output
+    assert f'WARNING: {missing}: lightweight_train/test' in lenient.stdout
+    out = tmp_path / 'out'
+    assert _split(out, 'official_val') == []
+    assert len(
+        _split(out, 'lightweight_train') +
+        _split(out, 'lightweight_test')) == 6
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['official_splits_present'] == ['train', 'test']
+
+
+@pytest.mark.parametrize('emptied', [VAL_MASKS, VAL_IMAGES])
+def test_an_empty_mask_or_image_folder_is_named(tmp_path, emptied):
+    # One folder of a pair empty: each partner is skipped; the folder that
+    # caused it is named once, before the skipped pairs.
+    raw = _make_raw(tmp_path / 'raw')
+    _empty_folder(raw, emptied)
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    if emptied == VAL_MASKS:
+        warning = (f'warning: split val: {VAL_MASKS} holds no '
+                   '<id>_segmentation.png mask; its images are skipped as '
+                   '"missing mask"')
+    else:
+        warning = (f'warning: split val: {VAL_IMAGES} holds no .jpg, .jpeg '
+                   'or .png image; its masks are skipped as "missing image"')
+    assert warning in result.stdout.splitlines()
+    assert ('WARNING: 2 train/val pair(s) skipped: lightweight_train/test'
+            in result.stdout)
+    strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers',
+                           '1')
+    assert strict.returncode == 2
+    assert strict.stderr.splitlines()[-1] == \
+        'ERROR: --strict: 2 pair(s) skipped; nothing written'
+
+
+@pytest.mark.parametrize('how', ['absent', 'empty'])
+def test_a_missing_test_split_is_named(tmp_path, how):
+    # No test folders (or empty ones): official_test.txt was written empty
+    # without a word, exit 0 even with --strict, and tools/test.py on an
+    # official-protocol config then stopped with "no samples".
+    raw = _make_raw(tmp_path / 'raw')
+    for folder in (TEST_IMAGES, TEST_MASKS):
+        if how == 'absent':
+            shutil.rmtree(raw / folder)
+        else:
+            _empty_folder(raw, folder)
+    if how == 'absent':
+        missing = (f'official split test missing (no {TEST_IMAGES} or '
+                   f'{TEST_MASKS} folder or zip in {raw.resolve()})')
+    else:
+        missing = (f'official split test missing (in {raw.resolve()}: '
+                   f'{TEST_IMAGES} holds no .jpg, .jpeg or .png image; '
+                   f'{TEST_MASKS} holds no <id>_segmentation.png mask)')
+    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
+    assert strict.returncode == 2, strict.output
+    assert strict.stderr.splitlines()[-1] == \
+        f'ERROR: --strict: {missing}; nothing written'
+    assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
+
+    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert lenient.returncode == 0, lenient.output
+    assert (f'WARNING: {missing}: splits/official_test.txt is empty, so the '
+            'official protocol has no test images (tools/test.py on an '
+            'official-protocol config stops with "no samples"; --strict '
+            'refuses to write such a set)') in lenient.stdout
+    out = tmp_path / 'out'
+    assert _split(out, 'official_test') == []
+    # The lightweight split does not use the test split: it is unchanged.
+    assert len(
+        _split(out, 'lightweight_train') +
+        _split(out, 'lightweight_test')) == 8
 
 
 def test_duplicate_ids_keep_the_first_copy(tmp_path):

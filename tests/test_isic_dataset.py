@@ -86,3 +86,43 @@ def test_a_split_file_listing_an_id_twice_is_refused(tiny_isic, tmp_path):
         'more than once. List each id once.')
     split.write_text(f'{a}\n{b}\n{c}\n')
     assert len(build(split)) == 3
+
+
+def test_a_split_folder_or_unknown_on_bad_sample_is_refused(tiny_isic):
+    # ann_file='splits' (a folder) made mmseg read every image of the
+    # images folder: test.py scored train, val and test images together,
+    # exit 0. An unknown on_bad_sample was a ValueError traceback.
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+
+    def build(**kwargs):
+        cfg = dict(
+            type='ISIC2018Dataset',
+            data_root=str(tiny_isic),
+            ann_file='splits/official_test.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[])
+        cfg.update(kwargs)
+        return DATASETS.build(cfg)
+
+    for folder in ('splits', 'splits/'):
+        with pytest.raises(UserError) as info:
+            build(ann_file=folder)
+        message = (
+            f'ISIC2018Dataset: ann_file {tiny_isic}/{folder} is a folder, not '
+            'a split file; mmseg would read every image under '
+            f'{tiny_isic / "images"} instead (all splits together). Name a '
+            'split file, such as splits/lightweight_train.txt.')
+        assert str(info.value) == message
+        # The tools print it as one ERROR line (exit 2).
+        assert describe_user_error(info.value) == message
+    with pytest.raises(UserError) as info:
+        build(on_bad_sample='skp')
+    assert describe_user_error(info.value) == (
+        "ISIC2018Dataset: on_bad_sample must be 'raise' or 'skip', got 'skp'")
+    assert len(build()) == 6

@@ -65,7 +65,8 @@ def test_no_zoom_leaves_the_sample_as_it_was():
                                     dict(max_zoom=0.5),
                                     dict(max_zoom=float('nan'))])
 def test_settings_that_mean_nothing_are_refused(kwargs):
-    with pytest.raises(ValueError, match='RandomZoom'):
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match='RandomZoom'):
         build_zoom(**kwargs)
 
 

@@ -31,6 +31,9 @@ class ISICDataset(BaseSegDataset):
 
     Fault handling (see ``docs/reliability.md``):
 
+    * At load, an ``ann_file`` that is a folder is refused
+      (:class:`UserError`): mmseg would read every image of ``img_path``
+      instead, the test images among them.
     * At load, a split file that lists an id more than once is refused
       (:class:`UserError`): the image would be trained on or scored that
       many times.
@@ -53,6 +56,10 @@ class ISICDataset(BaseSegDataset):
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`
             (``data_root``, ``ann_file`` = a split file, ``data_prefix``,
             ``pipeline`` ...).
+
+    Raises:
+        UserError: ``on_bad_sample`` is neither 'raise' nor 'skip'; at load,
+            ``ann_file`` is a folder or lists an id more than once.
     """
     METAINFO = dict(
         classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 64, 64]])
@@ -64,8 +71,9 @@ class ISICDataset(BaseSegDataset):
                  check_masks=True,
                  **kwargs) -> None:
         if on_bad_sample not in ('raise', 'skip'):
-            raise ValueError(f"on_bad_sample must be 'raise' or 'skip', got "
-                             f'{on_bad_sample!r}')
+            # A config value: one ERROR line in the tools, not a traceback.
+            raise UserError(f"{type(self).__name__}: on_bad_sample must be "
+                            f"'raise' or 'skip', got {on_bad_sample!r}")
         # Set before the base class loads the data list.
         self.on_bad_sample = on_bad_sample
         self.check_masks = check_masks
@@ -82,7 +90,16 @@ class ISICDataset(BaseSegDataset):
         docstring)."""
         name = type(self).__name__
         ann_file = self.ann_file
-        if ann_file and not osp.isdir(ann_file) and not osp.isfile(ann_file):
+        if ann_file and osp.isdir(ann_file):
+            # mmseg would ignore the folder and read every image under
+            # img_path: all splits, the test images too.
+            raise UserError(
+                f'{name}: ann_file {ann_file} is a folder, not a split file; '
+                'mmseg would read every image under '
+                f'{self.data_prefix.get("img_path")} instead (all splits '
+                'together). Name a split file, such as '
+                'splits/lightweight_train.txt.')
+        if ann_file and not osp.isfile(ann_file):
             raise FileNotFoundError(
                 f'{name}: split file {ann_file} does not exist. Prepare the '
                 'data with python tools/dataset_converters/isic.py RAW_DIR '

@@ -4,6 +4,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ..utils.errors import UserError
+
 
 @TRANSFORMS.register_module()
 class RandomZoom(BaseTransform):
@@ -24,14 +26,18 @@ class RandomZoom(BaseTransform):
         prob (float): Probability of zooming. Defaults to 0.5.
         max_zoom (float): The largest zoom factor, at least 1.
             Defaults to 1.5.
+
+    Raises:
+        UserError: ``prob`` outside [0, 1] or ``max_zoom`` below 1 (or nan):
+            a config value, reported as one ERROR line by the tools.
     """
 
     def __init__(self, prob: float = 0.5, max_zoom: float = 1.5) -> None:
         super().__init__()
         if not 0 <= prob <= 1:
-            raise ValueError(f'RandomZoom prob must lie in [0, 1], got {prob}')
+            raise UserError(f'RandomZoom prob must lie in [0, 1], got {prob}')
         if not max_zoom >= 1:
-            raise ValueError(
+            raise UserError(
                 f'RandomZoom max_zoom must be at least 1, got {max_zoom}')
         self.prob = prob
         self.max_zoom = max_zoom

@@ -138,8 +138,9 @@ class ConversionError(Exception):
 
 
 class StrictModeError(ConversionError):
-    """``--strict`` was given and a pair was skipped or a split of the
-    lightweight pool was missing; nothing was written."""
+    """``--strict`` was given and a pair was skipped or an official split
+    was missing (no folder or zip, or no image or mask in them); nothing
+    was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -306,29 +307,41 @@ def _unread_entries(src, year):
     return unread
 
 
-def _missing_pool_splits(year, present):
-    """The splits of the lightweight pool that ``year`` has but ``src``
-    lacks entirely (neither folder or zip of the pair found): the
-    lightweight split is then drawn from fewer pairs.
+def _missing_split_text(year, split, src, image_found=False,
+                        mask_found=False):
+    """How messages name a missing official split and its folders.
 
     Args:
         year (int): ISIC year.
-        present (list[str]): The official splits found, from :func:`_scan`.
+        split (str): The official split.
+        src (Path): The input folder.
+        image_found (bool): Its image folder or zip is there (but holds no
+            image). Default: False.
+        mask_found (bool): Its ground-truth folder or zip is there (but
+            holds no mask). Default: False.
 
     Returns:
-        list[str]: Those splits, in :data:`LIGHTWEIGHT_POOL` order.
+        str: ``official split <split> missing (<why>)``.
     """
-    return [
-        split for split in LIGHTWEIGHT_POOL
-        if split in OFFICIAL_FOLDERS[year] and split not in present
-    ]
-
-
-def _missing_split_text(year, split, src):
-    """How messages name a missing official split and its folders."""
     image_name, mask_name = OFFICIAL_FOLDERS[year][split]
-    return (f'official split {split} missing (no {image_name} or '
-            f'{mask_name} folder or zip in {src})')
+    if not (image_found or mask_found):
+        return (f'official split {split} missing (no {image_name} or '
+                f'{mask_name} folder or zip in {src})')
+    why = [
+        _no_files_text(image_name, 'image') if image_found else
+        f'no {image_name} folder or zip',
+        _no_files_text(mask_name, 'mask') if mask_found else
+        f'no {mask_name} folder or zip',
+    ]
+    return f'official split {split} missing (in {src}: {"; ".join(why)})'
+
+
+def _no_files_text(name, role):
+    """How messages say that an official folder or zip holds no file of
+    its kind (it is empty, or holds other files only)."""
+    if role == 'image':
+        return f'{name} holds no .jpg, .jpeg or .png image'
+    return f'{name} holds no <id>{MASK_SUFFIX} mask'
 
 
 def detect_year(src):
@@ -390,10 +403,16 @@ def _scan(src, year, log):
     """Find the pairs of every split.
 
     Returns:
-        tuple: ``(tasks, skipped, ignored, present)``: ``tasks`` lists
-        (split, id, image ref, mask ref), a ref being (container, member,
-        is_zip); ``skipped`` lists skip records; ``ignored`` counts stray
-        files by kind; ``present`` names the splits found in ``src``.
+        tuple: ``(tasks, skipped, ignored, present, missing)``: ``tasks``
+        lists (split, id, image ref, mask ref), a ref being (container,
+        member, is_zip); ``skipped`` lists skip records; ``ignored`` counts
+        stray files by kind; ``present`` names the splits whose folders or
+        zips hold an image or a mask; ``missing`` maps the other official
+        splits of ``year`` to what is missing
+        (:func:`_missing_split_text`).
+
+    Raises:
+        ConversionError: No folder or zip of ``year`` in ``src``.
     """
     found = _official_entries(src)
     # A misnamed official folder is read as absent: say which names were
@@ -401,7 +420,12 @@ def _scan(src, year, log):
     for name in _unread_entries(src, year):
         log(f'note: ignored {_printable(name)} (not an official ISIC {year} '
             'folder or zip name)')
+    names = [name for pair in OFFICIAL_FOLDERS[year].values() for name in pair]
+    if not any(name.lower() in found for name in names):
+        raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
+                              f'(expected: {", ".join(names)})')
     tasks, skipped, unexpected, present = [], [], [], []
+    missing = {}
     ignored = Counter()
     first_split_of = {}
     for split in SPLITS:
@@ -411,16 +435,31 @@ def _scan(src, year, log):
         image_sources = found.get(image_name.lower(), [])
         mask_sources = found.get(mask_name.lower(), [])
         if not image_sources and not mask_sources:
+            missing[split] = _missing_split_text(year, split, src)
+            continue
+        images, masks = _collect_files(image_sources, mask_sources, ignored,
+                                       unexpected)
+        # Folders or zips holding no image or mask (empty, or other files
+        # only) are a missing split, not a present one with no pairs.
+        if not images and not masks:
+            missing[split] = _missing_split_text(
+                year, split, src, bool(image_sources), bool(mask_sources))
             continue
         present.append(split)
         if not image_sources:
             log(f'warning: split {split}: no {image_name} folder or zip; its '
                 'masks are skipped as "missing image"')
+        elif not images:
+            log(f'warning: split {split}: '
+                f'{_no_files_text(image_name, "image")}; its masks are '
+                'skipped as "missing image"')
         if not mask_sources:
             log(f'warning: split {split}: no {mask_name} folder or zip; its '
                 'images are skipped as "missing mask"')
-        images, masks = _collect_files(image_sources, mask_sources, ignored,
-                                       unexpected)
+        elif not masks:
+            log(f'warning: split {split}: '
+                f'{_no_files_text(mask_name, "mask")}; its images are '
+                'skipped as "missing mask"')
 
         for image_id in sorted(set(images) | set(masks)):
             image_refs = images.get(image_id, [])
@@ -463,7 +502,7 @@ def _scan(src, year, log):
     if len(unexpected) > MAX_PRINTED_PER_REASON:
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
-    return tasks, skipped, ignored, present
+    return tasks, skipped, ignored, present, missing
 
 
 # ---------------------------------------------------------------------------
@@ -996,7 +1035,16 @@ def _move_into_place(tmp, out, overwrite):
         old.unlink()
 
 
-def _log_summary(log, summary, out):
+def _log_summary(log, summary, out, missing):
+    """Print the summary of a conversion.
+
+    Args:
+        log (callable): ``print``, or a no-op when quiet.
+        summary (dict): The summary written to ``meta.json``.
+        out (Path): The output folder.
+        missing (dict[str, str]): What is missing of each official split
+            not found, from :func:`_scan`.
+    """
     counts = summary['counts']
     official = ', '.join(f'{split} {counts[f"official_{split}"]}'
                          for split in SPLITS)
@@ -1019,11 +1067,16 @@ def _log_summary(log, summary, out):
     if pooled:
         log(f'  WARNING: {len(pooled)} train/val pair(s) skipped: '
             f'{not_comparable}')
-    # A whole split missing shrinks the pool as skipped pairs do.
-    for split in _missing_pool_splits(summary['year'],
-                                      summary['official_splits_present']):
-        text = _missing_split_text(summary['year'], split, summary['source'])
-        log(f'  WARNING: {text}: {not_comparable}')
+    # A whole split missing shrinks the pool as skipped pairs do; a missing
+    # test split leaves the official protocol without its test set.
+    for split, text in missing.items():
+        if split in LIGHTWEIGHT_POOL:
+            log(f'  WARNING: {text}: {not_comparable}')
+        else:
+            log(f'  WARNING: {text}: splits/official_{split}.txt is empty, so '
+                'the official protocol has no test images (tools/test.py on '
+                'an official-protocol config stops with "no samples"; '
+                '--strict refuses to write such a set)')
     ignored = summary['ignored']
     kinds = ', '.join(f'{kind} {n}' for kind, n in ignored['by_kind'].items())
     log(f'  ignored stray files: {ignored["total"]}' +
@@ -1047,9 +1100,9 @@ def convert(src,
             unless ``overwrite``.
         year (int, optional): 2016, 2017 or 2018; recognised from the folder
             or zip names if None. Default: None.
-        strict (bool): Fail, writing nothing, if any pair is skipped or a
-            split of the lightweight pool (train, val) is missing.
-            Default: False.
+        strict (bool): Fail, writing nothing, if any pair is skipped or an
+            official split (train, val, test) is missing: no folder or zip,
+            or no image or mask in them. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
         train_ratio (float): Train share of the lightweight split.
@@ -1068,8 +1121,8 @@ def convert(src,
     Raises:
         ConversionError: Bad arguments, nothing to convert, no valid pair,
             or ``out`` in the way; ``StrictModeError`` (a subclass) when
-            ``strict`` and a pair was skipped or a split of the lightweight
-            pool was missing.
+            ``strict`` and a pair was skipped or an official split was
+            missing.
         Interrupted: SIGTERM or SIGHUP arrived (a ``KeyboardInterrupt``, as
             for Ctrl-C); the temporary folder was removed.
     """
@@ -1100,12 +1153,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
     _check_out(src, out, overwrite)
 
-    tasks, skipped, ignored, present = _scan(src, year, log)
-    if not present:
-        names = ', '.join(name for pair in OFFICIAL_FOLDERS[year].values()
-                          for name in pair)
-        raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
-                              f'(expected: {names})')
+    tasks, skipped, ignored, present, missing = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1167,12 +1215,9 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             'converter': 'tools/dataset_converters/isic.py',
         }
         (tmp / 'meta.json').write_text(json.dumps(summary, indent=2) + '\n')
-        _log_summary(log, summary, out)
+        _log_summary(log, summary, out, missing)
         problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
-        problems += [
-            _missing_split_text(year, split, src)
-            for split in _missing_pool_splits(year, present)
-        ]
+        problems += list(missing.values())
         if strict and problems:
             raise StrictModeError(
                 f'--strict: {"; ".join(problems)}; nothing written', summary)
