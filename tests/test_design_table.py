@@ -8,19 +8,22 @@ import pytest
 from conftest import load_tool
 
 from mmseg_dsnet.leaderboard import design
+from mmseg_dsnet.utils.errors import UserError
 
 tool = load_tool('analysis_tools/design_table.py')
 
 
 def write(path, name, seed, iou, split='design', device='cpu',
-          train_images=1350):
+          train_images=1350, lr=None):
+    """A design record; without ``lr`` as records before it was recorded."""
     metrics = dict(IoU=iou, DSC=2 * iou / (100 + iou) * 100, Sen=90.0,
                    Spe=95.0, mIoU_img=iou - 1, TJ=iou - 5)
     path.write_text(json.dumps(dict(
         name=name, seed=seed, split=split, input_size=128, epochs=15,
         train_images=train_images, test_images=150,
         train_time_s=600.0 + seed,
-        device=device, metrics=metrics)))
+        device=device, metrics=metrics,
+        **({} if lr is None else dict(lr=lr)))))
     return str(path)
 
 
@@ -65,6 +68,59 @@ def test_runs_on_fewer_images_are_not_pooled_with_full_runs(tmp_path):
     assert lines[2].startswith(
         '| cand-a | 128px | 15 | cpu | 1350 / 150 | 0 |')
     assert lines[3].startswith('| cand-a | 128px | 15 | cpu | 16 / 150 | 1 |')
+
+
+def test_runs_of_another_learning_rate_are_kept_apart(tmp_path):
+    """Design records did not hold the learning rate: seeds run with --lr
+    0.002 were pooled with seeds at the config's 0.001 into one row, and
+    compared with each other as one setting. A record without it (written
+    before it was recorded) is unknown, not a difference."""
+    paths = [
+        write(tmp_path / 'a0.json', 'cand-a', 0, 78.0, lr=0.001),
+        write(tmp_path / 'a1.json', 'cand-a', 1, 80.0, lr=0.002),
+        write(tmp_path / 'b0.json', 'cand-b', 0, 70.0),
+        write(tmp_path / 'b1.json', 'cand-b', 1, 71.0, lr=0.001),
+    ]
+    lines = design.design_table(paths).splitlines()
+    assert len(lines) == 5
+    assert lines[2].startswith(
+        '| cand-a (lr 0.002) | 128px | 15 | cpu | 1350 / 150 | 1 | 80.00 |')
+    assert lines[3].startswith(
+        '| cand-a (lr 0.001) | 128px | 15 | cpu | 1350 / 150 | 0 | 78.00 |')
+    assert lines[4].startswith(
+        '| cand-b | 128px | 15 | cpu | 1350 / 150 | 0, 1 | 70.50 ± 0.71 |')
+    # A run without the lr beside runs of two: which it joins is unknown.
+    unknown = write(tmp_path / 'a2.json', 'cand-a', 2, 79.0)
+    with pytest.raises(design.DesignRecordError,
+                       match=f'cand-a has runs of several lr and runs that '
+                       f'do not record it \\({unknown}\\)'):
+        design.design_table(paths + [unknown])
+    # Compared: runs of another lr are refused, an unknown one is not.
+    refs = [write(tmp_path / f'r{k}.json', 'ref', k, 75.0 + k, lr=0.001)
+            for k in (0, 1)]
+    with pytest.raises(ValueError, match='a run of cand-a \\(seed 1\\) has '
+                       'another .*lr 0.002 \\(ref: 0.001\\).*one setting'):
+        design.comparison_table(refs + paths[:2], 'ref', ['cand-a'])
+    table = design.comparison_table(refs + paths[2:], 'ref', ['cand-b'])
+    assert '| cand-b | 70.00 | 71.00 |' in table
+
+
+def test_a_record_the_tables_cannot_read_is_a_user_error(tmp_path, capsys):
+    """check_design_record raised a plain ValueError (a traceback where a
+    tool does not catch it), and a learning rate of another type passed."""
+    good = write(tmp_path / 'a.json', 'cand-a', 0, 80.0)
+    text_lr = write(tmp_path / 'b.json', 'cand-a', 1, 80.0, lr='0.001')
+    with pytest.raises(UserError, match=f'{text_lr} is not a complete design '
+                       'record: no valid lr \\(a number\\)$'):
+        design.design_table([good, text_lr])
+    test_split = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
+    with pytest.raises(UserError,
+                       match=f'{test_split} is not a design-split record'):
+        design.design_table([test_split])
+    assert tool.main([good, text_lr]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: {text_lr} is not a complete design record: no valid lr (a '
+        'number)\n')
 
 
 def test_refuses_records_of_the_test_split(tmp_path):

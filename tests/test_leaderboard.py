@@ -115,6 +115,47 @@ def test_collect_reads_metrics_and_facts_from_the_work_dir(board):
         'dsnet_isic2018_lightweight_tiny-test-schedule_seed1.json']
 
 
+def test_collect_records_the_input_size_it_trained_and_tested_at(board):
+    """Run records did not hold the input size, so build could not tell
+    seeds at 128 px from seeds at 256 px; the tiny config runs at 64."""
+    for rec, path in zip(board['rec'], sorted(board['runs'].glob('*.json'))):
+        assert rec['input_size'] == dict(train=[64, 64], test=[64, 64])
+        assert json.loads(path.read_text())['input_size'] == \
+            rec['input_size']
+
+
+def test_collect_refuses_a_runner_test_dump_of_a_changed_evaluator(
+        board, tmp_path):
+    """Without tools/test.py's metrics file (written elsewhere with
+    --metrics-out) collect read the runner's test dump, and figures of an
+    evaluator changed by --cfg-options became the config's row, exit 0."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed1 = board['lb'], board['work'][1]
+    work = tmp_path / 'work'
+    shutil.copytree(seed1, work)
+    runs = tmp_path / 'runs'
+    args = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
+            '--runs-dir', str(runs), '--no-benchmark']
+    test = ['tools/test.py', board['cfg'], work / 'epoch_2.pth',
+            '--work-dir', work, '--metrics-out', tmp_path / 'elsewhere.json']
+    # Tested as the config is (data location and workers may differ).
+    run_tool_process(*test, '--cfg-options', 'test_dataloader.num_workers=0',
+                     check=True)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'runner test dump'
+    # Tested with another evaluator: its dump is the newest.
+    run_tool_process(*test, '--cfg-options',
+                     'test_evaluator.low_res_size=(32,32)', check=True)
+    (runs / record['record_file']).unlink()
+    with pytest.raises(UserError) as err:
+        lb.main(args)
+    assert str(err.value).startswith(
+        f'{work} was tested with test_evaluator.low_res_size[0]=32 '
+        f'test_evaluator.low_res_size[1]=32, unlike {board["cfg"]} (test '
+        'results dumped by the runner, ')
+    assert not list(runs.glob('*.json'))
+
+
 def test_build_averages_the_seeds_with_their_spread(board):
     rec0, rec1 = board['rec']
     saved = json.loads(open(board['paths']['json']).read())

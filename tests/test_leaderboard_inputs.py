@@ -129,6 +129,60 @@ def test_seeds_run_alike_still_make_one_row(lb, tmp_path):
     assert row['seeds'] == [0, 1, 2] and row['device'] == 'CPU'
 
 
+def test_build_refuses_seeds_of_one_row_run_at_different_input_sizes(
+        lb, tmp_path):
+    """Run records did not hold the input size: seeds trained and tested at
+    128 px and at 256 px were averaged into one row, exit 0. A record
+    without the size (collected before it was recorded) is unknown, not a
+    difference."""
+    runs = _copy_runs(tmp_path / 'runs')
+    _edit(runs[0], input_size=dict(train=[128, 128], test=[128, 128]))
+    out = tmp_path / 'results'
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(out), '--no-plot'])
+    row, = built['board']['measured']
+    assert row['seeds'] == [0, 1, 2]
+    _edit(runs[1], input_size=dict(train=[256, 256], test=[256, 256]))
+    shutil.rmtree(out)
+    with pytest.raises(MixedRunsError) as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    for part in ('training', 'test'):
+        assert f'input size ({part}) 128x128 ({DSNET_30EP[0]}) vs 256x256 ' \
+            f'({DSNET_30EP[1]})' in str(err.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('changes, problem', [
+    (dict(seed='1'), "seed is a string ('1'), not an integer or null"),
+    (dict(epochs=30.5), 'epochs is a number (30.5), not an integer or null'),
+    (dict(complexity=[289108]),
+     'complexity is a list ([289108]), not an object or null'),
+    (dict(metrics=dict(IoU='80.0', DSC=88.9)),
+     "metrics.IoU is a string ('80.0'), not a number or null"),
+    (dict(cpu_latency_ms='12 ms'),
+     "cpu_latency_ms is a string ('12 ms'), not a number or null"),
+    (dict(input_size=dict(train=256, test=[256, 256])),
+     'input_size.train is an integer (256), not a list of two positive '
+     'integers (height, width) or null'),
+])
+def test_build_refuses_run_records_of_other_types(tmp_path, changes,
+                                                  problem):
+    """An entry of another type than build reads ended in a traceback
+    (``TypeError`` from statistics.fmean, ``AttributeError: 'list' object
+    has no attribute 'get'``) or was rendered as it was."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:2])
+    _edit(runs[1], **changes)
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--out-dir', out, '--no-plot', '--runs',
+        *runs))
+    assert line == (f'ERROR: {runs[1]} is not a valid run record: {problem}'
+                    '; give the run records leaderboard.py collect writes '
+                    '(results/runs/*.json)')
+    assert not out.exists()
+
+
 PAGE = '''# Notes
 
 The table goes between `{start}` and `{end}`: hand-written text.

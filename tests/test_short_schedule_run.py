@@ -52,3 +52,25 @@ def test_a_run_with_weight_averaging_scores_the_average(tiny_isic, tmp_path):
     assert of_last != average  # the two weights score apart here
     assert result['metrics'] == {k: round(v, 2) for k, v in average.items()}
     assert record['metrics'] == average
+
+
+def test_design_record_holds_the_learning_rate_it_ran_with(tiny_isic,
+                                                           tmp_path):
+    """Design records did not hold the learning rate, so the design table
+    pooled runs of ``--lr 0.02`` with runs at the config's own rate."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.real_data_check import write_design_record
+    from mmseg_dsnet.leaderboard.records import load_json
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    own = Config.fromfile(config).optim_wrapper.optimizer.lr
+    assert own != 0.02
+    for lr, expected in ((None, own), (0.02, 0.02)):
+        result = train_and_evaluate(str(config), str(tiny_isic),
+                                    str(tmp_path / f'work_{lr}'), epochs=1,
+                                    seed=0, lr=lr, train_images=8,
+                                    test_images=4)
+        assert result['lr'] == expected
+        write_design_record(str(tmp_path / f'records_{lr}'), 'tiny', result)
+        record, = (tmp_path / f'records_{lr}').glob('*.json')
+        assert load_json(record)['lr'] == expected

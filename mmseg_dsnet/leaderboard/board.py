@@ -21,9 +21,13 @@ re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
 ``split_file``, ``images``, ``synthetic``) names the data the metrics were
 computed on (absent in older records); ``model_config`` is the model the
 run trained, as its dumped config gives it without the input size (absent in
-older records). :func:`collect` refuses a run trained or evaluated on the
-synthetic stand-in set; :func:`build` refuses a record whose config now
-builds another model than ``model_config``, a file that is no run record
+older records); ``input_size`` (``train`` and ``test``, ``[height, width]``
+of the pipelines' ``Resize``, :func:`run_input_size`) the size it trained
+and tested at (absent in older records: unknown). :func:`collect` refuses
+a run trained or evaluated on the synthetic stand-in set, or tested with
+another pipeline, evaluator or model than its config's; :func:`build`
+refuses a record whose config now builds another model than
+``model_config``, a file that is no run record or not of the types it reads
 (:func:`check_run_record`), runs of different models that one row would
 average, and seeds of one row run differently
 (:func:`~.table.check_runs_alike`). Leaderboard rows aggregate the seeds: see
@@ -41,7 +45,7 @@ from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from . import blocks, table
-from .records import load_json, read_last_checkpoint, write_json
+from .records import is_number, load_json, read_last_checkpoint, write_json
 from .work_dir import data_year, model_name, read_work_dir, slug
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
@@ -62,30 +66,70 @@ class ConfigMismatchError(UserError, ValueError):
     trained, so the row would carry the wrong name, config and budget."""
 
 
+def _differences(given, dumped, path='model'):
+    """Dotted paths of the entries where two config dicts differ (a list of
+    another length is one difference), in order.
+
+    Yields:
+        str: ``model.decode_head.threshold``, ``x.pipeline[1].scale``.
+    """
+    if isinstance(given, dict) and isinstance(dumped, dict):
+        for key in sorted(set(given) | set(dumped), key=str):
+            yield from _differences(given.get(key), dumped.get(key),
+                                    f'{path}.{key}')
+    elif isinstance(given, (list, tuple)) and isinstance(dumped,
+                                                         (list, tuple)):
+        if len(given) != len(dumped):
+            yield path
+            return
+        for index, (a, b) in enumerate(zip(given, dumped)):
+            yield from _differences(a, b, f'{path}[{index}]')
+    elif given != dumped:
+        yield path
+
+
 def _first_difference(given, dumped, path='model'):
     """Dotted path of the first entry where two config dicts differ, or
     None when they are equal."""
-    if isinstance(given, dict) and isinstance(dumped, dict):
-        for key in sorted(set(given) | set(dumped), key=str):
-            diff = _first_difference(given.get(key), dumped.get(key),
-                                     f'{path}.{key}')
-            if diff:
-                return diff
-        return None
-    if isinstance(given, (list, tuple)) and isinstance(dumped, (list, tuple)):
-        if len(given) != len(dumped):
-            return path
-        for index, (a, b) in enumerate(zip(given, dumped)):
-            diff = _first_difference(a, b, f'{path}[{index}]')
-            if diff:
-                return diff
-        return None
-    return None if given == dumped else path
+    return next(_differences(given, dumped, path), None)
 
 
 class StaleRecordError(UserError, ValueError):
     """A record's config now builds another model than the run trained, so
     its row would show old figures under the current design's name."""
+
+
+def run_input_size(cfg):
+    """The input size a run trained and tested at: ``[height, width]`` of
+    the first ``Resize`` of its training and of its test pipeline (mmcv
+    scales are ``(width, height)``; an int is square), as
+    :func:`~mmseg_dsnet.deploy.deployable.resize_scale` finds it.
+
+    Args:
+        cfg (Config): The run's dumped config.
+
+    Returns:
+        dict: ``train`` and ``test``, each None where the pipeline sets no
+        size (unknown: not taken for 256).
+    """
+    from mmseg_dsnet.deploy.deployable import resize_scale
+
+    def size(pipeline):
+        scale = resize_scale(pipeline)
+        if scale is None:
+            return None
+        if isinstance(scale, int):
+            return [scale, scale]
+        return [int(scale[1]), int(scale[0])]
+
+    def pipeline(loader):
+        dataset = (cfg.get(loader) or {}).get('dataset') or {}
+        return dataset.get('pipeline') if isinstance(dataset, dict) else None
+
+    # The test loader's pipeline is the one testing ran.
+    return dict(train=size(pipeline('train_dataloader')),
+                test=size(pipeline('test_dataloader')
+                          or cfg.get('test_pipeline')))
 
 
 def comparable_model(model):
@@ -327,6 +371,53 @@ def result_changing_options(cfg_options):
             and key.rsplit('.', 1)[-1] not in LOADER_KEYS]
 
 
+# Entries of TEST_PARTS a tested config may hold unlike the named config
+# without another figure: the input size (the record holds it, build
+# compares it, and check_config_matches_run lets it differ) and where
+# tools/test.py --out writes the predictions.
+NOT_RESULT_CHANGING = (
+    re.compile(r'model\.data_preprocessor\.size(\[\d+\])?$'),
+    re.compile(r'test_dataloader\.dataset\.pipeline\[\d+\]\.scale'
+               r'(\[\d+\])?$'),
+    re.compile(r'test_evaluator\.output_dir$'))
+
+
+def _value_at(obj, path):
+    """The entry of a config dict at a path of :func:`_differences`, or
+    None where there is none."""
+    for index, key in re.findall(r'\[(\d+)\]|([^.\[\]]+)', path):
+        if index:
+            obj = obj[int(index)] if isinstance(obj, (list, tuple)) and \
+                int(index) < len(obj) else None
+        else:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def tested_config_changes(config, tested_cfg):
+    """What the config a runner tested with (its own test dump, without
+    ``tools/test.py``'s metrics file, which records the ``--cfg-options``)
+    changes in :data:`TEST_PARTS` of ``config``, judged as
+    :func:`result_changing_options` judges options; the entries of
+    :data:`NOT_RESULT_CHANGING` aside.
+
+    Args:
+        config (str): The config named for the run.
+        tested_cfg (Config): The config the run tested with.
+
+    Returns:
+        list[str]: The changes as ``key=value`` (the tested value).
+    """
+    from mmengine.config import Config
+    named, tested = Config.fromfile(config).to_dict(), tested_cfg.to_dict()
+    changed = {}
+    for part in TEST_PARTS:
+        for path in _differences(named.get(part), tested.get(part), part):
+            if not any(p.match(path) for p in NOT_RESULT_CHANGING):
+                changed[path] = _value_at(tested, path)
+    return result_changing_options(changed)
+
+
 def collect(config, work_dir, measure_complexity=measure_complexity,
             measure_speed=measure_speed, label=None, schedule=None,
             schedule_tag=None,
@@ -358,6 +449,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     gpu_out = check_gpu_options(gpu_benchmark, gpu_json)
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
+    tested_cfg = rec.pop('_tested_config')
     if rec.pop('test_time_augmentation'):
         # Every row is one pass over each test image, as the published
         # figures are.
@@ -375,6 +467,17 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'it is: run tools/test.py without them (data locations and '
             'loader workers may be given), then collect')
     check_config_matches_run(config, cfg, work_dir)
+    changed = tested_config_changes(config, tested_cfg) \
+        if tested_cfg is not None else []
+    if changed:
+        # As options given to tools/test.py: figures of another pipeline
+        # or evaluator than the config's.
+        raise UserError(
+            f'{work_dir} was tested with {" ".join(changed)}, unlike '
+            f'{config} ({rec["metrics_source"]}); a leaderboard row is the '
+            'config as it is: test the checkpoint with tools/test.py and '
+            'the config as it is (data locations and loader workers may '
+            'be given), then collect')
     if 'design' in osp.basename(str(rec.get('test_split') or '')):
         # Design runs choose the model; a leaderboard row is a test result.
         raise DesignRunError(
@@ -401,6 +504,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
     record.update(rec)
     record['model_config'] = comparable_model(cfg.model)
+    record['input_size'] = run_input_size(cfg)
     # Checked before the (slow) measurements.
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
@@ -578,6 +682,100 @@ RUN_RECORD_KEYS = ('source', 'model', 'config', 'dataset', 'protocol',
                    'metrics_source_kind', 'record_file')
 
 
+def _of(*kinds, null=True):
+    """A test of a JSON value: one of ``kinds`` (``'number'``: an int or
+    float, not a boolean; ``int``: not a boolean), or None when ``null``."""
+    def test(value):
+        return (null and value is None) or any(
+            is_number(value) if kind == 'number' else
+            isinstance(value, kind) and not (
+                kind is int and isinstance(value, bool))
+            for kind in kinds)
+    return test
+
+
+def _size(value):
+    """A test of a recorded input size: ``[height, width]`` or None."""
+    return value is None or isinstance(value, list) and len(value) == 2 \
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                for v in value)
+
+
+# What each entry of a run record that build reads must be: (test, what
+# the message calls it). Entries other than RUN_RECORD_KEYS may be absent.
+# A wrong one ended in a traceback (a string metric in statistics.fmean) or
+# was rendered as it was.
+RUN_RECORD_TYPES = dict(
+    source=(_of(str, null=False), 'a string'),
+    model=(_of(str, null=False), 'a string'),
+    config=(_of(str, null=False), 'a string'),
+    dataset=(_of(str, null=False), 'a string'),
+    protocol=(_of(str), 'a string or null'),
+    schedule=(_of(str, null=False), 'a string'),
+    seed=(_of(int), 'an integer or null'),
+    device=(_of(str, null=False), 'a string'),
+    metrics=(_of(dict, null=False), 'an object'),
+    metrics_source_kind=(_of(str, null=False), 'a string'),
+    record_file=(_of(str, null=False), 'a string'),
+    collected_at=(_of(str, null=False), 'a string'),
+    **{key: (_of(str), 'a string or null') for key in (
+        'schedule_tag', 'work_dir', 'train_time_method', 'train_split',
+        'test_split')},
+    **{key: (_of(int), 'an integer or null') for key in (
+        'epochs', 'iterations', 'batch_size', 'train_images',
+        'test_images')},
+    **{key: (_of('number'), 'a number or null')
+       for key in table.RUN_STAT_FIELDS},
+    **{key: (_of(bool), 'true, false or null')
+       for key in ('short_schedule', 'synthetic_data')},
+    **{key: (_of(dict), 'an object or null') for key in (
+        'complexity', 'evaluated_data', 'model_config', 'input_size')})
+# The same for the entries of a record's objects.
+RUN_RECORD_PART_TYPES = dict(
+    metrics=dict.fromkeys((key for _, key, _ in table.METRIC_FIELDS),
+                          (_of('number'), 'a number or null')),
+    complexity=dict(**dict.fromkeys(
+        ('params', 'flops', 'flops_weight_layers'),
+        (_of('number'), 'a number or null')),
+        deploy=(_of(dict), 'an object or null')),
+    input_size=dict.fromkeys(('train', 'test'), (
+        _size, 'a list of two positive integers (height, width) or null')))
+
+
+def _json_kind(value):
+    """How JSON names the kind of ``value``, with the value."""
+    kind = {str: 'a string', bool: 'a boolean', int: 'an integer',
+            float: 'a number', list: 'a list', dict: 'an object'}.get(
+                type(value), type(value).__name__)
+    shown = repr(value)
+    return 'null' if value is None else \
+        f'{kind} ({shown[:40] + "..." if len(shown) > 40 else shown})'
+
+
+def check_run_record_types(path, record, fix):
+    """Refuse a run record with an entry of :data:`RUN_RECORD_TYPES` (or of
+    :data:`RUN_RECORD_PART_TYPES`) of another type.
+
+    Raises:
+        RecordKindError: Naming the file and every such entry, its value
+            and what it should be.
+    """
+    bad = []
+    for key, (test, what) in RUN_RECORD_TYPES.items():
+        if key in record and not test(record[key]):
+            bad.append(f'{key} is {_json_kind(record[key])}, not {what}')
+    for part, specs in RUN_RECORD_PART_TYPES.items():
+        if not isinstance(record.get(part), dict):
+            continue
+        for key, (test, what) in specs.items():
+            value = record[part].get(key)
+            if not test(value):
+                bad.append(f'{part}.{key} is {_json_kind(value)}, not {what}')
+    if bad:
+        raise RecordKindError(f'{path} is not a valid run record: '
+                              f'{"; ".join(bad)}; {fix}')
+
+
 def _record_kind(obj):
     """What a JSON object from results/ is, by the keys only that kind has
     (a design record: split ``design``, as design.check_design_record
@@ -626,8 +824,9 @@ def _check_kind(path, obj, kind_prefix, label, fix):
 
 def check_run_record(path, record):
     """Refuse a file that build cannot aggregate: another kind of record
-    (a design record), or a run record without a key of
-    :data:`RUN_RECORD_KEYS`.
+    (a design record), a run record without a key of
+    :data:`RUN_RECORD_KEYS`, or one with an entry of another type
+    (:func:`check_run_record_types`).
 
     Raises:
         RecordKindError: naming the file and what it is or lacks.
@@ -643,6 +842,7 @@ def check_run_record(path, record):
             f'{path} is not a measured run record (source '
             f'{record["source"]!r}, metrics a '
             f'{type(record["metrics"]).__name__}); {fix}')
+    check_run_record_types(path, record, fix)
 
 
 def check_leaderboard_file(path, board):

@@ -6,16 +6,22 @@ import statistics
 from collections import defaultdict
 
 from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
-from .records import load_json
+from .records import is_number, load_json
 
 #: Where ``check_real_data.py --split design`` writes its records.
 DESIGN_DIR = osp.join(REPO_ROOT, 'results', 'design')
 KEYS = ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU_img', 'TJ')
 #: What else two runs must share to be seeds of one experiment (besides the
 #: candidate and the device).
-RUN_SETTING = ('input_size', 'epochs', 'train_images', 'test_images')
+RUN_SETTING = ('input_size', 'epochs', 'train_images', 'test_images', 'lr')
+#: The settings of :data:`RUN_SETTING` that records written before they were
+#: recorded lack (the committed ones have no ``lr``). Such a record's value
+#: is unknown, and an unknown value is no difference: it is not taken for
+#: any value, so the record joins the runs it is otherwise alike.
+OPTIONAL_SETTING = ('lr', )
 #: Averages of the missing per-seed differences that
 #: :func:`still_passing_averages` tries: lowest, highest, step.
 STILL_PASSING_SCAN = (-5.0, 20.0, 0.01)
@@ -30,41 +36,51 @@ def mean_and_spread(values):
 
 #: What every design record holds besides the split: the facts a row of
 #: :func:`design_table` shows (each ``metrics`` entry of :data:`KEYS` too).
-RECORD_FIELDS = ('name', 'seed', 'device', *RUN_SETTING, 'train_time_s',
-                 'metrics')
+RECORD_FIELDS = ('name', 'seed', 'device',
+                 *(k for k in RUN_SETTING if k not in OPTIONAL_SETTING),
+                 'train_time_s', 'metrics')
 
 
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+class DesignRecordError(UserError, ValueError):
+    """A file given as a design record is none the tables can read (not a
+    JSON object, of another split, a field missing or of another type)."""
+
+
+def _setting_kinds():
+    """:data:`RUN_SETTING` key -> (type, what the message calls it)."""
+    return {k: (float, 'a number') if k == 'lr' else (int, 'an integer')
+            for k in RUN_SETTING}
 
 
 def check_design_record(path, record):
     """Refuse a record the tables cannot read: not a JSON object, of
-    another split, or without one of :data:`RECORD_FIELDS` (a key a
-    table would fail on with a traceback, or name alone, as ``'IoU'``).
+    another split, without one of :data:`RECORD_FIELDS` (a key a table
+    would fail on with a traceback, or name alone, as ``'IoU'``), or with
+    a setting of :data:`OPTIONAL_SETTING` that is there but not a number.
 
     Args:
         path (str): The record's file, for the messages.
         record: What the file holds.
 
     Raises:
-        ValueError: Naming the file and what it lacks.
+        DesignRecordError: Naming the file and what it lacks.
     """
     if not isinstance(record, dict):
-        raise ValueError(f'{path} is not a design record (it holds a '
-                         f'{type(record).__name__}, not a JSON object)')
+        raise DesignRecordError(
+            f'{path} is not a design record (it holds a '
+            f'{type(record).__name__}, not a JSON object)')
     if record.get('split') != 'design':
-        raise ValueError(f'{path} is not a design-split record')
+        raise DesignRecordError(f'{path} is not a design-split record')
     kinds = dict(name=(str, 'a string'), device=(str, 'a string'),
                  seed=(int, 'an integer'), train_time_s=(float, 'a number'),
-                 metrics=(dict, 'an object'),
-                 **{k: (int, 'an integer') for k in RUN_SETTING})
+                 metrics=(dict, 'an object'), **_setting_kinds())
     bad = []
-    for key in RECORD_FIELDS:
+    for key in (*RECORD_FIELDS,
+                *(k for k in OPTIONAL_SETTING if k in record)):
         kind, what = kinds[key]
         value = record.get(key)
         if kind is float:
-            ok = _is_number(value)
+            ok = is_number(value)
         else:
             ok = isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
@@ -72,10 +88,10 @@ def check_design_record(path, record):
     metrics = record.get('metrics')
     if isinstance(metrics, dict):
         bad += [f'metrics.{k} (a number)' for k in KEYS
-                if not _is_number(metrics.get(k))]
+                if not is_number(metrics.get(k))]
     if bad:
-        raise ValueError(f'{path} is not a complete design record: no '
-                         f'valid {", ".join(bad)}')
+        raise DesignRecordError(f'{path} is not a complete design record: '
+                                f'no valid {", ".join(bad)}')
 
 
 def load_design_records(paths):
@@ -97,32 +113,78 @@ def load_design_records(paths):
     return records
 
 
+def _split_by_optional_setting(runs):
+    """The runs of one candidate that are alike in every setting all
+    records hold, split by the :data:`OPTIONAL_SETTING` values they hold
+    (a run that does not hold one joins the others, see there).
+
+    Args:
+        runs (list[tuple[str, dict]]): (file, record) pairs.
+
+    Returns:
+        list[tuple[str, list]]: For each part, a label for the row's
+        candidate cell (the name, with the settings it is split by when
+        split) and its (file, record) pairs.
+
+    Raises:
+        DesignRecordError: The runs hold several values of a setting and
+            some run does not hold it: which part it belongs to is
+            unknown.
+    """
+    name = runs[0][1]['name']
+    split_by = [k for k in OPTIONAL_SETTING if len(
+        {r[k] for _, r in runs if r.get(k) is not None}) > 1]
+    if not split_by:
+        return [(name, runs)]
+    unknown = [path for path, r in runs
+               if any(r.get(k) is None for k in split_by)]
+    if unknown:
+        raise DesignRecordError(
+            f'{name} has runs of several {"/".join(split_by)} and runs that '
+            f'do not record it ({", ".join(unknown)}): which of them they '
+            'were run with is unknown; give the records of one setting only')
+    parts = defaultdict(list)
+    for path, record in runs:
+        parts[tuple(record[k] for k in split_by)].append((path, record))
+    return [(f'{name} (' + ', '.join(
+        f'{k} {v:g}' for k, v in zip(split_by, values)) + ')', part)
+            for values, part in parts.items()]
+
+
 def design_table(paths):
     """Group the records by candidate, device and :data:`RUN_SETTING` and
     render them, best mean IoU first. Records of another split, and two
     records of one seed in a group (a rerun of that seed), are refused."""
-    groups = defaultdict(list)
-    where = {}
+    alike = defaultdict(list)
     for path, record in zip(paths, load_design_records(paths)):
         # Runs on other data or another device are other experiments.
         key = (record['name'], record['device'],
-               *(record[k] for k in RUN_SETTING))
-        # A rerun of a seed would count twice in the mean and the spread.
-        if (key, record['seed']) in where:
-            raise ValueError(
-                f'{record["name"]} has two runs of seed {record["seed"]} '
-                f'on {record["device"]} with one setting: '
-                f'{where[key, record["seed"]]} and {path}; give one of them')
-        where[key, record['seed']] = path
-        groups[key].append(record)
-    rows = sorted(groups.values(), key=lambda records: -statistics.mean(
-        r['metrics']['IoU'] for r in records))
+               *(record[k] for k in RUN_SETTING
+                 if k not in OPTIONAL_SETTING))
+        alike[key].append((path, record))
+    groups = []
+    for runs in alike.values():
+        for label, part in _split_by_optional_setting(runs):
+            where = {}
+            for path, record in part:
+                # A rerun of a seed would count twice in the mean and the
+                # spread.
+                if record['seed'] in where:
+                    raise ValueError(
+                        f'{record["name"]} has two runs of seed '
+                        f'{record["seed"]} on {record["device"]} with one '
+                        f'setting: {where[record["seed"]]} and {path}; '
+                        'give one of them')
+                where[record['seed']] = path
+            groups.append((label, [record for _, record in part]))
+    rows = sorted(groups, key=lambda group: -statistics.mean(
+        r['metrics']['IoU'] for r in group[1]))
     lines = [
         '| candidate | input | epochs | device | train / val images | '
         'seeds | ' + ' | '.join(KEYS) + ' | train time (s) |',
         '|' + '---|' * (7 + len(KEYS))
     ]
-    for records in rows:
+    for label, records in rows:
         records.sort(key=lambda r: r['seed'])
         first = records[0]
         seeds = ', '.join(str(r['seed']) for r in records)
@@ -130,7 +192,7 @@ def design_table(paths):
         cells = [mean_and_spread([r['metrics'][k] for r in records])
                  for k in KEYS]
         time_s = mean_and_spread([r['train_time_s'] for r in records])
-        lines.append(f'| {first["name"]} | {first["input_size"]}px | '
+        lines.append(f'| {label} | {first["input_size"]}px | '
                      f'{first["epochs"]} | {first["device"]} | {images} '
                      f'| {seeds} | ' + ' | '.join(cells) + f' | {time_s} |')
     return '\n'.join(lines) + '\n'
@@ -149,7 +211,8 @@ def _seed_values(records, name, metric='IoU'):
 
 def _seed_values_of(records, reference, names, device, metric='IoU'):
     """Name -> seed -> design-val ``metric`` for ``names``, from the runs on
-    ``device``; every run must have the reference's setting."""
+    ``device``; every run must have the reference's setting (a setting of
+    :data:`OPTIONAL_SETTING` a run does not hold is not compared)."""
     runs = defaultdict(list)
     for record in records:
         if record['name'] in names and record['device'] == device:
@@ -157,13 +220,25 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
     for name in names:
         if not runs[name]:
             raise ValueError(f'no design runs of {name} on {device}')
+    # Each setting as the first run that holds it has it, the reference's
+    # first; a run without an OPTIONAL_SETTING is not compared on it.
+    setting = {}
+    for record in (r for name in names for r in runs[name]):
+        for key in RUN_SETTING:
+            if record.get(key) is not None:
+                setting.setdefault(key, (record[key], record['name']))
+    for name in names:
         for record in runs[name]:
-            if any(record[k] != runs[reference][0][k] for k in RUN_SETTING):
+            differs = [f'{key} {record[key]} ({setting[key][1]}: '
+                       f'{setting[key][0]})' for key in RUN_SETTING
+                       if record.get(key) is not None
+                       and record[key] != setting[key][0]]
+            if differs:
                 raise ValueError(
                     f'a run of {name} (seed {record["seed"]}) has another '
-                    f'{"/".join(RUN_SETTING)} than {reference}\'s; give '
-                    'the records of one setting only (e.g. '
-                    'results/design/*_128px_30ep_*.json)')
+                    f'{"/".join(RUN_SETTING)} than {reference}\'s '
+                    f'({", ".join(differs)}); give the records of one '
+                    'setting only (e.g. results/design/*_128px_30ep_*.json)')
     return {name: _seed_values(runs[name], name, metric) for name in names}
 
 

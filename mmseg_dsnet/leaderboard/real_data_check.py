@@ -133,6 +133,19 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     return cfg
 
 
+def optimizer_lr(cfg):
+    """The learning rate a config trains with: its optimizer's ``lr`` (the
+    ``--lr`` given, else the config's own), or None when it sets none.
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+    """
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    lr = optimizer.get('lr') if isinstance(optimizer, dict) else None
+    return float(lr) if isinstance(lr, (int, float)) and not isinstance(
+        lr, bool) else None
+
+
 def design_record_path(record_dir, name, input_size, epochs, seed,
                        device='cpu'):
     """Where :func:`write_design_record` puts the record of a run (unless
@@ -176,8 +189,9 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     for the leaderboard).
 
     Returns:
-        dict: The run's facts (config, schedule, splits, image counts,
-        train time, metrics rounded to 2 decimals, evaluated data).
+        dict: The run's facts (config, schedule, learning rate, splits,
+        image counts, train time, metrics rounded to 2 decimals, evaluated
+        data).
     """
     import torch
     from mmengine.runner import Runner
@@ -206,6 +220,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         train_images=len(runner.train_dataloader.dataset),
         test_images=len(tester.test_dataloader.dataset),
         input_size=crop_size or 256, device=run_device(),
+        # The design table keeps runs of different learning rates apart.
+        **({} if optimizer_lr(cfg) is None else dict(lr=optimizer_lr(cfg))),
         threads=torch.get_num_threads(),
         train_time_s=round(train_time, 1),
         metrics={k: round(float(v), 2) for k, v in metrics.items()},

@@ -22,6 +22,12 @@ def load_json(path):
             raise NotJsonError(f'{path} is not a JSON file ({err})') from None
 
 
+def is_number(value):
+    """Whether a JSON value is a number (``true`` and ``false`` are not,
+    though Python counts them as ints)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def write_json(obj, path):
     """Write ``obj`` as indented JSON (UTF-8, a final newline) so that
     ``path`` is either the old file or the complete new one."""

@@ -6,9 +6,9 @@ Aggregation: runs are grouped by (model, dataset, protocol, schedule); every
 figure becomes ``{"mean", "std", "min", "max", "n"}`` over the group's seeds,
 where ``std`` is the sample standard deviation (n - 1 in the denominator)
 and is ``null`` for a single seed; a group's seeds must share the facts of
-:data:`RUN_FACTS` (device, schedule, test set). Metric values are in
-percent, exactly as LesionMetric logged them (rounding happens only in the
-Markdown).
+:data:`RUN_FACTS` (input size, device, schedule, test set). Metric values
+are in percent, exactly as LesionMetric logged them (rounding happens only
+in the Markdown).
 
 Published figures (``results/reported.json``) stay in their own list,
 section and CSV file, marked ``source: reported``; they are never mixed into
@@ -84,11 +84,23 @@ def _evaluated_split(record):
     return osp.basename(str(split)) if split else None
 
 
+def _input_size(part):
+    """How a record gives the ``'train'`` or ``'test'`` input size
+    (``HxW``); None where it is not recorded: records collected before
+    ``input_size`` was recorded lack it, and a size they do not hold is
+    unknown, not 256."""
+    def value_of(record):
+        size = (record.get('input_size') or {}).get(part)
+        return 'x'.join(map(str, size)) if size else None
+    return value_of
+
+
 # What a row's seeds must share besides its key: seeds that differ in one
 # of these measured different things, and their mean is no figure of the
 # row. (fact, how a record gives it; None: not recorded, not compared.)
-# The input size is not recorded in run records, so it is not compared.
 RUN_FACTS = (
+    ('input size (training)', _input_size('train')),
+    ('input size (test)', _input_size('test')),
     ('device', lambda r: r.get('device')),
     ('epochs', lambda r: r.get('epochs')),
     ('iterations', lambda r: r.get('iterations')),
@@ -103,8 +115,9 @@ RUN_FACTS = (
 
 
 class MixedRunsError(UserError, ValueError):
-    """The seeds of one row were run differently (another device, schedule
-    or test set), so their mean would be no figure of one setting."""
+    """The seeds of one row were run differently (another input size,
+    device, schedule or test set), so their mean would be no figure of one
+    setting."""
 
 
 def check_runs_alike(runs):

@@ -402,20 +402,32 @@ def _tested_with_cfg_options(metrics_kind, metrics_file):
     return {}
 
 
-def _evaluated_with_tta(metrics_kind, metrics_file, metrics_source,
-                        test_runs):
+def _dumped_config_of(metrics_source, runs):
+    """The config of the run among ``runs`` whose test dump
+    ``metrics_source`` names (the runner test dump of
+    :func:`final_metrics`), or None: the run's own ``vis_data`` copy when
+    it has one (the work dir's root dump is the last runner's), else its
+    dumped config."""
+    from mmengine.config import Config
+    for run in runs:
+        if osp.relpath(run['test_json'], osp.dirname(run['dir'])) in \
+                metrics_source:
+            for path in (osp.join(run['dir'], 'vis_data', 'config.py'),
+                         run['config']):
+                if osp.isfile(path):
+                    return Config.fromfile(path)
+    return None
+
+
+def _evaluated_with_tta(metrics_kind, metrics_file, tested_cfg):
     """Whether the final metrics average test-time augmented views: the
     flag ``tools/test.py --tta`` writes, or for a runner dump the model type
-    of the test run that dumped it."""
-    from mmengine.config import Config
+    of the config that tested (``tested_cfg``)."""
     if metrics_kind == 'test_metrics.json':
         return bool(load_json(metrics_file).get('test_time_augmentation'))
-    if metrics_kind == 'runner test dump':
-        for run in test_runs:
-            if osp.relpath(run['test_json'], osp.dirname(run['dir'])) in \
-                    metrics_source and osp.isfile(run['config']):
-                model = Config.fromfile(run['config']).get('model') or {}
-                return 'TTA' in str(model.get('type', ''))
+    if tested_cfg is not None:
+        model = tested_cfg.get('model') or {}
+        return 'TTA' in str(model.get('type', ''))
     return False
 
 
@@ -432,7 +444,9 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
             to use instead of ``<work_dir>/test_metrics.json``.
 
     Returns:
-        dict: The partial run record; ``_config`` holds the dumped config.
+        dict: The partial run record; ``_config`` holds the dumped config,
+        ``_tested_config`` the config of the run whose test dump gave the
+        metrics (None for other metrics sources).
     """
     from mmengine.config import Config
     train_runs, test_runs = find_runs(work_dir)
@@ -462,8 +476,12 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     metrics, metrics_kind, metrics_source, checkpoint = final_metrics(
         work_dir, train_runs, test_runs, metrics_file)
     metrics_path = metrics_file or osp.join(work_dir, 'test_metrics.json')
-    tta = _evaluated_with_tta(metrics_kind, metrics_path, metrics_source,
-                              test_runs)
+    # Without tools/test.py's metrics file nothing records the options the
+    # runner tested with: collect compares its config with the named one.
+    # (A runner that trained and tested dumps too.)
+    tested_cfg = _dumped_config_of(metrics_source, train_runs + test_runs) \
+        if metrics_kind == 'runner test dump' else None
+    tta = _evaluated_with_tta(metrics_kind, metrics_path, tested_cfg)
     warnings = []
     if earlier:
         started = osp.relpath(train_runs[0]['log'], work_dir)
@@ -505,7 +523,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
                                                   metrics_path),
         checkpoint=checkpoint,
         warnings=warnings,
-        _config=cfg)
+        _config=cfg,
+        _tested_config=tested_cfg)
     fast = osp.join(work_dir, 'fast_train.json')
     if osp.isfile(fast):
         facts = load_json(fast)
