@@ -434,6 +434,24 @@ def _empty_folder(raw, folder, stray=None):
         (raw / folder / stray).write_text('not an image')
 
 
+def _converted_only_without_strict(raw, tmp_path, missing):
+    """Convert ``raw`` to ``tmp_path/out`` with ``--strict`` (refused:
+    exit 2, an ERROR line naming ``missing``, nothing left behind), then
+    without it (exit 0).
+
+    Returns:
+        The run without ``--strict``.
+    """
+    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
+    assert strict.returncode == 2, strict.output
+    assert strict.stderr.splitlines()[-1] == \
+        f'ERROR: --strict: {missing}; nothing written'
+    assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
+    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert lenient.returncode == 0, lenient.output
+    return lenient
+
+
 @pytest.mark.parametrize('stray', [None, 'notes.txt'])
 def test_an_empty_validation_split_is_missing(tmp_path, stray):
     # Both validation folders there but empty (or holding other files
@@ -446,14 +464,7 @@ def test_an_empty_validation_split_is_missing(tmp_path, stray):
     missing = (f'official split val missing (in {raw.resolve()}: '
                f'{VAL_IMAGES} holds no .jpg, .jpeg or .png image; '
                f'{VAL_MASKS} holds no <id>_segmentation.png mask)')
-    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
-    assert strict.returncode == 2, strict.output
-    assert strict.stderr.splitlines()[-1] == \
-        f'ERROR: --strict: {missing}; nothing written'
-    assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
-
-    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
-    assert lenient.returncode == 0, lenient.output
+    lenient = _converted_only_without_strict(raw, tmp_path, missing)
     assert f'WARNING: {missing}: lightweight_train/test' in lenient.stdout
     out = tmp_path / 'out'
     assert _split(out, 'official_val') == []
@@ -507,14 +518,7 @@ def test_a_missing_test_split_is_named(tmp_path, how):
         missing = (f'official split test missing (in {raw.resolve()}: '
                    f'{TEST_IMAGES} holds no .jpg, .jpeg or .png image; '
                    f'{TEST_MASKS} holds no <id>_segmentation.png mask)')
-    strict = run_converter(raw, tmp_path / 'out', '--strict', '--workers', '1')
-    assert strict.returncode == 2, strict.output
-    assert strict.stderr.splitlines()[-1] == \
-        f'ERROR: --strict: {missing}; nothing written'
-    assert not (tmp_path / 'out').exists() and _leftovers(tmp_path) == []
-
-    lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
-    assert lenient.returncode == 0, lenient.output
+    lenient = _converted_only_without_strict(raw, tmp_path, missing)
     assert (f'WARNING: {missing}: splits/official_test.txt is empty, so the '
             'official protocol has no test images (tools/test.py on an '
             'official-protocol config stops with "no samples"; --strict '
