@@ -1,5 +1,7 @@
 """The ISIC converter: layout, splits, checks of every pair, atomic output."""
+import errno
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -36,10 +38,6 @@ def _make_raw(root,
         size=size,
         **kwargs)
     return root
-
-
-
-
 
 
 def _split(root, name):
@@ -706,3 +704,217 @@ def test_a_seed_or_ratio_it_cannot_use_is_refused(tmp_path):
             f'pairs into lightweight_train, so {empty} would be empty; '
             'choose a ratio that leaves at least one pair in each')
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def _without_meta(folder):
+    """SHA-256 of the converted files, less meta.json (it names SRC)."""
+    files = tree_hashes(folder)
+    files.pop('meta.json')
+    return files
+
+
+def test_linked_subfolders_are_read_once(tmp_path):
+    # Pairs kept elsewhere behind links inside the official folders were
+    # not read (os.walk does not follow links): dropped without a word,
+    # exit 0 even with --strict.
+    plain = _make_raw(tmp_path / 'plain')
+    raw = _make_raw(tmp_path / 'raw')
+    elsewhere = tmp_path / 'elsewhere'
+    for folder, pattern in ((TRAIN_IMAGES, 'ISIC_000000[34].*'),
+                            (TRAIN_MASKS, 'ISIC_000000[34]_*')):
+        (elsewhere / folder).mkdir(parents=True)
+        for path in (raw / folder).glob(pattern):
+            path.rename(elsewhere / folder / path.name)
+        (raw / folder / 'more').symlink_to(elsewhere / folder)
+    # A loop and a second link to a folder read already add nothing.
+    (raw / TRAIN_IMAGES / 'again').symlink_to('.')
+    (raw / TRAIN_MASKS / 'more2').symlink_to(elsewhere / TRAIN_MASKS)
+    result = run_converter(raw, tmp_path / 'out', '--strict', '--workers',
+                           '1')
+    assert result.returncode == 0, result.output
+    assert 'pairs written: train 6, val 2, test 3' in result.stdout
+    for note in (
+            f'note: ignored folder {TRAIN_IMAGES}/again: the same folder as '
+            f'{TRAIN_IMAGES} (through a link), already read',
+            f'note: ignored folder {TRAIN_MASKS}/more2: the same folder as '
+            f'{TRAIN_MASKS}/more (through a link), already read'):
+        assert note in result.stdout.splitlines()
+    assert run_converter(plain, tmp_path / 'plain_out', '--workers',
+                         '1').returncode == 0
+    assert _without_meta(tmp_path / 'out') == \
+        _without_meta(tmp_path / 'plain_out')
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    # os.walk passed over a folder it could not list (no permission)
+    # without a word: its pairs were dropped, exit 0 even with --strict.
+    raw = _make_raw(tmp_path / 'raw')
+    for folder, name in ((TRAIN_IMAGES, 'ISIC_0000001.jpg'),
+                         (TRAIN_MASKS, 'ISIC_0000001_segmentation.png')):
+        (raw / folder / 'sub').mkdir()
+        (raw / folder / name).rename(raw / folder / 'sub' / name)
+    real_scandir = os.scandir
+
+    def scandir(path='.'):
+        # The machine runs as root, where chmod cannot deny a listing.
+        if isinstance(path, (str, os.PathLike)) and Path(path).name == 'sub':
+            raise PermissionError(errno.EACCES, 'Permission denied',
+                                  os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, 'scandir', scandir)
+    unread = [f'{TRAIN_IMAGES}/sub: Permission denied',
+              f'{TRAIN_MASKS}/sub: Permission denied']
+    text = f'2 folder(s) could not be read ({", ".join(unread)})'
+    lenient = _converted_only_without_strict(raw, tmp_path, text)
+    lines = lenient.stdout.splitlines()
+    for folder in unread:
+        assert (f'warning: split train: cannot read folder {folder}; the '
+                'files in it are not converted') in lines
+    assert (f'  WARNING: {text}: the pairs in them are in no split, so the '
+            'splits are not those of the complete download (--strict '
+            'refuses to write such a set)') in lines
+    meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
+    assert meta['unread_folders'] == unread
+    assert meta['counts']['official_train'] == 5
+
+
+@pytest.mark.parametrize('num_train,num_val', [(5, 1), (2, 1), (1, 0)])
+def test_2016_holds_out_a_validation_pair_of_few(tmp_path, num_train,
+                                                 num_val):
+    # round(0.1 * n) is 0 up to 5 pairs: official_val.txt was written
+    # empty without a word, exit 0.
+    raw = _make_raw(
+        tmp_path / 'raw',
+        year=2016,
+        num_train=num_train,
+        num_val=0,
+        num_test=1,
+        size=(16, 12))
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    out = tmp_path / 'out'
+    train, val = _split(out, 'official_train'), _split(out, 'official_val')
+    assert (len(train), len(val)) == (num_train - num_val, num_val)
+    assert sorted(train + val) == [f'ISIC_{i:07d}' for i in range(num_train)]
+    meta = json.loads((out / 'meta.json').read_text())
+    warning = ('WARNING: ISIC 2016 has no validation set and 1 official '
+               'train pair is too few to hold one out: '
+               'splits/official_val.txt is empty')
+    if num_val:
+        assert (f'{num_val} of the {num_train} official train pairs '
+                f'(round(0.1 * {num_train}) = 0, raised to 1) held out'
+                ) in meta['official_val_rule']
+        assert warning not in result.stdout
+    else:
+        assert warning in result.stdout
+    # A real download (900 pairs) is split as before, its rule unchanged.
+    ids = {'train': [f'ISIC_{i:07d}' for i in range(900)]}
+    splits, val_rule, _, _ = isic._make_splits(2016, ids, 0, 0.7)
+    order = np.random.default_rng(0).permutation(900)
+    assert splits['official_val'] == sorted(ids['train'][i]
+                                            for i in order[:90])
+    assert '90 of the 900 official train pairs (round(0.1 * 900)) held ' \
+        'out' in val_rule
+
+
+def test_zip_members_named_with_backslashes(tmp_path):
+    # Old Windows tools wrote "Folder\ISIC_x.jpg": every pair was skipped
+    # as "unsafe id ... path separator; rename the image and its mask".
+    kwargs = dict(num_train=3, num_val=1, num_test=1, as_zip=True)
+    slashes = _make_raw(tmp_path / 'slashes', **kwargs)
+    raw = _make_raw(tmp_path / 'raw', **kwargs)
+    for archive_path in sorted(raw.glob('*.zip')):
+        with zipfile.ZipFile(archive_path) as archive:
+            entries = [(info.filename, archive.read(info))
+                       for info in archive.infolist()]
+        with zipfile.ZipFile(archive_path, 'w') as archive:
+            archive.writestr(f'{archive_path.stem}\\', b'')  # a folder
+            for name, data in entries:
+                archive.writestr(name.replace('/', '\\'), data)
+    result = run_converter(raw, tmp_path / 'out', '--strict', '--workers',
+                           '1')
+    assert result.returncode == 0, result.output
+    assert run_converter(slashes, tmp_path / 'slashes_out', '--workers',
+                         '1').returncode == 0
+    assert _without_meta(tmp_path / 'out') == \
+        _without_meta(tmp_path / 'slashes_out')
+    # ".." parts reach nothing: members are never extracted, and the id is
+    # the last part.
+    dotted = shutil.copytree(raw, tmp_path / 'dotted')
+    for archive_path, suffix in ((dotted / f'{TRAIN_IMAGES}.zip', '.jpg'),
+                                 (dotted / f'{TRAIN_MASKS}.zip',
+                                  '_segmentation.png')):
+        with zipfile.ZipFile(archive_path, 'a') as archive:
+            data = archive.read(f'{archive_path.stem}\\ISIC_0000000{suffix}')
+            archive.writestr(f'..\\..\\ISIC_0000009{suffix}', data)
+    result = run_converter(dotted, tmp_path / 'dots', '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert 'pairs written: train 4, val 1, test 1' in result.stdout
+    dots = tmp_path / 'dots'
+    for name in ('images/ISIC_0000009.jpg', 'masks/ISIC_0000009.png'):
+        assert (dots / name).read_bytes() == \
+            (dots / name.replace('09.', '00.')).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'dots', 'dotted', 'out', 'raw', 'slashes', 'slashes_out'
+    ]
+
+
+@pytest.mark.parametrize('kind', ['empty file', 'zip without .zip'])
+def test_a_file_with_an_official_folder_name_is_named(tmp_path, kind):
+    # A broken download (a file where the folder goes) was noted as "not an
+    # official ISIC 2017 folder or zip name", though the name is one.
+    raw = _make_raw(tmp_path / 'raw')
+    target = raw / VAL_IMAGES
+    if kind == 'empty file':
+        why = (f'a file of 0 bytes, not a folder or zip; ISIC 2017 data is '
+               f'read from a folder of this name or from {VAL_IMAGES}.zip')
+        shutil.rmtree(target)
+        target.write_bytes(b'')
+    else:
+        why = (f'a zip file without the .zip ending; rename it to '
+               f'{VAL_IMAGES}.zip to have it read')
+        zipped = raw / 'val.zip'
+        with zipfile.ZipFile(zipped, 'w') as archive:
+            for path in sorted(target.iterdir()):
+                archive.write(path, arcname=f'{VAL_IMAGES}/{path.name}')
+        shutil.rmtree(target)
+        zipped.rename(target)
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert f'note: ignored {VAL_IMAGES} ({why})' in result.stdout.splitlines()
+    if kind != 'empty file':
+        target.rename(raw / f'{VAL_IMAGES}.zip')  # as the note advises
+        renamed = run_converter(raw, tmp_path / 'renamed', '--strict',
+                                '--workers', '1')
+        assert renamed.returncode == 0, renamed.output
+        assert 'pairs written: train 6, val 2, test 3' in renamed.stdout
+
+
+def test_a_zip_changed_between_two_conversions_in_one_process_is_read_anew(
+        tmp_path):
+    # The zip handles of a conversion stayed open in the process: a second
+    # conversion (a notebook, the API) read the zip as it was the first
+    # time, though its file had been replaced since.
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=1, num_test=1,
+                    as_zip=True)
+    first = run_converter(raw, tmp_path / 'first', '--workers', '1')
+    assert first.returncode == 0, first.output
+    archive_path = raw / f'{TRAIN_IMAGES}.zip'
+    with zipfile.ZipFile(archive_path) as archive:
+        entries = [(info.filename, archive.read(info))
+                   for info in archive.infolist()]
+    names = [name for name, _ in entries if name.endswith('.jpg')]
+    # The same zip written anew, its first two images swapped.
+    swapped = dict(entries)
+    swapped[names[0]], swapped[names[1]] = swapped[names[1]], swapped[names[0]]
+    archive_path.unlink()
+    with zipfile.ZipFile(archive_path, 'w') as archive:
+        for name, _ in entries:
+            archive.writestr(name, swapped[name])
+    second = run_converter(raw, tmp_path / 'second', '--workers', '1')
+    assert second.returncode == 0, second.output
+    ids = [Path(name).stem for name in names[:2]]
+    for this, other in (ids, ids[::-1]):
+        assert (tmp_path / 'second' / 'images' / f'{this}.jpg').read_bytes() \
+            == (tmp_path / 'first' / 'images' / f'{other}.jpg').read_bytes()

@@ -22,8 +22,8 @@ from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
-# the way, --strict with a skipped pair or a missing or empty official
-# split), as argparse uses for usage errors.
+# the way, --strict with a skipped pair, a missing or empty official split or
+# a folder that cannot be read), as argparse uses for usage errors.
 USER_ERROR_EXIT = 2
 
 
@@ -43,9 +43,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--strict',
         action='store_true',
-        help='exit non-zero and write nothing if any pair is skipped or '
+        help='exit non-zero and write nothing if any pair is skipped, '
         'an official split (train, val, test) of the year is missing or '
-        'its folders hold no image or mask')
+        'its folders hold no image or mask, or a folder cannot be read')
     parser.add_argument(
         '--seed',
         type=int,

@@ -19,9 +19,12 @@ Output (``OUT``)::
 Every pair is checked (missing partner, unreadable or truncated file, size
 mismatch, mask values, image mode, ids that are not safe file names, files
 over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
-the others skip the pair and are reported; nothing is dropped silently. Known
-stray files of the downloads (superpixels, metadata CSVs, LICENSE/ATTRIBUTION
-texts, macOS metadata) are ignored and counted.
+the others skip the pair and are reported; nothing is dropped silently.
+Subfolders that are links are followed (each real folder read once); a
+folder that cannot be listed is named. Zip members named with backslashes
+(old Windows tools) are read as if named with slashes. Known stray files
+of the downloads (superpixels, metadata CSVs, LICENSE/ATTRIBUTION texts,
+macOS metadata) are ignored and counted.
 
 EXIF orientation: mmcv's ``LoadImageFromFile`` shows a photo upright, applying
 its EXIF orientation tag, while masks are read as stored. An image with an
@@ -138,9 +141,9 @@ class ConversionError(Exception):
 
 
 class StrictModeError(ConversionError):
-    """``--strict`` was given and a pair was skipped or an official split
-    was missing (no folder or zip, or no image or mask in them); nothing
-    was written."""
+    """``--strict`` was given and a pair was skipped, an official split
+    was missing (no folder or zip, or no image or mask in them) or a folder
+    could not be read; nothing was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -239,26 +242,79 @@ def _stray_kind(member):
     return None
 
 
-def _list_members(container, is_zip):
-    """Relative POSIX names of the files in a folder (recursively) or zip."""
+def _list_members(container, is_zip, log, unread):
+    """The files in a folder (recursively) or zip.
+
+    Args:
+        container (Path): The official folder or zip.
+        is_zip (bool): Whether it is a zip.
+        log (callable): ``print``, or a no-op when quiet.
+        unread (list[str]): Gets each folder that could not be listed, with
+            why, as messages name it.
+
+    Returns:
+        list[tuple[str, str]]: ``(path, member)`` per file: its relative
+        POSIX path, by which ids and stray files are recognised, and the
+        name it is read by (they differ only for zip members named with
+        backslashes).
+
+    Raises:
+        ConversionError: The zip cannot be read.
+    """
     if is_zip:
         try:
             with zipfile.ZipFile(container) as archive:
-                return [
+                names = [
                     info.filename for info in archive.infolist()
                     if not info.is_dir()
                 ]
         except (zipfile.BadZipFile, OSError) as error:
             raise ConversionError(
                 f'cannot read zip file {container}: {error}') from error
+        # Old Windows tools wrote "Folder\ISIC_x.jpg" (the zip format asks
+        # for "/"); unzip and Windows read the backslash as a separator, so
+        # it is one here too. Members are read from the zip by name, never
+        # extracted, and an id is the last part, checked by _id_problem, so
+        # ".." or a drive letter in such a name reaches nothing.
+        return [(name.replace('\\', '/'), name) for name in names
+                if not name.endswith('\\')]  # "Folder\": a folder entry
     members = []
-    for root, dirs, files in os.walk(container):
-        dirs.sort()
+    container = str(container)
+
+    def where(path):
+        rel = os.path.relpath(path, container)
+        return _display(container, '' if rel == '.' else Path(rel).as_posix(),
+                        False).rstrip('/')
+
+    def on_error(error):
+        # os.walk skips a folder it cannot list without a word.
+        unread.append(f'{where(error.filename)}: {error.strerror or error}')
+
+    # Subfolders that are links are followed, as the official folders
+    # themselves are and as mmengine's scandir and Python's glob do: data
+    # kept elsewhere behind a link is read. Each real folder is read once,
+    # so a loop or a second link to a folder adds nothing.
+    read = {os.path.realpath(container): container}
+    for root, dirs, files in os.walk(container, onerror=on_error,
+                                     followlinks=True):
+        kept = []
+        # Real folders before links, so a file is named by its own path.
+        for name in sorted(dirs, key=lambda name: (
+                os.path.islink(os.path.join(root, name)), name)):
+            path = os.path.join(root, name)
+            real = os.path.realpath(path)
+            if real in read:
+                log(f'note: ignored folder {where(path)}: the same folder '
+                    f'as {where(read[real])} (through a link), already read')
+                continue
+            read[real] = path
+            kept.append(name)
+        dirs[:] = sorted(kept)
         rel_root = os.path.relpath(root, container)
         for name in sorted(files):
             rel = name if rel_root == '.' else os.path.join(rel_root, name)
             members.append(Path(rel).as_posix())
-    return members
+    return [(member, member) for member in members]
 
 
 def _official_entries(src):
@@ -279,14 +335,16 @@ def _official_entries(src):
 def _unread_entries(src, year):
     """Top-level entries of ``src`` that are neither an official folder or
     zip of ``year`` nor a known stray file: never read, so they are named
-    (a renamed folder such as ``ISIC-2017_Validation_Data (1)`` is one).
+    with why (a renamed folder such as ``ISIC-2017_Validation_Data (1)``
+    is one; a file with an official folder name, a broken download, is
+    another).
 
     Args:
         src (Path): The input folder.
         year (int): ISIC year.
 
     Returns:
-        list[str]: Their names, sorted.
+        list[tuple[str, str]]: ``(name, why)``, sorted by name.
     """
     names = {
         name.lower()
@@ -302,8 +360,22 @@ def _unread_entries(src, year):
             used = (
                 entry.is_file() and name.lower().endswith('.zip')
                 and name[:-4].lower() in names)
-        if not used and _stray_kind(name) is None:
-            unread.append(name)
+        if used or _stray_kind(name) is not None:
+            continue
+        if name.lower() not in names:
+            why = f'not an official ISIC {year} folder or zip name'
+        elif entry.is_file() and zipfile.is_zipfile(entry):
+            why = ('a zip file without the .zip ending; rename it to '
+                   f'{name}.zip to have it read')
+        elif entry.is_file():
+            why = (f'a file of {entry.stat().st_size} bytes, not a folder or '
+                   f'zip; ISIC {year} data is read from a folder of this name '
+                   f'or from {name}.zip')
+        elif entry.is_symlink():
+            why = f'a link to {os.readlink(entry)}, which does not exist'
+        else:
+            why = 'not a folder or zip file'
+        unread.append((name, why))
     return unread
 
 
@@ -375,17 +447,33 @@ def detect_year(src):
     return years[0]
 
 
-def _collect_files(image_sources, mask_sources, ignored, unexpected):
-    """Index the images and masks of one split by id (all copies kept)."""
+def _collect_files(image_sources, mask_sources, ignored, unexpected, unread,
+                   log):
+    """Index the images and masks of one split by id (all copies kept).
+
+    Args:
+        image_sources (list[tuple[Path, bool]]): Its image folders or zips,
+            as ``(path, is_zip)``.
+        mask_sources (list[tuple[Path, bool]]): Its ground-truth folders or
+            zips.
+        ignored (Counter): Gets the stray and unexpected files by kind.
+        unexpected (list[str]): Gets the unexpected files, as named.
+        unread (list[str]): Gets the folders that could not be listed.
+        log (callable): ``print``, or a no-op when quiet.
+
+    Returns:
+        tuple[dict, dict]: Images and masks, each mapping an id to its refs
+        ``(container, member, is_zip)``.
+    """
     images, masks = defaultdict(list), defaultdict(list)
     for sources, role in ((image_sources, 'image'), (mask_sources, 'mask')):
         for container, is_zip in sources:
-            for member in _list_members(container, is_zip):
-                kind = _stray_kind(member)
+            for path, member in _list_members(container, is_zip, log, unread):
+                kind = _stray_kind(path)
                 if kind is not None:
                     ignored[kind] += 1
                     continue
-                name = posixpath.basename(member)
+                name = posixpath.basename(path)
                 lower = name.lower()
                 ref = (str(container), member, is_zip)
                 if role == 'mask' and lower.endswith(MASK_SUFFIX):
@@ -403,13 +491,14 @@ def _scan(src, year, log):
     """Find the pairs of every split.
 
     Returns:
-        tuple: ``(tasks, skipped, ignored, present, missing)``: ``tasks``
-        lists (split, id, image ref, mask ref), a ref being (container,
-        member, is_zip); ``skipped`` lists skip records; ``ignored`` counts
-        stray files by kind; ``present`` names the splits whose folders or
-        zips hold an image or a mask; ``missing`` maps the other official
-        splits of ``year`` to what is missing
-        (:func:`_missing_split_text`).
+        tuple: ``(tasks, skipped, ignored, present, missing, unread)``:
+        ``tasks`` lists (split, id, image ref, mask ref), a ref being
+        (container, member, is_zip); ``skipped`` lists skip records;
+        ``ignored`` counts stray files by kind; ``present`` names the
+        splits whose folders or zips hold an image or a mask; ``missing``
+        maps the other official splits of ``year`` to what is missing
+        (:func:`_missing_split_text`); ``unread`` names the folders that
+        could not be listed, with why.
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -417,14 +506,13 @@ def _scan(src, year, log):
     found = _official_entries(src)
     # A misnamed official folder is read as absent: say which names were
     # passed over, so the user sees why.
-    for name in _unread_entries(src, year):
-        log(f'note: ignored {_printable(name)} (not an official ISIC {year} '
-            'folder or zip name)')
+    for name, why in _unread_entries(src, year):
+        log(f'note: ignored {_printable(name)} ({_printable(why)})')
     names = [name for pair in OFFICIAL_FOLDERS[year].values() for name in pair]
     if not any(name.lower() in found for name in names):
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
                               f'(expected: {", ".join(names)})')
-    tasks, skipped, unexpected, present = [], [], [], []
+    tasks, skipped, unexpected, present, unread = [], [], [], [], []
     missing = {}
     ignored = Counter()
     first_split_of = {}
@@ -437,8 +525,12 @@ def _scan(src, year, log):
         if not image_sources and not mask_sources:
             missing[split] = _missing_split_text(year, split, src)
             continue
+        unread_before = len(unread)
         images, masks = _collect_files(image_sources, mask_sources, ignored,
-                                       unexpected)
+                                       unexpected, unread, log)
+        for folder in unread[unread_before:]:
+            log(f'warning: split {split}: cannot read folder {folder}; the '
+                'files in it are not converted')
         # Folders or zips holding no image or mask (empty, or other files
         # only) are a missing split, not a present one with no pairs.
         if not images and not masks:
@@ -502,7 +594,7 @@ def _scan(src, year, log):
     if len(unexpected) > MAX_PRINTED_PER_REASON:
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
-    return tasks, skipped, ignored, present, missing
+    return tasks, skipped, ignored, present, missing, unread
 
 
 # ---------------------------------------------------------------------------
@@ -843,8 +935,17 @@ def _run_tasks(tasks, workers, verbose):
             pool.join()
         return results
     finally:
+        _close_open_zips()
         if bar is not None:
             bar.close()
+
+
+def _close_open_zips():
+    """Close this process's zip handles, so that a later conversion in the
+    process (a notebook, the API) reads each zip as it then is, not as it
+    was when first opened."""
+    for key in [key for key in _open_zips if key[0] == os.getpid()]:
+        _open_zips.pop(key).close()
 
 
 # ---------------------------------------------------------------------------
@@ -869,15 +970,22 @@ def _make_splits(year, written, seed, train_ratio):
     if year == 2016:
         train = official['train']
         n_val = int(round(HOLDOUT_VAL_RATIO_2016 * len(train)))
+        how = f'round({HOLDOUT_VAL_RATIO_2016} * {len(train)})'
+        # Up to 5 pairs round to none (round(0.5) is 0): at least one when
+        # there are two, as for the design hold-out, so official_val is not
+        # empty.
+        if n_val == 0 and len(train) > 1:
+            n_val = 1
+            how += ' = 0, raised to 1'
         order = np.random.default_rng(seed).permutation(len(train))
         held_out = {train[i] for i in order[:n_val]}
         official['val'] = sorted(held_out)
         official['train'] = [i for i in train if i not in held_out]
         val_rule = (
             f'ISIC 2016 has no validation set: {n_val} of the {len(train)} '
-            f'official train pairs (round({HOLDOUT_VAL_RATIO_2016} * '
-            f'{len(train)})) held out with numpy.random.default_rng({seed})'
-            '.permutation of the sorted ids, removed from official_train')
+            f'official train pairs ({how}) held out with numpy.random.'
+            f'default_rng({seed}).permutation of the sorted ids, removed from '
+            'official_train')
     else:
         val_rule = "the challenge's own validation set"
 
@@ -1035,7 +1143,16 @@ def _move_into_place(tmp, out, overwrite):
         old.unlink()
 
 
-def _log_summary(log, summary, out, missing):
+def _unread_folders_text(unread):
+    """How the summary and ``--strict`` name the folders that could not be
+    listed (``os.walk`` passes over them), or None when there are none."""
+    if not unread:
+        return None
+    return (f'{len(unread)} folder(s) could not be read '
+            f'({", ".join(unread)})')
+
+
+def _log_summary(log, summary, out, missing, unread_text):
     """Print the summary of a conversion.
 
     Args:
@@ -1044,6 +1161,8 @@ def _log_summary(log, summary, out, missing):
         out (Path): The output folder.
         missing (dict[str, str]): What is missing of each official split
             not found, from :func:`_scan`.
+        unread_text (str | None): The folders that could not be listed
+            (:func:`_unread_folders_text`), or None.
     """
     counts = summary['counts']
     official = ', '.join(f'{split} {counts[f"official_{split}"]}'
@@ -1077,6 +1196,16 @@ def _log_summary(log, summary, out, missing):
                 'the official protocol has no test images (tools/test.py on '
                 'an official-protocol config stops with "no samples"; '
                 '--strict refuses to write such a set)')
+    if unread_text:
+        log(f'  WARNING: {unread_text}: the pairs in them are in no split, '
+            'so the splits are not those of the complete download (--strict '
+            'refuses to write such a set)')
+    # With one training pair, none can be held out (see _make_splits).
+    if (summary['year'] == 2016 and counts['official_train'] == 1
+            and not counts['official_val']):
+        log('  WARNING: ISIC 2016 has no validation set and 1 official train '
+            'pair is too few to hold one out: splits/official_val.txt is '
+            'empty')
     ignored = summary['ignored']
     kinds = ', '.join(f'{kind} {n}' for kind, n in ignored['by_kind'].items())
     log(f'  ignored stray files: {ignored["total"]}' +
@@ -1100,9 +1229,10 @@ def convert(src,
             unless ``overwrite``.
         year (int, optional): 2016, 2017 or 2018; recognised from the folder
             or zip names if None. Default: None.
-        strict (bool): Fail, writing nothing, if any pair is skipped or an
-            official split (train, val, test) is missing: no folder or zip,
-            or no image or mask in them. Default: False.
+        strict (bool): Fail, writing nothing, if any pair is skipped, an
+            official split (train, val, test) is missing (no folder or zip,
+            or no image or mask in them) or a folder cannot be read.
+            Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
         train_ratio (float): Train share of the lightweight split.
@@ -1121,8 +1251,8 @@ def convert(src,
     Raises:
         ConversionError: Bad arguments, nothing to convert, no valid pair,
             or ``out`` in the way; ``StrictModeError`` (a subclass) when
-            ``strict`` and a pair was skipped or an official split was
-            missing.
+            ``strict`` and a pair was skipped, an official split was
+            missing or a folder could not be read.
         Interrupted: SIGTERM or SIGHUP arrived (a ``KeyboardInterrupt``, as
             for Ctrl-C); the temporary folder was removed.
     """
@@ -1153,7 +1283,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
     _check_out(src, out, overwrite)
 
-    tasks, skipped, ignored, present, missing = _scan(src, year, log)
+    tasks, skipped, ignored, present, missing, unread = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1214,10 +1344,14 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             },
             'converter': 'tools/dataset_converters/isic.py',
         }
+        if unread:  # only then, so that other outputs stay as they were
+            summary['unread_folders'] = unread
         (tmp / 'meta.json').write_text(json.dumps(summary, indent=2) + '\n')
-        _log_summary(log, summary, out, missing)
+        unread_text = _unread_folders_text(unread)
+        _log_summary(log, summary, out, missing, unread_text)
         problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
         problems += list(missing.values())
+        problems += [unread_text] if unread_text else []
         if strict and problems:
             raise StrictModeError(
                 f'--strict: {"; ".join(problems)}; nothing written', summary)
