@@ -156,6 +156,95 @@ def test_collect_refuses_a_runner_test_dump_of_a_changed_evaluator(
     assert not list(runs.glob('*.json'))
 
 
+def test_collect_passes_only_the_resize_scale_of_a_runner_test_dump(
+        board, tmp_path):
+    """The input size a runner tested at may differ from the config's (the
+    record holds it); a ``scale`` on any other step of the test pipeline
+    (a RandomResize) was passed over too, and its figures became the
+    config's row, exit 0."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed1 = board['lb'], board['work'][1]
+    work = tmp_path / 'work'
+    shutil.copytree(seed1, work)
+    # The config's test pipeline resizes with a (fixed) RandomResize.
+    config = tmp_path / 'random_resize.py'
+    config.write_text(
+        f"_base_ = ['{board['cfg']}']\n"
+        'test_dataloader = dict(dataset=dict(pipeline=[\n'
+        "    dict(type='LoadImageFromFile'),\n"
+        "    dict(type='Resize', scale=(64, 64), keep_ratio=False),\n"
+        "    dict(type='RandomResize', scale=(64, 64), ratio_range=(1, 1),\n"
+        '         keep_ratio=False),\n'
+        "    dict(type='LoadAnnotations'),\n"
+        "    dict(type='PackSegInputs')]))\n")
+    runs = tmp_path / 'runs'
+    args = ['collect', str(config), str(work), '--label', 'dsnet',
+            '--runs-dir', str(runs), '--no-benchmark']
+    test = ['tools/test.py', config, work / 'epoch_2.pth', '--work-dir',
+            work, '--metrics-out', tmp_path / 'elsewhere.json']
+    # Tested at another input size: collected, at that size.
+    run_tool_process(*test, '--cfg-options',
+                     'test_dataloader.dataset.pipeline.1.scale=(32,32)',
+                     check=True)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'runner test dump'
+    assert record['input_size'] == dict(train=[64, 64], test=[32, 32])
+    # Tested with another RandomResize scale: refused.
+    run_tool_process(*test, '--cfg-options',
+                     'test_dataloader.dataset.pipeline.2.scale=(32,32)',
+                     check=True)
+    (runs / record['record_file']).unlink()
+    with pytest.raises(UserError) as err:
+        lb.main(args)
+    assert str(err.value).startswith(
+        f'{work} was tested with '
+        'test_dataloader.dataset.pipeline[2].scale[0]=32 '
+        'test_dataloader.dataset.pipeline[2].scale[1]=32, unlike '
+        f'{config} (test results dumped by the runner, ')
+    assert not list(runs.glob('*.json'))
+
+
+def test_collect_refuses_a_validation_line_unlike_a_test_of_the_config(
+        board, tmp_path):
+    """A run never tested gives the last validation line of its training:
+    ``tools/train.py --cfg-options`` on the validation evaluator were not
+    compared with the config, and a run validated on a split of its own
+    (the official protocol's) became a test row, exit 0."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb = board['lb']
+    official = tmp_path / 'official.py'
+    official.write_text(
+        f"_base_ = ['{board['cfg']}']\n"
+        "val_dataloader = dict(dataset=dict(ann_file='splits/official_val."
+        "txt'))\n"
+        "test_dataloader = dict(dataset=dict(ann_file='splits/official_test."
+        "txt'))\n")
+    work = tmp_path / 'work'
+    run_tool_process('tools/train.py', official, '--work-dir', work,
+                     '--cfg-options', 'train_cfg.max_epochs=1',
+                     'val_evaluator.low_res_size=(32,32)', check=True)
+    runs = tmp_path / 'runs'
+    with pytest.raises(UserError) as err:
+        lb.main(['collect', str(official), str(work), '--label', 'dsnet',
+                 '--runs-dir', str(runs), '--no-benchmark'])
+    assert str(err.value).startswith(
+        f'{work} was validated with val_evaluator.low_res_size[0]=32 '
+        'val_evaluator.low_res_size[1]=32, unlike '
+        f'{official} (last validation line of ')
+    # The config it was trained with: validated on official_val.txt.
+    lowres = tmp_path / 'official_lowres.py'
+    lowres.write_text(f"_base_ = ['{official}']\n"
+                      'val_evaluator = dict(low_res_size=(32, 32))\n')
+    with pytest.raises(UserError) as err:
+        lb.main(['collect', str(lowres), str(work), '--label', 'dsnet',
+                 '--runs-dir', str(runs), '--no-benchmark'])
+    assert str(err.value).startswith(
+        f'{work} was never tested and validated on '
+        'splits/official_val.txt, not on its test split '
+        'splits/official_test.txt (last validation line of ')
+    assert not runs.exists()
+
+
 def test_build_averages_the_seeds_with_their_spread(board):
     rec0, rec1 = board['rec']
     saved = json.loads(open(board['paths']['json']).read())

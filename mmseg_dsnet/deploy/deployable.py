@@ -104,15 +104,22 @@ def build_segmentor(config: Union[str, Config],
     return model.to(device)
 
 
-def resize_scale(pipeline):
-    """The ``scale`` of the first ``Resize`` step of ``pipeline`` that sets
-    one (as mmcv writes it: ``(width, height)`` or an int), or None; steps
-    that are not dicts (a config read from text) are passed over."""
+def resize_step(pipeline):
+    """The first ``Resize`` step of ``pipeline`` that sets a ``scale``, or
+    None; steps that are not dicts (a config read from text) are passed
+    over."""
     for step in pipeline if isinstance(pipeline, (list, tuple)) else []:
         if isinstance(step, dict) and step.get('type') in (
                 'Resize', 'mmcv.Resize') and step.get('scale') is not None:
-            return step['scale']
+            return step
     return None
+
+
+def resize_scale(pipeline):
+    """The ``scale`` of :func:`resize_step` (as mmcv writes it:
+    ``(width, height)`` or an int), or None."""
+    step = resize_step(pipeline)
+    return None if step is None else step['scale']
 
 
 def input_size_of(cfg: Config) -> Tuple[int, int]:

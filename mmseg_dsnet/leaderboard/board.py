@@ -25,13 +25,14 @@ older records); ``input_size`` (``train`` and ``test``, ``[height, width]``
 of the pipelines' ``Resize``, :func:`run_input_size`) the size it trained
 and tested at (absent in older records: unknown). :func:`collect` refuses
 a run trained or evaluated on the synthetic stand-in set, or tested with
-another pipeline, evaluator or model than its config's; :func:`build`
-refuses a record whose config now builds another model than
-``model_config``, a file that is no run record or not of the types it reads
-(:func:`check_run_record`), runs of different models that one row would
-average, and seeds of one row run differently
-(:func:`~.table.check_runs_alike`). Leaderboard rows aggregate the seeds: see
-:mod:`.table` for the format.
+another pipeline, evaluator or model than its config's (a run never tested,
+whose figures are its last validation line: validated so, or on another
+split than its test split); :func:`build` refuses a record whose config
+now builds another model than ``model_config``, a file that is no run
+record or not of the types it reads (:func:`check_run_record`), runs of
+different models that one row would average, and seeds of one row run
+differently (:func:`~.table.check_runs_alike`). Leaderboard rows aggregate
+the seeds: see :mod:`.table` for the format.
 """
 import datetime
 import os
@@ -99,7 +100,7 @@ class StaleRecordError(UserError, ValueError):
     its row would show old figures under the current design's name."""
 
 
-def run_input_size(cfg):
+def run_input_size(cfg, evaluated_cfg=None, loader='test_dataloader'):
     """The input size a run trained and tested at: ``[height, width]`` of
     the first ``Resize`` of its training and of its test pipeline (mmcv
     scales are ``(width, height)``; an int is square), as
@@ -107,6 +108,11 @@ def run_input_size(cfg):
 
     Args:
         cfg (Config): The run's dumped config.
+        evaluated_cfg (Config, optional): The config its metrics were
+            computed with (a runner's test dump's), when not ``cfg``.
+        loader (str): The loader of ``evaluated_cfg`` (or ``cfg``) whose
+            pipeline gave the metrics: ``val_dataloader`` for the last
+            validation line.
 
     Returns:
         dict: ``train`` and ``test``, each None where the pipeline sets no
@@ -122,14 +128,17 @@ def run_input_size(cfg):
             return [scale, scale]
         return [int(scale[1]), int(scale[0])]
 
-    def pipeline(loader):
-        dataset = (cfg.get(loader) or {}).get('dataset') or {}
+    def pipeline(config, loader):
+        dataset = (config.get(loader) or {}).get('dataset') or {}
         return dataset.get('pipeline') if isinstance(dataset, dict) else None
 
-    # The test loader's pipeline is the one testing ran.
-    return dict(train=size(pipeline('train_dataloader')),
-                test=size(pipeline('test_dataloader')
-                          or cfg.get('test_pipeline')))
+    # The evaluating loader's pipeline is the one the metrics are of.
+    evaluated_cfg = evaluated_cfg or cfg
+    evaluated = pipeline(evaluated_cfg, loader) or (
+        evaluated_cfg.get('test_pipeline')
+        if loader == 'test_dataloader' else None)
+    return dict(train=size(pipeline(cfg, 'train_dataloader')),
+                test=size(evaluated))
 
 
 def comparable_model(model):
@@ -351,35 +360,45 @@ def check_gpu_json_model(gpu_out, gpu_json, params, config):
 # schedule, the seed) leave its figures as they are.
 TEST_PARTS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg',
               'tta_model', 'tta_pipeline')
+# Those the validation loop reads, for metrics from the last validation
+# line; the model is check_config_matches_run's.
+VAL_PARTS = ('val_dataloader', 'val_evaluator', 'val_cfg')
 # Settings of those parts that change no figure: how many processes read
 # the data (where it is, names_data, is checked against the record).
 LOADER_KEYS = ('num_workers', 'persistent_workers')
 
 
-def result_changing_options(cfg_options):
+def result_changing_options(cfg_options, parts=TEST_PARTS):
     """The ``--cfg-options`` (``{key: value}``) that change what a test of
     the config measures: the model, the test pipeline and data other than
     their location and loader workers, the evaluator and the test loop.
+
+    Args:
+        cfg_options (dict): The options.
+        parts (tuple[str]): The parts of a config the evaluation reads:
+            :data:`VAL_PARTS` for a validation.
 
     Returns:
         list[str]: Those options as ``key=value``.
     """
     from mmseg_dsnet.datasets.synthetic_fallback import names_data
     return [f'{key}={value}' for key, value in cfg_options.items()
-            if key.split('.', 1)[0] in TEST_PARTS
+            if key.split('.', 1)[0] in parts
             and not names_data({key: value})
             and key.rsplit('.', 1)[-1] not in LOADER_KEYS]
 
 
-# Entries of TEST_PARTS a tested config may hold unlike the named config
-# without another figure: the input size (the record holds it, build
-# compares it, and check_config_matches_run lets it differ) and where
-# tools/test.py --out writes the predictions.
+# Entries of TEST_PARTS (VAL_PARTS) an evaluating config may hold unlike
+# the named config without another figure: the input size (the record
+# holds it, build compares it, and check_config_matches_run lets it
+# differ) and where tools/test.py --out writes the predictions.
 NOT_RESULT_CHANGING = (
     re.compile(r'model\.data_preprocessor\.size(\[\d+\])?$'),
-    re.compile(r'test_dataloader\.dataset\.pipeline\[\d+\]\.scale'
-               r'(\[\d+\])?$'),
-    re.compile(r'test_evaluator\.output_dir$'))
+    re.compile(r'(test|val)_evaluator\.output_dir$'))
+# A pipeline step's scale: the input size on the Resize step that
+# run_input_size reads, a change of the figures on another (a RandomResize).
+PIPELINE_SCALE = re.compile(r'((?:test|val)_dataloader\.dataset\.pipeline)'
+                            r'\[\d+\]\.scale(\[\d+\])?$')
 
 
 def _value_at(obj, path):
@@ -394,16 +413,36 @@ def _value_at(obj, path):
     return obj
 
 
-def tested_config_changes(config, tested_cfg):
+def _changes_no_figure(path, tested):
+    """Whether a difference of :func:`_differences` at ``path`` between the
+    named config and ``tested`` (a config dict) leaves the figures as they
+    are: an entry of :data:`NOT_RESULT_CHANGING`, or the scale of the
+    ``Resize`` step whose scale is the recorded input size
+    (:func:`run_input_size`)."""
+    from mmseg_dsnet.deploy.deployable import resize_step
+    if any(p.match(path) for p in NOT_RESULT_CHANGING):
+        return True
+    scale = PIPELINE_SCALE.match(path)
+    if not scale:
+        return False
+    step = _value_at(tested, path[:path.index('.scale')])
+    return step is not None and \
+        step is resize_step(_value_at(tested, scale.group(1)))
+
+
+def tested_config_changes(config, tested_cfg, parts=TEST_PARTS):
     """What the config a runner tested with (its own test dump, without
     ``tools/test.py``'s metrics file, which records the ``--cfg-options``)
-    changes in :data:`TEST_PARTS` of ``config``, judged as
-    :func:`result_changing_options` judges options; the entries of
-    :data:`NOT_RESULT_CHANGING` aside.
+    changes in ``parts`` of ``config``, judged as
+    :func:`result_changing_options` judges options; the differences of
+    :func:`_changes_no_figure` aside.
 
     Args:
         config (str): The config named for the run.
-        tested_cfg (Config): The config the run tested with.
+        tested_cfg (Config): The config the run tested with (for
+            :data:`VAL_PARTS`, the config it trained and validated with).
+        parts (tuple[str]): The parts compared: :data:`TEST_PARTS`, or
+            :data:`VAL_PARTS` for the last validation line.
 
     Returns:
         list[str]: The changes as ``key=value`` (the tested value).
@@ -411,11 +450,11 @@ def tested_config_changes(config, tested_cfg):
     from mmengine.config import Config
     named, tested = Config.fromfile(config).to_dict(), tested_cfg.to_dict()
     changed = {}
-    for part in TEST_PARTS:
+    for part in parts:
         for path in _differences(named.get(part), tested.get(part), part):
-            if not any(p.match(path) for p in NOT_RESULT_CHANGING):
+            if not _changes_no_figure(path, tested):
                 changed[path] = _value_at(tested, path)
-    return result_changing_options(changed)
+    return result_changing_options(changed, parts)
 
 
 def collect(config, work_dir, measure_complexity=measure_complexity,
@@ -478,6 +517,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'config as it is: test the checkpoint with tools/test.py and '
             'the config as it is (data locations and loader workers may '
             'be given), then collect')
+    if rec['metrics_source_kind'] == 'last validation line':
+        check_validation_result(config, cfg, rec, work_dir)
     if 'design' in osp.basename(str(rec.get('test_split') or '')):
         # Design runs choose the model; a leaderboard row is a test result.
         raise DesignRunError(
@@ -504,7 +545,10 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
     record.update(rec)
     record['model_config'] = comparable_model(cfg.model)
-    record['input_size'] = run_input_size(cfg)
+    record['input_size'] = run_input_size(
+        cfg, tested_cfg, 'val_dataloader'
+        if rec['metrics_source_kind'] == 'last validation line' else
+        'test_dataloader')
     # Checked before the (slow) measurements.
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
@@ -574,6 +618,43 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+def check_validation_result(config, cfg, rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
+    last validation line, its metrics when it was never tested, is what a
+    test of ``config`` gives: validated on its test split (as the
+    lightweight protocols do), with the validation pipeline, evaluator and
+    loop of ``config`` (``tools/train.py --cfg-options`` on them are
+    judged as :func:`tested_config_changes` judges a tested config).
+
+    Args:
+        config (str): The config named for the run.
+        cfg (Config): The run's dumped (training) config.
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    changed = tested_config_changes(config, cfg, VAL_PARTS)
+    if changed:
+        # The figures are of another pipeline, evaluator or loop than a
+        # test of the config would use.
+        raise UserError(
+            f'{work_dir} was validated with {" ".join(changed)}, unlike '
+            f'{config} ({rec["metrics_source"]}); a leaderboard row is the '
+            'config as it is: test the final checkpoint with tools/test.py '
+            'and the config as it is (data locations and loader workers '
+            'may be given), then collect')
+    test_split = osp.basename(str(rec.get('test_split') or ''))
+    if not validates_on(cfg, [test_split]):
+        # The official protocols validate on a split of their own: its
+        # figures are no test result.
+        val_split = ((cfg.get('val_dataloader') or {}).get('dataset')
+                     or {}).get('ann_file')
+        raise UserError(
+            f'{work_dir} was never tested and validated on {val_split}, not '
+            f'on its test split {rec.get("test_split")} '
+            f'({rec["metrics_source"]}); its figures are no test result: '
+            'test the final checkpoint with tools/test.py, then collect')
 
 
 def check_final_test_result(rec, cfg, work_dir):
