@@ -40,6 +40,22 @@ def _make_raw(root,
     return root
 
 
+def _pooled_without_validation(result, out, missing):
+    """Check a conversion of the 6 training pairs of :func:`_make_raw`
+    without its validation split: warned of as ``missing``, an empty
+    ``official_val`` and a lightweight split of the training pairs alone.
+
+    Returns:
+        Path: ``out``.
+    """
+    assert f'WARNING: {missing}: lightweight_train/test' in result.stdout
+    assert _split(out, 'official_val') == []
+    assert len(
+        _split(out, 'lightweight_train') +
+        _split(out, 'lightweight_test')) == 6
+    return out
+
+
 def _split(root, name):
     return (Path(root) / 'splits' / f'{name}.txt').read_text().split()
 
@@ -412,12 +428,7 @@ def test_a_missing_validation_split_is_not_comparable(tmp_path, how):
 
     lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert lenient.returncode == 0, lenient.output
-    assert f'WARNING: {missing}: lightweight_train/test' in lenient.stdout
-    out = tmp_path / 'out'
-    assert _split(out, 'official_val') == []
-    assert len(
-        _split(out, 'lightweight_train') +
-        _split(out, 'lightweight_test')) == 6
+    _pooled_without_validation(lenient, tmp_path / 'out', missing)
     (raw / 'README.txt').write_text('notes')
     noted = run_converter(raw, tmp_path / 'noted', '--workers', '1')
     assert 'note: ignored README.txt' in noted.stdout
@@ -463,12 +474,7 @@ def test_an_empty_validation_split_is_missing(tmp_path, stray):
                f'{VAL_IMAGES} holds no .jpg, .jpeg or .png image; '
                f'{VAL_MASKS} holds no <id>_segmentation.png mask)')
     lenient = _converted_only_without_strict(raw, tmp_path, missing)
-    assert f'WARNING: {missing}: lightweight_train/test' in lenient.stdout
-    out = tmp_path / 'out'
-    assert _split(out, 'official_val') == []
-    assert len(
-        _split(out, 'lightweight_train') +
-        _split(out, 'lightweight_test')) == 6
+    out = _pooled_without_validation(lenient, tmp_path / 'out', missing)
     meta = json.loads((out / 'meta.json').read_text())
     assert meta['official_splits_present'] == ['train', 'test']
 
