@@ -168,11 +168,8 @@ def input_size_settings(cfg) -> dict:
         found[INPUT_SIZE_FIELDS[0]] = as_tuple(preprocessor['size'])
     # The test loader's pipeline is the one testing ran (and the one
     # --cfg-options change); the top-level test_pipeline otherwise.
-    loader = cfg.get('test_dataloader')
-    dataset = loader.get('dataset') if isinstance(loader, dict) else None
-    pipeline = (dataset.get('pipeline') if isinstance(dataset, dict)
-                else None) or cfg.get('test_pipeline') or []
-    from ..deploy.deployable import resize_scale
+    from ..deploy.deployable import loader_pipeline, resize_scale
+    pipeline = loader_pipeline(cfg) or cfg.get('test_pipeline') or []
     scale = as_tuple(resize_scale(pipeline))
     if scale is not None:
         found[INPUT_SIZE_FIELDS[1]] = scale

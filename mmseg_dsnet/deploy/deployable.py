@@ -122,18 +122,33 @@ def resize_scale(pipeline):
     return None if step is None else step['scale']
 
 
+def resize_size(pipeline) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` of :func:`resize_scale` (mmcv scales are
+    ``(width, height)``; an int is square), or None."""
+    scale = resize_scale(pipeline)
+    if scale is None:
+        return None
+    if isinstance(scale, int):
+        return scale, scale
+    return int(scale[1]), int(scale[0])
+
+
+def loader_pipeline(cfg, loader: str = 'test_dataloader'):
+    """The ``pipeline`` of ``cfg[loader].dataset``, or None where there is
+    none (no such loader, or parts that are not dicts: a config read from
+    text)."""
+    loader_cfg = cfg.get(loader)
+    dataset = loader_cfg.get('dataset') if isinstance(loader_cfg,
+                                                      dict) else None
+    return dataset.get('pipeline') if isinstance(dataset, dict) else None
+
+
 def input_size_of(cfg: Config) -> Tuple[int, int]:
     """``(height, width)`` the model runs at: the ``Resize`` scale of the
     config's test pipeline (mmcv scales are ``(width, height)``), or
     256x256 when the config has none."""
-    pipeline = cfg.get('test_pipeline') or cfg.get(
-        'test_dataloader', {}).get('dataset', {}).get('pipeline', [])
-    scale = resize_scale(pipeline)
-    if scale is None:
-        return DEFAULT_INPUT_SIZE
-    if isinstance(scale, int):
-        return scale, scale
-    return int(scale[1]), int(scale[0])
+    pipeline = cfg.get('test_pipeline') or loader_pipeline(cfg) or []
+    return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
 def threshold_of(model: nn.Module, default: float = 0.5) -> float:

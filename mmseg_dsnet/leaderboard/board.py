@@ -118,26 +118,18 @@ def run_input_size(cfg, evaluated_cfg=None, loader='test_dataloader'):
         dict: ``train`` and ``test``, each None where the pipeline sets no
         size (unknown: not taken for 256).
     """
-    from mmseg_dsnet.deploy.deployable import resize_scale
+    from mmseg_dsnet.deploy.deployable import loader_pipeline, resize_size
 
     def size(pipeline):
-        scale = resize_scale(pipeline)
-        if scale is None:
-            return None
-        if isinstance(scale, int):
-            return [scale, scale]
-        return [int(scale[1]), int(scale[0])]
-
-    def pipeline(config, loader):
-        dataset = (config.get(loader) or {}).get('dataset') or {}
-        return dataset.get('pipeline') if isinstance(dataset, dict) else None
+        found = resize_size(pipeline)
+        return None if found is None else list(found)
 
     # The evaluating loader's pipeline is the one the metrics are of.
     evaluated_cfg = evaluated_cfg or cfg
-    evaluated = pipeline(evaluated_cfg, loader) or (
+    evaluated = loader_pipeline(evaluated_cfg, loader) or (
         evaluated_cfg.get('test_pipeline')
         if loader == 'test_dataloader' else None)
-    return dict(train=size(pipeline(cfg, 'train_dataloader')),
+    return dict(train=size(loader_pipeline(cfg, 'train_dataloader')),
                 test=size(evaluated))
 
 
