@@ -1,0 +1,58 @@
+"""Recompute a trained checkpoint's BatchNorm statistics with its final
+weights over one pass of the config's training loader ("precise BN"), and
+write them as a new checkpoint that ``tools/test.py`` scores like any other.
+
+    python tools/analysis_tools/recalibrate_batch_norm.py CONFIG CHECKPOINT \
+        OUT.pth [--max-batches N] [--seed S] [--overwrite] [--cfg-options ...]
+
+Weights are unchanged; only the running means and variances of the
+BatchNorm layers are replaced (:mod:`mmseg_dsnet.engine.batch_norm_recalibration`).
+Exit status 2, after one ``ERROR:`` line, for a user error (a missing or
+mismatched input, an existing output without ``--overwrite``, a model
+without BatchNorm).
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+from mmseg_dsnet.engine.batch_norm_recalibration import \
+    write_recalibrated_checkpoint
+from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.utils.cli import check_at_least
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Recompute the BatchNorm statistics of a checkpoint')
+    parser.add_argument('config', help='the config it was trained with')
+    parser.add_argument('checkpoint', help='trained checkpoint')
+    parser.add_argument('out', help='recalibrated checkpoint to write (.pth)')
+    parser.add_argument('--max-batches', type=int,
+                        help='average this many training batches (default: '
+                        'one whole pass)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="seed of the loader's order and augmentation")
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing OUT')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file.')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_at_least(('--max-batches', args.max_batches, 1))
+    result = write_recalibrated_checkpoint(
+        args.config, args.checkpoint, args.out, args.max_batches, args.seed,
+        args.overwrite, args.cfg_options)
+    print(f'BatchNorm statistics of {result["layers"]} layers recomputed '
+          f'over {result["batches"]} training batches\n'
+          f'Checkpoint: {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_reporting_user_errors(main))
