@@ -1,0 +1,198 @@
+"""Recomputed BatchNorm statistics ("precise BN"): the function, the
+training hook and tools/analysis_tools/recalibrate_batch_norm.py."""
+import pytest
+import torch
+from conftest import REPO, load_tool, run_cli, run_tool_process, write_tiny_config
+
+DSNET = str(REPO / 'configs/dsnet/dsnet_isic2018.py')
+EGEUNET = str(REPO / 'configs/egeunet/egeunet_isic2017.py')
+
+
+def build(config, seed=0):
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(seed)
+    return MODELS.build(Config.fromfile(config).model)
+
+
+def batches(count, size=64, seed=1):
+    """Loader-like batches of two uint8 pictures with masks."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(count):
+        inputs, samples = [], []
+        for _ in range(2):
+            inputs.append(torch.randint(0, 256, (3, size, size),
+                                        generator=generator,
+                                        dtype=torch.uint8))
+            sample = SegDataSample()
+            sample.gt_sem_seg = PixelData(
+                data=torch.zeros(1, size, size, dtype=torch.long))
+            sample.set_metainfo(dict(img_shape=(size, size),
+                                     ori_shape=(size, size),
+                                     pad_shape=(size, size)))
+            samples.append(sample)
+        out.append(dict(inputs=inputs, data_samples=samples))
+    return out
+
+
+def bn_buffers(model):
+    return {k: v.clone() for k, v in model.state_dict().items()
+            if k.endswith(('running_mean', 'running_var',
+                           'num_batches_tracked'))}
+
+
+def test_statistics_become_the_average_over_the_batches():
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+    model = build(DSNET)
+    model.train()
+    weights = {k: v.clone() for k, v in model.state_dict().items()
+               if k not in bn_buffers(model)}
+    first = batch_norm_layers(model)[0]
+    seen = []
+    handle = first.register_forward_hook(
+        lambda module, args, output: seen.append(args[0].detach().clone()))
+    assert recalibrate_batch_norm(model, batches(3),
+                                  show_progress=False) == 3
+    handle.remove()
+    assert len(seen) == 3
+    expected_mean = torch.stack([x.mean((0, 2, 3)) for x in seen]).mean(0)
+    expected_var = torch.stack(
+        [x.transpose(0, 1).flatten(1).var(1, unbiased=True)
+         for x in seen]).mean(0)
+    torch.testing.assert_close(first.running_mean, expected_mean)
+    torch.testing.assert_close(first.running_var, expected_var)
+    assert int(first.num_batches_tracked) == 3
+    # Weights, momentum and the model's mode are as they were.
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in weights.items())
+    assert all(layer.momentum == 0.1 for layer in batch_norm_layers(model))
+    assert model.training and first.training
+
+
+def test_max_batches_and_eval_mode_kept():
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+    model = build(DSNET)
+    model.eval()
+    assert recalibrate_batch_norm(model, batches(4), max_batches=2,
+                                  show_progress=False) == 2
+    assert all(int(layer.num_batches_tracked) == 2
+               for layer in batch_norm_layers(model))
+    assert not model.training
+    assert not any(layer.training for layer in batch_norm_layers(model))
+
+
+def test_an_empty_loader_leaves_the_statistics_as_they_were():
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        recalibrate_batch_norm
+    model = build(DSNET)
+    with torch.no_grad():
+        for key, value in bn_buffers(model).items():
+            if key.endswith('running_mean'):
+                model.state_dict()[key].uniform_(-1, 1)
+    before = bn_buffers(model)
+    with pytest.raises(ValueError, match='no batch'):
+        recalibrate_batch_norm(model, [], show_progress=False)
+    after = bn_buffers(model)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_a_model_without_batch_norm_is_left_alone():
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        recalibrate_batch_norm
+
+    def never_read():
+        raise AssertionError('the loader must not be read')
+        yield
+
+    model = build(EGEUNET)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert recalibrate_batch_norm(model, never_read(),
+                                  show_progress=False) == 0
+    assert all(torch.equal(model.state_dict()[k], v)
+               for k, v in before.items())
+
+
+def test_hook_bad_setting_is_refused():
+    from mmseg_dsnet.engine.hooks import BatchNormRecalibrationHook
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match='max_batches'):
+            BatchNormRecalibrationHook(max_batches=bad)
+
+
+@pytest.mark.slow
+def test_hook_recalibrates_only_the_last_checkpoint(tiny_isic, tmp_path):
+    """12 training pictures in batches of 4: an epoch trains 3 batches. The
+    hook averages 2 batches after the last epoch only, so the last
+    checkpoint's BatchNorm layers have counted 2 batches and the first
+    epoch's the 3 it trained."""
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=2)
+    with open(cfg, 'a') as f:
+        f.write("custom_hooks = [dict(type='BatchNormRecalibrationHook', "
+                "max_batches=2)]\n")
+    work_dir = tmp_path / 'work'
+    proc = run_tool_process('tools/train.py', cfg, '--work-dir', work_dir,
+                            check=True)
+    assert 'BatchNorm statistics recomputed over 2 training batches' in (
+        proc.stdout + proc.stderr)
+
+    def counts(name):
+        state = torch.load(work_dir / name, map_location='cpu',
+                           weights_only=False)['state_dict']
+        return {int(v) for k, v in state.items()
+                if k.endswith('num_batches_tracked')}
+
+    assert counts('epoch_1.pth') == {3}
+    assert counts('epoch_2.pth') == {2}
+
+
+@pytest.mark.slow
+def test_tool_writes_a_recalibrated_checkpoint(tiny_isic, tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    model = build(str(cfg))
+    source = tmp_path / 'trained.pth'
+    torch.save(dict(meta=dict(seed=7), state_dict=model.state_dict()),
+                source)
+    out = tmp_path / 'recalibrated.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [cfg, source, out], capsys)
+    assert code == 0, err
+    written = torch.load(out, map_location='cpu', weights_only=False)
+    assert written['meta']['seed'] == 7
+    record = written['meta']['batch_norm_recalibration']
+    assert record['batches'] == 3 and record['seed'] == 0
+    old, new = model.state_dict(), written['state_dict']
+    assert old.keys() == new.keys()
+    for key, value in old.items():
+        if key.endswith('running_mean'):
+            assert not torch.equal(value, new[key]), key
+        elif key.endswith('num_batches_tracked'):
+            assert int(new[key]) == 3
+        elif not key.endswith('running_var'):
+            assert torch.equal(value, new[key]), key
+    # Nothing is replaced without --overwrite.
+    stamp = out.stat().st_mtime_ns
+    code, err = run_cli(tool.main, [cfg, source, out], capsys)
+    assert code == 2 and 'ERROR:' in err and 'recalibrated.pth' in err
+    assert out.stat().st_mtime_ns == stamp
+    # A model without BatchNorm: one ERROR line, nothing written.
+    code, err = run_cli(tool.main, [EGEUNET, source, tmp_path / 'e.pth'],
+                        capsys)
+    assert code == 2 and 'without BatchNorm' in err
+    assert not (tmp_path / 'e.pth').exists()
+    # Weights of another model are refused before any work.
+    other = tmp_path / 'egeunet.pth'
+    torch.save(dict(state_dict=build(EGEUNET).state_dict()), other)
+    code, err = run_cli(tool.main, [cfg, other, tmp_path / 'd.pth'], capsys)
+    assert code == 2 and 'ERROR:' in err
+    assert not (tmp_path / 'd.pth').exists()
+    code, err = run_cli(tool.main, [cfg, source, tmp_path / 'z.pth',
+                                    '--max-batches', '0'], capsys)
+    assert code == 2 and '--max-batches' in err
