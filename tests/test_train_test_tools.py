@@ -498,3 +498,34 @@ def test_profile_train_step_reports_a_step_that_fails(capsys):
     printed = capsys.readouterr().out
     assert 'profile of eager             failed: ValueError: Expected more ' \
         'than 1 value per channel' in printed
+
+
+@pytest.mark.slow
+def test_test_tool_refuses_mask_names_that_clash_before_scoring(
+        trained, tiny_isic, tmp_path):
+    """Two images of one stem (``x`` and ``sub/x``) would both be masked
+    as ``x.png``: the metric refused the second only when it came, after
+    the masks scored before it were written. Now nothing is scored."""
+    import shutil
+    cfg, work_dir = trained
+    root = tmp_path / 'isic'
+    shutil.copytree(tiny_isic, root)
+    ids = (root / 'splits' / 'official_val.txt').read_text().split()
+    for folder, suffix in (('images', '.jpg'), ('masks', '.png')):
+        (root / folder / 'sub').mkdir()
+        shutil.copy(root / folder / (ids[0] + suffix),
+                    root / folder / 'sub' / (ids[0] + suffix))
+    split = root / 'splits' / 'clash.txt'
+    split.write_text('\n'.join(ids + ['sub/' + ids[0]]) + '\n')
+    out = tmp_path / 'masks'
+    proc = run_tool_in_process(
+        'tools/test.py', cfg, work_dir / 'epoch_2.pth', '--work-dir',
+        tmp_path / 'work', '--out', out, '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}',
+        'test_dataloader.dataset.ann_file=splits/clash.txt')
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('ERROR: ') and 'share the stem' in last
+    assert f'sub/{ids[0]}.jpg' in last and 'nothing was scored' in last
+    assert not out.exists() or not any(out.iterdir())
+    assert not (tmp_path / 'work' / 'test_metrics.json').exists()

@@ -25,6 +25,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.evaluation.lesion_metric import check_unique_mask_names
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
@@ -162,6 +163,12 @@ def main(argv=None):
     # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if args.out is not None:
+        # Before the first mask: the metric refuses a second mask of one
+        # name only when it comes, after the masks scored before it.
+        dataset = runner.test_dataloader.dataset
+        check_unique_mask_names(
+            dataset.get_data_info(i)['img_path'] for i in range(len(dataset)))
     metrics = runner.test()
     if runner.rank == 0:
         replaced = previous_metrics_source(out)

@@ -66,6 +66,37 @@ def confusion_to_scores(tp: float, fp: float, fn: float,
     }
 
 
+def mask_file_name(img_path: str) -> str:
+    """The name of the mask ``LesionMetric(output_dir=...)`` writes for
+    ``img_path``: its stem with ``.png``."""
+    return osp.splitext(osp.basename(img_path))[0] + '.png'
+
+
+def check_unique_mask_names(img_paths: Sequence[str]) -> None:
+    """Refuse, before any mask is written, images whose masks would have
+    one name: the run would otherwise stop at the second of them and leave
+    the masks scored before it behind.
+
+    Args:
+        img_paths (Sequence[str]): The images to be scored, in order.
+
+    Raises:
+        UserError: Naming the first two images that clash.
+    """
+    first = {}
+    for img_path in img_paths:
+        name = mask_file_name(img_path)
+        if name not in first:
+            first[name] = img_path
+            continue
+        clash = (f'{img_path} is listed twice' if first[name] == img_path
+                 else f'{first[name]} and {img_path} share the stem '
+                 f'{osp.splitext(name)[0]}')
+        raise UserError(
+            f'{clash}, so both masks would be {name}; nothing was scored. '
+            'Give each image its own file name and list it once.')
+
+
 @METRICS.register_module()
 class LesionMetric(BaseMetric):
     """All skin-lesion segmentation figures from one evaluation pass.
@@ -217,13 +248,13 @@ class LesionMetric(BaseMetric):
         """Write the mask the figures count (lesion where ``prob`` is above
         the threshold) as ``<output_dir>/<image stem>.png``."""
         from ..apis.masks import write_image
-        stem = osp.splitext(osp.basename(img_path))[0]
-        path = osp.join(self.output_dir, stem + '.png')
+        path = osp.join(self.output_dir, mask_file_name(img_path))
         if osp.exists(path):
             # Within one run only when two images share a stem (or one image
             # is scored twice); another rank's image is not known here.
             first = self._mask_sources.get(
                 path, 'an image of another process or run')
+            stem = osp.splitext(osp.basename(path))[0]
             clash = (f'{img_path} was scored twice' if first == img_path else
                      f'{first} and {img_path} share the stem {stem}')
             raise UserError(
