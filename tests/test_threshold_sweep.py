@@ -21,6 +21,11 @@ def two_checkpoints(tiny_isic, tmp_path_factory):
     from test_export_onnx import lesion_image
     tmp = tmp_path_factory.mktemp('threshold_sweep')
     cfg = write_tiny_config(tmp / 'tiny_dsnet.py', tiny_isic)
+    # Thresholds are judged on a split that is not a test split.
+    with open(cfg, 'a') as f:
+        f.write("test_dataloader = dict(val_dataloader, dataset=dict("
+                "val_dataloader['dataset'], "
+                "ann_file='splits/official_val.txt'))\n")
     checkpoints = [
         make_lesion_checkpoint(str(cfg), tmp / f'model_{seed}.pth',
                                lesion_image(256, 256, seed), seed=seed)
@@ -145,3 +150,27 @@ def test_outputs_and_options_it_would_not_follow_are_refused_first(
     with pytest.raises(UserError, match='--se-factor: .* got 1 threshold'):
         tool.main([*base, str(checkpoints[1]), '--thresholds', '0.5',
                    '--se-factor', '3'])
+
+
+def test_the_test_split_gives_figures_only_on_request(two_checkpoints,
+                                                      capsys):
+    """A config scoring its test split was swept and a threshold judged
+    there ("passes": yes), exit 0: a choice made on the test images. Now
+    refused; --allow-test-split gives the figures without the rule."""
+    tmp, cfg, checkpoints = two_checkpoints
+    on_test = ['--cfg-options',
+               'test_dataloader.dataset.ann_file=splits/lightweight_test.txt']
+    base = [str(cfg), *map(str, checkpoints), '--thresholds', '0.5', '0.4']
+    with pytest.raises(UserError, match='scores the test split '
+                       'splits/lightweight_test.txt: a threshold chosen'):
+        tool.main(base + on_test)
+    with pytest.raises(UserError, match='--min-gain: no threshold is judged'):
+        tool.main(base + ['--allow-test-split', '--min-gain', '0.5']
+                  + on_test)
+    capsys.readouterr()
+    scores = tool.main(base + ['--allow-test-split'] + on_test)
+    printed = capsys.readouterr().out
+    assert set(scores) == {'checkpoint 1', 'checkpoint 2'}
+    assert 'tiny_dsnet.py, splits/lightweight_test.txt (' in printed
+    assert 'On the test split: figures only' in printed
+    assert 'difference to 0.5' not in printed

@@ -8,6 +8,10 @@ test_evaluator.threshold=T``; the images are read once per checkpoint.
     python tools/analysis_tools/threshold_sweep.py CONFIG CKPT [CKPT ...] \
         --thresholds 0.5 0.4 0.3 [--labels "seed 4" ...] \
         [--out sweep.json [--overwrite]] [--cfg-options ...]
+
+Thresholds are chosen on a validation split: a config whose test loader
+reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
+refused unless ``--allow-test-split`` asks for its figures only.
 """
 import argparse
 import json
@@ -47,6 +51,10 @@ def parse_args(argv=None):
                         'file')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file')
+    parser.add_argument(
+        '--allow-test-split', action='store_true',
+        help="report the figures on the config's test split (no threshold "
+        'is judged there: choose one on a validation split)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config')
@@ -123,6 +131,7 @@ def main(argv=None):
 
     from mmseg_dsnet.analysis.threshold_sweep import (lesion_metric_args,
                                                       scores_by_threshold)
+    from mmseg_dsnet.datasets.converters.isic import is_test_split
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
@@ -133,6 +142,24 @@ def main(argv=None):
     except ValueError as error:
         raise UserError(f'{args.config}: {error}') from None
     check_dataset_classes(cfg, ('test_dataloader', ))
+    split = cfg.test_dataloader.dataset.get('ann_file')
+    on_test_split = is_test_split(split)
+    # A threshold chosen on the test images makes their figures optimistic.
+    if on_test_split and not args.allow_test_split:
+        raise UserError(
+            f"{args.config} scores the test split {split}: a threshold chosen "
+            'there makes the test figures optimistic. Score a validation '
+            'split the checkpoints did not train on (design runs: '
+            '--cfg-options test_dataloader.dataset.ann_file='
+            'splits/lightweight_design_val.txt), or pass --allow-test-split '
+            'to report figures only')
+    if on_test_split:
+        dropped = [option for option, on in (
+            ('--min-gain', args.min_gain != MIN_GAIN),
+            ('--se-factor', args.se_factor != SE_FACTOR)) if on]
+        if dropped:
+            raise UserError(f'{", ".join(dropped)}: no threshold is judged '
+                            f'on the test split {split}')
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
@@ -156,7 +183,9 @@ def main(argv=None):
           f'({len(loader.dataset)} images), mean over {len(labels)} '
           'checkpoint(s):\n')
     print(figures_table(scores, args.thresholds, labels))
-    if len(labels) > 1:
+    if on_test_split:
+        print('On the test split: figures only, no threshold is judged.')
+    elif len(labels) > 1:
         names = [f'{t:g}' for t in args.thresholds]
         ious = {name: {label: scores[label][t]['IoU'] for label in labels}
                 for name, t in zip(names, args.thresholds)}

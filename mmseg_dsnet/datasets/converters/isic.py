@@ -129,6 +129,15 @@ LITERATURE_SPLIT_2017 = (2150, 1500)
 # Share of lightweight_train held out as lightweight_design_val: designs and
 # settings are chosen on it, never on the test split.
 DESIGN_VAL_RATIO = 0.1
+# The split files whose images are test images: nothing may be chosen on them.
+TEST_SPLIT_FILES = ('official_test.txt', 'lightweight_test.txt')
+
+
+def is_test_split(ann_file) -> bool:
+    """Whether ``ann_file`` (as a config gives it) is one of the test split
+    files the converter writes."""
+    return bool(ann_file) and os.path.basename(str(ann_file)) in \
+        TEST_SPLIT_FILES
 DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 # Below this many pairs, starting worker processes costs more than it saves.
 MIN_PAIRS_FOR_POOL = 64
