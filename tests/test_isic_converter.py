@@ -535,14 +535,27 @@ def test_a_missing_test_split_is_named(tmp_path, how):
         _split(out, 'lightweight_test')) == 8
 
 
+def _zip_folder(raw, folder, replace=None):
+    """Write ``folder`` as ``folder.zip`` beside it (members under
+    ``folder/``); ``replace`` maps a file name to the bytes stored instead."""
+    replace = replace or {}
+    with zipfile.ZipFile(raw / f'{folder}.zip', 'w') as archive:
+        for path in sorted((raw / folder).iterdir()):
+            arcname = f'{folder}/{path.name}'
+            if path.name in replace:
+                archive.writestr(arcname, replace[path.name])
+            else:
+                archive.write(path, arcname=arcname)
+
+
 def test_duplicate_ids_keep_the_first_copy(tmp_path):
     raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
-    # The training folders also present as zips (same ids), and one validation
-    # pair copied into the test folders.
-    for folder in (TRAIN_IMAGES, TRAIN_MASKS):
-        with zipfile.ZipFile(raw / f'{folder}.zip', 'w') as archive:
-            for path in sorted((raw / folder).iterdir()):
-                archive.write(path, arcname=f'{folder}/{path.name}')
+    # The training folders also present as zips (same ids), one image of
+    # the zip with other content, and one validation pair copied into the
+    # test folders.
+    other = (raw / TRAIN_IMAGES / 'ISIC_0000002.jpg').read_bytes()
+    _zip_folder(raw, TRAIN_IMAGES, {'ISIC_0000001.jpg': other})
+    _zip_folder(raw, TRAIN_MASKS)
     shutil.copy(raw / VAL_IMAGES / 'ISIC_0000003.jpg', raw / TEST_IMAGES)
     shutil.copy(raw / VAL_MASKS / 'ISIC_0000003_segmentation.png',
                 raw / TEST_MASKS)
@@ -550,7 +563,12 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
     meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
-    assert meta['skipped_by_reason'] == {'duplicate id': 4}
+    # Identical copies in a folder and its zip are one file; the zip's
+    # other ISIC_0000001.jpg and the id in two splits are duplicates.
+    assert meta['skipped_by_reason'] == {'duplicate id': 2}
+    assert ('note: split train: 5 file(s) are both in an official folder '
+            'and in the zip of the same name, with the same content'
+            in result.stdout)
     zipped = f'{TRAIN_IMAGES}.zip:{TRAIN_IMAGES}/ISIC_0000001.jpg'
     assert zipped in result.stdout
     assert f'{TEST_IMAGES}/ISIC_0000003.jpg' in result.stdout
@@ -562,6 +580,26 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     assert test_ids == ['ISIC_0000005', 'ISIC_0000006']
     strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers', '1')
     assert strict.returncode == 2
+
+
+def test_a_zip_kept_beside_its_extracted_folder_converts_strictly(tmp_path):
+    """The zips kept beside their extracted folders counted every pair as a
+    skipped duplicate: a warning that the split is not the complete
+    download's, and --strict refused the set, though every pair was
+    written. Identical copies are now one file."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    alone = run_converter(raw, tmp_path / 'alone', '--strict')
+    assert alone.returncode == 0, alone.output
+    for folder in (TRAIN_IMAGES, TRAIN_MASKS, VAL_IMAGES, VAL_MASKS):
+        _zip_folder(raw, folder)
+    both = run_converter(raw, tmp_path / 'both', '--strict')
+    assert both.returncode == 0, both.output
+    assert 'WARNING' not in both.output
+    meta = json.loads((tmp_path / 'both' / 'meta.json').read_text())
+    assert meta['skipped'] == []
+    for folder in ('images', 'masks', 'splits'):
+        assert tree_hashes(tmp_path / 'both' / folder) == tree_hashes(
+            tmp_path / 'alone' / folder)
 
 
 def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):

@@ -66,6 +66,7 @@ import sys
 import threading
 import time
 import zipfile
+import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -496,6 +497,48 @@ def _collect_files(image_sources, mask_sources, ignored, unexpected, unread,
     return images, masks
 
 
+class _CopyCheck:
+    """Whether a file of an official folder and one of the zip of the same
+    name are one file twice (the zip and its extracted folder, kept side
+    by side): same size and CRC-32, the zip's recorded ones against the
+    folder file's. Each zip's directory is read once."""
+
+    def __init__(self):
+        self._zips = {}
+
+    def _size_and_crc(self, ref):
+        container, member, is_zip = ref
+        if is_zip:
+            if container not in self._zips:
+                with zipfile.ZipFile(container) as archive:
+                    self._zips[container] = {
+                        info.filename: (info.file_size, info.CRC)
+                        for info in archive.infolist()}
+            return self._zips[container].get(member)
+        path = Path(container, member)
+        size = path.stat().st_size
+        if size > MAX_MEMBER_BYTES:
+            return None
+        return size, zlib.crc32(path.read_bytes())
+
+    def same(self, kept, other):
+        """Whether ``other`` is a copy of ``kept`` (refs as in
+        :func:`_collect_files`) from the folder or zip of the same name."""
+        if kept[2] == other[2] or Path(kept[0]).name.lower() != Path(
+                other[0]).name.lower().removesuffix('.zip'):
+            return False
+        zipped, plain = (kept, other) if kept[2] else (other, kept)
+        recorded = self._size_and_crc(zipped)
+        if recorded is None:
+            return False
+        try:
+            if os.path.getsize(Path(plain[0], plain[1])) != recorded[0]:
+                return False
+            return self._size_and_crc(plain) == recorded
+        except OSError:
+            return False
+
+
 def _scan(src, year, log):
     """Find the pairs of every split.
 
@@ -525,6 +568,7 @@ def _scan(src, year, log):
     missing = {}
     ignored = Counter()
     first_split_of = {}
+    copies = _CopyCheck()
     for split in SPLITS:
         if split not in OFFICIAL_FOLDERS[year]:
             continue
@@ -562,6 +606,7 @@ def _scan(src, year, log):
                 f'{_no_files_text(mask_name, "mask")}; its images are '
                 'skipped as "missing mask"')
 
+        read_twice = 0
         for image_id in sorted(set(images) | set(masks)):
             image_refs = images.get(image_id, [])
             mask_refs = masks.get(image_id, [])
@@ -580,9 +625,14 @@ def _scan(src, year, log):
                             f'{first_split_of[image_id]}'))
                 continue
             first_split_of[image_id] = split
-            later = image_refs[1:] + mask_refs[1:]
+            # A file in both an official folder and its zip, byte for byte
+            # (the zip kept beside its extracted folder), is one file.
+            later = [ref for refs in (image_refs, mask_refs)
+                     for ref in refs[1:] if not copies.same(refs[0], ref)]
+            read_twice += sum(len(refs[1:]) for refs in (
+                image_refs, mask_refs)) - len(later)
             if later:
-                kept = [ref for ref in all_refs if ref not in later]
+                kept = [refs[0] for refs in (image_refs, mask_refs) if refs]
                 skipped.append(
                     _record(
                         split, image_id, 'duplicate id', later[0],
@@ -598,6 +648,10 @@ def _scan(src, year, log):
                             f'no {image_id}.jpg in {image_name}'))
             else:
                 tasks.append((split, image_id, image_refs[0], mask_refs[0]))
+        if read_twice:
+            log(f'note: split {split}: {read_twice} file(s) are both in an '
+                'official folder and in the zip of the same name, with the '
+                'same content; each is read once, from the folder')
     for name in unexpected[:MAX_PRINTED_PER_REASON]:
         log(f'note: ignored unexpected file {name}')
     if len(unexpected) > MAX_PRINTED_PER_REASON:
