@@ -524,8 +524,9 @@ class _CopyCheck:
     def same(self, kept, other):
         """Whether ``other`` is a copy of ``kept`` (refs as in
         :func:`_collect_files`) from the folder or zip of the same name."""
-        if kept[2] == other[2] or Path(kept[0]).name.lower() != Path(
-                other[0]).name.lower().removesuffix('.zip'):
+        names = {Path(ref[0]).name.lower().removesuffix('.zip')
+                 for ref in (kept, other)}
+        if kept[2] == other[2] or len(names) != 1:
             return False
         zipped, plain = (kept, other) if kept[2] else (other, kept)
         recorded = self._size_and_crc(zipped)
