@@ -63,6 +63,12 @@ class DSNetHead(BaseDecodeHead):
             upsampled to its size (a guided :class:`DynamicGateAttention`);
             those classifiers then stay in the deployed model. Needs
             ``deep_supervision``. Default: False.
+        fuse_side_outputs (bool): At inference, return the weighted mean
+            of the main logits and the deep-supervision classifiers'
+            logits (resized to the main logits), weighted 1 and
+            ``aux_loss_weights``: the classifiers then stay in the deployed
+            model. Training is unchanged. Needs ``deep_supervision``.
+            Default: False.
         distance_loss_weight (float): During training, a 1x1 convolution on
             the features ``cls_seg`` reads regresses the normalised signed
             distance to the lesion boundary (:func:`signed_distance_maps`,
@@ -94,6 +100,7 @@ class DSNetHead(BaseDecodeHead):
                  deep_supervision: bool = False,
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
                  guided_gates: bool = False,
+                 fuse_side_outputs: bool = False,
                  distance_loss_weight: float = 0.0,
                  pixel_shuffle: int = 1,
                  deploy: bool = False,
@@ -115,6 +122,9 @@ class DSNetHead(BaseDecodeHead):
         if guided_gates and not (deep_supervision and use_gate):
             raise ModelArgumentError(
                 'guided_gates needs deep_supervision=True and use_gate=True')
+        if fuse_side_outputs and not deep_supervision:
+            raise ModelArgumentError(
+                'fuse_side_outputs needs deep_supervision=True')
         if distance_loss_weight < 0:
             raise ModelArgumentError('distance_loss_weight must be >= 0, '
                                      f'got {distance_loss_weight}')
@@ -125,6 +135,7 @@ class DSNetHead(BaseDecodeHead):
         self.deep_supervision = deep_supervision
         self.aux_loss_weights = tuple(aux_loss_weights)
         self.guided_gates = guided_gates
+        self.fuse_side_outputs = fuse_side_outputs
         self.distance_loss_weight = distance_loss_weight
         self.zero_init_residual = zero_init_residual
 
@@ -178,8 +189,9 @@ class DSNetHead(BaseDecodeHead):
             self.conv_seg = nn.Conv2d(channels,
                                       self.out_channels * pixel_shuffle**2, 1)
         self.shuffle = nn.PixelShuffle(pixel_shuffle)
-        # Guided gates read the side outputs at inference too.
-        if deep_supervision and (guided_gates or not deploy):
+        # Guided gates and the fusion read the side outputs at inference too.
+        if deep_supervision and (guided_gates or fuse_side_outputs
+                                 or not deploy):
             self.aux_classifiers = nn.ModuleList([
                 nn.Conv2d(self.in_channels[level], self.out_channels, 1)
                 for level in range(1,
@@ -229,7 +241,13 @@ class DSNetHead(BaseDecodeHead):
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
         """Full-resolution logits, ``(N, out_channels, H, W)``."""
-        return self._decode(inputs, with_aux=False)[0]
+        if not self.fuse_side_outputs:
+            return self._decode(inputs, with_aux=False)[0]
+        logits, aux_logits, _ = self._decode(inputs, with_aux=True)
+        fused = logits
+        for side, weight in zip(aux_logits, self.aux_loss_weights):
+            fused = fused + weight * self._resize_to(side, logits)
+        return fused / (1 + sum(self.aux_loss_weights))
 
     def loss(self, inputs: Tuple[Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType) -> dict:
@@ -265,13 +283,14 @@ class DSNetHead(BaseDecodeHead):
             min=1)
 
     def reparameterize(self) -> None:
-        """Drop the deep-supervision classifiers unless guided gates read
-        them, and the distance regressor.
+        """Drop the deep-supervision classifiers unless guided gates or the
+        fusion read them, and the distance regressor.
 
         The DESDConv blocks and bridges are folded by
         :func:`reparameterize_model`, which also calls this method.
         """
-        if hasattr(self, 'aux_classifiers') and not self.guided_gates:
+        if hasattr(self, 'aux_classifiers') and not (
+                self.guided_gates or self.fuse_side_outputs):
             del self.aux_classifiers
         if hasattr(self, 'distance_regressor'):
             del self.distance_regressor
