@@ -275,6 +275,30 @@ def test_guided_gates_read_the_side_outputs_and_reparameterize_exactly():
     assert len(head.aux_classifiers) == 3  # kept: the gates read them
 
 
+def test_fused_side_outputs_are_the_weighted_mean_and_fold_exactly():
+    cfg = model_cfg(fuse_side_outputs=True)
+    model = warm_up(MODELS.build(cfg))
+    head = model.decode_head
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        fused = model(x)
+        feats = model.extract_feat(x)
+        main, sides, _ = head._decode(feats, with_aux=True)
+        expected = main.clone()
+        for side, weight in zip(sides, (0.4, 0.2, 0.1)):
+            expected += weight * torch.nn.functional.interpolate(
+                side, size=main.shape[2:], mode='bilinear',
+                align_corners=False)
+        expected /= 1.7
+        assert fused.shape == main.shape
+        assert (fused - expected).abs().max() <= 1e-6
+        assert (fused - main).abs().max() > 1e-3
+    # Same weights as the default (training is unchanged).
+    assert count_params(model) == count_params(MODELS.build(model_cfg()))
+    assert_folds_exactly(model, cfg, x, fused)
+    assert len(head.aux_classifiers) == 3  # kept: the fusion reads them
+
+
 # ------------------------------------------------------ training / inference
 def test_encoder_decoder_loss_backward_and_predict():
     model = MODELS.build(model_cfg())
@@ -653,6 +677,9 @@ def test_head_options_are_checked():
         DSNetHead(**dict(head, pixel_shuffle=0))
     with pytest.raises(ValueError, match='guided_gates needs'):
         DSNetHead(**dict(head, guided_gates=True, deep_supervision=False))
+    with pytest.raises(ValueError, match='fuse_side_outputs needs'):
+        DSNetHead(**dict(head, fuse_side_outputs=True,
+                         deep_supervision=False))
     with pytest.raises(ValueError, match='guided bridge needs use_gate'):
         DynamicGateAttention(8, use_gate=False, guided=True)
     # Refine blocks are residual DESDConvs at their level's width.
