@@ -299,6 +299,24 @@ def test_fused_side_outputs_are_the_weighted_mean_and_fold_exactly():
     assert len(head.aux_classifiers) == 3  # kept: the fusion reads them
 
 
+def test_fused_loss_is_the_loss_of_the_fused_logits():
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg(fuse_side_outputs=True,
+                                   fused_loss_weight=0.5))
+    head = model.decode_head
+    labels = square_labels(2, 64)
+    x = torch.randn(2, 3, 64, 64)
+    losses = model.loss(x, data_samples(labels))
+    assert {'decode.fused.loss_bic', 'decode.loss_bic',
+            'decode.aux1.loss_bic'} <= set(losses)
+    main, sides, _ = head._decode(model.extract_feat(x), with_aux=True)
+    expected = head.loss_by_feat(head._fuse(main, sides),
+                                 data_samples(labels))['loss_bic'] * 0.5
+    torch.testing.assert_close(losses['decode.fused.loss_bic'], expected)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(c.weight.grad is not None for c in head.aux_classifiers)
+
+
 # ------------------------------------------------------ training / inference
 def test_encoder_decoder_loss_backward_and_predict():
     model = MODELS.build(model_cfg())
@@ -680,6 +698,10 @@ def test_head_options_are_checked():
     with pytest.raises(ValueError, match='fuse_side_outputs needs'):
         DSNetHead(**dict(head, fuse_side_outputs=True,
                          deep_supervision=False))
+    with pytest.raises(ValueError, match='fused_loss_weight must be'):
+        DSNetHead(**dict(head, fused_loss_weight=1.0))
+    with pytest.raises(ValueError, match='fused_loss_weight must be'):
+        DSNetHead(**dict(head, fuse_side_outputs=True, fused_loss_weight=-1))
     with pytest.raises(ValueError, match='guided bridge needs use_gate'):
         DynamicGateAttention(8, use_gate=False, guided=True)
     # Refine blocks are residual DESDConvs at their level's width.

@@ -67,8 +67,10 @@ class DSNetHead(BaseDecodeHead):
             of the main logits and the deep-supervision classifiers'
             logits (resized to the main logits), weighted 1 and
             ``aux_loss_weights``: the classifiers then stay in the deployed
-            model. Training is unchanged. Needs ``deep_supervision``.
-            Default: False.
+            model. Needs ``deep_supervision``. Default: False.
+        fused_loss_weight (float): During training, also apply the loss to
+            the fused logits of ``fuse_side_outputs``, with this weight
+            (``fused.loss_*``). Default: 0.0 (training unchanged).
         distance_loss_weight (float): During training, a 1x1 convolution on
             the features ``cls_seg`` reads regresses the normalised signed
             distance to the lesion boundary (:func:`signed_distance_maps`,
@@ -101,6 +103,7 @@ class DSNetHead(BaseDecodeHead):
                  aux_loss_weights: Sequence[float] = (0.4, 0.2, 0.1),
                  guided_gates: bool = False,
                  fuse_side_outputs: bool = False,
+                 fused_loss_weight: float = 0.0,
                  distance_loss_weight: float = 0.0,
                  pixel_shuffle: int = 1,
                  deploy: bool = False,
@@ -125,6 +128,11 @@ class DSNetHead(BaseDecodeHead):
         if fuse_side_outputs and not deep_supervision:
             raise ModelArgumentError(
                 'fuse_side_outputs needs deep_supervision=True')
+        if fused_loss_weight < 0 or (fused_loss_weight
+                                     and not fuse_side_outputs):
+            raise ModelArgumentError(
+                'fused_loss_weight must be >= 0 and needs '
+                f'fuse_side_outputs=True, got {fused_loss_weight}')
         if distance_loss_weight < 0:
             raise ModelArgumentError('distance_loss_weight must be >= 0, '
                                      f'got {distance_loss_weight}')
@@ -136,6 +144,7 @@ class DSNetHead(BaseDecodeHead):
         self.aux_loss_weights = tuple(aux_loss_weights)
         self.guided_gates = guided_gates
         self.fuse_side_outputs = fuse_side_outputs
+        self.fused_loss_weight = fused_loss_weight
         self.distance_loss_weight = distance_loss_weight
         self.zero_init_residual = zero_init_residual
 
@@ -244,6 +253,11 @@ class DSNetHead(BaseDecodeHead):
         if not self.fuse_side_outputs:
             return self._decode(inputs, with_aux=False)[0]
         logits, aux_logits, _ = self._decode(inputs, with_aux=True)
+        return self._fuse(logits, aux_logits)
+
+    def _fuse(self, logits: Tensor, aux_logits: List[Tensor]) -> Tensor:
+        """The mean of ``logits`` and the side logits (resized to them),
+        weighted 1 and ``aux_loss_weights``."""
         fused = logits
         for side, weight in zip(aux_logits, self.aux_loss_weights):
             fused = fused + weight * self._resize_to(side, logits)
@@ -261,6 +275,12 @@ class DSNetHead(BaseDecodeHead):
             for name, value in aux_losses.items():
                 if name.startswith('loss'):
                     losses[f'aux{level}.{name}'] = value * weight
+        if self.fused_loss_weight > 0:
+            fused_losses = self.loss_by_feat(
+                self._fuse(seg_logits, aux_logits), batch_data_samples)
+            for name, value in fused_losses.items():
+                if name.startswith('loss'):
+                    losses[f'fused.{name}'] = value * self.fused_loss_weight
         if hasattr(self, 'distance_regressor'):
             losses['loss_distance'] = self.distance_loss(
                 feat, batch_data_samples)
