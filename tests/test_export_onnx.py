@@ -393,3 +393,79 @@ def test_malicious_checkpoint_refused(tmp_path, capsys):
     assert code == 2
     assert 'Refusing to load checkpoint' in err and 'evil.pth' in err
     assert not marker.exists() and not out.exists()
+
+
+def test_an_opset_torch_cannot_write_is_refused_before_the_export(
+        checkpoint, tmp_path):
+    """An opset outside torch's range (0, or above the highest it writes)
+    failed inside the export with a ``RuntimeError: Unsupported
+    onnx_opset_version`` traceback, exit 1."""
+    import torch
+    from conftest import run_tool_in_process
+    from torch.onnx._constants import ONNX_MAX_OPSET
+    out = tmp_path / 'out' / 'model.onnx'
+    out.parent.mkdir()
+    for opset in (0, ONNX_MAX_OPSET + 1):
+        done = run_tool_in_process('tools/deployment/export_onnx.py', CONFIG,
+                                   checkpoint, out, '--opset', opset)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1] == (
+            f'ERROR: --opset {opset}: torch {torch.__version__} writes ONNX '
+            f'opsets 1 to {ONNX_MAX_OPSET} (the default is 17)')
+        assert os.listdir(out.parent) == []
+
+
+def test_weights_trained_at_another_input_size_are_refused(tmp_path):
+    """A checkpoint trained at 128 px (its ``meta['cfg']``) exported under a
+    256 px config passed the parity check and was written with
+    ``mmseg_dsnet.input_size`` 256,256, the size infer.py resizes to,
+    exit 0."""
+    import onnx
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2018.py')
+    trained = tmp_path / 'epoch_1.pth'
+    make_lesion_checkpoint(demo, trained, lesion_image(256, 256, 0),
+                           meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    out = tmp_path / 'out' / 'model.onnx'
+    tool = 'tools/deployment/export_onnx.py'
+    done = run_tool_in_process(tool, config, trained, out, '--shape', 64)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {trained} was trained at another input size '
+        f'than config {config} sets: model.data_preprocessor.size is '
+        "(128, 128) in its training config (meta['cfg']), (256, 256) in the "
+        "config; the test pipeline's Resize scale is (128, 128) in its "
+        "training config (meta['cfg']), (256, 256) in the config; export it "
+        'with the config it was trained with')
+    assert not out.parent.exists() or os.listdir(out.parent) == []
+    # Under the config it was trained with, it is exported at its size.
+    done = run_tool_in_process(tool, demo, trained, out, '--shape', 64)
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta['mmseg_dsnet.input_size'] == '128,128'
+
+
+def test_an_output_path_through_a_file_is_refused_before_the_export(
+        checkpoint, image_dir, tmp_path):
+    """OUT, --int8 or --json under a path that runs through a file: --json
+    failed with a ``FileExistsError`` traceback after PASSED, --int8 with
+    ``ERROR: [Errno 17] File exists: ...`` after the fp32 model had been
+    written, OUT with that line naming no option."""
+    from mmseg_dsnet.engine.preflight import WorkDirError
+    tool = load_tool('deployment/export_onnx.py')
+    afile = tmp_path / 'afile'
+    afile.write_text('a file, not a folder')
+    out = str(tmp_path / 'model.onnx')
+    for option, bad in (('OUT', afile / 'model.onnx'),
+                        ('--int8', afile / 'q.onnx'),
+                        ('--json', afile / 'report.json')):
+        args = [str(bad)] if option == 'OUT' else [out, option, str(bad)]
+        with pytest.raises(WorkDirError, match=(
+                f'Cannot write {option} {bad}: {afile} is a file, not a '
+                'folder. Nothing was started')):
+            tool.main([CONFIG, checkpoint] + args +
+                      ['--shape', '64', '--check-images', str(image_dir)])
+        assert sorted(os.listdir(tmp_path)) == ['afile']
+    assert afile.read_text() == 'a file, not a folder'

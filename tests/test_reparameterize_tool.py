@@ -115,3 +115,54 @@ def test_a_model_without_a_deploy_form_is_refused_by_name(tmp_path, capsys):
         'reparameterize.py is for DSNet models: use its trained checkpoint '
         'as it is\n'))
     assert [p.name for p in tmp_path.iterdir()] == ['ege.pth']
+
+
+def test_weights_trained_at_another_input_size_are_refused(tmp_path):
+    """A checkpoint trained at 128 px (its ``meta['cfg']``) given with a
+    256 px training config passed the parity check and its deploy
+    checkpoint was written beside a deploy config that runs it at 256 px,
+    exit 0."""
+    import numpy as np
+    from conftest import make_lesion_checkpoint, run_tool_in_process
+    from mmengine.config import Config
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+    trained = tmp_path / 'epoch_1.pth'
+    make_lesion_checkpoint(demo, trained, image,
+                           meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    out = tmp_path / 'deploy.pth'
+    tool = 'tools/deployment/reparameterize.py'
+    done = run_tool_in_process(tool, CONFIG, trained, out, '--shape', 64, 64)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {trained} was trained at another input size '
+        f'than config {CONFIG} sets: model.data_preprocessor.size is '
+        "(128, 128) in its training config (meta['cfg']), (256, 256) in the "
+        "config; the test pipeline's Resize scale is (128, 128) in its "
+        "training config (meta['cfg']), (256, 256) in the config; give the "
+        'training config it was trained with')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
+    # With the config it was trained with, the deploy config keeps 128 px.
+    done = run_tool_in_process(tool, demo, trained, out, '--shape', 64, 64)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = Config.fromfile(str(out.with_suffix('.py')))
+    assert tuple(written.model.data_preprocessor.size) == (128, 128)
+
+
+def test_an_out_path_through_a_file_is_refused_before_the_check(
+        trained_checkpoint, tmp_path):
+    """OUT under a path that runs through a file failed with a
+    ``FileExistsError`` traceback, exit 1, after the model was loaded and
+    checked."""
+    from conftest import run_tool_in_process
+    afile = tmp_path / 'afile'
+    afile.write_text('a file, not a folder')
+    out = afile / 'deploy.pth'
+    done = run_tool_in_process('tools/deployment/reparameterize.py', CONFIG,
+                               trained_checkpoint, out, '--shape', 64, 64)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: Cannot write OUT {out}: {afile} is a file, not a folder. '
+        'Nothing was started; choose a writable file for OUT.')
+    assert afile.read_text() == 'a file, not a folder'

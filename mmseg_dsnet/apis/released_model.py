@@ -176,15 +176,20 @@ def input_size_settings(cfg) -> dict:
     return found
 
 
-def check_trained_input_size(cfg, config: str, checkpoint: str) -> None:
+def check_trained_input_size(
+        cfg, config: str, checkpoint: str,
+        advice: str = 'publish it with the config it was trained with'
+) -> None:
     """Refuse a checkpoint whose training config (``meta['cfg']``, written
     by mmengine's Runner) sets another input size than ``cfg``; a
     checkpoint without one passes.
 
     Args:
-        cfg (Config): The config the weights are published under.
+        cfg (Config): The config the weights are published (exported,
+            re-parameterised) under.
         config (str): Its file, for the message.
         checkpoint (str): The checkpoint file.
+        advice (str): What to do instead, ending the message.
 
     Raises:
         UserError: Naming each setting that differs with both values.
@@ -207,7 +212,7 @@ def check_trained_input_size(cfg, config: str, checkpoint: str) -> None:
         raise UserError(
             f'checkpoint {checkpoint} was trained at another input size '
             f'than config {config} sets: ' + '; '.join(differences) +
-            '; publish it with the config it was trained with')
+            f'; {advice}')
 
 
 def publish_weights(config: str, checkpoint: str, out_file: str) -> str:

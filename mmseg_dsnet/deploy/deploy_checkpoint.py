@@ -15,7 +15,7 @@ from mmseg.utils import register_all_modules
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
-from ..engine.preflight import load_config
+from ..engine.preflight import check_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
 
@@ -57,8 +57,9 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
 
     Raises:
         UserError: A missing config or checkpoint, ``out`` or its
-            ``.py`` being an input or each other, or a model without a
-            ``deploy=True`` form.
+            ``.py`` being an input or each other, a model without a
+            ``deploy=True`` form, or a checkpoint trained at another input
+            size than ``config`` sets (its ``meta['cfg']``).
         FileExistsError: An output exists and ``overwrite`` is False.
         UserError: An output is a folder.
         ParityError: The check failed; nothing is written.
@@ -82,6 +83,9 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         if osp.exists(path) and not overwrite:
             raise FileExistsError(
                 f'{path} exists; pass --overwrite to replace it.')
+        # A path through a file failed (a traceback) only when written,
+        # after the parity check.
+        check_output_file(path, 'OUT')
     register_all_modules(init_default_scope=True)
     cfg = load_config(config)
     # Built first: a model without a deploy form (EGE-UNet, UNet ...) was
@@ -96,6 +100,12 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             f'{config} builds a model without a re-parameterised form '
             f'({err}); reparameterize.py is for DSNet models: use its '
             'trained checkpoint as it is') from None
+    # The deploy config is this config: weights trained at another input
+    # size would be written beside a config that runs them at this one.
+    from ..apis.released_model import check_trained_input_size
+    check_trained_input_size(
+        cfg, config, checkpoint,
+        advice='give the training config it was trained with')
     model = MODELS.build(cfg.model)
     # Strictly, into the training-mode model of ``config``: weights that do
     # not fit would pass the parity check below as a wrong model.

@@ -28,7 +28,7 @@ import math
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from ..engine.preflight import load_config
+from ..engine.preflight import check_new_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
 from ..utils.errors import UserError
@@ -47,6 +47,29 @@ from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
 DEFAULT_OPSET = 17
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an opset torch's exporter does not write at all, before the
+    model is built (torch failed only inside the export, with a
+    ``RuntimeError`` traceback after its dump of the traced graph).
+
+    Args:
+        opset (int): The ONNX opset asked for.
+
+    Raises:
+        UserError: ``opset`` is below 1 or above the highest opset this
+            torch writes.
+    """
+    import torch
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET as highest
+    except ImportError:  # another torch: its exporter will say
+        highest = None
+    if opset < 1 or (highest is not None and opset > highest):
+        raise UserError(
+            f'--opset {opset}: torch {torch.__version__} writes ONNX opsets '
+            f'1 to {highest or "?"} (the default is {DEFAULT_OPSET})')
+
+
 @contextlib.contextmanager
 def _export_errors_named(opset: int):
     """Report an operator the exporter cannot write at ``opset`` as a
@@ -55,6 +78,12 @@ def _export_errors_named(opset: int):
     try:
         yield
     except OnnxExporterError as err:
+        raise UserError(f'ONNX export at opset {opset} failed: {err} '
+                        f'(the default is {DEFAULT_OPSET})') from err
+    except RuntimeError as err:
+        # An opset outside the exporter's range (check_opset passed it).
+        if 'Unsupported onnx_opset_version' not in str(err):
+            raise
         raise UserError(f'ONNX export at opset {opset} failed: {err} '
                         f'(the default is {DEFAULT_OPSET})') from err
 
@@ -230,9 +259,12 @@ def export_and_check(config,
     # A negative tolerance cannot be met.
     check_at_least(('atol', atol, 0), ('rtol', rtol, 0),
                    ('noise_factor', noise_factor, 0))
-    for path in (out_file, int8_file):
+    check_opset(opset)
+    for path, option in ((out_file, 'OUT'), (int8_file, '--int8')):
         if path:
-            refuse_existing(path, overwrite)
+            # A path through a file failed only when it was written: the
+            # int8 model after the export and its check.
+            check_new_output_file(path, option, overwrite)
             # A hidden temporary file of an export that was killed.
             for stale in remove_stale_partials(osp.dirname(osp.abspath(path))):
                 log(f'Removed {stale}, left by an interrupted export.')
@@ -240,8 +272,16 @@ def export_and_check(config,
     # is refused, not dropped from the check.
     check_pairs = explicit_check_pairs(check_images, num_check_images) \
         if check_images else None
+    cfg = load_config(config)
+    if checkpoint:
+        # The file records the config's input size (infer.py resizes to
+        # it): weights trained at another size would run at the wrong one.
+        from ..apis.released_model import check_trained_input_size
+        check_trained_input_size(
+            cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
+            advice='export it with the config it was trained with')
     if int8_file and not check_images:
-        check_calibration_images(load_config(config), int8_file)
+        check_calibration_images(cfg, int8_file)
     checked = {}
 
     def export_and_check_at(temp):

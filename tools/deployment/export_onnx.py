@@ -42,7 +42,9 @@ agreement and, with ground truth, the lesion IoU change.
 Exit status: 0 when the checks pass; 1 when they fail (``FAILED`` is
 printed and no file is written); 2, after one ``ERROR:`` line, for a user
 error (missing files, an existing output without ``--overwrite``, an output
-that is an input or another output, an unsafe checkpoint).
+that is an input or another output or under a path through a file, an
+unsafe checkpoint, one trained at another input size than the config, an
+opset torch cannot write).
 """
 import argparse
 import json
@@ -52,9 +54,9 @@ import sys
 from mmseg_dsnet.compat import UnsafeCheckpointError
 from mmseg_dsnet.deploy.onnx_export import export_and_check
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import check_new_output_file
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
-from mmseg_dsnet.utils.fileio import (atomic_write, refuse_existing,
-                                     refuse_same_file)
+from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
 
 
 def parse_args(argv=None):
@@ -127,8 +129,9 @@ def main(argv=None):
     try:
         if args.json:
             # Before the export: an existing report is kept unless
-            # --overwrite, and a folder is refused before any work.
-            refuse_existing(args.json, args.overwrite)
+            # --overwrite, and a folder or a path through a file is
+            # refused before any work.
+            check_new_output_file(args.json, '--json', args.overwrite)
         result = export_and_check(
             args.config, args.checkpoint, args.out, opset=args.opset,
             shape=shape, reparameterize=not args.no_reparameterize,
