@@ -178,3 +178,33 @@ def test_a_pipeline_that_resizes_the_ground_truth_is_one_error_line(
     assert last.startswith('ERROR: ') and 'does not match ground truth' in last
     assert 'put LoadAnnotations after Resize' in last
     assert not metrics.exists()
+
+
+def test_an_evaluator_threshold_of_its_own_is_refused(tiny_config,
+                                                     tmp_path):
+    """``--cfg-options test_evaluator.threshold=0.3`` (which test.py
+    refuses unless the decode head's threshold is set alike) was ignored:
+    the figures were of the head's masks at 0.5, exit 0."""
+    from conftest import run_tool_in_process
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    out = tmp_path / 'errors.json'
+    run = run_tool_in_process(tool.__file__, tiny_config, checkpoint,
+                              '--out', out, '--cfg-options',
+                              'test_evaluator.threshold=0.3')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        'ERROR: the decode head calls lesion above probability 0.5 but '
+        'test_evaluator (LesionMetric) above 0.3: its figures would not '
+        "describe the model's masks; set both to one value T (--cfg-options "
+        'model.decode_head.threshold=T test_evaluator.threshold=T)')
+    assert not out.exists()
+    # Both set to one value: the figures are of the masks at 0.3.
+    run = run_tool_in_process(tool.__file__, tiny_config, checkpoint,
+                              '--out', out, '--cfg-options',
+                              'test_evaluator.threshold=0.3',
+                              'model.decode_head.threshold=0.3')
+    assert run.returncode == 0, run.output[-2000:]
+    assert out.exists()

@@ -205,6 +205,66 @@ def test_device_and_threads_reach_their_backend(checkpoint, inputs,
         torch.set_num_threads(before)
 
 
+def test_a_checkpoint_trained_at_another_size_is_refused(inputs, tmp_path,
+                                                         capsys):
+    """A checkpoint trained at 128 px (its ``meta['cfg']``, the training
+    config mmengine dumps into it, says so) given with a 256 px config: it
+    loads strictly (a fully convolutional model has no size in its
+    weights) and its masks were made at 256 px, exit 0."""
+    from mmengine.config import Config
+    folder, _ = inputs
+    demo = str(REPO / 'configs' / 'demo' / 'dsnet_synthetic_cpu.py')
+    trained = make_lesion_checkpoint(
+        demo, tmp_path / 'epoch_1.pth', lesion_image(256, 256),
+        meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    out = tmp_path / 'out'
+    image = str(folder / 'normal.jpg')
+    for backend in ('pytorch', 'onnxruntime'):
+        assert run_tool([CONFIG, trained, image, '--out-dir', str(out),
+                         '--backend', backend, '--no-progress']) == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1] == (
+            f'ERROR: checkpoint {trained} was trained at another input size '
+            f'than config {CONFIG} sets: model.data_preprocessor.size is '
+            "(128, 128) in its training config (meta['cfg']), (256, 256) in "
+            "the config; the test pipeline's Resize scale is (128, 128) in "
+            "its training config (meta['cfg']), (256, 256) in the config; "
+            'give the config it was trained with (the one its training '
+            'dumped into its work dir)')
+        assert not out.exists()
+    # With the config it was trained with, it runs at its size.
+    assert run_tool([demo, trained, image, '--out-dir', str(out),
+                     '--no-progress']) == 0
+    assert 'model input 128x128' in capsys.readouterr().err
+    assert Image.open(out / 'masks' / 'normal.png').size == (250, 190)
+
+
+def test_a_checkpoint_among_the_inputs_is_refused(checkpoint, inputs,
+                                                  tmp_path, capsys):
+    """A checkpoint given without its config (or beside an ONNX file) was
+    read as one more input: the photos were segmented by the released DSNet
+    (the ONNX model) and the checkpoint reported as an unreadable image,
+    with exit 0 under --allow-failures."""
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    for argv, message in (
+            ([checkpoint, str(folder)],
+             f'{checkpoint} is a checkpoint, not an image: give its config '
+             'first (CONFIG CHECKPOINT INPUT ...); without a config the '
+             'released DSNet is used and every argument is an input'),
+            ([str(tmp_path / 'model.onnx'), checkpoint, str(folder)],
+             f'{checkpoint} is a checkpoint, not an image: an ONNX file '
+             'holds its weights'),
+            ([CONFIG, checkpoint, str(folder), checkpoint],
+             f'{checkpoint} is a checkpoint, not an image: give one '
+             'checkpoint, right after the config')):
+        with pytest.raises(SystemExit) as exc:
+            run_tool(argv + ['--out-dir', str(out), '--allow-failures'])
+        assert exc.value.code == 2
+        assert f'error: {message}\n' in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_unwritable_output_folder(checkpoint, inputs, tmp_path, capsys):
     folder, _ = inputs
     if os.geteuid() == 0:
@@ -455,6 +515,70 @@ def test_outputs_without_a_record_of_their_inputs_keep_their_names(
     assert err.count('ERROR:') == 1 and 'cannot read' in err
     assert 'sources.json' in err
     assert files() == before
+
+
+# tools/infer.py, killed with SIGKILL right after the first mask of its
+# second batch is on disk (the kill is real; only its moment is chosen).
+KILLED_MID_BATCH = '''
+import os, runpy, signal, sys
+import mmseg_dsnet.apis.lesion_inferencer as inferencer
+write, masks = inferencer.write_image, []
+
+def write_then_die(path, image, params=None):
+    write(path, image, params)
+    if path.endswith('.png'):
+        masks.append(path)
+        if len(masks) == int(os.environ['KILL_AFTER_MASKS']):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+inferencer.write_image = write_then_die
+sys.argv[0] = 'tools/infer.py'
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
+def test_masks_of_a_killed_run_keep_their_inputs(checkpoint, tmp_path,
+                                                 capsys):
+    """A SIGKILL left masks that ``OUT/sources.json`` did not list (it was
+    written when the run ended): the next run took them for outputs of
+    unknown inputs and wrote every such image again as ``<stem>_2``, exit
+    0. The names of each batch are journaled before its outputs, so every
+    mask on disk keeps its input."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    for index in range(8):
+        Image.fromarray(lesion_image(40 + index, 50, index)).save(
+            folder / f'p{index}.jpg')
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(folder), '--out-dir', str(out),
+            '--batch-size', '4', '--no-progress']
+    killed = subprocess.run(
+        [sys.executable, '-c', KILLED_MID_BATCH, *argv], cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS='1', KILL_AFTER_MASKS='5',
+                 PYTHONPATH=os.pathsep.join(
+                     filter(None, [str(REPO),
+                                   os.environ.get('PYTHONPATH')]))),
+        capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    written = sorted(path.stem for path in (out / 'masks').iterdir())
+    assert written == ['p0', 'p1', 'p2', 'p3', 'p4']
+    from mmseg_dsnet.apis.output_record import read_sources
+    assert read_sources(str(out)) == {
+        name: osp.realpath(folder / f'{name}.jpg') for name in written}
+
+    assert run_tool(argv) == 0
+    text = ''.join(capsys.readouterr())
+    assert 'its outputs are named' not in text and 'Skipped 5' in text
+    names = [f'p{index}' for index in range(8)]
+    assert sorted(path.stem for path in (out / 'masks').iterdir()) == names
+    assert json.loads((out / 'sources.json').read_text()) == {
+        name: osp.realpath(folder / f'{name}.jpg') for name in names}
+    assert sorted(os.listdir(out)) == ['masks', 'model.json', 'overlays',
+                                       'sources.json']
 
 
 def test_flips_average_three_passes(checkpoint, inputs, tmp_path):

@@ -20,7 +20,8 @@ every argument is an input. For every image it writes
 Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``) get the stems
 ``x``, ``x_2`` ..., and a line names the input behind each renamed one.
 A name belongs to one input across runs too: ``OUT/sources.json`` records
-the input (real absolute path) of every output written; a later run gives
+the input (real absolute path) of every output written (also by a run
+that was killed: each batch's names are journaled first); a later run gives
 a recorded input its recorded name (skipped or, with ``--overwrite``,
 replaced there), and a new input never a name recorded for another input
 or held by outputs the record does not list (a folder written before the
@@ -66,6 +67,8 @@ import sys
 
 # Exit status of a run that wrote some outputs but not all.
 PARTIAL_RESULT_EXIT = 1
+# File endings of PyTorch checkpoints, never images.
+CHECKPOINT_EXTENSIONS = ('.pth', '.pt', '.ckpt')
 
 
 def parse_args(argv=None):
@@ -137,6 +140,20 @@ def parse_args(argv=None):
                          'config, the CHECKPOINT comes first')
     if not args.inputs:
         parser.error('give at least one image, folder or glob pattern')
+    # A checkpoint taken for an input was only reported as unreadable while
+    # the photos were segmented by another model (the released DSNet).
+    for path in args.inputs:
+        if path.lower().endswith(CHECKPOINT_EXTENSIONS) and \
+                not osp.isdir(path):
+            if args.released:
+                why = ('give its config first (CONFIG CHECKPOINT INPUT ...); '
+                       'without a config the released DSNet is used and '
+                       'every argument is an input')
+            elif args.checkpoint is None:
+                why = 'an ONNX file holds its weights'
+            else:
+                why = 'give one checkpoint, right after the config'
+            parser.error(f'{path} is a checkpoint, not an image: {why}')
     # Below 1 these were taken as given: --overlay-max-side 0 wrote 1x1
     # overlays, --max-pixels 0 refused every image, --threads 0 meant all
     # cores.

@@ -19,8 +19,30 @@ from ..deploy.deployable import (META_INPUT_SIZE, META_THRESHOLD,
 from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import ort_session
 from ..engine.preflight import load_config
+from .released_model import check_trained_input_size
 
 BACKENDS = ('pytorch', 'onnxruntime')
+# A fully convolutional model has no input size in its weights: trained at
+# 128 px, they loaded strictly into a 256 px config and ran there unasked.
+TRAINED_SIZE_HINT = ('give the config it was trained with (the one its '
+                     'training dumped into its work dir)')
+
+
+def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
+    """Refuse a checkpoint trained at another input size than ``cfg``
+    runs at (:func:`~.released_model.check_trained_input_size`).
+
+    Args:
+        cfg (Config): The config the checkpoint is run with.
+        checkpoint (str, optional): The checkpoint; None passes.
+
+    Raises:
+        UserError: Naming each size setting that differs.
+    """
+    if checkpoint:
+        check_trained_input_size(
+            cfg, getattr(cfg, 'filename', None) or '(given as an object)',
+            checkpoint, TRAINED_SIZE_HINT)
 
 
 class TorchBackend:
@@ -39,6 +61,7 @@ class TorchBackend:
         self.cfg = load_config(config)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
                                     device)
+        check_checkpoint_size(self.cfg, checkpoint)
         self.network = DeployableSegmentor.from_segmentor(
             segmentor, self.cfg).to(device).eval()
         self.device = device
@@ -120,6 +143,7 @@ def make_backend(model: str,
         if num_threads:
             torch.set_num_threads(num_threads)
         return TorchBackend(model, checkpoint, device)
+    check_checkpoint_size(load_config(model), checkpoint)
     # The session keeps the model in memory; the file is not needed after.
     with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
                                      dir=work_dir) as folder:

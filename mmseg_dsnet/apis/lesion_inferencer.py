@@ -20,8 +20,8 @@ from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from ..models.utils.lesion_logit import decision_map, mean_probability_logits
 from ..progress import progress_bar
 from .masks import draw_overlay, resize_to_mask, write_image
-from .output_record import (SOURCES_NAME, read_sources, record_sources,
-                            unrecorded_names)
+from .output_record import (SOURCES_NAME, journal_sources, read_sources,
+                            record_sources, unrecorded_names)
 
 
 class LesionInferencer:
@@ -242,14 +242,16 @@ def run_inference(inferencer: LesionInferencer,
     the reason and the run goes on. Files whose outputs already exist are
     skipped unless ``overwrite``. An output name belongs to one input
     across runs: ``out_dir/sources.json`` records the input of each output
-    written, an input recorded there keeps its name, and a new one takes
-    no name recorded for another input or held by an output the record
-    does not list (a line names each input whose outputs are not named by
-    its stem, and why). Without ``overlays``, an overlay of an
-    earlier run counts as an existing output; with ``overwrite`` it is
-    removed once the new mask is written (it showed the old mask). Images
-    are held in memory only as the model-size input and the overlay base
-    (at most ``overlay_max_side``), so batches of huge images stay small.
+    written (through a journal written before each batch's outputs, so
+    also when the run is killed), an input recorded there keeps its name,
+    and a new one takes no name recorded for another input or held by an
+    output the record does not list (a line names each input whose
+    outputs are not named by its stem, and why). Without ``overlays``, an
+    overlay of an earlier run counts as an existing output; with
+    ``overwrite`` it is removed once the new mask is written (it showed
+    the old mask). Images are held in memory only as the model-size input
+    and the overlay base (at most ``overlay_max_side``), so batches of huge
+    images stay small.
 
     Args:
         inferencer (LesionInferencer): The model.
@@ -305,6 +307,17 @@ def run_inference(inferencer: LesionInferencer,
             for path, *_ in pending:
                 summary.failed.append((path, f'model failed: {err}'))
                 say(f'FAILED {path}: model failed: {err}')
+            pending.clear()
+            return
+        try:
+            # On disk before the outputs: a run killed while writing them
+            # (SIGKILL, a crash) leaves none of an input it has no record of.
+            journal_sources(out_dir,
+                            {names[path]: path for path, *_ in pending})
+        except OSError as err:
+            for path, *_ in pending:
+                summary.failed.append((path, f'cannot write output: {err}'))
+                say(f'FAILED {path}: cannot write output: {err}')
             pending.clear()
             return
         for (path, _, size, base), decision in zip(pending, decisions):

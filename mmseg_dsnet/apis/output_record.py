@@ -15,8 +15,11 @@ mask) existed, or replaced it. ``sources.json`` (:data:`SOURCES_NAME`)
 records the input (real absolute path) behind each output name written, so
 that a name belongs to one input across runs (:func:`read_sources`,
 :func:`record_sources`); outputs it does not list (a folder written before
-it existed, or a run killed before its record) are of unknown inputs
-(:func:`unrecorded_names`).
+it existed) are of unknown inputs (:func:`unrecorded_names`). A run
+appends the names of each batch to a journal (:data:`JOURNAL_NAME`) before
+their outputs are written (:func:`journal_sources`) and folds it into
+``sources.json`` when it ends, so the outputs of a run that was killed
+(SIGKILL, a crash) are recorded too.
 """
 import json
 import os
@@ -28,6 +31,9 @@ from ..utils.fileio import atomic_write, sha256_of
 
 RECORD_NAME = 'model.json'
 SOURCES_NAME = 'sources.json'
+# Names appended before their outputs are written, one JSON line each:
+# rewriting sources.json for every batch would cost O(images) each time.
+JOURNAL_NAME = '.sources.journal'
 OUTPUT_SUBDIRS = ('masks', 'overlays')
 
 
@@ -160,7 +166,7 @@ def release_output_folder(out_dir: str) -> None:
     that a run that wrote nothing leaves nothing behind."""
     if existing_outputs(out_dir):
         return
-    for name in (RECORD_NAME, SOURCES_NAME):
+    for name in (RECORD_NAME, SOURCES_NAME, JOURNAL_NAME):
         path = osp.join(out_dir, name)
         if osp.isfile(path):
             try:
@@ -170,7 +176,9 @@ def release_output_folder(out_dir: str) -> None:
 
 
 def read_sources(out_dir: str) -> Dict[str, str]:
-    """The input behind each output name recorded in ``out_dir``.
+    """The input behind each output name recorded in ``out_dir``: in
+    ``sources.json`` and, for outputs that are there, in the journal of a
+    run that did not end (:func:`journal_sources`).
 
     Args:
         out_dir (str): The output folder.
@@ -185,7 +193,7 @@ def read_sources(out_dir: str) -> Dict[str, str]:
     """
     path = osp.join(out_dir, SOURCES_NAME)
     if not osp.exists(path):
-        return {}
+        return _with_journal(out_dir, {})
     try:
         with open(path) as file:
             sources = json.load(file)
@@ -194,12 +202,60 @@ def read_sources(out_dir: str) -> Dict[str, str]:
     else:
         if isinstance(sources, dict) and all(
                 isinstance(value, str) for value in sources.values()):
-            return sources
+            return _with_journal(out_dir, sources)
         reason = ' (not a mapping of output names to input files)'
     raise UserError(
         f'cannot read {path}, the record of the input behind each '
         f'output{reason}; give another --out-dir, or remove it (its '
         'outputs then count as of unknown inputs)')
+
+
+def _with_journal(out_dir: str, sources: Dict[str, str]) -> Dict[str, str]:
+    """``sources`` and the journal's names whose outputs are there (a name
+    journaled just before a kill may have none)."""
+    try:
+        with open(osp.join(out_dir, JOURNAL_NAME)) as file:
+            lines = file.readlines()
+    except OSError:
+        return sources
+    present = {osp.splitext(osp.basename(path))[0]
+               for path in existing_outputs(out_dir)}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the last line of a write cut short
+        if not isinstance(entry, dict):
+            continue
+        name, source = entry.get('name'), entry.get('input')
+        if isinstance(name, str) and isinstance(source, str) \
+                and name in present:
+            sources.setdefault(name, source)
+    return sources
+
+
+def journal_sources(out_dir: str, names: Dict[str, str]) -> None:
+    """Append the inputs of outputs about to be written to the journal of
+    ``out_dir`` and flush it to disk, so that they are recorded even if
+    the run is killed before :func:`record_sources`.
+
+    Args:
+        out_dir (str): The output folder.
+        names (dict[str, str]): Output name -> input file.
+
+    Raises:
+        OSError: The journal cannot be written (then neither should the
+            outputs be).
+    """
+    if not names:
+        return
+    lines = ''.join(
+        json.dumps({'name': name, 'input': osp.realpath(path)}) + '\n'
+        for name, path in names.items())
+    with open(osp.join(out_dir, JOURNAL_NAME), 'a') as file:
+        file.write(lines)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def unrecorded_names(out_dir: str, sources: Dict[str, str]) -> List[str]:
@@ -217,7 +273,8 @@ def unrecorded_names(out_dir: str, sources: Dict[str, str]) -> List[str]:
 
 def record_sources(out_dir: str, written: Dict[str, str]) -> None:
     """Add the inputs of the outputs a run wrote to the record of
-    ``out_dir`` (atomically; the names already recorded stay).
+    ``out_dir`` (atomically; the names already recorded stay) and remove
+    the journal, which the record then holds.
 
     Args:
         out_dir (str): The output folder.
@@ -227,7 +284,8 @@ def record_sources(out_dir: str, written: Dict[str, str]) -> None:
     Raises:
         UserError: The record cannot be read or written.
     """
-    if not written:
+    journal = osp.join(out_dir, JOURNAL_NAME)
+    if not written and not osp.exists(journal):
         return
     sources = read_sources(out_dir)
     sources.update({name: osp.realpath(path)
@@ -236,6 +294,8 @@ def record_sources(out_dir: str, written: Dict[str, str]) -> None:
     try:
         atomic_write(json.dumps(sources, indent=2, sort_keys=True) + '\n',
                      path)
+        if osp.exists(journal):
+            os.remove(journal)
     except OSError as err:
         raise UserError(
             f'cannot write {path}: {err}; the {len(written)} outputs this '

@@ -185,8 +185,8 @@ def check_trained_input_size(
     checkpoint without one passes.
 
     Args:
-        cfg (Config): The config the weights are published (exported,
-            re-parameterised) under.
+        cfg (Config): The config the weights are published, exported,
+            re-parameterised or run under.
         config (str): Its file, for the message.
         checkpoint (str): The checkpoint file.
         advice (str): What to do instead, ending the message.

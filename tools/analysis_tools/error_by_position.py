@@ -14,6 +14,7 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+                                          check_decision_thresholds,
                                           check_input_file,
                                           check_new_output_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least
@@ -58,6 +59,9 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     check_dataset_classes(cfg, ('test_dataloader', ))
+    # The figures are of the model's masks: an evaluator threshold of its
+    # own (test.py refuses it) would be ignored without a word.
+    check_decision_thresholds(cfg, ('test_evaluator', ))
 
     import torch
     from mmengine.runner import Runner
