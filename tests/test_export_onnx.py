@@ -469,3 +469,18 @@ def test_an_output_path_through_a_file_is_refused_before_the_export(
                       ['--shape', '64', '--check-images', str(image_dir)])
         assert sorted(os.listdir(tmp_path)) == ['afile']
     assert afile.read_text() == 'a file, not a folder'
+
+
+def test_the_input_size_is_that_of_the_test_loader():
+    """A --cfg-options change of the test loader's Resize (what test.py
+    scores) left the export and infer.py at the top-level test_pipeline's
+    size."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.deploy import input_size_of
+    cfg = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2018.py'))
+    assert input_size_of(cfg) == (256, 256)
+    cfg.merge_from_dict(
+        {'test_dataloader.dataset.pipeline.1.scale': (160, 128)})
+    assert cfg.test_dataloader.dataset.pipeline[1].type == 'Resize'
+    assert input_size_of(cfg) == (128, 160)

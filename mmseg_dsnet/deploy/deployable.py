@@ -145,9 +145,12 @@ def loader_pipeline(cfg, loader: str = 'test_dataloader'):
 
 def input_size_of(cfg: Config) -> Tuple[int, int]:
     """``(height, width)`` the model runs at: the ``Resize`` scale of the
-    config's test pipeline (mmcv scales are ``(width, height)``), or
+    pipeline its test figures come from, the test loader's (else the
+    top-level ``test_pipeline``; mmcv scales are ``(width, height)``), or
     256x256 when the config has none."""
-    pipeline = cfg.get('test_pipeline') or loader_pipeline(cfg) or []
+    # The loader's first: a --cfg-options change of it (what tools/test.py
+    # scored) left the top-level variable, and so the export, at the old size.
+    pipeline = loader_pipeline(cfg) or cfg.get('test_pipeline') or []
     return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
