@@ -102,6 +102,7 @@ def test_parity_random_and_real_images(exported):
     'dsnet-design-deeper-eighth-image-context_isic2017',  # image summary
     'dsnet-design-deeper-eighth-group-norm_isic2017',  # GroupNorm kept
     'dsnet-design-deeper-eighth-guided-gates_isic2017',  # side outputs kept
+    'dsnet-design-deeper-eighth-fused-sides_isic2017',  # side outputs fused
 ])
 def test_design_variants_export_with_parity(name, image_dir, tmp_path):
     from mmseg_dsnet.deploy.onnx_export import export_and_check
@@ -484,3 +485,30 @@ def test_the_input_size_is_that_of_the_test_loader():
         {'test_dataloader.dataset.pipeline.1.scale': (160, 128)})
     assert cfg.test_dataloader.dataset.pipeline[1].type == 'Resize'
     assert input_size_of(cfg) == (128, 160)
+
+
+def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch):
+    """NaN logits where the model sees background passed: max() skips a
+    NaN that is not first, and a NaN pixel decides background."""
+    import torch
+
+    from mmseg_dsnet.deploy import parity
+    net = torch.nn.Conv2d(3, 1, 1).eval()
+    with torch.no_grad():
+        net.bias.fill_(-10.0)  # every pixel background
+    rng = np.random.default_rng(0)
+    cases = [('one', rng.random((1, 3, 8, 8), np.float32)),
+             ('two', rng.random((2, 3, 8, 8), np.float32))]
+
+    def onnxruntime_with_nan(session, batch):
+        with torch.no_grad():
+            out = net(torch.from_numpy(batch)).numpy()
+        if len(batch) == 2:
+            out[1, 0, :2] = np.nan
+        return out
+
+    monkeypatch.setattr(parity, 'run_ort', onnxruntime_with_nan)
+    result = parity.check_parity(net, net, None, cases, threshold=0.5)
+    assert not result['passed']
+    assert result['errors'] == [
+        'two: onnxruntime gave 16 non-finite logit(s) (nan or inf)']

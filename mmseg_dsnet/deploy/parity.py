@@ -265,6 +265,13 @@ def check_parity(reference, deployed, session,
                 'If only other input sizes fail, the traced graph fixed the '
                 'size (mmseg UNet/SegFormer do): export with --static-size.')
             continue
+        # max() and the decisions pass NaN by (a NaN pixel is background):
+        # an output that is not all finite is a failed case.
+        bad = int(np.size(ort_out) - np.isfinite(ort_out).sum())
+        if bad:
+            row['error'] = (f'onnxruntime gave {bad} non-finite logit(s) '
+                            '(nan or inf)')
+            continue
         row['float32_noise'] = float(np.abs(ref - ref64).max())
         row['logit_scale'] = float(np.abs(ref64).max())
         row['reparameterized_vs_trained'] = float(np.abs(ref - dep).max())
