@@ -267,3 +267,30 @@ def make_lesion_checkpoint(config, path, calibration_image, seed=0,
         checkpoint['meta'] = meta
     save_checkpoint(checkpoint, str(path))
     return str(path)
+
+
+#: The demo config: DSNet at 128 px (the shipped ISIC configs run at 256).
+DEMO_128PX = str(REPO / 'configs' / 'demo' / 'dsnet_synthetic_cpu.py')
+
+
+def make_128px_checkpoint(path):
+    """A lesion checkpoint of :data:`DEMO_128PX` whose ``meta['cfg']`` (the
+    training config mmengine dumps into a checkpoint) says it trained at
+    128 px."""
+    import numpy as np
+    from mmengine.config import Config
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+    return make_lesion_checkpoint(
+        DEMO_128PX, path, image,
+        meta=dict(cfg=Config.fromfile(DEMO_128PX).pretty_text))
+
+
+def trained_size_error(checkpoint, config, advice):
+    """The ERROR line of a 128 px checkpoint given with a 256 px config."""
+    return (f'ERROR: checkpoint {checkpoint} was trained at another input '
+            f'size than config {config} sets: model.data_preprocessor.size '
+            "is (128, 128) in its training config (meta['cfg']), (256, 256) "
+            "in the config; the test pipeline's Resize scale is (128, 128) "
+            "in its training config (meta['cfg']), (256, 256) in the config; "
+            f'{advice}')

@@ -422,24 +422,17 @@ def test_weights_trained_at_another_input_size_are_refused(tmp_path):
     ``mmseg_dsnet.input_size`` 256,256, the size infer.py resizes to,
     exit 0."""
     import onnx
-    from conftest import run_tool_in_process
-    from mmengine.config import Config
-    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    from conftest import (DEMO_128PX, make_128px_checkpoint,
+                          run_tool_in_process, trained_size_error)
+    demo = DEMO_128PX
     config = str(REPO / 'configs/dsnet/dsnet_isic2018.py')
-    trained = tmp_path / 'epoch_1.pth'
-    make_lesion_checkpoint(demo, trained, lesion_image(256, 256, 0),
-                           meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    trained = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
     out = tmp_path / 'out' / 'model.onnx'
     tool = 'tools/deployment/export_onnx.py'
     done = run_tool_in_process(tool, config, trained, out, '--shape', 64)
     assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1] == (
-        f'ERROR: checkpoint {trained} was trained at another input size '
-        f'than config {config} sets: model.data_preprocessor.size is '
-        "(128, 128) in its training config (meta['cfg']), (256, 256) in the "
-        "config; the test pipeline's Resize scale is (128, 128) in its "
-        "training config (meta['cfg']), (256, 256) in the config; export it "
-        'with the config it was trained with')
+    assert done.stderr.strip().splitlines()[-1] == trained_size_error(
+        trained, config, 'export it with the config it was trained with')
     assert not out.parent.exists() or os.listdir(out.parent) == []
     # Under the config it was trained with, it is exported at its size.
     done = run_tool_in_process(tool, demo, trained, out, '--shape', 64)

@@ -211,26 +211,19 @@ def test_a_checkpoint_trained_at_another_size_is_refused(inputs, tmp_path,
     config mmengine dumps into it, says so) given with a 256 px config: it
     loads strictly (a fully convolutional model has no size in its
     weights) and its masks were made at 256 px, exit 0."""
-    from mmengine.config import Config
+    from conftest import DEMO_128PX, make_128px_checkpoint, trained_size_error
     folder, _ = inputs
-    demo = str(REPO / 'configs' / 'demo' / 'dsnet_synthetic_cpu.py')
-    trained = make_lesion_checkpoint(
-        demo, tmp_path / 'epoch_1.pth', lesion_image(256, 256),
-        meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    demo = DEMO_128PX
+    trained = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
     out = tmp_path / 'out'
     image = str(folder / 'normal.jpg')
     for backend in ('pytorch', 'onnxruntime'):
         assert run_tool([CONFIG, trained, image, '--out-dir', str(out),
                          '--backend', backend, '--no-progress']) == 2
         err = capsys.readouterr().err
-        assert err.strip().splitlines()[-1] == (
-            f'ERROR: checkpoint {trained} was trained at another input size '
-            f'than config {CONFIG} sets: model.data_preprocessor.size is '
-            "(128, 128) in its training config (meta['cfg']), (256, 256) in "
-            "the config; the test pipeline's Resize scale is (128, 128) in "
-            "its training config (meta['cfg']), (256, 256) in the config; "
-            'give the config it was trained with (the one its training '
-            'dumped into its work dir)')
+        assert err.strip().splitlines()[-1] == trained_size_error(
+            trained, CONFIG, 'give the config it was trained with (the one '
+            'its training dumped into its work dir)')
         assert not out.exists()
     # With the config it was trained with, it runs at its size.
     assert run_tool([demo, trained, image, '--out-dir', str(out),

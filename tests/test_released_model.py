@@ -165,27 +165,17 @@ def test_publish_model_refuses_weights_trained_at_another_input_size(
     config mmengine dumps into it, says so) was published under a 256 px
     config, exit 0: it loads strictly, a fully convolutional model has
     no size in its weights."""
-    import numpy as np
-    from conftest import REPO, make_lesion_checkpoint, run_tool_in_process
-    from mmengine.config import Config
-    demo = str(REPO / 'configs' / 'demo' / 'dsnet_synthetic_cpu.py')
+    from conftest import (DEMO_128PX, REPO, make_128px_checkpoint,
+                          run_tool_in_process, trained_size_error)
+    demo = DEMO_128PX
     config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2018.py')
-    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
-                                              dtype=np.uint8)
-    trained = tmp_path / 'epoch_1.pth'
-    make_lesion_checkpoint(demo, trained, image,
-                           meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    trained = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
     out = tmp_path / 'net.pth'
     tool = 'tools/misc/publish_model.py'
     done = run_tool_in_process(tool, config, trained, out)
     assert done.returncode == 2, done.output[-2000:]
-    assert done.stderr.strip().splitlines()[-1] == (
-        f'ERROR: checkpoint {trained} was trained at another input size '
-        f'than config {config} sets: model.data_preprocessor.size is '
-        "(128, 128) in its training config (meta['cfg']), (256, 256) in the "
-        "config; the test pipeline's Resize scale is (128, 128) in its "
-        "training config (meta['cfg']), (256, 256) in the config; publish it "
-        'with the config it was trained with')
+    assert done.stderr.strip().splitlines()[-1] == trained_size_error(
+        trained, config, 'publish it with the config it was trained with')
     assert not out.exists()
     # Under the config it was trained with, it is published.
     done = run_tool_in_process(tool, demo, trained, out)

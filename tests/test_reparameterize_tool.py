@@ -122,26 +122,17 @@ def test_weights_trained_at_another_input_size_are_refused(tmp_path):
     256 px training config passed the parity check and its deploy
     checkpoint was written beside a deploy config that runs it at 256 px,
     exit 0."""
-    import numpy as np
-    from conftest import make_lesion_checkpoint, run_tool_in_process
+    from conftest import (DEMO_128PX, make_128px_checkpoint,
+                          run_tool_in_process, trained_size_error)
     from mmengine.config import Config
-    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
-    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
-                                              dtype=np.uint8)
-    trained = tmp_path / 'epoch_1.pth'
-    make_lesion_checkpoint(demo, trained, image,
-                           meta=dict(cfg=Config.fromfile(demo).pretty_text))
+    demo = DEMO_128PX
+    trained = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
     out = tmp_path / 'deploy.pth'
     tool = 'tools/deployment/reparameterize.py'
     done = run_tool_in_process(tool, CONFIG, trained, out, '--shape', 64, 64)
     assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1] == (
-        f'ERROR: checkpoint {trained} was trained at another input size '
-        f'than config {CONFIG} sets: model.data_preprocessor.size is '
-        "(128, 128) in its training config (meta['cfg']), (256, 256) in the "
-        "config; the test pipeline's Resize scale is (128, 128) in its "
-        "training config (meta['cfg']), (256, 256) in the config; give the "
-        'training config it was trained with')
+    assert done.stderr.strip().splitlines()[-1] == trained_size_error(
+        trained, CONFIG, 'give the training config it was trained with')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
     # With the config it was trained with, the deploy config keeps 128 px.
     done = run_tool_in_process(tool, demo, trained, out, '--shape', 64, 64)
