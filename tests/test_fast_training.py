@@ -772,6 +772,47 @@ def test_fast_train_resume_continues_exactly(fast_train_tool, tiny_cfg,
     assert len(logs) == 2 and 'resumed from' in logs[1].read_text()
 
 
+def test_fast_train_resume_refuses_another_seed_or_config(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """``--resume`` with another ``--seed`` or other options continued the
+    run (its optimizer state and generators from the checkpoint, the rest
+    from the new options), exit 0, and its ``fast_train.json`` and dumped
+    config named the new seed and settings: a mix of two runs recorded as
+    the second. Now refused before anything is written; the run's own
+    settings (a longer schedule, other decoding threads) resume."""
+    work = tmp_path / 'work'
+    assert fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
+    before = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--resume', '--seed', '7', '--cfg-options',
+                       'optim_wrapper.optimizer.weight_decay=0.5'], capsys)
+    assert text == (
+        f'ERROR: --resume: {work}/epoch_1.pth was trained with another '
+        f"config than {tiny_cfg}: seed=7 (the checkpoint's: 0); "
+        'optim_wrapper.optimizer.weight_decay=0.5 (the checkpoint\'s: '
+        "0.01). Resuming would mix two runs (the optimizer's state and "
+        'settings come from the checkpoint, the rest from the config); '
+        'resume with the config and --cfg-options the run was started '
+        'with (data locations, loader workers and a longer '
+        'train_cfg.max_epochs may differ), or train the changed config in '
+        'another --work-dir\n')
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--resume', '--cfg-options',
+                       'train_dataloader.batch_size=2'], capsys)
+    assert "train_dataloader.batch_size=2 (the checkpoint's: 4)" in text
+    after = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    assert after == before
+    assert fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+         '--resume', '--workers', '2']) == 0
+    record = json.loads((work / 'fast_train.json').read_text())
+    assert (record['seed'], record['epochs']) == (0, 2)
+
+
 def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
                                               tmp_path, capsys):
     text = _cli_error(fast_train_tool,

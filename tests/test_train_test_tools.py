@@ -529,3 +529,83 @@ def test_test_tool_refuses_mask_names_that_clash_before_scoring(
     assert f'sub/{ids[0]}.jpg' in last and 'nothing was scored' in last
     assert not out.exists() or not any(out.iterdir())
     assert not (tmp_path / 'work' / 'test_metrics.json').exists()
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_config_or_a_finished_run(tiny_isic,
+                                                         tmp_path, capsys):
+    """mmengine resumes the optimizer (its rates), the schedule and the
+    seed from the checkpoint and the rest from the config: a resume with
+    other options trained a mix of two runs, exit 0, and a resume of a
+    finished run trained nothing, exit 0; both replaced the work dir's
+    config dump. Now both are refused before the runner exists, and the
+    run's own config resumes (with a longer schedule) as before."""
+    import uuid
+
+    from conftest import tree_hashes
+    train = load_tool('train.py').main
+    cfg = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    work = tmp_path / 'work'
+
+    def run(*options, resume=True):
+        return run_cli(train, [
+            cfg, '--work-dir', work, '--no-synthetic-fallback',
+            *(['--resume'] if resume else []), '--cfg-options',
+            f'experiment_name=resume_{uuid.uuid4().hex[:8]}', *options],
+            capsys)
+
+    assert run('train_cfg.max_epochs=1', resume=False)[0] == 0
+    kept = tree_hashes(work)
+    last = work / 'epoch_1.pth'
+    code, err = run('optim_wrapper.optimizer.lr=0.5',
+                    'train_dataloader.batch_size=2')
+    assert code == 2, err[-2000:]
+    assert err.splitlines()[-1] == (
+        f'ERROR: --resume: {last} was trained with another config than '
+        f'{cfg}: train_dataloader.batch_size=2 (the checkpoint\'s: 4); '
+        "optim_wrapper.optimizer.lr=0.5 (the checkpoint's: 0.001). "
+        "Resuming would mix two runs (the optimizer's state and settings "
+        'come from the checkpoint, the rest from the config); resume with '
+        'the config and --cfg-options the run was started with (data '
+        'locations, loader workers and a longer train_cfg.max_epochs may '
+        'differ), or train the changed config in another --work-dir')
+    assert run('randomness.seed=3')[0] == 2
+    code, err = run('train_cfg.max_epochs=1')
+    assert code == 2, err[-2000:]
+    assert err.splitlines()[-1] == (
+        f'ERROR: --resume: {last} has trained 1 epoch and {cfg} trains 1 '
+        '(train_cfg.max_epochs): nothing is left to train; raise '
+        'train_cfg.max_epochs to train on, or train anew in another '
+        '--work-dir')
+    assert tree_hashes(work) == kept  # no run folder, dump kept
+    # The config as it was, its loaders elsewhere, trained on to 2 epochs.
+    code, err = run('train_dataloader.num_workers=1')
+    assert code == 0, err[-2000:]
+    from mmseg_dsnet.compat import safe_torch_load
+    assert safe_torch_load(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2
+
+
+@pytest.mark.slow
+def test_resume_set_in_the_config_resumes(tiny_isic, tmp_path, capsys):
+    """``--cfg-options resume=True`` (or ``resume = True`` in a config) was
+    replaced by the absent ``--resume``: a new run started over the work
+    dir and replaced its checkpoints, exit 0. Now it resumes."""
+    import uuid
+    train = load_tool('train.py').main
+    cfg = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    work = tmp_path / 'work'
+    argv = [cfg, '--work-dir', work, '--no-synthetic-fallback',
+            '--cfg-options']
+    code, err = run_cli(train, argv + [
+        f'experiment_name=resume_{uuid.uuid4().hex[:8]}',
+        'train_cfg.max_epochs=1'], capsys)
+    assert code == 0, err[-2000:]
+    first = (work / 'epoch_1.pth').read_bytes()
+    code, err = run_cli(train, argv + [
+        f'experiment_name=resume_{uuid.uuid4().hex[:8]}', 'resume=True'],
+        capsys)
+    assert code == 0, err[-2000:]
+    assert (work / 'epoch_1.pth').read_bytes() == first  # not trained anew
+    logs = sorted(work.glob('*/*.log'))
+    assert len(logs) == 2 and 'resumed epoch: 1' in logs[1].read_text()
+    assert (work / 'epoch_2.pth').is_file()

@@ -113,6 +113,40 @@ def test_train_with_a_seed_numpy_rejects_is_one_error_line(tmp_path, capsys):
     assert not work.exists()
 
 
+def test_a_transform_that_refuses_its_arguments_leaves_no_run_folder(
+        tiny_isic, tmp_path, capsys):
+    """A training transform's refusal came only when the runner built the
+    dataset, after it had made the work dir's timestamp folder and config
+    dump; now the pipelines are built before the runner exists."""
+    zoom = str(REPO / 'configs/dsnet/design/'
+               'dsnet-design-deeper-eighth-zoom_isic2017.py')
+    data = [f'{loader}.dataset.data_root={tiny_isic}'
+            for loader in ('train_dataloader', 'val_dataloader')]
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_dataloader.dataset.pipeline.3.max_zoom=0.5',
+             'RandomZoom max_zoom must be at least 1, got 0.5'),
+            # mmcv's own check is a bare assert.
+            ('train_dataloader.dataset.pipeline.4.prob=1.5',
+             "RandomFlip refused the arguments {'prob': 1.5, "
+             "'direction': 'horizontal'} (AssertionError)")):
+        index = option.split('.')[3]
+        code, err = run_cli(load_tool('train.py').main, [
+            zoom, '--work-dir', work, '--cfg-options', option, *data],
+            capsys)
+        assert not work.exists()
+        assert (code, err) == (2, (
+            f'ERROR: train_dataloader.dataset.pipeline[{index}] of {zoom}: '
+            f'{message}; nothing was started\n'))
+    # The same check in fast_train.py, before its work dir.
+    code, err = run_cli(load_tool('fast_train.py').main, [
+        zoom, '--work-dir', work, '--device', 'cpu', '--cfg-options',
+        'train_dataloader.dataset.pipeline.3.max_zoom=0.5', *data], capsys)
+    assert not work.exists()
+    assert code == 2 and err.startswith(
+        'ERROR: train_dataloader.dataset.pipeline[3] of ')
+
+
 def test_pytorch_launcher_outside_torchrun_is_one_error_line(
         tmp_path, capsys, monkeypatch):
     """mmengine's ``environment variable RANK expected, but not set``

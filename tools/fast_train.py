@@ -26,7 +26,8 @@ from mmengine.config import Config, DictAction
 import mmseg_dsnet  # noqa: F401  (compat patches + registration)
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_model_builds,
-                                check_work_dir, run_reporting_user_errors)
+                                check_pipelines_build, check_work_dir,
+                                run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec, last_checkpoint_of,
                                               training_device)
@@ -129,6 +130,9 @@ def build_specs(args):
             cfg.merge_from_dict(args.cfg_options)
         check_config_keys(cfg)
         check_model_builds(cfg)
+        check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader')
+                              if args.val_interval else
+                              ('train_dataloader', ))
         check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
                               if cfg.get('val_cfg') else
                               ('train_dataloader', ))

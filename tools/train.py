@@ -4,9 +4,10 @@ absent; a data root given in the config or with ``--cfg-options`` is used as
 given, and a missing one is an error).
 
 Before the runner is built the config is checked for misspelt top-level keys,
-the model is built once (a bad model argument leaves no run folder) and the
-work dir is checked for being writable. ``--resume`` continues from the newest
-*complete* checkpoint (a file cut short by a kill is passed over). Faults the
+the model and the pipelines' transforms are built once (a bad argument leaves
+no run folder) and the work dir is checked for being writable. ``--resume``
+continues from the newest *complete* checkpoint (a file cut short by a kill is
+passed over), only with the config its run was started with. Faults the
 user can fix (bad data, NaN loss, unsafe checkpoint ...) end the run with one
 ``ERROR:`` line; see docs/reliability.md."""
 import argparse
@@ -22,13 +23,15 @@ import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_launched,
-                                check_model_builds, check_work_dir,
+                                check_model_builds, check_pipelines_build,
+                                check_work_dir,
                                 finish_distributed,
                                 pick_resume_checkpoint,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.resume_check import check_resume_checkpoint
 from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import remove_stale_partials
@@ -102,7 +105,9 @@ def build_cfg(args):
             # mmengine's AmpOptimWrapper asserts this deep in the build.
             raise UserError('mixed precision (--amp or AmpOptimWrapper) '
                             'needs a GPU, NPU or MLU; none is available here')
-    cfg.resume = args.resume
+    # resume=True in the config or --cfg-options resumes too; dropping it
+    # started a new run over the work dir's checkpoints.
+    cfg.resume = args.resume or bool(cfg.get('resume'))
     if args.partial_checkpoint:
         cfg.load_from_strict = False
     if cfg.get('load_from'):
@@ -111,8 +116,10 @@ def build_cfg(args):
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
     check_model_builds(cfg)
-    check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
-                          if cfg.get('val_cfg') else ('train_dataloader', ))
+    loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') \
+        else ('train_dataloader', )
+    check_pipelines_build(cfg, loaders)
+    check_dataset_classes(cfg, loaders)
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
@@ -123,16 +130,20 @@ def build_cfg(args):
 
 def prepare_work_dir(cfg):
     """Check the work dir is writable; when resuming, drop the temporary
-    files of a checkpoint write that was killed and pick the newest complete
-    checkpoint."""
+    files of a checkpoint write that was killed, pick the newest complete
+    checkpoint and check that it is of this config's run."""
     check_work_dir(cfg.work_dir)
-    if not cfg.resume or cfg.get('load_from'):
+    if not cfg.resume:
         return
-    if int(os.environ.get('RANK', '0')) == 0:
-        for path in remove_stale_partials(cfg.work_dir):
-            print_log(f'Removed {path}, left by an interrupted checkpoint '
-                      'write.', logger='current')
-    cfg.load_from = pick_resume_checkpoint(cfg.work_dir)
+    if not cfg.get('load_from'):
+        if int(os.environ.get('RANK', '0')) == 0:
+            for path in remove_stale_partials(cfg.work_dir):
+                print_log(f'Removed {path}, left by an interrupted '
+                          'checkpoint write.', logger='current')
+        cfg.load_from = pick_resume_checkpoint(cfg.work_dir)
+    if cfg.load_from:
+        # Before the runner dumps the config over the run's own.
+        check_resume_checkpoint(cfg, cfg.load_from)
 
 
 def main(argv=None):

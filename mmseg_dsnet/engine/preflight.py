@@ -90,6 +90,64 @@ def check_model_builds(cfg):
         MODELS.build(cfg.model)
 
 
+class PipelineConfigError(UserError, ValueError):
+    """A transform of a data pipeline refuses its arguments."""
+
+
+def _dataset_pipelines(dataset_cfg, path):
+    """``(dotted path, pipeline)`` of a dataset config and of the datasets a
+    wrapper holds (``RepeatDataset.dataset``, ``ConcatDataset.datasets``)."""
+    if not isinstance(dataset_cfg, dict):
+        return
+    if isinstance(dataset_cfg.get('pipeline'), (list, tuple)):
+        yield f'{path}.pipeline', dataset_cfg['pipeline']
+    yield from _dataset_pipelines(dataset_cfg.get('dataset'),
+                                  f'{path}.dataset')
+    for index, inner in enumerate(dataset_cfg.get('datasets') or []):
+        yield from _dataset_pipelines(inner, f'{path}.datasets[{index}]')
+
+
+def check_pipelines_build(cfg, loaders):
+    """Build every transform of the loaders' pipelines once and drop them,
+    so that a transform argument out of range (``RandomZoom max_zoom=0.5``)
+    or a misspelt transform is refused before the runner makes its
+    ``<work_dir>/<timestamp>/`` folder; the runner builds the datasets only
+    later. Building a transform reads no image.
+
+    Args:
+        cfg (Config): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool runs.
+
+    Raises:
+        PipelineConfigError: Naming the config, the transform's place and
+            its own message, for a transform that refuses its arguments
+            (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
+            constructor). An unknown type or argument keeps mmengine's
+            error (reported with a spelling hint).
+    """
+    from mmengine.registry import TRANSFORMS, DefaultScope
+    where = getattr(cfg, 'filename', None) or 'the config'
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        for loader in loaders:
+            dataset = (cfg.get(loader) or {}).get('dataset')
+            for path, pipeline in _dataset_pipelines(dataset,
+                                                     f'{loader}.dataset'):
+                for index, transform in enumerate(pipeline):
+                    if not isinstance(transform, dict):
+                        continue  # a callable is used as it is
+                    try:
+                        TRANSFORMS.build(transform)
+                    except (UserError, ValueError, AssertionError) as err:
+                        args = {k: v for k, v in transform.items()
+                                if k != 'type'}
+                        reason = str(err) or (
+                            f'{transform.get("type")} refused the arguments '
+                            f'{args} ({type(err).__name__})')
+                        raise PipelineConfigError(
+                            f'{path}[{index}] of {where}: {reason}; nothing '
+                            'was started') from err
+
+
 LOADER_PHASES = {'train_dataloader': 'training',
                  'val_dataloader': 'validation',
                  'test_dataloader': 'test'}

@@ -517,11 +517,17 @@ class FastTrainer:
                 that already trained all ``max_epochs`` (resuming would
                 train nothing and replace its ``fast_train.json``), or runs
                 standing at different epochs.
+            ResumeMismatchError: A run resumed with another seed or config
+                than it was trained with (its checkpoint's seed, the config
+                dumped in its work dir): the result would mix two runs
+                while its records name the new one.
         """
         from mmseg.registry import MODELS
 
         from ...compat import safe_torch_load
         from ..checkpoint_match import check_checkpoint_matches
+        from ..resume_check import (RESUMED_PARTS, refuse_resume_changes,
+                                    resume_config_changes)
         points, epochs = {}, {}
         for spec in self.specs:
             path = last_checkpoint_of(spec.work_dir)
@@ -533,6 +539,18 @@ class FastTrainer:
             # list of every key.
             check_checkpoint_matches(MODELS.build(spec.cfg.model),
                                      checkpoint, spec.config_path, path)
+            changes = []
+            seed = checkpoint['meta'].get('seed')
+            if seed is not None and seed != spec.seed:
+                changes.append(f"seed={spec.seed} (the checkpoint's: {seed})")
+            dumped = osp.join(spec.work_dir, osp.basename(spec.config_path))
+            if osp.isfile(dumped):
+                # The seed is the run's own (the dump holds it as
+                # randomness.seed).
+                changes += resume_config_changes(
+                    spec.cfg, Config.fromfile(dumped),
+                    [p for p in RESUMED_PARTS if p != 'randomness'])
+            refuse_resume_changes(changes, path, spec.config_path)
             epoch = checkpoint['meta']['epoch']
             if epoch >= self.max_epochs:
                 raise FastTrainingError(

@@ -1,0 +1,169 @@
+"""Check that ``--resume`` continues the run its checkpoint belongs to.
+
+mmengine's ``resume`` restores the weights, the optimizer (its learning
+rates and weight decay included), the schedulers and the seed from the
+checkpoint and takes everything else (the model's losses, the data, the
+batch size) from the config it is given. A resume with a changed config or
+``--cfg-options`` would train a mix of two runs while the work dir's dumped
+config names the new one, and a resume of a run that trained all its epochs
+would train nothing; both are refused before the runner exists.
+``tools/fast_train.py`` compares its runs with the config it dumped in the
+work dir (its checkpoints do not hold one).
+"""
+import re
+
+from mmseg_dsnet.utils.errors import UserError
+
+#: The parts of a config that decide what a training run does.
+RESUMED_PARTS = ('model', 'train_dataloader', 'optim_wrapper',
+                 'param_scheduler', 'train_cfg', 'randomness',
+                 'auto_scale_lr')
+
+#: Differences a resumed run may have: where the data lies, how many
+#: processes load it, when it validates, and a longer schedule (checked
+#: against the checkpoint's progress on its own).
+MAY_DIFFER = (
+    re.compile(r'.*\.(data_root|data_prefix)([.\[].*)?$'),
+    re.compile(r'train_dataloader\.(num_workers|persistent_workers|'
+               r'pin_memory|prefetch_factor)$'),
+    re.compile(r'train_cfg\.(max_epochs|max_iters|val_interval|val_begin|'
+               r'dynamic_intervals)([.\[].*)?$'))
+
+#: How many differences a message names.
+SHOWN = 5
+
+
+class ResumeMismatchError(UserError, ValueError):
+    """``--resume`` would continue a run with another config than the one
+    it was trained with, or has nothing left to train."""
+
+
+def _differences(given, previous, path):
+    """Dotted paths where two config dicts differ (a list of another length
+    is one difference)."""
+    if isinstance(given, dict) and isinstance(previous, dict):
+        for key in sorted(set(given) | set(previous), key=str):
+            yield from _differences(given.get(key), previous.get(key),
+                                    f'{path}.{key}')
+    elif isinstance(given, (list, tuple)) and isinstance(previous,
+                                                         (list, tuple)):
+        if len(given) != len(previous):
+            yield path
+            return
+        for index, (a, b) in enumerate(zip(given, previous)):
+            yield from _differences(a, b, f'{path}[{index}]')
+    elif given != previous:
+        yield path
+
+
+def _value_at(obj, path):
+    for index, key in re.findall(r'\[(\d+)\]|([^.\[\]]+)', path):
+        if index:
+            obj = obj[int(index)] if isinstance(obj, (list, tuple)) and \
+                int(index) < len(obj) else None
+        else:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def resume_config_changes(cfg, previous, parts=RESUMED_PARTS):
+    """What ``cfg`` changes in ``parts`` of ``previous``, the config the
+    checkpoint's run was trained with, apart from :data:`MAY_DIFFER`.
+
+    Args:
+        cfg (Config | dict): The config of the resumed run.
+        previous (Config | dict): The checkpoint's config.
+        parts (Sequence[str]): The top-level keys compared. Default:
+            :data:`RESUMED_PARTS`.
+
+    Returns:
+        list[str]: ``key=value (the checkpoint's: value)``.
+    """
+    given = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+    before = previous.to_dict() if hasattr(previous, 'to_dict') else \
+        dict(previous)
+    changes = []
+    for part in parts:
+        for path in _differences(given.get(part), before.get(part), part):
+            if any(p.match(path) for p in MAY_DIFFER):
+                continue
+            changes.append(f'{path}={_short(_value_at(given, path))} (the '
+                           f"checkpoint's: {_short(_value_at(before, path))})")
+    return changes
+
+
+def refuse_resume_changes(changes, filename, config):
+    """Raise :class:`ResumeMismatchError` listing ``changes`` (the first
+    :data:`SHOWN`), if there are any.
+
+    Args:
+        changes (list[str]): From :func:`resume_config_changes`.
+        filename (str): The checkpoint ``--resume`` continues from.
+        config (str): The config of the resumed run.
+    """
+    if not changes:
+        return
+    more = f' ... ({len(changes) - SHOWN} more)' \
+        if len(changes) > SHOWN else ''
+    raise ResumeMismatchError(
+        f'--resume: {filename} was trained with another config than '
+        f'{config}: {"; ".join(changes[:SHOWN])}{more}. Resuming would mix '
+        "two runs (the optimizer's state and settings come from the "
+        'checkpoint, the rest from the config); resume with the config and '
+        '--cfg-options the run was started with (data locations, loader '
+        'workers and a longer train_cfg.max_epochs may differ), or train '
+        'the changed config in another --work-dir')
+
+
+def check_resume_checkpoint(cfg, filename):
+    """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
+    not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
+    its run already trained the epochs (iterations) ``cfg`` asks for, or
+    when its run was trained with another config
+    (:func:`resume_config_changes`; checkpoints that do not record their
+    config, such as ``tools/fast_train.py``'s, are not compared).
+
+    Args:
+        cfg (Config): The merged config of the resumed run.
+        filename (str): The checkpoint ``--resume`` continues from.
+
+    Raises:
+        ResumeMismatchError: Naming the checkpoint, the config and what
+            differs.
+        CheckpointMismatchError: The checkpoint is of another model.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from mmseg_dsnet.compat import safe_torch_load
+    from .checkpoint_match import check_checkpoint_matches
+    if '://' in str(filename):
+        return  # a remote checkpoint is left to the loader
+    config = getattr(cfg, 'filename', None) or 'the config'
+    checkpoint = safe_torch_load(filename, map_location='cpu')
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        model = MODELS.build(cfg.model)
+    check_checkpoint_matches(model, checkpoint, config, filename,
+                             bool(cfg.get('load_from_strict', True)))
+    meta = checkpoint.get('meta') or {}
+    train_cfg = cfg.get('train_cfg') or {}
+    for unit, key in (('epoch', 'max_epochs'), ('iter', 'max_iters')):
+        done, total = meta.get(unit), train_cfg.get(key)
+        if isinstance(done, int) and isinstance(total, int) and \
+                done >= total:
+            raise ResumeMismatchError(
+                f'--resume: {filename} has trained {done} {unit}'
+                f'{"" if done == 1 else "s"} and '
+                f'{config} trains {total} (train_cfg.{key}): nothing is '
+                f'left to train; raise train_cfg.{key} to train on, or '
+                'train anew in another --work-dir')
+    if not isinstance(meta.get('cfg'), str):
+        return
+    previous = Config.fromstring(meta['cfg'], file_format='.py')
+    refuse_resume_changes(resume_config_changes(cfg, previous), filename,
+                          config)
