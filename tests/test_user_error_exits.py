@@ -145,6 +145,16 @@ def test_a_transform_that_refuses_its_arguments_leaves_no_run_folder(
     assert not work.exists()
     assert code == 2 and err.startswith(
         'ERROR: train_dataloader.dataset.pipeline[3] of ')
+    # And in test.py, for the test pipeline.
+    weights = tmp_path / 'weights.pth'
+    weights.write_bytes(b'not read')
+    code, err = run_cli(load_tool('test.py').main, [
+        zoom, weights, '--work-dir', work, '--cfg-options',
+        'test_dataloader.dataset.pipeline.1.scale=None',
+        f'test_dataloader.dataset.data_root={tiny_isic}'], capsys)
+    assert not work.exists()
+    assert code == 2 and err.startswith(
+        f'ERROR: test_dataloader.dataset.pipeline[1] of {zoom}: ')
 
 
 def test_pytorch_launcher_outside_torchrun_is_one_error_line(

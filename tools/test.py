@@ -18,6 +18,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_launched,
                                 check_model_builds, check_empty_output_dir,
+                                check_pipelines_build,
                                 check_output_file,
                                 check_work_dir, finish_distributed,
                                 run_reporting_user_errors,
@@ -143,6 +144,7 @@ def build_cfg(args):
         cfg.test_evaluator['output_dir'] = args.out
     check_config_keys(cfg)
     check_model_builds(cfg)
+    check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
