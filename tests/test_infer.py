@@ -536,7 +536,8 @@ def test_masks_of_a_killed_run_keep_their_inputs(checkpoint, tmp_path,
     written when the run ended): the next run took them for outputs of
     unknown inputs and wrote every such image again as ``<stem>_2``, exit
     0. The names of each batch are journaled before its outputs, so every
-    mask on disk keeps its input."""
+    mask on disk keeps its input; the temporary file of a mask cut short
+    is removed by the next run."""
     import json
     import signal
     import subprocess
@@ -562,6 +563,11 @@ def test_masks_of_a_killed_run_keep_their_inputs(checkpoint, tmp_path,
     from mmseg_dsnet.apis.output_record import read_sources
     assert read_sources(str(out)) == {
         name: osp.realpath(folder / f'{name}.jpg') for name in written}
+    # A mask the kill cut short stays a hidden temporary file of its dead
+    # writer; the next run removes it.
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    (out / 'masks' / f'.p5.png.part-{dead.pid}').write_bytes(b'half')
 
     assert run_tool(argv) == 0
     text = ''.join(capsys.readouterr())

@@ -19,6 +19,7 @@ from ..deploy.deployable import to_model_input
 from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from ..models.utils.lesion_logit import decision_map, mean_probability_logits
 from ..progress import progress_bar
+from ..utils.fileio import remove_stale_partials
 from .masks import draw_overlay, resize_to_mask, write_image
 from .output_record import (SOURCES_NAME, journal_sources, read_sources,
                             record_sources, unrecorded_names)
@@ -108,8 +109,9 @@ class OutputDirError(Exception):
 
 
 def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
-    """Create ``out_dir/masks`` (and ``overlays``) and prove they are
-    writable by writing and removing a probe file.
+    """Create ``out_dir/masks`` (and ``overlays``), prove they are
+    writable by writing and removing a probe file, and remove the temporary
+    files a killed run left there.
 
     Returns:
         list[str]: The folders this call created (for
@@ -134,6 +136,8 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
                                              dir=folder)
             os.close(handle)
             os.unlink(probe)
+            # Hidden half-written outputs of a run that was killed.
+            remove_stale_partials(folder)
         except OSError as err:
             reason = err.strerror or str(err)
             raise OutputDirError(
