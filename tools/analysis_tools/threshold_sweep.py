@@ -61,6 +61,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def rule_options_given(args):
+    """The options of the selection rule given other values than their
+    defaults."""
+    return [option for option, on in (
+        ('--min-gain', args.min_gain != MIN_GAIN),
+        ('--se-factor', args.se_factor != SE_FACTOR)) if on]
+
+
 def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
     check_input_file(args.config, 'config file')
@@ -84,9 +92,7 @@ def check_args(args):
                         f'names, one per checkpoint, got {labels}')
     # The rule table judges thresholds over checkpoints: without two of
     # each it is not printed, and its options would be dropped.
-    unused = [option for option, on in (
-        ('--min-gain', args.min_gain != MIN_GAIN),
-        ('--se-factor', args.se_factor != SE_FACTOR)) if on]
+    unused = rule_options_given(args)
     if unused and (len(args.checkpoints) < 2 or len(args.thresholds) < 2):
         raise UserError(f'{", ".join(unused)}: the rule judges thresholds '
                         'over checkpoints and needs at least two of each, '
@@ -154,9 +160,7 @@ def main(argv=None):
             'splits/lightweight_design_val.txt), or pass --allow-test-split '
             'to report figures only')
     if on_test_split:
-        dropped = [option for option, on in (
-            ('--min-gain', args.min_gain != MIN_GAIN),
-            ('--se-factor', args.se_factor != SE_FACTOR)) if on]
+        dropped = rule_options_given(args)
         if dropped:
             raise UserError(f'{", ".join(dropped)}: no threshold is judged '
                             f'on the test split {split}')
