@@ -12,6 +12,7 @@ work dir (its checkpoints do not hold one).
 """
 import re
 
+from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 
 #: The parts of a config that decide what a training run does.
@@ -38,34 +39,6 @@ class ResumeMismatchError(UserError, ValueError):
     it was trained with, or has nothing left to train."""
 
 
-def _differences(given, previous, path):
-    """Dotted paths where two config dicts differ (a list of another length
-    is one difference)."""
-    if isinstance(given, dict) and isinstance(previous, dict):
-        for key in sorted(set(given) | set(previous), key=str):
-            yield from _differences(given.get(key), previous.get(key),
-                                    f'{path}.{key}')
-    elif isinstance(given, (list, tuple)) and isinstance(previous,
-                                                         (list, tuple)):
-        if len(given) != len(previous):
-            yield path
-            return
-        for index, (a, b) in enumerate(zip(given, previous)):
-            yield from _differences(a, b, f'{path}[{index}]')
-    elif given != previous:
-        yield path
-
-
-def _value_at(obj, path):
-    for index, key in re.findall(r'\[(\d+)\]|([^.\[\]]+)', path):
-        if index:
-            obj = obj[int(index)] if isinstance(obj, (list, tuple)) and \
-                int(index) < len(obj) else None
-        else:
-            obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
 def _short(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + '...'
@@ -89,11 +62,12 @@ def resume_config_changes(cfg, previous, parts=RESUMED_PARTS):
         dict(previous)
     changes = []
     for part in parts:
-        for path in _differences(given.get(part), before.get(part), part):
+        for path in config_differences(given.get(part), before.get(part),
+                                       part):
             if any(p.match(path) for p in MAY_DIFFER):
                 continue
-            changes.append(f'{path}={_short(_value_at(given, path))} (the '
-                           f"checkpoint's: {_short(_value_at(before, path))})")
+            changes.append(f'{path}={_short(value_at(given, path))} (the '
+                           f"checkpoint's: {_short(value_at(before, path))})")
     return changes
 
 

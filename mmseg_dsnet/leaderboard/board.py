@@ -41,6 +41,7 @@ import re
 import sys
 
 from mmseg_dsnet.engine.preflight import validates_on
+from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -67,32 +68,10 @@ class ConfigMismatchError(UserError, ValueError):
     trained, so the row would carry the wrong name, config and budget."""
 
 
-def _differences(given, dumped, path='model'):
-    """Dotted paths of the entries where two config dicts differ (a list of
-    another length is one difference), in order.
-
-    Yields:
-        str: ``model.decode_head.threshold``, ``x.pipeline[1].scale``.
-    """
-    if isinstance(given, dict) and isinstance(dumped, dict):
-        for key in sorted(set(given) | set(dumped), key=str):
-            yield from _differences(given.get(key), dumped.get(key),
-                                    f'{path}.{key}')
-    elif isinstance(given, (list, tuple)) and isinstance(dumped,
-                                                         (list, tuple)):
-        if len(given) != len(dumped):
-            yield path
-            return
-        for index, (a, b) in enumerate(zip(given, dumped)):
-            yield from _differences(a, b, f'{path}[{index}]')
-    elif given != dumped:
-        yield path
-
-
 def _first_difference(given, dumped, path='model'):
     """Dotted path of the first entry where two config dicts differ, or
     None when they are equal."""
-    return next(_differences(given, dumped, path), None)
+    return next(config_differences(given, dumped, path), None)
 
 
 class StaleRecordError(UserError, ValueError):
@@ -393,22 +372,10 @@ PIPELINE_SCALE = re.compile(r'((?:test|val)_dataloader\.dataset\.pipeline)'
                             r'\[\d+\]\.scale(\[\d+\])?$')
 
 
-def _value_at(obj, path):
-    """The entry of a config dict at a path of :func:`_differences`, or
-    None where there is none."""
-    for index, key in re.findall(r'\[(\d+)\]|([^.\[\]]+)', path):
-        if index:
-            obj = obj[int(index)] if isinstance(obj, (list, tuple)) and \
-                int(index) < len(obj) else None
-        else:
-            obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
 def _changes_no_figure(path, tested):
-    """Whether a difference of :func:`_differences` at ``path`` between the
-    named config and ``tested`` (a config dict) leaves the figures as they
-    are: an entry of :data:`NOT_RESULT_CHANGING`, or the scale of the
+    """Whether a difference of :func:`config_differences` at ``path``
+    between the named config and ``tested`` (a config dict) leaves the
+    figures as they are: an entry of :data:`NOT_RESULT_CHANGING`, or the scale of the
     ``Resize`` step whose scale is the recorded input size
     (:func:`run_input_size`)."""
     from mmseg_dsnet.deploy.deployable import resize_step
@@ -417,9 +384,9 @@ def _changes_no_figure(path, tested):
     scale = PIPELINE_SCALE.match(path)
     if not scale:
         return False
-    step = _value_at(tested, path[:path.index('.scale')])
+    step = value_at(tested, path[:path.index('.scale')])
     return step is not None and \
-        step is resize_step(_value_at(tested, scale.group(1)))
+        step is resize_step(value_at(tested, scale.group(1)))
 
 
 def tested_config_changes(config, tested_cfg, parts=TEST_PARTS):
@@ -443,9 +410,10 @@ def tested_config_changes(config, tested_cfg, parts=TEST_PARTS):
     named, tested = Config.fromfile(config).to_dict(), tested_cfg.to_dict()
     changed = {}
     for part in parts:
-        for path in _differences(named.get(part), tested.get(part), part):
+        for path in config_differences(named.get(part), tested.get(part),
+                                       part):
             if not _changes_no_figure(path, tested):
-                changed[path] = _value_at(tested, path)
+                changed[path] = value_at(tested, path)
     return result_changing_options(changed, parts)
 
 
