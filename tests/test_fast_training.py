@@ -772,6 +772,14 @@ def test_fast_train_resume_continues_exactly(fast_train_tool, tiny_cfg,
     assert len(logs) == 2 and 'resumed from' in logs[1].read_text()
 
 
+def _one_epoch_run(fast_train_tool, tiny_cfg, work):
+    """Train one epoch into ``work``; its files' bytes by path."""
+    assert fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
+    return {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+
+
 def test_fast_train_resume_refuses_another_seed_or_config(
         fast_train_tool, tiny_cfg, tmp_path, capsys):
     """``--resume`` with another ``--seed`` or other options continued the
@@ -781,10 +789,7 @@ def test_fast_train_resume_refuses_another_seed_or_config(
     the second. Now refused before anything is written; the run's own
     settings (a longer schedule, other decoding threads) resume."""
     work = tmp_path / 'work'
-    assert fast_train_tool.main(
-        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
-         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
-    before = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--resume', '--seed', '7', '--cfg-options',
@@ -828,10 +833,7 @@ def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
     ``--device cuda`` without CUDA was a traceback after the work dir was
     made. Both are refused before anything is written."""
     work = tmp_path / 'done'
-    assert fast_train_tool.main(
-        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
-         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
-    before = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--resume', '--cfg-options', 'train_cfg.max_epochs=1'],
