@@ -787,7 +787,8 @@ def test_fast_train_resume_refuses_another_seed_or_config(
     from the new options), exit 0, and its ``fast_train.json`` and dumped
     config named the new seed and settings: a mix of two runs recorded as
     the second. Now refused before anything is written; the run's own
-    settings (a longer schedule, other decoding threads) resume."""
+    settings (a longer schedule, other decoding threads) resume. A new
+    run without ``--resume`` over the old one is refused too."""
     work = tmp_path / 'work'
     before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
     text = _cli_error(fast_train_tool,
@@ -809,6 +810,13 @@ def test_fast_train_resume_refuses_another_seed_or_config(
                        '--resume', '--cfg-options',
                        'train_dataloader.batch_size=2'], capsys)
     assert "train_dataloader.batch_size=2 (the checkpoint's: 4)" in text
+    # Without --resume: a new run over the old one's checkpoints.
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu'],
+                      capsys)
+    assert text.startswith(f'ERROR: The work dir {work} already holds the '
+                           'checkpoints of a run (epoch_1.pth, '
+                           'last_checkpoint); a new run'), text
     after = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
     assert after == before
     assert fast_train_tool.main(

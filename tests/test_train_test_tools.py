@@ -539,7 +539,8 @@ def test_resume_refuses_another_config_or_a_finished_run(tiny_isic,
     other options trained a mix of two runs, exit 0, and a resume of a
     finished run trained nothing, exit 0; both replaced the work dir's
     config dump. Now both are refused before the runner exists, and the
-    run's own config resumes (with a longer schedule) as before."""
+    run's own config resumes (with a longer schedule) as before. A new run
+    over the old one without ``--resume`` is refused too."""
     import uuid
 
     from conftest import tree_hashes
@@ -557,6 +558,16 @@ def test_resume_refuses_another_config_or_a_finished_run(tiny_isic,
     assert run('train_cfg.max_epochs=1', resume=False)[0] == 0
     kept = tree_hashes(work)
     last = work / 'epoch_1.pth'
+    # A new run over it (no --resume) overwrote some of its files and left
+    # the rest beside its own, exit 0.
+    code, err = run('train_cfg.max_epochs=1', resume=False)
+    assert code == 2, err[-2000:]
+    assert err.splitlines()[-1] == (
+        f'ERROR: The work dir {work} already holds the checkpoints of a run '
+        '(best_IoU_epoch_1.pth, epoch_1.pth, last_checkpoint); a new run '
+        'would overwrite some of them and leave the others beside its own. '
+        'Nothing was started; continue that run with --resume, choose '
+        'another --work-dir, or remove them.')
     code, err = run('optim_wrapper.optimizer.lr=0.5',
                     'train_dataloader.batch_size=2')
     assert code == 2, err[-2000:]

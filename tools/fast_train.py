@@ -26,8 +26,8 @@ from mmengine.config import Config, DictAction
 import mmseg_dsnet  # noqa: F401  (compat patches + registration)
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_model_builds,
-                                check_pipelines_build, check_work_dir,
-                                run_reporting_user_errors)
+                                check_no_earlier_run, check_pipelines_build,
+                                check_work_dir, run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec, last_checkpoint_of,
                                               training_device)
@@ -154,6 +154,8 @@ def build_specs(args):
             # Before check_work_dir makes the folder: a run that cannot
             # resume leaves nothing behind.
             last_checkpoint_of(work_dir)
+        else:
+            check_no_earlier_run(work_dir)
         specs.append(RunSpec(cfg, path, seed, work_dir))
     # Once every run has passed its checks, so that a refused second run
     # leaves no work dir of the first.

@@ -24,7 +24,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds, check_launched,
                                 check_model_builds, check_pipelines_build,
-                                check_work_dir,
+                                check_no_earlier_run, check_work_dir,
                                 finish_distributed,
                                 pick_resume_checkpoint,
                                 run_reporting_user_errors,
@@ -129,11 +129,13 @@ def build_cfg(args):
 
 
 def prepare_work_dir(cfg):
-    """Check the work dir is writable; when resuming, drop the temporary
+    """Check the work dir is writable and, for a new run, holds no other
+    run's checkpoints; when resuming, drop the temporary
     files of a checkpoint write that was killed, pick the newest complete
     checkpoint and check that it is of this config's run."""
     check_work_dir(cfg.work_dir)
     if not cfg.resume:
+        check_no_earlier_run(cfg.work_dir)
         return
     if not cfg.get('load_from'):
         if int(os.environ.get('RANK', '0')) == 0:

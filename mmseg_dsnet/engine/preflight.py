@@ -343,6 +343,41 @@ def check_work_dir(work_dir):
         ) from None
 
 
+# What a training writes into its work dir and a later step picks up.
+_RUN_CHECKPOINT = re.compile(r'(epoch|iter)_\d+\.pth|best_.+\.pth|'
+                             r'last_checkpoint')
+
+
+def check_no_earlier_run(work_dir):
+    """Refuse to train afresh in a work dir that holds another run's
+    checkpoints.
+
+    A new run overwrites only the checkpoints it writes itself: a shorter
+    run leaves the earlier run's later ``epoch_*.pth`` and its
+    ``best_*.pth`` beside its own, where testing or ranking by name would
+    pick them up as the new run's.
+
+    Args:
+        work_dir (str): The run's work dir.
+
+    Raises:
+        WorkDirError: Naming the files found, when there are any.
+    """
+    if not osp.isdir(work_dir):
+        return
+    found = sorted(name for name in os.listdir(work_dir)
+                   if _RUN_CHECKPOINT.fullmatch(name))
+    if found:
+        shown = ', '.join(found[:4]) + (
+            f' and {len(found) - 4} more' if len(found) > 4 else '')
+        raise WorkDirError(
+            f'The work dir {work_dir} already holds the checkpoints of a '
+            f'run ({shown}); a new run would overwrite some of them and '
+            'leave the others beside its own. Nothing was started; continue '
+            'that run with --resume, choose another --work-dir, or remove '
+            'them.')
+
+
 def check_output_file(path, option='--metrics-out'):
     """Check that ``path`` can be written later, so that a long evaluation
     does not end in a failed write. Nothing is created.
