@@ -196,3 +196,27 @@ def test_tool_writes_a_recalibrated_checkpoint(tiny_isic, tmp_path, capsys):
     code, err = run_cli(tool.main, [cfg, source, tmp_path / 'z.pth',
                                     '--max-batches', '0'], capsys)
     assert code == 2 and '--max-batches' in err
+
+
+def test_tool_refuses_another_input_size_and_an_unwritable_output(
+        tmp_path, capsys):
+    """A checkpoint trained at 128 px, recalibrated with a 256 px config,
+    had its statistics recomputed on 256 px crops and was written as if
+    nothing but the statistics had changed, exit 0; an output under a
+    file failed only after the pass. Both are refused before any work."""
+    from conftest import DEMO_128PX, make_128px_checkpoint, trained_size_error
+    checkpoint = make_128px_checkpoint(tmp_path / 'c128.pth')
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = tmp_path / 'out.pth'
+    code, err = run_cli(tool.main, [DSNET, checkpoint, out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == trained_size_error(
+        checkpoint, DSNET,
+        'recalibrate it with the config it was trained with')
+    blocked = tmp_path / 'c128.pth' / 'out.pth'
+    code, err = run_cli(tool.main, [DEMO_128PX, checkpoint, blocked], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f'ERROR: Cannot write OUT {blocked}: {checkpoint} is a file, not a '
+        'folder. Nothing was started; choose a writable file for OUT.')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']

@@ -119,9 +119,11 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         dict: ``batches`` averaged and ``layers`` recalibrated.
 
     Raises:
-        UserError: A missing input, ``out`` being an input, a folder or an
-            existing file without ``overwrite``, or a model without
-            BatchNorm layers (nothing is written).
+        UserError: A missing input, ``out`` being an input, a folder, an
+            existing file without ``overwrite`` or a file that cannot be
+            written, a checkpoint trained at another input size than the
+            config's, or a model without BatchNorm layers (nothing is
+            written).
     """
     import io
     import os.path as osp
@@ -131,22 +133,29 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
+    from ..apis.released_model import check_trained_input_size
     from ..utils.errors import UserError
-    from ..utils.fileio import (atomic_write, refuse_existing, refuse_folder,
-                                refuse_same_file)
+    from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
     from .checkpoint_match import load_checkpoint_strictly
-    from .preflight import check_input_file, load_config
+    from .preflight import (check_input_file, check_new_output_file,
+                            load_config)
 
     check_input_file(checkpoint, 'checkpoint')
     refuse_same_file((('the config', config), ('the checkpoint', checkpoint),
                       ('the output', out)),
                      hint='give the recalibrated checkpoint a new name')
     refuse_folder(out)
-    refuse_existing(out, overwrite)
+    check_new_output_file(out, 'OUT', overwrite)
     register_all_modules(init_default_scope=True)
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    # The pass runs the config's training pipeline: at another input size
+    # than the weights were trained at, it would write the statistics of
+    # images the network never saw beside weights that look unchanged.
+    check_trained_input_size(
+        cfg, config, checkpoint,
+        advice='recalibrate it with the config it was trained with')
     model = MODELS.build(cfg.model)
     if not batch_norm_layers(model):
         raise UserError(f'{config} builds a model without BatchNorm layers; '
