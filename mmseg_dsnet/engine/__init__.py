@@ -25,7 +25,8 @@ __all__ = [
     'ThresholdMismatchError', 'WorkDirError', 'check_config_keys',
     'check_dataset_classes',
     'check_decision_thresholds', 'check_empty_output_dir',
-    'check_model_builds', 'check_no_earlier_run', 'check_output_file', 'check_pipelines_build',
+    'check_model_builds', 'check_no_earlier_run', 'check_output_file',
+    'check_pipelines_build',
     'check_work_dir',
     'pick_resume_checkpoint', 'describe_user_error',
     'run_reporting_user_errors', 'finish_distributed'
