@@ -195,7 +195,6 @@ def test_a_sweep_cut_short_is_not_a_success(tmp_path, monkeypatch,
 def test_an_interrupted_sweep_stops_its_runs(tmp_path, monkeypatch):
     """Ctrl-C (or SIGTERM) ended the sweep, but the runs under way went on
     and wrote their records after it had ended."""
-    import os
     import signal
     import threading
     import time
@@ -203,8 +202,11 @@ def test_an_interrupted_sweep_stops_its_runs(tmp_path, monkeypatch):
     script.write_text('import sys, time\ntime.sleep(3)\n'
                       f'open({str(tmp_path / "late")!r}, "w").close()\n')
     monkeypatch.setattr(sweep, 'CHECK_TOOL', str(script))
-    # Ctrl-C: SIGINT to this process, whose main thread waits on the runs.
-    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    # Ctrl-C: SIGINT to this process's main thread, which waits on the
+    # runs (sent to the process from the timer's thread, the kernel may
+    # hand it to that thread and leave the main thread's wait running).
+    threading.Timer(1.0, signal.pthread_kill,
+                    (threading.main_thread().ident, signal.SIGINT)).start()
     began = time.time()
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(sweep.sweep_jobs(['egeunet', 'malunet'], [0, 1]),
