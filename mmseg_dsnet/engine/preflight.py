@@ -343,9 +343,11 @@ def check_work_dir(work_dir):
         ) from None
 
 
+# The checkpoints mmengine saves every epoch (or iterations) of a run.
+_PERIODIC_CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
 # What a training writes into its work dir and a later step picks up.
-_RUN_CHECKPOINT = re.compile(r'(epoch|iter)_\d+\.pth|best_.+\.pth|'
-                             r'last_checkpoint')
+_RUN_CHECKPOINT = re.compile(
+    rf'{_PERIODIC_CHECKPOINT.pattern}|best_.+\.pth|last_checkpoint')
 
 
 def check_no_earlier_run(work_dir):
@@ -493,7 +495,7 @@ def pick_resume_checkpoint(work_dir):
     candidates = []
     if osp.isdir(work_dir):
         for name in os.listdir(work_dir):
-            match = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', name)
+            match = _PERIODIC_CHECKPOINT.fullmatch(name)
             if match:
                 candidates.append((int(match.group(2)), name))
     for _, name in sorted(candidates, reverse=True):
