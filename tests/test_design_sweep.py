@@ -217,3 +217,75 @@ def test_an_interrupted_sweep_stops_its_runs(tmp_path, monkeypatch):
     # The next seed was never started.
     assert sorted(p.name for p in (tmp_path / 'w').glob('*.log')) == [
         'egeunet_s0.log', 'malunet_s0.log']
+
+
+def test_cli_refuses_options_the_chosen_mode_would_drop(tmp_path, capsys):
+    """``--parallel`` with ``--fast`` (all runs train in one process) and
+    ``--time-limit`` without it would be dropped; nothing starts."""
+    args = cli_args(tmp_path)
+    assert tool.main(['egeunet', '--fast', '--parallel', '2', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: --parallel is not used with --fast')
+    assert tool.main(['egeunet', '--time-limit', '60', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: --time-limit is used only with --fast')
+    assert tool.main(['egeunet', '--fast', '--time-limit', '0', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: --time-limit must be positive')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_fast_record_names_keep_the_trainer_apart():
+    from mmseg_dsnet.leaderboard.real_data_check import design_record_path
+    names = [osp.basename(design_record_path('r', 'dsnet', 128, 30, 3, d))
+             for d in ('cpu', 'cuda: NVIDIA H200', 'cpu (fast_train)',
+                       'cuda: NVIDIA H200 (fast_train)')]
+    assert names == ['dsnet_128px_30ep_seed3.json',
+                     'dsnet_128px_30ep_seed3_cuda.json',
+                     'dsnet_128px_30ep_seed3_fast.json',
+                     'dsnet_128px_30ep_seed3_cuda_fast.json']
+
+
+@pytest.mark.slow
+def test_fast_sweep_records_what_each_runs_checkpoint_scores(tiny_isic,
+                                                             tmp_path,
+                                                             capsys):
+    """``--fast`` trains every run in one process and records each run's
+    score on the design hold-out: the figures tools/test.py gives its final
+    checkpoint, in a record the design tables keep apart."""
+    import json
+
+    from conftest import run_tool_in_process
+
+    from mmseg_dsnet.leaderboard.design import design_table
+    records, work = tmp_path / 'records', tmp_path / 'work'
+    argv = ['dsnet', '--seeds', '0', '1', '--epochs', '2', '--crop-size',
+            '64', '--fast', '--device', 'cpu', '--data-root',
+            str(tiny_isic), '--work-dir', str(work), '--record-dir',
+            str(records)]
+    assert tool.main(argv) == 0
+    assert 'dsnet_s1: done' in capsys.readouterr().out
+    paths = sorted(records.glob('*.json'))
+    assert [p.name for p in paths] == ['dsnet_64px_2ep_seed0_fast.json',
+                                       'dsnet_64px_2ep_seed1_fast.json']
+    record = json.loads(paths[1].read_text())
+    assert record['device'] == 'cpu (fast_train)'
+    assert record['runs_together'] == 2 and record['seed'] == 1
+    assert record['eval_split'] == 'splits/lightweight_design_val.txt'
+    held_out = (tiny_isic / 'splits' / 'lightweight_design_val.txt'
+                ).read_text().split()
+    assert record['test_images'] == len(held_out)
+    run_dir = work / 'dsnet_s1'
+    run_tool_in_process('tools/test.py', run_dir / 'dsnet_isic2017.py',
+                        run_dir / 'epoch_2.pth', '--work-dir',
+                        tmp_path / 'test', check=True)
+    tested = json.loads((tmp_path / 'test' / 'test_metrics.json'
+                         ).read_text())['metrics']
+    for key in ('IoU', 'DSC', 'mIoU_img'):
+        assert record['metrics'][key] == round(tested[key], 2), key
+    assert '| dsnet | 64px | 2 | cpu (fast_train) |' in design_table(
+        [str(p) for p in paths])
+    # A second sweep of those seeds would add second records: refused.
+    assert tool.main(argv[:-4] + ['--work-dir', str(tmp_path / 'w2'),
+                                  '--record-dir', str(records)]) == 2
+    assert 'have a record already' in capsys.readouterr().err

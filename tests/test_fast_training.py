@@ -983,3 +983,71 @@ def test_time_limit_stops_runs_from_the_end_and_saves_them(tiny_cfg,
     for summary, epoch in ((first, 3), (second, 2)):
         ckpt = safe_torch_load(summary['checkpoint'])
         assert ckpt['meta']['epoch'] == epoch and 'optimizer' in ckpt
+
+
+class _TimeLimitProbe:
+    """The trainer's time-limit rule on made-up timings: which runs it
+    stops after an epoch."""
+
+    def __init__(self, runs, max_epochs=10, time_limit=100.0):
+        from mmseg_dsnet.engine.fast_training import FastTrainer
+        self.trainer = FastTrainer.__new__(FastTrainer)
+        self.trainer.time_limit = time_limit
+        self.trainer.start_epoch = 0
+        self.trainer.max_epochs = max_epochs
+        self.states = [dict(active=True, name=i) for i in range(runs)]
+        self.stopped = []
+
+        def stop(state, epochs_done, reason):
+            state['active'] = False
+            self.stopped.append((state['name'], reason))
+        self.trainer._stop = stop
+
+    def after_epoch(self, epochs_done, elapsed, epoch_seconds):
+        self.trainer._apply_time_limit(self.states, epochs_done, elapsed,
+                                       epoch_seconds)
+        return sorted(name for name, _ in self.stopped)
+
+
+def test_time_limit_stops_as_many_runs_as_it_takes_at_once():
+    """It stopped one run an epoch: with many runs started, the loop went
+    on far past the limit while it shed them."""
+    # 4 runs, 2 s each per epoch, 8 epochs left, 80 s of the limit left:
+    # all four fit (64 s).
+    assert _TimeLimitProbe(4).after_epoch(2, 20.0, 8.0) == []
+    # 5 s each: two fit (80 s), the last two stop now.
+    probe = _TimeLimitProbe(4)
+    assert probe.after_epoch(2, 20.0, 20.0) == [2, 3]
+    assert 'with 4 runs the loop would take 180 s' in probe.stopped[0][1]
+    # Never fewer than one: the last run goes on until an epoch would pass
+    # the limit.
+    assert _TimeLimitProbe(3).after_epoch(2, 99.0, 30.0) == [1, 2]
+    assert _TimeLimitProbe(1).after_epoch(2, 90.0, 20.0) == [0]
+
+
+def test_time_limit_stops_no_run_after_the_last_epoch():
+    """Past the limit at the last epoch, a run that had trained all its
+    epochs was stopped and reported as not finished."""
+    assert _TimeLimitProbe(3, max_epochs=2).after_epoch(2, 500.0, 100.0) \
+        == []
+
+
+def test_fast_train_refuses_a_hook_it_would_not_run(fast_train_tool,
+                                                    tiny_cfg, tmp_path,
+                                                    capsys):
+    """An EMAHook in custom_hooks was left out of the training without a
+    word: the checkpoint held the trained weights, not their average."""
+    config = tmp_path / 'tiny_ema.py'
+    config.write_text(
+        f"_base_ = '{tiny_cfg}'\n"
+        'custom_hooks = _base_.custom_hooks + [dict(type="EMAHook", '
+        'momentum=0.001)]\n')
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert f'{config}: custom_hooks EMAHook would not run in fast ' \
+        'training' in text, text
+    assert not (tmp_path / 'w').exists()
+    # The default runtime's hooks are the trainer's own work: accepted.
+    from mmseg_dsnet.engine.fast_training import check_fast_run_config
+    check_fast_run_config(Config.fromfile(str(tiny_cfg)), str(tiny_cfg))

@@ -24,12 +24,11 @@ import sys
 from mmengine.config import Config, DictAction
 
 import mmseg_dsnet  # noqa: F401  (compat patches + registration)
-from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_model_builds,
-                                check_no_earlier_run, check_pipelines_build,
-                                check_work_dir, run_reporting_user_errors)
+from mmseg_dsnet.engine import (check_no_earlier_run, check_work_dir,
+                                run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
-                                              RunSpec, last_checkpoint_of,
+                                              RunSpec, check_fast_run_config,
+                                              last_checkpoint_of,
                                               training_device)
 from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
@@ -128,15 +127,7 @@ def build_specs(args):
         cfg = Config.fromfile(path)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
-        check_config_keys(cfg)
-        check_model_builds(cfg)
-        check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader')
-                              if args.val_interval else
-                              ('train_dataloader', ))
-        check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
-                              if cfg.get('val_cfg') else
-                              ('train_dataloader', ))
-        check_decision_thresholds(cfg, ('val_evaluator', ))
+        check_fast_run_config(cfg, path, validate=bool(args.val_interval))
         if args.work_dir is None:
             work_dir = osp.join('work_dirs', 'fast_train', name)
         elif len(runs) == 1:

@@ -146,6 +146,11 @@ def optimizer_lr(cfg):
         lr, bool) else None
 
 
+#: What the ``device`` of a design run trained by the fast trainer
+#: (``design_sweep.py --fast``) ends with.
+FAST_TRAINER_TAG = '(fast_train)'
+
+
 def design_record_path(record_dir, name, input_size, epochs, seed,
                        device='cpu'):
     """Where :func:`write_design_record` puts the record of a run (unless
@@ -161,10 +166,12 @@ def design_record_path(record_dir, name, input_size, epochs, seed,
         device (str): :func:`run_device` of the run. Default: 'cpu'.
 
     Returns:
-        str: ``<name>_<size>px_<epochs>ep_seed<seed>[_cuda].json`` in
-        ``record_dir``.
+        str: ``<name>_<size>px_<epochs>ep_seed<seed>[_cuda][_fast].json``
+        in ``record_dir`` (``_fast`` for the fast trainer's runs).
     """
-    suffix = '' if device == 'cpu' else '_cuda'
+    fast = device.endswith(FAST_TRAINER_TAG)
+    kind = device[:-len(FAST_TRAINER_TAG)].strip() if fast else device
+    suffix = ('' if kind == 'cpu' else '_cuda') + ('_fast' if fast else '')
     return osp.join(record_dir, f'{name}_{input_size}px_{epochs}ep_'
                     f'seed{seed}{suffix}.json')
 

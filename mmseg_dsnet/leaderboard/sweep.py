@@ -61,7 +61,8 @@ def sweep_jobs(candidates: Sequence[str],
 
 
 def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
-                        record_dir: str, input_size: int, epochs: int):
+                        record_dir: str, input_size: int, epochs: int,
+                        device: str = None):
     """Refuse, before any run starts, outputs the runs could not write (each
     would fail only after its training) and runs that already have a
     record (a rerun, e.g. of a sweep cut short, adds a second record of
@@ -73,13 +74,16 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
         record_dir (str): Where the runs write their records.
         input_size (int): The runs' square input size.
         epochs (int): The runs' epochs.
+        device (str, optional): The ``device`` their records will hold.
+            Default: :func:`run_device` (where ``check_real_data.py``
+            trains).
 
     Raises:
         WorkDirError: A folder that cannot be written.
         UserError: Naming the runs whose record exists.
     """
     check_work_dir(work_dir)
-    device = run_device()
+    device = device or run_device()
     paths = [design_record_path(record_dir, job.record_name, input_size,
                                 epochs, job.seed, device) for job in jobs]
     check_output_file(paths[0], '--record-dir')

@@ -5,6 +5,14 @@ run; each writes its record to ``--record-dir``).
     python tools/analysis_tools/design_sweep.py \\
         configs/dsnet/design/dsnet-design-e_isic2017.py egeunet \\
         --seeds 0 1 2 --parallel 2 --threads 1
+
+With ``--fast`` every run trains in this process with the fast trainer of
+``tools/fast_train.py`` (one GPU, one CUDA stream and graph per run) and is
+judged once after its last epoch; its records say ``(fast_train)`` in
+``device`` and are compared only with each other:
+
+    python tools/analysis_tools/design_sweep.py CONFIG_A CONFIG_B \\
+        --seeds 0 1 2 3 4 5 6 7 --epochs 30 --fast --time-limit 300
 """
 import argparse
 import os.path as osp
@@ -17,7 +25,7 @@ from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_short_schedule)
 from mmseg_dsnet.leaderboard.sweep import (check_sweep_outputs, run_sweep,
                                            sweep_jobs)
-from mmseg_dsnet.utils.cli import check_at_least, check_seed
+from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 from mmseg_dsnet.utils.errors import UserError
 
 
@@ -27,16 +35,17 @@ def parse_args(argv=None):
                         help='config files or model names of '
                         'check_real_data.py --models')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--parallel', type=int, default=2,
-                        help='runs at a time')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='CPU threads per run')
+    parser.add_argument('--parallel', type=int, default=None,
+                        help='runs at a time (default 2)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads per run (default 1)')
     parser.add_argument('--epochs', type=int, default=15)
     parser.add_argument('--crop-size', type=int, default=128)
     parser.add_argument('--train-images', type=int, default=None,
                         help='train on the first N design-train images')
-    parser.add_argument('--src', default=DEFAULT_SRC,
-                        help='the real ISIC 2017 set (official layout)')
+    parser.add_argument('--src', default=None,
+                        help='the real ISIC 2017 set (official layout; '
+                        f'default {DEFAULT_SRC})')
     parser.add_argument('--data-root', default='data/isic2017',
                         help='the converted set')
     parser.add_argument('--record-dir', default=DESIGN_DIR)
@@ -44,7 +53,35 @@ def parse_args(argv=None):
     parser.add_argument('--start-before', type=float, default=None,
                         help='start no run later than this many seconds '
                         'after the sweep began')
+    parser.add_argument('--fast', action='store_true',
+                        help='train every run together in this process with '
+                        "tools/fast_train.py's trainer (a GPU)")
+    parser.add_argument('--device', default=None,
+                        help='with --fast: cuda or cpu (default: cuda when '
+                        'available)')
+    parser.add_argument('--time-limit', type=float, default=None,
+                        help='with --fast: seconds the training loop may '
+                        'take; runs are stopped from the last seed')
     return parser.parse_args(argv)
+
+
+#: Options of one way of running only, with what they belong to.
+PROCESS_OPTIONS = ('--parallel', '--threads', '--start-before', '--src')
+FAST_OPTIONS = ('--device', '--time-limit')
+
+
+def check_options_of_the_mode(args):
+    """Refuse an option the chosen way of running would drop."""
+    given = {option: getattr(args, option[2:].replace('-', '_')) is not None
+             for option in (*PROCESS_OPTIONS, *FAST_OPTIONS)}
+    dropped = [o for o in (PROCESS_OPTIONS if args.fast else FAST_OPTIONS)
+               if given[o]]
+    if dropped:
+        raise UserError(
+            f'{", ".join(dropped)} {"is" if len(dropped) == 1 else "are"} '
+            + ('not used with --fast (all runs train together in this '
+               'process on --data-root)' if args.fast else
+               'used only with --fast'))
 
 
 def main(argv=None):
@@ -52,6 +89,8 @@ def main(argv=None):
     try:
         # A negative seed failed inside every run; a negative
         # --start-before started none and exited 0.
+        check_options_of_the_mode(args)
+        check_positive(('--time-limit', args.time_limit))
         check_at_least(('--parallel', args.parallel, 1),
                        ('--threads', args.threads, 1),
                        ('--start-before', args.start_before, 1))
@@ -67,6 +106,11 @@ def main(argv=None):
               'meta.json); convert it first with '
               'tools/dataset_converters/isic.py', file=sys.stderr)
         return 2
+    if args.fast:
+        return fast_sweep(args)
+    args.parallel = args.parallel or 2
+    args.threads = args.threads or 1
+    args.src = args.src or DEFAULT_SRC
     try:
         jobs = sweep_jobs(args.candidates, args.seeds)
         check_sweep_outputs(jobs, args.work_dir, args.record_dir,
@@ -108,6 +152,41 @@ def main(argv=None):
                         f'{", ".join(left)}')
     if problems:
         print(f'ERROR: {"; ".join(problems)}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def fast_sweep(args):
+    """``--fast``: every run in this process, one record each."""
+    import torch
+
+    from mmseg_dsnet.engine.fast_training import (FastTrainingError,
+                                                  training_device)
+    from mmseg_dsnet.leaderboard.fast_design import (fast_design_specs,
+                                                     fast_device_name,
+                                                     run_fast_design)
+    try:
+        device = training_device(args.device or (
+            'cuda' if torch.cuda.is_available() else 'cpu'))
+        jobs = sweep_jobs(args.candidates, args.seeds)
+        check_sweep_outputs(jobs, args.work_dir, args.record_dir,
+                            args.crop_size, args.epochs,
+                            device=fast_device_name(device))
+        specs = fast_design_specs(jobs, osp.abspath(args.data_root),
+                                  args.work_dir, args.epochs, args.crop_size,
+                                  args.train_images)
+        statuses = run_fast_design(jobs, specs, args.record_dir, device,
+                                   args.crop_size, args.time_limit)
+    except (OSError, ValueError, UserError, FastTrainingError) as err:
+        print(f'ERROR: {err}', file=sys.stderr)
+        return 2
+    for name, status in statuses.items():
+        print(f'{name}: {status}')
+    stopped = [n for n, s in statuses.items() if s != 'done']
+    if stopped:
+        print(f'ERROR: {len(stopped)} of {len(jobs)} runs did not train all '
+              f'their epochs (no record): {", ".join(stopped)}',
+              file=sys.stderr)
         return 1
     return 0
 

@@ -2,7 +2,8 @@
 CUDA-graph-captured step, several runs at once (``tools/fast_train.py``)."""
 from .decoded_cache import DecodedImageCache, split_train_pipeline
 from .errors import FastTrainingError
-from .fast_trainer import (FastTrainer, RunSpec, last_checkpoint_of,
+from .fast_trainer import (FOLLOWED_HOOKS, FastTrainer, RunSpec,
+                           check_fast_run_config, last_checkpoint_of,
                            shared_training_setup, training_device)
 from .gpu_augmentation import BatchedSegAugmentation
 from .graph_safe_losses import (graph_safe_losses, masked_accuracy,
@@ -11,6 +12,7 @@ from .training_run import TrainingRun, learning_rate_table
 
 __all__ = [
     'DecodedImageCache', 'split_train_pipeline', 'FastTrainer',
+    'FOLLOWED_HOOKS', 'check_fast_run_config',
     'FastTrainingError', 'RunSpec', 'last_checkpoint_of',
     'shared_training_setup',
     'training_device', 'BatchedSegAugmentation', 'graph_safe_losses',

@@ -75,6 +75,55 @@ def shared_training_setup(specs: Sequence[RunSpec]) -> dict:
     return first
 
 
+#: ``custom_hooks`` of ``configs/_base_/default_runtime.py``: the fast
+#: trainer does their work itself (reseeding, non-finite losses, broken
+#: images, class counts) or they have none in one process without loader
+#: workers. Any other hook (an ``EMAHook``, say) would be left out of the
+#: training without a word, so a config with one is refused.
+FOLLOWED_HOOKS = ('SyncBuffersHook', 'ReseedPerEpochHook',
+                  'NonFiniteLossHook', 'BadSampleSummaryHook',
+                  'NumClassesCheckHook', 'StrictCheckpointHook',
+                  'StopLoaderWorkersHook')
+
+
+def check_fast_run_config(cfg: Config, config_path: str,
+                          validate: bool = False) -> None:
+    """Refuse, before any image is decoded or folder made, a config the
+    fast trainer could not train as ``tools/train.py`` would.
+
+    Args:
+        cfg (Config): The run's config (options merged).
+        config_path (str): Its file, for the messages.
+        validate (bool): Whether the run validates (its val loader is then
+            checked too). Default: False.
+
+    Raises:
+        FastTrainingError: A custom hook the trainer would not run.
+        UserError: The preflight checks' errors (unknown keys, a model or
+            pipeline that does not build, class counts, thresholds).
+    """
+    from ..preflight import (check_config_keys, check_dataset_classes,
+                             check_decision_thresholds, check_model_builds,
+                             check_pipelines_build)
+    hooks = [h.get('type') if isinstance(h, dict) else type(h).__name__
+             for h in cfg.get('custom_hooks') or []]
+    other = [str(h) for h in hooks if h not in FOLLOWED_HOOKS]
+    if other:
+        raise FastTrainingError(
+            f'{config_path}: custom_hooks {", ".join(other)} would not run '
+            'in fast training (it follows only '
+            f'{", ".join(FOLLOWED_HOOKS)}); train this config with '
+            'tools/train.py')
+    check_config_keys(cfg)
+    check_model_builds(cfg)
+    loaders = ('train_dataloader', 'val_dataloader') if validate else (
+        'train_dataloader', )
+    check_pipelines_build(cfg, loaders)
+    check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
+                          if cfg.get('val_cfg') else ('train_dataloader', ))
+    check_decision_thresholds(cfg, ('val_evaluator', ))
+
+
 def training_device(name) -> torch.device:
     """The device to train on, refused with a
     :class:`~mmseg_dsnet.utils.errors.UserError` when this machine cannot
@@ -147,7 +196,8 @@ class FastTrainer:
         warmup_iters (int): Eager steps before capture. Default: 3.
         time_limit (float, optional): Seconds the training loop may take;
             after each epoch, while several runs remain and the projected
-            total is above it, the last run is stopped (and reported).
+            total is above it, runs are stopped from the last one, as
+            many as it takes (and reported).
         checkpoint_interval (int): Also save every this many epochs
             (0: only at the end). Default: 0.
         val_interval (int): Validate on the config's ``val_dataloader``
@@ -273,7 +323,7 @@ class FastTrainer:
                     validator=validator, best=best,
                     generator=generator, order=None, active=True, steps=0,
                     stopped=None, epochs=0, scalars=None, eager=False,
-                    checkpoints=[])
+                    checkpoints=[], validation=None)
 
     def _environment_text(self, spec: RunSpec) -> str:
         from mmseg.utils import collect_env
@@ -419,6 +469,8 @@ class FastTrainer:
                 run.stream.synchronize()
             metrics = state['validator'](run.model)
         count = len(state['validator'])
+        state['validation'] = dict(epoch=epoch, metrics=metrics,
+                                   images=count)
         text = '  '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
         state['logger'].info(f'Epoch(val) [{epoch}][{count}/{count}]    '
                              f'{text}')
@@ -446,24 +498,34 @@ class FastTrainer:
 
     def _apply_time_limit(self, states, epochs_done, elapsed,
                           epoch_seconds):
-        """Stop the last active run while the loop, continuing at the pace
-        of the epoch just finished, would end after the time limit."""
+        """Stop runs from the end of the list until the loop, continuing
+        at the pace of the epoch just finished (taken as the same share of
+        it for every run), would end within the time limit; the last run
+        is stopped before an epoch that would pass it."""
         if self.time_limit is None or epochs_done - self.start_epoch < 2:
             return  # the first epoch holds the warm-up and the captures
+        remaining = self.max_epochs - epochs_done
+        if not remaining:
+            return  # every run has trained all its epochs
         active = [s for s in states if s['active']]
-        projected = elapsed + epoch_seconds * (self.max_epochs - epochs_done)
-        if len(active) == 1 and elapsed + epoch_seconds > self.time_limit \
-                and epochs_done < self.max_epochs:
+        projected = elapsed + epoch_seconds * remaining
+        if len(active) == 1 and elapsed + epoch_seconds > self.time_limit:
             # The last run is saved where it is rather than cut by a kill.
             self._stop(active[0], epochs_done, (
                 f'stopped after epoch {epochs_done} of {self.max_epochs}: '
                 f'another epoch would pass the time limit of '
                 f'{self.time_limit:.0f} s'))
         elif len(active) > 1 and projected > self.time_limit:
-            self._stop(active[-1], epochs_done, (
-                f'stopped after epoch {epochs_done}: with {len(active)} '
-                f'runs the loop would take {projected:.0f} s, over the '
-                f'time limit of {self.time_limit:.0f} s'))
+            # All that must go, at once: one run an epoch sheds too little
+            # when many runs were started.
+            per_run = epoch_seconds / len(active) * remaining
+            keep = max(1, int((self.time_limit - elapsed) // per_run))
+            for state in reversed(active[keep:]):
+                self._stop(state, epochs_done, (
+                    f'stopped after epoch {epochs_done}: with '
+                    f'{len(active)} runs the loop would take '
+                    f'{projected:.0f} s, over the time limit of '
+                    f'{self.time_limit:.0f} s'))
 
     def _stop(self, state, epochs_done, reason):
         """Take a run out of the loop, say why, and save it (resumable)."""
@@ -615,7 +677,8 @@ class FastTrainer:
             cuda_graph=self.cuda_graph, channels_last=self.channels_last,
             fused_optimizer=self.fused_optimizer, amp=self.amp,
             compile=self.compile, torch=torch.__version__,
-            final_scalars=state['scalars'], best=state['best'])
+            final_scalars=state['scalars'], best=state['best'],
+            last_validation=state['validation'])
         atomic_write(json.dumps(summary, indent=2),
                      osp.join(spec.work_dir, 'fast_train.json'))
         state['logger'].info(

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One device-tool call: a design screen on the design hold-out with the fast
+# trainer (tools/analysis_tools/design_sweep.py --fast): every candidate for
+# every seed, all runs in one process, one CUDA stream and graph each; runs
+# are stopped from the last seed when the time limit would be passed.
+#
+# Here, once:   ../shared/device/stage.sh
+# Device call:  carry [".device_kit", "data/isic2017"], then
+#               CANDIDATES="configs/...a.py configs/...b.py" SEEDS="$(seq -s ' ' 0 23)" \
+#                   bash tools/device/design_screen.sh
+# Back: $OUT/records/*.json (design records, "(fast_train)" in device),
+# $OUT/sweep.txt (the sweep's output), $OUT/logs.tar.gz (each run's log and
+# fast_train.json), $OUT/summary.txt.
+# Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 TRAIN_IMAGES=32 OUT=/tmp/d bash ...
+set -u
+OUT=${OUT:-work_dirs/device}
+PY=${PYTHON:-python3}
+EPOCHS=${EPOCHS:-30}
+CROP=${CROP:-128}
+SEEDS=${SEEDS:-"0 1 2 3"}
+TIME_LIMIT=${TIME_LIMIT:-280}   # seconds the training loop may take
+CANDIDATES=${CANDIDATES:-configs/dsnet/design/dsnet-design-e-deeper-eighth_isic2017.py}
+SMALL=()
+[ -n "${TRAIN_IMAGES:-}" ] && SMALL=(--train-images "$TRAIN_IMAGES")
+mkdir -p "$OUT"
+if [ -f .device_kit/setup.sh ] && [ -z "${PYTHON:-}" ]; then
+  source .device_kit/setup.sh || exit 1
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+stamp() { echo "[$(date +%H:%M:%S) +$((SECONDS))s] $*" | tee -a "$OUT/summary.txt"; }
+WORK=${WORK:-/tmp/design_screen}
+stamp "design screen: $CANDIDATES; seeds $SEEDS; $EPOCHS epochs at ${CROP}px"
+# shellcheck disable=SC2086
+$PY tools/analysis_tools/design_sweep.py $CANDIDATES --seeds $SEEDS \
+  --epochs "$EPOCHS" --crop-size "$CROP" "${SMALL[@]}" --fast \
+  --time-limit "$TIME_LIMIT" --data-root data/isic2017 \
+  --work-dir "$WORK" --record-dir "$OUT/records" > "$OUT/sweep.txt" 2>&1
+echo "design_sweep rc=$?" | tee -a "$OUT/summary.txt"
+grep "^\[fast_train\]\|: done\|: stopped\|^ERROR" "$OUT/sweep.txt" | tail -12 | tee -a "$OUT/summary.txt"
+echo "records: $(ls "$OUT/records" 2>/dev/null | wc -l)" | tee -a "$OUT/summary.txt"
+# Checkpoints stay behind: the records hold what the screen needs.
+(cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -)
+stamp "done"
