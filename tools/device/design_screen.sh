@@ -8,7 +8,11 @@
 # Device call:  carry [".device_kit", "data/isic2017"], then
 #               CANDIDATES="configs/...a.py configs/...b.py" SEEDS="$(seq -s ' ' 0 23)" \
 #                   bash tools/device/design_screen.sh
-# Back: $OUT/records/*.json (design records, "(fast_train)" in device),
+# (a second call on the same machine needs another WORK=/tmp/...: the sweep
+# refuses work dirs that hold the first call's runs)
+# Back: $OUT/records.tar.gz (the design records, "(fast_train)" in device;
+# the device tool brings back a limited number of files, so they come packed:
+# tar xzf records.tar.gz -C results/design --strip-components 1),
 # $OUT/sweep.txt (the sweep's output), $OUT/logs.tar.gz (each run's log and
 # fast_train.json), $OUT/summary.txt.
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 TRAIN_IMAGES=32 OUT=/tmp/d bash ...
@@ -38,6 +42,9 @@ $PY tools/analysis_tools/design_sweep.py $CANDIDATES --seeds $SEEDS \
 echo "design_sweep rc=$?" | tee -a "$OUT/summary.txt"
 grep "^\[fast_train\]\|: done\|: stopped\|^ERROR" "$OUT/sweep.txt" | tail -12 | tee -a "$OUT/summary.txt"
 echo "records: $(ls "$OUT/records" 2>/dev/null | wc -l)" | tee -a "$OUT/summary.txt"
+if [ -d "$OUT/records" ]; then
+  tar czf "$OUT/records.tar.gz" -C "$OUT" records && rm -rf "$OUT/records"
+fi
 # Checkpoints stay behind: the records hold what the screen needs.
 (cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -)
 stamp "done"
