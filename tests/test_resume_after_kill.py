@@ -298,3 +298,32 @@ def test_resume_skips_a_truncated_checkpoint(runs, tmp_path):
     with pytest.raises(CorruptCheckpointError, match='epoch_2.pth'):
         load(tmp_path / 'epoch_2.pth')
     assert pick_resume_checkpoint(str(tmp_path / 'nothing_here')) is None
+
+
+@pytest.mark.slow
+def test_resume_of_a_copied_work_dir_takes_its_own_checkpoint(runs,
+                                                             tmp_path):
+    """A copied work dir's ``last_checkpoint`` still names the original's
+    checkpoint: ``--resume`` continued from the original's (which may have
+    trained on since), not from the copy's own."""
+    from mmseg_dsnet.engine import pick_resume_checkpoint
+    from mmseg_dsnet.utils.errors import UserError
+    clean, _, _ = runs
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    original.mkdir()
+    copy.mkdir()
+    good = (clean / 'epoch_1.pth').read_bytes()
+    for folder in (original, copy):
+        (folder / 'epoch_1.pth').write_bytes(good)
+    (original / 'epoch_2.pth').write_bytes(good)  # the original went on
+    (copy / 'last_checkpoint').write_text(str(original / 'epoch_2.pth'))
+    assert pick_resume_checkpoint(str(copy)) == str(copy / 'epoch_1.pth')
+    (copy / 'epoch_1.pth').unlink()
+    with pytest.raises(UserError, match=r'names .*original/epoch_2.pth, a '
+                       'checkpoint outside the work dir'):
+        pick_resume_checkpoint(str(copy))
+    # The work dir's own pointer, given by another path to that folder.
+    (copy / 'epoch_3.pth').write_bytes(good)
+    (copy / 'last_checkpoint').write_text(
+        str(tmp_path / '.' / 'copy' / 'epoch_3.pth'))
+    assert pick_resume_checkpoint(str(copy)).endswith('copy/epoch_3.pth')

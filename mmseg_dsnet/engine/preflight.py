@@ -479,18 +479,27 @@ def pick_resume_checkpoint(work_dir):
     ``last_checkpoint`` names the newest checkpoint; if it is missing,
     empty, or names a file that is gone or incomplete (the run was killed
     while writing it), the newest complete ``epoch_*.pth`` / ``iter_*.pth``
-    in ``work_dir`` is used instead, with a warning.
+    in ``work_dir`` is used instead, with a warning. So it is when it names
+    a file in another folder (a copied or moved work dir still names the
+    original's checkpoints, which may have moved on since).
 
     Returns:
         str | None: The checkpoint path, or None when there is none (the
         run then starts from scratch).
+
+    Raises:
+        UserError: ``last_checkpoint`` names a checkpoint in another folder
+            and ``work_dir`` holds none of its own.
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
     named = None
+    elsewhere = False
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = f.read().strip() or None
-        if named and _is_complete(named):
+        elsewhere = bool(named) and osp.dirname(osp.realpath(named)) != \
+            osp.realpath(work_dir)
+        if named and not elsewhere and _is_complete(named):
             return named
     candidates = []
     if osp.isdir(work_dir):
@@ -501,10 +510,22 @@ def pick_resume_checkpoint(work_dir):
     for _, name in sorted(candidates, reverse=True):
         path = osp.join(work_dir, name)
         if _is_complete(path):
-            if named or osp.isfile(pointer):
+            if elsewhere:
+                print_log(
+                    f'last_checkpoint names {named!r}, outside the work dir '
+                    f'{work_dir} (a copied or moved work dir); resuming '
+                    f'from {path}, its own newest checkpoint, instead.',
+                    logger='current', level=30)
+            elif named or osp.isfile(pointer):
                 print_log(
                     f'last_checkpoint names {named!r}, which is missing or '
                     f'incomplete; resuming from {path} instead.',
                     logger='current', level=30)
             return path
+    if elsewhere:
+        raise UserError(
+            f'--resume: {pointer} names {named}, a checkpoint outside the '
+            f'work dir, and {work_dir} holds no checkpoint of its own; copy '
+            'the checkpoint into it (or give it with --cfg-options '
+            'load_from=...) to continue that run')
     return None
