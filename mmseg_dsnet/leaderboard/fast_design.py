@@ -152,4 +152,3 @@ def run_fast_design(jobs: Sequence[SweepJob], specs: Sequence,
         write_design_record(record_dir, job.record_name, record)
         statuses[job.name] = 'done'
     return statuses
-
