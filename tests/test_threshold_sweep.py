@@ -238,3 +238,45 @@ def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
                         '--cfg-options',
                         f'test_dataloader.dataset.ann_file={val}'])
     assert set(scores) == {'checkpoint 1'}
+
+
+def test_an_evaluator_that_writes_masks_is_refused(two_checkpoints,
+                                                   tmp_path):
+    """A config whose ``test_evaluator`` has an ``output_dir`` (as the
+    config ``tools/test.py --out`` dumps into its work dir has): every
+    threshold's metric wrote its masks into that folder, so the second
+    threshold (or, in the folder of that test, the first) stopped with
+    ``ERROR: LesionMetric: ... share the stem ...; Give each image its own
+    file name``, blaming the data, and left its masks behind."""
+    from conftest import run_tool_in_process, tree_hashes
+    tmp, cfg, checkpoints = two_checkpoints
+    earlier = tmp_path / 'test_masks'
+    earlier.mkdir()
+    (earlier / 'ISIC_0000012.png').write_bytes(b'a mask of tools/test.py')
+    dumped = tmp_path / 'dumped.py'
+    dumped.write_text(f"_base_ = '{cfg}'\n"
+                      f"test_evaluator = dict(output_dir='{earlier}')\n")
+    new = tmp_path / 'new_masks'
+    for config, options, masks in (
+            (cfg, ['--cfg-options', f'test_evaluator.output_dir={new}'],
+             new),
+            (dumped, [], earlier)):
+        before = tree_hashes(tmp_path)
+        run = run_tool_in_process(tool.__file__, config, *checkpoints,
+                                  '--thresholds', '0.5', '0.4', *options)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.strip().splitlines()[-1] == (
+            f"ERROR: {config}: test_evaluator.output_dir is '{masks}' "
+            '(tools/test.py --out sets it, and the config it dumps keeps '
+            'it), but the sweep writes no masks; pass --cfg-options '
+            'test_evaluator.output_dir=None, and write the masks of one '
+            'threshold with tools/test.py --out')
+        assert tree_hashes(tmp_path) == before
+        assert not new.exists()
+    # As the message says: the figures, and no mask written.
+    run = run_tool_in_process(tool.__file__, dumped, *checkpoints,
+                              '--thresholds', '0.5', '0.4', '--cfg-options',
+                              'test_evaluator.output_dir=None')
+    assert run.returncode == 0, run.output[-2000:]
+    assert '| 0.4 | ' in run.stdout
+    assert sorted(p.name for p in earlier.iterdir()) == ['ISIC_0000012.png']

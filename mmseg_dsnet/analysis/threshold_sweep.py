@@ -16,12 +16,24 @@ def lesion_metric_args(evaluator_cfg) -> dict:
     ``type`` and ``threshold``.
 
     Raises:
-        ValueError: The evaluator is not one LesionMetric.
+        ValueError: The evaluator is not one LesionMetric, or it writes
+            masks (``output_dir``).
     """
     if not isinstance(evaluator_cfg, dict) or \
             evaluator_cfg.get('type') not in ('LesionMetric', LesionMetric):
         raise ValueError('the config\'s test_evaluator must be one '
                          f'LesionMetric, got {evaluator_cfg!r}')
+    # Each threshold's metric would write its masks into that one folder:
+    # the second refused the first one's file as an image scored twice,
+    # and a folder of an earlier tools/test.py --out (whose config dump
+    # holds it) was refused at its first file.
+    if evaluator_cfg.get('output_dir') is not None:
+        raise ValueError(
+            f"test_evaluator.output_dir is {evaluator_cfg['output_dir']!r} "
+            '(tools/test.py --out sets it, and the config it dumps keeps '
+            'it), but the sweep writes no masks; pass --cfg-options '
+            'test_evaluator.output_dir=None, and write the masks of one '
+            'threshold with tools/test.py --out')
     return {key: value for key, value in evaluator_cfg.items()
             if key not in ('type', 'threshold')}
 
