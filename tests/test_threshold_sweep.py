@@ -2,7 +2,9 @@
 (mmseg_dsnet.analysis.threshold_sweep and
 tools/analysis_tools/threshold_sweep.py)."""
 import json
+import os.path as osp
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import load_tool, make_lesion_checkpoint
@@ -174,3 +176,107 @@ def test_the_test_split_gives_figures_only_on_request(two_checkpoints,
     assert 'tiny_dsnet.py, splits/lightweight_test.txt (' in printed
     assert 'On the test split: figures only' in printed
     assert 'difference to 0.5' not in printed
+
+
+def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
+                                                      tmp_path):
+    """A checkpoint trained on lightweight_train (which holds the design
+    hold-out) swept on splits/lightweight_design_val.txt, as the test-split
+    refusal suggests for design runs: the thresholds were judged on images
+    the model had learned from, exit 0. Its training split is read from
+    its training config (``meta['cfg']``)."""
+    import torch
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    tmp, cfg, checkpoints = two_checkpoints
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+
+    def trained_on(split, root=None):
+        """The checkpoint with a training config that trained on
+        ``split`` (of ``root``, default the swept data)."""
+        config = Config.fromfile(cfg)
+        config.merge_from_dict({'train_dataloader.dataset.ann_file': split})
+        if root is not None:
+            config.merge_from_dict({'train_dataloader.dataset.data_root':
+                                    root})
+        path = tmp_path / f'{osp.basename(split)}_{root is None}.pth'
+        torch.save(dict(state_dict=weights,
+                        meta=dict(cfg=config.pretty_text)), path)
+        return path
+
+    data_root = Config.fromfile(cfg).test_dataloader.dataset.data_root
+    val = 'splits/lightweight_design_val.txt'
+    held_out = (Path(data_root) / val).read_text().split()
+    out = tmp_path / 'sweep.json'
+    for checkpoint, train_file in (
+            (trained_on('splits/lightweight_train.txt'),
+             f'{data_root}/splits/lightweight_train.txt'),
+            # Trained on another machine: the file of that name here.
+            (trained_on('splits/lightweight_train.txt', '/elsewhere/isic'),
+             f'{data_root}/splits/lightweight_train.txt')):
+        run = run_tool_in_process(
+            tool.__file__, cfg, checkpoints[1], checkpoint, '--thresholds',
+            '0.5', '0.4', '--out', out, '--cfg-options',
+            f'test_dataloader.dataset.ann_file={val}')
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.strip().splitlines()[-1] == (
+            f'ERROR: checkpoint {checkpoint} was trained on '
+            f'{len(held_out)} of the {len(held_out)} images that {cfg} '
+            f'scores ({data_root}/{val}: {", ".join(held_out[:3])}'
+            f'{", ..." if len(held_out) > 3 else ""}); its training split '
+            f"is {train_file} (its training config, meta['cfg']). A "
+            'threshold chosen on images the model learned from, and its '
+            'figures, favour the model. Score a split it did not train on: '
+            'runs trained on splits/lightweight_design_train.txt on '
+            'splits/lightweight_design_val.txt, official-protocol runs on '
+            'splits/official_val.txt')
+        assert not out.exists()
+    # A design run, trained without the hold-out, is swept there.
+    design = trained_on('splits/lightweight_design_train.txt')
+    scores = tool.main([str(cfg), str(design), '--thresholds', '0.5',
+                        '--cfg-options',
+                        f'test_dataloader.dataset.ann_file={val}'])
+    assert set(scores) == {'checkpoint 1'}
+
+
+def test_an_evaluator_that_writes_masks_is_refused(two_checkpoints,
+                                                   tmp_path):
+    """A config whose ``test_evaluator`` has an ``output_dir`` (as the
+    config ``tools/test.py --out`` dumps into its work dir has): every
+    threshold's metric wrote its masks into that folder, so the second
+    threshold (or, in the folder of that test, the first) stopped with
+    ``ERROR: LesionMetric: ... share the stem ...; Give each image its own
+    file name``, blaming the data, and left its masks behind."""
+    from conftest import run_tool_in_process, tree_hashes
+    tmp, cfg, checkpoints = two_checkpoints
+    earlier = tmp_path / 'test_masks'
+    earlier.mkdir()
+    (earlier / 'ISIC_0000012.png').write_bytes(b'a mask of tools/test.py')
+    dumped = tmp_path / 'dumped.py'
+    dumped.write_text(f"_base_ = '{cfg}'\n"
+                      f"test_evaluator = dict(output_dir='{earlier}')\n")
+    new = tmp_path / 'new_masks'
+    for config, options, masks in (
+            (cfg, ['--cfg-options', f'test_evaluator.output_dir={new}'],
+             new),
+            (dumped, [], earlier)):
+        before = tree_hashes(tmp_path)
+        run = run_tool_in_process(tool.__file__, config, *checkpoints,
+                                  '--thresholds', '0.5', '0.4', *options)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.strip().splitlines()[-1] == (
+            f"ERROR: {config}: test_evaluator.output_dir is '{masks}' "
+            '(tools/test.py --out sets it, and the config it dumps keeps '
+            'it), but the sweep writes no masks; pass --cfg-options '
+            'test_evaluator.output_dir=None, and write the masks of one '
+            'threshold with tools/test.py --out')
+        assert tree_hashes(tmp_path) == before
+        assert not new.exists()
+    # As the message says: the figures, and no mask written.
+    run = run_tool_in_process(tool.__file__, dumped, *checkpoints,
+                              '--thresholds', '0.5', '0.4', '--cfg-options',
+                              'test_evaluator.output_dir=None')
+    assert run.returncode == 0, run.output[-2000:]
+    assert '| 0.4 | ' in run.stdout
+    assert sorted(p.name for p in earlier.iterdir()) == ['ISIC_0000012.png']

@@ -2,11 +2,13 @@
 its test images: each threshold gets its own :class:`LesionMetric`, fed the
 same lesion probabilities, so every figure is the one ``tools/test.py``
 would report with the head and the metric set to that threshold."""
-from typing import Dict, Sequence
+import os.path as osp
+from typing import Dict, Optional, Sequence
 
 import torch
 
 from ..evaluation.lesion_metric import LesionMetric
+from ..utils.errors import UserError
 
 
 def lesion_metric_args(evaluator_cfg) -> dict:
@@ -14,12 +16,24 @@ def lesion_metric_args(evaluator_cfg) -> dict:
     ``type`` and ``threshold``.
 
     Raises:
-        ValueError: The evaluator is not one LesionMetric.
+        ValueError: The evaluator is not one LesionMetric, or it writes
+            masks (``output_dir``).
     """
     if not isinstance(evaluator_cfg, dict) or \
             evaluator_cfg.get('type') not in ('LesionMetric', LesionMetric):
         raise ValueError('the config\'s test_evaluator must be one '
                          f'LesionMetric, got {evaluator_cfg!r}')
+    # Each threshold's metric would write its masks into that one folder:
+    # the second refused the first one's file as an image scored twice,
+    # and a folder of an earlier tools/test.py --out (whose config dump
+    # holds it) was refused at its first file.
+    if evaluator_cfg.get('output_dir') is not None:
+        raise ValueError(
+            f"test_evaluator.output_dir is {evaluator_cfg['output_dir']!r} "
+            '(tools/test.py --out sets it, and the config it dumps keeps '
+            'it), but the sweep writes no masks; pass --cfg-options '
+            'test_evaluator.output_dir=None, and write the masks of one '
+            'threshold with tools/test.py --out')
     return {key: value for key, value in evaluator_cfg.items()
             if key not in ('type', 'threshold')}
 
@@ -56,3 +70,90 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
     # Each LesionMetric logs its table to MMEngine's current logger.
     return {threshold: metric.compute_metrics(metric.results)
             for threshold, metric in metrics.items()}
+
+
+def _split_file(dataset_cfg: dict) -> Optional[str]:
+    """The split file a dataset config reads (``ann_file`` under
+    ``data_root``, as mmseg joins them), or None without one."""
+    ann_file = dataset_cfg.get('ann_file')
+    if not ann_file:
+        return None
+    root = dataset_cfg.get('data_root') or ''
+    return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
+
+
+def _split_ids(path: str) -> list:
+    """The ids a split file lists, as the ISIC datasets read them
+    (``./ISIC_0000000`` is ``ISIC_0000000``; blank lines are none)."""
+    with open(path) as f:
+        return [osp.normpath(line.strip()) for line in f if line.strip()]
+
+
+def _leaf_datasets(dataset_cfg) -> list:
+    """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
+    reads from."""
+    if not isinstance(dataset_cfg, dict):
+        return []
+    if 'ann_file' in dataset_cfg or 'data_root' in dataset_cfg:
+        return [dataset_cfg]
+    inner = dataset_cfg.get('datasets') or [dataset_cfg.get('dataset')]
+    return [leaf for cfg in inner for leaf in _leaf_datasets(cfg)]
+
+
+def check_not_trained_on(checkpoint: str, scored_cfg: dict,
+                         config: str) -> None:
+    """Refuse to score a checkpoint on images its run trained on.
+
+    The training split is read from the checkpoint's training config
+    (``meta['cfg']``, which mmengine's Runner writes); its file is looked
+    for where that config names it, else under the scored data root (a
+    run trained on another machine). A checkpoint without one (released
+    weights, ``fast_train.py`` runs) or whose split file is found nowhere
+    passes.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        scored_cfg (dict): The dataset config of the sweep's test loader.
+        config (str): The swept config, for the message.
+
+    Raises:
+        UserError: Naming the shared images and both split files.
+    """
+    from ..apis.released_model import config_from_text
+    from ..compat import safe_torch_load
+    scored = _split_file(scored_cfg)
+    if scored is None or not osp.isfile(scored):
+        return
+    meta = safe_torch_load(checkpoint, map_location='cpu')
+    meta = meta.get('meta') if isinstance(meta, dict) else None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        return
+    loader = config_from_text(text).get('train_dataloader')
+    trained = _leaf_datasets(
+        loader.get('dataset') if isinstance(loader, dict) else None)
+    scored_ids = _split_ids(scored)
+    for dataset in trained:
+        named = _split_file(dataset)
+        if named is None:
+            continue
+        found = [path for path in (named, osp.join(
+            scored_cfg.get('data_root') or '', dataset['ann_file']))
+                 if osp.isfile(path)]
+        if not found:
+            continue
+        train_ids = set(_split_ids(found[0]))
+        shared = [i for i in scored_ids if i in train_ids]
+        if shared:
+            more = ', ...' if len(shared) > 3 else ''
+            raise UserError(
+                f'checkpoint {checkpoint} was trained on {len(shared)} of '
+                f'the {len(scored_ids)} images that {config} scores '
+                f'({scored}: {", ".join(shared[:3])}{more}); its training '
+                f"split is {found[0]} (its training config, meta['cfg']). "
+                'A threshold chosen on images the model learned from, and '
+                'its figures, favour the model. Score a split it did not '
+                'train on: runs trained on '
+                'splits/lightweight_design_train.txt on '
+                'splits/lightweight_design_val.txt, official-protocol runs '
+                'on splits/official_val.txt')

@@ -135,7 +135,8 @@ def main(argv=None):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from mmseg_dsnet.analysis.threshold_sweep import (lesion_metric_args,
+    from mmseg_dsnet.analysis.threshold_sweep import (check_not_trained_on,
+                                                      lesion_metric_args,
                                                       scores_by_threshold)
     from mmseg_dsnet.datasets.converters.isic import is_test_split
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
@@ -167,6 +168,10 @@ def main(argv=None):
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
+    # Figures on images a checkpoint learned from favour it.
+    for checkpoint in args.checkpoints:
+        check_not_trained_on(checkpoint, cfg.test_dataloader.dataset,
+                             args.config)
     register_all_modules()
     # The per-threshold tables of LesionMetric are left out of the output.
     MMLogger.get_instance('threshold_sweep', log_level='WARNING')
