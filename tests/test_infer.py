@@ -363,6 +363,63 @@ def test_one_folder_holds_one_models_masks(checkpoint, inputs, tmp_path,
     assert not empty_run.exists()
 
 
+def test_files_it_did_not_write_are_never_replaced(checkpoint, tiny_isic,
+                                                  tmp_path, capsys):
+    """A converted data set given as ``--out-dir`` (``images/`` beside its
+    ground truth ``masks/<id>.png``): the masks counted as outputs of a
+    model with no record, and ``--overwrite`` replaced the ground truth
+    with the predictions, exit 0. Photos in ``OUT/overlays`` given as the
+    input were removed as such outputs. Both are refused, byte for byte;
+    a folder of this tool's own masks without a record is replaced as
+    before."""
+    import shutil
+
+    from conftest import tree_hashes
+    data = tmp_path / 'isic2018'
+    shutil.copytree(tiny_isic, data)
+    before = tree_hashes(data)
+    for extra in ([], ['--overwrite']):
+        code = run_tool([CONFIG, checkpoint, str(data / 'images'),
+                         '--out-dir', str(data), '--no-progress'] + extra)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        lines = [line for line in err.splitlines() if 'ERROR:' in line]
+        assert lines == [
+            f'ERROR: {data} has no model.json and holds 22 file(s) infer.py '
+            f'does not write (e.g. {data}/masks/ISIC_0000000.png: values '
+            '0, 1, not a 0/255 mask), such as the ground truth of a data '
+            'set; this run would write its outputs among them and, with '
+            '--overwrite, delete them: give another --out-dir'], err
+        assert tree_hashes(data) == before
+        assert sorted(p.name for p in data.iterdir()) == [
+            'images', 'masks', 'meta.json', 'splits']
+
+    photos = tmp_path / 'photos'
+    (photos / 'overlays').mkdir(parents=True)
+    for index in range(2):
+        Image.fromarray(lesion_image(40, 50, index)).save(
+            photos / 'overlays' / f'p{index}.jpg')
+    before = tree_hashes(photos)
+    code = run_tool([CONFIG, checkpoint, str(photos / 'overlays'),
+                     '--out-dir', str(photos), '--overwrite',
+                     '--no-progress'])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert (f'ERROR: input {photos}/overlays/p0.jpg and 1 more lie in '
+            f'{photos}/overlays, where this run writes its overlays') in err
+    assert tree_hashes(photos) == before
+    assert sorted(p.name for p in photos.iterdir()) == ['overlays']
+
+    # This tool's own outputs with no record are replaced with --overwrite.
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(photos / 'overlays' / 'p0.jpg'),
+            '--out-dir', str(out), '--no-progress']
+    assert run_tool(argv) == 0
+    (out / 'model.json').unlink()
+    assert run_tool(argv + ['--overwrite']) == 0
+    assert 'Removed 2 outputs of another model' in capsys.readouterr().err
+
+
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
                                                     tmp_path, capsys):
     """``--no-overlay`` into a folder with overlays of an earlier run: an

@@ -269,3 +269,41 @@ def test_config_typo_is_one_line(setup, tools, tmp_path, capsys):
         assert_one_short_error(err,
                                f'ERROR: config file {typo} does not exist')
     assert not (tmp_path / 'w').exists()
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(
+        setup, tools, tmp_path, capsys):
+    """A checkpoint of a diverged run (one NaN weight) fits the model's keys
+    and shapes, so it loaded: ``infer.py`` wrote empty masks (NaN logits
+    threshold to background), ``reparameterize.py`` passed its parity check
+    (NaN compares False with the tolerance) and wrote the deploy files,
+    ``publish_model.py`` published the weights, all with exit 0."""
+    from mmengine.runner import save_checkpoint
+    state = torch.load(setup['dsnet'], weights_only=True)['state_dict']
+    state['decode_head.conv_seg.weight'].view(-1)[0] = float('nan')
+    nan = tmp_path / 'diverged.pth'
+    save_checkpoint(dict(state_dict=state), str(nan))
+    cfg, out = setup['cfg'], tmp_path / 'out'
+    expected = (f'ERROR: Checkpoint {nan} holds NaN or infinite values in 1 '
+                'tensor (decode_head.conv_seg.weight (1 of 16 values)): it '
+                'is the checkpoint of a diverged training or a damaged file')
+    for tool, argv in (
+            (tools['reparameterize'], [cfg, nan, out / 'deploy.pth',
+                                       '--shape', '64', '64']),
+            (load_tool('misc/publish_model.py'), [cfg, nan,
+                                                  out / 'weights.pth']),
+            (tools['test'], eval_argv(cfg, nan, out / 'test'))):
+        code, err = run_cli(tool.main, argv, capsys)
+        assert code == 2, err
+        assert_one_short_error(err, expected)
+    image = sorted((setup['root'] / 'images').glob('*.jpg'))[0]
+    capsys.readouterr()
+    code = load_tool('infer.py').main([
+        str(cfg), str(nan), str(image), '--out-dir', str(out / 'infer'),
+        '--no-progress'])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err, err
+    # Nothing that looks like a result (test.py's runner keeps its log).
+    assert not (out / 'test' / 'test_metrics.json').exists()
+    assert not [p.name for p in out.rglob('*') if p.is_file() and
+                'test' not in p.relative_to(out).parts]

@@ -43,7 +43,10 @@ files' SHA-256, the threshold, ``--tta``). A folder holds one model's
 outputs: a run with another model is refused while the folder holds
 outputs of the first (or of a model it has no record of); with
 ``--overwrite`` it replaces them, and is refused if some are of images it
-does not process, which would stay beside its own.
+does not process, which would stay beside its own. Files it cannot have
+written (in a folder with no record: masks that are no 0/255 PNG, such
+as a data set's ground truth; overlays that are no JPEG) and inputs
+inside ``OUT/masks`` or ``OUT/overlays`` are refused, never replaced.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
@@ -183,9 +186,9 @@ def main(argv=None):
                                                     prepare_output_dir,
                                                     remove_empty_output_dirs,
                                                     run_inference)
-    from mmseg_dsnet.apis.output_record import (claim_output_folder,
-                                                describe_model, read_sources,
-                                                release_output_folder)
+    from mmseg_dsnet.apis.output_record import (
+        check_inputs_outside_outputs, claim_output_folder, describe_model,
+        read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
 
@@ -220,6 +223,10 @@ def main(argv=None):
               file=sys.stderr)
     if not found.files:
         return fail('no images to process')
+    try:
+        check_inputs_outside_outputs(args.out_dir, found.files)
+    except UserError as err:
+        return fail(err)
     if args.released:
         from mmseg_dsnet.apis.released_model import (ReleasedModelError,
                                                      released_model)

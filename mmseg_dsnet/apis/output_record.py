@@ -102,6 +102,35 @@ def existing_outputs(out_dir: str) -> List[str]:
     return found
 
 
+def not_an_output(path: str) -> Optional[str]:
+    """Why ``path``, a file in an output folder with no record, cannot be
+    an output of ``tools/infer.py`` (a single-channel 0/255 ``.png`` mask,
+    a ``.jpg`` overlay), or None when it can be.
+
+    Args:
+        path (str): A file in ``OUT/masks`` or ``OUT/overlays``.
+    """
+    sub = osp.basename(osp.dirname(path))
+    ext = osp.splitext(path)[1].lower()
+    if sub == 'overlays':
+        return None if ext == '.jpg' else 'not a .jpg overlay'
+    if ext != '.png':
+        return 'not a .png mask'
+    import cv2
+    import numpy as np
+    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        return 'not a readable image'
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        return f'a {mask.dtype} image of shape {mask.shape}, not a 0/255 mask'
+    values = np.unique(mask)
+    if not set(values.tolist()) <= {0, 255}:
+        shown = ', '.join(map(str, values[:4])) + (
+            ', ...' if len(values) > 4 else '')
+        return f'values {shown}, not a 0/255 mask'
+    return None
+
+
 def claim_output_folder(out_dir: str,
                         record: Dict,
                         output_stems: Sequence[str],
@@ -129,7 +158,8 @@ def claim_output_folder(out_dir: str,
 
     Raises:
         UserError: The folder holds another model's outputs that this run
-            cannot or may not replace.
+            cannot or may not replace, or, with no record, files that are
+            no outputs of ``tools/infer.py`` (:func:`not_an_output`).
     """
     previous = read_record(out_dir)
     removed = []
@@ -139,6 +169,21 @@ def claim_output_folder(out_dir: str,
             whose = (f'of another model ({previous["summary"]})'
                      if previous and 'summary' in previous else
                      f'of a model it has no record of ({RECORD_NAME})')
+            if previous is None:
+                # No record: the files may be anything, e.g. the ground
+                # truth of a data set given as --out-dir (its masks/ beside
+                # images/), which --overwrite replaced with predictions.
+                foreign = [(path, why) for path in found
+                           for why in [not_an_output(path)] if why]
+                if foreign:
+                    path, why = foreign[0]
+                    raise UserError(
+                        f'{out_dir} has no {RECORD_NAME} and holds '
+                        f'{len(foreign)} file(s) infer.py does not write '
+                        f'(e.g. {path}: {why}), such as the ground truth of '
+                        'a data set; this run would write its outputs among '
+                        'them and, with --overwrite, delete them: give '
+                        'another --out-dir')
             if not overwrite:
                 raise UserError(
                     f'{out_dir} holds {len(found)} outputs {whose}; this '
@@ -159,6 +204,38 @@ def claim_output_folder(out_dir: str,
         atomic_write(json.dumps(record, indent=2) + '\n',
                      osp.join(out_dir, RECORD_NAME))
     return removed
+
+
+def check_inputs_outside_outputs(out_dir: str,
+                                 inputs: Sequence[str]) -> None:
+    """Refuse inputs inside ``out_dir/masks`` or ``out_dir/overlays``.
+
+    A folder given as input is read even when it is an output folder
+    (only searches skip them), so ``infer.py photos/overlays --out-dir
+    photos`` wrote its outputs among its inputs, and with ``--overwrite``
+    removed them as outputs of a model it had no record of.
+
+    Args:
+        out_dir (str): The output folder.
+        inputs (Sequence[str]): The input files of the run.
+
+    Raises:
+        UserError: Naming the first such input and the folder.
+    """
+    for sub in OUTPUT_SUBDIRS:
+        folder = osp.join(out_dir, sub)
+        real = osp.realpath(folder) + os.sep
+        inside = [path for path in inputs
+                  if osp.realpath(path).startswith(real)]
+        if inside:
+            more = (f' and {len(inside) - 1} more' if len(inside) > 1
+                    else '')
+            raise UserError(
+                f'input {inside[0]}{more} {"lie" if more else "lies"} in '
+                f'{folder}, where this run writes its {sub}: its outputs '
+                'would be written among its inputs, and --overwrite would '
+                'replace or remove them; give an --out-dir whose masks and '
+                'overlays folders hold no input')
 
 
 def release_output_folder(out_dir: str) -> None:

@@ -29,6 +29,11 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the model of the config."""
 
 
+class NonFiniteCheckpointError(CheckpointMismatchError):
+    """A checkpoint whose weights hold NaN or infinite values (a diverged
+    training, a damaged file): no model computes anything with them."""
+
+
 def state_dict_of(checkpoint, revise_keys=REVISE_KEYS):
     """The weights of a loaded checkpoint with mmengine's key revisions.
 
@@ -86,6 +91,32 @@ def compare_state_dicts(expected, given):
     return missing, unexpected, mismatched
 
 
+def non_finite_tensors(state, keys=None):
+    """``'key (n of m values)'`` for every floating tensor of ``state``
+    (among ``keys``, when given) that holds NaN or infinite values.
+
+    Args:
+        state (dict): A state dict.
+        keys (Container[str], optional): The keys to look at (those that
+            are loaded). Default: all.
+
+    Returns:
+        list[str]: One entry per such tensor, in ``state``'s order.
+    """
+    import torch
+    found = []
+    for key, value in state.items():
+        if keys is not None and key not in keys:
+            continue
+        if not isinstance(value, torch.Tensor) or \
+                not value.is_floating_point():
+            continue
+        bad = int(value.numel() - torch.isfinite(value).sum())
+        if bad:
+            found.append(f'{key} ({bad} of {value.numel()} values)')
+    return found
+
+
 def _first(items, what):
     """``'<count> <what> (<first few>, ... (<n> more))'``; ``what`` is
     ``(singular, plural)``."""
@@ -116,6 +147,8 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
     Raises:
         CheckpointMismatchError: One line naming the config, the checkpoint,
             the counts and the first few keys of each kind.
+        NonFiniteCheckpointError: The keys fit, but a loaded tensor holds
+            NaN or infinite values (named with their counts).
     """
     from mmengine.model import BaseTTAModel
     # mmengine loads into the wrapped segmentor of both (load_state_dict).
@@ -143,6 +176,18 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                       'keys, none of which is in the model'))]
     problems = [_first(items, what) for items, what in problems if items]
     if not problems:
+        # The keys fit, but NaN weights give NaN logits, which threshold to
+        # background everywhere: empty masks and a "passed" parity check
+        # (NaN compares False with every tolerance), exit 0.
+        bad = non_finite_tensors(given, keys=expected)
+        if bad:
+            raise NonFiniteCheckpointError(
+                f'{where} holds NaN or infinite values in '
+                f'{_first(bad, ("tensor", "tensors"))}: it is the '
+                'checkpoint of a diverged training or a damaged file, and '
+                'the masks, figures or exports of a model with these '
+                'weights would be wrong (NaN logits read as background '
+                'everywhere). Use an earlier checkpoint of the run.')
         return
     message = (f'{where} does not match {against}: {"; ".join(problems)}. '
                'Is it a checkpoint of another model, or of the deploy '
