@@ -289,3 +289,16 @@ def test_fast_sweep_records_what_each_runs_checkpoint_scores(tiny_isic,
     assert tool.main(argv[:-4] + ['--work-dir', str(tmp_path / 'w2'),
                                   '--record-dir', str(records)]) == 2
     assert 'have a record already' in capsys.readouterr().err
+
+
+def test_fast_sweep_refuses_a_config_it_would_not_follow(tmp_path, capsys):
+    """A config with a hook the fast trainer would leave out is refused
+    before the sweep makes its folder."""
+    from conftest import REPO
+    ema = REPO / 'configs/dsnet/design' / \
+        'dsnet-design-deeper-eighth-ema_isic2017.py'
+    assert tool.main([str(ema), '--fast', '--device', 'cpu',
+                      *cli_args(tmp_path)]) == 2
+    assert 'custom_hooks EMAHook would not run in fast training' in \
+        capsys.readouterr().err
+    assert not (tmp_path / 'w').exists()

@@ -37,7 +37,8 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
                       train_images: int = None) -> list:
     """One fast-training run per design job, with the design runs' short
     schedule (:func:`short_schedule_cfg` with ``split='design'``), each
-    checked as ``tools/fast_train.py`` checks its configs.
+    checked as ``tools/fast_train.py`` checks its configs, and all sharing
+    their training data, batch size and epochs.
 
     Args:
         jobs (Sequence[SweepJob]): The runs, most important first (a time
@@ -53,7 +54,8 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
         list[RunSpec]: In the order of ``jobs``.
     """
     from mmseg_dsnet.engine.fast_training import (RunSpec,
-                                                  check_fast_run_config)
+                                                  check_fast_run_config,
+                                                  shared_training_setup)
     from mmseg_dsnet.engine.preflight import check_no_earlier_run
     specs = []
     for job in jobs:
@@ -69,6 +71,8 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
         cfg.val_dataloader.persistent_workers = False
         check_fast_run_config(cfg, config, validate=True)
         specs.append(RunSpec(cfg, config, job.seed, run_dir))
+    # Runs trained together share one image cache and iteration count.
+    shared_training_setup(specs)
     return specs
 
 

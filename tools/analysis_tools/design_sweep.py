@@ -169,12 +169,13 @@ def fast_sweep(args):
         device = training_device(args.device or (
             'cuda' if torch.cuda.is_available() else 'cpu'))
         jobs = sweep_jobs(args.candidates, args.seeds)
-        check_sweep_outputs(jobs, args.work_dir, args.record_dir,
-                            args.crop_size, args.epochs,
-                            device=fast_device_name(device))
+        # The configs first: one the trainer cannot follow leaves no folder.
         specs = fast_design_specs(jobs, osp.abspath(args.data_root),
                                   args.work_dir, args.epochs, args.crop_size,
                                   args.train_images)
+        check_sweep_outputs(jobs, args.work_dir, args.record_dir,
+                            args.crop_size, args.epochs,
+                            device=fast_device_name(device))
         statuses = run_fast_design(jobs, specs, args.record_dir, device,
                                    args.crop_size, args.time_limit)
     except (OSError, ValueError, UserError, FastTrainingError) as err:
