@@ -20,7 +20,8 @@ from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
 from .threshold_sweep import lesion_metric_args
 
 
-def evaluator_metric(evaluator_cfg, config: str = 'the config') -> LesionMetric:
+def evaluator_metric(evaluator_cfg,
+                     config: str = 'the config') -> LesionMetric:
     """The ``LesionMetric`` of a config's ``test_evaluator``, whose
     threshold, ``lesion_index``, ``ignore_index`` and ``low_res_size`` the
     errors are counted with, so that they are of the pixels
