@@ -208,3 +208,41 @@ def test_an_evaluator_threshold_of_its_own_is_refused(tiny_config,
                               'model.decode_head.threshold=0.3')
     assert run.returncode == 0, run.output[-2000:]
     assert out.exists()
+
+
+def test_pixels_are_counted_as_the_test_evaluator_counts_them(
+        tiny_config, tmp_path):
+    """``--cfg-options test_evaluator.ignore_index=0
+    test_evaluator.low_res_size=(32,32)``: before, the ignored label was the
+    decode head's (255) and ``low_res_size`` was never read, so the figures
+    were not of the pixels ``tools/test.py`` scores for the same config."""
+    from conftest import run_tool_in_process
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    options = ['--cfg-options', 'test_evaluator.ignore_index=0',
+               'test_evaluator.low_res_size=(32,32)']
+    out = tmp_path / 'errors.json'
+    summary = tool.main([str(tiny_config), str(checkpoint), '--out',
+                         str(out), *options])
+    # Background (label 0) is ignored: only lesion pixels count.
+    assert all(image['pixels'] == image['lesion'] and image['false'] == 0
+               for image in summary['per_image'])
+    assert summary['low_res_size'] == [32, 32]
+    metrics = tmp_path / 'metrics.json'
+    run = run_tool_in_process('tools/test.py', tiny_config, checkpoint,
+                              '--work-dir', tmp_path / 'w', '--metrics-out',
+                              metrics, *options)
+    assert run.returncode == 0, run.output[-2000:]
+    scored = json.loads(metrics.read_text())['metrics']
+    assert summary['iou'] == pytest.approx(scored['IoU_orig'], abs=1e-3)
+    assert summary['iou_low_res'] == scored['IoU']
+    assert json.loads(out.read_text())['iou_low_res'] == scored['IoU']
+    # An evaluator whose figures cannot be matched is refused.
+    run = run_tool_in_process(tool.__file__, tiny_config, checkpoint,
+                              '--cfg-options', 'test_evaluator.type=IoUMetric')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: {tiny_config}: test_evaluator: the config\'s '
+        'test_evaluator must be one LesionMetric')

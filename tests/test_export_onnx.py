@@ -505,3 +505,48 @@ def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch):
     assert not result['passed']
     assert result['errors'] == [
         'two: onnxruntime gave 16 non-finite logit(s) (nan or inf)']
+
+
+def test_non_finite_pytorch_logits_fail_the_check(monkeypatch):
+    """A NaN logit of the model as trained in the second case: its
+    difference (NaN) was dropped by max() and compared False with the
+    tolerance, so the check passed on the first case alone."""
+    import torch
+
+    from mmseg_dsnet.deploy import parity
+    net = torch.nn.Conv2d(3, 1, 1).eval()
+
+    class NanOnBatchTwo(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            out = self.net(x)
+            if len(x) == 2:
+                out = out.clone()
+                out[1, 0, 0, 0] = float('nan')
+            return out
+
+    rng = np.random.default_rng(0)
+    cases = [('one', rng.random((1, 3, 8, 8), np.float32)),
+             ('two', rng.random((2, 3, 8, 8), np.float32))]
+
+    def onnxruntime(session, batch):
+        with torch.no_grad():
+            return net(torch.from_numpy(batch)).numpy()
+
+    monkeypatch.setattr(parity, 'run_ort', onnxruntime)
+    result = parity.check_parity(NanOnBatchTwo(), net, None, cases,
+                                 threshold=0.5)
+    assert not result['passed']
+    assert result['errors'] == [
+        'two: PyTorch (the model as trained, float32) gave 1 non-finite '
+        'logit(s) (nan or inf); PyTorch (the model as trained, float64) '
+        'gave 1 non-finite logit(s) (nan or inf)']
+    # Differences are judged so that a NaN or inf one never passes.
+    assert not parity.within(float('nan'), 1.0)
+    assert not parity.within(float('inf'), float('inf'))
+    assert parity.within(1e-6, 1e-5)
+    assert np.isnan(parity.largest([1e-6, float('nan')]))

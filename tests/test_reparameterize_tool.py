@@ -157,3 +157,37 @@ def test_an_out_path_through_a_file_is_refused_before_the_check(
         f'ERROR: Cannot write OUT {out}: {afile} is a file, not a folder. '
         'Nothing was started; choose a writable file for OUT.')
     assert afile.read_text() == 'a file, not a folder'
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_a_fold_that_makes_non_finite_logits_fails_the_check(
+        trained_checkpoint, tmp_path, monkeypatch, capsys, bad):
+    """A fold whose model gives a NaN logit: every difference was NaN,
+    which compares False with the tolerance, so the check passed and the
+    deploy checkpoint was written, exit 0."""
+    from mmseg_dsnet.deploy import deploy_checkpoint
+    fold = deploy_checkpoint.reparameterize_model
+
+    def fold_with_a_bad_logit(model):
+        model = fold(model)
+
+        def spoil(module, inputs, output):
+            output = output.clone()
+            output[0, 0, 0, 0] = bad
+            return output
+
+        model.register_forward_hook(spoil)
+        return model
+
+    monkeypatch.setattr(deploy_checkpoint, 'reparameterize_model',
+                        fold_with_a_bad_logit)
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / 'dsnet_deploy.pth'
+    status = tool.main([CONFIG, str(trained_checkpoint), str(out),
+                        '--shape', '64', '64'])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f'ERROR: Re-parameterised logits differ by '
+                            f'{bad:.3g} (NaN or inf logits), more than '
+                            f'1e-05, in float64; not writing {out}.')
+    assert not out.exists() and not out.with_suffix('.py').exists()

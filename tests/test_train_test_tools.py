@@ -428,6 +428,28 @@ def test_benchmark_refuses_a_device_it_cannot_use(tmp_path):
         bench.main([str(config), '--device', 'gpu'])
 
 
+def test_benchmark_refuses_threads_on_cuda(monkeypatch):
+    """``--device cuda --threads 4``: the thread count sets torch's CPU
+    threads, which do not run the timed network, yet it was printed
+    (``threads: 4``) and recorded beside the GPU figures, exit 0."""
+    import torch
+
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    from mmseg_dsnet.engine.cli_errors import UserError
+    config = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    bench = load_tool('analysis_tools/benchmark.py')
+    # As on a machine with CUDA: the refusal comes before anything is built.
+    monkeypatch.setattr(bench, 'device_option',
+                        lambda name, task: torch.device(name))
+    with pytest.raises(UserError, match=r'^--threads 4: it sets the CPU '
+                       'threads, and the network is timed on cuda, so it '
+                       'would change nothing; leave it out, or time the CPU '
+                       'with --device cpu$'):
+        bench.main([str(config), '--device', 'cuda', '--threads', '4'])
+    with pytest.raises(UserError, match='^threads 4: '):
+        benchmark(None, device='cuda:0', threads=4)
+
+
 def test_check_real_data_refuses_settings_it_would_not_follow(
         tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError

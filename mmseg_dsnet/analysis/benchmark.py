@@ -67,10 +67,36 @@ def make_batch(pool, batch, shape):
     return pool[idx]
 
 
+def check_threads(threads, device, option='--threads'):
+    """Refuse a thread count for a GPU run: it sets torch's CPU threads,
+    which do not run the timed network there, so the figures would be
+    reported beside a setting that changed nothing.
+
+    Args:
+        threads (int | None): The asked number of CPU threads.
+        device (str | torch.device): The timed device.
+        option (str): The option that gave ``threads``, for the message.
+
+    Raises:
+        UserError: ``threads`` given with a CUDA device.
+    """
+    device = torch.device(device)
+    if threads is not None and device.type == 'cuda':
+        raise UserError(
+            f'{option} {threads}: it sets the CPU threads, and the network '
+            f'is timed on {device}, so it would change nothing; leave it out, '
+            'or time the CPU with --device cpu')
+
+
 def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
               batch_size=16, warmup=10, repeat=50, throughput_repeat=10,
               threads=None, deploy=False, channels_last=False, data=False):
-    """Run the benchmark and return its figures as a dict (times in ms)."""
+    """Run the benchmark and return its figures as a dict (times in ms).
+
+    ``threads`` (torch's CPU threads) is for CPU runs only; the figures of a
+    GPU run record ``threads`` as None.
+    """
+    check_threads(threads, device, option='threads')
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
@@ -102,7 +128,7 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
         device_name=(torch.cuda.get_device_name(device)
                      if device.type == 'cuda' else platform.processor()
                      or platform.machine()),
-        threads=torch.get_num_threads(),
+        threads=(torch.get_num_threads() if device.type == 'cpu' else None),
         shape=list(shape),
         deploy=deploy,
         channels_last=channels_last,

@@ -13,8 +13,47 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from ..evaluation.lesion_metric import (_LOW, LesionMetric,
+                                        confusion_to_scores)
 from ..models.backbones import DSNet
-from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError
+from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
+from .threshold_sweep import lesion_metric_args
+
+
+def evaluator_metric(evaluator_cfg,
+                     config: str = 'the config') -> LesionMetric:
+    """The ``LesionMetric`` of a config's ``test_evaluator``, whose
+    threshold, ``lesion_index``, ``ignore_index`` and ``low_res_size`` the
+    errors are counted with, so that they are of the pixels
+    ``tools/test.py`` scores.
+
+    Args:
+        evaluator_cfg (dict): The config's ``test_evaluator``.
+        config (str): The config file, for the error message.
+
+    Raises:
+        UserError: The evaluator is not one LesionMetric (its figures
+            could not be matched), or it refuses its arguments.
+    """
+    # Its masks are not written here; the folder would only be made.
+    if isinstance(evaluator_cfg, dict):
+        evaluator_cfg = {**evaluator_cfg, 'output_dir': None}
+    try:
+        args = lesion_metric_args(evaluator_cfg)
+        return LesionMetric(
+            threshold=evaluator_cfg.get('threshold', 0.5), **args)
+    except (TypeError, ValueError) as error:
+        raise UserError(f'{config}: test_evaluator: {error}; the errors are '
+                        'counted with its settings') from None
+
+
+def scored_iou(metric: LesionMetric) -> Dict:
+    """The pooled IoU of the images ``metric`` processed at its
+    ``low_res_size``: the ``IoU`` ``tools/test.py`` reports (percent,
+    rounded as it rounds)."""
+    scores = confusion_to_scores(*LesionMetric._pooled(metric.results, _LOW))
+    return dict(low_res_size=list(metric.low_res_size),
+                iou_low_res=round(100 * scores['IoU'], 4))
 
 
 class ErrorByPosition:
@@ -109,8 +148,14 @@ def error_table(summary: Dict) -> str:
                      f'{100 * ring["lesion_share"]:.1f} % | '
                      f'{100 * ring["missed_rate"]:.1f} % | '
                      f'{100 * ring["false_rate"]:.1f} % |')
+    # The rings are counted at the original size; the IoU tools/test.py
+    # reports first is at the evaluator's low_res_size.
+    at = ' at the original size (IoU_orig of tools/test.py)'
+    if 'iou_low_res' in summary:
+        height, width = summary['low_res_size']
+        at += f', {summary["iou_low_res"]:.2f} at {height}x{width} (its IoU)'
     lines += ['', f'{summary["images"]} images, pooled IoU '
-              f'{summary["iou"]:.2f}; missed lesion is '
+              f'{summary["iou"]:.2f}{at}; missed lesion is '
               f'{100 * summary["missed_share"]:.0f} % of the wrong pixels, '
               f'and the {summary["worst"]} images with the most wrong pixels '
               f'hold {100 * summary["worst_share"]:.0f} % of them.']

@@ -7,6 +7,7 @@ deploy checkpoint loads strictly into it.
 """
 import copy
 import io
+import math
 import os.path as osp
 
 import torch
@@ -18,6 +19,7 @@ from ..engine.cli_errors import UserError
 from ..engine.preflight import check_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
+from .parity import within
 
 
 def deploy_config(cfg):
@@ -31,6 +33,12 @@ def deploy_config(cfg):
 
 class ParityError(RuntimeError):
     """The re-parameterised model does not reproduce the trained one."""
+
+
+def _difference(diff: float) -> str:
+    """A logit difference for a message; a non-finite one says why."""
+    text = f'{diff:.3g}'
+    return text if math.isfinite(diff) else f'{text} (NaN or inf logits)'
 
 
 def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
@@ -131,23 +139,25 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         dep32 = deployed(inputs.float(), mode='tensor')
     fp32_diff = float((dep32 - ref32).abs().max())
     noise_floor = float((ref32.double() - ref64).abs().max())
-    if exact_diff > atol:
+    # within(): a NaN difference is never above a tolerance, and a fold
+    # that made NaN or inf logits must not pass.
+    if not within(exact_diff, atol):
         raise ParityError(f'Re-parameterised logits differ by '
-                          f'{exact_diff:.3g} > {atol:g} in float64; not '
-                          f'writing {out}.')
-    if fp32_diff > max(atol, 2 * noise_floor):
+                          f'{_difference(exact_diff)}, more than {atol:g}, '
+                          f'in float64; not writing {out}.')
+    if not within(fp32_diff, max(atol, 2 * noise_floor)):
         raise ParityError(f'Re-parameterised float32 logits differ by '
-                          f'{fp32_diff:.3g}, more than twice the float32 '
-                          f'noise floor {noise_floor:.3g}; not writing '
-                          f'{out}.')
+                          f'{_difference(fp32_diff)}, more than twice the '
+                          f'float32 noise floor {noise_floor:.3g}; not '
+                          f'writing {out}.')
     plain.load_state_dict(deployed.state_dict(), strict=True)
     plain.eval()
     with torch.no_grad():
         plain_diff = float(
             (plain(inputs.float(), mode='tensor') - dep32).abs().max())
-    if plain_diff > atol:
+    if not within(plain_diff, atol):
         raise ParityError(f'The deploy config does not reproduce the model '
-                          f'(max diff {plain_diff:.3g}).')
+                          f'(max diff {_difference(plain_diff)}).')
     # Keep the source's meta (dataset_meta: class names and palette).
     meta = dict(source.get('meta', {}), deploy=True,
                 source_checkpoint=osp.abspath(checkpoint))

@@ -32,6 +32,31 @@ DEFAULT_RTOL = 3e-4
 NOISE_FACTOR = 4.0
 
 
+def within(diff: float, tolerance: float) -> bool:
+    """Whether a difference passes a tolerance. A non-finite one never
+    does: ``diff > tolerance`` is False for a NaN (NaN compares False with
+    everything), and an inf passes an inf tolerance.
+
+    Args:
+        diff (float): The measured difference.
+        tolerance (float): The largest difference allowed.
+    """
+    return bool(np.isfinite(diff) and diff <= tolerance)
+
+
+def largest(values: Sequence[float], default: float = 0.0) -> float:
+    """The largest of ``values`` (``default`` when there are none), NaN if
+    any is NaN: Python's ``max()`` drops a NaN that is not first."""
+    if not len(values):
+        return default
+    return float(np.max(np.asarray(values, dtype=np.float64)))
+
+
+def non_finite(array: np.ndarray) -> int:
+    """How many values of ``array`` are NaN or infinite."""
+    return int(np.size(array) - np.isfinite(array).sum())
+
+
 def random_inputs(shape: Tuple[int, int], seed: int = 0,
                   dynamic_size: bool = True
                   ) -> List[Tuple[str, np.ndarray]]:
@@ -265,28 +290,36 @@ def check_parity(reference, deployed, session,
                 'If only other input sizes fail, the traced graph fixed the '
                 'size (mmseg UNet/SegFormer do): export with --static-size.')
             continue
-        # max() and the decisions pass NaN by (a NaN pixel is background):
-        # an output that is not all finite is a failed case.
-        bad = int(np.size(ort_out) - np.isfinite(ort_out).sum())
+        # The decisions pass NaN by (a NaN pixel is background), and a
+        # difference with a NaN is never above a tolerance: an output that
+        # is not all finite is a failed case.
+        bad = [f'{name} gave {count} non-finite logit(s) (nan or inf)'
+               for name, count in (
+                   ('onnxruntime', non_finite(ort_out)),
+                   ('PyTorch (the model as trained, float32)',
+                    non_finite(ref)),
+                   ('PyTorch (the model as trained, float64)',
+                    non_finite(ref64)),
+                   ('PyTorch (the re-parameterised model)', non_finite(dep)))
+               if count]
         if bad:
-            row['error'] = (f'onnxruntime gave {bad} non-finite logit(s) '
-                            '(nan or inf)')
+            row['error'] = '; '.join(bad)
             continue
         row['float32_noise'] = float(np.abs(ref - ref64).max())
         row['logit_scale'] = float(np.abs(ref64).max())
         row['reparameterized_vs_trained'] = float(np.abs(ref - dep).max())
         row['onnx_vs_reparameterized'] = float(np.abs(dep - ort_out).max())
         outputs.append((row, ref, ref64, ort_out))
-    noise = max([r['float32_noise'] for r, *_ in outputs] or [0.0])
-    scale = max([r['logit_scale'] for r, *_ in outputs] or [0.0])
+    noise = largest([r['float32_noise'] for r, *_ in outputs])
+    scale = largest([r['logit_scale'] for r, *_ in outputs])
     tolerance = parity_tolerance(scale, noise, atol, rtol, noise_factor)
     for row, ref, ref64, ort_out in outputs:
         row['onnx_vs_trained'] = compare_logits(ref, ort_out, threshold,
                                                 tolerance, exact=ref64)
     errors = [f'{r["case"]}: {r["error"]}' for r in rows if 'error' in r]
     ok = [row for row, *_ in outputs]
-    worst = max([r['onnx_vs_trained']['max_abs_diff'] for r in ok] or
-                [float('inf')])
+    worst = largest([r['onnx_vs_trained']['max_abs_diff'] for r in ok],
+                    float('inf'))
     mismatch = sum(r['onnx_vs_trained']['mask_mismatch'] for r in ok)
     decisive = sum(r['onnx_vs_trained']['mask_mismatch_decisive']
                    for r in ok)
@@ -298,12 +331,12 @@ def check_parity(reference, deployed, session,
         float32_noise=noise,
         tolerance=tolerance,
         max_abs_diff=worst,
-        within_atol=bool(worst <= atol),
-        max_abs_diff_reparameterized_vs_trained=max(
-            [r['reparameterized_vs_trained'] for r in ok] or [float('inf')]),
+        within_atol=within(worst, atol),
+        max_abs_diff_reparameterized_vs_trained=largest(
+            [r['reparameterized_vs_trained'] for r in ok], float('inf')),
         errors=errors,
         mask_mismatch_pixels=mismatch,
         mask_mismatch_borderline=mismatch - decisive,
         masks_identical=mismatch == 0,
-        passed=bool(ok and worst <= tolerance and decisive == 0
+        passed=bool(ok and within(worst, tolerance) and decisive == 0
                     and not errors))

@@ -244,6 +244,27 @@ class LesionMetric(BaseMetric):
             counts_low = self._confusion(low_prob, low_label)
             self.results.append({_ORIG: counts_orig, _LOW: counts_low})
 
+    def scored_masks(
+        self, data_sample: dict
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The masks this metric counts for one image, at its original size:
+        predicted lesion (its probability above ``threshold``), true lesion
+        (``lesion_index``) and counted pixels (not ``ignore_index``).
+
+        Args:
+            data_sample (dict): A model output, as :meth:`process` takes it.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: Three ``(H, W)`` bool tensors;
+            the true lesion is within the counted pixels.
+        """
+        label = data_sample['gt_sem_seg']['data'].squeeze(0)
+        prob = self._lesion_probability(data_sample)
+        label = label.to(prob.device)
+        valid = label != self.ignore_index
+        return (prob > self.threshold, (label == self.lesion_index) & valid,
+                valid)
+
     def _write_mask(self, prob: torch.Tensor, img_path: str) -> None:
         """Write the mask the figures count (lesion where ``prob`` is above
         the threshold) as ``<output_dir>/<image stem>.png``."""

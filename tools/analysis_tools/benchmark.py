@@ -10,7 +10,7 @@ import json
 from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
-                                            compare_deploy)
+                                            check_threads, compare_deploy)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
@@ -35,7 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--throughput-repeat', type=int, default=10,
                         help='timed runs at batch N')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch default)')
+                        help='torch CPU threads of a --device cpu run '
+                        '(default: torch default)')
     parser.add_argument('--deploy', action='store_true',
                         help='re-parameterise the model first (DSNet)')
     parser.add_argument('--compare-deploy', action='store_true',
@@ -75,6 +76,7 @@ def main(argv=None):
                    ('--threads', args.threads, 1))
     # torch refuses a device only once the model is built and moved.
     device = device_option(args.device, task='the benchmark')
+    check_threads(args.threads, device)
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
@@ -100,9 +102,12 @@ def main(argv=None):
         print(json.dumps(result))
         return result
     lat, tput = result['latency_ms'], result['throughput']
+    # CPU threads do not run a GPU benchmark.
+    threads = (f'threads: {result["threads"]}, '
+               if result['threads'] is not None else '')
     print(f'Model: {args.config}{" (re-parameterised)" if args.deploy else ""}'
           f'\nDevice: {result["device"]} ({result["device_name"]}), '
-          f'threads: {result["threads"]}, input: {result["input"]} '
+          f'{threads}input: {result["input"]} '
           f'{shape[0]}x{shape[1]}\n'
           f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
           f'ms, p90 {lat["p90"]:.2f} ms, p99 {lat["p99"]:.2f} ms\n'

@@ -1,7 +1,10 @@
 """Where a trained segmentor errs on its config's test images: the lesion it
 misses and the background it calls lesion, by distance from the image
 centre, and how much of the error the worst images hold
-(:mod:`mmseg_dsnet.analysis.error_position`).
+(:mod:`mmseg_dsnet.analysis.error_position`). Pixels are counted as the
+config's ``test_evaluator`` (a ``LesionMetric``) counts them for
+``tools/test.py``; the rings are at the original size, and the pooled IoU is
+given there and at the evaluator's ``low_res_size``.
 
     python tools/analysis_tools/error_by_position.py CONFIG CHECKPOINT
         [--rings 5] [--worst 10] [--out errors.json [--overwrite]]
@@ -62,14 +65,19 @@ def main(argv=None):
     # The figures are of the model's masks: an evaluator threshold of its
     # own (test.py refuses it) would be ignored without a word.
     check_decision_thresholds(cfg, ('test_evaluator', ))
+    from mmseg_dsnet.analysis.error_position import (ErrorByPosition,
+                                                     error_table,
+                                                     evaluator_metric,
+                                                     scored_iou)
+    # The pixels tools/test.py scores: the evaluator's lesion and ignore
+    # labels, not the decode head's.
+    metric = evaluator_metric(cfg.get('test_evaluator'), args.config)
 
     import torch
     from mmengine.runner import Runner
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from mmseg_dsnet.analysis.error_position import (ErrorByPosition,
-                                                     error_table)
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
     from mmseg_dsnet.progress import progress_bar
@@ -79,7 +87,6 @@ def main(argv=None):
     model.eval()
     loader = Runner.build_dataloader(cfg.test_dataloader)
     errors = ErrorByPosition(args.rings)
-    ignore = cfg.model.decode_head.get('ignore_index', 255)
     # On stderr: the tables on stdout stay clean when redirected.
     progress = progress_bar(len(loader.dataset), 'images')
     # Closed also on an error, whose line then starts a line of its own.
@@ -87,13 +94,15 @@ def main(argv=None):
         with torch.no_grad():
             for data in loader:
                 for sample in model.test_step(data):
-                    gt = sample.gt_sem_seg.data[0].numpy()
-                    errors.update(sample.pred_sem_seg.data[0].numpy() == 1,
-                                  gt == 1, gt != ignore, sample.img_path)
+                    sample = sample.to_dict()
+                    pred, gt, valid = (mask.cpu().numpy() for mask in
+                                       metric.scored_masks(sample))
+                    errors.update(pred, gt, valid, sample['img_path'])
+                    metric.process(data, [sample])
                     progress.update()
     finally:
         progress.close()
-    summary = errors.summary(args.worst)
+    summary = {**errors.summary(args.worst), **scored_iou(metric)}
     print(f'{args.config} ({args.checkpoint}), '
           f'{cfg.test_dataloader.dataset.ann_file}:\n')
     print(error_table(summary), end='')
