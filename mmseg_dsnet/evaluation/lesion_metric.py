@@ -260,10 +260,7 @@ class LesionMetric(BaseMetric):
         """
         label = data_sample['gt_sem_seg']['data'].squeeze(0)
         prob = self._lesion_probability(data_sample)
-        label = label.to(prob.device)
-        valid = label != self.ignore_index
-        return (prob > self.threshold, (label == self.lesion_index) & valid,
-                valid)
+        return self._counted(prob, label.to(prob.device))
 
     def _write_mask(self, prob: torch.Tensor, img_path: str) -> None:
         """Write the mask the figures count (lesion where ``prob`` is above
@@ -305,12 +302,19 @@ class LesionMetric(BaseMetric):
                                          self.lesion_index,
                                          self.single_channel_input)
 
+    def _counted(self, prob: torch.Tensor, label: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predicted lesion, true lesion (within the counted pixels) and the
+        counted pixels (not ``ignore_index``)."""
+        valid = label != self.ignore_index
+        return (prob > self.threshold, (label == self.lesion_index) & valid,
+                valid)
+
     def _confusion(self, prob: torch.Tensor,
                    label: torch.Tensor) -> List[int]:
         """``[tp, fp, fn, tn]`` of the lesion class, ignore pixels excluded."""
-        valid = label != self.ignore_index
-        pred_pos = (prob > self.threshold) & valid
-        gt_pos = (label == self.lesion_index) & valid
+        pred_pos, gt_pos, valid = self._counted(prob, label)
+        pred_pos = pred_pos & valid
         tp = int((pred_pos & gt_pos).sum().item())
         fp = int((pred_pos & ~gt_pos).sum().item())
         fn = int((~pred_pos & gt_pos).sum().item())
