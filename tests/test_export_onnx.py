@@ -550,3 +550,22 @@ def test_non_finite_pytorch_logits_fail_the_check(monkeypatch):
     assert not parity.within(float('inf'), float('inf'))
     assert parity.within(1e-6, 1e-5)
     assert np.isnan(parity.largest([1e-6, float('nan')]))
+
+
+def test_int8_comparison_reports_a_nan_logit(monkeypatch):
+    """A NaN int8 logit after the first batch was dropped by max(): the
+    report said max_abs_logit_diff 0.0 while its masks read background."""
+    import math
+
+    from mmseg_dsnet.deploy import int8
+    clean = np.zeros((1, 1, 4, 4), dtype=np.float32)
+    broken = clean.copy()
+    broken[0, 0, 0, 0] = np.nan
+    outputs = {('fp32', 0): clean, ('int8', 0): clean,
+               ('fp32', 1): clean, ('int8', 1): broken}
+    monkeypatch.setattr(int8, 'run_ort',
+                        lambda session, batch: outputs[(session,
+                                                        int(batch[0, 0]))])
+    batches = [(f'b{i}', np.full((1, 1), i), None) for i in (0, 1)]
+    report = int8.compare_int8('fp32', 'int8', batches, threshold=0.5)
+    assert math.isnan(report['max_abs_logit_diff'])

@@ -11,6 +11,7 @@ from ..models.utils.lesion_logit import decision_map
 from ..utils.fileio import atomic_write, refuse_existing
 from .graph_rewrites import node_attributes
 from .ort_session import ort_session, run_ort
+from .parity import largest
 
 # int8 activation ranges: this percentile of the calibration activations.
 CALIB_PERCENTILE = 99.99
@@ -144,12 +145,12 @@ def compare_int8(fp32_session, int8_session, batches, threshold: float
     """
     agree = total = inter = union = 0
     gt = dict(fp32=[0, 0], int8=[0, 0])
-    worst = 0.0
+    diffs = []
     with_truth = 0
     for _, batch, truths in batches:
         out32 = run_ort(fp32_session, batch)
         out8 = run_ort(int8_session, batch)
-        worst = max(worst, float(np.abs(out32 - out8).max()))
+        diffs.append(float(np.abs(out32 - out8).max()))
         for index in range(batch.shape[0]):
             m32 = decision_map(out32[index], threshold) > 0
             m8 = decision_map(out8[index], threshold) > 0
@@ -168,7 +169,8 @@ def compare_int8(fp32_session, int8_session, batches, threshold: float
         images=sum(b[1].shape[0] for b in batches),
         pixel_agreement=100.0 * agree / max(total, 1),
         mask_iou_fp32_vs_int8=100.0 * inter / union if union else 100.0,
-        max_abs_logit_diff=worst)
+        # NaN when either model gave a NaN logit (max() would drop it).
+        max_abs_logit_diff=largest(diffs))
     if with_truth:
         iou32 = 100.0 * gt['fp32'][0] / max(gt['fp32'][1], 1)
         iou8 = 100.0 * gt['int8'][0] / max(gt['int8'][1], 1)
