@@ -156,6 +156,48 @@ def test_collect_refuses_a_runner_test_dump_of_a_changed_evaluator(
     assert not list(runs.glob('*.json'))
 
 
+def test_collect_compares_the_config_file_the_test_used(board, tmp_path):
+    """tools/test.py's metrics file names the config it tested with, and
+    collect read only its --cfg-options: a test with another config file
+    (another evaluator) became the named config's row, exit 0; a test at
+    another input size (the protocol of testing a 128 px run at 256 px)
+    was recorded at the size of the training config's test pipeline."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb, seed1 = board['lb'], board['work'][1]
+    work = tmp_path / 'work'
+    shutil.copytree(seed1, work)
+    runs = tmp_path / 'runs'
+    args = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
+            '--runs-dir', str(runs), '--no-benchmark']
+    lowres = tmp_path / 'lowres.py'
+    lowres.write_text(f"_base_ = ['{board['cfg']}']\n"
+                      'test_evaluator = dict(low_res_size=(32, 32))\n')
+    run_tool_process('tools/test.py', lowres, work / 'epoch_2.pth',
+                     '--work-dir', work, check=True)
+    with pytest.raises(UserError) as err:
+        lb.main(args)
+    assert str(err.value).startswith(
+        f'{work} was tested with {lowres}, which differs from '
+        f'{board["cfg"]} in test_evaluator.low_res_size[0]=32 '
+        'test_evaluator.low_res_size[1]=32 (tools/test.py metrics file ')
+    assert not runs.exists()
+    # Another input size alone: collected, at the size it was tested at.
+    small = tmp_path / 'small.py'
+    small.write_text(
+        f"_base_ = ['{board['cfg']}']\n"
+        'model = dict(data_preprocessor=dict(size=(32, 32)))\n'
+        'test_dataloader = dict(dataset=dict(pipeline=[\n'
+        "    dict(type='LoadImageFromFile'),\n"
+        "    dict(type='Resize', scale=(32, 32), keep_ratio=False),\n"
+        "    dict(type='LoadAnnotations'),\n"
+        "    dict(type='PackSegInputs')]))\n")
+    run_tool_process('tools/test.py', small, work / 'epoch_2.pth',
+                     '--work-dir', work, check=True)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'test_metrics.json'
+    assert record['input_size'] == dict(train=[64, 64], test=[32, 32])
+
+
 def test_collect_passes_only_the_resize_scale_of_a_runner_test_dump(
         board, tmp_path):
     """The input size a runner tested at may differ from the config's (the

@@ -48,7 +48,7 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
-from .work_dir import data_year, model_name, read_work_dir, slug
+from .work_dir import _resolve, data_year, model_name, read_work_dir, slug
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
 
@@ -417,6 +417,38 @@ def tested_config_changes(config, tested_cfg, parts=TEST_PARTS):
     return result_changing_options(changed, parts)
 
 
+def metrics_file_config(config, tested_file, cfg_options):
+    """The config a ``tools/test.py`` metrics file was computed with, when
+    it names another config file than ``config``: that file with the
+    ``--cfg-options`` the test was given, as ``tools/test.py`` built it.
+    (A file of the config's own is the config and those options, which
+    :func:`result_changing_options` judges; ``check_real_data.py`` names
+    its config too but tests it as its training run changed it, which the
+    dumped config holds.)
+
+    Args:
+        config (str): The config named for the run.
+        tested_file (str | None): The config file the metrics file names,
+            as it was given to ``tools/test.py``.
+        cfg_options (dict): The ``--cfg-options`` it records.
+
+    Returns:
+        tuple: The tested config (None when it is ``config`` itself or
+        cannot be read here) and the file it was read from (None when
+        ``tested_file`` is None or not found here).
+    """
+    from mmengine.config import Config
+    found = _resolve(tested_file) if tested_file else None
+    if found is None or not osp.isfile(found):
+        return None, None
+    if osp.isfile(config) and osp.samefile(found, config):
+        return None, found
+    tested = Config.fromfile(found)
+    if cfg_options:
+        tested.merge_from_dict(cfg_options)
+    return tested, found
+
+
 def collect(config, work_dir, measure_complexity=measure_complexity,
             measure_speed=measure_speed, label=None, schedule=None,
             schedule_tag=None,
@@ -456,7 +488,9 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             f'{work_dir} was tested with test-time augmentation '
             f'({rec["metrics_source"]}); leaderboard rows are single-pass '
             'results: run tools/test.py without --tta, then collect')
-    changed = result_changing_options(rec.pop('test_cfg_options'))
+    test_options = rec.pop('test_cfg_options')
+    tested_file = rec.pop('_tested_config_file')
+    changed = result_changing_options(test_options)
     if changed:
         # The figures are of another model, pipeline or evaluator than the
         # config's (a decision threshold of 0.1, say).
@@ -466,14 +500,32 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'it is: run tools/test.py without them (data locations and '
             'loader workers may be given), then collect')
     check_config_matches_run(config, cfg, work_dir)
+    tested_with = None
+    if tested_cfg is None and tested_file:
+        # tools/test.py may have been given another config file than the
+        # one named here (one with another evaluator, threshold or test
+        # pipeline): its figures, and the size it tested at, are that
+        # file's.
+        tested_cfg, found = metrics_file_config(config, tested_file,
+                                                test_options)
+        if found is None:
+            rec['warnings'].append(
+                f'the config the test used, {tested_file} (named in '
+                f'{rec["metrics_source"]}), is not found here: its test '
+                f'settings were not compared with {config}')
+        elif tested_cfg is not None:
+            tested_with = found
     changed = tested_config_changes(config, tested_cfg) \
         if tested_cfg is not None else []
     if changed:
         # As options given to tools/test.py: figures of another pipeline
         # or evaluator than the config's.
+        what = (f'{tested_with}, which differs from {config} in '
+                f'{" ".join(changed)}' if tested_with else
+                f'{" ".join(changed)}, unlike {config}')
         raise UserError(
-            f'{work_dir} was tested with {" ".join(changed)}, unlike '
-            f'{config} ({rec["metrics_source"]}); a leaderboard row is the '
+            f'{work_dir} was tested with {what} '
+            f'({rec["metrics_source"]}); a leaderboard row is the '
             'config as it is: test the checkpoint with tools/test.py and '
             'the config as it is (data locations and loader workers may '
             'be given), then collect')

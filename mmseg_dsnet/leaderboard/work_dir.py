@@ -419,6 +419,15 @@ def _dumped_config_of(metrics_source, runs):
     return None
 
 
+def _config_of_metrics_file(metrics_kind, metrics_file):
+    """The config file ``tools/test.py`` wrote into its metrics file (the
+    path as it was given, relative to where the test ran), or None for
+    other metrics sources and for files that name none."""
+    if metrics_kind == 'test_metrics.json':
+        return load_json(metrics_file).get('config') or None
+    return None
+
+
 def _evaluated_with_tta(metrics_kind, metrics_file, tested_cfg):
     """Whether the final metrics average test-time augmented views: the
     flag ``tools/test.py --tta`` writes, or for a runner dump the model type
@@ -446,7 +455,9 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     Returns:
         dict: The partial run record; ``_config`` holds the dumped config,
         ``_tested_config`` the config of the run whose test dump gave the
-        metrics (None for other metrics sources).
+        metrics (None for other metrics sources), ``_tested_config_file``
+        the config file a ``tools/test.py`` metrics file names (None for
+        other metrics sources).
     """
     from mmengine.config import Config
     train_runs, test_runs = find_runs(work_dir)
@@ -521,6 +532,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         test_time_augmentation=tta,
         test_cfg_options=_tested_with_cfg_options(metrics_kind,
                                                   metrics_path),
+        _tested_config_file=_config_of_metrics_file(metrics_kind,
+                                                    metrics_path),
         checkpoint=checkpoint,
         warnings=warnings,
         _config=cfg,
