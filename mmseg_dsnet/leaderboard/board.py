@@ -48,7 +48,8 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
-from .work_dir import _resolve, data_year, model_name, read_work_dir, slug
+from .work_dir import (data_year, model_name, read_work_dir,
+                       resolve_config_path, slug)
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
 
@@ -438,7 +439,7 @@ def metrics_file_config(config, tested_file, cfg_options):
         ``tested_file`` is None or not found here).
     """
     from mmengine.config import Config
-    found = _resolve(tested_file) if tested_file else None
+    found = resolve_config_path(tested_file) if tested_file else None
     if found is None or not osp.isfile(found):
         return None, None
     if osp.isfile(config) and osp.samefile(found, config):

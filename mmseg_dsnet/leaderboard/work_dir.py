@@ -270,7 +270,7 @@ def _metric_subset(line):
             if k not in ('data_time', 'time', 'step', 'epoch', 'iter')}
 
 
-def _resolve(path):
+def resolve_config_path(path):
     """A path from a config: as written (absolute or relative to the
     current directory), else relative to the repository root."""
     for candidate in (path, osp.join(REPO_ROOT, path)):
@@ -284,7 +284,7 @@ def split_size(dataset_cfg):
     cut by ``indices``; None when the split file is not readable here."""
     root = dataset_cfg.get('data_root', '') or ''
     ann = dataset_cfg.get('ann_file', '') or ''
-    path = _resolve(osp.join(root, ann)) if ann else None
+    path = resolve_config_path(osp.join(root, ann)) if ann else None
     if path is None or not osp.isfile(path):
         return None
     with open(path) as f:
@@ -308,7 +308,7 @@ def data_meta(found):
 def looks_synthetic(root):
     """Whether a config's data root holds a synthetic set: its marker, or
     (sets made before the marker) the name of the set or of its source."""
-    found = _resolve(root) if root else None
+    found = resolve_config_path(root) if root else None
     if not found:
         return 'synthetic' in str(root).lower()
     meta = data_meta(found)
@@ -319,7 +319,7 @@ def looks_synthetic(root):
 def data_year(root):
     """The ISIC year the converter wrote into ``root``'s ``meta.json``, or
     None (no such folder or file, no year)."""
-    year = data_meta(_resolve(root) if root else None).get('year')
+    year = data_meta(resolve_config_path(root) if root else None).get('year')
     return int(year) if isinstance(year, int) else None
 
 
@@ -360,7 +360,7 @@ def evaluated_data(dataset_cfg, metrics_file=None):
                     ('data_root', 'split_file', 'images', 'synthetic')}
     root = dataset_cfg.get('data_root', '') or ''
     ann = dataset_cfg.get('ann_file', '') or ''
-    found = _resolve(root)
+    found = resolve_config_path(root)
     return dict(
         data_root=osp.abspath(found or root),
         split_file=osp.abspath(osp.join(found or root, ann)) if ann else None,
