@@ -3,6 +3,7 @@ bad inputs reported by name while the rest succeed, no overwriting, both
 backends agree, and our configs work with mmseg's MMSegInferencer."""
 import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -705,6 +706,38 @@ def test_threshold_of_two_channel_models(tmp_path):
         assert np.array_equal(mask[clear], (probability > threshold)[clear])
         masks.append(mask)
     assert masks[0].sum() > masks[1].sum()
+
+
+def test_arrays_that_are_not_8_bit_rgb_are_refused(checkpoint):
+    """``LesionInferencer.predict`` (and ``logits``, ``decisions``) take
+    ``(H, W, 3)`` uint8 RGB arrays. A float image in 0..1 (as scikit-image
+    gives) and a 16-bit one gave a wrong mask without a word; grayscale and
+    RGBA arrays failed inside OpenCV or the network."""
+    from mmseg_dsnet.apis import ImageArrayError
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    rgb = lesion_image(60, 80)
+    good, = inferencer.predict([rgb])
+    assert good.shape == (60, 80)
+    bad = {
+        'has dtype float32 (values 0.0': rgb.astype(np.float32) / 255,
+        'has dtype uint16': rgb.astype(np.uint16) * 257,
+        'has shape (60, 80)': rgb[..., 0],
+        'has shape (60, 80, 4)': np.dstack([rgb, np.full((60, 80), 255,
+                                                     np.uint8)]),
+        'is a str': 'photo.jpg',
+    }
+    for what, image in bad.items():
+        with pytest.raises(ImageArrayError, match=r'image 1 ' +
+                           re.escape(what)):
+            inferencer.predict([rgb, image])
+    # One image not in a list: its first row is refused by its shape.
+    with pytest.raises(ImageArrayError, match=r'image 0 has shape \(80, 3\)'
+                       r'.*a list: \[rgb\]'):
+        inferencer.predict(rgb)
+    # A batch as one (N, H, W, 3) array is a sequence of good images.
+    assert np.array_equal(inferencer.predict(rgb[None])[0], good)
 
 
 def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):

@@ -15,14 +15,15 @@ reading in :mod:`mmseg_dsnet.image_io`. Not imported by
 from ..deploy.deployable import build_segmentor
 from .inference_backends import (OnnxRuntimeBackend, TorchBackend,
                                  make_backend)
-from .lesion_inferencer import (InferenceSummary, LesionInferencer,
-                                OutputDirError, prepare_output_dir,
-                                remove_empty_output_dirs, run_inference)
+from .lesion_inferencer import (ImageArrayError, InferenceSummary,
+                                LesionInferencer, OutputDirError,
+                                prepare_output_dir, remove_empty_output_dirs,
+                                run_inference)
 from .masks import draw_overlay, resize_to_mask, write_image
 
 __all__ = [
     'build_segmentor', 'OnnxRuntimeBackend', 'TorchBackend', 'make_backend',
-    'InferenceSummary', 'LesionInferencer', 'OutputDirError',
+    'ImageArrayError', 'InferenceSummary', 'LesionInferencer', 'OutputDirError',
     'prepare_output_dir', 'remove_empty_output_dirs', 'run_inference',
     'draw_overlay', 'resize_to_mask', 'write_image'
 ]

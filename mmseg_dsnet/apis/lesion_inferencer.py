@@ -19,10 +19,57 @@ from ..deploy.deployable import to_model_input
 from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from ..models.utils.lesion_logit import decision_map, mean_probability_logits
 from ..progress import progress_bar
+from ..utils.errors import UserError
 from ..utils.fileio import remove_stale_partials
 from .masks import draw_overlay, resize_to_mask, write_image
 from .output_record import (SOURCES_NAME, journal_sources, read_sources,
                             record_sources, unrecorded_names)
+
+
+class ImageArrayError(UserError, ValueError):
+    """An image given to :class:`LesionInferencer` as an array that is not
+    8-bit RGB; the message names its place in the list and what it is."""
+
+
+# How a file becomes the array the inferencer takes (with its conversions).
+READ_HINT = ('read image files with '
+             'mmseg_dsnet.image_io.read_image(path).rgb, which converts '
+             'grayscale, RGBA and 16-bit images to 8-bit RGB')
+
+
+def check_rgb_image(rgb, index: int) -> None:
+    """Refuse an image that is not an ``(H, W, 3)`` uint8 RGB array.
+
+    The network takes pixel values 0..255; a float image in 0..1 ran as a
+    nearly black picture and a 16-bit one as a glaring one, and both gave
+    a mask without a word. A grayscale or RGBA array failed deep inside
+    OpenCV or the network.
+
+    Args:
+        rgb: One item of the images given.
+        index (int): Its place in the list, for the message.
+
+    Raises:
+        ImageArrayError: Naming the item and what it is.
+    """
+    where = f'LesionInferencer: image {index}'
+    want = '; it takes (H, W, 3) uint8 RGB arrays with values 0..255'
+    if not isinstance(rgb, np.ndarray):
+        raise ImageArrayError(
+            f'{where} is a {type(rgb).__name__}, not a numpy array{want}; '
+            + READ_HINT)
+    if rgb.dtype != np.uint8:
+        values = (f' (values {rgb.min():g} to {rgb.max():g})'
+                  if rgb.size and rgb.dtype.kind in 'biuf' else '')
+        raise ImageArrayError(
+            f'{where} has dtype {rgb.dtype}{values}, not uint8{want}: '
+            'other values would be read as another picture (0..1 as nearly '
+            'black) and give a wrong mask; convert it to 8-bit 0..255, or '
+            + READ_HINT)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape[:2]:
+        raise ImageArrayError(
+            f'{where} has shape {rgb.shape}{want} (one image is passed as '
+            'a list: [rgb]); ' + READ_HINT)
 
 
 class LesionInferencer:
@@ -63,7 +110,13 @@ class LesionInferencer:
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``(N, C, H, W)`` logits at the model's input size for RGB uint8
-        images of any sizes."""
+        images of any sizes.
+
+        Raises:
+            ImageArrayError: An image is not an ``(H, W, 3)`` uint8 array.
+        """
+        for index, rgb in enumerate(images):
+            check_rgb_image(rgb, index)
         batch = np.stack([to_model_input(rgb, self.input_size)
                           for rgb in images])
         return self.run(batch)
