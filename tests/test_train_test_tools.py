@@ -295,6 +295,32 @@ def test_get_flops_labels_and_refuses_cfg_options(capsys):
         'model.decode_head.in_channels': [16, 32, 48, 64, 80]}
 
 
+def test_get_flops_refuses_test_and_train_settings(capsys):
+    """``model.test_cfg`` and ``model.train_cfg`` are not counted either:
+    ``model.test_cfg.mode=slide`` was printed as a config option beside
+    the figures of one whole-image pass, exit 0."""
+    from mmseg_dsnet.analysis.flops import get_flops
+    from mmseg_dsnet.engine.cli_errors import UserError
+    flops = load_tool('analysis_tools/get_flops.py')
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    with pytest.raises(UserError, match=r'--cfg-options model\.test_cfg\.'
+                       'mode: the test-time settings are not counted'):
+        flops.main([dsnet, '--shape', '64', '--cfg-options',
+                    'model.test_cfg.mode=slide',
+                    'model.test_cfg.crop_size=(32,32)',
+                    'model.test_cfg.stride=(16,16)'])
+    with pytest.raises(UserError, match=r'model\.train_cfg\.x: the '
+                       'training settings are not counted'):
+        flops.main([dsnet, '--shape', '64', '--cfg-options',
+                    'model.train_cfg.x=1'])
+    assert 'Flops' not in capsys.readouterr().out
+    # The same parts set through a dict under ``model`` (the API).
+    with pytest.raises(UserError, match='model.test_cfg: the test-time'):
+        get_flops(dsnet, (64, 64), {'model': dict(test_cfg=dict(
+            mode='slide', crop_size=(32, 32), stride=(16, 16)))})
+
+
 def test_get_flops_refuses_a_shape_the_model_cannot_take():
     from mmseg_dsnet.engine.cli_errors import UserError
     flops = load_tool('analysis_tools/get_flops.py')

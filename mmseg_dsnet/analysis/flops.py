@@ -91,28 +91,49 @@ def build_model(cfg):
     return model
 
 
+# Parts of ``cfg.model`` the count never runs: the counted input is a
+# --shape tensor given straight to the network (``EncoderDecoder._forward``),
+# one pass, so a key under them would change nothing while the printed
+# options said it had.
+NOT_COUNTED = dict(
+    data_preprocessor='the data preprocessor is not counted (the network '
+    'is given a --shape tensor)',
+    test_cfg='the test-time settings are not counted (the figures are one '
+    'forward pass of the network on a --shape tensor, whatever the '
+    'inference mode: slide inference runs it once per window)',
+    train_cfg='the training settings are not counted (the figures are one '
+    'forward pass of the network in eval mode)')
+
+
 def check_model_options(cfg_options):
     """Refuse ``--cfg-options`` keys outside ``model``: only ``cfg.model`` is
     counted, and the config's variables (``crop_size``, ``widths`` ...) were
     resolved when it was read, so such a key would change nothing and the
-    figures of the unchanged model would be printed as if it had.
+    figures of the unchanged model would be printed as if it had. Keys under
+    the parts of the model that are not counted (:data:`NOT_COUNTED`) are
+    refused alike.
 
     Raises:
         UserError: Naming the first such key.
     """
-    for key in cfg_options or {}:
+    keys = []
+    for key, value in (cfg_options or {}).items():
+        # ``model=dict(test_cfg=...)`` sets the same parts as dotted keys.
+        if key == 'model' and isinstance(value, dict):
+            keys.extend(f'model.{sub}' for sub in value)
+        else:
+            keys.append(key)
+    for key in keys:
         if key != 'model' and not key.startswith('model.'):
             raise UserError(
                 f'--cfg-options {key}: only the model is counted, so this '
                 'key would change nothing; set model.* keys (the input size '
                 'is --shape)')
-        # The counted input is a tensor of --shape given to the network;
-        # the preprocessor (its size, padding, normalisation) never runs.
-        if key.startswith('model.data_preprocessor'):
+        part = key.split('.')[1] if '.' in key else None
+        if part in NOT_COUNTED:
             raise UserError(
-                f'--cfg-options {key}: the data preprocessor is not counted '
-                '(the network is given a --shape tensor), so this key would '
-                'change nothing; give the input size with --shape')
+                f'--cfg-options {key}: {NOT_COUNTED[part]}, so this key '
+                'would change nothing; give the input size with --shape')
 
 
 def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):

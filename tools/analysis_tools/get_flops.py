@@ -3,8 +3,10 @@
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
         [--cfg-options model.KEY=VALUE ...]
 
-``--cfg-options`` may change only ``model.*`` (nothing else is counted);
-the overrides are printed with the figures and kept in the JSON.
+``--cfg-options`` may change only ``model.*`` (nothing else is counted),
+and not its ``data_preprocessor``, ``test_cfg`` or ``train_cfg`` (one pass of
+the network on a ``--shape`` tensor is counted); the overrides are printed
+with the figures and kept in the JSON.
 
 One multiply-add counts as one FLOP (mmengine's analyzer, as thop); see
 :mod:`mmseg_dsnet.analysis.flops` for what is counted.
