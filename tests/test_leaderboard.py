@@ -861,3 +861,45 @@ def test_run_best_checkpoint_of_a_run_that_never_validated(tiny_isic,
         lb.main(base + ['val_dataloader.dataset.ann_file='
                         'splits/lightweight_design_val.txt'])
     assert not (tmp_path / 'runs').exists()
+
+
+def test_collect_of_a_check_real_data_run_records_what_it_tested(
+        tiny_isic, tmp_path):
+    """check_real_data.py's test_metrics.json named the config file it
+    started from, though its run tested that config changed (--crop-size,
+    --test-images, the data root): collected with another config file (a
+    copy, the run's dumped config), the test was taken for one of that file
+    and the record said it tested at 64 px where it tested at 32, and a
+    test on 4 of the 5 test images became the config's row, exit 0."""
+    from mmseg_dsnet.leaderboard.real_data_check import train_and_evaluate
+    from mmseg_dsnet.utils.errors import UserError
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    copy = tmp_path / 'copy.py'
+    shutil.copy(config, copy)
+    lb = load_tool('analysis_tools/leaderboard.py')
+
+    def collect(named, work, runs):
+        return lb.main(['collect', str(named), str(work), '--label', 'tiny',
+                        '--runs-dir', str(tmp_path / runs),
+                        '--no-benchmark'])
+
+    small = tmp_path / 'small'
+    train_and_evaluate(str(config), str(tiny_isic), str(small), epochs=1,
+                       seed=0, train_images=4, crop_size=32)
+    for i, named in enumerate((config, copy, small / 'tiny.py')):
+        record = collect(named, small, f'runs{i}')
+        assert record['input_size'] == dict(train=[32, 32], test=[32, 32])
+    subset = tmp_path / 'subset'
+    train_and_evaluate(str(config), str(tiny_isic), str(subset), epochs=1,
+                       seed=0, train_images=4, test_images=4)
+    tested = json.loads((subset / 'test_metrics.json').read_text())['config']
+    for named in (config, copy):
+        with pytest.raises(UserError) as err:
+            collect(named, subset, 'subset_runs')
+        assert str(err.value).startswith(
+            f'{subset} was tested with {tested}, which differs from {named} '
+            'in test_dataloader.dataset.indices=4 ')
+    assert not (tmp_path / 'subset_runs').exists()
+    # The config the run dumped is the one it tested: its row.
+    record = collect(subset / 'tiny.py', subset, 'subset_runs')
+    assert record['evaluated_data']['images'] == 4

@@ -424,8 +424,7 @@ def metrics_file_config(config, tested_file, cfg_options):
     ``--cfg-options`` the test was given, as ``tools/test.py`` built it.
     (A file of the config's own is the config and those options, which
     :func:`result_changing_options` judges; ``check_real_data.py`` names
-    its config too but tests it as its training run changed it, which the
-    dumped config holds.)
+    the config its final test dumped, as its run changed it.)
 
     Args:
         config (str): The config named for the run.

@@ -193,7 +193,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
                        crop_size=None, split='test'):
     """Train ``config`` on the short schedule, evaluate it once and write
     ``<work_dir>/test_metrics.json`` (the record ``tools/test.py`` writes,
-    for the leaderboard).
+    for the leaderboard; it names the config as this run tested it,
+    :func:`dump_tested_config`).
 
     Returns:
         dict: The run's facts (config, schedule, learning rate, splits,
@@ -214,7 +215,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     # Scored as tools/test.py scores the final checkpoint (a weight
     # average, when the config keeps one, is what that checkpoint holds).
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg)
-    record = metrics_record(config, checkpoint, metrics,
+    record = metrics_record(dump_tested_config(tester), checkpoint, metrics,
                             cfg.test_dataloader.dataset,
                             len(tester.test_dataloader.dataset))
     write_json(record, osp.join(cfg.work_dir, 'test_metrics.json'))
@@ -233,6 +234,29 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         train_time_s=round(train_time, 1),
         metrics={k: round(float(v), 2) for k, v in metrics.items()},
         **evaluated)
+
+
+def dump_tested_config(tester):
+    """Write the config a final test ran with into its run folder.
+
+    The run changes ``config`` (input size, image subsets, data root, the
+    design split), so ``test_metrics.json`` names this dump, not the file
+    it started from: ``leaderboard.py collect`` compares the config it is
+    given with the config the metrics are of, and records the input size
+    tested at from it.
+
+    Args:
+        tester (Runner): The runner that scored the final checkpoint.
+
+    Returns:
+        str: The absolute path of ``<work_dir>/<timestamp>/tested_config.py``
+        (a run folder of its own, which no later runner replaces; the
+        work dir's root keeps the one dump that collect reads as the
+        training config).
+    """
+    path = osp.abspath(osp.join(tester.log_dir, 'tested_config.py'))
+    tester.cfg.dump(path)
+    return path
 
 
 def run_device():
