@@ -1051,3 +1051,21 @@ def test_fast_train_refuses_a_hook_it_would_not_run(fast_train_tool,
     # The default runtime's hooks are the trainer's own work: accepted.
     from mmseg_dsnet.engine.fast_training import check_fast_run_config
     check_fast_run_config(Config.fromfile(str(tiny_cfg)), str(tiny_cfg))
+
+
+def test_fast_train_resume_of_a_copied_work_dir_takes_its_own_checkpoint(
+        tmp_path):
+    """A copied work dir's ``last_checkpoint`` still names the original's
+    checkpoint: ``--resume`` continued from the original's."""
+    from mmseg_dsnet.engine.fast_training import (FastTrainingError,
+                                                  last_checkpoint_of)
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    for folder in (original, copy):
+        folder.mkdir()
+        (folder / 'epoch_2.pth').write_bytes(b'x')
+    (copy / 'last_checkpoint').write_text(str(original / 'epoch_2.pth'))
+    assert last_checkpoint_of(str(copy)) == str(copy / 'epoch_2.pth')
+    (copy / 'epoch_2.pth').unlink()
+    with pytest.raises(FastTrainingError, match=r'names .*original/epoch_2'
+                       r'\.pth, a checkpoint outside the work dir'):
+        last_checkpoint_of(str(copy))

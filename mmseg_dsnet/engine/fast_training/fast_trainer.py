@@ -151,13 +151,24 @@ def last_checkpoint_of(work_dir) -> str:
 
     Raises:
         FastTrainingError: ``work_dir`` holds no ``last_checkpoint`` (or does
-            not exist), or it names a file that does not exist.
+            not exist), or it names a file that does not exist, or one in
+            another folder that ``work_dir`` has no copy of.
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
         raise FastTrainingError(f'--resume: no last_checkpoint in {work_dir}')
     with open(pointer) as f:
         path = f.read().strip()
+    if path and osp.dirname(osp.realpath(path)) != osp.realpath(work_dir):
+        # A copied or moved work dir still names the original's checkpoint,
+        # which may have trained on since: the copy resumes from its own.
+        own = osp.join(work_dir, osp.basename(path))
+        if osp.isfile(own):
+            return own
+        raise FastTrainingError(
+            f'--resume: {pointer} names {path}, a checkpoint outside the '
+            f'work dir, and {work_dir} holds no {osp.basename(path)} of its '
+            'own; copy the checkpoint into it to continue that run')
     if not osp.isfile(path):
         raise FastTrainingError(
             f'--resume: {pointer} names {path}, which does not exist')
