@@ -126,3 +126,85 @@ def test_a_split_folder_or_unknown_on_bad_sample_is_refused(tiny_isic):
     assert describe_user_error(info.value) == (
         "ISIC2018Dataset: on_bad_sample must be 'raise' or 'skip', got 'skp'")
     assert len(build()) == 6
+
+
+def test_a_mask_of_another_size_than_its_image_is_refused(tiny_isic, tmp_path):
+    # Resize scales image and mask each to the crop size, so a transposed
+    # mask (or one that fits the stored pixels of an image its EXIF
+    # orientation turns) was stretched over its image: train.py trained on
+    # it, exit 0; test.py blamed the test pipeline's LoadAnnotations.
+    import shutil
+
+    import cv2
+    from conftest import run_tool_in_process, write_tiny_config
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    from PIL import Image
+
+    # MaskSizeError is one; the tools report it as one ERROR line.
+    from mmseg_dsnet.datasets.sample_checks import MaskValueError
+    register_all_modules()
+    data = tmp_path / 'data'
+    shutil.copytree(tiny_isic, data)
+    first, second = (data / 'splits' /
+                     'lightweight_train.txt').read_text().split()[:2]
+    mask = data / 'masks' / f'{first}.png'
+    labels = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)  # 48x64 (HxW)
+    cv2.imwrite(str(mask), np.ascontiguousarray(labels.T))
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data, epochs=1)
+    run = run_tool_in_process('tools/train.py', cfg, '--work-dir',
+                              tmp_path / 'work')
+    assert run.returncode == 2, run.output[-2000:]
+    errors = [line for line in run.output.splitlines()
+              if line.startswith('ERROR:')]
+    assert errors == [
+        f'ERROR: ISIC2018Dataset: 1 of 11 masks listed in {data}/splits/'
+        'lightweight_train.txt are not the size of their image (Resize would '
+        'stretch such a mask over its image in training, and a test cannot '
+        'score it):']
+    assert (f'  {mask}: 48x64 (width x height), but its image '
+            f'{data}/images/{first}.jpg is 64x48 as loaded') in run.output
+    assert 'python tools/dataset_converters/isic.py RAW_DIR DATA_ROOT' in \
+        run.output
+    assert not list((tmp_path / 'work').rglob('*.pth'))
+    cv2.imwrite(str(mask), labels)
+
+    def build(**kwargs):
+        return DATASETS.build(dict(
+            dict(type='ISIC2018Dataset', data_root=str(data),
+                 ann_file='splits/lightweight_train.txt',
+                 data_prefix=dict(img_path='images', seg_map_path='masks'),
+                 pipeline=[dict(type='LoadImageFromFile'),
+                           dict(type='LoadAnnotations')]), **kwargs))
+
+    # The image's EXIF orientation turns it (OpenCV applies it) but not its
+    # mask, which fits the stored pixels.
+    image = data / 'images' / f'{second}.jpg'
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(image).save(image, exif=exif.tobytes())
+    with pytest.raises(MaskValueError) as info:
+        build()
+    assert type(info.value).__name__ == 'MaskSizeError'
+    assert (f'{second}.png: 64x48 (width x height), but its image {image} is '
+            '48x64 as loaded (stored 64x48, turned by its EXIF orientation 6)'
+            '; the mask fits the stored pixels, which the loader turns') in \
+        str(info.value)
+    # A loader that keeps the stored pixels, or no check: the pair fits.
+    def turned_sample(dataset):
+        paths = [dataset.get_data_info(i)['img_path']
+                 for i in range(len(dataset))]
+        return dataset[paths.index(str(image))]
+
+    sample = turned_sample(build(pipeline=[
+        dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
+        dict(type='LoadAnnotations')]))
+    assert sample['img'].shape[:2] == sample['gt_seg_map'].shape == (48, 64)
+    assert len(build(check_masks=False)) == 11
+    # A mask turned upright with its image passes.
+    upright = np.ascontiguousarray(
+        np.rot90(cv2.imread(str(data / 'masks' / f'{second}.png'),
+                            cv2.IMREAD_UNCHANGED), -1))
+    cv2.imwrite(str(data / 'masks' / f'{second}.png'), upright)
+    sample = turned_sample(build())
+    assert sample['img'].shape[:2] == sample['gt_seg_map'].shape == (64, 48)

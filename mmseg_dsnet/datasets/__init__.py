@@ -10,9 +10,9 @@ from mmseg_dsnet import MMSEG_INSTALLED
 if MMSEG_INSTALLED:
     from .isic import ISIC2016Dataset, ISIC2017Dataset, ISIC2018Dataset
     from .random_zoom import RandomZoom
-    from .sample_checks import BadSampleError, MaskValueError
+    from .sample_checks import BadSampleError, MaskSizeError, MaskValueError
 
 __all__ = [
     'ISIC2016Dataset', 'ISIC2017Dataset', 'ISIC2018Dataset', 'BadSampleError',
-    'MaskValueError', 'RandomZoom'
+    'MaskSizeError', 'MaskValueError', 'RandomZoom'
 ] if MMSEG_INSTALLED else []

@@ -15,8 +15,9 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..utils.errors import UserError
-from .sample_checks import (CONVERT_HINT, SKIPPED_KEY, BadSampleError,
-                            MaskValueError, check_masks, decode_problem,
+from .sample_checks import (CONVERT_HINT, SIZE_HINT, SKIPPED_KEY,
+                            BadSampleError, MaskSizeError, MaskValueError,
+                            check_masks, check_sizes, decode_problem,
                             describe_bad_file, file_problem, listing)
 
 # Repeated ids named in the message; the rest are counted.
@@ -41,6 +42,10 @@ class ISICDataset(BaseSegDataset):
       values are not 0/1 -- e.g. an unconverted 0/255 mask -- stops the run
       with a :class:`MaskValueError` naming the files and how to convert
       them. Missing images and unreadable masks are reported too.
+    * At load, a mask of another size than its image as loaded (after the
+      EXIF orientation the image loader applies) stops the run with a
+      :class:`MaskSizeError`: mmseg's ``Resize`` would stretch it over the
+      image in training without an error.
     * While loading a sample, a missing, empty, truncated or undecodable
       image or mask raises :class:`BadSampleError` naming the file
       (``on_bad_sample='raise'``), or is replaced by the next sample and
@@ -52,7 +57,8 @@ class ISICDataset(BaseSegDataset):
         img_suffix (str): Image file suffix. Defaults to '.jpg'.
         seg_map_suffix (str): Mask file suffix. Defaults to '.png'.
         on_bad_sample (str): 'raise' (default) or 'skip'.
-        check_masks (bool): Check the mask values at load. Defaults to True.
+        check_masks (bool): Check the mask values and sizes at load.
+            Defaults to True.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`
             (``data_root``, ``ann_file`` = a split file, ``data_prefix``,
             ``pipeline`` ...).
@@ -152,6 +158,17 @@ class ISICDataset(BaseSegDataset):
         return not self.backend_args or self.backend_args.get(
             'backend', 'local') == 'local'
 
+    def _loader_applies_exif(self):
+        """Whether this dataset's pipeline turns images by their EXIF
+        orientation, as mmcv's ``LoadImageFromFile`` does unless told
+        otherwise (masks are never turned)."""
+        from mmcv.transforms import LoadImageFromFile
+        for transform in getattr(self.pipeline, 'transforms', []):
+            if isinstance(transform, LoadImageFromFile):
+                return transform.color_type in ('color', 'grayscale') and \
+                    transform.imdecode_backend in ('cv2', 'pillow')
+        return True
+
     def _check_files(self, data_list):
         missing = [(info['img_path'], 'missing') for info in data_list
                    if not osp.isfile(info['img_path'])]
@@ -166,6 +183,20 @@ class ISICDataset(BaseSegDataset):
                     f'{len(data_list)} masks listed in {self.ann_file} do not '
                     f'hold 0/1 labels:\n{listing(bad_values)}\n' +
                     CONVERT_HINT)
+            broken = {path for path, _ in missing + unreadable}
+            bad_sizes = check_sizes(
+                ((info['img_path'], info['seg_map_path'])
+                 for info in data_list if 'seg_map_path' in info
+                 and info['img_path'] not in broken
+                 and info['seg_map_path'] not in broken),
+                apply_exif=self._loader_applies_exif())
+            if bad_sizes:
+                raise MaskSizeError(
+                    f'{type(self).__name__}: {len(bad_sizes)} of '
+                    f'{len(data_list)} masks listed in {self.ann_file} are '
+                    'not the size of their image (Resize would stretch such '
+                    'a mask over its image in training, and a test cannot '
+                    f'score it):\n{listing(bad_sizes)}\n' + SIZE_HINT)
         bad = missing + unreadable
         if not bad:
             return

@@ -42,6 +42,15 @@ class MaskValueError(ValueError):
     """Masks hold values other than the expected class labels."""
 
 
+class MaskSizeError(MaskValueError):
+    """Masks of another size than their images (as the loader reads them).
+
+    mmseg's ``Resize`` scales image and mask each to the target size, so a
+    training pipeline would stretch such a mask over its image without an
+    error.
+    """
+
+
 def _decodes_with_pillow(path):
     """Whether Pillow decodes the whole file (it refuses truncated data,
     which OpenCV decodes partially with only a warning)."""
@@ -186,6 +195,75 @@ def check_masks(paths):
         kind, detail = result
         (bad_values if kind == 'values' else unreadable).append((path, detail))
     return bad_values, unreadable
+
+
+#: EXIF orientations that swap the width and the height.
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+SIZE_HINT = (
+    'Each mask must have the size of its image as the loader reads it '
+    '(width x height after the EXIF orientation, which LoadImageFromFile '
+    'applies to the image but LoadAnnotations not to the mask). Convert the '
+    'official ISIC download with\n'
+    '    python tools/dataset_converters/isic.py RAW_DIR DATA_ROOT\n'
+    '(it writes upright images and skips pairs of different sizes), or fix '
+    'or remove these pairs. Set check_masks=False in the dataset config to '
+    'skip this check.')
+
+
+def _size_as_loaded(path, apply_exif):
+    """The ``(width, height)`` of an image as it is loaded, and its stored
+    size and EXIF orientation; only the file's header is read.
+
+    Returns:
+        tuple | None: ``(loaded, stored, orientation)``, or None when Pillow
+        cannot open the file (the sample checks name such files).
+    """
+    from PIL import Image
+
+    from ..rgb_reader import exif_orientation
+    try:
+        with Image.open(path) as image:
+            stored = image.size
+            orientation = exif_orientation(image) if apply_exif else 1
+    except Exception:  # unreadable files are reported by the other checks
+        return None
+    loaded = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS \
+        else stored
+    return loaded, stored, orientation
+
+
+def check_sizes(pairs, apply_exif=True):
+    """Compare each mask's size with its image's size as loaded.
+
+    Args:
+        pairs (Iterable[tuple[str, str]]): ``(image, mask)`` files; pairs
+            with a file that cannot be opened are left to the other checks.
+        apply_exif (bool): Whether the image loader applies the EXIF
+            orientation (mmcv's ``LoadImageFromFile`` does, unless its
+            ``color_type`` ignores it). Defaults to True.
+
+    Returns:
+        list[tuple[str, str]]: ``(mask, detail)`` of each mask whose size
+        differs from its image's.
+    """
+    bad = []
+    for image_path, mask_path in pairs:
+        image = _size_as_loaded(image_path, apply_exif)
+        mask = _size_as_loaded(mask_path, False)
+        if image is None or mask is None or image[0] == mask[0]:
+            continue
+        (width, height), stored, orientation = image
+        detail = (f'{mask[0][0]}x{mask[0][1]} (width x height), but its '
+                  f'image {image_path} is {width}x{height} as loaded')
+        if orientation != 1:
+            detail += (f' (stored {stored[0]}x{stored[1]}, turned by its '
+                       f'EXIF orientation {orientation})')
+            if mask[0] == stored:
+                detail += ('; the mask fits the stored pixels, which the '
+                           'loader turns')
+        bad.append((mask_path, detail))
+    return bad
 
 
 def listing(items, limit=10):
