@@ -177,6 +177,29 @@ def test_a_record_the_tables_cannot_read_is_a_user_error(tmp_path, capsys):
         'number)\n')
 
 
+def test_cli_refuses_a_run_on_the_synthetic_set(tmp_path, capsys):
+    """check_real_data.py --split design on the synthetic stand-in set (a
+    smoke test: its records go to results/design by default) wrote a
+    record the table showed as a candidate's row, exit 0, and --compare-to
+    judged it by the selection rule."""
+    root = '/data/synthetic_isic2018'
+    paths = comparison_records(tmp_path)
+    smoke = write(tmp_path / 'smoke.json', 'good', 5, 95.0, synthetic=True,
+                  data_root=root)
+    real = write(tmp_path / 'real.json', 'good', 3, 80.0, synthetic=False)
+    for options in ([], ['--compare-to', 'ref', '--candidates', 'good']):
+        assert tool.main([*paths, real, smoke, *options]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == (
+            f'ERROR: {smoke} is the record of a run on the synthetic '
+            f'stand-in set ({root}), not on the real ISIC images: its '
+            'figures say nothing about a design; leave it out, and run '
+            'tools/check_real_data.py --split design on the converted '
+            'real set\n')
+        assert captured.out == ''
+    assert '| good |' in design.design_table([*paths, real])
+
+
 def test_refuses_records_of_the_test_split(tmp_path):
     path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
     with pytest.raises(ValueError, match='not a design-split record'):

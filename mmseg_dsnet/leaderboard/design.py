@@ -73,8 +73,9 @@ def _setting_kinds():
 
 def check_design_record(path, record):
     """Refuse a record the tables cannot read: not a JSON object, of
-    another split, without one of :data:`RECORD_FIELDS` (a key a table
-    would fail on with a traceback, or name alone, as ``'IoU'``), or with
+    another split, of a run on the synthetic stand-in set, without one of
+    :data:`RECORD_FIELDS` (a key a table would fail on with a traceback, or
+    name alone, as ``'IoU'``), or with
     a setting of :data:`OPTIONAL_SETTING` that is there but of another
     type (an ``lr`` that is not a number, a ``config`` that is no string).
 
@@ -91,6 +92,16 @@ def check_design_record(path, record):
             f'{type(record).__name__}, not a JSON object)')
     if record.get('split') != 'design':
         raise DesignRecordError(f'{path} is not a design-split record')
+    if record.get('synthetic') is True:
+        # Figures of the stand-in set say nothing about a design, and the
+        # table would show them as a candidate's (leaderboard.py collect
+        # refuses such runs too).
+        raise DesignRecordError(
+            f'{path} is the record of a run on the synthetic stand-in set '
+            f'({record.get("data_root")}), not on the real ISIC images: its '
+            'figures say nothing about a design; leave it out, and run '
+            'tools/check_real_data.py --split design on the converted '
+            'real set')
     kinds = dict(name=(str, 'a string'), device=(str, 'a string'),
                  seed=(int, 'an integer'), train_time_s=(float, 'a number'),
                  metrics=(dict, 'an object'), **_setting_kinds())
