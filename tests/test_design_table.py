@@ -14,8 +14,9 @@ tool = load_tool('analysis_tools/design_table.py')
 
 
 def write(path, name, seed, iou, split='design', device='cpu',
-          train_images=1350, lr=None):
-    """A design record; without ``lr`` as records before it was recorded."""
+          train_images=1350, lr=None, **extra):
+    """A design record; without ``lr`` as records before it was recorded;
+    ``extra`` fields (``config``, ``data_root`` ...) added as given."""
     metrics = dict(IoU=iou, DSC=2 * iou / (100 + iou) * 100, Sen=90.0,
                    Spe=95.0, mIoU_img=iou - 1, TJ=iou - 5)
     path.write_text(json.dumps(dict(
@@ -23,7 +24,7 @@ def write(path, name, seed, iou, split='design', device='cpu',
         train_images=train_images, test_images=150,
         train_time_s=600.0 + seed,
         device=device, metrics=metrics,
-        **({} if lr is None else dict(lr=lr)))))
+        **({} if lr is None else dict(lr=lr)), **extra)))
     return str(path)
 
 
@@ -105,6 +106,59 @@ def test_runs_of_another_learning_rate_are_kept_apart(tmp_path):
     assert '| cand-b | 70.00 | 71.00 |' in table
 
 
+def test_runs_of_other_config_files_or_data_are_kept_apart(tmp_path, capsys):
+    """Records were grouped by their name (the config's stem), device and
+    schedule only: runs of two config files of one name in two folders,
+    or on two data roots, were pooled as the seeds of one experiment
+    (``0, 1, 2`` and their mean, exit 0), and compared as one."""
+    from conftest import REPO
+    root, other = '/data/isic2017', '/data/isic2017_reconverted'
+    mine = 'configs/mine/cand-a.py'
+    paths = [
+        write(tmp_path / 'a0.json', 'cand-a', 0, 78.0,
+              config='configs/dsnet/design/cand-a.py', data_root=root),
+        # The same file, as the fast sweep may record it: one design.
+        write(tmp_path / 'a1.json', 'cand-a', 1, 80.0,
+              config=str(REPO / 'configs/dsnet/design/cand-a.py'),
+              data_root=root),
+        write(tmp_path / 'a2.json', 'cand-a', 2, 90.0, config=mine,
+              data_root=root),
+        write(tmp_path / 'a3.json', 'cand-a', 3, 60.0,
+              config='configs/dsnet/design/cand-a.py', data_root=other),
+    ]
+    lines = design.design_table(paths).splitlines()
+    assert len(lines) == 5
+    assert lines[2].startswith(f'| cand-a (data_root {root}, config {mine}) '
+                               '| 128px | 15 | cpu | 1350 / 150 | 2 | 90.00 |')
+    assert lines[3].startswith(
+        f'| cand-a (data_root {root}, config configs/dsnet/design/cand-a.py) '
+        '| 128px | 15 | cpu | 1350 / 150 | 0, 1 | 79.00 ± 1.41 |')
+    assert lines[4].startswith(f'| cand-a (data_root {other}, config '
+                               'configs/dsnet/design/cand-a.py) | 128px | 15 '
+                               '| cpu | 1350 / 150 | 3 | 60.00 |')
+    # Compared: a name of two config files, or runs on another data root
+    # than the reference's, are refused.
+    refs = [write(tmp_path / f'r{k}.json', 'ref', k, 75.0 + k,
+                  config='configs/ref.py', data_root=root) for k in (0, 1)]
+    assert tool.main([*refs, *paths[:3], '--compare-to', 'ref',
+                      '--candidates', 'cand-a']) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        'ERROR: cand-a names runs of 2 config files (configs/dsnet/design/'
+        f'cand-a.py, {mine}) on cpu: they are runs of different designs; '
+        'give the records of one of them\n')
+    assert captured.out == ''
+    moved = write(tmp_path / 'a4.json', 'cand-a', 4, 70.0,
+                  config='configs/dsnet/design/cand-a.py', data_root=other)
+    with pytest.raises(ValueError, match=(
+            'a run of cand-a \\(seed 3\\) has another data_root than '
+            f"ref's \\(data_root {other} \\(ref: {root}\\)\\)")):
+        design.comparison_table([*refs, paths[3], moved], 'ref', ['cand-a'])
+    # Runs of one file and root compare as before.
+    table = design.comparison_table([*refs, *paths[:2]], 'ref', ['cand-a'])
+    assert '| cand-a | 78.00 | 80.00 |' in table
+
+
 def test_a_record_the_tables_cannot_read_is_a_user_error(tmp_path, capsys):
     """check_design_record raised a plain ValueError (a traceback where a
     tool does not catch it), and a learning rate of another type passed."""
@@ -121,6 +175,29 @@ def test_a_record_the_tables_cannot_read_is_a_user_error(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f'ERROR: {text_lr} is not a complete design record: no valid lr (a '
         'number)\n')
+
+
+def test_cli_refuses_a_run_on_the_synthetic_set(tmp_path, capsys):
+    """check_real_data.py --split design on the synthetic stand-in set (a
+    smoke test: its records go to results/design by default) wrote a
+    record the table showed as a candidate's row, exit 0, and --compare-to
+    judged it by the selection rule."""
+    root = '/data/synthetic_isic2018'
+    paths = comparison_records(tmp_path)
+    smoke = write(tmp_path / 'smoke.json', 'good', 5, 95.0, synthetic=True,
+                  data_root=root)
+    real = write(tmp_path / 'real.json', 'good', 3, 80.0, synthetic=False)
+    for options in ([], ['--compare-to', 'ref', '--candidates', 'good']):
+        assert tool.main([*paths, real, smoke, *options]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == (
+            f'ERROR: {smoke} is the record of a run on the synthetic '
+            f'stand-in set ({root}), not on the real ISIC images: its '
+            'figures say nothing about a design; leave it out, and run '
+            'tools/check_real_data.py --split design on the converted '
+            'real set\n')
+        assert captured.out == ''
+    assert '| good |' in design.design_table([*paths, real])
 
 
 def test_refuses_records_of_the_test_split(tmp_path):

@@ -15,13 +15,20 @@ from .records import is_number, load_json
 DESIGN_DIR = osp.join(REPO_ROOT, 'results', 'design')
 KEYS = ('IoU', 'DSC', 'Sen', 'Spe', 'mIoU_img', 'TJ')
 #: What else two runs must share to be seeds of one experiment (besides the
-#: candidate and the device).
-RUN_SETTING = ('input_size', 'epochs', 'train_images', 'test_images', 'lr')
+#: candidate and the device), and candidates to be compared: the schedule
+#: and the data they trained and were judged on.
+RUN_SETTING = ('input_size', 'epochs', 'train_images', 'test_images', 'lr',
+               'data_root', 'train_split', 'eval_split')
 #: The settings of :data:`RUN_SETTING` that records written before they were
-#: recorded lack (the committed ones have no ``lr``). Such a record's value
-#: is unknown, and an unknown value is no difference: it is not taken for
-#: any value, so the record joins the runs it is otherwise alike.
-OPTIONAL_SETTING = ('lr', )
+#: recorded lack (the committed ones have no ``lr``, a few no
+#: ``data_root``), and :data:`CANDIDATE_SETTING`. Such a record's value is
+#: unknown, and an unknown value is no difference: it is not taken for any
+#: value, so the record joins the runs it is otherwise alike.
+OPTIONAL_SETTING = ('lr', 'data_root', 'train_split', 'eval_split', 'config')
+#: What the runs of one candidate share but a reference and its
+#: candidates do not: the config file (the record's ``name`` is its stem,
+#: so files of one name in two folders give records of one name).
+CANDIDATE_SETTING = ('config', )
 #: Averages of the missing per-seed differences that
 #: :func:`still_passing_averages` tries: lowest, highest, step.
 STILL_PASSING_SCAN = (-5.0, 20.0, 0.01)
@@ -46,17 +53,31 @@ class DesignRecordError(UserError, ValueError):
     JSON object, of another split, a field missing or of another type)."""
 
 
+#: The settings of :data:`OPTIONAL_SETTING` that are paths (strings).
+PATH_SETTING = ('data_root', 'train_split', 'eval_split', 'config')
+
+
 def _setting_kinds():
-    """:data:`RUN_SETTING` key -> (type, what the message calls it)."""
-    return {k: (float, 'a number') if k == 'lr' else (int, 'an integer')
-            for k in RUN_SETTING}
+    """:data:`RUN_SETTING` and :data:`CANDIDATE_SETTING` key -> (type, what
+    the message calls it)."""
+    kinds = {}
+    for key in (*RUN_SETTING, *CANDIDATE_SETTING):
+        if key == 'lr':
+            kinds[key] = (float, 'a number')
+        elif key in PATH_SETTING:
+            kinds[key] = (str, 'a string')
+        else:
+            kinds[key] = (int, 'an integer')
+    return kinds
 
 
 def check_design_record(path, record):
     """Refuse a record the tables cannot read: not a JSON object, of
-    another split, without one of :data:`RECORD_FIELDS` (a key a table
-    would fail on with a traceback, or name alone, as ``'IoU'``), or with
-    a setting of :data:`OPTIONAL_SETTING` that is there but not a number.
+    another split, of a run on the synthetic stand-in set, without one of
+    :data:`RECORD_FIELDS` (a key a table would fail on with a traceback, or
+    name alone, as ``'IoU'``), or with
+    a setting of :data:`OPTIONAL_SETTING` that is there but of another
+    type (an ``lr`` that is not a number, a ``config`` that is no string).
 
     Args:
         path (str): The record's file, for the messages.
@@ -71,6 +92,16 @@ def check_design_record(path, record):
             f'{type(record).__name__}, not a JSON object)')
     if record.get('split') != 'design':
         raise DesignRecordError(f'{path} is not a design-split record')
+    if record.get('synthetic') is True:
+        # Figures of the stand-in set say nothing about a design, and the
+        # table would show them as a candidate's (leaderboard.py collect
+        # refuses such runs too).
+        raise DesignRecordError(
+            f'{path} is the record of a run on the synthetic stand-in set '
+            f'({record.get("data_root")}), not on the real ISIC images: its '
+            'figures say nothing about a design; leave it out, and run '
+            'tools/check_real_data.py --split design on the converted '
+            'real set')
     kinds = dict(name=(str, 'a string'), device=(str, 'a string'),
                  seed=(int, 'an integer'), train_time_s=(float, 'a number'),
                  metrics=(dict, 'an object'), **_setting_kinds())
@@ -109,8 +140,20 @@ def load_design_records(paths):
         seen[real] = path
         record = load_json(path)
         check_design_record(path, record)
+        if 'config' in record:
+            record = dict(record, config=_config_key(record['config']))
         records.append(record)
     return records
+
+
+def _config_key(config):
+    """A record's ``config`` as the tables compare it: relative to the
+    repository root when it lies there (``check_real_data.py`` writes it
+    so, the fast sweep as it was given, which may be absolute)."""
+    path = osp.normpath(config)
+    if osp.isabs(path) and not osp.relpath(path, REPO_ROOT).startswith('..'):
+        return osp.relpath(path, REPO_ROOT)
+    return path
 
 
 def _split_by_optional_setting(runs):
@@ -147,7 +190,8 @@ def _split_by_optional_setting(runs):
     for path, record in runs:
         parts[tuple(record[k] for k in split_by)].append((path, record))
     return [(f'{name} (' + ', '.join(
-        f'{k} {v:g}' for k, v in zip(split_by, values)) + ')', part)
+        f'{k} {v}' if isinstance(v, str) else f'{k} {v:g}'
+        for k, v in zip(split_by, values)) + ')', part)
             for values, part in parts.items()]
 
 
@@ -157,7 +201,9 @@ def design_table(paths):
     records of one seed in a group (a rerun of that seed), are refused."""
     alike = defaultdict(list)
     for path, record in zip(paths, load_design_records(paths)):
-        # Runs on other data or another device are other experiments.
+        # Runs on other data or another device are other experiments (and
+        # so are runs of other config files or data roots, which
+        # _split_by_optional_setting keeps apart).
         key = (record['name'], record['device'],
                *(record[k] for k in RUN_SETTING
                  if k not in OPTIONAL_SETTING))
@@ -220,6 +266,15 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
     for name in names:
         if not runs[name]:
             raise ValueError(f'no design runs of {name} on {device}')
+        for key in CANDIDATE_SETTING:
+            # Seeds of two config files are no seeds of one design.
+            held = sorted({r[key] for r in runs[name]
+                           if r.get(key) is not None})
+            if len(held) > 1:
+                raise DesignRecordError(
+                    f'{name} names runs of {len(held)} {key} files '
+                    f'({", ".join(held)}) on {device}: they are runs of '
+                    'different designs; give the records of one of them')
     # Each setting as the first run that holds it has it, the reference's
     # first; a run without an OPTIONAL_SETTING is not compared on it.
     setting = {}
@@ -229,14 +284,15 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
                 setting.setdefault(key, (record[key], record['name']))
     for name in names:
         for record in runs[name]:
+            keys = [key for key in RUN_SETTING
+                    if record.get(key) is not None
+                    and record[key] != setting[key][0]]
             differs = [f'{key} {record[key]} ({setting[key][1]}: '
-                       f'{setting[key][0]})' for key in RUN_SETTING
-                       if record.get(key) is not None
-                       and record[key] != setting[key][0]]
+                       f'{setting[key][0]})' for key in keys]
             if differs:
                 raise ValueError(
                     f'a run of {name} (seed {record["seed"]}) has another '
-                    f'{"/".join(RUN_SETTING)} than {reference}\'s '
+                    f'{"/".join(keys)} than {reference}\'s '
                     f'({", ".join(differs)}); give the records of one '
                     'setting only (e.g. results/design/*_128px_30ep_*.json)')
     return {name: _seed_values(runs[name], name, metric) for name in names}
