@@ -153,6 +153,42 @@ def test_build_refuses_seeds_of_one_row_run_at_different_input_sizes(
     assert not out.exists()
 
 
+@pytest.mark.parametrize('part', ['training', 'evaluated'])
+def test_build_refuses_seeds_of_one_row_on_two_data_roots(tmp_path, part):
+    """Seeds of one row compared only the split files' base names: a seed
+    trained or evaluated on another data root (a second conversion,
+    another set) was averaged into the row, exit 0. A root spelt another
+    way (relative to the repository) or not recorded joins the row."""
+    import os.path as osp
+    runs = _copy_runs(tmp_path / 'runs')
+    root = json.loads(runs[0].read_text())['data_root']
+    other = str(tmp_path / 'isic2017_second')
+    evaluated = json.loads(runs[1].read_text())['evaluated_data']
+    # Another spelling of the same folder, and no evaluated_data: one row.
+    _edit(runs[0], data_root=osp.relpath(root, REPO) + '/',
+          evaluated_data=None)
+    out = tmp_path / 'results'
+    build = ['build', '--out-dir', out, '--no-plot', '--runs']
+    proc = run_tool_in_process(LEADERBOARD, *build, *runs, check=True)
+    assert 'Traceback' not in proc.stderr
+    shutil.rmtree(out)
+    if part == 'training':
+        _edit(runs[1], data_root=other)
+    else:
+        _edit(runs[1], evaluated_data=dict(
+            evaluated, data_root=other,
+            split_file=f'{other}/splits/lightweight_test.txt'))
+    line = _one_error_line(run_tool_in_process(LEADERBOARD, *build, *runs))
+    assert line.startswith('ERROR: the row DSNet (ISIC 2017, lightweight, ')
+    if part == 'training':
+        assert f'data root (training) {root} ({DSNET_30EP[0]}, ' \
+            f'{DSNET_30EP[2]}) vs {other} ({DSNET_30EP[1]})' in line
+    else:  # seed 0 holds no evaluated data root now
+        assert f'data root (evaluated) {other} ({DSNET_30EP[1]}) vs ' \
+            f'{root} ({DSNET_30EP[2]})' in line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize('changes, problem', [
     (dict(seed='1'), "seed is a string ('1'), not an integer or null"),
     (dict(epochs=30.5), 'epochs is a number (30.5), not an integer or null'),

@@ -6,9 +6,9 @@ Aggregation: runs are grouped by (model, dataset, protocol, schedule); every
 figure becomes ``{"mean", "std", "min", "max", "n"}`` over the group's seeds,
 where ``std`` is the sample standard deviation (n - 1 in the denominator)
 and is ``null`` for a single seed; a group's seeds must share the facts of
-:data:`RUN_FACTS` (input size, device, schedule, test set). Metric values
-are in percent, exactly as LesionMetric logged them (rounding happens only
-in the Markdown).
+:data:`RUN_FACTS` (input size, device, schedule, data root, test set).
+Metric values are in percent, exactly as LesionMetric logged them
+(rounding happens only in the Markdown).
 
 Published figures (``results/reported.json``) stay in their own list,
 section and CSV file, marked ``source: reported``; they are never mixed into
@@ -20,6 +20,7 @@ import statistics
 
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .records import write_json
 
@@ -95,6 +96,24 @@ def _input_size(part):
     return value_of
 
 
+def _data_root(part):
+    """How a record gives the data root it ``'trained'`` or was
+    ``'evaluated'`` on, normalised (a relative root is taken from the
+    repository root, as the tools resolve it); None where it is not
+    recorded (``evaluated_data`` is absent in older records): unknown, not
+    a difference."""
+    def value_of(record):
+        if part == 'trained':
+            root = record.get('data_root')
+        else:
+            root = (record.get('evaluated_data') or {}).get('data_root')
+        if not root:
+            return None
+        # Two spellings of one folder are one data root.
+        return osp.normpath(osp.join(REPO_ROOT, str(root)))
+    return value_of
+
+
 # What a row's seeds must share besides its key: seeds that differ in one
 # of these measured different things, and their mean is no figure of the
 # row. (fact, how a record gives it; None: not recorded, not compared.)
@@ -106,9 +125,13 @@ RUN_FACTS = (
     ('iterations', lambda r: r.get('iterations')),
     ('batch size', lambda r: r.get('batch_size')),
     ('train images', lambda r: r.get('train_images')),
+    ('data root (training)', _data_root('trained')),
     ('train split', lambda r: osp.basename(str(r['train_split']))
      if r.get('train_split') else None),
     ('test images', lambda r: r.get('test_images')),
+    # The split files' base names alone match on two conversions (or
+    # another set) of one layout.
+    ('data root (evaluated)', _data_root('evaluated')),
     ('evaluated images',
      lambda r: (r.get('evaluated_data') or {}).get('images')),
     ('evaluated split', _evaluated_split))
@@ -116,8 +139,8 @@ RUN_FACTS = (
 
 class MixedRunsError(UserError, ValueError):
     """The seeds of one row were run differently (another input size,
-    device, schedule or test set), so their mean would be no figure of one
-    setting."""
+    device, schedule, data root or test set), so their mean would be no
+    figure of one setting."""
 
 
 def check_runs_alike(runs):
