@@ -531,6 +531,32 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     assert not (tmp_path / 'work').exists()
 
 
+def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
+        tmp_path, tiny_isic):
+    """--split design on the synthetic stand-in set trained, wrote a
+    record that design_table.py refuses, and printed 'Short schedule on
+    real ISIC 2017', exit 0. Now nothing is trained."""
+    import shutil
+
+    from mmseg_dsnet.datasets.synthetic_fallback import SYNTHETIC_MARKER
+    root = tmp_path / 'synthetic_isic'
+    shutil.copytree(tiny_isic, root)
+    (root / SYNTHETIC_MARKER).write_text('synthetic\n')
+    work, records = tmp_path / 'work', tmp_path / 'records'
+    proc = run_tool_in_process(
+        'tools/check_real_data.py', '--split', 'design', '--data-root',
+        root, '--epochs', '1', '--train-images', '4', '--test-images', '1',
+        '--crop-size', '32', '--work-dir', work, '--record-dir', records)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout == ''
+    assert proc.stderr == (
+        f'ERROR: --data-root {root} is the synthetic stand-in set (it '
+        f'holds {SYNTHETIC_MARKER}), not the real ISIC images: a design run '
+        'on it says nothing about a design, and design_table.py refuses its '
+        'record; give --data-root the converted real ISIC 2017 set\n')
+    assert not work.exists() and not records.exists()
+
+
 def test_profile_train_step_reports_a_step_that_fails(capsys):
     """A step the model cannot take (a batch of one through batch norm at
     a 1x1 map) was reported for each timed form, then ended in the
