@@ -132,3 +132,68 @@ def test_demo_refuses_loaders_of_different_folders(tmp_path, tiny_isic):
         f'{synthetic}, val_dataloader {synthetic}, test_dataloader {other})'
         '; give them one data_root')
     assert sorted(os.listdir(tmp_path)) == ['mixed.py', 'synthetic']
+
+
+def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
+                                                           monkeypatch):
+    """``--epochs`` changed ``param_scheduler[0]`` only: a warmup first got
+    the cosine's ``T_max`` (``LinearParamScheduler.__init__() got an
+    unexpected keyword argument 'T_max'``, after the set was made) and the
+    cosine kept the config's span."""
+    import torch
+    from mmengine.optim import CosineAnnealingLR, LinearLR
+
+    class Built(Exception):
+        pass
+
+    built = {}
+
+    def from_cfg(cfg):
+        built['cfg'] = cfg
+        raise Built
+
+    monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
+    monkeypatch.setattr(demo.Runner, 'from_cfg', from_cfg)
+    config = tmp_path / 'warmup.py'
+    config.write_text(
+        f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
+        "param_scheduler = [\n"
+        "    dict(type='LinearLR', start_factor=0.1, begin=0, end=2),\n"
+        "    dict(type='CosineAnnealingLR', T_max=18, eta_min=1e-5,\n"
+        "         by_epoch=True, begin=2, end=20)]\n")
+    with pytest.raises(Built):
+        demo.main(['--config', str(config), '--epochs', '6', '--work-dir',
+                   str(tmp_path / 'work')])
+    cfg = built['cfg']
+    assert cfg.train_cfg.max_epochs == 6
+    warmup, cosine = cfg.param_scheduler
+    assert 'T_max' not in warmup and warmup.end == 2
+    assert (cosine.begin, cosine.T_max, cosine.end) == (2, 4, 6)
+    # The rates mmengine gives: warmup to 3e-3, then down to eta_min.
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)],
+                                lr=3e-3)
+    schedulers = [
+        LinearLR(optimizer, start_factor=0.1, begin=0, end=2),
+        CosineAnnealingLR(optimizer, T_max=cosine.T_max, eta_min=1e-5,
+                          begin=2, end=cosine.end)]
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]['lr'])
+        for scheduler in schedulers:
+            scheduler.step()
+    assert rates[2] == pytest.approx(3e-3)
+    assert rates[:3] == sorted(rates[:3]) and rates[-1] < 1e-3
+    assert rates[2:] == sorted(rates[2:], reverse=True)
+    # No epoch left for the cosine, or a schedule it cannot adjust: one
+    # error before the set is made.
+    with pytest.raises(UserError, match=r'--epochs 2: .* anneals from '
+                       r'epoch 2 on .*give more than 2 epochs'):
+        demo.main(['--config', str(config), '--epochs', '2', '--work-dir',
+                   str(tmp_path / 'refused')])
+    with open(config, 'a') as f:
+        f.write("param_scheduler.append(dict(type='ConstantLR', begin=20))\n")
+    with pytest.raises(UserError, match=r'--epochs 6: cannot adjust '
+                       r'param_scheduler .*the last scheduler is ConstantLR'):
+        demo.main(['--config', str(config), '--epochs', '6', '--work-dir',
+                   str(tmp_path / 'refused')])
+    assert not (tmp_path / 'refused').exists()

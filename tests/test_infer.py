@@ -740,6 +740,49 @@ def test_arrays_that_are_not_8_bit_rgb_are_refused(checkpoint):
     assert np.array_equal(inferencer.predict(rgb[None])[0], good)
 
 
+class FakeBackend:
+    """Zero logits at 32x32, with the model's own threshold."""
+    name = 'fake'
+    input_size = (32, 32)
+
+    def __init__(self, threshold=0.5):
+        self.threshold = threshold
+        self.calls = 0
+
+    def __call__(self, batch):
+        self.calls += 1
+        return np.zeros((len(batch), 1, 32, 32), np.float32)
+
+
+def test_a_threshold_outside_0_1_is_refused_when_made(tmp_path):
+    """``LesionInferencer(backend, threshold=50)`` (or NaN, or a bool) was
+    taken, and ``run_inference`` then listed every image as failed
+    (``model failed: threshold must be in (0, 1)``)."""
+    from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
+                                                    prepare_output_dir,
+                                                    run_inference)
+    from mmseg_dsnet.utils.errors import UserError
+    for bad, shown in ((50, '50'), (float('nan'), 'nan'), (True, 'True'),
+                       (0, '0'), (1.0, '1.0'), ('half', "'half'")):
+        with pytest.raises(UserError, match=r'LesionInferencer: threshold '
+                           r'must be .* in \(0, 1\), got ' + shown):
+            LesionInferencer(FakeBackend(), threshold=bad)
+    with pytest.raises(ValueError, match="the model's threshold must be"):
+        LesionInferencer(FakeBackend(threshold=1.5))
+    assert LesionInferencer(FakeBackend(), threshold=0.3).threshold == 0.3
+    # Set after it was made: one error before any image is read.
+    cv2.imwrite(str(tmp_path / 'a.png'), lesion_image(20, 20))
+    inferencer = LesionInferencer(FakeBackend())
+    inferencer.threshold = 50.0
+    out = tmp_path / 'out'
+    prepare_output_dir(str(out))
+    with pytest.raises(UserError, match='got 50.0'):
+        run_inference(inferencer, [str(tmp_path / 'a.png')], str(out),
+                      progress=False)
+    assert inferencer.backend.calls == 0
+    assert not list((out / 'masks').iterdir())
+
+
 def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):
     """The two backends write the same masks, except where the PyTorch
     model's decision lies within float rounding of the threshold (the two

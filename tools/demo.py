@@ -72,6 +72,67 @@ def use_synthetic_root(cfg, config):
     return root
 
 
+# Schedulers whose span --epochs sets: the one that anneals to the end.
+COSINE = ('CosineAnnealingLR', 'CosineAnnealingParamScheduler')
+
+
+def set_epochs(cfg, epochs, config):
+    """Train ``cfg`` for ``epochs`` epochs, its schedule included.
+
+    The schedule must end with one cosine annealing scheduler that runs to
+    the last epoch; it is made to anneal once over the epochs left from its
+    ``begin`` (``T_max`` and ``end``). Schedulers before it (a warmup) must
+    end by its ``begin`` and are kept as they are. Only ``param_scheduler[0]``
+    was changed: a warmup first got the cosine's ``T_max`` (a TypeError
+    after the set was made) and the cosine kept the config's span.
+
+    Args:
+        cfg (Config): The demo's config; changed in place.
+        epochs (int): The number of training epochs (``--epochs``).
+        config (str): Its file, for the message.
+
+    Raises:
+        UserError: A schedule this cannot adjust, or one whose warmup
+            leaves no epoch for the cosine.
+    """
+    schedulers = cfg.get('param_scheduler')
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    where = (f'--epochs {epochs}: cannot adjust param_scheduler of config '
+             f'file {config}')
+    fix = f'; edit its schedule for {epochs} epochs and leave out --epochs'
+    if not schedulers:
+        raise UserError(f'{where}: it has none{fix}')
+    *warmups, cosine = schedulers
+    if cosine.get('type') not in COSINE:
+        raise UserError(f'{where}: the last scheduler is '
+                        f"{cosine.get('type')}, not one of {COSINE}{fix}")
+    # Epoch spans only: iteration counts depend on the loader.
+    if not all(item.get('by_epoch', True) for item in schedulers):
+        raise UserError(f'{where}: a scheduler counts iterations '
+                        f'(by_epoch=False){fix}')
+    begin = cosine.get('begin', 0)
+    end = cosine.get('end')
+    if end is not None and end < cfg.train_cfg.max_epochs:
+        raise UserError(f'{where}: {cosine.type} ends at epoch {end}, '
+                        f'before the last ({cfg.train_cfg.max_epochs}){fix}')
+    late = [item for item in warmups if item.get('end') is None
+            or item.end > begin]
+    if late:
+        raise UserError(f'{where}: {late[0].type} does not end by epoch '
+                        f'{begin}, where {cosine.type} begins{fix}')
+    if begin >= epochs:
+        raise UserError(f'--epochs {epochs}: the schedule of config file '
+                        f'{config} anneals from epoch {begin} on (after '
+                        f'its warmup); give more than {begin} epochs')
+    cosine.T_max = epochs - begin
+    cosine.end = epochs
+    cfg.param_scheduler = [*warmups, cosine]
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = epochs
+    cfg.default_hooks.checkpoint.interval = epochs
+
+
 def trivial_guess_iou(data_root, split_file):
     """Pooled lesion IoU of the all-lesion guess (the all-background guess
     scores 0): the lesion share of the test pixels."""
@@ -129,6 +190,8 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     start = time.time()
     cfg = load_config(args.config)
+    if args.epochs is not None:
+        set_epochs(cfg, args.epochs, args.config)
     synthetic_root = use_synthetic_root(cfg, args.config)
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
@@ -139,12 +202,6 @@ def main(argv=None):
     prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
-    if args.epochs is not None:
-        cfg.train_cfg.max_epochs = args.epochs
-        cfg.train_cfg.val_interval = args.epochs
-        cfg.param_scheduler[0].T_max = args.epochs
-        cfg.param_scheduler[0].end = args.epochs
-        cfg.default_hooks.checkpoint.interval = args.epochs
     print(f'[2/4] Training DSNet on the CPU for {cfg.train_cfg.max_epochs} '
           'epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)

@@ -166,8 +166,13 @@ def parse_args(argv=None):
                           ('--threads', args.threads)):
         if value is not None and value < 1:
             parser.error(f'{option} must be >= 1')
-    if args.threshold is not None and not 0 < args.threshold < 1:
-        parser.error('--threshold must be in (0, 1)')
+    if args.threshold is not None:
+        from mmseg_dsnet.models.utils.lesion_logit import (ThresholdError,
+                                                           check_threshold)
+        try:
+            check_threshold(args.threshold, '--threshold')
+        except ThresholdError as err:
+            parser.error(str(err))
     onnxruntime = args.backend == 'onnxruntime' or (
         args.model and args.model.lower().endswith('.onnx'))
     if onnxruntime and args.device != 'cpu':
@@ -254,7 +259,11 @@ def main(argv=None):
         return fail(err)
     except (ValueError, RuntimeError, OSError, KeyError) as err:
         return fail(f'cannot load the model {args.model}: {err}')
-    inferencer = LesionInferencer(backend, args.threshold, flips=args.tta)
+    try:  # the model's own threshold (an ONNX file's metadata)
+        inferencer = LesionInferencer(backend, args.threshold,
+                                      flips=args.tta)
+    except UserError as err:
+        return fail(err)
     # One folder holds one model's outputs: skipping the existing masks of
     # another model would leave two models' masks side by side. The names
     # are those after a replacement (which removes the outputs of unknown

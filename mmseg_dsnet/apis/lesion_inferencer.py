@@ -17,7 +17,8 @@ import numpy as np
 
 from ..deploy.deployable import to_model_input
 from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
-from ..models.utils.lesion_logit import decision_map, mean_probability_logits
+from ..models.utils.lesion_logit import (check_threshold, decision_map,
+                                         mean_probability_logits)
 from ..progress import progress_bar
 from ..utils.errors import UserError
 from ..utils.fileio import remove_stale_partials
@@ -86,13 +87,21 @@ class LesionInferencer:
         flips (bool): Average the lesion probability of each image and
             its horizontal and vertical flips (three passes), as
             ``tools/test.py --tta`` does. Default: False.
+
+    Raises:
+        ThresholdError: ``threshold`` (or the model's own) is not in
+            (0, 1); also a ``UserError`` and a ``ValueError``.
     """
 
     def __init__(self, backend, threshold: Optional[float] = None,
                  flips: bool = False):
         self.backend = backend
-        self.threshold = (backend.threshold
-                          if threshold is None else float(threshold))
+        # Refused here, not when the first masks are made: run_inference
+        # listed every image as failed for one bad argument.
+        self.threshold = (
+            check_threshold(backend.threshold, "the model's threshold")
+            if threshold is None else
+            check_threshold(threshold, 'LesionInferencer: threshold'))
         self.input_size = tuple(backend.input_size)
         self.flips = flips
 
@@ -328,8 +337,12 @@ def run_inference(inferencer: LesionInferencer,
         InferenceSummary
 
     Raises:
-        UserError: ``out_dir/sources.json`` cannot be read.
+        UserError: ``out_dir/sources.json`` cannot be read, or
+            ``inferencer.threshold`` is not in (0, 1).
     """
+    # Also one error for a threshold set after the inferencer was made,
+    # not one failure per image.
+    check_threshold(inferencer.threshold, 'LesionInferencer: threshold')
     summary = InferenceSummary()
     recorded = read_sources(out_dir)
     taken = unrecorded_names(out_dir, recorded)

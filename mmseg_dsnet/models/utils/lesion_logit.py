@@ -8,6 +8,40 @@ use it. Works on numpy arrays and torch tensors alike.
 """
 import math
 
+from ...utils.errors import UserError
+
+
+class ThresholdError(UserError, ValueError):
+    """A lesion probability threshold that is not a number in (0, 1); the
+    message names the value. Also a ``ValueError``."""
+
+
+def check_threshold(threshold, what: str = 'threshold') -> float:
+    """Refuse a lesion probability threshold that is not in (0, 1).
+
+    Args:
+        threshold (float): The threshold given.
+        what (str): Its name in the message. Default: ``'threshold'``.
+
+    Returns:
+        float: ``threshold`` as a float.
+
+    Raises:
+        ThresholdError: A bool, a value that is not a number, or one
+            outside (0, 1) (NaN included).
+    """
+    # A bool is an int to Python: True would read as 1.0.
+    if not isinstance(threshold, bool):
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError):
+            value = None
+        # NaN compares False with everything, so it fails this test too.
+        if value is not None and 0.0 < value < 1.0:
+            return value
+    raise ThresholdError(f'{what} must be a lesion probability in (0, 1), '
+                         f'got {threshold!r}')
+
 
 def lesion_logit(logits, dim: int = 1, lesion_index: int = 1):
     """The lesion logit of 1- or 2-channel outputs (channels on ``dim``).
@@ -61,9 +95,11 @@ def decision_map(logits, threshold: float = 0.5, dim: int = 0):
     Returns:
         Tensor | np.ndarray: ``lesion_logit - log(t / (1 - t))``, linear in
         the logits, so resizing the map equals resizing the logits first.
+
+    Raises:
+        ThresholdError: ``threshold`` is not in (0, 1).
     """
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f'threshold must be in (0, 1), got {threshold}')
+    threshold = check_threshold(threshold)
     return lesion_logit(logits, dim) - math.log(threshold / (1 - threshold))
 
 
