@@ -124,18 +124,24 @@ def test_collect_records_the_input_size_it_trained_and_tested_at(board):
             rec['input_size']
 
 
+def _copy_of_seed1(board, tmp_path):
+    """The tool, a copy of seed 1's work dir, a runs folder and the
+    ``collect`` arguments of that copy."""
+    work = tmp_path / 'work'
+    shutil.copytree(board['work'][1], work)
+    runs = tmp_path / 'runs'
+    args = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
+            '--runs-dir', str(runs), '--no-benchmark']
+    return board['lb'], work, runs, args
+
+
 def test_collect_refuses_a_runner_test_dump_of_a_changed_evaluator(
         board, tmp_path):
     """Without tools/test.py's metrics file (written elsewhere with
     --metrics-out) collect read the runner's test dump, and figures of an
     evaluator changed by --cfg-options became the config's row, exit 0."""
     from mmseg_dsnet.utils.errors import UserError
-    lb, seed1 = board['lb'], board['work'][1]
-    work = tmp_path / 'work'
-    shutil.copytree(seed1, work)
-    runs = tmp_path / 'runs'
-    args = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
-            '--runs-dir', str(runs), '--no-benchmark']
+    lb, work, runs, args = _copy_of_seed1(board, tmp_path)
     test = ['tools/test.py', board['cfg'], work / 'epoch_2.pth',
             '--work-dir', work, '--metrics-out', tmp_path / 'elsewhere.json']
     # Tested as the config is (data location and workers may differ).
@@ -163,12 +169,7 @@ def test_collect_compares_the_config_file_the_test_used(board, tmp_path):
     another input size (the protocol of testing a 128 px run at 256 px)
     was recorded at the size of the training config's test pipeline."""
     from mmseg_dsnet.utils.errors import UserError
-    lb, seed1 = board['lb'], board['work'][1]
-    work = tmp_path / 'work'
-    shutil.copytree(seed1, work)
-    runs = tmp_path / 'runs'
-    args = ['collect', str(board['cfg']), str(work), '--label', 'dsnet',
-            '--runs-dir', str(runs), '--no-benchmark']
+    lb, work, runs, args = _copy_of_seed1(board, tmp_path)
     lowres = tmp_path / 'lowres.py'
     lowres.write_text(f"_base_ = ['{board['cfg']}']\n"
                       'test_evaluator = dict(low_res_size=(32, 32))\n')
