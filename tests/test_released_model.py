@@ -49,6 +49,33 @@ def test_refuses_a_missing_file_or_entry(tmp_path):
         released_model('net', str(metafile))
 
 
+def test_refuses_a_config_of_another_input_size(tmp_path):
+    """The released weights carry no training config: a config edited to
+    another size loaded them and ran at that size, with no error."""
+    metafile = make_release(tmp_path)
+    text = metafile.read_text().replace(
+        '- Name: net\n',
+        "- Name: net\n  Metadata:\n    crop size: (256,256)\n")
+    metafile.write_text(text)
+    net = tmp_path / 'configs' / 'dsnet' / 'net.py'
+
+    def write_config(size):
+        net.write_text(
+            f'model = dict(data_preprocessor=dict(size={size}))\n'
+            'test_dataloader = dict(dataset=dict(pipeline=['
+            f"dict(type='Resize', scale={size[::-1]}, keep_ratio=False)"
+            ']))\n')
+
+    write_config((256, 256))
+    assert released_model('net', str(metafile))[0] == str(net)
+    write_config((128, 128))
+    with pytest.raises(ReleasedModelError) as err:
+        released_model('net', str(metafile))
+    assert 'model.data_preprocessor.size is (128, 128)' in str(err.value)
+    assert "Resize scale is (128, 128)" in str(err.value)
+    assert 'trained at (256x256' in str(err.value)
+
+
 def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     import numpy as np
     import torch

@@ -64,7 +64,50 @@ def released_model(name: Optional[str] = None,
             f'{checkpoint} is not the released file (SHA-256 {actual}, the '
             f'metafile lists {expected or "none"}); restore it with git '
             'checkout')
+    check_release_input_size(entry, config)
     return config, checkpoint
+
+
+def check_release_input_size(entry: dict, config: str) -> None:
+    """Refuse a config that sets another input size than the metafile
+    entry's ``crop size`` (the size the released weights were trained at):
+    the weights carry no training config, so they would load strictly and
+    run at the config's size, giving other masks with no error. An entry
+    without ``crop size`` passes.
+
+    Raises:
+        ReleasedModelError: Naming each setting that differs.
+    """
+    listed = (entry.get('Metadata') or {}).get('crop size')
+    if listed is None:
+        return
+    try:
+        size = ast.literal_eval(str(listed))
+    except (ValueError, SyntaxError):
+        size = None
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if not (isinstance(size, tuple) and len(size) == 2):
+        raise ReleasedModelError(
+            f"the metafile's crop size of {entry.get('Name')} is not "
+            f'(height, width): {listed!r}')
+    from ..engine.preflight import load_config
+    found = input_size_settings(load_config(config))
+    # mmcv's Resize scale is (width, height); the preprocessor's size and
+    # the metafile's crop size are (height, width).
+    if INPUT_SIZE_FIELDS[1] in found:
+        found[INPUT_SIZE_FIELDS[1]] = found[INPUT_SIZE_FIELDS[1]][::-1]
+    differences = [
+        f'{field} is {value} (height, width)'
+        for field, value in found.items() if tuple(value) != tuple(size)
+    ]
+    if differences:
+        raise ReleasedModelError(
+            f'config {config} does not run the released weights of '
+            f"{entry.get('Name')} at the size they were trained at "
+            f'({size[0]}x{size[1]}, the metafile\'s crop size): ' +
+            '; '.join(differences) + '; they would run at another size '
+            'and give other masks; restore the config with git checkout')
 
 
 def release_meta(config) -> dict:
