@@ -197,3 +197,37 @@ def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
         demo.main(['--config', str(config), '--epochs', '6', '--work-dir',
                    str(tmp_path / 'refused')])
     assert not (tmp_path / 'refused').exists()
+
+
+def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
+    """The final test scored ``<work_dir>/epoch_<max_epochs>.pth``: an
+    earlier run's, left in the work dir, when this run saved into
+    ``out_dir`` or not after its last epoch (``save_last=False``)."""
+    work = tmp_path / 'demo'
+    demo.main(['--epochs', '1', '--work-dir', str(work)])
+    capsys.readouterr()
+    base = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    elsewhere = tmp_path / 'elsewhere'
+    config = tmp_path / 'out_dir.py'
+    config.write_text(
+        f'_base_ = [{base!r}]\n'
+        'default_hooks = dict(checkpoint=dict(\n'
+        f'    out_dir={str(elsewhere)!r}))\n')
+    demo.main(['--config', str(config), '--epochs', '1', '--seed', '5',
+               '--work-dir', str(work)])
+    saved = elsewhere / 'demo' / 'epoch_1.pth'
+    assert saved.is_file()
+    assert f'Checkpoint: {saved}' in capsys.readouterr().out
+    # A stale epoch_3.pth of a longer run; this run saves epoch 2 only.
+    shutil.copy(work / 'epoch_1.pth', work / 'epoch_3.pth')
+    config = tmp_path / 'no_last.py'
+    config.write_text(
+        f'_base_ = [{base!r}]\n'
+        'train_cfg = dict(max_epochs=3, val_interval=3)\n'
+        'default_hooks = dict(checkpoint=dict(interval=2, '
+        'save_last=False))\n')
+    with pytest.raises(UserError, match=r'the last checkpoint of the run '
+                       r'in .*epoch_2\.pth, is of epoch 2, not of its final '
+                       r'weights \(epoch 3\); nothing was scored'):
+        demo.main(['--config', str(config), '--work-dir', str(work)])
+    assert 'Checkpoint:' not in capsys.readouterr().out

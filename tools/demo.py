@@ -207,7 +207,7 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     runner.train()
     print('[3/4] Evaluating on the test split ...', flush=True)
-    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg)
+    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
     split = cfg.test_dataloader.dataset.ann_file
     guess = trivial_guess_iou(synthetic_root, split)
     overlay = osp.join(args.work_dir, 'overlays.png')

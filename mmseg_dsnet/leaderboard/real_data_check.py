@@ -214,7 +214,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     train_time = time.time() - start
     # Scored as tools/test.py scores the final checkpoint (a weight
     # average, when the config keeps one, is what that checkpoint holds).
-    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg)
+    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
     record = metrics_record(dump_tested_config(tester), checkpoint, metrics,
                             cfg.test_dataloader.dataset,
                             len(tester.test_dataloader.dataset))
