@@ -119,17 +119,14 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
     Raises:
         UserError: Naming the shared images and both split files.
     """
-    from ..apis.released_model import config_from_text
-    from ..compat import safe_torch_load
+    from ..apis.released_model import training_config_of
     scored = _split_file(scored_cfg)
     if scored is None or not osp.isfile(scored):
         return
-    meta = safe_torch_load(checkpoint, map_location='cpu')
-    meta = meta.get('meta') if isinstance(meta, dict) else None
-    text = meta.get('cfg') if isinstance(meta, dict) else None
-    if not isinstance(text, str):
+    training_cfg = training_config_of(checkpoint)
+    if training_cfg is None:
         return
-    loader = config_from_text(text).get('train_dataloader')
+    loader = training_cfg.get('train_dataloader')
     trained = _leaf_datasets(
         loader.get('dataset') if isinstance(loader, dict) else None)
     scored_ids = _split_ids(scored)

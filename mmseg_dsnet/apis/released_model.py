@@ -161,6 +161,21 @@ def _literal(node):
     return ast.literal_eval(node)
 
 
+def training_config_of(checkpoint: str) -> Optional[dict]:
+    """The training config a checkpoint holds (``meta['cfg']``, written by
+    mmengine's Runner) as :func:`config_from_text` reads it, or None when
+    it holds none (released weights, ``fast_train.py`` runs).
+
+    Args:
+        checkpoint (str): The checkpoint file.
+    """
+    from ..compat import safe_torch_load
+    meta = safe_torch_load(checkpoint, map_location='cpu')
+    meta = meta.get('meta') if isinstance(meta, dict) else None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    return config_from_text(text) if isinstance(text, str) else None
+
+
 def config_from_text(text: str) -> dict:
     """The top-level settings of a dumped config (a checkpoint's
     ``meta['cfg']``) read without running it: a checkpoint is loaded
@@ -237,13 +252,10 @@ def check_trained_input_size(
     Raises:
         UserError: Naming each setting that differs with both values.
     """
-    from ..compat import safe_torch_load
-    meta = safe_torch_load(checkpoint, map_location='cpu')
-    meta = meta.get('meta') if isinstance(meta, dict) else None
-    text = meta.get('cfg') if isinstance(meta, dict) else None
-    if not isinstance(text, str):
+    training_cfg = training_config_of(checkpoint)
+    if training_cfg is None:
         return
-    trained = input_size_settings(config_from_text(text))
+    trained = input_size_settings(training_cfg)
     given = input_size_settings(cfg)
     differences = [
         f'{field} is {trained[field]} in its training config '
