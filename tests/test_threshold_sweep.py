@@ -80,8 +80,10 @@ def test_what_the_sweep_cannot_do_is_refused_before_any_work(
         two_checkpoints, tmp_path):
     tmp, cfg, checkpoints = two_checkpoints
     base = [str(cfg), str(checkpoints[0])]
-    with pytest.raises(UserError, match='between 0 and 1'):
-        tool.main(base + ['--thresholds', '0.5', '1.2'])
+    for bad in ('1.2', 'nan', '0'):
+        with pytest.raises(UserError,
+                           match=rf'lesion probability in \(0, 1\), got {bad}'):
+            tool.main(base + ['--thresholds', '0.5', bad])
     with pytest.raises(UserError, match='repeats'):
         tool.main(base + ['--thresholds', '0.5', '0.5'])
     with pytest.raises(UserError, match='--se-factor must be at least 0'):

@@ -23,6 +23,7 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
                                           check_input_file,
                                           check_new_output_file, load_config)
+from mmseg_dsnet.models.utils.lesion_logit import check_threshold
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
 
@@ -74,10 +75,8 @@ def check_args(args):
     check_input_file(args.config, 'config file')
     for checkpoint in args.checkpoints:
         check_input_file(checkpoint, 'checkpoint')
-    bad = [t for t in args.thresholds if not 0 < t < 1]
-    if bad:
-        raise UserError(f'--thresholds must lie strictly between 0 and 1, '
-                        f'got {bad}')
+    for threshold in args.thresholds:
+        check_threshold(threshold, 'each of --thresholds')
     if len(set(args.thresholds)) != len(args.thresholds):
         raise UserError(f'--thresholds repeats a value: {args.thresholds}')
     # A negative factor would let gains below the noise pass; a nan in
