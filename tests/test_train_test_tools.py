@@ -574,6 +574,27 @@ def test_profile_train_step_reports_a_step_that_fails(capsys):
         'than 1 value per channel' in printed
 
 
+def test_profile_train_step_refuses_a_config_without_a_training_step():
+    """A model or dataset base config ended in an AttributeError traceback
+    (``'ConfigDict' object has no attribute 'train_dataloader'``), exit
+    1."""
+    for config, missing in (
+            ('configs/_base_/models/dsnet.py',
+             'train_dataloader.dataset.pipeline, optim_wrapper'),
+            ('configs/_base_/datasets/isic_256x256.py',
+             'model, optim_wrapper')):
+        run = run_tool_in_process('tools/analysis_tools/profile_train_step.py',
+                                  config, '--device', 'cpu', '--steps', '1')
+        assert run.returncode == 2, run.output[-2000:]
+        assert 'Traceback' not in run.stderr
+        assert run.stderr.strip().splitlines()[-1] == (
+            f'ERROR: config file {config} sets no {missing}: a training '
+            "step needs the config's model, training augmentation and "
+            'optimizer; give a training config such as '
+            'configs/dsnet/dsnet_isic2017.py')
+        assert 'ms/step' not in run.stdout
+
+
 @pytest.mark.slow
 def test_test_tool_refuses_mask_names_that_clash_before_scoring(
         trained, tiny_isic, tmp_path):
