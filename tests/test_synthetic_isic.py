@@ -208,6 +208,19 @@ def test_a_negative_seed_is_refused_by_name(tmp_path):
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_size_beyond_the_jpeg_limit_is_refused_by_name(tmp_path):
+    """A side above OpenCV's JPEG limit ended in an AttributeError traceback
+    (``'tuple' object has no attribute 'tobytes'``) after the images were
+    drawn, exit 1."""
+    result = _run_cli(tmp_path / 'out', '--size', '8', '65501',
+                      '--num-train', '1', '--num-val', '0', '--num-test', '0')
+    assert result.returncode == 2, result.output[-2000:]
+    assert result.stderr == ('ERROR: --size must be at most 65500 pixels a '
+                             'side (the largest JPEG OpenCV writes), got '
+                             '8x65501\n')
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize('signame', ['SIGKILL', 'SIGTERM'])
 def test_a_run_stopped_midway_leaves_no_download(tmp_path, signame):
     """The files were written in place: a run killed midway left a partial

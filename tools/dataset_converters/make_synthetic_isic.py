@@ -11,7 +11,8 @@ import argparse
 import signal
 import sys
 
-from mmseg_dsnet.datasets.converters.synthetic_isic import generate
+from mmseg_dsnet.datasets.converters.synthetic_isic import (check_size,
+                                                            generate)
 from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 
@@ -48,6 +49,7 @@ def main(argv=None):
     try:
         # numpy's own refusal does not name the option.
         check_seed(args.seed, '--seed')
+        check_size(args.size, '--size')
         generate(
             args.out,
             year=args.year,
