@@ -328,6 +328,13 @@ def generate(out,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f'{out} is a file; give a new or empty folder')
+    # OUT and OUT.tmp-PID are made under the nearest folder that exists:
+    # a file there failed naming the temporary folder.
+    nearest = next(p for p in (out.absolute(), *out.absolute().parents)
+                   if p.exists())
+    if not nearest.is_dir():
+        raise NotADirectoryError(f'{out}: {nearest} is a file, not a '
+                                 'folder; give a new or empty folder')
     names = [
         name for pair in (OFFICIAL_FOLDERS[year][s] for s in splits)
         for name in pair
