@@ -20,7 +20,8 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_input_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
@@ -103,40 +104,17 @@ def check_args(args):
                             f'need a CUDA device, not {args.device}')
 
 
-def check_training_config(cfg, config):
-    """Refuse a config that sets no training step (a model or dataset base
-    config), before the model is built.
-
-    Args:
-        cfg (Config): The loaded config.
-        config (str): Its file, for the message.
-
-    Raises:
-        UserError: Naming the settings it lacks.
-    """
-    loader = cfg.get('train_dataloader')
-    dataset = loader.get('dataset') if isinstance(loader, dict) else None
-    missing = [key for key, present in (
-        ('model', isinstance(cfg.get('model'), dict)),
-        ('train_dataloader.dataset.pipeline', isinstance(
-            dataset, dict) and isinstance(dataset.get('pipeline'),
-                                          (list, tuple))),
-        ('optim_wrapper', isinstance(cfg.get('optim_wrapper'), dict)))
-        if not present]
-    if missing:
-        raise UserError(
-            f'config file {config} sets no {", ".join(missing)}: a training '
-            "step needs the config's model, training augmentation and "
-            'optimizer; give a training config such as '
-            'configs/dsnet/dsnet_isic2017.py')
-
-
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     init_default_scope('mmseg')
     cfg = load_config(args.config)
-    check_training_config(cfg, args.config)
+    check_config_sets(
+        cfg, args.config,
+        ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper'),
+        "a training step needs the config's model, training augmentation "
+        'and optimizer; give a training config such as '
+        'configs/dsnet/dsnet_isic2017.py')
     _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
     h, w = args.shape
