@@ -337,3 +337,50 @@ def test_tool_refuses_statistics_that_overflow(tiny_isic, tmp_path, capsys):
         'overflow on the training images, as those of a diverging training '
         f'do; {out} was not written. Use an earlier checkpoint of the run')
     assert not out.exists()
+
+
+def test_tool_refuses_the_synthetic_set_for_a_checkpoint_not_trained_on_it(
+        tiny_isic, tmp_path, capsys):
+    """The released (real ISIC 2017) weights recalibrated with the demo
+    config had their statistics recomputed on the synthetic stand-in set,
+    written as a recalibrated checkpoint, exit 0."""
+    import shutil
+
+    from mmengine.config import Config
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('synthetic\n')
+    real_cfg = write_tiny_config(tmp_path / 'real.py', tiny_isic, epochs=1)
+    cfg = write_tiny_config(tmp_path / 'synthetic.py', synthetic, epochs=1)
+    state = build(str(cfg)).state_dict()
+    checkpoints = {}
+    for name, meta in (('bare', None), ('real', real_cfg),
+                       ('synthetic', cfg)):
+        checkpoints[name] = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict=state, **(
+            dict(meta=dict(cfg=Config.fromfile(meta).pretty_text))
+            if meta else {})), checkpoints[name])
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = tmp_path / 'out.pth'
+    head = f'ERROR: {cfg}: train_dataloader reads the synthetic stand-in ' \
+        f'set {synthetic} (it holds SYNTHETIC.txt), and checkpoint '
+    tail = (': statistics of synthetic pictures would replace those of its '
+            'training images; recompute them on the images it trained on '
+            '(the train_dataloader of the config it was trained with)')
+    code, err = run_cli(tool.main, [cfg, checkpoints['bare'], out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"{head}{checkpoints['bare']} holds no training config "
+        "(meta['cfg']; released weights, fast_train.py runs) that names it"
+        f'{tail}')
+    code, err = run_cli(tool.main, [cfg, checkpoints['real'], out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"{head}{checkpoints['real']} trained on "
+        f"{tiny_isic / 'splits' / 'lightweight_train.txt'}{tail}")
+    assert not out.exists()
+    # A run trained on the synthetic set is recalibrated on it.
+    code, err = run_cli(tool.main, [cfg, checkpoints['synthetic'], out],
+                        capsys)
+    assert code == 0, err
+    assert out.exists()

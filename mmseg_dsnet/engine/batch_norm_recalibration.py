@@ -114,7 +114,9 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     training config names that split
     (:func:`~mmseg_dsnet.analysis.threshold_sweep.training_split_files`; a
     checkpoint without one, or whose split file is found nowhere, is
-    checked for test splits only).
+    checked for test splits only). The synthetic stand-in set
+    (:func:`~mmseg_dsnet.datasets.synthetic_fallback.is_synthetic`) is
+    refused unless the checkpoint's training split lies in it.
 
     Args:
         checkpoint (str): The checkpoint file.
@@ -130,6 +132,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     from ..analysis.threshold_sweep import (leaf_datasets, split_file,
                                             split_ids, training_split_files)
     from ..datasets.converters.isic import is_test_split
+    from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError
     advice = ('recompute them on the images it trained on (the '
               'train_dataloader of the config it was trained with)')
@@ -142,6 +145,24 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
                 'BatchNorm statistics recomputed on test images let them '
                 'shape the model that is then scored on them; ' + advice)
     trained = training_split_files(checkpoint, dataset_cfg.get('data_root'))
+    # The synthetic stand-in set (a demo config, or the fallback) is the
+    # training set only of runs whose training config names it.
+    roots = {leaf.get('data_root') for leaf in leaf_datasets(dataset_cfg)}
+    for root in sorted(root for root in roots if is_synthetic(root)):
+        inside = [found for found in trained or () if found and
+                  osp.commonpath([osp.abspath(found), osp.abspath(root)])
+                  == osp.abspath(root)]
+        if not inside:
+            said = ('holds no training config (meta[\'cfg\']; released '
+                    'weights, fast_train.py runs) that names it'
+                    if trained is None else 'trained on '
+                    + ', '.join(str(found) for found in trained))
+            raise UserError(
+                f'{config}: train_dataloader reads the synthetic stand-in '
+                f'set {root} (it holds {SYNTHETIC_MARKER}), and checkpoint '
+                f'{checkpoint} {said}: statistics of synthetic pictures '
+                'would replace those of its training images; '
+                + advice)
     if not trained or None in trained:
         return
     train_ids = {i for found in trained for i in split_ids(found)}
