@@ -384,3 +384,19 @@ def test_tool_refuses_the_synthetic_set_for_a_checkpoint_not_trained_on_it(
                         capsys)
     assert code == 0, err
     assert out.exists()
+
+
+def test_tool_refuses_an_out_that_names_a_folder(tmp_path, capsys):
+    """An OUT ending in a separator (``new/``, no such folder yet) passed
+    the output checks: the whole pass ran, then the write ended in a
+    NotADirectoryError traceback, exit 1."""
+    from conftest import DEMO_128PX, make_128px_checkpoint
+    checkpoint = make_128px_checkpoint(tmp_path / 'c128.pth')
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = f'{tmp_path / "new"}/'
+    code, err = run_cli(tool.main, [DEMO_128PX, checkpoint, out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f'ERROR: {out} names a folder (it ends in /); give the path of the '
+        'file to write')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']
