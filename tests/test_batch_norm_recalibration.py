@@ -220,3 +220,183 @@ def test_tool_refuses_another_input_size_and_an_unwritable_output(
         f'ERROR: Cannot write OUT {blocked}: {checkpoint} is a file, not a '
         'folder. Nothing was started; choose a writable file for OUT.')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']
+
+
+def test_tool_refuses_images_the_checkpoint_did_not_train_on(
+        tiny_isic, tmp_path, capsys):
+    """Statistics recomputed on the test split, or on validation images
+    outside the split the checkpoint trained on, were written as a new
+    checkpoint, exit 0: held-out images shaped the model scored on them."""
+    from mmengine.config import Config
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    state = build(str(cfg)).state_dict()
+    trained = tmp_path / 'trained.pth'
+    torch.save(dict(meta=dict(cfg=Config.fromfile(cfg).pretty_text),
+                    state_dict=state), trained)
+    bare = tmp_path / 'bare.pth'
+    torch.save(dict(state_dict=state), bare)
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = tmp_path / 'out.pth'
+    test_split = tiny_isic / 'splits' / 'official_test.txt'
+    for checkpoint in (trained, bare):
+        code, err = run_cli(tool.main, [
+            cfg, checkpoint, out, '--cfg-options',
+            'train_dataloader.dataset.ann_file=splits/official_test.txt'],
+            capsys)
+        assert code == 2
+        assert err.splitlines()[-1] == (
+            f'ERROR: {cfg}: train_dataloader reads the test split '
+            f'{test_split}: BatchNorm statistics recomputed on test images '
+            'let them shape the model that is then scored on them; '
+            'recompute them on the images it trained on (the '
+            'train_dataloader of the config it was trained with)')
+    val_split = tiny_isic / 'splits' / 'official_val.txt'
+    train_ids = set((tiny_isic / 'splits' /
+                     'lightweight_train.txt').read_text().split())
+    unseen = [i for i in val_split.read_text().split()
+              if i not in train_ids]
+    assert unseen
+    code, err = run_cli(tool.main, [
+        cfg, trained, out, '--cfg-options',
+        'train_dataloader.dataset.ann_file=splits/official_val.txt'], capsys)
+    assert code == 2
+    line = err.splitlines()[-1]
+    assert line.startswith(
+        f'ERROR: {cfg}: train_dataloader reads {len(unseen)} of '
+        f'{len(val_split.read_text().split())} images ({val_split}: '
+        f'{unseen[0]}')
+    assert f'that checkpoint {trained} did not train on; its training ' \
+        f"split is {tiny_isic / 'splits' / 'lightweight_train.txt'}" in line
+    assert not out.exists()
+
+
+def test_tool_refuses_a_seed_numpy_cannot_take(tmp_path, capsys):
+    from conftest import DEMO_128PX, make_128px_checkpoint
+    checkpoint = make_128px_checkpoint(tmp_path / 'c128.pth')
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [DEMO_128PX, checkpoint,
+                                    tmp_path / 'out.pth', '--seed', '-1'],
+                        capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        'ERROR: --seed must be an integer from 0 to 2**32 - 1, got -1')
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_one_pass_of_a_loader_whose_sampler_repeats():
+    """A loader with mmengine's InfiniteSampler (iteration-based configs)
+    never ends by itself: the pass ran until the dataset refused a fourth
+    round. One pass is len(loader) batches."""
+    from mmengine.dataset import InfiniteSampler, pseudo_collate
+    from torch.utils.data import DataLoader
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+
+    samples = [dict(inputs=inputs, data_samples=sample)
+               for batch in batches(3) for inputs, sample in
+               zip(batch['inputs'], batch['data_samples'])]
+
+    class Dataset(torch.utils.data.Dataset):
+        reads = 0
+
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, index):
+            Dataset.reads += 1
+            assert Dataset.reads <= 3 * len(samples), 'read past a pass'
+            return samples[index]
+
+    dataset = Dataset()
+    loader = DataLoader(dataset, batch_size=2, collate_fn=pseudo_collate,
+                        sampler=InfiniteSampler(dataset, shuffle=False))
+    assert len(loader) == 3
+    model = build(DSNET)
+    assert recalibrate_batch_norm(model, loader, show_progress=False) == 3
+    assert all(int(layer.num_batches_tracked) == 3
+               for layer in batch_norm_layers(model))
+
+
+def test_tool_refuses_statistics_that_overflow(tiny_isic, tmp_path, capsys):
+    """Finite weights whose activations overflow on the training images
+    gave infinite running variances, written as a checkpoint, exit 0."""
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    state = build(str(cfg)).state_dict()
+    state['backbone.stem.conv.weight'] *= 1e25
+    checkpoint = tmp_path / 'big.pth'
+    torch.save(dict(state_dict=state), checkpoint)
+    out = tmp_path / 'out.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [cfg, checkpoint, out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f'ERROR: the BatchNorm statistics recomputed for checkpoint '
+        f'{checkpoint} hold NaN or infinite values in 1 tensor(s) '
+        '(backbone.stem.bn.running_var (16 of 16 values)): its activations '
+        'overflow on the training images, as those of a diverging training '
+        f'do; {out} was not written. Use an earlier checkpoint of the run')
+    assert not out.exists()
+
+
+def test_tool_refuses_the_synthetic_set_for_a_checkpoint_not_trained_on_it(
+        tiny_isic, tmp_path, capsys):
+    """The released (real ISIC 2017) weights recalibrated with the demo
+    config had their statistics recomputed on the synthetic stand-in set,
+    written as a recalibrated checkpoint, exit 0."""
+    import shutil
+
+    from mmengine.config import Config
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('synthetic\n')
+    real_cfg = write_tiny_config(tmp_path / 'real.py', tiny_isic, epochs=1)
+    cfg = write_tiny_config(tmp_path / 'synthetic.py', synthetic, epochs=1)
+    state = build(str(cfg)).state_dict()
+    checkpoints = {}
+    for name, meta in (('bare', None), ('real', real_cfg),
+                       ('synthetic', cfg)):
+        checkpoints[name] = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict=state, **(
+            dict(meta=dict(cfg=Config.fromfile(meta).pretty_text))
+            if meta else {})), checkpoints[name])
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = tmp_path / 'out.pth'
+    head = f'ERROR: {cfg}: train_dataloader reads the synthetic stand-in ' \
+        f'set {synthetic} (it holds SYNTHETIC.txt), and checkpoint '
+    tail = (': statistics of synthetic pictures would replace those of its '
+            'training images; recompute them on the images it trained on '
+            '(the train_dataloader of the config it was trained with)')
+    code, err = run_cli(tool.main, [cfg, checkpoints['bare'], out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"{head}{checkpoints['bare']} holds no training config "
+        "(meta['cfg']; released weights, fast_train.py runs) that names it"
+        f'{tail}')
+    code, err = run_cli(tool.main, [cfg, checkpoints['real'], out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"{head}{checkpoints['real']} trained on "
+        f"{tiny_isic / 'splits' / 'lightweight_train.txt'}{tail}")
+    assert not out.exists()
+    # A run trained on the synthetic set is recalibrated on it.
+    code, err = run_cli(tool.main, [cfg, checkpoints['synthetic'], out],
+                        capsys)
+    assert code == 0, err
+    assert out.exists()
+
+
+def test_tool_refuses_an_out_that_names_a_folder(tmp_path, capsys):
+    """An OUT ending in a separator (``new/``, no such folder yet) passed
+    the output checks: the whole pass ran, then the write ended in a
+    NotADirectoryError traceback, exit 1."""
+    from conftest import DEMO_128PX, make_128px_checkpoint
+    checkpoint = make_128px_checkpoint(tmp_path / 'c128.pth')
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = f'{tmp_path / "new"}/'
+    code, err = run_cli(tool.main, [DEMO_128PX, checkpoint, out], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f'ERROR: {out} names a folder (it ends in /); give the path of the '
+        'file to write')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']

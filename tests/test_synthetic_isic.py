@@ -208,6 +208,40 @@ def test_a_negative_seed_is_refused_by_name(tmp_path):
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_size_beyond_the_jpeg_limit_is_refused_by_name(tmp_path):
+    """A side above OpenCV's JPEG limit ended in an AttributeError traceback
+    (``'tuple' object has no attribute 'tobytes'``) after the images were
+    drawn, exit 1."""
+    result = _run_cli(tmp_path / 'out', '--size', '8', '65501',
+                      '--num-train', '1', '--num-val', '0', '--num-test', '0')
+    assert result.returncode == 2, result.output[-2000:]
+    assert result.stderr == ('ERROR: --size must be at most 65500 pixels a '
+                             'side (the largest JPEG OpenCV writes), got '
+                             '8x65501\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_under_a_file_and_bad_counts_are_named(tmp_path):
+    """An OUT below a file failed naming the temporary folder
+    (``[Errno 20] Not a directory: '.../sub.tmp-PID'``); a negative count
+    and a 2016 validation count named the Python arguments (``counts must
+    be >= 0, got {...}``, ``pass num_val=0``), not the options."""
+    a_file = tmp_path / 'notes.txt'
+    a_file.write_text('keep me')
+    for args, message in (
+            ([a_file / 'sub' / 'out'], f'{a_file / "sub" / "out"}: {a_file} '
+             'is a file, not a folder; give a new or empty folder'),
+            ([tmp_path / 'out', '--num-test', '-1'],
+             '--num-test must be at least 0, got -1'),
+            ([tmp_path / 'out', '--year', '2016', '--num-val', '2'],
+             '--num-val 2: ISIC 2016 has no validation set; leave out '
+             '--num-val')):
+        result = _run_cli(*args)
+        assert result.returncode == 2, result.output[-2000:]
+        assert result.stderr == f'ERROR: {message}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ['notes.txt']
+
+
 @pytest.mark.parametrize('signame', ['SIGKILL', 'SIGTERM'])
 def test_a_run_stopped_midway_leaves_no_download(tmp_path, signame):
     """The files were written in place: a run killed midway left a partial

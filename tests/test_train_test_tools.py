@@ -321,6 +321,19 @@ def test_get_flops_refuses_test_and_train_settings(capsys):
             mode='slide', crop_size=(32, 32), stride=(16, 16)))})
 
 
+def test_get_flops_refuses_a_config_without_a_model():
+    """A dataset or schedule base config ended in an AttributeError
+    traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""
+    config = 'configs/_base_/datasets/isic_256x256.py'
+    run = run_tool_in_process(GET_FLOPS, config)
+    assert run.returncode == 2, run.output[-2000:]
+    assert 'Traceback' not in run.stderr and 'Flops' not in run.stdout
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: config file {config} sets no model: the count builds the '
+        'model of the config; give a model or training config such as '
+        'configs/dsnet/dsnet_isic2017.py')
+
+
 def test_get_flops_refuses_a_shape_the_model_cannot_take():
     from mmseg_dsnet.engine.cli_errors import UserError
     flops = load_tool('analysis_tools/get_flops.py')
@@ -572,6 +585,27 @@ def test_profile_train_step_reports_a_step_that_fails(capsys):
     printed = capsys.readouterr().out
     assert 'profile of eager             failed: ValueError: Expected more ' \
         'than 1 value per channel' in printed
+
+
+def test_profile_train_step_refuses_a_config_without_a_training_step():
+    """A model or dataset base config ended in an AttributeError traceback
+    (``'ConfigDict' object has no attribute 'train_dataloader'``), exit
+    1."""
+    for config, missing in (
+            ('configs/_base_/models/dsnet.py',
+             'train_dataloader.dataset.pipeline, optim_wrapper'),
+            ('configs/_base_/datasets/isic_256x256.py',
+             'model, optim_wrapper')):
+        run = run_tool_in_process('tools/analysis_tools/profile_train_step.py',
+                                  config, '--device', 'cpu', '--steps', '1')
+        assert run.returncode == 2, run.output[-2000:]
+        assert 'Traceback' not in run.stderr
+        assert run.stderr.strip().splitlines()[-1] == (
+            f'ERROR: config file {config} sets no {missing}: a training '
+            "step needs the config's model, training augmentation and "
+            'optimizer; give a training config such as '
+            'configs/dsnet/dsnet_isic2017.py')
+        assert 'ms/step' not in run.stdout
 
 
 @pytest.mark.slow

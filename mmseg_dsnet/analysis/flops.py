@@ -23,7 +23,7 @@ from mmengine.analysis.print_helper import complexity_stats_table
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
-from ..engine.preflight import load_config
+from ..engine.preflight import check_config_sets, load_config
 from ..models.utils import reparameterize_model
 from ..utils.errors import UserError
 
@@ -148,6 +148,10 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
     """
     check_model_options(cfg_options)
     cfg = load_config(config)
+    check_config_sets(cfg, config, ('model', ),
+                      'the count builds the model of the config; give a '
+                      'model or training config such as '
+                      'configs/dsnet/dsnet_isic2017.py')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = build_model(cfg)

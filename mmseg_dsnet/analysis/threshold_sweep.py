@@ -72,7 +72,7 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
             for threshold, metric in metrics.items()}
 
 
-def _split_file(dataset_cfg: dict) -> Optional[str]:
+def split_file(dataset_cfg: dict) -> Optional[str]:
     """The split file a dataset config reads (``ann_file`` under
     ``data_root``, as mmseg joins them), or None without one."""
     ann_file = dataset_cfg.get('ann_file')
@@ -82,14 +82,14 @@ def _split_file(dataset_cfg: dict) -> Optional[str]:
     return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
 
 
-def _split_ids(path: str) -> list:
+def split_ids(path: str) -> list:
     """The ids a split file lists, as the ISIC datasets read them
     (``./ISIC_0000000`` is ``ISIC_0000000``; blank lines are none)."""
     with open(path) as f:
         return [osp.normpath(line.strip()) for line in f if line.strip()]
 
 
-def _leaf_datasets(dataset_cfg) -> list:
+def leaf_datasets(dataset_cfg) -> list:
     """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
     reads from."""
     if not isinstance(dataset_cfg, dict):
@@ -97,7 +97,40 @@ def _leaf_datasets(dataset_cfg) -> list:
     if 'ann_file' in dataset_cfg or 'data_root' in dataset_cfg:
         return [dataset_cfg]
     inner = dataset_cfg.get('datasets') or [dataset_cfg.get('dataset')]
-    return [leaf for cfg in inner for leaf in _leaf_datasets(cfg)]
+    return [leaf for cfg in inner for leaf in leaf_datasets(cfg)]
+
+
+def training_split_files(checkpoint: str,
+                         data_root: Optional[str] = None) -> Optional[list]:
+    """The split files a checkpoint's run trained on, read from its training
+    config (``meta['cfg']``, which mmengine's Runner writes); each file is
+    looked for where that config names it, else under ``data_root`` (a run
+    trained on another machine).
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        data_root (str, optional): Where else to look for the files.
+
+    Returns:
+        list[str | None] | None: One path per dataset its training loader
+        read (None for one found nowhere), or None when the checkpoint holds
+        no training config (released weights, ``fast_train.py`` runs).
+    """
+    from ..apis.released_model import training_config_of
+    training_cfg = training_config_of(checkpoint)
+    if training_cfg is None:
+        return None
+    loader = training_cfg.get('train_dataloader')
+    files = []
+    for dataset in leaf_datasets(
+            loader.get('dataset') if isinstance(loader, dict) else None):
+        named = split_file(dataset)
+        if named is None:
+            continue
+        found = [path for path in (named, osp.join(
+            data_root or '', dataset['ann_file'])) if osp.isfile(path)]
+        files.append(found[0] if found else None)
+    return files
 
 
 def check_not_trained_on(checkpoint: str, scored_cfg: dict,
@@ -105,9 +138,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
     """Refuse to score a checkpoint on images its run trained on.
 
     The training split is read from the checkpoint's training config
-    (``meta['cfg']``, which mmengine's Runner writes); its file is looked
-    for where that config names it, else under the scored data root (a
-    run trained on another machine). A checkpoint without one (released
+    (:func:`training_split_files`). A checkpoint without one (released
     weights, ``fast_train.py`` runs) or whose split file is found nowhere
     passes.
 
@@ -119,27 +150,17 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
     Raises:
         UserError: Naming the shared images and both split files.
     """
-    from ..apis.released_model import training_config_of
-    scored = _split_file(scored_cfg)
+    scored = split_file(scored_cfg)
     if scored is None or not osp.isfile(scored):
         return
-    training_cfg = training_config_of(checkpoint)
-    if training_cfg is None:
+    trained = training_split_files(checkpoint, scored_cfg.get('data_root'))
+    if trained is None:
         return
-    loader = training_cfg.get('train_dataloader')
-    trained = _leaf_datasets(
-        loader.get('dataset') if isinstance(loader, dict) else None)
-    scored_ids = _split_ids(scored)
-    for dataset in trained:
-        named = _split_file(dataset)
-        if named is None:
+    scored_ids = split_ids(scored)
+    for found in trained:
+        if found is None:
             continue
-        found = [path for path in (named, osp.join(
-            scored_cfg.get('data_root') or '', dataset['ann_file']))
-                 if osp.isfile(path)]
-        if not found:
-            continue
-        train_ids = set(_split_ids(found[0]))
+        train_ids = set(split_ids(found))
         shared = [i for i in scored_ids if i in train_ids]
         if shared:
             more = ', ...' if len(shared) > 3 else ''
@@ -147,7 +168,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
                 f'checkpoint {checkpoint} was trained on {len(shared)} of '
                 f'the {len(scored_ids)} images that {config} scores '
                 f'({scored}: {", ".join(shared[:3])}{more}); its training '
-                f"split is {found[0]} (its training config, meta['cfg']). "
+                f"split is {found} (its training config, meta['cfg']). "
                 'A threshold chosen on images the model learned from, and '
                 'its figures, favour the model. Score a split it did not '
                 'train on: runs trained on '

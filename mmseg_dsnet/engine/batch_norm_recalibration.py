@@ -39,7 +39,8 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
         data_loader (Iterable[dict]): Batches as mmengine's loaders give
             them, usually the training loader.
         max_batches (int, optional): Stop after this many batches. Defaults
-            to None (the whole loader).
+            to None (one pass: ``len(data_loader)`` batches, also of a loader
+            whose sampler repeats, as ``InfiniteSampler`` does).
         show_progress (bool): Show a progress bar. Defaults to True.
 
     Returns:
@@ -65,6 +66,8 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
         layer.momentum = None
         layer.train()
     try:
+        # One pass is the loader's length: a loader of an iteration-based
+        # config (InfiniteSampler) never ends by itself.
         total = len(data_loader) if hasattr(data_loader, '__len__') else 0
         if max_batches is not None:
             total = min(total, max_batches) if total else max_batches
@@ -72,7 +75,7 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
                            unit='batch')
         seen = 0
         for batch in data_loader:
-            if max_batches is not None and seen >= max_batches:
+            if total and seen >= total:
                 break
             data = model.data_preprocessor(batch, True)
             model(data['inputs'], data['data_samples'], mode='tensor')
@@ -100,6 +103,86 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
     return seen
 
 
+def check_recalibration_images(checkpoint, dataset_cfg, config):
+    """Refuse to recompute a checkpoint's BatchNorm statistics on images it
+    did not train on: statistics from validation or test images let those
+    images shape the model that is then scored on them.
+
+    The images are those of the loader's split files; a test split
+    (:func:`~mmseg_dsnet.datasets.converters.isic.is_test_split`) is always
+    refused, and any image outside the checkpoint's training split when its
+    training config names that split
+    (:func:`~mmseg_dsnet.analysis.threshold_sweep.training_split_files`; a
+    checkpoint without one, or whose split file is found nowhere, is
+    checked for test splits only). The synthetic stand-in set
+    (:func:`~mmseg_dsnet.datasets.synthetic_fallback.is_synthetic`) is
+    refused unless the checkpoint's training split lies in it.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        dataset_cfg (dict): The dataset config of the recalibration loader.
+        config (str): The config, for the message.
+
+    Raises:
+        UserError: Naming the split file and the images it did not train
+            on.
+    """
+    import os.path as osp
+
+    from ..analysis.threshold_sweep import (leaf_datasets, split_file,
+                                            split_ids, training_split_files)
+    from ..datasets.converters.isic import is_test_split
+    from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
+    from ..utils.errors import UserError
+    advice = ('recompute them on the images it trained on (the '
+              'train_dataloader of the config it was trained with)')
+    splits = [split_file(leaf) for leaf in leaf_datasets(dataset_cfg)]
+    splits = [split for split in splits if split is not None]
+    for split in splits:
+        if is_test_split(split):
+            raise UserError(
+                f'{config}: train_dataloader reads the test split {split}: '
+                'BatchNorm statistics recomputed on test images let them '
+                'shape the model that is then scored on them; ' + advice)
+    trained = training_split_files(checkpoint, dataset_cfg.get('data_root'))
+    # The synthetic stand-in set (a demo config, or the fallback) is the
+    # training set only of runs whose training config names it.
+    roots = {leaf.get('data_root') for leaf in leaf_datasets(dataset_cfg)}
+    for root in sorted(root for root in roots if is_synthetic(root)):
+        inside = [found for found in trained or () if found and
+                  osp.commonpath([osp.abspath(found), osp.abspath(root)])
+                  == osp.abspath(root)]
+        if not inside:
+            said = ('holds no training config (meta[\'cfg\']; released '
+                    'weights, fast_train.py runs) that names it'
+                    if trained is None else 'trained on '
+                    + ', '.join(str(found) for found in trained))
+            raise UserError(
+                f'{config}: train_dataloader reads the synthetic stand-in '
+                f'set {root} (it holds {SYNTHETIC_MARKER}), and checkpoint '
+                f'{checkpoint} {said}: statistics of synthetic pictures '
+                'would replace those of its training images; '
+                + advice)
+    if not trained or None in trained:
+        return
+    train_ids = {i for found in trained for i in split_ids(found)}
+    for split in splits:
+        if not osp.isfile(split):
+            continue
+        ids = split_ids(split)
+        unseen = [i for i in ids if i not in train_ids]
+        if unseen:
+            more = ', ...' if len(unseen) > 3 else ''
+            raise UserError(
+                f'{config}: train_dataloader reads {len(unseen)} of '
+                f'{len(ids)} images ({split}: {", ".join(unseen[:3])}'
+                f'{more}) that checkpoint {checkpoint} did not train on; its '
+                f'training split is {", ".join(trained)} (its training '
+                "config, meta['cfg']). BatchNorm statistics recomputed on "
+                'them let held-out images shape the model that is then '
+                'scored on them; ' + advice)
+
+
 def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
                                   seed=0, overwrite=False, cfg_options=None):
     """Recompute a trained checkpoint's BatchNorm statistics over the
@@ -122,8 +205,10 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         UserError: A missing input, ``out`` being an input, a folder, an
             existing file without ``overwrite`` or a file that cannot be
             written, a checkpoint trained at another input size than the
-            config's, or a model without BatchNorm layers (nothing is
-            written).
+            config's, a training loader that reads images the checkpoint
+            did not train on (:func:`check_recalibration_images`), a
+            model without BatchNorm layers, or statistics that came out NaN
+            or infinite (nothing is written).
     """
     import io
     import os.path as osp
@@ -136,7 +221,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from ..apis.released_model import check_trained_input_size
     from ..utils.errors import UserError
     from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
-    from .checkpoint_match import load_checkpoint_strictly
+    from .checkpoint_match import (load_checkpoint_strictly,
+                                   non_finite_tensors)
     from .preflight import (check_input_file, check_new_output_file,
                             load_config)
 
@@ -156,6 +242,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     check_trained_input_size(
         cfg, config, checkpoint,
         advice='recalibrate it with the config it was trained with')
+    check_recalibration_images(checkpoint, cfg.train_dataloader.dataset,
+                               config)
     model = MODELS.build(cfg.model)
     if not batch_norm_layers(model):
         raise UserError(f'{config} builds a model without BatchNorm layers; '
@@ -166,6 +254,18 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     set_random_seed(seed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
     batches = recalibrate_batch_norm(model, loader, max_batches)
+    # Finite weights can still overflow on the images (a run about to
+    # diverge); tools/test.py would refuse the statistics only later.
+    bad = non_finite_tensors(model.state_dict())
+    if bad:
+        more = f', ... ({len(bad) - 3} more)' if len(bad) > 3 else ''
+        raise UserError(
+            f'the BatchNorm statistics recomputed for checkpoint '
+            f'{checkpoint} hold NaN or infinite values in {len(bad)} '
+            f'tensor(s) ({", ".join(bad[:3])}{more}): its activations '
+            'overflow on the training images, as those of a diverging '
+            f'training do; {out} was not written. Use an earlier '
+            'checkpoint of the run')
     meta = dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
     meta['batch_norm_recalibration'] = dict(
         source=osp.abspath(checkpoint), batches=batches, seed=seed,

@@ -321,6 +321,38 @@ def load_config(path, what='config file'):
                               f'{reason}{hint}') from err
 
 
+def check_config_sets(cfg, config, keys, needs):
+    """Refuse a config that lacks what a tool runs (a model or dataset base
+    config given to a tool that needs a whole one), before any work: the
+    config object raised an ``AttributeError`` traceback where the tool
+    first read the key.
+
+    Args:
+        cfg (Config): The loaded config.
+        config (str): Its file, for the message.
+        keys (Sequence[str]): Dotted keys the tool reads (``model``,
+            ``train_dataloader.dataset.pipeline``); each must hold a dict or
+            a list.
+        needs (str): What the tool needs them for and which config to give
+            (the message's second half).
+
+    Raises:
+        ConfigFileError: ``config file <config> sets no <keys>: <needs>``,
+        naming every key it lacks.
+    """
+    missing = []
+    for key in keys:
+        first, *rest = key.split('.')
+        value = cfg.get(first)
+        for part in rest:
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, (dict, list, tuple)):
+            missing.append(key)
+    if missing:
+        raise ConfigFileError(f'config file {config} sets no '
+                              f'{", ".join(missing)}: {needs}')
+
+
 def check_work_dir(work_dir):
     """Create ``work_dir`` and prove a file can be written there.
 

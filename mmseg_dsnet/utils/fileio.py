@@ -60,10 +60,15 @@ def _fsync_path(path: str) -> None:
 
 def refuse_folder(filepath) -> None:
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the file to
-    write, ``filepath``, is an existing folder: no overwrite flag may
-    replace a folder, and the rename would fail only after the work."""
+    write, ``filepath``, is an existing folder, or names one by ending in a
+    path separator (``out/``): no overwrite flag may replace a folder, and
+    the rename would fail only after the work."""
     if osp.isdir(filepath):
         raise UserError(f'{filepath} is a folder; give the path of the file '
+                        'to write')
+    if str(filepath).endswith(tuple({'/', os.sep})):
+        raise UserError(f'{filepath} names a folder (it ends in '
+                        f'{str(filepath)[-1]}); give the path of the file '
                         'to write')
 
 

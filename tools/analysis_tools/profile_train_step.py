@@ -20,7 +20,8 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     split_train_pipeline)
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_input_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
@@ -108,6 +109,12 @@ def main(argv=None):
     check_args(args)
     init_default_scope('mmseg')
     cfg = load_config(args.config)
+    check_config_sets(
+        cfg, args.config,
+        ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper'),
+        "a training step needs the config's model, training augmentation "
+        'and optimizer; give a training config such as '
+        'configs/dsnet/dsnet_isic2017.py')
     _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
     h, w = args.shape

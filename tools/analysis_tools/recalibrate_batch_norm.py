@@ -8,7 +8,9 @@ write them as a new checkpoint that ``tools/test.py`` scores like any other.
 Weights are unchanged; only the running means and variances of the
 BatchNorm layers are replaced (:mod:`mmseg_dsnet.engine.batch_norm_recalibration`).
 Exit status 2, after one ``ERROR:`` line, for a user error (a missing or
-mismatched input, an existing output without ``--overwrite``, a model
+mismatched input, an existing output without ``--overwrite``, a training
+loader that reads images the checkpoint did not train on (a test split, or
+images outside the training split its ``meta['cfg']`` names), a model
 without BatchNorm).
 """
 import argparse
@@ -19,7 +21,7 @@ from mmengine.config import DictAction
 from mmseg_dsnet.engine.batch_norm_recalibration import \
     write_recalibrated_checkpoint
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.utils.cli import check_at_least
+from mmseg_dsnet.utils.cli import check_at_least, check_seed
 
 
 def parse_args(argv=None):
@@ -45,6 +47,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_at_least(('--max-batches', args.max_batches, 1))
+    check_seed(args.seed, '--seed')
     result = write_recalibrated_checkpoint(
         args.config, args.checkpoint, args.out, args.max_batches, args.seed,
         args.overwrite, args.cfg_options)

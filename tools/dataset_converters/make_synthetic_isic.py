@@ -11,8 +11,9 @@ import argparse
 import signal
 import sys
 
-from mmseg_dsnet.datasets.converters.synthetic_isic import generate
-from mmseg_dsnet.utils.cli import check_seed
+from mmseg_dsnet.datasets.converters.synthetic_isic import (check_size,
+                                                            generate)
+from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.errors import UserError
 
 
@@ -48,6 +49,13 @@ def main(argv=None):
     try:
         # numpy's own refusal does not name the option.
         check_seed(args.seed, '--seed')
+        check_size(args.size, '--size')
+        check_at_least(('--num-train', args.num_train, 0),
+                       ('--num-val', num_val, 0),
+                       ('--num-test', args.num_test, 0))
+        if args.year == 2016 and num_val:
+            raise UserError(f'--num-val {num_val}: ISIC 2016 has no '
+                            'validation set; leave out --num-val')
         generate(
             args.out,
             year=args.year,

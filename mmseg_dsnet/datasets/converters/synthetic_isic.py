@@ -38,6 +38,8 @@ MASK_SUFFIX = {
 }
 SPLIT_INDEX = {'train': 0, 'val': 1, 'test': 2}
 JPEG_QUALITY = 90
+#: The longest image side OpenCV's JPEG encoder writes.
+MAX_SIDE = 65500
 # A fixed timestamp keeps the zip files byte-identical between runs.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 PLACEHOLDER_TEXT = ('Synthetic images made by tools/dataset_converters/'
@@ -253,6 +255,31 @@ def _rename_into_place(tmp, real_out, out):
                               'not replaced') from None
 
 
+def check_size(size, name='size'):
+    """Refuse an image size the generator cannot write, before any image is
+    drawn.
+
+    Args:
+        size (tuple[int, int]): Image (width, height).
+        name (str): Where it was given, for the message. Default: ``'size'``.
+
+    Returns:
+        tuple[int, int]: Width and height.
+
+    Raises:
+        ValueError: A side below 8 or above :data:`MAX_SIDE` (OpenCV's JPEG
+            encoder refuses it only after the images are drawn).
+    """
+    width, height = (int(v) for v in size)
+    if width < 8 or height < 8:
+        raise ValueError(f'{name} must be at least 8x8, got {width}x{height}')
+    if max(width, height) > MAX_SIDE:
+        raise ValueError(f'{name} must be at most {MAX_SIDE} pixels a side '
+                         '(the largest JPEG OpenCV writes), got '
+                         f'{width}x{height}')
+    return width, height
+
+
 def generate(out,
              year=2017,
              num_train=40,
@@ -273,7 +300,8 @@ def generate(out,
         num_train (int): Training pairs. Default: 40.
         num_val (int): Validation pairs (must be 0 for 2016). Default: 8.
         num_test (int): Test pairs. Default: 16.
-        size (tuple[int, int]): Image (width, height). Default: (256, 192).
+        size (tuple[int, int]): Image (width, height), each side 8 to
+            :data:`MAX_SIDE`. Default: (256, 192).
         seed (int): Seed; equal arguments give byte-identical files.
             Default: 0.
         as_zip (bool): Write the official zip files instead of folders.
@@ -291,9 +319,7 @@ def generate(out,
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
     if year == 2016 and num_val:
         raise ValueError('ISIC 2016 has no validation set; pass num_val=0')
-    width, height = (int(v) for v in size)
-    if width < 8 or height < 8:
-        raise ValueError(f'size must be at least 8x8, got {width}x{height}')
+    width, height = check_size(size)
     counts = dict(train=int(num_train), val=int(num_val), test=int(num_test))
     if any(v < 0 for v in counts.values()):
         raise ValueError(f'counts must be >= 0, got {counts}')
@@ -302,6 +328,13 @@ def generate(out,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f'{out} is a file; give a new or empty folder')
+    # OUT and OUT.tmp-PID are made under the nearest folder that exists:
+    # a file there failed naming the temporary folder.
+    nearest = next(p for p in (out.absolute(), *out.absolute().parents)
+                   if p.exists())
+    if not nearest.is_dir():
+        raise NotADirectoryError(f'{out}: {nearest} is a file, not a '
+                                 'folder; give a new or empty folder')
     names = [
         name for pair in (OFFICIAL_FOLDERS[year][s] for s in splits)
         for name in pair
