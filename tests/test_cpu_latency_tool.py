@@ -182,3 +182,21 @@ def test_the_default_out_is_the_repositorys_record(tmp_path, monkeypatch,
     with pytest.raises(FileExistsError, match=f'{record} already exists'):
         cpu_latency.main([])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_timing_without_warm_up_is_refused(tmp_path, no_measuring,
+                                             capsys):
+    """``--warmup 0``: the first call of every case was timed, the
+    torch.compile rows' recompilation at 1 thread among them (a p90 of
+    22483 ms beside a median of 11 ms), exit 0."""
+    from conftest import run_cli
+    out = tmp_path / 'latency.json'
+    code, stderr = run_cli(cpu_latency.main,
+                           ['--out', out, '--warmup', '0'], capsys)
+    assert code == 2
+    assert stderr == (
+        'ERROR: --warmup must be at least 1, got 0: the first call of a '
+        'model pays one-off costs (memory and kernel set-up; torch.compile '
+        'recompiles at a new thread count, which takes seconds), and '
+        'without a warm-up it would be timed and raise the figures\n')
+    assert not list(tmp_path.iterdir())

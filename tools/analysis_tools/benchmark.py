@@ -13,7 +13,8 @@ from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
                                             check_threads, compare_deploy)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
-from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
+from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
+                                   device_option, input_shape)
 
 
 def parse_args(argv=None):
@@ -29,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=16,
                         help='batch size of the throughput measurement')
     parser.add_argument('--warmup', type=int, default=10,
-                        help='untimed runs before timing')
+                        help='untimed runs before timing (at least 1)')
     parser.add_argument('--repeat', type=int, default=50,
                         help='timed runs at batch 1')
     parser.add_argument('--throughput-repeat', type=int, default=10,
@@ -71,9 +72,10 @@ def main(argv=None):
     args = parse_args(argv)
     shape = input_shape(args.shape)
     check_at_least(('--batch-size', args.batch_size, 1),
-                   ('--warmup', args.warmup, 0), ('--repeat', args.repeat, 1),
+                   ('--repeat', args.repeat, 1),
                    ('--throughput-repeat', args.throughput_repeat, 1),
                    ('--threads', args.threads, 1))
+    check_warmup(args.warmup)
     # torch refuses a device only once the model is built and moved.
     device = device_option(args.device, task='the benchmark')
     check_threads(args.threads, device)

@@ -46,7 +46,8 @@ import numpy as np
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_input_file,
                                           check_new_output_file)
-from mmseg_dsnet.utils.cli import check_at_least, check_positive
+from mmseg_dsnet.utils.cli import (check_at_least, check_positive,
+                                   check_warmup)
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
@@ -97,7 +98,9 @@ def parse_args(argv=None):
                         help='interleaved rounds: every case is timed in '
                         'this many turns, so drift of the machine hits all '
                         'cases alike')
-    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='untimed calls of each case at each thread '
+                        'count before its rounds (at least 1)')
     parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
                         help='thread counts, 1 among them (the targets are '
@@ -550,8 +553,9 @@ def check_args(args):
         raise UserError(f'--skip {" ".join(unknown)}: not a baseline; the '
                         f'baselines are {", ".join(map(repr, BASELINES))}')
     check_at_least(('--repeat', args.repeat, 1), ('--rounds', args.rounds, 1),
-                   ('--min-runs', args.min_runs, 1),
-                   ('--warmup', args.warmup, 0))
+                   ('--min-runs', args.min_runs, 1))
+    # Without it the torch.compile rows timed their recompilation.
+    check_warmup(args.warmup)
     # A case runs at most --repeat times, so more --min-runs were not run.
     if args.min_runs > args.repeat:
         raise UserError(f'--min-runs {args.min_runs} is more than --repeat '
