@@ -498,6 +498,33 @@ def test_benchmark_refuses_a_timing_without_warm_up(monkeypatch, capsys):
         'without a warm-up it would be timed and raise the figures\n')
 
 
+def test_benchmark_refuses_more_threads_than_cpus_it_may_use(
+        monkeypatch, capsys):
+    """``taskset -c 0 benchmark.py CONFIG --threads 2``: two threads took
+    turns on one CPU and the figures were recorded as of ``threads: 2``,
+    exit 0."""
+    import os
+
+    from conftest import run_cli
+    bench = load_tool('analysis_tools/benchmark.py')
+
+    def timed(*args, **kwargs):
+        raise AssertionError('benchmarked')
+
+    monkeypatch.setattr(bench, 'benchmark', timed)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0},
+                        raising=False)
+    code, stderr = run_cli(
+        bench.main, [REPO / 'configs/dsnet/dsnet_isic2017.py', '--threads',
+                     '2'], capsys)
+    assert code == 2
+    assert stderr == (
+        "ERROR: --threads 2: this process may run on 1 CPU(s) (its CPU "
+        "affinity: taskset, a container's cpuset), so 2 threads would take "
+        'turns on them and the figures would be of that, not of 2 threads; '
+        'give counts up to 1\n')
+
+
 def test_check_real_data_refuses_settings_it_would_not_follow(
         tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError
