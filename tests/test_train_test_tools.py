@@ -525,6 +525,27 @@ def test_benchmark_refuses_more_threads_than_cpus_it_may_use(
         'give counts up to 1\n')
 
 
+def test_benchmark_json_is_all_that_stdout_holds():
+    """``benchmark.py CONFIG CKPT --json > FILE`` (as
+    tools/device/isic2017_fast_protocol.sh measures the GPU throughput for
+    ``leaderboard.py collect --gpu-json``): mmengine's ``Loads checkpoint by
+    _local backend from path: CKPT`` line came first on stdout, so FILE was
+    no JSON, exit 0."""
+    checkpoint = REPO / 'checkpoints/dsnet_isic2017_256px.pth'
+    for extra in ([], ['--compare-deploy']):
+        proc = run_tool_process(
+            'tools/analysis_tools/benchmark.py',
+            REPO / 'configs/dsnet/dsnet_isic2017.py', checkpoint, '--json',
+            '--shape', '32', '--warmup', '1', '--repeat', '1',
+            '--batch-size', '1', '--throughput-repeat', '1', *extra,
+            check=True)
+        result = json.loads(proc.stdout)
+        figures = result['trained'] if extra else result
+        assert figures['params'] == 289108 and figures['shape'] == [32, 32]
+        assert f'Loads checkpoint by _local backend from path: {checkpoint}' \
+            in proc.stderr
+
+
 def test_check_real_data_refuses_settings_it_would_not_follow(
         tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError

@@ -5,7 +5,9 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
         [--threads 1] [--deploy | --compare-deploy] [--data] [--json]
 """
 import argparse
+import contextlib
 import json
+import sys
 
 from mmengine.config import DictAction
 
@@ -82,24 +84,29 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.deploy or args.compare_deploy:
-        check_deploy_form(
-            cfg, '--compare-deploy' if args.compare_deploy else '--deploy')
+    # With --json, stdout holds the JSON object alone (`--json > FILE`):
+    # what the work prints, such as mmengine's "Loads checkpoint by ..."
+    # line, goes to stderr.
+    with (contextlib.redirect_stdout(sys.stderr) if args.json else
+          contextlib.nullcontext()):
+        cfg = load_config(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        if args.deploy or args.compare_deploy:
+            check_deploy_form(
+                cfg, '--compare-deploy' if args.compare_deploy else '--deploy')
 
-    def run(deploy):
-        return benchmark(cfg, args.checkpoint, device, shape,
-                         args.batch_size, args.warmup, args.repeat,
-                         args.throughput_repeat, args.threads, deploy,
-                         args.channels_last, args.data)
+        def run(deploy):
+            return benchmark(cfg, args.checkpoint, device, shape,
+                             args.batch_size, args.warmup, args.repeat,
+                             args.throughput_repeat, args.threads, deploy,
+                             args.channels_last, args.data)
 
+        result = (compare_deploy(run) if args.compare_deploy else
+                  run(args.deploy))
     if args.compare_deploy:
-        result = compare_deploy(run)
         print_comparison(result, args.json)
         return result
-    result = run(args.deploy)
     if args.json:
         print(json.dumps(result))
         return result
