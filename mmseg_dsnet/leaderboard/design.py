@@ -1,6 +1,7 @@
 """The table of the design runs (``tools/check_real_data.py --split
 design``): every candidate's metrics on the design hold-out, mean and
 spread over seeds, best first."""
+import difflib
 import os.path as osp
 import statistics
 from collections import defaultdict
@@ -255,6 +256,27 @@ def _seed_values(records, name, metric='IoU'):
     return values
 
 
+def _no_runs_message(records, name, device):
+    """Why ``name`` has no runs on ``device``: the devices its runs are on
+    (records name them in full, e.g. ``'cuda: NVIDIA H200 (fast_train)'``),
+    or, when no record is of that name, the record names nearest to it."""
+    elsewhere = sorted({r['device'] for r in records if r['name'] == name})
+    if elsewhere:
+        return (f'no design runs of {name} on {device}; its runs are on '
+                + ', '.join(map(repr, elsewhere)) + ': give one of these '
+                'as --device')
+    known = sorted({r['name'] for r in records})
+    # A stem without its data set (``dsnet-design-e`` for
+    # ``dsnet-design-e_isic2017``) first, then names spelt alike.
+    near = sorted((k for k in known if k.startswith(name)), key=len)[:3]
+    near += [k for k in difflib.get_close_matches(name, known, n=3)
+             if k not in near][:3 - len(near)]
+    return (f'no design runs of {name} on {device}: none of the '
+            f'{len(records)} records given is of that name (a record\'s name '
+            'is its config\'s stem' + (f'; nearest: {", ".join(near)}'
+                                       if near else '') + ')')
+
+
 def _seed_values_of(records, reference, names, device, metric='IoU'):
     """Name -> seed -> design-val ``metric`` for ``names``, from the runs on
     ``device``; every run must have the reference's setting (a setting of
@@ -265,7 +287,7 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
             runs[record['name']].append(record)
     for name in names:
         if not runs[name]:
-            raise ValueError(f'no design runs of {name} on {device}')
+            raise ValueError(_no_runs_message(records, name, device))
         for key in CANDIDATE_SETTING:
             # Seeds of two config files are no seeds of one design.
             held = sorted({r[key] for r in runs[name]
