@@ -320,6 +320,19 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
     return {name: _seed_values(runs[name], name, metric) for name in names}
 
 
+def _run_setting(records, names, device):
+    """:data:`RUN_SETTING` key -> value of the runs of ``names`` on
+    ``device`` (one value each, as :func:`_seed_values_of` checks); a key
+    no run holds is left out."""
+    setting = {}
+    for record in records:
+        if record['name'] in names and record['device'] == device:
+            for key in RUN_SETTING:
+                if record.get(key) is not None:
+                    setting.setdefault(key, record[key])
+    return setting
+
+
 def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
                         min_gain=0.3, se_factor=2.0, metric='IoU'):
     """How large a difference the paired selection rule can see: the
@@ -358,9 +371,26 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     lines = ['| reference | candidate | seeds | differences | std |',
              '|---|---|---|---|---|']
     weighted, freedom = 0.0, 0
+    # Each setting as the first pair that holds it has it: the spread of
+    # pairs of other schedules or data is no spread of one experiment.
+    setting = {}
     for reference, candidate in pairs:
         by_seed = _seed_values_of(records, reference,
                                   [reference, candidate], device, metric)
+        held = _run_setting(records, (reference, candidate), device)
+        keys = [key for key, value in held.items()
+                if key in setting and setting[key][0] != value]
+        if keys:
+            differs = ', '.join(f'{key} {held[key]} ({setting[key][1]}: '
+                                f'{setting[key][0]})' for key in keys)
+            raise ValueError(
+                f'the pair {reference}:{candidate} has another '
+                f'{"/".join(keys)} than the pairs before it ({differs}): '
+                'the pooled spread would mix different experiments; give '
+                'pairs of one setting (e.g. the records '
+                'results/design/*_128px_30ep_*.json)')
+        for key, value in held.items():
+            setting.setdefault(key, (value, f'{reference}:{candidate}'))
         common = sorted(set(by_seed[reference]) & set(by_seed[candidate]))
         if len(common) < 2:
             raise ValueError(f'fewer than two seeds that {reference} and '
