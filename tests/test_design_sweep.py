@@ -188,6 +188,29 @@ def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
     assert not (tmp_path / 'w').exists()
 
 
+def test_cli_refuses_the_synthetic_set_before_any_run(fake_check, tmp_path,
+                                                      capsys):
+    """``--data-root data/synthetic_isic2018`` (the stand-in set, which
+    holds SYNTHETIC.txt): every run started and refused it (its reason in
+    the logs), and the sweep ended with ``ERROR: 2 of 2 runs failed``,
+    exit 1; a ``--fast`` sweep trained and wrote records that
+    design_table.py refuses."""
+    from mmseg_dsnet.datasets.synthetic_fallback import SYNTHETIC_MARKER
+    args = cli_args(tmp_path)
+    data = tmp_path / 'data'
+    (data / SYNTHETIC_MARKER).write_text('synthetic\n')
+    for mode in ([], ['--fast', '--device', 'cpu']):
+        assert tool.main(['egeunet', 'malunet', *mode, *args]) == 2
+        assert capsys.readouterr().err == (
+            f'ERROR: --data-root {data} is the synthetic stand-in set (it '
+            f'holds {SYNTHETIC_MARKER}), not the real ISIC images: a design '
+            'run on it says nothing about a design, and design_table.py '
+            'refuses its record; give --data-root the converted real ISIC '
+            '2017 set\n')
+    assert not (tmp_path / 'w').exists()
+    assert not (tmp_path / 'r').exists()
+
+
 def test_cli_gives_the_runs_absolute_paths(fake_check, tmp_path,
                                            monkeypatch):
     """The runs start in the repository root: a relative --record-dir or
