@@ -546,6 +546,26 @@ def test_benchmark_json_is_all_that_stdout_holds():
             in proc.stderr
 
 
+def test_benchmark_refuses_an_input_size_the_model_cannot_take(capsys):
+    """``benchmark.py UNET_CONFIG --shape 100``: UNet-S5-D16 takes multiples
+    of 16 only; an ``AssertionError`` traceback from inside mmseg, exit 1."""
+    bench = load_tool('analysis_tools/benchmark.py')
+    config = 'configs/unet/unet-s5-d16_fcn_isic2017.py'
+    argv = [config, '--warmup', '1', '--repeat', '1', '--batch-size', '1',
+            '--throughput-repeat', '1']
+    code, stderr = run_cli(bench.main, [*argv, '--shape', '100'], capsys)
+    assert code == 2
+    assert stderr == (
+        f'ERROR: --shape 100 100: the model of {config} cannot run at this '
+        'input size (AssertionError: The input image size (100, 100) should '
+        'be divisible by the whole downsample rate 16, when num_stages is 5, '
+        'strides is (1, 1, 1, 1, 1), and downsamples is (True, True, True, '
+        'True).); give a size it takes, such as its 256 256\n')
+    # A size it takes is timed as before.
+    code, _ = run_cli(bench.main, [*argv, '--shape', '32', '--json'], capsys)
+    assert code == 0
+
+
 def test_check_real_data_refuses_settings_it_would_not_follow(
         tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError

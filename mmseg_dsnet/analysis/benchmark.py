@@ -129,6 +129,39 @@ def check_threads(threads, device, option='--threads'):
         check_cpu_threads([threads], option)
 
 
+def check_input_size(forward, inputs, shape, cfg):
+    """Run ``forward`` once on ``inputs`` (untimed), refusing an input size
+    the model cannot take: UNet's downsampling asserts a multiple of 16,
+    and ``--shape 100`` ended in a traceback from inside mmseg.
+
+    Args:
+        forward (callable): The timed call.
+        inputs (Tensor): A batch of one image at ``shape``.
+        shape (tuple[int, int]): The asked input size.
+        cfg (Config): The benchmarked config, for the message and its
+            own input size.
+
+    Raises:
+        UserError: The model fails at ``shape``, which is not the size the
+            config sets (a failure at that size is no fault of the size).
+    """
+    size = tuple(cfg.model.get('data_preprocessor', {}).get('size') or ())
+    try:
+        with torch.no_grad():
+            forward(inputs)
+    except (AssertionError, RuntimeError) as err:
+        if tuple(shape) == size:
+            raise
+        first = (str(err).strip().splitlines() or [''])[0]
+        own = f'such as its {size[0]} {size[1]}' if len(size) == 2 else \
+            'such as the size it was trained at'
+        raise UserError(
+            f'--shape {shape[0]} {shape[1]}: the model of '
+            f'{getattr(cfg, "filename", "the config")} cannot run at this '
+            f'input size ({type(err).__name__}: {first}); give a size it '
+            f'takes, {own}') from err
+
+
 def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
               batch_size=16, warmup=10, repeat=50, throughput_repeat=10,
               threads=None, deploy=False, channels_last=False, data=False):
@@ -159,6 +192,7 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
         return model(x, mode='tensor')
 
     single = make_batch(pool, 1, shape).to(device, memory_format=fmt)
+    check_input_size(forward, single, shape, cfg)
     lat = time_runs(forward, single, warmup, repeat, device) * 1e3
     many = make_batch(pool, batch_size, shape).to(device, memory_format=fmt)
     tput = time_runs(forward, many, max(2, warmup // 2), throughput_repeat,
