@@ -182,3 +182,46 @@ def test_the_default_out_is_the_repositorys_record(tmp_path, monkeypatch,
     with pytest.raises(FileExistsError, match=f'{record} already exists'):
         cpu_latency.main([])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_timing_without_warm_up_is_refused(tmp_path, no_measuring,
+                                             capsys):
+    """``--warmup 0``: the first call of every case was timed, the
+    torch.compile rows' recompilation at 1 thread among them (a p90 of
+    22483 ms beside a median of 11 ms), exit 0."""
+    from conftest import run_cli
+    out = tmp_path / 'latency.json'
+    code, stderr = run_cli(cpu_latency.main,
+                           ['--out', out, '--warmup', '0'], capsys)
+    assert code == 2
+    assert stderr == (
+        'ERROR: --warmup must be at least 1, got 0: the first call of a '
+        'model pays one-off costs (memory and kernel set-up; torch.compile '
+        'recompiles at a new thread count, which takes seconds), and '
+        'without a warm-up it would be timed and raise the figures\n')
+    assert not list(tmp_path.iterdir())
+
+
+def test_thread_counts_stay_within_the_cpus_it_may_use(
+        tmp_path, no_measuring, monkeypatch, capsys):
+    """Under ``taskset -c 0`` on two cores the default timed 2 threads on
+    one CPU and reported them as the 2-thread figures (onnxruntime fp32
+    14.9 ms beside 6.7 ms at 1 thread), exit 0; ``--threads 1 2`` alike."""
+    from conftest import run_cli
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0},
+                        raising=False)
+    assert cpu_latency.thread_counts() == [1]
+    assert cpu_latency.thread_counts([1]) == [1]
+    out = tmp_path / 'latency.json'
+    code, stderr = run_cli(cpu_latency.main,
+                           ['--out', out, '--threads', '1', '2'], capsys)
+    assert code == 2
+    assert stderr == (
+        "ERROR: --threads 1 2: this process may run on 1 CPU(s) (its CPU "
+        "affinity: taskset, a container's cpuset), so 2 threads would take "
+        'turns on them and the figures would be of that, not of 2 threads; '
+        'give counts up to 1\n')
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1})
+    assert cpu_latency.thread_counts() == [1, 2]

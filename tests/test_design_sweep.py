@@ -154,6 +154,63 @@ def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
     assert not list((tmp_path / 'w').glob('*.log'))
 
 
+def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
+                                                   capsys):
+    """A checkpoint given as a candidate, or a config with a syntax error:
+    every run started and failed with a traceback in its log (``OSError:
+    Only py/yml/yaml/json type are supported now!``), and the sweep ended
+    with ``ERROR: 2 of 2 runs failed``, exit 1, after the runs before
+    them; ``--fast`` gave the syntax error's traceback."""
+    from conftest import REPO
+    args = cli_args(tmp_path)
+    checkpoint = tmp_path / 'dsnet.pth'
+    checkpoint.write_bytes(b'PK\x03\x04 not a config')
+    broken = tmp_path / 'broken.py'
+    broken.write_text('x = (\n')
+    config = REPO / 'configs/dsnet/design/dsnet-design-e_isic2017.py'
+    for candidate, reason in (
+            (checkpoint, 'OSError: Only py/yml/yaml/json type are supported '
+             'now! (configs are .py files, e.g. configs/dsnet/'
+             'dsnet_isic2017.py; was a checkpoint given in its place?)'),
+            (broken, 'SyntaxError: ')):
+        assert tool.main([str(config), str(candidate), 'egeunet',
+                          *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f'ERROR: candidate config {candidate} cannot '
+                              f'be read as a config: {reason}')
+        assert err.count('\n') == 1
+    # The fast sweep reads the configs in this process: the syntax error
+    # was a traceback, the checkpoint an ERROR that did not name it.
+    assert tool.main([str(broken), '--fast', '--device', 'cpu', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: candidate config {broken} cannot be read as a config: '
+        'SyntaxError: ')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_cli_refuses_the_synthetic_set_before_any_run(fake_check, tmp_path,
+                                                      capsys):
+    """``--data-root data/synthetic_isic2018`` (the stand-in set, which
+    holds SYNTHETIC.txt): every run started and refused it (its reason in
+    the logs), and the sweep ended with ``ERROR: 2 of 2 runs failed``,
+    exit 1; a ``--fast`` sweep trained and wrote records that
+    design_table.py refuses."""
+    from mmseg_dsnet.datasets.synthetic_fallback import SYNTHETIC_MARKER
+    args = cli_args(tmp_path)
+    data = tmp_path / 'data'
+    (data / SYNTHETIC_MARKER).write_text('synthetic\n')
+    for mode in ([], ['--fast', '--device', 'cpu']):
+        assert tool.main(['egeunet', 'malunet', *mode, *args]) == 2
+        assert capsys.readouterr().err == (
+            f'ERROR: --data-root {data} is the synthetic stand-in set (it '
+            f'holds {SYNTHETIC_MARKER}), not the real ISIC images: a design '
+            'run on it says nothing about a design, and design_table.py '
+            'refuses its record; give --data-root the converted real ISIC '
+            '2017 set\n')
+    assert not (tmp_path / 'w').exists()
+    assert not (tmp_path / 'r').exists()
+
+
 def test_cli_gives_the_runs_absolute_paths(fake_check, tmp_path,
                                            monkeypatch):
     """The runs start in the repository root: a relative --record-dir or

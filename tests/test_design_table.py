@@ -693,3 +693,60 @@ def test_comparisons_refuse_a_name_seed_or_pair_twice(tmp_path, capsys):
         captured = capsys.readouterr()
         assert captured.err.startswith(f'ERROR: {message}')
         assert captured.err.count('\n') == 1 and captured.out == ''
+
+
+def test_cli_says_where_a_name_without_runs_has_them(tmp_path, capsys):
+    """``--compare-to`` (or ``--spread``) naming a design whose runs are all
+    on another device (``--device`` left at cpu, or given as ``cuda`` for
+    records of ``'cuda: NVIDIA H200 (fast_train)'``), or a name no record
+    has (a config stem without ``_isic2017``): ``ERROR: no design runs of
+    NAME on cpu``, which named neither the devices nor the names there
+    are."""
+    fast = 'cuda: NVIDIA H200 (fast_train)'
+    paths = [write(tmp_path / f'{name}{seed}.json', name, seed, 80.0 + seed,
+                   device=fast)
+             for name in ('ref_isic2017', 'cand_isic2017') for seed in (0, 1)]
+    for argv in (['--compare-to', 'ref_isic2017', '--candidates',
+                  'cand_isic2017'],
+                 ['--spread', 'ref_isic2017:cand_isic2017', '--device',
+                  'cuda']):
+        assert tool.main([*paths, *argv]) == 2
+        device = 'cuda' if '--spread' in argv else 'cpu'
+        assert capsys.readouterr().err == (
+            f'ERROR: no design runs of ref_isic2017 on {device}; its runs '
+            f"are on '{fast}': give one of these as --device\n")
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
+                      'cand_isic2017', '--device', fast]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: no design runs of ref on {fast}: none of the 4 records '
+        "given is of that name (a record's name is its config's stem; "
+        'nearest: ref_isic2017)\n')
+    assert tool.main([*paths, '--compare-to', 'ref_isic2017',
+                      '--candidates', 'cand_isic2017', '--device',
+                      fast]) == 0
+
+
+def test_spread_refuses_pairs_of_other_settings(tmp_path, capsys):
+    """``--spread A:B C:D`` where A and B ran 15 epochs and C and D 30 (or
+    at another input size, on other data): the per-seed differences of both
+    schedules were pooled into one spread and one "difference the rule
+    needs", exit 0."""
+    paths = []
+    for name, epochs in (('a', 15), ('b', 15), ('c', 30), ('d', 30)):
+        for seed in (0, 1, 2):
+            path = write(tmp_path / f'{name}{seed}.json', name, seed,
+                         80.0 + seed * (name in 'bd'))
+            record = json.loads(open(path).read())
+            record['epochs'] = epochs
+            open(path, 'w').write(json.dumps(record))
+            paths.append(path)
+    assert tool.main([*paths, '--spread', 'a:b', 'c:d']) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: the pair c:d has another epochs than the pairs before it '
+        '(epochs 30 (a:b: 15)): the pooled spread would mix different '
+        'experiments; give pairs of one setting (e.g. the records '
+        'results/design/*_128px_30ep_*.json)\n')
+    assert tool.main([*paths, '--spread', 'c:d', 'a:c']) == 2
+    assert tool.main([*paths, '--spread', 'a:b']) == 0
+    assert 'Pooled std of the per-seed differences: 1.00 (2 degrees' in \
+        capsys.readouterr().out

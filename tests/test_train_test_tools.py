@@ -489,6 +489,96 @@ def test_benchmark_refuses_threads_on_cuda(monkeypatch):
         benchmark(None, device='cuda:0', threads=4)
 
 
+def test_benchmark_refuses_a_timing_without_warm_up(monkeypatch, capsys):
+    """``--warmup 0``: the first call, with its one-off costs, was timed
+    (``--repeat 3``: mean 42 ms and p90 74 ms beside 19 and 21 ms after a
+    warm-up), exit 0."""
+    from conftest import run_cli
+    bench = load_tool('analysis_tools/benchmark.py')
+
+    def timed(*args, **kwargs):
+        raise AssertionError('benchmarked')
+
+    monkeypatch.setattr(bench, 'benchmark', timed)
+    code, stderr = run_cli(
+        bench.main, [REPO / 'configs/dsnet/dsnet_isic2017.py', '--warmup',
+                     '0', '--repeat', '3'], capsys)
+    assert code == 2
+    assert stderr == (
+        'ERROR: --warmup must be at least 1, got 0: the first call of a '
+        'model pays one-off costs (memory and kernel set-up; torch.compile '
+        'recompiles at a new thread count, which takes seconds), and '
+        'without a warm-up it would be timed and raise the figures\n')
+
+
+def test_benchmark_refuses_more_threads_than_cpus_it_may_use(
+        monkeypatch, capsys):
+    """``taskset -c 0 benchmark.py CONFIG --threads 2``: two threads took
+    turns on one CPU and the figures were recorded as of ``threads: 2``,
+    exit 0."""
+    import os
+
+    from conftest import run_cli
+    bench = load_tool('analysis_tools/benchmark.py')
+
+    def timed(*args, **kwargs):
+        raise AssertionError('benchmarked')
+
+    monkeypatch.setattr(bench, 'benchmark', timed)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0},
+                        raising=False)
+    code, stderr = run_cli(
+        bench.main, [REPO / 'configs/dsnet/dsnet_isic2017.py', '--threads',
+                     '2'], capsys)
+    assert code == 2
+    assert stderr == (
+        "ERROR: --threads 2: this process may run on 1 CPU(s) (its CPU "
+        "affinity: taskset, a container's cpuset), so 2 threads would take "
+        'turns on them and the figures would be of that, not of 2 threads; '
+        'give counts up to 1\n')
+
+
+def test_benchmark_json_is_all_that_stdout_holds():
+    """``benchmark.py CONFIG CKPT --json > FILE`` (as
+    tools/device/isic2017_fast_protocol.sh measures the GPU throughput for
+    ``leaderboard.py collect --gpu-json``): mmengine's ``Loads checkpoint by
+    _local backend from path: CKPT`` line came first on stdout, so FILE was
+    no JSON, exit 0."""
+    checkpoint = REPO / 'checkpoints/dsnet_isic2017_256px.pth'
+    for extra in ([], ['--compare-deploy']):
+        proc = run_tool_process(
+            'tools/analysis_tools/benchmark.py',
+            REPO / 'configs/dsnet/dsnet_isic2017.py', checkpoint, '--json',
+            '--shape', '32', '--warmup', '1', '--repeat', '1',
+            '--batch-size', '1', '--throughput-repeat', '1', *extra,
+            check=True)
+        result = json.loads(proc.stdout)
+        figures = result['trained'] if extra else result
+        assert figures['params'] == 289108 and figures['shape'] == [32, 32]
+        assert f'Loads checkpoint by _local backend from path: {checkpoint}' \
+            in proc.stderr
+
+
+def test_benchmark_refuses_an_input_size_the_model_cannot_take(capsys):
+    """``benchmark.py UNET_CONFIG --shape 100``: UNet-S5-D16 takes multiples
+    of 16 only; an ``AssertionError`` traceback from inside mmseg, exit 1."""
+    bench = load_tool('analysis_tools/benchmark.py')
+    config = 'configs/unet/unet-s5-d16_fcn_isic2017.py'
+    argv = [config, '--warmup', '1', '--repeat', '1', '--batch-size', '1',
+            '--throughput-repeat', '1']
+    code, stderr = run_cli(bench.main, [*argv, '--shape', '100'], capsys)
+    assert code == 2
+    assert stderr == (
+        f'ERROR: --shape 100 100: the model of {config} cannot run at this '
+        'input size (AssertionError: The input image size (100, 100) should '
+        'be divisible by the whole downsample rate 16, when num_stages is 5, '
+        'strides is (1, 1, 1, 1, 1), and downsamples is (True, True, True, '
+        'True).); give a size it takes, such as its 256 256\n')
+    # A size it takes is timed as before.
+    code, _ = run_cli(bench.main, [*argv, '--shape', '32', '--json'], capsys)
+    assert code == 0
+
+
 def test_check_real_data_refuses_settings_it_would_not_follow(
         tmp_path, capsys, monkeypatch, tiny_isic):
     from mmseg_dsnet.engine.cli_errors import UserError

@@ -21,12 +21,11 @@ import os.path as osp
 
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.converters.isic import convert
-from mmseg_dsnet.datasets.synthetic_fallback import (SYNTHETIC_MARKER,
-                                                     is_synthetic)
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, check_output_file
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS,
+                                                check_design_data_root,
                                                 check_short_schedule,
                                                 check_subset_sizes,
                                                 design_record_path,
@@ -82,15 +81,9 @@ def check_args(args):
     for path in args.configs:
         check_input_file(path, 'config file')
     if args.split == 'design':
-        if is_synthetic(args.data_root):
-            # design_table.py refuses the record of such a run: it failed
-            # only there, after the trainings.
-            raise UserError(
-                f'--data-root {args.data_root} is the synthetic stand-in '
-                f'set (it holds {SYNTHETIC_MARKER}), not the real ISIC '
-                'images: a design run on it says nothing about a design, '
-                'and design_table.py refuses its record; give --data-root '
-                'the converted real ISIC 2017 set')
+        # design_table.py refuses the record of such a run: it failed
+        # only there, after the trainings.
+        check_design_data_root(args.data_root)
         # The records are written after the trainings: a --record-dir that
         # cannot take them failed only then.
         name = next(iter(configs_to_run(args)))

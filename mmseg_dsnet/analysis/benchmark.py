@@ -5,6 +5,7 @@ images) this times the network itself on a fixed input tensor — random, or
 real test images (cycled, so any set size works) — after a warm-up, and
 reports the median and percentiles of many timed runs.
 """
+import os
 import platform
 import time
 
@@ -67,10 +68,47 @@ def make_batch(pool, batch, shape):
     return pool[idx]
 
 
+def usable_cpus():
+    """The number of CPUs this process may run on: its CPU affinity
+    (``taskset``, a container's cpuset) where the system tells it, else
+    ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_cpu_threads(counts, option='--threads'):
+    """Refuse CPU thread counts above the CPUs this process may run on:
+    the threads would take turns on fewer CPUs, so the figures recorded
+    for that count would be of the contention (under ``taskset -c 0``,
+    ``cpu_latency.py``'s 2-thread onnxruntime time was 14.9 ms beside 6.7
+    ms at 1 thread).
+
+    Args:
+        counts (Sequence[int]): The asked thread counts.
+        option (str): The option that gave them, for the message.
+
+    Raises:
+        UserError: A count above :func:`usable_cpus`.
+    """
+    usable = usable_cpus()
+    most = max(counts)
+    if most > usable:
+        raise UserError(
+            f'{option} {" ".join(map(str, counts))}: this process may run on '
+            f'{usable} CPU(s) (its CPU affinity: taskset, a container\'s '
+            f'cpuset), so {most} threads would take turns on them and the '
+            f'figures would be of that, not of {most} threads; give counts '
+            f'up to {usable}')
+
+
 def check_threads(threads, device, option='--threads'):
     """Refuse a thread count for a GPU run: it sets torch's CPU threads,
     which do not run the timed network there, so the figures would be
-    reported beside a setting that changed nothing.
+    reported beside a setting that changed nothing; and, for a CPU run, a
+    count above the CPUs this process may run on
+    (:func:`check_cpu_threads`).
 
     Args:
         threads (int | None): The asked number of CPU threads.
@@ -78,7 +116,8 @@ def check_threads(threads, device, option='--threads'):
         option (str): The option that gave ``threads``, for the message.
 
     Raises:
-        UserError: ``threads`` given with a CUDA device.
+        UserError: ``threads`` given with a CUDA device, or more threads
+            than usable CPUs.
     """
     device = torch.device(device)
     if threads is not None and device.type == 'cuda':
@@ -86,6 +125,41 @@ def check_threads(threads, device, option='--threads'):
             f'{option} {threads}: it sets the CPU threads, and the network '
             f'is timed on {device}, so it would change nothing; leave it out, '
             'or time the CPU with --device cpu')
+    if threads is not None:
+        check_cpu_threads([threads], option)
+
+
+def check_input_size(forward, inputs, shape, cfg):
+    """Run ``forward`` once on ``inputs`` (untimed), refusing an input size
+    the model cannot take: UNet's downsampling asserts a multiple of 16,
+    and ``--shape 100`` ended in a traceback from inside mmseg.
+
+    Args:
+        forward (callable): The timed call.
+        inputs (Tensor): A batch of one image at ``shape``.
+        shape (tuple[int, int]): The asked input size.
+        cfg (Config): The benchmarked config, for the message and its
+            own input size.
+
+    Raises:
+        UserError: The model fails at ``shape``, which is not the size the
+            config sets (a failure at that size is no fault of the size).
+    """
+    size = tuple(cfg.model.get('data_preprocessor', {}).get('size') or ())
+    try:
+        with torch.no_grad():
+            forward(inputs)
+    except (AssertionError, RuntimeError) as err:
+        if tuple(shape) == size:
+            raise
+        first = (str(err).strip().splitlines() or [''])[0]
+        own = f'such as its {size[0]} {size[1]}' if len(size) == 2 else \
+            'such as the size it was trained at'
+        raise UserError(
+            f'--shape {shape[0]} {shape[1]}: the model of '
+            f'{getattr(cfg, "filename", "the config")} cannot run at this '
+            f'input size ({type(err).__name__}: {first}); give a size it '
+            f'takes, {own}') from err
 
 
 def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
@@ -118,6 +192,7 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
         return model(x, mode='tensor')
 
     single = make_batch(pool, 1, shape).to(device, memory_format=fmt)
+    check_input_size(forward, single, shape, cfg)
     lat = time_runs(forward, single, warmup, repeat, device) * 1e3
     many = make_batch(pool, batch_size, shape).to(device, memory_format=fmt)
     tput = time_runs(forward, many, max(2, warmup // 2), throughput_repeat,

@@ -1,6 +1,7 @@
 """The table of the design runs (``tools/check_real_data.py --split
 design``): every candidate's metrics on the design hold-out, mean and
 spread over seeds, best first."""
+import difflib
 import os.path as osp
 import statistics
 from collections import defaultdict
@@ -255,6 +256,27 @@ def _seed_values(records, name, metric='IoU'):
     return values
 
 
+def _no_runs_message(records, name, device):
+    """Why ``name`` has no runs on ``device``: the devices its runs are on
+    (records name them in full, e.g. ``'cuda: NVIDIA H200 (fast_train)'``),
+    or, when no record is of that name, the record names nearest to it."""
+    elsewhere = sorted({r['device'] for r in records if r['name'] == name})
+    if elsewhere:
+        return (f'no design runs of {name} on {device}; its runs are on '
+                + ', '.join(map(repr, elsewhere)) + ': give one of these '
+                'as --device')
+    known = sorted({r['name'] for r in records})
+    # A stem without its data set (``dsnet-design-e`` for
+    # ``dsnet-design-e_isic2017``) first, then names spelt alike.
+    near = sorted((k for k in known if k.startswith(name)), key=len)[:3]
+    near += [k for k in difflib.get_close_matches(name, known, n=3)
+             if k not in near][:3 - len(near)]
+    return (f'no design runs of {name} on {device}: none of the '
+            f'{len(records)} records given is of that name (a record\'s name '
+            'is its config\'s stem' + (f'; nearest: {", ".join(near)}'
+                                       if near else '') + ')')
+
+
 def _seed_values_of(records, reference, names, device, metric='IoU'):
     """Name -> seed -> design-val ``metric`` for ``names``, from the runs on
     ``device``; every run must have the reference's setting (a setting of
@@ -265,7 +287,7 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
             runs[record['name']].append(record)
     for name in names:
         if not runs[name]:
-            raise ValueError(f'no design runs of {name} on {device}')
+            raise ValueError(_no_runs_message(records, name, device))
         for key in CANDIDATE_SETTING:
             # Seeds of two config files are no seeds of one design.
             held = sorted({r[key] for r in runs[name]
@@ -296,6 +318,19 @@ def _seed_values_of(records, reference, names, device, metric='IoU'):
                     f'({", ".join(differs)}); give the records of one '
                     'setting only (e.g. results/design/*_128px_30ep_*.json)')
     return {name: _seed_values(runs[name], name, metric) for name in names}
+
+
+def _run_setting(records, names, device):
+    """:data:`RUN_SETTING` key -> value of the runs of ``names`` on
+    ``device`` (one value each, as :func:`_seed_values_of` checks); a key
+    no run holds is left out."""
+    setting = {}
+    for record in records:
+        if record['name'] in names and record['device'] == device:
+            for key in RUN_SETTING:
+                if record.get(key) is not None:
+                    setting.setdefault(key, record[key])
+    return setting
 
 
 def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
@@ -336,9 +371,26 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     lines = ['| reference | candidate | seeds | differences | std |',
              '|---|---|---|---|---|']
     weighted, freedom = 0.0, 0
+    # Each setting as the first pair that holds it has it: the spread of
+    # pairs of other schedules or data is no spread of one experiment.
+    setting = {}
     for reference, candidate in pairs:
         by_seed = _seed_values_of(records, reference,
                                   [reference, candidate], device, metric)
+        held = _run_setting(records, (reference, candidate), device)
+        keys = [key for key, value in held.items()
+                if key in setting and setting[key][0] != value]
+        if keys:
+            differs = ', '.join(f'{key} {held[key]} ({setting[key][1]}: '
+                                f'{setting[key][0]})' for key in keys)
+            raise ValueError(
+                f'the pair {reference}:{candidate} has another '
+                f'{"/".join(keys)} than the pairs before it ({differs}): '
+                'the pooled spread would mix different experiments; give '
+                'pairs of one setting (e.g. the records '
+                'results/design/*_128px_30ep_*.json)')
+        for key, value in held.items():
+            setting.setdefault(key, (value, f'{reference}:{candidate}'))
         common = sorted(set(by_seed[reference]) & set(by_seed[candidate]))
         if len(common) < 2:
             raise ValueError(f'fewer than two seeds that {reference} and '

@@ -48,6 +48,30 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
+def check_design_data_root(data_root, option='--data-root'):
+    """Refuse design runs on the synthetic stand-in set, before any
+    training: its figures say nothing about a design, and
+    ``design_table.py`` refuses the records of such runs
+    (:func:`~mmseg_dsnet.leaderboard.design.check_design_record`).
+
+    Args:
+        data_root (str): The converted set the runs would train on.
+        option (str): The option that gave it, for the message.
+
+    Raises:
+        UserError: ``data_root`` holds the synthetic set's marker file.
+    """
+    from mmseg_dsnet.datasets.synthetic_fallback import (SYNTHETIC_MARKER,
+                                                         is_synthetic)
+    from mmseg_dsnet.utils.errors import UserError
+    if is_synthetic(data_root):
+        raise UserError(
+            f'{option} {data_root} is the synthetic stand-in set (it holds '
+            f'{SYNTHETIC_MARKER}), not the real ISIC images: a design run on '
+            'it says nothing about a design, and design_table.py refuses its '
+            f'record; give {option} the converted real ISIC 2017 set')
+
+
 def check_short_schedule(epochs=None, train_images=None, test_images=None,
                          lr=None, crop_size=None, seed=None):
     """Refuse settings :func:`short_schedule_cfg` would not follow (a zero

@@ -13,7 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, NamedTuple, Sequence
 
-from mmseg_dsnet.engine.preflight import check_output_file, check_work_dir
+from mmseg_dsnet.engine.preflight import (check_output_file, check_work_dir,
+                                          load_config)
 from mmseg_dsnet.progress import progress_bar
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -44,12 +45,25 @@ class SweepJob(NamedTuple):
 def sweep_jobs(candidates: Sequence[str],
                seeds: Sequence[int]) -> List[SweepJob]:
     """Every candidate with every seed, seed by seed: a sweep cut short
-    still holds the same seeds of every candidate."""
+    still holds the same seeds of every candidate.
+
+    Raises:
+        FileNotFoundError: A candidate is neither a model name nor a file.
+        ConfigFileError: A candidate file cannot be read as a config (a
+            checkpoint given in its place, a syntax error, a missing
+            ``_base_``); each of its runs would fail when it starts.
+        ValueError: Two runs of one name.
+    """
     for candidate in candidates:
-        if candidate not in CONFIGS and not osp.isfile(candidate):
+        if candidate in CONFIGS:
+            continue
+        if not osp.isfile(candidate):
             raise FileNotFoundError(
                 f'{candidate} is neither a model name ({", ".join(CONFIGS)}) '
                 'nor a config file')
+        # Each run reads its config only when it starts, after the runs
+        # before it, and failed with a traceback in its log.
+        load_config(candidate, 'candidate config')
     jobs = [SweepJob(c, s) for s in seeds for c in candidates]
     names = [job.name for job in jobs]
     twice = sorted({name for name in names if names.count(name) > 1})

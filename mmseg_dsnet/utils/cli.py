@@ -69,6 +69,33 @@ def check_positive(*checks) -> None:
             raise UserError(f'{option} must be positive, got {value:g}')
 
 
+def check_warmup(warmup: int, option: str = '--warmup') -> None:
+    """Refuse a timing without a warm-up call, before any work.
+
+    The first call of a model pays one-off costs (memory and kernel
+    set-up, an onnxruntime session's first run, a ``torch.compile``
+    recompilation at a new thread count: seconds), so without a warm-up it
+    is one of the timed calls and raises the mean, the percentiles and the
+    median of a few runs with no word of it.
+
+    Args:
+        warmup (int): The untimed calls asked for.
+        option (str): The option that gave it, for the message.
+            Default: ``'--warmup'``.
+
+    Raises:
+        UserError: ``warmup`` below 1.
+    """
+    if warmup < 1:
+        from .errors import UserError
+        raise UserError(
+            f'{option} must be at least 1, got {warmup}: the first call of '
+            'a model pays one-off costs (memory and kernel set-up; '
+            'torch.compile recompiles at a new thread count, which takes '
+            'seconds), and without a warm-up it would be timed and raise '
+            'the figures')
+
+
 #: numpy's and PyTorch's seeds: 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
 

@@ -5,7 +5,9 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
         [--threads 1] [--deploy | --compare-deploy] [--data] [--json]
 """
 import argparse
+import contextlib
 import json
+import sys
 
 from mmengine.config import DictAction
 
@@ -13,7 +15,8 @@ from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
                                             check_threads, compare_deploy)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
-from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
+from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
+                                   device_option, input_shape)
 
 
 def parse_args(argv=None):
@@ -29,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=16,
                         help='batch size of the throughput measurement')
     parser.add_argument('--warmup', type=int, default=10,
-                        help='untimed runs before timing')
+                        help='untimed runs before timing (at least 1)')
     parser.add_argument('--repeat', type=int, default=50,
                         help='timed runs at batch 1')
     parser.add_argument('--throughput-repeat', type=int, default=10,
@@ -71,33 +74,39 @@ def main(argv=None):
     args = parse_args(argv)
     shape = input_shape(args.shape)
     check_at_least(('--batch-size', args.batch_size, 1),
-                   ('--warmup', args.warmup, 0), ('--repeat', args.repeat, 1),
+                   ('--repeat', args.repeat, 1),
                    ('--throughput-repeat', args.throughput_repeat, 1),
                    ('--threads', args.threads, 1))
+    check_warmup(args.warmup)
     # torch refuses a device only once the model is built and moved.
     device = device_option(args.device, task='the benchmark')
     check_threads(args.threads, device)
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.deploy or args.compare_deploy:
-        check_deploy_form(
-            cfg, '--compare-deploy' if args.compare_deploy else '--deploy')
+    # With --json, stdout holds the JSON object alone (`--json > FILE`):
+    # what the work prints, such as mmengine's "Loads checkpoint by ..."
+    # line, goes to stderr.
+    with (contextlib.redirect_stdout(sys.stderr) if args.json else
+          contextlib.nullcontext()):
+        cfg = load_config(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        if args.deploy or args.compare_deploy:
+            check_deploy_form(
+                cfg, '--compare-deploy' if args.compare_deploy else '--deploy')
 
-    def run(deploy):
-        return benchmark(cfg, args.checkpoint, device, shape,
-                         args.batch_size, args.warmup, args.repeat,
-                         args.throughput_repeat, args.threads, deploy,
-                         args.channels_last, args.data)
+        def run(deploy):
+            return benchmark(cfg, args.checkpoint, device, shape,
+                             args.batch_size, args.warmup, args.repeat,
+                             args.throughput_repeat, args.threads, deploy,
+                             args.channels_last, args.data)
 
+        result = (compare_deploy(run) if args.compare_deploy else
+                  run(args.deploy))
     if args.compare_deploy:
-        result = compare_deploy(run)
         print_comparison(result, args.json)
         return result
-    result = run(args.deploy)
     if args.json:
         print(json.dumps(result))
         return result

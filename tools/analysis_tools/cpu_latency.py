@@ -9,7 +9,8 @@ the machine's measured peak.
 Every model is timed end to end as deployed: float32 RGB pixels
 ``(1, 3, 256, 256)`` in, logits at 256x256 out (normalisation inside, and
 the final upsampling for heads that predict at a lower resolution, e.g.
-SegFormer), after a warm-up, at 1 thread and at all threads. The
+SegFormer), after a warm-up, at 1 thread and at as many threads as the
+process has CPUs (its affinity: ``taskset``, a container's cpuset). The
 onnxruntime models are exported by mmseg_dsnet.deploy (with its exact CPU
 graph rewrites; one row without them shows their effect). Weights are
 random unless ``--checkpoint`` is given for DSNet (time does not depend on
@@ -46,7 +47,8 @@ import numpy as np
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_input_file,
                                           check_new_output_file)
-from mmseg_dsnet.utils.cli import check_at_least, check_positive
+from mmseg_dsnet.utils.cli import (check_at_least, check_positive,
+                                   check_warmup)
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
@@ -97,11 +99,14 @@ def parse_args(argv=None):
                         help='interleaved rounds: every case is timed in '
                         'this many turns, so drift of the machine hits all '
                         'cases alike')
-    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='untimed calls of each case at each thread '
+                        'count before its rounds (at least 1)')
     parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
                         help='thread counts, 1 among them (the targets are '
-                        'at 1 thread; default: 1 and all cores)')
+                        'at 1 thread; default: 1 and every CPU this '
+                        'process may run on; no more than those)')
     parser.add_argument('--no-compile', action='store_true',
                         help='leave out the torch.compile rows of DSNet '
                         '(they take about a minute to compile)')
@@ -550,8 +555,9 @@ def check_args(args):
         raise UserError(f'--skip {" ".join(unknown)}: not a baseline; the '
                         f'baselines are {", ".join(map(repr, BASELINES))}')
     check_at_least(('--repeat', args.repeat, 1), ('--rounds', args.rounds, 1),
-                   ('--min-runs', args.min_runs, 1),
-                   ('--warmup', args.warmup, 0))
+                   ('--min-runs', args.min_runs, 1))
+    # Without it the torch.compile rows timed their recompilation.
+    check_warmup(args.warmup)
     # A case runs at most --repeat times, so more --min-runs were not run.
     if args.min_runs > args.repeat:
         raise UserError(f'--min-runs {args.min_runs} is more than --repeat '
@@ -571,6 +577,10 @@ def check_args(args):
             'roofline floor and the CPU ms the leaderboard quotes are at 1 '
             'thread; include 1 (--threads 1 '
             f'{" ".join(map(str, args.threads))})')
+    if args.threads:
+        # More threads than usable CPUs timed their contention.
+        from mmseg_dsnet.analysis.benchmark import check_cpu_threads
+        check_cpu_threads(args.threads)
     # An --out ending in .md would be replaced by its own table.
     table = osp.splitext(args.out)[0] + '.md'
     refuse_same_file((('--checkpoint', args.checkpoint), ('--out', args.out),
@@ -583,6 +593,15 @@ def check_args(args):
     refuse_existing(table, args.overwrite)
 
 
+def thread_counts(threads=None):
+    """The thread counts to time: ``threads`` as given, else 1 and every
+    CPU this process may run on (its affinity, not the machine's cores:
+    under ``taskset -c 0`` on two cores, the second count timed two
+    threads on one CPU)."""
+    from mmseg_dsnet.analysis.benchmark import usable_cpus
+    return list(threads) if threads else sorted({1, usable_cpus()})
+
+
 def measure(args, workdir):
     """Export, time and report every case of ``args``; the ONNX files go
     to ``workdir``.
@@ -593,6 +612,7 @@ def measure(args, workdir):
     import onnxruntime
     import torch
 
+    from mmseg_dsnet.analysis.benchmark import usable_cpus
     from mmseg_dsnet.analysis.flops import get_flops
     from mmseg_dsnet.deploy import (DeployableSegmentor, build_segmentor,
                                     export_onnx, quantize_int8)
@@ -603,7 +623,7 @@ def measure(args, workdir):
 
     started = time.perf_counter()
     cores = os.cpu_count() or 1
-    thread_counts = args.threads or sorted({1, cores})
+    counts = thread_counts(args.threads)
     cases = []  # (model, form, gmacs, {threads: runner factory})
 
     # DSNet: as trained, re-parameterised, onnxruntime fp32 and int8.
@@ -679,7 +699,7 @@ def measure(args, workdir):
     rows = [dict(model=m, form=f, gmacs=g, latency={})
             for m, f, g, _ in cases]
     others_busy = [busy_cores_of_others()]
-    for threads in thread_counts:
+    for threads in counts:
         peak[str(threads)] = matmul_peak(threads)
         print(f'{threads} thread(s): timing {len(cases)} cases in '
               f'{args.rounds} interleaved rounds ...', file=sys.stderr)
@@ -785,13 +805,15 @@ def measure(args, workdir):
              'ratios shows how much the machine drifted.')
 
     report = dict(
-        machine=dict(cpu=cpu_name(), cores=cores, torch=torch.__version__,
+        machine=dict(cpu=cpu_name(), cores=cores,
+                     usable_cpus=usable_cpus(),
+                     torch=torch.__version__,
                      onnxruntime=onnxruntime.__version__,
                      python=platform.python_version()),
         note=note,
         others_busy_cores=others_busy,
         input='1x3x256x256 float32 RGB 0..255, end to end to 256x256 logits',
-        threads=thread_counts,
+        threads=counts,
         flops_convention=('GMACs from get_flops.py (1 multiply-add = 1 FLOP);'
                           ' achieved GFLOP/s = 2 x MACs / median latency; '
                           'peak = 2 N^3 / time of an N=2048 fp32 matmul'),

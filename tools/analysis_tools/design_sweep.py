@@ -22,6 +22,7 @@ import sys
 from mmseg_dsnet.engine.cli_errors import exit_cleanly_on_sigterm
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
+                                                check_design_data_root,
                                                 check_short_schedule)
 from mmseg_dsnet.leaderboard.sweep import (check_sweep_outputs, run_sweep,
                                            sweep_jobs)
@@ -105,6 +106,13 @@ def main(argv=None):
         print(f'ERROR: {args.data_root} is not a converted ISIC set (no '
               'meta.json); convert it first with '
               'tools/dataset_converters/isic.py', file=sys.stderr)
+        return 2
+    try:
+        # Every run refused it when it started (exit 1, the reason in the
+        # logs); a --fast sweep trained and wrote records the tables refuse.
+        check_design_data_root(args.data_root)
+    except UserError as err:
+        print(f'ERROR: {err}', file=sys.stderr)
         return 2
     if args.fast:
         return fast_sweep(args)
