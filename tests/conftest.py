@@ -218,6 +218,31 @@ def write_tiny_config(path, root, base='configs/dsnet/dsnet_isic2018.py',
     return path
 
 
+#: ``train_dataloader.dataset`` of a config inheriting a tiny config, as
+#: each dataset wrapper holds it.
+WRAPPED_DATASETS = {
+    'RepeatDataset': "dict(_delete_=True, type='RepeatDataset', times=3, "
+    'dataset={{_base_.train_dataloader.dataset}})',
+    'ConcatDataset': "dict(_delete_=True, type='ConcatDataset', datasets=["
+    '{{_base_.train_dataloader.dataset}}, '
+    '{{_base_.val_dataloader.dataset}}])',
+    'MultiImageMixDataset': "dict(_delete_=True, type='MultiImageMixDataset', "
+    "pipeline=[dict(type='RandomFlip', prob=0.5), "
+    "dict(type='PackSegInputs')], "
+    'dataset={{_base_.train_dataloader.dataset}})',
+}
+
+
+def write_wrapped_config(path, base, wrapper):
+    """Write a config that inherits ``base`` (a tiny config) and wraps its
+    training dataset in ``wrapper`` (a key of :data:`WRAPPED_DATASETS`)."""
+    path = Path(path)
+    path.write_text(f"_base_ = '{base}'\n"
+                    f'train_dataloader = dict(dataset='
+                    f'{WRAPPED_DATASETS[wrapper]})\n')
+    return path
+
+
 @pytest.fixture
 def tiny_config(tiny_isic, tmp_path):
     return write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)

@@ -17,7 +17,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, write_tiny_config
+from conftest import (REPO, WRAPPED_DATASETS, load_tool, write_tiny_config,
+                      write_wrapped_config)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -629,6 +630,53 @@ def test_fast_train_refuses_a_model_it_cannot_train(
                       [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
                        'cpu', '--cfg-options', option], capsys)
     assert message in text, text
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('wrapper', sorted(WRAPPED_DATASETS))
+def test_fast_train_refuses_a_wrapped_training_dataset(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, wrapper):
+    """The trainer read ``train_dataloader.dataset.pipeline`` and built the
+    dataset with it: each wrapper ended in an ``AttributeError`` traceback
+    (``'ConfigDict' object has no attribute 'pipeline'``, a
+    ``MultiImageMixDataset`` has no ``prepare_data``), exit 1, after the
+    work dir was made."""
+    config = write_wrapped_config(tmp_path / 'wrapped.py', tiny_cfg, wrapper)
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert text.startswith(
+        f'ERROR: {config}: train_dataloader.dataset is a {wrapper} ('), text
+    assert 'a wrapper of other datasets, which fast training does not ' \
+        'read' in text
+    assert text.count('\n') == 1
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('config,argv,missing', [
+    ('configs/_base_/models/dsnet.py', [],
+     'train_dataloader.dataset.pipeline, optim_wrapper, train_cfg'),
+    ('configs/_base_/datasets/isic_256x256.py', [],
+     'model, optim_wrapper, train_cfg'),
+    ('{tiny}', ['--val-interval', '1', '--cfg-options',
+                'val_dataloader=None'], 'val_dataloader.dataset'),
+])
+def test_fast_train_names_what_a_config_lacks(fast_train_tool, tiny_cfg,
+                                              tmp_path, capsys, config,
+                                              argv, missing):
+    """A model base config gave ``EncoderDecoder is not in the
+    mmengine::model registry``, a dataset base config an
+    ``AttributeError`` traceback (``no attribute 'model'``); a config
+    without a val_dataloader, with ``--val-interval``, decoded the images,
+    made the run's log folder, then failed with a traceback."""
+    config = config.format(tiny=tiny_cfg)
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'] + argv, capsys)
+    assert text.startswith(f'ERROR: config file {config} sets no {missing}: '
+                           "fast training trains the config's model"), text
+    assert text.rstrip().endswith('give a training config such as '
+                                  'configs/dsnet/dsnet_isic2017.py')
     assert not (tmp_path / 'w').exists()
 
 

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 from conftest import (REPO, load_tool, run_cli, run_tool_in_process,
-                      run_tool_process, write_tiny_config)
+                      run_tool_process, write_tiny_config,
+                      write_wrapped_config)
 
 PY = sys.executable
 GET_FLOPS = 'tools/analysis_tools/get_flops.py'
@@ -675,6 +676,27 @@ def test_profile_train_step_reports_a_step_that_fails(capsys):
     printed = capsys.readouterr().out
     assert 'profile of eager             failed: ValueError: Expected more ' \
         'than 1 value per channel' in printed
+
+
+def test_profile_train_step_refuses_a_wrapped_training_dataset(
+        tiny_config, tmp_path):
+    """A ``MultiImageMixDataset``'s own pipeline (its mixing step, here a
+    flip) was profiled as the training augmentation, and the wrapped
+    dataset's left out, exit 0; a ``RepeatDataset`` was refused as a config
+    that ``sets no train_dataloader.dataset.pipeline``."""
+    for wrapper in ('MultiImageMixDataset', 'RepeatDataset'):
+        config = write_wrapped_config(tmp_path / f'{wrapper}.py',
+                                      tiny_config, wrapper)
+        run = run_tool_in_process(
+            'tools/analysis_tools/profile_train_step.py', config,
+            '--device', 'cpu', '--steps', '1', '--variants', 'eager')
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.startswith(
+            f'ERROR: {config}: train_dataloader.dataset is a {wrapper} ('), \
+            run.stderr
+        assert "which profile_train_step.py (the fast trainer's step) does " \
+            'not read' in run.stderr
+        assert 'ms/step' not in run.stdout
 
 
 def test_profile_train_step_refuses_a_config_without_a_training_step():

@@ -19,7 +19,7 @@ from mmengine.runner import set_random_seed
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
-    split_train_pipeline)
+    check_plain_dataset, split_train_pipeline)
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_input_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
@@ -109,6 +109,11 @@ def main(argv=None):
     check_args(args)
     init_default_scope('mmseg')
     cfg = load_config(args.config)
+    # A wrapper's own pipeline (a MultiImageMixDataset's) is not the
+    # training augmentation; a RepeatDataset's has none.
+    check_plain_dataset((cfg.get('train_dataloader') or {}).get('dataset'),
+                        args.config,
+                        "profile_train_step.py (the fast trainer's step)")
     check_config_sets(
         cfg, args.config,
         ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper'),

@@ -1,6 +1,7 @@
 """Fast training: decoded-image cache, device-side augmentation and a
 CUDA-graph-captured step, several runs at once (``tools/fast_train.py``)."""
-from .decoded_cache import DecodedImageCache, split_train_pipeline
+from .decoded_cache import (DecodedImageCache, check_plain_dataset,
+                            split_train_pipeline)
 from .errors import FastTrainingError
 from .fast_trainer import (FOLLOWED_HOOKS, FastTrainer, RunSpec,
                            check_fast_run_config, last_checkpoint_of,
@@ -11,7 +12,8 @@ from .graph_safe_losses import (graph_safe_losses, masked_accuracy,
 from .training_run import TrainingRun, learning_rate_table
 
 __all__ = [
-    'DecodedImageCache', 'split_train_pipeline', 'FastTrainer',
+    'DecodedImageCache', 'check_plain_dataset', 'split_train_pipeline',
+    'FastTrainer',
     'FOLLOWED_HOOKS', 'check_fast_run_config',
     'FastTrainingError', 'RunSpec', 'last_checkpoint_of',
     'shared_training_setup',

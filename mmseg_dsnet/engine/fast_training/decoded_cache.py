@@ -15,6 +15,45 @@ from .errors import FastTrainingError
 DETERMINISTIC_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'Resize')
 
 
+def check_plain_dataset(dataset_cfg, config_path: str,
+                        tool: str = 'fast training') -> None:
+    """Refuse a training dataset that wraps other datasets (mmengine's
+    ``RepeatDataset``, ``ConcatDataset``, mmseg's ``MultiImageMixDataset``):
+    the fast trainer decodes one plain dataset through its own pipeline, so
+    it would not train on what mmengine's loop trains on (a
+    ``RepeatDataset``'s several passes per epoch, the images of every
+    dataset of a ``ConcatDataset``, a mixing pipeline). It failed with an
+    ``AttributeError`` traceback once the work dir was made.
+
+    Args:
+        dataset_cfg (dict | None): ``train_dataloader.dataset`` of a config;
+            None or a non-dict passes (left to the checks of what a config
+            sets).
+        config_path (str): Its file, for the message.
+        tool (str): What cannot use the wrapper, for the message.
+            Default: 'fast training'.
+
+    Raises:
+        FastTrainingError: Naming the config and the wrapper.
+    """
+    if not isinstance(dataset_cfg, dict):
+        return
+    inner = [key for key in ('dataset', 'datasets') if key in dataset_cfg]
+    if not inner:
+        return
+    kind = dataset_cfg.get('type')
+    kind = getattr(kind, '__name__', kind)
+    times = dataset_cfg.get('times')
+    wraps = f'{inner[0]}' + (f', times={times}' if times is not None else '')
+    raise FastTrainingError(
+        f'{config_path}: train_dataloader.dataset is a {kind} ({wraps}), a '
+        f'wrapper of other datasets, which {tool} does not read: it takes '
+        'one plain dataset and its pipeline, and would not train on what '
+        "mmengine's loop does (the passes per epoch, every wrapped dataset, "
+        'the mixing); train this config with tools/train.py, or give the '
+        'dataset itself as train_dataloader.dataset')
+
+
 def split_train_pipeline(pipeline: Sequence[dict]
                          ) -> Tuple[List[dict], List[dict]]:
     """Split a train pipeline into its cacheable prefix and the rest.

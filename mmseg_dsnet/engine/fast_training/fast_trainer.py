@@ -16,7 +16,8 @@ from mmengine.runner import set_random_seed
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
 from ...utils.fileio import atomic_write
-from .decoded_cache import DecodedImageCache, split_train_pipeline
+from .decoded_cache import (DecodedImageCache, check_plain_dataset,
+                            split_train_pipeline)
 from .errors import FastTrainingError
 from .gpu_augmentation import BatchedSegAugmentation
 from .training_run import TrainingRun
@@ -98,13 +99,31 @@ def check_fast_run_config(cfg: Config, config_path: str,
             checked too). Default: False.
 
     Raises:
-        FastTrainingError: A custom hook the trainer would not run.
+        FastTrainingError: A custom hook the trainer would not run, or a
+            training dataset that wraps others (:func:`check_plain_dataset`).
+        ConfigFileError: A config that sets no model, training data,
+            optimizer or schedule (a model or dataset base config), or no
+            validation data or evaluator when the run validates.
         UserError: The preflight checks' errors (unknown keys, a model or
             pipeline that does not build, class counts, thresholds).
     """
-    from ..preflight import (check_config_keys, check_dataset_classes,
+    from ..preflight import (check_config_keys, check_config_sets,
+                             check_dataset_classes,
                              check_decision_thresholds, check_model_builds,
                              check_pipelines_build)
+    check_plain_dataset((cfg.get('train_dataloader') or {}).get('dataset'),
+                        config_path)
+    keys = ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper',
+            'train_cfg')
+    needs = ("fast training trains the config's model on its training "
+             'data, with its optimizer and schedule')
+    if validate:
+        keys += ('val_dataloader.dataset', 'val_evaluator')
+        needs += ', and validates on its val_dataloader with its ' \
+            'val_evaluator (--val-interval)'
+    check_config_sets(cfg, config_path, keys,
+                      needs + '; give a training config such as '
+                      'configs/dsnet/dsnet_isic2017.py')
     hooks = [h.get('type') if isinstance(h, dict) else type(h).__name__
              for h in cfg.get('custom_hooks') or []]
     other = [str(h) for h in hooks if h not in FOLLOWED_HOOKS]
