@@ -960,7 +960,7 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     bench = load_tool('analysis_tools/benchmark.py')
     cpu_json = tmp_path / 'cpu.json'
     result = bench.benchmark(Config.fromfile(str(config)), None, 'cpu',
-                             (256, 256), batch_size=1, warmup=0, repeat=1,
+                             (256, 256), batch_size=1, warmup=1, repeat=1,
                              throughput_repeat=1)
     cpu_json.write_text(json.dumps(result))
     common = ['collect', str(config), str(run_dir), '--no-benchmark',

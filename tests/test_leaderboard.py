@@ -797,7 +797,7 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
                                     r'2\*\*32 - 1, got -1'),
             (['--seeds', '1', '1'], 'repeats a seed'),
             (['--bench-repeat', '0'], '--bench-repeat must be at least 1'),
-            (['--bench-warmup', '-1'], '--bench-warmup must be at least 0'),
+            (['--bench-warmup', '-1'], '--bench-warmup must be at least 1'),
             (['--gpu-batch-size', '0'], '--gpu-batch-size must be at least')):
         with pytest.raises(UserError, match=message):
             lb.main(base + extra)

@@ -512,6 +512,40 @@ def test_benchmark_refuses_a_timing_without_warm_up(monkeypatch, capsys):
         'without a warm-up it would be timed and raise the figures\n')
 
 
+def test_benchmark_function_refuses_a_timing_without_warm_up():
+    """``benchmark(..., warmup=0)`` from Python (as ``leaderboard.py
+    collect`` calls it) timed the first call, with its one-off costs, into
+    the figures it returned."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2017.py'))
+    with pytest.raises(UserError, match='^warmup must be at least 1, got 0: '
+                       'the first call of a model pays one-off costs'):
+        benchmark(cfg, None, 'cpu', (32, 32), batch_size=1, warmup=0,
+                  repeat=1, throughput_repeat=1)
+
+
+def test_leaderboard_collect_refuses_a_timing_without_warm_up(
+        tmp_path, capsys):
+    """``collect --bench-warmup 0`` timed the first call of the model into
+    the row's latency and throughput, exit 0."""
+    lb = load_tool('analysis_tools/leaderboard.py')
+    config = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    code, stderr = run_cli(
+        lb.main, ['collect', config, tmp_path / 'work', '--bench-warmup',
+                  '0', '--runs-dir', tmp_path / 'runs'], capsys)
+    assert code == 2
+    assert stderr == (
+        'ERROR: --bench-warmup must be at least 1, got 0: the first call of '
+        'a model pays one-off costs (memory and kernel set-up; '
+        'torch.compile recompiles at a new thread count, which takes '
+        'seconds), and without a warm-up it would be timed and raise the '
+        'figures\n')
+    assert not (tmp_path / 'runs').exists()
+
+
 def test_benchmark_refuses_more_threads_than_cpus_it_may_use(
         monkeypatch, capsys):
     """``taskset -c 0 benchmark.py CONFIG --threads 2``: two threads took

@@ -16,6 +16,7 @@ from mmseg.utils import register_all_modules
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..models.utils import reparameterization_changes, reparameterize_model
+from ..utils.cli import check_warmup
 from ..utils.errors import UserError
 
 
@@ -169,7 +170,18 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
 
     ``threads`` (torch's CPU threads) is for CPU runs only; the figures of a
     GPU run record ``threads`` as None.
+
+    Args:
+        warmup (int): Untimed calls before the latency is timed (half as
+            many, at least 2, before the throughput); at least 1: the first
+            call's one-off costs would be timed into the figures
+            (:func:`~mmseg_dsnet.utils.cli.check_warmup`). Default: 10.
+
+    Raises:
+        UserError: ``warmup`` below 1, or ``threads`` refused by
+            :func:`check_threads`, before anything is built.
     """
+    check_warmup(warmup, option='warmup')
     check_threads(threads, device, option='threads')
     if threads:
         torch.set_num_threads(threads)

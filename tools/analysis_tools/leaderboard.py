@@ -27,7 +27,7 @@ from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, check_not_chosen_on_test,
                                            collect, result_changing_options)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
-from mmseg_dsnet.utils.cli import check_at_least, check_seed
+from mmseg_dsnet.utils.cli import check_at_least, check_seed, check_warmup
 from mmseg_dsnet.utils.errors import ChildToolError, UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -67,9 +67,10 @@ def _check_run_args(args):
 
 
 def _check_collect_flags(args):
-    """Refuse benchmark settings that would time nothing."""
-    check_at_least(('--bench-warmup', args.bench_warmup, 0),
-                   ('--bench-repeat', args.bench_repeat, 1),
+    """Refuse benchmark settings that would time nothing, or time the
+    first call with its one-off costs."""
+    check_warmup(args.bench_warmup, '--bench-warmup')
+    check_at_least(('--bench-repeat', args.bench_repeat, 1),
                    ('--gpu-batch-size', args.gpu_batch_size, 1))
 
 
