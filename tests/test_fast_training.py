@@ -660,6 +660,8 @@ def test_fast_train_refuses_a_wrapped_training_dataset(
      'model, optim_wrapper, train_cfg'),
     ('{tiny}', ['--val-interval', '1', '--cfg-options',
                 'val_dataloader=None'], 'val_dataloader.dataset'),
+    ('{tiny}', ['--test', '--cfg-options', 'test_dataloader=None'],
+     'test_dataloader.dataset'),
 ])
 def test_fast_train_names_what_a_config_lacks(fast_train_tool, tiny_cfg,
                                               tmp_path, capsys, config,
@@ -668,7 +670,10 @@ def test_fast_train_names_what_a_config_lacks(fast_train_tool, tiny_cfg,
     mmengine::model registry``, a dataset base config an
     ``AttributeError`` traceback (``no attribute 'model'``); a config
     without a val_dataloader, with ``--val-interval``, decoded the images,
-    made the run's log folder, then failed with a traceback."""
+    made the run's log folder, then failed with a traceback; one without a
+    test_dataloader, with ``--test``, trained all its epochs and then
+    failed with a traceback (``'NoneType' object has no attribute
+    'dataset'``), exit 1."""
     config = config.format(tiny=tiny_cfg)
     text = _cli_error(fast_train_tool,
                       [config, '--work-dir', tmp_path / 'w', '--device',

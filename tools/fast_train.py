@@ -127,7 +127,8 @@ def build_specs(args):
         cfg = Config.fromfile(path)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
-        check_fast_run_config(cfg, path, validate=bool(args.val_interval))
+        check_fast_run_config(cfg, path, validate=bool(args.val_interval),
+                              test=args.test)
         if args.work_dir is None:
             work_dir = osp.join('work_dirs', 'fast_train', name)
         elif len(runs) == 1:

@@ -88,7 +88,7 @@ FOLLOWED_HOOKS = ('SyncBuffersHook', 'ReseedPerEpochHook',
 
 
 def check_fast_run_config(cfg: Config, config_path: str,
-                          validate: bool = False) -> None:
+                          validate: bool = False, test: bool = False) -> None:
     """Refuse, before any image is decoded or folder made, a config the
     fast trainer could not train as ``tools/train.py`` would.
 
@@ -97,13 +97,17 @@ def check_fast_run_config(cfg: Config, config_path: str,
         config_path (str): Its file, for the messages.
         validate (bool): Whether the run validates (its val loader is then
             checked too). Default: False.
+        test (bool): Whether ``tools/test.py`` tests the run afterwards
+            (``fast_train.py --test``): its test loader, loop and evaluator
+            must then be set. Default: False.
 
     Raises:
         FastTrainingError: A custom hook the trainer would not run, or a
             training dataset that wraps others (:func:`check_plain_dataset`).
         ConfigFileError: A config that sets no model, training data,
             optimizer or schedule (a model or dataset base config), or no
-            validation data or evaluator when the run validates.
+            validation (test) data or evaluator when the run validates
+            (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
             pipeline that does not build, class counts, thresholds).
     """
@@ -121,6 +125,10 @@ def check_fast_run_config(cfg: Config, config_path: str,
         keys += ('val_dataloader.dataset', 'val_evaluator')
         needs += ', and validates on its val_dataloader with its ' \
             'val_evaluator (--val-interval)'
+    if test:
+        keys += ('test_dataloader.dataset', 'test_cfg', 'test_evaluator')
+        needs += ', and is then tested by tools/test.py on its ' \
+            'test_dataloader with its test_cfg and test_evaluator (--test)'
     check_config_sets(cfg, config_path, keys,
                       needs + '; give a training config such as '
                       'configs/dsnet/dsnet_isic2017.py')
