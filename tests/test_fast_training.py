@@ -466,6 +466,40 @@ def test_eager_step_equals_mmseg_train_step():
         MODELS.build(cfg.model).state_dict().values()))
 
 
+def test_a_run_scales_its_learning_rate_as_the_runner_does():
+    """A config's enabled ``auto_scale_lr`` was left out: the fast trainer
+    trained at the config's rate, ``tools/train.py`` (mmengine's
+    ``Runner.scale_lr``) at ``rate * batch_size / base_batch_size``."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MMLogger
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.model.data_preprocessor.size = (32, 32)
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=16)
+    batch, iters, epochs = 2, 2, 3
+    cache = DecodedImageCache(torch.zeros(4, 3, 32, 32, dtype=torch.uint8),
+                              torch.zeros(4, 32, 32, dtype=torch.uint8),
+                              ['img'] * 4)
+    run = TrainingRun(cfg, cache, BatchedSegAugmentation([]), batch, iters,
+                      epochs, torch.device('cpu'))
+    # What the runner does: build the optimizer, scale, then schedule.
+    wrapper = build_optim_wrapper(MODELS.build(cfg.model), cfg.optim_wrapper)
+    runner = SimpleNamespace(
+        _train_dataloader=dict(batch_size=batch), world_size=1,
+        logger=MMLogger.get_current_instance(), param_schedulers=None)
+    Runner.scale_lr(runner, wrapper, cfg.auto_scale_lr)
+    assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(
+        cfg.optim_wrapper.optimizer.lr * batch / 16)
+    expected = learning_rate_table(wrapper, cfg.param_scheduler, iters,
+                                   epochs)
+    torch.testing.assert_close(run.lr_table, expected)
+    assert run.lr_scale == batch / 16
+
+
 # ---------------------------------------------------------- 7. the tool
 def _run_fast_train(*args):
     proc = subprocess.run(
@@ -682,6 +716,41 @@ def test_fast_train_names_what_a_config_lacks(fast_train_tool, tiny_cfg,
                            "fast training trains the config's model"), text
     assert text.rstrip().endswith('give a training config such as '
                                   'configs/dsnet/dsnet_isic2017.py')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_fast_train_refuses_a_load_from_it_would_not_load(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """A config's ``load_from`` (fine-tuning from a checkpoint) was left
+    out: the run trained from the model's own initialisation and was
+    recorded as the config's, exit 0."""
+    checkpoint = tmp_path / 'pretrained.pth'
+    checkpoint.write_bytes(b'weights')
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu', '--cfg-options', f'load_from={checkpoint}'],
+                      capsys)
+    assert text == (
+        f'ERROR: {tiny_cfg}: load_from={checkpoint} is set, and fast '
+        "training does not load it (it trains from the model's own "
+        'initialisation); train this config with tools/train.py, or set '
+        '--cfg-options load_from=None to train from scratch\n')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_fast_train_refuses_a_learning_rate_scale_without_a_base(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """``auto_scale_lr`` is now applied; enabled without the batch size the
+    rate is set for, mmengine's runner fails with an ``AssertionError``
+    once training starts, and the fast trainer would have had no ratio."""
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu', '--cfg-options', 'auto_scale_lr.enable=True'],
+                      capsys)
+    assert text == (
+        f'ERROR: {tiny_cfg}: auto_scale_lr is enabled with '
+        'base_batch_size=None; give the batch size the learning rate is set '
+        'for (a positive integer), or set auto_scale_lr.enable=False\n')
     assert not (tmp_path / 'w').exists()
 
 

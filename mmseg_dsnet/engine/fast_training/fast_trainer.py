@@ -102,8 +102,11 @@ def check_fast_run_config(cfg: Config, config_path: str,
             must then be set. Default: False.
 
     Raises:
-        FastTrainingError: A custom hook the trainer would not run, or a
-            training dataset that wraps others (:func:`check_plain_dataset`).
+        FastTrainingError: A custom hook the trainer would not run, a
+            training dataset that wraps others (:func:`check_plain_dataset`),
+            a ``load_from`` (the trainer does not load it), or an enabled
+            ``auto_scale_lr`` without a positive ``base_batch_size`` (it
+            is applied as ``tools/train.py`` on one GPU applies it).
         ConfigFileError: A config that sets no model, training data,
             optimizer or schedule (a model or dataset base config), or no
             validation (test) data or evaluator when the run validates
@@ -117,6 +120,24 @@ def check_fast_run_config(cfg: Config, config_path: str,
                              check_pipelines_build)
     check_plain_dataset((cfg.get('train_dataloader') or {}).get('dataset'),
                         config_path)
+    if cfg.get('load_from'):
+        # tools/train.py starts from these weights; the fast trainer from
+        # the model's own initialisation, and a run from scratch would be
+        # recorded as the config's.
+        raise FastTrainingError(
+            f'{config_path}: load_from={cfg.load_from} is set, and fast '
+            'training does not load it (it trains from the model\'s own '
+            'initialisation); train this config with tools/train.py, or '
+            'set --cfg-options load_from=None to train from scratch')
+    scale = cfg.get('auto_scale_lr') or {}
+    if isinstance(scale, dict) and scale.get('enable', False):
+        base = scale.get('base_batch_size')
+        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+            raise FastTrainingError(
+                f'{config_path}: auto_scale_lr is enabled with '
+                f'base_batch_size={base!r}; give the batch size the '
+                'learning rate is set for (a positive integer), or set '
+                'auto_scale_lr.enable=False')
     keys = ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper',
             'train_cfg')
     needs = ("fast training trains the config's model on its training "

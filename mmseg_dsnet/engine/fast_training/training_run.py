@@ -18,6 +18,29 @@ from .graph_safe_losses import graph_safe_losses
 SUPPORTED_OPTIMIZERS = ('AdamW', 'Adam')
 
 
+def scale_learning_rates(optim_wrapper, auto_scale_lr,
+                         batch_size: int) -> float:
+    """Scale the rates of ``optim_wrapper``'s parameter groups as mmengine's
+    ``Runner.scale_lr`` does on one process when the config's
+    ``auto_scale_lr`` is enabled: by ``batch_size / base_batch_size``,
+    after the optimizer is built and before its schedulers are.
+
+    Args:
+        optim_wrapper (OptimWrapper): The built optimizer wrapper.
+        auto_scale_lr (dict | None): The config's ``auto_scale_lr``.
+        batch_size (int): Images per step (one process).
+
+    Returns:
+        float: The ratio applied (1.0 when scaling is off).
+    """
+    if not auto_scale_lr or not auto_scale_lr.get('enable', False):
+        return 1.0
+    ratio = float(batch_size) / float(auto_scale_lr['base_batch_size'])
+    for group in optim_wrapper.optimizer.param_groups:
+        group['lr'] = group['lr'] * ratio
+    return ratio
+
+
 def learning_rate_table(optim_wrapper, scheduler_cfgs: List[dict],
                         iters_per_epoch: int, max_epochs: int) -> Tensor:
     """Learning rate of every parameter group at every iteration.
@@ -152,6 +175,10 @@ class TrainingRun:
         # its schedulers give the rates; the step itself uses torch's
         # optimizer with the same groups.
         wrapper = build_optim_wrapper(self.model, optim_cfg)
+        # The config's auto_scale_lr, as tools/train.py on one GPU applies
+        # it (it was left out: another learning rate than the config's).
+        self.lr_scale = scale_learning_rates(
+            wrapper, cfg.get('auto_scale_lr'), batch_size)
         self.lr_table = learning_rate_table(
             wrapper, cfg.get('param_scheduler'), iters_per_epoch, max_epochs)
         self.optimizer = self._make_optimizer(
