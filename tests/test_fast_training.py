@@ -902,6 +902,38 @@ def _one_epoch_run(fast_train_tool, tiny_cfg, work):
     return {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
 
 
+@pytest.mark.parametrize('options,key', [
+    (['default_hooks.checkpoint.save_best=auto'], None),
+    (['default_hooks.checkpoint.save_best=[IoU,DSC]',
+      'default_hooks.checkpoint.rule=[greater,greater]'], 'IoU'),
+])
+def test_fast_train_keeps_the_best_checkpoint_the_hook_would(
+        fast_train_tool, tiny_cfg, tmp_path, options, key):
+    """``save_best='auto'`` (mmengine: the first metric) stopped the run
+    after its first validation (``ERROR: save_best key 'auto' is not among
+    the validation metrics``), exit 2; a list of rules was compared as the
+    string 'greater', so every validation scoring lower than the first
+    was kept as the best checkpoint, exit 0."""
+    work = tmp_path / 'w'
+    assert fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+         '--val-interval', '1', '--cfg-options', 'train_cfg.max_epochs=3']
+        + options) == 0
+    lines = [json.loads(line) for line in next(
+        work.glob('*/vis_data/scalars.json')).read_text().splitlines()]
+    validations = [line for line in lines if 'loss' not in line]
+    assert len(validations) == 3
+    key = key or next(iter(validations[0]))
+    scores = [line[key] for line in validations]
+    assert len(set(scores)) > 1  # the choice is a real one
+    best = 1 + scores.index(max(scores))
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        f'best_{key}_epoch_{best}.pth']
+    summary = json.loads((work / 'fast_train.json').read_text())
+    assert summary['best']['key'] == key
+    assert summary['best']['epoch'] == best
+
+
 def test_fast_train_resume_refuses_another_seed_or_config(
         fast_train_tool, tiny_cfg, tmp_path, capsys):
     """``--resume`` with another ``--seed`` or other options continued the

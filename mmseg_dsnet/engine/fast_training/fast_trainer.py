@@ -374,9 +374,15 @@ class FastTrainer:
             validator = Validator(spec.cfg)
             hook = (spec.cfg.get('default_hooks') or {}).get(
                 'checkpoint') or {}
+            # The first of a list of keys, with its rule ('greater' when
+            # unset); a list of rules compared as a string 'less'. 'auto'
+            # is taken at the first validation, as the CheckpointHook does.
             key = hook.get('save_best') or 'IoU'
+            rule = hook.get('rule')
             key = key[0] if isinstance(key, (list, tuple)) else key
-            best = dict(key=key, rule=hook.get('rule') or 'greater',
+            rule = (rule[0] if rule else None) if isinstance(
+                rule, (list, tuple)) else rule
+            best = dict(key=key, rule=rule or 'greater',
                         score=None, path=None, epoch=None)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
                     validator=validator, best=best,
@@ -536,6 +542,10 @@ class FastTrainer:
         with open(osp.join(state['log_dir'], 'vis_data', 'scalars.json'),
                   'a') as f:
             f.write(json.dumps(dict(metrics, step=epoch)) + '\n')
+        if best['key'] == 'auto':
+            # mmengine's CheckpointHook: the first metric the evaluator
+            # returns.
+            best['key'] = next(iter(metrics))
         score = metrics.get(best['key'])
         if score is None:
             raise FastTrainingError(
