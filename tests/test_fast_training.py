@@ -754,6 +754,29 @@ def test_fast_train_refuses_a_learning_rate_scale_without_a_base(
     assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.parametrize('option,message', [
+    ('randomness.seed=5', "--cfg-options randomness.seed=5: fast_train.py "
+     "sets each run's randomness itself, with only the seed of --seed or "
+     'CONFIG@SEEDS, so this would be dropped; give --seed 5'),
+    ('work_dir={out}', '--cfg-options work_dir={out}: fast_train.py puts '
+     'each run in --work-dir (one sub-folder per run when there are '
+     'several), so this would be dropped; give --work-dir {out}'),
+])
+def test_fast_train_refuses_cfg_options_it_would_drop(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, option, message):
+    """The trainer sets every run's randomness and work dir itself:
+    ``randomness.seed=5`` trained, dumped and recorded seed 0
+    (``tiny_fast_seed0``), ``work_dir=X`` wrote the run into --work-dir and
+    left X empty, exit 0."""
+    out = tmp_path / 'elsewhere'
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu', '--cfg-options', option.format(out=out)],
+                      capsys)
+    assert text == f'ERROR: {message.format(out=out)}\n'
+    assert not (tmp_path / 'w').exists() and not out.exists()
+
+
 def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
                                           tmp_path, capsys):
     first = write_tiny_config(tmp_path / 'first.py', tiny_isic)

@@ -27,7 +27,8 @@ import mmseg_dsnet  # noqa: F401  (compat patches + registration)
 from mmseg_dsnet.engine import (check_no_earlier_run, check_work_dir,
                                 run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
-                                              RunSpec, check_fast_run_config,
+                                              RunSpec, check_cfg_options,
+                                              check_fast_run_config,
                                               last_checkpoint_of,
                                               training_device)
 from mmseg_dsnet.engine.preflight import validates_on
@@ -195,6 +196,7 @@ def main(argv=None):
                    ('--workers', args.workers, 1))
     # A nan passed "<= 0" and then never stopped the training.
     check_positive(('--time-limit', args.time_limit))
+    check_cfg_options(args.cfg_options)
     import torch
     # Refused before build_specs makes the work dirs.
     device = training_device(args.device or (

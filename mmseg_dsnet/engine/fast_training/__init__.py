@@ -4,8 +4,9 @@ from .decoded_cache import (DecodedImageCache, check_plain_dataset,
                             split_train_pipeline)
 from .errors import FastTrainingError
 from .fast_trainer import (FOLLOWED_HOOKS, FastTrainer, RunSpec,
-                           check_fast_run_config, last_checkpoint_of,
-                           shared_training_setup, training_device)
+                           check_cfg_options, check_fast_run_config,
+                           last_checkpoint_of, shared_training_setup,
+                           training_device)
 from .gpu_augmentation import BatchedSegAugmentation
 from .graph_safe_losses import (graph_safe_losses, masked_accuracy,
                                 masked_binary_cross_entropy)
@@ -14,7 +15,7 @@ from .training_run import TrainingRun, learning_rate_table
 __all__ = [
     'DecodedImageCache', 'check_plain_dataset', 'split_train_pipeline',
     'FastTrainer',
-    'FOLLOWED_HOOKS', 'check_fast_run_config',
+    'FOLLOWED_HOOKS', 'check_cfg_options', 'check_fast_run_config',
     'FastTrainingError', 'RunSpec', 'last_checkpoint_of',
     'shared_training_setup',
     'training_device', 'BatchedSegAugmentation', 'graph_safe_losses',

@@ -172,6 +172,35 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_decision_thresholds(cfg, ('val_evaluator', ))
 
 
+def check_cfg_options(options) -> None:
+    """Refuse ``--cfg-options`` the fast trainer would drop: it sets every
+    run's ``randomness`` (the seed of ``--seed`` or ``CONFIG@SEEDS``) and
+    ``work_dir`` (``--work-dir``) itself, so ``randomness.seed=5`` trained
+    and recorded seed 0 and ``work_dir=X`` left X empty, exit 0.
+
+    Args:
+        options (dict | None): The ``--cfg-options`` given (dotted keys).
+
+    Raises:
+        FastTrainingError: Naming the option and the one to give instead.
+    """
+    for key, value in (options or {}).items():
+        first = key.split('.')[0]
+        if first == 'randomness':
+            seed = value if key == 'randomness.seed' else None
+            raise FastTrainingError(
+                f'--cfg-options {key}={value}: fast_train.py sets each '
+                "run's randomness itself, with only the seed of --seed or "
+                'CONFIG@SEEDS, so this would be dropped' + (
+                    f'; give --seed {seed}' if seed is not None else ''))
+        if first == 'work_dir':
+            raise FastTrainingError(
+                f'--cfg-options {key}={value}: fast_train.py puts each run '
+                'in --work-dir (one sub-folder per run when there are '
+                f'several), so this would be dropped; give --work-dir '
+                f'{value}')
+
+
 def training_device(name) -> torch.device:
     """The device to train on, refused with a
     :class:`~mmseg_dsnet.utils.errors.UserError` when this machine cannot
