@@ -408,7 +408,13 @@ def test_lr_table_steps_iteration_based_schedulers_every_iteration():
 
 
 # --------------------------------------------------- 6. step == mmengine's
-def test_eager_step_equals_mmseg_train_step():
+@pytest.mark.parametrize('channels', [
+    dict(),  # the config's: bgr_to_rgb=True
+    # Only bgr_to_rgb was read: rgb_to_bgr=True trained on the other
+    # channel order than mmseg's preprocessor gives.
+    dict(bgr_to_rgb=False, rgb_to_bgr=True),
+])
+def test_eager_step_equals_mmseg_train_step(channels):
     from mmengine.optim import OptimWrapper
     from mmengine.runner import set_random_seed
     from mmengine.structures import PixelData
@@ -420,6 +426,7 @@ def test_eager_step_equals_mmseg_train_step():
     n, batch = 4, 2
     # The cache holds images at the crop size; the preprocessor pads to it.
     cfg.model.data_preprocessor.size = (h, w)
+    cfg.model.data_preprocessor.update(channels)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, 3, h, w), generator=g,
                            dtype=torch.uint8)
@@ -498,6 +505,29 @@ def test_a_run_scales_its_learning_rate_as_the_runner_does():
                                    epochs)
     torch.testing.assert_close(run.lr_table, expected)
     assert run.lr_scale == batch / 16
+
+
+def test_a_run_refuses_a_size_divisor_it_would_not_pad():
+    """With ``data_preprocessor.size_divisor`` (and no ``size``), mmseg pads
+    each batch to a multiple of it; the fast trainer, which does not pad,
+    trained on the unpadded images (64x64 where tools/train.py trains at
+    72x72), exit 0."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.model.data_preprocessor.size = None
+    cfg.model.data_preprocessor.size_divisor = 24
+    cache = DecodedImageCache(torch.zeros(4, 3, 64, 64, dtype=torch.uint8),
+                              torch.zeros(4, 64, 64, dtype=torch.uint8),
+                              ['img'] * 4)
+    from mmseg_dsnet.engine.fast_training import FastTrainingError
+    with pytest.raises(FastTrainingError,
+                       match=r'^data_preprocessor.size_divisor 24 pads the '
+                       r'cached image size \(64, 64\)'):
+        TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 1,
+                    torch.device('cpu'))
+    # A size it divides needs no padding: trained as mmseg trains it.
+    cfg.model.data_preprocessor.size_divisor = 32
+    TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 1,
+                torch.device('cpu'))
 
 
 # ---------------------------------------------------------- 7. the tool

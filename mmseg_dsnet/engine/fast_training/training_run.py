@@ -152,7 +152,19 @@ class TrainingRun:
                 f'cached image size {tuple(cache.images.shape[2:])}: fast '
                 'training does not pad; make the Resize scale and the '
                 'preprocessor size equal')
-        self.bgr_to_rgb = bool(preprocessor.get('bgr_to_rgb', False))
+        divisor = preprocessor.get('size_divisor')
+        if size is None and divisor and any(
+                side % divisor for side in cache.images.shape[2:]):
+            raise FastTrainingError(
+                f'data_preprocessor.size_divisor {divisor} pads the cached '
+                f'image size {tuple(cache.images.shape[2:])} (tools/train.py '
+                'trains on the padded images), and fast training does not '
+                'pad; make the Resize scale a multiple of it')
+        # mmseg's SegDataPreProcessor reverses the channels for either
+        # (only bgr_to_rgb was read: rgb_to_bgr=True trained on the other
+        # channel order than tools/train.py).
+        self.bgr_to_rgb = bool(preprocessor.get('bgr_to_rgb', False)
+                               or preprocessor.get('rgb_to_bgr', False))
         mean = preprocessor.get('mean')
         std = preprocessor.get('std')
         self.mean = None if mean is None else torch.tensor(
