@@ -987,6 +987,24 @@ def test_fast_train_keeps_the_best_checkpoint_the_hook_would(
     assert summary['best']['epoch'] == best
 
 
+def test_fast_train_resume_refuses_another_amp(fast_train_tool, tiny_cfg,
+                                               tmp_path, capsys):
+    """``--resume --amp`` of a run trained without it (or the reverse)
+    continued it under bfloat16 autocast, exit 0, and its
+    ``fast_train.json`` recorded ``"amp": true`` for the whole run."""
+    work = tmp_path / 'work'
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--resume', '--amp'], capsys)
+    assert text.startswith(
+        f'ERROR: --resume: {work}/epoch_1.pth was trained with another '
+        f"config than {tiny_cfg}: --amp (the checkpoint's run: no --amp). "
+        'Resuming would mix two runs'), text
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
+
+
 def test_fast_train_resume_refuses_another_seed_or_config(
         fast_train_tool, tiny_cfg, tmp_path, capsys):
     """``--resume`` with another ``--seed`` or other options continued the

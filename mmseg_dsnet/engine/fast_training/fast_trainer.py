@@ -642,7 +642,7 @@ class FastTrainer:
         meta = dict(
             epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
             experiment_name=spec.name, trainer='tools/fast_train.py',
-            best=state['best'],
+            amp=self.amp, best=state['best'],
             dataset_meta=self.cache.metainfo)
         state_dict = _to_cpu(run.model.state_dict())
         checkpoint = dict(meta=meta, state_dict=state_dict)
@@ -703,6 +703,13 @@ class FastTrainer:
             seed = checkpoint['meta'].get('seed')
             if seed is not None and seed != spec.seed:
                 changes.append(f"seed={spec.seed} (the checkpoint's: {seed})")
+            # bfloat16 autocast changes the numbers the run trains with;
+            # checkpoints saved before it was recorded are not compared.
+            amp = checkpoint['meta'].get('amp')
+            if amp is not None and amp != self.amp:
+                changes.append(
+                    f"{'--amp' if self.amp else 'no --amp'} (the "
+                    f"checkpoint's run: {'--amp' if amp else 'no --amp'})")
             dumped = osp.join(spec.work_dir, osp.basename(spec.config_path))
             if osp.isfile(dumped):
                 # The seed is the run's own (the dump holds it as
