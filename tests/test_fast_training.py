@@ -807,6 +807,29 @@ def test_fast_train_refuses_cfg_options_it_would_drop(
     assert not (tmp_path / 'w').exists() and not out.exists()
 
 
+def test_fast_train_refuses_a_validation_split_before_decoding(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+    """A validation split that cannot be read (``--val-interval`` with a
+    wrong ``val_dataloader.dataset.data_root``) was refused only after
+    every training image was decoded and the run's log folder and dumped
+    config were made."""
+    work = tmp_path / 'w'
+    missing = tmp_path / 'no_data'
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '1', '--cfg-options',
+                       f'val_dataloader.dataset.data_root={missing}'],
+                      capsys)
+    assert text.startswith(f'ERROR: ISIC2018Dataset: split file {missing}/'
+                           'splits/lightweight_test.txt does not exist'), text
+    assert list(work.iterdir()) == []
+
+
 def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
                                           tmp_path, capsys):
     first = write_tiny_config(tmp_path / 'first.py', tiny_isic)

@@ -342,6 +342,14 @@ class FastTrainer:
         shared = shared_training_setup(self.specs)
         cfg = self.specs[0].cfg
         init_default_scope(cfg.get('default_scope', 'mmseg'))
+        # Built before the images are decoded and any run folder is made:
+        # a validation split that cannot be read (a wrong data_root) was
+        # refused only after both. _start_run re-seeds before the model.
+        self.validators = {}
+        if self.val_interval:
+            from .validator import Validator
+            self.validators = {spec.name: Validator(spec.cfg)
+                               for spec in self.specs}
         self.batch_size = shared['batch_size']
         self.max_epochs = shared['max_epochs']
         prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.
@@ -399,8 +407,7 @@ class FastTrainer:
         generator.manual_seed(spec.seed)
         validator, best = None, None
         if self.val_interval:
-            from .validator import Validator
-            validator = Validator(spec.cfg)
+            validator = self.validators[spec.name]
             hook = (spec.cfg.get('default_hooks') or {}).get(
                 'checkpoint') or {}
             # The first of a list of keys, with its rule ('greater' when
