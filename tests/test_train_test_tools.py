@@ -634,6 +634,60 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     assert not (tmp_path / 'work').exists()
 
 
+def test_check_real_data_refuses_a_configs_file_that_is_no_config(
+        tmp_path, tiny_isic):
+    """A --configs file that is no config (a syntax error, a checkpoint
+    given in its place) was read only when its run started, after the runs
+    before it: a SyntaxError or OSError traceback, exit 1. Now one line
+    naming the file, before any training."""
+    broken = tmp_path / 'broken.py'
+    broken.write_text('x = (\n')
+    checkpoint = tmp_path / 'dsnet.pth'
+    torch.save(dict(state_dict={}), checkpoint)
+    work = tmp_path / 'work'
+    expected = {
+        broken: f'ERROR: config file {broken} cannot be read as a config: '
+        "SyntaxError: '(' was never closed (<unknown>, line 1)",
+        checkpoint: f'ERROR: config file {checkpoint} cannot be read as a '
+        'config: OSError: Only py/yml/yaml/json type are supported now! '
+        '(configs are .py files, e.g. configs/dsnet/dsnet_isic2017.py; was '
+        'a checkpoint given in its place?)'}
+    for config, line in expected.items():
+        run = run_tool_in_process(
+            'tools/check_real_data.py', '--configs', config, '--data-root',
+            tiny_isic, '--epochs', '1', '--train-images', '2',
+            '--test-images', '1', '--crop-size', '32', '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stdout == ''
+        assert run.stderr == line + '\n'
+    assert not work.exists()
+
+
+def test_check_real_data_refuses_two_runs_of_one_name(tmp_path, tiny_isic):
+    """A --configs file named like a --models name or another --configs
+    file replaced it: one run trained, exit 0, and the other was dropped
+    without a word."""
+    other = tmp_path / 'other'
+    other.mkdir()
+    first = write_tiny_config(tmp_path / 'egeunet.py', tiny_isic, epochs=1)
+    second = write_tiny_config(other / 'egeunet.py', tiny_isic, epochs=1)
+    work = tmp_path / 'work'
+    args = ['--data-root', tiny_isic, '--epochs', '1', '--train-images', '2',
+            '--test-images', '1', '--crop-size', '32', '--work-dir', work]
+    for given, earlier in ((['--models', 'egeunet', '--configs', first],
+                            '--models egeunet'),
+                           (['--configs', first, second],
+                            f'--configs {first}')):
+        run = run_tool_in_process('tools/check_real_data.py', *given, *args)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr == (
+            f'ERROR: --configs {given[-1]} has the run name egeunet of '
+            f"{earlier} (a run, its work dir and its record are named by its "
+            "config's stem); only one of them would run. Give each config "
+            'once, with a stem of its own\n')
+        assert not work.exists()
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

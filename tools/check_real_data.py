@@ -22,7 +22,7 @@ import os.path as osp
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.converters.isic import convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file, check_output_file
+from mmseg_dsnet.engine.preflight import check_output_file, load_config
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS,
                                                 check_design_data_root,
@@ -78,8 +78,11 @@ def check_args(args):
     training."""
     check_short_schedule(args.epochs, args.train_images, args.test_images,
                          args.lr, args.crop_size, args.seed)
+    configs_to_run(args)  # two runs of one name
     for path in args.configs:
-        check_input_file(path, 'config file')
+        # Each run read its config only when it started, after the runs
+        # before it: a file that is no config ended in a traceback there.
+        load_config(path, 'config file')
     if args.split == 'design':
         # design_table.py refuses the record of such a run: it failed
         # only there, after the trainings.
@@ -98,9 +101,18 @@ def configs_to_run(args):
     ``--models``, then the ``--configs`` named by their stem; DSNet when
     neither is given."""
     configs = {name: CONFIGS[name] for name in args.models or []}
+    given = {name: f'--models {name}' for name in configs}
     for path in args.configs:
-        configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
-            osp.abspath(path), REPO_ROOT)
+        name = osp.splitext(osp.basename(path))[0]
+        if name in configs:
+            # The later one replaced the earlier: one run, exit 0.
+            raise UserError(
+                f'--configs {path} has the run name {name} of {given[name]} '
+                "(a run, its work dir and its record are named by its "
+                "config's stem); only one of them would run. Give each "
+                'config once, with a stem of its own')
+        configs[name] = osp.relpath(osp.abspath(path), REPO_ROOT)
+        given[name] = f'--configs {path}'
     if not configs:
         configs['dsnet'] = CONFIGS['dsnet']
     return configs
