@@ -154,6 +154,29 @@ def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
     assert not list((tmp_path / 'w').glob('*.log'))
 
 
+def test_cli_refuses_a_work_dir_that_holds_earlier_runs(
+        fake_check, tmp_path, tiny_isic, capsys):
+    """A sweep into the work dir of an earlier one (a sweep cut short, run
+    again into another --record-dir) started every run on top of the
+    earlier run's checkpoints. Now ``check_real_data.py`` refuses such a
+    work dir, and the sweep refuses it before any run starts, not with
+    one failed run each."""
+    from conftest import write_tiny_config
+
+    from mmseg_dsnet.leaderboard.real_data_check import train_and_evaluate
+    config = write_tiny_config(tmp_path / 'egeunet.py', tiny_isic, epochs=1)
+    earlier = tmp_path / 'w' / 'egeunet_s0' / 'egeunet'
+    train_and_evaluate(str(config), str(tiny_isic), str(earlier), epochs=1,
+                       train_images=2, test_images=1, crop_size=32)
+    assert tool.main(['egeunet', *cli_args(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: The work dir {earlier} already holds the checkpoints of a '
+        'run (epoch_1.pth, last_checkpoint); a new run would overwrite some '
+        'of them and leave the others beside its own. Nothing was started; '
+        'choose another --work-dir, or remove them.\n')
+    assert not list((tmp_path / 'w').glob('*.log'))
+
+
 def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
                                                    capsys):
     """A checkpoint given as a candidate, or a config with a syntax error:

@@ -688,6 +688,41 @@ def test_check_real_data_refuses_two_runs_of_one_name(tmp_path, tiny_isic):
         assert not work.exists()
 
 
+def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
+        tmp_path, tiny_isic):
+    """A second check into the work dir of an earlier one overwrote only
+    what it wrote itself: ``epoch_1.pth`` of a 1-epoch run stayed beside
+    ``epoch_2.pth``, ``test_metrics.json`` and the dump of a 2-epoch run,
+    and a check of other models replaced ``real_check.json``, exit 0. Now
+    refused before any training, the earlier check left as it was."""
+    from conftest import tree_hashes
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    other = write_tiny_config(tmp_path / 'other.py', tiny_isic, epochs=1)
+    work = tmp_path / 'work'
+    args = ['--data-root', tiny_isic, '--train-images', '2', '--test-images',
+            '1', '--crop-size', '32', '--work-dir', work]
+    run_tool_in_process('tools/check_real_data.py', '--configs', config,
+                        '--epochs', '1', *args, check=True)
+    before = tree_hashes(work)
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              config, '--epochs', '2', *args)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr == (
+        f'ERROR: The work dir {work / "tiny"} already holds the checkpoints '
+        'of a run (epoch_1.pth, last_checkpoint); a new run would overwrite '
+        'some of them and leave the others beside its own. Nothing was '
+        'started; choose another --work-dir, or remove them.\n')
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              other, '--epochs', '1', *args)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: The work dir {work} already holds the results of a check '
+        f'({work / "real_check.json"}); a new check would replace them. '
+        'Nothing was started; choose another --work-dir, or remove it.\n')
+    assert tree_hashes(work) == before
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

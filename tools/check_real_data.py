@@ -24,8 +24,9 @@ from mmseg_dsnet.datasets.converters.isic import convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_output_file, load_config
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
-                                                DESIGN_SPLITS,
+                                                DESIGN_SPLITS, RESULTS_FILE,
                                                 check_design_data_root,
+                                                check_no_earlier_check,
                                                 check_short_schedule,
                                                 check_subset_sizes,
                                                 design_record_path,
@@ -78,11 +79,13 @@ def check_args(args):
     training."""
     check_short_schedule(args.epochs, args.train_images, args.test_images,
                          args.lr, args.crop_size, args.seed)
-    configs_to_run(args)  # two runs of one name
+    names = configs_to_run(args)  # two runs of one name are refused
     for path in args.configs:
         # Each run read its config only when it started, after the runs
         # before it: a file that is no config ended in a traceback there.
         load_config(path, 'config file')
+    # A second check into a work dir mixed its runs with the earlier ones.
+    check_no_earlier_check(args.work_dir, names)
     if args.split == 'design':
         # design_table.py refuses the record of such a run: it failed
         # only there, after the trainings.
@@ -161,7 +164,7 @@ def main(argv=None):
             crop_size=args.crop_size, split=args.split)
         if args.split == 'design':
             write_design_record(args.record_dir, name, results[name])
-    out = osp.join(args.work_dir, 'real_check.json')
+    out = osp.join(args.work_dir, RESULTS_FILE)
     write_json(results, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')

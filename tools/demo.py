@@ -19,8 +19,9 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.preflight import (check_input_file, check_work_dir,
-                                          load_config)
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                          check_no_earlier_run,
+                                          check_work_dir, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -196,6 +197,9 @@ def main(argv=None):
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
+    # A second run into it left the earlier run's checkpoints beside its
+    # own (epoch_20.pth beside epoch_2.pth and a dump of 2 epochs).
+    check_no_earlier_run(args.work_dir, resumable=False)
     check_work_dir(args.work_dir)
     print('[1/4] Preparing the synthetic ISIC-like set in '
           f'{synthetic_root} ...', flush=True)

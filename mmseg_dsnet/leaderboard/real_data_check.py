@@ -34,6 +34,8 @@ DESIGN_SPLITS = ('splits/lightweight_design_train.txt',
 #: Train and evaluation split files of ``split='test'`` (the literature's).
 TEST_SPLITS = ('splits/lightweight_train.txt',
                'splits/lightweight_test.txt')
+#: The file in the work dir that holds the results of every run of a check.
+RESULTS_FILE = 'real_check.json'
 #: The metrics printed by :func:`results_table`.
 TABLE_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
 
@@ -70,6 +72,34 @@ def check_design_data_root(data_root, option='--data-root'):
             f'{SYNTHETIC_MARKER}), not the real ISIC images: a design run on '
             'it says nothing about a design, and design_table.py refuses its '
             f'record; give {option} the converted real ISIC 2017 set')
+
+
+def check_no_earlier_check(work_dir, names):
+    """Refuse a work dir that holds an earlier check, before any conversion
+    or training: a second check into it overwrote only the files it wrote
+    itself, so the checkpoints of the earlier runs (another schedule's
+    ``epoch_N.pth``) stayed beside its own, and its ``RESULTS_FILE``
+    replaced that of the earlier check.
+
+    Args:
+        work_dir (str): The check's work dir (one folder per run).
+        names (Iterable[str]): The names of its runs (their folders).
+
+    Raises:
+        WorkDirError: A run's folder holds checkpoints
+            (:func:`~mmseg_dsnet.engine.preflight.check_no_earlier_run`),
+            or ``work_dir`` holds the results of a check.
+    """
+    from mmseg_dsnet.engine.preflight import (WorkDirError,
+                                              check_no_earlier_run)
+    for name in names:
+        check_no_earlier_run(osp.join(work_dir, name), resumable=False)
+    results = osp.join(work_dir, RESULTS_FILE)
+    if osp.exists(results):
+        raise WorkDirError(
+            f'The work dir {work_dir} already holds the results of a check '
+            f'({results}); a new check would replace them. Nothing was '
+            'started; choose another --work-dir, or remove it.')
 
 
 def check_short_schedule(epochs=None, train_images=None, test_images=None,

@@ -19,7 +19,8 @@ from mmseg_dsnet.progress import progress_bar
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
-from .real_data_check import CONFIGS, design_record_path, run_device
+from .real_data_check import (CONFIGS, check_no_earlier_check,
+                              design_record_path, run_device)
 
 CHECK_TOOL = osp.join(REPO_ROOT, 'tools', 'check_real_data.py')
 #: What check_real_data.py prints once it has written a run's record.
@@ -93,10 +94,16 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
             trains).
 
     Raises:
-        WorkDirError: A folder that cannot be written.
+        WorkDirError: A folder that cannot be written, or a run's folder
+            that holds an earlier run
+            (:func:`~mmseg_dsnet.leaderboard.real_data_check.check_no_earlier_check`).
         UserError: Naming the runs whose record exists.
     """
     check_work_dir(work_dir)
+    for job in jobs:
+        # Each run refused it only when it started, its reason in its log.
+        check_no_earlier_check(osp.join(work_dir, job.name),
+                               [job.record_name])
     device = device or run_device()
     paths = [design_record_path(record_dir, job.record_name, input_size,
                                 epochs, job.seed, device) for job in jobs]
