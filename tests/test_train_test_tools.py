@@ -693,9 +693,12 @@ def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
     """A second check into the work dir of an earlier one overwrote only
     what it wrote itself: ``epoch_1.pth`` of a 1-epoch run stayed beside
     ``epoch_2.pth``, ``test_metrics.json`` and the dump of a 2-epoch run,
-    and a check of other models replaced ``real_check.json``, exit 0. Now
-    refused before any training, the earlier check left as it was."""
+    exit 0; a check of other models replaced ``real_check.json``. Now a
+    run's folder of an earlier run is refused before any training, and the
+    results of earlier runs of other names are kept."""
     from conftest import tree_hashes
+
+    from mmseg_dsnet.leaderboard.records import load_json
     config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
     other = write_tiny_config(tmp_path / 'other.py', tiny_isic, epochs=1)
     work = tmp_path / 'work'
@@ -704,6 +707,7 @@ def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
     run_tool_in_process('tools/check_real_data.py', '--configs', config,
                         '--epochs', '1', *args, check=True)
     before = tree_hashes(work)
+    first = load_json(work / 'real_check.json')
     run = run_tool_in_process('tools/check_real_data.py', '--configs',
                               config, '--epochs', '2', *args)
     assert run.returncode == 2, run.output[-2000:]
@@ -713,14 +717,30 @@ def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
         'of a run (epoch_1.pth, last_checkpoint); a new run would overwrite '
         'some of them and leave the others beside its own. Nothing was '
         'started; choose another --work-dir, or remove them.\n')
-    run = run_tool_in_process('tools/check_real_data.py', '--configs',
-                              other, '--epochs', '1', *args)
-    assert run.returncode == 2, run.output[-2000:]
-    assert run.stderr == (
-        f'ERROR: The work dir {work} already holds the results of a check '
-        f'({work / "real_check.json"}); a new check would replace them. '
-        'Nothing was started; choose another --work-dir, or remove it.\n')
     assert tree_hashes(work) == before
+    # A run of another name beside it: the earlier results are kept.
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              other, '--epochs', '1', *args, check=True)
+    assert run.stdout.rstrip().endswith(
+        f'Written to {work / "real_check.json"} (beside the results of '
+        'earlier runs in it: tiny)')
+    both = load_json(work / 'real_check.json')
+    assert sorted(both) == ['other', 'tiny'] and both['tiny'] == first['tiny']
+    assert {path: digest for path, digest in tree_hashes(work).items()
+            if path.startswith('tiny/')} == {
+                path: digest for path, digest in before.items()
+                if path.startswith('tiny/')}
+    # Results it could not add to are refused before any training.
+    odd = tmp_path / 'odd'
+    odd.mkdir()
+    (odd / 'real_check.json').write_text('[]\n')
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              other, '--epochs', '1', *args[:-1], odd)
+    assert run.returncode == 2 and run.stderr == (
+        f'ERROR: {odd / "real_check.json"} does not hold the results of runs '
+        '(run name -> results), so the results of this check could not be '
+        'added to it; choose another --work-dir, or remove it\n')
+    assert os.listdir(odd) == ['real_check.json']
 
 
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(

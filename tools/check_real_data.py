@@ -30,6 +30,7 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 check_short_schedule,
                                                 check_subset_sizes,
                                                 design_record_path,
+                                                earlier_results,
                                                 results_table, run_device,
                                                 train_and_evaluate,
                                                 write_design_record)
@@ -76,7 +77,12 @@ def parse_args(argv=None):
 
 def check_args(args):
     """Refuse what the run would not follow, before any conversion or
-    training."""
+    training.
+
+    Returns:
+        dict: The results of earlier checks in ``--work-dir`` (of other
+        runs), kept in its results file.
+    """
     check_short_schedule(args.epochs, args.train_images, args.test_images,
                          args.lr, args.crop_size, args.seed)
     names = configs_to_run(args)  # two runs of one name are refused
@@ -97,6 +103,7 @@ def check_args(args):
             design_record_path(args.record_dir, name, args.crop_size or 256,
                                args.epochs, args.seed, run_device()),
             '--record-dir')
+    return earlier_results(args.work_dir)
 
 
 def configs_to_run(args):
@@ -123,7 +130,7 @@ def configs_to_run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_args(args)
+    earlier = check_args(args)
     src = args.src or DEFAULT_SRC
     meta_file = osp.join(args.data_root, 'meta.json')
     if args.src and osp.isfile(meta_file):
@@ -165,7 +172,8 @@ def main(argv=None):
         if args.split == 'design':
             write_design_record(args.record_dir, name, results[name])
     out = osp.join(args.work_dir, RESULTS_FILE)
-    write_json(results, out)
+    kept = [name for name in earlier if name not in results]
+    write_json({**earlier, **results}, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')
     print(f'\nShort schedule on real ISIC 2017 ({run_device()}), '
@@ -173,7 +181,9 @@ def main(argv=None):
           f'{evaluated_on}, {args.epochs} epoch(s), input '
           f'{args.crop_size or 256}px, seed {args.seed}:')
     print(results_table(results))
-    print(f'Written to {out}')
+    print(f'Written to {out}' + (
+        f' (beside the results of earlier runs in it: {", ".join(kept)})'
+        if kept else ''))
     return results
 
 

@@ -75,11 +75,11 @@ def check_design_data_root(data_root, option='--data-root'):
 
 
 def check_no_earlier_check(work_dir, names):
-    """Refuse a work dir that holds an earlier check, before any conversion
-    or training: a second check into it overwrote only the files it wrote
-    itself, so the checkpoints of the earlier runs (another schedule's
-    ``epoch_N.pth``) stayed beside its own, and its ``RESULTS_FILE``
-    replaced that of the earlier check.
+    """Refuse run folders of a check's work dir that hold an earlier run,
+    before any conversion or training: a second run into one overwrote
+    only the files it wrote itself, so the earlier run's checkpoints
+    (another schedule's ``epoch_N.pth``) stayed beside its own
+    ``test_metrics.json`` and config dump.
 
     Args:
         work_dir (str): The check's work dir (one folder per run).
@@ -87,19 +87,41 @@ def check_no_earlier_check(work_dir, names):
 
     Raises:
         WorkDirError: A run's folder holds checkpoints
-            (:func:`~mmseg_dsnet.engine.preflight.check_no_earlier_run`),
-            or ``work_dir`` holds the results of a check.
+            (:func:`~mmseg_dsnet.engine.preflight.check_no_earlier_run`).
     """
-    from mmseg_dsnet.engine.preflight import (WorkDirError,
-                                              check_no_earlier_run)
+    from mmseg_dsnet.engine.preflight import check_no_earlier_run
     for name in names:
         check_no_earlier_run(osp.join(work_dir, name), resumable=False)
-    results = osp.join(work_dir, RESULTS_FILE)
-    if osp.exists(results):
-        raise WorkDirError(
-            f'The work dir {work_dir} already holds the results of a check '
-            f'({results}); a new check would replace them. Nothing was '
-            'started; choose another --work-dir, or remove it.')
+
+
+def earlier_results(work_dir):
+    """The results of earlier checks in ``work_dir`` (its ``RESULTS_FILE``),
+    which a check of other runs into it keeps beside its own: it replaced
+    them. Read before the runs, so that a file that cannot be kept is
+    refused before any training.
+
+    Args:
+        work_dir (str): The check's work dir.
+
+    Returns:
+        dict: Run name -> its results; empty when there is no such file.
+
+    Raises:
+        UserError: The file does not hold the results of runs.
+    """
+    from mmseg_dsnet.leaderboard.records import load_json
+    from mmseg_dsnet.utils.errors import UserError
+    path = osp.join(work_dir, RESULTS_FILE)
+    if not osp.exists(path):
+        return {}
+    results = load_json(path)
+    if not isinstance(results, dict) or not all(
+            isinstance(result, dict) for result in results.values()):
+        raise UserError(
+            f'{path} does not hold the results of runs (run name -> '
+            'results), so the results of this check could not be added to '
+            'it; choose another --work-dir, or remove it')
+    return results
 
 
 def check_short_schedule(epochs=None, train_images=None, test_images=None,
