@@ -95,8 +95,7 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
 
     Raises:
         WorkDirError: A folder that cannot be written, or a run's folder
-            that holds an earlier run
-            (:func:`~mmseg_dsnet.leaderboard.real_data_check.check_no_earlier_check`).
+            that holds an earlier run (:func:`.check_no_earlier_check`).
         UserError: Naming the runs whose record exists.
     """
     check_work_dir(work_dir)
