@@ -743,6 +743,52 @@ def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
     assert os.listdir(odd) == ['real_check.json']
 
 
+def test_check_real_data_refuses_folders_it_cannot_use(tmp_path, tiny_isic):
+    """A --data-root that is a file or a folder of other files (the raw set
+    given as --data-root), a --src the converter cannot read, or a
+    --work-dir through a file: each ended in a traceback (the converter's
+    ``ConversionError``, which offered an --overwrite this tool does not
+    have, or ``NotADirectoryError`` when the first run started), exit 1."""
+    afile = tmp_path / 'afile'
+    afile.write_text('')
+    full = tmp_path / 'full'
+    full.mkdir()
+    (full / 'ISIC_0000000.jpg').write_text('')
+    new = tmp_path / 'new'
+    short = ['--models', 'egeunet', '--epochs', '1', '--train-images', '2',
+             '--test-images', '1', '--crop-size', '32']
+    what = ('a converted ISIC 2017 set (a folder with meta.json, made by '
+            'tools/dataset_converters/isic.py), or a new or empty folder to '
+            'convert the set into')
+    cases = [
+        (['--src', full, '--data-root', afile, '--work-dir', tmp_path / 'w'],
+         f'--data-root {afile} is a file, not a folder; give {what}'),
+        (['--src', full, '--data-root', full, '--work-dir', tmp_path / 'w'],
+         f'--data-root {full} is not a converted set (it has no meta.json) '
+         'and it holds files, so the set cannot be converted into it; give '
+         f'{what}'),
+        (['--src', tiny_isic, '--data-root', new, '--work-dir',
+          tmp_path / 'w'],
+         f'cannot convert {tiny_isic} (--src) into {new} (--data-root): no '
+         f'ISIC 2017 folder or zip found in {tiny_isic} (expected: '
+         'ISIC-2017_Training_Data, ISIC-2017_Training_Part1_GroundTruth, '
+         'ISIC-2017_Validation_Data, ISIC-2017_Validation_Part1_GroundTruth, '
+         'ISIC-2017_Test_v2_Data, ISIC-2017_Test_v2_Part1_GroundTruth)'),
+        (['--data-root', tiny_isic, '--work-dir', afile / 'w'],
+         f'Cannot write to the work dir {afile / "w"}: {afile} is a file, '
+         'not a folder. Nothing was started or changed; choose a writable '
+         'folder with --work-dir.')]
+    for args, line in cases:
+        run = run_tool_in_process('tools/check_real_data.py', *short, *args)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.splitlines()[-1] == 'ERROR: ' + line
+        assert 'Traceback' not in run.stderr
+    assert sorted(os.listdir(full)) == ['ISIC_0000000.jpg']
+    assert not new.exists() and afile.read_text() == ''
+    # No run was started in the work dir made before the conversion.
+    assert not (tmp_path / 'w').exists() or not os.listdir(tmp_path / 'w')
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

@@ -20,11 +20,13 @@ import argparse
 import os.path as osp
 
 import mmseg_dsnet  # noqa: F401  (registration)
-from mmseg_dsnet.datasets.converters.isic import convert
+from mmseg_dsnet.datasets.converters.isic import ConversionError, convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_output_file, load_config
+from mmseg_dsnet.engine.preflight import (check_output_file, check_work_dir,
+                                          load_config)
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS, RESULTS_FILE,
+                                                check_data_root,
                                                 check_design_data_root,
                                                 check_no_earlier_check,
                                                 check_short_schedule,
@@ -92,6 +94,7 @@ def check_args(args):
         load_config(path, 'config file')
     # A second check into a work dir mixed its runs with the earlier ones.
     check_no_earlier_check(args.work_dir, names)
+    check_data_root(args.data_root)
     if args.split == 'design':
         # design_table.py refuses the record of such a run: it failed
         # only there, after the trainings.
@@ -150,8 +153,15 @@ def main(argv=None):
                                 'converted set')
             print(f'SKIP: the real ISIC 2017 set is not at {src}')
             return None
+        # Before the conversion: a work dir through a file failed only
+        # when the first run started, with a traceback.
+        check_work_dir(args.work_dir)
         print(f'Converting {src} -> {args.data_root} ...', flush=True)
-        convert(src, args.data_root, year=2017, seed=0)
+        try:
+            convert(src, args.data_root, year=2017, seed=0)
+        except ConversionError as err:
+            raise UserError(f'cannot convert {src} (--src) into '
+                            f'{args.data_root} (--data-root): {err}') from None
     if args.split == 'design' and not osp.isfile(
             osp.join(args.data_root, DESIGN_SPLITS[1])):
         raise UserError(
@@ -161,6 +171,7 @@ def main(argv=None):
             '--overwrite')
     check_subset_sizes(args.data_root, args.split, args.train_images,
                        args.test_images)
+    check_work_dir(args.work_dir)
     configs = configs_to_run(args)
     results = {}
     for name, config in configs.items():

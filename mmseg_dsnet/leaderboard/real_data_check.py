@@ -74,6 +74,39 @@ def check_design_data_root(data_root, option='--data-root'):
             f'record; give {option} the converted real ISIC 2017 set')
 
 
+def check_data_root(data_root, option='--data-root'):
+    """Refuse a data root that is neither a converted set nor a place the
+    set can be converted into, before any work: the converter refused it
+    only when the check came to convert, with a ``ConversionError``
+    traceback that offered an ``--overwrite`` this check does not have
+    (and that would have replaced the folder, the raw set given as
+    ``--data-root`` among them).
+
+    Args:
+        data_root (str): The converted set, or where to convert it.
+        option (str): The option that gave it, for the message.
+
+    Raises:
+        UserError: ``data_root`` is a file, or a folder with files but no
+            ``meta.json`` (the converter's mark of a converted set).
+    """
+    import os
+
+    from mmseg_dsnet.utils.errors import UserError
+    if osp.isfile(osp.join(data_root, 'meta.json')):
+        return
+    what = ('a converted ISIC 2017 set (a folder with meta.json, made by '
+            'tools/dataset_converters/isic.py), or a new or empty folder to '
+            'convert the set into')
+    if osp.exists(data_root) and not osp.isdir(data_root):
+        raise UserError(f'{option} {data_root} is a file, not a folder; '
+                        f'give {what}')
+    if osp.isdir(data_root) and os.listdir(data_root):
+        raise UserError(f'{option} {data_root} is not a converted set (it '
+                        'has no meta.json) and it holds files, so the set '
+                        f'cannot be converted into it; give {what}')
+
+
 def check_no_earlier_check(work_dir, names):
     """Refuse run folders of a check's work dir that hold an earlier run,
     before any conversion or training: a second run into one overwrote
