@@ -789,6 +789,36 @@ def test_check_real_data_refuses_folders_it_cannot_use(tmp_path, tiny_isic):
     assert not (tmp_path / 'w').exists() or not os.listdir(tmp_path / 'w')
 
 
+def test_check_real_data_refuses_a_last_batch_its_model_cannot_train(
+        tmp_path, tiny_isic):
+    """``--train-images 9 --crop-size 32`` (batch size 8): DSNet's batch
+    norm got one value per channel from the last batch of one image and
+    the run failed at the end of its first epoch with a ValueError
+    traceback, exit 1. Now refused before any training; a model that
+    trains on a batch of one is let through."""
+    from mmseg_dsnet.leaderboard.real_data_check import (
+        CONFIGS, check_training_batches, short_schedule_cfg)
+    work = tmp_path / 'work'
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'dsnet', '--data-root',
+        tiny_isic, '--epochs', '1', '--train-images', '9', '--test-images',
+        '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr == (
+        'ERROR: dsnet: each epoch would end with a training batch of one '
+        'image (9 training images, batch_size 8), and its model cannot '
+        'train on one at 32x32 (ValueError: Expected more than 1 value per '
+        'channel when training, got input size torch.Size([1, 128, 1, 1])); '
+        'give --train-images a count that leaves more than one image for '
+        'the last batch (not 8k + 1) or a larger --crop-size\n')
+    assert not work.exists()
+    for name, images in (('egeunet', 9), ('dsnet', 10)):
+        check_training_batches(short_schedule_cfg(
+            CONFIGS[name], str(tiny_isic), str(work), 1, images, 1, 0,
+            crop_size=32), name)
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

@@ -31,9 +31,11 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 check_no_earlier_check,
                                                 check_short_schedule,
                                                 check_subset_sizes,
+                                                check_training_batches,
                                                 design_record_path,
                                                 earlier_results,
                                                 results_table, run_device,
+                                                short_schedule_cfg,
                                                 train_and_evaluate,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
@@ -171,8 +173,16 @@ def main(argv=None):
             '--overwrite')
     check_subset_sizes(args.data_root, args.split, args.train_images,
                        args.test_images)
-    check_work_dir(args.work_dir)
     configs = configs_to_run(args)
+    for name, config in configs.items():
+        # A last batch of one image failed at the end of the first epoch.
+        check_training_batches(
+            short_schedule_cfg(config, args.data_root,
+                               osp.join(args.work_dir, name), args.epochs,
+                               args.train_images, args.test_images,
+                               args.seed, args.lr, args.crop_size,
+                               args.split), name)
+    check_work_dir(args.work_dir)
     results = {}
     for name, config in configs.items():
         results[name] = train_and_evaluate(

@@ -242,6 +242,68 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     return cfg
 
 
+#: What torch's batch norm says when it is given one value per channel.
+ONE_VALUE_PER_CHANNEL = 'Expected more than 1 value per channel'
+
+
+def check_training_batches(cfg, name):
+    """Refuse a run whose every epoch would end with a training batch of
+    one image that its model cannot train on, before any training: batch
+    norm over a 1x1 map of one image (DSNet, DSNet-v1 and SegFormer at 32
+    px) has one value per channel, and the run failed at the end of its
+    first epoch with a ``ValueError`` traceback.
+
+    Only a loader that keeps a last batch of one (``images % batch_size ==
+    1`` without ``drop_last``) is tried: the model is built once and takes
+    one training step's loss on a batch of one image at the run's input
+    size. Other failures are left to the run itself.
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        name (str): The run's name, for the message.
+
+    Raises:
+        UserError: The model cannot train on a batch of one image.
+    """
+    import torch
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_dsnet.leaderboard.work_dir import split_size
+    from mmseg_dsnet.utils.errors import UserError
+    loader = cfg.train_dataloader
+    images = split_size(loader.dataset)
+    batch = loader.get('batch_size', 1)
+    if loader.get('drop_last') or not images or batch < 2 or \
+            images % batch != 1:
+        return
+    height, width = cfg.model.get('data_preprocessor', {}).get(
+        'size', (256, 256))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        model = MODELS.build(cfg.model)
+    model.train()
+    sample = SegDataSample(gt_sem_seg=PixelData(
+        data=torch.zeros(1, height, width, dtype=torch.long)))
+    sample.set_metainfo(dict(img_shape=(height, width),
+                             pad_shape=(height, width),
+                             ori_shape=(height, width)))
+    try:
+        model.loss(torch.rand(1, 3, height, width), [sample])
+    except ValueError as err:
+        if ONE_VALUE_PER_CHANNEL not in str(err):
+            return
+        raise UserError(
+            f'{name}: each epoch would end with a training batch of one '
+            f'image ({images} training images, batch_size {batch}), and '
+            f'its model cannot train on one at {height}x{width} '
+            f'(ValueError: {err}); give --train-images a count that leaves '
+            f'more than one image for the last batch (not {batch}k + 1) or '
+            'a larger --crop-size') from None
+    finally:
+        del model
+
+
 def optimizer_lr(cfg):
     """The learning rate a config trains with: its optimizer's ``lr`` (the
     ``--lr`` given, else the config's own), or None when it sets none.
