@@ -819,6 +819,23 @@ def test_check_real_data_refuses_a_last_batch_its_model_cannot_train(
             crop_size=32), name)
 
 
+def test_check_real_data_refuses_a_record_dir_it_would_not_write(
+        tmp_path, tiny_isic):
+    """--record-dir without --split design was ignored: the run trained
+    and wrote no record, exit 0."""
+    records, work = tmp_path / 'records', tmp_path / 'work'
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'egeunet', '--data-root',
+        tiny_isic, '--epochs', '1', '--train-images', '2', '--test-images',
+        '1', '--crop-size', '32', '--record-dir', records, '--work-dir',
+        work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: --record-dir {records}: only --split design writes '
+        'records; a --split test run writes its results into --work-dir\n')
+    assert not work.exists() and not records.exists()
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

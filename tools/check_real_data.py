@@ -61,9 +61,9 @@ def parse_args(argv=None):
                         "on lightweight_test; 'design': train on "
                         'lightweight_design_train, evaluate on '
                         'lightweight_design_val (for choosing designs)')
-    parser.add_argument('--record-dir', default=DESIGN_DIR,
+    parser.add_argument('--record-dir', default=None,
                         help='where --split design writes one record per '
-                        'run')
+                        f'run (default: {osp.relpath(DESIGN_DIR, REPO_ROOT)})')
     parser.add_argument('--epochs', type=int, default=2)
     parser.add_argument('--train-images', type=int, default=None,
                         help='train on the first N images of the split')
@@ -89,6 +89,12 @@ def check_args(args):
     """
     check_short_schedule(args.epochs, args.train_images, args.test_images,
                          args.lr, args.crop_size, args.seed)
+    if args.record_dir is not None and args.split != 'design':
+        # It was ignored: no record was written, exit 0.
+        raise UserError(f'--record-dir {args.record_dir}: only --split '
+                        'design writes records; a --split test run writes '
+                        'its results into --work-dir')
+    args.record_dir = args.record_dir or DESIGN_DIR
     names = configs_to_run(args)  # two runs of one name are refused
     for path in args.configs:
         # Each run read its config only when it started, after the runs
