@@ -836,6 +836,30 @@ def test_check_real_data_refuses_a_record_dir_it_would_not_write(
     assert not work.exists() and not records.exists()
 
 
+def test_check_real_data_checks_every_config_before_the_first_run(
+        tmp_path, tiny_isic):
+    """A --configs file whose model cannot be built (a misspelt type) was
+    met when its run started: the runs before it trained first, then an
+    ERROR line that named no file, a log folder left. Now refused before
+    any training, naming the file."""
+    bad = write_tiny_config(tmp_path / 'bad.py', tiny_isic, epochs=1)
+    bad.write_text(bad.read_text() +
+                   "model = dict(backbone=dict(type='NoSuchBackbone'))\n")
+    work = tmp_path / 'work'
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'egeunet', '--configs', bad,
+        '--data-root', tiny_isic, '--epochs', '1', '--train-images', '2',
+        '--test-images', '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr.splitlines()[-1].startswith(
+        f'ERROR: config file {bad} (run bad): NoSuchBackbone is not in the '
+        'mmseg::model registry.')
+    assert run.stderr.endswith(
+        '(check the spelling of this type in the config)\n')
+    assert not work.exists()
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

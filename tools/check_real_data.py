@@ -30,8 +30,8 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 check_design_data_root,
                                                 check_no_earlier_check,
                                                 check_short_schedule,
+                                                check_run_config,
                                                 check_subset_sizes,
-                                                check_training_batches,
                                                 design_record_path,
                                                 earlier_results,
                                                 results_table, run_device,
@@ -180,14 +180,16 @@ def main(argv=None):
     check_subset_sizes(args.data_root, args.split, args.train_images,
                        args.test_images)
     configs = configs_to_run(args)
+    given = {osp.splitext(osp.basename(path))[0]: path
+             for path in args.configs}
     for name, config in configs.items():
-        # A last batch of one image failed at the end of the first epoch.
-        check_training_batches(
+        # Each was met only when its run started, after the runs before it.
+        check_run_config(
             short_schedule_cfg(config, args.data_root,
                                osp.join(args.work_dir, name), args.epochs,
                                args.train_images, args.test_images,
                                args.seed, args.lr, args.crop_size,
-                               args.split), name)
+                               args.split), name, given.get(name, config))
     check_work_dir(args.work_dir)
     results = {}
     for name, config in configs.items():

@@ -304,6 +304,42 @@ def check_training_batches(cfg, name):
         del model
 
 
+def check_run_config(cfg, name, config):
+    """The checks ``tools/train.py`` makes before a runner exists, for one
+    run of a check, so that a config fault is refused before the first run
+    trains: it was met only when its run started, after the runs before it
+    (an ``NoSuchBackbone is not in the mmseg::model registry`` line that
+    named no file, a log folder left).
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        name (str): The run's name.
+        config (str): Its config file, for the message.
+
+    Raises:
+        UserError: ``config file <config> (run <name>): <fault>``, for a
+            misspelt key, a model or transform that cannot be built
+            (:mod:`~mmseg_dsnet.engine.preflight`), or a last training
+            batch its model cannot take (:func:`check_training_batches`).
+    """
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    from mmseg_dsnet.engine.preflight import (check_config_keys,
+                                              check_model_builds,
+                                              check_pipelines_build)
+    from mmseg_dsnet.utils.errors import UserError
+    try:
+        check_config_keys(cfg)
+        check_model_builds(cfg)
+        check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
+    except Exception as err:  # noqa: BLE001  (told apart below)
+        message = describe_user_error(err)
+        if message is None:
+            raise
+        raise UserError(f'config file {config} (run {name}): '
+                        f'{message}') from err
+    check_training_batches(cfg, name)
+
+
 def optimizer_lr(cfg):
     """The learning rate a config trains with: its optimizer's ``lr`` (the
     ``--lr`` given, else the config's own), or None when it sets none.
