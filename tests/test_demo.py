@@ -253,3 +253,28 @@ def test_demo_refuses_the_work_dir_of_an_earlier_run(tmp_path):
         'them and leave the others beside its own. Nothing was started; '
         'choose another --work-dir, or remove them.\n')
     assert tree_hashes(work) == before
+
+
+def test_demo_refuses_a_base_config(tmp_path):
+    """A model, data set or schedule base config given as --config ended
+    in a ``KeyError: 'train_dataloader'`` traceback (with --epochs an
+    ``AttributeError``), exit 1."""
+    from conftest import run_tool_in_process
+    work = tmp_path / 'demo'
+    for config, missing in (
+            ('configs/_base_/models/dsnet.py',
+             'train_dataloader.dataset, test_dataloader.dataset, '
+             'optim_wrapper, train_cfg, default_hooks.checkpoint'),
+            ('configs/_base_/schedules/schedule_300e_adamw_cosine.py',
+             'model, train_dataloader.dataset, test_dataloader.dataset, '
+             'default_hooks.checkpoint')):
+        for epochs in ([], ['--epochs', '1']):
+            run = run_tool_in_process('tools/demo.py', '--config', config,
+                                      *epochs, '--work-dir', work)
+            assert run.returncode == 2, run.output[-2000:]
+            assert run.stderr == (
+                f'ERROR: config file {config} sets no {missing}: the demo '
+                "trains, tests and draws with the config's model, data and "
+                'schedule; give a whole training config such as '
+                'configs/demo/dsnet_synthetic_cpu.py\n')
+    assert not work.exists()

@@ -19,7 +19,8 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.preflight import (check_input_file,
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_input_file,
                                           check_no_earlier_run,
                                           check_work_dir, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
@@ -27,6 +28,9 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+#: What the demo reads of its config (and the runner needs to train).
+CONFIG_KEYS = ('model', 'train_dataloader.dataset', 'test_dataloader.dataset',
+               'optim_wrapper', 'train_cfg', 'default_hooks.checkpoint')
 
 
 def parse_args(argv=None):
@@ -191,6 +195,13 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     start = time.time()
     cfg = load_config(args.config)
+    # A base config (a model, data set or schedule alone) ended in a
+    # KeyError or AttributeError traceback.
+    check_config_sets(
+        cfg, args.config, CONFIG_KEYS,
+        "the demo trains, tests and draws with the config's model, data "
+        'and schedule; give a whole training config such as '
+        'configs/demo/dsnet_synthetic_cpu.py')
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
     synthetic_root = use_synthetic_root(cfg, args.config)
