@@ -637,9 +637,10 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
 def test_check_real_data_refuses_a_configs_file_that_is_no_config(
         tmp_path, tiny_isic):
     """A --configs file that is no config (a syntax error, a checkpoint
-    given in its place) was read only when its run started, after the runs
-    before it: a SyntaxError or OSError traceback, exit 1. Now one line
-    naming the file, before any training."""
+    given in its place) or no whole one (a base config) was read only when
+    its run started, after the runs before it: a SyntaxError, OSError or
+    KeyError traceback, exit 1. Now one line naming the file, before any
+    training."""
     broken = tmp_path / 'broken.py'
     broken.write_text('x = (\n')
     checkpoint = tmp_path / 'dsnet.pth'
@@ -651,7 +652,14 @@ def test_check_real_data_refuses_a_configs_file_that_is_no_config(
         checkpoint: f'ERROR: config file {checkpoint} cannot be read as a '
         'config: OSError: Only py/yml/yaml/json type are supported now! '
         '(configs are .py files, e.g. configs/dsnet/dsnet_isic2017.py; was '
-        'a checkpoint given in its place?)'}
+        'a checkpoint given in its place?)',
+        # A base config: a KeyError traceback when its run started.
+        'configs/_base_/models/dsnet.py': 'ERROR: config file '
+        'configs/_base_/models/dsnet.py sets no train_dataloader.dataset, '
+        'val_dataloader.dataset, test_dataloader.dataset, optim_wrapper, '
+        'train_cfg, visualizer, default_hooks.logger: a run trains and tests '
+        "the config's model on its data pipelines with its optimizer; give "
+        'a whole training config such as configs/dsnet/dsnet_isic2017.py'}
     for config, line in expected.items():
         run = run_tool_in_process(
             'tools/check_real_data.py', '--configs', config, '--data-root',

@@ -36,6 +36,11 @@ TEST_SPLITS = ('splits/lightweight_train.txt',
                'splits/lightweight_test.txt')
 #: The file in the work dir that holds the results of every run of a check.
 RESULTS_FILE = 'real_check.json'
+#: What :func:`short_schedule_cfg` and the runner read of a run's config.
+RUN_CONFIG_KEYS = ('model', 'train_dataloader.dataset',
+                   'val_dataloader.dataset', 'test_dataloader.dataset',
+                   'optim_wrapper', 'train_cfg', 'visualizer',
+                   'default_hooks.logger')
 #: The metrics printed by :func:`results_table`.
 TABLE_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
 
