@@ -30,8 +30,10 @@ def fake_check(tmp_path, monkeypatch):
 
 
 def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
+    from conftest import REPO
+    whole = f"_base_ = [{str(REPO / 'configs/dsnet/dsnet_isic2017.py')!r}]\n"
     config = tmp_path / 'cand.py'
-    config.write_text('')
+    config.write_text(whole)
     jobs = sweep.sweep_jobs(['egeunet', str(config)], [0, 1])
     assert [(j.candidate, j.seed) for j in jobs] == [
         ('egeunet', 0), (str(config), 0), ('egeunet', 1), (str(config), 1)]
@@ -46,7 +48,7 @@ def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
         sweep.sweep_jobs([str(tmp_path / 'nowhere.py')], [0])
     other = tmp_path / 'other'
     other.mkdir()
-    (other / 'cand.py').write_text('')
+    (other / 'cand.py').write_text(whole)
     with pytest.raises(ValueError,
                        match=r'runs named twice: cand_s0 \(a seed'):
         sweep.sweep_jobs([str(config), str(other / 'cand.py')], [0])
@@ -202,6 +204,15 @@ def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
         assert err.startswith(f'ERROR: candidate config {candidate} cannot '
                               f'be read as a config: {reason}')
         assert err.count('\n') == 1
+    # A base config: each run failed in its log (KeyError), exit 1.
+    base = str(REPO / 'configs/_base_/models/dsnet.py')
+    assert tool.main([str(config), base, *args]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: config file {base} sets no train_dataloader.dataset, '
+        'val_dataloader.dataset, test_dataloader.dataset, optim_wrapper, '
+        'train_cfg, visualizer, default_hooks.logger: a run trains and tests '
+        "the config's model on its data pipelines with its optimizer; give "
+        'a whole training config such as configs/dsnet/dsnet_isic2017.py\n')
     # The fast sweep reads the configs in this process: the syntax error
     # was a traceback, the checkpoint an ERROR that did not name it.
     assert tool.main([str(broken), '--fast', '--device', 'cpu', *args]) == 2

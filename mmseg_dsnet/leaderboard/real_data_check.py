@@ -55,6 +55,34 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
+def load_run_config(path, what='config file'):
+    """Read a config file a check or sweep would run, refusing one that is
+    no config or no whole one (a base config of a model, data set or
+    schedule alone), before any run: each was met only when its run
+    started, after the runs before it, with a traceback.
+
+    Args:
+        path (str): The config file given.
+        what (str): How the message names it. Default: 'config file'.
+
+    Returns:
+        Config: The config.
+
+    Raises:
+        ConfigFileError: Naming the file and what it lacks
+            (:func:`~mmseg_dsnet.engine.preflight.load_config`,
+            :func:`~mmseg_dsnet.engine.preflight.check_config_sets`).
+    """
+    from mmseg_dsnet.engine.preflight import check_config_sets, load_config
+    cfg = load_config(path, what)
+    check_config_sets(
+        cfg, path, RUN_CONFIG_KEYS,
+        "a run trains and tests the config's model on its data pipelines "
+        'with its optimizer; give a whole training config such as '
+        'configs/dsnet/dsnet_isic2017.py')
+    return cfg
+
+
 def check_design_data_root(data_root, option='--data-root'):
     """Refuse design runs on the synthetic stand-in set, before any
     training: its figures say nothing about a design, and
