@@ -894,6 +894,31 @@ def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
     assert not work.exists() and not records.exists()
 
 
+def test_check_real_data_names_the_set_it_ran_on(tmp_path, tiny_isic):
+    """``--split test`` on the synthetic stand-in set (a smoke test) printed
+    ``Short schedule on real ISIC 2017`` above its figures, exit 0; a set
+    of another year was called ISIC 2017 too."""
+    import shutil
+
+    from mmseg_dsnet.datasets.synthetic_fallback import SYNTHETIC_MARKER
+    root = tmp_path / 'synthetic_isic'
+    shutil.copytree(tiny_isic, root)
+    (root / SYNTHETIC_MARKER).write_text('synthetic\n')
+    args = ['--models', 'egeunet', '--epochs', '1', '--train-images', '2',
+            '--test-images', '1', '--crop-size', '32']
+    run = run_tool_in_process('tools/check_real_data.py', *args,
+                              '--data-root', root, '--work-dir',
+                              tmp_path / 'w1', check=True)
+    assert (f'Short schedule on the SYNTHETIC stand-in set {root} (not '
+            f'real lesions; it holds {SYNTHETIC_MARKER}) (') in run.stdout
+    assert 'real ISIC' not in run.stdout
+    # tiny_isic is converted as ISIC 2018 (its meta.json) and not marked.
+    run = run_tool_in_process('tools/check_real_data.py', *args,
+                              '--data-root', tiny_isic, '--work-dir',
+                              tmp_path / 'w2', check=True)
+    assert 'Short schedule on real ISIC 2018 (' in run.stdout
+
+
 def test_profile_train_step_reports_a_step_that_fails(capsys):
     """A step the model cannot take (a batch of one through batch norm at
     a 1x1 map) was reported for each timed form, then ended in the

@@ -31,6 +31,7 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 check_short_schedule,
                                                 check_run_config,
                                                 check_subset_sizes,
+                                                describe_data,
                                                 design_record_path,
                                                 earlier_results,
                                                 load_run_config,
@@ -206,8 +207,8 @@ def main(argv=None):
     write_json({**earlier, **results}, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')
-    print(f'\nShort schedule on real ISIC 2017 ({run_device()}), '
-          'evaluated on the '
+    print(f'\nShort schedule on {describe_data(args.data_root)} '
+          f'({run_device()}), evaluated on the '
           f'{evaluated_on}, {args.epochs} epoch(s), input '
           f'{args.crop_size or 256}px, seed {args.seed}:')
     print(results_table(results))

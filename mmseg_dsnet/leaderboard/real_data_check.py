@@ -83,6 +83,31 @@ def load_run_config(path, what='config file'):
     return cfg
 
 
+def describe_data(data_root):
+    """What a check's summary says it ran on: the set ``meta.json`` of
+    ``data_root`` names, and whether it is the synthetic stand-in set. The
+    summary said ``real ISIC 2017`` of any set, the synthetic one among
+    them (``--split test`` on it is a smoke test).
+
+    Args:
+        data_root (str): The converted set the runs used.
+
+    Returns:
+        str: ``'real ISIC 2017'`` for a real set (its year from
+        ``meta.json``), or ``'the SYNTHETIC stand-in set <data_root> (not
+        real lesions; it holds SYNTHETIC.txt)'``.
+    """
+    from mmseg_dsnet.datasets.synthetic_fallback import (SYNTHETIC_MARKER,
+                                                         is_synthetic)
+    from mmseg_dsnet.leaderboard.records import load_json
+    if is_synthetic(data_root):
+        return (f'the SYNTHETIC stand-in set {data_root} (not real lesions; '
+                f'it holds {SYNTHETIC_MARKER})')
+    meta = osp.join(data_root, 'meta.json')
+    year = load_json(meta).get('year') if osp.isfile(meta) else None
+    return f'real ISIC {year or "(year unknown)"}'
+
+
 def check_design_data_root(data_root, option='--data-root'):
     """Refuse design runs on the synthetic stand-in set, before any
     training: its figures say nothing about a design, and
