@@ -278,3 +278,20 @@ def test_demo_refuses_a_base_config(tmp_path):
                 'schedule; give a whole training config such as '
                 'configs/demo/dsnet_synthetic_cpu.py\n')
     assert not work.exists()
+
+
+def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
+    """``--config`` of another model (EGE-UNet here) was trained and
+    reported as ``Training DSNet ...`` and ``DSNet on the synthetic test
+    split``, exit 0."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    config = write_tiny_config(tmp_path / 'tiny_egeunet.py', synthetic,
+                               base='configs/egeunet/egeunet_isic2017.py',
+                               epochs=1)
+    demo.main(['--config', str(config), '--work-dir', str(tmp_path / 'w')])
+    printed = capsys.readouterr().out
+    assert 'Training EGEUNet on the CPU for 1 epochs' in printed
+    assert 'EGEUNet on the synthetic test split (percent):' in printed
+    assert 'DSNet' not in printed

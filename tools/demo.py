@@ -152,9 +152,24 @@ def trivial_guess_iou(data_root, split_file):
     return 100.0 * lesion / max(total, 1)
 
 
-def draw_overlays(model, data_root, split_file, out_file, count=6):
+def model_name(cfg):
+    """The name of the model ``cfg`` trains, for what the demo prints: its
+    backbone's type (``DSNet``, ``UNet``, ``EGEUNet``), else its own. The
+    demo called every model DSNet.
+
+    Args:
+        cfg (Config): The demo's config.
+    """
+    backbone = cfg.model.get('backbone')
+    if isinstance(backbone, dict) and backbone.get('type'):
+        return str(backbone['type'])
+    return str(cfg.model.get('type', 'the model'))
+
+
+def draw_overlays(model, data_root, split_file, out_file, count=6,
+                  name='DSNet'):
     """Image | ground truth (green) and prediction (red) contours, for the
-    first ``count`` test images."""
+    first ``count`` test images; ``name`` names the model in the title."""
     import cv2
     import matplotlib
     matplotlib.use('Agg')
@@ -182,7 +197,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
         ax.imshow(canvas)
         ax.set_title(name, fontsize=8)
         ax.axis('off')
-    fig.suptitle('green: ground truth, red: DSNet prediction')
+    fig.suptitle(f'green: ground truth, red: {name} prediction')
     fig.tight_layout()
     fig.savefig(out_file, dpi=100)
     plt.close(fig)
@@ -217,8 +232,9 @@ def main(argv=None):
     prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
-    print(f'[2/4] Training DSNet on the CPU for {cfg.train_cfg.max_epochs} '
-          'epochs ...', flush=True)
+    name = model_name(cfg)
+    print(f'[2/4] Training {name} on the CPU for '
+          f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
     print('[3/4] Evaluating on the test split ...', flush=True)
@@ -228,9 +244,10 @@ def main(argv=None):
     overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
     tester.model.cfg = cfg
-    draw_overlays(tester.model, synthetic_root, split, overlay)
+    draw_overlays(tester.model, synthetic_root, split, overlay, name=name)
     width = max(len(k) for k in metrics)
-    print('\n' + '=' * 50 + '\nDSNet on the synthetic test split (percent):')
+    print('\n' + '=' * 50 +
+          f'\n{name} on the synthetic test split (percent):')
     for key, value in metrics.items():
         print(f'  {key:<{width}}  {value:7.2f}')
     print(f'  Trivial guesses, pooled lesion IoU: all-background 0.00, '
