@@ -866,6 +866,23 @@ def test_check_real_data_checks_every_config_before_the_first_run(
     assert run.stderr.endswith(
         '(check the spelling of this type in the config)\n')
     assert not work.exists()
+    # Another evaluator: every run trained, then the summary table failed
+    # with a KeyError traceback, exit 1.
+    other = write_tiny_config(tmp_path / 'iou.py', tiny_isic, epochs=1)
+    other.write_text(other.read_text() +
+                     "test_evaluator = dict(type='IoUMetric')\n")
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--configs', other, '--data-root',
+        tiny_isic, '--epochs', '1', '--train-images', '2', '--test-images',
+        '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: config file {other} (run iou): its test_evaluator is '
+        'IoUMetric, not LesionMetric; the check reports the lesion metrics '
+        '(IoU, DSC, Acc, Sen, Spe, mIoU_img, TJ, mIoU) and only LesionMetric '
+        'gives them; give a config that tests with LesionMetric, such as '
+        'configs/dsnet/dsnet_isic2017.py\n')
+    assert not work.exists()
 
 
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(

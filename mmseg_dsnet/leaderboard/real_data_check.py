@@ -377,8 +377,10 @@ def check_run_config(cfg, name, config):
     Raises:
         UserError: ``config file <config> (run <name>): <fault>``, for a
             misspelt key, a model or transform that cannot be built
-            (:mod:`~mmseg_dsnet.engine.preflight`), or a last training
-            batch its model cannot take (:func:`check_training_batches`).
+            (:mod:`~mmseg_dsnet.engine.preflight`), a test evaluator that is
+            not ``LesionMetric`` (its metrics are what the check reports),
+            or a last training batch its model cannot take
+            (:func:`check_training_batches`).
     """
     from mmseg_dsnet.engine.cli_errors import describe_user_error
     from mmseg_dsnet.engine.preflight import (check_config_keys,
@@ -395,6 +397,20 @@ def check_run_config(cfg, name, config):
             raise
         raise UserError(f'config file {config} (run {name}): '
                         f'{message}') from err
+    evaluators = cfg.get('test_evaluator')
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    types = [e.get('type') if isinstance(e, dict) else type(e).__name__
+             for e in evaluators]
+    if 'LesionMetric' not in types:
+        # The summary table (and a design record's check) read them: a
+        # KeyError traceback after every run had trained.
+        raise UserError(
+            f'config file {config} (run {name}): its test_evaluator is '
+            f'{", ".join(map(str, types))}, not LesionMetric; the check '
+            f'reports the lesion metrics ({", ".join(TABLE_KEYS)}) and only '
+            'LesionMetric gives them; give a config that tests with '
+            'LesionMetric, such as configs/dsnet/dsnet_isic2017.py')
     check_training_batches(cfg, name)
 
 
