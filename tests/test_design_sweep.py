@@ -224,6 +224,14 @@ def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
         'train_cfg, visualizer, default_hooks.logger: a run trains and tests '
         "the config's model on its data pipelines with its optimizer; give "
         'a whole training config such as configs/dsnet/dsnet_isic2017.py\n')
+    # Another evaluator: each run failed in its log, exit 1.
+    iou = tmp_path / 'iou.py'
+    iou.write_text(f'_base_ = [{str(config)!r}]\n'
+                   "test_evaluator = dict(type='IoUMetric')\n")
+    assert tool.main([str(iou), *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: config file {iou}: its test_evaluator is IoUMetric, not '
+        'LesionMetric;')
     # The fast sweep reads the configs in this process: the syntax error
     # was a traceback, the checkpoint an ERROR that did not name it.
     assert tool.main([str(broken), '--fast', '--device', 'cpu', *args]) == 2

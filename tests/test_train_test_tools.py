@@ -877,7 +877,7 @@ def test_check_real_data_checks_every_config_before_the_first_run(
         '1', '--crop-size', '32', '--work-dir', work)
     assert run.returncode == 2, run.output[-2000:]
     assert run.stderr == (
-        f'ERROR: config file {other} (run iou): its test_evaluator is '
+        f'ERROR: config file {other}: its test_evaluator is '
         'IoUMetric, not LesionMetric; the check reports the lesion metrics '
         '(IoU, DSC, Acc, Sen, Spe, mIoU_img, TJ, mIoU) and only LesionMetric '
         'gives them; give a config that tests with LesionMetric, such as '

@@ -59,7 +59,10 @@ def load_run_config(path, what='config file'):
     """Read a config file a check or sweep would run, refusing one that is
     no config or no whole one (a base config of a model, data set or
     schedule alone), before any run: each was met only when its run
-    started, after the runs before it, with a traceback.
+    started, after the runs before it, with a traceback. Its
+    ``test_evaluator`` must be ``LesionMetric``: the check reports its
+    metrics, and the summary table failed with a ``KeyError`` after every
+    run had trained.
 
     Args:
         path (str): The config file given.
@@ -71,15 +74,29 @@ def load_run_config(path, what='config file'):
     Raises:
         ConfigFileError: Naming the file and what it lacks
             (:func:`~mmseg_dsnet.engine.preflight.load_config`,
-            :func:`~mmseg_dsnet.engine.preflight.check_config_sets`).
+            :func:`~mmseg_dsnet.engine.preflight.check_config_sets`), or
+            the evaluator it tests with.
     """
-    from mmseg_dsnet.engine.preflight import check_config_sets, load_config
+    from mmseg_dsnet.engine.preflight import (ConfigFileError,
+                                              check_config_sets, load_config)
     cfg = load_config(path, what)
     check_config_sets(
         cfg, path, RUN_CONFIG_KEYS,
         "a run trains and tests the config's model on its data pipelines "
         'with its optimizer; give a whole training config such as '
         'configs/dsnet/dsnet_isic2017.py')
+    evaluators = cfg.get('test_evaluator')
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    types = [e.get('type') if isinstance(e, dict) else type(e).__name__
+             for e in evaluators]
+    if 'LesionMetric' not in types:
+        raise ConfigFileError(
+            f'config file {path}: its test_evaluator is '
+            f'{", ".join(map(str, types))}, not LesionMetric; the check '
+            f'reports the lesion metrics ({", ".join(TABLE_KEYS)}) and only '
+            'LesionMetric gives them; give a config that tests with '
+            'LesionMetric, such as configs/dsnet/dsnet_isic2017.py')
     return cfg
 
 
@@ -377,10 +394,8 @@ def check_run_config(cfg, name, config):
     Raises:
         UserError: ``config file <config> (run <name>): <fault>``, for a
             misspelt key, a model or transform that cannot be built
-            (:mod:`~mmseg_dsnet.engine.preflight`), a test evaluator that is
-            not ``LesionMetric`` (its metrics are what the check reports),
-            or a last training batch its model cannot take
-            (:func:`check_training_batches`).
+            (:mod:`~mmseg_dsnet.engine.preflight`), or a last training
+            batch its model cannot take (:func:`check_training_batches`).
     """
     from mmseg_dsnet.engine.cli_errors import describe_user_error
     from mmseg_dsnet.engine.preflight import (check_config_keys,
@@ -397,20 +412,6 @@ def check_run_config(cfg, name, config):
             raise
         raise UserError(f'config file {config} (run {name}): '
                         f'{message}') from err
-    evaluators = cfg.get('test_evaluator')
-    if not isinstance(evaluators, (list, tuple)):
-        evaluators = [evaluators]
-    types = [e.get('type') if isinstance(e, dict) else type(e).__name__
-             for e in evaluators]
-    if 'LesionMetric' not in types:
-        # The summary table (and a design record's check) read them: a
-        # KeyError traceback after every run had trained.
-        raise UserError(
-            f'config file {config} (run {name}): its test_evaluator is '
-            f'{", ".join(map(str, types))}, not LesionMetric; the check '
-            f'reports the lesion metrics ({", ".join(TABLE_KEYS)}) and only '
-            'LesionMetric gives them; give a config that tests with '
-            'LesionMetric, such as configs/dsnet/dsnet_isic2017.py')
     check_training_batches(cfg, name)
 
 
