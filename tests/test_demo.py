@@ -202,10 +202,10 @@ def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
 def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
     """The final test scored ``<work_dir>/epoch_<max_epochs>.pth``: an
     earlier run's, left in the work dir, when this run saved into
-    ``out_dir`` or not after its last epoch (``save_last=False``)."""
+    ``out_dir`` or not after its last epoch (``save_last=False``). (A work
+    dir of an earlier run is now refused before training:
+    :func:`test_demo_refuses_the_work_dir_of_an_earlier_run`.)"""
     work = tmp_path / 'demo'
-    demo.main(['--epochs', '1', '--work-dir', str(work)])
-    capsys.readouterr()
     base = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
     elsewhere = tmp_path / 'elsewhere'
     config = tmp_path / 'out_dir.py'
@@ -216,10 +216,10 @@ def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
     demo.main(['--config', str(config), '--epochs', '1', '--seed', '5',
                '--work-dir', str(work)])
     saved = elsewhere / 'demo' / 'epoch_1.pth'
-    assert saved.is_file()
+    assert saved.is_file() and not list(work.glob('*.pth'))
     assert f'Checkpoint: {saved}' in capsys.readouterr().out
-    # A stale epoch_3.pth of a longer run; this run saves epoch 2 only.
-    shutil.copy(work / 'epoch_1.pth', work / 'epoch_3.pth')
+    # This run saves epoch 2 only, of 3.
+    work = tmp_path / 'no_last'
     config = tmp_path / 'no_last.py'
     config.write_text(
         f'_base_ = [{base!r}]\n'
@@ -231,3 +231,67 @@ def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
                        r'weights \(epoch 3\); nothing was scored'):
         demo.main(['--config', str(config), '--work-dir', str(work)])
     assert 'Checkpoint:' not in capsys.readouterr().out
+
+
+def test_demo_refuses_the_work_dir_of_an_earlier_run(tmp_path):
+    """A second demo into the work dir of an earlier one overwrote only
+    what it wrote itself: ``epoch_2.pth`` of a 2-epoch run stayed beside
+    ``epoch_1.pth`` and the dumped config of a 1-epoch run, exit 0 (the
+    README's command run twice with other --epochs). Now refused before
+    the set is made, the earlier run left as it was."""
+    from conftest import run_tool_in_process, tree_hashes
+    work = tmp_path / 'demo'
+    demo.main(['--epochs', '1', '--work-dir', str(work)])
+    before = tree_hashes(work)
+    run = run_tool_in_process('tools/demo.py', '--epochs', '2',
+                              '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr == (
+        f'ERROR: The work dir {work} already holds the checkpoints of a run '
+        '(epoch_1.pth, last_checkpoint); a new run would overwrite some of '
+        'them and leave the others beside its own. Nothing was started; '
+        'choose another --work-dir, or remove them.\n')
+    assert tree_hashes(work) == before
+
+
+def test_demo_refuses_a_base_config(tmp_path):
+    """A model, data set or schedule base config given as --config ended
+    in a ``KeyError: 'train_dataloader'`` traceback (with --epochs an
+    ``AttributeError``), exit 1."""
+    from conftest import run_tool_in_process
+    work = tmp_path / 'demo'
+    for config, missing in (
+            ('configs/_base_/models/dsnet.py',
+             'train_dataloader.dataset, test_dataloader.dataset, '
+             'optim_wrapper, train_cfg, default_hooks.checkpoint'),
+            ('configs/_base_/schedules/schedule_300e_adamw_cosine.py',
+             'model, train_dataloader.dataset, test_dataloader.dataset, '
+             'default_hooks.checkpoint')):
+        for epochs in ([], ['--epochs', '1']):
+            run = run_tool_in_process('tools/demo.py', '--config', config,
+                                      *epochs, '--work-dir', work)
+            assert run.returncode == 2, run.output[-2000:]
+            assert run.stderr == (
+                f'ERROR: config file {config} sets no {missing}: the demo '
+                "trains, tests and draws with the config's model, data and "
+                'schedule; give a whole training config such as '
+                'configs/demo/dsnet_synthetic_cpu.py\n')
+    assert not work.exists()
+
+
+def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
+    """``--config`` of another model (EGE-UNet here) was trained and
+    reported as ``Training DSNet ...`` and ``DSNet on the synthetic test
+    split``, exit 0."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    config = write_tiny_config(tmp_path / 'tiny_egeunet.py', synthetic,
+                               base='configs/egeunet/egeunet_isic2017.py',
+                               epochs=1)
+    demo.main(['--config', str(config), '--work-dir', str(tmp_path / 'w')])
+    printed = capsys.readouterr().out
+    assert 'Training EGEUNet on the CPU for 1 epochs' in printed
+    assert 'EGEUNet on the synthetic test split (percent):' in printed
+    assert 'DSNet' not in printed

@@ -30,8 +30,10 @@ def fake_check(tmp_path, monkeypatch):
 
 
 def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
+    from conftest import REPO
+    whole = f"_base_ = [{str(REPO / 'configs/dsnet/dsnet_isic2017.py')!r}]\n"
     config = tmp_path / 'cand.py'
-    config.write_text('')
+    config.write_text(whole)
     jobs = sweep.sweep_jobs(['egeunet', str(config)], [0, 1])
     assert [(j.candidate, j.seed) for j in jobs] == [
         ('egeunet', 0), (str(config), 0), ('egeunet', 1), (str(config), 1)]
@@ -46,7 +48,7 @@ def test_jobs_go_seed_by_seed_and_unknown_candidates_are_refused(tmp_path):
         sweep.sweep_jobs([str(tmp_path / 'nowhere.py')], [0])
     other = tmp_path / 'other'
     other.mkdir()
-    (other / 'cand.py').write_text('')
+    (other / 'cand.py').write_text(whole)
     with pytest.raises(ValueError,
                        match=r'runs named twice: cand_s0 \(a seed'):
         sweep.sweep_jobs([str(config), str(other / 'cand.py')], [0])
@@ -154,6 +156,40 @@ def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
     assert not list((tmp_path / 'w').glob('*.log'))
 
 
+def test_cli_refuses_a_work_dir_that_holds_earlier_runs(
+        fake_check, tmp_path, tiny_isic, capsys):
+    """A sweep into the work dir of an earlier one (a sweep cut short, run
+    again into another --record-dir) started every run on top of the
+    earlier run's checkpoints. Now ``check_real_data.py`` refuses such a
+    work dir, and the sweep refuses it before any run starts, not with
+    one failed run each."""
+    from conftest import write_tiny_config
+
+    from mmseg_dsnet.leaderboard.real_data_check import train_and_evaluate
+    config = write_tiny_config(tmp_path / 'egeunet.py', tiny_isic, epochs=1)
+    earlier = tmp_path / 'w' / 'egeunet_s0' / 'egeunet'
+    train_and_evaluate(str(config), str(tiny_isic), str(earlier), epochs=1,
+                       train_images=2, test_images=1, crop_size=32)
+    assert tool.main(['egeunet', *cli_args(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: The work dir {earlier} already holds the checkpoints of a '
+        'run (epoch_1.pth, last_checkpoint); a new run would overwrite some '
+        'of them and leave the others beside its own. Nothing was started; '
+        'choose another --work-dir, or remove them.\n')
+    assert not list((tmp_path / 'w').glob('*.log'))
+    # --fast trains each run in W/<run>: it offered a --resume that
+    # design_sweep.py does not have.
+    fast = tmp_path / 'fast'
+    fast.mkdir()
+    earlier = fast / 'w' / 'egeunet_s0'
+    train_and_evaluate(str(config), str(tiny_isic), str(earlier), epochs=1,
+                       train_images=2, test_images=1, crop_size=32)
+    assert tool.main(['egeunet', '--fast', '--device', 'cpu',
+                      *cli_args(fast)]) == 2
+    assert capsys.readouterr().err.endswith(
+        'Nothing was started; choose another --work-dir, or remove them.\n')
+
+
 def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
                                                    capsys):
     """A checkpoint given as a candidate, or a config with a syntax error:
@@ -179,6 +215,23 @@ def test_cli_refuses_a_candidate_that_is_no_config(fake_check, tmp_path,
         assert err.startswith(f'ERROR: candidate config {candidate} cannot '
                               f'be read as a config: {reason}')
         assert err.count('\n') == 1
+    # A base config: each run failed in its log (KeyError), exit 1.
+    base = str(REPO / 'configs/_base_/models/dsnet.py')
+    assert tool.main([str(config), base, *args]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: config file {base} sets no train_dataloader.dataset, '
+        'val_dataloader.dataset, test_dataloader.dataset, optim_wrapper, '
+        'train_cfg, visualizer, default_hooks.logger: a run trains and tests '
+        "the config's model on its data pipelines with its optimizer; give "
+        'a whole training config such as configs/dsnet/dsnet_isic2017.py\n')
+    # Another evaluator: each run failed in its log, exit 1.
+    iou = tmp_path / 'iou.py'
+    iou.write_text(f'_base_ = [{str(config)!r}]\n'
+                   "test_evaluator = dict(type='IoUMetric')\n")
+    assert tool.main([str(iou), *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: config file {iou}: its test_evaluator is IoUMetric, not '
+        'LesionMetric;')
     # The fast sweep reads the configs in this process: the syntax error
     # was a traceback, the checkpoint an ERROR that did not name it.
     assert tool.main([str(broken), '--fast', '--device', 'cpu', *args]) == 2

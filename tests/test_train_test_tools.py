@@ -669,6 +669,257 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     assert not (tmp_path / 'work').exists()
 
 
+def test_check_real_data_refuses_a_configs_file_that_is_no_config(
+        tmp_path, tiny_isic):
+    """A --configs file that is no config (a syntax error, a checkpoint
+    given in its place) or no whole one (a base config) was read only when
+    its run started, after the runs before it: a SyntaxError, OSError or
+    KeyError traceback, exit 1. Now one line naming the file, before any
+    training."""
+    broken = tmp_path / 'broken.py'
+    broken.write_text('x = (\n')
+    checkpoint = tmp_path / 'dsnet.pth'
+    torch.save(dict(state_dict={}), checkpoint)
+    work = tmp_path / 'work'
+    expected = {
+        broken: f'ERROR: config file {broken} cannot be read as a config: '
+        "SyntaxError: '(' was never closed (<unknown>, line 1)",
+        checkpoint: f'ERROR: config file {checkpoint} cannot be read as a '
+        'config: OSError: Only py/yml/yaml/json type are supported now! '
+        '(configs are .py files, e.g. configs/dsnet/dsnet_isic2017.py; was '
+        'a checkpoint given in its place?)',
+        # A base config: a KeyError traceback when its run started.
+        'configs/_base_/models/dsnet.py': 'ERROR: config file '
+        'configs/_base_/models/dsnet.py sets no train_dataloader.dataset, '
+        'val_dataloader.dataset, test_dataloader.dataset, optim_wrapper, '
+        'train_cfg, visualizer, default_hooks.logger: a run trains and tests '
+        "the config's model on its data pipelines with its optimizer; give "
+        'a whole training config such as configs/dsnet/dsnet_isic2017.py'}
+    for config, line in expected.items():
+        run = run_tool_in_process(
+            'tools/check_real_data.py', '--configs', config, '--data-root',
+            tiny_isic, '--epochs', '1', '--train-images', '2',
+            '--test-images', '1', '--crop-size', '32', '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stdout == ''
+        assert run.stderr == line + '\n'
+    assert not work.exists()
+
+
+def test_check_real_data_refuses_two_runs_of_one_name(tmp_path, tiny_isic):
+    """A --configs file named like a --models name or another --configs
+    file replaced it: one run trained, exit 0, and the other was dropped
+    without a word."""
+    other = tmp_path / 'other'
+    other.mkdir()
+    first = write_tiny_config(tmp_path / 'egeunet.py', tiny_isic, epochs=1)
+    second = write_tiny_config(other / 'egeunet.py', tiny_isic, epochs=1)
+    work = tmp_path / 'work'
+    args = ['--data-root', tiny_isic, '--epochs', '1', '--train-images', '2',
+            '--test-images', '1', '--crop-size', '32', '--work-dir', work]
+    for given, earlier in ((['--models', 'egeunet', '--configs', first],
+                            '--models egeunet'),
+                           (['--configs', first, second],
+                            f'--configs {first}')):
+        run = run_tool_in_process('tools/check_real_data.py', *given, *args)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr == (
+            f'ERROR: --configs {given[-1]} has the run name egeunet of '
+            f"{earlier} (a run, its work dir and its record are named by its "
+            "config's stem); only one of them would run. Give each config "
+            'once, with a stem of its own\n')
+        assert not work.exists()
+
+
+def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
+        tmp_path, tiny_isic):
+    """A second check into the work dir of an earlier one overwrote only
+    what it wrote itself: ``epoch_1.pth`` of a 1-epoch run stayed beside
+    ``epoch_2.pth``, ``test_metrics.json`` and the dump of a 2-epoch run,
+    exit 0; a check of other models replaced ``real_check.json``. Now a
+    run's folder of an earlier run is refused before any training, and the
+    results of earlier runs of other names are kept."""
+    from conftest import tree_hashes
+
+    from mmseg_dsnet.leaderboard.records import load_json
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    other = write_tiny_config(tmp_path / 'other.py', tiny_isic, epochs=1)
+    work = tmp_path / 'work'
+    args = ['--data-root', tiny_isic, '--train-images', '2', '--test-images',
+            '1', '--crop-size', '32', '--work-dir', work]
+    run_tool_in_process('tools/check_real_data.py', '--configs', config,
+                        '--epochs', '1', *args, check=True)
+    before = tree_hashes(work)
+    first = load_json(work / 'real_check.json')
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              config, '--epochs', '2', *args)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr == (
+        f'ERROR: The work dir {work / "tiny"} already holds the checkpoints '
+        'of a run (epoch_1.pth, last_checkpoint); a new run would overwrite '
+        'some of them and leave the others beside its own. Nothing was '
+        'started; choose another --work-dir, or remove them.\n')
+    assert tree_hashes(work) == before
+    # A run of another name beside it: the earlier results are kept.
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              other, '--epochs', '1', *args, check=True)
+    assert run.stdout.rstrip().endswith(
+        f'Written to {work / "real_check.json"} (beside the results of '
+        'earlier runs in it: tiny)')
+    both = load_json(work / 'real_check.json')
+    assert sorted(both) == ['other', 'tiny'] and both['tiny'] == first['tiny']
+    assert {path: digest for path, digest in tree_hashes(work).items()
+            if path.startswith('tiny/')} == {
+                path: digest for path, digest in before.items()
+                if path.startswith('tiny/')}
+    # Results it could not add to are refused before any training.
+    odd = tmp_path / 'odd'
+    odd.mkdir()
+    (odd / 'real_check.json').write_text('[]\n')
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              other, '--epochs', '1', *args[:-1], odd)
+    assert run.returncode == 2 and run.stderr == (
+        f'ERROR: {odd / "real_check.json"} does not hold the results of runs '
+        '(run name -> results), so the results of this check could not be '
+        'added to it; choose another --work-dir, or remove it\n')
+    assert os.listdir(odd) == ['real_check.json']
+
+
+def test_check_real_data_refuses_folders_it_cannot_use(tmp_path, tiny_isic):
+    """A --data-root that is a file or a folder of other files (the raw set
+    given as --data-root), a --src the converter cannot read, or a
+    --work-dir through a file: each ended in a traceback (the converter's
+    ``ConversionError``, which offered an --overwrite this tool does not
+    have, or ``NotADirectoryError`` when the first run started), exit 1."""
+    afile = tmp_path / 'afile'
+    afile.write_text('')
+    full = tmp_path / 'full'
+    full.mkdir()
+    (full / 'ISIC_0000000.jpg').write_text('')
+    new = tmp_path / 'new'
+    short = ['--models', 'egeunet', '--epochs', '1', '--train-images', '2',
+             '--test-images', '1', '--crop-size', '32']
+    what = ('a converted ISIC 2017 set (a folder with meta.json, made by '
+            'tools/dataset_converters/isic.py), or a new or empty folder to '
+            'convert the set into')
+    cases = [
+        (['--src', full, '--data-root', afile, '--work-dir', tmp_path / 'w'],
+         f'--data-root {afile} is a file, not a folder; give {what}'),
+        (['--src', full, '--data-root', full, '--work-dir', tmp_path / 'w'],
+         f'--data-root {full} is not a converted set (it has no meta.json) '
+         'and it holds files, so the set cannot be converted into it; give '
+         f'{what}'),
+        (['--src', tiny_isic, '--data-root', new, '--work-dir',
+          tmp_path / 'w'],
+         f'cannot convert {tiny_isic} (--src) into {new} (--data-root): no '
+         f'ISIC 2017 folder or zip found in {tiny_isic} (expected: '
+         'ISIC-2017_Training_Data, ISIC-2017_Training_Part1_GroundTruth, '
+         'ISIC-2017_Validation_Data, ISIC-2017_Validation_Part1_GroundTruth, '
+         'ISIC-2017_Test_v2_Data, ISIC-2017_Test_v2_Part1_GroundTruth)'),
+        (['--data-root', tiny_isic, '--work-dir', afile / 'w'],
+         f'Cannot write to the work dir {afile / "w"}: {afile} is a file, '
+         'not a folder. Nothing was started or changed; choose a writable '
+         'folder with --work-dir.')]
+    for args, line in cases:
+        run = run_tool_in_process('tools/check_real_data.py', *short, *args)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.splitlines()[-1] == 'ERROR: ' + line
+        assert 'Traceback' not in run.stderr
+    assert sorted(os.listdir(full)) == ['ISIC_0000000.jpg']
+    assert not new.exists() and afile.read_text() == ''
+    # No run was started in the work dir made before the conversion.
+    assert not (tmp_path / 'w').exists() or not os.listdir(tmp_path / 'w')
+
+
+def test_check_real_data_refuses_a_last_batch_its_model_cannot_train(
+        tmp_path, tiny_isic):
+    """``--train-images 9 --crop-size 32`` (batch size 8): DSNet's batch
+    norm got one value per channel from the last batch of one image and
+    the run failed at the end of its first epoch with a ValueError
+    traceback, exit 1. Now refused before any training; a model that
+    trains on a batch of one is let through."""
+    from mmseg_dsnet.leaderboard.real_data_check import (
+        CONFIGS, check_training_batches, short_schedule_cfg)
+    work = tmp_path / 'work'
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'dsnet', '--data-root',
+        tiny_isic, '--epochs', '1', '--train-images', '9', '--test-images',
+        '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr == (
+        'ERROR: dsnet: each epoch would end with a training batch of one '
+        'image (9 training images, batch_size 8), and its model cannot '
+        'train on one at 32x32 (ValueError: Expected more than 1 value per '
+        'channel when training, got input size torch.Size([1, 128, 1, 1])); '
+        'give --train-images a count that leaves more than one image for '
+        'the last batch (not 8k + 1) or a larger --crop-size\n')
+    assert not work.exists()
+    for name, images in (('egeunet', 9), ('dsnet', 10)):
+        check_training_batches(short_schedule_cfg(
+            CONFIGS[name], str(tiny_isic), str(work), 1, images, 1, 0,
+            crop_size=32), name)
+
+
+def test_check_real_data_refuses_a_record_dir_it_would_not_write(
+        tmp_path, tiny_isic):
+    """--record-dir without --split design was ignored: the run trained
+    and wrote no record, exit 0."""
+    records, work = tmp_path / 'records', tmp_path / 'work'
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'egeunet', '--data-root',
+        tiny_isic, '--epochs', '1', '--train-images', '2', '--test-images',
+        '1', '--crop-size', '32', '--record-dir', records, '--work-dir',
+        work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: --record-dir {records}: only --split design writes '
+        'records; a --split test run writes its results into --work-dir\n')
+    assert not work.exists() and not records.exists()
+
+
+def test_check_real_data_checks_every_config_before_the_first_run(
+        tmp_path, tiny_isic):
+    """A --configs file whose model cannot be built (a misspelt type) was
+    met when its run started: the runs before it trained first, then an
+    ERROR line that named no file, a log folder left. Now refused before
+    any training, naming the file."""
+    bad = write_tiny_config(tmp_path / 'bad.py', tiny_isic, epochs=1)
+    bad.write_text(bad.read_text() +
+                   "model = dict(backbone=dict(type='NoSuchBackbone'))\n")
+    work = tmp_path / 'work'
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'egeunet', '--configs', bad,
+        '--data-root', tiny_isic, '--epochs', '1', '--train-images', '2',
+        '--test-images', '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr.splitlines()[-1].startswith(
+        f'ERROR: config file {bad} (run bad): NoSuchBackbone is not in the '
+        'mmseg::model registry.')
+    assert run.stderr.endswith(
+        '(check the spelling of this type in the config)\n')
+    assert not work.exists()
+    # Another evaluator: every run trained, then the summary table failed
+    # with a KeyError traceback, exit 1.
+    other = write_tiny_config(tmp_path / 'iou.py', tiny_isic, epochs=1)
+    other.write_text(other.read_text() +
+                     "test_evaluator = dict(type='IoUMetric')\n")
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--configs', other, '--data-root',
+        tiny_isic, '--epochs', '1', '--train-images', '2', '--test-images',
+        '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: config file {other}: its test_evaluator is '
+        'IoUMetric, not LesionMetric; the check reports the lesion metrics '
+        '(IoU, DSC, Acc, Sen, Spe, mIoU_img, TJ, mIoU) and only LesionMetric '
+        'gives them; give a config that tests with LesionMetric, such as '
+        'configs/dsnet/dsnet_isic2017.py\n')
+    assert not work.exists()
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a
@@ -693,6 +944,31 @@ def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         'on it says nothing about a design, and design_table.py refuses its '
         'record; give --data-root the converted real ISIC 2017 set\n')
     assert not work.exists() and not records.exists()
+
+
+def test_check_real_data_names_the_set_it_ran_on(tmp_path, tiny_isic):
+    """``--split test`` on the synthetic stand-in set (a smoke test) printed
+    ``Short schedule on real ISIC 2017`` above its figures, exit 0; a set
+    of another year was called ISIC 2017 too."""
+    import shutil
+
+    from mmseg_dsnet.datasets.synthetic_fallback import SYNTHETIC_MARKER
+    root = tmp_path / 'synthetic_isic'
+    shutil.copytree(tiny_isic, root)
+    (root / SYNTHETIC_MARKER).write_text('synthetic\n')
+    args = ['--models', 'egeunet', '--epochs', '1', '--train-images', '2',
+            '--test-images', '1', '--crop-size', '32']
+    run = run_tool_in_process('tools/check_real_data.py', *args,
+                              '--data-root', root, '--work-dir',
+                              tmp_path / 'w1', check=True)
+    assert (f'Short schedule on the SYNTHETIC stand-in set {root} (not '
+            f'real lesions; it holds {SYNTHETIC_MARKER}) (') in run.stdout
+    assert 'real ISIC' not in run.stdout
+    # tiny_isic is converted as ISIC 2018 (its meta.json) and not marked.
+    run = run_tool_in_process('tools/check_real_data.py', *args,
+                              '--data-root', tiny_isic, '--work-dir',
+                              tmp_path / 'w2', check=True)
+    assert 'Short schedule on real ISIC 2018 (' in run.stdout
 
 
 def test_profile_train_step_reports_a_step_that_fails(capsys):

@@ -20,16 +20,23 @@ import argparse
 import os.path as osp
 
 import mmseg_dsnet  # noqa: F401  (registration)
-from mmseg_dsnet.datasets.converters.isic import convert
+from mmseg_dsnet.datasets.converters.isic import ConversionError, convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file, check_output_file
+from mmseg_dsnet.engine.preflight import check_output_file, check_work_dir
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
-                                                DESIGN_SPLITS,
+                                                DESIGN_SPLITS, RESULTS_FILE,
+                                                check_data_root,
                                                 check_design_data_root,
+                                                check_no_earlier_check,
                                                 check_short_schedule,
+                                                check_run_config,
                                                 check_subset_sizes,
+                                                describe_data,
                                                 design_record_path,
+                                                earlier_results,
+                                                load_run_config,
                                                 results_table, run_device,
+                                                short_schedule_cfg,
                                                 train_and_evaluate,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
@@ -55,9 +62,9 @@ def parse_args(argv=None):
                         "on lightweight_test; 'design': train on "
                         'lightweight_design_train, evaluate on '
                         'lightweight_design_val (for choosing designs)')
-    parser.add_argument('--record-dir', default=DESIGN_DIR,
+    parser.add_argument('--record-dir', default=None,
                         help='where --split design writes one record per '
-                        'run')
+                        f'run (default: {osp.relpath(DESIGN_DIR, REPO_ROOT)})')
     parser.add_argument('--epochs', type=int, default=2)
     parser.add_argument('--train-images', type=int, default=None,
                         help='train on the first N images of the split')
@@ -75,11 +82,29 @@ def parse_args(argv=None):
 
 def check_args(args):
     """Refuse what the run would not follow, before any conversion or
-    training."""
+    training.
+
+    Returns:
+        dict: The results of earlier checks in ``--work-dir`` (of other
+        runs), kept in its results file.
+    """
     check_short_schedule(args.epochs, args.train_images, args.test_images,
                          args.lr, args.crop_size, args.seed)
+    if args.record_dir is not None and args.split != 'design':
+        # It was ignored: no record was written, exit 0.
+        raise UserError(f'--record-dir {args.record_dir}: only --split '
+                        'design writes records; a --split test run writes '
+                        'its results into --work-dir')
+    args.record_dir = args.record_dir or DESIGN_DIR
+    names = configs_to_run(args)  # two runs of one name are refused
     for path in args.configs:
-        check_input_file(path, 'config file')
+        # Each run read its config only when it started, after the runs
+        # before it: a file that is no config ended in a traceback there.
+        # (A base config ended in a KeyError or AttributeError traceback.)
+        load_run_config(path)
+    # A second check into a work dir mixed its runs with the earlier ones.
+    check_no_earlier_check(args.work_dir, names)
+    check_data_root(args.data_root)
     if args.split == 'design':
         # design_table.py refuses the record of such a run: it failed
         # only there, after the trainings.
@@ -91,6 +116,7 @@ def check_args(args):
             design_record_path(args.record_dir, name, args.crop_size or 256,
                                args.epochs, args.seed, run_device()),
             '--record-dir')
+    return earlier_results(args.work_dir)
 
 
 def configs_to_run(args):
@@ -98,9 +124,18 @@ def configs_to_run(args):
     ``--models``, then the ``--configs`` named by their stem; DSNet when
     neither is given."""
     configs = {name: CONFIGS[name] for name in args.models or []}
+    given = {name: f'--models {name}' for name in configs}
     for path in args.configs:
-        configs[osp.splitext(osp.basename(path))[0]] = osp.relpath(
-            osp.abspath(path), REPO_ROOT)
+        name = osp.splitext(osp.basename(path))[0]
+        if name in configs:
+            # The later one replaced the earlier: one run, exit 0.
+            raise UserError(
+                f'--configs {path} has the run name {name} of {given[name]} '
+                "(a run, its work dir and its record are named by its "
+                "config's stem); only one of them would run. Give each "
+                'config once, with a stem of its own')
+        configs[name] = osp.relpath(osp.abspath(path), REPO_ROOT)
+        given[name] = f'--configs {path}'
     if not configs:
         configs['dsnet'] = CONFIGS['dsnet']
     return configs
@@ -108,7 +143,7 @@ def configs_to_run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_args(args)
+    earlier = check_args(args)
     src = args.src or DEFAULT_SRC
     meta_file = osp.join(args.data_root, 'meta.json')
     if args.src and osp.isfile(meta_file):
@@ -128,8 +163,15 @@ def main(argv=None):
                                 'converted set')
             print(f'SKIP: the real ISIC 2017 set is not at {src}')
             return None
+        # Before the conversion: a work dir through a file failed only
+        # when the first run started, with a traceback.
+        check_work_dir(args.work_dir)
         print(f'Converting {src} -> {args.data_root} ...', flush=True)
-        convert(src, args.data_root, year=2017, seed=0)
+        try:
+            convert(src, args.data_root, year=2017, seed=0)
+        except ConversionError as err:
+            raise UserError(f'cannot convert {src} (--src) into '
+                            f'{args.data_root} (--data-root): {err}') from None
     if args.split == 'design' and not osp.isfile(
             osp.join(args.data_root, DESIGN_SPLITS[1])):
         raise UserError(
@@ -140,6 +182,17 @@ def main(argv=None):
     check_subset_sizes(args.data_root, args.split, args.train_images,
                        args.test_images)
     configs = configs_to_run(args)
+    given = {osp.splitext(osp.basename(path))[0]: path
+             for path in args.configs}
+    for name, config in configs.items():
+        # Each was met only when its run started, after the runs before it.
+        check_run_config(
+            short_schedule_cfg(config, args.data_root,
+                               osp.join(args.work_dir, name), args.epochs,
+                               args.train_images, args.test_images,
+                               args.seed, args.lr, args.crop_size,
+                               args.split), name, given.get(name, config))
+    check_work_dir(args.work_dir)
     results = {}
     for name, config in configs.items():
         results[name] = train_and_evaluate(
@@ -149,16 +202,19 @@ def main(argv=None):
             crop_size=args.crop_size, split=args.split)
         if args.split == 'design':
             write_design_record(args.record_dir, name, results[name])
-    out = osp.join(args.work_dir, 'real_check.json')
-    write_json(results, out)
+    out = osp.join(args.work_dir, RESULTS_FILE)
+    kept = [name for name in earlier if name not in results]
+    write_json({**earlier, **results}, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')
-    print(f'\nShort schedule on real ISIC 2017 ({run_device()}), '
-          'evaluated on the '
+    print(f'\nShort schedule on {describe_data(args.data_root)} '
+          f'({run_device()}), evaluated on the '
           f'{evaluated_on}, {args.epochs} epoch(s), input '
           f'{args.crop_size or 256}px, seed {args.seed}:')
     print(results_table(results))
-    print(f'Written to {out}')
+    print(f'Written to {out}' + (
+        f' (beside the results of earlier runs in it: {", ".join(kept)})'
+        if kept else ''))
     return results
 
 

@@ -19,13 +19,18 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.preflight import (check_input_file, check_work_dir,
-                                          load_config)
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_input_file,
+                                          check_no_earlier_run,
+                                          check_work_dir, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+#: What the demo reads of its config (and the runner needs to train).
+CONFIG_KEYS = ('model', 'train_dataloader.dataset', 'test_dataloader.dataset',
+               'optim_wrapper', 'train_cfg', 'default_hooks.checkpoint')
 
 
 def parse_args(argv=None):
@@ -147,9 +152,24 @@ def trivial_guess_iou(data_root, split_file):
     return 100.0 * lesion / max(total, 1)
 
 
-def draw_overlays(model, data_root, split_file, out_file, count=6):
+def model_name(cfg):
+    """The name of the model ``cfg`` trains, for what the demo prints: its
+    backbone's type (``DSNet``, ``UNet``, ``EGEUNet``), else its own. The
+    demo called every model DSNet.
+
+    Args:
+        cfg (Config): The demo's config.
+    """
+    backbone = cfg.model.get('backbone')
+    if isinstance(backbone, dict) and backbone.get('type'):
+        return str(backbone['type'])
+    return str(cfg.model.get('type', 'the model'))
+
+
+def draw_overlays(model, data_root, split_file, out_file, count=6,
+                  name='DSNet'):
     """Image | ground truth (green) and prediction (red) contours, for the
-    first ``count`` test images."""
+    first ``count`` test images; ``name`` names the model in the title."""
     import cv2
     import matplotlib
     matplotlib.use('Agg')
@@ -177,7 +197,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6):
         ax.imshow(canvas)
         ax.set_title(name, fontsize=8)
         ax.axis('off')
-    fig.suptitle('green: ground truth, red: DSNet prediction')
+    fig.suptitle(f'green: ground truth, red: {name} prediction')
     fig.tight_layout()
     fig.savefig(out_file, dpi=100)
     plt.close(fig)
@@ -190,20 +210,31 @@ def main(argv=None):
     check_input_file(args.config, 'config file')
     start = time.time()
     cfg = load_config(args.config)
+    # A base config (a model, data set or schedule alone) ended in a
+    # KeyError or AttributeError traceback.
+    check_config_sets(
+        cfg, args.config, CONFIG_KEYS,
+        "the demo trains, tests and draws with the config's model, data "
+        'and schedule; give a whole training config such as '
+        'configs/demo/dsnet_synthetic_cpu.py')
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
     synthetic_root = use_synthetic_root(cfg, args.config)
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
+    # A second run into it left the earlier run's checkpoints beside its
+    # own (epoch_20.pth beside epoch_2.pth and a dump of 2 epochs).
+    check_no_earlier_run(args.work_dir, resumable=False)
     check_work_dir(args.work_dir)
     print('[1/4] Preparing the synthetic ISIC-like set in '
           f'{synthetic_root} ...', flush=True)
     prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
-    print(f'[2/4] Training DSNet on the CPU for {cfg.train_cfg.max_epochs} '
-          'epochs ...', flush=True)
+    name = model_name(cfg)
+    print(f'[2/4] Training {name} on the CPU for '
+          f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
     print('[3/4] Evaluating on the test split ...', flush=True)
@@ -213,9 +244,10 @@ def main(argv=None):
     overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
     tester.model.cfg = cfg
-    draw_overlays(tester.model, synthetic_root, split, overlay)
+    draw_overlays(tester.model, synthetic_root, split, overlay, name=name)
     width = max(len(k) for k in metrics)
-    print('\n' + '=' * 50 + '\nDSNet on the synthetic test split (percent):')
+    print('\n' + '=' * 50 +
+          f'\n{name} on the synthetic test split (percent):')
     for key, value in metrics.items():
         print(f'  {key:<{width}}  {value:7.2f}')
     print(f'  Trivial guesses, pooled lesion IoU: all-background 0.00, '

@@ -382,7 +382,7 @@ _RUN_CHECKPOINT = re.compile(
     rf'{_PERIODIC_CHECKPOINT.pattern}|best_.+\.pth|last_checkpoint')
 
 
-def check_no_earlier_run(work_dir):
+def check_no_earlier_run(work_dir, resumable=True):
     """Refuse to train afresh in a work dir that holds another run's
     checkpoints.
 
@@ -393,6 +393,9 @@ def check_no_earlier_run(work_dir):
 
     Args:
         work_dir (str): The run's work dir.
+        resumable (bool): Whether the tool can continue the earlier run
+            (``--resume``); the message offers it only then.
+            Default: True.
 
     Raises:
         WorkDirError: Naming the files found, when there are any.
@@ -407,9 +410,10 @@ def check_no_earlier_run(work_dir):
         raise WorkDirError(
             f'The work dir {work_dir} already holds the checkpoints of a '
             f'run ({shown}); a new run would overwrite some of them and '
-            'leave the others beside its own. Nothing was started; continue '
-            'that run with --resume, choose another --work-dir, or remove '
-            'them.')
+            'leave the others beside its own. Nothing was started; ' +
+            ('continue that run with --resume, choose another --work-dir, '
+             'or remove them.' if resumable else
+             'choose another --work-dir, or remove them.'))
 
 
 def check_output_file(path, option='--metrics-out'):

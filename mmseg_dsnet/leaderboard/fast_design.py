@@ -61,7 +61,7 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
     for job in jobs:
         config = CONFIGS.get(job.candidate, job.candidate)
         run_dir = osp.join(work_dir, job.name)
-        check_no_earlier_run(run_dir)
+        check_no_earlier_run(run_dir, resumable=False)
         cfg = short_schedule_cfg(config, data_root, run_dir, epochs,
                                  train_images, None, job.seed,
                                  crop_size=crop_size, split='design')

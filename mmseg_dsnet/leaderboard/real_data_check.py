@@ -34,6 +34,13 @@ DESIGN_SPLITS = ('splits/lightweight_design_train.txt',
 #: Train and evaluation split files of ``split='test'`` (the literature's).
 TEST_SPLITS = ('splits/lightweight_train.txt',
                'splits/lightweight_test.txt')
+#: The file in the work dir that holds the results of every run of a check.
+RESULTS_FILE = 'real_check.json'
+#: What :func:`short_schedule_cfg` and the runner read of a run's config.
+RUN_CONFIG_KEYS = ('model', 'train_dataloader.dataset',
+                   'val_dataloader.dataset', 'test_dataloader.dataset',
+                   'optim_wrapper', 'train_cfg', 'visualizer',
+                   'default_hooks.logger')
 #: The metrics printed by :func:`results_table`.
 TABLE_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
 
@@ -46,6 +53,76 @@ def set_input_size(cfg, size):
             if step['type'] == 'Resize':
                 step['scale'] = (size, size)
     cfg.model.data_preprocessor['size'] = (size, size)
+
+
+def load_run_config(path, what='config file'):
+    """Read a config file a check or sweep would run, refusing one that is
+    no config or no whole one (a base config of a model, data set or
+    schedule alone), before any run: each was met only when its run
+    started, after the runs before it, with a traceback. Its
+    ``test_evaluator`` must be ``LesionMetric``: the check reports its
+    metrics, and the summary table failed with a ``KeyError`` after every
+    run had trained.
+
+    Args:
+        path (str): The config file given.
+        what (str): How the message names it. Default: 'config file'.
+
+    Returns:
+        Config: The config.
+
+    Raises:
+        ConfigFileError: Naming the file and what it lacks
+            (:func:`~mmseg_dsnet.engine.preflight.load_config`,
+            :func:`~mmseg_dsnet.engine.preflight.check_config_sets`), or
+            the evaluator it tests with.
+    """
+    from mmseg_dsnet.engine.preflight import (ConfigFileError,
+                                              check_config_sets, load_config)
+    cfg = load_config(path, what)
+    check_config_sets(
+        cfg, path, RUN_CONFIG_KEYS,
+        "a run trains and tests the config's model on its data pipelines "
+        'with its optimizer; give a whole training config such as '
+        'configs/dsnet/dsnet_isic2017.py')
+    evaluators = cfg.get('test_evaluator')
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    types = [e.get('type') if isinstance(e, dict) else type(e).__name__
+             for e in evaluators]
+    if 'LesionMetric' not in types:
+        raise ConfigFileError(
+            f'config file {path}: its test_evaluator is '
+            f'{", ".join(map(str, types))}, not LesionMetric; the check '
+            f'reports the lesion metrics ({", ".join(TABLE_KEYS)}) and only '
+            'LesionMetric gives them; give a config that tests with '
+            'LesionMetric, such as configs/dsnet/dsnet_isic2017.py')
+    return cfg
+
+
+def describe_data(data_root):
+    """What a check's summary says it ran on: the set ``meta.json`` of
+    ``data_root`` names, and whether it is the synthetic stand-in set. The
+    summary said ``real ISIC 2017`` of any set, the synthetic one among
+    them (``--split test`` on it is a smoke test).
+
+    Args:
+        data_root (str): The converted set the runs used.
+
+    Returns:
+        str: ``'real ISIC 2017'`` for a real set (its year from
+        ``meta.json``), or ``'the SYNTHETIC stand-in set <data_root> (not
+        real lesions; it holds SYNTHETIC.txt)'``.
+    """
+    from mmseg_dsnet.datasets.synthetic_fallback import (SYNTHETIC_MARKER,
+                                                         is_synthetic)
+    from mmseg_dsnet.leaderboard.records import load_json
+    if is_synthetic(data_root):
+        return (f'the SYNTHETIC stand-in set {data_root} (not real lesions; '
+                f'it holds {SYNTHETIC_MARKER})')
+    meta = osp.join(data_root, 'meta.json')
+    year = load_json(meta).get('year') if osp.isfile(meta) else None
+    return f'real ISIC {year or "(year unknown)"}'
 
 
 def check_design_data_root(data_root, option='--data-root'):
@@ -70,6 +147,89 @@ def check_design_data_root(data_root, option='--data-root'):
             f'{SYNTHETIC_MARKER}), not the real ISIC images: a design run on '
             'it says nothing about a design, and design_table.py refuses its '
             f'record; give {option} the converted real ISIC 2017 set')
+
+
+def check_data_root(data_root, option='--data-root'):
+    """Refuse a data root that is neither a converted set nor a place the
+    set can be converted into, before any work: the converter refused it
+    only when the check came to convert, with a ``ConversionError``
+    traceback that offered an ``--overwrite`` this check does not have
+    (and that would have replaced the folder, the raw set given as
+    ``--data-root`` among them).
+
+    Args:
+        data_root (str): The converted set, or where to convert it.
+        option (str): The option that gave it, for the message.
+
+    Raises:
+        UserError: ``data_root`` is a file, or a folder with files but no
+            ``meta.json`` (the converter's mark of a converted set).
+    """
+    import os
+
+    from mmseg_dsnet.utils.errors import UserError
+    if osp.isfile(osp.join(data_root, 'meta.json')):
+        return
+    what = ('a converted ISIC 2017 set (a folder with meta.json, made by '
+            'tools/dataset_converters/isic.py), or a new or empty folder to '
+            'convert the set into')
+    if osp.exists(data_root) and not osp.isdir(data_root):
+        raise UserError(f'{option} {data_root} is a file, not a folder; '
+                        f'give {what}')
+    if osp.isdir(data_root) and os.listdir(data_root):
+        raise UserError(f'{option} {data_root} is not a converted set (it '
+                        'has no meta.json) and it holds files, so the set '
+                        f'cannot be converted into it; give {what}')
+
+
+def check_no_earlier_check(work_dir, names):
+    """Refuse run folders of a check's work dir that hold an earlier run,
+    before any conversion or training: a second run into one overwrote
+    only the files it wrote itself, so the earlier run's checkpoints
+    (another schedule's ``epoch_N.pth``) stayed beside its own
+    ``test_metrics.json`` and config dump.
+
+    Args:
+        work_dir (str): The check's work dir (one folder per run).
+        names (Iterable[str]): The names of its runs (their folders).
+
+    Raises:
+        WorkDirError: A run's folder holds checkpoints
+            (:func:`~mmseg_dsnet.engine.preflight.check_no_earlier_run`).
+    """
+    from mmseg_dsnet.engine.preflight import check_no_earlier_run
+    for name in names:
+        check_no_earlier_run(osp.join(work_dir, name), resumable=False)
+
+
+def earlier_results(work_dir):
+    """The results of earlier checks in ``work_dir`` (its ``RESULTS_FILE``),
+    which a check of other runs into it keeps beside its own: it replaced
+    them. Read before the runs, so that a file that cannot be kept is
+    refused before any training.
+
+    Args:
+        work_dir (str): The check's work dir.
+
+    Returns:
+        dict: Run name -> its results; empty when there is no such file.
+
+    Raises:
+        UserError: The file does not hold the results of runs.
+    """
+    from mmseg_dsnet.leaderboard.records import load_json
+    from mmseg_dsnet.utils.errors import UserError
+    path = osp.join(work_dir, RESULTS_FILE)
+    if not osp.exists(path):
+        return {}
+    results = load_json(path)
+    if not isinstance(results, dict) or not all(
+            isinstance(result, dict) for result in results.values()):
+        raise UserError(
+            f'{path} does not hold the results of runs (run name -> '
+            'results), so the results of this check could not be added to '
+            'it; choose another --work-dir, or remove it')
+    return results
 
 
 def check_short_schedule(epochs=None, train_images=None, test_images=None,
@@ -155,6 +315,104 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
         type='AtomicCheckpointHook', interval=epochs, max_keep_ckpts=1)
     cfg.default_hooks.logger.interval = 20
     return cfg
+
+
+#: What torch's batch norm says when it is given one value per channel.
+ONE_VALUE_PER_CHANNEL = 'Expected more than 1 value per channel'
+
+
+def check_training_batches(cfg, name):
+    """Refuse a run whose every epoch would end with a training batch of
+    one image that its model cannot train on, before any training: batch
+    norm over a 1x1 map of one image (DSNet, DSNet-v1 and SegFormer at 32
+    px) has one value per channel, and the run failed at the end of its
+    first epoch with a ``ValueError`` traceback.
+
+    Only a loader that keeps a last batch of one (``images % batch_size ==
+    1`` without ``drop_last``) is tried: the model is built once and takes
+    one training step's loss on a batch of one image at the run's input
+    size. Other failures are left to the run itself.
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        name (str): The run's name, for the message.
+
+    Raises:
+        UserError: The model cannot train on a batch of one image.
+    """
+    import torch
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_dsnet.leaderboard.work_dir import split_size
+    from mmseg_dsnet.utils.errors import UserError
+    loader = cfg.train_dataloader
+    images = split_size(loader.dataset)
+    batch = loader.get('batch_size', 1)
+    if loader.get('drop_last') or not images or batch < 2 or \
+            images % batch != 1:
+        return
+    height, width = cfg.model.get('data_preprocessor', {}).get(
+        'size', (256, 256))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        model = MODELS.build(cfg.model)
+    model.train()
+    sample = SegDataSample(gt_sem_seg=PixelData(
+        data=torch.zeros(1, height, width, dtype=torch.long)))
+    sample.set_metainfo(dict(img_shape=(height, width),
+                             pad_shape=(height, width),
+                             ori_shape=(height, width)))
+    try:
+        model.loss(torch.rand(1, 3, height, width), [sample])
+    except ValueError as err:
+        if ONE_VALUE_PER_CHANNEL not in str(err):
+            return
+        raise UserError(
+            f'{name}: each epoch would end with a training batch of one '
+            f'image ({images} training images, batch_size {batch}), and '
+            f'its model cannot train on one at {height}x{width} '
+            f'(ValueError: {err}); give --train-images a count that leaves '
+            f'more than one image for the last batch (not {batch}k + 1) or '
+            'a larger --crop-size') from None
+    finally:
+        del model
+
+
+def check_run_config(cfg, name, config):
+    """The checks ``tools/train.py`` makes before a runner exists, for one
+    run of a check, so that a config fault is refused before the first run
+    trains: it was met only when its run started, after the runs before it
+    (an ``NoSuchBackbone is not in the mmseg::model registry`` line that
+    named no file, a log folder left).
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        name (str): The run's name.
+        config (str): Its config file, for the message.
+
+    Raises:
+        UserError: ``config file <config> (run <name>): <fault>``, for a
+            misspelt key, a model or transform that cannot be built
+            (:mod:`~mmseg_dsnet.engine.preflight`), or a last training
+            batch its model cannot take (:func:`check_training_batches`).
+    """
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    from mmseg_dsnet.engine.preflight import (check_config_keys,
+                                              check_model_builds,
+                                              check_pipelines_build)
+    from mmseg_dsnet.utils.errors import UserError
+    try:
+        check_config_keys(cfg)
+        check_model_builds(cfg)
+        check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
+    except Exception as err:  # noqa: BLE001  (told apart below)
+        message = describe_user_error(err)
+        if message is None:
+            raise
+        raise UserError(f'config file {config} (run {name}): '
+                        f'{message}') from err
+    check_training_batches(cfg, name)
 
 
 def optimizer_lr(cfg):

@@ -13,13 +13,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, NamedTuple, Sequence
 
-from mmseg_dsnet.engine.preflight import (check_output_file, check_work_dir,
-                                          load_config)
+from mmseg_dsnet.engine.preflight import check_output_file, check_work_dir
 from mmseg_dsnet.progress import progress_bar
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
-from .real_data_check import CONFIGS, design_record_path, run_device
+from .real_data_check import (CONFIGS, check_no_earlier_check,
+                              design_record_path, load_run_config,
+                              run_device)
 
 CHECK_TOOL = osp.join(REPO_ROOT, 'tools', 'check_real_data.py')
 #: What check_real_data.py prints once it has written a run's record.
@@ -51,7 +52,8 @@ def sweep_jobs(candidates: Sequence[str],
         FileNotFoundError: A candidate is neither a model name nor a file.
         ConfigFileError: A candidate file cannot be read as a config (a
             checkpoint given in its place, a syntax error, a missing
-            ``_base_``); each of its runs would fail when it starts.
+            ``_base_``) or is no whole one (a base config); each of its
+            runs would fail when it starts.
         ValueError: Two runs of one name.
     """
     for candidate in candidates:
@@ -63,7 +65,7 @@ def sweep_jobs(candidates: Sequence[str],
                 'nor a config file')
         # Each run reads its config only when it starts, after the runs
         # before it, and failed with a traceback in its log.
-        load_config(candidate, 'candidate config')
+        load_run_config(candidate, 'candidate config')
     jobs = [SweepJob(c, s) for s in seeds for c in candidates]
     names = [job.name for job in jobs]
     twice = sorted({name for name in names if names.count(name) > 1})
@@ -93,10 +95,15 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
             trains).
 
     Raises:
-        WorkDirError: A folder that cannot be written.
+        WorkDirError: A folder that cannot be written, or a run's folder
+            that holds an earlier run (:func:`.check_no_earlier_check`).
         UserError: Naming the runs whose record exists.
     """
     check_work_dir(work_dir)
+    for job in jobs:
+        # Each run refused it only when it started, its reason in its log.
+        check_no_earlier_check(osp.join(work_dir, job.name),
+                               [job.record_name])
     device = device or run_device()
     paths = [design_record_path(record_dir, job.record_name, input_size,
                                 epochs, job.seed, device) for job in jobs]
