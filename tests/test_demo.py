@@ -295,3 +295,23 @@ def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
     assert 'Training EGEUNet on the CPU for 1 epochs' in printed
     assert 'EGEUNet on the synthetic test split (percent):' in printed
     assert 'DSNet' not in printed
+
+
+@pytest.mark.slow
+def test_each_demo_run_gets_a_folder_of_its_own(tmp_path, monkeypatch,
+                                                capsys):
+    """Without --work-dir every run wrote into ``work_dirs/demo``, so the
+    README's command run a second time was refused (the folder held the
+    first run). Each run now writes under a folder of its own there."""
+    monkeypatch.chdir(tmp_path)
+    demo.main(['--epochs', '1'])
+    first = capsys.readouterr().out
+    demo.main(['--epochs', '1'])
+    second = capsys.readouterr().out
+    runs = sorted(os.listdir(tmp_path / 'work_dirs' / 'demo'))
+    assert len(runs) == 2
+    for run, out in zip(runs, (first, second)):
+        folder = tmp_path / 'work_dirs' / 'demo' / run
+        assert (folder / 'epoch_1.pth').is_file()
+        assert (folder / 'overlays.png').stat().st_size > 0
+        assert f'Checkpoint: work_dirs/demo/{run}/epoch_1.pth' in out

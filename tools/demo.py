@@ -36,11 +36,34 @@ CONFIG_KEYS = ('model', 'train_dataloader.dataset', 'test_dataloader.dataset',
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument(
+        '--work-dir',
+        help='where the run writes; a folder of its own under '
+        'work_dirs/demo/ by default, named by the time it starts')
     parser.add_argument('--epochs', type=int, default=None,
                         help='override the number of training epochs')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
+
+
+def new_run_dir(parent='work_dirs/demo'):
+    """A folder under ``parent`` for a new run, named by the time it
+    starts (``20261204_191502``, with ``_2``, ``_3`` ... after a name
+    taken), so that running the demo again never meets an earlier run.
+
+    Args:
+        parent (str): Where the runs' folders are. Default:
+            ``'work_dirs/demo'``.
+
+    Returns:
+        str: A path that does not exist yet.
+    """
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    path, n = osp.join(parent, stamp), 1
+    while osp.lexists(path):
+        n += 1
+        path = osp.join(parent, f'{stamp}_{n}')
+    return path
 
 
 def use_synthetic_root(cfg, config):
@@ -225,6 +248,8 @@ def main(argv=None):
     check_synthetic_target(synthetic_root)
     # A second run into it left the earlier run's checkpoints beside its
     # own (epoch_20.pth beside epoch_2.pth and a dump of 2 epochs).
+    if args.work_dir is None:
+        args.work_dir = new_run_dir()
     check_no_earlier_run(args.work_dir, resumable=False)
     check_work_dir(args.work_dir)
     print('[1/4] Preparing the synthetic ISIC-like set in '
