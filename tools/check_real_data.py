@@ -111,7 +111,7 @@ def check_args(args):
         check_design_data_root(args.data_root)
         # The records are written after the trainings: a --record-dir that
         # cannot take them failed only then.
-        name = next(iter(configs_to_run(args)))
+        name = next(iter(names))
         check_output_file(
             design_record_path(args.record_dir, name, args.crop_size or 256,
                                args.epochs, args.seed, run_device()),
