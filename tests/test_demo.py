@@ -315,3 +315,10 @@ def test_each_demo_run_gets_a_folder_of_its_own(tmp_path, monkeypatch,
         assert (folder / 'epoch_1.pth').is_file()
         assert (folder / 'overlays.png').stat().st_size > 0
         assert f'Checkpoint: work_dirs/demo/{run}/epoch_1.pth' in out
+
+
+def test_demo_names_the_device_it_trains_on(monkeypatch):
+    assert demo.training_device() == 'the CPU'
+    # On a GPU machine the runner trains there; the demo said "the CPU".
+    monkeypatch.setattr(demo, 'get_device', lambda: 'cuda')
+    assert demo.training_device() == 'the CUDA device'

@@ -12,6 +12,7 @@ import os.path as osp
 import time
 
 import numpy as np
+from mmengine.device import get_device
 from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
@@ -189,6 +190,14 @@ def model_name(cfg):
     return str(cfg.model.get('type', 'the model'))
 
 
+def training_device():
+    """Where the runner will train, for what the demo prints: mmengine puts
+    the model on a GPU when there is one, and the demo said "the CPU" there
+    too."""
+    device = get_device()
+    return 'the CPU' if device == 'cpu' else f'the {device.upper()} device'
+
+
 def draw_overlays(model, data_root, split_file, out_file, count=6,
                   name='DSNet'):
     """Image | ground truth (green) and prediction (red) contours, for the
@@ -258,7 +267,7 @@ def main(argv=None):
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
     name = model_name(cfg)
-    print(f'[2/4] Training {name} on the CPU for '
+    print(f'[2/4] Training {name} on {training_device()} for '
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
