@@ -206,6 +206,30 @@ def test_device_and_threads_reach_their_backend(checkpoint, inputs,
         torch.set_num_threads(before)
 
 
+def test_a_device_this_machine_lacks_is_refused(checkpoint, inputs,
+                                               tmp_path, capsys):
+    """``--device cuda`` on a machine without CUDA failed when the model
+    was moved there: an ``AssertionError`` traceback, exit 1, and the
+    output folders were left behind. Now one usage error before any
+    work."""
+    folder, _ = inputs
+    image = str(folder / 'normal.jpg')
+    out = tmp_path / 'out'
+    # A CUDA device this machine does not have, with or without a GPU.
+    missing = 'cuda:99' if torch.cuda.is_available() else 'cuda'
+    for device, message in (
+            (missing, f'--device {missing}: '),
+            ('foo', '--device foo: not a device; give cuda, cuda:N or cpu')):
+        with pytest.raises(SystemExit) as exc:
+            run_tool([CONFIG, checkpoint, image, '--out-dir', str(out),
+                      '--device', device, '--no-progress'])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f'error: {message}' in err, err
+        assert 'Traceback' not in err
+        assert not out.exists()
+
+
 def test_a_checkpoint_trained_at_another_size_is_refused(inputs, tmp_path,
                                                          capsys):
     """A checkpoint trained at 128 px (its ``meta['cfg']``, the training

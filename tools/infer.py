@@ -179,6 +179,16 @@ def parse_args(argv=None):
         # It was ignored: the run stayed on the CPU without a word.
         parser.error(f'--device {args.device} applies to the pytorch '
                      'backend; onnxruntime runs on the CPU here')
+    if not onnxruntime:
+        # torch failed only when the model was moved there: a traceback
+        # (AssertionError for CUDA on a CPU-only torch), exit 1, and the
+        # output folders made already.
+        from mmseg_dsnet.utils.cli import device_option
+        from mmseg_dsnet.utils.errors import UserError
+        try:
+            device_option(args.device, task='inference')
+        except UserError as err:
+            parser.error(str(err))
     return args
 
 
