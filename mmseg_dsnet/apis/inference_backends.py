@@ -13,11 +13,12 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..deploy.deployable import (META_INPUT_SIZE, META_THRESHOLD,
+from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
+                                 META_INPUT_SIZE, META_THRESHOLD,
                                  DeployableSegmentor, build_segmentor,
                                  input_size_of, threshold_of)
 from ..deploy.onnx_export import export_onnx
-from ..deploy.ort_session import ort_session
+from ..deploy.ort_session import OnnxModelError, ort_session
 from ..engine.preflight import load_config
 from .released_model import check_trained_input_size
 
@@ -75,6 +76,35 @@ class TorchBackend:
             return self.network(inputs).float().cpu().numpy()
 
 
+def check_input_format(onnx_file: str, meta: dict) -> None:
+    """Refuse an ONNX file that does not say it takes what this backend
+    gives: raw RGB pixels 0..255 (``META_INPUT_FORMAT``, written by
+    ``tools/deployment/export_onnx.py``).
+
+    Another exporter's file (mmdeploy's, a plain ``torch.onnx.export`` of
+    the segmentor) expects normalised or BGR input; fed raw RGB at a
+    guessed 256x256 and threshold 0.5 it gave wrong masks, exit 0.
+
+    Args:
+        onnx_file (str): The file, for the message.
+        meta (dict): Its ``custom_metadata_map``.
+
+    Raises:
+        OnnxModelError: Naming the file and what it lacks.
+    """
+    found = meta.get(META_INPUT_FORMAT)
+    if found == INPUT_FORMAT:
+        return
+    what = (f'it has no {META_INPUT_FORMAT} metadata' if found is None else
+            f'its {META_INPUT_FORMAT} is {found!r}, not {INPUT_FORMAT!r}')
+    raise OnnxModelError(
+        f'{onnx_file} was not written by tools/deployment/export_onnx.py '
+        f'({what}): the input it expects (pixel range, channel order, '
+        'normalisation), its input size and threshold are unknown, and a '
+        'guess gives wrong masks without an error; export the model with '
+        'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
+
+
 class OnnxRuntimeBackend:
     """Runs an ONNX file written by ``tools/deployment/export_onnx.py``.
 
@@ -92,6 +122,7 @@ class OnnxRuntimeBackend:
         # One place turns a broken file into an error naming it.
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
+        check_input_format(onnx_file, meta)
         if input_size is None and META_INPUT_SIZE in meta:
             input_size = tuple(
                 int(v) for v in meta[META_INPUT_SIZE].split(','))
