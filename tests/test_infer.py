@@ -550,6 +550,51 @@ def test_an_output_name_belongs_to_one_input_across_runs(
         'x_3': osp.realpath(photos['c'])}
 
 
+def test_outputs_of_a_changed_input_are_not_skipped_as_done(
+        checkpoint, tmp_path, capsys):
+    """A new photo saved under the name of one already segmented (cameras
+    reuse IMG_0001.jpg): the run skipped it as done, exit 0, and the mask
+    of the old photo (another size here) stayed as if it were the new
+    one's. Now ``OUT/sources.sha256.json`` records each input's SHA-256
+    and a changed input is listed as failed (exit 1) until --overwrite."""
+    import json
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (50, 40)})
+    other = tmp_path / 'y.jpg'
+    Image.fromarray(lesion_image(30, 30)).save(other)
+    out = tmp_path / 'out'
+    mask = out / 'masks' / 'x.png'
+
+    def run(*extra, expect=0):
+        assert run_tool([CONFIG, checkpoint, str(photos['a']), str(other),
+                         '--out-dir',
+                         str(out), '--no-progress', *extra]) == expect
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    run()
+    old = mask.read_bytes()
+    digests = json.loads((out / 'sources.sha256.json').read_text())
+    assert sorted(digests) == ['x', 'y'] and len(digests['x']) == 64
+    assert 'Skipped 2' in run()  # the same files: done
+    # Another photo under the same name.
+    photos['a'].write_bytes(photos['b'].read_bytes())
+    text = run(expect=1)
+    assert (f'{photos["a"]}: its outputs {mask}, {out / "overlays" / "x.jpg"}'
+            ' were made from another version of this file (SHA-256 '
+            f'{digests["x"][:12]}... recorded in sources.sha256.json') in text
+    assert 'they do not show it; use --overwrite to replace them' in text
+    assert 'ERROR: 1 input(s) failed' in text and 'Skipped 1 ' in text
+    assert mask.read_bytes() == old
+    run('--overwrite')
+    assert Image.open(mask).size == (40, 50)
+    assert 'Skipped 2' in run()
+    (out / 'sources.sha256.json').write_text('[1, 2]')
+    text = run(expect=2)
+    assert (f'ERROR: cannot read {out / "sources.sha256.json"}, the record '
+            'of the SHA-256 of the input behind each output (not a mapping '
+            'of output names to SHA-256 digests)') in text
+
+
 def test_outputs_without_a_record_of_their_inputs_keep_their_names(
         checkpoint, tmp_path, capsys):
     """A folder written before inputs were recorded (outputs, model.json,
@@ -659,7 +704,10 @@ def test_masks_of_a_killed_run_keep_their_inputs(checkpoint, tmp_path,
     assert json.loads((out / 'sources.json').read_text()) == {
         name: osp.realpath(folder / f'{name}.jpg') for name in names}
     assert sorted(os.listdir(out)) == ['masks', 'model.json', 'overlays',
-                                       'sources.json']
+                                       'sources.json', 'sources.sha256.json']
+    # The digests journaled before the kill are recorded too.
+    assert sorted(json.loads(
+        (out / 'sources.sha256.json').read_text())) == names
 
 
 def test_flips_average_three_passes(checkpoint, inputs, tmp_path):

@@ -50,7 +50,10 @@ inside ``OUT/masks`` or ``OUT/overlays`` are refused, never replaced.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
-unless ``--overwrite``; such images are skipped with a message. With
+unless ``--overwrite``; such images are skipped with a message, unless
+the input file changed since they were made (``OUT/sources.sha256.json``
+records its SHA-256; a new photo under an old name): then it counts as
+failed and its outputs stay as they are until ``--overwrite``. With
 ``--no-overlay``, an overlay of an earlier run counts as an output too:
 ``--overwrite`` removes it with the mask it showed.
 
