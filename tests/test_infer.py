@@ -595,6 +595,28 @@ def test_outputs_of_a_changed_input_are_not_skipped_as_done(
             'of output names to SHA-256 digests)') in text
 
 
+def test_outputs_of_a_hidden_input_are_not_hidden(checkpoint, tmp_path,
+                                                 capsys):
+    """``.h.jpg`` gave the hidden outputs ``.h.png`` and ``.h.jpg``, which
+    the folder's checks pass over (as a killed writer's partial files): a
+    run with another threshold skipped them as done and recorded its own
+    threshold in model.json, exit 0, beside masks of the first."""
+    photo = tmp_path / '.h.jpg'
+    Image.fromarray(lesion_image(40, 50)).save(photo)
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(photo), '--out-dir', str(out),
+            '--no-progress']
+    assert run_tool(argv) == 0
+    assert (f'{photo}: its outputs are named h (without the leading dot, '
+            'which would make them hidden files)') in capsys.readouterr().err
+    assert sorted(os.listdir(out / 'masks')) == ['h.png']
+    assert sorted(os.listdir(out / 'overlays')) == ['h.jpg']
+    record = (out / 'model.json').read_text()
+    assert run_tool(argv + ['--threshold', '0.2']) == 2
+    assert 'holds 2 outputs of another model' in capsys.readouterr().err
+    assert (out / 'model.json').read_text() == record
+
+
 def test_outputs_without_a_record_of_their_inputs_keep_their_names(
         checkpoint, tmp_path, capsys):
     """A folder written before inputs were recorded (outputs, model.json,

@@ -220,8 +220,12 @@ def remove_empty_output_dirs(created: Sequence[str]) -> None:
 
 def input_stem(path: str) -> str:
     """The output name an input gets when nothing else holds it: its file
-    stem (``image`` for a name that is all extension)."""
-    return osp.splitext(osp.basename(path))[0] or 'image'
+    stem without leading dots (``h`` for ``.h.jpg``; ``image`` for a name
+    that is all dots)."""
+    # Hidden outputs (.h.png) were passed over by the output folder's
+    # checks, as a killed writer's partial files are: a run with another
+    # model skipped them and recorded itself in model.json, exit 0.
+    return osp.splitext(osp.basename(path))[0].lstrip('.') or 'image'
 
 
 def output_names(files: Sequence[str],
@@ -277,6 +281,9 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
     for path, name in names.items():
         stem = input_stem(path)
         if name == stem:
+            if stem != osp.splitext(osp.basename(path))[0]:
+                say(f'{path}: its outputs are named {name} (without the '
+                    'leading dot, which would make them hidden files)')
             continue
         if recorded.get(name) == osp.realpath(path):
             why = f'recorded for it in {record_file}'
