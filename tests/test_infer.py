@@ -230,6 +230,48 @@ def test_a_device_this_machine_lacks_is_refused(checkpoint, inputs,
         assert not out.exists()
 
 
+def test_a_config_tested_otherwise_is_refused(checkpoint, inputs, tmp_path,
+                                              capsys):
+    """A config whose test pipeline keeps the aspect ratio, or that slides
+    windows over the image: both backends ran the whole image resized to
+    the scale, aspect not kept, and wrote other masks than those
+    ``tools/test.py`` scores for it, exit 0."""
+    folder, _ = inputs
+    image = str(folder / 'normal.jpg')
+    keep = tmp_path / 'keep.py'
+    keep.write_text(
+        f'_base_ = [{CONFIG!r}]\n'
+        "test_pipeline = [dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(256, 256), keep_ratio=True), "
+        "dict(type='LoadAnnotations'), dict(type='PackSegInputs')]\n"
+        'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n')
+    slide = tmp_path / 'slide.py'
+    slide.write_text(
+        f'_base_ = [{CONFIG!r}]\n'
+        "model = dict(test_cfg=dict(mode='slide', crop_size=(128, 128), "
+        'stride=(85, 85)))\n')
+    out = tmp_path / 'out'
+    for config, problem in (
+            (keep, "its test pipeline's Resize keeps the aspect ratio "
+             '(scale=(256, 256), keep_ratio=True), while inference resizes '
+             'every image to exactly that size'),
+            (slide, "model.test_cfg.mode is 'slide', while inference runs "
+             'the whole image once')):
+        for backend in ('pytorch', 'onnxruntime'):
+            assert run_tool([str(config), checkpoint, image, '--out-dir',
+                             str(out), '--backend', backend,
+                             '--no-progress']) == 2
+            last = capsys.readouterr().err.strip().splitlines()[-1]
+            assert last == (
+                f'ERROR: config {config} is tested otherwise than inference '
+                f'runs it: {problem}; the masks would differ from those '
+                'tools/test.py scores for it; give a config with keep_ratio='
+                "False and test_cfg mode='whole' (as "
+                'configs/_base_/datasets/isic_256x256.py and our model '
+                'configs)'), last
+            assert not out.exists()
+
+
 def test_a_checkpoint_trained_at_another_size_is_refused(inputs, tmp_path,
                                                          capsys):
     """A checkpoint trained at 128 px (its ``meta['cfg']``, the training
