@@ -272,6 +272,32 @@ def test_a_config_tested_otherwise_is_refused(checkpoint, inputs, tmp_path,
             assert not out.exists()
 
 
+def test_sub_folders_left_out_are_named(checkpoint, tmp_path, capsys):
+    """A folder of photos with sub-folders of more (one per patient),
+    without --recursive: the sub-folders' images were left out without a
+    word, ``Processed 1 of 1 images``, exit 0. Now each is named, and the
+    summary counts them; the folder holding the outputs is not named."""
+    photos = tmp_path / 'photos'
+    (photos / 'patient2').mkdir(parents=True)
+    Image.fromarray(lesion_image(30, 40)).save(photos / 'top.jpg')
+    Image.fromarray(lesion_image(30, 40)).save(photos / 'patient2' / 'a.jpg')
+    out = photos / 'results'
+    argv = [CONFIG, checkpoint, str(photos), '--out-dir', str(out),
+            '--no-progress']
+    assert run_tool(argv) == 0
+    captured = capsys.readouterr()
+    assert (f'skipped {photos / "patient2"}: a sub-folder, not searched '
+            '(--recursive to segment its images too)') in captured.err
+    assert str(out) + ':' not in captured.err
+    assert ('Not searched: 1 sub-folder(s) of the input folders (listed '
+            'above; --recursive to segment their images)') in captured.out
+    assert sorted(os.listdir(out / 'masks')) == ['top.png']
+    assert run_tool(argv + ['--recursive']) == 0
+    captured = capsys.readouterr()
+    assert 'Not searched' not in captured.out + captured.err
+    assert sorted(os.listdir(out / 'masks')) == ['a.png', 'top.png']
+
+
 def test_a_checkpoint_trained_at_another_size_is_refused(inputs, tmp_path,
                                                          capsys):
     """A checkpoint trained at 128 px (its ``meta['cfg']``, the training
