@@ -125,11 +125,15 @@ class InputList:
             not an image extension (e.g. LICENSE.txt), not processed.
         excluded (list[str]): Folders of ``exclude`` met while searching
             folders or globs; nothing under them was taken.
+        subfolders (list[str]): Sub-folders of given folders, not searched
+            (without ``recursive``), so that their images are not left out
+            without a word.
     """
     files: List[str] = field(default_factory=list)
     problems: List[Tuple[str, str]] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     excluded: List[str] = field(default_factory=list)
+    subfolders: List[str] = field(default_factory=list)
 
 
 def _has_glob_magic(text: str) -> bool:
@@ -145,7 +149,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
     the other files are listed in ``skipped``. A glob pattern contributes
     every file it matches (``**`` works). Sub-folder searches and globs
     take nothing under the ``exclude`` folders (a folder given itself is
-    still read).
+    still read). Without ``recursive``, sub-folders of given folders are
+    listed in ``subfolders``.
 
     Args:
         inputs (Sequence[str]): Files, folders or glob patterns.
@@ -190,6 +195,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 paths = [
                     osp.join(item, name) for name in sorted(os.listdir(item))
                 ]
+                found.subfolders += [path for path in paths
+                                     if osp.isdir(path)]
             paths = [path for path in paths if osp.isfile(path)]
             images = [
                 path for path in paths

@@ -206,6 +206,98 @@ def test_device_and_threads_reach_their_backend(checkpoint, inputs,
         torch.set_num_threads(before)
 
 
+def test_a_device_this_machine_lacks_is_refused(checkpoint, inputs,
+                                               tmp_path, capsys):
+    """``--device cuda`` on a machine without CUDA failed when the model
+    was moved there: an ``AssertionError`` traceback, exit 1, and the
+    output folders were left behind. Now one usage error before any
+    work."""
+    folder, _ = inputs
+    image = str(folder / 'normal.jpg')
+    out = tmp_path / 'out'
+    # A CUDA device this machine does not have, with or without a GPU.
+    missing = 'cuda:99' if torch.cuda.is_available() else 'cuda'
+    for device, message in (
+            (missing, f'--device {missing}: '),
+            ('foo', '--device foo: not a device; give cuda, cuda:N or cpu')):
+        with pytest.raises(SystemExit) as exc:
+            run_tool([CONFIG, checkpoint, image, '--out-dir', str(out),
+                      '--device', device, '--no-progress'])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f'error: {message}' in err, err
+        assert 'Traceback' not in err
+        assert not out.exists()
+
+
+def test_a_config_tested_otherwise_is_refused(checkpoint, inputs, tmp_path,
+                                              capsys):
+    """A config whose test pipeline keeps the aspect ratio, or that slides
+    windows over the image: both backends ran the whole image resized to
+    the scale, aspect not kept, and wrote other masks than those
+    ``tools/test.py`` scores for it, exit 0."""
+    folder, _ = inputs
+    image = str(folder / 'normal.jpg')
+    keep = tmp_path / 'keep.py'
+    keep.write_text(
+        f'_base_ = [{CONFIG!r}]\n'
+        "test_pipeline = [dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(256, 256), keep_ratio=True), "
+        "dict(type='LoadAnnotations'), dict(type='PackSegInputs')]\n"
+        'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n')
+    slide = tmp_path / 'slide.py'
+    slide.write_text(
+        f'_base_ = [{CONFIG!r}]\n'
+        "model = dict(test_cfg=dict(mode='slide', crop_size=(128, 128), "
+        'stride=(85, 85)))\n')
+    out = tmp_path / 'out'
+    for config, problem in (
+            (keep, "its test pipeline's Resize keeps the aspect ratio "
+             '(scale=(256, 256), keep_ratio=True), while inference resizes '
+             'every image to exactly that size'),
+            (slide, "model.test_cfg.mode is 'slide', while inference runs "
+             'the whole image once')):
+        for backend in ('pytorch', 'onnxruntime'):
+            assert run_tool([str(config), checkpoint, image, '--out-dir',
+                             str(out), '--backend', backend,
+                             '--no-progress']) == 2
+            last = capsys.readouterr().err.strip().splitlines()[-1]
+            assert last == (
+                f'ERROR: config {config} is tested otherwise than inference '
+                f'runs it: {problem}; the masks would differ from those '
+                'tools/test.py scores for it; give a config with keep_ratio='
+                "False and test_cfg mode='whole' (as "
+                'configs/_base_/datasets/isic_256x256.py and our model '
+                'configs)'), last
+            assert not out.exists()
+
+
+def test_sub_folders_left_out_are_named(checkpoint, tmp_path, capsys):
+    """A folder of photos with sub-folders of more (one per patient),
+    without --recursive: the sub-folders' images were left out without a
+    word, ``Processed 1 of 1 images``, exit 0. Now each is named, and the
+    summary counts them; the folder holding the outputs is not named."""
+    photos = tmp_path / 'photos'
+    (photos / 'patient2').mkdir(parents=True)
+    Image.fromarray(lesion_image(30, 40)).save(photos / 'top.jpg')
+    Image.fromarray(lesion_image(30, 40)).save(photos / 'patient2' / 'a.jpg')
+    out = photos / 'results'
+    argv = [CONFIG, checkpoint, str(photos), '--out-dir', str(out),
+            '--no-progress']
+    assert run_tool(argv) == 0
+    captured = capsys.readouterr()
+    assert (f'skipped {photos / "patient2"}: a sub-folder, not searched '
+            '(--recursive to segment its images too)') in captured.err
+    assert str(out) + ':' not in captured.err
+    assert ('Not searched: 1 sub-folder(s) of the input folders (listed '
+            'above; --recursive to segment their images)') in captured.out
+    assert sorted(os.listdir(out / 'masks')) == ['top.png']
+    assert run_tool(argv + ['--recursive']) == 0
+    captured = capsys.readouterr()
+    assert 'Not searched' not in captured.out + captured.err
+    assert sorted(os.listdir(out / 'masks')) == ['a.png', 'top.png']
+
+
 def test_a_checkpoint_trained_at_another_size_is_refused(inputs, tmp_path,
                                                          capsys):
     """A checkpoint trained at 128 px (its ``meta['cfg']``, the training
@@ -526,6 +618,73 @@ def test_an_output_name_belongs_to_one_input_across_runs(
         'x_3': osp.realpath(photos['c'])}
 
 
+def test_outputs_of_a_changed_input_are_not_skipped_as_done(
+        checkpoint, tmp_path, capsys):
+    """A new photo saved under the name of one already segmented (cameras
+    reuse IMG_0001.jpg): the run skipped it as done, exit 0, and the mask
+    of the old photo (another size here) stayed as if it were the new
+    one's. Now ``OUT/sources.sha256.json`` records each input's SHA-256
+    and a changed input is listed as failed (exit 1) until --overwrite."""
+    import json
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (50, 40)})
+    other = tmp_path / 'y.jpg'
+    Image.fromarray(lesion_image(30, 30)).save(other)
+    out = tmp_path / 'out'
+    mask = out / 'masks' / 'x.png'
+
+    def run(*extra, expect=0):
+        assert run_tool([CONFIG, checkpoint, str(photos['a']), str(other),
+                         '--out-dir',
+                         str(out), '--no-progress', *extra]) == expect
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    run()
+    old = mask.read_bytes()
+    digests = json.loads((out / 'sources.sha256.json').read_text())
+    assert sorted(digests) == ['x', 'y'] and len(digests['x']) == 64
+    assert 'Skipped 2' in run()  # the same files: done
+    # Another photo under the same name.
+    photos['a'].write_bytes(photos['b'].read_bytes())
+    text = run(expect=1)
+    assert (f'{photos["a"]}: its outputs {mask}, {out / "overlays" / "x.jpg"}'
+            ' were made from another version of this file (SHA-256 '
+            f'{digests["x"][:12]}... recorded in sources.sha256.json') in text
+    assert 'they do not show it; use --overwrite to replace them' in text
+    assert 'ERROR: 1 input(s) failed' in text and 'Skipped 1 ' in text
+    assert mask.read_bytes() == old
+    run('--overwrite')
+    assert Image.open(mask).size == (40, 50)
+    assert 'Skipped 2' in run()
+    (out / 'sources.sha256.json').write_text('[1, 2]')
+    text = run(expect=2)
+    assert (f'ERROR: cannot read {out / "sources.sha256.json"}, the record '
+            'of the SHA-256 of the input behind each output (not a mapping '
+            'of output names to SHA-256 digests)') in text
+
+
+def test_outputs_of_a_hidden_input_are_not_hidden(checkpoint, tmp_path,
+                                                 capsys):
+    """``.h.jpg`` gave the hidden outputs ``.h.png`` and ``.h.jpg``, which
+    the folder's checks pass over (as a killed writer's partial files): a
+    run with another threshold skipped them as done and recorded its own
+    threshold in model.json, exit 0, beside masks of the first."""
+    photo = tmp_path / '.h.jpg'
+    Image.fromarray(lesion_image(40, 50)).save(photo)
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(photo), '--out-dir', str(out),
+            '--no-progress']
+    assert run_tool(argv) == 0
+    assert (f'{photo}: its outputs are named h (without the leading dot, '
+            'which would make them hidden files)') in capsys.readouterr().err
+    assert sorted(os.listdir(out / 'masks')) == ['h.png']
+    assert sorted(os.listdir(out / 'overlays')) == ['h.jpg']
+    record = (out / 'model.json').read_text()
+    assert run_tool(argv + ['--threshold', '0.2']) == 2
+    assert 'holds 2 outputs of another model' in capsys.readouterr().err
+    assert (out / 'model.json').read_text() == record
+
+
 def test_outputs_without_a_record_of_their_inputs_keep_their_names(
         checkpoint, tmp_path, capsys):
     """A folder written before inputs were recorded (outputs, model.json,
@@ -635,7 +794,10 @@ def test_masks_of_a_killed_run_keep_their_inputs(checkpoint, tmp_path,
     assert json.loads((out / 'sources.json').read_text()) == {
         name: osp.realpath(folder / f'{name}.jpg') for name in names}
     assert sorted(os.listdir(out)) == ['masks', 'model.json', 'overlays',
-                                       'sources.json']
+                                       'sources.json', 'sources.sha256.json']
+    # The digests journaled before the kill are recorded too.
+    assert sorted(json.loads(
+        (out / 'sources.sha256.json').read_text())) == names
 
 
 def test_flips_average_three_passes(checkpoint, inputs, tmp_path):

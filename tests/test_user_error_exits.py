@@ -38,8 +38,11 @@ def fake_onnx(path, input_size=(32, 32)):
     model = helper.make_model(graph,
                               opset_imports=[helper.make_opsetid('', 17)])
     model.ir_version = 8
-    entry = model.metadata_props.add()
-    entry.key, entry.value = 'mmseg_dsnet.input_size', '%d,%d' % input_size
+    from mmseg_dsnet.deploy.deployable import INPUT_FORMAT
+    for key, value in (('mmseg_dsnet.input_size', '%d,%d' % input_size),
+                       ('mmseg_dsnet.input_format', INPUT_FORMAT)):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
 
@@ -256,6 +259,52 @@ def test_broken_onnx_is_one_error_line(tmp_path, capsys, kind):
     # way by every tool.
     with pytest.raises(OnnxModelError, match=str(broken)):
         make_backend(str(broken))
+
+
+@pytest.mark.parametrize('format_value', [None, 'float32 NCHW BGR, '
+                                          'normalised by ImageNet mean/std'])
+def test_onnx_of_another_exporter_is_refused(tmp_path, capsys, format_value):
+    """An ONNX file without export_onnx's input-format metadata (another
+    exporter's, expecting normalised or BGR input) was run on raw RGB
+    pixels at a guessed 256x256 and threshold 0.5: wrong masks, exit 0."""
+    import onnx
+
+    from mmseg_dsnet.apis.inference_backends import make_backend
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
+    model = onnx.load(str(fake_onnx(tmp_path / 'good.onnx')))
+    kept = [(p.key, p.value) for p in model.metadata_props
+            if p.key != 'mmseg_dsnet.input_format']
+    if format_value is not None:
+        kept.append(('mmseg_dsnet.input_format', format_value))
+    del model.metadata_props[:]
+    for key, value in kept:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    foreign = tmp_path / 'foreign.onnx'
+    onnx.save(model, str(foreign))
+    image = tmp_path / 'images' / 'a.png'
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.full((20, 30, 3), 90, np.uint8))
+    infer = load_tool('infer.py').main
+    code, err = run_cli(infer, [
+        foreign, image, '--out-dir', tmp_path / 'out', '--no-progress'
+    ], capsys)
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f'ERROR: {foreign} was not written by '
+                           'tools/deployment/export_onnx.py ('), err
+    assert ('a guess gives wrong masks without an error; export the model '
+            'with tools/deployment/export_onnx.py') in last
+    assert 'Traceback' not in err and err.count('ERROR') == 1
+    assert not (tmp_path / 'out').exists()
+    with pytest.raises(OnnxModelError, match='mmseg_dsnet.input_format'):
+        make_backend(str(foreign))
+    # export_onnx's own files (the fake one carries its metadata) run.
+    code, err = run_cli(infer, [
+        tmp_path / 'good.onnx', image, '--out-dir', tmp_path / 'out',
+        '--no-progress'
+    ], capsys)
+    assert code == 0, err
 
 
 # -- infer.py --recursive with the output folder inside the input -------------

@@ -32,8 +32,9 @@ as in training); its logits are resized back to the original size.
 Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted
 (and a note says so); a 1x1 image works. Images above ``--max-pixels``
 (default 10000x10000) are refused before decoding. Folders contribute
-their image files (other files, e.g. LICENSE.txt, are listed as skipped);
-explicit files and globs are always tried. With ``--out-dir`` inside a
+their image files (other files, e.g. LICENSE.txt, and sub-folders without
+``--recursive`` are listed as skipped); explicit files and globs are
+always tried. With ``--out-dir`` inside a
 searched folder (``--recursive`` or a ``**`` glob), ``OUT/masks`` and
 ``OUT/overlays`` are skipped (and a line says so): a second run does not
 segment the first run's outputs.
@@ -50,7 +51,10 @@ inside ``OUT/masks`` or ``OUT/overlays`` are refused, never replaced.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
-unless ``--overwrite``; such images are skipped with a message. With
+unless ``--overwrite``; such images are skipped with a message, unless
+the input file changed since they were made (``OUT/sources.sha256.json``
+records its SHA-256; a new photo under an old name): then it counts as
+failed and its outputs stay as they are until ``--overwrite``. With
 ``--no-overlay``, an overlay of an earlier run counts as an output too:
 ``--overwrite`` removes it with the mask it showed.
 
@@ -179,6 +183,16 @@ def parse_args(argv=None):
         # It was ignored: the run stayed on the CPU without a word.
         parser.error(f'--device {args.device} applies to the pytorch '
                      'backend; onnxruntime runs on the CPU here')
+    if not onnxruntime:
+        # torch failed only when the model was moved there: a traceback
+        # (AssertionError for CUDA on a CPU-only torch), exit 1, and the
+        # output folders made already.
+        from mmseg_dsnet.utils.cli import device_option
+        from mmseg_dsnet.utils.errors import UserError
+        try:
+            device_option(args.device, task='inference')
+        except UserError as err:
+            parser.error(str(err))
     return args
 
 
@@ -226,6 +240,16 @@ def main(argv=None):
     for path in found.skipped:
         print(f'skipped {path}: not an image file extension',
               file=sys.stderr)
+    # Their images were left out without a word, exit 0. The folder that
+    # holds this run's outputs is no input.
+    out_real = osp.realpath(args.out_dir)
+    subfolders = [
+        folder for folder in found.subfolders
+        if not (out_real + osp.sep).startswith(osp.realpath(folder) + osp.sep)
+    ]
+    for folder in subfolders:
+        print(f'skipped {folder}: a sub-folder, not searched (--recursive '
+              'to segment its images too)', file=sys.stderr)
     if not found.files:
         return fail('no images to process')
     try:
@@ -310,6 +334,9 @@ def main(argv=None):
         print(f'Converted {len(summary.notes)}:')
         for path, notes in summary.notes.items():
             print(f'  {path}: {"; ".join(notes)}')
+    if subfolders:
+        print(f'Not searched: {len(subfolders)} sub-folder(s) of the input '
+              'folders (listed above; --recursive to segment their images)')
     if summary.failed:
         print(f'Failed {len(summary.failed)}:')
         for path, reason in summary.failed:

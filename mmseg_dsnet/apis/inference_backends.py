@@ -13,12 +13,15 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..deploy.deployable import (META_INPUT_SIZE, META_THRESHOLD,
+from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
+                                 META_INPUT_SIZE, META_THRESHOLD,
                                  DeployableSegmentor, build_segmentor,
-                                 input_size_of, threshold_of)
+                                 input_size_of, loader_pipeline, resize_step,
+                                 threshold_of)
 from ..deploy.onnx_export import export_onnx
-from ..deploy.ort_session import ort_session
+from ..deploy.ort_session import OnnxModelError, ort_session
 from ..engine.preflight import load_config
+from ..utils.errors import UserError
 from .released_model import check_trained_input_size
 
 BACKENDS = ('pytorch', 'onnxruntime')
@@ -45,6 +48,43 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
             checkpoint, TRAINED_SIZE_HINT)
 
 
+def check_runs_as_tested(cfg) -> None:
+    """Refuse a config whose test-time settings these backends would not
+    follow: they run the whole image once, resized to the test ``Resize``
+    scale with the aspect ratio not kept (:func:`to_model_input`). A
+    config that keeps the aspect ratio or slides windows over the image
+    was run that way without a word, giving other masks than those
+    ``tools/test.py`` scores for it.
+
+    Args:
+        cfg (Config): The model's config.
+
+    Raises:
+        UserError: Naming each setting and what to give instead.
+    """
+    problems = []
+    step = resize_step(loader_pipeline(cfg) or cfg.get('test_pipeline')
+                       or [])
+    if step is not None and step.get('keep_ratio'):
+        problems.append(
+            f"its test pipeline's Resize keeps the aspect ratio "
+            f"(scale={step['scale']}, keep_ratio=True), while inference "
+            'resizes every image to exactly that size')
+    test_cfg = cfg.model.get('test_cfg') or {}
+    mode = test_cfg.get('mode', 'whole')
+    if mode != 'whole':
+        problems.append(f"model.test_cfg.mode is '{mode}', while inference "
+                        'runs the whole image once')
+    if problems:
+        name = getattr(cfg, 'filename', None) or '(given as an object)'
+        raise UserError(
+            f'config {name} is tested otherwise than inference runs it: '
+            + '; '.join(problems) + '; the masks would differ from those '
+            "tools/test.py scores for it; give a config with keep_ratio="
+            "False and test_cfg mode='whole' (as "
+            'configs/_base_/datasets/isic_256x256.py and our model configs)')
+
+
 class TorchBackend:
     """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
 
@@ -59,6 +99,7 @@ class TorchBackend:
     def __init__(self, config, checkpoint: Optional[str] = None,
                  device: str = 'cpu', reparameterize: bool = True):
         self.cfg = load_config(config)
+        check_runs_as_tested(self.cfg)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
                                     device)
         check_checkpoint_size(self.cfg, checkpoint)
@@ -73,6 +114,35 @@ class TorchBackend:
         with torch.no_grad():
             inputs = torch.from_numpy(batch).to(self.device)
             return self.network(inputs).float().cpu().numpy()
+
+
+def check_input_format(onnx_file: str, meta: dict) -> None:
+    """Refuse an ONNX file that does not say it takes what this backend
+    gives: raw RGB pixels 0..255 (``META_INPUT_FORMAT``, written by
+    ``tools/deployment/export_onnx.py``).
+
+    Another exporter's file (mmdeploy's, a plain ``torch.onnx.export`` of
+    the segmentor) expects normalised or BGR input; fed raw RGB at a
+    guessed 256x256 and threshold 0.5 it gave wrong masks, exit 0.
+
+    Args:
+        onnx_file (str): The file, for the message.
+        meta (dict): Its ``custom_metadata_map``.
+
+    Raises:
+        OnnxModelError: Naming the file and what it lacks.
+    """
+    found = meta.get(META_INPUT_FORMAT)
+    if found == INPUT_FORMAT:
+        return
+    what = (f'it has no {META_INPUT_FORMAT} metadata' if found is None else
+            f'its {META_INPUT_FORMAT} is {found!r}, not {INPUT_FORMAT!r}')
+    raise OnnxModelError(
+        f'{onnx_file} was not written by tools/deployment/export_onnx.py '
+        f'({what}): the input it expects (pixel range, channel order, '
+        'normalisation), its input size and threshold are unknown, and a '
+        'guess gives wrong masks without an error; export the model with '
+        'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
 
 
 class OnnxRuntimeBackend:
@@ -92,6 +162,7 @@ class OnnxRuntimeBackend:
         # One place turns a broken file into an error naming it.
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
+        check_input_format(onnx_file, meta)
         if input_size is None and META_INPUT_SIZE in meta:
             input_size = tuple(
                 int(v) for v in meta[META_INPUT_SIZE].split(','))
@@ -143,7 +214,9 @@ def make_backend(model: str,
         if num_threads:
             torch.set_num_threads(num_threads)
         return TorchBackend(model, checkpoint, device)
-    check_checkpoint_size(load_config(model), checkpoint)
+    cfg = load_config(model)
+    check_runs_as_tested(cfg)
+    check_checkpoint_size(cfg, checkpoint)
     # The session keeps the model in memory; the file is not needed after.
     with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
                                      dir=work_dir) as folder:

@@ -21,9 +21,10 @@ from ..models.utils.lesion_logit import (check_threshold, decision_map,
                                          mean_probability_logits)
 from ..progress import progress_bar
 from ..utils.errors import UserError
-from ..utils.fileio import remove_stale_partials
+from ..utils.fileio import remove_stale_partials, sha256_of
 from .masks import draw_overlay, resize_to_mask, write_image
-from .output_record import (SOURCES_NAME, journal_sources, read_sources,
+from .output_record import (DIGESTS_NAME, SOURCES_NAME, journal_sources,
+                            read_source_digests, read_sources,
                             record_sources, unrecorded_names)
 
 
@@ -219,8 +220,12 @@ def remove_empty_output_dirs(created: Sequence[str]) -> None:
 
 def input_stem(path: str) -> str:
     """The output name an input gets when nothing else holds it: its file
-    stem (``image`` for a name that is all extension)."""
-    return osp.splitext(osp.basename(path))[0] or 'image'
+    stem without leading dots (``h`` for ``.h.jpg``; ``image`` for a name
+    that is all dots)."""
+    # Hidden outputs (.h.png) were passed over by the output folder's
+    # checks, as a killed writer's partial files are: a run with another
+    # model skipped them and recorded itself in model.json, exit 0.
+    return osp.splitext(osp.basename(path))[0].lstrip('.') or 'image'
 
 
 def output_names(files: Sequence[str],
@@ -276,6 +281,9 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
     for path, name in names.items():
         stem = input_stem(path)
         if name == stem:
+            if stem != osp.splitext(osp.basename(path))[0]:
+                say(f'{path}: its outputs are named {name} (without the '
+                    'leading dot, which would make them hidden files)')
             continue
         if recorded.get(name) == osp.realpath(path):
             why = f'recorded for it in {record_file}'
@@ -288,6 +296,27 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
         else:
             why = 'another input has the same name'
         say(f'{path}: its outputs are named {name} ({why})')
+
+
+def changed_since(path: str, recorded: Optional[str]) -> Optional[str]:
+    """How the file ``path`` differs from the one its outputs were made
+    from, or None when it is that file (or nothing was recorded).
+
+    Args:
+        path (str): The input file.
+        recorded (str, optional): Its SHA-256 then
+            (:func:`~.output_record.read_source_digests`).
+    """
+    if not recorded:
+        return None
+    try:
+        digest = sha256_of(path)
+    except OSError as err:
+        return f'it cannot be read now: {err.strerror or err}'
+    if digest == recorded:
+        return None
+    return (f'SHA-256 {recorded[:12]}... recorded in {DIGESTS_NAME}, '
+            f'{digest[:12]}... now')
 
 
 def run_inference(inferencer: LesionInferencer,
@@ -315,7 +344,11 @@ def run_inference(inferencer: LesionInferencer,
     outputs are not named by its stem, and why). Without ``overlays``, an
     overlay of an earlier run counts as an existing output; with
     ``overwrite`` it is removed once the new mask is written (it showed
-    the old mask). Images are held in memory only as the model-size input
+    the old mask). Existing outputs made from another version of the input
+    file (its SHA-256, recorded in ``out_dir/sources.sha256.json``, differs:
+    a new photo under an old name) are not skipped as done: without
+    ``overwrite`` the image is listed in ``failed``. Images are held in
+    memory only as the model-size input
     and the overlay base (at most ``overlay_max_side``), so batches of huge
     images stay small.
 
@@ -337,7 +370,8 @@ def run_inference(inferencer: LesionInferencer,
         InferenceSummary
 
     Raises:
-        UserError: ``out_dir/sources.json`` cannot be read, or
+        UserError: ``out_dir/sources.json`` (or its digests) cannot be
+            read, or
             ``inferencer.threshold`` is not in (0, 1).
     """
     # Also one error for a threshold set after the inferencer was made,
@@ -347,7 +381,8 @@ def run_inference(inferencer: LesionInferencer,
     recorded = read_sources(out_dir)
     taken = unrecorded_names(out_dir, recorded)
     names = output_names(files, recorded, taken)
-    written = {}
+    made_from = read_source_digests(out_dir)
+    written, digests = {}, {}
     bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
@@ -383,14 +418,16 @@ def run_inference(inferencer: LesionInferencer,
             # On disk before the outputs: a run killed while writing them
             # (SIGKILL, a crash) leaves none of an input it has no record of.
             journal_sources(out_dir,
-                            {names[path]: path for path, *_ in pending})
+                            {names[path]: path for path, *_ in pending},
+                            {names[path]: item[-1] for path, *item in pending})
         except OSError as err:
             for path, *_ in pending:
                 summary.failed.append((path, f'cannot write output: {err}'))
                 say(f'FAILED {path}: cannot write output: {err}')
             pending.clear()
             return
-        for (path, _, size, base), decision in zip(pending, decisions):
+        for (path, _, size, base, digest), decision in zip(pending,
+                                                           decisions):
             mask_file, overlay_file = targets(path)
             try:
                 mask = resize_to_mask(decision, size)
@@ -398,6 +435,7 @@ def run_inference(inferencer: LesionInferencer,
                 # Recorded once the mask is there, even if the overlay fails:
                 # a mask of no recorded input is one of an unknown input.
                 written[names[path]] = path
+                digests[names[path]] = digest
                 del mask
                 if overlay_file:
                     overlay = draw_overlay(
@@ -425,6 +463,18 @@ def run_inference(inferencer: LesionInferencer,
                 if f and osp.exists(f)
             ]
             if existing and not overwrite:
+                # Outputs of another version of the file (a new photo under
+                # an old name) were skipped as done, exit 0.
+                changed = changed_since(path, made_from.get(names[path]))
+                if changed:
+                    reason = (f'{path}: its outputs {", ".join(existing)} '
+                              f'were made from another version of this '
+                              f'file ({changed}): they do not show it; use '
+                              '--overwrite to replace them')
+                    summary.failed.append((path, reason))
+                    say(f'FAILED {reason}')
+                    bar.update()
+                    continue
                 summary.skipped_existing.append(path)
                 say(f'skipped {path}: {", ".join(existing)} already exists '
                     '(use --overwrite to replace)')
@@ -432,6 +482,12 @@ def run_inference(inferencer: LesionInferencer,
                 continue
             try:
                 image = read_image(path, max_pixels)
+                digest = sha256_of(path)
+            except OSError as err:
+                summary.failed.append((path, f'{path}: cannot read: {err}'))
+                say(f'FAILED {path}: cannot read: {err}')
+                bar.update()
+                continue
             except ImageReadError as err:
                 summary.failed.append((path, str(err)))
                 say(f'FAILED {err}')
@@ -455,13 +511,13 @@ def run_inference(inferencer: LesionInferencer,
                                max(1, round(size[0] * factor))),
                         interpolation=cv2.INTER_AREA)
             del image
-            pending.append((path, model_input, size, base))
+            pending.append((path, model_input, size, base, digest))
             if len(pending) >= batch_size:
                 flush()
             bar.update()
         flush()
     finally:
         # Also after an interruption: the outputs written keep their input.
-        record_sources(out_dir, written)
+        record_sources(out_dir, written, digests)
     bar.close()
     return summary

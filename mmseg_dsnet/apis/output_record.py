@@ -19,7 +19,10 @@ it existed) are of unknown inputs (:func:`unrecorded_names`). A run
 appends the names of each batch to a journal (:data:`JOURNAL_NAME`) before
 their outputs are written (:func:`journal_sources`) and folds it into
 ``sources.json`` when it ends, so the outputs of a run that was killed
-(SIGKILL, a crash) are recorded too.
+(SIGKILL, a crash) are recorded too. ``sources.sha256.json``
+(:data:`DIGESTS_NAME`) records the SHA-256 of each input file as it was
+when its outputs were made (:func:`read_source_digests`): an input whose
+file changed since (a new photo under an old name) is not skipped as done.
 """
 import json
 import os
@@ -31,6 +34,9 @@ from ..utils.fileio import atomic_write, sha256_of
 
 RECORD_NAME = 'model.json'
 SOURCES_NAME = 'sources.json'
+# The SHA-256 of each input file when its outputs were made: a file
+# changed since (a new photo under an old name) no longer matches them.
+DIGESTS_NAME = 'sources.sha256.json'
 # Names appended before their outputs are written, one JSON line each:
 # rewriting sources.json for every batch would cost O(images) each time.
 JOURNAL_NAME = '.sources.journal'
@@ -243,7 +249,7 @@ def release_output_folder(out_dir: str) -> None:
     that a run that wrote nothing leaves nothing behind."""
     if existing_outputs(out_dir):
         return
-    for name in (RECORD_NAME, SOURCES_NAME, JOURNAL_NAME):
+    for name in (RECORD_NAME, SOURCES_NAME, DIGESTS_NAME, JOURNAL_NAME):
         path = osp.join(out_dir, name)
         if osp.isfile(path):
             try:
@@ -268,28 +274,64 @@ def read_sources(out_dir: str) -> Dict[str, str]:
         UserError: The record exists but cannot be read: guessing would
             give its names to other inputs, and rewriting it would lose it.
     """
-    path = osp.join(out_dir, SOURCES_NAME)
+    return _with_journal(
+        out_dir,
+        _read_mapping(out_dir, SOURCES_NAME, 'the input behind each output',
+                      'input files', 'of unknown inputs'), 'input')
+
+
+def read_source_digests(out_dir: str) -> Dict[str, str]:
+    """The SHA-256 of the input file each output name was made from, as
+    it was then: in ``sources.sha256.json`` and, for outputs that are
+    there, in the journal of a run that did not end.
+
+    Args:
+        out_dir (str): The output folder.
+
+    Returns:
+        dict[str, str]: Output name -> hex SHA-256; names written before
+        this record existed are not in it.
+
+    Raises:
+        UserError: The record exists but cannot be read.
+    """
+    return _with_journal(
+        out_dir,
+        _read_mapping(out_dir, DIGESTS_NAME, 'the SHA-256 of the input '
+                      'behind each output', 'SHA-256 digests',
+                      'of inputs that may have changed'), 'sha256')
+
+
+def _read_mapping(out_dir: str, name: str, what: str, values: str,
+                  then: str) -> Dict[str, str]:
+    """The ``{output name: str}`` record ``out_dir/name`` (empty when
+    there is none).
+
+    Raises:
+        UserError: It exists but is no such mapping.
+    """
+    path = osp.join(out_dir, name)
     if not osp.exists(path):
-        return _with_journal(out_dir, {})
+        return {}
     try:
         with open(path) as file:
-            sources = json.load(file)
+            mapping = json.load(file)
     except (OSError, ValueError) as err:
         reason = f': {err}'
     else:
-        if isinstance(sources, dict) and all(
-                isinstance(value, str) for value in sources.values()):
-            return _with_journal(out_dir, sources)
-        reason = ' (not a mapping of output names to input files)'
+        if isinstance(mapping, dict) and all(
+                isinstance(value, str) for value in mapping.values()):
+            return mapping
+        reason = f' (not a mapping of output names to {values})'
     raise UserError(
-        f'cannot read {path}, the record of the input behind each '
-        f'output{reason}; give another --out-dir, or remove it (its '
-        'outputs then count as of unknown inputs)')
+        f'cannot read {path}, the record of {what}{reason}; give another '
+        f'--out-dir, or remove it (its outputs then count as {then})')
 
 
-def _with_journal(out_dir: str, sources: Dict[str, str]) -> Dict[str, str]:
-    """``sources`` and the journal's names whose outputs are there (a name
-    journaled just before a kill may have none)."""
+def _with_journal(out_dir: str, sources: Dict[str, str],
+                  key: str = 'input') -> Dict[str, str]:
+    """``sources`` and the journal's ``key`` of names whose outputs are
+    there (a name journaled just before a kill may have none)."""
     try:
         with open(osp.join(out_dir, JOURNAL_NAME)) as file:
             lines = file.readlines()
@@ -304,14 +346,15 @@ def _with_journal(out_dir: str, sources: Dict[str, str]) -> Dict[str, str]:
             continue  # the last line of a write cut short
         if not isinstance(entry, dict):
             continue
-        name, source = entry.get('name'), entry.get('input')
+        name, source = entry.get('name'), entry.get(key)
         if isinstance(name, str) and isinstance(source, str) \
                 and name in present:
             sources.setdefault(name, source)
     return sources
 
 
-def journal_sources(out_dir: str, names: Dict[str, str]) -> None:
+def journal_sources(out_dir: str, names: Dict[str, str],
+                    digests: Optional[Dict[str, str]] = None) -> None:
     """Append the inputs of outputs about to be written to the journal of
     ``out_dir`` and flush it to disk, so that they are recorded even if
     the run is killed before :func:`record_sources`.
@@ -319,6 +362,8 @@ def journal_sources(out_dir: str, names: Dict[str, str]) -> None:
     Args:
         out_dir (str): The output folder.
         names (dict[str, str]): Output name -> input file.
+        digests (dict[str, str], optional): Output name -> SHA-256 of the
+            input file the outputs are made from.
 
     Raises:
         OSError: The journal cannot be written (then neither should the
@@ -326,9 +371,11 @@ def journal_sources(out_dir: str, names: Dict[str, str]) -> None:
     """
     if not names:
         return
+    digests = digests or {}
     lines = ''.join(
-        json.dumps({'name': name, 'input': osp.realpath(path)}) + '\n'
-        for name, path in names.items())
+        json.dumps({'name': name, 'input': osp.realpath(path),
+                    **({'sha256': digests[name]} if name in digests else {})})
+        + '\n' for name, path in names.items())
     with open(osp.join(out_dir, JOURNAL_NAME), 'a') as file:
         file.write(lines)
         file.flush()
@@ -348,15 +395,18 @@ def unrecorded_names(out_dir: str, sources: Dict[str, str]) -> List[str]:
     return sorted(stems - set(sources))
 
 
-def record_sources(out_dir: str, written: Dict[str, str]) -> None:
-    """Add the inputs of the outputs a run wrote to the record of
-    ``out_dir`` (atomically; the names already recorded stay) and remove
-    the journal, which the record then holds.
+def record_sources(out_dir: str, written: Dict[str, str],
+                   digests: Optional[Dict[str, str]] = None) -> None:
+    """Add the inputs of the outputs a run wrote (and their SHA-256) to
+    the records of ``out_dir`` (atomically; the names already recorded
+    stay) and remove the journal, which the records then hold.
 
     Args:
         out_dir (str): The output folder.
         written (dict[str, str]): Output name -> input file of the outputs
             actually written.
+        digests (dict[str, str], optional): Output name -> SHA-256 of the
+            input file they were made from.
 
     Raises:
         UserError: The record cannot be read or written.
@@ -367,10 +417,21 @@ def record_sources(out_dir: str, written: Dict[str, str]) -> None:
     sources = read_sources(out_dir)
     sources.update({name: osp.realpath(path)
                     for name, path in written.items()})
+    recorded = read_source_digests(out_dir)
+    # A name rewritten from an input recorded without a digest keeps none.
+    for name in written:
+        recorded.pop(name, None)
+    recorded.update({name: digest
+                     for name, digest in (digests or {}).items()
+                     if name in written})
     path = osp.join(out_dir, SOURCES_NAME)
     try:
         atomic_write(json.dumps(sources, indent=2, sort_keys=True) + '\n',
                      path)
+        if recorded or osp.exists(osp.join(out_dir, DIGESTS_NAME)):
+            path = osp.join(out_dir, DIGESTS_NAME)
+            atomic_write(
+                json.dumps(recorded, indent=2, sort_keys=True) + '\n', path)
         if osp.exists(journal):
             os.remove(journal)
     except OSError as err:
