@@ -277,3 +277,47 @@ def test_markers_on_lines_of_their_own_still_take_the_block():
     with pytest.raises(UserError, match='page.md lacks the markers'):
         blocks.check_markers(f'{end}\n{start}\n', blocks.README_MARKERS,
                              'page.md')
+
+
+@pytest.mark.parametrize('changes', [
+    # Collected again under another --schedule: the first record stays.
+    dict(schedule='CPU 30 epochs (renamed)', schedule_tag='cpu-30ep-b',
+         record_file='dsnet_isic2017_lightweight_cpu-30ep-b_seed0.json'),
+    # A copy of a record under another seed, averaged with itself.
+    dict(seed=5, record_file='dsnet_isic2017_lightweight_cpu-30ep_seed5.json'),
+])
+def test_build_refuses_one_run_in_two_places(tmp_path, changes):
+    """One run's record beside a copy under another schedule (or seed):
+    build showed the run in two rows (or averaged it with itself) and
+    counted it twice in the runs the board is built from, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    again = tmp_path / 'runs' / changes['record_file']
+    shutil.copy(runs[0], again)
+    _edit(again, **changes)
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *runs, again, '--out-dir', out,
+        '--no-plot'))
+    assert DSNET_30EP[0] in line and changes['record_file'] in line
+    assert 'hold the same test of one run' in line
+    assert json.loads(runs[0].read_text())['work_dir'] in line
+    assert not out.exists()
+
+
+def test_collect_refuses_a_run_recorded_under_another_name(tmp_path):
+    """collect with another --schedule (or --label) wrote a second record
+    of the run beside the first, so build showed it twice."""
+    from mmseg_dsnet.leaderboard.board import check_run_not_recorded_elsewhere
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:2])
+    record = json.loads(runs[0].read_text())
+    new_name = 'dsnet_isic2017_lightweight_other_seed0.json'
+    with pytest.raises(UserError, match='already holds this test of') as err:
+        check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
+                                         new_name)
+    assert str(runs[0]) in str(err.value) and new_name in str(err.value)
+    # Its own file (a refresh) and other runs pass.
+    check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
+                                     DSNET_30EP[0])
+    record['work_dir'] = str(tmp_path / 'another_run')
+    check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
+                                     new_name)

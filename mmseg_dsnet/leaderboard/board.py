@@ -31,8 +31,10 @@ split than its test split); :func:`build` refuses a record whose config
 now builds another model than ``model_config``, a file that is no run
 record or not of the types it reads (:func:`check_run_record`), runs of
 different models that one row would average, and seeds of one row run
-differently (:func:`~.table.check_runs_alike`). Leaderboard rows aggregate
-the seeds: see :mod:`.table` for the format.
+differently (:func:`~.table.check_runs_alike`), and one run's test held by
+two records (:func:`~.table.check_each_run_once`; :func:`collect` refuses
+to write the second). Leaderboard rows aggregate the seeds: see
+:mod:`.table` for the format.
 """
 import datetime
 import os
@@ -565,6 +567,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
     path = osp.join(runs_dir, name)
+    check_run_not_recorded_elsewhere(record, runs_dir, name)
     if osp.isfile(path):
         held = load_json(path)
         previous = held.get('work_dir')
@@ -630,6 +633,41 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+def check_run_not_recorded_elsewhere(record, runs_dir, name):
+    """Refuse to record a run's test under ``name`` when another record
+    of ``runs_dir`` holds it (collected before under another
+    ``--schedule``, ``--schedule-tag`` or ``--label``): both records were
+    kept and build showed the run in two rows.
+
+    Args:
+        record (dict): The record being collected (``work_dir``,
+            ``metrics_source``).
+        runs_dir (str): Where the records go.
+        name (str): The file name it would get.
+
+    Raises:
+        UserError: Naming the other record and what to do.
+    """
+    run = table.measurement_of(record)
+    if run is None or not osp.isdir(runs_dir):
+        return
+    for other in sorted(os.listdir(runs_dir)):
+        path = osp.join(runs_dir, other)
+        if other == name or not other.endswith('.json') or \
+                not osp.isfile(path):
+            continue
+        try:
+            held = load_json(path)
+        except (OSError, UserError):
+            continue  # build names files that are no run record
+        if isinstance(held, dict) and table.measurement_of(held) == run:
+            raise UserError(
+                f'{path} already holds this test of {record["work_dir"]} '
+                f'(as {held.get("model")!r}, {held.get("schedule")!r}); a run '
+                f'is counted once: remove that record first to record the '
+                f'run as {name}')
 
 
 def check_validation_result(config, cfg, rec, work_dir):

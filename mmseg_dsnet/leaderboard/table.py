@@ -174,6 +174,55 @@ def check_runs_alike(runs):
             '--label)')
 
 
+class DuplicateRunError(UserError, ValueError):
+    """One test of one run is held by two records that the leaderboard
+    would count as two runs (two rows, or two seeds of one row)."""
+
+
+def measurement_of(record):
+    """What identifies the test of a run a record holds: its work dir and
+    where its metrics were read; None when the record names no work dir."""
+    work_dir = record.get('work_dir')
+    if not work_dir:
+        return None
+    return osp.normpath(str(work_dir)), record.get('metrics_source')
+
+
+def _run_name(record):
+    """How messages name a record: its file, model and seed."""
+    return (f'{record.get("record_file")} ({record["model"]}, seed '
+            f'{record["seed"]})')
+
+
+def check_each_run_once(groups):
+    """Refuse a run's test held by records in two places of the board: a
+    run collected again under another ``--schedule`` (or ``--label``)
+    keeps its first record beside the new one, so its figures were shown
+    in two rows (and counted twice in the runs the board is built from);
+    a record copied under another seed was averaged with itself.
+
+    Args:
+        groups (dict): Row key -> {seed: record}, as :func:`aggregate`
+            groups them.
+
+    Raises:
+        DuplicateRunError: Naming both record files and the run.
+    """
+    seen = {}
+    for by_seed in groups.values():
+        for rec in by_seed.values():
+            run = measurement_of(rec)
+            if run is None:
+                continue
+            other = seen.setdefault(run, rec)
+            if other is not rec:
+                raise DuplicateRunError(
+                    f'{_run_name(other)} and {_run_name(rec)} hold the same '
+                    f'test of one run ({run[0]}, {run[1]}); it would be '
+                    'counted as two runs: keep one of the records (move the '
+                    'other out of the records given to build)')
+
+
 def row_key(record):
     """The row a run record is averaged into: model, dataset, protocol and
     schedule (the seeds are its runs)."""
@@ -186,7 +235,9 @@ def aggregate(records):
     per-run records; a seed collected twice from one work dir counts once
     (the newest). Two runs of one seed from different work dirs are
     refused: which of them the row shows would be an accident of order,
-    and so are seeds run differently (:func:`check_runs_alike`)."""
+    and so are seeds run differently (:func:`check_runs_alike`) and one
+    run's test in two rows or under two seeds
+    (:func:`check_each_run_once`)."""
     groups = {}
     for rec in sorted(records, key=lambda r: r.get('collected_at', '')):
         key = row_key(rec)
@@ -197,6 +248,7 @@ def aggregate(records):
                 f'({rec["schedule"]}): {earlier.get("work_dir")} and '
                 f'{rec.get("work_dir")}; give the records of one of them')
         groups[key][rec['seed']] = rec
+    check_each_run_once(groups)
     rows = []
     for (model, dataset, protocol, schedule), by_seed in groups.items():
         runs = [by_seed[s] for s in sorted(by_seed, key=lambda s: (
