@@ -146,3 +146,38 @@ def test_ablation_reading_needs_a_difference_beyond_the_spread():
     assert 'no measurable effect' in blocks.ablation_reading(close, ref)
     assert 'does not help' in blocks.ablation_reading(higher, ref)
     assert blocks.ablation_reading(None, ref) == '-'
+
+
+def test_ablations_are_compared_with_dsnet_on_their_own_dataset():
+    """DSNet measured on a second dataset (ISIC 2018) on the ablations'
+    schedule: the rows were keyed by model alone, so the ISIC 2017
+    ablations were compared with DSNet's ISIC 2018 row (10 points lower)
+    and read as 'the part does not help here', exit 0."""
+    def on(row, dataset):
+        return dict(row, dataset=dataset)
+
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8, 81.2], [0, 1, 2]),
+        _row('DSNet (no gate)', 'cpu-30ep', [80.2, 80.4], [0, 1]),
+        on(_row('DSNet', 'cpu-30ep', [71.0, 70.8, 71.2], [0, 1, 2]),
+           'ISIC 2018'),
+    ])
+    text = blocks.model_card_block(board)
+    table = blocks._tables(text)[-1]
+    rows = {r[0]: r for r in table}
+    col = {name: rows['Variant'].index(name) for name in rows['Variant']}
+    assert rows['DSNet'][col['IoU']] == '81.00 ± 0.20'
+    assert rows['DSNet (no gate)'][col['Δ IoU']] == '-0.70'
+    assert rows['DSNet (no gate)'][col['Reading (IoU)']] == 'the part helps'
+    assert text.count('**Ablations**') == 1
+    # Ablations on both datasets: one table each, saying which.
+    board['measured'].append(on(
+        _row('DSNet (no gate)', 'cpu-30ep', [70.2, 70.4], [0, 1]),
+        'ISIC 2018'))
+    text = blocks.model_card_block(board)
+    assert text.count('**Ablations**') == 2
+    assert '(ISIC 2017, lightweight protocol' in text
+    assert '(ISIC 2018, lightweight protocol' in text
+    deltas = [{r[0]: r for r in t}['DSNet (no gate)'][col['Δ IoU']]
+              for t in blocks._tables(text)[-2:]]
+    assert deltas == ['-0.70', '-0.70']

@@ -253,11 +253,36 @@ def ablation_reading(row, ref):
     return 'the variant scores higher: the part does not help here'
 
 
-def ablation_table(board):
+def ablation_groups(board):
+    """The rows of DSNet and its ablations on ABLATION_SCHEDULE, one
+    ``{model: row}`` per dataset, protocol and schedule that holds an
+    ablation (in the board's order; else the first group, or one empty
+    group when there is none): a variant is compared only with DSNet on
+    the same data, protocol and schedule. Keyed by the model alone,
+    DSNet's row of the dataset sorting last (ISIC 2018) was the reference
+    of ablations run on another (ISIC 2017)."""
+    groups = {}
+    for row in board['measured']:
+        if _tag(row) == ABLATION_SCHEDULE and row['model'] in (
+                ABLATION_REFERENCE, ) + ABLATION_LABELS:
+            key = (row['dataset'], row['protocol'], row['schedule'])
+            groups.setdefault(key, {})[row['model']] = row
+    groups = list(groups.values())
+    with_variants = [rows for rows in groups
+                     if any(label in rows for label in ABLATION_LABELS)]
+    return with_variants or groups[:1] or [{}]
+
+
+def ablation_table(board, rows=None):
     """DSNet and each ablation on ABLATION_SCHEDULE: the seeds that exist,
-    mean ± std and the difference of the means to DSNet's."""
-    rows = {r['model']: r for r in board['measured']
-            if _tag(r) == ABLATION_SCHEDULE}
+    mean ± std and the difference of the means to DSNet's.
+
+    Args:
+        board (dict): The leaderboard.
+        rows (dict, optional): One group of :func:`ablation_groups`.
+            Default: the first.
+    """
+    rows = ablation_groups(board)[0] if rows is None else rows
     ref = rows.get(ABLATION_REFERENCE)
     lines = [(ABLATION_REFERENCE, ref, ref['config'] if ref else '-',
               'none (the full model)')]
@@ -289,13 +314,19 @@ def model_card_block(board):
         parts += ['', f'**{_short(schedule)}** ({_where(rows)}): '
                   f'{detail}.', '',
                   markdown_table(_card_columns(board), rows)]
-    table, ref = ablation_table(board)
-    schedule = ref['schedule'] if ref else ABLATION_SCHEDULE
-    parts += ['', f'**Ablations** on the {_short(schedule)} schedule: '
-              'each variant changes one part of DSNet; Δ is the variant\'s '
-              'mean minus DSNet\'s mean over the seeds listed; the reading '
-              'calls a Δ within twice the larger of the two seed stds no '
-              'finding.', '', table]
+    groups = ablation_groups(board)
+    for rows in groups:
+        table, ref = ablation_table(board, rows)
+        schedule = next(iter(rows.values()))['schedule'] if rows else \
+            ABLATION_SCHEDULE
+        # Several datasets or protocols: each table says which it is of.
+        where = f' ({_where(list(rows.values()))})' if len(groups) > 1 \
+            else ''
+        parts += ['', f'**Ablations** on the {_short(schedule)} schedule'
+                  f'{where}: each variant changes one part of DSNet; Δ is '
+                  'the variant\'s mean minus DSNet\'s mean over the seeds '
+                  'listed; the reading calls a Δ within twice the larger of '
+                  'the two seed stds no finding.', '', table]
     forms = [f for f in (board.get('cpu_latency') or {}).get('forms', [])
              if f['model'] == ABLATION_REFERENCE]
     if forms:
