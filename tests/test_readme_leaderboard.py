@@ -181,3 +181,26 @@ def test_ablations_are_compared_with_dsnet_on_their_own_dataset():
     deltas = [{r[0]: r for r in t}['DSNet (no gate)'][col['Δ IoU']]
               for t in blocks._tables(text)[-2:]]
     assert deltas == ['-0.70', '-0.70']
+
+
+def test_compact_tables_name_the_data_of_rows_on_two_datasets():
+    """DSNet on ISIC 2017 and on ISIC 2018 with one schedule: the README's
+    and the model card's tables have no dataset column, so they showed two
+    'DSNet | CPU 30 epochs' rows with different figures that no reader
+    could tell apart, exit 0. A Data column now says which is which; rows
+    of one dataset and protocol render as before."""
+    one = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1]),
+        _row('EGE-UNet', 'cpu-30ep', [80.0, 80.2], [0, 1])])
+    for render in (blocks.readme_block, blocks.model_card_block):
+        assert 'Data' not in blocks._tables(render(one))[0][0]
+    two = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1]),
+        dict(_row('DSNet', 'cpu-30ep', [71.0, 70.8], [0, 1]),
+             dataset='ISIC 2018')])
+    for render in (blocks.readme_block, blocks.model_card_block):
+        table = blocks._tables(render(two))[0]
+        data = table[0].index('Data')
+        assert [(row[0], row[data]) for row in table[1:]] == [
+            ('DSNet', 'ISIC 2017, lightweight'),
+            ('DSNet', 'ISIC 2018, lightweight')]

@@ -154,6 +154,16 @@ def _where(rows):
     return ', '.join(parts)
 
 
+def _data_columns(rows):
+    """A ``Data`` column (dataset, protocol) when ``rows`` are of more than
+    one: the compact tables have no dataset column, so two rows of one
+    model and schedule on ISIC 2017 and ISIC 2018 could not be told
+    apart; none otherwise (the line under the table names the data)."""
+    if len(_distinct((r['dataset'], r['protocol']) for r in rows)) < 2:
+        return []
+    return [('Data', lambda r: f'{r["dataset"]}, {r["protocol"]}')]
+
+
 def _seeds(row):
     return ', '.join(str(s) for s in row['seeds'])
 
@@ -174,7 +184,7 @@ def readme_block(board):
     schedules = [s for s, _ in _schedule_groups(rows)]
     marks = {s: '¹²³⁴⁵⁶⁷⁸⁹'[i] if i < 9 else f'({i + 1})'
              for i, s in enumerate(schedules)}
-    columns = [('Model', lambda r: r['model']),
+    columns = [('Model', lambda r: r['model'])] + _data_columns(rows) + [
                ('Schedule', lambda r: _short(r['schedule']) +
                 f' {marks[r["schedule"]]}'),
                ('Seeds', _seeds),
@@ -222,8 +232,9 @@ def _published_line(board, rows):
 
 
 # -------------------------------------------------------------- model card
-def _card_columns(board):
-    return [('Model', lambda r: r['model']), ('Seeds', _seeds),
+def _card_columns(board, rows):
+    return [('Model', lambda r: r['model'])] + _data_columns(rows) + [
+            ('Seeds', _seeds),
             ('Params (M)', lambda r: _mega(r['params'])),
             ('GFLOPs', lambda r: _giga(r['flops'])),
             ('IoU', lambda r: _stat(r['iou'])),
@@ -313,7 +324,7 @@ def model_card_block(board):
         detail = schedule.split(':', 1)[-1].strip()
         parts += ['', f'**{_short(schedule)}** ({_where(rows)}): '
                   f'{detail}.', '',
-                  markdown_table(_card_columns(board), rows)]
+                  markdown_table(_card_columns(board, rows), rows)]
     groups = ablation_groups(board)
     for rows in groups:
         table, ref = ablation_table(board, rows)
