@@ -321,3 +321,42 @@ def test_collect_refuses_a_run_recorded_under_another_name(tmp_path):
     record['work_dir'] = str(tmp_path / 'another_run')
     check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
                                      new_name)
+
+
+def test_build_refuses_seeds_of_one_row_trained_with_other_settings(
+        lb, tmp_path):
+    """A seed trained with another learning rate under the same --schedule
+    (``leaderboard.py run --cfg-options optim_wrapper.optimizer.lr=0.01``;
+    the default schedule text names epochs, images and batch only) was
+    averaged into the row, exit 0: the records did not hold the optimizer,
+    scheduler or training pipeline."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import training_settings
+    settings = training_settings(
+        Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2017.py')))
+    runs = _copy_runs(tmp_path / 'runs')
+    for run in runs:
+        _edit(run, training=settings)
+    out = tmp_path / 'results'
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(out), '--no-plot'])
+    row, = built['board']['measured']
+    assert row['seeds'] == [0, 1, 2]
+    shutil.rmtree(out)
+    changed = json.loads(json.dumps(settings))
+    changed['optim_wrapper']['optimizer']['lr'] = 0.01
+    _edit(runs[1], training=changed)
+    with pytest.raises(MixedRunsError, match='the row DSNet ') as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    assert 'training setting optim_wrapper.optimizer.lr 0.001 ' \
+        f'({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs 0.01 ({DSNET_30EP[1]})' \
+        in str(err.value)
+    assert not out.exists()
+    # A record without the settings (collected before they were recorded)
+    # is not compared.
+    _edit(runs[1], training=None)
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(out), '--no-plot'])
+    assert built['board']['measured'][0]['seeds'] == [0, 1, 2]

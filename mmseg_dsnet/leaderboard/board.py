@@ -21,9 +21,11 @@ re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
 ``split_file``, ``images``, ``synthetic``) names the data the metrics were
 computed on (absent in older records); ``model_config`` is the model the
 run trained, as its dumped config gives it without the input size (absent in
-older records); ``input_size`` (``train`` and ``test``, ``[height, width]``
-of the pipelines' ``Resize``, :func:`run_input_size`) the size it trained
-and tested at (absent in older records: unknown). :func:`collect` refuses
+older records); ``training`` its optimizer, learning-rate schedule and
+training pipeline (:func:`training_settings`; absent in older records);
+``input_size`` (``train`` and ``test``, ``[height, width]`` of the
+pipelines' ``Resize``, :func:`run_input_size`) the size it trained and
+tested at (absent in older records: unknown). :func:`collect` refuses
 a run trained or evaluated on the synthetic stand-in set, or tested with
 another pipeline, evaluator or model than its config's (a run never tested,
 whose figures are its last validation line: validated so, or on another
@@ -37,6 +39,7 @@ to write the second). Leaderboard rows aggregate the seeds: see
 :mod:`.table` for the format.
 """
 import datetime
+import json
 import os
 import os.path as osp
 import re
@@ -125,6 +128,32 @@ def comparable_model(model):
             k: v for k, v in model['data_preprocessor'].items()
             if k != 'size'}
     return model
+
+
+def training_settings(cfg):
+    """What a run trained with besides its model and the facts a record
+    holds anyway: the optimizer, the learning-rate schedule and the
+    training pipeline of its dumped config (:data:`~.table.TRAINING_PARTS`),
+    as JSON values; build compares them across the seeds of a row.
+
+    Args:
+        cfg (Config): The run's dumped config.
+
+    Returns:
+        dict: ``optim_wrapper``, ``param_scheduler`` and ``train_pipeline``
+        (None where the config sets none).
+    """
+    from mmseg_dsnet.deploy.deployable import loader_pipeline
+
+    def plain(value):
+        value = value.to_dict() if hasattr(value, 'to_dict') else value
+        # Tuples become lists and other objects their text, as in JSON.
+        return json.loads(json.dumps(value, default=str))
+
+    return dict(optim_wrapper=plain(cfg.get('optim_wrapper')),
+                param_scheduler=plain(cfg.get('param_scheduler')),
+                train_pipeline=plain(loader_pipeline(cfg,
+                                                     'train_dataloader')))
 
 
 def check_config_matches_run(config, dumped_cfg, work_dir):
@@ -559,6 +588,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
     record.update(rec)
     record['model_config'] = comparable_model(cfg.model)
+    record['training'] = training_settings(cfg)
     record['input_size'] = run_input_size(
         cfg, tested_cfg, 'val_dataloader'
         if rec['metrics_source_kind'] == 'last validation line' else
@@ -860,7 +890,8 @@ RUN_RECORD_TYPES = dict(
     **{key: (_of(bool), 'true, false or null')
        for key in ('short_schedule', 'synthetic_data')},
     **{key: (_of(dict), 'an object or null') for key in (
-        'complexity', 'evaluated_data', 'model_config', 'input_size')})
+        'complexity', 'evaluated_data', 'model_config', 'input_size',
+        'training')})
 # The same for the entries of a record's objects.
 RUN_RECORD_PART_TYPES = dict(
     metrics=dict.fromkeys((key for _, key, _ in table.METRIC_FIELDS),

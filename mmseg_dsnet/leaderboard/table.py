@@ -18,6 +18,7 @@ import csv
 import os.path as osp
 import statistics
 
+from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -137,6 +138,40 @@ RUN_FACTS = (
     ('evaluated split', _evaluated_split))
 
 
+# The training settings a record holds (``training``, absent in older
+# records) that the facts above do not cover: seeds of one row trained
+# with another learning rate, scheduler or augmentation (``leaderboard.py
+# run --cfg-options optim_wrapper.optimizer.lr=0.01`` under one
+# ``--schedule``) measured another setting.
+TRAINING_PARTS = ('optim_wrapper', 'param_scheduler', 'train_pipeline')
+
+
+def _training_difference(runs):
+    """The first training setting (:data:`TRAINING_PARTS`) in which the
+    runs that record them differ, as ``path value (files) vs value
+    (files)``, or None."""
+    known = [run for run in runs if isinstance(run.get('training'), dict)]
+    if len(known) < 2:
+        return None
+    first = known[0]['training']
+    for run in known[1:]:
+        other = run['training']
+        for part in TRAINING_PARTS:
+            path = next(config_differences(first.get(part), other.get(part),
+                                           part), None)
+            if path is None:
+                continue
+            sides = {}
+            for each in known:
+                value = repr(value_at(each['training'], path))
+                sides.setdefault(value, []).append(
+                    str(each.get('record_file')))
+            return f'training setting {path} ' + ' vs '.join(
+                f'{value} ({", ".join(files)})'
+                for value, files in sides.items())
+    return None
+
+
 class MixedRunsError(UserError, ValueError):
     """The seeds of one row were run differently (another input size,
     device, schedule, data root or test set), so their mean would be no
@@ -145,7 +180,8 @@ class MixedRunsError(UserError, ValueError):
 
 def check_runs_alike(runs):
     """Refuse the runs of one row unless they share every known fact of
-    :data:`RUN_FACTS`.
+    :data:`RUN_FACTS` and the training settings they record
+    (:data:`TRAINING_PARTS`).
 
     Args:
         runs (list[dict]): The run records of one row.
@@ -164,6 +200,9 @@ def check_runs_alike(runs):
                     str(run.get('record_file')) for run, v in
                     zip(runs, values) if v == value) + ')'
                 for value in known))
+    training = _training_difference(runs)
+    if training:
+        differing.append(training)
     if differing:
         first = runs[0]
         raise MixedRunsError(
