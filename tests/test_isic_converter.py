@@ -962,3 +962,30 @@ def test_a_zip_changed_between_two_conversions_in_one_process_is_read_anew(
     for this, other in (ids, ids[::-1]):
         assert (tmp_path / 'second' / 'images' / f'{this}.jpg').read_bytes() \
             == (tmp_path / 'first' / 'images' / f'{other}.jpg').read_bytes()
+
+
+def test_a_0_1_mask_beside_255_is_skipped_not_inverted(tmp_path):
+    """A mask of 0/1 labels with some pixels at 255 (mmseg's ignore label)
+    was taken for a soft 0/255 mask and re-binarised at 128: the lesion
+    (1) became background and the ignored pixels lesion, listed as
+    'fixed', exit 0."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=1, num_test=1)
+    path = raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png'
+    labels = (_mask(path) > 0).astype(np.uint8)
+    assert labels.any()
+    labels[0, :] = 255
+    _save_png(path, labels)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['fixed'] == []
+    skip, = meta['skipped']
+    assert (skip['id'], skip['reason']) == ('ISIC_0000000',
+                                            'mask values not binary')
+    assert '(0, 1, 255)' in skip['detail']
+    assert not (out / 'masks' / 'ISIC_0000000.png').exists()
+    assert 'ISIC_0000000' not in _split(out, 'official_train')
+    strict = run_converter(raw, tmp_path / 'strict', '--strict')
+    assert strict.returncode == 2
+    assert not (tmp_path / 'strict').exists()

@@ -776,6 +776,15 @@ def _mask_to_binary(picture):
         return (values == 255).astype(np.uint8), fixes, None, 0
     if set(present.tolist()) <= {0, 1}:
         return values.astype(np.uint8, copy=False), fixes, None, 0
+    if set(present.tolist()) == {0, 1, 255}:
+        # 0/1 labels beside mmseg's ignore label, not a soft 0/255 mask:
+        # re-binarised at 128, the lesion (1) became background and the
+        # ignored pixels lesion.
+        return None, fixes, ('mask values not binary',
+                             '3 distinct values (0, 1, 255): 0/1 labels '
+                             'beside 255 (an ignore label?), neither a '
+                             '0/255 nor a 0/1 mask; expected {0, 255} or '
+                             '{0, 1}'), 0
     # A JPEG-style (soft) mask keeps almost all pixels near 0 or 255 and has
     # a lesion; anything else (a label map, a gray picture) is not trusted.
     total = values.size
