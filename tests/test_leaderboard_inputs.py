@@ -360,3 +360,38 @@ def test_build_refuses_seeds_of_one_row_trained_with_other_settings(
     built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
                      str(out), '--no-plot'])
     assert built['board']['measured'][0]['seeds'] == [0, 1, 2]
+
+
+def test_collect_refuses_figures_on_images_of_the_training_split(tmp_path):
+    """A run trained on official_train.txt and tested on
+    lightweight_test.txt (drawn from the official train and validation
+    images), or tested on another conversion's lightweight_test.txt:
+    collect told a training split by its name only and recorded figures
+    on images the model learned from, exit 0."""
+    from mmseg_dsnet.leaderboard.board import \
+        check_not_evaluated_on_trained_images
+    root = tmp_path / 'isic2017'
+    (root / 'splits').mkdir(parents=True)
+    train = [f'ISIC_{i:07d}' for i in range(10)]
+    (root / 'splits' / 'official_train.txt').write_text('\n'.join(train))
+    (root / 'splits' / 'lightweight_train.txt').write_text(
+        '\n'.join(train[:6]))
+    test = root / 'splits' / 'lightweight_test.txt'
+    test.write_text('\n'.join(train[6:] + ['ISIC_0000099']))
+
+    def rec(train_split):
+        return dict(data_root=str(root), train_split=train_split,
+                    evaluated_data=dict(split_file=str(test)))
+
+    with pytest.raises(UserError, match='was evaluated on') as err:
+        check_not_evaluated_on_trained_images(
+            rec('splits/official_train.txt'), 'W')
+    message = str(err.value)
+    assert 'lists 4 of its 5 images in the split the run trained on' in \
+        message
+    assert 'official_train.txt: ISIC_0000006, ISIC_0000007, ' \
+        'ISIC_0000008, ... (1 more)' in message
+    # Disjoint splits, and split files not readable here, pass.
+    check_not_evaluated_on_trained_images(
+        rec('splits/lightweight_train.txt'), 'W')
+    check_not_evaluated_on_trained_images(rec('splits/gone.txt'), 'W')

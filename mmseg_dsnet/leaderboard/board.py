@@ -570,6 +570,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
     check_final_test_result(rec, cfg, work_dir)
+    check_not_evaluated_on_trained_images(rec, work_dir)
     check_data_is_the_dataset(rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
@@ -772,6 +773,55 @@ def check_final_test_result(rec, cfg, work_dir):
             f'({", ".join(seen)}; trained on {trained}), not on a test '
             'split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
+
+
+def _split_ids(path):
+    """The ids a split file lists, or None when it is not readable here."""
+    found = resolve_config_path(path) if path else None
+    if found is None or not osp.isfile(found):
+        return None
+    with open(found) as f:
+        return {line.strip() for line in f if line.strip()}
+
+
+# Ids named in the message; the rest are counted.
+SHOWN_IDS = 3
+
+
+def check_not_evaluated_on_trained_images(rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the split a
+    run's metrics were computed on lists images of the split it trained
+    on, by their ids. :func:`check_final_test_result` tells a training
+    split by its name only, so a run trained on ``official_train.txt``
+    and tested on ``lightweight_test.txt`` (whose images come from the
+    official train and validation sets), or tested on the
+    ``lightweight_test.txt`` of a conversion with another seed, passed
+    with figures on images it learned from. Split files that cannot be
+    read here are not compared.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    train_split = rec.get('train_split')
+    train_file = osp.join(str(rec.get('data_root') or ''),
+                          str(train_split)) if train_split else None
+    trained = _split_ids(train_file)
+    evaluated_file = rec['evaluated_data'].get('split_file')
+    evaluated = _split_ids(evaluated_file)
+    if not trained or not evaluated:
+        return
+    seen = sorted(trained & evaluated)
+    if seen:
+        shown = ', '.join(seen[:SHOWN_IDS]) + (
+            f', ... ({len(seen) - SHOWN_IDS} more)'
+            if len(seen) > SHOWN_IDS else '')
+        raise UserError(
+            f'{work_dir} was evaluated on {evaluated_file}, which lists '
+            f'{len(seen)} of its {len(evaluated)} images in the split the '
+            f'run trained on ({train_file}: {shown}); figures on images '
+            'the model learned from overstate it: test on a split disjoint '
+            'from the training split, then collect')
 
 
 def check_data_is_the_dataset(rec, work_dir):
