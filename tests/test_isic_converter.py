@@ -989,3 +989,31 @@ def test_a_0_1_mask_beside_255_is_skipped_not_inverted(tmp_path):
     strict = run_converter(raw, tmp_path / 'strict', '--strict')
     assert strict.returncode == 2
     assert not (tmp_path / 'strict').exists()
+
+
+def test_a_mask_drawn_in_its_alpha_channel_is_skipped(tmp_path):
+    """An RGBA mask whose lesion is drawn in the alpha channel (opaque
+    lesion on a transparent ground, white pixels everywhere, as layers are
+    often exported) lost its alpha when reduced to one channel: written as
+    all lesion and listed as 'fixed', exit 0. A transparency that says
+    what the gray values say is still dropped."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=1, num_test=1)
+    lesion = {}
+    for i in (0, 1):
+        path = raw / TRAIN_MASKS / f'ISIC_000000{i}_segmentation.png'
+        lesion[i] = _mask(path) == 255
+        assert lesion[i].any() and not lesion[i].all()
+        alpha = np.where(lesion[i], 255, 0).astype(np.uint8)
+        gray = np.full_like(alpha, 255) if i == 0 else alpha
+        rgba = np.stack([gray, gray, gray, alpha], axis=-1)
+        _save_png(path, rgba)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((out / 'meta.json').read_text())
+    skip, = meta['skipped']
+    assert (skip['id'], skip['reason']) == ('ISIC_0000000',
+                                            'unsupported mask')
+    assert 'alpha channel' in skip['detail']
+    assert not (out / 'masks' / 'ISIC_0000000.png').exists()
+    assert (_mask(out / 'masks' / 'ISIC_0000001.png') == lesion[1]).all()

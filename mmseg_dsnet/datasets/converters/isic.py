@@ -721,12 +721,43 @@ def _decode(data):
     return picture
 
 
+def _alpha_problem(picture):
+    """Why a mask's transparency cannot be dropped, or None.
+
+    Converting a mask with an alpha channel to one channel drops the
+    alpha; an annotation drawn as opaque lesion on a transparent ground
+    (over white or black pixels) became a mask of all lesion or none. The
+    alpha is dropped only where it is opaque everywhere or says what the
+    pixels say (lesion opaque, background transparent).
+
+    Returns:
+        tuple | None: ``(reason, detail)`` of the skip, or None.
+    """
+    if 'A' not in picture.getbands() and not (
+            picture.mode == 'P' and 'transparency' in picture.info):
+        return None
+    alpha = np.asarray(picture.convert('RGBA').getchannel('A'))
+    if alpha.min(initial=255) == 255:
+        return None
+    gray = np.asarray(picture.convert('L'))
+    if ((gray >= 128) == (alpha >= 128)).all():
+        return None
+    return ('unsupported mask',
+            f'{picture.mode} mask with transparency (alpha '
+            f'{int(alpha.min())}..{int(alpha.max())}) that differs from its '
+            'gray values: the lesion may be drawn in the alpha channel, '
+            'which a one-channel mask drops; save it as a gray 0/255 mask')
+
+
 def _mask_values(picture):
     """One uint8 channel of a decoded mask.
 
     Returns:
         tuple: (values or None, fixes [(reason, detail)], problem or None).
     """
+    problem = _alpha_problem(picture)
+    if problem is not None:
+        return None, [], problem
     mode = picture.mode
     if mode == '1':
         return np.asarray(picture, dtype=np.uint8), [], None
