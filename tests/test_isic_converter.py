@@ -1017,3 +1017,29 @@ def test_a_mask_drawn_in_its_alpha_channel_is_skipped(tmp_path):
     assert 'alpha channel' in skip['detail']
     assert not (out / 'masks' / 'ISIC_0000000.png').exists()
     assert (_mask(out / 'masks' / 'ISIC_0000001.png') == lesion[1]).all()
+
+
+def test_overwrite_refuses_a_folder_of_data_sets(tmp_path):
+    """``isic.py RAW data --overwrite`` (OUT without its last part, as for
+    data/isic2017) replaced the whole folder, every converted data set in
+    it, exit 0. An earlier conversion itself is still replaced."""
+    raw = _make_raw(
+        tmp_path / 'raw', num_train=2, num_val=1, num_test=1, size=(16, 12))
+    data = tmp_path / 'data'
+    first = run_converter(raw, data / 'isic2017')
+    assert first.returncode == 0, first.output
+    (data / 'notes.txt').write_text('mine')
+    before = tree_hashes(data)
+    result = run_converter(raw, data, '--overwrite')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: {data} holds converted data sets in its subfolders '
+        '(isic2017); --overwrite replaces one earlier conversion, not a '
+        f'folder of data sets: give OUT a folder of its own (such as '
+        f'{data / "isic2017"}); nothing was replaced')
+    assert tree_hashes(data) == before
+    assert _leftovers(tmp_path) == []
+    again = run_converter(raw, data / 'isic2017', '--overwrite', '--seed', '3')
+    assert again.returncode == 0, again.output
+    assert json.loads((data / 'isic2017' / 'meta.json').read_text())[
+        'seed'] == 3

@@ -1172,12 +1172,48 @@ def _print_records(log, title, records):
                 'meta.json)')
 
 
-def _check_out(src, out, overwrite):
+def _data_sets_in(folder):
+    """The subfolders of ``folder`` that hold a data set this converter
+    (or the synthetic generator through it) wrote: a ``meta.json`` naming
+    the converter.
+
+    Args:
+        folder (Path): An existing folder.
+
+    Returns:
+        list[str]: Their names, sorted.
+    """
+    held = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return held
+    for entry in entries:
+        meta = entry / 'meta.json'
+        try:
+            if not entry.is_dir() or not meta.is_file():
+                continue
+            converter = json.loads(meta.read_text()).get('converter')
+        except (OSError, ValueError, AttributeError):
+            continue
+        if converter == 'tools/dataset_converters/isic.py':
+            held.append(entry.name)
+    return held
+
+
+def _check_out(src, out, overwrite, year=2018):
     """Refuse an ``out`` that overlaps ``src`` or is in the way.
 
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
-    refused.
+    refused. With ``overwrite``, a folder whose subfolders hold converted
+    data sets (``data/`` given for ``data/isic2018``) is refused too.
+
+    Args:
+        src (Path): The input folder, resolved.
+        out (Path): The output folder, absolute.
+        overwrite (bool): ``--overwrite``.
+        year (int): The ISIC year, for the message. Default: 2018.
     """
     real_out = Path(os.path.realpath(out))
     for candidate in (out, real_out):
@@ -1195,6 +1231,17 @@ def _check_out(src, out, overwrite):
         raise ConversionError(
             f'{out} exists and is not empty; pass --overwrite to replace it '
             '(it is left untouched)')
+    elif out.is_dir():
+        held = _data_sets_in(out)
+        if held:
+            # "isic.py RAW data --overwrite" (OUT without its last part)
+            # replaced every data set under data/.
+            raise ConversionError(
+                f'{out} holds converted data sets in its subfolders '
+                f'({", ".join(held)}); --overwrite replaces one earlier '
+                'conversion, not a folder of data sets: give OUT a folder '
+                f'of its own (such as {out / f"isic{year}"}); nothing was '
+                'replaced')
 
 
 def _pid_alive(pid):
@@ -1385,7 +1432,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     if year not in OFFICIAL_FOLDERS:
         raise ConversionError(
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
-    _check_out(src, out, overwrite)
+    _check_out(src, out, overwrite, year)
 
     tasks, skipped, ignored, present, missing, unread = _scan(src, year, log)
     if not tasks and not skipped:
