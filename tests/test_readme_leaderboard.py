@@ -204,3 +204,26 @@ def test_compact_tables_name_the_data_of_rows_on_two_datasets():
         assert [(row[0], row[data]) for row in table[1:]] == [
             ('DSNet', 'ISIC 2017, lightweight'),
             ('DSNet', 'ISIC 2018, lightweight')]
+
+
+def test_check_names_a_column_added_to_a_generated_table():
+    """A column added by hand at the end of a generated table (figures
+    typed into the README) passed ``leaderboard.py check``: only the
+    expected cells of each row were compared."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1])])
+    page = blocks.replace_block(
+        'intro\n<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n',
+        blocks.readme_block(board))
+    assert blocks.check_readme(page, board) == []
+    lines = page.splitlines()
+    table = [n for n, line in enumerate(lines) if line.startswith('|')]
+    lines[table[0]] += ' Paper DSC |'
+    lines[table[1]] += ' --- |'
+    lines[table[2]] += ' 89.81 |'
+    problems = blocks.check_readme('\n'.join(lines) + '\n', board)
+    assert problems == [
+        'table 1, row 0: 9 cells in the file, 8 in the leaderboard '
+        "(extra: 'Paper DSC')",
+        'table 1, row 1: 9 cells in the file, 8 in the leaderboard '
+        "(extra: '89.81')"]

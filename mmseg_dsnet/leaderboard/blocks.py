@@ -443,6 +443,13 @@ def check_block(text, expected, markers=README_MARKERS):
                             f'file, {len(want) - 1} in the leaderboard')
         for i, (g_row, w_row) in enumerate(zip(got, want)):
             header = want[0]
+            if len(g_row) > len(w_row):
+                # A column added by hand (its figures typed in) is drift
+                # too; only the expected columns were compared.
+                problems.append(
+                    f'table {t + 1}, row {i}: {len(g_row)} cells in the '
+                    f'file, {len(w_row)} in the leaderboard (extra: '
+                    f'{", ".join(repr(c) for c in g_row[len(w_row):])})')
             for j, w_cell in enumerate(w_row):
                 g_cell = g_row[j] if j < len(g_row) else '<missing>'
                 if g_cell != w_cell:
