@@ -395,3 +395,23 @@ def test_collect_refuses_figures_on_images_of_the_training_split(tmp_path):
     check_not_evaluated_on_trained_images(
         rec('splits/lightweight_train.txt'), 'W')
     check_not_evaluated_on_trained_images(rec('splits/gone.txt'), 'W')
+
+
+@pytest.mark.parametrize('where', ['file', 'file/sub'])
+def test_build_names_an_out_dir_it_cannot_make(tmp_path, where):
+    """``--out-dir`` that is a file (or runs through one): a
+    FileExistsError (NotADirectoryError) traceback, exit 1."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    (tmp_path / 'file').write_text('mine')
+    readme = tmp_path / 'README.md'
+    readme.write_text('<!-- leaderboard:start -->\nold\n'
+                      '<!-- leaderboard:end -->\n')
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *runs, '--out-dir',
+        tmp_path / where, '--readme', readme, '--no-plot'))
+    assert line == (f'ERROR: --out-dir {tmp_path / where}: cannot make the '
+                    f'folder ({tmp_path / "file"} is a file, not a folder); '
+                    'give a folder for the leaderboard files; nothing was '
+                    'written')
+    assert (tmp_path / 'file').read_text() == 'mine'
+    assert 'old' in readme.read_text()

@@ -1143,7 +1143,19 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
             texts[path] = f.read()
         blocks.check_markers(texts[path], markers, path)
     board = board_from_records(records, reported_path, cpu_latency)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as err:
+        # A file where the folder (or one above it) goes: a FileExistsError
+        # traceback, exit 1.
+        from mmseg_dsnet.engine.preflight import _file_in_path
+        blocker = _file_in_path(out_dir)
+        reason = f'{blocker} is a file, not a folder' if blocker else \
+            err.strerror or str(err)
+        raise UserError(
+            f'--out-dir {out_dir}: cannot make the folder ({reason}); give '
+            'a folder for the leaderboard files; nothing was written'
+        ) from None
     paths = table.write_outputs(board, out_dir)
     points = None
     png = osp.join(out_dir, 'leaderboard.png')
