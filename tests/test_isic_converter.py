@@ -962,3 +962,84 @@ def test_a_zip_changed_between_two_conversions_in_one_process_is_read_anew(
     for this, other in (ids, ids[::-1]):
         assert (tmp_path / 'second' / 'images' / f'{this}.jpg').read_bytes() \
             == (tmp_path / 'first' / 'images' / f'{other}.jpg').read_bytes()
+
+
+def test_a_0_1_mask_beside_255_is_skipped_not_inverted(tmp_path):
+    """A mask of 0/1 labels with some pixels at 255 (mmseg's ignore label)
+    was taken for a soft 0/255 mask and re-binarised at 128: the lesion
+    (1) became background and the ignored pixels lesion, listed as
+    'fixed', exit 0."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=1, num_test=1)
+    path = raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png'
+    labels = (_mask(path) > 0).astype(np.uint8)
+    assert labels.any()
+    labels[0, :] = 255
+    _save_png(path, labels)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['fixed'] == []
+    skip, = meta['skipped']
+    assert (skip['id'], skip['reason']) == ('ISIC_0000000',
+                                            'mask values not binary')
+    assert '(0, 1, 255)' in skip['detail']
+    assert not (out / 'masks' / 'ISIC_0000000.png').exists()
+    assert 'ISIC_0000000' not in _split(out, 'official_train')
+    strict = run_converter(raw, tmp_path / 'strict', '--strict')
+    assert strict.returncode == 2
+    assert not (tmp_path / 'strict').exists()
+
+
+def test_a_mask_drawn_in_its_alpha_channel_is_skipped(tmp_path):
+    """An RGBA mask whose lesion is drawn in the alpha channel (opaque
+    lesion on a transparent ground, white pixels everywhere, as layers are
+    often exported) lost its alpha when reduced to one channel: written as
+    all lesion and listed as 'fixed', exit 0. A transparency that says
+    what the gray values say is still dropped."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=1, num_test=1)
+    lesion = {}
+    for i in (0, 1):
+        path = raw / TRAIN_MASKS / f'ISIC_000000{i}_segmentation.png'
+        lesion[i] = _mask(path) == 255
+        assert lesion[i].any() and not lesion[i].all()
+        alpha = np.where(lesion[i], 255, 0).astype(np.uint8)
+        gray = np.full_like(alpha, 255) if i == 0 else alpha
+        rgba = np.stack([gray, gray, gray, alpha], axis=-1)
+        _save_png(path, rgba)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((out / 'meta.json').read_text())
+    skip, = meta['skipped']
+    assert (skip['id'], skip['reason']) == ('ISIC_0000000',
+                                            'unsupported mask')
+    assert 'alpha channel' in skip['detail']
+    assert not (out / 'masks' / 'ISIC_0000000.png').exists()
+    assert (_mask(out / 'masks' / 'ISIC_0000001.png') == lesion[1]).all()
+
+
+def test_overwrite_refuses_a_folder_of_data_sets(tmp_path):
+    """``isic.py RAW data --overwrite`` (OUT without its last part, as for
+    data/isic2017) replaced the whole folder, every converted data set in
+    it, exit 0. An earlier conversion itself is still replaced."""
+    raw = _make_raw(
+        tmp_path / 'raw', num_train=2, num_val=1, num_test=1, size=(16, 12))
+    data = tmp_path / 'data'
+    first = run_converter(raw, data / 'isic2017')
+    assert first.returncode == 0, first.output
+    (data / 'notes.txt').write_text('mine')
+    before = tree_hashes(data)
+    result = run_converter(raw, data, '--overwrite')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: {data} holds converted data sets in its subfolders '
+        '(isic2017); --overwrite replaces one earlier conversion, not a '
+        f'folder of data sets: give OUT a folder of its own (such as '
+        f'{data / "isic2017"}); nothing was replaced')
+    assert tree_hashes(data) == before
+    assert _leftovers(tmp_path) == []
+    again = run_converter(raw, data / 'isic2017', '--overwrite', '--seed', '3')
+    assert again.returncode == 0, again.output
+    assert json.loads((data / 'isic2017' / 'meta.json').read_text())[
+        'seed'] == 3

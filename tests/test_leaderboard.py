@@ -124,6 +124,22 @@ def test_collect_records_the_input_size_it_trained_and_tested_at(board):
             rec['input_size']
 
 
+def test_collect_records_the_training_settings(board):
+    """Records did not hold the optimizer, learning-rate schedule or
+    training pipeline, so build averaged seeds trained with another
+    learning rate into one row; both seeds trained alike here."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(board['cfg']))
+    for rec in board['rec']:
+        training = rec['training']
+        assert training['optim_wrapper']['optimizer']['lr'] == \
+            cfg.optim_wrapper.optimizer.lr
+        assert [s['type'] for s in training['train_pipeline']] == \
+            [s['type'] for s in cfg.train_dataloader.dataset.pipeline]
+        assert training['param_scheduler'] is not None
+    assert board['rec'][0]['training'] == board['rec'][1]['training']
+
+
 def _copy_of_seed1(board, tmp_path):
     """The tool, a copy of seed 1's work dir, a runs folder and the
     ``collect`` arguments of that copy."""

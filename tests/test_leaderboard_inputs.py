@@ -277,3 +277,141 @@ def test_markers_on_lines_of_their_own_still_take_the_block():
     with pytest.raises(UserError, match='page.md lacks the markers'):
         blocks.check_markers(f'{end}\n{start}\n', blocks.README_MARKERS,
                              'page.md')
+
+
+@pytest.mark.parametrize('changes', [
+    # Collected again under another --schedule: the first record stays.
+    dict(schedule='CPU 30 epochs (renamed)', schedule_tag='cpu-30ep-b',
+         record_file='dsnet_isic2017_lightweight_cpu-30ep-b_seed0.json'),
+    # A copy of a record under another seed, averaged with itself.
+    dict(seed=5, record_file='dsnet_isic2017_lightweight_cpu-30ep_seed5.json'),
+])
+def test_build_refuses_one_run_in_two_places(tmp_path, changes):
+    """One run's record beside a copy under another schedule (or seed):
+    build showed the run in two rows (or averaged it with itself) and
+    counted it twice in the runs the board is built from, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    again = tmp_path / 'runs' / changes['record_file']
+    shutil.copy(runs[0], again)
+    _edit(again, **changes)
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *runs, again, '--out-dir', out,
+        '--no-plot'))
+    assert DSNET_30EP[0] in line and changes['record_file'] in line
+    assert 'hold the same test of one run' in line
+    assert json.loads(runs[0].read_text())['work_dir'] in line
+    assert not out.exists()
+
+
+def test_collect_refuses_a_run_recorded_under_another_name(tmp_path):
+    """collect with another --schedule (or --label) wrote a second record
+    of the run beside the first, so build showed it twice."""
+    from mmseg_dsnet.leaderboard.board import check_run_not_recorded_elsewhere
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:2])
+    record = json.loads(runs[0].read_text())
+    new_name = 'dsnet_isic2017_lightweight_other_seed0.json'
+    with pytest.raises(UserError, match='already holds this test of') as err:
+        check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
+                                         new_name)
+    assert str(runs[0]) in str(err.value) and new_name in str(err.value)
+    # Its own file (a refresh) and other runs pass.
+    check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
+                                     DSNET_30EP[0])
+    record['work_dir'] = str(tmp_path / 'another_run')
+    check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
+                                     new_name)
+
+
+def test_build_refuses_seeds_of_one_row_trained_with_other_settings(
+        lb, tmp_path):
+    """A seed trained with another learning rate under the same --schedule
+    (``leaderboard.py run --cfg-options optim_wrapper.optimizer.lr=0.01``;
+    the default schedule text names epochs, images and batch only) was
+    averaged into the row, exit 0: the records did not hold the optimizer,
+    scheduler or training pipeline."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import training_settings
+    settings = training_settings(
+        Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2017.py')))
+    runs = _copy_runs(tmp_path / 'runs')
+    for run in runs:
+        _edit(run, training=settings)
+    out = tmp_path / 'results'
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(out), '--no-plot'])
+    row, = built['board']['measured']
+    assert row['seeds'] == [0, 1, 2]
+    shutil.rmtree(out)
+    changed = json.loads(json.dumps(settings))
+    changed['optim_wrapper']['optimizer']['lr'] = 0.01
+    _edit(runs[1], training=changed)
+    with pytest.raises(MixedRunsError, match='the row DSNet ') as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    assert 'training setting optim_wrapper.optimizer.lr 0.001 ' \
+        f'({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs 0.01 ({DSNET_30EP[1]})' \
+        in str(err.value)
+    assert not out.exists()
+    # A record without the settings (collected before they were recorded)
+    # is not compared.
+    _edit(runs[1], training=None)
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(out), '--no-plot'])
+    assert built['board']['measured'][0]['seeds'] == [0, 1, 2]
+
+
+def test_collect_refuses_figures_on_images_of_the_training_split(tmp_path):
+    """A run trained on official_train.txt and tested on
+    lightweight_test.txt (drawn from the official train and validation
+    images), or tested on another conversion's lightweight_test.txt:
+    collect told a training split by its name only and recorded figures
+    on images the model learned from, exit 0."""
+    from mmseg_dsnet.leaderboard.board import \
+        check_not_evaluated_on_trained_images
+    root = tmp_path / 'isic2017'
+    (root / 'splits').mkdir(parents=True)
+    train = [f'ISIC_{i:07d}' for i in range(10)]
+    (root / 'splits' / 'official_train.txt').write_text('\n'.join(train))
+    (root / 'splits' / 'lightweight_train.txt').write_text(
+        '\n'.join(train[:6]))
+    test = root / 'splits' / 'lightweight_test.txt'
+    test.write_text('\n'.join(train[6:] + ['ISIC_0000099']))
+
+    def rec(train_split):
+        return dict(data_root=str(root), train_split=train_split,
+                    evaluated_data=dict(split_file=str(test)))
+
+    with pytest.raises(UserError, match='was evaluated on') as err:
+        check_not_evaluated_on_trained_images(
+            rec('splits/official_train.txt'), 'W')
+    message = str(err.value)
+    assert 'lists 4 of its 5 images in the split the run trained on' in \
+        message
+    assert 'official_train.txt: ISIC_0000006, ISIC_0000007, ' \
+        'ISIC_0000008, ... (1 more)' in message
+    # Disjoint splits, and split files not readable here, pass.
+    check_not_evaluated_on_trained_images(
+        rec('splits/lightweight_train.txt'), 'W')
+    check_not_evaluated_on_trained_images(rec('splits/gone.txt'), 'W')
+
+
+@pytest.mark.parametrize('where', ['file', 'file/sub'])
+def test_build_names_an_out_dir_it_cannot_make(tmp_path, where):
+    """``--out-dir`` that is a file (or runs through one): a
+    FileExistsError (NotADirectoryError) traceback, exit 1."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    (tmp_path / 'file').write_text('mine')
+    readme = tmp_path / 'README.md'
+    readme.write_text('<!-- leaderboard:start -->\nold\n'
+                      '<!-- leaderboard:end -->\n')
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *runs, '--out-dir',
+        tmp_path / where, '--readme', readme, '--no-plot'))
+    assert line == (f'ERROR: --out-dir {tmp_path / where}: cannot make the '
+                    f'folder ({tmp_path / "file"} is a file, not a folder); '
+                    'give a folder for the leaderboard files; nothing was '
+                    'written')
+    assert (tmp_path / 'file').read_text() == 'mine'
+    assert 'old' in readme.read_text()

@@ -146,3 +146,84 @@ def test_ablation_reading_needs_a_difference_beyond_the_spread():
     assert 'no measurable effect' in blocks.ablation_reading(close, ref)
     assert 'does not help' in blocks.ablation_reading(higher, ref)
     assert blocks.ablation_reading(None, ref) == '-'
+
+
+def test_ablations_are_compared_with_dsnet_on_their_own_dataset():
+    """DSNet measured on a second dataset (ISIC 2018) on the ablations'
+    schedule: the rows were keyed by model alone, so the ISIC 2017
+    ablations were compared with DSNet's ISIC 2018 row (10 points lower)
+    and read as 'the part does not help here', exit 0."""
+    def on(row, dataset):
+        return dict(row, dataset=dataset)
+
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8, 81.2], [0, 1, 2]),
+        _row('DSNet (no gate)', 'cpu-30ep', [80.2, 80.4], [0, 1]),
+        on(_row('DSNet', 'cpu-30ep', [71.0, 70.8, 71.2], [0, 1, 2]),
+           'ISIC 2018'),
+    ])
+    text = blocks.model_card_block(board)
+    table = blocks._tables(text)[-1]
+    rows = {r[0]: r for r in table}
+    col = {name: rows['Variant'].index(name) for name in rows['Variant']}
+    assert rows['DSNet'][col['IoU']] == '81.00 ± 0.20'
+    assert rows['DSNet (no gate)'][col['Δ IoU']] == '-0.70'
+    assert rows['DSNet (no gate)'][col['Reading (IoU)']] == 'the part helps'
+    assert text.count('**Ablations**') == 1
+    # Ablations on both datasets: one table each, saying which.
+    board['measured'].append(on(
+        _row('DSNet (no gate)', 'cpu-30ep', [70.2, 70.4], [0, 1]),
+        'ISIC 2018'))
+    text = blocks.model_card_block(board)
+    assert text.count('**Ablations**') == 2
+    assert '(ISIC 2017, lightweight protocol' in text
+    assert '(ISIC 2018, lightweight protocol' in text
+    deltas = [{r[0]: r for r in t}['DSNet (no gate)'][col['Δ IoU']]
+              for t in blocks._tables(text)[-2:]]
+    assert deltas == ['-0.70', '-0.70']
+
+
+def test_compact_tables_name_the_data_of_rows_on_two_datasets():
+    """DSNet on ISIC 2017 and on ISIC 2018 with one schedule: the README's
+    and the model card's tables have no dataset column, so they showed two
+    'DSNet | CPU 30 epochs' rows with different figures that no reader
+    could tell apart, exit 0. A Data column now says which is which; rows
+    of one dataset and protocol render as before."""
+    one = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1]),
+        _row('EGE-UNet', 'cpu-30ep', [80.0, 80.2], [0, 1])])
+    for render in (blocks.readme_block, blocks.model_card_block):
+        assert 'Data' not in blocks._tables(render(one))[0][0]
+    two = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1]),
+        dict(_row('DSNet', 'cpu-30ep', [71.0, 70.8], [0, 1]),
+             dataset='ISIC 2018')])
+    for render in (blocks.readme_block, blocks.model_card_block):
+        table = blocks._tables(render(two))[0]
+        data = table[0].index('Data')
+        assert [(row[0], row[data]) for row in table[1:]] == [
+            ('DSNet', 'ISIC 2017, lightweight'),
+            ('DSNet', 'ISIC 2018, lightweight')]
+
+
+def test_check_names_a_column_added_to_a_generated_table():
+    """A column added by hand at the end of a generated table (figures
+    typed into the README) passed ``leaderboard.py check``: only the
+    expected cells of each row were compared."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1])])
+    page = blocks.replace_block(
+        'intro\n<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n',
+        blocks.readme_block(board))
+    assert blocks.check_readme(page, board) == []
+    lines = page.splitlines()
+    table = [n for n, line in enumerate(lines) if line.startswith('|')]
+    lines[table[0]] += ' Paper DSC |'
+    lines[table[1]] += ' --- |'
+    lines[table[2]] += ' 89.81 |'
+    problems = blocks.check_readme('\n'.join(lines) + '\n', board)
+    assert problems == [
+        'table 1, row 0: 9 cells in the file, 8 in the leaderboard '
+        "(extra: 'Paper DSC')",
+        'table 1, row 1: 9 cells in the file, 8 in the leaderboard '
+        "(extra: '89.81')"]

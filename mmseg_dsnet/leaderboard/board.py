@@ -21,9 +21,11 @@ re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
 ``split_file``, ``images``, ``synthetic``) names the data the metrics were
 computed on (absent in older records); ``model_config`` is the model the
 run trained, as its dumped config gives it without the input size (absent in
-older records); ``input_size`` (``train`` and ``test``, ``[height, width]``
-of the pipelines' ``Resize``, :func:`run_input_size`) the size it trained
-and tested at (absent in older records: unknown). :func:`collect` refuses
+older records); ``training`` its optimizer, learning-rate schedule and
+training pipeline (:func:`training_settings`; absent in older records);
+``input_size`` (``train`` and ``test``, ``[height, width]`` of the
+pipelines' ``Resize``, :func:`run_input_size`) the size it trained and
+tested at (absent in older records: unknown). :func:`collect` refuses
 a run trained or evaluated on the synthetic stand-in set, or tested with
 another pipeline, evaluator or model than its config's (a run never tested,
 whose figures are its last validation line: validated so, or on another
@@ -31,10 +33,13 @@ split than its test split); :func:`build` refuses a record whose config
 now builds another model than ``model_config``, a file that is no run
 record or not of the types it reads (:func:`check_run_record`), runs of
 different models that one row would average, and seeds of one row run
-differently (:func:`~.table.check_runs_alike`). Leaderboard rows aggregate
-the seeds: see :mod:`.table` for the format.
+differently (:func:`~.table.check_runs_alike`), and one run's test held by
+two records (:func:`~.table.check_each_run_once`; :func:`collect` refuses
+to write the second). Leaderboard rows aggregate the seeds: see
+:mod:`.table` for the format.
 """
 import datetime
+import json
 import os
 import os.path as osp
 import re
@@ -123,6 +128,32 @@ def comparable_model(model):
             k: v for k, v in model['data_preprocessor'].items()
             if k != 'size'}
     return model
+
+
+def training_settings(cfg):
+    """What a run trained with besides its model and the facts a record
+    holds anyway: the optimizer, the learning-rate schedule and the
+    training pipeline of its dumped config (:data:`~.table.TRAINING_PARTS`),
+    as JSON values; build compares them across the seeds of a row.
+
+    Args:
+        cfg (Config): The run's dumped config.
+
+    Returns:
+        dict: ``optim_wrapper``, ``param_scheduler`` and ``train_pipeline``
+        (None where the config sets none).
+    """
+    from mmseg_dsnet.deploy.deployable import loader_pipeline
+
+    def plain(value):
+        value = value.to_dict() if hasattr(value, 'to_dict') else value
+        # Tuples become lists and other objects their text, as in JSON.
+        return json.loads(json.dumps(value, default=str))
+
+    return dict(optim_wrapper=plain(cfg.get('optim_wrapper')),
+                param_scheduler=plain(cfg.get('param_scheduler')),
+                train_pipeline=plain(loader_pipeline(cfg,
+                                                     'train_dataloader')))
 
 
 def check_config_matches_run(config, dumped_cfg, work_dir):
@@ -539,6 +570,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'recorded by tools/check_real_data.py --split design, not '
             'collected')
     check_final_test_result(rec, cfg, work_dir)
+    check_not_evaluated_on_trained_images(rec, work_dir)
     check_data_is_the_dataset(rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
@@ -557,6 +589,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
     record.update(rec)
     record['model_config'] = comparable_model(cfg.model)
+    record['training'] = training_settings(cfg)
     record['input_size'] = run_input_size(
         cfg, tested_cfg, 'val_dataloader'
         if rec['metrics_source_kind'] == 'last validation line' else
@@ -565,6 +598,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
     path = osp.join(runs_dir, name)
+    check_run_not_recorded_elsewhere(record, runs_dir, name)
     if osp.isfile(path):
         held = load_json(path)
         previous = held.get('work_dir')
@@ -630,6 +664,41 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+def check_run_not_recorded_elsewhere(record, runs_dir, name):
+    """Refuse to record a run's test under ``name`` when another record
+    of ``runs_dir`` holds it (collected before under another
+    ``--schedule``, ``--schedule-tag`` or ``--label``): both records were
+    kept and build showed the run in two rows.
+
+    Args:
+        record (dict): The record being collected (``work_dir``,
+            ``metrics_source``).
+        runs_dir (str): Where the records go.
+        name (str): The file name it would get.
+
+    Raises:
+        UserError: Naming the other record and what to do.
+    """
+    run = table.measurement_of(record)
+    if run is None or not osp.isdir(runs_dir):
+        return
+    for other in sorted(os.listdir(runs_dir)):
+        path = osp.join(runs_dir, other)
+        if other == name or not other.endswith('.json') or \
+                not osp.isfile(path):
+            continue
+        try:
+            held = load_json(path)
+        except (OSError, UserError):
+            continue  # build names files that are no run record
+        if isinstance(held, dict) and table.measurement_of(held) == run:
+            raise UserError(
+                f'{path} already holds this test of {record["work_dir"]} '
+                f'(as {held.get("model")!r}, {held.get("schedule")!r}); a run '
+                f'is counted once: remove that record first to record the '
+                f'run as {name}')
 
 
 def check_validation_result(config, cfg, rec, work_dir):
@@ -704,6 +773,55 @@ def check_final_test_result(rec, cfg, work_dir):
             f'({", ".join(seen)}; trained on {trained}), not on a test '
             'split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
+
+
+def _split_ids(path):
+    """The ids a split file lists, or None when it is not readable here."""
+    found = resolve_config_path(path) if path else None
+    if found is None or not osp.isfile(found):
+        return None
+    with open(found) as f:
+        return {line.strip() for line in f if line.strip()}
+
+
+# Ids named in the message; the rest are counted.
+SHOWN_IDS = 3
+
+
+def check_not_evaluated_on_trained_images(rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the split a
+    run's metrics were computed on lists images of the split it trained
+    on, by their ids. :func:`check_final_test_result` tells a training
+    split by its name only, so a run trained on ``official_train.txt``
+    and tested on ``lightweight_test.txt`` (whose images come from the
+    official train and validation sets), or tested on the
+    ``lightweight_test.txt`` of a conversion with another seed, passed
+    with figures on images it learned from. Split files that cannot be
+    read here are not compared.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    train_split = rec.get('train_split')
+    train_file = osp.join(str(rec.get('data_root') or ''),
+                          str(train_split)) if train_split else None
+    trained = _split_ids(train_file)
+    evaluated_file = rec['evaluated_data'].get('split_file')
+    evaluated = _split_ids(evaluated_file)
+    if not trained or not evaluated:
+        return
+    seen = sorted(trained & evaluated)
+    if seen:
+        shown = ', '.join(seen[:SHOWN_IDS]) + (
+            f', ... ({len(seen) - SHOWN_IDS} more)'
+            if len(seen) > SHOWN_IDS else '')
+        raise UserError(
+            f'{work_dir} was evaluated on {evaluated_file}, which lists '
+            f'{len(seen)} of its {len(evaluated)} images in the split the '
+            f'run trained on ({train_file}: {shown}); figures on images '
+            'the model learned from overstate it: test on a split disjoint '
+            'from the training split, then collect')
 
 
 def check_data_is_the_dataset(rec, work_dir):
@@ -822,7 +940,8 @@ RUN_RECORD_TYPES = dict(
     **{key: (_of(bool), 'true, false or null')
        for key in ('short_schedule', 'synthetic_data')},
     **{key: (_of(dict), 'an object or null') for key in (
-        'complexity', 'evaluated_data', 'model_config', 'input_size')})
+        'complexity', 'evaluated_data', 'model_config', 'input_size',
+        'training')})
 # The same for the entries of a record's objects.
 RUN_RECORD_PART_TYPES = dict(
     metrics=dict.fromkeys((key for _, key, _ in table.METRIC_FIELDS),
@@ -1024,7 +1143,19 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
             texts[path] = f.read()
         blocks.check_markers(texts[path], markers, path)
     board = board_from_records(records, reported_path, cpu_latency)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as err:
+        # A file where the folder (or one above it) goes: a FileExistsError
+        # traceback, exit 1.
+        from mmseg_dsnet.engine.preflight import _file_in_path
+        blocker = _file_in_path(out_dir)
+        reason = f'{blocker} is a file, not a folder' if blocker else \
+            err.strerror or str(err)
+        raise UserError(
+            f'--out-dir {out_dir}: cannot make the folder ({reason}); give '
+            'a folder for the leaderboard files; nothing was written'
+        ) from None
     paths = table.write_outputs(board, out_dir)
     points = None
     png = osp.join(out_dir, 'leaderboard.png')

@@ -18,6 +18,7 @@ import csv
 import os.path as osp
 import statistics
 
+from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -137,6 +138,40 @@ RUN_FACTS = (
     ('evaluated split', _evaluated_split))
 
 
+# The training settings a record holds (``training``, absent in older
+# records) that the facts above do not cover: seeds of one row trained
+# with another learning rate, scheduler or augmentation (``leaderboard.py
+# run --cfg-options optim_wrapper.optimizer.lr=0.01`` under one
+# ``--schedule``) measured another setting.
+TRAINING_PARTS = ('optim_wrapper', 'param_scheduler', 'train_pipeline')
+
+
+def _training_difference(runs):
+    """The first training setting (:data:`TRAINING_PARTS`) in which the
+    runs that record them differ, as ``path value (files) vs value
+    (files)``, or None."""
+    known = [run for run in runs if isinstance(run.get('training'), dict)]
+    if len(known) < 2:
+        return None
+    first = known[0]['training']
+    for run in known[1:]:
+        other = run['training']
+        for part in TRAINING_PARTS:
+            path = next(config_differences(first.get(part), other.get(part),
+                                           part), None)
+            if path is None:
+                continue
+            sides = {}
+            for each in known:
+                value = repr(value_at(each['training'], path))
+                sides.setdefault(value, []).append(
+                    str(each.get('record_file')))
+            return f'training setting {path} ' + ' vs '.join(
+                f'{value} ({", ".join(files)})'
+                for value, files in sides.items())
+    return None
+
+
 class MixedRunsError(UserError, ValueError):
     """The seeds of one row were run differently (another input size,
     device, schedule, data root or test set), so their mean would be no
@@ -145,7 +180,8 @@ class MixedRunsError(UserError, ValueError):
 
 def check_runs_alike(runs):
     """Refuse the runs of one row unless they share every known fact of
-    :data:`RUN_FACTS`.
+    :data:`RUN_FACTS` and the training settings they record
+    (:data:`TRAINING_PARTS`).
 
     Args:
         runs (list[dict]): The run records of one row.
@@ -164,6 +200,9 @@ def check_runs_alike(runs):
                     str(run.get('record_file')) for run, v in
                     zip(runs, values) if v == value) + ')'
                 for value in known))
+    training = _training_difference(runs)
+    if training:
+        differing.append(training)
     if differing:
         first = runs[0]
         raise MixedRunsError(
@@ -172,6 +211,55 @@ def check_runs_alike(runs):
             f'run differently: {"; ".join(differing)}; give only runs of '
             'one setting (collect the others under another --schedule or '
             '--label)')
+
+
+class DuplicateRunError(UserError, ValueError):
+    """One test of one run is held by two records that the leaderboard
+    would count as two runs (two rows, or two seeds of one row)."""
+
+
+def measurement_of(record):
+    """What identifies the test of a run a record holds: its work dir and
+    where its metrics were read; None when the record names no work dir."""
+    work_dir = record.get('work_dir')
+    if not work_dir:
+        return None
+    return osp.normpath(str(work_dir)), record.get('metrics_source')
+
+
+def _run_name(record):
+    """How messages name a record: its file, model and seed."""
+    return (f'{record.get("record_file")} ({record["model"]}, seed '
+            f'{record["seed"]})')
+
+
+def check_each_run_once(groups):
+    """Refuse a run's test held by records in two places of the board: a
+    run collected again under another ``--schedule`` (or ``--label``)
+    keeps its first record beside the new one, so its figures were shown
+    in two rows (and counted twice in the runs the board is built from);
+    a record copied under another seed was averaged with itself.
+
+    Args:
+        groups (dict): Row key -> {seed: record}, as :func:`aggregate`
+            groups them.
+
+    Raises:
+        DuplicateRunError: Naming both record files and the run.
+    """
+    seen = {}
+    for by_seed in groups.values():
+        for rec in by_seed.values():
+            run = measurement_of(rec)
+            if run is None:
+                continue
+            other = seen.setdefault(run, rec)
+            if other is not rec:
+                raise DuplicateRunError(
+                    f'{_run_name(other)} and {_run_name(rec)} hold the same '
+                    f'test of one run ({run[0]}, {run[1]}); it would be '
+                    'counted as two runs: keep one of the records (move the '
+                    'other out of the records given to build)')
 
 
 def row_key(record):
@@ -186,7 +274,9 @@ def aggregate(records):
     per-run records; a seed collected twice from one work dir counts once
     (the newest). Two runs of one seed from different work dirs are
     refused: which of them the row shows would be an accident of order,
-    and so are seeds run differently (:func:`check_runs_alike`)."""
+    and so are seeds run differently (:func:`check_runs_alike`) and one
+    run's test in two rows or under two seeds
+    (:func:`check_each_run_once`)."""
     groups = {}
     for rec in sorted(records, key=lambda r: r.get('collected_at', '')):
         key = row_key(rec)
@@ -197,6 +287,7 @@ def aggregate(records):
                 f'({rec["schedule"]}): {earlier.get("work_dir")} and '
                 f'{rec.get("work_dir")}; give the records of one of them')
         groups[key][rec['seed']] = rec
+    check_each_run_once(groups)
     rows = []
     for (model, dataset, protocol, schedule), by_seed in groups.items():
         runs = [by_seed[s] for s in sorted(by_seed, key=lambda s: (

@@ -59,7 +59,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--overwrite',
         action='store_true',
-        help='replace OUT if it exists and is not empty')
+        help='replace OUT if it exists and is not empty (an earlier '
+        'conversion; never a folder whose subfolders hold data sets)')
     parser.add_argument(
         '--workers',
         type=int,

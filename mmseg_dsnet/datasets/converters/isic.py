@@ -721,12 +721,43 @@ def _decode(data):
     return picture
 
 
+def _alpha_problem(picture):
+    """Why a mask's transparency cannot be dropped, or None.
+
+    Converting a mask with an alpha channel to one channel drops the
+    alpha; an annotation drawn as opaque lesion on a transparent ground
+    (over white or black pixels) became a mask of all lesion or none. The
+    alpha is dropped only where it is opaque everywhere or says what the
+    pixels say (lesion opaque, background transparent).
+
+    Returns:
+        tuple | None: ``(reason, detail)`` of the skip, or None.
+    """
+    if 'A' not in picture.getbands() and not (
+            picture.mode == 'P' and 'transparency' in picture.info):
+        return None
+    alpha = np.asarray(picture.convert('RGBA').getchannel('A'))
+    if alpha.min(initial=255) == 255:
+        return None
+    gray = np.asarray(picture.convert('L'))
+    if ((gray >= 128) == (alpha >= 128)).all():
+        return None
+    return ('unsupported mask',
+            f'{picture.mode} mask with transparency (alpha '
+            f'{int(alpha.min())}..{int(alpha.max())}) that differs from its '
+            'gray values: the lesion may be drawn in the alpha channel, '
+            'which a one-channel mask drops; save it as a gray 0/255 mask')
+
+
 def _mask_values(picture):
     """One uint8 channel of a decoded mask.
 
     Returns:
         tuple: (values or None, fixes [(reason, detail)], problem or None).
     """
+    problem = _alpha_problem(picture)
+    if problem is not None:
+        return None, [], problem
     mode = picture.mode
     if mode == '1':
         return np.asarray(picture, dtype=np.uint8), [], None
@@ -776,6 +807,15 @@ def _mask_to_binary(picture):
         return (values == 255).astype(np.uint8), fixes, None, 0
     if set(present.tolist()) <= {0, 1}:
         return values.astype(np.uint8, copy=False), fixes, None, 0
+    if set(present.tolist()) == {0, 1, 255}:
+        # 0/1 labels beside mmseg's ignore label, not a soft 0/255 mask:
+        # re-binarised at 128, the lesion (1) became background and the
+        # ignored pixels lesion.
+        return None, fixes, ('mask values not binary',
+                             '3 distinct values (0, 1, 255): 0/1 labels '
+                             'beside 255 (an ignore label?), neither a '
+                             '0/255 nor a 0/1 mask; expected {0, 255} or '
+                             '{0, 1}'), 0
     # A JPEG-style (soft) mask keeps almost all pixels near 0 or 255 and has
     # a lesion; anything else (a label map, a gray picture) is not trusted.
     total = values.size
@@ -1132,12 +1172,48 @@ def _print_records(log, title, records):
                 'meta.json)')
 
 
-def _check_out(src, out, overwrite):
+def _data_sets_in(folder):
+    """The subfolders of ``folder`` that hold a data set this converter
+    (or the synthetic generator through it) wrote: a ``meta.json`` naming
+    the converter.
+
+    Args:
+        folder (Path): An existing folder.
+
+    Returns:
+        list[str]: Their names, sorted.
+    """
+    held = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return held
+    for entry in entries:
+        meta = entry / 'meta.json'
+        try:
+            if not entry.is_dir() or not meta.is_file():
+                continue
+            converter = json.loads(meta.read_text()).get('converter')
+        except (OSError, ValueError, AttributeError):
+            continue
+        if converter == 'tools/dataset_converters/isic.py':
+            held.append(entry.name)
+    return held
+
+
+def _check_out(src, out, overwrite, year=2018):
     """Refuse an ``out`` that overlaps ``src`` or is in the way.
 
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
-    refused.
+    refused. With ``overwrite``, a folder whose subfolders hold converted
+    data sets (``data/`` given for ``data/isic2018``) is refused too.
+
+    Args:
+        src (Path): The input folder, resolved.
+        out (Path): The output folder, absolute.
+        overwrite (bool): ``--overwrite``.
+        year (int): The ISIC year, for the message. Default: 2018.
     """
     real_out = Path(os.path.realpath(out))
     for candidate in (out, real_out):
@@ -1155,6 +1231,17 @@ def _check_out(src, out, overwrite):
         raise ConversionError(
             f'{out} exists and is not empty; pass --overwrite to replace it '
             '(it is left untouched)')
+    elif out.is_dir():
+        held = _data_sets_in(out)
+        if held:
+            # "isic.py RAW data --overwrite" (OUT without its last part)
+            # replaced every data set under data/.
+            raise ConversionError(
+                f'{out} holds converted data sets in its subfolders '
+                f'({", ".join(held)}); --overwrite replaces one earlier '
+                'conversion, not a folder of data sets: give OUT a folder '
+                f'of its own (such as {out / f"isic{year}"}); nothing was '
+                'replaced')
 
 
 def _pid_alive(pid):
@@ -1345,7 +1432,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     if year not in OFFICIAL_FOLDERS:
         raise ConversionError(
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
-    _check_out(src, out, overwrite)
+    _check_out(src, out, overwrite, year)
 
     tasks, skipped, ignored, present, missing, unread = _scan(src, year, log)
     if not tasks and not skipped:
