@@ -727,3 +727,28 @@ def test_kernel_sizes_apply_per_stage_inside_the_budget():
     with pytest.raises(ValueError, match='kernel_sizes'):
         DSNet(widths=(8, 16), num_blocks=(1, 2), kernel_sizes=[3, 1])
     assert_design_candidate_in_budget('kernel-5-small')
+
+
+@pytest.mark.parametrize('head_type', ['DSNetHead', 'LightweightClsHead'])
+def test_head_threshold_the_masks_would_not_use_is_refused(head_type):
+    """A threshold outside (0, 1) made all-background (1.5) or all-lesion
+    (0) masks, and one given with two channels was ignored by mmseg's
+    argmax but read by LesionInferencer, exit 0 either way."""
+    from mmseg_dsnet.utils.errors import UserError
+    if head_type == 'DSNetHead':
+        head = dict(model_cfg().decode_head)
+    else:
+        head = dict(type='LightweightClsHead', in_channels=8,
+                    num_classes=2, out_channels=1, threshold=0.5)
+    for threshold in (1.5, 0.0, 1.0, -0.2, float('nan')):
+        with pytest.raises(UserError, match=f'{head_type} threshold must be '
+                           r'a lesion probability in \(0, 1\)'):
+            MODELS.build(dict(head, threshold=threshold))
+    with pytest.raises(UserError, match=r'threshold=0.3 has no effect with '
+                       'out_channels=2: the masks are the argmax'):
+        MODELS.build(dict(head, out_channels=2, threshold=0.3))
+    # The thresholds the masks do use still build.
+    assert MODELS.build(dict(head, threshold=0.3)).threshold == 0.3
+    for threshold in (None, 0.5):
+        assert MODELS.build(dict(head, out_channels=2,
+                                 threshold=threshold)).out_channels == 2

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, DynamicGateAttention
 from ..losses.signed_distance import signed_distance_maps
+from ..utils.lesion_logit import check_head_threshold
 
 
 @MODELS.register_module()
@@ -118,6 +119,7 @@ class DSNetHead(BaseDecodeHead):
         if len(self.in_channels) < 2:
             raise ModelArgumentError(
                 'DSNetHead needs at least two input levels')
+        check_head_threshold('DSNetHead', self.out_channels, self.threshold)
         if deep_supervision and not (
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '

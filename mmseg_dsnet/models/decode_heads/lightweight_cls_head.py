@@ -6,6 +6,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from ..utils.lesion_logit import check_head_threshold
+
 
 @MODELS.register_module()
 class LightweightClsHead(BaseDecodeHead):
@@ -47,6 +49,8 @@ class LightweightClsHead(BaseDecodeHead):
             'LightweightClsHead applies cls_seg directly to its input, so '
             f'channels ({channels}) must equal in_channels ({in_channels})')
         super().__init__(in_channels, channels, **kwargs)
+        check_head_threshold('LightweightClsHead', self.out_channels,
+                             self.threshold)
         assert len(aux_in_index) == len(aux_loss_weights), (
             'give one aux_loss_weights entry per aux_in_index')
         self.aux_in_index = list(aux_in_index)
