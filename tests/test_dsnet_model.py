@@ -752,3 +752,16 @@ def test_head_threshold_the_masks_would_not_use_is_refused(head_type):
     for threshold in (None, 0.5):
         assert MODELS.build(dict(head, out_channels=2,
                                  threshold=threshold)).out_channels == 2
+
+
+def test_the_re_parameterised_head_refuses_to_train():
+    """A deploy=True head computed a loss (its deep supervision silently
+    gone, no BatchNorm to train), so a deploy model trained without an
+    error."""
+    from mmseg_dsnet.utils.errors import UserError
+    model = MODELS.build(deploy_cfg(model_cfg())).train()
+    with pytest.raises(UserError, match=r'DSNetHead\(deploy=True\) is the '
+                       're-parameterised \(inference\) form and cannot be '
+                       'trained'):
+        model.loss(torch.randn(1, 3, 64, 64),
+                   data_samples(square_labels(1, 64)))

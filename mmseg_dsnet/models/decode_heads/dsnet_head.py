@@ -268,6 +268,12 @@ class DSNetHead(BaseDecodeHead):
     def loss(self, inputs: Tuple[Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType) -> dict:
         """Main loss, plus weighted deep-supervision losses if enabled."""
+        if self.deploy:
+            # No BatchNorms, branches or side classifiers: another network.
+            raise ModelArgumentError(
+                'DSNetHead(deploy=True) is the re-parameterised (inference) '
+                'form and cannot be trained; train the model built with '
+                'deploy=False')
         with_aux = hasattr(self, 'aux_classifiers')
         seg_logits, aux_logits, feat = self._decode(inputs, with_aux)
         losses = self.loss_by_feat(seg_logits, batch_data_samples)
