@@ -765,3 +765,34 @@ def test_the_re_parameterised_head_refuses_to_train():
                        'trained'):
         model.loss(torch.randn(1, 3, 64, 64),
                    data_samples(square_labels(1, 64)))
+
+
+def test_a_loss_the_runner_would_not_train_is_refused():
+    """A loss_decode entry named without ``loss_`` (``'dice'``) was logged
+    every iteration but left out of the trained total (and of deep
+    supervision), exit 0."""
+    from mmseg_dsnet.models.losses import (BinaryDiceLoss,
+                                           BoundaryInteriorLoss,
+                                           LovaszHingeLoss)
+    from mmseg_dsnet.utils.errors import UserError
+    for loss in (BinaryDiceLoss, BoundaryInteriorLoss, LovaszHingeLoss):
+        with pytest.raises(UserError, match=f'{loss.__name__}: loss_name '
+                           'must start with "loss_", got \'dice\''):
+            loss(loss_name='dice')
+    config = CONFIG.parent.parent.parent / 'dsnet/dsnet_isic2017_bce-dice.py'
+    cfg = Config.fromfile(str(config)).model
+    assert [loss['loss_name'] for loss in cfg.decode_head.loss_decode] == [
+        'loss_bce', 'loss_dice']
+    # mmseg's own losses in our heads, too.
+    cfg.decode_head.loss_decode[0]['loss_name'] = 'bce'
+    with pytest.raises(UserError, match='DSNetHead loss_decode '
+                       'CrossEntropyLoss: loss_name must start with "loss_"'
+                       ", got 'bce': the runner trains only"):
+        MODELS.build(cfg)
+    from mmseg_dsnet.models.decode_heads import LightweightClsHead
+    with pytest.raises(UserError, match='LightweightClsHead loss_decode '
+                       'CrossEntropyLoss: loss_name'):
+        LightweightClsHead(in_channels=8, num_classes=2, out_channels=1,
+                           threshold=0.5, loss_decode=dict(
+                               type='CrossEntropyLoss', use_sigmoid=True,
+                               loss_name='bce'))

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, DynamicGateAttention
+from ..losses.loss_arguments import check_head_losses
 from ..losses.signed_distance import signed_distance_maps
 from ..utils.lesion_logit import check_head_threshold
 
@@ -120,6 +121,7 @@ class DSNetHead(BaseDecodeHead):
             raise ModelArgumentError(
                 'DSNetHead needs at least two input levels')
         check_head_threshold('DSNetHead', self.out_channels, self.threshold)
+        check_head_losses('DSNetHead', self.loss_decode)
         if deep_supervision and not (
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '

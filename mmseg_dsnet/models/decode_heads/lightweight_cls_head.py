@@ -6,6 +6,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from ..losses.loss_arguments import check_head_losses
 from ..utils.lesion_logit import check_head_threshold
 
 
@@ -51,6 +52,7 @@ class LightweightClsHead(BaseDecodeHead):
         super().__init__(in_channels, channels, **kwargs)
         check_head_threshold('LightweightClsHead', self.out_channels,
                              self.threshold)
+        check_head_losses('LightweightClsHead', self.loss_decode)
         assert len(aux_in_index) == len(aux_loss_weights), (
             'give one aux_loss_weights entry per aux_in_index')
         self.aux_in_index = list(aux_in_index)

@@ -4,6 +4,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
+from .loss_arguments import check_loss_name
 
 
 @MODELS.register_module()
@@ -36,6 +37,7 @@ class BinaryDiceLoss(nn.Module):
                  ignore_index: int = 255,
                  loss_name: str = 'loss_dice') -> None:
         super().__init__()
+        check_loss_name('BinaryDiceLoss', loss_name)
         self.smooth = smooth
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
+from .loss_arguments import check_loss_name
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -90,6 +91,7 @@ class LovaszHingeLoss(nn.Module):
                  ignore_index: int = 255,
                  loss_name: str = 'loss_lovasz') -> None:
         super().__init__()
+        check_loss_name('LovaszHingeLoss', loss_name)
         if loss_weight < 0:
             raise ModelArgumentError(
                 f'loss_weight must be >= 0, got {loss_weight}')
