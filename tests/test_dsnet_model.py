@@ -796,3 +796,43 @@ def test_a_loss_the_runner_would_not_train_is_refused():
                            threshold=0.5, loss_decode=dict(
                                type='CrossEntropyLoss', use_sigmoid=True,
                                loss_name='bce'))
+
+
+def test_loss_and_head_weights_out_of_range_are_refused():
+    """A negative loss or deep-supervision weight trained the model to
+    maximise its term (a NaN one gave NaN losses), and a negative number
+    of refine blocks built none, all without an error; a refine dilation
+    of 0 failed with a RuntimeError at the first forward pass."""
+    from mmseg_dsnet.models.losses import (BinaryDiceLoss,
+                                           BoundaryInteriorLoss,
+                                           LovaszHingeLoss)
+    from mmseg_dsnet.utils.errors import UserError
+    for name in ('bce_weight', 'dice_weight', 'boundary_weight',
+                 'interior_weight', 'smooth', 'loss_weight'):
+        for value in (-1.0, float('nan'), float('inf')):
+            with pytest.raises(UserError, match=f'BoundaryInteriorLoss: '
+                               f'{name} must be a finite number >= 0'):
+                BoundaryInteriorLoss(**{name: value})
+    with pytest.raises(UserError, match='BinaryDiceLoss: smooth must be'):
+        BinaryDiceLoss(smooth=-1)
+    with pytest.raises(UserError, match='LovaszHingeLoss: loss_weight must'):
+        LovaszHingeLoss(loss_weight=float('nan'))
+    # 0 switches a term off, as the ablations do.
+    BoundaryInteriorLoss(boundary_weight=0, interior_weight=0, smooth=0)
+    head = dict(model_cfg().decode_head)
+    with pytest.raises(UserError, match=r'DSNetHead: aux_loss_weights\[1\] '
+                       'must be a finite number >= 0, got -0.2'):
+        MODELS.build(dict(head, aux_loss_weights=[0.4, -0.2, 0.1]))
+    with pytest.raises(UserError, match=r'aux_loss_weights\[0\] must be'):
+        MODELS.build(dict(head, aux_loss_weights=[float('nan')]))
+    for refine in (dict(refine_blocks=[0, -1, 1, 0]),
+                   dict(refine_dilations=[1, 0, 2, 1])):
+        with pytest.raises(UserError, match='refine_blocks need entries >= '
+                           '0 and refine_dilations entries >= 1'):
+            MODELS.build(dict(head, **refine))
+    from mmseg_dsnet.models.decode_heads import LightweightClsHead
+    with pytest.raises(UserError, match=r'LightweightClsHead: '
+                       r'aux_loss_weights\[0\] must be a finite number'):
+        LightweightClsHead(in_channels=8, num_classes=2, out_channels=1,
+                           threshold=0.5, aux_in_index=(1, ),
+                           aux_loss_weights=(-0.5, ))

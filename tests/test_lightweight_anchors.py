@@ -198,11 +198,11 @@ def test_binary_dice_loss_scores_the_lesion_class():
 
 
 def test_head_argument_checks():
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match='must equal in_channels'):
         LightweightClsHead(
             in_channels=8, channels=16, num_classes=2, out_channels=1,
             threshold=0.5)
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match='one aux_loss_weights entry per'):
         LightweightClsHead(
             in_channels=8, aux_in_index=(1, 2), aux_loss_weights=(0.5, ),
             num_classes=2, out_channels=1, threshold=0.5)

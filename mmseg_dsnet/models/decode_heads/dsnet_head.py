@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, DynamicGateAttention
-from ..losses.loss_arguments import check_head_losses
+from ..losses.loss_arguments import check_head_losses, check_loss_weights
 from ..losses.signed_distance import signed_distance_maps
 from ..utils.lesion_logit import check_head_threshold
 
@@ -126,6 +126,12 @@ class DSNetHead(BaseDecodeHead):
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '
                                      f'{len(self.in_channels) - 2} entries')
+        if deep_supervision:
+            check_loss_weights(
+                'DSNetHead', **{
+                    f'aux_loss_weights[{i}]': weight
+                    for i, weight in enumerate(aux_loss_weights)
+                })
         if guided_gates and not (deep_supervision and use_gate):
             raise ModelArgumentError(
                 'guided_gates needs deep_supervision=True and use_gate=True')
@@ -179,6 +185,10 @@ class DSNetHead(BaseDecodeHead):
             raise ModelArgumentError(
                 f'refine_blocks and refine_dilations need '
                 f'{levels} entries (one per bridge)')
+        if min(refine_blocks) < 0 or min(refine_dilations) < 1:
+            raise ModelArgumentError(
+                'refine_blocks need entries >= 0 and refine_dilations '
+                f'entries >= 1, got {refine_blocks} and {refine_dilations}')
         self.refine_blocks = nn.ModuleList([
             nn.Sequential(*[
                 DESDConv(

@@ -6,7 +6,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
-from ..losses.loss_arguments import check_head_losses
+from ...utils.errors import ModelArgumentError
+from ..losses.loss_arguments import check_head_losses, check_loss_weights
 from ..utils.lesion_logit import check_head_threshold
 
 
@@ -46,15 +47,25 @@ class LightweightClsHead(BaseDecodeHead):
         kwargs.setdefault('in_index', 0)
         kwargs.setdefault('dropout_ratio', 0.0)
         channels = in_channels if channels is None else channels
-        assert channels == in_channels, (
-            'LightweightClsHead applies cls_seg directly to its input, so '
-            f'channels ({channels}) must equal in_channels ({in_channels})')
+        if channels != in_channels:
+            raise ModelArgumentError(
+                'LightweightClsHead applies cls_seg directly to its input, '
+                f'so channels ({channels}) must equal in_channels '
+                f'({in_channels})')
         super().__init__(in_channels, channels, **kwargs)
         check_head_threshold('LightweightClsHead', self.out_channels,
                              self.threshold)
         check_head_losses('LightweightClsHead', self.loss_decode)
-        assert len(aux_in_index) == len(aux_loss_weights), (
-            'give one aux_loss_weights entry per aux_in_index')
+        if len(aux_in_index) != len(aux_loss_weights):
+            raise ModelArgumentError(
+                'LightweightClsHead: give one aux_loss_weights entry per '
+                f'aux_in_index, got {list(aux_loss_weights)} for '
+                f'{list(aux_in_index)}')
+        check_loss_weights(
+            'LightweightClsHead', **{
+                f'aux_loss_weights[{i}]': weight
+                for i, weight in enumerate(aux_loss_weights)
+            })
         self.aux_in_index = list(aux_in_index)
         self.aux_loss_weights = list(aux_loss_weights)
 

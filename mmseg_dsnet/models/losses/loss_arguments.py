@@ -1,4 +1,6 @@
 """Checks of the arguments every loss of a decode head must satisfy."""
+import math
+
 from torch import nn
 
 from ...utils.errors import ModelArgumentError
@@ -24,6 +26,25 @@ def check_loss_name(owner: str, name) -> None:
             f'{owner}: loss_name must start with "loss_", got {name!r}: '
             'the runner trains only the losses named so (another name is '
             'logged but never trained)')
+
+
+def check_loss_weights(owner: str, **weights) -> None:
+    """Refuse a loss weight that is negative or not a finite number (a
+    negative weight makes training maximise its term).
+
+    Args:
+        owner (str): Who has the weights, for the message.
+        **weights: The weights by argument name.
+
+    Raises:
+        ModelArgumentError: Naming the first bad weight.
+    """
+    for name, value in weights.items():
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0):
+            raise ModelArgumentError(
+                f'{owner}: {name} must be a finite number >= 0, '
+                f'got {value!r}')
 
 
 def check_head_losses(owner: str, losses) -> None:
