@@ -836,3 +836,25 @@ def test_loss_and_head_weights_out_of_range_are_refused():
         LightweightClsHead(in_channels=8, num_classes=2, out_channels=1,
                            threshold=0.5, aux_in_index=(1, ),
                            aux_loss_weights=(-0.5, ))
+
+
+def test_group_norm_model_loads_into_its_deploy_form():
+    """With a norm that does not fold (GroupNorm), re-parameterisation
+    keeps it after the stem and the DGA projections, but the deploy form
+    built them without it: the deploy checkpoint did not load into the
+    deploy config (``reparameterize.py`` ended in a RuntimeError traceback
+    of missing and unexpected keys)."""
+    gn = dict(type='GN', num_groups=4, requires_grad=True)
+    cfg = model_cfg(norm_cfg=gn)
+    cfg.backbone.norm_cfg = gn
+    model = warm_up(MODELS.build(cfg))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    plain = assert_folds_exactly(model, cfg, x, expected)
+    assert plain.backbone.stem.norm_name == 'gn'
+    assert all(bridge.proj.with_norm for bridge in plain.decode_head.bridges)
+    # A BatchNorm is still folded away in the deploy form.
+    default = MODELS.build(deploy_cfg(model_cfg()))
+    assert not default.backbone.stem.with_norm
+    assert not any(b.proj.with_norm for b in default.decode_head.bridges)
