@@ -858,3 +858,23 @@ def test_group_norm_model_loads_into_its_deploy_form():
     default = MODELS.build(deploy_cfg(model_cfg()))
     assert not default.backbone.stem.with_norm
     assert not any(b.proj.with_norm for b in default.decode_head.bridges)
+
+
+def test_backbone_outputs_the_head_does_not_expect_are_named():
+    """Backbone widths or out_indices changed without the head's
+    in_channels / in_index failed deep inside a convolution (RuntimeError)
+    or with an IndexError, at the first iteration."""
+    from mmseg_dsnet.utils.errors import UserError
+    x = torch.randn(1, 3, 64, 64)
+    cfg = model_cfg()
+    cfg.backbone.widths = [16, 80, 96, 128, 128]
+    with pytest.raises(UserError, match=r'DSNetHead in_channels=\[16, 80, '
+                       r'96, 128, 160\], but the backbone outputs it reads '
+                       r'have \[16, 80, 96, 128, 128\] channels'):
+        MODELS.build(cfg).eval()(x)
+    cfg = model_cfg()
+    cfg.backbone.out_indices = (1, 2, 3, 4)
+    with pytest.raises(UserError, match=r'DSNetHead reads backbone outputs '
+                       r'in_index=\[0, 1, 2, 3, 4\], but the backbone gives '
+                       '4'):
+        MODELS.build(cfg).train().loss(x, data_samples(square_labels(1, 64)))

@@ -232,6 +232,7 @@ class DSNetHead(BaseDecodeHead):
 
     def _decode(self, inputs: List[Tensor],
                 with_aux: bool) -> Tuple[Tensor, List[Tensor], Tensor]:
+        self._check_inputs(inputs)
         feats = self._transform_inputs(inputs)
         x = feats[-1]
         aux_logits = []
@@ -250,6 +251,24 @@ class DSNetHead(BaseDecodeHead):
                 aux_logits.append(side_logits)
         x = self.final_block(x)
         return self.cls_seg(x), aux_logits[::-1], x
+
+    def _check_inputs(self, inputs: List[Tensor]) -> None:
+        """Refuse backbone outputs other than ``in_index`` and
+        ``in_channels`` describe (a backbone whose ``widths`` or
+        ``out_indices`` were changed without the head's): they failed deep
+        inside a convolution with a RuntimeError or an IndexError."""
+        if len(inputs) <= max(self.in_index):
+            raise ModelArgumentError(
+                f'DSNetHead reads backbone outputs in_index={self.in_index}, '
+                f'but the backbone gives {len(inputs)}: set '
+                'model.backbone.out_indices and model.decode_head.in_index '
+                'to agree')
+        channels = [int(inputs[i].shape[1]) for i in self.in_index]
+        if channels != list(self.in_channels):
+            raise ModelArgumentError(
+                f'DSNetHead in_channels={list(self.in_channels)}, but the '
+                f'backbone outputs it reads have {channels} channels: set '
+                'model.decode_head.in_channels to the backbone\'s widths')
 
     def _resize_to(self, x: Tensor, like: Tensor) -> Tensor:
         return resize(
