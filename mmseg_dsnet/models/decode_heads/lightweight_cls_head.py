@@ -83,9 +83,12 @@ class LightweightClsHead(BaseDecodeHead):
         losses = self.loss_by_feat(self.forward(inputs), batch_data_samples)
         for index, weight in zip(self.aux_in_index, self.aux_loss_weights):
             aux_logits = inputs[index]
-            assert aux_logits.shape[1] == self.out_channels, (
-                f'backbone output {index} has {aux_logits.shape[1]} '
-                f'channels, expected out_channels={self.out_channels}')
+            if aux_logits.shape[1] != self.out_channels:
+                raise ModelArgumentError(
+                    f'LightweightClsHead: backbone output {index} '
+                    f'(aux_in_index) has {aux_logits.shape[1]} channels, '
+                    f'but the head predicts out_channels={self.out_channels}'
+                    ': its side outputs cannot be scored with loss_decode')
             aux_losses = self.loss_by_feat(aux_logits, batch_data_samples)
             for name, value in aux_losses.items():
                 if 'loss' in name:
