@@ -727,3 +727,154 @@ def test_kernel_sizes_apply_per_stage_inside_the_budget():
     with pytest.raises(ValueError, match='kernel_sizes'):
         DSNet(widths=(8, 16), num_blocks=(1, 2), kernel_sizes=[3, 1])
     assert_design_candidate_in_budget('kernel-5-small')
+
+
+@pytest.mark.parametrize('head_type', ['DSNetHead', 'LightweightClsHead'])
+def test_head_threshold_the_masks_would_not_use_is_refused(head_type):
+    """A threshold outside (0, 1) made all-background (1.5) or all-lesion
+    (0) masks, and one given with two channels was ignored by mmseg's
+    argmax but read by LesionInferencer, exit 0 either way."""
+    from mmseg_dsnet.utils.errors import UserError
+    if head_type == 'DSNetHead':
+        head = dict(model_cfg().decode_head)
+    else:
+        head = dict(type='LightweightClsHead', in_channels=8,
+                    num_classes=2, out_channels=1, threshold=0.5)
+    for threshold in (1.5, 0.0, 1.0, -0.2, float('nan')):
+        with pytest.raises(UserError, match=f'{head_type} threshold must be '
+                           r'a lesion probability in \(0, 1\)'):
+            MODELS.build(dict(head, threshold=threshold))
+    with pytest.raises(UserError, match=r'threshold=0.3 has no effect with '
+                       'out_channels=2: the masks are the argmax'):
+        MODELS.build(dict(head, out_channels=2, threshold=0.3))
+    # The thresholds the masks do use still build.
+    assert MODELS.build(dict(head, threshold=0.3)).threshold == 0.3
+    for threshold in (None, 0.5):
+        assert MODELS.build(dict(head, out_channels=2,
+                                 threshold=threshold)).out_channels == 2
+
+
+def test_the_re_parameterised_head_refuses_to_train():
+    """A deploy=True head computed a loss (its deep supervision silently
+    gone, no BatchNorm to train), so a deploy model trained without an
+    error."""
+    from mmseg_dsnet.utils.errors import UserError
+    model = MODELS.build(deploy_cfg(model_cfg())).train()
+    with pytest.raises(UserError, match=r'DSNetHead\(deploy=True\) is the '
+                       're-parameterised \(inference\) form and cannot be '
+                       'trained'):
+        model.loss(torch.randn(1, 3, 64, 64),
+                   data_samples(square_labels(1, 64)))
+
+
+def test_a_loss_the_runner_would_not_train_is_refused():
+    """A loss_decode entry named without ``loss_`` (``'dice'``) was logged
+    every iteration but left out of the trained total (and of deep
+    supervision), exit 0."""
+    from mmseg_dsnet.models.losses import (BinaryDiceLoss,
+                                           BoundaryInteriorLoss,
+                                           LovaszHingeLoss)
+    from mmseg_dsnet.utils.errors import UserError
+    for loss in (BinaryDiceLoss, BoundaryInteriorLoss, LovaszHingeLoss):
+        with pytest.raises(UserError, match=f'{loss.__name__}: loss_name '
+                           'must start with "loss_", got \'dice\''):
+            loss(loss_name='dice')
+    config = CONFIG.parent.parent.parent / 'dsnet/dsnet_isic2017_bce-dice.py'
+    cfg = Config.fromfile(str(config)).model
+    assert [loss['loss_name'] for loss in cfg.decode_head.loss_decode] == [
+        'loss_bce', 'loss_dice']
+    # mmseg's own losses in our heads, too.
+    cfg.decode_head.loss_decode[0]['loss_name'] = 'bce'
+    with pytest.raises(UserError, match='DSNetHead loss_decode '
+                       'CrossEntropyLoss: loss_name must start with "loss_"'
+                       ", got 'bce': the runner trains only"):
+        MODELS.build(cfg)
+    from mmseg_dsnet.models.decode_heads import LightweightClsHead
+    with pytest.raises(UserError, match='LightweightClsHead loss_decode '
+                       'CrossEntropyLoss: loss_name'):
+        LightweightClsHead(in_channels=8, num_classes=2, out_channels=1,
+                           threshold=0.5, loss_decode=dict(
+                               type='CrossEntropyLoss', use_sigmoid=True,
+                               loss_name='bce'))
+
+
+def test_loss_and_head_weights_out_of_range_are_refused():
+    """A negative loss or deep-supervision weight trained the model to
+    maximise its term (a NaN one gave NaN losses), and a negative number
+    of refine blocks built none, all without an error; a refine dilation
+    of 0 failed with a RuntimeError at the first forward pass."""
+    from mmseg_dsnet.models.losses import (BinaryDiceLoss,
+                                           BoundaryInteriorLoss,
+                                           LovaszHingeLoss)
+    from mmseg_dsnet.utils.errors import UserError
+    for name in ('bce_weight', 'dice_weight', 'boundary_weight',
+                 'interior_weight', 'smooth', 'loss_weight'):
+        for value in (-1.0, float('nan'), float('inf')):
+            with pytest.raises(UserError, match=f'BoundaryInteriorLoss: '
+                               f'{name} must be a finite number >= 0'):
+                BoundaryInteriorLoss(**{name: value})
+    with pytest.raises(UserError, match='BinaryDiceLoss: smooth must be'):
+        BinaryDiceLoss(smooth=-1)
+    with pytest.raises(UserError, match='LovaszHingeLoss: loss_weight must'):
+        LovaszHingeLoss(loss_weight=float('nan'))
+    # 0 switches a term off, as the ablations do.
+    BoundaryInteriorLoss(boundary_weight=0, interior_weight=0, smooth=0)
+    head = dict(model_cfg().decode_head)
+    with pytest.raises(UserError, match=r'DSNetHead: aux_loss_weights\[1\] '
+                       'must be a finite number >= 0, got -0.2'):
+        MODELS.build(dict(head, aux_loss_weights=[0.4, -0.2, 0.1]))
+    with pytest.raises(UserError, match=r'aux_loss_weights\[0\] must be'):
+        MODELS.build(dict(head, aux_loss_weights=[float('nan')]))
+    for refine in (dict(refine_blocks=[0, -1, 1, 0]),
+                   dict(refine_dilations=[1, 0, 2, 1])):
+        with pytest.raises(UserError, match='refine_blocks need entries >= '
+                           '0 and refine_dilations entries >= 1'):
+            MODELS.build(dict(head, **refine))
+    from mmseg_dsnet.models.decode_heads import LightweightClsHead
+    with pytest.raises(UserError, match=r'LightweightClsHead: '
+                       r'aux_loss_weights\[0\] must be a finite number'):
+        LightweightClsHead(in_channels=8, num_classes=2, out_channels=1,
+                           threshold=0.5, aux_in_index=(1, ),
+                           aux_loss_weights=(-0.5, ))
+
+
+def test_group_norm_model_loads_into_its_deploy_form():
+    """With a norm that does not fold (GroupNorm), re-parameterisation
+    keeps it after the stem and the DGA projections, but the deploy form
+    built them without it: the deploy checkpoint did not load into the
+    deploy config (``reparameterize.py`` ended in a RuntimeError traceback
+    of missing and unexpected keys)."""
+    gn = dict(type='GN', num_groups=4, requires_grad=True)
+    cfg = model_cfg(norm_cfg=gn)
+    cfg.backbone.norm_cfg = gn
+    model = warm_up(MODELS.build(cfg))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    plain = assert_folds_exactly(model, cfg, x, expected)
+    assert plain.backbone.stem.norm_name == 'gn'
+    assert all(bridge.proj.with_norm for bridge in plain.decode_head.bridges)
+    # A BatchNorm is still folded away in the deploy form.
+    default = MODELS.build(deploy_cfg(model_cfg()))
+    assert not default.backbone.stem.with_norm
+    assert not any(b.proj.with_norm for b in default.decode_head.bridges)
+
+
+def test_backbone_outputs_the_head_does_not_expect_are_named():
+    """Backbone widths or out_indices changed without the head's
+    in_channels / in_index failed deep inside a convolution (RuntimeError)
+    or with an IndexError, at the first iteration."""
+    from mmseg_dsnet.utils.errors import UserError
+    x = torch.randn(1, 3, 64, 64)
+    cfg = model_cfg()
+    cfg.backbone.widths = [16, 80, 96, 128, 128]
+    with pytest.raises(UserError, match=r'DSNetHead in_channels=\[16, 80, '
+                       r'96, 128, 160\], but the backbone outputs it reads '
+                       r'have \[16, 80, 96, 128, 128\] channels'):
+        MODELS.build(cfg).eval()(x)
+    cfg = model_cfg()
+    cfg.backbone.out_indices = (1, 2, 3, 4)
+    with pytest.raises(UserError, match=r'DSNetHead reads backbone outputs '
+                       r'in_index=\[0, 1, 2, 3, 4\], but the backbone gives '
+                       '4'):
+        MODELS.build(cfg).train().loss(x, data_samples(square_labels(1, 64)))

@@ -599,6 +599,31 @@ def test_config_typos_are_reported(base, tools, tmp_path, capsys, option,
     assert not work_dir.exists() or not any(work_dir.iterdir())
 
 
+def test_training_the_re_parameterised_form_is_refused(base, tools,
+                                                       tmp_path, capsys):
+    """A deploy config (deploy=True, as reparameterize.py writes one) used
+    to train a network without BatchNorms, difference branches or deep
+    supervision under the model's name, exit 0."""
+    _, _, cfg = base
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'].main, train_argv(
+        cfg, work_dir, 'model.backbone.deploy=True',
+        'model.decode_head.deploy=True'), capsys)
+    assert code == 2 and err.startswith(
+        'ERROR: model.backbone.deploy=True, model.decode_head.deploy=True: '
+        'this config builds the re-parameterised (inference) form'), err
+    assert 'train the training config (deploy=False)' in err
+    assert not work_dir.exists() or not any(work_dir.iterdir())
+    from mmengine.config import Config
+    from mmseg_dsnet.engine.fast_training import check_fast_run_config
+    from mmseg_dsnet.utils.errors import UserError
+    fast = Config.fromfile(str(cfg))
+    fast.model.decode_head.deploy = True
+    with pytest.raises(UserError, match=r'model\.decode_head\.deploy=True: '
+                       'this config builds the re-parameterised'):
+        check_fast_run_config(fast, str(cfg))
+
+
 def test_test_tool_refuses_a_bad_model_argument_before_the_runner(
         base, tools, trained_checkpoint, tmp_path, capsys):
     _, _, cfg = base

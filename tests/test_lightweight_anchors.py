@@ -198,11 +198,11 @@ def test_binary_dice_loss_scores_the_lesion_class():
 
 
 def test_head_argument_checks():
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match='must equal in_channels'):
         LightweightClsHead(
             in_channels=8, channels=16, num_classes=2, out_channels=1,
             threshold=0.5)
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match='one aux_loss_weights entry per'):
         LightweightClsHead(
             in_channels=8, aux_in_index=(1, 2), aux_loss_weights=(0.5, ),
             num_classes=2, out_channels=1, threshold=0.5)
@@ -210,3 +210,23 @@ def test_head_argument_checks():
         in_channels=8, num_classes=2, out_channels=1, threshold=0.5)
     out = head([torch.randn(1, 8, 5, 7), torch.randn(1, 1, 5, 7)])
     assert out.shape == (1, 1, 5, 7)
+
+
+def test_side_outputs_of_another_channel_count_are_named():
+    """An EGE-UNet side mask (1 channel) supervised by a 2-channel head
+    failed with a bare AssertionError at the first iteration."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg_dsnet.utils.errors import UserError
+    head = LightweightClsHead(
+        in_channels=8, num_classes=2, out_channels=2, aux_in_index=(1, ),
+        aux_loss_weights=(0.5, ),
+        loss_decode=dict(type='BinaryDiceLoss'))
+    sample = SegDataSample(metainfo=dict(img_shape=(5, 7)))
+    sample.gt_sem_seg = PixelData(data=torch.zeros(1, 5, 7,
+                                                   dtype=torch.long))
+    with pytest.raises(UserError, match=r'backbone output 1 \(aux_in_index\) '
+                       'has 1 channels, but the head predicts '
+                       'out_channels=2'):
+        head.loss([torch.randn(1, 8, 5, 7), torch.randn(1, 1, 5, 7)],
+                   [sample], {})

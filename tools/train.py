@@ -30,7 +30,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                         check_trainable_model, load_config)
 from mmseg_dsnet.engine.resume_check import check_resume_checkpoint
 from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
@@ -116,6 +117,7 @@ def build_cfg(args):
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
     check_model_builds(cfg)
+    check_trainable_model(cfg)
     loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') \
         else ('train_dataloader', )
     check_pipelines_build(cfg, loaders)

@@ -10,7 +10,7 @@ import zipfile
 
 from mmengine.logging import print_log
 
-from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.errors import ModelArgumentError, UserError
 from mmseg_dsnet.utils.fileio import refuse_existing
 
 #: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
@@ -88,6 +88,51 @@ def check_model_builds(cfg):
     from mmengine.registry import MODELS, DefaultScope
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         MODELS.build(cfg.model)
+
+
+def deploy_form_parts(model_cfg, path='model'):
+    """Dotted paths of the parts of a model config set to ``deploy=True``
+    (the re-parameterised form), e.g. ``['model.backbone.deploy']``.
+
+    Args:
+        model_cfg (dict | list): A model config, or a part of one.
+        path (str): Its dotted path, for the result. Default: ``'model'``.
+    """
+    found = []
+    if isinstance(model_cfg, dict):
+        for key, value in model_cfg.items():
+            if key == 'deploy' and value is True:
+                found.append(f'{path}.deploy')
+            else:
+                found += deploy_form_parts(value, f'{path}.{key}')
+    elif isinstance(model_cfg, (list, tuple)):
+        for index, value in enumerate(model_cfg):
+            found += deploy_form_parts(value, f'{path}[{index}]')
+    return found
+
+
+def check_trainable_model(cfg):
+    """Refuse to train the re-parameterised form of a model (a deploy config
+    written by ``tools/deployment/reparameterize.py``, or ``deploy=True``
+    given by hand): it has no BatchNorm, one plain kernel instead of the
+    difference branches and no deep-supervision classifiers, so training it
+    trains another network than the config's, without an error.
+
+    Args:
+        cfg (Config | dict): The merged config.
+
+    Raises:
+        ModelArgumentError: A part of ``cfg.model`` has ``deploy=True``.
+    """
+    parts = deploy_form_parts(cfg.get('model') or {})
+    if parts:
+        raise ModelArgumentError(
+            f'{", ".join(p + "=True" for p in parts)}: this config builds '
+            'the re-parameterised (inference) form of the model, without '
+            'its BatchNorms, difference branches and deep-supervision '
+            'classifiers, which cannot be trained as the model; train the '
+            'training config (deploy=False) and re-parameterise its '
+            'checkpoint with tools/deployment/reparameterize.py')
 
 
 class PipelineConfigError(UserError, ValueError):

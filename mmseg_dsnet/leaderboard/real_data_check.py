@@ -400,11 +400,13 @@ def check_run_config(cfg, name, config):
     from mmseg_dsnet.engine.cli_errors import describe_user_error
     from mmseg_dsnet.engine.preflight import (check_config_keys,
                                               check_model_builds,
-                                              check_pipelines_build)
+                                              check_pipelines_build,
+                                              check_trainable_model)
     from mmseg_dsnet.utils.errors import UserError
     try:
         check_config_keys(cfg)
         check_model_builds(cfg)
+        check_trainable_model(cfg)
         check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
     except Exception as err:  # noqa: BLE001  (told apart below)
         message = describe_user_error(err)

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, ImageContext
+from ..layers.desd_conv import folds_into_conv
 
 
 def per_stage(name: str,
@@ -208,7 +209,10 @@ class DSNet(BaseModule):
             3,
             stride=stem_stride,
             padding=1,
-            norm_cfg=None if deploy else norm_cfg,
+            # Deployed, a BatchNorm is folded into the conv; another norm
+            # stays, as re-parameterisation leaves it.
+            norm_cfg=None if deploy and folds_into_conv(norm_cfg) else
+            norm_cfg,
             act_cfg=act_cfg)
         # Every block but each later stage's first (stride 2) keeps its
         # input's shape, so it is residual when ``shortcut`` is on.

@@ -9,7 +9,9 @@ from torch import Tensor, nn
 
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, DynamicGateAttention
+from ..losses.loss_arguments import check_head_losses, check_loss_weights
 from ..losses.signed_distance import signed_distance_maps
+from ..utils.lesion_logit import check_head_threshold
 
 
 @MODELS.register_module()
@@ -118,10 +120,18 @@ class DSNetHead(BaseDecodeHead):
         if len(self.in_channels) < 2:
             raise ModelArgumentError(
                 'DSNetHead needs at least two input levels')
+        check_head_threshold('DSNetHead', self.out_channels, self.threshold)
+        check_head_losses('DSNetHead', self.loss_decode)
         if deep_supervision and not (
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '
                                      f'{len(self.in_channels) - 2} entries')
+        if deep_supervision:
+            check_loss_weights(
+                'DSNetHead', **{
+                    f'aux_loss_weights[{i}]': weight
+                    for i, weight in enumerate(aux_loss_weights)
+                })
         if guided_gates and not (deep_supervision and use_gate):
             raise ModelArgumentError(
                 'guided_gates needs deep_supervision=True and use_gate=True')
@@ -175,6 +185,10 @@ class DSNetHead(BaseDecodeHead):
             raise ModelArgumentError(
                 f'refine_blocks and refine_dilations need '
                 f'{levels} entries (one per bridge)')
+        if min(refine_blocks) < 0 or min(refine_dilations) < 1:
+            raise ModelArgumentError(
+                'refine_blocks need entries >= 0 and refine_dilations '
+                f'entries >= 1, got {refine_blocks} and {refine_dilations}')
         self.refine_blocks = nn.ModuleList([
             nn.Sequential(*[
                 DESDConv(
@@ -218,6 +232,7 @@ class DSNetHead(BaseDecodeHead):
 
     def _decode(self, inputs: List[Tensor],
                 with_aux: bool) -> Tuple[Tensor, List[Tensor], Tensor]:
+        self._check_inputs(inputs)
         feats = self._transform_inputs(inputs)
         x = feats[-1]
         aux_logits = []
@@ -236,6 +251,24 @@ class DSNetHead(BaseDecodeHead):
                 aux_logits.append(side_logits)
         x = self.final_block(x)
         return self.cls_seg(x), aux_logits[::-1], x
+
+    def _check_inputs(self, inputs: List[Tensor]) -> None:
+        """Refuse backbone outputs other than ``in_index`` and
+        ``in_channels`` describe (a backbone whose ``widths`` or
+        ``out_indices`` were changed without the head's): they failed deep
+        inside a convolution with a RuntimeError or an IndexError."""
+        if len(inputs) <= max(self.in_index):
+            raise ModelArgumentError(
+                f'DSNetHead reads backbone outputs in_index={self.in_index}, '
+                f'but the backbone gives {len(inputs)}: set '
+                'model.backbone.out_indices and model.decode_head.in_index '
+                'to agree')
+        channels = [int(inputs[i].shape[1]) for i in self.in_index]
+        if channels != list(self.in_channels):
+            raise ModelArgumentError(
+                f'DSNetHead in_channels={list(self.in_channels)}, but the '
+                f'backbone outputs it reads have {channels} channels: set '
+                'model.decode_head.in_channels to the backbone\'s widths')
 
     def _resize_to(self, x: Tensor, like: Tensor) -> Tensor:
         return resize(
@@ -266,6 +299,12 @@ class DSNetHead(BaseDecodeHead):
     def loss(self, inputs: Tuple[Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType) -> dict:
         """Main loss, plus weighted deep-supervision losses if enabled."""
+        if self.deploy:
+            # No BatchNorms, branches or side classifiers: another network.
+            raise ModelArgumentError(
+                'DSNetHead(deploy=True) is the re-parameterised (inference) '
+                'form and cannot be trained; train the model built with '
+                'deploy=False')
         with_aux = hasattr(self, 'aux_classifiers')
         seg_logits, aux_logits, feat = self._decode(inputs, with_aux)
         losses = self.loss_by_feat(seg_logits, batch_data_samples)

@@ -6,6 +6,10 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from ...utils.errors import ModelArgumentError
+from ..losses.loss_arguments import check_head_losses, check_loss_weights
+from ..utils.lesion_logit import check_head_threshold
+
 
 @MODELS.register_module()
 class LightweightClsHead(BaseDecodeHead):
@@ -43,12 +47,25 @@ class LightweightClsHead(BaseDecodeHead):
         kwargs.setdefault('in_index', 0)
         kwargs.setdefault('dropout_ratio', 0.0)
         channels = in_channels if channels is None else channels
-        assert channels == in_channels, (
-            'LightweightClsHead applies cls_seg directly to its input, so '
-            f'channels ({channels}) must equal in_channels ({in_channels})')
+        if channels != in_channels:
+            raise ModelArgumentError(
+                'LightweightClsHead applies cls_seg directly to its input, '
+                f'so channels ({channels}) must equal in_channels '
+                f'({in_channels})')
         super().__init__(in_channels, channels, **kwargs)
-        assert len(aux_in_index) == len(aux_loss_weights), (
-            'give one aux_loss_weights entry per aux_in_index')
+        check_head_threshold('LightweightClsHead', self.out_channels,
+                             self.threshold)
+        check_head_losses('LightweightClsHead', self.loss_decode)
+        if len(aux_in_index) != len(aux_loss_weights):
+            raise ModelArgumentError(
+                'LightweightClsHead: give one aux_loss_weights entry per '
+                f'aux_in_index, got {list(aux_loss_weights)} for '
+                f'{list(aux_in_index)}')
+        check_loss_weights(
+            'LightweightClsHead', **{
+                f'aux_loss_weights[{i}]': weight
+                for i, weight in enumerate(aux_loss_weights)
+            })
         self.aux_in_index = list(aux_in_index)
         self.aux_loss_weights = list(aux_loss_weights)
 
@@ -66,9 +83,12 @@ class LightweightClsHead(BaseDecodeHead):
         losses = self.loss_by_feat(self.forward(inputs), batch_data_samples)
         for index, weight in zip(self.aux_in_index, self.aux_loss_weights):
             aux_logits = inputs[index]
-            assert aux_logits.shape[1] == self.out_channels, (
-                f'backbone output {index} has {aux_logits.shape[1]} '
-                f'channels, expected out_channels={self.out_channels}')
+            if aux_logits.shape[1] != self.out_channels:
+                raise ModelArgumentError(
+                    f'LightweightClsHead: backbone output {index} '
+                    f'(aux_in_index) has {aux_logits.shape[1]} channels, '
+                    f'but the head predicts out_channels={self.out_channels}'
+                    ': its side outputs cannot be scored with loss_decode')
             aux_losses = self.loss_by_feat(aux_logits, batch_data_samples)
             for name, value in aux_losses.items():
                 if 'loss' in name:

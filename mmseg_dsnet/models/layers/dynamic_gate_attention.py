@@ -8,6 +8,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
+from .desd_conv import folds_into_conv
 
 
 @MODELS.register_module()
@@ -46,7 +47,8 @@ class DynamicGateAttention(nn.Module):
         act_cfg (dict): Activation of the projection.
             Default: ``dict(type='ReLU')``.
         deploy (bool): Build the projection without norm (BN folded into
-            its bias), matching a re-parameterised checkpoint.
+            its bias; another norm is kept), matching a re-parameterised
+            checkpoint.
             Default: False.
     """
 
@@ -82,7 +84,10 @@ class DynamicGateAttention(nn.Module):
             channels,
             channels,
             1,
-            norm_cfg=None if deploy else norm_cfg,
+            # Deployed, a BatchNorm is folded into the conv; another norm
+            # (GroupNorm) stays, as re-parameterisation leaves it.
+            norm_cfg=None if deploy and folds_into_conv(norm_cfg) else
+            norm_cfg,
             act_cfg=act_cfg)
 
     def gate(self,

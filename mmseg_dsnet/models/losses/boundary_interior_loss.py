@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
+from .loss_arguments import check_loss_name, check_loss_weights
 
 
 def boundary_interior_maps(mask: Tensor,
@@ -151,8 +152,15 @@ class BoundaryInteriorLoss(nn.Module):
             raise ModelArgumentError(
                 "region_norm='image' weights the BCE of the "
                 "region's pixels; it needs region_loss='bce'")
-        if not loss_name.startswith('loss_'):
-            raise ModelArgumentError('loss_name must start with "loss_"')
+        check_loss_name('BoundaryInteriorLoss', loss_name)
+        check_loss_weights(
+            'BoundaryInteriorLoss',
+            bce_weight=bce_weight,
+            dice_weight=dice_weight,
+            boundary_weight=boundary_weight,
+            interior_weight=interior_weight,
+            smooth=smooth,
+            loss_weight=loss_weight)
         if band_width < 1:
             raise ModelArgumentError('band_width must be >= 1')
         self.bce_weight = bce_weight

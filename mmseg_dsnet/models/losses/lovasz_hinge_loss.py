@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
+from .loss_arguments import check_loss_name, check_loss_weights
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -90,9 +90,8 @@ class LovaszHingeLoss(nn.Module):
                  ignore_index: int = 255,
                  loss_name: str = 'loss_lovasz') -> None:
         super().__init__()
-        if loss_weight < 0:
-            raise ModelArgumentError(
-                f'loss_weight must be >= 0, got {loss_weight}')
+        check_loss_name('LovaszHingeLoss', loss_name)
+        check_loss_weights('LovaszHingeLoss', loss_weight=loss_weight)
         self.per_image = per_image
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index

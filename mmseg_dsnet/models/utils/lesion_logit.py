@@ -8,7 +8,7 @@ use it. Works on numpy arrays and torch tensors alike.
 """
 import math
 
-from ...utils.errors import UserError
+from ...utils.errors import ModelArgumentError, UserError
 
 
 class ThresholdError(UserError, ValueError):
@@ -41,6 +41,35 @@ def check_threshold(threshold, what: str = 'threshold') -> float:
             return value
     raise ThresholdError(f'{what} must be a lesion probability in (0, 1), '
                          f'got {threshold!r}')
+
+
+def check_head_threshold(head: str, out_channels: int, threshold) -> None:
+    """Refuse a decode head ``threshold`` that its masks would not use.
+
+    With one output channel mmseg's masks are ``sigmoid > threshold``, so
+    the threshold must be a probability in (0, 1) (1.5 gave all-background
+    masks, 0 all-lesion ones). With two, mmseg takes the ``argmax`` and
+    ignores ``threshold``, while ``LesionInferencer`` (``tools/infer.py``)
+    reads it as the model's own: the two tools' masks differed.
+
+    Args:
+        head (str): The head's name, for the message.
+        out_channels (int): The head's output channels.
+        threshold (float | None): The head's threshold (after mmseg's
+            default of 0.3 for one channel).
+
+    Raises:
+        ThresholdError: One channel and a threshold outside (0, 1).
+        ModelArgumentError: Two channels and a threshold other than 0.5.
+    """
+    if out_channels == 1:
+        check_threshold(threshold, f'{head} threshold')
+    elif threshold is not None and threshold != 0.5:
+        raise ModelArgumentError(
+            f'{head}: threshold={threshold!r} has no effect with '
+            f'out_channels={out_channels}: the masks are the argmax of the '
+            'channels (lesion probability above 0.5); set out_channels=1 to '
+            'threshold the sigmoid, or leave threshold unset')
 
 
 def lesion_logit(logits, dim: int = 1, lesion_index: int = 1):

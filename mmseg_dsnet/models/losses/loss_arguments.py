@@ -1,0 +1,62 @@
+"""Checks of the arguments every loss of a decode head must satisfy."""
+import math
+
+from torch import nn
+
+from ...utils.errors import ModelArgumentError
+
+
+def check_loss_name(owner: str, name) -> None:
+    """Refuse a loss name the runner would not train.
+
+    mmseg stores each loss under its ``loss_name`` and mmengine adds to the
+    total only the entries whose key contains ``loss``; DSNet's deep
+    supervision copies those that start with ``loss``. A loss named
+    ``'dice'`` was logged every iteration but never trained.
+
+    Args:
+        owner (str): Who has the loss, for the message.
+        name (str): The loss name.
+
+    Raises:
+        ModelArgumentError: ``name`` does not start with ``loss_``.
+    """
+    if not isinstance(name, str) or not name.startswith('loss_'):
+        raise ModelArgumentError(
+            f'{owner}: loss_name must start with "loss_", got {name!r}: '
+            'the runner trains only the losses named so (another name is '
+            'logged but never trained)')
+
+
+def check_loss_weights(owner: str, **weights) -> None:
+    """Refuse a loss weight that is negative or not a finite number (a
+    negative weight makes training maximise its term).
+
+    Args:
+        owner (str): Who has the weights, for the message.
+        **weights: The weights by argument name.
+
+    Raises:
+        ModelArgumentError: Naming the first bad weight.
+    """
+    for name, value in weights.items():
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0):
+            raise ModelArgumentError(
+                f'{owner}: {name} must be a finite number >= 0, '
+                f'got {value!r}')
+
+
+def check_head_losses(owner: str, losses) -> None:
+    """:func:`check_loss_name` for every loss of a decode head's
+    ``loss_decode``, mmseg's own (``CrossEntropyLoss``, ``DiceLoss``) too.
+
+    Args:
+        owner (str): The head, for the message.
+        losses (nn.Module | Iterable[nn.Module]): Its built losses.
+    """
+    if not isinstance(losses, (list, tuple, nn.ModuleList)):
+        losses = [losses]
+    for loss in losses:
+        check_loss_name(f'{owner} loss_decode {type(loss).__name__}',
+                        getattr(loss, 'loss_name', None))
