@@ -441,6 +441,39 @@ def test_weights_trained_at_another_input_size_are_refused(tmp_path):
     assert meta['mmseg_dsnet.input_size'] == '128,128'
 
 
+def test_a_fixed_size_export_runs_at_the_configs_input_size(checkpoint,
+                                                             tmp_path):
+    """``--static-size --shape 128 128`` under a 256 px config wrote a file
+    fixed at 128x128 after PASSED, exit 0: infer.py resizes to the file's
+    size, so the model ran at a size it was neither trained nor tested at
+    (the released DSNet: lesion IoU 85.5 -> 75.1). Without --shape the
+    fixed size is the config's (the demo config's 128, not 256)."""
+    import onnx
+    from conftest import (DEMO_128PX, make_128px_checkpoint,
+                          run_tool_in_process)
+    tool = 'tools/deployment/export_onnx.py'
+    out = tmp_path / 'out' / 'model.onnx'
+    out.parent.mkdir()
+    done = run_tool_in_process(tool, CONFIG, checkpoint, out,
+                               '--static-size', '--shape', 128, 128)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        'ERROR: --static-size --shape 128 128: the file would take 128x128 '
+        f'images only (infer.py resizes to that size), but {CONFIG} runs '
+        'the model at 256x256 (its test pipeline); leave out --shape or '
+        'give --shape 256 256')
+    assert os.listdir(out.parent) == []
+    trained = make_128px_checkpoint(tmp_path / 'demo.pth')
+    done = run_tool_in_process(tool, DEMO_128PX, trained, out,
+                               '--static-size')
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = onnx.load(str(out))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta['mmseg_dsnet.input_size'] == '128,128'
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[2:]] == [128, 128]
+
+
 def test_an_output_path_through_a_file_is_refused_before_the_export(
         checkpoint, image_dir, tmp_path):
     """OUT, --int8 or --json under a path that runs through a file: --json

@@ -208,7 +208,7 @@ def export_and_check(config,
                      checkpoint: Optional[str],
                      out_file: str,
                      opset: int = DEFAULT_OPSET,
-                     shape: Tuple[int, int] = (256, 256),
+                     shape: Optional[Tuple[int, int]] = None,
                      reparameterize: bool = True,
                      overwrite: bool = False,
                      int8_file: Optional[str] = None,
@@ -232,7 +232,10 @@ def export_and_check(config,
         checkpoint (str, optional): Checkpoint (None: random weights).
         out_file (str): The ONNX file.
         opset (int): ONNX opset. Default: 17.
-        shape (tuple[int, int]): ``(H, W)`` of tracing and checks.
+        shape (tuple[int, int], optional): ``(H, W)`` of tracing and
+            checks; default: the size the config runs the model at
+            (:func:`~.deployable.input_size_of`). With ``dynamic_size``
+            False it must be that size.
         reparameterize (bool): Export the re-parameterised form.
         overwrite (bool): Replace existing output files.
         int8_file (str, optional): Also write a static int8 model here.
@@ -273,6 +276,7 @@ def export_and_check(config,
     check_pairs = explicit_check_pairs(check_images, num_check_images) \
         if check_images else None
     cfg = load_config(config)
+    shape = check_export_shape(cfg, config, shape, dynamic_size)
     if checkpoint:
         # The file records the config's input size (infer.py resizes to
         # it): weights trained at another size would run at the wrong one.
@@ -304,6 +308,41 @@ def export_and_check(config,
             out_file, int8_file, checked, shape, num_calib_images, overwrite,
             log)
     return result
+
+
+def check_export_shape(cfg, config, shape: Optional[Tuple[int, int]],
+                       dynamic_size: bool) -> Tuple[int, int]:
+    """The ``(H, W)`` to trace and check at: ``shape``, else the size the
+    config runs the model at.
+
+    A fixed-size file is fed its trace size (``infer.py`` resizes every
+    image to the size in its metadata): traced at another size than the
+    config's, the model ran at a size it was neither trained nor tested
+    at, after a PASSED check (the released DSNet at 128 px instead of 256:
+    lesion IoU 85.5 -> 75.1 on 60 ISIC 2017 test images), exit 0.
+
+    Args:
+        cfg (Config): The exported model's config.
+        config (str | Config): It as given, for the message.
+        shape (tuple[int, int], optional): The ``--shape`` asked for.
+        dynamic_size (bool): Whether height and width stay dynamic.
+
+    Raises:
+        UserError: A fixed-size export at another size than the config's.
+    """
+    size = tuple(input_size_of(cfg))
+    if shape is None:
+        return size
+    if not dynamic_size and tuple(shape) != size:
+        name = config if isinstance(config, str) else getattr(
+            cfg, 'filename', None) or 'the config'
+        raise UserError(
+            f'--static-size --shape {shape[0]} {shape[1]}: the file would '
+            f'take {shape[0]}x{shape[1]} images only (infer.py resizes to '
+            f'that size), but {name} runs the model at {size[0]}x{size[1]} '
+            f'(its test pipeline); leave out --shape or give --shape '
+            f'{size[0]} {size[1]}')
+    return tuple(shape)
 
 
 class _CheckFailed(Exception):

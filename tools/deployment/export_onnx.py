@@ -13,7 +13,7 @@ BatchNorm folded) with the config's preprocessing inside:
   (``C = 1``: lesion where ``sigmoid(logit) > 0.5``; ``C = 2``: argmax);
 * dynamic batch, height and width (DSNet: any size, multiples of 32
   recommended; the model was trained at 256x256); ``--static-size`` keeps
-  only the batch dynamic (mmseg's UNet and SegFormer trace their sizes
+  only the batch dynamic, at the config's input size (mmseg's UNet and SegFormer trace their sizes
   as constants: exported dynamically they fail the check at the second
   size, and the message says so); opset 17 by default;
 * exact graph rewrites for onnxruntime's CPU provider (channel mean/max
@@ -43,8 +43,9 @@ Exit status: 0 when the checks pass; 1 when they fail (``FAILED`` is
 printed and no file is written); 2, after one ``ERROR:`` line, for a user
 error (missing files, an existing output without ``--overwrite``, an output
 that is an input or another output or under a path through a file, an
-unsafe checkpoint, one trained at another input size than the config, an
-opset torch cannot write).
+unsafe checkpoint, one trained at another input size than the config, a
+``--static-size`` export at another ``--shape`` than the config's input
+size, an opset torch cannot write).
 """
 import argparse
 import json
@@ -68,8 +69,10 @@ def parse_args(argv=None):
     parser.add_argument('out', help='output .onnx file')
     parser.add_argument('--opset', type=int, default=17,
                         help='ONNX opset (default: 17)')
-    parser.add_argument('--shape', type=int, nargs='+', default=[256, 256],
-                        help='H W of tracing and checks (default: 256 256)')
+    parser.add_argument('--shape', type=int, nargs='+',
+                        help='H W of tracing and checks (default: the size '
+                        'the config runs the model at, its test pipeline\'s '
+                        'Resize; with --static-size it must be that size)')
     parser.add_argument('--no-reparameterize', action='store_true',
                         help='export the model as trained (no folding)')
     parser.add_argument('--int8', metavar='OUT_INT8.onnx',
@@ -92,8 +95,8 @@ def parse_args(argv=None):
                         'between PyTorch float32 and float64 when larger '
                         '(0: no such allowance)')
     parser.add_argument('--static-size', action='store_true',
-                        help='fix height and width to --shape (only the '
-                        'batch stays dynamic); needed by models whose '
+                        help='fix height and width to the config\'s input '
+                        'size (only the batch stays dynamic); needed by models whose '
                         'trace fixes the size (mmseg UNet, SegFormer)')
     parser.add_argument('--no-cpu-rewrites', action='store_true',
                         help='skip the exact graph rewrites that speed up '
@@ -107,7 +110,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    shape = input_shape(args.shape)
+    shape = input_shape(args.shape) if args.shape else None
     check_at_least(('--num-check-images', args.num_check_images, 0),
                    ('--num-calib-images', args.num_calib_images, 1),
                    # A nan tolerance failed every parity test, blaming the
