@@ -349,6 +349,33 @@ def test_int8_without_calibration_images_is_refused(checkpoint, tmp_path):
     assert os.listdir(out) == []
 
 
+def test_int8_without_images_to_measure_it_on_is_refused(
+        checkpoint, tiny_isic, tmp_path):
+    """With the config's training images there but not its test images,
+    and no --check-images, the int8 model's masks were compared with the
+    float model's on random noise, and those figures were printed as the
+    int8 model's (the released DSNet: 97.5 % pixel agreement), exit 0."""
+    from conftest import run_tool_in_process, write_tiny_config
+    base = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    config = tmp_path / 'no_test_data.py'
+    missing = tmp_path / 'no_data_here'
+    config.write_text(
+        f"_base_ = '{base}'\n"
+        f"test_dataloader = dict(dataset=dict(data_root='{missing}'))\n")
+    out = tmp_path / 'out'
+    out.mkdir()
+    done = run_tool_in_process('tools/deployment/export_onnx.py', config,
+                               checkpoint, out / 'model.onnx', '--int8',
+                               out / 'q.onnx')
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: --int8 {out}/q.onnx: no images to measure it on (test data '
+        f"not found at {missing}): its masks would be compared with the "
+        "float model's on random noise, which says nothing of photos; give "
+        'photos with --check-images, or convert the data the config names')
+    assert os.listdir(out) == []
+
+
 def _assert_int8_recipe(int8_file):
     """The first convolution and every grouped (depthwise) one read float
     weights; the dense 1x1 convolutions read dequantized int8 weights."""

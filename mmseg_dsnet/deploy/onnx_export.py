@@ -402,19 +402,25 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
 
 
 def check_calibration_images(cfg, int8_file):
-    """Refuse an int8 model with no image to calibrate it on.
+    """Refuse an int8 model with no image to calibrate it on, or none to
+    measure it on.
 
     Calibration takes the config's training images, else the check images
     (named ones, else the config's test images). With neither, the int8
     model was calibrated on random noise and written beside a PASSED fp32
-    model (exit 0), though its masks differ from fp32's far more.
+    model (exit 0), though its masks differ from fp32's far more. Its masks
+    are compared with fp32's on the check images; without the config's
+    test images that comparison ran on random noise, and its figures
+    (the released DSNet: 97.5 % pixel agreement, 35.6 % mask IoU) were
+    printed as the int8 model's, exit 0.
 
     Args:
         cfg (Config): The exported model's config.
         int8_file (str): The int8 model asked for, for the message.
 
     Raises:
-        UserError: Neither the training nor the test images are there.
+        UserError: Neither the training nor the test images are there, or
+            the test images are not.
     """
     train, train_why = config_samples(cfg, 'train', 1)
     test, test_why = config_samples(cfg, 'test', 1)
@@ -423,6 +429,12 @@ def check_calibration_images(cfg, int8_file):
             f'--int8 {int8_file}: no images to calibrate it on ({train_why}; '
             f'{test_why}); give photos with --check-images, or convert the '
             'data the config names')
+    if not test:
+        raise UserError(
+            f'--int8 {int8_file}: no images to measure it on ({test_why}): '
+            'its masks would be compared with the float model\'s on random '
+            'noise, which says nothing of photos; give photos with '
+            '--check-images, or convert the data the config names')
 
 
 def _quantize_and_compare(out_file, int8_file, checked, shape,
@@ -430,25 +442,29 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     """Quantize the checked ``out_file`` to ``int8_file`` and compare the
     two models' masks (see :func:`~.int8.compare_int8`)."""
     cfg, real, source = checked['cfg'], checked['real'], checked['source']
+    if not real:
+        # Figures on random noise say nothing of photos (the config's test
+        # images were there, but none could be read).
+        raise UserError(
+            f'--int8 {int8_file}: none of the check images could be read '
+            f'({source}), so the int8 model cannot be measured; not writing '
+            f'it ({out_file} passed its check and is kept)')
     calib_pairs, calib_source = config_samples(cfg, 'train', num_calib_images)
     calibration = [b for _, b, _ in load_batches(calib_pairs, shape)]
     if not calibration:
-        # Never empty: check_calibration_images refused the export.
+        # `real` is not empty (refused above).
         calibration = [b for _, b, _ in real][:max(
             1, math.ceil(num_calib_images / 4))]
         calib_source = 'the check images'
     quantize_int8(out_file, int8_file, calibration, overwrite)
-    noise = [(label, b, [None] * b.shape[0])
-             for label, b in random_inputs(shape, dynamic_size=False)]
-    int8 = compare_int8(checked['session'], ort_session(int8_file),
-                        real or noise, checked['threshold'])
+    int8 = compare_int8(checked['session'], ort_session(int8_file), real,
+                        checked['threshold'])
     int8.update(int8_file=int8_file, calibration=calib_source,
-                evaluated_on=source if real else 'random inputs',
-                bytes=osp.getsize(int8_file))
+                evaluated_on=source, bytes=osp.getsize(int8_file))
     text = (f'int8 model {int8_file} ({int8["bytes"] / 1e6:.2f} MB, '
-            f'calibrated on {calib_source}): mask pixel agreement with '
-            f'fp32 {int8["pixel_agreement"]:.2f} %, mask IoU fp32 vs '
-            f'int8 {int8["mask_iou_fp32_vs_int8"]:.2f} %')
+            f'calibrated on {calib_source}), on {source}: mask pixel '
+            f'agreement with fp32 {int8["pixel_agreement"]:.2f} %, mask IoU '
+            f'fp32 vs int8 {int8["mask_iou_fp32_vs_int8"]:.2f} %')
     if 'iou_drop' in int8:
         text += (f'; lesion IoU vs ground truth fp32 '
                  f'{int8["iou_fp32"]:.2f} -> int8 {int8["iou_int8"]:.2f}'

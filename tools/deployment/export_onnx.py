@@ -37,7 +37,9 @@ result is kept in the JSON (``within_atol``).
 ``--int8`` also writes a statically quantized model (onnxruntime QDQ,
 calibrated on the config's training images, else on the check images;
 refused when there are none) and reports its mask
-agreement and, with ground truth, the lesion IoU change.
+agreement with the float model on the check images (refused without real
+ones: figures on random noise say nothing of photos) and, with ground
+truth, the lesion IoU change.
 
 Exit status: 0 when the checks pass; 1 when they fail (``FAILED`` is
 printed and no file is written); 2, after one ``ERROR:`` line, for a user
