@@ -501,6 +501,51 @@ def test_a_fixed_size_export_runs_at_the_configs_input_size(checkpoint,
     assert [d.dim_value for d in dims[2:]] == [128, 128]
 
 
+def test_weights_trained_on_other_normalisation_are_refused(tmp_path):
+    """A checkpoint whose training config (``meta['cfg']``) normalised the
+    pixels otherwise (BGR order, 0..1 scaling) loaded strictly under the
+    stock config; the export baked the stock normalisation into the file and
+    its parity check compared the model with itself under it: PASSED, exit
+    0 (so did reparameterize.py and publish_model.py)."""
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    trained_cfg = Config.fromfile(CONFIG)
+    trained_cfg.model.data_preprocessor.update(
+        bgr_to_rgb=False, mean=[0, 0, 0], std=[255.0, 255.0, 255.0])
+    trained = make_lesion_checkpoint(
+        CONFIG, tmp_path / 'bgr.pth', lesion_image(256, 256, 0),
+        meta=dict(cfg=trained_cfg.pretty_text))
+    out = tmp_path / 'out'
+    out.mkdir()
+    for tool, output, advice in (
+            ('deployment/export_onnx.py', 'model.onnx',
+             'export it with the config it was trained with'),
+            ('deployment/reparameterize.py', 'deploy.pth',
+             'give the training config it was trained with'),
+            ('misc/publish_model.py', 'weights.pth',
+             'publish it with the config it was trained with')):
+        done = run_tool_in_process(f'tools/{tool}', CONFIG, trained,
+                                   out / output)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1] == (
+            f'ERROR: checkpoint {trained} was trained on pixels normalised '
+            f'otherwise than config {CONFIG} sets: '
+            'model.data_preprocessor.mean is (0.0, 0.0, 0.0) in its '
+            "training config (meta['cfg']), (123.675, 116.28, 103.53) in "
+            'the config; model.data_preprocessor.std is (255.0, 255.0, '
+            "255.0) in its training config (meta['cfg']), (58.395, 57.12, "
+            '57.375) in the config; model.data_preprocessor.bgr_to_rgb is '
+            "False in its training config (meta['cfg']), True in the "
+            f'config; {advice}'), tool
+        assert os.listdir(out) == [], tool
+    # Under the config it was trained with, it is exported.
+    config = tmp_path / 'bgr_config.py'
+    trained_cfg.dump(str(config))
+    done = run_tool_in_process('tools/deployment/export_onnx.py', config,
+                               trained, out / 'model.onnx', '--shape', 64)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_an_output_path_through_a_file_is_refused_before_the_export(
         checkpoint, image_dir, tmp_path):
     """OUT, --int8 or --json under a path that runs through a file: --json
