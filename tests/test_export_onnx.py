@@ -546,6 +546,38 @@ def test_weights_trained_on_other_normalisation_are_refused(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_a_config_tested_window_by_window_is_refused(checkpoint, tmp_path):
+    """``model.test_cfg.mode='slide'`` (mmseg's stock UNet setting): the
+    whole-image network was exported and checked against itself, PASSED,
+    exit 0, while tools/test.py scored the model window by window; infer.py
+    ran it whole too."""
+    from conftest import run_tool_in_process
+    config = tmp_path / 'slide.py'
+    config.write_text(
+        f"_base_ = '{CONFIG}'\n"
+        "model = dict(test_cfg=dict(mode='slide', crop_size=(128, 128), "
+        'stride=(85, 85)))\n')
+    out = tmp_path / 'out'
+    out.mkdir()
+    message = (
+        f"ERROR: {config}: model.test_cfg.mode is 'slide': tools/test.py "
+        'scores the model window by window, but the deployed network (the '
+        'ONNX export, infer.py) runs the whole image in one pass, so the '
+        "config's test figures would not describe it; deploy a config with "
+        "model.test_cfg=dict(mode='whole') (tested so)")
+    done = run_tool_in_process('tools/deployment/export_onnx.py', config,
+                               checkpoint, out / 'model.onnx')
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == message
+    image = out / 'lesion.png'
+    Image.fromarray(lesion_image(64, 64, 0)).save(image)
+    done = run_tool_in_process('tools/infer.py', config, checkpoint, image,
+                               '--out-dir', out / 'masks')
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == message
+    assert os.listdir(out) == ['lesion.png']
+
+
 def test_an_output_path_through_a_file_is_refused_before_the_export(
         checkpoint, image_dir, tmp_path):
     """OUT, --int8 or --json under a path that runs through a file: --json

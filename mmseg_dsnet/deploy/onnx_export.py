@@ -36,7 +36,7 @@ from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials)
 from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
                          META_THRESHOLD, DeployableSegmentor, build_segmentor,
-                         input_size_of, threshold_of)
+                         check_whole_inference, input_size_of, threshold_of)
 from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, quantize_int8
 from .ort_session import ort_session
@@ -276,6 +276,8 @@ def export_and_check(config,
     check_pairs = explicit_check_pairs(check_images, num_check_images) \
         if check_images else None
     cfg = load_config(config)
+    # Before any work: whole-image inference is what is exported.
+    check_whole_inference(cfg)
     shape = check_export_shape(cfg, config, shape, dynamic_size)
     if checkpoint:
         # The file records the config's input size (infer.py resizes to
