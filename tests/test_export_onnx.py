@@ -443,6 +443,26 @@ def test_an_opset_torch_cannot_write_is_refused_before_the_export(
         assert os.listdir(out.parent) == []
 
 
+def test_an_opset_before_13_is_exported_with_the_cpu_rewrites(
+        checkpoint, image_dir, tmp_path):
+    """``--opset 11`` (or 12): the channel-max rewrite wrote ``Split`` with
+    its sizes as an input, the opset 13 form, so onnx's checker failed with
+    a ``ValidationError`` traceback, exit 1. Now the sizes are an attribute
+    there, and the file passes the check at the opset asked for."""
+    import onnx
+    from conftest import run_tool_in_process
+    out = tmp_path / 'model.onnx'
+    done = run_tool_in_process('tools/deployment/export_onnx.py', CONFIG,
+                               checkpoint, out, '--opset', 11, '--shape',
+                               64, '--check-images', image_dir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == 'PASSED'
+    model = onnx.load(str(out))
+    assert [o.version for o in model.opset_import if not o.domain] == [11]
+    splits = [n for n in model.graph.node if n.op_type == 'Split']
+    assert splits and all(len(n.input) == 1 for n in splits)
+
+
 def test_weights_trained_at_another_input_size_are_refused(tmp_path):
     """A checkpoint trained at 128 px (its ``meta['cfg']``) exported under a
     256 px config passed the parity check and was written with
