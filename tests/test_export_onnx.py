@@ -463,6 +463,47 @@ def test_an_opset_before_13_is_exported_with_the_cpu_rewrites(
     assert splits and all(len(n.input) == 1 for n in splits)
 
 
+def test_int8_below_opset_13_is_refused_before_the_export(checkpoint,
+                                                          image_dir,
+                                                          tmp_path):
+    """``--opset 11 --int8 Q``: the fp32 model was written, then Q, which
+    onnxruntime could not load (per-channel DequantizeLinear needs opset
+    13), and the run ended with ``ERROR: Q is not a loadable ONNX model``,
+    exit 2, the broken Q left on disk."""
+    from conftest import run_tool_in_process
+    out = tmp_path / 'out'
+    out.mkdir()
+    done = run_tool_in_process('tools/deployment/export_onnx.py', CONFIG,
+                               checkpoint, out / 'model.onnx', '--opset', 11,
+                               '--int8', out / 'q.onnx', '--check-images',
+                               image_dir)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: --int8 {out}/q.onnx: int8 models need --opset 13 or later '
+        '(per-channel int8 weights), got --opset 11')
+    assert os.listdir(out) == []
+
+
+def test_an_int8_model_that_fails_to_run_is_not_left_behind(
+        checkpoint, image_dir, tmp_path, monkeypatch):
+    """The int8 model is measured before it is moved into place: one that
+    onnxruntime cannot run leaves no file under its name."""
+    from mmseg_dsnet.deploy import onnx_export
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
+
+    def broken_compare(*args):
+        raise OnnxModelError('cannot run it')
+
+    monkeypatch.setattr(onnx_export, 'compare_int8', broken_compare)
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(OnnxModelError, match='cannot run it'):
+        onnx_export.export_and_check(
+            CONFIG, checkpoint, str(out), shape=(64, 64),
+            int8_file=str(tmp_path / 'q.onnx'),
+            check_images=[str(image_dir)], log=lambda text: None)
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx']
+
+
 def test_weights_trained_at_another_input_size_are_refused(tmp_path):
     """A checkpoint trained at 128 px (its ``meta['cfg']``) exported under a
     256 px config passed the parity check and was written with

@@ -45,6 +45,8 @@ from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
                      random_inputs)
 
 DEFAULT_OPSET = 17
+# Per-channel int8 weights (DequantizeLinear with an axis) need opset 13.
+INT8_MIN_OPSET = 13
 
 
 def check_opset(opset: int) -> None:
@@ -263,6 +265,14 @@ def export_and_check(config,
     check_at_least(('atol', atol, 0), ('rtol', rtol, 0),
                    ('noise_factor', noise_factor, 0))
     check_opset(opset)
+    if int8_file and opset < INT8_MIN_OPSET:
+        # onnxruntime's quantizer wrote a graph it cannot load itself (the
+        # per-channel weights' DequantizeLinear needs an axis), after the
+        # fp32 model: the broken file stayed, exit 2.
+        raise UserError(
+            f'--int8 {int8_file}: int8 models need --opset '
+            f'{INT8_MIN_OPSET} or later (per-channel int8 weights), got '
+            f'--opset {opset}')
     for path, option in ((out_file, 'OUT'), (int8_file, '--int8')):
         if path:
             # A path through a file failed only when it was written: the
@@ -458,9 +468,16 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         calibration = [b for _, b, _ in real][:max(
             1, math.ceil(num_calib_images / 4))]
         calib_source = 'the check images'
-    quantize_int8(out_file, int8_file, calibration, overwrite)
-    int8 = compare_int8(checked['session'], ort_session(int8_file), real,
-                        checked['threshold'])
+    int8 = {}
+
+    def quantize_and_measure(temp):
+        # Measured before it is moved into place: a model onnxruntime
+        # cannot run (or that fails while measured) is not left behind.
+        quantize_int8(out_file, temp, calibration, overwrite=True)
+        int8.update(compare_int8(checked['session'], ort_session(temp), real,
+                                 checked['threshold']))
+
+    atomic_write(quantize_and_measure, int8_file, overwrite)
     int8.update(int8_file=int8_file, calibration=calib_source,
                 evaluated_on=source, bytes=osp.getsize(int8_file))
     text = (f'int8 model {int8_file} ({int8["bytes"] / 1e6:.2f} MB, '
