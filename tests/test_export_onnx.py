@@ -308,11 +308,14 @@ def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'
     out.write_bytes(b'old')
     report = tmp_path / 'report.json'
+    # The fixture's random weights put many logits near the threshold,
+    # where int8 rounding flips masks (92 % mask IoU with fp32); this test
+    # is about the files, not that figure.
     code = tool.main([
         CONFIG, checkpoint, str(out), '--overwrite', '--int8',
         str(int8), '--check-images',
         str(image_dir / '*.png'), '--json',
-        str(report)
+        str(report), '--int8-min-mask-iou', '50'
     ])
     text = capsys.readouterr().out
     assert code == 0, text
@@ -324,6 +327,49 @@ def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     assert 0 <= figures['pixel_agreement'] <= 100
     assert int8.stat().st_size < out.stat().st_size
     _assert_int8_recipe(int8)
+
+
+def test_an_int8_model_too_far_from_fp32_is_not_written(
+        checkpoint, image_dir, tmp_path, capsys, monkeypatch):
+    """The int8 figures were printed and the file written whatever they
+    were, then PASSED, exit 0 (a collapsed int8 model measured 0 % mask
+    IoU with fp32). Below --int8-min-mask-iou, or with a NaN logit, the
+    int8 model is not written and the run fails (exit 1); the checked fp32
+    model is kept."""
+    import json
+    tool = load_tool('deployment/export_onnx.py')
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
+    report = tmp_path / 'report.json'
+    code = tool.main([CONFIG, checkpoint, str(out), '--int8', str(int8),
+                      '--check-images', str(image_dir), '--json',
+                      str(report), '--int8-min-mask-iou', '100'])
+    text = capsys.readouterr().out
+    assert code == 1, text
+    lines = text.strip().splitlines()
+    assert lines[-2].startswith("FAILED int8: its masks overlap the float "
+                                "model's by ")
+    assert lines[-2].endswith(f'%, less than the 100 % asked; {int8} not '
+                              'written')
+    assert lines[-1] == (
+        "FAILED: the int8 model's masks are too far from the float model's "
+        f'(see above); {int8} not written ({out} passed its check and is '
+        'written)')
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx', 'report.json']
+    figures = json.loads(report.read_text())
+    assert not figures['passed'] and figures['parity']['passed']
+    assert figures['int8']['passed'] is False
+    assert figures['int8']['mask_iou_fp32_vs_int8'] < 100
+    # A NaN logit fails it whatever the masks.
+    from mmseg_dsnet.deploy import onnx_export
+    monkeypatch.setattr(onnx_export, 'compare_int8', lambda *args: dict(
+        images=3, pixel_agreement=100.0, mask_iou_fp32_vs_int8=100.0,
+        max_abs_logit_diff=float('nan')))
+    result = onnx_export.export_and_check(
+        CONFIG, checkpoint, str(out), overwrite=True, int8_file=str(int8),
+        check_images=[str(image_dir)], log=print)
+    assert not result['passed'] and not int8.exists()
+    assert (f'FAILED int8: it gives NaN or infinite logits; {int8} not '
+            'written') in capsys.readouterr().out
 
 
 def test_int8_without_calibration_images_is_refused(checkpoint, tmp_path):
