@@ -63,6 +63,32 @@ def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
     assert not other.exists()
 
 
+def test_a_deploy_checkpoint_is_not_reparameterised_again(
+        trained_checkpoint, tmp_path):
+    """The deploy config and checkpoint given back to the tool wrote a
+    second "deploy checkpoint" after a parity check of the plain model
+    against itself (``Params: N -> N``), its ``source_checkpoint`` naming
+    the deploy checkpoint instead of the trained one, exit 0."""
+    from conftest import run_tool_in_process
+    tool = 'tools/deployment/reparameterize.py'
+    out = tmp_path / 'deploy.pth'
+    done = run_tool_in_process(tool, CONFIG, trained_checkpoint, out,
+                               '--shape', 64, 64)
+    assert done.returncode == 0, done.stderr[-2000:]
+    deploy_cfg = out.with_suffix('.py')
+    again = tmp_path / 'again' / 'deploy.pth'
+    again.parent.mkdir()
+    done = run_tool_in_process(tool, deploy_cfg, out, again, '--shape', 64,
+                               64)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {deploy_cfg} is a deploy config (deploy=True): its model '
+        'is re-parameterised already, so there is nothing to fold; a '
+        'deploy checkpoint and its config are used as they are. To write '
+        'one, give the training config and the trained checkpoint')
+    assert list(again.parent.iterdir()) == []
+
+
 def test_outputs_that_would_replace_each_other_or_an_input_are_refused(
         trained_checkpoint, tmp_path, capsys):
     """OUT ``x.py`` was written, then replaced by its own deploy config

@@ -322,6 +322,30 @@ def test_get_flops_refuses_test_and_train_settings(capsys):
             mode='slide', crop_size=(32, 32), stride=(16, 16)))})
 
 
+def test_get_flops_labels_a_deploy_config(tmp_path, capsys):
+    """A deploy config (``deploy=True``, as reparameterize.py writes it):
+    the re-parameterised model's figures were printed as the model's, above
+    a "Deployed (re-parameterised) model" section with the same figures,
+    exit 0; now they are labelled as the re-parameterised model's."""
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.engine.preflight import load_config
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    deploy = tmp_path / 'dsnet_deploy.py'
+    deploy.write_text(deploy_config(load_config(dsnet)).dump())
+    flops = load_tool('analysis_tools/get_flops.py')
+    trained = flops.main([dsnet, '--shape', '64', '--json'])
+    capsys.readouterr()
+    result = flops.main([str(deploy), '--shape', '64'])
+    text = capsys.readouterr().out
+    assert result['deploy_config'] is True and 'deploy' not in result
+    assert result['params'] == trained['deploy']['params']
+    assert result['flops'] == trained['deploy']['flops']
+    assert ('Model: re-parameterised (the config sets deploy=True); count '
+            'its training config for the model as trained\n') in text
+    assert 'Deployed (re-parameterised) model' not in text
+    assert 'deploy_config' not in trained
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""

@@ -144,7 +144,9 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
         dict: ``flops``, ``params`` (raw numbers), ``input_shape``,
         ``convention``, ``cfg_options`` (the overrides of the counted model,
         only when some were given) and, for re-parameterisable models,
-        ``deploy`` with the deployed model's ``flops`` and ``params``.
+        ``deploy`` with the deployed model's ``flops`` and ``params``; for
+        a deploy config (``deploy=True``), whose model is the deployed one,
+        ``deploy_config`` True instead of ``deploy``.
     """
     check_model_options(cfg_options)
     cfg = load_config(config)
@@ -159,7 +161,12 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
     result.update(input_shape=list(shape), convention=CONVENTION)
     if cfg_options:
         result['cfg_options'] = dict(cfg_options)
-    if any(hasattr(m, 'reparameterize') for m in model.modules()):
+    from ..deploy.deploy_checkpoint import is_deploy_config
+    if is_deploy_config(cfg):
+        # Its model is the re-parameterised one: the figures were printed
+        # as the model's, above a "deployed" copy of themselves.
+        result['deploy_config'] = True
+    elif any(hasattr(m, 'reparameterize') for m in model.modules()):
         dep = count(reparameterize_model(model), shape, show_table)
         result['deploy'] = dep
     return result

@@ -239,8 +239,9 @@ def check_trained_input_size(
         advice: str = 'publish it with the config it was trained with'
 ) -> None:
     """Refuse a checkpoint whose training config (``meta['cfg']``, written
-    by mmengine's Runner) sets another input size than ``cfg``; a
-    checkpoint without one passes.
+    by mmengine's Runner) sets another input size than ``cfg``, or another
+    pixel normalisation (``data_preprocessor`` mean, std, channel order);
+    a checkpoint without one passes.
 
     Args:
         cfg (Config): The config the weights are published, exported,
@@ -268,6 +269,53 @@ def check_trained_input_size(
             f'checkpoint {checkpoint} was trained at another input size '
             f'than config {config} sets: ' + '; '.join(differences) +
             f'; {advice}')
+    # Weights learnt on pixels normalised one way (or in one channel
+    # order) loaded strictly under a config that normalises another way,
+    # and the export's parity check compared the model with itself under
+    # that config: wrong masks, PASSED, exit 0.
+    trained = normalisation_settings(training_cfg)
+    given = normalisation_settings(cfg)
+    differences = [
+        f'model.data_preprocessor.{key} is {trained[key]} in its training '
+        f"config (meta['cfg']), {given[key]} in the config"
+        for key in NORMALISATION_FIELDS
+        if key in trained and key in given and trained[key] != given[key]
+    ]
+    if differences:
+        raise UserError(
+            f'checkpoint {checkpoint} was trained on pixels normalised '
+            f'otherwise than config {config} sets: ' +
+            '; '.join(differences) + f'; {advice}')
+
+
+# How a model's input pixels are normalised (``SegDataPreProcessor``).
+NORMALISATION_FIELDS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
+
+
+def normalisation_settings(cfg) -> dict:
+    """The :data:`NORMALISATION_FIELDS` of a config's data preprocessor,
+    comparable across a config and :func:`config_from_text`'s dict (mean
+    and std as tuples of floats, the flags as bools); empty when the config
+    sets no preprocessor.
+
+    Args:
+        cfg (Config | dict): A config, or :func:`config_from_text`'s dict.
+    """
+    model = cfg.get('model')
+    pre = model.get('data_preprocessor') if isinstance(model, dict) else None
+    if not isinstance(pre, dict):
+        return {}
+    found = {}
+    for key in ('mean', 'std'):
+        value = pre.get(key)
+        try:
+            found[key] = None if value is None else tuple(
+                float(v) for v in value)
+        except (TypeError, ValueError):
+            pass  # not a literal list: not compared
+    for key in ('bgr_to_rgb', 'rgb_to_bgr'):
+        found[key] = bool(pre.get(key, False))
+    return found
 
 
 def publish_weights(config: str, checkpoint: str, out_file: str) -> str:

@@ -31,6 +31,35 @@ def deploy_config(cfg):
     return cfg
 
 
+def is_deploy_config(cfg) -> bool:
+    """Whether a config builds the re-parameterised form (``deploy=True``
+    on a part of its model, as :func:`deploy_config` writes it)."""
+    model = cfg.get('model') or {}
+    return any(
+        isinstance(model.get(part), dict) and model[part].get('deploy')
+        for part in ('backbone', 'decode_head'))
+
+
+def refuse_deploy_config(cfg, config: str) -> None:
+    """Refuse a deploy config as the config to re-parameterise.
+
+    With it and its deploy checkpoint, the checkpoint was "re-parameterised"
+    again: the parity check compared the plain model with itself (0
+    difference, ``Params: 241873 -> 241873``), and the new file's
+    ``source_checkpoint`` named the deploy checkpoint, not the trained one,
+    exit 0.
+
+    Raises:
+        UserError: ``cfg`` sets ``deploy=True``.
+    """
+    if is_deploy_config(cfg):
+        raise UserError(
+            f'{config} is a deploy config (deploy=True): its model is '
+            're-parameterised already, so there is nothing to fold; a deploy '
+            'checkpoint and its config are used as they are. To write one, '
+            'give the training config and the trained checkpoint')
+
+
 class ParityError(RuntimeError):
     """The re-parameterised model does not reproduce the trained one."""
 
@@ -65,7 +94,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
 
     Raises:
         UserError: A missing config or checkpoint, ``out`` or its
-            ``.py`` being an input or each other, a model without a
+            ``.py`` being an input or each other, a deploy config
+            (``deploy=True``: nothing to fold), a model without a
             ``deploy=True`` form, or a checkpoint trained at another input
             size than ``config`` sets (its ``meta['cfg']``).
         FileExistsError: An output exists and ``overwrite`` is False.
@@ -96,6 +126,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         check_output_file(path, 'OUT')
     register_all_modules(init_default_scope=True)
     cfg = load_config(config)
+    refuse_deploy_config(cfg, config)
     # Built first: a model without a deploy form (EGE-UNet, UNet ...) was
     # refused only after the parity check, as a misspelt config key.
     dep_cfg = deploy_config(cfg)

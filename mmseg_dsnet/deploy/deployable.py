@@ -154,6 +154,37 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
     return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
+def check_whole_inference(cfg: Config) -> None:
+    """Refuse a config whose model is tested otherwise than on the whole
+    image (``model.test_cfg.mode='slide'``, mmseg's stock UNet setting).
+
+    The deployed network (:class:`DeployableSegmentor`: the ONNX export,
+    ``infer.py``) runs the whole image in one pass; under such a config the
+    export's parity check compared it with itself and passed, exit 0, while
+    ``tools/test.py`` scored the model window by window (the released DSNet
+    under 128 px windows: lesion IoU 32.0 against 86.0 whole), so no test
+    figure described the deployed file.
+
+    Args:
+        cfg (Config): The model's config.
+
+    Raises:
+        UserError: ``model.test_cfg.mode`` is set and not ``'whole'``.
+    """
+    from ..utils.errors import UserError
+    test_cfg = (cfg.get('model') or {}).get('test_cfg') or {}
+    mode = test_cfg.get('mode', 'whole') if isinstance(test_cfg,
+                                                       dict) else 'whole'
+    if mode != 'whole':
+        name = getattr(cfg, 'filename', None) or 'the config'
+        raise UserError(
+            f'{name}: model.test_cfg.mode is {mode!r}: tools/test.py scores '
+            'the model window by window, but the deployed network (the ONNX '
+            'export, infer.py) runs the whole image in one pass, so the '
+            "config's test figures would not describe it; deploy a config "
+            "with model.test_cfg=dict(mode='whole') (tested so)")
+
+
 def threshold_of(model: nn.Module, default: float = 0.5) -> float:
     """The decode head's sigmoid threshold (binary heads), else
     ``default``."""
@@ -194,6 +225,7 @@ class DeployableSegmentor(nn.Module):
         """Wrap ``segmentor`` with the preprocessing of ``cfg`` (default:
         ``segmentor.cfg``)."""
         cfg = cfg if cfg is not None else segmentor.cfg
+        check_whole_inference(cfg)
         pre = cfg.model.get('data_preprocessor') or {}
         mean = pre.get('mean') or [0.0, 0.0, 0.0]
         std = pre.get('std') or [1.0, 1.0, 1.0]

@@ -22,6 +22,10 @@ from typing import Dict, Sequence
 import numpy as np
 
 
+# Assumed when a model names no opset of the default domain.
+DEFAULT_ONNX_OPSET = 17
+
+
 def node_attributes(node) -> Dict:
     """The attributes of an ONNX node as a ``name: value`` dict."""
     from onnx import helper
@@ -83,6 +87,9 @@ def optimize_for_cpu(model, probe_shape=(1, 3, 64, 64)):
     from onnx import helper, numpy_helper
 
     graph = model.graph
+    # The default domain's opset: operator signatures depend on it.
+    opset = max((o.version for o in model.opset_import
+                 if o.domain in ('', 'ai.onnx')), default=DEFAULT_ONNX_OPSET)
     initializers = {init.name: init for init in graph.initializer}
     reductions = [
         node for node in graph.node
@@ -111,14 +118,21 @@ def optimize_for_cpu(model, probe_shape=(1, 3, 64, 64)):
                                      name=f'{node.name}/cpu_channel_mean'))
                 counts['channel_mean'] += 1
             else:
-                split = numpy_helper.from_array(
-                    np.ones(count, np.int64), f'{node.output[0]}/split')
-                graph.initializer.append(split)
                 parts = [f'{node.output[0]}/channel{i}' for i in range(count)]
-                rewritten.append(
-                    helper.make_node('Split', [node.input[0], split.name],
-                                     parts, axis=1,
-                                     name=f'{node.name}/cpu_split'))
+                if opset >= 13:
+                    split = numpy_helper.from_array(
+                        np.ones(count, np.int64), f'{node.output[0]}/split')
+                    graph.initializer.append(split)
+                    split_node = helper.make_node(
+                        'Split', [node.input[0], split.name], parts, axis=1,
+                        name=f'{node.name}/cpu_split')
+                else:
+                    # Before opset 13 the sizes are an attribute: as an
+                    # input the graph failed onnx's checker (a traceback).
+                    split_node = helper.make_node(
+                        'Split', [node.input[0]], parts, axis=1,
+                        split=[1] * count, name=f'{node.name}/cpu_split')
+                rewritten.append(split_node)
                 rewritten.append(
                     helper.make_node('Max', parts, list(node.output),
                                      name=f'{node.name}/cpu_max'))

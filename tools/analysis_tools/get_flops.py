@@ -3,6 +3,9 @@
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
         [--cfg-options model.KEY=VALUE ...]
 
+A deploy config (``deploy=True``, as ``reparameterize.py`` writes) is
+counted as the re-parameterised model it builds, and labelled so.
+
 ``--cfg-options`` may change only ``model.*`` (nothing else is counted),
 and not its ``data_preprocessor``, ``test_cfg`` or ``train_cfg`` (one pass of
 the network on a ``--shape`` tensor is counted); the overrides are printed
@@ -69,7 +72,10 @@ def main(argv=None):
           'Compute type: direct: randomly generate a picture\n'
           f'Input shape: {shape}\n'
           + (f'Config options: {result["cfg_options"]}\n'
-             if 'cfg_options' in result else '') +
+             if 'cfg_options' in result else '')
+          + ('Model: re-parameterised (the config sets deploy=True); count '
+             'its training config for the model as trained\n'
+             if result.get('deploy_config') else '') +
           f'Flops: {result["flops"] / 1e9:.3f}G\n'
           f'Params: {result["params"] / 1e6:.3f}M\n'
           f'Flops of conv/linear/matmul only (the papers\' thop-style count): '
