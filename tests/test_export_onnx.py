@@ -667,11 +667,12 @@ def test_a_config_tested_window_by_window_is_refused(checkpoint, tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     message = (
-        f"ERROR: {config}: model.test_cfg.mode is 'slide': tools/test.py "
-        'scores the model window by window, but the deployed network (the '
-        'ONNX export, infer.py) runs the whole image in one pass, so the '
-        "config's test figures would not describe it; deploy a config with "
-        "model.test_cfg=dict(mode='whole') (tested so)")
+        f'ERROR: config {config} is tested otherwise than the deployed '
+        "network (the ONNX export, infer.py) runs it: model.test_cfg.mode is "
+        "'slide', while the deployed network runs the whole image once; the "
+        'masks would differ from those tools/test.py scores for it; give a '
+        "config with keep_ratio=False and test_cfg mode='whole' (as "
+        'configs/_base_/datasets/isic_256x256.py and our model configs)')
     done = run_tool_in_process('tools/deployment/export_onnx.py', config,
                                checkpoint, out / 'model.onnx')
     assert done.returncode == 2, done.stderr[-2000:]

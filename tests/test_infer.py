@@ -253,18 +253,19 @@ def test_a_config_tested_otherwise_is_refused(checkpoint, inputs, tmp_path,
     out = tmp_path / 'out'
     for config, problem in (
             (keep, "its test pipeline's Resize keeps the aspect ratio "
-             '(scale=(256, 256), keep_ratio=True), while inference resizes '
-             'every image to exactly that size'),
-            (slide, "model.test_cfg.mode is 'slide', while inference runs "
-             'the whole image once')):
+             '(scale=(256, 256), keep_ratio=True), while the deployed network '
+             'resizes every image to exactly that size'),
+            (slide, "model.test_cfg.mode is 'slide', while the deployed "
+             'network runs the whole image once')):
         for backend in ('pytorch', 'onnxruntime'):
             assert run_tool([str(config), checkpoint, image, '--out-dir',
                              str(out), '--backend', backend,
                              '--no-progress']) == 2
             last = capsys.readouterr().err.strip().splitlines()[-1]
             assert last == (
-                f'ERROR: config {config} is tested otherwise than inference '
-                f'runs it: {problem}; the masks would differ from those '
+                f'ERROR: config {config} is tested otherwise than the '
+                f'deployed network (the ONNX export, infer.py) runs it: '
+                f'{problem}; the masks would differ from those '
                 'tools/test.py scores for it; give a config with keep_ratio='
                 "False and test_cfg mode='whole' (as "
                 'configs/_base_/datasets/isic_256x256.py and our model '

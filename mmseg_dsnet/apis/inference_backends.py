@@ -16,7 +16,7 @@ import torch
 from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
                                  META_INPUT_SIZE, META_THRESHOLD,
                                  DeployableSegmentor, build_segmentor,
-                                 input_size_of, loader_pipeline, resize_step,
+                                 check_runs_as_tested, input_size_of,
                                  threshold_of)
 from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import OnnxModelError, ort_session
@@ -46,43 +46,6 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
         check_trained_input_size(
             cfg, getattr(cfg, 'filename', None) or '(given as an object)',
             checkpoint, TRAINED_SIZE_HINT)
-
-
-def check_runs_as_tested(cfg) -> None:
-    """Refuse a config whose test-time settings these backends would not
-    follow: they run the whole image once, resized to the test ``Resize``
-    scale with the aspect ratio not kept (:func:`to_model_input`). A
-    config that keeps the aspect ratio or slides windows over the image
-    was run that way without a word, giving other masks than those
-    ``tools/test.py`` scores for it.
-
-    Args:
-        cfg (Config): The model's config.
-
-    Raises:
-        UserError: Naming each setting and what to give instead.
-    """
-    problems = []
-    step = resize_step(loader_pipeline(cfg) or cfg.get('test_pipeline')
-                       or [])
-    if step is not None and step.get('keep_ratio'):
-        problems.append(
-            f"its test pipeline's Resize keeps the aspect ratio "
-            f"(scale={step['scale']}, keep_ratio=True), while inference "
-            'resizes every image to exactly that size')
-    test_cfg = cfg.model.get('test_cfg') or {}
-    mode = test_cfg.get('mode', 'whole')
-    if mode != 'whole':
-        problems.append(f"model.test_cfg.mode is '{mode}', while inference "
-                        'runs the whole image once')
-    if problems:
-        name = getattr(cfg, 'filename', None) or '(given as an object)'
-        raise UserError(
-            f'config {name} is tested otherwise than inference runs it: '
-            + '; '.join(problems) + '; the masks would differ from those '
-            "tools/test.py scores for it; give a config with keep_ratio="
-            "False and test_cfg mode='whole' (as "
-            'configs/_base_/datasets/isic_256x256.py and our model configs)')
 
 
 class TorchBackend:

@@ -154,35 +154,47 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
     return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
-def check_whole_inference(cfg: Config) -> None:
-    """Refuse a config whose model is tested otherwise than on the whole
-    image (``model.test_cfg.mode='slide'``, mmseg's stock UNet setting).
-
-    The deployed network (:class:`DeployableSegmentor`: the ONNX export,
-    ``infer.py``) runs the whole image in one pass; under such a config the
-    export's parity check compared it with itself and passed, exit 0, while
-    ``tools/test.py`` scored the model window by window (the released DSNet
-    under 128 px windows: lesion IoU 32.0 against 86.0 whole), so no test
-    figure described the deployed file.
+def check_runs_as_tested(cfg: Config) -> None:
+    """Refuse a config whose test-time settings the deployed network (the
+    ONNX export, ``infer.py``'s backends) would not follow: it runs the
+    whole image once, resized to the test ``Resize`` scale with the aspect
+    ratio not kept. A config that keeps the aspect ratio, or slides windows
+    over the image (``model.test_cfg.mode='slide'``, mmseg's stock UNet
+    setting), was deployed without a word: the export's parity check
+    compared the network with itself and passed while ``tools/test.py``
+    scored the model otherwise (the released DSNet under 128 px windows:
+    lesion IoU 32.0 against 86.0 whole), so no test figure described it.
 
     Args:
         cfg (Config): The model's config.
 
     Raises:
-        UserError: ``model.test_cfg.mode`` is set and not ``'whole'``.
+        UserError: Naming each setting and what to give instead.
     """
     from ..utils.errors import UserError
+    problems = []
+    step = resize_step(loader_pipeline(cfg) or cfg.get('test_pipeline')
+                       or [])
+    if step is not None and step.get('keep_ratio'):
+        problems.append(
+            f"its test pipeline's Resize keeps the aspect ratio "
+            f"(scale={step['scale']}, keep_ratio=True), while the deployed "
+            'network resizes every image to exactly that size')
     test_cfg = (cfg.get('model') or {}).get('test_cfg') or {}
     mode = test_cfg.get('mode', 'whole') if isinstance(test_cfg,
                                                        dict) else 'whole'
     if mode != 'whole':
-        name = getattr(cfg, 'filename', None) or 'the config'
+        problems.append(f"model.test_cfg.mode is '{mode}', while the "
+                        'deployed network runs the whole image once')
+    if problems:
+        name = getattr(cfg, 'filename', None) or '(given as an object)'
         raise UserError(
-            f'{name}: model.test_cfg.mode is {mode!r}: tools/test.py scores '
-            'the model window by window, but the deployed network (the ONNX '
-            'export, infer.py) runs the whole image in one pass, so the '
-            "config's test figures would not describe it; deploy a config "
-            "with model.test_cfg=dict(mode='whole') (tested so)")
+            f'config {name} is tested otherwise than the deployed network '
+            '(the ONNX export, infer.py) runs it: ' + '; '.join(problems)
+            + '; the masks would differ from those tools/test.py scores for '
+            "it; give a config with keep_ratio=False and test_cfg mode="
+            "'whole' (as configs/_base_/datasets/isic_256x256.py and our "
+            'model configs)')
 
 
 def threshold_of(model: nn.Module, default: float = 0.5) -> float:
@@ -225,7 +237,7 @@ class DeployableSegmentor(nn.Module):
         """Wrap ``segmentor`` with the preprocessing of ``cfg`` (default:
         ``segmentor.cfg``)."""
         cfg = cfg if cfg is not None else segmentor.cfg
-        check_whole_inference(cfg)
+        check_runs_as_tested(cfg)
         pre = cfg.model.get('data_preprocessor') or {}
         mean = pre.get('mean') or [0.0, 0.0, 0.0]
         std = pre.get('std') or [1.0, 1.0, 1.0]

@@ -36,7 +36,7 @@ from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials)
 from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
                          META_THRESHOLD, DeployableSegmentor, build_segmentor,
-                         check_whole_inference, input_size_of, threshold_of)
+                         check_runs_as_tested, input_size_of, threshold_of)
 from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, quantize_int8
 from .ort_session import ort_session
@@ -298,7 +298,7 @@ def export_and_check(config,
         if check_images else None
     cfg = load_config(config)
     # Before any work: whole-image inference is what is exported.
-    check_whole_inference(cfg)
+    check_runs_as_tested(cfg)
     shape = check_export_shape(cfg, config, shape, dynamic_size)
     if checkpoint:
         # The file records the config's input size (infer.py resizes to
