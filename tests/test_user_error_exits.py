@@ -525,3 +525,25 @@ def test_a_checkpoint_given_as_the_config_is_named_as_such(tmp_path):
         'are .py files, e.g. configs/dsnet/dsnet_isic2017.py; was a '
         'checkpoint given in its place?)')
     assert not (tmp_path / 'w').exists()
+
+
+def test_an_evaluation_loader_that_drops_images_is_refused(
+        tiny_config, tmp_path, capsys):
+    """``drop_last=True`` on the test (validation) loader scored only the
+    full batches: 4 of 5 images, or none (every figure 100 %, exit 0) when
+    the batch exceeded the split. Refused before the work dir is made."""
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    for script, argv, loader in (
+            ('test.py', [tiny_config, ckpt], 'test_dataloader'),
+            ('train.py', [tiny_config], 'val_dataloader')):
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--work-dir', work, '--cfg-options', f'{loader}.batch_size=8',
+            f'{loader}.drop_last=True'], capsys)
+        assert (code, err) == (2, (
+            f'ERROR: {loader}.drop_last is True: the last incomplete batch '
+            'of the split would never be scored, so the figures would be '
+            'of part of it; set --cfg-options '
+            f'{loader}.drop_last=False\n'))
+        assert not work.exists()

@@ -16,7 +16,8 @@ import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_launched,
+                                check_decision_thresholds,
+                                check_evaluation_loaders, check_launched,
                                 check_model_builds, check_empty_output_dir,
                                 check_pipelines_build,
                                 check_output_file,
@@ -147,6 +148,7 @@ def build_cfg(args):
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))
+    check_evaluation_loaders(cfg, ('test_dataloader', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))

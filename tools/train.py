@@ -22,7 +22,8 @@ from mmengine.runner import Runner
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_launched,
+                                check_decision_thresholds,
+                                check_evaluation_loaders, check_launched,
                                 check_model_builds, check_pipelines_build,
                                 check_no_earlier_run, check_work_dir,
                                 finish_distributed,
@@ -122,6 +123,8 @@ def build_cfg(args):
     check_dataset_classes(cfg, loaders)
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
+    if cfg.get('val_cfg'):
+        check_evaluation_loaders(cfg, ('val_dataloader', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))

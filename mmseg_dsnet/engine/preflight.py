@@ -209,6 +209,31 @@ def check_dataset_classes(cfg, loaders):
             check_head_classes(heads, classes, LOADER_PHASES[loader], name)
 
 
+def check_evaluation_loaders(cfg, loaders):
+    """Refuse, before the runner exists, a validation or test dataloader
+    that leaves images out: with ``drop_last=True`` the last incomplete
+    batch is never scored (every image, when the batch exceeds the split),
+    which ``LesionMetric`` would otherwise refuse only at the end of the
+    evaluation (of the first epoch, in training).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        loaders (Sequence[str]): The evaluation dataloader keys the tool
+            runs (``val_dataloader``, ``test_dataloader``).
+
+    Raises:
+        UserError: Naming the loader and the option.
+    """
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if isinstance(loader_cfg, dict) and loader_cfg.get('drop_last'):
+            raise UserError(
+                f'{loader}.drop_last is True: the last incomplete batch of '
+                'the split would never be scored, so the figures would be '
+                'of part of it; set --cfg-options '
+                f'{loader}.drop_last=False')
+
+
 def validates_on(cfg, split_names):
     """The file name of the split ``cfg``'s ``val_dataloader`` reads when it
     is one of ``split_names`` (file names, e.g. the test split's), else

@@ -29,6 +29,11 @@ _LOW = 'counts_low'
 _POOLED_NAMES = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe')
 
 
+class IncompleteEvaluationError(UserError, ValueError):
+    """The figures would be of part of the evaluated images, or of no
+    pixel at all (every ratio then reads 100 %)."""
+
+
 def _ratio(numerator: float, denominator: float) -> float:
     """Return ``numerator / denominator`` with ``0 / 0`` defined as 1.0.
 
@@ -97,6 +102,30 @@ def check_unique_mask_names(img_paths: Sequence[str]) -> None:
             'Give each image its own file name and list it once.')
 
 
+def check_every_image_scored(records: int, size: int) -> None:
+    """Refuse figures of fewer images than the evaluated dataset holds.
+
+    Args:
+        records (int): The images scored (padding copies included).
+        size (int): The images of the dataset.
+
+    Raises:
+        IncompleteEvaluationError: Naming both counts and the usual cause.
+    """
+    if records >= size:
+        return
+    of_what = ('of no image at all (100 % everywhere)' if not records
+               else 'of part of the split')
+    raise IncompleteEvaluationError(
+        f'LesionMetric: the evaluation loop gave results for {records} of '
+        f'the {size} images of its dataset, so the figures would be '
+        f'{of_what}; nothing is reported. A val or test dataloader with '
+        'drop_last=True leaves '
+        'its last incomplete batch out, as does a sampler that skips '
+        'images: set drop_last=False and use a sampler that visits every '
+        "image (mmengine's DefaultSampler)")
+
+
 @METRICS.register_module()
 class LesionMetric(BaseMetric):
     """All skin-lesion segmentation figures from one evaluation pass.
@@ -144,7 +173,10 @@ class LesionMetric(BaseMetric):
     Zero denominators: a ratio ``0 / 0`` counts as 1.0 (e.g. an image with
     neither a lesion in its ground truth nor in its prediction has IoU and
     DSC 1.0). Images without any non-ignored pixel are left out of the
-    per-image means (which are NaN if no image is left). ``mIoU`` and
+    per-image means (which are NaN if no image is left); an evaluation
+    that counts no pixel at all (no image, or only ``ignore_index``) is
+    refused, as is one of fewer images than its dataset holds
+    (:class:`IncompleteEvaluationError`). ``mIoU`` and
     ``mDice`` follow MMSegmentation instead: a class absent from both
     prediction and ground truth is skipped in the mean.
 
@@ -324,6 +356,38 @@ class LesionMetric(BaseMetric):
     # ------------------------------------------------------------------
     # final figures
     # ------------------------------------------------------------------
+    def evaluate(self, size: int) -> dict:
+        """Gather the records of all ranks and compute the figures, as
+        :meth:`BaseMetric.evaluate` does, after checking that they cover
+        every one of the ``size`` images.
+
+        MMEngine cuts the padding its sampler adds but never counts what is
+        missing: a loader with ``drop_last=True`` (or a sampler that skips
+        images) gave the figures of part of the split, and of no image at
+        all (100 % everywhere) when the batch exceeded the split.
+
+        Args:
+            size (int): The number of images of the evaluated dataset.
+
+        Returns:
+            dict[str, float]: See :meth:`compute_metrics`.
+
+        Raises:
+            IncompleteEvaluationError: On every rank, when the ranks hold
+                records of fewer than ``size`` images.
+        """
+        from mmengine.dist import all_reduce, get_world_size
+        records = torch.tensor([len(self.results)], dtype=torch.long)
+        if get_world_size() > 1:
+            # Every rank learns the total, so all of them stop together.
+            all_reduce(records)
+        try:
+            check_every_image_scored(int(records.item()), size)
+        except IncompleteEvaluationError:
+            self.results.clear()
+            raise
+        return super().evaluate(size)
+
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Compute every figure from the gathered per-image records.
 
@@ -337,6 +401,11 @@ class LesionMetric(BaseMetric):
         """
         pooled_low = self._pooled(results, _LOW)
         pooled_orig = self._pooled(results, _ORIG)
+        # With nothing counted every 0 / 0 ratio reads 1.0: 100 % of
+        # nothing, which must not pass for a result.
+        if sum(pooled_orig) == 0 or sum(pooled_low) == 0:
+            raise IncompleteEvaluationError(
+                self._nothing_counted(len(results), sum(pooled_orig) == 0))
 
         metrics: Dict[str, float] = OrderedDict()
         for name, value in confusion_to_scores(*pooled_low).items():
@@ -365,6 +434,28 @@ class LesionMetric(BaseMetric):
             (name, round(value * 100, 4)) for name, value in metrics.items())
         self._log_table(metrics, num_images=len(results))
         return metrics
+
+    def _nothing_counted(self, num_images: int, at_original: bool) -> str:
+        """The message of an evaluation that counted no pixel
+        ``at_original`` size (else at ``low_res_size``)."""
+        if not num_images:
+            return ('LesionMetric: no image was evaluated, so every figure '
+                    'would read 100 %; nothing is reported')
+        plural = '' if num_images == 1 else 's'
+        if at_original:
+            why = ('the ground truth holds only ignore_index '
+                   f'({self.ignore_index})')
+        else:
+            why = (f'the pixels that are not ignore_index '
+                   f'({self.ignore_index}) vanish when the masks are '
+                   'resized by nearest neighbour')
+        where = 'at the original size' if at_original else \
+            f'at low_res_size {self.low_res_size}'
+        fix = ('evaluate masks that hold lesion and background labels'
+               if at_original else 'give a larger low_res_size')
+        return (f'LesionMetric: no pixel was counted {where} over '
+                f'{num_images} image{plural}: {why}, so every figure would '
+                f'read 100 %; nothing is reported. To score, {fix}')
 
     @staticmethod
     def _pooled(results: list, key: str) -> Tuple[int, int, int, int]:
