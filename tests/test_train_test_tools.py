@@ -1150,3 +1150,67 @@ def test_resume_set_in_the_config_resumes(tiny_isic, tmp_path, capsys):
     logs = sorted(work.glob('*/*.log'))
     assert len(logs) == 2 and 'resumed epoch: 1' in logs[1].read_text()
     assert (work / 'epoch_2.pth').is_file()
+
+
+def test_resume_refuses_another_validation_of_a_run_that_keeps_its_best(
+        tiny_isic, tmp_path, capsys):
+    """mmengine restores the best score so far from the checkpoint and
+    compares later validations with it: a resume with another validation
+    split, evaluator or ``save_best`` (the stored IoU compared with Spe)
+    chose the best checkpoint across two criteria, exit 0. Refused before
+    the runner exists; data locations and loader workers may differ."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from conftest import tree_hashes
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                                 epochs=2)
+    cfg = Config.fromfile(str(cfg_file))
+    work = tmp_path / 'work'
+    work.mkdir()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    last = work / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(epoch=1, iter=3, cfg=cfg.pretty_text)), last)
+    (work / 'last_checkpoint').write_text(str(last))
+    kept = tree_hashes(work)
+    code, err = run_cli(load_tool('train.py').main, [
+        cfg_file, '--work-dir', work, '--resume', '--cfg-options',
+        'val_dataloader.dataset.ann_file=splits/lightweight_train.txt',
+        'default_hooks.checkpoint.save_best=Spe'], capsys)
+    assert (code, err.splitlines()[-1]) == (2, (
+        f'ERROR: --resume: {last} was validated with another config than '
+        f"{cfg_file}: val_dataloader.dataset.ann_file='splits/"
+        "lightweight_train.txt' (the checkpoint's: 'splits/"
+        "lightweight_test.txt'); default_hooks.checkpoint.save_best='Spe' "
+        "(the checkpoint's: 'IoU'). The run keeps its best checkpoint "
+        "(default_hooks.checkpoint.save_best='IoU'): the best score so far "
+        "comes from the checkpoint and was reached on the checkpoint's "
+        'validation, so later epochs would be compared with it on another; '
+        'resume with the validation the run was started with (data '
+        'locations and loader workers may differ), or train the changed '
+        'config in another --work-dir'))
+    assert tree_hashes(work) == kept
+
+    def resume(*options, save_best='IoU'):
+        changed = Config.fromfile(str(cfg_file))
+        changed.merge_from_dict(dict(options))
+        changed.default_hooks.checkpoint.save_best = save_best
+        check_resume_checkpoint(changed, str(last))
+
+    with pytest.raises(ResumeMismatchError, match=r'val_evaluator\.'
+                       r'low_res_size\[0\]=32 \(the checkpoint\'s: 64\)'):
+        resume(('val_evaluator.low_res_size', (32, 32)))
+    # Loader workers and data locations of the validation may differ.
+    resume(('val_dataloader.num_workers', 1),
+           ('val_dataloader.dataset.data_root', str(tiny_isic) + '/'))
+    # A run that keeps no best checkpoint has no score to compare with.
+    stored = Config.fromstring(cfg.pretty_text, file_format='.py')
+    stored.default_hooks.checkpoint.save_best = None
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(epoch=1, iter=3, cfg=stored.pretty_text)), last)
+    resume(('val_evaluator.low_res_size', (32, 32)), save_best=None)
