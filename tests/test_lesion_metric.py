@@ -525,3 +525,63 @@ def test_a_partial_distributed_gather_is_refused_on_every_rank(
                 "that visits every image (mmengine's DefaultSampler)")
         else:
             assert outcome == 50.0
+
+
+def _write_masks_on_rank(rank, port, out, queue):
+    """Rank 0 scores ``a.jpg``; then rank 1 scores ``a.jpg`` again (the
+    padding copy of an uneven split), once with the same prediction and
+    once with another; puts (rank, outcome) on ``queue``."""
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=2)
+    try:
+        metric = same_size_metric(2, 3, output_dir=out)
+        sample = dict(make_sample(PROB_2X3, GT_2X3), img_path='/d/a.jpg')
+        if rank == 0:
+            metric.process({}, [sample])
+        dist.barrier()
+        outcome = []
+        if rank == 1:
+            metric.process({}, [sample])
+            other = dict(make_sample(torch.full((2, 3), 0.9), GT_2X3),
+                         img_path='/d/a.jpg')
+            try:
+                metric.process({}, [other])
+            except Exception as err:  # noqa: BLE001  (the outcome is checked)
+                outcome.append(f'{type(err).__name__}: {err}')
+        outcome.append(len(metric.results))
+        queue.put((rank, outcome))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_mask_another_process_wrote_for_its_padding_copy_is_kept(
+        tmp_path):
+    """``dist_test.sh ... --out`` on a split that does not divide among the
+    processes: mmengine's sampler gives one process a copy of the first
+    image, whose mask another process had written, so the run stopped with
+    `LesionMetric: an image of another process or run and ... share the
+    stem`, or not, as the processes raced. The same mask is left as it is;
+    another one is still refused."""
+    import socket
+
+    import cv2
+    import torch.multiprocessing as mp
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / 'masks'
+    queue = mp.get_context('spawn').SimpleQueue()
+    mp.start_processes(_write_masks_on_rank, args=(port, str(out), queue),
+                       nprocs=2, join=True, start_method='spawn')
+    outcomes = dict(queue.get() for _ in range(2))
+    assert outcomes[0] == [1]
+    assert outcomes[1] == [
+        'UserError: LesionMetric: an image of another process or run and '
+        '/d/a.jpg share the stem a, so both masks would be '
+        f'{out}/a.png; it is not replaced. Give each image its own file '
+        'name and list it once.', 1]
+    assert sorted(p.name for p in out.iterdir()) == ['a.png']
+    mask = cv2.imread(str(out / 'a.png'), cv2.IMREAD_UNCHANGED)
+    assert mask.tolist() == [[255, 0, 255], [0, 255, 0]]

@@ -201,7 +201,9 @@ class LesionMetric(BaseMetric):
             (0 background, 255 lesion, at the image's original size) to
             ``<output_dir>/<image stem>.png``, as ``tools/test.py --out``
             asks. An existing file is never replaced: two images of one
-            stem raise a :class:`UserError` naming both. Defaults to None.
+            stem raise a :class:`UserError` naming both. A file another
+            process wrote with the same mask is the padding copy of a
+            distributed run and is left as it is. Defaults to None.
         collect_device (str): Device used to gather results across ranks,
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix added to the metric names.
@@ -299,7 +301,15 @@ class LesionMetric(BaseMetric):
         the threshold) as ``<output_dir>/<image stem>.png``."""
         from ..apis.masks import write_image
         path = osp.join(self.output_dir, mask_file_name(img_path))
+        mask = (prob > self.threshold).to(torch.uint8).cpu().numpy() * 255
         if osp.exists(path):
+            from mmengine.dist import get_world_size
+            if get_world_size() > 1 and path not in self._mask_sources \
+                    and _holds_mask(path, mask):
+                # Another process scored this image: mmengine's sampler
+                # pads a split that does not divide among the processes
+                # with copies of its first images.
+                return
             # Within one run only when two images share a stem (or one image
             # is scored twice); another rank's image is not known here.
             first = self._mask_sources.get(
@@ -311,8 +321,7 @@ class LesionMetric(BaseMetric):
                 f'LesionMetric: {clash}, so both masks would be {path}; it is '
                 'not replaced. Give each image its own file name and list it '
                 'once.')
-        mask = (prob > self.threshold).to(torch.uint8) * 255
-        write_image(path, mask.cpu().numpy())
+        write_image(path, mask)
         self._mask_sources[path] = img_path
 
     def _lesion_probability(self, data_sample: dict) -> torch.Tensor:
@@ -504,6 +513,15 @@ class LesionMetric(BaseMetric):
             f'{self.threshold}, TJ threshold {self.jaccard_threshold}):\n' +
             pooled.get_string() + '\n' + other.get_string(),
             logger=logger)
+
+
+def _holds_mask(path: str, mask) -> bool:
+    """Whether the image file ``path`` holds exactly ``mask``."""
+    import cv2
+    import numpy as np
+    written = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    return written is not None and written.shape == mask.shape and \
+        bool(np.array_equal(written, mask))
 
 
 def _mean(values: List[float]) -> float:
