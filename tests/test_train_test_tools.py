@@ -1214,3 +1214,48 @@ def test_resume_refuses_another_validation_of_a_run_that_keeps_its_best(
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(epoch=1, iter=3, cfg=stored.pretty_text)), last)
     resume(('val_evaluator.low_res_size', (32, 32)), save_best=None)
+
+
+@pytest.mark.slow
+def test_resume_of_a_run_that_starts_from_pretrained_weights(
+        tiny_isic, tmp_path, capsys):
+    """A config with ``load_from`` (weights to fine-tune from, no training
+    state): mmengine resumes from ``load_from`` when it is set, so
+    ``--resume`` ended in a ``KeyError: 'meta'`` traceback, exit 1, and the
+    run could not be continued. Now it continues from the work dir's newest
+    checkpoint, or starts anew from the weights when there is none."""
+    import uuid
+
+    from mmseg_dsnet.compat import safe_torch_load
+    train = load_tool('train.py').main
+    base = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    work = tmp_path / 'work'
+    code, err = run_cli(train, [base, '--work-dir', tmp_path / 'pre',
+                                '--cfg-options', 'train_cfg.max_epochs=1'],
+                        capsys)
+    assert code == 0, err[-2000:]
+    weights = tmp_path / 'weights.pth'
+    state = safe_torch_load(str(tmp_path / 'pre' / 'epoch_1.pth'))
+    torch.save({'state_dict': state['state_dict']}, weights)
+    cfg = tmp_path / 'finetune.py'
+    cfg.write_text(f"_base_ = './tiny_dsnet.py'\nload_from = '{weights}'\n")
+
+    def run(*options):
+        """The run's console output (the notes come before its log)."""
+        capsys.readouterr()
+        train([str(cfg), '--work-dir', str(work), '--resume',
+               '--cfg-options', f'experiment_name=ft_{uuid.uuid4().hex[:8]}',
+               *options])
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    err = run('train_cfg.max_epochs=1')
+    assert (f'--resume: {work} holds no checkpoint to resume from; the run '
+            f'starts anew from load_from {weights}') in err
+    assert safe_torch_load(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
+    err = run()
+    assert (f'load_from {weights} holds weights only, no training state to '
+            f'resume: --resume continues the run in {work} from '
+            f'{work}/epoch_1.pth') in err
+    assert 'resumed epoch: 1' in err
+    assert safe_torch_load(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2

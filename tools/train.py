@@ -32,7 +32,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
-from mmseg_dsnet.engine.resume_check import check_resume_checkpoint
+from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
+                                             resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import remove_stale_partials
@@ -140,13 +141,13 @@ def prepare_work_dir(cfg):
     if not cfg.resume:
         check_no_earlier_run(cfg.work_dir)
         return
-    if not cfg.get('load_from'):
-        if int(os.environ.get('RANK', '0')) == 0:
-            for path in remove_stale_partials(cfg.work_dir):
-                print_log(f'Removed {path}, left by an interrupted '
-                          'checkpoint write.', logger='current')
-        cfg.load_from = pick_resume_checkpoint(cfg.work_dir)
-    if cfg.load_from:
+    if int(os.environ.get('RANK', '0')) == 0:
+        for path in remove_stale_partials(cfg.work_dir):
+            print_log(f'Removed {path}, left by an interrupted '
+                      'checkpoint write.', logger='current')
+    # The config's load_from when it holds a run's state, else the work
+    # dir's newest checkpoint.
+    if resume_checkpoint(cfg, pick_resume_checkpoint):
         # Before the runner dumps the config over the run's own.
         check_resume_checkpoint(cfg, cfg.load_from)
 

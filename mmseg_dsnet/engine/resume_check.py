@@ -186,6 +186,67 @@ def refuse_resume_changes(changes, filename, config):
         'the changed config in another --work-dir')
 
 
+def holds_training_state(filename):
+    """Whether the checkpoint ``filename`` can be resumed: mmengine reads
+    its progress (``meta`` with ``epoch`` / ``iter``) and optimizer state;
+    a weights-only file (pretrained or published weights) has neither.
+    A remote checkpoint is taken to hold them (left to the loader).
+
+    Args:
+        filename (str): The checkpoint.
+
+    Returns:
+        bool: True when both are there.
+    """
+    from mmseg_dsnet.compat import safe_torch_load
+    if '://' in str(filename):
+        return True
+    checkpoint = safe_torch_load(filename, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        return False
+    meta = checkpoint.get('meta')
+    return isinstance(meta, dict) and 'iter' in meta and \
+        'optimizer' in checkpoint
+
+
+def resume_checkpoint(cfg, find_latest):
+    """The checkpoint ``--resume`` continues from, set as
+    ``cfg.load_from``.
+
+    mmengine resumes from ``load_from`` when it is set, else from the work
+    dir's newest checkpoint (``find_latest``). A ``load_from`` without
+    training state, the weights a config starts a fine-tuning from, cannot
+    be resumed (``KeyError: 'meta'``); it is passed over for the newest
+    checkpoint of the work dir, and when the work dir holds none the run
+    starts anew from it (``cfg.resume`` False), as ``--resume`` without
+    any checkpoint does.
+
+    Args:
+        cfg (Config): The merged config, ``resume`` True.
+        find_latest (callable): ``work_dir -> path | None``, the newest
+            complete checkpoint of the work dir.
+
+    Returns:
+        str | None: The checkpoint resumed from, None when the run starts
+        anew.
+    """
+    from mmengine.logging import print_log
+    initial = cfg.get('load_from')
+    if initial and holds_training_state(initial):
+        return initial
+    cfg.load_from = find_latest(cfg.work_dir)
+    if initial and cfg.load_from:
+        print_log(f'load_from {initial} holds weights only, no training '
+                  'state to resume: --resume continues the run in '
+                  f'{cfg.work_dir} from {cfg.load_from}', logger='current')
+    elif initial:
+        cfg.load_from, cfg.resume = initial, False
+        print_log(f'--resume: {cfg.work_dir} holds no checkpoint to resume '
+                  f'from; the run starts anew from load_from {initial}',
+                  logger='current')
+    return cfg.load_from if cfg.resume else None
+
+
 def check_resume_checkpoint(cfg, filename):
     """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
     not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
