@@ -517,6 +517,32 @@ def test_a_test_that_would_score_a_replaced_sample_stops(
     assert not list(work_dir.rglob('*.json'))
 
 
+@pytest.mark.slow
+def test_a_test_that_fails_leaves_no_masks_of_part_of_the_split(
+        base, tools, trained_checkpoint, tmp_path, capsys):
+    """``test.py --out MASKS`` stopped at a corrupt third image after the
+    masks of the first two were written; they stayed in MASKS, a result of
+    part of the split. Now they are removed, and MASKS too if the run made
+    it (an empty folder given stays)."""
+    _, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    given = tmp_path / 'given'
+    given.mkdir()
+    for masks in (tmp_path / 'masks', given):
+        code, err = run_cli(tools['test'].main, [
+            cfg, trained_checkpoint, '--work-dir', tmp_path / 'work',
+            '--out', masks], capsys)
+        assert code == 2
+        assert f'ERROR: Bad image file {image}: truncated or corrupt' in err
+    assert not (tmp_path / 'masks').exists()
+    assert given.is_dir() and not list(given.iterdir())
+    assert not list((tmp_path / 'work').rglob('*.json'))
+
+
 def make_mask(path, values):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:30, 20:40] = values[0]

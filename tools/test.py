@@ -27,7 +27,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import check_input_file, load_config
-from mmseg_dsnet.evaluation.lesion_metric import check_unique_mask_names
+from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
+                                                  remove_scored_masks)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
@@ -157,6 +158,8 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Before the metric makes it.
+    out_existed = args.out is not None and osp.isdir(args.out)
     cfg = build_cfg(args)
     out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
     # Before the evaluation, not after it: a file other than an earlier
@@ -173,7 +176,12 @@ def main(argv=None):
         dataset = runner.test_dataloader.dataset
         check_unique_mask_names(
             dataset.get_data_info(i)['img_path'] for i in range(len(dataset)))
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except BaseException:
+        # The masks of the images scored before the fault are not a result.
+        remove_scored_masks(runner, None if out_existed else args.out)
+        raise
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
         write_json(
