@@ -547,3 +547,38 @@ def test_an_evaluation_loader_that_drops_images_is_refused(
             'of part of it; set --cfg-options '
             f'{loader}.drop_last=False\n'))
         assert not work.exists()
+
+
+def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
+                                                     capsys):
+    """``save_best='iou'``: mmengine's hook looked the key up only after the
+    first epoch and stopped with a ``KeyError: 'iou'`` traceback, exit 1.
+    Refused before the work dir is made; the figures (with a prefix) and
+    'auto' pass the check."""
+    from mmseg_dsnet.engine import check_save_best
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'default_hooks.checkpoint.save_best=iou'], capsys)
+    assert (code, err) == (2, (
+        "ERROR: default_hooks.checkpoint.save_best='iou' is not a figure of "
+        'the validation, which reports IoU, DSC, Acc, Sen, Spe, IoU_orig, '
+        'DSC_orig, Acc_orig, Sen_orig, Spe_orig, mIoU_img, mDSC_img, TJ, '
+        "mIoU, mDice; did you mean 'IoU'? (the run would stop at its first "
+        'validation)\n'))
+    assert not work.exists()
+
+    def cfg(save_best, **metric):
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+                    val_cfg=dict(type='ValLoop'),
+                    val_evaluator=dict(type='LesionMetric', **metric))
+
+    for save_best in ('IoU', ['TJ', 'mDice'], 'auto', None):
+        check_save_best(cfg(save_best))
+    check_save_best(cfg('lesion/DSC', prefix='lesion'))
+    with pytest.raises(UserError, match=r"save_best='DSC' .*reports "
+                       r"lesion/IoU.*did you mean 'lesion/DSC'\?"):
+        check_save_best(cfg('DSC', prefix='lesion'))
+    # Another evaluator's figures are not known here.
+    check_save_best(dict(cfg('iou'), val_evaluator=dict(type='IoUMetric')))

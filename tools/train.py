@@ -24,6 +24,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds,
                                 check_evaluation_loaders, check_launched,
+                                check_save_best,
                                 check_model_builds, check_pipelines_build,
                                 check_no_earlier_run, check_work_dir,
                                 finish_distributed,
@@ -126,6 +127,7 @@ def build_cfg(args):
     check_decision_thresholds(cfg, ('val_evaluator', ))
     if cfg.get('val_cfg'):
         check_evaluation_loaders(cfg, ('val_dataloader', ))
+    check_save_best(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))

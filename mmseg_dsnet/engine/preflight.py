@@ -234,6 +234,48 @@ def check_evaluation_loaders(cfg, loaders):
                 f'{loader}.drop_last=False')
 
 
+def check_save_best(cfg):
+    """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
+    of the validation: mmengine's hook looks it up only after the first
+    validation, and stops the run there with ``KeyError: 'iou'``. Checked
+    when every validation evaluator is a ``LesionMetric`` (whose figures
+    are known); ``'auto'`` (the first figure) passes.
+
+    Args:
+        cfg (Config | dict): The merged config.
+
+    Raises:
+        UserError: Naming the key, the figures and the closest one.
+    """
+    from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    save_best = hook.get('save_best') if isinstance(hook, dict) else None
+    evaluators = cfg.get('val_evaluator')
+    if not save_best or not cfg.get('val_cfg') or not evaluators:
+        return
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    if not all(isinstance(e, dict) and e.get('type') in (
+            'LesionMetric', 'mmseg.LesionMetric') for e in evaluators):
+        return
+    known = [f'{e["prefix"]}/{name}' if e.get('prefix') else name
+             for e in evaluators for name in METRIC_NAMES]
+    for key in ([save_best] if isinstance(save_best, str) else save_best):
+        if key == 'auto' or key in known:
+            continue
+        # Another case, or the figure without (or with another) prefix.
+        name = str(key).rsplit('/', 1)[-1].lower()
+        close = next((k for k in known if k.rsplit('/', 1)[-1].lower()
+                      == name), None) or next(iter(
+                          difflib.get_close_matches(str(key), known, n=1)),
+                          None)
+        hint = f"; did you mean {close!r}?" if close else ''
+        raise UserError(
+            f'default_hooks.checkpoint.save_best={key!r} is not a figure of '
+            f'the validation, which reports {", ".join(known)}{hint} (the '
+            'run would stop at its first validation)')
+
+
 def validates_on(cfg, split_names):
     """The file name of the split ``cfg``'s ``val_dataloader`` reads when it
     is one of ``split_names`` (file names, e.g. the test split's), else

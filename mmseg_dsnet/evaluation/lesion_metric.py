@@ -28,6 +28,12 @@ _LOW = 'counts_low'
 
 _POOLED_NAMES = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe')
 
+#: The names of the figures :meth:`LesionMetric.compute_metrics` returns,
+#: in order (a ``prefix`` goes before each as ``prefix/name``).
+METRIC_NAMES = _POOLED_NAMES + tuple(f'{name}_orig' for name in
+                                     _POOLED_NAMES) + (
+    'mIoU_img', 'mDSC_img', 'TJ', 'mIoU', 'mDice')
+
 
 class IncompleteEvaluationError(UserError, ValueError):
     """The figures would be of part of the evaluated images, or of no
