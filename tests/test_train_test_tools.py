@@ -1259,3 +1259,47 @@ def test_resume_of_a_run_that_starts_from_pretrained_weights(
             f'{work}/epoch_1.pth') in err
     assert 'resumed epoch: 1' in err
     assert safe_torch_load(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2
+
+
+def test_test_tool_refuses_images_the_checkpoint_trained_on(
+        tiny_isic, tmp_path, capsys):
+    """A checkpoint tested on a split that shares images with its training
+    split (an official-protocol run tested with a lightweight config, a
+    split given with --cfg-options) gave figures on images it learned from
+    as test figures, exit 0. Refused (its training split is read from
+    ``meta['cfg']``) before the work dir is made, unless
+    ``--allow-training-images``."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)
+    cfg = Config.fromfile(str(cfg_file))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'epoch_2.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(epoch=2, iter=6, cfg=cfg.pretty_text)), ckpt)
+    train_split = tiny_isic / 'splits' / 'lightweight_train.txt'
+    scored = tiny_isic / 'splits' / 'official_val.txt'
+    shared = [i for i in scored.read_text().split()
+              if i in set(train_split.read_text().split())]
+    assert 0 < len(shared) < len(scored.read_text().split())
+    work = tmp_path / 'work'
+    argv = [cfg_file, ckpt, '--work-dir', work, '--cfg-options',
+            'test_dataloader.dataset.ann_file=splits/official_val.txt']
+    code, err = run_cli(load_tool('test.py').main, argv, capsys)
+    assert (code, err) == (2, (
+        f'ERROR: checkpoint {ckpt} was trained on {len(shared)} of the '
+        f'{len(scored.read_text().split())} images that {cfg_file} scores '
+        f'({scored}: {", ".join(shared[:3])}); its training split is '
+        f"{train_split} (its training config, meta['cfg']). Test figures "
+        'on images the model learned from favour it. Test it on a split it '
+        'did not train on, or pass --allow-training-images to score them '
+        'anyway\n'))
+    assert not work.exists()
+    # The flag scores them anyway.
+    code, err = run_cli(load_tool('test.py').main,
+                        argv + ['--allow-training-images'], capsys)
+    assert code == 0, err[-2000:]
+    record = json.loads((work / 'test_metrics.json').read_text())
+    assert record['split_file'] == str(scored)

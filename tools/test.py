@@ -13,6 +13,8 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
+from mmseg_dsnet.analysis.threshold_sweep import \
+    check_not_tested_on_training_images
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
@@ -81,6 +83,12 @@ def parse_args(argv=None):
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument(
+        '--allow-training-images',
+        action='store_true',
+        help='score the checkpoint on a split that shares images with the '
+        "one its run trained on (its training config, meta['cfg']); "
+        'refused by default: such figures favour the model')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -153,6 +161,10 @@ def build_cfg(args):
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
+    if not args.allow_training_images:
+        # Test figures on images the checkpoint learned from favour it.
+        check_not_tested_on_training_images(
+            args.checkpoint, cfg.test_dataloader.dataset, args.config)
     return cfg
 
 
