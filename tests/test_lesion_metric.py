@@ -585,3 +585,28 @@ def test_a_mask_another_process_wrote_for_its_padding_copy_is_kept(
     assert sorted(p.name for p in out.iterdir()) == ['a.png']
     mask = cv2.imread(str(out / 'a.png'), cv2.IMREAD_UNCHANGED)
     assert mask.tolist() == [[255, 0, 255], [0, 255, 0]]
+
+
+@pytest.mark.parametrize('args,message', [
+    (dict(threshold=1.5), r'threshold must be a lesion probability in '
+     r'\(0, 1\), got 1\.5'),
+    (dict(threshold=0), r'got 0$'),
+    (dict(jaccard_threshold=65), r'jaccard_threshold must be a Jaccard '
+     r'index in \[0, 1\]'),
+    (dict(low_res_size=(0, 0)), r'low_res_size must be \(height, width\), '
+     r'two positive whole numbers, got \(0, 0\)'),
+    (dict(low_res_size=(256, )), 'low_res_size'),
+    (dict(lesion_index=2), 'lesion_index must be the lesion label of a '
+     'binary mask, 0 or 1, got 2'),
+    (dict(ignore_index=1), 'ignore_index 1 is the lesion label'),
+    (dict(single_channel_input='logits'), 'single_channel_input'),
+])
+def test_arguments_that_give_figures_of_nothing_are_refused(args, message):
+    """threshold=1.5 made no pixel lesion, jaccard_threshold=65 every TJ 0,
+    lesion_index=2 every mask background (exit 0, figures written);
+    low_res_size=(0, 0) failed with a RuntimeError at the first image."""
+    from mmseg_dsnet.evaluation.lesion_metric import MetricArgumentError
+    with pytest.raises(MetricArgumentError, match=message):
+        LesionMetric(**args)
+    # ignore_index 0 (score the lesion against the ignored rest) stays.
+    LesionMetric(ignore_index=0, low_res_size=[8, 8], jaccard_threshold=1)

@@ -582,3 +582,34 @@ def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
         check_save_best(cfg('DSC', prefix='lesion'))
     # Another evaluator's figures are not known here.
     check_save_best(dict(cfg('iou'), val_evaluator=dict(type='IoUMetric')))
+
+
+def test_lesion_metric_arguments_are_checked_before_the_run(
+        tiny_config, tmp_path, capsys):
+    """``--cfg-options test_evaluator.threshold=1.5
+    model.decode_head.threshold=1.5`` scored no pixel as lesion and wrote
+    the figures, exit 0; ``test_evaluator.low_res_size=(0,0)`` ended in a
+    RuntimeError traceback after the model ran. Refused before the work dir
+    (train.py: the validation's)."""
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    for script, argv, name, options, message in (
+            ('test.py', [tiny_config, ckpt], 'test_evaluator',
+             ['test_evaluator.threshold=1.5',
+              'model.decode_head.threshold=1.5'],
+             'threshold must be a lesion probability in (0, 1), got 1.5'),
+            ('test.py', [tiny_config, ckpt], 'test_evaluator',
+             ['test_evaluator.low_res_size=(0,0)'],
+             'low_res_size must be (height, width), two positive whole '
+             'numbers, got (0, 0)'),
+            ('train.py', [tiny_config], 'val_evaluator',
+             ['val_evaluator.jaccard_threshold=65'],
+             "jaccard_threshold must be a Jaccard index in [0, 1] (0.65 is "
+             "the ISIC challenge's), got 65")):
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--work-dir', work, '--cfg-options', *options], capsys)
+        assert (code, err) == (
+            2, f'ERROR: {name} (LesionMetric): {message}; nothing was '
+            'started\n')
+        assert not work.exists()

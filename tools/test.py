@@ -20,6 +20,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds,
                                 check_evaluation_loaders, check_launched,
+                                check_lesion_metrics,
                                 check_model_builds, check_empty_output_dir,
                                 check_pipelines_build,
                                 check_output_file,
@@ -157,6 +158,7 @@ def build_cfg(args):
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))
+    check_lesion_metrics(cfg, ('test_evaluator', ))
     check_evaluation_loaders(cfg, ('test_dataloader', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),

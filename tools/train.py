@@ -24,7 +24,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds,
                                 check_evaluation_loaders, check_launched,
-                                check_save_best,
+                                check_lesion_metrics, check_save_best,
                                 check_model_builds, check_pipelines_build,
                                 check_no_earlier_run, check_work_dir,
                                 finish_distributed,
@@ -125,6 +125,7 @@ def build_cfg(args):
     check_dataset_classes(cfg, loaders)
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
+    check_lesion_metrics(cfg, ('val_evaluator', ))
     if cfg.get('val_cfg'):
         check_evaluation_loaders(cfg, ('val_dataloader', ))
     check_save_best(cfg)

@@ -234,6 +234,42 @@ def check_evaluation_loaders(cfg, loaders):
                 f'{loader}.drop_last=False')
 
 
+def check_lesion_metrics(cfg, evaluators):
+    """Refuse, before the runner exists, a ``LesionMetric`` evaluator whose
+    arguments would give figures of nothing
+    (:func:`~mmseg_dsnet.evaluation.lesion_metric.check_metric_args`: a
+    threshold outside (0, 1), a TJ threshold in percent, a lesion label
+    other than 0 or 1 ...); the metric itself refuses them only when the
+    evaluation starts, or (``low_res_size=(0, 0)``) at its first image.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        evaluators (Sequence[str]): The evaluator keys the tool runs.
+
+    Raises:
+        UserError: Naming the evaluator and the argument.
+    """
+    import inspect
+
+    from mmseg_dsnet.evaluation.lesion_metric import (MetricArgumentError,
+                                                      check_metric_args)
+    accepted = inspect.signature(check_metric_args).parameters
+    for name in evaluators:
+        metrics = cfg.get(name) or []
+        if isinstance(metrics, dict):
+            metrics = [metrics]
+        for metric in metrics:
+            if not isinstance(metric, dict) or metric.get('type') not in (
+                    'LesionMetric', 'mmseg.LesionMetric'):
+                continue
+            try:
+                check_metric_args(**{k: v for k, v in metric.items()
+                                     if k in accepted})
+            except MetricArgumentError as err:
+                raise UserError(f'{name} (LesionMetric): {err}; nothing was '
+                                'started') from None
+
+
 def check_save_best(cfg):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first

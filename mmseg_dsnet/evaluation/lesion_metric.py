@@ -108,6 +108,63 @@ def check_unique_mask_names(img_paths: Sequence[str]) -> None:
             'Give each image its own file name and list it once.')
 
 
+class MetricArgumentError(UserError, ValueError):
+    """A :class:`LesionMetric` argument that would make its figures
+    meaningless (also a ``ValueError``)."""
+
+
+def check_metric_args(threshold=0.5, lesion_index=1, ignore_index=255,
+                      low_res_size=(256, 256), jaccard_threshold=0.65,
+                      single_channel_input='probability') -> None:
+    """Refuse :class:`LesionMetric` arguments that give figures of
+    nothing: a threshold no probability passes (``1.5``: no pixel is
+    lesion; ``0``: every one), a TJ threshold in percent (``65``: every TJ
+    0), a lesion label a binary mask does not hold or that is ignored, a
+    low-resolution size of no pixels. Checked by the metric and, before a
+    run, by the tools (:func:`mmseg_dsnet.engine.preflight.
+    check_lesion_metrics`).
+
+    Args:
+        threshold, lesion_index, ignore_index, low_res_size,
+            jaccard_threshold, single_channel_input: As
+            :class:`LesionMetric` takes them.
+
+    Raises:
+        MetricArgumentError: Naming the argument and its value.
+    """
+    from ..models.utils.lesion_logit import ThresholdError, check_threshold
+    try:
+        check_threshold(threshold)
+    except ThresholdError as err:
+        raise MetricArgumentError(str(err)) from None
+    if single_channel_input not in ('probability', 'logit'):
+        raise MetricArgumentError(
+            'single_channel_input must be "probability" or "logit", got '
+            f'{single_channel_input!r}')
+    size = tuple(low_res_size) if isinstance(low_res_size,
+                                             (list, tuple)) else ()
+    if len(size) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0
+            for n in size):
+        raise MetricArgumentError(
+            'low_res_size must be (height, width), two positive whole '
+            f'numbers, got {low_res_size!r}')
+    if isinstance(jaccard_threshold, bool) or not isinstance(
+            jaccard_threshold, (int, float)) or \
+            not 0 <= jaccard_threshold <= 1:
+        raise MetricArgumentError(
+            'jaccard_threshold must be a Jaccard index in [0, 1] (0.65 is '
+            f"the ISIC challenge's), got {jaccard_threshold!r}")
+    if lesion_index not in (0, 1) or isinstance(lesion_index, bool):
+        raise MetricArgumentError(
+            'lesion_index must be the lesion label of a binary mask, 0 or '
+            f'1, got {lesion_index!r}')
+    if ignore_index == lesion_index:
+        raise MetricArgumentError(
+            f'ignore_index {ignore_index!r} is the lesion label '
+            '(lesion_index): no lesion pixel would be counted')
+
+
 def check_every_image_scored(records: int, size: int) -> None:
     """Refuse figures of fewer images than the evaluated dataset holds.
 
@@ -255,12 +312,11 @@ class LesionMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if single_channel_input not in ('probability', 'logit'):
-            raise ValueError('single_channel_input must be "probability" or '
-                             f'"logit", got {single_channel_input!r}')
-        if len(low_res_size) != 2:
-            raise ValueError('low_res_size must be (height, width), got '
-                             f'{low_res_size!r}')
+        check_metric_args(threshold=threshold, lesion_index=lesion_index,
+                          ignore_index=ignore_index,
+                          low_res_size=low_res_size,
+                          jaccard_threshold=jaccard_threshold,
+                          single_channel_input=single_channel_input)
         self.threshold = float(threshold)
         self.lesion_index = int(lesion_index)
         self.ignore_index = int(ignore_index)
