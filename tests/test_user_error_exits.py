@@ -613,3 +613,34 @@ def test_lesion_metric_arguments_are_checked_before_the_run(
             2, f'ERROR: {name} (LesionMetric): {message}; nothing was '
             'started\n')
         assert not work.exists()
+
+
+def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
+    """A model or dataset base config given as the config ended in an
+    ``AttributeError: 'ConfigDict' object has no attribute 'optim_wrapper'``
+    (``'model'``) traceback, exit 1, or in mmengine's registry error with a
+    spelling hint (``EncoderDecoder is not in the mmengine::model
+    registry``) for a model base config given to test.py."""
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    model = 'configs/_base_/models/dsnet.py'
+    data = 'configs/_base_/datasets/isic2018_lightweight.py'
+    give = '; give a whole config such as configs/dsnet/dsnet_isic2017.py\n'
+    for script, argv, message in (
+            ('train.py', [model],
+             f'config file {model} sets no train_dataloader.dataset, '
+             'optim_wrapper, train_cfg: training runs the model on its '
+             'training data with its optimizer and schedule'),
+            ('test.py', [model, ckpt],
+             f'config file {model} sets no test_dataloader.dataset, '
+             'test_evaluator, test_cfg: a test runs the model on its test '
+             'data and scores it with its test evaluator'),
+            ('test.py', [data, ckpt],
+             f'config file {data} sets no model, test_cfg: a test runs the '
+             'model on its test data and scores it with its test '
+             'evaluator')):
+        code, err = run_cli(load_tool(script).main,
+                            argv + ['--work-dir', work], capsys)
+        assert (code, err) == (2, f'ERROR: {message}{give}')
+        assert not work.exists()

@@ -29,7 +29,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                         check_input_file, load_config)
 from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
                                                   remove_scored_masks)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -132,6 +133,14 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # A model or dataset base config: an AttributeError traceback (or a
+    # registry error with a spelling hint) where the key was first read.
+    check_config_sets(
+        cfg, args.config,
+        ('model', 'test_dataloader.dataset', 'test_evaluator', 'test_cfg'),
+        'a test runs the model on its test data and scores it '
+        'with its test evaluator; give a whole config such as '
+        'configs/dsnet/dsnet_isic2017.py')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

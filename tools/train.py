@@ -32,7 +32,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                         check_input_file, load_config)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -89,6 +90,14 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # A model or dataset base config: an AttributeError traceback (or a
+    # registry error with a spelling hint) where the key was first read.
+    check_config_sets(
+        cfg, args.config,
+        ('model', 'train_dataloader.dataset', 'optim_wrapper', 'train_cfg'),
+        'training runs the model on its training data with its '
+        'optimizer and schedule; give a whole config such as '
+        'configs/dsnet/dsnet_isic2017.py')
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
