@@ -1040,7 +1040,7 @@ def test_test_tool_refuses_mask_names_that_clash_before_scoring(
     cfg, work_dir = trained
     root = tmp_path / 'isic'
     shutil.copytree(tiny_isic, root)
-    ids = (root / 'splits' / 'official_val.txt').read_text().split()
+    ids = (root / 'splits' / 'lightweight_test.txt').read_text().split()
     for folder, suffix in (('images', '.jpg'), ('masks', '.png')):
         (root / folder / 'sub').mkdir()
         shutil.copy(root / folder / (ids[0] + suffix),
