@@ -1303,3 +1303,54 @@ def test_test_tool_refuses_images_the_checkpoint_trained_on(
     assert code == 0, err[-2000:]
     record = json.loads((work / 'test_metrics.json').read_text())
     assert record['split_file'] == str(scored)
+
+
+def test_resume_refuses_another_number_of_processes(tiny_isic, tmp_path,
+                                                    monkeypatch):
+    """``tools/dist_train.sh CONFIG 2 --resume`` of a run one process
+    trained (or the reverse) went on with twice (half) the images per step
+    and half (twice) the steps per epoch, exit 0: mmengine compares only a
+    ``gpu_ids`` key these configs lack. Checkpoints now record the number
+    of processes (``meta['world_size']``) and a resume with another is
+    refused; older checkpoints without it pass."""
+    from types import SimpleNamespace
+
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from mmseg_dsnet.engine.hooks import StrictCheckpointHook
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    checkpoint = {'meta': {'epoch': 1}}
+    StrictCheckpointHook().before_save_checkpoint(
+        SimpleNamespace(world_size=2), checkpoint)
+    assert checkpoint['meta'] == {'epoch': 1, 'world_size': 2}
+
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                                 epochs=2)
+    cfg = Config.fromfile(str(cfg_file))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        state = MODELS.build(cfg.model).state_dict()
+    path = tmp_path / 'epoch_1.pth'
+
+    def save(**meta):
+        torch.save(dict(state_dict=state, meta=dict(
+            epoch=1, iter=3, cfg=cfg.pretty_text, **meta)), path)
+
+    save(world_size=2)
+    with pytest.raises(ResumeMismatchError, match=(
+            f'^--resume: {path} was trained by 2 processes and this run has '
+            '1: with train_dataloader.batch_size images per process and '
+            'step, the resumed epochs would train with another batch size '
+            r'and number of steps than the run did; resume with 2 processes '
+            r'\(tools/dist_train.sh CONFIG N, or tools/train.py for one\)$')):
+        check_resume_checkpoint(cfg, str(path))
+    # Two torchrun processes resume it; one process resumes its own.
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    check_resume_checkpoint(Config(dict(cfg.to_dict(), launcher='pytorch'),
+                                   filename=str(cfg_file)), str(path))
+    save(world_size=1)
+    check_resume_checkpoint(cfg, str(path))
+    save()
+    check_resume_checkpoint(cfg, str(path))

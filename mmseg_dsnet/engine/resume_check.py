@@ -13,6 +13,7 @@ the new validations with it).
 ``tools/fast_train.py`` compares its runs with the config it dumped in the
 work dir (its checkpoints do not hold one).
 """
+import os
 import re
 
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
@@ -250,7 +251,8 @@ def resume_checkpoint(cfg, find_latest):
 def check_resume_checkpoint(cfg, filename):
     """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
     not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
-    its run already trained the epochs (iterations) ``cfg`` asks for, when
+    its run already trained the epochs (iterations) ``cfg`` asks for or was
+    trained by another number of processes (``meta['world_size']``), when
     its run was trained with another config
     (:func:`resume_config_changes`), or when it keeps a best checkpoint and
     was validated otherwise (:func:`best_selection_changes`; checkpoints
@@ -280,6 +282,19 @@ def check_resume_checkpoint(cfg, filename):
     check_checkpoint_matches(model, checkpoint, config, filename,
                              bool(cfg.get('load_from_strict', True)))
     meta = checkpoint.get('meta') or {}
+    trained_by = meta.get('world_size')
+    world_size = int(os.environ.get('WORLD_SIZE', '1')) \
+        if cfg.get('launcher', 'none') != 'none' else 1
+    if isinstance(trained_by, int) and trained_by != world_size:
+        # mmengine compares only a gpu_ids key that these configs lack.
+        raise ResumeMismatchError(
+            f'--resume: {filename} was trained by {trained_by} '
+            f'process{"" if trained_by == 1 else "es"} and this run has '
+            f'{world_size}: with train_dataloader.batch_size images per '
+            'process and step, the resumed epochs would train with another '
+            'batch size and number of steps than the run did; resume with '
+            f'{trained_by} process{"" if trained_by == 1 else "es"} '
+            '(tools/dist_train.sh CONFIG N, or tools/train.py for one)')
     train_cfg = cfg.get('train_cfg') or {}
     for unit, key in (('epoch', 'max_epochs'), ('iter', 'max_iters')):
         done, total = meta.get(unit), train_cfg.get(key)
