@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from ..evaluation.lesion_metric import LesionMetric
+from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
 
 
@@ -56,6 +56,10 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
     Returns:
         dict[float, dict[str, float]]: Threshold -> LesionMetric's figures
         (percent).
+
+    Raises:
+        IncompleteEvaluationError: The loader gave fewer images than its
+            dataset holds (``drop_last=True``).
     """
     metrics = {t: LesionMetric(threshold=t, **(metric_args or {}))
                for t in thresholds}
@@ -67,6 +71,11 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
             if progress is not None:
                 for _ in samples:
                     progress.update()
+    # A loader with drop_last=True leaves its last incomplete batch out.
+    dataset = getattr(loader, 'dataset', None)
+    if dataset is not None:
+        check_every_image_scored(
+            len(next(iter(metrics.values())).results), len(dataset))
     # Each LesionMetric logs its table to MMEngine's current logger.
     return {threshold: metric.compute_metrics(metric.results)
             for threshold, metric in metrics.items()}
