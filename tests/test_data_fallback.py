@@ -59,3 +59,40 @@ def test_present_data_is_left_alone(fallback, tiny_isic):
     assert fallback.ensure_data(cfg) is False
     assert cfg.train_dataloader.dataset.data_root == str(tiny_isic)
     assert not fallback.is_synthetic(str(tiny_isic))
+
+
+def test_wrapped_datasets_are_checked_and_recorded_by_their_own_data(
+        fallback, tiny_isic, tmp_path, monkeypatch):
+    """A ``RepeatDataset`` / ``ConcatDataset`` (mmseg's way to repeat or
+    merge splits) was refused by train.py and test.py as
+    ``ERROR: train_dataloader.dataset.data_root '' does not exist`` (the
+    wrapper names no data itself), and a metrics record named the working
+    folder as its data. Now the wrapped datasets' data is checked, falls
+    back to the synthetic set, and is recorded."""
+    from mmengine.config import Config
+    cfg = _config(tmp_path, monkeypatch)
+    train = cfg.train_dataloader.dataset
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=train)
+    test = cfg.test_dataloader.dataset
+    cfg.test_dataloader.dataset = dict(
+        type='ConcatDataset',
+        datasets=[test, dict(test, ann_file='splits/lightweight_train.txt')])
+    cfg = Config(cfg.to_dict())
+    assert fallback.ensure_data(cfg) is True
+    root = str(tmp_path / 'synthetic_isic2018')
+    assert cfg.train_dataloader.dataset.dataset.data_root == root
+    assert [d.data_root for d in cfg.test_dataloader.dataset.datasets] == \
+        [root, root]
+    record = fallback.data_provenance(cfg.test_dataloader.dataset, 9)
+    assert record == dict(
+        data_root=root, split_file=f'{root}/splits/lightweight_test.txt + '
+        f'{root}/splits/lightweight_train.txt', images=9, synthetic=True)
+
+    # Given data: each wrapped dataset's root is checked and named.
+    cfg.test_dataloader.dataset.datasets[0].data_root = str(tiny_isic)
+    cfg.test_dataloader.dataset.datasets[1].data_root = str(tmp_path / 'no')
+    with pytest.raises(fallback.DataRootError,
+                       match=r"^test_dataloader\.dataset\.datasets\[1\]\."
+                       rf"data_root '{tmp_path}/no' does not exist"):
+        fallback.ensure_data(cfg, loaders=('test_dataloader', ))

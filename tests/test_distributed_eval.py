@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import torch
-from conftest import REPO, load_tool, write_tiny_config
+from conftest import REPO, load_tool, tree_hashes, write_tiny_config
 
 # Trains and tests tiny models end to end.
 pytestmark = pytest.mark.slow
@@ -38,11 +38,12 @@ def run_dist(script, *args):
     return out
 
 
-def single_process_test(cfg, checkpoint, work_dir):
+def single_process_test(cfg, checkpoint, work_dir, *options):
     """tools/test.py in this process, without a launcher."""
     metrics = load_tool('test.py').main([
         str(cfg), str(checkpoint), '--work-dir', str(work_dir),
-        '--metrics-out', str(work_dir / 'metrics.json'), '--cfg-options',
+        '--metrics-out', str(work_dir / 'metrics.json'),
+        *map(str, options), '--cfg-options',
         f'experiment_name=single_{uuid.uuid4().hex[:8]}'])
     return {k: float(v) for k, v in metrics.items()}
 
@@ -85,19 +86,27 @@ def informative_checkpoint(setup):
 
 def test_distributed_test_equals_single_process(setup,
                                                 informative_checkpoint):
+    """Also the masks of ``--out``: the process that scored the padding
+    copy of the first image stopped the run, or not, as the processes raced
+    (`LesionMetric: an image of another process or run and ... share the
+    stem`)."""
     tmp, cfg, num_test = setup
     assert num_test % 2 == 1, 'an odd test set exercises the padding'
     out = run_dist('dist_test.sh', cfg, informative_checkpoint, 2,
                    '--work-dir', tmp / 'dist_test', '--metrics-out',
-                   tmp / 'dist_metrics.json')
+                   tmp / 'dist_metrics.json', '--out', tmp / 'dist_masks')
     # Each rank saw half of the padded set.
     assert f'Epoch(test) [{(num_test + 1) // 2}/{(num_test + 1) // 2}]' in out
     dist = json.loads((tmp / 'dist_metrics.json').read_text())['metrics']
     single = single_process_test(cfg, informative_checkpoint,
-                                 tmp / 'single_test')
+                                 tmp / 'single_test', '--out',
+                                 tmp / 'single_masks')
     assert 0 < single['Sen'] < 100 and 0 < single['Spe'] < 100
     for key in KEYS:
         assert dist[key] == single[key], key
+    masks = tree_hashes(tmp / 'single_masks')
+    assert len(masks) == num_test
+    assert tree_hashes(tmp / 'dist_masks') == masks
 
 
 def test_distributed_training_one_epoch(setup):

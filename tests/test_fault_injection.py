@@ -491,6 +491,58 @@ def test_bad_samples_are_skipped_and_counted_each_epoch(
     assert (work_dir / 'epoch_2.pth').is_file()
 
 
+@pytest.mark.slow
+def test_a_test_that_would_score_a_replaced_sample_stops(
+        base, tools, trained_checkpoint, tmp_path, capsys):
+    """``on_bad_sample='skip'`` on the test split: the corrupt image was
+    replaced by the next one, scored twice, and ``test_metrics.json`` said
+    the figures were of the split's 5 images, exit 0 (a warning in the
+    log). Now the test stops at it; no figures are written anywhere."""
+    _, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['test'].main, [
+        cfg, trained_checkpoint, '--work-dir', work_dir, '--cfg-options',
+        'test_dataloader.dataset.on_bad_sample=skip'], capsys)
+    assert (code, err.splitlines()[-1]) == (2, (
+        f'ERROR: Test: the bad sample {image} was replaced by the next '
+        "sample (on_bad_sample='skip'), so that one would be scored twice "
+        f'and {image} not at all; a test scores every image of its split. '
+        'Fix or remove the file (and its line in the split file); nothing '
+        'was reported'))
+    assert not list(work_dir.rglob('*.json'))
+
+
+@pytest.mark.slow
+def test_a_test_that_fails_leaves_no_masks_of_part_of_the_split(
+        base, tools, trained_checkpoint, tmp_path, capsys):
+    """``test.py --out MASKS`` stopped at a corrupt third image after the
+    masks of the first two were written; they stayed in MASKS, a result of
+    part of the split. Now they are removed, and MASKS too if the run made
+    it (an empty folder given stays)."""
+    _, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    given = tmp_path / 'given'
+    given.mkdir()
+    for masks in (tmp_path / 'masks', given):
+        code, err = run_cli(tools['test'].main, [
+            cfg, trained_checkpoint, '--work-dir', tmp_path / 'work',
+            '--out', masks], capsys)
+        assert code == 2
+        assert f'ERROR: Bad image file {image}: truncated or corrupt' in err
+    assert not (tmp_path / 'masks').exists()
+    assert given.is_dir() and not list(given.iterdir())
+    assert not list((tmp_path / 'work').rglob('*.json'))
+
+
 def make_mask(path, values):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:30, 20:40] = values[0]

@@ -426,3 +426,187 @@ def test_output_dir_holds_the_counted_masks_and_never_replaces_one(tmp_path):
     with pytest.raises(UserError, match='/data/a.jpg was scored twice, so'):
         run(metric, [sample])
     assert np.asarray(Image.open(path)).tolist() == mask.tolist()
+
+
+def test_an_evaluation_that_counts_no_pixel_is_refused():
+    """No image, or ground truth of ``ignore_index`` only, read 100 % on
+    every pooled figure (every ratio 0 / 0), and so did counted pixels that
+    vanish at ``low_res_size``."""
+    from mmseg_dsnet.evaluation.lesion_metric import IncompleteEvaluationError
+    with pytest.raises(IncompleteEvaluationError,
+                       match='no image was evaluated, so every figure '
+                       'would read 100 %'):
+        same_size_metric(2, 3).compute_metrics([])
+    with pytest.raises(IncompleteEvaluationError,
+                       match=r'no pixel was counted at the original size '
+                       r'over 2 images: the ground truth holds only '
+                       r'ignore_index \(255\)'):
+        run(same_size_metric(2, 3), [make_sample(PROB_2X3, [[255] * 3] * 2)]
+            * 2)
+    # One counted pixel, lost by the nearest-neighbour resize to 1x1.
+    gt = [[255, 255, 255], [255, 1, 255]]
+    with pytest.raises(IncompleteEvaluationError,
+                       match=r'no pixel was counted at low_res_size \(1, 1\)'
+                       r'.*give a larger low_res_size'):
+        run(LesionMetric(low_res_size=(1, 1)), [make_sample(PROB_2X3, gt)])
+
+
+def test_evaluate_refuses_results_of_fewer_images_than_the_dataset():
+    """mmengine cuts the sampler's padding to ``size`` but never counts what
+    is missing: a loader with drop_last=True gave the figures of 4 of 5
+    images, and of none (100 %) when the batch exceeded the split."""
+    from mmseg_dsnet.evaluation.lesion_metric import IncompleteEvaluationError
+    metric = same_size_metric(2, 3)
+    metric.process({}, [make_sample(PROB_2X3, GT_2X3)] * 4)
+    with pytest.raises(IncompleteEvaluationError,
+                       match='gave results for 4 of the 5 images of its '
+                       'dataset, so the figures would be of part of the '
+                       'split; nothing is reported.*drop_last=True'):
+        metric.evaluate(5)
+    assert metric.results == []
+    with pytest.raises(IncompleteEvaluationError,
+                       match='0 of the 5 images .* of no image at all'):
+        metric.evaluate(5)
+    # Padding copies beyond the dataset are cut as before.
+    metric.process({}, [make_sample(PROB_2X3, GT_2X3)] * 3)
+    check_pooled(metric.evaluate(2), tp=4, fp=2, fn=2, tn=4)
+
+
+def _evaluate_on_rank(rank, port, records_per_rank, size, queue):
+    """One gloo process: ``records_per_rank[rank]`` copies of the 2x3
+    example, then ``evaluate(size)``; puts (rank, outcome) on ``queue``."""
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=len(records_per_rank))
+    try:
+        metric = same_size_metric(2, 3)
+        metric.process({}, [make_sample(PROB_2X3, GT_2X3)] *
+                       records_per_rank[rank])
+        try:
+            outcome = metric.evaluate(size)['IoU']
+        except Exception as err:  # noqa: BLE001  (the outcome is checked)
+            outcome = f'{type(err).__name__}: {err}'
+        queue.put((rank, outcome))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('records_per_rank,size,refused', [
+    ((2, 2), 3, False),  # padded by one copy, cut back to 3
+    ((1, 1), 3, True),   # a loader that dropped each rank's last batch
+])
+def test_a_partial_distributed_gather_is_refused_on_every_rank(
+        records_per_rank, size, refused):
+    """The ranks' records are counted together (all_reduce) before they
+    are gathered, so all ranks stop, none waits on the others."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context('spawn')
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_evaluate_on_rank,
+                       args=(port, records_per_rank, size, queue),
+                       nprocs=len(records_per_rank), join=True,
+                       start_method='spawn')
+    outcomes = dict(queue.get() for _ in records_per_rank)
+    for outcome in outcomes.values():
+        if refused:
+            assert outcome == (
+                'IncompleteEvaluationError: LesionMetric: the evaluation '
+                'loop gave results for 2 of the 3 images of its dataset, '
+                'so the figures would be of part of the split; nothing is '
+                'reported. A val or test dataloader with drop_last=True '
+                'leaves its last incomplete batch out, as does a sampler '
+                'that skips images: set drop_last=False and use a sampler '
+                "that visits every image (mmengine's DefaultSampler)")
+        else:
+            assert outcome == 50.0
+
+
+def _write_masks_on_rank(rank, port, out, queue):
+    """Rank 0 scores ``a.jpg``; then rank 1 scores ``a.jpg`` again (the
+    padding copy of an uneven split), once with the same prediction and
+    once with another; puts (rank, outcome) on ``queue``."""
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=2)
+    try:
+        metric = same_size_metric(2, 3, output_dir=out)
+        sample = dict(make_sample(PROB_2X3, GT_2X3), img_path='/d/a.jpg')
+        if rank == 0:
+            metric.process({}, [sample])
+        dist.barrier()
+        outcome = []
+        if rank == 1:
+            metric.process({}, [sample])
+            other = dict(make_sample(torch.full((2, 3), 0.9), GT_2X3),
+                         img_path='/d/a.jpg')
+            try:
+                metric.process({}, [other])
+            except Exception as err:  # noqa: BLE001  (the outcome is checked)
+                outcome.append(f'{type(err).__name__}: {err}')
+        outcome.append(len(metric.results))
+        queue.put((rank, outcome))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_mask_another_process_wrote_for_its_padding_copy_is_kept(
+        tmp_path):
+    """``dist_test.sh ... --out`` on a split that does not divide among the
+    processes: mmengine's sampler gives one process a copy of the first
+    image, whose mask another process had written, so the run stopped with
+    `LesionMetric: an image of another process or run and ... share the
+    stem`, or not, as the processes raced. The same mask is left as it is;
+    another one is still refused."""
+    import socket
+
+    import cv2
+    import torch.multiprocessing as mp
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / 'masks'
+    queue = mp.get_context('spawn').SimpleQueue()
+    mp.start_processes(_write_masks_on_rank, args=(port, str(out), queue),
+                       nprocs=2, join=True, start_method='spawn')
+    outcomes = dict(queue.get() for _ in range(2))
+    assert outcomes[0] == [1]
+    assert outcomes[1] == [
+        'UserError: LesionMetric: an image of another process or run and '
+        '/d/a.jpg share the stem a, so both masks would be '
+        f'{out}/a.png; it is not replaced. Give each image its own file '
+        'name and list it once.', 1]
+    assert sorted(p.name for p in out.iterdir()) == ['a.png']
+    mask = cv2.imread(str(out / 'a.png'), cv2.IMREAD_UNCHANGED)
+    assert mask.tolist() == [[255, 0, 255], [0, 255, 0]]
+
+
+@pytest.mark.parametrize('args,message', [
+    (dict(threshold=1.5), r'threshold must be a lesion probability in '
+     r'\(0, 1\), got 1\.5'),
+    (dict(threshold=0), r'got 0$'),
+    (dict(jaccard_threshold=65), r'jaccard_threshold must be a Jaccard '
+     r'index in \[0, 1\]'),
+    (dict(low_res_size=(0, 0)), r'low_res_size must be \(height, width\), '
+     r'two positive whole numbers, got \(0, 0\)'),
+    (dict(low_res_size=(256, )), 'low_res_size'),
+    (dict(lesion_index=2), 'lesion_index must be the lesion label of a '
+     'binary mask, 0 or 1, got 2'),
+    (dict(ignore_index=1), 'ignore_index 1 is the lesion label'),
+    (dict(single_channel_input='logits'), 'single_channel_input'),
+])
+def test_arguments_that_give_figures_of_nothing_are_refused(args, message):
+    """threshold=1.5 made no pixel lesion, jaccard_threshold=65 every TJ 0,
+    lesion_index=2 every mask background (exit 0, figures written);
+    low_res_size=(0, 0) failed with a RuntimeError at the first image."""
+    from mmseg_dsnet.evaluation.lesion_metric import MetricArgumentError
+    with pytest.raises(MetricArgumentError, match=message):
+        LesionMetric(**args)
+    # ignore_index 0 (score the lesion against the ignored rest) stays.
+    LesionMetric(ignore_index=0, low_res_size=[8, 8], jaccard_threshold=1)

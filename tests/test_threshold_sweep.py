@@ -282,3 +282,36 @@ def test_an_evaluator_that_writes_masks_is_refused(two_checkpoints,
     assert run.returncode == 0, run.output[-2000:]
     assert '| 0.4 | ' in run.stdout
     assert sorted(p.name for p in earlier.iterdir()) == ['ISIC_0000012.png']
+
+
+def test_a_loader_that_leaves_images_out_is_refused():
+    """``--cfg-options test_dataloader.drop_last=True test_dataloader.
+    batch_size=2`` on 3 images: the thresholds were judged on 2 of them
+    (on none, every figure 100, when the batch exceeded the split)."""
+    from types import SimpleNamespace
+
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_dsnet.analysis.threshold_sweep import scores_by_threshold
+    from mmseg_dsnet.evaluation.lesion_metric import \
+        IncompleteEvaluationError
+
+    def sample():
+        s = SegDataSample()
+        s.seg_logits = PixelData(data=torch.full((1, 4, 4), 0.7))
+        s.gt_sem_seg = PixelData(data=torch.ones(1, 4, 4, dtype=torch.long))
+        return s
+
+    model = SimpleNamespace(test_step=lambda batch: [sample(), sample()])
+    batches = [{}]
+    loader = type('Loader', (), {'dataset': [None] * 3,
+                                 '__iter__': lambda self: iter(batches)})()
+    with pytest.raises(IncompleteEvaluationError,
+                       match='results for 2 of the 3 images'):
+        scores_by_threshold(model, loader, [0.5],
+                            dict(low_res_size=(4, 4)))
+    loader.dataset = [None] * 2
+    assert scores_by_threshold(model, loader, [0.5], dict(
+        low_res_size=(4, 4)))[0.5]['IoU'] == 100.0

@@ -1064,7 +1064,7 @@ def test_test_tool_refuses_mask_names_that_clash_before_scoring(
     cfg, work_dir = trained
     root = tmp_path / 'isic'
     shutil.copytree(tiny_isic, root)
-    ids = (root / 'splits' / 'official_val.txt').read_text().split()
+    ids = (root / 'splits' / 'lightweight_test.txt').read_text().split()
     for folder, suffix in (('images', '.jpg'), ('masks', '.png')):
         (root / folder / 'sub').mkdir()
         shutil.copy(root / folder / (ids[0] + suffix),
@@ -1174,3 +1174,207 @@ def test_resume_set_in_the_config_resumes(tiny_isic, tmp_path, capsys):
     logs = sorted(work.glob('*/*.log'))
     assert len(logs) == 2 and 'resumed epoch: 1' in logs[1].read_text()
     assert (work / 'epoch_2.pth').is_file()
+
+
+def test_resume_refuses_another_validation_of_a_run_that_keeps_its_best(
+        tiny_isic, tmp_path, capsys):
+    """mmengine restores the best score so far from the checkpoint and
+    compares later validations with it: a resume with another validation
+    split, evaluator or ``save_best`` (the stored IoU compared with Spe)
+    chose the best checkpoint across two criteria, exit 0. Refused before
+    the runner exists; data locations and loader workers may differ."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from conftest import tree_hashes
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                                 epochs=2)
+    cfg = Config.fromfile(str(cfg_file))
+    work = tmp_path / 'work'
+    work.mkdir()
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    last = work / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(epoch=1, iter=3, cfg=cfg.pretty_text)), last)
+    (work / 'last_checkpoint').write_text(str(last))
+    kept = tree_hashes(work)
+    code, err = run_cli(load_tool('train.py').main, [
+        cfg_file, '--work-dir', work, '--resume', '--cfg-options',
+        'val_dataloader.dataset.ann_file=splits/lightweight_train.txt',
+        'default_hooks.checkpoint.save_best=Spe'], capsys)
+    assert (code, err.splitlines()[-1]) == (2, (
+        f'ERROR: --resume: {last} was validated with another config than '
+        f"{cfg_file}: val_dataloader.dataset.ann_file='splits/"
+        "lightweight_train.txt' (the checkpoint's: 'splits/"
+        "lightweight_test.txt'); default_hooks.checkpoint.save_best='Spe' "
+        "(the checkpoint's: 'IoU'). The run keeps its best checkpoint "
+        "(default_hooks.checkpoint.save_best='IoU'): the best score so far "
+        "comes from the checkpoint and was reached on the checkpoint's "
+        'validation, so later epochs would be compared with it on another; '
+        'resume with the validation the run was started with (data '
+        'locations and loader workers may differ), or train the changed '
+        'config in another --work-dir'))
+    assert tree_hashes(work) == kept
+
+    def resume(*options, save_best='IoU'):
+        changed = Config.fromfile(str(cfg_file))
+        changed.merge_from_dict(dict(options))
+        changed.default_hooks.checkpoint.save_best = save_best
+        check_resume_checkpoint(changed, str(last))
+
+    with pytest.raises(ResumeMismatchError, match=r'val_evaluator\.'
+                       r'low_res_size\[0\]=32 \(the checkpoint\'s: 64\)'):
+        resume(('val_evaluator.low_res_size', (32, 32)))
+    # Loader workers and data locations of the validation may differ.
+    resume(('val_dataloader.num_workers', 1),
+           ('val_dataloader.dataset.data_root', str(tiny_isic) + '/'))
+    # A run that keeps no best checkpoint has no score to compare with.
+    stored = Config.fromstring(cfg.pretty_text, file_format='.py')
+    stored.default_hooks.checkpoint.save_best = None
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(epoch=1, iter=3, cfg=stored.pretty_text)), last)
+    resume(('val_evaluator.low_res_size', (32, 32)), save_best=None)
+
+
+@pytest.mark.slow
+def test_resume_of_a_run_that_starts_from_pretrained_weights(
+        tiny_isic, tmp_path, capsys):
+    """A config with ``load_from`` (weights to fine-tune from, no training
+    state): mmengine resumes from ``load_from`` when it is set, so
+    ``--resume`` ended in a ``KeyError: 'meta'`` traceback, exit 1, and the
+    run could not be continued. Now it continues from the work dir's newest
+    checkpoint, or starts anew from the weights when there is none."""
+    import uuid
+
+    from mmseg_dsnet.compat import safe_torch_load
+    train = load_tool('train.py').main
+    base = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic, epochs=2)
+    work = tmp_path / 'work'
+    code, err = run_cli(train, [base, '--work-dir', tmp_path / 'pre',
+                                '--cfg-options', 'train_cfg.max_epochs=1'],
+                        capsys)
+    assert code == 0, err[-2000:]
+    weights = tmp_path / 'weights.pth'
+    state = safe_torch_load(str(tmp_path / 'pre' / 'epoch_1.pth'))
+    torch.save({'state_dict': state['state_dict']}, weights)
+    cfg = tmp_path / 'finetune.py'
+    cfg.write_text(f"_base_ = './tiny_dsnet.py'\nload_from = '{weights}'\n")
+
+    def run(*options):
+        """The run's console output (the notes come before its log)."""
+        capsys.readouterr()
+        train([str(cfg), '--work-dir', str(work), '--resume',
+               '--cfg-options', f'experiment_name=ft_{uuid.uuid4().hex[:8]}',
+               *options])
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    err = run('train_cfg.max_epochs=1')
+    assert (f'--resume: {work} holds no checkpoint to resume from; the run '
+            f'starts anew from load_from {weights}') in err
+    assert safe_torch_load(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
+    err = run()
+    assert (f'load_from {weights} holds weights only, no training state to '
+            f'resume: --resume continues the run in {work} from '
+            f'{work}/epoch_1.pth') in err
+    assert 'resumed epoch: 1' in err
+    assert safe_torch_load(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2
+
+
+def test_test_tool_refuses_images_the_checkpoint_trained_on(
+        tiny_isic, tmp_path, capsys):
+    """A checkpoint tested on a split that shares images with its training
+    split (an official-protocol run tested with a lightweight config, a
+    split given with --cfg-options) gave figures on images it learned from
+    as test figures, exit 0. Refused (its training split is read from
+    ``meta['cfg']``) before the work dir is made, unless
+    ``--allow-training-images``."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)
+    cfg = Config.fromfile(str(cfg_file))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'epoch_2.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(epoch=2, iter=6, cfg=cfg.pretty_text)), ckpt)
+    train_split = tiny_isic / 'splits' / 'lightweight_train.txt'
+    scored = tiny_isic / 'splits' / 'official_val.txt'
+    shared = [i for i in scored.read_text().split()
+              if i in set(train_split.read_text().split())]
+    assert 0 < len(shared) < len(scored.read_text().split())
+    work = tmp_path / 'work'
+    argv = [cfg_file, ckpt, '--work-dir', work, '--cfg-options',
+            'test_dataloader.dataset.ann_file=splits/official_val.txt']
+    code, err = run_cli(load_tool('test.py').main, argv, capsys)
+    assert (code, err) == (2, (
+        f'ERROR: checkpoint {ckpt} was trained on {len(shared)} of the '
+        f'{len(scored.read_text().split())} images that {cfg_file} scores '
+        f'({scored}: {", ".join(shared[:3])}); its training split is '
+        f"{train_split} (its training config, meta['cfg']). Test figures "
+        'on images the model learned from favour it. Test it on a split it '
+        'did not train on, or pass --allow-training-images to score them '
+        'anyway\n'))
+    assert not work.exists()
+    # The flag scores them anyway.
+    code, err = run_cli(load_tool('test.py').main,
+                        argv + ['--allow-training-images'], capsys)
+    assert code == 0, err[-2000:]
+    record = json.loads((work / 'test_metrics.json').read_text())
+    assert record['split_file'] == str(scored)
+
+
+def test_resume_refuses_another_number_of_processes(tiny_isic, tmp_path,
+                                                    monkeypatch):
+    """``tools/dist_train.sh CONFIG 2 --resume`` of a run one process
+    trained (or the reverse) went on with twice (half) the images per step
+    and half (twice) the steps per epoch, exit 0: mmengine compares only a
+    ``gpu_ids`` key these configs lack. Checkpoints now record the number
+    of processes (``meta['world_size']``) and a resume with another is
+    refused; older checkpoints without it pass."""
+    from types import SimpleNamespace
+
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from mmseg_dsnet.engine.hooks import StrictCheckpointHook
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    checkpoint = {'meta': {'epoch': 1}}
+    StrictCheckpointHook().before_save_checkpoint(
+        SimpleNamespace(world_size=2), checkpoint)
+    assert checkpoint['meta'] == {'epoch': 1, 'world_size': 2}
+
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                                 epochs=2)
+    cfg = Config.fromfile(str(cfg_file))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        state = MODELS.build(cfg.model).state_dict()
+    path = tmp_path / 'epoch_1.pth'
+
+    def save(**meta):
+        torch.save(dict(state_dict=state, meta=dict(
+            epoch=1, iter=3, cfg=cfg.pretty_text, **meta)), path)
+
+    save(world_size=2)
+    with pytest.raises(ResumeMismatchError, match=(
+            f'^--resume: {path} was trained by 2 processes and this run has '
+            '1: with train_dataloader.batch_size images per process and '
+            'step, the resumed epochs would train with another batch size '
+            r'and number of steps than the run did; resume with 2 processes '
+            r'\(tools/dist_train.sh CONFIG N, or tools/train.py for one\)$')):
+        check_resume_checkpoint(cfg, str(path))
+    # Two torchrun processes resume it; one process resumes its own.
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    check_resume_checkpoint(Config(dict(cfg.to_dict(), launcher='pytorch'),
+                                   filename=str(cfg_file)), str(path))
+    save(world_size=1)
+    check_resume_checkpoint(cfg, str(path))
+    save()
+    check_resume_checkpoint(cfg, str(path))

@@ -574,3 +574,122 @@ def test_a_checkpoint_given_as_the_config_is_named_as_such(tmp_path):
         'are .py files, e.g. configs/dsnet/dsnet_isic2017.py; was a '
         'checkpoint given in its place?)')
     assert not (tmp_path / 'w').exists()
+
+
+def test_an_evaluation_loader_that_drops_images_is_refused(
+        tiny_config, tmp_path, capsys):
+    """``drop_last=True`` on the test (validation) loader scored only the
+    full batches: 4 of 5 images, or none (every figure 100 %, exit 0) when
+    the batch exceeded the split. Refused before the work dir is made."""
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    for script, argv, loader in (
+            ('test.py', [tiny_config, ckpt], 'test_dataloader'),
+            ('train.py', [tiny_config], 'val_dataloader')):
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--work-dir', work, '--cfg-options', f'{loader}.batch_size=8',
+            f'{loader}.drop_last=True'], capsys)
+        assert (code, err) == (2, (
+            f'ERROR: {loader}.drop_last is True: the last incomplete batch '
+            'of the split would never be scored, so the figures would be '
+            'of part of it; set --cfg-options '
+            f'{loader}.drop_last=False\n'))
+        assert not work.exists()
+
+
+def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
+                                                     capsys):
+    """``save_best='iou'``: mmengine's hook looked the key up only after the
+    first epoch and stopped with a ``KeyError: 'iou'`` traceback, exit 1.
+    Refused before the work dir is made; the figures (with a prefix) and
+    'auto' pass the check."""
+    from mmseg_dsnet.engine import check_save_best
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'default_hooks.checkpoint.save_best=iou'], capsys)
+    assert (code, err) == (2, (
+        "ERROR: default_hooks.checkpoint.save_best='iou' is not a figure of "
+        'the validation, which reports IoU, DSC, Acc, Sen, Spe, IoU_orig, '
+        'DSC_orig, Acc_orig, Sen_orig, Spe_orig, mIoU_img, mDSC_img, TJ, '
+        "mIoU, mDice; did you mean 'IoU'? (the run would stop at its first "
+        'validation)\n'))
+    assert not work.exists()
+
+    def cfg(save_best, **metric):
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+                    val_cfg=dict(type='ValLoop'),
+                    val_evaluator=dict(type='LesionMetric', **metric))
+
+    for save_best in ('IoU', ['TJ', 'mDice'], 'auto', None):
+        check_save_best(cfg(save_best))
+    check_save_best(cfg('lesion/DSC', prefix='lesion'))
+    with pytest.raises(UserError, match=r"save_best='DSC' .*reports "
+                       r"lesion/IoU.*did you mean 'lesion/DSC'\?"):
+        check_save_best(cfg('DSC', prefix='lesion'))
+    # Another evaluator's figures are not known here.
+    check_save_best(dict(cfg('iou'), val_evaluator=dict(type='IoUMetric')))
+
+
+def test_lesion_metric_arguments_are_checked_before_the_run(
+        tiny_config, tmp_path, capsys):
+    """``--cfg-options test_evaluator.threshold=1.5
+    model.decode_head.threshold=1.5`` scored no pixel as lesion and wrote
+    the figures, exit 0; ``test_evaluator.low_res_size=(0,0)`` ended in a
+    RuntimeError traceback after the model ran. Refused before the work dir
+    (train.py: the validation's)."""
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    for script, argv, name, options, message in (
+            ('test.py', [tiny_config, ckpt], 'test_evaluator',
+             ['test_evaluator.threshold=1.5',
+              'model.decode_head.threshold=1.5'],
+             'threshold must be a lesion probability in (0, 1), got 1.5'),
+            ('test.py', [tiny_config, ckpt], 'test_evaluator',
+             ['test_evaluator.low_res_size=(0,0)'],
+             'low_res_size must be (height, width), two positive whole '
+             'numbers, got (0, 0)'),
+            ('train.py', [tiny_config], 'val_evaluator',
+             ['val_evaluator.jaccard_threshold=65'],
+             "jaccard_threshold must be a Jaccard index in [0, 1] (0.65 is "
+             "the ISIC challenge's), got 65")):
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--work-dir', work, '--cfg-options', *options], capsys)
+        assert (code, err) == (
+            2, f'ERROR: {name} (LesionMetric): {message}; nothing was '
+            'started\n')
+        assert not work.exists()
+
+
+def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
+    """A model or dataset base config given as the config ended in an
+    ``AttributeError: 'ConfigDict' object has no attribute 'optim_wrapper'``
+    (``'model'``) traceback, exit 1, or in mmengine's registry error with a
+    spelling hint (``EncoderDecoder is not in the mmengine::model
+    registry``) for a model base config given to test.py."""
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    model = 'configs/_base_/models/dsnet.py'
+    data = 'configs/_base_/datasets/isic2018_lightweight.py'
+    give = '; give a whole config such as configs/dsnet/dsnet_isic2017.py\n'
+    for script, argv, message in (
+            ('train.py', [model],
+             f'config file {model} sets no train_dataloader.dataset, '
+             'optim_wrapper, train_cfg: training runs the model on its '
+             'training data with its optimizer and schedule'),
+            ('test.py', [model, ckpt],
+             f'config file {model} sets no test_dataloader.dataset, '
+             'test_evaluator, test_cfg: a test runs the model on its test '
+             'data and scores it with its test evaluator'),
+            ('test.py', [data, ckpt],
+             f'config file {data} sets no model, test_cfg: a test runs the '
+             'model on its test data and scores it with its test '
+             'evaluator')):
+        code, err = run_cli(load_tool(script).main,
+                            argv + ['--work-dir', work], capsys)
+        assert (code, err) == (2, f'ERROR: {message}{give}')
+        assert not work.exists()

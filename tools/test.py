@@ -13,10 +13,14 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
+from mmseg_dsnet.analysis.threshold_sweep import \
+    check_not_tested_on_training_images
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_launched,
+                                check_decision_thresholds,
+                                check_evaluation_loaders, check_launched,
+                                check_lesion_metrics,
                                 check_model_builds, check_empty_output_dir,
                                 check_pipelines_build,
                                 check_output_file,
@@ -25,8 +29,10 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
-from mmseg_dsnet.evaluation.lesion_metric import check_unique_mask_names
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                         check_input_file, load_config)
+from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
+                                                  remove_scored_masks)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
@@ -79,6 +85,12 @@ def parse_args(argv=None):
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument(
+        '--allow-training-images',
+        action='store_true',
+        help='score the checkpoint on a split that shares images with the '
+        "one its run trained on (its training config, meta['cfg']); "
+        'refused by default: such figures favour the model')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -121,6 +133,14 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # A model or dataset base config: an AttributeError traceback (or a
+    # registry error with a spelling hint) where the key was first read.
+    check_config_sets(
+        cfg, args.config,
+        ('model', 'test_dataloader.dataset', 'test_evaluator', 'test_cfg'),
+        'a test runs the model on its test data and scores it '
+        'with its test evaluator; give a whole config such as '
+        'configs/dsnet/dsnet_isic2017.py')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -147,14 +167,22 @@ def build_cfg(args):
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))
+    check_lesion_metrics(cfg, ('test_evaluator', ))
+    check_evaluation_loaders(cfg, ('test_dataloader', ))
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
+    if not args.allow_training_images:
+        # Test figures on images the checkpoint learned from favour it.
+        check_not_tested_on_training_images(
+            args.checkpoint, cfg.test_dataloader.dataset, args.config)
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
+    # Before the metric makes it.
+    out_existed = args.out is not None and osp.isdir(args.out)
     cfg = build_cfg(args)
     out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
     # Before the evaluation, not after it: a file other than an earlier
@@ -171,7 +199,12 @@ def main(argv=None):
         dataset = runner.test_dataloader.dataset
         check_unique_mask_names(
             dataset.get_data_info(i)['img_path'] for i in range(len(dataset)))
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except BaseException:
+        # The masks of the images scored before the fault are not a result.
+        remove_scored_masks(runner, None if out_existed else args.out)
+        raise
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
         write_json(

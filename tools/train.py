@@ -22,7 +22,9 @@ from mmengine.runner import Runner
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
-                                check_decision_thresholds, check_launched,
+                                check_decision_thresholds,
+                                check_evaluation_loaders, check_launched,
+                                check_lesion_metrics, check_save_best,
                                 check_model_builds, check_pipelines_build,
                                 check_no_earlier_run, check_work_dir,
                                 finish_distributed,
@@ -30,9 +32,11 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
-from mmseg_dsnet.engine.preflight import (check_input_file,
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                         check_input_file,
                                          check_trainable_model, load_config)
-from mmseg_dsnet.engine.resume_check import check_resume_checkpoint
+from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
+                                             resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import remove_stale_partials
@@ -87,6 +91,14 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # A model or dataset base config: an AttributeError traceback (or a
+    # registry error with a spelling hint) where the key was first read.
+    check_config_sets(
+        cfg, args.config,
+        ('model', 'train_dataloader.dataset', 'optim_wrapper', 'train_cfg'),
+        'training runs the model on its training data with its '
+        'optimizer and schedule; give a whole config such as '
+        'configs/dsnet/dsnet_isic2017.py')
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -124,6 +136,10 @@ def build_cfg(args):
     check_dataset_classes(cfg, loaders)
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
+    check_lesion_metrics(cfg, ('val_evaluator', ))
+    if cfg.get('val_cfg'):
+        check_evaluation_loaders(cfg, ('val_dataloader', ))
+    check_save_best(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))
@@ -139,13 +155,13 @@ def prepare_work_dir(cfg):
     if not cfg.resume:
         check_no_earlier_run(cfg.work_dir)
         return
-    if not cfg.get('load_from'):
-        if int(os.environ.get('RANK', '0')) == 0:
-            for path in remove_stale_partials(cfg.work_dir):
-                print_log(f'Removed {path}, left by an interrupted '
-                          'checkpoint write.', logger='current')
-        cfg.load_from = pick_resume_checkpoint(cfg.work_dir)
-    if cfg.load_from:
+    if int(os.environ.get('RANK', '0')) == 0:
+        for path in remove_stale_partials(cfg.work_dir):
+            print_log(f'Removed {path}, left by an interrupted '
+                      'checkpoint write.', logger='current')
+    # The config's load_from when it holds a run's state, else the work
+    # dir's newest checkpoint.
+    if resume_checkpoint(cfg, pick_resume_checkpoint):
         # Before the runner dumps the config over the run's own.
         check_resume_checkpoint(cfg, cfg.load_from)
 

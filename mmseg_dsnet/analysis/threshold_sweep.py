@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from ..evaluation.lesion_metric import LesionMetric
+from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
 
 
@@ -56,6 +56,10 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
     Returns:
         dict[float, dict[str, float]]: Threshold -> LesionMetric's figures
         (percent).
+
+    Raises:
+        IncompleteEvaluationError: The loader gave fewer images than its
+            dataset holds (``drop_last=True``).
     """
     metrics = {t: LesionMetric(threshold=t, **(metric_args or {}))
                for t in thresholds}
@@ -67,6 +71,11 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
             if progress is not None:
                 for _ in samples:
                     progress.update()
+    # A loader with drop_last=True leaves its last incomplete batch out.
+    dataset = getattr(loader, 'dataset', None)
+    if dataset is not None:
+        check_every_image_scored(
+            len(next(iter(metrics.values())).results), len(dataset))
     # Each LesionMetric logs its table to MMEngine's current logger.
     return {threshold: metric.compute_metrics(metric.results)
             for threshold, metric in metrics.items()}
@@ -133,23 +142,46 @@ def training_split_files(checkpoint: str,
     return files
 
 
-def check_not_trained_on(checkpoint: str, scored_cfg: dict,
-                         config: str) -> None:
+#: Why figures on training images are refused, and what to do, by the
+#: sweep (:func:`check_not_trained_on`'s defaults).
+SWEEP_CONSEQUENCE = ('A threshold chosen on images the model learned from, '
+                     'and its figures, favour the model')
+SWEEP_FIX = ('Score a split it did not train on: runs trained on '
+             'splits/lightweight_design_train.txt on '
+             'splits/lightweight_design_val.txt, official-protocol runs on '
+             'splits/official_val.txt')
+
+
+def _data_root_of(split: str) -> str:
+    """The data root a split file lies in (``<root>/splits/<name>.txt``)."""
+    folder = osp.dirname(osp.abspath(split))
+    return osp.dirname(folder) if osp.basename(folder) == 'splits' \
+        else folder
+
+
+def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
+                         consequence: str = SWEEP_CONSEQUENCE,
+                         fix: str = SWEEP_FIX) -> None:
     """Refuse to score a checkpoint on images its run trained on.
 
     The training split is read from the checkpoint's training config
     (:func:`training_split_files`). A checkpoint without one (released
     weights, ``fast_train.py`` runs) or whose split file is found nowhere
-    passes.
+    passes, and so does a training split of the synthetic stand-in set for
+    real data or the reverse (their ids are alike, their images are not).
 
     Args:
         checkpoint (str): The checkpoint file.
-        scored_cfg (dict): The dataset config of the sweep's test loader.
-        config (str): The swept config, for the message.
+        scored_cfg (dict): The dataset config of the scored loader (one
+            that names its split file; see :func:`leaf_datasets`).
+        config (str): The scored config, for the message.
+        consequence (str): Why such figures mislead (a sentence).
+        fix (str): What to do instead (a sentence).
 
     Raises:
         UserError: Naming the shared images and both split files.
     """
+    from ..datasets.synthetic_fallback import is_synthetic
     scored = split_file(scored_cfg)
     if scored is None or not osp.isfile(scored):
         return
@@ -157,8 +189,10 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
     if trained is None:
         return
     scored_ids = split_ids(scored)
+    synthetic = is_synthetic(_data_root_of(scored))
     for found in trained:
-        if found is None:
+        if found is None or \
+                is_synthetic(_data_root_of(found)) != synthetic:
             continue
         train_ids = set(split_ids(found))
         shared = [i for i in scored_ids if i in train_ids]
@@ -169,9 +203,29 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
                 f'the {len(scored_ids)} images that {config} scores '
                 f'({scored}: {", ".join(shared[:3])}{more}); its training '
                 f"split is {found} (its training config, meta['cfg']). "
-                'A threshold chosen on images the model learned from, and '
-                'its figures, favour the model. Score a split it did not '
-                'train on: runs trained on '
-                'splits/lightweight_design_train.txt on '
-                'splits/lightweight_design_val.txt, official-protocol runs '
-                'on splits/official_val.txt')
+                f'{consequence}. {fix}')
+
+
+def check_not_tested_on_training_images(checkpoint: str, dataset_cfg: dict,
+                                        config: str) -> None:
+    """Refuse a test (``tools/test.py``) of a checkpoint on images its run
+    trained on (:func:`check_not_trained_on`, for each dataset a wrapper
+    holds): a checkpoint of the official protocol tested with a
+    lightweight-protocol config, or a test split given as the training one.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        dataset_cfg (dict): The test loader's dataset config.
+        config (str): The tested config, for the message.
+
+    Raises:
+        UserError: Naming the shared images, both split files and
+            ``--allow-training-images``.
+    """
+    for dataset in leaf_datasets(dataset_cfg):
+        check_not_trained_on(
+            checkpoint, dataset, config,
+            consequence='Test figures on images the model learned from '
+            'favour it',
+            fix='Test it on a split it did not train on, or pass '
+            '--allow-training-images to score them anyway')

@@ -39,10 +39,41 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 DATA_KEYS = ('data_root', 'data_prefix', 'ann_file')
 
 
+def dataset_leaves(dataset_cfg, path='dataset'):
+    """``(dotted path, config)`` of the datasets a loader's dataset config
+    reads from: itself, or those a wrapper holds (``RepeatDataset.dataset``,
+    ``ConcatDataset.datasets``, nested).
+
+    Args:
+        dataset_cfg (dict): A loader's ``dataset`` config.
+        path (str): Its dotted path, for messages.
+
+    Returns:
+        list[tuple[str, dict]]: The datasets that name their data.
+    """
+    if not isinstance(dataset_cfg, dict):
+        return []
+    inner = dataset_cfg.get('datasets')
+    if isinstance(inner, (list, tuple)):
+        return [leaf for index, cfg in enumerate(inner)
+                for leaf in dataset_leaves(cfg, f'{path}.datasets[{index}]')]
+    if isinstance(dataset_cfg.get('dataset'), dict):
+        return dataset_leaves(dataset_cfg['dataset'], f'{path}.dataset')
+    return [(path, dataset_cfg)]
+
+
+def _loader_leaves(cfg, names):
+    """``(dotted path, config)`` of the datasets the loaders ``names``
+    read."""
+    return [leaf for name in names if cfg.get(name)
+            for leaf in dataset_leaves(cfg[name].get('dataset'),
+                                       f'{name}.dataset')]
+
+
 def dataset_year(cfg):
     """The ISIC year a config trains on, from its dataset type name."""
-    types = [cfg[name].dataset.get('type', '') for name in LOADERS
-             if cfg.get(name)]
+    types = [str(dataset.get('type', ''))
+             for _, dataset in _loader_leaves(cfg, LOADERS)]
     match = re.search(r'(20\d\d)', ' '.join(types))
     return int(match.group(1)) if match else 2018
 
@@ -164,25 +195,33 @@ def data_provenance(dataset_cfg, images):
         images (int): Number of images evaluated.
 
     Returns:
-        dict: ``data_root`` and ``split_file`` (absolute paths), ``images``
-        and ``synthetic``.
+        dict: ``data_root`` and ``split_file`` (absolute paths; those of a
+        wrapper's datasets joined by ``' + '``), ``images`` and
+        ``synthetic`` (any of them).
     """
-    root = dataset_cfg.get('data_root', '') or ''
-    ann = dataset_cfg.get('ann_file', '') or ''
+    # A wrapper (Concat, Repeat ...) reads its datasets' data.
+    leaves = [leaf for _, leaf in dataset_leaves(dataset_cfg)]
+    roots, splits = [], []
+    for leaf in leaves:
+        root = leaf.get('data_root', '') or ''
+        ann = leaf.get('ann_file', '') or ''
+        roots.append(osp.abspath(root))
+        splits.append(osp.abspath(osp.join(root, ann)) if ann else None)
     return dict(
-        data_root=osp.abspath(root),
-        split_file=osp.abspath(osp.join(root, ann)) if ann else None,
+        data_root=' + '.join(dict.fromkeys(roots)),
+        split_file=None if None in splits else ' + '.join(splits),
         images=int(images),
-        synthetic=is_synthetic(root))
+        synthetic=any(is_synthetic(root) for root in roots))
 
 
-def _check_root(name, dataset, year):
+def _check_root(path, dataset, year):
     """Raise DataRootError when ``dataset``'s data root is missing (a
-    missing split file in a present root is the dataset's own error)."""
+    missing split file in a present root is the dataset's own error);
+    ``path`` is its dotted place in the config."""
     root = dataset.get('data_root', '') or ''
     if not osp.isdir(root):
         raise DataRootError(
-            f"{name}.dataset.data_root '{root}' does not exist. A data "
+            f"{path}.data_root '{root}' does not exist. A data "
             'location given in the config or with --cfg-options is used as '
             'given (the synthetic set stands in only when none is given); '
             f'convert the ISIC {year} zip files into it with: '
@@ -212,10 +251,10 @@ def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
     Raises:
         DataRootError: A data root to be read is missing.
     """
-    used = [name for name in loaders if cfg.get(name)]
+    used = _loader_leaves(cfg, loaders)
     year = dataset_year(cfg)
     default = default_root(year)
-    roots = [cfg[name].dataset.get('data_root', '') or '' for name in used]
+    roots = [dataset.get('data_root', '') or '' for _, dataset in used]
     roots.append(cfg.get('data_root', default) or default)
     explicit = explicit or any(
         osp.normpath(root) != osp.normpath(default) for root in roots)
@@ -230,17 +269,15 @@ def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
         new_root = prepare_synthetic(year)
         print(message + 'Using the embedded synthetic ISIC-like set instead: '
               f'{osp.relpath(new_root)}\n', flush=True)
-        for name in LOADERS:
-            if cfg.get(name):
-                cfg[name].dataset.data_root = new_root
+        for _, dataset in _loader_leaves(cfg, LOADERS):
+            dataset.data_root = new_root
         return True
-    for name in used:
-        dataset = cfg[name].dataset
+    for path, dataset in used:
         root = dataset.get('data_root', '') or ''
         # A config that names the synthetic set itself (configs/demo/)
         # gets it made on first use.
         if root and osp.abspath(root) == osp.abspath(synthetic_root(year)):
             prepare_synthetic(year, root)
-        _check_root(name, dataset, year)
+        _check_root(path, dataset, year)
     return any(
-        is_synthetic(cfg[name].dataset.get('data_root', '')) for name in used)
+        is_synthetic(dataset.get('data_root', '')) for _, dataset in used)

@@ -254,6 +254,109 @@ def check_dataset_classes(cfg, loaders):
             check_head_classes(heads, classes, LOADER_PHASES[loader], name)
 
 
+def check_evaluation_loaders(cfg, loaders):
+    """Refuse, before the runner exists, a validation or test dataloader
+    that leaves images out: with ``drop_last=True`` the last incomplete
+    batch is never scored (every image, when the batch exceeds the split),
+    which ``LesionMetric`` would otherwise refuse only at the end of the
+    evaluation (of the first epoch, in training).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        loaders (Sequence[str]): The evaluation dataloader keys the tool
+            runs (``val_dataloader``, ``test_dataloader``).
+
+    Raises:
+        UserError: Naming the loader and the option.
+    """
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if isinstance(loader_cfg, dict) and loader_cfg.get('drop_last'):
+            raise UserError(
+                f'{loader}.drop_last is True: the last incomplete batch of '
+                'the split would never be scored, so the figures would be '
+                'of part of it; set --cfg-options '
+                f'{loader}.drop_last=False')
+
+
+def check_lesion_metrics(cfg, evaluators):
+    """Refuse, before the runner exists, a ``LesionMetric`` evaluator whose
+    arguments would give figures of nothing
+    (:func:`~mmseg_dsnet.evaluation.lesion_metric.check_metric_args`: a
+    threshold outside (0, 1), a TJ threshold in percent, a lesion label
+    other than 0 or 1 ...); the metric itself refuses them only when the
+    evaluation starts, or (``low_res_size=(0, 0)``) at its first image.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        evaluators (Sequence[str]): The evaluator keys the tool runs.
+
+    Raises:
+        UserError: Naming the evaluator and the argument.
+    """
+    import inspect
+
+    from mmseg_dsnet.evaluation.lesion_metric import (MetricArgumentError,
+                                                      check_metric_args)
+    accepted = inspect.signature(check_metric_args).parameters
+    for name in evaluators:
+        metrics = cfg.get(name) or []
+        if isinstance(metrics, dict):
+            metrics = [metrics]
+        for metric in metrics:
+            if not isinstance(metric, dict) or metric.get('type') not in (
+                    'LesionMetric', 'mmseg.LesionMetric'):
+                continue
+            try:
+                check_metric_args(**{k: v for k, v in metric.items()
+                                     if k in accepted})
+            except MetricArgumentError as err:
+                raise UserError(f'{name} (LesionMetric): {err}; nothing was '
+                                'started') from None
+
+
+def check_save_best(cfg):
+    """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
+    of the validation: mmengine's hook looks it up only after the first
+    validation, and stops the run there with ``KeyError: 'iou'``. Checked
+    when every validation evaluator is a ``LesionMetric`` (whose figures
+    are known); ``'auto'`` (the first figure) passes.
+
+    Args:
+        cfg (Config | dict): The merged config.
+
+    Raises:
+        UserError: Naming the key, the figures and the closest one.
+    """
+    from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    save_best = hook.get('save_best') if isinstance(hook, dict) else None
+    evaluators = cfg.get('val_evaluator')
+    if not save_best or not cfg.get('val_cfg') or not evaluators:
+        return
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    if not all(isinstance(e, dict) and e.get('type') in (
+            'LesionMetric', 'mmseg.LesionMetric') for e in evaluators):
+        return
+    known = [f'{e["prefix"]}/{name}' if e.get('prefix') else name
+             for e in evaluators for name in METRIC_NAMES]
+    for key in ([save_best] if isinstance(save_best, str) else save_best):
+        if key == 'auto' or key in known:
+            continue
+        # Another case, or the figure without (or with another) prefix.
+        name = str(key).rsplit('/', 1)[-1].lower()
+        close = next((k for k in known if k.rsplit('/', 1)[-1].lower()
+                      == name), None) or next(iter(
+                          difflib.get_close_matches(str(key), known, n=1)),
+                          None)
+        hint = f"; did you mean {close!r}?" if close else ''
+        raise UserError(
+            f'default_hooks.checkpoint.save_best={key!r} is not a figure of '
+            f'the validation, which reports {", ".join(known)}{hint} (the '
+            'run would stop at its first validation)')
+
+
 def validates_on(cfg, split_names):
     """The file name of the split ``cfg``'s ``val_dataloader`` reads when it
     is one of ``split_names`` (file names, e.g. the test split's), else

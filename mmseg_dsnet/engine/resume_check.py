@@ -6,10 +6,14 @@ checkpoint and takes everything else (the model's losses, the data, the
 batch size) from the config it is given. A resume with a changed config or
 ``--cfg-options`` would train a mix of two runs while the work dir's dumped
 config names the new one, and a resume of a run that trained all its epochs
-would train nothing; both are refused before the runner exists.
+would train nothing; both are refused before the runner exists, as is a
+resume with another validation or best-checkpoint rule by a run that keeps
+its best checkpoint (mmengine restores the best score so far and compares
+the new validations with it).
 ``tools/fast_train.py`` compares its runs with the config it dumped in the
 work dir (its checkpoints do not hold one).
 """
+import os
 import re
 
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
@@ -20,15 +24,35 @@ RESUMED_PARTS = ('model', 'train_dataloader', 'optim_wrapper',
                  'param_scheduler', 'train_cfg', 'randomness',
                  'auto_scale_lr')
 
+#: Where a config's data lies.
+DATA_LOCATION = re.compile(r'.*\.(data_root|data_prefix)([.\[].*)?$')
+
 #: Differences a resumed run may have: where the data lies, how many
 #: processes load it, when it validates, and a longer schedule (checked
 #: against the checkpoint's progress on its own).
 MAY_DIFFER = (
-    re.compile(r'.*\.(data_root|data_prefix)([.\[].*)?$'),
+    DATA_LOCATION,
     re.compile(r'train_dataloader\.(num_workers|persistent_workers|'
                r'pin_memory|prefetch_factor)$'),
     re.compile(r'train_cfg\.(max_epochs|max_iters|val_interval|val_begin|'
                r'dynamic_intervals)([.\[].*)?$'))
+
+#: What decides which checkpoint is the best one, compared when the run
+#: keeps one (``default_hooks.checkpoint.save_best``): mmengine restores the
+#: best score so far from the checkpoint and compares later validations
+#: with it.
+SELECTION_PARTS = ('val_dataloader', 'val_evaluator', 'val_cfg')
+
+#: The keys of the checkpoint hook that choose the best checkpoint.
+SELECTION_HOOK_KEYS = re.compile(
+    r'default_hooks\.checkpoint\.(save_best|rule)([.\[].*)?$')
+
+#: Differences the validation of a resumed run may have: where its data
+#: lies and how many processes load it.
+SELECTION_MAY_DIFFER = (
+    DATA_LOCATION,
+    re.compile(r'val_dataloader\.(num_workers|persistent_workers|'
+               r'pin_memory|prefetch_factor)$'))
 
 #: How many differences a message names.
 SHOWN = 5
@@ -44,6 +68,23 @@ def _short(value, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
+def _as_dict(cfg):
+    return cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+
+
+def _change(given, before, path):
+    """``key=value (the checkpoint's: value)`` of one difference."""
+    return (f'{path}={_short(value_at(given, path))} (the '
+            f"checkpoint's: {_short(value_at(before, path))})")
+
+
+def _save_best(cfg):
+    """The ``save_best`` of a config dict's checkpoint hook, or None."""
+    hooks = cfg.get('default_hooks') or {}
+    hook = hooks.get('checkpoint') if isinstance(hooks, dict) else None
+    return hook.get('save_best') if isinstance(hook, dict) else None
+
+
 def resume_config_changes(cfg, previous, parts=RESUMED_PARTS):
     """What ``cfg`` changes in ``parts`` of ``previous``, the config the
     checkpoint's run was trained with, apart from :data:`MAY_DIFFER`.
@@ -57,18 +98,70 @@ def resume_config_changes(cfg, previous, parts=RESUMED_PARTS):
     Returns:
         list[str]: ``key=value (the checkpoint's: value)``.
     """
-    given = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
-    before = previous.to_dict() if hasattr(previous, 'to_dict') else \
-        dict(previous)
+    given, before = _as_dict(cfg), _as_dict(previous)
     changes = []
     for part in parts:
         for path in config_differences(given.get(part), before.get(part),
                                        part):
             if any(p.match(path) for p in MAY_DIFFER):
                 continue
-            changes.append(f'{path}={_short(value_at(given, path))} (the '
-                           f"checkpoint's: {_short(value_at(before, path))})")
+            changes.append(_change(given, before, path))
     return changes
+
+
+def best_selection_changes(cfg, previous):
+    """What ``cfg`` changes in how ``previous``, the config the
+    checkpoint's run was trained with, chooses its best checkpoint: its
+    validation (:data:`SELECTION_PARTS`, data locations and loader workers
+    apart) and the checkpoint hook's ``save_best`` and ``rule``; nothing
+    when neither config keeps a best checkpoint.
+
+    Args:
+        cfg (Config | dict): The config of the resumed run.
+        previous (Config | dict): The checkpoint's config.
+
+    Returns:
+        list[str]: ``key=value (the checkpoint's: value)``.
+    """
+    given, before = _as_dict(cfg), _as_dict(previous)
+    if not (_save_best(given) or _save_best(before)):
+        return []
+    changes = []
+    for part in SELECTION_PARTS + ('default_hooks', ):
+        for path in config_differences(given.get(part), before.get(part),
+                                       part):
+            if part == 'default_hooks' and \
+                    not SELECTION_HOOK_KEYS.match(path):
+                continue
+            if any(p.match(path) for p in SELECTION_MAY_DIFFER):
+                continue
+            changes.append(_change(given, before, path))
+    return changes
+
+
+def refuse_best_selection_changes(changes, filename, config, save_best):
+    """Raise :class:`ResumeMismatchError` listing ``changes`` (the first
+    :data:`SHOWN`), if there are any.
+
+    Args:
+        changes (list[str]): From :func:`best_selection_changes`.
+        filename (str): The checkpoint ``--resume`` continues from.
+        config (str): The config of the resumed run.
+        save_best: The checkpoint's run's ``save_best``.
+    """
+    if not changes:
+        return
+    more = f' ... ({len(changes) - SHOWN} more)' \
+        if len(changes) > SHOWN else ''
+    raise ResumeMismatchError(
+        f'--resume: {filename} was validated with another config than '
+        f'{config}: {"; ".join(changes[:SHOWN])}{more}. The run keeps its '
+        f'best checkpoint (default_hooks.checkpoint.save_best={save_best!r}'
+        '): the best score so far comes from the checkpoint and was '
+        "reached on the checkpoint's validation, so later epochs would be "
+        'compared with it on another; resume with the validation the run '
+        'was started with (data locations and loader workers may differ), '
+        'or train the changed config in another --work-dir')
 
 
 def refuse_resume_changes(changes, filename, config):
@@ -94,13 +187,77 @@ def refuse_resume_changes(changes, filename, config):
         'the changed config in another --work-dir')
 
 
+def holds_training_state(filename):
+    """Whether the checkpoint ``filename`` can be resumed: mmengine reads
+    its progress (``meta`` with ``epoch`` / ``iter``) and optimizer state;
+    a weights-only file (pretrained or published weights) has neither.
+    A remote checkpoint is taken to hold them (left to the loader).
+
+    Args:
+        filename (str): The checkpoint.
+
+    Returns:
+        bool: True when both are there.
+    """
+    from mmseg_dsnet.compat import safe_torch_load
+    if '://' in str(filename):
+        return True
+    checkpoint = safe_torch_load(filename, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        return False
+    meta = checkpoint.get('meta')
+    return isinstance(meta, dict) and 'iter' in meta and \
+        'optimizer' in checkpoint
+
+
+def resume_checkpoint(cfg, find_latest):
+    """The checkpoint ``--resume`` continues from, set as
+    ``cfg.load_from``.
+
+    mmengine resumes from ``load_from`` when it is set, else from the work
+    dir's newest checkpoint (``find_latest``). A ``load_from`` without
+    training state, the weights a config starts a fine-tuning from, cannot
+    be resumed (``KeyError: 'meta'``); it is passed over for the newest
+    checkpoint of the work dir, and when the work dir holds none the run
+    starts anew from it (``cfg.resume`` False), as ``--resume`` without
+    any checkpoint does.
+
+    Args:
+        cfg (Config): The merged config, ``resume`` True.
+        find_latest (callable): ``work_dir -> path | None``, the newest
+            complete checkpoint of the work dir.
+
+    Returns:
+        str | None: The checkpoint resumed from, None when the run starts
+        anew.
+    """
+    from mmengine.logging import print_log
+    initial = cfg.get('load_from')
+    if initial and holds_training_state(initial):
+        return initial
+    cfg.load_from = find_latest(cfg.work_dir)
+    if initial and cfg.load_from:
+        print_log(f'load_from {initial} holds weights only, no training '
+                  'state to resume: --resume continues the run in '
+                  f'{cfg.work_dir} from {cfg.load_from}', logger='current')
+    elif initial:
+        cfg.load_from, cfg.resume = initial, False
+        print_log(f'--resume: {cfg.work_dir} holds no checkpoint to resume '
+                  f'from; the run starts anew from load_from {initial}',
+                  logger='current')
+    return cfg.load_from if cfg.resume else None
+
+
 def check_resume_checkpoint(cfg, filename):
     """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
     not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
-    its run already trained the epochs (iterations) ``cfg`` asks for, or
-    when its run was trained with another config
-    (:func:`resume_config_changes`; checkpoints that do not record their
-    config, such as ``tools/fast_train.py``'s, are not compared).
+    its run already trained the epochs (iterations) ``cfg`` asks for or was
+    trained by another number of processes (``meta['world_size']``), when
+    its run was trained with another config
+    (:func:`resume_config_changes`), or when it keeps a best checkpoint and
+    was validated otherwise (:func:`best_selection_changes`; checkpoints
+    that do not record their config, such as ``tools/fast_train.py``'s, are
+    not compared).
 
     Args:
         cfg (Config): The merged config of the resumed run.
@@ -125,6 +282,19 @@ def check_resume_checkpoint(cfg, filename):
     check_checkpoint_matches(model, checkpoint, config, filename,
                              bool(cfg.get('load_from_strict', True)))
     meta = checkpoint.get('meta') or {}
+    trained_by = meta.get('world_size')
+    world_size = int(os.environ.get('WORLD_SIZE', '1')) \
+        if cfg.get('launcher', 'none') != 'none' else 1
+    if isinstance(trained_by, int) and trained_by != world_size:
+        # mmengine compares only a gpu_ids key that these configs lack.
+        raise ResumeMismatchError(
+            f'--resume: {filename} was trained by {trained_by} '
+            f'process{"" if trained_by == 1 else "es"} and this run has '
+            f'{world_size}: with train_dataloader.batch_size images per '
+            'process and step, the resumed epochs would train with another '
+            'batch size and number of steps than the run did; resume with '
+            f'{trained_by} process{"" if trained_by == 1 else "es"} '
+            '(tools/dist_train.sh CONFIG N, or tools/train.py for one)')
     train_cfg = cfg.get('train_cfg') or {}
     for unit, key in (('epoch', 'max_epochs'), ('iter', 'max_iters')):
         done, total = meta.get(unit), train_cfg.get(key)
@@ -141,3 +311,6 @@ def check_resume_checkpoint(cfg, filename):
     previous = Config.fromstring(meta['cfg'], file_format='.py')
     refuse_resume_changes(resume_config_changes(cfg, previous), filename,
                           config)
+    refuse_best_selection_changes(best_selection_changes(cfg, previous),
+                                  filename, config,
+                                  _save_best(_as_dict(previous)))

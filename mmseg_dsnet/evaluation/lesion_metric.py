@@ -28,6 +28,17 @@ _LOW = 'counts_low'
 
 _POOLED_NAMES = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe')
 
+#: The names of the figures :meth:`LesionMetric.compute_metrics` returns,
+#: in order (a ``prefix`` goes before each as ``prefix/name``).
+METRIC_NAMES = _POOLED_NAMES + tuple(f'{name}_orig' for name in
+                                     _POOLED_NAMES) + (
+    'mIoU_img', 'mDSC_img', 'TJ', 'mIoU', 'mDice')
+
+
+class IncompleteEvaluationError(UserError, ValueError):
+    """The figures would be of part of the evaluated images, or of no
+    pixel at all (every ratio then reads 100 %)."""
+
 
 def _ratio(numerator: float, denominator: float) -> float:
     """Return ``numerator / denominator`` with ``0 / 0`` defined as 1.0.
@@ -97,6 +108,115 @@ def check_unique_mask_names(img_paths: Sequence[str]) -> None:
             'Give each image its own file name and list it once.')
 
 
+class MetricArgumentError(UserError, ValueError):
+    """A :class:`LesionMetric` argument that would make its figures
+    meaningless (also a ``ValueError``)."""
+
+
+def check_metric_args(threshold=0.5, lesion_index=1, ignore_index=255,
+                      low_res_size=(256, 256), jaccard_threshold=0.65,
+                      single_channel_input='probability') -> None:
+    """Refuse :class:`LesionMetric` arguments that give figures of
+    nothing: a threshold no probability passes (``1.5``: no pixel is
+    lesion; ``0``: every one), a TJ threshold in percent (``65``: every TJ
+    0), a lesion label a binary mask does not hold or that is ignored, a
+    low-resolution size of no pixels. Checked by the metric and, before a
+    run, by the tools (:func:`mmseg_dsnet.engine.preflight.
+    check_lesion_metrics`).
+
+    Args:
+        threshold, lesion_index, ignore_index, low_res_size,
+            jaccard_threshold, single_channel_input: As
+            :class:`LesionMetric` takes them.
+
+    Raises:
+        MetricArgumentError: Naming the argument and its value.
+    """
+    from ..models.utils.lesion_logit import ThresholdError, check_threshold
+    try:
+        check_threshold(threshold)
+    except ThresholdError as err:
+        raise MetricArgumentError(str(err)) from None
+    if single_channel_input not in ('probability', 'logit'):
+        raise MetricArgumentError(
+            'single_channel_input must be "probability" or "logit", got '
+            f'{single_channel_input!r}')
+    size = tuple(low_res_size) if isinstance(low_res_size,
+                                             (list, tuple)) else ()
+    if len(size) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0
+            for n in size):
+        raise MetricArgumentError(
+            'low_res_size must be (height, width), two positive whole '
+            f'numbers, got {low_res_size!r}')
+    if isinstance(jaccard_threshold, bool) or not isinstance(
+            jaccard_threshold, (int, float)) or \
+            not 0 <= jaccard_threshold <= 1:
+        raise MetricArgumentError(
+            'jaccard_threshold must be a Jaccard index in [0, 1] (0.65 is '
+            f"the ISIC challenge's), got {jaccard_threshold!r}")
+    if lesion_index not in (0, 1) or isinstance(lesion_index, bool):
+        raise MetricArgumentError(
+            'lesion_index must be the lesion label of a binary mask, 0 or '
+            f'1, got {lesion_index!r}')
+    if ignore_index == lesion_index:
+        raise MetricArgumentError(
+            f'ignore_index {ignore_index!r} is the lesion label '
+            '(lesion_index): no lesion pixel would be counted')
+
+
+def check_every_image_scored(records: int, size: int) -> None:
+    """Refuse figures of fewer images than the evaluated dataset holds.
+
+    Args:
+        records (int): The images scored (padding copies included).
+        size (int): The images of the dataset.
+
+    Raises:
+        IncompleteEvaluationError: Naming both counts and the usual cause.
+    """
+    if records >= size:
+        return
+    of_what = ('of no image at all (100 % everywhere)' if not records
+               else 'of part of the split')
+    raise IncompleteEvaluationError(
+        f'LesionMetric: the evaluation loop gave results for {records} of '
+        f'the {size} images of its dataset, so the figures would be '
+        f'{of_what}; nothing is reported. A val or test dataloader with '
+        'drop_last=True leaves '
+        'its last incomplete batch out, as does a sampler that skips '
+        'images: set drop_last=False and use a sampler that visits every '
+        "image (mmengine's DefaultSampler)")
+
+
+def remove_scored_masks(runner, new_dir: Optional[str] = None) -> List[str]:
+    """Remove the masks the ``LesionMetric`` evaluators of ``runner``'s
+    test wrote in this process (:meth:`LesionMetric.remove_written_masks`).
+
+    Args:
+        runner (Runner): A runner whose test failed.
+        new_dir (str, optional): The masks' folder when the run made it; it
+            is removed too when it is left empty.
+
+    Returns:
+        list[str]: The removed files.
+    """
+    # The built loop only: runner.test_loop would build one, and no mask
+    # is written before it exists.
+    loop = getattr(runner, '_test_loop', None)
+    evaluator = getattr(loop, 'evaluator', None)
+    removed = []
+    for metric in getattr(evaluator, 'metrics', None) or []:
+        if isinstance(metric, LesionMetric):
+            removed += metric.remove_written_masks()
+    if new_dir and osp.isdir(new_dir) and not os.listdir(new_dir):
+        try:
+            os.rmdir(new_dir)
+        except OSError:
+            pass  # another process wrote or removed it meanwhile
+    return removed
+
+
 @METRICS.register_module()
 class LesionMetric(BaseMetric):
     """All skin-lesion segmentation figures from one evaluation pass.
@@ -144,7 +264,10 @@ class LesionMetric(BaseMetric):
     Zero denominators: a ratio ``0 / 0`` counts as 1.0 (e.g. an image with
     neither a lesion in its ground truth nor in its prediction has IoU and
     DSC 1.0). Images without any non-ignored pixel are left out of the
-    per-image means (which are NaN if no image is left). ``mIoU`` and
+    per-image means (which are NaN if no image is left); an evaluation
+    that counts no pixel at all (no image, or only ``ignore_index``) is
+    refused, as is one of fewer images than its dataset holds
+    (:class:`IncompleteEvaluationError`). ``mIoU`` and
     ``mDice`` follow MMSegmentation instead: a class absent from both
     prediction and ground truth is skipped in the mean.
 
@@ -169,7 +292,9 @@ class LesionMetric(BaseMetric):
             (0 background, 255 lesion, at the image's original size) to
             ``<output_dir>/<image stem>.png``, as ``tools/test.py --out``
             asks. An existing file is never replaced: two images of one
-            stem raise a :class:`UserError` naming both. Defaults to None.
+            stem raise a :class:`UserError` naming both. A file another
+            process wrote with the same mask is the padding copy of a
+            distributed run and is left as it is. Defaults to None.
         collect_device (str): Device used to gather results across ranks,
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix added to the metric names.
@@ -187,12 +312,11 @@ class LesionMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if single_channel_input not in ('probability', 'logit'):
-            raise ValueError('single_channel_input must be "probability" or '
-                             f'"logit", got {single_channel_input!r}')
-        if len(low_res_size) != 2:
-            raise ValueError('low_res_size must be (height, width), got '
-                             f'{low_res_size!r}')
+        check_metric_args(threshold=threshold, lesion_index=lesion_index,
+                          ignore_index=ignore_index,
+                          low_res_size=low_res_size,
+                          jaccard_threshold=jaccard_threshold,
+                          single_channel_input=single_channel_input)
         self.threshold = float(threshold)
         self.lesion_index = int(lesion_index)
         self.ignore_index = int(ignore_index)
@@ -267,7 +391,15 @@ class LesionMetric(BaseMetric):
         the threshold) as ``<output_dir>/<image stem>.png``."""
         from ..apis.masks import write_image
         path = osp.join(self.output_dir, mask_file_name(img_path))
+        mask = (prob > self.threshold).to(torch.uint8).cpu().numpy() * 255
         if osp.exists(path):
+            from mmengine.dist import get_world_size
+            if get_world_size() > 1 and path not in self._mask_sources \
+                    and _holds_mask(path, mask):
+                # Another process scored this image: mmengine's sampler
+                # pads a split that does not divide among the processes
+                # with copies of its first images.
+                return
             # Within one run only when two images share a stem (or one image
             # is scored twice); another rank's image is not known here.
             first = self._mask_sources.get(
@@ -279,9 +411,26 @@ class LesionMetric(BaseMetric):
                 f'LesionMetric: {clash}, so both masks would be {path}; it is '
                 'not replaced. Give each image its own file name and list it '
                 'once.')
-        mask = (prob > self.threshold).to(torch.uint8) * 255
-        write_image(path, mask.cpu().numpy())
+        write_image(path, mask)
         self._mask_sources[path] = img_path
+
+    def remove_written_masks(self) -> List[str]:
+        """Remove the masks this process wrote to ``output_dir``, for a
+        run that failed before its figures: masks of part of the split
+        would pass for its result.
+
+        Returns:
+            list[str]: The removed files.
+        """
+        removed = []
+        for path in self._mask_sources:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+        self._mask_sources = {}
+        return removed
 
     def _lesion_probability(self, data_sample: dict) -> torch.Tensor:
         """Lesion probability map (H, W) as float32 from one data sample."""
@@ -324,6 +473,38 @@ class LesionMetric(BaseMetric):
     # ------------------------------------------------------------------
     # final figures
     # ------------------------------------------------------------------
+    def evaluate(self, size: int) -> dict:
+        """Gather the records of all ranks and compute the figures, as
+        :meth:`BaseMetric.evaluate` does, after checking that they cover
+        every one of the ``size`` images.
+
+        MMEngine cuts the padding its sampler adds but never counts what is
+        missing: a loader with ``drop_last=True`` (or a sampler that skips
+        images) gave the figures of part of the split, and of no image at
+        all (100 % everywhere) when the batch exceeded the split.
+
+        Args:
+            size (int): The number of images of the evaluated dataset.
+
+        Returns:
+            dict[str, float]: See :meth:`compute_metrics`.
+
+        Raises:
+            IncompleteEvaluationError: On every rank, when the ranks hold
+                records of fewer than ``size`` images.
+        """
+        from mmengine.dist import all_reduce, get_world_size
+        records = torch.tensor([len(self.results)], dtype=torch.long)
+        if get_world_size() > 1:
+            # Every rank learns the total, so all of them stop together.
+            all_reduce(records)
+        try:
+            check_every_image_scored(int(records.item()), size)
+        except IncompleteEvaluationError:
+            self.results.clear()
+            raise
+        return super().evaluate(size)
+
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Compute every figure from the gathered per-image records.
 
@@ -337,6 +518,11 @@ class LesionMetric(BaseMetric):
         """
         pooled_low = self._pooled(results, _LOW)
         pooled_orig = self._pooled(results, _ORIG)
+        # With nothing counted every 0 / 0 ratio reads 1.0: 100 % of
+        # nothing, which must not pass for a result.
+        if sum(pooled_orig) == 0 or sum(pooled_low) == 0:
+            raise IncompleteEvaluationError(
+                self._nothing_counted(len(results), sum(pooled_orig) == 0))
 
         metrics: Dict[str, float] = OrderedDict()
         for name, value in confusion_to_scores(*pooled_low).items():
@@ -365,6 +551,28 @@ class LesionMetric(BaseMetric):
             (name, round(value * 100, 4)) for name, value in metrics.items())
         self._log_table(metrics, num_images=len(results))
         return metrics
+
+    def _nothing_counted(self, num_images: int, at_original: bool) -> str:
+        """The message of an evaluation that counted no pixel
+        ``at_original`` size (else at ``low_res_size``)."""
+        if not num_images:
+            return ('LesionMetric: no image was evaluated, so every figure '
+                    'would read 100 %; nothing is reported')
+        plural = '' if num_images == 1 else 's'
+        if at_original:
+            why = ('the ground truth holds only ignore_index '
+                   f'({self.ignore_index})')
+        else:
+            why = (f'the pixels that are not ignore_index '
+                   f'({self.ignore_index}) vanish when the masks are '
+                   'resized by nearest neighbour')
+        where = 'at the original size' if at_original else \
+            f'at low_res_size {self.low_res_size}'
+        fix = ('evaluate masks that hold lesion and background labels'
+               if at_original else 'give a larger low_res_size')
+        return (f'LesionMetric: no pixel was counted {where} over '
+                f'{num_images} image{plural}: {why}, so every figure would '
+                f'read 100 %; nothing is reported. To score, {fix}')
 
     @staticmethod
     def _pooled(results: list, key: str) -> Tuple[int, int, int, int]:
@@ -413,6 +621,15 @@ class LesionMetric(BaseMetric):
             f'{self.threshold}, TJ threshold {self.jaccard_threshold}):\n' +
             pooled.get_string() + '\n' + other.get_string(),
             logger=logger)
+
+
+def _holds_mask(path: str, mask) -> bool:
+    """Whether the image file ``path`` holds exactly ``mask``."""
+    import cv2
+    import numpy as np
+    written = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    return written is not None and written.shape == mask.shape and \
+        bool(np.array_equal(written, mask))
 
 
 def _mean(values: List[float]) -> float:

@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from mmseg_dsnet.datasets.sample_checks import SKIPPED_KEY
+from mmseg_dsnet.utils.errors import UserError
 
 
 def skipped_paths(data_batch):
@@ -28,8 +29,10 @@ def skipped_paths(data_batch):
 @HOOKS.register_module()
 class BadSampleSummaryHook(Hook):
     """Log how many bad samples (unreadable, missing or truncated images and
-    masks) were skipped in each training epoch, and warn when evaluation
-    used replacements. Counts are pooled over all ranks and workers.
+    masks) were skipped in each training epoch, warn when a validation used
+    replacements, and stop a test at the first one
+    (:class:`~mmseg_dsnet.utils.errors.UserError`). Counts are pooled over
+    all ranks and workers.
 
     Args:
         max_listed (int): How many distinct paths to name in the log.
@@ -94,7 +97,17 @@ class BadSampleSummaryHook(Hook):
 
     def after_test_iter(self, runner, batch_idx, data_batch=None,
                         outputs=None) -> None:
-        self._paths['test'] += skipped_paths(data_batch)
+        # Test figures are the result itself: a replaced sample would be
+        # scored twice and the bad one not at all, under the split's name
+        # and image count (a warning in the log was all that said so).
+        paths = skipped_paths(data_batch)
+        if paths:
+            raise UserError(
+                f'Test: the bad sample {paths[0]} was replaced by the next '
+                "sample (on_bad_sample='skip'), so that one would be scored "
+                f'twice and {paths[0]} not at all; a test scores every image '
+                'of its split. Fix or remove the file (and its line in the '
+                "split file); nothing was reported")
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._warn_eval('test', 'Test')

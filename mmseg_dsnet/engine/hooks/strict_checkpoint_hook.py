@@ -22,9 +22,18 @@ class StrictCheckpointHook(Hook):
     The top-level config key ``load_from_strict`` (default True) set to
     False allows a partial checkpoint on purpose (e.g. backbone weights
     only); at least one key must still match.
+
+    Each checkpoint saved records in its ``meta`` the number of processes
+    that trained it (``world_size``), which ``--resume`` compares.
     """
 
     priority = 'VERY_HIGH'
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        # How many processes trained (each with batch_size images a step):
+        # a resume with another number trains with another batch and
+        # schedule (resume_check.check_resume_checkpoint).
+        checkpoint.setdefault('meta', {})['world_size'] = runner.world_size
 
     def after_load_checkpoint(self, runner, checkpoint):
         cfg = runner.cfg
