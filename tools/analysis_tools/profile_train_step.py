@@ -34,7 +34,7 @@ DEFAULT_VARIANTS = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--shape', type=int, nargs=2, default=[256, 256])
