@@ -46,8 +46,9 @@ needs_proc = pytest.mark.skipif(
 
 
 def _make_raw(root, **kwargs):
+    # A stand-in for a real download (no SYNTHETIC.txt).
     options = dict(year=2017, num_train=3, num_val=1, num_test=1,
-                   size=(32, 24))
+                   size=(32, 24), mark_synthetic=False)
     options.update(kwargs)
     synthetic.generate(root, **options)
     return root

@@ -29,6 +29,8 @@ def _make_raw(root,
               num_test=3,
               size=(32, 24),
               **kwargs):
+    # A stand-in for a real download (no SYNTHETIC.txt).
+    kwargs.setdefault('mark_synthetic', False)
     synthetic.generate(
         root,
         year=year,

@@ -1,4 +1,5 @@
 """The synthetic ISIC generator: deterministic, official layout, learnable."""
+import json
 import os
 import subprocess
 import sys
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_tool_in_process
+from conftest import run_converter, run_tool_in_process
 from PIL import Image
 
 from mmseg_dsnet.datasets.converters import synthetic_isic as synthetic
+from mmseg_dsnet.datasets.converters.isic import SYNTHETIC_MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 # The command line; the tests call the package's functions directly.
@@ -99,9 +101,9 @@ def test_zip_output_is_deterministic_and_official(tmp_path):
         assert 'synthetic ISIC 2018' in result.stdout
     assert _tree_bytes(tmp_path / 'a') == _tree_bytes(tmp_path / 'b')
     zips = sorted(p.name for p in (tmp_path / 'a').iterdir())
-    assert zips == sorted(
+    assert zips == sorted([SYNTHETIC_MARKER] + [
         n + '.zip' for pair in synthetic.OFFICIAL_FOLDERS[2018].values()
-        for n in pair)
+        for n in pair])
     gt_zip = tmp_path / 'a' / 'ISIC2018_Task1_Training_GroundTruth.zip'
     with zipfile.ZipFile(gt_zip) as archive:
         names = sorted(archive.namelist())
@@ -118,7 +120,8 @@ def test_official_2017_layout_and_counts(tmp_path):
         tmp_path, year=2017, num_train=4, num_val=2, num_test=3, size=(32, 24))
     assert summary['counts'] == {'train': 4, 'val': 2, 'test': 3}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        n for pair in FOLDERS_2017.values() for n in pair)
+        [SYNTHETIC_MARKER] + [n for pair in FOLDERS_2017.values()
+                              for n in pair])
     all_ids = []
     for split, count in summary['counts'].items():
         image_folder, mask_folder = FOLDERS_2017[split]
@@ -138,7 +141,9 @@ def test_official_2016_layout_has_capital_s_and_no_validation(tmp_path):
     synthetic.generate(
         tmp_path, year=2016, num_train=2, num_val=0, num_test=1, size=(32, 24))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        n for pair in synthetic.OFFICIAL_FOLDERS[2016].values() for n in pair)
+        [SYNTHETIC_MARKER] + [n for pair in
+                              synthetic.OFFICIAL_FOLDERS[2016].values()
+                              for n in pair])
     gt_folder = tmp_path / 'ISBI2016_ISIC_Part1_Training_GroundTruth'
     masks = sorted(p.name for p in gt_folder.iterdir())
     assert masks == ['ISIC_0000000_Segmentation.png',
@@ -301,3 +306,34 @@ def test_a_folder_holding_other_files_is_refused(tmp_path):
     assert result.stderr == (f'ERROR: {tmp_path} is not empty (it holds '
                              'notes.txt); choose an empty or new folder\n')
     assert _tree_bytes(tmp_path) == {'notes.txt': b'keep me'}
+
+
+def test_a_converted_synthetic_download_stays_marked_synthetic(tmp_path):
+    """The documented ``make_synthetic_isic.py data/raw --zip`` then
+    ``isic.py data/raw data/synthetic_isic2017``: the converted set was
+    unmarked, so check_real_data.py called it real ISIC 2017 and
+    ``leaderboard.py collect`` recorded its runs as real rows (exit 0)."""
+    from mmseg_dsnet.datasets.synthetic_fallback import (data_provenance,
+                                                         is_synthetic)
+    raw, out = tmp_path / 'raw', tmp_path / 'synthetic_isic2017'
+    made = _run_cli(raw, '--num-train', '3', '--num-val', '1', '--num-test',
+                    '1', '--size', '32', '24', '--zip')
+    assert made.returncode == 0, made.stderr
+    converted = run_converter(raw, out, '--strict', '--workers', '1')
+    assert converted.returncode == 0, converted.output
+    assert f'synthetic: {raw} holds {SYNTHETIC_MARKER}' in converted.stdout
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['synthetic'] is True
+    assert 'unread_folders' not in meta  # --strict passed too
+    assert is_synthetic(str(out))
+    assert data_provenance(
+        dict(data_root=str(out), ann_file='splits/lightweight_test.txt'),
+        1)['synthetic'] is True
+
+    # A stand-in for a real download (no marker) converts unmarked.
+    synthetic.generate(tmp_path / 'real', num_train=3, num_val=1, num_test=1,
+                       size=(32, 24), mark_synthetic=False)
+    run_converter(tmp_path / 'real', tmp_path / 'real_out', '--workers', '1')
+    assert not (tmp_path / 'real_out' / SYNTHETIC_MARKER).exists()
+    assert 'synthetic' not in json.loads(
+        (tmp_path / 'real_out' / 'meta.json').read_text())

@@ -458,6 +458,27 @@ def test_a_failed_child_tool_passes_its_status_on(capsys):
         assert capsys.readouterr().err == f'ERROR: {error}\n'
 
 
+def test_traceback_variable_adds_the_traceback_to_the_error_line(
+        monkeypatch):
+    """docs/reliability.md: ``MMSEG_DSNET_TRACEBACK=1`` shows the traceback
+    too. It re-raised instead: no ``ERROR:`` line and exit status 1, the
+    status of a bug, for a user error."""
+    monkeypatch.setenv('MMSEG_DSNET_TRACEBACK', '1')
+    run = run_tool_in_process('tools/test.py', 'configs/demo/nope.py',
+                              'x.pth')
+    assert run.returncode == 2
+    assert 'Traceback (most recent call last)' in run.stderr
+    assert run.stderr.endswith(
+        'ERROR: config file configs/demo/nope.py does not exist\n')
+    # A genuine bug keeps its traceback and status 1 either way.
+    from mmseg_dsnet.engine import run_reporting_user_errors
+
+    def buggy():
+        raise KeyError('bug')
+    with pytest.raises(KeyError):
+        run_reporting_user_errors(buggy)
+
+
 def test_running_a_tool_in_process_keeps_the_callers_sigterm_action():
     import signal
 

@@ -45,7 +45,7 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--src', default=None,
                         help='the real ISIC 2017 set (official layout); '
                         f'default: {osp.normpath(DEFAULT_SRC)}, skipped '

@@ -35,7 +35,7 @@ CONFIG_KEYS = ('model', 'train_dataloader.dataset', 'test_dataloader.dataset',
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument(
         '--work-dir',

@@ -10,8 +10,8 @@ import re
 
 from ..utils.errors import UserError
 from ..utils.paths import REPO_ROOT
-from .converters.isic import convert
-from .converters.synthetic_isic import generate
+from .converters.isic import SYNTHETIC_MARKER, convert
+from .converters.synthetic_isic import MARKER_TEXT, generate
 
 HOW_TO_PREPARE = """\
 The real ISIC {year} data is not at '{root}'. To train on it, download the
@@ -31,9 +31,9 @@ class DataRootError(UserError, FileNotFoundError):
 
 
 SYNTHETIC_COUNTS = dict(num_train=96, num_val=16, num_test=32)
-# Written into every synthetic set this module prepares, so that metrics
-# computed on it say so wherever the set is used from.
-SYNTHETIC_MARKER = 'SYNTHETIC.txt'
+# SYNTHETIC_MARKER is in every synthetic set (the converter copies it from
+# the generated download; this module also marks sets made before that), so
+# that metrics computed on it say so wherever the set is used from.
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # A --cfg-options key holding one of these names a data location.
 DATA_KEYS = ('data_root', 'data_prefix', 'ann_file')
@@ -181,9 +181,7 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
     # Also marks sets prepared before the marker existed.
     if not is_synthetic(out_root):
         with open(osp.join(out_root, SYNTHETIC_MARKER), 'w') as f:
-            f.write('Synthetic ISIC-like images made by tools/dataset_'
-                    'converters/make_synthetic_isic.py; metrics computed on '
-                    'them say nothing about real lesions.\n')
+            f.write(MARKER_TEXT)
     return out_root
 
 

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 
 # Exit status of every fault the user can fix (as argparse uses for usage
 # errors); 1 is left to the few documented partial results (e.g.
@@ -95,8 +96,12 @@ def run_reporting_user_errors(main):
         return main()
     except Exception as err:
         message = describe_user_error(err)
-        if message is None or os.environ.get('MMSEG_DSNET_TRACEBACK'):
+        if message is None:
             raise
+        if os.environ.get('MMSEG_DSNET_TRACEBACK'):
+            # Besides the ERROR line and status 2, not instead of them: a
+            # re-raise ended with the bare exception and status 1.
+            traceback.print_exc()
         print(f'ERROR: {message}', file=sys.stderr, flush=True)
         # A failed child tool passes its own status on.
         sys.exit(getattr(err, 'exit_code', USER_ERROR_EXIT))

@@ -31,7 +31,7 @@ from mmseg_dsnet.utils.errors import UserError
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('candidates', nargs='+',
                         help='config files or model names of '
                         'check_real_data.py --models')

@@ -28,7 +28,7 @@ MIN_GAIN, SE_FACTOR = 0.3, 2.0
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('records', nargs='*',
                         help='design records (default: results/design/*)')
     parser.add_argument('--compare-to', metavar='REFERENCE',

@@ -164,7 +164,7 @@ def _collect_flags(parser):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
     p = sub.add_parser('collect', help='one work dir -> one run record')
     p.add_argument('config')

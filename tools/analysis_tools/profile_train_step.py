@@ -34,12 +34,12 @@ DEFAULT_VARIANTS = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--shape', type=int, nargs=2, default=[256, 256])
     p.add_argument('--steps', type=int, default=60)
-    p.add_argument('--device', default='cuda')
+    p.add_argument('--device', default='cuda', help='cuda (default) or cpu')
     p.add_argument('--variants', nargs='+',
                    help="'+'-joined: eager or graph (CUDA only), "
                    'channels_last, bf16, compile (default: '

@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Write a synthetic ISIC Task 1 download (official folder or zip layout,
 exact masks); see :mod:`mmseg_dsnet.datasets.converters.synthetic_isic`.
+It holds ``SYNTHETIC.txt``, which the converter copies into its output: the
+metrics of runs on the converted set say ``synthetic`` and
+``leaderboard.py collect`` refuses them.
 
 Example::
 

@@ -15,6 +15,9 @@ Output (``OUT``)::
                again: a seeded 10 % held out for choosing designs and
                settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files
+    OUT/SYNTHETIC.txt      only from a download that holds it (one made by
+                           make_synthetic_isic.py): copied, so that metrics
+                           on the set say ``synthetic``
 
 Every pair is checked (missing partner, unreadable or truncated file, size
 mismatch, mask values, image mode, ids that are not safe file names, files
@@ -132,6 +135,9 @@ LITERATURE_SPLIT_2017 = (2150, 1500)
 DESIGN_VAL_RATIO = 0.1
 # The split files whose images are test images: nothing may be chosen on them.
 TEST_SPLIT_FILES = ('official_test.txt', 'lightweight_test.txt')
+#: Beside the folders of a synthetic download and in its conversion: the
+#: images show no real lesion (``synthetic_fallback.is_synthetic``).
+SYNTHETIC_MARKER = 'SYNTHETIC.txt'
 
 
 def is_test_split(ann_file) -> bool:
@@ -249,6 +255,8 @@ def _stray_kind(member):
         return 'ATTRIBUTION'
     if lower.endswith('.csv'):
         return 'metadata csv'
+    if name == SYNTHETIC_MARKER:
+        return 'synthetic marker'
     return None
 
 
@@ -1497,9 +1505,18 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         }
         if unread:  # only then, so that other outputs stay as they were
             summary['unread_folders'] = unread
+        # A synthetic download stays marked after the conversion: without
+        # the marker its runs were recorded as runs on real ISIC data.
+        synthetic = (src / SYNTHETIC_MARKER).is_file()
+        if synthetic:
+            summary['synthetic'] = True
+            shutil.copyfile(src / SYNTHETIC_MARKER, tmp / SYNTHETIC_MARKER)
         (tmp / 'meta.json').write_text(json.dumps(summary, indent=2) + '\n')
         unread_text = _unread_folders_text(unread)
         _log_summary(log, summary, out, missing, unread_text)
+        if synthetic:
+            log(f'  synthetic: {src} holds {SYNTHETIC_MARKER} (no real '
+                'lesions); copied into the output')
         problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
         problems += list(missing.values())
         problems += [unread_text] if unread_text else []

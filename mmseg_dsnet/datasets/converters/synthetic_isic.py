@@ -14,6 +14,10 @@ near an edge. The mask is exactly the lesion polygon (255 inside, 0
 outside); hair and ruler are not part of it. Same arguments give
 byte-identical files. Only numpy and OpenCV are used.
 
+The download holds :data:`~.isic.SYNTHETIC_MARKER` beside its folders; the
+converter copies it into its output, so that metrics computed on the set
+say ``synthetic`` and ``leaderboard.py collect`` refuses its runs.
+
 The command line: ``tools/dataset_converters/make_synthetic_isic.py``.
 """
 import errno
@@ -29,7 +33,8 @@ import numpy as np
 
 # The official folder names are the converter's: one table for both; its
 # output is built beside OUT and renamed into place as this one is.
-from .isic import OFFICIAL_FOLDERS, _interrupt_on_signals, _remove_stale_tmp
+from .isic import (OFFICIAL_FOLDERS, SYNTHETIC_MARKER, _interrupt_on_signals,
+                   _remove_stale_tmp)
 
 MASK_SUFFIX = {
     2016: '_Segmentation.png',
@@ -44,6 +49,9 @@ MAX_SIDE = 65500
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 PLACEHOLDER_TEXT = ('Synthetic images made by tools/dataset_converters/'
                     'make_synthetic_isic.py; they show no real patient.\n')
+MARKER_TEXT = ('Synthetic ISIC-like images made by tools/dataset_converters/'
+               'make_synthetic_isic.py; metrics computed on them say nothing '
+               'about real lesions.\n')
 
 
 def _smooth_noise(rng, height, width, cells, channels=1):
@@ -288,7 +296,8 @@ def generate(out,
              size=(256, 192),
              seed=0,
              as_zip=False,
-             verbose=False):
+             verbose=False,
+             mark_synthetic=True):
     """Write a synthetic ISIC Task 1 download in the official layout.
 
     Args:
@@ -307,6 +316,9 @@ def generate(out,
         as_zip (bool): Write the official zip files instead of folders.
             Default: False.
         verbose (bool): Print a one-line summary. Default: False.
+        mark_synthetic (bool): Write :data:`~.isic.SYNTHETIC_MARKER` beside
+            the folders (the converter carries it into its output). False
+            only for a stand-in of a real download (tests). Default: True.
 
     Returns:
         dict: ``year``, ``out``, ``counts`` (pairs per split), ``folders``
@@ -372,6 +384,8 @@ def generate(out,
         try:
             tmp.mkdir(parents=True)
             n_files = _write_folders(tmp, folders, as_zip)
+            if mark_synthetic:
+                (tmp / SYNTHETIC_MARKER).write_text(MARKER_TEXT)
             _rename_into_place(tmp, real_out, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
