@@ -3,9 +3,9 @@
 # Each step is printed with the seconds it took. The first install compiles
 # mmcv 2.1.0 from source with its ops, in parallel through ninja (installed
 # first): most of the first install's time, shorter the more cores the
-# machine has. pip caches the built wheel, so later installs take minutes;
-# with an up-to-date .venv this script returns at once (a stamp of the
-# requirement files is checked). Figures: docs/benchmarks.md.
+# machine has. pip caches the built wheel, so later installs take under a
+# minute; with an up-to-date .venv this script returns at once (a stamp of
+# the requirement files is checked). Figures: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
