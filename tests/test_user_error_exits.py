@@ -656,19 +656,15 @@ def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
 
 def test_lesion_metric_arguments_are_checked_before_the_run(
         tiny_config, tmp_path, capsys):
-    """``--cfg-options test_evaluator.threshold=1.5
-    model.decode_head.threshold=1.5`` scored no pixel as lesion and wrote
-    the figures, exit 0; ``test_evaluator.low_res_size=(0,0)`` ended in a
+    """``--cfg-options test_evaluator.threshold=1.5`` (with the head's at
+    1.5 too, which the head now refuses itself) scored no pixel as lesion
+    and wrote the figures, exit 0; ``test_evaluator.low_res_size=(0,0)`` ended in a
     RuntimeError traceback after the model ran. Refused before the work dir
     (train.py: the validation's)."""
     ckpt = tmp_path / 'model.pth'
     ckpt.write_bytes(b'not read')
     work = tmp_path / 'work'
     for script, argv, name, options, message in (
-            ('test.py', [tiny_config, ckpt], 'test_evaluator',
-             ['test_evaluator.threshold=1.5',
-              'model.decode_head.threshold=1.5'],
-             'threshold must be a lesion probability in (0, 1), got 1.5'),
             ('test.py', [tiny_config, ckpt], 'test_evaluator',
              ['test_evaluator.low_res_size=(0,0)'],
              'low_res_size must be (height, width), two positive whole '
@@ -683,6 +679,16 @@ def test_lesion_metric_arguments_are_checked_before_the_run(
             2, f'ERROR: {name} (LesionMetric): {message}; nothing was '
             'started\n')
         assert not work.exists()
+    # On the command line the head (DSNetHead's own range check) or the
+    # head/metric agreement check refuses a threshold first; the metric's
+    # own check stands for evaluators of other heads.
+    from mmseg_dsnet.engine.preflight import check_lesion_metrics
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match=r'^test_evaluator \(LesionMetric\): '
+                       r'threshold must be a lesion probability in \(0, 1\), '
+                       r'got 1.5; nothing was started$'):
+        check_lesion_metrics(dict(test_evaluator=dict(
+            type='LesionMetric', threshold=1.5)), ('test_evaluator', ))
 
 
 def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
