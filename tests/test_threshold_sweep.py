@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import load_tool, make_lesion_checkpoint
+from conftest import REPO, load_tool, make_lesion_checkpoint
 
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.leaderboard.design import rule_table
@@ -282,3 +282,35 @@ def test_an_evaluator_that_writes_masks_is_refused(two_checkpoints,
     assert run.returncode == 0, run.output[-2000:]
     assert '| 0.4 | ' in run.stdout
     assert sorted(p.name for p in earlier.iterdir()) == ['ISIC_0000012.png']
+
+
+def test_a_two_channel_head_is_swept_at_its_argmax_only(two_checkpoints,
+                                                        tmp_path):
+    """A decode head with two output channels (DSNet with
+    ``out_channels=2``, the UNet and SegFormer baselines) makes its masks by
+    argmax, and tools/test.py refuses ``model.decode_head.threshold=0.3``
+    for it; the sweep scored its probabilities at 0.3 anyway, exit 0, with
+    figures no tool reproduces (and a threshold the rule could choose that
+    the model cannot be run at)."""
+    from conftest import run_tool_in_process, tree_hashes
+    tmp, cfg, checkpoints = two_checkpoints
+    two = ['--cfg-options', 'model.decode_head.out_channels=2',
+           'model.decode_head.threshold=None']
+    out = tmp_path / 'sweep.json'
+    before = tree_hashes(tmp_path)
+    run = run_tool_in_process(tool.__file__, cfg, checkpoints[0],
+                              '--thresholds', '0.5', '0.3', '--out', out,
+                              *two)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {cfg}: the decode head has out_channels=2, so its masks '
+        'are the argmax of the channels (lesion probability above 0.5) and '
+        'tools/test.py and tools/infer.py refuse any other threshold; '
+        '--thresholds 0.3 would give figures of masks this model cannot '
+        'output. Sweep a model with out_channels=1 (a sigmoid), or score '
+        '0.5 only')
+    assert tree_hashes(tmp_path) == before
+    # mmseg's heads without out_channels: num_classes=2 is two channels.
+    with pytest.raises(UserError, match='out_channels=2, so its masks'):
+        tool.main([str(REPO / 'configs/unet/unet-s5-d16_fcn_isic2017.py'),
+                   str(checkpoints[0]), '--thresholds', '0.5', '0.4'])

@@ -38,6 +38,45 @@ def lesion_metric_args(evaluator_cfg) -> dict:
             if key not in ('type', 'threshold')}
 
 
+def check_sweepable(model_cfg, thresholds: Sequence[float],
+                    config: str = 'the config') -> None:
+    """Refuse thresholds the model's masks cannot be cut at.
+
+    A decode head with two or more output channels makes its masks by
+    ``argmax`` (lesion probability above 0.5) and refuses any other
+    ``threshold``: ``tools/test.py`` and ``tools/infer.py`` stop at
+    ``model.decode_head.threshold=0.3``. Scored at 0.3 its probabilities
+    gave figures no tool reproduces, and the rule could choose a threshold
+    the model cannot be run at.
+
+    Args:
+        model_cfg (dict): The config's ``model``.
+        thresholds (Sequence[float]): The thresholds to score.
+        config (str): The config file, for the message.
+
+    Raises:
+        UserError: A multi-channel head and a threshold other than 0.5.
+    """
+    from ..engine.preflight import mask_threshold
+    model_cfg = model_cfg or {}
+    head = model_cfg.get('module', model_cfg).get('decode_head')
+    if not isinstance(head, dict):
+        return
+    channels = head.get('out_channels') or head.get('num_classes')
+    if channels == 1:
+        return
+    others = [t for t in thresholds if t != mask_threshold(head)]
+    if others:
+        raise UserError(
+            f'{config}: the decode head has out_channels={channels}, so its '
+            'masks are the argmax of the channels (lesion probability above '
+            '0.5) and tools/test.py and tools/infer.py refuse any other '
+            'threshold; --thresholds '
+            f'{" ".join(f"{t:g}" for t in others)} would give figures of '
+            'masks this model cannot output. Sweep a model with '
+            'out_channels=1 (a sigmoid), or score 0.5 only')
+
+
 def scores_by_threshold(model, loader, thresholds: Sequence[float],
                         metric_args: dict = None,
                         progress=None) -> Dict[float, Dict[str, float]]:

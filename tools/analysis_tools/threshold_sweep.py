@@ -135,6 +135,7 @@ def main(argv=None):
     from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.analysis.threshold_sweep import (check_not_trained_on,
+                                                      check_sweepable,
                                                       lesion_metric_args,
                                                       scores_by_threshold)
     from mmseg_dsnet.datasets.converters.isic import is_test_split
@@ -147,6 +148,8 @@ def main(argv=None):
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
     except ValueError as error:
         raise UserError(f'{args.config}: {error}') from None
+    # A 2-channel head's masks are its argmax, whatever the threshold.
+    check_sweepable(cfg.get('model'), args.thresholds, args.config)
     check_dataset_classes(cfg, ('test_dataloader', ))
     split = cfg.test_dataloader.dataset.get('ann_file')
     on_test_split = is_test_split(split)
