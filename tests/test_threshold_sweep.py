@@ -314,3 +314,26 @@ def test_a_two_channel_head_is_swept_at_its_argmax_only(two_checkpoints,
     with pytest.raises(UserError, match='out_channels=2, so its masks'):
         tool.main([str(REPO / 'configs/unet/unet-s5-d16_fcn_isic2017.py'),
                    str(checkpoints[0]), '--thresholds', '0.5', '0.4'])
+
+
+def test_a_test_loader_without_a_split_file_is_refused(two_checkpoints,
+                                                       tmp_path):
+    """``--cfg-options test_dataloader.dataset.ann_file=`` (no split file):
+    mmseg scored every image of the converted set, test and training
+    images included, exit 0, past the checks for a test split and for the
+    checkpoint's training images (both read the split file)."""
+    from conftest import run_tool_in_process
+    tmp, cfg, checkpoints = two_checkpoints
+    for extra in ([], ['--allow-test-split']):
+        run = run_tool_in_process(tool.__file__, cfg, checkpoints[0],
+                                  '--thresholds', '0.5', *extra,
+                                  '--out', tmp_path / 'sweep.json',
+                                  '--cfg-options',
+                                  'test_dataloader.dataset.ann_file=')
+        assert run.returncode == 2, run.output[-2000:]
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith(
+            f'ERROR: {cfg}: test_dataloader.dataset.ann_file is not set, so '
+            'every image under ') and 'official_test.txt' in last, last
+        assert 'loads checkpoint' not in run.output.lower()
+        assert not (tmp_path / 'sweep.json').exists()

@@ -128,6 +128,37 @@ def split_ids(path: str) -> list:
         return [osp.normpath(line.strip()) for line in f if line.strip()]
 
 
+def check_split_given(dataset_cfg: dict, config: str) -> None:
+    """Refuse a test loader that reads a converted ISIC set without a split
+    file: mmseg then takes every image under ``data_root``, the test and
+    training images among them, which the sweep's checks (no test split,
+    no image the checkpoint trained on) look for in the split file only.
+
+    Args:
+        dataset_cfg (dict): The dataset config of the sweep's test loader.
+        config (str): The swept config, for the message.
+
+    Raises:
+        UserError: No ``ann_file`` and ``data_root/splits`` holds a test
+            split.
+    """
+    from ..datasets.converters.isic import TEST_SPLIT_FILES
+    if not isinstance(dataset_cfg, dict) or 'data_root' not in dataset_cfg \
+            or split_file(dataset_cfg) is not None:
+        return
+    root = dataset_cfg.get('data_root') or ''
+    found = [osp.join(root, 'splits', name) for name in TEST_SPLIT_FILES
+             if osp.isfile(osp.join(root, 'splits', name))]
+    if found:
+        raise UserError(
+            f'{config}: test_dataloader.dataset.ann_file is not set, so every '
+            f'image under {root} is scored: the test split ({found[0]}) and '
+            'the training images among them. Give a validation split, e.g. '
+            '--cfg-options test_dataloader.dataset.ann_file='
+            'splits/lightweight_design_val.txt (design runs) or '
+            'splits/official_val.txt')
+
+
 def leaf_datasets(dataset_cfg) -> list:
     """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
     reads from."""

@@ -135,6 +135,7 @@ def main(argv=None):
     from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.analysis.threshold_sweep import (check_not_trained_on,
+                                                      check_split_given,
                                                       check_sweepable,
                                                       lesion_metric_args,
                                                       scores_by_threshold)
@@ -151,6 +152,8 @@ def main(argv=None):
     # A 2-channel head's masks are its argmax, whatever the threshold.
     check_sweepable(cfg.get('model'), args.thresholds, args.config)
     check_dataset_classes(cfg, ('test_dataloader', ))
+    # Without a split file every image of the set is scored.
+    check_split_given(cfg.test_dataloader.dataset, args.config)
     split = cfg.test_dataloader.dataset.get('ann_file')
     on_test_split = is_test_split(split)
     # A threshold chosen on the test images makes their figures optimistic.
