@@ -29,11 +29,26 @@ def partial_path(filepath) -> str:
     return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
 
 
-def default_file_mode() -> int:
-    """Permissions a normally created file gets: 0o666 less the umask."""
+def _current_umask() -> int:
+    """The process umask, read without changing it where the system tells
+    it (Linux: ``/proc/self/status``). ``os.umask`` can only read it by
+    setting another value: for that moment a file another thread creates
+    (a log, a checkpoint, a data loader's cache) got mode 0o666."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def default_file_mode() -> int:
+    """Permissions a normally created file gets: 0o666 less the umask."""
+    return 0o666 & ~_current_umask()
 
 
 def _write_chunks(fileobj, data, chunk=1 << 22):

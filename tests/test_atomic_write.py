@@ -1,0 +1,34 @@
+"""mmseg_dsnet.utils.fileio.atomic_write: permissions, the umask and what
+a failed write leaves behind."""
+import os
+import stat
+import threading
+
+import pytest
+
+from mmseg_dsnet.utils import fileio
+from mmseg_dsnet.utils.fileio import atomic_write
+
+
+def test_the_umask_is_read_without_being_changed(tmp_path, monkeypatch):
+    """Reading the umask with ``os.umask(0)`` set it to 0 for a moment: a
+    file another thread of the process created then (a log, a checkpoint)
+    was writable by everyone."""
+    if not os.path.exists('/proc/self/status'):
+        pytest.skip('the umask can only be read by setting it here')
+    calls = []
+    real = os.umask
+
+    def recording_umask(mask):
+        calls.append((threading.current_thread().name, mask))
+        return real(mask)
+
+    old = real(0o027)
+    try:
+        monkeypatch.setattr(os, 'umask', recording_umask)
+        atomic_write('text', tmp_path / 'a.txt')
+    finally:
+        monkeypatch.undo()
+        real(old)
+    assert calls == []
+    assert stat.S_IMODE((tmp_path / 'a.txt').stat().st_mode) == 0o640
