@@ -10,6 +10,22 @@ from mmseg_dsnet.utils import fileio
 from mmseg_dsnet.utils.fileio import atomic_write
 
 
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    """A file made private (``chmod 600``: masks or figures of patients)
+    became readable by everyone (0644, the umask's mode) when a tool
+    replaced it, which writing it in place does not do."""
+    private = tmp_path / 'figures.json'
+    private.write_text('old')
+    private.chmod(0o600)
+    atomic_write('new', private)
+    assert private.read_text() == 'new'
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    # A new file still follows the umask.
+    fresh = tmp_path / 'fresh.json'
+    atomic_write('new', fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == fileio.default_file_mode()
+
+
 def test_the_umask_is_read_without_being_changed(tmp_path, monkeypatch):
     """Reading the umask with ``os.umask(0)`` set it to 0 for a moment: a
     file another thread of the process created then (a log, a checkpoint)

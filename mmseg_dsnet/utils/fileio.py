@@ -14,6 +14,7 @@ before torch and mmcv are installed.
 import hashlib
 import os
 import os.path as osp
+import stat
 from typing import Callable, Union
 
 from .errors import UserError
@@ -49,6 +50,20 @@ def _current_umask() -> int:
 def default_file_mode() -> int:
     """Permissions a normally created file gets: 0o666 less the umask."""
     return 0o666 & ~_current_umask()
+
+
+def _replaced_file_mode(filepath: str) -> int:
+    """The permissions the file written at ``filepath`` gets: those of the
+    regular file it replaces, as an in-place write keeps them (a file made
+    private with ``chmod 600`` stays private), else
+    :func:`default_file_mode`."""
+    try:
+        found = os.stat(filepath)
+    except OSError:
+        return default_file_mode()
+    if stat.S_ISREG(found.st_mode):
+        return stat.S_IMODE(found.st_mode)
+    return default_file_mode()
 
 
 def _write_chunks(fileobj, data, chunk=1 << 22):
@@ -124,7 +139,8 @@ def refuse_same_file(files, hint: str = '') -> None:
 def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                  filepath,
                  overwrite: bool = True) -> str:
-    """Write ``filepath`` atomically, with the user's umask.
+    """Write ``filepath`` atomically, with the user's umask (a file it
+    replaces keeps its permissions).
 
     Args:
         data (bytes | str | callable): The content (str is written as
@@ -164,7 +180,7 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                 f.flush()
                 os.fsync(f.fileno())
         # A library may create its file with other permissions.
-        os.chmod(tmp, default_file_mode())
+        os.chmod(tmp, _replaced_file_mode(filepath))
         refuse_existing(filepath, overwrite)
         os.replace(tmp, filepath)
     except BaseException:
