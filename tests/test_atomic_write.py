@@ -48,3 +48,22 @@ def test_the_umask_is_read_without_being_changed(tmp_path, monkeypatch):
         real(old)
     assert calls == []
     assert stat.S_IMODE((tmp_path / 'a.txt').stat().st_mode) == 0o640
+
+
+def test_a_folder_made_by_the_writer_is_removed_and_the_error_kept(
+        tmp_path):
+    """A writer that made a folder at the temporary path (instead of a
+    file) left ``.model.onnx.part-PID/`` behind, and the error was an
+    ``IsADirectoryError`` about that hidden path, not the writer's."""
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(OSError, match='the writer produced no file'):
+        atomic_write(lambda tmp: os.makedirs(os.path.join(tmp, 'x')), out)
+    assert os.listdir(tmp_path) == []
+
+    def fails_after_a_folder(tmp):
+        os.makedirs(tmp)
+        raise RuntimeError('the export failed')
+
+    with pytest.raises(RuntimeError, match='the export failed'):
+        atomic_write(fails_after_a_folder, out)
+    assert os.listdir(tmp_path) == []

@@ -14,6 +14,7 @@ before torch and mmcv are installed.
 import hashlib
 import os
 import os.path as osp
+import shutil
 import stat
 from typing import Callable, Union
 
@@ -64,6 +65,18 @@ def _replaced_file_mode(filepath: str) -> int:
     if stat.S_ISREG(found.st_mode):
         return stat.S_IMODE(found.st_mode)
     return default_file_mode()
+
+
+def _remove_partial(tmp: str) -> None:
+    """Remove a write's temporary file, or the folder a writer made in its
+    place, without raising (the write's own error is the one to report)."""
+    try:
+        if osp.isdir(tmp) and not osp.islink(tmp):
+            shutil.rmtree(tmp)
+        elif osp.lexists(tmp):
+            os.remove(tmp)
+    except OSError:
+        pass
 
 
 def _write_chunks(fileobj, data, chunk=1 << 22):
@@ -147,8 +160,9 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
             UTF-8), or a function that writes the file at the path it is
             given, for libraries that write files themselves
             (``onnx.save``, ``torch.onnx.export``, an image encoder ...).
-            An exception it raises aborts the write: the temporary file is
-            removed and ``filepath`` is left as it was.
+            An exception it raises aborts the write: the temporary file (or
+            a folder the function made in its place) is removed and
+            ``filepath`` is left as it was.
         filepath (str | Path): The destination; its folder is created.
         overwrite (bool): Replace an existing ``filepath``. When False an
             existing file raises :class:`FileExistsError`, checked before
@@ -184,8 +198,7 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
         refuse_existing(filepath, overwrite)
         os.replace(tmp, filepath)
     except BaseException:
-        if osp.lexists(tmp):
-            os.remove(tmp)
+        _remove_partial(tmp)
         raise
     _fsync_path(folder)  # make the rename itself durable
     return filepath
