@@ -337,3 +337,16 @@ def test_a_test_loader_without_a_split_file_is_refused(two_checkpoints,
             'every image under ') and 'official_test.txt' in last, last
         assert 'loads checkpoint' not in run.output.lower()
         assert not (tmp_path / 'sweep.json').exists()
+
+
+def test_thresholds_that_print_alike_are_refused(two_checkpoints, tmp_path):
+    """``--thresholds 0.5 0.5000001``: both rows of the table were named
+    ``0.5``, and the ``--out`` record kept one of them (its key ``0.5``
+    written twice), exit 0."""
+    tmp, cfg, checkpoints = two_checkpoints
+    out = tmp_path / 'sweep.json'
+    with pytest.raises(UserError, match=r'--thresholds 0.5 0.5000001: two '
+                       r'are the same to six digits \(0.5 0.5\)'):
+        tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
+                   '0.5000001', '--out', str(out)])
+    assert not out.exists()

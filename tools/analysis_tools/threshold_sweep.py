@@ -79,6 +79,15 @@ def check_args(args):
         check_threshold(threshold, 'each of --thresholds')
     if len(set(args.thresholds)) != len(args.thresholds):
         raise UserError(f'--thresholds repeats a value: {args.thresholds}')
+    # The tables and the --out record name each threshold by '%g' (six
+    # digits): two that print alike were one row name and one JSON key,
+    # and the second's figures replaced the first's.
+    names = [f'{t:g}' for t in args.thresholds]
+    if len(set(names)) != len(names):
+        raise UserError(f'--thresholds {" ".join(map(repr, args.thresholds))}'
+                        f': two are the same to six digits ({" ".join(names)}'
+                        '), which name the rows and the --out keys; give '
+                        'thresholds that differ within six digits')
     # A negative factor would let gains below the noise pass; a nan in
     # either failed every threshold.
     check_at_least(('--se-factor', args.se_factor, 0),
