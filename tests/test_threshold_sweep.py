@@ -350,3 +350,47 @@ def test_thresholds_that_print_alike_are_refused(two_checkpoints, tmp_path):
         tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
                    '0.5000001', '--out', str(out)])
     assert not out.exists()
+
+
+def test_a_checkpoint_trained_on_every_image_is_refused(two_checkpoints,
+                                                        tmp_path):
+    """A run trained without a split file
+    (``train_dataloader.dataset.ann_file=''``: mmseg reads every image of
+    the set) swept on a validation split of the same set: its training
+    split was taken as unknown and the thresholds were judged on images
+    it had learned from, exit 0."""
+    import torch
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    tmp, cfg, checkpoints = two_checkpoints
+    config = Config.fromfile(cfg)
+    config.merge_from_dict({'train_dataloader.dataset.ann_file': ''})
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+    every = tmp_path / 'every.pth'
+    torch.save(dict(state_dict=weights, meta=dict(cfg=config.pretty_text)),
+               every)
+    data_root = config.test_dataloader.dataset.data_root
+    val = 'splits/lightweight_design_val.txt'
+    out = tmp_path / 'sweep.json'
+    run = run_tool_in_process(tool.__file__, cfg, every, '--thresholds',
+                              '0.5', '0.4', '--out', out, '--cfg-options',
+                              f'test_dataloader.dataset.ann_file={val}')
+    assert run.returncode == 2, run.output[-2000:]
+    held_out = (Path(data_root) / val).read_text().split()
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: checkpoint {every} was trained on every image under '
+        f"{data_root} (its training config, meta['cfg'], gives "
+        'train_dataloader.dataset no ann_file), the '
+        f'{len(held_out)} images that {cfg} scores ({data_root}/{val}) '
+        'among them.')
+    assert not out.exists()
+    # Trained on every image of another set: swept as before.
+    config.merge_from_dict({'train_dataloader.dataset.data_root':
+                            str(tmp_path)})
+    torch.save(dict(state_dict=weights, meta=dict(cfg=config.pretty_text)),
+               every)
+    scores = tool.main([str(cfg), str(every), '--thresholds', '0.5',
+                        '--cfg-options',
+                        f'test_dataloader.dataset.ann_file={val}'])
+    assert set(scores) == {'checkpoint 1'}

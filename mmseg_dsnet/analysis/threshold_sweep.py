@@ -170,6 +170,26 @@ def leaf_datasets(dataset_cfg) -> list:
     return [leaf for cfg in inner for leaf in leaf_datasets(cfg)]
 
 
+def _training_leaves(training_cfg: dict) -> list:
+    """The dataset configs a training config's loader reads from."""
+    loader = training_cfg.get('train_dataloader')
+    return leaf_datasets(
+        loader.get('dataset') if isinstance(loader, dict) else None)
+
+
+def split_less_training_roots(checkpoint: str) -> list:
+    """The ``data_root`` of each dataset a checkpoint's run trained on
+    without a split file (mmseg then reads every image under it), from its
+    training config (``meta['cfg']``); empty without one."""
+    from ..apis.released_model import training_config_of
+    training_cfg = training_config_of(checkpoint)
+    if training_cfg is None:
+        return []
+    return [dataset.get('data_root') or ''
+            for dataset in _training_leaves(training_cfg)
+            if split_file(dataset) is None]
+
+
 def training_split_files(checkpoint: str,
                          data_root: Optional[str] = None) -> Optional[list]:
     """The split files a checkpoint's run trained on, read from its training
@@ -190,10 +210,8 @@ def training_split_files(checkpoint: str,
     training_cfg = training_config_of(checkpoint)
     if training_cfg is None:
         return None
-    loader = training_cfg.get('train_dataloader')
     files = []
-    for dataset in leaf_datasets(
-            loader.get('dataset') if isinstance(loader, dict) else None):
+    for dataset in _training_leaves(training_cfg):
         named = split_file(dataset)
         if named is None:
             continue
@@ -227,6 +245,21 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict,
     if trained is None:
         return
     scored_ids = split_ids(scored)
+    # A run trained without a split file learned every image of its set.
+    scored_root = scored_cfg.get('data_root') or ''
+    for root in split_less_training_roots(checkpoint):
+        if osp.isdir(root) and osp.isdir(scored_root) and \
+                osp.samefile(root, scored_root):
+            raise UserError(
+                f'checkpoint {checkpoint} was trained on every image under '
+                f"{root} (its training config, meta['cfg'], gives "
+                'train_dataloader.dataset no ann_file), the '
+                f'{len(scored_ids)} images that {config} scores ({scored}) '
+                'among them. A threshold chosen on images the model learned '
+                'from, and its figures, favour the model. Score images it '
+                'did not train on: sweep a checkpoint trained on a split '
+                '(splits/lightweight_design_train.txt, '
+                'splits/official_train.txt) on its validation split')
     for found in trained:
         if found is None:
             continue
