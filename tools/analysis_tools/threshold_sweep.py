@@ -74,6 +74,14 @@ def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
     check_input_file(args.config, 'config file')
     for checkpoint in args.checkpoints:
+        # The training config it holds is read from a local file (to refuse
+        # images it trained on): a URL ended in a FileNotFoundError
+        # traceback.
+        if '://' in checkpoint:
+            raise UserError(
+                f'checkpoint {checkpoint}: the sweep reads the training '
+                'config a checkpoint holds, to refuse images it trained on, '
+                'from a local file; download it and give the file')
         check_input_file(checkpoint, 'checkpoint')
     for threshold in args.thresholds:
         check_threshold(threshold, 'each of --thresholds')
