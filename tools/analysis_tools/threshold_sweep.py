@@ -20,7 +20,8 @@ import math
 from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_dataset_classes,
                                           check_input_file,
                                           check_new_output_file, load_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
@@ -145,6 +146,12 @@ def main(argv=None):
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # A base config (a model or a data set alone) ended in an AttributeError
+    # traceback where the missing part was read.
+    check_config_sets(cfg, args.config, ('model', 'test_dataloader.dataset'),
+                      'the sweep runs the model of the config on its test '
+                      'images; give a training config such as '
+                      'configs/dsnet/dsnet_isic2017.py')
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
