@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import load_tool, make_lesion_checkpoint
+from conftest import REPO, load_tool, make_lesion_checkpoint
 
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.leaderboard.design import rule_table
@@ -315,3 +315,128 @@ def test_a_loader_that_leaves_images_out_is_refused():
     loader.dataset = [None] * 2
     assert scores_by_threshold(model, loader, [0.5], dict(
         low_res_size=(4, 4)))[0.5]['IoU'] == 100.0
+def test_a_two_channel_head_is_swept_at_its_argmax_only(two_checkpoints,
+                                                        tmp_path):
+    """A decode head with two output channels (DSNet with
+    ``out_channels=2``, the UNet and SegFormer baselines) makes its masks by
+    argmax, and tools/test.py refuses ``model.decode_head.threshold=0.3``
+    for it; the sweep scored its probabilities at 0.3 anyway, exit 0, with
+    figures no tool reproduces (and a threshold the rule could choose that
+    the model cannot be run at)."""
+    from conftest import run_tool_in_process, tree_hashes
+    tmp, cfg, checkpoints = two_checkpoints
+    two = ['--cfg-options', 'model.decode_head.out_channels=2',
+           'model.decode_head.threshold=None']
+    out = tmp_path / 'sweep.json'
+    before = tree_hashes(tmp_path)
+    run = run_tool_in_process(tool.__file__, cfg, checkpoints[0],
+                              '--thresholds', '0.5', '0.3', '--out', out,
+                              *two)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {cfg}: the decode head has out_channels=2, so its masks '
+        'are the argmax of the channels (lesion probability above 0.5) and '
+        'tools/test.py and tools/infer.py refuse any other threshold; '
+        '--thresholds 0.3 would give figures of masks this model cannot '
+        'output. Sweep a model with out_channels=1 (a sigmoid), or score '
+        '0.5 only')
+    assert tree_hashes(tmp_path) == before
+    # mmseg's heads without out_channels: num_classes=2 is two channels.
+    with pytest.raises(UserError, match='out_channels=2, so its masks'):
+        tool.main([str(REPO / 'configs/unet/unet-s5-d16_fcn_isic2017.py'),
+                   str(checkpoints[0]), '--thresholds', '0.5', '0.4'])
+
+
+def test_a_test_loader_without_a_split_file_is_refused(two_checkpoints,
+                                                       tmp_path):
+    """``--cfg-options test_dataloader.dataset.ann_file=`` (no split file):
+    mmseg scored every image of the converted set, test and training
+    images included, exit 0, past the checks for a test split and for the
+    checkpoint's training images (both read the split file)."""
+    from conftest import run_tool_in_process
+    tmp, cfg, checkpoints = two_checkpoints
+    for extra in ([], ['--allow-test-split']):
+        run = run_tool_in_process(tool.__file__, cfg, checkpoints[0],
+                                  '--thresholds', '0.5', *extra,
+                                  '--out', tmp_path / 'sweep.json',
+                                  '--cfg-options',
+                                  'test_dataloader.dataset.ann_file=')
+        assert run.returncode == 2, run.output[-2000:]
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith(
+            f'ERROR: {cfg}: test_dataloader.dataset.ann_file is not set, so '
+            'every image under ') and 'official_test.txt' in last, last
+        assert 'loads checkpoint' not in run.output.lower()
+        assert not (tmp_path / 'sweep.json').exists()
+
+
+def test_thresholds_that_print_alike_are_refused(two_checkpoints, tmp_path):
+    """``--thresholds 0.5 0.5000001``: both rows of the table were named
+    ``0.5``, and the ``--out`` record kept one of them (its key ``0.5``
+    written twice), exit 0."""
+    tmp, cfg, checkpoints = two_checkpoints
+    out = tmp_path / 'sweep.json'
+    with pytest.raises(UserError, match=r'--thresholds 0.5 0.5000001: two '
+                       r'are the same to six digits \(0.5 0.5\)'):
+        tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
+                   '0.5000001', '--out', str(out)])
+    assert not out.exists()
+
+
+def test_a_checkpoint_trained_on_every_image_is_refused(two_checkpoints,
+                                                        tmp_path):
+    """A run trained without a split file
+    (``train_dataloader.dataset.ann_file=''``: mmseg reads every image of
+    the set) swept on a validation split of the same set: its training
+    split was taken as unknown and the thresholds were judged on images
+    it had learned from, exit 0."""
+    import torch
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    tmp, cfg, checkpoints = two_checkpoints
+    config = Config.fromfile(cfg)
+    config.merge_from_dict({'train_dataloader.dataset.ann_file': ''})
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+    every = tmp_path / 'every.pth'
+    torch.save(dict(state_dict=weights, meta=dict(cfg=config.pretty_text)),
+               every)
+    data_root = config.test_dataloader.dataset.data_root
+    val = 'splits/lightweight_design_val.txt'
+    out = tmp_path / 'sweep.json'
+    run = run_tool_in_process(tool.__file__, cfg, every, '--thresholds',
+                              '0.5', '0.4', '--out', out, '--cfg-options',
+                              f'test_dataloader.dataset.ann_file={val}')
+    assert run.returncode == 2, run.output[-2000:]
+    held_out = (Path(data_root) / val).read_text().split()
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: checkpoint {every} was trained on every image under '
+        f"{data_root} (its training config, meta['cfg'], gives "
+        'train_dataloader.dataset no ann_file), the '
+        f'{len(held_out)} images that {cfg} scores ({data_root}/{val}) '
+        'among them.')
+    assert not out.exists()
+    # Trained on every image of another set: swept as before.
+    config.merge_from_dict({'train_dataloader.dataset.data_root':
+                            str(tmp_path)})
+    torch.save(dict(state_dict=weights, meta=dict(cfg=config.pretty_text)),
+               every)
+    scores = tool.main([str(cfg), str(every), '--thresholds', '0.5',
+                        '--cfg-options',
+                        f'test_dataloader.dataset.ann_file={val}'])
+    assert set(scores) == {'checkpoint 1'}
+
+
+def test_a_checkpoint_url_is_refused_with_a_message(two_checkpoints):
+    """A checkpoint given as a URL passed the input check (URLs are left
+    to the loader) and ended in ``FileNotFoundError: ... 'https://...'``
+    (a traceback, exit 1) where its training config was read."""
+    from conftest import run_tool_in_process
+    tmp, cfg, checkpoints = two_checkpoints
+    url = 'https://example.invalid/dsnet.pth'
+    run = run_tool_in_process(tool.__file__, cfg, url, '--thresholds', '0.5')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {url}: the sweep reads the training config a '
+        'checkpoint holds, to refuse images it trained on, from a local '
+        'file; download it and give the file')

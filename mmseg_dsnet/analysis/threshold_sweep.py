@@ -38,6 +38,45 @@ def lesion_metric_args(evaluator_cfg) -> dict:
             if key not in ('type', 'threshold')}
 
 
+def check_sweepable(model_cfg, thresholds: Sequence[float],
+                    config: str = 'the config') -> None:
+    """Refuse thresholds the model's masks cannot be cut at.
+
+    A decode head with two or more output channels makes its masks by
+    ``argmax`` (lesion probability above 0.5) and refuses any other
+    ``threshold``: ``tools/test.py`` and ``tools/infer.py`` stop at
+    ``model.decode_head.threshold=0.3``. Scored at 0.3 its probabilities
+    gave figures no tool reproduces, and the rule could choose a threshold
+    the model cannot be run at.
+
+    Args:
+        model_cfg (dict): The config's ``model``.
+        thresholds (Sequence[float]): The thresholds to score.
+        config (str): The config file, for the message.
+
+    Raises:
+        UserError: A multi-channel head and a threshold other than 0.5.
+    """
+    from ..engine.preflight import mask_threshold
+    model_cfg = model_cfg or {}
+    head = model_cfg.get('module', model_cfg).get('decode_head')
+    if not isinstance(head, dict):
+        return
+    channels = head.get('out_channels') or head.get('num_classes')
+    if channels == 1:
+        return
+    others = [t for t in thresholds if t != mask_threshold(head)]
+    if others:
+        raise UserError(
+            f'{config}: the decode head has out_channels={channels}, so its '
+            'masks are the argmax of the channels (lesion probability above '
+            '0.5) and tools/test.py and tools/infer.py refuse any other '
+            'threshold; --thresholds '
+            f'{" ".join(f"{t:g}" for t in others)} would give figures of '
+            'masks this model cannot output. Sweep a model with '
+            'out_channels=1 (a sigmoid), or score 0.5 only')
+
+
 def scores_by_threshold(model, loader, thresholds: Sequence[float],
                         metric_args: dict = None,
                         progress=None) -> Dict[float, Dict[str, float]]:
@@ -98,6 +137,37 @@ def split_ids(path: str) -> list:
         return [osp.normpath(line.strip()) for line in f if line.strip()]
 
 
+def check_split_given(dataset_cfg: dict, config: str) -> None:
+    """Refuse a test loader that reads a converted ISIC set without a split
+    file: mmseg then takes every image under ``data_root``, the test and
+    training images among them, which the sweep's checks (no test split,
+    no image the checkpoint trained on) look for in the split file only.
+
+    Args:
+        dataset_cfg (dict): The dataset config of the sweep's test loader.
+        config (str): The swept config, for the message.
+
+    Raises:
+        UserError: No ``ann_file`` and ``data_root/splits`` holds a test
+            split.
+    """
+    from ..datasets.converters.isic import TEST_SPLIT_FILES
+    if not isinstance(dataset_cfg, dict) or 'data_root' not in dataset_cfg \
+            or split_file(dataset_cfg) is not None:
+        return
+    root = dataset_cfg.get('data_root') or ''
+    found = [osp.join(root, 'splits', name) for name in TEST_SPLIT_FILES
+             if osp.isfile(osp.join(root, 'splits', name))]
+    if found:
+        raise UserError(
+            f'{config}: test_dataloader.dataset.ann_file is not set, so every '
+            f'image under {root} is scored: the test split ({found[0]}) and '
+            'the training images among them. Give a validation split, e.g. '
+            '--cfg-options test_dataloader.dataset.ann_file='
+            'splits/lightweight_design_val.txt (design runs) or '
+            'splits/official_val.txt')
+
+
 def leaf_datasets(dataset_cfg) -> list:
     """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
     reads from."""
@@ -107,6 +177,26 @@ def leaf_datasets(dataset_cfg) -> list:
         return [dataset_cfg]
     inner = dataset_cfg.get('datasets') or [dataset_cfg.get('dataset')]
     return [leaf for cfg in inner for leaf in leaf_datasets(cfg)]
+
+
+def _training_leaves(training_cfg: dict) -> list:
+    """The dataset configs a training config's loader reads from."""
+    loader = training_cfg.get('train_dataloader')
+    return leaf_datasets(
+        loader.get('dataset') if isinstance(loader, dict) else None)
+
+
+def split_less_training_roots(checkpoint: str) -> list:
+    """The ``data_root`` of each dataset a checkpoint's run trained on
+    without a split file (mmseg then reads every image under it), from its
+    training config (``meta['cfg']``); empty without one."""
+    from ..apis.released_model import training_config_of
+    training_cfg = training_config_of(checkpoint)
+    if training_cfg is None:
+        return []
+    return [dataset.get('data_root') or ''
+            for dataset in _training_leaves(training_cfg)
+            if split_file(dataset) is None]
 
 
 def training_split_files(checkpoint: str,
@@ -129,10 +219,8 @@ def training_split_files(checkpoint: str,
     training_cfg = training_config_of(checkpoint)
     if training_cfg is None:
         return None
-    loader = training_cfg.get('train_dataloader')
     files = []
-    for dataset in leaf_datasets(
-            loader.get('dataset') if isinstance(loader, dict) else None):
+    for dataset in _training_leaves(training_cfg):
         named = split_file(dataset)
         if named is None:
             continue
@@ -190,6 +278,17 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
         return
     scored_ids = split_ids(scored)
     synthetic = is_synthetic(_data_root_of(scored))
+    # A run trained without a split file learned every image of its set.
+    scored_root = scored_cfg.get('data_root') or ''
+    for root in split_less_training_roots(checkpoint):
+        if osp.isdir(root) and osp.isdir(scored_root) and \
+                osp.samefile(root, scored_root):
+            raise UserError(
+                f'checkpoint {checkpoint} was trained on every image under '
+                f"{root} (its training config, meta['cfg'], gives "
+                'train_dataloader.dataset no ann_file), the '
+                f'{len(scored_ids)} images that {config} scores ({scored}) '
+                f'among them. {consequence}. {fix}')
     for found in trained:
         if found is None or \
                 is_synthetic(_data_root_of(found)) != synthetic:

@@ -1,7 +1,22 @@
 """Where two config dicts differ, as dotted paths
 (``model.decode_head.threshold``, ``x.pipeline[1].scale``), and the entry
 at such a path."""
+import ast
 import re
+
+# A key written after a dot; any other (``'backbone.stem'`` in
+# ``paramwise_cfg.custom_keys``, an int key) is written in brackets,
+# ``custom_keys['backbone.stem']``, so that :func:`value_at` finds it.
+_PLAIN_KEY = re.compile(r'[^.\[\]\'"]+$')
+_STEP = re.compile(r"\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\d+)\]"
+                   r'|([^.\[\]]+)')
+
+
+def _child(path, key):
+    """The path of the entry ``key`` of the dict at ``path``."""
+    if isinstance(key, str) and _PLAIN_KEY.match(key):
+        return f'{path}.{key}'
+    return f'{path}[{key!r}]'
 
 
 def config_differences(given, other, path):
@@ -14,12 +29,14 @@ def config_differences(given, other, path):
         path (str): The path of ``given`` itself (``'model'``).
 
     Yields:
-        str: ``model.decode_head.threshold``, ``x.pipeline[1].scale``.
+        str: ``model.decode_head.threshold``, ``x.pipeline[1].scale``,
+        ``x.custom_keys['backbone.stem'].lr_mult`` (a key that is not a
+        plain name is quoted).
     """
     if isinstance(given, dict) and isinstance(other, dict):
         for key in sorted(set(given) | set(other), key=str):
             yield from config_differences(given.get(key), other.get(key),
-                                          f'{path}.{key}')
+                                          _child(path, key))
     elif isinstance(given, (list, tuple)) and isinstance(other,
                                                          (list, tuple)):
         if len(given) != len(other):
@@ -34,10 +51,13 @@ def config_differences(given, other, path):
 def value_at(obj, path):
     """The entry of a config dict at a path of :func:`config_differences`,
     or None where there is none."""
-    for index, key in re.findall(r'\[(\d+)\]|([^.\[\]]+)', path):
-        if index:
-            obj = obj[int(index)] if isinstance(obj, (list, tuple)) and \
-                int(index) < len(obj) else None
+    for bracket, name in _STEP.findall(path):
+        if name:
+            obj = obj.get(name) if isinstance(obj, dict) else None
+            continue
+        key = ast.literal_eval(bracket)
+        if isinstance(obj, (list, tuple)) and isinstance(key, int):
+            obj = obj[key] if 0 <= key < len(obj) else None
         else:
             obj = obj.get(key) if isinstance(obj, dict) else None
     return obj

@@ -14,6 +14,8 @@ before torch and mmcv are installed.
 import hashlib
 import os
 import os.path as osp
+import shutil
+import stat
 from typing import Callable, Union
 
 from .errors import UserError
@@ -29,11 +31,52 @@ def partial_path(filepath) -> str:
     return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
 
 
-def default_file_mode() -> int:
-    """Permissions a normally created file gets: 0o666 less the umask."""
+def _current_umask() -> int:
+    """The process umask, read without changing it where the system tells
+    it (Linux: ``/proc/self/status``). ``os.umask`` can only read it by
+    setting another value: for that moment a file another thread creates
+    (a log, a checkpoint, a data loader's cache) got mode 0o666."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def default_file_mode() -> int:
+    """Permissions a normally created file gets: 0o666 less the umask."""
+    return 0o666 & ~_current_umask()
+
+
+def _replaced_file_mode(filepath: str) -> int:
+    """The permissions the file written at ``filepath`` gets: those of the
+    regular file it replaces, as an in-place write keeps them (a file made
+    private with ``chmod 600`` stays private), else
+    :func:`default_file_mode`."""
+    try:
+        found = os.stat(filepath)
+    except OSError:
+        return default_file_mode()
+    if stat.S_ISREG(found.st_mode):
+        return stat.S_IMODE(found.st_mode)
+    return default_file_mode()
+
+
+def _remove_partial(tmp: str) -> None:
+    """Remove a write's temporary file, or the folder a writer made in its
+    place, without raising (the write's own error is the one to report)."""
+    try:
+        if osp.isdir(tmp) and not osp.islink(tmp):
+            shutil.rmtree(tmp)
+        elif osp.lexists(tmp):
+            os.remove(tmp)
+    except OSError:
+        pass
 
 
 def _write_chunks(fileobj, data, chunk=1 << 22):
@@ -109,15 +152,17 @@ def refuse_same_file(files, hint: str = '') -> None:
 def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                  filepath,
                  overwrite: bool = True) -> str:
-    """Write ``filepath`` atomically, with the user's umask.
+    """Write ``filepath`` atomically, with the user's umask (a file it
+    replaces keeps its permissions).
 
     Args:
         data (bytes | str | callable): The content (str is written as
             UTF-8), or a function that writes the file at the path it is
             given, for libraries that write files themselves
             (``onnx.save``, ``torch.onnx.export``, an image encoder ...).
-            An exception it raises aborts the write: the temporary file is
-            removed and ``filepath`` is left as it was.
+            An exception it raises aborts the write: the temporary file (or
+            a folder the function made in its place) is removed and
+            ``filepath`` is left as it was.
         filepath (str | Path): The destination; its folder is created.
         overwrite (bool): Replace an existing ``filepath``. When False an
             existing file raises :class:`FileExistsError`, checked before
@@ -149,12 +194,11 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
                 f.flush()
                 os.fsync(f.fileno())
         # A library may create its file with other permissions.
-        os.chmod(tmp, default_file_mode())
+        os.chmod(tmp, _replaced_file_mode(filepath))
         refuse_existing(filepath, overwrite)
         os.replace(tmp, filepath)
     except BaseException:
-        if osp.lexists(tmp):
-            os.remove(tmp)
+        _remove_partial(tmp)
         raise
     _fsync_path(folder)  # make the rename itself durable
     return filepath

@@ -14,7 +14,8 @@ from mmengine.config import DictAction
 from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
                                             check_threads, compare_deploy)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
+                                          load_config)
 from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape)
 
@@ -92,6 +93,15 @@ def main(argv=None):
         cfg = load_config(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
+        # A base config (a schedule, a data set) ended in an AttributeError
+        # traceback where the model (or, with --data, the test set) was read.
+        check_config_sets(
+            cfg, args.config,
+            ('model', ) + (('test_dataloader.dataset', ) if args.data else ()),
+            'the benchmark builds the model of the config'
+            + (' and reads its test images (--data)' if args.data else '')
+            + '; give a model or training config such as '
+            'configs/dsnet/dsnet_isic2017.py')
         if args.deploy or args.compare_deploy:
             check_deploy_form(
                 cfg, '--compare-deploy' if args.compare_deploy else '--deploy')

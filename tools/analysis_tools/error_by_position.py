@@ -16,7 +16,8 @@ import json
 from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_dataset_classes,
                                           check_decision_thresholds,
                                           check_input_file,
                                           check_new_output_file, load_config)
@@ -61,6 +62,12 @@ def main(argv=None):
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # A base config (a model or a data set alone) ended in an AttributeError
+    # traceback where the missing part was read.
+    check_config_sets(cfg, args.config, ('model', 'test_dataloader.dataset'),
+                      'the analysis runs the model of the config on its '
+                      'test images; give a training config such as '
+                      'configs/dsnet/dsnet_isic2017.py')
     check_dataset_classes(cfg, ('test_dataloader', ))
     # The figures are of the model's masks: an evaluator threshold of its
     # own (test.py refuses it) would be ignored without a word.

@@ -20,7 +20,8 @@ import math
 from mmengine.config import DictAction
 
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (check_config_sets,
+                                          check_dataset_classes,
                                           check_input_file,
                                           check_new_output_file, load_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
@@ -74,11 +75,28 @@ def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
     check_input_file(args.config, 'config file')
     for checkpoint in args.checkpoints:
+        # The training config it holds is read from a local file (to refuse
+        # images it trained on): a URL ended in a FileNotFoundError
+        # traceback.
+        if '://' in checkpoint:
+            raise UserError(
+                f'checkpoint {checkpoint}: the sweep reads the training '
+                'config a checkpoint holds, to refuse images it trained on, '
+                'from a local file; download it and give the file')
         check_input_file(checkpoint, 'checkpoint')
     for threshold in args.thresholds:
         check_threshold(threshold, 'each of --thresholds')
     if len(set(args.thresholds)) != len(args.thresholds):
         raise UserError(f'--thresholds repeats a value: {args.thresholds}')
+    # The tables and the --out record name each threshold by '%g' (six
+    # digits): two that print alike were one row name and one JSON key,
+    # and the second's figures replaced the first's.
+    names = [f'{t:g}' for t in args.thresholds]
+    if len(set(names)) != len(names):
+        raise UserError(f'--thresholds {" ".join(map(repr, args.thresholds))}'
+                        f': two are the same to six digits ({" ".join(names)}'
+                        '), which name the rows and the --out keys; give '
+                        'thresholds that differ within six digits')
     # A negative factor would let gains below the noise pass; a nan in
     # either failed every threshold.
     check_at_least(('--se-factor', args.se_factor, 0),
@@ -128,6 +146,12 @@ def main(argv=None):
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # A base config (a model or a data set alone) ended in an AttributeError
+    # traceback where the missing part was read.
+    check_config_sets(cfg, args.config, ('model', 'test_dataloader.dataset'),
+                      'the sweep runs the model of the config on its test '
+                      'images; give a training config such as '
+                      'configs/dsnet/dsnet_isic2017.py')
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
@@ -135,6 +159,8 @@ def main(argv=None):
     from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.analysis.threshold_sweep import (check_not_trained_on,
+                                                      check_split_given,
+                                                      check_sweepable,
                                                       lesion_metric_args,
                                                       scores_by_threshold)
     from mmseg_dsnet.datasets.converters.isic import is_test_split
@@ -147,7 +173,11 @@ def main(argv=None):
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
     except ValueError as error:
         raise UserError(f'{args.config}: {error}') from None
+    # A 2-channel head's masks are its argmax, whatever the threshold.
+    check_sweepable(cfg.get('model'), args.thresholds, args.config)
     check_dataset_classes(cfg, ('test_dataloader', ))
+    # Without a split file every image of the set is scored.
+    check_split_given(cfg.test_dataloader.dataset, args.config)
     split = cfg.test_dataloader.dataset.get('ann_file')
     on_test_split = is_test_split(split)
     # A threshold chosen on the test images makes their figures optimistic.

@@ -1,0 +1,69 @@
+"""mmseg_dsnet.utils.fileio.atomic_write: permissions, the umask and what
+a failed write leaves behind."""
+import os
+import stat
+import threading
+
+import pytest
+
+from mmseg_dsnet.utils import fileio
+from mmseg_dsnet.utils.fileio import atomic_write
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    """A file made private (``chmod 600``: masks or figures of patients)
+    became readable by everyone (0644, the umask's mode) when a tool
+    replaced it, which writing it in place does not do."""
+    private = tmp_path / 'figures.json'
+    private.write_text('old')
+    private.chmod(0o600)
+    atomic_write('new', private)
+    assert private.read_text() == 'new'
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    # A new file still follows the umask.
+    fresh = tmp_path / 'fresh.json'
+    atomic_write('new', fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == fileio.default_file_mode()
+
+
+def test_the_umask_is_read_without_being_changed(tmp_path, monkeypatch):
+    """Reading the umask with ``os.umask(0)`` set it to 0 for a moment: a
+    file another thread of the process created then (a log, a checkpoint)
+    was writable by everyone."""
+    if not os.path.exists('/proc/self/status'):
+        pytest.skip('the umask can only be read by setting it here')
+    calls = []
+    real = os.umask
+
+    def recording_umask(mask):
+        calls.append((threading.current_thread().name, mask))
+        return real(mask)
+
+    old = real(0o027)
+    try:
+        monkeypatch.setattr(os, 'umask', recording_umask)
+        atomic_write('text', tmp_path / 'a.txt')
+    finally:
+        monkeypatch.undo()
+        real(old)
+    assert calls == []
+    assert stat.S_IMODE((tmp_path / 'a.txt').stat().st_mode) == 0o640
+
+
+def test_a_folder_made_by_the_writer_is_removed_and_the_error_kept(
+        tmp_path):
+    """A writer that made a folder at the temporary path (instead of a
+    file) left ``.model.onnx.part-PID/`` behind, and the error was an
+    ``IsADirectoryError`` about that hidden path, not the writer's."""
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(OSError, match='the writer produced no file'):
+        atomic_write(lambda tmp: os.makedirs(os.path.join(tmp, 'x')), out)
+    assert os.listdir(tmp_path) == []
+
+    def fails_after_a_folder(tmp):
+        os.makedirs(tmp)
+        raise RuntimeError('the export failed')
+
+    with pytest.raises(RuntimeError, match='the export failed'):
+        atomic_write(fails_after_a_folder, out)
+    assert os.listdir(tmp_path) == []
