@@ -139,6 +139,13 @@ def best_selection_changes(cfg, previous):
     return changes
 
 
+def listed(changes):
+    """The first :data:`SHOWN` of ``changes``, joined, and how many more."""
+    more = f' ... ({len(changes) - SHOWN} more)' \
+        if len(changes) > SHOWN else ''
+    return '; '.join(changes[:SHOWN]) + more
+
+
 def refuse_best_selection_changes(changes, filename, config, save_best):
     """Raise :class:`ResumeMismatchError` listing ``changes`` (the first
     :data:`SHOWN`), if there are any.
@@ -151,11 +158,9 @@ def refuse_best_selection_changes(changes, filename, config, save_best):
     """
     if not changes:
         return
-    more = f' ... ({len(changes) - SHOWN} more)' \
-        if len(changes) > SHOWN else ''
     raise ResumeMismatchError(
         f'--resume: {filename} was validated with another config than '
-        f'{config}: {"; ".join(changes[:SHOWN])}{more}. The run keeps its '
+        f'{config}: {listed(changes)}. The run keeps its '
         f'best checkpoint (default_hooks.checkpoint.save_best={save_best!r}'
         '): the best score so far comes from the checkpoint and was '
         "reached on the checkpoint's validation, so later epochs would be "
@@ -175,11 +180,9 @@ def refuse_resume_changes(changes, filename, config):
     """
     if not changes:
         return
-    more = f' ... ({len(changes) - SHOWN} more)' \
-        if len(changes) > SHOWN else ''
     raise ResumeMismatchError(
         f'--resume: {filename} was trained with another config than '
-        f'{config}: {"; ".join(changes[:SHOWN])}{more}. Resuming would mix '
+        f'{config}: {listed(changes)}. Resuming would mix '
         "two runs (the optimizer's state and settings come from the "
         'checkpoint, the rest from the config); resume with the config and '
         '--cfg-options the run was started with (data locations, loader '
