@@ -4,7 +4,9 @@ checkpoint) and onnxruntime (an exported ONNX file).
 Both run the same network (:class:`~mmseg_dsnet.deploy.DeployableSegmentor`:
 RGB 0..255 in, logits out) at the model's fixed input size, and are called
 alike: ``backend(batch)`` maps ``(N, 3, H, W)`` float32 RGB to
-``(N, C, H, W)`` logits, with ``input_size`` and ``threshold`` attributes.
+``(N, C, H, W)`` logits, with ``input_size`` and ``threshold`` attributes,
+and ``model_files`` (the files that decide the masks, for the output
+folder's record: :func:`~.output_record.describe_model`).
 """
 import os.path as osp
 import tempfile
@@ -71,6 +73,10 @@ class TorchBackend:
         self.device = device
         self.input_size = input_size_of(self.cfg)
         self.threshold = threshold_of(segmentor)
+        # A Config object may have been changed since it was read: its
+        # file does not say what runs.
+        self.model_files = ((config, checkpoint) if isinstance(config, str)
+                            else None)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 RGB 0..255 to ``(N, C, H, W)`` logits."""
@@ -132,6 +138,7 @@ class OnnxRuntimeBackend:
         self.input_size = tuple(input_size or (256, 256))
         self.threshold = float(meta.get(META_THRESHOLD, 0.5))
         self.input_name = self.session.get_inputs()[0].name
+        self.model_files = (onnx_file, None)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
@@ -185,4 +192,7 @@ def make_backend(model: str,
                                      dir=work_dir) as folder:
         onnx_file = osp.join(folder, 'model.onnx')
         export_onnx(model, checkpoint, onnx_file)
-        return OnnxRuntimeBackend(onnx_file, num_threads)
+        backend = OnnxRuntimeBackend(onnx_file, num_threads)
+    # The temporary file is gone: the config and checkpoint made it.
+    backend.model_files = (model, checkpoint)
+    return backend
