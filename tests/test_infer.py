@@ -1109,3 +1109,16 @@ def test_run_inference_in_python_keeps_one_model_per_folder(
     prepare_output_dir(str(fresh))
     assert run_inference(unknown, [normal], str(fresh),
                          progress=False).processed == [normal]
+
+
+@pytest.mark.parametrize('make', ['TorchBackend', 'make_backend'])
+def test_a_config_without_checkpoint_is_refused_in_python(make):
+    """infer.py refuses a config without a checkpoint; TorchBackend(CONFIG)
+    and make_backend(CONFIG) ran the network with random weights and gave
+    masks without a word."""
+    from mmseg_dsnet.apis import inference_backends
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match=f'{make}: config {re.escape(CONFIG)} '
+                       'was given without a checkpoint; its network would '
+                       'run with random weights'):
+        getattr(inference_backends, make)(CONFIG)

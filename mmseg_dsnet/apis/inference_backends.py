@@ -50,12 +50,31 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
             checkpoint, TRAINED_SIZE_HINT)
 
 
+def check_has_checkpoint(config, checkpoint: Optional[str],
+                         what: str) -> None:
+    """Refuse a config given without a checkpoint: its network would run
+    with random weights (infer.py refuses it too).
+
+    Raises:
+        UserError: Naming the config and the caller.
+    """
+    if not checkpoint:
+        name = config if isinstance(config, str) else getattr(
+            config, 'filename', None) or '(given as an object)'
+        raise UserError(
+            f'{what}: config {name} was given without a checkpoint; its '
+            'network would run with random weights and give meaningless '
+            'masks; give the checkpoint trained with it (or the released '
+            'weights: mmseg_dsnet.apis.released_model.released_model())')
+
+
 class TorchBackend:
     """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
 
     Args:
         config (str | Config): Model config.
-        checkpoint (str, optional): Checkpoint (loaded safely).
+        checkpoint (str): Checkpoint (loaded safely and strictly);
+            required: None raises a ``UserError``.
         device (str): Torch device. Default: ``'cpu'``.
         reparameterize (bool): Run the re-parameterised form. Default: True.
     """
@@ -63,6 +82,9 @@ class TorchBackend:
 
     def __init__(self, config, checkpoint: Optional[str] = None,
                  device: str = 'cpu', reparameterize: bool = True):
+        # Optional in the signature only so that the error says what is
+        # missing: masks of random weights came out without a word.
+        check_has_checkpoint(config, checkpoint, 'TorchBackend')
         self.cfg = load_config(config)
         check_runs_as_tested(self.cfg)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
@@ -154,7 +176,8 @@ def make_backend(model: str,
 
     Args:
         model (str): A config (``.py``) or an exported ``.onnx`` file.
-        checkpoint (str, optional): Checkpoint for a config.
+        checkpoint (str, optional): Checkpoint for a config (required
+            with one).
         backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``.
             Default: onnxruntime for an ONNX file, PyTorch for a config.
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
@@ -180,6 +203,7 @@ def make_backend(model: str,
             raise ValueError('an ONNX file holds its weights; do not give a '
                              'checkpoint with it')
         return OnnxRuntimeBackend(model, num_threads)
+    check_has_checkpoint(model, checkpoint, 'make_backend')
     if backend == 'pytorch':
         if num_threads:
             torch.set_num_threads(num_threads)
