@@ -370,3 +370,23 @@ def test_model_refuses_partial_weights_unless_marked(tmp_path):
     saved = torch.load(backbone, weights_only=True)['state_dict']
     assert all(torch.equal(model.state_dict()[k], v)
                for k, v in saved.items())
+
+
+def test_mmseg_init_model_refuses_nan_weights(tmp_path):
+    """A diverged training's checkpoint (NaN weights) loaded with mmseg's
+    init_model gave NaN logits, read as background everywhere: empty
+    masks, no error."""
+    from mmseg.apis import init_model
+
+    from mmseg_dsnet.engine.checkpoint_match import NonFiniteCheckpointError
+    config = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    path = random_checkpoint(config, tmp_path / 'nan.pth')
+    checkpoint = torch.load(path, weights_only=False)
+    key = next(k for k in checkpoint['state_dict']
+               if k.startswith('decode_head.') and k.endswith('weight'))
+    checkpoint['state_dict'][key][...] = float('nan')
+    torch.save(checkpoint, path)
+    with pytest.raises(NonFiniteCheckpointError,
+                       match=r'decode_head \(DSNetHead\) hold NaN or '
+                       rf'infinite values in 1 tensor \({re.escape(key)} '):
+        init_model(str(config), str(path), device='cpu')

@@ -25,7 +25,8 @@ CHECKED_KEY = 'mmseg_dsnet.checked'
 
 class StrictLoadingMixin:
     """Refuse weights that do not fit this module and its sub-modules:
-    a missing, unexpected or mis-shaped key raises
+    a missing, unexpected or mis-shaped key (or a NaN or infinite value)
+    raises
     :class:`~mmseg_dsnet.engine.checkpoint_match.CheckpointMismatchError`
     before anything is copied, also under mmengine's non-strict loading.
 
@@ -63,9 +64,13 @@ def check_module_weights(module, state_dict, prefix: str = '') -> None:
     Raises:
         CheckpointMismatchError: Naming the module and the first keys of
             each kind.
+        NonFiniteCheckpointError: The keys fit, but a tensor holds NaN or
+            infinite values.
     """
-    from ...engine.checkpoint_match import (CheckpointMismatchError, _first,
-                                            compare_state_dicts)
+    from ...engine.checkpoint_match import (CheckpointMismatchError,
+                                            NonFiniteCheckpointError, _first,
+                                            compare_state_dicts,
+                                            non_finite_tensors)
     expected = OrderedDict(
         (prefix + key, value)
         for key, value in module.state_dict().items())
@@ -79,9 +84,20 @@ def check_module_weights(module, state_dict, prefix: str = '') -> None:
             (mismatched, ('key of another shape', 'keys of another shape')))
         if items
     ]
-    if not problems:
-        return
     where = prefix[:-1] or 'the model'
+    if not problems:
+        # NaN weights give NaN logits, read as background everywhere:
+        # empty masks from a diverged training's checkpoint.
+        bad = non_finite_tensors(given)
+        if bad:
+            raise NonFiniteCheckpointError(
+                f'The weights given for {where} ({type(module).__name__}) '
+                f'hold NaN or infinite values in '
+                f'{_first(bad, ("tensor", "tensors"))}: a checkpoint of a '
+                'diverged training or a damaged file, whose masks would be '
+                'wrong (NaN logits read as background everywhere). Use an '
+                'earlier checkpoint of the run.')
+        return
     raise CheckpointMismatchError(
         f'The weights given for {where} ({type(module).__name__}) do not '
         f'match it: {"; ".join(problems)}. Is it a checkpoint of another '
