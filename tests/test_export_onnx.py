@@ -814,3 +814,25 @@ def test_int8_comparison_reports_a_nan_logit(monkeypatch):
     batches = [(f'b{i}', np.full((1, 1), i), None) for i in (0, 1)]
     report = int8.compare_int8('fp32', 'int8', batches, threshold=0.5)
     assert math.isnan(report['max_abs_logit_diff'])
+
+
+def test_deployable_refuses_a_segmentor_in_training_mode():
+    """A segmentor built with MODELS.build and loaded with mmengine's
+    load_checkpoint is in training mode; wrapped in DeployableSegmentor
+    its BatchNorms used the batch's statistics (30 % of the released
+    model's mask pixels flipped), no error."""
+    from mmseg_dsnet.deploy import DeployableSegmentor, build_segmentor
+    from mmseg_dsnet.utils.errors import UserError
+    segmentor = build_segmentor(
+        str(REPO / 'configs/dsnet/dsnet_isic2017.py'),
+        str(REPO / 'checkpoints/dsnet_isic2017_256px.pth'),
+        reparameterize=False)
+    network = DeployableSegmentor.from_segmentor(segmentor)
+    images = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        expected = network(images)
+        segmentor.train()
+        with pytest.raises(UserError, match='in training mode'):
+            network(images)
+        network.eval()  # the wrapper's eval() puts the segmentor back
+        assert torch.equal(network(images), expected)

@@ -1063,3 +1063,62 @@ def test_released_model_is_used_when_no_model_is_given(
     explicit = np.array(Image.open(tmp_path / 'explicit' / 'masks' /
                                    'normal.png'))
     assert np.array_equal(mask, explicit)
+
+
+def test_run_inference_in_python_keeps_one_model_per_folder(
+        checkpoint, inputs, tmp_path, capsys):
+    """run_inference called from Python wrote a second model's masks into
+    a folder of infer.py's outputs (model.json still naming the first)
+    and skipped the first model's masks as its own, no error; a later
+    infer.py run then took the second model's masks as done."""
+    import json
+
+    from mmseg_dsnet.apis import (LesionInferencer, TorchBackend,
+                                  prepare_output_dir, run_inference)
+    from mmseg_dsnet.utils.errors import UserError
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    normal, gray = str(folder / 'normal.jpg'), str(folder / 'gray.png')
+    assert run_tool([CONFIG, checkpoint, normal, '--out-dir', str(out),
+                     '--no-progress']) == 0
+    record = (out / 'model.json').read_text()
+    before = sorted(p.name for p in out.rglob('*'))
+    other = make_checkpoint(tmp_path / 'other.pth', seed=1)
+    inferencer = LesionInferencer(TorchBackend(CONFIG, str(other)))
+    with pytest.raises(UserError, match=r'holds 2 outputs of another model '
+                       r'\(dsnet_isic2017.py \+ dsnet.pth'):
+        run_inference(inferencer, [normal, gray], str(out), progress=False)
+    assert sorted(p.name for p in out.rglob('*')) == before
+    assert (out / 'model.json').read_text() == record
+    # With overwrite the folder becomes the new model's.
+    summary = run_inference(inferencer, [normal, gray], str(out),
+                            overwrite=True, progress=False)
+    assert sorted(summary.processed) == sorted([normal, gray])
+    assert json.loads((out / 'model.json').read_text())['checkpoint'] == \
+        'other.pth'
+    # The same model again skips its own masks; a model given as a Config
+    # object (nothing says which it is) is refused there.
+    again = run_inference(inferencer, [normal], str(out), progress=False)
+    assert again.skipped_existing == [normal]
+    from mmengine.config import Config
+    unknown = LesionInferencer(TorchBackend(Config.fromfile(CONFIG),
+                                            str(other)))
+    with pytest.raises(UserError, match='not known by its files'):
+        run_inference(unknown, [normal], str(out), progress=False)
+    fresh = tmp_path / 'fresh'
+    prepare_output_dir(str(fresh))
+    assert run_inference(unknown, [normal], str(fresh),
+                         progress=False).processed == [normal]
+
+
+@pytest.mark.parametrize('make', ['TorchBackend', 'make_backend'])
+def test_a_config_without_checkpoint_is_refused_in_python(make):
+    """infer.py refuses a config without a checkpoint; TorchBackend(CONFIG)
+    and make_backend(CONFIG) ran the network with random weights and gave
+    masks without a word."""
+    from mmseg_dsnet.apis import inference_backends
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match=f'{make}: config {re.escape(CONFIG)} '
+                       'was given without a checkpoint; its network would '
+                       'run with random weights'):
+        getattr(inference_backends, make)(CONFIG)

@@ -307,3 +307,86 @@ def test_a_checkpoint_with_non_finite_weights_is_refused(
     assert not (out / 'test' / 'test_metrics.json').exists()
     assert not [p.name for p in out.rglob('*') if p.is_file() and
                 'test' not in p.relative_to(out).parts]
+
+
+@pytest.mark.parametrize('other', ['egeunet/egeunet_isic2017.py',
+                                   'dsnet/dsnet-v1_isic2017.py',
+                                   'dsnet/dsnet_isic2017_vanilla-conv.py'])
+def test_mmseg_apis_refuse_a_checkpoint_of_another_model(tmp_path, other):
+    """mmseg's init_model and MMSegInferencer load with mmengine's
+    ``strict=False``: a checkpoint of another model (or DSNet variant)
+    given with the DSNet config left the layers it did not fit randomly
+    initialised behind a warning, and inference_model returned masks
+    without an error. The model's own modules now refuse it."""
+    import numpy as np
+    from mmengine.runner.checkpoint import load_checkpoint
+    from mmseg.apis import MMSegInferencer, init_model
+
+    from mmseg_dsnet.engine.checkpoint_match import CheckpointMismatchError
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    ckpt = str(random_checkpoint(REPO / 'configs' / other,
+                                 tmp_path / 'other.pth'))
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'The weights given for backbone \(DSNet\) do '
+                       r'not match it: \d+ missing keys'):
+        init_model(config, ckpt, device='cpu')
+    with pytest.raises(CheckpointMismatchError, match='another model'):
+        MMSegInferencer(model=config, weights=ckpt, device='cpu')
+    # The checkpoint with its own config loads and runs.
+    model = init_model(str(REPO / 'configs' / other), ckpt, device='cpu')
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    load_checkpoint(model, ckpt, map_location='cpu')
+    assert all(torch.equal(v, before[k])
+               for k, v in model.state_dict().items())
+    image = np.zeros((40, 50, 3), np.uint8)
+    from mmseg.apis import inference_model
+    assert inference_model(model, image).pred_sem_seg.shape == (40, 50)
+
+
+def test_model_refuses_partial_weights_unless_marked(tmp_path):
+    """mmengine's load_checkpoint of a backbone-only checkpoint left the
+    head random; a partial load on purpose is marked by the tools that
+    check it (mark_partial_load) and loads."""
+    from mmengine.runner.checkpoint import (_load_checkpoint,
+                                            _load_checkpoint_to_model,
+                                            load_checkpoint)
+
+    from mmseg_dsnet.apis import build_segmentor
+    from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
+                                                     mark_partial_load)
+    cfg = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    backbone = random_checkpoint(cfg, tmp_path / 'backbone.pth',
+                                 keep=lambda k: k.startswith('backbone.'))
+    model = build_segmentor(str(cfg), None, reparameterize=False)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'decode_head \(DSNetHead\) do not match it'):
+        load_checkpoint(model, str(backbone), map_location='cpu')
+    with pytest.raises(CheckpointMismatchError, match='missing keys'):
+        model.load_state_dict(torch.load(backbone)['state_dict'],
+                              strict=False)
+    checkpoint = _load_checkpoint(str(backbone), map_location='cpu')
+    mark_partial_load(checkpoint, model)
+    _load_checkpoint_to_model(model, checkpoint)
+    saved = torch.load(backbone, weights_only=True)['state_dict']
+    assert all(torch.equal(model.state_dict()[k], v)
+               for k, v in saved.items())
+
+
+def test_mmseg_init_model_refuses_nan_weights(tmp_path):
+    """A diverged training's checkpoint (NaN weights) loaded with mmseg's
+    init_model gave NaN logits, read as background everywhere: empty
+    masks, no error."""
+    from mmseg.apis import init_model
+
+    from mmseg_dsnet.engine.checkpoint_match import NonFiniteCheckpointError
+    config = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    path = random_checkpoint(config, tmp_path / 'nan.pth')
+    checkpoint = torch.load(path, weights_only=False)
+    key = next(k for k in checkpoint['state_dict']
+               if k.startswith('decode_head.') and k.endswith('weight'))
+    checkpoint['state_dict'][key][...] = float('nan')
+    torch.save(checkpoint, path)
+    with pytest.raises(NonFiniteCheckpointError,
+                       match=r'decode_head \(DSNetHead\) hold NaN or '
+                       rf'infinite values in 1 tensor \({re.escape(key)} '):
+        init_model(str(config), str(path), device='cpu')

@@ -292,11 +292,11 @@ def main(argv=None):
     # another model would leave two models' masks side by side. The names
     # are those after a replacement (which removes the outputs of unknown
     # inputs too): recorded inputs keep theirs.
+    record = describe_model(args.model, args.checkpoint,
+                            inferencer.threshold, flips=args.tta)
     try:
         replaced = claim_output_folder(
-            args.out_dir,
-            describe_model(args.model, args.checkpoint, inferencer.threshold,
-                           flips=args.tta),
+            args.out_dir, record,
             list(output_names(found.files,
                               read_sources(args.out_dir)).values()),
             overwrite=args.overwrite)
@@ -316,7 +316,7 @@ def main(argv=None):
             batch_size=args.batch_size, overwrite=args.overwrite,
             overlays=not args.no_overlay, max_pixels=args.max_pixels,
             overlay_max_side=args.overlay_max_side,
-            progress=not args.no_progress)
+            progress=not args.no_progress, model_record=record)
     except UserError as err:  # the record of the inputs behind the outputs
         return fail(err)
 

@@ -4,7 +4,9 @@ checkpoint) and onnxruntime (an exported ONNX file).
 Both run the same network (:class:`~mmseg_dsnet.deploy.DeployableSegmentor`:
 RGB 0..255 in, logits out) at the model's fixed input size, and are called
 alike: ``backend(batch)`` maps ``(N, 3, H, W)`` float32 RGB to
-``(N, C, H, W)`` logits, with ``input_size`` and ``threshold`` attributes.
+``(N, C, H, W)`` logits, with ``input_size`` and ``threshold`` attributes,
+and ``model_files`` (the files that decide the masks, for the output
+folder's record: :func:`~.output_record.describe_model`).
 """
 import os.path as osp
 import tempfile
@@ -48,12 +50,31 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
             checkpoint, TRAINED_SIZE_HINT)
 
 
+def check_has_checkpoint(config, checkpoint: Optional[str],
+                         what: str) -> None:
+    """Refuse a config given without a checkpoint: its network would run
+    with random weights (infer.py refuses it too).
+
+    Raises:
+        UserError: Naming the config and the caller.
+    """
+    if not checkpoint:
+        name = config if isinstance(config, str) else getattr(
+            config, 'filename', None) or '(given as an object)'
+        raise UserError(
+            f'{what}: config {name} was given without a checkpoint; its '
+            'network would run with random weights and give meaningless '
+            'masks; give the checkpoint trained with it (or the released '
+            'weights: mmseg_dsnet.apis.released_model.released_model())')
+
+
 class TorchBackend:
     """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
 
     Args:
         config (str | Config): Model config.
-        checkpoint (str, optional): Checkpoint (loaded safely).
+        checkpoint (str): Checkpoint (loaded safely and strictly);
+            required: None raises a ``UserError``.
         device (str): Torch device. Default: ``'cpu'``.
         reparameterize (bool): Run the re-parameterised form. Default: True.
     """
@@ -61,6 +82,9 @@ class TorchBackend:
 
     def __init__(self, config, checkpoint: Optional[str] = None,
                  device: str = 'cpu', reparameterize: bool = True):
+        # Optional in the signature only so that the error says what is
+        # missing: masks of random weights came out without a word.
+        check_has_checkpoint(config, checkpoint, 'TorchBackend')
         self.cfg = load_config(config)
         check_runs_as_tested(self.cfg)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
@@ -71,6 +95,10 @@ class TorchBackend:
         self.device = device
         self.input_size = input_size_of(self.cfg)
         self.threshold = threshold_of(segmentor)
+        # A Config object may have been changed since it was read: its
+        # file does not say what runs.
+        self.model_files = ((config, checkpoint) if isinstance(config, str)
+                            else None)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 RGB 0..255 to ``(N, C, H, W)`` logits."""
@@ -132,6 +160,7 @@ class OnnxRuntimeBackend:
         self.input_size = tuple(input_size or (256, 256))
         self.threshold = float(meta.get(META_THRESHOLD, 0.5))
         self.input_name = self.session.get_inputs()[0].name
+        self.model_files = (onnx_file, None)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
@@ -147,7 +176,8 @@ def make_backend(model: str,
 
     Args:
         model (str): A config (``.py``) or an exported ``.onnx`` file.
-        checkpoint (str, optional): Checkpoint for a config.
+        checkpoint (str, optional): Checkpoint for a config (required
+            with one).
         backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``.
             Default: onnxruntime for an ONNX file, PyTorch for a config.
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
@@ -173,6 +203,7 @@ def make_backend(model: str,
             raise ValueError('an ONNX file holds its weights; do not give a '
                              'checkpoint with it')
         return OnnxRuntimeBackend(model, num_threads)
+    check_has_checkpoint(model, checkpoint, 'make_backend')
     if backend == 'pytorch':
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -185,4 +216,7 @@ def make_backend(model: str,
                                      dir=work_dir) as folder:
         onnx_file = osp.join(folder, 'model.onnx')
         export_onnx(model, checkpoint, onnx_file)
-        return OnnxRuntimeBackend(onnx_file, num_threads)
+        backend = OnnxRuntimeBackend(onnx_file, num_threads)
+    # The temporary file is gone: the config and checkpoint made it.
+    backend.model_files = (model, checkpoint)
+    return backend

@@ -23,7 +23,9 @@ from ..progress import progress_bar
 from ..utils.errors import UserError
 from ..utils.fileio import remove_stale_partials, sha256_of
 from .masks import draw_overlay, resize_to_mask, write_image
-from .output_record import (DIGESTS_NAME, SOURCES_NAME, journal_sources,
+from .output_record import (DIGESTS_NAME, RECORD_NAME, SOURCES_NAME,
+                            claim_output_folder, describe_model,
+                            existing_outputs, journal_sources, read_record,
                             read_source_digests, read_sources,
                             record_sources, unrecorded_names)
 
@@ -157,6 +159,9 @@ class InferenceSummary:
             per processed image.
         removed_overlays (list[str]): Overlays of an earlier run removed
             because, without overlays, a new mask replaced theirs.
+        replaced_outputs (list[str]): Outputs of another model removed
+            (``overwrite``) before this run wrote its own
+            (:func:`~.output_record.claim_output_folder`).
     """
     processed: List[str] = field(default_factory=list)
     failed: List[Tuple[str, str]] = field(default_factory=list)
@@ -165,6 +170,7 @@ class InferenceSummary:
     outputs: Dict[str, Tuple[str, Optional[str]]] = field(
         default_factory=dict)
     removed_overlays: List[str] = field(default_factory=list)
+    replaced_outputs: List[str] = field(default_factory=list)
 
 
 class OutputDirError(Exception):
@@ -319,6 +325,21 @@ def changed_since(path: str, recorded: Optional[str]) -> Optional[str]:
             f'{digest[:12]}... now')
 
 
+def inferencer_record(inferencer: LesionInferencer) -> Optional[Dict]:
+    """The output folder's record of the model ``inferencer`` runs
+    (:func:`~.output_record.describe_model`), from its backend's
+    ``model_files``; None when they are not known (a config given as an
+    object) or can no longer be read."""
+    files = getattr(inferencer.backend, 'model_files', None)
+    if not files or not files[0]:
+        return None
+    try:
+        return describe_model(files[0], files[1], inferencer.threshold,
+                              flips=inferencer.flips)
+    except OSError:
+        return None
+
+
 def run_inference(inferencer: LesionInferencer,
                   files: Sequence[str],
                   out_dir: str,
@@ -328,7 +349,8 @@ def run_inference(inferencer: LesionInferencer,
                   max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                   overlay_max_side: int = 4096,
                   progress: bool = True,
-                  log: Optional[Callable[[str], None]] = None
+                  log: Optional[Callable[[str], None]] = None,
+                  model_record: Optional[Dict] = None
                   ) -> InferenceSummary:
     """Write ``out_dir/masks/<stem>.png`` (0/255, original size) and
     ``out_dir/overlays/<stem>.jpg`` for every file.
@@ -350,7 +372,10 @@ def run_inference(inferencer: LesionInferencer,
     ``overwrite`` the image is listed in ``failed``. Images are held in
     memory only as the model-size input
     and the overlay base (at most ``overlay_max_side``), so batches of huge
-    images stay small.
+    images stay small. A folder holds one model's outputs, as with
+    ``tools/infer.py``: ``out_dir/model.json`` records the model
+    (:func:`~.output_record.claim_output_folder`), and outputs of another
+    model are refused, or with ``overwrite`` replaced.
 
     Args:
         inferencer (LesionInferencer): The model.
@@ -365,14 +390,17 @@ def run_inference(inferencer: LesionInferencer,
         progress (bool): Show a tqdm progress bar.
         log (callable, optional): Where messages go (default: the progress
             bar's ``write``, i.e. stderr).
+        model_record (dict, optional): The model's record
+            (:func:`~.output_record.describe_model`); default: made from
+            the backend's ``model_files``.
 
     Returns:
         InferenceSummary
 
     Raises:
         UserError: ``out_dir/sources.json`` (or its digests) cannot be
-            read, or
-            ``inferencer.threshold`` is not in (0, 1).
+            read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
+            holds outputs of another model (or of an unknown one).
     """
     # Also one error for a threshold set after the inferencer was made,
     # not one failure per image.
@@ -381,6 +409,18 @@ def run_inference(inferencer: LesionInferencer,
     recorded = read_sources(out_dir)
     taken = unrecorded_names(out_dir, recorded)
     names = output_names(files, recorded, taken)
+    # Called from Python, a run wrote its masks among those of another
+    # model (model.json unchanged) and skipped theirs as its own, exit 0.
+    record = model_record or inferencer_record(inferencer)
+    if record is not None:
+        summary.replaced_outputs = claim_output_folder(
+            out_dir, record, list(names.values()), overwrite=overwrite)
+    elif read_record(out_dir) is not None or existing_outputs(out_dir):
+        raise UserError(
+            f'{out_dir} holds outputs (or a {RECORD_NAME}) of a model, and '
+            'the model of this run is not known by its files (its config '
+            'was given as an object), so they cannot be told apart: give '
+            'an empty output folder, or the config as a file')
     made_from = read_source_digests(out_dir)
     written, digests = {}, {}
     bar = progress_bar(len(files), 'inference', progress)

@@ -210,7 +210,8 @@ class DeployableSegmentor(nn.Module):
 
     Args:
         segmentor (nn.Module): An mmseg segmentor (``EncoderDecoder``) in
-            eval mode; it is called with ``mode='tensor'``.
+            eval mode (one in training mode is refused when run); it is
+            called with ``mode='tensor'``.
         mean (Sequence[float]): Per-channel mean of the config's
             ``data_preprocessor`` (in the model's channel order).
         std (Sequence[float]): Per-channel std, likewise.
@@ -248,6 +249,18 @@ class DeployableSegmentor(nn.Module):
                    bool(getattr(head, 'align_corners', False)))
 
     def forward(self, images: Tensor) -> Tensor:
+        if self.segmentor.training:
+            # A segmentor built with MODELS.build and loaded with
+            # load_checkpoint is in training mode: its BatchNorms used the
+            # batch's statistics, and 30 % of the released model's mask
+            # pixels flipped, without an error.
+            from ..utils.errors import UserError
+            raise UserError(
+                'DeployableSegmentor: the segmentor is in training mode, in '
+                "which BatchNorm uses the batch's statistics and the logits "
+                'are not those of the trained model; call segmentor.eval() '
+                '(as mmseg_dsnet.deploy.build_segmentor and init_model '
+                'return it) before running it')
         x = images if self.model_wants_rgb else images.flip(1)
         x = (x - self.mean) / self.std
         logits = self.segmentor(x, mode='tensor')

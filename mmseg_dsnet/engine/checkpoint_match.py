@@ -224,8 +224,36 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              hint)
     if is_model_wrapper(model):
         model = model.module
+    if not strict:
+        mark_partial_load(checkpoint, model)
     return _load_checkpoint_to_model(
         model, checkpoint, strict=strict, revise_keys=list(REVISE_KEYS))
+
+
+def mark_partial_load(checkpoint, model):
+    """Mark the weights of ``checkpoint`` (checked as a partial load on
+    purpose) so that the model's own check
+    (:class:`~mmseg_dsnet.models.utils.strict_loading.StrictLoadingMixin`)
+    lets mmengine load them non-strictly.
+
+    Args:
+        checkpoint (dict): The loaded checkpoint (or bare state dict); its
+            ``state_dict`` is replaced by the marked one.
+        model (nn.Module): The model it is loaded into.
+    """
+    from mmengine.model import BaseTTAModel
+
+    from ..models.utils.strict_loading import mark_checked
+    if not isinstance(checkpoint, dict):
+        return
+    # mmengine loads into the wrapped segmentor, under its names.
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    if isinstance(checkpoint.get('state_dict'), dict):
+        checkpoint['state_dict'] = mark_checked(checkpoint['state_dict'],
+                                                model)
+    else:  # a bare state dict: mmengine reads 'state_dict' first
+        checkpoint['state_dict'] = mark_checked(dict(checkpoint), model)
 
 
 def add_strict_checkpoint_hook(cfg):

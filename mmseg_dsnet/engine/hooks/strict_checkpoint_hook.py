@@ -3,7 +3,7 @@ model, before any weight is copied."""
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ..checkpoint_match import check_checkpoint_matches
+from ..checkpoint_match import check_checkpoint_matches, mark_partial_load
 
 
 @HOOKS.register_module()
@@ -46,3 +46,7 @@ class StrictCheckpointHook(Hook):
         check_checkpoint_matches(
             runner.model, checkpoint, getattr(cfg, 'filename', None),
             filename, strict)
+        if not strict:
+            # Checked as a partial load on purpose: the model's own check
+            # (StrictLoadingMixin) lets it through.
+            mark_partial_load(checkpoint, runner.model)

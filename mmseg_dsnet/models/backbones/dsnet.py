@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ...utils.errors import ModelArgumentError
 from ..layers import DESDConv, ImageContext
 from ..layers.desd_conv import folds_into_conv
+from ..utils.strict_loading import StrictLoadingMixin
 
 
 def per_stage(name: str,
@@ -42,7 +43,7 @@ def per_stage(name: str,
 
 
 @MODELS.register_module()
-class DSNet(BaseModule):
+class DSNet(StrictLoadingMixin, BaseModule):
     """The encoder half of DSNet's U shape.
 
     A 3x3 conv-BN-act stem with stride ``stem_stride``, then one stage per

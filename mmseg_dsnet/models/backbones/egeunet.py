@@ -29,6 +29,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ..utils.strict_loading import StrictLoadingMixin
 
 
 class ChannelLayerNorm(nn.Module):
@@ -217,7 +218,7 @@ class GroupAggregationBridge(nn.Module):
 
 
 @MODELS.register_module()
-class EGEUNet(BaseModule):
+class EGEUNet(StrictLoadingMixin, BaseModule):
     """EGE-UNet encoder-decoder (everything but the final 1x1 classifier).
 
     Encoder: six stages of widths ``channels``; stages 1-3 are plain 3x3

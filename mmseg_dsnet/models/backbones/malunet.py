@@ -28,6 +28,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from .egeunet import ChannelLayerNorm
+from ..utils.strict_loading import StrictLoadingMixin
 
 
 class GatedAttention(nn.Module):
@@ -209,7 +210,7 @@ class ChannelAttentionBridge(nn.Module):
 
 
 @MODELS.register_module()
-class MALUNet(BaseModule):
+class MALUNet(StrictLoadingMixin, BaseModule):
     """MALUNet encoder-decoder (everything but the final 1x1 classifier).
 
     Encoder: six stages of widths ``channels``; stages 1-3 are plain 3x3

@@ -12,10 +12,11 @@ from ..layers import DESDConv, DynamicGateAttention
 from ..losses.loss_arguments import check_head_losses, check_loss_weights
 from ..losses.signed_distance import signed_distance_maps
 from ..utils.lesion_logit import check_head_threshold
+from ..utils.strict_loading import StrictLoadingMixin
 
 
 @MODELS.register_module()
-class DSNetHead(BaseDecodeHead):
+class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
     """The decoder half of DSNet's U shape.
 
     Starting from the deepest encoder feature, every level ``i`` (deep to

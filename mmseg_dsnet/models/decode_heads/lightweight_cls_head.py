@@ -9,10 +9,11 @@ from torch import Tensor
 from ...utils.errors import ModelArgumentError
 from ..losses.loss_arguments import check_head_losses, check_loss_weights
 from ..utils.lesion_logit import check_head_threshold
+from ..utils.strict_loading import StrictLoadingMixin
 
 
 @MODELS.register_module()
-class LightweightClsHead(BaseDecodeHead):
+class LightweightClsHead(StrictLoadingMixin, BaseDecodeHead):
     """Only ``cls_seg`` (a 1x1 conv) on one backbone output.
 
     Used with :class:`EGEUNet` and :class:`MALUNet`, whose backbones already
