@@ -206,6 +206,42 @@ def test_refuses_records_of_the_test_split(tmp_path):
         design.design_table([path])
 
 
+def test_refuses_a_design_record_of_a_run_on_other_splits(tmp_path, capsys):
+    """A record that says split design but whose run was judged on the test
+    split (or trained on the full training split, which holds the
+    hold-out's images) was compared as a design run: a design chosen on
+    the test split."""
+    design_splits = dict(train_split='splits/lightweight_design_train.txt',
+                         eval_split='splits/lightweight_design_val.txt')
+    good = [write(tmp_path / f'r{s}.json', 'ref', s, 80.0 + s,
+                  **design_splits) for s in range(2)]
+    good.append(write(tmp_path / 'c0.json', 'cand', 0, 81.0, **dict(
+        design_splits, split_file='/d/splits/lightweight_design_val.txt')))
+    on_test = write(tmp_path / 'c1.json', 'cand', 1, 83.0, **dict(
+        design_splits, eval_split='splits/lightweight_test.txt',
+        split_file='/d/splits/lightweight_test.txt'))
+    assert tool.main([*good, on_test, '--compare-to', 'ref',
+                      '--candidates', 'cand']) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f'ERROR: {on_test} says split design but its run read other splits: '
+        'eval_split splits/lightweight_test.txt (a design run: '
+        'splits/lightweight_design_val.txt), split_file '
+        '/d/splits/lightweight_test.txt (a design run: '
+        'splits/lightweight_design_val.txt); its figures are no '
+        'design-hold-out result (design choices are never made on the test '
+        'split); leave it out\n')
+    assert captured.out == ''
+    full_train = write(tmp_path / 'c2.json', 'cand', 1, 83.0, **dict(
+        design_splits, train_split='splits/lightweight_train.txt'))
+    with pytest.raises(design.DesignRecordError,
+                       match='train_split splits/lightweight_train.txt'):
+        design.design_table([*good, full_train])
+    # Records written before the splits were recorded are read as before.
+    assert '| cand |' in design.design_table(
+        [*good, write(tmp_path / 'c3.json', 'cand', 1, 82.0)])
+
+
 def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
     path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
     assert tool.main([path]) == 2

@@ -10,6 +10,7 @@ from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
+from .real_data_check import DESIGN_SPLITS
 from .records import is_number, load_json
 
 #: Where ``check_real_data.py --split design`` writes its records.
@@ -124,6 +125,49 @@ def check_design_record(path, record):
     if bad:
         raise DesignRecordError(f'{path} is not a complete design record: '
                                 f'no valid {", ".join(bad)}')
+    check_design_splits(path, record)
+
+
+#: The split files a design run must have trained and been judged on
+#: (record key -> split file relative to the data root); ``split_file``,
+#: the evaluated split's absolute path, is compared by its file name.
+DESIGN_SPLIT_KEYS = dict(train_split=DESIGN_SPLITS[0],
+                         eval_split=DESIGN_SPLITS[1],
+                         split_file=DESIGN_SPLITS[1])
+
+
+def check_design_splits(path, record):
+    """Refuse a record whose run was judged on another split than the
+    design hold-out (the test split, say) or trained on another than the
+    design-train split (the full training split holds the hold-out's
+    images): ``split: design`` alone does not say what the run read, and
+    design choices must never be made on the test split.
+
+    Args:
+        path (str): The record's file, for the messages.
+        record (dict): A record that passed the type checks of
+            :func:`check_design_record`.
+
+    Raises:
+        DesignRecordError: Naming the file, the key and the split.
+    """
+    wrong = []
+    for key, expected in DESIGN_SPLIT_KEYS.items():
+        value = record.get(key)
+        if not isinstance(value, str):
+            continue  # records written before the key was recorded
+        if key == 'split_file':
+            same = osp.basename(value) == osp.basename(expected)
+        else:
+            same = osp.normpath(value) == osp.normpath(expected)
+        if not same:
+            wrong.append(f'{key} {value} (a design run: {expected})')
+    if wrong:
+        raise DesignRecordError(
+            f'{path} says split design but its run read other splits: '
+            f'{", ".join(wrong)}; its figures are no design-hold-out '
+            'result (design choices are never made on the test split); '
+            'leave it out')
 
 
 def load_design_records(paths):
