@@ -31,6 +31,12 @@ OPTIONAL_SETTING = ('lr', 'data_root', 'train_split', 'eval_split', 'config')
 #: candidates do not: the config file (the record's ``name`` is its stem,
 #: so files of one name in two folders give records of one name).
 CANDIDATE_SETTING = ('config', )
+#: The seeds a comparison needs before the selection rule decides
+#: (docs/design_study.md: "at least four; with fewer the round decides
+#: nothing"): a standard error from two or three seeds rests on one or two
+#: degrees of freedom, and twice it passes a difference of nothing far more
+#: often than the rule means to.
+MIN_SEEDS = 4
 #: Averages of the missing per-seed differences that
 #: :func:`still_passing_averages` tries: lowest, highest, step.
 STILL_PASSING_SCAN = (-5.0, 20.0, 0.01)
@@ -495,7 +501,7 @@ def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0):
 
 def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                      min_gain=0.3, se_factor=2.0, paired=False,
-                     planned_seeds=None, metric='IoU'):
+                     planned_seeds=None, metric='IoU', min_seeds=MIN_SEEDS):
     """Candidates against a reference on the seeds all of them ran, with the
     selection rule of docs/design_study.md: a candidate passes if its mean
     design-val IoU beats the reference's by more than ``min_gain`` and by
@@ -523,6 +529,10 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             (:func:`still_passing_averages`). Default: None.
         metric (str): The figure compared, one of :data:`KEYS`.
             Default: 'IoU' (pooled), the selection rule's.
+        min_seeds (int): The seeds the rule needs to decide: a candidate
+            that meets it on fewer is shown as undecided, not as passing,
+            and fewer ``planned_seeds`` are refused. Default:
+            :data:`MIN_SEEDS`.
 
     Returns:
         str: A markdown table, the reference first (and the lines of
@@ -535,6 +545,11 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         # that compare a design with itself.
         raise ValueError(f'{", ".join(twice)} is given twice (the reference '
                          'and the candidates must be different designs)')
+    if paired and planned_seeds is not None and planned_seeds < min_seeds:
+        # "Can still pass with 3 seeds" would promise a decision that
+        # three seeds cannot make.
+        raise ValueError(f'{planned_seeds} planned seeds are fewer than the '
+                         f'{min_seeds} the rule needs to decide')
     if seeds is not None and len(set(seeds)) != len(seeds):
         # A repeated seed would count as another paired unit.
         raise ValueError(f'the seeds repeat a value: '
@@ -554,12 +569,13 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                          f'all ran on {device}: {common}')
     return rule_table(by_seed, reference, candidates,
                       [(s, f'seed {s}') for s in common], min_gain,
-                      se_factor, paired, planned_seeds)
+                      se_factor, paired, planned_seeds,
+                      min_columns=min_seeds)
 
 
 def rule_table(values, reference, candidates, columns, min_gain=0.3,
                se_factor=2.0, paired=False, planned_seeds=None,
-               row_header='candidate'):
+               row_header='candidate', min_columns=None):
     """Render candidates against a reference under the selection rule (see
     :func:`comparison_table`), from IoUs already gathered.
 
@@ -579,6 +595,9 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
             comparison was planned with (see :func:`comparison_table`).
         row_header (str): Header of the first column.
             Default: 'candidate'.
+        min_columns (int, optional): The columns the rule needs to decide:
+            a candidate that meets it on fewer is shown as ``too few seeds
+            (n < min_columns)``, not ``yes``. Default: None (two suffice).
 
     Returns:
         str: A markdown table, the reference first.
@@ -615,8 +634,11 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
                 bound = se_factor * (statistics.variance(base) / count +
                                      statistics.variance(row) / count)**0.5
             passes = gain > min_gain and gain > bound
-            cells += [f'{gain:+.2f}', f'{bound:.2f}',
-                      'yes' if passes else 'no']
+            verdict = 'yes' if passes else 'no'
+            if passes and min_columns is not None and count < min_columns:
+                # The rule is met, but on too few seeds to decide.
+                verdict = f'too few seeds ({count} < {min_columns})'
+            cells += [f'{gain:+.2f}', f'{bound:.2f}', verdict]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     if planned_seeds is not None:
         lines.append('')
