@@ -6,6 +6,7 @@ import pytest
 from conftest import load_tool
 
 from mmseg_dsnet.leaderboard import sweep
+from mmseg_dsnet.utils.errors import UserError
 
 tool = load_tool('analysis_tools/design_sweep.py')
 
@@ -117,6 +118,35 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
                           ('--crop-size', '100')):
         assert tool.main(['egeunet', option, value, *args]) == 2
         assert capsys.readouterr().err.startswith(f'ERROR: {option} must')
+
+
+def test_cli_refuses_more_threads_than_cpus(fake_check, tmp_path,
+                                           monkeypatch, capsys):
+    """``--parallel 4 --threads 2`` on two CPUs: eight threads took turns
+    on two, every run was slowed, and each record's train time (the design
+    table's) was that of the contention, exit 0."""
+    import importlib
+
+    # (the package's ``benchmark`` is the function of that name)
+    benchmark = importlib.import_module('mmseg_dsnet.analysis.benchmark')
+    monkeypatch.setattr(benchmark, 'usable_cpus', lambda: 2)
+    args = cli_args(tmp_path)
+    assert tool.main(['egeunet', '--parallel', '4', '--threads', '2',
+                      *args]) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: --parallel 4 x --threads 2 = 8 CPU threads, and this process '
+        "may run on 2 CPU(s) (its CPU affinity: taskset, a container's "
+        "cpuset): the runs would take turns on them, and their records' "
+        'train times would be of that contention; give --parallel x '
+        '--threads up to 2\n')
+    assert not (tmp_path / 'w').exists() and not (tmp_path / 'r').exists()
+    # The default of two runs at a time is lowered to what the CPUs hold.
+    monkeypatch.setattr(benchmark, 'usable_cpus', lambda: 1)
+    assert sweep.check_cpu_share(2, 1, parallel_given=False) == 1
+    with pytest.raises(UserError, match='--parallel 1 x --threads 2 = 2'):
+        sweep.check_cpu_share(2, 2, parallel_given=False)
+    assert tool.main(['egeunet', *args]) == 0
+    assert 'egeunet_s0: done' in capsys.readouterr().out
 
 
 def cli_args(tmp_path):

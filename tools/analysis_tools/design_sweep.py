@@ -24,7 +24,8 @@ from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_design_data_root,
                                                 check_short_schedule)
-from mmseg_dsnet.leaderboard.sweep import (check_sweep_outputs, run_sweep,
+from mmseg_dsnet.leaderboard.sweep import (check_cpu_share,
+                                           check_sweep_outputs, run_sweep,
                                            sweep_jobs)
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 from mmseg_dsnet.utils.errors import UserError
@@ -37,7 +38,8 @@ def parse_args(argv=None):
                         'check_real_data.py --models')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--parallel', type=int, default=None,
-                        help='runs at a time (default 2)')
+                        help='runs at a time (default 2, fewer when the '
+                        'CPUs hold fewer)')
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads per run (default 1)')
     parser.add_argument('--epochs', type=int, default=15)
@@ -116,10 +118,13 @@ def main(argv=None):
         return 2
     if args.fast:
         return fast_sweep(args)
-    args.parallel = args.parallel or 2
     args.threads = args.threads or 1
     args.src = args.src or DEFAULT_SRC
     try:
+        # More threads than CPUs slow every run and inflate the train times
+        # its record holds.
+        args.parallel = check_cpu_share(args.parallel or 2, args.threads,
+                                        args.parallel is not None)
         jobs = sweep_jobs(args.candidates, args.seeds)
         check_sweep_outputs(jobs, args.work_dir, args.record_dir,
                             args.crop_size, args.epochs)
