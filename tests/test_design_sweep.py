@@ -442,3 +442,39 @@ def test_fast_sweep_refuses_a_config_it_would_not_follow(tmp_path, capsys):
     assert 'custom_hooks EMAHook would not run in fast training' in \
         capsys.readouterr().err
     assert not (tmp_path / 'w').exists()
+
+
+# Stands in for design_screen.sh's python: the sweep records one run and
+# stops the other at the time limit (exit 1, as design_sweep.py --fast).
+FAKE_SCREEN_PYTHON = r'''#!/usr/bin/env bash
+while [ "$1" != --record-dir ]; do shift; done
+mkdir -p "$2"; echo '{}' > "$2/cand_128px_30ep_seed0_cuda_fast.json"
+echo 'cand_s0: done'
+echo 'cand_s1: stopped (stopped after epoch 12: ...)'
+echo 'ERROR: 1 of 2 runs did not train all their epochs (no record): cand_s1'
+exit 1
+'''
+
+
+def test_design_screen_script_passes_on_the_sweeps_failure(tmp_path):
+    """tools/device/design_screen.sh ended with exit 0 whatever the sweep
+    did: runs stopped by the time limit (no record) or a sweep that refused
+    its input read as a complete screen."""
+    import os
+    import subprocess
+
+    from conftest import REPO
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_SCREEN_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        ['bash', str(REPO / 'tools/device/design_screen.sh')],
+        env=dict(os.environ, PYTHON=str(fake), OUT=str(out),
+                 WORK=str(tmp_path / 'work'), SEEDS='0 1'),
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert 'design_sweep rc=1' in proc.stdout
+    assert 'ERROR: 1 of 2 runs did not train' in proc.stdout
+    # The records of the runs that finished still come back.
+    assert (out / 'records.tar.gz').is_file()
