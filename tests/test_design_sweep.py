@@ -149,6 +149,26 @@ def test_cli_refuses_more_threads_than_cpus(fake_check, tmp_path,
     assert 'egeunet_s0: done' in capsys.readouterr().out
 
 
+def test_cli_refuses_more_training_images_than_the_split_holds(
+        fake_check, tmp_path, capsys):
+    """``--train-images 5000`` where the design-train split holds 1350:
+    with --fast every run trained on all of them, exit 0 (its record said
+    1350, not what was asked); without, every run refused it when it
+    started, its reason only in its log."""
+    args = cli_args(tmp_path)
+    splits = tmp_path / 'data' / 'splits'
+    splits.mkdir()
+    (splits / 'lightweight_design_train.txt').write_text('a\nb\nc\n')
+    for mode in ([], ['--fast', '--device', 'cpu']):
+        assert tool.main(['egeunet', '--train-images', '4', *mode,
+                          *args]) == 2
+        assert capsys.readouterr().err == (
+            f'ERROR: --train-images 4: {splits}/lightweight_design_train.txt'
+            ' holds only 3 images\n')
+        assert not (tmp_path / 'w').exists()
+    assert tool.main(['egeunet', '--train-images', '3', *args]) == 0
+
+
 def cli_args(tmp_path):
     data = tmp_path / 'data'
     data.mkdir(exist_ok=True)

@@ -23,7 +23,8 @@ from mmseg_dsnet.engine.cli_errors import exit_cleanly_on_sigterm
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_design_data_root,
-                                                check_short_schedule)
+                                                check_short_schedule,
+                                                check_subset_sizes)
 from mmseg_dsnet.leaderboard.sweep import (check_cpu_share,
                                            check_sweep_outputs, run_sweep,
                                            sweep_jobs)
@@ -113,6 +114,10 @@ def main(argv=None):
         # Every run refused it when it started (exit 1, the reason in the
         # logs); a --fast sweep trained and wrote records the tables refuse.
         check_design_data_root(args.data_root)
+        # More images than the design-train split holds: mmengine would
+        # take them all (the fast runs trained on all of them; each
+        # process run refused it only when it started).
+        check_subset_sizes(args.data_root, 'design', args.train_images)
     except UserError as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
