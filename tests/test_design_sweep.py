@@ -6,6 +6,7 @@ import pytest
 from conftest import load_tool
 
 from mmseg_dsnet.leaderboard import sweep
+from mmseg_dsnet.utils.errors import UserError
 
 tool = load_tool('analysis_tools/design_sweep.py')
 
@@ -117,6 +118,55 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
                           ('--crop-size', '100')):
         assert tool.main(['egeunet', option, value, *args]) == 2
         assert capsys.readouterr().err.startswith(f'ERROR: {option} must')
+
+
+def test_cli_refuses_more_threads_than_cpus(fake_check, tmp_path,
+                                           monkeypatch, capsys):
+    """``--parallel 4 --threads 2`` on two CPUs: eight threads took turns
+    on two, every run was slowed, and each record's train time (the design
+    table's) was that of the contention, exit 0."""
+    import importlib
+
+    # (the package's ``benchmark`` is the function of that name)
+    benchmark = importlib.import_module('mmseg_dsnet.analysis.benchmark')
+    monkeypatch.setattr(benchmark, 'usable_cpus', lambda: 2)
+    args = cli_args(tmp_path)
+    assert tool.main(['egeunet', '--parallel', '4', '--threads', '2',
+                      *args]) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: --parallel 4 x --threads 2 = 8 CPU threads, and this process '
+        "may run on 2 CPU(s) (its CPU affinity: taskset, a container's "
+        "cpuset): the runs would take turns on them, and their records' "
+        'train times would be of that contention; give --parallel x '
+        '--threads up to 2\n')
+    assert not (tmp_path / 'w').exists() and not (tmp_path / 'r').exists()
+    # The default of two runs at a time is lowered to what the CPUs hold.
+    monkeypatch.setattr(benchmark, 'usable_cpus', lambda: 1)
+    assert sweep.check_cpu_share(2, 1, parallel_given=False) == 1
+    with pytest.raises(UserError, match='--parallel 1 x --threads 2 = 2'):
+        sweep.check_cpu_share(2, 2, parallel_given=False)
+    assert tool.main(['egeunet', *args]) == 0
+    assert 'egeunet_s0: done' in capsys.readouterr().out
+
+
+def test_cli_refuses_more_training_images_than_the_split_holds(
+        fake_check, tmp_path, capsys):
+    """``--train-images 5000`` where the design-train split holds 1350:
+    with --fast every run trained on all of them, exit 0 (its record said
+    1350, not what was asked); without, every run refused it when it
+    started, its reason only in its log."""
+    args = cli_args(tmp_path)
+    splits = tmp_path / 'data' / 'splits'
+    splits.mkdir()
+    (splits / 'lightweight_design_train.txt').write_text('a\nb\nc\n')
+    for mode in ([], ['--fast', '--device', 'cpu']):
+        assert tool.main(['egeunet', '--train-images', '4', *mode,
+                          *args]) == 2
+        assert capsys.readouterr().err == (
+            f'ERROR: --train-images 4: {splits}/lightweight_design_train.txt'
+            ' holds only 3 images\n')
+        assert not (tmp_path / 'w').exists()
+    assert tool.main(['egeunet', '--train-images', '3', *args]) == 0
 
 
 def cli_args(tmp_path):
@@ -412,3 +462,39 @@ def test_fast_sweep_refuses_a_config_it_would_not_follow(tmp_path, capsys):
     assert 'custom_hooks EMAHook would not run in fast training' in \
         capsys.readouterr().err
     assert not (tmp_path / 'w').exists()
+
+
+# Stands in for design_screen.sh's python: the sweep records one run and
+# stops the other at the time limit (exit 1, as design_sweep.py --fast).
+FAKE_SCREEN_PYTHON = r'''#!/usr/bin/env bash
+while [ "$1" != --record-dir ]; do shift; done
+mkdir -p "$2"; echo '{}' > "$2/cand_128px_30ep_seed0_cuda_fast.json"
+echo 'cand_s0: done'
+echo 'cand_s1: stopped (stopped after epoch 12: ...)'
+echo 'ERROR: 1 of 2 runs did not train all their epochs (no record): cand_s1'
+exit 1
+'''
+
+
+def test_design_screen_script_passes_on_the_sweeps_failure(tmp_path):
+    """tools/device/design_screen.sh ended with exit 0 whatever the sweep
+    did: runs stopped by the time limit (no record) or a sweep that refused
+    its input read as a complete screen."""
+    import os
+    import subprocess
+
+    from conftest import REPO
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_SCREEN_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        ['bash', str(REPO / 'tools/device/design_screen.sh')],
+        env=dict(os.environ, PYTHON=str(fake), OUT=str(out),
+                 WORK=str(tmp_path / 'work'), SEEDS='0 1'),
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert 'design_sweep rc=1' in proc.stdout
+    assert 'ERROR: 1 of 2 runs did not train' in proc.stdout
+    # The records of the runs that finished still come back.
+    assert (out / 'records.tar.gz').is_file()

@@ -206,6 +206,42 @@ def test_refuses_records_of_the_test_split(tmp_path):
         design.design_table([path])
 
 
+def test_refuses_a_design_record_of_a_run_on_other_splits(tmp_path, capsys):
+    """A record that says split design but whose run was judged on the test
+    split (or trained on the full training split, which holds the
+    hold-out's images) was compared as a design run: a design chosen on
+    the test split."""
+    design_splits = dict(train_split='splits/lightweight_design_train.txt',
+                         eval_split='splits/lightweight_design_val.txt')
+    good = [write(tmp_path / f'r{s}.json', 'ref', s, 80.0 + s,
+                  **design_splits) for s in range(2)]
+    good.append(write(tmp_path / 'c0.json', 'cand', 0, 81.0, **dict(
+        design_splits, split_file='/d/splits/lightweight_design_val.txt')))
+    on_test = write(tmp_path / 'c1.json', 'cand', 1, 83.0, **dict(
+        design_splits, eval_split='splits/lightweight_test.txt',
+        split_file='/d/splits/lightweight_test.txt'))
+    assert tool.main([*good, on_test, '--compare-to', 'ref',
+                      '--candidates', 'cand']) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f'ERROR: {on_test} says split design but its run read other splits: '
+        'eval_split splits/lightweight_test.txt (a design run: '
+        'splits/lightweight_design_val.txt), split_file '
+        '/d/splits/lightweight_test.txt (a design run: '
+        'splits/lightweight_design_val.txt); its figures are no '
+        'design-hold-out result (design choices are never made on the test '
+        'split); leave it out\n')
+    assert captured.out == ''
+    full_train = write(tmp_path / 'c2.json', 'cand', 1, 83.0, **dict(
+        design_splits, train_split='splits/lightweight_train.txt'))
+    with pytest.raises(design.DesignRecordError,
+                       match='train_split splits/lightweight_train.txt'):
+        design.design_table([*good, full_train])
+    # Records written before the splits were recorded are read as before.
+    assert '| cand |' in design.design_table(
+        [*good, write(tmp_path / 'c3.json', 'cand', 1, 82.0)])
+
+
 def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
     path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
     assert tool.main([path]) == 2
@@ -442,8 +478,10 @@ def test_comparison_applies_the_selection_rule(tmp_path):
     paths = comparison_records(tmp_path)
     paths.append(write(tmp_path / 'g.json', 'good', 0, 70.0,
                        device='cuda: NVIDIA H200'))  # another device
-    lines = design.comparison_table(paths, 'ref',
-                                    ['good', 'close']).splitlines()
+    # Three seeds: the rule's arithmetic (four are needed to decide, see
+    # test_the_rule_decides_nothing_on_fewer_seeds_than_it_needs).
+    lines = design.comparison_table(paths, 'ref', ['good', 'close'],
+                                    min_seeds=3).splitlines()
     assert lines[0].startswith('| candidate | seed 0 | seed 1 | seed 2 | '
                                'mean ± std | difference to ref | 2 standard')
     assert lines[2] == ('| ref | 80.00 | 81.00 | 80.50 | 80.50 ± 0.50 '
@@ -453,8 +491,8 @@ def test_comparison_applies_the_selection_rule(tmp_path):
                         '| +1.27 | 0.65 | yes |')
     # close: +0.33 beats the minimum gain but not the standard errors.
     assert lines[4].endswith('| +0.33 | 0.74 | no |')
-    strict = design.comparison_table(paths, 'ref', ['good'],
-                                     min_gain=1.5).splitlines()
+    strict = design.comparison_table(paths, 'ref', ['good'], min_gain=1.5,
+                                     min_seeds=3).splitlines()
     assert strict[3].endswith('| no |')
 
 
@@ -462,13 +500,50 @@ def test_paired_comparison_takes_the_spread_of_the_differences(tmp_path):
     """close is 0.2 to 0.4 above ref on every seed: within the seeds'
     spread unpaired, well outside it paired."""
     paths = comparison_records(tmp_path)
-    lines = design.comparison_table(paths, 'ref', ['close'],
-                                    paired=True).splitlines()
+    lines = design.comparison_table(paths, 'ref', ['close'], paired=True,
+                                    min_seeds=3).splitlines()
     assert '| 2 standard errors (paired) | passes |' in lines[0]
     # Differences 0.4, 0.2, 0.4: std 0.1155, 2 * 0.1155 / sqrt(3) = 0.13.
     assert lines[3].endswith('| +0.33 | 0.13 | yes |')
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
-                      'close', '--paired']) == 0
+                      'close', '--paired', '--min-seeds', '3']) == 0
+
+
+def test_the_rule_decides_nothing_on_fewer_seeds_than_it_needs(tmp_path,
+                                                              capsys):
+    """docs/design_study.md's rule needs at least four seeds ("with fewer
+    the round decides nothing"): a candidate that met it on two or three
+    seeds was shown as passing ("yes"), on a standard error of one or two
+    degrees of freedom."""
+    paths = comparison_records(tmp_path)
+    two = design.comparison_table(paths, 'ref', ['good'], seeds=[0, 1],
+                                  paired=True).splitlines()
+    # good: +1.50, +1.00; 2 * 0.354 / sqrt(2) = 0.50: the rule is met.
+    assert two[3].endswith('| +1.25 | 0.50 | too few seeds (2 < 4) |')
+    # A candidate that fails the rule fails it whatever the seeds.
+    assert design.comparison_table(
+        paths, 'ref', ['good'], seeds=[0, 1], paired=True,
+        min_gain=2.0).splitlines()[3].endswith('| no |')
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates',
+                      'good']) == 0
+    assert capsys.readouterr().out.splitlines()[3].endswith(
+        '| +1.27 | 0.65 | too few seeds (3 < 4) |')
+    # On four seeds the rule decides.
+    four = [*paths, write(tmp_path / 'ref3.json', 'ref', 3, 80.0),
+            write(tmp_path / 'good3.json', 'good', 3, 81.6)]
+    assert design.comparison_table(four, 'ref', ['good']).splitlines()[
+        3].endswith('| yes |')
+    # Planned seeds too few to decide, and a minimum below two, are refused.
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',
+                      '--seeds', '0', '1', '--paired', '--planned-seeds',
+                      '3']) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: 3 planned seeds are fewer than the 4 the rule needs to '
+        'decide\n')
+    assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',
+                      '--min-seeds', '1']) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: --min-seeds must be at least 2, got 1\n')
 
 
 def test_paired_spread_pools_the_differences_of_each_pair(tmp_path,
@@ -515,7 +590,8 @@ def test_a_stopped_comparison_says_whether_it_can_still_pass(tmp_path,
     paths = comparison_records(tmp_path)
     lines = design.comparison_table(paths, 'ref', ['good', 'close'],
                                     seeds=[0, 1], paired=True,
-                                    planned_seeds=3).splitlines()
+                                    planned_seeds=3,
+                                    min_seeds=3).splitlines()
     # good: +1.50, +1.00; close: +0.40, +0.20.
     assert lines[-2].startswith('good can still pass with 3 seeds only if '
                                 'the 1 missing difference(s) average +')
@@ -530,7 +606,7 @@ def test_a_stopped_comparison_says_whether_it_can_still_pass(tmp_path,
         design.comparison_table(paths, 'ref', ['good'], planned_seeds=3)
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',
                       '--seeds', '0', '1', '2', '--paired',
-                      '--planned-seeds', '3']) == 2
+                      '--planned-seeds', '3', '--min-seeds', '3']) == 2
     assert capsys.readouterr().err == (
         'ERROR: 3 planned seeds leave none to run after 3\n')
 
@@ -616,7 +692,8 @@ def test_comparisons_of_another_figure(tmp_path, capsys):
         record['metrics']['mIoU_img'] = ref - 1
         path.write_text(json.dumps(record))
         paths.append(str(path))
-    pooled = design.comparison_table(paths, 'ref', ['cand'], paired=True)
+    pooled = design.comparison_table(paths, 'ref', ['cand'], paired=True,
+                                     min_seeds=3)
     assert pooled.splitlines()[3].endswith('| yes |')
     per_image = design.comparison_table(paths, 'ref', ['cand'], paired=True,
                                         metric='mIoU_img')

@@ -1317,3 +1317,65 @@ def test_fast_train_resume_of_a_copied_work_dir_takes_its_own_checkpoint(
     with pytest.raises(FastTrainingError, match=r'names .*original/epoch_2'
                        r'\.pth, a checkpoint outside the work dir'):
         last_checkpoint_of(str(copy))
+
+
+# Stands in for the device scripts' python: tools/fast_train.py makes one
+# run that trained all its epochs and one stopped by the time limit, and
+# exits 2 as fast_train.py does then; tools/test.py records what it tested.
+FAKE_PROTOCOL_PYTHON = r'''#!/usr/bin/env bash
+tool=$1; shift
+case $tool in
+  tools/fast_train.py)
+    while [ "$1" != --work-dir ]; do shift; done
+    work=$2
+    for run in done_seed0 stopped_seed1; do
+      mkdir -p "$work/$run"; touch "$work/$run/$run.py"
+      echo "$work/$run/epoch_2.pth" > "$work/$run/last_checkpoint"
+      touch "$work/$run/epoch_2.pth"
+    done
+    printf '{\n  "completed": true,\n  "stopped": null\n}' \
+      > "$work/done_seed0/fast_train.json"
+    printf '{\n  "completed": false,\n  "stopped": "stopped after epoch 2 of 3"\n}' \
+      > "$work/stopped_seed1/fast_train.json"
+    exit 2 ;;
+  tools/test.py)
+    echo "$2" >> "$FAKE_TESTED"
+    echo 'IoU: 80.0  DSC: 88.9'
+    echo '{}' > "$4/test_metrics.json" ;;
+esac
+'''
+
+
+def test_protocol_script_tests_only_finished_runs(tmp_path):
+    """tools/device/isic2017_fast_protocol.sh tested a run stopped by
+    TIME_LIMIT like a finished one (its summary line an IoU beside the
+    others', a test_metrics.json that leaderboard.py collect reads) and
+    exited 0; a TIME_LIMIT with a decimal point failed the shell's sum,
+    so nothing trained, and it exited 0 too."""
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_PROTOCOL_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / 'out'
+    env = dict(os.environ, PYTHON=str(fake), OUT=str(out), EPOCHS='3',
+               CALL_LIMIT='0', FAKE_TESTED=str(tmp_path / 'tested.txt'))
+    script = str(REPO / 'tools/device/isic2017_fast_protocol.sh')
+    proc = subprocess.run(['bash', script], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.endswith(
+        'ERROR: not every run trained all its epochs and was tested '
+        '(fast_train rc=2); see summary.txt\n')
+    tested = (tmp_path / 'tested.txt').read_text().split()
+    assert tested == [str(out / 'runs/done_seed0/epoch_2.pth')]
+    summary = (out / 'summary.txt').read_text()
+    assert 'done_seed0: IoU: 80.0  DSC: 88.9' in summary
+    assert ('stopped_seed1: stopped, not tested ("stopped": "stopped after '
+            'epoch 2 of 3")') in summary
+    assert (out / 'results.tar.gz').is_file()
+    proc = subprocess.run(['bash', script], env=dict(
+        env, TIME_LIMIT='0.5', OUT=str(tmp_path / 'out2')), cwd=REPO,
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("ERROR: TIME_LIMIT must be a whole number "
+                           "(seconds or epochs), got '0.5'\n")
+    assert not (tmp_path / 'out2').exists()

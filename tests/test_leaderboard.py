@@ -747,6 +747,35 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
     assert not runs.exists()
 
 
+def test_collect_refuses_a_run_stopped_before_its_last_epoch(board,
+                                                             tmp_path):
+    """A run that trained 2 of the 3 epochs its config sets (stopped by
+    fast_train.py --time-limit, or killed, then tested): its record stood
+    under a '2-epochs' schedule as if it had trained one, exit 0."""
+    work = tmp_path / 'seed0'
+    shutil.copytree(board['work'][0], work)
+    dumped, = work.glob('*.py')
+    text = dumped.read_text()
+    assert 'max_epochs=2' in text
+    dumped.write_text(text.replace('max_epochs=2', 'max_epochs=3'))
+    (work / 'fast_train.json').write_text(json.dumps(dict(
+        completed=False, stopped='stopped after epoch 2 of 3: another epoch '
+        'would pass the time limit of 60 s')))
+    runs = tmp_path / 'runs'
+    proc = run_tool_in_process(
+        LEADERBOARD, 'collect', str(board['cfg']), str(work), '--label',
+        'dsnet', '--runs-dir', str(runs), '--no-benchmark')
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {work}: its training stopped after epoch 2 of the 3 its '
+        'config sets (fast_train.json: stopped after epoch 2 of 3: another '
+        'epoch would pass the time limit of 60 s): it is a run cut short, '
+        'not one of a 2-epoch schedule; finish it (tools/train.py or '
+        'tools/fast_train.py with --resume), test its final checkpoint, '
+        'then collect')
+    assert not runs.exists()
+
+
 def test_build_and_check_refuse_named_files_that_are_missing(tmp_path,
                                                              monkeypatch):
     """A missing --reported or --cpu-latency file used to drop its figures

@@ -10,6 +10,7 @@ from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
+from .real_data_check import DESIGN_SPLITS
 from .records import is_number, load_json
 
 #: Where ``check_real_data.py --split design`` writes its records.
@@ -30,6 +31,12 @@ OPTIONAL_SETTING = ('lr', 'data_root', 'train_split', 'eval_split', 'config')
 #: candidates do not: the config file (the record's ``name`` is its stem,
 #: so files of one name in two folders give records of one name).
 CANDIDATE_SETTING = ('config', )
+#: The seeds a comparison needs before the selection rule decides
+#: (docs/design_study.md: "at least four; with fewer the round decides
+#: nothing"): a standard error from two or three seeds rests on one or two
+#: degrees of freedom, and twice it passes a difference of nothing far more
+#: often than the rule means to.
+MIN_SEEDS = 4
 #: Averages of the missing per-seed differences that
 #: :func:`still_passing_averages` tries: lowest, highest, step.
 STILL_PASSING_SCAN = (-5.0, 20.0, 0.01)
@@ -124,6 +131,49 @@ def check_design_record(path, record):
     if bad:
         raise DesignRecordError(f'{path} is not a complete design record: '
                                 f'no valid {", ".join(bad)}')
+    check_design_splits(path, record)
+
+
+#: The split files a design run must have trained and been judged on
+#: (record key -> split file relative to the data root); ``split_file``,
+#: the evaluated split's absolute path, is compared by its file name.
+DESIGN_SPLIT_KEYS = dict(train_split=DESIGN_SPLITS[0],
+                         eval_split=DESIGN_SPLITS[1],
+                         split_file=DESIGN_SPLITS[1])
+
+
+def check_design_splits(path, record):
+    """Refuse a record whose run was judged on another split than the
+    design hold-out (the test split, say) or trained on another than the
+    design-train split (the full training split holds the hold-out's
+    images): ``split: design`` alone does not say what the run read, and
+    design choices must never be made on the test split.
+
+    Args:
+        path (str): The record's file, for the messages.
+        record (dict): A record that passed the type checks of
+            :func:`check_design_record`.
+
+    Raises:
+        DesignRecordError: Naming the file, the key and the split.
+    """
+    wrong = []
+    for key, expected in DESIGN_SPLIT_KEYS.items():
+        value = record.get(key)
+        if not isinstance(value, str):
+            continue  # records written before the key was recorded
+        if key == 'split_file':
+            same = osp.basename(value) == osp.basename(expected)
+        else:
+            same = osp.normpath(value) == osp.normpath(expected)
+        if not same:
+            wrong.append(f'{key} {value} (a design run: {expected})')
+    if wrong:
+        raise DesignRecordError(
+            f'{path} says split design but its run read other splits: '
+            f'{", ".join(wrong)}; its figures are no design-hold-out '
+            'result (design choices are never made on the test split); '
+            'leave it out')
 
 
 def load_design_records(paths):
@@ -451,7 +501,7 @@ def still_passing_averages(diffs, planned, min_gain=0.3, se_factor=2.0):
 
 def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                      min_gain=0.3, se_factor=2.0, paired=False,
-                     planned_seeds=None, metric='IoU'):
+                     planned_seeds=None, metric='IoU', min_seeds=MIN_SEEDS):
     """Candidates against a reference on the seeds all of them ran, with the
     selection rule of docs/design_study.md: a candidate passes if its mean
     design-val IoU beats the reference's by more than ``min_gain`` and by
@@ -479,6 +529,10 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
             (:func:`still_passing_averages`). Default: None.
         metric (str): The figure compared, one of :data:`KEYS`.
             Default: 'IoU' (pooled), the selection rule's.
+        min_seeds (int): The seeds the rule needs to decide: a candidate
+            that meets it on fewer is shown as undecided, not as passing,
+            and fewer ``planned_seeds`` are refused. Default:
+            :data:`MIN_SEEDS`.
 
     Returns:
         str: A markdown table, the reference first (and the lines of
@@ -491,6 +545,11 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
         # that compare a design with itself.
         raise ValueError(f'{", ".join(twice)} is given twice (the reference '
                          'and the candidates must be different designs)')
+    if paired and planned_seeds is not None and planned_seeds < min_seeds:
+        # "Can still pass with 3 seeds" would promise a decision that
+        # three seeds cannot make.
+        raise ValueError(f'{planned_seeds} planned seeds are fewer than the '
+                         f'{min_seeds} the rule needs to decide')
     if seeds is not None and len(set(seeds)) != len(seeds):
         # A repeated seed would count as another paired unit.
         raise ValueError(f'the seeds repeat a value: '
@@ -510,12 +569,13 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
                          f'all ran on {device}: {common}')
     return rule_table(by_seed, reference, candidates,
                       [(s, f'seed {s}') for s in common], min_gain,
-                      se_factor, paired, planned_seeds)
+                      se_factor, paired, planned_seeds,
+                      min_columns=min_seeds)
 
 
 def rule_table(values, reference, candidates, columns, min_gain=0.3,
                se_factor=2.0, paired=False, planned_seeds=None,
-               row_header='candidate'):
+               row_header='candidate', min_columns=None):
     """Render candidates against a reference under the selection rule (see
     :func:`comparison_table`), from IoUs already gathered.
 
@@ -535,6 +595,9 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
             comparison was planned with (see :func:`comparison_table`).
         row_header (str): Header of the first column.
             Default: 'candidate'.
+        min_columns (int, optional): The columns the rule needs to decide:
+            a candidate that meets it on fewer is shown as ``too few seeds
+            (n < min_columns)``, not ``yes``. Default: None (two suffice).
 
     Returns:
         str: A markdown table, the reference first.
@@ -571,8 +634,11 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
                 bound = se_factor * (statistics.variance(base) / count +
                                      statistics.variance(row) / count)**0.5
             passes = gain > min_gain and gain > bound
-            cells += [f'{gain:+.2f}', f'{bound:.2f}',
-                      'yes' if passes else 'no']
+            verdict = 'yes' if passes else 'no'
+            if passes and min_columns is not None and count < min_columns:
+                # The rule is met, but on too few seeds to decide.
+                verdict = f'too few seeds ({count} < {min_columns})'
+            cells += [f'{gain:+.2f}', f'{bound:.2f}', verdict]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     if planned_seeds is not None:
         lines.append('')

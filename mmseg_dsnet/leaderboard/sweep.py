@@ -116,6 +116,41 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
             'second record of each) or give another --record-dir')
 
 
+def check_cpu_share(parallel: int, threads: int,
+                    parallel_given: bool = True) -> int:
+    """The runs at a time, refused when they would ask for more CPU threads
+    than this process may run on: the runs would take turns on the CPUs,
+    and each record's ``train_time_s`` (the design table's train time,
+    which the report reads as the cost of a design) would be of that
+    contention, while the record says nothing of it.
+
+    Args:
+        parallel (int): Runs at a time (``--parallel``).
+        threads (int): CPU threads per run (``--threads``).
+        parallel_given (bool): Whether ``parallel`` was asked for; the
+            default is lowered to what the CPUs hold instead. Default: True.
+
+    Returns:
+        int: ``parallel``, or the default lowered to the usable CPUs.
+
+    Raises:
+        UserError: ``parallel * threads`` above the usable CPUs.
+    """
+    from mmseg_dsnet.analysis.benchmark import usable_cpus
+    usable = usable_cpus()
+    if not parallel_given:
+        parallel = max(1, min(parallel, usable // threads))
+    if parallel * threads > usable:
+        raise UserError(
+            f'--parallel {parallel} x --threads {threads} = '
+            f'{parallel * threads} CPU threads, and this process may run on '
+            f'{usable} CPU(s) (its CPU affinity: taskset, a container\'s '
+            'cpuset): the runs would take turns on them, and their records\' '
+            'train times would be of that contention; give --parallel x '
+            f'--threads up to {usable}')
+    return parallel
+
+
 def job_command(job: SweepJob, work_dir: str, check_args: Sequence[str]):
     """The ``check_real_data.py`` command line of ``job`` (it runs in the
     repository root, so paths are made absolute)."""

@@ -185,6 +185,45 @@ def training_progress(infos):
                 iters_per_epoch=None)
 
 
+def check_training_finished(work_dir, cfg, epochs):
+    """Refuse a run that trained fewer epochs than its config sets (stopped
+    by ``fast_train.py --time-limit``, or a training that was killed, then
+    tested): its record would stand under an ``N epochs`` schedule as if it
+    had trained one, while its learning rate followed the longer schedule
+    and never reached its end.
+
+    Args:
+        work_dir (str): The run's work dir (its ``fast_train.json`` says why
+            a fast run stopped).
+        cfg (Config): The run's dumped config.
+        epochs (int | None): The epochs it trained
+            (:func:`training_progress`); None when unknown.
+
+    Raises:
+        IncompleteWorkDirError: Naming the epochs trained and planned.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    planned = train_cfg.get('max_epochs')
+    if epochs is None or not isinstance(planned, int) or epochs >= planned:
+        return
+    hooks = cfg.get('custom_hooks') or []
+    if any(isinstance(hook, dict) and 'EarlyStopping' in str(hook.get('type'))
+           for hook in hooks):
+        return  # stopping early is what the config asks for
+    why = ''
+    fast = osp.join(work_dir, 'fast_train.json')
+    if osp.isfile(fast):
+        stopped = load_json(fast).get('stopped')
+        if stopped:
+            why = f' (fast_train.json: {stopped})'
+    raise IncompleteWorkDirError(
+        f'{work_dir}: its training stopped after epoch {epochs} of the '
+        f'{planned} its config sets{why}: it is a run cut short, not one of '
+        f'a {epochs}-epoch schedule; finish it (tools/train.py or '
+        'tools/fast_train.py with --resume), test its final checkpoint, '
+        'then collect')
+
+
 def training_time(train_runs, infos):
     """Wall time of the training loops (from log timestamps) and the sum of
     the logged iteration times (from scalars.json).
@@ -560,6 +599,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     record['synthetic_data'] = bool(record['synthetic_data'] or
                                     record['evaluated_data']['synthetic'])
     record.update(training_progress(infos))
+    check_training_finished(work_dir, cfg, record['epochs'])
     record.update(training_time(train_runs, infos))
     epochs, images = record['epochs'], record['train_images']
     if record['train_time_s'] and epochs and images:

@@ -23,8 +23,10 @@ from mmseg_dsnet.engine.cli_errors import exit_cleanly_on_sigterm
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.real_data_check import (DEFAULT_SRC,
                                                 check_design_data_root,
-                                                check_short_schedule)
-from mmseg_dsnet.leaderboard.sweep import (check_sweep_outputs, run_sweep,
+                                                check_short_schedule,
+                                                check_subset_sizes)
+from mmseg_dsnet.leaderboard.sweep import (check_cpu_share,
+                                           check_sweep_outputs, run_sweep,
                                            sweep_jobs)
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 from mmseg_dsnet.utils.errors import UserError
@@ -37,7 +39,8 @@ def parse_args(argv=None):
                         'check_real_data.py --models')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--parallel', type=int, default=None,
-                        help='runs at a time (default 2)')
+                        help='runs at a time (default 2, fewer when the '
+                        'CPUs hold fewer)')
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads per run (default 1)')
     parser.add_argument('--epochs', type=int, default=15)
@@ -111,15 +114,22 @@ def main(argv=None):
         # Every run refused it when it started (exit 1, the reason in the
         # logs); a --fast sweep trained and wrote records the tables refuse.
         check_design_data_root(args.data_root)
+        # More images than the design-train split holds: mmengine would
+        # take them all (the fast runs trained on all of them; each
+        # process run refused it only when it started).
+        check_subset_sizes(args.data_root, 'design', args.train_images)
     except UserError as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     if args.fast:
         return fast_sweep(args)
-    args.parallel = args.parallel or 2
     args.threads = args.threads or 1
     args.src = args.src or DEFAULT_SRC
     try:
+        # More threads than CPUs slow every run and inflate the train times
+        # its record holds.
+        args.parallel = check_cpu_share(args.parallel or 2, args.threads,
+                                        args.parallel is not None)
         jobs = sweep_jobs(args.candidates, args.seeds)
         check_sweep_outputs(jobs, args.work_dir, args.record_dir,
                             args.crop_size, args.epochs)

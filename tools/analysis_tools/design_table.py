@@ -8,7 +8,7 @@ rule can see, from the per-seed differences of pairs already run.
     python tools/analysis_tools/design_table.py [results/design/*.json]
     python tools/analysis_tools/design_table.py --compare-to REFERENCE \
         --candidates NAME [NAME ...] [--seeds 0 1 2 3] [--device cpu] \
-        [--paired [--planned-seeds N]] [--metric mIoU_img]
+        [--paired [--planned-seeds N]] [--metric mIoU_img] [--min-seeds 4]
     python tools/analysis_tools/design_table.py --spread REF:CAND [...] \
         [--metric mIoU_img]
 """
@@ -18,8 +18,9 @@ import math
 import os.path as osp
 import sys
 
-from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, KEYS, comparison_table,
-                                            design_table, paired_spread_table)
+from mmseg_dsnet.leaderboard.design import (DESIGN_DIR, KEYS, MIN_SEEDS,
+                                            comparison_table, design_table,
+                                            paired_spread_table)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.errors import UserError
 
@@ -51,6 +52,10 @@ def parse_args(argv=None):
                         help='with --paired: the seeds the comparison was '
                         'planned with; says whether each candidate can '
                         'still pass')
+    parser.add_argument('--min-seeds', type=int, default=MIN_SEEDS,
+                        help='seeds the rule needs to decide: a candidate '
+                        'that meets it on fewer is shown as undecided '
+                        f'(default {MIN_SEEDS}, docs/design_study.md)')
     parser.add_argument('--metric', choices=KEYS, default='IoU',
                         help='the figure --compare-to and --spread compare '
                         '(default: pooled IoU, the selection rule\'s)')
@@ -77,6 +82,7 @@ def options_without_effect(args):
         '--min-gain': args.min_gain != MIN_GAIN,
         '--se-factor': args.se_factor != SE_FACTOR,
         '--device': args.device != 'cpu',
+        '--min-seeds': args.min_seeds != MIN_SEEDS,
     }
     if args.compare_to:
         return []
@@ -119,7 +125,8 @@ def main(argv=None):
         # may be negative: a non-inferiority margin); a nan in either
         # failed every candidate.
         check_at_least(('--se-factor', args.se_factor, 0),
-                       ('--min-gain', args.min_gain, -math.inf))
+                       ('--min-gain', args.min_gain, -math.inf),
+                       ('--min-seeds', args.min_seeds, 2))
         if pairs:
             table = paired_spread_table(paths, pairs, args.device,
                                         min_gain=args.min_gain,
@@ -129,7 +136,8 @@ def main(argv=None):
             table = comparison_table(paths, args.compare_to, args.candidates,
                                      args.device, args.seeds, args.min_gain,
                                      args.se_factor, args.paired,
-                                     args.planned_seeds, args.metric)
+                                     args.planned_seeds, args.metric,
+                                     args.min_seeds)
         else:
             table = design_table(paths)
     except (OSError, ValueError, KeyError, UserError) as err:

@@ -16,6 +16,8 @@
 # $OUT/sweep.txt (the sweep's output), $OUT/logs.tar.gz (each run's log and
 # fast_train.json), $OUT/summary.txt.
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 TRAIN_IMAGES=32 OUT=/tmp/d bash ...
+# Exit status: the sweep's (1 when runs were stopped by the time limit: they
+# have no record; 2 for input it refused), after the records are packed.
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}
@@ -39,12 +41,15 @@ $PY tools/analysis_tools/design_sweep.py $CANDIDATES --seeds $SEEDS \
   --epochs "$EPOCHS" --crop-size "$CROP" "${SMALL[@]}" --fast \
   --time-limit "$TIME_LIMIT" --data-root data/isic2017 \
   --work-dir "$WORK" --record-dir "$OUT/records" > "$OUT/sweep.txt" 2>&1
-echo "design_sweep rc=$?" | tee -a "$OUT/summary.txt"
+sweep_rc=$?
+echo "design_sweep rc=$sweep_rc" | tee -a "$OUT/summary.txt"
 grep "^\[fast_train\]\|: done\|: stopped\|^ERROR" "$OUT/sweep.txt" | tail -12 | tee -a "$OUT/summary.txt"
 echo "records: $(ls "$OUT/records" 2>/dev/null | wc -l)" | tee -a "$OUT/summary.txt"
 if [ -d "$OUT/records" ]; then
   tar czf "$OUT/records.tar.gz" -C "$OUT" records && rm -rf "$OUT/records"
 fi
 # Checkpoints stay behind: the records hold what the screen needs.
-(cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -)
+[ -d "$WORK" ] && (cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -)
 stamp "done"
+# A screen with runs stopped or refused is no complete one.
+exit "$sweep_rc"

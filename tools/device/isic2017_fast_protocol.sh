@@ -13,6 +13,9 @@
 # $OUT/summary.txt. A session's 15 device minutes hold one DSNet run
 # (about 8 min on an H200); results accumulate over sessions.
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 INDICES=16 OUT=/tmp/d bash ...
+# Exit status: 0 when every run trained all its epochs and was tested; 1
+# otherwise (a run stopped by TIME_LIMIT is kept, resumable, but not tested:
+# its summary line says so); 2 for settings it cannot follow.
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}
@@ -22,6 +25,13 @@ CALL_LIMIT=${CALL_LIMIT:-600}  # the device call's limit: optional steps are ski
 PROFILE=${PROFILE:-0}          # 1: profile mmengine's loop and the fast loop first
 RUNS=${RUNS:-"configs/dsnet/dsnet_isic2017.py@0"}
 EXTRA=${EXTRA:-}               # more fast_train flags, e.g. "--val-interval 10" (official protocol)
+for setting in EPOCHS TIME_LIMIT CALL_LIMIT; do
+  # Whole numbers: the shell's arithmetic (timeout, the time left) takes no
+  # other, and a failed sum left the training unrun with exit 0.
+  case ${!setting} in
+    ''|*[!0-9]*) echo "ERROR: $setting must be a whole number (seconds or epochs), got '${!setting}'" >&2; exit 2 ;;
+  esac
+done
 SMALL=()
 if [ -n "${INDICES:-}" ]; then
   SMALL=(train_dataloader.dataset.indices=$INDICES test_dataloader.dataset.indices=$INDICES)
@@ -49,12 +59,24 @@ stamp "training: $RUNS"
 timeout $((TIME_LIMIT + 90)) $PY tools/fast_train.py $RUNS \
   --work-dir "$OUT/runs" --time-limit "$TIME_LIMIT" --checkpoint-interval 50 $EXTRA \
   --cfg-options train_cfg.max_epochs=$EPOCHS "${SMALL[@]}" > "$OUT/training.txt" 2>&1
-echo "fast_train rc=$?" | tee -a "$OUT/summary.txt"
+train_rc=$?
+echo "fast_train rc=$train_rc" | tee -a "$OUT/summary.txt"
 grep "^\[fast_train\]" "$OUT/training.txt" | tail -8 | tee -a "$OUT/summary.txt"
 
 stamp "testing"
 # One run: --work-dir is its dir; several: one sub-folder each.
-RUN_DIRS=$(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
+ALL_DIRS=$(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
+# A run stopped by the time limit is not tested: its checkpoint is of fewer
+# epochs than the protocol's, and its test_metrics.json would be collected
+# (and its summary line read) as the protocol's result.
+RUN_DIRS=""
+for dir in $ALL_DIRS; do
+  if grep -q '"completed": true' "$dir/fast_train.json"; then
+    RUN_DIRS="$RUN_DIRS $dir"
+  else
+    echo "$(basename "$dir"): stopped, not tested ($(grep -o '"stopped": "[^"]*"' "$dir/fast_train.json"))" | tee -a "$OUT/summary.txt"
+  fi
+done
 for dir in $RUN_DIRS; do
   ckpt=$(ls "$dir"/best_*.pth 2>/dev/null | head -1)   # selected on val, if validated
   [ -f "$ckpt" ] || ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null)
@@ -73,9 +95,19 @@ for dir in $RUN_DIRS; do
     --device cuda --shape 256 256 --batch-size 32 --json > "$dir/gpu_benchmark.json" 2> "$dir/gpu_benchmark.err" \
     || rm -f "$dir/gpu_benchmark.json"
 done
+tests_failed=0
 for dir in $RUN_DIRS; do
-  echo "$(basename $dir): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' $dir/test_output.txt 2>/dev/null | head -1)" | tee -a "$OUT/summary.txt"
+  if [ -f "$dir/test_metrics.json" ]; then
+    echo "$(basename $dir): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' $dir/test_output.txt 2>/dev/null | head -1)" | tee -a "$OUT/summary.txt"
+  else
+    tests_failed=1
+    echo "$(basename $dir): tools/test.py failed (see test_output.txt)" | tee -a "$OUT/summary.txt"
+  fi
 done
 # The device tool brings back few, shallow files: pack the work dirs.
 tar czf "$OUT/results.tar.gz" -C "$OUT" runs $( [ "$PROFILE" = 1 ] && echo profile ) && rm -rf "$OUT/runs" "$OUT/profile"
 stamp "done"
+if [ "$train_rc" != 0 ] || [ "$tests_failed" != 0 ] || [ -z "$ALL_DIRS" ]; then
+  echo "ERROR: not every run trained all its epochs and was tested (fast_train rc=$train_rc); see summary.txt" >&2
+  exit 1
+fi
