@@ -14,6 +14,7 @@ import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+from ..compat import resolve_checkpoint
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..engine.preflight import check_output_file, load_config
@@ -103,6 +104,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         ParityError: The check failed; nothing is written.
     """
     out_cfg = osp.splitext(out)[0] + '.py'
+    # A URL stands for the file it names (downloaded once, cached).
+    checkpoint = resolve_checkpoint(checkpoint)
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise UserError(f'{what} {path} not found')

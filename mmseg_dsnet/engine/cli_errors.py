@@ -19,7 +19,8 @@ from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
 def user_error_types():
     """The exception classes whose message alone tells the user what to
     do."""
-    from mmseg_dsnet.compat import (CorruptCheckpointError,
+    from mmseg_dsnet.compat import (CheckpointDownloadError,
+                                    CorruptCheckpointError,
                                     UnsafeCheckpointError)
     from mmseg_dsnet.datasets.sample_checks import (BadSampleError,
                                                     MaskValueError)
@@ -31,7 +32,8 @@ def user_error_types():
     return (UserError, BadSampleError, MaskValueError, NonFiniteLossError,
             NumClassesMismatchError, ConfigKeyError, WorkDirError,
             UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError,
-            CheckpointMismatchError, MissingInputError)
+            CheckpointMismatchError, MissingInputError,
+            CheckpointDownloadError)
 
 
 def describe_user_error(err):

@@ -19,6 +19,7 @@ import math
 
 from mmengine.config import DictAction
 
+from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
@@ -74,10 +75,12 @@ def rule_options_given(args):
 def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
     check_input_file(args.config, 'config file')
+    # An http(s) URL stands for the file it names (downloaded once, cached).
+    args.checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
     for checkpoint in args.checkpoints:
         # The training config it holds is read from a local file (to refuse
-        # images it trained on): a URL ended in a FileNotFoundError
-        # traceback.
+        # images it trained on): another scheme (s3:// ...) ended in a
+        # FileNotFoundError traceback.
         if '://' in checkpoint:
             raise UserError(
                 f'checkpoint {checkpoint}: the sweep reads the training '

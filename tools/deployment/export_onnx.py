@@ -132,6 +132,9 @@ def main(argv=None):
                    ('--atol', args.atol, 0), ('--rtol', args.rtol, 0),
                    ('--noise-factor', args.noise_factor, 0),
                    ('--int8-min-mask-iou', args.int8_min_mask_iou, 0))
+    from mmseg_dsnet.compat import resolve_checkpoint
+    # A URL stands for the file it names (downloaded once, cached).
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
