@@ -12,6 +12,9 @@ model behind an inference folder). Only the standard library is imported, so the
 before torch and mmcv are installed.
 """
 import hashlib
+import json
+import math
+import numbers
 import os
 import os.path as osp
 import shutil
@@ -240,3 +243,36 @@ def sha256_of(path: str) -> str:
         for chunk in iter(lambda: file.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def json_safe(obj):
+    """``obj`` with every number that is not finite (NaN, inf: e.g. a
+    ring of an error analysis that holds no lesion) replaced by None.
+
+    Python's ``json`` writes those as ``NaN``/``Infinity``, which are not
+    JSON: jq, JavaScript and most other readers refuse the whole file.
+
+    Args:
+        obj: Dicts, lists and tuples (walked) of JSON values.
+
+    Returns:
+        A copy in which such floats (numpy's too) are None, the rest as it
+        was (tuples become lists, as JSON writes them).
+    """
+    if isinstance(obj, dict):
+        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value) for value in obj]
+    if isinstance(obj, numbers.Real) and not isinstance(
+            obj, numbers.Integral):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def json_text(obj, **kwargs) -> str:
+    """``json.dumps(obj, **kwargs)`` as strict JSON: numbers that are not
+    finite written as ``null`` (:func:`json_safe`); the one way this project
+    writes JSON, so that every reader (ours accept ``null`` where a figure
+    may be missing) can read every file."""
+    return json.dumps(json_safe(obj), allow_nan=False, **kwargs)

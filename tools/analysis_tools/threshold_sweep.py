@@ -14,7 +14,6 @@ reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
 refused unless ``--allow-test-split`` asks for its figures only.
 """
 import argparse
-import json
 import math
 
 from mmengine.config import DictAction
@@ -27,7 +26,8 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_new_output_file, load_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
+from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+                                      refuse_same_file)
 
 FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
 # The selection rule's defaults.
@@ -242,7 +242,7 @@ def main(argv=None):
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}
                              for label, by_t in scores.items()}}
-        atomic_write(json.dumps(record, indent=1), args.out,
+        atomic_write(json_text(record, indent=1), args.out,
                      overwrite=args.overwrite)
         print(f'figures: {args.out}')
     return scores

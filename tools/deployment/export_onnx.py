@@ -55,7 +55,6 @@ unsafe checkpoint, one trained at another input size than the config, a
 size, an opset torch cannot write).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -65,7 +64,8 @@ from mmseg_dsnet.deploy.onnx_export import (INT8_MIN_MASK_IOU,
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_new_output_file
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
+from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+                                      refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -168,7 +168,7 @@ def main(argv=None):
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     if args.json:
-        atomic_write(json.dumps(result, indent=2), args.json,
+        atomic_write(json_text(result, indent=2), args.json,
                      overwrite=args.overwrite)
     if result['passed']:
         print('PASSED')
