@@ -178,33 +178,71 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
         FileExistsError: ``filepath`` exists and ``overwrite`` is False.
         UserError: ``filepath`` is a folder.
     """
-    filepath = str(filepath)
-    refuse_existing(filepath, overwrite)
-    folder = osp.dirname(osp.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    tmp = partial_path(filepath)
-    try:
-        if callable(data):
-            data(tmp)
-            if not osp.isfile(tmp):
-                raise OSError(f'{filepath}: the writer produced no file')
-            _fsync_path(tmp)
-        else:
-            if isinstance(data, str):
-                data = data.encode('utf-8')
-            with open(tmp, 'wb') as f:
-                _write_chunks(f, data)
-                f.flush()
-                os.fsync(f.fileno())
-        # A library may create its file with other permissions.
-        os.chmod(tmp, _replaced_file_mode(filepath))
+    return atomic_write_together([(data, filepath)], overwrite)[0]
+
+
+def _write_partial(data, tmp: str, filepath: str) -> None:
+    """Write ``data`` (as :func:`atomic_write` takes it) completely to the
+    temporary file ``tmp`` of ``filepath``, synced, with the mode
+    ``filepath`` will have."""
+    if callable(data):
+        data(tmp)
+        if not osp.isfile(tmp):
+            raise OSError(f'{filepath}: the writer produced no file')
+        _fsync_path(tmp)
+    else:
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        with open(tmp, 'wb') as f:
+            _write_chunks(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+    # A library may create its file with other permissions.
+    os.chmod(tmp, _replaced_file_mode(filepath))
+
+
+def atomic_write_together(files, overwrite: bool = True) -> list:
+    """Write files that belong together (a deploy checkpoint and its
+    config) so that a failure leaves all of them as they were: each is
+    written completely to its temporary file first, and only then are they
+    renamed over their targets, in order. One failed write before the
+    renames (a full disk, an interrupt) used to leave the new first file
+    beside the previous run's second one: a pair that does not match.
+
+    Args:
+        files (Sequence[tuple]): ``(data, filepath)`` pairs, each as
+            :func:`atomic_write` takes them.
+        overwrite (bool): Replace existing files (see :func:`atomic_write`).
+
+    Returns:
+        list[str]: The file paths.
+
+    Raises:
+        FileExistsError: A file exists and ``overwrite`` is False.
+        UserError: A file path is a folder.
+    """
+    files = [(data, str(filepath)) for data, filepath in files]
+    for _, filepath in files:
         refuse_existing(filepath, overwrite)
-        os.replace(tmp, filepath)
+    written = []
+    try:
+        for data, filepath in files:
+            os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+            tmp = partial_path(filepath)
+            written.append((tmp, filepath))
+            _write_partial(data, tmp, filepath)
+        for _, filepath in files:
+            refuse_existing(filepath, overwrite)
+        for tmp, filepath in written:
+            os.replace(tmp, filepath)
     except BaseException:
-        _remove_partial(tmp)
+        for tmp, _ in written:
+            _remove_partial(tmp)
         raise
-    _fsync_path(folder)  # make the rename itself durable
-    return filepath
+    for folder in dict.fromkeys(osp.dirname(osp.abspath(filepath))
+                                for _, filepath in files):
+        _fsync_path(folder)  # make the renames themselves durable
+    return [filepath for _, filepath in files]
 
 
 def remove_stale_partials(folder) -> list:
