@@ -173,8 +173,10 @@ def main(argv=None):
     if result['passed']:
         print('PASSED')
     elif not result['parity']['passed']:
+        kept = (' (the file there is an earlier one, kept: not this '
+                'export)' if result['earlier_file_kept'] else '')
         print('FAILED: the ONNX model does not match the PyTorch model (see '
-              f'above); {args.out} not written')
+              f'above); {args.out} not written{kept}')
     else:
         print(f'FAILED: the int8 model\'s masks are too far from the float '
               f'model\'s (see above); {args.int8} not written ({args.out} '
