@@ -270,3 +270,31 @@ def test_test_tool_refuses_indices_0_with_one_error_line(tiny_config,
         last.endswith('selects no image; give the number of images to use, '
                       'or remove the option'), last
     assert not (tmp_path / 'w' / 'test_metrics.json').exists()
+
+
+def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
+        tiny_config, tmp_path):
+    """test.py's runner dumps its config over the work dir's root dump,
+    which ``leaderboard.py collect`` reads as the training config: after a
+    refused ``--cfg-options test_dataloader.dataset.indices=0`` a later
+    collect recorded 0 test images, exit 0. Now the dump is put back (and
+    one that was not there is not left); the failed run's log folder stays
+    (no <ts>.json: not read as a run)."""
+    from conftest import run_tool_in_process
+    from test_user_error_exits import random_checkpoint
+
+    from mmseg_dsnet.leaderboard.work_dir import find_runs
+    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
+    trained, fresh = tmp_path / 'trained', tmp_path / 'fresh'
+    trained.mkdir()
+    dump = trained / tiny_config.name
+    dump.write_text('# the training run\'s config\n')
+    for work_dir in (trained, fresh):
+        run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                                  '--work-dir', work_dir, '--cfg-options',
+                                  'test_dataloader.dataset.indices=0')
+        assert dump.read_text() == '# the training run\'s config\n'
+        assert not (fresh / tiny_config.name).exists()
+        assert run.returncode == 2, run.output[-3000:]
+        assert find_runs(str(work_dir)) == ([], [])
+    assert not list(fresh.glob('*.json')) and not list(trained.glob('*.json'))

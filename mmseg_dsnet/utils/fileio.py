@@ -11,6 +11,7 @@ go through it.
 model behind an inference folder). Only the standard library is imported, so the dataset converter can use it
 before torch and mmcv are installed.
 """
+import contextlib
 import hashlib
 import json
 import math
@@ -314,3 +315,35 @@ def json_text(obj, **kwargs) -> str:
     writes JSON, so that every reader (ours accept ``null`` where a figure
     may be missing) can read every file."""
     return json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+
+
+@contextlib.contextmanager
+def restored_on_failure(filepath):
+    """Put ``filepath`` back as it was (or remove it, if there was none)
+    when the block raises, for a file a failed step must not change.
+
+    ``tools/test.py``'s runner dumps its config over the work dir's root
+    dump, the one ``leaderboard.py collect`` reads as the training config:
+    a refused or crashed test (``--cfg-options
+    test_dataloader.dataset.indices=0``) left its options there, and a
+    later collect recorded 0 test images, exit 0.
+
+    Args:
+        filepath (str): The file.
+    """
+    filepath = str(filepath)
+    before = None
+    if osp.isfile(filepath):
+        with open(filepath, 'rb') as f:
+            before = f.read()
+    try:
+        yield
+    except BaseException:
+        try:
+            if before is not None:
+                atomic_write(before, filepath)
+            elif osp.isfile(filepath):
+                os.remove(filepath)
+        except OSError:
+            pass  # the block's own error is the one to report
+        raise
