@@ -11,10 +11,14 @@ and inference would fail. We allow-list exactly those types with
 asks to run anything else is refused with :class:`UnsafeCheckpointError`,
 which names the file and the offending global. mmengine's local-file scheme
 is replaced, with ``CheckpointLoader.register_scheme``, by one that loads
-through :func:`safe_torch_load`; every other scheme (``http://``, ``s3://``
-...) already unpickles with torch's ``weights_only=True`` default and is
-only wrapped so that a refusal reads the same. A truncated or empty
-checkpoint raises :class:`CorruptCheckpointError` naming the file.
+through :func:`safe_torch_load`, and so is ``http(s)://``: mmengine's
+loads a download with ``torch.hub``'s ``weights_only=False`` default, any
+pickle; ours downloads to the same cache (:func:`resolve_checkpoint`) and
+loads it as a local file. Every other scheme (``s3://`` ...) already
+unpickles with torch's ``weights_only=True`` default and is only wrapped so
+that a refusal reads the same. A truncated or empty checkpoint raises
+:class:`CorruptCheckpointError` naming the file; a URL that cannot be
+downloaded, :class:`CheckpointDownloadError` naming the URL.
 
 Everything else the stack needs is a component our configs turn on, not a
 patch: crash-safe checkpoints are
@@ -154,11 +158,70 @@ def describe_non_checkpoint(filename, head_size=4096):
     return None
 
 
+class CheckpointDownloadError(OSError):
+    """A checkpoint given as a URL cannot be downloaded (no network, a
+    wrong address, an HTTP error)."""
+
+
+URL_PREFIXES = ('http://', 'https://')
+
+
+def resolve_checkpoint(filename):
+    """The local file for a checkpoint given as an ``http(s)://`` URL,
+    downloaded once into torch's hub cache (``<hub dir>/checkpoints``, where
+    mmengine caches it too); any other ``filename`` is returned unchanged.
+
+    Tools call it before their own checks of the file, so a URL behaves as
+    the local file it names; in a distributed run rank 0 downloads first.
+
+    Args:
+        filename (str | Path | file-like): The checkpoint.
+
+    Returns:
+        The local path, or ``filename`` itself.
+
+    Raises:
+        CheckpointDownloadError: The download failed; the message names the
+            URL and why.
+    """
+    if not (isinstance(filename, str) and filename.startswith(URL_PREFIXES)):
+        return filename
+    from urllib.parse import urlparse
+
+    from mmengine.dist import barrier, get_dist_info
+    cache = osp.join(torch.hub.get_dir(), 'checkpoints')
+    name = osp.basename(urlparse(filename).path)
+    if not name:
+        raise CheckpointDownloadError(
+            f'checkpoint {filename} names no file (the URL ends in "/")')
+    cached = osp.join(cache, name)
+    rank, world_size = get_dist_info()
+    for turn in ((0, 1) if world_size > 1 else (rank, )):
+        if turn == rank and not osp.isfile(cached):
+            try:
+                os.makedirs(cache, exist_ok=True)
+                # Downloads to a temporary file and renames it: an
+                # interrupted download leaves nothing in the cache.
+                torch.hub.download_url_to_file(filename, cached,
+                                               progress=False)
+            except Exception as err:  # URLError, HTTPError, timeouts ...
+                reason = getattr(err, 'reason', None) or err
+                raise CheckpointDownloadError(
+                    f'checkpoint {filename} cannot be downloaded '
+                    f'({type(err).__name__}: {reason}); download it where '
+                    'the network allows and give the local file') from None
+        if world_size > 1 and turn == 0:
+            barrier()
+    return cached
+
+
 def safe_torch_load(filename, map_location=None):
     """``torch.load`` with ``weights_only=True`` and our allow-list.
 
     Args:
-        filename (str | Path | file-like): The checkpoint.
+        filename (str | Path | file-like): The checkpoint; an
+            ``http(s)://`` URL is downloaded first
+            (:func:`resolve_checkpoint`).
         map_location (str | torch.device | None): As in :func:`torch.load`.
 
     Returns:
@@ -167,10 +230,12 @@ def safe_torch_load(filename, map_location=None):
     Raises:
         UnsafeCheckpointError: The file asks to unpickle something outside
             the allow-list (it could run code); nothing from it is executed.
+        CheckpointDownloadError: A URL cannot be downloaded.
         CorruptCheckpointError: The file is empty or truncated.
         NotACheckpointError: The file is a Git LFS pointer, an HTML page or
             a text file.
     """
+    filename = resolve_checkpoint(filename)
     try:
         return torch.load(
             filename, map_location=map_location, weights_only=True)
@@ -212,6 +277,15 @@ def _load_from_local(filename, map_location):
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     return safe_torch_load(filename, map_location=map_location)
+
+
+def _load_from_url(filename, map_location):
+    """``http(s)://``: downloaded once (:func:`resolve_checkpoint`), then
+    loaded as a local file."""
+    return safe_torch_load(filename, map_location=map_location)
+
+
+_load_from_url.wrapped_by_mmseg_dsnet = True
 
 
 def _refusing_unsafe(loader):
@@ -257,6 +331,8 @@ def enable_safe_loading():
         if prefix and not getattr(loader, 'wrapped_by_mmseg_dsnet', False):
             CheckpointLoader.register_scheme(
                 prefixes=prefix, loader=_refusing_unsafe(loader), force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=list(URL_PREFIXES), loader=_load_from_url, force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
     _safe_loading_enabled = True

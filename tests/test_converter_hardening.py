@@ -402,3 +402,27 @@ def test_read_is_bounded_even_when_the_declared_size_lies(monkeypatch):
     with pytest.raises(isic.FileTooLargeError, match='lying.zip:big.jpg'):
         isic._read_bytes(('lying.zip', 'big.jpg', True))
     assert reads == [1001]  # never more than the limit + 1 byte
+
+
+@pytest.mark.parametrize('tool', ['isic.py', 'make_synthetic_isic.py'])
+def test_traceback_variable_works_in_the_data_tools(tool, tmp_path,
+                                                    monkeypatch):
+    """``MMSEG_DSNET_TRACEBACK=1`` (docs/reliability.md) printed nothing
+    more in the converters, which report their own errors (they run before
+    the stack is installed): now the traceback, then the same ERROR line
+    and exit 2, as in the other tools."""
+    from conftest import run_tool_in_process
+    full = tmp_path / 'full'
+    full.mkdir()
+    (full / 'x').write_text('')
+    args = [tmp_path / 'nonexistent', tmp_path / 'out'] \
+        if tool == 'isic.py' else [full]
+    script = CONVERTER.parent / tool
+    plain = run_tool_in_process(script, *args)
+    monkeypatch.setenv('MMSEG_DSNET_TRACEBACK', '1')
+    traced = run_tool_in_process(script, *args)
+    assert plain.returncode == traced.returncode == 2
+    assert plain.stderr.startswith('ERROR: ')
+    assert 'Traceback' not in plain.stderr
+    assert traced.stderr.startswith('Traceback (most recent call last)')
+    assert traced.stderr.endswith(plain.stderr)

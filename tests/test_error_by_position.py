@@ -246,3 +246,37 @@ def test_pixels_are_counted_as_the_test_evaluator_counts_them(
     assert run.stderr.strip().splitlines()[-1].startswith(
         f'ERROR: {tiny_config}: test_evaluator: the config\'s '
         'test_evaluator must be one LesionMetric')
+
+
+def strict_json(text):
+    """``json.loads`` as jq or JavaScript read JSON: ``NaN`` and
+    ``Infinity`` are not JSON."""
+    def refuse(name):
+        raise ValueError(f'{name} is not JSON')
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_ring_without_lesion_is_written_as_null(tiny_config, tmp_path,
+                                                  capsys):
+    """A ring that holds no lesion has no missed rate: ``--out`` wrote
+    ``NaN``, which strict JSON readers (jq, JavaScript) refuse, whole
+    file and all; now ``null`` (``utils.fileio.json_text``, which every
+    JSON writer of the package uses)."""
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    out = tmp_path / 'errors.json'
+    tool.main([str(tiny_config), str(checkpoint), '--rings', '40',
+               '--out', str(out)])
+    saved = strict_json(out.read_text())
+    assert None in [ring['missed_rate'] for ring in saved['rings']]
+
+
+def test_json_text_writes_numbers_that_are_not_finite_as_null():
+    from mmseg_dsnet.utils.fileio import json_text
+    text = json_text({'a': float('nan'), 'b': [float('inf'), 1.5, 2],
+                      'c': (np.float32('-inf'), np.float64(0.25)),
+                      'd': True, 'e': None})
+    assert strict_json(text) == {'a': None, 'b': [None, 1.5, 2],
+                                 'c': [None, 0.25], 'd': True, 'e': None}

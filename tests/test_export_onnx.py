@@ -836,3 +836,28 @@ def test_deployable_refuses_a_segmentor_in_training_mode():
             network(images)
         network.eval()  # the wrapper's eval() puts the segmentor back
         assert torch.equal(network(images), expected)
+def test_a_failed_int8_model_leaves_no_earlier_one_beside_the_new_model(
+        checkpoint, image_dir, tmp_path, capsys):
+    """``--overwrite`` over an earlier run's pair, the int8 model failing
+    its check: the new fp32 model was written and the earlier int8 model
+    stayed beside it, the int8 form of another model (exit 1, but the pair
+    looked complete). Now it is removed, and the report says so."""
+    import json
+    tool = load_tool('deployment/export_onnx.py')
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
+    report = tmp_path / 'report.json'
+    out.write_bytes(b'earlier fp32')
+    int8.write_bytes(b'earlier int8')
+    code = tool.main([CONFIG, checkpoint, str(out), '--int8', str(int8),
+                      '--check-images', str(image_dir), '--json',
+                      str(report), '--int8-min-mask-iou', '100',
+                      '--overwrite'])
+    text = capsys.readouterr().out
+    assert code == 1, text
+    assert f'Removed {int8}: an earlier int8 model, not of the model now ' \
+        f'at {out}' in text
+    assert out.read_bytes()[:12] != b'earlier fp32' and not int8.exists()
+    figures = json.loads(report.read_text())
+    assert figures['written'] == [str(out)]
+    assert figures['not_written'] == [str(int8)]
+    assert figures['earlier_file_kept'] == []

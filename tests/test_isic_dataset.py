@@ -208,3 +208,93 @@ def test_a_mask_of_another_size_than_its_image_is_refused(tiny_isic, tmp_path):
     cv2.imwrite(str(data / 'masks' / f'{second}.png'), upright)
     sample = turned_sample(build())
     assert sample['img'].shape[:2] == sample['gt_seg_map'].shape == (64, 48)
+
+
+@pytest.mark.parametrize('indices, fault', [
+    (0, ' selects no image; give the number of images to use, or remove '
+     'the option'),
+    ([], ' selects no image'),
+    (7, ' asks for more images than there are; give at most 6, or remove '
+     'the option to use them all'),
+    (-7, ' asks for more images than there are; give at most 6, or remove '
+     'the option to use them all'),
+    ([0, 6], ': [6] not positions of the split (0 to 5)'),
+    ([-1], ': [-1] not positions of the split (0 to 5)'),
+    ([1, 2, 1], ' repeats [1]: those images would be scored (or trained '
+     'on) more than once'),
+    (True, ': give a number of images N (the first N; -N: the last N) or a '
+     'list of positions'),
+])
+def test_indices_that_select_no_subset_are_refused(tiny_isic, indices,
+                                                   fault):
+    """``--cfg-options test_dataloader.dataset.indices=0`` ended in
+    mmengine's ValueError traceback (``need at least one array to
+    concatenate``) after the runner was built; a position past the end in
+    an IndexError; a repeated one was scored twice."""
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    split = tiny_isic / 'splits' / 'official_test.txt'
+
+    def build(indices):
+        return DATASETS.build(
+            dict(type='ISIC2018Dataset', data_root=str(tiny_isic),
+                 ann_file=str(split), indices=indices,
+                 data_prefix=dict(img_path='images', seg_map_path='masks'),
+                 pipeline=[]))
+
+    with pytest.raises(UserError) as info:
+        build(indices)
+    assert str(info.value) == (f'ISIC2018Dataset: indices={indices!r} '
+                               f'({split} lists 6 images){fault}')
+    # What mmengine documents still works: the first N, the last N, a list.
+    assert len(build(6)) == 6 and len(build(-2)) == 2
+    assert len(build([5, 0])) == 2
+
+
+def test_test_tool_refuses_indices_0_with_one_error_line(tiny_config,
+                                                         tmp_path):
+    from conftest import run_tool_in_process
+    from test_user_error_exits import random_checkpoint
+    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
+    run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                              '--work-dir', tmp_path / 'w', '--cfg-options',
+                              'test_dataloader.dataset.indices=0')
+    assert run.returncode == 2, run.output[-3000:]
+    assert 'Traceback' not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith('ERROR: ISIC2018Dataset: indices=0 (') and \
+        last.endswith('selects no image; give the number of images to use, '
+                      'or remove the option'), last
+    assert not (tmp_path / 'w' / 'test_metrics.json').exists()
+
+
+def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
+        tiny_config, tmp_path):
+    """test.py's runner dumps its config over the work dir's root dump,
+    which ``leaderboard.py collect`` reads as the training config: after a
+    refused ``--cfg-options test_dataloader.dataset.indices=0`` a later
+    collect recorded 0 test images, exit 0. Now the dump is put back (and
+    one that was not there is not left); the failed run's log folder stays
+    (no <ts>.json: not read as a run)."""
+    from conftest import run_tool_in_process
+    from test_user_error_exits import random_checkpoint
+
+    from mmseg_dsnet.leaderboard.work_dir import find_runs
+    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
+    trained, fresh = tmp_path / 'trained', tmp_path / 'fresh'
+    trained.mkdir()
+    dump = trained / tiny_config.name
+    dump.write_text('# the training run\'s config\n')
+    for work_dir in (trained, fresh):
+        run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                                  '--work-dir', work_dir, '--cfg-options',
+                                  'test_dataloader.dataset.indices=0')
+        assert dump.read_text() == '# the training run\'s config\n'
+        assert not (fresh / tiny_config.name).exists()
+        assert run.returncode == 2, run.output[-3000:]
+        assert find_runs(str(work_dir)) == ([], [])
+    assert not list(fresh.glob('*.json')) and not list(trained.glob('*.json'))

@@ -217,3 +217,53 @@ def test_a_fold_that_makes_non_finite_logits_fails_the_check(
                             f'{bad:.3g} (NaN or inf logits), more than '
                             f'1e-05, in float64; not writing {out}.')
     assert not out.exists() and not out.with_suffix('.py').exists()
+
+
+def test_a_failed_write_under_overwrite_keeps_the_previous_pair(
+        trained_checkpoint, tmp_path, monkeypatch):
+    """The .pth was written, then the .py: a failure in between (a full
+    disk, an interrupt, a config that cannot be written) under --overwrite
+    left the new weights beside the previous run's config, a pair that does
+    not match. Now both are written to temporaries first, then renamed."""
+    from mmengine.config import Config
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / 'dsnet_deploy.pth'
+    out.write_bytes(b'previous weights')
+    out.with_suffix('.py').write_text('# previous config\n')
+
+    def full_disk(self, file=None):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(Config, 'dump', full_disk)
+    with pytest.raises(OSError, match='No space left'):
+        tool.main([CONFIG, str(trained_checkpoint), str(out), '--shape',
+                   '64', '64', '--overwrite'])
+    assert out.read_bytes() == b'previous weights'
+    assert out.with_suffix('.py').read_text() == '# previous config\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'dsnet_deploy.pth', 'dsnet_deploy.py']
+    monkeypatch.undo()
+    tool.main([CONFIG, str(trained_checkpoint), str(out), '--shape', '64',
+               '64', '--overwrite'])
+    assert out.read_bytes() != b'previous weights'
+    assert 'deploy=True' in out.with_suffix('.py').read_text()
+
+
+def test_atomic_write_together_writes_all_or_none(tmp_path):
+    from mmseg_dsnet.utils.fileio import atomic_write_together
+    first, second = tmp_path / 'a.pth', tmp_path / 'a.py'
+    first.write_text('old a')
+    second.write_text('old b')
+
+    def failing_writer(path):
+        raise OSError('the writer failed')
+    with pytest.raises(OSError, match='the writer failed'):
+        atomic_write_together([('new a', first), (failing_writer, second)])
+    assert (first.read_text(), second.read_text()) == ('old a', 'old b')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.pth', 'a.py']
+    with pytest.raises(FileExistsError):
+        atomic_write_together([('new a', tmp_path / 'c'), ('new b', second)],
+                              overwrite=False)
+    assert not (tmp_path / 'c').exists()
+    assert atomic_write_together([('new a', first), ('new b', second)]) == [
+        str(first), str(second)]
+    assert (first.read_text(), second.read_text()) == ('new a', 'new b')

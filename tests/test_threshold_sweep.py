@@ -430,10 +430,12 @@ def test_a_checkpoint_trained_on_every_image_is_refused(two_checkpoints,
 def test_a_checkpoint_url_is_refused_with_a_message(two_checkpoints):
     """A checkpoint given as a URL passed the input check (URLs are left
     to the loader) and ended in ``FileNotFoundError: ... 'https://...'``
-    (a traceback, exit 1) where its training config was read."""
+    (a traceback, exit 1) where its training config was read. An
+    http(s) URL is downloaded now (tests/test_checkpoint_urls.py); another
+    scheme is refused."""
     from conftest import run_tool_in_process
     tmp, cfg, checkpoints = two_checkpoints
-    url = 'https://example.invalid/dsnet.pth'
+    url = 's3://bucket/dsnet.pth'
     run = run_tool_in_process(tool.__file__, cfg, url, '--thresholds', '0.5')
     assert run.returncode == 2, run.output[-2000:]
     assert run.stderr.strip().splitlines()[-1] == (

@@ -406,6 +406,42 @@ def test_export_parity_catches_a_real_mismatch_and_leaves_no_file(
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()
 
 
+def test_a_failed_export_over_an_earlier_one_is_reported_as_such(
+        check_images, tmp_path, capsys, monkeypatch):
+    """``--overwrite --json`` over an earlier run's model, failing the
+    check: the earlier .onnx (and int8 model) stay, as for any failed
+    write, but the FAILED report beside them named OUT as its
+    ``onnx_file`` and nothing else: it read as that file's report. Now the
+    report lists what this run wrote (nothing) and which files there are
+    an earlier run's, and so does the FAILED line."""
+    import json
+
+    from mmseg_dsnet.deploy import onnx_export
+    optimize = onnx_export.optimize_for_cpu
+
+    def faulty_optimize(proto, shape):
+        rewrites = optimize(proto, shape)
+        _perturb_one_weight(proto)
+        return rewrites
+
+    monkeypatch.setattr(onnx_export, 'optimize_for_cpu', faulty_optimize)
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'
+    report = tmp_path / 'model.json'
+    for path in (out, int8, report):
+        path.write_bytes(b'earlier run')
+    code, err = run_cli(load_tool('deployment/export_onnx.py').main, [
+        DSNET, ckpt, out, '--shape', '64', '64', '--check-images',
+        check_images, '--overwrite', '--json', report, '--int8', int8
+    ], capsys)
+    assert code == 1, err
+    assert out.read_bytes() == int8.read_bytes() == b'earlier run'
+    saved = json.loads(report.read_text())
+    assert saved['passed'] is False and saved['written'] == []
+    assert saved['not_written'] == [str(out), str(int8)]
+    assert saved['earlier_file_kept'] == [str(out), str(int8)]
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)

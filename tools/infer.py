@@ -267,6 +267,12 @@ def main(argv=None):
         print(f'model: the released DSNet ({osp.relpath(args.checkpoint)})',
               file=sys.stderr)
 
+    from mmseg_dsnet.compat import CheckpointDownloadError, resolve_checkpoint
+    try:
+        # A URL stands for the file it names (downloaded once, cached).
+        args.checkpoint = resolve_checkpoint(args.checkpoint)
+    except CheckpointDownloadError as err:
+        return fail(err)
     for path, what in ((args.model, 'model'),
                        (args.checkpoint, 'checkpoint')):
         if path and not osp.isfile(path):

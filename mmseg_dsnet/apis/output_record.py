@@ -30,7 +30,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 from ..utils.errors import UserError
-from ..utils.fileio import atomic_write, sha256_of
+from ..utils.fileio import atomic_write, json_text, sha256_of
 
 RECORD_NAME = 'model.json'
 SOURCES_NAME = 'sources.json'
@@ -207,7 +207,7 @@ def claim_output_folder(out_dir: str,
             for path in found:
                 os.remove(path)
             removed = found
-        atomic_write(json.dumps(record, indent=2) + '\n',
+        atomic_write(json_text(record, indent=2) + '\n',
                      osp.join(out_dir, RECORD_NAME))
     return removed
 
@@ -426,12 +426,12 @@ def record_sources(out_dir: str, written: Dict[str, str],
                      if name in written})
     path = osp.join(out_dir, SOURCES_NAME)
     try:
-        atomic_write(json.dumps(sources, indent=2, sort_keys=True) + '\n',
+        atomic_write(json_text(sources, indent=2, sort_keys=True) + '\n',
                      path)
         if recorded or osp.exists(osp.join(out_dir, DIGESTS_NAME)):
             path = osp.join(out_dir, DIGESTS_NAME)
             atomic_write(
-                json.dumps(recorded, indent=2, sort_keys=True) + '\n', path)
+                json_text(recorded, indent=2, sort_keys=True) + '\n', path)
         if osp.exists(journal):
             os.remove(journal)
     except OSError as err:

@@ -38,6 +38,11 @@ class ISICDataset(BaseSegDataset):
     * At load, a split file that lists an id more than once is refused
       (:class:`UserError`): the image would be trained on or scored that
       many times.
+    * At load, ``indices`` (mmengine's subset option) that select no
+      image (``0``, ``[]``), more images than the split lists, a position
+      outside it (negative in a list) or one position twice are refused
+      (:class:`UserError`): mmengine crashed later with a ValueError or
+      IndexError traceback, or scored an image twice.
     * At load, every mask is read once (about 1 ms each) and a mask whose
       values are not 0/1 -- e.g. an unconverted 0/255 mask -- stops the run
       with a :class:`MaskValueError` naming the files and how to convert
@@ -126,6 +131,47 @@ class ISICDataset(BaseSegDataset):
         if self._local_files():
             self._check_files(data_list)
         return data_list
+
+    def _get_unserialized_subset(self, indices):
+        """mmengine's subset by ``indices``, after :meth:`_check_indices`."""
+        self._check_indices(indices, len(self.data_list))
+        return super()._get_unserialized_subset(indices)
+
+    def _check_indices(self, indices, size):
+        """Refuse ``indices`` that do not select a subset of the ``size``
+        samples of the split: an int N takes the first N (the last -N when
+        negative, as mmengine documents); a list takes those positions.
+
+        Raises:
+            UserError: Naming the option, the split file and the fault.
+        """
+        where = (f'{type(self).__name__}: indices={indices!r} '
+                 f'({self.ann_file or self.data_prefix.get("img_path")} '
+                 f'lists {size} images)')
+        if isinstance(indices, bool) or not isinstance(
+                indices, (int, list, tuple)):
+            raise UserError(f'{where}: give a number of images N (the first '
+                            'N; -N: the last N) or a list of positions')
+        if isinstance(indices, int):
+            if indices == 0:
+                raise UserError(f'{where} selects no image; give the number '
+                                'of images to use, or remove the option')
+            if abs(indices) > size:
+                raise UserError(f'{where} asks for more images than there '
+                                f'are; give at most {size}, or remove the '
+                                'option to use them all')
+            return
+        if not indices:
+            raise UserError(f'{where} selects no image')
+        bad = [i for i in indices if isinstance(i, bool) or
+               not isinstance(i, int) or not 0 <= i < size]
+        if bad:
+            raise UserError(f'{where}: {bad[:5]} not positions of the '
+                            f'split (0 to {size - 1})')
+        repeated = sorted(i for i, n in Counter(indices).items() if n > 1)
+        if repeated:
+            raise UserError(f'{where} repeats {repeated[:5]}: those images '
+                            'would be scored (or trained on) more than once')
 
     def _check_repeats(self, data_list):
         """Refuse a split file that lists an image more than once: the

@@ -14,11 +14,13 @@ import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+from ..compat import resolve_checkpoint
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..engine.preflight import check_output_file, load_config
 from ..models.utils import reparameterize_model
-from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
+from ..utils.fileio import (atomic_write_together, refuse_folder,
+                            refuse_same_file)
 from .parity import within
 
 
@@ -103,6 +105,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         ParityError: The check failed; nothing is written.
     """
     out_cfg = osp.splitext(out)[0] + '.py'
+    # A URL stands for the file it names (downloaded once, cached).
+    checkpoint = resolve_checkpoint(checkpoint)
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise UserError(f'{what} {path} not found')
@@ -194,8 +198,10 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
                 source_checkpoint=osp.abspath(checkpoint))
     buffer = io.BytesIO()
     torch.save(dict(state_dict=deployed.state_dict(), meta=meta), buffer)
-    atomic_write(buffer.getvalue(), out)
-    atomic_write(dep_cfg.dump(), out_cfg)  # the config's Python text
+    # Both or neither: a failure between two writes left the new weights
+    # beside the previous run's config under --overwrite.
+    atomic_write_together([(buffer.getvalue(), out),
+                           (dep_cfg.dump(), out_cfg)])  # the config's text
     return dict(
         max_abs_diff=fp32_diff, max_abs_diff_float64=exact_diff,
         float32_noise_floor=noise_floor,

@@ -25,6 +25,7 @@ the export at once.
 import contextlib
 import copy
 import math
+import os
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -268,8 +269,10 @@ def export_and_check(config,
     Returns:
         dict: ``export`` (file info), ``parity`` (see
         :func:`check_parity`), ``real_images`` (source), ``int8`` (when
-        asked, with its own ``passed``) and ``passed`` (the parity check
-        and, when asked, the int8 model's).
+        asked, with its own ``passed``), ``passed`` (the parity check
+        and, when asked, the int8 model's), ``written`` (the files this
+        run wrote) and ``not_written`` (those it did not: a file there is
+        an earlier run's, see ``earlier_file_kept``).
     """
     # A negative tolerance cannot be met.
     check_at_least(('atol', atol, 0), ('rtol', rtol, 0),
@@ -324,13 +327,38 @@ def export_and_check(config,
         atomic_write(export_and_check_at, out_file, overwrite)
     except _CheckFailed:
         log(f'Not writing {out_file}: the exported model failed the check')
-        return checked['result']
+        # The report names the files it is about: under --overwrite an
+        # earlier run's model (and int8 model) stays at OUT, and a report
+        # of a FAILED export beside it read as that file's.
+        return _record_files(checked['result'], [],
+                             [p for p in (out_file, int8_file) if p], log)
     result = checked['result']
     if int8_file:
         result['int8'] = _quantize_and_compare(
             out_file, int8_file, checked, shape, num_calib_images, overwrite,
             log, int8_min_mask_iou)
         result['passed'] = result['int8']['passed']
+        if not result['passed'] and osp.isfile(int8_file):
+            # An earlier run's int8 model is not of the model now at OUT:
+            # beside it, it passed for its quantized form.
+            os.remove(int8_file)
+            log(f'Removed {int8_file}: an earlier int8 model, not of the '
+                f'model now at {out_file}')
+        return _record_files(result, [out_file] + (
+            [int8_file] if result['passed'] else []),
+            [] if result['passed'] else [int8_file], log)
+    return _record_files(result, [out_file], [], log)
+
+
+def _record_files(result, written, not_written, log):
+    """Add ``written``, ``not_written`` and ``earlier_file_kept`` (the
+    files of ``not_written`` that exist: an earlier run's, not this
+    export) to ``result``; say which files were kept."""
+    kept = [path for path in not_written if osp.isfile(path)]
+    for path in kept:
+        log(f'{path} is an earlier file, kept: it is not this export')
+    result.update(written=list(written), not_written=list(not_written),
+                  earlier_file_kept=kept)
     return result
 
 

@@ -1,11 +1,9 @@
 """Report the faults a user can fix (bad data, a config typo, an unsafe or
 broken checkpoint, NaN loss ...) as one clear message instead of a stack
 trace; genuine bugs keep their traceback."""
-import os
 import signal
 import sys
 import threading
-import traceback
 
 # Exit status of every fault the user can fix (as argparse uses for usage
 # errors); 1 is left to the few documented partial results (e.g.
@@ -14,12 +12,14 @@ USER_ERROR_EXIT = 2
 
 
 from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
+from mmseg_dsnet.utils.errors import print_user_error
 
 
 def user_error_types():
     """The exception classes whose message alone tells the user what to
     do."""
-    from mmseg_dsnet.compat import (CorruptCheckpointError,
+    from mmseg_dsnet.compat import (CheckpointDownloadError,
+                                    CorruptCheckpointError,
                                     UnsafeCheckpointError)
     from mmseg_dsnet.datasets.sample_checks import (BadSampleError,
                                                     MaskValueError)
@@ -31,7 +31,8 @@ def user_error_types():
     return (UserError, BadSampleError, MaskValueError, NonFiniteLossError,
             NumClassesMismatchError, ConfigKeyError, WorkDirError,
             UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError,
-            CheckpointMismatchError, MissingInputError)
+            CheckpointMismatchError, MissingInputError,
+            CheckpointDownloadError)
 
 
 def describe_user_error(err):
@@ -98,11 +99,10 @@ def run_reporting_user_errors(main):
         message = describe_user_error(err)
         if message is None:
             raise
-        if os.environ.get('MMSEG_DSNET_TRACEBACK'):
-            # Besides the ERROR line and status 2, not instead of them: a
-            # re-raise ended with the bare exception and status 1.
-            traceback.print_exc()
-        print(f'ERROR: {message}', file=sys.stderr, flush=True)
+        # With MMSEG_DSNET_TRACEBACK, the traceback besides the ERROR line
+        # and status 2, not instead of them: a re-raise ended with the bare
+        # exception and status 1.
+        print_user_error(err, message)
         # A failed child tool passes its own status on.
         sys.exit(getattr(err, 'exit_code', USER_ERROR_EXIT))
     finally:

@@ -5,7 +5,7 @@ import os.path as osp
 
 from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
 from mmseg_dsnet.utils.errors import NotJsonError, UserError
-from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.fileio import atomic_write, json_text
 
 
 def load_json(path):
@@ -31,7 +31,7 @@ def is_number(value):
 def write_json(obj, path):
     """Write ``obj`` as indented JSON (UTF-8, a final newline) so that
     ``path`` is either the old file or the complete new one."""
-    atomic_write(json.dumps(obj, indent=2, ensure_ascii=False) + '\n', path)
+    atomic_write(json_text(obj, indent=2, ensure_ascii=False) + '\n', path)
 
 
 def read_last_checkpoint(work_dir):

@@ -1,4 +1,26 @@
-"""The base class of the faults a user can fix."""
+"""The base class of the faults a user can fix, and how a tool reports
+one (light: the data tools use it before torch and mmcv are installed)."""
+import os
+import sys
+import traceback
+
+#: Set (to anything) to show a user error's traceback above its line.
+TRACEBACK_VARIABLE = 'MMSEG_DSNET_TRACEBACK'
+
+
+def print_user_error(error, message=None):
+    """Print ``ERROR: <message>`` to stderr, the one line a tool reports a
+    user error with; with ``MMSEG_DSNET_TRACEBACK`` set, the error's
+    traceback first (besides the line, not instead of it).
+
+    Args:
+        error (BaseException): The error.
+        message (str | None): The text of the line (default ``str(error)``).
+    """
+    if os.environ.get(TRACEBACK_VARIABLE):
+        traceback.print_exception(error)
+    print(f'ERROR: {error if message is None else message}',
+          file=sys.stderr, flush=True)
 
 
 class UserError(Exception):

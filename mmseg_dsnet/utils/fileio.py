@@ -11,7 +11,11 @@ go through it.
 model behind an inference folder). Only the standard library is imported, so the dataset converter can use it
 before torch and mmcv are installed.
 """
+import contextlib
 import hashlib
+import json
+import math
+import numbers
 import os
 import os.path as osp
 import shutil
@@ -175,33 +179,71 @@ def atomic_write(data: Union[bytes, str, Callable[[str], None]],
         FileExistsError: ``filepath`` exists and ``overwrite`` is False.
         UserError: ``filepath`` is a folder.
     """
-    filepath = str(filepath)
-    refuse_existing(filepath, overwrite)
-    folder = osp.dirname(osp.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    tmp = partial_path(filepath)
-    try:
-        if callable(data):
-            data(tmp)
-            if not osp.isfile(tmp):
-                raise OSError(f'{filepath}: the writer produced no file')
-            _fsync_path(tmp)
-        else:
-            if isinstance(data, str):
-                data = data.encode('utf-8')
-            with open(tmp, 'wb') as f:
-                _write_chunks(f, data)
-                f.flush()
-                os.fsync(f.fileno())
-        # A library may create its file with other permissions.
-        os.chmod(tmp, _replaced_file_mode(filepath))
+    return atomic_write_together([(data, filepath)], overwrite)[0]
+
+
+def _write_partial(data, tmp: str, filepath: str) -> None:
+    """Write ``data`` (as :func:`atomic_write` takes it) completely to the
+    temporary file ``tmp`` of ``filepath``, synced, with the mode
+    ``filepath`` will have."""
+    if callable(data):
+        data(tmp)
+        if not osp.isfile(tmp):
+            raise OSError(f'{filepath}: the writer produced no file')
+        _fsync_path(tmp)
+    else:
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        with open(tmp, 'wb') as f:
+            _write_chunks(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+    # A library may create its file with other permissions.
+    os.chmod(tmp, _replaced_file_mode(filepath))
+
+
+def atomic_write_together(files, overwrite: bool = True) -> list:
+    """Write files that belong together (a deploy checkpoint and its
+    config) so that a failure leaves all of them as they were: each is
+    written completely to its temporary file first, and only then are they
+    renamed over their targets, in order. One failed write before the
+    renames (a full disk, an interrupt) used to leave the new first file
+    beside the previous run's second one: a pair that does not match.
+
+    Args:
+        files (Sequence[tuple]): ``(data, filepath)`` pairs, each as
+            :func:`atomic_write` takes them.
+        overwrite (bool): Replace existing files (see :func:`atomic_write`).
+
+    Returns:
+        list[str]: The file paths.
+
+    Raises:
+        FileExistsError: A file exists and ``overwrite`` is False.
+        UserError: A file path is a folder.
+    """
+    files = [(data, str(filepath)) for data, filepath in files]
+    for _, filepath in files:
         refuse_existing(filepath, overwrite)
-        os.replace(tmp, filepath)
+    written = []
+    try:
+        for data, filepath in files:
+            os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
+            tmp = partial_path(filepath)
+            written.append((tmp, filepath))
+            _write_partial(data, tmp, filepath)
+        for _, filepath in files:
+            refuse_existing(filepath, overwrite)
+        for tmp, filepath in written:
+            os.replace(tmp, filepath)
     except BaseException:
-        _remove_partial(tmp)
+        for tmp, _ in written:
+            _remove_partial(tmp)
         raise
-    _fsync_path(folder)  # make the rename itself durable
-    return filepath
+    for folder in dict.fromkeys(osp.dirname(osp.abspath(filepath))
+                                for _, filepath in files):
+        _fsync_path(folder)  # make the renames themselves durable
+    return [filepath for _, filepath in files]
 
 
 def remove_stale_partials(folder) -> list:
@@ -240,3 +282,68 @@ def sha256_of(path: str) -> str:
         for chunk in iter(lambda: file.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def json_safe(obj):
+    """``obj`` with every number that is not finite (NaN, inf: e.g. a
+    ring of an error analysis that holds no lesion) replaced by None.
+
+    Python's ``json`` writes those as ``NaN``/``Infinity``, which are not
+    JSON: jq, JavaScript and most other readers refuse the whole file.
+
+    Args:
+        obj: Dicts, lists and tuples (walked) of JSON values.
+
+    Returns:
+        A copy in which such floats (numpy's too) are None, the rest as it
+        was (tuples become lists, as JSON writes them).
+    """
+    if isinstance(obj, dict):
+        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value) for value in obj]
+    if isinstance(obj, numbers.Real) and not isinstance(
+            obj, numbers.Integral):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def json_text(obj, **kwargs) -> str:
+    """``json.dumps(obj, **kwargs)`` as strict JSON: numbers that are not
+    finite written as ``null`` (:func:`json_safe`); the one way this project
+    writes JSON, so that every reader (ours accept ``null`` where a figure
+    may be missing) can read every file."""
+    return json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+
+
+@contextlib.contextmanager
+def restored_on_failure(filepath):
+    """Put ``filepath`` back as it was (or remove it, if there was none)
+    when the block raises, for a file a failed step must not change.
+
+    ``tools/test.py``'s runner dumps its config over the work dir's root
+    dump, the one ``leaderboard.py collect`` reads as the training config:
+    a refused or crashed test (``--cfg-options
+    test_dataloader.dataset.indices=0``) left its options there, and a
+    later collect recorded 0 test images, exit 0.
+
+    Args:
+        filepath (str): The file.
+    """
+    filepath = str(filepath)
+    before = None
+    if osp.isfile(filepath):
+        with open(filepath, 'rb') as f:
+            before = f.read()
+    try:
+        yield
+    except BaseException:
+        try:
+            if before is not None:
+                atomic_write(before, filepath)
+            elif osp.isfile(filepath):
+                os.remove(filepath)
+        except OSError:
+            pass  # the block's own error is the one to report
+        raise

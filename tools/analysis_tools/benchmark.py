@@ -6,7 +6,6 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
 """
 import argparse
 import contextlib
-import json
 import sys
 
 from mmengine.config import DictAction
@@ -18,6 +17,7 @@ from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
                                           load_config)
 from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape)
+from mmseg_dsnet.utils.fileio import json_text
 
 
 def parse_args(argv=None):
@@ -61,7 +61,7 @@ def parse_args(argv=None):
 def print_comparison(result, as_json=False):
     """Print :func:`compare_deploy`'s figures."""
     if as_json:
-        print(json.dumps(result))
+        print(json_text(result))
         return
     print(f'As trained: {result["latency_ms_trained"]:.2f} ms, '
           f'{result["params_trained"]} params\n'
@@ -118,7 +118,7 @@ def main(argv=None):
         print_comparison(result, args.json)
         return result
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
         return result
     lat, tput = result['latency_ms'], result['throughput']
     # CPU threads do not run a GPU benchmark.

@@ -619,7 +619,7 @@ def measure(args, workdir):
     from mmseg_dsnet.deploy.parity import (config_samples, load_batches,
                                            random_inputs)
     from mmseg_dsnet.models.utils import reparameterize_model
-    from mmseg_dsnet.utils.fileio import atomic_write
+    from mmseg_dsnet.utils.fileio import atomic_write, json_text
 
     started = time.perf_counter()
     cores = os.cpu_count() or 1
@@ -828,7 +828,7 @@ def measure(args, workdir):
                                           fp32_file, workdir)
     report['wall_seconds'] = time.perf_counter() - started
 
-    atomic_write(json.dumps(report, indent=2), args.out)
+    atomic_write(json_text(report, indent=2), args.out)
     table = markdown(report)
     if args.profile:
         for key, top in report['profile'].items():

@@ -11,7 +11,6 @@ given there and at the evaluator's ``low_res_size``.
         [--cfg-options test_dataloader.dataset.ann_file=...]
 """
 import argparse
-import json
 
 from mmengine.config import DictAction
 
@@ -22,7 +21,8 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_input_file,
                                           check_new_output_file, load_config)
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
+from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+                                      refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -120,7 +120,7 @@ def main(argv=None):
                   **data_provenance(cfg.test_dataloader.dataset,
                                     summary['images']),
                   **summary}
-        atomic_write(json.dumps(record, indent=1), args.out,
+        atomic_write(json_text(record, indent=1), args.out,
                      overwrite=args.overwrite)
         print(f'figures: {args.out}')
     return summary

@@ -15,7 +15,6 @@ One multiply-add counts as one FLOP (mmengine's analyzer, as thop); see
 :mod:`mmseg_dsnet.analysis.flops` for what is counted.
 """
 import argparse
-import json
 
 from mmengine.config import DictAction
 
@@ -23,6 +22,7 @@ from mmseg_dsnet.analysis.flops import CONVENTION, get_flops
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.cli import input_shape
+from mmseg_dsnet.utils.fileio import json_text
 
 
 def parse_args(argv=None):
@@ -62,7 +62,7 @@ def main(argv=None):
     if 'deploy' in result:
         tables.append(result['deploy'].pop('table'))
     if args.json:
-        print(json.dumps(dict(config=args.config, **result)))
+        print(json_text(dict(config=args.config, **result)))
         return result
     split_line = '=' * 30
     if args.show_table:

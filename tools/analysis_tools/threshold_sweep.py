@@ -14,11 +14,11 @@ reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
 refused unless ``--allow-test-split`` asks for its figures only.
 """
 import argparse
-import json
 import math
 
 from mmengine.config import DictAction
 
+from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
@@ -26,7 +26,8 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_new_output_file, load_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
+from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+                                      refuse_same_file)
 
 FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
 # The selection rule's defaults.
@@ -74,10 +75,12 @@ def rule_options_given(args):
 def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
     check_input_file(args.config, 'config file')
+    # An http(s) URL stands for the file it names (downloaded once, cached).
+    args.checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
     for checkpoint in args.checkpoints:
         # The training config it holds is read from a local file (to refuse
-        # images it trained on): a URL ended in a FileNotFoundError
-        # traceback.
+        # images it trained on): another scheme (s3:// ...) ended in a
+        # FileNotFoundError traceback.
         if '://' in checkpoint:
             raise UserError(
                 f'checkpoint {checkpoint}: the sweep reads the training '
@@ -239,7 +242,7 @@ def main(argv=None):
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}
                              for label, by_t in scores.items()}}
-        atomic_write(json.dumps(record, indent=1), args.out,
+        atomic_write(json_text(record, indent=1), args.out,
                      overwrite=args.overwrite)
         print(f'figures: {args.out}')
     return scores

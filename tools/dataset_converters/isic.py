@@ -19,7 +19,7 @@ from mmseg_dsnet.datasets.converters.isic import (DEFAULT_WORKERS,
                                                   OFFICIAL_FOLDERS,
                                                   ConversionError, convert)
 from mmseg_dsnet.utils.cli import check_seed
-from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.errors import UserError, print_user_error
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
 # the way, --strict with a skipped pair, a missing or empty official split or
@@ -88,10 +88,10 @@ def main(argv=None):
             workers=args.workers,
             verbose=not args.quiet)
     except (ConversionError, UserError) as error:
-        print(f'ERROR: {error}', file=sys.stderr)
+        print_user_error(error)
         return USER_ERROR_EXIT
     except OSError as error:  # disk full, no permission: named by the error
-        print(f'ERROR: {error}', file=sys.stderr)
+        print_user_error(error)
         return USER_ERROR_EXIT
     except KeyboardInterrupt as error:
         # Ctrl-C, SIGTERM or SIGHUP; the temporary folder is already gone.

@@ -17,7 +17,7 @@ import sys
 from mmseg_dsnet.datasets.converters.synthetic_isic import (check_size,
                                                             generate)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
-from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.errors import UserError, print_user_error
 
 
 def parse_args(argv=None):
@@ -72,7 +72,7 @@ def main(argv=None):
     except (ValueError, OSError, UserError) as error:
         # OSError: OUT in the way (FileExistsError), a full disk, no
         # permission; the temporary folder is already gone.
-        print(f'ERROR: {error}', file=sys.stderr)
+        print_user_error(error)
         return 2
     except KeyboardInterrupt as error:
         # Ctrl-C, SIGTERM or SIGHUP; the temporary folder is already gone.

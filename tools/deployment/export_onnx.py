@@ -55,7 +55,6 @@ unsafe checkpoint, one trained at another input size than the config, a
 size, an opset torch cannot write).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -65,7 +64,8 @@ from mmseg_dsnet.deploy.onnx_export import (INT8_MIN_MASK_IOU,
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_new_output_file
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
-from mmseg_dsnet.utils.fileio import atomic_write, refuse_same_file
+from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+                                      refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -132,6 +132,9 @@ def main(argv=None):
                    ('--atol', args.atol, 0), ('--rtol', args.rtol, 0),
                    ('--noise-factor', args.noise_factor, 0),
                    ('--int8-min-mask-iou', args.int8_min_mask_iou, 0))
+    from mmseg_dsnet.compat import resolve_checkpoint
+    # A URL stands for the file it names (downloaded once, cached).
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
@@ -165,13 +168,15 @@ def main(argv=None):
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     if args.json:
-        atomic_write(json.dumps(result, indent=2), args.json,
+        atomic_write(json_text(result, indent=2), args.json,
                      overwrite=args.overwrite)
     if result['passed']:
         print('PASSED')
     elif not result['parity']['passed']:
+        kept = (' (the file there is an earlier one, kept: not this '
+                'export)' if result['earlier_file_kept'] else '')
         print('FAILED: the ONNX model does not match the PyTorch model (see '
-              f'above); {args.out} not written')
+              f'above); {args.out} not written{kept}')
     else:
         print(f'FAILED: the int8 model\'s masks are too far from the float '
               f'model\'s (see above); {args.int8} not written ({args.out} '

@@ -31,6 +31,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmseg_dsnet.compat import resolve_checkpoint
+    # A URL stands for the file it names (downloaded once, cached).
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):

@@ -80,6 +80,7 @@ from PIL import Image, UnidentifiedImageError
 # orientation applied) as mmcv's LoadImageFromFile reads them.
 from mmseg_dsnet import rgb_reader
 from mmseg_dsnet.rgb_reader import SIXTEEN_BIT_MODES
+from mmseg_dsnet.utils.fileio import json_text
 
 try:
     from tqdm import tqdm
@@ -1511,7 +1512,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if synthetic:
             summary['synthetic'] = True
             shutil.copyfile(src / SYNTHETIC_MARKER, tmp / SYNTHETIC_MARKER)
-        (tmp / 'meta.json').write_text(json.dumps(summary, indent=2) + '\n')
+        (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n')
         unread_text = _unread_folders_text(unread)
         _log_summary(log, summary, out, missing, unread_text)
         if synthetic:

@@ -15,7 +15,7 @@ from mmengine.runner import set_random_seed
 
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
-from ...utils.fileio import atomic_write
+from ...utils.fileio import atomic_write, json_text
 from .decoded_cache import (DecodedImageCache, check_plain_dataset,
                             split_train_pipeline)
 from .errors import FastTrainingError
@@ -792,7 +792,7 @@ class FastTrainer:
             compile=self.compile, torch=torch.__version__,
             final_scalars=state['scalars'], best=state['best'],
             last_validation=state['validation'])
-        atomic_write(json.dumps(summary, indent=2),
+        atomic_write(json_text(summary, indent=2),
                      osp.join(spec.work_dir, 'fast_train.json'))
         state['logger'].info(
             f'fast training done: {summary["epochs"]} epochs in '
