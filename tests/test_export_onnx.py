@@ -836,6 +836,8 @@ def test_deployable_refuses_a_segmentor_in_training_mode():
             network(images)
         network.eval()  # the wrapper's eval() puts the segmentor back
         assert torch.equal(network(images), expected)
+
+
 def test_a_failed_int8_model_leaves_no_earlier_one_beside_the_new_model(
         checkpoint, image_dir, tmp_path, capsys):
     """``--overwrite`` over an earlier run's pair, the int8 model failing
