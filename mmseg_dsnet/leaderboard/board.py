@@ -580,7 +580,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'Convert the real data (python tools/dataset_converters/isic.py '
             'SRC ROOT), train and test on it, then collect')
     model = label or model_name(config)
-    gpu = rec['device'] != 'CPU'
+    gpu = not rec['device'].startswith('CPU')
     if schedule is None:
         schedule = (f'{rec["epochs"]} epochs, {rec["train_images"]} train '
                     f'images, batch {rec["batch_size"]}')
