@@ -589,6 +589,41 @@ def test_collect_refuses_metrics_of_an_earlier_checkpoint(board, tmp_path):
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
+                                                           tmp_path):
+    """``tools/test.py CONFIG SEED1/epoch_2.pth --work-dir SEED0``: the
+    other run's figures were recorded as seed 0's (the file name matched
+    its epochs), exit 0. A copy of the run's own checkpoint still passes."""
+    seed0, seed1 = board['work']
+    run = tmp_path / 'seed0'
+    shutil.copytree(seed0, run)
+    (run / 'test_metrics.json').unlink()
+    run_tool_process('tools/test.py', board['cfg'], seed1 / 'epoch_2.pth',
+                     '--work-dir', run, check=True)
+    runs = tmp_path / 'runs'
+    collect = ['collect', str(board['cfg']), str(run), '--label', 'dsnet',
+               '--runs-dir', str(runs), '--no-benchmark']
+    proc = run_tool_in_process(LEADERBOARD, *collect)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {run}: the test metrics are of {seed1 / "epoch_2.pth"}, a '
+        f'checkpoint of another folder (its weights differ from '
+        f'{run / "epoch_2.pth"}): they are another run\'s figures; test '
+        "this run's final checkpoint (in its work dir) with tools/test.py, "
+        'then collect')
+    assert not runs.exists() or not list(runs.glob('*.json'))
+    # The run's own weights, tested from a copy outside its work dir.
+    outside = tmp_path / 'elsewhere' / 'epoch_2.pth'
+    outside.parent.mkdir()
+    shutil.copy(run / 'epoch_2.pth', outside)
+    metrics = run / 'test_metrics.json'
+    record = json.loads(metrics.read_text())
+    record['checkpoint'] = str(outside)
+    metrics.write_text(json.dumps(record))
+    run_tool_in_process(LEADERBOARD, *collect, check=True)
+    assert len(list(runs.glob('*.json'))) == 1
+
+
 def test_collect_refuses_a_best_checkpoint_chosen_on_the_test_split(
         board, tmp_path):
     """The lightweight configs validate on the test split: their best

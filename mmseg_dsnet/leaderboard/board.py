@@ -738,6 +738,54 @@ def check_validation_result(config, cfg, rec, work_dir):
             'test the final checkpoint with tools/test.py, then collect')
 
 
+def _same_weights(path, other):
+    """Whether two checkpoint files hold the same ``state_dict`` (a copy,
+    or one stripped of its optimizer by publish_model.py)."""
+    import torch
+
+    from mmseg_dsnet.compat import safe_torch_load
+    first, second = (safe_torch_load(p, map_location='cpu') for p in
+                     (path, other))
+    first, second = (c.get('state_dict', c) if isinstance(c, dict) else c
+                     for c in (first, second))
+    return (isinstance(first, dict) and isinstance(second, dict)
+            and first.keys() == second.keys()
+            and all(torch.equal(first[k], second[k]) for k in first))
+
+
+def check_tested_checkpoint_is_the_runs(rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the
+    checkpoint a run's metrics are of is another run's: ``tools/test.py
+    CONFIG OTHER/epoch_30.pth --work-dir W`` wrote the other run's figures
+    into W, and collect recorded them under W's seed (only the file name
+    ``epoch_30.pth`` was compared with W's epochs), exit 0.
+
+    A checkpoint outside the work dir passes when its weights are those
+    of the work dir's file of that name (a copy, a published copy without
+    the optimizer); one that is no longer there cannot be compared.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir.
+    """
+    path = rec.get('checkpoint')
+    if not path or not osp.isfile(str(path)):
+        return
+    if osp.realpath(osp.dirname(osp.abspath(path))) == \
+            osp.realpath(work_dir):
+        return
+    own = osp.join(work_dir, osp.basename(path))
+    if osp.isfile(own) and _same_weights(path, own):
+        return
+    what = (f'its weights differ from {own}' if osp.isfile(own) else
+            f'{work_dir} holds no {osp.basename(path)}')
+    raise UserError(
+        f'{work_dir}: the test metrics are of {path}, a checkpoint of '
+        f'another folder ({what}): they are another run\'s figures; test '
+        'this run\'s final checkpoint (in its work dir) with tools/test.py, '
+        'then collect')
+
+
 def check_final_test_result(rec, cfg, work_dir):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     metrics are a test result of its final model: of the last epoch's
@@ -749,6 +797,7 @@ def check_final_test_result(rec, cfg, work_dir):
         cfg (Config): Its training config.
         work_dir (str): Its work dir, for the messages.
     """
+    check_tested_checkpoint_is_the_runs(rec, work_dir)
     tested = re.fullmatch(r'epoch_(\d+)\.pth',
                           osp.basename(str(rec.get('checkpoint') or '')))
     if tested and rec['epochs'] and int(tested.group(1)) != rec['epochs']:
