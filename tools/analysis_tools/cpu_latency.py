@@ -143,17 +143,6 @@ def slug(name):
     return ''.join(c if c.isalnum() else '-' for c in name.lower())
 
 
-def cpu_name():
-    try:
-        with open('/proc/cpuinfo') as file:
-            for line in file:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def timed(fn, warmup, repeat, max_seconds, min_runs):
     """Milliseconds of individual calls of ``fn`` after ``warmup`` calls;
     as many as fit in ``max_seconds`` (between ``min_runs`` and
@@ -646,6 +635,7 @@ def measure(args, workdir):
     import onnxruntime
     import torch
 
+    from mmseg_dsnet.analysis.benchmark import cpu_name as benchmark_cpu_name
     from mmseg_dsnet.analysis.benchmark import usable_cpus
     from mmseg_dsnet.analysis.flops import get_flops
     from mmseg_dsnet.deploy import (DeployableSegmentor, build_segmentor,
@@ -830,7 +820,7 @@ def measure(args, workdir):
              'ratios shows how much the machine drifted.')
 
     report = dict(
-        machine=dict(cpu=cpu_name(), cores=cores,
+        machine=dict(cpu=benchmark_cpu_name(), cores=cores,
                      usable_cpus=usable_cpus(),
                      torch=torch.__version__,
                      onnxruntime=onnxruntime.__version__,
