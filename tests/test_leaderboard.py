@@ -849,7 +849,18 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
             (['--seeds', '1', '1'], 'repeats a seed'),
             (['--bench-repeat', '0'], '--bench-repeat must be at least 1'),
             (['--bench-warmup', '-1'], '--bench-warmup must be at least 1'),
-            (['--gpu-batch-size', '0'], '--gpu-batch-size must be at least')):
+            (['--gpu-benchmark', '--gpu-batch-size', '0'],
+             '--gpu-batch-size must be at least'),
+            # Options nothing would be timed with were dropped unsaid.
+            (['--gpu-batch-size', '64'], r'^--gpu-batch-size 64: it sets the '
+             'batch of --gpu-benchmark, which is not asked; leave it out$'),
+            (['--gpu-json', 'gpu.json', '--gpu-batch-size', '64'],
+             r'--gpu-batch-size 64: .* \(a --gpu-json file holds the batch '
+             r'it was measured at: measure it with benchmark.py '
+             r'--batch-size\); leave it out$'),
+            (['--no-benchmark', '--bench-repeat', '5'],
+             '^--bench-repeat 5: --no-benchmark times nothing here; leave '
+             'it out$')):
         with pytest.raises(UserError, match=message):
             lb.main(base + extra)
     with pytest.raises(UserError, match='--bench-repeat must be at least 1'):
