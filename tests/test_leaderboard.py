@@ -624,6 +624,35 @@ def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
     assert len(list(runs.glob('*.json'))) == 1
 
 
+def test_collect_records_a_recalibrated_checkpoint_as_such(board,
+                                                         tmp_path):
+    """``recalibrate_batch_norm.py`` into the work dir, then ``tools/test.py``
+    of its output: the figures of the recomputed statistics were collected
+    as the training's model, under the same default schedule, exit 0."""
+    seed0 = board['work'][0]
+    run = tmp_path / 'seed0'
+    shutil.copytree(seed0, run)
+    (run / 'test_metrics.json').unlink()
+    precise = run / 'precise.pth'
+    run_tool_process('tools/analysis_tools/recalibrate_batch_norm.py',
+                     board['cfg'], run / 'epoch_2.pth', precise, check=True)
+    run_tool_process('tools/test.py', board['cfg'], precise, '--work-dir',
+                     run, check=True)
+    runs = tmp_path / 'runs'
+    run_tool_in_process(LEADERBOARD, 'collect', str(board['cfg']), str(run),
+                        '--label', 'dsnet', '--runs-dir', str(runs),
+                        '--no-benchmark', check=True)
+    record = json.loads(next(runs.glob('*.json')).read_text())
+    assert record['checkpoint'] == str(precise)
+    assert record['batch_norm_recalibration']['source'] == str(
+        run / 'epoch_2.pth')
+    assert record['schedule'] == ('2 epochs, 11 train images, batch 4, '
+                                  'BatchNorm statistics recomputed')
+    # The training's own checkpoint: nothing recomputed.
+    assert board['rec'][0]['batch_norm_recalibration'] is False
+    assert board['rec'][1]['batch_norm_recalibration'] is False
+
+
 def test_collect_refuses_a_best_checkpoint_chosen_on_the_test_split(
         board, tmp_path):
     """The lightweight configs validate on the test split: their best

@@ -147,6 +147,26 @@ def test_build_refuses_seeds_benchmarked_on_two_machines(
         assert row['seeds'] == [0, 1, 2]
 
 
+def test_build_refuses_seeds_with_and_without_recomputed_batch_norm(
+        lb, tmp_path):
+    """A seed tested with a recalibrate_batch_norm.py checkpoint scores
+    another model than the training left; collected under the row's
+    --schedule it was averaged with the others, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    recomputed = dict(source='work/seed1/epoch_30.pth', batches=169, seed=0,
+                      split='splits/lightweight_train.txt')
+    for run, value in zip(runs, (False, recomputed, False)):
+        _edit(run, batch_norm_recalibration=value)
+    out = tmp_path / 'results'
+    with pytest.raises(MixedRunsError) as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    assert 'BatchNorm statistics recomputed after training False ' \
+        f'({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs True ({DSNET_30EP[1]})' \
+        in str(err.value)
+    assert not out.exists()
+
+
 def test_seeds_run_alike_still_make_one_row(lb, tmp_path):
     """Facts a record does not hold are unknown, not a difference: EGE-UNet's
     older seeds have no evaluated_data, its seed 2 has."""

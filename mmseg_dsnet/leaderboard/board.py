@@ -512,6 +512,9 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
     tested_cfg = rec.pop('_tested_config')
+    # A recalibrate_batch_norm.py output scores another model than the
+    # training left: the record says so, and build keeps it apart.
+    rec['batch_norm_recalibration'] = batch_norm_recalibration(rec)
     if rec.pop('test_time_augmentation'):
         # Every row is one pass over each test image, as the published
         # figures are.
@@ -584,6 +587,9 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     if schedule is None:
         schedule = (f'{rec["epochs"]} epochs, {rec["train_images"]} train '
                     f'images, batch {rec["batch_size"]}')
+        if rec['batch_norm_recalibration']:
+            # Another model than the training's: a row of its own.
+            schedule += ', BatchNorm statistics recomputed'
     tag = schedule_tag or slug(schedule)[:48].strip('-')
     record = dict(record_version=1, source='measured', model=model,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
@@ -738,6 +744,26 @@ def check_validation_result(config, cfg, rec, work_dir):
             'test the final checkpoint with tools/test.py, then collect')
 
 
+def batch_norm_recalibration(rec):
+    """What ``recalibrate_batch_norm.py`` wrote into the tested checkpoint's
+    ``meta`` (its source checkpoint, batches, seed, split); False for a
+    checkpoint without it or metrics of the training's own validation;
+    None where the checkpoint is not there to read (unknown).
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+    """
+    if rec['metrics_source_kind'] == 'last validation line':
+        return False
+    path = rec.get('checkpoint')
+    if not path or not osp.isfile(str(path)):
+        return None
+    from mmseg_dsnet.compat import safe_torch_load
+    loaded = safe_torch_load(path, map_location='cpu')
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    return (meta or {}).get('batch_norm_recalibration') or False
+
+
 def _same_weights(path, other):
     """Whether two checkpoint files hold the same ``state_dict`` (a copy,
     or one stripped of its optimizer by publish_model.py)."""
@@ -771,9 +797,13 @@ def check_tested_checkpoint_is_the_runs(rec, work_dir):
     path = rec.get('checkpoint')
     if not path or not osp.isfile(str(path)):
         return
-    if osp.realpath(osp.dirname(osp.abspath(path))) == \
-            osp.realpath(work_dir):
-        return
+    # A recalibrate_batch_norm.py output is judged by the checkpoint it
+    # was made from (its statistics are recorded, not hidden).
+    source = (rec.get('batch_norm_recalibration') or {}).get('source')
+    for tested in (path, source):
+        if tested and osp.realpath(osp.dirname(osp.abspath(tested))) == \
+                osp.realpath(work_dir):
+            return
     own = osp.join(work_dir, osp.basename(path))
     if osp.isfile(own) and _same_weights(path, own):
         return

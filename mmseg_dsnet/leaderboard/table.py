@@ -153,6 +153,9 @@ RUN_FACTS = (
     ('evaluated split', _evaluated_split),
     # The row's CPU ms and GPU img/s are means over its seeds' benchmarks:
     # seeds collected on two machines (or GPU batches) averaged both.
+    ('BatchNorm statistics recomputed after training',
+     lambda r: None if r.get('batch_norm_recalibration') is None else
+     bool(r['batch_norm_recalibration'])),
     ('CPU of the latency benchmark', _benchmark_cpu),
     ('GPU of the throughput benchmark',
      lambda r: (r.get('gpu_benchmark') or {}).get('gpu')),
