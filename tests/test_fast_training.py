@@ -1226,6 +1226,8 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     # The re-parameterised model's time, or another model's, would stand
     # for this row's model as trained.
     for wrong, message in ((dict(deploy=True), 'the re-parameterised model'),
+                           (dict(channels_last=True),
+                            'in the channels-last memory format'),
                            (dict(params=result['params'] + 1),
                             'it measured another model')):
         gpu_json.write_text(json.dumps(dict(gpu, **wrong)))

@@ -338,6 +338,14 @@ def check_gpu_options(gpu_benchmark, gpu_json):
             f'{gpu_json} times the re-parameterised model (benchmark.py '
             '--deploy); the row\'s GPU throughput is of the model as '
             'trained: measure it without --deploy')
+    if out.get('channels_last'):
+        # --gpu-benchmark, and the CPU latency, time the default memory
+        # format: rows measured both ways would be compared as one.
+        raise UserError(
+            f'{gpu_json} times the model in the channels-last memory format '
+            '(benchmark.py --channels-last); the row\'s GPU throughput is '
+            'of the default format, as --gpu-benchmark measures it: measure '
+            'it without --channels-last')
     return out
 
 
