@@ -608,6 +608,57 @@ def test_fast_train_work_dir_layout(fast_trained, name, config, seed):
     assert data['synthetic'] is False  # a converted set without the marker
 
 
+@pytest.mark.slow
+def test_collect_records_the_device_fast_train_ran_on(fast_trained,
+                                                      tmp_path):
+    """``fast_train.py --device cpu`` on a GPU machine: its log says CUDA
+    was there, and leaderboard.py collect recorded the run as one on that
+    GPU, exit 0. A run resumed on another device summed both devices'
+    times under the last one's name."""
+    from mmseg_dsnet.leaderboard.work_dir import (find_runs, parse_log,
+                                                  training_device)
+    work = tmp_path / 'run'
+    shutil.copytree(fast_trained[0] / 'tiny_dsnet_seed0', work)
+    log, = work.glob('*/*.log')
+    text = log.read_text()
+    assert '    device: CPU\n' in text
+    # The environment of a GPU machine.
+    log.write_text(text.replace(
+        '    CUDA available: False',
+        '    CUDA available: True\n    GPU 0: NVIDIA H200'))
+    facts = json.loads((work / 'fast_train.json').read_text())
+
+    def device():
+        runs = find_runs(str(work))[0]
+        infos = [parse_log(run['log']) for run in runs]
+        return training_device(str(work), runs, infos, facts)
+
+    assert device() == 'CPU'
+    # Resumed on the GPU (a later log that says so).
+    resumed = work / '29990101_000000'
+    resumed.mkdir()
+    (resumed / '29990101_000000.log').write_text(log.read_text().replace(
+        '    device: CPU\n', '    device: NVIDIA H200\n'))
+    with pytest.raises(UserError) as error:
+        device()
+    assert str(error.value) == (
+        f'{work}: its training ran on different devices: '
+        f'{log.parent.name}/{log.name}: CPU; '
+        '29990101_000000/29990101_000000.log: NVIDIA H200; the record\'s '
+        'training time and device would mix them. Collect runs that '
+        'trained on one device (train again, or resume on the device the '
+        'run started on)')
+    shutil.rmtree(resumed)
+    # A log of an earlier fast_train.py, without its device line.
+    log.write_text(log.read_text().replace('    device: CPU\n', ''))
+    assert device() == 'CPU'
+    # mmengine's runs name their processes: four on one GPU model each.
+    log.write_text(log.read_text().replace(
+        'Runtime environment:\n', 'Runtime environment:\n'
+        '    GPU number: 4\n    device: NVIDIA H200\n'))
+    assert device() == '4 x NVIDIA H200'
+
+
 @pytest.fixture(scope='module')
 def fast_train_tool():
     return load_tool('fast_train.py')
@@ -1175,6 +1226,8 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     # The re-parameterised model's time, or another model's, would stand
     # for this row's model as trained.
     for wrong, message in ((dict(deploy=True), 'the re-parameterised model'),
+                           (dict(channels_last=True),
+                            'in the channels-last memory format'),
                            (dict(params=result['params'] + 1),
                             'it measured another model')):
         gpu_json.write_text(json.dumps(dict(gpu, **wrong)))

@@ -589,6 +589,70 @@ def test_collect_refuses_metrics_of_an_earlier_checkpoint(board, tmp_path):
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
+                                                           tmp_path):
+    """``tools/test.py CONFIG SEED1/epoch_2.pth --work-dir SEED0``: the
+    other run's figures were recorded as seed 0's (the file name matched
+    its epochs), exit 0. A copy of the run's own checkpoint still passes."""
+    seed0, seed1 = board['work']
+    run = tmp_path / 'seed0'
+    shutil.copytree(seed0, run)
+    (run / 'test_metrics.json').unlink()
+    run_tool_process('tools/test.py', board['cfg'], seed1 / 'epoch_2.pth',
+                     '--work-dir', run, check=True)
+    runs = tmp_path / 'runs'
+    collect = ['collect', str(board['cfg']), str(run), '--label', 'dsnet',
+               '--runs-dir', str(runs), '--no-benchmark']
+    proc = run_tool_in_process(LEADERBOARD, *collect)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {run}: the test metrics are of {seed1 / "epoch_2.pth"}, a '
+        f'checkpoint of another folder (its weights differ from '
+        f'{run / "epoch_2.pth"}): they are another run\'s figures; test '
+        "this run's final checkpoint (in its work dir) with tools/test.py, "
+        'then collect')
+    assert not runs.exists() or not list(runs.glob('*.json'))
+    # The run's own weights, tested from a copy outside its work dir.
+    outside = tmp_path / 'elsewhere' / 'epoch_2.pth'
+    outside.parent.mkdir()
+    shutil.copy(run / 'epoch_2.pth', outside)
+    metrics = run / 'test_metrics.json'
+    record = json.loads(metrics.read_text())
+    record['checkpoint'] = str(outside)
+    metrics.write_text(json.dumps(record))
+    run_tool_in_process(LEADERBOARD, *collect, check=True)
+    assert len(list(runs.glob('*.json'))) == 1
+
+
+def test_collect_records_a_recalibrated_checkpoint_as_such(board,
+                                                         tmp_path):
+    """``recalibrate_batch_norm.py`` into the work dir, then ``tools/test.py``
+    of its output: the figures of the recomputed statistics were collected
+    as the training's model, under the same default schedule, exit 0."""
+    seed0 = board['work'][0]
+    run = tmp_path / 'seed0'
+    shutil.copytree(seed0, run)
+    (run / 'test_metrics.json').unlink()
+    precise = run / 'precise.pth'
+    run_tool_process('tools/analysis_tools/recalibrate_batch_norm.py',
+                     board['cfg'], run / 'epoch_2.pth', precise, check=True)
+    run_tool_process('tools/test.py', board['cfg'], precise, '--work-dir',
+                     run, check=True)
+    runs = tmp_path / 'runs'
+    run_tool_in_process(LEADERBOARD, 'collect', str(board['cfg']), str(run),
+                        '--label', 'dsnet', '--runs-dir', str(runs),
+                        '--no-benchmark', check=True)
+    record = json.loads(next(runs.glob('*.json')).read_text())
+    assert record['checkpoint'] == str(precise)
+    assert record['batch_norm_recalibration']['source'] == str(
+        run / 'epoch_2.pth')
+    assert record['schedule'] == ('2 epochs, 11 train images, batch 4, '
+                                  'BatchNorm statistics recomputed')
+    # The training's own checkpoint: nothing recomputed.
+    assert board['rec'][0]['batch_norm_recalibration'] is False
+    assert board['rec'][1]['batch_norm_recalibration'] is False
+
+
 def test_collect_refuses_a_best_checkpoint_chosen_on_the_test_split(
         board, tmp_path):
     """The lightweight configs validate on the test split: their best
@@ -843,7 +907,18 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
             (['--seeds', '1', '1'], 'repeats a seed'),
             (['--bench-repeat', '0'], '--bench-repeat must be at least 1'),
             (['--bench-warmup', '-1'], '--bench-warmup must be at least 1'),
-            (['--gpu-batch-size', '0'], '--gpu-batch-size must be at least')):
+            (['--gpu-benchmark', '--gpu-batch-size', '0'],
+             '--gpu-batch-size must be at least'),
+            # Options nothing would be timed with were dropped unsaid.
+            (['--gpu-batch-size', '64'], r'^--gpu-batch-size 64: it sets the '
+             'batch of --gpu-benchmark, which is not asked; leave it out$'),
+            (['--gpu-json', 'gpu.json', '--gpu-batch-size', '64'],
+             r'--gpu-batch-size 64: .* \(a --gpu-json file holds the batch '
+             r'it was measured at: measure it with benchmark.py '
+             r'--batch-size\); leave it out$'),
+            (['--no-benchmark', '--bench-repeat', '5'],
+             '^--bench-repeat 5: --no-benchmark times nothing here; leave '
+             'it out$')):
         with pytest.raises(UserError, match=message):
             lb.main(base + extra)
     with pytest.raises(UserError, match='--bench-repeat must be at least 1'):

@@ -115,6 +115,58 @@ def test_build_refuses_seeds_of_one_row_run_differently(lb, tmp_path,
     assert not out.exists()
 
 
+@pytest.mark.parametrize('key, part, fact, first, other', [
+    ('cpu_benchmark', 'cpu', 'CPU of the latency benchmark',
+     'Intel(R) Xeon(R) Gold 6248', 'Apple M2'),
+    ('gpu_benchmark', 'gpu', 'GPU of the throughput benchmark',
+     'NVIDIA H100', 'NVIDIA T4'),
+    ('gpu_benchmark', 'batch_size', 'batch of the GPU throughput', 16, 64),
+])
+def test_build_refuses_seeds_benchmarked_on_two_machines(
+        lb, tmp_path, key, part, fact, first, other):
+    """A row's CPU ms and GPU img/s are means over its seeds' benchmarks:
+    seeds collected on two machines (or GPU batch sizes) were averaged
+    into one figure of neither, exit 0. A CPU named by its architecture
+    alone (``x86_64``, what records held before) is unknown."""
+    runs = _copy_runs(tmp_path / 'runs')
+    for run, value in zip(runs, (first, other, first)):
+        record = json.loads(run.read_text())
+        record[key] = dict(record.get(key) or {}, **{part: value})
+        run.write_text(json.dumps(record))
+    out = tmp_path / 'results'
+    with pytest.raises(MixedRunsError, match='the row DSNet ') as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    assert f'{fact} {first} ({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs ' \
+        f'{other} ({DSNET_30EP[1]})' in str(err.value)
+    assert not out.exists()
+    if key == 'cpu_benchmark':
+        _edit(runs[1], cpu_benchmark=dict(cpu='x86_64'))
+        row, = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                        str(out), '--no-plot'])['board']['measured']
+        assert row['seeds'] == [0, 1, 2]
+
+
+def test_build_refuses_seeds_with_and_without_recomputed_batch_norm(
+        lb, tmp_path):
+    """A seed tested with a recalibrate_batch_norm.py checkpoint scores
+    another model than the training left; collected under the row's
+    --schedule it was averaged with the others, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    recomputed = dict(source='work/seed1/epoch_30.pth', batches=169, seed=0,
+                      split='splits/lightweight_train.txt')
+    for run, value in zip(runs, (False, recomputed, False)):
+        _edit(run, batch_norm_recalibration=value)
+    out = tmp_path / 'results'
+    with pytest.raises(MixedRunsError) as err:
+        lb.main(['build', '--runs', *map(str, runs), '--out-dir', str(out),
+                 '--no-plot'])
+    assert 'BatchNorm statistics recomputed after training False ' \
+        f'({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs True ({DSNET_30EP[1]})' \
+        in str(err.value)
+    assert not out.exists()
+
+
 def test_seeds_run_alike_still_make_one_row(lb, tmp_path):
     """Facts a record does not hold are unknown, not a difference: EGE-UNet's
     older seeds have no evaluated_data, its seed 2 has."""

@@ -1378,3 +1378,21 @@ def test_resume_refuses_another_number_of_processes(tiny_isic, tmp_path,
     check_resume_checkpoint(cfg, str(path))
     save()
     check_resume_checkpoint(cfg, str(path))
+
+
+def test_benchmark_names_the_cpu_it_timed_on():
+    """A CPU benchmark recorded ``platform.processor() or
+    platform.machine()``, which is ``x86_64`` on Linux for every CPU: the
+    leaderboard's records (``cpu_benchmark.cpu``) could not tell two
+    machines' latencies apart."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    cfg = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2017.py'))
+    result = benchmark(cfg, shape=(32, 32), batch_size=1, warmup=1,
+                       repeat=1, throughput_repeat=1, threads=1)
+    with open('/proc/cpuinfo') as file:
+        names = [line.split(':', 1)[1].strip() for line in file
+                 if line.startswith('model name')]
+    assert result['device_name'] == names[0]
+    assert result['device_name'] not in ('x86_64', 'aarch64', '')

@@ -69,6 +69,20 @@ def make_batch(pool, batch, shape):
     return pool[idx]
 
 
+def cpu_name():
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform``
+    says. ``platform.processor()`` is empty on Linux, so the benchmark
+    recorded every CPU as ``x86_64``."""
+    try:
+        with open('/proc/cpuinfo') as file:
+            for line in file:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def usable_cpus():
     """The number of CPUs this process may run on: its CPU affinity
     (``taskset``, a container's cpuset) where the system tells it, else
@@ -213,8 +227,7 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
         config=getattr(cfg, 'filename', None),
         device=str(device),
         device_name=(torch.cuda.get_device_name(device)
-                     if device.type == 'cuda' else platform.processor()
-                     or platform.machine()),
+                     if device.type == 'cuda' else cpu_name()),
         threads=(torch.get_num_threads() if device.type == 'cpu' else None),
         shape=list(shape),
         deploy=deploy,

@@ -338,6 +338,14 @@ def check_gpu_options(gpu_benchmark, gpu_json):
             f'{gpu_json} times the re-parameterised model (benchmark.py '
             '--deploy); the row\'s GPU throughput is of the model as '
             'trained: measure it without --deploy')
+    if out.get('channels_last'):
+        # --gpu-benchmark, and the CPU latency, time the default memory
+        # format: rows measured both ways would be compared as one.
+        raise UserError(
+            f'{gpu_json} times the model in the channels-last memory format '
+            '(benchmark.py --channels-last); the row\'s GPU throughput is '
+            'of the default format, as --gpu-benchmark measures it: measure '
+            'it without --channels-last')
     return out
 
 
@@ -512,6 +520,9 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     rec = read_work_dir(work_dir, seed_from_config, metrics_file)
     cfg = rec.pop('_config')
     tested_cfg = rec.pop('_tested_config')
+    # A recalibrate_batch_norm.py output scores another model than the
+    # training left: the record says so, and build keeps it apart.
+    rec['batch_norm_recalibration'] = batch_norm_recalibration(rec)
     if rec.pop('test_time_augmentation'):
         # Every row is one pass over each test image, as the published
         # figures are.
@@ -580,10 +591,13 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'Convert the real data (python tools/dataset_converters/isic.py '
             'SRC ROOT), train and test on it, then collect')
     model = label or model_name(config)
-    gpu = rec['device'] != 'CPU'
+    gpu = not rec['device'].startswith('CPU')
     if schedule is None:
         schedule = (f'{rec["epochs"]} epochs, {rec["train_images"]} train '
                     f'images, batch {rec["batch_size"]}')
+        if rec['batch_norm_recalibration']:
+            # Another model than the training's: a row of its own.
+            schedule += ', BatchNorm statistics recomputed'
     tag = schedule_tag or slug(schedule)[:48].strip('-')
     record = dict(record_version=1, source='measured', model=model,
                   config=_rel(config), schedule=schedule, schedule_tag=tag)
@@ -738,6 +752,78 @@ def check_validation_result(config, cfg, rec, work_dir):
             'test the final checkpoint with tools/test.py, then collect')
 
 
+def batch_norm_recalibration(rec):
+    """What ``recalibrate_batch_norm.py`` wrote into the tested checkpoint's
+    ``meta`` (its source checkpoint, batches, seed, split); False for a
+    checkpoint without it or metrics of the training's own validation;
+    None where the checkpoint is not there to read (unknown).
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+    """
+    if rec['metrics_source_kind'] == 'last validation line':
+        return False
+    path = rec.get('checkpoint')
+    if not path or not osp.isfile(str(path)):
+        return None
+    from mmseg_dsnet.compat import safe_torch_load
+    loaded = safe_torch_load(path, map_location='cpu')
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    return (meta or {}).get('batch_norm_recalibration') or False
+
+
+def _same_weights(path, other):
+    """Whether two checkpoint files hold the same ``state_dict`` (a copy,
+    or one stripped of its optimizer by publish_model.py)."""
+    import torch
+
+    from mmseg_dsnet.compat import safe_torch_load
+    first, second = (safe_torch_load(p, map_location='cpu') for p in
+                     (path, other))
+    first, second = (c.get('state_dict', c) if isinstance(c, dict) else c
+                     for c in (first, second))
+    return (isinstance(first, dict) and isinstance(second, dict)
+            and first.keys() == second.keys()
+            and all(torch.equal(first[k], second[k]) for k in first))
+
+
+def check_tested_checkpoint_is_the_runs(rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the
+    checkpoint a run's metrics are of is another run's: ``tools/test.py
+    CONFIG OTHER/epoch_30.pth --work-dir W`` wrote the other run's figures
+    into W, and collect recorded them under W's seed (only the file name
+    ``epoch_30.pth`` was compared with W's epochs), exit 0.
+
+    A checkpoint outside the work dir passes when its weights are those
+    of the work dir's file of that name (a copy, a published copy without
+    the optimizer); one that is no longer there cannot be compared.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir.
+    """
+    path = rec.get('checkpoint')
+    if not path or not osp.isfile(str(path)):
+        return
+    # A recalibrate_batch_norm.py output is judged by the checkpoint it
+    # was made from (its statistics are recorded, not hidden).
+    source = (rec.get('batch_norm_recalibration') or {}).get('source')
+    for tested in (path, source):
+        if tested and osp.realpath(osp.dirname(osp.abspath(tested))) == \
+                osp.realpath(work_dir):
+            return
+    own = osp.join(work_dir, osp.basename(path))
+    if osp.isfile(own) and _same_weights(path, own):
+        return
+    what = (f'its weights differ from {own}' if osp.isfile(own) else
+            f'{work_dir} holds no {osp.basename(path)}')
+    raise UserError(
+        f'{work_dir}: the test metrics are of {path}, a checkpoint of '
+        f'another folder ({what}): they are another run\'s figures; test '
+        'this run\'s final checkpoint (in its work dir) with tools/test.py, '
+        'then collect')
+
+
 def check_final_test_result(rec, cfg, work_dir):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     metrics are a test result of its final model: of the last epoch's
@@ -749,6 +835,7 @@ def check_final_test_result(rec, cfg, work_dir):
         cfg (Config): Its training config.
         work_dir (str): Its work dir, for the messages.
     """
+    check_tested_checkpoint_is_the_runs(rec, work_dir)
     tested = re.fullmatch(r'epoch_(\d+)\.pth',
                           osp.basename(str(rec.get('checkpoint') or '')))
     if tested and rec['epochs'] and int(tested.group(1)) != rec['epochs']:

@@ -115,6 +115,21 @@ def _data_root(part):
     return value_of
 
 
+# What ``platform`` gave for a CPU before benchmark.py read its model name:
+# the architecture, which does not tell two CPUs apart.
+_ARCHITECTURES = {'x86_64', 'amd64', 'i386', 'i686', 'aarch64', 'arm64',
+                  'armv7l', 'ppc64le', 's390x', ''}
+
+
+def _benchmark_cpu(record):
+    """The CPU a record's latency was measured on; None where not
+    measured, or named by its architecture alone (older records)."""
+    cpu = (record.get('cpu_benchmark') or {}).get('cpu')
+    if cpu is None or str(cpu).strip().lower() in _ARCHITECTURES:
+        return None
+    return cpu
+
+
 # What a row's seeds must share besides its key: seeds that differ in one
 # of these measured different things, and their mean is no figure of the
 # row. (fact, how a record gives it; None: not recorded, not compared.)
@@ -135,7 +150,17 @@ RUN_FACTS = (
     ('data root (evaluated)', _data_root('evaluated')),
     ('evaluated images',
      lambda r: (r.get('evaluated_data') or {}).get('images')),
-    ('evaluated split', _evaluated_split))
+    ('evaluated split', _evaluated_split),
+    # The row's CPU ms and GPU img/s are means over its seeds' benchmarks:
+    # seeds collected on two machines (or GPU batches) averaged both.
+    ('BatchNorm statistics recomputed after training',
+     lambda r: None if r.get('batch_norm_recalibration') is None else
+     bool(r['batch_norm_recalibration'])),
+    ('CPU of the latency benchmark', _benchmark_cpu),
+    ('GPU of the throughput benchmark',
+     lambda r: (r.get('gpu_benchmark') or {}).get('gpu')),
+    ('batch of the GPU throughput',
+     lambda r: (r.get('gpu_benchmark') or {}).get('batch_size')))
 
 
 # The training settings a record holds (``training``, absent in older

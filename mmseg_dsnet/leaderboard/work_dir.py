@@ -42,6 +42,10 @@ _ITER_TRAIN = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 _SAVED_EPOCH = re.compile(r'Saving checkpoint at (\d+) epochs')
 _GPU = re.compile(r'^\s*GPU ([\d,]+): (.+?)\s*$')
 _RUNTIME_SEED = re.compile(r'^\s+seed: (\d+)\s*$')
+# mmengine's runtime environment: the processes of the run.
+_RUNTIME_WORLD = re.compile(r'^\s+GPU number: (\d+)\s*$')
+# fast_train.py's runtime environment: the device it trained on.
+_RUNTIME_DEVICE = re.compile(r'^\s+device: (.+?)\s*$')
 
 
 def _seconds(line):
@@ -107,7 +111,7 @@ def parse_log(path):
     info = dict(cuda=None, gpu=None, seed=None, loop_start=None, last=None,
                 epoch=0, epoch_idx=0, iters_per_epoch=None, iter=0,
                 saved_epoch=0, first=None, first_epoch=None,
-                resumed=False)
+                resumed=False, world_size=None, device=None)
     in_runtime = False
     for line in lines:
         if 'CUDA available:' in line and info['cuda'] is None:
@@ -120,6 +124,12 @@ def parse_log(path):
         seed = _RUNTIME_SEED.match(line)
         if in_runtime and seed and info['seed'] is None:
             info['seed'] = int(seed.group(1))
+        world = _RUNTIME_WORLD.match(line)
+        if in_runtime and world and info['world_size'] is None:
+            info['world_size'] = int(world.group(1))
+        device = _RUNTIME_DEVICE.match(line)
+        if in_runtime and device and info['device'] is None:
+            info['device'] = device.group(1)
         stamp = _seconds(line)
         if stamp is None:
             continue
@@ -147,6 +157,57 @@ def parse_log(path):
         if match:
             info['saved_epoch'] = max(info['saved_epoch'], int(match.group(1)))
     return info
+
+
+def training_device(work_dir, train_runs, infos, fast_facts=None):
+    """The device the latest training ran on, as a record names it: the
+    GPU's name (``'4 x NVIDIA H100'`` for four processes) or ``'CPU'``.
+
+    The log's environment says only whether CUDA was there: a
+    ``fast_train.py --device cpu`` run on a GPU machine was recorded as a
+    run on that GPU. fast_train.py's own line (``device: CPU``) or, in
+    logs written before it, its ``fast_train.json`` say what ran.
+
+    Args:
+        work_dir (str): The work dir, for the message.
+        train_runs (list[dict]): The latest training's runs, oldest first.
+        infos (list[dict]): Their :func:`parse_log` facts.
+        fast_facts (dict, optional): ``fast_train.json`` of the work dir.
+
+    Returns:
+        str: The device.
+
+    Raises:
+        UserError: The runs (a training and its resumptions) ran on
+            different devices or numbers of processes: the record's
+            training time would add up both under one name.
+    """
+    devices = []
+    for index, info in enumerate(infos):
+        device = info['device']
+        if device is None and fast_facts is not None:
+            # fast_train.json is of the last run; older fast_train.py logs
+            # do not say their device.
+            device = fast_facts.get('device') \
+                if index == len(infos) - 1 else None
+        elif device is None:
+            device = (info['gpu'] or 'GPU') if info['cuda'] else 'CPU'
+        if device is not None and (info['world_size'] or 1) > 1:
+            device = (f'{info["world_size"]} x {device}'
+                      if device != 'CPU' else
+                      f'CPU, {info["world_size"]} processes')
+        devices.append(device)
+    known = [(run, device) for run, device in zip(train_runs, devices)
+             if device is not None]
+    if len({device for _, device in known}) > 1:
+        raise UserError(
+            f'{work_dir}: its training ran on different devices: '
+            + '; '.join(f'{osp.relpath(run["log"], work_dir)}: {device}'
+                        for run, device in known)
+            + '; the record\'s training time and device would mix them. '
+            'Collect runs that trained on one device (train again, or '
+            'resume on the device the run started on)')
+    return known[-1][1] if known else 'CPU'
 
 
 def latest_training(train_runs, infos):
@@ -555,15 +616,17 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
             metrics_path) < osp.getmtime(train_runs[-1]['log']):
         warnings.append('the test metrics are older than the last training '
                         'log: test the final checkpoint again')
-    cuda = infos[-1]['cuda']
+    fast = osp.join(work_dir, 'fast_train.json')
+    fast_facts = load_json(fast) if osp.isfile(fast) else None
     record = dict(
         work_dir=osp.abspath(work_dir),
         logs=[osp.relpath(run['log'], work_dir) for run in train_runs],
         architecture=architecture(cfg),
         seed=seed,
         seed_source=seed_source,
-        device=(infos[-1]['gpu'] or 'GPU') if cuda else 'CPU',
-        device_source="the training log's environment info",
+        device=training_device(work_dir, train_runs, infos, fast_facts),
+        device_source="the training log's environment info (fast_train.py: "
+        'its device line, else fast_train.json)',
         batch_size=cfg.train_dataloader.get('batch_size'),
         metrics=metrics,
         metrics_source=metrics_source,
@@ -577,9 +640,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         warnings=warnings,
         _config=cfg,
         _tested_config=tested_cfg)
-    fast = osp.join(work_dir, 'fast_train.json')
-    if osp.isfile(fast):
-        facts = load_json(fast)
+    if fast_facts is not None:
+        facts = fast_facts
         record['trainer'] = dict(
             tool='tools/fast_train.py',
             **{k: facts.get(k) for k in (

@@ -66,9 +66,34 @@ def _check_run_args(args):
                                  args.config)
 
 
+GPU_BATCH_SIZE, BENCH_WARMUP, BENCH_REPEAT = 32, 10, 50
+
+
 def _check_collect_flags(args):
     """Refuse benchmark settings that would time nothing, or time the
-    first call with its one-off costs."""
+    first call with its one-off costs, or that nothing would be timed
+    with (they were dropped without a word: ``--gpu-json F
+    --gpu-batch-size 64`` recorded F's batch); then fill in the
+    defaults."""
+    if args.gpu_batch_size is not None and not args.gpu_benchmark:
+        raise UserError(
+            f'--gpu-batch-size {args.gpu_batch_size}: it sets the batch of '
+            '--gpu-benchmark, which is not asked' + (
+                ' (a --gpu-json file holds the batch it was measured at: '
+                'measure it with benchmark.py --batch-size)'
+                if args.gpu_json else '') + '; leave it out')
+    if args.no_benchmark and not args.gpu_benchmark:
+        given = [f'{option} {value}' for option, value in (
+            ('--bench-warmup', args.bench_warmup),
+            ('--bench-repeat', args.bench_repeat)) if value is not None]
+        if given:
+            raise UserError(f'{", ".join(given)}: --no-benchmark times '
+                            'nothing here; leave it out')
+    for name, default in (('gpu_batch_size', GPU_BATCH_SIZE),
+                          ('bench_warmup', BENCH_WARMUP),
+                          ('bench_repeat', BENCH_REPEAT)):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     check_warmup(args.bench_warmup, '--bench-warmup')
     check_at_least(('--bench-repeat', args.bench_repeat, 1),
                    ('--gpu-batch-size', args.gpu_batch_size, 1))
@@ -157,9 +182,15 @@ def _collect_flags(parser):
     parser.add_argument('--gpu-json', help='GPU throughput from a '
                         'benchmark.py --device cuda --json file measured on '
                         'a GPU machine (instead of --gpu-benchmark)')
-    parser.add_argument('--gpu-batch-size', type=int, default=32)
-    parser.add_argument('--bench-warmup', type=int, default=10)
-    parser.add_argument('--bench-repeat', type=int, default=50)
+    # None: not given (the defaults are set by _check_collect_flags, which
+    # refuses them where nothing would be timed with them).
+    parser.add_argument('--gpu-batch-size', type=int, default=None,
+                        help='batch of the --gpu-benchmark throughput '
+                        f'(default: {GPU_BATCH_SIZE})')
+    parser.add_argument('--bench-warmup', type=int, default=None,
+                        help=f'untimed calls (default: {BENCH_WARMUP})')
+    parser.add_argument('--bench-repeat', type=int, default=None,
+                        help=f'timed calls (default: {BENCH_REPEAT})')
     parser.add_argument('--runs-dir', default=RUNS_DIR)
 
 

@@ -433,6 +433,9 @@ class FastTrainer:
         dash = '-' * 60
         return (f'\n{dash}\nSystem environment:\n    {env}\n\n'
                 f'Runtime environment:\n    seed: {spec.seed}\n'
+                # What trained: the environment says only whether CUDA
+                # was there (leaderboard.py collect reads this line).
+                f'    device: {self._device_name()}\n'
                 f'    trainer: tools/fast_train.py (decoded-image cache, '
                 f'device augmentation, cuda_graph={self.cuda_graph}, '
                 f'channels_last={self.channels_last}, '
