@@ -137,7 +137,9 @@ def _fake_training_log(work_dir):
 def test_leaderboard_collect_refuses_a_synthetic_run(tiny_isic, tmp_path):
     work_dir = tmp_path / 'work'
     _fake_training_log(work_dir)
-    config = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic)
+    # One epoch, as the log: a run cut short is refused on its own.
+    config = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic,
+                               epochs=1)
     # What tools/test.py writes after the synthetic fallback.
     (work_dir / 'test_metrics.json').write_text(json.dumps(dict(
         config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
