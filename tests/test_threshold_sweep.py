@@ -442,3 +442,18 @@ def test_a_checkpoint_url_is_refused_with_a_message(two_checkpoints):
         f'ERROR: checkpoint {url}: the sweep reads the training config a '
         'checkpoint holds, to refuse images it trained on, from a local '
         'file; download it and give the file')
+
+
+def test_the_rule_decides_thresholds_on_four_checkpoints_or_more():
+    """Two checkpoints on which 0.4 gains 1.25 with a paired 2 SE of 0.50:
+    the table said ``yes``, where docs/design_study.md's rule needs four
+    seeds (design_table.py says ``too few seeds``); on four it decides."""
+    from mmseg_dsnet.analysis.threshold_sweep import threshold_rule_table
+    ious = {'s0': (80.0, 81.0), 's1': (81.0, 82.5), 's2': (80.5, 81.75),
+            's3': (79.5, 80.75)}
+    scores = {label: {0.5: {'IoU': a}, 0.4: {'IoU': b}}
+              for label, (a, b) in ious.items()}
+    two = threshold_rule_table(scores, [0.5, 0.4], ['s0', 's1'], 0.3, 2.0)
+    assert two.splitlines()[-1].endswith('| too few seeds (2 < 4) |'), two
+    four = threshold_rule_table(scores, [0.5, 0.4], list(ious), 0.3, 2.0)
+    assert four.splitlines()[-1].endswith('| yes |'), four

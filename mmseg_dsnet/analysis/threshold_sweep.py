@@ -120,6 +120,37 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
             for threshold, metric in metrics.items()}
 
 
+def threshold_rule_table(scores: Dict[str, dict], thresholds: Sequence[float],
+                         labels: Sequence[str], min_gain: float,
+                         se_factor: float) -> str:
+    """The selection rule of docs/design_study.md judging each threshold
+    against the first, paired over the checkpoints (one column each).
+
+    The rule decides on :data:`~mmseg_dsnet.leaderboard.design.MIN_SEEDS`
+    checkpoints or more, as ``design_table.py`` does: with fewer, a
+    threshold that meets it reads ``too few seeds``, not ``yes``.
+
+    Args:
+        scores (dict): Checkpoint label -> threshold -> LesionMetric figures
+            (from :func:`scores_by_threshold`).
+        thresholds (Sequence[float]): The thresholds, the reference first.
+        labels (Sequence[str]): The checkpoints' labels, at least two.
+        min_gain (float): IoU points a threshold must gain.
+        se_factor (float): Standard errors the gain must exceed.
+
+    Returns:
+        str: The markdown table.
+    """
+    from ..leaderboard.design import MIN_SEEDS, rule_table
+    names = [f'{t:g}' for t in thresholds]
+    ious = {name: {label: scores[label][t]['IoU'] for label in labels}
+            for name, t in zip(names, thresholds)}
+    return rule_table(ious, names[0], names[1:],
+                      [(label, label) for label in labels], min_gain,
+                      se_factor, paired=True, row_header='threshold',
+                      min_columns=MIN_SEEDS)
+
+
 def split_file(dataset_cfg: dict) -> Optional[str]:
     """The split file a dataset config reads (``ann_file`` under
     ``data_root``, as mmseg joins them), or None without one."""

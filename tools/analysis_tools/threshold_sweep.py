@@ -165,12 +165,12 @@ def main(argv=None):
                                                       check_split_given,
                                                       check_sweepable,
                                                       lesion_metric_args,
-                                                      scores_by_threshold)
+                                                      scores_by_threshold,
+                                                      threshold_rule_table)
     from mmseg_dsnet.datasets.converters.isic import is_test_split
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
-    from mmseg_dsnet.leaderboard.design import rule_table
     from mmseg_dsnet.progress import progress_bar
     try:
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
@@ -227,13 +227,8 @@ def main(argv=None):
     if on_test_split:
         print('On the test split: figures only, no threshold is judged.')
     elif len(labels) > 1:
-        names = [f'{t:g}' for t in args.thresholds]
-        ious = {name: {label: scores[label][t]['IoU'] for label in labels}
-                for name, t in zip(names, args.thresholds)}
-        print(rule_table(ious, names[0], names[1:],
-                         [(label, label) for label in labels],
-                         args.min_gain, args.se_factor, paired=True,
-                         row_header='threshold'))
+        print(threshold_rule_table(scores, args.thresholds, labels,
+                                   args.min_gain, args.se_factor))
     if args.out:
         record = {'config': args.config,
                   'split_file': cfg.test_dataloader.dataset.ann_file,
