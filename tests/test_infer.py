@@ -1122,3 +1122,23 @@ def test_a_config_without_checkpoint_is_refused_in_python(make):
                        'was given without a checkpoint; its network would '
                        'run with random weights'):
         getattr(inference_backends, make)(CONFIG)
+
+
+def test_run_inference_refuses_one_path_given_as_files(checkpoint, inputs,
+                                                       tmp_path):
+    """``run_inference(inferencer, 'photo.jpg', out)``: each letter of the
+    path was taken as a file name and listed as failed."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, run_inference
+    from mmseg_dsnet.utils.errors import UserError
+    folder, _ = inputs
+    normal = folder / 'normal.jpg'
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = tmp_path / 'out'
+    for given in (str(normal), normal):
+        with pytest.raises(UserError, match=r"files is one path \("
+                           rf"'{normal}'\), not a list of image files"):
+            run_inference(inferencer, given, str(out), progress=False)
+    assert not out.exists()
+    summary = run_inference(inferencer, [str(normal)], str(out),
+                            progress=False)
+    assert summary.processed == [str(normal)]

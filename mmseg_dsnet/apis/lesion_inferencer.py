@@ -402,6 +402,13 @@ def run_inference(inferencer: LesionInferencer,
             read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
     """
+    # One path string was taken as a sequence of one-letter file names,
+    # each listed as failed.
+    if isinstance(files, (str, bytes, os.PathLike)):
+        raise UserError(
+            f'run_inference: files is one path ({os.fspath(files)!r}), not '
+            'a list of image files; give [path] for one image, or the '
+            'images of a folder (mmseg_dsnet.image_io.find_images)')
     # Also one error for a threshold set after the inferencer was made,
     # not one failure per image.
     check_threshold(inferencer.threshold, 'LesionInferencer: threshold')
