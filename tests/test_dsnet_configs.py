@@ -1,6 +1,11 @@
-"""DSNet's shipped configs: the budget through get_flops.py, and every
-variant (protocols, ablations) builds and trains a step."""
+"""The shipped configs: DSNet's budget through get_flops.py, every DSNet
+variant (protocols, ablations) builds, trains a step and has its deploy
+form, and every config, metafile entry and published record does what its
+name says."""
 import glob
+import json
+import os.path as osp
+import re
 
 import pytest
 import torch
@@ -73,3 +78,260 @@ def test_every_shipped_config_scores_the_masks_its_model_outputs():
     cfg.model.decode_head.pop('threshold')
     with pytest.raises(ThresholdMismatchError, match='above probability 0.3'):
         check_decision_thresholds(cfg)
+
+
+# Every shipped config but the _base_ parts, and what its name promises.
+ALL_CONFIGS = sorted(
+    p for p in glob.glob(str(REPO / 'configs/**/*.py'), recursive=True)
+    if '/_base_/' not in p)
+DEFAULT = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+
+
+def _rel(path):
+    return str(path).split(str(REPO) + '/', 1)[-1]
+
+
+def _cfg(path):
+    from mmengine.config import Config
+    return Config.fromfile(path)
+
+
+def _resize_scales(pipeline):
+    return [tuple(t['scale']) for t in pipeline if t['type'] == 'Resize']
+
+
+def _differences(a, b):
+    from mmseg_dsnet.utils.config_diff import config_differences
+    return sorted(config_differences(a, b, 'model'))
+
+
+@pytest.mark.parametrize('config', ALL_CONFIGS, ids=_rel)
+def test_every_shipped_config_does_what_its_name_says(config):
+    """A config whose name says one year, protocol or size and that loads
+    another would train and score the wrong thing with no error: the
+    dataset year in the name is its data_root and dataset type, the
+    protocol its split files, and the input size is the same in the train
+    and test resize, the data preprocessor and the metric's low-res size."""
+    cfg = _cfg(config)
+    name = osp.basename(config)
+    if name == 'dsnet_synthetic_cpu.py':
+        year, root = '2018', 'data/synthetic_isic2018'
+    else:
+        year = re.search(r'isic(2016|2017|2018)', name).group(1)
+        root = f'data/isic{year}'
+    # design/ configs are lightweight: tools/design_sweep.py swaps in the
+    # design hold-out of the lightweight training split.
+    protocol = 'official' if name.endswith('_official.py') else 'lightweight'
+    splits = dict(
+        official=('official_train', 'official_val', 'official_test'),
+        lightweight=('lightweight_train', 'lightweight_test',
+                     'lightweight_test'))[protocol]
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for loader, split in zip(loaders, splits):
+        dataset = cfg[loader]['dataset']
+        assert dataset['type'] == f'ISIC{year}Dataset', (loader, dataset)
+        assert dataset['data_root'] == root, (loader, dataset)
+        assert dataset['ann_file'] == f'splits/{split}.txt', (loader, dataset)
+    size = tuple(cfg.crop_size)
+    expected_size = (128, 128) if name == 'dsnet_synthetic_cpu.py' else (
+        256, 256)
+    assert size == expected_size
+    for loader in loaders:
+        assert _resize_scales(cfg[loader]['dataset']['pipeline']) == [size]
+    assert tuple(cfg.model.data_preprocessor['size']) == size
+    head = cfg.model.decode_head
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert evaluator['type'] == 'LesionMetric'
+        assert tuple(evaluator.get('low_res_size', (256, 256))) == size
+        # The figures are those of the masks the model outputs.
+        if head.get('out_channels') == 1:
+            assert evaluator.get('threshold', 0.5) == head['threshold']
+    if name != 'dsnet_synthetic_cpu.py':
+        # 'the literature's schedule' in every protocol config's header.
+        assert cfg.train_cfg['max_epochs'] == 300
+        scheduler, = cfg.param_scheduler
+        assert (scheduler['T_max'], scheduler['end']) == (50, 300)
+        assert cfg.optim_wrapper['optimizer']['lr'] == 1e-3
+        assert cfg.train_dataloader['batch_size'] == 8
+    for part in ('backbone', 'decode_head'):
+        # A trained-form config: deploy configs are written by
+        # tools/deployment/reparameterize.py, none is shipped.
+        assert not cfg.model[part].get('deploy', False), part
+
+
+ABLATIONS = {
+    # config: the only model paths its name allows to differ from DSNet's.
+    'dsnet_isic2017_no-gate.py': ['model.decode_head.use_gate'],
+    'dsnet_isic2017_no-deep-supervision.py': [
+        'model.decode_head.deep_supervision'],
+    'dsnet_isic2017_bce-dice.py': ['model.decode_head.loss_decode'],
+    'dsnet_isic2017_vanilla-conv.py': ['model.backbone.conv_type',
+                                       'model.decode_head.conv_type'],
+}
+
+
+@pytest.mark.parametrize('name', sorted(ABLATIONS))
+def test_each_ablation_changes_only_the_part_its_name_says(name):
+    """An ablation that also changed another part would report that
+    part's effect under its name (the ablation table's rows)."""
+    config = str(REPO / 'configs/dsnet' / name)
+    cfg, default = _cfg(config).to_dict(), _cfg(DEFAULT).to_dict()
+    assert _differences(cfg['model'], default['model']) == ABLATIONS[name]
+    for key in set(cfg) | set(default):
+        if key not in ('model', 'filename'):
+            assert cfg.get(key) == default.get(key), key
+    if name == 'dsnet_isic2017_bce-dice.py':
+        losses = [loss['type'] for loss in cfg['model']['decode_head'][
+            'loss_decode']]
+        assert losses == ['CrossEntropyLoss', 'BinaryDiceLoss']
+
+
+def test_year_and_protocol_siblings_build_the_same_model():
+    """dsnet_isic2018.py, *_official.py ... differ from their ISIC 2017
+    lightweight sibling in the data only, and the design study's default
+    (design-e-deeper-eighth) is dsnet_isic2017.py itself."""
+    families = {}
+    for config in ALL_CONFIGS:
+        name = osp.basename(config)
+        if '/design/' in config or 'synthetic' in name:
+            continue
+        stem = re.sub(r'_isic201[678](_official)?\.py$', '', name)
+        if stem != name:
+            families.setdefault((osp.dirname(config), stem), []).append(
+                config)
+    # dsnet, dsnet-v1, egeunet, malunet, unet, segformer
+    assert len(families) == 6
+    for configs in families.values():
+        models = [_cfg(c).to_dict()['model'] for c in configs]
+        for config, model in zip(configs[1:], models[1:]):
+            assert _differences(model, models[0]) == [], config
+    design = _cfg(str(REPO / 'configs/dsnet/design/'
+                      'dsnet-design-e-deeper-eighth_isic2017.py')).to_dict()
+    default = _cfg(DEFAULT).to_dict()
+    assert design == default
+
+
+def test_published_records_were_trained_with_the_shipped_config():
+    """Each results/runs record names its config and stores the model it
+    trained: the config must still build that model, or rerunning the
+    documented command reproduces another one."""
+    records = sorted((REPO / 'results' / 'runs').glob('*.json'))
+    assert records
+    checked = 0
+    for path in records:
+        record = json.loads(path.read_text())
+        assert (REPO / record['config']).is_file(), path.name
+        cfg = _cfg(str(REPO / record['config']))
+        name = osp.basename(record['config'])
+        assert record['dataset_type'] == cfg.train_dataloader.dataset.type
+        assert record['protocol'] == (
+            'official' if name.endswith('_official.py') else 'lightweight')
+        assert record['train_split'] == cfg.train_dataloader.dataset.ann_file
+        if 'model_config' not in record:
+            continue  # older records: no stored model
+        model = cfg.to_dict()['model']
+        # The input size is the schedule's (cpu-30ep trains at 128x128).
+        model['data_preprocessor'].pop('size')
+        stored = dict(record['model_config'])
+        stored['data_preprocessor'] = {
+            k: v for k, v in stored['data_preprocessor'].items()
+            if k != 'size'}
+        assert json.loads(json.dumps(model)) == stored, path.name
+        checked += 1
+    assert checked >= 10
+
+
+def test_metafile_entries_point_at_their_configs_and_weights():
+    """Every metafile entry's config exists and trains on the data its
+    entry says, its weights are the listed file, and its figures are the
+    run's it was published from."""
+    import hashlib
+
+    import yaml
+    meta = yaml.safe_load(
+        (REPO / 'configs/dsnet/metafile.yaml').read_text())
+    names = set()
+    for entry in meta['Models']:
+        assert entry['Name'] not in names
+        names.add(entry['Name'])
+        assert entry['In Collection'] == 'DSNet'
+        cfg = _cfg(str(REPO / entry['Config']))
+        dataset = cfg.train_dataloader.dataset
+        data = entry['Metadata']['Training Data']
+        year = re.search(r'ISIC (201[678])', data).group(1)
+        assert dataset.type == f'ISIC{year}Dataset', entry['Name']
+        protocol = re.search(r'\((\w+) protocol', data).group(1)
+        assert dataset.ann_file == f'splits/{protocol}_train.txt'
+        size = tuple(cfg.crop_size)
+        assert entry['Metadata']['crop size'] == f'({size[0]},{size[1]})'
+        if 'Weights' not in entry:
+            # A config entry: named after its config, its schedule.
+            assert entry['Name'] == osp.basename(entry['Config'])[:-3]
+            assert entry['Metadata']['lr schd'] == (
+                f"{cfg.train_cfg['max_epochs']} epochs")
+            assert entry['Metadata']['Batch Size'] == (
+                cfg.train_dataloader['batch_size'])
+            assert 'Results' not in entry
+            continue
+        weights = REPO / entry['Weights']
+        assert hashlib.sha256(weights.read_bytes()).hexdigest() == (
+            entry['SHA256'])
+        records = [json.loads(p.read_text()) for p in
+                   (REPO / 'results' / 'runs').glob('*.json')]
+        record, = [r for r in records if r['config'] == entry['Config']
+                   and r['schedule_tag'] == 'cpu-15ep-256']
+        assert f"{record['epochs']} epochs" in entry['Metadata']['lr schd']
+        assert f"all {record['train_images']} training images" in data
+        assert entry['Metadata']['Batch Size'] == record['batch_size']
+        result, = entry['Results']
+        assert f"{record['test_images']} images" in result['Dataset']
+        assert result['Metrics'] == dict(
+            IoU=round(record['metrics']['IoU'], 2),
+            DSC=round(record['metrics']['DSC'], 2))
+    assert names >= {osp.basename(p)[:-3] for p in
+                     glob.glob(str(REPO / 'configs/dsnet/*.py'))}
+
+
+def test_model_card_config_table_names_shipped_configs():
+    """The model card's config table links existing configs, with the
+    protocol each one loads."""
+    text = (REPO / 'configs/dsnet/README.md').read_text()
+    table = text.split('## Configs', 1)[1].split('\n\n', 2)[1]
+    rows = [r for r in table.splitlines() if r.startswith('| [')]
+    assert len(rows) >= 9
+    linked = set()
+    for row in rows:
+        protocol = row.split('|')[2].strip()
+        for link in re.findall(r'\]\(([^)]+\.py)\)', row):
+            linked.add(link)
+            cfg = _cfg(str(REPO / 'configs/dsnet' / link))
+            split = cfg.train_dataloader.dataset.ann_file
+            assert split == f"splits/{protocol.split()[0]}_train.txt", row
+    assert linked == {osp.basename(p) for p in
+                      glob.glob(str(REPO / 'configs/dsnet/*.py'))}
+
+
+@pytest.mark.parametrize(
+    'config', DSNET_CONFIGS, ids=lambda p: p.rsplit('/', 1)[-1])
+def test_deploy_form_of_every_dsnet_config_is_its_reparameterised_model(
+        config):
+    """``deploy=True`` (what reparameterize.py writes) builds exactly the
+    folded form of the config: same weights, same logits."""
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.models.utils import reparameterize_model
+    register_all_modules()
+    cfg = _cfg(config)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    inputs = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(inputs, mode='tensor')
+        folded = reparameterize_model(model)
+        plain = MODELS.build(deploy_config(cfg).model).eval()
+        plain.load_state_dict(folded.state_dict(), strict=True)
+        got = plain(inputs, mode='tensor')
+    assert torch.allclose(got, expected, atol=1e-4)
