@@ -1,7 +1,7 @@
-# ISIC 2016 Task 1 at 256x256, lightweight-literature protocol: the challenge's training and
-# validation sets merged and split 7:3 with a fixed seed (tools/dataset_converters/
-# isic.py); the 30 % part is both the validation and the test set, as in the
-# literature.
+# ISIC 2016 Task 1 at 256x256, lightweight-literature protocol: the challenge's training
+# set (ISIC 2016 has no validation set) split 7:3 with a fixed seed
+# (tools/dataset_converters/isic.py); the 30 % part is both the validation
+# and the test set, as in the literature.
 _base_ = './isic_256x256.py'
 dataset_type = 'ISIC2016Dataset'
 data_root = 'data/isic2016'

@@ -1,5 +1,8 @@
-# ISIC 2016 Task 1 at 256x256, official protocol: the challenge's own training, validation
-# and test splits; checkpoints are selected on validation, reported on test.
+# ISIC 2016 Task 1 at 256x256, official protocol: the challenge's own training and test
+# splits. ISIC 2016 has no validation set: official_val is 10 % of the
+# challenge's training set held out with a fixed seed and removed from
+# official_train (tools/dataset_converters/isic.py); checkpoints are selected
+# on it, reported on test.
 _base_ = './isic_256x256.py'
 dataset_type = 'ISIC2016Dataset'
 data_root = 'data/isic2016'
