@@ -14,9 +14,17 @@ is replaced, with ``CheckpointLoader.register_scheme``, by one that loads
 through :func:`safe_torch_load`, and so is ``http(s)://``: mmengine's
 loads a download with ``torch.hub``'s ``weights_only=False`` default, any
 pickle; ours downloads to the same cache (:func:`resolve_checkpoint`) and
-loads it as a local file. Every other scheme (``s3://`` ...) already
-unpickles with torch's ``weights_only=True`` default and is only wrapped so
-that a refusal reads the same. A truncated or empty checkpoint raises
+loads it as a local file. The model-zoo names (``torchvision://``,
+``modelzoo://``, ``open-mmlab://``, ``openmmlab://``, ``mmcls://``), which
+mmengine resolves to a URL it loads with that same ``weights_only=False``,
+are resolved with mmengine's own tables and loaded the same way;
+``s3://`` and ``petrel://`` read the bytes with mmengine's file backend and
+load them through :func:`safe_torch_load` (mmengine relies on torch's
+default, which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns off). Any other
+scheme (``pavi://``, or one another package registered before ours) is
+refused with :class:`UnsupportedCheckpointSchemeError`, which names the
+scheme: download the file and give its local path. A truncated or empty
+checkpoint raises
 :class:`CorruptCheckpointError` naming the file; a URL that cannot be
 downloaded, :class:`CheckpointDownloadError` naming the URL.
 
@@ -215,7 +223,7 @@ def resolve_checkpoint(filename):
     return cached
 
 
-def safe_torch_load(filename, map_location=None):
+def safe_torch_load(filename, map_location=None, name=None):
     """``torch.load`` with ``weights_only=True`` and our allow-list.
 
     Args:
@@ -223,6 +231,8 @@ def safe_torch_load(filename, map_location=None):
             ``http(s)://`` URL is downloaded first
             (:func:`resolve_checkpoint`).
         map_location (str | torch.device | None): As in :func:`torch.load`.
+        name (str | None): What messages call the checkpoint (e.g. the
+            ``s3://`` path a buffer was read from); ``filename`` if None.
 
     Returns:
         object: The loaded checkpoint.
@@ -246,11 +256,11 @@ def safe_torch_load(filename, map_location=None):
             describe_non_checkpoint(filename)
         if looks_like:
             raise NotACheckpointError(
-                f'Checkpoint {filename!s} {looks_like}.') from None
+                f'Checkpoint {name or filename!s} {looks_like}.') from None
         if not isinstance(err, (pickle.UnpicklingError, EOFError,
                                 RuntimeError)):
             raise
-        _raise_load_error(filename, err)
+        _raise_load_error(name or filename, err)
 
 
 def _raise_load_error(filename, err):
@@ -288,19 +298,93 @@ def _load_from_url(filename, map_location):
 _load_from_url.wrapped_by_mmseg_dsnet = True
 
 
-def _refusing_unsafe(loader):
-    """Wrap one of mmengine's checkpoint schemes so that a refused pickle
-    raises :class:`UnsafeCheckpointError` with our message."""
+class UnsupportedCheckpointSchemeError(ValueError):
+    """A checkpoint path uses a scheme that mmseg-dsnet cannot load with
+    ``weights_only=True`` (``pavi://`` ...), or names no model of a
+    model-zoo scheme."""
+
+
+ZOO_PREFIXES = ('torchvision://', 'modelzoo://', 'open-mmlab://',
+                'openmmlab://', 'mmcls://')
+
+
+def _zoo_target(filename):
+    """The URL (or, for an ``open-mmlab://`` entry that is a path, the file
+    under mmengine's home) a model-zoo name stands for, looked up in
+    mmengine's own tables as its loaders do."""
+    from mmengine.runner import checkpoint as mm_checkpoint
+    prefix, model = filename.split('://', 1)
+    if prefix in ('torchvision', 'modelzoo'):
+        try:
+            urls = mm_checkpoint.get_torchvision_models()
+        except ImportError as err:
+            raise UnsupportedCheckpointSchemeError(
+                f'checkpoint {filename}: {prefix}:// needs torchvision '
+                f'({err}); give a local file or an http(s) URL') from None
+    elif prefix == 'mmcls':
+        urls = mm_checkpoint.get_mmcls_models()
+    else:
+        urls = mm_checkpoint.get_external_models()
+        model = mm_checkpoint.get_deprecated_model_names().get(model, model)
+    if model not in urls:
+        raise UnsupportedCheckpointSchemeError(
+            f'checkpoint {filename}: mmengine knows no model {model!r} under '
+            f'{prefix}://; give a local file or an http(s) URL')
+    target = urls[model]
+    if not target.startswith(URL_PREFIXES):
+        # mmengine has no public name for its home folder.
+        target = osp.join(mm_checkpoint._get_mmengine_home(), target)
+        if not osp.isfile(target):
+            raise FileNotFoundError(f'{target} can not be found.')
+    return target
+
+
+def _load_from_zoo(filename, map_location):
+    """``torchvision://``, ``open-mmlab://`` ... : mmengine's name tables,
+    then :func:`safe_torch_load` (mmengine's loaders use ``torch.hub``'s
+    ``weights_only=False`` for the download)."""
+    checkpoint = safe_torch_load(_zoo_target(filename),
+                                 map_location=map_location)
+    if filename.startswith('mmcls://'):
+        from mmengine.runner.checkpoint import _process_mmcls_checkpoint
+        checkpoint = _process_mmcls_checkpoint(checkpoint)
+    return checkpoint
+
+
+_load_from_zoo.wrapped_by_mmseg_dsnet = True
+
+BACKEND_PREFIXES = (r'(\S+\:)?s3://', r'(\S+\:)?petrel://')
+
+
+def _load_from_backend(filename, map_location):
+    """``s3://`` / ``petrel://``: the bytes from mmengine's petrel backend,
+    loaded by :func:`safe_torch_load` (mmengine's loader leaves
+    ``weights_only`` to torch's default, which an environment variable can
+    turn off)."""
+    import io
+
+    from mmengine.runner import checkpoint as mm_checkpoint
+    backend = mm_checkpoint.get_file_backend(
+        filename, backend_args={'backend': 'petrel'})
+    with io.BytesIO(backend.get(filename)) as buffer:
+        return safe_torch_load(buffer, map_location=map_location,
+                               name=filename)
+
+
+_load_from_backend.wrapped_by_mmseg_dsnet = True
+
+
+def _refusing_scheme(prefix):
+    """A loader for a scheme we cannot load safely: refuses every path."""
 
     def load(filename, map_location):
-        try:
-            return loader(filename, map_location)
-        except UnsafeCheckpointError:
-            raise
-        except pickle.UnpicklingError as err:
-            raise UnsafeCheckpointError(_unsafe_message(filename,
-                                                        err)) from None
+        raise UnsupportedCheckpointSchemeError(
+            f'checkpoint {filename}: the {prefix} scheme is not supported '
+            '(mmseg-dsnet loads checkpoints only with weights_only=True, '
+            'which this scheme\'s loader does not guarantee); download the '
+            'file and give its local path')
 
+    load.__name__ = 'load_from_unsupported'
     load.wrapped_by_mmseg_dsnet = True
     return load
 
@@ -330,9 +414,14 @@ def enable_safe_loading():
     for prefix, loader in list(CheckpointLoader._schemes.items()):
         if prefix and not getattr(loader, 'wrapped_by_mmseg_dsnet', False):
             CheckpointLoader.register_scheme(
-                prefixes=prefix, loader=_refusing_unsafe(loader), force=True)
+                prefixes=prefix, loader=_refusing_scheme(prefix), force=True)
     CheckpointLoader.register_scheme(
         prefixes=list(URL_PREFIXES), loader=_load_from_url, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=list(ZOO_PREFIXES), loader=_load_from_zoo, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=list(BACKEND_PREFIXES), loader=_load_from_backend,
+        force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
     _safe_loading_enabled = True

@@ -129,3 +129,84 @@ def test_an_unreachable_checkpoint_url_is_one_error_line(
                          'the local file'), last
     assert not out.exists() or not any(out.rglob('*.*'))
     assert not any((tmp_path / 'hub').rglob('*.pth'))
+
+
+@pytest.mark.parametrize('prefix,table', [
+    ('torchvision://', 'get_torchvision_models'),
+    ('modelzoo://', 'get_torchvision_models'),
+    ('open-mmlab://', 'get_external_models'),
+    ('openmmlab://', 'get_external_models'),
+    ('mmcls://', 'get_mmcls_models'),
+])
+def test_a_model_zoo_name_loads_safely(prefix, table, served, tmp_path,
+                                       monkeypatch):
+    """mmengine resolved ``torchvision://`` ... to a URL and loaded the
+    download with ``torch.hub``'s ``weights_only=False``: a served pickle
+    (``load_from``, an ``init_cfg`` ``Pretrained`` checkpoint) ran its
+    code."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.runner import checkpoint as mm_checkpoint
+
+    from mmseg_dsnet.compat import UnsafeCheckpointError
+    root, base = served
+    marker = tmp_path / 'ran'
+    torch.save({'state_dict': {}, 'meta': RunsCode(str(marker))},
+               root / 'evil.pth')
+    torch.save({'state_dict': {'backbone.w': torch.ones(1)}},
+               root / 'good.pth')
+    monkeypatch.setattr(mm_checkpoint, table, lambda: {
+        'evil': f'{base}/evil.pth', 'good': f'{base}/good.pth'})
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        mm_checkpoint._load_checkpoint(f'{prefix}evil', map_location='cpu')
+    assert not marker.exists()
+    loaded = mm_checkpoint._load_checkpoint(f'{prefix}good',
+                                            map_location='cpu')
+    # mmcls:// checkpoints keep mmengine's key conversion.
+    key = 'w' if prefix == 'mmcls://' else 'backbone.w'
+    assert list(loaded['state_dict']) == [key]
+
+
+def test_an_s3_checkpoint_loads_with_weights_only(tmp_path, monkeypatch):
+    """mmengine's ``s3://`` loader left ``weights_only`` to torch's default,
+    which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns off: the pickle ran
+    its code."""
+    import io
+
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.runner import checkpoint as mm_checkpoint
+
+    from mmseg_dsnet.compat import UnsafeCheckpointError
+    marker = tmp_path / 'ran'
+    buffer = io.BytesIO()
+    torch.save({'meta': RunsCode(str(marker))}, buffer)
+
+    class Backend:
+
+        def get(self, filename):
+            return buffer.getvalue()
+
+    monkeypatch.setattr(mm_checkpoint, 'get_file_backend',
+                        lambda *args, **kwargs: Backend())
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(UnsafeCheckpointError, match='s3://bucket/evil.pth'):
+        mm_checkpoint._load_checkpoint('s3://bucket/evil.pth',
+                                       map_location='cpu')
+    assert not marker.exists()
+
+
+def test_an_unsupported_scheme_is_refused_by_name():
+    """``pavi://`` (and any scheme registered before ours) went to
+    mmengine's loader, which unpickles with torch's default: refused now,
+    one message naming the scheme."""
+    import mmseg_dsnet  # noqa: F401
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from mmseg_dsnet.compat import UnsupportedCheckpointSchemeError
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    with pytest.raises(UnsupportedCheckpointSchemeError) as err:
+        _load_checkpoint('pavi://model/1', map_location='cpu')
+    text = describe_user_error(err.value)
+    assert text.startswith('checkpoint pavi://model/1: the pavi:// scheme '
+                           'is not supported'), text
+    with pytest.raises(UnsupportedCheckpointSchemeError, match='no model'):
+        _load_checkpoint('mmcls://no_such_net', map_location='cpu')

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import load_tool
+from conftest import REPO, load_tool
 
 cpu_latency = load_tool('analysis_tools/cpu_latency.py')
 
@@ -244,3 +244,37 @@ def test_a_re_parameterised_export_is_credited_with_its_own_macs(tmp_path):
     assert gmacs['onnxruntime fp32'] < gmacs['PyTorch']
     # The runner factories time the files that were written.
     assert (tmp_path / 'dsnet-v1.onnx').is_file()
+
+
+def test_the_report_says_what_each_row_timed(tmp_path):
+    """The report did not record which --checkpoint DSNet was timed with
+    (path, SHA-256), nor per row the input fed, the thread counts and the
+    input the exported graph declares (dynamic or fixed 256x256)."""
+    import json
+
+    from mmseg_dsnet.utils.fileio import sha256_of
+    checkpoint = REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth'
+    out = tmp_path / 'r.json'
+    cpu_latency.main([
+        '--out', str(out), '--skip', *cpu_latency.BASELINES, '--no-compile',
+        '--repeat', '1', '--rounds', '1', '--min-runs', '1',
+        '--max-seconds', '0.1', '--warmup', '1', '--threads', '1',
+        '--checkpoint', str(checkpoint)
+    ])
+    report = json.loads(out.read_text())
+    assert report['checkpoint'] == dict(path=str(checkpoint),
+                                        sha256=sha256_of(str(checkpoint)))
+    assert sha256_of(str(checkpoint)) in (tmp_path / 'r.md').read_text()
+    graphs = {}
+    for row in report['models']:
+        assert row['input_shape'] == [1, 3, 256, 256], row['form']
+        assert row['threads'] == [1] and list(row['latency']) == ['1']
+        graphs[row['form']] = row.get('graph_input')
+    assert graphs['PyTorch, as trained'] is None
+    assert graphs['onnxruntime fp32']['shape'] == ['batch', 3, 'height',
+                                                   'width']
+    assert graphs['onnxruntime fp32, fixed 256x256']['shape'] == [
+        'batch', 3, 256, 256]
+    # The existing keys stay (leaderboard.py reads them).
+    assert {'machine', 'input', 'threads', 'peak_gflops', 'configs',
+            'models', 'targets'} <= set(report)

@@ -1396,3 +1396,23 @@ def test_benchmark_names_the_cpu_it_timed_on():
                  if line.startswith('model name')]
     assert result['device_name'] == names[0]
     assert result['device_name'] not in ('x86_64', 'aarch64', '')
+
+
+def test_profile_train_step_prints_what_it_timed(capsys):
+    """The step times were printed without the batch size, input shape,
+    steps, threads or (on the CPU) the device they were measured with."""
+    import torch
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    profile.main([config, '--device', 'cpu', '--shape', '32', '48',
+                  '--batch-size', '2', '--steps', '1', '--variants',
+                  'eager', '--top', '1'])
+    printed = capsys.readouterr().out.splitlines()
+    timed = next(i for i, line in enumerate(printed)
+                 if line.startswith('eager ') and 'ms/step' in line)
+    header = next(line for line in printed[:timed]
+                  if line.startswith('batch size'))
+    assert header.startswith('batch size 2, input 2x3x32x48 (random uint8 '
+                             'images and masks), 1 timed step(s) after 3 '
+                             'untimed; device cpu ('), header
+    assert f'{torch.get_num_threads()} CPU thread(s)' in header

@@ -20,7 +20,8 @@ def user_error_types():
     do."""
     from mmseg_dsnet.compat import (CheckpointDownloadError,
                                     CorruptCheckpointError,
-                                    UnsafeCheckpointError)
+                                    UnsafeCheckpointError,
+                                    UnsupportedCheckpointSchemeError)
     from mmseg_dsnet.datasets.sample_checks import (BadSampleError,
                                                     MaskValueError)
     from .checkpoint_match import CheckpointMismatchError
@@ -32,7 +33,7 @@ def user_error_types():
             NumClassesMismatchError, ConfigKeyError, WorkDirError,
             UnsafeCheckpointError, CorruptCheckpointError, FastTrainingError,
             CheckpointMismatchError, MissingInputError,
-            CheckpointDownloadError)
+            CheckpointDownloadError, UnsupportedCheckpointSchemeError)
 
 
 def describe_user_error(err):

@@ -29,7 +29,9 @@ achieved GFLOP/s are reported as ``2 * MACs / latency`` to compare like with
 like.
 
 Writes the JSON and a Markdown table (same name, ``.md``) and prints the
-table.
+table. The JSON records the ``--checkpoint`` (path and SHA-256; null for
+random weights) and, per row, the input fed, the thread counts and, for
+onnxruntime, the input the exported graph declares.
 """
 import argparse
 import copy
@@ -531,6 +533,11 @@ def markdown(report):
               f'{report["machine"]["cores"]} cores; torch '
               f'{report["machine"]["torch"]}, onnxruntime '
               f'{report["machine"]["onnxruntime"]}. {report["note"]}']
+    if 'checkpoint' in report:  # older reports do not say
+        weights = report['checkpoint']
+        lines += ['', 'DSNet weights: ' + (
+            f'{weights["path"]} (SHA-256 {weights["sha256"]})'
+            if weights else 'random (no --checkpoint)') + '.']
     return '\n'.join(lines) + '\n'
 
 
@@ -614,6 +621,25 @@ def baseline_cases(name, cfg, workdir):
         cases.append((name, 'onnxruntime fp32', deployed / 1e9,
                       lambda t, f=onnx_file: ort_runner(f, t)[1]))
     return cases
+
+
+def checkpoint_record(checkpoint):
+    """Which weights DSNet's rows were timed with: the ``--checkpoint``
+    file's absolute path and SHA-256, or None for random weights."""
+    from mmseg_dsnet.utils.fileio import sha256_of
+    if not checkpoint:
+        return None
+    return dict(path=osp.abspath(checkpoint), sha256=sha256_of(checkpoint))
+
+
+def graph_input(onnx_file):
+    """The input an exported graph declares: its name, and its shape with a
+    named (dynamic) axis as that name, e.g. ``[1, 3, 'height', 'width']``."""
+    import onnx
+    declared = onnx.load(onnx_file, load_external_data=False).graph.input[0]
+    dims = [d.dim_param or d.dim_value
+            for d in declared.type.tensor_type.shape.dim]
+    return dict(name=declared.name, shape=dims)
 
 
 def thread_counts(threads=None):
@@ -710,9 +736,24 @@ def measure(args, workdir):
             continue
         cases += baseline_cases(name, cfg, workdir)
 
+    # What a reader needs to reproduce a row: the input it was fed, the
+    # thread counts it was timed at and, for onnxruntime, the input the
+    # exported graph declares (dynamic or fixed axes).
+    graph_files = {('DSNet', 'onnxruntime fp32'): fp32_file,
+                   ('DSNet', 'onnxruntime int8'): int8_file,
+                   ('DSNet', 'onnxruntime fp32, no CPU rewrites'): plain_file,
+                   ('DSNet', 'onnxruntime fp32, fixed 256x256'): fixed_file}
+    graph_files.update({(name, 'onnxruntime fp32'):
+                        osp.join(workdir, f'{slug(name)}.onnx')
+                        for name in ONNX_BASELINES})
     peak = {}
-    rows = [dict(model=m, form=f, gmacs=g, latency={})
+    rows = [dict(model=m, form=f, gmacs=g, latency={},
+                 input_shape=[1, 3, *SHAPE], threads=counts)
             for m, f, g, _ in cases]
+    for row in rows:
+        if (row['model'], row['form']) in graph_files:
+            row['graph_input'] = graph_input(
+                graph_files[(row['model'], row['form'])])
     others_busy = [busy_cores_of_others()]
     for threads in counts:
         peak[str(threads)] = matmul_peak(threads)
@@ -834,6 +875,8 @@ def measure(args, workdir):
                           'peak = 2 N^3 / time of an N=2048 fp32 matmul'),
         peak_gflops=peak,
         configs=sources,
+        # None: DSNet's rows were timed with random weights.
+        checkpoint=checkpoint_record(args.checkpoint),
         int8_calibration=calib_source if calib_pairs else 'random inputs',
         models=rows,
         targets=targets,

@@ -2,7 +2,8 @@
 show which kernels take the time.
 
 Random cached data (no dataset needed), the config's model, loss and
-optimizer. Prints the step time and img/s of: eager, CUDA graph, graph with
+optimizer. Prints what is timed (batch size, input shape, steps, device,
+CPU threads), then the step time and img/s of: eager, CUDA graph, graph with
 channels-last inputs, graph with bf16 autocast; then torch.profiler's top
 kernels of the eager step.
 
@@ -136,8 +137,9 @@ def main(argv=None):
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     if cuda:
         torch.backends.cudnn.benchmark = True
-        print('device:', torch.cuda.get_device_name(), 'torch',
-              torch.__version__)
+    # The times mean nothing without what was timed (printed on the CPU
+    # too, with its thread count).
+    print(setup_line(args, cuda), flush=True)
     failed = []
     for variant in args.variants:
         try:
@@ -163,6 +165,22 @@ def main(argv=None):
         problems.append('the eager step could not be profiled')
     if problems:
         raise UserError('; '.join(problems) + ' (see above)')
+
+
+def setup_line(args, cuda):
+    """What the printed times are of: batch size, input shape, steps,
+    device (its name) and torch's CPU threads."""
+    if cuda:
+        device = f'{args.device} ({torch.cuda.get_device_name(args.device)})'
+    else:
+        from mmseg_dsnet.analysis.benchmark import cpu_name
+        device = f'cpu ({cpu_name()})'
+    h, w = args.shape
+    return (f'batch size {args.batch_size}, input {args.batch_size}x3x{h}x{w}'
+            f' (random uint8 images and masks), {args.steps} timed step(s) '
+            f'after 3 untimed; device {device}, '
+            f'{torch.get_num_threads()} CPU thread(s); torch '
+            f'{torch.__version__}')
 
 
 def profile_eager_step(cfg, cache, aug, args, sync, cuda):
