@@ -491,6 +491,18 @@ def test_bad_samples_are_skipped_and_counted_each_epoch(
     assert (work_dir / 'epoch_2.pth').is_file()
 
 
+def corrupt_third_test_image(base, tmp_path):
+    """A tiny config over a copy of the data whose third test image is
+    truncated; returns the config and that image."""
+    _, root, _ = base
+    data = copy_data(root, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    return cfg, image
+
+
 @pytest.mark.slow
 def test_a_test_that_would_score_a_replaced_sample_stops(
         base, tools, trained_checkpoint, tmp_path, capsys):
@@ -498,12 +510,7 @@ def test_a_test_that_would_score_a_replaced_sample_stops(
     replaced by the next one, scored twice, and ``test_metrics.json`` said
     the figures were of the split's 5 images, exit 0 (a warning in the
     log). Now the test stops at it; no figures are written anywhere."""
-    _, root, _ = base
-    data = copy_data(root, tmp_path / 'data')
-    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
-    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
-    image = data / 'images' / f'{name}.jpg'
-    image.write_bytes(image.read_bytes()[:300])
+    cfg, image = corrupt_third_test_image(base, tmp_path)
     work_dir = tmp_path / 'work'
     code, err = run_cli(tools['test'].main, [
         cfg, trained_checkpoint, '--work-dir', work_dir, '--cfg-options',
@@ -524,12 +531,7 @@ def test_a_test_that_fails_leaves_no_masks_of_part_of_the_split(
     masks of the first two were written; they stayed in MASKS, a result of
     part of the split. Now they are removed, and MASKS too if the run made
     it (an empty folder given stays)."""
-    _, root, _ = base
-    data = copy_data(root, tmp_path / 'data')
-    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
-    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
-    image = data / 'images' / f'{name}.jpg'
-    image.write_bytes(image.read_bytes()[:300])
+    cfg, image = corrupt_third_test_image(base, tmp_path)
     given = tmp_path / 'given'
     given.mkdir()
     for masks in (tmp_path / 'masks', given):

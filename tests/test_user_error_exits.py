@@ -374,10 +374,9 @@ def _perturb_one_weight(proto):
     raise AssertionError('no initializer for the last Conv weight')
 
 
-def test_export_parity_catches_a_real_mismatch_and_leaves_no_file(
-        check_images, tmp_path, capsys, monkeypatch):
-    """A fault in the exported graph (one weight off by 0.1, as a faulty
-    rewrite would make) fails the check; no .onnx file is left."""
+def break_cpu_rewrites(monkeypatch):
+    """Make the export's CPU rewrites also put one weight off by 0.1 (as a
+    faulty rewrite would); returns the real rewrite function."""
     from mmseg_dsnet.deploy import onnx_export
     optimize = onnx_export.optimize_for_cpu
 
@@ -387,6 +386,15 @@ def test_export_parity_catches_a_real_mismatch_and_leaves_no_file(
         return rewrites
 
     monkeypatch.setattr(onnx_export, 'optimize_for_cpu', faulty_optimize)
+    return optimize
+
+
+def test_export_parity_catches_a_real_mismatch_and_leaves_no_file(
+        check_images, tmp_path, capsys, monkeypatch):
+    """A fault in the exported graph (one weight off by 0.1, as a faulty
+    rewrite would make) fails the check; no .onnx file is left."""
+    from mmseg_dsnet.deploy import onnx_export
+    optimize = break_cpu_rewrites(monkeypatch)
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
     out = tmp_path / 'out' / 'model.onnx'
     code, err = run_cli(load_tool('deployment/export_onnx.py').main, [
@@ -417,14 +425,7 @@ def test_a_failed_export_over_an_earlier_one_is_reported_as_such(
     import json
 
     from mmseg_dsnet.deploy import onnx_export
-    optimize = onnx_export.optimize_for_cpu
-
-    def faulty_optimize(proto, shape):
-        rewrites = optimize(proto, shape)
-        _perturb_one_weight(proto)
-        return rewrites
-
-    monkeypatch.setattr(onnx_export, 'optimize_for_cpu', faulty_optimize)
+    optimize = break_cpu_rewrites(monkeypatch)
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'
     report = tmp_path / 'model.json'
