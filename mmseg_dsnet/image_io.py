@@ -9,7 +9,7 @@ files instead of returning a half-grey picture) and always come back as
 import glob
 import os
 import os.path as osp
-import warnings
+import struct
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -79,37 +79,88 @@ def read_image(path: str,
     if osp.getsize(path) == 0:
         raise ImageReadError(f'{path}: empty file')
     notes: List[str] = []
-    # Pillow's own decompression-bomb guard (89 M pixels) would stop
-    # legitimate large scans; ``max_pixels`` is checked instead.
-    saved_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if max_pixels is not None and width * height > max_pixels:
-                    raise ImageReadError(
-                        f'{path}: {width}x{height} = {width * height} pixels '
-                        f'is above the limit of {max_pixels} pixels '
-                        '(raise it with --max-pixels)')
-                # The shared reader: upright and converted as the model's
-                # data loader sees its training images.
-                rgb = decode_rgb(image, notes)
+        with _open_unchecked(path) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageReadError(
+                    f'{path}: {width}x{height} = {width * height} pixels '
+                    f'is above the limit of {max_pixels} pixels '
+                    '(raise it with --max-pixels)')
+            # The shared reader: upright and converted as the model's
+            # data loader sees its training images.
+            rgb = decode_rgb(image, notes)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
         raise ImageReadError(
             f'{path}: not an image file (format not recognised)') from None
+    except Image.DecompressionBombError as err:
+        # Some formats (GIF frames, MPO, ICO, TIFF tiles) check Pillow's
+        # process-wide limit again while decoding; that one is the user's.
+        raise ImageReadError(
+            f'{path}: refused by Pillow\'s image-size limit '
+            f'(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}): '
+            f'{err}') from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(
             f'{path}: unreadable or truncated image ({err})') from None
     except MemoryError:
         raise ImageReadError(
             f'{path}: not enough memory to decode the image') from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved_limit
     return LoadedImage(path=path, rgb=rgb, notes=notes)
+
+
+def _open_unchecked(path: str) -> Image.Image:
+    """Open an image file as ``Image.open`` does, without Pillow's
+    decompression-bomb check on the header size.
+
+    Pillow's guard (warning above 89 M pixels, error above twice that)
+    would stop legitimate large scans, and ``read_image`` checks its own
+    ``max_pixels`` from the header instead. Pillow's limit is a
+    process-wide global (``Image.MAX_IMAGE_PIXELS``): turning it off while
+    decoding would take the protection away from every other thread of the
+    process, so the format plugins are called directly, as ``Image.open``
+    calls them (``Image.OPEN`` / ``Image.ID`` are Pillow's plugin registry).
+
+    Args:
+        path (str): The image file.
+
+    Returns:
+        PIL.Image.Image: The opened, not yet decoded, image.
+
+    Raises:
+        PIL.UnidentifiedImageError: No plugin recognises the file.
+    """
+    registry = getattr(Image, 'OPEN', None)
+    formats = getattr(Image, 'ID', None)
+    if not isinstance(registry, dict) or not isinstance(formats, list):
+        return Image.open(path)  # a Pillow without the registry: its check
+    handle = open(path, 'rb')
+    try:
+        prefix = handle.read(16)
+        for loader in (Image.preinit, Image.init):
+            loader()
+            for name in list(formats):
+                factory, accept = registry.get(name.upper(), (None, None))
+                if factory is None:
+                    continue
+                result = not accept or accept(prefix)
+                if not result or isinstance(result, str):
+                    continue
+                handle.seek(0)
+                try:
+                    image = factory(handle, path)
+                except (SyntaxError, IndexError, TypeError, struct.error):
+                    continue
+                # As Image.open: the image closes the file with itself.
+                image._exclusive_fp = True
+                return image
+    except BaseException:
+        handle.close()
+        raise
+    handle.close()
+    raise UnidentifiedImageError(f'cannot identify image file {path!r}')
 
 
 @dataclass

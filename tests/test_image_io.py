@@ -1,0 +1,115 @@
+"""``mmseg_dsnet.image_io.read_image`` and Pillow's process-wide limit."""
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmseg_dsnet.image_io as image_io
+
+
+def _save(path, shape=(30, 40)):
+    Image.fromarray(np.full(shape + (3, ), 90, np.uint8)).save(path)
+    return str(path)
+
+
+def test_read_image_leaves_pillows_limit_alone_while_decoding(
+        tmp_path, monkeypatch):
+    # Another thread decoding at the same time reads the same global:
+    # turning it off here would take its decompression-bomb guard away.
+    seen = []
+    decode = image_io.decode_rgb
+
+    def spy(image, notes):
+        seen.append(Image.MAX_IMAGE_PIXELS)
+        return decode(image, notes)
+
+    monkeypatch.setattr(image_io, 'decode_rgb', spy)
+    limit = Image.MAX_IMAGE_PIXELS
+    image = image_io.read_image(_save(tmp_path / 'a.png'))
+    assert image.size == (30, 40)
+    assert seen == [limit]
+    assert Image.MAX_IMAGE_PIXELS == limit
+
+
+@pytest.mark.parametrize('name', ['a.png', 'a.jpg', 'a.bmp'])
+def test_read_image_applies_max_pixels_not_pillows_limit(
+        tmp_path, monkeypatch, name):
+    # Pillow's limit (here far below the image) stays in force for everyone
+    # else; read_image is governed by its own max_pixels, as before.
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 100)
+    path = _save(tmp_path / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', Image.DecompressionBombWarning)
+        image = image_io.read_image(path)
+    assert image.size == (30, 40)
+    assert int(image.rgb.mean()) == 90
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'a\.\w+: 40x30 = 1200 pixels is above the '
+                       r'limit of 1000 pixels'):
+        image_io.read_image(path, max_pixels=1000)
+    assert Image.MAX_IMAGE_PIXELS == 100
+
+
+def test_read_image_names_pillows_limit_when_a_plugin_checks_it(
+        tmp_path, monkeypatch):
+    # TIFF checks Pillow's limit again on each strip while decoding: a clear
+    # refusal that names the limit, not a traceback.
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 100)
+    path = _save(tmp_path / 'a.tif')
+    with pytest.raises(image_io.ImageReadError,
+                       match=r"a\.tif: refused by Pillow's image-size limit "
+                       r'\(PIL\.Image\.MAX_IMAGE_PIXELS = 100\)'):
+        image_io.read_image(path)
+
+
+def test_read_image_refusals_unchanged(tmp_path):
+    text = tmp_path / 'notes.png'
+    text.write_text('not an image')
+    with pytest.raises(image_io.ImageReadError,
+                       match='notes.png: not an image file'):
+        image_io.read_image(str(text))
+    cut = tmp_path / 'cut.png'
+    data = open(_save(tmp_path / 'whole.png'), 'rb').read()
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(image_io.ImageReadError,
+                       match='cut.png: unreadable or truncated'):
+        image_io.read_image(str(cut))
+
+
+def test_read_image_in_threads_keeps_others_guard(tmp_path):
+    # While many reads run, a bomb opened by another thread is still
+    # refused by Pillow.
+    path = _save(tmp_path / 'a.png')
+    bomb = _save(tmp_path / 'bomb.png', (200, 200))
+    stop = threading.Event()
+    escaped = []
+
+    def reader():
+        while not stop.is_set():
+            image_io.read_image(path)
+
+    def opener():
+        for _ in range(200):
+            try:
+                with Image.open(bomb):
+                    escaped.append(True)
+            except Image.DecompressionBombError:
+                pass
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 10_000
+    try:
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        opener()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    assert not escaped
