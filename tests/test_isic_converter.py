@@ -565,9 +565,12 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
     meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
-    # Identical copies in a folder and its zip are one file; the zip's
-    # other ISIC_0000001.jpg and the id in two splits are duplicates.
-    assert meta['skipped_by_reason'] == {'duplicate id': 2}
+    # Identical copies in a folder and its zip are one file; the id in two
+    # splits is a skipped duplicate; the zip's other ISIC_0000001.jpg is an
+    # ignored file of a pair still written.
+    assert meta['skipped_by_reason'] == {'duplicate id': 1}
+    assert [(r['id'], r['reason']) for r in meta['duplicate_files']] == [
+        ('ISIC_0000001', 'duplicate file')]
     assert ('note: split train: 5 file(s) are both in an official folder '
             'and in the zip of the same name, with the same content'
             in result.stdout)
@@ -582,6 +585,47 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     assert test_ids == ['ISIC_0000005', 'ISIC_0000006']
     strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers', '1')
     assert strict.returncode == 2
+
+
+def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
+    """ISIC_x.jpg and ISIC_x.png of one id: the pair was written (from the
+    .jpg) but also counted as a skipped pair, with the warning that the
+    lightweight split is not the complete download's. Now the pair counts
+    as written and meta.json names the file used and the one ignored."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    jpg = raw / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    Image.open(jpg).transpose(Image.FLIP_LEFT_RIGHT).save(
+        jpg.with_suffix('.png'))
+
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    out = tmp_path / 'out'
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['skipped'] == []
+    assert meta['skipped_by_reason'] == {}
+    assert meta['counts']['official_train'] == 3
+    assert 'ISIC_0000001' in _split(out, 'official_train')
+    assert len(_split(out, 'lightweight_train') +
+               _split(out, 'lightweight_test')) == 5
+    [record] = meta['duplicate_files']
+    assert record['split'] == 'train' and record['id'] == 'ISIC_0000001'
+    assert record['reason'] == 'duplicate file'
+    assert record['file'].endswith(f'{TRAIN_IMAGES}/ISIC_0000001.png')
+    assert (f'{TRAIN_IMAGES}/ISIC_0000001.jpg is the file used for this id'
+            in record['detail'])
+    assert 'skipped: 0' in result.stdout
+    assert 'duplicate files ignored: 1 (duplicate file: 1)' in result.stdout
+    assert 'pair(s) skipped' not in result.stdout
+    assert 'WARNING: 1 file(s) ignored' in result.stdout
+    # The pair is the .jpg's (converted byte for byte).
+    assert (out / 'images' / 'ISIC_0000001.jpg').read_bytes() == \
+        jpg.read_bytes()
+    # --strict still refuses an id with two different files.
+    strict = run_converter(raw, tmp_path / 'strict', '--strict')
+    assert strict.returncode == 2
+    assert ('1 duplicate file(s) with other content than the file used for '
+            'their id') in strict.output
+    assert not (tmp_path / 'strict').exists()
 
 
 def test_a_zip_kept_beside_its_extracted_folder_converts_strictly(tmp_path):

@@ -14,7 +14,8 @@ Output (``OUT``)::
                lightweight_design_{train,val}.txt (lightweight_train split
                again: a seeded 10 % held out for choosing designs and
                settings without the test set)
-    OUT/meta.json          year, seed, counts, split rules, fixed/skipped files
+    OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
+                           duplicate files ignored
     OUT/SYNTHETIC.txt      only from a download that holds it (one made by
                            make_synthetic_isic.py): copied, so that metrics
                            on the set say ``synthetic``
@@ -553,14 +554,17 @@ def _scan(src, year, log):
     """Find the pairs of every split.
 
     Returns:
-        tuple: ``(tasks, skipped, ignored, present, missing, unread)``:
+        tuple: ``(tasks, skipped, ignored, present, missing, unread,
+        duplicates)``:
         ``tasks`` lists (split, id, image ref, mask ref), a ref being
         (container, member, is_zip); ``skipped`` lists skip records;
         ``ignored`` counts stray files by kind; ``present`` names the
         splits whose folders or zips hold an image or a mask; ``missing``
         maps the other official splits of ``year`` to what is missing
         (:func:`_missing_split_text`); ``unread`` names the folders that
-        could not be listed, with why.
+        could not be listed, with why; ``duplicates`` lists a record per
+        file ignored because another file of its id and role (the first,
+        which is used) has other content.
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -575,6 +579,7 @@ def _scan(src, year, log):
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
                               f'(expected: {", ".join(names)})')
     tasks, skipped, unexpected, present, unread = [], [], [], [], []
+    duplicates = []
     missing = {}
     ignored = Counter()
     first_split_of = {}
@@ -641,13 +646,16 @@ def _scan(src, year, log):
                      for ref in refs[1:] if not copies.same(refs[0], ref)]
             read_twice += sum(len(refs[1:]) for refs in (
                 image_refs, mask_refs)) - len(later)
-            if later:
-                kept = [refs[0] for refs in (image_refs, mask_refs) if refs]
-                skipped.append(
-                    _record(
-                        split, image_id, 'duplicate id', later[0],
-                        f'{", ".join(_display(*r) for r in later)} ignored, '
-                        f'keeping {", ".join(_display(*r) for r in kept)}'))
+            # A second, different file of the id (ISIC_1.jpg and
+            # ISIC_1.png, a zip with other content) is not a skipped pair:
+            # the pair is still converted, from the first file.
+            for refs in (image_refs, mask_refs):
+                for ref in refs[1:]:
+                    if not copies.same(refs[0], ref):
+                        duplicates.append(
+                            _record(split, image_id, 'duplicate file', ref,
+                                    f'ignored; {_display(*refs[0])} is the '
+                                    'file used for this id'))
             if not mask_refs:
                 skipped.append(
                     _record(split, image_id, 'missing mask', image_refs[0],
@@ -667,7 +675,7 @@ def _scan(src, year, log):
     if len(unexpected) > MAX_PRINTED_PER_REASON:
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
-    return tasks, skipped, ignored, present, missing, unread
+    return tasks, skipped, ignored, present, missing, unread, duplicates
 
 
 # ---------------------------------------------------------------------------
@@ -1335,6 +1343,13 @@ def _log_summary(log, summary, out, missing, unread_text):
         f'(seed {summary["seed"]})')
     _print_records(log, '  fixed', summary['fixed'])
     _print_records(log, '  skipped', summary['skipped'])
+    duplicates = summary.get('duplicate_files', [])
+    if duplicates:
+        _print_records(log, '  duplicate files ignored', duplicates)
+        log(f'  WARNING: {len(duplicates)} file(s) ignored: each has the id '
+            'of another file with other content, and the first one found '
+            'was converted; check that it is the right one (--strict '
+            'refuses to write such a set)')
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
     pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
@@ -1443,7 +1458,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
     _check_out(src, out, overwrite, year)
 
-    tasks, skipped, ignored, present, missing, unread = _scan(src, year, log)
+    (tasks, skipped, ignored, present, missing, unread,
+     duplicates) = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1506,6 +1522,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         }
         if unread:  # only then, so that other outputs stay as they were
             summary['unread_folders'] = unread
+        if duplicates:  # likewise
+            summary['duplicate_files'] = duplicates
         # A synthetic download stays marked after the conversion: without
         # the marker its runs were recorded as runs on real ISIC data.
         synthetic = (src / SYNTHETIC_MARKER).is_file()
@@ -1521,6 +1539,10 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
         problems += list(missing.values())
         problems += [unread_text] if unread_text else []
+        problems += [
+            f'{len(duplicates)} duplicate file(s) with other content than '
+            'the file used for their id'
+        ] if duplicates else []
         if strict and problems:
             raise StrictModeError(
                 f'--strict: {"; ".join(problems)}; nothing written', summary)
