@@ -207,7 +207,7 @@ def main(argv=None):
                                                     run_inference)
     from mmseg_dsnet.apis.output_record import (
         check_inputs_outside_outputs, claim_output_folder, describe_model,
-        read_sources, release_output_folder)
+        earlier_outputs_among_inputs, read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
 
@@ -250,6 +250,14 @@ def main(argv=None):
     for folder in subfolders:
         print(f'skipped {folder}: a sub-folder, not searched (--recursive '
               'to segment its images too)', file=sys.stderr)
+    try:
+        found.files, earlier = earlier_outputs_among_inputs(
+            args.inputs, found.files)
+    except UserError as err:
+        return fail(err)
+    for folder in earlier:
+        print(f'skipped {folder}: the outputs of an earlier infer.py run, '
+              'not read as input', file=sys.stderr)
     if not found.files:
         return fail('no images to process')
     try:
