@@ -1189,3 +1189,23 @@ def test_an_earlier_runs_outputs_are_not_taken_as_photos(checkpoint,
     assert 'Processed 2 of 2 images' in out_text + err
     assert sorted(p.name for p in (out / 'masks').iterdir()) == [
         'p0.png', 'p1.png']
+
+
+def test_a_link_to_an_input_is_named_when_left_out(checkpoint, tmp_path,
+                                                    capsys):
+    """A folder holding ``a.jpg`` and ``link.jpg`` (a symbolic link to it):
+    the link was dropped as a duplicate without a word, ``Processed 1 of 1
+    images``, exit 0, and no ``masks/link.png`` came; now it is named."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(lesion_image(40, 50)).save(photos / 'a.jpg')
+    (photos / 'link.jpg').symlink_to(photos / 'a.jpg')
+    out = tmp_path / 'out'
+    assert run_tool([CONFIG, checkpoint, str(photos), str(photos / 'a.jpg'),
+                     '--out-dir', str(out), '--no-progress']) == 0
+    err = capsys.readouterr().err
+    assert (f'skipped {photos}/link.jpg: the same file as {photos}/a.jpg, '
+            'segmented once') in err
+    # The same path given twice is no news.
+    assert err.count('the same file as') == 1
+    assert sorted(p.name for p in (out / 'masks').iterdir()) == ['a.png']

@@ -240,6 +240,9 @@ def main(argv=None):
     for path in found.skipped:
         print(f'skipped {path}: not an image file extension',
               file=sys.stderr)
+    for path, kept in found.duplicates:
+        print(f'skipped {path}: the same file as {kept}, segmented once '
+              '(its outputs are named after that one)', file=sys.stderr)
     # Their images were left out without a word, exit 0. The folder that
     # holds this run's outputs is no input.
     out_real = osp.realpath(args.out_dir)
