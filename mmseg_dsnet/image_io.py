@@ -179,12 +179,16 @@ class InputList:
         subfolders (list[str]): Sub-folders of given folders, not searched
             (without ``recursive``), so that their images are not left out
             without a word.
+        duplicates (list[tuple[str, str]]): ``(path, kept)`` for a path
+            under another name that is the same file as ``kept`` (a
+            symbolic or hard link), taken once: its outputs are ``kept``'s.
     """
     files: List[str] = field(default_factory=list)
     problems: List[Tuple[str, str]] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     excluded: List[str] = field(default_factory=list)
     subfolders: List[str] = field(default_factory=list)
+    duplicates: List[Tuple[str, str]] = field(default_factory=list)
 
 
 def _has_glob_magic(text: str) -> bool:
@@ -228,11 +232,17 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 return True
         return False
 
+    first = {}
+
     def add(path):
         key = osp.realpath(path)
         if key not in seen:
             seen.add(key)
+            first[key] = path
             found.files.append(path)
+        elif osp.normpath(path) != osp.normpath(first[key]):
+            # Left out without a word, no output of its name (a link).
+            found.duplicates.append((path, first[key]))
 
     for item in inputs:
         if osp.isdir(item):

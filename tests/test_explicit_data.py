@@ -177,3 +177,40 @@ def test_unwritable_metrics_out_fails_before_evaluating(
     # No runner was built: no log, no evaluation.
     assert 'Epoch(test)' not in proc.stdout + proc.stderr
     assert not list(work_dir.glob('*/*.log'))
+
+
+@pytest.mark.parametrize('tool', ['test.py', 'train.py'])
+def test_a_config_variable_in_cfg_options_is_refused(tool, checkpoint,
+                                                     tmp_path):
+    """``--cfg-options data_root=X``: mmengine had already copied the
+    variable into the loaders when it read the config, so the option
+    changed nothing: the config's own data set was scored, exit 0 (or its
+    path, not X, was named missing), and ``test_metrics.json`` listed
+    ``data_root=X`` among the options it was computed with."""
+    other = tmp_path / 'other_isic'
+    args = [checkpoint] if tool == 'test.py' else []
+    proc = run_tool_in_process(
+        f'tools/{tool}', CONFIG, *args, '--work-dir', tmp_path / 'w',
+        '--cfg-options', f'data_root={other}')
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = error_lines(proc)
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr
+    assert errors[0].startswith(
+        f"ERROR: --cfg-options data_root={other} sets the config variable "
+        "'data_root'"), errors
+    assert f'test_dataloader.dataset.data_root={other}' in errors[0]
+    assert not (tmp_path / 'w').exists()
+
+
+def test_options_that_take_effect_are_let_through():
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (ConfigOptionError,
+                                              check_options_take_effect)
+    cfg = Config.fromfile(str(CONFIG))
+    # Dotted keys, runner keys and new keys reach the runner.
+    check_options_take_effect(cfg, {
+        'test_dataloader.dataset.data_root': 'x', 'work_dir': 'w',
+        'randomness.seed': 1, 'my_new_key': 3})
+    with pytest.raises(ConfigOptionError, match='crop_size'):
+        check_options_take_effect(cfg, {'crop_size': (64, 64)})

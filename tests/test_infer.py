@@ -1142,3 +1142,70 @@ def test_run_inference_refuses_one_path_given_as_files(checkpoint, inputs,
     summary = run_inference(inferencer, [str(normal)], str(out),
                             progress=False)
     assert summary.processed == [str(normal)]
+
+
+def test_an_earlier_runs_outputs_are_not_taken_as_photos(checkpoint,
+                                                          tmp_path, capsys):
+    """``infer.py OUT1/overlays --out-dir OUT2`` (or ``OUT1 --recursive``,
+    or a photo folder holding an earlier ``--out-dir``, searched with
+    ``--recursive``) segmented the earlier run's overlays and masks as
+    photos: ``Processed 6 of 6 images``, exit 0, masks of drawings of
+    masks. Named, they are refused; met while searching, left out."""
+    from conftest import tree_hashes
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(lesion_image(40, 50, index)).save(
+            photos / f'p{index}.jpg')
+    first = photos / 'out'  # an --out-dir inside the photos' folder
+    assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
+                     str(first), '--no-progress']) == 0
+    capsys.readouterr()
+    before = tree_hashes(tmp_path)
+    out = tmp_path / 'again'
+    for named in (first / 'overlays', first / 'masks' / 'p0.png'):
+        code = run_tool([CONFIG, checkpoint, str(named), '--out-dir',
+                         str(out), '--no-progress'])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        lines = [line for line in err.splitlines() if 'ERROR:' in line]
+        sub = 'overlays' if named.name == 'overlays' else 'masks'
+        assert len(lines) == 1 and lines[0].startswith(
+            f'ERROR: input {first}/{sub}/p0.') and (
+                f'lies in {first}/{sub}, the {sub} of an earlier infer.py '
+                f'run ({first}/model.json)') in lines[0], err
+        assert not out.exists()
+    assert run_tool([CONFIG, checkpoint, str(first), '--recursive',
+                     '--out-dir', str(out), '--no-progress']) == 2
+    assert 'ERROR: no images to process' in capsys.readouterr().err
+    assert not out.exists()
+    assert tree_hashes(tmp_path) == before
+
+    assert run_tool([CONFIG, checkpoint, str(photos), '--recursive',
+                     '--out-dir', str(out), '--no-progress']) == 0
+    out_text, err = capsys.readouterr()
+    assert (f'skipped {first}/masks: the outputs of an earlier infer.py '
+            'run, not read as input') in err
+    assert 'Processed 2 of 2 images' in out_text + err
+    assert sorted(p.name for p in (out / 'masks').iterdir()) == [
+        'p0.png', 'p1.png']
+
+
+def test_a_link_to_an_input_is_named_when_left_out(checkpoint, tmp_path,
+                                                    capsys):
+    """A folder holding ``a.jpg`` and ``link.jpg`` (a symbolic link to it):
+    the link was dropped as a duplicate without a word, ``Processed 1 of 1
+    images``, exit 0, and no ``masks/link.png`` came; now it is named."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(lesion_image(40, 50)).save(photos / 'a.jpg')
+    (photos / 'link.jpg').symlink_to(photos / 'a.jpg')
+    out = tmp_path / 'out'
+    assert run_tool([CONFIG, checkpoint, str(photos), str(photos / 'a.jpg'),
+                     '--out-dir', str(out), '--no-progress']) == 0
+    err = capsys.readouterr().err
+    assert (f'skipped {photos}/link.jpg: the same file as {photos}/a.jpg, '
+            'segmented once') in err
+    # The same path given twice is no news.
+    assert err.count('the same file as') == 1
+    assert sorted(p.name for p in (out / 'masks').iterdir()) == ['a.png']

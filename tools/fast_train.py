@@ -31,7 +31,8 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               check_fast_run_config,
                                               last_checkpoint_of,
                                               training_device)
-from mmseg_dsnet.engine.preflight import validates_on
+from mmseg_dsnet.engine.preflight import (check_options_take_effect,
+                                          validates_on)
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -127,6 +128,7 @@ def build_specs(args):
     for (path, seed), name in zip(runs, names):
         cfg = Config.fromfile(path)
         if args.cfg_options:
+            check_options_take_effect(cfg, args.cfg_options)
             cfg.merge_from_dict(args.cfg_options)
         check_fast_run_config(cfg, path, validate=bool(args.val_interval),
                               test=args.test)
@@ -141,8 +143,7 @@ def build_specs(args):
             raise FastTrainingError(
                 f'{path}: data_root {data_root} does not exist (convert the '
                 'data with tools/dataset_converters/isic.py, or set '
-                '--cfg-options data_root=... train_dataloader.dataset.'
-                'data_root=...)')
+                '--cfg-options train_dataloader.dataset.data_root=...)')
         if args.resume:
             # Before check_work_dir makes the folder: a run that cannot
             # resume leaves nothing behind.

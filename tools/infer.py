@@ -207,7 +207,7 @@ def main(argv=None):
                                                     run_inference)
     from mmseg_dsnet.apis.output_record import (
         check_inputs_outside_outputs, claim_output_folder, describe_model,
-        read_sources, release_output_folder)
+        earlier_outputs_among_inputs, read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
 
@@ -240,6 +240,9 @@ def main(argv=None):
     for path in found.skipped:
         print(f'skipped {path}: not an image file extension',
               file=sys.stderr)
+    for path, kept in found.duplicates:
+        print(f'skipped {path}: the same file as {kept}, segmented once '
+              '(its outputs are named after that one)', file=sys.stderr)
     # Their images were left out without a word, exit 0. The folder that
     # holds this run's outputs is no input.
     out_real = osp.realpath(args.out_dir)
@@ -250,6 +253,14 @@ def main(argv=None):
     for folder in subfolders:
         print(f'skipped {folder}: a sub-folder, not searched (--recursive '
               'to segment its images too)', file=sys.stderr)
+    try:
+        found.files, earlier = earlier_outputs_among_inputs(
+            args.inputs, found.files)
+    except UserError as err:
+        return fail(err)
+    for folder in earlier:
+        print(f'skipped {folder}: the outputs of an earlier infer.py run, '
+              'not read as input', file=sys.stderr)
     if not found.files:
         return fail('no images to process')
     try:

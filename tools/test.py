@@ -29,8 +29,9 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.preflight import (check_config_sets,
-                                         check_input_file, load_config)
+from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
+                                          check_options_take_effect,
+                                          load_config)
 from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
                                                   remove_scored_masks)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -133,6 +134,7 @@ def build_cfg(args):
     cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_options_take_effect(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     # A model or dataset base config: an AttributeError traceback (or a
     # registry error with a spelling hint) where the key was first read.

@@ -32,9 +32,9 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
-from mmseg_dsnet.engine.preflight import (check_config_sets,
-                                         check_input_file,
-                                         check_trainable_model, load_config)
+from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
+                                          check_options_take_effect,
+                                          check_trainable_model, load_config)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -90,6 +90,7 @@ def build_cfg(args):
     cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_options_take_effect(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     # A model or dataset base config: an AttributeError traceback (or a
     # registry error with a spelling hint) where the key was first read.

@@ -27,7 +27,7 @@ file changed since (a new photo under an old name) is not skipped as done.
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, json_text, sha256_of
@@ -242,6 +242,51 @@ def check_inputs_outside_outputs(out_dir: str,
                 'would be written among its inputs, and --overwrite would '
                 'replace or remove them; give an --out-dir whose masks and '
                 'overlays folders hold no input')
+
+
+def earlier_outputs_among_inputs(named: Sequence[str],
+                                  inputs: Sequence[str]
+                                  ) -> Tuple[List[str], List[str]]:
+    """Leave out inputs that are another run's masks or overlays.
+
+    ``infer.py OUT1/overlays`` (or ``OUT1 --recursive``, or a photo folder
+    holding an earlier ``--out-dir``) segmented an earlier run's overlays
+    and masks as if they were photos, exit 0: the new masks were of
+    drawings of the old ones. A file in ``masks/`` or ``overlays/`` of a
+    folder with a :data:`RECORD_NAME` is such an output.
+
+    Args:
+        named (Sequence[str]): The inputs as given (files, folders).
+        inputs (Sequence[str]): The input files found from them.
+
+    Returns:
+        tuple: The inputs to keep and the output folders left out (met
+        while searching a folder above them).
+
+    Raises:
+        UserError: When a named input is such a folder or lies in one.
+    """
+    keep, left_out = [], []
+    named_real = [osp.realpath(path) for path in named]
+    for path in inputs:
+        folder = osp.dirname(osp.realpath(path))
+        run_dir = osp.dirname(folder)
+        if (osp.basename(folder) not in OUTPUT_SUBDIRS
+                or not osp.isfile(osp.join(run_dir, RECORD_NAME))):
+            keep.append(path)
+            continue
+        if any(real == folder or real.startswith(folder + os.sep)
+               for real in named_real):
+            raise UserError(
+                f'input {path} lies in {osp.dirname(path)}, the '
+                f'{osp.basename(folder)} of an earlier infer.py run '
+                f'({osp.join(osp.dirname(osp.dirname(path)), RECORD_NAME)}'
+                '): its masks and overlays are not photos; give the '
+                'images that run was given')
+        shown = osp.dirname(path)
+        if shown not in left_out:
+            left_out.append(shown)
+    return keep, left_out
 
 
 def release_output_folder(out_dir: str) -> None:

@@ -74,6 +74,64 @@ def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
                 f'silently ignored; did you mean {close[0]!r}?')
 
 
+class ConfigOptionError(UserError, ValueError):
+    """A ``--cfg-options`` key that would change nothing."""
+
+
+def _paths_holding(node, value, path=''):
+    """Dotted paths below ``node`` whose value equals ``value``."""
+    found = []
+    if isinstance(node, dict):
+        for key, item in node.items():
+            found += _paths_holding(item, value, f'{path}.{key}'.lstrip('.'))
+    elif isinstance(node, (list, tuple)) and node != value:
+        for index, item in enumerate(node):
+            found += _paths_holding(item, value, f'{path}.{index}')
+    elif node == value and path:
+        found.append(path)
+    return found
+
+
+def check_options_take_effect(cfg, cfg_options):
+    """Refuse a ``--cfg-options`` key that sets a config variable
+    (``data_root=X``, ``crop_size=...``) before it is merged.
+
+    mmengine copies a variable's value into the sections that use it when
+    it reads the file, so setting the variable afterwards changes nothing:
+    ``test.py CONFIG CKPT --cfg-options data_root=other`` scored the
+    config's own data set, exit 0, and ``test_metrics.json`` recorded
+    ``data_root=other`` among the options it was computed with.
+
+    Args:
+        cfg (Config): The config as read, before the options are merged.
+        cfg_options (dict | None): The ``--cfg-options`` (dotted keys).
+
+    Raises:
+        ConfigOptionError: Naming the option and the keys to set instead.
+    """
+    for key, value in (cfg_options or {}).items():
+        if '.' in key or key in RUNNER_KEYS or key not in cfg:
+            continue
+        old = cfg[key]
+        # A variable no section holds may be read by a tool as it is.
+        users = [path for path in _paths_holding(
+            {k: v for k, v in cfg.items() if k != key}, old)
+            if path.split('.')[0] in RUNNER_KEYS]
+        if not users:
+            continue
+        # Keys of its name first: a value like 0.5 is held by others too.
+        named = [path for path in users if path.split('.')[-1] == key]
+        users = named or users
+        shown = ' '.join(f'{path}={value}' for path in users[:4])
+        more = f' (and {len(users) - 4} more)' if len(users) > 4 else ''
+        raise ConfigOptionError(
+            f'--cfg-options {key}={value} sets the config variable {key!r}, '
+            'whose value was copied into the sections that use it when the '
+            'config was read, so it would change nothing (they keep '
+            f'{old!r}); set the keys that hold its value instead: '
+            f'{shown}{more}')
+
+
 def check_model_builds(cfg):
     """Build ``cfg.model`` once and drop it, so that a model argument out of
     range or a misspelt type is refused before the runner makes its

@@ -19,7 +19,9 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
                                           check_decision_thresholds,
                                           check_input_file,
-                                          check_new_output_file, load_config)
+                                          check_new_output_file,
+                                          check_options_take_effect,
+                                          load_config)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
                                       refuse_same_file)
@@ -61,6 +63,7 @@ def main(argv=None):
         check_new_output_file(args.out, '--out', args.overwrite)
     cfg = load_config(args.config)
     if args.cfg_options:
+        check_options_take_effect(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     # A base config (a model or a data set alone) ended in an AttributeError
     # traceback where the missing part was read.

@@ -23,7 +23,9 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
                                           check_input_file,
-                                          check_new_output_file, load_config)
+                                          check_new_output_file,
+                                          check_options_take_effect,
+                                          load_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
@@ -148,6 +150,7 @@ def main(argv=None):
     labels = check_args(args)
     cfg = load_config(args.config)
     if args.cfg_options:
+        check_options_take_effect(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     # A base config (a model or a data set alone) ended in an AttributeError
     # traceback where the missing part was read.
