@@ -7,13 +7,19 @@
 #               bash tools/dist_test.sh CONFIG CHECKPOINT GPUS_PER_NODE [args]
 # PYTHON selects the interpreter (default: python on PATH).
 set -e
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
+CONFIG=${1:-}
+CHECKPOINT=${2:-}
+GPUS=${3:-}
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+LAUNCH_USAGE="bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]"
+source "$(dirname "$0")/launch_checks.sh"
+launch_positional CONFIG "$CONFIG"
+launch_positional CHECKPOINT "$CHECKPOINT"
+launch_positional GPUS "$GPUS"
+launch_dist_settings
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 "${PYTHON:-python}" -m torch.distributed.run \

@@ -8,12 +8,17 @@
 #               bash tools/dist_train.sh CONFIG GPUS_PER_NODE [args]
 # PYTHON selects the interpreter (default: python on PATH).
 set -e
-CONFIG=$1
-GPUS=$2
+CONFIG=${1:-}
+GPUS=${2:-}
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+LAUNCH_USAGE="bash tools/dist_train.sh CONFIG GPUS [train.py args]"
+source "$(dirname "$0")/launch_checks.sh"
+launch_positional CONFIG "$CONFIG"
+launch_positional GPUS "$GPUS"
+launch_dist_settings
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 "${PYTHON:-python}" -m torch.distributed.run \

@@ -2,15 +2,22 @@
 # Testing on a Slurm cluster (see slurm_train.sh).
 # Usage: [GPUS=4 GPUS_PER_NODE=4 CPUS_PER_TASK=5 SRUN_ARGS=...] \
 #        bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [args]
-set -x
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
+PARTITION=${1:-}
+JOB_NAME=${2:-}
+CONFIG=${3:-}
+CHECKPOINT=${4:-}
 GPUS=${GPUS:-4}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
+LAUNCH_USAGE="bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]"
+source "$(dirname "$0")/launch_checks.sh"
+launch_positional PARTITION "$PARTITION"
+launch_positional JOB_NAME "$JOB_NAME"
+launch_positional CONFIG "$CONFIG"
+launch_positional CHECKPOINT "$CHECKPOINT"
+launch_slurm_settings
+set -x
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 srun -p "${PARTITION}" \

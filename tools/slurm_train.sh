@@ -5,14 +5,20 @@
 #        bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args]
 # Pre-empted jobs: re-submit the same command with --resume; the run
 # continues from the newest complete checkpoint in the work dir.
-set -x
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
+PARTITION=${1:-}
+JOB_NAME=${2:-}
+CONFIG=${3:-}
 GPUS=${GPUS:-4}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
+LAUNCH_USAGE="bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args]"
+source "$(dirname "$0")/launch_checks.sh"
+launch_positional PARTITION "$PARTITION"
+launch_positional JOB_NAME "$JOB_NAME"
+launch_positional CONFIG "$CONFIG"
+launch_slurm_settings
+set -x
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 srun -p "${PARTITION}" \

@@ -1,0 +1,92 @@
+"""The launch scripts (tools/dist_*.sh, tools/slurm_*.sh) with stand-ins for
+the interpreter and srun: what they refuse before starting anything and
+what they pass on unchanged."""
+import os
+import subprocess
+
+import pytest
+from conftest import REPO
+
+USAGE = {
+    'dist_train.sh': 'bash tools/dist_train.sh CONFIG GPUS [train.py args]',
+    'dist_test.sh':
+    'bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]',
+    'slurm_train.sh': 'bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG '
+    '[train.py args]',
+    'slurm_test.sh': 'bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG '
+    'CHECKPOINT [test.py args]',
+}
+
+
+def launch(tmp_path, script, *args, **env):
+    """Runs tools/SCRIPT from tmp_path; the interpreter and srun write
+    their arguments, one per line, to tmp_path/started."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir(exist_ok=True)
+    record = tmp_path / 'started'
+    stand_in = bin_dir / 'record'
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
+    stand_in.chmod(0o755)
+    (bin_dir / 'srun').symlink_to(stand_in)
+    full_env = dict(os.environ, PYTHON=str(stand_in),
+                    PATH=f'{bin_dir}:{os.environ["PATH"]}')
+    for name in ('GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK', 'NNODES',
+                 'NODE_RANK', 'PORT', 'MASTER_ADDR', 'SRUN_ARGS'):
+        full_env.pop(name, None)
+    full_env.update(env)
+    done = subprocess.run(['bash', str(REPO / 'tools' / script), *args],
+                          cwd=tmp_path, env=full_env, capture_output=True,
+                          text=True, timeout=30)
+    started = record.read_text().splitlines() if record.exists() else None
+    (bin_dir / 'srun').unlink()
+    record.unlink(missing_ok=True)
+    return done, started
+
+
+@pytest.mark.parametrize('script,args,env,error', [
+    ('dist_train.sh', (), {}, 'CONFIG is missing'),
+    # A forgotten GPUS: the first option took its place.
+    ('dist_train.sh', ('a.py', '--work-dir', 'w'), {},
+     "GPUS is missing: '--work-dir' is an option, not GPUS"),
+    ('dist_train.sh', ('a.py', 'two'), {},
+     "GPUS must be a whole number, got 'two'"),
+    ('dist_train.sh', ('a.py', '0'), {}, "GPUS must be at least 1, got '0'"),
+    ('dist_test.sh', ('a.py', 'c.pth'), {}, 'GPUS is missing'),
+    ('dist_test.sh', ('a.py', 'c.pth', '2'), {'PORT': '99999'},
+     "PORT must be from 1 to 65535, got '99999'"),
+    ('dist_test.sh', ('a.py', 'c.pth', '2'), {'NNODES': '0'},
+     "NNODES must be at least 1, got '0'"),
+    ('dist_test.sh', ('a.py', 'c.pth', '2'), {
+        'NNODES': '2', 'NODE_RANK': '2'
+    }, "NODE_RANK must be from 0 to 1, got '2'"),
+    ('slurm_train.sh', ('gpu', 'dsnet'), {}, 'CONFIG is missing'),
+    ('slurm_test.sh', ('gpu', 'dsnet', 'a.py'), {}, 'CHECKPOINT is missing'),
+    ('slurm_test.sh', ('gpu', 'dsnet', 'a.py', 'c.pth'), {'GPUS': 'all'},
+     "GPUS must be a whole number, got 'all'"),
+])
+def test_launch_scripts_refuse_missing_arguments_and_bad_settings(
+        tmp_path, script, args, env, error):
+    """A missing argument or a setting that is no number reached torchrun
+    (a Python traceback such as ``ValueError: Unsupported nproc_per_node
+    value: --work-dir``, exit 1) or srun (an empty partition or config)."""
+    done, started = launch(tmp_path, script, *args, **env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f'ERROR: {error}', f'usage: {USAGE[script]}']
+    assert started is None and done.stdout == ''
+
+
+def test_launch_scripts_pass_arguments_with_spaces_unchanged(tmp_path):
+    done, started = launch(tmp_path, 'dist_test.sh', 'my cfg.py', 'c k.pth',
+                           '2', '--out', 'a b', PORT='08080')
+    assert done.returncode == 0, done.stderr
+    assert started[-6:] == ['my cfg.py', 'c k.pth', '--launcher', 'pytorch',
+                            '--out', 'a b']
+    assert '--master_port=08080' in started
+    done, started = launch(tmp_path, 'slurm_train.sh', 'gpu', 'dsnet',
+                           'my cfg.py', '--work-dir', 'a b', GPUS='8',
+                           GPUS_PER_NODE='8')
+    assert done.returncode == 0, done.stderr
+    assert started[:3] == ['-p', 'gpu', '--job-name=dsnet']
+    assert started[-5:] == ['my cfg.py', '--launcher', 'slurm',
+                            '--work-dir', 'a b']

@@ -1,0 +1,54 @@
+# Checks of the arguments and settings of the launch scripts, sourced by
+# dist_train.sh, dist_test.sh, slurm_train.sh and slurm_test.sh. Without
+# them a missing argument or a setting that is no number reached torchrun
+# (a Python traceback, exit 1) or srun (a job of an empty partition or
+# config) as it was.
+# Before sourcing: LAUNCH_USAGE, the script's usage line.
+
+# launch_error MESSAGE: print it and the usage line, exit 2.
+launch_error() {
+  echo "ERROR: $1" >&2
+  echo "usage: $LAUNCH_USAGE" >&2
+  exit 2
+}
+
+# launch_positional NAME VALUE: a required argument, given and no option
+# (a forgotten GPUS put the first option there, e.g. --work-dir).
+launch_positional() {
+  case $2 in
+    '') launch_error "$1 is missing" ;;
+    -*) launch_error "$1 is missing: '$2' is an option, not $1" ;;
+  esac
+}
+
+# launch_whole NAME VALUE MIN [MAX]: a whole number from MIN (to MAX).
+launch_whole() {
+  case $2 in
+    ''|*[!0-9]*) launch_error "$1 must be a whole number, got '$2'" ;;
+  esac
+  # 10# reads 08 as eight, not as a bad octal number.
+  if [ -n "${4:-}" ]; then
+    (( ${#2} <= 9 && 10#$2 >= $3 && 10#$2 <= $4 )) ||
+      launch_error "$1 must be from $3 to $4, got '$2'"
+  else
+    (( ${#2} <= 9 && 10#$2 >= $3 )) ||
+      launch_error "$1 must be at least $3, got '$2'"
+  fi
+}
+
+# dist_train.sh, dist_test.sh: GPUS (processes per node) and torchrun's
+# settings.
+launch_dist_settings() {
+  launch_whole GPUS "$GPUS" 1
+  launch_whole NNODES "$NNODES" 1
+  launch_whole NODE_RANK "$NODE_RANK" 0 $((10#$NNODES - 1))
+  launch_whole PORT "$PORT" 1 65535
+  [ -n "$MASTER_ADDR" ] || launch_error "MASTER_ADDR is empty"
+}
+
+# slurm_train.sh, slurm_test.sh: the numbers given to srun.
+launch_slurm_settings() {
+  launch_whole GPUS "$GPUS" 1
+  launch_whole GPUS_PER_NODE "$GPUS_PER_NODE" 1
+  launch_whole CPUS_PER_TASK "$CPUS_PER_TASK" 1
+}
