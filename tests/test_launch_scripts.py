@@ -1,6 +1,7 @@
 """The launch scripts (tools/dist_*.sh, tools/slurm_*.sh) with stand-ins for
 the interpreter and srun: what they refuse before starting anything and
-what they pass on unchanged."""
+what they pass on unchanged; tools/run_tests.sh with arguments."""
+import hashlib
 import os
 import subprocess
 
@@ -90,3 +91,25 @@ def test_launch_scripts_pass_arguments_with_spaces_unchanged(tmp_path):
     assert started[:3] == ['-p', 'gpu', '--job-name=dsnet']
     assert started[-5:] == ['my cfg.py', '--launcher', 'slurm',
                             '--work-dir', 'a b']
+
+
+def test_run_tests_sh_runs_only_the_test_files_given(tmp_path):
+    """``run_tests.sh tests/test_x.py`` ran ``pytest -q tests tests/test_x.py``:
+    the whole suite (about ten minutes), not the file asked for."""
+    parts = sorted((REPO / 'requirements').glob('*.txt')) + [
+        REPO / 'setup.py', REPO / 'tools' / 'setup_env.sh']
+    stamp = hashlib.sha1(b''.join(p.read_bytes() for p in parts)).hexdigest()
+    if not (REPO / '.venv' / f'.mmseg-dsnet-{stamp[:16]}').exists():
+        pytest.skip('.venv is not up to date: run_tests.sh would install it')
+    # From another folder: the paths are the repository's.
+    done = subprocess.run(
+        ['bash', str(REPO / 'tools' / 'run_tests.sh'),
+         'tests/test_launch_scripts.py', '--collect-only', '-p',
+         'no:cacheprovider'], cwd=tmp_path, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    collected = [line for line in done.stdout.splitlines() if '::' in line]
+    assert collected and all(
+        line.startswith('tests/test_launch_scripts.py::')
+        for line in collected), done.stdout[-2000:]
+    assert os.listdir(tmp_path) == []

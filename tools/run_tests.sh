@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: prepares .venv if needed, then runs the suite.
+# Arguments go to pytest: test files (paths of the repository) run only
+# those, options (-k, -m "not slow", -x) apply to the suite; pytest.ini's
+# testpaths names the suite, as a "tests" here ran all of it beside any file.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup_env.sh
-exec .venv/bin/python -m pytest -q tests "$@"
+exec .venv/bin/python -m pytest -q "$@"
