@@ -77,7 +77,31 @@ def test_launch_scripts_refuse_missing_arguments_and_bad_settings(
     assert started is None and done.stdout == ''
 
 
+@pytest.mark.parametrize('script,args,error', [
+    ('dist_train.sh', ('nope.py', '2'), 'config file nope.py does not exist'),
+    ('dist_test.sh', ('cfg.py', 'nope.pth', '2'),
+     'checkpoint nope.pth does not exist'),
+    ('slurm_train.sh', ('gpu', 'dsnet', 'nope.py'),
+     'config file nope.py does not exist'),
+    ('slurm_test.sh', ('gpu', 'dsnet', 'cfg.py', 'work'),
+     'checkpoint work is a folder, not a file'),
+])
+def test_launch_scripts_refuse_a_missing_config_or_checkpoint(
+        tmp_path, script, args, error):
+    """Each process refused it (as many ERROR lines as processes), then
+    torchrun's ChildFailedError traceback, exit 1; srun asked for GPUs
+    first."""
+    (tmp_path / 'cfg.py').write_text('')
+    (tmp_path / 'work').mkdir()
+    done, started = launch(tmp_path, script, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [f'ERROR: {error}']
+    assert started is None
+
+
 def test_launch_scripts_pass_arguments_with_spaces_unchanged(tmp_path):
+    (tmp_path / 'my cfg.py').write_text('')
+    (tmp_path / 'c k.pth').write_bytes(b'')
     done, started = launch(tmp_path, 'dist_test.sh', 'my cfg.py', 'c k.pth',
                            '2', '--out', 'a b', PORT='08080')
     assert done.returncode == 0, done.stderr

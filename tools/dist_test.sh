@@ -20,6 +20,8 @@ launch_positional CONFIG "$CONFIG"
 launch_positional CHECKPOINT "$CHECKPOINT"
 launch_positional GPUS "$GPUS"
 launch_dist_settings
+launch_input "config file" "$CONFIG"
+launch_input checkpoint "$CHECKPOINT"
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 "${PYTHON:-python}" -m torch.distributed.run \

@@ -19,6 +19,7 @@ source "$(dirname "$0")/launch_checks.sh"
 launch_positional CONFIG "$CONFIG"
 launch_positional GPUS "$GPUS"
 launch_dist_settings
+launch_input "config file" "$CONFIG"
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 "${PYTHON:-python}" -m torch.distributed.run \

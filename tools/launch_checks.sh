@@ -52,3 +52,18 @@ launch_slurm_settings() {
   launch_whole GPUS_PER_NODE "$GPUS_PER_NODE" 1
   launch_whole CPUS_PER_TASK "$CPUS_PER_TASK" 1
 }
+
+# launch_input WHAT PATH: the config or checkpoint is there, as the tools
+# check (preflight.check_input_file) before each process would refuse it
+# (N ERROR lines, then torchrun's traceback and exit 1; on Slurm, after
+# the job was given its GPUs). A URL is left to the loader.
+launch_input() {
+  case $2 in *://*) return 0 ;; esac
+  if [ -d "$2" ]; then
+    echo "ERROR: $1 $2 is a folder, not a file" >&2
+    exit 2
+  elif [ ! -f "$2" ]; then
+    echo "ERROR: $1 $2 does not exist" >&2
+    exit 2
+  fi
+}
