@@ -3,6 +3,7 @@ the interpreter and srun: what they refuse before starting anything and
 what they pass on unchanged; tools/run_tests.sh with arguments."""
 import hashlib
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -137,3 +138,28 @@ def test_run_tests_sh_runs_only_the_test_files_given(tmp_path):
         line.startswith('tests/test_launch_scripts.py::')
         for line in collected), done.stdout[-2000:]
     assert os.listdir(tmp_path) == []
+
+
+def test_run_demo_sh_runs_the_package_of_its_checkout(tmp_path):
+    """With a .venv whose editable install is of another checkout (a copy
+    of the repository, a git worktree sharing one .venv), run_demo.sh ran
+    this checkout's demo.py on the other checkout's package, exit 0."""
+    if not (REPO / '.venv' / 'bin' / 'python').exists():
+        pytest.skip('no .venv')
+    copy = tmp_path / 'copy'
+    (copy / 'tools').mkdir(parents=True)
+    (copy / 'mmseg_dsnet').mkdir()
+    (copy / 'mmseg_dsnet' / '__init__.py').write_text('')
+    shutil.copy(REPO / 'tools' / 'run_demo.sh', copy / 'tools')
+    (copy / 'tools' / 'setup_env.sh').write_text('exit 0\n')  # a stand-in
+    (copy / 'tools' / 'demo.py').write_text(
+        'import sys\nimport mmseg_dsnet\n'
+        'print(mmseg_dsnet.__file__, sys.argv[1:])\n')
+    (copy / '.venv').symlink_to(REPO / '.venv')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    done = subprocess.run(
+        ['bash', str(copy / 'tools' / 'run_demo.sh'), '--work-dir', 'a b'],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        f"{copy / 'mmseg_dsnet' / '__init__.py'} ['--work-dir', 'a b']\n")

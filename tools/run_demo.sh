@@ -7,4 +7,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$repo/tools/setup_env.sh"
-exec "$repo/.venv/bin/python" "$repo/tools/demo.py" "$@"
+# This checkout's package, also where .venv's editable install is of another
+# (a copy of the repository, a git worktree sharing one .venv).
+PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" \
+  exec "$repo/.venv/bin/python" "$repo/tools/demo.py" "$@"
