@@ -163,3 +163,62 @@ def test_run_demo_sh_runs_the_package_of_its_checkout(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
         f"{copy / 'mmseg_dsnet' / '__init__.py'} ['--work-dir', 'a b']\n")
+
+
+# Stands in for both the interpreter that makes the venv and the venv's
+# python: imports pass, `-m pip` is logged and fails while FAKE_PIP_FAILS
+# is set.
+FAKE_VENV_PYTHON = r'''#!/usr/bin/env bash
+case "$1" in
+  --version) echo 'Python 3.11 (stand-in)' ;;
+  -c) exit 0 ;;
+  -m)
+    if [ "$2" = venv ]; then
+      mkdir -p "$3/bin" && cp "$0" "$3/bin/python"
+    elif [ "$2" = pip ] && [ "$3" = install ]; then
+      echo "$*" >> "$FAKE_PIP_LOG"
+      [ -z "${FAKE_PIP_FAILS:-}" ] || { echo 'pip: no network' >&2; exit 1; }
+    fi ;;
+esac
+'''
+
+
+def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
+    """A build for other requirement files (another branch) that failed
+    half-way left the stamp of the earlier files, so after a checkout
+    back setup_env.sh returned at once, exit 0, on a .venv holding some
+    packages of the failed build."""
+    copy = tmp_path / 'repo'
+    (copy / 'tools').mkdir(parents=True)
+    shutil.copytree(REPO / 'requirements', copy / 'requirements')
+    shutil.copy(REPO / 'setup.py', copy)
+    shutil.copy(REPO / 'tools' / 'setup_env.sh', copy / 'tools')
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_VENV_PYTHON)
+    fake.chmod(0o755)
+    log = tmp_path / 'pip.log'
+    env = dict(os.environ, PYTHON=str(fake), FAKE_PIP_LOG=str(log))
+    env.pop('VENV', None)
+
+    def setup(**extra):
+        return subprocess.run(
+            ['bash', str(copy / 'tools' / 'setup_env.sh')], cwd=tmp_path,
+            env=dict(env, **extra), capture_output=True, text=True,
+            timeout=60)
+
+    assert setup().returncode == 0
+    assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
+    runtime = copy / 'requirements' / 'runtime.txt'
+    old = runtime.read_text()
+    runtime.write_text(old + 'another-package\n')  # another branch's
+    failed = setup(FAKE_PIP_FAILS='1')
+    assert failed.returncode == 1 and 'pip: no network' in failed.stderr
+    runtime.write_text(old)  # back to the first branch
+    log.unlink()
+    again = setup()
+    assert again.returncode == 0, again.stderr
+    # The packages were installed again, and the stamp is of the files now.
+    assert log.exists() and 'requirements/runtime.txt' in log.read_text()
+    assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
+    log.unlink()
+    assert setup().returncode == 0 and not log.exists()

@@ -31,6 +31,10 @@ step() {
 pip() { "$VENV/bin/python" -m pip "$@" --disable-pip-version-check; }
 
 echo "[setup_env] preparing $VENV with $("$PYTHON" --version 2>&1) ($(nproc) cores)"
+# From here on .venv is being changed: no stamp may call it complete, also
+# that of other requirement files (a build for another branch that failed
+# half-way, then a checkout back, found the old stamp and returned at once).
+rm -f "$VENV"/.mmseg-dsnet-*
 [ -x "$VENV/bin/python" ] || step "creating $VENV" "$PYTHON" -m venv "$VENV"
 # The build below finds ninja (and the venv's tools) on PATH.
 case "$VENV" in /*) venv_bin="$VENV/bin" ;; *) venv_bin="$PWD/$VENV/bin" ;; esac
@@ -61,6 +65,5 @@ step "mmsegmentation and the runtime/test requirements" \
   pip install -q -r requirements/runtime.txt -r requirements/tests.txt
 step "mmseg-dsnet (editable)" \
   pip install -q --no-build-isolation --no-deps -e .
-rm -f "$VENV"/.mmseg-dsnet-*
 touch "$stamp"
 echo "[setup_env] ready in $(( $(date +%s) - start )) s"
