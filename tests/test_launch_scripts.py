@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -222,3 +223,32 @@ def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
     assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
     log.unlink()
     assert setup().returncode == 0 and not log.exists()
+
+
+@pytest.mark.parametrize('venv', ['absolute', 'envs/dsnet'])
+def test_run_scripts_use_the_venv_setup_env_prepared(tmp_path, venv):
+    """With VENV set, setup_env.sh prepared that environment, but
+    run_tests.sh and run_demo.sh ran .venv/bin/python: an outdated .venv
+    beside it (or none: ``No such file or directory``, exit 127)."""
+    copy = tmp_path / 'repo'
+    (copy / 'tools').mkdir(parents=True)
+    for script in ('run_tests.sh', 'run_demo.sh'):
+        shutil.copy(REPO / 'tools' / script, copy / 'tools')
+    (copy / 'tools' / 'setup_env.sh').write_text('exit 0\n')  # a stand-in
+    venv = str(tmp_path / 'venv') if venv == 'absolute' else venv
+    prepared = Path(venv) if venv.startswith('/') else copy / venv
+    for folder, name in ((copy / '.venv', 'outdated .venv'),
+                         (prepared, 'VENV')):
+        (folder / 'bin').mkdir(parents=True)
+        (folder / 'bin' / 'python').write_text(
+            f'#!/bin/sh\necho "{name}: $*"\n')
+        (folder / 'bin' / 'python').chmod(0o755)
+    for script, args in (('run_tests.sh', '-m pytest -q tests/test_x.py'),
+                         ('run_demo.sh',
+                          f"{copy / 'tools' / 'demo.py'} tests/test_x.py")):
+        done = subprocess.run(
+            ['bash', str(copy / 'tools' / script), 'tests/test_x.py'],
+            cwd=tmp_path, env=dict(os.environ, VENV=venv),
+            capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f'VENV: {args}\n'

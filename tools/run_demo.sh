@@ -7,7 +7,10 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$repo/tools/setup_env.sh"
+# The environment setup_env.sh prepared (VENV, of the repository if relative).
+venv=${VENV:-.venv}
+case $venv in /*) ;; *) venv="$repo/$venv" ;; esac
 # This checkout's package, also where .venv's editable install is of another
 # (a copy of the repository, a git worktree sharing one .venv).
 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" \
-  exec "$repo/.venv/bin/python" "$repo/tools/demo.py" "$@"
+  exec "$venv/bin/python" "$repo/tools/demo.py" "$@"

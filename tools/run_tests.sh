@@ -6,4 +6,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup_env.sh
-exec .venv/bin/python -m pytest -q "$@"
+# The environment setup_env.sh prepared (VENV, of the repository if relative).
+exec "${VENV:-.venv}/bin/python" -m pytest -q "$@"
