@@ -1,6 +1,7 @@
 """The launch scripts (tools/dist_*.sh, tools/slurm_*.sh) with stand-ins for
 the interpreter and srun: what they refuse before starting anything and
-what they pass on unchanged; tools/run_tests.sh with arguments."""
+what they pass on unchanged; tools/run_tests.sh, run_demo.sh, setup_env.sh
+and the device scripts (tools/device/*.sh) with stand-ins likewise."""
 import hashlib
 import os
 import shutil
@@ -252,3 +253,64 @@ def test_run_scripts_use_the_venv_setup_env_prepared(tmp_path, venv):
             capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout == f'VENV: {args}\n'
+
+
+# Stands in for the device scripts' python: every run trains all its epochs
+# and is tested; the sweep records its run.
+FAKE_DEVICE_PYTHON = r'''#!/usr/bin/env bash
+tool=$1; shift
+case $tool in
+  tools/fast_train.py)
+    while [ "$1" != --work-dir ]; do shift; done
+    mkdir -p "$2/run_seed0"; touch "$2/run_seed0/run.py" "$2/run_seed0/e.pth"
+    echo "$2/run_seed0/e.pth" > "$2/run_seed0/last_checkpoint"
+    echo '{"completed": true}' > "$2/run_seed0/fast_train.json" ;;
+  tools/test.py)
+    echo 'IoU: 80.0  DSC: 88.9'; echo '{}' > "$4/test_metrics.json" ;;
+  tools/analysis_tools/design_sweep.py)
+    while [ "$1" != --record-dir ]; do shift; done
+    mkdir -p "$2"; echo '{}' > "$2/cand_seed0.json"; echo 'cand_s0: done' ;;
+esac
+'''
+
+# Stands in for tar on a full disk: a cut archive, then a failure.
+FAKE_FULL_DISK_TAR = r'''#!/bin/sh
+[ "$1" = czf ] && echo cut > "$2"
+echo 'tar: write error: No space left on device' >&2
+exit 2
+'''
+
+
+@pytest.mark.parametrize('script,archive,folder', [
+    ('isic2017_fast_protocol.sh', 'results.tar.gz', 'runs'),
+    ('design_screen.sh', 'records.tar.gz', 'records'),
+])
+def test_device_scripts_fail_when_their_results_cannot_be_packed(
+        tmp_path, script, archive, folder):
+    """The archive is what comes back from the device; a failed tar (a full
+    disk) left no archive (or a cut one) and the script ended with exit 0,
+    its summary reading as a complete call."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    for name, text in (('python', FAKE_DEVICE_PYTHON),
+                       ('tar', FAKE_FULL_DISK_TAR)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    out = tmp_path / 'out'
+    env = dict(os.environ, PYTHON=str(bin_dir / 'python'), OUT=str(out),
+               CALL_LIMIT='0', WORK=str(tmp_path / 'work'), SEEDS='0')
+    command = ['bash', str(REPO / 'tools' / 'device' / script)]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr  # with a working tar
+    assert (out / archive).is_file() and not (out / folder).exists()
+    shutil.rmtree(out)
+    env['PATH'] = f'{bin_dir}:{env["PATH"]}'
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    error = (f'ERROR: could not pack {out / folder} into {archive} (see '
+             f'above); the {folder} stay in {out / folder}')
+    assert error in done.stderr.splitlines()
+    assert error in (out / 'summary.txt').read_text()
+    assert not (out / archive).exists() and (out / folder).is_dir()

@@ -45,11 +45,21 @@ sweep_rc=$?
 echo "design_sweep rc=$sweep_rc" | tee -a "$OUT/summary.txt"
 grep "^\[fast_train\]\|: done\|: stopped\|^ERROR" "$OUT/sweep.txt" | tail -12 | tee -a "$OUT/summary.txt"
 echo "records: $(ls "$OUT/records" 2>/dev/null | wc -l)" | tee -a "$OUT/summary.txt"
+# A failed packing (a full disk) is no screen either: the records would not
+# come back, and a cut archive would be read as the screen's.
+packed=1
 if [ -d "$OUT/records" ]; then
-  tar czf "$OUT/records.tar.gz" -C "$OUT" records && rm -rf "$OUT/records"
+  if tar czf "$OUT/records.tar.gz" -C "$OUT" records; then
+    rm -rf "$OUT/records"
+  else
+    packed=0
+    rm -f "$OUT/records.tar.gz"
+    echo "ERROR: could not pack $OUT/records into records.tar.gz (see above); the records stay in $OUT/records" | tee -a "$OUT/summary.txt" >&2
+  fi
 fi
 # Checkpoints stay behind: the records hold what the screen needs.
 [ -d "$WORK" ] && (cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -)
 stamp "done"
 # A screen with runs stopped or refused is no complete one.
+[ "$sweep_rc" != 0 ] || [ "$packed" = 1 ] || exit 1
 exit "$sweep_rc"

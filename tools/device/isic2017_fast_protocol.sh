@@ -105,9 +105,20 @@ for dir in $RUN_DIRS; do
   fi
 done
 # The device tool brings back few, shallow files: pack the work dirs.
-tar czf "$OUT/results.tar.gz" -C "$OUT" runs $( [ "$PROFILE" = 1 ] && echo profile ) && rm -rf "$OUT/runs" "$OUT/profile"
+# A failed packing (a full disk) loses the runs: no archive, not a cut one.
+packed=1
+if [ -d "$OUT/runs" ]; then
+  if tar czf "$OUT/results.tar.gz" -C "$OUT" runs $( [ "$PROFILE" = 1 ] && echo profile ); then
+    rm -rf "$OUT/runs" "$OUT/profile"
+  else
+    packed=0
+    rm -f "$OUT/results.tar.gz"
+    echo "ERROR: could not pack $OUT/runs into results.tar.gz (see above); the runs stay in $OUT/runs" | tee -a "$OUT/summary.txt" >&2
+  fi
+fi
 stamp "done"
 if [ "$train_rc" != 0 ] || [ "$tests_failed" != 0 ] || [ -z "$ALL_DIRS" ]; then
   echo "ERROR: not every run trained all its epochs and was tested (fast_train rc=$train_rc); see summary.txt" >&2
   exit 1
 fi
+[ "$packed" = 1 ] || exit 1
