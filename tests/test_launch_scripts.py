@@ -55,6 +55,8 @@ def launch(tmp_path, script, *args, **env):
     ('dist_train.sh', ('a.py', 'two'), {},
      "GPUS must be a whole number, got 'two'"),
     ('dist_train.sh', ('a.py', '0'), {}, "GPUS must be at least 1, got '0'"),
+    ('dist_train.sh', ('a.py', '-1'), {},
+     "GPUS must be a whole number, got '-1'"),
     ('dist_test.sh', ('a.py', 'c.pth'), {}, 'GPUS is missing'),
     ('dist_test.sh', ('a.py', 'c.pth', '2'), {'PORT': '99999'},
      "PORT must be from 1 to 65535, got '99999'"),

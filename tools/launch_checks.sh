@@ -17,6 +17,7 @@ launch_error() {
 launch_positional() {
   case $2 in
     '') launch_error "$1 is missing" ;;
+    -[0-9]*) ;;  # a negative number: the checks of numbers name it
     -*) launch_error "$1 is missing: '$2' is an option, not $1" ;;
   esac
 }
