@@ -879,6 +879,30 @@ def test_fast_train_refuses_cfg_options_it_would_drop(
     assert not (tmp_path / 'w').exists() and not out.exists()
 
 
+def test_fast_train_refuses_a_save_best_the_validation_lacks(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+    """``--val-interval 2 --cfg-options
+    default_hooks.checkpoint.save_best=iou``: the run decoded the images,
+    trained until its first validation and then stopped (``ERROR: save_best
+    key 'iou' is not among the validation metrics``), leaving a log folder
+    and a dumped config. Refused before anything is decoded or made."""
+    work = tmp_path / 'w'
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '2', '--cfg-options',
+                       'default_hooks.checkpoint.save_best=iou'], capsys)
+    assert text.startswith(
+        "ERROR: default_hooks.checkpoint.save_best='iou' is not a figure of "
+        "the validation, which reports IoU, "), text
+    assert "did you mean 'IoU'?" in text
+    assert not work.exists()
+
+
 def test_fast_train_refuses_a_validation_split_before_decoding(
         fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
     """A validation split that cannot be read (``--val-interval`` with a

@@ -373,7 +373,7 @@ def check_lesion_metrics(cfg, evaluators):
                                 'started') from None
 
 
-def check_save_best(cfg):
+def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first
     validation, and stops the run there with ``KeyError: 'iou'``. Checked
@@ -386,6 +386,10 @@ def check_save_best(cfg):
 
     Args:
         cfg (Config | dict): The merged config.
+        validates (bool, optional): True when the tool validates by its
+            own options (``fast_train.py --val-interval``, which reads
+            neither ``val_cfg`` nor ``val_begin``): only the key is
+            checked. Default: None (mmengine's loop, from the config).
 
     Raises:
         UserError: Naming the key, the figures and the closest one; or
@@ -394,7 +398,7 @@ def check_save_best(cfg):
     from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     save_best = hook.get('save_best') if isinstance(hook, dict) else None
-    never = _never_validates(cfg)
+    never = None if validates else _never_validates(cfg)
     if save_best and never:
         raise UserError(
             f'default_hooks.checkpoint.save_best={save_best!r} keeps the '
@@ -403,7 +407,8 @@ def check_save_best(cfg):
             'default_hooks.checkpoint.save_best=None to train without one, '
             'or let the run validate')
     evaluators = cfg.get('val_evaluator')
-    if not save_best or not cfg.get('val_cfg') or not evaluators:
+    if not save_best or not (validates or cfg.get('val_cfg')) or \
+            not evaluators:
         return
     if isinstance(evaluators, dict):
         evaluators = [evaluators]

@@ -112,12 +112,14 @@ def check_fast_run_config(cfg: Config, config_path: str,
             validation (test) data or evaluator when the run validates
             (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
-            pipeline that does not build, class counts, thresholds).
+            pipeline that does not build, class counts, thresholds, a
+            ``save_best`` the validation does not report).
     """
     from ..preflight import (check_config_keys, check_config_sets,
                              check_dataset_classes,
                              check_decision_thresholds, check_model_builds,
-                             check_pipelines_build, check_trainable_model)
+                             check_pipelines_build, check_save_best,
+                             check_trainable_model)
     check_plain_dataset((cfg.get('train_dataloader') or {}).get('dataset'),
                         config_path)
     if cfg.get('load_from'):
@@ -171,6 +173,10 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
                           if cfg.get('val_cfg') else ('train_dataloader', ))
     check_decision_thresholds(cfg, ('val_evaluator', ))
+    if validate:
+        # A key the validation does not report stopped the run at its
+        # first validation, --val-interval epochs in.
+        check_save_best(cfg, validates=True)
 
 
 def check_cfg_options(options) -> None:
