@@ -842,13 +842,34 @@ def test_fast_train_refuses_a_learning_rate_scale_without_a_base(
     ('work_dir={out}', '--cfg-options work_dir={out}: fast_train.py puts '
      'each run in --work-dir (one sub-folder per run when there are '
      'several), so this would be dropped; give --work-dir {out}'),
+    # Trained 2 epochs with no validation and only epoch_2.pth, exit 0.
+    ('train_cfg.val_interval=1', '--cfg-options train_cfg.val_interval=1: '
+     'fast_train.py validates only with --val-interval N (every N epochs '
+     'and after the last), so this would be dropped; give --val-interval '
+     'instead'),
+    ('default_hooks.checkpoint.interval=1', '--cfg-options '
+     'default_hooks.checkpoint.interval=1: fast_train.py saves its '
+     'checkpoints itself (the last epoch, every --checkpoint-interval '
+     'epochs keeping the newest only, and with --val-interval the best by '
+     "the checkpoint hook's save_best and rule, which are all it reads of "
+     'it), so this would be dropped; give --checkpoint-interval N'),
+    ('default_hooks.checkpoint.max_keep_ckpts=5', '--cfg-options '
+     'default_hooks.checkpoint.max_keep_ckpts=5: fast_train.py saves its '
+     'checkpoints itself (the last epoch, every --checkpoint-interval '
+     'epochs keeping the newest only, and with --val-interval the best by '
+     "the checkpoint hook's save_best and rule, which are all it reads of "
+     'it), so this would be dropped'),
+    ('resume=True', '--cfg-options resume=True: fast_train.py continues a '
+     'run only with --resume, so this would be dropped; give --resume'),
 ])
 def test_fast_train_refuses_cfg_options_it_would_drop(
         fast_train_tool, tiny_cfg, tmp_path, capsys, option, message):
     """The trainer sets every run's randomness and work dir itself:
     ``randomness.seed=5`` trained, dumped and recorded seed 0
     (``tiny_fast_seed0``), ``work_dir=X`` wrote the run into --work-dir and
-    left X empty, exit 0."""
+    left X empty, exit 0. Its loop and checkpoints follow its flags:
+    ``train_cfg.val_interval=1`` or ``default_hooks.checkpoint.interval=1``
+    trained without a validation or the checkpoints asked for, exit 0."""
     out = tmp_path / 'elsewhere'
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
@@ -856,6 +877,30 @@ def test_fast_train_refuses_cfg_options_it_would_drop(
                       capsys)
     assert text == f'ERROR: {message.format(out=out)}\n'
     assert not (tmp_path / 'w').exists() and not out.exists()
+
+
+def test_fast_train_refuses_a_save_best_the_validation_lacks(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+    """``--val-interval 2 --cfg-options
+    default_hooks.checkpoint.save_best=iou``: the run decoded the images,
+    trained until its first validation and then stopped (``ERROR: save_best
+    key 'iou' is not among the validation metrics``), leaving a log folder
+    and a dumped config. Refused before anything is decoded or made."""
+    work = tmp_path / 'w'
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '2', '--cfg-options',
+                       'default_hooks.checkpoint.save_best=iou'], capsys)
+    assert text.startswith(
+        "ERROR: default_hooks.checkpoint.save_best='iou' is not a figure of "
+        "the validation, which reports IoU, "), text
+    assert "did you mean 'IoU'?" in text
+    assert not work.exists()
 
 
 def test_fast_train_refuses_a_validation_split_before_decoding(

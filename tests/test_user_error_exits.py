@@ -691,6 +691,43 @@ def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
     check_save_best(dict(cfg('iou'), val_evaluator=dict(type='IoUMetric')))
 
 
+def test_a_save_best_in_a_run_that_never_validates_is_refused(
+        tiny_config, tmp_path, capsys):
+    """``--cfg-options train_cfg.val_begin=5`` on a 2-epoch run (or no
+    ``val_cfg``) with the default ``save_best='IoU'``: the run trained,
+    never validated and ended with no best checkpoint, exit 0. Refused
+    before the work dir is made; ``save_best=None`` trains."""
+    from mmseg_dsnet.engine import check_save_best
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'train_cfg.val_begin=5'], capsys)
+    assert (code, err) == (2, (
+        "ERROR: default_hooks.checkpoint.save_best='IoU' keeps the "
+        'checkpoint that validates best, but train_cfg.val_begin=5 lies '
+        'beyond its max_epochs=2, so the run would never validate and save '
+        'no best checkpoint; set default_hooks.checkpoint.save_best=None to '
+        'train without one, or let the run validate\n'))
+    assert not work.exists()
+
+    def cfg(save_best, val_cfg=dict(type='ValLoop'), **train):
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+                    val_cfg=val_cfg, train_cfg=train,
+                    val_evaluator=dict(type='LesionMetric'))
+
+    with pytest.raises(UserError, match='the config sets no val_cfg'):
+        check_save_best(cfg('IoU', val_cfg=None, max_epochs=2))
+    with pytest.raises(UserError, match='val_begin=101 lies beyond its '
+                       'max_iters=100'):
+        check_save_best(cfg('IoU', type='IterBasedTrainLoop', max_iters=100,
+                            val_begin=101))
+    # The last epoch validates from val_begin on; no save_best, no check.
+    check_save_best(cfg('IoU', max_epochs=2, val_begin=2, val_interval=5))
+    check_save_best(cfg(None, max_epochs=2, val_begin=5))
+    check_save_best(cfg(None, val_cfg=None))
+
+
 def test_lesion_metric_arguments_are_checked_before_the_run(
         tiny_config, tmp_path, capsys):
     """``--cfg-options test_evaluator.threshold=1.5`` (with the head's at

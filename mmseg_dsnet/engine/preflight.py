@@ -373,24 +373,42 @@ def check_lesion_metrics(cfg, evaluators):
                                 'started') from None
 
 
-def check_save_best(cfg):
+def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first
     validation, and stops the run there with ``KeyError: 'iou'``. Checked
     when every validation evaluator is a ``LesionMetric`` (whose figures
-    are known); ``'auto'`` (the first figure) passes.
+    are known); ``'auto'`` (the first figure) passes. A ``save_best`` in a
+    run that never validates (no ``val_cfg``, or ``train_cfg.val_begin``
+    beyond the last epoch or iteration) is refused too: the hook keeps a
+    best checkpoint only after a validation, so the run ended without one,
+    exit 0.
 
     Args:
         cfg (Config | dict): The merged config.
+        validates (bool, optional): True when the tool validates by its
+            own options (``fast_train.py --val-interval``, which reads
+            neither ``val_cfg`` nor ``val_begin``): only the key is
+            checked. Default: None (mmengine's loop, from the config).
 
     Raises:
-        UserError: Naming the key, the figures and the closest one.
+        UserError: Naming the key, the figures and the closest one; or
+            the ``save_best`` and why the run never validates.
     """
     from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     save_best = hook.get('save_best') if isinstance(hook, dict) else None
+    never = None if validates else _never_validates(cfg)
+    if save_best and never:
+        raise UserError(
+            f'default_hooks.checkpoint.save_best={save_best!r} keeps the '
+            f'checkpoint that validates best, but {never}, so the run '
+            'would never validate and save no best checkpoint; set '
+            'default_hooks.checkpoint.save_best=None to train without one, '
+            'or let the run validate')
     evaluators = cfg.get('val_evaluator')
-    if not save_best or not cfg.get('val_cfg') or not evaluators:
+    if not save_best or not (validates or cfg.get('val_cfg')) or \
+            not evaluators:
         return
     if isinstance(evaluators, dict):
         evaluators = [evaluators]
@@ -413,6 +431,29 @@ def check_save_best(cfg):
             f'default_hooks.checkpoint.save_best={key!r} is not a figure of '
             f'the validation, which reports {", ".join(known)}{hint} (the '
             'run would stop at its first validation)')
+
+
+def _never_validates(cfg):
+    """Why the training of ``cfg`` never validates, or None when it does
+    (or when its loop is not one of mmengine's epoch or iteration loops).
+
+    mmengine's loops validate from ``val_begin`` on (and at the last epoch
+    or iteration), so a ``val_begin`` beyond the last one skips them all.
+    """
+    if not cfg.get('val_cfg'):
+        return 'the config sets no val_cfg'
+    train = cfg.get('train_cfg') or {}
+    if not isinstance(train, dict) or train.get('type') not in (
+            None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop'):
+        return None
+    begin = train.get('val_begin', 1)
+    for unit in ('epochs', 'iters'):
+        last = train.get(f'max_{unit}')
+        if isinstance(last, int) and isinstance(begin, int) and \
+                begin > last:
+            return (f'train_cfg.val_begin={begin} lies beyond its '
+                    f'max_{unit}={last}')
+    return None
 
 
 def validates_on(cfg, split_names):

@@ -47,7 +47,7 @@ if [ "$PROFILE" = 1 ]; then
   stamp "profile: mmengine loop, 1 epoch"
   timeout 120 $PY tools/train.py configs/dsnet/dsnet_isic2017.py \
     --work-dir "$OUT/profile/mmengine_loop" --no-synthetic-fallback \
-    --cfg-options train_cfg.max_epochs=1 train_cfg.val_begin=2 train_dataloader.num_workers=8 \
+    --cfg-options train_cfg.max_epochs=1 train_cfg.val_begin=2 default_hooks.checkpoint.save_best=None train_dataloader.num_workers=8 \
     default_hooks.logger.interval=20 "${SMALL[@]}" > "$OUT/profile_mmengine.txt" 2>&1
   stamp "profile: one step in each form"
   timeout 150 $PY tools/analysis_tools/profile_train_step.py configs/dsnet/dsnet_isic2017.py \

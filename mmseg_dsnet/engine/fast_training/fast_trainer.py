@@ -112,12 +112,14 @@ def check_fast_run_config(cfg: Config, config_path: str,
             validation (test) data or evaluator when the run validates
             (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
-            pipeline that does not build, class counts, thresholds).
+            pipeline that does not build, class counts, thresholds, a
+            ``save_best`` the validation does not report).
     """
     from ..preflight import (check_config_keys, check_config_sets,
                              check_dataset_classes,
                              check_decision_thresholds, check_model_builds,
-                             check_pipelines_build, check_trainable_model)
+                             check_pipelines_build, check_save_best,
+                             check_trainable_model)
     check_plain_dataset((cfg.get('train_dataloader') or {}).get('dataset'),
                         config_path)
     if cfg.get('load_from'):
@@ -171,13 +173,21 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
                           if cfg.get('val_cfg') else ('train_dataloader', ))
     check_decision_thresholds(cfg, ('val_evaluator', ))
+    if validate:
+        # A key the validation does not report stopped the run at its
+        # first validation, --val-interval epochs in.
+        check_save_best(cfg, validates=True)
 
 
 def check_cfg_options(options) -> None:
     """Refuse ``--cfg-options`` the fast trainer would drop: it sets every
     run's ``randomness`` (the seed of ``--seed`` or ``CONFIG@SEEDS``) and
     ``work_dir`` (``--work-dir``) itself, so ``randomness.seed=5`` trained
-    and recorded seed 0 and ``work_dir=X`` left X empty, exit 0.
+    and recorded seed 0 and ``work_dir=X`` left X empty, exit 0; it
+    validates, saves and resumes by its flags (``--val-interval``,
+    ``--checkpoint-interval``, ``--resume``), so ``train_cfg.val_interval``,
+    ``train_cfg.val_begin``, ``resume`` and the checkpoint hook's options
+    other than ``save_best`` and ``rule`` were dropped too.
 
     Args:
         options (dict | None): The ``--cfg-options`` given (dotted keys).
@@ -200,6 +210,32 @@ def check_cfg_options(options) -> None:
                 'in --work-dir (one sub-folder per run when there are '
                 f'several), so this would be dropped; give --work-dir '
                 f'{value}')
+        # The loop and checkpoints follow the tool's own flags; of the
+        # checkpoint hook only the best checkpoint's key and rule are read.
+        # These options trained without the validations or checkpoints
+        # they asked for, exit 0.
+        if key in ('train_cfg.val_interval', 'train_cfg.val_begin',
+                   'train_cfg.dynamic_intervals'):
+            raise FastTrainingError(
+                f'--cfg-options {key}={value}: fast_train.py validates only '
+                'with --val-interval N (every N epochs and after the last), '
+                'so this would be dropped; give --val-interval instead')
+        if key == 'resume':
+            raise FastTrainingError(
+                f'--cfg-options {key}={value}: fast_train.py continues a run '
+                'only with --resume, so this would be dropped; give --resume')
+        hook = 'default_hooks.checkpoint'
+        if key == hook or (key.startswith(hook + '.') and key[len(hook) + 1:]
+                           not in ('save_best', 'rule')):
+            instead = '; give --checkpoint-interval N' if key == \
+                f'{hook}.interval' else ''
+            raise FastTrainingError(
+                f'--cfg-options {key}={value}: fast_train.py saves its '
+                'checkpoints itself (the last epoch, every '
+                '--checkpoint-interval epochs keeping the newest only, and '
+                'with --val-interval the best by the checkpoint hook\'s '
+                'save_best and rule, which are all it reads of it), so this '
+                f'would be dropped{instead}')
 
 
 def training_device(name) -> torch.device:
