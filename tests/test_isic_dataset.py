@@ -298,3 +298,55 @@ def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
         assert run.returncode == 2, run.output[-3000:]
         assert find_runs(str(work_dir)) == ([], [])
     assert not list(fresh.glob('*.json')) and not list(trained.glob('*.json'))
+
+
+def test_classes_that_would_relabel_the_masks_are_refused(
+        tiny_isic, tmp_path, capsys):
+    """mmseg maps every mask to the order of the ``metainfo`` classes:
+    ``classes=('lesion', 'background')`` swapped lesion and background in
+    training and testing, exit 0; ``reduce_zero_label=True`` was a
+    TypeError traceback."""
+    import mmseg_dsnet  # noqa: F401
+    from conftest import load_tool, run_cli, write_tiny_config
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+
+    def build(**kwargs):
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(tiny_isic),
+            ann_file='splits/official_test.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations')], **kwargs))
+
+    for classes in (('lesion', 'background'), ('lesion', ), ['background',
+                                                             'Lesion']):
+        with pytest.raises(UserError, match=r"metainfo classes must be "
+                           r"\('background', 'lesion'\)"):
+            build(metainfo=dict(classes=classes))
+    with pytest.raises(UserError, match='reduce_zero_label=True'):
+        build(reduce_zero_label=True)
+    # The masks' own classes, in their order, are read as they are.
+    sample = build(metainfo=dict(classes=['background', 'lesion']),
+                   reduce_zero_label=False)[0]
+    mask = np.array(__import__('PIL.Image').Image.open(
+        sample['seg_map_path']))
+    np.testing.assert_array_equal(sample['gt_seg_map'], mask)
+    # train.py refuses either before the runner makes its run folder.
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_dataloader.dataset.metainfo.classes=[lesion,background]',
+             "ERROR: ISIC2018Dataset: metainfo classes must be "
+             "('background', 'lesion') (the labels 0 and 1 of the masks), "
+             "got ('lesion', 'background')"),
+            ('val_dataloader.dataset.reduce_zero_label=True',
+             'ERROR: val_dataloader.dataset.reduce_zero_label=True does not '
+             'fit the ISIC masks')):
+        code, err = run_cli(load_tool('train.py').main, [
+            config, '--work-dir', work, '--cfg-options', option], capsys)
+        assert code == 2 and err.startswith(message), err
+        assert not work.exists()

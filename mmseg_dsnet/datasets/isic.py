@@ -69,7 +69,9 @@ class ISICDataset(BaseSegDataset):
             ``pipeline`` ...).
 
     Raises:
-        UserError: ``on_bad_sample`` is neither 'raise' nor 'skip'; at load,
+        UserError: ``on_bad_sample`` is neither 'raise' nor 'skip';
+            ``metainfo`` names other classes or ``reduce_zero_label`` is
+            True; at load,
             ``ann_file`` is a folder or lists an id more than once.
     """
     METAINFO = dict(
@@ -85,6 +87,15 @@ class ISICDataset(BaseSegDataset):
             # A config value: one ERROR line in the tools, not a traceback.
             raise UserError(f"{type(self).__name__}: on_bad_sample must be "
                             f"'raise' or 'skip', got {on_bad_sample!r}")
+        if kwargs.pop('reduce_zero_label', False):
+            # The masks' 0 is the background class, not "unlabelled":
+            # reducing it would ignore the background and train the lesion
+            # as class 0.
+            raise UserError(
+                f'{type(self).__name__}: reduce_zero_label=True does not fit '
+                'the ISIC masks (0 = background, 1 = lesion): the background '
+                'would be ignored and the lesion learned as class 0. Remove '
+                'the option.')
         # Set before the base class loads the data list.
         self.on_bad_sample = on_bad_sample
         self.check_masks = check_masks
@@ -93,6 +104,29 @@ class ISICDataset(BaseSegDataset):
             seg_map_suffix=seg_map_suffix,
             reduce_zero_label=False,
             **kwargs)
+
+    @classmethod
+    def get_label_map(cls, new_classes=None):
+        """Refuse ``metainfo`` classes other than the masks' own.
+
+        mmseg maps the labels of every mask to the order of the classes the
+        config names (a class left out becomes "ignore"), so that
+        ``classes=('lesion', 'background')`` trained and scored the
+        background as the lesion, without an error; the lesion metrics and
+        the models' heads take label 1 as the lesion.
+
+        Raises:
+            UserError: ``new_classes`` differs from ``METAINFO['classes']``.
+        """
+        expected = cls.METAINFO['classes']
+        if new_classes is not None and tuple(new_classes) != expected:
+            raise UserError(
+                f'{cls.__name__}: metainfo classes must be {expected} (the '
+                'labels 0 and 1 of the masks), got '
+                f'{tuple(new_classes)}; mmseg would relabel every mask to '
+                'that order (or ignore a class left out). Remove '
+                'metainfo.classes from the dataset config.')
+        return None
 
     # -- loading the list -------------------------------------------------
 

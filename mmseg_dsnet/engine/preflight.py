@@ -307,9 +307,37 @@ def check_dataset_classes(cfg, loaders):
         dataset = (cfg.get(loader) or {}).get('dataset')
         if not isinstance(dataset, dict):
             continue
+        _check_label_mapping(dataset, loader)
         name, classes = dataset_classes(dataset)
         if classes:
             check_head_classes(heads, classes, LOADER_PHASES[loader], name)
+
+
+def _check_label_mapping(dataset_cfg, loader):
+    """Let each ISIC dataset a loader reads refuse its ``metainfo``
+    classes and ``reduce_zero_label`` (which would relabel the masks)
+    before the runner makes its run folder; the dataset refuses the same
+    when built."""
+    from mmseg.registry import DATASETS
+
+    from ..datasets.isic import ISICDataset
+    from ..datasets.synthetic_fallback import dataset_leaves
+    for path, leaf in dataset_leaves(dataset_cfg, f'{loader}.dataset'):
+        leaf_type = leaf.get('type')
+        leaf_class = DATASETS.get(leaf_type) if isinstance(
+            leaf_type, str) else leaf_type
+        if not (isinstance(leaf_class, type)
+                and issubclass(leaf_class, ISICDataset)):
+            continue
+        classes = (leaf.get('metainfo') or {}).get('classes')
+        if leaf.get('reduce_zero_label'):
+            raise UserError(
+                f'{path}.reduce_zero_label=True does not fit the ISIC masks '
+                '(0 = background, 1 = lesion): the background would be '
+                'ignored and the lesion learned as class 0. Remove the '
+                'option; nothing was started.')
+        if classes is not None:
+            leaf_class.get_label_map(classes)
 
 
 def check_evaluation_loaders(cfg, loaders):
