@@ -63,7 +63,12 @@ def test_no_zoom_leaves_the_sample_as_it_was():
 
 @pytest.mark.parametrize('kwargs', [dict(prob=1.5), dict(prob=-0.1),
                                     dict(max_zoom=0.5),
-                                    dict(max_zoom=float('nan'))])
+                                    dict(max_zoom=float('nan')),
+                                    # inf: numpy's OverflowError in the
+                                    # first zoomed sample of training; a
+                                    # string or None: a TypeError traceback.
+                                    dict(max_zoom=float('inf')),
+                                    dict(prob='0.5'), dict(max_zoom=None)])
 def test_settings_that_mean_nothing_are_refused(kwargs):
     from mmseg_dsnet.utils.errors import UserError
     with pytest.raises(UserError, match='RandomZoom'):
