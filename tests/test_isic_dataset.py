@@ -350,3 +350,44 @@ def test_classes_that_would_relabel_the_masks_are_refused(
             config, '--work-dir', work, '--cfg-options', option], capsys)
         assert code == 2 and err.startswith(message), err
         assert not work.exists()
+
+
+def test_a_data_prefix_without_a_mask_folder_is_refused(tiny_isic):
+    """A data_prefix without seg_map_path, with a pipeline that loads masks,
+    failed at the first sample with a KeyError 'seg_map_path' traceback
+    (after the run had started); seg_map_path=None was mmengine's
+    TypeError traceback."""
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    test_pipeline = [dict(type='LoadImageFromFile'),
+                     dict(type='Resize', scale=(64, 64), keep_ratio=False),
+                     dict(type='LoadAnnotations'),
+                     dict(type='PackSegInputs')]
+
+    def build(data_prefix, pipeline=test_pipeline):
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(tiny_isic),
+            ann_file='splits/official_test.txt', data_prefix=data_prefix,
+            pipeline=pipeline))
+
+    for pipeline in (test_pipeline, flip_tta_pipeline(test_pipeline)):
+        with pytest.raises(UserError) as info:
+            build(dict(img_path='images'), pipeline)
+        assert describe_user_error(info.value) == (
+            'ISIC2018Dataset: data_prefix has no seg_map_path (the masks '
+            'folder), but the pipeline loads masks (LoadAnnotations); set '
+            "data_prefix=dict(img_path='images', seg_map_path='masks'), or "
+            'segment unlabelled images with tools/infer.py.')
+    with pytest.raises(UserError, match=r'data_prefix.seg_map_path must be '
+                       r'a folder under data_root .*got None'):
+        build(dict(img_path='images', seg_map_path=None))
+    # Images alone, for a pipeline that loads no mask.
+    dataset = build(dict(img_path='images'),
+                    test_pipeline[:2] + test_pipeline[3:])
+    assert dataset[0]['inputs'].shape[-2:] == (64, 64)

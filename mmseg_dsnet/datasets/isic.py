@@ -35,6 +35,11 @@ class ISICDataset(BaseSegDataset):
     * At load, an ``ann_file`` that is a folder is refused
       (:class:`UserError`): mmseg would read every image of ``img_path``
       instead, the test images among them.
+    * When built, a ``data_prefix`` entry that is no string (``None``) is
+      refused (:class:`UserError`; mmengine's TypeError traceback named
+      neither), and so is, at load, a ``data_prefix`` without
+      ``seg_map_path`` when the pipeline loads masks: mmseg listed no mask
+      and the first sample failed with a KeyError traceback.
     * At load, a split file that lists an id more than once is refused
       (:class:`UserError`): the image would be trained on or scored that
       many times.
@@ -71,7 +76,8 @@ class ISICDataset(BaseSegDataset):
     Raises:
         UserError: ``on_bad_sample`` is neither 'raise' nor 'skip';
             ``metainfo`` names other classes or ``reduce_zero_label`` is
-            True; at load,
+            True; a ``data_prefix`` entry is no string; at load, the
+            pipeline loads masks but ``data_prefix`` names no mask folder,
             ``ann_file`` is a folder or lists an id more than once.
     """
     METAINFO = dict(
@@ -96,6 +102,14 @@ class ISICDataset(BaseSegDataset):
                 'the ISIC masks (0 = background, 1 = lesion): the background '
                 'would be ignored and the lesion learned as class 0. Remove '
                 'the option.')
+        for key, value in (kwargs.get('data_prefix') or {}).items():
+            if not isinstance(value, str):
+                # mmengine's TypeError traceback named neither the option
+                # nor the dataset.
+                raise UserError(
+                    f'{type(self).__name__}: data_prefix.{key} must be a '
+                    f"folder under data_root (such as 'images' or 'masks'), "
+                    f'got {value!r}')
         # Set before the base class loads the data list.
         self.on_bad_sample = on_bad_sample
         self.check_masks = check_masks
@@ -149,6 +163,16 @@ class ISICDataset(BaseSegDataset):
                 f'{name}: split file {ann_file} does not exist. Prepare the '
                 'data with python tools/dataset_converters/isic.py RAW_DIR '
                 'DATA_ROOT, or fix data_root/ann_file in the config.')
+        if not self.data_prefix.get('seg_map_path') and \
+                self._pipeline_loads_masks():
+            # mmseg then lists no mask: a KeyError 'seg_map_path' traceback
+            # at the first sample, after the run had started.
+            raise UserError(
+                f'{name}: data_prefix has no seg_map_path (the masks '
+                f'folder), but the pipeline loads masks (LoadAnnotations); '
+                "set data_prefix=dict(img_path='images', "
+                "seg_map_path='masks'), or segment unlabelled images with "
+                'tools/infer.py.')
         data_list = [
             info for info in super().load_data_list()
             # A blank line in the split file is not a sample.
@@ -237,6 +261,22 @@ class ISICDataset(BaseSegDataset):
     def _local_files(self):
         return not self.backend_args or self.backend_args.get(
             'backend', 'local') == 'local'
+
+    def _pipeline_loads_masks(self):
+        """Whether this dataset's pipeline holds mmseg's
+        ``LoadAnnotations`` (also inside ``TestTimeAug``)."""
+        from mmseg.datasets.transforms import LoadAnnotations
+
+        def loads(transforms):
+            for transform in transforms:
+                if isinstance(transform, LoadAnnotations):
+                    return True
+                inner = getattr(transform, 'subroutines', None)
+                if inner and any(loads(getattr(sub, 'transforms', [sub]))
+                                 for sub in inner):
+                    return True
+            return False
+        return loads(getattr(self.pipeline, 'transforms', []))
 
     def _loader_applies_exif(self):
         """Whether this dataset's pipeline turns images by their EXIF
