@@ -391,3 +391,34 @@ def test_a_data_prefix_without_a_mask_folder_is_refused(tiny_isic):
     dataset = build(dict(img_path='images'),
                     test_pipeline[:2] + test_pipeline[3:])
     assert dataset[0]['inputs'].shape[-2:] == (64, 64)
+
+
+def test_a_split_file_with_a_byte_order_mark_is_refused(tiny_isic, tmp_path):
+    """Notepad's UTF-8 byte-order mark was read as part of the first id:
+    `images/\\ufeffISIC_... .jpg: missing`, though the image is there.
+    Windows line endings and blank lines are read as they are."""
+    import shutil
+
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    root = tmp_path / 'root'
+    shutil.copytree(tiny_isic, root)
+    ids = (root / 'splits' / 'official_test.txt').read_text().split()
+
+    def build(text):
+        (root / 'splits' / 'mine.txt').write_bytes(text)
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(root),
+            ann_file='splits/mine.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[]))
+
+    lines = '\r\n'.join(ids[:2]).encode() + b'\r\n\r\n'
+    assert len(build(lines)) == 2
+    with pytest.raises(UserError, match=r'split file .*mine.txt starts with '
+                       'a UTF-8 byte-order mark'):
+        build(b'\xef\xbb\xbf' + lines)

@@ -40,6 +40,8 @@ class ISICDataset(BaseSegDataset):
       neither), and so is, at load, a ``data_prefix`` without
       ``seg_map_path`` when the pipeline loads masks: mmseg listed no mask
       and the first sample failed with a KeyError traceback.
+    * At load, a split file that starts with a UTF-8 byte-order mark is
+      refused (:class:`UserError`): its first id was reported missing.
     * At load, a split file that lists an id more than once is refused
       (:class:`UserError`): the image would be trained on or scored that
       many times.
@@ -163,6 +165,8 @@ class ISICDataset(BaseSegDataset):
                 f'{name}: split file {ann_file} does not exist. Prepare the '
                 'data with python tools/dataset_converters/isic.py RAW_DIR '
                 'DATA_ROOT, or fix data_root/ann_file in the config.')
+        if ann_file and self._local_files():
+            self._check_split_encoding(ann_file)
         if not self.data_prefix.get('seg_map_path') and \
                 self._pipeline_loads_masks():
             # mmseg then lists no mask: a KeyError 'seg_map_path' traceback
@@ -189,6 +193,23 @@ class ISICDataset(BaseSegDataset):
         if self._local_files():
             self._check_files(data_list)
         return data_list
+
+    def _check_split_encoding(self, ann_file):
+        """Refuse a split file that starts with a UTF-8 byte-order mark
+        (Windows Notepad writes one): mmseg reads it as part of the first
+        id, whose image was then reported missing though it is there.
+
+        Raises:
+            UserError: Naming the split file.
+        """
+        with open(ann_file, 'rb') as f:
+            if f.read(3) != b'\xef\xbb\xbf':
+                return
+        raise UserError(
+            f'{type(self).__name__}: split file {ann_file} starts with a '
+            'UTF-8 byte-order mark (as Windows Notepad saves it), which '
+            'would be read as part of the first id; save it as plain UTF-8 '
+            'without the mark, one id per line.')
 
     def _get_unserialized_subset(self, indices):
         """mmengine's subset by ``indices``, after :meth:`_check_indices`."""
