@@ -225,10 +225,14 @@ def check_pipelines_build(cfg, loaders):
         PipelineConfigError: Naming the config, the transform's place and
             its own message, for a transform that refuses its arguments
             (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
-            constructor). An unknown type or argument keeps mmengine's
-            error (reported with a spelling hint).
+            constructor), or for a ``RandomZoom`` before
+            ``LoadAnnotations`` (the mask would not be zoomed). An unknown
+            type or argument keeps mmengine's error (reported with a
+            spelling hint).
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
+
+    from ..datasets.random_zoom import zoom_before_masks
     where = getattr(cfg, 'filename', None) or 'the config'
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
@@ -249,6 +253,14 @@ def check_pipelines_build(cfg, loaders):
                         raise PipelineConfigError(
                             f'{path}[{index}] of {where}: {reason}; nothing '
                             'was started') from err
+                zoom = zoom_before_masks(pipeline)
+                if zoom >= 0:
+                    raise PipelineConfigError(
+                        f'{path}[{zoom}] of {where}: RandomZoom comes before '
+                        'LoadAnnotations, so it would zoom the image but not '
+                        'its mask (which keeps its size: no error, a '
+                        'misaligned ground truth); put it after '
+                        'LoadAnnotations. Nothing was started')
 
 
 LOADER_PHASES = {'train_dataloader': 'training',
