@@ -319,10 +319,10 @@ def check_dataset_classes(cfg, loaders):
         dataset = (cfg.get(loader) or {}).get('dataset')
         if not isinstance(dataset, dict):
             continue
-        _check_label_mapping(dataset, loader)
         name, classes = dataset_classes(dataset)
         if classes:
             check_head_classes(heads, classes, LOADER_PHASES[loader], name)
+        _check_label_mapping(dataset, loader)
 
 
 def _check_label_mapping(dataset_cfg, loader):
