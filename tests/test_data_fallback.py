@@ -96,3 +96,29 @@ def test_wrapped_datasets_are_checked_and_recorded_by_their_own_data(
                        match=r"^test_dataloader\.dataset\.datasets\[1\]\."
                        rf"data_root '{tmp_path}/no' does not exist"):
         fallback.ensure_data(cfg, loaders=('test_dataloader', ))
+
+
+@pytest.mark.parametrize('kind', ['broken link', 'file'])
+def test_a_broken_default_root_is_not_replaced_by_the_synthetic_set(
+        fallback, tmp_path, monkeypatch, kind):
+    """data/isic2018 as a link to an unmounted drive (or a file) was taken
+    for absent data: the run trained and tested on the synthetic set, exit
+    0, though the user had put their real data's place there."""
+    cfg = _config(tmp_path, monkeypatch)
+    (tmp_path / 'data').mkdir()
+    root = tmp_path / 'data' / 'isic2018'
+    if kind == 'file':
+        root.write_bytes(b'PK\x03\x04')
+        what = 'not a folder'
+    else:
+        root.symlink_to(tmp_path / 'unmounted' / 'isic2018')
+        what = (f'a link to {tmp_path}/unmounted/isic2018, which does not '
+                'exist')
+    with pytest.raises(fallback.DataRootError) as info:
+        fallback.ensure_data(cfg)
+    assert str(info.value).startswith(
+        f"The ISIC 2018 data root 'data/isic2018' is {what}")
+    assert 'tools/dataset_converters/isic.py SRC data/isic2018' in str(
+        info.value)
+    assert not (tmp_path / 'synthetic_isic2018').exists()
+    assert cfg.train_dataloader.dataset.data_root == 'data/isic2018'

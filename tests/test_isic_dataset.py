@@ -298,3 +298,127 @@ def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
         assert run.returncode == 2, run.output[-3000:]
         assert find_runs(str(work_dir)) == ([], [])
     assert not list(fresh.glob('*.json')) and not list(trained.glob('*.json'))
+
+
+def test_classes_that_would_relabel_the_masks_are_refused(
+        tiny_isic, tmp_path, capsys):
+    """mmseg maps every mask to the order of the ``metainfo`` classes:
+    ``classes=('lesion', 'background')`` swapped lesion and background in
+    training and testing, exit 0; ``reduce_zero_label=True`` was a
+    TypeError traceback."""
+    import mmseg_dsnet  # noqa: F401
+    from conftest import load_tool, run_cli, write_tiny_config
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+
+    def build(**kwargs):
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(tiny_isic),
+            ann_file='splits/official_test.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations')], **kwargs))
+
+    for classes in (('lesion', 'background'), ('lesion', ), ['background',
+                                                             'Lesion']):
+        with pytest.raises(UserError, match=r"metainfo classes must be "
+                           r"\('background', 'lesion'\)"):
+            build(metainfo=dict(classes=classes))
+    with pytest.raises(UserError, match='reduce_zero_label=True'):
+        build(reduce_zero_label=True)
+    # The masks' own classes, in their order, are read as they are.
+    sample = build(metainfo=dict(classes=['background', 'lesion']),
+                   reduce_zero_label=False)[0]
+    mask = np.array(__import__('PIL.Image').Image.open(
+        sample['seg_map_path']))
+    np.testing.assert_array_equal(sample['gt_seg_map'], mask)
+    # train.py refuses either before the runner makes its run folder.
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_dataloader.dataset.metainfo.classes=[lesion,background]',
+             "ERROR: ISIC2018Dataset: metainfo classes must be "
+             "('background', 'lesion') (the labels 0 and 1 of the masks), "
+             "got ('lesion', 'background')"),
+            ('val_dataloader.dataset.reduce_zero_label=True',
+             'ERROR: val_dataloader.dataset.reduce_zero_label=True does not '
+             'fit the ISIC masks')):
+        code, err = run_cli(load_tool('train.py').main, [
+            config, '--work-dir', work, '--cfg-options', option], capsys)
+        assert code == 2 and err.startswith(message), err
+        assert not work.exists()
+
+
+def test_a_data_prefix_without_a_mask_folder_is_refused(tiny_isic):
+    """A data_prefix without seg_map_path, with a pipeline that loads masks,
+    failed at the first sample with a KeyError 'seg_map_path' traceback
+    (after the run had started); seg_map_path=None was mmengine's
+    TypeError traceback."""
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    test_pipeline = [dict(type='LoadImageFromFile'),
+                     dict(type='Resize', scale=(64, 64), keep_ratio=False),
+                     dict(type='LoadAnnotations'),
+                     dict(type='PackSegInputs')]
+
+    def build(data_prefix, pipeline=test_pipeline):
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(tiny_isic),
+            ann_file='splits/official_test.txt', data_prefix=data_prefix,
+            pipeline=pipeline))
+
+    for pipeline in (test_pipeline, flip_tta_pipeline(test_pipeline)):
+        with pytest.raises(UserError) as info:
+            build(dict(img_path='images'), pipeline)
+        assert describe_user_error(info.value) == (
+            'ISIC2018Dataset: data_prefix has no seg_map_path (the masks '
+            'folder), but the pipeline loads masks (LoadAnnotations); set '
+            "data_prefix=dict(img_path='images', seg_map_path='masks'), or "
+            'segment unlabelled images with tools/infer.py.')
+    with pytest.raises(UserError, match=r'data_prefix.seg_map_path must be '
+                       r'a folder under data_root .*got None'):
+        build(dict(img_path='images', seg_map_path=None))
+    # Images alone, for a pipeline that loads no mask.
+    dataset = build(dict(img_path='images'),
+                    test_pipeline[:2] + test_pipeline[3:])
+    assert dataset[0]['inputs'].shape[-2:] == (64, 64)
+
+
+def test_a_split_file_with_a_byte_order_mark_is_refused(tiny_isic, tmp_path):
+    """Notepad's UTF-8 byte-order mark was read as part of the first id:
+    `images/\\ufeffISIC_... .jpg: missing`, though the image is there.
+    Windows line endings and blank lines are read as they are."""
+    import shutil
+
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    root = tmp_path / 'root'
+    shutil.copytree(tiny_isic, root)
+    ids = (root / 'splits' / 'official_test.txt').read_text().split()
+
+    def build(text):
+        (root / 'splits' / 'mine.txt').write_bytes(text)
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(root),
+            ann_file='splits/mine.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[]))
+
+    lines = '\r\n'.join(ids[:2]).encode() + b'\r\n\r\n'
+    assert len(build(lines)) == 2
+    with pytest.raises(UserError, match=r'split file .*mine.txt starts with '
+                       'a UTF-8 byte-order mark'):
+        build(b'\xef\xbb\xbf' + lines)

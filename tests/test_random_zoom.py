@@ -63,7 +63,12 @@ def test_no_zoom_leaves_the_sample_as_it_was():
 
 @pytest.mark.parametrize('kwargs', [dict(prob=1.5), dict(prob=-0.1),
                                     dict(max_zoom=0.5),
-                                    dict(max_zoom=float('nan'))])
+                                    dict(max_zoom=float('nan')),
+                                    # inf: numpy's OverflowError in the
+                                    # first zoomed sample of training; a
+                                    # string or None: a TypeError traceback.
+                                    dict(max_zoom=float('inf')),
+                                    dict(prob='0.5'), dict(max_zoom=None)])
 def test_settings_that_mean_nothing_are_refused(kwargs):
     from mmseg_dsnet.utils.errors import UserError
     with pytest.raises(UserError, match='RandomZoom'):
@@ -96,3 +101,41 @@ def test_zoom_config_trains_at_any_input_size(size):
         assert tuple(packed['inputs'].shape) == (3, size, size)
         assert tuple(packed['data_samples'].gt_sem_seg.data.shape) == (
             1, size, size)
+
+
+def test_a_zoom_before_the_masks_are_loaded_is_refused(tmp_path):
+    """RandomZoom before LoadAnnotations zoomed the image but not the mask
+    loaded after it (same size, so nothing failed): training on misaligned
+    ground truth, exit 0. Now refused before anything starts."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.datasets.random_zoom import zoom_before_masks
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    load, zoom = dict(type='LoadAnnotations'), dict(type='RandomZoom')
+    image = dict(type='LoadImageFromFile')
+    pack = dict(type='PackSegInputs')
+    assert zoom_before_masks([image, load, zoom, pack]) == -1
+    assert zoom_before_masks([image, zoom, pack]) == -1  # no mask at all
+    assert zoom_before_masks([image, zoom, load, pack]) == 1
+    assert zoom_before_masks(
+        [image, dict(type='mmseg.RandomZoom'), load, pack]) == 1
+    config = tmp_path / 'zoom_first.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/dsnet/design/"
+        "dsnet-design-deeper-eighth-zoom_isic2017.py'\n"
+        'train_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='RandomZoom', prob=0.5, max_zoom=1.5), "
+        "dict(type='LoadAnnotations'), dict(type='PackSegInputs')]))\n")
+    cfg = Config.fromfile(str(config))
+    with pytest.raises(PipelineConfigError) as info:
+        check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader'))
+    assert str(info.value).startswith(
+        f'train_dataloader.dataset.pipeline[1] of {config}: RandomZoom comes '
+        'before LoadAnnotations, so it would zoom the image but not its mask')
+    # The shipped zoom config is accepted.
+    check_pipelines_build(Config.fromfile(
+        str(REPO / 'configs/dsnet/design/'
+            'dsnet-design-deeper-eighth-zoom_isic2017.py')),
+        ('train_dataloader', 'val_dataloader', 'test_dataloader'))

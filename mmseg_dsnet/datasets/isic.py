@@ -35,6 +35,13 @@ class ISICDataset(BaseSegDataset):
     * At load, an ``ann_file`` that is a folder is refused
       (:class:`UserError`): mmseg would read every image of ``img_path``
       instead, the test images among them.
+    * When built, a ``data_prefix`` entry that is no string (``None``) is
+      refused (:class:`UserError`; mmengine's TypeError traceback named
+      neither), and so is, at load, a ``data_prefix`` without
+      ``seg_map_path`` when the pipeline loads masks: mmseg listed no mask
+      and the first sample failed with a KeyError traceback.
+    * At load, a split file that starts with a UTF-8 byte-order mark is
+      refused (:class:`UserError`): its first id was reported missing.
     * At load, a split file that lists an id more than once is refused
       (:class:`UserError`): the image would be trained on or scored that
       many times.
@@ -69,7 +76,10 @@ class ISICDataset(BaseSegDataset):
             ``pipeline`` ...).
 
     Raises:
-        UserError: ``on_bad_sample`` is neither 'raise' nor 'skip'; at load,
+        UserError: ``on_bad_sample`` is neither 'raise' nor 'skip';
+            ``metainfo`` names other classes or ``reduce_zero_label`` is
+            True; a ``data_prefix`` entry is no string; at load, the
+            pipeline loads masks but ``data_prefix`` names no mask folder,
             ``ann_file`` is a folder or lists an id more than once.
     """
     METAINFO = dict(
@@ -85,6 +95,23 @@ class ISICDataset(BaseSegDataset):
             # A config value: one ERROR line in the tools, not a traceback.
             raise UserError(f"{type(self).__name__}: on_bad_sample must be "
                             f"'raise' or 'skip', got {on_bad_sample!r}")
+        if kwargs.pop('reduce_zero_label', False):
+            # The masks' 0 is the background class, not "unlabelled":
+            # reducing it would ignore the background and train the lesion
+            # as class 0.
+            raise UserError(
+                f'{type(self).__name__}: reduce_zero_label=True does not fit '
+                'the ISIC masks (0 = background, 1 = lesion): the background '
+                'would be ignored and the lesion learned as class 0. Remove '
+                'the option.')
+        for key, value in (kwargs.get('data_prefix') or {}).items():
+            if not isinstance(value, str):
+                # mmengine's TypeError traceback named neither the option
+                # nor the dataset.
+                raise UserError(
+                    f'{type(self).__name__}: data_prefix.{key} must be a '
+                    f"folder under data_root (such as 'images' or 'masks'), "
+                    f'got {value!r}')
         # Set before the base class loads the data list.
         self.on_bad_sample = on_bad_sample
         self.check_masks = check_masks
@@ -93,6 +120,29 @@ class ISICDataset(BaseSegDataset):
             seg_map_suffix=seg_map_suffix,
             reduce_zero_label=False,
             **kwargs)
+
+    @classmethod
+    def get_label_map(cls, new_classes=None):
+        """Refuse ``metainfo`` classes other than the masks' own.
+
+        mmseg maps the labels of every mask to the order of the classes the
+        config names (a class left out becomes "ignore"), so that
+        ``classes=('lesion', 'background')`` trained and scored the
+        background as the lesion, without an error; the lesion metrics and
+        the models' heads take label 1 as the lesion.
+
+        Raises:
+            UserError: ``new_classes`` differs from ``METAINFO['classes']``.
+        """
+        expected = cls.METAINFO['classes']
+        if new_classes is not None and tuple(new_classes) != expected:
+            raise UserError(
+                f'{cls.__name__}: metainfo classes must be {expected} (the '
+                'labels 0 and 1 of the masks), got '
+                f'{tuple(new_classes)}; mmseg would relabel every mask to '
+                'that order (or ignore a class left out). Remove '
+                'metainfo.classes from the dataset config.')
+        return None
 
     # -- loading the list -------------------------------------------------
 
@@ -115,6 +165,18 @@ class ISICDataset(BaseSegDataset):
                 f'{name}: split file {ann_file} does not exist. Prepare the '
                 'data with python tools/dataset_converters/isic.py RAW_DIR '
                 'DATA_ROOT, or fix data_root/ann_file in the config.')
+        if ann_file and self._local_files():
+            self._check_split_encoding(ann_file)
+        if not self.data_prefix.get('seg_map_path') and \
+                self._pipeline_loads_masks():
+            # mmseg then lists no mask: a KeyError 'seg_map_path' traceback
+            # at the first sample, after the run had started.
+            raise UserError(
+                f'{name}: data_prefix has no seg_map_path (the masks '
+                f'folder), but the pipeline loads masks (LoadAnnotations); '
+                "set data_prefix=dict(img_path='images', "
+                "seg_map_path='masks'), or segment unlabelled images with "
+                'tools/infer.py.')
         data_list = [
             info for info in super().load_data_list()
             # A blank line in the split file is not a sample.
@@ -131,6 +193,23 @@ class ISICDataset(BaseSegDataset):
         if self._local_files():
             self._check_files(data_list)
         return data_list
+
+    def _check_split_encoding(self, ann_file):
+        """Refuse a split file that starts with a UTF-8 byte-order mark
+        (Windows Notepad writes one): mmseg reads it as part of the first
+        id, whose image was then reported missing though it is there.
+
+        Raises:
+            UserError: Naming the split file.
+        """
+        with open(ann_file, 'rb') as f:
+            if f.read(3) != b'\xef\xbb\xbf':
+                return
+        raise UserError(
+            f'{type(self).__name__}: split file {ann_file} starts with a '
+            'UTF-8 byte-order mark (as Windows Notepad saves it), which '
+            'would be read as part of the first id; save it as plain UTF-8 '
+            'without the mark, one id per line.')
 
     def _get_unserialized_subset(self, indices):
         """mmengine's subset by ``indices``, after :meth:`_check_indices`."""
@@ -203,6 +282,22 @@ class ISICDataset(BaseSegDataset):
     def _local_files(self):
         return not self.backend_args or self.backend_args.get(
             'backend', 'local') == 'local'
+
+    def _pipeline_loads_masks(self):
+        """Whether this dataset's pipeline holds mmseg's
+        ``LoadAnnotations`` (also inside ``TestTimeAug``)."""
+        from mmseg.datasets.transforms import LoadAnnotations
+
+        def loads(transforms):
+            for transform in transforms:
+                if isinstance(transform, LoadAnnotations):
+                    return True
+                inner = getattr(transform, 'subroutines', None)
+                if inner and any(loads(getattr(sub, 'transforms', [sub]))
+                                 for sub in inner):
+                    return True
+            return False
+        return loads(getattr(self.pipeline, 'transforms', []))
 
     def _loader_applies_exif(self):
         """Whether this dataset's pipeline turns images by their EXIF

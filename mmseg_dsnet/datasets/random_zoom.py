@@ -1,4 +1,7 @@
 """A zoom into a random window of the picture, relative to its size."""
+import math
+import numbers
+
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -28,17 +31,30 @@ class RandomZoom(BaseTransform):
             Defaults to 1.5.
 
     Raises:
-        UserError: ``prob`` outside [0, 1] or ``max_zoom`` below 1 (or nan):
-            a config value, reported as one ERROR line by the tools.
+        UserError: ``prob`` outside [0, 1], ``max_zoom`` below 1, infinite
+            or nan, or either not a number: a config value, reported as one
+            ERROR line by the tools.
     """
 
     def __init__(self, prob: float = 0.5, max_zoom: float = 1.5) -> None:
         super().__init__()
+        for name, value in (('prob', prob), ('max_zoom', max_zoom)):
+            # A string or None was a TypeError traceback (not a config
+            # error the tools name).
+            if isinstance(value, bool) or not isinstance(value,
+                                                         numbers.Real):
+                raise UserError(f'RandomZoom {name} must be a number, got '
+                                f'{value!r}')
         if not 0 <= prob <= 1:
             raise UserError(f'RandomZoom prob must lie in [0, 1], got {prob}')
         if not max_zoom >= 1:
             raise UserError(
                 f'RandomZoom max_zoom must be at least 1, got {max_zoom}')
+        # inf passed here and failed in the first zoomed sample of training
+        # (numpy's OverflowError).
+        if not math.isfinite(max_zoom):
+            raise UserError(
+                f'RandomZoom max_zoom must be finite, got {max_zoom}')
         self.prob = prob
         self.max_zoom = max_zoom
 
@@ -64,3 +80,24 @@ class RandomZoom(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(prob={self.prob}, '
                 f'max_zoom={self.max_zoom})')
+
+
+def zoom_before_masks(pipeline) -> int:
+    """The position of a ``RandomZoom`` that comes before the pipeline's
+    ``LoadAnnotations``: it would zoom the image but not the mask loaded
+    after it (same size, so nothing fails), and a test's prediction would
+    never be zoomed back.
+
+    Args:
+        pipeline (list[dict]): A data pipeline's configs.
+
+    Returns:
+        int: That position, or -1.
+    """
+    types = [str(step.get('type', '')).split('.')[-1]
+             if isinstance(step, dict) else '' for step in pipeline]
+    if 'LoadAnnotations' not in types:
+        return -1
+    loads = types.index('LoadAnnotations')
+    return next((index for index, name in enumerate(types[:loads])
+                 if name == 'RandomZoom'), -1)

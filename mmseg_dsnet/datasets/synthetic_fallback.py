@@ -226,6 +226,25 @@ def _check_root(path, dataset, year):
             f'{CONVERT_COMMAND.format(root=root or "ROOT")}')
 
 
+def _check_not_a_broken_root(root, year):
+    """Raise DataRootError when something is at the default data root but
+    is no folder: a link to a drive that is not mounted, a file (a zip saved
+    without its extension). The user put it there for the real data, so the
+    synthetic set must not stand in for it."""
+    if not osp.lexists(root):
+        return
+    if osp.islink(root):
+        what = (f'a link to {osp.realpath(root)}, which does not exist (a '
+                'drive not mounted, a moved folder?)')
+    else:
+        what = 'not a folder'
+    raise DataRootError(
+        f"The ISIC {year} data root '{root}' is {what}; the synthetic set "
+        'does not stand in for data put there. Fix the link, or convert the '
+        'ISIC zip files into a folder there with: '
+        f'{CONVERT_COMMAND.format(root=root)}')
+
+
 def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
     """Check the data ``loaders`` will read; point every loader at the
     synthetic set when no data location was given and the default one is
@@ -257,6 +276,7 @@ def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
     explicit = explicit or any(
         osp.normpath(root) != osp.normpath(default) for root in roots)
     if not explicit and not osp.isdir(default):
+        _check_not_a_broken_root(default, year)
         message = HOW_TO_PREPARE.format(year=year, root=default)
         if not allow_synthetic:
             raise DataRootError(

@@ -225,10 +225,14 @@ def check_pipelines_build(cfg, loaders):
         PipelineConfigError: Naming the config, the transform's place and
             its own message, for a transform that refuses its arguments
             (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
-            constructor). An unknown type or argument keeps mmengine's
-            error (reported with a spelling hint).
+            constructor), or for a ``RandomZoom`` before
+            ``LoadAnnotations`` (the mask would not be zoomed). An unknown
+            type or argument keeps mmengine's error (reported with a
+            spelling hint).
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
+
+    from ..datasets.random_zoom import zoom_before_masks
     where = getattr(cfg, 'filename', None) or 'the config'
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
@@ -249,6 +253,14 @@ def check_pipelines_build(cfg, loaders):
                         raise PipelineConfigError(
                             f'{path}[{index}] of {where}: {reason}; nothing '
                             'was started') from err
+                zoom = zoom_before_masks(pipeline)
+                if zoom >= 0:
+                    raise PipelineConfigError(
+                        f'{path}[{zoom}] of {where}: RandomZoom comes before '
+                        'LoadAnnotations, so it would zoom the image but not '
+                        'its mask (which keeps its size: no error, a '
+                        'misaligned ground truth); put it after '
+                        'LoadAnnotations. Nothing was started')
 
 
 LOADER_PHASES = {'train_dataloader': 'training',
@@ -310,6 +322,34 @@ def check_dataset_classes(cfg, loaders):
         name, classes = dataset_classes(dataset)
         if classes:
             check_head_classes(heads, classes, LOADER_PHASES[loader], name)
+        _check_label_mapping(dataset, loader)
+
+
+def _check_label_mapping(dataset_cfg, loader):
+    """Let each ISIC dataset a loader reads refuse its ``metainfo``
+    classes and ``reduce_zero_label`` (which would relabel the masks)
+    before the runner makes its run folder; the dataset refuses the same
+    when built."""
+    from mmseg.registry import DATASETS
+
+    from ..datasets.isic import ISICDataset
+    from ..datasets.synthetic_fallback import dataset_leaves
+    for path, leaf in dataset_leaves(dataset_cfg, f'{loader}.dataset'):
+        leaf_type = leaf.get('type')
+        leaf_class = DATASETS.get(leaf_type) if isinstance(
+            leaf_type, str) else leaf_type
+        if not (isinstance(leaf_class, type)
+                and issubclass(leaf_class, ISICDataset)):
+            continue
+        classes = (leaf.get('metainfo') or {}).get('classes')
+        if leaf.get('reduce_zero_label'):
+            raise UserError(
+                f'{path}.reduce_zero_label=True does not fit the ISIC masks '
+                '(0 = background, 1 = lesion): the background would be '
+                'ignored and the lesion learned as class 0. Remove the '
+                'option; nothing was started.')
+        if classes is not None:
+            leaf_class.get_label_map(classes)
 
 
 def check_evaluation_loaders(cfg, loaders):
