@@ -357,7 +357,9 @@ def run_inference(inferencer: LesionInferencer,
 
     A file that cannot be read or written is recorded in ``failed`` with
     the reason and the run goes on. Files whose outputs already exist are
-    skipped unless ``overwrite``. An output name belongs to one input
+    skipped unless ``overwrite``; a file with its mask but not its overlay
+    (or the reverse: a run stopped between the two) gets the missing one,
+    the other is kept. An output name belongs to one input
     across runs: ``out_dir/sources.json`` records the input of each output
     written (through a journal written before each batch's outputs, so
     also when the run is killed), an input recorded there keeps its name,
@@ -430,6 +432,8 @@ def run_inference(inferencer: LesionInferencer,
             'an empty output folder, or the config as a file')
     made_from = read_source_digests(out_dir)
     written, digests = {}, {}
+    # Path -> its outputs already there, kept, when the others are missing.
+    keep = {}
     bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
@@ -477,14 +481,16 @@ def run_inference(inferencer: LesionInferencer,
                                                            decisions):
             mask_file, overlay_file = targets(path)
             try:
-                mask = resize_to_mask(decision, size)
-                write_image(mask_file, mask * np.uint8(255))
+                kept = keep.get(path, ())
+                if mask_file not in kept:
+                    mask = resize_to_mask(decision, size)
+                    write_image(mask_file, mask * np.uint8(255))
+                    del mask
                 # Recorded once the mask is there, even if the overlay fails:
                 # a mask of no recorded input is one of an unknown input.
                 written[names[path]] = path
                 digests[names[path]] = digest
-                del mask
-                if overlay_file:
+                if overlay_file and overlay_file not in kept:
                     overlay = draw_overlay(
                         base, resize_to_mask(decision, base.shape[:2]),
                         max_side=overlay_max_side)
@@ -522,11 +528,20 @@ def run_inference(inferencer: LesionInferencer,
                     say(f'FAILED {reason}')
                     bar.update()
                     continue
-                summary.skipped_existing.append(path)
-                say(f'skipped {path}: {", ".join(existing)} already exists '
-                    '(use --overwrite to replace)')
-                bar.update()
-                continue
+                missing = [f for f in (mask_file, overlay_file)
+                           if f and not osp.exists(f)]
+                if not missing or not overlays:
+                    summary.skipped_existing.append(path)
+                    say(f'skipped {path}: {", ".join(existing)} already '
+                        'exists (use --overwrite to replace)')
+                    bar.update()
+                    continue
+                # A mask without its overlay (a run killed or failed between
+                # the two, or one deleted) was skipped as done, exit 0.
+                keep[path] = existing
+                say(f'completing {path}: {", ".join(missing)} missing (a '
+                    'run stopped or failed before writing it, or it was '
+                    f'removed); {", ".join(existing)} kept')
             try:
                 image = read_image(path, max_pixels)
                 digest = sha256_of(path)
