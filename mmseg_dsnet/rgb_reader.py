@@ -24,6 +24,12 @@ _MOVING_ORIENTATIONS = range(2, 9)
 SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
 
+class PixelRangeError(ValueError):
+    """Pixel values with no one reading as an 8-bit picture (a float image
+    beyond 0..255, a 32-bit one beyond 16 bits): scaled by a guess, they
+    were clipped to a white (or black) picture that still gave a mask."""
+
+
 def exif_orientation(image):
     """The EXIF orientation an image asks for, 1 when it asks for none.
 
@@ -38,7 +44,23 @@ def exif_orientation(image):
 
 
 def _to_uint8(array, mode, notes):
-    """Scale a 16-bit, 32-bit integer or float image to 0..255."""
+    """Scale a 16-bit, 32-bit integer or float image to 0..255.
+
+    Raises:
+        PixelRangeError: Values outside 0..65535 (integers) or 0..255
+            (floats, where 0..1 is scaled by 255).
+    """
+    if array.size and array.dtype.kind in 'iuf':
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        top = 255.0 if array.dtype.kind == 'f' else 65535.0
+        if low < 0 or high > top:
+            kind = ('floating-point' if array.dtype.kind == 'f' else
+                    f'{array.dtype.itemsize * 8}-bit integer')
+            raise PixelRangeError(
+                f'{kind} image ({mode}) with values {low:g} to {high:g}, '
+                f'outside 0..{top:g}: no scale to 8 bits can be assumed '
+                '(clipping gave a white or black picture and a wrong '
+                'mask); convert it to an 8-bit (or 16-bit) image first')
     if mode in SIXTEEN_BIT_MODES or array.dtype == np.uint16:
         if array.size and int(array.max()) <= 255:
             # 8-bit values saved as 16 bits: scaling would turn them black.
@@ -109,6 +131,8 @@ def decode_rgb(image, notes=None):
     Raises:
         OSError: Truncated or corrupt data.
         ValueError: A pixel mode Pillow cannot convert to RGB.
+        PixelRangeError: A float or 32-bit image whose values have no
+            8-bit reading (a ``ValueError`` too).
     """
     notes = [] if notes is None else notes
     raw_mode = _raw_mode(image)

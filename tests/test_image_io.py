@@ -113,3 +113,31 @@ def test_read_image_in_threads_keeps_others_guard(tmp_path):
     finally:
         Image.MAX_IMAGE_PIXELS = old
     assert not escaped
+
+
+def test_pixel_values_without_an_8_bit_reading_are_refused(tmp_path):
+    """A float TIFF in 0..4000 (or 32-bit values above 16 bits) was
+    clipped to a nearly white picture, noted as ``scaled by 1 to 8 bits``,
+    and segmented, exit 0; now it is refused naming its range. Float images
+    in 0..1 or 0..255 and 16-bit ones still read."""
+    rng = np.random.default_rng(0)
+    wide = str(tmp_path / 'wide.tif')
+    Image.fromarray((rng.random((20, 30)) * 4000).astype(np.float32)).save(
+        wide)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'wide.tif: floating-point image \(F\) with '
+                       r'values .* outside 0..255'):
+        image_io.read_image(wide)
+    deep = str(tmp_path / 'deep.tif')
+    Image.fromarray((rng.random((20, 30)) * 200000).astype(np.int32),
+                    'I').save(deep)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'deep.tif: 32-bit integer image \(I\) with '
+                       r'values .* outside 0..65535'):
+        image_io.read_image(deep)
+    unit = str(tmp_path / 'unit.tif')
+    Image.fromarray(np.full((20, 30), 0.5, np.float32)).save(unit)
+    assert image_io.read_image(unit).rgb[0, 0].tolist() == [128] * 3
+    sixteen = str(tmp_path / 'sixteen.png')
+    Image.fromarray(np.full((20, 30), 257 * 100, np.uint16)).save(sixteen)
+    assert image_io.read_image(sixteen).rgb[0, 0].tolist() == [100] * 3
