@@ -1247,3 +1247,24 @@ def test_an_image_missing_one_of_its_outputs_gets_it(checkpoint, inputs,
     # Both there: skipped as before.
     assert run_tool(argv) == 0
     assert 'already exists' in ''.join(capsys.readouterr())
+
+
+def test_images_given_as_a_generator_are_segmented(checkpoint):
+    """``predict((read(p) for p in paths))``: the images were read twice,
+    so a generator was used up by the checks and failed with numpy's
+    ``need at least one array to stack``; now any iterable works, an empty
+    one gives no masks and ``logits([])`` names the problem."""
+    from mmseg_dsnet.apis import ImageArrayError
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    images = [lesion_image(60, 80), lesion_image(40, 30, 1)]
+    expected = inferencer.predict(images)
+    masks = inferencer.predict(image for image in images)
+    assert [mask.shape for mask in masks] == [(60, 80), (40, 30)]
+    assert all((a == b).all() for a, b in zip(masks, expected))
+    assert len(inferencer.decisions(iter(images))) == 2
+    assert inferencer.logits(iter(images)).shape[0] == 2
+    assert inferencer.predict([]) == []
+    with pytest.raises(ImageArrayError, match='no images given'):
+        inferencer.logits([])

@@ -125,8 +125,15 @@ class LesionInferencer:
         images of any sizes.
 
         Raises:
-            ImageArrayError: An image is not an ``(H, W, 3)`` uint8 array.
+            ImageArrayError: An image is not an ``(H, W, 3)`` uint8 array,
+                or no image is given.
         """
+        # A generator was used up by the checks: 'need at least one array
+        # to stack' for images that were there.
+        images = list(images)
+        if not images:
+            raise ImageArrayError('LesionInferencer.logits: no images '
+                                  'given (an empty list)')
         for index, rgb in enumerate(images):
             check_rgb_image(rgb, index)
         batch = np.stack([to_model_input(rgb, self.input_size)
@@ -134,12 +141,17 @@ class LesionInferencer:
         return self.run(batch)
 
     def decisions(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
-        """Decision maps at the model size (positive = lesion)."""
+        """Decision maps at the model size (positive = lesion); images may
+        be any iterable (an empty one gives ``[]``)."""
+        images = list(images)
         return [decision_map(item, self.threshold)
-                for item in self.logits(images)]
+                for item in self.logits(images)] if images else []
 
     def predict(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
-        """``(H, W)`` uint8 masks (1 = lesion) at each image's size."""
+        """``(H, W)`` uint8 masks (1 = lesion) at each image's size; images
+        may be any iterable (an empty one gives ``[]``)."""
+        # Read twice below: a generator gave no masks, or a wrong error.
+        images = list(images)
         return [
             resize_to_mask(decision, rgb.shape[:2])
             for decision, rgb in zip(self.decisions(images), images)
