@@ -36,11 +36,34 @@ def exif_orientation(image):
     Args:
         image (PIL.Image.Image): An opened image.
 
+    Only the EXIF data counts: Pillow's ``getexif`` also takes a
+    ``tiff:Orientation`` from the XMP packet when the EXIF has none, which
+    OpenCV (so mmcv's ``LoadImageFromFile``, as ``tools/test.py`` reads
+    the image) and image viewers ignore: the mask came out turned against
+    the photo as shown and as tested.
+
     Returns:
         int: 2..8 when the pixels must be mirrored or rotated, else 1.
     """
     value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    return value if value in _MOVING_ORIENTATIONS else 1
+    if value not in _MOVING_ORIENTATIONS:
+        return 1
+    return value if EXIF_ORIENTATION_TAG in _exif_tags(image) else 1
+
+
+def _exif_tags(image):
+    """The tags of the image's own EXIF data (a TIFF's tags), without
+    what Pillow adds from the XMP packet."""
+    raw = image.info.get('exif')
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        exif = Image.Exif()
+        try:
+            exif.load(bytes(raw))
+        except Exception:  # noqa: BLE001  (damaged EXIF: no orientation)
+            return {}
+        return exif
+    tags = getattr(image, 'tag_v2', None)  # TIFF: the tags are the EXIF
+    return tags if tags is not None else {}
 
 
 def _to_uint8(array, mode, notes):

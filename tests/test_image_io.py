@@ -141,3 +141,31 @@ def test_pixel_values_without_an_8_bit_reading_are_refused(tmp_path):
     sixteen = str(tmp_path / 'sixteen.png')
     Image.fromarray(np.full((20, 30), 257 * 100, np.uint16)).save(sixteen)
     assert image_io.read_image(sixteen).rgb[0, 0].tolist() == [100] * 3
+
+
+def test_an_orientation_in_xmp_alone_is_not_applied(tmp_path):
+    """A JPEG whose orientation is only in its XMP packet (no EXIF tag):
+    Pillow's ``getexif`` reports it, so the image (and its mask) was
+    turned, while OpenCV (mmcv's loader, ``tools/test.py``) and viewers
+    show it as stored. The EXIF tag itself is still applied."""
+    import cv2
+    pixels = np.zeros((30, 40, 3), np.uint8)
+    pixels[:10] = 200
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+           b'"http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+           b' xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation='
+           b'"6"/></rdf:RDF></x:xmpmeta>')
+    only_xmp = str(tmp_path / 'xmp.jpg')
+    Image.fromarray(pixels).save(only_xmp, xmp=xmp)
+    assert Image.open(only_xmp).getexif().get(0x0112) == 6  # Pillow's view
+    loaded = image_io.read_image(only_xmp)
+    assert loaded.size == cv2.imread(only_xmp).shape[:2] == (30, 40)
+    assert not loaded.notes
+    tagged = str(tmp_path / 'exif.jpg')
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tagged, exif=exif)
+    loaded = image_io.read_image(tagged)
+    assert loaded.size == cv2.imread(tagged).shape[:2] == (40, 30)
+    assert 'EXIF orientation 6 applied' in loaded.notes[0]
