@@ -1268,3 +1268,23 @@ def test_images_given_as_a_generator_are_segmented(checkpoint):
     assert inferencer.predict([]) == []
     with pytest.raises(ImageArrayError, match='no images given'):
         inferencer.logits([])
+
+
+def test_run_inference_takes_files_from_a_generator(checkpoint, inputs,
+                                                    tmp_path):
+    """``run_inference(inferencer, (p for p in paths), out)``: the
+    generator was used up naming the outputs, then the run failed with
+    ``TypeError: object of type 'generator' has no len()`` after it had
+    claimed ``out`` (model.json) for no outputs."""
+    from mmseg_dsnet.apis import (LesionInferencer, TorchBackend,
+                                  prepare_output_dir, run_inference)
+    folder, _ = inputs
+    files = [str(folder / 'normal.jpg'), str(folder / 'gray.png')]
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = str(tmp_path / 'out')
+    prepare_output_dir(out)
+    summary = run_inference(inferencer, (path for path in files), out,
+                            progress=False)
+    assert summary.processed == files
+    assert sorted(os.listdir(osp.join(out, 'masks'))) == ['gray.png',
+                                                          'normal.png']

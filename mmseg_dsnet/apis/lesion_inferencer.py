@@ -393,7 +393,7 @@ def run_inference(inferencer: LesionInferencer,
 
     Args:
         inferencer (LesionInferencer): The model.
-        files (Sequence[str]): Image files.
+        files (Iterable[str]): Image files.
         out_dir (str): Output folder (made writable first by the caller,
             see :func:`prepare_output_dir`).
         batch_size (int): Images per forward pass.
@@ -423,6 +423,9 @@ def run_inference(inferencer: LesionInferencer,
             f'run_inference: files is one path ({os.fspath(files)!r}), not '
             'a list of image files; give [path] for one image, or the '
             'images of a folder (mmseg_dsnet.image_io.find_images)')
+    # A generator was used up naming the outputs: the run claimed the
+    # folder (model.json) and failed with "has no len()".
+    files = list(files)
     # Also one error for a threshold set after the inferencer was made,
     # not one failure per image.
     check_threshold(inferencer.threshold, 'LesionInferencer: threshold')
