@@ -171,7 +171,16 @@ def decode_rgb(image, notes=None):
         image = ImageOps.exif_transpose(image)
         notes.append(f'EXIF orientation {orientation} applied (stored '
                      f'{stored}, upright ' + '{}x{})'.format(*image.size))
-    return np.ascontiguousarray(_rgb_pixels(image, notes))
+    rgb = np.ascontiguousarray(_rgb_pixels(image, notes))
+    if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES and \
+            rgb.size and not rgb.any():
+        # Pillow keeps the high bytes: 8-bit values saved as 16 bits (as
+        # grayscale ones are read above) came out black and were segmented.
+        raise PixelRangeError(
+            f'16-bit colour image ({raw_mode}) whose values all lie below '
+            '256 (8-bit values saved as 16 bits?): read as 8 bits it is '
+            'black; convert it to an 8-bit image first')
+    return rgb
 
 
 def read_rgb(source, notes=None):

@@ -169,3 +169,23 @@ def test_an_orientation_in_xmp_alone_is_not_applied(tmp_path):
     loaded = image_io.read_image(tagged)
     assert loaded.size == cv2.imread(tagged).shape[:2] == (40, 30)
     assert 'EXIF orientation 6 applied' in loaded.notes[0]
+
+
+def test_a_16_bit_colour_image_of_8_bit_values_is_refused(tmp_path):
+    """``cv2.imwrite('x.png', rgb8.astype(np.uint16))``: Pillow keeps the
+    high bytes of 16-bit colour, so the picture read black (noted only as
+    ``reduced to 8 bits``) and its mask was written, exit 0; grayscale
+    images of this kind are read as 8-bit values. Now it is refused; a
+    16-bit colour image of full range still reads."""
+    import cv2
+    pixels = np.zeros((20, 30, 3), np.uint16)
+    pixels[:] = (150, 120, 100)
+    low = str(tmp_path / 'low.png')
+    cv2.imwrite(low, pixels)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'low.png: 16-bit colour image \(RGB;16B\) '
+                       'whose values all lie below 256'):
+        image_io.read_image(low)
+    full = str(tmp_path / 'full.png')
+    cv2.imwrite(full, pixels * 257)
+    assert image_io.read_image(full).rgb[0, 0].tolist() == [100, 120, 150]
