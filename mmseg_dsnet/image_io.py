@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .rgb_reader import decode_rgb
+from .rgb_reader import PixelRangeError, decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
 # always tried, whatever their extension).
@@ -102,6 +102,8 @@ def read_image(path: str,
             f'{path}: refused by Pillow\'s image-size limit '
             f'(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}): '
             f'{err}') from None
+    except PixelRangeError as err:
+        raise ImageReadError(f'{path}: {err}') from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(
             f'{path}: unreadable or truncated image ({err})') from None

@@ -24,21 +24,66 @@ _MOVING_ORIENTATIONS = range(2, 9)
 SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
 
+class PixelRangeError(ValueError):
+    """Pixel values with no one reading as an 8-bit picture (a float image
+    beyond 0..255, a 32-bit one beyond 16 bits): scaled by a guess, they
+    were clipped to a white (or black) picture that still gave a mask."""
+
+
 def exif_orientation(image):
     """The EXIF orientation an image asks for, 1 when it asks for none.
 
     Args:
         image (PIL.Image.Image): An opened image.
 
+    Only the EXIF data counts: Pillow's ``getexif`` also takes a
+    ``tiff:Orientation`` from the XMP packet when the EXIF has none, which
+    OpenCV (so mmcv's ``LoadImageFromFile``, as ``tools/test.py`` reads
+    the image) and image viewers ignore: the mask came out turned against
+    the photo as shown and as tested.
+
     Returns:
         int: 2..8 when the pixels must be mirrored or rotated, else 1.
     """
     value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    return value if value in _MOVING_ORIENTATIONS else 1
+    if value not in _MOVING_ORIENTATIONS:
+        return 1
+    return value if EXIF_ORIENTATION_TAG in _exif_tags(image) else 1
+
+
+def _exif_tags(image):
+    """The tags of the image's own EXIF data (a TIFF's tags), without
+    what Pillow adds from the XMP packet."""
+    raw = image.info.get('exif')
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        exif = Image.Exif()
+        try:
+            exif.load(bytes(raw))
+        except Exception:  # noqa: BLE001  (damaged EXIF: no orientation)
+            return {}
+        return exif
+    tags = getattr(image, 'tag_v2', None)  # TIFF: the tags are the EXIF
+    return tags if tags is not None else {}
 
 
 def _to_uint8(array, mode, notes):
-    """Scale a 16-bit, 32-bit integer or float image to 0..255."""
+    """Scale a 16-bit, 32-bit integer or float image to 0..255.
+
+    Raises:
+        PixelRangeError: Values outside 0..65535 (integers) or 0..255
+            (floats, where 0..1 is scaled by 255).
+    """
+    if array.size and array.dtype.kind in 'iuf':
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        top = 255.0 if array.dtype.kind == 'f' else 65535.0
+        if low < 0 or high > top:
+            kind = ('floating-point' if array.dtype.kind == 'f' else
+                    f'{array.dtype.itemsize * 8}-bit integer')
+            raise PixelRangeError(
+                f'{kind} image ({mode}) with values {low:g} to {high:g}, '
+                f'outside 0..{top:g}: no scale to 8 bits can be assumed '
+                '(clipping gave a white or black picture and a wrong '
+                'mask); convert it to an 8-bit (or 16-bit) image first')
     if mode in SIXTEEN_BIT_MODES or array.dtype == np.uint16:
         if array.size and int(array.max()) <= 255:
             # 8-bit values saved as 16 bits: scaling would turn them black.
@@ -109,6 +154,8 @@ def decode_rgb(image, notes=None):
     Raises:
         OSError: Truncated or corrupt data.
         ValueError: A pixel mode Pillow cannot convert to RGB.
+        PixelRangeError: A float or 32-bit image whose values have no
+            8-bit reading (a ``ValueError`` too).
     """
     notes = [] if notes is None else notes
     raw_mode = _raw_mode(image)
@@ -124,7 +171,16 @@ def decode_rgb(image, notes=None):
         image = ImageOps.exif_transpose(image)
         notes.append(f'EXIF orientation {orientation} applied (stored '
                      f'{stored}, upright ' + '{}x{})'.format(*image.size))
-    return np.ascontiguousarray(_rgb_pixels(image, notes))
+    rgb = np.ascontiguousarray(_rgb_pixels(image, notes))
+    if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES and \
+            rgb.size and not rgb.any():
+        # Pillow keeps the high bytes: 8-bit values saved as 16 bits (as
+        # grayscale ones are read above) came out black and were segmented.
+        raise PixelRangeError(
+            f'16-bit colour image ({raw_mode}) whose values all lie below '
+            '256 (8-bit values saved as 16 bits?): read as 8 bits it is '
+            'black; convert it to an 8-bit image first')
+    return rgb
 
 
 def read_rgb(source, notes=None):

@@ -113,3 +113,79 @@ def test_read_image_in_threads_keeps_others_guard(tmp_path):
     finally:
         Image.MAX_IMAGE_PIXELS = old
     assert not escaped
+
+
+def test_pixel_values_without_an_8_bit_reading_are_refused(tmp_path):
+    """A float TIFF in 0..4000 (or 32-bit values above 16 bits) was
+    clipped to a nearly white picture, noted as ``scaled by 1 to 8 bits``,
+    and segmented, exit 0; now it is refused naming its range. Float images
+    in 0..1 or 0..255 and 16-bit ones still read."""
+    rng = np.random.default_rng(0)
+    wide = str(tmp_path / 'wide.tif')
+    Image.fromarray((rng.random((20, 30)) * 4000).astype(np.float32)).save(
+        wide)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'wide.tif: floating-point image \(F\) with '
+                       r'values .* outside 0..255'):
+        image_io.read_image(wide)
+    deep = str(tmp_path / 'deep.tif')
+    Image.fromarray((rng.random((20, 30)) * 200000).astype(np.int32),
+                    'I').save(deep)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'deep.tif: 32-bit integer image \(I\) with '
+                       r'values .* outside 0..65535'):
+        image_io.read_image(deep)
+    unit = str(tmp_path / 'unit.tif')
+    Image.fromarray(np.full((20, 30), 0.5, np.float32)).save(unit)
+    assert image_io.read_image(unit).rgb[0, 0].tolist() == [128] * 3
+    sixteen = str(tmp_path / 'sixteen.png')
+    Image.fromarray(np.full((20, 30), 257 * 100, np.uint16)).save(sixteen)
+    assert image_io.read_image(sixteen).rgb[0, 0].tolist() == [100] * 3
+
+
+def test_an_orientation_in_xmp_alone_is_not_applied(tmp_path):
+    """A JPEG whose orientation is only in its XMP packet (no EXIF tag):
+    Pillow's ``getexif`` reports it, so the image (and its mask) was
+    turned, while OpenCV (mmcv's loader, ``tools/test.py``) and viewers
+    show it as stored. The EXIF tag itself is still applied."""
+    import cv2
+    pixels = np.zeros((30, 40, 3), np.uint8)
+    pixels[:10] = 200
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+           b'"http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+           b' xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation='
+           b'"6"/></rdf:RDF></x:xmpmeta>')
+    only_xmp = str(tmp_path / 'xmp.jpg')
+    Image.fromarray(pixels).save(only_xmp, xmp=xmp)
+    assert Image.open(only_xmp).getexif().get(0x0112) == 6  # Pillow's view
+    loaded = image_io.read_image(only_xmp)
+    assert loaded.size == cv2.imread(only_xmp).shape[:2] == (30, 40)
+    assert not loaded.notes
+    tagged = str(tmp_path / 'exif.jpg')
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tagged, exif=exif)
+    loaded = image_io.read_image(tagged)
+    assert loaded.size == cv2.imread(tagged).shape[:2] == (40, 30)
+    assert 'EXIF orientation 6 applied' in loaded.notes[0]
+
+
+def test_a_16_bit_colour_image_of_8_bit_values_is_refused(tmp_path):
+    """``cv2.imwrite('x.png', rgb8.astype(np.uint16))``: Pillow keeps the
+    high bytes of 16-bit colour, so the picture read black (noted only as
+    ``reduced to 8 bits``) and its mask was written, exit 0; grayscale
+    images of this kind are read as 8-bit values. Now it is refused; a
+    16-bit colour image of full range still reads."""
+    import cv2
+    pixels = np.zeros((20, 30, 3), np.uint16)
+    pixels[:] = (150, 120, 100)
+    low = str(tmp_path / 'low.png')
+    cv2.imwrite(low, pixels)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'low.png: 16-bit colour image \(RGB;16B\) '
+                       'whose values all lie below 256'):
+        image_io.read_image(low)
+    full = str(tmp_path / 'full.png')
+    cv2.imwrite(full, pixels * 257)
+    assert image_io.read_image(full).rgb[0, 0].tolist() == [100, 120, 150]

@@ -789,9 +789,13 @@ def test_masks_of_a_killed_run_keep_their_inputs(checkpoint, tmp_path,
 
     assert run_tool(argv) == 0
     text = ''.join(capsys.readouterr())
-    assert 'its outputs are named' not in text and 'Skipped 5' in text
+    # p4's mask was written before the kill, its overlay not: it gets the
+    # overlay (it was skipped as done), the mask is kept.
+    assert 'its outputs are named' not in text and 'Skipped 4' in text
+    assert f'completing {folder / "p4.jpg"}: ' in text
     names = [f'p{index}' for index in range(8)]
     assert sorted(path.stem for path in (out / 'masks').iterdir()) == names
+    assert sorted(path.stem for path in (out / 'overlays').iterdir()) == names
     assert json.loads((out / 'sources.json').read_text()) == {
         name: osp.realpath(folder / f'{name}.jpg') for name in names}
     assert sorted(os.listdir(out)) == ['masks', 'model.json', 'overlays',
@@ -1209,3 +1213,78 @@ def test_a_link_to_an_input_is_named_when_left_out(checkpoint, tmp_path,
     # The same path given twice is no news.
     assert err.count('the same file as') == 1
     assert sorted(p.name for p in (out / 'masks').iterdir()) == ['a.png']
+
+
+def test_an_image_missing_one_of_its_outputs_gets_it(checkpoint, inputs,
+                                                     tmp_path, capsys):
+    """A mask without its overlay (a run killed, or its overlay write
+    failed, between the two) was skipped as done on the next run, exit 0,
+    and the overlay never came; now the missing output is written and the
+    existing one kept."""
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, str(folder / 'normal.jpg'), '--out-dir',
+            str(out), '--no-progress']
+    assert run_tool(argv) == 0
+    mask, overlay = out / 'masks' / 'normal.png', out / 'overlays' / \
+        'normal.jpg'
+    first = overlay.read_bytes()
+    overlay.unlink()
+    capsys.readouterr()
+    assert run_tool(argv) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert f'completing {folder / "normal.jpg"}: {overlay} missing' in text
+    assert 'Processed 1 of 1' in text
+    assert overlay.read_bytes() == first
+    # The reverse: the overlay is kept, the mask written again.
+    stamp = overlay.stat().st_mtime_ns
+    mask_bytes = mask.read_bytes()
+    mask.unlink()
+    assert run_tool(argv) == 0
+    assert mask.read_bytes() == mask_bytes
+    assert overlay.stat().st_mtime_ns == stamp
+    # Both there: skipped as before.
+    assert run_tool(argv) == 0
+    assert 'already exists' in ''.join(capsys.readouterr())
+
+
+def test_images_given_as_a_generator_are_segmented(checkpoint):
+    """``predict((read(p) for p in paths))``: the images were read twice,
+    so a generator was used up by the checks and failed with numpy's
+    ``need at least one array to stack``; now any iterable works, an empty
+    one gives no masks and ``logits([])`` names the problem."""
+    from mmseg_dsnet.apis import ImageArrayError
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    images = [lesion_image(60, 80), lesion_image(40, 30, 1)]
+    expected = inferencer.predict(images)
+    masks = inferencer.predict(image for image in images)
+    assert [mask.shape for mask in masks] == [(60, 80), (40, 30)]
+    assert all((a == b).all() for a, b in zip(masks, expected))
+    assert len(inferencer.decisions(iter(images))) == 2
+    assert inferencer.logits(iter(images)).shape[0] == 2
+    assert inferencer.predict([]) == []
+    with pytest.raises(ImageArrayError, match='no images given'):
+        inferencer.logits([])
+
+
+def test_run_inference_takes_files_from_a_generator(checkpoint, inputs,
+                                                    tmp_path):
+    """``run_inference(inferencer, (p for p in paths), out)``: the
+    generator was used up naming the outputs, then the run failed with
+    ``TypeError: object of type 'generator' has no len()`` after it had
+    claimed ``out`` (model.json) for no outputs."""
+    from mmseg_dsnet.apis import (LesionInferencer, TorchBackend,
+                                  prepare_output_dir, run_inference)
+    folder, _ = inputs
+    files = [str(folder / 'normal.jpg'), str(folder / 'gray.png')]
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = str(tmp_path / 'out')
+    prepare_output_dir(out)
+    summary = run_inference(inferencer, (path for path in files), out,
+                            progress=False)
+    assert summary.processed == files
+    assert sorted(os.listdir(osp.join(out, 'masks'))) == ['gray.png',
+                                                          'normal.png']

@@ -51,7 +51,8 @@ inside ``OUT/masks`` or ``OUT/overlays`` are refused, never replaced.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
-unless ``--overwrite``; such images are skipped with a message, unless
+unless ``--overwrite``; such images are skipped with a message (an image
+with its mask but no overlay, or the reverse, gets the missing one), unless
 the input file changed since they were made (``OUT/sources.sha256.json``
 records its SHA-256; a new photo under an old name): then it counts as
 failed and its outputs stay as they are until ``--overwrite``. With

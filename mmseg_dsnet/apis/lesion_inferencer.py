@@ -125,8 +125,15 @@ class LesionInferencer:
         images of any sizes.
 
         Raises:
-            ImageArrayError: An image is not an ``(H, W, 3)`` uint8 array.
+            ImageArrayError: An image is not an ``(H, W, 3)`` uint8 array,
+                or no image is given.
         """
+        # A generator was used up by the checks: 'need at least one array
+        # to stack' for images that were there.
+        images = list(images)
+        if not images:
+            raise ImageArrayError('LesionInferencer.logits: no images '
+                                  'given (an empty list)')
         for index, rgb in enumerate(images):
             check_rgb_image(rgb, index)
         batch = np.stack([to_model_input(rgb, self.input_size)
@@ -134,12 +141,17 @@ class LesionInferencer:
         return self.run(batch)
 
     def decisions(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
-        """Decision maps at the model size (positive = lesion)."""
+        """Decision maps at the model size (positive = lesion); images may
+        be any iterable (an empty one gives ``[]``)."""
+        images = list(images)
         return [decision_map(item, self.threshold)
-                for item in self.logits(images)]
+                for item in self.logits(images)] if images else []
 
     def predict(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
-        """``(H, W)`` uint8 masks (1 = lesion) at each image's size."""
+        """``(H, W)`` uint8 masks (1 = lesion) at each image's size; images
+        may be any iterable (an empty one gives ``[]``)."""
+        # Read twice below: a generator gave no masks, or a wrong error.
+        images = list(images)
         return [
             resize_to_mask(decision, rgb.shape[:2])
             for decision, rgb in zip(self.decisions(images), images)
@@ -357,7 +369,9 @@ def run_inference(inferencer: LesionInferencer,
 
     A file that cannot be read or written is recorded in ``failed`` with
     the reason and the run goes on. Files whose outputs already exist are
-    skipped unless ``overwrite``. An output name belongs to one input
+    skipped unless ``overwrite``; a file with its mask but not its overlay
+    (or the reverse: a run stopped between the two) gets the missing one,
+    the other is kept. An output name belongs to one input
     across runs: ``out_dir/sources.json`` records the input of each output
     written (through a journal written before each batch's outputs, so
     also when the run is killed), an input recorded there keeps its name,
@@ -379,7 +393,7 @@ def run_inference(inferencer: LesionInferencer,
 
     Args:
         inferencer (LesionInferencer): The model.
-        files (Sequence[str]): Image files.
+        files (Iterable[str]): Image files.
         out_dir (str): Output folder (made writable first by the caller,
             see :func:`prepare_output_dir`).
         batch_size (int): Images per forward pass.
@@ -409,6 +423,9 @@ def run_inference(inferencer: LesionInferencer,
             f'run_inference: files is one path ({os.fspath(files)!r}), not '
             'a list of image files; give [path] for one image, or the '
             'images of a folder (mmseg_dsnet.image_io.find_images)')
+    # A generator was used up naming the outputs: the run claimed the
+    # folder (model.json) and failed with "has no len()".
+    files = list(files)
     # Also one error for a threshold set after the inferencer was made,
     # not one failure per image.
     check_threshold(inferencer.threshold, 'LesionInferencer: threshold')
@@ -430,6 +447,8 @@ def run_inference(inferencer: LesionInferencer,
             'an empty output folder, or the config as a file')
     made_from = read_source_digests(out_dir)
     written, digests = {}, {}
+    # Path -> its outputs already there, kept, when the others are missing.
+    keep = {}
     bar = progress_bar(len(files), 'inference', progress)
     say = log or bar.write
     pending = []
@@ -477,14 +496,16 @@ def run_inference(inferencer: LesionInferencer,
                                                            decisions):
             mask_file, overlay_file = targets(path)
             try:
-                mask = resize_to_mask(decision, size)
-                write_image(mask_file, mask * np.uint8(255))
+                kept = keep.get(path, ())
+                if mask_file not in kept:
+                    mask = resize_to_mask(decision, size)
+                    write_image(mask_file, mask * np.uint8(255))
+                    del mask
                 # Recorded once the mask is there, even if the overlay fails:
                 # a mask of no recorded input is one of an unknown input.
                 written[names[path]] = path
                 digests[names[path]] = digest
-                del mask
-                if overlay_file:
+                if overlay_file and overlay_file not in kept:
                     overlay = draw_overlay(
                         base, resize_to_mask(decision, base.shape[:2]),
                         max_side=overlay_max_side)
@@ -522,11 +543,20 @@ def run_inference(inferencer: LesionInferencer,
                     say(f'FAILED {reason}')
                     bar.update()
                     continue
-                summary.skipped_existing.append(path)
-                say(f'skipped {path}: {", ".join(existing)} already exists '
-                    '(use --overwrite to replace)')
-                bar.update()
-                continue
+                missing = [f for f in (mask_file, overlay_file)
+                           if f and not osp.exists(f)]
+                if not missing or not overlays:
+                    summary.skipped_existing.append(path)
+                    say(f'skipped {path}: {", ".join(existing)} already '
+                        'exists (use --overwrite to replace)')
+                    bar.update()
+                    continue
+                # A mask without its overlay (a run killed or failed between
+                # the two, or one deleted) was skipped as done, exit 0.
+                keep[path] = existing
+                say(f'completing {path}: {", ".join(missing)} missing (a '
+                    'run stopped or failed before writing it, or it was '
+                    f'removed); {", ".join(existing)} kept')
             try:
                 image = read_image(path, max_pixels)
                 digest = sha256_of(path)
