@@ -400,3 +400,66 @@ def test_tool_refuses_an_out_that_names_a_folder(tmp_path, capsys):
         f'ERROR: {out} names a folder (it ends in /); give the path of the '
         'file to write')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']
+
+
+def test_a_loader_of_no_batch_whose_sampler_repeats_is_refused():
+    """A training split smaller than a batch, with drop_last and an
+    InfiniteSampler, has a length of 0, read as "no length": the pass ran
+    without end, repeating the images."""
+    from mmengine.dataset import InfiniteSampler, pseudo_collate
+    from torch.utils.data import DataLoader
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        recalibrate_batch_norm
+
+    samples = [dict(inputs=inputs, data_samples=sample)
+               for inputs, sample in zip(batches(1)[0]['inputs'],
+                                         batches(1)[0]['data_samples'])]
+
+    class Dataset(torch.utils.data.Dataset):
+        reads = 0
+
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, index):
+            Dataset.reads += 1
+            assert Dataset.reads <= 20, 'read without end'
+            return samples[index]
+
+    dataset = Dataset()
+    loader = DataLoader(dataset, batch_size=4, drop_last=True,
+                        collate_fn=pseudo_collate,
+                        sampler=InfiniteSampler(dataset, shuffle=False))
+    assert len(loader) == 0
+    model = build(DSNET)
+    before = bn_buffers(model)
+    with pytest.raises(ValueError, match='no batch'):
+        recalibrate_batch_norm(model, loader, show_progress=False)
+    assert Dataset.reads == 0
+    after = bn_buffers(model)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
+def test_tool_refuses_a_training_loader_of_no_batch(tiny_isic, tmp_path,
+                                                    capsys, sampler):
+    """Fewer training images than a batch with drop_last: a ValueError
+    traceback after the checkpoint was loaded, exit 1 (DefaultSampler), or
+    a pass that never ended (InfiniteSampler)."""
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=build(str(cfg)).state_dict()), checkpoint)
+    out = tmp_path / 'out.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [
+        cfg, checkpoint, out, '--cfg-options',
+        'train_dataloader.batch_size=100', 'train_dataloader.drop_last=True',
+        f'train_dataloader.sampler.type={sampler}'
+    ], capsys)
+    assert code == 2, err
+    last = err.splitlines()[-1]
+    assert last.startswith(f'ERROR: {cfg}: train_dataloader gives no batch: '
+                           'its ')
+    assert 'fewer than batch_size=100 with drop_last=True' in last
+    assert not out.exists()

@@ -55,6 +55,12 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
     layers = batch_norm_layers(model)
     if not layers:
         return 0
+    # A loader of no batch (fewer images than a batch, drop_last) whose
+    # sampler repeats (InfiniteSampler) never ends: a length of 0 read as
+    # "no length" let the pass run without end.
+    if hasattr(data_loader, '__len__') and len(data_loader) == 0:
+        raise ValueError('the data loader gave no batch to recompute '
+                         'the BatchNorm statistics from')
     was_training = model.training
     momenta = [layer.momentum for layer in layers]
     saved = [(layer.running_mean.clone(), layer.running_var.clone(),
@@ -183,6 +189,32 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
                 'scored on them; ' + advice)
 
 
+def check_loader_gives_batches(loader, config):
+    """Refuse a training loader of no batch: fewer images than a batch
+    with ``drop_last``, or none at all.
+
+    Args:
+        loader (DataLoader): The built recalibration loader.
+        config (str): The config, for the message.
+
+    Raises:
+        UserError: Naming the images, the batch size and ``drop_last``.
+    """
+    from ..utils.errors import UserError
+    if len(loader) > 0:
+        return
+    images = len(loader.dataset)
+    drop_last = bool(getattr(loader, 'drop_last', False))
+    split = getattr(loader.dataset, 'ann_file', None)
+    raise UserError(
+        f'{config}: train_dataloader gives no batch: its {images} '
+        f'image(s){f" ({split})" if split else ""} are fewer than '
+        f'batch_size={loader.batch_size} with drop_last={drop_last}; '
+        'there is nothing to recompute the BatchNorm statistics from. '
+        'Give a smaller batch (--cfg-options '
+        'train_dataloader.batch_size=N)')
+
+
 def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
                                   seed=0, overwrite=False, cfg_options=None):
     """Recompute a trained checkpoint's BatchNorm statistics over the
@@ -207,7 +239,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
             written, a checkpoint trained at another input size than the
             config's, a training loader that reads images the checkpoint
             did not train on (:func:`check_recalibration_images`), a
-            model without BatchNorm layers, or statistics that came out NaN
+            model without BatchNorm layers, a training loader that gives
+            no batch (:func:`check_loader_gives_batches`), or statistics that came out NaN
             or infinite (nothing is written).
     """
     import io
@@ -253,6 +286,7 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         hint='Give the config the checkpoint was trained with.')
     set_random_seed(seed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+    check_loader_gives_batches(loader, config)
     batches = recalibrate_batch_norm(model, loader, max_batches)
     # Finite weights can still overflow on the images (a run about to
     # diverge); tools/test.py would refuse the statistics only later.
