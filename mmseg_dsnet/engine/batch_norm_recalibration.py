@@ -25,7 +25,7 @@ def batch_norm_layers(model):
 
 @torch.no_grad()
 def recalibrate_batch_norm(model, data_loader, max_batches=None,
-                           show_progress=True):
+                           show_progress=True, not_run=None):
     """Replace every BatchNorm layer's running statistics by their average
     over the batches of ``data_loader``.
 
@@ -42,6 +42,9 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
             to None (one pass: ``len(data_loader)`` batches, also of a loader
             whose sampler repeats, as ``InfiniteSampler`` does).
         show_progress (bool): Show a progress bar. Defaults to True.
+        not_run (list, optional): Filled with the names of the BatchNorm
+            layers the forward pass does not run (a training-only
+            auxiliary head); they keep their statistics. Defaults to None.
 
     Returns:
         int: The number of batches averaged (0 when the model has no
@@ -91,6 +94,17 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
         if seen == 0:
             raise ValueError('the data loader gave no batch to recompute '
                              'the BatchNorm statistics from')
+        # A layer the pass does not run (mmseg's auxiliary head: training
+        # only) saw no batch; reset, it was written as mean 0, variance 1
+        # and counted as recomputed.
+        names = {id(module): name for name, module in model.named_modules()}
+        for layer, (mean, var, count) in zip(layers, saved):
+            if int(layer.num_batches_tracked) == 0:
+                layer.running_mean.copy_(mean)
+                layer.running_var.copy_(var)
+                layer.num_batches_tracked.copy_(count)
+                if not_run is not None:
+                    not_run.append(names[id(layer)])
     except BaseException:
         # Leave the model as it was rather than half recalibrated.
         for layer, (mean, var, count) in zip(layers, saved):
@@ -231,7 +245,9 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         cfg_options (dict, optional): Config overrides.
 
     Returns:
-        dict: ``batches`` averaged and ``layers`` recalibrated.
+        dict: ``batches`` averaged, ``layers`` recalibrated and ``not_run``,
+        the names of the BatchNorm layers the forward pass does not run
+        (kept as they were).
 
     Raises:
         UserError: A missing input, ``out`` being an input, a folder, an
@@ -287,7 +303,14 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     set_random_seed(seed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
     check_loader_gives_batches(loader, config)
-    batches = recalibrate_batch_norm(model, loader, max_batches)
+    not_run = []
+    batches = recalibrate_batch_norm(model, loader, max_batches,
+                                     not_run=not_run)
+    if len(not_run) == len(batch_norm_layers(model)):
+        raise UserError(
+            f'{config} builds a model whose BatchNorm layers the forward '
+            f'pass does not run ({", ".join(not_run)}); there are no '
+            f'statistics to recompute; {out} was not written')
     # Finite weights can still overflow on the images (a run about to
     # diverge); tools/test.py would refuse the statistics only later.
     bad = non_finite_tensors(model.state_dict())
@@ -307,4 +330,6 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
     atomic_write(buffer.getvalue(), out)
-    return dict(batches=batches, layers=len(batch_norm_layers(model)))
+    return dict(batches=batches,
+                layers=len(batch_norm_layers(model)) - len(not_run),
+                not_run=not_run)
