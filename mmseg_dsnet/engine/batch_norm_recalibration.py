@@ -267,7 +267,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from ..apis.released_model import check_trained_input_size
+    from ..apis.released_model import (check_trained_input_size,
+                                       check_trained_model)
     from ..utils.errors import UserError
     from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
     from .checkpoint_match import (load_checkpoint_strictly,
@@ -289,6 +290,11 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     # than the weights were trained at, it would write the statistics of
     # images the network never saw beside weights that look unchanged.
     check_trained_input_size(
+        cfg, config, checkpoint,
+        advice='recalibrate it with the config it was trained with')
+    # A setting without weights (a dilation) would give the statistics of
+    # another network than the one the weights trained in.
+    check_trained_model(
         cfg, config, checkpoint,
         advice='recalibrate it with the config it was trained with')
     check_recalibration_images(checkpoint, cfg.train_dataloader.dataset,
