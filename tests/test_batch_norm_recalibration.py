@@ -400,3 +400,123 @@ def test_tool_refuses_an_out_that_names_a_folder(tmp_path, capsys):
         f'ERROR: {out} names a folder (it ends in /); give the path of the '
         'file to write')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']
+
+
+def test_a_loader_of_no_batch_whose_sampler_repeats_is_refused():
+    """A training split smaller than a batch, with drop_last and an
+    InfiniteSampler, has a length of 0, read as "no length": the pass ran
+    without end, repeating the images."""
+    from mmengine.dataset import InfiniteSampler, pseudo_collate
+    from torch.utils.data import DataLoader
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        recalibrate_batch_norm
+
+    samples = [dict(inputs=inputs, data_samples=sample)
+               for inputs, sample in zip(batches(1)[0]['inputs'],
+                                         batches(1)[0]['data_samples'])]
+
+    class Dataset(torch.utils.data.Dataset):
+        reads = 0
+
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, index):
+            Dataset.reads += 1
+            assert Dataset.reads <= 20, 'read without end'
+            return samples[index]
+
+    dataset = Dataset()
+    loader = DataLoader(dataset, batch_size=4, drop_last=True,
+                        collate_fn=pseudo_collate,
+                        sampler=InfiniteSampler(dataset, shuffle=False))
+    assert len(loader) == 0
+    model = build(DSNET)
+    before = bn_buffers(model)
+    with pytest.raises(ValueError, match='no batch'):
+        recalibrate_batch_norm(model, loader, show_progress=False)
+    assert Dataset.reads == 0
+    after = bn_buffers(model)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
+def test_tool_refuses_a_training_loader_of_no_batch(tiny_isic, tmp_path,
+                                                    capsys, sampler):
+    """Fewer training images than a batch with drop_last: a ValueError
+    traceback after the checkpoint was loaded, exit 1 (DefaultSampler), or
+    a pass that never ended (InfiniteSampler)."""
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=build(str(cfg)).state_dict()), checkpoint)
+    out = tmp_path / 'out.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [
+        cfg, checkpoint, out, '--cfg-options',
+        'train_dataloader.batch_size=100', 'train_dataloader.drop_last=True',
+        f'train_dataloader.sampler.type={sampler}'
+    ], capsys)
+    assert code == 2, err
+    last = err.splitlines()[-1]
+    assert last.startswith(f'ERROR: {cfg}: train_dataloader gives no batch: '
+                           'its ')
+    assert 'fewer than batch_size=100 with drop_last=True' in last
+    assert not out.exists()
+
+
+UNET = str(REPO / 'configs/unet/unet-s5-d16_fcn_isic2017.py')
+
+
+def test_layers_the_pass_does_not_run_keep_their_statistics():
+    """mmseg's auxiliary head (UNet's FCN head) runs in training only: its
+    BatchNorm statistics were reset to mean 0, variance 1 and counted as
+    recomputed."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+    model = build(UNET)
+    aux = model.auxiliary_head.convs[0].bn
+    with torch.no_grad():
+        aux.running_mean.uniform_(-1, 1)
+        aux.running_var.uniform_(1, 2)
+        aux.num_batches_tracked.fill_(500)
+    before = {k: v.clone() for k, v in aux.state_dict().items()}
+    not_run = []
+    assert recalibrate_batch_norm(model, batches(1), show_progress=False,
+                                  not_run=not_run) == 1
+    assert not_run == ['auxiliary_head.convs.0.bn']
+    assert all(torch.equal(aux.state_dict()[k], v)
+               for k, v in before.items())
+    others = [layer for layer in batch_norm_layers(model) if layer is not aux]
+    assert others and all(int(layer.num_batches_tracked) == 1
+                          for layer in others)
+
+
+def test_tool_names_the_layers_it_kept(tiny_isic, tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, base=UNET,
+                            epochs=1)
+    model = build(str(cfg))
+    aux = model.auxiliary_head.convs[0].bn
+    with torch.no_grad():
+        aux.running_mean.uniform_(-1, 1)
+        aux.num_batches_tracked.fill_(500)
+    layers = len([k for k in model.state_dict()
+                  if k.endswith('num_batches_tracked')])
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    out = tmp_path / 'out.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    capsys.readouterr()
+    assert tool.main([str(cfg), str(checkpoint), str(out),
+                      '--max-batches', '1']) == 0
+    printed = capsys.readouterr().out
+    assert (f'BatchNorm statistics of {layers - 1} layers recomputed over 1 '
+            'training batches\nKept as they were (not run by the forward '
+            'pass, e.g. a training-only auxiliary head): '
+            'auxiliary_head.convs.0.bn\n') in printed
+    state = torch.load(out, map_location='cpu',
+                       weights_only=False)['state_dict']
+    old = model.state_dict()
+    for key in ('running_mean', 'running_var', 'num_batches_tracked'):
+        name = f'auxiliary_head.convs.0.bn.{key}'
+        assert torch.equal(state[name], old[name]), name

@@ -222,3 +222,39 @@ def test_publish_model_refuses_weights_trained_at_another_input_size(
         'model.data_preprocessor.size': (64, 96),
         "the test pipeline's Resize scale": (96, 96)}
     assert not marker.exists() and 'oops' not in settings
+
+
+def test_publish_model_refuses_weights_trained_in_another_network(tmp_path):
+    """A checkpoint trained with other backbone dilations (a setting that
+    holds no weights) loaded strictly under the config and was published
+    to run in a network it was not trained in, exit 0."""
+    from mmengine.config import Config
+
+    from conftest import DEMO_128PX, make_lesion_checkpoint, run_tool_in_process
+    import numpy as np
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.model.backbone.dilations = [1, 2, 2, 2, 1]
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+    trained = make_lesion_checkpoint(DEMO_128PX, tmp_path / 'epoch_1.pth',
+                                     image, meta=dict(cfg=cfg.pretty_text))
+    out = tmp_path / 'net.pth'
+    done = run_tool_in_process('tools/misc/publish_model.py', DEMO_128PX,
+                               trained, out)
+    assert done.returncode == 2, done.output[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {trained} was trained in another network than '
+        f'config {DEMO_128PX} builds: model.backbone.dilations[1] is 2 in '
+        "its training config (meta['cfg']), 1 in the config; publish it "
+        'with the config it was trained with')
+    assert not out.exists()
+    # Training-only settings (the loss, a dropout) may differ.
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.model.decode_head.loss_decode.bce_weight = 2.0
+    cfg.model.decode_head.dropout_ratio = 0.1
+    trained = make_lesion_checkpoint(DEMO_128PX, tmp_path / 'epoch_2.pth',
+                                     image, meta=dict(cfg=cfg.pretty_text))
+    done = run_tool_in_process('tools/misc/publish_model.py', DEMO_128PX,
+                               trained, out)
+    assert done.returncode == 0, done.output[-2000:]
+    assert out.exists()

@@ -288,6 +288,68 @@ def check_trained_input_size(
             '; '.join(differences) + f'; {advice}')
 
 
+# Model settings that do not change what the network computes at test
+# time (training-only, initialisation, or checked elsewhere: the decision
+# threshold is the config's own choice, the preprocessor is compared by
+# :func:`check_trained_input_size`); any other difference is another model.
+NOT_INFERENCE_KEYS = frozenset((
+    'train_cfg', 'test_cfg', 'init_cfg', 'pretrained', 'data_preprocessor',
+    'aux_loss_weights', 'dropout_ratio', 'drop_path_rate',
+    'zero_init_residual', 'threshold', 'deploy', 'requires_grad'))
+
+
+def _inference_model(value):
+    """``value`` (a model config dict) without :data:`NOT_INFERENCE_KEYS`
+    and loss settings, at every depth."""
+    if isinstance(value, dict):
+        return {key: _inference_model(item) for key, item in value.items()
+                if key not in NOT_INFERENCE_KEYS
+                and not str(key).startswith('loss')}
+    if isinstance(value, (list, tuple)):
+        return [_inference_model(item) for item in value]
+    return value
+
+
+def check_trained_model(
+        cfg, config: str, checkpoint: str,
+        advice: str = 'publish it with the config it was trained with'
+) -> None:
+    """Refuse a checkpoint whose training config (``meta['cfg']``) builds
+    the network otherwise than ``cfg`` in a setting that holds no weights
+    (a dilation, a padding mode, the activation, ``align_corners``): the
+    weights load strictly, and would run in a network they were not
+    trained in. Training-only settings (:data:`NOT_INFERENCE_KEYS`,
+    losses) may differ; a checkpoint without a training config, or whose
+    ``model`` is not a literal, passes.
+
+    Args:
+        cfg (Config): The config the weights are published or run under.
+        config (str): Its file, for the message.
+        checkpoint (str): The checkpoint file.
+        advice (str): What to do instead, ending the message.
+
+    Raises:
+        UserError: Naming the first differing setting with both values.
+    """
+    from ..utils.config_diff import config_differences, value_at
+    training_cfg = training_config_of(checkpoint)
+    trained = (training_cfg or {}).get('model')
+    if not isinstance(trained, dict):
+        return
+    given = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(
+        cfg.model)
+    trained, given = _inference_model(trained), _inference_model(given)
+    diff = next(config_differences(given, trained, 'model'), None)
+    if diff is None:
+        return
+    raise UserError(
+        f'checkpoint {checkpoint} was trained in another network than '
+        f'config {config} builds: {diff} is '
+        f'{value_at({"model": trained}, diff)!r} in its training config '
+        f"(meta['cfg']), {value_at({'model': given}, diff)!r} in the "
+        f'config; {advice}')
+
+
 # How a model's input pixels are normalised (``SegDataPreProcessor``).
 NORMALISATION_FIELDS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
 
@@ -349,6 +411,8 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
     # Weights trained at one size, published under a config of another,
     # loaded strictly and were released to run at the wrong size.
     check_trained_input_size(model.cfg, config, checkpoint)
+    # A setting without weights (a dilation) loaded strictly as well.
+    check_trained_model(model.cfg, config, checkpoint)
     state = {
         name: tensor.detach().cpu().clone()
         for name, tensor in model.state_dict().items()

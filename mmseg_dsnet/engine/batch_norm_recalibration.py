@@ -25,7 +25,7 @@ def batch_norm_layers(model):
 
 @torch.no_grad()
 def recalibrate_batch_norm(model, data_loader, max_batches=None,
-                           show_progress=True):
+                           show_progress=True, not_run=None):
     """Replace every BatchNorm layer's running statistics by their average
     over the batches of ``data_loader``.
 
@@ -42,6 +42,9 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
             to None (one pass: ``len(data_loader)`` batches, also of a loader
             whose sampler repeats, as ``InfiniteSampler`` does).
         show_progress (bool): Show a progress bar. Defaults to True.
+        not_run (list, optional): Filled with the names of the BatchNorm
+            layers the forward pass does not run (a training-only
+            auxiliary head); they keep their statistics. Defaults to None.
 
     Returns:
         int: The number of batches averaged (0 when the model has no
@@ -55,6 +58,12 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
     layers = batch_norm_layers(model)
     if not layers:
         return 0
+    # A loader of no batch (fewer images than a batch, drop_last) whose
+    # sampler repeats (InfiniteSampler) never ends: a length of 0 read as
+    # "no length" let the pass run without end.
+    if hasattr(data_loader, '__len__') and len(data_loader) == 0:
+        raise ValueError('the data loader gave no batch to recompute '
+                         'the BatchNorm statistics from')
     was_training = model.training
     momenta = [layer.momentum for layer in layers]
     saved = [(layer.running_mean.clone(), layer.running_var.clone(),
@@ -85,6 +94,17 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
         if seen == 0:
             raise ValueError('the data loader gave no batch to recompute '
                              'the BatchNorm statistics from')
+        # A layer the pass does not run (mmseg's auxiliary head: training
+        # only) saw no batch; reset, it was written as mean 0, variance 1
+        # and counted as recomputed.
+        names = {id(module): name for name, module in model.named_modules()}
+        for layer, (mean, var, count) in zip(layers, saved):
+            if int(layer.num_batches_tracked) == 0:
+                layer.running_mean.copy_(mean)
+                layer.running_var.copy_(var)
+                layer.num_batches_tracked.copy_(count)
+                if not_run is not None:
+                    not_run.append(names[id(layer)])
     except BaseException:
         # Leave the model as it was rather than half recalibrated.
         for layer, (mean, var, count) in zip(layers, saved):
@@ -183,6 +203,32 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
                 'scored on them; ' + advice)
 
 
+def check_loader_gives_batches(loader, config):
+    """Refuse a training loader of no batch: fewer images than a batch
+    with ``drop_last``, or none at all.
+
+    Args:
+        loader (DataLoader): The built recalibration loader.
+        config (str): The config, for the message.
+
+    Raises:
+        UserError: Naming the images, the batch size and ``drop_last``.
+    """
+    from ..utils.errors import UserError
+    if len(loader) > 0:
+        return
+    images = len(loader.dataset)
+    drop_last = bool(getattr(loader, 'drop_last', False))
+    split = getattr(loader.dataset, 'ann_file', None)
+    raise UserError(
+        f'{config}: train_dataloader gives no batch: its {images} '
+        f'image(s){f" ({split})" if split else ""} are fewer than '
+        f'batch_size={loader.batch_size} with drop_last={drop_last}; '
+        'there is nothing to recompute the BatchNorm statistics from. '
+        'Give a smaller batch (--cfg-options '
+        'train_dataloader.batch_size=N)')
+
+
 def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
                                   seed=0, overwrite=False, cfg_options=None):
     """Recompute a trained checkpoint's BatchNorm statistics over the
@@ -199,7 +245,9 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         cfg_options (dict, optional): Config overrides.
 
     Returns:
-        dict: ``batches`` averaged and ``layers`` recalibrated.
+        dict: ``batches`` averaged, ``layers`` recalibrated and ``not_run``,
+        the names of the BatchNorm layers the forward pass does not run
+        (kept as they were).
 
     Raises:
         UserError: A missing input, ``out`` being an input, a folder, an
@@ -207,7 +255,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
             written, a checkpoint trained at another input size than the
             config's, a training loader that reads images the checkpoint
             did not train on (:func:`check_recalibration_images`), a
-            model without BatchNorm layers, or statistics that came out NaN
+            model without BatchNorm layers, a training loader that gives
+            no batch (:func:`check_loader_gives_batches`), or statistics that came out NaN
             or infinite (nothing is written).
     """
     import io
@@ -218,7 +267,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from ..apis.released_model import check_trained_input_size
+    from ..apis.released_model import (check_trained_input_size,
+                                       check_trained_model)
     from ..utils.errors import UserError
     from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
     from .checkpoint_match import (load_checkpoint_strictly,
@@ -242,6 +292,11 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     check_trained_input_size(
         cfg, config, checkpoint,
         advice='recalibrate it with the config it was trained with')
+    # A setting without weights (a dilation) would give the statistics of
+    # another network than the one the weights trained in.
+    check_trained_model(
+        cfg, config, checkpoint,
+        advice='recalibrate it with the config it was trained with')
     check_recalibration_images(checkpoint, cfg.train_dataloader.dataset,
                                config)
     model = MODELS.build(cfg.model)
@@ -253,7 +308,15 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         hint='Give the config the checkpoint was trained with.')
     set_random_seed(seed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
-    batches = recalibrate_batch_norm(model, loader, max_batches)
+    check_loader_gives_batches(loader, config)
+    not_run = []
+    batches = recalibrate_batch_norm(model, loader, max_batches,
+                                     not_run=not_run)
+    if len(not_run) == len(batch_norm_layers(model)):
+        raise UserError(
+            f'{config} builds a model whose BatchNorm layers the forward '
+            f'pass does not run ({", ".join(not_run)}); there are no '
+            f'statistics to recompute; {out} was not written')
     # Finite weights can still overflow on the images (a run about to
     # diverge); tools/test.py would refuse the statistics only later.
     bad = non_finite_tensors(model.state_dict())
@@ -273,4 +336,6 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
     atomic_write(buffer.getvalue(), out)
-    return dict(batches=batches, layers=len(batch_norm_layers(model)))
+    return dict(batches=batches,
+                layers=len(batch_norm_layers(model)) - len(not_run),
+                not_run=not_run)

@@ -53,6 +53,9 @@ def main(argv=None):
         args.overwrite, args.cfg_options)
     print(f'BatchNorm statistics of {result["layers"]} layers recomputed '
           f'over {result["batches"]} training batches\n'
+          + (f'Kept as they were (not run by the forward pass, e.g. a '
+             f'training-only auxiliary head): {", ".join(result["not_run"])}'
+             '\n' if result['not_run'] else '') +
           f'Checkpoint: {args.out}')
     return 0
 
