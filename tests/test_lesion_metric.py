@@ -610,3 +610,29 @@ def test_arguments_that_give_figures_of_nothing_are_refused(args, message):
         LesionMetric(**args)
     # ignore_index 0 (score the lesion against the ignored rest) stays.
     LesionMetric(ignore_index=0, low_res_size=[8, 8], jaccard_threshold=1)
+
+
+@pytest.mark.parametrize('mode', ['probability', 'logit'])
+def test_an_output_holding_nan_is_refused(mode, tmp_path):
+    """``NaN > threshold`` is False: NaN pixels (a diverged or overflowing
+    model) were scored and written as background, an all-NaN output as
+    IoU 0 and specificity 100."""
+    from mmseg_dsnet.evaluation.lesion_metric import NonFiniteOutputError
+    from mmseg_dsnet.utils.errors import UserError
+    prob = torch.tensor(PROB_2X3)
+    prob[0, 1] = float('nan')
+    sample = make_sample(prob, GT_2X3)
+    sample['img_path'] = '/data/a.jpg'
+    metric = same_size_metric(2, 3, single_channel_input=mode,
+                              output_dir=str(tmp_path / 'masks'))
+    with pytest.raises(NonFiniteOutputError,
+                       match=r'^LesionMetric: /data/a.jpg: the model output '
+                       r'holds 1 NaN values of 6 pixels') as err:
+        metric.process({}, [sample])
+    assert isinstance(err.value, UserError)
+    assert metric.results == [] and not list((tmp_path / 'masks').iterdir())
+    # Two channels whose logits are both infinite: inf - inf is NaN.
+    two = torch.zeros(2, 2, 3)
+    two[:, 0, 0] = float('inf')
+    with pytest.raises(NonFiniteOutputError, match='holds 1 NaN'):
+        same_size_metric(2, 3).process({}, [make_sample(two, GT_2X3)])

@@ -351,6 +351,7 @@ class LesionMetric(BaseMetric):
                     f'{data_sample.get("img_path", "image")}: prediction of '
                     f'shape {tuple(prob.shape)} does not match ground truth '
                     f'of shape {tuple(label.shape)}; {SIZE_MISMATCH_FIX}')
+            _check_finite(prob, data_sample.get('img_path', 'image'))
             label = label.to(prob.device)
             counts_orig = self._confusion(prob, label)
             if self.output_dir:
@@ -621,6 +622,35 @@ class LesionMetric(BaseMetric):
             f'{self.threshold}, TJ threshold {self.jaccard_threshold}):\n' +
             pooled.get_string() + '\n' + other.get_string(),
             logger=logger)
+
+
+class NonFiniteOutputError(UserError, ValueError):
+    """A model output holding NaN: its pixels would be scored (and
+    written) as background."""
+
+
+def _check_finite(prob: torch.Tensor, img_path: str) -> None:
+    """Refuse a lesion probability map that holds NaN.
+
+    ``NaN > threshold`` is False, so a NaN pixel (a diverged or
+    overflowing model, ``inf - inf`` in a 2-channel output) would count as
+    predicted background: an all-NaN output read as IoU 0 and
+    specificity 100, exit 0.
+
+    Args:
+        prob (Tensor): The ``(H, W)`` lesion probability of one image.
+        img_path (str): The image, for the message.
+
+    Raises:
+        NonFiniteOutputError: Naming the image and the NaN count.
+    """
+    bad = int(torch.isnan(prob).sum().item())
+    if bad:
+        raise NonFiniteOutputError(
+            f'LesionMetric: {img_path}: the model output holds {bad} NaN '
+            f'values of {prob.numel()} pixels (a diverged or overflowing '
+            'model), which would be scored as background; nothing is '
+            'reported. Check the checkpoint and the input image')
 
 
 def _holds_mask(path: str, mask) -> bool:
