@@ -636,3 +636,28 @@ def test_an_output_holding_nan_is_refused(mode, tmp_path):
     two[:, 0, 0] = float('inf')
     with pytest.raises(NonFiniteOutputError, match='holds 1 NaN'):
         same_size_metric(2, 3).process({}, [make_sample(two, GT_2X3)])
+
+
+def test_an_imperfect_figure_never_reads_100_nor_a_non_zero_one_0(caplog):
+    """One false positive among 2 million background pixels is a
+    specificity of 99.99995 %, which rounding to 4 decimals wrote as
+    100.0 (and the logged table as 100.00): no error at all."""
+    import logging
+
+    from mmseg_dsnet.evaluation.lesion_metric import percent, percent_text
+    gt = torch.zeros(1000, 2001, dtype=torch.long)
+    gt[:, 2000] = 1  # 1000 lesion pixels, 2 000 000 background
+    prob = gt.float()
+    prob[0, 0] = 1.0  # the one false positive
+    metric = same_size_metric(1000, 2001)
+    with caplog.at_level(logging.INFO):
+        metrics = run(metric, [make_sample(prob, gt)])
+    assert metrics['Spe'] == metrics['Spe_orig'] == 99.9999
+    assert metrics['Sen'] == 100.0  # perfect stays 100
+    assert metrics['IoU'] == pytest.approx(100 * 1000 / 1001, abs=1e-4)
+    assert metrics['Acc'] == 99.9999
+    assert percent(0.9999999) == 99.9999 and percent(1.0) == 100.0
+    assert percent(1e-9) == 0.0001 and percent(0.0) == 0.0
+    assert percent_text(99.9999) == '>99.99'
+    assert percent_text(0.0001) == '<0.01'
+    assert percent_text(100.0) == '100.00' and percent_text(99.5) == '99.50'
