@@ -728,6 +728,46 @@ def test_lesion_metric_arguments_are_checked_before_the_run(
             type='LesionMetric', threshold=1.5)), ('test_evaluator', ))
 
 
+def test_evaluators_that_report_one_figure_name_are_refused(
+        tiny_config, tmp_path, capsys):
+    """``test_evaluator=[LesionMetric, IoUMetric]`` (both report ``mIoU``)
+    ran the whole test, then mmengine's ``ValueError: There are multiple
+    evaluation results with the same metric name mIoU`` traceback, exit 1
+    (train.py: after the first epoch). Refused before the work dir; a
+    prefix of its own lets them run."""
+    from mmseg_dsnet.engine.preflight import check_lesion_metrics
+    from mmseg_dsnet.utils.errors import UserError
+    config = tmp_path / 'two.py'
+    config.write_text(
+        f"_base_ = '{tiny_config}'\n"
+        "test_evaluator = [dict(type='LesionMetric', low_res_size=(64, 64)),"
+        " dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice'])]\n")
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('test.py').main,
+                        [config, ckpt, '--work-dir', work], capsys)
+    assert (code, err) == (
+        2, 'ERROR: test_evaluator[0] (LesionMetric) and test_evaluator[1] '
+        '(IoUMetric) both report mIoU, mDice: mmengine refuses figures of '
+        "one name, after the whole evaluation; give each a prefix of its own "
+        "(prefix='lesion', ...) or leave one out; nothing was started\n")
+    assert not work.exists()
+    lesion = dict(type='LesionMetric')
+    with pytest.raises(UserError, match=r'^val_evaluator\[0\] \(LesionMetric'
+                       r'\) and val_evaluator\[1\] \(LesionMetric\) both '
+                       r'report IoU, DSC, '):
+        check_lesion_metrics(dict(val_evaluator=[
+            lesion, dict(lesion, threshold=0.4)]), ('val_evaluator', ))
+    # Distinct prefixes, or figures of other names, pass.
+    check_lesion_metrics(dict(val_evaluator=[
+        lesion, dict(lesion, threshold=0.4, prefix='t04')]),
+        ('val_evaluator', ))
+    check_lesion_metrics(dict(val_evaluator=[
+        lesion, dict(type='IoUMetric', iou_metrics=['mFscore']),
+        dict(type='SomeMetric')]), ('val_evaluator', ))
+
+
 def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
     """A model or dataset base config given as the config ended in an
     ``AttributeError: 'ConfigDict' object has no attribute 'optim_wrapper'``

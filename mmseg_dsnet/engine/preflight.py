@@ -371,6 +371,64 @@ def check_lesion_metrics(cfg, evaluators):
             except MetricArgumentError as err:
                 raise UserError(f'{name} (LesionMetric): {err}; nothing was '
                                 'started') from None
+        check_distinct_figure_names(name, metrics)
+
+
+#: The figures of MMSegmentation's ``IoUMetric`` for each of its
+#: ``iou_metrics`` (``aAcc`` comes with all).
+_IOU_METRIC_FIGURES = {'mIoU': ('mIoU', 'mAcc'), 'mDice': ('mDice', 'mAcc'),
+                       'mFscore': ('mFscore', 'mPrecision', 'mRecall')}
+
+
+def _figure_names(metric):
+    """The figure names an evaluator config reports (with its ``prefix``),
+    or None when its type's names are not known here."""
+    from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
+    kind = metric.get('type')
+    if kind in ('LesionMetric', 'mmseg.LesionMetric'):
+        names = METRIC_NAMES
+    elif kind in ('IoUMetric', 'mmseg.IoUMetric'):
+        asked = metric.get('iou_metrics', ['mIoU'])
+        asked = [asked] if isinstance(asked, str) else list(asked or [])
+        names = ('aAcc', ) + tuple(
+            n for key in asked for n in _IOU_METRIC_FIGURES.get(key, ()))
+    else:
+        return None
+    prefix = metric.get('prefix')
+    return [f'{prefix}/{n}' if prefix else n for n in names]
+
+
+def check_distinct_figure_names(name, metrics):
+    """Refuse evaluators that report a figure of one name: mmengine's
+    ``Evaluator`` stops with a ``ValueError`` traceback only after the whole
+    evaluation (in training, after the first epoch's). ``LesionMetric`` and
+    ``IoUMetric`` both report ``mIoU``; two ``LesionMetric`` (say at two
+    thresholds) report every figure twice.
+
+    Args:
+        name (str): The evaluator key (``test_evaluator`` ...).
+        metrics (list): Its metric configs.
+
+    Raises:
+        UserError: Naming both metrics, the shared figures and the fix.
+    """
+    seen = {}
+    for index, metric in enumerate(metrics):
+        if not isinstance(metric, dict):
+            continue
+        names = _figure_names(metric)
+        for other, other_names in seen.items():
+            shared = [n for n in names or () if n in other_names]
+            if shared:
+                raise UserError(
+                    f'{name}[{other}] ({metrics[other].get("type")}) and '
+                    f'{name}[{index}] ({metric.get("type")}) both report '
+                    f'{", ".join(shared)}: mmengine refuses figures of one '
+                    'name, after the whole evaluation; give each a prefix of '
+                    "its own (prefix='lesion', ...) or leave one out; nothing "
+                    'was started')
+        if names is not None:
+            seen[index] = names
 
 
 def check_save_best(cfg):
