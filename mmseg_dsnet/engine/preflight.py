@@ -371,7 +371,51 @@ def check_lesion_metrics(cfg, evaluators):
             except MetricArgumentError as err:
                 raise UserError(f'{name} (LesionMetric): {err}; nothing was '
                                 'started') from None
+            if metric.get('single_channel_input') == 'logit':
+                _check_logit_input(cfg.get('model'), name)
         check_distinct_figure_names(name, metrics)
+
+
+def _check_logit_input(model, name):
+    """Refuse ``single_channel_input='logit'`` for a model that stores
+    its 1-channel output as probabilities: every MMSegmentation segmentor
+    does (``BaseSegmentor.postprocess_result`` applies the sigmoid), so the
+    metric applied a second sigmoid and every pixel (probability >= 0
+    gives sigmoid >= 0.5) was lesion: Sen 100, Spe 0, exit 0.
+
+    Args:
+        model (dict): The config's ``model``.
+        name (str): The evaluator key, for the message.
+
+    Raises:
+        UserError: A segmentor of MMSegmentation's post-processing with a
+            1-channel decode head.
+    """
+    from mmseg.models.segmentors.base import BaseSegmentor
+    from mmseg.registry import MODELS
+    if not isinstance(model, dict):
+        return
+    kind = model.get('type')
+    try:
+        segmentor = MODELS.get(kind) if isinstance(kind, str) else kind
+    except Exception:  # a scope that is not registered: not known here
+        return
+    if not (isinstance(segmentor, type)
+            and issubclass(segmentor, BaseSegmentor)
+            and segmentor.postprocess_result is
+            BaseSegmentor.postprocess_result):
+        return
+    head = model.get('decode_head')
+    head = head[-1] if isinstance(head, (list, tuple)) and head else head
+    if not isinstance(head, dict) or \
+            (head.get('out_channels') or head.get('num_classes')) != 1:
+        return
+    raise UserError(
+        f"{name} (LesionMetric): single_channel_input='logit', but the "
+        f'model ({segmentor.__name__}) stores its 1-channel output as '
+        "sigmoid probabilities (mmseg's postprocess_result), so the sigmoid "
+        'would be applied twice and every pixel scored as lesion; leave '
+        "single_channel_input unset ('probability'); nothing was started")
 
 
 #: The figures of MMSegmentation's ``IoUMetric`` for each of its
