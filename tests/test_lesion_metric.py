@@ -661,3 +661,9 @@ def test_an_imperfect_figure_never_reads_100_nor_a_non_zero_one_0(caplog):
     assert percent_text(99.9999) == '>99.99'
     assert percent_text(0.0001) == '<0.01'
     assert percent_text(100.0) == '100.00' and percent_text(99.5) == '99.50'
+    # error_by_position.py's IoU is the one test.py reports, rounded alike.
+    from mmseg_dsnet.analysis.error_position import scored_iou
+    assert scored_iou(metric)['iou_low_res'] == metrics['IoU']
+    metric.results = [dict(counts_orig=[3_000_000, 1, 0, 10],
+                           counts_low=[3_000_000, 1, 0, 10])]
+    assert scored_iou(metric)['iou_low_res'] == 99.9999
