@@ -610,3 +610,60 @@ def test_arguments_that_give_figures_of_nothing_are_refused(args, message):
         LesionMetric(**args)
     # ignore_index 0 (score the lesion against the ignored rest) stays.
     LesionMetric(ignore_index=0, low_res_size=[8, 8], jaccard_threshold=1)
+
+
+@pytest.mark.parametrize('mode', ['probability', 'logit'])
+def test_an_output_holding_nan_is_refused(mode, tmp_path):
+    """``NaN > threshold`` is False: NaN pixels (a diverged or overflowing
+    model) were scored and written as background, an all-NaN output as
+    IoU 0 and specificity 100."""
+    from mmseg_dsnet.evaluation.lesion_metric import NonFiniteOutputError
+    from mmseg_dsnet.utils.errors import UserError
+    prob = torch.tensor(PROB_2X3)
+    prob[0, 1] = float('nan')
+    sample = make_sample(prob, GT_2X3)
+    sample['img_path'] = '/data/a.jpg'
+    metric = same_size_metric(2, 3, single_channel_input=mode,
+                              output_dir=str(tmp_path / 'masks'))
+    with pytest.raises(NonFiniteOutputError,
+                       match=r'^LesionMetric: /data/a.jpg: the model output '
+                       r'holds 1 NaN values of 6 pixels') as err:
+        metric.process({}, [sample])
+    assert isinstance(err.value, UserError)
+    assert metric.results == [] and not list((tmp_path / 'masks').iterdir())
+    # Two channels whose logits are both infinite: inf - inf is NaN.
+    two = torch.zeros(2, 2, 3)
+    two[:, 0, 0] = float('inf')
+    with pytest.raises(NonFiniteOutputError, match='holds 1 NaN'):
+        same_size_metric(2, 3).process({}, [make_sample(two, GT_2X3)])
+
+
+def test_an_imperfect_figure_never_reads_100_nor_a_non_zero_one_0(caplog):
+    """One false positive among 2 million background pixels is a
+    specificity of 99.99995 %, which rounding to 4 decimals wrote as
+    100.0 (and the logged table as 100.00): no error at all."""
+    import logging
+
+    from mmseg_dsnet.evaluation.lesion_metric import percent, percent_text
+    gt = torch.zeros(1000, 2001, dtype=torch.long)
+    gt[:, 2000] = 1  # 1000 lesion pixels, 2 000 000 background
+    prob = gt.float()
+    prob[0, 0] = 1.0  # the one false positive
+    metric = same_size_metric(1000, 2001)
+    with caplog.at_level(logging.INFO):
+        metrics = run(metric, [make_sample(prob, gt)])
+    assert metrics['Spe'] == metrics['Spe_orig'] == 99.9999
+    assert metrics['Sen'] == 100.0  # perfect stays 100
+    assert metrics['IoU'] == pytest.approx(100 * 1000 / 1001, abs=1e-4)
+    assert metrics['Acc'] == 99.9999
+    assert percent(0.9999999) == 99.9999 and percent(1.0) == 100.0
+    assert percent(1e-9) == 0.0001 and percent(0.0) == 0.0
+    assert percent_text(99.9999) == '>99.99'
+    assert percent_text(0.0001) == '<0.01'
+    assert percent_text(100.0) == '100.00' and percent_text(99.5) == '99.50'
+    # error_by_position.py's IoU is the one test.py reports, rounded alike.
+    from mmseg_dsnet.analysis.error_position import scored_iou
+    assert scored_iou(metric)['iou_low_res'] == metrics['IoU']
+    metric.results = [dict(counts_orig=[3_000_000, 1, 0, 10],
+                           counts_low=[3_000_000, 1, 0, 10])]
+    assert scored_iou(metric)['iou_low_res'] == 99.9999

@@ -765,6 +765,85 @@ def test_lesion_metric_arguments_are_checked_before_the_run(
             type='LesionMetric', threshold=1.5)), ('test_evaluator', ))
 
 
+def test_evaluators_that_report_one_figure_name_are_refused(
+        tiny_config, tmp_path, capsys):
+    """``test_evaluator=[LesionMetric, IoUMetric]`` (both report ``mIoU``)
+    ran the whole test, then mmengine's ``ValueError: There are multiple
+    evaluation results with the same metric name mIoU`` traceback, exit 1
+    (train.py: after the first epoch). Refused before the work dir; a
+    prefix of its own lets them run."""
+    from mmseg_dsnet.engine.preflight import check_lesion_metrics
+    from mmseg_dsnet.utils.errors import UserError
+    config = tmp_path / 'two.py'
+    config.write_text(
+        f"_base_ = '{tiny_config}'\n"
+        "test_evaluator = [dict(type='LesionMetric', low_res_size=(64, 64)),"
+        " dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice'])]\n")
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('test.py').main,
+                        [config, ckpt, '--work-dir', work], capsys)
+    assert (code, err) == (
+        2, 'ERROR: test_evaluator[0] (LesionMetric) and test_evaluator[1] '
+        '(IoUMetric) both report mIoU, mDice: mmengine refuses figures of '
+        "one name, after the whole evaluation; give each a prefix of its own "
+        "(prefix='lesion', ...) or leave one out; nothing was started\n")
+    assert not work.exists()
+    lesion = dict(type='LesionMetric')
+    with pytest.raises(UserError, match=r'^val_evaluator\[0\] \(LesionMetric'
+                       r'\) and val_evaluator\[1\] \(LesionMetric\) both '
+                       r'report IoU, DSC, '):
+        check_lesion_metrics(dict(val_evaluator=[
+            lesion, dict(lesion, threshold=0.4)]), ('val_evaluator', ))
+    # Distinct prefixes, or figures of other names, pass.
+    check_lesion_metrics(dict(val_evaluator=[
+        lesion, dict(lesion, threshold=0.4, prefix='t04')]),
+        ('val_evaluator', ))
+    check_lesion_metrics(dict(val_evaluator=[
+        lesion, dict(type='IoUMetric', iou_metrics=['mFscore']),
+        dict(type='SomeMetric')]), ('val_evaluator', ))
+
+
+def test_logit_input_of_a_model_that_stores_probabilities_is_refused(
+        tiny_config, tmp_path, capsys):
+    """``test_evaluator.single_channel_input=logit`` with DSNet (whose
+    segmentor, mmseg's ``EncoderDecoder``, stores sigmoid probabilities)
+    applied the sigmoid twice: every pixel lesion, ``Sen: 100.0000 Spe:
+    0.0000`` in ``test_metrics.json``, exit 0 (the sweep and the error
+    analysis alike). Refused before anything runs."""
+    from mmseg_dsnet.engine.preflight import check_lesion_metrics
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    option = ['--cfg-options', 'test_evaluator.single_channel_input=logit']
+    message = (
+        "ERROR: test_evaluator (LesionMetric): single_channel_input='logit',"
+        ' but the model (EncoderDecoder) stores its 1-channel output as '
+        "sigmoid probabilities (mmseg's postprocess_result), so the sigmoid "
+        'would be applied twice and every pixel scored as lesion; leave '
+        "single_channel_input unset ('probability'); nothing was started\n")
+    code, err = run_cli(load_tool('test.py').main,
+                        [tiny_config, ckpt, '--work-dir', work] + option,
+                        capsys)
+    assert (code, err) == (2, message)
+    assert not work.exists()
+    for tool, argv in (
+            ('analysis_tools/threshold_sweep.py',
+             [tiny_config, ckpt, '--thresholds', '0.5', '0.4']),
+            ('analysis_tools/error_by_position.py', [tiny_config, ckpt])):
+        code, err = run_cli(load_tool(tool).main, argv + option, capsys)
+        assert (code, err) == (2, message), tool
+    # A 2-channel head (the option has no effect) or a segmentor not known
+    # here passes.
+    model = dict(type='EncoderDecoder', decode_head=dict(out_channels=2))
+    evaluator = dict(type='LesionMetric', single_channel_input='logit')
+    check_lesion_metrics(dict(model=model, test_evaluator=evaluator),
+                         ('test_evaluator', ))
+    check_lesion_metrics(dict(model=dict(type='MySegmentor'),
+                              test_evaluator=evaluator), ('test_evaluator', ))
+
+
 def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
     """A model or dataset base config given as the config ended in an
     ``AttributeError: 'ConfigDict' object has no attribute 'optim_wrapper'``

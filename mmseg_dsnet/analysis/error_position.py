@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..evaluation.lesion_metric import (_LOW, LesionMetric,
-                                        confusion_to_scores)
+                                        confusion_to_scores, percent)
 from ..models.backbones import DSNet
 from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
 from .threshold_sweep import lesion_metric_args
@@ -53,7 +53,7 @@ def scored_iou(metric: LesionMetric) -> Dict:
     rounded as it rounds)."""
     scores = confusion_to_scores(*LesionMetric._pooled(metric.results, _LOW))
     return dict(low_res_size=list(metric.low_res_size),
-                iou_low_res=round(100 * scores['IoU'], 4))
+                iou_low_res=percent(scores['IoU']))
 
 
 class ErrorByPosition:

@@ -411,6 +411,108 @@ def check_lesion_metrics(cfg, evaluators):
             except MetricArgumentError as err:
                 raise UserError(f'{name} (LesionMetric): {err}; nothing was '
                                 'started') from None
+            if metric.get('single_channel_input') == 'logit':
+                _check_logit_input(cfg.get('model'), name)
+        check_distinct_figure_names(name, metrics)
+
+
+def _check_logit_input(model, name):
+    """Refuse ``single_channel_input='logit'`` for a model that stores
+    its 1-channel output as probabilities: every MMSegmentation segmentor
+    does (``BaseSegmentor.postprocess_result`` applies the sigmoid), so the
+    metric applied a second sigmoid and every pixel (probability >= 0
+    gives sigmoid >= 0.5) was lesion: Sen 100, Spe 0, exit 0.
+
+    Args:
+        model (dict): The config's ``model``.
+        name (str): The evaluator key, for the message.
+
+    Raises:
+        UserError: A segmentor of MMSegmentation's post-processing with a
+            1-channel decode head.
+    """
+    from mmseg.models.segmentors.base import BaseSegmentor
+    from mmseg.registry import MODELS
+    if not isinstance(model, dict):
+        return
+    kind = model.get('type')
+    try:
+        segmentor = MODELS.get(kind) if isinstance(kind, str) else kind
+    except Exception:  # a scope that is not registered: not known here
+        return
+    if not (isinstance(segmentor, type)
+            and issubclass(segmentor, BaseSegmentor)
+            and segmentor.postprocess_result is
+            BaseSegmentor.postprocess_result):
+        return
+    head = model.get('decode_head')
+    head = head[-1] if isinstance(head, (list, tuple)) and head else head
+    if not isinstance(head, dict) or \
+            (head.get('out_channels') or head.get('num_classes')) != 1:
+        return
+    raise UserError(
+        f"{name} (LesionMetric): single_channel_input='logit', but the "
+        f'model ({segmentor.__name__}) stores its 1-channel output as '
+        "sigmoid probabilities (mmseg's postprocess_result), so the sigmoid "
+        'would be applied twice and every pixel scored as lesion; leave '
+        "single_channel_input unset ('probability'); nothing was started")
+
+
+#: The figures of MMSegmentation's ``IoUMetric`` for each of its
+#: ``iou_metrics`` (``aAcc`` comes with all).
+_IOU_METRIC_FIGURES = {'mIoU': ('mIoU', 'mAcc'), 'mDice': ('mDice', 'mAcc'),
+                       'mFscore': ('mFscore', 'mPrecision', 'mRecall')}
+
+
+def _figure_names(metric):
+    """The figure names an evaluator config reports (with its ``prefix``),
+    or None when its type's names are not known here."""
+    from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
+    kind = metric.get('type')
+    if kind in ('LesionMetric', 'mmseg.LesionMetric'):
+        names = METRIC_NAMES
+    elif kind in ('IoUMetric', 'mmseg.IoUMetric'):
+        asked = metric.get('iou_metrics', ['mIoU'])
+        asked = [asked] if isinstance(asked, str) else list(asked or [])
+        names = ('aAcc', ) + tuple(
+            n for key in asked for n in _IOU_METRIC_FIGURES.get(key, ()))
+    else:
+        return None
+    prefix = metric.get('prefix')
+    return [f'{prefix}/{n}' if prefix else n for n in names]
+
+
+def check_distinct_figure_names(name, metrics):
+    """Refuse evaluators that report a figure of one name: mmengine's
+    ``Evaluator`` stops with a ``ValueError`` traceback only after the whole
+    evaluation (in training, after the first epoch's). ``LesionMetric`` and
+    ``IoUMetric`` both report ``mIoU``; two ``LesionMetric`` (say at two
+    thresholds) report every figure twice.
+
+    Args:
+        name (str): The evaluator key (``test_evaluator`` ...).
+        metrics (list): Its metric configs.
+
+    Raises:
+        UserError: Naming both metrics, the shared figures and the fix.
+    """
+    seen = {}
+    for index, metric in enumerate(metrics):
+        if not isinstance(metric, dict):
+            continue
+        names = _figure_names(metric)
+        for other, other_names in seen.items():
+            shared = [n for n in names or () if n in other_names]
+            if shared:
+                raise UserError(
+                    f'{name}[{other}] ({metrics[other].get("type")}) and '
+                    f'{name}[{index}] ({metric.get("type")}) both report '
+                    f'{", ".join(shared)}: mmengine refuses figures of one '
+                    'name, after the whole evaluation; give each a prefix of '
+                    "its own (prefix='lesion', ...) or leave one out; nothing "
+                    'was started')
+        if names is not None:
+            seen[index] = names
 
 
 def check_save_best(cfg, validates=None):

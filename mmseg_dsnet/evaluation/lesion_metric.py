@@ -52,6 +52,43 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
+def percent(fraction: float, digits: int = 4) -> float:
+    """``fraction`` in percent, rounded to ``digits`` decimals, but never
+    to 100 when it is below 1 nor to 0 when it is above 0.
+
+    Pooled over millions of pixels, one false positive left specificity
+    (and IoU) at 99.99998 %, which plain rounding wrote as 100.0: no error
+    at all, in a medical figure. Such a value reads ``100 - 10**-digits``
+    (99.9999) instead; a tiny non-zero one ``10**-digits``.
+
+    Args:
+        fraction (float): A ratio in [0, 1] (NaN is kept).
+        digits (int): Decimals kept. Defaults to 4.
+
+    Returns:
+        float: The percentage.
+    """
+    value = round(fraction * 100, digits)
+    step = 10**-digits
+    if fraction < 1 and value >= 100:
+        return round(100 - step, digits)
+    if fraction > 0 and value <= 0:
+        return round(step, digits)
+    return value
+
+
+def percent_text(value: float) -> str:
+    """A percentage with 2 decimals for the logged tables, ``>99.99`` or
+    ``<0.01`` where ``.2f`` would show an imperfect figure as ``100.00``
+    or a non-zero one as ``0.00``."""
+    text = f'{value:.2f}'
+    if text == '100.00' and value < 100:
+        return '>99.99'
+    if text == '0.00' and value > 0:
+        return '<0.01'
+    return text
+
+
 def confusion_to_scores(tp: float, fp: float, fn: float,
                         tn: float) -> Dict[str, float]:
     """Lesion-class scores (fractions in [0, 1]) from a confusion matrix.
@@ -351,6 +388,7 @@ class LesionMetric(BaseMetric):
                     f'{data_sample.get("img_path", "image")}: prediction of '
                     f'shape {tuple(prob.shape)} does not match ground truth '
                     f'of shape {tuple(label.shape)}; {SIZE_MISMATCH_FIX}')
+            _check_finite(prob, data_sample.get('img_path', 'image'))
             label = label.to(prob.device)
             counts_orig = self._confusion(prob, label)
             if self.output_dir:
@@ -513,8 +551,9 @@ class LesionMetric(BaseMetric):
                 :meth:`process` (possibly gathered from several ranks).
 
         Returns:
-            dict[str, float]: Figures in percent, rounded to 4 decimals (the
-            logged table shows 2).
+            dict[str, float]: Figures in percent, rounded to 4 decimals
+            (the logged table shows 2) by :func:`percent`: only a perfect
+            figure reads 100, only a null one 0.
         """
         pooled_low = self._pooled(results, _LOW)
         pooled_orig = self._pooled(results, _ORIG)
@@ -548,7 +587,7 @@ class LesionMetric(BaseMetric):
         metrics['mDice'] = mdice
 
         metrics = OrderedDict(
-            (name, round(value * 100, 4)) for name, value in metrics.items())
+            (name, percent(value)) for name, value in metrics.items())
         self._log_table(metrics, num_images=len(results))
         return metrics
 
@@ -609,18 +648,48 @@ class LesionMetric(BaseMetric):
         pooled.field_names = ['pooled lesion'] + list(_POOLED_NAMES)
         low_h, low_w = self.low_res_size
         pooled.add_row([f'{low_h}x{low_w} (primary)'] +
-                       [f'{metrics[name]:.2f}' for name in _POOLED_NAMES])
+                       [percent_text(metrics[name]) for name in _POOLED_NAMES])
         pooled.add_row(['original size'] + [
-            f'{metrics[name + "_orig"]:.2f}' for name in _POOLED_NAMES
+            percent_text(metrics[name + '_orig']) for name in _POOLED_NAMES
         ])
         other = PrettyTable()
         other.field_names = ['mIoU_img', 'mDSC_img', 'TJ', 'mIoU', 'mDice']
-        other.add_row([f'{metrics[name]:.2f}' for name in other.field_names])
+        other.add_row([percent_text(metrics[name])
+                       for name in other.field_names])
         print_log(
             f'LesionMetric over {num_images} images (threshold '
             f'{self.threshold}, TJ threshold {self.jaccard_threshold}):\n' +
             pooled.get_string() + '\n' + other.get_string(),
             logger=logger)
+
+
+class NonFiniteOutputError(UserError, ValueError):
+    """A model output holding NaN: its pixels would be scored (and
+    written) as background."""
+
+
+def _check_finite(prob: torch.Tensor, img_path: str) -> None:
+    """Refuse a lesion probability map that holds NaN.
+
+    ``NaN > threshold`` is False, so a NaN pixel (a diverged or
+    overflowing model, ``inf - inf`` in a 2-channel output) would count as
+    predicted background: an all-NaN output read as IoU 0 and
+    specificity 100, exit 0.
+
+    Args:
+        prob (Tensor): The ``(H, W)`` lesion probability of one image.
+        img_path (str): The image, for the message.
+
+    Raises:
+        NonFiniteOutputError: Naming the image and the NaN count.
+    """
+    bad = int(torch.isnan(prob).sum().item())
+    if bad:
+        raise NonFiniteOutputError(
+            f'LesionMetric: {img_path}: the model output holds {bad} NaN '
+            f'values of {prob.numel()} pixels (a diverged or overflowing '
+            'model), which would be scored as background; nothing is '
+            'reported. Check the checkpoint and the input image')
 
 
 def _holds_mask(path: str, mask) -> bool:

@@ -19,6 +19,7 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
                                           check_decision_thresholds,
                                           check_input_file,
+                                          check_lesion_metrics,
                                           check_new_output_file,
                                           check_options_take_effect,
                                           load_config)
@@ -75,6 +76,9 @@ def main(argv=None):
     # The figures are of the model's masks: an evaluator threshold of its
     # own (test.py refuses it) would be ignored without a word.
     check_decision_thresholds(cfg, ('test_evaluator', ))
+    # 'logit' input of a model that stores probabilities: every pixel
+    # lesion.
+    check_lesion_metrics(cfg, ('test_evaluator', ))
     from mmseg_dsnet.analysis.error_position import (ErrorByPosition,
                                                      error_table,
                                                      evaluator_metric,

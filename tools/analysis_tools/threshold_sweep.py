@@ -23,6 +23,7 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
                                           check_input_file,
+                                          check_lesion_metrics,
                                           check_new_output_file,
                                           check_options_take_effect,
                                           load_config)
@@ -179,6 +180,9 @@ def main(argv=None):
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
     except ValueError as error:
         raise UserError(f'{args.config}: {error}') from None
+    # Arguments that give figures of nothing ('logit' input of a model
+    # that stores probabilities: every pixel lesion).
+    check_lesion_metrics(cfg, ('test_evaluator', ))
     # A 2-channel head's masks are its argmax, whatever the threshold.
     check_sweepable(cfg.get('model'), args.thresholds, args.config)
     check_dataset_classes(cfg, ('test_dataloader', ))
