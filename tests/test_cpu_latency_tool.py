@@ -278,3 +278,34 @@ def test_the_report_says_what_each_row_timed(tmp_path):
     # The existing keys stay (leaderboard.py reads them).
     assert {'machine', 'input', 'threads', 'peak_gflops', 'configs',
             'models', 'targets'} <= set(report)
+
+
+def test_a_failed_table_write_keeps_the_previous_report(tmp_path,
+                                                        monkeypatch):
+    """``--overwrite`` over an earlier report, the table's write failing (a
+    full disk): the new JSON was already in place beside the previous
+    run's table, a pair that did not match; now both are kept."""
+    import errno
+
+    from mmseg_dsnet.utils import fileio
+    out = tmp_path / 'r.json'
+    out.write_text('{"earlier": true}\n')
+    (tmp_path / 'r.md').write_text('earlier table\n')
+    write_partial = fileio._write_partial
+
+    def full_disk_for_the_table(data, tmp, filepath):
+        if str(filepath).endswith('.md'):
+            raise OSError(errno.ENOSPC, 'No space left on device', tmp)
+        write_partial(data, tmp, filepath)
+
+    monkeypatch.setattr(fileio, '_write_partial', full_disk_for_the_table)
+    with pytest.raises(OSError, match='No space left'):
+        cpu_latency.main([
+            '--out', str(out), '--overwrite', '--skip',
+            *cpu_latency.BASELINES, '--no-compile', '--repeat', '1',
+            '--rounds', '1', '--min-runs', '1', '--max-seconds', '0.1',
+            '--warmup', '1', '--threads', '1'
+        ])
+    assert out.read_text() == '{"earlier": true}\n'
+    assert (tmp_path / 'r.md').read_text() == 'earlier table\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['r.json', 'r.md']

@@ -669,7 +669,7 @@ def measure(args, workdir):
     from mmseg_dsnet.deploy.parity import (config_samples, load_batches,
                                            random_inputs)
     from mmseg_dsnet.models.utils import reparameterize_model
-    from mmseg_dsnet.utils.fileio import atomic_write, json_text
+    from mmseg_dsnet.utils.fileio import atomic_write_together, json_text
 
     started = time.perf_counter()
     cores = os.cpu_count() or 1
@@ -886,7 +886,6 @@ def measure(args, workdir):
                                           fp32_file, workdir)
     report['wall_seconds'] = time.perf_counter() - started
 
-    atomic_write(json_text(report, indent=2), args.out)
     table = markdown(report)
     if args.profile:
         for key, top in report['profile'].items():
@@ -898,7 +897,10 @@ def measure(args, workdir):
                 f'{r["ms_per_run"]:.3f} | {fmt(r.get("calls_per_run"), 0)} | '
                 f'{r["share"]:.1f} |\n' for r in top)
     md_file = osp.splitext(args.out)[0] + '.md'
-    atomic_write(table, md_file)
+    # Both or neither: a failure after the first write (a full disk, an
+    # interrupt) left the new JSON beside the previous run's table.
+    atomic_write_together([(json_text(report, indent=2), args.out),
+                           (table, md_file)])
     print(table)
     print(f'Wrote {args.out} and {md_file} '
           f'({report["wall_seconds"]:.0f} s)')
