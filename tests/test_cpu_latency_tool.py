@@ -309,3 +309,27 @@ def test_a_failed_table_write_keeps_the_previous_report(tmp_path,
     assert out.read_text() == '{"earlier": true}\n'
     assert (tmp_path / 'r.md').read_text() == 'earlier table\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['r.json', 'r.md']
+
+
+def test_int8_calibrated_on_noise_is_reported_as_such(tmp_path,
+                                                      monkeypatch):
+    """The config's training images listed but none readable: the int8
+    model was calibrated on random inputs while the report named the
+    training set as its calibration data."""
+    import json
+    unreadable = tmp_path / 'ISIC_0000000.jpg'
+    unreadable.write_bytes(b'not a jpeg')
+    from mmseg_dsnet.deploy import parity
+    monkeypatch.setattr(
+        parity, 'config_samples',
+        lambda cfg, split, limit: ([(str(unreadable), None)],
+                                   f'1 of 1 {split} images of {tmp_path}'))
+    out = tmp_path / 'r.json'
+    cpu_latency.main([
+        '--out', str(out), '--skip', *cpu_latency.BASELINES, '--no-compile',
+        '--repeat', '1', '--rounds', '1', '--min-runs', '1',
+        '--max-seconds', '0.1', '--warmup', '1', '--threads', '1'
+    ])
+    calibration = json.loads(out.read_text())['int8_calibration']
+    assert calibration.startswith('random inputs'), calibration
+    assert 'none of the 1 training images' in calibration

@@ -696,9 +696,14 @@ def measure(args, workdir):
     export_onnx(dsnet_cfg, args.checkpoint, plain_file, shape=SHAPE,
                 optimize=False)
     calib_pairs, calib_source = config_samples(dsnet_cfg, 'train', 16)
-    calibration = [b for _, b, _ in load_batches(calib_pairs, SHAPE)] or [
-        b for _, b in random_inputs(SHAPE)[:2]
-    ]
+    calibration = [b for _, b, _ in load_batches(calib_pairs, SHAPE)]
+    if not calibration:
+        # None of the images could be read: the report named the training
+        # set for a model calibrated on noise.
+        calib_source = 'random inputs' + (
+            f' (none of the {len(calib_pairs)} training images listed could '
+            'be read)' if calib_pairs else f' ({calib_source})')
+        calibration = [b for _, b in random_inputs(SHAPE)[:2]]
     quantize_int8(fp32_file, int8_file, calibration)
     macs = dsnet_flops['flops'] / 1e9
     macs_deploy = dsnet_flops.get('deploy', {}).get('flops',
@@ -877,7 +882,7 @@ def measure(args, workdir):
         configs=sources,
         # None: DSNet's rows were timed with random weights.
         checkpoint=checkpoint_record(args.checkpoint),
-        int8_calibration=calib_source if calib_pairs else 'random inputs',
+        int8_calibration=calib_source,
         models=rows,
         targets=targets,
         roofline_onnxruntime_fp32=floor)
