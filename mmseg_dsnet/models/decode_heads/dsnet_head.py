@@ -354,3 +354,7 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
             del self.aux_classifiers
         if hasattr(self, 'distance_regressor'):
             del self.distance_regressor
+        # Now the inference form, as if built with deploy=True: without
+        # this, loss() trained the folded model (no BatchNorm, its deep
+        # supervision silently gone) of reparameterize_model.
+        self.deploy = True
