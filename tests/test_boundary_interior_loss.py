@@ -213,3 +213,25 @@ def test_batch_dice_is_one_dice_over_every_pixel_of_the_batch():
                                image(half_missed(1), label))
     with pytest.raises(ValueError, match='dice_reduction'):
         BoundaryInteriorLoss(dice_reduction='pixel')
+
+
+def test_labels_of_another_shape_than_the_logits_are_refused():
+    """Labels with a channel axis, (N, 1, H, W), made BinaryDiceLoss score
+    each image against every label of the batch (a wrong loss, no error);
+    the other losses failed with a broadcasting or indexing error."""
+    from mmseg_dsnet.models.losses import BinaryDiceLoss, LovaszHingeLoss
+    from mmseg_dsnet.utils.errors import UserError
+    logits = torch.randn(2, 1, 16, 16)
+    labels = (torch.rand(2, 16, 16) > 0.5).long()
+    for loss in (BoundaryInteriorLoss(), BinaryDiceLoss(), LovaszHingeLoss()):
+        name = type(loss).__name__
+        assert torch.isfinite(loss(logits, labels))
+        with pytest.raises(UserError, match=f'{name}: the labels must be '
+                           r'\(N, H, W\) = \(2, 16, 16\) to match the '
+                           r'logits \(2, 1, 16, 16\), got \(2, 1, 16, 16\)'):
+            loss(logits, labels[:, None])
+        with pytest.raises(UserError, match=f'{name}: the labels must be '
+                           r'\(N, H, W\) = \(2, 8, 8\)'):
+            loss(logits[..., :8, :8], labels)
+        with pytest.raises(UserError, match=f'{name}: the weight must be'):
+            loss(logits, labels, weight=torch.ones(2, 1, 16, 16))

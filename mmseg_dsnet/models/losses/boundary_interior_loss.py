@@ -9,7 +9,8 @@ from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
-from .loss_arguments import check_loss_name, check_loss_weights
+from .loss_arguments import (check_loss_inputs, check_loss_name,
+                             check_loss_weights)
 
 
 def boundary_interior_maps(mask: Tensor,
@@ -202,6 +203,7 @@ class BoundaryInteriorLoss(nn.Module):
         Returns:
             Tensor: The scalar loss.
         """
+        check_loss_inputs('BoundaryInteriorLoss', cls_score, label, weight)
         valid = label != ignore_index
         validf = valid.to(cls_score.dtype)
         target = ((label == 1) & valid).to(cls_score.dtype)
