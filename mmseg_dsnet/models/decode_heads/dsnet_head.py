@@ -335,7 +335,7 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
             self.distance_regressor(feat),
             size=labels.shape[2:],
             mode='bilinear',
-            align_corners=self.align_corners).tanh()
+            align_corners=self.align_corners).float().tanh()
         target = signed_distance_maps(labels, self.ignore_index)
         valid = (labels != self.ignore_index).float()
         error = (distance - target).abs() * valid

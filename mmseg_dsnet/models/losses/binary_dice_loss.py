@@ -65,6 +65,8 @@ class BinaryDiceLoss(nn.Module):
             Tensor: Scalar loss.
         """
         check_loss_inputs('BinaryDiceLoss', pred, target, weight)
+        # In float32: float16 sums over an image overflow (a NaN loss).
+        pred = pred.float()
         if ignore_index is None:
             ignore_index = self.ignore_index
         if pred.shape[1] not in (1, 2):

@@ -119,6 +119,8 @@ class LovaszHingeLoss(nn.Module):
             Tensor: Scalar loss.
         """
         check_loss_inputs('LovaszHingeLoss', pred, target, weight)
+        # In float32, as the other losses (float16 sums overflow).
+        pred = pred.float()
         if ignore_index is None:
             ignore_index = self.ignore_index
         logits = lesion_logit(pred, dim=1)
