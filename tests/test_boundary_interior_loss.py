@@ -213,3 +213,46 @@ def test_batch_dice_is_one_dice_over_every_pixel_of_the_batch():
                                image(half_missed(1), label))
     with pytest.raises(ValueError, match='dice_reduction'):
         BoundaryInteriorLoss(dice_reduction='pixel')
+
+
+def test_labels_of_another_shape_than_the_logits_are_refused():
+    """Labels with a channel axis, (N, 1, H, W), made BinaryDiceLoss score
+    each image against every label of the batch (a wrong loss, no error);
+    the other losses failed with a broadcasting or indexing error."""
+    from mmseg_dsnet.models.losses import BinaryDiceLoss, LovaszHingeLoss
+    from mmseg_dsnet.utils.errors import UserError
+    logits = torch.randn(2, 1, 16, 16)
+    labels = (torch.rand(2, 16, 16) > 0.5).long()
+    for loss in (BoundaryInteriorLoss(), BinaryDiceLoss(), LovaszHingeLoss()):
+        name = type(loss).__name__
+        assert torch.isfinite(loss(logits, labels))
+        with pytest.raises(UserError, match=f'{name}: the labels must be '
+                           r'\(N, H, W\) = \(2, 16, 16\) to match the '
+                           r'logits \(2, 1, 16, 16\), got \(2, 1, 16, 16\)'):
+            loss(logits, labels[:, None])
+        with pytest.raises(UserError, match=f'{name}: the labels must be '
+                           r'\(N, H, W\) = \(2, 8, 8\)'):
+            loss(logits[..., :8, :8], labels)
+        with pytest.raises(UserError, match=f'{name}: the weight must be'):
+            loss(logits, labels, weight=torch.ones(2, 1, 16, 16))
+
+
+def test_float16_logits_of_a_large_lesion_give_the_float32_loss():
+    """Under mixed precision (``train.py --amp``) the logits are float16:
+    the per-image sums of a lesion over half a 256x256 image passed
+    float16's 65504 and the BIC and Dice losses were NaN (training
+    stopped), or far off (EGE-UNet's side Dice 0.5 for 0.16)."""
+    from mmseg_dsnet.models.losses import BinaryDiceLoss, LovaszHingeLoss
+    labels = torch.zeros(2, 256, 256, dtype=torch.long)
+    labels[:, 20:236, 20:236] = 1
+    torch.manual_seed(0)
+    logits = (torch.where(labels[:, None] == 1, 3.0, -3.0) +
+              0.1 * torch.randn(2, 1, 256, 256)).half()
+    for loss in (BoundaryInteriorLoss(),
+                 BoundaryInteriorLoss(dice_reduction='batch'),
+                 BoundaryInteriorLoss(region_loss='dice'), BinaryDiceLoss(),
+                 LovaszHingeLoss()):
+        value = loss(logits, labels)
+        assert value.dtype == torch.float32
+        assert torch.allclose(value, loss(logits.float(), labels),
+                              rtol=1e-5, atol=1e-6), type(loss).__name__

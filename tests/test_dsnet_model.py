@@ -767,6 +767,27 @@ def test_the_re_parameterised_head_refuses_to_train():
                    data_samples(square_labels(1, 64)))
 
 
+def test_a_model_re_parameterised_in_place_refuses_to_train():
+    """reparameterize_model left the head's deploy flag False, so the
+    folded model (no BatchNorm, deep supervision gone) trained on in
+    train() mode: only the main loss, no error."""
+    from mmseg_dsnet.utils.errors import UserError
+    model = MODELS.build(model_cfg()).eval()
+    reparameterize_model(model)
+    assert model.decode_head.deploy
+    model.train()
+    with pytest.raises(UserError, match=r'DSNetHead\(deploy=True\) is the '
+                       're-parameterised \(inference\) form and cannot be '
+                       'trained'):
+        model.loss(torch.randn(2, 3, 64, 64),
+                   data_samples(square_labels(2, 64)))
+    # Re-parameterising again changes nothing.
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    reparameterize_model(model)
+    assert all(torch.equal(v, model.state_dict()[k])
+               for k, v in state.items())
+
+
 def test_a_loss_the_runner_would_not_train_is_refused():
     """A loss_decode entry named without ``loss_`` (``'dice'``) was logged
     every iteration but left out of the trained total (and of deep

@@ -230,3 +230,32 @@ def test_side_outputs_of_another_channel_count_are_named():
                        'out_channels=2'):
         head.loss([torch.randn(1, 8, 5, 7), torch.randn(1, 1, 5, 7)],
                    [sample], {})
+
+
+def test_side_outputs_that_are_not_there_or_repeated_are_refused():
+    """aux_in_index=(1, 1) scored one output twice under one loss key (the
+    second weight silently replaced the first); an index past the
+    backbone's outputs failed with a bare IndexError at the first
+    iteration."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg_dsnet.utils.errors import UserError
+    for index in ((1, 1), (0, 1), (-1, 1)):
+        with pytest.raises(UserError, match=r'aux_in_index must name '
+                           'distinct backbone outputs'):
+            LightweightClsHead(
+                in_channels=8, num_classes=2, out_channels=1, threshold=0.5,
+                aux_in_index=index, aux_loss_weights=(0.5, 0.3))
+    head = LightweightClsHead(
+        in_channels=8, num_classes=2, out_channels=1, threshold=0.5,
+        aux_in_index=(1, 2), aux_loss_weights=(0.5, 0.3),
+        loss_decode=dict(type='BinaryDiceLoss'))
+    sample = SegDataSample(metainfo=dict(img_shape=(5, 7)))
+    sample.gt_sem_seg = PixelData(data=torch.zeros(1, 5, 7,
+                                                   dtype=torch.long))
+    inputs = [torch.randn(1, 8, 5, 7), torch.randn(1, 1, 5, 7)]
+    with pytest.raises(UserError, match=r'aux_in_index 2 names no backbone '
+                       r'output: the backbone gives 2 \(0 to 1\)'):
+        head.loss(inputs, [sample], {})
+    losses = head.loss(inputs + [torch.randn(1, 1, 5, 7)], [sample], {})
+    assert {'aux1.loss_dice', 'aux2.loss_dice'} <= set(losses)

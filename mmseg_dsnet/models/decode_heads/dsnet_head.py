@@ -335,7 +335,7 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
             self.distance_regressor(feat),
             size=labels.shape[2:],
             mode='bilinear',
-            align_corners=self.align_corners).tanh()
+            align_corners=self.align_corners).float().tanh()
         target = signed_distance_maps(labels, self.ignore_index)
         valid = (labels != self.ignore_index).float()
         error = (distance - target).abs() * valid
@@ -354,3 +354,7 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
             del self.aux_classifiers
         if hasattr(self, 'distance_regressor'):
             del self.distance_regressor
+        # Now the inference form, as if built with deploy=True: without
+        # this, loss() trained the folded model (no BatchNorm, its deep
+        # supervision silently gone) of reparameterize_model.
+        self.deploy = True

@@ -62,6 +62,16 @@ class LightweightClsHead(StrictLoadingMixin, BaseDecodeHead):
                 'LightweightClsHead: give one aux_loss_weights entry per '
                 f'aux_in_index, got {list(aux_loss_weights)} for '
                 f'{list(aux_in_index)}')
+        # A repeated output was scored twice under one loss key, so the
+        # last weight silently replaced the others.
+        if (any(isinstance(i, bool) or not isinstance(i, int) or i < 0
+                for i in aux_in_index)
+                or len(set(aux_in_index)) != len(aux_in_index)
+                or self.in_index in aux_in_index):
+            raise ModelArgumentError(
+                'LightweightClsHead: aux_in_index must name distinct '
+                'backbone outputs by index >= 0, other than in_index '
+                f'({self.in_index}), got {list(aux_in_index)}')
         check_loss_weights(
             'LightweightClsHead', **{
                 f'aux_loss_weights[{i}]': weight
@@ -83,6 +93,11 @@ class LightweightClsHead(StrictLoadingMixin, BaseDecodeHead):
         """
         losses = self.loss_by_feat(self.forward(inputs), batch_data_samples)
         for index, weight in zip(self.aux_in_index, self.aux_loss_weights):
+            if index >= len(inputs):
+                raise ModelArgumentError(
+                    f'LightweightClsHead: aux_in_index {index} names no '
+                    f'backbone output: the backbone gives {len(inputs)} '
+                    f'(0 to {len(inputs) - 1})')
             aux_logits = inputs[index]
             if aux_logits.shape[1] != self.out_channels:
                 raise ModelArgumentError(

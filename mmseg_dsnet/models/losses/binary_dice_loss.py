@@ -4,7 +4,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
-from .loss_arguments import check_loss_name, check_loss_weights
+from .loss_arguments import (check_loss_inputs, check_loss_name,
+                             check_loss_weights)
 
 
 @MODELS.register_module()
@@ -63,6 +64,9 @@ class BinaryDiceLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
+        check_loss_inputs('BinaryDiceLoss', pred, target, weight)
+        # In float32: float16 sums over an image overflow (a NaN loss).
+        pred = pred.float()
         if ignore_index is None:
             ignore_index = self.ignore_index
         if pred.shape[1] not in (1, 2):

@@ -9,7 +9,8 @@ from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
-from .loss_arguments import check_loss_name, check_loss_weights
+from .loss_arguments import (check_loss_inputs, check_loss_name,
+                             check_loss_weights)
 
 
 def boundary_interior_maps(mask: Tensor,
@@ -202,6 +203,11 @@ class BoundaryInteriorLoss(nn.Module):
         Returns:
             Tensor: The scalar loss.
         """
+        check_loss_inputs('BoundaryInteriorLoss', cls_score, label, weight)
+        # In float32: under mixed precision (train.py --amp) the logits
+        # are float16, whose sums over an image overflow past 65504 (a
+        # lesion of half a 256x256 image) and made the loss NaN.
+        cls_score = cls_score.float()
         valid = label != ignore_index
         validf = valid.to(cls_score.dtype)
         target = ((label == 1) & valid).to(cls_score.dtype)

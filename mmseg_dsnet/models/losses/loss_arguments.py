@@ -60,3 +60,37 @@ def check_head_losses(owner: str, losses) -> None:
     for loss in losses:
         check_loss_name(f'{owner} loss_decode {type(loss).__name__}',
                         getattr(loss, 'loss_name', None))
+
+
+def check_loss_inputs(owner: str, pred, label, weight=None) -> None:
+    """Refuse logits and labels (and pixel weights) of shapes that do not
+    pair pixel by pixel.
+
+    The losses broadcast ``pred``'s lesion logit ``(N, H, W)`` against the
+    labels: labels given as ``(N, 1, H, W)`` (a mask with its channel
+    axis) made ``BinaryDiceLoss`` score every image against every other
+    one, a wrong loss without an error; other losses failed deep inside
+    with a broadcasting error.
+
+    Args:
+        owner (str): The loss, for the message.
+        pred (Tensor): Logits, ``(N, C, H, W)``.
+        label (Tensor): Labels, ``(N, H, W)``.
+        weight (Tensor, optional): Per-pixel weights, ``(N, H, W)``.
+
+    Raises:
+        ModelArgumentError: The shapes do not fit.
+    """
+    if pred.dim() != 4:
+        raise ModelArgumentError(
+            f'{owner}: the logits must be (N, C, H, W), got shape '
+            f'{tuple(pred.shape)}')
+    expected = (pred.shape[0], ) + tuple(pred.shape[2:])
+    for name, value in (('labels', label), ('weight', weight)):
+        if value is not None and tuple(value.shape) != expected:
+            raise ModelArgumentError(
+                f'{owner}: the {name} must be (N, H, W) = {expected} to '
+                f'match the logits {tuple(pred.shape)}, got '
+                f'{tuple(value.shape)} (labels without a channel axis, '
+                'at the logits\' size: resize the logits to the labels '
+                'first)')

@@ -16,7 +16,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
-from .loss_arguments import check_loss_name, check_loss_weights
+from .loss_arguments import (check_loss_inputs, check_loss_name,
+                             check_loss_weights)
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -117,6 +118,9 @@ class LovaszHingeLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
+        check_loss_inputs('LovaszHingeLoss', pred, target, weight)
+        # In float32, as the other losses (float16 sums overflow).
+        pred = pred.float()
         if ignore_index is None:
             ignore_index = self.ignore_index
         logits = lesion_logit(pred, dim=1)
