@@ -1200,22 +1200,31 @@ def _data_sets_in(folder):
     Returns:
         list[str]: Their names, sorted.
     """
-    held = []
     try:
         entries = sorted(folder.iterdir())
     except OSError:
-        return held
-    for entry in entries:
-        meta = entry / 'meta.json'
-        try:
-            if not entry.is_dir() or not meta.is_file():
-                continue
-            converter = json.loads(meta.read_text()).get('converter')
-        except (OSError, ValueError, AttributeError):
-            continue
-        if converter == 'tools/dataset_converters/isic.py':
-            held.append(entry.name)
-    return held
+        return []
+    return [entry.name for entry in entries if _is_conversion(entry)]
+
+
+def _is_conversion(folder):
+    """Whether ``folder`` holds a data set this converter (or the synthetic
+    generator through it) wrote: a ``meta.json`` naming the converter.
+
+    Args:
+        folder (Path): Any path.
+
+    Returns:
+        bool
+    """
+    meta = folder / 'meta.json'
+    try:
+        if not folder.is_dir() or not meta.is_file():
+            return False
+        converter = json.loads(meta.read_text()).get('converter')
+    except (OSError, ValueError, AttributeError):
+        return False
+    return converter == 'tools/dataset_converters/isic.py'
 
 
 def _check_out(src, out, overwrite, year=2018):
@@ -1224,7 +1233,8 @@ def _check_out(src, out, overwrite, year=2018):
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
     refused. With ``overwrite``, a folder whose subfolders hold converted
-    data sets (``data/`` given for ``data/isic2018``) is refused too.
+    data sets (``data/`` given for ``data/isic2018``) is refused too, and
+    so is any other non-empty folder that is not an earlier conversion.
 
     Args:
         src (Path): The input folder, resolved.
@@ -1259,6 +1269,14 @@ def _check_out(src, out, overwrite, year=2018):
                 'conversion, not a folder of data sets: give OUT a folder '
                 f'of its own (such as {out / f"isic{year}"}); nothing was '
                 'replaced')
+        if any(out.iterdir()) and not _is_conversion(out):
+            # A raw download, a folder of photos or results given as OUT
+            # with --overwrite was deleted without a word.
+            raise ConversionError(
+                f'{out} is not an earlier conversion (it has no meta.json '
+                'written by tools/dataset_converters/isic.py); --overwrite '
+                'replaces only an earlier conversion: give OUT a new or '
+                'empty folder; nothing was replaced')
 
 
 def _pid_alive(pid):
