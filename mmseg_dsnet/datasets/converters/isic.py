@@ -16,9 +16,10 @@ Output (``OUT``)::
                settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
                            duplicate files ignored
-    OUT/SYNTHETIC.txt      only from a download that holds it (one made by
-                           make_synthetic_isic.py): copied, so that metrics
-                           on the set say ``synthetic``
+    OUT/SYNTHETIC.txt      only from a download that holds it beside or in
+                           its official folders or zips (one made by
+                           make_synthetic_isic.py), so that metrics on the
+                           set say ``synthetic``
 
 Every pair is checked (missing partner, unreadable or truncated file, size
 mismatch, mask values, image mode, ids that are not safe file names, files
@@ -140,6 +141,10 @@ TEST_SPLIT_FILES = ('official_test.txt', 'lightweight_test.txt')
 #: Beside the folders of a synthetic download and in its conversion: the
 #: images show no real lesion (``synthetic_fallback.is_synthetic``).
 SYNTHETIC_MARKER = 'SYNTHETIC.txt'
+# The output's marker when only the official folders or zips hold one.
+MARKED_INSIDE_TEXT = ('Converted from a synthetic ISIC-like download (its '
+                      'official folders or zips hold SYNTHETIC.txt); metrics '
+                      'computed on it say nothing about real lesions.\n')
 
 
 def is_test_split(ann_file) -> bool:
@@ -1543,17 +1548,27 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if duplicates:  # likewise
             summary['duplicate_files'] = duplicates
         # A synthetic download stays marked after the conversion: without
-        # the marker its runs were recorded as runs on real ISIC data.
+        # the marker its runs were recorded as runs on real ISIC data. The
+        # generator also marks each official folder and zip, so that their
+        # copies without the top-level marker are known too.
         synthetic = (src / SYNTHETIC_MARKER).is_file()
+        marked_inside = ignored.get('synthetic marker', 0) > 0
         if synthetic:
-            summary['synthetic'] = True
             shutil.copyfile(src / SYNTHETIC_MARKER, tmp / SYNTHETIC_MARKER)
+        elif marked_inside:
+            (tmp / SYNTHETIC_MARKER).write_text(MARKED_INSIDE_TEXT)
+        if synthetic or marked_inside:
+            summary['synthetic'] = True
         (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n')
         unread_text = _unread_folders_text(unread)
         _log_summary(log, summary, out, missing, unread_text)
         if synthetic:
             log(f'  synthetic: {src} holds {SYNTHETIC_MARKER} (no real '
                 'lesions); copied into the output')
+        elif marked_inside:
+            log(f'  synthetic: the official folders or zips in {src} hold '
+                f'{SYNTHETIC_MARKER} (no real lesions); the output is marked '
+                'so')
         problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
         problems += list(missing.values())
         problems += [unread_text] if unread_text else []
