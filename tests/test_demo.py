@@ -76,6 +76,31 @@ def test_demo_refuses_a_config_of_real_data(tmp_path, tiny_isic):
     assert prepare_synthetic(2018, str(synthetic)) == str(synthetic)
 
 
+def test_demo_refuses_a_config_of_a_folder_of_other_files(tmp_path):
+    """``--config`` whose data_root is a folder of other files (no
+    ``meta.json``; a raw download, notes) or a file: the synthetic
+    download was generated beside it, then the converter's
+    ``ConversionError`` traceback offered an ``--overwrite`` the demo does
+    not have. Now refused before anything is written."""
+    from mmseg_dsnet.datasets.synthetic_fallback import SyntheticTargetError
+    folder = tmp_path / 'mine'
+    folder.mkdir()
+    (folder / 'notes.txt').write_text('mine')
+    work = tmp_path / 'work'
+    config = write_tiny_config(tmp_path / 'mine.py', folder, epochs=1)
+    with pytest.raises(SyntheticTargetError,
+                       match='holds files but no converted set'):
+        demo.main(['--config', str(config), '--work-dir', str(work)])
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    config = write_tiny_config(tmp_path / 'file.py', blocker, epochs=1)
+    with pytest.raises(SyntheticTargetError, match='is a file, not a folder'):
+        demo.main(['--config', str(config), '--work-dir', str(work)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'afile', 'file.py', 'mine', 'mine.py']
+    assert [p.name for p in folder.iterdir()] == ['notes.txt']
+
+
 def test_demo_reads_the_set_it_made_from_any_folder(tmp_path, monkeypatch,
                                                     capsys):
     """From another folder the demo made the synthetic set under the

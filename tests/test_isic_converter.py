@@ -689,11 +689,34 @@ def test_existing_out_is_refused_unless_overwrite(tmp_path):
     assert (out / 'keep.txt').read_text() == 'precious'
     assert sorted(p.name for p in out.iterdir()) == ['keep.txt']
 
+    # --overwrite replaces an earlier conversion only: a folder of other
+    # files (a raw download, photos) was deleted without a word, exit 0.
     result = run_converter(raw, out, '--overwrite')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: {out} is not an earlier conversion (it has no meta.json '
+        'written by tools/dataset_converters/isic.py); --overwrite replaces '
+        'only an earlier conversion: give OUT a new or empty folder; nothing '
+        'was replaced')
+    assert sorted(p.name for p in out.iterdir()) == ['keep.txt']
+    assert _leftovers(tmp_path) == []
+    # Another raw download as OUT (arguments mixed up) is kept too.
+    other_raw = _make_raw(
+        tmp_path / 'raw2', num_train=2, num_val=1, num_test=1, size=(16, 12))
+    before = tree_hashes(other_raw)
+    result = run_converter(raw, other_raw, '--overwrite')
+    assert result.returncode == 2 and 'not an earlier conversion' in \
+        result.stderr
+    assert tree_hashes(other_raw) == before
+
+    (out / 'keep.txt').unlink()
+    assert run_converter(raw, out).returncode == 0
+    result = run_converter(raw, out, '--overwrite', '--seed', '4')
     assert result.returncode == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         'images', 'masks', 'meta.json', 'splits'
     ]
+    assert json.loads((out / 'meta.json').read_text())['seed'] == 4
     assert _leftovers(tmp_path) == []
 
     empty = tmp_path / 'empty_out'

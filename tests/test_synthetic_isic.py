@@ -112,6 +112,7 @@ def test_zip_output_is_deterministic_and_official(tmp_path):
         'ISIC2018_Task1_Training_GroundTruth/ISIC_0000000_segmentation.png',
         'ISIC2018_Task1_Training_GroundTruth/ISIC_0000001_segmentation.png',
         'ISIC2018_Task1_Training_GroundTruth/LICENSE.txt',
+        f'ISIC2018_Task1_Training_GroundTruth/{SYNTHETIC_MARKER}',
     ]
 
 
@@ -147,7 +148,7 @@ def test_official_2016_layout_has_capital_s_and_no_validation(tmp_path):
     gt_folder = tmp_path / 'ISBI2016_ISIC_Part1_Training_GroundTruth'
     masks = sorted(p.name for p in gt_folder.iterdir())
     assert masks == ['ISIC_0000000_Segmentation.png',
-                     'ISIC_0000001_Segmentation.png']
+                     'ISIC_0000001_Segmentation.png', SYNTHETIC_MARKER]
     with pytest.raises(ValueError, match='no validation'):
         synthetic.generate(tmp_path / 'x', year=2016, num_val=2)
 
@@ -337,3 +338,29 @@ def test_a_converted_synthetic_download_stays_marked_synthetic(tmp_path):
     assert not (tmp_path / 'real_out' / SYNTHETIC_MARKER).exists()
     assert 'synthetic' not in json.loads(
         (tmp_path / 'real_out' / 'meta.json').read_text())
+
+
+@pytest.mark.parametrize('as_zip', [False, True])
+def test_its_folders_or_zips_copied_alone_stay_marked_synthetic(
+        tmp_path, as_zip):
+    """The official folders or zips of a synthetic download copied into
+    another folder without the top-level SYNTHETIC.txt (as downloads are
+    gathered) converted as real data: no marker, ``synthetic`` absent from
+    meta.json, so check_real_data.py and ``leaderboard.py collect`` took
+    its runs for runs on real ISIC data (exit 0)."""
+    from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
+    raw, gathered = tmp_path / 'raw', tmp_path / 'downloads'
+    made = _run_cli(raw, '--num-train', '3', '--num-val', '1', '--num-test',
+                    '1', '--size', '32', '24', *(['--zip'] if as_zip else []))
+    assert made.returncode == 0, made.stderr
+    gathered.mkdir()
+    for entry in raw.iterdir():
+        if entry.name != SYNTHETIC_MARKER:
+            os.replace(entry, gathered / entry.name)
+    out = tmp_path / 'isic2017'
+    converted = run_converter(gathered, out, '--strict', '--workers', '1')
+    assert converted.returncode == 0, converted.output
+    assert (f'synthetic: the official folders or zips in {gathered} hold '
+            f'{SYNTHETIC_MARKER}') in converted.stdout
+    assert is_synthetic(str(out))
+    assert json.loads((out / 'meta.json').read_text())['synthetic'] is True

@@ -5,6 +5,7 @@ user gave (a config edit, ``--cfg-options``) is used as given and a missing
 one is an error: a metric is never computed on other data than asked for.
 Metrics files name their data with :func:`data_provenance`."""
 import json
+import os
 import os.path as osp
 import re
 
@@ -125,8 +126,9 @@ def check_synthetic_target(out_root):
 
     Raises:
         SyntheticTargetError: ``out_root`` is the default root of the real
-            ISIC data (:func:`default_root`), or holds a conversion of
-            other data than the synthetic set made for it.
+            ISIC data (:func:`default_root`), holds a conversion of other
+            data than the synthetic set made for it, is a file, or is a
+            folder of other files (no ``meta.json``).
     """
     target = osp.realpath(out_root)
     for year in (2016, 2017, 2018):
@@ -138,7 +140,24 @@ def check_synthetic_target(out_root):
                 'data/synthetic_isic2018, that of '
                 'configs/demo/dsnet_synthetic_cpu.py)')
     meta_file = osp.join(out_root, 'meta.json')
-    if is_synthetic(out_root) or not osp.isfile(meta_file):
+    if is_synthetic(out_root):
+        return
+    if not osp.isfile(meta_file):
+        # The converter refused such a folder only after the synthetic
+        # download had been generated beside it, with a traceback that
+        # offered an --overwrite the tools do not have.
+        if osp.lexists(out_root) and not osp.isdir(out_root):
+            raise SyntheticTargetError(
+                f'{out_root} is a file, not a folder; the synthetic set is '
+                'made in a new or empty folder (give a config whose '
+                'data_root is one)')
+        if osp.isdir(out_root) and os.listdir(out_root):
+            raise SyntheticTargetError(
+                f'{out_root} holds files but no converted set (no '
+                'meta.json), so the synthetic set cannot be made in it; it '
+                'is left as it is. Give a config whose data_root is a new '
+                'or empty folder, or the synthetic set (configs/demo/'
+                'dsnet_synthetic_cpu.py)')
         return
     try:
         with open(meta_file) as f:

@@ -16,9 +16,10 @@ Output (``OUT``)::
                settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
                            duplicate files ignored
-    OUT/SYNTHETIC.txt      only from a download that holds it (one made by
-                           make_synthetic_isic.py): copied, so that metrics
-                           on the set say ``synthetic``
+    OUT/SYNTHETIC.txt      only from a download that holds it beside or in
+                           its official folders or zips (one made by
+                           make_synthetic_isic.py), so that metrics on the
+                           set say ``synthetic``
 
 Every pair is checked (missing partner, unreadable or truncated file, size
 mismatch, mask values, image mode, ids that are not safe file names, files
@@ -140,6 +141,10 @@ TEST_SPLIT_FILES = ('official_test.txt', 'lightweight_test.txt')
 #: Beside the folders of a synthetic download and in its conversion: the
 #: images show no real lesion (``synthetic_fallback.is_synthetic``).
 SYNTHETIC_MARKER = 'SYNTHETIC.txt'
+# The output's marker when only the official folders or zips hold one.
+MARKED_INSIDE_TEXT = ('Converted from a synthetic ISIC-like download (its '
+                      'official folders or zips hold SYNTHETIC.txt); metrics '
+                      'computed on it say nothing about real lesions.\n')
 
 
 def is_test_split(ann_file) -> bool:
@@ -1200,22 +1205,31 @@ def _data_sets_in(folder):
     Returns:
         list[str]: Their names, sorted.
     """
-    held = []
     try:
         entries = sorted(folder.iterdir())
     except OSError:
-        return held
-    for entry in entries:
-        meta = entry / 'meta.json'
-        try:
-            if not entry.is_dir() or not meta.is_file():
-                continue
-            converter = json.loads(meta.read_text()).get('converter')
-        except (OSError, ValueError, AttributeError):
-            continue
-        if converter == 'tools/dataset_converters/isic.py':
-            held.append(entry.name)
-    return held
+        return []
+    return [entry.name for entry in entries if _is_conversion(entry)]
+
+
+def _is_conversion(folder):
+    """Whether ``folder`` holds a data set this converter (or the synthetic
+    generator through it) wrote: a ``meta.json`` naming the converter.
+
+    Args:
+        folder (Path): Any path.
+
+    Returns:
+        bool
+    """
+    meta = folder / 'meta.json'
+    try:
+        if not folder.is_dir() or not meta.is_file():
+            return False
+        converter = json.loads(meta.read_text()).get('converter')
+    except (OSError, ValueError, AttributeError):
+        return False
+    return converter == 'tools/dataset_converters/isic.py'
 
 
 def _check_out(src, out, overwrite, year=2018):
@@ -1224,7 +1238,8 @@ def _check_out(src, out, overwrite, year=2018):
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
     refused. With ``overwrite``, a folder whose subfolders hold converted
-    data sets (``data/`` given for ``data/isic2018``) is refused too.
+    data sets (``data/`` given for ``data/isic2018``) is refused too, and
+    so is any other non-empty folder that is not an earlier conversion.
 
     Args:
         src (Path): The input folder, resolved.
@@ -1259,6 +1274,14 @@ def _check_out(src, out, overwrite, year=2018):
                 'conversion, not a folder of data sets: give OUT a folder '
                 f'of its own (such as {out / f"isic{year}"}); nothing was '
                 'replaced')
+        if any(out.iterdir()) and not _is_conversion(out):
+            # A raw download, a folder of photos or results given as OUT
+            # with --overwrite was deleted without a word.
+            raise ConversionError(
+                f'{out} is not an earlier conversion (it has no meta.json '
+                'written by tools/dataset_converters/isic.py); --overwrite '
+                'replaces only an earlier conversion: give OUT a new or '
+                'empty folder; nothing was replaced')
 
 
 def _pid_alive(pid):
@@ -1525,17 +1548,27 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if duplicates:  # likewise
             summary['duplicate_files'] = duplicates
         # A synthetic download stays marked after the conversion: without
-        # the marker its runs were recorded as runs on real ISIC data.
+        # the marker its runs were recorded as runs on real ISIC data. The
+        # generator also marks each official folder and zip, so that their
+        # copies without the top-level marker are known too.
         synthetic = (src / SYNTHETIC_MARKER).is_file()
+        marked_inside = ignored.get('synthetic marker', 0) > 0
         if synthetic:
-            summary['synthetic'] = True
             shutil.copyfile(src / SYNTHETIC_MARKER, tmp / SYNTHETIC_MARKER)
+        elif marked_inside:
+            (tmp / SYNTHETIC_MARKER).write_text(MARKED_INSIDE_TEXT)
+        if synthetic or marked_inside:
+            summary['synthetic'] = True
         (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n')
         unread_text = _unread_folders_text(unread)
         _log_summary(log, summary, out, missing, unread_text)
         if synthetic:
             log(f'  synthetic: {src} holds {SYNTHETIC_MARKER} (no real '
                 'lesions); copied into the output')
+        elif marked_inside:
+            log(f'  synthetic: the official folders or zips in {src} hold '
+                f'{SYNTHETIC_MARKER} (no real lesions); the output is marked '
+                'so')
         problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
         problems += list(missing.values())
         problems += [unread_text] if unread_text else []

@@ -14,8 +14,8 @@ near an edge. The mask is exactly the lesion polygon (255 inside, 0
 outside); hair and ruler are not part of it. Same arguments give
 byte-identical files. Only numpy and OpenCV are used.
 
-The download holds :data:`~.isic.SYNTHETIC_MARKER` beside its folders; the
-converter copies it into its output, so that metrics computed on the set
+The download holds :data:`~.isic.SYNTHETIC_MARKER` beside its folders and
+in each official folder or zip; the converter marks its output with it, so that metrics computed on the set
 say ``synthetic`` and ``leaderboard.py collect`` refuses its runs.
 
 The command line: ``tools/dataset_converters/make_synthetic_isic.py``.
@@ -317,8 +317,10 @@ def generate(out,
             Default: False.
         verbose (bool): Print a one-line summary. Default: False.
         mark_synthetic (bool): Write :data:`~.isic.SYNTHETIC_MARKER` beside
-            the folders (the converter carries it into its output). False
-            only for a stand-in of a real download (tests). Default: True.
+            the folders and inside each official folder or zip (the
+            converter carries it into its output, also when the folders
+            or zips are copied without the top-level one). False only for
+            a stand-in of a real download (tests). Default: True.
 
     Returns:
         dict: ``year``, ``out``, ``counts`` (pairs per split), ``folders``
@@ -371,6 +373,12 @@ def generate(out,
 
     start = time.perf_counter()
     folders = _folder_files(year, splits, width, height, seed)
+    if mark_synthetic:
+        # In each folder or zip too: copied into another download folder
+        # without the top-level marker, the set converted as real data.
+        folders = {folder: sorted(files + [(SYNTHETIC_MARKER,
+                                            MARKER_TEXT.encode())])
+                   for folder, files in folders.items()}
     log = print if verbose else (lambda *args, **kwargs: None)
     # Built in OUT.tmp-PID beside OUT and renamed into place at the end, so
     # that an interrupted run leaves no OUT that looks like a whole
