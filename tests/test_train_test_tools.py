@@ -674,9 +674,15 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     with pytest.raises(UserError, match='not at .*nowhere.*--src'):
         check.main(work + ['--src', nowhere, '--data-root', nowhere])
     monkeypatch.setattr(check, 'DEFAULT_SRC', nowhere)
+    monkeypatch.setattr(check, 'DEFAULT_DATA_ROOT', nowhere)
     capsys.readouterr()
-    assert check.main(work + ['--data-root', nowhere]) is None
+    assert check.main(work) is None
     assert capsys.readouterr().out.startswith('SKIP: ')
+    # A --data-root that is given must hold a converted set (or be made
+    # from the source): a mistyped one was a SKIP, exit 0.
+    with pytest.raises(UserError, match='--data-root .*typo holds no '
+                       'converted set'):
+        check.main(work + ['--data-root', str(tmp_path / 'typo')])
     # A converted set other than the --src named would be used silently.
     with pytest.raises(UserError, match='holds a conversion of .*raw, not of '
                        '--src .*nowhere'):

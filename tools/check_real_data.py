@@ -44,14 +44,19 @@ from mmseg_dsnet.leaderboard.records import load_json, write_json
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 
+# Where the real set is converted to (and read from) unless --data-root.
+DEFAULT_DATA_ROOT = osp.join(REPO_ROOT, 'data', 'isic2017')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--src', default=None,
                         help='the real ISIC 2017 set (official layout); '
                         f'default: {osp.normpath(DEFAULT_SRC)}, skipped '
                         'when absent')
-    parser.add_argument('--data-root', default=osp.join(REPO_ROOT,
-                                                        'data/isic2017'))
+    parser.add_argument('--data-root', default=None,
+                        help='the converted set (made from --src when it '
+                        'holds none); default: data/isic2017')
     parser.add_argument('--models', nargs='+', default=None,
                         choices=sorted(CONFIGS))
     parser.add_argument('--configs', nargs='+', default=[],
@@ -77,7 +82,11 @@ def parse_args(argv=None):
                         'of 256 (metrics stay at 256x256 and original size)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/real_check')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.data_root_given = args.data_root is not None
+    if args.data_root is None:
+        args.data_root = DEFAULT_DATA_ROOT
+    return args
 
 
 def check_args(args):
@@ -161,6 +170,14 @@ def main(argv=None):
                 raise UserError(f'the real ISIC 2017 set is not at {src} '
                                 f'(--src), and {args.data_root} holds no '
                                 'converted set')
+            if args.data_root_given:
+                # A mistyped --data-root was a SKIP, exit 0: data that is
+                # not where the user said.
+                raise UserError(
+                    f'--data-root {args.data_root} holds no converted set '
+                    f'(no meta.json), and the real ISIC 2017 set to convert '
+                    f'into it is not at {src} either; give the folder '
+                    'tools/dataset_converters/isic.py wrote, or --src')
             print(f'SKIP: the real ISIC 2017 set is not at {src}')
             return None
         # Before the conversion: a work dir through a file failed only
