@@ -6,8 +6,9 @@ lesion metrics.
 A sanity check of the whole chain on real lesions, NOT a benchmark: the
 schedule is far shorter than the protocol's 300 epochs (the numbers are said
 with their schedule). Skips cleanly when the data is absent from its
-default place (``--src`` not given and ``--data-root`` not converted); a
-``--src`` that is given must exist.
+default place (``--src`` not given and the default ``--data-root`` not
+converted); a ``--src`` that is given must exist, and so must a
+``--data-root`` that is given, unless it is made from the source.
 
     python tools/check_real_data.py --models dsnet segformer unet
 
