@@ -61,6 +61,9 @@ def state():
         signals={int(s): repr(signal.getsignal(s)) for s in (
             signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP)},
         atexit=atexit._ncallbacks(), excepthook=repr(sys.excepthook),
+        default_scope=getattr(
+            mmengine.registry.DefaultScope.get_current_instance(),
+            'scope_name', None),
         environ=dict(os.environ), sys_path=list(sys.path),
         registries=registries())
 
@@ -116,5 +119,24 @@ with tempfile.TemporaryDirectory() as folder:
                              os.path.join(folder, 'board.png'))
     assert os.path.getsize(os.path.join(folder, 'board.png')) > 1000
     assert len(drawn) == 1, drawn
+'''
+    assert changed_state(step) == {}
+
+
+def test_segmenting_an_image_through_the_api_changes_no_global_state():
+    """``build_segmentor`` (under ``make_backend``, ``TorchBackend``,
+    ``export_onnx``) left mmengine's process-wide default scope set to
+    ``mmseg``, so the caller's later registry builds (another OpenMMLab
+    library's, or one with no scope) looked in mmseg's registries first;
+    now the scope is set for the build only."""
+    step = '''
+from mmseg_dsnet.apis import LesionInferencer, make_backend
+from mmseg_dsnet.apis.released_model import released_model
+from mmseg_dsnet.deploy import build_segmentor
+config, checkpoint = released_model()
+build_segmentor(config, checkpoint)
+image = np.random.RandomState(0).randint(0, 256, (40, 52, 3), np.uint8)
+mask = LesionInferencer(make_backend(config, checkpoint)).predict([image])[0]
+assert mask.shape == (40, 52), mask.shape
 '''
     assert changed_state(step) == {}
