@@ -6,9 +6,9 @@ import math
 import re
 
 import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+# A bare Figure draws with Agg on its own: no pyplot, so neither the
+# process's matplotlib backend nor a user's open figures are touched.
+from matplotlib.figure import Figure
 
 NOT_STATED = 'dataset not stated'
 
@@ -51,11 +51,11 @@ def plot_leaderboard(board, path):
     """Draw the leaderboard to ``path`` (PNG); returns the points drawn as
     (panel, label, gflops, dsc, source)."""
     panels = _panels(board)
-    fig, axes = plt.subplots(1, len(panels), squeeze=False,
-                             figsize=(7 * len(panels), 5.5))
+    fig = Figure(figsize=(7 * len(panels), 5.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     names = sorted({family(r['model'])
                     for r in board['measured'] + board['reported']})
-    colours = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
+    colours = {n: matplotlib.colormaps['tab10'](i % 10) for i, n in enumerate(names)}
     drawn = []
     for ax, panel in zip(axes[0], panels):
         points = []
@@ -94,14 +94,15 @@ def plot_leaderboard(board, path):
         ax.set_ylabel('pooled lesion DSC (%)')
         ax.set_title(panel)
         ax.grid(True, which='both', alpha=0.3)
+    # Empty scatters on the last panel, as pyplot's current axes drew them.
+    last = axes[0][-1]
     handles = [
-        plt.scatter([], [], marker='o', c='grey', label='measured here '
-                    '(mean over seeds, error bar = std)'),
-        plt.scatter([], [], marker='s', facecolors='none', edgecolors='grey',
-                    label='reported (published figure)')]
+        last.scatter([], [], marker='o', c='grey', label='measured here '
+                     '(mean over seeds, error bar = std)'),
+        last.scatter([], [], marker='s', facecolors='none', edgecolors='grey',
+                     label='reported (published figure)')]
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8,
                title='marker area grows with log(params)', title_fontsize=8)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return drawn

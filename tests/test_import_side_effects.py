@@ -1,0 +1,142 @@
+"""Importing mmseg-dsnet (every module of it) and using its API leave the
+process-wide state of the other libraries as it was: torch's, numpy's,
+Pillow's, OpenCV's and matplotlib's settings, warnings filters, loggers,
+signal handlers, the environment, and the names of mmengine/mmcv/mmseg's
+registries. (mmengine's checkpoint schemes, the one thing the import turns
+on, are checked in ``tests/test_compat.py``.)"""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+SNAPSHOT = r'''
+import atexit, importlib, json, logging, os, pkgutil, signal, sys, warnings
+import matplotlib
+matplotlib.use('svg')  # a user's own backend, not the Agg of our plots
+import matplotlib.pyplot as plt
+import cv2, numpy as np, torch
+import PIL.Image as Image, PIL.ImageFile as ImageFile
+import mmengine
+from mmseg.utils import register_all_modules
+register_all_modules(init_default_scope=False)
+import mmcv.cnn, mmengine.registry, mmseg.registry
+
+figure = plt.figure()  # a user's open figure
+
+
+def registries():
+    names = {}
+    for module in (mmengine.registry, mmcv.cnn, mmseg.registry):
+        for attr, registry in vars(module).items():
+            if isinstance(registry, mmengine.Registry):
+                for key, cls in registry.module_dict.items():
+                    names[f'{module.__name__}.{attr}[{key}]'] = \
+                        f'{cls.__module__}.{cls.__qualname__}'
+    return names
+
+
+def state():
+    return dict(
+        torch=[torch.get_num_threads(), torch.get_num_interop_threads(),
+               torch.are_deterministic_algorithms_enabled(),
+               torch.backends.cudnn.benchmark,
+               torch.backends.cudnn.deterministic,
+               str(torch.get_default_dtype()), torch.is_grad_enabled(),
+               torch.get_float32_matmul_precision(),
+               torch.is_anomaly_enabled()],
+        numpy=[np.geterr(), repr(np.get_printoptions())],
+        pil=[Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES],
+        cv2=[cv2.getNumThreads()],
+        matplotlib=[matplotlib.get_backend(), plt.get_fignums()],
+        warnings=[repr(f) for f in warnings.filters],
+        loggers={name: [lg.level, lg.disabled, lg.propagate,
+                        [repr(h) for h in lg.handlers]]
+                 for name, lg in logging.Logger.manager.loggerDict.items()
+                 if isinstance(lg, logging.Logger)
+                 and not name.startswith('mmseg_dsnet')},
+        root_logger=[logging.root.level, logging.root.manager.disable,
+                     [repr(h) for h in logging.root.handlers]],
+        signals={int(s): repr(signal.getsignal(s)) for s in (
+            signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP)},
+        atexit=atexit._ncallbacks(), excepthook=repr(sys.excepthook),
+        default_scope=getattr(
+            mmengine.registry.DefaultScope.get_current_instance(),
+            'scope_name', None),
+        environ=dict(os.environ), sys_path=list(sys.path),
+        registries=registries())
+
+
+before = state()
+import mmseg_dsnet
+for info in pkgutil.walk_packages(mmseg_dsnet.__path__, 'mmseg_dsnet.'):
+    importlib.import_module(info.name)
+STEP
+after = state()
+changed = {}
+for key in before:
+    if key in ('registries', 'loggers'):
+        # New names are ours (or created lazily); no old one may change.
+        old = before[key]
+        diff = sorted(k for k in old if after[key].get(k) != old[k])
+    else:
+        diff = before[key] != after[key]
+    if diff:
+        changed[key] = [str(before[key])[:2000], str(after[key])[:2000],
+                        diff]
+print(json.dumps(changed))
+'''
+
+
+def changed_state(step=''):
+    """What ``import mmseg_dsnet`` (and every submodule), then ``step``,
+    changed in a fresh interpreter."""
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=str(REPO) + os.pathsep +
+               os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run(
+        [sys.executable, '-c', SNAPSHOT.replace('STEP', step)], cwd=REPO,
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_importing_every_module_changes_no_global_state():
+    """``mmseg_dsnet.leaderboard.plot`` switched matplotlib to Agg on
+    import (which also closed the user's open figures)."""
+    assert changed_state() == {}
+
+
+def test_drawing_the_leaderboard_plot_changes_no_global_state():
+    step = '''
+import tempfile
+from mmseg_dsnet.leaderboard.plot import plot_leaderboard
+row = dict(model='DSNet', dataset='ISIC 2017', source='reported',
+           flops=2.9e8, dsc=89.8, params=2.9e5)
+with tempfile.TemporaryDirectory() as folder:
+    drawn = plot_leaderboard(dict(measured=[], reported=[row]),
+                             os.path.join(folder, 'board.png'))
+    assert os.path.getsize(os.path.join(folder, 'board.png')) > 1000
+    assert len(drawn) == 1, drawn
+'''
+    assert changed_state(step) == {}
+
+
+def test_segmenting_an_image_through_the_api_changes_no_global_state():
+    """``build_segmentor`` (under ``make_backend``, ``TorchBackend``,
+    ``export_onnx``) left mmengine's process-wide default scope set to
+    ``mmseg``, so the caller's later registry builds (another OpenMMLab
+    library's, or one with no scope) looked in mmseg's registries first;
+    now the scope is set for the build only."""
+    step = '''
+from mmseg_dsnet.apis import LesionInferencer, make_backend
+from mmseg_dsnet.apis.released_model import released_model
+from mmseg_dsnet.deploy import build_segmentor
+config, checkpoint = released_model()
+build_segmentor(config, checkpoint)
+image = np.random.RandomState(0).randint(0, 256, (40, 52, 3), np.uint8)
+mask = LesionInferencer(make_backend(config, checkpoint)).predict([image])[0]
+assert mask.shape == (40, 52), mask.shape
+'''
+    assert changed_state(step) == {}
