@@ -467,3 +467,26 @@ def test_build_names_an_out_dir_it_cannot_make(tmp_path, where):
                     'written')
     assert (tmp_path / 'file').read_text() == 'mine'
     assert 'old' in readme.read_text()
+
+
+def test_build_never_shows_an_imperfect_mean_as_100(lb, tmp_path):
+    """LesionMetric writes a figure that misses perfection by a hair as
+    99.9999; the leaderboard's ``.2f`` showed its mean as ``100.00``
+    (no error at all) in leaderboard.md, the README and the model card."""
+    runs = _copy_runs(tmp_path / 'runs')
+    for path in runs:
+        metrics = json.loads(path.read_text())['metrics']
+        _edit(path, metrics=dict(metrics, IoU=99.9999, DSC=99.9999,
+                                 Spe=99.9999, TJ=0.0001))
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(tmp_path / 'results'), '--no-plot'])
+    board = built['board']
+    md = (tmp_path / 'results' / 'leaderboard.md').read_text()
+    for text in (md, blocks.readme_block(board),
+                 blocks.model_card_block(board)):
+        assert '100.00' not in text
+        assert '>99.99 ± 0.00' in text
+    assert '<0.01 ± 0.00' in md and '<0.01 ± 0.00' in \
+        blocks.model_card_block(board)
+    # The figures themselves are kept as they were.
+    assert board['measured'][0]['spe']['mean'] == pytest.approx(99.9999)

@@ -12,6 +12,8 @@ and the design tables compare them only with each other.
 import os.path as osp
 from typing import Dict, Sequence
 
+from mmseg_dsnet.utils.percent import round_percent
+
 from .real_data_check import (CONFIGS, FAST_TRAINER_TAG, optimizer_lr,
                               short_schedule_cfg, write_design_record)
 from .records import metrics_record
@@ -113,7 +115,8 @@ def fast_design_record(job: SweepJob, spec, summary: dict,
                      cuda_graph=summary['cuda_graph'],
                      channels_last=summary['channels_last'],
                      batches_per_epoch=summary['iters_per_epoch']),
-        metrics={k: round(float(v), 2)
+        # 2 decimals, but an imperfect figure never recorded as 100.0.
+        metrics={k: round_percent(float(v), 2)
                  for k, v in validation['metrics'].items()},
         **{k: v for k, v in evaluated.items()
            if k not in ('config', 'checkpoint', 'metrics', 'cfg_options',

@@ -22,6 +22,7 @@ from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.percent import percent_text
 
 from .records import write_json
 
@@ -381,6 +382,16 @@ def _stat(value, digits=2):
     return f'{value["mean"]:.{digits}f} ± {value["std"]:.{digits}f}'
 
 
+def _percent_stat(value):
+    """A metric's mean (± std) in percent: a mean that is not perfect
+    never shows as ``100.00`` (``>99.99``), as LesionMetric's own table."""
+    if value is None:
+        return '-'
+    if value['std'] is None:
+        return percent_text(value['mean'])
+    return f'{percent_text(value["mean"])} ± {value["std"]:.2f}'
+
+
 def _mega(value, approx=False):
     return '-' if value is None else \
         ('~' if approx else '') + f'{value / 1e6:.3f}'
@@ -401,7 +412,7 @@ MEASURED_COLUMNS = (
      ('Params (M)', lambda r: _mega(r['params'])),
      ('GFLOPs', lambda r: _giga(r['flops'])),
      ('GFLOPs conv/linear', lambda r: _giga(r['flops_weight_layers']))] +
-    [(header, lambda r, f=field: _stat(r[f]))
+    [(header, lambda r, f=field: _percent_stat(r[f]))
      for field, _, header in METRIC_FIELDS if header] +
     [('CPU ms (b1, 1 thread)', lambda r: _stat(r['cpu_latency_ms'])),
      ('GPU img/s', lambda r: _stat(r['gpu_img_per_s'], 0)),
