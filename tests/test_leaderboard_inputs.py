@@ -490,3 +490,43 @@ def test_build_never_shows_an_imperfect_mean_as_100(lb, tmp_path):
         blocks.model_card_block(board)
     # The figures themselves are kept as they were.
     assert board['measured'][0]['spe']['mean'] == pytest.approx(99.9999)
+
+
+def test_collect_reads_the_figures_of_a_prefixed_evaluator(tmp_path):
+    """With ``test_evaluator = dict(..., prefix='lesion')`` the figures are
+    ``lesion/IoU`` ...: collect wrote a record without one figure it
+    shows, and the row read ``-`` in every metric column (exit 0); a
+    run only validated was told to test first. Now the prefix is taken
+    off; figures of two LesionMetrics, or of none, are refused."""
+    from mmseg_dsnet.leaderboard.work_dir import final_metrics
+    figures = json.loads((RUNS / DSNET_30EP[0]).read_text())['metrics']
+    metrics = tmp_path / 'test_metrics.json'
+
+    def write(values):
+        metrics.write_text(json.dumps(dict(metrics=values,
+                                           checkpoint='epoch_30.pth')))
+        return final_metrics(str(tmp_path), [], [])
+
+    got, kind, source, checkpoint = write(
+        {f'lesion/{k}': v for k, v in figures.items()})
+    assert got == figures and kind == 'test_metrics.json'
+    assert "prefix 'lesion' taken off" in source
+    assert write(figures)[:3] == (figures, 'test_metrics.json',
+                                  f'tools/test.py metrics file {metrics}')
+    # The last validation line of a run only validated.
+    scalars = tmp_path / 'scalars.json'
+    run = dict(scalars=str(scalars), test_json=str(tmp_path / 'none.json'),
+               dir='20261204_000000', lines=[
+        dict({f'val/{k}': v for k, v in figures.items()}, step=30,
+             data_time=0.1, time=0.2)])
+    metrics.unlink()
+    got, kind, _, _ = final_metrics(str(tmp_path), [run], [])
+    assert got == figures and kind == 'last validation line'
+    with pytest.raises(UserError, match=(
+            f"{metrics} holds the figures of 2 LesionMetric evaluators "
+            r"\(prefixes 'a', 'b'\)")):
+        write({'a/IoU': 80.0, 'b/IoU': 81.0})
+    with pytest.raises(UserError, match=(
+            f'{metrics} holds no LesionMetric figures '
+            r'\(no IoU; its keys: aAcc, mAcc, mIoU\)')):
+        write({'mIoU': 80.0, 'mAcc': 90.0, 'aAcc': 95.0})
