@@ -530,3 +530,27 @@ def test_collect_reads_the_figures_of_a_prefixed_evaluator(tmp_path):
             f'{metrics} holds no LesionMetric figures '
             r'\(no IoU; its keys: aAcc, mAcc, mIoU\)')):
         write({'mIoU': 80.0, 'mAcc': 90.0, 'aAcc': 95.0})
+
+
+@pytest.mark.parametrize('metrics', [
+    'prefixed', 'no TJ', 'null IoU'])
+def test_build_refuses_a_seed_without_a_figure(lb, tmp_path, metrics):
+    """A record whose metrics lack a figure (``lesion/IoU`` ... of a
+    prefixed evaluator, collected before collect took the prefix off; a
+    figure missing or null) made that figure's mean None: its column read
+    ``-`` for the whole row, every seed, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    figures = json.loads(runs[1].read_text())['metrics']
+    edited = {'prefixed': {f'lesion/{k}': v for k, v in figures.items()},
+              'no TJ': {k: v for k, v in figures.items() if k != 'TJ'},
+              'null IoU': dict(figures, IoU=None)}[metrics]
+    _edit(runs[1], metrics=edited)
+    proc = run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *map(str, runs), '--out-dir',
+        str(tmp_path / 'results'), '--no-plot')
+    line = _one_error_line(proc)
+    missing = {'prefixed': 'IoU, DSC, Acc', 'no TJ': 'TJ',
+               'null IoU': 'IoU'}[metrics]
+    assert line.startswith(f'ERROR: {runs[1]} holds no {missing}')
+    assert 'would show - for each of them' in line
+    assert not (tmp_path / 'results').exists()
