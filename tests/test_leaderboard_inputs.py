@@ -554,3 +554,29 @@ def test_build_refuses_a_seed_without_a_figure(lb, tmp_path, metrics):
     assert line.startswith(f'ERROR: {runs[1]} holds no {missing}')
     assert 'would show - for each of them' in line
     assert not (tmp_path / 'results').exists()
+
+
+def test_build_refuses_seeds_of_best_and_final_checkpoints(lb, tmp_path):
+    """An official-protocol run may be tested with its best_*.pth (chosen
+    on the validation split); one row averaged a seed tested so with
+    seeds tested with their final weights (exit 0): the mean of two model
+    selections, which the row did not say."""
+    runs = _copy_runs(tmp_path / 'runs')
+    for path, name in zip(runs, ['best_IoU_epoch_25.pth', 'epoch_30.pth',
+                                 'epoch_30.pth']):
+        _edit(path, checkpoint=f'/work/run/{name}')
+    proc = run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *map(str, runs), '--out-dir',
+        str(tmp_path / 'results'), '--no-plot')
+    line = _one_error_line(proc)
+    assert 'would average seeds run differently: checkpoint tested best ' \
+        f'on validation (best_*.pth) ({runs[0].name}) vs final ' \
+        f'({runs[1].name}, {runs[2].name})' in line
+    assert not (tmp_path / 'results').exists()
+    # All of one kind (or not recorded, as in older records) still build.
+    for path in runs:
+        _edit(path, checkpoint='/work/run/best_IoU_epoch_25.pth')
+    _edit(runs[2], checkpoint=None)
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(tmp_path / 'results'), '--no-plot'])
+    assert built['board']['measured'][0]['seeds'] == [0, 1, 2]

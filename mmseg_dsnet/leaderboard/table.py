@@ -134,6 +134,20 @@ def _benchmark_cpu(record):
 # What a row's seeds must share besides its key: seeds that differ in one
 # of these measured different things, and their mean is no figure of the
 # row. (fact, how a record gives it; None: not recorded, not compared.)
+def _checkpoint_tested(record):
+    """Which checkpoint a run's figures are of: ``best_*.pth`` (chosen on
+    validation) or the final weights; None where the record does not say
+    (records before ``checkpoint`` was recorded)."""
+    name = osp.basename(str(record.get('checkpoint') or ''))
+    if name.startswith('best_'):
+        return 'best on validation (best_*.pth)'
+    # collect refuses the checkpoint of an earlier epoch; a validation
+    # line of the last epoch is of its final weights.
+    if name or record.get('metrics_source_kind') == 'last validation line':
+        return 'final'
+    return None
+
+
 RUN_FACTS = (
     ('input size (training)', _input_size('train')),
     ('input size (test)', _input_size('test')),
@@ -152,6 +166,8 @@ RUN_FACTS = (
     ('evaluated images',
      lambda r: (r.get('evaluated_data') or {}).get('images')),
     ('evaluated split', _evaluated_split),
+    # The mean of a best-on-validation model and a final one is neither.
+    ('checkpoint tested', _checkpoint_tested),
     # The row's CPU ms and GPU img/s are means over its seeds' benchmarks:
     # seeds collected on two machines (or GPU batches) averaged both.
     ('BatchNorm statistics recomputed after training',
