@@ -827,3 +827,32 @@ def test_spread_refuses_pairs_of_other_settings(tmp_path, capsys):
     assert tool.main([*paths, '--spread', 'a:b']) == 0
     assert 'Pooled std of the per-seed differences: 1.00 (2 degrees' in \
         capsys.readouterr().out
+
+
+def test_tables_never_show_an_imperfect_figure_as_100(tmp_path):
+    """A design-val figure of 99.9999 (LesionMetric never writes 100 for an
+    imperfect one) read ``100.00`` in the tables; the seconds of the
+    training time are no percentage and keep ``.2f``."""
+    paths = [write(tmp_path / f'a{seed}.json', 'cand-a', seed, 99.9999)
+             for seed in range(2)]
+    paths += [write(tmp_path / f'b{seed}.json', 'cand-b', seed, 80.0)
+              for seed in range(2)]
+    table = design.design_table(paths)
+    assert '100.00' not in table
+    assert '| >99.99 ± 0.00 |' in table and '| 600.50 ± 0.71 |' in table
+    rule = design.comparison_table(paths, 'cand-b', ['cand-a'],
+                                   min_seeds=2)
+    assert '100.00' not in rule
+    assert '| cand-a | >99.99 | >99.99 | >99.99 ± 0.00 |' in rule
+    assert design.mean_and_spread([99.99999]) == '>99.99'
+    assert design.mean_and_spread([0.001, 0.002]) == '<0.01 ± 0.00'
+    assert design.mean_and_spread([99.999], percentage=False) == '100.00'
+
+
+def test_design_records_never_round_an_imperfect_figure_to_100():
+    """The records kept 2 decimals with round(): 99.9999 became 100.0."""
+    from mmseg_dsnet.utils.percent import round_percent
+    assert round_percent(99.9999, 2) == 99.99
+    assert round_percent(100.0, 2) == 100.0
+    assert round_percent(0.0001, 2) == 0.01 and round_percent(0.0, 2) == 0.0
+    assert round_percent(81.0527, 2) == 81.05

@@ -467,3 +467,116 @@ def test_build_names_an_out_dir_it_cannot_make(tmp_path, where):
                     'written')
     assert (tmp_path / 'file').read_text() == 'mine'
     assert 'old' in readme.read_text()
+
+
+def test_build_never_shows_an_imperfect_mean_as_100(lb, tmp_path):
+    """LesionMetric writes a figure that misses perfection by a hair as
+    99.9999; the leaderboard's ``.2f`` showed its mean as ``100.00``
+    (no error at all) in leaderboard.md, the README and the model card."""
+    runs = _copy_runs(tmp_path / 'runs')
+    for path in runs:
+        metrics = json.loads(path.read_text())['metrics']
+        _edit(path, metrics=dict(metrics, IoU=99.9999, DSC=99.9999,
+                                 Spe=99.9999, TJ=0.0001))
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(tmp_path / 'results'), '--no-plot'])
+    board = built['board']
+    md = (tmp_path / 'results' / 'leaderboard.md').read_text()
+    for text in (md, blocks.readme_block(board),
+                 blocks.model_card_block(board)):
+        assert '100.00' not in text
+        assert '>99.99 ± 0.00' in text
+    assert '<0.01 ± 0.00' in md and '<0.01 ± 0.00' in \
+        blocks.model_card_block(board)
+    # The figures themselves are kept as they were.
+    assert board['measured'][0]['spe']['mean'] == pytest.approx(99.9999)
+
+
+def test_collect_reads_the_figures_of_a_prefixed_evaluator(tmp_path):
+    """With ``test_evaluator = dict(..., prefix='lesion')`` the figures are
+    ``lesion/IoU`` ...: collect wrote a record without one figure it
+    shows, and the row read ``-`` in every metric column (exit 0); a
+    run only validated was told to test first. Now the prefix is taken
+    off; figures of two LesionMetrics, or of none, are refused."""
+    from mmseg_dsnet.leaderboard.work_dir import final_metrics
+    figures = json.loads((RUNS / DSNET_30EP[0]).read_text())['metrics']
+    metrics = tmp_path / 'test_metrics.json'
+
+    def write(values):
+        metrics.write_text(json.dumps(dict(metrics=values,
+                                           checkpoint='epoch_30.pth')))
+        return final_metrics(str(tmp_path), [], [])
+
+    got, kind, source, checkpoint = write(
+        {f'lesion/{k}': v for k, v in figures.items()})
+    assert got == figures and kind == 'test_metrics.json'
+    assert "prefix 'lesion' taken off" in source
+    assert write(figures)[:3] == (figures, 'test_metrics.json',
+                                  f'tools/test.py metrics file {metrics}')
+    # The last validation line of a run only validated.
+    scalars = tmp_path / 'scalars.json'
+    run = dict(scalars=str(scalars), test_json=str(tmp_path / 'none.json'),
+               dir='20261204_000000', lines=[
+        dict({f'val/{k}': v for k, v in figures.items()}, step=30,
+             data_time=0.1, time=0.2)])
+    metrics.unlink()
+    got, kind, _, _ = final_metrics(str(tmp_path), [run], [])
+    assert got == figures and kind == 'last validation line'
+    with pytest.raises(UserError, match=(
+            f"{metrics} holds the figures of 2 LesionMetric evaluators "
+            r"\(prefixes 'a', 'b'\)")):
+        write({'a/IoU': 80.0, 'b/IoU': 81.0})
+    with pytest.raises(UserError, match=(
+            f'{metrics} holds no LesionMetric figures '
+            r'\(no IoU; its keys: aAcc, mAcc, mIoU\)')):
+        write({'mIoU': 80.0, 'mAcc': 90.0, 'aAcc': 95.0})
+
+
+@pytest.mark.parametrize('metrics', [
+    'prefixed', 'no TJ', 'null IoU'])
+def test_build_refuses_a_seed_without_a_figure(lb, tmp_path, metrics):
+    """A record whose metrics lack a figure (``lesion/IoU`` ... of a
+    prefixed evaluator, collected before collect took the prefix off; a
+    figure missing or null) made that figure's mean None: its column read
+    ``-`` for the whole row, every seed, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs')
+    figures = json.loads(runs[1].read_text())['metrics']
+    edited = {'prefixed': {f'lesion/{k}': v for k, v in figures.items()},
+              'no TJ': {k: v for k, v in figures.items() if k != 'TJ'},
+              'null IoU': dict(figures, IoU=None)}[metrics]
+    _edit(runs[1], metrics=edited)
+    proc = run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *map(str, runs), '--out-dir',
+        str(tmp_path / 'results'), '--no-plot')
+    line = _one_error_line(proc)
+    missing = {'prefixed': 'IoU, DSC, Acc', 'no TJ': 'TJ',
+               'null IoU': 'IoU'}[metrics]
+    assert line.startswith(f'ERROR: {runs[1]} holds no {missing}')
+    assert 'would show - for each of them' in line
+    assert not (tmp_path / 'results').exists()
+
+
+def test_build_refuses_seeds_of_best_and_final_checkpoints(lb, tmp_path):
+    """An official-protocol run may be tested with its best_*.pth (chosen
+    on the validation split); one row averaged a seed tested so with
+    seeds tested with their final weights (exit 0): the mean of two model
+    selections, which the row did not say."""
+    runs = _copy_runs(tmp_path / 'runs')
+    for path, name in zip(runs, ['best_IoU_epoch_25.pth', 'epoch_30.pth',
+                                 'epoch_30.pth']):
+        _edit(path, checkpoint=f'/work/run/{name}')
+    proc = run_tool_in_process(
+        LEADERBOARD, 'build', '--runs', *map(str, runs), '--out-dir',
+        str(tmp_path / 'results'), '--no-plot')
+    line = _one_error_line(proc)
+    assert 'would average seeds run differently: checkpoint tested best ' \
+        f'on validation (best_*.pth) ({runs[0].name}) vs final ' \
+        f'({runs[1].name}, {runs[2].name})' in line
+    assert not (tmp_path / 'results').exists()
+    # All of one kind (or not recorded, as in older records) still build.
+    for path in runs:
+        _edit(path, checkpoint='/work/run/best_IoU_epoch_25.pth')
+    _edit(runs[2], checkpoint=None)
+    built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
+                     str(tmp_path / 'results'), '--no-plot'])
+    assert built['board']['measured'][0]['seeds'] == [0, 1, 2]

@@ -74,3 +74,26 @@ def test_design_record_holds_the_learning_rate_it_ran_with(tiny_isic,
         write_design_record(str(tmp_path / f'records_{lr}'), 'tiny', result)
         record, = (tmp_path / f'records_{lr}').glob('*.json')
         assert load_json(record)['lr'] == expected
+
+
+def test_design_record_of_a_prefixed_evaluator_keeps_the_figure_names(
+        tiny_isic, tmp_path):
+    """With ``prefix='lesion'`` in the config's evaluators the record's
+    metrics were ``lesion/IoU`` ...: written after the whole run, and
+    refused by design_table.py as a record without IoU."""
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    prefixed = tmp_path / 'tiny_prefix.py'
+    prefixed.write_text(
+        "_base_ = './tiny.py'\n"
+        "val_evaluator = dict(prefix='lesion')\n"
+        "test_evaluator = dict(prefix='lesion')\n"
+        "default_hooks = dict(checkpoint=dict(save_best='lesion/IoU'))\n")
+    assert config.exists()
+    result = train_and_evaluate(str(prefixed), str(tiny_isic),
+                                str(tmp_path / 'work'), epochs=1, seed=0,
+                                train_images=8, test_images=4)
+    tested = json.loads((tmp_path / 'work' / 'test_metrics.json').read_text())
+    assert set(result['metrics']) == {k[len('lesion/'):]
+                                      for k in tested['metrics']}
+    assert result['metrics']['IoU'] == round(tested['metrics']['lesion/IoU'],
+                                             2)

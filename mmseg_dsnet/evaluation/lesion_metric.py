@@ -21,6 +21,8 @@ from mmseg.registry import METRICS
 
 from ..models.utils.lesion_logit import stored_lesion_probability
 from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
+# Here before they moved to utils.percent (the tables use them too).
+from ..utils.percent import percent, percent_text  # noqa: F401
 
 # Keys of one per-image record in ``self.results``.
 _ORIG = 'counts_orig'
@@ -50,43 +52,6 @@ def _ratio(numerator: float, denominator: float) -> float:
     if denominator == 0:
         return 1.0
     return numerator / denominator
-
-
-def percent(fraction: float, digits: int = 4) -> float:
-    """``fraction`` in percent, rounded to ``digits`` decimals, but never
-    to 100 when it is below 1 nor to 0 when it is above 0.
-
-    Pooled over millions of pixels, one false positive left specificity
-    (and IoU) at 99.99998 %, which plain rounding wrote as 100.0: no error
-    at all, in a medical figure. Such a value reads ``100 - 10**-digits``
-    (99.9999) instead; a tiny non-zero one ``10**-digits``.
-
-    Args:
-        fraction (float): A ratio in [0, 1] (NaN is kept).
-        digits (int): Decimals kept. Defaults to 4.
-
-    Returns:
-        float: The percentage.
-    """
-    value = round(fraction * 100, digits)
-    step = 10**-digits
-    if fraction < 1 and value >= 100:
-        return round(100 - step, digits)
-    if fraction > 0 and value <= 0:
-        return round(step, digits)
-    return value
-
-
-def percent_text(value: float) -> str:
-    """A percentage with 2 decimals for the logged tables, ``>99.99`` or
-    ``<0.01`` where ``.2f`` would show an imperfect figure as ``100.00``
-    or a non-zero one as ``0.00``."""
-    text = f'{value:.2f}'
-    if text == '100.00' and value < 100:
-        return '>99.99'
-    if text == '0.00' and value > 0:
-        return '<0.01'
-    return text
 
 
 def confusion_to_scores(tp: float, fp: float, fn: float,

@@ -17,7 +17,8 @@ the difference to DSNet's mean) and DSNet's latency per deployment form.
 """
 from mmseg_dsnet.utils.errors import UserError
 
-from .table import _distinct, _giga, _mega, _num, _stat, markdown_table
+from .table import (_distinct, _giga, _mega, _num, _percent_stat,
+                    markdown_table)
 
 README_MARKERS = ('<!-- leaderboard:start -->', '<!-- leaderboard:end -->')
 MODEL_CARD_MARKERS = ('<!-- model-card:start -->', '<!-- model-card:end -->')
@@ -190,8 +191,8 @@ def readme_block(board):
                ('Seeds', _seeds),
                ('Params (M)', lambda r: _mega(r['params'])),
                ('GFLOPs', lambda r: _giga(r['flops'])),
-               ('IoU', lambda r: _stat(r['iou'])),
-               ('DSC', lambda r: _stat(r['dsc'])),
+               ('IoU', lambda r: _percent_stat(r['iou'])),
+               ('DSC', lambda r: _percent_stat(r['dsc'])),
                ('CPU ms', lambda r: _latency_cell(board, r))]
     parts = [GENERATED, '', markdown_table(columns, rows), '']
     parts += [f'{marks[s]} {s}.' for s in schedules]
@@ -237,9 +238,9 @@ def _card_columns(board, rows):
             ('Seeds', _seeds),
             ('Params (M)', lambda r: _mega(r['params'])),
             ('GFLOPs', lambda r: _giga(r['flops'])),
-            ('IoU', lambda r: _stat(r['iou'])),
-            ('DSC', lambda r: _stat(r['dsc'])),
-            ('TJ', lambda r: _stat(r['tj'])),
+            ('IoU', lambda r: _percent_stat(r['iou'])),
+            ('DSC', lambda r: _percent_stat(r['dsc'])),
+            ('TJ', lambda r: _percent_stat(r['tj'])),
             ('CPU ms', lambda r: _latency_cell(board, r))]
 
 
@@ -304,8 +305,8 @@ def ablation_table(board, rows=None):
         ('Config', lambda x: str(x[2]).rsplit('/', 1)[-1]),
         ('Seeds (n)', lambda x: f'{_seeds(x[1])} ({len(x[1]["seeds"])})'
          if x[1] else 'no run yet'),
-        ('IoU', lambda x: _stat(x[1]['iou']) if x[1] else '-'),
-        ('DSC', lambda x: _stat(x[1]['dsc']) if x[1] else '-'),
+        ('IoU', lambda x: _percent_stat(x[1]['iou']) if x[1] else '-'),
+        ('DSC', lambda x: _percent_stat(x[1]['dsc']) if x[1] else '-'),
         ('Δ IoU', lambda x: '-' if x[1] is ref else _diff(x[1], ref, 'iou')),
         ('Δ DSC', lambda x: '-' if x[1] is ref else _diff(x[1], ref, 'dsc')),
         ('Reading (IoU)',

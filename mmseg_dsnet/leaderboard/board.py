@@ -1142,6 +1142,19 @@ def check_run_record(path, record):
             f'{record["source"]!r}, metrics a '
             f'{type(record["metrics"]).__name__}); {fix}')
     check_run_record_types(path, record, fix)
+    # One seed without a figure made the row's mean of it None: '-' in
+    # its column for every seed, exit 0.
+    metrics = record['metrics']
+    missing = [key for _, key, _ in table.METRIC_FIELDS
+               if metrics.get(key) is None]
+    if missing:
+        keys = ', '.join(list(metrics)[:6]) or 'none'
+        raise RecordKindError(
+            f'{path} holds no {", ".join(missing)} in its metrics (its '
+            f'keys: {keys}{", ..." if len(metrics) > 6 else ""}): the row '
+            'of its model would show - for each of them, for all its '
+            'seeds; collect the run again from a test with LesionMetric '
+            '(collect takes off the prefix of a prefixed evaluator)')
 
 
 def check_leaderboard_file(path, board):

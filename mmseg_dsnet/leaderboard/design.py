@@ -9,6 +9,7 @@ from collections import defaultdict
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.percent import percent_text
 
 from .real_data_check import DESIGN_SPLITS
 from .records import is_number, load_json
@@ -42,11 +43,21 @@ MIN_SEEDS = 4
 STILL_PASSING_SCAN = (-5.0, 20.0, 0.01)
 
 
-def mean_and_spread(values):
-    """``'m'`` for one value, ``'m ± s'`` (sample std) for more."""
+def mean_and_spread(values, percentage=True):
+    """``'m'`` for one value, ``'m ± s'`` (sample std) for more.
+
+    Args:
+        values (list[float]): The figures of the seeds (or checkpoints).
+        percentage (bool): Whether they are percentages: then a mean that
+            is not perfect reads ``>99.99``, never ``100.00`` (a non-zero
+            one ``<0.01``), as LesionMetric's table; False for other
+            figures (seconds). Defaults to True.
+    """
+    mean = statistics.mean(values)
+    text = percent_text(mean) if percentage else f'{mean:.2f}'
     if len(values) == 1:
-        return f'{values[0]:.2f}'
-    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
+        return text
+    return f'{text} ± {statistics.stdev(values):.2f}'
 
 
 #: What every design record holds besides the split: the facts a row of
@@ -288,7 +299,8 @@ def design_table(paths):
         images = f'{first["train_images"]} / {first["test_images"]}'
         cells = [mean_and_spread([r['metrics'][k] for r in records])
                  for k in KEYS]
-        time_s = mean_and_spread([r['train_time_s'] for r in records])
+        time_s = mean_and_spread([r['train_time_s'] for r in records],
+                                 percentage=False)
         lines.append(f'| {label} | {first["input_size"]}px | '
                      f'{first["epochs"]} | {first["device"]} | {images} '
                      f'| {seeds} | ' + ' | '.join(cells) + f' | {time_s} |')
@@ -621,7 +633,7 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
     ]
     for name in names:
         row = [values[name][k] for k in keys]
-        cells = [f'{v:.2f}' for v in row]
+        cells = [percent_text(v) for v in row]
         cells.append(mean_and_spread(row))
         if name == reference:
             cells += ['-', '-', '-']

@@ -11,7 +11,9 @@ import os.path as osp
 import time
 
 from mmseg_dsnet.leaderboard.records import metrics_record, write_json
+from mmseg_dsnet.leaderboard.work_dir import lesion_figures
 from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.percent import percent_text, round_percent
 
 #: Where the real ISIC 2017 set (official layout) is looked for by default.
 DEFAULT_SRC = osp.join(REPO_ROOT, '..', 'shared', 'data', 'isic2017_256x192')
@@ -516,7 +518,10 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         **({} if optimizer_lr(cfg) is None else dict(lr=optimizer_lr(cfg))),
         threads=torch.get_num_threads(),
         train_time_s=round(train_time, 1),
-        metrics={k: round(float(v), 2) for k, v in metrics.items()},
+        # 2 decimals, but an imperfect figure never recorded as 100.0; by
+        # their own names (an evaluator's prefix off), as the tables read.
+        metrics={k: round_percent(float(v), 2) for k, v in lesion_figures(
+            metrics, '', record['config'])[0].items()},
         **evaluated)
 
 
@@ -559,5 +564,6 @@ def results_table(results):
     for name, r in results.items():
         lines.append(f'{name:<10} {r["train_images"]:>9} '
                      f'{r["test_images"]:>8} {r["train_time_s"]:>7.0f} ' +
-                     ' '.join(f'{r["metrics"][k]:>8.2f}' for k in TABLE_KEYS))
+                     ' '.join(f'{percent_text(r["metrics"][k]):>8}'
+                              for k in TABLE_KEYS))
     return '\n'.join(lines)

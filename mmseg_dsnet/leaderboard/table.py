@@ -22,6 +22,7 @@ from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
 from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.percent import percent_text
 
 from .records import write_json
 
@@ -133,6 +134,20 @@ def _benchmark_cpu(record):
 # What a row's seeds must share besides its key: seeds that differ in one
 # of these measured different things, and their mean is no figure of the
 # row. (fact, how a record gives it; None: not recorded, not compared.)
+def _checkpoint_tested(record):
+    """Which checkpoint a run's figures are of: ``best_*.pth`` (chosen on
+    validation) or the final weights; None where the record does not say
+    (records before ``checkpoint`` was recorded)."""
+    name = osp.basename(str(record.get('checkpoint') or ''))
+    if name.startswith('best_'):
+        return 'best on validation (best_*.pth)'
+    # collect refuses the checkpoint of an earlier epoch; a validation
+    # line of the last epoch is of its final weights.
+    if name or record.get('metrics_source_kind') == 'last validation line':
+        return 'final'
+    return None
+
+
 RUN_FACTS = (
     ('input size (training)', _input_size('train')),
     ('input size (test)', _input_size('test')),
@@ -151,6 +166,8 @@ RUN_FACTS = (
     ('evaluated images',
      lambda r: (r.get('evaluated_data') or {}).get('images')),
     ('evaluated split', _evaluated_split),
+    # The mean of a best-on-validation model and a final one is neither.
+    ('checkpoint tested', _checkpoint_tested),
     # The row's CPU ms and GPU img/s are means over its seeds' benchmarks:
     # seeds collected on two machines (or GPU batches) averaged both.
     ('BatchNorm statistics recomputed after training',
@@ -381,6 +398,16 @@ def _stat(value, digits=2):
     return f'{value["mean"]:.{digits}f} ± {value["std"]:.{digits}f}'
 
 
+def _percent_stat(value):
+    """A metric's mean (± std) in percent: a mean that is not perfect
+    never shows as ``100.00`` (``>99.99``), as LesionMetric's own table."""
+    if value is None:
+        return '-'
+    if value['std'] is None:
+        return percent_text(value['mean'])
+    return f'{percent_text(value["mean"])} ± {value["std"]:.2f}'
+
+
 def _mega(value, approx=False):
     return '-' if value is None else \
         ('~' if approx else '') + f'{value / 1e6:.3f}'
@@ -401,7 +428,7 @@ MEASURED_COLUMNS = (
      ('Params (M)', lambda r: _mega(r['params'])),
      ('GFLOPs', lambda r: _giga(r['flops'])),
      ('GFLOPs conv/linear', lambda r: _giga(r['flops_weight_layers']))] +
-    [(header, lambda r, f=field: _stat(r[f]))
+    [(header, lambda r, f=field: _percent_stat(r[f]))
      for field, _, header in METRIC_FIELDS if header] +
     [('CPU ms (b1, 1 thread)', lambda r: _stat(r['cpu_latency_ms'])),
      ('GPU img/s', lambda r: _stat(r['gpu_img_per_s'], 0)),

@@ -18,6 +18,7 @@ from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .records import load_json
+from .table import METRIC_FIELDS
 # LesionMetric's keys, in the order of its log line.
 METRIC_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'DSC_orig',
                'Acc_orig', 'Sen_orig', 'Spe_orig', 'mIoU_img', 'mDSC_img',
@@ -335,8 +336,10 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
     path = metrics_file or osp.join(work_dir, 'test_metrics.json')
     if osp.isfile(path):
         record = load_json(path)
-        return (record['metrics'], 'test_metrics.json',
-                f'tools/test.py metrics file {osp.abspath(path)}',
+        metrics, source = lesion_figures(
+            record['metrics'], f'tools/test.py metrics file '
+            f'{osp.abspath(path)}', path)
+        return (metrics, 'test_metrics.json', source,
                 record.get('checkpoint'))
     if metrics_file:
         raise IncompleteWorkDirError(f'metrics file {metrics_file} does not '
@@ -349,17 +352,19 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
     if dumps:
         dump = dumps[-1][1]
         line = load_json(dump)
-        if 'IoU' in line:
-            return (_metric_subset(line), 'runner test dump',
-                    'test results dumped by the runner, '
-                    f'{osp.relpath(dump, work_dir)}', None)
+        if _has_iou(line):
+            metrics, source = lesion_figures(
+                _metric_subset(line), 'test results dumped by the runner, '
+                f'{osp.relpath(dump, work_dir)}', dump)
+            return metrics, 'runner test dump', source, None
     for run in reversed(train_runs):
-        val = [line for line in run['lines'] if 'IoU' in line]
+        val = [line for line in run['lines'] if _has_iou(line)]
         if val:
-            return (_metric_subset(val[-1]), 'last validation line',
-                    'last validation line of '
-                    f'{osp.relpath(run["scalars"], work_dir)} '
-                    f'(epoch/step {val[-1].get("step")})', None)
+            metrics, source = lesion_figures(
+                _metric_subset(val[-1]), 'last validation line of '
+                f'{osp.relpath(run["scalars"], work_dir)} '
+                f'(epoch/step {val[-1].get("step")})', run['scalars'])
+            return metrics, 'last validation line', source, None
     raise IncompleteWorkDirError(
         f'no test or validation metrics in {work_dir}: test the run first '
         '(tools/test.py CONFIG CHECKPOINT --work-dir WORK_DIR)')
@@ -368,6 +373,65 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
 def _metric_subset(line):
     return {k: float(v) for k, v in line.items()
             if k not in ('data_time', 'time', 'step', 'epoch', 'iter')}
+
+
+#: The figures of a run record: LesionMetric's, by their own names.
+LESION_KEYS = tuple(key for _, key, _ in METRIC_FIELDS)
+
+
+def _has_iou(line):
+    """Whether a logged line holds LesionMetric's IoU, with or without an
+    evaluator's ``prefix/``."""
+    return any(key.rpartition('/')[2] == 'IoU' for key in line)
+
+
+def lesion_figures(metrics, source, path):
+    """LesionMetric's figures among an evaluation's ``metrics``, by the
+    names a run record keeps them under.
+
+    An evaluator's ``prefix`` names each figure ``prefix/IoU``: read as
+    they were, a record held none of the keys the leaderboard shows, and
+    its row showed ``-`` for every figure (exit 0).
+
+    Args:
+        metrics (dict): The evaluation's figures.
+        source (str): Where they were read, for the record.
+        path (str): Their file, for the message.
+
+    Returns:
+        tuple: The figures (the metrics as they were when they hold
+        ``IoU`` unprefixed; else the one prefixed LesionMetric's, the
+        prefix taken off) and ``source`` (naming the prefix taken off).
+
+    Raises:
+        UserError: When no LesionMetric's figures are there, or those of
+            several prefixes (which one is the row's is not known).
+    """
+    if 'IoU' in metrics:
+        return metrics, source
+    groups = {}
+    for key, value in metrics.items():
+        prefix, slash, name = key.rpartition('/')
+        if slash and name in LESION_KEYS:
+            groups.setdefault(prefix, {})[name] = value
+    found = sorted(prefix for prefix, group in groups.items()
+                   if 'IoU' in group)
+    if not found:
+        keys = ', '.join(sorted(metrics)[:8]) or 'none'
+        raise UserError(
+            f'{path} holds no LesionMetric figures (no IoU; its keys: '
+            f'{keys}): a leaderboard row shows LesionMetric\'s IoU, DSC, '
+            '... ; test the checkpoint with a config whose test_evaluator '
+            'is LesionMetric')
+    if len(found) > 1:
+        raise UserError(
+            f'{path} holds the figures of {len(found)} LesionMetric '
+            f'evaluators (prefixes {", ".join(map(repr, found))}): a '
+            'leaderboard row has one set of figures and which is the '
+            "config's is not known; test with one LesionMetric")
+    prefix, = found
+    return groups[prefix], (f'{source} (evaluator prefix {prefix!r} '
+                            'taken off the figure names)')
 
 
 def resolve_config_path(path):
