@@ -415,7 +415,9 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
         config, checkpoint, temp, opset, shape, reparameterize, True,
         optimize, dynamic_size)
     info['onnx_file'] = out_file
-    log(f'Exported {out_file} (opset {opset}, {info["bytes"] / 1e6:.2f} MB, '
+    # Not yet at out_file: it is moved there only if the checks pass.
+    log(f'Exported the graph for {out_file}, written there only if the '
+        f'checks below pass (opset {opset}, {info["bytes"] / 1e6:.2f} MB, '
         f'{info["params"]["deployed"]} parameters after '
         f're-parameterisation, {info["params"]["trained"]} as trained)')
     threshold = info['threshold']
