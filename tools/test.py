@@ -27,6 +27,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_work_dir, finish_distributed,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
+from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
@@ -153,6 +154,12 @@ def build_cfg(args):
     # Refuse a checkpoint of another model (load_from_strict=False allows a
     # partial one).
     add_strict_checkpoint_hook(cfg)
+    if cfg.get('load_from_strict', True):
+        # Its keys fit, but weights trained in another network (other
+        # dilations: no weights) would be tested in this one. Another
+        # input size is a data setting, accepted here.
+        check_trained_model(cfg, args.config, args.checkpoint,
+                            'test it with the config it was trained with')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:

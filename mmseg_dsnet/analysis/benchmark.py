@@ -204,7 +204,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint,
-                                 getattr(cfg, 'filename', None), hint=None)
+                                 getattr(cfg, 'filename', None), hint=None,
+                                 cfg=cfg)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     if deploy:

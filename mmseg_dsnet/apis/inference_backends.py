@@ -24,7 +24,7 @@ from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import OnnxModelError, ort_session
 from ..engine.preflight import load_config
 from ..utils.errors import UserError
-from .released_model import check_trained_input_size
+from .released_model import check_trained_input_size, check_trained_model
 
 BACKENDS = ('pytorch', 'onnxruntime')
 # A fully convolutional model has no input size in its weights: trained at
@@ -35,19 +35,21 @@ TRAINED_SIZE_HINT = ('give the config it was trained with (the one its '
 
 def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
     """Refuse a checkpoint trained at another input size than ``cfg``
-    runs at (:func:`~.released_model.check_trained_input_size`).
+    runs at (:func:`~.released_model.check_trained_input_size`), or in
+    another network (:func:`~.released_model.check_trained_model`).
 
     Args:
         cfg (Config): The config the checkpoint is run with.
         checkpoint (str, optional): The checkpoint; None passes.
 
     Raises:
-        UserError: Naming each size setting that differs.
+        UserError: Naming each size setting that differs, or the first
+            network setting.
     """
     if checkpoint:
-        check_trained_input_size(
-            cfg, getattr(cfg, 'filename', None) or '(given as an object)',
-            checkpoint, TRAINED_SIZE_HINT)
+        name = getattr(cfg, 'filename', None) or '(given as an object)'
+        check_trained_input_size(cfg, name, checkpoint, TRAINED_SIZE_HINT)
+        check_trained_model(cfg, name, checkpoint, TRAINED_SIZE_HINT)
 
 
 def check_has_checkpoint(config, checkpoint: Optional[str],

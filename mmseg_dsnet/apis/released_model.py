@@ -170,8 +170,17 @@ def training_config_of(checkpoint: str) -> Optional[dict]:
         checkpoint (str): The checkpoint file.
     """
     from ..compat import safe_torch_load
-    meta = safe_torch_load(checkpoint, map_location='cpu')
-    meta = meta.get('meta') if isinstance(meta, dict) else None
+    return training_config_in(safe_torch_load(checkpoint,
+                                              map_location='cpu'))
+
+
+def training_config_in(loaded) -> Optional[dict]:
+    """:func:`training_config_of` a checkpoint loaded already.
+
+    Args:
+        loaded (dict): The loaded checkpoint (or bare state dict).
+    """
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
     text = meta.get('cfg') if isinstance(meta, dict) else None
     return config_from_text(text) if isinstance(text, str) else None
 
@@ -312,8 +321,8 @@ def _inference_model(value):
 
 def check_trained_model(
         cfg, config: str, checkpoint: str,
-        advice: str = 'publish it with the config it was trained with'
-) -> None:
+        advice: str = 'publish it with the config it was trained with',
+        loaded=None) -> None:
     """Refuse a checkpoint whose training config (``meta['cfg']``) builds
     the network otherwise than ``cfg`` in a setting that holds no weights
     (a dilation, a padding mode, the activation, ``align_corners``): the
@@ -327,12 +336,15 @@ def check_trained_model(
         config (str): Its file, for the message.
         checkpoint (str): The checkpoint file.
         advice (str): What to do instead, ending the message.
+        loaded (dict, optional): ``checkpoint`` loaded already; it is read
+            from the file when None.
 
     Raises:
         UserError: Naming the first differing setting with both values.
     """
     from ..utils.config_diff import config_differences, value_at
-    training_cfg = training_config_of(checkpoint)
+    training_cfg = training_config_of(checkpoint) if loaded is None \
+        else training_config_in(loaded)
     trained = (training_cfg or {}).get('model')
     if not isinstance(trained, dict):
         return
@@ -407,12 +419,14 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
     from ..deploy.deployable import build_segmentor
     from ..utils.fileio import atomic_write
 
-    model = build_segmentor(config, checkpoint, reparameterize=False)
+    from ..engine.preflight import load_config
+    cfg = load_config(config)
     # Weights trained at one size, published under a config of another,
     # loaded strictly and were released to run at the wrong size.
-    check_trained_input_size(model.cfg, config, checkpoint)
+    check_trained_input_size(cfg, config, checkpoint)
     # A setting without weights (a dilation) loaded strictly as well.
-    check_trained_model(model.cfg, config, checkpoint)
+    check_trained_model(cfg, config, checkpoint)
+    model = build_segmentor(cfg, checkpoint, reparameterize=False)
     state = {
         name: tensor.detach().cpu().clone()
         for name, tensor in model.state_dict().items()

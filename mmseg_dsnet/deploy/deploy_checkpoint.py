@@ -145,8 +145,15 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             'trained checkpoint as it is') from None
     # The deploy config is this config: weights trained at another input
     # size would be written beside a config that runs them at this one.
-    from ..apis.released_model import check_trained_input_size
+    from ..apis.released_model import (check_trained_input_size,
+                                       check_trained_model)
     check_trained_input_size(
+        cfg, config, checkpoint,
+        advice='give the training config it was trained with')
+    # So would weights trained in another network (other dilations): they
+    # load strictly, and the parity check compares that network with its
+    # own fold.
+    check_trained_model(
         cfg, config, checkpoint,
         advice='give the training config it was trained with')
     model = MODELS.build(cfg.model)

@@ -99,7 +99,8 @@ def build_segmentor(config: Union[str, Config],
     if checkpoint:
         # Deployment always needs the whole model: no partial loading.
         ckpt = load_checkpoint_strictly(
-            model, checkpoint, getattr(cfg, 'filename', None), hint=None)
+            model, checkpoint, getattr(cfg, 'filename', None), hint=None,
+            cfg=cfg)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if meta.get('dataset_meta'):
             model.dataset_meta = meta['dataset_meta']

@@ -306,8 +306,15 @@ def export_and_check(config,
     if checkpoint:
         # The file records the config's input size (infer.py resizes to
         # it): weights trained at another size would run at the wrong one.
-        from ..apis.released_model import check_trained_input_size
+        from ..apis.released_model import (check_trained_input_size,
+                                           check_trained_model)
         check_trained_input_size(
+            cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
+            advice='export it with the config it was trained with')
+        # Weights trained in another network (other dilations) load
+        # strictly, and the parity check compares that network with its
+        # own export: PASSED, exit 0.
+        check_trained_model(
             cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
             advice='export it with the config it was trained with')
     if int8_file and not check_images:

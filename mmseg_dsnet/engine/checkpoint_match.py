@@ -25,6 +25,12 @@ PARTIAL_HINT = ('To load a partial checkpoint on purpose (e.g. backbone '
                 '--partial-checkpoint to tools/train.py).')
 
 
+#: What to do about a checkpoint trained in another network than the
+#: config builds, for the message.
+TRAINED_CONFIG_HINT = ('give the config it was trained with (the one its '
+                       'training dumped into its work dir)')
+
+
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the model of the config."""
 
@@ -198,10 +204,13 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
 
 
 def load_checkpoint_strictly(model, filename, config=None, strict=True,
-                             map_location='cpu', hint=PARTIAL_HINT):
+                             map_location='cpu', hint=PARTIAL_HINT,
+                             cfg=None, advice=TRAINED_CONFIG_HINT):
     """Load ``filename`` into ``model`` after
-    :func:`check_checkpoint_matches`; mmengine's ``load_checkpoint`` for
-    everything else (safe unpickling, ``module.`` prefixes).
+    :func:`check_checkpoint_matches` (and, given ``cfg``,
+    :func:`~mmseg_dsnet.apis.released_model.check_trained_model`);
+    mmengine's ``load_checkpoint`` for everything else (safe unpickling,
+    ``module.`` prefixes).
 
     Args:
         model (nn.Module): The model to load into.
@@ -210,18 +219,34 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
         strict (bool): See :func:`check_checkpoint_matches`. Default: True.
         map_location (str): Where to put the tensors. Default: ``'cpu'``.
         hint (str, optional): What the user can do on a mismatch.
+        cfg (Config, optional): The config ``model`` was built from: a
+            checkpoint whose training config (``meta['cfg']``) builds
+            another network in a setting without weights (a dilation) is
+            refused. None skips that check.
+        advice (str): What to do instead, ending that refusal.
 
     Returns:
         dict: The loaded checkpoint (its ``meta`` for instance).
 
     Raises:
         CheckpointMismatchError: The checkpoint does not fit the model.
+        UserError: ``cfg`` builds another network than the checkpoint
+            was trained in.
     """
     from mmengine.runner.checkpoint import (_load_checkpoint,
                                             _load_checkpoint_to_model)
     checkpoint = _load_checkpoint(filename, map_location=map_location)
     check_checkpoint_matches(model, checkpoint, config, filename, strict,
                              hint)
+    if cfg is not None and strict:
+        # The keys fit, but weights trained with other dilations (a setting
+        # holding no weights) loaded strictly and ran in a network they
+        # were not trained in: wrong masks and figures, exit 0.
+        from ..apis.released_model import check_trained_model
+        check_trained_model(
+            cfg, str(config or getattr(cfg, 'filename', None) or
+                     '(given as an object)'), filename, advice,
+            loaded=checkpoint)
     if is_model_wrapper(model):
         model = model.module
     if not strict:

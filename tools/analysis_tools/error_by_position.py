@@ -97,7 +97,8 @@ def main(argv=None):
     from mmseg_dsnet.progress import progress_bar
     register_all_modules()
     model = MODELS.build(cfg.model)
-    load_checkpoint_strictly(model, args.checkpoint, config=args.config)
+    load_checkpoint_strictly(model, args.checkpoint, config=args.config,
+                             cfg=cfg)
     model.eval()
     loader = Runner.build_dataloader(cfg.test_dataloader)
     errors = ErrorByPosition(args.rings)

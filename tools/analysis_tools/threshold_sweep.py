@@ -174,7 +174,9 @@ def main(argv=None):
     from mmseg_dsnet.datasets.converters.isic import is_test_split
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
-    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg_dsnet.apis.released_model import check_trained_model
+    from mmseg_dsnet.engine.checkpoint_match import (TRAINED_CONFIG_HINT,
+                                                     load_checkpoint_strictly)
     from mmseg_dsnet.progress import progress_bar
     try:
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
@@ -211,6 +213,9 @@ def main(argv=None):
     for checkpoint in args.checkpoints:
         check_not_trained_on(checkpoint, cfg.test_dataloader.dataset,
                              args.config)
+        # Before any is scored: one trained in another network (other
+        # dilations) would be scored in this one.
+        check_trained_model(cfg, args.config, checkpoint, TRAINED_CONFIG_HINT)
     register_all_modules()
     # The per-threshold tables of LesionMetric are left out of the output.
     MMLogger.get_instance('threshold_sweep', log_level='WARNING')
@@ -219,7 +224,8 @@ def main(argv=None):
     loader = Runner.build_dataloader(cfg.test_dataloader)
     scores = {}
     for label, checkpoint in zip(labels, args.checkpoints):
-        load_checkpoint_strictly(model, checkpoint, config=args.config)
+        load_checkpoint_strictly(model, checkpoint, config=args.config,
+                                 cfg=cfg)
         print(f'{label}: {checkpoint}')
         # On stderr: the tables on stdout stay clean when redirected.
         progress = progress_bar(len(loader.dataset), label)

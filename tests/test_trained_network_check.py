@@ -1,0 +1,111 @@
+"""Every tool that runs a checkpoint under a config refuses one whose
+training config (``meta['cfg']``) builds another network in a setting that
+holds no weights (backbone dilations): the weights loaded strictly and ran
+in a network they were not trained in, exit 0."""
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from conftest import DEMO_128PX, make_lesion_checkpoint, run_tool_in_process
+
+DESIGN_VAL = 'test_dataloader.dataset.ann_file=splits/lightweight_design_val.txt'
+
+
+def other_network_checkpoint(path, dilations=(1, 2, 2, 2, 1)):
+    """A checkpoint whose training config sets ``dilations`` (trained on
+    the design split, so that validation-split tools score it)."""
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.model.backbone.dilations = list(dilations)
+    cfg.train_dataloader.dataset.ann_file = \
+        'splits/lightweight_design_train.txt'
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+    return make_lesion_checkpoint(DEMO_128PX, path, image,
+                                  meta=dict(cfg=cfg.pretty_text))
+
+
+def refusal(checkpoint, advice):
+    return (f'ERROR: checkpoint {checkpoint} was trained in another network '
+            f'than config {DEMO_128PX} builds: model.backbone.dilations[1] '
+            "is 2 in its training config (meta['cfg']), 1 in the config; "
+            f'{advice}')
+
+
+HINT = ('give the config it was trained with (the one its training dumped '
+        'into its work dir)')
+
+TOOLS = {
+    'infer': ('tools/infer.py', lambda t: [t / 'imgs', '--out-dir',
+                                           t / 'out'], HINT),
+    'test': ('tools/test.py', lambda t: ['--work-dir', t / 'out',
+                                         '--allow-training-images'],
+             'test it with the config it was trained with'),
+    'export_onnx': ('tools/deployment/export_onnx.py',
+                    lambda t: [t / 'out.onnx', '--shape', 128, 128],
+                    'export it with the config it was trained with'),
+    'reparameterize': ('tools/deployment/reparameterize.py',
+                       lambda t: [t / 'out.pth'],
+                       'give the training config it was trained with'),
+    'error_by_position': ('tools/analysis_tools/error_by_position.py',
+                          lambda t: ['--out', t / 'out.json',
+                                     '--cfg-options', DESIGN_VAL], HINT),
+    'threshold_sweep': ('tools/analysis_tools/threshold_sweep.py',
+                        lambda t: ['--thresholds', 0.5, 0.4, '--out',
+                                   t / 'out.json', '--cfg-options',
+                                   DESIGN_VAL], HINT),
+    'benchmark': ('tools/analysis_tools/benchmark.py',
+                  lambda t: ['--repeat', 1], HINT),
+}
+
+
+@pytest.mark.parametrize('tool', sorted(TOOLS))
+def test_tool_refuses_weights_trained_in_another_network(tool, tmp_path):
+    script, extra, advice = TOOLS[tool]
+    (tmp_path / 'imgs').mkdir()
+    from PIL import Image
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(
+        tmp_path / 'imgs' / 'a.png')
+    checkpoint = other_network_checkpoint(tmp_path / 'epoch_1.pth')
+    done = run_tool_in_process(script, DEMO_128PX, checkpoint,
+                               *extra(tmp_path))
+    assert done.returncode == 2, done.output[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == refusal(
+        checkpoint, advice)
+    assert not [p.name for p in tmp_path.iterdir()
+                if p.name.startswith('out')]
+
+
+def test_build_segmentor_refuses_weights_trained_in_another_network(
+        tmp_path):
+    """cpu_latency.py and the Python API build through build_segmentor."""
+    from mmseg_dsnet.deploy.deployable import build_segmentor
+    from mmseg_dsnet.utils.errors import UserError
+    checkpoint = other_network_checkpoint(tmp_path / 'epoch_1.pth')
+    with pytest.raises(UserError, match=r'dilations\[1\] is 2'):
+        build_segmentor(DEMO_128PX, checkpoint)
+    # Its own network (with a deploy config: deploy=True is the same
+    # network) and a checkpoint without a training config load.
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.model.backbone.dilations = [1, 2, 2, 2, 1]
+    build_segmentor(cfg, checkpoint)
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg.registry import MODELS
+    dep = deploy_config(cfg)
+    load_checkpoint_strictly(MODELS.build(cfg.model), checkpoint, cfg=dep)
+    image = np.zeros((256, 256, 3), np.uint8)
+    plain = make_lesion_checkpoint(DEMO_128PX, tmp_path / 'plain.pth',
+                                   image)
+    build_segmentor(DEMO_128PX, plain)
+
+
+def test_test_py_accepts_another_input_size_of_its_own_network(tmp_path):
+    """An input size is a data setting test.py accepts (leaderboard runs);
+    the network check compares the model only."""
+    from mmseg_dsnet.apis.released_model import check_trained_model
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.model.data_preprocessor.size = (96, 96)
+    image = np.zeros((256, 256, 3), np.uint8)
+    checkpoint = make_lesion_checkpoint(DEMO_128PX, tmp_path / 'a.pth',
+                                        image, meta=dict(cfg=cfg.pretty_text))
+    check_trained_model(Config.fromfile(DEMO_128PX), DEMO_128PX, checkpoint)
