@@ -67,3 +67,24 @@ def test_a_folder_made_by_the_writer_is_removed_and_the_error_kept(
     with pytest.raises(RuntimeError, match='the export failed'):
         atomic_write(fails_after_a_folder, out)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('stem', ['a' * 250, 'é' * 124])
+def test_a_long_valid_file_name_is_written(tmp_path, stem):
+    """The temporary file, ``.<name>.part-<pid>``, is 11 or more bytes
+    longer than the name: a file whose own name was valid (up to 255 bytes)
+    failed with ``OSError: [Errno 36] File name too long: '.<name>.part-...'``
+    naming a file the user never asked for."""
+    target = tmp_path / f'{stem}.json'
+    atomic_write('new', target)
+    assert target.read_text() == 'new'
+    partial = os.path.basename(fileio.partial_path(target))
+    assert partial.startswith('.') and len(partial.encode()) <= 255
+    assert partial.endswith(f'{fileio.PARTIAL_MARK}{os.getpid()}')
+    # Another long name sharing the first 200 bytes has its own.
+    other = tmp_path / f'{stem}.png'
+    assert fileio.partial_path(other) != fileio.partial_path(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    # Short names are as before.
+    assert fileio.partial_path(tmp_path / 'x.json') == str(
+        tmp_path / f'.x.json{fileio.PARTIAL_MARK}{os.getpid()}')

@@ -27,12 +27,26 @@ from .errors import UserError
 PARTIAL_MARK = '.part-'
 
 
+#: The longest file name (in bytes) of the usual file systems (ext4, xfs,
+#: btrfs, tmpfs, NTFS in UTF-16 units).
+NAME_MAX = 255
+
+
 def partial_path(filepath) -> str:
     """The hidden temporary file a write to ``filepath`` goes through:
     ``.<name>.part-<pid>`` in the same folder (same file system, so the final
-    rename is atomic)."""
+    rename is atomic); a name too long for that (over :data:`NAME_MAX`
+    bytes with the mark) is cut and a hash of it added, so that a file with
+    a valid long name can be written (the temporary name failed with
+    ``OSError: File name too long``)."""
     folder, name = osp.split(osp.abspath(str(filepath)))
-    return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
+    suffix = f'{PARTIAL_MARK}{os.getpid()}'
+    encoded = name.encode('utf-8', 'surrogateescape')
+    if 1 + len(encoded) + len(suffix) > NAME_MAX:
+        digest = hashlib.sha256(encoded).hexdigest()[:16]
+        keep = NAME_MAX - 1 - len(suffix) - len(digest) - 1
+        name = encoded[:keep].decode('utf-8', 'ignore') + '~' + digest
+    return osp.join(folder, f'.{name}{suffix}')
 
 
 def _current_umask() -> int:
