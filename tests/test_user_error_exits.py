@@ -873,3 +873,18 @@ def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
                             argv + ['--work-dir', work], capsys)
         assert (code, err) == (2, f'ERROR: {message}{give}')
         assert not work.exists()
+
+
+def test_a_numpy_nan_is_refused_as_a_python_nan():
+    """``check_at_least`` tested only Python floats for nan: a tolerance
+    computed with numpy (``export_onnx(..., atol=np.float32('nan'))``)
+    compared False with its bound and passed, turning the check it was
+    meant for off."""
+    from mmseg_dsnet.utils.cli import check_at_least
+    from mmseg_dsnet.utils.errors import UserError
+    for value in (np.float32('nan'), np.float64('inf'), float('nan')):
+        with pytest.raises(UserError,
+                           match='atol must be a finite number, got'):
+            check_at_least(('atol', value, 0))
+    check_at_least(('atol', np.float32(0.5), 0), ('n', np.int64(3), 1),
+                   ('m', 2, 1), ('o', None, 1))
