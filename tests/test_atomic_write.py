@@ -88,3 +88,25 @@ def test_a_long_valid_file_name_is_written(tmp_path, stem):
     # Short names are as before.
     assert fileio.partial_path(tmp_path / 'x.json') == str(
         tmp_path / f'.x.json{fileio.PARTIAL_MARK}{os.getpid()}')
+
+
+def test_a_path_starting_with_an_unexpanded_tilde_is_refused(
+        tmp_path, monkeypatch):
+    """``--out=~/r.json`` (bash expands no ``~`` after ``--option=``) was
+    written into a folder named ``~`` in the current folder, and reported
+    as ``~/r.json``, read as the home folder."""
+    from mmseg_dsnet.engine.preflight import (check_empty_output_dir,
+                                              check_work_dir)
+    from mmseg_dsnet.utils.errors import UserError
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match='~/r.json starts with "~", which '
+                       'the shell did not expand'):
+        atomic_write('new', '~/r.json')
+    with pytest.raises(UserError, match='the work dir ~/w starts with'):
+        check_work_dir('~/w')
+    with pytest.raises(UserError, match='--out-dir ~user/o starts with'):
+        check_empty_output_dir('~user/o', '--out-dir')
+    assert list(tmp_path.iterdir()) == []
+    # A "~" inside a path is an ordinary name.
+    atomic_write('new', 'a~/b~.json')
+    assert (tmp_path / 'a~' / 'b~.json').read_text() == 'new'

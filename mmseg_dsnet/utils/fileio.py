@@ -119,11 +119,34 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def refuse_unexpanded_home(path, what: str = 'the output') -> None:
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``path``
+    starts with a ``~`` the shell did not expand (``--out=~/r.json``: bash
+    expands no ``~`` after ``--option=``): it was written into a folder
+    named ``~`` in the current folder, reported as ``~/r.json`` (read as
+    the home folder), and a later ``rm -r ~`` to clean it up removes the
+    home folder.
+
+    Args:
+        path (str | Path): The path to write.
+        what (str): What the path is, for the message.
+    """
+    path = str(path)
+    if path.split('/', 1)[0].startswith('~'):
+        raise UserError(
+            f'{what} {path} starts with "~", which the shell did not expand '
+            '(it expands none after "--option="): it would be written into '
+            f'a folder named "~" here; give the path as "--option {path}" '
+            'or in full')
+
+
 def refuse_folder(filepath) -> None:
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the file to
     write, ``filepath``, is an existing folder, or names one by ending in a
     path separator (``out/``): no overwrite flag may replace a folder, and
-    the rename would fail only after the work."""
+    the rename would fail only after the work; or when it starts with a
+    ``~`` the shell did not expand (:func:`refuse_unexpanded_home`)."""
+    refuse_unexpanded_home(filepath)
     if osp.isdir(filepath):
         raise UserError(f'{filepath} is a folder; give the path of the file '
                         'to write')
