@@ -13,8 +13,8 @@ which names the file and the offending global. mmengine's local-file scheme
 is replaced, with ``CheckpointLoader.register_scheme``, by one that loads
 through :func:`safe_torch_load`, and so is ``http(s)://``: mmengine's
 loads a download with ``torch.hub``'s ``weights_only=False`` default, any
-pickle; ours downloads to the same cache (:func:`resolve_checkpoint`) and
-loads it as a local file. The model-zoo names (``torchvision://``,
+pickle; ours downloads it into torch's hub cache
+(:func:`resolve_checkpoint`) and loads it as a local file. The model-zoo names (``torchvision://``,
 ``modelzoo://``, ``open-mmlab://``, ``openmmlab://``, ``mmcls://``), which
 mmengine resolves to a URL it loads with that same ``weights_only=False``,
 are resolved with mmengine's own tables and loaded the same way;
@@ -174,10 +174,31 @@ class CheckpointDownloadError(OSError):
 URL_PREFIXES = ('http://', 'https://')
 
 
+def url_cache_path(url):
+    """Where :func:`resolve_checkpoint` keeps the download of ``url``:
+    ``<hub dir>/checkpoints/mmseg_dsnet/<hash of the URL>/<file name>``.
+
+    A folder per URL: cached by file name alone (as ``torch.hub`` and
+    mmengine do), ``https://a/v1/model.pth`` and ``https://a/v2/model.pth``
+    were one file, and the second URL silently loaded the first one's
+    weights.
+    """
+    import hashlib
+    from urllib.parse import urlparse
+    name = osp.basename(urlparse(url).path)
+    if not name:
+        raise CheckpointDownloadError(
+            f'checkpoint {url} names no file (the URL ends in "/")')
+    key = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'mmseg_dsnet', key,
+                    name)
+
+
 def resolve_checkpoint(filename):
     """The local file for a checkpoint given as an ``http(s)://`` URL,
-    downloaded once into torch's hub cache (``<hub dir>/checkpoints``, where
-    mmengine caches it too); any other ``filename`` is returned unchanged.
+    downloaded once into torch's hub cache, in a folder of its own for each
+    URL (:func:`url_cache_path`); any other ``filename`` is returned
+    unchanged.
 
     Tools call it before their own checks of the file, so a URL behaves as
     the local file it names; in a distributed run rank 0 downloads first.
@@ -194,15 +215,9 @@ def resolve_checkpoint(filename):
     """
     if not (isinstance(filename, str) and filename.startswith(URL_PREFIXES)):
         return filename
-    from urllib.parse import urlparse
-
     from mmengine.dist import barrier, get_dist_info
-    cache = osp.join(torch.hub.get_dir(), 'checkpoints')
-    name = osp.basename(urlparse(filename).path)
-    if not name:
-        raise CheckpointDownloadError(
-            f'checkpoint {filename} names no file (the URL ends in "/")')
-    cached = osp.join(cache, name)
+    cached = url_cache_path(filename)
+    cache = osp.dirname(cached)
     rank, world_size = get_dist_info()
     for turn in ((0, 1) if world_size > 1 else (rank, )):
         if turn == rank and not osp.isfile(cached):

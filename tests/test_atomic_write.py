@@ -67,3 +67,46 @@ def test_a_folder_made_by_the_writer_is_removed_and_the_error_kept(
     with pytest.raises(RuntimeError, match='the export failed'):
         atomic_write(fails_after_a_folder, out)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('stem', ['a' * 250, 'é' * 124])
+def test_a_long_valid_file_name_is_written(tmp_path, stem):
+    """The temporary file, ``.<name>.part-<pid>``, is 11 or more bytes
+    longer than the name: a file whose own name was valid (up to 255 bytes)
+    failed with ``OSError: [Errno 36] File name too long: '.<name>.part-...'``
+    naming a file the user never asked for."""
+    target = tmp_path / f'{stem}.json'
+    atomic_write('new', target)
+    assert target.read_text() == 'new'
+    partial = os.path.basename(fileio.partial_path(target))
+    assert partial.startswith('.') and len(partial.encode()) <= 255
+    assert partial.endswith(f'{fileio.PARTIAL_MARK}{os.getpid()}')
+    # Another long name sharing the first 200 bytes has its own.
+    other = tmp_path / f'{stem}.png'
+    assert fileio.partial_path(other) != fileio.partial_path(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    # Short names are as before.
+    assert fileio.partial_path(tmp_path / 'x.json') == str(
+        tmp_path / f'.x.json{fileio.PARTIAL_MARK}{os.getpid()}')
+
+
+def test_a_path_starting_with_an_unexpanded_tilde_is_refused(
+        tmp_path, monkeypatch):
+    """``--out=~/r.json`` (bash expands no ``~`` after ``--option=``) was
+    written into a folder named ``~`` in the current folder, and reported
+    as ``~/r.json``, read as the home folder."""
+    from mmseg_dsnet.engine.preflight import (check_empty_output_dir,
+                                              check_work_dir)
+    from mmseg_dsnet.utils.errors import UserError
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match='~/r.json starts with "~", which '
+                       'the shell did not expand'):
+        atomic_write('new', '~/r.json')
+    with pytest.raises(UserError, match='the work dir ~/w starts with'):
+        check_work_dir('~/w')
+    with pytest.raises(UserError, match='--out-dir ~user/o starts with'):
+        check_empty_output_dir('~user/o', '--out-dir')
+    assert list(tmp_path.iterdir()) == []
+    # A "~" inside a path is an ordinary name.
+    atomic_write('new', 'a~/b~.json')
+    assert (tmp_path / 'a~' / 'b~.json').read_text() == 'new'

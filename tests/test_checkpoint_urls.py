@@ -75,6 +75,25 @@ def test_a_served_checkpoint_loads_safely_once(served, tmp_path):
     assert safe_torch_load(url)['meta'].keys() == local['meta'].keys()
 
 
+def test_two_urls_with_one_file_name_are_two_checkpoints(served):
+    """The download was cached by its file name alone (as torch.hub does):
+    ``.../a/model.pth`` after ``.../b/model.pth`` loaded b's weights, with
+    no word of it."""
+    from mmseg_dsnet.compat import safe_torch_load, url_cache_path
+    root, base = served
+    for name, value in (('a', 1.0), ('b', 2.0)):
+        (root / name).mkdir()
+        torch.save({'w': torch.tensor([value])}, root / name / 'model.pth')
+    first = safe_torch_load(f'{base}/a/model.pth')['w'].item()
+    second = safe_torch_load(f'{base}/b/model.pth')['w'].item()
+    assert (first, second) == (1.0, 2.0)
+    assert url_cache_path(f'{base}/a/model.pth') != url_cache_path(
+        f'{base}/b/model.pth')
+    # Each is still downloaded once.
+    (root / 'a' / 'model.pth').unlink()
+    assert safe_torch_load(f'{base}/a/model.pth')['w'].item() == 1.0
+
+
 def test_a_served_checkpoint_works_in_a_tool(served, tmp_path):
     """test.py read the training config from the URL as a local path
     (``FileNotFoundError`` traceback, exit 1); reparameterize.py and the

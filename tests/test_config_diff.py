@@ -36,3 +36,43 @@ def test_plain_paths_are_unchanged():
         'cfg.x.pipeline[1].scale[1]']
     assert value_at({'cfg': given}, 'cfg.x.pipeline[1].scale[1]') == 4
     assert value_at(given, 'x.pipeline[7]') is None
+
+
+def test_a_key_set_to_none_differs_from_a_key_left_out():
+    """Both read as None, so ``--resume --cfg-options
+    model.backbone.act_cfg=None`` (no activations; a missing ``act_cfg``
+    is ReLU) continued the run with no difference found, as did the check
+    that a checkpoint runs in the network it was trained in."""
+    before = {'model': {'backbone': {'type': 'DSNet'}}}
+    given = {'model': {'backbone': {'type': 'DSNet', 'act_cfg': None}}}
+    assert list(config_differences(given, before, 'cfg')) == [
+        'cfg.model.backbone.act_cfg']
+    assert list(config_differences(before, given, 'cfg')) == [
+        'cfg.model.backbone.act_cfg']
+    assert resume_config_changes(given, before) == [
+        "model.backbone.act_cfg=None (the checkpoint's: <not set>)"]
+    # Equal configs, None values included, still do not differ.
+    assert list(config_differences(given, dict(given), 'cfg')) == []
+    assert value_at(given, 'model.backbone.act_cfg', 'x') is None
+    assert value_at(before, 'model.backbone.act_cfg', 'x') == 'x'
+
+
+def test_the_network_check_names_a_key_left_out(tmp_path):
+    """``check_trained_model``: a config that sets ``act_cfg=None`` where
+    the training config left it out ran the weights in a network without
+    activations, no error."""
+    import pytest
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_dsnet.apis.released_model import check_trained_model
+    from mmseg_dsnet.utils.errors import UserError
+    trained = "model = dict(type='EncoderDecoder', backbone=dict(type='DSNet'))"
+    checkpoint = tmp_path / 'c.pth'
+    torch.save({'state_dict': {}, 'meta': {'cfg': trained}}, checkpoint)
+    cfg = Config(dict(model=dict(type='EncoderDecoder',
+                                 backbone=dict(type='DSNet', act_cfg=None))))
+    with pytest.raises(UserError, match=r'model\.backbone\.act_cfg is '
+                       r"<not set> in its training config \(meta\['cfg'\]\), "
+                       'None in the config'):
+        check_trained_model(cfg, 'x.py', str(checkpoint), 'advice')

@@ -873,3 +873,48 @@ def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
                             argv + ['--work-dir', work], capsys)
         assert (code, err) == (2, f'ERROR: {message}{give}')
         assert not work.exists()
+
+
+def test_a_numpy_nan_is_refused_as_a_python_nan():
+    """``check_at_least`` tested only Python floats for nan: a tolerance
+    computed with numpy (``export_onnx(..., atol=np.float32('nan'))``)
+    compared False with its bound and passed, turning the check it was
+    meant for off."""
+    from mmseg_dsnet.utils.cli import check_at_least
+    from mmseg_dsnet.utils.errors import UserError
+    for value in (np.float32('nan'), np.float64('inf'), float('nan')):
+        with pytest.raises(UserError,
+                           match='atol must be a finite number, got'):
+            check_at_least(('atol', value, 0))
+    check_at_least(('atol', np.float32(0.5), 0), ('n', np.int64(3), 1),
+                   ('m', 2, 1), ('o', None, 1))
+
+
+def test_the_error_line_is_not_appended_to_a_progress_bar(tmp_path):
+    """A user error raised inside a loop with a progress bar (a bad sample
+    in ``threshold_sweep.py`` or ``recalibrate_batch_norm.py``): the bar
+    was not closed, so ``ERROR: ...`` was appended to its line
+    (``0/10 [...]ERROR: ...``) and its final redraw came after it, the
+    last line of stderr; a script looking for ``^ERROR:`` found none."""
+    import subprocess
+    import sys
+    script = tmp_path / 'tool.py'
+    script.write_text(
+        'from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors\n'
+        'from mmseg_dsnet.progress import progress_bar\n'
+        'from mmseg_dsnet.utils.errors import UserError\n'
+        'def main():\n'
+        '    bar = progress_bar(10, "images")\n'
+        '    for i in range(10):\n'
+        '        bar.update()\n'
+        '        if i == 4:\n'
+        '            raise UserError("x.png: bad image")\n'
+        'run_reporting_user_errors(main)\n')
+    run = subprocess.run([sys.executable, str(script)], capture_output=True,
+                         text=True, cwd=REPO,
+                         env={**os.environ, 'PYTHONPATH': str(REPO)})
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.replace('\r', '\n').strip().splitlines()
+    assert lines[-1] == 'ERROR: x.png: bad image', run.stderr
+    assert sum('ERROR:' in line for line in lines) == 1
+    assert '5/10' in run.stderr  # the bar shows where it stopped

@@ -342,7 +342,7 @@ def check_trained_model(
     Raises:
         UserError: Naming the first differing setting with both values.
     """
-    from ..utils.config_diff import config_differences, value_at
+    from ..utils.config_diff import NOT_SET, config_differences, value_at
     training_cfg = training_config_of(checkpoint) if loaded is None \
         else training_config_in(loaded)
     trained = (training_cfg or {}).get('model')
@@ -357,9 +357,9 @@ def check_trained_model(
     raise UserError(
         f'checkpoint {checkpoint} was trained in another network than '
         f'config {config} builds: {diff} is '
-        f'{value_at({"model": trained}, diff)!r} in its training config '
-        f"(meta['cfg']), {value_at({'model': given}, diff)!r} in the "
-        f'config; {advice}')
+        f'{value_at({"model": trained}, diff, NOT_SET)!r} in its training '
+        f"config (meta['cfg']), {value_at({'model': given}, diff, NOT_SET)!r}"
+        f' in the config; {advice}')
 
 
 # How a model's input pixels are normalised (``SegDataPreProcessor``).

@@ -11,7 +11,7 @@ import zipfile
 from mmengine.logging import print_log
 
 from mmseg_dsnet.utils.errors import ModelArgumentError, UserError
-from mmseg_dsnet.utils.fileio import refuse_existing
+from mmseg_dsnet.utils.fileio import refuse_existing, refuse_unexpanded_home
 
 #: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
 #: read. A config key that is not one of them but is spelt almost like one
@@ -749,6 +749,7 @@ def check_work_dir(work_dir):
         WorkDirError: With the reason, e.g. a path component that is a
             file, a read-only or full file system, missing permissions.
     """
+    refuse_unexpanded_home(work_dir, 'the work dir')
     try:
         os.makedirs(work_dir, exist_ok=True)
         with tempfile.TemporaryFile(dir=work_dir) as probe:
@@ -868,6 +869,7 @@ def check_empty_output_dir(path, option='--out'):
     Raises:
         WorkDirError: When ``path`` is a file or a folder with files.
     """
+    refuse_unexpanded_home(path, option)
     reason = None
     if osp.exists(path) and not osp.isdir(path):
         reason = 'it is a file, not a folder'

@@ -16,7 +16,8 @@ work dir (its checkpoints do not hold one).
 import os
 import re
 
-from mmseg_dsnet.utils.config_diff import config_differences, value_at
+from mmseg_dsnet.utils.config_diff import (NOT_SET, config_differences,
+                                           value_at)
 from mmseg_dsnet.utils.errors import UserError
 
 #: The parts of a config that decide what a training run does.
@@ -74,8 +75,8 @@ def _as_dict(cfg):
 
 def _change(given, before, path):
     """``key=value (the checkpoint's: value)`` of one difference."""
-    return (f'{path}={_short(value_at(given, path))} (the '
-            f"checkpoint's: {_short(value_at(before, path))})")
+    return (f'{path}={_short(value_at(given, path, NOT_SET))} (the '
+            f"checkpoint's: {_short(value_at(before, path, NOT_SET))})")
 
 
 def _save_best(cfg):

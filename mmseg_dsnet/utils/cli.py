@@ -1,5 +1,6 @@
 """Argument helpers shared by the command-line tools."""
 import math
+import numbers
 from typing import Sequence, Tuple
 
 
@@ -44,8 +45,9 @@ def check_at_least(*checks) -> None:
             continue
         # A nan compares False with everything: it passed "value < least"
         # and then every test the value was meant for (a tolerance of nan
-        # failed nothing); an inf bounds nothing.
-        if isinstance(value, float) and not math.isfinite(value):
+        # failed nothing); an inf bounds nothing. numpy's floats too
+        # (``np.float32('nan')`` is no Python float).
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
             raise UserError(f'{option} must be a finite number, got {value}')
         if value < least:
             raise UserError(f'{option} must be at least {least}, got {value}')

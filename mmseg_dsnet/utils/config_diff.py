@@ -35,7 +35,13 @@ def config_differences(given, other, path):
     """
     if isinstance(given, dict) and isinstance(other, dict):
         for key in sorted(set(given) | set(other), key=str):
-            yield from config_differences(given.get(key), other.get(key),
+            # A key set to None is not a key left out: the component then
+            # takes its default (``act_cfg=None`` builds no activations,
+            # where a missing ``act_cfg`` is ReLU), and both read as None.
+            if (key in given) != (key in other):
+                yield _child(path, key)
+                continue
+            yield from config_differences(given[key], other[key],
                                           _child(path, key))
     elif isinstance(given, (list, tuple)) and isinstance(other,
                                                          (list, tuple)):
@@ -48,16 +54,39 @@ def config_differences(given, other, path):
         yield path
 
 
-def value_at(obj, path):
-    """The entry of a config dict at a path of :func:`config_differences`,
-    or None where there is none."""
+class _NotSet:
+    """What :func:`value_at` gives for an entry a config leaves out, told
+    apart from one set to None; its repr says so in messages."""
+
+    def __repr__(self):
+        return '<not set>'
+
+
+#: The ``default`` of :func:`value_at` for messages: ``<not set>``.
+NOT_SET = _NotSet()
+
+
+def value_at(obj, path, default=None):
+    """The entry of a config dict at a path of :func:`config_differences`.
+
+    Args:
+        obj: The config dict.
+        path (str): The path.
+        default: What to give where there is no entry. Default: None
+            (:data:`NOT_SET` tells a missing entry from one set to None).
+    """
     for bracket, name in _STEP.findall(path):
         if name:
-            obj = obj.get(name) if isinstance(obj, dict) else None
-            continue
-        key = ast.literal_eval(bracket)
-        if isinstance(obj, (list, tuple)) and isinstance(key, int):
-            obj = obj[key] if 0 <= key < len(obj) else None
+            key = name
         else:
-            obj = obj.get(key) if isinstance(obj, dict) else None
+            key = ast.literal_eval(bracket)
+        if isinstance(obj, (list, tuple)) and isinstance(key, int) and \
+                not name:
+            if not 0 <= key < len(obj):
+                return default
+            obj = obj[key]
+        elif isinstance(obj, dict) and key in obj:
+            obj = obj[key]
+        else:
+            return default
     return obj

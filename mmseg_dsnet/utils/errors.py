@@ -17,10 +17,27 @@ def print_user_error(error, message=None):
         error (BaseException): The error.
         message (str | None): The text of the line (default ``str(error)``).
     """
+    _close_progress_bars()
     if os.environ.get(TRACEBACK_VARIABLE):
         traceback.print_exception(error)
     print(f'ERROR: {error if message is None else message}',
           file=sys.stderr, flush=True)
+
+
+def _close_progress_bars():
+    """End the progress bars still drawn (a loop left by the error, its
+    bar not closed), so that the ``ERROR:`` line starts a line of its own
+    and is the last one: it was appended to the bar's line
+    (``50%|#####     | 5/10 [...]ERROR: ...``), and the bar's final redraw,
+    when the error was collected, came after it."""
+    tqdm = sys.modules.get('tqdm')  # only if a bar can have been made
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, '_instances', ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001  (the error is the one to report)
+            pass
 
 
 class UserError(Exception):

@@ -27,12 +27,26 @@ from .errors import UserError
 PARTIAL_MARK = '.part-'
 
 
+#: The longest file name (in bytes) of the usual file systems (ext4, xfs,
+#: btrfs, tmpfs, NTFS in UTF-16 units).
+NAME_MAX = 255
+
+
 def partial_path(filepath) -> str:
     """The hidden temporary file a write to ``filepath`` goes through:
     ``.<name>.part-<pid>`` in the same folder (same file system, so the final
-    rename is atomic)."""
+    rename is atomic); a name too long for that (over :data:`NAME_MAX`
+    bytes with the mark) is cut and a hash of it added, so that a file with
+    a valid long name can be written (the temporary name failed with
+    ``OSError: File name too long``)."""
     folder, name = osp.split(osp.abspath(str(filepath)))
-    return osp.join(folder, f'.{name}{PARTIAL_MARK}{os.getpid()}')
+    suffix = f'{PARTIAL_MARK}{os.getpid()}'
+    encoded = name.encode('utf-8', 'surrogateescape')
+    if 1 + len(encoded) + len(suffix) > NAME_MAX:
+        digest = hashlib.sha256(encoded).hexdigest()[:16]
+        keep = NAME_MAX - 1 - len(suffix) - len(digest) - 1
+        name = encoded[:keep].decode('utf-8', 'ignore') + '~' + digest
+    return osp.join(folder, f'.{name}{suffix}')
 
 
 def _current_umask() -> int:
@@ -105,11 +119,34 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def refuse_unexpanded_home(path, what: str = 'the output') -> None:
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``path``
+    starts with a ``~`` the shell did not expand (``--out=~/r.json``: bash
+    expands no ``~`` after ``--option=``): it was written into a folder
+    named ``~`` in the current folder, reported as ``~/r.json`` (read as
+    the home folder), and a later ``rm -r ~`` to clean it up removes the
+    home folder.
+
+    Args:
+        path (str | Path): The path to write.
+        what (str): What the path is, for the message.
+    """
+    path = str(path)
+    if path.split('/', 1)[0].startswith('~'):
+        raise UserError(
+            f'{what} {path} starts with "~", which the shell did not expand '
+            '(it expands none after "--option="): it would be written into '
+            f'a folder named "~" here; give the path as "--option {path}" '
+            'or in full')
+
+
 def refuse_folder(filepath) -> None:
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the file to
     write, ``filepath``, is an existing folder, or names one by ending in a
     path separator (``out/``): no overwrite flag may replace a folder, and
-    the rename would fail only after the work."""
+    the rename would fail only after the work; or when it starts with a
+    ``~`` the shell did not expand (:func:`refuse_unexpanded_home`)."""
+    refuse_unexpanded_home(filepath)
     if osp.isdir(filepath):
         raise UserError(f'{filepath} is a folder; give the path of the file '
                         'to write')
