@@ -77,21 +77,18 @@ def build_segmentor(config: Union[str, Config],
         ``init_model`` sets.
     """
     import mmseg_dsnet  # noqa: F401  (registers modules, safe loading)
-    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg_dsnet.engine.preflight import build_scope
     from mmseg_dsnet.models.utils import reparameterize_model
 
     cfg = load_config(config)
-    register_all_modules(init_default_scope=False)
     # ``init_weights`` is never called: weights come from the checkpoint
     # and nothing is downloaded. The scope is set for the build only: the
     # process's default scope (another OpenMMLab library's, or none) is
     # left as it was, so the caller's own registry builds are unchanged.
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope') or 'mmseg'):
+    with build_scope(cfg):
         model = MODELS.build(cfg.model)
     model.cfg = cfg
     model.dataset_meta = dict(classes=('background', 'lesion'),
