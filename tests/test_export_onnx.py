@@ -608,6 +608,80 @@ def test_a_fixed_size_export_runs_at_the_configs_input_size(checkpoint,
     assert [d.dim_value for d in dims[2:]] == [128, 128]
 
 
+def test_a_fixed_size_export_says_its_size_and_runs_in_infer(tmp_path,
+                                                            capsys):
+    """A ``--static-size`` file said "dynamic batch, height and width" in
+    its ``mmseg_dsnet.input_format`` metadata, its doc string and the
+    report's ``export.input``; now they say the fixed size, and the reader
+    (``check_input_format``) takes both forms: infer.py runs the file at
+    its size, refuses another size for it, and still refuses another
+    exporter's file."""
+    import json
+
+    import cv2
+    import onnx
+    from conftest import (DEMO_128PX, make_128px_checkpoint, run_cli,
+                          run_tool_in_process)
+    from mmseg_dsnet.apis.inference_backends import OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.deployable import INPUT_FORMAT
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
+    fixed_format = ('float32 NCHW RGB pixel values 0..255 (not normalised); '
+                    'dynamic batch, fixed height and width 128x128')
+    trained = make_128px_checkpoint(tmp_path / 'demo.pth')
+    out, report = tmp_path / 'fixed.onnx', tmp_path / 'report.json'
+    done = run_tool_in_process('tools/deployment/export_onnx.py', DEMO_128PX,
+                               trained, out, '--static-size', '--json',
+                               report)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = onnx.load(str(out))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta['mmseg_dsnet.input_format'] == fixed_format
+    assert model.doc_string == fixed_format
+    assert json.loads(report.read_text())['export']['input'] == fixed_format
+    assert 'height and width' in INPUT_FORMAT and 'fixed' not in INPUT_FORMAT
+
+    image = tmp_path / 'images' / 'a.png'
+    image.parent.mkdir()
+    cv2.imwrite(str(image), lesion_image(90, 120, 0)[..., ::-1])
+    infer = load_tool('infer.py').main
+    code, err = run_cli(infer, [out, image, '--out-dir', tmp_path / 'masks',
+                                '--no-progress'], capsys)
+    assert code == 0, err
+    masks = list((tmp_path / 'masks').rglob('a*.png'))
+    assert masks and cv2.imread(str(masks[0]), 0).shape == (90, 120)
+    backend = OnnxRuntimeBackend(str(out))
+    assert backend.input_size == (128, 128)
+    # The graph takes 128x128 only: another size is refused up front.
+    with pytest.raises(OnnxModelError, match=r'takes 128x128 images only'):
+        OnnxRuntimeBackend(str(out), input_size=(256, 256))
+
+    def rewritten(name, **changes):
+        edited = onnx.load(str(out))
+        for entry in edited.metadata_props:
+            entry.value = changes.get(entry.key, entry.value)
+        path = tmp_path / name
+        onnx.save(edited, str(path))
+        return path
+
+    # Metadata that disagree about the size: an edited file.
+    with pytest.raises(OnnxModelError, match=r'mmseg_dsnet.input_size is'):
+        OnnxRuntimeBackend(str(rewritten(
+            'edited.onnx', **{'mmseg_dsnet.input_size': '256,256'})))
+    # Another exporter's fixed-size file (BGR, normalised) is still refused.
+    foreign = rewritten('foreign.onnx', **{
+        'mmseg_dsnet.input_format': fixed_format.replace(
+            'RGB pixel values 0..255 (not normalised)',
+            'BGR normalised by ImageNet mean/std')})
+    code, err = run_cli(infer, [foreign, image, '--out-dir',
+                                tmp_path / 'foreign_masks', '--no-progress'],
+                        capsys)
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith(
+        f'ERROR: {foreign} was not written by '
+        'tools/deployment/export_onnx.py (its mmseg_dsnet.input_format is')
+    assert not (tmp_path / 'foreign_masks').exists()
+
+
 def test_weights_trained_on_other_normalisation_are_refused(tmp_path):
     """A checkpoint whose training config (``meta['cfg']``) normalised the
     pixels otherwise (BGR order, 0..1 scaling) loaded strictly under the

@@ -68,6 +68,7 @@ def state():
         registries=registries())
 
 
+SETUP
 before = state()
 import mmseg_dsnet
 for info in pkgutil.walk_packages(mmseg_dsnet.__path__, 'mmseg_dsnet.'):
@@ -89,14 +90,16 @@ print(json.dumps(changed))
 '''
 
 
-def changed_state(step=''):
+def changed_state(step='', setup=''):
     """What ``import mmseg_dsnet`` (and every submodule), then ``step``,
-    changed in a fresh interpreter."""
+    changed in a fresh interpreter (after ``setup``, whose own changes are
+    not counted)."""
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=str(REPO) + os.pathsep +
                os.environ.get('PYTHONPATH', ''))
     proc = subprocess.run(
-        [sys.executable, '-c', SNAPSHOT.replace('STEP', step)], cwd=REPO,
+        [sys.executable, '-c',
+         SNAPSHOT.replace('SETUP', setup).replace('STEP', step)], cwd=REPO,
         env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -140,3 +143,58 @@ mask = LesionInferencer(make_backend(config, checkpoint)).predict([image])[0]
 assert mask.shape == (40, 52), mask.shape
 '''
     assert changed_state(step) == {}
+
+
+
+def test_package_functions_that_build_change_no_default_scope(
+        tiny_isic, tmp_path):
+    """``benchmark``, ``check_deploy_form``, ``get_flops``,
+    ``config_samples``, ``write_deploy_checkpoint`` and
+    ``write_recalibrated_checkpoint`` called
+    ``register_all_modules(init_default_scope=True)``, which left
+    mmengine's process-wide default scope set to ``mmseg`` for a Python
+    caller; now they build under
+    :func:`mmseg_dsnet.engine.preflight.build_scope` (the demo config, on
+    the tiny converted set)."""
+    config = tmp_path / 'demo.py'
+    config.write_text(
+        f"_base_ = '{REPO / 'configs' / 'demo' / 'dsnet_synthetic_cpu.py'}'\n"
+        f"data_root = '{tiny_isic}'\n"
+        'loader = dict(num_workers=0, persistent_workers=False, '
+        'dataset=dict(data_root=data_root))\n'
+        'train_dataloader = dict(batch_size=2, **loader)\n'
+        'val_dataloader = loader\n'
+        'test_dataloader = loader\n')
+    step = '''
+from mmengine.config import Config
+from mmengine.runner import save_checkpoint
+from mmseg_dsnet.analysis.benchmark import benchmark, check_deploy_form
+from mmseg_dsnet.analysis.flops import get_flops
+from mmseg_dsnet.deploy import build_segmentor, write_deploy_checkpoint
+from mmseg_dsnet.deploy.parity import config_samples
+from mmseg_dsnet.engine.batch_norm_recalibration import (
+    write_recalibrated_checkpoint)
+config, folder = 'CONFIG', 'FOLDER'
+checkpoint = folder + '/trained.pth'
+save_checkpoint(dict(state_dict=build_segmentor(
+    config, None, reparameterize=False).state_dict()), checkpoint)
+cfg = Config.fromfile(config)
+check_deploy_form(cfg, '--deploy')
+figures = benchmark(cfg, checkpoint, shape=(128, 128), batch_size=2,
+                    warmup=1, repeat=1, throughput_repeat=1, data=True)
+assert figures['input'] == 'test images', figures
+assert get_flops(config, shape=(128, 128))['flops'] > 0
+pairs, source = config_samples(cfg, 'test', 2)
+assert len(pairs) == 2, source
+write_deploy_checkpoint(config, checkpoint, folder + '/deploy.pth',
+                        shape=(128, 128))
+assert write_recalibrated_checkpoint(
+    config, checkpoint, folder + '/recalibrated.pth',
+    max_batches=1)['batches'] == 1
+'''.replace('CONFIG', str(config)).replace('FOLDER', str(tmp_path))
+    # tqdm starts its monitor thread (an atexit callback) with its first
+    # bar, whoever draws it: started before the snapshot.
+    setup = 'import tqdm; tqdm.tqdm(total=1, disable=False).close()'
+    assert changed_state(step, setup) == {}
+    assert (tmp_path / 'deploy.pth').is_file()
+    assert (tmp_path / 'recalibrated.pth').is_file()

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import torch
 from mmseg.registry import MODELS
-from mmseg.utils import register_all_modules
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
+from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
@@ -200,8 +200,10 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
-    register_all_modules(init_default_scope=True)
-    model = MODELS.build(cfg.model)
+    # The scope is set for the builds only (the model, the test set): the
+    # caller's default scope is left as it was.
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint,
                                  getattr(cfg, 'filename', None), hint=None,
@@ -213,7 +215,9 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     model.to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
-    pool = load_test_images(cfg, max(batch_size, 1), shape) if data else None
+    with build_scope(cfg):
+        pool = (load_test_images(cfg, max(batch_size, 1), shape)
+                if data else None)
 
     def forward(x):
         return model(x, mode='tensor')
@@ -265,8 +269,9 @@ def check_deploy_form(cfg, option):
     Raises:
         UserError: Re-parameterisation leaves the model unchanged.
     """
-    register_all_modules(init_default_scope=True)
-    if not reparameterization_changes(MODELS.build(cfg.model)):
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
+    if not reparameterization_changes(model):
         raise UserError(
             f'{option}: {cfg.filename} builds a model that '
             're-parameterisation leaves unchanged (no re-parameterisable '

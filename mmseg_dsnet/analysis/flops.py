@@ -21,9 +21,8 @@ import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.print_helper import complexity_stats_table
 from mmseg.registry import MODELS
-from mmseg.utils import register_all_modules
 
-from ..engine.preflight import check_config_sets, load_config
+from ..engine.preflight import build_scope, check_config_sets, load_config
 from ..models.utils import reparameterize_model
 from ..utils.errors import UserError
 
@@ -85,8 +84,8 @@ def count(model, shape, show_table=False):
 
 
 def build_model(cfg):
-    register_all_modules(init_default_scope=True)
-    model = MODELS.build(cfg.model)
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
     model.eval()
     return model
 

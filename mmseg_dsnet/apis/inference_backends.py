@@ -19,7 +19,7 @@ from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
                                  META_INPUT_SIZE, META_THRESHOLD,
                                  DeployableSegmentor, build_segmentor,
                                  check_runs_as_tested, input_size_of,
-                                 threshold_of)
+                                 parse_input_format, threshold_of)
 from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import OnnxModelError, ort_session
 from ..engine.preflight import load_config
@@ -109,10 +109,12 @@ class TorchBackend:
             return self.network(inputs).float().cpu().numpy()
 
 
-def check_input_format(onnx_file: str, meta: dict) -> None:
+def check_input_format(onnx_file: str, meta: dict):
     """Refuse an ONNX file that does not say it takes what this backend
     gives: raw RGB pixels 0..255 (``META_INPUT_FORMAT``, written by
-    ``tools/deployment/export_onnx.py``).
+    ``tools/deployment/export_onnx.py``, with dynamic height and width or,
+    from ``--static-size``, the fixed size of the graph:
+    :func:`~mmseg_dsnet.deploy.deployable.input_format`).
 
     Another exporter's file (mmdeploy's, a plain ``torch.onnx.export`` of
     the segmentor) expects normalised or BGR input; fed raw RGB at a
@@ -122,14 +124,20 @@ def check_input_format(onnx_file: str, meta: dict) -> None:
         onnx_file (str): The file, for the message.
         meta (dict): Its ``custom_metadata_map``.
 
+    Returns:
+        tuple[int, int] | None: The ``(H, W)`` a fixed-size graph takes;
+        None for dynamic height and width.
+
     Raises:
         OnnxModelError: Naming the file and what it lacks.
     """
     found = meta.get(META_INPUT_FORMAT)
-    if found == INPUT_FORMAT:
-        return
+    parsed = parse_input_format(found)
+    if parsed is not None:
+        return parsed[1]
     what = (f'it has no {META_INPUT_FORMAT} metadata' if found is None else
-            f'its {META_INPUT_FORMAT} is {found!r}, not {INPUT_FORMAT!r}')
+            f'its {META_INPUT_FORMAT} is {found!r}, not {INPUT_FORMAT!r} '
+            'or its fixed-size form')
     raise OnnxModelError(
         f'{onnx_file} was not written by tools/deployment/export_onnx.py '
         f'({what}): the input it expects (pixel range, channel order, '
@@ -147,6 +155,12 @@ class OnnxRuntimeBackend:
             onnxruntime's default, all cores).
         input_size (tuple[int, int], optional): ``(H, W)`` to run at;
             default: the size stored in the file's metadata, else 256x256.
+            A fixed-size graph (``--static-size``) runs at its size only.
+
+    Raises:
+        OnnxModelError: The file is not export_onnx's, or a fixed-size
+            graph is asked to run at another size or its metadata
+            disagree about its size.
     """
     name = 'onnxruntime'
 
@@ -155,7 +169,21 @@ class OnnxRuntimeBackend:
         # One place turns a broken file into an error naming it.
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
-        check_input_format(onnx_file, meta)
+        fixed = check_input_format(onnx_file, meta)
+        if fixed is not None:
+            # The graph takes its trace size only: another size fails in
+            # onnxruntime, and sizes that disagree mean an edited file.
+            stored = meta.get(META_INPUT_SIZE)
+            for given, what in ((input_size and tuple(input_size),
+                                 'input_size'), (stored, META_INPUT_SIZE)):
+                if given is not None and given not in (
+                        fixed, f'{fixed[0]},{fixed[1]}'):
+                    raise OnnxModelError(
+                        f'{onnx_file} takes {fixed[0]}x{fixed[1]} images '
+                        f'only (its {META_INPUT_FORMAT}: a fixed-size '
+                        f'graph), but {what} is {given}; run it at '
+                        f'{fixed[0]}x{fixed[1]} or export the model again')
+            input_size = fixed
         if input_size is None and META_INPUT_SIZE in meta:
             input_size = tuple(
                 int(v) for v in meta[META_INPUT_SIZE].split(','))

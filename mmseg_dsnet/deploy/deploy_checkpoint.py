@@ -12,12 +12,11 @@ import os.path as osp
 
 import torch
 from mmseg.registry import MODELS
-from mmseg.utils import register_all_modules
 
 from ..compat import resolve_checkpoint
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
-from ..engine.preflight import check_output_file, load_config
+from ..engine.preflight import build_scope, check_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.fileio import (atomic_write_together, refuse_folder,
                             refuse_same_file)
@@ -128,14 +127,16 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         # A path through a file failed (a traceback) only when written,
         # after the parity check.
         check_output_file(path, 'OUT')
-    register_all_modules(init_default_scope=True)
     cfg = load_config(config)
     refuse_deploy_config(cfg, config)
     # Built first: a model without a deploy form (EGE-UNet, UNet ...) was
     # refused only after the parity check, as a misspelt config key.
     dep_cfg = deploy_config(cfg)
     try:
-        plain = MODELS.build(dep_cfg.model)
+        # The scope is set for the build only (so below): the caller's
+        # default scope is left as it was.
+        with build_scope(cfg):
+            plain = MODELS.build(dep_cfg.model)
     except TypeError as err:
         if "argument 'deploy'" not in str(err):
             raise
@@ -156,7 +157,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     check_trained_model(
         cfg, config, checkpoint,
         advice='give the training config it was trained with')
-    model = MODELS.build(cfg.model)
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
     # Strictly, into the training-mode model of ``config``: weights that do
     # not fit would pass the parity check below as a wrong model.
     source = load_checkpoint_strictly(

@@ -15,6 +15,7 @@ ONNX and run by the PyTorch backend of ``tools/infer.py``:
 :func:`to_model_input` makes that input from an image, and the ``META_*``
 keys name the metadata an exported ONNX file carries about it.
 """
+import re
 import warnings
 from typing import Optional, Tuple, Union
 
@@ -33,8 +34,45 @@ DEFAULT_INPUT_SIZE = (256, 256)
 META_INPUT_SIZE = 'mmseg_dsnet.input_size'
 META_THRESHOLD = 'mmseg_dsnet.threshold'
 META_INPUT_FORMAT = 'mmseg_dsnet.input_format'
-INPUT_FORMAT = ('float32 NCHW RGB pixel values 0..255 (not normalised); '
-                'dynamic batch, height and width')
+INPUT_PIXELS = 'float32 NCHW RGB pixel values 0..255 (not normalised)'
+#: The input format of a graph with dynamic height and width.
+INPUT_FORMAT = f'{INPUT_PIXELS}; dynamic batch, height and width'
+
+
+def input_format(dynamic_size: bool = True,
+                 shape: Optional[Tuple[int, int]] = None) -> str:
+    """What an exported graph takes (``META_INPUT_FORMAT``, its doc string
+    and the export report): :data:`INPUT_FORMAT`, or for a graph whose
+    height and width are fixed (``--static-size``) that size, e.g.
+    ``'...; dynamic batch, fixed height and width 128x160'``.
+
+    Args:
+        dynamic_size (bool): Dynamic height and width. Default: True.
+        shape (tuple[int, int], optional): ``(H, W)`` of a fixed-size
+            graph (needed when ``dynamic_size`` is False).
+    """
+    if dynamic_size:
+        return INPUT_FORMAT
+    return (f'{INPUT_PIXELS}; dynamic batch, fixed height and width '
+            f'{int(shape[0])}x{int(shape[1])}')
+
+
+def parse_input_format(found: Optional[str]):
+    """Read an :func:`input_format` value back.
+
+    Returns:
+        tuple | None: ``(True, None)`` for :data:`INPUT_FORMAT`,
+        ``(False, (H, W))`` for a fixed-size graph, None for anything else
+        (another exporter's file, or none).
+    """
+    if found == INPUT_FORMAT:
+        return True, None
+    match = re.fullmatch(
+        re.escape(f'{INPUT_PIXELS}; dynamic batch, fixed height and width ')
+        + r'([1-9][0-9]*)x([1-9][0-9]*)', found or '')
+    if match is None:
+        return None
+    return False, (int(match.group(1)), int(match.group(2)))
 
 
 def to_model_input(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -77,21 +115,18 @@ def build_segmentor(config: Union[str, Config],
         ``init_model`` sets.
     """
     import mmseg_dsnet  # noqa: F401  (registers modules, safe loading)
-    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg_dsnet.engine.preflight import build_scope
     from mmseg_dsnet.models.utils import reparameterize_model
 
     cfg = load_config(config)
-    register_all_modules(init_default_scope=False)
     # ``init_weights`` is never called: weights come from the checkpoint
     # and nothing is downloaded. The scope is set for the build only: the
     # process's default scope (another OpenMMLab library's, or none) is
     # left as it was, so the caller's own registry builds are unchanged.
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope') or 'mmseg'):
+    with build_scope(cfg):
         model = MODELS.build(cfg.model)
     model.cfg = cfg
     model.dataset_meta = dict(classes=('background', 'lesion'),

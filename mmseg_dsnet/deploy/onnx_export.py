@@ -35,9 +35,10 @@ from ..utils.cli import check_at_least
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials)
-from .deployable import (INPUT_FORMAT, META_INPUT_FORMAT, META_INPUT_SIZE,
-                         META_THRESHOLD, DeployableSegmentor, build_segmentor,
-                         check_runs_as_tested, input_size_of, threshold_of)
+from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
+                         DeployableSegmentor, build_segmentor,
+                         check_runs_as_tested, input_format, input_size_of,
+                         threshold_of)
 from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, quantize_int8
 from .ort_session import ort_session
@@ -104,7 +105,8 @@ def export_network(network,
                    metadata: Optional[Dict[str, str]] = None,
                    optimize: bool = True,
                    dynamic_size: bool = True) -> Dict[str, int]:
-    """Export a :class:`DeployableSegmentor` with dynamic batch and size.
+    """Export a :class:`DeployableSegmentor` with dynamic batch (and size,
+    unless ``dynamic_size`` is False).
 
     The file is written to a temporary name next to ``out_file``, checked
     with ``onnx.checker`` and moved into place
@@ -155,7 +157,9 @@ def export_network(network,
         for key, value in (metadata or {}).items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, str(value)
-        proto.doc_string = INPUT_FORMAT
+        # A fixed-size graph says its size: "dynamic height and width"
+        # would tell a reader it takes any.
+        proto.doc_string = input_format(dynamic_size, shape)
         onnx.checker.check_model(proto)
         onnx.save(proto, temp)
 
@@ -189,7 +193,7 @@ def export_onnx(config,
     threshold = threshold_of(trained)
     test_size = input_size_of(cfg)
     metadata = {
-        META_INPUT_FORMAT: INPUT_FORMAT,
+        META_INPUT_FORMAT: input_format(dynamic_size, shape),
         # A fixed-size graph must be fed its trace size.
         META_INPUT_SIZE: (f'{test_size[0]},{test_size[1]}' if dynamic_size
                           else f'{shape[0]},{shape[1]}'),
@@ -207,7 +211,8 @@ def export_onnx(config,
     info = dict(onnx_file=out_file, opset=opset, trace_shape=list(shape),
                 bytes=osp.getsize(out_file), params=params,
                 threshold=threshold, test_size=list(test_size),
-                input=INPUT_FORMAT, reparameterized=reparameterize,
+                input=input_format(dynamic_size, shape),
+                reparameterized=reparameterize,
                 cpu_rewrites=rewrites, dynamic_size=dynamic_size)
     return reference, deployed, cfg, info
 

@@ -92,10 +92,11 @@ def config_samples(cfg, split: str = 'test', limit: int = 64
     try:
         import mmseg_dsnet  # noqa: F401
         from mmseg.registry import DATASETS
-        from mmseg.utils import register_all_modules
-        register_all_modules(init_default_scope=True)
+
+        from ..engine.preflight import build_scope
         dataset_cfg['lazy_init'] = False
-        dataset = DATASETS.build(dataset_cfg)
+        with build_scope(cfg):
+            dataset = DATASETS.build(dataset_cfg)
     except Exception as err:  # noqa: BLE001  (any reason: say it, go on)
         return [], f'cannot build the {split} set at {root}: {err}'
     count = len(dataset) if limit <= 0 else min(limit, len(dataset))

@@ -265,7 +265,6 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmengine.runner import Runner
     from mmengine.runner.utils import set_random_seed
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
     from ..apis.released_model import (check_trained_input_size,
                                        check_trained_model)
@@ -273,8 +272,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
     from .checkpoint_match import (load_checkpoint_strictly,
                                    non_finite_tensors)
-    from .preflight import (check_input_file, check_new_output_file,
-                            load_config)
+    from .preflight import (build_scope, check_input_file,
+                            check_new_output_file, load_config)
 
     check_input_file(checkpoint, 'checkpoint')
     refuse_same_file((('the config', config), ('the checkpoint', checkpoint),
@@ -282,7 +281,6 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
                      hint='give the recalibrated checkpoint a new name')
     refuse_folder(out)
     check_new_output_file(out, 'OUT', overwrite)
-    register_all_modules(init_default_scope=True)
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -299,19 +297,22 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         advice='recalibrate it with the config it was trained with')
     check_recalibration_images(checkpoint, cfg.train_dataloader.dataset,
                                config)
-    model = MODELS.build(cfg.model)
-    if not batch_norm_layers(model):
-        raise UserError(f'{config} builds a model without BatchNorm layers; '
-                        'there are no statistics to recompute')
-    loaded = load_checkpoint_strictly(
-        model, checkpoint, config,
-        hint='Give the config the checkpoint was trained with.')
-    set_random_seed(seed)
-    loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
-    check_loader_gives_batches(loader, config)
-    not_run = []
-    batches = recalibrate_batch_norm(model, loader, max_batches,
-                                     not_run=not_run)
+    # The scope is set for the builds (model, loader, its dataset and
+    # transforms) only: the caller's default scope is left as it was.
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
+        if not batch_norm_layers(model):
+            raise UserError(f'{config} builds a model without BatchNorm '
+                            'layers; there are no statistics to recompute')
+        loaded = load_checkpoint_strictly(
+            model, checkpoint, config,
+            hint='Give the config the checkpoint was trained with.')
+        set_random_seed(seed)
+        loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+        check_loader_gives_batches(loader, config)
+        not_run = []
+        batches = recalibrate_batch_norm(model, loader, max_batches,
+                                         not_run=not_run)
     if len(not_run) == len(batch_norm_layers(model)):
         raise UserError(
             f'{config} builds a model whose BatchNorm layers the forward '

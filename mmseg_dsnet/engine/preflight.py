@@ -1,6 +1,7 @@
 """Checks the train/test tools run before building a runner, so that a
 config typo, an unwritable work dir or a broken checkpoint is reported in
 one clear line instead of a traceback hours into a run."""
+import contextlib
 import difflib
 import os
 import os.path as osp
@@ -146,6 +147,29 @@ def check_model_builds(cfg):
     from mmengine.registry import MODELS, DefaultScope
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         MODELS.build(cfg.model)
+
+
+@contextlib.contextmanager
+def build_scope(cfg=None):
+    """mmseg's registries (with ours) as mmengine's default scope for the
+    builds inside the ``with`` block only.
+
+    ``register_all_modules(init_default_scope=True)`` set the scope for
+    the whole process: a Python caller's later builds by name (another
+    OpenMMLab library's, or with no scope) then looked in mmseg's
+    registries first. The package's functions build under this instead;
+    command lines may still set the scope for their whole run.
+
+    Args:
+        cfg (Config, optional): A config whose ``default_scope`` is used;
+            ``'mmseg'`` without one.
+    """
+    from mmengine.registry import DefaultScope
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    scope = (cfg.get('default_scope') if cfg is not None else None)
+    with DefaultScope.overwrite_default_scope(scope or 'mmseg'):
+        yield
 
 
 def deploy_form_parts(model_cfg, path='model'):

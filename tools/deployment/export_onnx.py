@@ -13,7 +13,8 @@ BatchNorm folded) with the config's preprocessing inside:
   (``C = 1``: lesion where ``sigmoid(logit) > 0.5``; ``C = 2``: argmax);
 * dynamic batch, height and width (DSNet: any size, multiples of 32
   recommended; the model was trained at 256x256); ``--static-size`` keeps
-  only the batch dynamic, at the config's input size (mmseg's UNet and SegFormer trace their sizes
+  only the batch dynamic, at the config's input size, and the file's
+  ``mmseg_dsnet.input_format`` says that size (mmseg's UNet and SegFormer trace their sizes
   as constants: exported dynamically they fail the check at the second
   size, and the message says so); opset 17 by default;
 * exact graph rewrites for onnxruntime's CPU provider (channel mean/max
