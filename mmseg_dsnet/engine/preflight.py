@@ -515,6 +515,41 @@ def check_distinct_figure_names(name, metrics):
             seen[index] = names
 
 
+def check_one_lesion_figure_set(name, metrics):
+    """Refuse evaluators whose figures a run record cannot take: it keeps
+    one ``LesionMetric``'s figures (its ``IoU``, or the one prefix's
+    ``prefix/IoU``), and the record of a design run or real-data check
+    was refused only after the training, with none written (two prefixed
+    ``LesionMetric``, or none). Evaluators of a type whose figures are not
+    known here pass.
+
+    Args:
+        name (str): The evaluator key (``test_evaluator`` ...).
+        metrics (dict | list): Its metric config(s).
+
+    Raises:
+        UserError: Naming the key and the ``LesionMetric`` prefixes.
+    """
+    metrics = [metrics] if isinstance(metrics, dict) else list(metrics or [])
+    names = [_figure_names(m) if isinstance(m, dict) else None
+             for m in metrics]
+    if any(n is None for n in names) or \
+            any('IoU' in n for n in names):
+        return
+    prefixes = [m.get('prefix') for m in metrics
+                if m.get('type') in ('LesionMetric', 'mmseg.LesionMetric')]
+    if len(prefixes) == 1:
+        return
+    found = (f'{len(prefixes)} LesionMetric (prefixes '
+             f'{", ".join(map(repr, prefixes))})' if prefixes else
+             'no LesionMetric')
+    raise UserError(
+        f'{name} holds {found}: the run record keeps the figures of one '
+        'LesionMetric, and it would have been refused only after the '
+        f'training; give {name} one LesionMetric (other metrics may stay); '
+        'nothing was started')
+
+
 def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first
