@@ -873,3 +873,40 @@ def test_train_and_test_refuse_a_base_config(tmp_path, capsys):
                             argv + ['--work-dir', work], capsys)
         assert (code, err) == (2, f'ERROR: {message}{give}')
         assert not work.exists()
+
+
+def test_test_py_tta_refuses_a_tta_model_other_than_lesion_tta(
+        tiny_config, tmp_path, capsys):
+    """``test.py --tta`` with mmseg's ``SegTTAModel`` (``--cfg-options
+    tta_model.type=SegTTAModel``, or a config on mmseg's default_runtime)
+    scored the last (vertically flipped) view only, recorded as
+    test-time augmented, exit 0; ``tta_model=None`` was an AttributeError
+    traceback. Refused before the work dir."""
+    import torch
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}), ckpt)  # not loaded
+    work = tmp_path / 'work'
+    for option, given, why in (
+            ('tta_model.type=SegTTAModel', "type='SegTTAModel'",
+             "mmseg's SegTTAModel scores a lesion model on its last view "
+             'only (after a second sigmoid)'),
+            ('tta_model.type=mmseg.SegTTAModel', "type='mmseg.SegTTAModel'",
+             "mmseg's SegTTAModel scores a lesion model on its last view "
+             'only (after a second sigmoid)'),
+            ('tta_model=None', 'None',
+             'the views need a model that averages them')):
+        code, err = run_cli(load_tool('test.py').main,
+                            [tiny_config, ckpt, '--work-dir', work, '--tta',
+                             '--cfg-options', option], capsys)
+        assert (code, err) == (
+            2, f'ERROR: --tta: tta_model of {tiny_config} is {given}, not '
+            f"LesionTTAModel: {why}; set tta_model = dict(type="
+            "'LesionTTAModel') in it (as configs/_base_/default_runtime.py "
+            'does); nothing was started\n'), option
+        assert not work.exists()
+    # Ours, by either name, passes.
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_tta_model
+    for kind in ('LesionTTAModel', 'mmseg.LesionTTAModel'):
+        check_tta_model(Config(dict(tta_model=dict(type=kind))), 'c.py')

@@ -32,7 +32,7 @@ from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
                                           check_options_take_effect,
-                                          load_config)
+                                          check_tta_model, load_config)
 from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
                                                   remove_scored_masks)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -163,6 +163,7 @@ def build_cfg(args):
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
+        check_tta_model(cfg, args.config)
         # The config's own tta_pipeline if it has one, else its test
         # pipeline with flipped views.
         cfg.test_dataloader.dataset.pipeline = cfg.get('tta_pipeline') or \

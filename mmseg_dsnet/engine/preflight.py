@@ -550,6 +550,42 @@ def check_one_lesion_figure_set(name, metrics):
         'nothing was started')
 
 
+def check_tta_model(cfg, config):
+    """Refuse a ``tta_model`` that ``tools/test.py --tta`` cannot score a
+    lesion model with: none (``tta_model=None``, or a config without our
+    ``default_runtime``) was an ``AttributeError`` traceback; mmseg's
+    ``SegTTAModel`` (its own ``default_runtime``) keeps the last view's
+    ``seg_logits``, which the metric reads, so the figures, recorded as
+    test-time augmented, were of the vertically flipped view alone (exit 0).
+
+    Args:
+        cfg (Config): The merged config.
+        config (str): Its file, for the message.
+
+    Raises:
+        UserError: Naming the ``tta_model`` and ``LesionTTAModel``.
+    """
+    from mmseg.registry import MODELS
+
+    from mmseg_dsnet.models.segmentors import LesionTTAModel
+    tta = cfg.get('tta_model')
+    kind = tta.get('type') if isinstance(tta, dict) else None
+    try:
+        model = MODELS.get(kind) if isinstance(kind, str) else kind
+    except Exception:  # an unknown scope: refused below as not ours
+        model = None
+    if isinstance(model, type) and issubclass(model, LesionTTAModel):
+        return
+    given = f'type={kind!r}' if isinstance(tta, dict) else repr(tta)
+    why = ("mmseg's SegTTAModel scores a lesion model on its last view "
+           'only (after a second sigmoid)' if isinstance(tta, dict) else
+           'the views need a model that averages them')
+    raise UserError(
+        f'--tta: tta_model of {config} is {given}, not LesionTTAModel: '
+        f"{why}; set tta_model = dict(type='LesionTTAModel') in it (as "
+        'configs/_base_/default_runtime.py does); nothing was started')
+
+
 def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first
