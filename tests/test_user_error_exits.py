@@ -910,3 +910,41 @@ def test_test_py_tta_refuses_a_tta_model_other_than_lesion_tta(
     from mmseg_dsnet.engine.preflight import check_tta_model
     for kind in ('LesionTTAModel', 'mmseg.LesionTTAModel'):
         check_tta_model(Config(dict(tta_model=dict(type=kind))), 'c.py')
+
+
+def test_cfg_options_of_another_kind_than_the_value_they_replace(
+        tiny_config, tmp_path, capsys):
+    """``train.py --cfg-options train_cfg.max_epochs=abc`` (a word for a
+    number), ``train_cfg=[1,2]`` (a list for a dict) or
+    ``default_hooks.checkpoint="dict(interval=1)"`` (kept a string by
+    DictAction): the work dir, a log folder and the config dump were made,
+    then a ValueError / TypeError traceback, exit 1. Refused before."""
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_cfg.max_epochs=abc', "gives str 'abc', but the config "
+             'holds 2 there; give a number'),
+            ('train_dataloader.batch_size=two', "gives str 'two', but the "
+             'config holds 4 there; give a number'),
+            ('train_cfg=[1,2]', 'gives list [1, 2], but the config holds '),
+            ('default_hooks.checkpoint=dict(interval=1)',
+             "gives str 'dict(interval=1)', but the config holds ")):
+        code, err = run_cli(load_tool('train.py').main,
+                            [tiny_config, '--work-dir', work,
+                             '--cfg-options', option], capsys)
+        assert code == 2, option
+        shown = option.replace('[1,2]', '[1, 2]')  # as DictAction parsed
+        assert err.startswith(f'ERROR: --cfg-options {shown} {message}'), err
+        assert err.count('\n') == 1
+        assert not work.exists()
+    assert err.endswith('give a dict (set its keys one by one: '
+                        'default_hooks.checkpoint.KEY=VALUE)\n')
+    # Values of the kind they replace, None, and new keys pass.
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_options_take_effect
+    cfg = Config(dict(train_cfg=dict(max_epochs=2, flag=True),
+                      pipeline=[dict(scale=(1, 2))]))
+    check_options_take_effect(cfg, {
+        'train_cfg.max_epochs': 3.5, 'train_cfg.flag': False,
+        'pipeline.0.scale': 'x', 'pipeline.3.scale': 'x',
+        'train_cfg.new': 'x', 'train_cfg': None})

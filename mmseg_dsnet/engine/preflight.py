@@ -92,6 +92,51 @@ def _paths_holding(node, value, path=''):
     return found
 
 
+def _config_value(cfg, key):
+    """The value at a dotted ``--cfg-options`` key (list items by index),
+    or ``_MISSING`` when the config holds none there."""
+    node = cfg
+    for part in key.split('.'):
+        # A Config is no dict, but reads like one.
+        if hasattr(node, 'items') and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+_MISSING = object()
+
+
+def _check_option_type(cfg, key, value):
+    """Refuse a ``--cfg-options`` value of another kind than the one it
+    replaces: a word for a number or a switch (``train_cfg.max_epochs=abc``,
+    ``train_dataloader.batch_size=two``), or anything but a dict (or None)
+    for a dict (``train_cfg=[1,2]``; ``key="dict(a=1)"``, which
+    ``DictAction`` keeps as a string). mmengine met them only once the
+    runner built that part, after the work dir and its log were made, with
+    a traceback (``ValueError: invalid literal for int()``, ``TypeError``).
+    """
+    old = _config_value(cfg, key)
+    if old is _MISSING or old is None or value is None:
+        return
+    if isinstance(old, (int, float)):
+        wanted = isinstance(value, str) and (
+            'True or False' if isinstance(old, bool) else 'a number')
+    elif isinstance(old, dict):
+        wanted = (f'a dict (set its keys one by one: {key}.KEY=VALUE)'
+                  if not isinstance(value, dict) else None)
+    else:
+        wanted = None
+    if wanted:
+        raise ConfigOptionError(
+            f'--cfg-options {key}={value} gives {type(value).__name__} '
+            f'{value!r}, but the config holds {old!r} there; give {wanted}')
+
+
 def check_options_take_effect(cfg, cfg_options):
     """Refuse a ``--cfg-options`` key that sets a config variable
     (``data_root=X``, ``crop_size=...``) before it is merged.
@@ -110,6 +155,7 @@ def check_options_take_effect(cfg, cfg_options):
         ConfigOptionError: Naming the option and the keys to set instead.
     """
     for key, value in (cfg_options or {}).items():
+        _check_option_type(cfg, key, value)
         if '.' in key or key in RUNNER_KEYS or key not in cfg:
             continue
         old = cfg[key]
