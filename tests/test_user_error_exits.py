@@ -948,3 +948,38 @@ def test_cfg_options_of_another_kind_than_the_value_they_replace(
         'train_cfg.max_epochs': 3.5, 'train_cfg.flag': False,
         'pipeline.0.scale': 'x', 'pipeline.3.scale': 'x',
         'train_cfg.new': 'x', 'train_cfg': None})
+
+
+def test_a_work_dir_holding_the_source_config_is_refused(tiny_config,
+                                                         tmp_path, capsys):
+    """``test.py C/mine.py CKPT --work-dir C`` (or ``train.py``): the
+    runner dumped its config to ``C/mine.py``, over the file given, whose
+    ``_base_`` was flattened and whose ``--cfg-options`` (here a 2-image
+    subset) stayed baked in, exit 0. Refused; a run's own dump (no
+    ``_base_``) given back with its work dir passes."""
+    import torch
+
+    from mmseg_dsnet.engine.preflight import check_config_not_dumped_over
+    folder = tmp_path / 'configs'
+    folder.mkdir()
+    mine = folder / 'mine.py'
+    mine.write_text(f"_base_ = ['{tiny_config}']\n")
+    text = mine.read_text()
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}), ckpt)
+    message = (
+        f'ERROR: --work-dir {folder} holds the config file {mine}: the '
+        f'runner writes its config dump to {mine}, which would replace the '
+        "file's text (its _base_ inheritance flattened, the options of this "
+        'run baked in); nothing was started; give another --work-dir\n')
+    for tool, argv in (('test.py', [mine, ckpt]), ('train.py', [mine])):
+        code, err = run_cli(load_tool(tool).main,
+                            argv + ['--work-dir', folder], capsys)
+        assert (code, err) == (2, message), tool
+        assert mine.read_text() == text
+        assert sorted(p.name for p in folder.iterdir()) == ['mine.py']
+    dump = tmp_path / 'run' / 'dumped.py'
+    dump.parent.mkdir()
+    dump.write_text("model = dict(type='EncoderDecoder')\n")
+    check_config_not_dumped_over(str(dump), str(dump.parent))
+    check_config_not_dumped_over(str(mine), str(tmp_path / 'elsewhere'))

@@ -881,6 +881,38 @@ def check_work_dir(work_dir):
         ) from None
 
 
+def check_config_not_dumped_over(config, work_dir):
+    """Refuse a work dir where the runner's config dump
+    (``<work_dir>/<config file name>``) is the config file given, when
+    that file is a source config (it has ``_base_``): the dump replaced
+    its text with the flattened config, ``--cfg-options`` (and test.py's
+    checkpoint) baked in and its inheritance gone, exit 0. A run's own
+    dump given back (``work_dirs/x/x.py``) is a dump already and passes.
+
+    Args:
+        config (str): The config file given.
+        work_dir (str): The run's work dir.
+
+    Raises:
+        WorkDirError: Naming the config file and the work dir.
+    """
+    dump = osp.join(work_dir, osp.basename(config))
+    if not (osp.isfile(dump) and osp.samefile(dump, config)):
+        return
+    try:
+        with open(config, encoding='utf-8') as f:
+            source = re.search(r'^_base_\s*=', f.read(), re.M) is not None
+    except (OSError, UnicodeDecodeError):
+        source = True
+    if source:
+        raise WorkDirError(
+            f'--work-dir {work_dir} holds the config file {config}: the '
+            f'runner writes its config dump to {dump}, which would replace '
+            "the file's text (its _base_ inheritance flattened, the "
+            'options of this run baked in); nothing was started; give '
+            'another --work-dir')
+
+
 # The checkpoints mmengine saves every epoch (or iterations) of a run.
 _PERIODIC_CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
 # What a training writes into its work dir and a later step picks up.
