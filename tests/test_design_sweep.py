@@ -498,3 +498,30 @@ def test_design_screen_script_passes_on_the_sweeps_failure(tmp_path):
     assert 'ERROR: 1 of 2 runs did not train' in proc.stdout
     # The records of the runs that finished still come back.
     assert (out / 'records.tar.gz').is_file()
+
+
+def test_cli_refuses_figures_of_two_lesion_metrics_before_any_run(
+        fake_check, tmp_path, capsys):
+    """An evaluator of two prefixed LesionMetric (say at two thresholds):
+    each run trained, then its record was refused (``holds the figures of
+    2 LesionMetric evaluators``), none written; ``--fast`` (which records
+    the validation) trained all runs first. Now refused before any run."""
+    from conftest import REPO
+    args = cli_args(tmp_path)
+    config = REPO / 'configs/dsnet/design/dsnet-design-e_isic2017.py'
+    two = ("[dict(type='LesionMetric', prefix='a'), "
+           "dict(type='LesionMetric', prefix='b')]")
+    for key, mode in (('test_evaluator', []),
+                      ('val_evaluator', ['--fast', '--device', 'cpu'])):
+        candidate = tmp_path / f'two_{key}.py'
+        candidate.write_text(f'_base_ = [{str(config)!r}]\n{key} = {two}\n')
+        assert tool.main([str(candidate), *mode, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == (
+            f"ERROR: config file {candidate}: {key} holds 2 LesionMetric "
+            "(prefixes 'a', 'b'): the run record keeps the figures of one "
+            'LesionMetric, and it would have been refused only after the '
+            f'training; give {key} one LesionMetric (other metrics may '
+            'stay); nothing was started')
+        assert not (tmp_path / 'w').exists()
+        assert not (tmp_path / 'r').exists()

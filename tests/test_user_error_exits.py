@@ -918,3 +918,113 @@ def test_the_error_line_is_not_appended_to_a_progress_bar(tmp_path):
     assert lines[-1] == 'ERROR: x.png: bad image', run.stderr
     assert sum('ERROR:' in line for line in lines) == 1
     assert '5/10' in run.stderr  # the bar shows where it stopped
+
+
+def test_test_py_tta_refuses_a_tta_model_other_than_lesion_tta(
+        tiny_config, tmp_path, capsys):
+    """``test.py --tta`` with mmseg's ``SegTTAModel`` (``--cfg-options
+    tta_model.type=SegTTAModel``, or a config on mmseg's default_runtime)
+    scored the last (vertically flipped) view only, recorded as
+    test-time augmented, exit 0; ``tta_model=None`` was an AttributeError
+    traceback. Refused before the work dir."""
+    import torch
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}), ckpt)  # not loaded
+    work = tmp_path / 'work'
+    for option, given, why in (
+            ('tta_model.type=SegTTAModel', "type='SegTTAModel'",
+             "mmseg's SegTTAModel scores a lesion model on its last view "
+             'only (after a second sigmoid)'),
+            ('tta_model.type=mmseg.SegTTAModel', "type='mmseg.SegTTAModel'",
+             "mmseg's SegTTAModel scores a lesion model on its last view "
+             'only (after a second sigmoid)'),
+            ('tta_model=None', 'None',
+             'the views need a model that averages them')):
+        code, err = run_cli(load_tool('test.py').main,
+                            [tiny_config, ckpt, '--work-dir', work, '--tta',
+                             '--cfg-options', option], capsys)
+        assert (code, err) == (
+            2, f'ERROR: --tta: tta_model of {tiny_config} is {given}, not '
+            f"LesionTTAModel: {why}; set tta_model = dict(type="
+            "'LesionTTAModel') in it (as configs/_base_/default_runtime.py "
+            'does); nothing was started\n'), option
+        assert not work.exists()
+    # Ours, by either name, passes.
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_tta_model
+    for kind in ('LesionTTAModel', 'mmseg.LesionTTAModel'):
+        check_tta_model(Config(dict(tta_model=dict(type=kind))), 'c.py')
+
+
+def test_cfg_options_of_another_kind_than_the_value_they_replace(
+        tiny_config, tmp_path, capsys):
+    """``train.py --cfg-options train_cfg.max_epochs=abc`` (a word for a
+    number), ``train_cfg=[1,2]`` (a list for a dict) or
+    ``default_hooks.checkpoint="dict(interval=1)"`` (kept a string by
+    DictAction): the work dir, a log folder and the config dump were made,
+    then a ValueError / TypeError traceback, exit 1. Refused before."""
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_cfg.max_epochs=abc', "gives str 'abc', but the config "
+             'holds 2 there; give a number'),
+            ('train_dataloader.batch_size=two', "gives str 'two', but the "
+             'config holds 4 there; give a number'),
+            ('train_cfg=[1,2]', 'gives list [1, 2], but the config holds '),
+            ('default_hooks.checkpoint=dict(interval=1)',
+             "gives str 'dict(interval=1)', but the config holds ")):
+        code, err = run_cli(load_tool('train.py').main,
+                            [tiny_config, '--work-dir', work,
+                             '--cfg-options', option], capsys)
+        assert code == 2, option
+        shown = option.replace('[1,2]', '[1, 2]')  # as DictAction parsed
+        assert err.startswith(f'ERROR: --cfg-options {shown} {message}'), err
+        assert err.count('\n') == 1
+        assert not work.exists()
+    assert err.endswith('give a dict (set its keys one by one: '
+                        'default_hooks.checkpoint.KEY=VALUE)\n')
+    # Values of the kind they replace, None, and new keys pass.
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_options_take_effect
+    cfg = Config(dict(train_cfg=dict(max_epochs=2, flag=True),
+                      pipeline=[dict(scale=(1, 2))]))
+    check_options_take_effect(cfg, {
+        'train_cfg.max_epochs': 3.5, 'train_cfg.flag': False,
+        'pipeline.0.scale': 'x', 'pipeline.3.scale': 'x',
+        'train_cfg.new': 'x', 'train_cfg': None})
+
+
+def test_a_work_dir_holding_the_source_config_is_refused(tiny_config,
+                                                         tmp_path, capsys):
+    """``test.py C/mine.py CKPT --work-dir C`` (or ``train.py``): the
+    runner dumped its config to ``C/mine.py``, over the file given, whose
+    ``_base_`` was flattened and whose ``--cfg-options`` (here a 2-image
+    subset) stayed baked in, exit 0. Refused; a run's own dump (no
+    ``_base_``) given back with its work dir passes."""
+    import torch
+
+    from mmseg_dsnet.engine.preflight import check_config_not_dumped_over
+    folder = tmp_path / 'configs'
+    folder.mkdir()
+    mine = folder / 'mine.py'
+    mine.write_text(f"_base_ = ['{tiny_config}']\n")
+    text = mine.read_text()
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict={}), ckpt)
+    message = (
+        f'ERROR: --work-dir {folder} holds the config file {mine}: the '
+        f'runner writes its config dump to {mine}, which would replace the '
+        "file's text (its _base_ inheritance flattened, the options of this "
+        'run baked in); nothing was started; give another --work-dir\n')
+    for tool, argv in (('test.py', [mine, ckpt]), ('train.py', [mine])):
+        code, err = run_cli(load_tool(tool).main,
+                            argv + ['--work-dir', folder], capsys)
+        assert (code, err) == (2, message), tool
+        assert mine.read_text() == text
+        assert sorted(p.name for p in folder.iterdir()) == ['mine.py']
+    dump = tmp_path / 'run' / 'dumped.py'
+    dump.parent.mkdir()
+    dump.write_text("model = dict(type='EncoderDecoder')\n")
+    check_config_not_dumped_over(str(dump), str(dump.parent))
+    check_config_not_dumped_over(str(mine), str(tmp_path / 'elsewhere'))

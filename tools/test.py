@@ -30,9 +30,10 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
+from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+                                          check_config_sets, check_input_file,
                                           check_options_take_effect,
-                                          load_config)
+                                          check_tta_model, load_config)
 from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
                                                   remove_scored_masks)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -163,6 +164,7 @@ def build_cfg(args):
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
+        check_tta_model(cfg, args.config)
         # The config's own tta_pipeline if it has one, else its test
         # pipeline with flipped views.
         cfg.test_dataloader.dataset.pipeline = cfg.get('tta_pipeline') or \
@@ -198,6 +200,7 @@ def main(argv=None):
     # Before the evaluation, not after it: a file other than an earlier
     # test's metrics (the checkpoint ...), or a path that cannot be written.
     previous_metrics_source(out)
+    check_config_not_dumped_over(args.config, cfg.work_dir)
     check_work_dir(cfg.work_dir)
     check_output_file(out)
     # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).

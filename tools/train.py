@@ -32,7 +32,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
-from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
+from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+                                          check_config_sets, check_input_file,
                                           check_options_take_effect,
                                           check_trainable_model, load_config)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
@@ -152,6 +153,7 @@ def prepare_work_dir(cfg):
     run's checkpoints; when resuming, drop the temporary
     files of a checkpoint write that was killed, pick the newest complete
     checkpoint and check that it is of this config's run."""
+    check_config_not_dumped_over(cfg.filename, cfg.work_dir)
     check_work_dir(cfg.work_dir)
     if not cfg.resume:
         check_no_earlier_run(cfg.work_dir)

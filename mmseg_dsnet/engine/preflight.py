@@ -93,6 +93,51 @@ def _paths_holding(node, value, path=''):
     return found
 
 
+def _config_value(cfg, key):
+    """The value at a dotted ``--cfg-options`` key (list items by index),
+    or ``_MISSING`` when the config holds none there."""
+    node = cfg
+    for part in key.split('.'):
+        # A Config is no dict, but reads like one.
+        if hasattr(node, 'items') and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+_MISSING = object()
+
+
+def _check_option_type(cfg, key, value):
+    """Refuse a ``--cfg-options`` value of another kind than the one it
+    replaces: a word for a number or a switch (``train_cfg.max_epochs=abc``,
+    ``train_dataloader.batch_size=two``), or anything but a dict (or None)
+    for a dict (``train_cfg=[1,2]``; ``key="dict(a=1)"``, which
+    ``DictAction`` keeps as a string). mmengine met them only once the
+    runner built that part, after the work dir and its log were made, with
+    a traceback (``ValueError: invalid literal for int()``, ``TypeError``).
+    """
+    old = _config_value(cfg, key)
+    if old is _MISSING or old is None or value is None:
+        return
+    if isinstance(old, (int, float)):
+        wanted = isinstance(value, str) and (
+            'True or False' if isinstance(old, bool) else 'a number')
+    elif isinstance(old, dict):
+        wanted = (f'a dict (set its keys one by one: {key}.KEY=VALUE)'
+                  if not isinstance(value, dict) else None)
+    else:
+        wanted = None
+    if wanted:
+        raise ConfigOptionError(
+            f'--cfg-options {key}={value} gives {type(value).__name__} '
+            f'{value!r}, but the config holds {old!r} there; give {wanted}')
+
+
 def check_options_take_effect(cfg, cfg_options):
     """Refuse a ``--cfg-options`` key that sets a config variable
     (``data_root=X``, ``crop_size=...``) before it is merged.
@@ -111,6 +156,7 @@ def check_options_take_effect(cfg, cfg_options):
         ConfigOptionError: Naming the option and the keys to set instead.
     """
     for key, value in (cfg_options or {}).items():
+        _check_option_type(cfg, key, value)
         if '.' in key or key in RUNNER_KEYS or key not in cfg:
             continue
         old = cfg[key]
@@ -539,6 +585,77 @@ def check_distinct_figure_names(name, metrics):
             seen[index] = names
 
 
+def check_one_lesion_figure_set(name, metrics):
+    """Refuse evaluators whose figures a run record cannot take: it keeps
+    one ``LesionMetric``'s figures (its ``IoU``, or the one prefix's
+    ``prefix/IoU``), and the record of a design run or real-data check
+    was refused only after the training, with none written (two prefixed
+    ``LesionMetric``, or none). Evaluators of a type whose figures are not
+    known here pass.
+
+    Args:
+        name (str): The evaluator key (``test_evaluator`` ...).
+        metrics (dict | list): Its metric config(s).
+
+    Raises:
+        UserError: Naming the key and the ``LesionMetric`` prefixes.
+    """
+    metrics = [metrics] if isinstance(metrics, dict) else list(metrics or [])
+    names = [_figure_names(m) if isinstance(m, dict) else None
+             for m in metrics]
+    if any(n is None for n in names) or \
+            any('IoU' in n for n in names):
+        return
+    prefixes = [m.get('prefix') for m in metrics
+                if m.get('type') in ('LesionMetric', 'mmseg.LesionMetric')]
+    if len(prefixes) == 1:
+        return
+    found = (f'{len(prefixes)} LesionMetric (prefixes '
+             f'{", ".join(map(repr, prefixes))})' if prefixes else
+             'no LesionMetric')
+    raise UserError(
+        f'{name} holds {found}: the run record keeps the figures of one '
+        'LesionMetric, and it would have been refused only after the '
+        f'training; give {name} one LesionMetric (other metrics may stay); '
+        'nothing was started')
+
+
+def check_tta_model(cfg, config):
+    """Refuse a ``tta_model`` that ``tools/test.py --tta`` cannot score a
+    lesion model with: none (``tta_model=None``, or a config without our
+    ``default_runtime``) was an ``AttributeError`` traceback; mmseg's
+    ``SegTTAModel`` (its own ``default_runtime``) keeps the last view's
+    ``seg_logits``, which the metric reads, so the figures, recorded as
+    test-time augmented, were of the vertically flipped view alone (exit 0).
+
+    Args:
+        cfg (Config): The merged config.
+        config (str): Its file, for the message.
+
+    Raises:
+        UserError: Naming the ``tta_model`` and ``LesionTTAModel``.
+    """
+    from mmseg.registry import MODELS
+
+    from mmseg_dsnet.models.segmentors import LesionTTAModel
+    tta = cfg.get('tta_model')
+    kind = tta.get('type') if isinstance(tta, dict) else None
+    try:
+        model = MODELS.get(kind) if isinstance(kind, str) else kind
+    except Exception:  # an unknown scope: refused below as not ours
+        model = None
+    if isinstance(model, type) and issubclass(model, LesionTTAModel):
+        return
+    given = f'type={kind!r}' if isinstance(tta, dict) else repr(tta)
+    why = ("mmseg's SegTTAModel scores a lesion model on its last view "
+           'only (after a second sigmoid)' if isinstance(tta, dict) else
+           'the views need a model that averages them')
+    raise UserError(
+        f'--tta: tta_model of {config} is {given}, not LesionTTAModel: '
+        f"{why}; set tta_model = dict(type='LesionTTAModel') in it (as "
+        'configs/_base_/default_runtime.py does); nothing was started')
+
+
 def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first
@@ -787,6 +904,38 @@ def check_work_dir(work_dir):
             f'Cannot write to the work dir {work_dir}: {reason}. Nothing was '
             'started or changed; choose a writable folder with --work-dir.'
         ) from None
+
+
+def check_config_not_dumped_over(config, work_dir):
+    """Refuse a work dir where the runner's config dump
+    (``<work_dir>/<config file name>``) is the config file given, when
+    that file is a source config (it has ``_base_``): the dump replaced
+    its text with the flattened config, ``--cfg-options`` (and test.py's
+    checkpoint) baked in and its inheritance gone, exit 0. A run's own
+    dump given back (``work_dirs/x/x.py``) is a dump already and passes.
+
+    Args:
+        config (str): The config file given.
+        work_dir (str): The run's work dir.
+
+    Raises:
+        WorkDirError: Naming the config file and the work dir.
+    """
+    dump = osp.join(work_dir, osp.basename(config))
+    if not (osp.isfile(dump) and osp.samefile(dump, config)):
+        return
+    try:
+        with open(config, encoding='utf-8') as f:
+            source = re.search(r'^_base_\s*=', f.read(), re.M) is not None
+    except (OSError, UnicodeDecodeError):
+        source = True
+    if source:
+        raise WorkDirError(
+            f'--work-dir {work_dir} holds the config file {config}: the '
+            f'runner writes its config dump to {dump}, which would replace '
+            "the file's text (its _base_ inheritance flattened, the "
+            'options of this run baked in); nothing was started; give '
+            'another --work-dir')
 
 
 # The checkpoints mmengine saves every epoch (or iterations) of a run.

@@ -59,7 +59,10 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
     from mmseg_dsnet.engine.fast_training import (RunSpec,
                                                   check_fast_run_config,
                                                   shared_training_setup)
-    from mmseg_dsnet.engine.preflight import check_no_earlier_run
+    from mmseg_dsnet.engine.preflight import (ConfigFileError,
+                                              check_no_earlier_run,
+                                              check_one_lesion_figure_set)
+    from mmseg_dsnet.utils.errors import UserError
     specs = []
     for job in jobs:
         config = CONFIGS.get(job.candidate, job.candidate)
@@ -73,6 +76,12 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
         cfg.val_dataloader.num_workers = 0
         cfg.val_dataloader.persistent_workers = False
         check_fast_run_config(cfg, config, validate=True)
+        # Its record keeps the validation's figures, refused after the
+        # training when they are not one LesionMetric's.
+        try:
+            check_one_lesion_figure_set('val_evaluator', cfg.val_evaluator)
+        except UserError as err:
+            raise ConfigFileError(f'config file {config}: {err}') from None
         specs.append(RunSpec(cfg, config, job.seed, run_dir))
     # Runs trained together share one image cache and iteration count.
     shared_training_setup(specs)

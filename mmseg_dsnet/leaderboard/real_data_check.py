@@ -80,7 +80,10 @@ def load_run_config(path, what='config file'):
             the evaluator it tests with.
     """
     from mmseg_dsnet.engine.preflight import (ConfigFileError,
-                                              check_config_sets, load_config)
+                                              check_config_sets,
+                                              check_one_lesion_figure_set,
+                                              load_config)
+    from mmseg_dsnet.utils.errors import UserError
     cfg = load_config(path, what)
     check_config_sets(
         cfg, path, RUN_CONFIG_KEYS,
@@ -99,6 +102,10 @@ def load_run_config(path, what='config file'):
             f'reports the lesion metrics ({", ".join(TABLE_KEYS)}) and only '
             'LesionMetric gives them; give a config that tests with '
             'LesionMetric, such as configs/dsnet/dsnet_isic2017.py')
+    try:
+        check_one_lesion_figure_set('test_evaluator', evaluators)
+    except UserError as err:
+        raise ConfigFileError(f'config file {path}: {err}') from None
     return cfg
 
 
