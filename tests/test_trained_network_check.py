@@ -40,6 +40,11 @@ TOOLS = {
     'test': ('tools/test.py', lambda t: ['--work-dir', t / 'out',
                                          '--allow-training-images'],
              'test it with the config it was trained with'),
+    # With --tta the model is wrapped; the segmentor inside is compared.
+    'test_tta': ('tools/test.py', lambda t: ['--work-dir', t / 'out',
+                                             '--allow-training-images',
+                                             '--tta'],
+                 'test it with the config it was trained with'),
     'export_onnx': ('tools/deployment/export_onnx.py',
                     lambda t: [t / 'out.onnx', '--shape', 128, 128],
                     'export it with the config it was trained with'),

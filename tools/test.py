@@ -9,7 +9,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
@@ -155,12 +155,6 @@ def build_cfg(args):
     # Refuse a checkpoint of another model (load_from_strict=False allows a
     # partial one).
     add_strict_checkpoint_hook(cfg)
-    if cfg.get('load_from_strict', True):
-        # Its keys fit, but weights trained in another network (other
-        # dilations: no weights) would be tested in this one. Another
-        # input size is a data setting, accepted here.
-        check_trained_model(cfg, args.config, args.checkpoint,
-                            'test it with the config it was trained with')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -184,6 +178,15 @@ def build_cfg(args):
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
+    if cfg.get('load_from_strict', True):
+        # Its keys fit, but weights trained in another network (other
+        # dilations: no weights) would be tested in this one. Another
+        # input size is a data setting, accepted here. After the checks
+        # of the config alone: they need no checkpoint read.
+        tested = cfg.model.module if args.tta else cfg.model
+        check_trained_model(Config(dict(model=tested)), args.config,
+                            args.checkpoint,
+                            'test it with the config it was trained with')
     if not args.allow_training_images:
         # Test figures on images the checkpoint learned from favour it.
         check_not_tested_on_training_images(
