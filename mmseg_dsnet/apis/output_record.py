@@ -132,9 +132,7 @@ def not_an_output(path: str) -> Optional[str]:
         return f'a {mask.dtype} image of shape {mask.shape}, not a 0/255 mask'
     values = np.unique(mask)
     if not set(values.tolist()) <= {0, 255}:
-        shown = ', '.join(map(str, values[:4])) + (
-            ', ...' if len(values) > 4 else '')
-        return f'values {shown}, not a 0/255 mask'
+        return f'values {first_few(values.tolist(), 4)}, not a 0/255 mask'
     return None
 
 
