@@ -1147,10 +1147,10 @@ def check_run_record(path, record):
     missing = [key for _, key, _ in table.METRIC_FIELDS
                if metrics.get(key) is None]
     if missing:
-        keys = ', '.join(list(metrics)[:6]) or 'none'
+        keys = first_few(list(metrics), 6) or 'none'
         raise RecordKindError(
             f'{path} holds no {", ".join(missing)} in its metrics (its '
-            f'keys: {keys}{", ..." if len(metrics) > 6 else ""}): the row '
+            f'keys: {keys}): the row '
             'of its model would show - for each of them, for all its '
             'seeds; collect the run again from a test with LesionMetric '
             '(collect takes off the prefix of a prefixed evaluator)')
