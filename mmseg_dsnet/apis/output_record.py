@@ -236,10 +236,10 @@ def check_inputs_outside_outputs(out_dir: str,
             named = (f'input {inside[0]} lies' if len(inside) == 1 else
                      f'{len(inside)} inputs ({first_few(inside, 3)}) lie')
             raise UserError(
-                f'{named} in {folder}, where this run writes its {sub}: its outputs '
-                'would be written among its inputs, and --overwrite would '
-                'replace or remove them; give an --out-dir whose masks and '
-                'overlays folders hold no input')
+                f'{named} in {folder}, where this run writes its {sub}: its '
+                'outputs would be written among its inputs, and --overwrite '
+                'would replace or remove them; give an --out-dir whose masks '
+                'and overlays folders hold no input')
 
 
 def earlier_outputs_among_inputs(named: Sequence[str],
