@@ -499,8 +499,9 @@ def test_files_it_did_not_write_are_never_replaced(checkpoint, tiny_isic,
                      '--no-progress'])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert (f'ERROR: input {photos}/overlays/p0.jpg and 1 more lie in '
-            f'{photos}/overlays, where this run writes its overlays') in err
+    assert (f'ERROR: 2 inputs ({photos}/overlays/p0.jpg, '
+            f'{photos}/overlays/p1.jpg) lie in {photos}/overlays, where '
+            'this run writes its overlays') in err
     assert tree_hashes(photos) == before
     assert sorted(p.name for p in photos.iterdir()) == ['overlays']
 

@@ -218,10 +218,13 @@ def test_a_mask_of_another_size_than_its_image_is_refused(tiny_isic, tmp_path):
      'the option to use them all'),
     (-7, ' asks for more images than there are; give at most 6, or remove '
      'the option to use them all'),
-    ([0, 6], ': [6] not positions of the split (0 to 5)'),
-    ([-1], ': [-1] not positions of the split (0 to 5)'),
-    ([1, 2, 1], ' repeats [1]: those images would be scored (or trained '
-     'on) more than once'),
+    ([0, 6], ': positions 6 are not in the split (0 to 5)'),
+    ([-1], ': positions -1 are not in the split (0 to 5)'),
+    ([0, '1'], ": positions '1' are not in the split (0 to 5)"),
+    ([0, 6, 7, 8, 9, 10, 11], ': positions 6, 7, 8, 9, 10, ... (1 more) are '
+     'not in the split (0 to 5)'),
+    ([1, 2, 1], ' repeats positions 1: those images would be scored (or '
+     'trained on) more than once'),
     (True, ': give a number of images N (the first N; -N: the last N) or a '
      'list of positions'),
 ])

@@ -210,6 +210,10 @@ def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
     data_root = Config.fromfile(cfg).test_dataloader.dataset.data_root
     val = 'splits/lightweight_design_val.txt'
     held_out = (Path(data_root) / val).read_text().split()
+    # The first three ids, and how many more (named the same way as in
+    # every message).
+    named = ', '.join(held_out[:3]) + (
+        f', ... ({len(held_out) - 3} more)' if len(held_out) > 3 else '')
     out = tmp_path / 'sweep.json'
     for checkpoint, train_file in (
             (trained_on('splits/lightweight_train.txt'),
@@ -225,8 +229,7 @@ def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
         assert run.stderr.strip().splitlines()[-1] == (
             f'ERROR: checkpoint {checkpoint} was trained on '
             f'{len(held_out)} of the {len(held_out)} images that {cfg} '
-            f'scores ({data_root}/{val}: {", ".join(held_out[:3])}'
-            f'{", ..." if len(held_out) > 3 else ""}); its training split '
+            f'scores ({data_root}/{val}: {named}); its training split '
             f"is {train_file} (its training config, meta['cfg']). A "
             'threshold chosen on images the model learned from, and its '
             'figures, favour the model. Score a split it did not train on: '

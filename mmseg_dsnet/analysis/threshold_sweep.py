@@ -9,6 +9,7 @@ import torch
 
 from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
+from ..utils.messages import first_few
 
 
 def lesion_metric_args(evaluator_cfg) -> dict:
@@ -327,11 +328,10 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
         train_ids = set(split_ids(found))
         shared = [i for i in scored_ids if i in train_ids]
         if shared:
-            more = ', ...' if len(shared) > 3 else ''
             raise UserError(
                 f'checkpoint {checkpoint} was trained on {len(shared)} of '
                 f'the {len(scored_ids)} images that {config} scores '
-                f'({scored}: {", ".join(shared[:3])}{more}); its training '
+                f'({scored}: {first_few(shared, 3)}); its training '
                 f"split is {found} (its training config, meta['cfg']). "
                 f'{consequence}. {fix}')
 

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, json_text, sha256_of
+from ..utils.messages import first_few
 
 RECORD_NAME = 'model.json'
 SOURCES_NAME = 'sources.json'
@@ -131,9 +132,7 @@ def not_an_output(path: str) -> Optional[str]:
         return f'a {mask.dtype} image of shape {mask.shape}, not a 0/255 mask'
     values = np.unique(mask)
     if not set(values.tolist()) <= {0, 255}:
-        shown = ', '.join(map(str, values[:4])) + (
-            ', ...' if len(values) > 4 else '')
-        return f'values {shown}, not a 0/255 mask'
+        return f'values {first_few(values.tolist(), 4)}, not a 0/255 mask'
     return None
 
 
@@ -226,7 +225,7 @@ def check_inputs_outside_outputs(out_dir: str,
         inputs (Sequence[str]): The input files of the run.
 
     Raises:
-        UserError: Naming the first such input and the folder.
+        UserError: Naming the first such inputs and the folder.
     """
     for sub in OUTPUT_SUBDIRS:
         folder = osp.join(out_dir, sub)
@@ -234,14 +233,13 @@ def check_inputs_outside_outputs(out_dir: str,
         inside = [path for path in inputs
                   if osp.realpath(path).startswith(real)]
         if inside:
-            more = (f' and {len(inside) - 1} more' if len(inside) > 1
-                    else '')
+            named = (f'input {inside[0]} lies' if len(inside) == 1 else
+                     f'{len(inside)} inputs ({first_few(inside, 3)}) lie')
             raise UserError(
-                f'input {inside[0]}{more} {"lie" if more else "lies"} in '
-                f'{folder}, where this run writes its {sub}: its outputs '
-                'would be written among its inputs, and --overwrite would '
-                'replace or remove them; give an --out-dir whose masks and '
-                'overlays folders hold no input')
+                f'{named} in {folder}, where this run writes its {sub}: its '
+                'outputs would be written among its inputs, and --overwrite '
+                'would replace or remove them; give an --out-dir whose masks '
+                'and overlays folders hold no input')
 
 
 def earlier_outputs_among_inputs(named: Sequence[str],

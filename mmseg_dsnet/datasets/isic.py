@@ -15,6 +15,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..utils.errors import UserError
+from ..utils.messages import first_few
 from .sample_checks import (CONVERT_HINT, SIZE_HINT, SKIPPED_KEY,
                             BadSampleError, MaskSizeError, MaskValueError,
                             check_masks, check_sizes, decode_problem,
@@ -245,12 +246,15 @@ class ISICDataset(BaseSegDataset):
         bad = [i for i in indices if isinstance(i, bool) or
                not isinstance(i, int) or not 0 <= i < size]
         if bad:
-            raise UserError(f'{where}: {bad[:5]} not positions of the '
-                            f'split (0 to {size - 1})')
+            # repr: a position given as '3' must not read as 3.
+            raise UserError(f'{where}: positions '
+                            f'{first_few([repr(i) for i in bad])} are not '
+                            f'in the split (0 to {size - 1})')
         repeated = sorted(i for i, n in Counter(indices).items() if n > 1)
         if repeated:
-            raise UserError(f'{where} repeats {repeated[:5]}: those images '
-                            'would be scored (or trained on) more than once')
+            raise UserError(f'{where} repeats positions '
+                            f'{first_few(repeated)}: those images would be '
+                            'scored (or trained on) more than once')
 
     def _check_repeats(self, data_list):
         """Refuse a split file that lists an image more than once: the
@@ -268,15 +272,13 @@ class ISICDataset(BaseSegDataset):
         if not repeated:
             return
         img_dir = osp.normpath(self.data_prefix.get('img_path', ''))
-        names = [(osp.relpath(path, img_dir), n)
-                 for path, n in repeated[:SHOWN_REPEATS]]
-        shown = ', '.join(f'{name[:len(name) - len(self.img_suffix)]} '
-                          f'({n} times)' for name, n in names)
-        more = (f', ... ({len(repeated) - SHOWN_REPEATS} more)'
-                if len(repeated) > SHOWN_REPEATS else '')
+        names = [(osp.relpath(path, img_dir), n) for path, n in repeated]
+        shown = first_few([f'{name[:len(name) - len(self.img_suffix)]} '
+                           f'({n} times)' for name, n in names],
+                          SHOWN_REPEATS)
         raise UserError(
             f'{type(self).__name__}: split file {self.ann_file} lists '
-            f'{len(repeated)} id(s) more than once: {shown}{more}; each would '
+            f'{len(repeated)} id(s) more than once: {shown}; each would '
             'be trained on or scored more than once. List each id once.')
 
     def _local_files(self):

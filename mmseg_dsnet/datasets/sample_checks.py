@@ -7,6 +7,8 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from ..utils.messages import first_few
+
 #: Metainfo key under which a dataset records the bad samples it replaced.
 SKIPPED_KEY = 'skipped_bad_samples'
 
@@ -168,9 +170,7 @@ def _classify_mask(path):
     present = np.flatnonzero(counts)
     extra = [int(v) for v in present if v not in (0, 1, 255)]
     if extra:
-        shown = ', '.join(map(str, extra[:8])) + (' ...' if len(extra) > 8
-                                                  else '')
-        return 'values', f'unexpected values {{{shown}}}'
+        return 'values', f'unexpected values {{{first_few(extra, 8)}}}'
     if counts[255] and not counts[1]:
         return 'values', ('values {0, 255}: an unconverted 0/255 mask (the '
                           'lesion would be learned as "ignore")')

@@ -15,6 +15,7 @@ from mmengine.model import is_model_wrapper
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..progress import progress_bar
+from ..utils.messages import first_few
 
 
 def batch_norm_layers(model):
@@ -192,11 +193,10 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
         ids = split_ids(split)
         unseen = [i for i in ids if i not in train_ids]
         if unseen:
-            more = ', ...' if len(unseen) > 3 else ''
             raise UserError(
                 f'{config}: train_dataloader reads {len(unseen)} of '
-                f'{len(ids)} images ({split}: {", ".join(unseen[:3])}'
-                f'{more}) that checkpoint {checkpoint} did not train on; its '
+                f'{len(ids)} images ({split}: {first_few(unseen, 3)}) '
+                f'that checkpoint {checkpoint} did not train on; its '
                 f'training split is {", ".join(trained)} (its training '
                 "config, meta['cfg']). BatchNorm statistics recomputed on "
                 'them let held-out images shape the model that is then '
@@ -322,11 +322,10 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     # diverge); tools/test.py would refuse the statistics only later.
     bad = non_finite_tensors(model.state_dict())
     if bad:
-        more = f', ... ({len(bad) - 3} more)' if len(bad) > 3 else ''
         raise UserError(
             f'the BatchNorm statistics recomputed for checkpoint '
             f'{checkpoint} hold NaN or infinite values in {len(bad)} '
-            f'tensor(s) ({", ".join(bad[:3])}{more}): its activations '
+            f'tensor(s) ({first_few(bad, 3)}): its activations '
             'overflow on the training images, as those of a diverging '
             f'training do; {out} was not written. Use an earlier '
             'checkpoint of the run')

@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 from mmengine.model import is_model_wrapper
 
+from mmseg_dsnet.utils.messages import first_few
+
 #: Key revisions mmengine applies before loading (DDP's ``module.`` prefix).
 REVISE_KEYS = ((r'^module\.', ''), )
 
@@ -126,11 +128,8 @@ def non_finite_tensors(state, keys=None):
 def _first(items, what):
     """``'<count> <what> (<first few>, ... (<n> more))'``; ``what`` is
     ``(singular, plural)``."""
-    shown = ', '.join(items[:SHOWN_KEYS])
-    more = f', ... ({len(items) - SHOWN_KEYS} more)' \
-        if len(items) > SHOWN_KEYS else ''
     noun = what[0] if len(items) == 1 else what[1]
-    return f'{len(items)} {noun} ({shown}{more})'
+    return f'{len(items)} {noun} ({first_few(items, SHOWN_KEYS)})'
 
 
 def check_checkpoint_matches(model, checkpoint, config=None, filename=None,

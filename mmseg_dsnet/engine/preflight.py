@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 
 from mmseg_dsnet.utils.errors import ModelArgumentError, UserError
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_unexpanded_home
+from mmseg_dsnet.utils.messages import first_few
 
 #: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
 #: read. A config key that is not one of them but is spelt almost like one
@@ -169,14 +170,13 @@ def check_options_take_effect(cfg, cfg_options):
         # Keys of its name first: a value like 0.5 is held by others too.
         named = [path for path in users if path.split('.')[-1] == key]
         users = named or users
-        shown = ' '.join(f'{path}={value}' for path in users[:4])
-        more = f' (and {len(users) - 4} more)' if len(users) > 4 else ''
+        shown = first_few([f'{path}={value}' for path in users], 4, sep=' ')
         raise ConfigOptionError(
             f'--cfg-options {key}={value} sets the config variable {key!r}, '
             'whose value was copied into the sections that use it when the '
             'config was read, so it would change nothing (they keep '
             f'{old!r}); set the keys that hold its value instead: '
-            f'{shown}{more}')
+            f'{shown}')
 
 
 def check_model_builds(cfg):
@@ -968,8 +968,7 @@ def check_no_earlier_run(work_dir, resumable=True):
     found = sorted(name for name in os.listdir(work_dir)
                    if _RUN_CHECKPOINT.fullmatch(name))
     if found:
-        shown = ', '.join(found[:4]) + (
-            f' and {len(found) - 4} more' if len(found) > 4 else '')
+        shown = first_few(found, 4)
         raise WorkDirError(
             f'The work dir {work_dir} already holds the checkpoints of a '
             f'run ({shown}); a new run would overwrite some of them and '

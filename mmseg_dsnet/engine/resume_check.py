@@ -19,6 +19,7 @@ import re
 from mmseg_dsnet.utils.config_diff import (NOT_SET, config_differences,
                                            value_at)
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import first_few
 
 #: The parts of a config that decide what a training run does.
 RESUMED_PARTS = ('model', 'train_dataloader', 'optim_wrapper',
@@ -142,9 +143,7 @@ def best_selection_changes(cfg, previous):
 
 def listed(changes):
     """The first :data:`SHOWN` of ``changes``, joined, and how many more."""
-    more = f' ... ({len(changes) - SHOWN} more)' \
-        if len(changes) > SHOWN else ''
-    return '; '.join(changes[:SHOWN]) + more
+    return first_few(changes, SHOWN, sep='; ')
 
 
 def refuse_best_selection_changes(changes, filename, config, save_best):

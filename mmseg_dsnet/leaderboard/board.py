@@ -49,6 +49,7 @@ from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.messages import first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from . import blocks, table
@@ -900,9 +901,7 @@ def check_not_evaluated_on_trained_images(rec, work_dir):
         return
     seen = sorted(trained & evaluated)
     if seen:
-        shown = ', '.join(seen[:SHOWN_IDS]) + (
-            f', ... ({len(seen) - SHOWN_IDS} more)'
-            if len(seen) > SHOWN_IDS else '')
+        shown = first_few(seen, SHOWN_IDS)
         raise UserError(
             f'{work_dir} was evaluated on {evaluated_file}, which lists '
             f'{len(seen)} of its {len(evaluated)} images in the split the '
@@ -1148,10 +1147,10 @@ def check_run_record(path, record):
     missing = [key for _, key, _ in table.METRIC_FIELDS
                if metrics.get(key) is None]
     if missing:
-        keys = ', '.join(list(metrics)[:6]) or 'none'
+        keys = first_few(list(metrics), 6) or 'none'
         raise RecordKindError(
             f'{path} holds no {", ".join(missing)} in its metrics (its '
-            f'keys: {keys}{", ..." if len(metrics) > 6 else ""}): the row '
+            f'keys: {keys}): the row '
             'of its model would show - for each of them, for all its '
             'seeds; collect the run again from a test with LesionMetric '
             '(collect takes off the prefix of a prefixed evaluator)')

@@ -15,6 +15,7 @@ import re
 
 from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .records import load_json
@@ -417,7 +418,7 @@ def lesion_figures(metrics, source, path):
     found = sorted(prefix for prefix, group in groups.items()
                    if 'IoU' in group)
     if not found:
-        keys = ', '.join(sorted(metrics)[:8]) or 'none'
+        keys = first_few(sorted(metrics), 8) or 'none'
         raise UserError(
             f'{path} holds no LesionMetric figures (no IoU; its keys: '
             f'{keys}): a leaderboard row shows LesionMetric\'s IoU, DSC, '

@@ -83,6 +83,7 @@ from PIL import Image, UnidentifiedImageError
 from mmseg_dsnet import rgb_reader
 from mmseg_dsnet.rgb_reader import SIXTEEN_BIT_MODES
 from mmseg_dsnet.utils.fileio import json_text
+from mmseg_dsnet.utils.messages import first_few
 
 try:
     from tqdm import tqdm
@@ -847,11 +848,9 @@ def _mask_to_binary(picture):
         fixes.append(('soft mask re-binarised at 128',
                       f'{changed} pixels were neither 0 nor 255'))
         return (values >= 128).astype(np.uint8), fixes, None, changed
-    shown = ', '.join(str(v) for v in present[:8])
-    if len(present) > 8:
-        shown += ', ...'
     return None, fixes, ('mask values not binary',
-                         f'{len(present)} distinct values ({shown}); '
+                         f'{len(present)} distinct values '
+                         f'({first_few(present.tolist(), 8)}); '
                          'expected {0, 255} or {0, 1}'), 0
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mmseg_dsnet.utils.messages import first_few
+
 # The official folder names are the converter's: one table for both; its
 # output is built beside OUT and renamed into place as this one is.
 from .isic import (OFFICIAL_FOLDERS, SYNTHETIC_MARKER, _interrupt_on_signals,
@@ -361,9 +363,8 @@ def generate(out,
     # The set is renamed into place as a whole: OUT must be new or empty.
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if held:
-        more = f', ... ({len(held) - 3} more)' if len(held) > 3 else ''
         raise FileExistsError(f'{out} is not empty (it holds '
-                              f'{", ".join(held[:3])}{more}); choose an '
+                              f'{first_few(held, 3)}); choose an '
                               'empty or new folder')
     # A symlinked OUT is written where it points.
     real_out = Path(os.path.realpath(out))

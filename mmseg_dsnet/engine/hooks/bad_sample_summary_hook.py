@@ -10,6 +10,7 @@ from mmseg.registry import HOOKS
 
 from mmseg_dsnet.datasets.sample_checks import SKIPPED_KEY
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import first_few
 
 
 def skipped_paths(data_batch):
@@ -55,11 +56,9 @@ class BadSampleSummaryHook(Hook):
 
     def _describe(self, paths):
         counts = Counter(paths)
-        listed = ', '.join(
-            f'{path} (x{n})' if n > 1 else path
-            for path, n in counts.most_common(self.max_listed))
-        more = len(counts) - self.max_listed
-        return listed + (f' and {more} more files' if more > 0 else '')
+        return first_few([f'{path} (x{n})' if n > 1 else path
+                          for path, n in counts.most_common()],
+                         self.max_listed)
 
     def before_train_epoch(self, runner) -> None:
         self._paths['train'] = []

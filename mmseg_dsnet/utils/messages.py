@@ -1,0 +1,26 @@
+"""Wording shared by the package's messages (standard library only, so any
+module can use it without importing torch or mmseg)."""
+
+from typing import Sequence
+
+
+def first_few(items: Sequence, shown: int = 5, sep: str = ', ') -> str:
+    """The first ``shown`` of ``items``, joined, and how many more there
+    are: ``'a, b, c, ... (4 more)'``, or ``'a, b'`` when all are shown.
+
+    Every message that names some of a long list says it this way; the
+    count matters: a reader must not take the names for all there are.
+
+    Args:
+        items (Sequence): What to name (each written with ``str``).
+        shown (int): How many to name at most. Defaults to 5.
+        sep (str): What goes between two of them (and before the
+            ``...``). Defaults to ``', '``.
+
+    Returns:
+        str: The names and, when some are left out, their count.
+    """
+    names = sep.join(str(item) for item in items[:shown])
+    if len(items) <= shown:
+        return names
+    return f'{names}{sep}... ({len(items) - shown} more)'
