@@ -133,3 +133,47 @@ def test_pixel_limit_names_max_pixels_only_where_the_tool_has_it(tmp_path):
         explicit_check_pairs([big])
     assert 'above the limit of 100000000 pixels' in str(err.value)
     assert '--max-pixels' not in str(err.value)
+
+
+def test_no_val_cfg_advice_names_every_validation_key(tiny_config, tmp_path,
+                                                      capsys):
+    """``train.py CONFIG --cfg-options val_cfg=None`` was told to set
+    ``default_hooks.checkpoint.save_best=None``; doing so ended in
+    mmengine's ValueError traceback (val_dataloader and val_evaluator still
+    set), exit 1. The advice names all three keys, and a config with only
+    some of them None is refused before the work dir is made."""
+    from mmseg_dsnet.engine import check_save_best, check_val_keys_together
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    train = load_tool('train.py').main
+    code, err = run_cli(train, [tiny_config, '--work-dir', work,
+                                '--cfg-options', 'val_cfg=None'], capsys)
+    assert (code, err) == (2, (
+        "ERROR: default_hooks.checkpoint.save_best='IoU' keeps the "
+        'checkpoint that validates best, but the config sets no val_cfg, '
+        'so the run would never validate and save no best checkpoint; set '
+        'default_hooks.checkpoint.save_best=None val_dataloader=None '
+        'val_evaluator=None to train without one, or let the run '
+        'validate\n'))
+    code, err = run_cli(train, [
+        tiny_config, '--work-dir', work, '--cfg-options', 'val_cfg=None',
+        'default_hooks.checkpoint.save_best=None'], capsys)
+    assert (code, err) == (2, (
+        'ERROR: val_cfg is None but val_dataloader and val_evaluator are '
+        'set: mmengine trains with validation only when all three are set, '
+        'and without it only when all three are None; set '
+        'val_dataloader=None val_evaluator=None to train without '
+        'validation, or set val_cfg\n'))
+    assert not work.exists()
+    # All three None (the advice) or all set pass; a save_best that never
+    # validates for another reason is told only to drop save_best.
+    check_val_keys_together(dict(val_dataloader=None, val_cfg=None,
+                                 val_evaluator=None))
+    check_val_keys_together(dict(val_dataloader={}, val_cfg={},
+                                 val_evaluator={}))
+    with pytest.raises(UserError, match=r'set default_hooks\.checkpoint\.'
+                       r'save_best=None to train without one'):
+        check_save_best(dict(
+            default_hooks=dict(checkpoint=dict(save_best='IoU')),
+            val_cfg=dict(type='ValLoop'), val_dataloader={},
+            val_evaluator={}, train_cfg=dict(max_epochs=2, val_begin=5)))
