@@ -177,3 +177,25 @@ def test_no_val_cfg_advice_names_every_validation_key(tiny_config, tmp_path,
             default_hooks=dict(checkpoint=dict(save_best='IoU')),
             val_cfg=dict(type='ValLoop'), val_dataloader={},
             val_evaluator={}, train_cfg=dict(max_epochs=2, val_begin=5)))
+
+
+def test_design_split_advice_reconverts_the_set_as_it_was_converted(
+        tmp_path, capsys):
+    """``check_real_data.py --data-root OLD --split design`` of a set
+    converted (from another download, with --seed 3) before the design
+    split existed said ``isic.py <the default --src> OLD --overwrite``:
+    another download, or the same with seed 0, whose splits differ. It
+    names the set's own source and seed now."""
+    root = tmp_path / 'old'
+    root.mkdir()
+    (root / 'meta.json').write_text(json.dumps(
+        dict(source='/data/raw/../raw/isic2017', seed=3, year=2017)))
+    code, err = run_cli(load_tool('check_real_data.py').main, [
+        '--data-root', str(root), '--split', 'design', '--work-dir',
+        str(tmp_path / 'work')], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: {root} has no splits/lightweight_design_val.txt; it was '
+        'converted by an older converter. Convert it again: python '
+        f'tools/dataset_converters/isic.py /data/raw/isic2017 {root} '
+        '--year 2017 --seed 3 --overwrite\n'))
+    assert not (tmp_path / 'work').exists()
