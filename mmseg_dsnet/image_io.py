@@ -32,6 +32,12 @@ class ImageReadError(Exception):
     """An input that cannot be used; the message names the file."""
 
 
+class PixelLimitError(ImageReadError):
+    """An image with more pixels than the reader's ``max_pixels``. The
+    message names no option: only ``infer.py`` has one that raises the
+    limit (``--max-pixels``), and the caller that offers it says so."""
+
+
 @dataclass
 class LoadedImage:
     """A decoded image.
@@ -83,10 +89,9 @@ def read_image(path: str,
         with _open_unchecked(path) as image:
             width, height = image.size
             if max_pixels is not None and width * height > max_pixels:
-                raise ImageReadError(
+                raise PixelLimitError(
                     f'{path}: {width}x{height} = {width * height} pixels '
-                    f'is above the limit of {max_pixels} pixels '
-                    '(raise it with --max-pixels)')
+                    f'is above the limit of {max_pixels} pixels')
             # The shared reader: upright and converted as the model's
             # data loader sees its training images.
             rgb = decode_rgb(image, notes)

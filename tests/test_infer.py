@@ -137,8 +137,8 @@ def test_large_image_and_pixel_limit(checkpoint, tmp_path, capsys):
                      '--max-pixels', '1000000'])
     text = capsys.readouterr()
     assert code == 2
-    assert 'big.png: 3000x2100 = 6300000 pixels is above the limit' in (
-        text.out + text.err)
+    assert 'big.png: 3000x2100 = 6300000 pixels is above the limit of ' \
+        '1000000 pixels (raise it with --max-pixels)' in text.out + text.err
     # Nothing was written, so the run leaves no empty output folders.
     assert not (tmp_path / 'limited').exists()
 

@@ -192,11 +192,15 @@ def main(argv=None):
                             f'{args.data_root} (--data-root): {err}') from None
     if args.split == 'design' and not osp.isfile(
             osp.join(args.data_root, DESIGN_SPLITS[1])):
+        # The download and seed it was converted from (the default --src
+        # may be another download; another seed makes other splits).
+        meta = load_json(meta_file)
         raise UserError(
             f'{args.data_root} has no {DESIGN_SPLITS[1]}; it was converted '
             'by an older converter. Convert it again: python '
-            f'tools/dataset_converters/isic.py {src} {args.data_root} '
-            '--overwrite')
+            'tools/dataset_converters/isic.py '
+            f'{osp.normpath(meta.get("source") or src)} {args.data_root} '
+            f'--year 2017 --seed {meta.get("seed", 0)} --overwrite')
     check_subset_sizes(args.data_root, args.split, args.train_images,
                        args.test_images)
     configs = configs_to_run(args)

@@ -25,6 +25,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds,
                                 check_evaluation_loaders, check_launched,
                                 check_lesion_metrics, check_save_best,
+                                check_val_keys_together,
                                 check_model_builds, check_pipelines_build,
                                 check_no_earlier_run, check_work_dir,
                                 finish_distributed,
@@ -142,6 +143,7 @@ def build_cfg(args):
     if cfg.get('val_cfg'):
         check_evaluation_loaders(cfg, ('val_dataloader', ))
     check_save_best(cfg)
+    check_val_keys_together(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from ..deploy.deployable import to_model_input
-from ..image_io import DEFAULT_MAX_PIXELS, ImageReadError, read_image
+from ..image_io import (DEFAULT_MAX_PIXELS, ImageReadError, PixelLimitError,
+                        read_image)
 from ..models.utils.lesion_logit import (check_threshold, decision_map,
                                          mean_probability_logits)
 from ..progress import progress_bar
@@ -566,8 +567,11 @@ def run_inference(inferencer: LesionInferencer,
                 bar.update()
                 continue
             except ImageReadError as err:
-                summary.failed.append((path, str(err)))
-                say(f'FAILED {err}')
+                message = str(err)
+                if isinstance(err, PixelLimitError):
+                    message += ' (raise it with --max-pixels)'
+                summary.failed.append((path, message))
+                say(f'FAILED {message}')
                 bar.update()
                 continue
             if image.notes:

@@ -683,12 +683,16 @@ def check_save_best(cfg, validates=None):
     save_best = hook.get('save_best') if isinstance(hook, dict) else None
     never = None if validates else _never_validates(cfg)
     if save_best and never:
+        # Without val_cfg, mmengine's Runner also refuses a val_dataloader
+        # or val_evaluator left set (a ValueError traceback): name them.
+        unset = 'default_hooks.checkpoint.save_best=None' + ''.join(
+            f' {key}=None' for key in _VAL_KEYS[::2]
+            if not cfg.get('val_cfg') and cfg.get(key) is not None)
         raise UserError(
             f'default_hooks.checkpoint.save_best={save_best!r} keeps the '
             f'checkpoint that validates best, but {never}, so the run '
-            'would never validate and save no best checkpoint; set '
-            'default_hooks.checkpoint.save_best=None to train without one, '
-            'or let the run validate')
+            f'would never validate and save no best checkpoint; set {unset} '
+            'to train without one, or let the run validate')
     evaluators = cfg.get('val_evaluator')
     if not save_best or not (validates or cfg.get('val_cfg')) or \
             not evaluators:
@@ -714,6 +718,34 @@ def check_save_best(cfg, validates=None):
             f'default_hooks.checkpoint.save_best={key!r} is not a figure of '
             f'the validation, which reports {", ".join(known)}{hint} (the '
             'run would stop at its first validation)')
+
+
+#: The keys mmengine's Runner takes all set or all None.
+_VAL_KEYS = ('val_dataloader', 'val_cfg', 'val_evaluator')
+
+
+def check_val_keys_together(cfg):
+    """Refuse a config with some of ``val_dataloader``, ``val_cfg`` and
+    ``val_evaluator`` set and others None (``--cfg-options val_cfg=None``
+    to train without validation): mmengine's Runner raised a ValueError
+    traceback for it once the model was built.
+
+    Args:
+        cfg (Config | dict): The training config.
+
+    Raises:
+        UserError: Naming the keys set and those that are None.
+    """
+    unset = [key for key in _VAL_KEYS if cfg.get(key) is None]
+    if unset and len(unset) < len(_VAL_KEYS):
+        given = [key for key in _VAL_KEYS if key not in unset]
+        raise UserError(
+            f'{", ".join(unset)} {"is" if len(unset) == 1 else "are"} None '
+            f'but {" and ".join(given)} {"is" if len(given) == 1 else "are"} '
+            'set: mmengine trains with validation only when all three are '
+            'set, and without it only when all three are None; set '
+            f'{" ".join(f"{key}=None" for key in given)} to train without '
+            'validation, or set ' + ' and '.join(unset))
 
 
 def _never_validates(cfg):
