@@ -671,8 +671,8 @@ def fast_train_tool():
 
 def _cli_error(tool, argv, capsys):
     """Run the tool's ``main`` as its command line does. Returns the text
-    the user sees: ``ERROR: ...`` for a reported user error, else the
-    exception (which the command line would show as a traceback)."""
+    the user sees, ``ERROR: ...`` (exit status 2); fails the test on a
+    traceback (any other exception) or on no error at all."""
     from mmseg_dsnet.engine import run_reporting_user_errors
     capsys.readouterr()
     try:
@@ -683,7 +683,8 @@ def _cli_error(tool, argv, capsys):
         assert err.startswith('ERROR: ')
         return err
     except Exception as exc:  # noqa: BLE001  (raised: a traceback)
-        return f'{type(exc).__name__}: {exc}'
+        pytest.fail(f'{argv} ended in a traceback, not an ERROR: line: '
+                    f'{type(exc).__name__}: {exc}')
     pytest.fail(f'{argv} did not fail')
 
 
