@@ -122,9 +122,10 @@ def test_one_and_two_channel_logits_agree():
     expected = torch.nn.functional.cross_entropy(pair, label,
                                                  ignore_index=255)
     torch.testing.assert_close(bce_only(pair, label), expected)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'expects \(1, 2\) channel\(s\), '
+                       'got 3'):
         loss(torch.randn(3, 3, 12, 12), label)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'expects \(1,\) channel\(s\), got 2'):
         BoundaryInteriorLoss(use_sigmoid=True)(pair, label)
 
 
@@ -142,7 +143,8 @@ def test_registered_with_loss_weight_name_and_pixel_weight():
         dice_weight=0, boundary_weight=0, interior_weight=0)
     doubled = bce_only(logits, label, weight=torch.full((1, 10, 10), 2.0))
     torch.testing.assert_close(doubled, 2 * bce_only(logits, label))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='loss_name must start with "loss_", '
+                       "got 'bic'"):
         BoundaryInteriorLoss(loss_name='bic')
 
 

@@ -105,6 +105,17 @@ def test_a_served_checkpoint_works_in_a_tool(served, tmp_path):
                               f'{base}/dsnet.pth', out)
     assert run.returncode == 0, run.output[-3000:]
     assert out.is_file() and out.with_suffix('.py').is_file()
+    # Of the served weights: the same file as from the local checkpoint
+    # (a model left at its initial weights also passes the parity check).
+    local = tmp_path / 'local.pth'
+    run = run_tool_in_process('tools/deployment/reparameterize.py', CONFIG,
+                              RELEASED, local)
+    assert run.returncode == 0, run.output[-3000:]
+    from mmseg_dsnet.compat import safe_torch_load
+    got = safe_torch_load(str(out))['state_dict']
+    want = safe_torch_load(str(local))['state_dict']
+    assert got.keys() == want.keys()
+    assert [k for k in want if not torch.equal(got[k], want[k])] == []
 
 
 # Each tool that takes a checkpoint, with URL and OUT in its arguments.

@@ -30,6 +30,25 @@ def test_demo_trains_evaluates_and_draws(tmp_path, capsys):
     assert f'Checkpoint: {work / "epoch_1.pth"}' in printed
 
 
+def test_trivial_guess_is_the_lesion_share_of_the_labelled_pixels(tmp_path):
+    """The all-lesion guess the demo prints beside its IoU: lesion pixels
+    over labelled ones, pooled over the split's images; ignored (255)
+    pixels count neither way, and images outside the split not at all."""
+    import numpy as np
+    from PIL import Image
+    (tmp_path / 'masks').mkdir()
+    first = np.zeros((4, 5), np.uint8)
+    first[0, :4] = 1  # 4 lesion pixels
+    first[3, :2] = 255  # 2 ignored: 18 labelled
+    second = np.zeros((2, 2), np.uint8)  # 4 labelled, no lesion
+    other = np.ones((3, 3), np.uint8)  # not in the split
+    for name, mask in (('a', first), ('b', second), ('c', other)):
+        Image.fromarray(mask).save(tmp_path / 'masks' / f'{name}.png')
+    (tmp_path / 'test.txt').write_text('a\nb\n')
+    assert demo.trivial_guess_iou(str(tmp_path), 'test.txt') == \
+        pytest.approx(100 * 4 / 22)
+
+
 def test_demo_refuses_what_it_would_not_follow(tmp_path):
     with pytest.raises(UserError, match='--epochs must be at least 1'):
         demo.main(['--epochs', '0', '--work-dir', str(tmp_path / 'a')])

@@ -338,7 +338,8 @@ def test_every_branch_receives_gradient():
 
 
 def test_rejects_unknown_conv_type():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError,
+                       match='conv_type must be desd or vanilla, got dense'):
         DESDConv(4, 4, conv_type='dense')
 
 

@@ -86,11 +86,15 @@ def test_read_image_in_threads_keeps_others_guard(tmp_path):
     path = _save(tmp_path / 'a.png')
     bomb = _save(tmp_path / 'bomb.png', (200, 200))
     stop = threading.Event()
-    escaped = []
+    escaped, reads, failures = [], [], []
 
     def reader():
-        while not stop.is_set():
-            image_io.read_image(path)
+        # A reader that failed at once would leave nothing to overlap with.
+        try:
+            while not stop.is_set():
+                reads.append(image_io.read_image(path).rgb.shape)
+        except Exception as err:  # noqa: BLE001  (checked below)
+            failures.append(err)
 
     def opener():
         for _ in range(200):
@@ -113,6 +117,7 @@ def test_read_image_in_threads_keeps_others_guard(tmp_path):
     finally:
         Image.MAX_IMAGE_PIXELS = old
     assert not escaped
+    assert failures == [] and len(reads) > 0
 
 
 def test_pixel_values_without_an_8_bit_reading_are_refused(tmp_path):

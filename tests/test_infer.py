@@ -955,7 +955,6 @@ def test_onnxruntime_backend_gives_same_masks(checkpoint, inputs, tmp_path):
     """The two backends write the same masks, except where the PyTorch
     model's decision lies within float rounding of the threshold (the two
     runtimes sum in different orders; such pixels may go either way)."""
-    pytest.importorskip('onnxruntime')
     from mmseg_dsnet.apis.inference_backends import TorchBackend
     from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
     from mmseg_dsnet.apis.masks import resize_to_mask

@@ -99,7 +99,8 @@ def test_one_channel_logits_in_probability_mode_are_refused():
     metric = same_size_metric(2, 3)
     with pytest.raises(ValueError, match='logit'):
         metric.process({}, [make_sample(LOGIT_2X3, GT_2X3)])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='single_channel_input must be '
+                       '"probability" or "logit", got \'softmax\''):
         LesionMetric(single_channel_input='softmax')
 
 

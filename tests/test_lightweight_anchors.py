@@ -193,7 +193,7 @@ def test_binary_dice_loss_scores_the_lesion_class():
     wrong_there[:, :, :, 6:] = 20
     assert loss(wrong_there, ignored) < 1e-3
     assert loss(wrong_there, target) > 0.1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='channels, got 3'):
         loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
 
 

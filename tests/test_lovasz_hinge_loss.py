@@ -100,7 +100,8 @@ def test_registered_with_weight_and_name_and_gradient():
     assert (grad[active & (label == 1)] <= 0).all()
     assert (grad[active & (label == 0)] >= 0).all()
     assert (grad[~active] == 0).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match='loss_weight must be a finite '
+                       'number >= 0, got -1'):
         LovaszHingeLoss(loss_weight=-1)
 
 

@@ -1,13 +1,11 @@
 """Roofline floor of an ONNX graph (tools/analysis_tools/cpu_latency.py):
 MACs and bytes per node, and the sum."""
 import numpy as np
+import onnx
+import onnxruntime  # noqa: F401  (a runtime requirement)
 import pytest
 from conftest import load_tool
-
-onnx = pytest.importorskip('onnx')
-pytest.importorskip('onnxruntime')
-
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
 cpu_latency = load_tool('analysis_tools/cpu_latency.py')
 node_costs = cpu_latency.node_costs
