@@ -431,6 +431,8 @@ def test_fast_sweep_records_what_each_runs_checkpoint_scores(tiny_isic,
     record = json.loads(paths[1].read_text())
     assert record['device'] == 'cpu (fast_train)'
     assert record['runs_together'] == 2 and record['seed'] == 1
+    # The model it trained, which the tables compare across its seeds.
+    assert record['model_config']['type'] == 'EncoderDecoder'
     assert record['eval_split'] == 'splits/lightweight_design_val.txt'
     held_out = (tiny_isic / 'splits' / 'lightweight_design_val.txt'
                 ).read_text().split()

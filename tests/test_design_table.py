@@ -857,3 +857,39 @@ def test_design_records_never_round_an_imperfect_figure_to_100():
     assert round_percent(100.0, 2) == 100.0
     assert round_percent(0.0001, 2) == 0.01 and round_percent(0.0, 2) == 0.0
     assert round_percent(81.0527, 2) == 81.05
+
+
+def test_runs_of_a_config_edited_between_seeds_are_not_pooled(tmp_path,
+                                                               capsys):
+    # Seeds 0 and 1 trained before the candidate's config was edited, seed
+    # 2 after: the row pooled the seeds of two models under one name.
+    config = 'configs/dsnet/design/cand-a.py'
+    gate = dict(type='EncoderDecoder', decode_head=dict(use_gate=True))
+    paths = [write(tmp_path / f'a{seed}.json', 'cand-a', seed, 78.0 + seed,
+                   config=config, model_config=gate) for seed in (0, 1)]
+    assert '| 0, 1 |' in design.design_table(paths)
+    edited = dict(gate, decode_head=dict(use_gate=False))
+    paths.append(write(tmp_path / 'a2.json', 'cand-a', 2, 82.0,
+                       config=config, model_config=edited))
+    with pytest.raises(design.DesignRecordError,
+                       match='model.decode_head.use_gate differs'):
+        design.design_table(paths)
+    assert tool.main(paths) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('ERROR: ') and 'a2.json' in err
+    # Records without model_config (written before it was) pass.
+    paths[-1] = write(tmp_path / 'a2.json', 'cand-a', 2, 82.0, config=config)
+    assert '| 0, 1, 2 |' in design.design_table(paths)
+
+
+def test_design_records_keep_the_model_apart_from_the_input_size():
+    from mmseg_dsnet.leaderboard.real_data_check import (design_model_config,
+                                                         load_run_config,
+                                                         set_input_size)
+    cfg = load_run_config('configs/dsnet/dsnet_isic2017.py')
+    small = load_run_config('configs/dsnet/dsnet_isic2017.py')
+    set_input_size(small, 128)
+    model = design_model_config(cfg)
+    assert model == design_model_config(small)
+    assert json.loads(json.dumps(model)) == model
+    assert model['decode_head']['type'] == cfg.model.decode_head.type

@@ -74,6 +74,10 @@ def test_design_record_holds_the_learning_rate_it_ran_with(tiny_isic,
         write_design_record(str(tmp_path / f'records_{lr}'), 'tiny', result)
         record, = (tmp_path / f'records_{lr}').glob('*.json')
         assert load_json(record)['lr'] == expected
+        # The model it trained, which the design tables compare across the
+        # seeds of a candidate.
+        assert load_json(record)['model_config']['type'] == \
+            Config.fromfile(config).model.type
 
 
 def test_design_record_of_a_prefixed_evaluator_keeps_the_figure_names(

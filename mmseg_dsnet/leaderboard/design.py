@@ -205,7 +205,44 @@ def load_design_records(paths):
         if 'config' in record:
             record = dict(record, config=_config_key(record['config']))
         records.append(record)
+    check_one_model_per_candidate(paths, records)
     return records
+
+
+def check_one_model_per_candidate(paths, records):
+    """Refuse runs of one candidate (name and config file) that trained
+    different models: the config was edited between its seeds, and the
+    tables would pool the seeds of both models into one row. Records
+    without ``model_config`` (written before it was recorded) cannot be
+    compared and pass.
+
+    Args:
+        paths (list[str]): The records' files, for the messages.
+        records (list[dict]): Their records, in the same order.
+
+    Raises:
+        DesignRecordError: Naming two such records and their first
+            difference.
+    """
+    from mmseg_dsnet.utils.config_diff import config_differences
+    first = {}  # (name, config) -> (file, model_config) of its first run
+    for path, record in zip(paths, records):
+        trained = record.get('model_config')
+        if not isinstance(trained, dict):
+            continue
+        key = (record['name'], record.get('config'))
+        if key not in first:
+            first[key] = (path, trained)
+            continue
+        diff = next(config_differences(first[key][1], trained, 'model'),
+                    None)
+        if diff:
+            raise DesignRecordError(
+                f'{first[key][0]} and {path} are runs of {record["name"]} '
+                f'that trained different models ({diff} differs): its config '
+                'was changed between them, and their seeds would be pooled '
+                'into one row; give the records of one version only (rerun '
+                'the others with the current config)')
 
 
 def _config_key(config):

@@ -14,7 +14,8 @@ from typing import Dict, Sequence
 
 from mmseg_dsnet.utils.percent import round_percent
 
-from .real_data_check import (CONFIGS, FAST_TRAINER_TAG, optimizer_lr,
+from .real_data_check import (CONFIGS, FAST_TRAINER_TAG,
+                              design_model_config, optimizer_lr,
                               short_schedule_cfg, write_design_record)
 from .records import metrics_record
 from .sweep import SweepJob
@@ -118,6 +119,7 @@ def fast_design_record(job: SweepJob, spec, summary: dict,
         input_size=input_size,
         device=device_name, **({} if lr is None else dict(lr=lr)),
         threads=torch.get_num_threads(),
+        model_config=design_model_config(cfg),
         # The runs trained together: the loop's time is all of theirs.
         train_time_s=summary['loop_seconds'],
         runs_together=summary['runs_together'],

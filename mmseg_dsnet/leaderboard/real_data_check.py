@@ -469,6 +469,22 @@ def design_record_path(record_dir, name, input_size, epochs, seed,
                     f'seed{seed}{suffix}.json')
 
 
+def design_model_config(cfg):
+    """The model a design run trained, as its record keeps it (a JSON
+    value, the input size aside, see
+    :func:`~mmseg_dsnet.leaderboard.board.comparable_model`): a config file
+    edited between the seeds of a candidate gives runs of two models under
+    one name, which the design tables must not pool.
+
+    Args:
+        cfg (Config): The run's config.
+    """
+    import json
+
+    from mmseg_dsnet.leaderboard.board import comparable_model
+    return json.loads(json.dumps(comparable_model(cfg.model), default=str))
+
+
 def write_design_record(record_dir, name, result):
     """One JSON record per design run, named by config, size, epochs, seed
     and (when not the CPU) device; an existing record is never replaced."""
@@ -524,6 +540,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         # The design table keeps runs of different learning rates apart.
         **({} if optimizer_lr(cfg) is None else dict(lr=optimizer_lr(cfg))),
         threads=torch.get_num_threads(),
+        model_config=design_model_config(cfg),
         train_time_s=round(train_time, 1),
         # 2 decimals, but an imperfect figure never recorded as 100.0; by
         # their own names (an evaluator's prefix off), as the tables read.
