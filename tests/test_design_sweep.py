@@ -527,3 +527,23 @@ def test_cli_refuses_figures_of_two_lesion_metrics_before_any_run(
             'stay); nothing was started')
         assert not (tmp_path / 'w').exists()
         assert not (tmp_path / 'r').exists()
+
+
+def test_fast_sweep_trains_the_config_given_from_another_folder(
+        tiny_isic, tmp_path, monkeypatch):
+    """A relative candidate path was read from the repository root: a
+    ``--fast`` sweep run in another checkout trained the repository's file
+    of that path (another learning rate here), not the one given."""
+    from mmseg_dsnet.leaderboard.fast_design import fast_design_specs
+    from mmseg_dsnet.utils.paths import REPO_ROOT
+    given = tmp_path / 'configs' / 'dsnet' / 'dsnet_isic2017.py'
+    given.parent.mkdir(parents=True)
+    given.write_text(
+        f"_base_ = ['{osp.join(REPO_ROOT, 'configs/dsnet/dsnet_isic2017.py')}']"
+        '\noptim_wrapper = dict(optimizer=dict(lr=0.0123))\n')
+    monkeypatch.chdir(tmp_path)
+    jobs = sweep.sweep_jobs(['configs/dsnet/dsnet_isic2017.py'], [0])
+    spec, = fast_design_specs(jobs, str(tiny_isic), str(tmp_path / 'work'),
+                              epochs=1, crop_size=64)
+    assert spec.cfg.optim_wrapper.optimizer.lr == 0.0123
+    assert spec.config_path == str(given)

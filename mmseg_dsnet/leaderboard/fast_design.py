@@ -66,7 +66,11 @@ def fast_design_specs(jobs: Sequence[SweepJob], data_root: str,
     from mmseg_dsnet.utils.errors import UserError
     specs = []
     for job in jobs:
-        config = CONFIGS.get(job.candidate, job.candidate)
+        # A model name is a config of the repository; a file is read where
+        # it was given (short_schedule_cfg reads a relative path from the
+        # repository root: a sweep run elsewhere trained the repository's
+        # file of that path, not the one given).
+        config = CONFIGS.get(job.candidate) or osp.abspath(job.candidate)
         run_dir = osp.join(work_dir, job.name)
         check_no_earlier_run(run_dir, resumable=False)
         cfg = short_schedule_cfg(config, data_root, run_dir, epochs,
