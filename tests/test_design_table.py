@@ -893,3 +893,22 @@ def test_design_records_keep_the_model_apart_from_the_input_size():
     assert model == design_model_config(small)
     assert json.loads(json.dumps(model)) == model
     assert model['decode_head']['type'] == cfg.model.decode_head.type
+
+
+def test_design_records_of_one_seed_in_one_second_are_all_kept(
+        tmp_path, monkeypatch):
+    """A third record of a seed written in the second of the second (two
+    sweeps into one --record-dir) took the second's stamped name and
+    replaced it."""
+    from mmseg_dsnet.leaderboard import real_data_check
+    monkeypatch.setattr(real_data_check.time, 'strftime',
+                        lambda fmt: '20250101-000000')
+    run = dict(input_size=128, epochs=15, seed=0, device='cpu')
+    for iou in (80.0, 81.0, 82.0):
+        real_data_check.write_design_record(
+            str(tmp_path), 'cand', dict(run, metrics=dict(IoU=iou)))
+    kept = {p.name: json.loads(p.read_text())['metrics']['IoU']
+            for p in tmp_path.iterdir()}
+    assert kept == {'cand_128px_15ep_seed0.json': 80.0,
+                    'cand_128px_15ep_seed0_20250101-000000.json': 81.0,
+                    'cand_128px_15ep_seed0_20250101-000000-1.json': 82.0}

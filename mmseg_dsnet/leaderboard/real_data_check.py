@@ -488,12 +488,27 @@ def design_model_config(cfg):
 def write_design_record(record_dir, name, result):
     """One JSON record per design run, named by config, size, epochs, seed
     and (when not the CPU) device; an existing record is never replaced."""
+    from mmseg_dsnet.utils.fileio import atomic_write, json_text
     path = design_record_path(record_dir, name, result['input_size'],
                               result['epochs'], result['seed'],
                               result['device'])
-    if osp.exists(path):
-        path = path[:-5] + f'_{time.strftime("%Y%m%d-%H%M%S")}.json'
-    write_json(dict(result, name=name), path)
+    text = json_text(dict(result, name=name), indent=2,
+                     ensure_ascii=False) + '\n'
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    # Never onto a file there: two runs of one seed ending in one second
+    # (two sweeps into one --record-dir) took one stamped name, the later
+    # record silently replacing the earlier.
+    for attempt in range(1000):
+        try:
+            atomic_write(text, path, overwrite=False)
+            break
+        except FileExistsError:
+            path = design_record_path(
+                record_dir, name, result['input_size'], result['epochs'],
+                result['seed'], result['device'])[:-5] + f'_{stamp}' + (
+                    f'-{attempt}' if attempt else '') + '.json'
+    else:
+        raise FileExistsError(f'{path}: too many records of this run')
     print(f'Design record: {path}')
 
 
