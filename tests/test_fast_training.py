@@ -433,6 +433,19 @@ def test_lr_table_steps_iteration_based_schedulers_every_iteration():
     assert len(set(round(v, 12) for v in table[:10])) == 10
 
 
+
+def test_lr_table_takes_one_scheduler_given_as_a_dict():
+    """mmengine's runner takes ``param_scheduler = dict(...)``; the table
+    iterated the dict's keys (``AttributeError: 'str' object has no
+    attribute 'pop'`` once the images were decoded and the work dir
+    made)."""
+    cfg = Config.fromfile(str(SCHEDULE_CFG))
+    one = dict(cfg.param_scheduler[0])
+    table = learning_rate_table(_wrapper(cfg.optim_wrapper), one, 3, 50)
+    expected = learning_rate_table(_wrapper(cfg.optim_wrapper), [one], 3, 50)
+    assert torch.equal(table, expected)
+
+
 # --------------------------------------------------- 6. step == mmengine's
 @pytest.mark.parametrize('channels', [
     dict(),  # the config's: bgr_to_rgb=True
