@@ -976,7 +976,24 @@ def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
                       [first, second, '--work-dir', tmp_path / 'w',
                        '--device', 'cpu'], capsys)
     assert str(second) in text and 'batch_size' in text
-    assert not list((tmp_path / 'w').glob('*/*.log'))  # nothing trained
+    # Refused before the work dirs are made (they were left empty).
+    assert not (tmp_path / 'w').exists()
+
+
+def test_fast_train_refuses_an_iteration_loop_before_the_work_dir(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """An ``IterBasedTrainLoop`` was refused once the work dir was made
+    (left empty)."""
+    config = tmp_path / 'iters.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\n"
+                      "train_cfg = dict(_delete_=True, "
+                      "type='IterBasedTrainLoop', max_iters=4)\n")
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert text == (f'ERROR: {config}: fast training needs an epoch-based '
+                    'train_cfg with max_epochs\n')
+    assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('runs', [['{cfg}', '{cfg}'], ['{cfg}@1,1'],

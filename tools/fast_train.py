@@ -30,6 +30,7 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec, check_cfg_options,
                                               check_fast_run_config,
                                               last_checkpoint_of,
+                                              shared_training_setup,
                                               training_device)
 from mmseg_dsnet.engine.preflight import (check_options_take_effect,
                                           validates_on)
@@ -151,6 +152,10 @@ def build_specs(args):
         else:
             check_no_earlier_run(work_dir)
         specs.append(RunSpec(cfg, path, seed, work_dir))
+    # The loop, data, batch size and epochs the runs share: refused here
+    # (an iteration-based loop, runs that differ), not after the work dirs
+    # are made, which were left empty.
+    shared_training_setup(specs)
     # Once every run has passed its checks, so that a refused second run
     # leaves no work dir of the first.
     for spec in specs:
