@@ -996,6 +996,36 @@ def test_fast_train_refuses_an_iteration_loop_before_the_work_dir(
     assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.parametrize('argv,seed', [([], 42), (['--seed', '3'], 3),
+                                       (['@1'], 1)])
+def test_fast_train_trains_the_config_files_seed(fast_train_tool, tiny_cfg,
+                                                  tmp_path, argv, seed):
+    """A config file's ``randomness.seed=42`` trained seed 0 (--seed's
+    default), dumped and recorded as seed 0, exit 0; now the file's seed is
+    the default, as in tools/train.py (--seed or CONFIG@SEEDS still
+    choose)."""
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\nrandomness = dict(seed=42)\n")
+    runs = [f'{config}{argv[0]}'] if argv[:1] == ['@1'] else \
+        [str(config)] + argv
+    args = fast_train_tool.parse_args(runs + ['--work-dir',
+                                              str(tmp_path / 'w')])
+    (spec, ) = fast_train_tool.build_specs(args)
+    assert spec.seed == seed and spec.name == f'mine_seed{seed}'
+
+
+def test_fast_train_refuses_a_bad_seed_in_the_config_file(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\nrandomness = dict(seed=-1)\n")
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert text == (f'ERROR: randomness.seed of {config} must be an integer '
+                    'from 0 to 2**32 - 1, got -1\n')
+    assert not (tmp_path / 'w').exists()
+
+
 @pytest.mark.parametrize('runs', [['{cfg}', '{cfg}'], ['{cfg}@1,1'],
                                   ['{cfg}@0', '{cfg}']])
 def test_fast_train_same_config_and_seed_twice(fast_train_tool, tiny_cfg,
