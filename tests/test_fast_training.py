@@ -292,6 +292,27 @@ def test_unsupported_transform_is_named(transform):
             [dict(type='RandomFlip', prob=0.5), transform])
 
 
+
+@pytest.mark.parametrize('transform,unread', [
+    (dict(type='RandomFlip', prob=0.5, swap_seg_labels=[(0, 1)]),
+     'swap_seg_labels=[(0, 1)]'),
+    (dict(type='RandomRotate', prob=0.5, degree=20, interpolation='nearest'),
+     "interpolation='nearest'"),
+    (dict(type='RandomFlip', prob=0.5, direciton='vertical'),
+     "direciton='vertical'"),
+])
+def test_an_argument_the_augmentation_does_not_read_is_named(transform,
+                                                             unread):
+    """It was left out: a misspelt ``direction`` flipped horizontally, a
+    ``swap_seg_labels`` swapped nothing, and training went on, exit 0."""
+    with pytest.raises(ValueError, match=re.escape(
+            f"{transform['type']} {unread}: fast training reads only ")):
+        BatchedSegAugmentation([transform])
+    # Arguments left at their defaults (None) are not refused.
+    BatchedSegAugmentation([dict(type='RandomFlip', prob=0.5,
+                                 swap_seg_labels=None)])
+
+
 # --------------------------------------------------------- 3. pipeline split
 def test_split_of_the_repo_train_pipeline():
     pipeline = Config.fromfile(str(DATASET_CFG)).train_pipeline
@@ -410,6 +431,19 @@ def test_lr_table_steps_iteration_based_schedulers_every_iteration():
     expected = [1e-3 * (0.1 + 0.9 * min(i, 9) / 9) for i in range(16)]
     assert table == pytest.approx(expected, rel=1e-9)
     assert len(set(round(v, 12) for v in table[:10])) == 10
+
+
+
+def test_lr_table_takes_one_scheduler_given_as_a_dict():
+    """mmengine's runner takes ``param_scheduler = dict(...)``; the table
+    iterated the dict's keys (``AttributeError: 'str' object has no
+    attribute 'pop'`` once the images were decoded and the work dir
+    made)."""
+    cfg = Config.fromfile(str(SCHEDULE_CFG))
+    one = dict(cfg.param_scheduler[0])
+    table = learning_rate_table(_wrapper(cfg.optim_wrapper), one, 3, 50)
+    expected = learning_rate_table(_wrapper(cfg.optim_wrapper), [one], 3, 50)
+    assert torch.equal(table, expected)
 
 
 # --------------------------------------------------- 6. step == mmengine's
@@ -942,7 +976,54 @@ def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
                       [first, second, '--work-dir', tmp_path / 'w',
                        '--device', 'cpu'], capsys)
     assert str(second) in text and 'batch_size' in text
-    assert not list((tmp_path / 'w').glob('*/*.log'))  # nothing trained
+    # Refused before the work dirs are made (they were left empty).
+    assert not (tmp_path / 'w').exists()
+
+
+def test_fast_train_refuses_an_iteration_loop_before_the_work_dir(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """An ``IterBasedTrainLoop`` was refused once the work dir was made
+    (left empty)."""
+    config = tmp_path / 'iters.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\n"
+                      "train_cfg = dict(_delete_=True, "
+                      "type='IterBasedTrainLoop', max_iters=4)\n")
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert text == (f'ERROR: {config}: fast training needs an epoch-based '
+                    'train_cfg with max_epochs\n')
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('argv,seed', [([], 42), (['--seed', '3'], 3),
+                                       (['@1'], 1)])
+def test_fast_train_trains_the_config_files_seed(fast_train_tool, tiny_cfg,
+                                                  tmp_path, argv, seed):
+    """A config file's ``randomness.seed=42`` trained seed 0 (--seed's
+    default), dumped and recorded as seed 0, exit 0; now the file's seed is
+    the default, as in tools/train.py (--seed or CONFIG@SEEDS still
+    choose)."""
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\nrandomness = dict(seed=42)\n")
+    runs = [f'{config}{argv[0]}'] if argv[:1] == ['@1'] else \
+        [str(config)] + argv
+    args = fast_train_tool.parse_args(runs + ['--work-dir',
+                                              str(tmp_path / 'w')])
+    (spec, ) = fast_train_tool.build_specs(args)
+    assert spec.seed == seed and spec.name == f'mine_seed{seed}'
+
+
+def test_fast_train_refuses_a_bad_seed_in_the_config_file(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\nrandomness = dict(seed=-1)\n")
+    text = _cli_error(fast_train_tool,
+                      [config, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert text == (f'ERROR: randomness.seed of {config} must be an integer '
+                    'from 0 to 2**32 - 1, got -1\n')
+    assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('runs', [['{cfg}', '{cfg}'], ['{cfg}@1,1'],
@@ -1483,3 +1564,150 @@ def test_protocol_script_tests_only_finished_runs(tmp_path):
     assert proc.stderr == ("ERROR: TIME_LIMIT must be a whole number "
                            "(seconds or epochs), got '0.5'\n")
     assert not (tmp_path / 'out2').exists()
+
+
+#: Settings of a config file that the fast trainer left out (it trained,
+#: exit 0): the text added to a config inheriting the tiny one, and the
+#: start of the message.
+UNFOLLOWED_FILE_SETTINGS = {
+    'momentum schedule': (
+        "param_scheduler = [dict(type='CosineAnnealingMomentum', T_max=1, "
+        "eta_min=0.5, by_epoch=True)]",
+        'param_scheduler[0] CosineAnnealingMomentum: fast training applies '
+        'only the learning-rate schedule'),
+    'weight-decay schedule': (
+        "param_scheduler = [dict(type='CosineAnnealingParamScheduler', "
+        "param_name='weight_decay', T_max=1, by_epoch=True)]",
+        'param_scheduler[0] CosineAnnealingParamScheduler '
+        '(param_name=weight_decay): fast training applies only the '
+        'learning-rate schedule'),
+    'plateau': (
+        "param_scheduler = [dict(type='ReduceOnPlateauLR', monitor='IoU', "
+        "rule='greater', patience=0)]",
+        'param_scheduler[0] ReduceOnPlateauLR: it follows validation '
+        'metrics'),
+    'maximize': (
+        'optim_wrapper = dict(optimizer=dict(maximize=True))',
+        "optim_wrapper.optimizer.maximize=True: fast training builds "
+        "torch's AdamW with only lr, betas, eps, weight_decay, amsgrad"),
+    'SGD': (
+        "optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', "
+        'lr=0.01))',
+        'optim_wrapper.optimizer.type=SGD: fast training steps only AdamW '
+        'and Adam'),
+    'clip_grad': (
+        'optim_wrapper = dict(clip_grad=dict(max_norm=0.1))',
+        "optim_wrapper.clip_grad={'max_norm': 0.1}: fast training does not "
+        'clip gradients'),
+    'accumulation': (
+        'optim_wrapper = dict(accumulative_counts=2)',
+        'optim_wrapper.accumulative_counts=2: fast training steps the '
+        'optimizer every iteration'),
+    'AMP': (
+        "optim_wrapper = dict(type='AmpOptimWrapper')",
+        'optim_wrapper.type=AmpOptimWrapper: fast training steps a plain '
+        'OptimWrapper'),
+    'deterministic': (
+        'randomness = dict(seed=0, deterministic=True)',
+        "randomness.deterministic=True: fast training picks cuDNN's "
+        'fastest kernels'),
+    'no shuffle': (
+        "train_dataloader = dict(sampler=dict(type='DefaultSampler', "
+        'shuffle=False))',
+        'train_dataloader.sampler.shuffle=False: fast training reshuffles'),
+    'sampler seed': (
+        "train_dataloader = dict(sampler=dict(type='DefaultSampler', "
+        'shuffle=True, seed=3))',
+        "train_dataloader.sampler.seed=3: fast training shuffles with each "
+        "run's own seed, so it would be left out; give the seed with --seed"),
+    'batch augments': (
+        "model = dict(data_preprocessor=dict(batch_augments=[dict(type='X')"
+        ']))',
+        'model.data_preprocessor.batch_augments: fast training does not run '
+        'the data preprocessor'),
+    'hook arguments': (
+        "custom_hooks = [dict(type='ReseedPerEpochHook', seed=7)]",
+        'custom_hooks ReseedPerEpochHook(seed=7): fast training does this '
+        "hook's work itself"),
+    'transform argument': (
+        "train_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='Resize', scale=(64, 64), keep_ratio=False), "
+        "dict(type='RandomFlip', prob=0.5, swap_seg_labels=[(0, 1)]), "
+        "dict(type='PackSegInputs')]))",
+        'train_dataloader.dataset.pipeline: RandomFlip swap_seg_labels=['
+        '(0, 1)]: fast training reads only prob, direction of RandomFlip'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(UNFOLLOWED_FILE_SETTINGS))
+def test_fast_train_refuses_a_file_setting_it_would_not_follow(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch, case):
+    """The same settings as refused ``--cfg-options``, written in the
+    config file: each trained without it (a momentum or weight-decay
+    schedule, a plateau schedule, ``maximize``, ``deterministic``, an
+    unshuffled or seeded sampler, batch augments, a hook's or transform's
+    arguments) and was recorded as the config's run, exit 0; clip_grad,
+    accumulation, another optimizer or wrapper were refused only after
+    the images were decoded and the work dir made. Now refused first."""
+    text, message = UNFOLLOWED_FILE_SETTINGS[case]
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\n{text}\n")
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    err = _cli_error(fast_train_tool,
+                     [config, '--work-dir', tmp_path / 'w', '--device',
+                      'cpu'], capsys)
+    assert err.startswith(f'ERROR: {config}: {message}'), err
+    assert err.count('\n') == 1 and 'tools/train.py' in err
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('text', [
+    # A warm-up before the cosine, a poly schedule, parameter-wise rates,
+    # a kernel choice, and defaults written out: all followed.
+    "param_scheduler = [dict(type='LinearLR', start_factor=0.1, "
+    'by_epoch=False, begin=0, end=4), dict(type=\'PolyLR\', eta_min=0, '
+    'power=0.9, by_epoch=True, begin=0, end=2)]',
+    'optim_wrapper = dict(paramwise_cfg=dict(norm_decay_mult=0.0), '
+    'optimizer=dict(foreach=True, amsgrad=True))',
+    "param_scheduler = [dict(type='CosineAnnealingParamScheduler', "
+    "param_name='lr', T_max=2, by_epoch=True)]",
+    "custom_hooks = [dict(type='ReseedPerEpochHook', priority='NORMAL')]",
+    'randomness = dict(seed=0, deterministic=False)',
+])
+def test_fast_train_follows_these_file_settings(tiny_cfg, tmp_path, text):
+    from mmseg_dsnet.engine.fast_training import check_settings_followed
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{tiny_cfg}'\n{text}\n")
+    check_settings_followed(Config.fromfile(str(config)), str(config))
+
+
+#: Shipped configs fast training refused before this check too (a random
+#: transform without a device version, an EMA hook): tools/train.py's.
+TRAIN_PY_ONLY = {
+    'dsnet-design-deeper-eighth-photometric_isic2017.py':
+    'PhotoMetricDistortion has no batched device implementation',
+    'dsnet-design-deeper-eighth-zoom_isic2017.py':
+    'RandomZoom has no batched device implementation',
+}
+
+
+@pytest.mark.parametrize('config', sorted(
+    str(p.relative_to(REPO)) for folder in ('dsnet', 'egeunet', 'malunet')
+    for p in (REPO / 'configs' / folder).rglob('*.py')))
+def test_shipped_configs_pass_the_followed_settings_check(config):
+    """fast_train.py and design_sweep.py --fast train these (the device
+    scripts): the check must let every one through as before."""
+    from mmseg_dsnet.engine.fast_training import (FastTrainingError,
+                                                  check_settings_followed)
+    cfg = Config.fromfile(str(REPO / config))
+    refused = TRAIN_PY_ONLY.get(osp.basename(config))
+    if refused is None:
+        check_settings_followed(cfg, config)
+    else:
+        with pytest.raises(FastTrainingError, match=refused):
+            check_settings_followed(cfg, config)

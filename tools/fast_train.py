@@ -30,6 +30,7 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               RunSpec, check_cfg_options,
                                               check_fast_run_config,
                                               last_checkpoint_of,
+                                              shared_training_setup,
                                               training_device)
 from mmseg_dsnet.engine.preflight import (check_options_take_effect,
                                           validates_on)
@@ -49,8 +50,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save logs and models '
                         '(one sub-folder <config>_seed<k> per run when '
                         'there are several)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of configs given without @SEEDS')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='seed of configs given without @SEEDS '
+                        "(default: the config's randomness.seed, else 0)")
     parser.add_argument('--device', default=None,
                         help='cuda or cpu (default: cuda when available)')
     parser.add_argument('--no-cuda-graph', action='store_true',
@@ -90,7 +92,13 @@ def parse_args(argv=None):
 
 
 def parse_run(text, default_seed):
-    """``path`` or ``path@0,1,2`` -> (path, [seeds])."""
+    """``path`` or ``path@0,1,2`` -> (path, [seeds]).
+
+    A config given without ``@SEEDS`` trains ``default_seed`` (``--seed``);
+    when that is None, the config file's own ``randomness.seed`` (else 0),
+    as ``tools/train.py`` would: a file's seed 42 trained seed 0, recorded
+    and dumped as seed 0, exit 0.
+    """
     path, at, seeds = text.partition('@')
     if not osp.isfile(path):
         raise FastTrainingError(f'config file not found: {path}')
@@ -101,8 +109,15 @@ def parse_run(text, default_seed):
         raise FastTrainingError(
             f'{text}: seeds after @ must be integers, e.g. '
             f'{path}@0,1,2') from None
+    name = f'the seed of {text}' if at else '--seed'
+    if seed_list == [None]:
+        randomness = Config.fromfile(path).get('randomness') or {}
+        seed = randomness.get('seed') if isinstance(randomness, dict) \
+            else None
+        seed_list = [0 if seed is None else seed]
+        name = f'randomness.seed of {path}'
     for seed in seed_list:
-        check_seed(seed, f'the seed of {text}' if at else '--seed')
+        check_seed(seed, name)
     return path, seed_list
 
 
@@ -151,6 +166,10 @@ def build_specs(args):
         else:
             check_no_earlier_run(work_dir)
         specs.append(RunSpec(cfg, path, seed, work_dir))
+    # The loop, data, batch size and epochs the runs share: refused here
+    # (an iteration-based loop, runs that differ), not after the work dirs
+    # are made, which were left empty.
+    shared_training_setup(specs)
     # Once every run has passed its checks, so that a refused second run
     # leaves no work dir of the first.
     for spec in specs:

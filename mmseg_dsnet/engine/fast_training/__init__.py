@@ -5,7 +5,7 @@ from .decoded_cache import (DecodedImageCache, check_plain_dataset,
 from .errors import FastTrainingError
 from .fast_trainer import (FOLLOWED_HOOKS, FastTrainer, RunSpec,
                            check_cfg_options, check_fast_run_config,
-                           last_checkpoint_of, shared_training_setup,
+                           check_settings_followed, last_checkpoint_of, shared_training_setup,
                            training_device)
 from .gpu_augmentation import BatchedSegAugmentation
 from .graph_safe_losses import (graph_safe_losses, masked_accuracy,
@@ -16,6 +16,7 @@ __all__ = [
     'DecodedImageCache', 'check_plain_dataset', 'split_train_pipeline',
     'FastTrainer',
     'FOLLOWED_HOOKS', 'check_cfg_options', 'check_fast_run_config',
+    'check_settings_followed',
     'FastTrainingError', 'RunSpec', 'last_checkpoint_of',
     'shared_training_setup',
     'training_device', 'BatchedSegAugmentation', 'graph_safe_losses',

@@ -103,6 +103,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
 
     Raises:
         FastTrainingError: A custom hook the trainer would not run, a
+            setting it would not follow (:func:`check_settings_followed`), a
             training dataset that wraps others (:func:`check_plain_dataset`),
             a ``load_from`` (the trainer does not load it), or an enabled
             ``auto_scale_lr`` without a positive ``base_batch_size`` (it
@@ -164,6 +165,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'in fast training (it follows only '
             f'{", ".join(FOLLOWED_HOOKS)}); train this config with '
             'tools/train.py')
+    check_settings_followed(cfg, config_path)
     check_config_keys(cfg)
     check_model_builds(cfg)
     check_trainable_model(cfg)
@@ -177,6 +179,156 @@ def check_fast_run_config(cfg: Config, config_path: str,
         # A key the validation does not report stopped the run at its
         # first validation, --val-interval epochs in.
         check_save_best(cfg, validates=True)
+
+
+#: Keys of ``optim_wrapper.optimizer`` the fast step follows: torch's own
+#: Adam(W) is built with the group rates and these (``foreach``, ``fused``
+#: and ``capturable`` choose kernels, not numbers; the tool sets them).
+FOLLOWED_OPTIMIZER_KEYS = ('type', 'lr', 'betas', 'eps', 'weight_decay',
+                           'amsgrad', 'foreach', 'fused', 'capturable')
+
+
+def check_settings_followed(cfg: Config, config_path: str) -> None:
+    """Refuse settings of a config file that change how a model trains
+    and that the fast trainer would leave out without a word: it steps
+    torch's Adam(W) itself, applies only the learning-rate schedule, feeds
+    the cached images through its own device augmentation and
+    normalisation, shuffles every epoch with the run's seed, and runs its
+    followed custom hooks with their defaults. Each of these trained
+    otherwise than ``tools/train.py`` would, exit 0 (those of the
+    optimizer wrapper were refused only after every image was decoded and
+    the work dirs made).
+
+    Args:
+        cfg (Config): The run's config (options merged).
+        config_path (str): Its file, for the messages.
+
+    Raises:
+        FastTrainingError: Naming the setting and what to use instead.
+    """
+    from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    def refuse(setting, why, instead='train this config with tools/train.py'):
+        raise FastTrainingError(f'{config_path}: {setting}: {why}, so it '
+                                f'would be left out; {instead}')
+
+    optim = cfg.get('optim_wrapper') or {}
+    if isinstance(optim, dict):
+        wrapper_type = optim.get('type', 'OptimWrapper')
+        wrapper_type = getattr(wrapper_type, '__name__', wrapper_type)
+        if wrapper_type != 'OptimWrapper':
+            refuse(f'optim_wrapper.type={wrapper_type}',
+                   'fast training steps a plain OptimWrapper (its --amp is '
+                   'bfloat16 autocast without loss scaling)')
+        if optim.get('clip_grad'):
+            refuse(f'optim_wrapper.clip_grad={optim["clip_grad"]}',
+                   'fast training does not clip gradients')
+        if optim.get('accumulative_counts', 1) != 1:
+            refuse('optim_wrapper.accumulative_counts='
+                   f'{optim["accumulative_counts"]}',
+                   'fast training steps the optimizer every iteration')
+        optimizer = optim.get('optimizer') or {}
+        kind = optimizer.get('type')
+        kind = getattr(kind, '__name__', kind)
+        from .training_run import SUPPORTED_OPTIMIZERS
+        if kind not in SUPPORTED_OPTIMIZERS:
+            refuse(f'optim_wrapper.optimizer.type={kind}',
+                   'fast training steps only '
+                   f'{" and ".join(SUPPORTED_OPTIMIZERS)}')
+        other = [k for k in optimizer if k not in FOLLOWED_OPTIMIZER_KEYS]
+        if other:
+            refuse(', '.join(f'optim_wrapper.optimizer.{k}={optimizer[k]}'
+                             for k in other),
+                   f'fast training builds torch\'s {kind} with only '
+                   f'{", ".join(FOLLOWED_OPTIMIZER_KEYS[1:6])}')
+
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    for index, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, dict):
+            continue
+        kind = scheduler.get('type')
+        cls = kind if isinstance(kind, type) else PARAM_SCHEDULERS.get(kind)
+        name = getattr(cls, '__name__', kind)
+        setting = f'param_scheduler[{index}] {name}'
+        if cls is None:
+            refuse(setting, 'no such scheduler is registered',
+                   'give a registered mmengine scheduler')
+        if 'Plateau' in name:
+            # Stepped without metrics it counts steps and changes nothing.
+            refuse(setting, 'it follows validation metrics, which the fast '
+                   'training schedule (computed before training) has none of')
+        if not issubclass(cls, LRSchedulerMixin) and \
+                scheduler.get('param_name') != 'lr':
+            refuse(setting + (f' (param_name={scheduler.get("param_name")})'
+                              if 'param_name' in scheduler else ''),
+                   'fast training applies only the learning-rate schedule')
+
+    randomness = cfg.get('randomness') or {}
+    if isinstance(randomness, dict) and randomness.get('deterministic'):
+        refuse('randomness.deterministic=True', 'fast training picks '
+               "cuDNN's fastest kernels (cudnn.benchmark) and sets each "
+               "run's randomness to its seed alone")
+
+    preprocessor = (cfg.get('model') or {}).get('data_preprocessor') or {}
+    if isinstance(preprocessor, dict):
+        kind = preprocessor.get('type', 'SegDataPreProcessor')
+        kind = getattr(kind, '__name__', kind)
+        if kind != 'SegDataPreProcessor':
+            refuse(f'model.data_preprocessor.type={kind}',
+                   'fast training normalises the batch itself as mmseg\'s '
+                   'SegDataPreProcessor does')
+        if preprocessor.get('batch_augments'):
+            refuse('model.data_preprocessor.batch_augments',
+                   'fast training does not run the data preprocessor')
+
+    loader = cfg.get('train_dataloader') or {}
+    sampler = loader.get('sampler') or {}
+    if isinstance(sampler, dict) and sampler:
+        kind = sampler.get('type', 'DefaultSampler')
+        kind = getattr(kind, '__name__', kind)
+        if kind != 'DefaultSampler':
+            refuse(f'train_dataloader.sampler.type={kind}',
+                   'fast training reshuffles the whole training split every '
+                   "epoch, as DefaultSampler(shuffle=True) does")
+        if not sampler.get('shuffle', True):
+            refuse('train_dataloader.sampler.shuffle=False', 'fast training '
+                   'reshuffles the training split every epoch')
+        if sampler.get('seed') is not None:
+            refuse(f'train_dataloader.sampler.seed={sampler["seed"]}',
+                   "fast training shuffles with each run's own seed",
+                   'give the seed with --seed or CONFIG@SEEDS, or train '
+                   'with tools/train.py')
+    if loader.get('batch_sampler'):
+        refuse(f'train_dataloader.batch_sampler={loader["batch_sampler"]}',
+               'fast training draws its batches from one shuffled order')
+
+    for hook in cfg.get('custom_hooks') or []:
+        if not isinstance(hook, dict):
+            continue
+        kind = hook.get('type')
+        kind = getattr(kind, '__name__', kind)
+        options = {k: v for k, v in hook.items()
+                   if k not in ('type', 'priority')}
+        if kind in FOLLOWED_HOOKS and options:
+            refuse(f'custom_hooks {kind}(' + ', '.join(
+                f'{k}={v!r}' for k, v in options.items()) + ')',
+                   'fast training does this hook\'s work itself, with its '
+                   'defaults (ReseedPerEpochHook: the run\'s seed)')
+
+    # The random transforms: those the device augmentation does not run,
+    # or an argument of one it does not read.
+    pipeline = (loader.get('dataset') or {}).get('pipeline')
+    if isinstance(pipeline, (list, tuple)):
+        try:
+            _, rest = split_train_pipeline(pipeline)
+            BatchedSegAugmentation(rest)
+        except FastTrainingError as err:
+            raise FastTrainingError(
+                f'{config_path}: train_dataloader.dataset.pipeline: {err}'
+            ) from None
 
 
 def check_cfg_options(options) -> None:

@@ -9,6 +9,13 @@ from torch import Tensor
 from .errors import FastTrainingError
 
 SUPPORTED = ('RandomFlip', 'RandomRotate', 'PackSegInputs')
+#: The arguments of each that the device augmentation follows (those that
+#: change nothing it would do, like PackSegInputs' meta_keys, included).
+ARGUMENTS = dict(
+    RandomFlip=('prob', 'direction'),
+    RandomRotate=('prob', 'degree', 'pad_val', 'seg_pad_val', 'center',
+                  'auto_bound', 'scale'),
+    PackSegInputs=('meta_keys', ))
 
 
 class BatchedSegAugmentation:
@@ -45,6 +52,17 @@ class BatchedSegAugmentation:
                     f'{kind} has no batched device implementation (fast '
                     f'training supports {", ".join(SUPPORTED)} after the '
                     'loading transforms); train with tools/train.py')
+            # An argument the device version does not read (a flip's
+            # swap_seg_labels, a misspelt key) trained without it, exit 0.
+            unread = sorted(k for k, v in transform.items() if v is not None
+                            and k != 'type' and k not in ARGUMENTS[kind])
+            if unread:
+                raise FastTrainingError(
+                    f'{kind} ' + ', '.join(
+                        f'{k}={transform[k]!r}' for k in unread) +
+                    ': fast training reads only ' +
+                    (', '.join(ARGUMENTS[kind]) or 'no argument') +
+                    f' of {kind}; train with tools/train.py')
             if kind == 'RandomFlip':
                 self._add_flip(transform)
             elif kind == 'RandomRotate':

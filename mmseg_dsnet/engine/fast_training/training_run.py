@@ -56,6 +56,10 @@ def learning_rate_table(optim_wrapper, scheduler_cfgs: List[dict],
     optimizer = optim_wrapper.optimizer
     saved = [copy.copy(group) for group in optimizer.param_groups]
     schedulers = []
+    if isinstance(scheduler_cfgs, dict):
+        # mmengine's runner takes one scheduler as a dict (iterating it
+        # gave its keys: an AttributeError once the images were decoded).
+        scheduler_cfgs = [scheduler_cfgs]
     for cfg in copy.deepcopy(scheduler_cfgs or []):
         if cfg.pop('convert_to_iter_based', False):
             cls = PARAM_SCHEDULERS.get(cfg.pop('type'))
