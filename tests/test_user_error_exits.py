@@ -141,13 +141,15 @@ def test_a_transform_that_refuses_its_arguments_leaves_no_run_folder(
         assert (code, err) == (2, (
             f'ERROR: train_dataloader.dataset.pipeline[{index}] of {zoom}: '
             f'{message}; nothing was started\n'))
-    # The same check in fast_train.py, before its work dir.
+    # The same check in fast_train.py, before its work dir (on a config
+    # whose transforms it runs: it refuses RandomZoom as a whole).
     code, err = run_cli(load_tool('fast_train.py').main, [
-        zoom, '--work-dir', work, '--device', 'cpu', '--cfg-options',
-        'train_dataloader.dataset.pipeline.3.max_zoom=0.5', *data], capsys)
+        DSNET, '--work-dir', work, '--device', 'cpu', '--cfg-options',
+        'train_dataloader.dataset.pipeline.3.prob=1.5', *data], capsys)
     assert not work.exists()
     assert code == 2 and err.startswith(
-        'ERROR: train_dataloader.dataset.pipeline[3] of ')
+        f'ERROR: train_dataloader.dataset.pipeline[3] of {DSNET}: '
+        "RandomFlip refused the arguments"), err
     # And in test.py, for the test pipeline.
     weights = tmp_path / 'weights.pth'
     weights.write_bytes(b'not read')
