@@ -188,6 +188,13 @@ FOLLOWED_OPTIMIZER_KEYS = ('type', 'lr', 'betas', 'eps', 'weight_decay',
                            'amsgrad', 'foreach', 'fused', 'capturable')
 
 
+def _type_name(part, default=None):
+    """The ``type`` of a config part as a name (a config may give the
+    class itself), ``default`` when it sets none."""
+    kind = part.get('type', default)
+    return getattr(kind, '__name__', kind)
+
+
 def check_settings_followed(cfg: Config, config_path: str) -> None:
     """Refuse settings of a config file that change how a model trains
     and that the fast trainer would leave out without a word: it steps
@@ -215,8 +222,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
 
     optim = cfg.get('optim_wrapper') or {}
     if isinstance(optim, dict):
-        wrapper_type = optim.get('type', 'OptimWrapper')
-        wrapper_type = getattr(wrapper_type, '__name__', wrapper_type)
+        wrapper_type = _type_name(optim, 'OptimWrapper')
         if wrapper_type != 'OptimWrapper':
             refuse(f'optim_wrapper.type={wrapper_type}',
                    'fast training steps a plain OptimWrapper (its --amp is '
@@ -229,8 +235,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
                    f'{optim["accumulative_counts"]}',
                    'fast training steps the optimizer every iteration')
         optimizer = optim.get('optimizer') or {}
-        kind = optimizer.get('type')
-        kind = getattr(kind, '__name__', kind)
+        kind = _type_name(optimizer)
         from .training_run import SUPPORTED_OPTIMIZERS
         if kind not in SUPPORTED_OPTIMIZERS:
             refuse(f'optim_wrapper.optimizer.type={kind}',
@@ -274,8 +279,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
 
     preprocessor = (cfg.get('model') or {}).get('data_preprocessor') or {}
     if isinstance(preprocessor, dict):
-        kind = preprocessor.get('type', 'SegDataPreProcessor')
-        kind = getattr(kind, '__name__', kind)
+        kind = _type_name(preprocessor, 'SegDataPreProcessor')
         if kind != 'SegDataPreProcessor':
             refuse(f'model.data_preprocessor.type={kind}',
                    'fast training normalises the batch itself as mmseg\'s '
@@ -287,8 +291,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
     loader = cfg.get('train_dataloader') or {}
     sampler = loader.get('sampler') or {}
     if isinstance(sampler, dict) and sampler:
-        kind = sampler.get('type', 'DefaultSampler')
-        kind = getattr(kind, '__name__', kind)
+        kind = _type_name(sampler, 'DefaultSampler')
         if kind != 'DefaultSampler':
             refuse(f'train_dataloader.sampler.type={kind}',
                    'fast training reshuffles the whole training split every '
@@ -308,8 +311,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
     for hook in cfg.get('custom_hooks') or []:
         if not isinstance(hook, dict):
             continue
-        kind = hook.get('type')
-        kind = getattr(kind, '__name__', kind)
+        kind = _type_name(hook)
         options = {k: v for k, v in hook.items()
                    if k not in ('type', 'priority')}
         if kind in FOLLOWED_HOOKS and options:
