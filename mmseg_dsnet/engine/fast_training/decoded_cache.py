@@ -15,6 +15,13 @@ from .errors import FastTrainingError
 DETERMINISTIC_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'Resize')
 
 
+def config_type_name(part: dict, default=None):
+    """The ``type`` of a config part as a name (a config may give the
+    class itself), ``default`` when it sets none."""
+    kind = part.get('type', default)
+    return getattr(kind, '__name__', kind)
+
+
 def check_plain_dataset(dataset_cfg, config_path: str,
                         tool: str = 'fast training') -> None:
     """Refuse a training dataset that wraps other datasets (mmengine's
@@ -41,8 +48,7 @@ def check_plain_dataset(dataset_cfg, config_path: str,
     inner = [key for key in ('dataset', 'datasets') if key in dataset_cfg]
     if not inner:
         return
-    kind = dataset_cfg.get('type')
-    kind = getattr(kind, '__name__', kind)
+    kind = config_type_name(dataset_cfg)
     times = dataset_cfg.get('times')
     wraps = f'{inner[0]}' + (f', times={times}' if times is not None else '')
     raise FastTrainingError(

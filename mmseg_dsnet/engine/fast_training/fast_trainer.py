@@ -17,7 +17,7 @@ from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
 from ...utils.fileio import atomic_write, json_text
 from .decoded_cache import (DecodedImageCache, check_plain_dataset,
-                            split_train_pipeline)
+                            config_type_name, split_train_pipeline)
 from .errors import FastTrainingError
 from .gpu_augmentation import BatchedSegAugmentation
 from .training_run import TrainingRun
@@ -188,13 +188,6 @@ FOLLOWED_OPTIMIZER_KEYS = ('type', 'lr', 'betas', 'eps', 'weight_decay',
                            'amsgrad', 'foreach', 'fused', 'capturable')
 
 
-def _type_name(part, default=None):
-    """The ``type`` of a config part as a name (a config may give the
-    class itself), ``default`` when it sets none."""
-    kind = part.get('type', default)
-    return getattr(kind, '__name__', kind)
-
-
 def check_settings_followed(cfg: Config, config_path: str) -> None:
     """Refuse settings of a config file that change how a model trains
     and that the fast trainer would leave out without a word: it steps
@@ -220,13 +213,17 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
         raise FastTrainingError(f'{config_path}: {setting}: {why}, so it '
                                 f'would be left out; {instead}')
 
+    def refuse_other_type(part, default, key, why):
+        # The fast trainer does the work of ``default`` itself.
+        kind = config_type_name(part, default)
+        if kind != default:
+            refuse(f'{key}.type={kind}', why)
+
     optim = cfg.get('optim_wrapper') or {}
     if isinstance(optim, dict):
-        wrapper_type = _type_name(optim, 'OptimWrapper')
-        if wrapper_type != 'OptimWrapper':
-            refuse(f'optim_wrapper.type={wrapper_type}',
-                   'fast training steps a plain OptimWrapper (its --amp is '
-                   'bfloat16 autocast without loss scaling)')
+        refuse_other_type(optim, 'OptimWrapper', 'optim_wrapper',
+                          'fast training steps a plain OptimWrapper (its '
+                          '--amp is bfloat16 autocast without loss scaling)')
         if optim.get('clip_grad'):
             refuse(f'optim_wrapper.clip_grad={optim["clip_grad"]}',
                    'fast training does not clip gradients')
@@ -235,7 +232,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
                    f'{optim["accumulative_counts"]}',
                    'fast training steps the optimizer every iteration')
         optimizer = optim.get('optimizer') or {}
-        kind = _type_name(optimizer)
+        kind = config_type_name(optimizer)
         from .training_run import SUPPORTED_OPTIMIZERS
         if kind not in SUPPORTED_OPTIMIZERS:
             refuse(f'optim_wrapper.optimizer.type={kind}',
@@ -279,11 +276,10 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
 
     preprocessor = (cfg.get('model') or {}).get('data_preprocessor') or {}
     if isinstance(preprocessor, dict):
-        kind = _type_name(preprocessor, 'SegDataPreProcessor')
-        if kind != 'SegDataPreProcessor':
-            refuse(f'model.data_preprocessor.type={kind}',
-                   'fast training normalises the batch itself as mmseg\'s '
-                   'SegDataPreProcessor does')
+        refuse_other_type(preprocessor, 'SegDataPreProcessor',
+                          'model.data_preprocessor',
+                          'fast training normalises the batch itself as '
+                          "mmseg's SegDataPreProcessor does")
         if preprocessor.get('batch_augments'):
             refuse('model.data_preprocessor.batch_augments',
                    'fast training does not run the data preprocessor')
@@ -291,11 +287,10 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
     loader = cfg.get('train_dataloader') or {}
     sampler = loader.get('sampler') or {}
     if isinstance(sampler, dict) and sampler:
-        kind = _type_name(sampler, 'DefaultSampler')
-        if kind != 'DefaultSampler':
-            refuse(f'train_dataloader.sampler.type={kind}',
-                   'fast training reshuffles the whole training split every '
-                   "epoch, as DefaultSampler(shuffle=True) does")
+        refuse_other_type(sampler, 'DefaultSampler',
+                          'train_dataloader.sampler',
+                          'fast training reshuffles the whole training split '
+                          'every epoch, as DefaultSampler(shuffle=True) does')
         if not sampler.get('shuffle', True):
             refuse('train_dataloader.sampler.shuffle=False', 'fast training '
                    'reshuffles the training split every epoch')
@@ -311,7 +306,7 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
     for hook in cfg.get('custom_hooks') or []:
         if not isinstance(hook, dict):
             continue
-        kind = _type_name(hook)
+        kind = config_type_name(hook)
         options = {k: v for k, v in hook.items()
                    if k not in ('type', 'priority')}
         if kind in FOLLOWED_HOOKS and options:
