@@ -30,8 +30,9 @@ def skipped_paths(data_batch):
 @HOOKS.register_module()
 class BadSampleSummaryHook(Hook):
     """Log how many bad samples (unreadable, missing or truncated images and
-    masks) were skipped in each training epoch, warn when a validation used
-    replacements, and stop a test at the first one
+    masks) were skipped in each training epoch, stop a validation that used
+    replacements before its figures are logged or pick the best checkpoint,
+    and stop a test at the first one
     (:class:`~mmseg_dsnet.utils.errors.UserError`). Counts are pooled over
     all ranks and workers.
 
@@ -40,7 +41,10 @@ class BadSampleSummaryHook(Hook):
             Defaults to 10.
     """
 
-    priority = 'BELOW_NORMAL'
+    # Before LoggerHook (BELOW_NORMAL) and CheckpointHook (VERY_LOW): a
+    # validation over replaced samples is refused before its figures are
+    # logged or choose the best checkpoint.
+    priority = 'NORMAL'
 
     def __init__(self, max_listed=10):
         self.max_listed = max_listed
@@ -89,7 +93,23 @@ class BadSampleSummaryHook(Hook):
         self._paths['val'] += skipped_paths(data_batch)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._warn_eval('val', 'Validation')
+        # Validation figures choose the best checkpoint (save_best), the
+        # model a user keeps: over a set with a sample scored twice and a
+        # bad one not at all they are not the split's, and a warning beside
+        # them did not stop them being logged and picking best_*.pth. The
+        # paths are pooled over the ranks first, so every rank stops.
+        paths = self._gather('val')
+        if paths:
+            when = (f'after epoch {runner.epoch}' if runner.epoch
+                    else f'at iteration {runner.iter}')
+            raise UserError(
+                f'Validation {when}: {len(set(paths))} bad samples were '
+                "replaced by other samples (on_bad_sample='skip'): "
+                f'{self._describe(paths)}. The figures printed above are '
+                'therefore not over the whole validation split; they were '
+                'not recorded and chose no best checkpoint. Fix or remove the '
+                'files (and their lines in the split file), then train again '
+                'or --resume (the checkpoints saved so far are kept)')
 
     def before_test_epoch(self, runner) -> None:
         self._paths['test'] = []
