@@ -966,6 +966,37 @@ def test_fast_train_refuses_a_validation_split_before_decoding(
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_a_validation_over_a_replaced_sample_stops_a_fast_run(
+        fast_train_tool, tiny_isic, tmp_path, capsys):
+    """``--val-interval 1`` with ``on_bad_sample='skip'`` on a validation
+    split holding a truncated image: the image was replaced by the next
+    one, the figures logged as the epoch's and ``best_IoU_epoch_2.pth``
+    chosen from them, exit 0 (as in ``tools/train.py``). Now the run stops
+    at that validation, before any figure is recorded or best kept."""
+    data = shutil.copytree(tiny_isic, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    work = tmp_path / 'w'
+    text = _cli_error(fast_train_tool,
+                      [cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '1', '--cfg-options',
+                       'val_dataloader.dataset.on_bad_sample=skip'], capsys)
+    assert text.splitlines()[-1] == (
+        'ERROR: Validation after epoch 1: 1 bad samples were replaced by '
+        f"other samples (on_bad_sample='skip'): {image}. Its figures are "
+        'therefore not over the whole validation split; they were not '
+        'recorded and chose no best checkpoint. Fix or remove the files '
+        '(and their lines in the split file), then train again or --resume '
+        '(the checkpoints saved so far are kept)'), text
+    assert not list(work.rglob('*.pth'))
+    assert not (work / 'fast_train.json').exists()
+    assert all('IoU' not in path.read_text()
+               for path in work.rglob('scalars.json'))
+
+
 def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,
                                           tmp_path, capsys):
     first = write_tiny_config(tmp_path / 'first.py', tiny_isic)

@@ -27,6 +27,32 @@ def skipped_paths(data_batch):
     return found
 
 
+def replaced_validation_error(when, paths, max_listed=10):
+    """The error that stops a training run whose validation used bad
+    samples replaced by others (``on_bad_sample='skip'``): its figures would
+    choose the best checkpoint, yet are not over the whole split.
+
+    Args:
+        when (str): When the validation ran (``'after epoch 3'``).
+        paths (list[str]): The replaced samples' files, one per
+            replacement.
+        max_listed (int): How many distinct paths to name. Defaults to 10.
+
+    Returns:
+        UserError: Naming the files and what to do.
+    """
+    counts = Counter(paths)
+    named = first_few([f'{path} (x{n})' if n > 1 else path
+                       for path, n in counts.most_common()], max_listed)
+    return UserError(
+        f'Validation {when}: {len(counts)} bad samples were replaced by '
+        f"other samples (on_bad_sample='skip'): {named}. Its figures are "
+        'therefore not over the whole validation split; they were not '
+        'recorded and chose no best checkpoint. Fix or remove '
+        'the files (and their lines in the split file), then train again or '
+        '--resume (the checkpoints saved so far are kept)')
+
+
 @HOOKS.register_module()
 class BadSampleSummaryHook(Hook):
     """Log how many bad samples (unreadable, missing or truncated images and
@@ -102,14 +128,7 @@ class BadSampleSummaryHook(Hook):
         if paths:
             when = (f'after epoch {runner.epoch}' if runner.epoch
                     else f'at iteration {runner.iter}')
-            raise UserError(
-                f'Validation {when}: {len(set(paths))} bad samples were '
-                "replaced by other samples (on_bad_sample='skip'): "
-                f'{self._describe(paths)}. The figures printed above are '
-                'therefore not over the whole validation split; they were '
-                'not recorded and chose no best checkpoint. Fix or remove the '
-                'files (and their lines in the split file), then train again '
-                'or --resume (the checkpoints saved so far are kept)')
+            raise replaced_validation_error(when, paths, self.max_listed)
 
     def before_test_epoch(self, runner) -> None:
         self._paths['test'] = []
