@@ -26,7 +26,8 @@ from mmengine.registry import init_default_scope
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.sample_checks import BadSampleError
 from mmseg_dsnet.engine.fast_training import (BatchedSegAugmentation,
-                                              DecodedImageCache, TrainingRun,
+                                              DecodedImageCache,
+                                              FastTrainingError, TrainingRun,
                                               graph_safe_losses,
                                               learning_rate_table,
                                               masked_accuracy,
@@ -392,6 +393,31 @@ def test_cache_names_a_broken_image(tiny_isic, tiny_cfg, tmp_path, damage):
                        'truncated or corrupt'):
         DecodedImageCache.from_dataset_cfg(dataset_cfg, prefix, workers=2,
                                            progress=False)
+
+
+def test_cache_does_not_advise_the_skip_it_ignores(tiny_isic, tiny_cfg,
+                                                  tmp_path):
+    """``on_bad_sample='skip'`` on the training set: the cache stopped at a
+    truncated image with the dataset's advice to "set on_bad_sample='skip'",
+    the setting given. Now it says fast training does not follow it."""
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_isic, root)
+    name = (root / 'splits' / 'lightweight_train.txt').read_text().split()[5]
+    bad = root / 'images' / f'{name}.jpg'
+    bad.write_bytes(bad.read_bytes()[:300])
+    cfg = Config.fromfile(str(tiny_cfg))
+    dataset_cfg = dict(cfg.train_dataloader.dataset, data_root=str(root),
+                       on_bad_sample='skip')
+    prefix, _ = split_train_pipeline(dataset_cfg['pipeline'])
+    with pytest.raises(FastTrainingError) as info:
+        DecodedImageCache.from_dataset_cfg(dataset_cfg, prefix, workers=2,
+                                           progress=False)
+    assert str(info.value) == (
+        f'Bad image file {bad}: truncated or corrupt. '
+        "train_dataloader.dataset.on_bad_sample='skip' is not followed by "
+        'fast training, which decodes every training image once; fix or '
+        'remove the file (and its line in the split file), or train with '
+        'tools/train.py, which skips it')
 
 
 # ---------------------------------------------------------- 5. lr schedule
