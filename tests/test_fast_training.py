@@ -26,7 +26,8 @@ from mmengine.registry import init_default_scope
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.sample_checks import BadSampleError
 from mmseg_dsnet.engine.fast_training import (BatchedSegAugmentation,
-                                              DecodedImageCache, TrainingRun,
+                                              DecodedImageCache,
+                                              FastTrainingError, TrainingRun,
                                               graph_safe_losses,
                                               learning_rate_table,
                                               masked_accuracy,
@@ -392,6 +393,31 @@ def test_cache_names_a_broken_image(tiny_isic, tiny_cfg, tmp_path, damage):
                        'truncated or corrupt'):
         DecodedImageCache.from_dataset_cfg(dataset_cfg, prefix, workers=2,
                                            progress=False)
+
+
+def test_cache_does_not_advise_the_skip_it_ignores(tiny_isic, tiny_cfg,
+                                                  tmp_path):
+    """``on_bad_sample='skip'`` on the training set: the cache stopped at a
+    truncated image with the dataset's advice to "set on_bad_sample='skip'",
+    the setting given. Now it says fast training does not follow it."""
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_isic, root)
+    name = (root / 'splits' / 'lightweight_train.txt').read_text().split()[5]
+    bad = root / 'images' / f'{name}.jpg'
+    bad.write_bytes(bad.read_bytes()[:300])
+    cfg = Config.fromfile(str(tiny_cfg))
+    dataset_cfg = dict(cfg.train_dataloader.dataset, data_root=str(root),
+                       on_bad_sample='skip')
+    prefix, _ = split_train_pipeline(dataset_cfg['pipeline'])
+    with pytest.raises(FastTrainingError) as info:
+        DecodedImageCache.from_dataset_cfg(dataset_cfg, prefix, workers=2,
+                                           progress=False)
+    assert str(info.value) == (
+        f'Bad image file {bad}: truncated or corrupt. '
+        "train_dataloader.dataset.on_bad_sample='skip' is not followed by "
+        'fast training, which decodes every training image once; fix or '
+        'remove the file (and its line in the split file), or train with '
+        'tools/train.py, which skips it')
 
 
 # ---------------------------------------------------------- 5. lr schedule
@@ -964,6 +990,37 @@ def test_fast_train_refuses_a_validation_split_before_decoding(
     assert text.startswith(f'ERROR: ISIC2018Dataset: split file {missing}/'
                            'splits/lightweight_test.txt does not exist'), text
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_validation_over_a_replaced_sample_stops_a_fast_run(
+        fast_train_tool, tiny_isic, tmp_path, capsys):
+    """``--val-interval 1`` with ``on_bad_sample='skip'`` on a validation
+    split holding a truncated image: the image was replaced by the next
+    one, the figures logged as the epoch's and ``best_IoU_epoch_2.pth``
+    chosen from them, exit 0 (as in ``tools/train.py``). Now the run stops
+    at that validation, before any figure is recorded or best kept."""
+    data = shutil.copytree(tiny_isic, tmp_path / 'data')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    work = tmp_path / 'w'
+    text = _cli_error(fast_train_tool,
+                      [cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '1', '--cfg-options',
+                       'val_dataloader.dataset.on_bad_sample=skip'], capsys)
+    assert text.splitlines()[-1] == (
+        'ERROR: Validation after epoch 1: 1 bad samples were replaced by '
+        f"other samples (on_bad_sample='skip'): {image}. Its figures are "
+        'therefore not over the whole validation split; they were not '
+        'recorded and chose no best checkpoint. Fix or remove the files '
+        '(and their lines in the split file), then train again or --resume '
+        '(the checkpoints saved so far are kept)'), text
+    assert not list(work.rglob('*.pth'))
+    assert not (work / 'fast_train.json').exists()
+    assert all('IoU' not in path.read_text()
+               for path in work.rglob('scalars.json'))
 
 
 def test_fast_train_different_batch_sizes(fast_train_tool, tiny_isic,

@@ -525,6 +525,34 @@ def test_a_test_that_would_score_a_replaced_sample_stops(
 
 
 @pytest.mark.slow
+def test_a_validation_over_a_replaced_sample_stops_the_run(
+        base, tools, tmp_path, capsys):
+    """``on_bad_sample='skip'`` on the validation split: the corrupt image
+    was replaced by the next one, a warning was logged, and the figures were
+    logged as the epoch's and chose ``best_IoU_epoch_1.pth``, exit 0. Now
+    the run stops before they are recorded or pick a best checkpoint; the
+    epoch's checkpoint stays for a resume."""
+    cfg, image = corrupt_third_test_image(base, tmp_path)  # val = test split
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'].main, train_argv(
+        cfg, work_dir, 'val_dataloader.dataset.on_bad_sample=skip'), capsys)
+    assert (code, err.splitlines()[-1]) == (2, (
+        'ERROR: Validation after epoch 1: 1 bad samples were replaced by '
+        f"other samples (on_bad_sample='skip'): {image}. Its figures are "
+        'therefore not over the whole validation split; they were not '
+        'recorded and chose no best checkpoint. Fix or remove the files '
+        '(and their lines in the split file), then train again or --resume '
+        '(the checkpoints saved so far are kept)'))
+    assert not list(work_dir.glob('best_*.pth'))
+    assert (work_dir / 'epoch_1.pth').is_file()
+    assert not (work_dir / 'epoch_2.pth').exists()
+    assert not re.search(r'Epoch\(val\) \[1\]\[\d+/\d+\]\s+IoU',
+                         run_log(work_dir))
+    scalars = list(work_dir.glob('*/vis_data/scalars.json'))
+    assert all('"IoU"' not in path.read_text() for path in scalars)
+
+
+@pytest.mark.slow
 def test_a_test_that_fails_leaves_no_masks_of_part_of_the_split(
         base, tools, trained_checkpoint, tmp_path, capsys):
     """``test.py --out MASKS`` stopped at a corrupt third image after the

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from mmseg.registry import DATASETS
 
+from ...datasets.sample_checks import BadSampleError
 from ...progress import progress_bar
 from .errors import FastTrainingError
 
@@ -144,6 +145,8 @@ class DecodedImageCache:
         Raises:
             BadSampleError: A missing, truncated or undecodable image or
                 mask (the dataset's own check, naming the file).
+            FastTrainingError: Such a file in a dataset set to skip them
+                (``on_bad_sample='skip'``), which the cache cannot follow.
             FastTrainingError: A sample without a label map after loading,
                 or whose image or label has a different size or channel
                 count from the first one; the message names the file.
@@ -156,8 +159,24 @@ class DecodedImageCache:
         if count == 0:
             raise FastTrainingError('the training split is empty')
 
+        skip = cfg.get('on_bad_sample') == 'skip'
+
         def load(index):
-            results = dataset.prepare_data(index)
+            try:
+                results = dataset.prepare_data(index)
+            except BadSampleError as exc:
+                if not skip:
+                    raise
+                # The dataset's advice (set on_bad_sample='skip') is what
+                # the user did: the cache decodes each image once and has
+                # no next sample to put in a bad one's place.
+                what = str(exc).split('. Fix or remove', 1)[0]
+                raise FastTrainingError(
+                    f"{what}. train_dataloader.dataset.on_bad_sample='skip' "
+                    'is not followed by fast training, which decodes every '
+                    'training image once; fix or remove the file (and its '
+                    'line in the split file), or train with tools/train.py, '
+                    'which skips it') from None
             path = dataset.get_data_info(index).get('img_path')
             if results is None or 'gt_seg_map' not in results:
                 raise FastTrainingError(

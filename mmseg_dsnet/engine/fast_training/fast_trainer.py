@@ -757,7 +757,7 @@ class FastTrainer:
         with self._stream(state):
             if run.stream is not None:
                 run.stream.synchronize()
-            metrics = state['validator'](run.model)
+            metrics = state['validator'](run.model, epoch)
         count = len(state['validator'])
         state['validation'] = dict(epoch=epoch, metrics=metrics,
                                    images=count)

@@ -5,6 +5,9 @@ import torch
 from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
 
+from mmseg_dsnet.engine.hooks.bad_sample_summary_hook import (
+    replaced_validation_error, skipped_paths)
+
 
 class Validator:
     """Run a config's ``val_dataloader`` / ``val_evaluator`` on a model.
@@ -27,14 +30,31 @@ class Validator:
         return len(self.dataloader.dataset)
 
     @torch.no_grad()
-    def __call__(self, model: torch.nn.Module) -> Dict[str, float]:
-        """Evaluate ``model`` (left in training mode afterwards)."""
+    def __call__(self, model: torch.nn.Module,
+                 epoch: int = 0) -> Dict[str, float]:
+        """Evaluate ``model`` (left in training mode afterwards).
+
+        Args:
+            model (torch.nn.Module): The network to evaluate.
+            epoch (int): The epoch just trained, for the messages.
+
+        Raises:
+            UserError: A bad sample was replaced by another
+                (``on_bad_sample='skip'``): the figures, not over the whole
+                split, would choose the best checkpoint (as
+                ``BadSampleSummaryHook`` refuses in ``tools/train.py``).
+        """
         model.eval()
+        replaced = []
         try:
             for data_batch in self.dataloader:
+                replaced += skipped_paths(data_batch)
                 outputs = model.val_step(data_batch)
                 self.evaluator.process(data_samples=outputs,
                                        data_batch=data_batch)
+            if replaced:
+                raise replaced_validation_error(f'after epoch {epoch}',
+                                                replaced)
             return self.evaluator.evaluate(len(self.dataloader.dataset))
         finally:
             model.train()

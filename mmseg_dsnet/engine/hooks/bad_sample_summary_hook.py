@@ -27,11 +27,38 @@ def skipped_paths(data_batch):
     return found
 
 
+def replaced_validation_error(when, paths, max_listed=10):
+    """The error that stops a training run whose validation used bad
+    samples replaced by others (``on_bad_sample='skip'``): its figures would
+    choose the best checkpoint, yet are not over the whole split.
+
+    Args:
+        when (str): When the validation ran (``'after epoch 3'``).
+        paths (list[str]): The replaced samples' files, one per
+            replacement.
+        max_listed (int): How many distinct paths to name. Defaults to 10.
+
+    Returns:
+        UserError: Naming the files and what to do.
+    """
+    counts = Counter(paths)
+    named = first_few([f'{path} (x{n})' if n > 1 else path
+                       for path, n in counts.most_common()], max_listed)
+    return UserError(
+        f'Validation {when}: {len(counts)} bad samples were replaced by '
+        f"other samples (on_bad_sample='skip'): {named}. Its figures are "
+        'therefore not over the whole validation split; they were not '
+        'recorded and chose no best checkpoint. Fix or remove '
+        'the files (and their lines in the split file), then train again or '
+        '--resume (the checkpoints saved so far are kept)')
+
+
 @HOOKS.register_module()
 class BadSampleSummaryHook(Hook):
     """Log how many bad samples (unreadable, missing or truncated images and
-    masks) were skipped in each training epoch, warn when a validation used
-    replacements, and stop a test at the first one
+    masks) were skipped in each training epoch, stop a validation that used
+    replacements before its figures are logged or pick the best checkpoint,
+    and stop a test at the first one
     (:class:`~mmseg_dsnet.utils.errors.UserError`). Counts are pooled over
     all ranks and workers.
 
@@ -40,7 +67,10 @@ class BadSampleSummaryHook(Hook):
             Defaults to 10.
     """
 
-    priority = 'BELOW_NORMAL'
+    # Before LoggerHook (BELOW_NORMAL) and CheckpointHook (VERY_LOW): a
+    # validation over replaced samples is refused before its figures are
+    # logged or choose the best checkpoint.
+    priority = 'NORMAL'
 
     def __init__(self, max_listed=10):
         self.max_listed = max_listed
@@ -89,7 +119,16 @@ class BadSampleSummaryHook(Hook):
         self._paths['val'] += skipped_paths(data_batch)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._warn_eval('val', 'Validation')
+        # Validation figures choose the best checkpoint (save_best), the
+        # model a user keeps: over a set with a sample scored twice and a
+        # bad one not at all they are not the split's, and a warning beside
+        # them did not stop them being logged and picking best_*.pth. The
+        # paths are pooled over the ranks first, so every rank stops.
+        paths = self._gather('val')
+        if paths:
+            when = (f'after epoch {runner.epoch}' if runner.epoch
+                    else f'at iteration {runner.iter}')
+            raise replaced_validation_error(when, paths, self.max_listed)
 
     def before_test_epoch(self, runner) -> None:
         self._paths['test'] = []
