@@ -304,12 +304,16 @@ class ISICDataset(BaseSegDataset):
     def _loader_applies_exif(self):
         """Whether this dataset's pipeline turns images by their EXIF
         orientation, as mmcv's ``LoadImageFromFile`` does unless told
-        otherwise (masks are never turned)."""
+        otherwise (masks are never turned): ``'pillow'`` for its Pillow
+        backend, which turns every format (OpenCV not a WebP)."""
         from mmcv.transforms import LoadImageFromFile
         for transform in getattr(self.pipeline, 'transforms', []):
             if isinstance(transform, LoadImageFromFile):
-                return transform.color_type in ('color', 'grayscale') and \
-                    transform.imdecode_backend in ('cv2', 'pillow')
+                if transform.color_type not in ('color', 'grayscale'):
+                    return False
+                if transform.imdecode_backend == 'pillow':
+                    return 'pillow'
+                return transform.imdecode_backend == 'cv2'
         return True
 
     def _check_files(self, data_list):

@@ -221,11 +221,13 @@ def _size_as_loaded(path, apply_exif):
     """
     from PIL import Image
 
-    from ..rgb_reader import exif_orientation
+    from ..rgb_reader import exif_orientation, ignored_orientation
     try:
         with Image.open(path) as image:
             stored = image.size
             orientation = exif_orientation(image) if apply_exif else 1
+            if apply_exif == 'pillow':  # mmcv's Pillow backend: every format
+                orientation = max(orientation, ignored_orientation(image))
     except Exception:  # unreadable files are reported by the other checks
         return None
     loaded = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS \
@@ -239,9 +241,11 @@ def check_sizes(pairs, apply_exif=True):
     Args:
         pairs (Iterable[tuple[str, str]]): ``(image, mask)`` files; pairs
             with a file that cannot be opened are left to the other checks.
-        apply_exif (bool): Whether the image loader applies the EXIF
+        apply_exif (bool | str): Whether the image loader applies the EXIF
             orientation (mmcv's ``LoadImageFromFile`` does, unless its
-            ``color_type`` ignores it). Defaults to True.
+            ``color_type`` ignores it): True as OpenCV does (JPEG, PNG,
+            TIFF; not WebP), ``'pillow'`` for every format (its Pillow
+            backend). Defaults to True.
 
     Returns:
         list[tuple[str, str]]: ``(mask, detail)`` of each mask whose size
