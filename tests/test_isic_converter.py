@@ -1146,3 +1146,41 @@ def test_too_few_train_val_pairs_for_the_splits_are_refused(
     result = run_converter(raw, out, '--train-ratio', '0.4', '--workers', '1')
     assert result.returncode == 0, result.output
     assert all(_split(out, name) for name in isic.LIGHTWEIGHT_SPLIT_NAMES)
+
+
+def test_palette_masks_are_read_by_their_binary_indices(tmp_path):
+    """A palette mask with indices 0/1 and a black and a dark red entry
+    (PASCAL VOC style, as label tools save them) was read by its gray
+    values (0, 38) and skipped as ``mask values not binary``, exit 0; its
+    indices are the labels (mmseg's LoadAnnotations trains on them). A
+    palette that draws index 0 brighter than index 1 contradicts the
+    indices and is skipped as ambiguous, naming both colours."""
+    raw = _make_raw(tmp_path / 'raw')
+    masks = raw / TRAIN_MASKS
+    ids = sorted(p.name[:-len('_segmentation.png')]
+                 for p in masks.glob('*_segmentation.png'))
+    kept = {}
+    for index, palette in ((0, [0, 0, 0, 128, 0, 0]),
+                           (1, [255, 255, 255, 0, 0, 0])):
+        path = masks / f'{ids[index]}_segmentation.png'
+        labels = (np.asarray(Image.open(path)) == 255).astype(np.uint8)
+        kept[index] = labels
+        picture = Image.fromarray(labels, mode='P')
+        picture.putpalette(palette)
+        picture.save(path)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert np.array_equal(_mask(out / 'masks' / f'{ids[0]}.png'), kept[0])
+    meta = json.loads((out / 'meta.json').read_text())
+    fixed = next(r for r in meta['fixed'] if r['id'] == ids[0])
+    assert fixed['detail'] == ('P mask: palette indices 0/1 used as labels '
+                               '(index 0, (0, 0, 0): background; index 1, '
+                               '(128, 0, 0): lesion)')
+    skipped = next(r for r in meta['skipped'] if r['id'] == ids[1])
+    assert skipped['reason'] == 'ambiguous palette mask'
+    assert skipped['detail'].startswith(
+        'P mask with indices 0/1 whose palette draws index 0 (background '
+        'as labels) as (255, 255, 255), not darker than index 1 (lesion), '
+        '(0, 0, 0)')
+    assert not (out / 'masks' / f'{ids[1]}.png').exists()

@@ -316,14 +316,25 @@ class ISICDataset(BaseSegDataset):
                 return transform.imdecode_backend == 'cv2'
         return True
 
+    def _masks_read_as_indices(self):
+        """Whether this dataset's pipeline reads a palette mask as its
+        indices: mmseg's ``LoadAnnotations`` does with its default Pillow
+        backend; with OpenCV it gets the palette's colours."""
+        from mmseg.datasets.transforms import LoadAnnotations
+        for transform in getattr(self.pipeline, 'transforms', []):
+            if isinstance(transform, LoadAnnotations):
+                return transform.imdecode_backend == 'pillow'
+        return True
+
     def _check_files(self, data_list):
         missing = [(info['img_path'], 'missing') for info in data_list
                    if not osp.isfile(info['img_path'])]
         unreadable = []
         if self.check_masks:
             bad_values, unreadable = check_masks(
-                info['seg_map_path'] for info in data_list
-                if 'seg_map_path' in info)
+                (info['seg_map_path'] for info in data_list
+                 if 'seg_map_path' in info),
+                palette_indices=self._masks_read_as_indices())
             if bad_values:
                 raise MaskValueError(
                     f'{type(self).__name__}: {len(bad_values)} of '

@@ -778,6 +778,61 @@ def _alpha_problem(picture):
             'which a one-channel mask drops; save it as a gray 0/255 mask')
 
 
+def _palette_labels(picture):
+    """The labels of a palette (``P``) mask whose indices are binary.
+
+    Label tools save masks as palette PNGs whose indices are the labels
+    (mmseg's ``LoadAnnotations`` reads the indices): 0/1 with a black and a
+    coloured entry (PASCAL VOC style) was read by its colours' gray values
+    (0 and 38 for dark red) and refused as not binary. Indices 0/1 or
+    0/255 are the labels when the palette draws index 0 darker than the
+    other index (black background, white or coloured lesion, as the masks
+    are shown); a palette that draws index 0 as bright as or brighter than
+    the lesion index contradicts the indices, so the mask is refused.
+
+    Args:
+        picture (PIL.Image.Image): A decoded ``P`` mask.
+
+    Returns:
+        tuple | None: ``(values, fixes, problem)`` as :func:`_mask_values`
+        returns them, or None when the indices are not binary (the mask is
+        then read by its colours' gray values).
+    """
+    indices = np.asarray(picture)
+    used = set(np.unique(indices).tolist())
+    high = 1 if used <= {0, 1} else 255 if used <= {0, 255} else None
+    if high is None:
+        return None
+    palette = picture.getpalette('RGB') or []
+
+    def gray(index):
+        rgb = palette[3 * index:3 * index + 3]
+        if len(rgb) < 3:
+            # No entry (a short palette of a mask without lesion): no
+            # colour contradicts the index; index 0 must still be dark.
+            return 128, None
+        return (rgb[0] * 299 + rgb[1] * 587 + rgb[2] * 114) / 1000, rgb
+
+    (gray_0, rgb_0), (gray_high, rgb_high) = gray(0), gray(high)
+    if gray_0 >= gray_high:
+        return None, [], (
+            'ambiguous palette mask',
+            f'P mask with indices 0/{high} whose palette draws index 0 '
+            f'(background as labels) as {_colour(rgb_0)}, not darker than '
+            f'index {high} (lesion), {_colour(rgb_high)}: indices and colours '
+            'disagree on which is the lesion; save it as a gray mask, '
+            'lesion 255 on 0')
+    return indices, [('mask converted to one channel',
+                      f'P mask: palette indices 0/{high} used as labels '
+                      f'(index 0, {_colour(rgb_0)}: background; index '
+                      f'{high}, {_colour(rgb_high)}: lesion)')], None
+
+
+def _colour(rgb):
+    """How messages name a palette entry (None: the palette has none)."""
+    return 'absent from the palette' if rgb is None else str(tuple(rgb))
+
+
 def _mask_values(picture):
     """One uint8 channel of a decoded mask.
 
@@ -792,6 +847,10 @@ def _mask_values(picture):
         return np.asarray(picture, dtype=np.uint8), [], None
     if mode == 'L':
         return np.asarray(picture), [], None
+    if mode == 'P':
+        labels = _palette_labels(picture)
+        if labels is not None:
+            return labels
     if mode in ('P', 'LA', 'PA'):
         return np.asarray(picture.convert('L')), [
             ('mask converted to one channel',
