@@ -1,7 +1,7 @@
 """The one reader of RGB images: upright (EXIF orientation applied), 8-bit.
 
 mmcv's ``LoadImageFromFile`` (OpenCV, ``flag='color'``) applies the EXIF
-orientation of a photo, so every other place that reads an image the model
+orientation of a JPEG, PNG or TIFF photo (not of a WebP), so every other place that reads an image the model
 sees (the dataset converter, inference, export calibration, the demo) must
 apply it too, or the image ends up rotated against its mask. Label masks are
 not read here: mmseg's ``LoadAnnotations`` decodes them ``'unchanged'``,
@@ -20,6 +20,10 @@ from PIL import Image, ImageOps
 EXIF_ORIENTATION_TAG = 0x0112
 # Orientations 2..8 move pixels; 1 (and a missing or invalid tag) does not.
 _MOVING_ORIENTATIONS = range(2, 9)
+#: Pillow formats whose EXIF orientation OpenCV's imread/imdecode (mmcv's
+#: default ``LoadImageFromFile`` backend) applies; it ignores the tag of a
+#: WebP (checked with OpenCV 4.11), so the model sees it as stored.
+OPENCV_ORIENTED_FORMATS = ('JPEG', 'MPO', 'PNG', 'TIFF')
 
 SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
@@ -31,10 +35,18 @@ class PixelRangeError(ValueError):
 
 
 def exif_orientation(image):
-    """The EXIF orientation an image asks for, 1 when it asks for none.
+    """The EXIF orientation the model's image loader applies, 1 when it
+    applies none.
 
     Args:
         image (PIL.Image.Image): An opened image.
+
+    OpenCV (mmcv's ``LoadImageFromFile``) applies the tag of JPEG, PNG and
+    TIFF files only (:data:`OPENCV_ORIENTED_FORMATS`): the tag of a WebP
+    was applied here but not by ``tools/train.py``/``test.py``, so
+    ``infer.py`` segmented the photo turned against how the model was
+    trained and tested on it, and the mask-size check expected the turned
+    size (see :func:`ignored_orientation`).
 
     Only the EXIF data counts: Pillow's ``getexif`` also takes a
     ``tiff:Orientation`` from the XMP packet when the EXIF has none, which
@@ -45,6 +57,22 @@ def exif_orientation(image):
     Returns:
         int: 2..8 when the pixels must be mirrored or rotated, else 1.
     """
+    if image.format not in OPENCV_ORIENTED_FORMATS:
+        return 1
+    return _tagged_orientation(image)
+
+
+def ignored_orientation(image):
+    """The EXIF orientation (2..8) of an image whose format OpenCV reads
+    as stored (a WebP), which :func:`exif_orientation` therefore does not
+    apply; 1 when there is none, or when it is applied."""
+    if image.format in OPENCV_ORIENTED_FORMATS:
+        return 1
+    return _tagged_orientation(image)
+
+
+def _tagged_orientation(image):
+    """The orientation tag (2..8) of the image's own EXIF data, else 1."""
     value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
     if value not in _MOVING_ORIENTATIONS:
         return 1
@@ -166,6 +194,11 @@ def decode_rgb(image, notes=None):
     if getattr(image, 'n_frames', 1) > 1:
         notes.append(f'{image.n_frames} frames: only the first is used')
     orientation = exif_orientation(image)
+    ignored = ignored_orientation(image)
+    if ignored != 1:
+        notes.append(f'EXIF orientation {ignored} of the {image.format} '
+                     'image not applied, as OpenCV (the training and test '
+                     'loader) reads it as stored')
     if orientation != 1:
         stored = '{}x{}'.format(*image.size)
         image = ImageOps.exif_transpose(image)

@@ -194,3 +194,37 @@ def test_a_16_bit_colour_image_of_8_bit_values_is_refused(tmp_path):
     full = str(tmp_path / 'full.png')
     cv2.imwrite(full, pixels * 257)
     assert image_io.read_image(full).rgb[0, 0].tolist() == [100, 120, 150]
+
+
+@pytest.mark.parametrize('orientation', [3, 6])
+def test_a_webp_orientation_is_read_as_opencv_reads_it(tmp_path, orientation):
+    """OpenCV (mmcv's ``LoadImageFromFile``: ``tools/train.py``/``test.py``)
+    ignores the EXIF orientation of a WebP; the shared reader turned it,
+    so ``infer.py`` segmented the photo turned (180 degrees for 3, the
+    size swapped for 6) against how the model was trained and tested on
+    the same file, and the mask-size check expected the turned size. Now
+    the reader reads it as stored, and says so."""
+    import cv2
+
+    from mmseg_dsnet.datasets.sample_checks import check_sizes
+    pixels = np.zeros((30, 40, 3), np.uint8)
+    pixels[:10, :10] = 200
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = str(tmp_path / 'photo.webp')
+    image.save(path, exif=exif, lossless=True)
+    loaded = image_io.read_image(path)
+    theirs = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
+    assert loaded.rgb.shape == theirs.shape == (30, 40, 3)
+    assert np.array_equal(loaded.rgb, theirs)
+    assert np.array_equal(loaded.rgb, pixels)
+    assert loaded.notes == [
+        f'EXIF orientation {orientation} of the WEBP image not applied, as '
+        'OpenCV (the training and test loader) reads it as stored']
+    mask = str(tmp_path / 'mask.png')
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(mask)
+    assert check_sizes([(path, mask)]) == []
+    # mmcv's Pillow backend turns a WebP too: then the turned size counts.
+    assert bool(check_sizes([(path, mask)], apply_exif='pillow')) == (
+        orientation == 6)

@@ -892,11 +892,12 @@ def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
     assert meta['counts']['official_train'] == 5
 
 
-@pytest.mark.parametrize('num_train,num_val', [(5, 1), (2, 1), (1, 0)])
+@pytest.mark.parametrize('num_train,num_val', [(5, 1), (3, 1)])
 def test_2016_holds_out_a_validation_pair_of_few(tmp_path, num_train,
                                                  num_val):
     # round(0.1 * n) is 0 up to 5 pairs: official_val.txt was written
-    # empty without a word, exit 0.
+    # empty without a word, exit 0. (Fewer than 3 train pairs are refused:
+    # test_too_few_train_val_pairs_for_the_splits_are_refused.)
     raw = _make_raw(
         tmp_path / 'raw',
         year=2016,
@@ -911,16 +912,9 @@ def test_2016_holds_out_a_validation_pair_of_few(tmp_path, num_train,
     assert (len(train), len(val)) == (num_train - num_val, num_val)
     assert sorted(train + val) == [f'ISIC_{i:07d}' for i in range(num_train)]
     meta = json.loads((out / 'meta.json').read_text())
-    warning = ('WARNING: ISIC 2016 has no validation set and 1 official '
-               'train pair is too few to hold one out: '
-               'splits/official_val.txt is empty')
-    if num_val:
-        assert (f'{num_val} of the {num_train} official train pairs '
-                f'(round(0.1 * {num_train}) = 0, raised to 1) held out'
-                ) in meta['official_val_rule']
-        assert warning not in result.stdout
-    else:
-        assert warning in result.stdout
+    assert (f'{num_val} of the {num_train} official train pairs '
+            f'(round(0.1 * {num_train}) = 0, raised to 1) held out'
+            ) in meta['official_val_rule']
     # A real download (900 pairs) is split as before, its rule unchanged.
     ids = {'train': [f'ISIC_{i:07d}' for i in range(900)]}
     splits, val_rule, _, _ = isic._make_splits(2016, ids, 0, 0.7)
@@ -1112,3 +1106,81 @@ def test_overwrite_refuses_a_folder_of_data_sets(tmp_path):
     assert again.returncode == 0, again.output
     assert json.loads((data / 'isic2017' / 'meta.json').read_text())[
         'seed'] == 3
+
+
+@pytest.mark.parametrize('num_train,num_val,empty', [
+    (1, 1, 'lightweight_design_val'),
+    (1, 0, 'lightweight_test, lightweight_design_val'),
+])
+def test_too_few_train_val_pairs_for_the_splits_are_refused(
+        tmp_path, num_train, num_val, empty):
+    """A download of one train pair (and one val pair) converted, exit 0,
+    writing an empty lightweight_test.txt or lightweight_design_val.txt (a
+    test or design run on it had nothing to score); a ratio leaving one
+    pair in lightweight_train emptied the design hold-out the same way."""
+    raw = _make_raw(tmp_path / 'raw', year=2018, num_train=num_train,
+                    num_val=num_val, num_test=0)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    total = num_train + num_val
+    assert result.returncode == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f'ERROR: only {total} train+val pair(s) to split: lightweight train '
+        f'1 / test {total - 1} (design hold-out: train 1 / val 0) leaves '
+        f'{empty} empty; the lightweight split needs at least 3 train+val '
+        'pairs (2 to train, with one held out for the design split, and 1 '
+        'to test); give a download with more pairs; nothing written')
+    assert not out.exists() and _leftovers(tmp_path) == []
+    raw = _make_raw(tmp_path / 'raw5', year=2018, num_train=4, num_val=1,
+                    num_test=0)
+    result = run_converter(raw, out, '--train-ratio', '0.2', '--workers', '1')
+    assert result.returncode == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        'ERROR: train ratio 0.2 puts 1 of the 5 train+val pairs into '
+        'lightweight_train (lightweight train 1 / test 4 (design hold-out: '
+        'train 1 / val 0)), so lightweight_design_val would be empty; choose '
+        'a --train-ratio that leaves at least 2 pairs in lightweight_train '
+        'and 1 in lightweight_test')
+    assert not out.exists() and _leftovers(tmp_path) == []
+    # Three pairs fill every split.
+    result = run_converter(raw, out, '--train-ratio', '0.4', '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert all(_split(out, name) for name in isic.LIGHTWEIGHT_SPLIT_NAMES)
+
+
+def test_palette_masks_are_read_by_their_binary_indices(tmp_path):
+    """A palette mask with indices 0/1 and a black and a dark red entry
+    (PASCAL VOC style, as label tools save them) was read by its gray
+    values (0, 38) and skipped as ``mask values not binary``, exit 0; its
+    indices are the labels (mmseg's LoadAnnotations trains on them). A
+    palette that draws index 0 brighter than index 1 contradicts the
+    indices and is skipped as ambiguous, naming both colours."""
+    raw = _make_raw(tmp_path / 'raw')
+    masks = raw / TRAIN_MASKS
+    ids = sorted(p.name[:-len('_segmentation.png')]
+                 for p in masks.glob('*_segmentation.png'))
+    kept = {}
+    for index, palette in ((0, [0, 0, 0, 128, 0, 0]),
+                           (1, [255, 255, 255, 0, 0, 0])):
+        path = masks / f'{ids[index]}_segmentation.png'
+        labels = (np.asarray(Image.open(path)) == 255).astype(np.uint8)
+        kept[index] = labels
+        picture = Image.fromarray(labels, mode='P')
+        picture.putpalette(palette)
+        picture.save(path)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert np.array_equal(_mask(out / 'masks' / f'{ids[0]}.png'), kept[0])
+    meta = json.loads((out / 'meta.json').read_text())
+    fixed = next(r for r in meta['fixed'] if r['id'] == ids[0])
+    assert fixed['detail'] == ('P mask: palette indices 0/1 used as labels '
+                               '(index 0, (0, 0, 0): background; index 1, '
+                               '(128, 0, 0): lesion)')
+    skipped = next(r for r in meta['skipped'] if r['id'] == ids[1])
+    assert skipped['reason'] == 'ambiguous palette mask'
+    assert skipped['detail'].startswith(
+        'P mask with indices 0/1 whose palette draws index 0 (background '
+        'as labels) as (255, 255, 255), not darker than index 1 (lesion), '
+        '(0, 0, 0)')
+    assert not (out / 'masks' / f'{ids[1]}.png').exists()

@@ -425,3 +425,34 @@ def test_a_split_file_with_a_byte_order_mark_is_refused(tiny_isic, tmp_path):
     with pytest.raises(UserError, match=r'split file .*mine.txt starts with '
                        'a UTF-8 byte-order mark'):
         build(b'\xef\xbb\xbf' + lines)
+
+
+def test_a_palette_mask_is_checked_by_the_indices_mmseg_loads(tmp_path):
+    """A palette PNG mask of indices 0/1 (VOC style: black and dark red)
+    was refused at load as ``3 channels (a colour image)`` (OpenCV shows
+    its colours), though mmseg's LoadAnnotations (Pillow) trains on its
+    indices; its 0/255 indices are still refused, and so is any palette
+    mask when LoadAnnotations decodes with OpenCV."""
+    import mmcv
+    from PIL import Image
+
+    from mmseg_dsnet.datasets.sample_checks import check_masks
+    labels = np.zeros((12, 16), np.uint8)
+    labels[3:8, 4:10] = 1
+    paths = []
+    for name, indices in (('p01.png', labels), ('p0255.png', labels * 255)):
+        picture = Image.fromarray(indices, mode='P')
+        picture.putpalette([0, 0, 0, 128, 0, 0] + [0, 0, 0] * 253 +
+                           [255, 255, 255])
+        picture.save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    loaded = mmcv.imfrombytes(open(paths[0], 'rb').read(), flag='unchanged',
+                              backend='pillow')
+    assert np.array_equal(loaded, labels)  # what LoadAnnotations trains on
+    bad, unreadable = check_masks(paths)
+    assert unreadable == []
+    assert bad == [(paths[1], 'values {0, 255}: an unconverted 0/255 mask '
+                    '(the lesion would be learned as "ignore")')]
+    bad, _ = check_masks(paths, palette_indices=False)
+    assert [path for path, _ in bad] == paths
+    assert '3 channels (a colour image)' in bad[0][1]

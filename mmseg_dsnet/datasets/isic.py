@@ -304,12 +304,26 @@ class ISICDataset(BaseSegDataset):
     def _loader_applies_exif(self):
         """Whether this dataset's pipeline turns images by their EXIF
         orientation, as mmcv's ``LoadImageFromFile`` does unless told
-        otherwise (masks are never turned)."""
+        otherwise (masks are never turned): ``'pillow'`` for its Pillow
+        backend, which turns every format (OpenCV not a WebP)."""
         from mmcv.transforms import LoadImageFromFile
         for transform in getattr(self.pipeline, 'transforms', []):
             if isinstance(transform, LoadImageFromFile):
-                return transform.color_type in ('color', 'grayscale') and \
-                    transform.imdecode_backend in ('cv2', 'pillow')
+                if transform.color_type not in ('color', 'grayscale'):
+                    return False
+                if transform.imdecode_backend == 'pillow':
+                    return 'pillow'
+                return transform.imdecode_backend == 'cv2'
+        return True
+
+    def _masks_read_as_indices(self):
+        """Whether this dataset's pipeline reads a palette mask as its
+        indices: mmseg's ``LoadAnnotations`` does with its default Pillow
+        backend; with OpenCV it gets the palette's colours."""
+        from mmseg.datasets.transforms import LoadAnnotations
+        for transform in getattr(self.pipeline, 'transforms', []):
+            if isinstance(transform, LoadAnnotations):
+                return transform.imdecode_backend == 'pillow'
         return True
 
     def _check_files(self, data_list):
@@ -318,8 +332,9 @@ class ISICDataset(BaseSegDataset):
         unreadable = []
         if self.check_masks:
             bad_values, unreadable = check_masks(
-                info['seg_map_path'] for info in data_list
-                if 'seg_map_path' in info)
+                (info['seg_map_path'] for info in data_list
+                 if 'seg_map_path' in info),
+                palette_indices=self._masks_read_as_indices())
             if bad_values:
                 raise MaskValueError(
                     f'{type(self).__name__}: {len(bad_values)} of '

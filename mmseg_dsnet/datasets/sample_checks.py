@@ -1,6 +1,7 @@
 """Checks that find broken dataset files before they are trained on:
 missing, empty, truncated or undecodable images and masks, and masks whose
 values are not the 0/1 labels the ISIC datasets expect."""
+import io
 import os
 import os.path as osp
 
@@ -129,11 +130,19 @@ def describe_bad_file(kind, path, problem):
             'counted and logged at the end of each epoch).')
 
 
-_MASK_CACHE = {}  # (path, mtime, size) -> result: val and test share files
+_MASK_CACHE = {}  # (path, mtime, size, ...) -> result: val and test share
+# files
 
 
-def mask_problem(path):
+def mask_problem(path, palette_indices=True):
     """Read one mask and classify its values.
+
+    Args:
+        path (str): The mask file.
+        palette_indices (bool): Whether the mask loader reads a palette
+            (``P``) PNG as its indices, as mmseg's ``LoadAnnotations`` does
+            with its default Pillow backend (OpenCV expands the palette to
+            colours). Defaults to True.
 
     Returns:
         tuple[str, str] | None: ``(kind, detail)`` with kind 'unreadable' or
@@ -144,13 +153,26 @@ def mask_problem(path):
         stat = os.stat(path)
     except FileNotFoundError:
         return 'unreadable', 'missing'
-    key = (path, stat.st_mtime_ns, stat.st_size)
+    key = (path, stat.st_mtime_ns, stat.st_size, bool(palette_indices))
     if key not in _MASK_CACHE:
-        _MASK_CACHE[key] = _classify_mask(path)
+        _MASK_CACHE[key] = _classify_mask(path, palette_indices)
     return _MASK_CACHE[key]
 
 
-def _classify_mask(path):
+def _palette_indices(data):
+    """The indices of a palette (``P``) image, as mmcv's Pillow backend
+    reads it ``'unchanged'``, or None for another kind of image."""
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
+            if image.mode != 'P':
+                return None
+            return np.asarray(image)
+    except Exception:  # noqa: BLE001  (OpenCV decoded it: its reading holds)
+        return None
+
+
+def _classify_mask(path, palette_indices=True):
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
@@ -161,6 +183,12 @@ def _classify_mask(path):
     mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if mask is None:
         return 'unreadable', 'not a decodable image'
+    if mask.ndim == 3 and mask.shape[2] > 1 and palette_indices:
+        # A palette mask (label tools, PASCAL VOC style): OpenCV shows its
+        # colours, mmseg's LoadAnnotations trains on its indices; it was
+        # refused as a colour image.
+        indices = _palette_indices(data)
+        mask = mask if indices is None else indices
     if mask.ndim == 3 and mask.shape[2] > 1:
         return 'values', (f'{mask.shape[2]} channels (a colour image), '
                           'expected a single-channel label mask')
@@ -177,11 +205,12 @@ def _classify_mask(path):
     return None
 
 
-def check_masks(paths):
+def check_masks(paths, palette_indices=True):
     """Check every mask once.
 
     Args:
         paths (Iterable[str]): Mask files.
+        palette_indices (bool): See :func:`mask_problem`. Defaults to True.
 
     Returns:
         tuple[list, list]: ``(bad_values, unreadable)``, each a list of
@@ -189,7 +218,7 @@ def check_masks(paths):
     """
     bad_values, unreadable = [], []
     for path in paths:
-        result = mask_problem(path)
+        result = mask_problem(path, palette_indices)
         if result is None:
             continue
         kind, detail = result
@@ -221,11 +250,13 @@ def _size_as_loaded(path, apply_exif):
     """
     from PIL import Image
 
-    from ..rgb_reader import exif_orientation
+    from ..rgb_reader import exif_orientation, ignored_orientation
     try:
         with Image.open(path) as image:
             stored = image.size
             orientation = exif_orientation(image) if apply_exif else 1
+            if apply_exif == 'pillow':  # mmcv's Pillow backend: every format
+                orientation = max(orientation, ignored_orientation(image))
     except Exception:  # unreadable files are reported by the other checks
         return None
     loaded = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS \
@@ -239,9 +270,11 @@ def check_sizes(pairs, apply_exif=True):
     Args:
         pairs (Iterable[tuple[str, str]]): ``(image, mask)`` files; pairs
             with a file that cannot be opened are left to the other checks.
-        apply_exif (bool): Whether the image loader applies the EXIF
+        apply_exif (bool | str): Whether the image loader applies the EXIF
             orientation (mmcv's ``LoadImageFromFile`` does, unless its
-            ``color_type`` ignores it). Defaults to True.
+            ``color_type`` ignores it): True as OpenCV does (JPEG, PNG,
+            TIFF; not WebP), ``'pillow'`` for every format (its Pillow
+            backend). Defaults to True.
 
     Returns:
         list[tuple[str, str]]: ``(mask, detail)`` of each mask whose size

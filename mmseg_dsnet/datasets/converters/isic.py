@@ -137,6 +137,12 @@ LITERATURE_SPLIT_2017 = (2150, 1500)
 # Share of lightweight_train held out as lightweight_design_val: designs and
 # settings are chosen on it, never on the test split.
 DESIGN_VAL_RATIO = 0.1
+# The lightweight split files; each must list at least one image.
+LIGHTWEIGHT_SPLIT_NAMES = ('lightweight_train', 'lightweight_test',
+                           'lightweight_design_train',
+                           'lightweight_design_val')
+# Fewest train+val pairs that fill them all: 2 train (1 design val), 1 test.
+MIN_LIGHTWEIGHT_PAIRS = 3
 # The split files whose images are test images: nothing may be chosen on them.
 TEST_SPLIT_FILES = ('official_test.txt', 'lightweight_test.txt')
 #: Beside the folders of a synthetic download and in its conversion: the
@@ -772,6 +778,61 @@ def _alpha_problem(picture):
             'which a one-channel mask drops; save it as a gray 0/255 mask')
 
 
+def _palette_labels(picture):
+    """The labels of a palette (``P``) mask whose indices are binary.
+
+    Label tools save masks as palette PNGs whose indices are the labels
+    (mmseg's ``LoadAnnotations`` reads the indices): 0/1 with a black and a
+    coloured entry (PASCAL VOC style) was read by its colours' gray values
+    (0 and 38 for dark red) and refused as not binary. Indices 0/1 or
+    0/255 are the labels when the palette draws index 0 darker than the
+    other index (black background, white or coloured lesion, as the masks
+    are shown); a palette that draws index 0 as bright as or brighter than
+    the lesion index contradicts the indices, so the mask is refused.
+
+    Args:
+        picture (PIL.Image.Image): A decoded ``P`` mask.
+
+    Returns:
+        tuple | None: ``(values, fixes, problem)`` as :func:`_mask_values`
+        returns them, or None when the indices are not binary (the mask is
+        then read by its colours' gray values).
+    """
+    indices = np.asarray(picture)
+    used = set(np.unique(indices).tolist())
+    high = 1 if used <= {0, 1} else 255 if used <= {0, 255} else None
+    if high is None:
+        return None
+    palette = picture.getpalette('RGB') or []
+
+    def gray(index):
+        rgb = palette[3 * index:3 * index + 3]
+        if len(rgb) < 3:
+            # No entry (a short palette of a mask without lesion): no
+            # colour contradicts the index; index 0 must still be dark.
+            return 128, None
+        return (rgb[0] * 299 + rgb[1] * 587 + rgb[2] * 114) / 1000, rgb
+
+    (gray_0, rgb_0), (gray_high, rgb_high) = gray(0), gray(high)
+    if gray_0 >= gray_high:
+        return None, [], (
+            'ambiguous palette mask',
+            f'P mask with indices 0/{high} whose palette draws index 0 '
+            f'(background as labels) as {_colour(rgb_0)}, not darker than '
+            f'index {high} (lesion), {_colour(rgb_high)}: indices and colours '
+            'disagree on which is the lesion; save it as a gray mask, '
+            'lesion 255 on 0')
+    return indices, [('mask converted to one channel',
+                      f'P mask: palette indices 0/{high} used as labels '
+                      f'(index 0, {_colour(rgb_0)}: background; index '
+                      f'{high}, {_colour(rgb_high)}: lesion)')], None
+
+
+def _colour(rgb):
+    """How messages name a palette entry (None: the palette has none)."""
+    return 'absent from the palette' if rgb is None else str(tuple(rgb))
+
+
 def _mask_values(picture):
     """One uint8 channel of a decoded mask.
 
@@ -786,6 +847,10 @@ def _mask_values(picture):
         return np.asarray(picture, dtype=np.uint8), [], None
     if mode == 'L':
         return np.asarray(picture), [], None
+    if mode == 'P':
+        labels = _palette_labels(picture)
+        if labels is not None:
+            return labels
     if mode in ('P', 'LA', 'PA'):
         return np.asarray(picture.convert('L')), [
             ('mask converted to one channel',
@@ -1152,28 +1217,58 @@ def _make_splits(year, written, seed, train_ratio):
     return splits, val_rule, rule, design_rule
 
 
-def _check_lightweight_splits(splits, train_ratio):
-    """Refuse a train ratio that leaves ``lightweight_train`` or
-    ``lightweight_test`` empty: an empty split file would be written and
-    the conversion reported as done, and every config on it fails later.
+def _check_lightweight_splits(splits, train_ratio, skipped=0):
+    """Refuse train+val pairs too few, or a train ratio, that leave a
+    lightweight split file (``lightweight_train``, ``lightweight_test``,
+    ``lightweight_design_train``, ``lightweight_design_val``) empty: the
+    empty file was written and the conversion reported as done, and every
+    config on it fails later (a test on it scores nothing).
+
+    A download without train and val pairs (test images only, to score a
+    released model on ``official_test``) has no lightweight split at all;
+    it is not refused here (its missing splits are warned about).
 
     Args:
         splits (dict[str, list[str]]): From :func:`_make_splits`.
         train_ratio (float): The train share that made them.
+        skipped (int): Train/val pairs skipped, named in the message.
+            Default: 0.
 
     Raises:
-        ConversionError: Naming the empty split and the pair counts.
+        ConversionError: Naming the empty splits, the pair counts and what
+            to change.
     """
     train = len(splits['lightweight_train'])
     total = train + len(splits['lightweight_test'])
-    # With fewer than two pairs no ratio fills both (a test-only download
-    # has none): only a ratio that could is refused.
+    if total == 0:
+        return
+    # With fewer than two pairs no ratio fills both: that is said below.
     if total >= 2 and train in (0, total):
         empty = 'lightweight_train' if train == 0 else 'lightweight_test'
         raise ConversionError(
             f'train ratio {train_ratio} puts {train} of the {total} '
             f'train+val pairs into lightweight_train, so {empty} would be '
             'empty; choose a ratio that leaves at least one pair in each')
+    empty = [name for name in LIGHTWEIGHT_SPLIT_NAMES if not splits[name]]
+    if not empty:
+        return
+    counts = (f'lightweight train {train} / test {total - train} (design '
+              f'hold-out: train {len(splits["lightweight_design_train"])} / '
+              f'val {len(splits["lightweight_design_val"])})')
+    if total < MIN_LIGHTWEIGHT_PAIRS:
+        was_skipped = (f' ({skipped} more skipped: see the list above)'
+                       if skipped else '')
+        raise ConversionError(
+            f'only {total} train+val pair(s) to split{was_skipped}: '
+            f'{counts} leaves {", ".join(empty)} empty; the lightweight '
+            f'split needs at least {MIN_LIGHTWEIGHT_PAIRS} train+val pairs '
+            '(2 to train, with one held out for the design split, and 1 to '
+            'test); give a download with more pairs; nothing written')
+    raise ConversionError(
+        f'train ratio {train_ratio} puts {train} of the {total} train+val '
+        f'pairs into lightweight_train ({counts}), so {", ".join(empty)} '
+        'would be empty; choose a --train-ratio that leaves at least 2 '
+        'pairs in lightweight_train and 1 in lightweight_test')
 
 
 def _print_records(log, title, records):
@@ -1397,12 +1492,6 @@ def _log_summary(log, summary, out, missing, unread_text):
         log(f'  WARNING: {unread_text}: the pairs in them are in no split, '
             'so the splits are not those of the complete download (--strict '
             'refuses to write such a set)')
-    # With one training pair, none can be held out (see _make_splits).
-    if (summary['year'] == 2016 and counts['official_train'] == 1
-            and not counts['official_val']):
-        log('  WARNING: ISIC 2016 has no validation set and 1 official train '
-            'pair is too few to hold one out: splits/official_val.txt is '
-            'empty')
     ignored = summary['ignored']
     kinds = ', '.join(f'{kind} {n}' for kind, n in ignored['by_kind'].items())
     log(f'  ignored stray files: {ignored["total"]}' +
@@ -1516,7 +1605,12 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
 
         splits, val_rule, lightweight_rule, design_rule = _make_splits(
             year, written, seed, train_ratio)
-        _check_lightweight_splits(splits, train_ratio)
+        pool_skipped = [r for r in skipped if r['split'] in LIGHTWEIGHT_POOL]
+        if pool_skipped and sum(
+                len(splits[f'official_{split}'])
+                for split in LIGHTWEIGHT_POOL) < MIN_LIGHTWEIGHT_PAIRS:
+            _print_records(log, 'skipped', pool_skipped)
+        _check_lightweight_splits(splits, train_ratio, len(pool_skipped))
         for name, ids in splits.items():
             text = ''.join(f'{image_id}\n' for image_id in ids)
             (tmp / 'splits' / f'{name}.txt').write_text(text)
