@@ -1,0 +1,79 @@
+"""One checkpoint, one image: the same mask whichever tool makes it
+(``tools/test.py --out``, ``tools/infer.py``, the Python API)."""
+import numpy as np
+import pytest
+from conftest import REPO, run_tool_in_process
+from PIL import Image
+
+CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+RELEASED = str(REPO / 'checkpoints/dsnet_isic2017_256px.pth')
+
+
+@pytest.fixture(scope='module')
+def odd_sized_set(tmp_path_factory):
+    """A converted synthetic ISIC 2017 set of 500x375 images (not the
+    model's 256x256, so every tool resizes its logits back) and the ids of
+    its official test split (4 images)."""
+    from mmseg_dsnet.datasets.converters.isic import convert
+    from mmseg_dsnet.datasets.converters.synthetic_isic import generate
+    base = tmp_path_factory.mktemp('odd_sized')
+    generate(str(base / 'raw'), year=2017, num_train=1, num_val=1,
+             num_test=4, size=(500, 375), seed=0, mark_synthetic=False)
+    root = base / 'isic2017'
+    convert(str(base / 'raw'), str(root), year=2017, seed=0)
+    ids = (root / 'splits' / 'official_test.txt').read_text().split()
+    return root, ids
+
+
+def tool_masks(root, ids, out, *flags):
+    """The masks of ``tools/test.py --out`` and ``tools/infer.py`` (with
+    ``flags``) of the released model: image id -> (test's, infer's)."""
+    run_tool_in_process(
+        'tools/test.py', CONFIG, RELEASED, *flags, '--work-dir',
+        out / 'work', '--out', out / 'test_masks', '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}',
+        'test_dataloader.dataset.ann_file=splits/official_test.txt',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False', check=True)
+    run_tool_in_process(
+        'tools/infer.py', CONFIG, RELEASED,
+        *[root / 'images' / f'{i}.jpg' for i in ids], *flags, '--out-dir',
+        out / 'infer', '--no-progress', '--no-overlay', check=True)
+    return {i: (np.array(Image.open(out / 'test_masks' / f'{i}.png')),
+                np.array(Image.open(out / 'infer' / 'masks' / f'{i}.png')))
+            for i in ids}
+
+
+def test_tta_masks_of_test_and_infer_are_the_same(odd_sized_set, tmp_path):
+    """``--tta``: infer.py merged the flipped views at the model size and
+    resized the mean; test.py resizes each view and merges at the image's
+    size (LesionTTAModel). A few rim pixels differed (7 of 750000 here);
+    now both merge with ``mean_view_probability`` at the image's size."""
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    from mmseg_dsnet.apis.masks import resize_to_mask
+    from mmseg_dsnet.deploy.deployable import to_model_input
+    from mmseg_dsnet.image_io import read_image
+    from mmseg_dsnet.models.utils.lesion_logit import decision_map
+    root, ids = odd_sized_set
+    masks = tool_masks(root, ids, tmp_path, '--tta')
+    inferencer = LesionInferencer(TorchBackend(CONFIG, RELEASED), flips=True)
+    merged_small = 0
+    for name, (tested, inferred) in masks.items():
+        assert tested.shape == (375, 500) and 0 < (tested > 0).mean() < 1
+        assert np.array_equal(tested, inferred), name
+        rgb = read_image(str(root / 'images' / f'{name}.jpg')).rgb
+        api, = inferencer.predict([rgb])
+        assert np.array_equal(api * 255, tested), name
+        # The former way: the mean at the model size, resized.
+        logits = inferencer.run(to_model_input(rgb, (256, 256))[None])[0]
+        former = resize_to_mask(decision_map(logits, 0.5), rgb.shape[:2])
+        merged_small += int((former * 255 != tested).sum())
+    assert merged_small > 0  # the test tells the two ways apart
+
+
+def test_plain_masks_of_test_and_infer_are_the_same(odd_sized_set,
+                                                    tmp_path):
+    for name, (tested, inferred) in tool_masks(*odd_sized_set,
+                                               tmp_path).items():
+        assert np.array_equal(tested, inferred), name
