@@ -77,3 +77,25 @@ def test_plain_masks_of_test_and_infer_are_the_same(odd_sized_set,
     for name, (tested, inferred) in tool_masks(*odd_sized_set,
                                                tmp_path).items():
         assert np.array_equal(tested, inferred), name
+
+
+@pytest.mark.parametrize('ext', ['.png', '.tif'])
+def test_a_16_bit_gray_image_is_read_as_the_test_pipeline_reads_it(
+        tmp_path, ext):
+    """infer.py (``read_image``) scaled 16-bit grayscale by rounding
+    x / 257; mmcv's LoadImageFromFile (tools/test.py, training) keeps the
+    high byte: a quarter of the pixels differed by one level, and 410 mask
+    pixels of a 777x583 photo."""
+    import cv2
+    import mmcv
+
+    from mmseg_dsnet.image_io import read_image
+    values = np.random.default_rng(0).integers(0, 65536, (40, 50),
+                                               dtype=np.uint16)
+    path = str(tmp_path / f'gray16{ext}')
+    cv2.imwrite(path, values)
+    loaded = mmcv.imfrombytes(open(path, 'rb').read(), flag='color')
+    got = read_image(path)
+    assert np.array_equal(got.rgb, loaded[..., ::-1])
+    assert got.notes == ['16-bit image (I;16) scaled to 8 bits',
+                         'grayscale image replicated to 3 channels']
