@@ -99,3 +99,58 @@ def test_a_16_bit_gray_image_is_read_as_the_test_pipeline_reads_it(
     assert np.array_equal(got.rgb, loaded[..., ::-1])
     assert got.notes == ['16-bit image (I;16) scaled to 8 bits',
                          'grayscale image replicated to 3 channels']
+
+
+OWN_TTA = '''
+_base_ = '{base}'
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(256, 256), keep_ratio=False),
+         dict(type='Resize', scale=({side}, {side}), keep_ratio=False)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='vertical')],
+        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])
+]
+'''
+
+
+def test_infer_tta_refuses_a_config_with_its_own_tta_pipeline(tmp_path):
+    """test.py --tta runs a config's own tta_pipeline (here two scales and
+    the flips); infer.py --tta averaged the three flips anyway: its masks
+    differed from those test.py scored (7000 pixels of three photos),
+    exit 0."""
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.apis.lesion_inferencer import LesionInferencer
+    from mmseg_dsnet.utils.errors import UserError
+    own = tmp_path / 'own_tta.py'
+    own.write_text(OWN_TTA.format(base=CONFIG, side=320))
+    photo = tmp_path / 'photo.png'
+    Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(photo)
+    out = tmp_path / 'out'
+    run = run_tool_in_process('tools/infer.py', own, RELEASED, photo,
+                              '--tta', '--out-dir', out, '--no-progress')
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: --tta: {own} sets its own tta_pipeline, which tools/test.py '
+        '--tta scores, while this averages the image and its horizontal '
+        'and vertical flips at the test size only: the masks would not be '
+        'those of its test-time augmented figures; leave out test-time '
+        'augmentation, or remove tta_pipeline from the config (test.py '
+        '--tta then averages the same flips)')
+    assert not out.exists()
+    backend = TorchBackend(str(own), RELEASED)
+    with pytest.raises(UserError, match=r'^LesionInferencer\(flips=True\): '
+                       '.* sets its own tta_pipeline'):
+        LesionInferencer(backend, flips=True)
+    LesionInferencer(backend)  # without flips: the config's plain test
+    # A tta_pipeline that is the flips of the test pipeline is the same.
+    flips_only = tmp_path / 'flips_tta.py'
+    flips_only.write_text(OWN_TTA.format(base=CONFIG, side=256).replace(
+        "[dict(type='Resize', scale=(256, 256), keep_ratio=False),\n"
+        "         dict(type='Resize', scale=(256, 256), keep_ratio=False)]",
+        "[dict(type='Resize', scale=(256, 256), keep_ratio=False)]"))
+    run_tool_in_process('tools/infer.py', flips_only, RELEASED, photo,
+                        '--tta', '--out-dir', out, '--no-progress',
+                        check=True)

@@ -95,6 +95,8 @@ class LesionInferencer:
     Raises:
         ThresholdError: ``threshold`` (or the model's own) is not in
             (0, 1); also a ``UserError`` and a ``ValueError``.
+        UserError: ``flips`` for a config whose own ``tta_pipeline``
+            (which ``tools/test.py --tta`` runs) is not the flips.
     """
 
     def __init__(self, backend, threshold: Optional[float] = None,
@@ -107,6 +109,13 @@ class LesionInferencer:
             if threshold is None else
             check_threshold(threshold, 'LesionInferencer: threshold'))
         self.input_size = tuple(backend.input_size)
+        cfg = getattr(backend, 'cfg', None)
+        if flips and cfg is not None:
+            # test.py --tta runs a config's own tta_pipeline instead.
+            from ..datasets.flip_tta_pipeline import check_flip_tta
+            check_flip_tta(cfg, getattr(cfg, 'filename', None)
+                           or '(a config given as an object)',
+                           'LesionInferencer(flips=True)')
         self.flips = flips
 
     def views(self, batch: np.ndarray) -> List[np.ndarray]:
