@@ -154,3 +154,70 @@ def test_infer_tta_refuses_a_config_with_its_own_tta_pipeline(tmp_path):
     run_tool_in_process('tools/infer.py', flips_only, RELEASED, photo,
                         '--tta', '--out-dir', out, '--no-progress',
                         check=True)
+
+
+STEP_CONFIG = '''
+_base_ = '{base}'
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 256), keep_ratio=False{resize}),
+    {extra}
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+'''
+
+
+@pytest.mark.parametrize('resize,extra,named', [
+    ('', "dict(type='AdjustGamma', gamma=1.6),", 'AdjustGamma'),
+    (", interpolation='bicubic'", '', "Resize(interpolation='bicubic')"),
+])
+def test_a_test_step_the_deployed_network_leaves_out_is_refused(
+        tmp_path, resize, extra, named):
+    """test.py applies every step of the test pipeline; infer.py (both
+    backends) and the ONNX export only load and resize: with an
+    ``AdjustGamma`` step 24726 mask pixels of three photos differed from
+    test.py's, exit 0 (the export's parity check passed)."""
+    config = tmp_path / 'step.py'
+    config.write_text(STEP_CONFIG.format(base=CONFIG, resize=resize,
+                                         extra=extra))
+    photo = tmp_path / 'photo.png'
+    Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(photo)
+    want = (f'ERROR: config {config} is tested otherwise than the deployed '
+            'network (the ONNX export, infer.py) runs it: its test pipeline '
+            f'has {named}, which the deployed network does not apply (it '
+            'reads the image as LoadImageFromFile does and resizes it '
+            'bilinearly to the Resize scale, nothing else); the masks would '
+            'differ from those tools/test.py scores for it; give a config '
+            'with a test pipeline of LoadImageFromFile, Resize, '
+            "LoadAnnotations and PackSegInputs only, keep_ratio=False and "
+            "test_cfg mode='whole' (as configs/_base_/datasets/"
+            'isic_256x256.py and our model configs)')
+    for backend in ('pytorch', 'onnxruntime'):
+        run = run_tool_in_process('tools/infer.py', config, RELEASED, photo,
+                                  '--out-dir', tmp_path / 'out',
+                                  '--backend', backend, '--no-progress')
+        assert run.returncode == 2
+        assert run.stderr.strip().splitlines()[-1] == want
+        assert not (tmp_path / 'out').exists()
+    run = run_tool_in_process('tools/deployment/export_onnx.py', config,
+                              RELEASED, tmp_path / 'model.onnx')
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == want
+    assert not (tmp_path / 'model.onnx').exists()
+
+
+def test_shipped_test_pipelines_are_followed_by_the_deployed_network():
+    from mmengine.config import Config
+
+    from mmseg_dsnet.deploy.deployable import (loader_pipeline,
+                                               pipeline_steps_not_followed)
+    files = sorted((REPO / 'configs').glob('*/*.py'))
+    assert len(files) > 20
+    for path in files:
+        if path.parent.name == '_base_' or path.parent.name == 'datasets':
+            continue
+        cfg = Config.fromfile(str(path))
+        for pipeline in (loader_pipeline(cfg), cfg.get('test_pipeline')):
+            assert pipeline_steps_not_followed(pipeline or []) == [], path
