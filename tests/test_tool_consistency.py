@@ -221,3 +221,19 @@ def test_shipped_test_pipelines_are_followed_by_the_deployed_network():
         cfg = Config.fromfile(str(path))
         for pipeline in (loader_pipeline(cfg), cfg.get('test_pipeline')):
             assert pipeline_steps_not_followed(pipeline or []) == [], path
+
+
+def test_the_onnx_file_keeps_the_threshold_to_the_last_digit(tmp_path):
+    """export_onnx wrote the decode head's threshold with ``:g`` (six
+    digits): 0.123456789 became 0.123457, and infer.py cut the ONNX
+    model's masks at another threshold than the PyTorch backend's."""
+    from mmseg_dsnet.apis.inference_backends import (OnnxRuntimeBackend,
+                                                     TorchBackend)
+    from mmseg_dsnet.deploy.onnx_export import export_onnx
+    config = tmp_path / 'threshold.py'
+    config.write_text(f"_base_ = '{CONFIG}'\n"
+                      'model = dict(decode_head=dict(threshold=0.123456789))\n')
+    onnx_file = str(tmp_path / 'model.onnx')
+    export_onnx(str(config), RELEASED, onnx_file)
+    assert OnnxRuntimeBackend(onnx_file).threshold == 0.123456789 == \
+        TorchBackend(str(config), RELEASED).threshold
