@@ -19,6 +19,7 @@ from ..deploy.deployable import to_model_input
 from ..image_io import (DEFAULT_MAX_PIXELS, ImageReadError, PixelLimitError,
                         read_image)
 from ..models.utils.lesion_logit import (check_threshold, decision_map,
+                                         lesion_logit,
                                          mean_probability_logits)
 from ..progress import progress_bar
 from ..utils.errors import UserError
@@ -505,6 +506,10 @@ def run_inference(inferencer: LesionInferencer,
         try:
             views = inferencer.views(
                 np.stack([item[1] for item in pending]))
+            for view in views:
+                # Outputs that are no lesion logits (3 channels) fail here,
+                # as the model's fault, not while the masks are written.
+                lesion_logit(view)
             # One image's views; merged at each output's size (the mask's,
             # the overlay's), as test.py --tta merges them.
             per_image = [[view[index] for view in views]
