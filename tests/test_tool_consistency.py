@@ -237,3 +237,39 @@ def test_the_onnx_file_keeps_the_threshold_to_the_last_digit(tmp_path):
     export_onnx(str(config), RELEASED, onnx_file)
     assert OnnxRuntimeBackend(onnx_file).threshold == 0.123456789 == \
         TorchBackend(str(config), RELEASED).threshold
+
+
+@pytest.mark.parametrize('channels', [1, 2])
+def test_views_to_mask_is_the_merge_of_lesion_tta_model(channels):
+    """infer.py's masks of flipped views (``views_to_mask``) are those of
+    LesionTTAModel fed the views as mmseg's segmentor leaves them: each
+    resized to the image (bilinear), 1 channel as its sigmoid."""
+    import torch
+    import torch.nn.functional as F
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_dsnet.apis.masks import views_to_mask
+    from mmseg_dsnet.models.segmentors import LesionTTAModel
+    rng = np.random.default_rng(channels)
+    views = [rng.normal(0, 4, (channels, 16, 16)).astype(np.float32)
+             for _ in range(3)]
+    size = (37, 53)
+    samples = []
+    for view in views:
+        resized = F.interpolate(torch.from_numpy(view)[None], size=size,
+                                mode='bilinear', align_corners=False)[0]
+        sample = SegDataSample()
+        sample.seg_logits = PixelData(
+            data=resized.sigmoid() if channels == 1 else resized)
+        samples.append(sample)
+    tta = LesionTTAModel.__new__(LesionTTAModel)
+    torch.nn.Module.__init__(tta)
+    tta.module = torch.nn.Module()
+    tta.module.decode_head = torch.nn.Module()
+    tta.module.decode_head.threshold = 0.5
+    merged, = tta.merge_preds([samples])
+    want = merged.pred_sem_seg.data[0].numpy()
+    got = views_to_mask(views, size, 0.5, chunk_rows=5)
+    assert 0 < want.mean() < 1
+    assert np.array_equal(got, want)
