@@ -159,7 +159,7 @@ def test_infer_tta_refuses_a_config_with_its_own_tta_pipeline(tmp_path):
 STEP_CONFIG = '''
 _base_ = '{base}'
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile'{load}),
     dict(type='Resize', scale=(256, 256), keep_ratio=False{resize}),
     {extra}
     dict(type='LoadAnnotations'),
@@ -169,19 +169,21 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 '''
 
 
-@pytest.mark.parametrize('resize,extra,named', [
-    ('', "dict(type='AdjustGamma', gamma=1.6),", 'AdjustGamma'),
-    (", interpolation='bicubic'", '', "Resize(interpolation='bicubic')"),
+@pytest.mark.parametrize('load,resize,extra,named', [
+    ('', '', "dict(type='AdjustGamma', gamma=1.6),", 'AdjustGamma'),
+    ('', ", interpolation='bicubic'", '', "Resize(interpolation='bicubic')"),
+    (', to_float32=True', '', '', 'LoadImageFromFile(to_float32=True)'),
 ])
 def test_a_test_step_the_deployed_network_leaves_out_is_refused(
-        tmp_path, resize, extra, named):
+        tmp_path, load, resize, extra, named):
     """test.py applies every step of the test pipeline; infer.py (both
-    backends) and the ONNX export only load and resize: with an
+    backends) and the ONNX export only load and resize (to 8 bits): with an
     ``AdjustGamma`` step 24726 mask pixels of three photos differed from
-    test.py's, exit 0 (the export's parity check passed)."""
+    test.py's (720 with ``to_float32=True``: a resize not rounded to 8
+    bits), exit 0 (the export's parity check passed)."""
     config = tmp_path / 'step.py'
-    config.write_text(STEP_CONFIG.format(base=CONFIG, resize=resize,
-                                         extra=extra))
+    config.write_text(STEP_CONFIG.format(base=CONFIG, load=load,
+                                         resize=resize, extra=extra))
     photo = tmp_path / 'photo.png'
     Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(photo)
     want = (f'ERROR: config {config} is tested otherwise than the deployed '

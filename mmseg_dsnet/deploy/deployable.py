@@ -251,8 +251,11 @@ def check_runs_as_tested(cfg: Config) -> None:
 # The test pipeline steps the deployed network reproduces, with the
 # arguments (and values) that keep it so; None: any value.
 FOLLOWED_STEPS = {
+    # to_float32: the resize would not round to 8 bits, as the network's
+    # input (to_model_input) is.
     'LoadImageFromFile': dict(color_type=('color', ),
-                              imdecode_backend=('cv2', ), to_float32=None,
+                              imdecode_backend=('cv2', ),
+                              to_float32=(False, ),
                               ignore_empty=None, backend_args=None,
                               file_client_args=None),
     'Resize': dict(scale=None, keep_ratio=None,
