@@ -118,8 +118,10 @@ def _to_uint8(array, mode, notes):
             notes.append(f'16-bit image ({mode}) holding 8-bit values')
             return np.clip(array, 0, 255).astype(np.uint8)
         notes.append(f'16-bit image ({mode}) scaled to 8 bits')
-        return np.clip(np.rint(array.astype(np.float32) / 257.0), 0,
-                       255).astype(np.uint8)
+        # The high byte, as mmcv's LoadImageFromFile (OpenCV) reads it for
+        # tools/test.py and training: rounding x / 257 made a quarter of
+        # the pixels one level brighter and changed infer.py's masks.
+        return (array.astype(np.uint32) >> 8).astype(np.uint8)
     if mode == 'F' or array.dtype.kind == 'f':
         peak = float(np.nanmax(array)) if array.size else 0.0
         scale = 255.0 if peak <= 1.0 else 1.0

@@ -302,6 +302,9 @@ def main(argv=None):
     except (ValueError, RuntimeError, OSError, KeyError) as err:
         return fail(f'cannot load the model {args.model}: {err}')
     try:  # the model's own threshold (an ONNX file's metadata)
+        if args.tta and getattr(backend, 'cfg', None) is not None:
+            from mmseg_dsnet.datasets.flip_tta_pipeline import check_flip_tta
+            check_flip_tta(backend.cfg, args.model, '--tta')
         inferencer = LesionInferencer(backend, args.threshold,
                                       flips=args.tta)
     except UserError as err:

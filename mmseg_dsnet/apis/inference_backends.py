@@ -249,4 +249,5 @@ def make_backend(model: str,
         backend = OnnxRuntimeBackend(onnx_file, num_threads)
     # The temporary file is gone: the config and checkpoint made it.
     backend.model_files = (model, checkpoint)
+    backend.cfg = cfg  # what it runs, as TorchBackend.cfg
     return backend

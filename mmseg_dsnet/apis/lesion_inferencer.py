@@ -19,11 +19,12 @@ from ..deploy.deployable import to_model_input
 from ..image_io import (DEFAULT_MAX_PIXELS, ImageReadError, PixelLimitError,
                         read_image)
 from ..models.utils.lesion_logit import (check_threshold, decision_map,
+                                         lesion_logit,
                                          mean_probability_logits)
 from ..progress import progress_bar
 from ..utils.errors import UserError
 from ..utils.fileio import remove_stale_partials, sha256_of
-from .masks import draw_overlay, resize_to_mask, write_image
+from .masks import draw_overlay, views_to_mask, write_image
 from .output_record import (DIGESTS_NAME, RECORD_NAME, SOURCES_NAME,
                             claim_output_folder, describe_model,
                             existing_outputs, journal_sources, read_record,
@@ -95,6 +96,8 @@ class LesionInferencer:
     Raises:
         ThresholdError: ``threshold`` (or the model's own) is not in
             (0, 1); also a ``UserError`` and a ``ValueError``.
+        UserError: ``flips`` for a config whose own ``tta_pipeline``
+            (which ``tools/test.py --tta`` runs) is not the flips.
     """
 
     def __init__(self, backend, threshold: Optional[float] = None,
@@ -107,19 +110,33 @@ class LesionInferencer:
             if threshold is None else
             check_threshold(threshold, 'LesionInferencer: threshold'))
         self.input_size = tuple(backend.input_size)
+        cfg = getattr(backend, 'cfg', None)
+        if flips and cfg is not None:
+            # test.py --tta runs a config's own tta_pipeline instead.
+            from ..datasets.flip_tta_pipeline import check_flip_tta
+            check_flip_tta(cfg, getattr(cfg, 'filename', None)
+                           or '(a config given as an object)',
+                           'LesionInferencer(flips=True)')
         self.flips = flips
+
+    def views(self, batch: np.ndarray) -> List[np.ndarray]:
+        """``(N, 3, H, W)`` model-size RGB to the ``(N, C, H, W)`` logits
+        of each view: the batch as it is, and with ``flips`` also flipped
+        horizontally and vertically (each output flipped back)."""
+        views = [self.backend(batch)]
+        if self.flips:
+            for axis in (3, 2):  # horizontal, vertical
+                flipped = np.ascontiguousarray(np.flip(batch, axis))
+                views.append(np.flip(self.backend(flipped), axis))
+        return views
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` model-size RGB to ``(N, C, H, W)`` logits (with
         ``flips``: of the mean probability of the three views, each
-        flipped back)."""
-        if not self.flips:
-            return self.backend(batch)
-        views = [self.backend(batch)]
-        for axis in (3, 2):  # horizontal, vertical
-            flipped = np.ascontiguousarray(np.flip(batch, axis))
-            views.append(np.flip(self.backend(flipped), axis))
-        return mean_probability_logits(views)
+        flipped back, at the model size; the masks merge the views at the
+        image's size instead: :meth:`predict`)."""
+        views = self.views(batch)
+        return views[0] if len(views) == 1 else mean_probability_logits(views)
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``(N, C, H, W)`` logits at the model's input size for RGB uint8
@@ -143,19 +160,35 @@ class LesionInferencer:
 
     def decisions(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Decision maps at the model size (positive = lesion); images may
-        be any iterable (an empty one gives ``[]``)."""
+        be any iterable (an empty one gives ``[]``). With ``flips`` they
+        are of the views merged at the model size, so resized they may
+        differ from :meth:`predict`'s masks at the rim."""
         images = list(images)
         return [decision_map(item, self.threshold)
                 for item in self.logits(images)] if images else []
+
+    def masks(self, views: Sequence[np.ndarray],
+              size: Tuple[int, int]) -> np.ndarray:
+        """The ``(H, W)`` uint8 mask at ``size`` of one image's ``(C, h, w)``
+        view logits (:meth:`views`), made as ``tools/test.py`` (``--tta``)
+        makes it: each view resized to ``size``, merged there
+        (:func:`~.masks.views_to_mask`)."""
+        return views_to_mask(views, size, self.threshold)
 
     def predict(self, images: Sequence[np.ndarray]) -> List[np.ndarray]:
         """``(H, W)`` uint8 masks (1 = lesion) at each image's size; images
         may be any iterable (an empty one gives ``[]``)."""
         # Read twice below: a generator gave no masks, or a wrong error.
         images = list(images)
+        if not images:
+            return []
+        for index, rgb in enumerate(images):
+            check_rgb_image(rgb, index)
+        views = self.views(np.stack([to_model_input(rgb, self.input_size)
+                                     for rgb in images]))
         return [
-            resize_to_mask(decision, rgb.shape[:2])
-            for decision, rgb in zip(self.decisions(images), images)
+            self.masks([view[index] for view in views], rgb.shape[:2])
+            for index, rgb in enumerate(images)
         ]
 
 
@@ -471,10 +504,16 @@ def run_inference(inferencer: LesionInferencer,
         if not pending:
             return
         try:
-            logits = inferencer.run(np.stack([item[1] for item in pending]))
-            decisions = [
-                decision_map(item, inferencer.threshold) for item in logits
-            ]
+            views = inferencer.views(
+                np.stack([item[1] for item in pending]))
+            for view in views:
+                # Outputs that are no lesion logits (3 channels) fail here,
+                # as the model's fault, not while the masks are written.
+                lesion_logit(view)
+            # One image's views; merged at each output's size (the mask's,
+            # the overlay's), as test.py --tta merges them.
+            per_image = [[view[index] for view in views]
+                         for index in range(len(pending))]
         except Exception as err:  # noqa: BLE001  (report, keep going)
             for path, *_ in pending:
                 summary.failed.append((path, f'model failed: {err}'))
@@ -493,13 +532,13 @@ def run_inference(inferencer: LesionInferencer,
                 say(f'FAILED {path}: cannot write output: {err}')
             pending.clear()
             return
-        for (path, _, size, base, digest), decision in zip(pending,
-                                                           decisions):
+        for (path, _, size, base, digest), image_views in zip(pending,
+                                                              per_image):
             mask_file, overlay_file = targets(path)
             try:
                 kept = keep.get(path, ())
                 if mask_file not in kept:
-                    mask = resize_to_mask(decision, size)
+                    mask = inferencer.masks(image_views, size)
                     write_image(mask_file, mask * np.uint8(255))
                     del mask
                 # Recorded once the mask is there, even if the overlay fails:
@@ -508,7 +547,7 @@ def run_inference(inferencer: LesionInferencer,
                 digests[names[path]] = digest
                 if overlay_file and overlay_file not in kept:
                     overlay = draw_overlay(
-                        base, resize_to_mask(decision, base.shape[:2]),
+                        base, inferencer.masks(image_views, base.shape[:2]),
                         max_side=overlay_max_side)
                     write_image(overlay_file, overlay,
                                        [cv2.IMWRITE_JPEG_QUALITY, 90])

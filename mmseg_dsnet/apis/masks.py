@@ -6,10 +6,13 @@ each image's original size by bilinear interpolation (half-pixel centres, as
 ``INTER_LINEAR``), then thresholded. Interpolation is separable and linear,
 so it is done on one *decision map* (positive = lesion,
 :func:`mmseg_dsnet.models.utils.decision_map`) in bands of rows:
-a 10000x10000 mask never needs a 10000x10000 float array.
+a 10000x10000 mask never needs a 10000x10000 float array. Test-time
+augmented views are resized one by one and merged as probabilities at the
+output size (:func:`views_to_mask`), as ``tools/test.py --tta`` merges
+them.
 """
 import os.path as osp
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -31,6 +34,34 @@ def _linear_taps(out_size: int, in_size: int):
     return low, high, weight
 
 
+def _check_size(size) -> Tuple[int, int]:
+    height, width = int(size[0]), int(size[1])
+    if height < 1 or width < 1:
+        raise ValueError(f'invalid output size {size}')
+    return height, width
+
+
+def _resized_bands(maps: Sequence[np.ndarray], size: Tuple[int, int],
+                   chunk_rows: int):
+    """Yield ``(start, stop, bands)``: rows ``start:stop`` of each of
+    ``maps`` bilinearly resized to ``size`` (float32)."""
+    height, width = size
+    maps = [np.asarray(item, dtype=np.float32) for item in maps]
+    in_h, in_w = maps[0].shape
+    col_low, col_high, col_weight = _linear_taps(width, in_w)
+    # Horizontal pass on the small maps: (in_h, width).
+    rows = [item[:, col_low] * (1 - col_weight) +
+            item[:, col_high] * col_weight for item in maps]
+    row_low, row_high, row_weight = _linear_taps(height, in_h)
+    for start in range(0, height, chunk_rows):
+        stop = min(start + chunk_rows, height)
+        weight = row_weight[start:stop, None]
+        yield start, stop, [
+            item[row_low[start:stop]] * (1 - weight) +
+            item[row_high[start:stop]] * weight for item in rows
+        ]
+
+
 def resize_to_mask(decision: np.ndarray,
                    size: Tuple[int, int],
                    chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
@@ -44,25 +75,56 @@ def resize_to_mask(decision: np.ndarray,
     Returns:
         np.ndarray: ``(height, width)`` uint8 mask, 1 = lesion.
     """
-    height, width = int(size[0]), int(size[1])
-    if height < 1 or width < 1:
-        raise ValueError(f'invalid output size {size}')
+    height, width = _check_size(size)
     decision = np.asarray(decision, dtype=np.float32)
-    in_h, in_w = decision.shape
-    if (in_h, in_w) == (height, width):
+    if decision.shape == (height, width):
         return (decision > 0).astype(np.uint8)
-    col_low, col_high, col_weight = _linear_taps(width, in_w)
-    # Horizontal pass on the small map: (in_h, width).
-    rows = (decision[:, col_low] * (1 - col_weight) +
-            decision[:, col_high] * col_weight)
-    row_low, row_high, row_weight = _linear_taps(height, in_h)
     mask = np.empty((height, width), dtype=np.uint8)
-    for start in range(0, height, chunk_rows):
-        stop = min(start + chunk_rows, height)
-        weight = row_weight[start:stop, None]
-        band = (rows[row_low[start:stop]] * (1 - weight) +
-                rows[row_high[start:stop]] * weight)
+    for start, stop, (band, ) in _resized_bands([decision], (height, width),
+                                                chunk_rows):
         np.greater(band, 0, out=mask[start:stop], casting='unsafe')
+    return mask
+
+
+def views_to_mask(views: Sequence[np.ndarray],
+                  size: Tuple[int, int],
+                  threshold: float,
+                  chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """The mask of the mean lesion probability of test-time augmented
+    views, at ``size``, as ``tools/test.py --tta`` makes it: each view's
+    lesion logit is resized to ``size``, turned into a probability, and
+    the probabilities are merged there
+    (:func:`~mmseg_dsnet.models.utils.lesion_logit.mean_view_probability`,
+    LesionTTAModel's merge) and thresholded. One view is
+    :func:`resize_to_mask` of its decision map (the same mask).
+
+    Args:
+        views (Sequence[np.ndarray]): ``(C, h, w)`` logits of each view at
+            the model size (1 or 2 channels), flipped back.
+        size (tuple[int, int]): ``(height, width)`` of the output.
+        threshold (float): Lesion where the mean probability is above it.
+        chunk_rows (int): Output rows computed at once.
+
+    Returns:
+        np.ndarray: ``(height, width)`` uint8 mask, 1 = lesion.
+    """
+    import torch
+
+    from ..models.utils.lesion_logit import (decision_map, lesion_logit,
+                                             mean_view_probability)
+    if len(views) == 1:
+        return resize_to_mask(decision_map(views[0], threshold), size,
+                              chunk_rows)
+    height, width = _check_size(size)
+    logits = [lesion_logit(np.asarray(view, dtype=np.float32), 0)
+              for view in views]
+    mask = np.empty((height, width), dtype=np.uint8)
+    for start, stop, bands in _resized_bands(logits, (height, width),
+                                             chunk_rows):
+        # The sigmoid of torch, as mmseg's segmentor applies it.
+        merged = mean_view_probability(
+            [torch.from_numpy(band).sigmoid() for band in bands])
+        mask[start:stop] = (merged > threshold).numpy()
     return mask
 
 

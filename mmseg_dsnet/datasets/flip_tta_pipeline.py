@@ -49,3 +49,39 @@ def flip_tta_pipeline(test_pipeline: List[dict]) -> List[dict]:
     views = [[step] for step in steps[1:at]] + [copy.deepcopy(FLIPS)] + \
         [[step] for step in steps[at:]]
     return [steps[0], dict(type='TestTimeAug', transforms=views)]
+
+
+def check_flip_tta(cfg, config: str, what: str = 'infer.py --tta') -> None:
+    """Refuse to run the three flips for a config whose ``tools/test.py
+    --tta`` runs other views: its own ``tta_pipeline`` (other scales,
+    flips or transforms). ``infer.py --tta`` averaged the flips anyway, so
+    its masks were not those of the figures test.py reported for the
+    config with test-time augmentation.
+
+    Args:
+        cfg (Config): The config the model runs with.
+        config (str): Its file, for the message.
+        what (str): The caller, for the message.
+
+    Raises:
+        UserError: The config's ``tta_pipeline`` is not the flips of its
+            test pipeline.
+    """
+    own = cfg.get('tta_pipeline')
+    if not own:
+        return
+    test = ((cfg.get('test_dataloader') or {}).get('dataset') or {}).get(
+        'pipeline') or cfg.get('test_pipeline')
+    try:
+        flips = flip_tta_pipeline(test) if test else None
+    except UserError:
+        flips = None
+    if flips is not None and list(own) == flips:
+        return
+    raise UserError(
+        f'{what}: {config} sets its own tta_pipeline, which tools/test.py '
+        '--tta scores, while this averages the image and its horizontal and '
+        'vertical flips at the test size only: the masks would not be '
+        'those of its test-time augmented figures; leave out test-time '
+        'augmentation, or remove tta_pipeline from the config (test.py '
+        '--tta then averages the same flips)')

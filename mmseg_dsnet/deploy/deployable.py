@@ -214,8 +214,15 @@ def check_runs_as_tested(cfg: Config) -> None:
     """
     from ..utils.errors import UserError
     problems = []
-    step = resize_step(loader_pipeline(cfg) or cfg.get('test_pipeline')
-                       or [])
+    pipeline = loader_pipeline(cfg) or cfg.get('test_pipeline') or []
+    step = resize_step(pipeline)
+    steps = pipeline_steps_not_followed(pipeline)
+    if steps:
+        problems.append(
+            'its test pipeline has ' + ', '.join(steps) + ', which the '
+            'deployed network does not apply (it reads the image as '
+            "LoadImageFromFile does and resizes it bilinearly to the "
+            "Resize scale, nothing else)")
     if step is not None and step.get('keep_ratio'):
         problems.append(
             f"its test pipeline's Resize keeps the aspect ratio "
@@ -229,13 +236,74 @@ def check_runs_as_tested(cfg: Config) -> None:
                         'deployed network runs the whole image once')
     if problems:
         name = getattr(cfg, 'filename', None) or '(given as an object)'
+        pipeline_advice = (
+            'a test pipeline of LoadImageFromFile, Resize, LoadAnnotations '
+            'and PackSegInputs only, ' if steps else '')
         raise UserError(
             f'config {name} is tested otherwise than the deployed network '
             '(the ONNX export, infer.py) runs it: ' + '; '.join(problems)
             + '; the masks would differ from those tools/test.py scores for '
-            "it; give a config with keep_ratio=False and test_cfg mode="
-            "'whole' (as configs/_base_/datasets/isic_256x256.py and our "
-            'model configs)')
+            f"it; give a config with {pipeline_advice}keep_ratio=False and "
+            "test_cfg mode='whole' (as "
+            'configs/_base_/datasets/isic_256x256.py and our model configs)')
+
+
+# The test pipeline steps the deployed network reproduces, with the
+# arguments (and values) that keep it so; None: any value.
+FOLLOWED_STEPS = {
+    # to_float32: the resize would not round to 8 bits, as the network's
+    # input (to_model_input) is.
+    'LoadImageFromFile': dict(color_type=('color', ),
+                              imdecode_backend=('cv2', ),
+                              to_float32=(False, ),
+                              ignore_empty=None, backend_args=None,
+                              file_client_args=None),
+    'Resize': dict(scale=None, keep_ratio=None,
+                   interpolation=('bilinear', ), backend=('cv2', ),
+                   clip_object_border=None),
+    'LoadAnnotations': None,
+    'PackSegInputs': None,
+}
+
+
+def pipeline_steps_not_followed(pipeline) -> list:
+    """The steps of a test pipeline the deployed network would not follow,
+    each as ``'<type>'`` or ``'<type>(<arg>=<value>)'``: a transform other
+    than loading, resizing and packing (``AdjustGamma``, ``CLAHE`` ...:
+    test.py applied it, infer.py and the ONNX export left it out and their
+    masks differed, exit 0), a load or resize of another kind (grayscale,
+    another interpolation), or a ``Resize`` without a ``scale``
+    (``scale_factor``: a size per image). Steps that are not dicts (a
+    config read from text) are passed over.
+
+    Args:
+        pipeline (list): A test pipeline.
+
+    Returns:
+        list[str]: The steps, in pipeline order; empty when all are
+        followed.
+    """
+    found = []
+    for item in pipeline if isinstance(pipeline, (list, tuple)) else []:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get('type', '')).split('.')[-1]
+        if kind not in FOLLOWED_STEPS:
+            found.append(str(item.get('type')))
+            continue
+        if kind == 'Resize' and item.get('scale') is None:
+            found.append('Resize without a scale')
+            continue
+        allowed = FOLLOWED_STEPS[kind]
+        if allowed is None:
+            continue
+        for key, value in item.items():
+            if key == 'type':
+                continue
+            if key not in allowed or (allowed[key] is not None
+                                      and value not in allowed[key]):
+                found.append(f'{kind}({key}={value!r})')
+    return found
 
 
 def threshold_of(model: nn.Module, default: float = 0.5) -> float:

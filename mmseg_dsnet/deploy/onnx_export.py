@@ -198,7 +198,9 @@ def export_onnx(config,
         META_INPUT_SIZE: (f'{test_size[0]},{test_size[1]}' if dynamic_size
                           else f'{shape[0]},{shape[1]}'),
         'mmseg_dsnet.dynamic_size': str(bool(dynamic_size)),
-        META_THRESHOLD: f'{threshold:g}',
+        # Every digit: ':g' kept six, and the onnxruntime backend's masks
+        # were cut at another threshold than the config's.
+        META_THRESHOLD: repr(float(threshold)),
         'mmseg_dsnet.out_channels': str(trained.decode_head.out_channels),
         'mmseg_dsnet.config': str(getattr(cfg, 'filename', '') or ''),
         'mmseg_dsnet.reparameterized': str(bool(reparameterize)),

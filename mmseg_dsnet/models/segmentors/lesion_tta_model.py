@@ -17,7 +17,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList
 
-from ..utils.lesion_logit import stored_lesion_probability
+from ..utils.lesion_logit import (mean_view_probability,
+                                   stored_lesion_probability)
 
 
 @MODELS.register_module()
@@ -53,10 +54,11 @@ class LesionTTAModel(SegTTAModel):
         merged = []
         for views in data_samples_list:
             channels = views[0].seg_logits.data.shape[0]
-            probability = torch.stack([
+            # The merge infer.py --tta makes too (the same masks).
+            probability = mean_view_probability([
                 stored_lesion_probability(view.seg_logits.data)
                 for view in views
-            ]).mean(0)
+            ])
             if channels == 1:
                 seg_logits = probability[None]
                 threshold = self.module.decode_head.threshold

@@ -163,6 +163,30 @@ def mean_probability_logits(views, dim: int = 1, eps: float = 1e-7):
     return merged.astype(views[0].dtype)
 
 
+def mean_view_probability(probabilities):
+    """The lesion probability of test-time augmented views merged: their
+    mean, pixel by pixel.
+
+    The one merge of ``tools/test.py --tta``
+    (:class:`~mmseg_dsnet.models.segmentors.LesionTTAModel`) and
+    ``tools/infer.py --tta`` (:func:`mmseg_dsnet.apis.masks.views_to_mask`).
+    Both merge each view's probability at the size the mask is made at
+    (the original image's), after its logits were resized there: the mean
+    of resized probabilities is not the resized mean (the sigmoid is not
+    linear), and merging at the model size first changed rim pixels of
+    infer.py's masks.
+
+    Args:
+        probabilities (Sequence[Tensor]): One ``(H, W)`` probability map
+            per view, all of one shape, already flipped back.
+
+    Returns:
+        Tensor: ``(H, W)`` float32 mean probability.
+    """
+    import torch
+    return torch.stack([p.float() for p in probabilities]).mean(0)
+
+
 def stored_lesion_probability(seg_logits,
                               lesion_index: int = 1,
                               single_channel_input: str = 'probability'):
