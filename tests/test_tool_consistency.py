@@ -17,7 +17,7 @@ def odd_sized_set(tmp_path_factory):
     from mmseg_dsnet.datasets.converters.isic import convert
     from mmseg_dsnet.datasets.converters.synthetic_isic import generate
     base = tmp_path_factory.mktemp('odd_sized')
-    generate(str(base / 'raw'), year=2017, num_train=1, num_val=1,
+    generate(str(base / 'raw'), year=2017, num_train=2, num_val=1,
              num_test=4, size=(500, 375), seed=0, mark_synthetic=False)
     root = base / 'isic2017'
     convert(str(base / 'raw'), str(root), year=2017, seed=0)
