@@ -12,7 +12,8 @@ USER_ERROR_EXIT = 2
 
 
 from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
-from mmseg_dsnet.utils.errors import print_user_error
+from mmseg_dsnet.utils.errors import (print_user_error,
+                                       reported_by_this_rank)
 
 
 def user_error_types():
@@ -103,7 +104,8 @@ def run_reporting_user_errors(main):
         # With MMSEG_DSNET_TRACEBACK, the traceback besides the ERROR line
         # and status 2, not instead of them: a re-raise ended with the bare
         # exception and status 1.
-        print_user_error(err, message)
+        if reported_by_this_rank(err):
+            print_user_error(err, message)
         # A failed child tool passes its own status on.
         sys.exit(getattr(err, 'exit_code', USER_ERROR_EXIT))
     finally:
