@@ -4,11 +4,16 @@ trace; genuine bugs keep their traceback."""
 import signal
 import sys
 import threading
+import time
 
 # Exit status of every fault the user can fix (as argparse uses for usage
 # errors); 1 is left to the few documented partial results (e.g.
 # ``infer.py --strict``).
 USER_ERROR_EXIT = 2
+
+#: How long a process that leaves the report of an error every process
+#: raised to rank 0 waits before it ends (seconds).
+RANK_0_GRACE_S = 5
 
 
 from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
@@ -106,6 +111,10 @@ def run_reporting_user_errors(main):
         # exception and status 1.
         if reported_by_this_rank(err):
             print_user_error(err, message)
+        else:
+            # torchrun stops the other processes when one ends: leave rank
+            # 0, which raised the same error, the time to print its line.
+            time.sleep(RANK_0_GRACE_S)
         # A failed child tool passes its own status on.
         sys.exit(getattr(err, 'exit_code', USER_ERROR_EXIT))
     finally:
