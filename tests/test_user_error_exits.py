@@ -215,6 +215,36 @@ def test_test_show_without_a_visualization_hook_is_one_error_line(
         assert not work.exists() and not show.exists()
 
 
+def test_test_show_dir_in_a_distributed_test_is_refused_once(
+        tmp_path, capsys, monkeypatch):
+    """``dist_test.sh CONFIG CKPT 2 --show-dir D`` (or ``--show``): mmseg's
+    visualizer paints on rank 0 only, so D held the images of the first
+    process alone (3 of 5, with interval=1), exit 0. Refused on every
+    process before the work dir is made; only rank 0 prints the line."""
+    from mmseg_dsnet.engine import cli_errors
+    monkeypatch.setattr(cli_errors, 'RANK_0_GRACE_S', 0)
+    tool = load_tool('test.py')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work, show = tmp_path / 'work', tmp_path / 'show'
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', '29500')
+    for rank, option in (('0', ['--show-dir', show]), ('0', ['--show']),
+                         ('1', ['--show-dir', show])):
+        monkeypatch.setenv('RANK', rank)
+        code, err = run_cli(tool.main, [DSNET, ckpt, '--work-dir', work,
+                                        '--launcher', 'pytorch'] + option,
+                            capsys)
+        expected = (
+            f'ERROR: {option[0]} paints only the images of the first of the '
+            '2 processes of a distributed test (mmseg draws on rank 0 only), '
+            "so the others' images would be missing; run tools/test.py (one "
+            f'process) with {option[0]}\n') if rank == '0' else ''
+        assert (code, err) == (2, expected)
+        assert not work.exists() and not show.exists()
+
+
 def test_reparameterize_outputs_follow_the_umask(tmp_path, capsys):
     tool = load_tool('deployment/reparameterize.py')
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
