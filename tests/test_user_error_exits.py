@@ -182,6 +182,37 @@ def test_pytorch_launcher_outside_torchrun_is_one_error_line(
         assert not work.exists()
 
 
+def test_another_launcher_in_a_torchrun_process_is_refused_once(
+        tmp_path, capsys, monkeypatch):
+    """``dist_train.sh CONFIG 2 --launcher none`` (the user's --launcher
+    comes after the script's ``--launcher pytorch`` and wins): each process
+    trained the whole run alone, both at once into one work dir
+    (``epoch_1.pth`` and the log written by both), exit 0. Refused on
+    every process before the work dir is made; only rank 0 prints it."""
+    from mmseg_dsnet.engine import cli_errors
+    monkeypatch.setattr(cli_errors, 'RANK_0_GRACE_S', 0)
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    work = tmp_path / 'work'
+    for rank, script, argv in (('0', 'train.py', [DSNET]),
+                               ('0', 'test.py', [DSNET, ckpt]),
+                               ('1', 'train.py', [DSNET])):
+        monkeypatch.setenv('RANK', rank)
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--launcher', 'none', '--work-dir', work], capsys)
+        assert (code, err) == (2, (
+            'ERROR: --launcher none in one of the 2 processes torchrun '
+            'started: each would run alone, on all the data, into the same '
+            'work dir; leave out --launcher (tools/dist_'
+            f'{script[:-3]}.sh gives pytorch), or run the tool without '
+            'torchrun\n') if rank == '0' else '')
+        assert not work.exists()
+    # One process of its own (dist_train.sh CONFIG 1) runs as before.
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    from mmseg_dsnet.engine import check_launched
+    check_launched('none', 'dist_train.sh')
+
+
 def test_test_show_without_a_visualization_hook_is_one_error_line(
         tmp_path, capsys):
     """``test.py --show-dir`` with a config without a visualization hook
