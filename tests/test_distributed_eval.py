@@ -168,3 +168,21 @@ def test_a_bad_test_sample_stops_every_process_with_one_error(
     assert 'rank      : 0 (local_rank: 0)\n  exitcode  : 2 ' in cause, \
         out[-4000:]
     assert not list((tmp_path / 'work').rglob('*.json'))
+
+
+def test_distributed_tta_test_equals_single_process(
+        setup, informative_checkpoint):
+    """``dist_test.sh ... --tta``: DDP wraps the test-time augmentation
+    model, and the checkpoint check unwrapped only DDP, so it compared the
+    checkpoint with the TTA model's ``module.``-prefixed keys and refused
+    it (`Checkpoint ... does not match the model ...: 315 missing keys`),
+    exit 1, though ``test.py --tta`` tested it."""
+    tmp, cfg, _ = setup
+    run_dist('dist_test.sh', cfg, informative_checkpoint, 2, '--tta',
+             '--work-dir', tmp / 'dist_tta', '--metrics-out',
+             tmp / 'dist_tta.json', timeout=120)
+    dist = json.loads((tmp / 'dist_tta.json').read_text())['metrics']
+    single = single_process_test(cfg, informative_checkpoint,
+                                 tmp / 'single_tta', '--tta')
+    for key in KEYS:
+        assert dist[key] == single[key], key
