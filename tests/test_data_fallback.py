@@ -122,3 +122,46 @@ def test_a_broken_default_root_is_not_replaced_by_the_synthetic_set(
         info.value)
     assert not (tmp_path / 'synthetic_isic2018').exists()
     assert cfg.train_dataloader.dataset.data_root == 'data/isic2018'
+
+
+def _prepare_in_process(out_root, start, queue):
+    """One of the processes of a distributed run: make the synthetic set
+    once ``start`` is set; puts the outcome on ``queue``."""
+    start.wait(20)
+    try:
+        synthetic_fallback.prepare_synthetic(
+            2018, out_root, counts=dict(num_train=40, num_val=8,
+                                        num_test=16))
+        queue.put('ok')
+    except Exception as err:  # noqa: BLE001  (the outcome is checked)
+        queue.put(f'{type(err).__name__}: {err}')
+
+
+def test_processes_that_make_the_synthetic_set_together_all_get_it(
+        tmp_path):
+    """``dist_train.sh`` on a fresh checkout without data: each process
+    found no synthetic set and wrote it at once, so one failed with
+    `FileExistsError: ... was filled while the set was written` (a
+    traceback) and the run stopped. Now one makes it, the others wait and
+    reuse it."""
+    import multiprocessing as mp
+    ctx = mp.get_context('spawn')
+    start, queue = ctx.Event(), ctx.SimpleQueue()
+    out_root = str(tmp_path / 'synthetic_isic2018')
+    procs = [ctx.Process(target=_prepare_in_process,
+                         args=(out_root, start, queue)) for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    try:
+        for proc in procs:
+            proc.join(60)
+        assert not any(proc.is_alive() for proc in procs), 'a process hung'
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+    assert [queue.get() for _ in procs] == ['ok'] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'synthetic_isic2018', 'synthetic_isic2018_official_layout']
+    assert synthetic_fallback.is_synthetic(out_root)

@@ -5,13 +5,16 @@ evenly (mmengine's sampler pads it by repeating images; the results are
 cut back to the dataset size before the metric is computed)."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from conftest import REPO, load_tool, tree_hashes, write_tiny_config
 
 # Trains and tests tiny models end to end.
@@ -27,14 +30,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def run_dist(script, *args):
+def run_dist(script, *args, timeout=600, check=True):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable,
                PORT=str(free_port()))
     proc = subprocess.run(['bash', f'tools/{script}', *map(str, args)],
                           cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=timeout)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    if check:
+        assert proc.returncode == 0, out[-4000:]
     return out
 
 
@@ -127,3 +131,58 @@ def test_distributed_training_one_epoch(setup):
                                  tmp / 'single_after_train')
     for key in KEYS:
         assert val[key] == pytest.approx(single[key], abs=1e-4), key
+
+
+def test_a_bad_test_sample_stops_every_process_with_one_error(
+        setup, informative_checkpoint, tmp_path):
+    """``dist_test.sh`` with ``on_bad_sample='skip'`` and a truncated test
+    image: only the process that loaded it raised, so the other was left in
+    a collective and ended by torchrun with a gloo ``Connection closed by
+    peer`` traceback (NCCL: a hang until its timeout). Now the replaced
+    paths are pooled over the processes at each iteration: all stop at the
+    same iteration, with exit status 2 each and one ERROR line."""
+    tmp, cfg, _ = setup
+    root = Path(Config.fromfile(str(cfg)).data_root)
+    data = tmp_path / 'data'
+    shutil.copytree(root, data)
+    name = (data / 'splits' / 'lightweight_test.txt').read_text().split()[2]
+    image = data / 'images' / f'{name}.jpg'
+    image.write_bytes(image.read_bytes()[:300])
+    out = run_dist(
+        'dist_test.sh', cfg, informative_checkpoint, 2, '--work-dir',
+        tmp_path / 'work', '--cfg-options',
+        f'test_dataloader.dataset.data_root={data}',
+        'test_dataloader.dataset.on_bad_sample=skip', timeout=120,
+        check=False)
+    errors = [line for line in out.splitlines() if 'ERROR:' in line]
+    assert errors == [
+        f'ERROR: Test: the bad sample {image} was replaced by the next '
+        "sample (on_bad_sample='skip'), so that one would be scored twice "
+        f'and {image} not at all; a test scores every image of its split. '
+        'Fix or remove the file (and its line in the split file); nothing '
+        'was reported'], out[-4000:]
+    assert 'Connection closed by peer' not in out
+    # Rank 0 reported it (rank 1 waits for that, and may be stopped by
+    # torchrun meanwhile).
+    cause = out[out.index('Root Cause'):]
+    assert 'rank      : 0 (local_rank: 0)\n  exitcode  : 2 ' in cause, \
+        out[-4000:]
+    assert not list((tmp_path / 'work').rglob('*.json'))
+
+
+def test_distributed_tta_test_equals_single_process(
+        setup, informative_checkpoint):
+    """``dist_test.sh ... --tta``: DDP wraps the test-time augmentation
+    model, and the checkpoint check unwrapped only DDP, so it compared the
+    checkpoint with the TTA model's ``module.``-prefixed keys and refused
+    it (`Checkpoint ... does not match the model ...: 315 missing keys`),
+    exit 1, though ``test.py --tta`` tested it."""
+    tmp, cfg, _ = setup
+    run_dist('dist_test.sh', cfg, informative_checkpoint, 2, '--tta',
+             '--work-dir', tmp / 'dist_tta', '--metrics-out',
+             tmp / 'dist_tta.json', timeout=120)
+    dist = json.loads((tmp / 'dist_tta.json').read_text())['metrics']
+    single = single_process_test(cfg, informative_checkpoint,
+                                 tmp / 'single_tta', '--tta')
+    for key in KEYS:
+        assert dist[key] == single[key], key

@@ -182,6 +182,37 @@ def test_pytorch_launcher_outside_torchrun_is_one_error_line(
         assert not work.exists()
 
 
+def test_another_launcher_in_a_torchrun_process_is_refused_once(
+        tmp_path, capsys, monkeypatch):
+    """``dist_train.sh CONFIG 2 --launcher none`` (the user's --launcher
+    comes after the script's ``--launcher pytorch`` and wins): each process
+    trained the whole run alone, both at once into one work dir
+    (``epoch_1.pth`` and the log written by both), exit 0. Refused on
+    every process before the work dir is made; only rank 0 prints it."""
+    from mmseg_dsnet.engine import cli_errors
+    monkeypatch.setattr(cli_errors, 'RANK_0_GRACE_S', 0)
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
+    work = tmp_path / 'work'
+    for rank, script, argv in (('0', 'train.py', [DSNET]),
+                               ('0', 'test.py', [DSNET, ckpt]),
+                               ('1', 'train.py', [DSNET])):
+        monkeypatch.setenv('RANK', rank)
+        code, err = run_cli(load_tool(script).main, argv + [
+            '--launcher', 'none', '--work-dir', work], capsys)
+        assert (code, err) == (2, (
+            'ERROR: --launcher none in one of the 2 processes torchrun '
+            'started: each would run alone, on all the data, into the same '
+            'work dir; leave out --launcher (tools/dist_'
+            f'{script[:-3]}.sh gives pytorch), or run the tool without '
+            'torchrun\n') if rank == '0' else '')
+        assert not work.exists()
+    # One process of its own (dist_train.sh CONFIG 1) runs as before.
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    from mmseg_dsnet.engine import check_launched
+    check_launched('none', 'dist_train.sh')
+
+
 def test_test_show_without_a_visualization_hook_is_one_error_line(
         tmp_path, capsys):
     """``test.py --show-dir`` with a config without a visualization hook
@@ -212,6 +243,36 @@ def test_test_show_without_a_visualization_hook_is_one_error_line(
                             [config, ckpt, '--work-dir', work] + options,
                             capsys)
         assert (code, err) == (2, f'ERROR: {message}')
+        assert not work.exists() and not show.exists()
+
+
+def test_test_show_dir_in_a_distributed_test_is_refused_once(
+        tmp_path, capsys, monkeypatch):
+    """``dist_test.sh CONFIG CKPT 2 --show-dir D`` (or ``--show``): mmseg's
+    visualizer paints on rank 0 only, so D held the images of the first
+    process alone (3 of 5, with interval=1), exit 0. Refused on every
+    process before the work dir is made; only rank 0 prints the line."""
+    from mmseg_dsnet.engine import cli_errors
+    monkeypatch.setattr(cli_errors, 'RANK_0_GRACE_S', 0)
+    tool = load_tool('test.py')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work, show = tmp_path / 'work', tmp_path / 'show'
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', '29500')
+    for rank, option in (('0', ['--show-dir', show]), ('0', ['--show']),
+                         ('1', ['--show-dir', show])):
+        monkeypatch.setenv('RANK', rank)
+        code, err = run_cli(tool.main, [DSNET, ckpt, '--work-dir', work,
+                                        '--launcher', 'pytorch'] + option,
+                            capsys)
+        expected = (
+            f'ERROR: {option[0]} paints only the images of the first of the '
+            '2 processes of a distributed test (mmseg draws on rank 0 only), '
+            "so the others' images would be missing; run tools/test.py (one "
+            f'process) with {option[0]}\n') if rank == '0' else ''
+        assert (code, err) == (2, expected)
         assert not work.exists() and not show.exists()
 
 

@@ -39,6 +39,7 @@ from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
+from mmseg_dsnet.utils.errors import mark_every_rank
 from mmseg_dsnet.utils.fileio import restored_on_failure
 
 
@@ -104,6 +105,16 @@ def parse_args(argv=None):
 
 def trigger_visualization_hook(cfg, args):
     option = '--show-dir' if args.show_dir else '--show'
+    processes = int(os.environ.get('WORLD_SIZE', '1')) \
+        if args.launcher != 'none' else 1
+    if processes > 1:
+        # mmseg's visualizer paints on rank 0 only (master_only): the
+        # others' images were left out, exit 0 (3 of 5 images on 2).
+        raise mark_every_rank(UserError(
+            f'{option} paints only the images of the first of the '
+            f'{processes} processes of a distributed test (mmseg draws on '
+            f'rank 0 only), so the others\' images would be missing; run '
+            f'tools/test.py (one process) with {option}'))
     # mmseg's tools/test.py refuses this too, with a traceback.
     visualization_hook = (cfg.get('default_hooks') or {}).get('visualization')
     if not isinstance(visualization_hook, dict):

@@ -4,6 +4,7 @@ configs/dsnet/dsnet_isic2018.py`` runs on a fresh clone. A data location the
 user gave (a config edit, ``--cfg-options``) is used as given and a missing
 one is an error: a metric is never computed on other data than asked for.
 Metrics files name their data with :func:`data_provenance`."""
+import contextlib
 import json
 import os
 import os.path as osp
@@ -176,6 +177,26 @@ def check_synthetic_target(out_root):
             'tools/train.py')
 
 
+@contextlib.contextmanager
+def _parent_locked(path):
+    """Hold an exclusive lock on the folder that holds ``path`` (made if
+    needed; a lock on the folder itself leaves no lock file behind). Where
+    ``fcntl`` is missing (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    parent = osp.dirname(osp.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def prepare_synthetic(year, out_root=None, seed=0, counts=None):
     """Generate the synthetic set in the official layout and convert it with
     the real converter; reuse it when already there.
@@ -189,14 +210,19 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
     """
     out_root = out_root or synthetic_root(year)
     check_synthetic_target(out_root)
-    if not osp.isfile(osp.join(out_root, 'meta.json')):
-        # The generator writes the 2017 or 2018 official layout.
-        layout_year = 2018 if year == 2018 else 2017
-        raw = _raw_layout(out_root)
-        if not osp.isdir(raw):
-            generate(raw, year=layout_year, seed=seed,
-                     **(counts or SYNTHETIC_COUNTS))
-        convert(raw, out_root, year=layout_year, seed=seed)
+    # One maker at a time: the processes of a distributed run (and tools
+    # started together) each found no set and wrote it at once, so all but
+    # one failed (`FileExistsError: ... was filled while the set was
+    # written`, a traceback) and the run stopped.
+    with _parent_locked(out_root):
+        if not osp.isfile(osp.join(out_root, 'meta.json')):
+            # The generator writes the 2017 or 2018 official layout.
+            layout_year = 2018 if year == 2018 else 2017
+            raw = _raw_layout(out_root)
+            if not osp.isdir(raw):
+                generate(raw, year=layout_year, seed=seed,
+                         **(counts or SYNTHETIC_COUNTS))
+            convert(raw, out_root, year=layout_year, seed=seed)
     # Also marks sets prepared before the marker existed.
     if not is_synthetic(out_root):
         with open(osp.join(out_root, SYNTHETIC_MARKER), 'w') as f:

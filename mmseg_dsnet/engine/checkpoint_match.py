@@ -132,6 +132,24 @@ def _first(items, what):
     return f'{len(items)} {noun} ({first_few(items, SHOWN_KEYS)})'
 
 
+def loaded_segmentor(model):
+    """The segmentor inside ``model``: a DDP wrapper and a test-time
+    augmentation model are unwrapped, also both (``dist_test.sh --tta``:
+    DDP around the TTA model, whose keys were compared with the checkpoint's
+    as ``module.backbone...`` and every one refused).
+
+    Args:
+        model (nn.Module): The runner's model.
+
+    Returns:
+        nn.Module: The model whose state dict a checkpoint holds.
+    """
+    from mmengine.model import BaseTTAModel
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
 def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                              strict=True, hint=PARTIAL_HINT):
     """Raise :class:`CheckpointMismatchError` when ``checkpoint`` does not
@@ -155,10 +173,8 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
         NonFiniteCheckpointError: The keys fit, but a loaded tensor holds
             NaN or infinite values (named with their counts).
     """
-    from mmengine.model import BaseTTAModel
     # mmengine loads into the wrapped segmentor of both (load_state_dict).
-    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
+    model = loaded_segmentor(model)
     given = state_dict_of(checkpoint)
     where = f'Checkpoint {filename or "(given)"}'
     against = f'the model of {config}' if config else 'the model'
@@ -265,14 +281,11 @@ def mark_partial_load(checkpoint, model):
             ``state_dict`` is replaced by the marked one.
         model (nn.Module): The model it is loaded into.
     """
-    from mmengine.model import BaseTTAModel
-
     from ..models.utils.strict_loading import mark_checked
     if not isinstance(checkpoint, dict):
         return
     # mmengine loads into the wrapped segmentor, under its names.
-    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
+    model = loaded_segmentor(model)
     if isinstance(checkpoint.get('state_dict'), dict):
         checkpoint['state_dict'] = mark_checked(checkpoint['state_dict'],
                                                 model)

@@ -4,15 +4,21 @@ trace; genuine bugs keep their traceback."""
 import signal
 import sys
 import threading
+import time
 
 # Exit status of every fault the user can fix (as argparse uses for usage
 # errors); 1 is left to the few documented partial results (e.g.
 # ``infer.py --strict``).
 USER_ERROR_EXIT = 2
 
+#: How long a process that leaves the report of an error every process
+#: raised to rank 0 waits before it ends (seconds).
+RANK_0_GRACE_S = 5
+
 
 from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
-from mmseg_dsnet.utils.errors import print_user_error
+from mmseg_dsnet.utils.errors import (print_user_error,
+                                       reported_by_this_rank)
 
 
 def user_error_types():
@@ -103,7 +109,12 @@ def run_reporting_user_errors(main):
         # With MMSEG_DSNET_TRACEBACK, the traceback besides the ERROR line
         # and status 2, not instead of them: a re-raise ended with the bare
         # exception and status 1.
-        print_user_error(err, message)
+        if reported_by_this_rank(err):
+            print_user_error(err, message)
+        else:
+            # torchrun stops the other processes when one ends: leave rank
+            # 0, which raised the same error, the time to print its line.
+            time.sleep(RANK_0_GRACE_S)
         # A failed child tool passes its own status on.
         sys.exit(getattr(err, 'exit_code', USER_ERROR_EXIT))
     finally:

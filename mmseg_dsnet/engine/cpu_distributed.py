@@ -18,7 +18,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.logging import print_log
 
-from ..utils.errors import UserError
+from ..utils.errors import UserError, mark_every_rank
 
 #: What torchrun sets for each process and the ``pytorch`` launcher reads.
 LAUNCH_VARIABLES = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
@@ -29,7 +29,8 @@ _DDP_TYPES = (None, 'MMDistributedDataParallel',
 
 
 def check_launched(launcher, script):
-    """Refuse ``--launcher pytorch`` in a process torchrun did not start.
+    """Refuse ``--launcher pytorch`` in a process torchrun did not start,
+    and another launcher in one it started with other processes.
 
     mmengine read ``RANK`` and the process group's address from the
     environment only once the runner was built: a traceback (``environment
@@ -48,6 +49,18 @@ def check_launched(launcher, script):
             f'--launcher pytorch: {", ".join(missing)} not set, so this '
             f'process was not started by torchrun; run tools/{script} '
             '(it starts one process per device), or leave out --launcher')
+    processes = os.environ.get('WORLD_SIZE', '1')
+    if launcher != 'pytorch' and 'RANK' in os.environ and \
+            processes.isdigit() and int(processes) > 1:
+        # dist_*.sh passes --launcher pytorch before the user's arguments,
+        # so a --launcher none among them won: each process then ran the
+        # whole run alone, all at once into the same work dir (checkpoints,
+        # metrics file and masks written over each other), exit 0.
+        raise mark_every_rank(UserError(
+            f'--launcher {launcher} in one of the {processes} processes '
+            'torchrun started: each would run alone, on all the data, into '
+            f'the same work dir; leave out --launcher (tools/{script} '
+            'gives pytorch), or run the tool without torchrun'))
 
 
 def setup_cpu_distributed(cfg) -> bool:

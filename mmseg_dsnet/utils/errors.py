@@ -47,6 +47,29 @@ class UserError(Exception):
     (:func:`mmseg_dsnet.engine.cli_errors.run_reporting_user_errors`)."""
 
 
+def mark_every_rank(error):
+    """Mark ``error`` as raised alike by every process of a distributed run
+    (after its cause was pooled over them), so that only rank 0 prints its
+    line: one ``ERROR:`` line, not one per process.
+
+    Args:
+        error (UserError): The error.
+
+    Returns:
+        UserError: ``error``.
+    """
+    error.on_every_rank = True
+    return error
+
+
+def reported_by_this_rank(error):
+    """Whether this process prints ``error``'s line: any process its own
+    errors, only rank 0 one that every rank raised
+    (:func:`mark_every_rank`)."""
+    return not getattr(error, 'on_every_rank', False) or \
+        os.environ.get('RANK', '0') == '0'
+
+
 class ModelArgumentError(UserError, ValueError):
     """A model component given an argument it cannot use (a config value out
     of range or inconsistent with another), raised when it is built. Also a

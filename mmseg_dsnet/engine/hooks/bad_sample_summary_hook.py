@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from mmseg_dsnet.datasets.sample_checks import SKIPPED_KEY
-from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.errors import UserError, mark_every_rank
 from mmseg_dsnet.utils.messages import first_few
 
 
@@ -44,13 +44,13 @@ def replaced_validation_error(when, paths, max_listed=10):
     counts = Counter(paths)
     named = first_few([f'{path} (x{n})' if n > 1 else path
                        for path, n in counts.most_common()], max_listed)
-    return UserError(
+    return mark_every_rank(UserError(
         f'Validation {when}: {len(counts)} bad samples were replaced by '
         f"other samples (on_bad_sample='skip'): {named}. Its figures are "
         'therefore not over the whole validation split; they were not '
         'recorded and chose no best checkpoint. Fix or remove '
         'the files (and their lines in the split file), then train again or '
-        '--resume (the checkpoints saved so far are kept)')
+        '--resume (the checkpoints saved so far are kept)'))
 
 
 @HOOKS.register_module()
@@ -138,14 +138,20 @@ class BadSampleSummaryHook(Hook):
         # Test figures are the result itself: a replaced sample would be
         # scored twice and the bad one not at all, under the split's name
         # and image count (a warning in the log was all that said so).
+        # Pooled over the ranks at every iteration (each rank runs as many:
+        # the sampler pads the split), so that all stop together: a rank
+        # that stopped alone left the others in a collective, ended by
+        # torchrun with a gloo traceback (NCCL: a hang until its timeout).
         paths = skipped_paths(data_batch)
+        if get_world_size() > 1:
+            paths = [p for part in all_gather_object(paths) for p in part]
         if paths:
-            raise UserError(
+            raise mark_every_rank(UserError(
                 f'Test: the bad sample {paths[0]} was replaced by the next '
                 "sample (on_bad_sample='skip'), so that one would be scored "
                 f'twice and {paths[0]} not at all; a test scores every image '
                 'of its split. Fix or remove the file (and its line in the '
-                "split file); nothing was reported")
+                "split file); nothing was reported"))
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._warn_eval('test', 'Test')
