@@ -119,6 +119,25 @@ def test_two_channel_softmax_lesion_channel():
     assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
 
 
+def test_three_channels_take_the_softmax_lesion_probability():
+    """More than two channels: the softmax over the channels, channel
+    ``lesion_index``, thresholded, not the argmax. Per pixel (background,
+    lesion, other) logits, by hand: (0, ln 3, 0) gives 3/5 = 0.6;
+    (0, ln 2, ln 3) gives 2/6 = 0.33; (ln 2, ln 3, ln 2) gives 3/7 = 0.43,
+    below 0.5 though the lesion channel is the largest."""
+    ln = math.log
+    logits = torch.tensor([[[0.0, 0.0, ln(2)]],
+                           [[ln(3), ln(2), ln(3)]],
+                           [[0.0, ln(3), ln(2)]]])
+    gt = [[1, 0, 1]]
+    metric = same_size_metric(1, 3)
+    metric.process({}, [make_sample(logits, gt)])
+    assert metric.results[0]['counts_orig'] == [1, 0, 1, 1]
+    metric = same_size_metric(1, 3, threshold=0.42)
+    metric.process({}, [make_sample(logits, gt)])
+    assert metric.results[0]['counts_orig'] == [2, 0, 0, 1]
+
+
 def test_two_channel_at_half_equals_argmax_including_ties():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 16, 16, generator=generator)
