@@ -514,6 +514,12 @@ def test_a_gain_that_only_equals_the_rule_does_not_pass():
                               min_gain=-1.0, paired=True).splitlines()
     assert lines[3].endswith('| +0.50 | 0.00 | yes |')
     assert lines[4].endswith('| +0.00 | 0.00 | no |')
+    # A stopped comparison: differences 1, 1 and two missing ones of
+    # average x have the mean (2 + 2x) / 4, exactly 0.5 at x = 0 (on the
+    # scan), so the lowest average that still passes is the next step.
+    low, high = design.still_passing_averages([1.0, 1.0], 4, min_gain=0.5,
+                                              se_factor=0.0)
+    assert (low, high) == (pytest.approx(0.01), 20.0)
 
 
 def test_paired_comparison_takes_the_spread_of_the_differences(tmp_path):
