@@ -305,6 +305,17 @@ def test_low_res_figures_8x6_to_4x4():
     assert metric.results[0]['counts_low'] == [2, 3, 4, 6]
 
 
+def test_low_res_ground_truth_takes_the_pixel_opencv_nearest_takes():
+    """MMSegmentation's Resize (OpenCV's INTER_NEAREST) shrinks a 2x2 mask
+    to its top-left pixel; the 8x6 example above cannot tell that from
+    the pixel centres' choice (bottom-right here)."""
+    gt = [[1, 0], [0, 0]]
+    metric = LesionMetric(low_res_size=(1, 1))
+    metric.process({}, [make_sample(torch.ones(2, 2), gt)])
+    # Bilinear mean 1: lesion, on the top-left ground truth 1.
+    assert metric.results[0]['counts_low'] == [1, 0, 0, 0]
+
+
 def test_pooled_and_per_image_differ():
     # A: 1x4 GT 1000, pred 0100 -> TP0 FP1 FN1 TN2: IoU 0, DSC 0.
     # B: 1x4 GT 1111, pred 1110 -> TP3 FP0 FN1 TN0: IoU 3/4, DSC 6/7.
