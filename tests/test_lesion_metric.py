@@ -227,6 +227,13 @@ def test_thresholded_jaccard():
                   samples)
     assert metrics['TJ'] == 0.0
 
+    # The default threshold is the ISIC challenge's 0.65: D, GT 5 lesion
+    # of 8, pred all -> IoU 5/8 = 0.625, counts 0.
+    samples.append(make_sample([[1.] * 8], [[1] * 5 + [0] * 3]))
+    metrics = run(LesionMetric(low_res_size=(1, 4)), samples)
+    assert metrics['TJ'] == pct((0.75 + 0 + 0.65 + 0) / 4)
+    assert metrics['mIoU_img'] == pct((0.75 + 0.5 + 0.65 + 0.625) / 4)
+
 
 def test_mmseg_two_class_miou_and_mdice():
     # 1 x 5: GT 11000, pred 10000 -> TP1 FN1 FP0 TN3.
