@@ -258,3 +258,27 @@ def test_float16_logits_of_a_large_lesion_give_the_float32_loss():
         assert value.dtype == torch.float32
         assert torch.allclose(value, loss(logits.float(), labels),
                               rtol=1e-5, atol=1e-6), type(loss).__name__
+
+
+def test_default_loss_and_dice_region_terms_by_hand():
+    """Logits 0 give probability 0.5 and BCE ln 2 at every pixel, so the
+    terms are worked out by hand. A 6x6 lesion in a 12x12 image; at band
+    width 1 the band is the 8x8 dilation less the 4x4 erosion (48 pixels,
+    20 of them lesion), the interior the 4x4 erosion (2x2 at width 2)."""
+    label = torch.zeros(1, 12, 12, dtype=torch.long)
+    label[:, 3:9, 3:9] = 1
+    logits = torch.zeros(1, 1, 12, 12)
+    ln2 = torch.log(torch.tensor(2.0))
+    # Image Dice: 2 * 0.5 * 36 = 36 and 0.5 * 144 + 36 = 108: 1 - 37 / 109.
+    dice = 1 - 37 / 109
+    # Defaults: bce 1, dice 1, boundary 1, interior 0.5 (BCE per region).
+    torch.testing.assert_close(BoundaryInteriorLoss()(logits, label),
+                               ln2 * (1 + 1 + 0.5) + dice)
+    only = dict(bce_weight=0, dice_weight=0, band_width=1,
+                region_loss='dice')
+    # Band Dice: 2 * 0.5 * 20 = 20 and 0.5 * 48 + 20 = 44: 1 - 21 / 45.
+    band = BoundaryInteriorLoss(boundary_weight=1, interior_weight=0, **only)
+    torch.testing.assert_close(band(logits, label), torch.tensor(1 - 21 / 45))
+    # Interior Dice: 2 * 0.5 * 16 = 16 and 0.5 * 16 + 16 = 24: 1 - 17 / 25.
+    inner = BoundaryInteriorLoss(boundary_weight=0, interior_weight=1, **only)
+    torch.testing.assert_close(inner(logits, label), torch.tensor(1 - 17 / 25))

@@ -497,6 +497,31 @@ def test_comparison_applies_the_selection_rule(tmp_path):
     assert strict[3].endswith('| no |')
 
 
+def test_a_gain_that_only_equals_the_rule_does_not_pass():
+    """The rule asks for a gain of *more* than ``min_gain`` and *more*
+    than the standard errors. Gains of exactly 0.5 on every seed (0.5 is
+    exact in binary) have a paired standard error of 0."""
+    values = {'ref': {0: 80.0, 1: 81.0, 2: 80.5, 3: 80.0},
+              'up': {0: 80.5, 1: 81.5, 2: 81.0, 3: 80.5},
+              'same': {0: 80.0, 1: 81.0, 2: 80.5, 3: 80.0}}
+    columns = [(s, f'seed {s}') for s in range(4)]
+    lines = design.rule_table(values, 'ref', ['up', 'same'], columns,
+                              min_gain=0.5, paired=True).splitlines()
+    assert lines[3].endswith('| +0.50 | 0.00 | no |')
+    # A negative min_gain (a non-inferiority margin): a gain of 0 is above
+    # it but only equals its standard error of 0.
+    lines = design.rule_table(values, 'ref', ['up', 'same'], columns,
+                              min_gain=-1.0, paired=True).splitlines()
+    assert lines[3].endswith('| +0.50 | 0.00 | yes |')
+    assert lines[4].endswith('| +0.00 | 0.00 | no |')
+    # A stopped comparison: differences 1, 1 and two missing ones of
+    # average x have the mean (2 + 2x) / 4, exactly 0.5 at x = 0 (on the
+    # scan), so the lowest average that still passes is the next step.
+    low, high = design.still_passing_averages([1.0, 1.0], 4, min_gain=0.5,
+                                              se_factor=0.0)
+    assert (low, high) == (pytest.approx(0.01), 20.0)
+
+
 def test_paired_comparison_takes_the_spread_of_the_differences(tmp_path):
     """close is 0.2 to 0.4 above ref on every seed: within the seeds'
     spread unpaired, well outside it paired."""

@@ -119,6 +119,25 @@ def test_two_channel_softmax_lesion_channel():
     assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
 
 
+def test_three_channels_take_the_softmax_lesion_probability():
+    """More than two channels: the softmax over the channels, channel
+    ``lesion_index``, thresholded, not the argmax. Per pixel (background,
+    lesion, other) logits, by hand: (0, ln 3, 0) gives 3/5 = 0.6;
+    (0, ln 2, ln 3) gives 2/6 = 0.33; (ln 2, ln 3, ln 2) gives 3/7 = 0.43,
+    below 0.5 though the lesion channel is the largest."""
+    ln = math.log
+    logits = torch.tensor([[[0.0, 0.0, ln(2)]],
+                           [[ln(3), ln(2), ln(3)]],
+                           [[0.0, ln(3), ln(2)]]])
+    gt = [[1, 0, 1]]
+    metric = same_size_metric(1, 3)
+    metric.process({}, [make_sample(logits, gt)])
+    assert metric.results[0]['counts_orig'] == [1, 0, 1, 1]
+    metric = same_size_metric(1, 3, threshold=0.42)
+    metric.process({}, [make_sample(logits, gt)])
+    assert metric.results[0]['counts_orig'] == [2, 0, 0, 1]
+
+
 def test_two_channel_at_half_equals_argmax_including_ties():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 16, 16, generator=generator)
@@ -208,6 +227,13 @@ def test_thresholded_jaccard():
                   samples)
     assert metrics['TJ'] == 0.0
 
+    # The default threshold is the ISIC challenge's 0.65: D, GT 5 lesion
+    # of 8, pred all -> IoU 5/8 = 0.625, counts 0.
+    samples.append(make_sample([[1.] * 8], [[1] * 5 + [0] * 3]))
+    metrics = run(LesionMetric(low_res_size=(1, 4)), samples)
+    assert metrics['TJ'] == pct((0.75 + 0 + 0.65 + 0) / 4)
+    assert metrics['mIoU_img'] == pct((0.75 + 0.5 + 0.65 + 0.625) / 4)
+
 
 def test_mmseg_two_class_miou_and_mdice():
     # 1 x 5: GT 11000, pred 10000 -> TP1 FN1 FP0 TN3.
@@ -284,6 +310,17 @@ def test_low_res_figures_8x6_to_4x4():
     metric = LesionMetric(low_res_size=(4, 4))
     metric.process({}, [make_sample(two_channel, gt)])
     assert metric.results[0]['counts_low'] == [2, 3, 4, 6]
+
+
+def test_low_res_ground_truth_takes_the_pixel_opencv_nearest_takes():
+    """MMSegmentation's Resize (OpenCV's INTER_NEAREST) shrinks a 2x2 mask
+    to its top-left pixel; the 8x6 example above cannot tell that from
+    the pixel centres' choice (bottom-right here)."""
+    gt = [[1, 0], [0, 0]]
+    metric = LesionMetric(low_res_size=(1, 1))
+    metric.process({}, [make_sample(torch.ones(2, 2), gt)])
+    # Bilinear mean 1: lesion, on the top-left ground truth 1.
+    assert metric.results[0]['counts_low'] == [1, 0, 0, 0]
 
 
 def test_pooled_and_per_image_differ():

@@ -132,3 +132,23 @@ def test_tta_equals_the_mean_of_the_flipped_predictions(tta_model, tmp_path):
     assert np.allclose(1 / (1 + np.exp(-logits)), got.numpy(), atol=1e-4)
     single = LesionInferencer(inferencer.backend).logits([image])[0, 0]
     assert not np.allclose(single, logits, atol=1e-3)
+
+
+def test_merge_thresholds_the_mean_strictly_at_the_heads_threshold(
+        tta_model):
+    """1 channel: lesion where the mean probability is above the decode
+    head's threshold (0.75 here), a mean of exactly 0.75 is background;
+    2 channels: above 0.5, a tie (equal logits) is background."""
+    tta_model.module.decode_head.threshold = 0.75
+    first = np.array([[[0.5, 1.0], [0.75, 0.25]]])
+    second = np.array([[[1.0, 0.75], [0.75, 0.25]]])
+    # Means 0.75 0.875 / 0.75 0.25.
+    merged, = tta_model.merge_preds(
+        [[view(first), view(second, 'horizontal')]])
+    assert merged.pred_sem_seg.data.tolist() == [[[0, 1], [0, 0]]]
+    # Lesion minus background logits 0, 2 / -2, 0: probabilities 0.5,
+    # 0.88 / 0.12, 0.5 in both views.
+    pair = np.array([[[1.0, -1.0], [1.0, 3.0]], [[1.0, 1.0], [-1.0, 3.0]]])
+    merged, = tta_model.merge_preds([[view(pair), view(pair, 'vertical')]])
+    assert merged.pred_sem_seg.data.tolist() == [[[0, 1], [0, 0]]]
+

@@ -197,6 +197,23 @@ def test_binary_dice_loss_scores_the_lesion_class():
         loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
 
 
+def test_binary_dice_loss_by_hand():
+    """Logits 0 (probability 0.5), smooth 1, the mean over the images.
+    Image 0, labels 1 1 / 0 0: Dice (2 * 1 + 1) / (2 + 2 + 1) = 3/5.
+    Image 1, labels 1 0 / 0 ignored: (2 * 0.5 + 1) / (1.5 + 1 + 1) = 4/7.
+    A 0/1 pixel weight (an OHEM sampler's) of 0 at image 0's second lesion
+    pixel leaves it out: (2 * 0.5 + 1) / (1.5 + 1 + 1) = 4/7 too."""
+    loss = BinaryDiceLoss(smooth=1.0)
+    target = torch.tensor([[[1, 1], [0, 0]], [[1, 0], [0, 255]]])
+    logits = torch.zeros(2, 1, 2, 2)
+    assert loss(logits, target).item() == pytest.approx(
+        ((1 - 3 / 5) + (1 - 4 / 7)) / 2, abs=1e-6)
+    weight = torch.ones(2, 2, 2)
+    weight[0, 0, 1] = 0
+    assert loss(logits, target, weight=weight).item() == pytest.approx(
+        1 - 4 / 7, abs=1e-6)
+
+
 def test_head_argument_checks():
     with pytest.raises(ValueError, match='must equal in_channels'):
         LightweightClsHead(

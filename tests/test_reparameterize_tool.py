@@ -267,3 +267,38 @@ def test_atomic_write_together_writes_all_or_none(tmp_path):
     assert atomic_write_together([('new a', first), ('new b', second)]) == [
         str(first), str(second)]
     assert (first.read_text(), second.read_text()) == ('new a', 'new b')
+
+
+@pytest.mark.parametrize('dtype,message', [
+    (torch.float64, 'in float64'),
+    (torch.float32, 'more than twice the float32 noise floor')])
+def test_a_fold_off_by_a_small_finite_amount_fails_the_check(
+        trained_checkpoint, tmp_path, monkeypatch, capsys, dtype, message):
+    """A fold that moves one logit by 1e-4 (ten times ``--atol``) in
+    float64, or in float32 only, is not written."""
+    from mmseg_dsnet.deploy import deploy_checkpoint
+    fold = deploy_checkpoint.reparameterize_model
+
+    def fold_off_by_a_little(model):
+        model = fold(model)
+
+        def shift(module, inputs, output):
+            if output.dtype != dtype:
+                return output
+            output = output.clone()
+            output[0, 0, 0, 0] += 1e-4
+            return output
+
+        model.register_forward_hook(shift)
+        return model
+
+    monkeypatch.setattr(deploy_checkpoint, 'reparameterize_model',
+                        fold_off_by_a_little)
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / 'dsnet_deploy.pth'
+    status = tool.main([CONFIG, str(trained_checkpoint), str(out),
+                        '--shape', '64', '64'])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith('ERROR: Re-parameterised ') and message in error
+    assert not out.exists() and not out.with_suffix('.py').exists()
