@@ -214,6 +214,20 @@ def test_binary_dice_loss_by_hand():
         1 - 4 / 7, abs=1e-6)
 
 
+def test_binary_dice_loss_counts_a_pixel_weight_once():
+    """A weight of 3 at image 0's first lesion pixel (probability 0.5),
+    smooth 1: overlap 3 * 0.5 + 0.5 = 2, totals 3 * 0.5 + 0.5 + 0.5 + 0.5
+    = 3 and 3 + 1 = 4: Dice (2 * 2 + 1) / (3 + 4 + 1) = 5/8. Weighting the
+    probabilities and the labels both counted it 9 times in the overlap
+    (Dice 11/8, a negative loss)."""
+    loss = BinaryDiceLoss(smooth=1.0)
+    target = torch.tensor([[[1, 1], [0, 0]]])
+    weight = torch.ones(1, 2, 2)
+    weight[0, 0, 0] = 3
+    assert loss(torch.zeros(1, 1, 2, 2), target,
+                weight=weight).item() == pytest.approx(1 - 5 / 8, abs=1e-6)
+
+
 def test_head_argument_checks():
     with pytest.raises(ValueError, match='must equal in_channels'):
         LightweightClsHead(

@@ -77,10 +77,12 @@ class BinaryDiceLoss(nn.Module):
         valid = (target != ignore_index).to(prob.dtype)
         if weight is not None:
             valid = valid * weight.to(prob.dtype)
-        label = (target == 1).to(prob.dtype) * valid
-        prob = prob * valid
-        intersection = (prob * label).flatten(1).sum(1)
-        total = prob.flatten(1).sum(1) + label.flatten(1).sum(1)
+        label = (target == 1).to(prob.dtype)
+        # Each pixel's weight counts once in the overlap, as in the totals
+        # (weighting both factors made it count squared: Dice above 1).
+        intersection = (prob * label * valid).flatten(1).sum(1)
+        total = (prob * valid).flatten(1).sum(1) + \
+            (label * valid).flatten(1).sum(1)
         dice = (2 * intersection + self.smooth) / (total + self.smooth)
         return self.loss_weight * (1 - dice).mean()
 
