@@ -1,0 +1,48 @@
+"""Checks the train/test tools run before building a runner, so that a
+config typo, an unwritable work dir or a broken checkpoint is reported in
+one clear line instead of a traceback hours into a run.
+
+One module per concept: :mod:`.config` (loading a config, its keys and
+``--cfg-options``), :mod:`.model` (building the model, the registry scope,
+the trainable form), :mod:`.data` (pipelines, dataset classes, loaders),
+:mod:`.evaluation` (the evaluators' arguments, figures and thresholds),
+:mod:`.validation` (validation during training, the best checkpoint) and
+:mod:`.work_dir` (the work dir, output files, the checkpoint to resume).
+Every check is importable from here."""
+from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
+                     ConfigKeyError, ConfigOptionError, MissingInputError,
+                     check_config_keys, check_config_sets, check_input_file,
+                     check_options_take_effect, load_config)
+from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
+                   check_evaluation_loaders, check_pipelines_build,
+                   dataset_classes)
+from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
+                         check_distinct_figure_names, check_lesion_metrics,
+                         check_one_lesion_figure_set, check_tta_model,
+                         mask_threshold)
+from .model import (build_scope, check_model_builds, check_trainable_model,
+                    deploy_form_parts)
+from .validation import check_save_best, check_val_keys_together, validates_on
+# _file_in_path too: mmseg_dsnet.leaderboard.board imports it from here.
+from .work_dir import (WorkDirError, _file_in_path,
+                       check_config_not_dumped_over, check_empty_output_dir,
+                       check_new_output_file, check_no_earlier_run,
+                       check_output_file, check_work_dir,
+                       pick_resume_checkpoint)
+
+__all__ = [
+    'COMMON_VARIABLES', 'RUNNER_KEYS', 'ConfigFileError', 'ConfigKeyError',
+    'ConfigOptionError', 'MissingInputError', 'check_config_keys',
+    'check_config_sets', 'check_input_file', 'check_options_take_effect',
+    'load_config', 'LOADER_PHASES', 'PipelineConfigError',
+    'check_dataset_classes', 'check_evaluation_loaders',
+    'check_pipelines_build', 'dataset_classes', 'ThresholdMismatchError',
+    'check_decision_thresholds', 'check_distinct_figure_names',
+    'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
+    'mask_threshold', 'build_scope', 'check_model_builds',
+    'check_trainable_model', 'deploy_form_parts', 'check_save_best',
+    'check_val_keys_together', 'validates_on', 'WorkDirError',
+    'check_config_not_dumped_over', 'check_empty_output_dir',
+    'check_new_output_file', 'check_no_earlier_run', 'check_output_file',
+    'check_work_dir', 'pick_resume_checkpoint'
+]

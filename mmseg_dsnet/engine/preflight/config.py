@@ -1,0 +1,245 @@
+"""Loading a config and checking its keys and its ``--cfg-options``."""
+import difflib
+import os.path as osp
+
+from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import first_few
+
+
+#: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
+#: read. A config key that is not one of them but is spelt almost like one
+#: is almost certainly a typo that would be silently ignored.
+RUNNER_KEYS = (
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader',
+    'test_dataloader', 'train_cfg', 'val_cfg', 'test_cfg', 'auto_scale_lr',
+    'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
+    'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
+    'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
+    'visualizer', 'default_scope', 'randomness', 'experiment_name',
+    'custom_imports', 'model_wrapper_cfg', 'find_unused_parameters',
+    'sync_bn', 'tta_model', 'tta_pipeline', 'runner_type', 'compile',
+    'strategy', 'vis_backends', 'load_from_strict')
+
+#: Common config variables that are legitimately close to a runner key.
+COMMON_VARIABLES = ('train_pipeline', 'val_pipeline', 'test_pipeline')
+
+
+class ConfigKeyError(KeyError):
+    """A config key looks like a misspelt runner key."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class MissingInputError(FileNotFoundError):
+    """A config or checkpoint file given to a tool does not exist."""
+
+
+class ConfigFileError(UserError, ValueError):
+    """A file given as a config cannot be read as one."""
+
+
+def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
+    """Raise :class:`ConfigKeyError` for a top-level key that is not used but
+    is spelt almost like one that is (``train_dataloadr``, ``optim_wraper``).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        known (Sequence[str]): The keys that are read.
+        cutoff (float): Similarity (0..1) above which a key is a typo.
+    """
+    for key in cfg.keys():
+        if key in known or key in COMMON_VARIABLES or key.startswith('_'):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=cutoff)
+        if close:
+            raise ConfigKeyError(
+                f'Config key {key!r} is not used by the runner and would be '
+                f'silently ignored; did you mean {close[0]!r}?')
+
+
+class ConfigOptionError(UserError, ValueError):
+    """A ``--cfg-options`` key that would change nothing."""
+
+
+def _paths_holding(node, value, path=''):
+    """Dotted paths below ``node`` whose value equals ``value``."""
+    found = []
+    if isinstance(node, dict):
+        for key, item in node.items():
+            found += _paths_holding(item, value, f'{path}.{key}'.lstrip('.'))
+    elif isinstance(node, (list, tuple)) and node != value:
+        for index, item in enumerate(node):
+            found += _paths_holding(item, value, f'{path}.{index}')
+    elif node == value and path:
+        found.append(path)
+    return found
+
+
+def _config_value(cfg, key):
+    """The value at a dotted ``--cfg-options`` key (list items by index),
+    or ``_MISSING`` when the config holds none there."""
+    node = cfg
+    for part in key.split('.'):
+        # A Config is no dict, but reads like one.
+        if hasattr(node, 'items') and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+_MISSING = object()
+
+
+def _check_option_type(cfg, key, value):
+    """Refuse a ``--cfg-options`` value of another kind than the one it
+    replaces: a word for a number or a switch (``train_cfg.max_epochs=abc``,
+    ``train_dataloader.batch_size=two``), or anything but a dict (or None)
+    for a dict (``train_cfg=[1,2]``; ``key="dict(a=1)"``, which
+    ``DictAction`` keeps as a string). mmengine met them only once the
+    runner built that part, after the work dir and its log were made, with
+    a traceback (``ValueError: invalid literal for int()``, ``TypeError``).
+    """
+    old = _config_value(cfg, key)
+    if old is _MISSING or old is None or value is None:
+        return
+    if isinstance(old, (int, float)):
+        wanted = isinstance(value, str) and (
+            'True or False' if isinstance(old, bool) else 'a number')
+    elif isinstance(old, dict):
+        wanted = (f'a dict (set its keys one by one: {key}.KEY=VALUE)'
+                  if not isinstance(value, dict) else None)
+    else:
+        wanted = None
+    if wanted:
+        raise ConfigOptionError(
+            f'--cfg-options {key}={value} gives {type(value).__name__} '
+            f'{value!r}, but the config holds {old!r} there; give {wanted}')
+
+
+def check_options_take_effect(cfg, cfg_options):
+    """Refuse a ``--cfg-options`` key that sets a config variable
+    (``data_root=X``, ``crop_size=...``) before it is merged.
+
+    mmengine copies a variable's value into the sections that use it when
+    it reads the file, so setting the variable afterwards changes nothing:
+    ``test.py CONFIG CKPT --cfg-options data_root=other`` scored the
+    config's own data set, exit 0, and ``test_metrics.json`` recorded
+    ``data_root=other`` among the options it was computed with.
+
+    Args:
+        cfg (Config): The config as read, before the options are merged.
+        cfg_options (dict | None): The ``--cfg-options`` (dotted keys).
+
+    Raises:
+        ConfigOptionError: Naming the option and the keys to set instead.
+    """
+    for key, value in (cfg_options or {}).items():
+        _check_option_type(cfg, key, value)
+        if '.' in key or key in RUNNER_KEYS or key not in cfg:
+            continue
+        old = cfg[key]
+        # A variable no section holds may be read by a tool as it is.
+        users = [path for path in _paths_holding(
+            {k: v for k, v in cfg.items() if k != key}, old)
+            if path.split('.')[0] in RUNNER_KEYS]
+        if not users:
+            continue
+        # Keys of its name first: a value like 0.5 is held by others too.
+        named = [path for path in users if path.split('.')[-1] == key]
+        users = named or users
+        shown = first_few([f'{path}={value}' for path in users], 4, sep=' ')
+        raise ConfigOptionError(
+            f'--cfg-options {key}={value} sets the config variable {key!r}, '
+            'whose value was copied into the sections that use it when the '
+            'config was read, so it would change nothing (they keep '
+            f'{old!r}); set the keys that hold its value instead: '
+            f'{shown}')
+
+
+def check_input_file(path, what):
+    """Raise :class:`MissingInputError` (``<what> <path> does not exist``)
+    unless ``path`` is a file; a URL (``https://``, ``s3://`` ...) is left to
+    the loader.
+
+    Args:
+        path (str): The config or checkpoint path the user gave.
+        what (str): How the message names it (``'config file'``,
+            ``'checkpoint'``).
+    """
+    path = str(path)
+    if '://' in path or osp.isfile(path):
+        return
+    reason = 'is a folder, not a file' if osp.isdir(path) else \
+        'does not exist'
+    raise MissingInputError(f'{what} {path} {reason}')
+
+
+def load_config(path, what='config file'):
+    """Read the config at ``path`` (``Config.fromfile``), refusing a file
+    that is not one with :class:`ConfigFileError` naming it.
+
+    Reading a config runs it, so a checkpoint given in its place, a syntax
+    error or a missing ``_base_`` file ended in a traceback from deep in
+    mmengine, which did not say which file to fix.
+
+    Args:
+        path (str | Path | Config): The config path the user gave; a
+            ``Config`` is returned as it is.
+        what (str): How the message names it. Default: 'config file'.
+
+    Returns:
+        Config: The config.
+    """
+    from mmengine.config import Config
+    if isinstance(path, Config):
+        return path
+    path = str(path)
+    check_input_file(path, what)
+    try:
+        return Config.fromfile(path)
+    except Exception as err:  # noqa: BLE001  (any fault of the file)
+        first = str(err).strip().splitlines()
+        reason = f'{type(err).__name__}: {first[0] if first else ""}'
+        hint = ''
+        if osp.splitext(path)[1] not in ('.py', '.json', '.yml', '.yaml'):
+            hint = ' (configs are .py files, e.g. configs/dsnet/' \
+                   'dsnet_isic2017.py; was a checkpoint given in its place?)'
+        raise ConfigFileError(f'{what} {path} cannot be read as a config: '
+                              f'{reason}{hint}') from err
+
+
+def check_config_sets(cfg, config, keys, needs):
+    """Refuse a config that lacks what a tool runs (a model or dataset base
+    config given to a tool that needs a whole one), before any work: the
+    config object raised an ``AttributeError`` traceback where the tool
+    first read the key.
+
+    Args:
+        cfg (Config): The loaded config.
+        config (str): Its file, for the message.
+        keys (Sequence[str]): Dotted keys the tool reads (``model``,
+            ``train_dataloader.dataset.pipeline``); each must hold a dict or
+            a list.
+        needs (str): What the tool needs them for and which config to give
+            (the message's second half).
+
+    Raises:
+        ConfigFileError: ``config file <config> sets no <keys>: <needs>``,
+        naming every key it lacks.
+    """
+    missing = []
+    for key in keys:
+        first, *rest = key.split('.')
+        value = cfg.get(first)
+        for part in rest:
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, (dict, list, tuple)):
+            missing.append(key)
+    if missing:
+        raise ConfigFileError(f'config file {config} sets no '
+                              f'{", ".join(missing)}: {needs}')

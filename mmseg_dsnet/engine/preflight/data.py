@@ -1,0 +1,186 @@
+"""The data a config reads: its pipelines, dataset classes and loaders."""
+from mmseg_dsnet.utils.errors import UserError
+
+
+class PipelineConfigError(UserError, ValueError):
+    """A transform of a data pipeline refuses its arguments."""
+
+
+def _dataset_pipelines(dataset_cfg, path):
+    """``(dotted path, pipeline)`` of a dataset config and of the datasets a
+    wrapper holds (``RepeatDataset.dataset``, ``ConcatDataset.datasets``)."""
+    if not isinstance(dataset_cfg, dict):
+        return
+    if isinstance(dataset_cfg.get('pipeline'), (list, tuple)):
+        yield f'{path}.pipeline', dataset_cfg['pipeline']
+    yield from _dataset_pipelines(dataset_cfg.get('dataset'),
+                                  f'{path}.dataset')
+    for index, inner in enumerate(dataset_cfg.get('datasets') or []):
+        yield from _dataset_pipelines(inner, f'{path}.datasets[{index}]')
+
+
+def check_pipelines_build(cfg, loaders):
+    """Build every transform of the loaders' pipelines once and drop them,
+    so that a transform argument out of range (``RandomZoom max_zoom=0.5``)
+    or a misspelt transform is refused before the runner makes its
+    ``<work_dir>/<timestamp>/`` folder; the runner builds the datasets only
+    later. Building a transform reads no image.
+
+    Args:
+        cfg (Config): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool runs.
+
+    Raises:
+        PipelineConfigError: Naming the config, the transform's place and
+            its own message, for a transform that refuses its arguments
+            (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
+            constructor), or for a ``RandomZoom`` before
+            ``LoadAnnotations`` (the mask would not be zoomed). An unknown
+            type or argument keeps mmengine's error (reported with a
+            spelling hint).
+    """
+    from mmengine.registry import TRANSFORMS, DefaultScope
+
+    from ...datasets.random_zoom import zoom_before_masks
+    where = getattr(cfg, 'filename', None) or 'the config'
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        for loader in loaders:
+            dataset = (cfg.get(loader) or {}).get('dataset')
+            for path, pipeline in _dataset_pipelines(dataset,
+                                                     f'{loader}.dataset'):
+                for index, transform in enumerate(pipeline):
+                    if not isinstance(transform, dict):
+                        continue  # a callable is used as it is
+                    try:
+                        TRANSFORMS.build(transform)
+                    except (UserError, ValueError, AssertionError) as err:
+                        args = {k: v for k, v in transform.items()
+                                if k != 'type'}
+                        reason = str(err) or (
+                            f'{transform.get("type")} refused the arguments '
+                            f'{args} ({type(err).__name__})')
+                        raise PipelineConfigError(
+                            f'{path}[{index}] of {where}: {reason}; nothing '
+                            'was started') from err
+                zoom = zoom_before_masks(pipeline)
+                if zoom >= 0:
+                    raise PipelineConfigError(
+                        f'{path}[{zoom}] of {where}: RandomZoom comes before '
+                        'LoadAnnotations, so it would zoom the image but not '
+                        'its mask (which keeps its size: no error, a '
+                        'misaligned ground truth); put it after '
+                        'LoadAnnotations. Nothing was started')
+
+
+LOADER_PHASES = {'train_dataloader': 'training',
+                 'val_dataloader': 'validation',
+                 'test_dataloader': 'test'}
+
+
+def dataset_classes(dataset_cfg):
+    """``(type name, classes)`` of the dataset a config will build, read from
+    its ``metainfo`` or its class's ``METAINFO`` without building it (no
+    data is read); wrappers (``RepeatDataset``, ``ConcatDataset``) give their
+    first inner dataset's. ``(name, None)`` when the classes are unknown.
+
+    Args:
+        dataset_cfg (dict): A dataloader's ``dataset`` config.
+    """
+    from mmseg.registry import DATASETS
+    inner = dataset_cfg.get('dataset') or (dataset_cfg.get('datasets')
+                                           or [None])[0]
+    metainfo = dataset_cfg.get('metainfo') or {}
+    if metainfo.get('classes'):
+        return str(dataset_cfg.get('type')), metainfo['classes']
+    if isinstance(inner, dict):
+        return dataset_classes(inner)
+    dataset_type = dataset_cfg.get('type')
+    dataset_class = DATASETS.get(dataset_type) if isinstance(
+        dataset_type, str) else dataset_type
+    if dataset_class is None:
+        return str(dataset_type), None
+    return dataset_class.__name__, getattr(dataset_class, 'METAINFO',
+                                           {}).get('classes')
+
+
+def check_dataset_classes(cfg, loaders):
+    """Raise :class:`~mmseg_dsnet.engine.hooks.num_classes_check_hook.
+    NumClassesMismatchError` before the runner exists when a head of
+    ``cfg.model`` does not predict the classes of a loader's dataset, so a
+    refused run leaves no run folder (``NumClassesCheckHook`` checks the
+    same on a built runner).
+
+    Args:
+        cfg (Config): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool runs.
+    """
+    from ..hooks.num_classes_check_hook import check_head_classes
+    model = cfg.get('model') or {}
+    model = model.get('module', model)
+    aux = model.get('auxiliary_head')
+    aux = aux if isinstance(aux, (list, tuple)) else [aux]
+    named = [('decode_head', model.get('decode_head'))] + [
+        (f'auxiliary_head[{i}]', head) for i, head in enumerate(aux)]
+    heads = [(name, head['num_classes'], head.get('out_channels'))
+             for name, head in named
+             if isinstance(head, dict) and 'num_classes' in head]
+    for loader in loaders:
+        dataset = (cfg.get(loader) or {}).get('dataset')
+        if not isinstance(dataset, dict):
+            continue
+        name, classes = dataset_classes(dataset)
+        if classes:
+            check_head_classes(heads, classes, LOADER_PHASES[loader], name)
+        _check_label_mapping(dataset, loader)
+
+
+def _check_label_mapping(dataset_cfg, loader):
+    """Let each ISIC dataset a loader reads refuse its ``metainfo``
+    classes and ``reduce_zero_label`` (which would relabel the masks)
+    before the runner makes its run folder; the dataset refuses the same
+    when built."""
+    from mmseg.registry import DATASETS
+
+    from ...datasets.isic import ISICDataset
+    from ...datasets.synthetic_fallback import dataset_leaves
+    for path, leaf in dataset_leaves(dataset_cfg, f'{loader}.dataset'):
+        leaf_type = leaf.get('type')
+        leaf_class = DATASETS.get(leaf_type) if isinstance(
+            leaf_type, str) else leaf_type
+        if not (isinstance(leaf_class, type)
+                and issubclass(leaf_class, ISICDataset)):
+            continue
+        classes = (leaf.get('metainfo') or {}).get('classes')
+        if leaf.get('reduce_zero_label'):
+            raise UserError(
+                f'{path}.reduce_zero_label=True does not fit the ISIC masks '
+                '(0 = background, 1 = lesion): the background would be '
+                'ignored and the lesion learned as class 0. Remove the '
+                'option; nothing was started.')
+        if classes is not None:
+            leaf_class.get_label_map(classes)
+
+
+def check_evaluation_loaders(cfg, loaders):
+    """Refuse, before the runner exists, a validation or test dataloader
+    that leaves images out: with ``drop_last=True`` the last incomplete
+    batch is never scored (every image, when the batch exceeds the split),
+    which ``LesionMetric`` would otherwise refuse only at the end of the
+    evaluation (of the first epoch, in training).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        loaders (Sequence[str]): The evaluation dataloader keys the tool
+            runs (``val_dataloader``, ``test_dataloader``).
+
+    Raises:
+        UserError: Naming the loader and the option.
+    """
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if isinstance(loader_cfg, dict) and loader_cfg.get('drop_last'):
+            raise UserError(
+                f'{loader}.drop_last is True: the last incomplete batch of '
+                'the split would never be scored, so the figures would be '
+                'of part of it; set --cfg-options '
+                f'{loader}.drop_last=False')

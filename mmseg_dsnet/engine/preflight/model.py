@@ -1,0 +1,88 @@
+"""Building the model of a config, in its scope, and its trainable form."""
+import contextlib
+
+from mmseg_dsnet.utils.errors import ModelArgumentError
+
+
+def check_model_builds(cfg):
+    """Build ``cfg.model`` once and drop it, so that a model argument out of
+    range or a misspelt type is refused before the runner makes its
+    ``<work_dir>/<timestamp>/`` folder (log, dumped config): a refused run
+    leaves nothing that looks like a run. The runner re-seeds before it
+    builds the model, so this build does not change the run.
+
+    Args:
+        cfg (Config): The merged config, with ``model`` and optionally
+            ``default_scope``.
+    """
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        MODELS.build(cfg.model)
+
+
+@contextlib.contextmanager
+def build_scope(cfg=None):
+    """mmseg's registries (with ours) as mmengine's default scope for the
+    builds inside the ``with`` block only.
+
+    ``register_all_modules(init_default_scope=True)`` set the scope for
+    the whole process: a Python caller's later builds by name (another
+    OpenMMLab library's, or with no scope) then looked in mmseg's
+    registries first. The package's functions build under this instead;
+    command lines may still set the scope for their whole run.
+
+    Args:
+        cfg (Config, optional): A config whose ``default_scope`` is used;
+            ``'mmseg'`` without one.
+    """
+    from mmengine.registry import DefaultScope
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    scope = (cfg.get('default_scope') if cfg is not None else None)
+    with DefaultScope.overwrite_default_scope(scope or 'mmseg'):
+        yield
+
+
+def deploy_form_parts(model_cfg, path='model'):
+    """Dotted paths of the parts of a model config set to ``deploy=True``
+    (the re-parameterised form), e.g. ``['model.backbone.deploy']``.
+
+    Args:
+        model_cfg (dict | list): A model config, or a part of one.
+        path (str): Its dotted path, for the result. Default: ``'model'``.
+    """
+    found = []
+    if isinstance(model_cfg, dict):
+        for key, value in model_cfg.items():
+            if key == 'deploy' and value is True:
+                found.append(f'{path}.deploy')
+            else:
+                found += deploy_form_parts(value, f'{path}.{key}')
+    elif isinstance(model_cfg, (list, tuple)):
+        for index, value in enumerate(model_cfg):
+            found += deploy_form_parts(value, f'{path}[{index}]')
+    return found
+
+
+def check_trainable_model(cfg):
+    """Refuse to train the re-parameterised form of a model (a deploy config
+    written by ``tools/deployment/reparameterize.py``, or ``deploy=True``
+    given by hand): it has no BatchNorm, one plain kernel instead of the
+    difference branches and no deep-supervision classifiers, so training it
+    trains another network than the config's, without an error.
+
+    Args:
+        cfg (Config | dict): The merged config.
+
+    Raises:
+        ModelArgumentError: A part of ``cfg.model`` has ``deploy=True``.
+    """
+    parts = deploy_form_parts(cfg.get('model') or {})
+    if parts:
+        raise ModelArgumentError(
+            f'{", ".join(p + "=True" for p in parts)}: this config builds '
+            'the re-parameterised (inference) form of the model, without '
+            'its BatchNorms, difference branches and deep-supervision '
+            'classifiers, which cannot be trained as the model; train the '
+            'training config (deploy=False) and re-parameterise its '
+            'checkpoint with tools/deployment/reparameterize.py')
