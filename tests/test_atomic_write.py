@@ -110,3 +110,23 @@ def test_a_path_starting_with_an_unexpanded_tilde_is_refused(
     # A "~" inside a path is an ordinary name.
     atomic_write('new', 'a~/b~.json')
     assert (tmp_path / 'a~' / 'b~.json').read_text() == 'new'
+
+
+def test_a_file_another_process_wrote_meanwhile_is_kept(tmp_path):
+    """Without ``overwrite``, a file that appears while the content is
+    written (a second copy of the tool with the same output) is not
+    replaced, and the message says what happened."""
+    out = tmp_path / 'out.pth'
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(b'this run')
+        out.write_bytes(b'the other run')
+
+    with pytest.raises(FileExistsError) as refused:
+        atomic_write(write, out, overwrite=False)
+    assert str(refused.value) == (
+        f'{out} was written by another process while this run worked; not '
+        'replacing it (nothing written; use --overwrite to replace it)')
+    assert out.read_bytes() == b'the other run'
+    assert os.listdir(tmp_path) == ['out.pth']

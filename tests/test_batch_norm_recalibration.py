@@ -520,3 +520,31 @@ def test_tool_names_the_layers_it_kept(tiny_isic, tmp_path, capsys):
     for key in ('running_mean', 'running_var', 'num_batches_tracked'):
         name = f'auxiliary_head.convs.0.bn.{key}'
         assert torch.equal(state[name], old[name]), name
+
+
+def test_a_second_run_writing_the_same_out_is_not_replaced(
+        tiny_isic, tmp_path, capsys, monkeypatch):
+    """Two copies of the tool with one OUT (no --overwrite): both passed
+    the check at the start, the later one replaced the other's checkpoint,
+    and both said ``Checkpoint: OUT``, exit 0."""
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=build(str(cfg)).state_dict()), checkpoint)
+    out = tmp_path / 'out.pth'
+    save = torch.save
+
+    def other_run_writes_out(*args, **kwargs):
+        # The other copy of the tool finishes while this one works.
+        out.write_bytes(b'the other run')
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(torch, 'save', other_run_writes_out)
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [cfg, checkpoint, out, '--max-batches',
+                                    '1'], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f'ERROR: {out} already exists (use --overwrite to replace it)')
+    assert out.read_bytes() == b'the other run'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'out.pth', 'tiny.py', 'trained.pth']

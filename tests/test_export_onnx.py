@@ -937,3 +937,35 @@ def test_a_failed_int8_model_leaves_no_earlier_one_beside_the_new_model(
     assert figures['written'] == [str(out)]
     assert figures['not_written'] == [str(int8)]
     assert figures['earlier_file_kept'] == []
+
+
+def test_an_interrupted_int8_export_leaves_no_earlier_pair_beside_it(
+        checkpoint, image_dir, tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM, a crash of the quantizer) after the new fp32
+    model was written, under ``--overwrite`` over an earlier run's files:
+    the earlier int8 model and report stayed beside the new model, the
+    int8 form and the figures of another model."""
+    from mmseg_dsnet.deploy import onnx_export
+    tool = load_tool('deployment/export_onnx.py')
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
+    report = tmp_path / 'report.json'
+    out.write_bytes(b'earlier fp32')
+    int8.write_bytes(b'earlier int8')
+    report.write_text('{"onnx_file": "model.onnx", "passed": true}')
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_export, '_quantize_and_compare', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tool.main([CONFIG, checkpoint, str(out), '--int8', str(int8),
+                   '--check-images', str(image_dir), '--json', str(report),
+                   '--overwrite'])
+    text = capsys.readouterr().out
+    assert out.read_bytes()[:12] != b'earlier fp32'
+    assert not int8.exists() and not report.exists()
+    assert f'Removed {int8}: an earlier int8 model, not of the model now ' \
+        f'at {out}' in text
+    assert f'Removed {report}: an earlier report, not of the model now at ' \
+        f'{out}' in text
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx']

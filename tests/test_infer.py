@@ -1288,3 +1288,45 @@ def test_run_inference_takes_files_from_a_generator(checkpoint, inputs,
     assert summary.processed == files
     assert sorted(os.listdir(osp.join(out, 'masks'))) == ['gray.png',
                                                           'normal.png']
+
+
+def test_ctrl_c_ends_with_one_line_and_the_same_command_finishes(
+        checkpoint, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of a folder printed a ``KeyboardInterrupt``
+    traceback of wherever the work was; now one line says what is left
+    (exit 130), and the same command again writes the rest."""
+    from conftest import run_tool_in_process
+
+    from mmseg_dsnet.apis import masks
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(lesion_image(60, 80, i)).save(folder / f'p{i}.png')
+    out = tmp_path / 'out'
+    command = ('tools/infer.py', CONFIG, checkpoint, folder, '--out-dir',
+               out, '--no-overlay', '--no-progress')
+    write, writes = masks.atomic_write, []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        writes.append(args[1])
+        if len(writes) == 3:
+            raise KeyboardInterrupt
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(masks, 'atomic_write', interrupted_at_the_third)
+    try:
+        stopped = run_tool_in_process(*command)
+    except KeyboardInterrupt:
+        pytest.fail('KeyboardInterrupt traceback instead of a message')
+    assert stopped.returncode == 130
+    assert stopped.stderr.splitlines()[-1] == (
+        'ERROR: interrupted (Ctrl-C) before the run finished; the outputs '
+        'written so far are kept; the same command again writes the rest')
+    assert 'Traceback' not in stopped.stderr
+    assert sorted(os.listdir(out / 'masks')) == ['p0.png', 'p1.png']
+    monkeypatch.setattr(masks, 'atomic_write', write)
+    again = run_tool_in_process(*command)
+    assert again.returncode == 0, again.stderr
+    assert 'Processed 2 of 4 images' in again.stdout
+    assert sorted(os.listdir(out / 'masks')) == [f'p{i}.png'
+                                                 for i in range(4)]

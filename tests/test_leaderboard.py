@@ -1024,3 +1024,28 @@ def test_collect_of_a_check_real_data_run_records_what_it_tested(
     # The config the run dumped is the one it tested: its row.
     record = collect(subset / 'tiny.py', subset, 'subset_runs')
     assert record['evaluated_data']['images'] == 4
+
+
+def test_an_interrupted_build_leaves_the_earlier_board_whole(
+        board, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, a failed plot) in the middle of a build into the
+    folder of an earlier one: the files were written one after the other,
+    so the new leaderboard.json stood beside the earlier build's tables,
+    plot and README block."""
+    from mmseg_dsnet.leaderboard import plot
+    out = tmp_path / 'results'
+    shutil.copytree(os.path.dirname(board['paths']['png']), out)
+    readme = tmp_path / 'README.md'
+    shutil.copy(board['readme'], readme)
+    before = {p.name: p.read_bytes() for p in (*out.iterdir(), readme)}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plot, 'plot_leaderboard', interrupted)
+    runs = sorted(map(str, board['runs'].glob('*.json')))
+    with pytest.raises(KeyboardInterrupt):
+        board['lb'].main(['build', '--runs', runs[0], '--out-dir', str(out),
+                          '--readme', str(readme)])
+    after = {p.name: p.read_bytes() for p in (*out.iterdir(), readme)}
+    assert after == before  # no temporary file either

@@ -1091,3 +1091,21 @@ def test_a_work_dir_holding_the_source_config_is_refused(tiny_config,
     dump.write_text("model = dict(type='EncoderDecoder')\n")
     check_config_not_dumped_over(str(dump), str(dump.parent))
     check_config_not_dumped_over(str(mine), str(tmp_path / 'elsewhere'))
+
+
+def test_ctrl_c_ends_a_tool_with_one_line_and_130(capsys):
+    """Ctrl-C gave the ``KeyboardInterrupt`` traceback of wherever the work
+    was (a convolution, a data loader ...)."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+
+    def main():
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            run_reporting_user_errors(main)
+    except KeyboardInterrupt:
+        pytest.fail('KeyboardInterrupt traceback instead of a message')
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == (
+        'ERROR: interrupted (Ctrl-C) before the run finished\n')

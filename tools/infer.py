@@ -375,6 +375,12 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    from mmseg_dsnet.engine.cli_errors import exit_cleanly_on_sigterm
+    from mmseg_dsnet.engine.cli_errors import (exit_cleanly_on_sigterm,
+                                               report_interrupt)
     exit_cleanly_on_sigterm()
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as err:
+        # What is written is recorded as it is written (sources.json).
+        report_interrupt(err, 'the outputs written so far are kept; the '
+                         'same command again writes the rest')

@@ -7,6 +7,7 @@ is refused by its hash), and returns the config and checkpoint paths, so
 ``tools/infer.py`` can segment a photo with no model given.
 """
 import ast
+import hashlib
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -392,7 +393,8 @@ def normalisation_settings(cfg) -> dict:
     return found
 
 
-def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
+def publish_weights(config: str, checkpoint: str, out_file: str,
+                    overwrite: bool = True) -> str:
     """Write the weights of a training checkpoint as a weights-only
     checkpoint (``state_dict`` and, in ``meta``, the class names and
     palette; no optimizer, no message hub, no pickled objects), the form
@@ -407,6 +409,9 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
         config (str): The config the weights belong to.
         checkpoint (str): A checkpoint written by training.
         out_file (str): Where to write the state dict (atomically).
+        overwrite (bool): Replace an existing ``out_file``; when False, a
+            file another process wrote there meanwhile raises
+            :class:`FileExistsError` instead of being replaced.
 
     Returns:
         str: Hex SHA-256 of the written file (for the metafile's
@@ -433,5 +438,7 @@ def publish_weights(config: str, checkpoint: str, out_file: str) -> str:
     }
     buffer = io.BytesIO()
     torch.save(dict(state_dict=state, meta=release_meta(model.cfg)), buffer)
-    atomic_write(buffer.getvalue(), out_file)
-    return sha256_of(out_file)
+    data = buffer.getvalue()
+    atomic_write(data, out_file, overwrite)
+    # Of what this run wrote: the file may be replaced by now.
+    return hashlib.sha256(data).hexdigest()

@@ -209,8 +209,11 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     torch.save(dict(state_dict=deployed.state_dict(), meta=meta), buffer)
     # Both or neither: a failure between two writes left the new weights
     # beside the previous run's config under --overwrite.
+    # Without ``overwrite``, checked again at the rename (a second run with
+    # the same outputs).
     atomic_write_together([(buffer.getvalue(), out),
-                           (dep_cfg.dump(), out_cfg)])  # the config's text
+                           (dep_cfg.dump(), out_cfg)],  # the config's text
+                          overwrite)
     return dict(
         max_abs_diff=fp32_diff, max_abs_diff_float64=exact_diff,
         float32_noise_floor=noise_floor,

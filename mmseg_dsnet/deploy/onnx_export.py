@@ -348,20 +348,32 @@ def export_and_check(config,
                              [p for p in (out_file, int8_file) if p], log)
     result = checked['result']
     if int8_file:
-        result['int8'] = _quantize_and_compare(
-            out_file, int8_file, checked, shape, num_calib_images, overwrite,
-            log, int8_min_mask_iou)
+        try:
+            result['int8'] = _quantize_and_compare(
+                out_file, int8_file, checked, shape, num_calib_images,
+                overwrite, log, int8_min_mask_iou)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed while quantizing: the
+            # new OUT is in place, and an earlier int8 model stayed
+            # beside it.
+            _remove_earlier_int8(int8_file, out_file, log)
+            raise
         result['passed'] = result['int8']['passed']
-        if not result['passed'] and osp.isfile(int8_file):
-            # An earlier run's int8 model is not of the model now at OUT:
-            # beside it, it passed for its quantized form.
-            os.remove(int8_file)
-            log(f'Removed {int8_file}: an earlier int8 model, not of the '
-                f'model now at {out_file}')
+        if not result['passed']:
+            _remove_earlier_int8(int8_file, out_file, log)
         return _record_files(result, [out_file] + (
             [int8_file] if result['passed'] else []),
             [] if result['passed'] else [int8_file], log)
     return _record_files(result, [out_file], [], log)
+
+
+def _remove_earlier_int8(int8_file, out_file, log):
+    """Remove an earlier run's int8 model: it is not of the model now at
+    ``out_file``, and beside it, it passed for its quantized form."""
+    if osp.isfile(int8_file):
+        os.remove(int8_file)
+        log(f'Removed {int8_file}: an earlier int8 model, not of the '
+            f'model now at {out_file}')
 
 
 def _record_files(result, written, not_written, log):

@@ -335,7 +335,9 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         split=cfg.train_dataloader.dataset.get('ann_file'))
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
-    atomic_write(buffer.getvalue(), out)
+    # Checked again at the rename: a second run writing ``out`` meanwhile
+    # was replaced without a word, and both reported the file as theirs.
+    atomic_write(buffer.getvalue(), out, overwrite=overwrite)
     return dict(batches=batches,
                 layers=len(batch_norm_layers(model)) - len(not_run),
                 not_run=not_run)

@@ -91,17 +91,36 @@ def exit_cleanly_on_sigterm():
     return None
 
 
+def report_interrupt(error, hint=''):
+    """Report Ctrl-C (``KeyboardInterrupt``) in one line instead of the
+    traceback of wherever the work was, and exit with status 130 (128 +
+    SIGINT, as a shell reports a process stopped by it). The clean-up of
+    the writes under way (``finally``, ``except BaseException``) has run by
+    the time the exception gets here.
+
+    Args:
+        error (KeyboardInterrupt): The interrupt.
+        hint (str): What is left and how to go on, appended to the line.
+    """
+    print_user_error(error, 'interrupted (Ctrl-C) before the run finished' +
+                     (f'; {hint}' if hint else ''))
+    sys.exit(128 + signal.SIGINT)
+
+
 def run_reporting_user_errors(main):
     """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
     stderr and exit with status 2, the status of every user error in this
     project, or with the status of a failed child tool
     (:class:`~mmseg_dsnet.utils.errors.ChildToolError`)
     (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well).
-    SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`).
+    SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`),
+    Ctrl-C with one line and status 130 (:func:`report_interrupt`).
     """
     previous = exit_cleanly_on_sigterm()
     try:
         return main()
+    except KeyboardInterrupt as err:
+        report_interrupt(err)
     except Exception as err:
         message = describe_user_error(err)
         if message is None:

@@ -48,7 +48,7 @@ import sys
 from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.fileio import atomic_write_together
 from mmseg_dsnet.utils.messages import first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -1255,22 +1255,31 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
             f'--out-dir {out_dir}: cannot make the folder ({reason}); give '
             'a folder for the leaderboard files; nothing was written'
         ) from None
-    paths = table.write_outputs(board, out_dir)
+    paths, files = table.output_files(board, out_dir)
     points = None
     png = osp.join(out_dir, 'leaderboard.png')
     if plot:
         from .plot import plot_leaderboard
         paths['png'] = png
-        points = plot_leaderboard(board, png)
-    elif osp.isfile(png):
+        points = []
+
+        def draw(tmp_path):
+            points.extend(plot_leaderboard(board, tmp_path))
+
+        files.append((draw, png))
+    for path, kind, render, markers in pages:
+        files.append((blocks.replace_block(texts[path], render(board),
+                                           markers, path), path))
+        paths[kind] = path
+    # All at once: written one after the other, an interrupt (Ctrl-C,
+    # SIGTERM) or a failed plot left the new JSON beside the previous
+    # build's tables, plot and README block -- a set that did not match.
+    atomic_write_together(files)
+    if not plot and osp.isfile(png):
         # An earlier build's plot beside this board would show other rows.
         os.remove(png)
         print(f'Removed {png} of an earlier build: it would not show this '
               'board (build without --no-plot to draw it)')
-    for path, kind, render, markers in pages:
-        atomic_write(blocks.replace_block(texts[path], render(board),
-                                          markers, path), path)
-        paths[kind] = path
     for kind, path in paths.items():
         print(f'{kind}: {path}')
     return dict(board=board, paths=paths, plot_points=points)

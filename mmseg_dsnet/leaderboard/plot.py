@@ -104,5 +104,6 @@ def plot_leaderboard(board, path):
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8,
                title='marker area grows with log(params)', title_fontsize=8)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(path, dpi=130)
+    # PNG whatever the name ends with (a hidden temporary file's does not).
+    fig.savefig(path, dpi=130, format='png')
     return drawn

@@ -15,16 +15,16 @@ section and CSV file, marked ``source: reported``; they are never mixed into
 the measured rows.
 """
 import csv
+import io
 import os.path as osp
 import statistics
 
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.fileio import atomic_write
+from mmseg_dsnet.utils.fileio import json_text
 from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.percent import percent_text
 
-from .records import write_json
 
 # (leaderboard field, LesionMetric key, Markdown header)
 METRIC_FIELDS = (
@@ -510,19 +510,15 @@ def _flat(row, fields):
     return out
 
 
-def write_csv(path, rows):
-    """The rows as a CSV file, written atomically (the old file or the
-    complete new one)."""
+def csv_text(rows):
+    """The rows as the text of a CSV file (a header of every field)."""
     flat = [_flat(r, list(r)) for r in rows]
     header = _distinct(k for r in flat for k in r)
-
-    def write(tmp_path):
-        with open(tmp_path, 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(flat)
-
-    atomic_write(write, path)
+    text = io.StringIO(newline='')
+    writer = csv.DictWriter(text, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(flat)
+    return text.getvalue()
 
 
 def build_board(records, reported, flops_convention=''):
@@ -536,14 +532,20 @@ def build_board(records, reported, flops_convention=''):
         reported=reported_rows(reported) if reported else [])
 
 
-def write_outputs(board, out_dir):
-    """leaderboard.json/.csv/.md (+ leaderboard_reported.csv) in out_dir."""
+def output_files(board, out_dir):
+    """The leaderboard files of ``board`` in ``out_dir``, unwritten.
+
+    Returns:
+        tuple[dict, list]: The paths by kind (json, csv, reported_csv, md),
+        and ``(text, path)`` pairs for
+        :func:`~mmseg_dsnet.utils.fileio.atomic_write_together`.
+    """
     paths = dict(json=osp.join(out_dir, 'leaderboard.json'),
                  csv=osp.join(out_dir, 'leaderboard.csv'),
                  reported_csv=osp.join(out_dir, 'leaderboard_reported.csv'),
                  md=osp.join(out_dir, 'leaderboard.md'))
-    write_json(board, paths['json'])
-    write_csv(paths['csv'], board['measured'])
-    write_csv(paths['reported_csv'], board['reported'])
-    atomic_write(leaderboard_markdown(board), paths['md'])
-    return paths
+    texts = dict(json=json_text(board, indent=2, ensure_ascii=False) + '\n',
+                 csv=csv_text(board['measured']),
+                 reported_csv=csv_text(board['reported']),
+                 md=leaderboard_markdown(board))
+    return paths, [(texts[kind], path) for kind, path in paths.items()]

@@ -270,7 +270,15 @@ def atomic_write_together(files, overwrite: bool = True) -> list:
             written.append((tmp, filepath))
             _write_partial(data, tmp, filepath)
         for _, filepath in files:
-            refuse_existing(filepath, overwrite)
+            if not overwrite and osp.exists(filepath):
+                # Another run (a second copy of the tool with the same
+                # output) wrote it while this one worked: replacing it
+                # would leave that run's report naming a file that is not
+                # its own.
+                raise FileExistsError(
+                    f'{filepath} was written by another process while this '
+                    'run worked; not replacing it (nothing written; use '
+                    '--overwrite to replace it)')
         for tmp, filepath in written:
             os.replace(tmp, filepath)
     except BaseException:

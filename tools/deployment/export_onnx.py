@@ -56,6 +56,7 @@ unsafe checkpoint, one trained at another input size than the config, a
 size, an opset torch cannot write).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -123,6 +124,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _file_identity(path):
+    """What tells a file from one written over it since (an atomic write
+    gives it a new inode), or None when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def main(argv=None):
     args = parse_args(argv)
     shape = input_shape(args.shape) if args.shape else None
@@ -148,6 +159,7 @@ def main(argv=None):
                       ('the checkpoint', args.checkpoint), ('OUT', args.out),
                       ('--int8', args.int8), ('--json', args.json)),
                      hint='give each output a file name of its own')
+    earlier_out = _file_identity(args.out)
     try:
         if args.json:
             # Before the export: an existing report is kept unless
@@ -168,6 +180,16 @@ def main(argv=None):
     except (FileExistsError, UnsafeCheckpointError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or failed after the new OUT was
+        # written (while quantizing): an earlier report stayed beside it,
+        # naming OUT with another model's figures.
+        if args.json and osp.isfile(args.json) and \
+                _file_identity(args.out) != earlier_out:
+            os.remove(args.json)
+            print(f'Removed {args.json}: an earlier report, not of the '
+                  f'model now at {args.out}')
+        raise
     if args.json:
         atomic_write(json_text(result, indent=2), args.json,
                      overwrite=args.overwrite)

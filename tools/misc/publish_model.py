@@ -52,7 +52,15 @@ def main(argv=None):
     if osp.exists(args.out_file) and not args.force:
         raise UserError(f'{args.out_file} exists; pass --force to replace it')
     from mmseg_dsnet.apis.released_model import publish_weights
-    digest = publish_weights(args.config, args.checkpoint, args.out_file)
+    try:
+        # Without --force, a file another run wrote meanwhile stays.
+        digest = publish_weights(args.config, args.checkpoint,
+                                 args.out_file, overwrite=args.force)
+    except FileExistsError:
+        raise UserError(
+            f'{args.out_file} was written by another process while this run '
+            'worked; not replacing it (nothing written; pass --force to '
+            'replace it)') from None
     size_kb = os.path.getsize(args.out_file) / 1024
     print(f'Wrote {args.out_file} ({size_kb:.0f} KiB)')
     print(f'SHA256: {digest}')
