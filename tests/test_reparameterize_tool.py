@@ -185,32 +185,39 @@ def test_an_out_path_through_a_file_is_refused_before_the_check(
     assert afile.read_text() == 'a file, not a folder'
 
 
+def fold_with_a_spoiled_logit(monkeypatch, tmp_path, checkpoint, spoil):
+    """Run reparameterize.py with a fold whose model's outputs pass through
+    ``spoil`` (output -> output or None to keep it); returns the exit
+    status and the output path."""
+    from mmseg_dsnet.deploy import deploy_checkpoint
+    fold = deploy_checkpoint.reparameterize_model
+
+    def spoiled_fold(model):
+        model = fold(model)
+        model.register_forward_hook(
+            lambda module, inputs, output: spoil(output.clone()))
+        return model
+
+    monkeypatch.setattr(deploy_checkpoint, 'reparameterize_model',
+                        spoiled_fold)
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / 'dsnet_deploy.pth'
+    return tool.main([CONFIG, str(checkpoint), str(out), '--shape', '64',
+                      '64']), out
+
+
 @pytest.mark.parametrize('bad', [float('nan'), float('inf')])
 def test_a_fold_that_makes_non_finite_logits_fails_the_check(
         trained_checkpoint, tmp_path, monkeypatch, capsys, bad):
     """A fold whose model gives a NaN logit: every difference was NaN,
     which compares False with the tolerance, so the check passed and the
     deploy checkpoint was written, exit 0."""
-    from mmseg_dsnet.deploy import deploy_checkpoint
-    fold = deploy_checkpoint.reparameterize_model
+    def spoil(output):
+        output[0, 0, 0, 0] = bad
+        return output
 
-    def fold_with_a_bad_logit(model):
-        model = fold(model)
-
-        def spoil(module, inputs, output):
-            output = output.clone()
-            output[0, 0, 0, 0] = bad
-            return output
-
-        model.register_forward_hook(spoil)
-        return model
-
-    monkeypatch.setattr(deploy_checkpoint, 'reparameterize_model',
-                        fold_with_a_bad_logit)
-    tool = load_tool('deployment/reparameterize.py')
-    out = tmp_path / 'dsnet_deploy.pth'
-    status = tool.main([CONFIG, str(trained_checkpoint), str(out),
-                        '--shape', '64', '64'])
+    status, out = fold_with_a_spoiled_logit(monkeypatch, tmp_path,
+                                            trained_checkpoint, spoil)
     assert status == 1
     error = capsys.readouterr().err
     assert error.startswith(f'ERROR: Re-parameterised logits differ by '
@@ -276,28 +283,14 @@ def test_a_fold_off_by_a_small_finite_amount_fails_the_check(
         trained_checkpoint, tmp_path, monkeypatch, capsys, dtype, message):
     """A fold that moves one logit by 1e-4 (ten times ``--atol``) in
     float64, or in float32 only, is not written."""
-    from mmseg_dsnet.deploy import deploy_checkpoint
-    fold = deploy_checkpoint.reparameterize_model
+    def shift(output):
+        if output.dtype != dtype:
+            return None
+        output[0, 0, 0, 0] += 1e-4
+        return output
 
-    def fold_off_by_a_little(model):
-        model = fold(model)
-
-        def shift(module, inputs, output):
-            if output.dtype != dtype:
-                return output
-            output = output.clone()
-            output[0, 0, 0, 0] += 1e-4
-            return output
-
-        model.register_forward_hook(shift)
-        return model
-
-    monkeypatch.setattr(deploy_checkpoint, 'reparameterize_model',
-                        fold_off_by_a_little)
-    tool = load_tool('deployment/reparameterize.py')
-    out = tmp_path / 'dsnet_deploy.pth'
-    status = tool.main([CONFIG, str(trained_checkpoint), str(out),
-                        '--shape', '64', '64'])
+    status, out = fold_with_a_spoiled_logit(monkeypatch, tmp_path,
+                                            trained_checkpoint, shift)
     assert status == 1
     error = capsys.readouterr().err
     assert error.startswith('ERROR: Re-parameterised ') and message in error
