@@ -145,6 +145,19 @@ def run_cli(main, argv, capsys):
     return code, capsys.readouterr().err
 
 
+def another_run_writes_during_save(monkeypatch, out):
+    """Make every ``torch.save`` first write ``out`` as another copy of a
+    tool would while this one works (its bytes: ``b'the other run'``)."""
+    import torch
+    save = torch.save
+
+    def other_run_writes_out(*args, **kwargs):
+        out.write_bytes(b'the other run')
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(torch, 'save', other_run_writes_out)
+
+
 def tree_hashes(root):
     """SHA-256 of every file below ``root``, by relative POSIX path."""
     return {

@@ -2,7 +2,8 @@
 training hook and tools/analysis_tools/recalibrate_batch_norm.py."""
 import pytest
 import torch
-from conftest import REPO, load_tool, run_cli, run_tool_process, write_tiny_config
+from conftest import (REPO, another_run_writes_during_save, load_tool,
+                      run_cli, run_tool_process, write_tiny_config)
 
 DSNET = str(REPO / 'configs/dsnet/dsnet_isic2018.py')
 EGEUNET = str(REPO / 'configs/egeunet/egeunet_isic2017.py')
@@ -531,14 +532,7 @@ def test_a_second_run_writing_the_same_out_is_not_replaced(
     checkpoint = tmp_path / 'trained.pth'
     torch.save(dict(state_dict=build(str(cfg)).state_dict()), checkpoint)
     out = tmp_path / 'out.pth'
-    save = torch.save
-
-    def other_run_writes_out(*args, **kwargs):
-        # The other copy of the tool finishes while this one works.
-        out.write_bytes(b'the other run')
-        return save(*args, **kwargs)
-
-    monkeypatch.setattr(torch, 'save', other_run_writes_out)
+    another_run_writes_during_save(monkeypatch, out)
     tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
     code, err = run_cli(tool.main, [cfg, checkpoint, out, '--max-batches',
                                     '1'], capsys)

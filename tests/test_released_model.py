@@ -266,20 +266,14 @@ def test_publish_model_keeps_a_file_another_run_wrote_meanwhile(
     passed the check at the start, the later one replaced the other's
     weights, and each printed the SHA256 of the file it found, exit 0."""
     import numpy as np
-    import torch
-    from conftest import REPO, make_lesion_checkpoint, run_tool_in_process
+    from conftest import (REPO, another_run_writes_during_save,
+                          make_lesion_checkpoint, run_tool_in_process)
     config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
     image = np.zeros((256, 256, 3), dtype=np.uint8)
     trained = tmp_path / 'epoch_1.pth'
     make_lesion_checkpoint(config, trained, image)
     out = tmp_path / 'net.pth'
-    save = torch.save
-
-    def other_run_writes_out(*args, **kwargs):
-        out.write_bytes(b'the other run')
-        return save(*args, **kwargs)
-
-    monkeypatch.setattr(torch, 'save', other_run_writes_out)
+    another_run_writes_during_save(monkeypatch, out)
     done = run_tool_in_process('tools/misc/publish_model.py', config,
                                trained, out)
     assert done.returncode == 2, done.stderr
