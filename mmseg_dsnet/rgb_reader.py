@@ -71,6 +71,25 @@ def ignored_orientation(image):
     return _tagged_orientation(image)
 
 
+def stored_size(image):
+    """``(width, height)`` of the pixels as stored in the file, before any
+    EXIF orientation.
+
+    Pillow (13) reports a TIFF's size already turned by its orientation
+    tag, before loading it; the TIFF's own width and length tags give the
+    stored size.
+
+    Args:
+        image (PIL.Image.Image): An opened image.
+    """
+    tags = getattr(image, 'tag_v2', None)
+    if image.format == 'TIFF' and tags is not None:
+        width, length = tags.get(256), tags.get(257)
+        if isinstance(width, int) and isinstance(length, int):
+            return width, length
+    return image.size
+
+
 def _tagged_orientation(image):
     """The orientation tag (2..8) of the image's own EXIF data, else 1."""
     value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
