@@ -71,6 +71,25 @@ def ignored_orientation(image):
     return _tagged_orientation(image)
 
 
+def stored_size(image):
+    """``(width, height)`` of the pixels as stored in the file, before any
+    EXIF orientation.
+
+    Pillow (13) reports a TIFF's size already turned by its orientation
+    tag, before loading it; the TIFF's own width and length tags give the
+    stored size.
+
+    Args:
+        image (PIL.Image.Image): An opened image.
+    """
+    tags = getattr(image, 'tag_v2', None)
+    if image.format == 'TIFF' and tags is not None:
+        width, length = tags.get(256), tags.get(257)
+        if isinstance(width, int) and isinstance(length, int):
+            return width, length
+    return image.size
+
+
 def _tagged_orientation(image):
     """The orientation tag (2..8) of the image's own EXIF data, else 1."""
     value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
@@ -189,23 +208,29 @@ def decode_rgb(image, notes=None):
     """
     notes = [] if notes is None else notes
     raw_mode = _raw_mode(image)
+    # Before loading: Pillow's TIFF loader turns the pixels upright itself
+    # and drops the tag, and the orientation went unnoted.
+    orientation = exif_orientation(image)
     image.load()  # truncated or corrupt data fails here
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES:
         # Pillow keeps the high byte of 16-bit colour images.
         notes.append(f'16-bit image ({raw_mode}) reduced to 8 bits')
     if getattr(image, 'n_frames', 1) > 1:
         notes.append(f'{image.n_frames} frames: only the first is used')
-    orientation = exif_orientation(image)
     ignored = ignored_orientation(image)
     if ignored != 1:
         notes.append(f'EXIF orientation {ignored} of the {image.format} '
                      'image not applied, as OpenCV (the training and test '
                      'loader) reads it as stored')
     if orientation != 1:
-        stored = '{}x{}'.format(*image.size)
+        # (A no-op for a TIFF, which Pillow turned when loading it.)
         image = ImageOps.exif_transpose(image)
+        width, height = image.size
+        # Orientations 5..8 swap the axes (a TIFF reports the upright
+        # size even before loading).
+        stored = (height, width) if orientation >= 5 else (width, height)
         notes.append(f'EXIF orientation {orientation} applied (stored '
-                     f'{stored}, upright ' + '{}x{})'.format(*image.size))
+                     '{}x{}, upright {}x{})'.format(*stored, width, height))
     rgb = np.ascontiguousarray(_rgb_pixels(image, notes))
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES and \
             rgb.size and not rgb.any():

@@ -969,3 +969,38 @@ def test_an_interrupted_int8_export_leaves_no_earlier_pair_beside_it(
     assert f'Removed {report}: an earlier report, not of the model now at ' \
         f'{out}' in text
     assert sorted(os.listdir(tmp_path)) == ['model.onnx']
+
+
+@pytest.mark.parametrize('flags,expected', [
+    # mmseg's data preprocessor flips the channels for either flag: the
+    # model was trained on RGB, and gets the RGB input unflipped.
+    (dict(bgr_to_rgb=True), [(10 - 1) / 2, (20 - 2) / 4, (30 - 3) / 8]),
+    (dict(rgb_to_bgr=True), [(10 - 1) / 2, (20 - 2) / 4, (30 - 3) / 8]),
+    # Neither: the model was trained on mmcv's BGR loading.
+    (dict(), [(30 - 1) / 2, (20 - 2) / 4, (10 - 3) / 8]),
+])
+def test_deployable_normalises_in_the_models_channel_order(flags, expected):
+    """An RGB pixel (10, 20, 30) reaches the segmentor as
+    ``(pixel - mean) / std`` in the order the config's preprocessor gave
+    the model its training images."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.deploy import DeployableSegmentor
+
+    class Identity(torch.nn.Module):
+        def forward(self, x, mode):
+            assert mode == 'tensor'
+            return x
+
+    cfg = Config(dict(
+        model=dict(data_preprocessor=dict(mean=[1, 2, 3], std=[2, 4, 8],
+                                          **flags)),
+        test_pipeline=[dict(type='LoadImageFromFile'),
+                       dict(type='Resize', scale=(8, 8), keep_ratio=False)]))
+    network = DeployableSegmentor.from_segmentor(Identity().eval(), cfg)
+    images = torch.tensor([10.0, 20.0, 30.0]).view(1, 3, 1, 1).expand(
+        2, 3, 4, 5)
+    out = network(images)
+    assert out.shape == (2, 3, 4, 5)
+    assert torch.equal(out, torch.tensor(expected).view(1, 3, 1, 1).expand(
+        2, 3, 4, 5))

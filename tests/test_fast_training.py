@@ -283,6 +283,62 @@ def test_each_sample_draws_its_own_rotation():
     assert 0 < sum(rotated) < 64
 
 
+def test_explicit_draws_pick_each_transform_and_the_angle():
+    """Column j of ``draws`` decides flip j; the rotation reads the next
+    two columns: first whether (below ``prob``), then where in ``degree``
+    the angle lies. Four samples, one outcome each, against torch's own
+    flips and quarter turns (mmcv: a positive angle turns clockwise, which
+    is ``rot90`` with k=-1 over (H, W))."""
+    img, seg = random_batch(5, 16, 16)
+    aug = BatchedSegAugmentation([
+        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        dict(type='RandomFlip', prob=0.5, direction='vertical'),
+        rotate_cfg((0, 180), prob=0.5)])
+    assert aug.num_draws == 4
+    draws = torch.tensor([
+        [0.2, 0.9, 0.9, 0.5],   # horizontal flip only
+        [0.9, 0.2, 0.9, 0.5],   # vertical flip only
+        [0.9, 0.9, 0.2, 0.5],   # rotation by 0 + 180 * 0.5 = 90 degrees
+        [0.9, 0.9, 0.2, 0.0],   # rotation by 0 degrees
+        [0.9, 0.9, 0.9, 0.2],   # nothing (the angle draw is below prob)
+    ])
+    out_img, out_seg = aug(img, seg, draws)
+    seg = seg.long()
+    expected = [(img[0].flip(-1), seg[0].flip(-1)),
+                (img[1].flip(-2), seg[1].flip(-2)),
+                (torch.rot90(img[2], -1, (-2, -1)),
+                 torch.rot90(seg[2], -1, (-2, -1))),
+                (img[3], seg[3]), (img[4], seg[4])]
+    for i, (want_img, want_seg) in enumerate(expected):
+        assert torch.equal(out_seg[i], want_seg), f'sample {i}'
+        torch.testing.assert_close(out_img[i], want_img, rtol=0, atol=1e-2)
+
+
+def test_defaults_are_those_of_mmseg_transforms():
+    """Arguments left out mean what they mean to mmseg: a flip is
+    horizontal; a scalar ``degree`` d is the range (-d, d); the image is
+    padded with 0 and the label with 255 (ignore)."""
+    img, seg = random_batch(1, 16, 16)
+    out_img, out_seg = BatchedSegAugmentation(
+        [dict(type='RandomFlip', prob=1.0)])(img, seg)
+    assert torch.equal(out_img, img.flip(-1))
+    assert torch.equal(out_seg, seg.long().flip(-1))
+    rotate = BatchedSegAugmentation(
+        [dict(type='RandomRotate', prob=1.0, degree=90)])
+    # Draw 0 is the low end, -90: a quarter turn anticlockwise (k=1).
+    out_img, out_seg = rotate(img, seg, torch.tensor([[0.0, 0.0]]))
+    assert torch.equal(out_seg, torch.rot90(seg.long(), 1, (-2, -1)))
+    torch.testing.assert_close(out_img, torch.rot90(img, 1, (-2, -1)),
+                               rtol=0, atol=1e-2)
+    # 45 degrees of a flat image: the corners are rotated in.
+    flat = torch.full((1, 3, 16, 16), 100.0)
+    ones = torch.ones(1, 16, 16, dtype=torch.uint8)
+    out_img, out_seg = BatchedSegAugmentation(
+        [dict(type='RandomRotate', prob=1.0, degree=(45, 45))])(flat, ones)
+    assert torch.all(out_img[..., 0, 0] == 0.0)
+    assert out_seg[0, 0, 0] == 255 and out_seg[0, 8, 8] == 1
+
+
 @pytest.mark.parametrize('transform', [
     dict(type='RandomCrop', crop_size=(32, 32)),
     dict(type='PhotoMetricDistortion'),

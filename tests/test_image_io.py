@@ -228,3 +228,47 @@ def test_a_webp_orientation_is_read_as_opencv_reads_it(tmp_path, orientation):
     # mmcv's Pillow backend turns a WebP too: then the turned size counts.
     assert bool(check_sizes([(path, mask)], apply_exif='pillow')) == (
         orientation == 6)
+
+
+def test_pixel_ranges_at_their_limits_read_as_documented(tmp_path):
+    """The edges of each reading: a float image whose brightest pixel is
+    exactly 1.0 is in 0..1 (scaled by 255), one reaching exactly 255 is in
+    0..255 (kept, not refused); a 16-bit image whose brightest pixel is
+    exactly 255 holds 8-bit values (kept), one reaching 65535 is scaled by
+    its high byte."""
+    from mmseg_dsnet.rgb_reader import read_rgb
+    cases = [
+        (np.array([[0.0, 0.5, 1.0]], np.float32), 'unit.tif', [0, 128, 255]),
+        (np.array([[0.0, 2.0, 255.0]], np.float32), 'byte.tif', [0, 2, 255]),
+        (np.array([[0, 2, 255]], np.uint16), 'low16.png', [0, 2, 255]),
+        (np.array([[0, 511, 65535]], np.uint16), 'high16.png', [0, 1, 255]),
+    ]
+    for values, name, expected in cases:
+        Image.fromarray(values).save(tmp_path / name)
+        rgb = read_rgb(tmp_path / name)
+        assert rgb.shape == (1, 3, 3), name
+        assert rgb[0, :, 0].tolist() == expected, name
+        assert (rgb == rgb[..., :1]).all(), name  # gray on all 3 channels
+
+
+def test_a_tiff_orientation_is_applied_as_opencv_applies_it(tmp_path):
+    """OpenCV (mmcv's LoadImageFromFile) turns a TIFF upright by its
+    orientation tag, as a JPEG's; so must the shared reader, and say so:
+    Pillow's TIFF loader turns it itself and drops the tag, and the reader
+    (reading the tag after loading) noted nothing."""
+    import mmcv
+
+    from mmseg_dsnet.rgb_reader import read_rgb
+    upright = np.zeros((24, 32, 3), np.uint8)
+    upright[:6, :10] = (250, 20, 20)
+    path = tmp_path / 'o6.tif'
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(
+        path, tiffinfo={274: 6})
+    notes = []
+    ours = read_rgb(path, notes)
+    theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')[..., ::-1]
+    assert np.array_equal(theirs, upright)
+    assert np.array_equal(ours, upright)
+    # It was turned (by Pillow's TIFF loader) but not noted.
+    assert notes == ['EXIF orientation 6 applied (stored 24x32, upright '
+                     '32x24)']

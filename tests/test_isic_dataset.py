@@ -456,3 +456,28 @@ def test_a_palette_mask_is_checked_by_the_indices_mmseg_loads(tmp_path):
     bad, _ = check_masks(paths, palette_indices=False)
     assert [path for path, _ in bad] == paths
     assert '3 channels (a colour image)' in bad[0][1]
+
+
+def test_the_size_check_turns_a_tiff_by_its_orientation_once(tmp_path):
+    """Pillow reports a TIFF's size already turned by its EXIF orientation,
+    and the size check turned it again: the mask of the upright image (as
+    mmcv loads it) was refused, one of the stored pixels accepted, and
+    training stretched it over the turned image, exit 0."""
+    import mmcv
+    from PIL import Image
+
+    from mmseg_dsnet.datasets.sample_checks import check_sizes
+    image = tmp_path / 'o6.tif'
+    # Stored 24 wide and 32 high; orientation 6 turns it 32 wide, 24 high.
+    Image.fromarray(np.zeros((32, 24, 3), np.uint8)).save(
+        image, tiffinfo={274: 6})
+    assert mmcv.imfrombytes(image.read_bytes(),
+                            flag='color').shape[:2] == (24, 32)
+    upright, stored = tmp_path / 'upright.png', tmp_path / 'stored.png'
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(upright)
+    Image.fromarray(np.zeros((32, 24), np.uint8)).save(stored)
+    assert check_sizes([(str(image), str(upright))]) == []
+    assert check_sizes([(str(image), str(stored))]) == [(
+        str(stored), f'24x32 (width x height), but its image {image} is '
+        '32x24 as loaded (stored 24x32, turned by its EXIF orientation 6); '
+        'the mask fits the stored pixels, which the loader turns')]

@@ -580,3 +580,69 @@ def test_build_refuses_seeds_of_best_and_final_checkpoints(lb, tmp_path):
     built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
                      str(tmp_path / 'results'), '--no-plot'])
     assert built['board']['measured'][0]['seeds'] == [0, 1, 2]
+
+
+def _records(names):
+    return [json.loads((RUNS / name).read_text()) for name in names]
+
+
+def test_aggregate_rows_by_hand():
+    """table.aggregate on the committed records with figures set by hand:
+    a row's mean and sample std (n-1) over its seeds, in seed order; the
+    newest collection of a seed wins; a timing of some seeds averages
+    those; one short seed marks the row; rows sort by mean DSC, best
+    first."""
+    from mmseg_dsnet.leaderboard.table import aggregate
+    dsnet = _records(DSNET_30EP)
+    # Collected in the order seed 2, 0, 1 (not seed order).
+    for rec, dsc, stamp in zip(dsnet, (80.0, 84.0, 86.0),
+                               ('2026-12-02', '2026-12-03', '2026-12-01')):
+        rec['metrics']['DSC'] = dsc
+        rec['collected_at'] = stamp
+        rec['cpu_latency_ms'] = None
+        rec['short_schedule'] = False
+    dsnet[0]['cpu_latency_ms'] = 10.0
+    dsnet[2]['short_schedule'] = True
+    # Seed 0 collected again, later, from its own work dir: this one counts.
+    again = json.loads(json.dumps(dsnet[0]))
+    again['metrics']['DSC'] = 83.0
+    again['collected_at'] = '2026-12-04'
+    ege = _records([name.replace('dsnet_', 'ege-unet_')
+                    for name in DSNET_30EP])
+    for rec in ege:
+        rec['metrics']['DSC'] = 90.0
+    first, second = aggregate([dsnet[2], dsnet[0], ege[1], again, ege[0],
+                               dsnet[1], ege[2]])
+    assert first['model'] == 'EGE-UNet' and second['model'] == 'DSNet'
+    assert first['dsc'] == dict(mean=90.0, std=0.0, min=90.0, max=90.0, n=3)
+    assert second['seeds'] == [0, 1, 2]
+    assert second['runs'] == DSNET_30EP
+    # 83, 84, 86: mean 253/3, squared deviations (4 + 1 + 25) / 9, over
+    # n-1 = 2: variance 7/3.
+    assert second['dsc']['mean'] == pytest.approx(253 / 3, abs=1e-12)
+    assert second['dsc']['std'] == pytest.approx((7 / 3)**0.5, abs=1e-12)
+    assert (second['dsc']['min'], second['dsc']['max'],
+            second['dsc']['n']) == (83.0, 86.0, 3)
+    assert second['cpu_latency_ms'] == dict(mean=10.0, std=None, min=10.0,
+                                            max=10.0, n=1)
+    assert second['short_schedule'] is True and \
+        first['short_schedule'] is True
+
+
+def test_a_last_validation_line_is_of_the_final_weights():
+    """A record without a checkpoint whose figures are its last
+    validation line is of the final weights: averaged with seeds tested
+    with their best_*.pth it is refused, with seeds of their final weights
+    it is not."""
+    from mmseg_dsnet.leaderboard.table import aggregate
+    records = _records(DSNET_30EP)
+    records[0]['checkpoint'] = None
+    records[0]['metrics_source_kind'] = 'last validation line'
+    for rec in records[1:]:
+        rec['checkpoint'] = '/work/run/best_IoU_epoch_25.pth'
+    with pytest.raises(MixedRunsError, match='checkpoint tested'):
+        aggregate(records)
+    for rec in records[1:]:
+        rec['checkpoint'] = '/work/run/epoch_30.pth'
+    row, = aggregate(records)
+    assert row['seeds'] == [0, 1, 2]

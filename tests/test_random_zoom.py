@@ -46,8 +46,54 @@ def test_zoom_crops_a_window_of_the_drawn_size_and_resizes_it_back():
         assert not lesion[source_column <= 62].any()
         assert lesion[source_column >= 66].all()
         spans.append(column_span)
-    # The zoom is drawn: not every window has the same size.
+    # The zoom is drawn: not every window has the same size, and uniformly
+    # over [1, 2]: of 20 draws some window is near half the width (zoom
+    # near 2), some near the whole of it (zoom near 1).
     assert len(set(spans)) > 5
+    assert min(spans) < 128 / 1.8 and max(spans) > 128 / 1.2
+
+
+def test_every_window_place_is_drawn():
+    """The window lies anywhere in the picture, touching either edge: on a
+    10-pixel picture whose label codes its column, a window's label spans
+    exactly the source columns it covers (nearest neighbour)."""
+    zoom = build_zoom(prob=1.0, max_zoom=2.0)
+    np.random.seed(0)
+    columns, rows = np.meshgrid(np.arange(10), np.arange(10))
+    column_windows, row_windows = set(), set()
+    for _ in range(300):
+        out = zoom(dict(img=np.stack([columns] * 3, -1).astype(np.uint8),
+                        gt_seg_map=columns.astype(np.uint8),
+                        rows_map=rows.astype(np.uint8),
+                        seg_fields=['gt_seg_map', 'rows_map']))
+        left, right = int(out['gt_seg_map'].min()), int(
+            out['gt_seg_map'].max())
+        # The image moved with the label.
+        assert (int(out['img'][..., 0].min()), int(
+            out['img'][..., 0].max())) == (left, right)
+        column_windows.add((left, right))
+        row_windows.add((int(out['rows_map'].min()),
+                         int(out['rows_map'].max())))
+    # Windows 5..10 pixels wide; for each width every place 0..10-width.
+    for width in range(5, 11):
+        for windows in (column_windows, row_windows):
+            assert {first for first, last in windows
+                    if last - first + 1 == width} == set(range(11 - width))
+
+
+def test_defaults_zoom_half_the_samples_by_up_to_one_and_a_half():
+    zoom = build_zoom()
+    np.random.seed(0)
+    spans = []
+    for _ in range(200):
+        out = zoom(position_coded_sample())
+        span = int(out['img'][..., 0].max()) - int(out['img'][..., 0].min())
+        if span < 127:
+            spans.append(span)
+    # prob 0.5: 200 samples, about 100 zoomed (binomial sd 7).
+    assert 70 < len(spans) < 130
+    # max_zoom 1.5: windows down to 128 / 1.5 columns, none narrower.
+    assert 128 / 1.5 - 2 <= min(spans) < 128 / 1.45
 
 
 def test_no_zoom_leaves_the_sample_as_it_was():

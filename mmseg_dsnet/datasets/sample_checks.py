@@ -250,10 +250,14 @@ def _size_as_loaded(path, apply_exif):
     """
     from PIL import Image
 
-    from ..rgb_reader import exif_orientation, ignored_orientation
+    from ..rgb_reader import (exif_orientation, ignored_orientation,
+                              stored_size)
     try:
         with Image.open(path) as image:
-            stored = image.size
+            # Not image.size: Pillow gives a TIFF's turned size, and it was
+            # turned twice (the right mask refused, one of the stored
+            # pixels accepted).
+            stored = stored_size(image)
             orientation = exif_orientation(image) if apply_exif else 1
             if apply_exif == 'pillow':  # mmcv's Pillow backend: every format
                 orientation = max(orientation, ignored_orientation(image))
