@@ -978,7 +978,7 @@ def _process_pair(task):
         turned = ''
         if orientation != 1:
             turned = (f' after its EXIF orientation {orientation} (stored '
-                      '{}x{})'.format(*image.size))
+                      '{}x{})'.format(*rgb_reader.stored_size(image)))
         return skip(
             'size mismatch', mask_ref,
             f'image {_display(*image_ref)} is {width}x{height}{turned}, '
