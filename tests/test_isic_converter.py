@@ -1184,3 +1184,49 @@ def test_palette_masks_are_read_by_their_binary_indices(tmp_path):
         'as labels) as (255, 255, 255), not darker than index 1 (lesion), '
         '(0, 0, 0)')
     assert not (out / 'masks' / f'{ids[1]}.png').exists()
+
+
+def test_the_splits_are_the_documented_permutations():
+    """meta.json says how each lightweight list was drawn; the lists are
+    exactly that: the sorted train+val ids (val ids sorting first here, so
+    that an unsorted pool differs) permuted by ``default_rng(seed)``, and
+    the design hold-out drawn from lightweight_train by its own stream,
+    ``default_rng([seed, 1])``, not the stream of the train/test split."""
+    written = {'train': [f'b{i:03d}' for i in range(30)],
+               'val': [f'a{i:03d}' for i in range(10)],
+               'test': ['c000']}
+    splits, _, rule, design_rule = isic._make_splits(2018, written, 5, 0.7)
+    pool = sorted(written['train'] + written['val'])
+    order = np.random.default_rng(5).permutation(40)
+    assert splits['lightweight_train'] == sorted(pool[i]
+                                                 for i in order[:28])
+    assert splits['lightweight_test'] == sorted(pool[i] for i in order[28:])
+    assert rule == ('n_train = round(0.7 * 40) = 28; official train+val ids '
+                    'sorted, shuffled with numpy.random.default_rng(5)'
+                    '.permutation, first n_train -> train')
+    train = splits['lightweight_train']
+    held = np.random.default_rng([5, 1]).permutation(28)[:3]
+    assert splits['lightweight_design_val'] == sorted(train[i] for i in held)
+    assert splits['lightweight_design_train'] == sorted(
+        set(train) - {train[i] for i in held})
+    assert design_rule == (
+        '3 of the 28 lightweight_train ids (round(0.1 * 28), at least 1) '
+        'held out as lightweight_design_val with numpy.random.default_rng('
+        '[5, 1]).permutation of the sorted ids; the rest is '
+        'lightweight_design_train. Designs and settings are chosen on it; '
+        'reported models train on all of lightweight_train')
+
+
+def test_2016_with_one_train_pair_holds_none_out():
+    """round(0.1 * 1) is 0 and one pair cannot fill both lists: it stays in
+    official_train (the raise to one applies from two pairs)."""
+    splits, val_rule, _, _ = isic._make_splits(
+        2016, {'train': ['ISIC_0000000']}, 0, 0.7)
+    assert (splits['official_train'], splits['official_val']) == (
+        ['ISIC_0000000'], [])
+    assert val_rule.startswith('ISIC 2016 has no validation set: 0 of the 1 '
+                               'official train pairs (round(0.1 * 1)) held')
+    splits, val_rule, _, _ = isic._make_splits(
+        2016, {'train': ['ISIC_0000000', 'ISIC_0000001']}, 0, 0.7)
+    assert (len(splits['official_train']), len(splits['official_val'])) == (
+        1, 1)
