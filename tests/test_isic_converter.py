@@ -1230,3 +1230,62 @@ def test_2016_with_one_train_pair_holds_none_out():
         2016, {'train': ['ISIC_0000000', 'ISIC_0000001']}, 0, 0.7)
     assert (len(splits['official_train']), len(splits['official_val'])) == (
         1, 1)
+
+
+def _binary(values, mode=None):
+    """``_mask_to_binary`` of a one-row mask of ``values``."""
+    picture = Image.fromarray(np.asarray([values]), mode=mode)
+    return isic._mask_to_binary(picture)
+
+
+def test_soft_mask_thresholds_are_at_their_documented_values():
+    """A soft mask is re-binarised at 128 (127 is background, 128 lesion)
+    when at least 90 % of its pixels lie within 32 of 0 or 255 (0..32 and
+    223..255, both ends included) and some lie near 255; 89 % is refused as
+    not binary."""
+    values = [32] * 45 + [223] * 45 + [127] * 5 + [128] * 5
+    mask, fixes, problem, changed = _binary(np.asarray(values, np.uint8))
+    assert problem is None and changed == 100
+    assert mask[0].tolist() == [0] * 45 + [1] * 45 + [0] * 5 + [1] * 5
+    assert fixes == [('soft mask re-binarised at 128',
+                      '100 pixels were neither 0 nor 255')]
+    values = [32] * 44 + [223] * 45 + [128] * 11
+    mask, _, problem, _ = _binary(np.asarray(values, np.uint8))
+    assert mask is None and problem[0] == 'mask values not binary'
+    # 33 and 222 are not near either end.
+    values = [33] * 45 + [222] * 45 + [0] * 5 + [255] * 5
+    assert _binary(np.asarray(values, np.uint8))[0] is None
+
+
+def test_a_16_bit_mask_is_rounded_to_8_bits():
+    """16-bit values are scaled by 257 and rounded: 32839 (127.78 * 257)
+    is 128, lesion after re-binarising; 32768 (127.502 * 257) is 128 too,
+    32767 (127.498 * 257) is 127."""
+    values = [0] * 60 + [65535] * 37 + [32839, 32768, 32767]
+    mask, fixes, problem, _ = _binary(np.asarray(values, np.uint16))
+    assert problem is None
+    assert mask[0, -3:].tolist() == [1, 1, 0]
+    assert mask[0, :97].tolist() == [0] * 60 + [1] * 37
+    assert fixes[0] == ('16-bit mask scaled to 8-bit',
+                        'I;16 mask scaled to 8-bit')
+
+
+def test_mask_transparency_and_palette_boundaries():
+    """A transparency that says what gray 128 and up says (opaque lesion,
+    transparent background) is dropped, 128 counting as lesion; gray 127
+    under an opaque alpha disagrees. A palette drawing index 0 exactly as
+    bright as the lesion index is ambiguous."""
+    gray = np.asarray([[128, 0]], np.uint8)
+    alpha = np.asarray([[255, 0]], np.uint8)
+    rgba = Image.fromarray(np.stack([gray, gray, gray, alpha], -1))
+    assert isic._alpha_problem(rgba) is None
+    gray = np.asarray([[127, 0]], np.uint8)
+    rgba = Image.fromarray(np.stack([gray, gray, gray, alpha], -1))
+    assert isic._alpha_problem(rgba)[0] == 'unsupported mask'
+    picture = Image.fromarray(np.asarray([[0, 1]], np.uint8), mode='P')
+    picture.putpalette([60, 60, 60, 60, 60, 60])
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert mask is None and problem[0] == 'ambiguous palette mask'
+    picture.putpalette([59, 59, 59, 60, 60, 60])
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert problem is None and mask.tolist() == [[0, 1]]
