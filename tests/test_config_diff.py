@@ -76,3 +76,35 @@ def test_the_network_check_names_a_key_left_out(tmp_path):
                        r"<not set> in its training config \(meta\['cfg'\]\), "
                        'None in the config'):
         check_trained_model(cfg, 'x.py', str(checkpoint), 'advice')
+
+
+def test_a_list_of_another_length_is_one_difference_at_the_list():
+    """A pipeline with a step added or dropped differs at the list itself
+    (its elements cannot be paired up), both ways round."""
+    given = {'x': {'pipeline': [dict(type='A'), dict(type='B')]}}
+    other = {'x': {'pipeline': [dict(type='A')]}}
+    assert list(config_differences(given, other, 'cfg')) == [
+        'cfg.x.pipeline']
+    assert list(config_differences(other, given, 'cfg')) == [
+        'cfg.x.pipeline']
+    assert list(config_differences({'x': []}, {'x': [1]}, 'cfg')) == [
+        'cfg.x']
+
+
+def test_a_value_set_to_none_differs_from_a_value():
+    """``threshold=None`` (the head's default) against ``threshold=0.3``,
+    both ways round."""
+    assert list(config_differences({'t': None}, {'t': 0.3}, 'cfg')) == [
+        'cfg.t']
+    assert list(config_differences({'t': 0.3}, {'t': None}, 'cfg')) == [
+        'cfg.t']
+
+
+def test_value_at_an_index_one_past_the_end_is_the_default():
+    """Index ``len`` is past the end of a list (index ``len - 1`` is its
+    last entry): the default, not an IndexError."""
+    given = {'x': {'pipeline': [dict(scale=1), dict(scale=2)]}}
+    assert value_at(given, 'x.pipeline[1].scale') == 2
+    assert value_at(given, 'x.pipeline[2]', 'none') == 'none'
+    assert value_at(given, 'x.pipeline[2].scale', 'none') == 'none'
+    assert value_at(given, 'x.pipeline[-1]', 'none') == 'none'

@@ -1184,3 +1184,108 @@ def test_palette_masks_are_read_by_their_binary_indices(tmp_path):
         'as labels) as (255, 255, 255), not darker than index 1 (lesion), '
         '(0, 0, 0)')
     assert not (out / 'masks' / f'{ids[1]}.png').exists()
+
+
+def test_the_splits_are_the_documented_permutations():
+    """meta.json says how each lightweight list was drawn; the lists are
+    exactly that: the sorted train+val ids (val ids sorting first here, so
+    that an unsorted pool differs) permuted by ``default_rng(seed)``, and
+    the design hold-out drawn from lightweight_train by its own stream,
+    ``default_rng([seed, 1])``, not the stream of the train/test split."""
+    written = {'train': [f'b{i:03d}' for i in range(30)],
+               'val': [f'a{i:03d}' for i in range(10)],
+               'test': ['c000']}
+    splits, _, rule, design_rule = isic._make_splits(2018, written, 5, 0.7)
+    pool = sorted(written['train'] + written['val'])
+    order = np.random.default_rng(5).permutation(40)
+    assert splits['lightweight_train'] == sorted(pool[i]
+                                                 for i in order[:28])
+    assert splits['lightweight_test'] == sorted(pool[i] for i in order[28:])
+    assert rule == ('n_train = round(0.7 * 40) = 28; official train+val ids '
+                    'sorted, shuffled with numpy.random.default_rng(5)'
+                    '.permutation, first n_train -> train')
+    train = splits['lightweight_train']
+    held = np.random.default_rng([5, 1]).permutation(28)[:3]
+    assert splits['lightweight_design_val'] == sorted(train[i] for i in held)
+    assert splits['lightweight_design_train'] == sorted(
+        set(train) - {train[i] for i in held})
+    assert design_rule == (
+        '3 of the 28 lightweight_train ids (round(0.1 * 28), at least 1) '
+        'held out as lightweight_design_val with numpy.random.default_rng('
+        '[5, 1]).permutation of the sorted ids; the rest is '
+        'lightweight_design_train. Designs and settings are chosen on it; '
+        'reported models train on all of lightweight_train')
+
+
+def test_2016_with_one_train_pair_holds_none_out():
+    """round(0.1 * 1) is 0 and one pair cannot fill both lists: it stays in
+    official_train (the raise to one applies from two pairs)."""
+    splits, val_rule, _, _ = isic._make_splits(
+        2016, {'train': ['ISIC_0000000']}, 0, 0.7)
+    assert (splits['official_train'], splits['official_val']) == (
+        ['ISIC_0000000'], [])
+    assert val_rule.startswith('ISIC 2016 has no validation set: 0 of the 1 '
+                               'official train pairs (round(0.1 * 1)) held')
+    splits, val_rule, _, _ = isic._make_splits(
+        2016, {'train': ['ISIC_0000000', 'ISIC_0000001']}, 0, 0.7)
+    assert (len(splits['official_train']), len(splits['official_val'])) == (
+        1, 1)
+
+
+def _binary(values, mode=None):
+    """``_mask_to_binary`` of a one-row mask of ``values``."""
+    picture = Image.fromarray(np.asarray([values]), mode=mode)
+    return isic._mask_to_binary(picture)
+
+
+def test_soft_mask_thresholds_are_at_their_documented_values():
+    """A soft mask is re-binarised at 128 (127 is background, 128 lesion)
+    when at least 90 % of its pixels lie within 32 of 0 or 255 (0..32 and
+    223..255, both ends included) and some lie near 255; 89 % is refused as
+    not binary."""
+    values = [32] * 45 + [223] * 45 + [127] * 5 + [128] * 5
+    mask, fixes, problem, changed = _binary(np.asarray(values, np.uint8))
+    assert problem is None and changed == 100
+    assert mask[0].tolist() == [0] * 45 + [1] * 45 + [0] * 5 + [1] * 5
+    assert fixes == [('soft mask re-binarised at 128',
+                      '100 pixels were neither 0 nor 255')]
+    values = [32] * 44 + [223] * 45 + [128] * 11
+    mask, _, problem, _ = _binary(np.asarray(values, np.uint8))
+    assert mask is None and problem[0] == 'mask values not binary'
+    # 33 and 222 are not near either end.
+    values = [33] * 45 + [222] * 45 + [0] * 5 + [255] * 5
+    assert _binary(np.asarray(values, np.uint8))[0] is None
+
+
+def test_a_16_bit_mask_is_rounded_to_8_bits():
+    """16-bit values are scaled by 257 and rounded: 32839 (127.78 * 257)
+    is 128, lesion after re-binarising; 32768 (127.502 * 257) is 128 too,
+    32767 (127.498 * 257) is 127."""
+    values = [0] * 60 + [65535] * 37 + [32839, 32768, 32767]
+    mask, fixes, problem, _ = _binary(np.asarray(values, np.uint16))
+    assert problem is None
+    assert mask[0, -3:].tolist() == [1, 1, 0]
+    assert mask[0, :97].tolist() == [0] * 60 + [1] * 37
+    assert fixes[0] == ('16-bit mask scaled to 8-bit',
+                        'I;16 mask scaled to 8-bit')
+
+
+def test_mask_transparency_and_palette_boundaries():
+    """A transparency that says what gray 128 and up says (opaque lesion,
+    transparent background) is dropped, 128 counting as lesion; gray 127
+    under an opaque alpha disagrees. A palette drawing index 0 exactly as
+    bright as the lesion index is ambiguous."""
+    gray = np.asarray([[128, 0]], np.uint8)
+    alpha = np.asarray([[255, 0]], np.uint8)
+    rgba = Image.fromarray(np.stack([gray, gray, gray, alpha], -1))
+    assert isic._alpha_problem(rgba) is None
+    gray = np.asarray([[127, 0]], np.uint8)
+    rgba = Image.fromarray(np.stack([gray, gray, gray, alpha], -1))
+    assert isic._alpha_problem(rgba)[0] == 'unsupported mask'
+    picture = Image.fromarray(np.asarray([[0, 1]], np.uint8), mode='P')
+    picture.putpalette([60, 60, 60, 60, 60, 60])
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert mask is None and problem[0] == 'ambiguous palette mask'
+    picture.putpalette([59, 59, 59, 60, 60, 60])
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert problem is None and mask.tolist() == [[0, 1]]

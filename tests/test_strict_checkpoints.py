@@ -401,3 +401,32 @@ def test_mmseg_init_model_refuses_nan_weights(tmp_path):
                        match=r'decode_head \(DSNetHead\) hold NaN or '
                        rf'infinite values in 1 tensor \({re.escape(key)} '):
         init_model(str(config), str(path), device='cpu')
+
+
+def test_partial_and_wrapped_checks_on_a_small_module():
+    """A partial load (strict=False) needs one key in the model, and only
+    the keys it loads are checked for NaN (a NaN in a key the model lacks
+    loads nothing wrong); wrappers are unwrapped however deep (DDP around
+    a test-time augmentation model: here two wrappers)."""
+    import torch
+    from mmseg.models import SegTTAModel
+
+    from mmseg_dsnet.engine.checkpoint_match import (
+        CheckpointMismatchError, NonFiniteCheckpointError,
+        check_checkpoint_matches, loaded_segmentor)
+    model = torch.nn.Linear(2, 1)
+    model.test_step = lambda data: data  # as a segmentor has
+    nan = torch.full((3, ), float('nan'))
+    check_checkpoint_matches(model, {'weight': torch.zeros(1, 2),
+                                     'head.x': nan}, strict=False)
+    with pytest.raises(NonFiniteCheckpointError, match=r'in 1 tensor '
+                       r'\(weight \(2 of 2 values\)\)'):
+        check_checkpoint_matches(
+            model, {'weight': torch.full((1, 2), float('inf'))},
+            strict=False)
+    with pytest.raises(CheckpointMismatchError, match=(
+            r'does not match the model: 1 key, which is not in the model '
+            r'\(head\.x\)')):
+        check_checkpoint_matches(model, {'head.x': nan}, strict=False)
+    wrapped = SegTTAModel(module=SegTTAModel(module=model))
+    assert loaded_segmentor(wrapped) is model

@@ -114,3 +114,84 @@ def test_test_py_accepts_another_input_size_of_its_own_network(tmp_path):
     checkpoint = make_lesion_checkpoint(DEMO_128PX, tmp_path / 'a.pth',
                                         image, meta=dict(cfg=cfg.pretty_text))
     check_trained_model(Config.fromfile(DEMO_128PX), DEMO_128PX, checkpoint)
+
+
+def _trained_model():
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', size=(128, 128)),
+        backbone=dict(type='DSNet', dilations=[1, 2, 1], drop_path_rate=0.1,
+                      init_cfg=dict(type='Pretrained', checkpoint='a.pth')),
+        decode_head=dict(type='DSHead', threshold=0.5, align_corners=False,
+                         loss_decode=[dict(type='DiceLoss', loss_weight=1.0)]),
+        auxiliary_head=[dict(type='FCNHead', in_index=1, dropout_ratio=0.1,
+                             loss_decode=dict(type='CE', loss_weight=0.4))],
+        train_cfg=dict(), test_cfg=dict(mode='whole'))
+
+
+@pytest.mark.parametrize('path,value', [
+    (('decode_head', 'threshold'), 0.3),
+    (('decode_head', 'loss_decode', 0, 'loss_weight'), 2.0),
+    (('auxiliary_head', 0, 'loss_decode', 'loss_weight'), 1.0),
+    (('auxiliary_head', 0, 'dropout_ratio'), 0.0),
+    (('backbone', 'drop_path_rate'), 0.0),
+    (('backbone', 'init_cfg'), None),
+    (('data_preprocessor', 'size'), (96, 96)),
+    (('test_cfg', 'mode'), 'slide'),
+])
+def test_training_only_settings_may_differ(tmp_path, path, value):
+    """The decision threshold, losses (also inside a list of heads),
+    dropout, initialisation, the preprocessor (compared on its own) and
+    the test mode do not change the network the weights run in."""
+    import copy
+
+    import torch
+
+    from mmseg_dsnet.apis.released_model import check_trained_model
+    checkpoint = tmp_path / 'c.pth'
+    torch.save({'state_dict': {},
+                'meta': {'cfg': f'model = {_trained_model()!r}'}},
+               checkpoint)
+    given = copy.deepcopy(_trained_model())
+    entry = given
+    for key in path[:-1]:
+        entry = entry[key]
+    entry[path[-1]] = value
+    check_trained_model(Config(dict(model=given)), 'x.py', str(checkpoint))
+
+
+@pytest.mark.parametrize('path,value,trained,shown', [
+    (('decode_head', 'align_corners'), True, 'False', 'True'),
+    (('auxiliary_head', 0, 'in_index'), 2, '1', '2'),
+    (('backbone', 'dilations', 2), 2, '1', '2'),
+    (('decode_head', 'type'), 'FCNHead', "'DSHead'", "'FCNHead'"),
+])
+def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
+                                             shown):
+    """``align_corners``, a head's input index (inside a list of heads), a
+    dilation and a head type change the network: refused, naming the path
+    and both values."""
+    import copy
+
+    import torch
+
+    from mmseg_dsnet.apis.released_model import check_trained_model
+    from mmseg_dsnet.utils.errors import UserError
+    checkpoint = tmp_path / 'c.pth'
+    torch.save({'state_dict': {},
+                'meta': {'cfg': f'model = {_trained_model()!r}'}},
+               checkpoint)
+    given = copy.deepcopy(_trained_model())
+    entry = given
+    for key in path[:-1]:
+        entry = entry[key]
+    entry[path[-1]] = value
+    where = 'model' + ''.join(f'[{k}]' if isinstance(k, int) else f'.{k}'
+                              for k in path)
+    with pytest.raises(UserError) as error:
+        check_trained_model(Config(dict(model=given)), 'x.py',
+                            str(checkpoint), 'advice')
+    assert str(error.value) == (
+        f'checkpoint {checkpoint} was trained in another network than '
+        f'config x.py builds: {where} is {trained} in its training config '
+        f"(meta['cfg']), {shown} in the config; advice")

@@ -1,0 +1,154 @@
+"""mmseg_dsnet.engine.resume_check: which differences between a resumed
+run's config and its checkpoint's refuse ``--resume``, on plain config
+dicts."""
+import copy
+
+from mmseg_dsnet.engine.resume_check import (best_selection_changes,
+                                             resume_config_changes)
+
+
+def _run_config(save_best='IoU'):
+    hooks = dict(logger=dict(type='LoggerHook', interval=10),
+                 checkpoint=dict(type='CheckpointHook', interval=1))
+    if save_best is not None:
+        hooks['checkpoint'].update(save_best=save_best, rule='greater')
+    return dict(
+        model=dict(type='EncoderDecoder', decode_head=dict(threshold=0.5)),
+        train_dataloader=dict(batch_size=4, num_workers=2, dataset=dict(
+            data_root='data/isic2017/',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            ann_file='splits/lightweight_train.txt')),
+        val_dataloader=dict(batch_size=1, num_workers=2, dataset=dict(
+            data_root='data/isic2017/',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            ann_file='splits/lightweight_test.txt')),
+        val_evaluator=dict(type='LesionMetric'),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)),
+        param_scheduler=[dict(type='PolyLR', power=1.0, eta_min=0.0)],
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2,
+                       val_interval=1),
+        randomness=dict(seed=0),
+        auto_scale_lr=dict(enable=False, base_batch_size=4),
+        default_hooks=hooks)
+
+
+def _changed(cfg, path, value):
+    cfg = copy.deepcopy(cfg)
+    *parents, last = path
+    entry = cfg
+    for key in parents:
+        entry = entry[key]
+    entry[last] = value
+    return cfg
+
+
+def test_each_training_part_is_compared():
+    """The learning-rate schedule and the batch-size scaling of the
+    learning rate are part of what a run trains with, as are the model,
+    the loader, the optimizer, the loop and the seed."""
+    before = _run_config()
+    cases = [
+        (('param_scheduler', 0, 'power'), 0.9,
+         "param_scheduler[0].power=0.9 (the checkpoint's: 1.0)"),
+        (('auto_scale_lr', 'enable'), True,
+         "auto_scale_lr.enable=True (the checkpoint's: False)"),
+        (('randomness', 'seed'), 3,
+         "randomness.seed=3 (the checkpoint's: 0)"),
+        (('model', 'decode_head', 'threshold'), 0.3,
+         "model.decode_head.threshold=0.3 (the checkpoint's: 0.5)"),
+        (('train_dataloader', 'batch_size'), 2,
+         "train_dataloader.batch_size=2 (the checkpoint's: 4)"),
+        (('train_dataloader', 'dataset', 'ann_file'), 'splits/x.txt',
+         "train_dataloader.dataset.ann_file='splits/x.txt' (the "
+         "checkpoint's: 'splits/lightweight_train.txt')"),
+        (('optim_wrapper', 'optimizer', 'lr'), 0.5,
+         "optim_wrapper.optimizer.lr=0.5 (the checkpoint's: 0.001)"),
+        (('train_cfg', 'type'), 'IterBasedTrainLoop',
+         "train_cfg.type='IterBasedTrainLoop' (the checkpoint's: "
+         "'EpochBasedTrainLoop')"),
+    ]
+    for path, value, expected in cases:
+        assert resume_config_changes(_changed(before, path, value),
+                                     before) == [expected], path
+
+
+def test_data_locations_workers_and_validation_timing_may_differ():
+    """Where the data lies (``data_root`` and ``data_prefix``), how many
+    processes load it, when the run validates and a longer schedule do not
+    change what is trained; nor do the validation and hooks, which a run
+    without ``save_best`` does not compare."""
+    before = _run_config(save_best=None)
+    for path, value in [
+            (('train_dataloader', 'dataset', 'data_root'), '/mnt/isic/'),
+            (('train_dataloader', 'dataset', 'data_prefix', 'img_path'),
+             'jpg'),
+            (('train_dataloader', 'num_workers'), 0),
+            (('train_cfg', 'val_interval'), 5),
+            (('train_cfg', 'max_epochs'), 4),
+            (('val_dataloader', 'dataset', 'ann_file'), 'splits/x.txt'),
+            (('default_hooks', 'logger', 'interval'), 1)]:
+        given = _changed(before, path, value)
+        assert resume_config_changes(given, before) == [], path
+        assert best_selection_changes(given, before) == [], path
+
+
+def test_the_best_checkpoint_rule_and_a_save_best_set_on_one_side():
+    """A run that keeps its best checkpoint compares ``save_best`` and
+    ``rule`` (not the other hooks, nor where the validation data lies);
+    ``save_best`` set by the resumed run alone, or by the checkpoint's
+    alone, is compared too."""
+    before = _run_config()
+    assert best_selection_changes(
+        _changed(before, ('default_hooks', 'checkpoint', 'rule'), 'less'),
+        before) == ["default_hooks.checkpoint.rule='less' (the "
+                    "checkpoint's: 'greater')"]
+    assert best_selection_changes(
+        _changed(before, ('default_hooks', 'logger', 'interval'), 1),
+        before) == []
+    assert best_selection_changes(
+        _changed(before, ('val_dataloader', 'dataset', 'data_prefix',
+                          'img_path'), 'jpg'), before) == []
+    assert best_selection_changes(
+        _changed(before, ('val_dataloader', 'dataset', 'ann_file'),
+                 'splits/x.txt'), before) == [
+        "val_dataloader.dataset.ann_file='splits/x.txt' (the checkpoint's: "
+        "'splits/lightweight_test.txt')"]
+    without = _run_config(save_best=None)
+    assert best_selection_changes(_run_config('Dice'), without) == [
+        "default_hooks.checkpoint.rule='greater' (the checkpoint's: "
+        "<not set>)",
+        "default_hooks.checkpoint.save_best='Dice' (the checkpoint's: "
+        "<not set>)"]
+    assert best_selection_changes(without, _run_config('Dice')) == [
+        "default_hooks.checkpoint.rule=<not set> (the checkpoint's: "
+        "'greater')",
+        "default_hooks.checkpoint.save_best=<not set> (the checkpoint's: "
+        "'Dice')"]
+
+
+def test_a_finished_iteration_based_run_is_refused(tiny_isic, tmp_path):
+    """A run counted in iterations that trained its ``max_iters`` has
+    nothing left to train, as an epoch-based one that trained its
+    ``max_epochs``; one iteration short it resumes."""
+    import pytest
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    import mmseg_dsnet  # noqa: F401
+    from conftest import write_tiny_config
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)
+    cfg = Config.fromfile(str(cfg_file))
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=6)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        state = MODELS.build(cfg.model).state_dict()
+    path = tmp_path / 'iter_6.pth'
+    torch.save(dict(state_dict=state, meta=dict(iter=6)), path)
+    with pytest.raises(ResumeMismatchError, match=(
+            f'^--resume: {path} has trained 6 iters and {cfg_file} trains 6 '
+            r'\(train_cfg.max_iters\): nothing is left to train')):
+        check_resume_checkpoint(cfg, str(path))
+    cfg.train_cfg.max_iters = 7
+    check_resume_checkpoint(cfg, str(path))
