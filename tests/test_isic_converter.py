@@ -1148,6 +1148,23 @@ def test_too_few_train_val_pairs_for_the_splits_are_refused(
     assert all(_split(out, name) for name in isic.LIGHTWEIGHT_SPLIT_NAMES)
 
 
+def test_two_pairs_are_refused_as_too_few_whatever_the_ratio(tmp_path):
+    """Two train+val pairs with --train-ratio 0.9 were refused with
+    'choose a ratio that leaves at least one pair in each', advice no ratio
+    can follow (three pairs are needed)."""
+    raw = _make_raw(tmp_path / 'raw', year=2018, num_train=1, num_val=1,
+                    num_test=0)
+    out = tmp_path / 'out'
+    result = run_converter(raw, out, '--train-ratio', '0.9', '--workers', '1')
+    assert result.returncode == 2, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith('ERROR: only 2 train+val pair(s) to split: '
+                           'lightweight train 2 / test 0 '), last
+    assert 'needs at least 3 train+val pairs' in last
+    assert 'choose a ratio' not in last
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
 def test_palette_masks_are_read_by_their_binary_indices(tmp_path):
     """A palette mask with indices 0/1 and a black and a dark red entry
     (PASCAL VOC style, as label tools save them) was read by its gray

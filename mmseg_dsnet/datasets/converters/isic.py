@@ -1242,8 +1242,9 @@ def _check_lightweight_splits(splits, train_ratio, skipped=0):
     total = train + len(splits['lightweight_test'])
     if total == 0:
         return
-    # With fewer than two pairs no ratio fills both: that is said below.
-    if total >= 2 and train in (0, total):
+    # With fewer pairs than the splits need no ratio fills them all: that
+    # is said below (advising another ratio would not help).
+    if total >= MIN_LIGHTWEIGHT_PAIRS and train in (0, total):
         empty = 'lightweight_train' if train == 0 else 'lightweight_test'
         raise ConversionError(
             f'train ratio {train_ratio} puts {train} of the {total} '
