@@ -118,6 +118,38 @@ def test_gate_depends_on_the_input():
         torch.testing.assert_close(bridge(enc, dec), expected)
 
 
+
+def test_gate_is_the_sigmoid_of_the_channel_and_spatial_logits():
+    """The gate recomputed here from its definition (a mutation testing
+    gap: the other bridge tests read ``bridge.gate`` itself, so which maps
+    and pools it reads, and how it combines them, went unchecked)."""
+    import torch.nn.functional as F
+    bridge = DynamicGateAttention(6, spatial_kernel_size=3).eval()
+    # Both gates' biases start at zero (guided weights at zero too).
+    assert not bridge.channel_gate.bias.any()
+    assert not bridge.spatial_gate.bias.any()
+    with torch.no_grad():
+        for param in (bridge.channel_gate.weight, bridge.channel_gate.bias,
+                      bridge.spatial_gate.weight, bridge.spatial_gate.bias):
+            param.normal_(0, 0.5)
+    enc, dec = torch.randn(2, 6, 5, 7), torch.randn(2, 6, 5, 7) * 2 + 1
+    # Channel logits: a 1-D conv over channels of the two image means.
+    pooled = torch.stack([enc.mean((2, 3)), dec.mean((2, 3))], 1)
+    channel = F.conv1d(pooled, bridge.channel_gate.weight,
+                       bridge.channel_gate.bias, padding=1)
+    # Spatial logits: a 3x3 conv of enc's and dec's channel mean and max.
+    maps = torch.stack([
+        enc.mean(1), enc.max(1).values, dec.mean(1), dec.max(1).values], 1)
+    spatial = F.conv2d(maps, bridge.spatial_gate.weight,
+                       bridge.spatial_gate.bias, padding=1)
+    expected = torch.sigmoid(channel[:, 0, :, None, None] + spatial)
+    with torch.no_grad():
+        gate = bridge.gate(enc, dec)
+        torch.testing.assert_close(gate, expected)
+        torch.testing.assert_close(
+            bridge(enc, dec),
+            bridge.proj(expected * enc + (1 - expected) * dec))
+
 def test_plain_skip_without_gate():
     bridge = DynamicGateAttention(8, use_gate=False).eval()
     assert not hasattr(bridge, 'channel_gate')
