@@ -690,6 +690,28 @@ def test_image_context_adds_the_same_summary_to_every_pixel():
         ImageContext(6, 0)
 
 
+
+def test_image_context_is_expand_relu_reduce_of_the_mean_by_hand():
+    """``x + expand(relu(reduce(mean_hw(x))))`` recomputed here: the
+    property test above holds for any pooling that ignores pixel order
+    (the max too) and for a missing ReLU (mutation testing)."""
+    from mmseg_dsnet.models.layers import ImageContext
+    context = ImageContext(4, 3)
+    with torch.no_grad():
+        context.reduce.weight.normal_()
+        # Hidden unit 0 is always cut by the ReLU, unit 2 always passes.
+        context.reduce.bias.copy_(torch.tensor([-50.0, 0.0, 50.0]))
+        context.expand.weight.normal_()
+        context.expand.bias.normal_()
+    x = torch.randn(2, 4, 3, 5) * 2
+    mean = x.mean(dim=(2, 3))
+    hidden = (mean @ context.reduce.weight[:, :, 0, 0].T +
+              context.reduce.bias).clamp(min=0)
+    assert (hidden[:, 0] == 0).all() and (hidden[:, 2] > 0).all()
+    added = hidden @ context.expand.weight[:, :, 0, 0].T + context.expand.bias
+    with torch.no_grad():
+        torch.testing.assert_close(context(x), x + added[:, :, None, None])
+
 def test_image_context_sits_on_the_deepest_feature_within_budget():
     from mmseg_dsnet.models.backbones import DSNet
     backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
