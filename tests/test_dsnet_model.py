@@ -307,6 +307,35 @@ def test_guided_gates_read_the_side_outputs_and_reparameterize_exactly():
     assert len(head.aux_classifiers) == 3  # kept: the gates read them
 
 
+
+def test_side_outputs_come_level_1_first_and_guides_are_their_probability():
+    """The side logits are in level order (level 1, at 1/4 of the input,
+    first: it is the one weighted 0.4 and named ``aux1``), and the guide a
+    guided bridge reads is the sigmoid of the next coarser side output,
+    resized bilinearly: the other tests took both from ``_decode`` itself
+    (mutation testing)."""
+    import torch.nn.functional as F
+    cfg = model_cfg(guided_gates=True)
+    model = MODELS.build(cfg).eval()
+    head = model.decode_head
+    guides = {}
+    for level in range(3):
+        head.bridges[level].register_forward_hook(
+            lambda module, args, out, level=level: guides.update(
+                {level: args[2]}))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.extract_feat(x)
+        _, sides, _ = head._decode(list(feats), with_aux=True)
+    # Stage 0 is at 1/2 (32 px): level i at 32 / 2**i.
+    assert [tuple(s.shape) for s in sides] == [(2, 1, 16, 16), (2, 1, 8, 8),
+                                               (2, 1, 4, 4)]
+    for level in range(3):
+        expected = F.interpolate(sides[level], size=feats[level].shape[2:],
+                                 mode='bilinear',
+                                 align_corners=False).sigmoid()
+        torch.testing.assert_close(guides[level], expected)
+
 def test_fused_side_outputs_are_the_weighted_mean_and_fold_exactly():
     cfg = model_cfg(fuse_side_outputs=True)
     model = warm_up(MODELS.build(cfg))
