@@ -565,3 +565,26 @@ def test_larger_kernel_block_reparameterizes_exactly(kernel_size, dilation,
 def test_kernel_size_must_be_odd_and_without_branch_norms(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DESDConv(4, 4, **kwargs)
+
+
+def test_fold_batch_norm_keeps_a_convolution_bias():
+    """``norm(conv(x; w, b)) == conv(x; w', b')``, here with a bias and
+    a BatchNorm without affine parameters: DESDConv folds bias-free
+    convolutions only, so a misplaced bias went unnoticed (mutation
+    testing)."""
+    from mmseg_dsnet.models.utils.reparameterize import fold_batch_norm
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    for affine in (True, False):
+        norm = torch.nn.BatchNorm2d(4, affine=affine, eps=0.1).eval()
+        with torch.no_grad():
+            conv.bias.normal_(0, 2)
+            norm.running_mean.normal_(0, 2)
+            norm.running_var.uniform_(0.05, 3)
+            if affine:
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.normal_()
+        x = torch.randn(2, 3, 6, 5)
+        weight, bias = fold_batch_norm(conv.weight, conv.bias, norm)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                F.conv2d(x, weight, bias, padding=1), norm(conv(x)))
