@@ -290,3 +290,34 @@ def test_side_outputs_that_are_not_there_or_repeated_are_refused():
         head.loss(inputs, [sample], {})
     losses = head.loss(inputs + [torch.randn(1, 1, 5, 7)], [sample], {})
     assert {'aux1.loss_dice', 'aux2.loss_dice'} <= set(losses)
+
+
+def test_side_losses_are_each_outputs_loss_times_its_weight():
+    """``aux<i>.loss_*`` is the loss of backbone output ``i`` (resized to
+    the label) times its own weight: the other tests checked only the keys
+    and that the sum is finite, so a dropped or swapped weight passed
+    (mutation testing)."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    head = LightweightClsHead(
+        in_channels=8, num_classes=2, out_channels=1, threshold=0.5,
+        aux_in_index=(1, 2), aux_loss_weights=(0.5, 0.3),
+        loss_decode=dict(type='BinaryDiceLoss'))
+    label = torch.zeros(1, 8, 10, dtype=torch.long)
+    label[:, 2:6, 3:8] = 1
+    sample = SegDataSample(metainfo=dict(img_shape=(8, 10)))
+    sample.gt_sem_seg = PixelData(data=label)
+    # Side masks at half the label's size, as a backbone's deeper ones.
+    inputs = [torch.randn(1, 8, 8, 10), torch.randn(1, 1, 4, 5) * 3,
+              torch.randn(1, 1, 4, 5) * 3]
+    losses = head.loss(inputs, [sample], {})
+    for index, weight in ((1, 0.5), (2, 0.3)):
+        alone = head.loss_by_feat(inputs[index], [sample])['loss_dice']
+        torch.testing.assert_close(losses[f'aux{index}.loss_dice'],
+                                   alone * weight)
+    torch.testing.assert_close(
+        losses['loss_dice'],
+        head.loss_by_feat(head(inputs), [sample])['loss_dice'])
+    assert (losses['aux1.loss_dice'] / 0.5 -
+            losses['aux2.loss_dice'] / 0.3).abs() > 1e-3
