@@ -225,6 +225,23 @@ def test_strides_and_dilations_follow_the_config_block_by_block():
               for blocks in model.decode_head.refine_blocks]
     assert refine == [[], [(1, 1)], [(1, 2)], []]
 
+
+def test_out_indices_select_the_stages_and_default_to_all():
+    """out_indices=None returns every stage, a subset only those stages
+    (the configs all list them, so the default went unchecked; mutation
+    testing)."""
+    from mmseg_dsnet.models.backbones import DSNet
+    x = torch.randn(1, 3, 32, 32)
+    kwargs = dict(widths=(8, 12, 16), num_blocks=(1, 1, 1))
+    with torch.no_grad():
+        every = DSNet(**kwargs).eval()(x)
+        some = DSNet(out_indices=(1, 2), **kwargs).eval()(x)
+    assert [tuple(f.shape) for f in every] == [(1, 8, 32, 32),
+                                               (1, 12, 16, 16),
+                                               (1, 16, 8, 8)]
+    assert [tuple(f.shape) for f in some] == [(1, 12, 16, 16),
+                                              (1, 16, 8, 8)]
+
 def test_first_design_stays_reachable():
     """DSNet v1: stride-1 stem, six levels, full-resolution logits."""
     cfg = model_cfg(V1_CONFIG)
