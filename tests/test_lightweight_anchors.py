@@ -321,3 +321,26 @@ def test_side_losses_are_each_outputs_loss_times_its_weight():
         head.loss_by_feat(head(inputs), [sample])['loss_dice'])
     assert (losses['aux1.loss_dice'] / 0.5 -
             losses['aux2.loss_dice'] / 0.3).abs() > 1e-3
+
+
+@pytest.mark.parametrize('name', ['egeunet', 'malunet'])
+def test_every_resize_is_bilinear_with_aligned_corners(name, monkeypatch):
+    """The official EGE-UNet and MALUNet code resizes decoder features,
+    bridge inputs and the attention memories with ``mode='bilinear',
+    align_corners=True``; shapes, budget and gradients are the same with
+    False, so a changed flag passed every other test (mutation testing)."""
+    import torch.nn.functional as F
+    calls = []
+    interpolate = F.interpolate
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs.get('mode'), kwargs.get('align_corners')))
+        return interpolate(*args, **kwargs)
+
+    model = build_model(name, size=(64, 64)).eval()
+    monkeypatch.setattr(F, 'interpolate', recording)
+    with torch.no_grad():
+        model.backbone(torch.randn(1, 3, 64, 64))
+    # Decoder upsampling (4 resolutions) and, for EGE-UNet, its bridges.
+    assert len(calls) >= 4
+    assert set(calls) == {('bilinear', True)}
