@@ -84,3 +84,13 @@ def test_stream_bandwidth_counts_two_reads_and_one_write(monkeypatch):
                         lambda: next(ticks))
     bandwidth = stream_bandwidth(num_elements=1000, runs=3)
     assert bandwidth == pytest.approx(3 * 4 * 1000 / 0.25)
+
+
+def test_matmul_peak_is_two_n_cubed_over_the_best_run(monkeypatch):
+    """The peak the floor and the % of peak divide by: an N x N matmul
+    is 2 N^3 FLOPs; the best of the timed runs (ms) counts."""
+    import torch
+    monkeypatch.setattr(cpu_latency, 'timed',
+                        lambda *args: [4.0, 2.0, 3.0])
+    peak = cpu_latency.matmul_peak(torch.get_num_threads(), size=16)
+    assert peak == pytest.approx(2 * 16**3 / 0.002 / 1e9)
