@@ -48,6 +48,12 @@ def test_a_prediction_that_stops_short_misses_the_outer_rings():
     corners = table.splitlines()[-3]
     assert corners.startswith('| 0.8-1.0 | ')
     assert corners.endswith('| 100.0 % | 0.0 % |')
+    # Asked for more worst images than there are: the line names the two
+    # there are, which hold all of the wrong pixels.
+    every = errors.summary(worst=10)
+    assert every['worst'] == 2 and every['worst_share'] == 1
+    assert 'and the 2 images with the most wrong pixels hold 100 %' in \
+        error_table(every)
 
 
 def test_ignored_pixels_do_not_count_and_bad_input_is_refused():

@@ -1824,3 +1824,77 @@ def test_shipped_configs_pass_the_followed_settings_check(config):
     else:
         with pytest.raises(FastTrainingError, match=refused):
             check_settings_followed(cfg, config)
+
+
+def test_lr_table_converts_epoch_schedulers_by_the_epoch_length():
+    """``convert_to_iter_based=True`` (a warm-up over 2 epochs) runs per
+    iteration over 2 x iters_per_epoch iterations, not 2 x max_epochs."""
+    cfg = Config.fromfile(str(SCHEDULE_CFG))
+    warmup = [dict(type='LinearLR', start_factor=0.1, by_epoch=True,
+                   begin=0, end=2, convert_to_iter_based=True)]
+    table = learning_rate_table(_wrapper(cfg.optim_wrapper), warmup, 4,
+                                3)[:, 0].tolist()
+    # 8 iterations of warm-up: the base rate from iteration 7 on.
+    expected = [1e-3 * (0.1 + 0.9 * min(i, 7) / 7) for i in range(12)]
+    assert table == pytest.approx(expected, rel=1e-9)
+
+
+def _small_run(cfg, seed=0):
+    cfg.model.data_preprocessor.size = (32, 32)
+    cache = DecodedImageCache(torch.zeros(4, 3, 32, 32, dtype=torch.uint8),
+                              torch.zeros(4, 32, 32, dtype=torch.uint8),
+                              ['img'] * 4)
+    return TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 3,
+                       torch.device('cpu'), seed=seed)
+
+
+def test_a_run_trains_with_the_configs_optimizer_settings():
+    """The step's optimizer has the config's betas, eps and weight decay
+    and the parameter groups of its ``paramwise_cfg``; the config's own
+    values equal torch's defaults, so their loss would go unseen."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.optim_wrapper.optimizer.update(lr=2e-3, betas=(0.5, 0.6), eps=1e-4,
+                                       weight_decay=0.3)
+    cfg.optim_wrapper.paramwise_cfg = dict(
+        norm_decay_mult=0.0,
+        custom_keys={'decode_head': dict(lr_mult=0.1, decay_mult=0.5)})
+    run = _small_run(cfg)
+    assert type(run.optimizer) is torch.optim.AdamW
+    names = {id(p): n for n, p in run.model.named_parameters()}
+    norms = {id(p) for m in run.model.modules()
+             if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm,
+                               torch.nn.GroupNorm, torch.nn.LayerNorm))
+             for p in m.parameters(recurse=False)}
+    assert norms
+    seen = 0
+    for group in run.optimizer.param_groups:
+        assert group['betas'] == (0.5, 0.6) and group['eps'] == 1e-4
+        for param in group['params']:
+            seen += 1
+            head = names[id(param)].startswith('decode_head.')
+            assert group['lr'] == pytest.approx(2e-4 if head else 2e-3)
+            # mmengine: a custom key's multipliers replace norm_decay_mult.
+            decay = 0.15 if head else 0.0 if id(param) in norms else 0.3
+            assert group['weight_decay'] == pytest.approx(decay), \
+                names[id(param)]
+    assert seen == len(names)
+    # The logged rate is the first group's (a backbone parameter's).
+    assert not names[id(run.optimizer.param_groups[0]['params'][0])] \
+        .startswith('decode_head.')
+    run.set_iteration(0)
+    assert run.learning_rate == pytest.approx(2e-3)
+
+
+def test_a_runs_augmentation_draws_come_from_its_seed():
+    """Each run draws its augmentation from a generator seeded with its
+    own seed (the seed was otherwise recorded for a run trained on
+    another's draws)."""
+    runs = [_small_run(Config.fromfile(str(DSNET_CFG)), seed)
+            for seed in (7, 7, 8)]
+    for run in runs:
+        run.draws = torch.zeros(2, 3)
+        run.draw()
+    expected = torch.rand(2, 3, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(runs[0].draws, expected)
+    assert torch.equal(runs[1].draws, expected)
+    assert not torch.equal(runs[2].draws, expected)

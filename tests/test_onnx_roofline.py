@@ -62,6 +62,9 @@ def test_floor_takes_the_larger_bound_of_each_node():
     assert floor['node_by_node_ms'] == pytest.approx(1.824 + 3.072)
     assert floor['compute_ms'] == pytest.approx(2 * 4608 / 1e9 * 1e3)
     assert floor['by_op']['Conv'] == pytest.approx(1.824)
+    # Traffic alone: conv 1824 B + add 3072 B (relu, reshape move none).
+    assert floor['memory_ms'] == pytest.approx((1824 + 3072) / 1e6 * 1e3)
+    assert floor['macs'] == 4608 and floor['bytes'] == 1824 + 3072
     # A machine with little arithmetic makes the conv compute-bound.
     slow = roofline_floor(costs, peak_gflops=1e-3, bytes_per_s=1e6)
     assert slow['by_op']['Conv'] == pytest.approx(2 * 4608 / 1e6 * 1e3)
@@ -70,3 +73,24 @@ def test_floor_takes_the_larger_bound_of_each_node():
 def test_stream_bandwidth_is_positive_and_finite():
     bandwidth = stream_bandwidth(num_elements=1 << 16, runs=3)
     assert np.isfinite(bandwidth) and bandwidth > 1e6
+
+
+def test_stream_bandwidth_counts_two_reads_and_one_write(monkeypatch):
+    """``c = a + b`` moves 3 x 4 bytes per float32 element; the best of
+    the timed runs is taken. Clock: each call 0.5 s apart, except one
+    run of 0.25 s."""
+    ticks = iter([0.0, 0.5, 1.0, 1.25, 2.0, 2.5])
+    monkeypatch.setattr(cpu_latency.time, 'perf_counter',
+                        lambda: next(ticks))
+    bandwidth = stream_bandwidth(num_elements=1000, runs=3)
+    assert bandwidth == pytest.approx(3 * 4 * 1000 / 0.25)
+
+
+def test_matmul_peak_is_two_n_cubed_over_the_best_run(monkeypatch):
+    """The peak the floor and the % of peak divide by: an N x N matmul
+    is 2 N^3 FLOPs; the best of the timed runs (ms) counts."""
+    import torch
+    monkeypatch.setattr(cpu_latency, 'timed',
+                        lambda *args: [4.0, 2.0, 3.0])
+    peak = cpu_latency.matmul_peak(torch.get_num_threads(), size=16)
+    assert peak == pytest.approx(2 * 16**3 / 0.002 / 1e9)

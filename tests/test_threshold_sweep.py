@@ -460,3 +460,11 @@ def test_the_rule_decides_thresholds_on_four_checkpoints_or_more():
     assert two.splitlines()[-1].endswith('| too few seeds (2 < 4) |'), two
     four = threshold_rule_table(scores, [0.5, 0.4], list(ious), 0.3, 2.0)
     assert four.splitlines()[-1].endswith('| yes |'), four
+    # The reference is a row of its own, judged against nothing; the other
+    # threshold is the one row judged: its mean and paired gain (the mean
+    # of 1.0, 1.5, 1.25, 1.25).
+    rows = [line for line in four.splitlines()
+            if line.startswith('| 0.')]
+    assert [r.split(' | ')[0] for r in rows] == ['| 0.5', '| 0.4']
+    assert rows[0].endswith('| - | - | - |'), four
+    assert '| +1.25 |' in rows[1], four

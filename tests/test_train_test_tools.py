@@ -1422,3 +1422,35 @@ def test_profile_train_step_prints_what_it_timed(capsys):
                              'images and masks), 1 timed step(s) after 3 '
                              'untimed; device cpu ('), header
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
+
+
+class _CountedNet(torch.nn.Module):
+    """conv 3->4 3x3 (8x8 out), GroupNorm, global mean, linear 4->5,
+    matmul with a (5, 2) parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = torch.nn.GroupNorm(2, 4)
+        self.fc = torch.nn.Linear(4, 5)
+        self.proj = torch.nn.Parameter(torch.ones(5, 2))
+
+    def forward(self, x):
+        x = self.norm(self.conv(x)).mean(dim=(2, 3))
+        return torch.matmul(self.fc(x), self.proj)
+
+
+def test_count_splits_weight_layers_from_the_full_count():
+    """``flops_weight_layers`` is the papers' count: conv, linear and
+    matrix products, one multiply-add = one FLOP; the full count adds the
+    normalisation on top."""
+    from mmseg_dsnet.analysis.flops import count
+    result = count(_CountedNet().eval(), (8, 8))
+    conv = 4 * 8 * 8 * 3 * 3 * 3
+    linear = 4 * 5
+    matmul = 5 * 2
+    assert result['flops_weight_layers'] == conv + linear + matmul
+    assert result['flops'] > result['flops_weight_layers']
+    # conv 3*4*9 + 4, GroupNorm 2 * 4, linear 4*5 + 5, proj 10.
+    assert result['params'] == 112 + 8 + 25 + 10
+    assert result['table'] == ''
