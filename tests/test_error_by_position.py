@@ -78,10 +78,24 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
     checkpoint = make_lesion_checkpoint(str(tiny_config),
                                         tmp_path / 'model.pth',
                                         lesion_image(256, 256, 0))
-    out = tmp_path / 'errors.json'
+    import matplotlib
+    from PIL import Image
+
+    from mmseg_dsnet.analysis.plots import DPI, RINGS_SIZE
+    out, plot = tmp_path / 'errors.json', tmp_path / 'errors.png'
+    backend = matplotlib.get_backend()
     summary = tool.main([str(tiny_config), str(checkpoint), '--rings', '3',
-                         '--out', str(out)])
+                         '--out', str(out), '--plot', str(plot)])
     printed, progress = capsys.readouterr()
+    # The plot is a PNG of the figure's size, drawn without touching the
+    # process's matplotlib backend; no temporary file is left.
+    assert matplotlib.get_backend() == backend
+    with Image.open(plot) as image:
+        assert image.format == 'PNG'
+        assert image.size == (RINGS_SIZE[0] * DPI, RINGS_SIZE[1] * DPI)
+        image.load()
+    assert f'plot: {plot}' in printed
+    assert not list(tmp_path.glob('.*.part-*'))
     assert '| distance from centre |' in printed and '0.7-1.0' in printed
     # The progress bar goes to stderr: stdout redirected to a file holds
     # the tables only.
@@ -144,6 +158,46 @@ def test_an_out_it_cannot_or_must_not_write_is_refused_before_work(
     assert checkpoint.read_bytes() == b'weights'
     assert config.read_text() == 'model = dict()\n'
     assert blocker.read_text() == ''
+
+
+def test_a_plot_it_cannot_or_must_not_write_is_refused_before_work(
+        tmp_path):
+    """``--plot`` is checked as ``--out`` is, before the config is read
+    (here a config without a model, which would be refused next): an
+    existing file without ``--overwrite``, the same file as ``--out`` or an
+    input, a folder path through a file, a name that is not a PNG's."""
+    from conftest import run_tool_in_process
+    config, checkpoint = tmp_path / 'net.py', tmp_path / 'net.pth'
+    config.write_text('model = dict()\n')
+    checkpoint.write_bytes(b'weights')
+    kept = tmp_path / 'kept.png'
+    kept.write_bytes(b'old plot')
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    same = tmp_path / 'same.png'
+    for args, message in (
+            (['--plot', kept],
+             f'{kept} already exists (use --overwrite to replace it)'),
+            (['--out', same, '--plot', same],
+             f'--out and --plot are the same file, {same}; give --out and '
+             '--plot file names of their own'),
+            (['--plot', checkpoint, '--overwrite'],
+             f'the checkpoint and --plot are the same file, {checkpoint}; '
+             'give --plot a file name of its own'),
+            (['--plot', blocker / 'errors.png'],
+             f'Cannot write --plot {blocker}/errors.png: {blocker} is a '
+             'file, not a folder. Nothing was started; choose a writable '
+             'file for --plot.'),
+            (['--plot', tmp_path / 'errors.svg'],
+             f'--plot {tmp_path}/errors.svg: the figure is written as a '
+             'PNG; give a file name ending with .png')):
+        run = run_tool_in_process(tool.__file__, config, checkpoint, *args)
+        assert run.returncode == 2, run.output
+        assert run.stderr == f'ERROR: {message}\n'
+    assert checkpoint.read_bytes() == b'weights'
+    assert kept.read_bytes() == b'old plot' and blocker.read_text() == ''
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'afile', 'kept.png', 'net.pth', 'net.py']
 
 
 def test_a_pipeline_that_resizes_the_ground_truth_is_one_error_line(

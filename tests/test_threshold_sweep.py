@@ -37,12 +37,26 @@ def two_checkpoints(tiny_isic, tmp_path_factory):
 
 def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
                                                           capsys):
+    import matplotlib
+    from PIL import Image
+
+    from mmseg_dsnet.analysis.plots import DPI, SWEEP_SIZE
     tmp, cfg, checkpoints = two_checkpoints
-    out = tmp / 'sweep.json'
+    out, plot = tmp / 'sweep.json', tmp / 'sweep.png'
+    backend = matplotlib.get_backend()
     scores = tool.main([str(cfg), *map(str, checkpoints), '--thresholds',
                         '0.5', '0.4', '--labels', 'seed 0', 'seed 1',
-                        '--out', str(out)])
+                        '--out', str(out), '--plot', str(plot)])
     printed, progress = capsys.readouterr()
+    # The plot is a PNG of the figure's size, drawn without touching the
+    # process's matplotlib backend.
+    assert matplotlib.get_backend() == backend
+    with Image.open(plot) as image:
+        assert image.format == 'PNG'
+        assert image.size == (SWEEP_SIZE[0] * DPI, SWEEP_SIZE[1] * DPI)
+        image.load()
+    assert f'plot: {plot}' in printed
+    assert not list(tmp.glob('.*.part-*'))
     # The progress bars go to stderr: stdout holds the tables only.
     assert 'seed 1: 100%' in progress and '\r' not in printed
     for threshold in (0.5, 0.4):
@@ -154,6 +168,41 @@ def test_outputs_and_options_it_would_not_follow_are_refused_first(
     with pytest.raises(UserError, match='--se-factor: .* got 1 threshold'):
         tool.main([*base, str(checkpoints[1]), '--thresholds', '0.5',
                    '--se-factor', '3'])
+
+
+def test_a_plot_it_cannot_or_must_not_write_is_refused_first(
+        two_checkpoints, tmp_path):
+    """--plot is checked as --out is, before a model is built: a file that
+    exists (without --overwrite), one that is --out or an input, a folder
+    path through a file, a name that is not a PNG's; nothing is left."""
+    from conftest import run_tool_in_process
+    _, cfg, checkpoints = two_checkpoints
+    base = [cfg, checkpoints[0], '--thresholds', '0.5']
+    kept = tmp_path / 'kept.png'
+    kept.write_text('keep me')
+    blocker = tmp_path / 'afile'
+    blocker.write_text('')
+    same = tmp_path / 'same.png'
+    for args, message in (
+            (['--plot', kept], f'{kept} already exists'),
+            (['--out', same, '--plot', same],
+             f'--out and --plot are the same file, {same}'),
+            (['--plot', checkpoints[0], '--overwrite'],
+             'checkpoint 1 and --plot are the same file'),
+            (['--plot', blocker / 'sweep.png'],
+             f'Cannot write --plot {blocker}/sweep.png: {blocker} is a '
+             'file, not a folder'),
+            (['--plot', tmp_path / 'sweep.pdf'],
+             'written as a PNG; give a file name ending with .png')):
+        run = run_tool_in_process(tool.__file__, *base, *args)
+        assert run.returncode == 2, run.output
+        assert run.stderr.startswith('ERROR: ') and message in run.stderr
+        assert run.stderr.count('\n') == 1, run.stderr
+        # Refused before any checkpoint was read.
+        assert 'checkpoint 1:' not in run.stdout
+    assert kept.read_text() == 'keep me' and blocker.read_text() == ''
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['afile',
+                                                          'kept.png']
 
 
 def test_the_test_split_gives_figures_only_on_request(two_checkpoints,

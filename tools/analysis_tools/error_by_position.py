@@ -7,13 +7,17 @@ config's ``test_evaluator`` (a ``LesionMetric``) counts them for
 given there and at the evaluator's ``low_res_size``.
 
     python tools/analysis_tools/error_by_position.py CONFIG CHECKPOINT
-        [--rings 5] [--worst 10] [--out errors.json [--overwrite]]
-        [--cfg-options test_dataloader.dataset.ann_file=...]
+        [--rings 5] [--worst 10] [--out errors.json] [--plot errors.png]
+        [--overwrite] [--cfg-options test_dataloader.dataset.ann_file=...]
+
+``--plot`` draws the rings' figures as bars, from the centre to the
+corners (:mod:`mmseg_dsnet.analysis.plots`).
 """
 import argparse
 
 from mmengine.config import DictAction
 
+from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
@@ -24,7 +28,7 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_options_take_effect,
                                           load_config)
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+from mmseg_dsnet.utils.fileio import (atomic_write_together, json_text,
                                       refuse_same_file)
 
 
@@ -40,12 +44,24 @@ def parse_args(argv=None):
                         'worst images')
     parser.add_argument('--out', help='also write the figures (per ring and '
                         'per image) to this JSON file')
+    parser.add_argument('--plot', help='also draw the figures per ring '
+                        '(lesion missed, background called lesion, share '
+                        'of the lesion) to this PNG file')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace an existing --out file')
+                        help='replace an existing --out or --plot file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config')
     return parser.parse_args(argv)
+
+
+def output_hint(args):
+    """What to do about an output that is another file."""
+    given = [o for o, path in (('--out', args.out), ('--plot', args.plot))
+             if path]
+    if len(given) == 1:
+        return f'give {given[0]} a file name of its own'
+    return 'give --out and --plot file names of their own'
 
 
 def main(argv=None):
@@ -53,15 +69,17 @@ def main(argv=None):
     check_at_least(('--rings', args.rings, 1), ('--worst', args.worst, 1))
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
-    if args.out:
-        # Checked now, not when the figures are written after every image
-        # was read: an --out that is an input (with --overwrite) would
-        # replace it, one whose folder cannot be made fail at the end.
-        refuse_same_file((('the config file', args.config),
-                          ('the checkpoint', args.checkpoint),
-                          ('--out', args.out)),
-                         hint='give --out a file name of its own')
-        check_new_output_file(args.out, '--out', args.overwrite)
+    # Checked now, not when the figures are written after every image was
+    # read: an --out (--plot) that is an input (with --overwrite) would
+    # replace it, one whose folder cannot be made fail at the end.
+    refuse_same_file((('the config file', args.config),
+                      ('the checkpoint', args.checkpoint),
+                      ('--out', args.out), ('--plot', args.plot)),
+                     hint=output_hint(args))
+    check_png_name(args.plot)
+    for option, path in (('--out', args.out), ('--plot', args.plot)):
+        if path:
+            check_new_output_file(path, option, args.overwrite)
     cfg = load_config(args.config)
     if args.cfg_options:
         check_options_take_effect(cfg, args.cfg_options)
@@ -121,6 +139,7 @@ def main(argv=None):
     print(f'{args.config} ({args.checkpoint}), '
           f'{cfg.test_dataloader.dataset.ann_file}:\n')
     print(error_table(summary), end='')
+    outputs = []
     if args.out:
         # Which model and which images the figures are of, as in the
         # metrics file tools/test.py writes.
@@ -128,9 +147,18 @@ def main(argv=None):
                   **data_provenance(cfg.test_dataloader.dataset,
                                     summary['images']),
                   **summary}
-        atomic_write(json_text(record, indent=1), args.out,
-                     overwrite=args.overwrite)
-        print(f'figures: {args.out}')
+        outputs.append((json_text(record, indent=1), args.out))
+    if args.plot:
+        from mmseg_dsnet.analysis.plots import plot_error_by_position
+        title = (f'{args.config} ({args.checkpoint}):\n'
+                 f'{cfg.test_dataloader.dataset.ann_file}')
+        outputs.append((lambda tmp: plot_error_by_position(
+            summary, tmp, title), args.plot))
+    # Together: a failed plot leaves no --out of this run either.
+    atomic_write_together(outputs, overwrite=args.overwrite)
+    for name, path in (('figures', args.out), ('plot', args.plot)):
+        if path:
+            print(f'{name}: {path}')
     return summary
 
 

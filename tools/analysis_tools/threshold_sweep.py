@@ -7,7 +7,12 @@ test_evaluator.threshold=T``; the images are read once per checkpoint.
 
     python tools/analysis_tools/threshold_sweep.py CONFIG CKPT [CKPT ...] \
         --thresholds 0.5 0.4 0.3 [--labels "seed 4" ...] \
-        [--out sweep.json [--overwrite]] [--cfg-options ...]
+        [--out sweep.json] [--plot sweep.png] [--overwrite] \
+        [--cfg-options ...]
+
+``--plot`` draws the figures against the threshold, one line style per
+checkpoint, the reference (the first threshold) and the model's own
+threshold marked (:mod:`mmseg_dsnet.analysis.plots`).
 
 Thresholds are chosen on a validation split: a config whose test loader
 reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
@@ -20,6 +25,7 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
+from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
                                           check_input_file,
@@ -29,7 +35,7 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           load_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
 from mmseg_dsnet.utils.cli import check_at_least
-from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
+from mmseg_dsnet.utils.fileio import (atomic_write_together, json_text,
                                       refuse_same_file)
 
 FIGURES = ('IoU', 'DSC', 'Sen', 'Spe')
@@ -55,8 +61,11 @@ def parse_args(argv=None):
                         help='standard errors the gain must exceed')
     parser.add_argument('--out', help='also write every figure to this JSON '
                         'file')
+    parser.add_argument('--plot', help='also draw IoU, DSC, sensitivity '
+                        'and specificity against the threshold (one line '
+                        'per checkpoint) to this PNG file')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace an existing --out file')
+                        help='replace an existing --out or --plot file')
     parser.add_argument(
         '--allow-test-split', action='store_true',
         help="report the figures on the config's test split (no threshold "
@@ -126,11 +135,14 @@ def check_args(args):
     refuse_same_file([('config file', args.config),
                       *((f'checkpoint {i + 1}', path)
                         for i, path in enumerate(args.checkpoints)),
-                      ('--out', args.out)],
-                     'give each checkpoint once and --out a new file')
-    if args.out:
-        # Written after all the evaluation.
-        check_new_output_file(args.out, '--out', args.overwrite)
+                      ('--out', args.out), ('--plot', args.plot)],
+                     'give each checkpoint once and --out and --plot new '
+                     'files')
+    check_png_name(args.plot)
+    # Written after all the evaluation.
+    for option, path in (('--out', args.out), ('--plot', args.plot)):
+        if path:
+            check_new_output_file(path, option, args.overwrite)
     return labels
 
 
@@ -242,6 +254,7 @@ def main(argv=None):
     elif len(labels) > 1:
         print(threshold_rule_table(scores, args.thresholds, labels,
                                    args.min_gain, args.se_factor))
+    outputs = []
     if args.out:
         record = {'config': args.config,
                   'split_file': cfg.test_dataloader.dataset.ann_file,
@@ -250,9 +263,22 @@ def main(argv=None):
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}
                              for label, by_t in scores.items()}}
-        atomic_write(json_text(record, indent=1), args.out,
-                     overwrite=args.overwrite)
-        print(f'figures: {args.out}')
+        outputs.append((json_text(record, indent=1), args.out))
+    if args.plot:
+        from mmseg_dsnet.analysis.plots import plot_threshold_sweep
+        from mmseg_dsnet.engine.preflight import mask_threshold
+        head = cfg.model.get('module', cfg.model).get('decode_head')
+        own = mask_threshold(head) if isinstance(head, dict) else None
+        title = (f'{args.config}: {cfg.test_dataloader.dataset.ann_file} '
+                 f'({len(loader.dataset)} images)')
+        outputs.append((lambda tmp: plot_threshold_sweep(
+            scores, args.thresholds, tmp, title,
+            reference=args.thresholds[0], model_threshold=own), args.plot))
+    # Together: a failed plot leaves no --out of this run either.
+    atomic_write_together(outputs, overwrite=args.overwrite)
+    for name, path in (('figures', args.out), ('plot', args.plot)):
+        if path:
+            print(f'{name}: {path}')
     return scores
 
 

@@ -1,0 +1,162 @@
+"""Figures of the analyses, for ``--plot`` of ``threshold_sweep.py`` and
+``error_by_position.py``: the lesion figures against the decision threshold
+(:func:`plot_threshold_sweep`) and the errors per ring from the centre to
+the corners (:func:`plot_error_by_position`).
+
+As the leaderboard plot (:mod:`mmseg_dsnet.leaderboard.plot`), they draw on
+a bare :class:`~matplotlib.figure.Figure` (Agg on its own): no pyplot, so
+neither the process's matplotlib backend nor a user's open figures are
+touched. Each writes a PNG whatever the file name ends with (the temporary
+file of :func:`~mmseg_dsnet.utils.fileio.atomic_write` has a suffix of its
+own).
+"""
+import math
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+from matplotlib.figure import Figure
+
+#: Pixels per inch of the PNGs: the sweep's is 1000x750, the rings'
+#: 900x500.
+DPI = 100
+SWEEP_SIZE = (10, 7.5)
+RINGS_SIZE = (9, 5)
+#: The sweep's panels: figure name -> axis label.
+SWEEP_FIGURES = (('IoU', 'lesion IoU (%)'), ('DSC', 'lesion DSC (%)'),
+                 ('Sen', 'sensitivity (%)'), ('Spe', 'specificity (%)'))
+# One line style and marker per checkpoint, cycled.
+STYLES = (('-', 'o'), ('--', 's'), (':', '^'), ('-.', 'D'))
+
+
+def _percent(value) -> float:
+    """A fraction as percent; None (a JSON null) and nan as nan."""
+    return math.nan if value is None else 100 * float(value)
+
+
+def plot_threshold_sweep(scores: Dict[str, dict],
+                         thresholds: Sequence[float],
+                         path: str,
+                         title: str,
+                         reference: Optional[float] = None,
+                         model_threshold: Optional[float] = None) -> list:
+    """Draw each checkpoint's lesion IoU, DSC, sensitivity and specificity
+    against the decision threshold, one panel each, to ``path`` (PNG).
+
+    Args:
+        scores (dict): Checkpoint label -> threshold -> LesionMetric
+            figures (percent), as
+            :func:`~mmseg_dsnet.analysis.threshold_sweep.scores_by_threshold`
+            gives them per checkpoint.
+        thresholds (Sequence[float]): The thresholds scored.
+        path (str): The PNG file.
+        title (str): The figure's title (the config, split and images).
+        reference (float, optional): The threshold the others are judged
+            against, marked with a dashed line.
+        model_threshold (float, optional): The threshold of the model's
+            own decode head, marked with a dotted line.
+
+    Returns:
+        list[tuple]: The lines drawn as ``(figure, label, xs, ys)``.
+    """
+    xs = sorted(thresholds)
+    fig = Figure(figsize=SWEEP_SIZE)
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    drawn = []
+    for ax, (name, axis_label) in zip(axes, SWEEP_FIGURES):
+        for i, (label, by_t) in enumerate(scores.items()):
+            style, marker = STYLES[i % len(STYLES)]
+            ys = [float(by_t[t][name]) for t in xs]
+            ax.plot(xs, ys, linestyle=style, marker=marker, label=label)
+            drawn.append((name, label, xs, ys))
+        marks = []
+        if reference is not None:
+            marks.append((reference, '--', f'reference {reference:g}'))
+        if model_threshold is not None:
+            same = reference is not None and model_threshold == reference
+            marks.append((model_threshold, ':', f"model's own "
+                          f'{model_threshold:g}' + (' (= reference)'
+                                                    if same else '')))
+        for x, style, label in marks:
+            ax.axvline(x, color='grey', linestyle=style, linewidth=1,
+                       label=label)
+        ax.set_ylabel(axis_label)
+        ax.grid(True, alpha=0.3)
+    for ax in axes[2:]:
+        ax.set_xlabel('decision threshold (lesion probability)')
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center',
+               ncol=min(len(labels), 4), fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    fig.savefig(path, dpi=DPI, format='png')
+    return drawn
+
+
+def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
+    """Draw the errors per ring of :meth:`ErrorByPosition.summary
+    <mmseg_dsnet.analysis.error_position.ErrorByPosition.summary>` to
+    ``path`` (PNG): per ring from the centre to the corners, the lesion it
+    misses, the background it calls lesion and its share of the lesion
+    pixels (the columns ``error_by_position.py`` prints). A ring without
+    lesion (or background) has no bar of that rate and reads ``no
+    lesion``.
+
+    Args:
+        summary (dict): The summary (or the ``--out`` record).
+        path (str): The PNG file.
+        title (str): The figure's title (the config and split).
+
+    Returns:
+        list[tuple]: The bars drawn as ``(series, heights)``, percent.
+    """
+    rings = summary['rings']
+    names = [f'{r["inner"]:.1f}-{r["outer"]:.1f}' for r in rings]
+    series = (('lesion missed (% of the ring\'s lesion)', 'missed_rate'),
+              ('background called lesion (% of the ring\'s background)',
+               'false_rate'),
+              ('share of all lesion pixels (%)', 'lesion_share'))
+    fig = Figure(figsize=RINGS_SIZE)
+    ax = fig.subplots()
+    width = 0.8 / len(series)
+    drawn = []
+    for i, (label, key) in enumerate(series):
+        heights = [_percent(r[key]) for r in rings]
+        xs = [j + (i - 1) * width for j in range(len(rings))]
+        # nan bars are not drawn; a zero-height bar of 0 is.
+        ax.bar(xs, [0 if math.isnan(h) else h for h in heights], width,
+               label=label)
+        for x, h in zip(xs, heights):
+            if math.isnan(h):
+                ax.annotate('no background' if key == 'false_rate' else
+                            'no lesion', (x, 0), rotation=90,
+                            ha='center', va='bottom', fontsize=7)
+        drawn.append((key, heights))
+    ax.set_xticks(range(len(rings)), names,
+                  rotation=45 if len(rings) > 10 else 0, fontsize=8)
+    ax.set_xlabel('distance from the image centre (0 = centre, '
+                  '1 = corners)')
+    ax.set_ylabel('%')
+    ax.set_ylim(0, 100)
+    ax.grid(True, axis='y', alpha=0.3)
+    # Below the axes: a rate of 100 % is not hidden behind it.
+    fig.legend(loc='lower center', ncol=len(series), fontsize=8)
+    iou = summary.get('iou')
+    iou = '' if iou is None or math.isnan(iou) else \
+        f', pooled IoU {iou:.2f}'
+    fig.suptitle(f'{title}\n{summary["images"]} images{iou}', fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=DPI, format='png')
+    return drawn
+
+
+def check_png_name(path: Optional[str], option: str = '--plot') -> None:
+    """Refuse a plot file name that does not end with ``.png``: the figure
+    is a PNG whatever the name says.
+
+    Raises:
+        UserError: ``path`` has another suffix.
+    """
+    from ..utils.errors import UserError
+    if path is not None and osp.splitext(path)[1].lower() != '.png':
+        raise UserError(f'{option} {path}: the figure is written as a PNG; '
+                        'give a file name ending with .png')
