@@ -1,0 +1,69 @@
+"""The CPU graph rewrites compute what the graph did (mutation testing: a
+depthwise rewrite that dropped the convolution's bias passed the export
+tests, as DSNet's untrained gate hid it)."""
+import numpy as np
+import pytest
+
+
+def tiny_graph(opset, conv_attrs, bias=0.75):
+    """Input (1, 3, H, W) -> channel mean, channel max and a 7x7 conv with
+    one output channel and a bias: one node of each rewritten kind."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0, 0.2, (1, 3, 7, 7)).astype(np.float32)
+    inits = [numpy_helper.from_array(kernel, 'w'),
+             numpy_helper.from_array(np.array([bias], np.float32), 'b')]
+    nodes = [
+        helper.make_node('ReduceMean', ['x'], ['mean'], axes=[1],
+                         keepdims=1, name='mean'),
+        helper.make_node('ReduceMax', ['x'], ['max'], axes=[1], keepdims=1,
+                         name='max'),
+        helper.make_node('Conv', ['x', 'w', 'b'], ['conv'], name='gate',
+                         **conv_attrs),
+    ]
+    dims = ['n', 3, 'h', 'w']
+    graph = helper.make_graph(
+        nodes, 'tiny', [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                                      dims)],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                       ['n', 1, 'h', 'w'])
+         for name in ('mean', 'max', 'conv')], inits)
+    return helper.make_model(graph,
+                             opset_imports=[helper.make_opsetid('', opset)])
+
+
+def run(model, x):
+    import onnxruntime as ort
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=['CPUExecutionProvider'])
+    return session.run(['mean', 'max', 'conv'], {'x': x})
+
+
+@pytest.mark.parametrize('opset', [11, 17])
+@pytest.mark.parametrize('conv_attrs', [
+    dict(pads=[3] * 4),
+    # MALUNet's shared 7x7 conv is dilated; the depthwise half keeps it.
+    dict(pads=[9] * 4, dilations=[3, 3]),
+])
+def test_rewritten_graph_gives_the_same_outputs(opset, conv_attrs):
+    import onnx
+
+    from mmseg_dsnet.deploy.graph_rewrites import optimize_for_cpu
+    model = tiny_graph(opset, conv_attrs)
+    x = np.random.default_rng(1).normal(0, 1, (2, 3, 20, 24)).astype(
+        np.float32)
+    before = run(model, x)
+    counts = optimize_for_cpu(model)
+    onnx.checker.check_model(model)
+    assert counts == dict(channel_mean=1, channel_max=1,
+                          single_output_conv=1)
+    ops = [node.op_type for node in model.graph.node]
+    assert 'ReduceMean' not in ops and 'ReduceMax' not in ops
+    assert ops.count('Conv') == 3  # mean, depthwise, channel sum
+    mean, largest, conv = run(model, x)
+    # Known values: numpy's mean and max over channels, and the original
+    # graph's convolution (bias included).
+    np.testing.assert_allclose(mean, x.mean(1, keepdims=True), atol=1e-6)
+    np.testing.assert_array_equal(largest, x.max(1, keepdims=True))
+    np.testing.assert_allclose(conv, before[2], atol=1e-5)
+    np.testing.assert_allclose(before[0], mean, atol=1e-6)
