@@ -67,3 +67,38 @@ def test_rewritten_graph_gives_the_same_outputs(opset, conv_attrs):
     np.testing.assert_array_equal(largest, x.max(1, keepdims=True))
     np.testing.assert_allclose(conv, before[2], atol=1e-5)
     np.testing.assert_allclose(before[0], mean, atol=1e-6)
+
+
+def test_convolutions_kept_in_float_for_int8(tmp_path):
+    """Which convolutions int8 quantization leaves in float32: the first,
+    grouped ones (2 groups too), kernels above 3x3 and the rewrites' tiny
+    ones; dense 1x1 and 3x3 ones are quantized (mutation testing)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mmseg_dsnet.deploy.int8 import _kept_in_float
+    specs = [  # name, weight shape, group
+        ('first', (4, 3, 3, 3), 1), ('pointwise', (4, 4, 1, 1), 1),
+        ('two_groups', (4, 2, 3, 3), 2), ('dense3x3', (4, 4, 3, 3), 1),
+        ('dense5x5', (4, 4, 5, 5), 1), ('depthwise', (4, 1, 3, 3), 4),
+        ('x/cpu_channel_mean', (4, 4, 1, 1), 1)]
+    nodes, inits, previous = [], [], 'x'
+    for name, shape, group in specs:
+        weight = numpy_helper.from_array(np.zeros(shape, np.float32),
+                                         f'{name}_w')
+        inits.append(weight)
+        pad = shape[2] // 2
+        nodes.append(helper.make_node('Conv', [previous, weight.name],
+                                      [f'{name}_out'], name=name,
+                                      group=group, pads=[pad] * 4))
+        previous = f'{name}_out'
+    graph = helper.make_graph(
+        nodes, 'convs',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                       [1, 3, 8, 8])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT,
+                                       [1, 4, 8, 8])], inits)
+    path = tmp_path / 'convs.onnx'
+    onnx.save(helper.make_model(graph), str(path))
+    assert _kept_in_float(str(path)) == [
+        'first', 'two_groups', 'dense5x5', 'depthwise', 'x/cpu_channel_mean']
