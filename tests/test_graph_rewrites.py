@@ -1,6 +1,7 @@
-"""The CPU graph rewrites compute what the graph did (mutation testing: a
-depthwise rewrite that dropped the convolution's bias passed the export
-tests, as DSNet's untrained gate hid it)."""
+"""Deployment code on small hand-made ONNX graphs: the CPU graph rewrites
+compute what the graph did (mutation testing: a depthwise rewrite that
+dropped the convolution's bias passed the export tests), int8's float
+convolutions, and the onnxruntime backend's metadata."""
 import numpy as np
 import pytest
 
@@ -102,3 +103,39 @@ def test_convolutions_kept_in_float_for_int8(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     assert _kept_in_float(str(path)) == [
         'first', 'two_groups', 'dense5x5', 'depthwise', 'x/cpu_channel_mean']
+
+
+def test_onnx_backend_reads_size_and_threshold_from_the_metadata(tmp_path):
+    """An export's input size and threshold come from its metadata, with
+    256x256 and 0.5 only when it has none (mutation testing: a backend
+    that ignored the stored size passed, every test export being
+    256x256)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mmseg_dsnet.apis.inference_backends import OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.deployable import (INPUT_FORMAT,
+                                               META_INPUT_FORMAT,
+                                               META_INPUT_SIZE,
+                                               META_THRESHOLD)
+    weight = numpy_helper.from_array(np.ones((1, 3, 1, 1), np.float32), 'w')
+    dims = ['n', 3, 'h', 'w']
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'w'], ['y'])], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT,
+                                       ['n', 1, 'h', 'w'])], [weight])
+    for name, extra, size, threshold in (
+            ('stored.onnx', {META_INPUT_SIZE: '64,96', META_THRESHOLD: '0.3'},
+             (64, 96), 0.3),
+            ('bare.onnx', {}, (256, 256), 0.5)):
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid('', 17)])
+        helper.set_model_props(model, {META_INPUT_FORMAT: INPUT_FORMAT,
+                                       **extra})
+        onnx.save(model, str(tmp_path / name))
+        backend = OnnxRuntimeBackend(str(tmp_path / name), num_threads=1)
+        assert backend.input_size == size
+        assert backend.threshold == threshold
+        out = backend(np.ones((1, 3, 4, 4), np.float32))
+        np.testing.assert_array_equal(out, np.full((1, 1, 4, 4), 3.0))
