@@ -1004,3 +1004,57 @@ def test_deployable_normalises_in_the_models_channel_order(flags, expected):
     assert out.shape == (2, 3, 4, 5)
     assert torch.equal(out, torch.tensor(expected).view(1, 3, 1, 1).expand(
         2, 3, 4, 5))
+
+
+def test_int8_comparison_figures_from_known_masks(monkeypatch):
+    """Pixel agreement, fp32-vs-int8 mask IoU, the logit difference and
+    the ground-truth IoUs (ignore label 255 left out) of hand-made logits
+    (mutation testing: swapped counts and a dropped ignore label passed)."""
+    from mmseg_dsnet.deploy import int8
+    fp32 = np.array([[[[1, 1, -1, -1], [1, -1, -1, -1]]]], np.float32)
+    int8_out = np.array([[[[1, -1, 1, -1], [1, -1, -1, -1]]]], np.float32)
+    outputs = {('fp32', 0): fp32, ('int8', 0): int8_out,
+               ('fp32', 1): np.full((1, 1, 2, 4), -3, np.float32),
+               ('int8', 1): np.full((1, 1, 2, 4), -2.5, np.float32)}
+    monkeypatch.setattr(int8, 'run_ort',
+                        lambda session, batch: outputs[(session,
+                                                        int(batch[0, 0]))])
+    truth = np.array([[1, 1, 255, 0], [0, 0, 0, 0]], np.uint8)
+    batches = [('b0', np.zeros((1, 1)), [truth]),
+               ('b1', np.ones((1, 1)), [None])]
+    report = int8.compare_int8('fp32', 'int8', batches, threshold=0.5)
+    assert report['images'] == 2
+    # 2 of 16 pixels differ; the masks share 2 of their 4 lesion pixels.
+    assert report['pixel_agreement'] == pytest.approx(100 * 14 / 16)
+    assert report['mask_iou_fp32_vs_int8'] == pytest.approx(50.0)
+    assert report['max_abs_logit_diff'] == pytest.approx(2.0)
+    # Against the truth without its 255 pixel: fp32 2/3, int8 1/3.
+    assert report['images_with_ground_truth'] == 1
+    assert report['iou_fp32'] == pytest.approx(200 / 3)
+    assert report['iou_int8'] == pytest.approx(100 / 3)
+    assert report['iou_drop'] == pytest.approx(100 / 3)
+    # At threshold 0.9 (logit 2.2) both models see no lesion anywhere:
+    # identical (empty) masks are full agreement.
+    report = int8.compare_int8('fp32', 'int8', batches, threshold=0.9)
+    assert report['pixel_agreement'] == 100.0
+    assert report['mask_iou_fp32_vs_int8'] == 100.0
+    assert report['iou_fp32'] == report['iou_int8'] == 0.0
+
+
+@pytest.mark.parametrize('iou, written', [(90.0, True), (89.99, False)])
+def test_int8_pass_rule_at_the_minimum_mask_iou(checkpoint, image_dir,
+                                                tmp_path, monkeypatch, iou,
+                                                written):
+    """A mask IoU equal to --int8-min-mask-iou passes ("at least"); just
+    below it fails (mutation testing: > for >= passed)."""
+    from mmseg_dsnet.deploy import onnx_export
+    monkeypatch.setattr(onnx_export, 'compare_int8', lambda *args: dict(
+        images=3, pixel_agreement=99.0, mask_iou_fp32_vs_int8=iou,
+        max_abs_logit_diff=0.5))
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
+    result = onnx_export.export_and_check(
+        CONFIG, checkpoint, str(out), int8_file=str(int8),
+        check_images=[str(image_dir)], log=lambda text: None,
+        int8_min_mask_iou=90.0)
+    assert result['int8']['passed'] is written
+    assert result['passed'] is written and int8.exists() is written

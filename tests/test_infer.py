@@ -1330,3 +1330,25 @@ def test_ctrl_c_ends_with_one_line_and_the_same_command_finishes(
     assert 'Processed 2 of 4 images' in again.stdout
     assert sorted(os.listdir(out / 'masks')) == [f'p{i}.png'
                                                  for i in range(4)]
+
+
+def test_a_config_run_with_onnxruntime_records_its_checkpoint(checkpoint,
+                                                              tmp_path):
+    """A config exported on the fly for onnxruntime is recorded as the
+    config and checkpoint that made it (model.json compares checkpoints
+    by SHA-256: without it, masks of another checkpoint under the same
+    config would be taken for this model's), and its temporary export is
+    gone (mutation testing)."""
+    from mmseg_dsnet.apis.inference_backends import make_backend
+    from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
+                                                    inferencer_record)
+    from mmseg_dsnet.utils.fileio import sha256_of
+    work = tmp_path / 'work'
+    work.mkdir()
+    backend = make_backend(CONFIG, str(checkpoint), backend='onnxruntime',
+                           work_dir=str(work))
+    assert backend.model_files == (CONFIG, str(checkpoint))
+    assert os.listdir(work) == []
+    record = inferencer_record(LesionInferencer(backend))
+    assert record['checkpoint_sha256'] == sha256_of(str(checkpoint))
+    assert record['model_sha256'] == sha256_of(CONFIG)

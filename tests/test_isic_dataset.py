@@ -481,3 +481,49 @@ def test_the_size_check_turns_a_tiff_by_its_orientation_once(tmp_path):
         str(stored), f'24x32 (width x height), but its image {image} is '
         '32x24 as loaded (stored 24x32, turned by its EXIF orientation 6); '
         'the mask fits the stored pixels, which the loader turns')]
+
+
+def _skipping_dataset(root, max_refetch):
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    return DATASETS.build(
+        dict(type='ISIC2018Dataset', data_root=str(root),
+             ann_file='splits/lightweight_train.txt',
+             data_prefix=dict(img_path='images', seg_map_path='masks'),
+             on_bad_sample='skip', max_refetch=max_refetch,
+             pipeline=[dict(type='LoadImageFromFile'),
+                       dict(type='LoadAnnotations'),
+                       dict(type='PackSegInputs')]))
+
+
+def test_a_bad_sample_is_replaced_by_the_next_good_one(tiny_isic, tmp_path):
+    """Which sample stands in for a bad one (the next, wrapping round),
+    what it records (the bad sample drawn, not the bad stand-ins tried) and
+    how many tries max_refetch allows (mutation testing)."""
+    import shutil
+
+    from mmseg_dsnet.datasets.sample_checks import (SKIPPED_KEY,
+                                                    BadSampleError)
+    root = tmp_path / 'isic'
+    shutil.copytree(tiny_isic, root)
+    dataset = _skipping_dataset(root, max_refetch=2)
+    paths = [dataset.get_data_info(i)['img_path']
+             for i in range(len(dataset))]
+    for index in (2, 3, len(paths) - 1):
+        with open(paths[index], 'wb') as file:
+            file.write(b'not a jpeg')
+    sample = dataset[2]['data_samples']
+    assert sample.img_path == paths[4]
+    assert sample.metainfo[SKIPPED_KEY] == [paths[2]]
+    sample = dataset[len(paths) - 1]['data_samples']
+    assert sample.img_path == paths[0]
+    assert sample.metainfo[SKIPPED_KEY] == [paths[-1]]
+    assert SKIPPED_KEY not in dataset[1]['data_samples'].metainfo
+    # Two bad samples in a row need two refetches.
+    dataset = _skipping_dataset(root, max_refetch=1)
+    with pytest.raises(BadSampleError, match='more than 1 bad samples in a '
+                       f'row \\(first: {paths[2]}\\)'):
+        dataset[2]
+    assert dataset[3]['data_samples'].img_path == paths[4]

@@ -1,0 +1,54 @@
+"""Masks and overlays from hand-made logits (mutation testing: a zero
+decision or a mean probability equal to the threshold counted as lesion,
+and an empty output size accepted, passed the inference tests)."""
+import numpy as np
+import pytest
+
+from mmseg_dsnet.apis.masks import draw_overlay, resize_to_mask, views_to_mask
+
+
+def test_a_decision_of_zero_is_background():
+    decision = np.array([[0, 1e-3], [-1, 0]], np.float32)
+    np.testing.assert_array_equal(resize_to_mask(decision, (2, 2)),
+                                  [[0, 1], [0, 0]])
+    # Upsized 2x: each source pixel's 2x2 block (centres and edges).
+    block = np.array([[-1, -1], [1, 1]], np.float32)
+    np.testing.assert_array_equal(resize_to_mask(block, (4, 2)),
+                                  [[0, 0], [0, 0], [1, 1], [1, 1]])
+
+
+@pytest.mark.parametrize('size', [(0, 5), (5, 0)])
+def test_an_empty_output_size_is_refused(size):
+    with pytest.raises(ValueError, match='invalid output size'):
+        resize_to_mask(np.ones((2, 2), np.float32), size)
+    with pytest.raises(ValueError, match='invalid output size'):
+        views_to_mask([np.ones((1, 2, 2), np.float32)] * 2, size, 0.5)
+
+
+def test_views_merge_as_mean_probability_above_the_threshold():
+    # Pixels: both views 0 (mean exactly 0.5); 2 and -1 (mean 0.575);
+    # -2 and 1 (0.425); 3 and 3 (0.953).
+    first = np.array([[[0, 2], [-2, 3]]], np.float32)
+    second = np.array([[[0, -1], [1, 3]]], np.float32)
+    np.testing.assert_array_equal(
+        views_to_mask([first, second], (2, 2), 0.5), [[0, 1], [0, 1]])
+    np.testing.assert_array_equal(
+        views_to_mask([first, second], (2, 2), 0.6), [[0, 0], [0, 1]])
+    # One view: its own decision (sigmoid above 0.5: logit above 0).
+    np.testing.assert_array_equal(views_to_mask([first], (2, 2), 0.5),
+                                  [[0, 1], [0, 1]])
+
+
+def test_overlay_tints_the_lesion_and_is_downsized():
+    rgb = np.zeros((100, 50, 3), np.uint8)
+    mask = np.zeros((100, 50), np.uint8)
+    mask[20:80, 10:40] = 1
+    overlay = draw_overlay(rgb, mask, color=(200, 100, 40), alpha=0.5)
+    assert overlay.shape == (100, 50, 3)
+    assert overlay[50, 25].tolist() == [100, 50, 20]  # tinted inside
+    assert overlay[20, 25].tolist() == [200, 100, 40]  # the contour
+    assert overlay[5, 5].tolist() == [0, 0, 0]  # untouched outside
+    assert rgb.max() == 0  # the input is not drawn on
+    # The longer side decides (the shorter one, 50, is within 60).
+    small = draw_overlay(rgb, mask, max_side=60)
+    assert small.shape == (60, 30, 3)

@@ -1,0 +1,66 @@
+"""The output folder's records on hand-made folders (mutation testing:
+partial files counted as outputs, recorded names counted as unknown and
+a stale digest kept for a rewritten name passed the inference tests)."""
+import json
+
+from mmseg_dsnet.apis import output_record as rec
+
+
+def make_outputs(folder, names):
+    for name in names:
+        for sub, ext in (('masks', '.png'), ('overlays', '.jpg')):
+            (folder / sub).mkdir(exist_ok=True)
+            (folder / sub / f'{name}{ext}').write_bytes(b'x')
+
+
+def test_existing_outputs_leave_out_partial_files_and_folders(tmp_path):
+    make_outputs(tmp_path, ['b', 'a'])
+    (tmp_path / 'masks' / '.a.png.partial').write_bytes(b'x')
+    (tmp_path / 'masks' / 'sub').mkdir()
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / 'c.png').write_bytes(b'x')
+    assert rec.existing_outputs(str(tmp_path)) == [
+        str(tmp_path / 'masks' / 'a.png'), str(tmp_path / 'masks' / 'b.png'),
+        str(tmp_path / 'overlays' / 'a.jpg'),
+        str(tmp_path / 'overlays' / 'b.jpg')]
+
+
+def test_unrecorded_names_are_those_without_a_source(tmp_path):
+    make_outputs(tmp_path, ['a', 'b', 'c'])
+    assert rec.unrecorded_names(str(tmp_path), {'a': '/x/a.jpg'}) == [
+        'b', 'c']
+    assert rec.unrecorded_names(str(tmp_path), {}) == ['a', 'b', 'c']
+
+
+def test_record_sources_replaces_a_rewritten_names_digest(tmp_path):
+    src = tmp_path / 'in'
+    src.mkdir()
+    out = tmp_path / 'out'
+    out.mkdir()
+    make_outputs(out, ['a', 'b'])
+    (out / rec.SOURCES_NAME).write_text(json.dumps(
+        {'a': '/old/a.jpg', 'b': '/old/b.jpg'}))
+    (out / rec.DIGESTS_NAME).write_text(json.dumps(
+        {'a': 'aa' * 32, 'b': 'bb' * 32}))
+    (src / 'a.jpg').write_bytes(b'new a')
+    (src / 'c.jpg').write_bytes(b'c')
+    # 'a' rewritten without a digest: the old one (of another file) goes;
+    # 'c' new with its digest; 'b' untouched.
+    rec.record_sources(str(out), {'a': str(src / 'a.jpg'),
+                                  'c': str(src / 'c.jpg')},
+                       {'c': 'cc' * 32, 'z': 'ff' * 32})
+    assert json.loads((out / rec.SOURCES_NAME).read_text()) == {
+        'a': str((src / 'a.jpg').resolve()), 'b': '/old/b.jpg',
+        'c': str((src / 'c.jpg').resolve())}
+    assert json.loads((out / rec.DIGESTS_NAME).read_text()) == {
+        'b': 'bb' * 32, 'c': 'cc' * 32}
+
+
+def test_the_journal_counts_only_names_whose_outputs_are_there(tmp_path):
+    make_outputs(tmp_path, ['a'])
+    rec.journal_sources(str(tmp_path), {'a': '/in/a.jpg', 'k': '/in/k.jpg'},
+                        {'a': 'aa' * 32})
+    with open(tmp_path / rec.JOURNAL_NAME, 'a') as file:
+        file.write('{"name": "a", "inp')  # a write cut short
+    assert rec.read_sources(str(tmp_path)) == {'a': '/in/a.jpg'}
+    assert rec.read_source_digests(str(tmp_path)) == {'a': 'aa' * 32}
