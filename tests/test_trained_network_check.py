@@ -129,6 +129,24 @@ def _trained_model():
         train_cfg=dict(), test_cfg=dict(mode='whole'))
 
 
+def _checkpoint_and_changed_model(tmp_path, path, value):
+    """A checkpoint whose ``meta`` records ``_trained_model()``, and that
+    model config with the entry at ``path`` set to ``value``."""
+    import copy
+
+    import torch
+    checkpoint = tmp_path / 'c.pth'
+    torch.save({'state_dict': {},
+                'meta': {'cfg': f'model = {_trained_model()!r}'}},
+               checkpoint)
+    given = copy.deepcopy(_trained_model())
+    entry = given
+    for key in path[:-1]:
+        entry = entry[key]
+    entry[path[-1]] = value
+    return checkpoint, given
+
+
 @pytest.mark.parametrize('path,value', [
     (('decode_head', 'threshold'), 0.3),
     (('decode_head', 'loss_decode', 0, 'loss_weight'), 2.0),
@@ -143,20 +161,8 @@ def test_training_only_settings_may_differ(tmp_path, path, value):
     """The decision threshold, losses (also inside a list of heads),
     dropout, initialisation, the preprocessor (compared on its own) and
     the test mode do not change the network the weights run in."""
-    import copy
-
-    import torch
-
     from mmseg_dsnet.apis.released_model import check_trained_model
-    checkpoint = tmp_path / 'c.pth'
-    torch.save({'state_dict': {},
-                'meta': {'cfg': f'model = {_trained_model()!r}'}},
-               checkpoint)
-    given = copy.deepcopy(_trained_model())
-    entry = given
-    for key in path[:-1]:
-        entry = entry[key]
-    entry[path[-1]] = value
+    checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
     check_trained_model(Config(dict(model=given)), 'x.py', str(checkpoint))
 
 
@@ -171,21 +177,9 @@ def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
     """``align_corners``, a head's input index (inside a list of heads), a
     dilation and a head type change the network: refused, naming the path
     and both values."""
-    import copy
-
-    import torch
-
     from mmseg_dsnet.apis.released_model import check_trained_model
     from mmseg_dsnet.utils.errors import UserError
-    checkpoint = tmp_path / 'c.pth'
-    torch.save({'state_dict': {},
-                'meta': {'cfg': f'model = {_trained_model()!r}'}},
-               checkpoint)
-    given = copy.deepcopy(_trained_model())
-    entry = given
-    for key in path[:-1]:
-        entry = entry[key]
-    entry[path[-1]] = value
+    checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
     where = 'model' + ''.join(f'[{k}]' if isinstance(k, int) else f'.{k}'
                               for k in path)
     with pytest.raises(UserError) as error:
