@@ -1,9 +1,10 @@
 """The one reader of RGB images: upright (EXIF orientation applied), 8-bit.
 
 mmcv's ``LoadImageFromFile`` (OpenCV, ``flag='color'``) applies the EXIF
-orientation of a JPEG, PNG or TIFF photo (not of a WebP), so every other place that reads an image the model
-sees (the dataset converter, inference, export calibration, the demo) must
-apply it too, or the image ends up rotated against its mask. Label masks are
+orientation of a JPEG, PNG or TIFF photo (not of a WebP), so every other
+place that reads an image the model sees (the dataset converter, inference,
+export calibration, the demo) must apply it too, or the image ends up
+rotated against its mask. Label masks are
 not read here: mmseg's ``LoadAnnotations`` decodes them ``'unchanged'``,
 which ignores EXIF orientation.
 
@@ -38,9 +39,6 @@ def exif_orientation(image):
     """The EXIF orientation the model's image loader applies, 1 when it
     applies none.
 
-    Args:
-        image (PIL.Image.Image): An opened image.
-
     OpenCV (mmcv's ``LoadImageFromFile``) applies the tag of JPEG, PNG and
     TIFF files only (:data:`OPENCV_ORIENTED_FORMATS`): the tag of a WebP
     was applied here but not by ``tools/train.py``/``test.py``, so
@@ -53,6 +51,9 @@ def exif_orientation(image):
     OpenCV (so mmcv's ``LoadImageFromFile``, as ``tools/test.py`` reads
     the image) and image viewers ignore: the mask came out turned against
     the photo as shown and as tested.
+
+    Args:
+        image (PIL.Image.Image): An opened image.
 
     Returns:
         int: 2..8 when the pixels must be mirrored or rotated, else 1.
