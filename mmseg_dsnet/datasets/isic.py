@@ -19,7 +19,7 @@ from ..utils.messages import first_few
 from .sample_checks import (CONVERT_HINT, SIZE_HINT, SKIPPED_KEY,
                             BadSampleError, MaskSizeError, MaskValueError,
                             check_masks, check_sizes, decode_problem,
-                            describe_bad_file, file_problem, listing)
+                            file_problem, listing)
 
 # Repeated ids named in the message; the rest are counted.
 SHOWN_REPEATS = 5
@@ -388,8 +388,7 @@ class ISICDataset(BaseSegDataset):
             for kind, path in self._files_of(data_info):
                 problem = file_problem(path)
                 if problem:
-                    raise BadSampleError(
-                        describe_bad_file(kind, path, problem), path=path)
+                    raise BadSampleError.of_file(kind, path, problem)
         try:
             return self.pipeline(data_info)
         except Exception as err:
@@ -397,9 +396,8 @@ class ISICDataset(BaseSegDataset):
                 for kind, path in self._files_of(data_info):
                     problem = decode_problem(path)
                     if problem:
-                        raise BadSampleError(
-                            describe_bad_file(kind, path, problem),
-                            path=path) from err
+                        raise BadSampleError.of_file(
+                            kind, path, problem) from err
             raise
 
     def __getitem__(self, idx):

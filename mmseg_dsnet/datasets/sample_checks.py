@@ -34,11 +34,21 @@ class BadSampleError(RuntimeError):
     Args:
         message (str): What is wrong, naming the file.
         path (str, optional): The bad file.
+        problem (str, optional): What is wrong without the advice that
+            follows it in ``message``. Defaults to ``message``.
     """
 
-    def __init__(self, message, path=None):
+    def __init__(self, message, path=None, problem=None):
         super().__init__(message)
         self.path = path
+        self.problem = problem or message
+
+    @classmethod
+    def of_file(cls, kind, path, problem):
+        """The error for one bad ``kind`` file (``'image'``, ``'mask'``),
+        with the advice a user sees (:func:`describe_bad_file`)."""
+        return cls(describe_bad_file(kind, path, problem), path=path,
+                   problem=f'Bad {kind} file {path}: {problem}')
 
 
 class MaskValueError(ValueError):

@@ -170,9 +170,8 @@ class DecodedImageCache:
                 # The dataset's advice (set on_bad_sample='skip') is what
                 # the user did: the cache decodes each image once and has
                 # no next sample to put in a bad one's place.
-                what = str(exc).split('. Fix or remove', 1)[0]
                 raise FastTrainingError(
-                    f"{what}. train_dataloader.dataset.on_bad_sample='skip' "
+                    f"{exc.problem}. train_dataloader.dataset.on_bad_sample='skip' "
                     'is not followed by fast training, which decodes every '
                     'training image once; fix or remove the file (and its '
                     'line in the split file), or train with tools/train.py, '
