@@ -190,6 +190,52 @@ def test_partial_checkpoint_loads_only_when_asked(setup, tools, tmp_path,
         build_segmentor(str(cfg), str(backbone))
 
 
+def narrow_dsnet_checkpoint(config, tmp_path):
+    """Random weights of ``config``'s DSNet at other widths: every key of
+    the model, none of its shape."""
+    narrow = tmp_path / 'narrow.py'
+    narrow.write_text(
+        f"_base_ = '{config}'\nwidths = [8, 40, 48, 64, 80]\n"
+        'model = dict(backbone=dict(widths=widths), '
+        'decode_head=dict(in_channels=widths, channels=8))\n')
+    return random_checkpoint(narrow, tmp_path / 'narrow.pth')
+
+
+def test_partial_checkpoint_of_other_shapes_is_refused(setup, tools,
+                                                        tmp_path, capsys):
+    # Before, --partial-checkpoint with a DSNet of other widths (every
+    # key shared, every shape different) loaded nothing behind mmengine's
+    # log warnings and trained from random weights, exit 0.
+    cfg = setup['cfg']
+    narrow = narrow_dsnet_checkpoint(cfg, tmp_path)
+    work_dir = tmp_path / 'narrow'
+    code, err = run_cli(tools['train'].main, train_argv(
+        cfg, work_dir, f'load_from={narrow}',
+        extra=['--partial-checkpoint']), capsys)
+    assert code == 2
+    assert_one_short_error(
+        err, f'ERROR: Checkpoint {narrow} does not match the model of {cfg}',
+        'keys of another shape (backbone.', 'initial weights')
+    assert not list(work_dir.rglob('*.pth'))
+    # A partial load that fits says how much of the model it loaded.
+    from mmseg_dsnet.apis import build_segmentor
+    from mmseg_dsnet.engine.checkpoint_match import check_checkpoint_matches
+    model = build_segmentor(str(cfg), None, reparameterize=False)
+    saved = torch.load(setup['backbone'], weights_only=True)
+    loaded, total = check_checkpoint_matches(model, saved, strict=False)
+    backbone = [k for k in model.state_dict() if k.startswith('backbone.')
+                and not k.endswith('num_batches_tracked')]
+    assert loaded == len(backbone) < total
+    work_dir = tmp_path / 'partial'
+    code, err = run_cli(tools['train'].main, train_argv(
+        cfg, work_dir, f'load_from={setup["backbone"]}',
+        extra=['--partial-checkpoint']), capsys)
+    assert code == 0, err
+    log = next(work_dir.rglob('*.log')).read_text()
+    assert (f'Partial checkpoint {setup["backbone"]}: {loaded} of the '
+            f"model's {total} tensors loaded from it") in log
+
+
 @pytest.mark.parametrize('config', ['dsnet_isic2017_vanilla-conv.py',
                                     'dsnet_isic2017_no-gate.py'])
 def test_reparameterize_refuses_a_checkpoint_of_another_variant(

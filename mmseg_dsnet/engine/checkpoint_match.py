@@ -150,8 +150,30 @@ def loaded_segmentor(model):
     return model
 
 
+def loadable_keys(expected, given):
+    """The keys of ``expected`` that ``given`` holds with the same shape:
+    what a non-strict load copies (BatchNorm's ``num_batches_tracked`` left
+    out, as it is no weight).
+
+    Args:
+        expected (dict): The model's ``state_dict()``.
+        given (dict): The checkpoint's state dict.
+
+    Returns:
+        tuple[list[str], int]: Those keys, and the number of the model's
+        keys they are counted against.
+    """
+    keys = [k for k in expected if not k.endswith('num_batches_tracked')]
+    loaded = [
+        k for k in keys if k in given and tuple(
+            getattr(given[k], 'shape', ())) == tuple(
+                getattr(expected[k], 'shape', ()))
+    ]
+    return loaded, len(keys)
+
+
 def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
-                             strict=True, hint=PARTIAL_HINT):
+                             strict=True, hint=PARTIAL_HINT, part=None):
     """Raise :class:`CheckpointMismatchError` when ``checkpoint`` does not
     fit ``model``.
 
@@ -163,9 +185,18 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
             the message.
         filename (str, optional): The checkpoint file, for the message.
         strict (bool): True: every key and shape must match. False (a
-            partial checkpoint on purpose): at least one key must match.
+            partial checkpoint on purpose): at least one tensor must match
+            by name and shape, and no key the two share may have another
+            shape (mmengine skips it with a log warning, and a checkpoint of
+            a network of other widths loaded nothing).
         hint (str, optional): What the user can do (a sentence), appended
             to the message of a strict check.
+        part (str, optional): How the message names the model
+            (``'model.backbone (UNet)'``). Default: ``'the model'``.
+
+    Returns:
+        tuple[int, int]: How many of the model's tensors the checkpoint
+        loads, and how many it has (``num_batches_tracked`` left out).
 
     Raises:
         CheckpointMismatchError: One line naming the config, the checkpoint,
@@ -177,7 +208,8 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
     model = loaded_segmentor(model)
     given = state_dict_of(checkpoint)
     where = f'Checkpoint {filename or "(given)"}'
-    against = f'the model of {config}' if config else 'the model'
+    part = part or 'the model'
+    against = f'{part} of {config}' if config else part
     if given is None:
         raise CheckpointMismatchError(
             f'{where} holds no state dict (found '
@@ -191,8 +223,12 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                     (mismatched, ('key of another shape',
                                   'keys of another shape'))]
     else:
-        matching = [k for k in given if k in expected]
-        problems = [([] if matching else list(given),
+        # A key of another shape is skipped by mmengine behind a log
+        # warning: a checkpoint of another width loaded nothing, exit 0.
+        loaded, _ = loadable_keys(expected, given)
+        problems = [(mismatched, ('key of another shape',
+                                  'keys of another shape')),
+                    ([] if loaded or mismatched else list(given),
                      ('key, which is not in the model',
                       'keys, none of which is in the model'))]
     problems = [_first(items, what) for items, what in problems if items]
@@ -209,12 +245,18 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                 'the masks, figures or exports of a model with these '
                 'weights would be wrong (NaN logits read as background '
                 'everywhere). Use an earlier checkpoint of the run.')
-        return
+        loaded, total = loadable_keys(expected, given)
+        return len(loaded), total
     message = (f'{where} does not match {against}: {"; ".join(problems)}. '
                'Is it a checkpoint of another model, or of the deploy '
                '(re-parameterised) form?')
     if strict and hint:
         message += f' {hint}'
+    elif not strict and mismatched:
+        message += (' A partial load copies only tensors of the model\'s '
+                    'shape, so these layers would keep their initial '
+                    'weights; remove those keys from the checkpoint to '
+                    'load the rest.')
     raise CheckpointMismatchError(message)
 
 

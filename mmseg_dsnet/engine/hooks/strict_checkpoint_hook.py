@@ -21,7 +21,9 @@ class StrictCheckpointHook(Hook):
 
     The top-level config key ``load_from_strict`` (default True) set to
     False allows a partial checkpoint on purpose (e.g. backbone weights
-    only); at least one key must still match.
+    only): at least one tensor must match by name and shape, no shared key
+    may have another shape, and how many of the model's tensors were
+    loaded is logged.
 
     Each checkpoint saved records in its ``meta`` the number of processes
     that trained it (``world_size``), which ``--resume`` compares.
@@ -43,10 +45,16 @@ class StrictCheckpointHook(Hook):
             # mmengine's own auto-resume reads the same pointer file.
             from mmengine.runner import find_latest_checkpoint
             filename = find_latest_checkpoint(runner.work_dir)
-        check_checkpoint_matches(
+        loaded, total = check_checkpoint_matches(
             runner.model, checkpoint, getattr(cfg, 'filename', None),
             filename, strict)
         if not strict:
+            # mmengine lists the keys it left among many log lines; say
+            # once how much of the model starts from the checkpoint.
+            runner.logger.info(
+                f'Partial checkpoint {filename}: {loaded} of the model\'s '
+                f'{total} tensors loaded from it; the other '
+                f'{total - loaded} keep their initial weights.')
             # Checked as a partial load on purpose: the model's own check
             # (StrictLoadingMixin) lets it through.
             mark_partial_load(checkpoint, runner.model)
