@@ -236,6 +236,91 @@ def test_partial_checkpoint_of_other_shapes_is_refused(setup, tools,
             f"model's {total} tensors loaded from it") in log
 
 
+def pretrained(checkpoint, part='backbone', prefix=None):
+    """``--cfg-options`` giving ``model.<part>`` a Pretrained init."""
+    options = [f'model.{part}.init_cfg.type=Pretrained',
+               f'model.{part}.init_cfg.checkpoint={checkpoint}']
+    return options + ([f'model.{part}.init_cfg.prefix={prefix}']
+                      if prefix else [])
+
+
+def test_pretrained_init_that_does_not_fit_is_refused(setup, tools, tmp_path,
+                                                      capsys):
+    # mmengine's PretrainedInit loads with strict=False. Before: a stock
+    # UNet backbone given DSNet weights loaded nothing behind log warnings
+    # and trained from random weights, exit 0; a missing file, a prefix
+    # that no key has, and EGE-UNet weights for DSNet's backbone were
+    # tracebacks (or an error not naming init_cfg) after the run's folder
+    # was made. The fast trainer (which calls init_weights too) likewise.
+    cfg = setup['cfg']
+    fast = load_tool('fast_train.py')
+    missing = tmp_path / 'missing.pth'
+    cases = [
+        (cfg, pretrained(setup['egeunet']),
+         f'ERROR: Checkpoint {setup["egeunet"]} (model.backbone.init_cfg '
+         f'Pretrained) does not match model.backbone (DSNet) of {cfg}: '),
+        (cfg, pretrained(missing),
+         f'ERROR: model.backbone.init_cfg: Pretrained checkpoint {missing} '
+         'does not exist'),
+        (cfg, pretrained(setup['dsnet'], prefix='encoder'),
+         f'ERROR: model.backbone.init_cfg: Pretrained checkpoint '
+         f"{setup['dsnet']} holds no key starting with prefix 'encoder.' "
+         '(its keys start with backbone., decode_head.)'),
+        (cfg, pretrained(narrow_dsnet_checkpoint(cfg, tmp_path),
+                         prefix='backbone'), 'keys of another shape'),
+    ]
+    for config, options, message in cases:
+        for tool, argv in (
+                (tools['train'], train_argv(config, tmp_path / 'w',
+                                            *options)),
+                (fast, [config, '--work-dir', tmp_path / 'w', '--device',
+                        'cpu', '--cfg-options', *options])):
+            code, err = run_cli(tool.main, argv, capsys)
+            assert code == 2, (options, err)
+            assert_one_short_error(err, message)
+            assert not (tmp_path / 'w').exists()
+    # A stock module (no check of its own): weights of another network.
+    from mmseg.registry import MODELS
+    from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
+                                                     check_pretrained_inits)
+    from mmseg_dsnet.engine.preflight import build_scope
+    other = tmp_path / 'other.pth'
+    with build_scope():
+        model = MODELS.build(dict(
+            type='ResNetV1c', depth=18, init_cfg=dict(
+                type='Pretrained', checkpoint=str(setup['dsnet']),
+                prefix='backbone')))
+        torch.save(dict(state_dict=MODELS.build(dict(
+            type='ResNetV1c', depth=18, base_channels=16)).state_dict()),
+            other)
+    with pytest.raises(CheckpointMismatchError,
+                       match='none of which is in the model'):
+        check_pretrained_inits(model)
+    model.init_cfg['checkpoint'], model.init_cfg['prefix'] = str(other), None
+    with pytest.raises(CheckpointMismatchError,
+                       match='keys of another shape'):
+        check_pretrained_inits(model)
+    # Part of it (the stem): loaded, and said how much.
+    stem = {k: v for k, v in model.state_dict().items()
+            if k.startswith('stem.')}
+    torch.save(dict(state_dict=stem), other)
+    notes = check_pretrained_inits(model)
+    total = len([k for k in model.state_dict()
+                 if not k.endswith('num_batches_tracked')])
+    loaded = len([k for k in stem if not k.endswith('num_batches_tracked')])
+    assert notes == [
+        f'model.init_cfg: {loaded} of the {total} tensors of model '
+        f'(ResNetV1c) are loaded from Pretrained checkpoint {other}; the '
+        f'other {total - loaded} keep their initial weights.']
+    # The backbone of a whole DSNet checkpoint (prefix) trains, exit 0.
+    work_dir = tmp_path / 'ok'
+    code, err = run_cli(tools['train'].main, train_argv(
+        cfg, work_dir, *pretrained(setup['dsnet'], prefix='backbone.')),
+        capsys)
+    assert code == 0, err
+    assert (work_dir / 'epoch_1.pth').is_file()
+
+
 @pytest.mark.parametrize('config', ['dsnet_isic2017_vanilla-conv.py',
                                     'dsnet_isic2017_no-gate.py'])
 def test_reparameterize_refuses_a_checkpoint_of_another_variant(

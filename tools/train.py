@@ -36,6 +36,7 @@ from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets, check_input_file,
                                           check_options_take_effect,
+                                          check_pretrained_checkpoints,
                                           check_trainable_model, load_config)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
@@ -131,7 +132,9 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
-    check_model_builds(cfg)
+    # init_cfg Pretrained loads non-strictly: weights of another network
+    # loaded nothing, exit 0.
+    check_pretrained_checkpoints(cfg, check_model_builds(cfg))
     check_trainable_model(cfg)
     loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') \
         else ('train_dataloader', )

@@ -312,6 +312,95 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
         model, checkpoint, strict=strict, revise_keys=list(REVISE_KEYS))
 
 
+def pretrained_inits(model):
+    """Every ``init_cfg`` of type ``Pretrained`` among ``model``'s modules
+    (also one set from a backbone's ``pretrained`` argument).
+
+    Args:
+        model (nn.Module): A built model.
+
+    Yields:
+        tuple[str, nn.Module, dict]: The module's name in ``model``
+        (``''`` for the model itself), the module and its init config.
+    """
+    for name, module in model.named_modules():
+        init_cfg = getattr(module, 'init_cfg', None)
+        inits = init_cfg if isinstance(init_cfg, (list, tuple)) else \
+            [init_cfg]
+        for init in inits:
+            if isinstance(init, dict) and init.get('type') in (
+                    'Pretrained', 'PretrainedInit'):
+                yield name, module, init
+
+
+def check_pretrained_inits(model, config=None):
+    """Check each ``init_cfg=dict(type='Pretrained', checkpoint=...)`` of
+    ``model`` against the module it initialises, as mmengine would load it
+    (with the init's ``prefix``), before any run starts.
+
+    mmengine's ``PretrainedInit`` loads with ``strict=False``: weights of
+    another network loaded nothing behind log warnings and the run trained
+    from random weights, exit 0; a missing file was a traceback after the
+    run's folder was made. The rule is that of a partial ``load_from``
+    (:func:`check_checkpoint_matches` with ``strict=False``); a module
+    that checks its own weights
+    (:class:`~mmseg_dsnet.models.utils.strict_loading.StrictLoadingMixin`,
+    which mmengine's load does not mark) must match exactly.
+
+    Args:
+        model (nn.Module): The built model (its weights are not changed).
+        config (str, optional): The config it was built from, for messages.
+
+    Returns:
+        list[str]: One line per partial init: how many of the module's
+        tensors the checkpoint loads.
+
+    Raises:
+        MissingInputError: The checkpoint file does not exist.
+        CheckpointMismatchError: It does not fit the module (no key under
+            ``prefix``, no tensor of the module, a key of another shape).
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    from ..models.utils.strict_loading import StrictLoadingMixin
+    from .preflight.config import MissingInputError, check_input_file
+    notes = []
+    for name, module, init in pretrained_inits(model):
+        option = f'model.{name}.init_cfg' if name else 'model.init_cfg'
+        filename = init.get('checkpoint')
+        try:
+            check_input_file(filename, 'checkpoint')
+        except MissingInputError as err:
+            raise MissingInputError(
+                f'{option}: Pretrained {err}') from None
+        checkpoint = _load_checkpoint(
+            filename, map_location=init.get('map_location') or 'cpu')
+        prefix = init.get('prefix')
+        if prefix:
+            # As mmengine's _load_checkpoint_with_prefix (which asserts).
+            prefix += '' if prefix.endswith('.') else '.'
+            state = state_dict_of(checkpoint, revise_keys=()) or {}
+            checkpoint = OrderedDict(
+                (k[len(prefix):], v) for k, v in state.items()
+                if k.startswith(prefix))
+            if not checkpoint:
+                starts = sorted({k.split('.')[0] + '.' for k in state})
+                raise CheckpointMismatchError(
+                    f'{option}: Pretrained checkpoint {filename} holds no '
+                    f'key starting with prefix {prefix!r} (its keys start '
+                    f'with {first_few(starts, SHOWN_KEYS)})')
+        part = f'{option[:-len(".init_cfg")]} ({type(module).__name__})'
+        strict = isinstance(module, StrictLoadingMixin)
+        loaded, total = check_checkpoint_matches(
+            module, checkpoint, config, f'{filename} ({option} Pretrained)',
+            strict=strict, hint=None, part=part)
+        if loaded < total:
+            notes.append(
+                f'{option}: {loaded} of the {total} tensors of {part} '
+                f'are loaded from Pretrained checkpoint {filename}; the '
+                f'other {total - loaded} keep their initial weights.')
+    return notes
+
+
 def mark_partial_load(checkpoint, model):
     """Mark the weights of ``checkpoint`` (checked as a partial load on
     purpose) so that the model's own check

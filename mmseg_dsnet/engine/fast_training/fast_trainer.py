@@ -119,7 +119,8 @@ def check_fast_run_config(cfg: Config, config_path: str,
     from ..preflight import (check_config_keys, check_config_sets,
                              check_dataset_classes,
                              check_decision_thresholds, check_model_builds,
-                             check_pipelines_build, check_save_best,
+                             check_pipelines_build,
+                             check_pretrained_checkpoints, check_save_best,
                              check_trainable_model)
     check_plain_dataset((cfg.get('train_dataloader') or {}).get('dataset'),
                         config_path)
@@ -167,7 +168,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'tools/train.py')
     check_settings_followed(cfg, config_path)
     check_config_keys(cfg)
-    check_model_builds(cfg)
+    check_pretrained_checkpoints(cfg, check_model_builds(cfg))
     check_trainable_model(cfg)
     loaders = ('train_dataloader', 'val_dataloader') if validate else (
         'train_dataloader', )

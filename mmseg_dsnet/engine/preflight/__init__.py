@@ -20,7 +20,8 @@ from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          check_distinct_figure_names, check_lesion_metrics,
                          check_one_lesion_figure_set, check_tta_model,
                          mask_threshold)
-from .model import (build_scope, check_model_builds, check_trainable_model,
+from .model import (build_scope, check_model_builds,
+                    check_pretrained_checkpoints, check_trainable_model,
                     deploy_form_parts)
 from .validation import check_save_best, check_val_keys_together, validates_on
 # _file_in_path too: mmseg_dsnet.leaderboard.board imports it from here.
@@ -40,6 +41,7 @@ __all__ = [
     'check_decision_thresholds', 'check_distinct_figure_names',
     'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
     'mask_threshold', 'build_scope', 'check_model_builds',
+    'check_pretrained_checkpoints',
     'check_trainable_model', 'deploy_form_parts', 'check_save_best',
     'check_val_keys_together', 'validates_on', 'WorkDirError',
     'check_config_not_dumped_over', 'check_empty_output_dir',

@@ -14,10 +14,32 @@ def check_model_builds(cfg):
     Args:
         cfg (Config): The merged config, with ``model`` and optionally
             ``default_scope``.
+
+    Returns:
+        nn.Module: The model built (its initial weights not yet set).
     """
     from mmengine.registry import MODELS, DefaultScope
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        MODELS.build(cfg.model)
+        return MODELS.build(cfg.model)
+
+
+def check_pretrained_checkpoints(cfg, model=None):
+    """Refuse a ``Pretrained`` ``init_cfg`` checkpoint (or a backbone's
+    ``pretrained``) that is missing or does not fit its module, before the
+    run's folder is made, and log how much of a module a partial one loads
+    (:func:`~mmseg_dsnet.engine.checkpoint_match.check_pretrained_inits`).
+
+    Args:
+        cfg (Config): The merged config.
+        model (nn.Module, optional): ``cfg.model`` built (as
+            :func:`check_model_builds` returns it); built when not given.
+    """
+    from mmengine.logging import print_log
+    from ..checkpoint_match import check_pretrained_inits
+    if model is None:
+        model = check_model_builds(cfg)
+    for note in check_pretrained_inits(model, getattr(cfg, 'filename', None)):
+        print_log(note, logger='current')
 
 
 @contextlib.contextmanager
