@@ -272,3 +272,46 @@ def test_a_tiff_orientation_is_applied_as_opencv_applies_it(tmp_path):
     # It was turned (by Pillow's TIFF loader) but not noted.
     assert notes == ['EXIF orientation 6 applied (stored 24x32, upright '
                      '32x24)']
+
+
+def test_an_rgba_tiff_reads_as_opencv_reads_it(tmp_path):
+    """OpenCV (mmcv's LoadImageFromFile: ``tools/test.py``, training)
+    reads an 8-bit TIFF through libtiff's RGBA interface, which multiplies
+    unassociated alpha into the colour (Pillow's own RGBA TIFFs): the
+    transparent ground turns black. The shared reader dropped the alpha
+    and kept the hidden colours, so ``infer.py`` segmented another picture
+    (up to 252 levels apart), exit 0. Now it multiplies as OpenCV does, and
+    says so; premultiplied (associated) alpha, which Pillow divides out, is
+    refused; a grey+alpha TIFF still reads as OpenCV reads it."""
+    import mmcv
+
+    from mmseg_dsnet.rgb_reader import read_rgb
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (16, 256, 3), dtype=np.uint8)
+    alpha = np.tile(np.arange(256, dtype=np.uint8), (16, 1))
+    alpha[:, :40] = 0  # a transparent ground
+    path = tmp_path / 'lesion.tif'
+    Image.fromarray(np.dstack([colour, alpha]), 'RGBA').save(path)
+
+    def opencv(file):
+        return mmcv.imfrombytes(file.read_bytes(), flag='color')[..., ::-1]
+
+    loaded = image_io.read_image(str(path))
+    assert np.array_equal(loaded.rgb, opencv(path))
+    assert not loaded.rgb[:, :40].any()
+    assert loaded.notes == ['RGBA TIFF: colour multiplied by its alpha and '
+                            'alpha dropped, as OpenCV reads it']
+    # The same tag marked associated (ExtraSamples 1): refused.
+    data = path.read_bytes()
+    entry = b'\x52\x01\x03\x00\x01\x00\x00\x00\x02\x00'
+    assert data.count(entry) == 1
+    premultiplied = tmp_path / 'premultiplied.tif'
+    premultiplied.write_bytes(data.replace(entry, entry[:8] + b'\x01\x00'))
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'premultiplied.tif: RGBA TIFF with associated '
+                       r'\(premultiplied\) alpha: Pillow divides'):
+        image_io.read_image(str(premultiplied))
+    gray_alpha = tmp_path / 'gray_alpha.tif'
+    Image.fromarray(np.dstack([colour[..., 0], alpha]), 'LA').save(gray_alpha)
+    assert np.array_equal(read_rgb(gray_alpha), opencv(gray_alpha))
+
