@@ -170,6 +170,37 @@ def _tiff_extra_samples(image):
     return tuple(extra) if isinstance(extra, tuple) else (extra, )
 
 
+def _check_pnm_maxval(image):
+    """Refuse a PGM/PPM whose maximum value is not 255 (nor 65535 for a
+    grayscale one).
+
+    Pillow stretches such values to 0..255 (a maxval-100 PGM: 16 read as
+    41; a 16-bit PPM: x * 255 / 65535), while OpenCV keeps them (16 stays
+    16, a 16-bit colour PPM is cut to its high byte): ``infer.py`` and the
+    converter segmented another picture than ``tools/test.py`` and
+    training read from the same file, exit 0 without a note.
+
+    Raises:
+        LoaderMismatchError: Such a file.
+    """
+    tiles = getattr(image, 'tile', None) or []
+    if image.format != 'PPM' or image.mode == '1' or not tiles:
+        return
+    args = tiles[0][3]
+    if not isinstance(args, tuple) or len(args) < 2 or \
+            not isinstance(args[1], int):
+        return  # the raw decoder: maxval 255, or 65535 for grayscale
+    maxval = args[1]
+    if maxval == 255 or (maxval == 65535 and image.mode == 'I'):
+        return
+    kind = 'colour' if image.mode == 'RGB' else 'grayscale'
+    raise LoaderMismatchError(
+        f'{kind} PGM/PPM image with maximum value {maxval} (not 255): '
+        'OpenCV (the training and test loader) and Pillow scale its '
+        'values to 8 bits differently, so the pixels the model sees '
+        'would depend on the tool; convert it to an 8-bit PNG first')
+
+
 def _raw_mode(image):
     """The pixel layout stored in the file (e.g. ``'RGB;16B'`` for a
     16-bit colour PNG that Pillow presents as 8-bit ``'RGB'``)."""
@@ -226,14 +257,15 @@ def decode_rgb(image, notes=None):
         PixelRangeError: A float or 32-bit image whose values have no
             8-bit reading (a ``ValueError`` too).
         LoaderMismatchError: A file OpenCV reads otherwise than Pillow
-            in a way not followed here (a TIFF with premultiplied alpha;
-            a ``ValueError`` too).
+            in a way not followed here (a PGM/PPM of another maximum than
+            255, a TIFF with premultiplied alpha; a ``ValueError`` too).
     """
     notes = [] if notes is None else notes
     raw_mode = _raw_mode(image)
     # Before loading: Pillow's TIFF loader turns the pixels upright itself
     # and drops the tag, and the orientation went unnoted.
     orientation = exif_orientation(image)
+    _check_pnm_maxval(image)
     extra_samples = _tiff_extra_samples(image)
     if 1 in extra_samples:
         # Pillow divides the colour by alpha; OpenCV keeps the stored

@@ -315,3 +315,34 @@ def test_an_rgba_tiff_reads_as_opencv_reads_it(tmp_path):
     Image.fromarray(np.dstack([colour[..., 0], alpha]), 'LA').save(gray_alpha)
     assert np.array_equal(read_rgb(gray_alpha), opencv(gray_alpha))
 
+
+@pytest.mark.parametrize('magic,maxval,channels', [
+    (b'P5', 100, 1), (b'P5', 4095, 1), (b'P6', 1000, 3), (b'P6', 65535, 3)])
+def test_a_pnm_of_another_maximum_is_refused(tmp_path, magic, maxval,
+                                             channels):
+    """A PGM/PPM whose maximum value is not 255: Pillow stretches the
+    values to 0..255 (16 of 100 read as 41; a 16-bit PPM as x*255/65535),
+    OpenCV (mmcv, so ``tools/test.py`` and training) keeps them (16) or
+    takes the high byte; ``infer.py`` segmented another picture, exit 0 and
+    no note. Now it is refused; maxval 255 and 16-bit grayscale, read
+    alike by both, still read."""
+    import mmcv
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, maxval + 1, (6, 8, channels))
+    dtype = '>u2' if maxval > 255 else 'u1'
+    path = tmp_path / 'scan.pnm'
+    path.write_bytes(magic + b'\n8 6\n%d\n' % maxval +
+                     values.astype(dtype).tobytes())
+    kind = 'colour' if channels == 3 else 'grayscale'
+    with pytest.raises(image_io.ImageReadError,
+                       match=f'scan.pnm: {kind} PGM/PPM image with maximum '
+                       f'value {maxval} \\(not 255\\)'):
+        image_io.read_image(str(path))
+    for good_max in (255, 65535) if channels == 1 else (255, ):
+        dtype = '>u2' if good_max > 255 else 'u1'
+        values = rng.integers(0, good_max + 1, (6, 8, channels))
+        path.write_bytes(magic + b'\n8 6\n%d\n' % good_max +
+                         values.astype(dtype).tobytes())
+        theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')
+        assert np.array_equal(image_io.read_image(str(path)).rgb,
+                              theirs[..., ::-1])
