@@ -275,7 +275,22 @@ def decode_rgb(image, notes=None):
             'divides its colour by alpha, OpenCV (the training and test '
             'loader) reads it as stored; save it without alpha (RGB) '
             'first')
+    if image.format == 'TIFF' and orientation != 1:
+        # Pillow turns a TIFF by its tag when loading it, but an
+        # uncompressed file it maps (grayscale, palette, RGBA, 16-bit
+        # grayscale, read from a path) kept its stored axes (orientations
+        # 5..8): infer.py segmented it a quarter turn against
+        # tools/test.py, noted as turned. Pillow maps nothing for an image
+        # with its own seek (ImageFile.load).
+        image.load_seek = image.fp.seek
+        stored = stored_size(image)
     image.load()  # truncated or corrupt data fails here
+    if image.format == 'TIFF' and orientation >= 5 and \
+            image.size != stored[::-1]:
+        raise LoaderMismatchError(
+            f'TIFF with EXIF orientation {orientation} that Pillow did not '
+            'turn (stored {}x{}, read {}x{}) as OpenCV (the training and '
+            'test loader) does'.format(*stored, *image.size))
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES:
         # Pillow keeps the high byte of 16-bit colour images.
         notes.append(f'16-bit image ({raw_mode}) reduced to 8 bits')

@@ -346,3 +346,34 @@ def test_a_pnm_of_another_maximum_is_refused(tmp_path, magic, maxval,
         theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')
         assert np.array_equal(image_io.read_image(str(path)).rgb,
                               theirs[..., ::-1])
+
+
+@pytest.mark.parametrize('mode', ['L', 'P', 'RGBA', 'I;16'])
+@pytest.mark.parametrize('orientation', [3, 6])
+def test_an_uncompressed_tiff_is_turned_as_opencv_turns_it(
+        tmp_path, mode, orientation):
+    """Pillow turns a TIFF by its orientation tag when loading it, but an
+    uncompressed grayscale, palette, RGBA or 16-bit grayscale file that it
+    maps (read from a path) kept its stored axes under orientation 6:
+    ``infer.py`` (``read_image``) segmented it a quarter turn against
+    ``tools/test.py``, noted ``EXIF orientation 6 applied``, exit 0. Now
+    it is turned as mmcv's ``LoadImageFromFile`` turns it (3 was read
+    right: kept as a guard)."""
+    import mmcv
+    rng = np.random.default_rng(orientation)
+    pixels = rng.integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    pixels[..., 3] = 255  # opaque: the alpha reading is another test's
+    image = {
+        'L': lambda: Image.fromarray(pixels[..., 0]),
+        'P': lambda: Image.fromarray(pixels[..., :3]).quantize(16),
+        'RGBA': lambda: Image.fromarray(pixels, 'RGBA'),
+        'I;16': lambda: Image.fromarray(
+            pixels[..., 0].astype(np.uint16) * 257),
+    }[mode]()
+    path = tmp_path / 'turned.tif'
+    image.save(path, tiffinfo={274: orientation})
+    loaded = image_io.read_image(str(path))
+    theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')[..., ::-1]
+    assert theirs.shape[:2] == ((32, 24) if orientation == 6 else (24, 32))
+    assert np.array_equal(loaded.rgb, theirs)
+    assert f'EXIF orientation {orientation} applied' in loaded.notes[0]
