@@ -282,7 +282,8 @@ def decode_rgb(image, notes=None):
         # 5..8): infer.py segmented it a quarter turn against
         # tools/test.py, noted as turned. Pillow maps nothing for an image
         # with its own seek (ImageFile.load).
-        image.load_seek = image.fp.seek
+        if getattr(image, 'fp', None) is not None:  # not yet loaded
+            image.load_seek = image.fp.seek
         stored = stored_size(image)
     image.load()  # truncated or corrupt data fails here
     if image.format == 'TIFF' and orientation >= 5 and \
