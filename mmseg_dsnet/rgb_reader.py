@@ -264,8 +264,8 @@ def decode_rgb(image, notes=None):
     raw_mode = _raw_mode(image)
     # Before loading: Pillow's TIFF loader turns the pixels upright itself
     # and drops the tag, and the orientation went unnoted.
+    _check_pnm_maxval(image)  # before anything that may load it
     orientation = exif_orientation(image)
-    _check_pnm_maxval(image)
     extra_samples = _tiff_extra_samples(image)
     if 1 in extra_samples:
         # Pillow divides the colour by alpha; OpenCV keeps the stored

@@ -1340,3 +1340,26 @@ def test_an_image_is_checked_before_it_is_loaded(tmp_path):
     assert [fix['reason'] for fix in result['fixes']] == [
         'EXIF orientation applied']
     assert 'EXIF orientation 6 applied' in result['fixes'][0]['detail']
+
+
+def test_a_black_reading_of_a_16_bit_colour_png_is_skipped(tmp_path):
+    """``cv2.imwrite('x.png', rgb8.astype(np.uint16))`` given as an image:
+    ``infer.py`` refuses it (read as 8 bits it is black), but the converter
+    read the PNG's EXIF (which loads a PNG) before the shared reader saw
+    it, so the reader missed its 16-bit layout and the pair was written
+    with a black JPEG (``image re-encoded as JPEG``), exit 0. Now it is
+    skipped as ``unsupported image``."""
+    import cv2
+    (tmp_path / 'out' / 'images').mkdir(parents=True)
+    (tmp_path / 'out' / 'masks').mkdir()
+    pixels = np.zeros((24, 32, 3), np.uint16)
+    pixels[:] = (150, 120, 100)
+    cv2.imwrite(str(tmp_path / 'low.png'), pixels)
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(tmp_path / 'm.png')
+    result = isic._process_pair(
+        ('train', 'low', (str(tmp_path), 'low.png', False),
+         (str(tmp_path), 'm.png', False), str(tmp_path / 'out')))
+    assert not result['written']
+    assert result['skip']['reason'] == 'unsupported image'
+    assert 'whose values all lie below 256' in result['skip']['detail']
+    assert not (tmp_path / 'out' / 'images' / 'low.jpg').exists()

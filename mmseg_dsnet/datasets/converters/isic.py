@@ -963,7 +963,11 @@ def _process_pair(task):
         return skip('unreadable image', image_ref,
                     f'unreadable or truncated: {error}')
     # Upright and 8-bit RGB, as the training loader (mmcv) will read it.
-    orientation = rgb_reader.exif_orientation(image)  # a TIFF's is dropped
+    # Read from its own opening: loading drops a TIFF's tag, and reading
+    # a PNG's EXIF loads it (the reader then missed its 16-bit layout, so
+    # 8-bit values saved as 16 bits were written as a black JPEG).
+    orientation = rgb_reader.exif_orientation(
+        _decode(image_bytes, load=False))
     notes = []
     try:
         rgb = rgb_reader.decode_rgb(image, notes)
