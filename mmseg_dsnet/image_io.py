@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .rgb_reader import PixelRangeError, decode_rgb
+from .rgb_reader import LoaderMismatchError, PixelRangeError, decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
 # always tried, whatever their extension).
@@ -107,7 +107,8 @@ def read_image(path: str,
             f'{path}: refused by Pillow\'s image-size limit '
             f'(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}): '
             f'{err}') from None
-    except PixelRangeError as err:
+    except (PixelRangeError, LoaderMismatchError) as err:
+        # Not 'unreadable or truncated': the message says what is wrong.
         raise ImageReadError(f'{path}: {err}') from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(

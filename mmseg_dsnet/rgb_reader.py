@@ -35,6 +35,13 @@ class PixelRangeError(ValueError):
     were clipped to a white (or black) picture that still gave a mask."""
 
 
+class LoaderMismatchError(ValueError):
+    """A file that OpenCV (mmcv's ``LoadImageFromFile``, so training and
+    ``tools/test.py``) and Pillow decode to different pixels, in a way this
+    reader cannot follow: refused rather than segmented as the model never
+    sees it."""
+
+
 def exif_orientation(image):
     """The EXIF orientation the model's image loader applies, 1 when it
     applies none.
@@ -151,6 +158,49 @@ def _to_uint8(array, mode, notes):
     return array.astype(np.uint8)
 
 
+def _tiff_extra_samples(image):
+    """The ExtraSamples tag (338) of an 8-bit RGBA TIFF, else ``()``: 1
+    for associated (premultiplied) alpha, 2 for unassociated alpha."""
+    tags = getattr(image, 'tag_v2', None)
+    if image.format != 'TIFF' or image.mode != 'RGBA' or tags is None:
+        return ()
+    if tuple(tags.get(258, ())) != (8, 8, 8, 8):
+        return ()
+    extra = tags.get(338, ())
+    return tuple(extra) if isinstance(extra, tuple) else (extra, )
+
+
+def _check_pnm_maxval(image):
+    """Refuse a PGM/PPM whose maximum value is not 255 (nor 65535 for a
+    grayscale one).
+
+    Pillow stretches such values to 0..255 (a maxval-100 PGM: 16 read as
+    41; a 16-bit PPM: x * 255 / 65535), while OpenCV keeps them (16 stays
+    16, a 16-bit colour PPM is cut to its high byte): ``infer.py`` and the
+    converter segmented another picture than ``tools/test.py`` and
+    training read from the same file, exit 0 without a note.
+
+    Raises:
+        LoaderMismatchError: Such a file.
+    """
+    tiles = getattr(image, 'tile', None) or []
+    if image.format != 'PPM' or image.mode == '1' or not tiles:
+        return
+    args = tiles[0][3]
+    if not isinstance(args, tuple) or len(args) < 2 or \
+            not isinstance(args[1], int):
+        return  # the raw decoder: maxval 255, or 65535 for grayscale
+    maxval = args[1]
+    if maxval == 255 or (maxval == 65535 and image.mode == 'I'):
+        return
+    kind = 'colour' if image.mode == 'RGB' else 'grayscale'
+    raise LoaderMismatchError(
+        f'{kind} PGM/PPM image with maximum value {maxval} (not 255): '
+        'OpenCV (the training and test loader) and Pillow scale its '
+        'values to 8 bits differently, so the pixels the model sees '
+        'would depend on the tool; convert it to an 8-bit PNG first')
+
+
 def _raw_mode(image):
     """The pixel layout stored in the file (e.g. ``'RGB;16B'`` for a
     16-bit colour PNG that Pillow presents as 8-bit ``'RGB'``)."""
@@ -206,13 +256,42 @@ def decode_rgb(image, notes=None):
         ValueError: A pixel mode Pillow cannot convert to RGB.
         PixelRangeError: A float or 32-bit image whose values have no
             8-bit reading (a ``ValueError`` too).
+        LoaderMismatchError: A file OpenCV reads otherwise than Pillow
+            in a way not followed here (a PGM/PPM of another maximum than
+            255, a TIFF with premultiplied alpha; a ``ValueError`` too).
     """
     notes = [] if notes is None else notes
     raw_mode = _raw_mode(image)
     # Before loading: Pillow's TIFF loader turns the pixels upright itself
     # and drops the tag, and the orientation went unnoted.
+    _check_pnm_maxval(image)  # before anything that may load it
     orientation = exif_orientation(image)
+    extra_samples = _tiff_extra_samples(image)
+    if 1 in extra_samples:
+        # Pillow divides the colour by alpha; OpenCV keeps the stored
+        # (premultiplied) values: the transparent parts differed.
+        raise LoaderMismatchError(
+            'RGBA TIFF with associated (premultiplied) alpha: Pillow '
+            'divides its colour by alpha, OpenCV (the training and test '
+            'loader) reads it as stored; save it without alpha (RGB) '
+            'first')
+    if image.format == 'TIFF' and orientation != 1:
+        # Pillow turns a TIFF by its tag when loading it, but an
+        # uncompressed file it maps (grayscale, palette, RGBA, 16-bit
+        # grayscale, read from a path) kept its stored axes (orientations
+        # 5..8): infer.py segmented it a quarter turn against
+        # tools/test.py, noted as turned. Pillow maps nothing for an image
+        # with its own seek (ImageFile.load).
+        if getattr(image, 'fp', None) is not None:  # not yet loaded
+            image.load_seek = image.fp.seek
+        stored = stored_size(image)
     image.load()  # truncated or corrupt data fails here
+    if image.format == 'TIFF' and orientation >= 5 and \
+            image.size != stored[::-1]:
+        raise LoaderMismatchError(
+            f'TIFF with EXIF orientation {orientation} that Pillow did not '
+            'turn (stored {}x{}, read {}x{}) as OpenCV (the training and '
+            'test loader) does'.format(*stored, *image.size))
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES:
         # Pillow keeps the high byte of 16-bit colour images.
         notes.append(f'16-bit image ({raw_mode}) reduced to 8 bits')
@@ -232,7 +311,19 @@ def decode_rgb(image, notes=None):
         stored = (height, width) if orientation >= 5 else (width, height)
         notes.append(f'EXIF orientation {orientation} applied (stored '
                      '{}x{}, upright {}x{})'.format(*stored, width, height))
-    rgb = np.ascontiguousarray(_rgb_pixels(image, notes))
+    if 2 in extra_samples:
+        # OpenCV reads an 8-bit TIFF through libtiff's RGBA interface,
+        # which multiplies unassociated alpha into the colour (a
+        # transparent ground turns black); dropping alpha kept the hidden
+        # colours, and infer.py's mask differed from test.py's.
+        rgba = np.asarray(image, dtype=np.uint16)
+        alpha = rgba[..., 3:]
+        rgb = ((rgba[..., :3] * alpha + 127) // 255).astype(np.uint8)
+        rgb = np.ascontiguousarray(rgb)
+        notes.append('RGBA TIFF: colour multiplied by its alpha and alpha '
+                     'dropped, as OpenCV reads it')
+    else:
+        rgb = np.ascontiguousarray(_rgb_pixels(image, notes))
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES and \
             rgb.size and not rgb.any():
         # Pillow keeps the high bytes: 8-bit values saved as 16 bits (as

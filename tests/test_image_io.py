@@ -272,3 +272,108 @@ def test_a_tiff_orientation_is_applied_as_opencv_applies_it(tmp_path):
     # It was turned (by Pillow's TIFF loader) but not noted.
     assert notes == ['EXIF orientation 6 applied (stored 24x32, upright '
                      '32x24)']
+
+
+def test_an_rgba_tiff_reads_as_opencv_reads_it(tmp_path):
+    """OpenCV (mmcv's LoadImageFromFile: ``tools/test.py``, training)
+    reads an 8-bit TIFF through libtiff's RGBA interface, which multiplies
+    unassociated alpha into the colour (Pillow's own RGBA TIFFs): the
+    transparent ground turns black. The shared reader dropped the alpha
+    and kept the hidden colours, so ``infer.py`` segmented another picture
+    (up to 252 levels apart), exit 0. Now it multiplies as OpenCV does, and
+    says so; premultiplied (associated) alpha, which Pillow divides out, is
+    refused; a grey+alpha TIFF still reads as OpenCV reads it."""
+    import mmcv
+
+    from mmseg_dsnet.rgb_reader import read_rgb
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (16, 256, 3), dtype=np.uint8)
+    alpha = np.tile(np.arange(256, dtype=np.uint8), (16, 1))
+    alpha[:, :40] = 0  # a transparent ground
+    path = tmp_path / 'lesion.tif'
+    Image.fromarray(np.dstack([colour, alpha]), 'RGBA').save(path)
+
+    def opencv(file):
+        return mmcv.imfrombytes(file.read_bytes(), flag='color')[..., ::-1]
+
+    loaded = image_io.read_image(str(path))
+    assert np.array_equal(loaded.rgb, opencv(path))
+    assert not loaded.rgb[:, :40].any()
+    assert loaded.notes == ['RGBA TIFF: colour multiplied by its alpha and '
+                            'alpha dropped, as OpenCV reads it']
+    # The same tag marked associated (ExtraSamples 1): refused.
+    data = path.read_bytes()
+    entry = b'\x52\x01\x03\x00\x01\x00\x00\x00\x02\x00'
+    assert data.count(entry) == 1
+    premultiplied = tmp_path / 'premultiplied.tif'
+    premultiplied.write_bytes(data.replace(entry, entry[:8] + b'\x01\x00'))
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'premultiplied.tif: RGBA TIFF with associated '
+                       r'\(premultiplied\) alpha: Pillow divides'):
+        image_io.read_image(str(premultiplied))
+    gray_alpha = tmp_path / 'gray_alpha.tif'
+    Image.fromarray(np.dstack([colour[..., 0], alpha]), 'LA').save(gray_alpha)
+    assert np.array_equal(read_rgb(gray_alpha), opencv(gray_alpha))
+
+
+@pytest.mark.parametrize('magic,maxval,channels', [
+    (b'P5', 100, 1), (b'P5', 4095, 1), (b'P6', 1000, 3), (b'P6', 65535, 3)])
+def test_a_pnm_of_another_maximum_is_refused(tmp_path, magic, maxval,
+                                             channels):
+    """A PGM/PPM whose maximum value is not 255: Pillow stretches the
+    values to 0..255 (16 of 100 read as 41; a 16-bit PPM as x*255/65535),
+    OpenCV (mmcv, so ``tools/test.py`` and training) keeps them (16) or
+    takes the high byte; ``infer.py`` segmented another picture, exit 0 and
+    no note. Now it is refused; maxval 255 and 16-bit grayscale, read
+    alike by both, still read."""
+    import mmcv
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, maxval + 1, (6, 8, channels))
+    dtype = '>u2' if maxval > 255 else 'u1'
+    path = tmp_path / 'scan.pnm'
+    path.write_bytes(magic + b'\n8 6\n%d\n' % maxval +
+                     values.astype(dtype).tobytes())
+    kind = 'colour' if channels == 3 else 'grayscale'
+    with pytest.raises(image_io.ImageReadError,
+                       match=f'scan.pnm: {kind} PGM/PPM image with maximum '
+                       f'value {maxval} \\(not 255\\)'):
+        image_io.read_image(str(path))
+    for good_max in (255, 65535) if channels == 1 else (255, ):
+        dtype = '>u2' if good_max > 255 else 'u1'
+        values = rng.integers(0, good_max + 1, (6, 8, channels))
+        path.write_bytes(magic + b'\n8 6\n%d\n' % good_max +
+                         values.astype(dtype).tobytes())
+        theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')
+        assert np.array_equal(image_io.read_image(str(path)).rgb,
+                              theirs[..., ::-1])
+
+
+@pytest.mark.parametrize('mode', ['L', 'P', 'RGBA', 'I;16'])
+@pytest.mark.parametrize('orientation', [3, 6])
+def test_an_uncompressed_tiff_is_turned_as_opencv_turns_it(
+        tmp_path, mode, orientation):
+    """Pillow turns a TIFF by its orientation tag when loading it, but an
+    uncompressed grayscale, palette, RGBA or 16-bit grayscale file that it
+    maps (read from a path) kept its stored axes under orientation 6:
+    ``infer.py`` (``read_image``) segmented it a quarter turn against
+    ``tools/test.py``, noted ``EXIF orientation 6 applied``, exit 0. Now
+    it is turned as mmcv's ``LoadImageFromFile`` turns it (3 was read
+    right: kept as a guard)."""
+    import mmcv
+    rng = np.random.default_rng(orientation)
+    pixels = rng.integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    pixels[..., 3] = 255  # opaque: the alpha reading is another test's
+    image = {
+        'L': lambda: Image.fromarray(pixels[..., 0]),
+        'P': lambda: Image.fromarray(pixels[..., :3]).quantize(16),
+        'RGBA': lambda: Image.fromarray(pixels, 'RGBA'),
+        'I;16': lambda: Image.fromarray(
+            pixels[..., 0].astype(np.uint16) * 257),
+    }[mode]()
+    path = tmp_path / 'turned.tif'
+    image.save(path, tiffinfo={274: orientation})
+    loaded = image_io.read_image(str(path))
+    theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')[..., ::-1]
+    assert theirs.shape[:2] == ((32, 24) if orientation == 6 else (24, 32))
+    assert np.array_equal(loaded.rgb, theirs)
+    assert f'EXIF orientation {orientation} applied' in loaded.notes[0]

@@ -1306,3 +1306,60 @@ def test_mask_transparency_and_palette_boundaries():
     picture.putpalette([59, 59, 59, 60, 60, 60])
     mask, _, problem, _ = isic._mask_to_binary(picture)
     assert problem is None and mask.tolist() == [[0, 1]]
+
+
+def test_an_image_is_checked_before_it_is_loaded(tmp_path):
+    """The converter loaded each image before the shared reader saw it, so
+    the reader's checks of what loading drops did not run: a PGM of
+    maximum value 100 saved under a ``.png`` name was converted as Pillow
+    stretches it (16 of 100 as 41; mmcv reads 16), and a TIFF's turn went
+    unrecorded (``image converted to RGB``, no orientation). Now the PGM
+    is skipped as ``unsupported image`` and the turn is recorded."""
+    rng = np.random.default_rng(0)
+    (tmp_path / 'out' / 'images').mkdir(parents=True)
+    (tmp_path / 'out' / 'masks').mkdir()
+    values = rng.integers(0, 101, (24, 32)).astype(np.uint8)
+    (tmp_path / 'pgm.png').write_bytes(b'P5\n32 24\n100\n' + values.tobytes())
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(tmp_path / 'm.png')
+    Image.fromarray(values).save(tmp_path / 'turned.png', format='TIFF',
+                                 tiffinfo={274: 6})
+    Image.fromarray(np.zeros((32, 24), np.uint8)).save(tmp_path / 'mt.png')
+
+    def convert(name, mask):
+        return isic._process_pair(
+            ('train', name, (str(tmp_path), f'{name}.png', False),
+             (str(tmp_path), mask, False), str(tmp_path / 'out')))
+
+    result = convert('pgm', 'm.png')
+    assert not result['written']
+    assert result['skip']['reason'] == 'unsupported image'
+    assert 'PGM/PPM image with maximum value 100' in result['skip']['detail']
+    assert not (tmp_path / 'out' / 'images' / 'pgm.jpg').exists()
+    result = convert('turned', 'mt.png')
+    assert result['written'] and result['skip'] is None
+    assert [fix['reason'] for fix in result['fixes']] == [
+        'EXIF orientation applied']
+    assert 'EXIF orientation 6 applied' in result['fixes'][0]['detail']
+
+
+def test_a_black_reading_of_a_16_bit_colour_png_is_skipped(tmp_path):
+    """``cv2.imwrite('x.png', rgb8.astype(np.uint16))`` given as an image:
+    ``infer.py`` refuses it (read as 8 bits it is black), but the converter
+    read the PNG's EXIF (which loads a PNG) before the shared reader saw
+    it, so the reader missed its 16-bit layout and the pair was written
+    with a black JPEG (``image re-encoded as JPEG``), exit 0. Now it is
+    skipped as ``unsupported image``."""
+    import cv2
+    (tmp_path / 'out' / 'images').mkdir(parents=True)
+    (tmp_path / 'out' / 'masks').mkdir()
+    pixels = np.zeros((24, 32, 3), np.uint16)
+    pixels[:] = (150, 120, 100)
+    cv2.imwrite(str(tmp_path / 'low.png'), pixels)
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(tmp_path / 'm.png')
+    result = isic._process_pair(
+        ('train', 'low', (str(tmp_path), 'low.png', False),
+         (str(tmp_path), 'm.png', False), str(tmp_path / 'out')))
+    assert not result['written']
+    assert result['skip']['reason'] == 'unsupported image'
+    assert 'whose values all lie below 256' in result['skip']['detail']
+    assert not (tmp_path / 'out' / 'images' / 'low.jpg').exists()

@@ -734,8 +734,13 @@ def _read_bytes(ref):
     return data
 
 
-def _decode(data):
+def _decode(data, load=True):
     """Fully decode image bytes (so truncation is detected).
+
+    Args:
+        data (bytes): The file's content.
+        load (bool): Decode the pixels now; without, only the header is
+            read (for ``rgb_reader.decode_rgb``, which loads it itself).
 
     Raises:
         Exception: Whatever the decoder raises for a broken file.
@@ -746,7 +751,8 @@ def _decode(data):
         # Pillow's own message names the in-memory buffer, not the file.
         raise OSError(f'not a recognised image format ({len(data)} bytes)'
                       ) from None
-    picture.load()
+    if load:
+        picture.load()
     return picture
 
 
@@ -946,13 +952,22 @@ def _process_pair(task):
     # Any decoder failure means the file is unusable; report, never crash.
     try:
         image_bytes = _read_bytes(image_ref)
-        image = _decode(image_bytes)
+        # Not loaded: the shared reader reads what loading drops (a PGM's
+        # maximum value, a TIFF's orientation tag) before it loads it; a
+        # PGM of maximum 100 was converted as Pillow stretches it, not as
+        # mmcv reads the same file.
+        image = _decode(image_bytes, load=False)
     except FileTooLargeError as error:
         return skip('file too large', image_ref, str(error))
     except Exception as error:
         return skip('unreadable image', image_ref,
                     f'unreadable or truncated: {error}')
     # Upright and 8-bit RGB, as the training loader (mmcv) will read it.
+    # Read from its own opening: loading drops a TIFF's tag, and reading
+    # a PNG's EXIF loads it (the reader then missed its 16-bit layout, so
+    # 8-bit values saved as 16 bits were written as a black JPEG).
+    orientation = rgb_reader.exif_orientation(
+        _decode(image_bytes, load=False))
     notes = []
     try:
         rgb = rgb_reader.decode_rgb(image, notes)
@@ -961,7 +976,6 @@ def _process_pair(task):
     except Exception as error:
         return skip('unreadable image', image_ref,
                     f'unreadable or truncated: {error}')
-    orientation = rgb_reader.exif_orientation(image)
     try:
         mask_picture = _decode(_read_bytes(mask_ref))
     except FileTooLargeError as error:
