@@ -346,6 +346,35 @@ def test_get_flops_labels_a_deploy_config(tmp_path, capsys):
     assert 'deploy_config' not in trained
 
 
+def test_get_flops_and_benchmark_default_to_the_configs_input_size(capsys):
+    """Without --shape both counted or timed the model at 256x256 whatever
+    the config: the 128 px demo model's FLOPs were printed 4x too high
+    (``Flops: 0.286G``), exit 0. Now the config's size is the default, and
+    figures at another --shape name the config's size beside theirs."""
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    flops = load_tool('analysis_tools/get_flops.py')
+    own = flops.main([demo, '--json'])
+    assert own['input_shape'] == [128, 128]
+    assert own['config_input_size'] == [128, 128]
+    capsys.readouterr()
+    other = flops.main([demo, '--shape', '256'])
+    text = capsys.readouterr().out
+    assert other['flops'] > 3 * own['flops']
+    assert ('Input shape: (256, 256) (--shape; the config runs the model '
+            'at 128x128)\n') in text
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    result = bench.main([demo, *timing, '--json'])
+    assert result['shape'] == [128, 128]
+    assert result['config_input_size'] == [128, 128]
+    capsys.readouterr()
+    result = bench.main([demo, *timing, '--shape', '64'])
+    assert result['shape'] == [64, 64]
+    assert ('input: random 64x64 (--shape; the config runs the model at '
+            '128x128)\n') in capsys.readouterr().out
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""

@@ -14,6 +14,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
+from ..deploy.deployable import input_size_of
 from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
 from ..utils.cli import check_warmup
@@ -235,6 +236,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
                      if device.type == 'cuda' else cpu_name()),
         threads=(torch.get_num_threads() if device.type == 'cpu' else None),
         shape=list(shape),
+        # The size the config runs the model at, beside the timed one.
+        config_input_size=list(input_size_of(cfg)),
         deploy=deploy,
         channels_last=channels_last,
         input='test images' if data else 'random',
