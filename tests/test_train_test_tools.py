@@ -375,6 +375,28 @@ def test_get_flops_and_benchmark_default_to_the_configs_input_size(capsys):
             '128x128)\n') in capsys.readouterr().out
 
 
+def test_benchmark_labels_its_figures_with_the_options_and_weights(
+        tmp_path, capsys):
+    """``benchmark.py CONFIG --cfg-options model...`` timed the changed
+    model, and its JSON and text named the config alone (as get_flops.py
+    did before it kept them), nor which checkpoint was timed, exit 0."""
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    option = 'model.decode_head.use_gate=False'
+    capsys.readouterr()
+    result = bench.main([demo, *timing, '--json', '--cfg-options', option])
+    written = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert written['cfg_options'] == {'model.decode_head.use_gate': False}
+    assert written['checkpoint'] is None and result == written
+    bench.main([demo, *timing, '--cfg-options', option])
+    assert ("Config options: {'model.decode_head.use_gate': False}\n"
+            in capsys.readouterr().out)
+    plain = bench.main([demo, *timing, '--json'])
+    assert 'cfg_options' not in plain
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""

@@ -231,6 +231,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
                      device)
     return dict(
         config=getattr(cfg, 'filename', None),
+        # The weights timed (None: random), as the figures' label.
+        checkpoint=checkpoint,
         device=str(device),
         device_name=(torch.cuda.get_device_name(device)
                      if device.type == 'cuda' else cpu_name()),

@@ -127,7 +127,15 @@ def main(argv=None):
 
         result = (compare_deploy(run) if args.compare_deploy else
                   run(args.deploy))
+    if args.cfg_options:
+        # The figures of a model changed by --cfg-options were labelled
+        # with the config alone, as those of the config's model.
+        result['cfg_options'] = dict(args.cfg_options)
+    options = (f'Config options: {result["cfg_options"]}\n'
+               if args.cfg_options else '')
     if args.compare_deploy:
+        if options and not args.json:
+            print(options, end='')
         print_comparison(result, args.json)
         return result
     if args.json:
@@ -138,7 +146,7 @@ def main(argv=None):
     threads = (f'threads: {result["threads"]}, '
                if result['threads'] is not None else '')
     print(f'Model: {args.config}{" (re-parameterised)" if args.deploy else ""}'
-          f'\nDevice: {result["device"]} ({result["device_name"]}), '
+          f'\n{options}Device: {result["device"]} ({result["device_name"]}), '
           f'{threads}input: {result["input"]} '
           f'{shape[0]}x{shape[1]}'
           + ('' if shape == own else
