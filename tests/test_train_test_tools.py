@@ -1470,9 +1470,24 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     header = next(line for line in printed[:timed]
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x32x48 (random uint8 '
-                             'images and masks), 1 timed step(s) after 3 '
+                             'images and masks; --shape: the config trains '
+                             'at 256x256), 1 timed step(s) after 3 '
                              'untimed; device cpu ('), header
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
+
+
+def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
+    """Without --shape the step was timed at 256x256 whatever the config:
+    the 128 px demo config's step at 4x its work, its header reading
+    ``input 2x3x256x256``, exit 0. Now the config's training size."""
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    profile.main([demo, '--device', 'cpu', '--batch-size', '2', '--steps',
+                  '1', '--variants', 'eager', '--top', '1'])
+    header = next(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith('batch size'))
+    assert header.startswith('batch size 2, input 2x3x128x128 (random uint8 '
+                             'images and masks), 1 timed step(s)'), header
 
 
 class _CountedNet(torch.nn.Module):
