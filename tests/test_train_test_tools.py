@@ -397,6 +397,35 @@ def test_benchmark_labels_its_figures_with_the_options_and_weights(
     assert 'cfg_options' not in plain
 
 
+def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,
+                                                             capsys):
+    """A deploy config (``deploy=True``, as reparameterize.py writes it)
+    was timed as ``Model: CONFIG`` with ``"deploy": false`` in the JSON,
+    the re-parameterised model's figures read as those of the model as
+    trained, exit 0; ``--deploy`` on it said the model had no
+    re-parameterisable block."""
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import load_config
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    deploy = tmp_path / 'dsnet_deploy.py'
+    deploy.write_text(deploy_config(load_config(demo)).dump())
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    capsys.readouterr()
+    result = bench.main([str(deploy), *timing])
+    assert result['deploy'] is True and result['deploy_config'] is True
+    assert (f'Model: {deploy} (re-parameterised: the config sets '
+            'deploy=True)\n') in capsys.readouterr().out
+    for option in ('--deploy', '--compare-deploy'):
+        with pytest.raises(UserError, match=f'{option}: .* is a deploy '
+                           'config'):
+            bench.main([str(deploy), *timing, option])
+    trained = bench.main([demo, *timing, '--json'])
+    assert trained['deploy'] is False and 'deploy_config' not in trained
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""

@@ -145,7 +145,10 @@ def main(argv=None):
     # CPU threads do not run a GPU benchmark.
     threads = (f'threads: {result["threads"]}, '
                if result['threads'] is not None else '')
-    print(f'Model: {args.config}{" (re-parameterised)" if args.deploy else ""}'
+    label = (' (re-parameterised: the config sets deploy=True)'
+             if result.get('deploy_config') else
+             ' (re-parameterised)' if args.deploy else '')
+    print(f'Model: {args.config}{label}'
           f'\n{options}Device: {result["device"]} ({result["device_name"]}), '
           f'{threads}input: {result["input"]} '
           f'{shape[0]}x{shape[1]}'
