@@ -426,6 +426,26 @@ def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,
     assert trained['deploy'] is False and 'deploy_config' not in trained
 
 
+def test_benchmark_compare_deploy_says_what_it_timed(capsys):
+    """``benchmark.py CONFIG --compare-deploy`` printed its milliseconds
+    and speed-up with nothing saying the config, device, threads or input
+    size they were measured at (a --shape other than the config's
+    included), exit 0."""
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    capsys.readouterr()
+    bench.main([demo, '--repeat', '1', '--warmup', '1', '--batch-size', '1',
+                '--throughput-repeat', '1', '--threads', '1', '--shape', '64',
+                '--compare-deploy'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f'Model: {demo}'
+    assert lines[1].startswith('Device: cpu (') and lines[1].endswith(
+        'threads: 1, input: random 64x64 (--shape; the config runs the '
+        'model at 128x128)')
+    assert lines[2].startswith('As trained: ')
+    assert lines[4].startswith('Speed-up (batch 1 median latency')
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""

@@ -66,11 +66,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def print_comparison(result, as_json=False):
-    """Print :func:`compare_deploy`'s figures."""
-    if as_json:
-        print(json_text(result))
-        return
+def print_comparison(result):
+    """Print :func:`compare_deploy`'s figures (the JSON goes out whole)."""
     print(f'As trained: {result["latency_ms_trained"]:.2f} ms, '
           f'{result["params_trained"]} params\n'
           f'Re-parameterised: {result["latency_ms_deployed"]:.2f} ms, '
@@ -131,31 +128,31 @@ def main(argv=None):
         # The figures of a model changed by --cfg-options were labelled
         # with the config alone, as those of the config's model.
         result['cfg_options'] = dict(args.cfg_options)
-    options = (f'Config options: {result["cfg_options"]}\n'
-               if args.cfg_options else '')
-    if args.compare_deploy:
-        if options and not args.json:
-            print(options, end='')
-        print_comparison(result, args.json)
-        return result
     if args.json:
         print(json_text(result))
         return result
-    lat, tput = result['latency_ms'], result['throughput']
+    # What the figures are of, above them in both forms: the comparison
+    # printed its milliseconds and speed-up without the config, device,
+    # threads or input size.
+    timed = result['trained'] if args.compare_deploy else result
     # CPU threads do not run a GPU benchmark.
-    threads = (f'threads: {result["threads"]}, '
-               if result['threads'] is not None else '')
+    threads = (f'threads: {timed["threads"]}, '
+               if timed['threads'] is not None else '')
     label = (' (re-parameterised: the config sets deploy=True)'
              if result.get('deploy_config') else
              ' (re-parameterised)' if args.deploy else '')
-    print(f'Model: {args.config}{label}'
-          f'\n{options}Device: {result["device"]} ({result["device_name"]}), '
-          f'{threads}input: {result["input"]} '
-          f'{shape[0]}x{shape[1]}'
+    print(f'Model: {args.config}{label}\n'
+          + (f'Config options: {result["cfg_options"]}\n'
+             if args.cfg_options else '')
+          + f'Device: {timed["device"]} ({timed["device_name"]}), '
+          f'{threads}input: {timed["input"]} {shape[0]}x{shape[1]}'
           + ('' if shape == own else
-             f' (--shape; the config runs the model at {own[0]}x{own[1]})')
-          + '\n'
-          f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
+             f' (--shape; the config runs the model at {own[0]}x{own[1]})'))
+    if args.compare_deploy:
+        print_comparison(result)
+        return result
+    lat, tput = result['latency_ms'], result['throughput']
+    print(f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
           f'ms, p90 {lat["p90"]:.2f} ms, p99 {lat["p99"]:.2f} ms\n'
           f'Throughput (batch {tput["batch_size"]}): '
           f'{tput["img_per_s"]:.1f} img/s')
