@@ -346,6 +346,106 @@ def test_get_flops_labels_a_deploy_config(tmp_path, capsys):
     assert 'deploy_config' not in trained
 
 
+def test_get_flops_and_benchmark_default_to_the_configs_input_size(capsys):
+    """Without --shape both counted or timed the model at 256x256 whatever
+    the config: the 128 px demo model's FLOPs were printed 4x too high
+    (``Flops: 0.286G``), exit 0. Now the config's size is the default, and
+    figures at another --shape name the config's size beside theirs."""
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    flops = load_tool('analysis_tools/get_flops.py')
+    own = flops.main([demo, '--json'])
+    assert own['input_shape'] == [128, 128]
+    assert own['config_input_size'] == [128, 128]
+    capsys.readouterr()
+    other = flops.main([demo, '--shape', '256'])
+    text = capsys.readouterr().out
+    assert other['flops'] > 3 * own['flops']
+    assert ('Input shape: (256, 256) (--shape; the config runs the model '
+            'at 128x128)\n') in text
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    result = bench.main([demo, *timing, '--json'])
+    assert result['shape'] == [128, 128]
+    assert result['config_input_size'] == [128, 128]
+    capsys.readouterr()
+    result = bench.main([demo, *timing, '--shape', '64'])
+    assert result['shape'] == [64, 64]
+    assert ('input: random 64x64 (--shape; the config runs the model at '
+            '128x128)\n') in capsys.readouterr().out
+
+
+def test_benchmark_labels_its_figures_with_the_options_and_weights(
+        tmp_path, capsys):
+    """``benchmark.py CONFIG --cfg-options model...`` timed the changed
+    model, and its JSON and text named the config alone (as get_flops.py
+    did before it kept them), nor which checkpoint was timed, exit 0."""
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    option = 'model.decode_head.use_gate=False'
+    capsys.readouterr()
+    result = bench.main([demo, *timing, '--json', '--cfg-options', option])
+    written = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert written['cfg_options'] == {'model.decode_head.use_gate': False}
+    assert written['checkpoint'] is None and result == written
+    bench.main([demo, *timing, '--cfg-options', option])
+    assert ("Config options: {'model.decode_head.use_gate': False}\n"
+            in capsys.readouterr().out)
+    plain = bench.main([demo, *timing, '--json'])
+    assert 'cfg_options' not in plain
+
+
+def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,
+                                                             capsys):
+    """A deploy config (``deploy=True``, as reparameterize.py writes it)
+    was timed as ``Model: CONFIG`` with ``"deploy": false`` in the JSON,
+    the re-parameterised model's figures read as those of the model as
+    trained, exit 0; ``--deploy`` on it said the model had no
+    re-parameterisable block."""
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import load_config
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    deploy = tmp_path / 'dsnet_deploy.py'
+    deploy.write_text(deploy_config(load_config(demo)).dump())
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    capsys.readouterr()
+    result = bench.main([str(deploy), *timing])
+    assert result['deploy'] is True and result['deploy_config'] is True
+    assert (f'Model: {deploy} (re-parameterised: the config sets '
+            'deploy=True)\n') in capsys.readouterr().out
+    for option in ('--deploy', '--compare-deploy'):
+        with pytest.raises(UserError, match=f'{option}: .* is a deploy '
+                           'config'):
+            bench.main([str(deploy), *timing, option])
+    trained = bench.main([demo, *timing, '--json'])
+    assert trained['deploy'] is False and 'deploy_config' not in trained
+
+
+def test_benchmark_compare_deploy_says_what_it_timed(capsys):
+    """``benchmark.py CONFIG --compare-deploy`` printed its milliseconds
+    and speed-up with nothing saying the config, device, threads or input
+    size they were measured at (a --shape other than the config's
+    included), exit 0."""
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    capsys.readouterr()
+    bench.main([demo, '--repeat', '1', '--warmup', '1', '--batch-size', '1',
+                '--throughput-repeat', '1', '--threads', '1', '--shape', '64',
+                '--compare-deploy'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f'Model: {demo}'
+    assert lines[1].startswith('Device: cpu (') and lines[1].endswith(
+        'threads: 1, input: random 64x64 (--shape; the config runs the '
+        'model at 128x128)')
+    assert lines[2].startswith('As trained: ')
+    assert lines[4].startswith('Speed-up (batch 1 median latency')
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""
@@ -1419,9 +1519,24 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     header = next(line for line in printed[:timed]
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x32x48 (random uint8 '
-                             'images and masks), 1 timed step(s) after 3 '
+                             'images and masks; --shape: the config trains '
+                             'at 256x256), 1 timed step(s) after 3 '
                              'untimed; device cpu ('), header
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
+
+
+def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
+    """Without --shape the step was timed at 256x256 whatever the config:
+    the 128 px demo config's step at 4x its work, its header reading
+    ``input 2x3x256x256``, exit 0. Now the config's training size."""
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    profile.main([demo, '--device', 'cpu', '--batch-size', '2', '--steps',
+                  '1', '--variants', 'eager', '--top', '1'])
+    header = next(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith('batch size'))
+    assert header.startswith('batch size 2, input 2x3x128x128 (random uint8 '
+                             'images and masks), 1 timed step(s)'), header
 
 
 class _CountedNet(torch.nn.Module):

@@ -14,6 +14,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
+from ..deploy.deployable import input_size_of
 from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
 from ..utils.cli import check_warmup
@@ -191,6 +192,12 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             call's one-off costs would be timed into the figures
             (:func:`~mmseg_dsnet.utils.cli.check_warmup`). Default: 10.
 
+    Returns:
+        dict: The figures and what they are of; ``deploy`` is True for the
+        re-parameterised model, asked for (``deploy``) or built by a deploy
+        config (``deploy=True``, as ``reparameterize.py`` writes it; then
+        ``deploy_config`` is True too).
+
     Raises:
         UserError: ``warmup`` below 1, or ``threads`` refused by
             :func:`check_threads`, before anything is built.
@@ -200,6 +207,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
+    from ..deploy.deploy_checkpoint import is_deploy_config
+    from_deploy_config = is_deploy_config(cfg)
     # The scope is set for the builds only (the model, the test set): the
     # caller's default scope is left as it was.
     with build_scope(cfg):
@@ -230,12 +239,19 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
                      device)
     return dict(
         config=getattr(cfg, 'filename', None),
+        # The weights timed (None: random), as the figures' label.
+        checkpoint=checkpoint,
         device=str(device),
         device_name=(torch.cuda.get_device_name(device)
                      if device.type == 'cuda' else cpu_name()),
         threads=(torch.get_num_threads() if device.type == 'cpu' else None),
         shape=list(shape),
-        deploy=deploy,
+        # The size the config runs the model at, beside the timed one.
+        config_input_size=list(input_size_of(cfg)),
+        # A deploy config's model is the re-parameterised one: it was
+        # recorded as the model as trained (deploy: false).
+        deploy=bool(deploy or from_deploy_config),
+        **(dict(deploy_config=True) if from_deploy_config else {}),
         channels_last=channels_last,
         input='test images' if data else 'random',
         params=params,
@@ -269,6 +285,14 @@ def check_deploy_form(cfg, option):
     Raises:
         UserError: Re-parameterisation leaves the model unchanged.
     """
+    from ..deploy.deploy_checkpoint import is_deploy_config
+    if is_deploy_config(cfg):
+        # Its model is re-parameterised already; the message said it had
+        # no re-parameterisable block.
+        raise UserError(
+            f'{option}: {cfg.filename} is a deploy config (it sets '
+            'deploy=True): its model is the re-parameterised one already; '
+            f'time it without {option}, or give its training config')
     with build_scope(cfg):
         model = MODELS.build(cfg.model)
     if not reparameterization_changes(model):

@@ -139,9 +139,19 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
     """Count the model as trained and, when it can be re-parameterised, as
     deployed.
 
+    Args:
+        config (str | Config): The config to count.
+        shape (tuple[int, int] | None): The input ``(H, W)``; None for
+            the size the config runs the model at (its test ``Resize``,
+            :func:`~mmseg_dsnet.deploy.deployable.input_size_of`).
+            Default: (256, 256).
+        cfg_options (dict, optional): ``model.*`` overrides.
+        show_table (bool): Also return the per-module table.
+
     Returns:
         dict: ``flops``, ``params`` (raw numbers), ``input_shape``,
-        ``convention``, ``cfg_options`` (the overrides of the counted model,
+        ``config_input_size`` (the size the config runs the model at, so
+        that figures at another ``shape`` say so), ``convention``, ``cfg_options`` (the overrides of the counted model,
         only when some were given) and, for re-parameterisable models,
         ``deploy`` with the deployed model's ``flops`` and ``params``; for
         a deploy config (``deploy=True``), whose model is the deployed one,
@@ -155,9 +165,13 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
                       'configs/dsnet/dsnet_isic2017.py')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    from ..deploy.deployable import input_size_of
+    own_size = tuple(input_size_of(cfg))
+    shape = own_size if shape is None else tuple(shape)
     model = build_model(cfg)
     result = count(model, shape, show_table)
-    result.update(input_shape=list(shape), convention=CONVENTION)
+    result.update(input_shape=list(shape), config_input_size=list(own_size),
+                  convention=CONVENTION)
     if cfg_options:
         result['cfg_options'] = dict(cfg_options)
     from ..deploy.deploy_checkpoint import is_deploy_config

@@ -3,6 +3,11 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
 
     python tools/analysis_tools/benchmark.py CONFIG [CKPT] [--device cpu]
         [--threads 1] [--deploy | --compare-deploy] [--data] [--json]
+        [--shape H W]
+
+Without ``--shape`` the model is timed at the size the config runs it at
+(its test ``Resize``); figures at another ``--shape`` say that size beside
+theirs (``config_input_size`` in the JSON).
 """
 import argparse
 import contextlib
@@ -12,6 +17,7 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
                                             check_threads, compare_deploy)
+from mmseg_dsnet.deploy.deployable import input_size_of
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
                                           load_config)
@@ -28,8 +34,10 @@ def parse_args(argv=None):
         'checkpoint', nargs='?', default=None,
         help='checkpoint (optional: timing does not depend on the weights)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 ...')
-    parser.add_argument('--shape', type=int, nargs='+', default=[256, 256],
-                        help='input size H W (or one number)')
+    parser.add_argument('--shape', type=int, nargs='+', default=None,
+                        help='input size H W (or one number; default: the '
+                        'size the config runs the model at, its test '
+                        'Resize)')
     parser.add_argument('--batch-size', type=int, default=16,
                         help='batch size of the throughput measurement')
     parser.add_argument('--warmup', type=int, default=10,
@@ -58,11 +66,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def print_comparison(result, as_json=False):
-    """Print :func:`compare_deploy`'s figures."""
-    if as_json:
-        print(json_text(result))
-        return
+def print_comparison(result):
+    """Print :func:`compare_deploy`'s figures (the JSON goes out whole)."""
     print(f'As trained: {result["latency_ms_trained"]:.2f} ms, '
           f'{result["params_trained"]} params\n'
           f'Re-parameterised: {result["latency_ms_deployed"]:.2f} ms, '
@@ -73,7 +78,7 @@ def print_comparison(result, as_json=False):
 
 def main(argv=None):
     args = parse_args(argv)
-    shape = input_shape(args.shape)
+    shape = input_shape(args.shape) if args.shape else None
     check_at_least(('--batch-size', args.batch_size, 1),
                    ('--repeat', args.repeat, 1),
                    ('--throughput-repeat', args.throughput_repeat, 1),
@@ -102,6 +107,11 @@ def main(argv=None):
             + (' and reads its test images (--data)' if args.data else '')
             + '; give a model or training config such as '
             'configs/dsnet/dsnet_isic2017.py')
+        # Without --shape, the config's own size: the default was 256x256
+        # whatever the config, so the 128 px demo model was timed at 4x its
+        # work, exit 0.
+        own = tuple(input_size_of(cfg))
+        shape = shape or own
         if args.deploy or args.compare_deploy:
             check_deploy_form(
                 cfg, '--compare-deploy' if args.compare_deploy else '--deploy')
@@ -114,21 +124,35 @@ def main(argv=None):
 
         result = (compare_deploy(run) if args.compare_deploy else
                   run(args.deploy))
-    if args.compare_deploy:
-        print_comparison(result, args.json)
-        return result
+    if args.cfg_options:
+        # The figures of a model changed by --cfg-options were labelled
+        # with the config alone, as those of the config's model.
+        result['cfg_options'] = dict(args.cfg_options)
     if args.json:
         print(json_text(result))
         return result
-    lat, tput = result['latency_ms'], result['throughput']
+    # What the figures are of, above them in both forms: the comparison
+    # printed its milliseconds and speed-up without the config, device,
+    # threads or input size.
+    timed = result['trained'] if args.compare_deploy else result
     # CPU threads do not run a GPU benchmark.
-    threads = (f'threads: {result["threads"]}, '
-               if result['threads'] is not None else '')
-    print(f'Model: {args.config}{" (re-parameterised)" if args.deploy else ""}'
-          f'\nDevice: {result["device"]} ({result["device_name"]}), '
-          f'{threads}input: {result["input"]} '
-          f'{shape[0]}x{shape[1]}\n'
-          f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
+    threads = (f'threads: {timed["threads"]}, '
+               if timed['threads'] is not None else '')
+    label = (' (re-parameterised: the config sets deploy=True)'
+             if result.get('deploy_config') else
+             ' (re-parameterised)' if args.deploy else '')
+    print(f'Model: {args.config}{label}\n'
+          + (f'Config options: {result["cfg_options"]}\n'
+             if args.cfg_options else '')
+          + f'Device: {timed["device"]} ({timed["device_name"]}), '
+          f'{threads}input: {timed["input"]} {shape[0]}x{shape[1]}'
+          + ('' if shape == own else
+             f' (--shape; the config runs the model at {own[0]}x{own[1]})'))
+    if args.compare_deploy:
+        print_comparison(result)
+        return result
+    lat, tput = result['latency_ms'], result['throughput']
+    print(f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
           f'ms, p90 {lat["p90"]:.2f} ms, p99 {lat["p99"]:.2f} ms\n'
           f'Throughput (batch {tput["batch_size"]}): '
           f'{tput["img_per_s"]:.1f} img/s')

@@ -3,6 +3,10 @@
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
         [--cfg-options model.KEY=VALUE ...]
 
+Without ``--shape`` the model is counted at the size the config runs it at
+(its test ``Resize``); figures at another ``--shape`` say that size beside
+theirs.
+
 A deploy config (``deploy=True``, as ``reparameterize.py`` writes) is
 counted as the re-parameterised model it builds, and labelled so.
 
@@ -33,8 +37,9 @@ def parse_args(argv=None):
         '--shape',
         type=int,
         nargs='+',
-        default=[256, 256],
-        help='input image size (H W, or one number for a square)')
+        default=None,
+        help='input image size (H W, or one number for a square; default: '
+        'the size the config runs the model at, its test Resize)')
     parser.add_argument(
         '--json', action='store_true', help='print one JSON object only')
     parser.add_argument(
@@ -56,8 +61,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_input_file(args.config, 'config file')
-    shape = input_shape(args.shape)
+    # Without --shape, the config's own size: the default was 256x256
+    # whatever the config, so the 128 px demo model was counted at 4x its
+    # cost, exit 0.
+    shape = input_shape(args.shape) if args.shape else None
     result = get_flops(args.config, shape, args.cfg_options, args.show_table)
+    shape = tuple(result['input_shape'])
+    own = tuple(result['config_input_size'])
     tables = [result.pop('table')]
     if 'deploy' in result:
         tables.append(result['deploy'].pop('table'))
@@ -70,7 +80,10 @@ def main(argv=None):
     # Named, as in the JSON: figures pasted elsewhere say whose they are.
     print(f'{split_line}\nConfig: {args.config}\n'
           'Compute type: direct: randomly generate a picture\n'
-          f'Input shape: {shape}\n'
+          f'Input shape: {shape}'
+          + ('' if shape == own else
+             f' (--shape; the config runs the model at {own[0]}x{own[1]})')
+          + '\n'
           + (f'Config options: {result["cfg_options"]}\n'
              if 'cfg_options' in result else '')
           + ('Model: re-parameterised (the config sets deploy=True); count '

@@ -17,6 +17,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 
+from mmseg_dsnet.deploy.deployable import DEFAULT_INPUT_SIZE, resize_size
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
@@ -38,7 +39,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config')
     p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--shape', type=int, nargs=2, default=[256, 256])
+    p.add_argument('--shape', type=int, nargs=2, default=None,
+                   help='input H W (default: the size the config trains '
+                   'at, its train Resize)')
     p.add_argument('--steps', type=int, default=60)
     p.add_argument('--device', default='cuda', help='cuda (default) or cpu')
     p.add_argument('--variants', nargs='+',
@@ -82,7 +85,7 @@ def check_args(args):
     check_input_file(args.config, 'config file')
     check_at_least(('--batch-size', args.batch_size, 1),
                    ('--steps', args.steps, 1), ('--top', args.top, 1))
-    args.shape = input_shape(args.shape)
+    args.shape = input_shape(args.shape) if args.shape else None
     device = device_option(args.device, task='the profile')
     kind = 'cuda' if device.type == 'cuda' else 'cpu'
     args.variants = args.variants or DEFAULT_VARIANTS[kind]
@@ -121,8 +124,13 @@ def main(argv=None):
         "a training step needs the config's model, training augmentation "
         'and optimizer; give a training config such as '
         'configs/dsnet/dsnet_isic2017.py')
-    _, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
+    prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
+    # Without --shape, the size the config trains at: the default was
+    # 256x256 whatever the config, so the 128 px demo config's step was
+    # timed at 4x its work, exit 0.
+    args.train_size = tuple(resize_size(prefix) or DEFAULT_INPUT_SIZE)
+    args.shape = args.shape or args.train_size
     h, w = args.shape
     if cfg.model.get('data_preprocessor', {}).get('size') is not None:
         cfg.model.data_preprocessor.size = (h, w)
@@ -176,8 +184,12 @@ def setup_line(args, cuda):
         from mmseg_dsnet.analysis.benchmark import cpu_name
         device = f'cpu ({cpu_name()})'
     h, w = args.shape
+    own = getattr(args, 'train_size', args.shape)
+    note = ('' if tuple(own) == tuple(args.shape) else
+            f'; --shape: the config trains at {own[0]}x{own[1]}')
     return (f'batch size {args.batch_size}, input {args.batch_size}x3x{h}x{w}'
-            f' (random uint8 images and masks), {args.steps} timed step(s) '
+            f' (random uint8 images and masks{note}), {args.steps} timed '
+            'step(s) '
             f'after 3 untimed; device {device}, '
             f'{torch.get_num_threads()} CPU thread(s); torch '
             f'{torch.__version__}')
