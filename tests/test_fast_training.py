@@ -1452,6 +1452,7 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     work, _ = fast_trained
     run_dir = work / 'tiny_dsnet_seed0'
     config = run_dir / 'tiny_dsnet.py'
+    from mmseg_dsnet.leaderboard import board as lb_board
     lb = load_tool('analysis_tools/leaderboard.py')
     bench = load_tool('analysis_tools/benchmark.py')
     cpu_json = tmp_path / 'cpu.json'
@@ -1478,8 +1479,21 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
         gpu_json.write_text(json.dumps(dict(gpu, **wrong)))
         with pytest.raises(UserError, match=message):
             lb.main(common + [str(metrics), '--gpu-json', str(gpu_json)])
+    # A model changed by benchmark.py --cfg-options with the same
+    # parameters (no gate) passed the count: its recorded model is compared.
+    own = json.loads(json.dumps(lb_board.comparable_model(
+        Config.fromfile(str(config)).model)))
+    no_gate = json.loads(json.dumps(own))
+    no_gate['decode_head']['use_gate'] = False
+    gpu_json.write_text(json.dumps(dict(
+        gpu, model_config=no_gate,
+        cfg_options={'model.decode_head.use_gate': False})))
+    with pytest.raises(UserError, match=(
+            r"times another model than the run's \(model\.decode_head\."
+            r"use_gate differs; measured with --cfg-options")):
+        lb.main(common + [str(metrics), '--gpu-json', str(gpu_json)])
     assert not (tmp_path / 'runs').exists()
-    gpu_json.write_text(json.dumps(gpu))
+    gpu_json.write_text(json.dumps(dict(gpu, model_config=own)))
     record = lb.main(common + [str(metrics), '--gpu-json', str(gpu_json)])
     assert record['gpu_img_per_s'] == 1234.5
     assert record['gpu_benchmark']['gpu'] == 'Some GPU'

@@ -390,11 +390,15 @@ def test_benchmark_labels_its_figures_with_the_options_and_weights(
     written = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert written['cfg_options'] == {'model.decode_head.use_gate': False}
     assert written['checkpoint'] is None and result == written
+    # The model timed, with the option in it, for leaderboard.py collect.
+    assert written['model_config']['decode_head']['use_gate'] is False
+    assert written['model_config']['type'] == 'EncoderDecoder'
     bench.main([demo, *timing, '--cfg-options', option])
     assert ("Config options: {'model.decode_head.use_gate': False}\n"
             in capsys.readouterr().out)
     plain = bench.main([demo, *timing, '--json'])
     assert 'cfg_options' not in plain
+    assert plain['model_config']['decode_head']['use_gate'] is True
 
 
 def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,

@@ -350,22 +350,40 @@ def check_gpu_options(gpu_benchmark, gpu_json):
     return out
 
 
-def check_gpu_json_model(gpu_out, gpu_json, params, config):
+def check_gpu_json_model(gpu_out, gpu_json, params, config,
+                         model_config=None):
     """Refuse a ``--gpu-json`` measurement of another model than the
-    row's (its parameter count differs).
+    row's: its parameter count differs, or (for a file that records it) its
+    model config does. A model changed by ``benchmark.py --cfg-options``
+    with the same parameters (no gate, another activation) passed the
+    count and its throughput stood for the row's model, exit 0.
 
     Args:
         gpu_out (dict | None): From :func:`check_gpu_options`.
         gpu_json (str): Its file, for the message.
         params (int | None): The row model's parameters.
         config (str): The row's config, for the message.
+        model_config (dict, optional): The row's
+            :func:`comparable_model`.
     """
-    if gpu_out is None or params is None or gpu_out.get('params') is None:
+    if gpu_out is None:
         return
-    if gpu_out['params'] != params:
+    if params is not None and gpu_out.get('params') is not None and \
+            gpu_out['params'] != params:
         raise UserError(
             f'{gpu_json} times a model of {gpu_out["params"]} parameters but '
             f'{config} builds one of {params}: it measured another model')
+    timed = gpu_out.get('model_config')
+    if model_config is None or timed is None:
+        return  # a file from before benchmark.py recorded its model
+    # Both as JSON values: the file's tuples were read back as lists.
+    diff = _first_difference(json.loads(json.dumps(model_config)), timed)
+    if diff:
+        options = gpu_out.get('cfg_options')
+        how = f'; measured with --cfg-options {options}' if options else ''
+        raise UserError(
+            f'{gpu_json} times another model than the run\'s ({diff} '
+            f'differs{how}): measure {config} as the run trained it')
 
 
 # The parts of a config a test reads: options on others (the training
@@ -637,7 +655,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'Replacing {path} (collected before from {previous})')
     record['complexity'] = measure_complexity(cfg)
     check_gpu_json_model(gpu_out, gpu_json,
-                         record['complexity'].get('params'), config)
+                         record['complexity'].get('params'), config,
+                         record['model_config'])
     record.update(cpu_latency_ms=None, cpu_latency_p90_ms=None,
                   gpu_img_per_s=None)
     ckpt = _checkpoint(rec, work_dir)

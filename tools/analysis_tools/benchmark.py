@@ -11,6 +11,7 @@ theirs (``config_input_size`` in the JSON).
 """
 import argparse
 import contextlib
+import json
 import sys
 
 from mmengine.config import DictAction
@@ -21,6 +22,7 @@ from mmseg_dsnet.deploy.deployable import input_size_of
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
                                           load_config)
+from mmseg_dsnet.leaderboard.board import comparable_model
 from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape)
 from mmseg_dsnet.utils.fileio import json_text
@@ -128,6 +130,10 @@ def main(argv=None):
         # The figures of a model changed by --cfg-options were labelled
         # with the config alone, as those of the config's model.
         result['cfg_options'] = dict(args.cfg_options)
+    # What was timed, for leaderboard.py collect --gpu-json to compare with
+    # the run's model (options that keep the parameter count change it too).
+    result['model_config'] = json.loads(
+        json.dumps(comparable_model(cfg.model)))
     if args.json:
         print(json_text(result))
         return result
