@@ -99,7 +99,8 @@ class DecodedImageCache:
     ``LoadImageFromFile``), labels ``uint8 (N, H, W)`` after the dataset's
     label mapping, exactly what the config's own loading transforms return.
     On the GPU the whole ISIC 2017 training split (1500 images at 256x256)
-    takes 300 MB, so no image is decoded twice during training.
+    takes 393 MB (295 MB of images, 98 MB of labels), so no image is
+    decoded twice during training.
 
     Args:
         images (Tensor): ``uint8 (N, 3, H, W)``.
