@@ -1352,3 +1352,42 @@ def test_a_config_run_with_onnxruntime_records_its_checkpoint(checkpoint,
     record = inferencer_record(LesionInferencer(backend))
     assert record['checkpoint_sha256'] == sha256_of(str(checkpoint))
     assert record['model_sha256'] == sha256_of(CONFIG)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_threads=0), r'make_backend: num_threads must be a positive '
+     r'whole number of CPU threads, got 0'),
+    (dict(num_threads=-1), r'num_threads must be a positive whole number '
+     r'of CPU threads, got -1'),
+    (dict(num_threads=2.5), r'got 2\.5'),
+    (dict(backend='onnxruntime', num_threads=0), r'got 0'),
+    (dict(backend='onnxruntime', device='cuda'),
+     r"make_backend: device='cuda' applies to the pytorch backend; "
+     r'onnxruntime runs on the CPU here'),
+    (dict(device='gpu'), r'TorchBackend: device gpu: not a device; give '
+     r'cuda, cuda:N or cpu'),
+])
+def test_make_backend_refuses_arguments_it_would_drop(checkpoint, kwargs,
+                                                      match):
+    """``make_backend(CONFIG, CKPT, num_threads=0)`` ran on all cores and
+    ``backend='onnxruntime', device='cuda'`` on the CPU, without a word
+    (infer.py refuses both); ``num_threads=-1`` / ``2.5`` and
+    ``device='gpu'`` failed inside torch with errors that named no
+    argument."""
+    from mmseg_dsnet.apis import make_backend
+    from mmseg_dsnet.utils.errors import UserError
+    threads = torch.get_num_threads()
+    with pytest.raises(UserError, match=match):
+        make_backend(CONFIG, checkpoint, **kwargs)
+    assert torch.get_num_threads() == threads
+
+
+def test_onnxruntime_backend_refuses_a_thread_count_it_would_drop(
+        tmp_path):
+    """``OnnxRuntimeBackend(f, num_threads=0)`` ran on all cores."""
+    from mmseg_dsnet.apis import OnnxRuntimeBackend
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match=r'OnnxRuntimeBackend: num_threads '
+                       r'must be a positive whole number of CPU threads, '
+                       r'got 0'):
+        OnnxRuntimeBackend(str(tmp_path / 'model.onnx'), num_threads=0)

@@ -8,6 +8,7 @@ alike: ``backend(batch)`` maps ``(N, 3, H, W)`` float32 RGB to
 and ``model_files`` (the files that decide the masks, for the output
 folder's record: :func:`~.output_record.describe_model`).
 """
+import numbers
 import os.path as osp
 import tempfile
 from typing import Optional, Tuple
@@ -70,6 +71,42 @@ def check_has_checkpoint(config, checkpoint: Optional[str],
             'weights: mmseg_dsnet.apis.released_model.released_model())')
 
 
+def check_num_threads(num_threads, what: str):
+    """Refuse a thread count that is not a positive integer (None passes:
+    the library's default).
+
+    ``0`` was dropped without a word (both backends ran on all cores, as
+    ``infer.py --threads 0`` did before it was refused); ``-1`` and ``2.5``
+    failed inside torch or onnxruntime without naming the argument.
+
+    Raises:
+        UserError: Naming the caller and the value.
+    """
+    if num_threads is None:
+        return
+    if isinstance(num_threads, bool) or not isinstance(
+            num_threads, numbers.Integral) or num_threads < 1:
+        raise UserError(
+            f'{what}: num_threads must be a positive whole number of CPU '
+            f'threads, got {num_threads!r}; leave it out (None) for the '
+            "library's default (all cores)")
+
+
+def check_onnxruntime_device(device, what: str) -> None:
+    """Refuse a device other than the CPU for the onnxruntime backend,
+    which runs on the CPU here (``infer.py --device`` refuses it too):
+    ``device='cuda'`` was dropped without a word.
+
+    Raises:
+        UserError: Naming the caller and the device.
+    """
+    if str(device) != 'cpu':
+        raise UserError(
+            f"{what}: device={str(device)!r} applies to the pytorch backend; "
+            "onnxruntime runs on the CPU here: leave device out (or 'cpu'), "
+            "or run the config and checkpoint with backend='pytorch'")
+
+
 class TorchBackend:
     """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
 
@@ -77,7 +114,9 @@ class TorchBackend:
         config (str | Config): Model config.
         checkpoint (str): Checkpoint (loaded safely and strictly);
             required: None raises a ``UserError``.
-        device (str): Torch device. Default: ``'cpu'``.
+        device (str | torch.device): Torch device (``'cpu'``, ``'cuda'``,
+            ``'cuda:N'``); one this machine cannot run on raises a
+            ``UserError`` before anything is built. Default: ``'cpu'``.
         reparameterize (bool): Run the re-parameterised form. Default: True.
     """
     name = 'pytorch'
@@ -87,6 +126,13 @@ class TorchBackend:
         # Optional in the signature only so that the error says what is
         # missing: masks of random weights came out without a word.
         check_has_checkpoint(config, checkpoint, 'TorchBackend')
+        # torch failed only when the model was moved there, after the
+        # build: an AssertionError ('Torch not compiled with CUDA enabled').
+        from ..utils.cli import device_option
+        try:
+            device_option(device, task='inference', option='device')
+        except UserError as err:
+            raise UserError(f'TorchBackend: {err}') from None
         self.cfg = load_config(config)
         check_runs_as_tested(self.cfg)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
@@ -151,8 +197,8 @@ class OnnxRuntimeBackend:
 
     Args:
         onnx_file (str): The model.
-        num_threads (int, optional): onnxruntime intra-op threads (None:
-            onnxruntime's default, all cores).
+        num_threads (int, optional): onnxruntime intra-op threads, a
+            positive integer (None: onnxruntime's default, all cores).
         input_size (tuple[int, int], optional): ``(H, W)`` to run at;
             default: the size stored in the file's metadata, else 256x256.
             A fixed-size graph (``--static-size``) runs at its size only.
@@ -166,6 +212,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, onnx_file: str, num_threads: Optional[int] = None,
                  input_size: Optional[Tuple[int, int]] = None):
+        check_num_threads(num_threads, 'OnnxRuntimeBackend')
         # One place turns a broken file into an error naming it.
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -212,9 +259,12 @@ def make_backend(model: str,
             Default: onnxruntime for an ONNX file, PyTorch for a config.
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
             file first.
-        device (str): Torch device of the PyTorch backend.
-        num_threads (int, optional): CPU threads of either backend (for
-            PyTorch: ``torch.set_num_threads``, process-wide).
+        device (str): Torch device of the PyTorch backend; the onnxruntime
+            backend runs on the CPU only (another device raises a
+            ``UserError``).
+        num_threads (int, optional): CPU threads of either backend, a
+            positive integer (for PyTorch: ``torch.set_num_threads``,
+            process-wide); None: the library's default.
         work_dir (str, optional): Where the temporary ONNX file goes
             (removed once loaded).
 
@@ -225,6 +275,9 @@ def make_backend(model: str,
     backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {BACKENDS}, got {backend}')
+    check_num_threads(num_threads, 'make_backend')
+    if backend == 'onnxruntime':
+        check_onnxruntime_device(device, 'make_backend')
     if is_onnx:
         if backend != 'onnxruntime':
             raise ValueError(f'{model} is an ONNX file: it runs with the '
@@ -235,9 +288,10 @@ def make_backend(model: str,
         return OnnxRuntimeBackend(model, num_threads)
     check_has_checkpoint(model, checkpoint, 'make_backend')
     if backend == 'pytorch':
-        if num_threads:
+        torch_backend = TorchBackend(model, checkpoint, device)
+        if num_threads is not None:
             torch.set_num_threads(num_threads)
-        return TorchBackend(model, checkpoint, device)
+        return torch_backend
     cfg = load_config(model)
     check_runs_as_tested(cfg)
     check_checkpoint_size(cfg, checkpoint)
