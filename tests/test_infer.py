@@ -1391,3 +1391,28 @@ def test_onnxruntime_backend_refuses_a_thread_count_it_would_drop(
                        r'must be a positive whole number of CPU threads, '
                        r'got 0'):
         OnnxRuntimeBackend(str(tmp_path / 'model.onnx'), num_threads=0)
+
+
+def test_run_inference_refuses_an_item_that_is_not_a_path(checkpoint, inputs,
+                                                          tmp_path):
+    """``run_inference(inferencer, [path, rgb], out)`` (an array among the
+    files, or a bytes path) failed with ``TypeError: expected str, bytes or
+    os.PathLike object, not ndarray`` from os.path, naming neither the item
+    nor what to call instead."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, run_inference
+    from mmseg_dsnet.utils.errors import UserError
+    folder, _ = inputs
+    normal = folder / 'normal.jpg'
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = tmp_path / 'out'
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    for given, what in (([str(normal), rgb], 'files\\[1\\] is an array'),
+                        ([str(normal).encode()], 'files\\[0\\] is a bytes'),
+                        ([normal, None], 'files\\[1\\] is a NoneType')):
+        with pytest.raises(UserError, match=f'run_inference: {what}, not an '
+                           r'image file path \(a str or pathlib.Path\); '
+                           r'.*LesionInferencer.predict\(\[rgb, ...\]\)'):
+            run_inference(inferencer, given, str(out), progress=False)
+    assert not out.exists()
+    summary = run_inference(inferencer, [normal], str(out), progress=False)
+    assert summary.processed == [normal]

@@ -446,8 +446,9 @@ def run_inference(inferencer: LesionInferencer,
         InferenceSummary
 
     Raises:
-        UserError: ``out_dir/sources.json`` (or its digests) cannot be
-            read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
+        UserError: An item of ``files`` is not a path (an array: use
+            :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
+            (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
     """
     # One path string was taken as a sequence of one-letter file names,
@@ -460,6 +461,20 @@ def run_inference(inferencer: LesionInferencer,
     # A generator was used up naming the outputs: the run claimed the
     # folder (model.json) and failed with "has no len()".
     files = list(files)
+    # An array (or a bytes path) failed deep in the naming of the outputs
+    # with a TypeError from os.path that named neither the item nor what
+    # to pass.
+    for index, path in enumerate(files):
+        if not isinstance(path, (str, os.PathLike)) or isinstance(
+                os.fspath(path), bytes):
+            what = ('an array' if isinstance(path, np.ndarray) else
+                    f'a {type(path).__name__}')
+            raise UserError(
+                f'run_inference: files[{index}] is {what}, not an image '
+                'file path (a str or pathlib.Path); run_inference reads '
+                'and writes files: segment arrays already in memory with '
+                'LesionInferencer.predict([rgb, ...]), or give the path '
+                'of each image file')
     # Also one error for a threshold set after the inferencer was made,
     # not one failure per image.
     check_threshold(inferencer.threshold, 'LesionInferencer: threshold')
