@@ -192,6 +192,25 @@ def check_input_format(onnx_file: str, meta: dict):
         'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
 
 
+def check_input_size(input_size) -> Tuple[int, int]:
+    """``input_size`` as ``(H, W)`` of two positive integers.
+
+    Raises:
+        OnnxModelError: It is not two positive whole numbers.
+    """
+    try:
+        height, width = input_size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+               and v > 0 for v in (height, width)):
+        raise OnnxModelError(
+            'OnnxRuntimeBackend: input_size must be (height, width), two '
+            f'positive whole numbers, got {input_size!r}; leave it out to '
+            'run at the size stored in the file')
+    return int(height), int(width)
+
+
 class OnnxRuntimeBackend:
     """Runs an ONNX file written by ``tools/deployment/export_onnx.py``.
 
@@ -200,13 +219,17 @@ class OnnxRuntimeBackend:
         num_threads (int, optional): onnxruntime intra-op threads, a
             positive integer (None: onnxruntime's default, all cores).
         input_size (tuple[int, int], optional): ``(H, W)`` to run at;
-            default: the size stored in the file's metadata, else 256x256.
-            A fixed-size graph (``--static-size``) runs at its size only.
+            default: the size stored in the file's metadata (the test
+            size of the config it was exported from), else 256x256.
+            Another size than the stored one is refused: the weights were
+            trained and checked at that size, and elsewhere give other
+            masks. A fixed-size graph (``--static-size``) runs at its
+            size only.
 
     Raises:
-        OnnxModelError: The file is not export_onnx's, or a fixed-size
-            graph is asked to run at another size or its metadata
-            disagree about its size.
+        OnnxModelError: The file is not export_onnx's, ``input_size`` is
+            not the size stored in it (or not two positive integers), or
+            a fixed-size graph's metadata disagree about its size.
     """
     name = 'onnxruntime'
 
@@ -231,9 +254,25 @@ class OnnxRuntimeBackend:
                         f'graph), but {what} is {given}; run it at '
                         f'{fixed[0]}x{fixed[1]} or export the model again')
             input_size = fixed
-        if input_size is None and META_INPUT_SIZE in meta:
-            input_size = tuple(
-                int(v) for v in meta[META_INPUT_SIZE].split(','))
+        stored = (tuple(int(v) for v in meta[META_INPUT_SIZE].split(','))
+                  if META_INPUT_SIZE in meta else None)
+        if fixed is None and input_size is not None:
+            input_size = check_input_size(input_size)
+            # A fully convolutional graph runs at any size, so the weights
+            # (trained and checked at the stored size) ran at another one
+            # and gave other masks without a word.
+            if stored is not None and input_size != stored:
+                raise OnnxModelError(
+                    f'{onnx_file} was exported to run at '
+                    f'{stored[0]}x{stored[1]} (its {META_INPUT_SIZE}: the '
+                    "test size of its config, at which its parity with "
+                    'PyTorch was checked), but input_size is '
+                    f'{input_size[0]}x{input_size[1]}: the network has no '
+                    'input size in its weights, so it would run there and '
+                    'give other masks without an error; leave input_size '
+                    'out, or export a model trained at that size')
+        if input_size is None:
+            input_size = stored
         self.input_size = tuple(input_size or (256, 256))
         self.threshold = float(meta.get(META_THRESHOLD, 0.5))
         self.input_name = self.session.get_inputs()[0].name
