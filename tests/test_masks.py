@@ -52,3 +52,33 @@ def test_overlay_tints_the_lesion_and_is_downsized():
     # The longer side decides (the shorter one, 50, is within 60).
     small = draw_overlay(rgb, mask, max_side=60)
     assert small.shape == (60, 30, 3)
+
+
+def test_overlay_refuses_an_image_or_mask_it_would_draw_wrong():
+    """``draw_overlay(img_as_float(photo), mask)`` returned a float64
+    overlay whose tint was in 0..255 over pixels in 0..1 (a wrong picture,
+    no error); a bool mask (``probability > 0.5``) or one of another size
+    failed inside OpenCV or numpy indexing, naming neither."""
+    from mmseg_dsnet.apis import ImageArrayError
+    rgb = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 10:40] = 1
+    expected = draw_overlay(rgb, mask)
+    # A bool or 0/255 mask draws the same overlay as the 0/1 mask.
+    for same in (mask.astype(bool), mask * np.uint8(255)):
+        np.testing.assert_array_equal(draw_overlay(rgb, same), expected)
+    with pytest.raises(ImageArrayError, match=r'draw_overlay: rgb has dtype '
+                       r'float64 .*not uint8; it takes \(H, W, 3\) uint8'):
+        draw_overlay(rgb / 255.0, mask)
+    with pytest.raises(ImageArrayError, match=r'draw_overlay: rgb has shape '
+                       r'\(40, 60\); it takes \(H, W, 3\) uint8 RGB arrays'):
+        draw_overlay(rgb[..., 0], mask)
+    for wrong, what in ((mask[:20], r'uint8 \(20, 60\)'),
+                        (mask.T.copy(), r'uint8 \(60, 40\)'),
+                        (mask.astype(np.float32), r'float32 \(40, 60\)'),
+                        (mask[..., None], r'uint8 \(40, 60, 1\)')):
+        with pytest.raises(ImageArrayError, match=rf'draw_overlay: mask is '
+                           rf'{what}; it takes an \(40, 60\) integer or '
+                           r'bool mask \(nonzero = lesion\), the size of '
+                           r'rgb \(40, 60, 3\)'):
+            draw_overlay(rgb, wrong)

@@ -43,7 +43,7 @@ READ_HINT = ('read image files with '
              'grayscale, RGBA and 16-bit images to 8-bit RGB')
 
 
-def check_rgb_image(rgb, index: int) -> None:
+def check_rgb_image(rgb, index: int, where: Optional[str] = None) -> None:
     """Refuse an image that is not an ``(H, W, 3)`` uint8 RGB array.
 
     The network takes pixel values 0..255; a float image in 0..1 ran as a
@@ -54,11 +54,15 @@ def check_rgb_image(rgb, index: int) -> None:
     Args:
         rgb: One item of the images given.
         index (int): Its place in the list, for the message.
+        where (str, optional): What the message names instead of
+            ``LesionInferencer: image <index>`` (an image given alone,
+            e.g. ``'draw_overlay: rgb'``).
 
     Raises:
         ImageArrayError: Naming the item and what it is.
     """
-    where = f'LesionInferencer: image {index}'
+    listed = where is None
+    where = where or f'LesionInferencer: image {index}'
     want = '; it takes (H, W, 3) uint8 RGB arrays with values 0..255'
     if not isinstance(rgb, np.ndarray):
         raise ImageArrayError(
@@ -74,8 +78,9 @@ def check_rgb_image(rgb, index: int) -> None:
             + READ_HINT)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape[:2]:
         raise ImageArrayError(
-            f'{where} has shape {rgb.shape}{want} (one image is passed as '
-            'a list: [rgb]); ' + READ_HINT)
+            f'{where} has shape {rgb.shape}{want}'
+            + (' (one image is passed as a list: [rgb])' if listed else '')
+            + '; ' + READ_HINT)
 
 
 class LesionInferencer:

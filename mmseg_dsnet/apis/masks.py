@@ -137,7 +137,8 @@ def draw_overlay(rgb: np.ndarray,
 
     Args:
         rgb (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
-        mask (np.ndarray): ``(H, W)`` uint8 mask, 1 = lesion.
+        mask (np.ndarray): ``(H, W)`` integer or bool mask, nonzero =
+            lesion (:meth:`LesionInferencer.predict`'s 0/1, or 0/255).
         max_side (int): Overlays of larger images are drawn downsized so
             their longer side is ``max_side`` (the mask is not affected).
         color (tuple[int, int, int]): RGB tint and contour colour.
@@ -145,7 +146,26 @@ def draw_overlay(rgb: np.ndarray,
 
     Returns:
         np.ndarray: ``(h, w, 3)`` uint8 RGB overlay.
+
+    Raises:
+        ImageArrayError: ``rgb`` is not an ``(H, W, 3)`` uint8 array, or
+            ``mask`` is not an ``(H, W)`` integer or bool mask of its size.
     """
+    # A float image in 0..1 came back as a float overlay whose tint was in
+    # 0..255 (a wrong picture, no error); a bool mask or one of another
+    # size failed inside OpenCV or numpy indexing, naming neither.
+    from .lesion_inferencer import ImageArrayError, check_rgb_image
+    check_rgb_image(rgb, 0, where='draw_overlay: rgb')
+    if not isinstance(mask, np.ndarray) or mask.dtype.kind not in 'biu' \
+            or mask.shape != rgb.shape[:2]:
+        what = (f'a {type(mask).__name__}' if not isinstance(
+            mask, np.ndarray) else f'{mask.dtype} {mask.shape}')
+        raise ImageArrayError(
+            f'draw_overlay: mask is {what}; it takes an {rgb.shape[:2]} '
+            'integer or bool mask (nonzero = lesion), the size of rgb '
+            f'{rgb.shape}: give the mask LesionInferencer.predict made for '
+            'this image (a probability map: threshold it first)')
+    mask = (mask != 0).astype(np.uint8)
     height, width = mask.shape
     if max(height, width) > max_side:
         factor = max_side / max(height, width)
