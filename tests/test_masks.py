@@ -82,3 +82,30 @@ def test_overlay_refuses_an_image_or_mask_it_would_draw_wrong():
                            r'bool mask \(nonzero = lesion\), the size of '
                            r'rgb \(40, 60, 3\)'):
             draw_overlay(rgb, wrong)
+
+
+def test_write_image_refuses_an_array_it_would_write_wrong(tmp_path):
+    """``write_image('p.png', probability)`` (float in 0..1) was cast by
+    OpenCV to 8 bits with only a warning: a file of 0s and 1s; an RGBA
+    image lost its alpha; a bool mask failed inside OpenCV's overload
+    resolution."""
+    import cv2
+
+    from mmseg_dsnet.apis import ImageArrayError, write_image
+    probability = np.linspace(0, 1, 40 * 60, dtype=np.float32).reshape(40, 60)
+    for image, what in ((probability, r'float32 \(40, 60\)'),
+                        (probability > 0.5, r'bool \(40, 60\)'),
+                        (np.zeros((40, 60, 4), np.uint8),
+                         r'uint8 \(40, 60, 4\)'),
+                        ([[0, 255]], 'a list')):
+        path = tmp_path / 'p.png'
+        with pytest.raises(ImageArrayError, match=rf'write_image: .*p.png: '
+                           rf'the image is {what}; it takes uint8 \(H, W\) '
+                           r'or \(H, W, 3\) RGB arrays: a mask as mask \* '
+                           r'255'):
+            write_image(str(path), image)
+        assert not path.exists()
+    mask = (probability > 0.5).astype(np.uint8) * np.uint8(255)
+    write_image(str(tmp_path / 'm.png'), mask)
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / 'm.png'), cv2.IMREAD_UNCHANGED), mask)

@@ -194,7 +194,24 @@ def write_image(path: str, image: np.ndarray, params=None) -> None:
         path (str): Output file (``.png``, ``.jpg`` ...).
         image (np.ndarray): ``(H, W)`` or ``(H, W, 3)`` RGB uint8 image.
         params (list, optional): OpenCV encoder parameters.
+
+    Raises:
+        ImageArrayError: ``image`` is not a uint8 ``(H, W)`` or
+            ``(H, W, 3)`` array; nothing is written.
     """
+    # OpenCV cast a float image to 8 bits with only a warning on stderr
+    # (a probability map in 0..1 was written as 0s and 1s), dropped the
+    # alpha of an RGBA one, and failed on a bool mask naming no argument.
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        from .lesion_inferencer import ImageArrayError
+        what = (f'a {type(image).__name__}' if not isinstance(
+            image, np.ndarray) else f'{image.dtype} {image.shape}')
+        raise ImageArrayError(
+            f'write_image: {path}: the image is {what}; it takes uint8 '
+            '(H, W) or (H, W, 3) RGB arrays: a mask as mask * 255 (0/255), '
+            'a probability map as (probability * 255).round().astype('
+            "'uint8'); nothing written")
     ext = osp.splitext(path)[1]
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
