@@ -1416,3 +1416,18 @@ def test_run_inference_refuses_an_item_that_is_not_a_path(checkpoint, inputs,
     assert not out.exists()
     summary = run_inference(inferencer, [normal], str(out), progress=False)
     assert summary.processed == [normal]
+
+
+def test_lesion_inferencer_refuses_flips_that_is_not_a_bool(checkpoint):
+    """``LesionInferencer(backend, flips='False')`` (or ``'no'``) turned
+    the flips on: three passes per image, and ``"flips": "False"`` in the
+    output folder's model.json."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend
+    from mmseg_dsnet.utils.errors import UserError
+    backend = TorchBackend(CONFIG, checkpoint)
+    for given in ('False', 'no', None, 1):
+        with pytest.raises(UserError, match=r'LesionInferencer: flips must '
+                           rf'be True or False, got {re.escape(repr(given))}'):
+            LesionInferencer(backend, flips=given)
+    assert LesionInferencer(backend, flips=np.bool_(True)).flips is True
+    assert LesionInferencer(backend).flips is False

@@ -101,8 +101,9 @@ class LesionInferencer:
     Raises:
         ThresholdError: ``threshold`` (or the model's own) is not in
             (0, 1); also a ``UserError`` and a ``ValueError``.
-        UserError: ``flips`` for a config whose own ``tta_pipeline``
-            (which ``tools/test.py --tta`` runs) is not the flips.
+        UserError: ``flips`` is not a bool, or is True for a config whose
+            own ``tta_pipeline`` (which ``tools/test.py --tta`` runs) is
+            not the flips.
     """
 
     def __init__(self, backend, threshold: Optional[float] = None,
@@ -114,6 +115,15 @@ class LesionInferencer:
             check_threshold(backend.threshold, "the model's threshold")
             if threshold is None else
             check_threshold(threshold, 'LesionInferencer: threshold'))
+        # Any truthy value turned the flips on: flips='False' (or 'no')
+        # ran three passes and recorded "flips": "False" in model.json.
+        if not isinstance(flips, (bool, np.bool_)):
+            raise UserError(
+                f'LesionInferencer: flips must be True or False, got '
+                f'{flips!r}; True averages each image with its horizontal '
+                'and vertical flips (as tools/test.py --tta), False (the '
+                'default) runs the image once')
+        flips = bool(flips)
         self.input_size = tuple(backend.input_size)
         cfg = getattr(backend, 'cfg', None)
         if flips and cfg is not None:
