@@ -1431,3 +1431,24 @@ def test_lesion_inferencer_refuses_flips_that_is_not_a_bool(checkpoint):
             LesionInferencer(backend, flips=given)
     assert LesionInferencer(backend, flips=np.bool_(True)).flips is True
     assert LesionInferencer(backend).flips is False
+
+
+@pytest.mark.parametrize('name, value', [
+    ('overlay_max_side', 0), ('overlay_max_side', -5), ('max_pixels', 0),
+    ('batch_size', 0), ('batch_size', 2.5), ('batch_size', True)])
+def test_run_inference_refuses_sizes_below_one(checkpoint, inputs, tmp_path,
+                                               name, value):
+    """``run_inference(..., overlay_max_side=0)`` wrote 1x1 overlays,
+    ``max_pixels=0`` listed every image as failed (``raise it with
+    --max-pixels``), ``batch_size=0`` ran one image at a time, no error
+    (infer.py refuses these options below 1)."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, run_inference
+    from mmseg_dsnet.utils.errors import UserError
+    folder, _ = inputs
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=rf'run_inference: {name} must be a '
+                       rf'whole number of at least 1, got {value!r}'):
+        run_inference(inferencer, [str(folder / 'normal.jpg')], str(out),
+                      progress=False, **{name: value})
+    assert not out.exists()

@@ -5,6 +5,7 @@ Both backends run the same network at the model's fixed input size;
 everything around it (reading, resizing, masks at the original size,
 overlays, writing) is shared here, so the two backends give the same masks.
 """
+import numbers
 import os
 import os.path as osp
 import tempfile
@@ -461,7 +462,9 @@ def run_inference(inferencer: LesionInferencer,
         InferenceSummary
 
     Raises:
-        UserError: An item of ``files`` is not a path (an array: use
+        UserError: ``batch_size``, ``max_pixels`` or ``overlay_max_side``
+            is not a whole number of at least 1, an item of ``files`` is
+            not a path (an array: use
             :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
             (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
@@ -473,6 +476,21 @@ def run_inference(inferencer: LesionInferencer,
             f'run_inference: files is one path ({os.fspath(files)!r}), not '
             'a list of image files; give [path] for one image, or the '
             'images of a folder (mmseg_dsnet.image_io.find_images)')
+    # Below 1 these were taken as given, as infer.py's options once were:
+    # overlay_max_side=0 wrote 1x1 overlays, max_pixels=0 listed every
+    # image as failed, batch_size=0 ran one image at a time.
+    for name, value in (('batch_size', batch_size),
+                        ('max_pixels', max_pixels),
+                        ('overlay_max_side', overlay_max_side)):
+        if name == 'max_pixels' and value is None:
+            continue  # no limit
+        if isinstance(value, bool) or not isinstance(
+                value, numbers.Integral) or value < 1:
+            raise UserError(
+                f'run_inference: {name} must be a whole number of at least '
+                f'1, got {value!r}'
+                + ('; give None for no limit' if name == 'max_pixels'
+                   else ''))
     # A generator was used up naming the outputs: the run claimed the
     # folder (model.json) and failed with "has no len()".
     files = list(files)
