@@ -109,3 +109,26 @@ def test_write_image_refuses_an_array_it_would_write_wrong(tmp_path):
     write_image(str(tmp_path / 'm.png'), mask)
     np.testing.assert_array_equal(
         cv2.imread(str(tmp_path / 'm.png'), cv2.IMREAD_UNCHANGED), mask)
+
+
+def test_overlay_refuses_a_style_it_would_wrap_around():
+    """``draw_overlay(rgb, mask, alpha=35)`` (a percentage), ``alpha=1.5``
+    or ``color=(300, -20, 0)`` wrapped the tint around uint8 into other
+    colours, and ``max_side=0`` drew a 1x1 overlay, without an error."""
+    rgb = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 10:40] = 1
+    for kwargs, match in (
+            (dict(alpha=35), r'alpha must be an opacity from 0 to 1, got 35'),
+            (dict(alpha=1.5), r'got 1\.5'), (dict(alpha=-0.5), r'got -0\.5'),
+            (dict(color=(300, -20, 0)), r'color must be three whole '
+             r'numbers 0\.\.255 \(R, G, B\), got \(300, -20, 0\)'),
+            (dict(color=(255, 0)), r'got \(255, 0\)'),
+            (dict(max_side=0), r'max_side must be a whole number of at '
+             r'least 1, got 0')):
+        with pytest.raises(ValueError, match=rf'draw_overlay: .*{match}'):
+            draw_overlay(rgb, mask, **kwargs)
+    # The limits themselves are drawn.
+    assert draw_overlay(rgb, mask, alpha=1.0, color=(255, 0, 0),
+                        max_side=1).shape == (1, 1, 3)
+    assert draw_overlay(rgb, mask, alpha=0)[20, 20].tolist() == [100] * 3

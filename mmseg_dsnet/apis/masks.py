@@ -11,6 +11,7 @@ augmented views are resized one by one and merged as probabilities at the
 output size (:func:`views_to_mask`), as ``tools/test.py --tta`` merges
 them.
 """
+import numbers
 import os.path as osp
 from typing import Sequence, Tuple
 
@@ -150,6 +151,8 @@ def draw_overlay(rgb: np.ndarray,
     Raises:
         ImageArrayError: ``rgb`` is not an ``(H, W, 3)`` uint8 array, or
             ``mask`` is not an ``(H, W)`` integer or bool mask of its size.
+        ValueError: ``max_side`` below 1, ``alpha`` outside 0..1, or
+            ``color`` not three values 0..255.
     """
     # A float image in 0..1 came back as a float overlay whose tint was in
     # 0..255 (a wrong picture, no error); a bool mask or one of another
@@ -166,6 +169,23 @@ def draw_overlay(rgb: np.ndarray,
             f'{rgb.shape}: give the mask LesionInferencer.predict made for '
             'this image (a probability map: threshold it first)')
     mask = (mask != 0).astype(np.uint8)
+    # Cast to uint8 unchecked: alpha=35 (a percentage) or 1.5 wrapped the
+    # tint around (255 + 1 -> 0) into other colours, color=(300, ...) too;
+    # max_side=0 drew a 1x1 overlay.
+    if isinstance(max_side, bool) or not isinstance(
+            max_side, numbers.Integral) or max_side < 1:
+        raise ValueError(f'draw_overlay: max_side must be a whole number of '
+                         f'at least 1, got {max_side!r}')
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) \
+            or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f'draw_overlay: alpha must be an opacity from 0 to '
+                         f'1, got {alpha!r} (0.35 for 35 %)')
+    if len(color) != 3 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            and 0 <= v <= 255 for v in color):
+        raise ValueError(f'draw_overlay: color must be three whole numbers '
+                         f'0..255 (R, G, B), got {color!r}')
+    color = tuple(int(v) for v in color)
     height, width = mask.shape
     if max(height, width) > max_side:
         factor = max_side / max(height, width)
