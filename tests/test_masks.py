@@ -132,3 +132,20 @@ def test_overlay_refuses_a_style_it_would_wrap_around():
     assert draw_overlay(rgb, mask, alpha=1.0, color=(255, 0, 0),
                         max_side=1).shape == (1, 1, 3)
     assert draw_overlay(rgb, mask, alpha=0)[20, 20].tolist() == [100] * 3
+
+
+def test_resize_to_mask_refuses_a_size_or_map_it_would_misread():
+    """``resize_to_mask(d, (10.7, 8.2))`` cut the size to 10x8 without a
+    word; ``resize_to_mask(logits[0], size)`` with one image's ``(1, h, w)``
+    logits failed with ``too many values to unpack`` from inside."""
+    decision = np.ones((4, 4), np.float32)
+    for size in ((10.7, 8.2), (10, True), 10, (10, 8, 3)):
+        with pytest.raises(ValueError, match=r'invalid output size .*: give '
+                           r'\(height, width\), two whole numbers of at '
+                           r'least 1'):
+            resize_to_mask(decision, size)
+    with pytest.raises(ValueError, match=r'resize_to_mask: the decision map '
+                       r'has shape \(1, 4, 4\); it takes one \(h, w\) map '
+                       r'.*decision_map\(logits, threshold\)'):
+        resize_to_mask(decision[None], (10, 8))
+    assert resize_to_mask(decision, (np.int64(10), 8)).shape == (10, 8)

@@ -36,10 +36,18 @@ def _linear_taps(out_size: int, in_size: int):
 
 
 def _check_size(size) -> Tuple[int, int]:
-    height, width = int(size[0]), int(size[1])
-    if height < 1 or width < 1:
-        raise ValueError(f'invalid output size {size}')
-    return height, width
+    """``size`` as ``(height, width)`` of two whole numbers of at least 1
+    (``int()`` cut ``(10.7, 8.2)`` to 10x8 without a word)."""
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+               and v >= 1 for v in (height, width)):
+        raise ValueError(f'invalid output size {size!r}: give (height, '
+                         'width), two whole numbers of at least 1 (the '
+                         "image's shape[:2])")
+    return int(height), int(width)
 
 
 def _resized_bands(maps: Sequence[np.ndarray], size: Tuple[int, int],
@@ -78,6 +86,16 @@ def resize_to_mask(decision: np.ndarray,
     """
     height, width = _check_size(size)
     decision = np.asarray(decision, dtype=np.float32)
+    # A (1, h, w) map (one image of LesionInferencer.logits) failed with
+    # "too many values to unpack" inside the resampling.
+    if decision.ndim != 2 or 0 in decision.shape:
+        raise ValueError(
+            f'resize_to_mask: the decision map has shape {decision.shape}; '
+            'it takes one (h, w) map (positive = lesion): for logits of '
+            'shape (C, h, w) make it with '
+            'mmseg_dsnet.models.utils.decision_map(logits, threshold), or '
+            "use LesionInferencer.predict, which gives masks at the image's "
+            'size')
     if decision.shape == (height, width):
         return (decision > 0).astype(np.uint8)
     mask = np.empty((height, width), dtype=np.uint8)
