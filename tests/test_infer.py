@@ -1452,3 +1452,22 @@ def test_run_inference_refuses_sizes_below_one(checkpoint, inputs, tmp_path,
         run_inference(inferencer, [str(folder / 'normal.jpg')], str(out),
                       progress=False, **{name: value})
     assert not out.exists()
+
+
+def test_backends_take_pathlib_paths(checkpoint):
+    """``TorchBackend(Path(config), Path(ckpt))`` failed in mmengine's
+    loader (``TypeError: expected string or bytes-like object``),
+    ``make_backend(Path(...))`` with ``AttributeError: 'PosixPath' object
+    has no attribute 'lower'``."""
+    from pathlib import Path
+
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, make_backend
+    rgb = np.random.RandomState(0).randint(0, 256, (40, 50, 3), np.uint8)
+    expected = LesionInferencer(TorchBackend(CONFIG, str(checkpoint))
+                                ).predict([rgb])[0]
+    for make in (TorchBackend, make_backend):
+        backend = make(Path(CONFIG), Path(checkpoint))
+        # Recorded in model.json as files (a Path was taken for an object).
+        assert backend.model_files == (CONFIG, str(checkpoint))
+        np.testing.assert_array_equal(
+            LesionInferencer(backend).predict([rgb])[0], expected)

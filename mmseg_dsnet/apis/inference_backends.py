@@ -9,6 +9,7 @@ and ``model_files`` (the files that decide the masks, for the output
 folder's record: :func:`~.output_record.describe_model`).
 """
 import numbers
+import os
 import os.path as osp
 import tempfile
 from typing import Optional, Tuple
@@ -71,6 +72,15 @@ def check_has_checkpoint(config, checkpoint: Optional[str],
             'weights: mmseg_dsnet.apis.released_model.released_model())')
 
 
+def as_path(value):
+    """A ``pathlib.Path`` (any ``os.PathLike``) as the ``str`` path the
+    OpenMMLab loaders take; anything else as it is (a ``Config`` object,
+    None). mmengine's checkpoint loader failed on a Path with ``TypeError:
+    expected string or bytes-like object``, and ``make_backend`` with
+    ``AttributeError: ... has no attribute 'lower'``."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 def check_num_threads(num_threads, what: str):
     """Refuse a thread count that is not a positive integer (None passes:
     the library's default).
@@ -111,8 +121,8 @@ class TorchBackend:
     """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
 
     Args:
-        config (str | Config): Model config.
-        checkpoint (str): Checkpoint (loaded safely and strictly);
+        config (str | Path | Config): Model config.
+        checkpoint (str | Path): Checkpoint (loaded safely and strictly);
             required: None raises a ``UserError``.
         device (str | torch.device): Torch device (``'cpu'``, ``'cuda'``,
             ``'cuda:N'``); one this machine cannot run on raises a
@@ -125,6 +135,7 @@ class TorchBackend:
                  device: str = 'cpu', reparameterize: bool = True):
         # Optional in the signature only so that the error says what is
         # missing: masks of random weights came out without a word.
+        config, checkpoint = as_path(config), as_path(checkpoint)
         check_has_checkpoint(config, checkpoint, 'TorchBackend')
         # torch failed only when the model was moved there, after the
         # build: an AssertionError ('Torch not compiled with CUDA enabled').
@@ -236,6 +247,7 @@ class OnnxRuntimeBackend:
     def __init__(self, onnx_file: str, num_threads: Optional[int] = None,
                  input_size: Optional[Tuple[int, int]] = None):
         check_num_threads(num_threads, 'OnnxRuntimeBackend')
+        onnx_file = as_path(onnx_file)
         # One place turns a broken file into an error naming it.
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -310,6 +322,7 @@ def make_backend(model: str,
     Returns:
         TorchBackend | OnnxRuntimeBackend
     """
+    model, checkpoint = as_path(model), as_path(checkpoint)
     is_onnx = model.lower().endswith('.onnx')
     backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
     if backend not in BACKENDS:
