@@ -1471,3 +1471,7 @@ def test_backends_take_pathlib_paths(checkpoint):
         assert backend.model_files == (CONFIG, str(checkpoint))
         np.testing.assert_array_equal(
             LesionInferencer(backend).predict([rgb])[0], expected)
+    # The segmentor builder the backends use, called on its own.
+    from mmseg_dsnet.apis import build_segmentor
+    model = build_segmentor(CONFIG, Path(checkpoint))
+    assert not model.training
