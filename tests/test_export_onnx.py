@@ -1058,3 +1058,25 @@ def test_int8_pass_rule_at_the_minimum_mask_iou(checkpoint, image_dir,
         int8_min_mask_iou=90.0)
     assert result['int8']['passed'] is written
     assert result['passed'] is written and int8.exists() is written
+
+
+def test_onnxruntime_backend_refuses_another_input_size(exported):
+    """``OnnxRuntimeBackend(f, input_size=(128, 128))`` of a model exported
+    at 256x256 (a dynamic graph) ran it at 128x128 and gave other masks
+    without an error (the released DSNet: 23 % of one photo's mask pixels
+    flipped, its lesion nearly gone); ``input_size=[256, '256']`` was kept
+    as given."""
+    from mmseg_dsnet.apis import OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
+    out, _ = exported
+    assert OnnxRuntimeBackend(str(out)).input_size == (256, 256)
+    assert OnnxRuntimeBackend(str(out),
+                              input_size=[256, 256]).input_size == (256, 256)
+    with pytest.raises(OnnxModelError, match=r'was exported to run at '
+                       r'256x256 \(its mmseg_dsnet.input_size: .*\), but '
+                       r'input_size is 128x128: .* leave input_size out'):
+        OnnxRuntimeBackend(str(out), input_size=(128, 128))
+    for given in ([256, '256'], 256, (256, 256, 3), (0, 256)):
+        with pytest.raises(OnnxModelError, match=r'input_size must be '
+                           r'\(height, width\), two positive whole numbers'):
+            OnnxRuntimeBackend(str(out), input_size=given)

@@ -1352,3 +1352,126 @@ def test_a_config_run_with_onnxruntime_records_its_checkpoint(checkpoint,
     record = inferencer_record(LesionInferencer(backend))
     assert record['checkpoint_sha256'] == sha256_of(str(checkpoint))
     assert record['model_sha256'] == sha256_of(CONFIG)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_threads=0), r'make_backend: num_threads must be a positive '
+     r'whole number of CPU threads, got 0'),
+    (dict(num_threads=-1), r'num_threads must be a positive whole number '
+     r'of CPU threads, got -1'),
+    (dict(num_threads=2.5), r'got 2\.5'),
+    (dict(backend='onnxruntime', num_threads=0), r'got 0'),
+    (dict(backend='onnxruntime', device='cuda'),
+     r"make_backend: device='cuda' applies to the pytorch backend; "
+     r'onnxruntime runs on the CPU here'),
+    (dict(device='gpu'), r'TorchBackend: device gpu: not a device; give '
+     r'cuda, cuda:N or cpu'),
+])
+def test_make_backend_refuses_arguments_it_would_drop(checkpoint, kwargs,
+                                                      match):
+    """``make_backend(CONFIG, CKPT, num_threads=0)`` ran on all cores and
+    ``backend='onnxruntime', device='cuda'`` on the CPU, without a word
+    (infer.py refuses both); ``num_threads=-1`` / ``2.5`` and
+    ``device='gpu'`` failed inside torch with errors that named no
+    argument."""
+    from mmseg_dsnet.apis import make_backend
+    from mmseg_dsnet.utils.errors import UserError
+    threads = torch.get_num_threads()
+    with pytest.raises(UserError, match=match):
+        make_backend(CONFIG, checkpoint, **kwargs)
+    assert torch.get_num_threads() == threads
+
+
+def test_onnxruntime_backend_refuses_a_thread_count_it_would_drop(
+        tmp_path):
+    """``OnnxRuntimeBackend(f, num_threads=0)`` ran on all cores."""
+    from mmseg_dsnet.apis import OnnxRuntimeBackend
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match=r'OnnxRuntimeBackend: num_threads '
+                       r'must be a positive whole number of CPU threads, '
+                       r'got 0'):
+        OnnxRuntimeBackend(str(tmp_path / 'model.onnx'), num_threads=0)
+
+
+def test_run_inference_refuses_an_item_that_is_not_a_path(checkpoint, inputs,
+                                                          tmp_path):
+    """``run_inference(inferencer, [path, rgb], out)`` (an array among the
+    files, or a bytes path) failed with ``TypeError: expected str, bytes or
+    os.PathLike object, not ndarray`` from os.path, naming neither the item
+    nor what to call instead."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, run_inference
+    from mmseg_dsnet.utils.errors import UserError
+    folder, _ = inputs
+    normal = folder / 'normal.jpg'
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = tmp_path / 'out'
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    for given, what in (([str(normal), rgb], 'files\\[1\\] is an array'),
+                        ([str(normal).encode()], 'files\\[0\\] is a bytes'),
+                        ([normal, None], 'files\\[1\\] is a NoneType')):
+        with pytest.raises(UserError, match=f'run_inference: {what}, not an '
+                           r'image file path \(a str or pathlib.Path\); '
+                           r'.*LesionInferencer.predict\(\[rgb, ...\]\)'):
+            run_inference(inferencer, given, str(out), progress=False)
+    assert not out.exists()
+    summary = run_inference(inferencer, [normal], str(out), progress=False)
+    assert summary.processed == [normal]
+
+
+def test_lesion_inferencer_refuses_flips_that_is_not_a_bool(checkpoint):
+    """``LesionInferencer(backend, flips='False')`` (or ``'no'``) turned
+    the flips on: three passes per image, and ``"flips": "False"`` in the
+    output folder's model.json."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend
+    from mmseg_dsnet.utils.errors import UserError
+    backend = TorchBackend(CONFIG, checkpoint)
+    for given in ('False', 'no', None, 1):
+        with pytest.raises(UserError, match=r'LesionInferencer: flips must '
+                           rf'be True or False, got {re.escape(repr(given))}'):
+            LesionInferencer(backend, flips=given)
+    assert LesionInferencer(backend, flips=np.bool_(True)).flips is True
+    assert LesionInferencer(backend).flips is False
+
+
+@pytest.mark.parametrize('name, value', [
+    ('overlay_max_side', 0), ('overlay_max_side', -5), ('max_pixels', 0),
+    ('batch_size', 0), ('batch_size', 2.5), ('batch_size', True)])
+def test_run_inference_refuses_sizes_below_one(checkpoint, inputs, tmp_path,
+                                               name, value):
+    """``run_inference(..., overlay_max_side=0)`` wrote 1x1 overlays,
+    ``max_pixels=0`` listed every image as failed (``raise it with
+    --max-pixels``), ``batch_size=0`` ran one image at a time, no error
+    (infer.py refuses these options below 1)."""
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, run_inference
+    from mmseg_dsnet.utils.errors import UserError
+    folder, _ = inputs
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=rf'run_inference: {name} must be a '
+                       rf'whole number of at least 1, got {value!r}'):
+        run_inference(inferencer, [str(folder / 'normal.jpg')], str(out),
+                      progress=False, **{name: value})
+    assert not out.exists()
+
+
+def test_backends_take_pathlib_paths(checkpoint):
+    """``TorchBackend(Path(config), Path(ckpt))`` failed in mmengine's
+    loader (``TypeError: expected string or bytes-like object``),
+    ``make_backend(Path(...))`` with ``AttributeError: 'PosixPath' object
+    has no attribute 'lower'``."""
+    from pathlib import Path
+
+    from mmseg_dsnet.apis import LesionInferencer, TorchBackend, make_backend
+    rgb = np.random.RandomState(0).randint(0, 256, (40, 50, 3), np.uint8)
+    expected = LesionInferencer(TorchBackend(CONFIG, str(checkpoint))
+                                ).predict([rgb])[0]
+    for make in (TorchBackend, make_backend):
+        backend = make(Path(CONFIG), Path(checkpoint))
+        # Recorded in model.json as files (a Path was taken for an object).
+        assert backend.model_files == (CONFIG, str(checkpoint))
+        np.testing.assert_array_equal(
+            LesionInferencer(backend).predict([rgb])[0], expected)
+    # The segmentor builder the backends use, called on its own.
+    from mmseg_dsnet.apis import build_segmentor
+    model = build_segmentor(CONFIG, Path(checkpoint))
+    assert not model.training

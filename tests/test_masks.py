@@ -52,3 +52,100 @@ def test_overlay_tints_the_lesion_and_is_downsized():
     # The longer side decides (the shorter one, 50, is within 60).
     small = draw_overlay(rgb, mask, max_side=60)
     assert small.shape == (60, 30, 3)
+
+
+def test_overlay_refuses_an_image_or_mask_it_would_draw_wrong():
+    """``draw_overlay(img_as_float(photo), mask)`` returned a float64
+    overlay whose tint was in 0..255 over pixels in 0..1 (a wrong picture,
+    no error); a bool mask (``probability > 0.5``) or one of another size
+    failed inside OpenCV or numpy indexing, naming neither."""
+    from mmseg_dsnet.apis import ImageArrayError
+    rgb = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 10:40] = 1
+    expected = draw_overlay(rgb, mask)
+    # A bool or 0/255 mask draws the same overlay as the 0/1 mask.
+    for same in (mask.astype(bool), mask * np.uint8(255)):
+        np.testing.assert_array_equal(draw_overlay(rgb, same), expected)
+    with pytest.raises(ImageArrayError, match=r'draw_overlay: rgb has dtype '
+                       r'float64 .*not uint8; it takes \(H, W, 3\) uint8'):
+        draw_overlay(rgb / 255.0, mask)
+    with pytest.raises(ImageArrayError, match=r'draw_overlay: rgb has shape '
+                       r'\(40, 60\); it takes \(H, W, 3\) uint8 RGB arrays'):
+        draw_overlay(rgb[..., 0], mask)
+    for wrong, what in ((mask[:20], r'uint8 \(20, 60\)'),
+                        (mask.T.copy(), r'uint8 \(60, 40\)'),
+                        (mask.astype(np.float32), r'float32 \(40, 60\)'),
+                        (mask[..., None], r'uint8 \(40, 60, 1\)')):
+        with pytest.raises(ImageArrayError, match=rf'draw_overlay: mask is '
+                           rf'{what}; it takes an \(40, 60\) integer or '
+                           r'bool mask \(nonzero = lesion\), the size of '
+                           r'rgb \(40, 60, 3\)'):
+            draw_overlay(rgb, wrong)
+
+
+def test_write_image_refuses_an_array_it_would_write_wrong(tmp_path):
+    """``write_image('p.png', probability)`` (float in 0..1) was cast by
+    OpenCV to 8 bits with only a warning: a file of 0s and 1s; an RGBA
+    image lost its alpha; a bool mask failed inside OpenCV's overload
+    resolution."""
+    import cv2
+
+    from mmseg_dsnet.apis import ImageArrayError, write_image
+    probability = np.linspace(0, 1, 40 * 60, dtype=np.float32).reshape(40, 60)
+    for image, what in ((probability, r'float32 \(40, 60\)'),
+                        (probability > 0.5, r'bool \(40, 60\)'),
+                        (np.zeros((40, 60, 4), np.uint8),
+                         r'uint8 \(40, 60, 4\)'),
+                        ([[0, 255]], 'a list')):
+        path = tmp_path / 'p.png'
+        with pytest.raises(ImageArrayError, match=rf'write_image: .*p.png: '
+                           rf'the image is {what}; it takes uint8 \(H, W\) '
+                           r'or \(H, W, 3\) RGB arrays: a mask as mask \* '
+                           r'255'):
+            write_image(str(path), image)
+        assert not path.exists()
+    mask = (probability > 0.5).astype(np.uint8) * np.uint8(255)
+    write_image(str(tmp_path / 'm.png'), mask)
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / 'm.png'), cv2.IMREAD_UNCHANGED), mask)
+
+
+def test_overlay_refuses_a_style_it_would_wrap_around():
+    """``draw_overlay(rgb, mask, alpha=35)`` (a percentage), ``alpha=1.5``
+    or ``color=(300, -20, 0)`` wrapped the tint around uint8 into other
+    colours, and ``max_side=0`` drew a 1x1 overlay, without an error."""
+    rgb = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 10:40] = 1
+    for kwargs, match in (
+            (dict(alpha=35), r'alpha must be an opacity from 0 to 1, got 35'),
+            (dict(alpha=1.5), r'got 1\.5'), (dict(alpha=-0.5), r'got -0\.5'),
+            (dict(color=(300, -20, 0)), r'color must be three whole '
+             r'numbers 0\.\.255 \(R, G, B\), got \(300, -20, 0\)'),
+            (dict(color=(255, 0)), r'got \(255, 0\)'),
+            (dict(max_side=0), r'max_side must be a whole number of at '
+             r'least 1, got 0')):
+        with pytest.raises(ValueError, match=rf'draw_overlay: .*{match}'):
+            draw_overlay(rgb, mask, **kwargs)
+    # The limits themselves are drawn.
+    assert draw_overlay(rgb, mask, alpha=1.0, color=(255, 0, 0),
+                        max_side=1).shape == (1, 1, 3)
+    assert draw_overlay(rgb, mask, alpha=0)[20, 20].tolist() == [100] * 3
+
+
+def test_resize_to_mask_refuses_a_size_or_map_it_would_misread():
+    """``resize_to_mask(d, (10.7, 8.2))`` cut the size to 10x8 without a
+    word; ``resize_to_mask(logits[0], size)`` with one image's ``(1, h, w)``
+    logits failed with ``too many values to unpack`` from inside."""
+    decision = np.ones((4, 4), np.float32)
+    for size in ((10.7, 8.2), (10, True), 10, (10, 8, 3)):
+        with pytest.raises(ValueError, match=r'invalid output size .*: give '
+                           r'\(height, width\), two whole numbers of at '
+                           r'least 1'):
+            resize_to_mask(decision, size)
+    with pytest.raises(ValueError, match=r'resize_to_mask: the decision map '
+                       r'has shape \(1, 4, 4\); it takes one \(h, w\) map '
+                       r'.*decision_map\(logits, threshold\)'):
+        resize_to_mask(decision[None], (10, 8))
+    assert resize_to_mask(decision, (np.int64(10), 8)).shape == (10, 8)

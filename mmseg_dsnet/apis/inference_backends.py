@@ -8,6 +8,8 @@ alike: ``backend(batch)`` maps ``(N, 3, H, W)`` float32 RGB to
 and ``model_files`` (the files that decide the masks, for the output
 folder's record: :func:`~.output_record.describe_model`).
 """
+import numbers
+import os
 import os.path as osp
 import tempfile
 from typing import Optional, Tuple
@@ -70,14 +72,61 @@ def check_has_checkpoint(config, checkpoint: Optional[str],
             'weights: mmseg_dsnet.apis.released_model.released_model())')
 
 
+def as_path(value):
+    """A ``pathlib.Path`` (any ``os.PathLike``) as the ``str`` path the
+    OpenMMLab loaders take; anything else as it is (a ``Config`` object,
+    None). mmengine's checkpoint loader failed on a Path with ``TypeError:
+    expected string or bytes-like object``, and ``make_backend`` with
+    ``AttributeError: ... has no attribute 'lower'``."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def check_num_threads(num_threads, what: str):
+    """Refuse a thread count that is not a positive integer (None passes:
+    the library's default).
+
+    ``0`` was dropped without a word (both backends ran on all cores, as
+    ``infer.py --threads 0`` did before it was refused); ``-1`` and ``2.5``
+    failed inside torch or onnxruntime without naming the argument.
+
+    Raises:
+        UserError: Naming the caller and the value.
+    """
+    if num_threads is None:
+        return
+    if isinstance(num_threads, bool) or not isinstance(
+            num_threads, numbers.Integral) or num_threads < 1:
+        raise UserError(
+            f'{what}: num_threads must be a positive whole number of CPU '
+            f'threads, got {num_threads!r}; leave it out (None) for the '
+            "library's default (all cores)")
+
+
+def check_onnxruntime_device(device, what: str) -> None:
+    """Refuse a device other than the CPU for the onnxruntime backend,
+    which runs on the CPU here (``infer.py --device`` refuses it too):
+    ``device='cuda'`` was dropped without a word.
+
+    Raises:
+        UserError: Naming the caller and the device.
+    """
+    if str(device) != 'cpu':
+        raise UserError(
+            f"{what}: device={str(device)!r} applies to the pytorch backend; "
+            "onnxruntime runs on the CPU here: leave device out (or 'cpu'), "
+            "or run the config and checkpoint with backend='pytorch'")
+
+
 class TorchBackend:
     """Runs a config + checkpoint with PyTorch on CPU (or ``device``).
 
     Args:
-        config (str | Config): Model config.
-        checkpoint (str): Checkpoint (loaded safely and strictly);
+        config (str | Path | Config): Model config.
+        checkpoint (str | Path): Checkpoint (loaded safely and strictly);
             required: None raises a ``UserError``.
-        device (str): Torch device. Default: ``'cpu'``.
+        device (str | torch.device): Torch device (``'cpu'``, ``'cuda'``,
+            ``'cuda:N'``); one this machine cannot run on raises a
+            ``UserError`` before anything is built. Default: ``'cpu'``.
         reparameterize (bool): Run the re-parameterised form. Default: True.
     """
     name = 'pytorch'
@@ -86,7 +135,15 @@ class TorchBackend:
                  device: str = 'cpu', reparameterize: bool = True):
         # Optional in the signature only so that the error says what is
         # missing: masks of random weights came out without a word.
+        config, checkpoint = as_path(config), as_path(checkpoint)
         check_has_checkpoint(config, checkpoint, 'TorchBackend')
+        # torch failed only when the model was moved there, after the
+        # build: an AssertionError ('Torch not compiled with CUDA enabled').
+        from ..utils.cli import device_option
+        try:
+            device_option(device, task='inference', option='device')
+        except UserError as err:
+            raise UserError(f'TorchBackend: {err}') from None
         self.cfg = load_config(config)
         check_runs_as_tested(self.cfg)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
@@ -146,26 +203,51 @@ def check_input_format(onnx_file: str, meta: dict):
         'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
 
 
+def check_input_size(input_size) -> Tuple[int, int]:
+    """``input_size`` as ``(H, W)`` of two positive integers.
+
+    Raises:
+        OnnxModelError: It is not two positive whole numbers.
+    """
+    try:
+        height, width = input_size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+               and v > 0 for v in (height, width)):
+        raise OnnxModelError(
+            'OnnxRuntimeBackend: input_size must be (height, width), two '
+            f'positive whole numbers, got {input_size!r}; leave it out to '
+            'run at the size stored in the file')
+    return int(height), int(width)
+
+
 class OnnxRuntimeBackend:
     """Runs an ONNX file written by ``tools/deployment/export_onnx.py``.
 
     Args:
         onnx_file (str): The model.
-        num_threads (int, optional): onnxruntime intra-op threads (None:
-            onnxruntime's default, all cores).
+        num_threads (int, optional): onnxruntime intra-op threads, a
+            positive integer (None: onnxruntime's default, all cores).
         input_size (tuple[int, int], optional): ``(H, W)`` to run at;
-            default: the size stored in the file's metadata, else 256x256.
-            A fixed-size graph (``--static-size``) runs at its size only.
+            default: the size stored in the file's metadata (the test
+            size of the config it was exported from), else 256x256.
+            Another size than the stored one is refused: the weights were
+            trained and checked at that size, and elsewhere give other
+            masks. A fixed-size graph (``--static-size``) runs at its
+            size only.
 
     Raises:
-        OnnxModelError: The file is not export_onnx's, or a fixed-size
-            graph is asked to run at another size or its metadata
-            disagree about its size.
+        OnnxModelError: The file is not export_onnx's, ``input_size`` is
+            not the size stored in it (or not two positive integers), or
+            a fixed-size graph's metadata disagree about its size.
     """
     name = 'onnxruntime'
 
     def __init__(self, onnx_file: str, num_threads: Optional[int] = None,
                  input_size: Optional[Tuple[int, int]] = None):
+        check_num_threads(num_threads, 'OnnxRuntimeBackend')
+        onnx_file = as_path(onnx_file)
         # One place turns a broken file into an error naming it.
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -184,9 +266,25 @@ class OnnxRuntimeBackend:
                         f'graph), but {what} is {given}; run it at '
                         f'{fixed[0]}x{fixed[1]} or export the model again')
             input_size = fixed
-        if input_size is None and META_INPUT_SIZE in meta:
-            input_size = tuple(
-                int(v) for v in meta[META_INPUT_SIZE].split(','))
+        stored = (tuple(int(v) for v in meta[META_INPUT_SIZE].split(','))
+                  if META_INPUT_SIZE in meta else None)
+        if fixed is None and input_size is not None:
+            input_size = check_input_size(input_size)
+            # A fully convolutional graph runs at any size, so the weights
+            # (trained and checked at the stored size) ran at another one
+            # and gave other masks without a word.
+            if stored is not None and input_size != stored:
+                raise OnnxModelError(
+                    f'{onnx_file} was exported to run at '
+                    f'{stored[0]}x{stored[1]} (its {META_INPUT_SIZE}: the '
+                    "test size of its config, at which its parity with "
+                    'PyTorch was checked), but input_size is '
+                    f'{input_size[0]}x{input_size[1]}: the network has no '
+                    'input size in its weights, so it would run there and '
+                    'give other masks without an error; leave input_size '
+                    'out, or export a model trained at that size')
+        if input_size is None:
+            input_size = stored
         self.input_size = tuple(input_size or (256, 256))
         self.threshold = float(meta.get(META_THRESHOLD, 0.5))
         self.input_name = self.session.get_inputs()[0].name
@@ -212,19 +310,26 @@ def make_backend(model: str,
             Default: onnxruntime for an ONNX file, PyTorch for a config.
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
             file first.
-        device (str): Torch device of the PyTorch backend.
-        num_threads (int, optional): CPU threads of either backend (for
-            PyTorch: ``torch.set_num_threads``, process-wide).
+        device (str): Torch device of the PyTorch backend; the onnxruntime
+            backend runs on the CPU only (another device raises a
+            ``UserError``).
+        num_threads (int, optional): CPU threads of either backend, a
+            positive integer (for PyTorch: ``torch.set_num_threads``,
+            process-wide); None: the library's default.
         work_dir (str, optional): Where the temporary ONNX file goes
             (removed once loaded).
 
     Returns:
         TorchBackend | OnnxRuntimeBackend
     """
+    model, checkpoint = as_path(model), as_path(checkpoint)
     is_onnx = model.lower().endswith('.onnx')
     backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {BACKENDS}, got {backend}')
+    check_num_threads(num_threads, 'make_backend')
+    if backend == 'onnxruntime':
+        check_onnxruntime_device(device, 'make_backend')
     if is_onnx:
         if backend != 'onnxruntime':
             raise ValueError(f'{model} is an ONNX file: it runs with the '
@@ -235,9 +340,10 @@ def make_backend(model: str,
         return OnnxRuntimeBackend(model, num_threads)
     check_has_checkpoint(model, checkpoint, 'make_backend')
     if backend == 'pytorch':
-        if num_threads:
+        torch_backend = TorchBackend(model, checkpoint, device)
+        if num_threads is not None:
             torch.set_num_threads(num_threads)
-        return TorchBackend(model, checkpoint, device)
+        return torch_backend
     cfg = load_config(model)
     check_runs_as_tested(cfg)
     check_checkpoint_size(cfg, checkpoint)

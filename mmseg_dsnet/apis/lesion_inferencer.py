@@ -5,6 +5,7 @@ Both backends run the same network at the model's fixed input size;
 everything around it (reading, resizing, masks at the original size,
 overlays, writing) is shared here, so the two backends give the same masks.
 """
+import numbers
 import os
 import os.path as osp
 import tempfile
@@ -43,7 +44,7 @@ READ_HINT = ('read image files with '
              'grayscale, RGBA and 16-bit images to 8-bit RGB')
 
 
-def check_rgb_image(rgb, index: int) -> None:
+def check_rgb_image(rgb, index: int, where: Optional[str] = None) -> None:
     """Refuse an image that is not an ``(H, W, 3)`` uint8 RGB array.
 
     The network takes pixel values 0..255; a float image in 0..1 ran as a
@@ -54,11 +55,15 @@ def check_rgb_image(rgb, index: int) -> None:
     Args:
         rgb: One item of the images given.
         index (int): Its place in the list, for the message.
+        where (str, optional): What the message names instead of
+            ``LesionInferencer: image <index>`` (an image given alone,
+            e.g. ``'draw_overlay: rgb'``).
 
     Raises:
         ImageArrayError: Naming the item and what it is.
     """
-    where = f'LesionInferencer: image {index}'
+    listed = where is None
+    where = where or f'LesionInferencer: image {index}'
     want = '; it takes (H, W, 3) uint8 RGB arrays with values 0..255'
     if not isinstance(rgb, np.ndarray):
         raise ImageArrayError(
@@ -74,8 +79,9 @@ def check_rgb_image(rgb, index: int) -> None:
             + READ_HINT)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape[:2]:
         raise ImageArrayError(
-            f'{where} has shape {rgb.shape}{want} (one image is passed as '
-            'a list: [rgb]); ' + READ_HINT)
+            f'{where} has shape {rgb.shape}{want}'
+            + (' (one image is passed as a list: [rgb])' if listed else '')
+            + '; ' + READ_HINT)
 
 
 class LesionInferencer:
@@ -96,8 +102,9 @@ class LesionInferencer:
     Raises:
         ThresholdError: ``threshold`` (or the model's own) is not in
             (0, 1); also a ``UserError`` and a ``ValueError``.
-        UserError: ``flips`` for a config whose own ``tta_pipeline``
-            (which ``tools/test.py --tta`` runs) is not the flips.
+        UserError: ``flips`` is not a bool, or is True for a config whose
+            own ``tta_pipeline`` (which ``tools/test.py --tta`` runs) is
+            not the flips.
     """
 
     def __init__(self, backend, threshold: Optional[float] = None,
@@ -109,6 +116,15 @@ class LesionInferencer:
             check_threshold(backend.threshold, "the model's threshold")
             if threshold is None else
             check_threshold(threshold, 'LesionInferencer: threshold'))
+        # Any truthy value turned the flips on: flips='False' (or 'no')
+        # ran three passes and recorded "flips": "False" in model.json.
+        if not isinstance(flips, (bool, np.bool_)):
+            raise UserError(
+                f'LesionInferencer: flips must be True or False, got '
+                f'{flips!r}; True averages each image with its horizontal '
+                'and vertical flips (as tools/test.py --tta), False (the '
+                'default) runs the image once')
+        flips = bool(flips)
         self.input_size = tuple(backend.input_size)
         cfg = getattr(backend, 'cfg', None)
         if flips and cfg is not None:
@@ -446,8 +462,11 @@ def run_inference(inferencer: LesionInferencer,
         InferenceSummary
 
     Raises:
-        UserError: ``out_dir/sources.json`` (or its digests) cannot be
-            read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
+        UserError: ``batch_size``, ``max_pixels`` or ``overlay_max_side``
+            is not a whole number of at least 1, an item of ``files`` is
+            not a path (an array: use
+            :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
+            (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
     """
     # One path string was taken as a sequence of one-letter file names,
@@ -457,9 +476,38 @@ def run_inference(inferencer: LesionInferencer,
             f'run_inference: files is one path ({os.fspath(files)!r}), not '
             'a list of image files; give [path] for one image, or the '
             'images of a folder (mmseg_dsnet.image_io.find_images)')
+    # Below 1 these were taken as given, as infer.py's options once were:
+    # overlay_max_side=0 wrote 1x1 overlays, max_pixels=0 listed every
+    # image as failed, batch_size=0 ran one image at a time.
+    for name, value in (('batch_size', batch_size),
+                        ('max_pixels', max_pixels),
+                        ('overlay_max_side', overlay_max_side)):
+        if name == 'max_pixels' and value is None:
+            continue  # no limit
+        if isinstance(value, bool) or not isinstance(
+                value, numbers.Integral) or value < 1:
+            raise UserError(
+                f'run_inference: {name} must be a whole number of at least '
+                f'1, got {value!r}'
+                + ('; give None for no limit' if name == 'max_pixels'
+                   else ''))
     # A generator was used up naming the outputs: the run claimed the
     # folder (model.json) and failed with "has no len()".
     files = list(files)
+    # An array (or a bytes path) failed deep in the naming of the outputs
+    # with a TypeError from os.path that named neither the item nor what
+    # to pass.
+    for index, path in enumerate(files):
+        if not isinstance(path, (str, os.PathLike)) or isinstance(
+                os.fspath(path), bytes):
+            what = ('an array' if isinstance(path, np.ndarray) else
+                    f'a {type(path).__name__}')
+            raise UserError(
+                f'run_inference: files[{index}] is {what}, not an image '
+                'file path (a str or pathlib.Path); run_inference reads '
+                'and writes files: segment arrays already in memory with '
+                'LesionInferencer.predict([rgb, ...]), or give the path '
+                'of each image file')
     # Also one error for a threshold set after the inferencer was made,
     # not one failure per image.
     check_threshold(inferencer.threshold, 'LesionInferencer: threshold')

@@ -11,6 +11,7 @@ augmented views are resized one by one and merged as probabilities at the
 output size (:func:`views_to_mask`), as ``tools/test.py --tta`` merges
 them.
 """
+import numbers
 import os.path as osp
 from typing import Sequence, Tuple
 
@@ -35,10 +36,18 @@ def _linear_taps(out_size: int, in_size: int):
 
 
 def _check_size(size) -> Tuple[int, int]:
-    height, width = int(size[0]), int(size[1])
-    if height < 1 or width < 1:
-        raise ValueError(f'invalid output size {size}')
-    return height, width
+    """``size`` as ``(height, width)`` of two whole numbers of at least 1
+    (``int()`` cut ``(10.7, 8.2)`` to 10x8 without a word)."""
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+               and v >= 1 for v in (height, width)):
+        raise ValueError(f'invalid output size {size!r}: give (height, '
+                         'width), two whole numbers of at least 1 (the '
+                         "image's shape[:2])")
+    return int(height), int(width)
 
 
 def _resized_bands(maps: Sequence[np.ndarray], size: Tuple[int, int],
@@ -77,6 +86,16 @@ def resize_to_mask(decision: np.ndarray,
     """
     height, width = _check_size(size)
     decision = np.asarray(decision, dtype=np.float32)
+    # A (1, h, w) map (one image of LesionInferencer.logits) failed with
+    # "too many values to unpack" inside the resampling.
+    if decision.ndim != 2 or 0 in decision.shape:
+        raise ValueError(
+            f'resize_to_mask: the decision map has shape {decision.shape}; '
+            'it takes one (h, w) map (positive = lesion): for logits of '
+            'shape (C, h, w) make it with '
+            'mmseg_dsnet.models.utils.decision_map(logits, threshold), or '
+            "use LesionInferencer.predict, which gives masks at the image's "
+            'size')
     if decision.shape == (height, width):
         return (decision > 0).astype(np.uint8)
     mask = np.empty((height, width), dtype=np.uint8)
@@ -137,7 +156,8 @@ def draw_overlay(rgb: np.ndarray,
 
     Args:
         rgb (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
-        mask (np.ndarray): ``(H, W)`` uint8 mask, 1 = lesion.
+        mask (np.ndarray): ``(H, W)`` integer or bool mask, nonzero =
+            lesion (:meth:`LesionInferencer.predict`'s 0/1, or 0/255).
         max_side (int): Overlays of larger images are drawn downsized so
             their longer side is ``max_side`` (the mask is not affected).
         color (tuple[int, int, int]): RGB tint and contour colour.
@@ -145,7 +165,45 @@ def draw_overlay(rgb: np.ndarray,
 
     Returns:
         np.ndarray: ``(h, w, 3)`` uint8 RGB overlay.
+
+    Raises:
+        ImageArrayError: ``rgb`` is not an ``(H, W, 3)`` uint8 array, or
+            ``mask`` is not an ``(H, W)`` integer or bool mask of its size.
+        ValueError: ``max_side`` below 1, ``alpha`` outside 0..1, or
+            ``color`` not three values 0..255.
     """
+    # A float image in 0..1 came back as a float overlay whose tint was in
+    # 0..255 (a wrong picture, no error); a bool mask or one of another
+    # size failed inside OpenCV or numpy indexing, naming neither.
+    from .lesion_inferencer import ImageArrayError, check_rgb_image
+    check_rgb_image(rgb, 0, where='draw_overlay: rgb')
+    if not isinstance(mask, np.ndarray) or mask.dtype.kind not in 'biu' \
+            or mask.shape != rgb.shape[:2]:
+        what = (f'a {type(mask).__name__}' if not isinstance(
+            mask, np.ndarray) else f'{mask.dtype} {mask.shape}')
+        raise ImageArrayError(
+            f'draw_overlay: mask is {what}; it takes an {rgb.shape[:2]} '
+            'integer or bool mask (nonzero = lesion), the size of rgb '
+            f'{rgb.shape}: give the mask LesionInferencer.predict made for '
+            'this image (a probability map: threshold it first)')
+    mask = (mask != 0).astype(np.uint8)
+    # Cast to uint8 unchecked: alpha=35 (a percentage) or 1.5 wrapped the
+    # tint around (255 + 1 -> 0) into other colours, color=(300, ...) too;
+    # max_side=0 drew a 1x1 overlay.
+    if isinstance(max_side, bool) or not isinstance(
+            max_side, numbers.Integral) or max_side < 1:
+        raise ValueError(f'draw_overlay: max_side must be a whole number of '
+                         f'at least 1, got {max_side!r}')
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) \
+            or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f'draw_overlay: alpha must be an opacity from 0 to '
+                         f'1, got {alpha!r} (0.35 for 35 %)')
+    if len(color) != 3 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            and 0 <= v <= 255 for v in color):
+        raise ValueError(f'draw_overlay: color must be three whole numbers '
+                         f'0..255 (R, G, B), got {color!r}')
+    color = tuple(int(v) for v in color)
     height, width = mask.shape
     if max(height, width) > max_side:
         factor = max_side / max(height, width)
@@ -174,7 +232,24 @@ def write_image(path: str, image: np.ndarray, params=None) -> None:
         path (str): Output file (``.png``, ``.jpg`` ...).
         image (np.ndarray): ``(H, W)`` or ``(H, W, 3)`` RGB uint8 image.
         params (list, optional): OpenCV encoder parameters.
+
+    Raises:
+        ImageArrayError: ``image`` is not a uint8 ``(H, W)`` or
+            ``(H, W, 3)`` array; nothing is written.
     """
+    # OpenCV cast a float image to 8 bits with only a warning on stderr
+    # (a probability map in 0..1 was written as 0s and 1s), dropped the
+    # alpha of an RGBA one, and failed on a bool mask naming no argument.
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        from .lesion_inferencer import ImageArrayError
+        what = (f'a {type(image).__name__}' if not isinstance(
+            image, np.ndarray) else f'{image.dtype} {image.shape}')
+        raise ImageArrayError(
+            f'write_image: {path}: the image is {what}; it takes uint8 '
+            '(H, W) or (H, W, 3) RGB arrays: a mask as mask * 255 (0/255), '
+            'a probability map as (probability * 255).round().astype('
+            "'uint8'); nothing written")
     ext = osp.splitext(path)[1]
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

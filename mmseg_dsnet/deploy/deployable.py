@@ -15,6 +15,7 @@ ONNX and run by the PyTorch backend of ``tools/infer.py``:
 :func:`to_model_input` makes that input from an image, and the ``META_*``
 keys name the metadata an exported ONNX file carries about it.
 """
+import os
 import re
 import warnings
 from typing import Optional, Tuple, Union
@@ -121,6 +122,10 @@ def build_segmentor(config: Union[str, Config],
     from mmseg_dsnet.engine.preflight import build_scope
     from mmseg_dsnet.models.utils import reparameterize_model
 
+    # mmengine's loader takes a str: a pathlib.Path failed in it with
+    # "expected string or bytes-like object".
+    if isinstance(checkpoint, os.PathLike):
+        checkpoint = os.fspath(checkpoint)
     cfg = load_config(config)
     # ``init_weights`` is never called: weights come from the checkpoint
     # and nothing is downloaded. The scope is set for the build only: the
