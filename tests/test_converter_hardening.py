@@ -33,9 +33,9 @@ tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tool)
 decode = isic._decode
 
-def slow_decode(data):
+def slow_decode(*args, **kwargs):
     time.sleep(0.2)
-    return decode(data)
+    return decode(*args, **kwargs)
 
 isic._decode = slow_decode
 sys.exit(tool.main(sys.argv[2:]))
