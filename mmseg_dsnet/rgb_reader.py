@@ -258,13 +258,24 @@ def decode_rgb(image, notes=None):
             8-bit reading (a ``ValueError`` too).
         LoaderMismatchError: A file OpenCV reads otherwise than Pillow
             in a way not followed here (a PGM/PPM of another maximum than
-            255, a TIFF with premultiplied alpha; a ``ValueError`` too).
+            255, a TIFF with premultiplied alpha, a 16-bit colour TIFF; a
+            ``ValueError`` too).
     """
     notes = [] if notes is None else notes
     raw_mode = _raw_mode(image)
     # Before loading: Pillow's TIFF loader turns the pixels upright itself
     # and drops the tag, and the orientation went unnoted.
     _check_pnm_maxval(image)  # before anything that may load it
+    if image.format == 'TIFF' and ';16' in raw_mode and \
+            image.mode not in SIXTEEN_BIT_MODES:
+        # Pillow keeps the high byte of 16-bit colour; OpenCV reads a
+        # 16-bit colour TIFF through libtiff's RGBA interface, which rounds
+        # x * 255 / 65535: a quarter of the values were a level apart.
+        raise LoaderMismatchError(
+            f'16-bit colour TIFF ({raw_mode}): Pillow keeps the high byte, '
+            'OpenCV (the training and test loader) rounds x * 255 / 65535, '
+            'so the pixels the model sees would depend on the tool; '
+            'convert it to an 8-bit PNG first')
     orientation = exif_orientation(image)
     extra_samples = _tiff_extra_samples(image)
     if 1 in extra_samples:

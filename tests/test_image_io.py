@@ -377,3 +377,106 @@ def test_an_uncompressed_tiff_is_turned_as_opencv_turns_it(
     assert theirs.shape[:2] == ((32, 24) if orientation == 6 else (24, 32))
     assert np.array_equal(loaded.rgb, theirs)
     assert f'EXIF orientation {orientation} applied' in loaded.notes[0]
+
+
+def test_what_loading_changes_is_noted(tmp_path):
+    """The notes users read to know what the model saw: a 16-bit colour
+    image cut to 8 bits, and a file of two frames read as its first."""
+    import cv2
+
+    from mmseg_dsnet.rgb_reader import read_rgb
+    bgr = np.zeros((4, 6, 3), np.uint16)
+    bgr[:] = (100 * 256 + 7, 120 * 256 + 200, 150 * 256 + 255)
+    deep = tmp_path / 'deep.png'
+    cv2.imwrite(str(deep), bgr)
+    notes = []
+    rgb = read_rgb(deep, notes)
+    assert rgb.shape == (4, 6, 3)
+    assert rgb[0, 0].tolist() == [150, 120, 100]  # the high bytes
+    assert notes == ['16-bit image (RGB;16B) reduced to 8 bits']
+    frames = [Image.fromarray(np.full((4, 6, 3), v, np.uint8))
+              for v in (10, 200)]
+    two = tmp_path / 'two.tif'
+    frames[0].save(two, save_all=True, append_images=frames[1:])
+    notes = []
+    assert (read_rgb(two, notes) == 10).all()
+    assert notes == ['2 frames: only the first is used']
+
+
+@pytest.mark.parametrize('orientation,upright_size,corner', [
+    (2, (4, 6), (0, 5)), (3, (4, 6), (3, 5)), (4, (4, 6), (3, 0)),
+    (5, (6, 4), (0, 0)), (6, (6, 4), (0, 3)), (7, (6, 4), (5, 3)),
+    (8, (6, 4), (5, 0))])
+def test_every_orientation_is_applied_and_noted(tmp_path, orientation,
+                                                upright_size, corner):
+    """Each EXIF orientation (TIFF/EXIF 2.3 definitions, worked by hand
+    for a 6x4 picture whose stored top-left pixel is marked): where that
+    pixel ends up, and the note's stored and upright sizes (5..8 swap the
+    axes; 5 and 7 were never checked)."""
+    from mmseg_dsnet.rgb_reader import read_rgb
+    stored = np.zeros((4, 6, 3), np.uint8)
+    stored[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / 'o.png'
+    Image.fromarray(stored).save(path, exif=exif)
+    notes = []
+    rgb = read_rgb(path, notes)
+    assert rgb.shape[:2] == upright_size
+    assert [tuple(p) for p in np.argwhere(rgb[..., 0])] == [corner]
+    height, width = upright_size
+    assert notes == [f'EXIF orientation {orientation} applied (stored 6x4, '
+                     f'upright {width}x{height})']
+
+
+@pytest.mark.parametrize('orientation', range(2, 9))
+def test_a_tiff_that_pillow_did_not_turn_is_refused(
+        tmp_path, monkeypatch, orientation):
+    """The guard behind the TIFF orientation fix: should Pillow's loader
+    leave a TIFF of orientation 5..8 in its stored axes (as it did for
+    mapped files), it is refused, not segmented a quarter turn against
+    ``tools/test.py``; 2..4 keep the axes and are turned by the reader."""
+    from PIL import TiffImagePlugin
+
+    from mmseg_dsnet.rgb_reader import LoaderMismatchError, read_rgb
+
+    def load_end(self):  # pixels left as stored, and reported so
+        self._size = self.im.size
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, 'load_end', load_end)
+    stored = np.zeros((4, 6, 3), np.uint8)
+    stored[0, 0] = 255
+    path = tmp_path / 'o.tif'
+    Image.fromarray(stored).save(path, tiffinfo={274: orientation})
+    if orientation >= 5:
+        with pytest.raises(LoaderMismatchError,
+                           match=f'TIFF with EXIF orientation {orientation}'
+                           r' that Pillow did not turn \(stored 6x4, read '
+                           r'6x4\)'):
+            read_rgb(path)
+    else:
+        assert read_rgb(path).shape == (4, 6, 3)
+
+
+@pytest.mark.parametrize('channels', [3, 4])
+def test_a_16_bit_colour_tiff_is_refused(tmp_path, channels):
+    """A 16-bit colour TIFF (``cv2.imwrite('x.tif', bgr16)``): Pillow
+    keeps the high byte (41743 -> 163), OpenCV (mmcv, so ``tools/test.py``
+    and training) rounds x * 255 / 65535 (41743 -> 162): a quarter of the
+    values were a level apart, exit 0. Now refused; 16-bit grayscale,
+    read alike by both, still reads."""
+    import cv2
+    import mmcv
+    pixels = np.full((4, 6, channels), 41743, np.uint16)
+    path = tmp_path / 'deep.tif'
+    cv2.imwrite(str(path), pixels)
+    theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')
+    assert (theirs == 162).all()  # round(41743 * 255 / 65535) = 162
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'deep.tif: 16-bit colour TIFF \(RGBA?;16N\): '
+                       'Pillow keeps the high byte'):
+        image_io.read_image(str(path))
+    gray = tmp_path / 'gray.tif'
+    cv2.imwrite(str(gray), pixels[..., 0])
+    assert (image_io.read_image(str(gray)).rgb == 163).all()
+    assert (mmcv.imfrombytes(gray.read_bytes(), flag='color') == 163).all()

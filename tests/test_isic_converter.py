@@ -1363,3 +1363,51 @@ def test_a_black_reading_of_a_16_bit_colour_png_is_skipped(tmp_path):
     assert result['skip']['reason'] == 'unsupported image'
     assert 'whose values all lie below 256' in result['skip']['detail']
     assert not (tmp_path / 'out' / 'images' / 'low.jpg').exists()
+
+
+def test_a_turned_or_converted_image_is_written_and_recorded(tmp_path):
+    """What the converter writes and records for a photo it must change:
+    a JPEG with EXIF orientation 6 (stored 32x24) is written upright
+    (24x32) without the tag, not copied as it came; a TIFF's size
+    mismatch names the stored size (Pillow reports a TIFF's turned size);
+    every note of a conversion is in the record."""
+    (tmp_path / 'out' / 'images').mkdir(parents=True)
+    (tmp_path / 'out' / 'masks').mkdir()
+    stored = np.zeros((24, 32, 3), np.uint8)
+    stored[:, :16] = 200
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / 'photo.jpg', exif=exif,
+                                 quality=95)
+    Image.fromarray(stored[..., 0]).save(tmp_path / 'scan.png',
+                                         format='TIFF', tiffinfo={274: 6})
+    Image.fromarray(np.zeros((32, 24), np.uint8)).save(tmp_path / 'up.png')
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(tmp_path / 'flat.png')
+    Image.fromarray(np.full((24, 32), 200 * 257, np.uint16)).save(
+        tmp_path / 'deep.png')
+
+    def convert(name, image, mask):
+        return isic._process_pair(
+            ('train', name, (str(tmp_path), image, False),
+             (str(tmp_path), mask, False), str(tmp_path / 'out')))
+
+    result = convert('photo', 'photo.jpg', 'up.png')
+    assert result['written'] and result['skip'] is None
+    assert [fix['reason'] for fix in result['fixes']] == [
+        'EXIF orientation applied']
+    with Image.open(tmp_path / 'out' / 'images' / 'photo.jpg') as written:
+        assert written.size == (24, 32)
+        assert written.getexif().get(0x0112) is None
+        # Turned a quarter clockwise: the stored left half is on top.
+        pixels = np.asarray(written.convert('L'), np.int16)
+    assert pixels[:14].min() > 180 and pixels[18:].max() < 20
+    result = convert('scan', 'scan.png', 'flat.png')
+    assert result['skip']['reason'] == 'size mismatch'
+    assert result['skip']['detail'].endswith(
+        ' is 24x32 after its EXIF orientation 6 (stored 32x24), mask is '
+        '32x24')
+    result = convert('deep', 'deep.png', 'flat.png')
+    assert result['written']
+    assert [(fix['reason'], fix['detail']) for fix in result['fixes']] == [
+        ('image converted to RGB', '16-bit image (I;16) scaled to 8 bits; '
+         'grayscale image replicated to 3 channels')]

@@ -64,3 +64,49 @@ def test_the_journal_counts_only_names_whose_outputs_are_there(tmp_path):
         file.write('{"name": "a", "inp')  # a write cut short
     assert rec.read_sources(str(tmp_path)) == {'a': '/in/a.jpg'}
     assert rec.read_source_digests(str(tmp_path)) == {'a': 'aa' * 32}
+
+
+def test_record_summary_names_the_weights_and_threshold(tmp_path):
+    import hashlib
+    config, checkpoint = tmp_path / 'a.py', tmp_path / 'b.pth'
+    config.write_bytes(b'config')
+    checkpoint.write_bytes(b'weights')
+    record = rec.describe_model(str(config), str(checkpoint), 0.45, True)
+    digest = hashlib.sha256(b'weights').hexdigest()[:12]
+    assert record['summary'] == (f'a.py + b.pth (sha256 {digest}), '
+                                 'threshold 0.45, with flips')
+
+
+def test_output_checks_on_hand_made_files(tmp_path):
+    """A 16-bit 0/255 PNG and a .png overlay are no outputs; an input in
+    a sibling folder whose name starts with ``masks`` is not inside
+    ``masks/``; an earlier run's overlays folder is left out once."""
+    import cv2
+    import numpy as np
+    import pytest
+
+    from mmseg_dsnet.utils.errors import UserError
+    make_outputs(tmp_path, ['a'])
+    deep = tmp_path / 'masks' / 'deep.png'
+    cv2.imwrite(str(deep), np.full((2, 3), 255, np.uint16))
+    assert rec.not_an_output(str(deep)) == \
+        'a uint16 image of shape (2, 3), not a 0/255 mask'
+    overlay = tmp_path / 'overlays' / 'a.png'
+    overlay.write_bytes(b'x')
+    assert rec.not_an_output(str(overlay)) == 'not a .jpg overlay'
+    sibling = tmp_path / 'masks_old'
+    sibling.mkdir()
+    (sibling / 'a.png').write_bytes(b'x')
+    rec.check_inputs_outside_outputs(str(tmp_path), [str(sibling / 'a.png')])
+    with pytest.raises(UserError, match='input .*a.png lies in'):
+        rec.check_inputs_outside_outputs(
+            str(tmp_path), [str(tmp_path / 'masks' / 'a.png')])
+    (tmp_path / rec.RECORD_NAME).write_text('{}')
+    (tmp_path / 'overlays' / 'b.jpg').write_bytes(b'x')
+    photo = tmp_path / 'photo.jpg'
+    photo.write_bytes(b'x')
+    overlays = [str(tmp_path / 'overlays' / n) for n in ('a.jpg', 'b.jpg')]
+    keep, left_out = rec.earlier_outputs_among_inputs(
+        [str(tmp_path)], [str(photo)] + overlays)
+    assert keep == [str(photo)]
+    assert left_out == [str(tmp_path / 'overlays')]

@@ -561,3 +561,69 @@ def test_partial_and_wrapped_checks_on_a_small_module():
         check_checkpoint_matches(model, {'head.x': nan}, strict=False)
     wrapped = SegTTAModel(module=SegTTAModel(module=model))
     assert loaded_segmentor(wrapped) is model
+
+
+def test_pretrained_init_rules_on_small_modules(tmp_path):
+    """check_pretrained_inits on plain modules (no training): an init
+    given in a list is checked; a full load gives no note; the prefix
+    matches the start of a key only, and mmengine's ``module.`` revision
+    is not applied under a prefix (mmengine's prefix loading does not);
+    a module that checks its own weights must match exactly; a partial
+    load whose only shared key has another shape says so, and not that
+    the key is not in the model."""
+    import torch
+
+    from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
+                                                     check_checkpoint_matches,
+                                                     check_pretrained_inits)
+    from mmseg_dsnet.engine.preflight.config import MissingInputError
+    from mmseg_dsnet.models.utils.strict_loading import StrictLoadingMixin
+
+    def with_init(module, path, prefix=None, listed=False):
+        init = dict(type='Pretrained', checkpoint=str(path), prefix=prefix)
+        module.init_cfg = [dict(type='Kaiming'), init] if listed else init
+        return module
+
+    weights = {'weight': torch.ones(1, 2), 'bias': torch.zeros(1)}
+    full = tmp_path / 'full.pth'
+    torch.save(dict(state_dict={f'backbone.{k}': v
+                                for k, v in weights.items()}), full)
+    assert check_pretrained_inits(
+        with_init(torch.nn.Linear(2, 1), full, 'backbone')) == []
+    with pytest.raises(MissingInputError, match='model.init_cfg: '
+                       'Pretrained'):
+        check_pretrained_inits(with_init(torch.nn.Linear(2, 1),
+                                         tmp_path / 'none.pth', listed=True))
+    for name, keys in (('inner', {'head.backbone.weight',
+                                  'head.backbone.bias'}),
+                       ('wrapped', {'module.backbone.weight',
+                                    'module.backbone.bias'})):
+        path = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict={k: weights[k.rsplit('.', 1)[1]]
+                                    for k in keys}), path)
+        with pytest.raises(CheckpointMismatchError,
+                           match="holds no key starting with prefix "
+                           "'backbone.'"):
+            check_pretrained_inits(
+                with_init(torch.nn.Linear(2, 1), path, 'backbone'))
+    half = tmp_path / 'half.pth'
+    torch.save(dict(state_dict={'weight': torch.ones(1, 2)}), half)
+    notes = check_pretrained_inits(with_init(torch.nn.Linear(2, 1), half))
+    assert notes == [f'model.init_cfg: 1 of the 2 tensors of model (Linear) '
+                     f'are loaded from Pretrained checkpoint {half}; the '
+                     'other 1 keep their initial weights.']
+
+    class Strict(StrictLoadingMixin, torch.nn.Linear):
+        pass
+
+    with pytest.raises(CheckpointMismatchError, match=r'1 missing key '
+                       r'\(bias\)'):
+        check_pretrained_inits(with_init(Strict(2, 1), half))
+    model = torch.nn.Linear(2, 1)
+    model.test_step = lambda data: data
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_checkpoint_matches(model, {'weight': torch.ones(2, 2)},
+                                 strict=False)
+    assert 'does not match the model: 1 key of another shape (weight: ' \
+        'checkpoint (2, 2), model (1, 2)). Is it' in str(err.value)
+    assert 'not in the model' not in str(err.value)
