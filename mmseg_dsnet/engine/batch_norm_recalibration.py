@@ -266,6 +266,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmengine.runner.utils import set_random_seed
     from mmseg.registry import MODELS
 
+    from ..analysis.threshold_sweep import leaf_datasets, split_file
+
     from ..apis.released_model import (check_trained_input_size,
                                        check_trained_model)
     from ..utils.errors import UserError
@@ -332,7 +334,13 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     meta = dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
     meta['batch_norm_recalibration'] = dict(
         source=osp.abspath(checkpoint), batches=batches, seed=seed,
-        split=cfg.train_dataloader.dataset.get('ann_file'))
+        split=cfg.train_dataloader.dataset.get('ann_file'),
+        # Joined with their data roots: the split alone does not say which
+        # set's images, and the threshold sweep and tools/test.py refuse
+        # to score the images the statistics came from.
+        split_files=[osp.abspath(path) for path in (
+            split_file(leaf) for leaf in
+            leaf_datasets(cfg.train_dataloader.dataset)) if path])
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
     # Checked again at the rename: a second run writing ``out`` meanwhile
