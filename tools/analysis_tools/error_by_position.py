@@ -135,6 +135,10 @@ def main(argv=None):
                     progress.update()
     finally:
         progress.close()
+    # A loader with drop_last=True (or a sampler that skips images) left
+    # images out: the figures were of part of the split, exit 0.
+    from mmseg_dsnet.evaluation.lesion_metric import check_every_image_scored
+    check_every_image_scored(len(metric.results), len(loader.dataset))
     summary = {**errors.summary(args.worst), **scored_iou(metric)}
     print(f'{args.config} ({args.checkpoint}), '
           f'{cfg.test_dataloader.dataset.ann_file}:\n')
