@@ -367,3 +367,28 @@ def test_a_loader_that_leaves_images_out_is_refused(tiny_config, tiny_isic,
         f'{images // 4 * 4} of the {images} images of its dataset')
     assert not out.exists() and not plot.exists()
     assert '| distance from centre |' not in run.stdout
+
+
+def test_a_bad_sample_replaced_by_another_is_refused(tiny_config, tiny_isic,
+                                                     tmp_path):
+    """``--cfg-options test_dataloader.dataset.on_bad_sample=skip`` with a
+    split that lists a missing image: it was replaced by the next image,
+    counted twice, and the figures were written as the split's, exit 0."""
+    from conftest import run_tool_in_process
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    split = tmp_path / 'val_and_missing.txt'
+    split.write_text((tiny_isic / 'splits' / 'official_val.txt')
+                     .read_text().strip() + '\nISIC_9999999\n')
+    out = tmp_path / 'errors.json'
+    run = run_tool_in_process(
+        tool.__file__, tiny_config, checkpoint, '--out', out,
+        '--cfg-options', f'test_dataloader.dataset.ann_file={split}',
+        'test_dataloader.dataset.on_bad_sample=skip')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: Error by position: the bad sample {tiny_isic}/images/'
+        "ISIC_9999999.jpg was replaced by the next sample")
+    assert not out.exists()

@@ -567,3 +567,33 @@ def test_a_checkpoint_recalibrated_on_the_scored_split_is_refused(
                      'splits/official_train.txt'})
     check_not_trained_on(str(train), Config.fromfile(
         cfg).test_dataloader.dataset, str(cfg))
+
+
+def test_a_bad_sample_replaced_by_another_is_refused(two_checkpoints,
+                                                     tmp_path):
+    """``--cfg-options test_dataloader.dataset.on_bad_sample=skip`` with a
+    split that lists a missing image: it was replaced by the next image,
+    which was scored twice, and the table gave the figures as the split's
+    (``(5 images)``), exit 0; ``tools/test.py`` stops there."""
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    tmp, cfg, checkpoints = two_checkpoints
+    data_root = Config.fromfile(cfg).test_dataloader.dataset.data_root
+    split = tmp_path / 'val_and_missing.txt'
+    split.write_text((Path(data_root) / 'splits' / 'official_val.txt')
+                     .read_text().strip() + '\nISIC_9999999\n')
+    out = tmp_path / 'sweep.json'
+    run = run_tool_in_process(
+        tool.__file__, cfg, checkpoints[0], '--thresholds', '0.5', '0.4',
+        '--out', out, '--cfg-options',
+        f'test_dataloader.dataset.ann_file={split}',
+        'test_dataloader.dataset.on_bad_sample=skip')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: Threshold sweep: the bad sample {data_root}/images/'
+        "ISIC_9999999.jpg was replaced by the next sample (on_bad_sample="
+        "'skip'), so that one would be scored twice and "
+        f'{data_root}/images/ISIC_9999999.jpg not at all; a test scores '
+        'every image of its split. Fix or remove the file (and its line '
+        'in the split file); nothing was reported')
+    assert not out.exists() and '| threshold |' not in run.stdout

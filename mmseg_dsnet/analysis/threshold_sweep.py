@@ -100,11 +100,19 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
     Raises:
         IncompleteEvaluationError: The loader gave fewer images than its
             dataset holds (``drop_last=True``).
+        UserError: A bad sample was replaced by another
+            (``on_bad_sample='skip'``).
     """
+    from ..engine.hooks.bad_sample_summary_hook import \
+        check_no_replaced_sample
     metrics = {t: LesionMetric(threshold=t, **(metric_args or {}))
                for t in thresholds}
     with torch.no_grad():
         for data in loader:
+            # A bad sample replaced by the next one (on_bad_sample='skip')
+            # scores that one twice and itself not at all, as tools/test.py
+            # refuses.
+            check_no_replaced_sample(data, 'Threshold sweep')
             samples = [s.to_dict() for s in model.test_step(data)]
             for metric in metrics.values():
                 metric.process(data, samples)
