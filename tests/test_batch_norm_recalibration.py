@@ -542,3 +542,46 @@ def test_a_second_run_writing_the_same_out_is_not_replaced(
     assert out.read_bytes() == b'the other run'
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'out.pth', 'tiny.py', 'trained.pth']
+
+
+def test_tool_refuses_a_training_loader_without_a_split_file(
+        tiny_isic, tmp_path, capsys):
+    """``--cfg-options train_dataloader.dataset.ann_file=''`` (no split
+    file: mmseg reads every image under the data root, the test and
+    validation images among them): the split checks looked at split files
+    only, so the statistics were recomputed on every image and written,
+    exit 0."""
+    from mmengine.config import Config
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    state = build(str(cfg)).state_dict()
+    trained = tmp_path / 'trained.pth'
+    torch.save(dict(meta=dict(cfg=Config.fromfile(cfg).pretty_text),
+                    state_dict=state), trained)
+    bare = tmp_path / 'bare.pth'
+    torch.save(dict(state_dict=state), bare)
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = tmp_path / 'out.pth'
+    for checkpoint in (trained, bare):
+        code, err = run_cli(tool.main, [
+            cfg, checkpoint, out, '--max-batches', '1', '--cfg-options',
+            'train_dataloader.dataset.ann_file='], capsys)
+        assert code == 2, err
+        assert err.splitlines()[-1] == (
+            f'ERROR: {cfg}: train_dataloader.dataset has no split file '
+            f'(ann_file), so it reads every image under {tiny_isic}, the '
+            'test and validation images among them: BatchNorm statistics '
+            'recomputed on them let held-out images shape the model that '
+            'is then scored on them; recompute them on the images it '
+            'trained on (the train_dataloader of the config it was trained '
+            'with)')
+        assert not out.exists()
+    # A run that trained on every image of the set is recalibrated on them.
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        check_recalibration_images
+    config = Config.fromfile(cfg)
+    config.merge_from_dict({'train_dataloader.dataset.ann_file': ''})
+    every = tmp_path / 'every.pth'
+    torch.save(dict(meta=dict(cfg=config.pretty_text), state_dict=state),
+               every)
+    check_recalibration_images(str(every), config.train_dataloader.dataset,
+                               str(cfg))

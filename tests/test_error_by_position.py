@@ -340,3 +340,55 @@ def test_json_text_writes_numbers_that_are_not_finite_as_null():
                       'd': True, 'e': None})
     assert strict_json(text) == {'a': None, 'b': [None, 1.5, 2],
                                  'c': [None, 0.25], 'd': True, 'e': None}
+
+
+def test_a_loader_that_leaves_images_out_is_refused(tiny_config, tiny_isic,
+                                                    tmp_path):
+    """``--cfg-options test_dataloader.batch_size=4
+    test_dataloader.drop_last=True`` on a 5-image split: the figures (table,
+    ``--out``) were of the 4 images of the full batch, exit 0."""
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    split = Config.fromfile(tiny_config).test_dataloader.dataset.ann_file
+    images = len((tiny_isic / split).read_text().split())
+    assert images % 4
+    out, plot = tmp_path / 'errors.json', tmp_path / 'errors.png'
+    run = run_tool_in_process(
+        tool.__file__, tiny_config, checkpoint, '--out', out, '--plot', plot,
+        '--cfg-options', 'test_dataloader.batch_size=4',
+        'test_dataloader.drop_last=True')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: LesionMetric: the evaluation loop gave results for '
+        f'{images // 4 * 4} of the {images} images of its dataset')
+    assert not out.exists() and not plot.exists()
+    assert '| distance from centre |' not in run.stdout
+
+
+def test_a_bad_sample_replaced_by_another_is_refused(tiny_config, tiny_isic,
+                                                     tmp_path):
+    """``--cfg-options test_dataloader.dataset.on_bad_sample=skip`` with a
+    split that lists a missing image: it was replaced by the next image,
+    counted twice, and the figures were written as the split's, exit 0."""
+    from conftest import run_tool_in_process
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    split = tmp_path / 'val_and_missing.txt'
+    split.write_text((tiny_isic / 'splits' / 'official_val.txt')
+                     .read_text().strip() + '\nISIC_9999999\n')
+    out = tmp_path / 'errors.json'
+    run = run_tool_in_process(
+        tool.__file__, tiny_config, checkpoint, '--out', out,
+        '--cfg-options', f'test_dataloader.dataset.ann_file={split}',
+        'test_dataloader.dataset.on_bad_sample=skip')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: Error by position: the bad sample {tiny_isic}/images/'
+        "ISIC_9999999.jpg was replaced by the next sample")
+    assert not out.exists()

@@ -317,3 +317,51 @@ def test_publish_model_keeps_a_file_another_run_wrote_meanwhile(
         'it)')
     assert 'SHA256' not in done.stdout
     assert out.read_bytes() == b'the other run'
+
+
+def test_publish_model_keeps_the_record_of_recomputed_statistics(
+        tiny_isic, tmp_path):
+    """A checkpoint whose BatchNorm statistics ``recalibrate_batch_norm.py``
+    recomputed, published: the weights-only file dropped
+    ``meta['batch_norm_recalibration']``, so its test figures were
+    collected as those of the model as trained and the images the
+    statistics came from could be scored (threshold sweep, test.py),
+    exit 0."""
+    import torch
+    from conftest import run_tool_in_process, write_tiny_config
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.threshold_sweep import check_not_trained_on
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        write_recalibrated_checkpoint
+    from mmseg_dsnet.engine.cli_errors import UserError
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    bare = tmp_path / 'bare.pth'
+    torch.save(dict(state_dict=MODELS.build(
+        Config.fromfile(cfg).model).state_dict()), bare)
+    precise = tmp_path / 'precise.pth'
+    write_recalibrated_checkpoint(
+        str(cfg), str(bare), str(precise), max_batches=1,
+        cfg_options={'train_dataloader.dataset.ann_file':
+                     'splits/official_val.txt'})
+    out = tmp_path / 'net.pth'
+    done = run_tool_in_process('tools/misc/publish_model.py', cfg, precise,
+                               out)
+    assert done.returncode == 0, done.stderr
+    saved = torch.load(out, weights_only=True)
+    record = torch.load(precise, weights_only=False)['meta'][
+        'batch_norm_recalibration']
+    assert saved['meta']['batch_norm_recalibration'] == record
+    dataset = Config.fromfile(cfg).test_dataloader.dataset
+    dataset.ann_file = 'splits/official_val.txt'
+    with pytest.raises(UserError, match='BatchNorm statistics recomputed'):
+        check_not_trained_on(str(out), dataset, str(cfg))
+    # Weights as trained publish as before: no such record.
+    plain = tmp_path / 'plain.pth'
+    assert run_tool_in_process('tools/misc/publish_model.py', cfg, bare,
+                               plain).returncode == 0
+    assert 'batch_norm_recalibration' not in torch.load(
+        plain, weights_only=True)['meta']

@@ -517,3 +517,83 @@ def test_the_rule_decides_thresholds_on_four_checkpoints_or_more():
     assert [r.split(' | ')[0] for r in rows] == ['| 0.5', '| 0.4']
     assert rows[0].endswith('| - | - | - |'), four
     assert '| +1.25 |' in rows[1], four
+
+
+def test_a_checkpoint_recalibrated_on_the_scored_split_is_refused(
+        two_checkpoints, tmp_path):
+    """A checkpoint without a training config (released weights,
+    ``fast_train.py`` runs) whose BatchNorm statistics
+    ``recalibrate_batch_norm.py`` recomputed on the validation split, then
+    swept (or tested) there: the images had shaped the model, yet the sweep
+    read only ``meta['cfg']`` and scored them, exit 0. The recalibration's
+    split is read from ``meta['batch_norm_recalibration']`` now."""
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.threshold_sweep import check_not_trained_on
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        write_recalibrated_checkpoint
+    tmp, cfg, checkpoints = two_checkpoints
+    val = 'splits/official_val.txt'
+    recalibrated = tmp_path / 'precise.pth'
+    write_recalibrated_checkpoint(
+        str(cfg), str(checkpoints[0]), str(recalibrated), max_batches=1,
+        cfg_options={'train_dataloader.dataset.ann_file': val})
+    data_root = Config.fromfile(cfg).test_dataloader.dataset.data_root
+    ids = (Path(data_root) / val).read_text().split()
+    out = tmp_path / 'sweep.json'
+    run = run_tool_in_process(tool.__file__, cfg, checkpoints[1],
+                              recalibrated, '--thresholds', '0.5', '0.4',
+                              '--out', out)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {recalibrated} had its BatchNorm statistics '
+        f'recomputed on {len(ids)} of the {len(ids)} images that {cfg} '
+        f'scores ({data_root}/{val}: {", ".join(ids[:3])}'
+        + (f', ... ({len(ids) - 3} more)' if len(ids) > 3 else '')
+        + f'); its recalibration split is {data_root}/{val} '
+        "(meta['batch_norm_recalibration']). A threshold chosen on images "
+        'the model learned from, and its figures, favour the model. Score a '
+        'split it did not train on: runs trained on '
+        'splits/lightweight_design_train.txt on '
+        'splits/lightweight_design_val.txt, official-protocol runs on '
+        'splits/official_val.txt')
+    assert not out.exists()
+    # Recalibrated on the training split: swept on the validation split.
+    train = tmp_path / 'precise_train.pth'
+    write_recalibrated_checkpoint(
+        str(cfg), str(checkpoints[0]), str(train), max_batches=1,
+        cfg_options={'train_dataloader.dataset.ann_file':
+                     'splits/official_train.txt'})
+    check_not_trained_on(str(train), Config.fromfile(
+        cfg).test_dataloader.dataset, str(cfg))
+
+
+def test_a_bad_sample_replaced_by_another_is_refused(two_checkpoints,
+                                                     tmp_path):
+    """``--cfg-options test_dataloader.dataset.on_bad_sample=skip`` with a
+    split that lists a missing image: it was replaced by the next image,
+    which was scored twice, and the table gave the figures as the split's
+    (``(5 images)``), exit 0; ``tools/test.py`` stops there."""
+    from conftest import run_tool_in_process
+    from mmengine.config import Config
+    tmp, cfg, checkpoints = two_checkpoints
+    data_root = Config.fromfile(cfg).test_dataloader.dataset.data_root
+    split = tmp_path / 'val_and_missing.txt'
+    split.write_text((Path(data_root) / 'splits' / 'official_val.txt')
+                     .read_text().strip() + '\nISIC_9999999\n')
+    out = tmp_path / 'sweep.json'
+    run = run_tool_in_process(
+        tool.__file__, cfg, checkpoints[0], '--thresholds', '0.5', '0.4',
+        '--out', out, '--cfg-options',
+        f'test_dataloader.dataset.ann_file={split}',
+        'test_dataloader.dataset.on_bad_sample=skip')
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f'ERROR: Threshold sweep: the bad sample {data_root}/images/'
+        "ISIC_9999999.jpg was replaced by the next sample (on_bad_sample="
+        "'skip'), so that one would be scored twice and "
+        f'{data_root}/images/ISIC_9999999.jpg not at all; a test scores '
+        'every image of its split. Fix or remove the file (and its line '
+        'in the split file); nothing was reported')
+    assert not out.exists() and '| threshold |' not in run.stdout

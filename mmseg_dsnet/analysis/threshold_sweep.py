@@ -100,11 +100,19 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
     Raises:
         IncompleteEvaluationError: The loader gave fewer images than its
             dataset holds (``drop_last=True``).
+        UserError: A bad sample was replaced by another
+            (``on_bad_sample='skip'``).
     """
+    from ..engine.hooks.bad_sample_summary_hook import \
+        check_no_replaced_sample
     metrics = {t: LesionMetric(threshold=t, **(metric_args or {}))
                for t in thresholds}
     with torch.no_grad():
         for data in loader:
+            # A bad sample replaced by the next one (on_bad_sample='skip')
+            # scores that one twice and itself not at all, as tools/test.py
+            # refuses.
+            check_no_replaced_sample(data, 'Threshold sweep')
             samples = [s.to_dict() for s in model.test_step(data)]
             for metric in metrics.values():
                 metric.process(data, samples)
@@ -262,6 +270,42 @@ def training_split_files(checkpoint: str,
     return files
 
 
+def recalibration_split_files(checkpoint: str,
+                              data_root: Optional[str] = None) -> list:
+    """The split files a checkpoint's BatchNorm statistics were recomputed
+    on (``recalibrate_batch_norm.py``: ``meta['batch_norm_recalibration']``),
+    each where the record names it, else under ``data_root``; empty for a
+    checkpoint as trained or one whose file is found nowhere.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        data_root (str, optional): Where else to look for the files.
+    """
+    from ..compat import safe_torch_load
+    loaded = safe_torch_load(checkpoint, map_location='cpu')
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    record = meta.get('batch_norm_recalibration') \
+        if isinstance(meta, dict) else None
+    if not isinstance(record, dict):
+        return []
+    # ``split_files``: the joined paths (written since); ``split``: the
+    # loader's ann_file alone, relative to a data root it did not record.
+    named = [path for path in record.get('split_files') or ()
+             if isinstance(path, str)]
+    split = record.get('split')
+    if not named and isinstance(split, str) and split:
+        named = [split]
+    files = []
+    for path in named:
+        found = [candidate for candidate in (
+            path, osp.join(data_root or '', path),
+            osp.join(data_root or '', 'splits', osp.basename(path)))
+            if osp.isfile(candidate)]
+        if found:
+            files.append(found[0])
+    return files
+
+
 #: Why figures on training images are refused, and what to do, by the
 #: sweep (:func:`check_not_trained_on`'s defaults).
 SWEEP_CONSEQUENCE = ('A threshold chosen on images the model learned from, '
@@ -305,11 +349,28 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     scored = split_file(scored_cfg)
     if scored is None or not osp.isfile(scored):
         return
+    scored_ids = split_ids(scored)
+    synthetic = is_synthetic(_data_root_of(scored))
+    # Statistics recomputed on the scored images let them shape the model
+    # as training on them does; a checkpoint without a training config
+    # (released weights) was scored there without a word.
+    for found in recalibration_split_files(checkpoint,
+                                           scored_cfg.get('data_root')):
+        if is_synthetic(_data_root_of(found)) != synthetic:
+            continue
+        recalibrated_ids = set(split_ids(found))
+        shared = [i for i in scored_ids if i in recalibrated_ids]
+        if shared:
+            raise UserError(
+                f'checkpoint {checkpoint} had its BatchNorm statistics '
+                f'recomputed on {len(shared)} of the {len(scored_ids)} '
+                f'images that {config} scores ({scored}: '
+                f'{first_few(shared, 3)}); its recalibration split is '
+                f"{found} (meta['batch_norm_recalibration']). "
+                f'{consequence}. {fix}')
     trained = training_split_files(checkpoint, scored_cfg.get('data_root'))
     if trained is None:
         return
-    scored_ids = split_ids(scored)
-    synthetic = is_synthetic(_data_root_of(scored))
     # A run trained without a split file learned every image of its set.
     scored_root = scored_cfg.get('data_root') or ''
     for root in split_less_training_roots(checkpoint):

@@ -397,8 +397,9 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
                     overwrite: bool = True) -> str:
     """Write the weights of a training checkpoint as a weights-only
     checkpoint (``state_dict`` and, in ``meta``, the class names and
-    palette; no optimizer, no message hub, no pickled objects), the form
-    that ships under ``checkpoints/``.
+    palette, and ``batch_norm_recalibration`` where the checkpoint's
+    statistics were recomputed after training; no optimizer, no message
+    hub, no pickled objects), the form that ships under ``checkpoints/``.
 
     The checkpoint is loaded strictly into the config's model first, so a
     file that does not belong to the config is refused instead of being
@@ -437,7 +438,19 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
         for name, tensor in model.state_dict().items()
     }
     buffer = io.BytesIO()
-    torch.save(dict(state_dict=state, meta=release_meta(model.cfg)), buffer)
+    meta = release_meta(model.cfg)
+    # BatchNorm statistics recomputed after training (recalibrate_batch_
+    # norm.py) make another model than the training left: without the
+    # record, its test figures were collected as the training's, and the
+    # images the statistics came from could be scored.
+    from ..compat import safe_torch_load
+    loaded = safe_torch_load(checkpoint, map_location='cpu')
+    source_meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    if isinstance(source_meta, dict) and \
+            source_meta.get('batch_norm_recalibration'):
+        meta['batch_norm_recalibration'] = \
+            source_meta['batch_norm_recalibration']
+    torch.save(dict(state_dict=state, meta=meta), buffer)
     data = buffer.getvalue()
     atomic_write(data, out_file, overwrite)
     # Of what this run wrote: the file may be replaced by now.

@@ -151,12 +151,36 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     import os.path as osp
 
     from ..analysis.threshold_sweep import (leaf_datasets, split_file,
-                                            split_ids, training_split_files)
+                                            split_ids,
+                                            split_less_training_roots,
+                                            training_split_files)
     from ..datasets.converters.isic import is_test_split
     from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError
     advice = ('recompute them on the images it trained on (the '
               'train_dataloader of the config it was trained with)')
+    # Without a split file mmseg reads every image under the data root,
+    # test and validation images too; the checks below look at split files
+    # only, so such a loader passed them all. A run that trained so (its
+    # training config gives no split file for that root) saw those images.
+    from ..datasets.converters.isic import TEST_SPLIT_FILES
+    split_less = [root for root in split_less_training_roots(checkpoint)
+                  if osp.isdir(root)]
+    for leaf in leaf_datasets(dataset_cfg):
+        root = leaf.get('data_root') or ''
+        if split_file(leaf) is not None or not any(
+                osp.isfile(osp.join(root, 'splits', name))
+                for name in TEST_SPLIT_FILES):
+            continue
+        if any(osp.isdir(root) and osp.samefile(root, trained_root)
+               for trained_root in split_less):
+            continue
+        raise UserError(
+            f'{config}: train_dataloader.dataset has no split file '
+            f'(ann_file), so it reads every image under {root}, the test '
+            'and validation images among them: BatchNorm statistics '
+            'recomputed on them let held-out images shape the model that '
+            'is then scored on them; ' + advice)
     splits = [split_file(leaf) for leaf in leaf_datasets(dataset_cfg)]
     splits = [split for split in splits if split is not None]
     for split in splits:
@@ -266,6 +290,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmengine.runner.utils import set_random_seed
     from mmseg.registry import MODELS
 
+    from ..analysis.threshold_sweep import leaf_datasets, split_file
+
     from ..apis.released_model import (check_trained_input_size,
                                        check_trained_model)
     from ..utils.errors import UserError
@@ -332,7 +358,13 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     meta = dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
     meta['batch_norm_recalibration'] = dict(
         source=osp.abspath(checkpoint), batches=batches, seed=seed,
-        split=cfg.train_dataloader.dataset.get('ann_file'))
+        split=cfg.train_dataloader.dataset.get('ann_file'),
+        # Joined with their data roots: the split alone does not say which
+        # set's images, and the threshold sweep and tools/test.py refuse
+        # to score the images the statistics came from.
+        split_files=[osp.abspath(path) for path in (
+            split_file(leaf) for leaf in
+            leaf_datasets(cfg.train_dataloader.dataset)) if path])
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
     # Checked again at the rename: a second run writing ``out`` meanwhile

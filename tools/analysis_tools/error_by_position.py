@@ -123,9 +123,14 @@ def main(argv=None):
     # On stderr: the tables on stdout stay clean when redirected.
     progress = progress_bar(len(loader.dataset), 'images')
     # Closed also on an error, whose line then starts a line of its own.
+    from mmseg_dsnet.engine.hooks.bad_sample_summary_hook import \
+        check_no_replaced_sample
     try:
         with torch.no_grad():
             for data in loader:
+                # A bad sample replaced by the next one (on_bad_sample=
+                # 'skip') would be counted twice, itself not at all.
+                check_no_replaced_sample(data, 'Error by position')
                 for sample in model.test_step(data):
                     sample = sample.to_dict()
                     pred, gt, valid = (mask.cpu().numpy() for mask in
@@ -135,6 +140,10 @@ def main(argv=None):
                     progress.update()
     finally:
         progress.close()
+    # A loader with drop_last=True (or a sampler that skips images) left
+    # images out: the figures were of part of the split, exit 0.
+    from mmseg_dsnet.evaluation.lesion_metric import check_every_image_scored
+    check_every_image_scored(len(metric.results), len(loader.dataset))
     summary = {**errors.summary(args.worst), **scored_iou(metric)}
     print(f'{args.config} ({args.checkpoint}), '
           f'{cfg.test_dataloader.dataset.ann_file}:\n')

@@ -53,6 +53,34 @@ def replaced_validation_error(when, paths, max_listed=10):
         '--resume (the checkpoints saved so far are kept)'))
 
 
+def replaced_test_sample_error(path, what='Test'):
+    """The error that stops a test (or an analysis that scores the test
+    loader: ``threshold_sweep.py``, ``error_by_position.py``) at a bad
+    sample replaced by the next one (``on_bad_sample='skip'``).
+
+    Args:
+        path (str): The replaced sample's file.
+        what (str): What stops, first in the message.
+
+    Returns:
+        UserError: Naming the file and what to do.
+    """
+    return mark_every_rank(UserError(
+        f'{what}: the bad sample {path} was replaced by the next '
+        "sample (on_bad_sample='skip'), so that one would be scored "
+        f'twice and {path} not at all; a test scores every image '
+        'of its split. Fix or remove the file (and its line in the '
+        "split file); nothing was reported"))
+
+
+def check_no_replaced_sample(data_batch, what='Test'):
+    """Raise :func:`replaced_test_sample_error` for the first bad sample
+    replaced to make ``data_batch``, if any (this process only)."""
+    paths = skipped_paths(data_batch)
+    if paths:
+        raise replaced_test_sample_error(paths[0], what)
+
+
 @HOOKS.register_module()
 class BadSampleSummaryHook(Hook):
     """Log how many bad samples (unreadable, missing or truncated images and
@@ -146,12 +174,7 @@ class BadSampleSummaryHook(Hook):
         if get_world_size() > 1:
             paths = [p for part in all_gather_object(paths) for p in part]
         if paths:
-            raise mark_every_rank(UserError(
-                f'Test: the bad sample {paths[0]} was replaced by the next '
-                "sample (on_bad_sample='skip'), so that one would be scored "
-                f'twice and {paths[0]} not at all; a test scores every image '
-                'of its split. Fix or remove the file (and its line in the '
-                "split file); nothing was reported"))
+            raise replaced_test_sample_error(paths[0])
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._warn_eval('test', 'Test')
