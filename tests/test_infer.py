@@ -1346,8 +1346,10 @@ def test_a_config_run_with_onnxruntime_records_its_checkpoint(checkpoint,
     work = tmp_path / 'work'
     work.mkdir()
     backend = make_backend(CONFIG, str(checkpoint), backend='onnxruntime',
-                           work_dir=str(work))
+                           work_dir=str(work), num_threads=1)
     assert backend.model_files == (CONFIG, str(checkpoint))
+    # The thread count reaches the session of the exported file too.
+    assert backend.session.get_session_options().intra_op_num_threads == 1
     assert os.listdir(work) == []
     record = inferencer_record(LesionInferencer(backend))
     assert record['checkpoint_sha256'] == sha256_of(str(checkpoint))

@@ -149,3 +149,102 @@ def test_resize_to_mask_refuses_a_size_or_map_it_would_misread():
                        r'.*decision_map\(logits, threshold\)'):
         resize_to_mask(decision[None], (10, 8))
     assert resize_to_mask(decision, (np.int64(10), 8)).shape == (10, 8)
+
+
+def test_resize_to_mask_matches_opencv_bilinear_at_the_edges():
+    """Mutation testing: resampling taps left unclamped at the image edge
+    (the first output pixel read the *last* source pixel, index -1) and a
+    resampled decision of exactly 0 counted as lesion passed the tests
+    above."""
+    # Upsized 1x2 -> 1x4, by hand (half-pixel centres, clamped at 0):
+    # sources -0.25 -> 0, 0.25, 0.75, 1.25 -> 1: values 1, -0.5, -3.5, -5.
+    np.testing.assert_array_equal(
+        resize_to_mask(np.array([[1, -5]], np.float32), (1, 4)),
+        [[1, 0, 0, 0]])
+    # Downsized 2x2 -> 2x1: each row is the mean of its two pixels; the
+    # first row's mean is exactly 0 (background), the second's is 1.
+    np.testing.assert_array_equal(
+        resize_to_mask(np.array([[-1, 1], [-1, 3]], np.float32), (2, 1)),
+        [[0], [1]])
+    # Against OpenCV's INTER_LINEAR (an independent implementation) on a
+    # random map, up and down, in bands of 3 rows; pixels within 1e-4 of
+    # 0 are left out (float rounding may differ there).
+    import cv2
+    rng = np.random.default_rng(0)
+    decision = rng.normal(size=(7, 9)).astype(np.float32)
+    for size in ((20, 31), (3, 4), (7, 20), (16, 9)):
+        expected = cv2.resize(decision, size[::-1],
+                              interpolation=cv2.INTER_LINEAR)
+        clear = np.abs(expected) > 1e-4
+        mask = resize_to_mask(decision, size, chunk_rows=3)
+        assert mask.shape == size
+        np.testing.assert_array_equal(mask[clear], (expected > 0)[clear])
+
+
+def test_resize_to_mask_refuses_an_empty_decision_map():
+    """Mutation testing: without the empty-map check a (0, 4) map failed
+    with an IndexError from inside the resampling."""
+    with pytest.raises(ValueError, match=r'resize_to_mask: the decision map '
+                       r'has shape \(0, 4\)'):
+        resize_to_mask(np.zeros((0, 4), np.float32), (3, 3))
+
+
+def test_overlay_refuses_a_bool_or_out_of_range_style():
+    """Mutation testing: ``color`` 256, a bool colour value or a bool
+    ``alpha`` were accepted by mutated checks without a test failing."""
+    rgb = np.full((8, 8, 3), 100, np.uint8)
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 1
+    for kwargs, match in ((dict(color=(256, 0, 0)), 'color must be'),
+                          (dict(color=(True, 0, 0)), 'color must be'),
+                          (dict(alpha=True), 'alpha must be'),
+                          (dict(max_side=True), 'max_side must be')):
+        with pytest.raises(ValueError, match=rf'draw_overlay: {match}'):
+            draw_overlay(rgb, mask, **kwargs)
+
+
+def test_overlay_downsize_rounds_to_the_nearest_pixel():
+    """51 columns scaled by 60/100 are 30.6: 31 columns, not 30."""
+    rgb = np.zeros((100, 51, 3), np.uint8)
+    mask = np.zeros((100, 51), np.uint8)
+    assert draw_overlay(rgb, mask, max_side=60).shape == (60, 31, 3)
+
+
+def test_overlay_contour_is_the_outer_one_and_scales_with_the_longer_side():
+    """The contour is drawn only around the lesion's outside (a hole's
+    border stays tinted), and its thickness is round(longer side / 256):
+    4 pixels for a 1024x64 image (1 from the shorter side)."""
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 10:50] = 1
+    mask[18:22, 25:35] = 0  # a hole
+    overlay = draw_overlay(rgb, mask, color=(200, 100, 40), alpha=0.5)
+    assert overlay[10, 30].tolist() == [200, 100, 40]  # outer contour
+    assert overlay[17, 30].tolist() == [100, 50, 20]  # hole border: tint
+    assert overlay[20, 30].tolist() == [0, 0, 0]  # inside the hole
+    rgb = np.zeros((1024, 64, 3), np.uint8)
+    mask = np.zeros((1024, 64), np.uint8)
+    mask[100:900, 16:48] = 1
+    overlay = draw_overlay(rgb, mask, color=(200, 100, 40))
+    assert overlay[500, 15].tolist() == [200, 100, 40]  # 1 px outside
+    assert overlay[500, 10].tolist() == [0, 0, 0]  # 6 px outside
+
+
+def test_write_image_writes_rgb_in_file_order(tmp_path, monkeypatch):
+    """An RGB array is written as RGB (OpenCV encodes BGR: it must be
+    converted), and a failed encoding is an OSError, not an
+    AttributeError on ``None``."""
+    import cv2
+
+    from mmseg_dsnet.apis import write_image
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[..., 0] = 255  # pure red in RGB
+    image[0, 0] = (10, 20, 30)
+    write_image(str(tmp_path / 'red.png'), image)
+    read = cv2.imread(str(tmp_path / 'red.png'), cv2.IMREAD_UNCHANGED)
+    assert read[1, 1].tolist() == [0, 0, 255]  # BGR on reading back
+    assert read[0, 0].tolist() == [30, 20, 10]
+    monkeypatch.setattr(cv2, 'imencode', lambda *args: (False, None))
+    with pytest.raises(OSError, match=r'could not encode a \.png image'):
+        write_image(str(tmp_path / 'x.png'), image)
+    assert not (tmp_path / 'x.png').exists()

@@ -1,0 +1,149 @@
+"""Argument checks of the inference backends, on tiny hand-made ONNX
+graphs (an Identity from input to output) whose metadata each test
+writes: no export, no checkpoint (mutation testing: a bool thread count,
+a height-only size comparison, the defaults of a file without size or
+threshold metadata, an upper-case ``.ONNX`` and the ONNX-only argument
+checks of make_backend passed the other tests)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_dsnet.apis.inference_backends import (OnnxRuntimeBackend,
+                                                 as_path, check_input_size,
+                                                 check_num_threads,
+                                                 check_onnxruntime_device,
+                                                 make_backend)
+from mmseg_dsnet.deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
+                                           META_INPUT_SIZE, META_THRESHOLD,
+                                           input_format)
+from mmseg_dsnet.deploy.ort_session import OnnxModelError
+from mmseg_dsnet.utils.errors import UserError
+
+
+def identity_onnx(path, meta, shape=('N', 3, 'H', 'W')):
+    """An ONNX file whose output is its input, with ``meta`` as its
+    metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node('Identity', ['input'], ['output'])], 'identity',
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info('output', TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph,
+                              opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize('value', [True, False, 0, -1, 2.5, '2'])
+def test_a_thread_count_that_is_not_a_positive_integer_is_refused(value):
+    with pytest.raises(UserError, match=r'x: num_threads must be a positive '
+                       rf'whole number of CPU threads, got {value!r}'):
+        check_num_threads(value, 'x')
+    check_num_threads(None, 'x')
+    check_num_threads(1, 'x')
+    check_num_threads(np.int64(3), 'x')
+
+
+def test_onnxruntime_takes_the_cpu_given_as_a_torch_device():
+    check_onnxruntime_device('cpu', 'x')
+    check_onnxruntime_device(torch.device('cpu'), 'x')
+    for device in ('cuda', torch.device('cuda'), 'cuda:0'):
+        with pytest.raises(UserError, match=r'x: device=.cuda'):
+            check_onnxruntime_device(device, 'x')
+
+
+@pytest.mark.parametrize('size', [(True, 256), (256, False), (256, 256.0),
+                                  (0, 256), (256, -1), [256], ()])
+def test_an_input_size_that_is_not_two_positive_integers_is_refused(size):
+    with pytest.raises(OnnxModelError, match=r'input_size must be \(height, '
+                       r'width\), two positive whole numbers'):
+        check_input_size(size)
+
+
+def test_input_size_is_returned_as_python_ints():
+    size = check_input_size([np.int64(128), 96])
+    assert size == (128, 96) and all(type(v) is int for v in size)
+
+
+def test_as_path_uses_the_file_system_path():
+    """``os.fspath`` (the path protocol), not ``str`` (a display form)."""
+
+    class Located(os.PathLike):
+
+        def __fspath__(self):
+            return '/data/model.onnx'
+
+        def __str__(self):
+            return 'Located(model)'
+
+    assert as_path(Located()) == '/data/model.onnx'
+    assert as_path(None) is None
+
+
+def test_a_file_without_size_or_threshold_runs_at_256_and_0_5(tmp_path):
+    onnx_file = identity_onnx(tmp_path / 'bare.onnx',
+                              {META_INPUT_FORMAT: INPUT_FORMAT})
+    backend = OnnxRuntimeBackend(onnx_file)
+    assert backend.input_size == (256, 256)
+    assert backend.threshold == 0.5
+    batch = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    np.testing.assert_array_equal(backend(batch), batch)
+    # The stored values win over the defaults.
+    onnx_file = identity_onnx(tmp_path / 'stored.onnx', {
+        META_INPUT_FORMAT: INPUT_FORMAT, META_INPUT_SIZE: '128,96',
+        META_THRESHOLD: '0.25'})
+    backend = OnnxRuntimeBackend(onnx_file)
+    assert backend.input_size == (128, 96) and backend.threshold == 0.25
+
+
+def test_another_width_than_the_stored_size_is_refused(tmp_path):
+    """The stored 256x256 against 256x128: the height alone agrees."""
+    onnx_file = identity_onnx(tmp_path / 'm.onnx', {
+        META_INPUT_FORMAT: INPUT_FORMAT, META_INPUT_SIZE: '256,256'})
+    for size in ((256, 128), (128, 256)):
+        with pytest.raises(OnnxModelError, match=r'exported to run at '
+                           r'256x256 .*but input_size is '
+                           rf'{size[0]}x{size[1]}'):
+            OnnxRuntimeBackend(onnx_file, input_size=size)
+    assert OnnxRuntimeBackend(onnx_file,
+                              input_size=(256, 256)).input_size == (256, 256)
+
+
+def test_a_fixed_size_graph_refuses_an_empty_size(tmp_path):
+    onnx_file = identity_onnx(tmp_path / 'fixed.onnx', {
+        META_INPUT_FORMAT: input_format(False, (64, 48))},
+                              shape=('N', 3, 64, 48))
+    assert OnnxRuntimeBackend(onnx_file).input_size == (64, 48)
+    assert OnnxRuntimeBackend(onnx_file,
+                              input_size=(64, 48)).input_size == (64, 48)
+    for size in ((), (48, 64)):
+        with pytest.raises(OnnxModelError, match=r'takes 64x48 images only'):
+            OnnxRuntimeBackend(onnx_file, input_size=size)
+
+
+def test_make_backend_on_an_onnx_file(tmp_path):
+    """An upper-case ``.ONNX`` is an ONNX file; a checkpoint or the
+    pytorch backend with one is refused; the thread count reaches the
+    onnxruntime session."""
+    onnx_file = identity_onnx(tmp_path / 'MODEL.ONNX',
+                              {META_INPUT_FORMAT: INPUT_FORMAT})
+    backend = make_backend(onnx_file, num_threads=1)
+    assert isinstance(backend, OnnxRuntimeBackend)
+    assert backend.session.get_session_options().intra_op_num_threads == 1
+    assert make_backend(onnx_file, num_threads=3).session \
+        .get_session_options().intra_op_num_threads == 3
+    with pytest.raises(ValueError, match=r'holds its weights; do not give a '
+                       r'checkpoint'):
+        make_backend(onnx_file, checkpoint=str(tmp_path / 'x.pth'))
+    with pytest.raises(ValueError, match=r'is an ONNX file: it runs with the '
+                       r'onnxruntime backend only'):
+        make_backend(onnx_file, backend='pytorch')
+    with pytest.raises(ValueError, match=r'backend must be one of'):
+        make_backend(onnx_file, backend='ort')

@@ -1,0 +1,77 @@
+"""LesionInferencer and run_inference argument checks with a fake
+backend (no model, no files: each check refuses before anything is run
+or written). Mutation testing: the flips' tta_pipeline check dropped,
+``None`` taken as "no limit" for every size, a path whose ``__fspath__``
+gives bytes, and an empty list given to ``logits`` passed the other
+tests."""
+import os
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from mmseg_dsnet.apis import ImageArrayError, LesionInferencer, run_inference
+from mmseg_dsnet.utils.errors import UserError
+
+
+class FakeBackend:
+    """A backend whose logits are 1 channel of zeros."""
+    threshold = 0.5
+    input_size = (8, 8)
+    model_files = None
+
+    def __init__(self, cfg=None):
+        if cfg is not None:
+            self.cfg = cfg
+
+    def __call__(self, batch):
+        return np.zeros((len(batch), 1) + batch.shape[2:], np.float32)
+
+
+def test_flips_refused_for_a_config_with_its_own_tta_pipeline():
+    cfg = Config(dict(tta_pipeline=[dict(type='LoadImageFromFile'),
+                                    dict(type='TestTimeAug', transforms=[])]))
+    with pytest.raises(UserError, match=r'LesionInferencer\(flips=True\): '
+                       r'.* sets its own tta_pipeline'):
+        LesionInferencer(FakeBackend(cfg), flips=True)
+    # Without flips the config's tta_pipeline does not matter.
+    assert LesionInferencer(FakeBackend(cfg)).flips is False
+    # A config without a tta_pipeline takes the flips.
+    assert LesionInferencer(FakeBackend(Config(dict())), flips=True).flips
+
+
+@pytest.mark.parametrize('name', ['batch_size', 'overlay_max_side'])
+def test_run_inference_refuses_none_for_a_size_with_no_none(name, tmp_path):
+    """Only ``max_pixels`` takes None (no limit)."""
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=rf'run_inference: {name} must be a '
+                       r'whole number of at least 1, got None$'):
+        run_inference(LesionInferencer(FakeBackend()), ['a.png'], str(out),
+                      progress=False, **{name: None})
+    assert not out.exists()
+
+
+def test_run_inference_refuses_a_path_like_of_bytes(tmp_path):
+
+    class BytesPath(os.PathLike):
+
+        def __fspath__(self):
+            return b'a.png'
+
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=r'run_inference: files\[1\] is a '
+                       r'BytesPath, not an image file path'):
+        run_inference(LesionInferencer(FakeBackend()),
+                      ['b.png', BytesPath()], str(out), progress=False)
+    assert not out.exists()
+
+
+def test_logits_of_no_images_is_refused_by_name():
+    inferencer = LesionInferencer(FakeBackend())
+    with pytest.raises(ImageArrayError, match=r'LesionInferencer.logits: no '
+                       r'images given'):
+        inferencer.logits([])
+    # decisions and predict take an empty list (no images, no output).
+    assert inferencer.decisions([]) == [] and inferencer.predict([]) == []
+    logits = inferencer.logits([np.zeros((5, 7, 3), np.uint8)])
+    assert logits.shape == (1, 1, 8, 8)
