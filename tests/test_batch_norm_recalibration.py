@@ -585,3 +585,177 @@ def test_tool_refuses_a_training_loader_without_a_split_file(
                every)
     check_recalibration_images(str(every), config.train_dataloader.dataset,
                                str(cfg))
+
+
+def _hand_made_set(tmp_path):
+    """A data root whose splits are written here: a training split of three
+    ids, a subset of it, and a split with one id outside it."""
+    root = tmp_path / 'isic'
+    (root / 'splits').mkdir(parents=True)
+    (root / 'splits' / 'train.txt').write_text(
+        'ISIC_0000001\nISIC_0000002\nISIC_0000003\n')
+    (root / 'splits' / 'subset.txt').write_text(
+        'ISIC_0000001\n./ISIC_0000003\n')
+    (root / 'splits' / 'one_more.txt').write_text(
+        'ISIC_0000001\nISIC_0000002\nISIC_0000009\n')
+    return root
+
+
+def _checkpoint_trained_on(path, data_root, ann_file):
+    torch.save(dict(meta=dict(cfg=(
+        f'train_dataloader = dict(dataset=dict(type="ISICDataset", '
+        f'data_root={str(data_root)!r}, ann_file={ann_file!r}))\n')),
+        state_dict={}), path)
+    return str(path)
+
+
+def test_one_image_outside_the_training_split_is_refused(tmp_path):
+    """The training split lists three ids; a recalibration split sharing
+    two of them and holding one other (ISIC_0000009) reads 1 of 3 unseen
+    images: refused, however few they are. The training split is looked
+    for under the loader's data root when the path its training config
+    names is gone (a run trained on another machine)."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        check_recalibration_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = _hand_made_set(tmp_path)
+    for trained_root in (root, tmp_path / 'elsewhere' / 'isic'):
+        checkpoint = _checkpoint_trained_on(
+            tmp_path / 'trained.pth', trained_root, 'splits/train.txt')
+        with pytest.raises(UserError) as error:
+            check_recalibration_images(
+                checkpoint, dict(data_root=str(root),
+                                 ann_file='splits/one_more.txt'), 'c.py')
+        assert str(error.value).startswith(
+            f"c.py: train_dataloader reads 1 of 3 images "
+            f"({root / 'splits' / 'one_more.txt'}: ISIC_0000009) that "
+            f'checkpoint {checkpoint} did not train on; its training split '
+            f"is {root / 'splits' / 'train.txt'}")
+        # A subset of the training split (ids written as ./ISIC_...) passes.
+        check_recalibration_images(
+            checkpoint,
+            dict(data_root=str(root), ann_file='splits/subset.txt'), 'c.py')
+
+
+def test_a_split_found_nowhere_is_checked_for_test_splits_only(tmp_path):
+    """A training split found neither where the checkpoint's config names
+    it nor under the loader's data root, and a recalibration split file
+    that does not exist (the loader's build reports it), are no reason to
+    stop here, nor to fail with a TypeError or FileNotFoundError."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        check_recalibration_images
+    root = _hand_made_set(tmp_path)
+    gone = _checkpoint_trained_on(tmp_path / 'gone.pth',
+                                  tmp_path / 'nowhere', 'splits/gone.txt')
+    check_recalibration_images(
+        gone, dict(data_root=str(root), ann_file='splits/one_more.txt'),
+        'c.py')
+    trained = _checkpoint_trained_on(tmp_path / 'trained.pth', root,
+                                     'splits/train.txt')
+    check_recalibration_images(
+        trained, dict(data_root=str(root), ann_file='splits/missing.txt'),
+        'c.py')
+
+
+def test_a_failing_pass_restores_every_statistic():
+    """A loader that fails after one batch: the running means, variances
+    and counts are the ones before the pass, not a half-recomputed mix
+    (nor the reset mean 0, variance 1)."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        recalibrate_batch_norm
+    model = build(DSNET)
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key.endswith('running_mean'):
+                value.uniform_(-1, 1)
+            elif key.endswith('running_var'):
+                value.uniform_(2, 3)
+            elif key.endswith('num_batches_tracked'):
+                value.fill_(41)
+    before = bn_buffers(model)
+
+    def one_batch_then_fail():
+        yield from batches(1)
+        raise OSError('disk gone')
+
+    with pytest.raises(OSError, match='disk gone'):
+        recalibrate_batch_norm(model, one_batch_then_fail(),
+                               show_progress=False)
+    after = bn_buffers(model)
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_a_wrapped_model_is_recalibrated(monkeypatch):
+    """A model inside a wrapper (DistributedDataParallel in a training run)
+    is unwrapped: its statistics are those of the bare model's pass."""
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch import nn
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+
+    class Wrapper(nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    monkeypatch.setitem(MODEL_WRAPPERS._module_dict, 'TestOnlyWrapper',
+                        Wrapper)
+    model = build(DSNET)
+    assert recalibrate_batch_norm(Wrapper(model), batches(2),
+                                  show_progress=False) == 2
+    assert all(int(layer.num_batches_tracked) == 2
+               for layer in batch_norm_layers(model))
+
+
+@pytest.mark.slow
+def test_the_record_names_the_split_with_its_data_root(tiny_isic, tmp_path,
+                                                       capsys, monkeypatch):
+    """The record of the recalibration split: the loader's ann_file as
+    given, and the file joined with its data root as an absolute path (a
+    config giving a relative data root is run from its folder, the
+    threshold sweep or tools/test.py from another)."""
+    import os
+    monkeypatch.chdir(tiny_isic.parent)
+    relative = os.path.relpath(tiny_isic, tiny_isic.parent)
+    cfg = write_tiny_config(tmp_path / 'tiny.py', relative, epochs=1)
+    model = build(str(cfg))
+    source = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=model.state_dict()), source)
+    out = tmp_path / 'recalibrated.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [cfg, source, out, '--max-batches', '1',
+                                    '--cfg-options',
+                                    'train_dataloader.dataset.ann_file='
+                                    'splits/official_train.txt'], capsys)
+    assert code == 0, err
+    record = torch.load(out, map_location='cpu',
+                        weights_only=False)['meta']['batch_norm_recalibration']
+    assert record == dict(
+        source=str(source), batches=1, seed=0,
+        split='splits/official_train.txt',
+        split_files=[str(tiny_isic / 'splits' / 'official_train.txt')])
+
+
+def test_a_model_whose_batch_norm_layers_never_run_writes_nothing(
+        tiny_isic, tmp_path, monkeypatch):
+    """Every BatchNorm layer left out of the forward pass: nothing was
+    recomputed, so no checkpoint is written as recalibrated."""
+    from mmseg_dsnet.engine import batch_norm_recalibration as module
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    source = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=build(str(cfg)).state_dict()), source)
+
+    def runs_none(model, loader, max_batches=None, show_progress=True,
+                  not_run=None):
+        not_run.extend(name for name, layer in model.named_modules()
+                       if layer in module.batch_norm_layers(model))
+        return 1
+
+    monkeypatch.setattr(module, 'recalibrate_batch_norm', runs_none)
+    out = tmp_path / 'out.pth'
+    with pytest.raises(UserError, match='does not run'):
+        module.write_recalibrated_checkpoint(str(cfg), str(source), str(out))
+    assert not out.exists()

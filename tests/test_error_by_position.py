@@ -392,3 +392,44 @@ def test_a_bad_sample_replaced_by_another_is_refused(tiny_config, tiny_isic,
         f'ERROR: Error by position: the bad sample {tiny_isic}/images/'
         "ISIC_9999999.jpg was replaced by the next sample")
     assert not out.exists()
+
+
+def test_rates_are_per_ring_and_an_all_wrong_image_has_iou_zero():
+    """Everything called lesion on a picture without lesion: every ring's
+    background is all false lesion (rate 1 in each ring, not its share of
+    the whole picture). Nothing found of an all-lesion picture: every ring
+    misses all, and the IoU is 0 (no pixel right), not undefined."""
+    counter = ErrorByPosition(rings=3)
+    counter.update(np.ones((9, 12), bool), np.zeros((9, 12), bool))
+    summary = counter.summary()
+    assert [r['false_rate'] for r in summary['rings']] == [1.0, 1.0, 1.0]
+    assert summary['iou'] == 0.0 and summary['missed_share'] == 0.0
+    counter = ErrorByPosition(rings=3)
+    counter.update(np.zeros((9, 12), bool), np.ones((9, 12), bool))
+    summary = counter.summary()
+    assert [r['missed_rate'] for r in summary['rings']] == [1.0, 1.0, 1.0]
+    assert summary['iou'] == 0.0 and summary['missed_share'] == 1.0
+
+
+def test_a_prediction_of_another_width_is_refused():
+    from mmseg_dsnet.utils.errors import SizeMismatchError
+    with pytest.raises(SizeMismatchError, match='a.png'):
+        ErrorByPosition().update(np.zeros((8, 8), bool),
+                                 np.zeros((8, 9), bool), name='a.png')
+
+
+def test_the_evaluator_threshold_and_low_res_size_are_its_own(tmp_path):
+    """The errors are counted at the evaluator's threshold, and no mask
+    folder it names is made; the table gives its low_res_size as
+    height x width."""
+    from mmseg_dsnet.analysis.error_position import evaluator_metric
+    folder = tmp_path / 'masks'
+    metric = evaluator_metric(dict(type='LesionMetric', threshold=0.3,
+                                   low_res_size=(32, 48),
+                                   output_dir=str(folder)))
+    assert metric.threshold == 0.3 and not folder.exists()
+    counter = ErrorByPosition(rings=1)
+    counter.update(disc(8, 2), disc(8, 3))
+    table = error_table(dict(counter.summary(), low_res_size=[32, 48],
+                             iou_low_res=50.0))
+    assert ', 50.00 at 32x48 (its IoU)' in table

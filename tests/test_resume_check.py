@@ -152,3 +152,45 @@ def test_a_finished_iteration_based_run_is_refused(tiny_isic, tmp_path):
         check_resume_checkpoint(cfg, str(path))
     cfg.train_cfg.max_iters = 7
     check_resume_checkpoint(cfg, str(path))
+
+
+def test_training_state_needs_progress_and_optimizer(tmp_path):
+    """A checkpoint resumes with both its progress (meta iter) and its
+    optimizer state; weights with a meta but no optimizer cannot."""
+    import torch
+
+    from mmseg_dsnet.engine.resume_check import holds_training_state
+    cases = {'full': (dict(meta=dict(epoch=1, iter=3), optimizer={},
+                           state_dict={}), True),
+             'no_optimizer': (dict(meta=dict(epoch=1, iter=3),
+                                   state_dict={}), False),
+             'no_iter': (dict(meta=dict(epoch=1), optimizer={},
+                              state_dict={}), False)}
+    for name, (content, expected) in cases.items():
+        torch.save(content, tmp_path / f'{name}.pth')
+        assert holds_training_state(str(tmp_path / f'{name}.pth')) \
+            is expected, name
+
+
+def test_weights_only_load_from_and_an_empty_work_dir_start_anew(tmp_path):
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.resume_check import resume_checkpoint
+    weights = tmp_path / 'weights.pth'
+    torch.save(dict(state_dict={}), weights)
+    cfg = Config(dict(load_from=str(weights), resume=True,
+                      work_dir=str(tmp_path / 'work')))
+    assert resume_checkpoint(cfg, lambda work_dir: None) is None
+    assert cfg.resume is False and cfg.load_from == str(weights)
+    cfg = Config(dict(load_from=str(weights), resume=True,
+                      work_dir=str(tmp_path / 'work')))
+    assert resume_checkpoint(cfg, lambda work_dir: 'latest.pth') == \
+        'latest.pth'
+    assert cfg.resume is True and cfg.load_from == 'latest.pth'
+
+
+def test_values_of_exactly_the_limit_are_shown_whole():
+    from mmseg_dsnet.engine.resume_check import _short
+    assert _short('a' * 58) == repr('a' * 58)  # 60 characters
+    assert _short('a' * 59) == repr('a' * 59)[:57] + '...'

@@ -597,3 +597,138 @@ def test_a_bad_sample_replaced_by_another_is_refused(two_checkpoints,
         'every image of its split. Fix or remove the file (and its line '
         'in the split file); nothing was reported')
     assert not out.exists() and '| threshold |' not in run.stdout
+
+
+def test_evaluator_arguments_leave_its_threshold_out():
+    """Each threshold's LesionMetric gets the sweep's threshold: one the
+    evaluator gives too would be passed twice (a TypeError)."""
+    from mmseg_dsnet.analysis.threshold_sweep import lesion_metric_args
+    assert lesion_metric_args(dict(type='LesionMetric', threshold=0.3,
+                                   low_res_size=64)) == dict(low_res_size=64)
+
+
+def test_a_two_channel_head_refuses_thresholds_on_either_side():
+    """Above 0.5 as below: the argmax head's masks are cut at 0.5 only."""
+    from mmseg_dsnet.analysis.threshold_sweep import check_sweepable
+    head = dict(decode_head=dict(type='X', out_channels=2))
+    check_sweepable(head, [0.5], 'c.py')
+    for thresholds, named in (([0.5, 0.7], '0.7'), ([0.3, 0.5], '0.3'),
+                              ([0.4, 0.6], '0.4 0.6')):
+        with pytest.raises(UserError, match=f'--thresholds {named} would'):
+            check_sweepable(head, thresholds, 'c.py')
+
+
+def test_split_ids_read_as_the_datasets_read_them(tmp_path):
+    from mmseg_dsnet.analysis.threshold_sweep import split_ids
+    path = tmp_path / 's.txt'
+    path.write_text('./ISIC_0000001\n\n  ISIC_0000002  \nISIC_0000003\n\n')
+    assert split_ids(str(path)) == ['ISIC_0000001', 'ISIC_0000002',
+                                    'ISIC_0000003']
+
+
+def test_leaf_datasets_of_concatenated_and_repeated_sets():
+    from mmseg_dsnet.analysis.threshold_sweep import leaf_datasets
+    a = dict(type='ISICDataset', data_root='/a', ann_file='splits/x.txt')
+    b = dict(type='ISICDataset', data_root='/b', ann_file='splits/y.txt')
+    assert leaf_datasets(dict(type='ConcatDataset', datasets=[
+        a, dict(type='RepeatDataset', times=2, dataset=b)])) == [a, b]
+
+
+def _splits(root, synthetic=False, **files):
+    (root / 'splits').mkdir(parents=True)
+    if synthetic:
+        (root / 'SYNTHETIC.txt').write_text('synthetic\n')
+    for name, ids in files.items():
+        (root / 'splits' / f'{name}.txt').write_text(''.join(
+            f'ISIC_000000{i}\n' for i in ids))
+    return root
+
+
+def _checkpoint(path, train=None, recalibration=None):
+    """A checkpoint whose training config names ``train`` (data_root,
+    ann_file) and whose recalibration record is ``recalibration``."""
+    import torch
+    meta = {}
+    if train:
+        meta['cfg'] = ('train_dataloader = dict(dataset=dict(data_root='
+                       f'{str(train[0])!r}, ann_file={train[1]!r}))\n')
+    if recalibration is not None:
+        meta['batch_norm_recalibration'] = recalibration
+    torch.save(dict(meta=meta, state_dict={}), path)
+    return str(path)
+
+
+def test_recalibration_split_files_of_old_and_moved_records(tmp_path):
+    """The record's ``split_files`` where they are named, else under the
+    data root (as named there, or by file name in its splits folder); a
+    record without ``split_files`` (written before) by its ``split``."""
+    from mmseg_dsnet.analysis.threshold_sweep import \
+        recalibration_split_files
+    root = _splits(tmp_path / 'isic', val=[1, 2])
+    val = str(root / 'splits' / 'val.txt')
+    for record in (dict(split_files=[val]),
+                   dict(split_files=['/other/machine/isic/splits/val.txt']),
+                   dict(split='splits/val.txt'),
+                   dict(split_files=[], split='splits/val.txt')):
+        checkpoint = _checkpoint(tmp_path / 'c.pth', recalibration=record)
+        assert recalibration_split_files(checkpoint, str(root)) == [val], \
+            record
+    checkpoint = _checkpoint(tmp_path / 'c.pth',
+                             recalibration=dict(split='splits/gone.txt'))
+    assert recalibration_split_files(checkpoint, str(root)) == []
+
+
+def test_training_split_files_keep_a_place_for_one_found_nowhere(tmp_path):
+    from mmseg_dsnet.analysis.threshold_sweep import training_split_files
+    root = _splits(tmp_path / 'isic', train=[1])
+    checkpoint = tmp_path / 'c.pth'
+    import torch
+    torch.save(dict(meta=dict(cfg=(
+        'train_dataloader = dict(dataset=dict(type="ConcatDataset", '
+        f'datasets=[dict(data_root={str(root)!r}, ann_file="splits/'
+        'train.txt"), dict(data_root="/nowhere", ann_file="splits/'
+        'gone.txt")]))\n')), state_dict={}), checkpoint)
+    assert training_split_files(str(checkpoint)) == [
+        str(root / 'splits' / 'train.txt'), None]
+
+
+def test_one_shared_image_and_the_synthetic_set_apart(tmp_path):
+    """One scored image the checkpoint trained on, or had its statistics
+    recomputed on, is refused; the synthetic stand-in set's ids are the
+    real set's ids but not its images, so a checkpoint of one scored on
+    the other passes."""
+    from mmseg_dsnet.analysis.threshold_sweep import check_not_trained_on
+    real = _splits(tmp_path / 'real', val=[1, 2, 3], train=[3, 4, 5])
+    fake = _splits(tmp_path / 'fake', synthetic=True, val=[1, 2, 3],
+                   train=[3, 4, 5])
+    scored = {root: dict(data_root=str(root), ann_file='splits/val.txt')
+              for root in (real, fake)}
+    for root in (real, fake):
+        trained = _checkpoint(tmp_path / 't.pth',
+                              train=(root, 'splits/train.txt'))
+        recalibrated = _checkpoint(tmp_path / 'r.pth', recalibration=dict(
+            split_files=[str(root / 'splits' / 'train.txt')]))
+        other = fake if root == real else real
+        for checkpoint, what in ((trained, 'was trained on 1 of the 3'),
+                                 (recalibrated, 'had its BatchNorm '
+                                  'statistics recomputed on 1 of the 3')):
+            with pytest.raises(UserError) as error:
+                check_not_trained_on(checkpoint, scored[root], 'c.py')
+            assert f'{what} images that c.py scores ' \
+                f"({root / 'splits' / 'val.txt'}: ISIC_0000003)" \
+                in str(error.value)
+            check_not_trained_on(checkpoint, scored[other], 'c.py')
+
+
+def test_a_test_of_a_concatenated_set_checks_each_dataset(tmp_path):
+    from mmseg_dsnet.analysis.threshold_sweep import \
+        check_not_tested_on_training_images
+    root = _splits(tmp_path / 'isic', val=[1], train=[3, 4], more=[4])
+    trained = _checkpoint(tmp_path / 't.pth',
+                          train=(root, 'splits/train.txt'))
+    leaf = dict(data_root=str(root), ann_file='splits/val.txt')
+    check_not_tested_on_training_images(trained, leaf, 'c.py')
+    with pytest.raises(UserError, match='was trained on 1 of the 1 images'):
+        check_not_tested_on_training_images(trained, dict(
+            type='ConcatDataset', datasets=[leaf, dict(
+                leaf, ann_file='splits/more.txt')]), 'c.py')
