@@ -937,3 +937,26 @@ def test_design_records_of_one_seed_in_one_second_are_all_kept(
     assert kept == {'cand_128px_15ep_seed0.json': 80.0,
                     'cand_128px_15ep_seed0_20250101-000000.json': 81.0,
                     'cand_128px_15ep_seed0_20250101-000000-1.json': 82.0}
+
+
+def test_design_study_candidate_tables_quote_get_flops():
+    """Each candidate row of docs/design_study.md that names its design
+    config quotes the parameters and GFLOPs get_flops.py counts for it at
+    256x256 (the budget every candidate is held to); a figure left from
+    another candidate or a changed config would misstate its cost."""
+    import re
+
+    from conftest import REPO
+    get_flops = load_tool('analysis_tools/get_flops.py').get_flops
+    doc = (REPO / 'docs' / 'design_study.md').read_text()
+    rows = re.findall(r'^\|[^\n]*`design/([^`]+\.py)`[^\n]*'
+                      r'\| (\d\.\d{3}) \| (\d\.\d{3}) \|$', doc, re.M)
+    assert len(rows) >= 35
+    counted = {}
+    for name, params, flops in rows:
+        if name not in counted:
+            result = get_flops(
+                str(REPO / 'configs/dsnet/design' / name), (256, 256))
+            counted[name] = (f"{result['params'] / 1e6:.3f}",
+                             f"{result['flops'] / 1e9:.3f}")
+        assert (params, flops) == counted[name], name

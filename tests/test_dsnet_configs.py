@@ -335,3 +335,78 @@ def test_deploy_form_of_every_dsnet_config_is_its_reparameterised_model(
         plain.load_state_dict(folded.state_dict(), strict=True)
         got = plain(inputs, mode='tensor')
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+# What a design config may change in the data and schedule besides its
+# model (its name says so); every other config has DSNet's.
+DESIGN_RUN_CHANGES = {
+    'dsnet-design-deeper-eighth-photometric_isic2017.py': [
+        'train_dataloader.dataset.pipeline', 'train_pipeline'],
+    'dsnet-design-deeper-eighth-zoom_isic2017.py': [
+        'train_dataloader.dataset.pipeline', 'train_pipeline'],
+    'dsnet-design-deeper-eighth-ema_isic2017.py': ['custom_hooks'],
+}
+# Top-level helpers that only feed ``model`` or a pipeline that is compared
+# itself (mmseg's bases and the design candidates define some).
+MODEL_HELPERS = ('model', 'filename', 'data_preprocessor', 'norm_cfg',
+                 'act_cfg', 'widths', 'group_norm', 'gelu', 'hswish', 'zoom',
+                 'colour_augmentation')
+
+
+def _dsnet_sibling(config):
+    """The DSNet config of the same year and protocol."""
+    name = osp.basename(config)
+    year = re.search(r'_isic(201[678])', name).group(1)
+    official = '_official' if name.endswith('_official.py') else ''
+    return str(REPO / 'configs/dsnet' / f'dsnet_isic{year}{official}.py')
+
+
+@pytest.mark.parametrize(
+    'config', [c for c in ALL_CONFIGS if 'synthetic' not in c], ids=_rel)
+def test_every_model_trains_on_dsnets_data_and_schedule(config):
+    """The leaderboard and the ablation table compare models trained the
+    same way: a baseline, anchor or design candidate whose data, pipeline,
+    schedule, hooks or seed differed from DSNet's would put that difference
+    into its row with no error. Each config equals the DSNet config of its
+    year and protocol in everything but the model (design candidates also
+    in what their names add), and that schedule is the one README.md and
+    the model card state: the literature's flips and rotation, AdamW lr
+    1e-3 and weight decay 1e-2, cosine with T_max 50 epochs down to 1e-5,
+    batch 8, 300 epochs, seed 0."""
+    cfg = _cfg(config).to_dict()
+    sibling = _cfg(_dsnet_sibling(config)).to_dict()
+    differences = [
+        d for key in sorted(set(cfg) | set(sibling))
+        if key not in MODEL_HELPERS
+        for d in _differences_at(cfg.get(key), sibling.get(key), key)]
+    allowed = DESIGN_RUN_CHANGES.get(osp.basename(config), [])
+    changed = sorted({a for d in differences for a in allowed
+                      if d == a or d.startswith((a + '.', a + '['))})
+    assert changed == sorted(allowed), differences
+    assert all(d.startswith(tuple(allowed)) for d in differences), (
+        differences)
+
+    assert cfg['optim_wrapper'] == dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
+                       weight_decay=1e-2))
+    scheduler, = cfg['param_scheduler']
+    assert scheduler == dict(type='CosineAnnealingLR', T_max=50,
+                             eta_min=1e-5, by_epoch=True, begin=0, end=300)
+    assert cfg['train_cfg']['type'] == 'EpochBasedTrainLoop'
+    assert cfg['train_cfg']['max_epochs'] == 300
+    assert cfg['train_dataloader']['batch_size'] == 8
+    assert cfg['randomness']['seed'] == 0
+    augment = [(t['type'], t.get('direction'), t.get('prob'),
+                t.get('degree'), t.get('keep_ratio'))
+               for t in cfg['train_dataloader']['dataset']['pipeline']
+               if t['type'] in ('Resize', 'RandomFlip', 'RandomRotate')]
+    assert augment == [('Resize', None, None, None, False),
+                       ('RandomFlip', 'horizontal', 0.5, None, None),
+                       ('RandomFlip', 'vertical', 0.5, None, None),
+                       ('RandomRotate', None, 0.5, 180, None)]
+
+
+def _differences_at(given, other, path):
+    from mmseg_dsnet.utils.config_diff import config_differences
+    return list(config_differences(given, other, path))

@@ -2,6 +2,9 @@
 # validation sets merged and split 7:3 with a fixed seed (tools/dataset_converters/
 # isic.py); the 30 % part is both the validation and the test set, as in the
 # literature.
+# The best_IoU_*.pth checkpoint that ../default_runtime.py keeps is
+# therefore chosen on the test images: report the last one (epoch_300.pth),
+# as leaderboard.py and fast_train.py --test do.
 _base_ = './isic_256x256.py'
 dataset_type = 'ISIC2018Dataset'
 data_root = 'data/isic2018'
