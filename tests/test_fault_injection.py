@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, run_cli, write_tiny_config
+from conftest import (REPO, load_tool, run_cli, run_tool_process,
+                      write_tiny_config)
 
 # (fault, what the user sees, what is kept, test that proves it)
 FAULTS = [
@@ -571,6 +572,32 @@ def test_a_test_that_fails_leaves_no_masks_of_part_of_the_split(
     assert not (tmp_path / 'masks').exists()
     assert given.is_dir() and not list(given.iterdir())
     assert not list((tmp_path / 'work').rglob('*.json'))
+
+
+@pytest.mark.slow
+def test_a_test_that_fails_leaves_no_paintings_of_part_of_the_split(
+        base, tools, trained_checkpoint, tmp_path, capsys):
+    """``test.py --show-dir SHOW`` stopped at a corrupt third image after
+    the first two were painted; their paintings (and ``vis_data/config.py``)
+    stayed in SHOW, which looked like a test's paintings and refused the
+    same command again. Now they are removed, and SHOW too if the run made
+    it (an empty folder given stays)."""
+    cfg, image = corrupt_third_test_image(base, tmp_path)
+    given = tmp_path / 'given'
+    given.mkdir()
+    for show in (tmp_path / 'show', given):
+        # A process of its own: run in this one after the training, the
+        # test painted nothing.
+        proc = run_tool_process(
+            'tools/test.py', cfg, trained_checkpoint, '--work-dir',
+            tmp_path / 'work', '--show-dir', show, '--cfg-options',
+            'default_hooks.visualization.interval=1',
+            'test_dataloader.batch_size=1')
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert f'ERROR: Bad image file {image}: truncated or corrupt' in \
+            proc.stderr
+    assert not (tmp_path / 'show').exists()
+    assert given.is_dir() and not list(given.iterdir())
 
 
 def make_mask(path, values):

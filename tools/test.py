@@ -6,6 +6,7 @@ they were computed on: ``data_root``, ``split_file``, ``images`` and
 test is replaced, and the line that reports the new one says what it held;
 any other file is refused."""
 import argparse
+import contextlib
 import os
 import os.path as osp
 
@@ -40,7 +41,8 @@ from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
 from mmseg_dsnet.utils.errors import mark_every_rank
-from mmseg_dsnet.utils.fileio import restored_on_failure
+from mmseg_dsnet.utils.fileio import (new_files_removed_on_failure,
+                                     restored_on_failure)
 
 
 def parse_args(argv=None):
@@ -230,19 +232,26 @@ def main(argv=None):
 def test(args, cfg, out, out_existed):
     """Build the runner, test, write the metrics record (see :func:`main`).
     """
-    runner = Runner.from_cfg(cfg)
-    if args.out is not None:
-        # Before the first mask: the metric refuses a second mask of one
-        # name only when it comes, after the masks scored before it.
-        dataset = runner.test_dataloader.dataset
-        check_unique_mask_names(
-            dataset.get_data_info(i)['img_path'] for i in range(len(dataset)))
-    try:
-        metrics = runner.test()
-    except BaseException:
-        # The masks of the images scored before the fault are not a result.
-        remove_scored_masks(runner, None if out_existed else args.out)
-        raise
+    # The paintings of the images tested before a fault (or an interrupt)
+    # would look like the paintings of the whole split: removed, with
+    # vis_data/config.py, which the runner writes when it is built.
+    paintings = new_files_removed_on_failure(args.show_dir) \
+        if args.show_dir else contextlib.nullcontext()
+    with paintings:
+        runner = Runner.from_cfg(cfg)
+        if args.out is not None:
+            # Before the first mask: the metric refuses a second mask of one
+            # name only when it comes, after the masks scored before it.
+            dataset = runner.test_dataloader.dataset
+            check_unique_mask_names(dataset.get_data_info(i)['img_path']
+                                    for i in range(len(dataset)))
+        try:
+            metrics = runner.test()
+        except BaseException:
+            # The masks of the images scored before the fault are not a
+            # result.
+            remove_scored_masks(runner, None if out_existed else args.out)
+            raise
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
         write_json(

@@ -392,3 +392,53 @@ def restored_on_failure(filepath):
         except OSError:
             pass  # the block's own error is the one to report
         raise
+
+
+def _files_under(folder: str) -> set:
+    found = set()
+    for root, dirs, files in os.walk(folder):
+        found.update(osp.join(root, name) for name in dirs + files)
+    return found
+
+
+def _remove_new_files(folder: str, before: set, made: bool) -> None:
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files + dirs:
+            path = osp.join(root, name)
+            if path in before:
+                continue
+            try:
+                if osp.isdir(path) and not osp.islink(path):
+                    os.rmdir(path)  # empty by now unless another wrote
+                else:
+                    os.remove(path)
+            except OSError:
+                pass
+    if made:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # another process wrote there meanwhile
+
+
+@contextlib.contextmanager
+def new_files_removed_on_failure(folder):
+    """Remove the files and folders the block made under ``folder`` (and
+    ``folder`` itself when it did not exist) when the block raises, an
+    interrupt or SIGTERM included: for an output folder filled file by file
+    (``tools/test.py --show-dir``'s paintings), whose part written before a
+    fault would look like the paintings of the whole split. What was there
+    before stays (the tools refuse a folder that holds files anyway).
+
+    Args:
+        folder (str): The output folder.
+    """
+    folder = str(folder)
+    made = not osp.isdir(folder)
+    before = set() if made else _files_under(folder)
+    try:
+        yield
+    except BaseException:
+        if osp.isdir(folder):
+            _remove_new_files(folder, before, made)
+        raise
