@@ -971,6 +971,33 @@ def test_an_interrupted_int8_export_leaves_no_earlier_pair_beside_it(
     assert sorted(os.listdir(tmp_path)) == ['model.onnx']
 
 
+def test_a_failed_report_write_leaves_no_earlier_report_beside_the_model(
+        checkpoint, image_dir, tmp_path, capsys, monkeypatch):
+    """``--json report.json --overwrite`` over an earlier run's pair, the
+    write of the new report failing (a full disk, an interrupt) after the
+    new model was put in place: the earlier report, figures and ``passed``
+    of another model, stayed beside it."""
+    tool = load_tool('deployment/export_onnx.py')
+    out, report = tmp_path / 'model.onnx', tmp_path / 'report.json'
+    out.write_bytes(b'earlier fp32')
+    report.write_text('{"onnx_file": "model.onnx", "passed": true}')
+    write = tool.atomic_write
+
+    def disk_full_at_the_report(data, path, *args, **kwargs):
+        if str(path) == str(report):
+            raise OSError(28, 'No space left on device')
+        return write(data, path, *args, **kwargs)
+
+    monkeypatch.setattr(tool, 'atomic_write', disk_full_at_the_report)
+    with pytest.raises(OSError, match='No space left'):
+        tool.main([CONFIG, checkpoint, str(out), '--check-images',
+                   str(image_dir), '--json', str(report), '--overwrite'])
+    assert out.read_bytes()[:12] != b'earlier fp32'
+    assert f'Removed {report}: an earlier report, not of the model now at ' \
+        f'{out}' in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx']
+
+
 @pytest.mark.parametrize('flags,expected', [
     # mmseg's data preprocessor flips the channels for either flag: the
     # model was trained on RGB, and gets the RGB input unflipped.

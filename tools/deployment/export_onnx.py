@@ -177,22 +177,24 @@ def main(argv=None):
             dynamic_size=not args.static_size,
             noise_factor=args.noise_factor, rtol=args.rtol,
             int8_min_mask_iou=args.int8_min_mask_iou)
+        if args.json:
+            # In the try: a write that fails (a full disk) after the new
+            # OUT is in place left the earlier report beside it.
+            atomic_write(json_text(result, indent=2), args.json,
+                         overwrite=args.overwrite)
     except (FileExistsError, UnsafeCheckpointError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM) or failed after the new OUT was
-        # written (while quantizing): an earlier report stayed beside it,
-        # naming OUT with another model's figures.
+        # written (while quantizing, or writing the report): an earlier
+        # report stayed beside it, naming OUT with another model's figures.
         if args.json and osp.isfile(args.json) and \
                 _file_identity(args.out) != earlier_out:
             os.remove(args.json)
             print(f'Removed {args.json}: an earlier report, not of the '
                   f'model now at {args.out}')
         raise
-    if args.json:
-        atomic_write(json_text(result, indent=2), args.json,
-                     overwrite=args.overwrite)
     if result['passed']:
         print('PASSED')
     elif not result['parity']['passed']:
