@@ -646,3 +646,71 @@ def test_a_last_validation_line_is_of_the_final_weights():
         rec['checkpoint'] = '/work/run/epoch_30.pth'
     row, = aggregate(records)
     assert row['seeds'] == [0, 1, 2]
+
+
+def test_stats_of_seeds_with_a_missing_figure():
+    """A seed without the figure makes a metric's statistics None (shown
+    as ``-``, never the mean of the others); a timing of some seeds
+    averages those: 80 and 84, mean 82, std sqrt((2² + 2²) / (2 - 1))."""
+    from mmseg_dsnet.leaderboard.table import stats
+    assert stats([80.0, None, 84.0]) is None
+    assert stats([]) is None and stats([None], skip_missing=True) is None
+    got = stats([80.0, None, 84.0], skip_missing=True)
+    assert got == dict(mean=82.0, std=pytest.approx(8**0.5, abs=1e-12),
+                       min=80.0, max=84.0, n=2)
+
+
+def test_two_seeds_trained_with_other_settings_are_refused():
+    """Two records of one row holding other learning rates are refused,
+    also when a third record does not hold its settings."""
+    from mmseg_dsnet.leaderboard.table import aggregate
+    records = _records(DSNET_30EP)
+    for rec, lr in zip(records, (0.001, 0.01)):
+        rec['training'] = dict(optim_wrapper=dict(optimizer=dict(lr=lr)))
+    records[2].pop('training', None)
+    with pytest.raises(MixedRunsError, match=(
+            r'training setting optim_wrapper\.optimizer\.lr 0\.001 .* vs '
+            r'0\.01 ')):
+        aggregate(records)
+    records[1]['training'] = records[0]['training']
+    row, = aggregate(records)
+    assert row['seeds'] == [0, 1, 2]
+
+
+def test_a_record_without_a_seed_comes_last():
+    from mmseg_dsnet.leaderboard.table import aggregate, summary_line
+    records = _records(DSNET_30EP)
+    records[1]['seed'] = None
+    row, = aggregate(records)
+    assert row['seeds'] == [0, 2, None]
+    assert row['runs'] == [DSNET_30EP[0], DSNET_30EP[2], DSNET_30EP[1]]
+    assert 'seeds: 0, 2, None;' in summary_line([row])
+
+
+def test_timings_show_their_spread_over_seeds():
+    """CPU ms, GPU img/s and training time: mean ± sample std, rounded to
+    the column's digits; one seed shows its value alone."""
+    from mmseg_dsnet.leaderboard.table import _stat
+    assert _stat(dict(mean=10.0, std=0.5, min=9.5, max=10.5, n=2)) == \
+        '10.00 ± 0.50'
+    assert _stat(dict(mean=1234.4, std=56.6, min=1190.0, max=1270.0, n=2),
+                 0) == '1234 ± 57'
+    assert _stat(dict(mean=7.25, std=None, min=7.25, max=7.25, n=1)) == \
+        '7.25'
+    assert _stat(None) == '-'
+
+
+def test_one_work_dir_spelt_two_ways_is_one_run():
+    """``/w/run`` and ``/w/run/`` (or ``/w/./run``) are one work dir: its
+    test recorded under two seeds is refused."""
+    from mmseg_dsnet.leaderboard.table import (DuplicateRunError,
+                                               check_each_run_once)
+    first = dict(record_file='a.json', model='DSNet', seed=0,
+                 work_dir='/w/run', metrics_source='/w/run/test.json')
+    second = dict(first, record_file='b.json', seed=1, work_dir='/w/./run/')
+    with pytest.raises(DuplicateRunError, match=(
+            r'^a\.json \(DSNet, seed 0\) and b\.json \(DSNet, seed 1\) hold '
+            r'the same test of one run \(/w/run, /w/run/test\.json\)')):
+        check_each_run_once({'row': {0: first, 1: second}})
+    check_each_run_once({'row': {0: first, 1: dict(second,
+                                                    work_dir='/w/run2')}})

@@ -234,3 +234,40 @@ def test_check_names_a_column_added_to_a_generated_table():
         "(extra: 'Paper DSC')",
         'table 1, row 1: 9 cells in the file, 8 in the leaderboard '
         "(extra: '89.81')"]
+
+
+def test_an_ablation_difference_of_exactly_twice_the_std_is_no_finding():
+    """The model card's reading: a Δ IoU of the means within (up to and
+    including) twice the larger seed std is no finding; beyond it, the
+    sign says which side scores higher."""
+    def iou(mean, std, n=3):
+        return dict(iou=dict(mean=mean, std=std, min=mean, max=mean, n=n))
+
+    ref = iou(82.0, 0.5)
+    assert blocks.ablation_reading(iou(80.0, 1.0), ref) == \
+        "within the seeds' spread: no measurable effect"  # |Δ| = 2 = 2 x 1
+    assert blocks.ablation_reading(iou(84.0, 1.0), ref) == \
+        "within the seeds' spread: no measurable effect"
+    assert blocks.ablation_reading(iou(79.75, 1.0), ref) == 'the part helps'
+    assert blocks.ablation_reading(iou(84.25, 1.0), ref) == \
+        'the variant scores higher: the part does not help here'
+    assert blocks.ablation_reading(iou(70.0, None, 1), ref) == \
+        'one seed: no reading yet'
+
+
+def test_rows_of_two_protocols_or_test_sets_are_told_apart():
+    """Rows of one dataset under two protocols get a Data column; the line
+    under a table names a number of test images only when all its rows
+    share it."""
+    def row(protocol, test_images):
+        return dict(dataset='ISIC 2017', protocol=protocol, device='cpu',
+                    test_images=test_images)
+
+    rows = [row('lightweight', 650), row('official', 600)]
+    (header, cell), = blocks._data_columns(rows)
+    assert header == 'Data' and cell(rows[1]) == 'ISIC 2017, official'
+    assert blocks._data_columns(rows[:1] * 2) == []
+    assert blocks._where(rows) == \
+        'ISIC 2017, lightweight, official protocol, device cpu'
+    assert blocks._where(rows[:1] * 2) == \
+        'ISIC 2017, lightweight protocol, 650 test images, device cpu'

@@ -365,3 +365,45 @@ def test_publish_model_keeps_the_record_of_recomputed_statistics(
                                plain).returncode == 0
     assert 'batch_norm_recalibration' not in torch.load(
         plain, weights_only=True)['meta']
+
+
+def test_a_non_square_release_size_compares_height_and_width(tmp_path):
+    """mmcv's Resize scale is (width, height), the preprocessor's size and
+    the metafile's crop size (height, width): a config running 256 high
+    and 320 wide fits a crop size of (256, 320), not (320, 256); an int
+    crop size is square."""
+    import pytest
+
+    from mmseg_dsnet.apis.released_model import (ReleasedModelError,
+                                                 check_release_input_size)
+    config = tmp_path / 'wide.py'
+    config.write_text(
+        "model = dict(data_preprocessor=dict(size=(256, 320)))\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(320, 256), keep_ratio=False)]\n")
+
+    def entry(size):
+        return {'Name': 'net', 'Metadata': {'crop size': size}}
+
+    check_release_input_size(entry('(256, 320)'), str(config))
+    with pytest.raises(ReleasedModelError, match=(
+            r'at the size they were trained at \(320x256, ')) as err:
+        check_release_input_size(entry('(320, 256)'), str(config))
+    assert 'is (256, 320) (height, width); ' in str(err.value)
+    with pytest.raises(ReleasedModelError, match=r'\(256x256, '):
+        check_release_input_size(entry('256'), str(config))
+    square = tmp_path / 'square.py'
+    square.write_text(
+        "model = dict(data_preprocessor=dict(size=(256, 256)))\n"
+        "test_pipeline = [dict(type='Resize', scale=(256, 256))]\n")
+    check_release_input_size(entry('256'), str(square))
+    # Sizes given as lists (--cfg-options writes lists) are compared too.
+    listed = tmp_path / 'listed.py'
+    listed.write_text(
+        "model = dict(data_preprocessor=dict(size=[256, 320]))\n"
+        "test_pipeline = [dict(type='Resize', scale=[320, 256])]\n")
+    check_release_input_size(entry('(256, 320)'), str(listed))
+    with pytest.raises(ReleasedModelError, match=(
+            r'model\.data_preprocessor\.size is \(256, 320\) \(height, '
+            r'width\)')):
+        check_release_input_size(entry('256'), str(listed))

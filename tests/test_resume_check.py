@@ -194,3 +194,82 @@ def test_values_of_exactly_the_limit_are_shown_whole():
     from mmseg_dsnet.engine.resume_check import _short
     assert _short('a' * 58) == repr('a' * 58)  # 60 characters
     assert _short('a' * 59) == repr('a' * 59)[:57] + '...'
+
+
+def _tiny_run(tiny_isic, tmp_path):
+    """A tiny config of two epochs and its model's state dict."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    import mmseg_dsnet  # noqa: F401
+    from conftest import write_tiny_config
+    cfg_file = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                                 epochs=2)
+    cfg = Config.fromfile(str(cfg_file))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        state = MODELS.build(cfg.model).state_dict()
+    return cfg_file, cfg, state
+
+
+def test_a_run_trained_by_fewer_processes_is_refused(tiny_isic, tmp_path,
+                                                     monkeypatch):
+    """One process trained the checkpoint: two torchrun processes resuming
+    it would train with twice the batch size, refused as the reverse is;
+    without a launcher the run has one process, whatever WORLD_SIZE a shell
+    left set."""
+    import pytest
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    cfg_file, cfg, state = _tiny_run(tiny_isic, tmp_path)
+    assert cfg.get('launcher', 'none') == 'none'
+    path = tmp_path / 'epoch_1.pth'
+
+    def save(world_size):
+        torch.save(dict(state_dict=state, meta=dict(
+            epoch=1, iter=3, world_size=world_size)), path)
+
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    save(1)
+    torchrun = Config(dict(cfg.to_dict(), launcher='pytorch'),
+                      filename=str(cfg_file))
+    with pytest.raises(ResumeMismatchError, match=(
+            f'^--resume: {path} was trained by 1 process and this run has '
+            '2: .* resume with 1 process ')):
+        check_resume_checkpoint(torchrun, str(path))
+    check_resume_checkpoint(cfg, str(path))  # one process, no launcher
+    save(2)
+    with pytest.raises(ResumeMismatchError, match=(
+            f'^--resume: {path} was trained by 2 processes and this run has '
+            '1: ')):
+        check_resume_checkpoint(cfg, str(path))
+    check_resume_checkpoint(torchrun, str(path))
+
+
+def test_a_partial_checkpoint_is_refused_unless_load_from_strict_is_off(
+        tiny_isic, tmp_path):
+    """``--resume`` checks the checkpoint as strictly as the Runner's
+    StrictCheckpointHook: one missing tensor refuses it, also from a
+    config that does not set ``load_from_strict`` (the default runtime sets
+    True); ``load_from_strict=False`` lets a partial one through."""
+    import pytest
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.checkpoint_match import CheckpointMismatchError
+    from mmseg_dsnet.engine.resume_check import check_resume_checkpoint
+    cfg_file, cfg, state = _tiny_run(tiny_isic, tmp_path)
+    assert cfg.load_from_strict is True
+    cfg = Config({k: v for k, v in cfg.to_dict().items()
+                  if k != 'load_from_strict'}, filename=str(cfg_file))
+    dropped = next(k for k in state if not k.endswith('num_batches_tracked'))
+    del state[dropped]
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=state, meta=dict(epoch=1, iter=3)), path)
+    with pytest.raises(CheckpointMismatchError,
+                       match=f'1 missing key.*{dropped}'):
+        check_resume_checkpoint(cfg, str(path))
+    cfg.load_from_strict = False
+    check_resume_checkpoint(cfg, str(path))
