@@ -32,6 +32,15 @@ def test_finds_the_listed_weights(tmp_path):
     assert sha256_of(checkpoint) == hashlib.sha256(b'weights').hexdigest()
 
 
+def test_a_digest_listed_in_upper_case_is_the_same_digest(tmp_path):
+    """A SHA-256 is a hexadecimal number: listed in capitals (as some
+    tools print it) it names the same file."""
+    listed = hashlib.sha256(b'weights').hexdigest().upper()
+    metafile = make_release(tmp_path, listed_hash=listed)
+    assert released_model('net', str(metafile))[1] == str(
+        tmp_path / 'checkpoints' / 'net.pth')
+
+
 def test_refuses_an_altered_file(tmp_path):
     metafile = make_release(tmp_path, listed_hash='0' * 64)
     with pytest.raises(ReleasedModelError, match='not the released file'):
