@@ -223,11 +223,10 @@ def test_tool_refuses_another_input_size_and_an_unwritable_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']
 
 
-def test_tool_refuses_images_the_checkpoint_did_not_train_on(
-        tiny_isic, tmp_path, capsys):
-    """Statistics recomputed on the test split, or on validation images
-    outside the split the checkpoint trained on, were written as a new
-    checkpoint, exit 0: held-out images shaped the model scored on them."""
+def trained_and_bare_checkpoints(tiny_isic, tmp_path):
+    """A tiny config and two checkpoints of one model: one that records its
+    training config (``meta['cfg']``, as tools/train.py saves it) and one
+    without it (as released weights are)."""
     from mmengine.config import Config
     cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
     state = build(str(cfg)).state_dict()
@@ -236,6 +235,15 @@ def test_tool_refuses_images_the_checkpoint_did_not_train_on(
                     state_dict=state), trained)
     bare = tmp_path / 'bare.pth'
     torch.save(dict(state_dict=state), bare)
+    return cfg, trained, bare
+
+
+def test_tool_refuses_images_the_checkpoint_did_not_train_on(
+        tiny_isic, tmp_path, capsys):
+    """Statistics recomputed on the test split, or on validation images
+    outside the split the checkpoint trained on, were written as a new
+    checkpoint, exit 0: held-out images shaped the model scored on them."""
+    cfg, trained, bare = trained_and_bare_checkpoints(tiny_isic, tmp_path)
     tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
     out = tmp_path / 'out.pth'
     test_split = tiny_isic / 'splits' / 'official_test.txt'
@@ -551,14 +559,7 @@ def test_tool_refuses_a_training_loader_without_a_split_file(
     validation images among them): the split checks looked at split files
     only, so the statistics were recomputed on every image and written,
     exit 0."""
-    from mmengine.config import Config
-    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
-    state = build(str(cfg)).state_dict()
-    trained = tmp_path / 'trained.pth'
-    torch.save(dict(meta=dict(cfg=Config.fromfile(cfg).pretty_text),
-                    state_dict=state), trained)
-    bare = tmp_path / 'bare.pth'
-    torch.save(dict(state_dict=state), bare)
+    cfg, trained, bare = trained_and_bare_checkpoints(tiny_isic, tmp_path)
     tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
     out = tmp_path / 'out.pth'
     for checkpoint in (trained, bare):
@@ -576,13 +577,15 @@ def test_tool_refuses_a_training_loader_without_a_split_file(
             'with)')
         assert not out.exists()
     # A run that trained on every image of the set is recalibrated on them.
+    from mmengine.config import Config
+
     from mmseg_dsnet.engine.batch_norm_recalibration import \
         check_recalibration_images
     config = Config.fromfile(cfg)
     config.merge_from_dict({'train_dataloader.dataset.ann_file': ''})
     every = tmp_path / 'every.pth'
-    torch.save(dict(meta=dict(cfg=config.pretty_text), state_dict=state),
-               every)
+    torch.save(dict(meta=dict(cfg=config.pretty_text),
+                    state_dict=torch.load(bare)['state_dict']), every)
     check_recalibration_images(str(every), config.train_dataloader.dataset,
                                str(cfg))
 

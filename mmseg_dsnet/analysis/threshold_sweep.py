@@ -356,10 +356,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     # (released weights) was scored there without a word.
     for found in recalibration_split_files(checkpoint,
                                            scored_cfg.get('data_root')):
-        if is_synthetic(_data_root_of(found)) != synthetic:
-            continue
-        recalibrated_ids = set(split_ids(found))
-        shared = [i for i in scored_ids if i in recalibrated_ids]
+        shared = _ids_also_in(found, scored_ids, synthetic)
         if shared:
             raise UserError(
                 f'checkpoint {checkpoint} had its BatchNorm statistics '
@@ -383,11 +380,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'{len(scored_ids)} images that {config} scores ({scored}) '
                 f'among them. {consequence}. {fix}')
     for found in trained:
-        if found is None or \
-                is_synthetic(_data_root_of(found)) != synthetic:
-            continue
-        train_ids = set(split_ids(found))
-        shared = [i for i in scored_ids if i in train_ids]
+        shared = _ids_also_in(found, scored_ids, synthetic)
         if shared:
             raise UserError(
                 f'checkpoint {checkpoint} was trained on {len(shared)} of '
@@ -395,6 +388,17 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'({scored}: {first_few(shared, 3)}); its training '
                 f"split is {found} (its training config, meta['cfg']). "
                 f'{consequence}. {fix}')
+
+
+def _ids_also_in(found, scored_ids, synthetic):
+    """The ids of ``scored_ids`` that split file ``found`` lists too; none
+    for a split of the other kind of set (synthetic or real, whose ids
+    coincide) or for a split found nowhere (None)."""
+    from ..datasets.synthetic_fallback import is_synthetic
+    if found is None or is_synthetic(_data_root_of(found)) != synthetic:
+        return []
+    listed = set(split_ids(found))
+    return [i for i in scored_ids if i in listed]
 
 
 def check_not_tested_on_training_images(checkpoint: str, dataset_cfg: dict,
