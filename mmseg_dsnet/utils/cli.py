@@ -27,6 +27,22 @@ def input_shape(values: Sequence[int]) -> Tuple[int, int]:
     return tuple(values)
 
 
+def other_shape_note(shape: Sequence[int], own: Sequence[int]) -> str:
+    """What to print beside figures measured at ``--shape`` ``shape`` when
+    the config runs its model at ``own`` (nothing when they agree).
+
+    Args:
+        shape (Sequence[int]): The measured ``(height, width)``.
+        own (Sequence[int]): The config's own ``(height, width)``.
+
+    Returns:
+        str: ``' (--shape; the config runs the model at HxW)'`` or ``''``.
+    """
+    if tuple(shape) == tuple(own):
+        return ''
+    return f' (--shape; the config runs the model at {own[0]}x{own[1]})'
+
+
 def check_at_least(*checks) -> None:
     """Refuse option values below their minimum, before any work.
 

@@ -24,7 +24,8 @@ from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
                                           load_config)
 from mmseg_dsnet.leaderboard.board import comparable_model
 from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
-                                   device_option, input_shape)
+                                   device_option, input_shape,
+                                   other_shape_note)
 from mmseg_dsnet.utils.fileio import json_text
 
 
@@ -152,8 +153,7 @@ def main(argv=None):
              if args.cfg_options else '')
           + f'Device: {timed["device"]} ({timed["device_name"]}), '
           f'{threads}input: {timed["input"]} {shape[0]}x{shape[1]}'
-          + ('' if shape == own else
-             f' (--shape; the config runs the model at {own[0]}x{own[1]})'))
+          f'{other_shape_note(shape, own)}')
     if args.compare_deploy:
         print_comparison(result)
         return result

@@ -25,7 +25,7 @@ from mmengine.config import DictAction
 from mmseg_dsnet.analysis.flops import CONVENTION, get_flops
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_input_file
-from mmseg_dsnet.utils.cli import input_shape
+from mmseg_dsnet.utils.cli import input_shape, other_shape_note
 from mmseg_dsnet.utils.fileio import json_text
 
 
@@ -80,10 +80,7 @@ def main(argv=None):
     # Named, as in the JSON: figures pasted elsewhere say whose they are.
     print(f'{split_line}\nConfig: {args.config}\n'
           'Compute type: direct: randomly generate a picture\n'
-          f'Input shape: {shape}'
-          + ('' if shape == own else
-             f' (--shape; the config runs the model at {own[0]}x{own[1]})')
-          + '\n'
+          f'Input shape: {shape}{other_shape_note(shape, own)}\n'
           + (f'Config options: {result["cfg_options"]}\n'
              if 'cfg_options' in result else '')
           + ('Model: re-parameterised (the config sets deploy=True); count '
