@@ -5,7 +5,11 @@ and the device scripts (tools/device/*.sh) with stand-ins likewise."""
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +69,11 @@ def launch(tmp_path, script, *args, **env):
     ('dist_test.sh', ('a.py', 'c.pth', '2'), {
         'NNODES': '2', 'NODE_RANK': '2'
     }, "NODE_RANK must be from 0 to 1, got '2'"),
+    # Each node's own address: node 1 waited for a master of its own.
+    ('dist_train.sh', ('a.py', '2'), {
+        'NNODES': '2', 'NODE_RANK': '1'
+    }, 'MASTER_ADDR is not set: with NNODES=2 every node needs the address '
+     'of node 0'),
     ('slurm_train.sh', ('gpu', 'dsnet'), {}, 'CONFIG is missing'),
     ('slurm_test.sh', ('gpu', 'dsnet', 'a.py'), {}, 'CHECKPOINT is missing'),
     ('slurm_test.sh', ('gpu', 'dsnet', 'a.py', 'c.pth'), {'GPUS': 'all'},
@@ -316,3 +325,133 @@ def test_device_scripts_fail_when_their_results_cannot_be_packed(
     assert error in done.stderr.splitlines()
     assert error in (out / 'summary.txt').read_text()
     assert not (out / archive).exists() and (out / folder).is_dir()
+
+
+# Stands in for tools/train.py under torchrun: each process records its pid;
+# process 1 ends as FAIL says (process 0 runs until it is stopped).
+FAKE_TRAIN = r'''import os, signal, sys, time
+rank = os.environ['RANK']
+open(os.path.join(sys.argv[-1], f'pid_{rank}'), 'w').write(str(os.getpid()))
+if rank == '1':
+    time.sleep(1)
+    fail = os.environ.get('FAIL')
+    if fail == 'user error':
+        print('ERROR: config file a.py: bad', file=sys.stderr, flush=True)
+        sys.exit(2)
+    if fail == 'killed':
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fail == 'crash':
+        raise RuntimeError('boom')
+time.sleep(60)
+'''
+
+
+def start_dist_train(tmp_path, **env):
+    """Starts tools/dist_train.sh of a copy of the repository whose
+    train.py is FAKE_TRAIN, with 2 processes; returns the Popen."""
+    copy = tmp_path / 'repo'
+    (copy / 'tools').mkdir(parents=True)
+    for script in ('dist_train.sh', 'launch_checks.sh'):
+        shutil.copy(REPO / 'tools' / script, copy / 'tools')
+    (copy / 'tools' / 'train.py').write_text(FAKE_TRAIN)
+    (copy / 'mmseg_dsnet').symlink_to(REPO / 'mmseg_dsnet')
+    (tmp_path / 'cfg.py').write_text('')
+    full_env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
+                    PORT=str(free_port()))
+    for name in ('GPUS', 'NNODES', 'NODE_RANK', 'MASTER_ADDR', 'LOGLEVEL',
+                 'PYTHONPATH'):
+        full_env.pop(name, None)
+    full_env.update(env)
+    return subprocess.Popen(
+        ['bash', str(copy / 'tools' / 'dist_train.sh'), 'cfg.py', '2',
+         str(tmp_path)], cwd=tmp_path, env=full_env, stderr=subprocess.PIPE,
+        text=True)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def stop_left_processes(tmp_path):
+    """Kills the stand-in processes still running (none, when the launch
+    stopped them); returns their ranks."""
+    left = []
+    for pid_file in tmp_path.glob('pid_*'):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            left.append(pid_file.name[4:])
+        except (ProcessLookupError, ValueError):
+            pass
+    return left
+
+
+@pytest.mark.parametrize('fail,status,line', [
+    ('user error', 2, 'ERROR: config file a.py: bad'),
+    ('killed', 137, 'ERROR: process 1 of train.py was ended by SIGKILL (out '
+     'of memory?); torchrun stopped the others'),
+    ('crash', 1, 'ERROR: process 1 of train.py failed with exit status 1 '
+     '(see its output above); torchrun stopped the others'),
+])
+def test_dist_train_sh_ends_with_the_failed_process_status(
+        tmp_path, fail, status, line):
+    """torchrun ended every failure of a process with its ChildFailedError
+    traceback (about 35 lines) and exit 1: a user error's ERROR line and
+    status 2, or a process killed (out of memory), read as a crash."""
+    proc = start_dist_train(tmp_path, FAIL=fail)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        left = stop_left_processes(tmp_path)
+    assert proc.returncode == status, err
+    assert err.splitlines()[-1] == line, err
+    assert 'ChildFailedError' not in err and 'Root Cause' not in err
+    assert err.count('ERROR:') == 1, err
+    assert ('RuntimeError: boom' in err) == (fail == 'crash')
+    assert left == []
+
+
+def test_a_stopped_dist_train_sh_stops_its_processes_and_says_so(tmp_path):
+    """SIGTERM to the script (``kill PID``) ended bash alone, exit 143,
+    while torchrun and its processes trained on; torchrun stopped itself
+    ended with a SignalException traceback and exit 1."""
+    proc = start_dist_train(tmp_path)
+    try:
+        pid_files = [tmp_path / 'pid_0', tmp_path / 'pid_1']
+        for _ in range(600):
+            if all(p.exists() and p.read_text() for p in pid_files):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        left = stop_left_processes(tmp_path)
+    assert left == [], 'processes went on after the launch was stopped'
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.splitlines()[-1] == (
+        'ERROR: stopped by SIGTERM: the processes of train.py were stopped '
+        'before they finished; the checkpoints saved before stay in the '
+        'work dir; the same command with --resume goes on from the newest')
+    assert 'Traceback' not in err, err
+
+
+def test_dist_train_sh_on_a_port_in_use_is_one_error_line(tmp_path):
+    """A second run on the same PORT (another run's torchrun listens there)
+    ended in torchrun's DistNetworkError traceback (EADDRINUSE), exit 1."""
+    with socket.socket() as taken:
+        taken.bind(('', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start_dist_train(tmp_path, PORT=str(port))
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+            left = stop_left_processes(tmp_path)
+    assert proc.returncode == 2, err
+    assert err == (f'ERROR: port {port} of 127.0.0.1 is in use (another '
+                   'distributed run?): give another with PORT=...\n')
+    assert left == [] and not list(tmp_path.glob('pid_*'))

@@ -632,6 +632,41 @@ def test_sigterm_to_the_process_group_ends_quietly_with_143():
     assert 'Error' not in proc.stderr.read()
 
 
+WAITING_TOOL = '''
+import time
+from mmseg_dsnet.engine import run_reporting_user_errors
+
+def main():
+    print('working', flush=True)
+    time.sleep(60)
+
+run_reporting_user_errors(main)
+'''
+
+
+def test_sigterm_to_a_tool_is_one_stopped_line():
+    """``tools/train.py`` (any tool) stopped by SIGTERM ended with status
+    143 and no word, unlike Ctrl-C (``ERROR: interrupted ...``). Under
+    torchrun the launcher says it once (mmseg_dsnet.engine.torchrun), so
+    its processes print nothing."""
+    import signal
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if k != 'TORCHELASTIC_RUN_ID'}
+    for torchrun, line in ((False, 'ERROR: stopped by SIGTERM before the '
+                            'run finished\n'), (True, '')):
+        if torchrun:
+            env['TORCHELASTIC_RUN_ID'] = 'none'
+        proc = subprocess.Popen(
+            [sys.executable, '-c', WAITING_TOOL], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == 'working'
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert (proc.returncode, err) == (128 + signal.SIGTERM, line)
+
+
 RELEASED = 'checkpoints/dsnet_isic2017_256px.pth'
 # Each tool that reads a config, with CONFIG, CHECKPOINT and OUT (a folder
 # for the run's outputs) in its arguments.

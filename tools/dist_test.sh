@@ -13,7 +13,7 @@ GPUS=${3:-}
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+MASTER_ADDR=${MASTER_ADDR:-}  # 127.0.0.1 on one node
 LAUNCH_USAGE="bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]"
 source "$(dirname "$0")/launch_checks.sh"
 launch_positional CONFIG "$CONFIG"
@@ -23,8 +23,13 @@ launch_dist_settings
 launch_input "config file" "$CONFIG"
 launch_input checkpoint "$CHECKPOINT"
 
+# exec: a stop sent to this script (kill PID) reaches torchrun, which
+# passes it on to the processes (they run in sessions of their own), instead
+# of ending the script alone while the run went on. mmseg_dsnet's torchrun
+# ends with the failed process's status and one ERROR line, not torchrun's
+# traceback and exit 1 (mmseg_dsnet/engine/torchrun.py).
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-"${PYTHON:-python}" -m torch.distributed.run \
+exec "${PYTHON:-python}" -m mmseg_dsnet.engine.torchrun \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -44,7 +44,13 @@ launch_dist_settings() {
   launch_whole NNODES "$NNODES" 1
   launch_whole NODE_RANK "$NODE_RANK" 0 $((10#$NNODES - 1))
   launch_whole PORT "$PORT" 1 65535
-  [ -n "$MASTER_ADDR" ] || launch_error "MASTER_ADDR is empty"
+  if (( 10#$NNODES > 1 )); then
+    # The default is each node's own address: every node but the first
+    # waited for a master of its own until the rendezvous timed out.
+    [ -n "$MASTER_ADDR" ] || launch_error "MASTER_ADDR is not set: with \
+NNODES=$NNODES every node needs the address of node 0"
+  fi
+  MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 }
 
 # slurm_train.sh, slurm_test.sh: the numbers given to srun.

@@ -1,6 +1,7 @@
 """Report the faults a user can fix (bad data, a config typo, an unsafe or
 broken checkpoint, NaN loss ...) as one clear message instead of a stack
 trace; genuine bugs keep their traceback."""
+import os
 import signal
 import sys
 import threading
@@ -63,13 +64,34 @@ def describe_user_error(err):
     return None
 
 
+class Terminated(SystemExit):
+    """Raised by the SIGTERM handler of :func:`exit_cleanly_on_sigterm`;
+    its ``code`` is ``128 + signum``, as for a process killed by it.
+
+    Args:
+        signum (int): The signal.
+    """
+
+    def __init__(self, signum):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def stops_reported_by_launcher():
+    """Whether torchrun started this process: ``tools/dist_*.sh``'s
+    launcher (:mod:`mmseg_dsnet.engine.torchrun`) reports a stop (Ctrl-C,
+    SIGTERM) of the run in one line, so its processes print none (one line
+    each, otherwise)."""
+    return 'TORCHELASTIC_RUN_ID' in os.environ
+
+
 def _exit_on_sigterm(signum, frame):
     # A signal sent to the process group also ends the data-loading
     # workers; PyTorch's SIGCHLD handler would report their end as the
     # error (a RuntimeError traceback) instead of the termination asked for.
     if hasattr(signal, 'SIGCHLD'):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    raise SystemExit(128 + signum)
+    raise Terminated(signum)
 
 
 def exit_cleanly_on_sigterm():
@@ -102,9 +124,25 @@ def report_interrupt(error, hint=''):
         error (KeyboardInterrupt): The interrupt.
         hint (str): What is left and how to go on, appended to the line.
     """
-    print_user_error(error, 'interrupted (Ctrl-C) before the run finished' +
-                     (f'; {hint}' if hint else ''))
+    if not stops_reported_by_launcher():
+        print_user_error(error, 'interrupted (Ctrl-C) before the run '
+                         'finished' + (f'; {hint}' if hint else ''))
     sys.exit(128 + signal.SIGINT)
+
+
+def report_termination(error):
+    """Report a stop by SIGTERM (:class:`Terminated`) in one line, as
+    :func:`report_interrupt` does Ctrl-C (it ended with status 143 and no
+    word), and exit with its status. The clean-up of the writes under way
+    has run by the time the exception gets here.
+
+    Args:
+        error (Terminated): The stop.
+    """
+    if not stops_reported_by_launcher():
+        name = signal.Signals(error.signum).name
+        print_user_error(error, f'stopped by {name} before the run finished')
+    sys.exit(error.code)
 
 
 def run_reporting_user_errors(main):
@@ -114,13 +152,16 @@ def run_reporting_user_errors(main):
     (:class:`~mmseg_dsnet.utils.errors.ChildToolError`)
     (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well).
     SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`),
-    Ctrl-C with one line and status 130 (:func:`report_interrupt`).
+    one line and status 143 (:func:`report_termination`), Ctrl-C with one
+    line and status 130 (:func:`report_interrupt`).
     """
     previous = exit_cleanly_on_sigterm()
     try:
         return main()
     except KeyboardInterrupt as err:
         report_interrupt(err)
+    except Terminated as err:
+        report_termination(err)
     except Exception as err:
         message = describe_user_error(err)
         if message is None:
