@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, run_cli, run_tool_in_process
+from conftest import (REPO, load_tool, run_cli, run_tool_in_process,
+                      write_tiny_config)
 
 DSNET = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
 MODEL_CONFIGS = [
@@ -665,6 +666,37 @@ def test_sigterm_to_a_tool_is_one_stopped_line():
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert (proc.returncode, err) == (128 + signal.SIGTERM, line)
+
+
+def test_a_training_stopped_by_sigterm_says_what_it_kept(tiny_isic,
+                                                         tmp_path):
+    """``tools/train.py`` stopped by SIGTERM (``kill``, a scheduler) after
+    its first checkpoint ended with status 143 and no word."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=100)
+    work = tmp_path / 'work'
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/train.py', str(cfg), '--work-dir', str(work)],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if (work / 'epoch_1.pth').is_file() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.splitlines()[-1] == (
+        'ERROR: stopped by SIGTERM before the run finished; the checkpoints '
+        'saved before stay in the work dir; the same command with --resume '
+        'goes on from the newest')
+    assert (work / 'epoch_1.pth').is_file()
 
 
 RELEASED = 'checkpoints/dsnet_isic2017_256px.pth'

@@ -33,6 +33,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 run_reporting_user_errors,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
+from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets, check_input_file,
                                           check_options_take_effect,
@@ -191,4 +192,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_reporting_user_errors(main)
+    run_reporting_user_errors(main, stop_hint=TRAINING_STOP_HINT)

@@ -12,6 +12,11 @@ import time
 # ``infer.py --strict``).
 USER_ERROR_EXIT = 2
 
+#: What a stopped ``tools/train.py`` run leaves and how it goes on.
+TRAINING_STOP_HINT = ('the checkpoints saved before stay in the work dir; '
+                      'the same command with --resume goes on from the '
+                      'newest')
+
 #: How long a process that leaves the report of an error every process
 #: raised to rank 0 waits before it ends (seconds).
 RANK_0_GRACE_S = 5
@@ -130,7 +135,7 @@ def report_interrupt(error, hint=''):
     sys.exit(128 + signal.SIGINT)
 
 
-def report_termination(error):
+def report_termination(error, hint=''):
     """Report a stop by SIGTERM (:class:`Terminated`) in one line, as
     :func:`report_interrupt` does Ctrl-C (it ended with status 143 and no
     word), and exit with its status. The clean-up of the writes under way
@@ -138,14 +143,16 @@ def report_termination(error):
 
     Args:
         error (Terminated): The stop.
+        hint (str): What is left and how to go on, appended to the line.
     """
     if not stops_reported_by_launcher():
         name = signal.Signals(error.signum).name
-        print_user_error(error, f'stopped by {name} before the run finished')
+        print_user_error(error, f'stopped by {name} before the run finished'
+                         + (f'; {hint}' if hint else ''))
     sys.exit(error.code)
 
 
-def run_reporting_user_errors(main):
+def run_reporting_user_errors(main, stop_hint=''):
     """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
     stderr and exit with status 2, the status of every user error in this
     project, or with the status of a failed child tool
@@ -154,14 +161,19 @@ def run_reporting_user_errors(main):
     SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`),
     one line and status 143 (:func:`report_termination`), Ctrl-C with one
     line and status 130 (:func:`report_interrupt`).
+
+    Args:
+        main (callable): The tool's work.
+        stop_hint (str): What a stop (Ctrl-C, SIGTERM) leaves and how to go
+            on (e.g. :data:`TRAINING_STOP_HINT`), for its line.
     """
     previous = exit_cleanly_on_sigterm()
     try:
         return main()
     except KeyboardInterrupt as err:
-        report_interrupt(err)
+        report_interrupt(err, stop_hint)
     except Terminated as err:
-        report_termination(err)
+        report_termination(err, stop_hint)
     except Exception as err:
         message = describe_user_error(err)
         if message is None:

@@ -23,17 +23,14 @@ import signal
 import sys
 
 from ..utils.errors import print_user_error
-from .cli_errors import USER_ERROR_EXIT
+from .cli_errors import TRAINING_STOP_HINT, USER_ERROR_EXIT
 
 #: What a process stopped by torchrun after another's failure ends with
 #: (the tools' SIGTERM handler, or the signal itself).
 _STOPPED_BY_TORCHRUN = 128 + signal.SIGTERM
 
 #: What is left of a stopped run and how to go on, by the script run.
-_STOPPED_HINTS = {
-    'train.py': 'the checkpoints saved before stay in the work dir; the '
-    'same command with --resume goes on from the newest',
-}
+_STOPPED_HINTS = {'train.py': TRAINING_STOP_HINT}
 
 
 def exit_status(exitcode):
