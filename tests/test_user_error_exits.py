@@ -699,6 +699,43 @@ def test_a_training_stopped_by_sigterm_says_what_it_kept(tiny_isic,
     assert (work / 'epoch_1.pth').is_file()
 
 
+BUSY_LOADER = '''
+import torch
+from mmseg_dsnet.engine import run_reporting_user_errors
+
+def main():
+    loader = torch.utils.data.DataLoader(range(100), num_workers=2,
+                                         persistent_workers=True)
+    next(iter(loader))
+    print('busy', flush=True)
+    # One long call into C: the signals are handled after it, when the
+    # workers' end (SIGCHLD) has come in too.
+    sum(range(10 ** 8))
+
+run_reporting_user_errors(main)
+'''
+
+
+def test_sigterm_that_ends_the_loader_workers_first_is_one_line():
+    """SIGTERM to the process group while the main process is in a long
+    call: the data-loading workers ended first, and their SIGCHLD, handled
+    after the SIGTERM handler had reset it to SIG_DFL, was printed as
+    ``OSError: Signal 17 ignored due to race condition`` with a
+    traceback."""
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, '-c', BUSY_LOADER], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline().strip() == 'busy'
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (
+        128 + signal.SIGTERM,
+        'ERROR: stopped by SIGTERM before the run finished\n')
+
+
 RELEASED = 'checkpoints/dsnet_isic2017_256px.pth'
 # Each tool that reads a config, with CONFIG, CHECKPOINT and OUT (a folder
 # for the run's outputs) in its arguments.

@@ -90,12 +90,19 @@ def stops_reported_by_launcher():
     return 'TORCHELASTIC_RUN_ID' in os.environ
 
 
+def _no_action(signum, frame):
+    """A signal handler that does nothing."""
+
+
 def _exit_on_sigterm(signum, frame):
     # A signal sent to the process group also ends the data-loading
     # workers; PyTorch's SIGCHLD handler would report their end as the
     # error (a RuntimeError traceback) instead of the termination asked for.
+    # A handler of its own, not SIG_DFL: a SIGCHLD received before this
+    # handler ran (the workers ended first) found SIG_DFL and was printed as
+    # 'OSError: Signal 17 ignored due to race condition' with a traceback.
     if hasattr(signal, 'SIGCHLD'):
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, _no_action)
     raise Terminated(signum)
 
 
