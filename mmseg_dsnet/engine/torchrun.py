@@ -10,7 +10,8 @@ was killed (out of memory: SIGKILL); when torchrun itself is stopped
 and ends with the status of the process whose failure ended the run (2
 after a user error, 137 after SIGKILL, ...), with one ``ERROR:`` line
 instead of the traceback where that process left none; stopped by a
-signal, with ``ERROR: stopped by SIGTERM ...`` and ``128 + N``.
+signal, with ``ERROR: stopped by SIGTERM ...`` and ``128 + N``; on a
+port another run listens on, with one ``ERROR:`` line and status 2.
 
 Usage (the arguments of ``python -m torch.distributed.run``)::
 
