@@ -736,6 +736,43 @@ def test_sigterm_that_ends_the_loader_workers_first_is_one_line():
         'ERROR: stopped by SIGTERM before the run finished\n')
 
 
+SIGTERM_IN_A_DEL = '''
+import os
+import signal
+import time
+from mmseg_dsnet.engine import run_reporting_user_errors
+
+class Closing:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs here, in __del__
+            pass
+
+def main():
+    Closing()  # freed at once
+    time.sleep(1)
+    print('went on', flush=True)
+
+run_reporting_user_errors(main)
+'''
+
+
+def test_sigterm_handled_in_a_del_still_stops_the_tool():
+    """A SIGTERM whose handler ran inside a ``__del__`` (a data loader's,
+    freed at the end of each epoch) or an at-fork callback: Python printed
+    the stop as ``Exception ignored in ...`` and the run went on, exit 0,
+    as if no signal had come."""
+    import signal
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, '-c', SIGTERM_IN_A_DEL],
+                          cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        128 + signal.SIGTERM, '',
+        'ERROR: stopped by SIGTERM before the run finished\n')
+
+
 RELEASED = 'checkpoints/dsnet_isic2017_256px.pth'
 # Each tool that reads a config, with CONFIG, CHECKPOINT and OUT (a folder
 # for the run's outputs) in its arguments.

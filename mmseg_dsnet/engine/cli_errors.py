@@ -94,6 +94,30 @@ def _no_action(signum, frame):
     """A signal handler that does nothing."""
 
 
+#: How long after a stop was swallowed it is sent again (seconds).
+RESEND_STOP_S = 0.05
+
+
+def _resend_swallowed_stops(previous_hook):
+    """``sys.unraisablehook`` for a :class:`Terminated` raised where Python
+    drops exceptions (a ``__del__``, such as a data loader's, or an at-fork
+    callback): the stop was printed as ``Exception ignored in ...`` and the
+    run went on as if no signal had come. The signal is sent again, from
+    another thread, so that it is handled once that code has returned."""
+
+    def hook(unraisable):
+        error = unraisable.exc_value
+        if not isinstance(error, Terminated):
+            return previous_hook(unraisable)
+        resend = threading.Timer(RESEND_STOP_S, os.kill,
+                                 (os.getpid(), error.signum))
+        resend.daemon = True
+        resend.start()
+
+    hook.resends_stops = True
+    return hook
+
+
 def _exit_on_sigterm(signum, frame):
     # A signal sent to the process group also ends the data-loading
     # workers; PyTorch's SIGCHLD handler would report their end as the
@@ -103,6 +127,8 @@ def _exit_on_sigterm(signum, frame):
     # 'OSError: Signal 17 ignored due to race condition' with a traceback.
     if hasattr(signal, 'SIGCHLD'):
         signal.signal(signal.SIGCHLD, _no_action)
+    if not getattr(sys.unraisablehook, 'resends_stops', False):
+        sys.unraisablehook = _resend_swallowed_stops(sys.unraisablehook)
     raise Terminated(signum)
 
 
