@@ -366,3 +366,82 @@ def test_demo_names_the_device_it_trains_on(monkeypatch):
     # On a GPU machine the runner trains there; the demo said "the CPU".
     monkeypatch.setattr(demo, 'get_device', lambda: 'cuda')
     assert demo.training_device() == 'the CUDA device'
+
+
+def _tiny_model(tmp_path, tiny_isic):
+    """An untrained DSNet of the tiny config, as the demo draws with it."""
+    from mmseg.apis import init_model
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    return init_model(str(config), None, device='cpu')
+
+
+def test_overlays_name_the_model_split_and_checkpoint(tmp_path, tiny_isic):
+    """The figure's title took the model's name from the loop over the
+    images (both were ``name``): ``red: ISIC_0000021 prediction``, an image
+    id for the model; it now also says which images and checkpoint."""
+    model = _tiny_model(tmp_path, tiny_isic)
+    out = tmp_path / 'overlays.png'
+    fig = demo.draw_overlays(model, str(tiny_isic),
+                             'splits/lightweight_test.txt', str(out),
+                             count=2, name='DSNet',
+                             checkpoint=str(tmp_path / 'w' / 'epoch_1.pth'))
+    assert fig._suptitle.get_text() == (
+        'green: ground truth, red: DSNet prediction\n'
+        'first 2 images of splits/lightweight_test.txt, epoch_1.pth')
+    ids = (tiny_isic / 'splits' / 'lightweight_test.txt').read_text().split()
+    assert [ax.get_title() for ax in fig.axes] == ids[:2]
+    assert out.read_bytes().startswith(b'\x89PNG\r\n\x1a\n')
+
+
+def test_overlays_are_written_whole_or_not_at_all(tmp_path, tiny_isic,
+                                                  monkeypatch):
+    """A write of ``overlays.png`` that failed part-way (a full disk) left
+    the truncated PNG, which looked like the run's overlays."""
+    import errno
+
+    from matplotlib.figure import Figure
+    model = _tiny_model(tmp_path, tiny_isic)
+    savefig = Figure.savefig
+
+    def savefig_then_disk_full(self, fname, *args, **kwargs):
+        savefig(self, fname, *args, **kwargs)
+        with open(fname, 'r+b') as f:
+            f.truncate(64)
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(Figure, 'savefig', savefig_then_disk_full)
+    out = tmp_path / 'work' / 'overlays.png'
+    out.parent.mkdir()
+    with pytest.raises(OSError, match='No space left'):
+        demo.draw_overlays(model, str(tiny_isic),
+                           'splits/lightweight_test.txt', str(out), count=2)
+    assert os.listdir(out.parent) == []
+
+
+def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
+    """The demo set ``randomness = dict(seed=--seed)`` with --seed 0 by
+    default: a config's own seed was replaced by 0 and its
+    ``deterministic=True`` dropped, exit 0. Now --seed sets the seed alone,
+    and without it the config's seed is used."""
+
+    class Built(Exception):
+        pass
+
+    built = []
+
+    def from_cfg(cfg):
+        built.append(cfg.randomness.to_dict())
+        raise Built
+
+    monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
+    monkeypatch.setattr(demo.Runner, 'from_cfg', from_cfg)
+    config = tmp_path / 'seeded.py'
+    config.write_text(
+        f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
+        'randomness = dict(seed=7, deterministic=True)\n')
+    for seed, work in (([], 'a'), (['--seed', '3'], 'b')):
+        with pytest.raises(Built):
+            demo.main(['--config', str(config), '--work-dir',
+                       str(tmp_path / work), *seed])
+    assert built == [dict(seed=7, deterministic=True),
+                     dict(seed=3, deterministic=True)]

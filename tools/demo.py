@@ -43,7 +43,12 @@ def parse_args(argv=None):
         'work_dirs/demo/ by default, named by the time it starts')
     parser.add_argument('--epochs', type=int, default=None,
                         help='override the number of training epochs')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=None,
+        help="the training's seed (default: the config's randomness.seed, "
+        '0 for the demo config)')
     return parser.parse_args(argv)
 
 
@@ -199,24 +204,48 @@ def training_device():
 
 
 def draw_overlays(model, data_root, split_file, out_file, count=6,
-                  name='DSNet'):
+                  name='DSNet', checkpoint=None):
     """Image | ground truth (green) and prediction (red) contours, for the
-    first ``count`` test images; ``name`` names the model in the title."""
+    first ``count`` images of ``split_file``.
+
+    The PNG is written whole or not at all
+    (:func:`~mmseg_dsnet.utils.fileio.atomic_write`): a failed write (a
+    full disk, an interrupt) left a truncated ``overlays.png`` that looked
+    like the run's. Drawn on a bare :class:`~matplotlib.figure.Figure`, so
+    the process's matplotlib backend is left as it is.
+
+    Args:
+        model (nn.Module): The model, with its ``cfg``, as
+            ``mmseg.apis.inference_model`` takes it.
+        data_root (str): The converted set.
+        split_file (str): Its split file the images are taken from
+            (relative to ``data_root``).
+        out_file (str): The PNG to write.
+        count (int): How many images. Default: 6.
+        name (str): The model's name, for the title. Default: 'DSNet'.
+        checkpoint (str, optional): The checkpoint ``model`` holds, named
+            in the title.
+
+    Returns:
+        Figure: The figure written (its title says what it shows).
+    """
     import cv2
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from mmseg.apis import inference_model
 
     from mmseg_dsnet.rgb_reader import read_rgb
+    from mmseg_dsnet.utils.fileio import atomic_write
     with open(osp.join(data_root, split_file)) as f:
-        names = f.read().split()[:count]
-    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3.2))
-    for ax, name in zip(np.atleast_1d(axes), names):
+        image_ids = f.read().split()[:count]
+    fig = Figure(figsize=(3 * len(image_ids), 3.2))
+    axes = fig.subplots(1, len(image_ids))
+    # The loop variable was ``name``: the title called the predictions
+    # those of the last image's id, not of the model.
+    for ax, image_id in zip(np.atleast_1d(axes), image_ids):
         # Upright RGB as training loaded it; mmseg's inference takes BGR.
-        rgb = read_rgb(osp.join(data_root, 'images', name + '.jpg'))
+        rgb = read_rgb(osp.join(data_root, 'images', image_id + '.jpg'))
         # Masks as mmseg loads them: unchanged (no EXIF orientation).
-        gt = cv2.imread(osp.join(data_root, 'masks', name + '.png'),
+        gt = cv2.imread(osp.join(data_root, 'masks', image_id + '.png'),
                         cv2.IMREAD_UNCHANGED)
         pred = inference_model(model, np.ascontiguousarray(
             rgb[..., ::-1])).pred_sem_seg.data[0].cpu().numpy()
@@ -227,12 +256,18 @@ def draw_overlays(model, data_root, split_file, out_file, count=6,
                                            cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(canvas, contours, -1, colour, 2)
         ax.imshow(canvas)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(image_id, fontsize=8)
         ax.axis('off')
-    fig.suptitle(f'green: ground truth, red: {name} prediction')
+    source = f'first {len(image_ids)} images of {split_file}'
+    if checkpoint is not None:
+        source += f', {osp.basename(checkpoint)}'
+    fig.suptitle(f'green: ground truth, red: {name} prediction\n{source}',
+                 fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
+    # PNG whatever the name ends with (the temporary file's does not).
+    atomic_write(lambda path: fig.savefig(path, dpi=100, format='png'),
+                 out_file)
+    return fig
 
 
 def main(argv=None):
@@ -251,6 +286,13 @@ def main(argv=None):
         'configs/demo/dsnet_synthetic_cpu.py')
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
+    # Only the seed: a config's own seed was replaced by 0 and its other
+    # settings (deterministic=True) dropped. Seeded in any case.
+    randomness = dict(cfg.get('randomness') or {})
+    if args.seed is not None or randomness.get('seed') is None:
+        randomness['seed'] = 0 if args.seed is None else args.seed
+    check_seed(randomness['seed'], f'randomness.seed of {args.config}')
+    cfg.randomness = randomness
     synthetic_root = use_synthetic_root(cfg, args.config)
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
@@ -265,7 +307,6 @@ def main(argv=None):
           f'{synthetic_root} ...', flush=True)
     prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
-    cfg.randomness = dict(seed=args.seed)
     name = model_name(cfg)
     print(f'[2/4] Training {name} on {training_device()} for '
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
@@ -278,7 +319,8 @@ def main(argv=None):
     overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
     tester.model.cfg = cfg
-    draw_overlays(tester.model, synthetic_root, split, overlay, name=name)
+    draw_overlays(tester.model, synthetic_root, split, overlay, name=name,
+                  checkpoint=checkpoint)
     width = max(len(k) for k in metrics)
     print('\n' + '=' * 50 +
           f'\n{name} on the synthetic test split (percent):')
