@@ -337,7 +337,8 @@ def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
     demo.main(['--config', str(config), '--work-dir', str(tmp_path / 'w')])
     printed = capsys.readouterr().out
     assert 'Training EGEUNet on the CPU for 1 epochs' in printed
-    assert 'EGEUNet on the synthetic test split (percent):' in printed
+    assert ('EGEUNet on splits/lightweight_test.txt of the synthetic set '
+            '(percent):') in printed
     assert 'DSNet' not in printed
 
 
@@ -445,3 +446,31 @@ def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
                        str(tmp_path / work), *seed])
     assert built == [dict(seed=7, deterministic=True),
                      dict(seed=3, deterministic=True)]
+
+
+def test_demo_names_the_split_it_scores(tmp_path, tiny_isic, capsys):
+    """A config whose test loader reads another split file than
+    lightweight_test.txt (here the official validation set) was scored
+    and printed as ``DSNet on the synthetic test split``, exit 0; the
+    all-lesion guess beside it did not say at which size it is (that of
+    IoU_orig, not of IoU)."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    tiny = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    config = tmp_path / 'val.py'
+    config.write_text(f'_base_ = [{str(tiny)!r}]\n'
+                      'test_dataloader = dict(dataset=dict('
+                      "ann_file='splits/official_val.txt'))\n")
+    metrics, guess = demo.main(['--config', str(config), '--work-dir',
+                                str(tmp_path / 'w')])
+    printed = capsys.readouterr().out
+    assert '[3/4] Evaluating on splits/official_val.txt ...' in printed
+    assert ('DSNet on splits/official_val.txt of the synthetic set '
+            '(percent):') in printed
+    assert 'test split' not in printed
+    assert guess == demo.trivial_guess_iou(str(synthetic),
+                                           'splits/official_val.txt')
+    assert ('Trivial guesses, pooled lesion IoU at the original size (as '
+            f'IoU_orig): all-background 0.00, all-lesion {guess:.2f}'
+            ) in printed

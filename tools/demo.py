@@ -312,9 +312,9 @@ def main(argv=None):
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
-    print('[3/4] Evaluating on the test split ...', flush=True)
-    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
     split = cfg.test_dataloader.dataset.ann_file
+    print(f'[3/4] Evaluating on {split} ...', flush=True)
+    tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
     guess = trivial_guess_iou(synthetic_root, split)
     overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
@@ -322,12 +322,16 @@ def main(argv=None):
     draw_overlays(tester.model, synthetic_root, split, overlay, name=name,
                   checkpoint=checkpoint)
     width = max(len(k) for k in metrics)
+    # The split by its file: a config's test loader may read another one
+    # than lightweight_test.txt.
     print('\n' + '=' * 50 +
-          f'\n{name} on the synthetic test split (percent):')
+          f'\n{name} on {split} of the synthetic set (percent):')
     for key, value in metrics.items():
         print(f'  {key:<{width}}  {value:7.2f}')
-    print(f'  Trivial guesses, pooled lesion IoU: all-background 0.00, '
-          f'all-lesion {guess:.2f}')
+    # Computed on the masks as stored: compare with IoU_orig (IoU is at
+    # the evaluator's low_res_size).
+    print('  Trivial guesses, pooled lesion IoU at the original size (as '
+          f'IoU_orig): all-background 0.00, all-lesion {guess:.2f}')
     print(f'Checkpoint: {checkpoint}\n'
           f'Logs:       {runner.log_dir}\n'
           f'Overlays:   {overlay}\n'
