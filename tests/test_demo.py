@@ -474,3 +474,28 @@ def test_demo_names_the_split_it_scores(tmp_path, tiny_isic, capsys):
     assert ('Trivial guesses, pooled lesion IoU at the original size (as '
             f'IoU_orig): all-background 0.00, all-lesion {guess:.2f}'
             ) in printed
+
+
+def test_demo_refuses_a_work_dir_in_the_synthetic_set(tmp_path, tiny_isic):
+    """``--work-dir`` of the synthetic set itself (or a folder in it) was
+    trained into: the checkpoints, logs, config dump and overlays went
+    among its images, exit 0. Now refused before anything is written."""
+    from conftest import run_tool_in_process, tree_hashes
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    before = tree_hashes(synthetic)
+    config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    for work, inside in ((synthetic, ''),
+                         (synthetic / 'run', ' or a folder inside it')):
+        run = run_tool_in_process('tools/demo.py', '--config', config,
+                                  '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr == (
+            f'ERROR: --work-dir {work} is the synthetic set {synthetic}'
+            f"{inside}: the run's checkpoints, logs and figures would be "
+            'mixed into it. Nothing was started; choose another '
+            '--work-dir.\n')
+    assert tree_hashes(synthetic) == before
+    assert sorted(os.listdir(synthetic)) == sorted(
+        os.listdir(tiny_isic) + ['SYNTHETIC.txt'])

@@ -24,6 +24,7 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_input_file,
                                           check_no_earlier_run,
                                           check_work_dir, load_config)
+from mmseg_dsnet.engine.preflight.work_dir import check_work_dir_outside
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -301,6 +302,9 @@ def main(argv=None):
     # own (epoch_20.pth beside epoch_2.pth and a dump of 2 epochs).
     if args.work_dir is None:
         args.work_dir = new_run_dir()
+    # Into the set itself, the run's files went among its images.
+    check_work_dir_outside(args.work_dir, synthetic_root,
+                           'the synthetic set')
     check_no_earlier_run(args.work_dir, resumable=False)
     check_work_dir(args.work_dir)
     print('[1/4] Preparing the synthetic ISIC-like set in '
