@@ -499,3 +499,22 @@ def test_demo_refuses_a_work_dir_in_the_synthetic_set(tmp_path, tiny_isic):
     assert tree_hashes(synthetic) == before
     assert sorted(os.listdir(synthetic)) == sorted(
         os.listdir(tiny_isic) + ['SYNTHETIC.txt'])
+
+
+def test_demos_started_in_the_same_second_get_folders_of_their_own(
+        tmp_path, monkeypatch):
+    """The run's folder was named but not made: two demos started in the
+    same second (two terminals, a job started twice) were both given
+    ``work_dirs/demo/<stamp>`` and trained into it, and the first to
+    finish named a checkpoint the other then replaced. Each name is now
+    taken by making the folder."""
+    import time
+    monkeypatch.setattr(time, 'localtime', lambda *args: time.struct_time(
+        (2026, 12, 4, 19, 15, 2, 4, 338, 0)))
+    parent = tmp_path / 'runs'
+    first = demo.new_run_dir(str(parent))
+    second = demo.new_run_dir(str(parent))
+    assert (first, second) == (str(parent / '20261204_191502'),
+                               str(parent / '20261204_191502_2'))
+    assert sorted(os.listdir(parent)) == ['20261204_191502',
+                                          '20261204_191502_2']

@@ -8,6 +8,7 @@
 4. draws prediction overlays and prints where everything went.
 """
 import argparse
+import os
 import os.path as osp
 import time
 
@@ -54,23 +55,32 @@ def parse_args(argv=None):
 
 
 def new_run_dir(parent='work_dirs/demo'):
-    """A folder under ``parent`` for a new run, named by the time it
+    """Make a folder under ``parent`` for a new run, named by the time it
     starts (``20261204_191502``, with ``_2``, ``_3`` ... after a name
     taken), so that running the demo again never meets an earlier run.
+
+    The folder is made here, in one step that fails when it exists: two
+    demos started in the same second were both given the same new name,
+    trained into one folder, and the one that finished first named a
+    checkpoint that the other then replaced.
 
     Args:
         parent (str): Where the runs' folders are. Default:
             ``'work_dirs/demo'``.
 
     Returns:
-        str: A path that does not exist yet.
+        str: The new, empty folder.
     """
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    check_work_dir(parent)  # a file in the way is named
     path, n = osp.join(parent, stamp), 1
-    while osp.lexists(path):
-        n += 1
-        path = osp.join(parent, f'{stamp}_{n}')
-    return path
+    while True:
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            n += 1
+            path = osp.join(parent, f'{stamp}_{n}')
 
 
 def use_synthetic_root(cfg, config):
