@@ -518,3 +518,25 @@ def test_demos_started_in_the_same_second_get_folders_of_their_own(
                                str(parent / '20261204_191502_2'))
     assert sorted(os.listdir(parent)) == ['20261204_191502',
                                           '20261204_191502_2']
+
+
+def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
+    """A config whose training set is wrapped (``RepeatDataset``, to train
+    on more images per epoch) ended in an ``AttributeError: 'ConfigDict'
+    object has no attribute 'data_root'`` traceback, exit 1: the wrapper
+    names no data_root. The wrapped set is now pointed at the synthetic
+    set as the others are."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    tiny = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    config = tmp_path / 'repeat.py'
+    config.write_text(
+        f'_base_ = [{str(tiny)!r}]\n'
+        "train_dataloader = dict(dataset=dict(_delete_=True, "
+        "type='RepeatDataset', times=2, "
+        'dataset={{_base_.train_dataloader.dataset}}))\n')
+    metrics, _ = demo.main(['--config', str(config), '--work-dir',
+                            str(tmp_path / 'w')])
+    assert 0.0 <= metrics['IoU'] <= 100.0
+    assert 'Training DSNet on the CPU for 1 epochs' in capsys.readouterr().out

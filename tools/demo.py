@@ -17,6 +17,7 @@ from mmengine.device import get_device
 from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
+                                                     dataset_leaves,
                                                      prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
@@ -100,20 +101,28 @@ def use_synthetic_root(cfg, config):
         UserError: The loaders name different folders; the demo makes,
             trains and tests on one set.
     """
-    roots = {}
+    # The datasets a wrapper (RepeatDataset, ConcatDataset) holds too: the
+    # wrapper has no data_root (an AttributeError traceback).
+    leaves = {}
     for name in LOADERS:
         if cfg.get(name) is not None:
-            root = cfg[name].dataset.data_root
-            roots[name] = osp.normpath(osp.join(REPO_ROOT, root))
+            for path, dataset in dataset_leaves(cfg[name].get('dataset'),
+                                                f'{name}.dataset'):
+                leaves[name if path == f'{name}.dataset' else path] = dataset
+    roots = {
+        where: osp.normpath(
+            osp.join(REPO_ROOT, dataset.get('data_root', '') or ''))
+        for where, dataset in leaves.items()
+    }
     if len(set(roots.values())) > 1:
         raise UserError(
             f'config file {config}: the demo makes one synthetic set and '
             'tests on it, but the loaders read different folders (' +
             ', '.join(f'{name} {root}' for name, root in roots.items()) +
             '); give them one data_root')
-    root = roots['train_dataloader']
-    for name in roots:
-        cfg[name].dataset.data_root = root
+    root = next(iter(roots.values()))
+    for dataset in leaves.values():
+        dataset.data_root = root
     return root
 
 
@@ -305,6 +314,15 @@ def main(argv=None):
     check_seed(randomness['seed'], f'randomness.seed of {args.config}')
     cfg.randomness = randomness
     synthetic_root = use_synthetic_root(cfg, args.config)
+    # The split the all-lesion guess and the overlays read: that of the
+    # test loader's one data set.
+    tested = dataset_leaves(cfg.test_dataloader.dataset)
+    split = tested[0][1].get('ann_file') if len(tested) == 1 else None
+    if not split:
+        raise UserError(
+            f'config file {args.config}: the demo scores and draws one '
+            f'split file, but the test loader reads {len(tested)} data '
+            'set(s)' + (' and names no ann_file' if tested else ''))
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
@@ -326,7 +344,6 @@ def main(argv=None):
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
-    split = cfg.test_dataloader.dataset.ann_file
     print(f'[3/4] Evaluating on {split} ...', flush=True)
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
     guess = trivial_guess_iou(synthetic_root, split)
