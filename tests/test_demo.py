@@ -540,3 +540,18 @@ def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
                             str(tmp_path / 'w')])
     assert 0.0 <= metrics['IoU'] <= 100.0
     assert 'Training DSNet on the CPU for 1 epochs' in capsys.readouterr().out
+    # A test loader of two sets has no one split to score and draw:
+    # refused before anything is written.
+    concat = tmp_path / 'concat.py'
+    concat.write_text(
+        f'_base_ = [{str(tiny)!r}]\n'
+        "test_dataloader = dict(dataset=dict(_delete_=True, "
+        "type='ConcatDataset', datasets=[{{_base_.val_dataloader.dataset}}, "
+        '{{_base_.val_dataloader.dataset}}]))\n')
+    with pytest.raises(UserError) as err:
+        demo.main(['--config', str(concat), '--work-dir',
+                   str(tmp_path / 'w2')])
+    assert str(err.value) == (
+        f'config file {concat}: the demo scores and draws one split file, '
+        'but the test loader reads 2 data set(s)')
+    assert not (tmp_path / 'w2').exists()

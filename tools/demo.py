@@ -322,7 +322,8 @@ def main(argv=None):
         raise UserError(
             f'config file {args.config}: the demo scores and draws one '
             f'split file, but the test loader reads {len(tested)} data '
-            'set(s)' + (' and names no ann_file' if tested else ''))
+            'set(s)' + (' and names no ann_file' if len(tested) == 1
+                        else ''))
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
