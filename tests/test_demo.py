@@ -555,3 +555,29 @@ def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
         f'config file {concat}: the demo scores and draws one split file, '
         'but the test loader reads 2 data set(s)')
     assert not (tmp_path / 'w2').exists()
+
+
+def test_demo_refuses_a_work_dir_holding_earlier_overlays(tmp_path,
+                                                         tiny_isic):
+    """A work dir holding the ``overlays.png`` of an earlier demo whose
+    checkpoints went elsewhere (``default_hooks.checkpoint.out_dir``),
+    given again: the new run trained, saved over that run's checkpoint
+    there and replaced its overlays, exit 0. Now refused first."""
+    from conftest import run_tool_in_process
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'overlays.png').write_bytes(b'earlier run')
+    run = run_tool_in_process('tools/demo.py', '--config', config,
+                              '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: The work dir {work} already holds overlays.png of an '
+        'earlier demo run (its checkpoints may be in '
+        'default_hooks.checkpoint.out_dir); a new run would replace it. '
+        'Nothing was started; choose another --work-dir, or remove it.\n')
+    assert os.listdir(work) == ['overlays.png']
+    assert (work / 'overlays.png').read_bytes() == b'earlier run'

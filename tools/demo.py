@@ -26,7 +26,8 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_input_file,
                                           check_no_earlier_run,
                                           check_work_dir, load_config)
-from mmseg_dsnet.engine.preflight.work_dir import check_work_dir_outside
+from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
+                                                   check_work_dir_outside)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -335,6 +336,15 @@ def main(argv=None):
     check_work_dir_outside(args.work_dir, synthetic_root,
                            'the synthetic set')
     check_no_earlier_run(args.work_dir, resumable=False)
+    # An earlier demo that saved its checkpoints elsewhere (out_dir) left
+    # only its overlays here, which a new run replaced without a word.
+    overlay = osp.join(args.work_dir, 'overlays.png')
+    if osp.lexists(overlay):
+        raise WorkDirError(
+            f'The work dir {args.work_dir} already holds overlays.png of an '
+            'earlier demo run (its checkpoints may be in '
+            'default_hooks.checkpoint.out_dir); a new run would replace it. '
+            'Nothing was started; choose another --work-dir, or remove it.')
     check_work_dir(args.work_dir)
     print('[1/4] Preparing the synthetic ISIC-like set in '
           f'{synthetic_root} ...', flush=True)
@@ -348,7 +358,6 @@ def main(argv=None):
     print(f'[3/4] Evaluating on {split} ...', flush=True)
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
     guess = trivial_guess_iou(synthetic_root, split)
-    overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
     tester.model.cfg = cfg
     draw_overlays(tester.model, synthetic_root, split, overlay, name=name,
