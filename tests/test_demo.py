@@ -581,3 +581,26 @@ def test_demo_refuses_a_work_dir_holding_earlier_overlays(tmp_path,
         'Nothing was started; choose another --work-dir, or remove it.\n')
     assert os.listdir(work) == ['overlays.png']
     assert (work / 'overlays.png').read_bytes() == b'earlier run'
+
+
+def test_demo_refuses_a_work_dir_where_its_dump_replaces_the_config(
+        tmp_path, tiny_isic):
+    """``--config exp/tiny.py --work-dir exp``: the runner dumps its config
+    to ``<work dir>/<config file name>``, so the flattened config replaced
+    the user's file (its ``_base_`` inheritance gone), exit 0. Refused
+    before anything is written (as train.py does)."""
+    from conftest import run_tool_in_process
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    exp = tmp_path / 'exp'
+    exp.mkdir()
+    config = write_tiny_config(exp / 'tiny.py', synthetic, epochs=1)
+    text = config.read_text()
+    run = run_tool_in_process('tools/demo.py', '--config', config,
+                              '--work-dir', exp)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.startswith(
+        f'ERROR: --work-dir {exp} holds the config file {config}: the '
+        f'runner writes its config dump to {config}, which would replace ')
+    assert config.read_text() == text and os.listdir(exp) == ['tiny.py']

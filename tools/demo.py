@@ -22,7 +22,8 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.preflight import (check_config_sets,
+from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+                                          check_config_sets,
                                           check_input_file,
                                           check_no_earlier_run,
                                           check_work_dir, load_config)
@@ -335,6 +336,8 @@ def main(argv=None):
     # Into the set itself, the run's files went among its images.
     check_work_dir_outside(args.work_dir, synthetic_root,
                            'the synthetic set')
+    # The runner's config dump would replace the config file given.
+    check_config_not_dumped_over(args.config, args.work_dir)
     check_no_earlier_run(args.work_dir, resumable=False)
     # An earlier demo that saved its checkpoints elsewhere (out_dir) left
     # only its overlays here, which a new run replaced without a word.
