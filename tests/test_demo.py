@@ -337,7 +337,8 @@ def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
     demo.main(['--config', str(config), '--work-dir', str(tmp_path / 'w')])
     printed = capsys.readouterr().out
     assert 'Training EGEUNet on the CPU for 1 epochs' in printed
-    assert 'EGEUNet on the synthetic test split (percent):' in printed
+    assert ('EGEUNet on splits/lightweight_test.txt of the synthetic set '
+            '(percent):') in printed
     assert 'DSNet' not in printed
 
 
@@ -366,3 +367,240 @@ def test_demo_names_the_device_it_trains_on(monkeypatch):
     # On a GPU machine the runner trains there; the demo said "the CPU".
     monkeypatch.setattr(demo, 'get_device', lambda: 'cuda')
     assert demo.training_device() == 'the CUDA device'
+
+
+def _tiny_model(tmp_path, tiny_isic):
+    """An untrained DSNet of the tiny config, as the demo draws with it."""
+    from mmseg.apis import init_model
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    return init_model(str(config), None, device='cpu')
+
+
+def test_overlays_name_the_model_split_and_checkpoint(tmp_path, tiny_isic):
+    """The figure's title took the model's name from the loop over the
+    images (both were ``name``): ``red: ISIC_0000021 prediction``, an image
+    id for the model; it now also says which images and checkpoint."""
+    model = _tiny_model(tmp_path, tiny_isic)
+    out = tmp_path / 'overlays.png'
+    fig = demo.draw_overlays(model, str(tiny_isic),
+                             'splits/lightweight_test.txt', str(out),
+                             count=2, name='DSNet',
+                             checkpoint=str(tmp_path / 'w' / 'epoch_1.pth'))
+    assert fig._suptitle.get_text() == (
+        'green: ground truth, red: DSNet prediction\n'
+        'first 2 images of splits/lightweight_test.txt, epoch_1.pth')
+    ids = (tiny_isic / 'splits' / 'lightweight_test.txt').read_text().split()
+    assert [ax.get_title() for ax in fig.axes] == ids[:2]
+    assert out.read_bytes().startswith(b'\x89PNG\r\n\x1a\n')
+
+
+def test_overlays_are_written_whole_or_not_at_all(tmp_path, tiny_isic,
+                                                  monkeypatch):
+    """A write of ``overlays.png`` that failed part-way (a full disk) left
+    the truncated PNG, which looked like the run's overlays."""
+    import errno
+
+    from matplotlib.figure import Figure
+    model = _tiny_model(tmp_path, tiny_isic)
+    savefig = Figure.savefig
+
+    def savefig_then_disk_full(self, fname, *args, **kwargs):
+        savefig(self, fname, *args, **kwargs)
+        with open(fname, 'r+b') as f:
+            f.truncate(64)
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(Figure, 'savefig', savefig_then_disk_full)
+    out = tmp_path / 'work' / 'overlays.png'
+    out.parent.mkdir()
+    with pytest.raises(OSError, match='No space left'):
+        demo.draw_overlays(model, str(tiny_isic),
+                           'splits/lightweight_test.txt', str(out), count=2)
+    assert os.listdir(out.parent) == []
+
+
+def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
+    """The demo set ``randomness = dict(seed=--seed)`` with --seed 0 by
+    default: a config's own seed was replaced by 0 and its
+    ``deterministic=True`` dropped, exit 0. Now --seed sets the seed alone,
+    and without it the config's seed is used."""
+
+    class Built(Exception):
+        pass
+
+    built = []
+
+    def from_cfg(cfg):
+        built.append(cfg.randomness.to_dict())
+        raise Built
+
+    monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
+    monkeypatch.setattr(demo.Runner, 'from_cfg', from_cfg)
+    config = tmp_path / 'seeded.py'
+    config.write_text(
+        f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
+        'randomness = dict(seed=7, deterministic=True)\n')
+    for seed, work in (([], 'a'), (['--seed', '3'], 'b')):
+        with pytest.raises(Built):
+            demo.main(['--config', str(config), '--work-dir',
+                       str(tmp_path / work), *seed])
+    assert built == [dict(seed=7, deterministic=True),
+                     dict(seed=3, deterministic=True)]
+
+
+def test_demo_names_the_split_it_scores(tmp_path, tiny_isic, capsys):
+    """A config whose test loader reads another split file than
+    lightweight_test.txt (here the official validation set) was scored
+    and printed as ``DSNet on the synthetic test split``, exit 0; the
+    all-lesion guess beside it did not say at which size it is (that of
+    IoU_orig, not of IoU)."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    tiny = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    config = tmp_path / 'val.py'
+    config.write_text(f'_base_ = [{str(tiny)!r}]\n'
+                      'test_dataloader = dict(dataset=dict('
+                      "ann_file='splits/official_val.txt'))\n")
+    metrics, guess = demo.main(['--config', str(config), '--work-dir',
+                                str(tmp_path / 'w')])
+    printed = capsys.readouterr().out
+    assert '[3/4] Evaluating on splits/official_val.txt ...' in printed
+    assert ('DSNet on splits/official_val.txt of the synthetic set '
+            '(percent):') in printed
+    assert 'test split' not in printed
+    assert guess == demo.trivial_guess_iou(str(synthetic),
+                                           'splits/official_val.txt')
+    assert ('Trivial guesses, pooled lesion IoU at the original size (as '
+            f'IoU_orig): all-background 0.00, all-lesion {guess:.2f}'
+            ) in printed
+
+
+def test_demo_refuses_a_work_dir_in_the_synthetic_set(tmp_path, tiny_isic):
+    """``--work-dir`` of the synthetic set itself (or a folder in it) was
+    trained into: the checkpoints, logs, config dump and overlays went
+    among its images, exit 0. Now refused before anything is written."""
+    from conftest import run_tool_in_process, tree_hashes
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    before = tree_hashes(synthetic)
+    config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    for work, inside in ((synthetic, ''),
+                         (synthetic / 'run', ' or a folder inside it')):
+        run = run_tool_in_process('tools/demo.py', '--config', config,
+                                  '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr == (
+            f'ERROR: --work-dir {work} is the synthetic set {synthetic}'
+            f"{inside}: the run's checkpoints, logs and figures would be "
+            'mixed into it. Nothing was started; choose another '
+            '--work-dir.\n')
+    assert tree_hashes(synthetic) == before
+    assert sorted(os.listdir(synthetic)) == sorted(
+        os.listdir(tiny_isic) + ['SYNTHETIC.txt'])
+
+
+def test_demos_started_in_the_same_second_get_folders_of_their_own(
+        tmp_path, monkeypatch):
+    """The run's folder was named but not made: two demos started in the
+    same second (two terminals, a job started twice) were both given
+    ``work_dirs/demo/<stamp>`` and trained into it, and the first to
+    finish named a checkpoint the other then replaced. Each name is now
+    taken by making the folder."""
+    import time
+    monkeypatch.setattr(time, 'localtime', lambda *args: time.struct_time(
+        (2026, 12, 4, 19, 15, 2, 4, 338, 0)))
+    parent = tmp_path / 'runs'
+    first = demo.new_run_dir(str(parent))
+    second = demo.new_run_dir(str(parent))
+    assert (first, second) == (str(parent / '20261204_191502'),
+                               str(parent / '20261204_191502_2'))
+    assert sorted(os.listdir(parent)) == ['20261204_191502',
+                                          '20261204_191502_2']
+
+
+def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
+    """A config whose training set is wrapped (``RepeatDataset``, to train
+    on more images per epoch) ended in an ``AttributeError: 'ConfigDict'
+    object has no attribute 'data_root'`` traceback, exit 1: the wrapper
+    names no data_root. The wrapped set is now pointed at the synthetic
+    set as the others are."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    tiny = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    config = tmp_path / 'repeat.py'
+    config.write_text(
+        f'_base_ = [{str(tiny)!r}]\n'
+        "train_dataloader = dict(dataset=dict(_delete_=True, "
+        "type='RepeatDataset', times=2, "
+        'dataset={{_base_.train_dataloader.dataset}}))\n')
+    metrics, _ = demo.main(['--config', str(config), '--work-dir',
+                            str(tmp_path / 'w')])
+    assert 0.0 <= metrics['IoU'] <= 100.0
+    assert 'Training DSNet on the CPU for 1 epochs' in capsys.readouterr().out
+    # A test loader of two sets has no one split to score and draw:
+    # refused before anything is written.
+    concat = tmp_path / 'concat.py'
+    concat.write_text(
+        f'_base_ = [{str(tiny)!r}]\n'
+        "test_dataloader = dict(dataset=dict(_delete_=True, "
+        "type='ConcatDataset', datasets=[{{_base_.val_dataloader.dataset}}, "
+        '{{_base_.val_dataloader.dataset}}]))\n')
+    with pytest.raises(UserError) as err:
+        demo.main(['--config', str(concat), '--work-dir',
+                   str(tmp_path / 'w2')])
+    assert str(err.value) == (
+        f'config file {concat}: the demo scores and draws one split file, '
+        'but the test loader reads 2 data set(s)')
+    assert not (tmp_path / 'w2').exists()
+
+
+def test_demo_refuses_a_work_dir_holding_earlier_overlays(tmp_path,
+                                                         tiny_isic):
+    """A work dir holding the ``overlays.png`` of an earlier demo whose
+    checkpoints went elsewhere (``default_hooks.checkpoint.out_dir``),
+    given again: the new run trained, saved over that run's checkpoint
+    there and replaced its overlays, exit 0. Now refused first."""
+    from conftest import run_tool_in_process
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'overlays.png').write_bytes(b'earlier run')
+    run = run_tool_in_process('tools/demo.py', '--config', config,
+                              '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: The work dir {work} already holds overlays.png of an '
+        'earlier demo run (its checkpoints may be in '
+        'default_hooks.checkpoint.out_dir); a new run would replace it. '
+        'Nothing was started; choose another --work-dir, or remove it.\n')
+    assert os.listdir(work) == ['overlays.png']
+    assert (work / 'overlays.png').read_bytes() == b'earlier run'
+
+
+def test_demo_refuses_a_work_dir_where_its_dump_replaces_the_config(
+        tmp_path, tiny_isic):
+    """``--config exp/tiny.py --work-dir exp``: the runner dumps its config
+    to ``<work dir>/<config file name>``, so the flattened config replaced
+    the user's file (its ``_base_`` inheritance gone), exit 0. Refused
+    before anything is written (as train.py does)."""
+    from conftest import run_tool_in_process
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    exp = tmp_path / 'exp'
+    exp.mkdir()
+    config = write_tiny_config(exp / 'tiny.py', synthetic, epochs=1)
+    text = config.read_text()
+    run = run_tool_in_process('tools/demo.py', '--config', config,
+                              '--work-dir', exp)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.startswith(
+        f'ERROR: --work-dir {exp} holds the config file {config}: the '
+        f'runner writes its config dump to {config}, which would replace ')
+    assert config.read_text() == text and os.listdir(exp) == ['tiny.py']

@@ -191,7 +191,7 @@ def test_refuses_to_overwrite_existing_official_folders(tmp_path):
     synthetic.generate(
         tmp_path, num_train=1, num_val=1, num_test=1, size=(16, 12))
     before = _tree_bytes(tmp_path)
-    result = _run_cli(tmp_path, '--num-train', '1', '--num-val', '1',
+    result = _run_cli(tmp_path, '--num-train', '2', '--num-val', '1',
                       '--num-test', '1', '--size', '16', '12')
     assert result.returncode == 2
     assert 'ISIC-2017_Training_Data' in result.stderr
@@ -238,7 +238,8 @@ def test_an_out_under_a_file_and_bad_counts_are_named(tmp_path):
             ([a_file / 'sub' / 'out'], f'{a_file / "sub" / "out"}: {a_file} '
              'is a file, not a folder; give a new or empty folder'),
             ([tmp_path / 'out', '--num-test', '-1'],
-             '--num-test must be at least 0, got -1'),
+             '--num-test must be at least 1, got -1: without pairs there the '
+             'converted set has an empty official_test split'),
             ([tmp_path / 'out', '--year', '2016', '--num-val', '2'],
              '--num-val 2: ISIC 2016 has no validation set; leave out '
              '--num-val')):
@@ -246,6 +247,40 @@ def test_an_out_under_a_file_and_bad_counts_are_named(tmp_path):
         assert result.returncode == 2, result.output[-2000:]
         assert result.stderr == f'ERROR: {message}\n'
     assert [p.name for p in tmp_path.iterdir()] == ['notes.txt']
+
+
+@pytest.mark.parametrize('args,message', [
+    (('--num-train', '0', '--num-val', '0', '--num-test', '0'),
+     '--num-val must be at least 1 for ISIC 2017, got 0: its download has a '
+     'validation set, and without pairs in it the converted set has an '
+     'empty official_val split'),
+    (('--num-train', '0'),
+     '--num-train must be at least 1, got 0: without pairs there the '
+     'converted set has an empty official_train split'),
+    (('--num-test', '0'),
+     '--num-test must be at least 1, got 0: without pairs there the '
+     'converted set has an empty official_test split'),
+    (('--year', '2018', '--num-val', '0'),
+     '--num-val must be at least 1 for ISIC 2018, got 0: its download has a '
+     'validation set, and without pairs in it the converted set has an '
+     'empty official_val split'),
+    (('--num-train', '1', '--num-val', '1'),
+     '2 train+val pair(s) (--num-train 1 and --num-val 1): the converter '
+     'needs at least 3 for its lightweight split (2 to train, 1 to test)'),
+    (('--year', '2016', '--num-train', '2'),
+     '2 train+val pair(s) (--num-train 2): the converter needs at least 3 '
+     'for its lightweight split (2 to train, 1 to test)'),
+])
+def test_counts_that_make_no_usable_set_are_refused(tmp_path, args,
+                                                    message):
+    """A split of 0 pairs (all of them 0 too) wrote its official folders
+    empty, and too few train+val pairs a download the converter refuses,
+    exit 0: a 'download' of no pairs, or one whose conversion has an empty
+    official split. Now refused before any image is drawn."""
+    result = _run_cli(tmp_path / 'out', '--size', '16', '12', *args)
+    assert result.returncode == 2, result.output[-2000:]
+    assert result.stderr == f'ERROR: {message}\n'
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize('signame', ['SIGKILL', 'SIGTERM'])

@@ -8,6 +8,7 @@
 4. draws prediction overlays and prints where everything went.
 """
 import argparse
+import os
 import os.path as osp
 import time
 
@@ -16,14 +17,18 @@ from mmengine.device import get_device
 from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
+                                                     dataset_leaves,
                                                      prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.preflight import (check_config_sets,
+from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+                                          check_config_sets,
                                           check_input_file,
                                           check_no_earlier_run,
                                           check_work_dir, load_config)
+from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
+                                                   check_work_dir_outside)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
@@ -43,28 +48,42 @@ def parse_args(argv=None):
         'work_dirs/demo/ by default, named by the time it starts')
     parser.add_argument('--epochs', type=int, default=None,
                         help='override the number of training epochs')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=None,
+        help="the training's seed (default: the config's randomness.seed, "
+        '0 for the demo config)')
     return parser.parse_args(argv)
 
 
 def new_run_dir(parent='work_dirs/demo'):
-    """A folder under ``parent`` for a new run, named by the time it
+    """Make a folder under ``parent`` for a new run, named by the time it
     starts (``20261204_191502``, with ``_2``, ``_3`` ... after a name
     taken), so that running the demo again never meets an earlier run.
+
+    The folder is made here, in one step that fails when it exists: two
+    demos started in the same second were both given the same new name,
+    trained into one folder, and the one that finished first named a
+    checkpoint that the other then replaced.
 
     Args:
         parent (str): Where the runs' folders are. Default:
             ``'work_dirs/demo'``.
 
     Returns:
-        str: A path that does not exist yet.
+        str: The new, empty folder.
     """
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    check_work_dir(parent)  # a file in the way is named
     path, n = osp.join(parent, stamp), 1
-    while osp.lexists(path):
-        n += 1
-        path = osp.join(parent, f'{stamp}_{n}')
-    return path
+    while True:
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            n += 1
+            path = osp.join(parent, f'{stamp}_{n}')
 
 
 def use_synthetic_root(cfg, config):
@@ -84,20 +103,28 @@ def use_synthetic_root(cfg, config):
         UserError: The loaders name different folders; the demo makes,
             trains and tests on one set.
     """
-    roots = {}
+    # The datasets a wrapper (RepeatDataset, ConcatDataset) holds too: the
+    # wrapper has no data_root (an AttributeError traceback).
+    leaves = {}
     for name in LOADERS:
         if cfg.get(name) is not None:
-            root = cfg[name].dataset.data_root
-            roots[name] = osp.normpath(osp.join(REPO_ROOT, root))
+            for path, dataset in dataset_leaves(cfg[name].get('dataset'),
+                                                f'{name}.dataset'):
+                leaves[name if path == f'{name}.dataset' else path] = dataset
+    roots = {
+        where: osp.normpath(
+            osp.join(REPO_ROOT, dataset.get('data_root', '') or ''))
+        for where, dataset in leaves.items()
+    }
     if len(set(roots.values())) > 1:
         raise UserError(
             f'config file {config}: the demo makes one synthetic set and '
             'tests on it, but the loaders read different folders (' +
             ', '.join(f'{name} {root}' for name, root in roots.items()) +
             '); give them one data_root')
-    root = roots['train_dataloader']
-    for name in roots:
-        cfg[name].dataset.data_root = root
+    root = next(iter(roots.values()))
+    for dataset in leaves.values():
+        dataset.data_root = root
     return root
 
 
@@ -199,24 +226,48 @@ def training_device():
 
 
 def draw_overlays(model, data_root, split_file, out_file, count=6,
-                  name='DSNet'):
+                  name='DSNet', checkpoint=None):
     """Image | ground truth (green) and prediction (red) contours, for the
-    first ``count`` test images; ``name`` names the model in the title."""
+    first ``count`` images of ``split_file``.
+
+    The PNG is written whole or not at all
+    (:func:`~mmseg_dsnet.utils.fileio.atomic_write`): a failed write (a
+    full disk, an interrupt) left a truncated ``overlays.png`` that looked
+    like the run's. Drawn on a bare :class:`~matplotlib.figure.Figure`, so
+    the process's matplotlib backend is left as it is.
+
+    Args:
+        model (nn.Module): The model, with its ``cfg``, as
+            ``mmseg.apis.inference_model`` takes it.
+        data_root (str): The converted set.
+        split_file (str): Its split file the images are taken from
+            (relative to ``data_root``).
+        out_file (str): The PNG to write.
+        count (int): How many images. Default: 6.
+        name (str): The model's name, for the title. Default: 'DSNet'.
+        checkpoint (str, optional): The checkpoint ``model`` holds, named
+            in the title.
+
+    Returns:
+        Figure: The figure written (its title says what it shows).
+    """
     import cv2
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from mmseg.apis import inference_model
 
     from mmseg_dsnet.rgb_reader import read_rgb
+    from mmseg_dsnet.utils.fileio import atomic_write
     with open(osp.join(data_root, split_file)) as f:
-        names = f.read().split()[:count]
-    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3.2))
-    for ax, name in zip(np.atleast_1d(axes), names):
+        image_ids = f.read().split()[:count]
+    fig = Figure(figsize=(3 * len(image_ids), 3.2))
+    axes = fig.subplots(1, len(image_ids))
+    # The loop variable was ``name``: the title called the predictions
+    # those of the last image's id, not of the model.
+    for ax, image_id in zip(np.atleast_1d(axes), image_ids):
         # Upright RGB as training loaded it; mmseg's inference takes BGR.
-        rgb = read_rgb(osp.join(data_root, 'images', name + '.jpg'))
+        rgb = read_rgb(osp.join(data_root, 'images', image_id + '.jpg'))
         # Masks as mmseg loads them: unchanged (no EXIF orientation).
-        gt = cv2.imread(osp.join(data_root, 'masks', name + '.png'),
+        gt = cv2.imread(osp.join(data_root, 'masks', image_id + '.png'),
                         cv2.IMREAD_UNCHANGED)
         pred = inference_model(model, np.ascontiguousarray(
             rgb[..., ::-1])).pred_sem_seg.data[0].cpu().numpy()
@@ -227,12 +278,18 @@ def draw_overlays(model, data_root, split_file, out_file, count=6,
                                            cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(canvas, contours, -1, colour, 2)
         ax.imshow(canvas)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(image_id, fontsize=8)
         ax.axis('off')
-    fig.suptitle(f'green: ground truth, red: {name} prediction')
+    source = f'first {len(image_ids)} images of {split_file}'
+    if checkpoint is not None:
+        source += f', {osp.basename(checkpoint)}'
+    fig.suptitle(f'green: ground truth, red: {name} prediction\n{source}',
+                 fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
+    # PNG whatever the name ends with (the temporary file's does not).
+    atomic_write(lambda path: fig.savefig(path, dpi=100, format='png'),
+                 out_file)
+    return fig
 
 
 def main(argv=None):
@@ -251,7 +308,24 @@ def main(argv=None):
         'configs/demo/dsnet_synthetic_cpu.py')
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
+    # Only the seed: a config's own seed was replaced by 0 and its other
+    # settings (deterministic=True) dropped. Seeded in any case.
+    randomness = dict(cfg.get('randomness') or {})
+    if args.seed is not None or randomness.get('seed') is None:
+        randomness['seed'] = 0 if args.seed is None else args.seed
+    check_seed(randomness['seed'], f'randomness.seed of {args.config}')
+    cfg.randomness = randomness
     synthetic_root = use_synthetic_root(cfg, args.config)
+    # The split the all-lesion guess and the overlays read: that of the
+    # test loader's one data set.
+    tested = dataset_leaves(cfg.test_dataloader.dataset)
+    split = tested[0][1].get('ann_file') if len(tested) == 1 else None
+    if not split:
+        raise UserError(
+            f'config file {args.config}: the demo scores and draws one '
+            f'split file, but the test loader reads {len(tested)} data '
+            'set(s)' + (' and names no ann_file' if len(tested) == 1
+                        else ''))
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
@@ -259,33 +333,49 @@ def main(argv=None):
     # own (epoch_20.pth beside epoch_2.pth and a dump of 2 epochs).
     if args.work_dir is None:
         args.work_dir = new_run_dir()
+    # Into the set itself, the run's files went among its images.
+    check_work_dir_outside(args.work_dir, synthetic_root,
+                           'the synthetic set')
+    # The runner's config dump would replace the config file given.
+    check_config_not_dumped_over(args.config, args.work_dir)
     check_no_earlier_run(args.work_dir, resumable=False)
+    # An earlier demo that saved its checkpoints elsewhere (out_dir) left
+    # only its overlays here, which a new run replaced without a word.
+    overlay = osp.join(args.work_dir, 'overlays.png')
+    if osp.lexists(overlay):
+        raise WorkDirError(
+            f'The work dir {args.work_dir} already holds overlays.png of an '
+            'earlier demo run (its checkpoints may be in '
+            'default_hooks.checkpoint.out_dir); a new run would replace it. '
+            'Nothing was started; choose another --work-dir, or remove it.')
     check_work_dir(args.work_dir)
     print('[1/4] Preparing the synthetic ISIC-like set in '
           f'{synthetic_root} ...', flush=True)
     prepare_synthetic(2018, synthetic_root)
     cfg.work_dir = args.work_dir
-    cfg.randomness = dict(seed=args.seed)
     name = model_name(cfg)
     print(f'[2/4] Training {name} on {training_device()} for '
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
-    print('[3/4] Evaluating on the test split ...', flush=True)
+    print(f'[3/4] Evaluating on {split} ...', flush=True)
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
-    split = cfg.test_dataloader.dataset.ann_file
     guess = trivial_guess_iou(synthetic_root, split)
-    overlay = osp.join(args.work_dir, 'overlays.png')
     print('[4/4] Drawing prediction overlays ...', flush=True)
     tester.model.cfg = cfg
-    draw_overlays(tester.model, synthetic_root, split, overlay, name=name)
+    draw_overlays(tester.model, synthetic_root, split, overlay, name=name,
+                  checkpoint=checkpoint)
     width = max(len(k) for k in metrics)
+    # The split by its file: a config's test loader may read another one
+    # than lightweight_test.txt.
     print('\n' + '=' * 50 +
-          f'\n{name} on the synthetic test split (percent):')
+          f'\n{name} on {split} of the synthetic set (percent):')
     for key, value in metrics.items():
         print(f'  {key:<{width}}  {value:7.2f}')
-    print(f'  Trivial guesses, pooled lesion IoU: all-background 0.00, '
-          f'all-lesion {guess:.2f}')
+    # Computed on the masks as stored: compare with IoU_orig (IoU is at
+    # the evaluator's low_res_size).
+    print('  Trivial guesses, pooled lesion IoU at the original size (as '
+          f'IoU_orig): all-background 0.00, all-lesion {guess:.2f}')
     print(f'Checkpoint: {checkpoint}\n'
           f'Logs:       {runner.log_dir}\n'
           f'Overlays:   {overlay}\n'

@@ -35,8 +35,8 @@ from mmseg_dsnet.utils.messages import first_few
 
 # The official folder names are the converter's: one table for both; its
 # output is built beside OUT and renamed into place as this one is.
-from .isic import (OFFICIAL_FOLDERS, SYNTHETIC_MARKER, _interrupt_on_signals,
-                   _remove_stale_tmp)
+from .isic import (MIN_LIGHTWEIGHT_PAIRS, OFFICIAL_FOLDERS, SYNTHETIC_MARKER,
+                   _interrupt_on_signals, _remove_stale_tmp)
 
 MASK_SUFFIX = {
     2016: '_Segmentation.png',
@@ -288,6 +288,56 @@ def check_size(size, name='size'):
                          '(the largest JPEG OpenCV writes), got '
                          f'{width}x{height}')
     return width, height
+
+
+def check_counts(year, num_train, num_val, num_test,
+                 names=('--num-train', '--num-val', '--num-test')):
+    """Refuse pair counts whose download the converter cannot make a whole
+    set of, before any image is drawn: every official split of ``year``
+    with pairs (the validation set of ISIC 2017 and 2018 included; ISIC
+    2016 has none) and enough train+val pairs for the lightweight split
+    (:data:`~.isic.MIN_LIGHTWEIGHT_PAIRS`). Such a download was written,
+    exit 0, as a set of empty folders, or one the converter refused (too
+    few pairs) or converted with an empty official split file.
+
+    :func:`generate` itself also writes partial downloads (a split of 0
+    pairs is an empty official folder), as tests of the converter need.
+
+    Args:
+        year (int): 2016, 2017 or 2018.
+        num_train (int): Training pairs.
+        num_val (int): Validation pairs.
+        num_test (int): Test pairs.
+        names (tuple[str, str, str]): How the three were given, for the
+            messages. Default: the command line's options.
+
+    Raises:
+        ValueError: Naming the count and what the set needs.
+    """
+    train_name, val_name, test_name = names
+    year = int(year)
+    if year == 2016:
+        if num_val:
+            raise ValueError(f'{val_name} {num_val}: ISIC 2016 has no '
+                             f'validation set; leave out {val_name}')
+    elif num_val < 1:
+        raise ValueError(
+            f'{val_name} must be at least 1 for ISIC {year}, got {num_val}: '
+            'its download has a validation set, and without pairs in it '
+            'the converted set has an empty official_val split')
+    for name, count, split in ((train_name, num_train, 'official_train'),
+                               (test_name, num_test, 'official_test')):
+        if count < 1:
+            raise ValueError(
+                f'{name} must be at least 1, got {count}: without pairs '
+                f'there the converted set has an empty {split} split')
+    if num_train + num_val < MIN_LIGHTWEIGHT_PAIRS:
+        given = (f'{train_name} {num_train}' if year == 2016 else
+                 f'{train_name} {num_train} and {val_name} {num_val}')
+        raise ValueError(
+            f'{num_train + num_val} train+val pair(s) ({given}): the '
+            f'converter needs at least {MIN_LIGHTWEIGHT_PAIRS} for its '
+            'lightweight split (2 to train, 1 to test)')
 
 
 def generate(out,

@@ -72,6 +72,28 @@ def check_config_not_dumped_over(config, work_dir):
             'another --work-dir')
 
 
+def check_work_dir_outside(work_dir, folder, what):
+    """Refuse a work dir that is ``folder`` or lies inside it (links
+    resolved): the run's checkpoints, logs and figures would be written
+    among the files there, e.g. into the data set it trains on.
+
+    Args:
+        work_dir (str): The run's work dir (it need not exist yet).
+        folder (str): The folder it must stay out of.
+        what (str): What ``folder`` is, for the message.
+
+    Raises:
+        WorkDirError: Naming both.
+    """
+    work, root = osp.realpath(work_dir), osp.realpath(folder)
+    if osp.commonpath([work, root]) == root:
+        raise WorkDirError(
+            f'--work-dir {work_dir} is {what} {folder}' +
+            ('' if work == root else ' or a folder inside it') +
+            ": the run's checkpoints, logs and figures would be mixed into "
+            'it. Nothing was started; choose another --work-dir.')
+
+
 # The checkpoints mmengine saves every epoch (or iterations) of a run.
 _PERIODIC_CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
 # What a training writes into its work dir and a later step picks up.
