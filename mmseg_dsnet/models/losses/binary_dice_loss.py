@@ -1,11 +1,13 @@
 """Soft Dice loss on the lesion (foreground) class of binary heads."""
+from typing import Optional
+
 import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights)
+                             check_loss_weights, loss_ignore_index)
 
 
 @MODELS.register_module()
@@ -27,7 +29,10 @@ class BinaryDiceLoss(nn.Module):
         smooth (float): Additive smoothing of numerator and denominator.
             Default: 1.0.
         loss_weight (float): Multiplier of the loss. Default: 1.0.
-        ignore_index (int): Label value to ignore. Default: 255.
+        ignore_index (int, optional): Label value to ignore. Default:
+            None: the one the caller passes (a decode head passes its
+            own), else 255. A value that differs from the caller's is
+            refused.
         loss_name (str): Key of the loss in the loss dict; must start with
             ``loss_``. Default: ``'loss_dice'``.
     """
@@ -35,7 +40,7 @@ class BinaryDiceLoss(nn.Module):
     def __init__(self,
                  smooth: float = 1.0,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
+                 ignore_index: Optional[int] = None,
                  loss_name: str = 'loss_dice') -> None:
         super().__init__()
         check_loss_name('BinaryDiceLoss', loss_name)
@@ -59,7 +64,8 @@ class BinaryDiceLoss(nn.Module):
             target (Tensor): Labels ``(N, H, W)`` with values 0, 1 or
                 ``ignore_index``.
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)``.
-            ignore_index (int, optional): Overrides the constructor's.
+            ignore_index (int, optional): The caller's (a decode head's);
+                must equal the constructor's when both are set.
 
         Returns:
             Tensor: Scalar loss.
@@ -67,8 +73,8 @@ class BinaryDiceLoss(nn.Module):
         check_loss_inputs('BinaryDiceLoss', pred, target, weight)
         # In float32: float16 sums over an image overflow (a NaN loss).
         pred = pred.float()
-        if ignore_index is None:
-            ignore_index = self.ignore_index
+        ignore_index = loss_ignore_index('BinaryDiceLoss', self.ignore_index,
+                                         ignore_index)
         if pred.shape[1] not in (1, 2):
             raise ValueError('BinaryDiceLoss needs 1 or 2 channels, got '
                              f'{pred.shape[1]}')

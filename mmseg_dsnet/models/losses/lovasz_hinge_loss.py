@@ -9,6 +9,8 @@ lesion logit), is a piecewise-linear function of the logits whose value is
 the dot product of the errors sorted in decreasing order with the
 increments of the Jaccard loss along that order.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,7 +19,7 @@ from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights)
+                             check_loss_weights, loss_ignore_index)
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -80,7 +82,10 @@ class LovaszHingeLoss(nn.Module):
     Args:
         per_image (bool): One surrogate per image, averaged. Default: False.
         loss_weight (float): Multiplier of the loss. Default: 1.0.
-        ignore_index (int): Label value to ignore. Default: 255.
+        ignore_index (int, optional): Label value to ignore. Default:
+            None: the one the caller passes (a decode head passes its
+            own), else 255. A value that differs from the caller's is
+            refused.
         loss_name (str): Key of the loss in the loss dict; must start with
             ``loss_``. Default: ``'loss_lovasz'``.
     """
@@ -88,7 +93,7 @@ class LovaszHingeLoss(nn.Module):
     def __init__(self,
                  per_image: bool = False,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
+                 ignore_index: Optional[int] = None,
                  loss_name: str = 'loss_lovasz') -> None:
         super().__init__()
         check_loss_name('LovaszHingeLoss', loss_name)
@@ -113,7 +118,8 @@ class LovaszHingeLoss(nn.Module):
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)``;
                 the Lovasz extension has none, so pixels of weight 0 are
                 left out and the rest count alike.
-            ignore_index (int, optional): Overrides the constructor's.
+            ignore_index (int, optional): The caller's (a decode head's);
+                must equal the constructor's when both are set.
 
         Returns:
             Tensor: Scalar loss.
@@ -121,8 +127,8 @@ class LovaszHingeLoss(nn.Module):
         check_loss_inputs('LovaszHingeLoss', pred, target, weight)
         # In float32, as the other losses (float16 sums overflow).
         pred = pred.float()
-        if ignore_index is None:
-            ignore_index = self.ignore_index
+        ignore_index = loss_ignore_index('LovaszHingeLoss', self.ignore_index,
+                                         ignore_index)
         logits = lesion_logit(pred, dim=1)
         valid = target != ignore_index
         if weight is not None:
