@@ -6,6 +6,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
+from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
                              check_loss_weights, loss_ignore_index)
 
@@ -16,7 +17,8 @@ class BinaryDiceLoss(nn.Module):
 
     ``Dice = (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)`` over
     the valid pixels of each image, where ``p`` is the lesion probability
-    and ``t`` the 0/1 label. This is the Dice half of the "BceDice" loss of
+    and ``t`` the 0/1 label; the mean is over the images that have a
+    valid pixel (of weight above 0). This is the Dice half of the "BceDice" loss of
     the lightweight skin-lesion literature (MALUNet, EGE-UNet), which uses
     ``smooth = 1``.
 
@@ -90,7 +92,8 @@ class BinaryDiceLoss(nn.Module):
         total = (prob * valid).flatten(1).sum(1) + \
             (label * valid).flatten(1).sum(1)
         dice = (2 * intersection + self.smooth) / (total + self.smooth)
-        return self.loss_weight * (1 - dice).mean()
+        return self.loss_weight * mean_of_scored_images(
+            1 - dice, valid.flatten(1).sum(1) > 0)
 
     @property
     def loss_name(self) -> str:

@@ -18,6 +18,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
+from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
                              check_loss_weights, loss_ignore_index)
 
@@ -75,7 +76,8 @@ class LovaszHingeLoss(nn.Module):
     With ``per_image=False`` the surrogate is of the IoU pooled over the
     batch's pixels, as the leaderboard's pooled lesion IoU pools over the
     test set; with ``per_image=True`` it is the mean over the images of each
-    image's own. One- and two-channel heads are scored on the lesion logit
+    image's own (over the images with a pixel that is not ignored). One-
+    and two-channel heads are scored on the lesion logit
     (:func:`~mmseg_dsnet.models.utils.lesion_logit.lesion_logit`); pixels
     equal to ``ignore_index`` are left out.
 
@@ -135,10 +137,11 @@ class LovaszHingeLoss(nn.Module):
             valid = valid & (weight > 0)
         labels = target == 1
         if self.per_image:
-            loss = torch.stack([
-                lovasz_hinge(logit[keep], label[keep])
-                for logit, label, keep in zip(logits, labels, valid)
-            ]).mean()
+            loss = mean_of_scored_images(
+                torch.stack([
+                    lovasz_hinge(logit[keep], label[keep])
+                    for logit, label, keep in zip(logits, labels, valid)
+                ]), valid.flatten(1).any(1))
         else:
             loss = lovasz_hinge(logits[valid], labels[valid])
         return self.loss_weight * loss
