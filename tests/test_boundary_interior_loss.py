@@ -319,3 +319,25 @@ def test_an_image_without_pixels_to_score_is_left_out_of_per_image_means():
         interior_weight=1.0, band_width=1, region_loss='dice')
     assert interior_only(torch.zeros(2, 1, 5, 5), lesion).item() == \
         pytest.approx(1 / 5, abs=1e-6)
+
+
+@pytest.mark.parametrize('loss_type', ['BoundaryInteriorLoss',
+                                       'BinaryDiceLoss', 'LovaszHingeLoss'])
+def test_reduction_options_the_loss_does_not_apply_are_refused(loss_type):
+    """mmseg's losses take ``reduction_override`` and ``avg_factor``; ours
+    took them through ``**kwargs`` and returned their mean anyway (a
+    scalar for ``'none'``, the mean for ``'sum'``)."""
+    from mmseg_dsnet.utils.errors import ModelArgumentError
+    loss = MODELS.build(dict(type=loss_type))
+    logits = torch.zeros(1, 1, 2, 2)
+    labels = torch.tensor([[[1, 1], [0, 0]]])
+    mean = loss(logits, labels)
+    assert mean.shape == ()
+    # 'mean' (and None) is what the loss computes anyway.
+    assert loss(logits, labels, reduction_override='mean') == mean
+    for option in (dict(reduction_override='none'),
+                   dict(reduction_override='sum'), dict(avg_factor=3)):
+        with pytest.raises(ModelArgumentError,
+                           match=f'{loss_type}: '
+                           f'{next(iter(option))}.* is not supported'):
+            loss(logits, labels, **option)

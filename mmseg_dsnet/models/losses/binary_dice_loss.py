@@ -8,7 +8,8 @@ from torch import Tensor
 from ..utils.lesion_logit import lesion_logit
 from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights, loss_ignore_index)
+                             check_loss_options, check_loss_weights,
+                             loss_ignore_index)
 
 
 @MODELS.register_module()
@@ -68,11 +69,15 @@ class BinaryDiceLoss(nn.Module):
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)``.
             ignore_index (int, optional): The caller's (a decode head's);
                 must equal the constructor's when both are set.
+            **kwargs: Other options mmseg's losses take; the loss is always
+                its own mean, so ``reduction_override`` other than
+                ``'mean'`` and ``avg_factor`` are refused.
 
         Returns:
             Tensor: Scalar loss.
         """
         check_loss_inputs('BinaryDiceLoss', pred, target, weight)
+        check_loss_options('BinaryDiceLoss', kwargs)
         # In float32: float16 sums over an image overflow (a NaN loss).
         pred = pred.float()
         ignore_index = loss_ignore_index('BinaryDiceLoss', self.ignore_index,

@@ -11,7 +11,7 @@ from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
 from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights)
+                             check_loss_options, check_loss_weights)
 
 
 def boundary_interior_maps(mask: Tensor,
@@ -205,11 +205,15 @@ class BoundaryInteriorLoss(nn.Module):
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)`` for
                 the BCE terms (mmseg passes them when a sampler is used).
             ignore_index (int): Label of unknown pixels. Default: 255.
+            **kwargs: Other options mmseg's losses take; the loss is always
+                its own mean, so ``reduction_override`` other than
+                ``'mean'`` and ``avg_factor`` are refused.
 
         Returns:
             Tensor: The scalar loss.
         """
         check_loss_inputs('BoundaryInteriorLoss', cls_score, label, weight)
+        check_loss_options('BoundaryInteriorLoss', kwargs)
         # In float32: under mixed precision (train.py --amp) the logits
         # are float16, whose sums over an image overflow past 65504 (a
         # lesion of half a 256x256 image) and made the loss NaN.

@@ -134,3 +134,31 @@ def check_loss_inputs(owner: str, pred, label, weight=None) -> None:
                 f'{tuple(value.shape)} (labels without a channel axis, '
                 'at the logits\' size: resize the logits to the labels '
                 'first)')
+
+
+def check_loss_options(owner: str, options: dict) -> None:
+    """Refuse the reduction options of mmseg's losses, which this
+    package's losses take through ``**kwargs`` but do not apply: each
+    returns its own scalar mean, so ``reduction_override='sum'`` (or
+    ``'none'``, a per-pixel map) and ``avg_factor`` were answered with
+    that mean without a word.
+
+    Args:
+        owner (str): The loss, for the message.
+        options (dict): The keyword arguments the loss's ``forward`` got
+            beyond its own.
+
+    Raises:
+        ModelArgumentError: ``reduction_override`` other than None or
+            ``'mean'``, or an ``avg_factor``.
+    """
+    reduction = options.get('reduction_override')
+    if reduction not in (None, 'mean'):
+        raise ModelArgumentError(
+            f'{owner}: reduction_override={reduction!r} is not supported: '
+            'the loss is always its own mean (a scalar); leave '
+            'reduction_override out')
+    if options.get('avg_factor') is not None:
+        raise ModelArgumentError(
+            f'{owner}: avg_factor is not supported: the loss averages '
+            'over its own pixels or images; leave avg_factor out')

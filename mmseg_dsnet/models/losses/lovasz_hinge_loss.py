@@ -20,7 +20,8 @@ from torch import Tensor
 from ..utils.lesion_logit import lesion_logit
 from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights, loss_ignore_index)
+                             check_loss_options, check_loss_weights,
+                             loss_ignore_index)
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -122,11 +123,15 @@ class LovaszHingeLoss(nn.Module):
                 left out and the rest count alike.
             ignore_index (int, optional): The caller's (a decode head's);
                 must equal the constructor's when both are set.
+            **kwargs: Other options mmseg's losses take; the loss is always
+                its own mean, so ``reduction_override`` other than
+                ``'mean'`` and ``avg_factor`` are refused.
 
         Returns:
             Tensor: Scalar loss.
         """
         check_loss_inputs('LovaszHingeLoss', pred, target, weight)
+        check_loss_options('LovaszHingeLoss', kwargs)
         # In float32, as the other losses (float16 sums overflow).
         pred = pred.float()
         ignore_index = loss_ignore_index('LovaszHingeLoss', self.ignore_index,
