@@ -19,9 +19,9 @@ class BinaryDiceLoss(nn.Module):
     ``Dice = (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)`` over
     the valid pixels of each image, where ``p`` is the lesion probability
     and ``t`` the 0/1 label; the mean is over the images that have a
-    valid pixel (of weight above 0). This is the Dice half of the "BceDice" loss of
-    the lightweight skin-lesion literature (MALUNet, EGE-UNet), which uses
-    ``smooth = 1``.
+    valid pixel (of weight above 0). This is the Dice half of the
+    "BceDice" loss of the lightweight skin-lesion literature (MALUNet,
+    EGE-UNet), which uses ``smooth = 1``.
 
     Unlike mmseg's ``DiceLoss`` with a one-channel head, it always scores the
     lesion class: with ``out_channels=1`` the probability is the sigmoid of
