@@ -282,3 +282,62 @@ def test_default_loss_and_dice_region_terms_by_hand():
     # Interior Dice: 2 * 0.5 * 16 = 16 and 0.5 * 16 + 16 = 24: 1 - 17 / 25.
     inner = BoundaryInteriorLoss(boundary_weight=0, interior_weight=1, **only)
     torch.testing.assert_close(inner(logits, label), torch.tensor(1 - 17 / 25))
+
+
+def test_an_image_without_pixels_to_score_is_left_out_of_per_image_means():
+    """Per-image losses average over the images they score: an image all
+    ``ignore_index`` (or, for a region term, without a pixel in the
+    region) read as a perfect 0 and halved a batch of two's loss.
+
+    Logits 0 (probability 0.5). Image 0, labels 1 1 / 0 0: Dice
+    (2 * 1 + 1) / (2 + 2 + 1) = 3/5, so a Dice loss of 2/5; every hinge
+    error is 1, so the Lovasz hinge is the Jaccard loss of all four pixels
+    wrong, 1. Image 1 is all ignored. For the interior term, a 3x3 lesion
+    in a 5x5 image has the centre alone as interior at band width 1:
+    Dice (2 * 0.5 + 1) / (0.5 + 1 + 1) = 4/5, a loss of 1/5; the second
+    image has no lesion, so no interior."""
+    from mmseg_dsnet.models.losses import BinaryDiceLoss, LovaszHingeLoss
+    labels = torch.tensor([[[1, 1], [0, 0]], [[255, 255], [255, 255]]])
+    logits = torch.zeros(2, 1, 2, 2)
+    dice_only = dict(bce_weight=0.0, boundary_weight=0.0,
+                     interior_weight=0.0)
+    for loss, expected in (
+            (BinaryDiceLoss(), 2 / 5),
+            (BoundaryInteriorLoss(**dice_only), 2 / 5),
+            (LovaszHingeLoss(per_image=True), 1.0)):
+        assert loss(logits, labels).item() == pytest.approx(
+            expected, abs=1e-6), type(loss).__name__
+        # The same as the batch without that image.
+        assert loss(logits, labels).item() == pytest.approx(
+            loss(logits[:1], labels[:1]).item(), abs=1e-6)
+    # A batch of images none of which has a pixel to score: 0, not NaN.
+    assert BinaryDiceLoss()(logits[1:], labels[1:]).item() == 0
+    lesion = torch.zeros(2, 5, 5, dtype=torch.long)
+    lesion[0, 1:4, 1:4] = 1
+    interior_only = BoundaryInteriorLoss(
+        bce_weight=0.0, dice_weight=0.0, boundary_weight=0.0,
+        interior_weight=1.0, band_width=1, region_loss='dice')
+    assert interior_only(torch.zeros(2, 1, 5, 5), lesion).item() == \
+        pytest.approx(1 / 5, abs=1e-6)
+
+
+@pytest.mark.parametrize('loss_type', ['BoundaryInteriorLoss',
+                                       'BinaryDiceLoss', 'LovaszHingeLoss'])
+def test_reduction_options_the_loss_does_not_apply_are_refused(loss_type):
+    """mmseg's losses take ``reduction_override`` and ``avg_factor``; ours
+    took them through ``**kwargs`` and returned their mean anyway (a
+    scalar for ``'none'``, the mean for ``'sum'``)."""
+    from mmseg_dsnet.utils.errors import ModelArgumentError
+    loss = MODELS.build(dict(type=loss_type))
+    logits = torch.zeros(1, 1, 2, 2)
+    labels = torch.tensor([[[1, 1], [0, 0]]])
+    mean = loss(logits, labels)
+    assert mean.shape == ()
+    # 'mean' (and None) is what the loss computes anyway.
+    assert loss(logits, labels, reduction_override='mean') == mean
+    for option in (dict(reduction_override='none'),
+                   dict(reduction_override='sum'), dict(avg_factor=3)):
+        with pytest.raises(ModelArgumentError,
+                           match=f'{loss_type}: '
+                           f'{next(iter(option))}.* is not supported'):
+            loss(logits, labels, **option)

@@ -485,13 +485,42 @@ def test_signed_distance_maps_measure_the_way_to_the_rim():
     assert square.max() == 1 and square[10, 15] == 1
     assert square.min() == -1 and square[20, 0] == -1  # farthest corner
     inside = labels[0, 0] == 1
-    assert (square[inside] > 0).all() and (square[~inside] < 0).all()
+    background = labels[0, 0] == 0
+    assert (square[inside] > 0).all() and (square[background] < 0).all()
+    assert (square[0] == 0).all()  # ignored: neither side
     # One pixel from the rim on either side: the smallest magnitudes.
     assert square[10, 10] == square.masked_fill(~inside, 2).min() == 1 / 6
     # Distances grow away from the rim, inside and out.
     assert square[10, 10] < square[10, 11] < square[10, 12]
     assert square[10, 9] > square[10, 8] > square[10, 7]
     assert (maps[1] == -1).all() and (maps[2] == 1).all()
+
+
+def test_signed_distance_maps_leave_ignored_pixels_out():
+    """Ignored pixels (the corners ``RandomRotate`` pads with 255) are no
+    background: a lesion running into them has no rim there, and the
+    farthest of them does not set the scale of the labelled pixels'
+    distances. Expected values by hand, on one-row images."""
+    from mmseg_dsnet.models.losses.signed_distance import \
+        signed_distance_maps
+    labels = torch.tensor([
+        [0, 0, 1, 1, 1, 1, 255, 255],
+        [1, 0, 255, 255, 255, 255, 255, 255],
+        [1, 1, 255, 255, 255, 255, 255, 255],
+        [255] * 8,
+    ])[:, None]
+    maps = signed_distance_maps(labels)[:, 0, 0]
+    # Lesion pixels 2..5 lie 1..4 from background pixel 1 (not 1, 2, 2, 1
+    # from the ignored pixels 6 and 7); background 1 and 0 lie 1 and 2 from
+    # the lesion.
+    torch.testing.assert_close(
+        maps[0], torch.tensor([-1, -0.5, 0.25, 0.5, 0.75, 1, 0, 0]))
+    # The only background pixel is the farthest labelled one: -1 (not
+    # -1/7 against the ignored pixel 7, seven away from the lesion).
+    torch.testing.assert_close(maps[1], torch.tensor([1., -1] + [0] * 6))
+    # Lesion on every labelled pixel: +1 there, as an all-lesion image.
+    torch.testing.assert_close(maps[2], torch.tensor([1., 1] + [0] * 6))
+    assert (maps[3] == 0).all()
 
 
 def test_distance_regressor_trains_and_is_dropped_by_reparameterization():

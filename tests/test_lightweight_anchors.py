@@ -228,6 +228,49 @@ def test_binary_dice_loss_counts_a_pixel_weight_once():
                 weight=weight).item() == pytest.approx(1 - 5 / 8, abs=1e-6)
 
 
+def test_a_loss_ignore_index_other_than_the_heads_is_refused():
+    """A decode head passes its ``ignore_index`` to every loss; a loss's
+    own that differs (``ignore_index=0`` in the config, the head's 255) was
+    silently replaced by the head's. Logits 0 (probability 0.5), labels
+    1 0 / 0 0, smooth 1: ignoring label 0 leaves the lesion pixel alone,
+    Dice (2 * 0.5 + 1) / (0.5 + 1 + 1) = 4/5."""
+    from mmseg_dsnet.models.decode_heads.dsnet_head import DSNetHead
+    from mmseg_dsnet.models.losses import LovaszHingeLoss
+    from mmseg_dsnet.utils.errors import ModelArgumentError
+    target = torch.tensor([[[1, 0], [0, 0]]])
+    logits = torch.zeros(1, 1, 2, 2)
+    own = BinaryDiceLoss(ignore_index=0)
+    assert own(logits, target).item() == pytest.approx(1 - 4 / 5, abs=1e-6)
+    assert BinaryDiceLoss()(logits, target, ignore_index=0).item() == \
+        pytest.approx(1 - 4 / 5, abs=1e-6)
+    assert own(logits, target, ignore_index=0).item() == pytest.approx(
+        1 - 4 / 5, abs=1e-6)
+    for loss in (own, LovaszHingeLoss(ignore_index=0)):
+        with pytest.raises(ModelArgumentError,
+                           match=r'ignore_index=0 was given to the loss, but '
+                           r'its caller \(the decode head\) passes '
+                           'ignore_index=255'):
+            loss(logits, target, ignore_index=255)
+    with pytest.raises(ModelArgumentError,
+                       match='LightweightClsHead loss_decode BinaryDiceLoss: '
+                       'ignore_index=0 was given'):
+        LightweightClsHead(
+            in_channels=8, num_classes=2, out_channels=1, threshold=0.5,
+            loss_decode=dict(type='BinaryDiceLoss', ignore_index=0))
+    with pytest.raises(ModelArgumentError,
+                       match='DSNetHead loss_decode LovaszHingeLoss: '
+                       'ignore_index=0 was given'):
+        DSNetHead(in_channels=[4, 8, 16], channels=4, num_classes=2,
+                  out_channels=1, threshold=0.5,
+                  loss_decode=[dict(type='BinaryDiceLoss'),
+                               dict(type='LovaszHingeLoss', ignore_index=0)])
+    # Agreeing with the head (or leaving it to the head) builds.
+    LightweightClsHead(
+        in_channels=8, num_classes=2, out_channels=1, threshold=0.5,
+        ignore_index=0,
+        loss_decode=dict(type='BinaryDiceLoss', ignore_index=0))
+
+
 def test_head_argument_checks():
     with pytest.raises(ValueError, match='must equal in_channels'):
         LightweightClsHead(

@@ -122,7 +122,7 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
             raise ModelArgumentError(
                 'DSNetHead needs at least two input levels')
         check_head_threshold('DSNetHead', self.out_channels, self.threshold)
-        check_head_losses('DSNetHead', self.loss_decode)
+        check_head_losses('DSNetHead', self.loss_decode, self.ignore_index)
         if deep_supervision and not (
                 0 < len(aux_loss_weights) < len(self.in_channels) - 1):
             raise ModelArgumentError('aux_loss_weights needs 1 to '

@@ -56,7 +56,8 @@ class LightweightClsHead(StrictLoadingMixin, BaseDecodeHead):
         super().__init__(in_channels, channels, **kwargs)
         check_head_threshold('LightweightClsHead', self.out_channels,
                              self.threshold)
-        check_head_losses('LightweightClsHead', self.loss_decode)
+        check_head_losses('LightweightClsHead', self.loss_decode,
+                          self.ignore_index)
         if len(aux_in_index) != len(aux_loss_weights):
             raise ModelArgumentError(
                 'LightweightClsHead: give one aux_loss_weights entry per '

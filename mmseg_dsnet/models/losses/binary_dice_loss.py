@@ -1,11 +1,15 @@
 """Soft Dice loss on the lesion (foreground) class of binary heads."""
+from typing import Optional
+
 import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
+from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights)
+                             check_loss_options, check_loss_weights,
+                             loss_ignore_index)
 
 
 @MODELS.register_module()
@@ -14,9 +18,10 @@ class BinaryDiceLoss(nn.Module):
 
     ``Dice = (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)`` over
     the valid pixels of each image, where ``p`` is the lesion probability
-    and ``t`` the 0/1 label. This is the Dice half of the "BceDice" loss of
-    the lightweight skin-lesion literature (MALUNet, EGE-UNet), which uses
-    ``smooth = 1``.
+    and ``t`` the 0/1 label; the mean is over the images that have a
+    valid pixel (of weight above 0). This is the Dice half of the
+    "BceDice" loss of the lightweight skin-lesion literature (MALUNet,
+    EGE-UNet), which uses ``smooth = 1``.
 
     Unlike mmseg's ``DiceLoss`` with a one-channel head, it always scores the
     lesion class: with ``out_channels=1`` the probability is the sigmoid of
@@ -27,7 +32,10 @@ class BinaryDiceLoss(nn.Module):
         smooth (float): Additive smoothing of numerator and denominator.
             Default: 1.0.
         loss_weight (float): Multiplier of the loss. Default: 1.0.
-        ignore_index (int): Label value to ignore. Default: 255.
+        ignore_index (int, optional): Label value to ignore. Default:
+            None: the one the caller passes (a decode head passes its
+            own), else 255. A value that differs from the caller's is
+            refused.
         loss_name (str): Key of the loss in the loss dict; must start with
             ``loss_``. Default: ``'loss_dice'``.
     """
@@ -35,7 +43,7 @@ class BinaryDiceLoss(nn.Module):
     def __init__(self,
                  smooth: float = 1.0,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
+                 ignore_index: Optional[int] = None,
                  loss_name: str = 'loss_dice') -> None:
         super().__init__()
         check_loss_name('BinaryDiceLoss', loss_name)
@@ -59,16 +67,21 @@ class BinaryDiceLoss(nn.Module):
             target (Tensor): Labels ``(N, H, W)`` with values 0, 1 or
                 ``ignore_index``.
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)``.
-            ignore_index (int, optional): Overrides the constructor's.
+            ignore_index (int, optional): The caller's (a decode head's);
+                must equal the constructor's when both are set.
+            **kwargs: Other options mmseg's losses take; the loss is always
+                its own mean, so ``reduction_override`` other than
+                ``'mean'`` and ``avg_factor`` are refused.
 
         Returns:
             Tensor: Scalar loss.
         """
         check_loss_inputs('BinaryDiceLoss', pred, target, weight)
+        check_loss_options('BinaryDiceLoss', kwargs)
         # In float32: float16 sums over an image overflow (a NaN loss).
         pred = pred.float()
-        if ignore_index is None:
-            ignore_index = self.ignore_index
+        ignore_index = loss_ignore_index('BinaryDiceLoss', self.ignore_index,
+                                         ignore_index)
         if pred.shape[1] not in (1, 2):
             raise ValueError('BinaryDiceLoss needs 1 or 2 channels, got '
                              f'{pred.shape[1]}')
@@ -84,7 +97,8 @@ class BinaryDiceLoss(nn.Module):
         total = (prob * valid).flatten(1).sum(1) + \
             (label * valid).flatten(1).sum(1)
         dice = (2 * intersection + self.smooth) / (total + self.smooth)
-        return self.loss_weight * (1 - dice).mean()
+        return self.loss_weight * mean_of_scored_images(
+            1 - dice, valid.flatten(1).sum(1) > 0)
 
     @property
     def loss_name(self) -> str:

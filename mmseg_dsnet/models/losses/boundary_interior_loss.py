@@ -9,8 +9,9 @@ from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
+from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights)
+                             check_loss_options, check_loss_weights)
 
 
 def boundary_interior_maps(mask: Tensor,
@@ -59,12 +60,16 @@ def boundary_interior_maps(mask: Tensor,
 def _soft_dice_loss(prob: Tensor, target: Tensor, region: Tensor,
                     smooth: float, per_image: bool = True) -> Tensor:
     """``1 - soft Dice`` restricted to ``region``: per image and averaged
-    over the batch, or (``per_image=False``) over all the batch's pixels at
-    once, so that every pixel weighs the same whatever its lesion's size."""
+    over the images with a pixel in the region, or (``per_image=False``)
+    over all the batch's pixels at once, so that every pixel weighs the
+    same whatever its lesion's size."""
     dims = (1, 2) if per_image else (0, 1, 2)
     intersection = (prob * target * region).sum(dims)
     total = (prob * region).sum(dims) + (target * region).sum(dims)
-    return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
+    loss = 1 - (2 * intersection + smooth) / (total + smooth)
+    if not per_image:
+        return loss
+    return mean_of_scored_images(loss, region.flatten(1).sum(1) > 0)
 
 
 def _masked_mean(values: Tensor, region: Tensor) -> Tensor:
@@ -106,8 +111,9 @@ class BoundaryInteriorLoss(nn.Module):
             Default: 1.0.
         dice_reduction (str): ``'image'``: the Dice of each image,
             averaged over the batch (a small lesion weighs as much as a
-            large one); ``'batch'``: one Dice over all the batch's pixels
-            (every lesion pixel weighs the same, as in the pooled IoU).
+            large one; an image without a labelled pixel is left out);
+            ``'batch'``: one Dice over all the batch's pixels (every
+            lesion pixel weighs the same, as in the pooled IoU).
             Default: ``'image'``.
         boundary_weight (float): Weight of the boundary-band term.
             Default: 1.0.
@@ -199,11 +205,15 @@ class BoundaryInteriorLoss(nn.Module):
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)`` for
                 the BCE terms (mmseg passes them when a sampler is used).
             ignore_index (int): Label of unknown pixels. Default: 255.
+            **kwargs: Other options mmseg's losses take; the loss is always
+                its own mean, so ``reduction_override`` other than
+                ``'mean'`` and ``avg_factor`` are refused.
 
         Returns:
             Tensor: The scalar loss.
         """
         check_loss_inputs('BoundaryInteriorLoss', cls_score, label, weight)
+        check_loss_options('BoundaryInteriorLoss', kwargs)
         # In float32: under mixed precision (train.py --amp) the logits
         # are float16, whose sums over an image overflow past 65504 (a
         # lesion of half a 256x256 image) and made the loss NaN.

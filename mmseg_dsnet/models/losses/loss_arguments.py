@@ -47,19 +47,59 @@ def check_loss_weights(owner: str, **weights) -> None:
                 f'got {value!r}')
 
 
-def check_head_losses(owner: str, losses) -> None:
+def check_head_losses(owner: str, losses, ignore_index=None) -> None:
     """:func:`check_loss_name` for every loss of a decode head's
-    ``loss_decode``, mmseg's own (``CrossEntropyLoss``, ``DiceLoss``) too.
+    ``loss_decode``, mmseg's own (``CrossEntropyLoss``, ``DiceLoss``) too,
+    and :func:`loss_ignore_index` for this package's losses.
 
     Args:
         owner (str): The head, for the message.
         losses (nn.Module | Iterable[nn.Module]): Its built losses.
+        ignore_index (int, optional): The head's ``ignore_index``, which
+            it passes to every loss.
     """
     if not isinstance(losses, (list, tuple, nn.ModuleList)):
         losses = [losses]
     for loss in losses:
-        check_loss_name(f'{owner} loss_decode {type(loss).__name__}',
-                        getattr(loss, 'loss_name', None))
+        name = f'{owner} loss_decode {type(loss).__name__}'
+        check_loss_name(name, getattr(loss, 'loss_name', None))
+        # mmseg's DiceLoss reads its own ignore_index as a channel to drop.
+        if ignore_index is not None and \
+                type(loss).__module__.startswith('mmseg_dsnet.'):
+            loss_ignore_index(name, getattr(loss, 'ignore_index', None),
+                              ignore_index)
+
+
+def loss_ignore_index(owner: str, own, given, default: int = 255) -> int:
+    """The label a loss ignores: its own ``ignore_index`` or the one its
+    caller passes (a decode head passes its own to every loss).
+
+    A loss given ``ignore_index=0`` in a config whose head passes 255
+    ignored 255 while the config read as ignoring 0.
+
+    Args:
+        owner (str): The loss, for the message.
+        own (int, optional): The loss's ``ignore_index`` (None: not set).
+        given (int, optional): The caller's.
+        default (int): When neither is set. Default: 255.
+
+    Returns:
+        int: The label to ignore.
+
+    Raises:
+        ModelArgumentError: Both are set and differ.
+    """
+    if own is not None and given is not None and own != given:
+        raise ModelArgumentError(
+            f'{owner}: ignore_index={own!r} was given to the loss, but its '
+            f'caller (the decode head) passes ignore_index={given!r}, '
+            'which the loss would otherwise use: set the decode head\'s '
+            'ignore_index, which it passes to every loss, and leave the '
+            'loss\'s out')
+    for value in (given, own):
+        if value is not None:
+            return value
+    return default
 
 
 def check_loss_inputs(owner: str, pred, label, weight=None) -> None:
@@ -94,3 +134,31 @@ def check_loss_inputs(owner: str, pred, label, weight=None) -> None:
                 f'{tuple(value.shape)} (labels without a channel axis, '
                 'at the logits\' size: resize the logits to the labels '
                 'first)')
+
+
+def check_loss_options(owner: str, options: dict) -> None:
+    """Refuse the reduction options of mmseg's losses, which this
+    package's losses take through ``**kwargs`` but do not apply: each
+    returns its own scalar mean, so ``reduction_override='sum'`` (or
+    ``'none'``, a per-pixel map) and ``avg_factor`` were answered with
+    that mean without a word.
+
+    Args:
+        owner (str): The loss, for the message.
+        options (dict): The keyword arguments the loss's ``forward`` got
+            beyond its own.
+
+    Raises:
+        ModelArgumentError: ``reduction_override`` other than None or
+            ``'mean'``, or an ``avg_factor``.
+    """
+    reduction = options.get('reduction_override')
+    if reduction not in (None, 'mean'):
+        raise ModelArgumentError(
+            f'{owner}: reduction_override={reduction!r} is not supported: '
+            'the loss is always its own mean (a scalar); leave '
+            'reduction_override out')
+    if options.get('avg_factor') is not None:
+        raise ModelArgumentError(
+            f'{owner}: avg_factor is not supported: the loss averages '
+            'over its own pixels or images; leave avg_factor out')

@@ -9,6 +9,8 @@ lesion logit), is a piecewise-linear function of the logits whose value is
 the dot product of the errors sorted in decreasing order with the
 increments of the Jaccard loss along that order.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,8 +18,10 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
+from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_weights)
+                             check_loss_options, check_loss_weights,
+                             loss_ignore_index)
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -73,14 +77,18 @@ class LovaszHingeLoss(nn.Module):
     With ``per_image=False`` the surrogate is of the IoU pooled over the
     batch's pixels, as the leaderboard's pooled lesion IoU pools over the
     test set; with ``per_image=True`` it is the mean over the images of each
-    image's own. One- and two-channel heads are scored on the lesion logit
+    image's own (over the images with a pixel that is not ignored). One-
+    and two-channel heads are scored on the lesion logit
     (:func:`~mmseg_dsnet.models.utils.lesion_logit.lesion_logit`); pixels
     equal to ``ignore_index`` are left out.
 
     Args:
         per_image (bool): One surrogate per image, averaged. Default: False.
         loss_weight (float): Multiplier of the loss. Default: 1.0.
-        ignore_index (int): Label value to ignore. Default: 255.
+        ignore_index (int, optional): Label value to ignore. Default:
+            None: the one the caller passes (a decode head passes its
+            own), else 255. A value that differs from the caller's is
+            refused.
         loss_name (str): Key of the loss in the loss dict; must start with
             ``loss_``. Default: ``'loss_lovasz'``.
     """
@@ -88,7 +96,7 @@ class LovaszHingeLoss(nn.Module):
     def __init__(self,
                  per_image: bool = False,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
+                 ignore_index: Optional[int] = None,
                  loss_name: str = 'loss_lovasz') -> None:
         super().__init__()
         check_loss_name('LovaszHingeLoss', loss_name)
@@ -113,26 +121,32 @@ class LovaszHingeLoss(nn.Module):
             weight (Tensor, optional): Per-pixel weights ``(N, H, W)``;
                 the Lovasz extension has none, so pixels of weight 0 are
                 left out and the rest count alike.
-            ignore_index (int, optional): Overrides the constructor's.
+            ignore_index (int, optional): The caller's (a decode head's);
+                must equal the constructor's when both are set.
+            **kwargs: Other options mmseg's losses take; the loss is always
+                its own mean, so ``reduction_override`` other than
+                ``'mean'`` and ``avg_factor`` are refused.
 
         Returns:
             Tensor: Scalar loss.
         """
         check_loss_inputs('LovaszHingeLoss', pred, target, weight)
+        check_loss_options('LovaszHingeLoss', kwargs)
         # In float32, as the other losses (float16 sums overflow).
         pred = pred.float()
-        if ignore_index is None:
-            ignore_index = self.ignore_index
+        ignore_index = loss_ignore_index('LovaszHingeLoss', self.ignore_index,
+                                         ignore_index)
         logits = lesion_logit(pred, dim=1)
         valid = target != ignore_index
         if weight is not None:
             valid = valid & (weight > 0)
         labels = target == 1
         if self.per_image:
-            loss = torch.stack([
-                lovasz_hinge(logit[keep], label[keep])
-                for logit, label, keep in zip(logits, labels, valid)
-            ]).mean()
+            loss = mean_of_scored_images(
+                torch.stack([
+                    lovasz_hinge(logit[keep], label[keep])
+                    for logit, label, keep in zip(logits, labels, valid)
+                ]), valid.flatten(1).any(1))
         else:
             loss = lovasz_hinge(logits[valid], labels[valid])
         return self.loss_weight * loss
