@@ -346,6 +346,40 @@ def test_get_flops_labels_a_deploy_config(tmp_path, capsys):
     assert 'deploy_config' not in trained
 
 
+def test_a_partly_re_parameterised_config_is_refused(capsys):
+    """``--cfg-options model.backbone.deploy=True`` alone: the head stayed
+    as trained, and the figures of that mix (0.259 M, 0.277 G at 256x256)
+    were labelled as the re-parameterised model's by get_flops.py and
+    benchmark.py, exit 0."""
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import load_config
+    flops = load_tool('analysis_tools/get_flops.py')
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    for part, rest in (('backbone', 'decode_head'),
+                       ('decode_head', 'backbone')):
+        with pytest.raises(UserError, match=(
+                rf'model\.{part}\.deploy=True re-parameterises only part '
+                rf'of the model \(model\.{rest} as trained\)')):
+            flops.main([dsnet, '--shape', '64', '--cfg-options',
+                        f'model.{part}.deploy=True'])
+    assert 'Flops' not in capsys.readouterr().out
+    cfg = load_config(dsnet)
+    cfg.model.backbone.deploy = True
+    with pytest.raises(UserError, match='only part of the model'):
+        benchmark(cfg, shape=(64, 64), batch_size=1, warmup=1, repeat=1,
+                  throughput_repeat=1)
+    # Both parts: the re-parameterised model, counted as before.
+    whole = flops.main([dsnet, '--shape', '64', '--json', '--cfg-options',
+                        'model.backbone.deploy=True',
+                        'model.decode_head.deploy=True'])
+    trained = flops.main([dsnet, '--shape', '64', '--json'])
+    assert whole['deploy_config'] is True
+    assert whole['params'] == trained['deploy']['params']
+    assert whole['flops'] == trained['deploy']['flops']
+
+
 def test_get_flops_and_benchmark_default_to_the_configs_input_size(capsys):
     """Without --shape both counted or timed the model at 256x256 whatever
     the config: the 128 px demo model's FLOPs were printed 4x too high

@@ -207,12 +207,16 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
-    from ..deploy.deploy_checkpoint import is_deploy_config
+    from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
+                                            is_deploy_config)
     from_deploy_config = is_deploy_config(cfg)
     # The scope is set for the builds only (the model, the test set): the
     # caller's default scope is left as it was.
     with build_scope(cfg):
         model = MODELS.build(cfg.model)
+    if from_deploy_config:
+        check_whole_deploy_form(cfg, model,
+                                getattr(cfg, 'filename', None) or 'the config')
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint,
                                  getattr(cfg, 'filename', None), hint=None,

@@ -8,7 +8,9 @@ Without ``--shape`` the model is counted at the size the config runs it at
 theirs.
 
 A deploy config (``deploy=True``, as ``reparameterize.py`` writes) is
-counted as the re-parameterised model it builds, and labelled so.
+counted as the re-parameterised model it builds, and labelled so; one that
+sets it on part of the model only (``model.backbone.deploy=True`` alone) is
+refused: its figures would be of neither form.
 
 ``--cfg-options`` may change only ``model.*`` (nothing else is counted),
 and not its ``data_preprocessor``, ``test_cfg`` or ``train_cfg`` (one pass of
