@@ -1577,6 +1577,29 @@ def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
                              'images and masks), 1 timed step(s)'), header
 
 
+def test_profile_train_step_names_the_form_it_profiled(capsys):
+    """The profiler's table, always of the plain eager step, came right
+    under the timed forms without a word, so after ``--variants
+    eager+channels_last`` it read as that form's kernels."""
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    profile.main([config, '--device', 'cpu', '--shape', '32', '32',
+                  '--batch-size', '2', '--steps', '1', '--variants',
+                  'eager+channels_last', '--top', '2'])
+    printed = capsys.readouterr().out.splitlines()
+    timed = next(i for i, line in enumerate(printed)
+                 if line.startswith('eager+channels_last ')
+                 and 'ms/step' in line)
+    title = next(i for i, line in enumerate(printed)
+                 if line.startswith('torch.profiler of '))
+    assert title > timed
+    assert printed[title] == (
+        'torch.profiler of 10 steps of the plain eager form (no CUDA graph, '
+        'float32, channels-first inputs), whatever --variants timed; top 2 '
+        'by cpu_time_total:')
+    assert 'Self CPU' in printed[title + 2]
+
+
 class _CountedNet(torch.nn.Module):
     """conv 3->4 3x3 (8x8 out), GroupNorm, global mean, linear 4->5,
     matmul with a (5, 2) parameter."""
