@@ -1524,6 +1524,25 @@ def test_resume_refuses_another_number_of_processes(tiny_isic, tmp_path,
     check_resume_checkpoint(cfg, str(path))
 
 
+def test_benchmark_json_records_the_warm_up_and_the_torch_it_ran(capsys):
+    """``benchmark.py --json`` (kept for ``leaderboard.py collect
+    --gpu-json``) did not record the warm-up calls before its figures nor
+    the torch it ran: figures after one warm-up call read like those after
+    ten."""
+    import torch
+    bench = load_tool('analysis_tools/benchmark.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    bench.main([config, '--shape', '32', '--repeat', '1', '--warmup', '5',
+                '--batch-size', '1', '--throughput-repeat', '1',
+                '--threads', '1', '--json'])
+    result = json.loads(capsys.readouterr().out)
+    assert result['latency_ms']['warmup'] == 5
+    assert result['throughput']['warmup'] == 2
+    assert result['torch'] == torch.__version__
+    assert 'cuda' not in result
+
+
 def test_benchmark_names_the_cpu_it_timed_on():
     """A CPU benchmark recorded ``platform.processor() or
     platform.machine()``, which is ``x86_64`` on Linux for every CPU: the

@@ -193,7 +193,9 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             (:func:`~mmseg_dsnet.utils.cli.check_warmup`). Default: 10.
 
     Returns:
-        dict: The figures and what they are of; ``deploy`` is True for the
+        dict: The figures and what they are of (the warm-up calls before
+        ``latency_ms`` and ``throughput``, the torch version and, on CUDA,
+        the CUDA and cuDNN versions among them); ``deploy`` is True for the
         re-parameterised model, asked for (``deploy``) or built by a deploy
         config (``deploy=True``, as ``reparameterize.py`` writes it; then
         ``deploy_config`` is True too).
@@ -239,8 +241,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     check_input_size(forward, single, shape, cfg)
     lat = time_runs(forward, single, warmup, repeat, device) * 1e3
     many = make_batch(pool, batch_size, shape).to(device, memory_format=fmt)
-    tput = time_runs(forward, many, max(2, warmup // 2), throughput_repeat,
-                     device)
+    tput_warmup = max(2, warmup // 2)
+    tput = time_runs(forward, many, tput_warmup, throughput_repeat, device)
     return dict(
         config=getattr(cfg, 'filename', None),
         # The weights timed (None: random), as the figures' label.
@@ -266,11 +268,20 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             p90=float(np.percentile(lat, 90)),
             p99=float(np.percentile(lat, 99)),
             min=float(lat.min()),
-            runs=int(repeat)),
+            runs=int(repeat),
+            # The untimed calls before the runs: figures after one warm-up
+            # call were recorded like those after ten.
+            warmup=int(warmup)),
         throughput=dict(
             batch_size=batch_size,
             img_per_s=float(batch_size / np.median(tput)),
-            runs=int(throughput_repeat)),
+            runs=int(throughput_repeat),
+            warmup=int(tput_warmup)),
+        # The stack the figures were measured with (a JSON kept for
+        # leaderboard.py collect --gpu-json outlives the install).
+        torch=torch.__version__,
+        **(dict(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+           if device.type == 'cuda' else {}),
     )
 
 
