@@ -1596,6 +1596,19 @@ def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
                              'images and masks), 1 timed step(s)'), header
 
 
+def test_profile_train_step_refuses_a_form_both_eager_and_graph():
+    """``--variants eager+graph`` was timed as a CUDA graph and printed as
+    ``eager+graph``; now refused before anything is built, on any device
+    (on the CPU it was refused only for its graph)."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    with pytest.raises(UserError, match=r'^--variants graph\+bf16\+eager: a '
+                       'form is eager or a CUDA graph, not both'):
+        profile.main([config, '--device', 'cpu', '--variants', 'eager',
+                      'graph+bf16+eager'])
+
+
 def test_profile_train_step_names_the_form_it_profiled(capsys):
     """The profiler's table, always of the plain eager step, came right
     under the timed forms without a word, so after ``--variants

@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument('--steps', type=int, default=60)
     p.add_argument('--device', default='cuda', help='cuda (default) or cpu')
     p.add_argument('--variants', nargs='+',
-                   help="'+'-joined: eager or graph (CUDA only), "
+                   help="'+'-joined: eager or graph (CUDA only; not both), "
                    'channels_last, bf16, compile (default: '
                    f'{DEFAULT_VARIANTS["cuda"]} on CUDA, '
                    f'{DEFAULT_VARIANTS["cpu"]} on the CPU)')
@@ -96,6 +96,10 @@ def check_args(args):
             raise UserError(f'--variants {variant}: unknown part(s) '
                             f'{", ".join(sorted(unknown))}; known: '
                             f'{", ".join(sorted(VARIANT_PARTS))}')
+        # Timed as a CUDA graph, the line read "eager+graph".
+        if {'eager', 'graph'} <= set(variant.split('+')):
+            raise UserError(f'--variants {variant}: a form is eager or a '
+                            'CUDA graph, not both; give one of them')
     # The same form twice (in any order of its parts) was timed twice and
     # shown as two forms.
     forms = [frozenset(variant.split('+')) for variant in args.variants]
