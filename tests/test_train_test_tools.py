@@ -346,6 +346,28 @@ def test_get_flops_labels_a_deploy_config(tmp_path, capsys):
     assert 'deploy_config' not in trained
 
 
+def test_get_flops_titles_its_per_module_tables(capsys):
+    """``--show-table`` printed the table of the model as trained and the
+    deployed model's (its ``model`` row at 0.242 M) one under the other
+    with nothing saying which was which."""
+    flops = load_tool('analysis_tools/get_flops.py')
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    result = flops.main([dsnet, '--shape', '64', '--show-table'])
+    lines = capsys.readouterr().out.splitlines()
+    titles = [i for i, line in enumerate(lines)
+              if line.startswith('Per module, ')]
+    assert [lines[i] for i in titles] == [
+        'Per module, the model as trained:',
+        'Per module, the deployed (re-parameterised) model:']
+    totals = [line for line in lines if line.startswith('| model ')]
+    # Each title heads the table of its model.
+    assert titles[0] < lines.index(totals[0]) < titles[1] < lines.index(
+        totals[1])
+    assert f'{result["params"] / 1e6:.3f}M' in totals[0]
+    assert f'{result["deploy"]["params"] / 1e6:.3f}M' in totals[1]
+
+
 def test_a_partly_re_parameterised_config_is_refused(capsys):
     """``--cfg-options model.backbone.deploy=True`` alone: the head stayed
     as trained, and the figures of that mix (0.259 M, 0.277 G at 256x256)
