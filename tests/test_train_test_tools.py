@@ -392,6 +392,11 @@ def test_a_partly_re_parameterised_config_is_refused(capsys):
     with pytest.raises(UserError, match='only part of the model'):
         benchmark(cfg, shape=(64, 64), batch_size=1, warmup=1, repeat=1,
                   throughput_repeat=1)
+    # --deploy said such a model was re-parameterised already.
+    bench = load_tool('analysis_tools/benchmark.py')
+    with pytest.raises(UserError, match='only part of the model'):
+        bench.main([dsnet, '--shape', '64', '--deploy', '--cfg-options',
+                    'model.backbone.deploy=True'])
     # Both parts: the re-parameterised model, counted as before.
     whole = flops.main([dsnet, '--shape', '64', '--json', '--cfg-options',
                         'model.backbone.deploy=True',

@@ -300,16 +300,19 @@ def check_deploy_form(cfg, option):
     Raises:
         UserError: Re-parameterisation leaves the model unchanged.
     """
-    from ..deploy.deploy_checkpoint import is_deploy_config
+    from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
+                                            is_deploy_config)
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
     if is_deploy_config(cfg):
+        # One re-parameterised part alone is neither form.
+        check_whole_deploy_form(cfg, model, cfg.filename)
         # Its model is re-parameterised already; the message said it had
         # no re-parameterisable block.
         raise UserError(
             f'{option}: {cfg.filename} is a deploy config (it sets '
             'deploy=True): its model is the re-parameterised one already; '
             f'time it without {option}, or give its training config')
-    with build_scope(cfg):
-        model = MODELS.build(cfg.model)
     if not reparameterization_changes(model):
         raise UserError(
             f'{option}: {cfg.filename} builds a model that '
