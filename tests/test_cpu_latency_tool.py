@@ -275,6 +275,11 @@ def test_the_report_says_what_each_row_timed(tmp_path):
                                                    'width']
     assert graphs['onnxruntime fp32, fixed 256x256']['shape'] == [
         'batch', 3, 256, 256]
+    # And how the cases were timed: the warm-up calls and the caps.
+    assert report['timing'] == dict(warmup=1, repeat=1, max_seconds=0.1,
+                                    min_runs=1, rounds=1)
+    assert 'after up to 1 warm-up call(s), in 1 interleaved rounds' in \
+        report['note']
     # The existing keys stay (leaderboard.py reads them).
     assert {'machine', 'input', 'threads', 'peak_gflops', 'configs',
             'models', 'targets'} <= set(report)

@@ -346,6 +346,67 @@ def test_get_flops_labels_a_deploy_config(tmp_path, capsys):
     assert 'deploy_config' not in trained
 
 
+def test_get_flops_titles_its_per_module_tables(capsys):
+    """``--show-table`` printed the table of the model as trained and the
+    deployed model's (its ``model`` row at 0.242 M) one under the other
+    with nothing saying which was which."""
+    flops = load_tool('analysis_tools/get_flops.py')
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    result = flops.main([dsnet, '--shape', '64', '--show-table'])
+    lines = capsys.readouterr().out.splitlines()
+    titles = [i for i, line in enumerate(lines)
+              if line.startswith('Per module, ')]
+    assert [lines[i] for i in titles] == [
+        'Per module, the model as trained:',
+        'Per module, the deployed (re-parameterised) model:']
+    totals = [line for line in lines if line.startswith('| model ')]
+    # Each title heads the table of its model.
+    assert titles[0] < lines.index(totals[0]) < titles[1] < lines.index(
+        totals[1])
+    assert f'{result["params"] / 1e6:.3f}M' in totals[0]
+    assert f'{result["deploy"]["params"] / 1e6:.3f}M' in totals[1]
+
+
+def test_a_partly_re_parameterised_config_is_refused(capsys):
+    """``--cfg-options model.backbone.deploy=True`` alone: the head stayed
+    as trained, and the figures of that mix (0.259 M, 0.277 G at 256x256)
+    were labelled as the re-parameterised model's by get_flops.py and
+    benchmark.py, exit 0."""
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import load_config
+    flops = load_tool('analysis_tools/get_flops.py')
+    dsnet = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    for part, rest in (('backbone', 'decode_head'),
+                       ('decode_head', 'backbone')):
+        with pytest.raises(UserError, match=(
+                rf'model\.{part}\.deploy=True re-parameterises only part '
+                rf'of the model \(model\.{rest} as trained\)')):
+            flops.main([dsnet, '--shape', '64', '--cfg-options',
+                        f'model.{part}.deploy=True'])
+    assert 'Flops' not in capsys.readouterr().out
+    cfg = load_config(dsnet)
+    cfg.model.backbone.deploy = True
+    with pytest.raises(UserError, match='only part of the model'):
+        benchmark(cfg, shape=(64, 64), batch_size=1, warmup=1, repeat=1,
+                  throughput_repeat=1)
+    # --deploy said such a model was re-parameterised already.
+    bench = load_tool('analysis_tools/benchmark.py')
+    with pytest.raises(UserError, match='only part of the model'):
+        bench.main([dsnet, '--shape', '64', '--deploy', '--cfg-options',
+                    'model.backbone.deploy=True'])
+    # Both parts: the re-parameterised model, counted as before.
+    whole = flops.main([dsnet, '--shape', '64', '--json', '--cfg-options',
+                        'model.backbone.deploy=True',
+                        'model.decode_head.deploy=True'])
+    trained = flops.main([dsnet, '--shape', '64', '--json'])
+    assert whole['deploy_config'] is True
+    assert whole['params'] == trained['deploy']['params']
+    assert whole['flops'] == trained['deploy']['flops']
+
+
 def test_get_flops_and_benchmark_default_to_the_configs_input_size(capsys):
     """Without --shape both counted or timed the model at 256x256 whatever
     the config: the 128 px demo model's FLOPs were printed 4x too high
@@ -1490,6 +1551,25 @@ def test_resume_refuses_another_number_of_processes(tiny_isic, tmp_path,
     check_resume_checkpoint(cfg, str(path))
 
 
+def test_benchmark_json_records_the_warm_up_and_the_torch_it_ran(capsys):
+    """``benchmark.py --json`` (kept for ``leaderboard.py collect
+    --gpu-json``) did not record the warm-up calls before its figures nor
+    the torch it ran: figures after one warm-up call read like those after
+    ten."""
+    import torch
+    bench = load_tool('analysis_tools/benchmark.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    capsys.readouterr()
+    bench.main([config, '--shape', '32', '--repeat', '1', '--warmup', '5',
+                '--batch-size', '1', '--throughput-repeat', '1',
+                '--threads', '1', '--json'])
+    result = json.loads(capsys.readouterr().out)
+    assert result['latency_ms']['warmup'] == 5
+    assert result['throughput']['warmup'] == 2
+    assert result['torch'] == torch.__version__
+    assert 'cuda' not in result
+
+
 def test_benchmark_names_the_cpu_it_timed_on():
     """A CPU benchmark recorded ``platform.processor() or
     platform.machine()``, which is ``x86_64`` on Linux for every CPU: the
@@ -1541,6 +1621,42 @@ def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x128x128 (random uint8 '
                              'images and masks), 1 timed step(s)'), header
+
+
+def test_profile_train_step_refuses_a_form_both_eager_and_graph():
+    """``--variants eager+graph`` was timed as a CUDA graph and printed as
+    ``eager+graph``; now refused before anything is built, on any device
+    (on the CPU it was refused only for its graph)."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    with pytest.raises(UserError, match=r'^--variants graph\+bf16\+eager: a '
+                       'form is eager or a CUDA graph, not both'):
+        profile.main([config, '--device', 'cpu', '--variants', 'eager',
+                      'graph+bf16+eager'])
+
+
+def test_profile_train_step_names_the_form_it_profiled(capsys):
+    """The profiler's table, always of the plain eager step, came right
+    under the timed forms without a word, so after ``--variants
+    eager+channels_last`` it read as that form's kernels."""
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    profile.main([config, '--device', 'cpu', '--shape', '32', '32',
+                  '--batch-size', '2', '--steps', '1', '--variants',
+                  'eager+channels_last', '--top', '2'])
+    printed = capsys.readouterr().out.splitlines()
+    timed = next(i for i, line in enumerate(printed)
+                 if line.startswith('eager+channels_last ')
+                 and 'ms/step' in line)
+    title = next(i for i, line in enumerate(printed)
+                 if line.startswith('torch.profiler of '))
+    assert title > timed
+    assert printed[title] == (
+        'torch.profiler of 10 steps of the plain eager form (no CUDA graph, '
+        'float32, channels-first inputs), whatever --variants timed; top 2 '
+        'by cpu_time_total:')
+    assert 'Self CPU' in printed[title + 2]
 
 
 class _CountedNet(torch.nn.Module):

@@ -193,7 +193,9 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             (:func:`~mmseg_dsnet.utils.cli.check_warmup`). Default: 10.
 
     Returns:
-        dict: The figures and what they are of; ``deploy`` is True for the
+        dict: The figures and what they are of (the warm-up calls before
+        ``latency_ms`` and ``throughput``, the torch version and, on CUDA,
+        the CUDA and cuDNN versions among them); ``deploy`` is True for the
         re-parameterised model, asked for (``deploy``) or built by a deploy
         config (``deploy=True``, as ``reparameterize.py`` writes it; then
         ``deploy_config`` is True too).
@@ -207,12 +209,16 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
-    from ..deploy.deploy_checkpoint import is_deploy_config
+    from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
+                                            is_deploy_config)
     from_deploy_config = is_deploy_config(cfg)
     # The scope is set for the builds only (the model, the test set): the
     # caller's default scope is left as it was.
     with build_scope(cfg):
         model = MODELS.build(cfg.model)
+    if from_deploy_config:
+        check_whole_deploy_form(cfg, model,
+                                getattr(cfg, 'filename', None) or 'the config')
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint,
                                  getattr(cfg, 'filename', None), hint=None,
@@ -235,8 +241,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     check_input_size(forward, single, shape, cfg)
     lat = time_runs(forward, single, warmup, repeat, device) * 1e3
     many = make_batch(pool, batch_size, shape).to(device, memory_format=fmt)
-    tput = time_runs(forward, many, max(2, warmup // 2), throughput_repeat,
-                     device)
+    tput_warmup = max(2, warmup // 2)
+    tput = time_runs(forward, many, tput_warmup, throughput_repeat, device)
     return dict(
         config=getattr(cfg, 'filename', None),
         # The weights timed (None: random), as the figures' label.
@@ -262,11 +268,20 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             p90=float(np.percentile(lat, 90)),
             p99=float(np.percentile(lat, 99)),
             min=float(lat.min()),
-            runs=int(repeat)),
+            runs=int(repeat),
+            # The untimed calls before the runs: figures after one warm-up
+            # call were recorded like those after ten.
+            warmup=int(warmup)),
         throughput=dict(
             batch_size=batch_size,
             img_per_s=float(batch_size / np.median(tput)),
-            runs=int(throughput_repeat)),
+            runs=int(throughput_repeat),
+            warmup=int(tput_warmup)),
+        # The stack the figures were measured with (a JSON kept for
+        # leaderboard.py collect --gpu-json outlives the install).
+        torch=torch.__version__,
+        **(dict(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+           if device.type == 'cuda' else {}),
     )
 
 
@@ -285,16 +300,19 @@ def check_deploy_form(cfg, option):
     Raises:
         UserError: Re-parameterisation leaves the model unchanged.
     """
-    from ..deploy.deploy_checkpoint import is_deploy_config
+    from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
+                                            is_deploy_config)
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
     if is_deploy_config(cfg):
+        # One re-parameterised part alone is neither form.
+        check_whole_deploy_form(cfg, model, cfg.filename)
         # Its model is re-parameterised already; the message said it had
         # no re-parameterisable block.
         raise UserError(
             f'{option}: {cfg.filename} is a deploy config (it sets '
             'deploy=True): its model is the re-parameterised one already; '
             f'time it without {option}, or give its training config')
-    with build_scope(cfg):
-        model = MODELS.build(cfg.model)
     if not reparameterization_changes(model):
         raise UserError(
             f'{option}: {cfg.filename} builds a model that '

@@ -169,12 +169,16 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
     own_size = tuple(input_size_of(cfg))
     shape = own_size if shape is None else tuple(shape)
     model = build_model(cfg)
+    from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
+                                            is_deploy_config)
+    if is_deploy_config(cfg):
+        check_whole_deploy_form(cfg, model, getattr(cfg, 'filename', None)
+                                or str(config))
     result = count(model, shape, show_table)
     result.update(input_shape=list(shape), config_input_size=list(own_size),
                   convention=CONVENTION)
     if cfg_options:
         result['cfg_options'] = dict(cfg_options)
-    from ..deploy.deploy_checkpoint import is_deploy_config
     if is_deploy_config(cfg):
         # Its model is the re-parameterised one: the figures were printed
         # as the model's, above a "deployed" copy of themselves.

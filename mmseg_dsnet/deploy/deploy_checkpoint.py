@@ -41,6 +41,44 @@ def is_deploy_config(cfg) -> bool:
         for part in ('backbone', 'decode_head'))
 
 
+def check_whole_deploy_form(cfg, model, config: str) -> None:
+    """Refuse a deploy config that re-parameterises only part of its model
+    (``--cfg-options model.backbone.deploy=True`` alone): the other parts
+    are as trained, so its figures are of neither form, while
+    ``deploy=True`` labelled them as the re-parameterised model's
+    (``get_flops.py``: 0.259 M, 0.277 G against the deployed 0.242 M,
+    0.273 G).
+
+    Args:
+        cfg (Config): A config with ``deploy=True`` on some part
+            (:func:`is_deploy_config`).
+        model (nn.Module): The model it built.
+        config (str): Its file, for the message.
+
+    Raises:
+        UserError: Re-parameterisation would still change ``model``.
+    """
+    from ..engine.preflight import deploy_form_parts
+    from ..models.utils import reparameterization_changes
+    if not reparameterization_changes(model):
+        return
+    parts = deploy_form_parts(cfg.get('model') or {})
+    rest = [f'model.{part}' for part in ('backbone', 'decode_head')
+            if isinstance(cfg.model.get(part), dict)
+            and f'model.{part}.deploy' not in parts]
+    raise UserError(
+        f'{config}: {", ".join(parts)}=True re-parameterises only part of '
+        'the model (' + (', '.join(rest) + ' as trained' if rest else
+                         'other modules still fold') + '), so the figures '
+        'would be of neither the trained nor the re-parameterised model; '
+        'set deploy=True on ' + ' and '.join(
+            f'model.{p}' for p in ('backbone', 'decode_head')
+            if isinstance(cfg.model.get(p), dict)) + ' (as reparameterize.py '
+        'writes it), or leave deploy unset (get_flops.py counts both forms '
+        'of a training config; benchmark.py --deploy times the '
+        're-parameterised one)')
+
+
 def refuse_deploy_config(cfg, config: str) -> None:
     """Refuse a deploy config as the config to re-parameterise.
 

@@ -30,8 +30,10 @@ like.
 
 Writes the JSON and a Markdown table (same name, ``.md``) and prints the
 table. The JSON records the ``--checkpoint`` (path and SHA-256; null for
-random weights) and, per row, the input fed, the thread counts and, for
-onnxruntime, the input the exported graph declares.
+random weights), how the cases were timed (``timing``: ``--warmup``,
+``--repeat``, ``--max-seconds``, ``--min-runs``, ``--rounds``) and, per
+row, the input fed, the thread counts and, for onnxruntime, the input the
+exported graph declares.
 """
 import argparse
 import copy
@@ -860,8 +862,8 @@ def measure(args, workdir):
         note = (f'Other processes kept up to {busy:.1f} of {cores} cores '
                 'busy (checked before and after): absolute times are '
                 'slowed.')
-    note += (f' Every case was '
-             f'timed in {args.rounds} interleaved rounds; ratios use the '
+    note += (f' Every case was timed after up to {args.warmup} warm-up '
+             f'call(s), in {args.rounds} interleaved rounds; ratios use the '
              'medians over all rounds, and the range of the per-round '
              'ratios shows how much the machine drifted.')
 
@@ -875,6 +877,11 @@ def measure(args, workdir):
         others_busy_cores=others_busy,
         input='1x3x256x256 float32 RGB 0..255, end to end to 256x256 logits',
         threads=counts,
+        # How each case was timed: the report gave the runs per row, not
+        # the warm-up calls before them nor the caps that set the runs.
+        timing=dict(warmup=args.warmup, repeat=args.repeat,
+                    max_seconds=args.max_seconds, min_runs=args.min_runs,
+                    rounds=args.rounds),
         flops_convention=('GMACs from get_flops.py (1 multiply-add = 1 FLOP);'
                           ' achieved GFLOP/s = 2 x MACs / median latency; '
                           'peak = 2 N^3 / time of an N=2048 fp32 matmul'),

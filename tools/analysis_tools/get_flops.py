@@ -8,7 +8,9 @@ Without ``--shape`` the model is counted at the size the config runs it at
 theirs.
 
 A deploy config (``deploy=True``, as ``reparameterize.py`` writes) is
-counted as the re-parameterised model it builds, and labelled so.
+counted as the re-parameterised model it builds, and labelled so; one that
+sets it on part of the model only (``model.backbone.deploy=True`` alone) is
+refused: its figures would be of neither form.
 
 ``--cfg-options`` may change only ``model.*`` (nothing else is counted),
 and not its ``data_preprocessor``, ``test_cfg`` or ``train_cfg`` (one pass of
@@ -68,15 +70,20 @@ def main(argv=None):
     result = get_flops(args.config, shape, args.cfg_options, args.show_table)
     shape = tuple(result['input_shape'])
     own = tuple(result['config_input_size'])
-    tables = [result.pop('table')]
+    # Titled: the deployed model's table followed the trained one's with
+    # nothing between them but a blank line.
+    tables = [('Per module, the re-parameterised model (the config sets '
+               'deploy=True):' if result.get('deploy_config') else
+               'Per module, the model as trained:', result.pop('table'))]
     if 'deploy' in result:
-        tables.append(result['deploy'].pop('table'))
+        tables.append(('Per module, the deployed (re-parameterised) model:',
+                       result['deploy'].pop('table')))
     if args.json:
         print(json_text(dict(config=args.config, **result)))
         return result
     split_line = '=' * 30
     if args.show_table:
-        print('\n'.join(t for t in tables if t))
+        print('\n'.join(f'{title}\n{table}' for title, table in tables))
     # Named, as in the JSON: figures pasted elsewhere say whose they are.
     print(f'{split_line}\nConfig: {args.config}\n'
           'Compute type: direct: randomly generate a picture\n'
