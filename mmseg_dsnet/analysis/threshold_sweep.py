@@ -346,6 +346,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
         UserError: Naming the shared images and both split files.
     """
     from ..datasets.synthetic_fallback import is_synthetic
+    from ..utils.paths import same_folder
     scored = split_file(scored_cfg)
     if scored is None or not osp.isfile(scored):
         return
@@ -371,8 +372,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     # A run trained without a split file learned every image of its set.
     scored_root = scored_cfg.get('data_root') or ''
     for root in split_less_training_roots(checkpoint):
-        if osp.isdir(root) and osp.isdir(scored_root) and \
-                osp.samefile(root, scored_root):
+        if same_folder(root, scored_root):
             raise UserError(
                 f'checkpoint {checkpoint} was trained on every image under '
                 f"{root} (its training config, meta['cfg'], gives "
