@@ -150,6 +150,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     """
     import os.path as osp
 
+    from ..apis.released_model import training_config_source
     from ..analysis.threshold_sweep import (leaf_datasets, split_file,
                                             split_ids,
                                             split_less_training_roots,
@@ -222,7 +223,8 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
                 f'{len(ids)} images ({split}: {first_few(unseen, 3)}) '
                 f'that checkpoint {checkpoint} did not train on; its '
                 f'training split is {", ".join(trained)} (its training '
-                "config, meta['cfg']). BatchNorm statistics recomputed on "
+                f'config, {training_config_source(checkpoint)}). BatchNorm '
+                'statistics recomputed on '
                 'them let held-out images shape the model that is then '
                 'scored on them; ' + advice)
 
