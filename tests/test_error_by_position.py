@@ -433,3 +433,44 @@ def test_the_evaluator_threshold_and_low_res_size_are_its_own(tmp_path):
     table = error_table(dict(counter.summary(), low_res_size=[32, 48],
                              iou_low_res=50.0))
     assert ', 50.00 at 32x48 (its IoU)' in table
+
+
+def test_images_the_checkpoint_trained_on_are_refused(tiny_config, tiny_isic,
+                                                      tmp_path, capsys):
+    """A checkpoint scored on a split sharing images with its training split
+    (``--cfg-options test_dataloader.dataset.ann_file=splits/
+    official_val.txt`` for a lightweight run) gave the smaller errors of
+    images it learned from, ring by ring, exit 0. Refused as
+    ``tools/test.py`` refuses it, before any image is read, unless
+    ``--allow-training-images``."""
+    from conftest import run_cli
+    from mmengine.config import Config
+    from test_export_onnx import lesion_image
+    cfg = Config.fromfile(str(tiny_config))
+    checkpoint = make_lesion_checkpoint(
+        str(tiny_config), tmp_path / 'model.pth', lesion_image(256, 256, 0),
+        meta=dict(cfg=cfg.pretty_text))
+    train_split = tiny_isic / 'splits' / 'lightweight_train.txt'
+    scored = tiny_isic / 'splits' / 'official_val.txt'
+    scored_ids = scored.read_text().split()
+    shared = [i for i in scored_ids
+              if i in set(train_split.read_text().split())]
+    assert 0 < len(shared) < len(scored_ids)
+    out, plot = tmp_path / 'errors.json', tmp_path / 'errors.png'
+    argv = [str(tiny_config), str(checkpoint), '--out', str(out), '--plot',
+            str(plot), '--cfg-options',
+            'test_dataloader.dataset.ann_file=splits/official_val.txt']
+    code, err = run_cli(tool.main, argv, capsys)
+    assert (code, err.splitlines()[-1]) == (2, (
+        f'ERROR: checkpoint {checkpoint} was trained on {len(shared)} of the '
+        f'{len(scored_ids)} images that {tiny_config} scores ({scored}: '
+        f'{", ".join(shared[:3])}); its training split is {train_split} '
+        "(its training config, meta['cfg']). Test figures on images the "
+        'model learned from favour it. Test it on a split it did not train '
+        'on, or pass --allow-training-images to score them anyway'))
+    assert 'images:' not in err
+    assert not out.exists() and not plot.exists()
+    # The flag scores them anyway: every image of the split.
+    code, err = run_cli(tool.main, argv + ['--allow-training-images'], capsys)
+    assert code == 0, err[-2000:]
+    assert json.loads(out.read_text())['images'] == len(scored_ids)

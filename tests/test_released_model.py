@@ -416,3 +416,58 @@ def test_a_non_square_release_size_compares_height_and_width(tmp_path):
             r'model\.data_preprocessor\.size is \(256, 320\) \(height, '
             r'width\)')):
         check_release_input_size(entry('256'), str(listed))
+
+
+def test_released_weights_are_checked_against_their_metafile_config(
+        tmp_path, monkeypatch):
+    """Released weights hold no training config (``meta['cfg']``), so every
+    check that reads one passed them: under a config of other dilations
+    (same tensors) they ran in a network they were not trained in, under the
+    128 px demo config at another input size, and on the images they
+    trained on they were scored as on new ones, exit 0. Their metafile
+    entry's ``Config`` stands in for it now, for a copy of the file too."""
+    import shutil
+
+    from conftest import REPO
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.threshold_sweep import training_split_files
+    from mmseg_dsnet.apis.released_model import (check_trained_input_size,
+                                                 check_trained_model,
+                                                 released_training_config)
+    from mmseg_dsnet.utils.errors import UserError
+    copy = tmp_path / 'copy.pth'
+    shutil.copyfile(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth', copy)
+    trained = released_training_config(str(copy))
+    default = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2017.py'))
+    assert trained['model']['backbone'] == default.model.backbone.to_dict()
+    source = ('configs/dsnet/dsnet_isic2017.py, the Config of its metafile '
+              'entry dsnet_isic2017_256px')
+    dilated = str(REPO / 'configs/dsnet/design/'
+                  'dsnet-design-deeper-eighth-dilated-quarter_isic2017.py')
+    with pytest.raises(UserError) as error:
+        check_trained_model(Config.fromfile(dilated), dilated, str(copy),
+                            'advice')
+    assert str(error.value) == (
+        f'checkpoint {copy} was trained in another network than config '
+        f'{dilated} builds: model.backbone.dilations[1] is 1 in its '
+        f'training config ({source}), 2 in the config; advice')
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    with pytest.raises(UserError, match=r'model.data_preprocessor.size is '
+                       r'\(256, 256\) in its training config \(configs/'
+                       r'dsnet/dsnet_isic2017.py, the Config'):
+        check_trained_input_size(Config.fromfile(demo), demo, str(copy))
+    # Its training split, looked for under another data root (from a
+    # folder where the config's relative data root is not).
+    monkeypatch.chdir(tmp_path)
+    split = tmp_path / 'root' / 'splits' / 'lightweight_train.txt'
+    split.parent.mkdir(parents=True)
+    split.write_text('ISIC_0000000\n')
+    assert training_split_files(str(copy), str(tmp_path / 'root')) == [
+        str(split)]
+    # The config it is published under passes; another file is no release.
+    check_trained_model(default, 'dsnet_isic2017.py', str(copy))
+    data = copy.read_bytes()
+    copy.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert released_training_config(str(copy)) is None
+    check_trained_model(Config.fromfile(dilated), dilated, str(copy))

@@ -28,8 +28,11 @@ def odd_sized_set(tmp_path_factory):
 def tool_masks(root, ids, out, *flags):
     """The masks of ``tools/test.py --out`` and ``tools/infer.py`` (with
     ``flags``) of the released model: image id -> (test's, infer's)."""
+    # The synthetic set's ids are ISIC ids, some of them in the released
+    # model's training split.
     run_tool_in_process(
-        'tools/test.py', CONFIG, RELEASED, *flags, '--work-dir',
+        'tools/test.py', CONFIG, RELEASED, *flags, '--allow-training-images',
+        '--work-dir',
         out / 'work', '--out', out / 'test_masks', '--cfg-options',
         f'test_dataloader.dataset.data_root={root}',
         'test_dataloader.dataset.ann_file=splits/official_test.txt',

@@ -35,8 +35,7 @@ from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets, check_input_file,
                                           check_options_take_effect,
                                           check_tta_model, load_config)
-from mmseg_dsnet.evaluation.lesion_metric import (check_unique_mask_names,
-                                                  remove_scored_masks)
+from mmseg_dsnet.evaluation.lesion_metric import check_unique_mask_names
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
@@ -209,8 +208,6 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Before the metric makes it.
-    out_existed = args.out is not None and osp.isdir(args.out)
     cfg = build_cfg(args)
     out = args.metrics_out or osp.join(cfg.work_dir, 'test_metrics.json')
     # Before the evaluation, not after it: a file other than an earlier
@@ -226,18 +223,20 @@ def main(argv=None):
     # it back. Its log folder stays: no <ts>.json, so not read as a run.
     dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
     with restored_on_failure(dump):
-        return test(args, cfg, out, out_existed)
+        return test(args, cfg, out)
 
 
-def test(args, cfg, out, out_existed):
+def test(args, cfg, out):
     """Build the runner, test, write the metrics record (see :func:`main`).
     """
-    # The paintings of the images tested before a fault (or an interrupt)
-    # would look like the paintings of the whole split: removed, with
-    # vis_data/config.py, which the runner writes when it is built.
-    paintings = new_files_removed_on_failure(args.show_dir) \
-        if args.show_dir else contextlib.nullcontext()
-    with paintings:
+    # The masks (--out) and paintings (--show-dir) of the images tested
+    # before a fault (or an interrupt) would look like those of the whole
+    # split: removed, with vis_data/config.py, which the runner writes when
+    # it is built, and each folder the run made.
+    with contextlib.ExitStack() as outputs:
+        for folder in (args.out, args.show_dir):
+            if folder:
+                outputs.enter_context(new_files_removed_on_failure(folder))
         runner = Runner.from_cfg(cfg)
         if args.out is not None:
             # Before the first mask: the metric refuses a second mask of one
@@ -245,13 +244,7 @@ def test(args, cfg, out, out_existed):
             dataset = runner.test_dataloader.dataset
             check_unique_mask_names(dataset.get_data_info(i)['img_path']
                                     for i in range(len(dataset)))
-        try:
-            metrics = runner.test()
-        except BaseException:
-            # The masks of the images scored before the fault are not a
-            # result.
-            remove_scored_masks(runner, None if out_existed else args.out)
-            raise
+        metrics = runner.test()
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
         write_json(

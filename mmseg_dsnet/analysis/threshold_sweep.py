@@ -253,7 +253,8 @@ def training_split_files(checkpoint: str,
     Returns:
         list[str | None] | None: One path per dataset its training loader
         read (None for one found nowhere), or None when the checkpoint holds
-        no training config (released weights, ``fast_train.py`` runs).
+        no training config and is no released weights
+        (:func:`~mmseg_dsnet.apis.released_model.training_config_of`).
     """
     from ..apis.released_model import training_config_of
     training_cfg = training_config_of(checkpoint)
@@ -346,6 +347,8 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
         UserError: Naming the shared images and both split files.
     """
     from ..datasets.synthetic_fallback import is_synthetic
+    from ..apis.released_model import training_config_source
+    from ..utils.paths import same_folder
     scored = split_file(scored_cfg)
     if scored is None or not osp.isfile(scored):
         return
@@ -371,11 +374,11 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     # A run trained without a split file learned every image of its set.
     scored_root = scored_cfg.get('data_root') or ''
     for root in split_less_training_roots(checkpoint):
-        if osp.isdir(root) and osp.isdir(scored_root) and \
-                osp.samefile(root, scored_root):
+        if same_folder(root, scored_root):
             raise UserError(
                 f'checkpoint {checkpoint} was trained on every image under '
-                f"{root} (its training config, meta['cfg'], gives "
+                f'{root} (its training config, '
+                f'{training_config_source(checkpoint)}, gives '
                 'train_dataloader.dataset no ann_file), the '
                 f'{len(scored_ids)} images that {config} scores ({scored}) '
                 f'among them. {consequence}. {fix}')
@@ -386,7 +389,8 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'checkpoint {checkpoint} was trained on {len(shared)} of '
                 f'the {len(scored_ids)} images that {config} scores '
                 f'({scored}: {first_few(shared, 3)}); its training '
-                f"split is {found} (its training config, meta['cfg']). "
+                f'split is {found} (its training config, '
+                f'{training_config_source(checkpoint)}). '
                 f'{consequence}. {fix}')
 
 

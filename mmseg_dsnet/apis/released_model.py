@@ -164,26 +164,109 @@ def _literal(node):
 
 def training_config_of(checkpoint: str) -> Optional[dict]:
     """The training config a checkpoint holds (``meta['cfg']``, written by
-    mmengine's Runner) as :func:`config_from_text` reads it, or None when
-    it holds none (released weights, ``fast_train.py`` runs).
+    mmengine's Runner and ``fast_train.py``) as :func:`config_from_text`
+    reads it; for released weights, which hold none, their metafile entry's
+    ``Config`` (:func:`released_training_config`); else None.
 
     Args:
         checkpoint (str): The checkpoint file.
     """
     from ..compat import safe_torch_load
-    return training_config_in(safe_torch_load(checkpoint,
-                                              map_location='cpu'))
+    return training_config_in(
+        safe_torch_load(checkpoint, map_location='cpu'), checkpoint)
 
 
-def training_config_in(loaded) -> Optional[dict]:
+def training_config_in(loaded, checkpoint: Optional[str] = None
+                       ) -> Optional[dict]:
     """:func:`training_config_of` a checkpoint loaded already.
 
     Args:
         loaded (dict): The loaded checkpoint (or bare state dict).
+        checkpoint (str, optional): Its file, to recognise released
+            weights by their SHA-256; None skips that.
     """
     meta = loaded.get('meta') if isinstance(loaded, dict) else None
     text = meta.get('cfg') if isinstance(meta, dict) else None
-    return config_from_text(text) if isinstance(text, str) else None
+    if isinstance(text, str):
+        return config_from_text(text)
+    return released_training_config(checkpoint) if checkpoint else None
+
+
+def released_entry(checkpoint: str,
+                   metafile: Optional[str] = None) -> Optional[dict]:
+    """The metafile entry whose ``Weights`` file is ``checkpoint``'s content
+    (the same size and SHA-256, wherever it was copied), with ``Config``
+    made an absolute path; None when no entry's weights are this file.
+
+    Args:
+        checkpoint (str): A checkpoint file.
+        metafile (str, optional): The metafile. Default: DSNet's
+            (:data:`METAFILE`).
+    """
+    import yaml
+    metafile = metafile or METAFILE
+    if not (osp.isfile(checkpoint) and osp.isfile(metafile)):
+        return None
+    with open(metafile, encoding='utf-8') as file:
+        models = yaml.safe_load(file).get('Models') or []
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(metafile))))
+    size, digest = osp.getsize(checkpoint), None
+    for entry in models:
+        weights = osp.join(root, str(entry.get('Weights') or ''))
+        config = osp.join(root, str(entry.get('Config') or ''))
+        # The size first: a training checkpoint is not hashed.
+        if not (entry.get('Weights') and osp.isfile(weights) and
+                osp.isfile(config) and osp.getsize(weights) == size):
+            continue
+        digest = digest or sha256_of(checkpoint)
+        if digest == str(entry.get('SHA256', '')).lower():
+            return dict(entry, Config=config)
+    return None
+
+
+def released_training_config(checkpoint: str,
+                             metafile: Optional[str] = None
+                             ) -> Optional[dict]:
+    """The training config of released weights: their metafile entry's
+    ``Config`` (:func:`released_entry`) as :func:`config_from_text` reads a
+    dump of it. Released weights are weights-only and hold no
+    ``meta['cfg']``; without this, loaded under a config whose network
+    differs in a setting without weights (a dilation), or tested on images
+    they trained on, they were run there without a word.
+
+    Args:
+        checkpoint (str): A checkpoint file.
+        metafile (str, optional): The metafile. Default: DSNet's
+            (:data:`METAFILE`).
+
+    Returns:
+        dict | None: The settings, or None for other files.
+    """
+    entry = released_entry(checkpoint, metafile)
+    if entry is None:
+        return None
+    from mmengine.config import Config
+    return config_from_text(Config.fromfile(entry['Config']).pretty_text)
+
+
+def training_config_source(checkpoint: str) -> str:
+    """Where :func:`training_config_of` finds ``checkpoint``'s training
+    config, as messages name it: ``meta['cfg']``, or the config of the
+    metafile entry of released weights.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+    """
+    from ..compat import safe_torch_load
+    loaded = safe_torch_load(checkpoint, map_location='cpu') \
+        if osp.isfile(checkpoint) else None
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    entry = None if isinstance(meta, dict) and isinstance(
+        meta.get('cfg'), str) else released_entry(checkpoint)
+    if entry is None:
+        return "meta['cfg']"
+    return (f"{osp.relpath(entry['Config'], REPO_ROOT)}, the Config of its "
+            f"metafile entry {entry.get('Name')}")
 
 
 def config_from_text(text: str) -> dict:
@@ -266,11 +349,15 @@ def check_trained_input_size(
     training_cfg = training_config_of(checkpoint)
     if training_cfg is None:
         return
+
+    def source():
+        return training_config_source(checkpoint)
+
     trained = input_size_settings(training_cfg)
     given = input_size_settings(cfg)
     differences = [
         f'{field} is {trained[field]} in its training config '
-        f"(meta['cfg']), {given[field]} in the config"
+        f'({source()}), {given[field]} in the config'
         for field in INPUT_SIZE_FIELDS if field in trained and field in given
         and trained[field] != given[field]
     ]
@@ -287,7 +374,7 @@ def check_trained_input_size(
     given = normalisation_settings(cfg)
     differences = [
         f'model.data_preprocessor.{key} is {trained[key]} in its training '
-        f"config (meta['cfg']), {given[key]} in the config"
+        f'config ({source()}), {given[key]} in the config'
         for key in NORMALISATION_FIELDS
         if key in trained and key in given and trained[key] != given[key]
     ]
@@ -329,8 +416,9 @@ def check_trained_model(
     (a dilation, a padding mode, the activation, ``align_corners``): the
     weights load strictly, and would run in a network they were not
     trained in. Training-only settings (:data:`NOT_INFERENCE_KEYS`,
-    losses) may differ; a checkpoint without a training config, or whose
-    ``model`` is not a literal, passes.
+    losses) may differ. Released weights are compared with their metafile
+    entry's config (:func:`training_config_of`); another checkpoint without
+    a training config, or whose ``model`` is not a literal, passes.
 
     Args:
         cfg (Config): The config the weights are published or run under.
@@ -345,7 +433,7 @@ def check_trained_model(
     """
     from ..utils.config_diff import NOT_SET, config_differences, value_at
     training_cfg = training_config_of(checkpoint) if loaded is None \
-        else training_config_in(loaded)
+        else training_config_in(loaded, checkpoint)
     trained = (training_cfg or {}).get('model')
     if not isinstance(trained, dict):
         return
@@ -359,7 +447,8 @@ def check_trained_model(
         f'checkpoint {checkpoint} was trained in another network than '
         f'config {config} builds: {diff} is '
         f'{value_at({"model": trained}, diff, NOT_SET)!r} in its training '
-        f"config (meta['cfg']), {value_at({'model': given}, diff, NOT_SET)!r}"
+        f'config ({training_config_source(checkpoint)}), '
+        f"{value_at({'model': given}, diff, NOT_SET)!r}"
         f' in the config; {advice}')
 
 

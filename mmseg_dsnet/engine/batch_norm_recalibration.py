@@ -150,6 +150,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     """
     import os.path as osp
 
+    from ..apis.released_model import training_config_source
     from ..analysis.threshold_sweep import (leaf_datasets, split_file,
                                             split_ids,
                                             split_less_training_roots,
@@ -157,6 +158,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     from ..datasets.converters.isic import is_test_split
     from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError
+    from ..utils.paths import same_folder
     advice = ('recompute them on the images it trained on (the '
               'train_dataloader of the config it was trained with)')
     # Without a split file mmseg reads every image under the data root,
@@ -164,15 +166,14 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     # only, so such a loader passed them all. A run that trained so (its
     # training config gives no split file for that root) saw those images.
     from ..datasets.converters.isic import TEST_SPLIT_FILES
-    split_less = [root for root in split_less_training_roots(checkpoint)
-                  if osp.isdir(root)]
+    split_less = split_less_training_roots(checkpoint)
     for leaf in leaf_datasets(dataset_cfg):
         root = leaf.get('data_root') or ''
         if split_file(leaf) is not None or not any(
                 osp.isfile(osp.join(root, 'splits', name))
                 for name in TEST_SPLIT_FILES):
             continue
-        if any(osp.isdir(root) and osp.samefile(root, trained_root)
+        if any(same_folder(root, trained_root)
                for trained_root in split_less):
             continue
         raise UserError(
@@ -222,7 +223,8 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
                 f'{len(ids)} images ({split}: {first_few(unseen, 3)}) '
                 f'that checkpoint {checkpoint} did not train on; its '
                 f'training split is {", ".join(trained)} (its training '
-                "config, meta['cfg']). BatchNorm statistics recomputed on "
+                f'config, {training_config_source(checkpoint)}). BatchNorm '
+                'statistics recomputed on '
                 'them let held-out images shape the model that is then '
                 'scored on them; ' + advice)
 

@@ -191,34 +191,6 @@ def check_every_image_scored(records: int, size: int) -> None:
         "image (mmengine's DefaultSampler)")
 
 
-def remove_scored_masks(runner, new_dir: Optional[str] = None) -> List[str]:
-    """Remove the masks the ``LesionMetric`` evaluators of ``runner``'s
-    test wrote in this process (:meth:`LesionMetric.remove_written_masks`).
-
-    Args:
-        runner (Runner): A runner whose test failed.
-        new_dir (str, optional): The masks' folder when the run made it; it
-            is removed too when it is left empty.
-
-    Returns:
-        list[str]: The removed files.
-    """
-    # The built loop only: runner.test_loop would build one, and no mask
-    # is written before it exists.
-    loop = getattr(runner, '_test_loop', None)
-    evaluator = getattr(loop, 'evaluator', None)
-    removed = []
-    for metric in getattr(evaluator, 'metrics', None) or []:
-        if isinstance(metric, LesionMetric):
-            removed += metric.remove_written_masks()
-    if new_dir and osp.isdir(new_dir) and not os.listdir(new_dir):
-        try:
-            os.rmdir(new_dir)
-        except OSError:
-            pass  # another process wrote or removed it meanwhile
-    return removed
-
-
 @METRICS.register_module()
 class LesionMetric(BaseMetric):
     """All skin-lesion segmentation figures from one evaluation pass.
@@ -416,24 +388,6 @@ class LesionMetric(BaseMetric):
                 'once.')
         write_image(path, mask)
         self._mask_sources[path] = img_path
-
-    def remove_written_masks(self) -> List[str]:
-        """Remove the masks this process wrote to ``output_dir``, for a
-        run that failed before its figures: masks of part of the split
-        would pass for its result.
-
-        Returns:
-            list[str]: The removed files.
-        """
-        removed = []
-        for path in self._mask_sources:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                continue
-            removed.append(path)
-        self._mask_sources = {}
-        return removed
 
     def _lesion_probability(self, data_sample: dict) -> torch.Tensor:
         """Lesion probability map (H, W) as float32 from one data sample."""

@@ -5,3 +5,16 @@ import os.path as osp
 
 #: The repository root (the folder holding ``mmseg_dsnet/``).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def same_folder(first: str, second: str) -> bool:
+    """Whether ``first`` and ``second`` are one existing folder (another
+    spelling, a symbolic link): how the analysis tools tell that a data root
+    is the one a run trained on.
+
+    Args:
+        first (str): A folder path (may be empty or missing).
+        second (str): Another folder path (may be empty or missing).
+    """
+    return bool(first) and bool(second) and osp.isdir(first) and \
+        osp.isdir(second) and osp.samefile(first, second)

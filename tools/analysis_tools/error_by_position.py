@@ -8,7 +8,8 @@ given there and at the evaluator's ``low_res_size``.
 
     python tools/analysis_tools/error_by_position.py CONFIG CHECKPOINT
         [--rings 5] [--worst 10] [--out errors.json] [--plot errors.png]
-        [--overwrite] [--cfg-options test_dataloader.dataset.ann_file=...]
+        [--overwrite] [--allow-training-images]
+        [--cfg-options test_dataloader.dataset.ann_file=...]
 
 ``--plot`` draws the rings' figures as bars, from the centre to the
 corners (:mod:`mmseg_dsnet.analysis.plots`).
@@ -49,6 +50,11 @@ def parse_args(argv=None):
                         'of the lesion) to this PNG file')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out or --plot file')
+    parser.add_argument(
+        '--allow-training-images', action='store_true',
+        help='score the checkpoint also on images its run trained on '
+        '(refused by default: its errors there are smaller than on new '
+        'images)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config')
@@ -104,6 +110,13 @@ def main(argv=None):
     # The pixels tools/test.py scores: the evaluator's lesion and ignore
     # labels, not the decode head's.
     metric = evaluator_metric(cfg.get('test_evaluator'), args.config)
+    if not args.allow_training_images:
+        # As tools/test.py: errors on images the checkpoint learned from
+        # are smaller than on new ones, ring by ring.
+        from mmseg_dsnet.analysis.threshold_sweep import \
+            check_not_tested_on_training_images
+        check_not_tested_on_training_images(
+            args.checkpoint, cfg.test_dataloader.dataset, args.config)
 
     import torch
     from mmengine.runner import Runner
