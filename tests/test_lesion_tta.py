@@ -152,3 +152,38 @@ def test_merge_thresholds_the_mean_strictly_at_the_heads_threshold(
     merged, = tta_model.merge_preds([[view(pair), view(pair, 'vertical')]])
     assert merged.pred_sem_seg.data.tolist() == [[[0, 1], [0, 0]]]
 
+
+
+def test_views_with_flipped_ground_truths_are_refused(tta_model, tmp_path):
+    """A tta_pipeline that loads the mask before its flips flipped the
+    ground truth of the flipped views; the merged sample kept the first
+    view's (here the horizontally flipped one) and scored the prediction,
+    flipped back, against a flipped mask: wrong figures, exit 0."""
+    from mmcv.transforms import Compose
+    from mmengine.dataset import pseudo_collate
+
+    from mmseg_dsnet.utils.errors import UserError
+    image = np.full((48, 64, 3), 200, np.uint8)
+    truth = np.zeros((48, 64), np.uint8)
+    truth[10:30, 5:20] = 1  # on the left: a flip moves it
+    Image.fromarray(image).save(tmp_path / 'img.png')
+    Image.fromarray(truth).save(tmp_path / 'gt.png')
+    flips = [dict(type='RandomFlip', prob=1., direction='horizontal'),
+             dict(type='RandomFlip', prob=0., direction='horizontal')]
+    resize = [dict(type='Resize', scale=(64, 64), keep_ratio=False)]
+    load, pack = [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]
+
+    def merged(steps):
+        pipeline = Compose([dict(type='LoadImageFromFile'),
+                            dict(type='TestTimeAug', transforms=steps)])
+        data = pipeline(dict(img_path=str(tmp_path / 'img.png'),
+                             seg_map_path=str(tmp_path / 'gt.png'),
+                             reduce_zero_label=False, seg_fields=[]))
+        with torch.no_grad():
+            return tta_model.test_step(pseudo_collate([data]))[0]
+
+    with pytest.raises(UserError, match='hold different ground truths'):
+        merged([resize, load, flips, pack])
+    # The masks loaded after the flips: every view's is the file's.
+    sample = merged([resize, flips, load, pack])
+    assert sample.gt_sem_seg.data[0].numpy().tolist() == truth.tolist()

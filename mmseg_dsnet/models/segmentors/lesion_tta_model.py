@@ -17,6 +17,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList
 
+from ...utils.errors import UserError
 from ..utils.lesion_logit import (mean_view_probability,
                                    stored_lesion_probability)
 
@@ -36,6 +37,11 @@ class LesionTTAModel(SegTTAModel):
     log-probabilities, whose softmax is the mean) and the mask of the pixels
     whose mean lies above the decode head's threshold (0.5 for 2 channels).
 
+    The merged sample keeps the ground truth of the views, which must be
+    one: a ``tta_pipeline`` that loads the masks before its flips flips
+    the ground truth of the flipped views, while their predictions are
+    flipped back.
+
     Args:
         module (dict | nn.Module): The segmentor.
         data_preprocessor (dict, optional): As for ``BaseTTAModel``.
@@ -50,9 +56,13 @@ class LesionTTAModel(SegTTAModel):
 
         Returns:
             list[SegDataSample]: The merged predictions.
+
+        Raises:
+            UserError: The views of an image hold different ground truths.
         """
         merged = []
         for views in data_samples_list:
+            _check_one_ground_truth(views)
             channels = views[0].seg_logits.data.shape[0]
             # The merge infer.py --tta makes too (the same masks).
             probability = mean_view_probability([
@@ -75,3 +85,22 @@ class LesionTTAModel(SegTTAModel):
                 sample.gt_sem_seg = views[0].gt_sem_seg
             merged.append(sample)
         return merged
+
+
+def _check_one_ground_truth(views):
+    """Refuse views whose ground truths differ: the pipeline transformed
+    (flipped) the mask with the image, and the first view's would be
+    scored against the merged prediction, which is at the original
+    orientation (a flipped first view: the figures of a flipped mask,
+    exit 0)."""
+    truths = [view.gt_sem_seg.data for view in views if 'gt_sem_seg' in view]
+    if all(truth.shape == truths[0].shape and torch.equal(truth, truths[0])
+           for truth in truths[1:]):
+        return
+    raise UserError(
+        f'LesionTTAModel: the augmented views of {views[0].get("img_path")} '
+        'hold different ground truths: the tta_pipeline flips (or otherwise '
+        'transforms) the mask it loaded before its views, while each '
+        "view's prediction is turned back; put LoadAnnotations after the "
+        'flips in tta_pipeline, or remove tta_pipeline from the config '
+        '(tools/test.py --tta then flips its test pipeline)')
