@@ -185,3 +185,45 @@ def test_a_zoom_before_the_masks_are_loaded_is_refused(tmp_path):
         str(REPO / 'configs/dsnet/design/'
             'dsnet-design-deeper-eighth-zoom_isic2017.py')),
         ('train_dataloader', 'val_dataloader', 'test_dataloader'))
+
+
+def test_a_zoom_in_a_validation_or_test_pipeline_is_refused(tmp_path):
+    """RandomZoom zooms the image and its mask alike, so a test pipeline
+    holding it (after LoadAnnotations, without Resize) ran and scored
+    random windows of the test images, other figures at each run, exit 0.
+    Now refused before anything starts, also inside a TestTimeAug."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.datasets.random_zoom import zoom_position
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    pack = dict(type='PackSegInputs')
+    assert zoom_position([image, load, pack]) == -1
+    assert zoom_position([image, load, dict(type='RandomZoom', prob=0.),
+                          pack]) == -1  # never zooms
+    assert zoom_position([image, load, dict(type='RandomZoom'), pack]) == 2
+    tta = dict(type='TestTimeAug', transforms=[
+        [load], [dict(type='mmseg.RandomZoom', prob=1.)], [pack]])
+    assert zoom_position([image, tta]) == 1
+    base = REPO / 'configs/dsnet/design/dsnet-design-deeper-eighth-zoom_isic2017.py'
+    config = tmp_path / 'zoom_test.py'
+    config.write_text(
+        f"_base_ = '{base}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='RandomZoom', prob=1.0, max_zoom=2.0), "
+        "dict(type='PackSegInputs')]))\n")
+    cfg = Config.fromfile(str(config))
+    with pytest.raises(PipelineConfigError) as info:
+        check_pipelines_build(cfg, ('test_dataloader', ))
+    assert str(info.value).startswith(
+        f'test_dataloader.dataset.pipeline[2] of {config}: RandomZoom is a '
+        'training augmentation; in the test pipeline')
+    # The same pipeline trains (the zoom config's own training pipeline
+    # zooms) and the validation pipeline is checked too.
+    cfg.train_dataloader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline
+    check_pipelines_build(cfg, ('train_dataloader', ))
+    cfg.val_dataloader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline
+    with pytest.raises(PipelineConfigError, match='in the validation'):
+        check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader'))

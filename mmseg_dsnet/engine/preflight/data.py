@@ -34,14 +34,16 @@ def check_pipelines_build(cfg, loaders):
         PipelineConfigError: Naming the config, the transform's place and
             its own message, for a transform that refuses its arguments
             (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
-            constructor), or for a ``RandomZoom`` before
-            ``LoadAnnotations`` (the mask would not be zoomed). An unknown
+            constructor), for a ``RandomZoom`` before
+            ``LoadAnnotations`` (the mask would not be zoomed), or for one
+            in a validation or test pipeline (a training augmentation:
+            random windows would be scored). An unknown
             type or argument keeps mmengine's error (reported with a
             spelling hint).
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
 
-    from ...datasets.random_zoom import zoom_before_masks
+    from ...datasets.random_zoom import zoom_before_masks, zoom_position
     where = getattr(cfg, 'filename', None) or 'the config'
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
@@ -70,6 +72,17 @@ def check_pipelines_build(cfg, loaders):
                         'its mask (which keeps its size: no error, a '
                         'misaligned ground truth); put it after '
                         'LoadAnnotations. Nothing was started')
+                zoom = zoom_position(pipeline)
+                if loader != 'train_dataloader' and zoom >= 0:
+                    # Image and mask are zoomed alike, so nothing fails:
+                    # the figures are of random windows, new at each run.
+                    raise PipelineConfigError(
+                        f'{path}[{zoom}] of {where}: RandomZoom is a '
+                        'training augmentation; in the '
+                        f'{LOADER_PHASES.get(loader, loader)} pipeline it '
+                        'would score random windows of the images instead '
+                        'of the images. Remove it from that pipeline. '
+                        'Nothing was started')
 
 
 LOADER_PHASES = {'train_dataloader': 'training',
