@@ -187,3 +187,38 @@ def test_views_with_flipped_ground_truths_are_refused(tta_model, tmp_path):
     # The masks loaded after the flips: every view's is the file's.
     sample = merged([resize, flips, load, pack])
     assert sample.gt_sem_seg.data[0].numpy().tolist() == truth.tolist()
+
+
+@pytest.mark.parametrize('view', [
+    dict(type='RandomRotate', prob=1., degree=(90, 90)),
+    dict(type='mmseg.RandomCrop', crop_size=(128, 128)),
+    dict(type='RandomZoom', prob=1.)])
+def test_views_the_segmentor_cannot_turn_back_are_refused(view):
+    """The segmentor turns a view's prediction back by its flip and size
+    only: a rotated (cropped, zoomed) view's prediction was averaged,
+    misplaced, with the others and scored, exit 0."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_tta_model
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(CONFIG)
+
+    def tta_pipeline(views):
+        return [dict(type='LoadImageFromFile'),
+                dict(type='TestTimeAug', transforms=[
+                    [dict(type='Resize', scale=(256, 256),
+                          keep_ratio=False)], views,
+                    [dict(type='LoadAnnotations')],
+                    [dict(type='PackSegInputs')]])]
+
+    cfg.tta_pipeline = tta_pipeline(
+        [dict(type='RandomFlip', prob=0., direction='horizontal'), view])
+    with pytest.raises(UserError, match=r'tta_pipeline\[1\] of c.py holds '
+                       f"{view['type']}, whose views' predictions are not "):
+        check_tta_model(cfg, 'c.py')
+    # Flips and scales are turned back; a step that never fires is none.
+    cfg.tta_pipeline = tta_pipeline(
+        [dict(type='RandomFlip', prob=1., direction='vertical'),
+         dict(view, prob=0.) if 'prob' in view else
+         dict(type='RandomFlip', prob=0.)])
+    check_tta_model(cfg, 'c.py')

@@ -51,6 +51,47 @@ def flip_tta_pipeline(test_pipeline: List[dict]) -> List[dict]:
     return [steps[0], dict(type='TestTimeAug', transforms=views)]
 
 
+# Transforms that move pixels in a way the segmentor does not undo: it
+# turns back flips and resizes only (mmseg's ``postprocess_result``).
+UNDONE_ONLY_BY_HAND = ('RandomRotate', 'RandomRotFlip', 'RandomCrop',
+                       'CenterCrop', 'RandomZoom', 'RandomMosaic')
+
+
+def check_tta_views(tta_pipeline, config: str) -> None:
+    """Refuse a ``tta_pipeline`` whose views rotate, crop or zoom the
+    image: the segmentor turns each view's prediction back by its flip and
+    size only, so such a view's prediction would be averaged, misplaced,
+    with the others and scored (exit 0).
+
+    Args:
+        tta_pipeline (list[dict] | None): The config's ``tta_pipeline``.
+        config (str): Its file, for the message.
+
+    Raises:
+        UserError: Naming the step and the transform.
+    """
+    def moves(step):
+        name = str(step.get('type', '')).split('.')[-1]
+        # A step that never fires (prob=0) leaves the view as it is.
+        return name in UNDONE_ONLY_BY_HAND and step.get('prob', 1) != 0
+
+    for index, step in enumerate(tta_pipeline or []):
+        if not isinstance(step, dict):
+            continue
+        options = [option for options in step.get('transforms') or []
+                   for option in options if isinstance(option, dict)] \
+            if str(step.get('type', '')).endswith('TestTimeAug') else [step]
+        for option in options:
+            if moves(option):
+                raise UserError(
+                    f'--tta: tta_pipeline[{index}] of {config} holds '
+                    f"{option['type']}, whose views' predictions are not "
+                    'turned back (the segmentor undoes flips and resizes '
+                    'only): they would be averaged misplaced and scored; '
+                    'use flips and scales as views, or remove tta_pipeline '
+                    'from the config (--tta then flips its test pipeline)')
+
+
 def check_flip_tta(cfg, config: str, what: str = 'infer.py --tta') -> None:
     """Refuse to run the three flips for a config whose ``tools/test.py
     --tta`` runs other views: its own ``tta_pipeline`` (other scales,

@@ -191,12 +191,18 @@ def check_tta_model(cfg, config):
         cfg (Config): The merged config.
         config (str): Its file, for the message.
 
+    A ``tta_pipeline`` whose views rotate, crop or zoom is refused too
+    (:func:`~mmseg_dsnet.datasets.flip_tta_pipeline.check_tta_views`).
+
     Raises:
-        UserError: Naming the ``tta_model`` and ``LesionTTAModel``.
+        UserError: Naming the ``tta_model`` and ``LesionTTAModel``, or
+            the view the segmentor cannot turn back.
     """
     from mmseg.registry import MODELS
 
+    from mmseg_dsnet.datasets.flip_tta_pipeline import check_tta_views
     from mmseg_dsnet.models.segmentors import LesionTTAModel
+    check_tta_views(cfg.get('tta_pipeline'), config)
     tta = cfg.get('tta_model')
     kind = tta.get('type') if isinstance(tta, dict) else None
     try:
