@@ -527,3 +527,42 @@ def test_a_bad_sample_is_replaced_by_the_next_good_one(tiny_isic, tmp_path):
                        f'row \\(first: {paths[2]}\\)'):
         dataset[2]
     assert dataset[3]['data_samples'].img_path == paths[4]
+
+
+def test_masks_of_another_converted_set_are_refused(tiny_isic, tmp_path):
+    """Every converted set names its images ISIC_0000000 ...: a mask folder
+    of another set of the same size (an absolute seg_map_path) passed the
+    value and size checks, and its masks were paired by id with this set's
+    images (wrong figures, exit 0)."""
+    import shutil
+
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    from PIL import Image
+
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    other = tmp_path / 'other'
+    shutil.copytree(tiny_isic, other)
+    for mask in (other / 'masks').iterdir():  # another set's lesions
+        Image.fromarray(1 - np.asarray(Image.open(mask))).save(mask)
+
+    def build(masks):
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(tiny_isic),
+            ann_file='splits/lightweight_test.txt',
+            data_prefix=dict(img_path='images', seg_map_path=masks),
+            pipeline=[dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations'),
+                      dict(type='PackSegInputs')]))
+
+    with pytest.raises(UserError) as info:
+        build(str(other / 'masks'))
+    assert str(info.value).startswith(
+        f'ISIC2018Dataset: the images ({tiny_isic}/images) and the masks '
+        f'({other}/masks) come from two folders')
+    # The set's own masks, however they are named, are read.
+    names = (tiny_isic / 'splits/lightweight_test.txt').read_text().split()
+    for masks in ('masks', str(tiny_isic / 'masks'), '../isic2018/masks/'):
+        assert len(build(masks)) == len(names)

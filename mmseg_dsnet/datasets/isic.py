@@ -41,6 +41,10 @@ class ISICDataset(BaseSegDataset):
       neither), and so is, at load, a ``data_prefix`` without
       ``seg_map_path`` when the pipeline loads masks: mmseg listed no mask
       and the first sample failed with a KeyError traceback.
+    * At load, images and masks from two folders of which one is a
+      converted set (``meta.json``), such as an absolute ``seg_map_path``
+      into another set, are refused (:class:`UserError`): the sets share
+      their ids, so another set's masks were paired with these images.
     * At load, a split file that starts with a UTF-8 byte-order mark is
       refused (:class:`UserError`): its first id was reported missing.
     * At load, a split file that lists an id more than once is refused
@@ -178,6 +182,7 @@ class ISICDataset(BaseSegDataset):
                 "set data_prefix=dict(img_path='images', "
                 "seg_map_path='masks'), or segment unlabelled images with "
                 'tools/infer.py.')
+        self._check_one_converted_set()
         data_list = [
             info for info in super().load_data_list()
             # A blank line in the split file is not a sample.
@@ -194,6 +199,36 @@ class ISICDataset(BaseSegDataset):
         if self._local_files():
             self._check_files(data_list)
         return data_list
+
+    def _check_one_converted_set(self):
+        """Refuse images and masks from two converted sets: ``data_prefix``
+        folders (an absolute ``seg_map_path``, ``../other/masks``) in
+        different folders that the converter made (with a ``meta.json``).
+        Every converted set names its images ISIC_0000000 ... and the sets
+        of one size pass the size check, so the masks of one would be
+        paired with the images of the other without an error.
+
+        Raises:
+            UserError: Naming both folders.
+        """
+        if not self._local_files():
+            return
+        folders = [self.data_prefix.get(key)
+                   for key in ('img_path', 'seg_map_path')]
+        if not all(folders):
+            return
+        sets = [osp.realpath(osp.dirname(osp.normpath(folder)))
+                for folder in folders]
+        if sets[0] == sets[1] or not any(
+                osp.isfile(osp.join(root, 'meta.json')) for root in sets):
+            return
+        raise UserError(
+            f'{type(self).__name__}: the images ({folders[0]}) and the '
+            f'masks ({folders[1]}) come from two folders, {sets[0]} and '
+            f'{sets[1]}, at least one of them a converted set (meta.json): '
+            "the masks of one set would be paired with the other's images "
+            'by id. Point data_root at one converted set and keep '
+            "data_prefix=dict(img_path='images', seg_map_path='masks').")
 
     def _check_split_encoding(self, ann_file):
         """Refuse a split file that starts with a UTF-8 byte-order mark
