@@ -406,6 +406,7 @@ def test_a_split_file_with_a_byte_order_mark_is_refused(tiny_isic, tmp_path):
     from mmseg.registry import DATASETS
     from mmseg.utils import register_all_modules
 
+    from mmseg_dsnet.analysis.threshold_sweep import split_ids
     from mmseg_dsnet.utils.errors import UserError
     register_all_modules()
     root = tmp_path / 'root'
@@ -425,6 +426,18 @@ def test_a_split_file_with_a_byte_order_mark_is_refused(tiny_isic, tmp_path):
     with pytest.raises(UserError, match=r'split file .*mine.txt starts with '
                        'a UTF-8 byte-order mark'):
         build(b'\xef\xbb\xbf' + lines)
+    # UTF-16 (Notepad's "Unicode", with or without its mark), Latin-1:
+    # UnicodeDecodeError or "embedded null byte" tracebacks.
+    text = '\r\n'.join(ids[:2])
+    for encoded in (text.encode('utf-16'), text.encode('utf-16-le'),
+                    (text + '\né').encode('latin-1')):
+        with pytest.raises(UserError, match=r'split file .*mine.txt is not '
+                           'UTF-8 text'):
+            build(encoded)
+        # The tools' training-image checks read it first.
+        with pytest.raises(UserError, match=r'^Split file .*mine.txt is not '
+                           'UTF-8 text'):
+            split_ids(str(root / 'splits' / 'mine.txt'))
 
 
 def test_a_palette_mask_is_checked_by_the_indices_mmseg_loads(tmp_path):

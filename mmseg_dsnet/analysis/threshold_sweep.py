@@ -172,8 +172,14 @@ def split_file(dataset_cfg: dict) -> Optional[str]:
 
 def split_ids(path: str) -> list:
     """The ids a split file lists, as the ISIC datasets read them
-    (``./ISIC_0000000`` is ``ISIC_0000000``; blank lines are none)."""
-    with open(path) as f:
+    (``./ISIC_0000000`` is ``ISIC_0000000``; blank lines are none).
+
+    Raises:
+        UserError: The file is not plain UTF-8 text.
+    """
+    from ..datasets.isic import check_split_encoding
+    check_split_encoding(path)
+    with open(path, encoding='utf-8') as f:
         return [osp.normpath(line.strip()) for line in f if line.strip()]
 
 

@@ -46,7 +46,8 @@ class ISICDataset(BaseSegDataset):
       into another set, are refused (:class:`UserError`): the sets share
       their ids, so another set's masks were paired with these images.
     * At load, a split file that starts with a UTF-8 byte-order mark is
-      refused (:class:`UserError`): its first id was reported missing.
+      refused (:class:`UserError`): its first id was reported missing; so
+      is one that is not UTF-8 text (UTF-16: a traceback).
     * At load, a split file that lists an id more than once is refused
       (:class:`UserError`): the image would be trained on or scored that
       many times.
@@ -231,21 +232,8 @@ class ISICDataset(BaseSegDataset):
             "data_prefix=dict(img_path='images', seg_map_path='masks').")
 
     def _check_split_encoding(self, ann_file):
-        """Refuse a split file that starts with a UTF-8 byte-order mark
-        (Windows Notepad writes one): mmseg reads it as part of the first
-        id, whose image was then reported missing though it is there.
-
-        Raises:
-            UserError: Naming the split file.
-        """
-        with open(ann_file, 'rb') as f:
-            if f.read(3) != b'\xef\xbb\xbf':
-                return
-        raise UserError(
-            f'{type(self).__name__}: split file {ann_file} starts with a '
-            'UTF-8 byte-order mark (as Windows Notepad saves it), which '
-            'would be read as part of the first id; save it as plain UTF-8 '
-            'without the mark, one id per line.')
+        """:func:`check_split_encoding` under this dataset's name."""
+        check_split_encoding(ann_file, type(self).__name__)
 
     def _get_unserialized_subset(self, indices):
         """mmengine's subset by ``indices``, after :meth:`_check_indices`."""
@@ -459,6 +447,43 @@ class ISICDataset(BaseSegDataset):
         raise BadSampleError(
             f'{type(self).__name__}: more than {self.max_refetch} bad samples '
             f'in a row (first: {drawn}); giving up.', path=drawn)
+
+
+def check_split_encoding(ann_file, owner=None):
+    """Refuse a split file that is not plain UTF-8 text: one that starts
+    with a UTF-8 byte-order mark (Windows Notepad writes one), which mmseg
+    reads as part of the first id, whose image was then reported missing
+    though it is there; one saved as UTF-16 (Notepad's "Unicode") or in
+    another encoding, which was a ``UnicodeDecodeError`` or "embedded null
+    byte" traceback.
+
+    Args:
+        ann_file (str): The split file (local).
+        owner (str, optional): Who reads it, for the message.
+
+    Raises:
+        UserError: Naming the split file.
+    """
+    with open(ann_file, 'rb') as f:
+        text = f.read()
+    owner = f'{owner}: split file' if owner else 'Split file'
+    if text.startswith(b'\xef\xbb\xbf'):
+        raise UserError(
+            f'{owner} {ann_file} starts with a UTF-8 byte-order '
+            'mark (as Windows Notepad saves it), which would be read as '
+            'part of the first id; save it as plain UTF-8 without the mark, '
+            'one id per line.')
+    try:
+        # NUL bytes: UTF-16 text without its byte-order mark.
+        if b'\x00' not in text:
+            text.decode('utf-8')
+            return
+    except UnicodeDecodeError:
+        pass
+    raise UserError(
+        f'{owner} {ann_file} is not UTF-8 text (saved as '
+        'UTF-16, "Unicode", or in another encoding?); save it as plain '
+        'UTF-8, one id per line.')
 
 
 def _record_skipped(data, path):
