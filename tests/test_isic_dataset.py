@@ -579,3 +579,6 @@ def test_masks_of_another_converted_set_are_refused(tiny_isic, tmp_path):
     names = (tiny_isic / 'splits/lightweight_test.txt').read_text().split()
     for masks in ('masks', str(tiny_isic / 'masks'), '../isic2018/masks/'):
         assert len(build(masks)) == len(names)
+    # So are masks outside any converted set (drawn anew by the user).
+    shutil.copytree(other / 'masks', tmp_path / 'redrawn' / 'masks')
+    assert len(build(str(tmp_path / 'redrawn' / 'masks'))) == len(names)

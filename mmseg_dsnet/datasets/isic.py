@@ -41,8 +41,8 @@ class ISICDataset(BaseSegDataset):
       neither), and so is, at load, a ``data_prefix`` without
       ``seg_map_path`` when the pipeline loads masks: mmseg listed no mask
       and the first sample failed with a KeyError traceback.
-    * At load, images and masks from two folders of which one is a
-      converted set (``meta.json``), such as an absolute ``seg_map_path``
+    * At load, images and masks from two converted sets (folders with a
+      ``meta.json``), such as an absolute ``seg_map_path``
       into another set, are refused (:class:`UserError`): the sets share
       their ids, so another set's masks were paired with these images.
     * At load, a split file that starts with a UTF-8 byte-order mark is
@@ -203,8 +203,9 @@ class ISICDataset(BaseSegDataset):
 
     def _check_one_converted_set(self):
         """Refuse images and masks from two converted sets: ``data_prefix``
-        folders (an absolute ``seg_map_path``, ``../other/masks``) in
-        different folders that the converter made (with a ``meta.json``).
+        folders (an absolute ``seg_map_path``, ``../other/masks``) in two
+        different folders that the converter made (each with a
+        ``meta.json``).
         Every converted set names its images ISIC_0000000 ... and the sets
         of one size pass the size check, so the masks of one would be
         paired with the images of the other without an error.
@@ -220,13 +221,15 @@ class ISICDataset(BaseSegDataset):
             return
         sets = [osp.realpath(osp.dirname(osp.normpath(folder)))
                 for folder in folders]
-        if sets[0] == sets[1] or not any(
+        # A mask folder outside any converted set (masks drawn anew) is
+        # the user's choice.
+        if sets[0] == sets[1] or not all(
                 osp.isfile(osp.join(root, 'meta.json')) for root in sets):
             return
         raise UserError(
             f'{type(self).__name__}: the images ({folders[0]}) and the '
             f'masks ({folders[1]}) come from two folders, {sets[0]} and '
-            f'{sets[1]}, at least one of them a converted set (meta.json): '
+            f'{sets[1]}, two converted sets (meta.json): '
             "the masks of one set would be paired with the other's images "
             'by id. Point data_root at one converted set and keep '
             "data_prefix=dict(img_path='images', seg_map_path='masks').")
