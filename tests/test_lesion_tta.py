@@ -222,3 +222,9 @@ def test_views_the_segmentor_cannot_turn_back_are_refused(view):
          dict(view, prob=0.) if 'prob' in view else
          dict(type='RandomFlip', prob=0.)])
     check_tta_model(cfg, 'c.py')
+    # No ground truth loaded: a KeyError 'gt_sem_seg' traceback from the
+    # metric at the first image.
+    cfg.tta_pipeline[1]['transforms'].pop(2)
+    with pytest.raises(UserError, match=r'tta_pipeline of c.py loads no '
+                       'ground truth'):
+        check_tta_model(cfg, 'c.py')

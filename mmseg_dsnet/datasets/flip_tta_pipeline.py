@@ -61,20 +61,23 @@ def check_tta_views(tta_pipeline, config: str) -> None:
     """Refuse a ``tta_pipeline`` whose views rotate, crop or zoom the
     image: the segmentor turns each view's prediction back by its flip and
     size only, so such a view's prediction would be averaged, misplaced,
-    with the others and scored (exit 0).
+    with the others and scored (exit 0). Refuse one that loads no ground
+    truth too (a ``KeyError`` traceback at the first image).
 
     Args:
         tta_pipeline (list[dict] | None): The config's ``tta_pipeline``.
         config (str): Its file, for the message.
 
     Raises:
-        UserError: Naming the step and the transform.
+        UserError: Naming the step and the transform, or the missing
+            ``LoadAnnotations``.
     """
     def moves(step):
         name = str(step.get('type', '')).split('.')[-1]
         # A step that never fires (prob=0) leaves the view as it is.
         return name in UNDONE_ONLY_BY_HAND and step.get('prob', 1) != 0
 
+    names = []
     for index, step in enumerate(tta_pipeline or []):
         if not isinstance(step, dict):
             continue
@@ -82,6 +85,7 @@ def check_tta_views(tta_pipeline, config: str) -> None:
                    for option in options if isinstance(option, dict)] \
             if str(step.get('type', '')).endswith('TestTimeAug') else [step]
         for option in options:
+            names.append(str(option.get('type', '')).split('.')[-1])
             if moves(option):
                 raise UserError(
                     f'--tta: tta_pipeline[{index}] of {config} holds '
@@ -90,6 +94,15 @@ def check_tta_views(tta_pipeline, config: str) -> None:
                     'only): they would be averaged misplaced and scored; '
                     'use flips and scales as views, or remove tta_pipeline '
                     'from the config (--tta then flips its test pipeline)')
+    if tta_pipeline and 'LoadAnnotations' not in names:
+        # The metric then failed at the first image with a KeyError
+        # 'gt_sem_seg' traceback.
+        raise UserError(
+            f'--tta: tta_pipeline of {config} loads no ground truth (no '
+            'LoadAnnotations), which tools/test.py scores the views\' mean '
+            'against; add LoadAnnotations after the flips, or remove '
+            'tta_pipeline from the config (--tta then flips its test '
+            'pipeline)')
 
 
 def check_flip_tta(cfg, config: str, what: str = 'infer.py --tta') -> None:
