@@ -546,7 +546,8 @@ def test_masks_of_another_converted_set_are_refused(tiny_isic, tmp_path):
     """Every converted set names its images ISIC_0000000 ...: a mask folder
     of another set of the same size (an absolute seg_map_path) passed the
     value and size checks, and its masks were paired by id with this set's
-    images (wrong figures, exit 0)."""
+    images (wrong figures, exit 0); another set's split file chose the
+    images scored."""
     import shutil
 
     import mmseg_dsnet  # noqa: F401
@@ -561,10 +562,10 @@ def test_masks_of_another_converted_set_are_refused(tiny_isic, tmp_path):
     for mask in (other / 'masks').iterdir():  # another set's lesions
         Image.fromarray(1 - np.asarray(Image.open(mask))).save(mask)
 
-    def build(masks):
+    def build(masks, split='splits/lightweight_test.txt'):
         return DATASETS.build(dict(
             type='ISIC2018Dataset', data_root=str(tiny_isic),
-            ann_file='splits/lightweight_test.txt',
+            ann_file=split,
             data_prefix=dict(img_path='images', seg_map_path=masks),
             pipeline=[dict(type='LoadImageFromFile'),
                       dict(type='LoadAnnotations'),
@@ -573,12 +574,20 @@ def test_masks_of_another_converted_set_are_refused(tiny_isic, tmp_path):
     with pytest.raises(UserError) as info:
         build(str(other / 'masks'))
     assert str(info.value).startswith(
-        f'ISIC2018Dataset: the images ({tiny_isic}/images) and the masks '
-        f'({other}/masks) come from two folders')
+        f'ISIC2018Dataset: the images ({tiny_isic}/images) and the split '
+        'file ({0}/splits/lightweight_test.txt) from {0}; the masks '
+        '({1}/masks) from {1}: 2 converted sets'.format(tiny_isic, other))
+    # Another set's split file chose which images were scored.
+    with pytest.raises(UserError, match=r'the split file \(.*other/splits/'
+                       r'lightweight_test.txt\) from .*other: 2 converted'):
+        build('masks', str(other / 'splits/lightweight_test.txt'))
     # The set's own masks, however they are named, are read.
     names = (tiny_isic / 'splits/lightweight_test.txt').read_text().split()
     for masks in ('masks', str(tiny_isic / 'masks'), '../isic2018/masks/'):
         assert len(build(masks)) == len(names)
-    # So are masks outside any converted set (drawn anew by the user).
+    # So are masks and split files outside any converted set (the user's).
     shutil.copytree(other / 'masks', tmp_path / 'redrawn' / 'masks')
     assert len(build(str(tmp_path / 'redrawn' / 'masks'))) == len(names)
+    shutil.copytree(other / 'splits', tmp_path / 'mine' / 'splits')
+    assert len(build('masks', str(tmp_path / 'mine/splits/'
+                                  'lightweight_test.txt'))) == len(names)

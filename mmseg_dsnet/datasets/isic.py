@@ -41,10 +41,11 @@ class ISICDataset(BaseSegDataset):
       neither), and so is, at load, a ``data_prefix`` without
       ``seg_map_path`` when the pipeline loads masks: mmseg listed no mask
       and the first sample failed with a KeyError traceback.
-    * At load, images and masks from two converted sets (folders with a
-      ``meta.json``), such as an absolute ``seg_map_path``
-      into another set, are refused (:class:`UserError`): the sets share
-      their ids, so another set's masks were paired with these images.
+    * At load, images, masks and split file from two converted sets
+      (folders with a ``meta.json``), such as an absolute ``seg_map_path``
+      or ``ann_file`` into another set, are refused (:class:`UserError`):
+      the sets share their ids, so another set's masks were paired with
+      these images (or its split chose them).
     * At load, a split file that starts with a UTF-8 byte-order mark is
       refused (:class:`UserError`): its first id was reported missing; so
       is one that is not UTF-8 text (UTF-16: a traceback).
@@ -202,37 +203,45 @@ class ISICDataset(BaseSegDataset):
         return data_list
 
     def _check_one_converted_set(self):
-        """Refuse images and masks from two converted sets: ``data_prefix``
-        folders (an absolute ``seg_map_path``, ``../other/masks``) in two
-        different folders that the converter made (each with a
-        ``meta.json``).
-        Every converted set names its images ISIC_0000000 ... and the sets
-        of one size pass the size check, so the masks of one would be
-        paired with the images of the other without an error.
+        """Refuse images, masks and split file from two converted sets
+        (folders with the converter's ``meta.json``): an absolute
+        ``seg_map_path`` or ``ann_file`` into another set, or
+        ``../other/masks``. Every converted set names its images
+        ISIC_0000000 ..., and sets of one size pass the size check, so the
+        masks of one set were paired with the images of the other, or
+        another set's split chose the images, without an error. A folder
+        outside any converted set (masks drawn anew, a split file of one's
+        own) is the user's choice.
 
         Raises:
-            UserError: Naming both folders.
+            UserError: Naming the folders and their sets.
         """
         if not self._local_files():
             return
-        folders = [self.data_prefix.get(key)
-                   for key in ('img_path', 'seg_map_path')]
-        if not all(folders):
+        parts = [(f'the {what} ({self.data_prefix[key]})',
+                  osp.dirname(osp.normpath(self.data_prefix[key])))
+                 for what, key in (('images', 'img_path'),
+                                   ('masks', 'seg_map_path'))
+                 if self.data_prefix.get(key)]
+        if self.ann_file and osp.basename(
+                osp.dirname(osp.normpath(self.ann_file))) == 'splits':
+            parts.append((f'the split file ({self.ann_file})',
+                          osp.dirname(osp.dirname(
+                              osp.normpath(self.ann_file)))))
+        sets = {}
+        for what, root in parts:
+            if osp.isfile(osp.join(root, 'meta.json')):
+                sets.setdefault(osp.realpath(root), []).append(what)
+        if len(sets) < 2:
             return
-        sets = [osp.realpath(osp.dirname(osp.normpath(folder)))
-                for folder in folders]
-        # A mask folder outside any converted set (masks drawn anew) is
-        # the user's choice.
-        if sets[0] == sets[1] or not all(
-                osp.isfile(osp.join(root, 'meta.json')) for root in sets):
-            return
+        shown = '; '.join(f'{" and ".join(whats)} from {root}'
+                          for root, whats in sets.items())
         raise UserError(
-            f'{type(self).__name__}: the images ({folders[0]}) and the '
-            f'masks ({folders[1]}) come from two folders, {sets[0]} and '
-            f'{sets[1]}, two converted sets (meta.json): '
-            "the masks of one set would be paired with the other's images "
-            'by id. Point data_root at one converted set and keep '
-            "data_prefix=dict(img_path='images', seg_map_path='masks').")
+            f'{type(self).__name__}: {shown}: {len(sets)} converted sets '
+            '(meta.json) that share their ids, so the masks or the split of '
+            "one would be applied to the other's images. Point data_root at "
+            "one converted set and keep data_prefix=dict(img_path='images', "
+            "seg_map_path='masks') and ann_file='splits/<split>.txt'.")
 
     def _check_split_encoding(self, ann_file):
         """:func:`check_split_encoding` under this dataset's name."""
