@@ -87,7 +87,9 @@ class ISICDataset(BaseSegDataset):
             ``metainfo`` names other classes or ``reduce_zero_label`` is
             True; a ``data_prefix`` entry is no string; at load, the
             pipeline loads masks but ``data_prefix`` names no mask folder,
-            ``ann_file`` is a folder or lists an id more than once.
+            ``ann_file`` is a folder, is not plain UTF-8 text or lists an
+            id more than once, or images, masks and split file come from
+            two converted sets.
     """
     METAINFO = dict(
         classes=('background', 'lesion'), palette=[[0, 0, 0], [255, 64, 64]])
