@@ -189,3 +189,34 @@ def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
         f'checkpoint {checkpoint} was trained in another network than '
         f'config x.py builds: {where} is {trained} in its training config '
         f"(meta['cfg']), {shown} in the config; advice")
+
+
+def test_published_weights_keep_their_training_config(tmp_path):
+    """publish_model.py wrote the weights without the training checkpoint's
+    ``meta['cfg']``: published weights of a run with other dilations then
+    ran under a config of the usual ones, exit 0."""
+    from PIL import Image
+    (tmp_path / 'imgs').mkdir()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(
+        tmp_path / 'imgs' / 'a.png')
+    checkpoint = other_network_checkpoint(tmp_path / 'epoch_1.pth')
+    trained = Config.fromfile(DEMO_128PX)
+    trained.model.backbone.dilations = [1, 2, 2, 2, 1]
+    trained_config = str(tmp_path / 'trained.py')
+    trained.dump(trained_config)
+    out = tmp_path / 'net.pth'
+    done = run_tool_in_process('tools/misc/publish_model.py', trained_config,
+                               checkpoint, out)
+    assert done.returncode == 0, done.output[-2000:]
+    refused = run_tool_in_process('tools/infer.py', DEMO_128PX, out,
+                                  tmp_path / 'imgs', '--out-dir',
+                                  tmp_path / 'out')
+    assert refused.returncode == 2, refused.output[-2000:]
+    assert refused.stderr.strip().splitlines()[-1] == refusal(out, HINT)
+    assert not (tmp_path / 'out').exists()
+    # Under the config it was trained with, it runs.
+    ran = run_tool_in_process('tools/infer.py', trained_config, out,
+                              tmp_path / 'imgs', '--out-dir',
+                              tmp_path / 'masks')
+    assert ran.returncode == 0, ran.output[-2000:]
+    assert (tmp_path / 'masks').is_dir()
