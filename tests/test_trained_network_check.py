@@ -220,3 +220,31 @@ def test_published_weights_keep_their_training_config(tmp_path):
                               tmp_path / 'masks')
     assert ran.returncode == 0, ran.output[-2000:]
     assert (tmp_path / 'masks').is_dir()
+
+
+def test_reparameterised_released_weights_keep_their_training_config(
+        tmp_path):
+    """Released weights hold no ``meta['cfg']`` and are recognised by their
+    SHA-256; their re-parameterised copy, another file, was recognised by
+    nothing and ran under a config of other dilations, exit 0."""
+    from conftest import REPO
+
+    from mmseg_dsnet.apis.released_model import (check_trained_model,
+                                                 training_config_of)
+    from mmseg_dsnet.deploy.deploy_checkpoint import write_deploy_checkpoint
+    from mmseg_dsnet.utils.errors import UserError
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    released = str(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth')
+    out = str(tmp_path / 'deploy.pth')
+    write_deploy_checkpoint(config, released, out, shape=(64, 64))
+    other = Config.fromfile(str(tmp_path / 'deploy.py'))
+    other.model.backbone.dilations = [1, 1, 1, 1, 1]
+    with pytest.raises(UserError, match=r'trained in another network .* '
+                       r'model\.backbone\.dilations\[2\] is 2 in its '
+                       r'training config'):
+        check_trained_model(other, 'deploy.py', out)
+    # Its own network passes; its training split is known.
+    check_trained_model(Config.fromfile(str(tmp_path / 'deploy.py')),
+                        'deploy.py', out)
+    assert training_config_of(out)['train_dataloader']['dataset'][
+        'ann_file'] == 'splits/lightweight_train.txt'
