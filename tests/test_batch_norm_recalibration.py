@@ -380,7 +380,7 @@ def test_tool_refuses_the_synthetic_set_for_a_checkpoint_not_trained_on_it(
     assert code == 2
     assert err.splitlines()[-1] == (
         f"{head}{checkpoints['bare']} holds no training config "
-        "(meta['cfg']; released weights, fast_train.py runs) that names it"
+        "(meta['cfg']) that names it"
         f'{tail}')
     code, err = run_cli(tool.main, [cfg, checkpoints['real'], out], capsys)
     assert code == 2

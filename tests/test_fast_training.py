@@ -1266,6 +1266,48 @@ def test_fast_train_resume_continues_exactly(fast_train_tool, tiny_cfg,
     assert len(logs) == 2 and 'resumed from' in logs[1].read_text()
 
 
+@pytest.mark.slow
+def test_a_fast_run_checkpoint_carries_its_training_config(
+        fast_train_tool, tiny_cfg, tmp_path):
+    """fast_train.py's checkpoints held no training config (meta['cfg']):
+    tools/test.py scored one on its own training images, or under a config
+    of another network, exit 0. Now it holds the run's config, as the
+    Runner's do, and only its own network on other images is tested."""
+    from conftest import run_tool_in_process
+
+    from mmseg_dsnet.compat import safe_torch_load
+    work = tmp_path / 'run'
+    assert fast_train_tool.main(
+        [str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
+         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
+    checkpoint = work / 'epoch_1.pth'
+
+    def test(out, *options):
+        return run_tool_in_process(
+            'tools/test.py', tiny_cfg, checkpoint, '--work-dir',
+            tmp_path / out, '--cfg-options', *options)
+
+    own = test('own', 'test_dataloader.dataset.ann_file='
+               'splits/lightweight_train.txt')
+    assert own.returncode == 2, own.stdout[-2000:]
+    assert own.stderr.strip().startswith('ERROR: checkpoint ')
+    assert re.search(r'was trained on (\d+) of the \1 images', own.stderr)
+    assert not (tmp_path / 'own' / 'test_metrics.json').exists()
+    other = test('other', 'model.decode_head.align_corners=True')
+    assert other.returncode == 2
+    assert 'model.decode_head.align_corners is False in its training ' \
+        "config (meta['cfg']), True in the config" in other.stderr
+    assert not (tmp_path / 'other' / 'test_metrics.json').exists()
+    # The config the run trained with, --cfg-options included.
+    text = safe_torch_load(str(checkpoint))['meta']['cfg']
+    assert Config.fromstring(text, '.py').train_cfg.max_epochs == 1
+    # Its own network on its test split is tested.
+    fine = test('fine', 'test_dataloader.dataset.ann_file='
+                'splits/lightweight_test.txt')
+    assert fine.returncode == 0, fine.stderr[-2000:]
+    assert (tmp_path / 'fine' / 'test_metrics.json').is_file()
+
+
 def _one_epoch_run(fast_train_tool, tiny_cfg, work):
     """Train one epoch into ``work``; its files' bytes by path."""
     assert fast_train_tool.main(

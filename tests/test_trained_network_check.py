@@ -189,3 +189,62 @@ def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
         f'checkpoint {checkpoint} was trained in another network than '
         f'config x.py builds: {where} is {trained} in its training config '
         f"(meta['cfg']), {shown} in the config; advice")
+
+
+def test_published_weights_keep_their_training_config(tmp_path):
+    """publish_model.py wrote the weights without the training checkpoint's
+    ``meta['cfg']``: published weights of a run with other dilations then
+    ran under a config of the usual ones, exit 0."""
+    from PIL import Image
+    (tmp_path / 'imgs').mkdir()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(
+        tmp_path / 'imgs' / 'a.png')
+    checkpoint = other_network_checkpoint(tmp_path / 'epoch_1.pth')
+    trained = Config.fromfile(DEMO_128PX)
+    trained.model.backbone.dilations = [1, 2, 2, 2, 1]
+    trained_config = str(tmp_path / 'trained.py')
+    trained.dump(trained_config)
+    out = tmp_path / 'net.pth'
+    done = run_tool_in_process('tools/misc/publish_model.py', trained_config,
+                               checkpoint, out)
+    assert done.returncode == 0, done.output[-2000:]
+    refused = run_tool_in_process('tools/infer.py', DEMO_128PX, out,
+                                  tmp_path / 'imgs', '--out-dir',
+                                  tmp_path / 'out')
+    assert refused.returncode == 2, refused.output[-2000:]
+    assert refused.stderr.strip().splitlines()[-1] == refusal(out, HINT)
+    assert not (tmp_path / 'out').exists()
+    # Under the config it was trained with, it runs.
+    ran = run_tool_in_process('tools/infer.py', trained_config, out,
+                              tmp_path / 'imgs', '--out-dir',
+                              tmp_path / 'masks')
+    assert ran.returncode == 0, ran.output[-2000:]
+    assert (tmp_path / 'masks').is_dir()
+
+
+def test_reparameterised_released_weights_keep_their_training_config(
+        tmp_path):
+    """Released weights hold no ``meta['cfg']`` and are recognised by their
+    SHA-256; their re-parameterised copy, another file, was recognised by
+    nothing and ran under a config of other dilations, exit 0."""
+    from conftest import REPO
+
+    from mmseg_dsnet.apis.released_model import (check_trained_model,
+                                                 training_config_of)
+    from mmseg_dsnet.deploy.deploy_checkpoint import write_deploy_checkpoint
+    from mmseg_dsnet.utils.errors import UserError
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    released = str(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth')
+    out = str(tmp_path / 'deploy.pth')
+    write_deploy_checkpoint(config, released, out, shape=(64, 64))
+    other = Config.fromfile(str(tmp_path / 'deploy.py'))
+    other.model.backbone.dilations = [1, 1, 1, 1, 1]
+    with pytest.raises(UserError, match=r'trained in another network .* '
+                       r'model\.backbone\.dilations\[2\] is 2 in its '
+                       r'training config'):
+        check_trained_model(other, 'deploy.py', out)
+    # Its own network passes; its training split is known.
+    check_trained_model(Config.fromfile(str(tmp_path / 'deploy.py')),
+                        'deploy.py', out)
+    assert training_config_of(out)['train_dataloader']['dataset'][
+        'ann_file'] == 'splits/lightweight_train.txt'

@@ -336,8 +336,8 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     """Refuse to score a checkpoint on images its run trained on.
 
     The training split is read from the checkpoint's training config
-    (:func:`training_split_files`). A checkpoint without one (released
-    weights, ``fast_train.py`` runs) or whose split file is found nowhere
+    (:func:`training_split_files`). A checkpoint without one (a bare state
+    dict that is no released weights) or whose split file is found nowhere
     passes, and so does a training split of the synthetic stand-in set for
     real data or the reverse (their ids are alike, their images are not).
 

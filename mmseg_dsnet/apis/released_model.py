@@ -192,6 +192,30 @@ def training_config_in(loaded, checkpoint: Optional[str] = None
     return released_training_config(checkpoint) if checkpoint else None
 
 
+def training_config_text(loaded, checkpoint: Optional[str] = None
+                         ) -> Optional[str]:
+    """The training config text to carry into a file made from a checkpoint
+    (published, re-parameterised or recalibrated weights): its
+    ``meta['cfg']``, or for released weights their metafile entry's
+    ``Config`` as mmengine's ``pretty_text`` writes it; else None. Without
+    it the new file passed every check that reads the training config.
+
+    Args:
+        loaded (dict): The loaded checkpoint (or bare state dict).
+        checkpoint (str, optional): Its file, to recognise released
+            weights by their SHA-256; None skips that.
+    """
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if isinstance(text, str):
+        return text
+    entry = released_entry(checkpoint) if checkpoint else None
+    if entry is None:
+        return None
+    from mmengine.config import Config
+    return Config.fromfile(entry['Config']).pretty_text
+
+
 def released_entry(checkpoint: str,
                    metafile: Optional[str] = None) -> Optional[dict]:
     """The metafile entry whose ``Weights`` file is ``checkpoint``'s content
@@ -486,9 +510,11 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
                     overwrite: bool = True) -> str:
     """Write the weights of a training checkpoint as a weights-only
     checkpoint (``state_dict`` and, in ``meta``, the class names and
-    palette, and ``batch_norm_recalibration`` where the checkpoint's
-    statistics were recomputed after training; no optimizer, no message
-    hub, no pickled objects), the form that ships under ``checkpoints/``.
+    palette, the training config ``cfg`` where the checkpoint has one
+    (:func:`training_config_text`), and ``batch_norm_recalibration`` where
+    the checkpoint's statistics were recomputed after training; no
+    optimizer, no message hub, no pickled objects), the form that ships
+    under ``checkpoints/``.
 
     The checkpoint is loaded strictly into the config's model first, so a
     file that does not belong to the config is refused instead of being
@@ -539,6 +565,11 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
             source_meta.get('batch_norm_recalibration'):
         meta['batch_norm_recalibration'] = \
             source_meta['batch_norm_recalibration']
+    # The training config travels with the weights: without it the file
+    # passed the checks of network, input size and training split.
+    cfg_text = training_config_text(loaded, checkpoint)
+    if cfg_text is not None:
+        meta['cfg'] = cfg_text
     torch.save(dict(state_dict=state, meta=meta), buffer)
     data = buffer.getvalue()
     atomic_write(data, out_file, overwrite)

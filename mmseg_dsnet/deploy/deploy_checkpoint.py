@@ -243,6 +243,12 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     # Keep the source's meta (dataset_meta: class names and palette).
     meta = dict(source.get('meta', {}), deploy=True,
                 source_checkpoint=osp.abspath(checkpoint))
+    # And its training config (released weights: their metafile entry's):
+    # the checks of network, input size and training split read it.
+    from ..apis.released_model import training_config_text
+    cfg_text = training_config_text(source, checkpoint)
+    if cfg_text is not None:
+        meta['cfg'] = cfg_text
     buffer = io.BytesIO()
     torch.save(dict(state_dict=deployed.state_dict(), meta=meta), buffer)
     # Both or neither: a failure between two writes left the new weights

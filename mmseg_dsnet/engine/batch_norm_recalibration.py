@@ -199,8 +199,8 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
                   osp.commonpath([osp.abspath(found), osp.abspath(root)])
                   == osp.abspath(root)]
         if not inside:
-            said = ('holds no training config (meta[\'cfg\']; released '
-                    'weights, fast_train.py runs) that names it'
+            said = ('holds no training config (meta[\'cfg\']) that '
+                    'names it'
                     if trained is None else 'trained on '
                     + ', '.join(str(found) for found in trained))
             raise UserError(
@@ -295,7 +295,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from ..analysis.threshold_sweep import leaf_datasets, split_file
 
     from ..apis.released_model import (check_trained_input_size,
-                                       check_trained_model)
+                                       check_trained_model,
+                                       training_config_text)
     from ..utils.errors import UserError
     from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
     from .checkpoint_match import (load_checkpoint_strictly,
@@ -358,6 +359,11 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
             f'training do; {out} was not written. Use an earlier '
             'checkpoint of the run')
     meta = dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
+    # The training config stays with the weights (released weights: their
+    # metafile entry's), for the checks of network, size and split.
+    cfg_text = training_config_text(loaded, checkpoint)
+    if cfg_text is not None:
+        meta['cfg'] = cfg_text
     meta['batch_norm_recalibration'] = dict(
         source=osp.abspath(checkpoint), batches=batches, seed=seed,
         split=cfg.train_dataloader.dataset.get('ann_file'),

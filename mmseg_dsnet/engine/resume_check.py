@@ -259,8 +259,7 @@ def check_resume_checkpoint(cfg, filename):
     its run was trained with another config
     (:func:`resume_config_changes`), or when it keeps a best checkpoint and
     was validated otherwise (:func:`best_selection_changes`; checkpoints
-    that do not record their config, such as ``tools/fast_train.py``'s, are
-    not compared).
+    that do not record their config, ``meta['cfg']``, are not compared).
 
     Args:
         cfg (Config): The merged config of the resumed run.

@@ -3,8 +3,9 @@
     python tools/misc/publish_model.py CONFIG CHECKPOINT OUT_FILE
 
 loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
-(a plain state dict: no optimizer state, no training metadata) to OUT_FILE
-and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
+(a plain state dict: no optimizer state, no training metadata but the
+training config, ``meta['cfg']``, which the tools check the weights
+against) to OUT_FILE and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
 list it. An existing OUT_FILE is kept unless ``--force`` is given.
 """
 import argparse

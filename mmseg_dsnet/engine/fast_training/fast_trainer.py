@@ -582,7 +582,10 @@ class FastTrainer:
             if not isinstance(handler, logging.FileHandler):
                 handler.setLevel(logging.ERROR)  # the console gets a summary
         logger.info(self._environment_text(spec))
-        logger.info(f'Config:\n{spec.cfg.pretty_text}')
+        # Written into every checkpoint as mmengine's Runner does: the
+        # checks of the network, input size and training split read it.
+        cfg_text = spec.cfg.pretty_text
+        logger.info(f'Config:\n{cfg_text}')
         set_random_seed(spec.seed)
         run = TrainingRun(
             spec.cfg, self.cache, self.augmentation, self.batch_size,
@@ -608,6 +611,7 @@ class FastTrainer:
             best = dict(key=key, rule=rule or 'greater',
                         score=None, path=None, epoch=None)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
+                    cfg_text=cfg_text,
                     validator=validator, best=best,
                     generator=generator, order=None, active=True, steps=0,
                     stopped=None, epochs=0, scalars=None, eager=False,
@@ -840,7 +844,7 @@ class FastTrainer:
             epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
             experiment_name=spec.name, trainer='tools/fast_train.py',
             amp=self.amp, best=state['best'],
-            dataset_meta=self.cache.metainfo)
+            dataset_meta=self.cache.metainfo, cfg=state['cfg_text'])
         state_dict = _to_cpu(run.model.state_dict())
         checkpoint = dict(meta=meta, state_dict=state_dict)
         if not keep_others:  # what --resume needs
