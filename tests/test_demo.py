@@ -501,6 +501,25 @@ def test_demo_refuses_a_work_dir_in_the_synthetic_set(tmp_path, tiny_isic):
         os.listdir(tiny_isic) + ['SYNTHETIC.txt'])
 
 
+def test_work_dir_outside_resolves_links_and_compares_whole_folders(
+        tmp_path):
+    """A link into the set is the set; a sibling whose name merely starts
+    with the set's (``synthetic_runs`` beside ``synthetic``) is outside."""
+    from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
+                                                       check_work_dir_outside)
+    synthetic = tmp_path / 'synthetic'
+    synthetic.mkdir()
+    link = tmp_path / 'link'
+    link.symlink_to(synthetic)
+    with pytest.raises(WorkDirError, match=' or a folder inside it: '):
+        check_work_dir_outside(str(link / 'run'), str(synthetic), 'the set')
+    with pytest.raises(WorkDirError, match=r'is the set \S+synthetic: '):
+        check_work_dir_outside(str(link), str(synthetic), 'the set')
+    check_work_dir_outside(str(tmp_path / 'synthetic_runs'), str(synthetic),
+                           'the set')
+    check_work_dir_outside(str(tmp_path), str(synthetic), 'the set')
+
+
 def test_demos_started_in_the_same_second_get_folders_of_their_own(
         tmp_path, monkeypatch):
     """The run's folder was named but not made: two demos started in the
