@@ -446,6 +446,16 @@ def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
                        str(tmp_path / work), *seed])
     assert built == [dict(seed=7, deterministic=True),
                      dict(seed=3, deterministic=True)]
+    # A config that leaves the seed unset (mmengine would draw one) gets
+    # the demo's 0, so that its run repeats.
+    unseeded = tmp_path / 'unseeded.py'
+    unseeded.write_text(
+        f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
+        'randomness = dict(seed=None)\n')
+    with pytest.raises(Built):
+        demo.main(['--config', str(unseeded), '--work-dir',
+                   str(tmp_path / 'c')])
+    assert built[-1] == dict(seed=0)
 
 
 def test_demo_names_the_split_it_scores(tmp_path, tiny_isic, capsys):
