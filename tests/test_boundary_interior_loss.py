@@ -336,8 +336,36 @@ def test_reduction_options_the_loss_does_not_apply_are_refused(loss_type):
     # 'mean' (and None) is what the loss computes anyway.
     assert loss(logits, labels, reduction_override='mean') == mean
     for option in (dict(reduction_override='none'),
-                   dict(reduction_override='sum'), dict(avg_factor=3)):
+                   dict(reduction_override='sum'), dict(avg_factor=3),
+                   dict(avg_factor=0)):
         with pytest.raises(ModelArgumentError,
                            match=f'{loss_type}: '
                            f'{next(iter(option))}.* is not supported'):
             loss(logits, labels, **option)
+
+
+def test_mean_of_scored_images_averages_only_the_scored_ones():
+    """The mean is over the images marked scored, whatever the others'
+    values: (1 + 4) / 2; no image scored gives 0 that still has a
+    gradient."""
+    from mmseg_dsnet.models.losses.image_mean import mean_of_scored_images
+    values = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
+    mean = mean_of_scored_images(values, torch.tensor([True, False, True]))
+    assert mean.item() == 2.5
+    none = mean_of_scored_images(values, torch.zeros(3, dtype=torch.bool))
+    assert none.item() == 0
+    none.backward()
+    assert values.grad is not None
+
+
+def test_logits_without_a_channel_axis_are_refused():
+    """(N, C, H) logits with (N, H) labels: the spatial shapes pair, but
+    the logits are not (N, C, H, W)."""
+    from mmseg_dsnet.models.losses import BinaryDiceLoss, LovaszHingeLoss
+    from mmseg_dsnet.utils.errors import ModelArgumentError
+    for loss in (BoundaryInteriorLoss(), BinaryDiceLoss(), LovaszHingeLoss()):
+        name = type(loss).__name__
+        with pytest.raises(ModelArgumentError,
+                           match=rf'{name}: the logits must be \(N, C, H, W\), '
+                           r'got shape \(2, 1, 4\)'):
+            loss(torch.zeros(2, 1, 4), torch.zeros(2, 4, dtype=torch.long))

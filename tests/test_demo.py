@@ -446,6 +446,16 @@ def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
                        str(tmp_path / work), *seed])
     assert built == [dict(seed=7, deterministic=True),
                      dict(seed=3, deterministic=True)]
+    # A config that leaves the seed unset (mmengine would draw one) gets
+    # the demo's 0, so that its run repeats.
+    unseeded = tmp_path / 'unseeded.py'
+    unseeded.write_text(
+        f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
+        'randomness = dict(seed=None)\n')
+    with pytest.raises(Built):
+        demo.main(['--config', str(unseeded), '--work-dir',
+                   str(tmp_path / 'c')])
+    assert built[-1] == dict(seed=0)
 
 
 def test_demo_names_the_split_it_scores(tmp_path, tiny_isic, capsys):
@@ -499,6 +509,25 @@ def test_demo_refuses_a_work_dir_in_the_synthetic_set(tmp_path, tiny_isic):
     assert tree_hashes(synthetic) == before
     assert sorted(os.listdir(synthetic)) == sorted(
         os.listdir(tiny_isic) + ['SYNTHETIC.txt'])
+
+
+def test_work_dir_outside_resolves_links_and_compares_whole_folders(
+        tmp_path):
+    """A link into the set is the set; a sibling whose name merely starts
+    with the set's (``synthetic_runs`` beside ``synthetic``) is outside."""
+    from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
+                                                       check_work_dir_outside)
+    synthetic = tmp_path / 'synthetic'
+    synthetic.mkdir()
+    link = tmp_path / 'link'
+    link.symlink_to(synthetic)
+    with pytest.raises(WorkDirError, match=' or a folder inside it: '):
+        check_work_dir_outside(str(link / 'run'), str(synthetic), 'the set')
+    with pytest.raises(WorkDirError, match=r'is the set \S+synthetic: '):
+        check_work_dir_outside(str(link), str(synthetic), 'the set')
+    check_work_dir_outside(str(tmp_path / 'synthetic_runs'), str(synthetic),
+                           'the set')
+    check_work_dir_outside(str(tmp_path), str(synthetic), 'the set')
 
 
 def test_demos_started_in_the_same_second_get_folders_of_their_own(

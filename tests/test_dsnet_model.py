@@ -523,6 +523,18 @@ def test_signed_distance_maps_leave_ignored_pixels_out():
     assert (maps[3] == 0).all()
 
 
+def test_signed_distance_of_background_is_to_the_lesion_not_ignored():
+    """Background distances are to the nearest lesion pixel, not to an
+    ignored one: background pixels 1..4 lie 1..4 from the lesion pixel 0
+    (pixel 4 lies 1 from the ignored pixel 5), so -1/4 .. -1."""
+    from mmseg_dsnet.models.losses.signed_distance import \
+        signed_distance_maps
+    labels = torch.tensor([[1, 0, 0, 0, 0, 255, 255, 255]])[:, None]
+    torch.testing.assert_close(
+        signed_distance_maps(labels)[0, 0, 0],
+        torch.tensor([1, -0.25, -0.5, -0.75, -1, 0, 0, 0]))
+
+
 def test_distance_regressor_trains_and_is_dropped_by_reparameterization():
     """``distance_loss_weight``: a training-only regressor of the signed
     distance adds ``loss_distance`` (the weighted L1 over labelled

@@ -455,3 +455,36 @@ def test_dist_train_sh_on_a_port_in_use_is_one_error_line(tmp_path):
     assert err == (f'ERROR: port {port} of 127.0.0.1 is in use (another '
                    'distributed run?): give another with PORT=...\n')
     assert left == [] and not list(tmp_path.glob('pid_*'))
+
+
+def test_the_root_failure_is_the_first_process_not_stopped_by_torchrun():
+    """Of torchrun's recorded failures, the process that failed first and
+    was not stopped by torchrun (SIGTERM, or the tools' 143 after it) is
+    the root; among the same second, the lowest rank."""
+    from types import SimpleNamespace as Failure
+
+    from mmseg_dsnet.engine.torchrun import failure_message, root_failure
+    assert root_failure({
+        0: Failure(exitcode=-signal.SIGTERM, timestamp=100),
+        1: Failure(exitcode=143, timestamp=100),
+        3: Failure(exitcode=1, timestamp=102),
+        2: Failure(exitcode=2, timestamp=101),
+    }) == (2, 2)
+    # Later failures of their own come after earlier ones, whatever rank.
+    assert root_failure({
+        0: Failure(exitcode=1, timestamp=105),
+        4: Failure(exitcode=-signal.SIGKILL, timestamp=104),
+    }) == (4, 137)
+    assert root_failure({
+        5: Failure(exitcode=1, timestamp=104),
+        2: Failure(exitcode=3, timestamp=104),
+    }) == (2, 3)
+    # Only stopped processes: the earliest of those.
+    assert root_failure({
+        0: Failure(exitcode=143, timestamp=107),
+        1: Failure(exitcode=-signal.SIGTERM, timestamp=106),
+    }) == (1, 143)
+    assert failure_message(1, 128 + 99, 'tools/test.py') == (
+        'process 1 of test.py was ended by signal 99; torchrun stopped the '
+        'others')
+    assert failure_message(0, 2, 'tools/train.py') is None

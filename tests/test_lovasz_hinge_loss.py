@@ -128,3 +128,17 @@ def test_design_config_adds_it_to_the_main_and_side_losses():
     assert names == {'decode.loss_lovasz', 'decode.aux1.loss_lovasz',
                      'decode.aux2.loss_lovasz', 'decode.aux3.loss_lovasz'}
     assert all(losses[name] > 0 for name in names)
+
+
+def test_per_image_counts_an_image_with_some_pixels_ignored():
+    """Per image, an image is left out only when none of its pixels is
+    scored. Logits 0 except image 1's lesion pixel (1, error 0). Image 0,
+    labels 1 1 / 0 0, every error 1: Jaccard loss 1. Image 1, labels
+    1 255 / 0 0: errors 1, 1 (background) then 0 (lesion), P = 1, so
+    J = 1 - 1/2, 1 - 1/3, 1: increments 1/2, 1/6, 1/3 and a loss of
+    1/2 + 1/6 = 2/3. Mean (1 + 2/3) / 2 = 5/6."""
+    logits = torch.zeros(2, 1, 2, 2)
+    logits[1, 0, 0, 0] = 1.0
+    labels = torch.tensor([[[1, 1], [0, 0]], [[1, 255], [0, 0]]])
+    loss = LovaszHingeLoss(per_image=True)(logits, labels)
+    assert loss.item() == pytest.approx(5 / 6, abs=1e-6)

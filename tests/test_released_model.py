@@ -471,3 +471,25 @@ def test_released_weights_are_checked_against_their_metafile_config(
     copy.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     assert released_training_config(str(copy)) is None
     check_trained_model(Config.fromfile(dilated), dilated, str(copy))
+
+
+def test_released_entry_matches_a_copy_by_digest_only(tmp_path):
+    """A copy of listed weights is found by its SHA-256 (listed in either
+    case) with its Config made absolute; an entry whose Config is missing,
+    another file or no file at all is no release."""
+    from mmseg_dsnet.apis.released_model import released_entry
+    payload = b'weights'
+    metafile = make_release(
+        tmp_path, payload, hashlib.sha256(payload).hexdigest().upper())
+    copy = tmp_path / 'copy.pth'
+    copy.write_bytes(payload)
+    entry = released_entry(str(copy), str(metafile))
+    assert entry['Name'] == 'net'
+    assert entry['Config'] == str(tmp_path / 'configs' / 'dsnet' / 'net.py')
+    other = tmp_path / 'other.pth'
+    other.write_bytes(b'weightz')  # the same size, another digest
+    assert released_entry(str(other), str(metafile)) is None
+    assert released_entry(str(tmp_path / 'missing.pth'),
+                          str(metafile)) is None
+    (tmp_path / 'configs' / 'dsnet' / 'net.py').unlink()
+    assert released_entry(str(copy), str(metafile)) is None

@@ -267,6 +267,8 @@ def test_an_out_under_a_file_and_bad_counts_are_named(tmp_path):
     (('--num-train', '1', '--num-val', '1'),
      '2 train+val pair(s) (--num-train 1 and --num-val 1): the converter '
      'needs at least 3 for its lightweight split (2 to train, 1 to test)'),
+    (('--year', '2016', '--num-val', '1'),
+     '--num-val 1: ISIC 2016 has no validation set; leave out --num-val'),
     (('--year', '2016', '--num-train', '2'),
      '2 train+val pair(s) (--num-train 2): the converter needs at least 3 '
      'for its lightweight split (2 to train, 1 to test)'),

@@ -732,3 +732,22 @@ def test_a_test_of_a_concatenated_set_checks_each_dataset(tmp_path):
         check_not_tested_on_training_images(trained, dict(
             type='ConcatDataset', datasets=[leaf, dict(
                 leaf, ann_file='splits/more.txt')]), 'c.py')
+
+
+def test_same_folder_knows_other_spellings_and_links(tmp_path):
+    """One folder spelt another way, or through a link, is the same; a
+    missing or empty path, a file or another folder is not."""
+    from mmseg_dsnet.utils.paths import same_folder
+    root = tmp_path / 'data'
+    (root / 'sub').mkdir(parents=True)
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'link').symlink_to(root)
+    assert same_folder(str(root), str(root / 'sub' / '..'))
+    assert same_folder(str(root) + '/', str(tmp_path / 'link'))
+    assert not same_folder(str(root), str(tmp_path / 'other'))
+    assert not same_folder(str(root), str(root / 'sub'))
+    assert not same_folder(str(root), str(tmp_path / 'missing'))
+    assert not same_folder(str(tmp_path / 'missing'), str(root))
+    assert not same_folder('', '')
+    (tmp_path / 'file').write_text('x')
+    assert not same_folder(str(tmp_path / 'file'), str(tmp_path / 'file'))

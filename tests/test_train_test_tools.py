@@ -1568,6 +1568,13 @@ def test_benchmark_json_records_the_warm_up_and_the_torch_it_ran(capsys):
     assert result['throughput']['warmup'] == 2
     assert result['torch'] == torch.__version__
     assert 'cuda' not in result
+    # The throughput warm-up is half the latency one, at least 2: 7 // 2.
+    from mmseg_dsnet.analysis.benchmark import benchmark
+    from mmseg_dsnet.engine.preflight import load_config
+    result = benchmark(load_config(config), shape=(32, 32), batch_size=1,
+                       warmup=7, repeat=1, throughput_repeat=1)
+    assert result['latency_ms']['warmup'] == 7
+    assert result['throughput']['warmup'] == 3
 
 
 def test_benchmark_names_the_cpu_it_timed_on():

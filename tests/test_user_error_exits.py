@@ -1250,3 +1250,40 @@ def test_ctrl_c_ends_a_tool_with_one_line_and_130(capsys):
     assert stopped.value.code == 130
     assert capsys.readouterr().err == (
         'ERROR: interrupted (Ctrl-C) before the run finished\n')
+
+
+def test_ctrl_c_line_carries_the_hint_and_is_left_to_torchrun(
+        capsys, monkeypatch):
+    """The stop hint ends the line; under torchrun (its launcher says it
+    once) the process prints nothing, with the same status."""
+    from mmseg_dsnet.engine import run_reporting_user_errors
+
+    def main():
+        raise KeyboardInterrupt
+
+    monkeypatch.delenv('TORCHELASTIC_RUN_ID', raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        run_reporting_user_errors(main, stop_hint='what is left')
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == (
+        'ERROR: interrupted (Ctrl-C) before the run finished; '
+        'what is left\n')
+    monkeypatch.setenv('TORCHELASTIC_RUN_ID', 'none')
+    with pytest.raises(SystemExit) as stopped:
+        run_reporting_user_errors(main, stop_hint='what is left')
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == ''
+
+
+def test_the_stop_resending_hook_passes_other_exceptions_on():
+    """The ``sys.unraisablehook`` that re-sends a swallowed SIGTERM hands
+    every other unraisable exception to the hook it replaced (Python's
+    ``Exception ignored in ...``), not dropping it."""
+    import types
+
+    from mmseg_dsnet.engine.cli_errors import _resend_swallowed_stops
+    seen = []
+    hook = _resend_swallowed_stops(seen.append)
+    other = types.SimpleNamespace(exc_value=ValueError('in a __del__'))
+    hook(other)
+    assert seen == [other]
