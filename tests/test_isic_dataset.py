@@ -591,3 +591,24 @@ def test_masks_of_another_converted_set_are_refused(tiny_isic, tmp_path):
     shutil.copytree(other / 'splits', tmp_path / 'mine' / 'splits')
     assert len(build('masks', str(tmp_path / 'mine/splits/'
                                   'lightweight_test.txt'))) == len(names)
+
+
+def test_one_converted_set_reached_by_a_link_is_one_set(tiny_isic, tmp_path):
+    """A data_root that is a link to a converted set, with masks named by
+    the set's real folder, reads one set: its samples are built."""
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    link = tmp_path / 'linked'
+    link.symlink_to(tiny_isic, target_is_directory=True)
+    dataset = DATASETS.build(dict(
+        type='ISIC2018Dataset', data_root=str(link),
+        ann_file='splits/lightweight_test.txt',
+        data_prefix=dict(img_path='images',
+                         seg_map_path=str(tiny_isic / 'masks')),
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadAnnotations'),
+                  dict(type='PackSegInputs')]))
+    names = (tiny_isic / 'splits/lightweight_test.txt').read_text().split()
+    assert len(dataset) == len(names)

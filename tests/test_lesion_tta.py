@@ -228,3 +228,45 @@ def test_views_the_segmentor_cannot_turn_back_are_refused(view):
     with pytest.raises(UserError, match=r'tta_pipeline of c.py loads no '
                        'ground truth'):
         check_tta_model(cfg, 'c.py')
+
+
+def test_tta_view_checks_read_scoped_type_names():
+    """Types spelled with their scope (``mmcv.TestTimeAug``,
+    ``mmseg.LoadAnnotations``) build the same transforms: a rotating view
+    inside them is refused, and their loaded ground truth is seen; a
+    config without a tta_pipeline (--tta flips its test pipeline) passes."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.datasets.flip_tta_pipeline import check_tta_views
+    from mmseg_dsnet.engine.preflight import check_tta_model
+    from mmseg_dsnet.utils.errors import UserError
+
+    def tta_pipeline(view):
+        return [dict(type='mmcv.LoadImageFromFile'),
+                dict(type='mmcv.TestTimeAug', transforms=[
+                    [dict(type='mmcv.RandomFlip', prob=0.,
+                          direction='horizontal'), view],
+                    [dict(type='mmseg.LoadAnnotations')],
+                    [dict(type='mmseg.PackSegInputs')]])]
+
+    with pytest.raises(UserError, match=r'tta_pipeline\[1\] of c.py holds '
+                       'mmseg.RandomRotate, whose'):
+        check_tta_views(tta_pipeline(dict(type='mmseg.RandomRotate', prob=1.,
+                                          degree=(90, 90))), 'c.py')
+    check_tta_views(tta_pipeline(dict(type='mmcv.RandomFlip', prob=1.,
+                                      direction='vertical')), 'c.py')
+    cfg = Config.fromfile(CONFIG)
+    assert 'tta_pipeline' not in cfg
+    check_tta_model(cfg, 'c.py')
+
+
+def test_views_without_ground_truth_are_merged(tta_model):
+    """Views of an unlabelled image carry no gt_sem_seg: their mean is
+    merged and the merged sample holds no ground truth either."""
+    first, second = view(np.array([[[0.2, 0.9]]])), view(
+        np.array([[[0.6, 0.3]]]), 'horizontal')
+    for sample in (first, second):
+        del sample.gt_sem_seg
+    merged, = tta_model.merge_preds([[first, second]])
+    assert merged.pred_sem_seg.data.tolist() == [[[0, 1]]]
+    assert 'gt_sem_seg' not in merged

@@ -227,3 +227,27 @@ def test_a_zoom_in_a_validation_or_test_pipeline_is_refused(tmp_path):
     cfg.val_dataloader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline
     with pytest.raises(PipelineConfigError, match='in the validation'):
         check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader'))
+
+
+def test_a_zoom_in_a_test_pipeline_that_starts_with_it_is_refused(tmp_path):
+    """A test pipeline that is one TestTimeAug (the image loaded inside
+    it) zooms at its first step, position 0: it is refused as well."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    base = REPO / ('configs/dsnet/design/'
+                   'dsnet-design-deeper-eighth-zoom_isic2017.py')
+    config = tmp_path / 'zoom_first.py'
+    config.write_text(
+        f"_base_ = '{base}'\n"
+        "test_dataloader = dict(dataset=dict(pipeline=[dict("
+        "type='TestTimeAug', transforms=[[dict(type='LoadImageFromFile')], "
+        "[dict(type='LoadAnnotations')], [dict(type='RandomZoom', prob=1.0)"
+        "], [dict(type='PackSegInputs')]])]))\n")
+    with pytest.raises(PipelineConfigError) as info:
+        check_pipelines_build(Config.fromfile(str(config)),
+                              ('test_dataloader', ))
+    assert str(info.value).startswith(
+        f'test_dataloader.dataset.pipeline[0] of {config}: RandomZoom is a '
+        'training augmentation; in the test pipeline')
