@@ -762,3 +762,53 @@ def test_a_model_whose_batch_norm_layers_never_run_writes_nothing(
     with pytest.raises(UserError, match='does not run'):
         module.write_recalibrated_checkpoint(str(cfg), str(source), str(out))
     assert not out.exists()
+
+
+def test_recalibrated_released_weights_keep_their_training_config(
+        tiny_isic, tmp_path, monkeypatch):
+    """Released weights hold no ``meta['cfg']`` and are known by their
+    SHA-256 only; their recalibrated copy, another file, must carry their
+    metafile entry's config, or it passed the checks of network, input size
+    and training split."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.apis.released_model import training_config_of
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        write_recalibrated_checkpoint
+    released = REPO / 'configs/dsnet/dsnet_isic2017.py'
+    config = tmp_path / 'tiny_root.py'
+    config.write_text(
+        f"_base_ = '{released}'\n"
+        'train_dataloader = dict(batch_size=2, num_workers=0, '
+        f"persistent_workers=False, dataset=dict(data_root='{tiny_isic}'))\n")
+    # Not under the repository: the released run's data/isic2017 split is
+    # then looked for under the tiny set's root, as on another machine.
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / 'recalibrated.pth'
+    write_recalibrated_checkpoint(
+        str(config), str(REPO / 'checkpoints/dsnet_isic2017_256px.pth'),
+        str(out), max_batches=1)
+    text = torch.load(out, map_location='cpu', weights_only=False)[
+        'meta']['cfg']
+    carried = Config.fromstring(text, '.py')
+    assert carried.model == Config.fromfile(str(released)).model
+    assert carried.train_dataloader.dataset.data_root == 'data/isic2017'
+    assert training_config_of(str(out))['train_dataloader']['dataset'][
+        'ann_file'] == 'splits/lightweight_train.txt'
+
+
+def test_an_unseen_first_image_is_refused(tmp_path):
+    """The first id of the recalibration split counts as the others: one
+    outside the training split, listed first, is refused."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        check_recalibration_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = _hand_made_set(tmp_path)
+    (root / 'splits' / 'first.txt').write_text('ISIC_0000009\nISIC_0000001\n')
+    checkpoint = _checkpoint_trained_on(
+        tmp_path / 'trained.pth', root, 'splits/train.txt')
+    with pytest.raises(UserError, match=r'reads 1 of 2 images \(.*first.txt:'
+                       ' ISIC_0000009\\) that checkpoint'):
+        check_recalibration_images(
+            checkpoint, dict(data_root=str(root), ann_file='splits/first.txt'),
+            'c.py')

@@ -493,3 +493,51 @@ def test_released_entry_matches_a_copy_by_digest_only(tmp_path):
                           str(metafile)) is None
     (tmp_path / 'configs' / 'dsnet' / 'net.py').unlink()
     assert released_entry(str(copy), str(metafile)) is None
+
+
+def test_published_released_weights_keep_their_metafile_config(tmp_path):
+    """Released weights hold no ``meta['cfg']``; published again (another
+    file, no longer known by its SHA-256) they must carry their metafile
+    entry's config, or the copy passed the checks of network, input size
+    and training split."""
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_dsnet.apis.released_model import (publish_weights,
+                                                 training_config_of)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = os.path.join(repo, 'configs', 'dsnet', 'dsnet_isic2017.py')
+    out = str(tmp_path / 'copy.pth')
+    publish_weights(config, os.path.join(
+        repo, 'checkpoints', 'dsnet_isic2017_256px.pth'), out)
+    text = torch.load(out, map_location='cpu', weights_only=False)[
+        'meta']['cfg']
+    assert Config.fromstring(text, '.py').model == \
+        Config.fromfile(config).model
+    assert training_config_of(out)['train_dataloader']['dataset'][
+        'ann_file'] == 'splits/lightweight_train.txt'
+
+
+def test_loading_released_weights_checks_their_metafile_config():
+    """load_checkpoint_strictly (error_by_position.py, benchmark.py) checks
+    the checkpoint it loaded already: released weights, which hold no
+    ``meta['cfg']``, must be compared with their metafile entry's config
+    there too, or they ran in a network of other dilations."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import mmseg_dsnet  # noqa: F401
+    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
+    from mmseg_dsnet.utils.errors import UserError
+    register_all_modules()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    released = os.path.join(repo, 'checkpoints', 'dsnet_isic2017_256px.pth')
+    cfg = Config.fromfile(
+        os.path.join(repo, 'configs', 'dsnet', 'dsnet_isic2017.py'))
+    load_checkpoint_strictly(MODELS.build(cfg.model), released, cfg=cfg)
+    cfg.model.backbone.dilations = [1, 1, 1, 1, 1]
+    with pytest.raises(UserError, match=r'dilations\[2\] is 2 in its '
+                       r'training config \(configs/dsnet/dsnet_isic2017.py, '
+                       'the Config of its metafile entry'):
+        load_checkpoint_strictly(MODELS.build(cfg.model), released, cfg=cfg)
