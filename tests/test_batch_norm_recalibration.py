@@ -812,3 +812,32 @@ def test_an_unseen_first_image_is_refused(tmp_path):
         check_recalibration_images(
             checkpoint, dict(data_root=str(root), ann_file='splits/first.txt'),
             'c.py')
+
+
+def test_a_run_that_read_the_whole_synthetic_set_is_recalibrated_on_it(
+        tmp_path):
+    """A run that trained on every image of the synthetic set (no split
+    file) was refused its own set, told it 'trained on : statistics of
+    synthetic pictures would replace ...'; one split-less on another root
+    is refused, naming that root."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        check_recalibration_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = _hand_made_set(tmp_path)
+    (root / 'SYNTHETIC.txt').write_text('synthetic\n')
+    elsewhere = tmp_path / 'real'
+
+    def trained_on(data_root):
+        path = tmp_path / 'trained.pth'
+        torch.save(dict(meta=dict(cfg=(
+            'train_dataloader = dict(dataset=dict(type="ISICDataset", '
+            f'data_root={str(data_root)!r}))\n')), state_dict={}), path)
+        return str(path)
+
+    dataset = dict(data_root=str(root), ann_file='splits/train.txt')
+    check_recalibration_images(trained_on(root), dataset, 'c.py')
+    checkpoint = trained_on(elsewhere)
+    with pytest.raises(UserError) as error:
+        check_recalibration_images(checkpoint, dataset, 'c.py')
+    assert f'checkpoint {checkpoint} trained on every image under ' \
+        f'{elsewhere}: statistics of synthetic pictures' in str(error.value)

@@ -137,7 +137,8 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     checkpoint without one, or whose split file is found nowhere, is
     checked for test splits only). The synthetic stand-in set
     (:func:`~mmseg_dsnet.datasets.synthetic_fallback.is_synthetic`) is
-    refused unless the checkpoint's training split lies in it.
+    refused unless the checkpoint's training split lies in it, or its run
+    read the whole set without a split file.
 
     Args:
         checkpoint (str): The checkpoint file.
@@ -198,17 +199,22 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
         inside = [found for found in trained or () if found and
                   osp.commonpath([osp.abspath(found), osp.abspath(root)])
                   == osp.abspath(root)]
-        if not inside:
-            said = ('holds no training config (meta[\'cfg\']) that '
-                    'names it'
-                    if trained is None else 'trained on '
-                    + ', '.join(str(found) for found in trained))
-            raise UserError(
-                f'{config}: train_dataloader reads the synthetic stand-in '
-                f'set {root} (it holds {SYNTHETIC_MARKER}), and checkpoint '
-                f'{checkpoint} {said}: statistics of synthetic pictures '
-                'would replace those of its training images; '
-                + advice)
+        # A run that read the whole set without a split file trained on it.
+        if inside or any(same_folder(root, trained_root)
+                         for trained_root in split_less):
+            continue
+        said = ('holds no training config (meta[\'cfg\']) that '
+                'names it'
+                if trained is None else 'trained on ' + ', '.join(
+                    [str(found) for found in trained] +
+                    [f'every image under {trained_root}'
+                     for trained_root in split_less]))
+        raise UserError(
+            f'{config}: train_dataloader reads the synthetic stand-in '
+            f'set {root} (it holds {SYNTHETIC_MARKER}), and checkpoint '
+            f'{checkpoint} {said}: statistics of synthetic pictures '
+            'would replace those of its training images; '
+            + advice)
     if not trained or None in trained:
         return
     train_ids = {i for found in trained for i in split_ids(found)}
