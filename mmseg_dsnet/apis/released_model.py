@@ -185,11 +185,8 @@ def training_config_in(loaded, checkpoint: Optional[str] = None
         checkpoint (str, optional): Its file, to recognise released
             weights by their SHA-256; None skips that.
     """
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    text = meta.get('cfg') if isinstance(meta, dict) else None
-    if isinstance(text, str):
-        return config_from_text(text)
-    return released_training_config(checkpoint) if checkpoint else None
+    text = training_config_text(loaded, checkpoint)
+    return None if text is None else config_from_text(text)
 
 
 def training_config_text(loaded, checkpoint: Optional[str] = None
@@ -209,7 +206,21 @@ def training_config_text(loaded, checkpoint: Optional[str] = None
     text = meta.get('cfg') if isinstance(meta, dict) else None
     if isinstance(text, str):
         return text
-    entry = released_entry(checkpoint) if checkpoint else None
+    return released_config_text(checkpoint) if checkpoint else None
+
+
+def released_config_text(checkpoint: str,
+                         metafile: Optional[str] = None) -> Optional[str]:
+    """The ``Config`` of the metafile entry of released weights
+    (:func:`released_entry`) as mmengine's ``pretty_text`` dumps it, or
+    None for other files.
+
+    Args:
+        checkpoint (str): A checkpoint file.
+        metafile (str, optional): The metafile. Default: DSNet's
+            (:data:`METAFILE`).
+    """
+    entry = released_entry(checkpoint, metafile)
     if entry is None:
         return None
     from mmengine.config import Config
@@ -266,11 +277,8 @@ def released_training_config(checkpoint: str,
     Returns:
         dict | None: The settings, or None for other files.
     """
-    entry = released_entry(checkpoint, metafile)
-    if entry is None:
-        return None
-    from mmengine.config import Config
-    return config_from_text(Config.fromfile(entry['Config']).pretty_text)
+    text = released_config_text(checkpoint, metafile)
+    return None if text is None else config_from_text(text)
 
 
 def training_config_source(checkpoint: str) -> str:
