@@ -102,29 +102,3 @@ def zoom_before_masks(pipeline) -> int:
     return next((index for index, name in enumerate(types[:loads])
                  if name == 'RandomZoom'), -1)
 
-
-def zoom_position(pipeline) -> int:
-    """The position of the first step of a pipeline that may zoom: a
-    ``RandomZoom`` with ``prob`` above 0, or a ``TestTimeAug`` holding
-    one. An evaluation pipeline must not hold one: it would score random
-    windows of the test images, and other figures at each run.
-
-    Args:
-        pipeline (list[dict]): A data pipeline's configs.
-
-    Returns:
-        int: That position, or -1.
-    """
-    def zooms(step):
-        if not isinstance(step, dict):
-            return False
-        name = str(step.get('type', '')).split('.')[-1]
-        if name == 'RandomZoom':
-            # RandomZoom's default prob is 0.5.
-            return step.get('prob', 0.5) != 0
-        return name == 'TestTimeAug' and any(
-            zooms(option) for options in step.get('transforms') or []
-            for option in options)
-
-    return next((index for index, step in enumerate(pipeline)
-                 if zooms(step)), -1)

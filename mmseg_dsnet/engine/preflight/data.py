@@ -35,15 +35,19 @@ def check_pipelines_build(cfg, loaders):
             its own message, for a transform that refuses its arguments
             (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
             constructor), for a ``RandomZoom`` before
-            ``LoadAnnotations`` (the mask would not be zoomed), or for one
-            in a validation or test pipeline (a training augmentation:
-            random windows would be scored). An unknown
+            ``LoadAnnotations`` (the mask would not be zoomed), or for a
+            step that draws at random (``RandomFlip``, ``RandomRotate``,
+            ``PhotoMetricDistortion`` ...; see
+            :func:`~mmseg_dsnet.datasets.random_transforms.random_step`)
+            in a validation or test pipeline (random views would be
+            scored). An unknown
             type or argument keeps mmengine's error (reported with a
             spelling hint).
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
 
-    from ...datasets.random_zoom import zoom_before_masks, zoom_position
+    from ...datasets.random_transforms import random_step
+    from ...datasets.random_zoom import zoom_before_masks
     where = getattr(cfg, 'filename', None) or 'the config'
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
@@ -72,16 +76,18 @@ def check_pipelines_build(cfg, loaders):
                         'its mask (which keeps its size: no error, a '
                         'misaligned ground truth); put it after '
                         'LoadAnnotations. Nothing was started')
-                zoom = zoom_position(pipeline)
-                if loader != 'train_dataloader' and zoom >= 0:
-                    # Image and mask are zoomed alike, so nothing fails:
-                    # the figures are of random windows, new at each run.
+                drawn = random_step(pipeline)
+                if loader != 'train_dataloader' and drawn >= 0:
+                    # Nothing fails: the figures are of a random view of
+                    # each image (flipped, rotated, cropped, distorted),
+                    # new at each run.
+                    name = pipeline[drawn].get('type')
                     raise PipelineConfigError(
-                        f'{path}[{zoom}] of {where}: RandomZoom is a '
-                        'training augmentation; in the '
+                        f'{path}[{drawn}] of {where}: {name} draws at '
+                        'random (a training augmentation); in the '
                         f'{LOADER_PHASES.get(loader, loader)} pipeline it '
-                        'would score random windows of the images instead '
-                        'of the images. Remove it from that pipeline. '
+                        'would score a random view of each image, other '
+                        'figures at each run. Remove it from that pipeline. '
                         'Nothing was started')
 
 

@@ -1,0 +1,97 @@
+"""Random transforms are refused in evaluation pipelines
+(mmseg_dsnet.datasets.random_transforms, preflight.check_pipelines_build)."""
+import pytest
+from conftest import REPO
+
+DEMO = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+
+#: A step of each kind that draws, with arguments its class accepts.
+DRAWING = [
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=1., direction=['horizontal', 'vertical']),
+    dict(type='RandomFlip', prob=[0.5, 0.5],
+         direction=['horizontal', 'vertical']),
+    dict(type='RandomRotate', prob=0.5, degree=20),
+    dict(type='RandomRotFlip'),
+    dict(type='RandomCrop', crop_size=(64, 64)),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.5, 2.0)),
+    dict(type='RandomChoiceResize', scales=[(128, 128), (96, 96)]),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='RandomCutOut', prob=0.5, n_holes=2, cutout_shape=(8, 8)),
+    dict(type='RandomMosaic', prob=1.),
+    dict(type='RandomZoom'),
+    dict(type='mmcv.RandomGrayscale', prob=0.5),
+    dict(type='RandomApply', prob=1.,
+         transforms=[dict(type='PhotoMetricDistortion')]),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='PhotoMetricDistortion')]]),
+]
+
+#: Steps that never draw: prob 0, or a flip that always flips one way
+#: (the views of tools/test.py --tta).
+NOT_DRAWING = [
+    dict(type='RandomFlip', prob=0., direction='horizontal'),
+    dict(type='RandomFlip', prob=1., direction='vertical'),
+    dict(type='RandomRotate', prob=0., degree=20),
+    dict(type='RandomRotFlip', rotate_prob=0., flip_prob=0.),
+    dict(type='RandomZoom', prob=0.),
+    dict(type='RandomApply', prob=0.,
+         transforms=[dict(type='PhotoMetricDistortion')]),
+]
+
+
+def _with_step(step):
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    return [image, dict(type='Resize', scale=(128, 128), keep_ratio=False),
+            load, step, dict(type='PackSegInputs')]
+
+
+def test_a_random_step_in_an_evaluation_pipeline_is_refused():
+    """A random flip, rotation, crop, resize or photometric distortion in
+    the test (validation) pipeline after LoadAnnotations: image and mask
+    were transformed alike, so tools/test.py, the validation of train.py
+    and fast_train.py, threshold_sweep.py ... scored a random view of
+    each image, other figures at each run, exit 0. Only RandomZoom was
+    refused. The training pipeline keeps them."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    for step in DRAWING:
+        cfg = Config.fromfile(DEMO)
+        pipeline = _with_step(step)
+        cfg.train_dataloader.dataset.pipeline = pipeline
+        check_pipelines_build(cfg, ('train_dataloader', ))
+        for loader, phase in (('test_dataloader', 'test'),
+                              ('val_dataloader', 'validation')):
+            cfg[loader].dataset.pipeline = pipeline
+            with pytest.raises(PipelineConfigError) as info:
+                check_pipelines_build(cfg, (loader, ))
+            assert str(info.value).startswith(
+                f'{loader}.dataset.pipeline[3] of {DEMO}: {step["type"]} '
+                f'draws at random (a training augmentation); in the {phase} '
+                'pipeline it would score a random view of each image'), (
+                    step, str(info.value))
+    for step in NOT_DRAWING:
+        cfg = Config.fromfile(DEMO)
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            cfg[loader].dataset.pipeline = _with_step(step)
+        check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader',
+                                    'test_dataloader'))
+
+
+def test_every_registered_random_transform_is_listed():
+    """A random transform of mmcv or MMSegmentation that the list left out
+    would be scored in a test pipeline without a word."""
+    from mmcv.transforms import TRANSFORMS as MMCV_TRANSFORMS
+    from mmseg.registry import TRANSFORMS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.datasets.random_transforms import RANDOM_TRANSFORMS
+    register_all_modules(init_default_scope=False)
+    names = set(TRANSFORMS.module_dict) | set(MMCV_TRANSFORMS.module_dict)
+    drawing = {name for name in names
+               if 'Random' in name or name == 'PhotoMetricDistortion'}
+    assert drawing and drawing <= set(RANDOM_TRANSFORMS), \
+        drawing - set(RANDOM_TRANSFORMS)
