@@ -37,6 +37,10 @@ NOT_DRAWING = [
     dict(type='RandomZoom', prob=0.),
     dict(type='RandomApply', prob=0.,
          transforms=[dict(type='PhotoMetricDistortion')]),
+    # One size: a resize written as RandomResize (tests/test_leaderboard.py)
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1., 1.),
+         keep_ratio=False),
+    dict(type='RandomChoiceResize', scales=[(128, 128)], keep_ratio=False),
 ]
 
 
@@ -95,3 +99,40 @@ def test_every_registered_random_transform_is_listed():
                if 'Random' in name or name == 'PhotoMetricDistortion'}
     assert drawing and drawing <= set(RANDOM_TRANSFORMS), \
         drawing - set(RANDOM_TRANSFORMS)
+
+
+def test_a_move_before_the_masks_are_loaded_in_training_is_refused():
+    """A training pipeline that flips, rotates or crops before
+    LoadAnnotations (the order of the shipped test pipelines, which load
+    the masks after Resize): the image was moved and the mask loaded after
+    it was not; both kept their size, so training ran on misaligned ground
+    truth, exit 0. Only RandomZoom was refused there. A flip before the
+    masks stays allowed in a test pipeline (the segmentor flips its
+    prediction back: tools/test.py --tta)."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    resize = dict(type='Resize', scale=(128, 128), keep_ratio=False)
+    pack = dict(type='PackSegInputs')
+    for step, verb in (
+            (dict(type='RandomFlip', prob=0.5, direction='vertical'), 'flip'),
+            (dict(type='RandomFlip', prob=1., direction='vertical'), 'flip'),
+            (dict(type='RandomRotate', prob=0.5, degree=180), 'rotate'),
+            (dict(type='RandomCrop', crop_size=(64, 64)), 'crop')):
+        cfg = Config.fromfile(DEMO)
+        cfg.train_dataloader.dataset.pipeline = [image, resize, step, load,
+                                                 pack]
+        with pytest.raises(PipelineConfigError) as info:
+            check_pipelines_build(cfg, ('train_dataloader', ))
+        assert str(info.value).startswith(
+            f'train_dataloader.dataset.pipeline[2] of {DEMO}: {step["type"]} '
+            f'comes before LoadAnnotations, so it would {verb} the image but '
+            'not its mask'), str(info.value)
+    cfg = Config.fromfile(DEMO)
+    cfg.train_dataloader.dataset.pipeline = [
+        image, resize, dict(type='RandomFlip', prob=0.), load, pack]
+    cfg.test_dataloader.dataset.pipeline = [
+        image, resize, dict(type='RandomFlip', prob=1.), load, pack]
+    check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))

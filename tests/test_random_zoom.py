@@ -155,16 +155,16 @@ def test_a_zoom_before_the_masks_are_loaded_is_refused(tmp_path):
     ground truth, exit 0. Now refused before anything starts."""
     from mmengine.config import Config
 
-    from mmseg_dsnet.datasets.random_zoom import zoom_before_masks
+    from mmseg_dsnet.datasets.random_transforms import moved_before_masks
     from mmseg_dsnet.engine.preflight import (PipelineConfigError,
                                               check_pipelines_build)
     load, zoom = dict(type='LoadAnnotations'), dict(type='RandomZoom')
     image = dict(type='LoadImageFromFile')
     pack = dict(type='PackSegInputs')
-    assert zoom_before_masks([image, load, zoom, pack]) == -1
-    assert zoom_before_masks([image, zoom, pack]) == -1  # no mask at all
-    assert zoom_before_masks([image, zoom, load, pack]) == 1
-    assert zoom_before_masks(
+    assert moved_before_masks([image, load, zoom, pack]) == -1
+    assert moved_before_masks([image, zoom, pack]) == -1  # no mask at all
+    assert moved_before_masks([image, zoom, load, pack]) == 1
+    assert moved_before_masks(
         [image, dict(type='mmseg.RandomZoom'), load, pack]) == 1
     config = tmp_path / 'zoom_first.py'
     config.write_text(

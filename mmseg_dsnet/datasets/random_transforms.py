@@ -30,6 +30,27 @@ RANDOM_TRANSFORMS = {
 }
 
 
+#: Transforms that move the pixels of the image and of the masks loaded
+#: before them, by class name, with what they do (for the messages).
+MOVING_TRANSFORMS = {
+    'RandomFlip': 'flip', 'RandomRotate': 'rotate', 'RandomRotFlip':
+    'rotate and flip', 'RandomCrop': 'crop', 'CenterCrop': 'crop',
+    'RandomZoom': 'zoom', 'RandomMosaic': 'mix', 'BioMedical3DRandomCrop':
+    'crop', 'BioMedical3DRandomFlip': 'flip'}
+
+
+def _name(step) -> str:
+    """A step's class name, without its scope (``mmseg.RandomFlip``)."""
+    return str(step.get('type', '')).split('.')[-1]
+
+
+def _never_applied(step) -> bool:
+    """Whether a random step's probabilities are all 0 (``prob=0``)."""
+    chances = RANDOM_TRANSFORMS.get(_name(step), ())
+    return bool(chances) and all(step.get(key, default) in (0, 0.)
+                                 for key, default in chances)
+
+
 def _flips_always_alike(step) -> bool:
     """Whether a ``RandomFlip`` always does the same: ``prob=1.`` with one
     direction (the views of ``tools/test.py --tta``), as mmcv draws it."""
@@ -58,11 +79,9 @@ def draws_at_random(step) -> bool:
     """
     if not isinstance(step, dict):
         return False
-    name = str(step.get('type', '')).split('.')[-1]
-    chances = RANDOM_TRANSFORMS.get(name, ())
-    if chances and all(step.get(key, default) in (0, 0.)
-                       for key, default in chances):
-        return False  # never applied, nor the transforms it holds
+    name = _name(step)
+    if _never_applied(step):
+        return False  # nor the transforms it holds
     inner = step.get('transforms')
     if isinstance(inner, (list, tuple)):
         # TestTimeAug holds lists of options; RandomApply, RandomChoice,
@@ -75,14 +94,29 @@ def draws_at_random(step) -> bool:
         return True
     if name not in RANDOM_TRANSFORMS:
         return False
-    if name == 'RandomFlip' and _flips_always_alike(step):
-        return False
-    if name == 'RandomChoice' and isinstance(inner, (list, tuple)) and \
-            len(inner) == 1:
-        return False
-    if name == 'RandomApply' and step.get('prob', 0.5) in (1, 1.):
-        return False  # its transforms were looked at above
-    return True
+    return not _FIXED.get(name, lambda step: False)(step)
+
+
+def _fixed_resize(step) -> bool:
+    """Whether a ``RandomResize`` always gives one size: one scale and a
+    ``ratio_range`` of one ratio, as mmcv samples it."""
+    scale, ratio = step.get('scale'), step.get('ratio_range')
+    return isinstance(scale, (list, tuple)) and all(
+        isinstance(side, int) for side in scale) and isinstance(
+            ratio, (list, tuple)) and len(ratio) == 2 and ratio[0] == ratio[1]
+
+
+#: Random transforms that, with these arguments, always do the same.
+_FIXED = {
+    'RandomFlip': _flips_always_alike,
+    'RandomResize': _fixed_resize,
+    'RandomChoiceResize': lambda step: len(
+        {tuple(scale) if isinstance(scale, (list, tuple)) else scale
+         for scale in step.get('scales') or []}) == 1,
+    'RandomChoice': lambda step: len(step.get('transforms') or []) == 1,
+    # Its transforms were looked at above.
+    'RandomApply': lambda step: step.get('prob', 0.5) in (1, 1.),
+}
 
 
 def random_step(pipeline) -> int:
@@ -99,3 +133,27 @@ def random_step(pipeline) -> int:
     """
     return next((index for index, step in enumerate(pipeline or [])
                  if draws_at_random(step)), -1)
+
+
+def moved_before_masks(pipeline, kinds=tuple(MOVING_TRANSFORMS)) -> int:
+    """The position of a step that moves pixels (a transform of ``kinds``
+    that is not a no-op) before the pipeline's ``LoadAnnotations``: it
+    would move the image but not the mask loaded after it (same size, so
+    nothing fails: a misaligned ground truth).
+
+    Args:
+        pipeline (list[dict]): A data pipeline's configs.
+        kinds (Sequence[str]): The class names to look for (a flip before
+            the masks is right in a test pipeline: the segmentor flips its
+            prediction back).
+
+    Returns:
+        int: That position, or -1.
+    """
+    steps = [step if isinstance(step, dict) else {} for step in pipeline]
+    names = [_name(step) for step in steps]
+    if 'LoadAnnotations' not in names:
+        return -1
+    loads = names.index('LoadAnnotations')
+    return next((index for index in range(loads) if names[index] in kinds
+                 and not _never_applied(steps[index])), -1)

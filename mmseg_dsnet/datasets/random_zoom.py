@@ -81,24 +81,3 @@ class RandomZoom(BaseTransform):
         return (f'{self.__class__.__name__}(prob={self.prob}, '
                 f'max_zoom={self.max_zoom})')
 
-
-def zoom_before_masks(pipeline) -> int:
-    """The position of a ``RandomZoom`` that comes before the pipeline's
-    ``LoadAnnotations``: it would zoom the image but not the mask loaded
-    after it (same size, so nothing fails), and a test's prediction would
-    never be zoomed back.
-
-    Args:
-        pipeline (list[dict]): A data pipeline's configs.
-
-    Returns:
-        int: That position, or -1.
-    """
-    types = [str(step.get('type', '')).split('.')[-1]
-             if isinstance(step, dict) else '' for step in pipeline]
-    if 'LoadAnnotations' not in types:
-        return -1
-    loads = types.index('LoadAnnotations')
-    return next((index for index, name in enumerate(types[:loads])
-                 if name == 'RandomZoom'), -1)
-

@@ -34,8 +34,9 @@ def check_pipelines_build(cfg, loaders):
         PipelineConfigError: Naming the config, the transform's place and
             its own message, for a transform that refuses its arguments
             (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
-            constructor), for a ``RandomZoom`` before
-            ``LoadAnnotations`` (the mask would not be zoomed), or for a
+            constructor), for a step that moves pixels before
+            ``LoadAnnotations`` (the mask would not be moved: a flip,
+            rotation, crop or zoom of training; a zoom elsewhere), or for a
             step that draws at random (``RandomFlip``, ``RandomRotate``,
             ``PhotoMetricDistortion`` ...; see
             :func:`~mmseg_dsnet.datasets.random_transforms.random_step`)
@@ -46,8 +47,9 @@ def check_pipelines_build(cfg, loaders):
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
 
-    from ...datasets.random_transforms import random_step
-    from ...datasets.random_zoom import zoom_before_masks
+    from ...datasets.random_transforms import (MOVING_TRANSFORMS,
+                                               moved_before_masks,
+                                               random_step)
     where = getattr(cfg, 'filename', None) or 'the config'
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
@@ -68,12 +70,19 @@ def check_pipelines_build(cfg, loaders):
                         raise PipelineConfigError(
                             f'{path}[{index}] of {where}: {reason}; nothing '
                             'was started') from err
-                zoom = zoom_before_masks(pipeline)
-                if zoom >= 0:
+                # Any move in training; in evaluation a flip before the
+                # masks is undone by the segmentor (--tta's views) and a
+                # random step is refused below.
+                moved = moved_before_masks(
+                    pipeline, MOVING_TRANSFORMS if loader ==
+                    'train_dataloader' else ('RandomZoom', ))
+                if moved >= 0:
+                    name = str(pipeline[moved]['type'])
+                    verb = MOVING_TRANSFORMS[name.split('.')[-1]]
                     raise PipelineConfigError(
-                        f'{path}[{zoom}] of {where}: RandomZoom comes before '
-                        'LoadAnnotations, so it would zoom the image but not '
-                        'its mask (which keeps its size: no error, a '
+                        f'{path}[{moved}] of {where}: {name} comes before '
+                        f'LoadAnnotations, so it would {verb} the image but '
+                        'not its mask (which keeps its size: no error, a '
                         'misaligned ground truth); put it after '
                         'LoadAnnotations. Nothing was started')
                 drawn = random_step(pipeline)
