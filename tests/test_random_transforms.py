@@ -44,10 +44,11 @@ NOT_DRAWING = [
 ]
 
 
-def _with_step(step):
+def _with_step(step, before_masks=False):
     image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    middle = [step, load] if before_masks else [load, step]
     return [image, dict(type='Resize', scale=(128, 128), keep_ratio=False),
-            load, step, dict(type='PackSegInputs')]
+            *middle, dict(type='PackSegInputs')]
 
 
 def test_a_random_step_in_an_evaluation_pipeline_is_refused():
@@ -78,9 +79,12 @@ def test_a_random_step_in_an_evaluation_pipeline_is_refused():
                     step, str(info.value))
     for step in NOT_DRAWING:
         cfg = Config.fromfile(DEMO)
+        # Where each goes: a flip after the masks in training, before
+        # them in a test (the segmentor flips its prediction back).
         for loader in ('train_dataloader', 'val_dataloader',
                        'test_dataloader'):
-            cfg[loader].dataset.pipeline = _with_step(step)
+            cfg[loader].dataset.pipeline = _with_step(
+                step, before_masks=loader != 'train_dataloader')
         check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader',
                                     'test_dataloader'))
 
@@ -136,3 +140,52 @@ def test_a_move_before_the_masks_are_loaded_in_training_is_refused():
     cfg.test_dataloader.dataset.pipeline = [
         image, resize, dict(type='RandomFlip', prob=1.), load, pack]
     check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
+
+
+def test_a_flip_after_the_masks_are_loaded_in_a_test_pipeline_is_refused(
+        tmp_path):
+    """``RandomFlip prob=1.`` after LoadAnnotations in a test pipeline
+    (always the same, so not a random step): the ground truth was flipped
+    with the image while the segmentor flips its prediction back (the
+    sample's ``flip`` meta), so every image was scored against its
+    mirrored mask, exit 0."""
+    import cv2
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    flip = dict(type='RandomFlip', prob=1., direction='horizontal')
+    pack = dict(type='PackSegInputs')
+    # What such a pipeline gives: a mirrored mask, and a sample the
+    # segmentor un-flips.
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:, :2] = 1
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'a_mask.png'), mask)
+    init_default_scope('mmseg')
+    packed = Compose([image, load, flip, pack])(dict(
+        img_path=str(tmp_path / 'a.png'),
+        seg_map_path=str(tmp_path / 'a_mask.png'), reduce_zero_label=False,
+        seg_fields=[]))['data_samples']
+    assert packed.flip and np.array_equal(
+        packed.gt_sem_seg.data[0].numpy(), mask[:, ::-1])
+    cfg = Config.fromfile(DEMO)
+    resize = dict(type='Resize', scale=(128, 128), keep_ratio=False)
+    for loader in ('test_dataloader', 'val_dataloader'):
+        cfg[loader].dataset.pipeline = [image, resize, load, flip, pack]
+        with pytest.raises(PipelineConfigError) as info:
+            check_pipelines_build(cfg, (loader, ))
+        assert str(info.value).startswith(
+            f'{loader}.dataset.pipeline[3] of {DEMO}: RandomFlip comes after '
+            'LoadAnnotations, so it flips the ground truth while the '
+            'segmentor flips its prediction back'), str(info.value)
+        # Before the masks: the prediction is compared unflipped.
+        cfg[loader].dataset.pipeline = [image, resize, flip, load, pack]
+        check_pipelines_build(cfg, (loader, ))
+    # Training flips both, as it should.
+    cfg.train_dataloader.dataset.pipeline = [image, resize, load, flip, pack]
+    check_pipelines_build(cfg, ('train_dataloader', ))

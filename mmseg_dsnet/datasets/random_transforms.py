@@ -157,3 +157,31 @@ def moved_before_masks(pipeline, kinds=tuple(MOVING_TRANSFORMS)) -> int:
     loads = names.index('LoadAnnotations')
     return next((index for index in range(loads) if names[index] in kinds
                  and not _never_applied(steps[index])), -1)
+
+
+def flip_after_masks(pipeline) -> int:
+    """The position of a flip (``RandomFlip`` that is not a no-op) after
+    the pipeline's ``LoadAnnotations``. In a test pipeline it flips the
+    ground truth with the image, while the segmentor flips its prediction
+    back to the image as it was loaded: each flipped image is scored
+    against a mirrored mask (same size, so nothing fails).
+
+    Args:
+        pipeline (list[dict]): A data pipeline's configs.
+
+    Returns:
+        int: That position, or -1.
+    """
+    steps = [step if isinstance(step, dict) else {} for step in pipeline]
+    names = [_name(step) for step in steps]
+    if 'LoadAnnotations' not in names:
+        return -1
+    loads = names.index('LoadAnnotations')
+    def flips(step):
+        prob = step.get('prob')
+        return sum(prob) > 0 if isinstance(prob, (list, tuple)) else bool(
+            prob)
+
+    return next((index for index in range(loads + 1, len(steps))
+                 if names[index] == 'RandomFlip' and flips(steps[index])),
+                -1)

@@ -41,13 +41,15 @@ def check_pipelines_build(cfg, loaders):
             ``PhotoMetricDistortion`` ...; see
             :func:`~mmseg_dsnet.datasets.random_transforms.random_step`)
             in a validation or test pipeline (random views would be
-            scored). An unknown
+            scored), or for a flip after ``LoadAnnotations`` there (a
+            mirrored ground truth). An unknown
             type or argument keeps mmengine's error (reported with a
             spelling hint).
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
 
     from ...datasets.random_transforms import (MOVING_TRANSFORMS,
+                                               flip_after_masks,
                                                moved_before_masks,
                                                random_step)
     where = getattr(cfg, 'filename', None) or 'the config'
@@ -98,6 +100,17 @@ def check_pipelines_build(cfg, loaders):
                         'would score a random view of each image, other '
                         'figures at each run. Remove it from that pipeline. '
                         'Nothing was started')
+                flip = flip_after_masks(pipeline)
+                if loader != 'train_dataloader' and flip >= 0:
+                    # Deterministic (prob=1.), so not refused above.
+                    raise PipelineConfigError(
+                        f'{path}[{flip}] of {where}: '
+                        f'{pipeline[flip].get("type")} comes after '
+                        'LoadAnnotations, so it flips the ground truth '
+                        'while the segmentor flips its prediction back: '
+                        'each image would be scored against its mirrored '
+                        'mask. Put it before LoadAnnotations. Nothing was '
+                        'started')
 
 
 LOADER_PHASES = {'train_dataloader': 'training',
