@@ -218,8 +218,8 @@ def test_a_zoom_in_a_validation_or_test_pipeline_is_refused(tmp_path):
     with pytest.raises(PipelineConfigError) as info:
         check_pipelines_build(cfg, ('test_dataloader', ))
     assert str(info.value).startswith(
-        f'test_dataloader.dataset.pipeline[2] of {config}: RandomZoom draws at '
-        'random (a training augmentation); in the test pipeline')
+        f'test_dataloader.dataset.pipeline[2] of {config}: RandomZoom draws '
+        'at random (a training augmentation); in the test pipeline')
     # The same pipeline trains (the zoom config's own training pipeline
     # zooms) and the validation pipeline is checked too.
     cfg.train_dataloader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline
