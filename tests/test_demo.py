@@ -633,3 +633,29 @@ def test_demo_refuses_a_work_dir_where_its_dump_replaces_the_config(
         f'ERROR: --work-dir {exp} holds the config file {config}: the '
         f'runner writes its config dump to {config}, which would replace ')
     assert config.read_text() == text and os.listdir(exp) == ['tiny.py']
+
+
+def test_demo_refuses_a_random_test_pipeline(tmp_path):
+    """``--config`` whose test pipeline flips at random after
+    LoadAnnotations: the demo trained and reported the figures of random
+    views of the test images, other figures at each run, exit 0
+    (tools/test.py refuses such a config). Now refused before anything
+    is written."""
+    from mmseg_dsnet.engine.preflight import PipelineConfigError
+    config = tmp_path / 'flipped_demo.py'
+    config.write_text(
+        f"_base_ = '{REPO / 'configs/demo/dsnet_synthetic_cpu.py'}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(128, 128), keep_ratio=False), "
+        "dict(type='LoadAnnotations'), "
+        "dict(type='RandomFlip', prob=0.5, direction='vertical'), "
+        "dict(type='PackSegInputs')]))\n")
+    work = tmp_path / 'work'
+    with pytest.raises(PipelineConfigError) as info:
+        demo.main(['--config', str(config), '--epochs', '1', '--work-dir',
+                   str(work)])
+    assert str(info.value).startswith(
+        f'test_dataloader.dataset.pipeline[3] of {config}: RandomFlip draws '
+        'at random (a training augmentation); in the test pipeline')
+    assert not work.exists()

@@ -138,6 +138,15 @@ def test_every_shipped_config_does_what_its_name_says(config):
     assert size == expected_size
     for loader in loaders:
         assert _resize_scales(cfg[loader]['dataset']['pipeline']) == [size]
+    # Each scores the images as they are (also under tools/test.py --tta),
+    # and trains on random views of them.
+    from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
+    from mmseg_dsnet.datasets.random_transforms import random_step
+    test = cfg.test_dataloader.dataset.pipeline
+    for pipeline in (cfg.val_dataloader.dataset.pipeline, test,
+                     cfg.get('tta_pipeline') or flip_tta_pipeline(test)):
+        assert random_step(pipeline) == -1, pipeline
+    assert random_step(cfg.train_dataloader.dataset.pipeline) >= 0
     assert tuple(cfg.model.data_preprocessor['size']) == size
     head = cfg.model.decode_head
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):

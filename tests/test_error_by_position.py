@@ -474,3 +474,33 @@ def test_images_the_checkpoint_trained_on_are_refused(tiny_config, tiny_isic,
     code, err = run_cli(tool.main, argv + ['--allow-training-images'], capsys)
     assert code == 0, err[-2000:]
     assert json.loads(out.read_text())['images'] == len(scored_ids)
+
+
+def test_a_random_step_in_the_test_pipeline_is_refused(tiny_config,
+                                                       tmp_path):
+    """A test pipeline that distorts the colours at random: the errors
+    were counted on random views of the images, other figures at each
+    run, exit 0 (tools/test.py refused it)."""
+    from conftest import run_tool_in_process
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    distorted = tmp_path / 'distorted.py'
+    distorted.write_text(
+        f"_base_ = '{tiny_config}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(64, 64), keep_ratio=False), "
+        "dict(type='LoadAnnotations'), dict(type='PhotoMetricDistortion'), "
+        "dict(type='PackSegInputs')]))\n")
+    out = tmp_path / 'errors.json'
+    run = run_tool_in_process(tool.__file__, distorted, checkpoint,
+                              '--out', out)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: test_dataloader.dataset.pipeline[3] of {distorted}: '
+        'PhotoMetricDistortion draws at random (a training augmentation); '
+        'in the test pipeline it would score a random view of each image')
+    assert not out.exists()
+    assert '| distance from centre |' not in run.stdout

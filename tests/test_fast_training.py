@@ -1954,3 +1954,26 @@ def test_a_runs_augmentation_draws_come_from_its_seed():
     assert torch.equal(runs[0].draws, expected)
     assert torch.equal(runs[1].draws, expected)
     assert not torch.equal(runs[2].draws, expected)
+
+
+def test_fast_train_test_refuses_a_random_test_pipeline_before_training(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """``fast_train.py --test`` with a test pipeline that rotates at
+    random: the whole training ran first, and tools/test.py refused the
+    pipeline only then. Now refused before any work dir is made."""
+    config = tmp_path / 'tiny_rotated_test.py'
+    config.write_text(
+        f"_base_ = '{tiny_cfg}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(64, 64), keep_ratio=False), "
+        "dict(type='LoadAnnotations'), "
+        "dict(type='RandomRotate', prob=0.5, degree=30), "
+        "dict(type='PackSegInputs')]))\n")
+    text = _cli_error(fast_train_tool,
+                      [config, '--test', '--work-dir', tmp_path / 'w',
+                       '--device', 'cpu'], capsys)
+    assert text.startswith(
+        f'ERROR: test_dataloader.dataset.pipeline[3] of {config}: '
+        'RandomRotate draws at random'), text
+    assert not (tmp_path / 'w').exists()

@@ -933,6 +933,33 @@ def test_run_refuses_what_its_trainings_would_fail_on(tmp_path):
     assert not (tmp_path / 'runs').exists()
 
 
+def test_run_refuses_a_random_test_pipeline_before_training(tmp_path):
+    """A config whose test pipeline flips at random: every seed trained
+    first, then tools/test.py refused the pipeline (the training time
+    lost). Now refused before the first training."""
+    from mmseg_dsnet.engine.preflight import PipelineConfigError
+    lb = load_tool('analysis_tools/leaderboard.py')
+    config = tmp_path / 'flipped_test.py'
+    config.write_text(
+        f"_base_ = '{REPO / 'configs/dsnet/dsnet_isic2017.py'}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(256, 256), keep_ratio=False), "
+        "dict(type='LoadAnnotations'), "
+        "dict(type='RandomFlip', prob=0.5, direction='horizontal'), "
+        "dict(type='PackSegInputs')]))\n")
+    with pytest.raises(PipelineConfigError) as info:
+        lb.main(['run', str(config), '--work-dir', str(tmp_path / 'work'),
+                 '--runs-dir', str(tmp_path / 'runs'), '--no-benchmark',
+                 '--cfg-options',
+                 f'train_dataloader.dataset.data_root={tmp_path}/no'])
+    assert str(info.value).startswith(
+        f'test_dataloader.dataset.pipeline[3] of {config}: RandomFlip draws '
+        'at random')
+    assert not (tmp_path / 'work').exists()
+    assert not (tmp_path / 'runs').exists()
+
+
 def test_run_collects_the_runs_it_makes(tiny_isic, tmp_path):
     """Each seed's test got the training's --cfg-options (the seed among
     them), so collect refused every record ("tested with --cfg-options

@@ -155,16 +155,16 @@ def test_a_zoom_before_the_masks_are_loaded_is_refused(tmp_path):
     ground truth, exit 0. Now refused before anything starts."""
     from mmengine.config import Config
 
-    from mmseg_dsnet.datasets.random_zoom import zoom_before_masks
+    from mmseg_dsnet.datasets.random_transforms import moved_before_masks
     from mmseg_dsnet.engine.preflight import (PipelineConfigError,
                                               check_pipelines_build)
     load, zoom = dict(type='LoadAnnotations'), dict(type='RandomZoom')
     image = dict(type='LoadImageFromFile')
     pack = dict(type='PackSegInputs')
-    assert zoom_before_masks([image, load, zoom, pack]) == -1
-    assert zoom_before_masks([image, zoom, pack]) == -1  # no mask at all
-    assert zoom_before_masks([image, zoom, load, pack]) == 1
-    assert zoom_before_masks(
+    assert moved_before_masks([image, load, zoom, pack]) == -1
+    assert moved_before_masks([image, zoom, pack]) == -1  # no mask at all
+    assert moved_before_masks([image, zoom, load, pack]) == 1
+    assert moved_before_masks(
         [image, dict(type='mmseg.RandomZoom'), load, pack]) == 1
     config = tmp_path / 'zoom_first.py'
     config.write_text(
@@ -194,18 +194,18 @@ def test_a_zoom_in_a_validation_or_test_pipeline_is_refused(tmp_path):
     Now refused before anything starts, also inside a TestTimeAug."""
     from mmengine.config import Config
 
-    from mmseg_dsnet.datasets.random_zoom import zoom_position
+    from mmseg_dsnet.datasets.random_transforms import random_step
     from mmseg_dsnet.engine.preflight import (PipelineConfigError,
                                               check_pipelines_build)
     image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
     pack = dict(type='PackSegInputs')
-    assert zoom_position([image, load, pack]) == -1
-    assert zoom_position([image, load, dict(type='RandomZoom', prob=0.),
-                          pack]) == -1  # never zooms
-    assert zoom_position([image, load, dict(type='RandomZoom'), pack]) == 2
+    assert random_step([image, load, pack]) == -1
+    assert random_step([image, load, dict(type='RandomZoom', prob=0.),
+                        pack]) == -1  # never zooms
+    assert random_step([image, load, dict(type='RandomZoom'), pack]) == 2
     tta = dict(type='TestTimeAug', transforms=[
         [load], [dict(type='mmseg.RandomZoom', prob=1.)], [pack]])
-    assert zoom_position([image, tta]) == 1
+    assert random_step([image, tta]) == 1
     base = REPO / 'configs/dsnet/design/dsnet-design-deeper-eighth-zoom_isic2017.py'
     config = tmp_path / 'zoom_test.py'
     config.write_text(
@@ -218,8 +218,8 @@ def test_a_zoom_in_a_validation_or_test_pipeline_is_refused(tmp_path):
     with pytest.raises(PipelineConfigError) as info:
         check_pipelines_build(cfg, ('test_dataloader', ))
     assert str(info.value).startswith(
-        f'test_dataloader.dataset.pipeline[2] of {config}: RandomZoom is a '
-        'training augmentation; in the test pipeline')
+        f'test_dataloader.dataset.pipeline[2] of {config}: RandomZoom draws '
+        'at random (a training augmentation); in the test pipeline')
     # The same pipeline trains (the zoom config's own training pipeline
     # zooms) and the validation pipeline is checked too.
     cfg.train_dataloader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline

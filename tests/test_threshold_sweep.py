@@ -751,3 +751,32 @@ def test_same_folder_knows_other_spellings_and_links(tmp_path):
     assert not same_folder('', '')
     (tmp_path / 'file').write_text('x')
     assert not same_folder(str(tmp_path / 'file'), str(tmp_path / 'file'))
+
+
+def test_a_random_step_in_the_test_pipeline_is_refused(two_checkpoints,
+                                                       tmp_path):
+    """A test pipeline that flips at random after LoadAnnotations: each
+    threshold was scored on random views of the images, other figures at
+    each run, exit 0 (tools/test.py refused it, the sweep built no
+    pipeline before running it)."""
+    from conftest import run_tool_in_process, tree_hashes
+    tmp, cfg, checkpoints = two_checkpoints
+    flipped = tmp_path / 'flipped.py'
+    flipped.write_text(
+        f"_base_ = '{cfg}'\n"
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(64, 64), keep_ratio=False), "
+        "dict(type='LoadAnnotations'), "
+        "dict(type='RandomFlip', prob=0.5, direction='horizontal'), "
+        "dict(type='PackSegInputs')]))\n")
+    out = tmp_path / 'sweep.json'
+    before = tree_hashes(tmp_path)
+    run = run_tool_in_process(tool.__file__, flipped, checkpoints[0],
+                              '--thresholds', '0.5', '--out', out)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f'ERROR: test_dataloader.dataset.pipeline[3] of {flipped}: '
+        'RandomFlip draws at random (a training augmentation); in the test '
+        'pipeline it would score a random view of each image')
+    assert tree_hashes(tmp_path) == before

@@ -26,6 +26,7 @@ from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets,
                                           check_input_file,
                                           check_no_earlier_run,
+                                          check_pipelines_build,
                                           check_work_dir, load_config)
 from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
                                                    check_work_dir_outside)
@@ -306,6 +307,9 @@ def main(argv=None):
         "the demo trains, tests and draws with the config's model, data "
         'and schedule; give a whole training config such as '
         'configs/demo/dsnet_synthetic_cpu.py')
+    # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
+    # pipeline: figures of random views of the images, new at each run.
+    check_pipelines_build(cfg, [name for name in LOADERS if cfg.get(name)])
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
     # Only the seed: a config's own seed was replaced by 0 and its other

@@ -22,6 +22,7 @@ from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
+                                          check_pipelines_build,
                                           check_decision_thresholds,
                                           check_input_file,
                                           check_lesion_metrics,
@@ -96,6 +97,9 @@ def main(argv=None):
                       'the analysis runs the model of the config on its '
                       'test images; give a training config such as '
                       'configs/dsnet/dsnet_isic2017.py')
+    # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
+    # pipeline: figures of random views of the images, new at each run.
+    check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # The figures are of the model's masks: an evaluator threshold of its
     # own (test.py refuses it) would be ignored without a word.

@@ -22,7 +22,8 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmseg_dsnet.engine.preflight import check_input_file, load_config
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                          check_pipelines_build, load_config)
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, check_not_chosen_on_test,
                                            collect, result_changing_options)
@@ -57,10 +58,13 @@ def _check_run_args(args):
             f'data or the evaluator of {args.config}; a leaderboard row is '
             'a config as it is: put the change into a config of its own '
             '(_base_ = the config) and run that')
+    cfg = load_config(args.config)
+    cfg.merge_from_dict(options)
+    # A random step in the test pipeline: tools/test.py refuses it, but
+    # only after the first training.
+    check_pipelines_build(cfg, ('test_dataloader', ))
     if args.checkpoint == 'best':
         # Refused by collect anyway, but only after the trainings.
-        cfg = load_config(args.config)
-        cfg.merge_from_dict(options)
         test = cfg.test_dataloader.dataset.get('ann_file')
         check_not_chosen_on_test(cfg, 'best_', [osp.basename(str(test))],
                                  args.config)

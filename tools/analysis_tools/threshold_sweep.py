@@ -28,6 +28,7 @@ from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_dataset_classes,
+                                          check_pipelines_build,
                                           check_input_file,
                                           check_lesion_metrics,
                                           check_new_output_file,
@@ -199,6 +200,9 @@ def main(argv=None):
     check_lesion_metrics(cfg, ('test_evaluator', ))
     # A 2-channel head's masks are its argmax, whatever the threshold.
     check_sweepable(cfg.get('model'), args.thresholds, args.config)
+    # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
+    # pipeline: figures of random views of the images, new at each run.
+    check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # Without a split file every image of the set is scored.
     check_split_given(cfg.test_dataloader.dataset, args.config)

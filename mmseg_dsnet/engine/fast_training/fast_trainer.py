@@ -170,8 +170,10 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_config_keys(cfg)
     check_pretrained_checkpoints(cfg, check_model_builds(cfg))
     check_trainable_model(cfg)
-    loaders = ('train_dataloader', 'val_dataloader') if validate else (
-        'train_dataloader', )
+    loaders = ('train_dataloader', ) + (('val_dataloader', ) if validate
+                                        else ()) + (
+        # tools/test.py refused its pipeline only after the training.
+        ('test_dataloader', ) if test else ())
     check_pipelines_build(cfg, loaders)
     check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
                           if cfg.get('val_cfg') else ('train_dataloader', ))

@@ -34,16 +34,24 @@ def check_pipelines_build(cfg, loaders):
         PipelineConfigError: Naming the config, the transform's place and
             its own message, for a transform that refuses its arguments
             (a ``UserError``, ``ValueError`` or ``AssertionError`` of its
-            constructor), for a ``RandomZoom`` before
-            ``LoadAnnotations`` (the mask would not be zoomed), or for one
-            in a validation or test pipeline (a training augmentation:
-            random windows would be scored). An unknown
+            constructor), for a step that moves pixels before
+            ``LoadAnnotations`` (the mask would not be moved: a flip,
+            rotation, crop or zoom of training; a zoom elsewhere), or for a
+            step that draws at random (``RandomFlip``, ``RandomRotate``,
+            ``PhotoMetricDistortion`` ...; see
+            :func:`~mmseg_dsnet.datasets.random_transforms.random_step`)
+            in a validation or test pipeline (random views would be
+            scored), or for a flip after ``LoadAnnotations`` there (a
+            mirrored ground truth). An unknown
             type or argument keeps mmengine's error (reported with a
             spelling hint).
     """
     from mmengine.registry import TRANSFORMS, DefaultScope
 
-    from ...datasets.random_zoom import zoom_before_masks, zoom_position
+    from ...datasets.random_transforms import (MOVING_TRANSFORMS,
+                                               flip_after_masks,
+                                               moved_before_masks,
+                                               random_step)
     where = getattr(cfg, 'filename', None) or 'the config'
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
@@ -64,25 +72,45 @@ def check_pipelines_build(cfg, loaders):
                         raise PipelineConfigError(
                             f'{path}[{index}] of {where}: {reason}; nothing '
                             'was started') from err
-                zoom = zoom_before_masks(pipeline)
-                if zoom >= 0:
+                # Any move in training; in evaluation a flip before the
+                # masks is undone by the segmentor (--tta's views) and a
+                # random step is refused below.
+                moved = moved_before_masks(
+                    pipeline, MOVING_TRANSFORMS if loader ==
+                    'train_dataloader' else ('RandomZoom', ))
+                if moved >= 0:
+                    name = str(pipeline[moved]['type'])
+                    verb = MOVING_TRANSFORMS[name.split('.')[-1]]
                     raise PipelineConfigError(
-                        f'{path}[{zoom}] of {where}: RandomZoom comes before '
-                        'LoadAnnotations, so it would zoom the image but not '
-                        'its mask (which keeps its size: no error, a '
+                        f'{path}[{moved}] of {where}: {name} comes before '
+                        f'LoadAnnotations, so it would {verb} the image but '
+                        'not its mask (which keeps its size: no error, a '
                         'misaligned ground truth); put it after '
                         'LoadAnnotations. Nothing was started')
-                zoom = zoom_position(pipeline)
-                if loader != 'train_dataloader' and zoom >= 0:
-                    # Image and mask are zoomed alike, so nothing fails:
-                    # the figures are of random windows, new at each run.
+                drawn = random_step(pipeline)
+                if loader != 'train_dataloader' and drawn >= 0:
+                    # Nothing fails: the figures are of a random view of
+                    # each image (flipped, rotated, cropped, distorted),
+                    # new at each run.
+                    name = pipeline[drawn].get('type')
                     raise PipelineConfigError(
-                        f'{path}[{zoom}] of {where}: RandomZoom is a '
-                        'training augmentation; in the '
+                        f'{path}[{drawn}] of {where}: {name} draws at '
+                        'random (a training augmentation); in the '
                         f'{LOADER_PHASES.get(loader, loader)} pipeline it '
-                        'would score random windows of the images instead '
-                        'of the images. Remove it from that pipeline. '
+                        'would score a random view of each image, other '
+                        'figures at each run. Remove it from that pipeline. '
                         'Nothing was started')
+                flip = flip_after_masks(pipeline)
+                if loader != 'train_dataloader' and flip >= 0:
+                    # Deterministic (prob=1.), so not refused above.
+                    raise PipelineConfigError(
+                        f'{path}[{flip}] of {where}: '
+                        f'{pipeline[flip].get("type")} comes after '
+                        'LoadAnnotations, so it flips the ground truth '
+                        'while the segmentor flips its prediction back: '
+                        'each image would be scored against its mirrored '
+                        'mask. Put it before LoadAnnotations. Nothing was '
+                        'started')
 
 
 LOADER_PHASES = {'train_dataloader': 'training',

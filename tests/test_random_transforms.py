@@ -1,0 +1,191 @@
+"""Random transforms are refused in evaluation pipelines
+(mmseg_dsnet.datasets.random_transforms, preflight.check_pipelines_build)."""
+import pytest
+from conftest import REPO
+
+DEMO = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+
+#: A step of each kind that draws, with arguments its class accepts.
+DRAWING = [
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=1., direction=['horizontal', 'vertical']),
+    dict(type='RandomFlip', prob=[0.5, 0.5],
+         direction=['horizontal', 'vertical']),
+    dict(type='RandomRotate', prob=0.5, degree=20),
+    dict(type='RandomRotFlip'),
+    dict(type='RandomCrop', crop_size=(64, 64)),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.5, 2.0)),
+    dict(type='RandomChoiceResize', scales=[(128, 128), (96, 96)]),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='RandomCutOut', prob=0.5, n_holes=2, cutout_shape=(8, 8)),
+    dict(type='RandomMosaic', prob=1.),
+    dict(type='RandomZoom'),
+    dict(type='mmcv.RandomGrayscale', prob=0.5),
+    dict(type='RandomApply', prob=1.,
+         transforms=[dict(type='PhotoMetricDistortion')]),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='PhotoMetricDistortion')]]),
+]
+
+#: Steps that never draw: prob 0, or a flip that always flips one way
+#: (the views of tools/test.py --tta).
+NOT_DRAWING = [
+    dict(type='RandomFlip', prob=0., direction='horizontal'),
+    dict(type='RandomFlip', prob=1., direction='vertical'),
+    dict(type='RandomRotate', prob=0., degree=20),
+    dict(type='RandomRotFlip', rotate_prob=0., flip_prob=0.),
+    dict(type='RandomZoom', prob=0.),
+    dict(type='RandomApply', prob=0.,
+         transforms=[dict(type='PhotoMetricDistortion')]),
+    # One size: a resize written as RandomResize (tests/test_leaderboard.py)
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1., 1.),
+         keep_ratio=False),
+    dict(type='RandomChoiceResize', scales=[(128, 128)], keep_ratio=False),
+]
+
+
+def _with_step(step, before_masks=False):
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    middle = [step, load] if before_masks else [load, step]
+    return [image, dict(type='Resize', scale=(128, 128), keep_ratio=False),
+            *middle, dict(type='PackSegInputs')]
+
+
+def test_a_random_step_in_an_evaluation_pipeline_is_refused():
+    """A random flip, rotation, crop, resize or photometric distortion in
+    the test (validation) pipeline after LoadAnnotations: image and mask
+    were transformed alike, so tools/test.py, the validation of train.py
+    and fast_train.py, threshold_sweep.py ... scored a random view of
+    each image, other figures at each run, exit 0. Only RandomZoom was
+    refused. The training pipeline keeps them."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    for step in DRAWING:
+        cfg = Config.fromfile(DEMO)
+        pipeline = _with_step(step)
+        cfg.train_dataloader.dataset.pipeline = pipeline
+        check_pipelines_build(cfg, ('train_dataloader', ))
+        for loader, phase in (('test_dataloader', 'test'),
+                              ('val_dataloader', 'validation')):
+            cfg[loader].dataset.pipeline = pipeline
+            with pytest.raises(PipelineConfigError) as info:
+                check_pipelines_build(cfg, (loader, ))
+            assert str(info.value).startswith(
+                f'{loader}.dataset.pipeline[3] of {DEMO}: {step["type"]} '
+                f'draws at random (a training augmentation); in the {phase} '
+                'pipeline it would score a random view of each image'), (
+                    step, str(info.value))
+    for step in NOT_DRAWING:
+        cfg = Config.fromfile(DEMO)
+        # Where each goes: a flip after the masks in training, before
+        # them in a test (the segmentor flips its prediction back).
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            cfg[loader].dataset.pipeline = _with_step(
+                step, before_masks=loader != 'train_dataloader')
+        check_pipelines_build(cfg, ('train_dataloader', 'val_dataloader',
+                                    'test_dataloader'))
+
+
+def test_every_registered_random_transform_is_listed():
+    """A random transform of mmcv or MMSegmentation that the list left out
+    would be scored in a test pipeline without a word."""
+    from mmcv.transforms import TRANSFORMS as MMCV_TRANSFORMS
+    from mmseg.registry import TRANSFORMS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.datasets.random_transforms import RANDOM_TRANSFORMS
+    register_all_modules(init_default_scope=False)
+    names = set(TRANSFORMS.module_dict) | set(MMCV_TRANSFORMS.module_dict)
+    drawing = {name for name in names
+               if 'Random' in name or name == 'PhotoMetricDistortion'}
+    assert drawing and drawing <= set(RANDOM_TRANSFORMS), \
+        drawing - set(RANDOM_TRANSFORMS)
+
+
+def test_a_move_before_the_masks_are_loaded_in_training_is_refused():
+    """A training pipeline that flips, rotates or crops before
+    LoadAnnotations (the order of the shipped test pipelines, which load
+    the masks after Resize): the image was moved and the mask loaded after
+    it was not; both kept their size, so training ran on misaligned ground
+    truth, exit 0. Only RandomZoom was refused there. A flip before the
+    masks stays allowed in a test pipeline (the segmentor flips its
+    prediction back: tools/test.py --tta)."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    resize = dict(type='Resize', scale=(128, 128), keep_ratio=False)
+    pack = dict(type='PackSegInputs')
+    for step, verb in (
+            (dict(type='RandomFlip', prob=0.5, direction='vertical'), 'flip'),
+            (dict(type='RandomFlip', prob=1., direction='vertical'), 'flip'),
+            (dict(type='RandomRotate', prob=0.5, degree=180), 'rotate'),
+            (dict(type='RandomCrop', crop_size=(64, 64)), 'crop')):
+        cfg = Config.fromfile(DEMO)
+        cfg.train_dataloader.dataset.pipeline = [image, resize, step, load,
+                                                 pack]
+        with pytest.raises(PipelineConfigError) as info:
+            check_pipelines_build(cfg, ('train_dataloader', ))
+        assert str(info.value).startswith(
+            f'train_dataloader.dataset.pipeline[2] of {DEMO}: {step["type"]} '
+            f'comes before LoadAnnotations, so it would {verb} the image but '
+            'not its mask'), str(info.value)
+    cfg = Config.fromfile(DEMO)
+    cfg.train_dataloader.dataset.pipeline = [
+        image, resize, dict(type='RandomFlip', prob=0.), load, pack]
+    cfg.test_dataloader.dataset.pipeline = [
+        image, resize, dict(type='RandomFlip', prob=1.), load, pack]
+    check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
+
+
+def test_a_flip_after_the_masks_are_loaded_in_a_test_pipeline_is_refused(
+        tmp_path):
+    """``RandomFlip prob=1.`` after LoadAnnotations in a test pipeline
+    (always the same, so not a random step): the ground truth was flipped
+    with the image while the segmentor flips its prediction back (the
+    sample's ``flip`` meta), so every image was scored against its
+    mirrored mask, exit 0."""
+    import cv2
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    flip = dict(type='RandomFlip', prob=1., direction='horizontal')
+    pack = dict(type='PackSegInputs')
+    # What such a pipeline gives: a mirrored mask, and a sample the
+    # segmentor un-flips.
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:, :2] = 1
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'a_mask.png'), mask)
+    init_default_scope('mmseg')
+    packed = Compose([image, load, flip, pack])(dict(
+        img_path=str(tmp_path / 'a.png'),
+        seg_map_path=str(tmp_path / 'a_mask.png'), reduce_zero_label=False,
+        seg_fields=[]))['data_samples']
+    assert packed.flip and np.array_equal(
+        packed.gt_sem_seg.data[0].numpy(), mask[:, ::-1])
+    cfg = Config.fromfile(DEMO)
+    resize = dict(type='Resize', scale=(128, 128), keep_ratio=False)
+    for loader in ('test_dataloader', 'val_dataloader'):
+        cfg[loader].dataset.pipeline = [image, resize, load, flip, pack]
+        with pytest.raises(PipelineConfigError) as info:
+            check_pipelines_build(cfg, (loader, ))
+        assert str(info.value).startswith(
+            f'{loader}.dataset.pipeline[3] of {DEMO}: RandomFlip comes after '
+            'LoadAnnotations, so it flips the ground truth while the '
+            'segmentor flips its prediction back'), str(info.value)
+        # Before the masks: the prediction is compared unflipped.
+        cfg[loader].dataset.pipeline = [image, resize, flip, load, pack]
+        check_pipelines_build(cfg, (loader, ))
+    # Training flips both, as it should.
+    cfg.train_dataloader.dataset.pipeline = [image, resize, load, flip, pack]
+    check_pipelines_build(cfg, ('train_dataloader', ))
