@@ -72,8 +72,14 @@ def test_a_random_step_in_an_evaluation_pipeline_is_refused():
             cfg[loader].dataset.pipeline = pipeline
             with pytest.raises(PipelineConfigError) as info:
                 check_pipelines_build(cfg, (loader, ))
+            # A wrapper is named with the transform in it that draws.
+            inner = step.get('transforms')
+            if isinstance(inner, list) and isinstance(inner[0], list):
+                inner = inner[0]  # TestTimeAug's options
+            name = step['type'] if not isinstance(inner, list) else (
+                f'{inner[0]["type"]} (in {step["type"]})')
             assert str(info.value).startswith(
-                f'{loader}.dataset.pipeline[3] of {DEMO}: {step["type"]} '
+                f'{loader}.dataset.pipeline[3] of {DEMO}: {name} '
                 f'draws at random (a training augmentation); in the {phase} '
                 'pipeline it would score a random view of each image'), (
                     step, str(info.value))

@@ -249,5 +249,6 @@ def test_a_zoom_in_a_test_pipeline_that_starts_with_it_is_refused(tmp_path):
         check_pipelines_build(Config.fromfile(str(config)),
                               ('test_dataloader', ))
     assert str(info.value).startswith(
-        f'test_dataloader.dataset.pipeline[0] of {config}: RandomZoom is a '
-        'training augmentation; in the test pipeline')
+        f'test_dataloader.dataset.pipeline[0] of {config}: RandomZoom (in '
+        'TestTimeAug) draws at random (a training augmentation); in the '
+        'test pipeline')

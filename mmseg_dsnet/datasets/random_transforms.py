@@ -97,6 +97,32 @@ def draws_at_random(step) -> bool:
     return not _FIXED.get(name, lambda step: False)(step)
 
 
+def drawing_transform(step) -> str:
+    """What makes a step draw at random, for messages: the class name of the
+    transform a wrapper holds that draws, ``'RandomZoom (in TestTimeAug)'``,
+    or the step's own.
+
+    Args:
+        step (dict): A transform's config that :func:`draws_at_random`.
+    """
+    own = str(step.get('type'))  # as the config writes it
+    inside = _drawing_inside(step)
+    return f'{inside} (in {own})' if inside else own
+
+
+def _drawing_inside(step):
+    """The class name of the innermost transform that draws among those a
+    wrapper step holds, or None."""
+    inner = step.get('transforms')
+    options = [inner] if isinstance(inner, dict) else [
+        option for item in (inner or []) for option in (
+            item if isinstance(item, (list, tuple)) else [item])]
+    for option in options:
+        if draws_at_random(option):
+            return _drawing_inside(option) or str(option.get('type'))
+    return None
+
+
 def _fixed_resize(step) -> bool:
     """Whether a ``RandomResize`` always gives one size: one scale and a
     ``ratio_range`` of one ratio, as mmcv samples it."""

@@ -49,6 +49,7 @@ def check_pipelines_build(cfg, loaders):
     from mmengine.registry import TRANSFORMS, DefaultScope
 
     from ...datasets.random_transforms import (MOVING_TRANSFORMS,
+                                               drawing_transform,
                                                flip_after_masks,
                                                moved_before_masks,
                                                random_step)
@@ -92,7 +93,7 @@ def check_pipelines_build(cfg, loaders):
                     # Nothing fails: the figures are of a random view of
                     # each image (flipped, rotated, cropped, distorted),
                     # new at each run.
-                    name = pipeline[drawn].get('type')
+                    name = drawing_transform(pipeline[drawn])
                     raise PipelineConfigError(
                         f'{path}[{drawn}] of {where}: {name} draws at '
                         'random (a training augmentation); in the '
