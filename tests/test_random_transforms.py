@@ -195,3 +195,121 @@ def test_a_flip_after_the_masks_are_loaded_in_a_test_pipeline_is_refused(
     # Training flips both, as it should.
     cfg.train_dataloader.dataset.pipeline = [image, resize, load, flip, pack]
     check_pipelines_build(cfg, ('train_dataloader', ))
+
+
+def test_the_listed_default_probabilities_are_the_transforms_own():
+    """A step that leaves its probability out draws with the class's
+    default: a default written 0 in the list (or a required ``prob``
+    given a default) would take ``RandomGrayscale()`` or
+    ``RandomRotFlip(rotate_prob=0.)`` for a no-op, scored in a test
+    pipeline without a word."""
+    import inspect
+
+    from mmcv.transforms import TRANSFORMS as MMCV_TRANSFORMS
+    from mmseg.registry import TRANSFORMS
+    from mmseg.utils import register_all_modules
+
+    import mmseg_dsnet  # noqa: F401 (registers RandomZoom)
+    from mmseg_dsnet.datasets.random_transforms import (RANDOM_TRANSFORMS,
+                                                        draws_at_random)
+    register_all_modules(init_default_scope=False)
+    for name, chances in RANDOM_TRANSFORMS.items():
+        cls = TRANSFORMS.get(name) or MMCV_TRANSFORMS.get(name)
+        params = inspect.signature(cls.__init__).parameters
+        for key, default in chances:
+            own = params[key].default
+            assert default == (None if own is inspect.Parameter.empty
+                               else own), (name, key, default, own)
+    # Left out, each draws; written 0 (all of them), none does.
+    for step in (dict(type='RandomGrayscale'), dict(type='RandomZoom'),
+                 dict(type='RandomApply', transforms=[dict(type='Resize',
+                                                           scale=(8, 8))]),
+                 dict(type='RandomRotFlip', rotate_prob=0.),
+                 dict(type='RandomRotFlip', flip_prob=0.),
+                 dict(type='BioMedicalGaussianBlur'),
+                 dict(type='RandomDepthMix')):
+        assert draws_at_random(step), step
+    assert not draws_at_random(dict(type='RandomGrayscale', prob=0.))
+    assert not draws_at_random(dict(type='RandomDepthMix', prob=0))
+
+
+def test_what_draws_follows_mmcvs_sampling():
+    """Steps that always do the same (as mmcv samples them) are not random
+    steps, and those that sample are, wrapped or not; each wrapper is
+    named with the innermost transform that draws."""
+    from mmseg_dsnet.datasets.random_transforms import (draws_at_random,
+                                                        drawing_transform,
+                                                        random_step)
+    resize = dict(type='Resize', scale=(8, 8))
+    jitter = dict(type='PhotoMetricDistortion')
+    # prob=[0., 0.]: mmcv draws None (no flip) with 1 - sum(prob) = 1.
+    assert not draws_at_random(dict(type='RandomFlip', prob=[0., 0.],
+                                    direction=['horizontal', 'vertical']))
+    assert not draws_at_random(dict(type='RandomFlip', prob=[1., 0.],
+                                    direction=['horizontal', 'vertical']))
+    # Two scales to sample between: ratio_range is not used then.
+    assert draws_at_random(dict(type='RandomResize', scale=[(96, 96),
+                                                            (128, 128)],
+                                ratio_range=(1., 1.)))
+    # RandomChoice picks one of its options; RandomApply applies at 0.5.
+    assert draws_at_random(dict(type='RandomChoice',
+                                transforms=[[resize], [dict(
+                                    type='Resize', scale=(16, 16))]]))
+    assert not draws_at_random(dict(type='RandomChoice',
+                                    transforms=[[resize]]))
+    assert draws_at_random(dict(type='RandomApply', transforms=[resize]))
+    assert not draws_at_random(dict(type='RandomApply', prob=1.,
+                                    transforms=[resize]))
+    # A wrapper holding one transform (a dict), nested wrappers.
+    mapper = dict(type='KeyMapper', transforms=jitter)
+    assert draws_at_random(mapper)
+    assert drawing_transform(mapper) == 'PhotoMetricDistortion (in KeyMapper)'
+    tta = dict(type='TestTimeAug', transforms=[[dict(
+        type='RandomApply', prob=1., transforms=[jitter])]])
+    assert drawing_transform(tta) == 'PhotoMetricDistortion (in TestTimeAug)'
+    # A callable step is used as it is.
+    assert random_step([lambda results: results, resize]) == -1
+
+
+def test_a_flip_that_never_flips_after_the_masks_is_accepted():
+    """``RandomFlip prob=0.`` (or ``prob=[0., 0.]``) after LoadAnnotations
+    in a test pipeline flips nothing: not refused as a mirrored ground
+    truth, while ``prob=[0.5, 0.5]`` is (it draws)."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    directions = ['horizontal', 'vertical']
+    cfg = Config.fromfile(DEMO)
+    for flip in (dict(type='RandomFlip', prob=0., direction='horizontal'),
+                 dict(type='RandomFlip', prob=[0., 0.],
+                      direction=directions)):
+        cfg.test_dataloader.dataset.pipeline = _with_step(flip)
+        check_pipelines_build(cfg, ('test_dataloader', ))
+    cfg.test_dataloader.dataset.pipeline = _with_step(dict(
+        type='RandomFlip', prob=[0.5, 0.5], direction=directions))
+    with pytest.raises(PipelineConfigError, match=r'pipeline\[3\] .* draws'):
+        check_pipelines_build(cfg, ('test_dataloader', ))
+
+
+def test_a_random_step_in_a_wrapped_test_dataset_is_refused():
+    """The pipeline of a dataset inside ``ConcatDataset`` or
+    ``RepeatDataset`` is checked too, named by its place."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    cfg = Config.fromfile(DEMO)
+    plain = cfg.test_dataloader.dataset.copy()
+    drawing = dict(plain, pipeline=_with_step(
+        dict(type='RandomRotate', prob=0.5, degree=20)))
+    for wrapped, path in (
+            (dict(type='ConcatDataset', datasets=[plain, drawing]),
+             'test_dataloader.dataset.datasets[1].pipeline[3]'),
+            (dict(type='RepeatDataset', times=2, dataset=drawing),
+             'test_dataloader.dataset.dataset.pipeline[3]')):
+        cfg.test_dataloader.dataset = wrapped
+        with pytest.raises(PipelineConfigError) as info:
+            check_pipelines_build(cfg, ('test_dataloader', ))
+        assert str(info.value).startswith(
+            f'{path} of {DEMO}: RandomRotate draws at random'), str(info.value)

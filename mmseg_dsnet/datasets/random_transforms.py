@@ -16,7 +16,7 @@ RANDOM_TRANSFORMS = {
     'BioMedical3DRandomCrop': (),
     'BioMedical3DRandomFlip': (('prob', None), ),
     'BioMedicalGaussianBlur': (('prob', 0.2), ),
-    'BioMedicalGaussianNoise': (('prob', 0.2), ),
+    'BioMedicalGaussianNoise': (('prob', 0.1), ),
     'BioMedicalRandomGamma': (('prob', 0.5), ),
     'PhotoMetricDistortion': (),
     'RandomCrop': (),
