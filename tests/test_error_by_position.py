@@ -504,3 +504,17 @@ def test_a_random_step_in_the_test_pipeline_is_refused(tiny_config,
         'in the test pipeline it would score a random view of each image')
     assert not out.exists()
     assert '| distance from centre |' not in run.stdout
+
+
+def test_a_ring_without_lesion_is_named_not_printed_as_nan():
+    """A lesion in the middle only: the outer ring has no lesion pixels,
+    so its missed rate is undefined; the table printed ``nan %``."""
+    errors = ErrorByPosition(rings=5)
+    lesion = disc(40, 8)
+    errors.update(lesion, lesion, name='centred')
+    table = error_table(errors.summary())
+    corners = table.splitlines()[-3]
+    assert corners == '| 0.8-1.0 | 0.0 % | no lesion | 0.0 % |'
+    # A perfect prediction has no wrong pixels to share out.
+    assert table.endswith('; no pixel is wrong.\n')
+    assert 'nan' not in table

@@ -143,20 +143,31 @@ def error_table(summary: Dict) -> str:
     lines = ['| distance from centre | share of lesion pixels | '
              'lesion missed | background called lesion |',
              '|---|---|---|---|']
+
+    def rate(value, none):
+        # A ring without lesion (background) has no such rate: say so
+        # rather than print 'nan %'.
+        return f'{100 * value:.1f} %' if np.isfinite(value) else none
+
     for ring in summary['rings']:
         lines.append(f'| {ring["inner"]:.1f}-{ring["outer"]:.1f} | '
                      f'{100 * ring["lesion_share"]:.1f} % | '
-                     f'{100 * ring["missed_rate"]:.1f} % | '
-                     f'{100 * ring["false_rate"]:.1f} % |')
+                     f'{rate(ring["missed_rate"], "no lesion")} | '
+                     f'{rate(ring["false_rate"], "no background")} |')
     # The rings are counted at the original size; the IoU tools/test.py
     # reports first is at the evaluator's low_res_size.
     at = ' at the original size (IoU_orig of tools/test.py)'
     if 'iou_low_res' in summary:
         height, width = summary['low_res_size']
         at += f', {summary["iou_low_res"]:.2f} at {height}x{width} (its IoU)'
+    if np.isfinite(summary['missed_share']):
+        spread = (f'missed lesion is '
+                  f'{100 * summary["missed_share"]:.0f} % of the wrong '
+                  f'pixels, and the {summary["worst"]} images with the most '
+                  f'wrong pixels hold {100 * summary["worst_share"]:.0f} % '
+                  f'of them.')
+    else:
+        spread = 'no pixel is wrong.'
     lines += ['', f'{summary["images"]} images, pooled IoU '
-              f'{summary["iou"]:.2f}{at}; missed lesion is '
-              f'{100 * summary["missed_share"]:.0f} % of the wrong pixels, '
-              f'and the {summary["worst"]} images with the most wrong pixels '
-              f'hold {100 * summary["worst_share"]:.0f} % of them.']
+              f'{summary["iou"]:.2f}{at}; {spread}']
     return '\n'.join(lines) + '\n'
