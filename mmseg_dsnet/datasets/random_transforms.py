@@ -64,6 +64,19 @@ def _flips_always_alike(step) -> bool:
     return 1 in chances
 
 
+def _held_steps(step) -> list:
+    """The steps a wrapper step holds, flattened: TestTimeAug holds lists of
+    options; RandomApply, RandomChoice, KeyMapper ... hold steps
+    (RandomChoice: lists of them), or one step."""
+    inner = step.get('transforms')
+    if isinstance(inner, dict):
+        return [inner]
+    if not isinstance(inner, (list, tuple)):
+        return []
+    return [option for item in inner for option in (
+        item if isinstance(item, (list, tuple)) else [item])]
+
+
 def draws_at_random(step) -> bool:
     """Whether a pipeline step (a transform's config) may give another
     result at each call: a transform of :data:`RANDOM_TRANSFORMS` that is
@@ -82,15 +95,7 @@ def draws_at_random(step) -> bool:
     name = _name(step)
     if _never_applied(step):
         return False  # nor the transforms it holds
-    inner = step.get('transforms')
-    if isinstance(inner, (list, tuple)):
-        # TestTimeAug holds lists of options; RandomApply, RandomChoice,
-        # KeyMapper ... hold steps (RandomChoice: lists of them).
-        flat = [option for item in inner for option in (
-            item if isinstance(item, (list, tuple)) else [item])]
-        if any(draws_at_random(option) for option in flat):
-            return True
-    elif isinstance(inner, dict) and draws_at_random(inner):
+    if any(draws_at_random(option) for option in _held_steps(step)):
         return True
     if name not in RANDOM_TRANSFORMS:
         return False
@@ -113,11 +118,7 @@ def drawing_transform(step) -> str:
 def _drawing_inside(step):
     """The class name of the innermost transform that draws among those a
     wrapper step holds, or None."""
-    inner = step.get('transforms')
-    options = [inner] if isinstance(inner, dict) else [
-        option for item in (inner or []) for option in (
-            item if isinstance(item, (list, tuple)) else [item])]
-    for option in options:
+    for option in _held_steps(step):
         if draws_at_random(option):
             return _drawing_inside(option) or str(option.get('type'))
     return None
@@ -161,6 +162,16 @@ def random_step(pipeline) -> int:
                  if draws_at_random(step)), -1)
 
 
+def _steps_around_masks(pipeline):
+    """A pipeline's steps (a callable as ``{}``), their class names and the
+    position of its ``LoadAnnotations`` (-1 without one)."""
+    steps = [step if isinstance(step, dict) else {} for step in pipeline]
+    names = [_name(step) for step in steps]
+    loads = names.index('LoadAnnotations') if 'LoadAnnotations' in names \
+        else -1
+    return steps, names, loads
+
+
 def moved_before_masks(pipeline, kinds=tuple(MOVING_TRANSFORMS)) -> int:
     """The position of a step that moves pixels (a transform of ``kinds``
     that is not a no-op) before the pipeline's ``LoadAnnotations``: it
@@ -176,11 +187,9 @@ def moved_before_masks(pipeline, kinds=tuple(MOVING_TRANSFORMS)) -> int:
     Returns:
         int: That position, or -1.
     """
-    steps = [step if isinstance(step, dict) else {} for step in pipeline]
-    names = [_name(step) for step in steps]
-    if 'LoadAnnotations' not in names:
+    steps, names, loads = _steps_around_masks(pipeline)
+    if loads < 0:
         return -1
-    loads = names.index('LoadAnnotations')
     return next((index for index in range(loads) if names[index] in kinds
                  and not _never_applied(steps[index])), -1)
 
@@ -198,11 +207,9 @@ def flip_after_masks(pipeline) -> int:
     Returns:
         int: That position, or -1.
     """
-    steps = [step if isinstance(step, dict) else {} for step in pipeline]
-    names = [_name(step) for step in steps]
-    if 'LoadAnnotations' not in names:
+    steps, names, loads = _steps_around_masks(pipeline)
+    if loads < 0:
         return -1
-    loads = names.index('LoadAnnotations')
     def flips(step):
         prob = step.get('prob')
         return sum(prob) > 0 if isinstance(prob, (list, tuple)) else bool(
