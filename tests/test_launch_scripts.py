@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -179,8 +180,9 @@ def test_run_demo_sh_runs_the_package_of_its_checkout(tmp_path):
 
 
 # Stands in for both the interpreter that makes the venv and the venv's
-# python: imports pass, `-m pip` is logged and fails while FAKE_PIP_FAILS
-# is set.
+# python: imports pass, `-m pip install` is logged and fails while
+# FAKE_PIP_FAILS is set; `-m venv` makes the venv's python, then (while
+# FAKE_VENV_FAILS is set) fails before its pip is there, as without ensurepip.
 FAKE_VENV_PYTHON = r'''#!/usr/bin/env bash
 case "$1" in
   --version) echo 'Python 3.11 (stand-in)' ;;
@@ -188,19 +190,26 @@ case "$1" in
   -m)
     if [ "$2" = venv ]; then
       mkdir -p "$3/bin" && cp "$0" "$3/bin/python"
-    elif [ "$2" = pip ] && [ "$3" = install ]; then
-      echo "$*" >> "$FAKE_PIP_LOG"
-      [ -z "${FAKE_PIP_FAILS:-}" ] || { echo 'pip: no network' >&2; exit 1; }
+      [ -z "${FAKE_VENV_FAILS:-}" ] || {
+        echo 'The virtual environment was not created successfully because ensurepip is not available.' >&2
+        exit 1; }
+      touch "$3/pip"
+    elif [ "$2" = pip ]; then
+      [ -f "$(dirname "$0")/../pip" ] || {
+        echo "$0: No module named pip" >&2; exit 1; }
+      if [ "$3" = install ]; then
+        echo "$*" >> "$FAKE_PIP_LOG"
+        [ -z "${FAKE_PIP_FAILS:-}" ] || { echo 'pip: no network' >&2; exit 1; }
+      fi
     fi ;;
 esac
 '''
 
 
-def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
-    """A build for other requirement files (another branch) that failed
-    half-way left the stamp of the earlier files, so after a checkout
-    back setup_env.sh returned at once, exit 0, on a .venv holding some
-    packages of the failed build."""
+def setup_env_copy(tmp_path):
+    """A copy of the repository's files that setup_env.sh reads, with the
+    stand-in interpreter; returns the copy's folder and the environment to
+    run it with."""
     copy = tmp_path / 'repo'
     (copy / 'tools').mkdir(parents=True)
     shutil.copytree(REPO / 'requirements', copy / 'requirements')
@@ -209,9 +218,19 @@ def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
     fake = tmp_path / 'python'
     fake.write_text(FAKE_VENV_PYTHON)
     fake.chmod(0o755)
-    log = tmp_path / 'pip.log'
-    env = dict(os.environ, PYTHON=str(fake), FAKE_PIP_LOG=str(log))
+    env = dict(os.environ, PYTHON=str(fake),
+               FAKE_PIP_LOG=str(tmp_path / 'pip.log'))
     env.pop('VENV', None)
+    return copy, env
+
+
+def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
+    """A build for other requirement files (another branch) that failed
+    half-way left the stamp of the earlier files, so after a checkout
+    back setup_env.sh returned at once, exit 0, on a .venv holding some
+    packages of the failed build."""
+    copy, env = setup_env_copy(tmp_path)
+    log = tmp_path / 'pip.log'
 
     def setup(**extra):
         return subprocess.run(
@@ -235,6 +254,36 @@ def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
     assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
     log.unlink()
     assert setup().returncode == 0 and not log.exists()
+
+
+def test_setup_env_sh_stops_at_a_failed_venv_and_makes_it_again(tmp_path):
+    """``python -m venv`` failing (Debian without python3-venv: no
+    ensurepip) left a .venv with a python and no pip; once the cause was
+    fixed, every later call skipped the creation (the venv had a python)
+    and failed with pip's ``No module named pip`` until .venv was removed
+    by hand. A failed step also ended on its command's output, with no
+    ERROR line."""
+    copy, env = setup_env_copy(tmp_path)
+
+    def setup(**extra):
+        return subprocess.run(
+            ['bash', str(copy / 'tools' / 'setup_env.sh')], cwd=tmp_path,
+            env=dict(env, **extra), capture_output=True, text=True,
+            timeout=60)
+
+    failed = setup(FAKE_VENV_FAILS='1')
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert 'creating .venv: done' not in failed.stdout
+    assert failed.stderr.splitlines()[-1] == (
+        'ERROR: tools/setup_env.sh: creating .venv failed (exit 1, see '
+        'above); .venv is not ready')
+    assert failed.stderr.count('ERROR:') == 1
+    assert not (tmp_path / 'pip.log').exists()
+    assert not list((copy / '.venv').glob('.mmseg-dsnet-*'))
+    again = setup()  # python3-venv installed
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert 'creating .venv: done' in again.stdout
+    assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
 
 
 @pytest.mark.parametrize('venv', ['absolute', 'envs/dsnet'])
@@ -279,10 +328,75 @@ case $tool in
   tools/test.py)
     echo 'IoU: 80.0  DSC: 88.9'; echo '{}' > "$4/test_metrics.json" ;;
   tools/analysis_tools/design_sweep.py)
+    while [ "$1" != --work-dir ]; do shift; done
+    mkdir -p "$2/cand_s0"; echo 'a log' > "$2/cand_s0/cand_s0.log"
     while [ "$1" != --record-dir ]; do shift; done
     mkdir -p "$2"; echo '{}' > "$2/cand_seed0.json"; echo 'cand_s0: done' ;;
 esac
 '''
+
+
+def run_device_script(script, cwd, **env):
+    """Runs tools/device/SCRIPT from cwd with the stand-in python."""
+    python = cwd / 'fake_python'
+    python.write_text(FAKE_DEVICE_PYTHON)
+    python.chmod(0o755)
+    return subprocess.run(
+        ['bash', str(REPO / 'tools' / 'device' / script)], cwd=cwd,
+        env=dict(os.environ, PYTHON=str(python), CALL_LIMIT='0', SEEDS='0',
+                 **env), capture_output=True, text=True, timeout=60)
+
+
+def test_protocol_script_tests_the_runs_of_an_out_with_spaces(tmp_path):
+    """The run folders were split at spaces (``for dir in $ALL_DIRS``):
+    with OUT=".../my out" the run was reported ``my: stopped, not tested``
+    and ``out/runs: stopped, not tested``, nothing was tested, exit 0."""
+    out = tmp_path / 'my out'
+    done = run_device_script('isic2017_fast_protocol.sh', tmp_path,
+                             OUT=str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (out / 'summary.txt').read_text()
+    assert 'run_seed0: IoU: 80.0  DSC: 88.9' in summary
+    assert 'not tested' not in summary
+    assert (out / 'results.tar.gz').is_file() and not (out / 'runs').exists()
+
+
+@pytest.mark.parametrize('script,archive', [
+    ('isic2017_fast_protocol.sh', 'results.tar.gz'),
+    ('design_screen.sh', 'records.tar.gz'),
+])
+def test_device_scripts_refuse_an_out_holding_an_earlier_call(
+        tmp_path, script, archive):
+    """A second call with the same OUT (a dry run repeated, the default
+    work_dirs/device on a workstation) overwrote the first call's archive
+    (its trained runs, its records) and appended to its summary, exit 0."""
+    out = tmp_path / 'out'
+    first = run_device_script(script, tmp_path, OUT=str(out),
+                              WORK=str(tmp_path / 'work1'))
+    assert first.returncode == 0, first.stdout + first.stderr
+    kept = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert archive in kept
+    second = run_device_script(script, tmp_path, OUT=str(out),
+                               WORK=str(tmp_path / 'work2'))
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert second.stderr.splitlines()[-1].startswith(
+        f"ERROR: {out} holds an earlier call's ")
+    assert second.stderr.count('ERROR:') == 1 and second.stdout == ''
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == kept
+    assert not (tmp_path / 'work2').exists()
+
+
+def test_design_screen_packs_the_logs_of_a_relative_out(tmp_path):
+    """The logs were packed from within WORK, so the default (relative)
+    OUT named a folder there: ``tar (child): work_dirs/device/logs.tar.gz:
+    Cannot open``, no logs came back, exit 0."""
+    done = run_device_script('design_screen.sh', tmp_path, OUT='out',
+                             WORK=str(tmp_path / 'work'))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'tar' not in done.stderr
+    with tarfile.open(tmp_path / 'out' / 'logs.tar.gz') as logs:
+        assert './cand_s0/cand_s0.log' in logs.getnames()
+    assert (tmp_path / 'out' / 'records.tar.gz').is_file()
 
 # Stands in for tar on a full disk: a cut archive, then a failure.
 FAKE_FULL_DISK_TAR = r'''#!/bin/sh

@@ -25,7 +25,12 @@ step() {
   shift
   t0=$(date +%s)
   echo "[setup_env] $what ..."
-  "$@"
+  # One ERROR line after the failed command's own output.
+  "$@" || {
+    local status=$?
+    echo "ERROR: tools/setup_env.sh: $what failed (exit $status, see above); $VENV is not ready" >&2
+    exit "$status"
+  }
   echo "[setup_env] $what: done in $(( $(date +%s) - t0 )) s"
 }
 pip() { "$VENV/bin/python" -m pip "$@" --disable-pip-version-check; }
@@ -35,7 +40,10 @@ echo "[setup_env] preparing $VENV with $("$PYTHON" --version 2>&1) ($(nproc) cor
 # that of other requirement files (a build for another branch that failed
 # half-way, then a checkout back, found the old stamp and returned at once).
 rm -f "$VENV"/.mmseg-dsnet-*
-[ -x "$VENV/bin/python" ] || step "creating $VENV" "$PYTHON" -m venv "$VENV"
+# A venv whose creation failed (no ensurepip: Debian's python3-venv missing)
+# or was interrupted has a python but no pip: made again, not used as it is.
+"$VENV/bin/python" -m pip --version >/dev/null 2>&1 ||
+  step "creating $VENV" "$PYTHON" -m venv "$VENV"
 # The build below finds ninja (and the venv's tools) on PATH.
 case "$VENV" in /*) venv_bin="$VENV/bin" ;; *) venv_bin="$PWD/$VENV/bin" ;; esac
 export PATH="$venv_bin:$PATH"

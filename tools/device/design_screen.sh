@@ -17,7 +17,9 @@
 # fast_train.json), $OUT/summary.txt.
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 TRAIN_IMAGES=32 OUT=/tmp/d bash ...
 # Exit status: the sweep's (1 when runs were stopped by the time limit: they
-# have no record; 2 for input it refused), after the records are packed.
+# have no record; 2 for input it refused), after the records are packed; 1
+# when the records or logs could not be packed; 2, before anything runs, for
+# an OUT holding an earlier call's results.
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}
@@ -28,7 +30,17 @@ TIME_LIMIT=${TIME_LIMIT:-280}   # seconds the training loop may take
 CANDIDATES=${CANDIDATES:-configs/dsnet/design/dsnet-design-e-deeper-eighth_isic2017.py}
 SMALL=()
 [ -n "${TRAIN_IMAGES:-}" ] && SMALL=(--train-images "$TRAIN_IMAGES")
+# An earlier call's results in OUT would be overwritten (its archive: the
+# records of its screen) or mixed with this call's.
+for name in records.tar.gz records logs.tar.gz sweep.txt; do
+  if [ -e "$OUT/$name" ]; then
+    echo "ERROR: $OUT holds an earlier call's $name: it would be overwritten; give another OUT (or move it away)" >&2
+    exit 2
+  fi
+done
 mkdir -p "$OUT"
+# Absolute: the logs are packed from within WORK.
+OUT=$(cd "$OUT" && pwd)
 if [ -f .device_kit/setup.sh ] && [ -z "${PYTHON:-}" ]; then
   source .device_kit/setup.sh || exit 1
 fi
@@ -57,8 +69,13 @@ if [ -d "$OUT/records" ]; then
     echo "ERROR: could not pack $OUT/records into records.tar.gz (see above); the records stay in $OUT/records" | tee -a "$OUT/summary.txt" >&2
   fi
 fi
-# Checkpoints stay behind: the records hold what the screen needs.
-[ -d "$WORK" ] && (cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -)
+# Checkpoints stay behind: the records hold what the screen needs. The logs
+# come back too: a failed packing is said, and no cut archive is left.
+if [ -d "$WORK" ] && ! (cd "$WORK" && find . -name '*.log' -o -name fast_train.json | tar czf "$OUT/logs.tar.gz" -T -); then
+  packed=0
+  rm -f "$OUT/logs.tar.gz"
+  echo "ERROR: could not pack the logs of $WORK into $OUT/logs.tar.gz (see above)" | tee -a "$OUT/summary.txt" >&2
+fi
 stamp "done"
 # A screen with runs stopped or refused is no complete one.
 [ "$sweep_rc" != 0 ] || [ "$packed" = 1 ] || exit 1

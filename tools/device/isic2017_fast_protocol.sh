@@ -15,7 +15,8 @@
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 INDICES=16 OUT=/tmp/d bash ...
 # Exit status: 0 when every run trained all its epochs and was tested; 1
 # otherwise (a run stopped by TIME_LIMIT is kept, resumable, but not tested:
-# its summary line says so); 2 for settings it cannot follow.
+# its summary line says so); 2 for settings it cannot follow (also an OUT
+# holding an earlier call's results).
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}
@@ -36,6 +37,14 @@ SMALL=()
 if [ -n "${INDICES:-}" ]; then
   SMALL=(train_dataloader.dataset.indices=$INDICES test_dataloader.dataset.indices=$INDICES)
 fi
+# An earlier call's results in OUT would be overwritten (its archive: the
+# runs it trained) or mixed with this call's.
+for name in results.tar.gz runs profile training.txt; do
+  if [ -e "$OUT/$name" ]; then
+    echo "ERROR: $OUT holds an earlier call's $name: it would be overwritten; give another OUT (or move it away)" >&2
+    exit 2
+  fi
+done
 mkdir -p "$OUT"
 if [ -f .device_kit/setup.sh ] && [ -z "${PYTHON:-}" ]; then
   source .device_kit/setup.sh || exit 1
@@ -65,19 +74,23 @@ grep "^\[fast_train\]" "$OUT/training.txt" | tail -8 | tee -a "$OUT/summary.txt"
 
 stamp "testing"
 # One run: --work-dir is its dir; several: one sub-folder each.
-ALL_DIRS=$(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
+# An array, one path each: a path with spaces (OUT) is one run, not two
+# that were reported stopped while nothing was tested, exit 0.
+mapfile -t ALL_DIRS < <(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
 # A run stopped by the time limit is not tested: its checkpoint is of fewer
 # epochs than the protocol's, and its test_metrics.json would be collected
 # (and its summary line read) as the protocol's result.
-RUN_DIRS=""
-for dir in $ALL_DIRS; do
+RUN_DIRS=()
+runs_stopped=0
+for dir in "${ALL_DIRS[@]}"; do
   if grep -q '"completed": true' "$dir/fast_train.json"; then
-    RUN_DIRS="$RUN_DIRS $dir"
+    RUN_DIRS+=("$dir")
   else
+    runs_stopped=1
     echo "$(basename "$dir"): stopped, not tested ($(grep -o '"stopped": "[^"]*"' "$dir/fast_train.json"))" | tee -a "$OUT/summary.txt"
   fi
 done
-for dir in $RUN_DIRS; do
+for dir in "${RUN_DIRS[@]}"; do
   ckpt=$(ls "$dir"/best_*.pth 2>/dev/null | head -1)   # selected on val, if validated
   [ -f "$ckpt" ] || ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null)
   [ -f "$ckpt" ] || { echo "no checkpoint in $dir" | tee -a "$OUT/summary.txt"; continue; }
@@ -88,7 +101,7 @@ done
 wait
 # GPU inference throughput for the leaderboard (leaderboard.py collect --gpu-json),
 # when the call has time left for it.
-for dir in $RUN_DIRS; do
+for dir in "${RUN_DIRS[@]}"; do
   [ $((CALL_LIMIT - SECONDS)) -gt 40 ] || { echo "no time left for the GPU benchmark" | tee -a "$OUT/summary.txt"; break; }
   ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null); [ -f "$ckpt" ] || continue
   timeout 60 $PY tools/analysis_tools/benchmark.py "$(ls "$dir"/*.py | head -1)" "$ckpt" \
@@ -96,12 +109,12 @@ for dir in $RUN_DIRS; do
     || rm -f "$dir/gpu_benchmark.json"
 done
 tests_failed=0
-for dir in $RUN_DIRS; do
+for dir in "${RUN_DIRS[@]}"; do
   if [ -f "$dir/test_metrics.json" ]; then
-    echo "$(basename $dir): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' $dir/test_output.txt 2>/dev/null | head -1)" | tee -a "$OUT/summary.txt"
+    echo "$(basename "$dir"): $(grep -o 'IoU: [0-9.]*  DSC: [0-9.]*' "$dir/test_output.txt" 2>/dev/null | head -1)" | tee -a "$OUT/summary.txt"
   else
     tests_failed=1
-    echo "$(basename $dir): tools/test.py failed (see test_output.txt)" | tee -a "$OUT/summary.txt"
+    echo "$(basename "$dir"): tools/test.py failed (see test_output.txt)" | tee -a "$OUT/summary.txt"
   fi
 done
 # The device tool brings back few, shallow files: pack the work dirs.
@@ -117,7 +130,8 @@ if [ -d "$OUT/runs" ]; then
   fi
 fi
 stamp "done"
-if [ "$train_rc" != 0 ] || [ "$tests_failed" != 0 ] || [ -z "$ALL_DIRS" ]; then
+if [ "$train_rc" != 0 ] || [ "$tests_failed" != 0 ] || [ "$runs_stopped" != 0 ] ||
+   [ "${#ALL_DIRS[@]}" = 0 ]; then
   echo "ERROR: not every run trained all its epochs and was tested (fast_train rc=$train_rc); see summary.txt" >&2
   exit 1
 fi
