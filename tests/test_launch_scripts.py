@@ -286,6 +286,51 @@ def test_setup_env_sh_stops_at_a_failed_venv_and_makes_it_again(tmp_path):
     assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
 
 
+def test_setup_env_sh_installs_again_a_package_not_as_pinned(tmp_path):
+    """A later ``pip install`` in the venv that replaced a pinned package
+    (numpy 2 here) kept the stamp, and ``import mmseg, mmcv.ops`` still
+    passed, so setup_env.sh returned at once, exit 0: the tests and the
+    demo ran on a stack other than the pinned one."""
+    real = REPO / '.venv' / 'bin' / 'python'
+    if not real.exists():
+        pytest.skip('no .venv')
+    copy, env = setup_env_copy(tmp_path)
+    # The venv's python: the repository's .venv (read only: its pip is a
+    # stand-in that logs), with the packages of `meta` found first.
+    meta = tmp_path / 'meta'
+    meta.mkdir()
+    log = tmp_path / 'pip.log'
+    venv_python = copy / '.venv' / 'bin' / 'python'
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text(
+        '#!/bin/sh\n'
+        f'if [ "$1 $2" = "-m pip" ]; then echo "$*" >> {log}; exit 0; fi\n'
+        f'PYTHONPATH={meta}${{PYTHONPATH:+:$PYTHONPATH}} exec {real} "$@"\n')
+    venv_python.chmod(0o755)
+    parts = sorted((copy / 'requirements').glob('*.txt')) + [
+        copy / 'setup.py', copy / 'tools' / 'setup_env.sh']
+    stamp = hashlib.sha1(b''.join(p.read_bytes() for p in parts)).hexdigest()
+    (copy / '.venv' / f'.mmseg-dsnet-{stamp[:16]}').touch()
+
+    def setup():
+        return subprocess.run(
+            ['bash', str(copy / 'tools' / 'setup_env.sh')], cwd=tmp_path,
+            env=env, capture_output=True, text=True, timeout=120)
+
+    ready = setup()
+    assert ready.returncode == 0 and ready.stdout == '', ready.stderr
+    assert not log.exists()
+    numpy2 = meta / 'numpy-2.0.0.dist-info'
+    numpy2.mkdir()
+    (numpy2 / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: numpy\nVersion: 2.0.0\n')
+    again = setup()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[0] == (
+        '[setup_env] not as pinned: numpy 2.0.0 (pinned: numpy==1.26.4)')
+    assert 'numpy==1.26.4' in log.read_text()
+
+
 @pytest.mark.parametrize('venv', ['absolute', 'envs/dsnet'])
 def test_run_scripts_use_the_venv_setup_env_prepared(tmp_path, venv):
     """With VENV set, setup_env.sh prepared that environment, but

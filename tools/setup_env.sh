@@ -5,7 +5,8 @@
 # first): most of the first install's time, shorter the more cores the
 # machine has. pip caches the built wheel, so later installs take under a
 # minute; with an up-to-date .venv this script returns at once (a stamp of
-# the requirement files is checked). Figures: docs/benchmarks.md.
+# the requirement files and the installed versions of the pinned packages
+# are checked). Figures: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,7 +15,37 @@ VENV=${VENV:-.venv}
 stamp_src=$(cat requirements/*.txt setup.py tools/setup_env.sh | sha1sum | cut -c1-16)
 stamp="$VENV/.mmseg-dsnet-$stamp_src"
 
-if [ -f "$stamp" ] && "$VENV/bin/python" -c "import mmseg, mmcv.ops, mmseg_dsnet" 2>/dev/null; then
+# The pins of the stack installed below, beside those of requirements/.
+TORCH_PIN=torch==2.13.0
+SETUPTOOLS_PIN="setuptools>=77,<81"
+MMCV_PIN=mmcv==2.1.0
+# Ready: the stamp, the stack imports, and each package installed is of the
+# version pinned: a later pip install in the venv (numpy 2, another
+# mmsegmentation pulled in by a dependency) kept the stamp and the imports.
+ready_check='
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import Requirement
+import mmseg, mmcv.ops, mmseg_dsnet
+pins = [arg for arg in sys.argv[1:] if not arg.endswith(".txt")]
+for path in (arg for arg in sys.argv[1:] if arg.endswith(".txt")):
+    with open(path) as f:
+        pins += [line.split("#")[0].strip() for line in f]
+unmet = []
+for pin in filter(None, pins):
+    req = Requirement(pin)
+    try:
+        have = version(req.name)
+    except PackageNotFoundError:
+        have = "missing"
+    if have == "missing" or not req.specifier.contains(have, prereleases=True):
+        unmet.append(f"{req.name} {have} (pinned: {pin})")
+if unmet:
+    print("[setup_env] not as pinned: " + "; ".join(unmet))
+    sys.exit(1)
+'
+if [ -f "$stamp" ] && "$VENV/bin/python" -c "$ready_check" "$TORCH_PIN" \
+    "$SETUPTOOLS_PIN" "$MMCV_PIN" requirements/*.txt 2>/dev/null; then
   exit 0
 fi
 
@@ -51,7 +82,7 @@ export PATH="$venv_bin:$PATH"
 # torch 2.13.0 CPU: from the local wheel store here; on other machines pip
 # fetches it. setuptools < 81 keeps pkg_resources, which mmcv's build needs.
 step "torch 2.13.0 (CPU), numpy, build tools" \
-  pip install -q torch==2.13.0 "setuptools>=77,<81" wheel numpy==1.26.4
+  pip install -q "$TORCH_PIN" "$SETUPTOOLS_PIN" wheel numpy==1.26.4
 step "opencv-python, mmengine" \
   pip install -q opencv-python==4.11.0.86 mmengine==0.10.7
 step "ninja (parallel compilation of mmcv's ops)" \
@@ -67,7 +98,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     what="mmcv 2.1.0 with ops, compiling one file at a time (ninja missing)"
   fi
   export MMCV_WITH_OPS=1
-  step "$what" pip install --no-build-isolation mmcv==2.1.0
+  step "$what" pip install --no-build-isolation "$MMCV_PIN"
 fi
 step "mmsegmentation and the runtime/test requirements" \
   pip install -q -r requirements/runtime.txt -r requirements/tests.txt
