@@ -79,6 +79,19 @@ def launch(tmp_path, script, *args, **env):
     ('slurm_test.sh', ('gpu', 'dsnet', 'a.py'), {}, 'CHECKPOINT is missing'),
     ('slurm_test.sh', ('gpu', 'dsnet', 'a.py', 'c.pth'), {'GPUS': 'all'},
      "GPUS must be a whole number, got 'all'"),
+    # Another launcher, after the script's own: each task trained (tested)
+    # alone, all at once into the same work dir, exit 0.
+    ('slurm_train.sh', ('gpu', 'dsnet', 'a.py', '--work-dir', 'w',
+                        '--launcher', 'none'), {},
+     "'--launcher none' among the train.py arguments: the script gives "
+     '--launcher slurm (one task per GPU); with another each task would '
+     'run alone, on all the data, into the same work dir; leave out '
+     '--launcher'),
+    ('slurm_test.sh', ('gpu', 'dsnet', 'a.py', 'c.pth', '--launch=pytorch'),
+     {}, "'--launch=pytorch' among the test.py arguments: the script gives "
+     '--launcher slurm (one task per GPU); with another each task would '
+     'run alone, on all the data, into the same work dir; leave out '
+     '--launcher'),
 ])
 def test_launch_scripts_refuse_missing_arguments_and_bad_settings(
         tmp_path, script, args, env, error):
@@ -130,6 +143,11 @@ def test_launch_scripts_pass_arguments_with_spaces_unchanged(tmp_path):
     assert started[:3] == ['-p', 'gpu', '--job-name=dsnet']
     assert started[-5:] == ['my cfg.py', '--launcher', 'slurm',
                             '--work-dir', 'a b']
+    # The script's own launcher, given again, is no other.
+    done, started = launch(tmp_path, 'slurm_test.sh', 'gpu', 'dsnet',
+                           'my cfg.py', 'c k.pth', '--launcher', 'slurm')
+    assert done.returncode == 0, done.stderr
+    assert started[-4:] == ['--launcher', 'slurm', '--launcher', 'slurm']
 
 
 def test_run_tests_sh_runs_only_the_test_files_given(tmp_path):

@@ -74,3 +74,28 @@ launch_input() {
     exit 2
   fi
 }
+
+# launch_own_launcher TOOL LAUNCHER ARGS...: the tool's arguments (ARGS)
+# hold no other --launcher (argparse also reads an abbreviation such as
+# --launch=none): given after the script's own, it won, and each task ran
+# the whole run alone, all at once into the same work dir, exit 0.
+launch_own_launcher() {
+  local tool=$1 launcher=$2 arg name shown value
+  shift 2
+  while [ $# -gt 0 ]; do
+    arg=$1
+    shift
+    name=${arg%%=*}
+    case $name in --la*) ;; *) continue ;; esac
+    [[ --launcher == "$name"* ]] || continue
+    if [[ $arg == *=* ]]; then
+      value=${arg#*=} shown=$arg
+    else
+      value=${1:-} shown="$arg${1:+ $1}"
+    fi
+    [ "$value" = "$launcher" ] || launch_error "'$shown' among the $tool \
+arguments: the script gives --launcher $launcher (one task per GPU); with \
+another each task would run alone, on all the data, into the same work \
+dir; leave out --launcher"
+  done
+}

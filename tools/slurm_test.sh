@@ -17,6 +17,7 @@ launch_positional JOB_NAME "$JOB_NAME"
 launch_positional CONFIG "$CONFIG"
 launch_positional CHECKPOINT "$CHECKPOINT"
 launch_slurm_settings
+launch_own_launcher test.py slurm "${@:5}"
 launch_input "config file" "$CONFIG"
 launch_input checkpoint "$CHECKPOINT"
 set -x

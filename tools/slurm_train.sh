@@ -18,6 +18,7 @@ launch_positional PARTITION "$PARTITION"
 launch_positional JOB_NAME "$JOB_NAME"
 launch_positional CONFIG "$CONFIG"
 launch_slurm_settings
+launch_own_launcher train.py slurm "${@:4}"
 launch_input "config file" "$CONFIG"
 set -x
 
