@@ -38,9 +38,9 @@ for name in records.tar.gz records logs.tar.gz sweep.txt; do
     exit 2
   fi
 done
-mkdir -p "$OUT"
+mkdir -p "$OUT" || { echo "ERROR: could not make OUT $OUT (see above)" >&2; exit 2; }
 # Absolute: the logs are packed from within WORK.
-OUT=$(cd "$OUT" && pwd)
+OUT=$(cd "$OUT" && pwd) || exit 2
 if [ -f .device_kit/setup.sh ] && [ -z "${PYTHON:-}" ]; then
   source .device_kit/setup.sh || exit 1
 fi

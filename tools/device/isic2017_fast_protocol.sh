@@ -45,7 +45,7 @@ for name in results.tar.gz runs profile training.txt; do
     exit 2
   fi
 done
-mkdir -p "$OUT"
+mkdir -p "$OUT" || { echo "ERROR: could not make OUT $OUT (see above)" >&2; exit 2; }
 if [ -f .device_kit/setup.sh ] && [ -z "${PYTHON:-}" ]; then
   source .device_kit/setup.sh || exit 1
 fi
