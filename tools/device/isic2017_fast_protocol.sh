@@ -38,8 +38,9 @@ if [ -n "${INDICES:-}" ]; then
   SMALL=(train_dataloader.dataset.indices=$INDICES test_dataloader.dataset.indices=$INDICES)
 fi
 # An earlier call's results in OUT would be overwritten (its archive: the
-# runs it trained) or mixed with this call's.
-for name in results.tar.gz runs profile training.txt; do
+# runs it trained, and its training output). A runs folder alone may be
+# there: runs put back to go on with EXTRA=--resume.
+for name in results.tar.gz training.txt; do
   if [ -e "$OUT/$name" ]; then
     echo "ERROR: $OUT holds an earlier call's $name: it would be overwritten; give another OUT (or move it away)" >&2
     exit 2
