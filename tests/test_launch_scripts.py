@@ -217,6 +217,7 @@ case "$1" in
         echo "$0: No module named pip" >&2; exit 1; }
       if [ "$3" = install ]; then
         echo "$*" >> "$FAKE_PIP_LOG"
+        sleep "${FAKE_PIP_SLEEP:-0}"
         [ -z "${FAKE_PIP_FAILS:-}" ] || { echo 'pip: no network' >&2; exit 1; }
       fi
     fi ;;
@@ -304,6 +305,36 @@ def test_setup_env_sh_stops_at_a_failed_venv_and_makes_it_again(tmp_path):
     assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
 
 
+def test_setup_env_sh_prepares_a_venv_once_at_a_time(tmp_path):
+    """Two calls at once (two terminals, CI jobs or worktrees sharing one
+    .venv): the second removed the first's stamp and ran pip in the same
+    venv while the first did (each package installed twice, together)."""
+    copy, env = setup_env_copy(tmp_path)
+    env['FAKE_PIP_SLEEP'] = '0.5'
+    log = tmp_path / 'pip.log'
+    command = ['bash', str(copy / 'tools' / 'setup_env.sh')]
+    first = subprocess.Popen(command, cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        for _ in range(300):  # the first is installing
+            if log.exists():
+                break
+            time.sleep(0.1)
+        second = subprocess.run(command, cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+        out, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 0, out + err
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout == (
+        '[setup_env] waiting for another setup_env.sh preparing .venv ...\n')
+    installs = log.read_text().splitlines()
+    assert len(installs) == len(set(installs)) == 5, installs
+    assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
+
+
 def test_setup_env_sh_installs_again_a_package_not_as_pinned(tmp_path):
     """A later ``pip install`` in the venv that replaced a pinned package
     (numpy 2 here) kept the stamp, and ``import mmseg, mmcv.ops`` still
@@ -314,7 +345,8 @@ def test_setup_env_sh_installs_again_a_package_not_as_pinned(tmp_path):
         pytest.skip('no .venv')
     copy, env = setup_env_copy(tmp_path)
     # The venv's python: the repository's .venv (read only: its pip is a
-    # stand-in that logs), with the packages of `meta` found first.
+    # stand-in that logs; the check that skips mmcv's build passes), with
+    # the packages of `meta` found first.
     meta = tmp_path / 'meta'
     meta.mkdir()
     log = tmp_path / 'pip.log'
@@ -323,6 +355,7 @@ def test_setup_env_sh_installs_again_a_package_not_as_pinned(tmp_path):
     venv_python.write_text(
         '#!/bin/sh\n'
         f'if [ "$1 $2" = "-m pip" ]; then echo "$*" >> {log}; exit 0; fi\n'
+        '[ "$1 $2" = "-c import mmcv.ops" ] && exit 0\n'
         f'PYTHONPATH={meta}${{PYTHONPATH:+:$PYTHONPATH}} exec {real} "$@"\n')
     venv_python.chmod(0o755)
     parts = sorted((copy / 'requirements').glob('*.txt')) + [

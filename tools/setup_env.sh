@@ -44,9 +44,22 @@ if unmet:
     print("[setup_env] not as pinned: " + "; ".join(unmet))
     sys.exit(1)
 '
-if [ -f "$stamp" ] && "$VENV/bin/python" -c "$ready_check" "$TORCH_PIN" \
-    "$SETUPTOOLS_PIN" "$MMCV_PIN" requirements/*.txt 2>/dev/null; then
-  exit 0
+ready() {
+  [ -f "$stamp" ] && "$VENV/bin/python" -c "$ready_check" "$TORCH_PIN" \
+    "$SETUPTOOLS_PIN" "$MMCV_PIN" requirements/*.txt 2>/dev/null
+}
+ready && exit 0
+# One setup of a venv at a time: two at once (two terminals, CI jobs or
+# worktrees sharing one .venv) removed each other's stamp and ran pip in
+# the same venv together. The second waits, then finds it ready.
+mkdir -p "$VENV"
+if command -v flock >/dev/null; then
+  exec 9>"$VENV/.setup_env.lock"
+  if ! flock -n 9; then
+    echo "[setup_env] waiting for another setup_env.sh preparing $VENV ..."
+    flock 9
+    ready && exit 0
+  fi
 fi
 
 start=$(date +%s)
