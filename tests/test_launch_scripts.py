@@ -422,6 +422,7 @@ case $tool in
     echo "$2/run_seed0/e.pth" > "$2/run_seed0/last_checkpoint"
     echo '{"completed": true}' > "$2/run_seed0/fast_train.json" ;;
   tools/test.py)
+    [ -z "${FAKE_TEST_FAILS:-}" ] || { echo 'Traceback ...'; exit 1; }
     echo 'IoU: 80.0  DSC: 88.9'; echo '{}' > "$4/test_metrics.json" ;;
   tools/analysis_tools/design_sweep.py)
     while [ "$1" != --work-dir ]; do shift; done
@@ -455,6 +456,21 @@ def test_protocol_script_tests_the_runs_of_an_out_with_spaces(tmp_path):
     assert 'run_seed0: IoU: 80.0  DSC: 88.9' in summary
     assert 'not tested' not in summary
     assert (out / 'results.tar.gz').is_file() and not (out / 'runs').exists()
+
+
+def test_protocol_script_counts_only_this_calls_test(tmp_path):
+    """Runs put back in OUT/runs to go on with EXTRA=--resume hold the
+    test_metrics.json of the call that tested them: a failed test now left
+    it there, read as this call's, exit 0."""
+    out = tmp_path / 'out'
+    (out / 'runs' / 'run_seed0').mkdir(parents=True)
+    (out / 'runs' / 'run_seed0' / 'test_metrics.json').write_text('{}')
+    done = run_device_script('isic2017_fast_protocol.sh', tmp_path,
+                             OUT=str(out), EXTRA='--resume',
+                             FAKE_TEST_FAILS='1')
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ('run_seed0: tools/test.py failed (see test_output.txt)'
+            in (out / 'summary.txt').read_text())
 
 
 @pytest.mark.parametrize('script,archive', [

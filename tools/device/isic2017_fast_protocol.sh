@@ -96,6 +96,9 @@ for dir in "${RUN_DIRS[@]}"; do
   [ -f "$ckpt" ] || ckpt=$(cat "$dir/last_checkpoint" 2>/dev/null)
   [ -f "$ckpt" ] || { echo "no checkpoint in $dir" | tee -a "$OUT/summary.txt"; continue; }
   cfg=$(ls "$dir"/*.py | head -1)
+  # Only this call's test counts: a run put back to resume may hold the
+  # test_metrics.json of an earlier call, read as this test's if it fails.
+  rm -f "$dir/test_metrics.json"
   timeout 90 $PY tools/test.py "$cfg" "$ckpt" --work-dir "$dir" \
     --cfg-options test_dataloader.num_workers=4 "${SMALL[@]}" > "$dir/test_output.txt" 2>&1 &
 done
