@@ -25,7 +25,10 @@ MMCV_PIN=mmcv==2.1.0
 ready_check='
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from packaging.requirements import Requirement
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # pip always holds a copy
+    from pip._vendor.packaging.requirements import Requirement
 import mmseg, mmcv.ops, mmseg_dsnet
 pins = [arg for arg in sys.argv[1:] if not arg.endswith(".txt")]
 for path in (arg for arg in sys.argv[1:] if arg.endswith(".txt")):
