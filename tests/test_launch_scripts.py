@@ -27,9 +27,9 @@ USAGE = {
 }
 
 
-def launch(tmp_path, script, *args, **env):
-    """Runs tools/SCRIPT from tmp_path; the interpreter and srun write
-    their arguments, one per line, to tmp_path/started."""
+def launch(tmp_path, script, *args, shell='bash', **env):
+    """Runs tools/SCRIPT from tmp_path with SHELL; the interpreter and srun
+    write their arguments, one per line, to tmp_path/started."""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir(exist_ok=True)
     record = tmp_path / 'started'
@@ -43,7 +43,7 @@ def launch(tmp_path, script, *args, **env):
                  'NODE_RANK', 'PORT', 'MASTER_ADDR', 'SRUN_ARGS'):
         full_env.pop(name, None)
     full_env.update(env)
-    done = subprocess.run(['bash', str(REPO / 'tools' / script), *args],
+    done = subprocess.run([shell, str(REPO / 'tools' / script), *args],
                           cwd=tmp_path, env=full_env, capture_output=True,
                           text=True, timeout=30)
     started = record.read_text().splitlines() if record.exists() else None
@@ -148,6 +148,53 @@ def test_launch_scripts_pass_arguments_with_spaces_unchanged(tmp_path):
                            'my cfg.py', 'c k.pth', '--launcher', 'slurm')
     assert done.returncode == 0, done.stderr
     assert started[-4:] == ['--launcher', 'slurm', '--launcher', 'slurm']
+
+
+@pytest.mark.parametrize('script,args,error', [
+    ('dist_train.sh', (), 'CONFIG is missing'),
+    ('dist_test.sh', ('a.py', 'c.pth'), 'GPUS is missing'),
+    ('slurm_train.sh', ('gpu', 'dsnet'), 'CONFIG is missing'),
+    ('slurm_test.sh', ('gpu', 'dsnet', 'a.py'), 'CHECKPOINT is missing'),
+])
+def test_launch_scripts_started_with_sh_run_as_with_bash(
+        tmp_path, script, args, error):
+    """``sh tools/dist_train.sh`` (MMSegmentation's docs' form; sh is dash
+    on Debian and Ubuntu) ended in ``source: not found``, a ``not found``
+    line per check and ``Bad substitution``, exit 127 or 2; slurm_*.sh
+    went on past the checks it could not run."""
+    done, started = launch(tmp_path, script, *args, shell='sh')
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f'ERROR: {error}', f'usage: {USAGE[script]}']
+    assert started is None
+    (tmp_path / 'my cfg.py').write_text('')
+    done, started = launch(tmp_path, 'slurm_train.sh', 'gpu', 'dsnet',
+                           'my cfg.py', '--work-dir', 'a b', shell='sh')
+    assert done.returncode == 0, done.stderr
+    assert started[-5:] == ['my cfg.py', '--launcher', 'slurm',
+                            '--work-dir', 'a b']
+
+
+def test_run_and_device_scripts_started_with_sh_run_as_with_bash(tmp_path):
+    """``sh tools/setup_env.sh`` (also run_tests.sh, run_demo.sh, the
+    device scripts): ``Bad substitution`` or ``set: Illegal option -o
+    pipefail``, exit 2, before anything ran."""
+    copy, env = setup_env_copy(tmp_path)
+    done = subprocess.run(['sh', str(copy / 'tools' / 'setup_env.sh')],
+                          cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list((copy / '.venv').glob('.mmseg-dsnet-*'))) == 1
+    shutil.copy(REPO / 'tools' / 'run_tests.sh', copy / 'tools')
+    done = subprocess.run(['sh', str(copy / 'tools' / 'run_tests.sh'),
+                           '--collect-only'], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / 'out'
+    done = run_device_script('design_screen.sh', tmp_path, shell='sh',
+                             OUT=str(out), WORK=str(tmp_path / 'work'))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / 'records.tar.gz').is_file()
 
 
 def test_run_tests_sh_runs_only_the_test_files_given(tmp_path):
@@ -433,13 +480,14 @@ esac
 '''
 
 
-def run_device_script(script, cwd, **env):
-    """Runs tools/device/SCRIPT from cwd with the stand-in python."""
+def run_device_script(script, cwd, shell='bash', **env):
+    """Runs tools/device/SCRIPT from cwd with SHELL and the stand-in
+    python."""
     python = cwd / 'fake_python'
     python.write_text(FAKE_DEVICE_PYTHON)
     python.chmod(0o755)
     return subprocess.run(
-        ['bash', str(REPO / 'tools' / 'device' / script)], cwd=cwd,
+        [shell, str(REPO / 'tools' / 'device' / script)], cwd=cwd,
         env=dict(os.environ, PYTHON=str(python), CALL_LIMIT='0', SEEDS='0',
                  **env), capture_output=True, text=True, timeout=60)
 

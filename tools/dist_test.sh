@@ -6,6 +6,9 @@
 # Multi-node:   NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 PORT=29500 \
 #               bash tools/dist_test.sh CONFIG CHECKPOINT GPUS_PER_NODE [args]
 # PYTHON selects the interpreter (default: python on PATH).
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -e
 CONFIG=${1:-}
 CHECKPOINT=${2:-}

@@ -4,6 +4,9 @@
 # evaluates it and reports where everything went (see tools/demo.py).
 # Run from any folder: relative --config and --work-dir are of the caller's
 # folder (the synthetic set is made in the repository's data/ either way).
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$repo/tools/setup_env.sh"

@@ -3,6 +3,9 @@
 # Arguments go to pytest: test files (paths of the repository) run only
 # those, options (-k, -m "not slow", -x) apply to the suite; pytest.ini's
 # testpaths names the suite, as a "tests" here ran all of it beside any file.
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup_env.sh

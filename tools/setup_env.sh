@@ -7,6 +7,9 @@
 # minute; with an up-to-date .venv this script returns at once (a stamp of
 # the requirement files and the installed versions of the pinned packages
 # are checked). Figures: docs/benchmarks.md.
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

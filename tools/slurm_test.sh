@@ -2,6 +2,9 @@
 # Testing on a Slurm cluster (see slurm_train.sh).
 # Usage: [GPUS=4 GPUS_PER_NODE=4 CPUS_PER_TASK=5 SRUN_ARGS=...] \
 #        bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [args]
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 PARTITION=${1:-}
 JOB_NAME=${2:-}
 CONFIG=${3:-}

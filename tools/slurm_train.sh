@@ -5,6 +5,9 @@
 #        bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args]
 # Pre-empted jobs: re-submit the same command with --resume; the run
 # continues from the newest complete checkpoint in the work dir.
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 PARTITION=${1:-}
 JOB_NAME=${2:-}
 CONFIG=${3:-}

@@ -20,6 +20,9 @@
 # have no record; 2 for input it refused), after the records are packed; 1
 # when the records or logs could not be packed; 2, before anything runs, for
 # an OUT holding an earlier call's results.
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}

@@ -17,6 +17,9 @@
 # otherwise (a run stopped by TIME_LIMIT is kept, resumable, but not tested:
 # its summary line says so); 2 for settings it cannot follow (also an OUT
 # holding an earlier call's results).
+# Started with sh (dash; MMSegmentation's docs write `sh tools/dist_train.sh`):
+# run again by bash, which the lines below need.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 OUT=${OUT:-work_dirs/device}
 PY=${PYTHON:-python3}
