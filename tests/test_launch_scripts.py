@@ -177,8 +177,8 @@ def test_launch_scripts_started_with_sh_run_as_with_bash(
 
 def test_run_and_device_scripts_started_with_sh_run_as_with_bash(tmp_path):
     """``sh tools/setup_env.sh`` (also run_tests.sh, run_demo.sh, the
-    device scripts): ``Bad substitution`` or ``set: Illegal option -o
-    pipefail``, exit 2, before anything ran."""
+    device scripts): ``set: Illegal option -o pipefail`` or ``Syntax
+    error: "(" unexpected``, exit 2, before anything ran."""
     copy, env = setup_env_copy(tmp_path)
     done = subprocess.run(['sh', str(copy / 'tools' / 'setup_env.sh')],
                           cwd=tmp_path, env=env, capture_output=True,
