@@ -95,6 +95,27 @@ def test_one_channel_logits_when_asked():
     assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
 
 
+@pytest.mark.parametrize('mode', ['probability', 'logit'])
+def test_one_channel_output_scores_lesion_label_0(mode):
+    """With masks whose lesion is label 0 (``lesion_index=0``), a 1-channel
+    output (mmseg's probability of label 1) was read as the lesion's: a
+    perfect model scored 0 everywhere, exit 0."""
+    lesion_0 = [[1 - label for label in row] for row in GT_2X3]
+    # The probability of label 1 (background here) is 1 - lesion's.
+    label_1 = torch.tensor(PROB_2X3, dtype=torch.float64).neg().add(1)
+    if mode == 'logit':
+        label_1 = label_1.logit()
+    metric = same_size_metric(2, 3, lesion_index=0,
+                              single_channel_input=mode)
+    metric.process({}, [make_sample(label_1, lesion_0)])
+    # The 0.5 pixels stay background (not above the threshold).
+    assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
+    perfect = same_size_metric(2, 3, lesion_index=0)
+    figures = run(perfect, [make_sample(
+        [[0.1, 0.2, 0.9], [0.8, 0.3, 0.7]], lesion_0)])
+    assert figures['IoU'] == 100 and figures['Spe'] == 100
+
+
 def test_one_channel_logits_in_probability_mode_are_refused():
     metric = same_size_metric(2, 3)
     with pytest.raises(ValueError, match='logit'):
