@@ -588,3 +588,22 @@ def test_fold_batch_norm_keeps_a_convolution_bias():
         with torch.no_grad():
             torch.testing.assert_close(
                 F.conv2d(x, weight, bias, padding=1), norm(conv(x)))
+
+
+def test_a_batch_norm_without_running_statistics_is_refused_by_name():
+    """``norm_cfg=dict(type='BN', track_running_stats=False)``: folding
+    (``reparameterize.py``, ``get_flops.py``'s deployed count) ended in a
+    ``ValueError`` traceback, exit 1; now a :class:`UserError` (one
+    ``ERROR:`` line) that says why and what to do, and the block is left
+    as it was."""
+    from mmseg_dsnet.utils.errors import UserError
+    block = DESDConv(4, 6, norm_cfg=dict(type='BN',
+                                         track_running_stats=False)).eval()
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        before = block(x)
+        with pytest.raises(UserError, match=r'track_running_stats=False\) '
+                           'normalises each batch by its own statistics'):
+            reparameterize_model(block)
+        assert not block.deploy
+        torch.testing.assert_close(block(x), before)

@@ -99,6 +99,9 @@ def square_labels(batch, size):
 
 # --------------------------------------------------------------- DGA bridge
 def test_gate_depends_on_the_input():
+    # Seeded: on some draws a gate logit passes 17 and its sigmoid rounds
+    # to 1.0 in float32, so the test failed depending on the tests before.
+    torch.manual_seed(0)
     bridge = DynamicGateAttention(8).eval()
     with torch.no_grad():
         for param in (bridge.channel_gate.weight, bridge.spatial_gate.weight):

@@ -95,6 +95,27 @@ def test_one_channel_logits_when_asked():
     assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
 
 
+@pytest.mark.parametrize('mode', ['probability', 'logit'])
+def test_one_channel_output_scores_lesion_label_0(mode):
+    """With masks whose lesion is label 0 (``lesion_index=0``), a 1-channel
+    output (mmseg's probability of label 1) was read as the lesion's: a
+    perfect model scored 0 everywhere, exit 0."""
+    lesion_0 = [[1 - label for label in row] for row in GT_2X3]
+    # The probability of label 1 (background here) is 1 - lesion's.
+    label_1 = torch.tensor(PROB_2X3, dtype=torch.float64).neg().add(1)
+    if mode == 'logit':
+        label_1 = label_1.logit()
+    metric = same_size_metric(2, 3, lesion_index=0,
+                              single_channel_input=mode)
+    metric.process({}, [make_sample(label_1, lesion_0)])
+    # The 0.5 pixels stay background (not above the threshold).
+    assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
+    perfect = same_size_metric(2, 3, lesion_index=0)
+    figures = run(perfect, [make_sample(
+        [[0.1, 0.2, 0.9], [0.8, 0.3, 0.7]], lesion_0)])
+    assert figures['IoU'] == 100 and figures['Spe'] == 100
+
+
 def test_one_channel_logits_in_probability_mode_are_refused():
     metric = same_size_metric(2, 3)
     with pytest.raises(ValueError, match='logit'):
@@ -705,3 +726,85 @@ def test_an_imperfect_figure_never_reads_100_nor_a_non_zero_one_0(caplog):
     metric.results = [dict(counts_orig=[3_000_000, 1, 0, 10],
                            counts_low=[3_000_000, 1, 0, 10])]
     assert scored_iou(metric)['iou_low_res'] == 99.9999
+
+
+def numpy_figures(probs, gts, low_res_size, threshold=0.5, ignore=255,
+                  jaccard_threshold=0.65):
+    """Every figure computed straightforwardly with numpy and OpenCV, apart
+    from the metric's code: the lesion probability resized bilinearly, the
+    ground truth by nearest neighbour."""
+    import cv2
+    import numpy as np
+
+    def counts(prob, gt):
+        valid = gt != ignore
+        pred, true = (prob > threshold) & valid, (gt == 1) & valid
+        return np.array([(pred & true).sum(), (pred & ~true).sum(),
+                         (~pred & true & valid).sum(),
+                         (~pred & ~true & valid).sum()], dtype=float)
+
+    def ratio(num, den):
+        return 1.0 if den == 0 else num / den
+
+    def pooled(tp, fp, fn, tn):
+        return dict(IoU=ratio(tp, tp + fp + fn),
+                    DSC=ratio(2 * tp, 2 * tp + fp + fn),
+                    Acc=ratio(tp + tn, tp + fp + fn + tn),
+                    Sen=ratio(tp, tp + fn), Spe=ratio(tn, tn + fp))
+
+    height, width = low_res_size
+    orig = [counts(p, g) for p, g in zip(probs, gts)]
+    low = [counts(cv2.resize(p, (width, height),
+                             interpolation=cv2.INTER_LINEAR),
+                  cv2.resize(g, (width, height),
+                             interpolation=cv2.INTER_NEAREST))
+           for p, g in zip(probs, gts)]
+    figures = pooled(*sum(low))
+    figures.update({f'{k}_orig': v for k, v in pooled(*sum(orig)).items()})
+    ious = [ratio(c[0], c[0] + c[1] + c[2]) for c in orig if c.sum()]
+    dscs = [ratio(2 * c[0], 2 * c[0] + c[1] + c[2]) for c in orig if c.sum()]
+    figures['mIoU_img'] = np.mean(ious)
+    figures['mDSC_img'] = np.mean(dscs)
+    figures['TJ'] = np.mean([i if i >= jaccard_threshold else 0.0
+                             for i in ious])
+    tp, fp, fn, tn = sum(orig)
+    figures['mIoU'] = (tp / (tp + fp + fn) + tn / (tn + fn + fp)) / 2
+    figures['mDice'] = (2 * tp / (2 * tp + fp + fn) +
+                        2 * tn / (2 * tn + fn + fp)) / 2
+    return figures
+
+
+@pytest.mark.parametrize('channels', [1, 2])
+def test_every_figure_matches_a_plain_numpy_computation(channels):
+    """Random masks with ignored pixels, an image without lesion (nor any
+    predicted), one predicted empty and one wholly ignored, against
+    :func:`numpy_figures`: 1-channel probabilities and 2-channel logits."""
+    import numpy as np
+    rng = np.random.default_rng(7)
+    probs, gts, samples = [], [], []
+    for index, (height, width) in enumerate(
+            [(23, 31), (40, 17), (12, 12), (29, 29), (9, 50), (16, 20)]):
+        gt = rng.choice([0, 1, 255], size=(height, width),
+                        p=[0.5, 0.4, 0.1]).astype(np.uint8)
+        prob = rng.random((height, width)).astype(np.float32)
+        if index == 2:
+            gt[gt == 1], prob[:] = 0, 0.2  # no lesion, none predicted
+        if index == 3:
+            prob[:] = 0.1  # nothing predicted on a lesion image
+        if index == 5:
+            gt[:] = 255  # no pixel counted: left out of the means
+        probs.append(prob)
+        gts.append(gt)
+        if channels == 1:
+            seg_logits = prob[None]
+        else:
+            # Logits whose softmax lesion probability is ``prob``.
+            logit = np.log(prob) - np.log1p(-prob)
+            seg_logits = np.stack([np.zeros_like(logit), logit])
+        samples.append(make_sample(seg_logits, gt.astype(np.int64)))
+    metric = LesionMetric(low_res_size=(14, 18))
+    got = run(metric, samples, batch_size=4)
+    expected = numpy_figures(probs, gts, (14, 18))
+    assert set(got) == set(expected)
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(100 * value, abs=1e-4), name

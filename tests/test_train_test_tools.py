@@ -1616,6 +1616,16 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
 
 
+def test_profile_train_step_never_prints_a_slow_step_as_0_img_per_s():
+    """A CPU step of batch 2 in 5.8 s (0.35 img/s) printed ``0 img/s``
+    (``.0f``): a throughput of nothing, beside a real step time."""
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    line = profile.step_line('eager', 5.764, 2)
+    assert line.split()[1:] == ['5764.00', 'ms/step', '0.347', 'img/s'], line
+    assert profile.step_line('graph', 0.0125, 8).split()[3] == '640'
+    assert profile.step_line('eager', 0.1, 8).split()[3] == '80'
+
+
 def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
     """Without --shape the step was timed at 256x256 whatever the config:
     the 128 px demo config's step at 4x its work, its header reading

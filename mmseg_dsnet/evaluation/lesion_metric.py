@@ -252,7 +252,10 @@ class LesionMetric(BaseMetric):
         threshold (float): A pixel is lesion when its lesion probability is
             strictly greater than this. Defaults to 0.5.
         lesion_index (int): Lesion label in the ground truth, and the lesion
-            channel of multi-channel ``seg_logits``. Defaults to 1.
+            channel of multi-channel ``seg_logits``. A 1-channel output is
+            the probability of label 1 (mmseg's masks are ``p >
+            threshold``), so with ``lesion_index=0`` the lesion probability
+            is ``1 - p``. Defaults to 1.
         ignore_index (int): Ground-truth label left out of the evaluation.
             Defaults to 255.
         low_res_size (tuple[int, int]): ``(height, width)`` at which the

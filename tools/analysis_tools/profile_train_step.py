@@ -158,8 +158,7 @@ def main(argv=None):
         try:
             run = make_run(cfg, cache, aug, args, variant)
             step = time_steps(run, args.steps, sync)
-            print(f'{variant:28s} {step * 1e3:8.2f} ms/step  '
-                  f'{args.batch_size / step:8.0f} img/s', flush=True)
+            print(step_line(variant, step, args.batch_size), flush=True)
         except Exception as err:  # noqa: BLE001  (the others still run)
             failed.append(variant)
             print(f'{variant:28s} failed: {type(err).__name__}: {err}',
@@ -178,6 +177,14 @@ def main(argv=None):
         problems.append('the eager step could not be profiled')
     if problems:
         raise UserError('; '.join(problems) + ' (see above)')
+
+
+def step_line(variant, seconds, batch_size):
+    """The printed time of one form: ms per step and images per second
+    (:func:`~mmseg_dsnet.analysis.benchmark.rate_text`)."""
+    from mmseg_dsnet.analysis.benchmark import rate_text
+    return (f'{variant:28s} {seconds * 1e3:8.2f} ms/step  '
+            f'{rate_text(batch_size / seconds):>8s} img/s')
 
 
 def setup_line(args, cuda):

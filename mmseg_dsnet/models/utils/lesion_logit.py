@@ -198,8 +198,10 @@ def stored_lesion_probability(seg_logits,
 
     Args:
         seg_logits (Tensor): ``(C, H, W)``, as in ``SegDataSample``.
-        lesion_index (int): The lesion channel of 2 or more channels.
-            Default: 1.
+        lesion_index (int): The lesion channel of 2 or more channels;
+            with 1 channel, the lesion label (0 or 1) of the masks: the
+            channel is the probability of label 1, so lesion 0's is its
+            complement. Default: 1.
         single_channel_input (str): What 1 channel holds: 'probability'
             (mmseg's segmentors) or 'logit'. Default: 'probability'.
 
@@ -217,13 +219,21 @@ def stored_lesion_probability(seg_logits,
                          f'{tuple(logits.shape)}')
     num_channels = logits.shape[0]
     if num_channels == 1:
+        if lesion_index not in (0, 1):
+            raise ValueError(f'lesion_index {lesion_index} is not a label '
+                             'of a 1-channel (binary) output')
         if single_channel_input == 'logit':
-            return logits[0].sigmoid()
-        if logits.min() < 0 or logits.max() > 1:
+            probability = logits[0].sigmoid()
+        elif logits.min() < 0 or logits.max() > 1:
             raise ValueError(
                 '1-channel seg_logits hold values outside [0, 1]; they '
                 'look like raw logits: set single_channel_input="logit"')
-        return logits[0]
+        else:
+            probability = logits[0]
+        # mmseg's 1-channel output is the probability of label 1 (its
+        # masks are ``p > threshold``): read as lesion 0's, a perfect
+        # model scored 0 everywhere.
+        return probability if lesion_index == 1 else 1 - probability
     if not 0 <= lesion_index < num_channels:
         raise ValueError(f'lesion_index {lesion_index} is not a channel of '
                          f'{num_channels}-channel seg_logits')

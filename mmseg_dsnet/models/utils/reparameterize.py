@@ -21,13 +21,23 @@ def fold_batch_norm(weight: Tensor, bias: Optional[Tensor],
 
     Returns:
         tuple[Tensor, Tensor]: The folded kernel and bias.
+
+    Raises:
+        ModelArgumentError: ``norm`` keeps no running statistics.
     """
     if not isinstance(norm, nn.modules.batchnorm._BatchNorm):
         raise TypeError('re-parameterisation needs a BatchNorm, got '
                         f'{type(norm).__name__}')
     if norm.running_var is None:
-        raise ValueError('BatchNorm without running statistics '
-                         '(track_running_stats=False) cannot be folded')
+        # A user's config, not a bug: one ERROR line from the tools (it
+        # was a ValueError traceback).
+        from ...utils.errors import ModelArgumentError
+        raise ModelArgumentError(
+            'a BatchNorm without running statistics (norm_cfg '
+            'track_running_stats=False) normalises each batch by its own '
+            'statistics, which no convolution can hold: this model has no '
+            're-parameterised (deploy) form. Train with running statistics '
+            '(the default) to deploy it')
     std = torch.sqrt(norm.running_var + norm.eps)
     gamma = norm.weight if norm.weight is not None else torch.ones_like(std)
     beta = norm.bias if norm.bias is not None else torch.zeros_like(std)
