@@ -1107,3 +1107,37 @@ def test_onnxruntime_backend_refuses_another_input_size(exported):
         with pytest.raises(OnnxModelError, match=r'input_size must be '
                            r'\(height, width\), two positive whole numbers'):
             OnnxRuntimeBackend(str(out), input_size=given)
+
+
+def test_a_model_exported_without_a_checkpoint_is_refused_where_used(
+        exported, checkpoint, image_dir, tmp_path, capsys):
+    """``export_onnx(config, None, OUT)`` from Python writes random
+    weights; the file held nothing that said so, and ``infer.py OUT``
+    wrote its meaningless masks, exit 0. Now the file records the weights
+    it holds (the checkpoint's name and SHA-256, or random), and a random
+    one is refused by name, before any output is written."""
+    import hashlib
+
+    import onnx
+    from conftest import run_cli
+    from mmseg_dsnet.apis import OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.onnx_export import export_onnx
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
+    out, _ = exported
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    digest = hashlib.sha256(open(checkpoint, 'rb').read()).hexdigest()
+    assert meta['mmseg_dsnet.weights'] == f'dsnet.pth sha256 {digest}'
+    OnnxRuntimeBackend(str(out))  # a trained model runs
+
+    random_file = tmp_path / 'random.onnx'
+    export_onnx(CONFIG, None, str(random_file), shape=(64, 64))
+    with pytest.raises(OnnxModelError, match=r'random.onnx was exported '
+                       r'without a checkpoint .*weights are random'):
+        OnnxRuntimeBackend(str(random_file))
+    infer = load_tool('infer.py').main
+    code, err = run_cli(infer, [random_file, image_dir, '--out-dir',
+                                tmp_path / 'masks', '--no-progress'], capsys)
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith(
+        f'ERROR: {random_file} was exported without a checkpoint')
+    assert not (tmp_path / 'masks').exists()

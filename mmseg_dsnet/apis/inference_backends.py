@@ -19,6 +19,7 @@ import torch
 
 from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
                                  META_INPUT_SIZE, META_THRESHOLD,
+                                 META_WEIGHTS, RANDOM_WEIGHTS,
                                  DeployableSegmentor, build_segmentor,
                                  check_runs_as_tested, input_size_of,
                                  parse_input_format, threshold_of)
@@ -203,6 +204,26 @@ def check_input_format(onnx_file: str, meta: dict):
         'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
 
 
+def check_trained_weights(onnx_file: str, meta: dict) -> None:
+    """Refuse an ONNX file exported without a checkpoint
+    (``META_WEIGHTS`` is ``RANDOM_WEIGHTS``: ``export_onnx(config, None,
+    ...)`` from Python): its random weights passed the parity check, and
+    its masks, meaningless, were written as any model's, exit 0. A file
+    without ``META_WEIGHTS`` (exported before it was recorded, when the
+    command line always took a checkpoint) runs.
+
+    Raises:
+        OnnxModelError: Naming the file.
+    """
+    if meta.get(META_WEIGHTS) == RANDOM_WEIGHTS:
+        raise OnnxModelError(
+            f'{onnx_file} was exported without a checkpoint (its '
+            f'{META_WEIGHTS} is {RANDOM_WEIGHTS!r}): its weights are '
+            'random and its masks would be meaningless; export the model '
+            'with its checkpoint: tools/deployment/export_onnx.py CONFIG '
+            'CHECKPOINT OUT.onnx')
+
+
 def check_input_size(input_size) -> Tuple[int, int]:
     """``input_size`` as ``(H, W)`` of two positive integers.
 
@@ -238,7 +259,8 @@ class OnnxRuntimeBackend:
             size only.
 
     Raises:
-        OnnxModelError: The file is not export_onnx's, ``input_size`` is
+        OnnxModelError: The file is not export_onnx's, or was exported
+            without a checkpoint (random weights), ``input_size`` is
             not the size stored in it (or not two positive integers), or
             a fixed-size graph's metadata disagree about its size.
     """
@@ -252,6 +274,7 @@ class OnnxRuntimeBackend:
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         fixed = check_input_format(onnx_file, meta)
+        check_trained_weights(onnx_file, meta)
         if fixed is not None:
             # The graph takes its trace size only: another size fails in
             # onnxruntime, and sizes that disagree mean an edited file.

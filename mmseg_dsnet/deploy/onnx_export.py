@@ -34,9 +34,10 @@ from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
-                            remove_stale_partials)
+                            remove_stale_partials, sha256_of)
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
-                         DeployableSegmentor, build_segmentor,
+                         META_WEIGHTS, RANDOM_WEIGHTS, DeployableSegmentor,
+                         build_segmentor,
                          check_runs_as_tested, input_format, input_size_of,
                          threshold_of)
 from .graph_rewrites import optimize_for_cpu
@@ -166,6 +167,17 @@ def export_network(network,
     atomic_write(write, out_file, overwrite)
     return rewrites
 
+def weights_record(checkpoint: Optional[str]) -> str:
+    """``META_WEIGHTS`` of a model exported from ``checkpoint``: its file
+    name and SHA-256, or :data:`~.deployable.RANDOM_WEIGHTS` for None."""
+    if not checkpoint:
+        return RANDOM_WEIGHTS
+    checkpoint = os.fspath(checkpoint)
+    if not osp.isfile(checkpoint):  # a URL mmengine loaded
+        return checkpoint
+    return f'{osp.basename(checkpoint)} sha256 {sha256_of(checkpoint)}'
+
+
 def export_onnx(config,
                 checkpoint: Optional[str],
                 out_file: str,
@@ -204,6 +216,9 @@ def export_onnx(config,
         'mmseg_dsnet.out_channels': str(trained.decode_head.out_channels),
         'mmseg_dsnet.config': str(getattr(cfg, 'filename', '') or ''),
         'mmseg_dsnet.reparameterized': str(bool(reparameterize)),
+        # Without a checkpoint the file held random weights and nothing
+        # said so: infer.py wrote meaningless masks from it, exit 0.
+        META_WEIGHTS: weights_record(checkpoint),
     }
     rewrites = export_network(deployed, out_file, shape, opset, overwrite,
                               metadata, optimize, dynamic_size)
