@@ -332,7 +332,7 @@ def make_backend(model: str,
         backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``.
             Default: onnxruntime for an ONNX file, PyTorch for a config.
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
-            file first.
+            file first, fixed at the config's input size.
         device (str): Torch device of the PyTorch backend; the onnxruntime
             backend runs on the CPU only (another device raises a
             ``UserError``).
@@ -374,7 +374,11 @@ def make_backend(model: str,
     with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
                                      dir=work_dir) as folder:
         onnx_file = osp.join(folder, 'model.onnx')
-        export_onnx(model, checkpoint, onnx_file)
+        # Traced at the size it runs at, which the graph then fixes: traced
+        # at 256x256, mmseg's UNet and SegFormer keep that size as
+        # constants, and a config at another size failed at every image.
+        export_onnx(model, checkpoint, onnx_file,
+                    shape=tuple(input_size_of(cfg)), dynamic_size=False)
         backend = OnnxRuntimeBackend(onnx_file, num_threads)
     # The temporary file is gone: the config and checkpoint made it.
     backend.model_files = (model, checkpoint)
