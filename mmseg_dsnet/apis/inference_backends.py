@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
-                                 META_INPUT_SIZE, META_THRESHOLD,
-                                 META_WEIGHTS, RANDOM_WEIGHTS,
+                                 META_FLIP_TTA, META_INPUT_SIZE,
+                                 META_PRECISION, META_THRESHOLD, META_WEIGHTS,
+                                 RANDOM_WEIGHTS,
                                  DeployableSegmentor, build_segmentor,
                                  check_runs_as_tested, input_size_of,
                                  parse_input_format, threshold_of)
@@ -310,6 +311,19 @@ class OnnxRuntimeBackend:
             input_size = stored
         self.input_size = tuple(input_size or (256, 256))
         self.threshold = float(meta.get(META_THRESHOLD, 0.5))
+        # 'int8' for a quantized model; None when the file does not say.
+        self.precision = meta.get(META_PRECISION)
+        # Why LesionInferencer(flips=True) is refused for this file, or
+        # None (a file exported before the key was written: not known).
+        self.flip_tta_refusal = None if meta.get(
+            META_FLIP_TTA, 'True') == 'True' else (
+            f'{onnx_file} was exported from a config that sets its own '
+            f'tta_pipeline (its {META_FLIP_TTA} is False), which '
+            'tools/test.py --tta scores, while this averages the image and '
+            'its horizontal and vertical flips at the test size only: the '
+            "masks would not be those of the config's test-time augmented "
+            'figures; leave out test-time augmentation, or export the model '
+            'from a config without its own tta_pipeline')
         self.input_name = self.session.get_inputs()[0].name
         self.model_files = (onnx_file, None)
 

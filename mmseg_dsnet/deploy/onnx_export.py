@@ -36,7 +36,9 @@ from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
-                         META_WEIGHTS, RANDOM_WEIGHTS, DeployableSegmentor,
+                         META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
+                         RANDOM_WEIGHTS,
+                         DeployableSegmentor,
                          build_segmentor,
                          check_runs_as_tested, input_format, input_size_of,
                          threshold_of)
@@ -178,6 +180,19 @@ def weights_record(checkpoint: Optional[str]) -> str:
     return f'{osp.basename(checkpoint)} sha256 {sha256_of(checkpoint)}'
 
 
+def flips_are_its_tta(cfg) -> bool:
+    """Whether ``tools/test.py --tta`` runs the config as ``infer.py
+    --tta`` does (the image and its two flips), i.e. the config sets no
+    ``tta_pipeline`` of other views
+    (:func:`~mmseg_dsnet.datasets.flip_tta_pipeline.check_flip_tta`)."""
+    from ..datasets.flip_tta_pipeline import check_flip_tta
+    try:
+        check_flip_tta(cfg, 'the config')
+    except UserError:
+        return False
+    return True
+
+
 def export_onnx(config,
                 checkpoint: Optional[str],
                 out_file: str,
@@ -219,6 +234,10 @@ def export_onnx(config,
         # Without a checkpoint the file held random weights and nothing
         # said so: infer.py wrote meaningless masks from it, exit 0.
         META_WEIGHTS: weights_record(checkpoint),
+        META_PRECISION: 'float32',
+        # The file has no config: infer.py --tta averaged the flips for a
+        # config whose test.py --tta scores other views, exit 0.
+        META_FLIP_TTA: str(flips_are_its_tta(cfg)),
     }
     rewrites = export_network(deployed, out_file, shape, opset, overwrite,
                               metadata, optimize, dynamic_size)
