@@ -1222,3 +1222,28 @@ def test_an_int8_model_says_it_is_one(exported, tmp_path, capsys):
                          '--no-progress'], capsys)
     assert code == 0, err
     assert '1 images, backend onnxruntime (int8 model), model input' in err
+
+
+def test_int8_figures_name_the_size_they_were_measured_at(
+        checkpoint, tiny_isic, tmp_path):
+    """``export_onnx.py C.py CKPT M.onnx --shape 32 32 --int8 Q`` with a
+    64 px config: the int8 model was calibrated and measured at 32x32 (the
+    size of the checks), while the file runs at 64x64 (its
+    ``mmseg_dsnet.input_size``), and its lesion IoU was printed as "at the
+    model's input size". Now the line names the size of the figures and
+    the size the model runs at, and the report holds ``measured_at``."""
+    from conftest import write_tiny_config
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    lines = []
+    result = export_and_check(
+        str(config), checkpoint, str(tmp_path / 'm.onnx'), shape=(32, 32),
+        int8_file=str(tmp_path / 'q.onnx'), num_check_images=2,
+        num_calib_images=2, log=lines.append, int8_min_mask_iou=0)
+    assert result['parity']['passed'], lines
+    line, = [text for text in lines if text.startswith('int8 model ')]
+    assert ' at 32x32 (--shape; the model runs at 64x64): mask pixel ' \
+        'agreement' in line, line
+    assert 'lesion IoU vs ground truth at 32x32, fp32' in line, line
+    assert "the model's input size" not in line
+    assert result['int8']['measured_at'] == [32, 32]

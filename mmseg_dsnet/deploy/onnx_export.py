@@ -598,16 +598,24 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         atomic_write(quantize_and_measure, int8_file, overwrite)
     except _Int8Failed:
         pass
+    # --shape sets the size of the checks; the file runs at the config's
+    # (its mmseg_dsnet.input_size): "the model's input size" named that
+    # one for figures measured at the other.
+    runs_at = tuple(checked['result']['export']['test_size'])
     int8.update(int8_file=int8_file, calibration=calib_source,
-                evaluated_on=source, min_mask_iou=min_mask_iou)
+                evaluated_on=source, min_mask_iou=min_mask_iou,
+                measured_at=list(shape))
+    size = f'{shape[0]}x{shape[1]}' + (
+        '' if tuple(shape) == runs_at else
+        f' (--shape; the model runs at {runs_at[0]}x{runs_at[1]})')
     text = (f'int8 model {int8_file} ({int8["bytes"] / 1e6:.2f} MB, '
-            f'calibrated on {calib_source}), on {source}: mask pixel '
-            f'agreement with fp32 {int8["pixel_agreement"]:.2f} %, mask IoU '
+            f'calibrated on {calib_source}), on {source} at {size}: mask '
+            f'pixel agreement with fp32 {int8["pixel_agreement"]:.2f} %, mask IoU '
             f'fp32 vs int8 {int8["mask_iou_fp32_vs_int8"]:.2f} %')
     if 'iou_drop' in int8:
         # Scored on the model-size masks, not resized to each image as
         # tools/test.py scores: a drop to compare, not a test figure.
-        text += (f'; lesion IoU vs ground truth at the model\'s input size, '
+        text += (f'; lesion IoU vs ground truth at {shape[0]}x{shape[1]}, '
                  f'fp32 {int8["iou_fp32"]:.2f} -> int8 '
                  f'{int8["iou_int8"]:.2f} (drop {int8["iou_drop"]:.2f} '
                  'points; tools/test.py scores at each image\'s size)')
