@@ -1107,3 +1107,143 @@ def test_onnxruntime_backend_refuses_another_input_size(exported):
         with pytest.raises(OnnxModelError, match=r'input_size must be '
                            r'\(height, width\), two positive whole numbers'):
             OnnxRuntimeBackend(str(out), input_size=given)
+
+
+def test_a_model_exported_without_a_checkpoint_is_refused_where_used(
+        exported, checkpoint, image_dir, tmp_path, capsys):
+    """``export_onnx(config, None, OUT)`` from Python writes random
+    weights; the file held nothing that said so, and ``infer.py OUT``
+    wrote its meaningless masks, exit 0. Now the file records the weights
+    it holds (the checkpoint's name and SHA-256, or random), and a random
+    one is refused by name, before any output is written."""
+    import hashlib
+
+    import onnx
+    from conftest import run_cli
+    from mmseg_dsnet.apis import OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.onnx_export import export_onnx
+    from mmseg_dsnet.deploy.ort_session import OnnxModelError
+    out, _ = exported
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    digest = hashlib.sha256(open(checkpoint, 'rb').read()).hexdigest()
+    assert meta['mmseg_dsnet.weights'] == f'dsnet.pth sha256 {digest}'
+    OnnxRuntimeBackend(str(out))  # a trained model runs
+
+    random_file = tmp_path / 'random.onnx'
+    export_onnx(CONFIG, None, str(random_file), shape=(64, 64))
+    with pytest.raises(OnnxModelError, match=r'random.onnx was exported '
+                       r'without a checkpoint .*weights are random'):
+        OnnxRuntimeBackend(str(random_file))
+    infer = load_tool('infer.py').main
+    code, err = run_cli(infer, [random_file, image_dir, '--out-dir',
+                                tmp_path / 'masks', '--no-progress'], capsys)
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith(
+        f'ERROR: {random_file} was exported without a checkpoint')
+    assert not (tmp_path / 'masks').exists()
+
+
+def test_flips_are_refused_for_a_model_whose_config_scores_other_tta_views(
+        checkpoint, image_dir, tmp_path, capsys):
+    """An ONNX file exported from a config with its own ``tta_pipeline``
+    (two scales), which ``tools/test.py --tta`` scores: ``infer.py M.onnx
+    --tta`` (``LesionInferencer(OnnxRuntimeBackend(M), flips=True)``)
+    averaged the three flips at the test size without a word, exit 0,
+    where the same run from the config is refused. The export now records
+    it and the flips are refused by name; without ``--tta`` it runs."""
+    import onnx
+    from conftest import run_cli
+    from mmseg_dsnet.apis import LesionInferencer, OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.onnx_export import export_onnx
+    from mmseg_dsnet.utils.errors import UserError
+    config = tmp_path / 'two_scales.py'
+    config.write_text(
+        f"_base_ = '{CONFIG}'\n"
+        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(\n"
+        "    type='TestTimeAug', transforms=[\n"
+        "        [dict(type='Resize', scale=(256, 256), keep_ratio=False),\n"
+        "         dict(type='Resize', scale=(320, 320), keep_ratio=False)],\n"
+        "        [dict(type='LoadAnnotations')],\n"
+        "        [dict(type='PackSegInputs')]])]\n")
+    scales = tmp_path / 'scales.onnx'
+    export_onnx(str(config), checkpoint, str(scales), shape=(64, 64))
+    plain = tmp_path / 'plain.onnx'
+    export_onnx(CONFIG, checkpoint, str(plain), shape=(64, 64))
+    meta = {p.key: p.value for p in onnx.load(str(plain)).metadata_props}
+    assert meta['mmseg_dsnet.flip_tta'] == 'True'
+    assert LesionInferencer(OnnxRuntimeBackend(str(plain)), flips=True).flips
+
+    backend = OnnxRuntimeBackend(str(scales))
+    with pytest.raises(UserError, match=r'scales.onnx was exported from a '
+                       r'config that sets its own tta_pipeline'):
+        LesionInferencer(backend, flips=True)
+    assert not LesionInferencer(backend).flips
+    infer = load_tool('infer.py').main
+    code, err = run_cli(infer, [scales, image_dir, '--tta', '--out-dir',
+                                tmp_path / 'tta', '--no-progress'], capsys)
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith(
+        f'ERROR: --tta: {scales} was exported from a config that sets its '
+        'own tta_pipeline')
+    assert not (tmp_path / 'tta').exists()
+    code, err = run_cli(infer, [scales, image_dir, '--out-dir',
+                                tmp_path / 'once', '--no-progress'], capsys)
+    assert code == 0, err
+
+
+def test_an_int8_model_says_it_is_one(exported, tmp_path, capsys):
+    """``quantize_int8`` copies the float model's metadata, its weights
+    record included, so the int8 file read as the float model (nothing in
+    it, nor in ``infer.py``'s lines, said int8). Now its
+    ``mmseg_dsnet.precision`` is ``int8`` (the float model's ``float32``)
+    and ``infer.py`` names it."""
+    import onnx
+    from conftest import run_cli
+    from mmseg_dsnet.apis import OnnxRuntimeBackend
+    from mmseg_dsnet.deploy.int8 import quantize_int8
+    out, _ = exported
+    int8 = tmp_path / 'q.onnx'
+    calibration = [np.random.default_rng(0).uniform(
+        0, 255, (2, 3, 64, 64)).astype(np.float32)]
+    quantize_int8(str(out), str(int8), calibration)
+
+    def meta(path):
+        return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+    assert meta(out)['mmseg_dsnet.precision'] == 'float32'
+    assert meta(int8)['mmseg_dsnet.precision'] == 'int8'
+    assert meta(int8)['mmseg_dsnet.weights'] == meta(out)[
+        'mmseg_dsnet.weights']
+    assert OnnxRuntimeBackend(str(int8)).precision == 'int8'
+    image = tmp_path / 'a.png'
+    Image.fromarray(lesion_image(40, 50, 0)).save(image)
+    code, err = run_cli(load_tool('infer.py').main,
+                        [int8, image, '--out-dir', tmp_path / 'masks',
+                         '--no-progress'], capsys)
+    assert code == 0, err
+    assert '1 images, backend onnxruntime (int8 model), model input' in err
+
+
+def test_int8_figures_name_the_size_they_were_measured_at(
+        checkpoint, tiny_isic, tmp_path):
+    """``export_onnx.py C.py CKPT M.onnx --shape 32 32 --int8 Q`` with a
+    64 px config: the int8 model was calibrated and measured at 32x32 (the
+    size of the checks), while the file runs at 64x64 (its
+    ``mmseg_dsnet.input_size``), and its lesion IoU was printed as "at the
+    model's input size". Now the line names the size of the figures and
+    the size the model runs at, and the report holds ``measured_at``."""
+    from conftest import write_tiny_config
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    lines = []
+    result = export_and_check(
+        str(config), checkpoint, str(tmp_path / 'm.onnx'), shape=(32, 32),
+        int8_file=str(tmp_path / 'q.onnx'), num_check_images=2,
+        num_calib_images=2, log=lines.append, int8_min_mask_iou=0)
+    assert result['parity']['passed'], lines
+    line, = [text for text in lines if text.startswith('int8 model ')]
+    assert ' at 32x32 (--shape; the model runs at 64x64): mask pixel ' \
+        'agreement' in line, line
+    assert 'lesion IoU vs ground truth at 32x32, fp32' in line, line
+    assert "the model's input size" not in line
+    assert result['int8']['measured_at'] == [32, 32]

@@ -147,3 +147,54 @@ def test_make_backend_on_an_onnx_file(tmp_path):
         make_backend(onnx_file, backend='pytorch')
     with pytest.raises(ValueError, match=r'backend must be one of'):
         make_backend(onnx_file, backend='ort')
+
+
+TINY_UNET_64PX = '''
+_base_ = '{base}'
+crop_size = (64, 64)
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=crop_size, keep_ratio=False),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(base_channels=8),
+    decode_head=dict(in_channels=8, channels=8),
+    auxiliary_head=dict(in_channels=16, channels=8))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = test_dataloader
+'''
+
+
+def test_a_config_run_with_onnxruntime_is_traced_at_its_own_size(tmp_path):
+    """``make_backend(C, CKPT, backend='onnxruntime')`` (``infer.py C CKPT
+    --backend onnxruntime``) with mmseg's UNet (a slim one) at 64x64: the
+    temporary export was traced at 256x256, whose sizes UNet's graph keeps
+    as constants, so every image failed in onnxruntime ("Non concat axis
+    dimensions must match"). Now it runs and gives the PyTorch backend's
+    masks."""
+    from conftest import REPO
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mmseg_dsnet.apis import LesionInferencer
+    from mmseg_dsnet.engine.preflight import build_scope
+    config = tmp_path / 'unet_64px.py'
+    config.write_text(TINY_UNET_64PX.format(
+        base=REPO / 'configs/unet/unet-s5-d16_fcn_isic2017.py'))
+    cfg = Config.fromfile(str(config))
+    torch.manual_seed(0)
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
+    checkpoint = tmp_path / 'unet.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3),
+                                              dtype=np.uint8)
+    ort = make_backend(str(config), str(checkpoint), backend='onnxruntime')
+    assert ort.input_size == (64, 64)
+    torch_backend = make_backend(str(config), str(checkpoint))
+    np.testing.assert_allclose(
+        LesionInferencer(ort).logits([image]),
+        LesionInferencer(torch_backend).logits([image]), atol=1e-4)

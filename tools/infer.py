@@ -305,6 +305,9 @@ def main(argv=None):
         if args.tta and getattr(backend, 'cfg', None) is not None:
             from mmseg_dsnet.datasets.flip_tta_pipeline import check_flip_tta
             check_flip_tta(backend.cfg, args.model, '--tta')
+        refusal = getattr(backend, 'flip_tta_refusal', None)
+        if args.tta and refusal:  # an ONNX file: its export recorded it
+            raise UserError(f'--tta: {refusal}')
         inferencer = LesionInferencer(backend, args.threshold,
                                       flips=args.tta)
     except UserError as err:
@@ -327,7 +330,9 @@ def main(argv=None):
         print(f'Removed {len(replaced)} outputs of another model from '
               f'{args.out_dir} (--overwrite): this run replaces them all',
               file=sys.stderr)
-    print(f'{len(found.files)} images, backend {backend.name}, model input '
+    precision = getattr(backend, 'precision', None)
+    print(f'{len(found.files)} images, backend {backend.name}'
+          + (f' ({precision} model)' if precision else '') + ', model input '
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
           f'threshold {inferencer.threshold:g}', file=sys.stderr)
 

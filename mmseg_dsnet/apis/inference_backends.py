@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
-                                 META_INPUT_SIZE, META_THRESHOLD,
+                                 META_FLIP_TTA, META_INPUT_SIZE,
+                                 META_PRECISION, META_THRESHOLD, META_WEIGHTS,
+                                 RANDOM_WEIGHTS,
                                  DeployableSegmentor, build_segmentor,
                                  check_runs_as_tested, input_size_of,
                                  parse_input_format, threshold_of)
@@ -203,6 +205,26 @@ def check_input_format(onnx_file: str, meta: dict):
         'tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT.onnx')
 
 
+def check_trained_weights(onnx_file: str, meta: dict) -> None:
+    """Refuse an ONNX file exported without a checkpoint
+    (``META_WEIGHTS`` is ``RANDOM_WEIGHTS``: ``export_onnx(config, None,
+    ...)`` from Python): its random weights passed the parity check, and
+    its masks, meaningless, were written as any model's, exit 0. A file
+    without ``META_WEIGHTS`` (exported before it was recorded, when the
+    command line always took a checkpoint) runs.
+
+    Raises:
+        OnnxModelError: Naming the file.
+    """
+    if meta.get(META_WEIGHTS) == RANDOM_WEIGHTS:
+        raise OnnxModelError(
+            f'{onnx_file} was exported without a checkpoint (its '
+            f'{META_WEIGHTS} is {RANDOM_WEIGHTS!r}): its weights are '
+            'random and its masks would be meaningless; export the model '
+            'with its checkpoint: tools/deployment/export_onnx.py CONFIG '
+            'CHECKPOINT OUT.onnx')
+
+
 def check_input_size(input_size) -> Tuple[int, int]:
     """``input_size`` as ``(H, W)`` of two positive integers.
 
@@ -238,7 +260,8 @@ class OnnxRuntimeBackend:
             size only.
 
     Raises:
-        OnnxModelError: The file is not export_onnx's, ``input_size`` is
+        OnnxModelError: The file is not export_onnx's, or was exported
+            without a checkpoint (random weights), ``input_size`` is
             not the size stored in it (or not two positive integers), or
             a fixed-size graph's metadata disagree about its size.
     """
@@ -252,6 +275,7 @@ class OnnxRuntimeBackend:
         self.session = ort_session(onnx_file, num_threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         fixed = check_input_format(onnx_file, meta)
+        check_trained_weights(onnx_file, meta)
         if fixed is not None:
             # The graph takes its trace size only: another size fails in
             # onnxruntime, and sizes that disagree mean an edited file.
@@ -287,6 +311,19 @@ class OnnxRuntimeBackend:
             input_size = stored
         self.input_size = tuple(input_size or (256, 256))
         self.threshold = float(meta.get(META_THRESHOLD, 0.5))
+        # 'int8' for a quantized model; None when the file does not say.
+        self.precision = meta.get(META_PRECISION)
+        # Why LesionInferencer(flips=True) is refused for this file, or
+        # None (a file exported before the key was written: not known).
+        self.flip_tta_refusal = None if meta.get(
+            META_FLIP_TTA, 'True') == 'True' else (
+            f'{onnx_file} was exported from a config that sets its own '
+            f'tta_pipeline (its {META_FLIP_TTA} is False), which '
+            'tools/test.py --tta scores, while this averages the image and '
+            'its horizontal and vertical flips at the test size only: the '
+            "masks would not be those of the config's test-time augmented "
+            'figures; leave out test-time augmentation, or export the model '
+            'from a config without its own tta_pipeline')
         self.input_name = self.session.get_inputs()[0].name
         self.model_files = (onnx_file, None)
 
@@ -309,7 +346,7 @@ def make_backend(model: str,
         backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``.
             Default: onnxruntime for an ONNX file, PyTorch for a config.
             A config with ``'onnxruntime'`` is exported to a temporary ONNX
-            file first.
+            file first, fixed at the config's input size.
         device (str): Torch device of the PyTorch backend; the onnxruntime
             backend runs on the CPU only (another device raises a
             ``UserError``).
@@ -351,7 +388,11 @@ def make_backend(model: str,
     with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
                                      dir=work_dir) as folder:
         onnx_file = osp.join(folder, 'model.onnx')
-        export_onnx(model, checkpoint, onnx_file)
+        # Traced at the size it runs at, which the graph then fixes: traced
+        # at 256x256, mmseg's UNet and SegFormer keep that size as
+        # constants, and a config at another size failed at every image.
+        export_onnx(model, checkpoint, onnx_file,
+                    shape=tuple(input_size_of(cfg)), dynamic_size=False)
         backend = OnnxRuntimeBackend(onnx_file, num_threads)
     # The temporary file is gone: the config and checkpoint made it.
     backend.model_files = (model, checkpoint)

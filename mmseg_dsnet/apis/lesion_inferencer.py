@@ -102,9 +102,9 @@ class LesionInferencer:
     Raises:
         ThresholdError: ``threshold`` (or the model's own) is not in
             (0, 1); also a ``UserError`` and a ``ValueError``.
-        UserError: ``flips`` is not a bool, or is True for a config whose
-            own ``tta_pipeline`` (which ``tools/test.py --tta`` runs) is
-            not the flips.
+        UserError: ``flips`` is not a bool, or is True for a config (or
+            an ONNX file exported from one) whose own ``tta_pipeline``
+            (which ``tools/test.py --tta`` runs) is not the flips.
     """
 
     def __init__(self, backend, threshold: Optional[float] = None,
@@ -133,6 +133,10 @@ class LesionInferencer:
             check_flip_tta(cfg, getattr(cfg, 'filename', None)
                            or '(a config given as an object)',
                            'LesionInferencer(flips=True)')
+        refusal = getattr(backend, 'flip_tta_refusal', None)
+        if flips and refusal:
+            # An ONNX file has no config: the export recorded it.
+            raise UserError(f'LesionInferencer(flips=True): {refusal}')
         self.flips = flips
 
     def views(self, batch: np.ndarray) -> List[np.ndarray]:

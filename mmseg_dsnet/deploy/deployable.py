@@ -35,6 +35,18 @@ DEFAULT_INPUT_SIZE = (256, 256)
 META_INPUT_SIZE = 'mmseg_dsnet.input_size'
 META_THRESHOLD = 'mmseg_dsnet.threshold'
 META_INPUT_FORMAT = 'mmseg_dsnet.input_format'
+#: The checkpoint the exported weights came from (its file name and
+#: SHA-256), or :data:`RANDOM_WEIGHTS`.
+META_WEIGHTS = 'mmseg_dsnet.weights'
+#: ``META_WEIGHTS`` of a model exported without a checkpoint.
+RANDOM_WEIGHTS = 'random (exported without a checkpoint)'
+#: ``'float32'``, or ``'int8'`` for a model quantized by
+#: :func:`~mmseg_dsnet.deploy.int8.quantize_int8` (whose other metadata are
+#: those of the float model it was made from).
+META_PRECISION = 'mmseg_dsnet.precision'
+#: ``'False'`` when the config's own ``tta_pipeline`` (which
+#: ``tools/test.py --tta`` scores) is not the three flips ``--tta`` runs.
+META_FLIP_TTA = 'mmseg_dsnet.flip_tta'
 INPUT_PIXELS = 'float32 NCHW RGB pixel values 0..255 (not normalised)'
 #: The input format of a graph with dynamic height and width.
 INPUT_FORMAT = f'{INPUT_PIXELS}; dynamic batch, height and width'

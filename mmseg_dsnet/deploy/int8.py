@@ -9,6 +9,7 @@ import numpy as np
 
 from ..models.utils.lesion_logit import decision_map
 from ..utils.fileio import atomic_write, refuse_existing
+from .deployable import META_PRECISION
 from .graph_rewrites import node_attributes
 from .ort_session import ort_session, run_ort
 from .parity import largest
@@ -122,6 +123,18 @@ def quantize_int8(fp32_file: str, int8_file: str,
                 # gate's element-wise ops and resizes only adds Q/DQ pairs.
                 op_types_to_quantize=['Conv'],
                 nodes_to_exclude=excluded)
+            # The float model's metadata are copied, its weights record
+            # included: without this the file read as that model's.
+            import onnx
+            model = onnx.load(temp)
+            for entry in model.metadata_props:
+                if entry.key == META_PRECISION:
+                    break
+            else:
+                entry = model.metadata_props.add()
+                entry.key = META_PRECISION
+            entry.value = 'int8'
+            onnx.save(model, temp)
 
         atomic_write(write, int8_file, overwrite)
     return int8_file

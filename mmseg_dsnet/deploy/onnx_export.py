@@ -34,9 +34,12 @@ from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
-                            remove_stale_partials)
+                            remove_stale_partials, sha256_of)
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
-                         DeployableSegmentor, build_segmentor,
+                         META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
+                         RANDOM_WEIGHTS,
+                         DeployableSegmentor,
+                         build_segmentor,
                          check_runs_as_tested, input_format, input_size_of,
                          threshold_of)
 from .graph_rewrites import optimize_for_cpu
@@ -166,6 +169,30 @@ def export_network(network,
     atomic_write(write, out_file, overwrite)
     return rewrites
 
+def weights_record(checkpoint: Optional[str]) -> str:
+    """``META_WEIGHTS`` of a model exported from ``checkpoint``: its file
+    name and SHA-256, or :data:`~.deployable.RANDOM_WEIGHTS` for None."""
+    if not checkpoint:
+        return RANDOM_WEIGHTS
+    checkpoint = os.fspath(checkpoint)
+    if not osp.isfile(checkpoint):  # a URL mmengine loaded
+        return checkpoint
+    return f'{osp.basename(checkpoint)} sha256 {sha256_of(checkpoint)}'
+
+
+def flips_are_its_tta(cfg) -> bool:
+    """Whether ``tools/test.py --tta`` runs the config as ``infer.py
+    --tta`` does (the image and its two flips), i.e. the config sets no
+    ``tta_pipeline`` of other views
+    (:func:`~mmseg_dsnet.datasets.flip_tta_pipeline.check_flip_tta`)."""
+    from ..datasets.flip_tta_pipeline import check_flip_tta
+    try:
+        check_flip_tta(cfg, 'the config')
+    except UserError:
+        return False
+    return True
+
+
 def export_onnx(config,
                 checkpoint: Optional[str],
                 out_file: str,
@@ -204,6 +231,13 @@ def export_onnx(config,
         'mmseg_dsnet.out_channels': str(trained.decode_head.out_channels),
         'mmseg_dsnet.config': str(getattr(cfg, 'filename', '') or ''),
         'mmseg_dsnet.reparameterized': str(bool(reparameterize)),
+        # Without a checkpoint the file held random weights and nothing
+        # said so: infer.py wrote meaningless masks from it, exit 0.
+        META_WEIGHTS: weights_record(checkpoint),
+        META_PRECISION: 'float32',
+        # The file has no config: infer.py --tta averaged the flips for a
+        # config whose test.py --tta scores other views, exit 0.
+        META_FLIP_TTA: str(flips_are_its_tta(cfg)),
     }
     rewrites = export_network(deployed, out_file, shape, opset, overwrite,
                               metadata, optimize, dynamic_size)
@@ -564,16 +598,24 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         atomic_write(quantize_and_measure, int8_file, overwrite)
     except _Int8Failed:
         pass
+    # --shape sets the size of the checks; the file runs at the config's
+    # (its mmseg_dsnet.input_size): "the model's input size" named that
+    # one for figures measured at the other.
+    runs_at = tuple(checked['result']['export']['test_size'])
     int8.update(int8_file=int8_file, calibration=calib_source,
-                evaluated_on=source, min_mask_iou=min_mask_iou)
+                evaluated_on=source, min_mask_iou=min_mask_iou,
+                measured_at=list(shape))
+    size = f'{shape[0]}x{shape[1]}' + (
+        '' if tuple(shape) == runs_at else
+        f' (--shape; the model runs at {runs_at[0]}x{runs_at[1]})')
     text = (f'int8 model {int8_file} ({int8["bytes"] / 1e6:.2f} MB, '
-            f'calibrated on {calib_source}), on {source}: mask pixel '
-            f'agreement with fp32 {int8["pixel_agreement"]:.2f} %, mask IoU '
+            f'calibrated on {calib_source}), on {source} at {size}: mask '
+            f'pixel agreement with fp32 {int8["pixel_agreement"]:.2f} %, mask IoU '
             f'fp32 vs int8 {int8["mask_iou_fp32_vs_int8"]:.2f} %')
     if 'iou_drop' in int8:
         # Scored on the model-size masks, not resized to each image as
         # tools/test.py scores: a drop to compare, not a test figure.
-        text += (f'; lesion IoU vs ground truth at the model\'s input size, '
+        text += (f'; lesion IoU vs ground truth at {shape[0]}x{shape[1]}, '
                  f'fp32 {int8["iou_fp32"]:.2f} -> int8 '
                  f'{int8["iou_int8"]:.2f} (drop {int8["iou_drop"]:.2f} '
                  'points; tools/test.py scores at each image\'s size)')
