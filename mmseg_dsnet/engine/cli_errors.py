@@ -185,6 +185,34 @@ def report_termination(error, hint=''):
     sys.exit(error.code)
 
 
+def stop_behind(error):
+    """The stop (Ctrl-C's ``KeyboardInterrupt``, SIGTERM's
+    :class:`Terminated`) that ``error`` was raised while handling, if any.
+
+    Code with a bare ``except:`` turns a stop that lands in it into an
+    error of its own: mmengine's ``Config.pretty_text``, which every
+    checkpoint save calls and which formats the config for about half a
+    second, raises ``SyntaxError('Failed to format the config file ...')``
+    for it; the tool ended with that traceback and status 1 instead of
+    the stop's line and status.
+
+    Args:
+        error (BaseException): The error that ended the work.
+
+    Returns:
+        KeyboardInterrupt | Terminated | None: The stop, the nearest one in
+        the chain of exceptions that ``error`` was raised while handling.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (KeyboardInterrupt, Terminated)):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ if error.__cause__ is not None \
+            else error.__context__
+    return None
+
+
 def run_reporting_user_errors(main, stop_hint=''):
     """Run ``main()``; on a user-fixable fault print ``ERROR: <message>`` to
     stderr and exit with status 2, the status of every user error in this
@@ -193,7 +221,8 @@ def run_reporting_user_errors(main, stop_hint=''):
     (``MMSEG_DSNET_TRACEBACK=1`` shows the traceback as well).
     SIGTERM ends ``main()`` with clean-up (:func:`exit_cleanly_on_sigterm`),
     one line and status 143 (:func:`report_termination`), Ctrl-C with one
-    line and status 130 (:func:`report_interrupt`).
+    line and status 130 (:func:`report_interrupt`), also when code under
+    ``main()`` turned the stop into another error (:func:`stop_behind`).
 
     Args:
         main (callable): The tool's work.
@@ -208,6 +237,11 @@ def run_reporting_user_errors(main, stop_hint=''):
     except Terminated as err:
         report_termination(err, stop_hint)
     except Exception as err:
+        stop = stop_behind(err)
+        if isinstance(stop, KeyboardInterrupt):
+            report_interrupt(stop, stop_hint)
+        if stop is not None:
+            report_termination(stop, stop_hint)
         message = describe_user_error(err)
         if message is None:
             raise
