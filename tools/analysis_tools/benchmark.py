@@ -17,7 +17,9 @@ import sys
 from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
-                                            check_threads, compare_deploy)
+                                            check_threads,
+                                            check_timed_options,
+                                            compare_deploy)
 from mmseg_dsnet.deploy.deployable import input_size_of
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
@@ -90,6 +92,9 @@ def main(argv=None):
     # torch refuses a device only once the model is built and moved.
     device = device_option(args.device, task='the benchmark')
     check_threads(args.threads, device)
+    # Keys that change nothing timed were printed beside the figures as
+    # if they had (model.test_cfg.mode=slide: one whole-image pass timed).
+    check_timed_options(args.cfg_options, args.data, shape)
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
