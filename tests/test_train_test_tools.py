@@ -558,6 +558,23 @@ def test_benchmark_compare_deploy_says_what_it_timed(capsys):
     assert lines[4].startswith('Speed-up (batch 1 median latency')
 
 
+def test_benchmark_refuses_deploy_with_compare_deploy(capsys):
+    """``benchmark.py CONFIG --deploy --compare-deploy`` printed ``Model:
+    CONFIG (re-parameterised)`` above ``As trained: ...`` and
+    ``Re-parameterised: ...``, exit 0: the label said the figures were of
+    the re-parameterised model."""
+    from mmseg_dsnet.utils.errors import UserError
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    capsys.readouterr()
+    with pytest.raises(UserError, match='--deploy and --compare-deploy: '
+                       '.*give one of them'):
+        bench.main([demo, '--repeat', '1', '--warmup', '1', '--batch-size',
+                    '1', '--throughput-repeat', '1', '--threads', '1',
+                    '--deploy', '--compare-deploy'])
+    assert 'Model:' not in capsys.readouterr().out
+
+
 def test_get_flops_refuses_a_config_without_a_model():
     """A dataset or schedule base config ended in an AttributeError
     traceback (``'ConfigDict' object has no attribute 'model'``), exit 1."""
