@@ -462,6 +462,53 @@ def test_benchmark_labels_its_figures_with_the_options_and_weights(
     assert plain['model_config']['decode_head']['use_gate'] is True
 
 
+def test_benchmark_refuses_options_that_change_nothing_timed(capsys):
+    """``benchmark.py CONFIG --cfg-options model.test_cfg.mode=slide`` (or
+    ``test_dataloader.batch_size=8``) timed one whole-image pass of the
+    network at the usual batch and printed the figures under ``Config
+    options: {'model.test_cfg.mode': 'slide', ...}``, exit 0, as if the
+    option had changed what was timed."""
+    import re
+
+    from mmseg_dsnet.analysis.benchmark import check_timed_options
+    from mmseg_dsnet.utils.errors import UserError
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    capsys.readouterr()
+    for option, message in (
+            ('model.test_cfg.mode=slide', 'the test-time settings are not '
+             'timed'),
+            ('model.train_cfg.x=1', 'the training settings are not timed'),
+            ('test_dataloader.batch_size=8', 'the batch sizes, repeats and '
+             'threads are its own options'),
+            ('model.data_preprocessor.mean=[0,0,0]', 'the data '
+             'preprocessor does not run')):
+        key = option.split('=')[0]
+        with pytest.raises(UserError, match=(
+                rf'--cfg-options {re.escape(key)}: .*{message}.*so this '
+                'key would change nothing')):
+            bench.main([demo, *timing, '--cfg-options', option])
+    assert 'Latency' not in capsys.readouterr().out
+    # The test set only matters when it is timed (--data), its pipeline
+    # only when it sets the size (no --shape); dict values alike.
+    with pytest.raises(UserError, match='dataset.data_root: the benchmark'):
+        check_timed_options({'test_dataloader.dataset.data_root': 'x'})
+    with pytest.raises(UserError, match=r'model\.test_cfg\.mode: the test'):
+        check_timed_options({'model': {'test_cfg': {'mode': 'slide'}}})
+    with pytest.raises(UserError, match='dataset.pipeline: the benchmark'):
+        check_timed_options({'test_dataloader.dataset.pipeline': []},
+                            shape=(64, 64))
+    check_timed_options({'test_dataloader.dataset.pipeline': []})
+    check_timed_options({'test_dataloader.dataset.data_root': 'x',
+                         'model.data_preprocessor.std': [1, 1, 1]}, data=True)
+    # What is timed stays allowed, and labelled.
+    result = bench.main([demo, *timing, '--json', '--cfg-options',
+                         'model.decode_head.use_gate=False'])
+    assert result['cfg_options'] == {'model.decode_head.use_gate': False}
+
+
 def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,
                                                              capsys):
     """A deploy config (``deploy=True``, as reparameterize.py writes it)
@@ -509,6 +556,23 @@ def test_benchmark_compare_deploy_says_what_it_timed(capsys):
         'model at 128x128)')
     assert lines[2].startswith('As trained: ')
     assert lines[4].startswith('Speed-up (batch 1 median latency')
+
+
+def test_benchmark_refuses_deploy_with_compare_deploy(capsys):
+    """``benchmark.py CONFIG --deploy --compare-deploy`` printed ``Model:
+    CONFIG (re-parameterised)`` above ``As trained: ...`` and
+    ``Re-parameterised: ...``, exit 0: the label said the figures were of
+    the re-parameterised model."""
+    from mmseg_dsnet.utils.errors import UserError
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    capsys.readouterr()
+    with pytest.raises(UserError, match='--deploy and --compare-deploy: '
+                       '.*give one of them'):
+        bench.main([demo, '--repeat', '1', '--warmup', '1', '--batch-size',
+                    '1', '--throughput-repeat', '1', '--threads', '1',
+                    '--deploy', '--compare-deploy'])
+    assert 'Model:' not in capsys.readouterr().out
 
 
 def test_get_flops_refuses_a_config_without_a_model():

@@ -303,6 +303,70 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     )
 
 
+# What the model's settings outside the network do in the benchmark: the
+# network alone is timed, one forward pass on a tensor.
+NOT_TIMED = dict(
+    test_cfg='the test-time settings are not timed (the figures are of one '
+    'forward pass of the network on the input tensor, whatever the '
+    'inference mode: slide inference runs it once per window)',
+    train_cfg='the training settings are not timed (the figures are of one '
+    'forward pass of the network in eval mode)')
+# What --data reads of the data preprocessor (load_test_images).
+DATA_NORMALISATION = ('mean', 'std', 'bgr_to_rgb')
+
+
+def check_timed_options(cfg_options, data=False, shape=None):
+    """Refuse ``--cfg-options`` keys that would not change what is timed:
+    the figures were printed under ``Config options:`` (and kept as
+    ``cfg_options`` in the JSON) as if they had, e.g. the slide inference of
+    ``model.test_cfg.mode=slide`` or a ``test_dataloader.batch_size`` read
+    as the throughput's batch.
+
+    Timed are the network (``model.*`` but its test and training
+    settings), with ``data`` the test images (``test_dataloader.dataset``)
+    and their normalisation (``model.data_preprocessor`` mean, std and
+    ``bgr_to_rgb``), and without ``shape`` the size of the test pipeline's
+    ``Resize`` (``test_dataloader.dataset.pipeline``).
+
+    Args:
+        cfg_options (dict | None): The parsed ``--cfg-options``.
+        data (bool): Whether the config's test images are timed (``--data``).
+        shape (tuple | None): The ``--shape`` given; None for the config's.
+
+    Raises:
+        UserError: Naming the first such key and what sets it instead.
+    """
+    from .flops import option_keys
+    for key in option_keys(cfg_options):
+        parts = key.split('.')
+        if parts[0] == 'model' and len(parts) > 1:
+            if parts[1] in NOT_TIMED:
+                reason = NOT_TIMED[parts[1]]
+            elif parts[1] != 'data_preprocessor':
+                continue
+            elif data and len(parts) > 2 and \
+                    parts[2] in DATA_NORMALISATION:
+                continue
+            else:
+                reason = ('the data preprocessor does not run (the network '
+                          'is timed on a tensor; with --data its mean, std '
+                          'and bgr_to_rgb normalise the test images)')
+        elif key.startswith('test_dataloader.dataset.pipeline') and \
+                shape is None or \
+                key.startswith('test_dataloader.dataset.') and data:
+            continue
+        else:
+            reason = ('the benchmark times the model (model.*)'
+                      + (' on the test images (test_dataloader.dataset.*)'
+                         if data else ' on random inputs')
+                      + (' at the size of the test pipeline\'s Resize'
+                         if shape is None else ' at --shape')
+                      + '; the batch sizes, repeats and threads are its '
+                      'own options')
+        raise UserError(f'--cfg-options {key}: {reason}, so this key would '
+                        'change nothing; leave it out')
+
+
 def check_deploy_form(cfg, option):
     """Refuse to time a re-parameterised form the config's model lacks.
 

@@ -104,6 +104,30 @@ NOT_COUNTED = dict(
     'forward pass of the network in eval mode)')
 
 
+def option_keys(cfg_options, levels=None):
+    """The dotted keys of ``--cfg-options``, dict values taken apart:
+    ``model=dict(test_cfg=dict(mode='slide'))`` sets what
+    ``model.test_cfg.mode`` sets.
+
+    Args:
+        cfg_options (dict | None): The parsed ``--cfg-options``.
+        levels (int | None): How many levels of dict values to take
+            apart; None for all.
+
+    Returns:
+        list[str]: E.g. ``['model.test_cfg.mode',
+        'test_dataloader.batch_size']``.
+    """
+    keys = []
+    for key, value in (cfg_options or {}).items():
+        if isinstance(value, dict) and value and levels != 0:
+            keys.extend(f'{key}.{sub}' for sub in option_keys(
+                value, None if levels is None else levels - 1))
+        else:
+            keys.append(key)
+    return keys
+
+
 def check_model_options(cfg_options):
     """Refuse ``--cfg-options`` keys outside ``model``: only ``cfg.model`` is
     counted, and the config's variables (``crop_size``, ``widths`` ...) were
@@ -115,14 +139,7 @@ def check_model_options(cfg_options):
     Raises:
         UserError: Naming the first such key.
     """
-    keys = []
-    for key, value in (cfg_options or {}).items():
-        # ``model=dict(test_cfg=...)`` sets the same parts as dotted keys.
-        if key == 'model' and isinstance(value, dict):
-            keys.extend(f'model.{sub}' for sub in value)
-        else:
-            keys.append(key)
-    for key in keys:
+    for key in option_keys(cfg_options, levels=1):
         if key != 'model' and not key.startswith('model.'):
             raise UserError(
                 f'--cfg-options {key}: only the model is counted, so this '

@@ -17,9 +17,12 @@ import sys
 from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
-                                            check_threads, compare_deploy)
+                                            check_threads,
+                                            check_timed_options,
+                                            compare_deploy)
 from mmseg_dsnet.deploy.deployable import input_size_of
-from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.cli_errors import (UserError,
+                                          run_reporting_user_errors)
 from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
                                           load_config)
 from mmseg_dsnet.leaderboard.board import comparable_model
@@ -81,6 +84,12 @@ def print_comparison(result):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Both printed "Model: CONFIG (re-parameterised)" above the comparison
+    # of the model as trained with its re-parameterised form.
+    if args.deploy and args.compare_deploy:
+        raise UserError('--deploy and --compare-deploy: --compare-deploy '
+                        'times the model as trained and re-parameterised; '
+                        'give one of them')
     shape = input_shape(args.shape) if args.shape else None
     check_at_least(('--batch-size', args.batch_size, 1),
                    ('--repeat', args.repeat, 1),
@@ -90,6 +99,9 @@ def main(argv=None):
     # torch refuses a device only once the model is built and moved.
     device = device_option(args.device, task='the benchmark')
     check_threads(args.threads, device)
+    # Keys that change nothing timed were printed beside the figures as
+    # if they had (model.test_cfg.mode=slide: one whole-image pass timed).
+    check_timed_options(args.cfg_options, args.data, shape)
     check_input_file(args.config, 'config file')
     if args.checkpoint:
         check_input_file(args.checkpoint, 'checkpoint')
