@@ -960,3 +960,28 @@ def test_design_study_candidate_tables_quote_get_flops():
             counted[name] = (f"{result['params'] / 1e6:.3f}",
                              f"{result['flops'] / 1e9:.3f}")
         assert (params, flops) == counted[name], name
+
+
+def test_train_time_of_runs_trained_together_is_marked_as_the_loop(
+        tmp_path):
+    """The fast trainer records the loop's time for each of the runs it
+    trained together: the cell names the loop, not a per-run mean."""
+    def fast(name, seed, together, seconds):
+        path = write(tmp_path / f'{name}{seed}.json', 'a', seed, 80.0,
+                     device='cuda: NVIDIA H200 (fast_train)')
+        record = json.loads((tmp_path / f'{name}{seed}.json').read_text())
+        record.update(runs_together=together, train_time_s=seconds)
+        (tmp_path / f'{name}{seed}.json').write_text(json.dumps(record))
+        return path
+
+    paths = [fast('f', seed, 40, 378.71) for seed in range(3)]
+    paths += [fast('g', seed, 8, 100.5) for seed in range(3, 5)]
+    paths += [write(tmp_path / f'c{seed}.json', 'b', seed, 70.0)
+              for seed in range(2)]
+    rows = design.design_table(paths).splitlines()
+    assert rows[2].endswith(
+        '| 100.50 (8 runs together), 378.71 (40 runs together) |')
+    assert rows[3].endswith('| 600.50 ± 0.71 |')  # seeds one by one
+    bad = fast('bad', 9, '40', 378.71)
+    with pytest.raises(UserError, match='runs_together'):
+        design.design_table([bad])

@@ -135,6 +135,10 @@ def check_design_record(path, record):
             ok = isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
             bad.append(f'{key} ({what})')
+    together = record.get('runs_together', 1)
+    if not (isinstance(together, int) and not isinstance(together, bool)
+            and together >= 1):
+        bad.append('runs_together (a positive integer)')
     metrics = record.get('metrics')
     if isinstance(metrics, dict):
         bad += [f'metrics.{k} (a number)' for k in KEYS
@@ -336,12 +340,32 @@ def design_table(paths):
         images = f'{first["train_images"]} / {first["test_images"]}'
         cells = [mean_and_spread([r['metrics'][k] for r in records])
                  for k in KEYS]
-        time_s = mean_and_spread([r['train_time_s'] for r in records],
-                                 percentage=False)
+        time_s = train_time_text(records)
         lines.append(f'| {label} | {first["input_size"]}px | '
                      f'{first["epochs"]} | {first["device"]} | {images} '
                      f'| {seeds} | ' + ' | '.join(cells) + f' | {time_s} |')
     return '\n'.join(lines) + '\n'
+
+
+def train_time_text(records):
+    """The train time cell of one row: the mean and spread over the seeds
+    of runs trained one by one; for runs the fast trainer trained together
+    (``runs_together`` > 1), the time of each such loop, marked with the
+    number of runs it trained: that time is all of theirs, not one run's
+    (shown as a mean ± 0.00 it read as the time of each run).
+
+    Args:
+        records (list[dict]): The design records of the row.
+    """
+    alone = [r['train_time_s'] for r in records
+             if r.get('runs_together', 1) == 1]
+    loops = sorted({(float(r['train_time_s']), r['runs_together'])
+                    for r in records if r.get('runs_together', 1) > 1})
+    parts = ([mean_and_spread(alone, percentage=False) + (
+        ' (per run)' if loops else '')] if alone else []) + [
+        f'{seconds:.2f} ({together} runs together)'
+        for seconds, together in loops]
+    return ', '.join(parts)
 
 
 def _seed_values(records, name, metric='IoU'):
