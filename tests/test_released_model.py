@@ -541,3 +541,55 @@ def test_loading_released_weights_checks_their_metafile_config():
                        r'training config \(configs/dsnet/dsnet_isic2017.py, '
                        'the Config of its metafile entry'):
         load_checkpoint_strictly(MODELS.build(cfg.model), released, cfg=cfg)
+
+
+def test_publish_model_records_and_checks_the_epoch_of_the_checkpoint(
+        tmp_path):
+    """``epoch_5.pth`` of a 100-epoch run was published without a word,
+    and the file did not say which epoch it held. The run's best and last
+    checkpoints pass and record their epoch; an intermediate one needs
+    --allow-unfinished."""
+    import numpy as np
+    import torch
+    from conftest import (DEMO_128PX, make_lesion_checkpoint,
+                          run_tool_in_process)
+    from mmengine.config import Config
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.train_cfg.max_epochs = 100
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3),
+                                              dtype=np.uint8)
+
+    def publish(name, epoch, *options):
+        checkpoint = tmp_path / name
+        make_lesion_checkpoint(DEMO_128PX, checkpoint, image, meta=dict(
+            epoch=epoch, iter=epoch * 10, cfg=cfg.pretty_text))
+        out = tmp_path / f'out_{name}'
+        return run_tool_in_process('tools/misc/publish_model.py',
+                                   DEMO_128PX, checkpoint, out,
+                                   *options), out
+
+    done, out = publish('epoch_5.pth', 5)
+    assert done.returncode == 2, done.output[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f'ERROR: checkpoint {tmp_path / "epoch_5.pth"} holds epoch 5 of '
+        '100, iteration 50 (a checkpoint saved before the training ended): '
+        "it is not the run's best checkpoint (best_*.pth) either, so its "
+        "weights are not the run's result; publish the run's last or best "
+        'checkpoint, or pass --allow-unfinished to publish these weights '
+        '(the file records their epoch)')
+    assert not out.exists()
+    done, out = publish('epoch_5.pth', 5, '--allow-unfinished')
+    assert done.returncode == 0, done.output[-2000:]
+    assert ('Trained: epoch 5 of 100, iteration 50 (a checkpoint saved '
+            'before the training ended)\n') in done.stdout
+    assert torch.load(out, weights_only=True)['meta'][
+        'training_progress'] == dict(epoch=5, iter=50, max_epochs=100,
+                                     checkpoint='unfinished')
+    for name, epoch, what in (('best_IoU_epoch_7.pth', 7, 'best'),
+                              ('epoch_100.pth', 100, 'last')):
+        done, out = publish(name, epoch)
+        assert done.returncode == 0, done.output[-2000:]
+        assert (f'Trained: epoch {epoch} of 100, iteration {epoch * 10} '
+                f"(the run's {what} checkpoint)\n") in done.stdout
+        assert torch.load(out, weights_only=True)['meta'][
+            'training_progress']['checkpoint'] == what

@@ -514,13 +514,152 @@ def normalisation_settings(cfg) -> dict:
     return found
 
 
+class UnfinishedRunError(UserError):
+    """A checkpoint saved before its run ended, neither the run's best nor
+    its last, given to be published without ``allow_unfinished``."""
+
+
+def _is_best_checkpoint(loaded, checkpoint: str) -> bool:
+    """Whether ``checkpoint`` is a run's best checkpoint: named so by
+    mmengine's ``CheckpointHook`` and ``fast_train.py``
+    (``best_<metric>_epoch_<N>.pth``), or the file its message hub records
+    as ``best_ckpt`` (mmengine records it before saving it)."""
+    name = osp.basename(checkpoint)
+    if name.startswith('best_'):
+        return True
+    hub = loaded.get('message_hub') if isinstance(loaded, dict) else None
+    info = hub.get('runtime_info') if isinstance(hub, dict) else None
+    return isinstance(info, dict) and any(
+        key.startswith('best_ckpt') and isinstance(value, str)
+        and osp.basename(value) == name for key, value in info.items())
+
+
+def training_progress(loaded, checkpoint: str) -> Optional[dict]:
+    """How far its run had trained when a checkpoint was saved: the
+    ``meta`` epoch and iteration mmengine's Runner and ``fast_train.py``
+    write, the run's planned length from the ``train_cfg`` of its training
+    config (``meta['cfg']``), and which checkpoint of the run it is.
+
+    Args:
+        loaded (dict): The loaded checkpoint.
+        checkpoint (str): Its file (a best checkpoint is known by name).
+
+    Returns:
+        dict | None: ``epoch`` and ``iter`` (those recorded),
+        ``max_epochs`` or ``max_iters`` (when the training config is
+        there), ``early_stopping`` (True when the config stops early, so a
+        run may end before its planned length) and ``checkpoint``:
+        ``'best'``, ``'last'`` (saved at the planned end), ``'unfinished'``
+        (saved before it) or ``'unknown'`` (no planned length). Plain
+        strings, integers and bools. None when neither epoch nor iteration
+        is recorded (released or bare weights).
+    """
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    progress = {key: meta[key] for key in ('epoch', 'iter')
+                if isinstance(meta.get(key), int)
+                and not isinstance(meta.get(key), bool)}
+    if not progress:
+        return None
+    training_cfg = training_config_in(loaded) or {}
+    train_cfg = training_cfg.get('train_cfg')
+    train_cfg = train_cfg if isinstance(train_cfg, dict) else {}
+    by_epoch = 'Iter' not in str(train_cfg.get('type', '')) and \
+        train_cfg.get('by_epoch', True) is not False
+    unit, key = ('epoch', 'max_epochs') if by_epoch else ('iter',
+                                                          'max_iters')
+    planned = train_cfg.get(key)
+    if isinstance(planned, int) and not isinstance(planned, bool):
+        progress[key] = planned
+    hooks = training_cfg.get('custom_hooks')
+    if isinstance(hooks, (list, tuple)) and any(
+            isinstance(hook, dict) and 'EarlyStopping' in str(
+                hook.get('type')) for hook in hooks):
+        progress['early_stopping'] = True
+    if _is_best_checkpoint(loaded, checkpoint):
+        progress['checkpoint'] = 'best'
+    elif key not in progress or unit not in progress:
+        progress['checkpoint'] = 'unknown'
+    else:
+        progress['checkpoint'] = 'last' if progress[unit] >= planned \
+            else 'unfinished'
+    return progress
+
+
+def progress_text(progress: Optional[dict], checkpoint: str) -> str:
+    """:func:`training_progress` in words, for the publish summary, e.g.
+    ``epoch 5 of 100 (a checkpoint saved before the training ended)``.
+
+    Args:
+        progress (dict | None): :func:`training_progress`'s result.
+        checkpoint (str): The checkpoint file, for the message.
+    """
+    if progress is None:
+        return (f'not recorded ({checkpoint} holds no epoch or iteration in '
+                'its meta)')
+    if 'max_epochs' in progress or ('max_iters' not in progress
+                                    and 'epoch' in progress):
+        unit, key = 'epoch', 'max_epochs'
+    else:
+        unit, key = 'iteration', 'max_iters'
+    done = progress.get('epoch' if unit == 'epoch' else 'iter')
+    text = f'{unit} {done}'
+    if key in progress:
+        text += (' of at most ' if progress.get('early_stopping')
+                 else ' of ') + str(progress[key])
+    # An iteration-based run's epoch says nothing.
+    if unit == 'epoch' and 'iter' in progress:
+        text += f', iteration {progress["iter"]}'
+    why = dict(
+        best="the run's best checkpoint",
+        last="the run's last checkpoint",
+        unfinished='a checkpoint saved before the training ended',
+        unknown=f"{checkpoint} does not record the run's planned length")[
+            progress['checkpoint']]
+    if progress['checkpoint'] == 'unfinished' and \
+            progress.get('early_stopping'):
+        why = ('its config stops early, so the run may have ended here or '
+               'later')
+    return f'{text} ({why})'
+
+
+def check_finished(progress: Optional[dict], checkpoint: str) -> None:
+    """Refuse a checkpoint saved before its run ended that is neither the
+    run's best nor its last (``epoch_5.pth`` of a 100-epoch run): its
+    weights are not the run's result, and published by mistake they would
+    be released as if they were. A run whose config stops early, or a
+    checkpoint that does not record its run's length, passes.
+
+    Args:
+        progress (dict | None): :func:`training_progress`'s result.
+        checkpoint (str): The checkpoint file, for the message.
+
+    Raises:
+        UnfinishedRunError: Naming the epoch (or iteration) of how many.
+    """
+    if progress is None or progress['checkpoint'] != 'unfinished' or \
+            progress.get('early_stopping'):
+        return
+    raise UnfinishedRunError(
+        f'checkpoint {checkpoint} holds '
+        f'{progress_text(progress, checkpoint)}: it is not the run\'s best '
+        "checkpoint (best_*.pth) either, so its weights are not the run's "
+        "result; publish the run's last or best checkpoint, or pass "
+        '--allow-unfinished to publish these weights (the file records '
+        'their epoch)')
+
+
 def publish_weights(config: str, checkpoint: str, out_file: str,
-                    overwrite: bool = True) -> str:
+                    overwrite: bool = True,
+                    allow_unfinished: bool = False) -> str:
     """Write the weights of a training checkpoint as a weights-only
     checkpoint (``state_dict`` and, in ``meta``, the class names and
     palette, the training config ``cfg`` where the checkpoint has one
-    (:func:`training_config_text`), and ``batch_norm_recalibration`` where
-    the checkpoint's statistics were recomputed after training; no
+    (:func:`training_config_text`), ``batch_norm_recalibration`` where
+    the checkpoint's statistics were recomputed after training, and
+    ``training_progress`` (:func:`training_progress`: the epoch and
+    iteration it was saved at, of how many, best or last); no
     optimizer, no message hub, no pickled objects), the form that ships
     under ``checkpoints/``.
 
@@ -536,6 +675,9 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
         overwrite (bool): Replace an existing ``out_file``; when False, a
             file another process wrote there meanwhile raises
             :class:`FileExistsError` instead of being replaced.
+        allow_unfinished (bool): Publish a checkpoint saved before its
+            run ended that is neither its best nor its last
+            (:func:`check_finished`); refused otherwise.
 
     Returns:
         str: Hex SHA-256 of the written file (for the metafile's
@@ -550,6 +692,13 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
 
     from ..engine.preflight import load_config
     cfg = load_config(config)
+    from ..compat import safe_torch_load
+    loaded = safe_torch_load(checkpoint, map_location='cpu')
+    # epoch_5.pth of a 100-epoch run was published as the run's weights,
+    # and the file did not say which epoch it held.
+    progress = training_progress(loaded, checkpoint)
+    if not allow_unfinished:
+        check_finished(progress, checkpoint)
     # Weights trained at one size, published under a config of another,
     # loaded strictly and were released to run at the wrong size.
     check_trained_input_size(cfg, config, checkpoint)
@@ -566,8 +715,6 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
     # norm.py) make another model than the training left: without the
     # record, its test figures were collected as the training's, and the
     # images the statistics came from could be scored.
-    from ..compat import safe_torch_load
-    loaded = safe_torch_load(checkpoint, map_location='cpu')
     source_meta = loaded.get('meta') if isinstance(loaded, dict) else None
     if isinstance(source_meta, dict) and \
             source_meta.get('batch_norm_recalibration'):
@@ -578,6 +725,8 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
     cfg_text = training_config_text(loaded, checkpoint)
     if cfg_text is not None:
         meta['cfg'] = cfg_text
+    if progress is not None:
+        meta['training_progress'] = progress
     torch.save(dict(state_dict=state, meta=meta), buffer)
     data = buffer.getvalue()
     atomic_write(data, out_file, overwrite)

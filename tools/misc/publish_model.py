@@ -6,7 +6,12 @@ loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
 (a plain state dict: no optimizer state, no training metadata but the
 training config, ``meta['cfg']``, which the tools check the weights
 against) to OUT_FILE and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
-list it. An existing OUT_FILE is kept unless ``--force`` is given.
+list it, and the epoch (or iteration) of how many the checkpoint was saved
+at, which the file records as ``meta['training_progress']``. A checkpoint
+saved before its run ended that is neither the run's best (``best_*.pth``)
+nor its last is refused unless ``--allow-unfinished`` is given: its
+weights are not the run's result. An existing OUT_FILE is kept unless
+``--force`` is given.
 """
 import argparse
 import os
@@ -27,6 +32,11 @@ def parse_args(argv=None):
     parser.add_argument('out_file', help='where to write the weights')
     parser.add_argument('--force', action='store_true',
                         help='replace OUT_FILE if it exists')
+    parser.add_argument(
+        '--allow-unfinished', action='store_true',
+        help="publish a checkpoint saved before its run ended that is "
+        "neither the run's best nor its last (epoch_5.pth of a 100-epoch "
+        'run); refused otherwise')
     return parser.parse_args(argv)
 
 
@@ -56,7 +66,8 @@ def main(argv=None):
     try:
         # Without --force, a file another run wrote meanwhile stays.
         digest = publish_weights(args.config, args.checkpoint,
-                                 args.out_file, overwrite=args.force)
+                                 args.out_file, overwrite=args.force,
+                                 allow_unfinished=args.allow_unfinished)
     except FileExistsError:
         raise UserError(
             f'{args.out_file} was written by another process while this run '
@@ -65,6 +76,12 @@ def main(argv=None):
     size_kb = os.path.getsize(args.out_file) / 1024
     print(f'Wrote {args.out_file} ({size_kb:.0f} KiB)')
     print(f'SHA256: {digest}')
+    from mmseg_dsnet.apis.released_model import (progress_text,
+                                                  training_progress)
+    from mmseg_dsnet.compat import safe_torch_load
+    print('Trained: ' + progress_text(training_progress(
+        safe_torch_load(args.checkpoint, map_location='cpu'),
+        args.checkpoint), args.checkpoint))
     # The metafile names files relative to the repository root; a path
     # as typed (absolute, or from another folder) would not be found.
     from mmseg_dsnet.utils.paths import REPO_ROOT
