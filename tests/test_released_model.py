@@ -593,3 +593,37 @@ def test_publish_model_records_and_checks_the_epoch_of_the_checkpoint(
                 f"(the run's {what} checkpoint)\n") in done.stdout
         assert torch.load(out, weights_only=True)['meta'][
             'training_progress']['checkpoint'] == what
+
+
+def test_a_recalibrated_best_checkpoint_is_published_as_the_best(
+        tiny_isic, tmp_path):
+    """``recalibrate_batch_norm.py`` keeps neither the name nor the message
+    hub that tell a best checkpoint: its output, published, was refused
+    as an intermediate checkpoint. It now carries the record along."""
+    import torch
+    from conftest import run_tool_in_process, write_tiny_config
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        write_recalibrated_checkpoint
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=3)
+    register_all_modules()
+    loaded = Config.fromfile(cfg)
+    best = tmp_path / 'best_IoU_epoch_1.pth'
+    torch.save(dict(state_dict=MODELS.build(loaded.model).state_dict(),
+                    meta=dict(epoch=1, iter=2, cfg=loaded.pretty_text)),
+               best)
+    precise = tmp_path / 'precise.pth'
+    write_recalibrated_checkpoint(str(cfg), str(best), str(precise),
+                                  max_batches=1)
+    out = tmp_path / 'net.pth'
+    done = run_tool_in_process('tools/misc/publish_model.py', cfg, precise,
+                               out)
+    assert done.returncode == 0, done.output[-2000:]
+    assert ("Trained: epoch 1 of 3, iteration 2 (the run's best "
+            'checkpoint)\n') in done.stdout
+    assert torch.load(out, weights_only=True)['meta'][
+        'training_progress'] == dict(epoch=1, iter=2, max_epochs=3,
+                                     checkpoint='best')

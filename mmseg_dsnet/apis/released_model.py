@@ -552,11 +552,17 @@ def training_progress(loaded, checkpoint: str) -> Optional[dict]:
         ``'best'``, ``'last'`` (saved at the planned end), ``'unfinished'``
         (saved before it) or ``'unknown'`` (no planned length). Plain
         strings, integers and bools. None when neither epoch nor iteration
-        is recorded (released or bare weights).
+        is recorded (released or bare weights). A file that records
+        ``meta['training_progress']`` (one published or recalibrated from
+        a checkpoint) gives that record.
     """
     meta = loaded.get('meta') if isinstance(loaded, dict) else None
     if not isinstance(meta, dict):
         return None
+    # A file made from a checkpoint (published, recalibrated) keeps the
+    # record of the checkpoint it was made from, best or last by its name.
+    if isinstance(meta.get('training_progress'), dict):
+        return dict(meta['training_progress'])
     progress = {key: meta[key] for key in ('epoch', 'iter')
                 if isinstance(meta.get(key), int)
                 and not isinstance(meta.get(key), bool)}

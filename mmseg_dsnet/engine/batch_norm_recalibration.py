@@ -370,6 +370,12 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     cfg_text = training_config_text(loaded, checkpoint)
     if cfg_text is not None:
         meta['cfg'] = cfg_text
+    # Which checkpoint of its run it came from (best, last), known by the
+    # source's name or message hub, neither of which this file keeps.
+    from ..apis.released_model import training_progress
+    progress = training_progress(loaded, checkpoint)
+    if progress is not None:
+        meta['training_progress'] = progress
     meta['batch_norm_recalibration'] = dict(
         source=osp.abspath(checkpoint), batches=batches, seed=seed,
         split=cfg.train_dataloader.dataset.get('ann_file'),
