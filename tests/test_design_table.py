@@ -723,12 +723,17 @@ def test_comparisons_of_another_figure(tmp_path, capsys):
     assert pooled.splitlines()[3].endswith('| yes |')
     per_image = design.comparison_table(paths, 'ref', ['cand'], paired=True,
                                         metric='mIoU_img')
+    # Named in the headers: the table read as one of pooled IoU.
+    assert '| mIoU_img mean ± std |' in per_image.splitlines()[0]
+    assert '| mean ± std |' in pooled.splitlines()[0]
     assert per_image.splitlines()[2].startswith(
         '| ref | 79.00 | 79.50 | 78.80 |')
     assert per_image.splitlines()[3].endswith('| +0.00 | 0.00 | no |')
     spread = design.paired_spread_table(paths, [('ref', 'cand')],
                                         metric='mIoU_img')
     assert '| ref | cand | 0, 1, 2 | +0.00, +0.00, +0.00 | 0.00 |' in spread
+    assert '| seeds | mIoU_img differences | std |' in spread
+    assert 'std of the per-seed mIoU_img differences: 0.00' in spread
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'cand',
                       '--paired', '--metric', 'mIoU_img']) == 0
     assert capsys.readouterr().out == per_image

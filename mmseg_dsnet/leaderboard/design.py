@@ -491,8 +491,8 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
                              'twice (in either order)')
         seen.add(frozenset((reference, candidate)))
     records = load_design_records(paths)
-    lines = ['| reference | candidate | seeds | differences | std |',
-             '|---|---|---|---|---|']
+    lines = [f'| reference | candidate | seeds | {figure_label(metric)}'
+             'differences | std |', '|---|---|---|---|---|']
     weighted, freedom = 0.0, 0
     # Each setting as the first pair that holds it has it: the spread of
     # pairs of other schedules or data is no spread of one experiment.
@@ -528,7 +528,8 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
                      f'{", ".join(f"{d:+.2f}" for d in diffs)} | '
                      f'{spread:.2f} |')
     pooled = (weighted / freedom)**0.5
-    lines += ['', f'Pooled std of the per-seed differences: {pooled:.2f} '
+    lines += ['', 'Pooled std of the per-seed '
+              f'{figure_label(metric)}differences: {pooled:.2f} '
               f'({freedom} degrees of freedom).', '',
               '| seeds | difference the rule needs |', '|---|---|']
     lines += [f'| {n} | {max(min_gain, se_factor * pooled / n**0.5):.2f} |'
@@ -643,12 +644,23 @@ def comparison_table(paths, reference, candidates, device='cpu', seeds=None,
     return rule_table(by_seed, reference, candidates,
                       [(s, f'seed {s}') for s in common], min_gain,
                       se_factor, paired, planned_seeds,
-                      min_columns=min_seeds)
+                      min_columns=min_seeds, figure=metric)
+
+
+def figure_label(metric):
+    """How a table's headers name the figure compared: nothing for pooled
+    IoU, the selection rule's figure (the tables in docs/design_study.md),
+    ``'<metric> '`` for another, which without it read as IoU.
+
+    Args:
+        metric (str): One of :data:`KEYS`.
+    """
+    return '' if metric == 'IoU' else f'{metric} '
 
 
 def rule_table(values, reference, candidates, columns, min_gain=0.3,
                se_factor=2.0, paired=False, planned_seeds=None,
-               row_header='candidate', min_columns=None):
+               row_header='candidate', min_columns=None, figure='IoU'):
     """Render candidates against a reference under the selection rule (see
     :func:`comparison_table`), from IoUs already gathered.
 
@@ -671,6 +683,9 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
         min_columns (int, optional): The columns the rule needs to decide:
             a candidate that meets it on fewer is shown as ``too few seeds
             (n < min_columns)``, not ``yes``. Default: None (two suffice).
+        figure (str): The figure ``values`` hold, named in the headers
+            when it is not pooled IoU (:func:`figure_label`).
+            Default: 'IoU'.
 
     Returns:
         str: A markdown table, the reference first.
@@ -689,7 +704,8 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
     diffs = {}
     lines = [
         f'| {row_header} | ' + ' | '.join(h for _, h in columns) +
-        f' | mean ± std | difference to {reference} | {errors} | passes |',
+        f' | {figure_label(figure)}mean ± std | difference to {reference} '
+        f'| {errors} | passes |',
         '|---' * (count + 5) + '|'
     ]
     for name in names:
