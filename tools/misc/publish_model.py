@@ -5,9 +5,9 @@
 loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
 (a plain state dict: no optimizer state, no training metadata but the
 training config, ``meta['cfg']``, which the tools check the weights
-against) to OUT_FILE and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
+against, and ``meta['training_progress']``) to OUT_FILE and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
 list it, and the epoch (or iteration) of how many the checkpoint was saved
-at, which the file records as ``meta['training_progress']``. A checkpoint
+at, best or last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
 nor its last is refused unless ``--allow-unfinished`` is given: its
 weights are not the run's result. An existing OUT_FILE is kept unless
