@@ -237,7 +237,10 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
     """Raise :class:`ThresholdMismatchError` when a ``LesionMetric``
     evaluator thresholds the lesion probability elsewhere than the model's
     decode head: its figures would describe masks the model never outputs
-    (the metric rebuilds the mask from the probabilities).
+    (the metric rebuilds the mask from the probabilities). A 1-channel
+    head calls label 1 above its threshold T; a metric scoring label 0
+    (``lesion_index=0``) reads the lesion probability as 1 - p, so its
+    threshold must be 1 - T.
 
     Args:
         cfg (Config | dict): The merged config.
@@ -248,7 +251,8 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
     head = model.get('module', model).get('decode_head')
     if not isinstance(head, dict):
         return
-    expected = mask_threshold(head)
+    head_threshold = mask_threshold(head)
+    one_channel = (head.get('out_channels') or head.get('num_classes')) == 1
     for name in evaluators:
         metrics = cfg.get(name) or []
         if isinstance(metrics, dict):
@@ -257,7 +261,22 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
             if evaluator.get('type') != 'LesionMetric':
                 continue
             threshold = float(evaluator.get('threshold', 0.5))
-            if threshold != expected:
+            expected = head_threshold
+            if one_channel and evaluator.get('lesion_index', 1) == 0:
+                # The head calls label 1 above T; the metric reads the
+                # lesion (label 0) probability as 1 - p, so its T is 1 - T.
+                expected = round(1 - head_threshold, 12)
+                if abs(threshold - expected) > 1e-9:
+                    raise ThresholdMismatchError(
+                        f'the decode head calls label 1 above probability '
+                        f'{head_threshold}, so its lesion (label 0, '
+                        f'{name}.lesion_index=0) is where the lesion '
+                        f'probability 1 - p is above {expected}, but {name} '
+                        f'(LesionMetric) calls lesion above {threshold}: its '
+                        "figures would not describe the model's masks; set "
+                        f'{name}.threshold={expected} (or '
+                        f'model.decode_head.threshold={round(1 - threshold, 12)})')
+            elif threshold != expected:
                 raise ThresholdMismatchError(
                     f'the decode head calls lesion above probability '
                     f'{expected} but {name} (LesionMetric) above '
