@@ -92,8 +92,7 @@ def test_demo_refuses_a_config_of_real_data(tmp_path, tiny_isic):
     synthetic = tmp_path / 'synthetic'
     shutil.copytree(tiny_isic, synthetic)
     (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
-    assert prepare_synthetic(2018, str(synthetic), counts=dict(
-        num_train=12, num_val=4, num_test=6)) == str(synthetic)
+    assert prepare_synthetic(2018, str(synthetic)) == str(synthetic)
 
 
 def test_demo_refuses_a_config_of_a_folder_of_other_files(tmp_path):

@@ -205,7 +205,8 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
         SyntheticTargetError: ``out_root`` is a real data location
             (:func:`check_synthetic_target`), or holds a synthetic set of
             another layout year, seed or image counts than asked (one of
-            an older version: it is not reused as this one).
+            an older version: it is not reused as this one), when
+            ``counts`` is given or ``out_root`` is :func:`synthetic_root`.
 
     Returns:
         str: The converted data root.
@@ -227,9 +228,13 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
             convert(raw, out_root, year=layout_year, seed=seed)
         # A set already there (or converted from a download already
         # there) was taken as it was: one of an older version or other
-        # arguments, with other images than asked, ran as this one.
-        _check_synthetic_set(out_root, 2018 if year == 2018 else 2017, seed,
-                             counts or SYNTHETIC_COUNTS)
+        # arguments, with other images than asked, ran as this one. A
+        # synthetic set a config names elsewhere (demo.py --config) is the
+        # user's, used as it is.
+        if counts is not None or osp.realpath(out_root) == osp.realpath(
+                synthetic_root(year)):
+            _check_synthetic_set(out_root, 2018 if year == 2018 else 2017,
+                                 seed, counts or SYNTHETIC_COUNTS)
     # Also marks sets prepared before the marker existed.
     if not is_synthetic(out_root):
         with open(osp.join(out_root, SYNTHETIC_MARKER), 'w') as f:
