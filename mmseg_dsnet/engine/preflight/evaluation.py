@@ -284,7 +284,8 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
                         f'(LesionMetric) calls lesion above {threshold}: its '
                         "figures would not describe the model's masks; set "
                         f'{name}.threshold={expected} (or '
-                        f'model.decode_head.threshold={round(1 - threshold, 12)})')
+                        'model.decode_head.threshold='
+                        f'{round(1 - threshold, 12)})')
             elif threshold != expected:
                 raise ThresholdMismatchError(
                     f'the decode head calls lesion above probability '
