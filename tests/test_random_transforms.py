@@ -372,3 +372,24 @@ def test_albu_in_an_evaluation_pipeline_draws_unless_all_is_fixed():
                  albu(dict(type='ToGray', p=1.),
                       dict(type='HorizontalFlip', p=0.))):
         assert not draws_at_random(step), step
+
+
+def test_a_transform_of_a_library_not_installed_is_named():
+    """mmseg's ``Albu`` without albumentations installed: an ImportError
+    traceback from the pipeline check. Now one line naming the step."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    try:
+        import albumentations  # noqa: F401
+        pytest.skip('albumentations is installed')
+    except ImportError:
+        pass
+    cfg = Config.fromfile(DEMO)
+    cfg.test_dataloader.dataset.pipeline = _with_step(dict(
+        type='Albu', transforms=[dict(type='HorizontalFlip', p=0.5)]))
+    with pytest.raises(PipelineConfigError, match=(
+            r'^test_dataloader\.dataset\.pipeline\[3\] of .*: '
+            'albumentations is not installed')):
+        check_pipelines_build(cfg, ('test_dataloader', ))
