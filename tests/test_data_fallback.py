@@ -2,6 +2,8 @@
 train.py/test.py say how to prepare it and fall back to the embedded
 synthetic set (or refuse, if asked). Given data roots: test_explicit_data.py.
 """
+import shutil
+
 import pytest
 from conftest import REPO
 
@@ -165,3 +167,32 @@ def test_processes_that_make_the_synthetic_set_together_all_get_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'synthetic_isic2018', 'synthetic_isic2018_official_layout']
     assert synthetic_fallback.is_synthetic(out_root)
+
+
+def test_a_synthetic_set_of_other_images_is_not_reused(fallback, tmp_path):
+    """A synthetic set already at the target (made by an older version
+    with other counts, or from a download of other counts left beside it)
+    was reused as it was: the run trained and scored other images than
+    the fallback makes, exit 0. Now it is refused, naming the folder and
+    what differs, and left as it is."""
+    root = tmp_path / 'synthetic_isic2018'
+    assert fallback.prepare_synthetic(2018) == str(root)
+    meta = (root / 'meta.json').read_text()
+    more = dict(num_train=7, num_val=2, num_test=3)
+    with pytest.raises(fallback.SyntheticTargetError) as info:
+        fallback.prepare_synthetic(2018, counts=more)
+    assert str(info.value).startswith(
+        f'{root} holds a synthetic set of other images than this one '
+        'makes: official_train 6 (asked: 7) ')
+    assert f'Remove it and {root}_official_layout' in str(info.value)
+    assert (root / 'meta.json').read_text() == meta
+    with pytest.raises(fallback.SyntheticTargetError, match='seed 0 '):
+        fallback.prepare_synthetic(2018, seed=1)
+    # The converted set gone, the download of 6 training images left
+    # beside it is not converted into a set of 7 without a word.
+    shutil.rmtree(root)
+    with pytest.raises(fallback.SyntheticTargetError,
+                       match=r'official_train 6 \(asked: 7\)'):
+        fallback.prepare_synthetic(2018, counts=more)
+    # Asked as made: reused.
+    assert fallback.prepare_synthetic(2018) == str(root)

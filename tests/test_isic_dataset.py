@@ -612,3 +612,30 @@ def test_one_converted_set_reached_by_a_link_is_one_set(tiny_isic, tmp_path):
                   dict(type='PackSegInputs')]))
     names = (tiny_isic / 'splits/lightweight_test.txt').read_text().split()
     assert len(dataset) == len(names)
+
+
+def test_a_passed_test_keeps_the_file_its_config_dump_would_replace(
+        tiny_config, tmp_path):
+    """test.py's runner dumps its config to ``<work_dir>/<config name>``:
+    after a passed test in a training's work dir (or one holding the
+    user's own file of that name) that file was replaced by the test's
+    config (its ``--cfg-options`` and ``load_from`` baked in), exit 0. Now
+    the file is kept and the test's config is in its log folder; a work
+    dir without one gets the dump, as before."""
+    from conftest import run_tool_in_process
+    from test_user_error_exits import random_checkpoint
+    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
+    trained, fresh = tmp_path / 'trained', tmp_path / 'fresh'
+    trained.mkdir()
+    dump = trained / tiny_config.name
+    dump.write_text('# the training run\'s config\n')
+    for work_dir in (trained, fresh):
+        run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                                  '--work-dir', work_dir, '--cfg-options',
+                                  'test_dataloader.dataset.indices=1')
+        assert run.returncode == 0, run.output[-3000:]
+    assert dump.read_text() == '# the training run\'s config\n'
+    assert f'Kept {dump} as it was' in run_tool_in_process(
+        'tools/test.py', tiny_config, ckpt, '--work-dir', trained).output
+    assert dump.read_text() == '# the training run\'s config\n'
+    assert 'indices=1' in (fresh / tiny_config.name).read_text()

@@ -1,6 +1,7 @@
 """Tests of LesionMetric against hand-computed confusion matrices."""
 import math
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -808,3 +809,52 @@ def test_every_figure_matches_a_plain_numpy_computation(channels):
     assert set(got) == set(expected)
     for name, value in expected.items():
         assert got[name] == pytest.approx(100 * value, abs=1e-4), name
+
+
+def test_threshold_check_of_a_metric_scoring_label_0_with_one_channel():
+    """A 1-channel head calls label 1 above its threshold T; with masks
+    whose lesion is label 0 (``LesionMetric(lesion_index=0)``) the metric
+    reads the lesion probability as 1 - p, so its figures describe the
+    model's masks at threshold 1 - T. ``check_decision_thresholds``
+    demanded T: the right config (0.58 for a 0.42 head) was refused and a
+    wrong one (0.42) passed, scoring other masks than the model's."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.engine import (ThresholdMismatchError,
+                                    check_decision_thresholds)
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(Path(__file__).parents[1] /
+                              'configs/demo/dsnet_synthetic_cpu.py'))
+    # Between the probabilities of this random model (0.36 to 0.49).
+    cfg.model.decode_head.threshold = 0.42
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    meta = dict(img_shape=(32, 32), ori_shape=(32, 32), pad_shape=(32, 32))
+    with torch.no_grad():
+        out, = model.predict(torch.randn(1, 3, 32, 32),
+                             [SegDataSample(metainfo=meta)])
+    # The model's own masks as ground truth: label 0 is the lesion.
+    pred = out.pred_sem_seg.data
+    assert 0 < int(pred.sum()) < pred.numel()
+
+    def iou(threshold):
+        metric = same_size_metric(32, 32, lesion_index=0,
+                                  threshold=threshold)
+        sample = make_sample(out.seg_logits.data, pred[0])
+        return run(metric, [sample])['IoU']
+
+    assert iou(0.58) == pytest.approx(100.)
+    cfg.test_evaluator = dict(type='LesionMetric', lesion_index=0,
+                              threshold=0.58)
+    check_decision_thresholds(cfg, ('test_evaluator', ))
+    assert iou(0.42) < 100.
+    cfg.test_evaluator.threshold = 0.42
+    with pytest.raises(ThresholdMismatchError,
+                       match=r'set test_evaluator\.threshold=0\.58 '):
+        check_decision_thresholds(cfg, ('test_evaluator', ))
+    # Label 1 as lesion: the head's own threshold, as before.
+    cfg.test_evaluator = dict(type='LesionMetric', threshold=0.42)
+    check_decision_thresholds(cfg, ('test_evaluator', ))

@@ -255,6 +255,10 @@ def test_tta_view_checks_read_scoped_type_names():
                                           degree=(90, 90))), 'c.py')
     check_tta_views(tta_pipeline(dict(type='mmcv.RandomFlip', prob=1.,
                                       direction='vertical')), 'c.py')
+    # Never applied (its chances are rotate_prob and flip_prob): it was
+    # refused as a rotating view, read by a prob it does not have.
+    check_tta_views(tta_pipeline(dict(type='RandomRotFlip', rotate_prob=0.,
+                                      flip_prob=0.)), 'c.py')
     cfg = Config.fromfile(CONFIG)
     assert 'tta_pipeline' not in cfg
     check_tta_model(cfg, 'c.py')

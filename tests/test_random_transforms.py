@@ -313,3 +313,83 @@ def test_a_random_step_in_a_wrapped_test_dataset_is_refused():
             check_pipelines_build(cfg, ('test_dataloader', ))
         assert str(info.value).startswith(
             f'{path} of {DEMO}: RandomRotate draws at random'), str(info.value)
+
+
+def test_a_flip_that_never_flips_before_the_masks_is_accepted_in_training():
+    """``RandomFlip prob=[0., 0.]`` (two directions, never flipped) before
+    LoadAnnotations in a training pipeline was refused as a flip of the
+    image but not its mask; ``prob=0.`` passed. Neither flips."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_pipelines_build
+    from mmseg_dsnet.datasets.random_transforms import moved_before_masks
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    pack = dict(type='PackSegInputs')
+    for flip in (dict(type='RandomFlip', prob=[0., 0.],
+                      direction=['horizontal', 'vertical']),
+                 dict(type='RandomFlip', prob=0., direction='vertical')):
+        pipeline = [image, flip, load, pack]
+        assert moved_before_masks(pipeline) == -1
+        cfg = Config.fromfile(DEMO)
+        cfg.train_dataloader.dataset.pipeline = pipeline
+        check_pipelines_build(cfg, ('train_dataloader', ))
+    assert moved_before_masks([image, dict(
+        type='RandomFlip', prob=[0., 0.5],
+        direction=['horizontal', 'vertical']), load, pack]) == 1
+
+
+def test_albu_in_an_evaluation_pipeline_draws_unless_all_is_fixed():
+    """mmseg's ``Albu`` holds albumentations' transforms, most applied with
+    a chance (``p=0.5`` by default) or with drawn values: in a test
+    pipeline it scored a random view of each image, not refused (its inner
+    names are not ours). Now it draws unless each inner transform always
+    does the same, and the message names the one that draws. Checked on
+    the configs alone: albumentations need not be installed."""
+    from mmseg_dsnet.datasets.random_transforms import (draws_at_random,
+                                                        drawing_transform,
+                                                        random_step)
+
+    def albu(*transforms):
+        return dict(type='Albu', transforms=list(transforms))
+
+    for step, name in (
+            (albu(dict(type='HorizontalFlip', p=0.5)), 'HorizontalFlip'),
+            (albu(dict(type='Normalize'), dict(type='CLAHE', p=1.)),
+             'CLAHE'),
+            (albu(dict(type='ToGray')), 'ToGray'),
+            (albu(dict(type='OneOf', transforms=[
+                dict(type='Blur', p=1.), dict(type='MedianBlur', p=1.)])),
+             'OneOf'),
+            (albu(dict(type='Compose', transforms=[
+                dict(type='Resize', height=64, width=64),
+                dict(type='RandomBrightnessContrast', p=1.)])),
+             'RandomBrightnessContrast')):
+        assert draws_at_random(step), step
+        assert drawing_transform(step) == f'{name} (in Albu)'
+        assert random_step([dict(type='LoadImageFromFile'), step]) == 1
+    for step in (albu(dict(type='Normalize'),
+                      dict(type='Resize', height=64, width=64)),
+                 albu(dict(type='ToGray', p=1.),
+                      dict(type='HorizontalFlip', p=0.))):
+        assert not draws_at_random(step), step
+
+
+def test_a_transform_of_a_library_not_installed_is_named():
+    """mmseg's ``Albu`` without albumentations installed: an ImportError
+    traceback from the pipeline check. Now one line naming the step."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    try:
+        import albumentations  # noqa: F401
+        pytest.skip('albumentations is installed')
+    except ImportError:
+        pass
+    cfg = Config.fromfile(DEMO)
+    cfg.test_dataloader.dataset.pipeline = _with_step(dict(
+        type='Albu', transforms=[dict(type='HorizontalFlip', p=0.5)]))
+    with pytest.raises(PipelineConfigError, match=(
+            r'^test_dataloader\.dataset\.pipeline\[3\] of .*: '
+            'albumentations is not installed')):
+        check_pipelines_build(cfg, ('test_dataloader', ))

@@ -780,3 +780,17 @@ def test_a_random_step_in_the_test_pipeline_is_refused(two_checkpoints,
         'RandomFlip draws at random (a training augmentation); in the test '
         'pipeline it would score a random view of each image')
     assert tree_hashes(tmp_path) == before
+
+
+def test_the_models_own_threshold_in_the_metrics_terms():
+    """A 1-channel head calls label 1 above its threshold T: with masks
+    whose lesion is label 0 (``LesionMetric(lesion_index=0)``) its masks
+    are the lesion probability above 1 - T, where the sweep's plot now
+    marks the model's own threshold (it marked T); 2 channels: 0.5."""
+    from mmseg_dsnet.engine.preflight import mask_threshold
+    head = dict(out_channels=1, threshold=0.42)
+    assert mask_threshold(head) == 0.42
+    assert mask_threshold(head, lesion_index=0) == 0.58
+    assert mask_threshold(dict(out_channels=1), lesion_index=0) == 0.7
+    assert mask_threshold(dict(num_classes=2, threshold=0.2),
+                          lesion_index=0) == 0.5

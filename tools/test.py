@@ -11,6 +11,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
@@ -219,11 +220,19 @@ def main(argv=None):
     # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
     setup_cpu_distributed(cfg)
     # The runner dumps this config over the work dir's root dump (a
-    # training's, which leaderboard.py collect reads); a failed test puts
-    # it back. Its log folder stays: no <ts>.json, so not read as a run.
+    # training's, which leaderboard.py collect reads, or the user's own file
+    # of that name): a file that was there is put back, after a failed test
+    # and a passed one; the test's config stays in its log folder
+    # (<ts>/vis_data/config.py). A failed test's log folder stays: no
+    # <ts>.json, so not read as a run.
     dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
-    with restored_on_failure(dump):
-        return test(args, cfg, out)
+    kept = osp.isfile(dump)
+    with restored_on_failure(dump, keep_existing=True):
+        metrics = test(args, cfg, out)
+    if kept and get_rank() == 0:
+        print(f'Kept {dump} as it was (this test\'s config is in the '
+              'run\'s log folder, <timestamp>/vis_data/config.py)')
+    return metrics
 
 
 def test(args, cfg, out):

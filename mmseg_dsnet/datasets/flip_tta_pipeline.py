@@ -4,6 +4,8 @@ import copy
 from typing import List
 
 from ..utils.errors import UserError
+# The one reading of a step's name, its options and a prob=0 no-op.
+from .random_transforms import _held_steps, _name, _never_applied
 
 # The image as it is and flipped either way; the segmentor flips each
 # prediction back before LesionTTAModel averages them.
@@ -73,19 +75,19 @@ def check_tta_views(tta_pipeline, config: str) -> None:
             ``LoadAnnotations``.
     """
     def moves(step):
-        name = str(step.get('type', '')).split('.')[-1]
         # A step that never fires (prob=0) leaves the view as it is.
-        return name in UNDONE_ONLY_BY_HAND and step.get('prob', 1) != 0
+        return _name(step) in UNDONE_ONLY_BY_HAND and \
+            not _never_applied(step)
 
     names = []
     for index, step in enumerate(tta_pipeline or []):
         if not isinstance(step, dict):
             continue
-        options = [option for options in step.get('transforms') or []
-                   for option in options if isinstance(option, dict)] \
-            if str(step.get('type', '')).endswith('TestTimeAug') else [step]
+        options = [option for option in _held_steps(step)
+                   if isinstance(option, dict)] \
+            if _name(step) == 'TestTimeAug' else [step]
         for option in options:
-            names.append(str(option.get('type', '')).split('.')[-1])
+            names.append(_name(option))
             if moves(option):
                 raise UserError(
                     f'--tta: tta_pipeline[{index}] of {config} holds '

@@ -45,10 +45,47 @@ def _name(step) -> str:
 
 
 def _never_applied(step) -> bool:
-    """Whether a random step's probabilities are all 0 (``prob=0``)."""
+    """Whether a random step's probabilities are all 0 (``prob=0``, or
+    ``prob=[0., 0.]`` for a flip in two directions)."""
     chances = RANDOM_TRANSFORMS.get(_name(step), ())
-    return bool(chances) and all(step.get(key, default) in (0, 0.)
+
+    def zero(chance):
+        if isinstance(chance, (list, tuple)):
+            return len(chance) > 0 and all(zero(item) for item in chance)
+        return chance in (0, 0.)
+
+    return bool(chances) and all(zero(step.get(key, default))
                                  for key, default in chances)
+
+
+#: albumentations transforms that always do the same when applied, with
+#: the default of their ``p``; any other one (``HorizontalFlip``,
+#: ``CLAHE``, whose clip limit is drawn, ``OneOf`` ...) in mmseg's ``Albu``
+#: is taken as drawing at random.
+ALBU_FIXED = {
+    'Normalize': 1., 'ToFloat': 1., 'FromFloat': 1., 'Resize': 1.,
+    'LongestMaxSize': 1., 'SmallestMaxSize': 1., 'PadIfNeeded': 1.,
+    'CenterCrop': 1., 'Crop': 1., 'ToGray': .5, 'Equalize': .5,
+    'InvertImg': .5, 'ToSepia': .5, 'Compose': 1., 'Sequential': 1.}
+
+
+def _albu_drawing(step):
+    """The name of the first albumentations transform in an ``Albu`` step
+    (or an albumentations ``Compose`` in it) that may draw: one not in
+    :data:`ALBU_FIXED` or applied with a chance ``p`` below 1; or None."""
+    for inner in _held_steps(step):
+        if not isinstance(inner, dict):
+            return str(inner)
+        name = _name(inner)
+        chance = inner.get('p', ALBU_FIXED.get(name, .5))
+        if chance in (0, 0.):
+            continue  # never applied
+        if name not in ALBU_FIXED or chance < 1:
+            return str(inner.get('type'))
+        inside = _albu_drawing(inner)
+        if inside:
+            return inside
+    return None
 
 
 def _flips_always_alike(step) -> bool:
@@ -95,6 +132,8 @@ def draws_at_random(step) -> bool:
     name = _name(step)
     if _never_applied(step):
         return False  # nor the transforms it holds
+    if name == 'Albu':  # it holds albumentations' transforms, not ours
+        return _albu_drawing(step) is not None
     if any(draws_at_random(option) for option in _held_steps(step)):
         return True
     if name not in RANDOM_TRANSFORMS:
@@ -118,6 +157,8 @@ def drawing_transform(step) -> str:
 def _drawing_inside(step):
     """The class name of the innermost transform that draws among those a
     wrapper step holds, or None."""
+    if _name(step) == 'Albu':
+        return _albu_drawing(step)
     for option in _held_steps(step):
         if draws_at_random(option):
             return _drawing_inside(option) or str(option.get('type'))

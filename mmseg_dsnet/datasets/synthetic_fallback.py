@@ -203,7 +203,10 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
 
     Raises:
         SyntheticTargetError: ``out_root`` is a real data location
-            (:func:`check_synthetic_target`).
+            (:func:`check_synthetic_target`), or holds a synthetic set of
+            another layout year, seed or image counts than asked (one of
+            an older version: it is not reused as this one), when
+            ``counts`` is given or ``out_root`` is :func:`synthetic_root`.
 
     Returns:
         str: The converted data root.
@@ -223,11 +226,45 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
                 generate(raw, year=layout_year, seed=seed,
                          **(counts or SYNTHETIC_COUNTS))
             convert(raw, out_root, year=layout_year, seed=seed)
+        # A set already there (or converted from a download already
+        # there) was taken as it was: one of an older version or other
+        # arguments, with other images than asked, ran as this one. A
+        # synthetic set a config names elsewhere (demo.py --config) is the
+        # user's, used as it is.
+        if counts is not None or osp.realpath(out_root) == osp.realpath(
+                synthetic_root(year)):
+            _check_synthetic_set(out_root, 2018 if year == 2018 else 2017,
+                                 seed, counts or SYNTHETIC_COUNTS)
     # Also marks sets prepared before the marker existed.
     if not is_synthetic(out_root):
         with open(osp.join(out_root, SYNTHETIC_MARKER), 'w') as f:
             f.write(MARKER_TEXT)
     return out_root
+
+
+def _check_synthetic_set(out_root, layout_year, seed, counts):
+    """Refuse a converted synthetic set whose ``meta.json`` records another
+    layout year, seed or image counts than asked of
+    :func:`prepare_synthetic`."""
+    try:
+        with open(osp.join(out_root, 'meta.json')) as f:
+            meta = json.load(f)
+        held = meta.get('counts') or {}
+    except (OSError, ValueError, AttributeError):
+        meta, held = {}, {}
+    asked = {'year': layout_year, 'seed': seed}
+    asked.update({f'official_{split}': counts.get(f'num_{split}', 0)
+                  for split in ('train', 'val', 'test')})
+    found = {key: meta.get(key) if key in ('year', 'seed') else held.get(key)
+             for key in asked}
+    if found != asked:
+        wrong = ', '.join(f'{key} {found[key]} (asked: {asked[key]})'
+                          for key in asked if found[key] != asked[key])
+        raise SyntheticTargetError(
+            f'{out_root} holds a synthetic set of other images than this '
+            f'one makes: {wrong} (made by another version or with other '
+            'arguments); it is left as it is. Remove it and '
+            f'{_raw_layout(out_root)} to make it again')
 
 
 def data_provenance(dataset_cfg, images):

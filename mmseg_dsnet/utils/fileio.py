@@ -363,9 +363,12 @@ def json_text(obj, **kwargs) -> str:
 
 
 @contextlib.contextmanager
-def restored_on_failure(filepath):
+def restored_on_failure(filepath, keep_existing=False):
     """Put ``filepath`` back as it was (or remove it, if there was none)
     when the block raises, for a file a failed step must not change.
+    With ``keep_existing`` a file that was there is put back after a
+    block that succeeds, too (the block's own file is then lost: write it
+    elsewhere as well).
 
     ``tools/test.py``'s runner dumps its config over the work dir's root
     dump, the one ``leaderboard.py collect`` reads as the training config:
@@ -375,6 +378,8 @@ def restored_on_failure(filepath):
 
     Args:
         filepath (str): The file.
+        keep_existing (bool): Put back a file that was there also when
+            the block succeeds. Defaults to False.
     """
     filepath = str(filepath)
     before = None
@@ -392,6 +397,13 @@ def restored_on_failure(filepath):
         except OSError:
             pass  # the block's own error is the one to report
         raise
+    if keep_existing and before is not None:
+        now = None
+        if osp.isfile(filepath):
+            with open(filepath, 'rb') as f:
+                now = f.read()
+        if now != before:
+            atomic_write(before, filepath)
 
 
 def _files_under(folder: str) -> set:

@@ -272,7 +272,10 @@ def main(argv=None):
         from mmseg_dsnet.analysis.plots import plot_threshold_sweep
         from mmseg_dsnet.engine.preflight import mask_threshold
         head = cfg.model.get('module', cfg.model).get('decode_head')
-        own = mask_threshold(head) if isinstance(head, dict) else None
+        # In the metric's terms: 1 - T for a 1-channel head scored on
+        # masks whose lesion is label 0.
+        own = mask_threshold(head, metric_args.get('lesion_index', 1)) \
+            if isinstance(head, dict) else None
         title = (f'{args.config}: {cfg.test_dataloader.dataset.ann_file} '
                  f'({len(loader.dataset)} images)')
         outputs.append((lambda tmp: plot_threshold_sweep(

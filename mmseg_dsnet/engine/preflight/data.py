@@ -64,7 +64,10 @@ def check_pipelines_build(cfg, loaders):
                         continue  # a callable is used as it is
                     try:
                         TRANSFORMS.build(transform)
-                    except (UserError, ValueError, AssertionError) as err:
+                    # ImportError: a wrapper of a library not installed
+                    # (mmseg's Albu without albumentations), a traceback.
+                    except (UserError, ValueError, AssertionError,
+                            ImportError) as err:
                         args = {k: v for k, v in transform.items()
                                 if k != 'type'}
                         reason = str(err) or (

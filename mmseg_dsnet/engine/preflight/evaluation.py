@@ -221,15 +221,24 @@ def check_tta_model(cfg, config):
         'configs/_base_/default_runtime.py does); nothing was started')
 
 
-def mask_threshold(head):
+def mask_threshold(head, lesion_index=1):
     """The lesion probability above which the decode head config ``head``
     calls a pixel lesion in its masks: its ``threshold`` for one output
-    channel (MMSegmentation's 0.3 when unset), 0.5 (``argmax``) for two."""
+    channel (MMSegmentation's 0.3 when unset), 0.5 (``argmax``) for two.
+
+    Args:
+        head (dict): The decode head's config.
+        lesion_index (int): The lesion label, as ``LesionMetric`` takes
+            it. A 1-channel head calls label 1 above its threshold T, so
+            with ``lesion_index=0`` the lesion probability (1 - p) is
+            above 1 - T in its masks. Defaults to 1.
+    """
     out_channels = head.get('out_channels') or head.get('num_classes')
     if out_channels != 1:
         return 0.5
     threshold = head.get('threshold')
-    return 0.3 if threshold is None else float(threshold)
+    threshold = 0.3 if threshold is None else float(threshold)
+    return round(1 - threshold, 12) if lesion_index == 0 else threshold
 
 
 def check_decision_thresholds(cfg, evaluators=('val_evaluator',
@@ -237,7 +246,10 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
     """Raise :class:`ThresholdMismatchError` when a ``LesionMetric``
     evaluator thresholds the lesion probability elsewhere than the model's
     decode head: its figures would describe masks the model never outputs
-    (the metric rebuilds the mask from the probabilities).
+    (the metric rebuilds the mask from the probabilities). A 1-channel
+    head calls label 1 above its threshold T; a metric scoring label 0
+    (``lesion_index=0``) reads the lesion probability as 1 - p, so its
+    threshold must be 1 - T.
 
     Args:
         cfg (Config | dict): The merged config.
@@ -248,7 +260,8 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
     head = model.get('module', model).get('decode_head')
     if not isinstance(head, dict):
         return
-    expected = mask_threshold(head)
+    head_threshold = mask_threshold(head)
+    one_channel = (head.get('out_channels') or head.get('num_classes')) == 1
     for name in evaluators:
         metrics = cfg.get(name) or []
         if isinstance(metrics, dict):
@@ -257,7 +270,23 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
             if evaluator.get('type') != 'LesionMetric':
                 continue
             threshold = float(evaluator.get('threshold', 0.5))
-            if threshold != expected:
+            expected = mask_threshold(head,
+                                      evaluator.get('lesion_index', 1))
+            if one_channel and evaluator.get('lesion_index', 1) == 0:
+                # The head calls label 1 above T; the metric reads the
+                # lesion (label 0) probability as 1 - p, so its T is 1 - T.
+                if abs(threshold - expected) > 1e-9:
+                    raise ThresholdMismatchError(
+                        f'the decode head calls label 1 above probability '
+                        f'{head_threshold}, so its lesion (label 0, '
+                        f'{name}.lesion_index=0) is where the lesion '
+                        f'probability 1 - p is above {expected}, but {name} '
+                        f'(LesionMetric) calls lesion above {threshold}: its '
+                        "figures would not describe the model's masks; set "
+                        f'{name}.threshold={expected} (or '
+                        'model.decode_head.threshold='
+                        f'{round(1 - threshold, 12)})')
+            elif threshold != expected:
                 raise ThresholdMismatchError(
                     f'the decode head calls lesion above probability '
                     f'{expected} but {name} (LesionMetric) above '
