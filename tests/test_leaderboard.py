@@ -189,8 +189,8 @@ def test_collect_compares_the_config_file_the_test_used(board, tmp_path):
     lowres = tmp_path / 'lowres.py'
     lowres.write_text(f"_base_ = ['{board['cfg']}']\n"
                       'test_evaluator = dict(low_res_size=(32, 32))\n')
-    run_tool_process('tools/test.py', lowres, work / 'epoch_2.pth',
-                     '--work-dir', work, check=True)
+    run_tool_in_process('tools/test.py', lowres, work / 'epoch_2.pth',
+                        '--work-dir', work, check=True)
     with pytest.raises(UserError) as err:
         lb.main(args)
     assert str(err.value).startswith(
@@ -208,8 +208,8 @@ def test_collect_compares_the_config_file_the_test_used(board, tmp_path):
         "    dict(type='Resize', scale=(32, 32), keep_ratio=False),\n"
         "    dict(type='LoadAnnotations'),\n"
         "    dict(type='PackSegInputs')]))\n")
-    run_tool_process('tools/test.py', small, work / 'epoch_2.pth',
-                     '--work-dir', work, check=True)
+    run_tool_in_process('tools/test.py', small, work / 'epoch_2.pth',
+                        '--work-dir', work, check=True)
     record = lb.main(args)
     assert record['metrics_source_kind'] == 'test_metrics.json'
     assert record['input_size'] == dict(train=[64, 64], test=[32, 32])
@@ -598,8 +598,8 @@ def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
     run = tmp_path / 'seed0'
     shutil.copytree(seed0, run)
     (run / 'test_metrics.json').unlink()
-    run_tool_process('tools/test.py', board['cfg'], seed1 / 'epoch_2.pth',
-                     '--work-dir', run, check=True)
+    run_tool_in_process('tools/test.py', board['cfg'], seed1 / 'epoch_2.pth',
+                        '--work-dir', run, check=True)
     runs = tmp_path / 'runs'
     collect = ['collect', str(board['cfg']), str(run), '--label', 'dsnet',
                '--runs-dir', str(runs), '--no-benchmark']
@@ -634,10 +634,10 @@ def test_collect_records_a_recalibrated_checkpoint_as_such(board,
     shutil.copytree(seed0, run)
     (run / 'test_metrics.json').unlink()
     precise = run / 'precise.pth'
-    run_tool_process('tools/analysis_tools/recalibrate_batch_norm.py',
-                     board['cfg'], run / 'epoch_2.pth', precise, check=True)
-    run_tool_process('tools/test.py', board['cfg'], precise, '--work-dir',
-                     run, check=True)
+    run_tool_in_process('tools/analysis_tools/recalibrate_batch_norm.py',
+                        board['cfg'], run / 'epoch_2.pth', precise, check=True)
+    run_tool_in_process('tools/test.py', board['cfg'], precise, '--work-dir',
+                        run, check=True)
     runs = tmp_path / 'runs'
     run_tool_in_process(LEADERBOARD, 'collect', str(board['cfg']), str(run),
                         '--label', 'dsnet', '--runs-dir', str(runs),
