@@ -53,8 +53,8 @@ def board(tiny_isic, tmp_path_factory):
          '--cfg-options', 'randomness.seed=1'], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run_tool_process('tools/train.py', cfg, '--work-dir', seed0, check=True)
-    run_tool_process('tools/test.py', cfg, seed0 / 'epoch_2.pth',
-                     '--work-dir', seed0, check=True)
+    run_tool_in_process('tools/test.py', cfg, seed0 / 'epoch_2.pth',
+                        '--work-dir', seed0, check=True)
     log = second.communicate(timeout=600)[0]
     assert second.returncode == 0, log[-3000:]
     lb = load_tool('analysis_tools/leaderboard.py')
