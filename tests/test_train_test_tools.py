@@ -538,11 +538,12 @@ def test_get_flops_refuses_a_shape_the_model_cannot_take():
 @pytest.mark.slow
 def test_benchmark_json(trained):
     cfg, work_dir = trained
-    proc = run_tool_process('tools/analysis_tools/benchmark.py', cfg,
-                            work_dir / 'epoch_2.pth', '--shape', '64', '64',
-                            '--repeat', '5', '--warmup', '1', '--batch-size',
-                            '2', '--throughput-repeat', '2', '--threads', '1',
-                            '--data', '--json', check=True)
+    proc = run_tool_in_process('tools/analysis_tools/benchmark.py', cfg,
+                               work_dir / 'epoch_2.pth', '--shape', '64',
+                               '64', '--repeat', '5', '--warmup', '1',
+                               '--batch-size', '2', '--throughput-repeat',
+                               '2', '--threads', '1', '--data', '--json',
+                               check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     lat = result['latency_ms']
     assert 0 < lat['min'] <= lat['median'] <= lat['p90'] <= lat['p99']
