@@ -74,6 +74,39 @@ def run_tool_process(script, *args, check=False):
     return ToolRun(proc.returncode, proc.stdout, proc.stderr)
 
 
+# mmengine's global instances a run made that a fresh interpreter would not
+# hold: a Runner names its logger, message hub and visualizer after its
+# config file and the second it started, and a second run of the same
+# config in the same second got the first run's (its log and dumps went
+# into the first run's work dir).
+RUN_SCOPED_MANAGERS = ('MMLogger', 'MessageHub', 'Visualizer')
+
+
+def _run_scoped_managers():
+    from mmengine.utils import ManagerMixin
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if any(base.__name__ in RUN_SCOPED_MANAGERS for base in cls.__mro__):
+            found.append(cls)
+    return found
+
+
+def _drop_instances_made_since(saved):
+    """Forget the logger, message hub and visualizer instances made since
+    ``saved`` (class -> instance names), closing the removed loggers'
+    handlers (their log files are complete, as at a process's exit)."""
+    for cls in _run_scoped_managers():
+        made = [name for name in cls._instance_dict
+                if name not in saved.get(cls, ())]
+        for name in made:
+            instance = cls._instance_dict.pop(name)
+            for handler in getattr(instance, 'handlers', [])[:]:
+                handler.close()
+                instance.removeHandler(handler)
+
+
 def run_tool_in_process(script, *args, check=False):
     """Run ``python script args`` from the repository root in this process:
     the tool's ``__main__`` block runs with ``sys.argv`` set, its exit status
@@ -83,7 +116,8 @@ def run_tool_in_process(script, *args, check=False):
     The same command line as :func:`run_tool_process` without a Python
     start-up and the imports of torch, mmengine and mmseg (seconds per run),
     for tools that print their output; ``sys.argv``, the working directory
-    and the signal handlers are restored afterwards.
+    and the signal handlers are restored afterwards, and the loggers,
+    message hubs and visualizers the run made are dropped.
 
     Args:
         script (str | Path): The tool, absolute or relative to the
@@ -97,6 +131,8 @@ def run_tool_in_process(script, *args, check=False):
     saved_handlers = {signum: signal.getsignal(signum)
                       for signum in (signal.SIGINT, signal.SIGTERM,
                                      signal.SIGHUP)}
+    saved_managers = {cls: set(cls._instance_dict)
+                      for cls in _run_scoped_managers()}
     sys.argv = [str(path), *map(str, args)]
     os.chdir(REPO)
     code = 0
@@ -119,6 +155,7 @@ def run_tool_in_process(script, *args, check=False):
         os.chdir(saved_cwd)
         for signum, handler in saved_handlers.items():
             signal.signal(signum, handler)
+        _drop_instances_made_since(saved_managers)
     if check and code != 0:
         raise AssertionError(f'{script} {args} failed:\n'
                              f'{stdout.getvalue()[-3000:]}\n'

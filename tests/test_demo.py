@@ -1,9 +1,11 @@
 """The README's main job (tools/demo.py): trains, evaluates and draws on
 the embedded synthetic set; refuses settings it would not follow."""
 import hashlib
+import io
 import os
 import shutil
 import subprocess
+from contextlib import redirect_stdout
 
 import pytest
 from conftest import REPO, load_tool, write_tiny_config
@@ -14,20 +16,44 @@ from mmseg_dsnet.engine.preflight import MissingInputError
 demo = load_tool('demo.py')
 
 
-def test_demo_trains_evaluates_and_draws(tmp_path, capsys):
-    work = tmp_path / 'demo'
-    metrics, guess = demo.main(['--epochs', '1', '--work-dir', str(work)])
+@pytest.fixture(scope='module')
+def readme_demo(tmp_path_factory):
+    """The README's command (``--epochs 1``, no --work-dir) run once from a
+    folder of its own; tests that run into it work on a copy.
+
+    Returns:
+        dict: ``cwd`` (the folder it ran from), ``work`` (its run folder,
+        relative to ``cwd``), ``result`` (what ``main`` returned) and
+        ``printed`` (its stdout).
+    """
+    cwd = tmp_path_factory.mktemp('readme_demo')
+    printed = io.StringIO()
+    saved = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(printed):
+            result = demo.main(['--epochs', '1'])
+    finally:
+        os.chdir(saved)
+    run, = os.listdir(cwd / 'work_dirs' / 'demo')
+    return dict(cwd=cwd, work=f'work_dirs/demo/{run}', result=result,
+                printed=printed.getvalue())
+
+
+def test_demo_trains_evaluates_and_draws(readme_demo):
+    work = readme_demo['cwd'] / readme_demo['work']
+    metrics, guess = readme_demo['result']
     for key in ('IoU', 'DSC', 'Sen', 'Spe'):
         assert 0.0 <= metrics[key] <= 100.0
     # The all-lesion guess scores the lesion share, strictly between.
     assert 0.0 < guess < 100.0
     assert (work / 'overlays.png').stat().st_size > 0
     assert list(work.glob('epoch_1.pth'))
-    printed = capsys.readouterr().out
+    printed = readme_demo['printed']
     assert 'Training DSNet on the CPU for 1 epochs' in printed
     assert f'all-lesion {guess:.2f}' in printed
     # The figures and overlays are of the checkpoint it names.
-    assert f'Checkpoint: {work / "epoch_1.pth"}' in printed
+    assert f'Checkpoint: {readme_demo["work"]}/epoch_1.pth' in printed
 
 
 def test_trivial_guess_is_the_lesion_share_of_the_labelled_pixels(tmp_path):
@@ -277,7 +303,7 @@ def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
     assert 'Checkpoint:' not in capsys.readouterr().out
 
 
-def test_demo_refuses_the_work_dir_of_an_earlier_run(tmp_path):
+def test_demo_refuses_the_work_dir_of_an_earlier_run(tmp_path, readme_demo):
     """A second demo into the work dir of an earlier one overwrote only
     what it wrote itself: ``epoch_2.pth`` of a 2-epoch run stayed beside
     ``epoch_1.pth`` and the dumped config of a 1-epoch run, exit 0 (the
@@ -285,7 +311,7 @@ def test_demo_refuses_the_work_dir_of_an_earlier_run(tmp_path):
     the set is made, the earlier run left as it was."""
     from conftest import run_tool_in_process, tree_hashes
     work = tmp_path / 'demo'
-    demo.main(['--epochs', '1', '--work-dir', str(work)])
+    shutil.copytree(readme_demo['cwd'] / readme_demo['work'], work)
     before = tree_hashes(work)
     run = run_tool_in_process('tools/demo.py', '--epochs', '2',
                               '--work-dir', work)
@@ -344,13 +370,14 @@ def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
 
 @pytest.mark.slow
 def test_each_demo_run_gets_a_folder_of_its_own(tmp_path, monkeypatch,
-                                                capsys):
+                                                capsys, readme_demo):
     """Without --work-dir every run wrote into ``work_dirs/demo``, so the
     README's command run a second time was refused (the folder held the
     first run). Each run now writes under a folder of its own there."""
+    # The first run: a copy of the folder the README's command ran from.
+    shutil.copytree(readme_demo['cwd'], tmp_path, dirs_exist_ok=True)
+    first = readme_demo['printed']
     monkeypatch.chdir(tmp_path)
-    demo.main(['--epochs', '1'])
-    first = capsys.readouterr().out
     demo.main(['--epochs', '1'])
     second = capsys.readouterr().out
     runs = sorted(os.listdir(tmp_path / 'work_dirs' / 'demo'))

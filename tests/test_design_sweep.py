@@ -229,11 +229,11 @@ def test_cli_refuses_a_work_dir_that_holds_earlier_runs(
     assert not list((tmp_path / 'w').glob('*.log'))
     # --fast trains each run in W/<run>: it offered a --resume that
     # design_sweep.py does not have.
+    import shutil
     fast = tmp_path / 'fast'
     fast.mkdir()
-    earlier = fast / 'w' / 'egeunet_s0'
-    train_and_evaluate(str(config), str(tiny_isic), str(earlier), epochs=1,
-                       train_images=2, test_images=1, crop_size=32)
+    # A copy of the earlier run: its checkpoints are what is refused.
+    shutil.copytree(earlier, fast / 'w' / 'egeunet_s0')
     assert tool.main(['egeunet', '--fast', '--device', 'cpu',
                       *cli_args(fast)]) == 2
     assert capsys.readouterr().err.endswith(

@@ -960,8 +960,11 @@ def test_design_study_candidate_tables_quote_get_flops():
     counted = {}
     for name, params, flops in rows:
         if name not in counted:
+            # Only the trained form's figures are quoted: the deployed
+            # form's trace (a third of the time) is left out.
             result = get_flops(
-                str(REPO / 'configs/dsnet/design' / name), (256, 256))
+                str(REPO / 'configs/dsnet/design' / name), (256, 256),
+                count_deployed=False)
             counted[name] = (f"{result['params'] / 1e6:.3f}",
                              f"{result['flops'] / 1e9:.3f}")
         assert (params, flops) == counted[name], name

@@ -274,18 +274,14 @@ def test_cli_refuses_outputs_that_are_an_input_or_each_other(checkpoint,
     with the ONNX model; --int8 or --json given as OUT replaced the checked
     model after PASSED (exit 0). Each is refused before any work."""
     import shutil
-    import subprocess
-    import sys
 
+    from conftest import run_tool_in_process
     from mmseg_dsnet.utils.errors import UserError
     weights = tmp_path / 'dsnet.pth'
     shutil.copy(checkpoint, weights)
     before = weights.read_bytes()
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'tools/deployment/export_onnx.py'),
-         CONFIG, str(weights), str(weights), '--overwrite'],
-        capture_output=True, text=True, cwd=REPO,
-        env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=300)
+    proc = run_tool_in_process('tools/deployment/export_onnx.py', CONFIG,
+                               weights, weights, '--overwrite')
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f'ERROR: the checkpoint and OUT are the same file, {weights}; give '

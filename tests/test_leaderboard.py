@@ -53,8 +53,8 @@ def board(tiny_isic, tmp_path_factory):
          '--cfg-options', 'randomness.seed=1'], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run_tool_process('tools/train.py', cfg, '--work-dir', seed0, check=True)
-    run_tool_process('tools/test.py', cfg, seed0 / 'epoch_2.pth',
-                     '--work-dir', seed0, check=True)
+    run_tool_in_process('tools/test.py', cfg, seed0 / 'epoch_2.pth',
+                        '--work-dir', seed0, check=True)
     log = second.communicate(timeout=600)[0]
     assert second.returncode == 0, log[-3000:]
     lb = load_tool('analysis_tools/leaderboard.py')
@@ -161,13 +161,13 @@ def test_collect_refuses_a_runner_test_dump_of_a_changed_evaluator(
     test = ['tools/test.py', board['cfg'], work / 'epoch_2.pth',
             '--work-dir', work, '--metrics-out', tmp_path / 'elsewhere.json']
     # Tested as the config is (data location and workers may differ).
-    run_tool_process(*test, '--cfg-options', 'test_dataloader.num_workers=0',
-                     check=True)
+    run_tool_in_process(*test, '--cfg-options',
+                        'test_dataloader.num_workers=0', check=True)
     record = lb.main(args)
     assert record['metrics_source_kind'] == 'runner test dump'
     # Tested with another evaluator: its dump is the newest.
-    run_tool_process(*test, '--cfg-options',
-                     'test_evaluator.low_res_size=(32,32)', check=True)
+    run_tool_in_process(*test, '--cfg-options',
+                        'test_evaluator.low_res_size=(32,32)', check=True)
     (runs / record['record_file']).unlink()
     with pytest.raises(UserError) as err:
         lb.main(args)
@@ -189,8 +189,8 @@ def test_collect_compares_the_config_file_the_test_used(board, tmp_path):
     lowres = tmp_path / 'lowres.py'
     lowres.write_text(f"_base_ = ['{board['cfg']}']\n"
                       'test_evaluator = dict(low_res_size=(32, 32))\n')
-    run_tool_process('tools/test.py', lowres, work / 'epoch_2.pth',
-                     '--work-dir', work, check=True)
+    run_tool_in_process('tools/test.py', lowres, work / 'epoch_2.pth',
+                        '--work-dir', work, check=True)
     with pytest.raises(UserError) as err:
         lb.main(args)
     assert str(err.value).startswith(
@@ -208,8 +208,8 @@ def test_collect_compares_the_config_file_the_test_used(board, tmp_path):
         "    dict(type='Resize', scale=(32, 32), keep_ratio=False),\n"
         "    dict(type='LoadAnnotations'),\n"
         "    dict(type='PackSegInputs')]))\n")
-    run_tool_process('tools/test.py', small, work / 'epoch_2.pth',
-                     '--work-dir', work, check=True)
+    run_tool_in_process('tools/test.py', small, work / 'epoch_2.pth',
+                        '--work-dir', work, check=True)
     record = lb.main(args)
     assert record['metrics_source_kind'] == 'test_metrics.json'
     assert record['input_size'] == dict(train=[64, 64], test=[32, 32])
@@ -242,16 +242,16 @@ def test_collect_passes_only_the_resize_scale_of_a_runner_test_dump(
     test = ['tools/test.py', config, work / 'epoch_2.pth', '--work-dir',
             work, '--metrics-out', tmp_path / 'elsewhere.json']
     # Tested at another input size: collected, at that size.
-    run_tool_process(*test, '--cfg-options',
-                     'test_dataloader.dataset.pipeline.1.scale=(32,32)',
-                     check=True)
+    run_tool_in_process(*test, '--cfg-options',
+                        'test_dataloader.dataset.pipeline.1.scale=(32,32)',
+                        check=True)
     record = lb.main(args)
     assert record['metrics_source_kind'] == 'runner test dump'
     assert record['input_size'] == dict(train=[64, 64], test=[32, 32])
     # Tested with another RandomResize scale: refused.
-    run_tool_process(*test, '--cfg-options',
-                     'test_dataloader.dataset.pipeline.2.scale=(32,32)',
-                     check=True)
+    run_tool_in_process(*test, '--cfg-options',
+                        'test_dataloader.dataset.pipeline.2.scale=(32,32)',
+                        check=True)
     (runs / record['record_file']).unlink()
     with pytest.raises(UserError) as err:
         lb.main(args)
@@ -598,8 +598,8 @@ def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
     run = tmp_path / 'seed0'
     shutil.copytree(seed0, run)
     (run / 'test_metrics.json').unlink()
-    run_tool_process('tools/test.py', board['cfg'], seed1 / 'epoch_2.pth',
-                     '--work-dir', run, check=True)
+    run_tool_in_process('tools/test.py', board['cfg'], seed1 / 'epoch_2.pth',
+                        '--work-dir', run, check=True)
     runs = tmp_path / 'runs'
     collect = ['collect', str(board['cfg']), str(run), '--label', 'dsnet',
                '--runs-dir', str(runs), '--no-benchmark']
@@ -634,10 +634,10 @@ def test_collect_records_a_recalibrated_checkpoint_as_such(board,
     shutil.copytree(seed0, run)
     (run / 'test_metrics.json').unlink()
     precise = run / 'precise.pth'
-    run_tool_process('tools/analysis_tools/recalibrate_batch_norm.py',
-                     board['cfg'], run / 'epoch_2.pth', precise, check=True)
-    run_tool_process('tools/test.py', board['cfg'], precise, '--work-dir',
-                     run, check=True)
+    run_tool_in_process('tools/analysis_tools/recalibrate_batch_norm.py',
+                        board['cfg'], run / 'epoch_2.pth', precise, check=True)
+    run_tool_in_process('tools/test.py', board['cfg'], precise, '--work-dir',
+                        run, check=True)
     runs = tmp_path / 'runs'
     run_tool_in_process(LEADERBOARD, 'collect', str(board['cfg']), str(run),
                         '--label', 'dsnet', '--runs-dir', str(runs),

@@ -72,9 +72,9 @@ def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
     cfg, work_dir = trained
     out = tmp_path / 'metrics.json'
     masks = tmp_path / 'masks'
-    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
-                     '--work-dir', tmp_path / 'test', '--metrics-out', out,
-                     '--out', masks, check=True)
+    run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                        '--work-dir', tmp_path / 'test', '--metrics-out', out,
+                        '--out', masks, check=True)
     metrics = json.loads(out.read_text())['metrics']
     for key in ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'IoU_orig', 'mIoU_img',
                 'TJ', 'mIoU', 'mDice'):
@@ -98,8 +98,9 @@ def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
     assert 100 * counts[0] / counts.sum() == pytest.approx(
         metrics['IoU_orig'], abs=1e-3)
     # A folder that holds files is refused before any work.
-    proc = run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
-                            '--work-dir', tmp_path / 'again', '--out', masks)
+    proc = run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                               '--work-dir', tmp_path / 'again', '--out',
+                               masks)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f'ERROR: Cannot write --out {masks}: the folder already holds files. '
@@ -117,14 +118,15 @@ def test_test_tool_with_tta_is_recorded_and_not_collected(trained, tmp_path):
     cfg, trained_dir = trained
     work_dir = tmp_path / 'work'
     shutil.copytree(trained_dir, work_dir)
-    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
-                     '--work-dir', work_dir, '--tta', check=True)
+    run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                        '--work-dir', work_dir, '--tta', check=True)
     record = json.loads((work_dir / 'test_metrics.json').read_text())
     assert record['test_time_augmentation'] is True
     plain = tmp_path / 'plain.json'
-    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
-                     '--work-dir', tmp_path / 'plain', '--metrics-out', plain,
-                     check=True)
+    run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                        '--work-dir', tmp_path / 'plain', '--metrics-out',
+                        plain,
+                        check=True)
     assert json.loads(plain.read_text())['test_time_augmentation'] is False
     # Three views averaged: other figures than one pass, same scale.
     assert 0 <= record['metrics']['IoU'] <= 100
@@ -188,9 +190,9 @@ def test_test_options_are_recorded_and_not_collected(trained, tmp_path):
     options = ['model.decode_head.threshold=0.1',
                'test_evaluator.threshold=0.1',
                'test_dataloader.num_workers=0']
-    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
-                     '--work-dir', work_dir, '--cfg-options', *options,
-                     check=True)
+    run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+                        '--work-dir', work_dir, '--cfg-options', *options,
+                        check=True)
     record = json.loads((work_dir / 'test_metrics.json').read_text())
     assert record['cfg_options'] == {'model.decode_head.threshold': 0.1,
                                      'test_evaluator.threshold': 0.1,
@@ -234,8 +236,8 @@ def test_malicious_checkpoint_is_refused(trained, tmp_path):
         CheckpointLoader.load_checkpoint(str(evil), map_location='cpu')
     assert not marker.exists()
     cfg, _ = trained
-    proc = run_tool_process('tools/test.py', cfg, evil, '--work-dir',
-                            tmp_path / 'w')
+    proc = run_tool_in_process('tools/test.py', cfg, evil, '--work-dir',
+                               tmp_path / 'w')
     assert proc.returncode != 0
     assert 'Refusing to load checkpoint' in proc.stderr
     assert not marker.exists()
@@ -600,11 +602,12 @@ def test_get_flops_refuses_a_shape_the_model_cannot_take():
 @pytest.mark.slow
 def test_benchmark_json(trained):
     cfg, work_dir = trained
-    proc = run_tool_process('tools/analysis_tools/benchmark.py', cfg,
-                            work_dir / 'epoch_2.pth', '--shape', '64', '64',
-                            '--repeat', '5', '--warmup', '1', '--batch-size',
-                            '2', '--throughput-repeat', '2', '--threads', '1',
-                            '--data', '--json', check=True)
+    proc = run_tool_in_process('tools/analysis_tools/benchmark.py', cfg,
+                               work_dir / 'epoch_2.pth', '--shape', '64',
+                               '64', '--repeat', '5', '--warmup', '1',
+                               '--batch-size', '2', '--throughput-repeat',
+                               '2', '--threads', '1', '--data', '--json',
+                               check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     lat = result['latency_ms']
     assert 0 < lat['min'] <= lat['median'] <= lat['p90'] <= lat['p99']

@@ -152,7 +152,11 @@ def check_model_options(cfg_options):
                 'would change nothing; give the input size with --shape')
 
 
-def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
+def get_flops(config,
+              shape=(256, 256),
+              cfg_options=None,
+              show_table=False,
+              count_deployed=True):
     """Count the model as trained and, when it can be re-parameterised, as
     deployed.
 
@@ -164,13 +168,17 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
             Default: (256, 256).
         cfg_options (dict, optional): ``model.*`` overrides.
         show_table (bool): Also return the per-module table.
+        count_deployed (bool): Also count the re-parameterised model (a
+            second trace); False where only the model's own figures are
+            wanted. Default: True.
 
     Returns:
         dict: ``flops``, ``params`` (raw numbers), ``input_shape``,
         ``config_input_size`` (the size the config runs the model at, so
         that figures at another ``shape`` say so), ``convention``, ``cfg_options`` (the overrides of the counted model,
         only when some were given) and, for re-parameterisable models,
-        ``deploy`` with the deployed model's ``flops`` and ``params``; for
+        ``deploy`` (unless ``count_deployed`` is False) with the deployed
+        model's ``flops`` and ``params``; for
         a deploy config (``deploy=True``), whose model is the deployed one,
         ``deploy_config`` True instead of ``deploy``.
     """
@@ -200,7 +208,8 @@ def get_flops(config, shape=(256, 256), cfg_options=None, show_table=False):
         # Its model is the re-parameterised one: the figures were printed
         # as the model's, above a "deployed" copy of themselves.
         result['deploy_config'] = True
-    elif any(hasattr(m, 'reparameterize') for m in model.modules()):
+    elif count_deployed and any(
+            hasattr(m, 'reparameterize') for m in model.modules()):
         dep = count(reparameterize_model(model), shape, show_table)
         result['deploy'] = dep
     return result
