@@ -161,12 +161,12 @@ def test_collect_refuses_a_runner_test_dump_of_a_changed_evaluator(
     test = ['tools/test.py', board['cfg'], work / 'epoch_2.pth',
             '--work-dir', work, '--metrics-out', tmp_path / 'elsewhere.json']
     # Tested as the config is (data location and workers may differ).
-    run_tool_in_process(*test, '--cfg-options',
+    run_tool_process(*test, '--cfg-options',
                         'test_dataloader.num_workers=0', check=True)
     record = lb.main(args)
     assert record['metrics_source_kind'] == 'runner test dump'
     # Tested with another evaluator: its dump is the newest.
-    run_tool_in_process(*test, '--cfg-options',
+    run_tool_process(*test, '--cfg-options',
                         'test_evaluator.low_res_size=(32,32)', check=True)
     (runs / record['record_file']).unlink()
     with pytest.raises(UserError) as err:
@@ -242,14 +242,14 @@ def test_collect_passes_only_the_resize_scale_of_a_runner_test_dump(
     test = ['tools/test.py', config, work / 'epoch_2.pth', '--work-dir',
             work, '--metrics-out', tmp_path / 'elsewhere.json']
     # Tested at another input size: collected, at that size.
-    run_tool_in_process(*test, '--cfg-options',
+    run_tool_process(*test, '--cfg-options',
                         'test_dataloader.dataset.pipeline.1.scale=(32,32)',
                         check=True)
     record = lb.main(args)
     assert record['metrics_source_kind'] == 'runner test dump'
     assert record['input_size'] == dict(train=[64, 64], test=[32, 32])
     # Tested with another RandomResize scale: refused.
-    run_tool_in_process(*test, '--cfg-options',
+    run_tool_process(*test, '--cfg-options',
                         'test_dataloader.dataset.pipeline.2.scale=(32,32)',
                         check=True)
     (runs / record['record_file']).unlink()

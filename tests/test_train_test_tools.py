@@ -118,12 +118,12 @@ def test_test_tool_with_tta_is_recorded_and_not_collected(trained, tmp_path):
     cfg, trained_dir = trained
     work_dir = tmp_path / 'work'
     shutil.copytree(trained_dir, work_dir)
-    run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
                         '--work-dir', work_dir, '--tta', check=True)
     record = json.loads((work_dir / 'test_metrics.json').read_text())
     assert record['test_time_augmentation'] is True
     plain = tmp_path / 'plain.json'
-    run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
+    run_tool_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
                         '--work-dir', tmp_path / 'plain', '--metrics-out',
                         plain,
                         check=True)
