@@ -10,4 +10,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup_env.sh
 # The environment setup_env.sh prepared (VENV, of the repository if relative).
-exec "${VENV:-.venv}/bin/python" -m pytest -q "$@"
+# One pytest worker per core (pytest-xdist); a later -n 0 runs in one process.
+exec "${VENV:-.venv}/bin/python" -m pytest -q -n auto "$@"
