@@ -202,6 +202,7 @@ def main(argv=None):
     from mmseg_dsnet.apis.inference_backends import make_backend
     from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
                                                     OutputDirError,
+                                                    check_backend_flips,
                                                     output_names,
                                                     prepare_output_dir,
                                                     remove_empty_output_dirs,
@@ -302,12 +303,8 @@ def main(argv=None):
     except (ValueError, RuntimeError, OSError, KeyError) as err:
         return fail(f'cannot load the model {args.model}: {err}')
     try:  # the model's own threshold (an ONNX file's metadata)
-        if args.tta and getattr(backend, 'cfg', None) is not None:
-            from mmseg_dsnet.datasets.flip_tta_pipeline import check_flip_tta
-            check_flip_tta(backend.cfg, args.model, '--tta')
-        refusal = getattr(backend, 'flip_tta_refusal', None)
-        if args.tta and refusal:  # an ONNX file: its export recorded it
-            raise UserError(f'--tta: {refusal}')
+        if args.tta:  # named as the command line gave them
+            check_backend_flips(backend, '--tta', args.model)
         inferencer = LesionInferencer(backend, args.threshold,
                                       flips=args.tta)
     except UserError as err:

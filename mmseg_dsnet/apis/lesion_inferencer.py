@@ -84,6 +84,35 @@ def check_rgb_image(rgb, index: int, where: Optional[str] = None) -> None:
             + '; ' + READ_HINT)
 
 
+def check_backend_flips(backend, option: str,
+                        name: Optional[str] = None) -> None:
+    """Refuse to average a backend's model over the image and its two
+    flips where ``tools/test.py --tta`` scores other views: a config whose
+    own ``tta_pipeline`` is not the flips, or an ONNX file exported from
+    one (its export recorded it, ``flip_tta_refusal``).
+
+    Args:
+        backend: A backend of :func:`make_backend`.
+        option (str): What asked for the flips, for the message
+            (``'--tta'``).
+        name (str, optional): The model as the user named it; default: the
+            config's file.
+
+    Raises:
+        UserError: Naming the option and why.
+    """
+    cfg = getattr(backend, 'cfg', None)
+    if cfg is not None:
+        # test.py --tta runs a config's own tta_pipeline instead.
+        from ..datasets.flip_tta_pipeline import check_flip_tta
+        check_flip_tta(cfg, name or getattr(cfg, 'filename', None)
+                       or '(a config given as an object)', option)
+    refusal = getattr(backend, 'flip_tta_refusal', None)
+    if refusal:
+        # An ONNX file has no config: the export recorded it.
+        raise UserError(f'{option}: {refusal}')
+
+
 class LesionInferencer:
     """Binary lesion masks at each image's original size.
 
@@ -126,17 +155,8 @@ class LesionInferencer:
                 'default) runs the image once')
         flips = bool(flips)
         self.input_size = tuple(backend.input_size)
-        cfg = getattr(backend, 'cfg', None)
-        if flips and cfg is not None:
-            # test.py --tta runs a config's own tta_pipeline instead.
-            from ..datasets.flip_tta_pipeline import check_flip_tta
-            check_flip_tta(cfg, getattr(cfg, 'filename', None)
-                           or '(a config given as an object)',
-                           'LesionInferencer(flips=True)')
-        refusal = getattr(backend, 'flip_tta_refusal', None)
-        if flips and refusal:
-            # An ONNX file has no config: the export recorded it.
-            raise UserError(f'LesionInferencer(flips=True): {refusal}')
+        if flips:
+            check_backend_flips(backend, 'LesionInferencer(flips=True)')
         self.flips = flips
 
     def views(self, batch: np.ndarray) -> List[np.ndarray]:
