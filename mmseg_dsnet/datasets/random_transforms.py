@@ -251,11 +251,6 @@ def flip_after_masks(pipeline) -> int:
     steps, names, loads = _steps_around_masks(pipeline)
     if loads < 0:
         return -1
-    def flips(step):
-        prob = step.get('prob')
-        return sum(prob) > 0 if isinstance(prob, (list, tuple)) else bool(
-            prob)
-
     return next((index for index in range(loads + 1, len(steps))
-                 if names[index] == 'RandomFlip' and flips(steps[index])),
-                -1)
+                 if names[index] == 'RandomFlip'
+                 and not _never_applied(steps[index])), -1)
