@@ -127,13 +127,10 @@ def quantize_int8(fp32_file: str, int8_file: str,
             # included: without this the file read as that model's.
             import onnx
             model = onnx.load(temp)
-            for entry in model.metadata_props:
-                if entry.key == META_PRECISION:
-                    break
-            else:
-                entry = model.metadata_props.add()
-                entry.key = META_PRECISION
-            entry.value = 'int8'
+            props = {entry.key: entry.value
+                     for entry in model.metadata_props}
+            props[META_PRECISION] = 'int8'
+            onnx.helper.set_model_props(model, props)
             onnx.save(model, temp)
 
         atomic_write(write, int8_file, overwrite)
