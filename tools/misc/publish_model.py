@@ -79,8 +79,10 @@ def main(argv=None):
     from mmseg_dsnet.apis.released_model import (progress_text,
                                                   training_progress)
     from mmseg_dsnet.compat import safe_torch_load
+    # The record the written file holds (the weights alone: the
+    # checkpoint, optimizer state and all, is not read a second time).
     print('Trained: ' + progress_text(training_progress(
-        safe_torch_load(args.checkpoint, map_location='cpu'),
+        safe_torch_load(args.out_file, map_location='cpu'),
         args.checkpoint), args.checkpoint))
     # The metafile names files relative to the repository root; a path
     # as typed (absolute, or from another folder) would not be found.
