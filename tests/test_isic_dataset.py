@@ -275,6 +275,19 @@ def test_test_tool_refuses_indices_0_with_one_error_line(tiny_config,
     assert not (tmp_path / 'w' / 'test_metrics.json').exists()
 
 
+def _checkpoint_and_work_dirs(tiny_config, tmp_path):
+    """A checkpoint of ``tiny_config``'s model, a work dir holding a
+    training's dump of that config (the file test.py's runner would
+    replace) and a work dir without one."""
+    from test_user_error_exits import random_checkpoint
+    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
+    trained, fresh = tmp_path / 'trained', tmp_path / 'fresh'
+    trained.mkdir()
+    dump = trained / tiny_config.name
+    dump.write_text('# the training run\'s config\n')
+    return ckpt, trained, fresh, dump
+
+
 def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
         tiny_config, tmp_path):
     """test.py's runner dumps its config over the work dir's root dump,
@@ -284,14 +297,10 @@ def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
     one that was not there is not left); the failed run's log folder stays
     (no <ts>.json: not read as a run)."""
     from conftest import run_tool_in_process
-    from test_user_error_exits import random_checkpoint
 
     from mmseg_dsnet.leaderboard.work_dir import find_runs
-    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
-    trained, fresh = tmp_path / 'trained', tmp_path / 'fresh'
-    trained.mkdir()
-    dump = trained / tiny_config.name
-    dump.write_text('# the training run\'s config\n')
+    ckpt, trained, fresh, dump = _checkpoint_and_work_dirs(tiny_config,
+                                                           tmp_path)
     for work_dir in (trained, fresh):
         run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
                                   '--work-dir', work_dir, '--cfg-options',
@@ -623,12 +632,8 @@ def test_a_passed_test_keeps_the_file_its_config_dump_would_replace(
     the file is kept and the test's config is in its log folder; a work
     dir without one gets the dump, as before."""
     from conftest import run_tool_in_process
-    from test_user_error_exits import random_checkpoint
-    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
-    trained, fresh = tmp_path / 'trained', tmp_path / 'fresh'
-    trained.mkdir()
-    dump = trained / tiny_config.name
-    dump.write_text('# the training run\'s config\n')
+    ckpt, trained, fresh, dump = _checkpoint_and_work_dirs(tiny_config,
+                                                           tmp_path)
     for work_dir in (trained, fresh):
         run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
                                   '--work-dir', work_dir, '--cfg-options',
