@@ -117,6 +117,19 @@ def test_one_channel_output_scores_lesion_label_0(mode):
     assert figures['IoU'] == 100 and figures['Spe'] == 100
 
 
+def test_one_channel_output_has_no_lesion_label_but_0_or_1():
+    """A 1-channel output is the probability of label 1: another lesion
+    label was read as label 0 (``1 - p``), silently."""
+    from mmseg_dsnet.models.utils.lesion_logit import \
+        stored_lesion_probability
+    probability = torch.tensor([[[0.2, 0.9]]])
+    assert stored_lesion_probability(probability, lesion_index=0)[
+        0].tolist() == pytest.approx([0.8, 0.1])
+    with pytest.raises(ValueError, match='lesion_index 2 is not a label of '
+                       r'a 1-channel \(binary\) output'):
+        stored_lesion_probability(probability, lesion_index=2)
+
+
 def test_one_channel_logits_in_probability_mode_are_refused():
     metric = same_size_metric(2, 3)
     with pytest.raises(ValueError, match='logit'):

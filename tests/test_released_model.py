@@ -627,3 +627,47 @@ def test_a_recalibrated_best_checkpoint_is_published_as_the_best(
     assert torch.load(out, weights_only=True)['meta'][
         'training_progress'] == dict(epoch=1, iter=2, max_epochs=3,
                                      checkpoint='best')
+
+
+def test_training_progress_of_iteration_runs_and_early_stopping(tmp_path):
+    """An iteration-based run is measured in iterations (its epoch says
+    nothing), and a run whose config stops early may end before its
+    planned length: its intermediate checkpoint passes, read as 'of at
+    most'."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.apis.released_model import (UnfinishedRunError,
+                                                 check_finished,
+                                                 progress_text,
+                                                 training_progress)
+
+    def loaded(epoch, iteration, **cfg):
+        return dict(meta=dict(epoch=epoch, iter=iteration,
+                              cfg=Config(cfg).pretty_text))
+
+    by_iter = dict(train_cfg=dict(type='IterBasedTrainLoop', max_iters=1000))
+    middle = training_progress(loaded(1, 500, **by_iter), 'iter_500.pth')
+    assert middle == dict(epoch=1, iter=500, max_iters=1000,
+                          checkpoint='unfinished')
+    assert progress_text(middle, 'iter_500.pth') == (
+        'iteration 500 of 1000 (a checkpoint saved before the training '
+        'ended)')
+    with pytest.raises(UnfinishedRunError, match='iteration 500 of 1000'):
+        check_finished(middle, 'iter_500.pth')
+    assert training_progress(loaded(2, 1000, **by_iter),
+                             'iter_1000.pth')['checkpoint'] == 'last'
+    # An epoch run's record without the epoch it stopped at is not judged.
+    assert training_progress(
+        dict(meta=dict(iter=50, cfg=Config(dict(train_cfg=dict(
+            max_epochs=100))).pretty_text)), 'iter_50.pth')[
+                'checkpoint'] == 'unknown'
+
+    stops_early = dict(train_cfg=dict(max_epochs=100), custom_hooks=[
+        dict(type='EarlyStoppingHook', monitor='IoU')])
+    early = training_progress(loaded(40, 400, **stops_early), 'epoch_40.pth')
+    assert early == dict(epoch=40, iter=400, max_epochs=100,
+                         early_stopping=True, checkpoint='unfinished')
+    check_finished(early, 'epoch_40.pth')  # the run may have ended here
+    assert progress_text(early, 'epoch_40.pth') == (
+        'epoch 40 of at most 100, iteration 400 (its config stops early, '
+        'so the run may have ended here or later)')
