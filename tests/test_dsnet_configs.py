@@ -26,6 +26,12 @@ def test_budget_of_the_model_as_trained_and_deployed():
     deploy = result['deploy']
     assert deploy['params'] < result['params']
     assert deploy['flops'] <= result['flops']
+    # count_deployed=False counts the model as trained only (one trace).
+    alone = get_flops(str(REPO / 'configs/dsnet/dsnet_isic2018.py'),
+                      (256, 256), count_deployed=False)
+    assert 'deploy' not in alone
+    assert (alone['params'], alone['flops']) == (result['params'],
+                                                 result['flops'])
 
 
 @pytest.mark.parametrize(
