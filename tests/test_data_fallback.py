@@ -196,3 +196,8 @@ def test_a_synthetic_set_of_other_images_is_not_reused(fallback, tmp_path):
         fallback.prepare_synthetic(2018, counts=more)
     # Asked as made: reused.
     assert fallback.prepare_synthetic(2018) == str(root)
+    # Nor is a set of the other layout (ISIC 2018's for 2017).
+    with pytest.raises(fallback.SyntheticTargetError,
+                       match=r'year 2018 \(asked: 2017\)'):
+        fallback.prepare_synthetic(2017, out_root=str(root),
+                                   counts=fallback.SYNTHETIC_COUNTS)
