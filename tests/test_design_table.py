@@ -990,6 +990,14 @@ def test_train_time_of_runs_trained_together_is_marked_as_the_loop(
     assert rows[2].endswith(
         '| 100.50 (8 runs together), 378.71 (40 runs together) |')
     assert rows[3].endswith('| 600.50 ± 0.71 |')  # seeds one by one
-    bad = fast('bad', 9, '40', 378.71)
-    with pytest.raises(UserError, match='runs_together'):
-        design.design_table([bad])
+    # Seeds trained one by one beside a loop: their mean is per run.
+    mixed = design.design_table(paths[:1] + [write(
+        tmp_path / f'm{seed}.json', 'a', seed, 80.0,
+        device='cuda: NVIDIA H200 (fast_train)') for seed in range(5, 7)
+    ]).splitlines()[2]
+    assert mixed.endswith(
+        '| 605.50 ± 0.71 (per run), 378.71 (40 runs together) |'), mixed
+    for value in ('40', 0):  # a run of no loop would drop out of the cell
+        bad = fast('bad', 9, value, 378.71)
+        with pytest.raises(UserError, match='runs_together'):
+            design.design_table([bad])
