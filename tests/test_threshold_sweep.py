@@ -794,3 +794,28 @@ def test_the_models_own_threshold_in_the_metrics_terms():
     assert mask_threshold(dict(out_channels=1), lesion_index=0) == 0.7
     assert mask_threshold(dict(num_classes=2, threshold=0.2),
                           lesion_index=0) == 0.5
+
+
+def test_the_plot_marks_the_models_own_threshold_in_the_metrics_terms(
+        two_checkpoints, tmp_path, monkeypatch):
+    """With masks whose lesion is label 0, the plot marked the head's T
+    as the model's own threshold, where its masks are at 1 - T."""
+    from mmseg_dsnet.analysis import plots
+    tmp, cfg, checkpoints = two_checkpoints
+    label_0 = tmp_path / 'label_0.py'
+    label_0.write_text(f"_base_ = '{cfg}'\n"
+                       'model = dict(decode_head=dict(threshold=0.4))\n'
+                       "test_evaluator = dict(type='LesionMetric', "
+                       'lesion_index=0)\n')
+    marked = []
+    draw = plots.plot_threshold_sweep
+
+    def recording(*args, **kwargs):  # draws, and keeps what it marked
+        marked.append(kwargs['model_threshold'])
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(plots, 'plot_threshold_sweep', recording)
+    tool.main([str(label_0), str(checkpoints[0]), '--thresholds', '0.5',
+               '--plot', str(tmp_path / 'sweep.png')])
+    assert marked == [0.6]
+    assert (tmp_path / 'sweep.png').is_file()
