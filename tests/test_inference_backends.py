@@ -93,6 +93,9 @@ def test_a_file_without_size_or_threshold_runs_at_256_and_0_5(tmp_path):
     backend = OnnxRuntimeBackend(onnx_file)
     assert backend.input_size == (256, 256)
     assert backend.threshold == 0.5
+    # Exported before the flips and precision were recorded: the flips
+    # are not refused, and the precision is not claimed.
+    assert backend.flip_tta_refusal is None and backend.precision is None
     batch = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     np.testing.assert_array_equal(backend(batch), batch)
     # The stored values win over the defaults.
