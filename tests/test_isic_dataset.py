@@ -639,6 +639,8 @@ def test_a_passed_test_keeps_the_file_its_config_dump_would_replace(
                                   '--work-dir', work_dir, '--cfg-options',
                                   'test_dataloader.dataset.indices=1')
         assert run.returncode == 0, run.output[-3000:]
+        # A dump of its own (no file there before) is not one kept.
+        assert ('Kept ' in run.output) == (work_dir == trained)
     assert dump.read_text() == '# the training run\'s config\n'
     assert f'Kept {dump} as it was' in run_tool_in_process(
         'tools/test.py', tiny_config, ckpt, '--work-dir', trained).output
