@@ -2,6 +2,7 @@
 train.py/test.py say how to prepare it and fall back to the embedded
 synthetic set (or refuse, if asked). Given data roots: test_explicit_data.py.
 """
+import json
 import shutil
 
 import pytest
@@ -167,6 +168,21 @@ def test_processes_that_make_the_synthetic_set_together_all_get_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'synthetic_isic2018', 'synthetic_isic2018_official_layout']
     assert synthetic_fallback.is_synthetic(out_root)
+
+
+def test_a_set_made_from_some_counts_is_made_and_reused(fallback, tmp_path):
+    """``prepare_synthetic(2018, root, counts=dict(num_train=4))``: the
+    counts left out are the generator's, but the check read them as 0 and
+    refused the set it had just made ("made by another version"), at
+    every call."""
+    import json
+    root = tmp_path / 'some'
+    for _ in range(2):  # made, then reused
+        assert fallback.prepare_synthetic(2018, out_root=str(root),
+                                          counts=dict(num_train=4)) == \
+            str(root)
+    held = json.loads((root / 'meta.json').read_text())['counts']
+    assert held['official_train'] == 4 and held['official_val'] > 0
 
 
 def test_a_synthetic_set_of_other_images_is_not_reused(fallback, tmp_path):

@@ -5,6 +5,7 @@ user gave (a config edit, ``--cfg-options``) is used as given and a missing
 one is an error: a metric is never computed on other data than asked for.
 Metrics files name their data with :func:`data_provenance`."""
 import contextlib
+import inspect
 import json
 import os
 import os.path as osp
@@ -252,9 +253,14 @@ def _check_synthetic_set(out_root, layout_year, seed, counts):
         held = meta.get('counts') or {}
     except (OSError, ValueError, AttributeError):
         meta, held = {}, {}
+    # A count left out of ``counts`` is generate()'s default (read as 0,
+    # the set just made from them was refused as another version's).
+    made = inspect.signature(generate).parameters
     asked = {'year': layout_year, 'seed': seed}
-    asked.update({f'official_{split}': counts.get(f'num_{split}', 0)
-                  for split in ('train', 'val', 'test')})
+    asked.update({
+        f'official_{split}': counts.get(f'num_{split}',
+                                        made[f'num_{split}'].default)
+        for split in ('train', 'val', 'test')})
     found = {key: meta.get(key) if key in ('year', 'seed') else held.get(key)
              for key in asked}
     if found != asked:
