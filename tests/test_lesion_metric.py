@@ -866,7 +866,8 @@ def test_threshold_check_of_a_metric_scoring_label_0_with_one_channel():
     assert iou(0.42) < 100.
     cfg.test_evaluator.threshold = 0.42
     with pytest.raises(ThresholdMismatchError,
-                       match=r'set test_evaluator\.threshold=0\.58 '):
+                       match=r'set test_evaluator\.threshold=0\.58 \(or '
+                       r'model\.decode_head\.threshold=0\.58\)'):
         check_decision_thresholds(cfg, ('test_evaluator', ))
     # Label 1 as lesion: the head's own threshold, as before.
     cfg.test_evaluator = dict(type='LesionMetric', threshold=0.42)

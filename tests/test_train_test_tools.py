@@ -1691,6 +1691,7 @@ def test_profile_train_step_never_prints_a_slow_step_as_0_img_per_s():
     assert line.split()[1:] == ['5764.00', 'ms/step', '0.347', 'img/s'], line
     assert profile.step_line('graph', 0.0125, 8).split()[3] == '640'
     assert profile.step_line('eager', 0.1, 8).split()[3] == '80'
+    assert profile.step_line('eager', 0.65, 8).split()[3] == '12.3'
 
 
 def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
