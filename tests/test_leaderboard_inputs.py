@@ -250,6 +250,14 @@ def test_build_refuses_seeds_of_one_row_on_two_data_roots(tmp_path, part):
      "metrics.IoU is a string ('80.0'), not a number or null"),
     (dict(cpu_latency_ms='12 ms'),
      "cpu_latency_ms is a string ('12 ms'), not a number or null"),
+    # Not finite (a NaN a hand-edited or foreign record holds): 'nan' in
+    # the tables with one seed, a stdev traceback with two.
+    (dict(metrics=dict(IoU=float('nan'), DSC=88.9)),
+     'metrics.IoU is a number that is not finite (nan), not a number or '
+     'null'),
+    (dict(train_time_s=float('inf')),
+     'train_time_s is a number that is not finite (inf), not a number or '
+     'null'),
     (dict(input_size=dict(train=256, test=[256, 256])),
      'input_size.train is an integer (256), not a list of two positive '
      'integers (height, width) or null'),

@@ -40,6 +40,7 @@ to write the second). Leaderboard rows aggregate the seeds: see
 """
 import datetime
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -999,12 +1000,14 @@ RUN_RECORD_KEYS = ('source', 'model', 'config', 'dataset', 'protocol',
 
 
 def _of(*kinds, null=True):
-    """A test of a JSON value: one of ``kinds`` (``'number'``: an int or
-    float, not a boolean; ``int``: not a boolean), or None when ``null``."""
+    """A test of a JSON value: one of ``kinds`` (``'number'``: a finite int
+    or float, not a boolean; ``int``: not a boolean), or None when ``null``."""
     def test(value):
+        # NaN and infinity are no figures: a mean of them printed 'nan' in
+        # the tables, and stdev over them ended in a traceback.
         return (null and value is None) or any(
-            is_number(value) if kind == 'number' else
-            isinstance(value, kind) and not (
+            is_number(value) and math.isfinite(value)
+            if kind == 'number' else isinstance(value, kind) and not (
                 kind is int and isinstance(value, bool))
             for kind in kinds)
     return test
@@ -1064,6 +1067,8 @@ def _json_kind(value):
     kind = {str: 'a string', bool: 'a boolean', int: 'an integer',
             float: 'a number', list: 'a list', dict: 'an object'}.get(
                 type(value), type(value).__name__)
+    if isinstance(value, float) and not math.isfinite(value):
+        kind = 'a number that is not finite'
     shown = repr(value)
     return 'null' if value is None else \
         f'{kind} ({shown[:40] + "..." if len(shown) > 40 else shown})'
