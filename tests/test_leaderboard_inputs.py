@@ -722,3 +722,23 @@ def test_one_work_dir_spelt_two_ways_is_one_run():
         check_each_run_once({'row': {0: first, 1: second}})
     check_each_run_once({'row': {0: first, 1: dict(second,
                                                     work_dir='/w/run2')}})
+
+
+def test_a_timing_of_some_seeds_says_how_many():
+    """Seeds 0, 1 and 2 of a row, two of them benchmarked (the third
+    collected with --no-benchmark): leaderboard.md showed the two seeds'
+    ``mean ± std`` beside ``Seeds 0, 1, 2``, as if over all three."""
+    from mmseg_dsnet.leaderboard.table import (MEASURED_COLUMNS, aggregate,
+                                               markdown_table)
+    records = _records(DSNET_30EP)
+    for record, latency in zip(records, (30.0, 40.0, None)):
+        record['cpu_latency_ms'] = latency
+    row, = aggregate(records)
+    line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
+    assert '| 0, 1, 2 |' in line
+    assert '| 35.00 ± 7.07 (2 of 3 seeds) |' in line
+    # Timed on every seed: the value alone, as before.
+    records[2]['cpu_latency_ms'] = 35.0
+    row, = aggregate(records)
+    line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
+    assert '| 35.00 ± 5.00 |' in line
