@@ -629,6 +629,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         if rec['metrics_source_kind'] == 'last validation line' else
         'test_dataloader')
     # Checked before the (slow) measurements.
+    check_schedule_text(schedule, record)
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
     path = osp.join(runs_dir, name)
@@ -699,6 +700,48 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+# What a --schedule text may say of a run, and where its record holds it:
+# (what, pattern, the record's value).
+SCHEDULE_FACTS = (
+    ('epochs', r'(\d+) epochs?\b', lambda r: r.get('epochs')),
+    ('iterations', r'(\d+) iter(?:ation)?s\b', lambda r: r.get('iterations')),
+    ('batch size', r'\bbatch (?:size )?(\d+)\b',
+     lambda r: r.get('batch_size')),
+    ('input size', r'\b(\d+x\d+) input\b',
+     lambda r: 'x'.join(map(str, (r.get('input_size') or {}).get('train')
+                             or ())) or None))
+
+
+def check_schedule_text(schedule, record, option='--schedule'):
+    """Refuse a schedule description that names the run's epochs,
+    iterations, batch size or training input size (``30 epochs``,
+    ``5640 iterations``, ``batch 8``, ``128x128 input``) and never its own:
+    the text of another schedule, copied with the collect command, labelled
+    the row and the README's footnote, exit 0.
+
+    Args:
+        schedule (str): The description.
+        record (dict): The run's record (``epochs``, ``iterations``,
+            ``batch_size``, ``input_size``).
+        option (str): What gave the text, for the message.
+
+    Raises:
+        UserError: Naming each such fact, the text's values and the run's.
+    """
+    wrong = []
+    for what, pattern, value_of in SCHEDULE_FACTS:
+        said = re.findall(pattern, schedule)
+        value = value_of(record)
+        if said and value is not None and str(value) not in said:
+            wrong.append(f'{what} {"/".join(table._distinct(said))} (the '
+                         f'run: {value})')
+    if wrong:
+        raise UserError(
+            f'{option} {schedule!r} does not describe the run collected from '
+            f'{record.get("work_dir")}: it says {"; ".join(wrong)}; give the '
+            'description of its own schedule (or leave --schedule out)')
 
 
 def check_run_not_recorded_elsewhere(record, runs_dir, name):
