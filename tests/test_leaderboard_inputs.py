@@ -742,3 +742,27 @@ def test_a_timing_of_some_seeds_says_how_many():
     row, = aggregate(records)
     line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
     assert '| 35.00 ± 5.00 |' in line
+
+
+def test_build_refuses_a_record_whose_schedule_text_is_another_runs(
+        tmp_path):
+    """A record collected (before collect compared them) under the
+    ``--schedule`` text of another schedule: the row said ``15 epochs ...
+    256x256`` of 30-epoch runs, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    text = ('CPU 15 epochs at 256x256: all 1500 train images (2820 '
+            'iterations, batch 8), 256x256 input')
+    _edit(runs[0], schedule=text, input_size=dict(train=[128, 128],
+                                                  test=[128, 128]))
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--out-dir', out, '--no-plot', '--runs',
+        *runs))
+    work = json.loads(runs[0].read_text())['work_dir']
+    assert line == (
+        f'ERROR: {runs[0]}: its schedule {text!r} does not describe the run '
+        f'collected from {work}: it says epochs 15 (the run: 30); '
+        'iterations 2820 (the run: 5640); input size 256x256 (the run: '
+        '128x128); collect the run again with the description of its own '
+        'schedule')
+    assert not out.exists()

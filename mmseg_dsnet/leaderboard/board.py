@@ -714,7 +714,9 @@ SCHEDULE_FACTS = (
                              or ())) or None))
 
 
-def check_schedule_text(schedule, record, option='--schedule'):
+def check_schedule_text(schedule, record, option='--schedule',
+                        fix='give the description of its own schedule (or '
+                        'leave --schedule out)'):
     """Refuse a schedule description that names the run's epochs,
     iterations, batch size or training input size (``30 epochs``,
     ``5640 iterations``, ``batch 8``, ``128x128 input``) and never its own:
@@ -726,6 +728,7 @@ def check_schedule_text(schedule, record, option='--schedule'):
         record (dict): The run's record (``epochs``, ``iterations``,
             ``batch_size``, ``input_size``).
         option (str): What gave the text, for the message.
+        fix (str): What to do about it, for the message.
 
     Raises:
         UserError: Naming each such fact, the text's values and the run's.
@@ -740,8 +743,7 @@ def check_schedule_text(schedule, record, option='--schedule'):
     if wrong:
         raise UserError(
             f'{option} {schedule!r} does not describe the run collected from '
-            f'{record.get("work_dir")}: it says {"; ".join(wrong)}; give the '
-            'description of its own schedule (or leave --schedule out)')
+            f'{record.get("work_dir")}: it says {"; ".join(wrong)}; {fix}')
 
 
 def check_run_not_recorded_elsewhere(record, runs_dir, name):
@@ -1294,6 +1296,11 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
     records = [load_json(p) for p in sorted(run_files)]
     for path, record in zip(sorted(run_files), records):
         check_run_record(path, record)
+        # A record collected before collect compared the two.
+        check_schedule_text(
+            record['schedule'], record, f'{path}: its schedule',
+            'collect the run again with the description of its own '
+            'schedule')
     check_records_current(records)
     check_one_model_per_row(records)
     pages = [(path, kind, render, markers) for path, kind, render, markers in
