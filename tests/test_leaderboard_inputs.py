@@ -100,6 +100,10 @@ def test_build_refuses_seeds_of_one_row_run_differently(lb, tmp_path,
     """Seeds of one model run on another device, test set or schedule were
     averaged into one row ('Device: CPU / NVIDIA H100'), exit 0."""
     runs = _copy_runs(tmp_path / 'runs')
+    # A schedule text that names no epochs or batch: one that does is
+    # refused of a seed that trained others (check_schedule_text).
+    for run in runs:
+        _edit(run, schedule='CPU schedule of the seeds')
     _edit(runs[1], **changes)
     out = tmp_path / 'results'
     with pytest.raises(MixedRunsError, match='the row DSNet ') as err:
@@ -188,6 +192,10 @@ def test_build_refuses_seeds_of_one_row_run_at_different_input_sizes(
     without the size (collected before it was recorded) is unknown, not a
     difference."""
     runs = _copy_runs(tmp_path / 'runs')
+    # A schedule text that names no input size: one that does is refused
+    # of a seed trained at another (check_schedule_text).
+    for run in runs:
+        _edit(run, schedule='CPU schedule of the seeds')
     _edit(runs[0], input_size=dict(train=[128, 128], test=[128, 128]))
     out = tmp_path / 'results'
     built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
