@@ -1001,3 +1001,19 @@ def test_train_time_of_runs_trained_together_is_marked_as_the_loop(
         bad = fast('bad', 9, value, 378.71)
         with pytest.raises(UserError, match='runs_together'):
             design.design_table([bad])
+
+
+def test_check_real_data_names_the_split_its_images_are_scored_on():
+    """``check_real_data.py --split design`` scores the design hold-out (a
+    validation split): its table headed that count ``test img``."""
+    from mmseg_dsnet.leaderboard.real_data_check import (TABLE_KEYS,
+                                                         results_table)
+
+    def result(split):
+        return dict(split=split, train_images=1350, test_images=150,
+                    train_time_s=12.0, metrics=dict.fromkeys(TABLE_KEYS,
+                                                             80.0))
+    header = results_table({'dsnet': result('design')}).splitlines()[0]
+    assert header.split()[1:5] == ['train', 'img', 'val', 'img']
+    header = results_table({'dsnet': result('test')}).splitlines()[0]
+    assert header.split()[1:5] == ['train', 'img', 'test', 'img']

@@ -518,3 +518,24 @@ def test_a_ring_without_lesion_is_named_not_printed_as_nan():
     # A perfect prediction has no wrong pixels to share out.
     assert table.endswith('; no pixel is wrong.\n')
     assert 'nan' not in table
+
+
+def test_the_plot_title_says_at_which_size_each_iou_is():
+    """The ``--plot`` title said ``pooled IoU X`` alone: the rings' IoU at
+    the original size (``tools/test.py``'s IoU_orig), read beside test.py's
+    headline IoU (at the evaluator's low_res_size) as that figure. It says
+    the size of each now, as the printed table does."""
+    from mmseg_dsnet.analysis.plots import error_plot_title
+    counter = ErrorByPosition(rings=2)
+    counter.update(disc(16, 4), disc(16, 6))
+    summary = counter.summary()
+    iou = 100 * disc(16, 4).sum() / disc(16, 6).sum()
+    assert summary['iou'] == pytest.approx(iou)
+    summary.update(low_res_size=[8, 8], iou_low_res=40.5)
+    assert error_plot_title(summary, 'cfg.py (m.pth):\nval.txt') == (
+        f'cfg.py (m.pth):\nval.txt\n1 images, pooled IoU {iou:.2f} at the '
+        'original size, 40.50 at 8x8')
+    # No lesion and no prediction anywhere: no IoU to give.
+    counter = ErrorByPosition(rings=2)
+    counter.update(np.zeros((8, 8), bool), np.zeros((8, 8), bool))
+    assert error_plot_title(counter.summary(), 't') == 't\n1 images'

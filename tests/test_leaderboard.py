@@ -1076,3 +1076,36 @@ def test_an_interrupted_build_leaves_the_earlier_board_whole(
                           '--readme', str(readme)])
     after = {p.name: p.read_bytes() for p in (*out.iterdir(), readme)}
     assert after == before  # no temporary file either
+
+
+def test_collect_refuses_a_schedule_text_of_another_schedule(board,
+                                                             tmp_path):
+    """The ``--schedule`` text of docs/benchmarks.md's 30-epoch rows,
+    copied with the command for a run of another schedule: the row (and
+    the README's footnote) said ``30 epochs ... batch 8, 128x128 input``
+    of a 2-epoch run at batch 4, exit 0."""
+    rec = board['rec'][0]
+    size = 'x'.join(map(str, rec['input_size']['train']))
+    runs = tmp_path / 'runs'
+    collect = ['collect', str(board['cfg']), str(board['work'][0]),
+               '--label', 'dsnet', '--runs-dir', str(runs), '--no-benchmark',
+               '--schedule']
+    text = ('CPU 30 epochs: all 1500 train images (5640 iterations, batch '
+            '8), 128x128 input, cosine over 30 epochs')
+    proc = run_tool_in_process(LEADERBOARD, *collect, text)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: --schedule {text!r} does not describe the run collected '
+        f'from {board["work"][0]}: it says epochs 30 (the run: 2); '
+        f'iterations 5640 (the run: {rec["iterations"]}); batch size 8 '
+        f'(the run: 4); input size 128x128 (the run: {size}); give the '
+        'description of its own schedule (or leave --schedule out)')
+    assert not runs.exists()
+    # Its own schedule, and a text that names none of those facts, pass.
+    for i, text in enumerate((f'2 epochs, batch 4, {size} input',
+                              'CPU smoke test')):
+        collect[6] = str(tmp_path / f'runs{i}')
+        run_tool_in_process(LEADERBOARD, *collect, text, check=True)
+        record, = [json.loads(p.read_text())
+                   for p in (tmp_path / f'runs{i}').glob('*.json')]
+        assert record['schedule'] == text

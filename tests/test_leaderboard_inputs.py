@@ -100,6 +100,10 @@ def test_build_refuses_seeds_of_one_row_run_differently(lb, tmp_path,
     """Seeds of one model run on another device, test set or schedule were
     averaged into one row ('Device: CPU / NVIDIA H100'), exit 0."""
     runs = _copy_runs(tmp_path / 'runs')
+    # A schedule text that names no epochs or batch: one that does is
+    # refused of a seed that trained others (check_schedule_text).
+    for run in runs:
+        _edit(run, schedule='CPU schedule of the seeds')
     _edit(runs[1], **changes)
     out = tmp_path / 'results'
     with pytest.raises(MixedRunsError, match='the row DSNet ') as err:
@@ -188,6 +192,10 @@ def test_build_refuses_seeds_of_one_row_run_at_different_input_sizes(
     without the size (collected before it was recorded) is unknown, not a
     difference."""
     runs = _copy_runs(tmp_path / 'runs')
+    # A schedule text that names no input size: one that does is refused
+    # of a seed trained at another (check_schedule_text).
+    for run in runs:
+        _edit(run, schedule='CPU schedule of the seeds')
     _edit(runs[0], input_size=dict(train=[128, 128], test=[128, 128]))
     out = tmp_path / 'results'
     built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
@@ -250,6 +258,14 @@ def test_build_refuses_seeds_of_one_row_on_two_data_roots(tmp_path, part):
      "metrics.IoU is a string ('80.0'), not a number or null"),
     (dict(cpu_latency_ms='12 ms'),
      "cpu_latency_ms is a string ('12 ms'), not a number or null"),
+    # Not finite (a NaN a hand-edited or foreign record holds): 'nan' in
+    # the tables with one seed, a stdev traceback with two.
+    (dict(metrics=dict(IoU=float('nan'), DSC=88.9)),
+     'metrics.IoU is a number that is not finite (nan), not a number or '
+     'null'),
+    (dict(train_time_s=float('inf')),
+     'train_time_s is a number that is not finite (inf), not a number or '
+     'null'),
     (dict(input_size=dict(train=256, test=[256, 256])),
      'input_size.train is an integer (256), not a list of two positive '
      'integers (height, width) or null'),
@@ -714,3 +730,47 @@ def test_one_work_dir_spelt_two_ways_is_one_run():
         check_each_run_once({'row': {0: first, 1: second}})
     check_each_run_once({'row': {0: first, 1: dict(second,
                                                     work_dir='/w/run2')}})
+
+
+def test_a_timing_of_some_seeds_says_how_many():
+    """Seeds 0, 1 and 2 of a row, two of them benchmarked (the third
+    collected with --no-benchmark): leaderboard.md showed the two seeds'
+    ``mean ± std`` beside ``Seeds 0, 1, 2``, as if over all three."""
+    from mmseg_dsnet.leaderboard.table import (MEASURED_COLUMNS, aggregate,
+                                               markdown_table)
+    records = _records(DSNET_30EP)
+    for record, latency in zip(records, (30.0, 40.0, None)):
+        record['cpu_latency_ms'] = latency
+    row, = aggregate(records)
+    line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
+    assert '| 0, 1, 2 |' in line
+    assert '| 35.00 ± 7.07 (2 of 3 seeds) |' in line
+    # Timed on every seed: the value alone, as before.
+    records[2]['cpu_latency_ms'] = 35.0
+    row, = aggregate(records)
+    line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
+    assert '| 35.00 ± 5.00 |' in line
+
+
+def test_build_refuses_a_record_whose_schedule_text_is_another_runs(
+        tmp_path):
+    """A record collected (before collect compared them) under the
+    ``--schedule`` text of another schedule: the row said ``15 epochs ...
+    256x256`` of 30-epoch runs, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    text = ('CPU 15 epochs at 256x256: all 1500 train images (2820 '
+            'iterations, batch 8), 256x256 input')
+    _edit(runs[0], schedule=text, input_size=dict(train=[128, 128],
+                                                  test=[128, 128]))
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--out-dir', out, '--no-plot', '--runs',
+        *runs))
+    work = json.loads(runs[0].read_text())['work_dir']
+    assert line == (
+        f'ERROR: {runs[0]}: its schedule {text!r} does not describe the run '
+        f'collected from {work}: it says epochs 15 (the run: 30); '
+        'iterations 2820 (the run: 5640); input size 256x256 (the run: '
+        '128x128); collect the run again with the description of its own '
+        'schedule')
+    assert not out.exists()

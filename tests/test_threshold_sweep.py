@@ -819,3 +819,37 @@ def test_the_plot_marks_the_models_own_threshold_in_the_metrics_terms(
                '--plot', str(tmp_path / 'sweep.png')])
     assert marked == [0.6]
     assert (tmp_path / 'sweep.png').is_file()
+
+
+def test_checkpoints_of_one_training_run_are_refused(two_checkpoints,
+                                                     tmp_path):
+    """``epoch_20.pth`` and ``epoch_30.pth`` of one work dir: their columns
+    were averaged (mean ± std) and the rule judged the thresholds paired
+    over them as over seeds, exit 0. Runs are told apart by the
+    ``experiment_name`` and ``seed`` of their ``meta``: fast_train.py's
+    seeds of one config share the name, not the seed."""
+    import torch
+    from mmseg_dsnet.analysis.threshold_sweep import check_separate_runs
+    saved = []
+    for epoch, (checkpoint, seed) in zip((20, 30, 30),
+                                         zip(checkpoints * 2, (4, 4, 5))):
+        loaded = torch.load(checkpoint, map_location='cpu')
+        path = tmp_path / f'epoch_{epoch}_seed{seed}.pth'
+        torch.save(dict(loaded, meta=dict(
+            experiment_name='tiny_dsnet_20260101_120000', seed=seed,
+            epoch=epoch)), path)
+        saved.append(str(path))
+    out = tmp_path / 'sweep.json'
+    with pytest.raises(UserError) as error:
+        tool.main([str(cfg), saved[0], saved[1], '--thresholds', '0.5',
+                   '0.4', '--out', str(out)])
+    assert str(error.value) == (
+        f'{saved[0]} (checkpoint 1) and {saved[1]} (checkpoint 2) were '
+        'saved by one training run (tiny_dsnet_20260101_120000, seed 4): '
+        'the columns are averaged and the thresholds judged as seeds; give '
+        'one checkpoint per training run (e.g. the last of each seed), and '
+        'sweep other checkpoints of a run one at a time')
+    assert not out.exists()
+    # Two seeds under one name, and checkpoints without a run record, pass.
+    check_separate_runs([saved[0], saved[2], *map(str, checkpoints)],
+                        ['a', 'b', 'c', 'd'])

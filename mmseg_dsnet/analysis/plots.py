@@ -140,13 +140,26 @@ def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
     ax.grid(True, axis='y', alpha=0.3)
     # Below the axes: a rate of 100 % is not hidden behind it.
     fig.legend(loc='lower center', ncol=len(series), fontsize=8)
-    iou = summary.get('iou')
-    iou = '' if iou is None or math.isnan(iou) else \
-        f', pooled IoU {iou:.2f}'
-    fig.suptitle(f'{title}\n{summary["images"]} images{iou}', fontsize=10)
+    fig.suptitle(error_plot_title(summary, title), fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=DPI, format='png')
     return drawn
+
+
+def error_plot_title(summary: Dict, title: str) -> str:
+    """The title of :func:`plot_error_by_position`: ``title``, the images
+    and the pooled IoU at the size each is counted at, as the printed
+    table says them (the rings' IoU at the original size is
+    ``tools/test.py``'s ``IoU_orig``, its ``IoU`` is at the evaluator's
+    ``low_res_size``)."""
+    iou, text = summary.get('iou'), ''
+    if iou is not None and not math.isnan(iou):
+        text = f', pooled IoU {iou:.2f} at the original size'
+        low = summary.get('iou_low_res')
+        if low is not None and not math.isnan(low):
+            height, width = summary['low_res_size']
+            text += f', {low:.2f} at {height}x{width}'
+    return f'{title}\n{summary["images"]} images{text}'
 
 
 def check_png_name(path: Optional[str], option: str = '--plot') -> None:

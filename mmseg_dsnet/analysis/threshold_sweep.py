@@ -330,6 +330,50 @@ def _data_root_of(split: str) -> str:
         else folder
 
 
+def training_run_of(checkpoint: str) -> Optional[tuple]:
+    """The training run a checkpoint was saved by: the ``experiment_name``
+    and ``seed`` of its ``meta`` (mmengine's Runner and ``fast_train.py``
+    write both), or None when either is missing (released or bare
+    weights)."""
+    from ..compat import safe_torch_load
+    loaded = safe_torch_load(checkpoint, map_location='cpu')
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    if not isinstance(meta, dict) or meta.get('experiment_name') is None \
+            or meta.get('seed') is None:
+        return None
+    return str(meta['experiment_name']), meta['seed']
+
+
+def check_separate_runs(checkpoints: Sequence[str],
+                        labels: Sequence[str]) -> None:
+    """Refuse two checkpoints saved by one training run (``epoch_20.pth``
+    and ``epoch_30.pth`` of one work dir): the sweep averages its columns
+    as seeds and the rule judges thresholds paired over them, so the
+    spread of one run's epochs passed for the spread between seeds.
+
+    Args:
+        checkpoints (Sequence[str]): The checkpoint files.
+        labels (Sequence[str]): Their column names, for the message.
+
+    Raises:
+        UserError: Naming the two checkpoints and the run.
+    """
+    seen = {}
+    for label, checkpoint in zip(labels, checkpoints):
+        run = training_run_of(checkpoint)
+        if run is None:
+            continue
+        if run in seen:
+            raise UserError(
+                f'{seen[run][1]} ({seen[run][0]}) and {checkpoint} ({label}) '
+                f'were saved by one training run ({run[0]}, seed {run[1]}): '
+                'the columns are averaged and the thresholds judged as '
+                'seeds; give one checkpoint per training run (e.g. the '
+                'last of each seed), and sweep other checkpoints of a run '
+                'one at a time')
+        seen[run] = (label, checkpoint)
+
+
 def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                          consequence: str = SWEEP_CONSEQUENCE,
                          fix: str = SWEEP_FIX) -> None:

@@ -40,6 +40,7 @@ to write the second). Leaderboard rows aggregate the seeds: see
 """
 import datetime
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -628,6 +629,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         if rec['metrics_source_kind'] == 'last validation line' else
         'test_dataloader')
     # Checked before the (slow) measurements.
+    check_schedule_text(schedule, record)
     name = (f'{slug(model)}_{rec["dataset_key"]}_{slug(rec["protocol"])}_'
             f'{tag}_seed{rec["seed"]}.json')
     path = osp.join(runs_dir, name)
@@ -698,6 +700,50 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+# What a --schedule text may say of a run, and where its record holds it:
+# (what, pattern, the record's value).
+SCHEDULE_FACTS = (
+    ('epochs', r'(\d+) epochs?\b', lambda r: r.get('epochs')),
+    ('iterations', r'(\d+) iter(?:ation)?s\b', lambda r: r.get('iterations')),
+    ('batch size', r'\bbatch (?:size )?(\d+)\b',
+     lambda r: r.get('batch_size')),
+    ('input size', r'\b(\d+x\d+) input\b',
+     lambda r: 'x'.join(map(str, (r.get('input_size') or {}).get('train')
+                             or ())) or None))
+
+
+def check_schedule_text(schedule, record, option='--schedule',
+                        fix='give the description of its own schedule (or '
+                        'leave --schedule out)'):
+    """Refuse a schedule description that names the run's epochs,
+    iterations, batch size or training input size (``30 epochs``,
+    ``5640 iterations``, ``batch 8``, ``128x128 input``) and never its own:
+    the text of another schedule, copied with the collect command, labelled
+    the row and the README's footnote, exit 0.
+
+    Args:
+        schedule (str): The description.
+        record (dict): The run's record (``epochs``, ``iterations``,
+            ``batch_size``, ``input_size``).
+        option (str): What gave the text, for the message.
+        fix (str): What to do about it, for the message.
+
+    Raises:
+        UserError: Naming each such fact, the text's values and the run's.
+    """
+    wrong = []
+    for what, pattern, value_of in SCHEDULE_FACTS:
+        said = re.findall(pattern, schedule)
+        value = value_of(record)
+        if said and value is not None and str(value) not in said:
+            wrong.append(f'{what} {"/".join(table._distinct(said))} (the '
+                         f'run: {value})')
+    if wrong:
+        raise UserError(
+            f'{option} {schedule!r} does not describe the run collected from '
+            f'{record.get("work_dir")}: it says {"; ".join(wrong)}; {fix}')
 
 
 def check_run_not_recorded_elsewhere(record, runs_dir, name):
@@ -999,12 +1045,14 @@ RUN_RECORD_KEYS = ('source', 'model', 'config', 'dataset', 'protocol',
 
 
 def _of(*kinds, null=True):
-    """A test of a JSON value: one of ``kinds`` (``'number'``: an int or
-    float, not a boolean; ``int``: not a boolean), or None when ``null``."""
+    """A test of a JSON value: one of ``kinds`` (``'number'``: a finite int
+    or float, not a boolean; ``int``: not a boolean), or None when ``null``."""
     def test(value):
+        # NaN and infinity are no figures: a mean of them printed 'nan' in
+        # the tables, and stdev over them ended in a traceback.
         return (null and value is None) or any(
-            is_number(value) if kind == 'number' else
-            isinstance(value, kind) and not (
+            is_number(value) and math.isfinite(value)
+            if kind == 'number' else isinstance(value, kind) and not (
                 kind is int and isinstance(value, bool))
             for kind in kinds)
     return test
@@ -1064,6 +1112,8 @@ def _json_kind(value):
     kind = {str: 'a string', bool: 'a boolean', int: 'an integer',
             float: 'a number', list: 'a list', dict: 'an object'}.get(
                 type(value), type(value).__name__)
+    if isinstance(value, float) and not math.isfinite(value):
+        kind = 'a number that is not finite'
     shown = repr(value)
     return 'null' if value is None else \
         f'{kind} ({shown[:40] + "..." if len(shown) > 40 else shown})'
@@ -1246,6 +1296,11 @@ def build(run_files, reported_path, out_dir, readme=None, plot=True,
     records = [load_json(p) for p in sorted(run_files)]
     for path, record in zip(sorted(run_files), records):
         check_run_record(path, record)
+        # A record collected before collect compared the two.
+        check_schedule_text(
+            record['schedule'], record, f'{path}: its schedule',
+            'collect the run again with the description of its own '
+            'schedule')
     check_records_current(records)
     check_one_model_per_row(records)
     pages = [(path, kind, render, markers) for path, kind, render, markers in

@@ -597,8 +597,14 @@ def run_device():
 
 
 def results_table(results):
-    """The results of several runs as a fixed-width text table."""
-    lines = [f'{"model":<10} {"train img":>9} {"test img":>8} '
+    """The results of several runs as a fixed-width text table; the
+    evaluated images are named by their split (``split='design'`` runs are
+    scored on the design hold-out, a validation split, not a test
+    split)."""
+    splits = {r.get('split') for r in results.values()}
+    scored = {'design': 'val img', 'test': 'test img'}.get(
+        splits.pop() if len(splits) == 1 else None, 'eval img')
+    lines = [f'{"model":<10} {"train img":>9} {scored:>8} '
              f'{"time s":>7} ' + ' '.join(f'{k:>8}' for k in TABLE_KEYS)]
     for name, r in results.items():
         lines.append(f'{name:<10} {r["train_images"]:>9} '

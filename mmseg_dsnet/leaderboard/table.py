@@ -398,6 +398,19 @@ def _stat(value, digits=2):
     return f'{value["mean"]:.{digits}f} ± {value["std"]:.{digits}f}'
 
 
+def _timing(field, digits=2):
+    """A timing column's cell: :func:`_stat`, and how many of the row's
+    seeds it is over where some were not timed (``leaderboard.py collect
+    --no-benchmark``), as the Seeds column beside it names them all."""
+    def cell(row):
+        value = row[field]
+        text = _stat(value, digits)
+        if value is not None and value['n'] < len(row['seeds']):
+            text += f' ({value["n"]} of {len(row["seeds"])} seeds)'
+        return text
+    return cell
+
+
 def _percent_stat(value):
     """A metric's mean (± std) in percent: a mean that is not perfect
     never shows as ``100.00`` (``>99.99``), as LesionMetric's own table."""
@@ -430,9 +443,9 @@ MEASURED_COLUMNS = (
      ('GFLOPs conv/linear', lambda r: _giga(r['flops_weight_layers']))] +
     [(header, lambda r, f=field: _percent_stat(r[f]))
      for field, _, header in METRIC_FIELDS if header] +
-    [('CPU ms (b1, 1 thread)', lambda r: _stat(r['cpu_latency_ms'])),
-     ('GPU img/s', lambda r: _stat(r['gpu_img_per_s'], 0)),
-     ('Train time (s)', lambda r: _stat(r['train_time_s'], 0))])
+    [('CPU ms (b1, 1 thread)', _timing('cpu_latency_ms')),
+     ('GPU img/s', _timing('gpu_img_per_s', 0)),
+     ('Train time (s)', _timing('train_time_s', 0))])
 REPORTED_COLUMNS = (
     ('Model', lambda r: r['model']),
     ('Dataset', lambda r: r['dataset'] or 'not stated'),

@@ -14,6 +14,10 @@ test_evaluator.threshold=T``; the images are read once per checkpoint.
 checkpoint, the reference (the first threshold) and the model's own
 threshold marked (:mod:`mmseg_dsnet.analysis.plots`).
 
+The checkpoints are averaged and judged as seeds: two saved by one training
+run (the same ``experiment_name`` and ``seed`` in their ``meta``) are
+refused.
+
 Thresholds are chosen on a validation split: a config whose test loader
 reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
 refused unless ``--allow-test-split`` asks for its figures only.
@@ -179,6 +183,7 @@ def main(argv=None):
     from mmseg.utils import register_all_modules
 
     from mmseg_dsnet.analysis.threshold_sweep import (check_not_trained_on,
+                                                      check_separate_runs,
                                                       check_split_given,
                                                       check_sweepable,
                                                       lesion_metric_args,
@@ -225,6 +230,8 @@ def main(argv=None):
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
+    # Epochs of one run would pass for seeds in the mean ± std and the rule.
+    check_separate_runs(args.checkpoints, labels)
     # Figures on images a checkpoint learned from favour it.
     for checkpoint in args.checkpoints:
         check_not_trained_on(checkpoint, cfg.test_dataloader.dataset,
