@@ -153,11 +153,14 @@ def _open_unchecked(path: str) -> Image.Image:
                 factory, accept = registry.get(name.upper(), (None, None))
                 if factory is None:
                     continue
-                result = not accept or accept(prefix)
-                if not result or isinstance(result, str):
-                    continue
-                handle.seek(0)
+                # A plugin's accept reads the prefix too: BMP's and JPEG's
+                # raised struct.error on a file of 1 to 3 bytes, which
+                # ended a whole infer.py batch with a traceback.
                 try:
+                    result = not accept or accept(prefix)
+                    if not result or isinstance(result, str):
+                        continue
+                    handle.seek(0)
                     image = factory(handle, path)
                 except (SyntaxError, IndexError, TypeError, struct.error):
                     continue

@@ -480,3 +480,17 @@ def test_a_16_bit_colour_tiff_is_refused(tmp_path, channels):
     cv2.imwrite(str(gray), pixels[..., 0])
     assert (image_io.read_image(str(gray)).rgb == 163).all()
     assert (mmcv.imfrombytes(gray.read_bytes(), flag='color') == 163).all()
+
+
+@pytest.mark.parametrize('data', [b'\n', b'hi\n', b'BM', b'\xff\xd8\xff'])
+def test_a_file_of_a_few_bytes_is_refused_by_name(tmp_path, data):
+    """Pillow's BMP and JPEG plugins raise struct.error judging a prefix
+    under 4 bytes: a 3-byte download named .jpg in a folder ended the
+    whole batch of infer.py with a traceback."""
+    path = tmp_path / 'stub.jpg'
+    path.write_bytes(data)
+    with pytest.raises(image_io.ImageReadError,
+                       match='stub.jpg: not an image file'):
+        image_io.read_image(str(path))
+    # The images after it are read as before.
+    assert image_io.read_image(_save(tmp_path / 'next.png')).size == (30, 40)
