@@ -494,3 +494,21 @@ def test_a_file_of_a_few_bytes_is_refused_by_name(tmp_path, data):
         image_io.read_image(str(path))
     # The images after it are read as before.
     assert image_io.read_image(_save(tmp_path / 'next.png')).size == (30, 40)
+
+
+@pytest.mark.parametrize('suffix', ['.jpg', '.tif'])
+def test_a_cmyk_image_reads_as_opencv_reads_it(tmp_path, suffix):
+    """Pillow rounds its CMYK to RGB conversion, OpenCV (mmcv's
+    LoadImageFromFile: training, test.py, MMSegInferencer) does not: every
+    pixel of a CMYK photo was up to 2 levels apart, and infer.py's masks
+    were not test.py's."""
+    import mmcv
+    rng = np.random.default_rng(0)
+    cmyk = rng.integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    path = tmp_path / f'print{suffix}'
+    Image.fromarray(cmyk, 'CMYK').save(path)
+    image = image_io.read_image(str(path))
+    theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')[..., ::-1]
+    assert np.array_equal(image.rgb, theirs)
+    assert image.notes == ['CMYK image converted to RGB as OpenCV (the '
+                           'training and test loader) converts it']
