@@ -560,6 +560,40 @@ def test_inputs_sharing_a_name_are_told_apart(checkpoint, tmp_path, capsys):
     assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
 
 
+def test_names_told_apart_by_case_only_are_renamed(checkpoint, tmp_path,
+                                                   capsys):
+    """``a/IMG_1.JPG`` and ``b/img_1.jpg`` got masks IMG_1.png and
+    img_1.png: on a case-insensitive disk (macOS, Windows, exFAT) one file,
+    the second mask replacing the first while sources.json named the first
+    photo for it. Now the second is img_1_2, and a later run's Img_1 too
+    takes a free name."""
+    photos = {'a': ('IMG_1.JPG', (60, 80)), 'b': ('img_1.jpg', (90, 70)),
+              'c': ('Img_1.png', (50, 40))}
+    for folder, (name, (height, width)) in photos.items():
+        (tmp_path / folder).mkdir()
+        Image.fromarray(lesion_image(height, width)).save(
+            tmp_path / folder / name)
+    out = tmp_path / 'out'
+    second = tmp_path / 'b' / 'img_1.jpg'
+    assert run_tool([CONFIG, checkpoint, str(tmp_path / 'a' / 'IMG_1.JPG'),
+                     str(second), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert (f'{second}: its outputs are named img_1_2 (another input has '
+            'the same name but for case') in captured.out + captured.err
+    assert sorted(os.listdir(out / 'masks')) == ['IMG_1.png', 'img_1_2.png']
+    assert Image.open(out / 'masks' / 'IMG_1.png').size == (80, 60)
+    assert Image.open(out / 'masks' / 'img_1_2.png').size == (70, 90)
+    third = tmp_path / 'c' / 'Img_1.png'
+    assert run_tool([CONFIG, checkpoint, str(third), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert f'{third}: its outputs are named Img_1_3 (IMG_1 is recorded ' \
+        'for' in captured.out + captured.err
+    assert Image.open(out / 'masks' / 'Img_1_3.png').size == (40, 50)
+    assert Image.open(out / 'masks' / 'IMG_1.png').size == (80, 60)
+
+
 def same_name_photos(tmp_path, sizes):
     """``tmp_path/<folder>/x.jpg`` of the given ``(height, width)`` each,
     so that a mask's size tells which photo it is of."""

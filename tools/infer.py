@@ -17,8 +17,10 @@ every argument is an input. For every image it writes
   outlined (drawn downsized when the image's longer side exceeds
   ``--overlay-max-side``).
 
-Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``) get the stems
-``x``, ``x_2`` ..., and a line names the input behind each renamed one.
+Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``; also
+``IMG_1.JPG`` and ``img_1.jpg``, one file on a case-insensitive disk) get
+the stems ``x``, ``x_2`` ..., and a line names the input behind each
+renamed one.
 A name belongs to one input across runs too: ``OUT/sources.json`` records
 the input (real absolute path) of every output written (also by a run
 that was killed: each batch's names are journaled first); a later run gives

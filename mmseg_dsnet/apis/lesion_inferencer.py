@@ -326,6 +326,8 @@ def output_names(files: Sequence[str],
     """A unique output stem per input file: its file stem, with ``_2``,
     ``_3`` ... added when several inputs share one (e.g. ``a.jpg`` and
     ``a.png``) or when the stem belongs to another input of an earlier run.
+    Names are compared without case (``IMG_1`` and ``img_1`` are one file
+    on a case-insensitive disk).
 
     Args:
         files (Sequence[str]): The input files.
@@ -340,16 +342,20 @@ def output_names(files: Sequence[str],
     recorded_name = {}
     for name, source in recorded.items():
         recorded_name.setdefault(source, name)
-    names, used = {}, set(recorded) | set(taken)
+    # Compared without case: on a case-insensitive disk (macOS, Windows,
+    # exFAT, SMB) the mask of IMG_1.JPG was replaced by that of another
+    # folder's img_1.jpg, and sources.json named the first photo for it.
+    names = {}
+    used = {name.casefold() for name in (*recorded, *taken)}
     for path in files:
         name = recorded_name.get(osp.realpath(path))
         if name is None:
             stem = input_stem(path)
             name, counter = stem, 1
-            while name in used:
+            while name.casefold() in used:
                 counter += 1
                 name = f'{stem}_{counter}'
-        used.add(name)
+        used.add(name.casefold())
         names[path] = name
     return names
 
@@ -370,6 +376,9 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
         say (callable): Where the lines go.
     """
     record_file = osp.join(out_dir, SOURCES_NAME)
+    # The name that holds a stem, told apart from it by case only or not
+    # (output_names compares names without case).
+    holder = {other.casefold(): other for other in (*taken, *recorded)}
     for path, name in names.items():
         stem = input_stem(path)
         if name == stem:
@@ -377,16 +386,19 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
                 say(f'{path}: its outputs are named {name} (without the '
                     'leading dot, which would make them hidden files)')
             continue
+        held = holder.get(stem.casefold())
         if recorded.get(name) == osp.realpath(path):
             why = f'recorded for it in {record_file}'
-        elif stem in recorded:
-            why = f'{stem} is recorded for {recorded[stem]} in {record_file}'
-        elif stem in taken:
-            why = (f'{out_dir} holds outputs named {stem} of an input '
+        elif held in recorded:
+            why = f'{held} is recorded for {recorded[held]} in {record_file}'
+        elif held is not None:
+            why = (f'{out_dir} holds outputs named {held} of an input '
                    f'{record_file} has no record of; they are left as '
                    'they are')
         else:
-            why = 'another input has the same name'
+            why = ('another input has the same name' + (
+                '' if stem in names.values() else
+                ' but for case, one file on a case-insensitive disk'))
         say(f'{path}: its outputs are named {name} ({why})')
 
 
