@@ -31,9 +31,13 @@ record existed): it gets the next free suffix, and a line says why.
 
 The model runs at the config's test size (256x256, aspect ratio not kept,
 as in training); its logits are resized back to the original size.
-Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted
-(and a note says so); a 1x1 image works. Images above ``--max-pixels``
-(default 10000x10000) are refused before decoding. Folders contribute
+Grayscale, palette, RGBA (alpha dropped), CMYK and 16-bit images are
+converted to 8-bit RGB (and a note says so); a 1x1 image works. The EXIF
+orientation of a JPEG, PNG or TIFF (a phone photo taken upright) is
+applied, as OpenCV (the training and test loader) applies it, and noted:
+its mask and overlay are upright, at the size viewers show it (a WebP's
+tag, which OpenCV ignores, is not applied, and a note says so). Images
+above ``--max-pixels`` (default 10000x10000) are refused before decoding. Folders contribute
 their image files (other files, e.g. LICENSE.txt, and sub-folders without
 ``--recursive`` are listed as skipped); explicit files and globs are
 always tried. With ``--out-dir`` inside a
