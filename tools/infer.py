@@ -37,13 +37,13 @@ orientation of a JPEG, PNG or TIFF (a phone photo taken upright) is
 applied, as OpenCV (the training and test loader) applies it, and noted:
 its mask and overlay are upright, at the size viewers show it (a WebP's
 tag, which OpenCV ignores, is not applied, and a note says so). Images
-above ``--max-pixels`` (default 10000x10000) are refused before decoding. Folders contribute
-their image files (other files, e.g. LICENSE.txt, and sub-folders without
-``--recursive`` are listed as skipped); explicit files and globs are
-always tried. With ``--out-dir`` inside a
-searched folder (``--recursive`` or a ``**`` glob), ``OUT/masks`` and
-``OUT/overlays`` are skipped (and a line says so): a second run does not
-segment the first run's outputs.
+above ``--max-pixels`` (default 10000x10000) are refused before decoding.
+Folders contribute their image files (other files, e.g. LICENSE.txt, and
+sub-folders without ``--recursive`` are listed as skipped); explicit files
+and globs are always tried. With ``--out-dir`` inside a searched folder
+(``--recursive`` or a ``**`` glob), ``OUT/masks`` and ``OUT/overlays`` are
+skipped (and a line says so): a second run does not segment the first
+run's outputs.
 
 ``OUT/model.json`` names the model that wrote the folder's outputs (its
 files' SHA-256, the threshold, ``--tta``). A folder holds one model's
