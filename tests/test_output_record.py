@@ -110,3 +110,26 @@ def test_output_checks_on_hand_made_files(tmp_path):
         [str(tmp_path)], [str(photo)] + overlays)
     assert keep == [str(photo)]
     assert left_out == [str(tmp_path / 'overlays')]
+
+
+def test_a_run_folders_records_are_no_inputs(tmp_path):
+    """``infer.py 'photos/**/*' --out-dir photos/out`` matched the run's
+    model.json, sources.json and sources.sha256.json: every later run
+    listed them as failed inputs and exited 1."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    make_outputs(out, ['a'])
+    photo = tmp_path / 'a.jpg'
+    photo.write_bytes(b'x')
+    records = [out / name for name in (rec.RECORD_NAME, rec.SOURCES_NAME,
+                                       rec.DIGESTS_NAME)]
+    for path in records:
+        path.write_text('{}')
+    # A JSON of that name outside a run folder is the user's: tried.
+    (tmp_path / 'sources.json').write_text('{}')
+    found = [str(photo), str(tmp_path / 'sources.json')] + [
+        str(path) for path in records]
+    keep, left_out = rec.earlier_outputs_among_inputs(
+        [str(tmp_path / '**' / '*')], found)
+    assert keep == found[:2]
+    assert left_out == found[2:]

@@ -267,7 +267,8 @@ def main(argv=None):
     except UserError as err:
         return fail(err)
     for folder in earlier:
-        print(f'skipped {folder}: the outputs of an earlier infer.py run, '
+        what = ('a record' if osp.isfile(folder) else 'the outputs')
+        print(f'skipped {folder}: {what} of an earlier infer.py run, '
               'not read as input', file=sys.stderr)
     if not found.files:
         return fail('no images to process')

@@ -251,23 +251,34 @@ def earlier_outputs_among_inputs(named: Sequence[str],
     holding an earlier ``--out-dir``) segmented an earlier run's overlays
     and masks as if they were photos, exit 0: the new masks were of
     drawings of the old ones. A file in ``masks/`` or ``overlays/`` of a
-    folder with a :data:`RECORD_NAME` is such an output.
+    folder with a :data:`RECORD_NAME` is such an output; the records
+    beside it (:data:`RECORD_NAME`, :data:`SOURCES_NAME` ...) are left out
+    too.
 
     Args:
         named (Sequence[str]): The inputs as given (files, folders).
         inputs (Sequence[str]): The input files found from them.
 
     Returns:
-        tuple: The inputs to keep and the output folders left out (met
-        while searching a folder above them).
+        tuple: The inputs to keep and what was left out: the output
+        folders (met while searching a folder above them) and the
+        records.
 
     Raises:
         UserError: When a named input is such a folder or lies in one.
     """
     keep, left_out = [], []
     named_real = [osp.realpath(path) for path in named]
+    records = (RECORD_NAME, SOURCES_NAME, DIGESTS_NAME, JOURNAL_NAME)
     for path in inputs:
-        folder = osp.dirname(osp.realpath(path))
+        real_path = osp.realpath(path)
+        # A glob such as 'photos/**/*' over a run folder matched its
+        # records too: each run listed them as failed inputs, exit 1.
+        if osp.basename(real_path) in records and osp.isfile(
+                osp.join(osp.dirname(real_path), RECORD_NAME)):
+            left_out.append(path)
+            continue
+        folder = osp.dirname(real_path)
         run_dir = osp.dirname(folder)
         if (osp.basename(folder) not in OUTPUT_SUBDIRS
                 or not osp.isfile(osp.join(run_dir, RECORD_NAME))):
