@@ -568,7 +568,10 @@ def test_names_told_apart_by_case_only_are_renamed(checkpoint, tmp_path,
     photo for it. Now the second is img_1_2, and a later run's Img_1 too
     takes a free name."""
     photos = {'a': ('IMG_1.JPG', (60, 80)), 'b': ('img_1.jpg', (90, 70)),
-              'c': ('Img_1.png', (50, 40))}
+              'c': ('Img_1.png', (50, 40)),
+              # é composed and decomposed: one name on macOS.
+              'd': ('caf\u00e9.jpg', (30, 20)),
+              'e': ('cafe\u0301.jpg', (20, 30))}
     for folder, (name, (height, width)) in photos.items():
         (tmp_path / folder).mkdir()
         Image.fromarray(lesion_image(height, width)).save(
@@ -580,7 +583,8 @@ def test_names_told_apart_by_case_only_are_renamed(checkpoint, tmp_path,
                      '--no-progress']) == 0
     captured = capsys.readouterr()
     assert (f'{second}: its outputs are named img_1_2 (another input has '
-            'the same name but for case') in captured.out + captured.err
+            'the same name on a case-insensitive disk') in (captured.out +
+                                                          captured.err)
     assert sorted(os.listdir(out / 'masks')) == ['IMG_1.png', 'img_1_2.png']
     assert Image.open(out / 'masks' / 'IMG_1.png').size == (80, 60)
     assert Image.open(out / 'masks' / 'img_1_2.png').size == (70, 90)
@@ -592,6 +596,12 @@ def test_names_told_apart_by_case_only_are_renamed(checkpoint, tmp_path,
         'for' in captured.out + captured.err
     assert Image.open(out / 'masks' / 'Img_1_3.png').size == (40, 50)
     assert Image.open(out / 'masks' / 'IMG_1.png').size == (80, 60)
+    assert run_tool([CONFIG, checkpoint, str(tmp_path / 'd' / photos['d'][0]),
+                     str(tmp_path / 'e' / photos['e'][0]), '--out-dir',
+                     str(out), '--no-progress']) == 0
+    capsys.readouterr()
+    assert Image.open(out / 'masks' / 'caf\u00e9.png').size == (20, 30)
+    assert Image.open(out / 'masks' / 'cafe\u0301_2.png').size == (30, 20)
 
 
 def same_name_photos(tmp_path, sizes):

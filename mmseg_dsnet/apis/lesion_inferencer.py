@@ -9,6 +9,7 @@ import numbers
 import os
 import os.path as osp
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
@@ -320,14 +321,21 @@ def input_stem(path: str) -> str:
     return osp.splitext(osp.basename(path))[0].lstrip('.') or 'image'
 
 
+def name_key(name: str) -> str:
+    """What tells output names apart on every disk: case-insensitive ones
+    (macOS, Windows, exFAT, SMB) take ``IMG_1`` and ``img_1`` for one
+    file, and macOS's also a name's composed and decomposed accents."""
+    return unicodedata.normalize('NFC', name).casefold()
+
+
 def output_names(files: Sequence[str],
                  recorded: Optional[Dict[str, str]] = None,
                  taken: Iterable[str] = ()) -> Dict[str, str]:
     """A unique output stem per input file: its file stem, with ``_2``,
     ``_3`` ... added when several inputs share one (e.g. ``a.jpg`` and
     ``a.png``) or when the stem belongs to another input of an earlier run.
-    Names are compared without case (``IMG_1`` and ``img_1`` are one file
-    on a case-insensitive disk).
+    Names are compared as a case-insensitive disk compares them
+    (:func:`name_key`).
 
     Args:
         files (Sequence[str]): The input files.
@@ -346,16 +354,16 @@ def output_names(files: Sequence[str],
     # exFAT, SMB) the mask of IMG_1.JPG was replaced by that of another
     # folder's img_1.jpg, and sources.json named the first photo for it.
     names = {}
-    used = {name.casefold() for name in (*recorded, *taken)}
+    used = {name_key(name) for name in (*recorded, *taken)}
     for path in files:
         name = recorded_name.get(osp.realpath(path))
         if name is None:
             stem = input_stem(path)
             name, counter = stem, 1
-            while name.casefold() in used:
+            while name_key(name) in used:
                 counter += 1
                 name = f'{stem}_{counter}'
-        used.add(name.casefold())
+        used.add(name_key(name))
         names[path] = name
     return names
 
@@ -378,7 +386,7 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
     record_file = osp.join(out_dir, SOURCES_NAME)
     # The name that holds a stem, told apart from it by case only or not
     # (output_names compares names without case).
-    holder = {other.casefold(): other for other in (*taken, *recorded)}
+    holder = {name_key(other): other for other in (*taken, *recorded)}
     for path, name in names.items():
         stem = input_stem(path)
         if name == stem:
@@ -386,7 +394,7 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
                 say(f'{path}: its outputs are named {name} (without the '
                     'leading dot, which would make them hidden files)')
             continue
-        held = holder.get(stem.casefold())
+        held = holder.get(name_key(stem))
         if recorded.get(name) == osp.realpath(path):
             why = f'recorded for it in {record_file}'
         elif held in recorded:
@@ -398,7 +406,8 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
         else:
             why = ('another input has the same name' + (
                 '' if stem in names.values() else
-                ' but for case, one file on a case-insensitive disk'))
+                ' on a case-insensitive disk, as macOS and Windows compare '
+                'names'))
         say(f'{path}: its outputs are named {name} ({why})')
 
 
