@@ -19,9 +19,15 @@ from PIL import Image, UnidentifiedImageError
 from .rgb_reader import LoaderMismatchError, PixelRangeError, decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
-# always tried, whatever their extension).
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp', '.gif', '.ppm', '.pgm', '.pbm')
+# always tried, whatever their extension). HEIC/HEIF (the iPhone's photos)
+# are tried too, so that a photo that cannot be read counts as failed: left
+# out as no image, a folder of them ended "Processed N of N", exit 0.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp',
+                    '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm',
+                    '.heic', '.heif')
+# Photo formats Pillow reads only with a plugin (pillow-heif), and OpenCV
+# (the training and test loader) not at all.
+PLUGIN_PHOTO_EXTENSIONS = {'.heic': 'HEIC', '.heif': 'HEIF'}
 
 # 10000 x 10000 is the largest image read by default: decoding it needs
 # about 1 GB (Pillow's buffer, the RGB array and the full-size mask).
@@ -98,6 +104,13 @@ def read_image(path: str,
     except ImageReadError:
         raise
     except UnidentifiedImageError:
+        kind = PLUGIN_PHOTO_EXTENSIONS.get(osp.splitext(path)[1].lower())
+        if kind:
+            raise ImageReadError(
+                f'{path}: a {kind} photo, which Pillow reads only with the '
+                'pillow-heif plugin (and OpenCV, the training and test '
+                'loader, not at all): convert it to JPEG or PNG first') \
+                from None
         raise ImageReadError(
             f'{path}: not an image file (format not recognised)') from None
     except Image.DecompressionBombError as err:

@@ -512,3 +512,25 @@ def test_a_cmyk_image_reads_as_opencv_reads_it(tmp_path, suffix):
     assert np.array_equal(image.rgb, theirs)
     assert image.notes == ['CMYK image converted to RGB as OpenCV (the '
                            'training and test loader) converts it']
+
+
+def test_a_folders_iphone_and_jfif_photos_are_tried(tmp_path):
+    """A folder's HEIC photos (an iPhone's) were skipped as no image and
+    its .jfif ones (JPEGs as Windows saves them) too: infer.py ended
+    ``Processed 1 of 1``, exit 0. Now the JPEGs are read, and a HEIC that
+    cannot be decoded is a failed input that says why."""
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(
+        tmp_path / 'a.jfif', format='JPEG')
+    _save(tmp_path / 'b.jpg')
+    heic = tmp_path / 'IMG_0001.HEIC'
+    heic.write_bytes(b'\0\0\0\x18ftypheic\0\0\0\0mif1heic' + bytes(64))
+    (tmp_path / 'notes.txt').write_text('x')
+    found = image_io.find_images([str(tmp_path)])
+    assert found.files == [str(tmp_path / name)
+                           for name in ('IMG_0001.HEIC', 'a.jfif', 'b.jpg')]
+    assert found.skipped == [str(tmp_path / 'notes.txt')]
+    assert image_io.read_image(found.files[1]).size == (30, 40)
+    with pytest.raises(image_io.ImageReadError,
+                       match='IMG_0001.HEIC: a HEIC photo, which Pillow '
+                       'reads only with the pillow-heif plugin'):
+        image_io.read_image(str(heic))

@@ -38,8 +38,10 @@ applied, as OpenCV (the training and test loader) applies it, and noted:
 its mask and overlay are upright, at the size viewers show it (a WebP's
 tag, which OpenCV ignores, is not applied, and a note says so). Images
 above ``--max-pixels`` (default 10000x10000) are refused before decoding.
-Folders contribute their image files (other files, e.g. LICENSE.txt, and
-sub-folders without ``--recursive`` are listed as skipped); explicit files
+Folders contribute their image files, HEIC/HEIF photos included (Pillow
+reads them only with the pillow-heif plugin, OpenCV not at all: without
+it each is listed as failed); other files (e.g. LICENSE.txt) and
+sub-folders without ``--recursive`` are listed as skipped. Explicit files
 and globs are always tried. With ``--out-dir`` inside a searched folder
 (``--recursive`` or a ``**`` glob), ``OUT/masks`` and ``OUT/overlays`` are
 skipped (and a line says so): a second run does not segment the first
