@@ -604,6 +604,52 @@ def test_names_told_apart_by_case_only_are_renamed(checkpoint, tmp_path,
     assert Image.open(out / 'masks' / 'cafe\u0301_2.png').size == (30, 20)
 
 
+def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
+                                                capsys):
+    """Two runs at once into one folder (``infer.py clinic_a/`` and
+    ``infer.py clinic_b/`` in two terminals) both named their x.jpg ``x``,
+    the records being read when a run starts: one mask replaced the
+    other, or the second run skipped its photo as done, exit 0 for both.
+    Now a run into a folder another process holds is refused, and
+    changes nothing there."""
+    import subprocess
+    import sys
+
+    from conftest import tree_hashes
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (90, 70)})
+    out = tmp_path / 'out'
+    argv = ['--out-dir', str(out), '--no-progress']
+    assert run_tool([CONFIG, checkpoint, str(photos['a'])] + argv) == 0
+    capsys.readouterr()
+    before = tree_hashes(out)
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         # The lock a run holds: flock on the folder itself.
+         'import fcntl, os, sys\n'
+         'handle = os.open(sys.argv[1], os.O_RDONLY)\n'
+         'fcntl.flock(handle, fcntl.LOCK_EX)\n'
+         'print("held", flush=True)\n'
+         'sys.stdin.read()\n', str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        code = run_tool([CONFIG, checkpoint, str(photos['b'])] + argv)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        errors = [line for line in err.splitlines() if 'ERROR' in line]
+        assert errors == [
+            f'ERROR: {out} is being written by another run now (infer.py '
+            'or run_inference): two runs at once would give two photos of '
+            'one name one mask; wait for it to end, or give another '
+            '--out-dir'], err
+        assert tree_hashes(out) == before
+    finally:
+        holder.communicate('')
+    # Once it ends, the folder is free again.
+    assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 0
+    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+
+
 def same_name_photos(tmp_path, sizes):
     """``tmp_path/<folder>/x.jpg`` of the given ``(height, width)`` each,
     so that a mask's size tells which photo it is of."""

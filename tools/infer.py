@@ -72,11 +72,14 @@ output); 1, after one ``ERROR:`` line naming the count, when some images
 failed or were missing and the others were written: a partial result is
 never reported as success (``--allow-failures`` accepts it with status 0;
 the failures are listed either way); 2, after one ``ERROR:`` line, for a
-user error: the output folder cannot be written or the model cannot be
-loaded (both checked before any image is read), or no input could be
-processed (all missing, unreadable or too large).
+user error: the output folder cannot be written (or another run, of
+``infer.py`` or ``run_inference``, is writing it now: one folder takes one
+run at a time) or the model cannot be loaded (both checked before any
+image is read), or no input could be processed (all missing, unreadable
+or too large).
 """
 import argparse
+import contextlib
 import os.path as osp
 import sys
 
@@ -207,6 +210,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Holds the output folder for the whole run: a second run into it
+    # meanwhile is refused (output_folder_lock).
+    with contextlib.ExitStack() as hold:
+        return run(args, hold)
+
+
+def run(args, hold):
+    """The run of :func:`main` on parsed arguments, with ``hold`` the
+    stack that keeps the output folder's lock."""
     from mmseg_dsnet.apis.inference_backends import make_backend
     from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
                                                     OutputDirError,
@@ -216,8 +228,9 @@ def main(argv=None):
                                                     remove_empty_output_dirs,
                                                     run_inference)
     from mmseg_dsnet.apis.output_record import (
-        check_inputs_outside_outputs, claim_output_folder, describe_model,
-        earlier_outputs_among_inputs, read_sources, release_output_folder)
+        OutputFolderBusyError, check_inputs_outside_outputs,
+        claim_output_folder, describe_model, earlier_outputs_among_inputs,
+        read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
 
@@ -232,7 +245,11 @@ def main(argv=None):
 
     try:
         created = prepare_output_dir(args.out_dir,
-                                     overlays=not args.no_overlay)
+                                     overlays=not args.no_overlay, hold=hold)
+    except OutputFolderBusyError as err:
+        # Not fail(): the records and folders are the other run's.
+        print(f'ERROR: {err}', file=sys.stderr)
+        return USER_ERROR_EXIT
     except OutputDirError as err:
         return fail(err)
     # Our own outputs are images too: never take them as inputs when the

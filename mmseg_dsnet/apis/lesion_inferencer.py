@@ -5,6 +5,7 @@ Both backends run the same network at the model's fixed input size;
 everything around it (reading, resizing, masks at the original size,
 overlays, writing) is shared here, so the two backends give the same masks.
 """
+import contextlib
 import numbers
 import os
 import os.path as osp
@@ -29,7 +30,8 @@ from ..utils.fileio import remove_stale_partials, sha256_of
 from .masks import draw_overlay, views_to_mask, write_image
 from .output_record import (DIGESTS_NAME, RECORD_NAME, SOURCES_NAME,
                             claim_output_folder, describe_model,
-                            existing_outputs, journal_sources, read_record,
+                            existing_outputs, journal_sources,
+                            output_folder_lock, read_record,
                             read_source_digests, read_sources,
                             record_sources, unrecorded_names)
 
@@ -264,10 +266,19 @@ class OutputDirError(Exception):
     """The output folder cannot be created or written."""
 
 
-def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
+def prepare_output_dir(out_dir: str, overlays: bool = True,
+                       hold: Optional[contextlib.ExitStack] = None
+                       ) -> List[str]:
     """Create ``out_dir/masks`` (and ``overlays``), prove they are
     writable by writing and removing a probe file, and remove the temporary
     files a killed run left there.
+
+    Args:
+        out_dir (str): The output folder.
+        overlays (bool): Also ``out_dir/overlays``.
+        hold (contextlib.ExitStack, optional): Keeps the folder's lock
+            (:func:`~.output_record.output_folder_lock`) until it closes
+            (the whole run); default: held while the folder is cleaned.
 
     Returns:
         list[str]: The folders this call created (for
@@ -275,9 +286,12 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
 
     Raises:
         OutputDirError: With the folder and the reason.
+        OutputFolderBusyError: Another run writes ``out_dir`` now (its
+            half-written files are left alone).
     """
     subdirs = ['masks'] + (['overlays'] if overlays else [])
     created = []
+    folders = []
     for sub in subdirs:
         folder = osp.join(out_dir, sub)
         missing = []
@@ -292,12 +306,22 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
                                              dir=folder)
             os.close(handle)
             os.unlink(probe)
-            # Hidden half-written outputs of a run that was killed.
-            remove_stale_partials(folder)
         except OSError as err:
             reason = err.strerror or str(err)
             raise OutputDirError(
                 f'cannot write to output folder {folder}: {reason}') from None
+        folders.append(folder)
+    # Hidden half-written outputs of a run that was killed; those of a run
+    # writing now are its own (the lock tells them apart).
+    with contextlib.ExitStack() as brief:
+        (hold or brief).enter_context(output_folder_lock(out_dir))
+        for folder in folders:
+            try:
+                remove_stale_partials(folder)
+            except OSError as err:
+                raise OutputDirError(
+                    f'cannot write to output folder {folder}: '
+                    f'{err.strerror or err}') from None
     return created
 
 
@@ -513,7 +537,19 @@ def run_inference(inferencer: LesionInferencer,
             :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
             (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
+        OutputFolderBusyError: Another run writes ``out_dir`` now
+            (:func:`~.output_record.output_folder_lock`).
     """
+    with output_folder_lock(out_dir):
+        return _run_inference(inferencer, files, out_dir, batch_size,
+                              overwrite, overlays, max_pixels,
+                              overlay_max_side, progress, log, model_record)
+
+
+def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
+                   overlays, max_pixels, overlay_max_side, progress, log,
+                   model_record) -> InferenceSummary:
+    """:func:`run_inference`, with ``out_dir`` held."""
     # One path string was taken as a sequence of one-letter file names,
     # each listed as failed.
     if isinstance(files, (str, bytes, os.PathLike)):

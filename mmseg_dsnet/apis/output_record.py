@@ -24,6 +24,7 @@ their outputs are written (:func:`journal_sources`) and folds it into
 when its outputs were made (:func:`read_source_digests`): an input whose
 file changed since (a new photo under an old name) is not skipped as done.
 """
+import contextlib
 import json
 import os
 import os.path as osp
@@ -42,6 +43,66 @@ DIGESTS_NAME = 'sources.sha256.json'
 # rewriting sources.json for every batch would cost O(images) each time.
 JOURNAL_NAME = '.sources.journal'
 OUTPUT_SUBDIRS = ('masks', 'overlays')
+# Output folders this process holds locked (real path -> depth), so that
+# run_inference inside infer.py's hold does not lock out its own caller.
+_HELD_FOLDERS: Dict[str, int] = {}
+
+
+class OutputFolderBusyError(UserError):
+    """Another run is writing the output folder now."""
+
+
+@contextlib.contextmanager
+def output_folder_lock(out_dir: str):
+    """Hold ``out_dir`` for one run: a second run (another ``infer.py``
+    or ``run_inference``) into it meanwhile is refused.
+
+    Two runs at once both named their ``x.jpg`` ``x`` (the records are
+    read when a run starts): the later mask replaced the earlier, or the
+    second run skipped its photo as done because the first one's mask was
+    there, exit 0 for both, and ``sources.json`` named one photo for it.
+    The lock is an ``flock`` on the folder itself (no lock file; released
+    when the process ends, also when it is killed); where ``fcntl`` is
+    missing (Windows) nothing is locked.
+
+    Args:
+        out_dir (str): The output folder (it exists).
+
+    Raises:
+        OutputFolderBusyError: Another process holds it.
+    """
+    key = osp.realpath(out_dir)
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    # A folder not made yet holds nothing to guard (the run fails there).
+    if fcntl is None or key in _HELD_FOLDERS or not osp.isdir(key):
+        _HELD_FOLDERS[key] = _HELD_FOLDERS.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD_FOLDERS[key] -= 1
+            if not _HELD_FOLDERS[key]:
+                del _HELD_FOLDERS[key]
+        return
+    handle = os.open(key, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputFolderBusyError(
+                f'{out_dir} is being written by another run now (infer.py '
+                'or run_inference): two runs at once would give two photos '
+                'of one name one mask; wait for it to end, or give another '
+                '--out-dir') from None
+        _HELD_FOLDERS[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD_FOLDERS[key]
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def describe_model(model: str,
