@@ -86,23 +86,30 @@ def output_folder_lock(out_dir: str):
             if not _HELD_FOLDERS[key]:
                 del _HELD_FOLDERS[key]
         return
-    handle = os.open(key, os.O_RDONLY)
+    try:
+        handle = os.open(key, os.O_RDONLY)
+    except OSError:
+        handle = None  # a folder that cannot be opened: not locked
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if handle is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputFolderBusyError(
                 f'{out_dir} is being written by another run now (infer.py '
                 'or run_inference): two runs at once would give two photos '
                 'of one name one mask; wait for it to end, or give another '
                 '--out-dir') from None
+        except OSError:
+            pass  # a file system without flock (some network mounts)
         _HELD_FOLDERS[key] = 1
         try:
             yield
         finally:
             del _HELD_FOLDERS[key]
     finally:
-        os.close(handle)  # releases the lock
+        if handle is not None:
+            os.close(handle)  # releases the lock
 
 
 def describe_model(model: str,
