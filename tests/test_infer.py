@@ -650,6 +650,29 @@ def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
     assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
 
 
+def test_the_runs_own_folders_are_not_named_unsearched_photos(
+        checkpoint, tmp_path, capsys):
+    """``infer.py photos --out-dir photos``: its masks and overlays
+    folders were listed as ``a sub-folder, not searched (--recursive to
+    segment its images too)`` and counted in ``Not searched: 2
+    sub-folder(s) of the input folders``, as if photos were left out."""
+    photos = tmp_path / 'photos'
+    (photos / 'more').mkdir(parents=True)
+    Image.fromarray(lesion_image(40, 50)).save(photos / 'a.jpg')
+    argv = [CONFIG, checkpoint, str(photos), '--out-dir', str(photos),
+            '--no-progress']
+    for _ in range(2):
+        assert run_tool(argv) == 0
+        out, err = capsys.readouterr()
+        for sub in ('masks', 'overlays'):
+            assert (f'skipped {photos / sub}: an output folder of this run, '
+                    'not read as input') in err, err
+        # The user's own sub-folder is still named.
+        assert f'skipped {photos / "more"}: a sub-folder, not searched' \
+            in err
+        assert 'Not searched: 1 sub-folder(s)' in out
+
+
 def same_name_photos(tmp_path, sizes):
     """``tmp_path/<folder>/x.jpg`` of the given ``(height, width)`` each,
     so that a mask's size tells which photo it is of."""

@@ -273,9 +273,17 @@ def run(args, hold):
     # Their images were left out without a word, exit 0. The folder that
     # holds this run's outputs is no input.
     out_real = osp.realpath(args.out_dir)
+    own = {osp.realpath(folder) for folder in output_dirs}
+    for folder in found.subfolders:
+        # Named "not searched (--recursive to segment its images too)",
+        # as if the run's own masks were photos left out.
+        if osp.realpath(folder) in own:
+            print(f'skipped {folder}: an output folder of this run, not '
+                  'read as input', file=sys.stderr)
     subfolders = [
         folder for folder in found.subfolders
         if not (out_real + osp.sep).startswith(osp.realpath(folder) + osp.sep)
+        and osp.realpath(folder) not in own
     ]
     for folder in subfolders:
         print(f'skipped {folder}: a sub-folder, not searched (--recursive '
