@@ -233,7 +233,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
 
     Args:
         inputs (Sequence[str]): Files, folders or glob patterns.
-        recursive (bool): Also search sub-folders of given folders.
+        recursive (bool): Also search sub-folders of given folders
+            (symbolic links to folders too, each real folder once).
         exclude (Sequence[str]): Folders never searched, e.g. the output
             folders of a tool whose outputs are images, so that a second
             run does not read the first run's outputs as inputs.
@@ -272,7 +273,16 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
         if osp.isdir(item):
             if recursive:
                 paths = []
-                for root, dirs, names in os.walk(item):
+                # Linked sub-folders are searched too (os.walk passed them
+                # over without a word), each real folder once: a link to
+                # a folder above would loop.
+                walked = set()
+                for root, dirs, names in os.walk(item, followlinks=True):
+                    real = osp.realpath(root)
+                    if real in walked:
+                        dirs[:] = []
+                        continue
+                    walked.add(real)
                     dirs[:] = sorted(d for d in dirs
                                      if not is_excluded(osp.join(root, d)))
                     paths += [osp.join(root, name) for name in sorted(names)]

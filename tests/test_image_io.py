@@ -534,3 +534,21 @@ def test_a_folders_iphone_and_jfif_photos_are_tried(tmp_path):
                        match='IMG_0001.HEIC: a HEIC photo, which Pillow '
                        'reads only with the pillow-heif plugin'):
         image_io.read_image(str(heic))
+
+
+def test_a_linked_sub_folder_is_searched_once(tmp_path):
+    """``--recursive`` passed over a sub-folder that is a symbolic link
+    (``photos/2024 -> /mnt/nas/2024``) without a word: its photos were
+    not segmented, exit 0. Now it is searched, and a link to a folder
+    above is not followed round."""
+    photos, elsewhere = tmp_path / 'photos', tmp_path / 'nas'
+    photos.mkdir()
+    elsewhere.mkdir()
+    _save(photos / 'a.png')
+    _save(elsewhere / 'b.png')
+    (photos / '2024').symlink_to(elsewhere)
+    (photos / 'loop').symlink_to(photos)
+    found = image_io.find_images([str(photos)], recursive=True)
+    assert found.files == [str(photos / 'a.png'),
+                           str(photos / '2024' / 'b.png')]
+    assert not found.problems
