@@ -133,3 +133,26 @@ def test_a_run_folders_records_are_no_inputs(tmp_path):
         [str(tmp_path / '**' / '*')], found)
     assert keep == found[:2]
     assert left_out == found[2:]
+
+
+def test_a_refusal_tells_two_close_thresholds_apart(tmp_path):
+    """A folder of threshold 0.5 and a run at 0.4999999 (a threshold
+    pasted from a sweep): refused as ``another model (..., threshold
+    0.5); this run uses ..., threshold 0.5``, the two reading the same."""
+    import pytest
+
+    from mmseg_dsnet.utils.errors import UserError
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    import cv2
+    import numpy as np
+    out = tmp_path / 'out'
+    (out / 'masks').mkdir(parents=True)
+    rec.claim_output_folder(str(out), rec.describe_model(str(model), None,
+                                                         0.5), ['a'])
+    cv2.imwrite(str(out / 'masks' / 'a.png'), np.zeros((4, 5), np.uint8))
+    close = rec.describe_model(str(model), None, 0.4999999)
+    assert close['summary'].endswith('threshold 0.4999999')
+    with pytest.raises(UserError, match=r'threshold 0\.5\); this run uses '
+                       r'm\.onnx \(sha256 \w+\), threshold 0\.4999999:'):
+        rec.claim_output_folder(str(out), close, ['a'])

@@ -233,6 +233,7 @@ def run(args, hold):
         read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
+    from mmseg_dsnet.models.utils.lesion_logit import threshold_text
 
     created = []
 
@@ -365,7 +366,8 @@ def run(args, hold):
     print(f'{len(found.files)} images, backend {backend.name}'
           + (f' ({precision} model)' if precision else '') + ', model input '
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
-          f'threshold {inferencer.threshold:g}', file=sys.stderr)
+          f'threshold {threshold_text(inferencer.threshold)}',
+          file=sys.stderr)
 
     try:
         summary = run_inference(

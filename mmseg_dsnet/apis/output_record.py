@@ -30,6 +30,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..models.utils.lesion_logit import threshold_text
 from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, json_text, sha256_of
 from ..utils.messages import first_few
@@ -141,7 +142,7 @@ def describe_model(model: str,
     weights = record['checkpoint_sha256'] or record['model_sha256']
     record['summary'] = (
         ' + '.join(filter(None, [record['model'], record['checkpoint']])) +
-        f' (sha256 {weights[:12]}), threshold {threshold:g}' +
+        f' (sha256 {weights[:12]}), threshold {threshold_text(threshold)}' +
         (', with flips' if flips else ''))
     return record
 
