@@ -19,9 +19,15 @@ from PIL import Image, UnidentifiedImageError
 from .rgb_reader import LoaderMismatchError, PixelRangeError, decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
-# always tried, whatever their extension).
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp', '.gif', '.ppm', '.pgm', '.pbm')
+# always tried, whatever their extension). HEIC/HEIF (the iPhone's photos)
+# are tried too, so that a photo that cannot be read counts as failed: left
+# out as no image, a folder of them ended "Processed N of N", exit 0.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp',
+                    '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm',
+                    '.heic', '.heif')
+# Photo formats Pillow reads only with a plugin (pillow-heif), and OpenCV
+# (the training and test loader) not at all.
+PLUGIN_PHOTO_EXTENSIONS = {'.heic': 'HEIC', '.heif': 'HEIF'}
 
 # 10000 x 10000 is the largest image read by default: decoding it needs
 # about 1 GB (Pillow's buffer, the RGB array and the full-size mask).
@@ -98,6 +104,13 @@ def read_image(path: str,
     except ImageReadError:
         raise
     except UnidentifiedImageError:
+        kind = PLUGIN_PHOTO_EXTENSIONS.get(osp.splitext(path)[1].lower())
+        if kind:
+            raise ImageReadError(
+                f'{path}: a {kind} photo, which Pillow reads only with the '
+                'pillow-heif plugin (and OpenCV, the training and test '
+                'loader, not at all): convert it to JPEG or PNG first') \
+                from None
         raise ImageReadError(
             f'{path}: not an image file (format not recognised)') from None
     except Image.DecompressionBombError as err:
@@ -153,11 +166,14 @@ def _open_unchecked(path: str) -> Image.Image:
                 factory, accept = registry.get(name.upper(), (None, None))
                 if factory is None:
                     continue
-                result = not accept or accept(prefix)
-                if not result or isinstance(result, str):
-                    continue
-                handle.seek(0)
+                # A plugin's accept reads the prefix too: BMP's and JPEG's
+                # raised struct.error on a file of 1 to 3 bytes, which
+                # ended a whole infer.py batch with a traceback.
                 try:
+                    result = not accept or accept(prefix)
+                    if not result or isinstance(result, str):
+                        continue
+                    handle.seek(0)
                     image = factory(handle, path)
                 except (SyntaxError, IndexError, TypeError, struct.error):
                     continue
@@ -217,7 +233,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
 
     Args:
         inputs (Sequence[str]): Files, folders or glob patterns.
-        recursive (bool): Also search sub-folders of given folders.
+        recursive (bool): Also search sub-folders of given folders
+            (symbolic links to folders too, each real folder once).
         exclude (Sequence[str]): Folders never searched, e.g. the output
             folders of a tool whose outputs are images, so that a second
             run does not read the first run's outputs as inputs.
@@ -256,7 +273,16 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
         if osp.isdir(item):
             if recursive:
                 paths = []
-                for root, dirs, names in os.walk(item):
+                # Linked sub-folders are searched too (os.walk passed them
+                # over without a word), each real folder once: a link to
+                # a folder above would loop.
+                walked = set()
+                for root, dirs, names in os.walk(item, followlinks=True):
+                    real = osp.realpath(root)
+                    if real in walked:
+                        dirs[:] = []
+                        continue
+                    walked.add(real)
                     dirs[:] = sorted(d for d in dirs
                                      if not is_excluded(osp.join(root, d)))
                     paths += [osp.join(root, name) for name in sorted(names)]

@@ -213,11 +213,51 @@ def _raw_mode(image):
     return args if isinstance(args, str) else ''
 
 
-def _rgb_pixels(image, notes):
-    """The pixels of a decoded Pillow image as ``(H, W, 3)`` uint8 RGB."""
+def _cmyk_as_opencv(image, file_format):
+    """The RGB pixels OpenCV (mmcv's ``LoadImageFromFile``) makes of a CMYK
+    JPEG or TIFF, else None.
+
+    Pillow rounds ``(255 - c) * (255 - k) / 255``; OpenCV's JPEG reader
+    takes ``k' - (c * k' >> 8)`` with ``k' = 255 - k`` and libtiff (its
+    TIFF reader) floors ``k' * (255 - c) / 255``: every pixel of a CMYK
+    photo was up to 2 levels apart, and ``infer.py``'s masks differed from
+    those of ``tools/test.py`` and mmseg's ``MMSegInferencer``.
+
+    Args:
+        image (PIL.Image.Image): A loaded ``'CMYK'`` image (Pillow has
+            undone the inversion of Adobe JPEGs).
+        file_format (str): Its file's format (``image.format`` before any
+            turn, which drops it).
+    """
+    if file_format not in ('JPEG', 'MPO', 'TIFF'):
+        return None
+    cmyk = np.asarray(image, dtype=np.int32)
+    ink, white = cmyk[..., :3], 255 - cmyk[..., 3:]
+    if file_format == 'TIFF':
+        rgb = white * (255 - ink) // 255
+    else:
+        rgb = white - ((ink * white) >> 8)
+    return rgb.astype(np.uint8)
+
+
+def _rgb_pixels(image, notes, file_format=None):
+    """The pixels of a decoded Pillow image as ``(H, W, 3)`` uint8 RGB.
+
+    Args:
+        image (PIL.Image.Image): The loaded (and turned) image.
+        notes (list[str]): Receives what was changed.
+        file_format (str, optional): The file's format (a CMYK image is
+            converted as OpenCV reads its format).
+    """
     mode = image.mode
     if mode == 'RGB':
         return np.asarray(image, dtype=np.uint8)
+    if mode == 'CMYK':
+        rgb = _cmyk_as_opencv(image, file_format)
+        if rgb is not None:
+            notes.append('CMYK image converted to RGB as OpenCV (the '
+                         'training and test loader) converts it')
+            return rgb
     if mode in SIXTEEN_BIT_MODES or mode == 'F':
         gray = _to_uint8(np.asarray(image), mode, notes)
         notes.append('grayscale image replicated to 3 channels')
@@ -262,6 +302,7 @@ def decode_rgb(image, notes=None):
             ``ValueError`` too).
     """
     notes = [] if notes is None else notes
+    file_format = image.format  # a turned copy has none
     raw_mode = _raw_mode(image)
     # Before loading: Pillow's TIFF loader turns the pixels upright itself
     # and drops the tag, and the orientation went unnoted.
@@ -334,7 +375,8 @@ def decode_rgb(image, notes=None):
         notes.append('RGBA TIFF: colour multiplied by its alpha and alpha '
                      'dropped, as OpenCV reads it')
     else:
-        rgb = np.ascontiguousarray(_rgb_pixels(image, notes))
+        rgb = np.ascontiguousarray(
+            _rgb_pixels(image, notes, file_format))
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES and \
             rgb.size and not rgb.any():
         # Pillow keeps the high bytes: 8-bit values saved as 16 bits (as

@@ -480,3 +480,75 @@ def test_a_16_bit_colour_tiff_is_refused(tmp_path, channels):
     cv2.imwrite(str(gray), pixels[..., 0])
     assert (image_io.read_image(str(gray)).rgb == 163).all()
     assert (mmcv.imfrombytes(gray.read_bytes(), flag='color') == 163).all()
+
+
+@pytest.mark.parametrize('data', [b'\n', b'hi\n', b'BM', b'\xff\xd8\xff'])
+def test_a_file_of_a_few_bytes_is_refused_by_name(tmp_path, data):
+    """Pillow's BMP and JPEG plugins raise struct.error judging a prefix
+    under 4 bytes: a 3-byte download named .jpg in a folder ended the
+    whole batch of infer.py with a traceback."""
+    path = tmp_path / 'stub.jpg'
+    path.write_bytes(data)
+    with pytest.raises(image_io.ImageReadError,
+                       match='stub.jpg: not an image file'):
+        image_io.read_image(str(path))
+    # The images after it are read as before.
+    assert image_io.read_image(_save(tmp_path / 'next.png')).size == (30, 40)
+
+
+@pytest.mark.parametrize('suffix', ['.jpg', '.tif'])
+def test_a_cmyk_image_reads_as_opencv_reads_it(tmp_path, suffix):
+    """Pillow rounds its CMYK to RGB conversion, OpenCV (mmcv's
+    LoadImageFromFile: training, test.py, MMSegInferencer) does not: every
+    pixel of a CMYK photo was up to 2 levels apart, and infer.py's masks
+    were not test.py's."""
+    import mmcv
+    rng = np.random.default_rng(0)
+    cmyk = rng.integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    path = tmp_path / f'print{suffix}'
+    Image.fromarray(cmyk, 'CMYK').save(path)
+    image = image_io.read_image(str(path))
+    theirs = mmcv.imfrombytes(path.read_bytes(), flag='color')[..., ::-1]
+    assert np.array_equal(image.rgb, theirs)
+    assert image.notes == ['CMYK image converted to RGB as OpenCV (the '
+                           'training and test loader) converts it']
+
+
+def test_a_folders_iphone_and_jfif_photos_are_tried(tmp_path):
+    """A folder's HEIC photos (an iPhone's) were skipped as no image and
+    its .jfif ones (JPEGs as Windows saves them) too: infer.py ended
+    ``Processed 1 of 1``, exit 0. Now the JPEGs are read, and a HEIC that
+    cannot be decoded is a failed input that says why."""
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(
+        tmp_path / 'a.jfif', format='JPEG')
+    _save(tmp_path / 'b.jpg')
+    heic = tmp_path / 'IMG_0001.HEIC'
+    heic.write_bytes(b'\0\0\0\x18ftypheic\0\0\0\0mif1heic' + bytes(64))
+    (tmp_path / 'notes.txt').write_text('x')
+    found = image_io.find_images([str(tmp_path)])
+    assert found.files == [str(tmp_path / name)
+                           for name in ('IMG_0001.HEIC', 'a.jfif', 'b.jpg')]
+    assert found.skipped == [str(tmp_path / 'notes.txt')]
+    assert image_io.read_image(found.files[1]).size == (30, 40)
+    with pytest.raises(image_io.ImageReadError,
+                       match='IMG_0001.HEIC: a HEIC photo, which Pillow '
+                       'reads only with the pillow-heif plugin'):
+        image_io.read_image(str(heic))
+
+
+def test_a_linked_sub_folder_is_searched_once(tmp_path):
+    """``--recursive`` passed over a sub-folder that is a symbolic link
+    (``photos/2024 -> /mnt/nas/2024``) without a word: its photos were
+    not segmented, exit 0. Now it is searched, and a link to a folder
+    above is not followed round."""
+    photos, elsewhere = tmp_path / 'photos', tmp_path / 'nas'
+    photos.mkdir()
+    elsewhere.mkdir()
+    _save(photos / 'a.png')
+    _save(elsewhere / 'b.png')
+    (photos / '2024').symlink_to(elsewhere)
+    (photos / 'loop').symlink_to(photos)
+    found = image_io.find_images([str(photos)], recursive=True)
+    assert found.files == [str(photos / 'a.png'),
+                           str(photos / '2024' / 'b.png')]
+    assert not found.problems

@@ -560,6 +560,119 @@ def test_inputs_sharing_a_name_are_told_apart(checkpoint, tmp_path, capsys):
     assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
 
 
+def test_names_told_apart_by_case_only_are_renamed(checkpoint, tmp_path,
+                                                   capsys):
+    """``a/IMG_1.JPG`` and ``b/img_1.jpg`` got masks IMG_1.png and
+    img_1.png: on a case-insensitive disk (macOS, Windows, exFAT) one file,
+    the second mask replacing the first while sources.json named the first
+    photo for it. Now the second is img_1_2, and a later run's Img_1 too
+    takes a free name."""
+    photos = {'a': ('IMG_1.JPG', (60, 80)), 'b': ('img_1.jpg', (90, 70)),
+              'c': ('Img_1.png', (50, 40)),
+              # é composed and decomposed: one name on macOS.
+              'd': ('caf\u00e9.jpg', (30, 20)),
+              'e': ('cafe\u0301.jpg', (20, 30))}
+    for folder, (name, (height, width)) in photos.items():
+        (tmp_path / folder).mkdir()
+        Image.fromarray(lesion_image(height, width)).save(
+            tmp_path / folder / name)
+    out = tmp_path / 'out'
+    second = tmp_path / 'b' / 'img_1.jpg'
+    assert run_tool([CONFIG, checkpoint, str(tmp_path / 'a' / 'IMG_1.JPG'),
+                     str(second), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert (f'{second}: its outputs are named img_1_2 (another input has '
+            'the same name on a case-insensitive disk') in (captured.out +
+                                                          captured.err)
+    assert sorted(os.listdir(out / 'masks')) == ['IMG_1.png', 'img_1_2.png']
+    assert Image.open(out / 'masks' / 'IMG_1.png').size == (80, 60)
+    assert Image.open(out / 'masks' / 'img_1_2.png').size == (70, 90)
+    third = tmp_path / 'c' / 'Img_1.png'
+    assert run_tool([CONFIG, checkpoint, str(third), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert f'{third}: its outputs are named Img_1_3 (IMG_1 is recorded ' \
+        'for' in captured.out + captured.err
+    assert Image.open(out / 'masks' / 'Img_1_3.png').size == (40, 50)
+    assert Image.open(out / 'masks' / 'IMG_1.png').size == (80, 60)
+    assert run_tool([CONFIG, checkpoint, str(tmp_path / 'd' / photos['d'][0]),
+                     str(tmp_path / 'e' / photos['e'][0]), '--out-dir',
+                     str(out), '--no-progress']) == 0
+    capsys.readouterr()
+    assert Image.open(out / 'masks' / 'caf\u00e9.png').size == (20, 30)
+    assert Image.open(out / 'masks' / 'cafe\u0301_2.png').size == (30, 20)
+
+
+def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
+                                                capsys):
+    """Two runs at once into one folder (``infer.py clinic_a/`` and
+    ``infer.py clinic_b/`` in two terminals) both named their x.jpg ``x``,
+    the records being read when a run starts: one mask replaced the
+    other, or the second run skipped its photo as done, exit 0 for both.
+    Now a run into a folder another process holds is refused, and
+    changes nothing there."""
+    import subprocess
+    import sys
+
+    from conftest import tree_hashes
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (90, 70)})
+    out = tmp_path / 'out'
+    argv = ['--out-dir', str(out), '--no-progress']
+    assert run_tool([CONFIG, checkpoint, str(photos['a'])] + argv) == 0
+    capsys.readouterr()
+    before = tree_hashes(out)
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         # The lock a run holds: flock on the folder itself.
+         'import fcntl, os, sys\n'
+         'handle = os.open(sys.argv[1], os.O_RDONLY)\n'
+         'fcntl.flock(handle, fcntl.LOCK_EX)\n'
+         'print("held", flush=True)\n'
+         'sys.stdin.read()\n', str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        code = run_tool([CONFIG, checkpoint, str(photos['b'])] + argv)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        errors = [line for line in err.splitlines() if 'ERROR' in line]
+        assert errors == [
+            f'ERROR: {out} is being written by another run now (infer.py '
+            'or run_inference): two runs at once would give two photos of '
+            'one name one mask; wait for it to end, or give another '
+            '--out-dir'], err
+        assert tree_hashes(out) == before
+    finally:
+        holder.communicate('')
+    # Once it ends, the folder is free again.
+    assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 0
+    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+
+
+def test_the_runs_own_folders_are_not_named_unsearched_photos(
+        checkpoint, tmp_path, capsys):
+    """``infer.py photos --out-dir photos``: its masks and overlays
+    folders were listed as ``a sub-folder, not searched (--recursive to
+    segment its images too)`` and counted in ``Not searched: 2
+    sub-folder(s) of the input folders``, as if photos were left out."""
+    photos = tmp_path / 'photos'
+    (photos / 'more').mkdir(parents=True)
+    Image.fromarray(lesion_image(40, 50)).save(photos / 'a.jpg')
+    argv = [CONFIG, checkpoint, str(photos), '--out-dir', str(photos),
+            '--no-progress']
+    for _ in range(2):
+        assert run_tool(argv) == 0
+        out, err = capsys.readouterr()
+        for sub in ('masks', 'overlays'):
+            assert (f'skipped {photos / sub}: an output folder of this run, '
+                    'not read as input') in err, err
+        # The user's own sub-folder is still named.
+        assert f'skipped {photos / "more"}: a sub-folder, not searched' \
+            in err
+        assert 'Not searched: 1 sub-folder(s)' in out
+
+
 def same_name_photos(tmp_path, sizes):
     """``tmp_path/<folder>/x.jpg`` of the given ``(height, width)`` each,
     so that a mask's size tells which photo it is of."""

@@ -110,3 +110,49 @@ def test_output_checks_on_hand_made_files(tmp_path):
         [str(tmp_path)], [str(photo)] + overlays)
     assert keep == [str(photo)]
     assert left_out == [str(tmp_path / 'overlays')]
+
+
+def test_a_run_folders_records_are_no_inputs(tmp_path):
+    """``infer.py 'photos/**/*' --out-dir photos/out`` matched the run's
+    model.json, sources.json and sources.sha256.json: every later run
+    listed them as failed inputs and exited 1."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    make_outputs(out, ['a'])
+    photo = tmp_path / 'a.jpg'
+    photo.write_bytes(b'x')
+    records = [out / name for name in (rec.RECORD_NAME, rec.SOURCES_NAME,
+                                       rec.DIGESTS_NAME)]
+    for path in records:
+        path.write_text('{}')
+    # A JSON of that name outside a run folder is the user's: tried.
+    (tmp_path / 'sources.json').write_text('{}')
+    found = [str(photo), str(tmp_path / 'sources.json')] + [
+        str(path) for path in records]
+    keep, left_out = rec.earlier_outputs_among_inputs(
+        [str(tmp_path / '**' / '*')], found)
+    assert keep == found[:2]
+    assert left_out == found[2:]
+
+
+def test_a_refusal_tells_two_close_thresholds_apart(tmp_path):
+    """A folder of threshold 0.5 and a run at 0.4999999 (a threshold
+    pasted from a sweep): refused as ``another model (..., threshold
+    0.5); this run uses ..., threshold 0.5``, the two reading the same."""
+    import pytest
+
+    from mmseg_dsnet.utils.errors import UserError
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    import cv2
+    import numpy as np
+    out = tmp_path / 'out'
+    (out / 'masks').mkdir(parents=True)
+    rec.claim_output_folder(str(out), rec.describe_model(str(model), None,
+                                                         0.5), ['a'])
+    cv2.imwrite(str(out / 'masks' / 'a.png'), np.zeros((4, 5), np.uint8))
+    close = rec.describe_model(str(model), None, 0.4999999)
+    assert close['summary'].endswith('threshold 0.4999999')
+    with pytest.raises(UserError, match=r'threshold 0\.5\); this run uses '
+                       r'm\.onnx \(sha256 \w+\), threshold 0\.4999999:'):
+        rec.claim_output_folder(str(out), close, ['a'])

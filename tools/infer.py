@@ -17,8 +17,10 @@ every argument is an input. For every image it writes
   outlined (drawn downsized when the image's longer side exceeds
   ``--overlay-max-side``).
 
-Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``) get the stems
-``x``, ``x_2`` ..., and a line names the input behind each renamed one.
+Inputs that share a file name (``a/x.jpg``, ``b/x.jpg``; also
+``IMG_1.JPG`` and ``img_1.jpg``, one file on a case-insensitive disk) get
+the stems ``x``, ``x_2`` ..., and a line names the input behind each
+renamed one.
 A name belongs to one input across runs too: ``OUT/sources.json`` records
 the input (real absolute path) of every output written (also by a run
 that was killed: each batch's names are journaled first); a later run gives
@@ -29,15 +31,21 @@ record existed): it gets the next free suffix, and a line says why.
 
 The model runs at the config's test size (256x256, aspect ratio not kept,
 as in training); its logits are resized back to the original size.
-Grayscale, palette, RGBA (alpha dropped) and 16-bit images are converted
-(and a note says so); a 1x1 image works. Images above ``--max-pixels``
-(default 10000x10000) are refused before decoding. Folders contribute
-their image files (other files, e.g. LICENSE.txt, and sub-folders without
-``--recursive`` are listed as skipped); explicit files and globs are
-always tried. With ``--out-dir`` inside a
-searched folder (``--recursive`` or a ``**`` glob), ``OUT/masks`` and
-``OUT/overlays`` are skipped (and a line says so): a second run does not
-segment the first run's outputs.
+Grayscale, palette, RGBA (alpha dropped), CMYK and 16-bit images are
+converted to 8-bit RGB (and a note says so); a 1x1 image works. The EXIF
+orientation of a JPEG, PNG or TIFF (a phone photo taken upright) is
+applied, as OpenCV (the training and test loader) applies it, and noted:
+its mask and overlay are upright, at the size viewers show it (a WebP's
+tag, which OpenCV ignores, is not applied, and a note says so). Images
+above ``--max-pixels`` (default 10000x10000) are refused before decoding.
+Folders contribute their image files, HEIC/HEIF photos included (Pillow
+reads them only with the pillow-heif plugin, OpenCV not at all: without
+it each is listed as failed); other files (e.g. LICENSE.txt) and
+sub-folders without ``--recursive`` are listed as skipped. Explicit files
+and globs are always tried. With ``--out-dir`` inside a searched folder
+(``--recursive`` or a ``**`` glob), ``OUT/masks`` and ``OUT/overlays`` are
+skipped (and a line says so): a second run does not segment the first
+run's outputs.
 
 ``OUT/model.json`` names the model that wrote the folder's outputs (its
 files' SHA-256, the threshold, ``--tta``). A folder holds one model's
@@ -64,11 +72,14 @@ output); 1, after one ``ERROR:`` line naming the count, when some images
 failed or were missing and the others were written: a partial result is
 never reported as success (``--allow-failures`` accepts it with status 0;
 the failures are listed either way); 2, after one ``ERROR:`` line, for a
-user error: the output folder cannot be written or the model cannot be
-loaded (both checked before any image is read), or no input could be
-processed (all missing, unreadable or too large).
+user error: the output folder cannot be written (or another run, of
+``infer.py`` or ``run_inference``, is writing it now: one folder takes one
+run at a time) or the model cannot be loaded (both checked before any
+image is read), or no input could be processed (all missing, unreadable
+or too large).
 """
 import argparse
+import contextlib
 import os.path as osp
 import sys
 
@@ -199,6 +210,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Holds the output folder for the whole run: a second run into it
+    # meanwhile is refused (output_folder_lock).
+    with contextlib.ExitStack() as hold:
+        return run(args, hold)
+
+
+def run(args, hold):
+    """The run of :func:`main` on parsed arguments, with ``hold`` the
+    stack that keeps the output folder's lock."""
     from mmseg_dsnet.apis.inference_backends import make_backend
     from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
                                                     OutputDirError,
@@ -208,10 +228,12 @@ def main(argv=None):
                                                     remove_empty_output_dirs,
                                                     run_inference)
     from mmseg_dsnet.apis.output_record import (
-        check_inputs_outside_outputs, claim_output_folder, describe_model,
-        earlier_outputs_among_inputs, read_sources, release_output_folder)
+        OutputFolderBusyError, check_inputs_outside_outputs,
+        claim_output_folder, describe_model, earlier_outputs_among_inputs,
+        read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
+    from mmseg_dsnet.models.utils.lesion_logit import threshold_text
 
     created = []
 
@@ -224,7 +246,11 @@ def main(argv=None):
 
     try:
         created = prepare_output_dir(args.out_dir,
-                                     overlays=not args.no_overlay)
+                                     overlays=not args.no_overlay, hold=hold)
+    except OutputFolderBusyError as err:
+        # Not fail(): the records and folders are the other run's.
+        print(f'ERROR: {err}', file=sys.stderr)
+        return USER_ERROR_EXIT
     except OutputDirError as err:
         return fail(err)
     # Our own outputs are images too: never take them as inputs when the
@@ -248,9 +274,17 @@ def main(argv=None):
     # Their images were left out without a word, exit 0. The folder that
     # holds this run's outputs is no input.
     out_real = osp.realpath(args.out_dir)
+    own = {osp.realpath(folder) for folder in output_dirs}
+    for folder in found.subfolders:
+        # Named "not searched (--recursive to segment its images too)",
+        # as if the run's own masks were photos left out.
+        if osp.realpath(folder) in own:
+            print(f'skipped {folder}: an output folder of this run, not '
+                  'read as input', file=sys.stderr)
     subfolders = [
         folder for folder in found.subfolders
         if not (out_real + osp.sep).startswith(osp.realpath(folder) + osp.sep)
+        and osp.realpath(folder) not in own
     ]
     for folder in subfolders:
         print(f'skipped {folder}: a sub-folder, not searched (--recursive '
@@ -261,7 +295,8 @@ def main(argv=None):
     except UserError as err:
         return fail(err)
     for folder in earlier:
-        print(f'skipped {folder}: the outputs of an earlier infer.py run, '
+        what = ('a record' if osp.isfile(folder) else 'the outputs')
+        print(f'skipped {folder}: {what} of an earlier infer.py run, '
               'not read as input', file=sys.stderr)
     if not found.files:
         return fail('no images to process')
@@ -331,7 +366,8 @@ def main(argv=None):
     print(f'{len(found.files)} images, backend {backend.name}'
           + (f' ({precision} model)' if precision else '') + ', model input '
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
-          f'threshold {inferencer.threshold:g}', file=sys.stderr)
+          f'threshold {threshold_text(inferencer.threshold)}',
+          file=sys.stderr)
 
     try:
         summary = run_inference(

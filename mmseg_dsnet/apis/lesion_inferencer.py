@@ -5,10 +5,12 @@ Both backends run the same network at the model's fixed input size;
 everything around it (reading, resizing, masks at the original size,
 overlays, writing) is shared here, so the two backends give the same masks.
 """
+import contextlib
 import numbers
 import os
 import os.path as osp
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
@@ -28,7 +30,8 @@ from ..utils.fileio import remove_stale_partials, sha256_of
 from .masks import draw_overlay, views_to_mask, write_image
 from .output_record import (DIGESTS_NAME, RECORD_NAME, SOURCES_NAME,
                             claim_output_folder, describe_model,
-                            existing_outputs, journal_sources, read_record,
+                            existing_outputs, journal_sources,
+                            output_folder_lock, read_record,
                             read_source_digests, read_sources,
                             record_sources, unrecorded_names)
 
@@ -263,10 +266,19 @@ class OutputDirError(Exception):
     """The output folder cannot be created or written."""
 
 
-def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
+def prepare_output_dir(out_dir: str, overlays: bool = True,
+                       hold: Optional[contextlib.ExitStack] = None
+                       ) -> List[str]:
     """Create ``out_dir/masks`` (and ``overlays``), prove they are
     writable by writing and removing a probe file, and remove the temporary
     files a killed run left there.
+
+    Args:
+        out_dir (str): The output folder.
+        overlays (bool): Also ``out_dir/overlays``.
+        hold (contextlib.ExitStack, optional): Keeps the folder's lock
+            (:func:`~.output_record.output_folder_lock`) until it closes
+            (the whole run); default: held while the folder is cleaned.
 
     Returns:
         list[str]: The folders this call created (for
@@ -274,9 +286,12 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
 
     Raises:
         OutputDirError: With the folder and the reason.
+        OutputFolderBusyError: Another run writes ``out_dir`` now (its
+            half-written files are left alone).
     """
     subdirs = ['masks'] + (['overlays'] if overlays else [])
     created = []
+    folders = []
     for sub in subdirs:
         folder = osp.join(out_dir, sub)
         missing = []
@@ -291,12 +306,22 @@ def prepare_output_dir(out_dir: str, overlays: bool = True) -> List[str]:
                                              dir=folder)
             os.close(handle)
             os.unlink(probe)
-            # Hidden half-written outputs of a run that was killed.
-            remove_stale_partials(folder)
         except OSError as err:
             reason = err.strerror or str(err)
             raise OutputDirError(
                 f'cannot write to output folder {folder}: {reason}') from None
+        folders.append(folder)
+    # Hidden half-written outputs of a run that was killed; those of a run
+    # writing now are its own (the lock tells them apart).
+    with contextlib.ExitStack() as brief:
+        (hold or brief).enter_context(output_folder_lock(out_dir))
+        for folder in folders:
+            try:
+                remove_stale_partials(folder)
+            except OSError as err:
+                raise OutputDirError(
+                    f'cannot write to output folder {folder}: '
+                    f'{err.strerror or err}') from None
     return created
 
 
@@ -320,12 +345,21 @@ def input_stem(path: str) -> str:
     return osp.splitext(osp.basename(path))[0].lstrip('.') or 'image'
 
 
+def name_key(name: str) -> str:
+    """What tells output names apart on every disk: case-insensitive ones
+    (macOS, Windows, exFAT, SMB) take ``IMG_1`` and ``img_1`` for one
+    file, and macOS's also a name's composed and decomposed accents."""
+    return unicodedata.normalize('NFC', name).casefold()
+
+
 def output_names(files: Sequence[str],
                  recorded: Optional[Dict[str, str]] = None,
                  taken: Iterable[str] = ()) -> Dict[str, str]:
     """A unique output stem per input file: its file stem, with ``_2``,
     ``_3`` ... added when several inputs share one (e.g. ``a.jpg`` and
     ``a.png``) or when the stem belongs to another input of an earlier run.
+    Names are compared as a case-insensitive disk compares them
+    (:func:`name_key`).
 
     Args:
         files (Sequence[str]): The input files.
@@ -340,16 +374,20 @@ def output_names(files: Sequence[str],
     recorded_name = {}
     for name, source in recorded.items():
         recorded_name.setdefault(source, name)
-    names, used = {}, set(recorded) | set(taken)
+    # Compared without case: on a case-insensitive disk (macOS, Windows,
+    # exFAT, SMB) the mask of IMG_1.JPG was replaced by that of another
+    # folder's img_1.jpg, and sources.json named the first photo for it.
+    names = {}
+    used = {name_key(name) for name in (*recorded, *taken)}
     for path in files:
         name = recorded_name.get(osp.realpath(path))
         if name is None:
             stem = input_stem(path)
             name, counter = stem, 1
-            while name in used:
+            while name_key(name) in used:
                 counter += 1
                 name = f'{stem}_{counter}'
-        used.add(name)
+        used.add(name_key(name))
         names[path] = name
     return names
 
@@ -370,6 +408,9 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
         say (callable): Where the lines go.
     """
     record_file = osp.join(out_dir, SOURCES_NAME)
+    # The name that holds a stem, told apart from it by case only or not
+    # (output_names compares names without case).
+    holder = {name_key(other): other for other in (*taken, *recorded)}
     for path, name in names.items():
         stem = input_stem(path)
         if name == stem:
@@ -377,16 +418,20 @@ def say_renames(names: Dict[str, str], recorded: Dict[str, str],
                 say(f'{path}: its outputs are named {name} (without the '
                     'leading dot, which would make them hidden files)')
             continue
+        held = holder.get(name_key(stem))
         if recorded.get(name) == osp.realpath(path):
             why = f'recorded for it in {record_file}'
-        elif stem in recorded:
-            why = f'{stem} is recorded for {recorded[stem]} in {record_file}'
-        elif stem in taken:
-            why = (f'{out_dir} holds outputs named {stem} of an input '
+        elif held in recorded:
+            why = f'{held} is recorded for {recorded[held]} in {record_file}'
+        elif held is not None:
+            why = (f'{out_dir} holds outputs named {held} of an input '
                    f'{record_file} has no record of; they are left as '
                    'they are')
         else:
-            why = 'another input has the same name'
+            why = ('another input has the same name' + (
+                '' if stem in names.values() else
+                ' on a case-insensitive disk, as macOS and Windows compare '
+                'names'))
         say(f'{path}: its outputs are named {name} ({why})')
 
 
@@ -492,7 +537,19 @@ def run_inference(inferencer: LesionInferencer,
             :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
             (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
+        OutputFolderBusyError: Another run writes ``out_dir`` now
+            (:func:`~.output_record.output_folder_lock`).
     """
+    with output_folder_lock(out_dir):
+        return _run_inference(inferencer, files, out_dir, batch_size,
+                              overwrite, overlays, max_pixels,
+                              overlay_max_side, progress, log, model_record)
+
+
+def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
+                   overlays, max_pixels, overlay_max_side, progress, log,
+                   model_record) -> InferenceSummary:
+    """:func:`run_inference`, with ``out_dir`` held."""
     # One path string was taken as a sequence of one-letter file names,
     # each listed as failed.
     if isinstance(files, (str, bytes, os.PathLike)):

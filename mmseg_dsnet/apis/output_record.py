@@ -24,11 +24,13 @@ their outputs are written (:func:`journal_sources`) and folds it into
 when its outputs were made (:func:`read_source_digests`): an input whose
 file changed since (a new photo under an old name) is not skipped as done.
 """
+import contextlib
 import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..models.utils.lesion_logit import threshold_text
 from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, json_text, sha256_of
 from ..utils.messages import first_few
@@ -42,6 +44,73 @@ DIGESTS_NAME = 'sources.sha256.json'
 # rewriting sources.json for every batch would cost O(images) each time.
 JOURNAL_NAME = '.sources.journal'
 OUTPUT_SUBDIRS = ('masks', 'overlays')
+# Output folders this process holds locked (real path -> depth), so that
+# run_inference inside infer.py's hold does not lock out its own caller.
+_HELD_FOLDERS: Dict[str, int] = {}
+
+
+class OutputFolderBusyError(UserError):
+    """Another run is writing the output folder now."""
+
+
+@contextlib.contextmanager
+def output_folder_lock(out_dir: str):
+    """Hold ``out_dir`` for one run: a second run (another ``infer.py``
+    or ``run_inference``) into it meanwhile is refused.
+
+    Two runs at once both named their ``x.jpg`` ``x`` (the records are
+    read when a run starts): the later mask replaced the earlier, or the
+    second run skipped its photo as done because the first one's mask was
+    there, exit 0 for both, and ``sources.json`` named one photo for it.
+    The lock is an ``flock`` on the folder itself (no lock file; released
+    when the process ends, also when it is killed); where ``fcntl`` is
+    missing (Windows) nothing is locked.
+
+    Args:
+        out_dir (str): The output folder (it exists).
+
+    Raises:
+        OutputFolderBusyError: Another process holds it.
+    """
+    key = osp.realpath(out_dir)
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    # A folder not made yet holds nothing to guard (the run fails there).
+    if fcntl is None or key in _HELD_FOLDERS or not osp.isdir(key):
+        _HELD_FOLDERS[key] = _HELD_FOLDERS.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD_FOLDERS[key] -= 1
+            if not _HELD_FOLDERS[key]:
+                del _HELD_FOLDERS[key]
+        return
+    try:
+        handle = os.open(key, os.O_RDONLY)
+    except OSError:
+        handle = None  # a folder that cannot be opened: not locked
+    try:
+        try:
+            if handle is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputFolderBusyError(
+                f'{out_dir} is being written by another run now (infer.py '
+                'or run_inference): two runs at once would give two photos '
+                'of one name one mask; wait for it to end, or give another '
+                '--out-dir') from None
+        except OSError:
+            pass  # a file system without flock (some network mounts)
+        _HELD_FOLDERS[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD_FOLDERS[key]
+    finally:
+        if handle is not None:
+            os.close(handle)  # releases the lock
 
 
 def describe_model(model: str,
@@ -73,7 +142,7 @@ def describe_model(model: str,
     weights = record['checkpoint_sha256'] or record['model_sha256']
     record['summary'] = (
         ' + '.join(filter(None, [record['model'], record['checkpoint']])) +
-        f' (sha256 {weights[:12]}), threshold {threshold:g}' +
+        f' (sha256 {weights[:12]}), threshold {threshold_text(threshold)}' +
         (', with flips' if flips else ''))
     return record
 
@@ -251,23 +320,34 @@ def earlier_outputs_among_inputs(named: Sequence[str],
     holding an earlier ``--out-dir``) segmented an earlier run's overlays
     and masks as if they were photos, exit 0: the new masks were of
     drawings of the old ones. A file in ``masks/`` or ``overlays/`` of a
-    folder with a :data:`RECORD_NAME` is such an output.
+    folder with a :data:`RECORD_NAME` is such an output; the records
+    beside it (:data:`RECORD_NAME`, :data:`SOURCES_NAME` ...) are left out
+    too.
 
     Args:
         named (Sequence[str]): The inputs as given (files, folders).
         inputs (Sequence[str]): The input files found from them.
 
     Returns:
-        tuple: The inputs to keep and the output folders left out (met
-        while searching a folder above them).
+        tuple: The inputs to keep and what was left out: the output
+        folders (met while searching a folder above them) and the
+        records.
 
     Raises:
         UserError: When a named input is such a folder or lies in one.
     """
     keep, left_out = [], []
     named_real = [osp.realpath(path) for path in named]
+    records = (RECORD_NAME, SOURCES_NAME, DIGESTS_NAME, JOURNAL_NAME)
     for path in inputs:
-        folder = osp.dirname(osp.realpath(path))
+        real_path = osp.realpath(path)
+        # A glob such as 'photos/**/*' over a run folder matched its
+        # records too: each run listed them as failed inputs, exit 1.
+        if osp.basename(real_path) in records and osp.isfile(
+                osp.join(osp.dirname(real_path), RECORD_NAME)):
+            left_out.append(path)
+            continue
+        folder = osp.dirname(real_path)
         run_dir = osp.dirname(folder)
         if (osp.basename(folder) not in OUTPUT_SUBDIRS
                 or not osp.isfile(osp.join(run_dir, RECORD_NAME))):

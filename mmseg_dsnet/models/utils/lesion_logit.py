@@ -43,6 +43,15 @@ def check_threshold(threshold, what: str = 'threshold') -> float:
                          f'got {threshold!r}')
 
 
+def threshold_text(threshold: float) -> str:
+    """``threshold`` as messages and records show it: short (``0.5``), but
+    never rounded to another value (``:g`` showed 0.4999999 as 0.5, so
+    two thresholds a refusal told apart read the same)."""
+    short = f'{float(threshold):g}'
+    return short if float(short) == float(threshold) else repr(
+        float(threshold))
+
+
 def check_head_threshold(head: str, out_channels: int, threshold) -> None:
     """Refuse a decode head ``threshold`` that its masks would not use.
 
