@@ -4,8 +4,9 @@ Every relative link of README.md, docs/, the model card and results/ leads
 to a file, and an anchor to a heading of it; every ``python tools/...`` /
 ``bash tools/...`` command in those pages (tables aside), in the tools'
 docstrings and in tools/device/*.sh names an existing tool, only options
-that tool defines and only configs and checkpoints that exist; every tool's
-``--help`` says what it does in whole sentences.
+that tool defines and only configs and checkpoints that exist; every test
+cited as a proof (``test_x.py::name``) exists; every tool's ``--help`` says
+what it does in whole sentences.
 """
 import ast
 import re
@@ -162,3 +163,38 @@ def test_help_description_is_not_cut_mid_sentence(tool):
     assert description, result.stdout
     # The docstring's first line alone, where its sentence goes on.
     assert description != first_line or paragraph == first_line, description
+
+
+CITED_TEST = re.compile(r'(?:(test_\w+\.py)|`)::(\w+)')
+
+
+def _missing_cited_tests(text, tests_dir):
+    """The ``test_x.py::name`` (and ``::name`` after it on the same line)
+    citations of ``text`` whose file or test function does not exist."""
+    missing = []
+    for line in text.splitlines():
+        current = None
+        for path, name in CITED_TEST.findall(line):
+            current = path or current
+            test_file = tests_dir / current if current else None
+            if test_file is None or not test_file.is_file():
+                missing.append(f'{current}::{name} (no such file)')
+            elif not re.search(rf'^\s*(?:async )?def {name}\b|^class {name}\b',
+                               test_file.read_text(), re.M):
+                missing.append(f'{current}::{name}')
+    return missing
+
+
+@pytest.mark.parametrize('page', PAGES, ids=_rel)
+def test_cited_tests_exist(page):
+    """A page that cites a test as its proof names one that exists."""
+    assert _missing_cited_tests(page.read_text(), REPO / 'tests') == [], \
+        _rel(page)
+
+
+def test_the_cited_test_check_sees_a_missing_test(tmp_path):
+    (tmp_path / 'test_a.py').write_text('def test_here():\n    pass\n')
+    text = ('`test_a.py::test_here`, `::test_gone` | `test_b.py::test_x`\n'
+            '`test_a.py::test_here`\n')
+    assert _missing_cited_tests(text, tmp_path) == [
+        'test_a.py::test_gone', 'test_b.py::test_x (no such file)']
