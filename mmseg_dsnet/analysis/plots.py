@@ -140,12 +140,21 @@ def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
     ax.grid(True, axis='y', alpha=0.3)
     # Below the axes: a rate of 100 % is not hidden behind it.
     fig.legend(loc='lower center', ncol=len(series), fontsize=8)
+    # The rings and their IoU are at the original size, which is not the
+    # IoU tools/test.py reports first (at the evaluator's low_res_size):
+    # say which, as the printed summary does.
     iou = summary.get('iou')
     iou = '' if iou is None or math.isnan(iou) else \
-        f', pooled IoU {iou:.2f}'
-    fig.suptitle(f'{title}\n{summary["images"]} images{iou}', fontsize=10)
+        f', pooled IoU {iou:.2f} at the original size'
+    if iou and summary.get('iou_low_res') is not None:
+        height, width = summary['low_res_size']
+        iou += f' ({summary["iou_low_res"]:.2f} at {height}x{width})'
+    caption = f'{title}\n{summary["images"]} images{iou}'
+    fig.suptitle(caption, fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=DPI, format='png')
+    # The caption is also the PNG's Title text, readable without the image.
+    fig.savefig(path, dpi=DPI, format='png',
+                metadata={'Title': ' '.join(caption.split())})
     return drawn
 
 
