@@ -105,15 +105,32 @@ def _documented_commands():
             yield where, tool, rest
 
 
+_HELP = {}
+
+
+def _help_text(tool, rest):
+    """The ``--help`` of ``tool``, of its subcommand where ``rest`` starts
+    with one (``leaderboard.py collect``): the options it takes. A quoted
+    ``'--option'`` in its source is not enough (infer.py names the
+    converter's ``--strict`` in a message)."""
+    words = rest.split()
+    sub = words[0] if words and re.fullmatch(r'[a-z]+', words[0]) else None
+    if (tool, sub) not in _HELP:
+        result = run_tool_in_process(tool, *([sub] if sub else []), '--help')
+        _HELP[tool, sub] = result.stdout if result.returncode == 0 else ''
+    return _HELP[tool, sub]
+
+
 def _command_problems(where, tool, rest):
     """What a documented command names that does not exist."""
     script = REPO / tool
     if not script.is_file():
         return [f'{where}: {tool} does not exist']
-    problems, source = [], script.read_text()
+    problems = []
     if script.suffix == '.py':
         for option in re.findall(r'(?<![\w-])(--[a-z][\w-]*)', rest):
-            if f"'{option}'" not in source and f'"{option}"' not in source:
+            if not re.search(re.escape(option) + r'(?![\w-])',
+                             _help_text(tool, rest)):
                 problems.append(f'{where}: {tool} has no {option}')
     for path in REPO_PATH.findall(rest):
         path = path.split('@')[0].rstrip('.,')
@@ -138,6 +155,14 @@ def test_the_command_check_sees_a_missing_tool_option_and_config():
         '--out-dir o --no-such-option  # configs/dsnet/dsnet_isic2017.py'
     ) == ['p: tools/infer.py has no --no-such-option',
           'p: tools/infer.py ... configs/dsnet/nope.py does not exist']
+    # An option the tool only names in a message (the converter's), and
+    # one of another subcommand of the same tool.
+    assert _command_problems('p', 'tools/infer.py', ' photos/ --strict') == [
+        'p: tools/infer.py has no --strict']
+    assert _command_problems(
+        'p', 'tools/analysis_tools/leaderboard.py',
+        ' build --readme README.md --no-benchmark') == [
+        'p: tools/analysis_tools/leaderboard.py has no --no-benchmark']
 
 
 def _help_description(text):
