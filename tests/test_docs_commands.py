@@ -4,8 +4,9 @@ Every relative link of README.md, docs/, the model card and results/ leads
 to a file, and an anchor to a heading of it; every ``python tools/...`` /
 ``bash tools/...`` command in those pages (tables aside), in the tools'
 docstrings and in tools/device/*.sh names an existing tool, only options
-that tool defines and only configs and checkpoints that exist; every tool's
-``--help`` says what it does in whole sentences.
+that tool defines and only configs and checkpoints that exist; every test
+cited as a proof (``test_x.py::name``) exists; every tool's ``--help`` says
+what it does in whole sentences.
 """
 import ast
 import re
@@ -104,15 +105,32 @@ def _documented_commands():
             yield where, tool, rest
 
 
+_HELP = {}
+
+
+def _help_text(tool, rest):
+    """The ``--help`` of ``tool``, of its subcommand where ``rest`` starts
+    with one (``leaderboard.py collect``): the options it takes. A quoted
+    ``'--option'`` in its source is not enough (infer.py names the
+    converter's ``--strict`` in a message)."""
+    words = rest.split()
+    sub = words[0] if words and re.fullmatch(r'[a-z]+', words[0]) else None
+    if (tool, sub) not in _HELP:
+        result = run_tool_in_process(tool, *([sub] if sub else []), '--help')
+        _HELP[tool, sub] = result.stdout if result.returncode == 0 else ''
+    return _HELP[tool, sub]
+
+
 def _command_problems(where, tool, rest):
     """What a documented command names that does not exist."""
     script = REPO / tool
     if not script.is_file():
         return [f'{where}: {tool} does not exist']
-    problems, source = [], script.read_text()
+    problems = []
     if script.suffix == '.py':
         for option in re.findall(r'(?<![\w-])(--[a-z][\w-]*)', rest):
-            if f"'{option}'" not in source and f'"{option}"' not in source:
+            if not re.search(re.escape(option) + r'(?![\w-])',
+                             _help_text(tool, rest)):
                 problems.append(f'{where}: {tool} has no {option}')
     for path in REPO_PATH.findall(rest):
         path = path.split('@')[0].rstrip('.,')
@@ -137,6 +155,14 @@ def test_the_command_check_sees_a_missing_tool_option_and_config():
         '--out-dir o --no-such-option  # configs/dsnet/dsnet_isic2017.py'
     ) == ['p: tools/infer.py has no --no-such-option',
           'p: tools/infer.py ... configs/dsnet/nope.py does not exist']
+    # An option the tool only names in a message (the converter's), and
+    # one of another subcommand of the same tool.
+    assert _command_problems('p', 'tools/infer.py', ' photos/ --strict') == [
+        'p: tools/infer.py has no --strict']
+    assert _command_problems(
+        'p', 'tools/analysis_tools/leaderboard.py',
+        ' build --readme README.md --no-benchmark') == [
+        'p: tools/analysis_tools/leaderboard.py has no --no-benchmark']
 
 
 def _help_description(text):
@@ -162,3 +188,38 @@ def test_help_description_is_not_cut_mid_sentence(tool):
     assert description, result.stdout
     # The docstring's first line alone, where its sentence goes on.
     assert description != first_line or paragraph == first_line, description
+
+
+CITED_TEST = re.compile(r'(?:(test_\w+\.py)|`)::(\w+)')
+
+
+def _missing_cited_tests(text, tests_dir):
+    """The ``test_x.py::name`` (and ``::name`` after it on the same line)
+    citations of ``text`` whose file or test function does not exist."""
+    missing = []
+    for line in text.splitlines():
+        current = None
+        for path, name in CITED_TEST.findall(line):
+            current = path or current
+            test_file = tests_dir / current if current else None
+            if test_file is None or not test_file.is_file():
+                missing.append(f'{current}::{name} (no such file)')
+            elif not re.search(rf'^\s*(?:async )?def {name}\b|^class {name}\b',
+                               test_file.read_text(), re.M):
+                missing.append(f'{current}::{name}')
+    return missing
+
+
+@pytest.mark.parametrize('page', PAGES, ids=_rel)
+def test_cited_tests_exist(page):
+    """A page that cites a test as its proof names one that exists."""
+    assert _missing_cited_tests(page.read_text(), REPO / 'tests') == [], \
+        _rel(page)
+
+
+def test_the_cited_test_check_sees_a_missing_test(tmp_path):
+    (tmp_path / 'test_a.py').write_text('def test_here():\n    pass\n')
+    text = ('`test_a.py::test_here`, `::test_gone` | `test_b.py::test_x`\n'
+            '`test_a.py::test_here`\n')
+    assert _missing_cited_tests(text, tmp_path) == [
+        'test_a.py::test_gone', 'test_b.py::test_x (no such file)']

@@ -94,7 +94,15 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
         assert image.format == 'PNG'
         assert image.size == (RINGS_SIZE[0] * DPI, RINGS_SIZE[1] * DPI)
         image.load()
+        caption = image.text['Title']
     assert f'plot: {plot}' in printed
+    # The plot's IoU says at which size it is, as the printed line does:
+    # it is not the IoU tools/test.py reports first.
+    height, width = summary['low_res_size']
+    assert caption.endswith(
+        f'{summary["images"]} images, pooled IoU {summary["iou"]:.2f} at the '
+        f'original size, {summary["iou_low_res"]:.2f} at {height}x{width}')
+    assert str(tiny_config) in caption
     assert not list(tmp_path.glob('.*.part-*'))
     assert '| distance from centre |' in printed and '0.7-1.0' in printed
     # The progress bar goes to stderr: stdout redirected to a file holds

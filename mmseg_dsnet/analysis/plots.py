@@ -140,9 +140,12 @@ def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
     ax.grid(True, axis='y', alpha=0.3)
     # Below the axes: a rate of 100 % is not hidden behind it.
     fig.legend(loc='lower center', ncol=len(series), fontsize=8)
-    fig.suptitle(error_plot_title(summary, title), fontsize=10)
+    caption = error_plot_title(summary, title)
+    fig.suptitle(caption, fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=DPI, format='png')
+    # The caption is also the PNG's Title text, readable without the image.
+    fig.savefig(path, dpi=DPI, format='png',
+                metadata={'Title': ' '.join(caption.split())})
     return drawn
 
 
