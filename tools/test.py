@@ -214,10 +214,11 @@ def main(argv=None):
     # (<ts>/vis_data/config.py). A failed test's log folder stays: no
     # <ts>.json, so not read as a run.
     dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
-    kept = osp.isfile(dump)
-    with restored_on_failure(dump, keep_existing=True):
+    with restored_on_failure(dump, keep_existing=True) as dumped:
         metrics = test(args, cfg, out)
-    if kept and get_rank() == 0:
+    # Only where the runner's dump differed: a file identical to this
+    # test's config (an earlier such test's) was said to be kept.
+    if dumped['restored'] and get_rank() == 0:
         print(f'Kept {dump} as it was (this test\'s config is in the '
               'run\'s log folder, <timestamp>/vis_data/config.py)')
     return metrics
