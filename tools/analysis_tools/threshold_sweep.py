@@ -260,9 +260,13 @@ def main(argv=None):
                                    args.min_gain, args.se_factor))
     outputs = []
     if args.out:
+        # Which images were scored (data root, the split file under it,
+        # synthetic or not), as error_by_position.py and test.py record it:
+        # the split file alone did not say which data set it was of.
+        from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
         record = {'config': args.config,
-                  'split_file': cfg.test_dataloader.dataset.ann_file,
-                  'images': len(loader.dataset),
+                  **data_provenance(cfg.test_dataloader.dataset,
+                                    len(loader.dataset)),
                   'checkpoints': dict(zip(labels, args.checkpoints)),
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}
