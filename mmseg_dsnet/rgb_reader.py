@@ -302,7 +302,8 @@ def decode_rgb(image, notes=None):
         OSError: Truncated or corrupt data.
         ValueError: A pixel mode Pillow cannot convert to RGB.
         PixelRangeError: A float or 32-bit image whose values have no
-            8-bit reading (a ``ValueError`` too).
+            8-bit reading, or a 16-bit one whose values all lie below 256
+            (black as OpenCV reads it; a ``ValueError`` too).
         LoaderMismatchError: A file OpenCV reads otherwise than Pillow
             in a way not followed here (a PGM/PPM of another maximum than
             255, a TIFF with premultiplied alpha, a 16-bit colour TIFF; a
