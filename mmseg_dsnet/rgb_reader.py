@@ -126,7 +126,8 @@ def _to_uint8(array, mode, notes):
 
     Raises:
         PixelRangeError: Values outside 0..65535 (integers) or 0..255
-            (floats, where 0..1 is scaled by 255).
+            (floats, where 0..1 is scaled by 255), or a 16-bit image whose
+            values all lie below 256 (black when read as OpenCV reads it).
     """
     if array.size and array.dtype.kind in 'iuf':
         low, high = float(np.nanmin(array)), float(np.nanmax(array))
@@ -141,9 +142,15 @@ def _to_uint8(array, mode, notes):
                 'mask); convert it to an 8-bit (or 16-bit) image first')
     if mode in SIXTEEN_BIT_MODES or array.dtype == np.uint16:
         if array.size and int(array.max()) <= 255:
-            # 8-bit values saved as 16 bits: scaling would turn them black.
-            notes.append(f'16-bit image ({mode}) holding 8-bit values')
-            return np.clip(array, 0, 255).astype(np.uint8)
+            # 8-bit values saved as 16 bits: mmcv's LoadImageFromFile
+            # (OpenCV: tools/test.py, training, MMSegInferencer) keeps the
+            # high byte and sees a black picture; refused as the colour
+            # case is, so no two tools segment different pictures.
+            raise PixelRangeError(
+                f'16-bit grayscale image ({mode}) whose values all lie '
+                'below 256 (8-bit values saved as 16 bits?): read as 8 '
+                'bits (as OpenCV, the training and test loader, reads it) '
+                'it is black; convert it to an 8-bit image first')
         notes.append(f'16-bit image ({mode}) scaled to 8 bits')
         # The high byte, as mmcv's LoadImageFromFile (OpenCV) reads it for
         # tools/test.py and training: rounding x / 257 made a quarter of
@@ -295,7 +302,8 @@ def decode_rgb(image, notes=None):
         OSError: Truncated or corrupt data.
         ValueError: A pixel mode Pillow cannot convert to RGB.
         PixelRangeError: A float or 32-bit image whose values have no
-            8-bit reading (a ``ValueError`` too).
+            8-bit reading, or a 16-bit one whose values all lie below 256
+            (black as OpenCV reads it; a ``ValueError`` too).
         LoaderMismatchError: A file OpenCV reads otherwise than Pillow
             in a way not followed here (a PGM/PPM of another maximum than
             255, a TIFF with premultiplied alpha, a 16-bit colour TIFF; a

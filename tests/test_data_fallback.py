@@ -185,6 +185,34 @@ def test_a_set_made_from_some_counts_is_made_and_reused(fallback, tmp_path):
     assert held['official_train'] == 4 and held['official_val'] > 0
 
 
+def test_a_synthetic_set_of_other_image_sizes_is_not_reused(fallback,
+                                                          tmp_path):
+    """``prepare_synthetic(2018, root, counts=dict(..., size=(64, 48)))``
+    where ``root`` holds a set made at another size: the check compared
+    year, seed and counts only, so the set of other images was reused as
+    the one asked, exit 0. Now it is refused, naming both sizes, and left
+    as it is; asked at its own size, it is reused."""
+    from PIL import Image
+    root = tmp_path / 'sized'
+    counts = dict(num_train=2, num_val=1, num_test=1)
+    small = dict(counts, size=(64, 48))
+    assert fallback.prepare_synthetic(2018, str(root), counts=small) == \
+        str(root)
+    first = sorted((root / 'images').iterdir())[0]
+    assert Image.open(first).size == (64, 48)
+    meta = (root / 'meta.json').read_text()
+    with pytest.raises(fallback.SyntheticTargetError,
+                       match=r'image size 64x48 \(asked: 256x192\)'):
+        fallback.prepare_synthetic(2018, str(root), counts=counts)
+    with pytest.raises(fallback.SyntheticTargetError,
+                       match=r'image size 64x48 \(asked: 32x32\)'):
+        fallback.prepare_synthetic(2018, str(root),
+                                   counts=dict(counts, size=(32, 32)))
+    assert (root / 'meta.json').read_text() == meta
+    assert fallback.prepare_synthetic(2018, str(root), counts=small) == \
+        str(root)
+
+
 def test_a_synthetic_set_of_other_images_is_not_reused(fallback, tmp_path):
     """A synthetic set already at the target (made by an older version
     with other counts, or from a download of other counts left beside it)

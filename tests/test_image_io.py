@@ -196,6 +196,30 @@ def test_a_16_bit_colour_image_of_8_bit_values_is_refused(tmp_path):
     assert image_io.read_image(full).rgb[0, 0].tolist() == [100, 120, 150]
 
 
+@pytest.mark.parametrize('name', ['low.png', 'low.tif'])
+def test_a_16_bit_gray_image_of_8_bit_values_is_refused(tmp_path, name):
+    """``cv2.imwrite('x.png', gray8.astype(np.uint16))``: OpenCV (mmcv's
+    ``LoadImageFromFile``: test.py, training, MMSegInferencer) keeps the
+    high byte and reads it black, while the shared reader (infer.py) kept
+    the values and noted ``holding 8-bit values``: the same photo gave
+    different masks in the project's tools. Now it is refused as the
+    colour case is; a full-range 16-bit gray image reads as OpenCV's."""
+    import cv2
+    pixels = np.full((20, 30), 150, np.uint16)
+    pixels[:5] = 255
+    low = str(tmp_path / name)
+    cv2.imwrite(low, pixels)
+    assert not cv2.imread(low, cv2.IMREAD_COLOR).any()  # what test.py sees
+    with pytest.raises(image_io.ImageReadError,
+                       match=rf'{name}: 16-bit grayscale image \(I;16\w?\) '
+                       'whose values all lie below 256'):
+        image_io.read_image(low)
+    full = str(tmp_path / ('full' + name[3:]))
+    cv2.imwrite(full, pixels * 257)
+    assert np.array_equal(image_io.read_image(full).rgb,
+                          cv2.imread(full, cv2.IMREAD_COLOR)[..., ::-1])
+
+
 @pytest.mark.parametrize('orientation', [3, 6])
 def test_a_webp_orientation_is_read_as_opencv_reads_it(tmp_path, orientation):
     """OpenCV (mmcv's ``LoadImageFromFile``: ``tools/train.py``/``test.py``)
@@ -234,13 +258,14 @@ def test_pixel_ranges_at_their_limits_read_as_documented(tmp_path):
     """The edges of each reading: a float image whose brightest pixel is
     exactly 1.0 is in 0..1 (scaled by 255), one reaching exactly 255 is in
     0..255 (kept, not refused); a 16-bit image whose brightest pixel is
-    exactly 255 holds 8-bit values (kept), one reaching 65535 is scaled by
-    its high byte."""
+    exactly 256 is scaled by its high byte (one at 255 is refused, see
+    ``test_a_16_bit_gray_image_of_8_bit_values_is_refused``), as is one
+    reaching 65535."""
     from mmseg_dsnet.rgb_reader import read_rgb
     cases = [
         (np.array([[0.0, 0.5, 1.0]], np.float32), 'unit.tif', [0, 128, 255]),
         (np.array([[0.0, 2.0, 255.0]], np.float32), 'byte.tif', [0, 2, 255]),
-        (np.array([[0, 2, 255]], np.uint16), 'low16.png', [0, 2, 255]),
+        (np.array([[0, 2, 256]], np.uint16), 'low16.png', [0, 0, 1]),
         (np.array([[0, 511, 65535]], np.uint16), 'high16.png', [0, 1, 255]),
     ]
     for values, name, expected in cases:

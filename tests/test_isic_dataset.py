@@ -623,6 +623,31 @@ def test_one_converted_set_reached_by_a_link_is_one_set(tiny_isic, tmp_path):
     assert len(dataset) == len(names)
 
 
+def test_a_config_dump_identical_to_the_tests_is_not_said_kept(
+        tiny_config, tmp_path):
+    """A second identical ``test.py CONFIG CKPT --work-dir W`` found the
+    first test's dump at ``W/<config name>``, identical to its own, and
+    printed ``Kept W/x.py as it was (this test's config is in the run's log
+    folder ...)`` as if the root dump were another config. Now that line
+    is printed only where the runner's dump differed (and was put back)."""
+    from conftest import run_tool_in_process
+    ckpt, _, fresh, _ = _checkpoint_and_work_dirs(tiny_config, tmp_path)
+    dump = fresh / tiny_config.name
+    for _ in range(2):
+        run = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                                  '--work-dir', fresh)
+        assert run.returncode == 0, run.output[-3000:]
+        assert 'Kept ' not in run.output, run.output[-3000:]
+    first = dump.read_text()
+    assert 'load_from' in first
+    other = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                                '--work-dir', fresh, '--cfg-options',
+                                'test_dataloader.dataset.indices=1')
+    assert other.returncode == 0, other.output[-3000:]
+    assert f'Kept {dump} as it was' in other.output
+    assert dump.read_text() == first
+
+
 def test_a_passed_test_keeps_the_file_its_config_dump_would_replace(
         tiny_config, tmp_path):
     """test.py's runner dumps its config to ``<work_dir>/<config name>``:

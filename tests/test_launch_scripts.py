@@ -322,6 +322,34 @@ def test_setup_env_sh_keeps_no_stamp_of_a_half_built_venv(tmp_path):
     assert setup().returncode == 0 and not log.exists()
 
 
+def test_setup_env_sh_reads_its_early_pins_from_the_requirements(tmp_path):
+    """numpy (installed before mmcv's build), opencv-python and mmengine
+    were pinned both in requirements/runtime.txt and in setup_env.sh: a
+    change of one left the other, and the venv was built against one
+    version, then re-installed with the other. Now the script reads them
+    from runtime.txt, and refuses a runtime.txt that pins none."""
+    copy, env = setup_env_copy(tmp_path)
+    runtime = copy / 'requirements' / 'runtime.txt'
+    text = runtime.read_text()
+    assert 'numpy==1.26.4\n' in text
+    runtime.write_text(text.replace('numpy==1.26.4', 'numpy==1.26.3'))
+    done = subprocess.run(['bash', str(copy / 'tools' / 'setup_env.sh')],
+                          cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    installs = (tmp_path / 'pip.log').read_text().splitlines()
+    assert 'wheel numpy==1.26.3' in installs[0], installs
+    assert 'opencv-python==4.11.0.86 mmengine==0.10.7' in installs[1]
+    assert '1.26.4' not in '\n'.join(installs)
+    runtime.write_text(text.replace('numpy==1.26.4\n', 'numpy\n'))
+    refused = subprocess.run(['bash', str(copy / 'tools' / 'setup_env.sh')],
+                             cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        'ERROR: requirements/runtime.txt pins no numpy'), refused.stderr
+
+
 def test_setup_env_sh_stops_at_a_failed_venv_and_makes_it_again(tmp_path):
     """``python -m venv`` failing (Debian without python3-venv: no
     ensurepip) left a .venv with a python and no pip; once the cause was

@@ -63,6 +63,20 @@ def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
     assert not other.exists()
 
 
+def test_one_shape_number_checks_a_square(trained_checkpoint, tmp_path):
+    """``--shape 64`` (one number, as get_flops.py and benchmark.py take
+    it) was refused by argparse (``expected 2 arguments``): the parity
+    check now runs on a 64x64 input."""
+    tool = load_tool('deployment/reparameterize.py')
+    assert tool.parse_args(['c.py', 'k.pth', 'o.pth', '--shape', '64'
+                            ]).shape == [64]
+    out = tmp_path / 'square.pth'
+    result = tool.main([CONFIG, str(trained_checkpoint), str(out),
+                        '--shape', '64'])
+    assert result['max_abs_diff_float64'] <= 1e-5
+    assert out.is_file() and out.with_suffix('.py').is_file()
+
+
 def test_a_deploy_checkpoint_is_not_reparameterised_again(
         trained_checkpoint, tmp_path):
     """The deploy config and checkpoint given back to the tool wrote a

@@ -35,6 +35,26 @@ def two_checkpoints(tiny_isic, tmp_path_factory):
     return tmp, cfg, checkpoints
 
 
+def test_the_record_names_the_data_it_scored(two_checkpoints, tiny_isic,
+                                             tmp_path):
+    """``--out F``: the record held the split file as the config names it
+    (``splits/official_val.txt``), without the data root, so the file did
+    not say which data set its figures were of (error_by_position.py's and
+    test.py's records do). Now it holds the data root, the split file
+    under it (absolute) and whether the set is synthetic."""
+    _, cfg, checkpoints = two_checkpoints
+    out = tmp_path / 'sweep.json'
+    tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
+               '--out', str(out)])
+    record = json.loads(out.read_text())
+    assert record['data_root'] == osp.abspath(tiny_isic)
+    assert record['split_file'] == osp.join(osp.abspath(tiny_isic), 'splits',
+                                            'official_val.txt')
+    assert record['synthetic'] is False
+    assert record['images'] == len(
+        (tiny_isic / 'splits' / 'official_val.txt').read_text().split())
+
+
 def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
                                                           capsys):
     import matplotlib
@@ -830,6 +850,7 @@ def test_checkpoints_of_one_training_run_are_refused(two_checkpoints,
     seeds of one config share the name, not the seed."""
     import torch
     from mmseg_dsnet.analysis.threshold_sweep import check_separate_runs
+    tmp, cfg, checkpoints = two_checkpoints
     saved = []
     for epoch, (checkpoint, seed) in zip((20, 30, 30),
                                          zip(checkpoints * 2, (4, 4, 5))):

@@ -1683,6 +1683,20 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
 
 
+def test_profile_train_step_takes_one_shape_number_for_a_square(capsys):
+    """``--shape 32`` (one number, as get_flops.py, benchmark.py and
+    MMSegmentation's get_flops.py take it) was refused by argparse
+    (``expected 2 arguments``, exit 2): every tool with ``--shape`` now
+    takes one number (a square) or two."""
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    profile.main([config, '--device', 'cpu', '--shape', '32',
+                  '--batch-size', '2', '--steps', '1', '--variants',
+                  'eager', '--top', '1'])
+    printed = capsys.readouterr().out
+    assert 'batch size 2, input 2x3x32x32 (' in printed, printed
+
+
 def test_profile_train_step_never_prints_a_slow_step_as_0_img_per_s():
     """A CPU step of batch 2 in 5.8 s (0.35 img/s) printed ``0 img/s``
     (``.0f``): a throughput of nothing, beside a real step time."""

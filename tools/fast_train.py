@@ -32,8 +32,7 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               last_checkpoint_of,
                                               shared_training_setup,
                                               training_device)
-from mmseg_dsnet.engine.preflight import (check_options_take_effect,
-                                          validates_on)
+from mmseg_dsnet.engine.preflight import apply_cfg_options, validates_on
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -141,10 +140,7 @@ def build_specs(args):
                 'work dirs are named after it, so rename one')
     specs = []
     for (path, seed), name in zip(runs, names):
-        cfg = Config.fromfile(path)
-        if args.cfg_options:
-            check_options_take_effect(cfg, args.cfg_options)
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = apply_cfg_options(Config.fromfile(path), args.cfg_options)
         check_fast_run_config(cfg, path, validate=bool(args.val_interval),
                               test=args.test)
         if args.work_dir is None:

@@ -22,6 +22,20 @@ stamp="$VENV/.mmseg-dsnet-$stamp_src"
 TORCH_PIN=torch==2.13.0
 SETUPTOOLS_PIN="setuptools>=77,<81"
 MMCV_PIN=mmcv==2.1.0
+# Pins installed before mmcv's build (numpy, which the build compiles
+# against) are read from requirements/runtime.txt, their one source.
+pin_of() {
+  local line
+  line=$(grep -E "^$1==" requirements/runtime.txt | head -n 1 |
+    cut -d'#' -f1 | tr -d ' ') || true
+  [ -n "$line" ] || {
+    echo "ERROR: requirements/runtime.txt pins no $1 (a $1==VERSION line); tools/setup_env.sh installs it before mmcv" >&2
+    exit 1; }
+  echo "$line"
+}
+NUMPY_PIN=$(pin_of numpy)
+OPENCV_PIN=$(pin_of opencv-python)
+MMENGINE_PIN=$(pin_of mmengine)
 # Ready: the stamp, the stack imports, and each package installed is of the
 # version pinned: a later pip install in the venv (numpy 2, another
 # mmsegmentation pulled in by a dependency) kept the stamp and the imports.
@@ -101,9 +115,9 @@ export PATH="$venv_bin:$PATH"
 # torch 2.13.0 CPU: from the local wheel store here; on other machines pip
 # fetches it. setuptools < 81 keeps pkg_resources, which mmcv's build needs.
 step "torch 2.13.0 (CPU), numpy, build tools" \
-  pip install -q "$TORCH_PIN" "$SETUPTOOLS_PIN" wheel numpy==1.26.4
+  pip install -q "$TORCH_PIN" "$SETUPTOOLS_PIN" wheel "$NUMPY_PIN"
 step "opencv-python, mmengine" \
-  pip install -q opencv-python==4.11.0.86 mmengine==0.10.7
+  pip install -q "$OPENCV_PIN" "$MMENGINE_PIN"
 step "ninja (parallel compilation of mmcv's ops)" \
   pip install -q -r requirements/build.txt
 

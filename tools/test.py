@@ -33,9 +33,8 @@ from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
-                                          check_config_sets, check_input_file,
-                                          check_options_take_effect,
-                                          check_tta_model, load_config)
+                                          check_input_file, check_tta_model,
+                                          load_tool_config, set_work_dir)
 from mmseg_dsnet.evaluation.lesion_metric import check_unique_mask_names
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
@@ -146,24 +145,13 @@ def build_cfg(args):
     check_launched(args.launcher, 'dist_test.sh')
     check_input_file(args.config, 'config file')
     check_input_file(args.checkpoint, 'checkpoint')
-    cfg = load_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        check_options_take_effect(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    # A model or dataset base config: an AttributeError traceback (or a
-    # registry error with a spelling hint) where the key was first read.
-    check_config_sets(
-        cfg, args.config,
+    cfg = load_tool_config(
+        args.config, args.cfg_options,
         ('model', 'test_dataloader.dataset', 'test_evaluator', 'test_cfg'),
         'a test runs the model on its test data and scores it '
         'with its test evaluator; give a whole config such as '
-        'configs/dsnet/dsnet_isic2017.py')
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        'configs/dsnet/dsnet_isic2017.py', launcher=args.launcher)
+    set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
     # Refuse a checkpoint of another model (load_from_strict=False allows a
     # partial one).
@@ -226,10 +214,11 @@ def main(argv=None):
     # (<ts>/vis_data/config.py). A failed test's log folder stays: no
     # <ts>.json, so not read as a run.
     dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
-    kept = osp.isfile(dump)
-    with restored_on_failure(dump, keep_existing=True):
+    with restored_on_failure(dump, keep_existing=True) as dumped:
         metrics = test(args, cfg, out)
-    if kept and get_rank() == 0:
+    # Only where the runner's dump differed: a file identical to this
+    # test's config (an earlier such test's) was said to be kept.
+    if dumped['restored'] and get_rank() == 0:
         print(f'Kept {dump} as it was (this test\'s config is in the '
               'run\'s log folder, <timestamp>/vis_data/config.py)')
     return metrics

@@ -13,7 +13,6 @@ user can fix (bad data, NaN loss, unsafe checkpoint ...) end the run with one
 import argparse
 import logging
 import os
-import os.path as osp
 
 from mmengine.config import DictAction
 from mmengine.logging import print_log
@@ -35,10 +34,10 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
-                                          check_config_sets, check_input_file,
-                                          check_options_take_effect,
+                                          check_input_file,
                                           check_pretrained_checkpoints,
-                                          check_trainable_model, load_config)
+                                          check_trainable_model,
+                                          load_tool_config, set_work_dir)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -90,26 +89,13 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     check_launched(args.launcher, 'dist_train.sh')
-    check_input_file(args.config, 'config file')
-    cfg = load_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        check_options_take_effect(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    # A model or dataset base config: an AttributeError traceback (or a
-    # registry error with a spelling hint) where the key was first read.
-    check_config_sets(
-        cfg, args.config,
+    cfg = load_tool_config(
+        args.config, args.cfg_options,
         ('model', 'train_dataloader.dataset', 'optim_wrapper', 'train_cfg'),
         'training runs the model on its training data with its '
         'optimizer and schedule; give a whole config such as '
-        'configs/dsnet/dsnet_isic2017.py')
-    # work_dir priority: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        'configs/dsnet/dsnet_isic2017.py', launcher=args.launcher)
+    set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in your config.',

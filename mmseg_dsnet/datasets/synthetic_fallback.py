@@ -205,8 +205,10 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
     Raises:
         SyntheticTargetError: ``out_root`` is a real data location
             (:func:`check_synthetic_target`), or holds a synthetic set of
-            another layout year, seed or image counts than asked (one of
-            an older version: it is not reused as this one), when
+            another layout year, seed, image counts or image size
+            (``size`` in ``counts``, as :func:`generate` takes it) than
+            asked (one of an older version: it is not reused as this one),
+            when
             ``counts`` is given or ``out_root`` is :func:`synthetic_root`.
 
     Returns:
@@ -243,6 +245,21 @@ def prepare_synthetic(year, out_root=None, seed=0, counts=None):
     return out_root
 
 
+def _image_size(out_root):
+    """``'WxH'`` of the first image of a converted set (the generator
+    makes them all one size), or None when it holds none."""
+    from PIL import Image
+    images = osp.join(out_root, 'images')
+    names = sorted(os.listdir(images)) if osp.isdir(images) else []
+    for name in names:
+        try:
+            with Image.open(osp.join(images, name)) as image:
+                return f'{image.width}x{image.height}'
+        except OSError:
+            continue
+    return None
+
+
 def _check_synthetic_set(out_root, layout_year, seed, counts):
     """Refuse a converted synthetic set whose ``meta.json`` records another
     layout year, seed or image counts than asked of
@@ -263,6 +280,11 @@ def _check_synthetic_set(out_root, layout_year, seed, counts):
         for split in ('train', 'val', 'test')})
     found = {key: meta.get(key) if key in ('year', 'seed') else held.get(key)
              for key in asked}
+    # meta.json records no image size: a set of other sizes (``size`` in
+    # ``counts``) was reused as the one asked, exit 0.
+    width, height = counts.get('size', made['size'].default)
+    asked['image size'] = f'{int(width)}x{int(height)}'
+    found['image size'] = _image_size(out_root)
     if found != asked:
         wrong = ', '.join(f'{key} {found[key]} (asked: {asked[key]})'
                           for key in asked if found[key] != asked[key])

@@ -380,14 +380,21 @@ def restored_on_failure(filepath, keep_existing=False):
         filepath (str): The file.
         keep_existing (bool): Put back a file that was there also when
             the block succeeds. Defaults to False.
+
+    Yields:
+        dict: ``restored`` is True once a file the block changed was put
+        back after it succeeded (``keep_existing``); False when the block
+        left it as it was (or there was none), so that a caller says
+        "kept" only where it kept something.
     """
     filepath = str(filepath)
+    state = dict(restored=False)
     before = None
     if osp.isfile(filepath):
         with open(filepath, 'rb') as f:
             before = f.read()
     try:
-        yield
+        yield state
     except BaseException:
         try:
             if before is not None:
@@ -404,6 +411,7 @@ def restored_on_failure(filepath, keep_existing=False):
                 now = f.read()
         if now != before:
             atomic_write(before, filepath)
+            state['restored'] = True
 
 
 def _files_under(folder: str) -> set:

@@ -23,8 +23,7 @@ from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
 from mmseg_dsnet.deploy.deployable import input_size_of
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
-from mmseg_dsnet.engine.preflight import (check_config_sets, check_input_file,
-                                          load_config)
+from mmseg_dsnet.engine.preflight import check_input_file, load_tool_config
 from mmseg_dsnet.leaderboard.board import comparable_model
 from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape,
@@ -110,13 +109,8 @@ def main(argv=None):
     # line, goes to stderr.
     with (contextlib.redirect_stdout(sys.stderr) if args.json else
           contextlib.nullcontext()):
-        cfg = load_config(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        # A base config (a schedule, a data set) ended in an AttributeError
-        # traceback where the model (or, with --data, the test set) was read.
-        check_config_sets(
-            cfg, args.config,
+        cfg = load_tool_config(
+            args.config, args.cfg_options,
             ('model', ) + (('test_dataloader.dataset', ) if args.data else ()),
             'the benchmark builds the model of the config'
             + (' and reads its test images (--data)' if args.data else '')

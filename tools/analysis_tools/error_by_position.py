@@ -20,15 +20,13 @@ from mmengine.config import DictAction
 
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import (check_config_sets,
-                                          check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (check_dataset_classes,
                                           check_pipelines_build,
                                           check_decision_thresholds,
                                           check_input_file,
                                           check_lesion_metrics,
                                           check_new_output_file,
-                                          check_options_take_effect,
-                                          load_config)
+                                          load_tool_config)
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import (atomic_write_together, json_text,
                                       refuse_same_file)
@@ -87,16 +85,11 @@ def main(argv=None):
     for option, path in (('--out', args.out), ('--plot', args.plot)):
         if path:
             check_new_output_file(path, option, args.overwrite)
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        check_options_take_effect(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    # A base config (a model or a data set alone) ended in an AttributeError
-    # traceback where the missing part was read.
-    check_config_sets(cfg, args.config, ('model', 'test_dataloader.dataset'),
-                      'the analysis runs the model of the config on its '
-                      'test images; give a training config such as '
-                      'configs/dsnet/dsnet_isic2017.py')
+    cfg = load_tool_config(args.config, args.cfg_options,
+                           ('model', 'test_dataloader.dataset'),
+                           'the analysis runs the model of the config on its '
+                           'test images; give a training config such as '
+                           'configs/dsnet/dsnet_isic2017.py')
     # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
     # pipeline: figures of random views of the images, new at each run.
     check_pipelines_build(cfg, ('test_dataloader', ))

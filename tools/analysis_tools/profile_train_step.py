@@ -40,9 +40,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config')
     p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--shape', type=int, nargs=2, default=None,
-                   help='input H W (default: the size the config trains '
-                   'at, its train Resize)')
+    p.add_argument('--shape', type=int, nargs='+', default=None,
+                   help='input H W, or one number for a square (default: '
+                   'the size the config trains at, its train Resize)')
     p.add_argument('--steps', type=int, default=60)
     p.add_argument('--device', default='cuda', help='cuda (default) or cpu')
     p.add_argument('--variants', nargs='+',

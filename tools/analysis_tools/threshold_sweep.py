@@ -30,14 +30,12 @@ from mmengine.config import DictAction
 from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.analysis.plots import check_png_name
-from mmseg_dsnet.engine.preflight import (check_config_sets,
-                                          check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (check_dataset_classes,
                                           check_pipelines_build,
                                           check_input_file,
                                           check_lesion_metrics,
                                           check_new_output_file,
-                                          check_options_take_effect,
-                                          load_config)
+                                          load_tool_config)
 from mmseg_dsnet.models.utils.lesion_logit import check_threshold
 from mmseg_dsnet.utils.cli import check_at_least
 from mmseg_dsnet.utils.fileio import (atomic_write_together, json_text,
@@ -166,16 +164,11 @@ def figures_table(scores, thresholds, labels):
 def main(argv=None):
     args = parse_args(argv)
     labels = check_args(args)
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        check_options_take_effect(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    # A base config (a model or a data set alone) ended in an AttributeError
-    # traceback where the missing part was read.
-    check_config_sets(cfg, args.config, ('model', 'test_dataloader.dataset'),
-                      'the sweep runs the model of the config on its test '
-                      'images; give a training config such as '
-                      'configs/dsnet/dsnet_isic2017.py')
+    cfg = load_tool_config(args.config, args.cfg_options,
+                           ('model', 'test_dataloader.dataset'),
+                           'the sweep runs the model of the config on its '
+                           'test images; give a training config such as '
+                           'configs/dsnet/dsnet_isic2017.py')
 
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
@@ -267,9 +260,13 @@ def main(argv=None):
                                    args.min_gain, args.se_factor))
     outputs = []
     if args.out:
+        # Which images were scored (data root, the split file under it,
+        # synthetic or not), as error_by_position.py and test.py record it:
+        # the split file alone did not say which data set it was of.
+        from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
         record = {'config': args.config,
-                  'split_file': cfg.test_dataloader.dataset.ann_file,
-                  'images': len(loader.dataset),
+                  **data_provenance(cfg.test_dataloader.dataset,
+                                    len(loader.dataset)),
                   'checkpoints': dict(zip(labels, args.checkpoints)),
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}

@@ -34,7 +34,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('out', help='deploy checkpoint to write (.pth); the '
                         'deploy config goes next to it (.py)')
-    parser.add_argument('--shape', type=int, nargs=2, default=[256, 256])
+    parser.add_argument('--shape', type=int, nargs='+', default=[256, 256],
+                        help='input H W of the parity check, or one number '
+                        'for a square (default: 256 256)')
     parser.add_argument('--atol', type=float, default=1e-5)
     parser.add_argument('--overwrite', action='store_true')
     return parser.parse_args(argv)

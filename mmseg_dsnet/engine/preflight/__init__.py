@@ -11,8 +11,9 @@ the trainable form), :mod:`.data` (pipelines, dataset classes, loaders),
 Every check is importable from here."""
 from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      ConfigKeyError, ConfigOptionError, MissingInputError,
-                     check_config_keys, check_config_sets, check_input_file,
-                     check_options_take_effect, load_config)
+                     apply_cfg_options, check_config_keys, check_config_sets,
+                     check_input_file, check_options_take_effect, load_config,
+                     load_tool_config, set_work_dir)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
                    check_evaluation_loaders, check_pipelines_build,
                    dataset_classes)
@@ -35,7 +36,8 @@ __all__ = [
     'COMMON_VARIABLES', 'RUNNER_KEYS', 'ConfigFileError', 'ConfigKeyError',
     'ConfigOptionError', 'MissingInputError', 'check_config_keys',
     'check_config_sets', 'check_input_file', 'check_options_take_effect',
-    'load_config', 'LOADER_PHASES', 'PipelineConfigError',
+    'load_config', 'apply_cfg_options', 'load_tool_config', 'set_work_dir',
+    'LOADER_PHASES', 'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',
     'check_pipelines_build', 'dataset_classes', 'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',

@@ -243,3 +243,66 @@ def check_config_sets(cfg, config, keys, needs):
     if missing:
         raise ConfigFileError(f'config file {config} sets no '
                               f'{", ".join(missing)}: {needs}')
+
+
+def apply_cfg_options(cfg, cfg_options):
+    """Merge ``--cfg-options`` into ``cfg`` once
+    :func:`check_options_take_effect` has passed them.
+
+    Args:
+        cfg (Config): The config as read.
+        cfg_options (dict | None): The ``--cfg-options`` (dotted keys).
+
+    Returns:
+        Config: ``cfg``, changed in place.
+    """
+    if cfg_options:
+        check_options_take_effect(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def load_tool_config(config, cfg_options=None, keys=(), needs='',
+                     launcher=None):
+    """The config a tool runs: read (:func:`load_config`), its
+    ``--cfg-options`` checked and merged (:func:`apply_cfg_options`), and
+    the keys the tool reads checked (:func:`check_config_sets`).
+
+    Args:
+        config (str): The config file the user gave.
+        cfg_options (dict | None): The ``--cfg-options``.
+        keys (Sequence[str]): Dotted keys the tool reads; none checked when
+            empty.
+        needs (str): What the tool needs them for (see
+            :func:`check_config_sets`).
+        launcher (str | None): ``cfg.launcher`` to set, before the options
+            (so that ``--cfg-options launcher=...`` still wins).
+
+    Returns:
+        Config: The config.
+    """
+    cfg = load_config(config)
+    if launcher is not None:
+        cfg.launcher = launcher
+    apply_cfg_options(cfg, cfg_options)
+    if keys:
+        # A model or dataset base config: an AttributeError traceback (or a
+        # registry error with a spelling hint) where the key was first read.
+        check_config_sets(cfg, config, keys, needs)
+    return cfg
+
+
+def set_work_dir(cfg, work_dir, config):
+    """Set ``cfg.work_dir``: the command line's, else the config's, else
+    ``./work_dirs/<config name>`` (as mmseg's tools choose it).
+
+    Args:
+        cfg (Config): The config.
+        work_dir (str | None): ``--work-dir``.
+        config (str): The config file, whose name names the default.
+    """
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
