@@ -910,6 +910,45 @@ def test_an_evaluation_loader_that_drops_images_is_refused(
         assert not work.exists()
 
 
+def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
+                                                  capsys):
+    """A training split of fewer images than ``batch_size`` with
+    ``drop_last=True``: mmengine's loop ran its epochs without one step,
+    saved the initial weights as ``epoch_N.pth`` and validated them, exit
+    0. Refused before the work dir is made; a split that fills a batch,
+    or ``drop_last=False``, still trains."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_training_batches
+    from mmseg_dsnet.utils.errors import UserError
+    split = tiny_config.parent / 'two.txt'
+    root = Config.fromfile(tiny_config).data_root
+    split.write_text('\n'.join(open(
+        f'{root}/splits/lightweight_train.txt').read().split()[:2]) + '\n')
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        f'train_dataloader.dataset.ann_file={split}',
+        'train_dataloader.drop_last=True'], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: train_dataloader gives no batch: its 2 training image(s) '
+        f'({split}) are fewer than batch_size=4 with drop_last=True, so '
+        'every epoch would train no step and save the initial weights; set '
+        '--cfg-options train_dataloader.drop_last=False or a smaller '
+        'train_dataloader.batch_size. Nothing was started.\n'))
+    assert not work.exists()
+    cfg = Config.fromfile(tiny_config)
+    cfg.train_dataloader.drop_last = True
+    check_training_batches(cfg)  # the whole split fills a batch of 4
+    cfg.train_dataloader.dataset.ann_file = str(split)
+    cfg.train_dataloader.drop_last = False
+    check_training_batches(cfg)  # the last, incomplete batch is trained
+    cfg.train_dataloader.update(drop_last=True, batch_size=2)
+    check_training_batches(cfg)
+    with pytest.raises(UserError, match=r'\(1 per process of 2\)'):
+        check_training_batches(cfg, world_size=2)
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

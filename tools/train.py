@@ -38,7 +38,8 @@ from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets, check_input_file,
                                           check_options_take_effect,
                                           check_pretrained_checkpoints,
-                                          check_trainable_model, load_config)
+                                          check_trainable_model,
+                                          check_training_batches, load_config)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -151,6 +152,11 @@ def build_cfg(args):
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))
+    # Processes before mmengine starts them (slurm sets WORLD_SIZE then).
+    world_size = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(
+        args.launcher)
+    check_training_batches(
+        cfg, int(os.environ.get(world_size, '1')) if world_size else 1)
     return cfg
 
 

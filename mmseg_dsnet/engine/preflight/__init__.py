@@ -15,7 +15,7 @@ from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      check_options_take_effect, load_config)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
                    check_evaluation_loaders, check_pipelines_build,
-                   dataset_classes)
+                   check_training_batches, dataset_classes)
 from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          check_distinct_figure_names, check_lesion_metrics,
                          check_one_lesion_figure_set, check_tta_model,
@@ -37,7 +37,7 @@ __all__ = [
     'check_config_sets', 'check_input_file', 'check_options_take_effect',
     'load_config', 'LOADER_PHASES', 'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',
-    'check_pipelines_build', 'dataset_classes', 'ThresholdMismatchError',
+    'check_pipelines_build', 'check_training_batches', 'dataset_classes', 'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',
     'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
     'mask_threshold', 'build_scope', 'check_model_builds',
