@@ -955,6 +955,16 @@ def test_fast_train_refuses_a_learning_rate_scale_without_a_base(
         'base_batch_size=None; give the batch size the learning rate is set '
         'for (a positive integer), or set auto_scale_lr.enable=False\n')
     assert not (tmp_path / 'w').exists()
+    # A key mmengine does not read: the rate was left unscaled, exit 0.
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu', '--cfg-options', 'auto_scale_lr.enabled=True',
+                       'auto_scale_lr.base_batch_size=2'], capsys)
+    assert text == (
+        f'ERROR: {tiny_cfg}: auto_scale_lr.enabled is not read by mmengine, '
+        "which takes only enable and base_batch_size; did you mean 'enable'? "
+        '(the learning rate would not be scaled as meant)\n')
+    assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('option,message', [

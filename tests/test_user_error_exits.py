@@ -949,6 +949,33 @@ def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
         check_training_batches(cfg, world_size=2)
 
 
+@pytest.mark.parametrize('options,message', [
+    (['auto_scale_lr.enabled=True', 'auto_scale_lr.base_batch_size=2'],
+     "auto_scale_lr.enabled is not read by mmengine, which takes only "
+     "enable and base_batch_size; did you mean 'enable'? (the learning "
+     'rate would not be scaled as meant)'),
+    (['auto_scale_lr.enable=True'],
+     'auto_scale_lr is enabled with base_batch_size=None; give the batch '
+     'size the learning rate is set for (a positive integer), or set '
+     'auto_scale_lr.enable=False'),
+    (['auto_scale_lr.enable=True', 'auto_scale_lr.base_batch_size=0'],
+     'auto_scale_lr is enabled with base_batch_size=0; give the batch '
+     'size the learning rate is set for (a positive integer), or set '
+     'auto_scale_lr.enable=False')])
+def test_an_auto_scale_lr_mmengine_would_not_apply_is_refused(
+        tiny_config, tmp_path, capsys, options, message):
+    """``auto_scale_lr=dict(enabled=True, ...)`` (a key mmengine does not
+    read) trained at the unscaled rate, exit 0; scaling enabled without a
+    positive ``base_batch_size`` was an ``AssertionError`` (a
+    ``ZeroDivisionError``) traceback once the run had started. Refused
+    before the work dir is made."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
+    assert (code, err) == (2, f'ERROR: {tiny_config}: {message}\n')
+    assert not work.exists()
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

@@ -34,7 +34,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
-from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
+                                          check_config_not_dumped_over,
                                           check_config_sets, check_input_file,
                                           check_options_take_effect,
                                           check_pretrained_checkpoints,
@@ -134,6 +135,7 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
+    check_auto_scale_lr(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
     # loaded nothing, exit 0.
     check_pretrained_checkpoints(cfg, check_model_builds(cfg))

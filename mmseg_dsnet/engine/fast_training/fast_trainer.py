@@ -105,18 +105,18 @@ def check_fast_run_config(cfg: Config, config_path: str,
         FastTrainingError: A custom hook the trainer would not run, a
             setting it would not follow (:func:`check_settings_followed`), a
             training dataset that wraps others (:func:`check_plain_dataset`),
-            a ``load_from`` (the trainer does not load it), or an enabled
-            ``auto_scale_lr`` without a positive ``base_batch_size`` (it
-            is applied as ``tools/train.py`` on one GPU applies it).
+            or a ``load_from`` (the trainer does not load it).
         ConfigFileError: A config that sets no model, training data,
             optimizer or schedule (a model or dataset base config), or no
             validation (test) data or evaluator when the run validates
             (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
             pipeline that does not build, class counts, thresholds, a
-            ``save_best`` the validation does not report).
+            ``save_best`` the validation does not report, an
+            ``auto_scale_lr`` mmengine would not apply as written).
     """
-    from ..preflight import (check_config_keys, check_config_sets,
+    from ..preflight import (check_auto_scale_lr, check_config_keys,
+                             check_config_sets,
                              check_dataset_classes,
                              check_decision_thresholds, check_model_builds,
                              check_pipelines_build,
@@ -133,15 +133,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'training does not load it (it trains from the model\'s own '
             'initialisation); train this config with tools/train.py, or '
             'set --cfg-options load_from=None to train from scratch')
-    scale = cfg.get('auto_scale_lr') or {}
-    if isinstance(scale, dict) and scale.get('enable', False):
-        base = scale.get('base_batch_size')
-        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-            raise FastTrainingError(
-                f'{config_path}: auto_scale_lr is enabled with '
-                f'base_batch_size={base!r}; give the batch size the '
-                'learning rate is set for (a positive integer), or set '
-                'auto_scale_lr.enable=False')
+    check_auto_scale_lr(cfg, config_path)
     keys = ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper',
             'train_cfg')
     needs = ("fast training trains the config's model on its training "

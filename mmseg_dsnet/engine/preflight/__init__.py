@@ -11,7 +11,7 @@ the trainable form), :mod:`.data` (pipelines, dataset classes, loaders),
 Every check is importable from here."""
 from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      ConfigKeyError, ConfigOptionError, MissingInputError,
-                     check_config_keys, check_config_sets, check_input_file,
+                     check_auto_scale_lr, check_config_keys, check_config_sets, check_input_file,
                      check_options_take_effect, load_config)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
                    check_evaluation_loaders, check_pipelines_build,
@@ -33,7 +33,8 @@ from .work_dir import (WorkDirError, _file_in_path,
 
 __all__ = [
     'COMMON_VARIABLES', 'RUNNER_KEYS', 'ConfigFileError', 'ConfigKeyError',
-    'ConfigOptionError', 'MissingInputError', 'check_config_keys',
+    'ConfigOptionError', 'MissingInputError', 'check_auto_scale_lr',
+    'check_config_keys',
     'check_config_sets', 'check_input_file', 'check_options_take_effect',
     'load_config', 'LOADER_PHASES', 'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',

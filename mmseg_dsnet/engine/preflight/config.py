@@ -243,3 +243,48 @@ def check_config_sets(cfg, config, keys, needs):
     if missing:
         raise ConfigFileError(f'config file {config} sets no '
                               f'{", ".join(missing)}: {needs}')
+
+
+#: The keys mmengine's ``Runner.scale_lr`` reads from ``auto_scale_lr``.
+AUTO_SCALE_LR_KEYS = ('enable', 'base_batch_size')
+
+
+def check_auto_scale_lr(cfg, config=None):
+    """Refuse an ``auto_scale_lr`` mmengine would not apply as written: a
+    key it does not read (``enabled=True``: the rate was left unscaled
+    without a word, exit 0), or scaling enabled without a positive
+    ``base_batch_size`` (an ``AssertionError`` or ``ZeroDivisionError``
+    traceback once the run had started).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and what to set.
+    """
+    scale = cfg.get('auto_scale_lr')
+    if not scale:
+        return
+    where = f'{config}: ' if config else ''
+    if not isinstance(scale, dict):
+        raise UserError(
+            f'{where}auto_scale_lr={scale!r} must be a dict such as '
+            'dict(enable=True, base_batch_size=16)')
+    for key in scale:
+        if key not in AUTO_SCALE_LR_KEYS:
+            close = difflib.get_close_matches(str(key), AUTO_SCALE_LR_KEYS,
+                                              n=1, cutoff=0.6)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise UserError(
+                f'{where}auto_scale_lr.{key} is not read by mmengine, which '
+                f'takes only {" and ".join(AUTO_SCALE_LR_KEYS)}{hint} (the '
+                'learning rate would not be scaled as meant)')
+    base = scale.get('base_batch_size')
+    if scale.get('enable', False) and (
+            isinstance(base, bool) or not isinstance(base, int) or base < 1):
+        raise UserError(
+            f'{where}auto_scale_lr is enabled with '
+            f'base_batch_size={base!r}; give the batch size the '
+            'learning rate is set for (a positive integer), or set '
+            'auto_scale_lr.enable=False')
