@@ -190,6 +190,51 @@ def refuse_resume_changes(changes, filename, config):
         'the changed config in another --work-dir')
 
 
+def synthetic_switches(cfg, previous,
+                       loaders=('train_dataloader', 'val_dataloader')):
+    """The data roots of ``cfg``'s ``loaders`` that moved between the
+    embedded synthetic set and other data since ``previous``, the config
+    the checkpoint's run was trained with. A data root may differ on
+    resume (the data was moved), but not to other images: the synthetic
+    fallback takes over whenever the config's default root is absent
+    (real data moved away, another checkout), and the run went on from a
+    checkpoint of real images on the stand-in, exit 0. A previous root
+    that no longer exists counts as not synthetic.
+
+    Args:
+        cfg (Config | dict): The config of the resumed run.
+        previous (Config | dict): The checkpoint's config.
+        loaders (Sequence[str]): The loaders compared.
+
+    Returns:
+        list[str]: ``path.data_root='new' (synthetic; the checkpoint's:
+        'old', not synthetic)``.
+    """
+    import os.path as osp
+
+    from mmseg_dsnet.datasets.synthetic_fallback import (dataset_leaves,
+                                                         is_synthetic)
+    given, before = _as_dict(cfg), _as_dict(previous)
+    switches = []
+    for loader in loaders:
+        new = dataset_leaves((given.get(loader) or {}).get('dataset'),
+                             f'{loader}.dataset')
+        old = dataset_leaves((before.get(loader) or {}).get('dataset'),
+                             f'{loader}.dataset')
+        for (path, leaf), (_, was) in zip(new, old):
+            root, was_root = leaf.get('data_root'), was.get('data_root')
+            if not (isinstance(root, str) and isinstance(was_root, str)) \
+                    or osp.abspath(root) == osp.abspath(was_root) or \
+                    is_synthetic(root) == is_synthetic(was_root):
+                continue
+            kind = ('synthetic', 'not synthetic')
+            if not is_synthetic(root):
+                kind = kind[::-1]
+            switches.append(f"{path}.data_root={root!r} ({kind[0]}; the "
+                            f"checkpoint's: {was_root!r}, {kind[1]})")
+    return switches
+
+
 def holds_training_state(filename):
     """Whether the checkpoint ``filename`` can be resumed: mmengine reads
     its progress (``meta`` with ``epoch`` / ``iter``) and optimizer state;
@@ -257,9 +302,11 @@ def check_resume_checkpoint(cfg, filename):
     its run already trained the epochs (iterations) ``cfg`` asks for or was
     trained by another number of processes (``meta['world_size']``), when
     its run was trained with another config
-    (:func:`resume_config_changes`), or when it keeps a best checkpoint and
-    was validated otherwise (:func:`best_selection_changes`; checkpoints
-    that do not record their config, ``meta['cfg']``, are not compared).
+    (:func:`resume_config_changes`) or on other data (the synthetic set
+    for real images or back, :func:`synthetic_switches`), or when it keeps
+    a best checkpoint and was validated otherwise
+    (:func:`best_selection_changes`; checkpoints that do not record their
+    config, ``meta['cfg']``, are not compared).
 
     Args:
         cfg (Config): The merged config of the resumed run.
@@ -313,6 +360,16 @@ def check_resume_checkpoint(cfg, filename):
     previous = Config.fromstring(meta['cfg'], file_format='.py')
     refuse_resume_changes(resume_config_changes(cfg, previous), filename,
                           config)
+    switches = synthetic_switches(cfg, previous)
+    if switches:
+        raise ResumeMismatchError(
+            f'--resume: {filename} was trained on other data than {config} '
+            f'reads: {listed(switches)}. The resumed epochs would go on '
+            'from it on other images (the synthetic stand-in is used when '
+            "the config's data is not at its default root); give the run's "
+            'data root (--cfg-options train_dataloader.dataset.data_root=... '
+            'val_dataloader.dataset.data_root=...), or train anew in another '
+            '--work-dir')
     refuse_best_selection_changes(best_selection_changes(cfg, previous),
                                   filename, config,
                                   _save_best(_as_dict(previous)))
