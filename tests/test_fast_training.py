@@ -1422,6 +1422,33 @@ def test_fast_train_resume_refuses_another_seed_or_config(
     assert (record['seed'], record['epochs']) == (0, 2)
 
 
+def test_fast_train_resume_refuses_the_synthetic_set_for_real_images(
+        fast_train_tool, tiny_cfg, tiny_isic, tmp_path, capsys):
+    """``--resume`` of a run on real images, now reading the synthetic
+    stand-in (the fallback when the data is absent, or a root naming it):
+    data roots may differ on resume, so the run went on on other images,
+    exit 0. Refused before anything is written."""
+    import shutil
+
+    from mmseg_dsnet.datasets.converters.isic import SYNTHETIC_MARKER
+    synthetic = tmp_path / 'synthetic_isic2018'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / SYNTHETIC_MARKER).write_text('synthetic\n')
+    work = tmp_path / 'work'
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    text = _cli_error(fast_train_tool, [
+        tiny_cfg, '--work-dir', work, '--device', 'cpu', '--resume',
+        '--cfg-options', f'train_dataloader.dataset.data_root={synthetic}'],
+        capsys)
+    assert text.startswith(
+        f'ERROR: --resume: {work}/epoch_1.pth was trained on other data '
+        f'than {tiny_cfg} reads: train_dataloader.dataset.data_root='
+        f"'{synthetic}' (synthetic; the checkpoint's: '{tiny_isic}', not "
+        'synthetic). '), text
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
+
+
 def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
                                               tmp_path, capsys):
     text = _cli_error(fast_train_tool,

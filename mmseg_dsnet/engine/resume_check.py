@@ -235,6 +235,27 @@ def synthetic_switches(cfg, previous,
     return switches
 
 
+def refuse_synthetic_switches(switches, filename, config):
+    """Raise :class:`ResumeMismatchError` listing ``switches`` (the first
+    :data:`SHOWN`), if there are any.
+
+    Args:
+        switches (list[str]): From :func:`synthetic_switches`.
+        filename (str): The checkpoint ``--resume`` continues from.
+        config (str): The config of the resumed run.
+    """
+    if not switches:
+        return
+    raise ResumeMismatchError(
+        f'--resume: {filename} was trained on other data than {config} '
+        f'reads: {listed(switches)}. The resumed epochs would go on '
+        'from it on other images (the synthetic stand-in is used when '
+        "the config's data is not at its default root); give the run's "
+        'data root (--cfg-options train_dataloader.dataset.data_root=... '
+        'val_dataloader.dataset.data_root=...), or train anew in another '
+        '--work-dir')
+
+
 def holds_training_state(filename):
     """Whether the checkpoint ``filename`` can be resumed: mmengine reads
     its progress (``meta`` with ``epoch`` / ``iter``) and optimizer state;
@@ -360,16 +381,8 @@ def check_resume_checkpoint(cfg, filename):
     previous = Config.fromstring(meta['cfg'], file_format='.py')
     refuse_resume_changes(resume_config_changes(cfg, previous), filename,
                           config)
-    switches = synthetic_switches(cfg, previous)
-    if switches:
-        raise ResumeMismatchError(
-            f'--resume: {filename} was trained on other data than {config} '
-            f'reads: {listed(switches)}. The resumed epochs would go on '
-            'from it on other images (the synthetic stand-in is used when '
-            "the config's data is not at its default root); give the run's "
-            'data root (--cfg-options train_dataloader.dataset.data_root=... '
-            'val_dataloader.dataset.data_root=...), or train anew in another '
-            '--work-dir')
+    refuse_synthetic_switches(synthetic_switches(cfg, previous), filename,
+                              config)
     refuse_best_selection_changes(best_selection_changes(cfg, previous),
                                   filename, config,
                                   _save_best(_as_dict(previous)))

@@ -874,7 +874,8 @@ class FastTrainer:
                 standing at different epochs.
             ResumeMismatchError: A run resumed with another seed or config
                 than it was trained with (its checkpoint's seed, the config
-                dumped in its work dir): the result would mix two runs
+                dumped in its work dir), or on the synthetic set after
+                other images (or back): the result would mix two runs
                 while its records name the new one.
         """
         from mmseg.registry import MODELS
@@ -882,7 +883,9 @@ class FastTrainer:
         from ...compat import safe_torch_load
         from ..checkpoint_match import check_checkpoint_matches
         from ..resume_check import (RESUMED_PARTS, refuse_resume_changes,
-                                    resume_config_changes)
+                                    refuse_synthetic_switches,
+                                    resume_config_changes,
+                                    synthetic_switches)
         points, epochs = {}, {}
         for spec in self.specs:
             path = last_checkpoint_of(spec.work_dir)
@@ -906,13 +909,17 @@ class FastTrainer:
                     f"{'--amp' if self.amp else 'no --amp'} (the "
                     f"checkpoint's run: {'--amp' if amp else 'no --amp'})")
             dumped = osp.join(spec.work_dir, osp.basename(spec.config_path))
+            switches = []
             if osp.isfile(dumped):
+                dumped = Config.fromfile(dumped)
                 # The seed is the run's own (the dump holds it as
                 # randomness.seed).
                 changes += resume_config_changes(
-                    spec.cfg, Config.fromfile(dumped),
+                    spec.cfg, dumped,
                     [p for p in RESUMED_PARTS if p != 'randomness'])
+                switches = synthetic_switches(spec.cfg, dumped)
             refuse_resume_changes(changes, path, spec.config_path)
+            refuse_synthetic_switches(switches, path, spec.config_path)
             epoch = checkpoint['meta']['epoch']
             if epoch >= self.max_epochs:
                 raise FastTrainingError(
