@@ -976,6 +976,31 @@ def test_an_auto_scale_lr_mmengine_would_not_apply_is_refused(
     assert not work.exists()
 
 
+@pytest.mark.parametrize('options,message', [
+    (['train_cfg.max_epochs=0', 'default_hooks.checkpoint.save_best=None'],
+     'train_cfg.max_epochs=0 must be a whole number of at least 1: how '
+     'long to train.'),
+    (['train_cfg.val_interval=0'], 'train_cfg.val_interval=0 must be a '
+     'whole number of at least 1: an epoch or iteration count that '
+     'validation comes at (to train without validation set val_cfg=None '
+     'val_dataloader=None val_evaluator=None).'),
+    (['train_dataloader.batch_size=0'], 'train_dataloader.batch_size=0 must '
+     'be a whole number of at least 1: the images of a step.')])
+def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
+                                               options, message):
+    """``max_epochs=0`` made the work dir and ended at once without a
+    checkpoint, exit 0; ``val_interval=0`` trained an epoch, saved it and
+    ended with a ``ZeroDivisionError`` traceback; ``batch_size=0`` was a
+    ``ValueError`` traceback once the runner was built. Refused before the
+    work dir is made."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
+    assert (code, err) == (
+        2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
+    assert not work.exists()
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

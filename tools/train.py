@@ -40,7 +40,9 @@ from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_options_take_effect,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
-                                          check_training_batches, load_config)
+                                          check_training_batches,
+                                          check_training_schedule,
+                                          load_config)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -136,6 +138,7 @@ def build_cfg(args):
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
     check_auto_scale_lr(cfg, args.config)
+    check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
     # loaded nothing, exit 0.
     check_pretrained_checkpoints(cfg, check_model_builds(cfg))

@@ -11,8 +11,10 @@ the trainable form), :mod:`.data` (pipelines, dataset classes, loaders),
 Every check is importable from here."""
 from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      ConfigKeyError, ConfigOptionError, MissingInputError,
-                     check_auto_scale_lr, check_config_keys, check_config_sets, check_input_file,
-                     check_options_take_effect, load_config)
+                     check_auto_scale_lr, check_config_keys,
+                     check_config_sets, check_input_file,
+                     check_options_take_effect, check_training_schedule,
+                     load_config)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
                    check_evaluation_loaders, check_pipelines_build,
                    check_training_batches, dataset_classes)
@@ -36,9 +38,11 @@ __all__ = [
     'ConfigOptionError', 'MissingInputError', 'check_auto_scale_lr',
     'check_config_keys',
     'check_config_sets', 'check_input_file', 'check_options_take_effect',
-    'load_config', 'LOADER_PHASES', 'PipelineConfigError',
+    'check_training_schedule', 'load_config', 'LOADER_PHASES',
+    'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',
-    'check_pipelines_build', 'check_training_batches', 'dataset_classes', 'ThresholdMismatchError',
+    'check_pipelines_build', 'check_training_batches', 'dataset_classes',
+    'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',
     'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
     'mask_threshold', 'build_scope', 'check_model_builds',

@@ -288,3 +288,48 @@ def check_auto_scale_lr(cfg, config=None):
             f'base_batch_size={base!r}; give the batch size the '
             'learning rate is set for (a positive integer), or set '
             'auto_scale_lr.enable=False')
+
+
+def check_training_schedule(cfg, config=None):
+    """Refuse counts of mmengine's epoch or iteration loop that it would
+    not run as meant: ``max_epochs`` / ``max_iters`` below 1 (the run made
+    its work dir and ended at once, no checkpoint, exit 0), a
+    ``val_interval`` below 1 when the run validates (``0``: a
+    ``ZeroDivisionError`` traceback after the first epoch, its checkpoint
+    left behind; below 0: every epoch validated) or a
+    ``train_dataloader.batch_size`` below 1 (a ``ValueError`` traceback
+    once the runner was built). Other loops are left to themselves.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key, its value and what to set.
+    """
+    where = f'{config}: ' if config else ''
+    train = cfg.get('train_cfg')
+    if not isinstance(train, dict) or train.get('type') not in (
+            None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
+            'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
+        return
+    keys = ['max_epochs', 'max_iters']
+    if cfg.get('val_cfg'):
+        keys.append('val_interval')
+    loader = cfg.get('train_dataloader')
+    values = [(f'train_cfg.{key}', train.get(key)) for key in keys]
+    if isinstance(loader, dict):
+        values.append(('train_dataloader.batch_size',
+                       loader.get('batch_size')))
+    for key, value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and \
+                value < 1:
+            what = ('an epoch or iteration count that validation comes '
+                    'at (to train without validation set val_cfg=None '
+                    'val_dataloader=None val_evaluator=None)'
+                    if key.endswith('val_interval') else
+                    'the images of a step' if key.endswith('batch_size')
+                    else 'how long to train')
+            raise UserError(
+                f'{where}{key}={value} must be a whole number of at least '
+                f'1: {what}. Nothing was started.')
