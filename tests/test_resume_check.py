@@ -339,3 +339,52 @@ def test_a_resume_onto_the_synthetic_set_is_refused(tiny_isic, tmp_path,
         epoch=1, iter=3, cfg=cfg.pretty_text)), checkpoint)
     cfg.train_dataloader.dataset.data_root = str(moved)
     check_resume_checkpoint(cfg, str(checkpoint))
+
+
+def test_a_resume_with_no_checkpoint_says_so_or_is_refused(tiny_isic,
+                                                          tmp_path, capsys):
+    """``--resume`` of a work dir whose ``last_checkpoint`` names a file
+    that is gone (checkpoints removed, or never completed) and no other
+    complete checkpoint: mmengine read the pointer itself and ended with a
+    ``FileNotFoundError`` traceback after the work dir's log was made;
+    refused in one line, the work dir as it was. With no checkpoint and no
+    pointer the run starts anew, and now says so (mmengine logged ``Auto
+    resumed from the latest checkpoint None.``)."""
+    import logging
+
+    from conftest import load_tool, run_cli
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+
+    from mmseg_dsnet.engine import pick_resume_checkpoint
+    from mmseg_dsnet.engine.resume_check import resume_checkpoint
+    cfg_file, _, _ = _tiny_run(tiny_isic, tmp_path)
+    work = tmp_path / 'work'
+    work.mkdir()
+    pointer = work / 'last_checkpoint'
+    pointer.write_text(str(work / 'epoch_3.pth'))
+    code, err = run_cli(load_tool('train.py').main, [
+        cfg_file, '--work-dir', work, '--resume'], capsys)
+    assert (code, err) == (2, (
+        f"ERROR: --resume: {pointer} names '{work}/epoch_3.pth', which is "
+        f'missing or incomplete, and {work} holds no complete checkpoint to '
+        'resume from; give one with --cfg-options load_from=..., or remove '
+        f'{pointer} to train anew\n'))
+    assert [p.name for p in work.iterdir()] == ['last_checkpoint']
+    pointer.unlink()
+    cfg = Config(dict(load_from=None, resume=True, work_dir=str(work)))
+    # The current logger's handlers hold the stream of whichever test made
+    # it: read its records.
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        assert resume_checkpoint(cfg, pick_resume_checkpoint) is None
+    finally:
+        logger.removeHandler(handler)
+    assert cfg.resume is False and cfg.load_from is None
+    assert [r.getMessage() for r in records] == [
+        f'--resume: {work} holds no checkpoint to resume from; the run '
+        'starts anew']

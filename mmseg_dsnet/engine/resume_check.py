@@ -314,6 +314,12 @@ def resume_checkpoint(cfg, find_latest):
         print_log(f'--resume: {cfg.work_dir} holds no checkpoint to resume '
                   f'from; the run starts anew from load_from {initial}',
                   logger='current')
+    elif not cfg.load_from:
+        # mmengine's runner logged "Auto resumed from the latest
+        # checkpoint None." and started anew.
+        cfg.resume = False
+        print_log(f'--resume: {cfg.work_dir} holds no checkpoint to resume '
+                  'from; the run starts anew', logger='current')
     return cfg.load_from if cfg.resume else None
 
 
