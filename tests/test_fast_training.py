@@ -1449,6 +1449,28 @@ def test_fast_train_resume_refuses_the_synthetic_set_for_real_images(
         == before
 
 
+def test_train_py_refuses_to_resume_a_fast_train_run(fast_train_tool,
+                                                    tiny_cfg, tmp_path,
+                                                    capsys):
+    """``tools/train.py --resume`` of a work dir the fast trainer wrote:
+    mmengine's runner dumped its config over the fast trainer's (the one
+    ``fast_train.py --resume`` compares with), then ended with a
+    ``KeyError: 'message_hub'`` traceback. Refused before anything is
+    written."""
+    work = tmp_path / 'work'
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    text = _cli_error(load_tool('train.py'),
+                      [tiny_cfg, '--work-dir', work, '--resume'], capsys)
+    assert text == (
+        f'ERROR: --resume: {work}/epoch_1.pth was saved by '
+        'tools/fast_train.py, whose checkpoints hold none of the state '
+        "mmengine's runner resumes; continue that run with "
+        'tools/fast_train.py --resume (and the options it was started '
+        'with), or train anew in another --work-dir\n')
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
+
+
 def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
                                               tmp_path, capsys):
     text = _cli_error(fast_train_tool,

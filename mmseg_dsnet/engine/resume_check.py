@@ -56,6 +56,9 @@ SELECTION_MAY_DIFFER = (
     re.compile(r'val_dataloader\.(num_workers|persistent_workers|'
                r'pin_memory|prefetch_factor)$'))
 
+#: ``meta['trainer']`` of the fast trainer's checkpoints.
+FAST_TRAINER = 'tools/fast_train.py'
+
 #: How many differences a message names.
 SHOWN = 5
 
@@ -326,6 +329,7 @@ def resume_checkpoint(cfg, find_latest):
 def check_resume_checkpoint(cfg, filename):
     """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
     not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
+    ``tools/fast_train.py`` saved it (mmengine cannot resume it), when
     its run already trained the epochs (iterations) ``cfg`` asks for or was
     trained by another number of processes (``meta['world_size']``), when
     its run was trained with another config
@@ -358,6 +362,16 @@ def check_resume_checkpoint(cfg, filename):
     check_checkpoint_matches(model, checkpoint, config, filename,
                              bool(cfg.get('load_from_strict', True)))
     meta = checkpoint.get('meta') or {}
+    if meta.get('trainer') == FAST_TRAINER:
+        # mmengine's resume needs its runner's state (message_hub): a
+        # KeyError traceback once the runner had dumped its config over
+        # the fast trainer's, which that trainer's --resume compares with.
+        raise ResumeMismatchError(
+            f'--resume: {filename} was saved by {FAST_TRAINER}, whose '
+            'checkpoints hold none of the state mmengine\'s runner resumes; '
+            f'continue that run with {FAST_TRAINER} --resume (and the '
+            'options it was started with), or train anew in another '
+            '--work-dir')
     trained_by = meta.get('world_size')
     world_size = int(os.environ.get('WORLD_SIZE', '1')) \
         if cfg.get('launcher', 'none') != 'none' else 1

@@ -16,6 +16,7 @@ from mmengine.runner import set_random_seed
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
 from ...utils.fileio import atomic_write, json_text
+from ..resume_check import FAST_TRAINER
 from .decoded_cache import (DecodedImageCache, check_plain_dataset,
                             config_type_name, split_train_pipeline)
 from .errors import FastTrainingError
@@ -836,7 +837,7 @@ class FastTrainer:
             run.stream.synchronize()
         meta = dict(
             epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
-            experiment_name=spec.name, trainer='tools/fast_train.py',
+            experiment_name=spec.name, trainer=FAST_TRAINER,
             amp=self.amp, best=state['best'],
             dataset_meta=self.cache.metainfo, cfg=state['cfg_text'])
         state_dict = _to_cpu(run.model.state_dict())
