@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO, WRAPPED_DATASETS, load_tool, write_tiny_config,
-                      write_wrapped_config)
+from conftest import (REPO, WRAPPED_DATASETS, load_tool, run_cli,
+                      write_tiny_config, write_wrapped_config)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -1467,6 +1467,32 @@ def test_train_py_refuses_to_resume_a_fast_train_run(fast_train_tool,
         "mmengine's runner resumes; continue that run with "
         'tools/fast_train.py --resume (and the options it was started '
         'with), or train anew in another --work-dir\n')
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
+
+
+def test_fast_train_refuses_to_resume_a_train_py_run(fast_train_tool,
+                                                    tiny_cfg, tmp_path,
+                                                    capsys):
+    """``fast_train.py --resume`` of a work dir ``tools/train.py`` wrote:
+    the fast trainer dumped its config over the runner's and made a log
+    folder, then ended with a ``KeyError: 'generators'`` traceback.
+    Refused before anything is written."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_cfg, '--work-dir', work, '--cfg-options',
+        'train_cfg.max_epochs=1'], capsys)
+    assert code == 0, err
+    before = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--resume'], capsys)
+    assert text == (
+        f'ERROR: --resume: {work}/epoch_1.pth was not saved by '
+        "tools/fast_train.py (mmengine's runner, tools/train.py, saves "
+        'checkpoints like it) and holds none of its data order and '
+        'augmentation state; continue that run with tools/train.py '
+        '--resume, or train anew in another --work-dir\n')
     assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
         == before
 

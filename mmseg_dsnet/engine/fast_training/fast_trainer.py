@@ -894,6 +894,17 @@ class FastTrainer:
             if 'optimizer' not in checkpoint:
                 raise FastTrainingError(
                     f'--resume: {path} holds no optimizer state')
+            if (checkpoint.get('meta') or {}).get('trainer') != \
+                    FAST_TRAINER or 'generators' not in checkpoint:
+                # A KeyError traceback once the run had dumped its config
+                # over the one tools/train.py --resume compares with.
+                raise FastTrainingError(
+                    f'--resume: {path} was not saved by {FAST_TRAINER} '
+                    "(mmengine's runner, tools/train.py, saves checkpoints "
+                    'like it) and holds none of its data order and '
+                    'augmentation state; continue that run with '
+                    'tools/train.py --resume, or train anew in another '
+                    '--work-dir')
             # A short message naming the first differing keys, not torch's
             # list of every key.
             check_checkpoint_matches(MODELS.build(spec.cfg.model),
