@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO, WRAPPED_DATASETS, load_tool, write_tiny_config,
-                      write_wrapped_config)
+from conftest import (REPO, WRAPPED_DATASETS, load_tool, run_cli,
+                      write_tiny_config, write_wrapped_config)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -955,6 +955,16 @@ def test_fast_train_refuses_a_learning_rate_scale_without_a_base(
         'base_batch_size=None; give the batch size the learning rate is set '
         'for (a positive integer), or set auto_scale_lr.enable=False\n')
     assert not (tmp_path / 'w').exists()
+    # A key mmengine does not read: the rate was left unscaled, exit 0.
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu', '--cfg-options', 'auto_scale_lr.enabled=True',
+                       'auto_scale_lr.base_batch_size=2'], capsys)
+    assert text == (
+        f'ERROR: {tiny_cfg}: auto_scale_lr.enabled is not read by mmengine, '
+        "which takes only enable and base_batch_size; did you mean 'enable'? "
+        '(the learning rate would not be scaled as meant)\n')
+    assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('option,message', [
@@ -1410,6 +1420,81 @@ def test_fast_train_resume_refuses_another_seed_or_config(
          '--resume', '--workers', '2']) == 0
     record = json.loads((work / 'fast_train.json').read_text())
     assert (record['seed'], record['epochs']) == (0, 2)
+
+
+def test_fast_train_resume_refuses_the_synthetic_set_for_real_images(
+        fast_train_tool, tiny_cfg, tiny_isic, tmp_path, capsys):
+    """``--resume`` of a run on real images, now reading the synthetic
+    stand-in (the fallback when the data is absent, or a root naming it):
+    data roots may differ on resume, so the run went on on other images,
+    exit 0. Refused before anything is written."""
+    import shutil
+
+    from mmseg_dsnet.datasets.converters.isic import SYNTHETIC_MARKER
+    synthetic = tmp_path / 'synthetic_isic2018'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / SYNTHETIC_MARKER).write_text('synthetic\n')
+    work = tmp_path / 'work'
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    text = _cli_error(fast_train_tool, [
+        tiny_cfg, '--work-dir', work, '--device', 'cpu', '--resume',
+        '--cfg-options', f'train_dataloader.dataset.data_root={synthetic}'],
+        capsys)
+    assert text.startswith(
+        f'ERROR: --resume: {work}/epoch_1.pth was trained on other data '
+        f'than {tiny_cfg} reads: train_dataloader.dataset.data_root='
+        f"'{synthetic}' (synthetic; the checkpoint's: '{tiny_isic}', not "
+        'synthetic). '), text
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
+
+
+def test_train_py_refuses_to_resume_a_fast_train_run(fast_train_tool,
+                                                    tiny_cfg, tmp_path,
+                                                    capsys):
+    """``tools/train.py --resume`` of a work dir the fast trainer wrote:
+    mmengine's runner dumped its config over the fast trainer's (the one
+    ``fast_train.py --resume`` compares with), then ended with a
+    ``KeyError: 'message_hub'`` traceback. Refused before anything is
+    written."""
+    work = tmp_path / 'work'
+    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    text = _cli_error(load_tool('train.py'),
+                      [tiny_cfg, '--work-dir', work, '--resume'], capsys)
+    assert text == (
+        f'ERROR: --resume: {work}/epoch_1.pth was saved by '
+        'tools/fast_train.py, whose checkpoints hold none of the state '
+        "mmengine's runner resumes; continue that run with "
+        'tools/fast_train.py --resume (and the options it was started '
+        'with), or train anew in another --work-dir\n')
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
+
+
+def test_fast_train_refuses_to_resume_a_train_py_run(fast_train_tool,
+                                                    tiny_cfg, tmp_path,
+                                                    capsys):
+    """``fast_train.py --resume`` of a work dir ``tools/train.py`` wrote:
+    the fast trainer dumped its config over the runner's and made a log
+    folder, then ended with a ``KeyError: 'generators'`` traceback.
+    Refused before anything is written."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_cfg, '--work-dir', work, '--cfg-options',
+        'train_cfg.max_epochs=1'], capsys)
+    assert code == 0, err
+    before = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--resume'], capsys)
+    assert text == (
+        f'ERROR: --resume: {work}/epoch_1.pth was not saved by '
+        "tools/fast_train.py (mmengine's runner, tools/train.py, saves "
+        'checkpoints like it) and holds none of its data order and '
+        'augmentation state; continue that run with tools/train.py '
+        '--resume, or train anew in another --work-dir\n')
+    assert {p: p.read_bytes() for p in work.rglob('*') if p.is_file()} \
+        == before
 
 
 def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,

@@ -273,3 +273,118 @@ def test_a_partial_checkpoint_is_refused_unless_load_from_strict_is_off(
         check_resume_checkpoint(cfg, str(path))
     cfg.load_from_strict = False
     check_resume_checkpoint(cfg, str(path))
+
+
+def test_a_resume_onto_the_synthetic_set_is_refused(tiny_isic, tmp_path,
+                                                    capsys):
+    """A run trained on real images, resumed where its data is not found:
+    the synthetic fallback (or a data root naming the stand-in) took over
+    and the run went on from the checkpoint on synthetic images, exit 0,
+    since data roots may differ on resume. Refused, both ways; another
+    root of real images (the data moved) still resumes."""
+    import shutil
+
+    import pytest
+    import torch
+    from conftest import load_tool, run_cli
+
+    from mmseg_dsnet.datasets.converters.isic import SYNTHETIC_MARKER
+    from mmseg_dsnet.engine.resume_check import (ResumeMismatchError,
+                                                 check_resume_checkpoint)
+    cfg_file, cfg, state = _tiny_run(tiny_isic, tmp_path)
+    synthetic = tmp_path / 'synthetic_isic2018'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / SYNTHETIC_MARKER).write_text('synthetic\n')
+    moved = tmp_path / 'moved_isic2018'
+    shutil.copytree(tiny_isic, moved)
+    work = tmp_path / 'work'
+    work.mkdir()
+    checkpoint = work / 'epoch_1.pth'
+    torch.save(dict(state_dict=state, optimizer={}, meta=dict(
+        epoch=1, iter=3, cfg=cfg.pretty_text)), checkpoint)
+    (work / 'last_checkpoint').write_text(str(checkpoint))
+    roots = [f'{loader}.dataset.data_root={synthetic}'
+             for loader in ('train_dataloader', 'val_dataloader')]
+    code, err = run_cli(load_tool('train.py').main, [
+        cfg_file, '--work-dir', work, '--resume', '--cfg-options'] + roots,
+        capsys)
+    assert code == 2
+    assert err == (
+        f'ERROR: --resume: {checkpoint} was trained on other data than '
+        f"{cfg_file} reads: train_dataloader.dataset.data_root="
+        f"'{synthetic}' (synthetic; the checkpoint's: '{tiny_isic}', not "
+        "synthetic); val_dataloader.dataset.data_root="
+        f"'{synthetic}' (synthetic; the checkpoint's: '{tiny_isic}', not "
+        'synthetic). The resumed epochs would go on from it on other '
+        'images (the synthetic stand-in is used when the config\'s data is '
+        'not at its default root); give the run\'s data root (--cfg-options '
+        'train_dataloader.dataset.data_root=... '
+        'val_dataloader.dataset.data_root=...), or train anew in another '
+        '--work-dir\n')
+    assert sorted(p.name for p in work.iterdir()) == [
+        'epoch_1.pth', 'last_checkpoint']
+    # Back from the stand-in to real images: refused too.
+    cfg.train_dataloader.dataset.data_root = str(synthetic)
+    torch.save(dict(state_dict=state, optimizer={}, meta=dict(
+        epoch=1, iter=3, cfg=cfg.pretty_text)), checkpoint)
+    cfg.train_dataloader.dataset.data_root = str(moved)
+    with pytest.raises(ResumeMismatchError,
+                       match=r"data_root='.*moved_isic2018' \(not synthetic; "
+                       r"the checkpoint's: '.*synthetic_isic2018', "
+                       r'synthetic\)'):
+        check_resume_checkpoint(cfg, str(checkpoint))
+    # Real images moved elsewhere: resumed.
+    cfg.train_dataloader.dataset.data_root = str(tiny_isic)
+    torch.save(dict(state_dict=state, optimizer={}, meta=dict(
+        epoch=1, iter=3, cfg=cfg.pretty_text)), checkpoint)
+    cfg.train_dataloader.dataset.data_root = str(moved)
+    check_resume_checkpoint(cfg, str(checkpoint))
+
+
+def test_a_resume_with_no_checkpoint_says_so_or_is_refused(tiny_isic,
+                                                          tmp_path, capsys):
+    """``--resume`` of a work dir whose ``last_checkpoint`` names a file
+    that is gone (checkpoints removed, or never completed) and no other
+    complete checkpoint: mmengine read the pointer itself and ended with a
+    ``FileNotFoundError`` traceback after the work dir's log was made;
+    refused in one line, the work dir as it was. With no checkpoint and no
+    pointer the run starts anew, and now says so (mmengine logged ``Auto
+    resumed from the latest checkpoint None.``)."""
+    import logging
+
+    from conftest import load_tool, run_cli
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+
+    from mmseg_dsnet.engine import pick_resume_checkpoint
+    from mmseg_dsnet.engine.resume_check import resume_checkpoint
+    cfg_file, _, _ = _tiny_run(tiny_isic, tmp_path)
+    work = tmp_path / 'work'
+    work.mkdir()
+    pointer = work / 'last_checkpoint'
+    pointer.write_text(str(work / 'epoch_3.pth'))
+    code, err = run_cli(load_tool('train.py').main, [
+        cfg_file, '--work-dir', work, '--resume'], capsys)
+    assert (code, err) == (2, (
+        f"ERROR: --resume: {pointer} names '{work}/epoch_3.pth', which is "
+        f'missing or incomplete, and {work} holds no complete checkpoint to '
+        'resume from; give one with --cfg-options load_from=..., or remove '
+        f'{pointer} to train anew\n'))
+    assert [p.name for p in work.iterdir()] == ['last_checkpoint']
+    pointer.unlink()
+    cfg = Config(dict(load_from=None, resume=True, work_dir=str(work)))
+    # The current logger's handlers hold the stream of whichever test made
+    # it: read its records.
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        assert resume_checkpoint(cfg, pick_resume_checkpoint) is None
+    finally:
+        logger.removeHandler(handler)
+    assert cfg.resume is False and cfg.load_from is None
+    assert [r.getMessage() for r in records] == [
+        f'--resume: {work} holds no checkpoint to resume from; the run '
+        'starts anew']

@@ -910,6 +910,97 @@ def test_an_evaluation_loader_that_drops_images_is_refused(
         assert not work.exists()
 
 
+def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
+                                                  capsys):
+    """A training split of fewer images than ``batch_size`` with
+    ``drop_last=True``: mmengine's loop ran its epochs without one step,
+    saved the initial weights as ``epoch_N.pth`` and validated them, exit
+    0. Refused before the work dir is made; a split that fills a batch,
+    or ``drop_last=False``, still trains."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_training_batches
+    from mmseg_dsnet.utils.errors import UserError
+    split = tiny_config.parent / 'two.txt'
+    root = Config.fromfile(tiny_config).data_root
+    split.write_text('\n'.join(open(
+        f'{root}/splits/lightweight_train.txt').read().split()[:2]) + '\n')
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        f'train_dataloader.dataset.ann_file={split}',
+        'train_dataloader.drop_last=True'], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: train_dataloader gives no batch: its 2 training image(s) '
+        f'({split}) are fewer than batch_size=4 with drop_last=True, so '
+        'every epoch would train no step and save the initial weights; set '
+        '--cfg-options train_dataloader.drop_last=False or a smaller '
+        'train_dataloader.batch_size. Nothing was started.\n'))
+    assert not work.exists()
+    cfg = Config.fromfile(tiny_config)
+    cfg.train_dataloader.drop_last = True
+    check_training_batches(cfg)  # the whole split fills a batch of 4
+    cfg.train_dataloader.dataset.ann_file = str(split)
+    cfg.train_dataloader.drop_last = False
+    check_training_batches(cfg)  # the last, incomplete batch is trained
+    cfg.train_dataloader.update(drop_last=True, batch_size=2)
+    check_training_batches(cfg)
+    with pytest.raises(UserError, match=r'\(1 per process of 2\)'):
+        check_training_batches(cfg, world_size=2)
+
+
+@pytest.mark.parametrize('options,message', [
+    (['auto_scale_lr.enabled=True', 'auto_scale_lr.base_batch_size=2'],
+     "auto_scale_lr.enabled is not read by mmengine, which takes only "
+     "enable and base_batch_size; did you mean 'enable'? (the learning "
+     'rate would not be scaled as meant)'),
+    (['auto_scale_lr.enable=True'],
+     'auto_scale_lr is enabled with base_batch_size=None; give the batch '
+     'size the learning rate is set for (a positive integer), or set '
+     'auto_scale_lr.enable=False'),
+    (['auto_scale_lr.enable=True', 'auto_scale_lr.base_batch_size=0'],
+     'auto_scale_lr is enabled with base_batch_size=0; give the batch '
+     'size the learning rate is set for (a positive integer), or set '
+     'auto_scale_lr.enable=False')])
+def test_an_auto_scale_lr_mmengine_would_not_apply_is_refused(
+        tiny_config, tmp_path, capsys, options, message):
+    """``auto_scale_lr=dict(enabled=True, ...)`` (a key mmengine does not
+    read) trained at the unscaled rate, exit 0; scaling enabled without a
+    positive ``base_batch_size`` was an ``AssertionError`` (a
+    ``ZeroDivisionError``) traceback once the run had started. Refused
+    before the work dir is made."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
+    assert (code, err) == (2, f'ERROR: {tiny_config}: {message}\n')
+    assert not work.exists()
+
+
+@pytest.mark.parametrize('options,message', [
+    (['train_cfg.max_epochs=0', 'default_hooks.checkpoint.save_best=None'],
+     'train_cfg.max_epochs=0 must be a whole number of at least 1: how '
+     'long to train.'),
+    (['train_cfg.val_interval=0'], 'train_cfg.val_interval=0 must be a '
+     'whole number of at least 1: an epoch or iteration count that '
+     'validation comes at (to train without validation set val_cfg=None '
+     'val_dataloader=None val_evaluator=None).'),
+    (['train_dataloader.batch_size=0'], 'train_dataloader.batch_size=0 must '
+     'be a whole number of at least 1: the images of a step.')])
+def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
+                                               options, message):
+    """``max_epochs=0`` made the work dir and ended at once without a
+    checkpoint, exit 0; ``val_interval=0`` trained an epoch, saved it and
+    ended with a ``ZeroDivisionError`` traceback; ``batch_size=0`` was a
+    ``ValueError`` traceback once the runner was built. Refused before the
+    work dir is made."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
+    assert (code, err) == (
+        2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
+    assert not work.exists()
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

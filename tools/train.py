@@ -33,10 +33,13 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
-from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
+                                          check_config_not_dumped_over,
                                           check_input_file,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
+                                          check_training_batches,
+                                          check_training_schedule,
                                           load_tool_config, set_work_dir)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
@@ -119,6 +122,8 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
+    check_auto_scale_lr(cfg, args.config)
+    check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
     # loaded nothing, exit 0.
     check_pretrained_checkpoints(cfg, check_model_builds(cfg))
@@ -137,6 +142,11 @@ def build_cfg(args):
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))
+    # Processes before mmengine starts them (slurm sets WORLD_SIZE then).
+    world_size = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(
+        args.launcher)
+    check_training_batches(
+        cfg, int(os.environ.get(world_size, '1')) if world_size else 1)
     return cfg
 
 

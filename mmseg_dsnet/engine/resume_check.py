@@ -56,6 +56,9 @@ SELECTION_MAY_DIFFER = (
     re.compile(r'val_dataloader\.(num_workers|persistent_workers|'
                r'pin_memory|prefetch_factor)$'))
 
+#: ``meta['trainer']`` of the fast trainer's checkpoints.
+FAST_TRAINER = 'tools/fast_train.py'
+
 #: How many differences a message names.
 SHOWN = 5
 
@@ -190,6 +193,72 @@ def refuse_resume_changes(changes, filename, config):
         'the changed config in another --work-dir')
 
 
+def synthetic_switches(cfg, previous,
+                       loaders=('train_dataloader', 'val_dataloader')):
+    """The data roots of ``cfg``'s ``loaders`` that moved between the
+    embedded synthetic set and other data since ``previous``, the config
+    the checkpoint's run was trained with. A data root may differ on
+    resume (the data was moved), but not to other images: the synthetic
+    fallback takes over whenever the config's default root is absent
+    (real data moved away, another checkout), and the run went on from a
+    checkpoint of real images on the stand-in, exit 0. A previous root
+    that no longer exists counts as not synthetic.
+
+    Args:
+        cfg (Config | dict): The config of the resumed run.
+        previous (Config | dict): The checkpoint's config.
+        loaders (Sequence[str]): The loaders compared.
+
+    Returns:
+        list[str]: ``path.data_root='new' (synthetic; the checkpoint's:
+        'old', not synthetic)``.
+    """
+    import os.path as osp
+
+    from mmseg_dsnet.datasets.synthetic_fallback import (dataset_leaves,
+                                                         is_synthetic)
+    given, before = _as_dict(cfg), _as_dict(previous)
+    switches = []
+    for loader in loaders:
+        new = dataset_leaves((given.get(loader) or {}).get('dataset'),
+                             f'{loader}.dataset')
+        old = dataset_leaves((before.get(loader) or {}).get('dataset'),
+                             f'{loader}.dataset')
+        for (path, leaf), (_, was) in zip(new, old):
+            root, was_root = leaf.get('data_root'), was.get('data_root')
+            if not (isinstance(root, str) and isinstance(was_root, str)) \
+                    or osp.abspath(root) == osp.abspath(was_root) or \
+                    is_synthetic(root) == is_synthetic(was_root):
+                continue
+            kind = ('synthetic', 'not synthetic')
+            if not is_synthetic(root):
+                kind = kind[::-1]
+            switches.append(f"{path}.data_root={root!r} ({kind[0]}; the "
+                            f"checkpoint's: {was_root!r}, {kind[1]})")
+    return switches
+
+
+def refuse_synthetic_switches(switches, filename, config):
+    """Raise :class:`ResumeMismatchError` listing ``switches`` (the first
+    :data:`SHOWN`), if there are any.
+
+    Args:
+        switches (list[str]): From :func:`synthetic_switches`.
+        filename (str): The checkpoint ``--resume`` continues from.
+        config (str): The config of the resumed run.
+    """
+    if not switches:
+        return
+    raise ResumeMismatchError(
+        f'--resume: {filename} was trained on other data than {config} '
+        f'reads: {listed(switches)}. The resumed epochs would go on '
+        'from it on other images (the synthetic stand-in is used when '
+        "the config's data is not at its default root); give the run's "
+        'data root (--cfg-options train_dataloader.dataset.data_root=... '
+        'val_dataloader.dataset.data_root=...), or train anew in another '
+        '--work-dir')
+
+
 def holds_training_state(filename):
     """Whether the checkpoint ``filename`` can be resumed: mmengine reads
     its progress (``meta`` with ``epoch`` / ``iter``) and optimizer state;
@@ -248,18 +317,27 @@ def resume_checkpoint(cfg, find_latest):
         print_log(f'--resume: {cfg.work_dir} holds no checkpoint to resume '
                   f'from; the run starts anew from load_from {initial}',
                   logger='current')
+    elif not cfg.load_from:
+        # mmengine's runner logged "Auto resumed from the latest
+        # checkpoint None." and started anew.
+        cfg.resume = False
+        print_log(f'--resume: {cfg.work_dir} holds no checkpoint to resume '
+                  'from; the run starts anew', logger='current')
     return cfg.load_from if cfg.resume else None
 
 
 def check_resume_checkpoint(cfg, filename):
     """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
     not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
+    ``tools/fast_train.py`` saved it (mmengine cannot resume it), when
     its run already trained the epochs (iterations) ``cfg`` asks for or was
     trained by another number of processes (``meta['world_size']``), when
     its run was trained with another config
-    (:func:`resume_config_changes`), or when it keeps a best checkpoint and
-    was validated otherwise (:func:`best_selection_changes`; checkpoints
-    that do not record their config, ``meta['cfg']``, are not compared).
+    (:func:`resume_config_changes`) or on other data (the synthetic set
+    for real images or back, :func:`synthetic_switches`), or when it keeps
+    a best checkpoint and was validated otherwise
+    (:func:`best_selection_changes`; checkpoints that do not record their
+    config, ``meta['cfg']``, are not compared).
 
     Args:
         cfg (Config): The merged config of the resumed run.
@@ -284,6 +362,16 @@ def check_resume_checkpoint(cfg, filename):
     check_checkpoint_matches(model, checkpoint, config, filename,
                              bool(cfg.get('load_from_strict', True)))
     meta = checkpoint.get('meta') or {}
+    if meta.get('trainer') == FAST_TRAINER:
+        # mmengine's resume needs its runner's state (message_hub): a
+        # KeyError traceback once the runner had dumped its config over
+        # the fast trainer's, which that trainer's --resume compares with.
+        raise ResumeMismatchError(
+            f'--resume: {filename} was saved by {FAST_TRAINER}, whose '
+            'checkpoints hold none of the state mmengine\'s runner resumes; '
+            f'continue that run with {FAST_TRAINER} --resume (and the '
+            'options it was started with), or train anew in another '
+            '--work-dir')
     trained_by = meta.get('world_size')
     world_size = int(os.environ.get('WORLD_SIZE', '1')) \
         if cfg.get('launcher', 'none') != 'none' else 1
@@ -313,6 +401,8 @@ def check_resume_checkpoint(cfg, filename):
     previous = Config.fromstring(meta['cfg'], file_format='.py')
     refuse_resume_changes(resume_config_changes(cfg, previous), filename,
                           config)
+    refuse_synthetic_switches(synthetic_switches(cfg, previous), filename,
+                              config)
     refuse_best_selection_changes(best_selection_changes(cfg, previous),
                                   filename, config,
                                   _save_best(_as_dict(previous)))

@@ -16,6 +16,7 @@ from mmengine.runner import set_random_seed
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
 from ...utils.fileio import atomic_write, json_text
+from ..resume_check import FAST_TRAINER
 from .decoded_cache import (DecodedImageCache, check_plain_dataset,
                             config_type_name, split_train_pipeline)
 from .errors import FastTrainingError
@@ -105,18 +106,18 @@ def check_fast_run_config(cfg: Config, config_path: str,
         FastTrainingError: A custom hook the trainer would not run, a
             setting it would not follow (:func:`check_settings_followed`), a
             training dataset that wraps others (:func:`check_plain_dataset`),
-            a ``load_from`` (the trainer does not load it), or an enabled
-            ``auto_scale_lr`` without a positive ``base_batch_size`` (it
-            is applied as ``tools/train.py`` on one GPU applies it).
+            or a ``load_from`` (the trainer does not load it).
         ConfigFileError: A config that sets no model, training data,
             optimizer or schedule (a model or dataset base config), or no
             validation (test) data or evaluator when the run validates
             (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
             pipeline that does not build, class counts, thresholds, a
-            ``save_best`` the validation does not report).
+            ``save_best`` the validation does not report, an
+            ``auto_scale_lr`` mmengine would not apply as written).
     """
-    from ..preflight import (check_config_keys, check_config_sets,
+    from ..preflight import (check_auto_scale_lr, check_config_keys,
+                             check_config_sets,
                              check_dataset_classes,
                              check_decision_thresholds, check_model_builds,
                              check_pipelines_build,
@@ -133,15 +134,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'training does not load it (it trains from the model\'s own '
             'initialisation); train this config with tools/train.py, or '
             'set --cfg-options load_from=None to train from scratch')
-    scale = cfg.get('auto_scale_lr') or {}
-    if isinstance(scale, dict) and scale.get('enable', False):
-        base = scale.get('base_batch_size')
-        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-            raise FastTrainingError(
-                f'{config_path}: auto_scale_lr is enabled with '
-                f'base_batch_size={base!r}; give the batch size the '
-                'learning rate is set for (a positive integer), or set '
-                'auto_scale_lr.enable=False')
+    check_auto_scale_lr(cfg, config_path)
     keys = ('model', 'train_dataloader.dataset.pipeline', 'optim_wrapper',
             'train_cfg')
     needs = ("fast training trains the config's model on its training "
@@ -844,7 +837,7 @@ class FastTrainer:
             run.stream.synchronize()
         meta = dict(
             epoch=epoch, iter=epoch * self.iters_per_epoch, seed=spec.seed,
-            experiment_name=spec.name, trainer='tools/fast_train.py',
+            experiment_name=spec.name, trainer=FAST_TRAINER,
             amp=self.amp, best=state['best'],
             dataset_meta=self.cache.metainfo, cfg=state['cfg_text'])
         state_dict = _to_cpu(run.model.state_dict())
@@ -882,7 +875,8 @@ class FastTrainer:
                 standing at different epochs.
             ResumeMismatchError: A run resumed with another seed or config
                 than it was trained with (its checkpoint's seed, the config
-                dumped in its work dir): the result would mix two runs
+                dumped in its work dir), or on the synthetic set after
+                other images (or back): the result would mix two runs
                 while its records name the new one.
         """
         from mmseg.registry import MODELS
@@ -890,7 +884,9 @@ class FastTrainer:
         from ...compat import safe_torch_load
         from ..checkpoint_match import check_checkpoint_matches
         from ..resume_check import (RESUMED_PARTS, refuse_resume_changes,
-                                    resume_config_changes)
+                                    refuse_synthetic_switches,
+                                    resume_config_changes,
+                                    synthetic_switches)
         points, epochs = {}, {}
         for spec in self.specs:
             path = last_checkpoint_of(spec.work_dir)
@@ -898,6 +894,17 @@ class FastTrainer:
             if 'optimizer' not in checkpoint:
                 raise FastTrainingError(
                     f'--resume: {path} holds no optimizer state')
+            if (checkpoint.get('meta') or {}).get('trainer') != \
+                    FAST_TRAINER or 'generators' not in checkpoint:
+                # A KeyError traceback once the run had dumped its config
+                # over the one tools/train.py --resume compares with.
+                raise FastTrainingError(
+                    f'--resume: {path} was not saved by {FAST_TRAINER} '
+                    "(mmengine's runner, tools/train.py, saves checkpoints "
+                    'like it) and holds none of its data order and '
+                    'augmentation state; continue that run with '
+                    'tools/train.py --resume, or train anew in another '
+                    '--work-dir')
             # A short message naming the first differing keys, not torch's
             # list of every key.
             check_checkpoint_matches(MODELS.build(spec.cfg.model),
@@ -914,13 +921,17 @@ class FastTrainer:
                     f"{'--amp' if self.amp else 'no --amp'} (the "
                     f"checkpoint's run: {'--amp' if amp else 'no --amp'})")
             dumped = osp.join(spec.work_dir, osp.basename(spec.config_path))
+            switches = []
             if osp.isfile(dumped):
+                dumped = Config.fromfile(dumped)
                 # The seed is the run's own (the dump holds it as
                 # randomness.seed).
                 changes += resume_config_changes(
-                    spec.cfg, Config.fromfile(dumped),
+                    spec.cfg, dumped,
                     [p for p in RESUMED_PARTS if p != 'randomness'])
+                switches = synthetic_switches(spec.cfg, dumped)
             refuse_resume_changes(changes, path, spec.config_path)
+            refuse_synthetic_switches(switches, path, spec.config_path)
             epoch = checkpoint['meta']['epoch']
             if epoch >= self.max_epochs:
                 raise FastTrainingError(

@@ -306,3 +306,93 @@ def set_work_dir(cfg, work_dir, config):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
+
+
+#: The keys mmengine's ``Runner.scale_lr`` reads from ``auto_scale_lr``.
+AUTO_SCALE_LR_KEYS = ('enable', 'base_batch_size')
+
+
+def check_auto_scale_lr(cfg, config=None):
+    """Refuse an ``auto_scale_lr`` mmengine would not apply as written: a
+    key it does not read (``enabled=True``: the rate was left unscaled
+    without a word, exit 0), or scaling enabled without a positive
+    ``base_batch_size`` (an ``AssertionError`` or ``ZeroDivisionError``
+    traceback once the run had started).
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and what to set.
+    """
+    scale = cfg.get('auto_scale_lr')
+    if not scale:
+        return
+    where = f'{config}: ' if config else ''
+    if not isinstance(scale, dict):
+        raise UserError(
+            f'{where}auto_scale_lr={scale!r} must be a dict such as '
+            'dict(enable=True, base_batch_size=16)')
+    for key in scale:
+        if key not in AUTO_SCALE_LR_KEYS:
+            close = difflib.get_close_matches(str(key), AUTO_SCALE_LR_KEYS,
+                                              n=1, cutoff=0.6)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise UserError(
+                f'{where}auto_scale_lr.{key} is not read by mmengine, which '
+                f'takes only {" and ".join(AUTO_SCALE_LR_KEYS)}{hint} (the '
+                'learning rate would not be scaled as meant)')
+    base = scale.get('base_batch_size')
+    if scale.get('enable', False) and (
+            isinstance(base, bool) or not isinstance(base, int) or base < 1):
+        raise UserError(
+            f'{where}auto_scale_lr is enabled with '
+            f'base_batch_size={base!r}; give the batch size the '
+            'learning rate is set for (a positive integer), or set '
+            'auto_scale_lr.enable=False')
+
+
+def check_training_schedule(cfg, config=None):
+    """Refuse counts of mmengine's epoch or iteration loop that it would
+    not run as meant: ``max_epochs`` / ``max_iters`` below 1 (the run made
+    its work dir and ended at once, no checkpoint, exit 0), a
+    ``val_interval`` below 1 when the run validates (``0``: a
+    ``ZeroDivisionError`` traceback after the first epoch, its checkpoint
+    left behind; below 0: every epoch validated) or a
+    ``train_dataloader.batch_size`` below 1 (a ``ValueError`` traceback
+    once the runner was built). Other loops are left to themselves.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key, its value and what to set.
+    """
+    where = f'{config}: ' if config else ''
+    train = cfg.get('train_cfg')
+    if not isinstance(train, dict) or train.get('type') not in (
+            None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
+            'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
+        return
+    keys = ['max_epochs', 'max_iters']
+    if cfg.get('val_cfg'):
+        keys.append('val_interval')
+    loader = cfg.get('train_dataloader')
+    values = [(f'train_cfg.{key}', train.get(key)) for key in keys]
+    if isinstance(loader, dict):
+        values.append(('train_dataloader.batch_size',
+                       loader.get('batch_size')))
+    for key, value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and \
+                value < 1:
+            what = ('an epoch or iteration count that validation comes '
+                    'at (to train without validation set val_cfg=None '
+                    'val_dataloader=None val_evaluator=None)'
+                    if key.endswith('val_interval') else
+                    'the images of a step' if key.endswith('batch_size')
+                    else 'how long to train')
+            raise UserError(
+                f'{where}{key}={value} must be a whole number of at least '
+                f'1: {what}. Nothing was started.')

@@ -229,3 +229,54 @@ def check_evaluation_loaders(cfg, loaders):
                 'the split would never be scored, so the figures would be '
                 'of part of it; set --cfg-options '
                 f'{loader}.drop_last=False')
+
+
+def check_training_batches(cfg, world_size=1):
+    """Refuse an epoch-based training whose loader would give no batch: a
+    training split of fewer images per process than ``batch_size`` with
+    ``drop_last=True``. mmengine's loop then ran its epochs without a
+    single step, saved the initial weights as the epochs' checkpoints and
+    validated them, exit 0. Without ``drop_last`` every image is trained,
+    so only then is the dataset built (its split read) here.
+
+    Args:
+        cfg (Config): The merged config, its data root final.
+        world_size (int): The training processes; each takes its share of
+            the images (mmengine's ``DefaultSampler`` rounds it up).
+            Default: 1.
+
+    Raises:
+        UserError: Naming the images, the batch size and the option.
+    """
+    from mmseg.registry import DATASETS
+
+    from .model import build_scope
+    loader = cfg.get('train_dataloader')
+    train = cfg.get('train_cfg')
+    if not isinstance(loader, dict) or not loader.get('drop_last') or \
+            not isinstance(train, dict):
+        return
+    # An iteration loop's InfiniteSampler repeats the split: it fills a
+    # batch from any images.
+    loop = train.get('type')
+    if not (loop in ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop')
+            or loop is None and train.get('by_epoch')):
+        return
+    batch = loader.get('batch_size', 1)
+    if not isinstance(batch, int) or batch < 2:
+        return
+    with build_scope(cfg):
+        images = len(DATASETS.build(loader['dataset']))
+    share = -(-images // max(1, world_size))
+    if share >= batch:
+        return
+    split = loader['dataset'].get('ann_file')
+    per = f' ({share} per process of {world_size})' if world_size > 1 \
+        else ''
+    raise UserError(
+        f'train_dataloader gives no batch: its {images} training '
+        f'image(s){f" ({split})" if split else ""}{per} are fewer than '
+        f'batch_size={batch} with drop_last=True, so every epoch would '
+        'train no step and save the initial weights; set --cfg-options '
+        'train_dataloader.drop_last=False or a smaller '
+        'train_dataloader.batch_size. Nothing was started.')

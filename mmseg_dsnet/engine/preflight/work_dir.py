@@ -239,12 +239,13 @@ def pick_resume_checkpoint(work_dir):
     original's checkpoints, which may have moved on since).
 
     Returns:
-        str | None: The checkpoint path, or None when there is none (the
-        run then starts from scratch).
+        str | None: The checkpoint path, or None when there is none and
+        no ``last_checkpoint`` (the run then starts from scratch).
 
     Raises:
-        UserError: ``last_checkpoint`` names a checkpoint in another folder
-            and ``work_dir`` holds none of its own.
+        UserError: ``last_checkpoint`` names a checkpoint in another folder,
+            or one that is missing or incomplete, and ``work_dir`` holds no
+            complete checkpoint of its own.
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
     named = None
@@ -283,4 +284,13 @@ def pick_resume_checkpoint(work_dir):
             f'work dir, and {work_dir} holds no checkpoint of its own; copy '
             'the checkpoint into it (or give it with --cfg-options '
             'load_from=...) to continue that run')
+    if osp.isfile(pointer):
+        # mmengine's runner would read the pointer itself and fail on it
+        # with a traceback once the work dir and its log were made.
+        raise UserError(
+            f'--resume: {pointer} names '
+            f'{repr(named) if named else "no file"}, which is missing or '
+            f'incomplete, and {work_dir} holds no complete checkpoint to '
+            'resume from; give one with --cfg-options load_from=..., or '
+            f'remove {pointer} to train anew')
     return None
