@@ -1243,3 +1243,45 @@ def test_int8_figures_name_the_size_they_were_measured_at(
     assert 'lesion IoU vs ground truth at 32x32, fp32' in line, line
     assert "the model's input size" not in line
     assert result['int8']['measured_at'] == [32, 32]
+
+
+def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
+                                                        image_dir, tmp_path):
+    """``--no-reparameterize`` with a deploy config (as reparameterize.py
+    writes it) exported its re-parameterised model with
+    ``mmseg_dsnet.reparameterized`` False; the report called that model
+    "as trained" and printed "re-parameterised vs trained 0.00e+00", a fold
+    that did not happen (so did a training config with
+    ``--no-reparameterize``: "289108 parameters after re-parameterisation,
+    289108 as trained")."""
+    import onnx
+    from mmseg_dsnet.deploy import write_deploy_checkpoint
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    deploy = tmp_path / 'deploy.pth'
+    write_deploy_checkpoint(CONFIG, str(checkpoint), str(deploy), (64, 64))
+    runs = {}
+    for name, config, weights in (
+            ('deploy', str(deploy.with_suffix('.py')), deploy),
+            ('trained', CONFIG, checkpoint)):
+        out, lines = tmp_path / f'{name}.onnx', []
+        result = export_and_check(
+            config, str(weights), str(out), shape=(64, 64),
+            reparameterize=False, check_images=[str(image_dir)],
+            num_check_images=1, log=lines.append)
+        assert result['passed']
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        runs[name] = (meta['mmseg_dsnet.reparameterized'],
+                      result['export']['reparameterized'],
+                      result['export'].get('reference'), '\n'.join(lines))
+    meta, reported, reference, text = runs['deploy']
+    # The file holds the re-parameterised model, and says so.
+    assert meta == 'True'
+    assert (reported, reference) == (True, 'deploy config')
+    assert 'as trained' not in text
+    assert 're-parameterised vs trained' not in text
+    assert "PyTorch the deploy config's model" in text
+    meta, reported, reference, text = runs['trained']
+    assert (meta, reported, reference) == ('False', False, 'as trained')
+    assert 'after re-parameterisation' not in text
+    assert 're-parameterised vs trained' not in text
+    assert 'parameters, not re-parameterised' in text
