@@ -338,3 +338,7 @@ def test_int8_calibrated_on_noise_is_reported_as_such(tmp_path,
     calibration = json.loads(out.read_text())['int8_calibration']
     assert calibration.startswith('random inputs'), calibration
     assert 'none of the 1 training images' in calibration
+    # The table says it too, and how many runs each figure came from.
+    table = (tmp_path / 'r.md').read_text()
+    assert f'int8 calibrated on {calibration}.' in table
+    assert 'Timed runs per case and thread count: 1 ' in table

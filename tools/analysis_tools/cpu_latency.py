@@ -535,6 +535,18 @@ def markdown(report):
               f'{report["machine"]["cores"]} cores; torch '
               f'{report["machine"]["torch"]}, onnxruntime '
               f'{report["machine"]["onnxruntime"]}. {report["note"]}']
+    # The table alone gave a median and "p90" with nothing saying how many
+    # runs they came from (one run under --repeat 1), nor what the int8
+    # model was calibrated on; the JSON had both.
+    runs = [case['runs'] for row in report['models']
+            for case in row['latency'].values() if 'runs' in case]
+    if runs:
+        lines += ['', f'Timed runs per case and thread count: {min(runs)}'
+                  + (f' to {max(runs)}' if max(runs) != min(runs) else '')
+                  + ' (`runs` of each row in the JSON).']
+    if report.get('int8_calibration'):
+        lines += ['', 'DSNet onnxruntime int8 calibrated on '
+                  f'{report["int8_calibration"]}.']
     if 'checkpoint' in report:  # older reports do not say
         weights = report['checkpoint']
         lines += ['', 'DSNet weights: ' + (
