@@ -1285,3 +1285,25 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
     assert 'after re-parameterisation' not in text
     assert 're-parameterised vs trained' not in text
     assert 'parameters, not re-parameterised' in text
+
+
+def test_int8_calibration_says_how_many_images_it_used(checkpoint, image_dir,
+                                                       tmp_path):
+    """Without the config's training images, the int8 model was calibrated
+    on the three check images where 32 were asked, and the report said
+    ``calibrated on the check images``, as if it had what it asked for."""
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = tmp_path / 'no_train_data.py'
+    config.write_text(
+        f"_base_ = '{CONFIG}'\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{tmp_path}/no'))\n")
+    lines = []
+    result = export_and_check(
+        str(config), checkpoint, str(tmp_path / 'm.onnx'), shape=(64, 64),
+        int8_file=str(tmp_path / 'q.onnx'), check_images=[str(image_dir)],
+        num_calib_images=32, int8_min_mask_iou=0, log=lines.append)
+    calibration = result['int8']['calibration']
+    assert calibration == (f'the check images (3 files from {image_dir}): '
+                           '3 image(s), 32 asked')
+    assert result['int8']['calibration_images'] == 3
+    assert f'calibrated on {calibration})' in '\n'.join(lines)

@@ -604,7 +604,13 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         # `real` is not empty (refused above).
         calibration = [b for _, b, _ in real][:max(
             1, math.ceil(num_calib_images / 4))]
-        calib_source = 'the check images'
+        calib_source = f'the check images ({source})'
+    # Fewer than asked (a small set, unreadable files, three check images
+    # for 32): the label named the set alone, as if all were used.
+    calib_count = sum(b.shape[0] for b in calibration)
+    if calib_count < num_calib_images:
+        calib_source += (f': {calib_count} image(s), {num_calib_images} '
+                         'asked')
     int8 = {}
 
     def quantize_and_measure(temp):
@@ -631,6 +637,7 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     # one for figures measured at the other.
     runs_at = tuple(checked['result']['export']['test_size'])
     int8.update(int8_file=int8_file, calibration=calib_source,
+                calibration_images=calib_count,
                 evaluated_on=source, min_mask_iou=min_mask_iou,
                 measured_at=list(shape))
     size = f'{shape[0]}x{shape[1]}' + (
