@@ -718,6 +718,11 @@ def measure(args, workdir):
             f' (none of the {len(calib_pairs)} training images listed could '
             'be read)' if calib_pairs else f' ({calib_source})')
         calibration = [b for _, b in random_inputs(SHAPE)[:2]]
+    elif sum(b.shape[0] for b in calibration) < len(calib_pairs):
+        # Some could not be read: "16 of 1500 train images" named more
+        # images than the model was calibrated on.
+        calib_source += (f': {sum(b.shape[0] for b in calibration)} of '
+                         'them readable')
     quantize_int8(fp32_file, int8_file, calibration)
     macs = dsnet_flops['flops'] / 1e9
     macs_deploy = dsnet_flops.get('deploy', {}).get('flops',
