@@ -338,3 +338,36 @@ def test_int8_calibrated_on_noise_is_reported_as_such(tmp_path,
     calibration = json.loads(out.read_text())['int8_calibration']
     assert calibration.startswith('random inputs'), calibration
     assert 'none of the 1 training images' in calibration
+    # The table says it too, and how many runs each figure came from.
+    table = (tmp_path / 'r.md').read_text()
+    assert f'int8 calibrated on {calibration}.' in table
+    assert 'Timed runs per case and thread count: 1 ' in table
+
+
+def test_int8_calibration_counts_the_images_it_could_read(tmp_path,
+                                                          monkeypatch):
+    """One of the two training images listed unreadable: the report said
+    the int8 model was calibrated on ``2 of 2 train images`` when it was
+    calibrated on one."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    readable = tmp_path / 'ISIC_0000001.png'
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(readable)
+    unreadable = tmp_path / 'ISIC_0000000.jpg'
+    unreadable.write_bytes(b'not a jpeg')
+    from mmseg_dsnet.deploy import parity
+    monkeypatch.setattr(
+        parity, 'config_samples',
+        lambda cfg, split, limit: ([(str(unreadable), None),
+                                    (str(readable), None)],
+                                   f'2 of 2 {split} images of {tmp_path}'))
+    out = tmp_path / 'r.json'
+    cpu_latency.main([
+        '--out', str(out), '--skip', *cpu_latency.BASELINES, '--no-compile',
+        '--repeat', '1', '--rounds', '1', '--min-runs', '1',
+        '--max-seconds', '0.1', '--warmup', '1', '--threads', '1'
+    ])
+    assert json.loads(out.read_text())['int8_calibration'] == (
+        f'2 of 2 train images of {tmp_path}: 1 of them readable')

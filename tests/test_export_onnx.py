@@ -1243,3 +1243,67 @@ def test_int8_figures_name_the_size_they_were_measured_at(
     assert 'lesion IoU vs ground truth at 32x32, fp32' in line, line
     assert "the model's input size" not in line
     assert result['int8']['measured_at'] == [32, 32]
+
+
+def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
+                                                        image_dir, tmp_path):
+    """``--no-reparameterize`` with a deploy config (as reparameterize.py
+    writes it) exported its re-parameterised model with
+    ``mmseg_dsnet.reparameterized`` False; the report called that model
+    "as trained" and printed "re-parameterised vs trained 0.00e+00", a fold
+    that did not happen (so did a training config with
+    ``--no-reparameterize``: "289108 parameters after re-parameterisation,
+    289108 as trained")."""
+    import onnx
+    from mmseg_dsnet.deploy import write_deploy_checkpoint
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    deploy = tmp_path / 'deploy.pth'
+    write_deploy_checkpoint(CONFIG, str(checkpoint), str(deploy), (64, 64))
+    runs = {}
+    for name, config, weights in (
+            ('deploy', str(deploy.with_suffix('.py')), deploy),
+            ('trained', CONFIG, checkpoint)):
+        out, lines = tmp_path / f'{name}.onnx', []
+        result = export_and_check(
+            config, str(weights), str(out), shape=(64, 64),
+            reparameterize=False, check_images=[str(image_dir)],
+            num_check_images=1, log=lines.append)
+        assert result['passed']
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        runs[name] = (meta['mmseg_dsnet.reparameterized'],
+                      result['export']['reparameterized'],
+                      result['export'].get('reference'), '\n'.join(lines))
+    meta, reported, reference, text = runs['deploy']
+    # The file holds the re-parameterised model, and says so.
+    assert meta == 'True'
+    assert (reported, reference) == (True, 'deploy config')
+    assert 'as trained' not in text
+    assert 're-parameterised vs trained' not in text
+    assert "PyTorch the deploy config's model" in text
+    meta, reported, reference, text = runs['trained']
+    assert (meta, reported, reference) == ('False', False, 'as trained')
+    assert 'after re-parameterisation' not in text
+    assert 're-parameterised vs trained' not in text
+    assert 'parameters, not re-parameterised' in text
+
+
+def test_int8_calibration_says_how_many_images_it_used(checkpoint, image_dir,
+                                                       tmp_path):
+    """Without the config's training images, the int8 model was calibrated
+    on the three check images where 32 were asked, and the report said
+    ``calibrated on the check images``, as if it had what it asked for."""
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = tmp_path / 'no_train_data.py'
+    config.write_text(
+        f"_base_ = '{CONFIG}'\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{tmp_path}/no'))\n")
+    lines = []
+    result = export_and_check(
+        str(config), checkpoint, str(tmp_path / 'm.onnx'), shape=(64, 64),
+        int8_file=str(tmp_path / 'q.onnx'), check_images=[str(image_dir)],
+        num_calib_images=32, int8_min_mask_iou=0, log=lines.append)
+    calibration = result['int8']['calibration']
+    assert calibration == (f'the check images (3 files from {image_dir}): '
+                           '3 image(s), 32 asked')
+    assert result['int8']['calibration_images'] == 3
+    assert f'calibrated on {calibration})' in '\n'.join(lines)

@@ -20,7 +20,8 @@ re-parameterised model (DESDConv branches folded, BatchNorm folded):
 
 The check compares onnxruntime's logits with the model *as trained*
 (eval mode, not re-parameterised), so it covers the re-parameterisation and
-the export at once.
+the export at once; a deploy config's model (``deploy=True``) is compared as
+it is.
 """
 import contextlib
 import copy
@@ -216,6 +217,14 @@ def export_onnx(config,
     segmentor = copy.deepcopy(trained)
     if reparameterize:
         segmentor = reparameterize_model(segmentor)
+    from ..models.utils import reparameterization_changes
+    from .deploy_checkpoint import is_deploy_config
+    # What the graph is, not what was asked: a deploy config's model is
+    # re-parameterised already (its file said ``reparameterized`` False
+    # under ``reparameterize=False``, and its report "as trained").
+    from_deploy_config = is_deploy_config(cfg)
+    reparameterized = bool(reparameterize) or not reparameterization_changes(
+        segmentor)
     deployed = DeployableSegmentor.from_segmentor(segmentor, cfg).eval()
     threshold = threshold_of(trained)
     test_size = input_size_of(cfg)
@@ -230,7 +239,7 @@ def export_onnx(config,
         META_THRESHOLD: repr(float(threshold)),
         'mmseg_dsnet.out_channels': str(trained.decode_head.out_channels),
         'mmseg_dsnet.config': str(getattr(cfg, 'filename', '') or ''),
-        'mmseg_dsnet.reparameterized': str(bool(reparameterize)),
+        'mmseg_dsnet.reparameterized': str(reparameterized),
         # Without a checkpoint the file held random weights and nothing
         # said so: infer.py wrote meaningless masks from it, exit 0.
         META_WEIGHTS: weights_record(checkpoint),
@@ -248,7 +257,10 @@ def export_onnx(config,
                 bytes=osp.getsize(out_file), params=params,
                 threshold=threshold, test_size=list(test_size),
                 input=input_format(dynamic_size, shape),
-                reparameterized=reparameterize,
+                reparameterized=reparameterized,
+                # The PyTorch model the check compares the file with.
+                reference=('deploy config' if from_deploy_config else
+                           'as trained'),
                 cpu_rewrites=rewrites, dynamic_size=dynamic_size)
     return reference, deployed, cfg, info
 
@@ -476,10 +488,22 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
         optimize, dynamic_size)
     info['onnx_file'] = out_file
     # Not yet at out_file: it is moved there only if the checks pass.
+    params = info['params']
+    # Re-parameterised here only from a training config, and only when
+    # asked: otherwise "after re-parameterisation ... as trained" named a
+    # fold that did not happen.
+    folded = reparameterize and info['reference'] == 'as trained'
+    if info['reference'] == 'deploy config':
+        counted = (f'{params["deployed"]} parameters, the deploy config\'s '
+                   'model: re-parameterised already')
+    elif folded:
+        counted = (f'{params["deployed"]} parameters after '
+                   f're-parameterisation, {params["trained"]} as trained')
+    else:
+        counted = f'{params["deployed"]} parameters, not re-parameterised'
     log(f'Exported the graph for {out_file}, written there only if the '
         f'checks below pass (opset {opset}, {info["bytes"] / 1e6:.2f} MB, '
-        f'{info["params"]["deployed"]} parameters after '
-        f're-parameterisation, {info["params"]["trained"]} as trained)')
+        f'{counted})')
     threshold = info['threshold']
     if check_pairs:
         pairs = check_pairs
@@ -496,15 +520,19 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     parity['real_images'] = sum(b.shape[0] for _, b, _ in real)
     result = dict(export=info, parity=parity, real_images=source)
     strict = ('within' if parity['within_atol'] else 'ABOVE')
-    log(f'Parity (onnxruntime vs PyTorch as trained, {len(cases)} batches, '
+    reference = ('the deploy config\'s model' if info['reference'] ==
+                 'deploy config' else 'as trained')
+    fold = (f're-parameterised vs trained '
+            f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; '
+            if folded else '')
+    log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches, '
         f'{parity["real_images"]} real images): max |logit diff| '
         f'{parity["max_abs_diff"]:.2e}, {strict} {atol:.0e}; '
         f'largest exact |logit| {parity["logit_scale"]:.3g}; '
         f'PyTorch float32 vs float64 (noise floor) '
         f'{parity["float32_noise"]:.2e}; tolerance applied '
         f'{parity["tolerance"]:.2e} (max({atol:g} + {rtol:g} * |logit|, '
-        f'{noise_factor:g} * noise)); re-parameterised vs trained '
-        f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; mask '
+        f'{noise_factor:g} * noise)); {fold}mask '
         f'pixels that differ: {parity["mask_mismatch_pixels"]} '
         f'({parity["mask_mismatch_borderline"]} within the tolerance of the '
         f'threshold) -> {"PASS" if parity["passed"] else "FAIL"}')
@@ -576,7 +604,13 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         # `real` is not empty (refused above).
         calibration = [b for _, b, _ in real][:max(
             1, math.ceil(num_calib_images / 4))]
-        calib_source = 'the check images'
+        calib_source = f'the check images ({source})'
+    # Fewer than asked (a small set, unreadable files, three check images
+    # for 32): the label named the set alone, as if all were used.
+    calib_count = sum(b.shape[0] for b in calibration)
+    if calib_count < num_calib_images:
+        calib_source += (f': {calib_count} image(s), {num_calib_images} '
+                         'asked')
     int8 = {}
 
     def quantize_and_measure(temp):
@@ -603,6 +637,7 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     # one for figures measured at the other.
     runs_at = tuple(checked['result']['export']['test_size'])
     int8.update(int8_file=int8_file, calibration=calib_source,
+                calibration_images=calib_count,
                 evaluated_on=source, min_mask_iou=min_mask_iou,
                 measured_at=list(shape))
     size = f'{shape[0]}x{shape[1]}' + (

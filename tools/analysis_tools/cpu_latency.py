@@ -535,6 +535,18 @@ def markdown(report):
               f'{report["machine"]["cores"]} cores; torch '
               f'{report["machine"]["torch"]}, onnxruntime '
               f'{report["machine"]["onnxruntime"]}. {report["note"]}']
+    # The table alone gave a median and "p90" with nothing saying how many
+    # runs they came from (one run under --repeat 1), nor what the int8
+    # model was calibrated on; the JSON had both.
+    runs = [case['runs'] for row in report['models']
+            for case in row['latency'].values() if 'runs' in case]
+    if runs:
+        lines += ['', f'Timed runs per case and thread count: {min(runs)}'
+                  + (f' to {max(runs)}' if max(runs) != min(runs) else '')
+                  + ' (`runs` of each row in the JSON).']
+    if report.get('int8_calibration'):
+        lines += ['', 'DSNet onnxruntime int8 calibrated on '
+                  f'{report["int8_calibration"]}.']
     if 'checkpoint' in report:  # older reports do not say
         weights = report['checkpoint']
         lines += ['', 'DSNet weights: ' + (
@@ -706,6 +718,11 @@ def measure(args, workdir):
             f' (none of the {len(calib_pairs)} training images listed could '
             'be read)' if calib_pairs else f' ({calib_source})')
         calibration = [b for _, b in random_inputs(SHAPE)[:2]]
+    elif sum(b.shape[0] for b in calibration) < len(calib_pairs):
+        # Some could not be read: "16 of 1500 train images" named more
+        # images than the model was calibrated on.
+        calib_source += (f': {sum(b.shape[0] for b in calibration)} of '
+                         'them readable')
     quantize_int8(fp32_file, int8_file, calibration)
     macs = dsnet_flops['flops'] / 1e9
     macs_deploy = dsnet_flops.get('deploy', {}).get('flops',

@@ -84,7 +84,9 @@ def parse_args(argv=None):
                         'the config runs the model at, its test pipeline\'s '
                         'Resize; with --static-size it must be that size)')
     parser.add_argument('--no-reparameterize', action='store_true',
-                        help='export the model as trained (no folding)')
+                        help='export the model as the config builds it, '
+                        'no folding (a deploy config\'s model is folded '
+                        'already)')
     parser.add_argument('--int8', metavar='OUT_INT8.onnx',
                         help='also write a static int8 model')
     parser.add_argument('--check-images', nargs='+', metavar='PATH',
