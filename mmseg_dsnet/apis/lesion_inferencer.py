@@ -533,9 +533,9 @@ def run_inference(inferencer: LesionInferencer,
     Raises:
         UserError: ``batch_size``, ``max_pixels`` or ``overlay_max_side``
             is not a whole number of at least 1, an item of ``files`` is
-            not a path (an array: use
-            :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
-            (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
+            not a path (an array: use :meth:`LesionInferencer.predict`),
+            ``out_dir/sources.json`` (or its digests) cannot be read,
+            ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
         OutputFolderBusyError: Another run writes ``out_dir`` now
             (:func:`~.output_record.output_folder_lock`).
