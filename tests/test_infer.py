@@ -899,6 +899,14 @@ def test_outputs_without_a_record_of_their_inputs_keep_their_names(
     assert Image.open(out / 'masks' / 'x_3.png').size == (80, 60)
     assert json.loads((out / 'sources.json').read_text()) == {
         'x_2': osp.realpath(photos['b']), 'x_3': osp.realpath(photos['a'])}
+    # Told apart from the unrecorded x by case only (one name on a
+    # case-insensitive disk): the line names x, not another input.
+    upper = tmp_path / 'c' / 'X.jpg'
+    upper.parent.mkdir()
+    Image.fromarray(lesion_image(30, 20)).save(upper)
+    assert run_tool(argv[:2] + [str(upper)] + argv[3:]) == 0
+    assert (f'{upper}: its outputs are named X_4 ({out} holds outputs '
+            'named x of an input') in capsys.readouterr().err
 
     (out / 'sources.json').write_text('{"x_2": ')
 
