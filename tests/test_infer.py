@@ -621,14 +621,15 @@ def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
     argv = ['--out-dir', str(out), '--no-progress']
     assert run_tool([CONFIG, checkpoint, str(photos['a'])] + argv) == 0
     capsys.readouterr()
-    # A run that has just started: its folder claimed, no output yet (a
-    # refused run that cleaned up after itself removed its model.json).
+    # A --no-overlay run that has just started: its folder claimed, no
+    # output yet (a refused run that cleaned up after itself removed its
+    # model.json, and left an empty overlays folder in it).
     starting = tmp_path / 'starting'
-    for sub in ('masks', 'overlays'):
-        (starting / sub).mkdir(parents=True)
+    (starting / 'masks').mkdir(parents=True)
     shutil.copy(out / 'model.json', starting)
     for folder in (out, starting):
         before = tree_hashes(folder)
+        listed = sorted(folder.iterdir())
         with another_process_holds(folder):
             code = run_tool([CONFIG, checkpoint, str(photos['b']),
                              '--out-dir', str(folder), '--no-progress'])
@@ -641,6 +642,7 @@ def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
                 'two photos of one name one mask; wait for it to end, or '
                 'give another --out-dir'], err
             assert tree_hashes(folder) == before
+            assert sorted(folder.iterdir()) == listed
     # Once it ends, the folder is free again.
     assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 0
     assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
