@@ -544,17 +544,19 @@ def test_a_folders_iphone_and_jfif_photos_are_tried(tmp_path):
     its .jfif ones (JPEGs as Windows saves them) too: infer.py ended
     ``Processed 1 of 1``, exit 0. Now the JPEGs are read, and a HEIC that
     cannot be decoded is a failed input that says why."""
-    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(
-        tmp_path / 'a.jfif', format='JPEG')
+    for name in ('a.jfif', 'c.jpe'):
+        Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(
+            tmp_path / name, format='JPEG')
     _save(tmp_path / 'b.jpg')
     heic = tmp_path / 'IMG_0001.HEIC'
     heic.write_bytes(b'\0\0\0\x18ftypheic\0\0\0\0mif1heic' + bytes(64))
+    (tmp_path / 'IMG_0002.heif').write_bytes(heic.read_bytes())
     (tmp_path / 'notes.txt').write_text('x')
     found = image_io.find_images([str(tmp_path)])
-    assert found.files == [str(tmp_path / name)
-                           for name in ('IMG_0001.HEIC', 'a.jfif', 'b.jpg')]
+    assert found.files == [str(tmp_path / name) for name in (
+        'IMG_0001.HEIC', 'IMG_0002.heif', 'a.jfif', 'b.jpg', 'c.jpe')]
     assert found.skipped == [str(tmp_path / 'notes.txt')]
-    assert image_io.read_image(found.files[1]).size == (30, 40)
+    assert image_io.read_image(found.files[2]).size == (30, 40)
     with pytest.raises(image_io.ImageReadError,
                        match='IMG_0001.HEIC: a HEIC photo, which Pillow '
                        'reads only with the pillow-heif plugin'):
@@ -576,4 +578,5 @@ def test_a_linked_sub_folder_is_searched_once(tmp_path):
     found = image_io.find_images([str(photos)], recursive=True)
     assert found.files == [str(photos / 'a.png'),
                            str(photos / '2024' / 'b.png')]
-    assert not found.problems
+    # Not walked round the loop: its photos are no duplicates to name.
+    assert not found.problems and not found.duplicates

@@ -1,6 +1,7 @@
 """tools/infer.py: masks at the original size for every kind of image,
 bad inputs reported by name while the rest succeed, no overwriting, both
 backends agree, and our configs work with mmseg's MMSegInferencer."""
+import contextlib
 import os
 import os.path as osp
 import re
@@ -612,8 +613,7 @@ def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
     other, or the second run skipped its photo as done, exit 0 for both.
     Now a run into a folder another process holds is refused, and
     changes nothing there."""
-    import subprocess
-    import sys
+    import shutil
 
     from conftest import tree_hashes
     photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (90, 70)})
@@ -621,33 +621,96 @@ def test_a_folder_another_run_writes_is_refused(checkpoint, tmp_path,
     argv = ['--out-dir', str(out), '--no-progress']
     assert run_tool([CONFIG, checkpoint, str(photos['a'])] + argv) == 0
     capsys.readouterr()
-    before = tree_hashes(out)
+    # A --no-overlay run that has just started: its folder claimed, no
+    # output yet (a refused run that cleaned up after itself removed its
+    # model.json, and left an empty overlays folder in it).
+    starting = tmp_path / 'starting'
+    (starting / 'masks').mkdir(parents=True)
+    shutil.copy(out / 'model.json', starting)
+    for folder in (out, starting):
+        before = tree_hashes(folder)
+        listed = sorted(folder.iterdir())
+        with another_process_holds(folder):
+            code = run_tool([CONFIG, checkpoint, str(photos['b']),
+                             '--out-dir', str(folder), '--no-progress'])
+            err = capsys.readouterr().err
+            assert code == 2, err
+            errors = [line for line in err.splitlines() if 'ERROR' in line]
+            assert errors == [
+                f'ERROR: {folder} is being written by another run now '
+                '(infer.py or run_inference): two runs at once would give '
+                'two photos of one name one mask; wait for it to end, or '
+                'give another --out-dir'], err
+            assert tree_hashes(folder) == before
+            assert sorted(folder.iterdir()) == listed
+    # Once it ends, the folder is free again.
+    assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 0
+    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+
+
+@contextlib.contextmanager
+def another_process_holds(folder):
+    """Another process holds ``folder`` as a run does (``flock`` on the
+    folder itself) until the block ends."""
+    import subprocess
+    import sys
     holder = subprocess.Popen(
         [sys.executable, '-c',
-         # The lock a run holds: flock on the folder itself.
          'import fcntl, os, sys\n'
          'handle = os.open(sys.argv[1], os.O_RDONLY)\n'
          'fcntl.flock(handle, fcntl.LOCK_EX)\n'
          'print("held", flush=True)\n'
-         'sys.stdin.read()\n', str(out)],
+         'sys.stdin.read()\n', str(folder)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == 'held\n'
-        code = run_tool([CONFIG, checkpoint, str(photos['b'])] + argv)
-        err = capsys.readouterr().err
-        assert code == 2, err
-        errors = [line for line in err.splitlines() if 'ERROR' in line]
-        assert errors == [
-            f'ERROR: {out} is being written by another run now (infer.py '
-            'or run_inference): two runs at once would give two photos of '
-            'one name one mask; wait for it to end, or give another '
-            '--out-dir'], err
-        assert tree_hashes(out) == before
+        yield
     finally:
         holder.communicate('')
-    # Once it ends, the folder is free again.
-    assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 0
-    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+
+
+def held_by_some_process(folder):
+    """Whether a process holds ``folder`` (another one's lock refused)."""
+    import subprocess
+    import sys
+    return subprocess.run(
+        [sys.executable, '-c',
+         'import fcntl, os, sys\n'
+         'handle = os.open(sys.argv[1], os.O_RDONLY)\n'
+         'try:\n'
+         '    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n'
+         'except BlockingIOError:\n'
+         '    print("busy")\n', str(folder)],
+        capture_output=True, text=True, check=True).stdout == 'busy\n'
+
+
+def test_a_folder_is_held_for_the_whole_run(checkpoint, tmp_path):
+    """run_inference from Python wrote into a folder infer.py was writing;
+    and infer.py let go of its folder between cleaning it and segmenting,
+    so a second run starting then claimed it too. Both hold it throughout
+    now."""
+    from mmseg_dsnet.apis import (LesionInferencer, TorchBackend,
+                                  run_inference)
+    from mmseg_dsnet.apis.output_record import OutputFolderBusyError
+    photo = same_name_photos(tmp_path, {'a': (60, 80)})['a']
+    out = tmp_path / 'out'
+    (out / 'masks').mkdir(parents=True)
+    inferencer = LesionInferencer(TorchBackend(CONFIG, checkpoint))
+    with another_process_holds(out):
+        with pytest.raises(OutputFolderBusyError,
+                           match='is being written by another run now'):
+            run_inference(inferencer, [str(photo)], str(out),
+                          progress=False)
+    assert sorted(p.name for p in out.rglob('*')) == ['masks']
+    tool = load_tool('infer.py')
+    args = tool.parse_args([CONFIG, checkpoint, str(photo), '--out-dir',
+                            str(out), '--no-progress'])
+    with contextlib.ExitStack() as hold:
+        assert tool.run(args, hold) == 0
+        # Still held when the run's last output is written.
+        assert held_by_some_process(out)
+    assert not held_by_some_process(out)
+    assert (out / 'masks' / 'x.png').is_file()
 
 
 def test_the_runs_own_folders_are_not_named_unsearched_photos(
@@ -800,6 +863,17 @@ def test_outputs_of_a_hidden_input_are_not_hidden(checkpoint, tmp_path,
     assert (out / 'model.json').read_text() == record
 
 
+def test_the_header_shows_the_threshold_unrounded(checkpoint, tmp_path,
+                                                 capsys):
+    """``--threshold 0.4999999`` (pasted from a sweep) was shown as
+    ``threshold 0.5`` in the run's header line."""
+    photo = same_name_photos(tmp_path, {'a': (40, 50)})['a']
+    assert run_tool([CONFIG, checkpoint, str(photo), '--out-dir',
+                     str(tmp_path / 'out'), '--no-progress', '--threshold',
+                     '0.4999999']) == 0
+    assert ', threshold 0.4999999\n' in capsys.readouterr().err
+
+
 def test_outputs_without_a_record_of_their_inputs_keep_their_names(
         checkpoint, tmp_path, capsys):
     """A folder written before inputs were recorded (outputs, model.json,
@@ -827,6 +901,14 @@ def test_outputs_without_a_record_of_their_inputs_keep_their_names(
     assert Image.open(out / 'masks' / 'x_3.png').size == (80, 60)
     assert json.loads((out / 'sources.json').read_text()) == {
         'x_2': osp.realpath(photos['b']), 'x_3': osp.realpath(photos['a'])}
+    # Told apart from the unrecorded x by case only (one name on a
+    # case-insensitive disk): the line names x, not another input.
+    upper = tmp_path / 'c' / 'X.jpg'
+    upper.parent.mkdir()
+    Image.fromarray(lesion_image(30, 20)).save(upper)
+    assert run_tool(argv[:2] + [str(upper)] + argv[3:]) == 0
+    assert (f'{upper}: its outputs are named X_4 ({out} holds outputs '
+            'named x of an input') in capsys.readouterr().err
 
     (out / 'sources.json').write_text('{"x_2": ')
 
@@ -1306,6 +1388,12 @@ def test_an_earlier_runs_outputs_are_not_taken_as_photos(checkpoint,
     assert 'Processed 2 of 2 images' in out_text + err
     assert sorted(p.name for p in (out / 'masks').iterdir()) == [
         'p0.png', 'p1.png']
+    # A glob over the photos matches the earlier run's records too.
+    assert run_tool([CONFIG, checkpoint, str(photos / '**' / '*'),
+                     '--out-dir', str(out), '--no-progress']) == 0
+    err = capsys.readouterr().err
+    assert (f'skipped {first}/model.json: a record of an earlier infer.py '
+            'run, not read as input') in err, err
 
 
 def test_a_link_to_an_input_is_named_when_left_out(checkpoint, tmp_path,

@@ -739,17 +739,32 @@ def test_a_timing_of_some_seeds_says_how_many():
     from mmseg_dsnet.leaderboard.table import (MEASURED_COLUMNS, aggregate,
                                                markdown_table)
     records = _records(DSNET_30EP)
+    timings = ('cpu_latency_ms', 'gpu_img_per_s', 'train_time_s')
     for record, latency in zip(records, (30.0, 40.0, None)):
-        record['cpu_latency_ms'] = latency
+        record.update(dict.fromkeys(timings, latency))
     row, = aggregate(records)
     line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
     assert '| 0, 1, 2 |' in line
     assert '| 35.00 ± 7.07 (2 of 3 seeds) |' in line
+    # Each timing column (CPU, GPU, train time).
+    assert '| 35 ± 7 (2 of 3 seeds) | 35 ± 7 (2 of 3 seeds) |' in line
     # Timed on every seed: the value alone, as before.
-    records[2]['cpu_latency_ms'] = 35.0
+    records[2].update(dict.fromkeys(timings, 35.0))
     row, = aggregate(records)
     line = markdown_table(MEASURED_COLUMNS, [row]).splitlines()[-1]
-    assert '| 35.00 ± 5.00 |' in line
+    assert '| 35.00 ± 5.00 |' in line and 'seeds)' not in line
+
+
+def test_a_schedule_text_naming_its_own_count_beside_others_passes():
+    """A text naming a warm-up's epochs beside the run's own describes the
+    run; one that never names the run's own is refused."""
+    from mmseg_dsnet.leaderboard.board import check_schedule_text
+    record, = _records(DSNET_30EP[:1])
+    check_schedule_text('1 epoch linear warm-up, then 30 epochs cosine, '
+                        'batch 8', record)
+    with pytest.raises(UserError,
+                       match=r'it says epochs 1/15 \(the run: 30\);'):
+        check_schedule_text('1 epoch warm-up, then 15 epochs', record)
 
 
 def test_build_refuses_a_record_whose_schedule_text_is_another_runs(

@@ -294,9 +294,9 @@ def run(args, hold):
             args.inputs, found.files)
     except UserError as err:
         return fail(err)
-    for folder in earlier:
-        what = ('a record' if osp.isfile(folder) else 'the outputs')
-        print(f'skipped {folder}: {what} of an earlier infer.py run, '
+    for path in earlier:  # output folders and record files
+        what = 'a record' if osp.isfile(path) else 'the outputs'
+        print(f'skipped {path}: {what} of an earlier infer.py run, '
               'not read as input', file=sys.stderr)
     if not found.files:
         return fail('no images to process')

@@ -29,9 +29,9 @@ from ..utils.errors import UserError
 from ..utils.fileio import remove_stale_partials, sha256_of
 from .masks import draw_overlay, views_to_mask, write_image
 from .output_record import (DIGESTS_NAME, RECORD_NAME, SOURCES_NAME,
-                            claim_output_folder, describe_model,
-                            existing_outputs, journal_sources,
-                            output_folder_lock, read_record,
+                            OutputFolderBusyError, claim_output_folder,
+                            describe_model, existing_outputs,
+                            journal_sources, output_folder_lock, read_record,
                             read_source_digests, read_sources,
                             record_sources, unrecorded_names)
 
@@ -287,7 +287,8 @@ def prepare_output_dir(out_dir: str, overlays: bool = True,
     Raises:
         OutputDirError: With the folder and the reason.
         OutputFolderBusyError: Another run writes ``out_dir`` now (its
-            half-written files are left alone).
+            half-written files are left alone, and the folders this call
+            made are removed).
     """
     subdirs = ['masks'] + (['overlays'] if overlays else [])
     created = []
@@ -314,7 +315,12 @@ def prepare_output_dir(out_dir: str, overlays: bool = True,
     # Hidden half-written outputs of a run that was killed; those of a run
     # writing now are its own (the lock tells them apart).
     with contextlib.ExitStack() as brief:
-        (hold or brief).enter_context(output_folder_lock(out_dir))
+        try:
+            (hold or brief).enter_context(output_folder_lock(out_dir))
+        except OutputFolderBusyError:
+            # An overlays folder made in the folder of a --no-overlay run.
+            remove_empty_output_dirs(created)
+            raise
         for folder in folders:
             try:
                 remove_stale_partials(folder)
@@ -533,9 +539,9 @@ def run_inference(inferencer: LesionInferencer,
     Raises:
         UserError: ``batch_size``, ``max_pixels`` or ``overlay_max_side``
             is not a whole number of at least 1, an item of ``files`` is
-            not a path (an array: use
-            :meth:`LesionInferencer.predict`), ``out_dir/sources.json``
-            (or its digests) cannot be read, ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
+            not a path (an array: use :meth:`LesionInferencer.predict`),
+            ``out_dir/sources.json`` (or its digests) cannot be read,
+            ``inferencer.threshold`` is not in (0, 1), or ``out_dir``
             holds outputs of another model (or of an unknown one).
         OutputFolderBusyError: Another run writes ``out_dir`` now
             (:func:`~.output_record.output_folder_lock`).
