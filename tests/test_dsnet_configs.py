@@ -125,13 +125,18 @@ def test_every_shipped_config_does_what_its_name_says(config):
     else:
         year = re.search(r'isic(2016|2017|2018)', name).group(1)
         root = f'data/isic{year}'
-    # design/ configs are lightweight: tools/design_sweep.py swaps in the
-    # design hold-out of the lightweight training split.
-    protocol = 'official' if name.endswith('_official.py') else 'lightweight'
+    # design/ configs train on the design-train split and validate and test
+    # on the design hold-out, also when run directly (tools/train.py): one
+    # validating on lightweight_test chose its best checkpoint, and a user
+    # comparing designs by it their design, on the test images.
+    protocol = 'official' if name.endswith('_official.py') else (
+        'design' if '/design/' in config else 'lightweight')
     splits = dict(
         official=('official_train', 'official_val', 'official_test'),
         lightweight=('lightweight_train', 'lightweight_test',
-                     'lightweight_test'))[protocol]
+                     'lightweight_test'),
+        design=('lightweight_design_train', 'lightweight_design_val',
+                'lightweight_design_val'))[protocol]
     loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
     for loader, split in zip(loaders, splits):
         dataset = cfg[loader]['dataset']
@@ -361,6 +366,10 @@ DESIGN_RUN_CHANGES = {
         'train_dataloader.dataset.pipeline', 'train_pipeline'],
     'dsnet-design-deeper-eighth-ema_isic2017.py': ['custom_hooks'],
 }
+# Every design config reads the design splits in place of DSNet's (checked
+# in test_every_shipped_config_does_what_its_name_says).
+DESIGN_SPLITS = [f'{loader}_dataloader.dataset.ann_file'
+                 for loader in ('train', 'val', 'test')]
 # Top-level helpers that only feed ``model`` or a pipeline that is compared
 # itself (mmseg's bases and the design candidates define some).
 MODEL_HELPERS = ('model', 'filename', 'data_preprocessor', 'norm_cfg',
@@ -394,7 +403,8 @@ def test_every_model_trains_on_dsnets_data_and_schedule(config):
         d for key in sorted(set(cfg) | set(sibling))
         if key not in MODEL_HELPERS
         for d in _differences_at(cfg.get(key), sibling.get(key), key)]
-    allowed = DESIGN_RUN_CHANGES.get(osp.basename(config), [])
+    allowed = DESIGN_RUN_CHANGES.get(osp.basename(config), []) + (
+        DESIGN_SPLITS if '/design/' in config else [])
     changed = sorted({a for d in differences for a in allowed
                       if d == a or d.startswith((a + '.', a + '['))})
     assert changed == sorted(allowed), differences

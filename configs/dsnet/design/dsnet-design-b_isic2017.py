@@ -4,6 +4,18 @@
 # classifier at 1/2, deep supervision (BIC) on levels 1-3. Channel counts
 # are multiples of 16 (onnxruntime's CPU block size).
 _base_ = ['../dsnet-v1_isic2017.py']
+# Every design config (all derive from this one) trains on the design-train
+# split and validates and tests on the design hold-out (10 % of the
+# lightweight training split), also when run directly with tools/train.py or
+# tools/test.py: a design chosen on the test split would be tuned on the
+# images it is reported on. tools/check_real_data.py --split design and
+# tools/analysis_tools/design_sweep.py read the same splits.
+train_dataloader = dict(
+    dataset=dict(ann_file='splits/lightweight_design_train.txt'))
+val_dataloader = dict(
+    dataset=dict(ann_file='splits/lightweight_design_val.txt'))
+test_dataloader = dict(
+    dataset=dict(ann_file='splits/lightweight_design_val.txt'))
 widths = [16, 64, 96, 128, 160]
 model = dict(
     backbone=dict(
