@@ -435,3 +435,28 @@ def test_every_model_trains_on_dsnets_data_and_schedule(config):
 def _differences_at(given, other, path):
     from mmseg_dsnet.utils.config_diff import config_differences
     return list(config_differences(given, other, path))
+
+
+def test_real_data_check_of_a_design_config_reads_the_split_it_names(
+        tmp_path):
+    """A design config reads the design splits itself; ``check_real_data.py
+    --split test`` of one must still train on lightweight_train and judge
+    on lightweight_test (it would otherwise score the design hold-out in a
+    run recorded as a test-split one), and ``--split design`` the design
+    splits."""
+    from mmseg_dsnet.leaderboard.real_data_check import short_schedule_cfg
+    config = 'configs/dsnet/design/dsnet-design-e_isic2017.py'
+    for split, expected in (
+            ('test', ('lightweight_train', 'lightweight_test')),
+            ('design', ('lightweight_design_train',
+                        'lightweight_design_val'))):
+        cfg = short_schedule_cfg(config, str(tmp_path), str(tmp_path / 'w'),
+                                 1, None, None, 0, split=split)
+        train, val = (f'splits/{name}.txt' for name in expected)
+        assert [cfg[f'{loader}_dataloader'].dataset.ann_file
+                for loader in ('train', 'val', 'test')] == [train, val, val]
+    # A config of the literature's split is left as it is.
+    cfg = short_schedule_cfg('configs/dsnet/dsnet_isic2017_official.py',
+                             str(tmp_path), str(tmp_path / 'w'), 1, None,
+                             None, 0, split='test')
+    assert cfg.test_dataloader.dataset.ann_file == 'splits/official_test.txt'
