@@ -6,17 +6,22 @@
 _base_ = './isic_256x256.py'
 dataset_type = 'ISIC2016Dataset'
 data_root = 'data/isic2016'
+# The split names of ./isic_256x256.py too, so that a dumped config says
+# what its loaders read.
+train_split = 'splits/official_train.txt'
+val_split = 'splits/official_val.txt'
+test_split = 'splits/official_test.txt'
 train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        ann_file='splits/official_train.txt'))
+        ann_file=train_split))
 val_dataloader = dict(
     dataset=dict(
         type=dataset_type, data_root=data_root,
-        ann_file='splits/official_val.txt'))
+        ann_file=val_split))
 test_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        ann_file='splits/official_test.txt'))
+        ann_file=test_split))

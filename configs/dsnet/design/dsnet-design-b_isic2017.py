@@ -10,12 +10,12 @@ _base_ = ['../dsnet-v1_isic2017.py']
 # tools/test.py: a design chosen on the test split would be tuned on the
 # images it is reported on. tools/check_real_data.py --split design and
 # tools/analysis_tools/design_sweep.py read the same splits.
-train_dataloader = dict(
-    dataset=dict(ann_file='splits/lightweight_design_train.txt'))
-val_dataloader = dict(
-    dataset=dict(ann_file='splits/lightweight_design_val.txt'))
-test_dataloader = dict(
-    dataset=dict(ann_file='splits/lightweight_design_val.txt'))
+train_split = 'splits/lightweight_design_train.txt'
+val_split = 'splits/lightweight_design_val.txt'
+test_split = val_split
+train_dataloader = dict(dataset=dict(ann_file=train_split))
+val_dataloader = dict(dataset=dict(ann_file=val_split))
+test_dataloader = dict(dataset=dict(ann_file=test_split))
 widths = [16, 64, 96, 128, 160]
 model = dict(
     backbone=dict(
