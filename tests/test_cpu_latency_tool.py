@@ -36,6 +36,24 @@ def test_cases_take_turns_in_every_round():
     assert all((r >= 0).all() for per_case in times for r in per_case)
 
 
+def test_the_rounds_show_their_progress():
+    """Cases x rounds x up to --max-seconds (minutes) ran after one line,
+    ``timing N cases in R interleaved rounds ...``. Now a bar counts the
+    turns, one after each case's turn, up to cases x rounds and not past
+    it."""
+    import io
+
+    from mmseg_dsnet.progress import progress_bar
+    log, out = [], io.StringIO()
+    bar = progress_bar(3 * 2, 'turns', unit='turn', file=out)
+    cpu_latency.interleaved([recorder(log, name) for name in 'abc'],
+                            warmup=1, repeat=4, max_seconds=60, min_runs=1,
+                            rounds=2, progress=bar)
+    bar.close()
+    assert 'turns: 100%' in out.getvalue()
+    assert '| 6/6 [' in out.getvalue() and '7/6' not in out.getvalue()
+
+
 def test_slow_case_is_capped_by_its_budget_but_keeps_min_runs():
     log = []
     fast, slow = recorder(log, 'fast'), recorder(log, 'slow', sleep=0.02)
@@ -246,7 +264,7 @@ def test_a_re_parameterised_export_is_credited_with_its_own_macs(tmp_path):
     assert (tmp_path / 'dsnet-v1.onnx').is_file()
 
 
-def test_the_report_says_what_each_row_timed(tmp_path):
+def test_the_report_says_what_each_row_timed(tmp_path, capsys):
     """The report did not record which --checkpoint DSNet was timed with
     (path, SHA-256), nor per row the input fed, the thread counts and the
     input the exported graph declares (dynamic or fixed 256x256)."""
@@ -262,6 +280,9 @@ def test_the_report_says_what_each_row_timed(tmp_path):
         '--checkpoint', str(checkpoint)
     ])
     report = json.loads(out.read_text())
+    # The bar counts each case's one turn (--rounds 1) at 1 thread.
+    turns, err = len(report['models']), capsys.readouterr().err
+    assert '1 thread(s): 100%' in err and f'| {turns}/{turns} [' in err
     assert report['checkpoint'] == dict(path=str(checkpoint),
                                         sha256=sha256_of(str(checkpoint)))
     assert sha256_of(str(checkpoint)) in (tmp_path / 'r.md').read_text()

@@ -299,6 +299,28 @@ def test_cli_refuses_outputs_that_are_an_input_or_each_other(checkpoint,
     assert sorted(os.listdir(tmp_path)) == ['dsnet.pth']
 
 
+def test_the_parity_check_shows_its_progress(checkpoint, image_dir,
+                                            tmp_path, capsys):
+    """The parity check runs three models and onnxruntime on every batch
+    (minutes over a test set with ``--num-check-images 0``) and said
+    nothing between ``Real images`` and ``Parity``. Now a bar on stderr
+    counts its batches up to the number checked, not past it; stdout
+    keeps the log lines only."""
+    import json
+    tool = load_tool('deployment/export_onnx.py')
+    report = tmp_path / 'report.json'
+    assert tool.main([CONFIG, checkpoint, str(tmp_path / 'model.onnx'),
+                      '--check-images', str(image_dir), '--json',
+                      str(report)]) == 0
+    printed, progress = capsys.readouterr()
+    cases = len(json.loads(report.read_text())['parity']['cases'])
+    assert cases > 1
+    assert 'parity check: 100%' in progress
+    assert f'| {cases}/{cases} [' in progress
+    assert f'{cases + 1}/{cases}' not in progress
+    assert 'parity check' not in printed
+
+
 def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
     tool = load_tool('deployment/export_onnx.py')
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'

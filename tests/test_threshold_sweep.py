@@ -55,6 +55,28 @@ def test_the_record_names_the_data_it_scored(two_checkpoints, tiny_isic,
         (tiny_isic / 'splits' / 'official_val.txt').read_text().split())
 
 
+def test_the_plot_names_the_data_and_the_size_it_scored(two_checkpoints,
+                                                         tiny_isic, tmp_path):
+    """``--plot F``: the title named the split file as the config gives it
+    (``splits/official_val.txt``), not which data set, and not the size the
+    pooled figures are counted at (LesionMetric's ``low_res_size``: they
+    are tools/test.py's ``IoU``, not its ``IoU_orig``). Now the title,
+    also the PNG's Title text, names both."""
+    from PIL import Image
+    _, cfg, checkpoints = two_checkpoints
+    plot = tmp_path / 'sweep.png'
+    tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5', '0.4',
+               '--plot', str(plot), '--cfg-options',
+               'test_evaluator.low_res_size=(48,40)'])
+    with Image.open(plot) as image:
+        title = image.info['Title']
+    split = osp.join(osp.abspath(tiny_isic), 'splits', 'official_val.txt')
+    images = len((tiny_isic / 'splits' /
+                  'official_val.txt').read_text().split())
+    assert title == (f'{cfg}: {split} ({images} images; lesion figures '
+                     'pooled over all pixels at 48x40)')
+
+
 def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
                                                           capsys):
     import matplotlib

@@ -438,6 +438,24 @@ def test_get_flops_and_benchmark_default_to_the_configs_input_size(capsys):
             '128x128)\n') in capsys.readouterr().out
 
 
+def test_benchmark_shows_its_progress_on_stderr(capsys):
+    """The benchmark's calls (minutes on a CPU at the defaults) ran without
+    a line. Now a bar on stderr counts them: the warm-up and timed calls
+    of the latency, then of the throughput (half the warm-up, at least 2),
+    up to their sum and not past it; with --json, stdout holds the JSON
+    alone."""
+    import json
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    bench.main([demo, '--repeat', '3', '--warmup', '2', '--batch-size', '1',
+                '--throughput-repeat', '2', '--threads', '1', '--json'])
+    printed, err = capsys.readouterr()
+    json.loads(printed)
+    calls = 2 + 3 + 2 + 2
+    assert 'timing as trained: 100%' in err
+    assert f'| {calls}/{calls} [' in err and f'{calls + 1}/' not in err
+
+
 def test_benchmark_labels_its_figures_with_the_options_and_weights(
         tmp_path, capsys):
     """``benchmark.py CONFIG --cfg-options model...`` timed the changed

@@ -17,6 +17,7 @@ from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..deploy.deployable import input_size_of
 from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
+from ..progress import progress_bar
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
 
@@ -26,11 +27,15 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_runs(fn, inputs, warmup, repeat, device):
-    """Wall-clock seconds of ``repeat`` calls of ``fn(inputs)``."""
+def time_runs(fn, inputs, warmup, repeat, device, progress=None):
+    """Wall-clock seconds of ``repeat`` calls of ``fn(inputs)``, after
+    ``warmup`` untimed ones; ``progress`` (a bar, optional) steps once per
+    call, outside the timed span."""
     with torch.no_grad():
         for _ in range(warmup):
             fn(inputs)
+            if progress is not None:
+                progress.update()
         _sync(device)
         times = []
         for _ in range(repeat):
@@ -38,6 +43,8 @@ def time_runs(fn, inputs, warmup, repeat, device):
             fn(inputs)
             _sync(device)
             times.append(time.perf_counter() - start)
+            if progress is not None:
+                progress.update()
     return np.array(times)
 
 
@@ -198,7 +205,8 @@ def check_input_size(forward, inputs, shape, cfg):
 
 def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
               batch_size=16, warmup=10, repeat=50, throughput_repeat=10,
-              threads=None, deploy=False, channels_last=False, data=False):
+              threads=None, deploy=False, channels_last=False, data=False,
+              progress=False):
     """Run the benchmark and return its figures as a dict (times in ms).
 
     ``threads`` (torch's CPU threads) is for CPU runs only; the figures of a
@@ -209,6 +217,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
             many, at least 2, before the throughput); at least 1: the first
             call's one-off costs would be timed into the figures
             (:func:`~mmseg_dsnet.utils.cli.check_warmup`). Default: 10.
+        progress (bool): A bar on stderr over the calls (warm-up and
+            timed, latency then throughput). Default: False.
 
     Returns:
         dict: The figures and what they are of (the warm-up calls before
@@ -257,10 +267,20 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
 
     single = make_batch(pool, 1, shape).to(device, memory_format=fmt)
     check_input_size(forward, single, shape, cfg)
-    lat = time_runs(forward, single, warmup, repeat, device) * 1e3
-    many = make_batch(pool, batch_size, shape).to(device, memory_format=fmt)
     tput_warmup = max(2, warmup // 2)
-    tput = time_runs(forward, many, tput_warmup, throughput_repeat, device)
+    # Minutes on a CPU at the defaults, without a line otherwise.
+    bar = progress_bar(
+        warmup + repeat + tput_warmup + throughput_repeat,
+        'timing ' + ('re-parameterised' if deploy or from_deploy_config
+                     else 'as trained'), progress, unit='call')
+    try:
+        lat = time_runs(forward, single, warmup, repeat, device, bar) * 1e3
+        many = make_batch(pool, batch_size, shape).to(device,
+                                                      memory_format=fmt)
+        tput = time_runs(forward, many, tput_warmup, throughput_repeat,
+                         device, bar)
+    finally:
+        bar.close()
     return dict(
         config=getattr(cfg, 'filename', None),
         # The weights timed (None: random), as the figures' label.

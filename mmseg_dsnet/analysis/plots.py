@@ -49,7 +49,7 @@ def plot_threshold_sweep(scores: Dict[str, dict],
             gives them per checkpoint.
         thresholds (Sequence[float]): The thresholds scored.
         path (str): The PNG file.
-        title (str): The figure's title (the config, split and images).
+        title (str): The figure's title (:func:`sweep_plot_title`).
         reference (float, optional): The threshold the others are judged
             against, marked with a dashed line.
         model_threshold (float, optional): The threshold of the model's
@@ -88,8 +88,24 @@ def plot_threshold_sweep(scores: Dict[str, dict],
                ncol=min(len(labels), 4), fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 0.96))
-    fig.savefig(path, dpi=DPI, format='png')
+    # The title is also the PNG's Title text, readable without the image.
+    fig.savefig(path, dpi=DPI, format='png',
+                metadata={'Title': ' '.join(title.split())})
     return drawn
+
+
+def sweep_plot_title(config: str, provenance: Dict,
+                     low_res_size: Sequence[int]) -> str:
+    """The title of :func:`plot_threshold_sweep`: the config, the images
+    scored (the split file under its data root, as ``data_provenance``
+    records it, and whether the set is synthetic) and the size the pooled
+    figures are counted at (``LesionMetric``'s ``low_res_size``: they are
+    ``tools/test.py``'s ``IoU`` ..., not its ``IoU_orig`` ...)."""
+    height, width = low_res_size
+    split = provenance.get('split_file') or provenance.get('data_root')
+    synthetic = ', SYNTHETIC set' if provenance.get('synthetic') else ''
+    return (f'{config}: {split}\n({provenance["images"]} images{synthetic}; '
+            f'lesion figures pooled over all pixels at {height}x{width})')
 
 
 def plot_error_by_position(summary: Dict, path: str, title: str) -> list:

@@ -282,7 +282,8 @@ def export_and_check(config,
                      noise_factor: float = NOISE_FACTOR,
                      log: Callable[[str], None] = print,
                      rtol: float = DEFAULT_RTOL,
-                     int8_min_mask_iou: float = INT8_MIN_MASK_IOU) -> Dict:
+                     int8_min_mask_iou: float = INT8_MIN_MASK_IOU,
+                     progress: bool = False) -> Dict:
     """Export, check parity on random and real images, optionally quantize.
 
     The model is exported to a hidden temporary file next to ``out_file``
@@ -318,6 +319,8 @@ def export_and_check(config,
         int8_min_mask_iou (float): Least pooled IoU (%) of the int8
             model's lesion masks with the float model's on the check
             images; below it the int8 model is not written (0: no limit).
+        progress (bool): A bar on stderr over the parity check's batches
+            (see :func:`check_parity`). Default: False.
 
     Returns:
         dict: ``export`` (file info), ``parity`` (see
@@ -378,7 +381,7 @@ def export_and_check(config,
         checked.update(_export_and_check_at(
             config, checkpoint, out_file, temp, opset, shape, reparameterize,
             check_images, check_pairs, num_check_images, atol, optimize,
-            dynamic_size, noise_factor, log, rtol))
+            dynamic_size, noise_factor, log, rtol, progress))
         if not checked['result']['passed']:
             raise _CheckFailed
 
@@ -476,7 +479,7 @@ class _CheckFailed(Exception):
 def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
                          reparameterize, check_images, check_pairs,
                          num_check_images, atol, optimize, dynamic_size,
-                         noise_factor, log, rtol) -> Dict:
+                         noise_factor, log, rtol, progress=False) -> Dict:
     """Export to ``temp`` (to become ``out_file``) and check parity.
 
     Returns:
@@ -516,7 +519,7 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     cases = random_inputs(shape, dynamic_size=dynamic_size) + [
         (label, batch) for label, batch, _ in real]
     parity = check_parity(reference, deployed, session, cases, threshold,
-                          atol, noise_factor, rtol)
+                          atol, noise_factor, rtol, progress=progress)
     parity['real_images'] = sum(b.shape[0] for _, b, _ in real)
     result = dict(export=info, parity=parity, real_images=source)
     strict = ('within' if parity['within_atol'] else 'ABOVE')

@@ -233,12 +233,21 @@ def parity_tolerance(logit_scale: float, float32_noise: float,
     return max(atol + rtol * logit_scale, noise_factor * float32_noise)
 
 
+def _counted(items, bar):
+    """Yield ``items``, one step of ``bar`` once each is done (when the
+    next is asked for, also after a ``continue``)."""
+    for item in items:
+        yield item
+        bar.update()
+
+
 def check_parity(reference, deployed, session,
                  cases: Sequence[Tuple[str, np.ndarray]],
                  threshold: float,
                  atol: float = DEFAULT_ATOL,
                  noise_factor: float = NOISE_FACTOR,
-                 rtol: float = DEFAULT_RTOL) -> Dict:
+                 rtol: float = DEFAULT_RTOL,
+                 progress: bool = False) -> Dict:
     """Compare onnxruntime with PyTorch on every case.
 
     The same model as trained is also run in float64, the exact answer up
@@ -263,6 +272,9 @@ def check_parity(reference, deployed, session,
         rtol (float): Part of the tolerance relative to the largest
             ``|logit|``; with ``noise_factor`` 0, 0 gives a strict
             ``atol``.
+        progress (bool): A bar on stderr, one step per case (three
+            models and onnxruntime run on each: minutes for a test set).
+            Default: False.
 
     Returns:
         dict: per case figures; ``max_abs_diff`` (ONNX vs trained),
@@ -274,43 +286,53 @@ def check_parity(reference, deployed, session,
         ``tolerance`` of the threshold (``mask_mismatch_borderline``).
     """
     import torch
+
+    from ..progress import progress_bar
     exact = copy.deepcopy(reference).double()
     rows, outputs = [], []
-    for label, batch in cases:
-        with torch.no_grad():
-            ref = reference(torch.from_numpy(batch)).numpy()
-            dep = deployed(torch.from_numpy(batch)).numpy()
-            ref64 = exact(torch.from_numpy(batch).double()).numpy()
-        row = dict(case=label, shape=list(batch.shape))
-        rows.append(row)
-        try:
-            ort_out = run_ort(session, batch)
-        except Exception as err:  # noqa: BLE001  (report which case)
-            row['error'] = (
-                f'onnxruntime failed: {str(err).strip().splitlines()[-1]}. '
-                'If only other input sizes fail, the traced graph fixed the '
-                'size (mmseg UNet/SegFormer do): export with --static-size.')
-            continue
-        # The decisions pass NaN by (a NaN pixel is background), and a
-        # difference with a NaN is never above a tolerance: an output that
-        # is not all finite is a failed case.
-        bad = [f'{name} gave {count} non-finite logit(s) (nan or inf)'
-               for name, count in (
-                   ('onnxruntime', non_finite(ort_out)),
-                   ('PyTorch (the model as trained, float32)',
-                    non_finite(ref)),
-                   ('PyTorch (the model as trained, float64)',
-                    non_finite(ref64)),
-                   ('PyTorch (the re-parameterised model)', non_finite(dep)))
-               if count]
-        if bad:
-            row['error'] = '; '.join(bad)
-            continue
-        row['float32_noise'] = float(np.abs(ref - ref64).max())
-        row['logit_scale'] = float(np.abs(ref64).max())
-        row['reparameterized_vs_trained'] = float(np.abs(ref - dep).max())
-        row['onnx_vs_reparameterized'] = float(np.abs(dep - ort_out).max())
-        outputs.append((row, ref, ref64, ort_out))
+    bar = progress_bar(len(cases), 'parity check', progress, unit='batch')
+    try:
+        for label, batch in _counted(cases, bar):
+            with torch.no_grad():
+                ref = reference(torch.from_numpy(batch)).numpy()
+                dep = deployed(torch.from_numpy(batch)).numpy()
+                ref64 = exact(torch.from_numpy(batch).double()).numpy()
+            row = dict(case=label, shape=list(batch.shape))
+            rows.append(row)
+            try:
+                ort_out = run_ort(session, batch)
+            except Exception as err:  # noqa: BLE001  (report which case)
+                last = str(err).strip().splitlines()[-1]
+                row['error'] = (
+                    f'onnxruntime failed: {last}. If only other input sizes '
+                    'fail, the traced graph fixed the size (mmseg UNet/'
+                    'SegFormer do): export with --static-size.')
+                continue
+            # The decisions pass NaN by (a NaN pixel is background), and a
+            # difference with a NaN is never above a tolerance: an output
+            # that is not all finite is a failed case.
+            bad = [f'{name} gave {count} non-finite logit(s) (nan or inf)'
+                   for name, count in (
+                       ('onnxruntime', non_finite(ort_out)),
+                       ('PyTorch (the model as trained, float32)',
+                        non_finite(ref)),
+                       ('PyTorch (the model as trained, float64)',
+                        non_finite(ref64)),
+                       ('PyTorch (the re-parameterised model)',
+                        non_finite(dep)))
+                   if count]
+            if bad:
+                row['error'] = '; '.join(bad)
+                continue
+            row['float32_noise'] = float(np.abs(ref - ref64).max())
+            row['logit_scale'] = float(np.abs(ref64).max())
+            row['reparameterized_vs_trained'] = float(
+                np.abs(ref - dep).max())
+            row['onnx_vs_reparameterized'] = float(
+                np.abs(dep - ort_out).max())
+            outputs.append((row, ref, ref64, ort_out))
+    finally:
+        bar.close()
     noise = largest([r['float32_noise'] for r, *_ in outputs])
     scale = largest([r['logit_scale'] for r, *_ in outputs])
     tolerance = parity_tolerance(scale, noise, atol, rtol, noise_factor)

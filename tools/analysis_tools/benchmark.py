@@ -129,7 +129,7 @@ def main(argv=None):
             return benchmark(cfg, args.checkpoint, device, shape,
                              args.batch_size, args.warmup, args.repeat,
                              args.throughput_repeat, args.threads, deploy,
-                             args.channels_last, args.data)
+                             args.channels_last, args.data, progress=True)
 
         result = (compare_deploy(run) if args.compare_deploy else
                   run(args.deploy))

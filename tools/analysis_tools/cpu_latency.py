@@ -155,7 +155,8 @@ def timed(fn, warmup, repeat, max_seconds, min_runs):
                        rounds=1)[0][0]
 
 
-def interleaved(fns, warmup, repeat, max_seconds, min_runs, rounds=5):
+def interleaved(fns, warmup, repeat, max_seconds, min_runs, rounds=5,
+                progress=None):
     """Time several callables in turns so that they share the machine's
     moods.
 
@@ -174,6 +175,9 @@ def interleaved(fns, warmup, repeat, max_seconds, min_runs, rounds=5):
         max_seconds (float): Time budget of one case.
         min_runs (int): Fewest timed calls of one case.
         rounds (int): Turns of every case.
+        progress (optional): A bar (:func:`~mmseg_dsnet.progress.
+            progress_bar`) of ``len(fns) * rounds`` turns, one step after
+            each turn, outside the timed calls.
 
     Returns:
         list[list[np.ndarray]]: For each case, the milliseconds of its
@@ -203,6 +207,8 @@ def interleaved(fns, warmup, repeat, max_seconds, min_runs, rounds=5):
                 done[index] += 1
                 this_round.append(elapsed * 1e3)
             times[index].append(np.array(this_round))
+            if progress is not None:
+                progress.update()
     return times
 
 
@@ -683,6 +689,7 @@ def measure(args, workdir):
     from mmseg_dsnet.deploy.parity import (config_samples, load_batches,
                                            random_inputs)
     from mmseg_dsnet.models.utils import reparameterize_model
+    from mmseg_dsnet.progress import progress_bar
     from mmseg_dsnet.utils.fileio import atomic_write_together, json_text
 
     started = time.perf_counter()
@@ -783,9 +790,17 @@ def measure(args, workdir):
         peak[str(threads)] = matmul_peak(threads)
         print(f'{threads} thread(s): timing {len(cases)} cases in '
               f'{args.rounds} interleaved rounds ...', file=sys.stderr)
-        per_case = interleaved([factory(threads) for *_, factory in cases],
-                               args.warmup, args.repeat, args.max_seconds,
-                               args.min_runs, args.rounds)
+        # Minutes without a line otherwise (cases x rounds x up to
+        # --max-seconds); on stderr, updated between the timed calls.
+        bar = progress_bar(len(cases) * args.rounds,
+                           f'{threads} thread(s)', unit='turn')
+        try:
+            per_case = interleaved(
+                [factory(threads) for *_, factory in cases], args.warmup,
+                args.repeat, args.max_seconds, args.min_runs, args.rounds,
+                progress=bar)
+        finally:
+            bar.close()
         for row, (_, _, gmacs, _), rounds in zip(rows, cases, per_case):
             stats = summarise(np.concatenate(rounds))
             # None for a round without runs (min_runs < rounds).

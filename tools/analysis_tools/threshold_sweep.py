@@ -280,8 +280,15 @@ def main(argv=None):
         # masks whose lesion is label 0.
         own = mask_threshold(head, metric_args.get('lesion_index', 1)) \
             if isinstance(head, dict) else None
-        title = (f'{args.config}: {cfg.test_dataloader.dataset.ann_file} '
-                 f'({len(loader.dataset)} images)')
+        from mmseg_dsnet.analysis.plots import sweep_plot_title
+        from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+        from mmseg_dsnet.evaluation.lesion_metric import LesionMetric
+        # The split file alone did not say which data set, nor at which
+        # size the pooled figures are counted (tools/test.py has both).
+        title = sweep_plot_title(
+            args.config,
+            data_provenance(cfg.test_dataloader.dataset, len(loader.dataset)),
+            LesionMetric(**metric_args).low_res_size)
         outputs.append((lambda tmp: plot_threshold_sweep(
             scores, args.thresholds, tmp, title,
             reference=args.thresholds[0], model_threshold=own), args.plot))
