@@ -1326,6 +1326,16 @@ def _one_epoch_run(fast_train_tool, tiny_cfg, work):
     return {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
 
 
+@pytest.fixture(scope='module')
+def one_epoch_run(fast_train_tool, tiny_cfg, tmp_path_factory):
+    """One epoch trained once for the tests whose ``--resume`` of it must be
+    refused before anything is written: its work dir and its files' bytes
+    just after training (each test checks the folder still holds exactly
+    those, so a refusal that wrote there fails it, and the tests after)."""
+    work = tmp_path_factory.mktemp('one_epoch') / 'work'
+    return work, _one_epoch_run(fast_train_tool, tiny_cfg, work)
+
+
 @pytest.mark.parametrize('options,key', [
     (['default_hooks.checkpoint.save_best=auto'], None),
     (['default_hooks.checkpoint.save_best=[IoU,DSC]',
@@ -1359,12 +1369,11 @@ def test_fast_train_keeps_the_best_checkpoint_the_hook_would(
 
 
 def test_fast_train_resume_refuses_another_amp(fast_train_tool, tiny_cfg,
-                                               tmp_path, capsys):
+                                               one_epoch_run, capsys):
     """``--resume --amp`` of a run trained without it (or the reverse)
     continued it under bfloat16 autocast, exit 0, and its
     ``fast_train.json`` recorded ``"amp": true`` for the whole run."""
-    work = tmp_path / 'work'
-    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    work, before = one_epoch_run
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--resume', '--amp'], capsys)
@@ -1423,7 +1432,8 @@ def test_fast_train_resume_refuses_another_seed_or_config(
 
 
 def test_fast_train_resume_refuses_the_synthetic_set_for_real_images(
-        fast_train_tool, tiny_cfg, tiny_isic, tmp_path, capsys):
+        fast_train_tool, tiny_cfg, one_epoch_run, tiny_isic, tmp_path,
+        capsys):
     """``--resume`` of a run on real images, now reading the synthetic
     stand-in (the fallback when the data is absent, or a root naming it):
     data roots may differ on resume, so the run went on on other images,
@@ -1434,8 +1444,7 @@ def test_fast_train_resume_refuses_the_synthetic_set_for_real_images(
     synthetic = tmp_path / 'synthetic_isic2018'
     shutil.copytree(tiny_isic, synthetic)
     (synthetic / SYNTHETIC_MARKER).write_text('synthetic\n')
-    work = tmp_path / 'work'
-    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    work, before = one_epoch_run
     text = _cli_error(fast_train_tool, [
         tiny_cfg, '--work-dir', work, '--device', 'cpu', '--resume',
         '--cfg-options', f'train_dataloader.dataset.data_root={synthetic}'],
@@ -1450,15 +1459,14 @@ def test_fast_train_resume_refuses_the_synthetic_set_for_real_images(
 
 
 def test_train_py_refuses_to_resume_a_fast_train_run(fast_train_tool,
-                                                    tiny_cfg, tmp_path,
+                                                    tiny_cfg, one_epoch_run,
                                                     capsys):
     """``tools/train.py --resume`` of a work dir the fast trainer wrote:
     mmengine's runner dumped its config over the fast trainer's (the one
     ``fast_train.py --resume`` compares with), then ended with a
     ``KeyError: 'message_hub'`` traceback. Refused before anything is
     written."""
-    work = tmp_path / 'work'
-    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    work, before = one_epoch_run
     text = _cli_error(load_tool('train.py'),
                       [tiny_cfg, '--work-dir', work, '--resume'], capsys)
     assert text == (
@@ -1506,13 +1514,13 @@ def test_fast_train_resume_without_checkpoint(fast_train_tool, tiny_cfg,
 
 
 def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
-                                           tmp_path, capsys, monkeypatch):
+                                           one_epoch_run, tmp_path, capsys,
+                                           monkeypatch):
     """``--resume`` of a finished run replaced its ``fast_train.json`` with
     0 img/s and no final losses and added an empty log folder, exit 0;
     ``--device cuda`` without CUDA was a traceback after the work dir was
     made. Both are refused before anything is written."""
-    work = tmp_path / 'done'
-    before = _one_epoch_run(fast_train_tool, tiny_cfg, work)
+    work, before = one_epoch_run
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--resume', '--cfg-options', 'train_cfg.max_epochs=1'],

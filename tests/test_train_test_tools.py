@@ -1701,18 +1701,45 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
 
 
-def test_profile_train_step_takes_one_shape_number_for_a_square(capsys):
+@pytest.fixture(scope='module')
+def square_profile():
+    """What ``profile_train_step.py --shape 32 --variants
+    eager+channels_last`` printed (exit 0): one run for the tests of its
+    one-number shape and of its profiler table's title (torch.profiler's
+    table of ten steps takes most of a run's time)."""
+    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    return run_tool_in_process(
+        'tools/analysis_tools/profile_train_step.py', config, '--device',
+        'cpu', '--shape', '32', '--batch-size', '2', '--steps', '1',
+        '--variants', 'eager+channels_last', '--top', '2', check=True).stdout
+
+
+def test_profile_train_step_takes_one_shape_number_for_a_square(
+        square_profile):
     """``--shape 32`` (one number, as get_flops.py, benchmark.py and
     MMSegmentation's get_flops.py take it) was refused by argparse
     (``expected 2 arguments``, exit 2): every tool with ``--shape`` now
     takes one number (a square) or two."""
-    profile = load_tool('analysis_tools/profile_train_step.py')
-    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
-    profile.main([config, '--device', 'cpu', '--shape', '32',
-                  '--batch-size', '2', '--steps', '1', '--variants',
-                  'eager', '--top', '1'])
-    printed = capsys.readouterr().out
-    assert 'batch size 2, input 2x3x32x32 (' in printed, printed
+    assert 'batch size 2, input 2x3x32x32 (' in square_profile, \
+        square_profile
+
+
+def test_profile_train_step_names_the_form_it_profiled(square_profile):
+    """The profiler's table, always of the plain eager step, came right
+    under the timed forms without a word, so after ``--variants
+    eager+channels_last`` it read as that form's kernels."""
+    printed = square_profile.splitlines()
+    timed = next(i for i, line in enumerate(printed)
+                 if line.startswith('eager+channels_last ')
+                 and 'ms/step' in line)
+    title = next(i for i, line in enumerate(printed)
+                 if line.startswith('torch.profiler of '))
+    assert title > timed
+    assert printed[title] == (
+        'torch.profiler of 10 steps of the plain eager form (no CUDA graph, '
+        'float32, channels-first inputs), whatever --variants timed; top 2 '
+        'by cpu_time_total:')
+    assert 'Self CPU' in printed[title + 2]
 
 
 def test_profile_train_step_never_prints_a_slow_step_as_0_img_per_s():
@@ -1751,29 +1778,6 @@ def test_profile_train_step_refuses_a_form_both_eager_and_graph():
                        'form is eager or a CUDA graph, not both'):
         profile.main([config, '--device', 'cpu', '--variants', 'eager',
                       'graph+bf16+eager'])
-
-
-def test_profile_train_step_names_the_form_it_profiled(capsys):
-    """The profiler's table, always of the plain eager step, came right
-    under the timed forms without a word, so after ``--variants
-    eager+channels_last`` it read as that form's kernels."""
-    profile = load_tool('analysis_tools/profile_train_step.py')
-    config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
-    profile.main([config, '--device', 'cpu', '--shape', '32', '32',
-                  '--batch-size', '2', '--steps', '1', '--variants',
-                  'eager+channels_last', '--top', '2'])
-    printed = capsys.readouterr().out.splitlines()
-    timed = next(i for i, line in enumerate(printed)
-                 if line.startswith('eager+channels_last ')
-                 and 'ms/step' in line)
-    title = next(i for i, line in enumerate(printed)
-                 if line.startswith('torch.profiler of '))
-    assert title > timed
-    assert printed[title] == (
-        'torch.profiler of 10 steps of the plain eager form (no CUDA graph, '
-        'float32, channels-first inputs), whatever --variants timed; top 2 '
-        'by cpu_time_total:')
-    assert 'Self CPU' in printed[title + 2]
 
 
 class _CountedNet(torch.nn.Module):
