@@ -82,6 +82,8 @@ def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
     for option, message in (
             (['--shape', '0', '0'], '--shape takes 1 or 2 positive numbers, '
              'got [0, 0]'),
+            (['--shape', '64', '64', '64'], '--shape takes 1 or 2 positive '
+             'numbers, got [64, 64, 64]'),
             (['--atol', '-1'], '--atol must be positive, got -1'),
             # nan passed "<= 0" and then every parity test.
             (['--atol', 'nan'], '--atol must be positive, got nan')):
