@@ -1282,13 +1282,14 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
     deploy = tmp_path / 'deploy.pth'
     write_deploy_checkpoint(CONFIG, str(checkpoint), str(deploy), (64, 64))
     runs = {}
-    for name, config, weights in (
-            ('deploy', str(deploy.with_suffix('.py')), deploy),
-            ('trained', CONFIG, checkpoint)):
+    for name, config, weights, fold in (
+            ('deploy', str(deploy.with_suffix('.py')), deploy, False),
+            ('trained', CONFIG, checkpoint, False),
+            ('folded', CONFIG, checkpoint, True)):
         out, lines = tmp_path / f'{name}.onnx', []
         result = export_and_check(
             config, str(weights), str(out), shape=(64, 64),
-            reparameterize=False, check_images=[str(image_dir)],
+            reparameterize=fold, check_images=[str(image_dir)],
             num_check_images=1, log=lines.append)
         assert result['passed']
         meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
@@ -1307,6 +1308,12 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
     assert 'after re-parameterisation' not in text
     assert 're-parameterised vs trained' not in text
     assert 'parameters, not re-parameterised' in text
+    # The default: a training config's model folded here, and said so.
+    meta, reported, reference, text = runs['folded']
+    assert (meta, reported, reference) == ('True', True, 'as trained')
+    assert 'parameters after re-parameterisation' in text
+    assert 're-parameterised vs trained' in text
+    assert 'not re-parameterised' not in text
 
 
 def test_int8_calibration_says_how_many_images_it_used(checkpoint, image_dir,

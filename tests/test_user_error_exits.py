@@ -82,6 +82,8 @@ def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
     for option, message in (
             (['--shape', '0', '0'], '--shape takes 1 or 2 positive numbers, '
              'got [0, 0]'),
+            (['--shape', '64', '64', '64'], '--shape takes 1 or 2 positive '
+             'numbers, got [64, 64, 64]'),
             (['--atol', '-1'], '--atol must be positive, got -1'),
             # nan passed "<= 0" and then every parity test.
             (['--atol', 'nan'], '--atol must be positive, got nan')):
@@ -1428,3 +1430,45 @@ def test_the_stop_resending_hook_passes_other_exceptions_on():
     other = types.SimpleNamespace(exc_value=ValueError('in a __del__'))
     hook(other)
     assert seen == [other]
+
+
+def test_schedule_and_auto_scale_lr_checks_read_each_key(tmp_path):
+    """The schedule and ``auto_scale_lr`` checks on configs the tiny one
+    does not cover: an iteration loop's ``max_iters=0`` (refused), a
+    ``val_interval=0`` with validation off (never read, so passed), a
+    ``base_batch_size=True`` (a bool, not a batch size)."""
+    from mmseg_dsnet.engine.preflight.config import (check_auto_scale_lr,
+                                                     check_training_schedule)
+    from mmseg_dsnet.utils.errors import UserError
+    iters = dict(train_cfg=dict(type='IterBasedTrainLoop', max_iters=0,
+                                val_interval=10), val_cfg=dict())
+    with pytest.raises(UserError, match=r'^train_cfg\.max_iters=0 must'):
+        check_training_schedule(iters)
+    check_training_schedule(dict(
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2,
+                       val_interval=0), val_cfg=None))
+    with pytest.raises(UserError, match='base_batch_size=True'):
+        check_auto_scale_lr(dict(auto_scale_lr=dict(
+            enable=True, base_batch_size=True)))
+    check_auto_scale_lr(dict(auto_scale_lr=dict(enable=True,
+                                                base_batch_size=8)))
+
+
+def test_tool_config_launcher_and_work_dir_precedence(tiny_config, tmp_path):
+    """``--cfg-options launcher=...`` wins over ``--launcher``; the work dir
+    is ``--work-dir``, else the config's, else ``./work_dirs/<name>``."""
+    from mmseg_dsnet.engine.preflight.config import (load_tool_config,
+                                                     set_work_dir)
+    cfg = load_tool_config(str(tiny_config), {'launcher': 'slurm'},
+                           launcher='pytorch')
+    assert cfg.launcher == 'slurm'
+    assert load_tool_config(str(tiny_config),
+                            launcher='pytorch').launcher == 'pytorch'
+    cfg.work_dir = str(tmp_path / 'from_config')
+    set_work_dir(cfg, None, str(tiny_config))
+    assert cfg.work_dir == str(tmp_path / 'from_config')
+    set_work_dir(cfg, str(tmp_path / 'cli'), str(tiny_config))
+    assert cfg.work_dir == str(tmp_path / 'cli')
+    cfg.work_dir = None
+    set_work_dir(cfg, None, str(tiny_config))
+    assert cfg.work_dir == os.path.join('./work_dirs', 'tiny_dsnet')
