@@ -789,3 +789,31 @@ def test_build_refuses_a_record_whose_schedule_text_is_another_runs(
         '128x128); collect the run again with the description of its own '
         'schedule')
     assert not out.exists()
+
+
+def test_a_resume_that_found_no_checkpoint_starts_a_training(tmp_path):
+    """A first run started with ``--resume`` in a work dir with nothing to
+    resume: mmengine logged ``Auto resumed from the latest checkpoint
+    None.`` and trained from epoch 1. It was read as a resumption, so a
+    training before it in the work dir was summed with it as one; it
+    starts the latest training, a real resumption does not."""
+    from mmseg_dsnet.leaderboard.work_dir import latest_training, parse_log
+
+    def log(name, epoch, note):
+        path = tmp_path / f'{name}.log'
+        path.write_text(
+            f'2026/01/0{epoch} 10:00:00 - mmengine - INFO - {note}\n'
+            f'2026/01/0{epoch} 10:00:01 - mmengine - INFO - Checkpoints '
+            f'will be saved to {tmp_path}.\n'
+            f'2026/01/0{epoch} 10:00:09 - mmengine - INFO - Epoch(train) '
+            f'[{epoch}][3/3]  lr: 1.0000e-03  loss: 0.5000\n')
+        return parse_log(path)
+
+    earlier = log('earlier', 1, 'Config:')
+    anew = log('anew', 1, 'Auto resumed from the latest checkpoint None.')
+    resumed = log('resumed', 2, 'Auto resumed from the latest checkpoint '
+                  f'{tmp_path}/epoch_1.pth.')
+    assert (anew['resumed'], resumed['resumed']) == (False, True)
+    runs, infos, left_out = latest_training(
+        ['earlier', 'anew', 'resumed'], [earlier, anew, resumed])
+    assert (runs, left_out) == (['anew', 'resumed'], ['earlier'])

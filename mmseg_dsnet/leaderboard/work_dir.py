@@ -140,8 +140,11 @@ def parse_log(path):
         if info['first'] is None:
             info['first'] = stamp
         # mmengine's 'resumed epoch: N, iter: M' / 'Auto resumed from ...',
-        # fast_train.py's 'resumed from PATH (epoch N)'.
-        if 'resumed epoch: ' in line or 'resumed from ' in line:
+        # fast_train.py's 'resumed from PATH (epoch N)'; mmengine's 'Auto
+        # resumed from the latest checkpoint None.' is a --resume that found
+        # nothing and started anew.
+        if ('resumed epoch: ' in line or 'resumed from ' in line) and \
+                not line.rstrip().endswith('the latest checkpoint None.'):
             info['resumed'] = True
         if 'Checkpoints will be saved to' in line:
             info['loop_start'] = stamp
