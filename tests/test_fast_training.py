@@ -1242,7 +1242,8 @@ def test_fast_train_validates_and_tests_the_best_checkpoint(
     assert fast_train_tool.main([
         str(tiny_cfg), '--work-dir', str(on_test), '--device', 'cpu',
         '--val-interval', '1', '--test']) == 0
-    assert 'chosen by validating on the test split' in capsys.readouterr().out
+    assert ('chosen by validating on lightweight_test.txt, the split it is '
+            'tested on') in capsys.readouterr().out
     assert list(on_test.glob('best_*.pth'))
     tested = json.loads((on_test / 'test_metrics.json').read_text())
     assert os.path.basename(tested['checkpoint']) == 'epoch_2.pth'
@@ -2070,3 +2071,29 @@ def test_fast_train_test_refuses_a_random_test_pipeline_before_training(
         f'ERROR: test_dataloader.dataset.pipeline[3] of {config}: '
         'RandomRotate draws at random'), text
     assert not (tmp_path / 'w').exists()
+
+
+def test_fast_train_test_names_the_split_the_best_was_chosen_on(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """A run of a design config validates and tests on the design hold-out:
+    --test said its best checkpoint was passed over for being 'chosen by
+    validating on the test split', a split the run never read; the line
+    names the split of the config's loaders."""
+    work = tmp_path / 'design_run'
+    work.mkdir()
+    design = 'splits/lightweight_design_val.txt'
+    (work / 'tiny_design.py').write_text(
+        f"_base_ = '{tiny_cfg}'\n"
+        f"val_dataloader = dict(dataset=dict(ann_file='{design}'))\n"
+        f"test_dataloader = dict(dataset=dict(ann_file='{design}'))\n")
+    # No checkpoint on disk: tools/test.py refuses it, which is not what
+    # this test is about.
+    codes = fast_train_tool.test_runs([dict(
+        name='tiny_design', completed=True, config='tiny_design.py',
+        work_dir=str(work), checkpoint=str(work / 'epoch_2.pth'),
+        best=dict(path=str(work / 'best_IoU_epoch_1.pth')))])
+    assert codes['tiny_design'] != 0
+    assert ('[fast_train] tiny_design: testing the last checkpoint, not '
+            'best_IoU_epoch_1.pth: it was chosen by validating on '
+            'lightweight_design_val.txt, the split it is tested on\n'
+            ) in capsys.readouterr().out

@@ -190,10 +190,13 @@ def test_runs(summaries):
         cfg = Config.fromfile(dumped)
         test_split = osp.basename(str(
             cfg.test_dataloader.dataset.get('ann_file')))
+        # Named as the config's loaders read it: the design configs
+        # validate and test on their hold-out, not on the test split.
         if best.get('path') and validates_on(cfg, [test_split]):
             print(f'[fast_train] {summary["name"]}: testing the last '
                   f'checkpoint, not {osp.basename(best["path"])}: it was '
-                  'chosen by validating on the test split', flush=True)
+                  f'chosen by validating on {test_split}, the split it is '
+                  'tested on', flush=True)
             checkpoint = summary['checkpoint']
         cmd = [sys.executable, osp.join(TOOLS, 'test.py'), dumped,
                checkpoint, '--work-dir', summary['work_dir']]
