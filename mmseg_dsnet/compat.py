@@ -278,6 +278,21 @@ def safe_torch_load(filename, map_location=None, name=None):
         _raise_load_error(name or filename, err)
 
 
+def checkpoint_meta(filename):
+    """The ``meta`` dict of a checkpoint file (:func:`safe_torch_load`),
+    or an empty dict when it has none (bare or released weights).
+
+    Args:
+        filename (str): The checkpoint.
+
+    Returns:
+        dict: Its ``meta``.
+    """
+    loaded = safe_torch_load(filename, map_location='cpu')
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def _raise_load_error(filename, err):
     """Raise the error for a checkpoint ``torch.load`` refused: unsafe
     pickles, truncated files; anything else as it was."""

@@ -288,11 +288,8 @@ def recalibration_split_files(checkpoint: str,
         checkpoint (str): The checkpoint file.
         data_root (str, optional): Where else to look for the files.
     """
-    from ..compat import safe_torch_load
-    loaded = safe_torch_load(checkpoint, map_location='cpu')
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    record = meta.get('batch_norm_recalibration') \
-        if isinstance(meta, dict) else None
+    from ..compat import checkpoint_meta
+    record = checkpoint_meta(checkpoint).get('batch_norm_recalibration')
     if not isinstance(record, dict):
         return []
     # ``split_files``: the joined paths (written since); ``split``: the
@@ -335,11 +332,9 @@ def training_run_of(checkpoint: str) -> Optional[tuple]:
     and ``seed`` of its ``meta`` (mmengine's Runner and ``fast_train.py``
     write both), or None when either is missing (released or bare
     weights)."""
-    from ..compat import safe_torch_load
-    loaded = safe_torch_load(checkpoint, map_location='cpu')
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    if not isinstance(meta, dict) or meta.get('experiment_name') is None \
-            or meta.get('seed') is None:
+    from ..compat import checkpoint_meta
+    meta = checkpoint_meta(checkpoint)
+    if meta.get('experiment_name') is None or meta.get('seed') is None:
         return None
     return str(meta['experiment_name']), meta['seed']
 

@@ -832,10 +832,8 @@ def batch_norm_recalibration(rec):
     path = rec.get('checkpoint')
     if not path or not osp.isfile(str(path)):
         return None
-    from mmseg_dsnet.compat import safe_torch_load
-    loaded = safe_torch_load(path, map_location='cpu')
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    return (meta or {}).get('batch_norm_recalibration') or False
+    from mmseg_dsnet.compat import checkpoint_meta
+    return checkpoint_meta(path).get('batch_norm_recalibration') or False
 
 
 def _same_weights(path, other):
