@@ -125,13 +125,13 @@ def test_publish_model_writes_weights_that_load_strictly(tmp_path):
     again = run_tool_in_process(*tool)
     assert again.returncode == 2 and 'exists' in again.stderr
     assert out.read_bytes() == before
-    folder = run_tool_in_process(*tool[:-1], out.parent, '--force')
+    folder = run_tool_in_process(*tool[:-1], out.parent, '--overwrite')
     assert folder.returncode == 2 and 'is a folder' in folder.stderr
     assert os.listdir(out.parent) == ['net.pth']
-    # --force with the checkpoint as OUT_FILE replaced the training
+    # --overwrite with the checkpoint as OUT_FILE replaced the training
     # checkpoint (optimizer state, meta) with its bare weights.
     trained_bytes = trained.read_bytes()
-    itself = run_tool_in_process(*tool[:-1], trained, '--force')
+    itself = run_tool_in_process(*tool[:-1], trained, '--overwrite')
     assert itself.returncode == 2
     assert itself.stderr.strip() == (
         f'ERROR: the checkpoint and OUT_FILE are the same file, {trained}; '
@@ -216,11 +216,11 @@ def test_publish_model_refuses_the_config_as_out_file(tmp_path):
     config = tmp_path / 'mycfg.py'
     config.write_text(f"_base_ = ['{REPO}/configs/dsnet/dsnet_isic2017.py']\n")
     text = config.read_text()
-    # --force wrote the weights over the config and printed it as both
+    # --overwrite wrote the weights over the config and printed it as both
     # the metafile's Config and Weights, exit 0.
     done = run_tool_in_process('tools/misc/publish_model.py', config,
                                REPO / 'checkpoints/dsnet_isic2017_256px.pth',
-                               config, '--force')
+                               config, '--overwrite')
     assert done.returncode == 2, done.output[-2000:]
     assert done.stderr.strip() == (
         f'ERROR: the config and OUT_FILE are the same file, {config}; '
@@ -303,10 +303,41 @@ def test_publish_model_refuses_weights_trained_in_another_network(tmp_path):
     assert out.exists()
 
 
+def test_publish_model_replaces_out_file_with_overwrite(tmp_path):
+    """publish_model.py said ``--force`` where every other tool says
+    ``--overwrite`` (an unknown option there, exit 2); ``--force`` still
+    works and says it is deprecated."""
+    import numpy as np
+    from conftest import REPO, make_lesion_checkpoint, run_tool_in_process
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    trained = tmp_path / 'epoch_1.pth'
+    make_lesion_checkpoint(config, trained,
+                           np.zeros((256, 256, 3), dtype=np.uint8))
+    out = tmp_path / 'net.pth'
+    out.write_bytes(b'an older file')
+    tool = ['tools/misc/publish_model.py', config, trained, out]
+    kept = run_tool_in_process(*tool)
+    assert kept.returncode == 2
+    assert kept.stderr.strip() == (
+        f'ERROR: {out} already exists (use --overwrite to replace it)')
+    assert out.read_bytes() == b'an older file'
+    done = run_tool_in_process(*tool, '--overwrite')
+    assert done.returncode == 0, done.output[-2000:]
+    assert 'deprecated' not in done.stderr
+    published = out.read_bytes()
+    assert published != b'an older file'
+    out.write_bytes(b'an older file')
+    old_name = run_tool_in_process(*tool, '--force')
+    assert old_name.returncode == 0, old_name.output[-2000:]
+    assert 'publish_model.py: --force is deprecated; use --overwrite' in \
+        old_name.stderr
+    assert out.read_bytes() == published
+
+
 def test_publish_model_keeps_a_file_another_run_wrote_meanwhile(
         tmp_path, monkeypatch):
-    """Two copies of publish_model.py with one OUT_FILE (no --force): both
-    passed the check at the start, the later one replaced the other's
+    """Two copies of publish_model.py with one OUT_FILE (no --overwrite):
+    both passed the check at the start, the later one replaced the other's
     weights, and each printed the SHA256 of the file it found, exit 0."""
     import numpy as np
     from conftest import (REPO, another_run_writes_during_save,
@@ -322,8 +353,8 @@ def test_publish_model_keeps_a_file_another_run_wrote_meanwhile(
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
         f'ERROR: {out} was written by another process while this run '
-        'worked; not replacing it (nothing written; pass --force to replace '
-        'it)')
+        'worked; not replacing it (nothing written; pass --overwrite to '
+        'replace it)')
     assert 'SHA256' not in done.stdout
     assert out.read_bytes() == b'the other run'
 

@@ -11,16 +11,19 @@ at, best or last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
 nor its last is refused unless ``--allow-unfinished`` is given: its
 weights are not the run's result. An existing OUT_FILE is kept unless
-``--force`` is given.
+``--overwrite`` is given (``--force``, its former name, still works and
+says so).
 """
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.preflight import check_output_file
-from mmseg_dsnet.utils.fileio import refuse_folder, refuse_same_file
+from mmseg_dsnet.utils.fileio import (refuse_existing, refuse_folder,
+                                      refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -30,8 +33,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='the config the checkpoint belongs to')
     parser.add_argument('checkpoint', help='a checkpoint written by training')
     parser.add_argument('out_file', help='where to write the weights')
-    parser.add_argument('--force', action='store_true',
+    parser.add_argument('--overwrite', action='store_true',
                         help='replace OUT_FILE if it exists')
+    # The option's former name; every other tool says --overwrite.
+    parser.add_argument('--force', action='store_true',
+                        help='deprecated name of --overwrite')
     parser.add_argument(
         '--allow-unfinished', action='store_true',
         help="publish a checkpoint saved before its run ended that is "
@@ -42,6 +48,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.force:
+        print('publish_model.py: --force is deprecated; use --overwrite',
+              file=sys.stderr)
+        args.overwrite = True
     from mmseg_dsnet.compat import resolve_checkpoint
     # A URL stands for the file it names (downloaded once, cached).
     args.checkpoint = resolve_checkpoint(args.checkpoint)
@@ -53,25 +63,24 @@ def main(argv=None):
     # A file in OUT_FILE's folder path failed the write only after the
     # checkpoint was loaded, with a traceback.
     check_output_file(args.out_file, 'OUT_FILE')
-    # --force replaced the training checkpoint (optimizer state, meta)
+    # --overwrite replaced the training checkpoint (optimizer state, meta)
     # or the config with its bare weights. Pairs with OUT_FILE only: a
     # config given as the checkpoint is refused by the load, by name.
     for what, path in (('the config', args.config),
                        ('the checkpoint', args.checkpoint)):
         refuse_same_file(((what, path), ('OUT_FILE', args.out_file)),
                          hint='write the weights to another file')
-    if osp.exists(args.out_file) and not args.force:
-        raise UserError(f'{args.out_file} exists; pass --force to replace it')
+    refuse_existing(args.out_file, args.overwrite)
     from mmseg_dsnet.apis.released_model import publish_weights
     try:
-        # Without --force, a file another run wrote meanwhile stays.
+        # Without --overwrite, a file another run wrote meanwhile stays.
         digest = publish_weights(args.config, args.checkpoint,
-                                 args.out_file, overwrite=args.force,
+                                 args.out_file, overwrite=args.overwrite,
                                  allow_unfinished=args.allow_unfinished)
     except FileExistsError:
         raise UserError(
             f'{args.out_file} was written by another process while this run '
-            'worked; not replacing it (nothing written; pass --force to '
+            'worked; not replacing it (nothing written; pass --overwrite to '
             'replace it)') from None
     size_kb = os.path.getsize(args.out_file) / 1024
     print(f'Wrote {args.out_file} ({size_kb:.0f} KiB)')
