@@ -802,6 +802,26 @@ def test_an_output_path_through_a_file_is_refused_before_the_export(
     assert afile.read_text() == 'a file, not a folder'
 
 
+def test_an_output_not_named_onnx_is_refused_before_the_export(
+        checkpoint, image_dir, tmp_path):
+    """``export_onnx.py CONFIG CKPT model.pth``: an ONNX graph was written
+    under a checkpoint's name (the tools that read a model go by its name),
+    exit 0."""
+    from conftest import run_tool_in_process
+    for option, bad in (('OUT', tmp_path / 'model.pth'),
+                        ('--int8', tmp_path / 'q.int8')):
+        args = [bad] if option == 'OUT' else [tmp_path / 'model.onnx',
+                                              option, bad]
+        done = run_tool_in_process(
+            'tools/deployment/export_onnx.py', CONFIG, checkpoint, *args,
+            '--shape', '64', '--check-images', image_dir)
+        assert done.returncode == 2, done.output[-2000:]
+        assert done.stderr.strip() == (
+            f'ERROR: {option} {bad}: the model is written in ONNX format; '
+            'give a file name ending with .onnx')
+        assert os.listdir(tmp_path) == []
+
+
 def test_the_input_size_is_that_of_the_test_loader():
     """A --cfg-options change of the test loader's Resize (what test.py
     scores) left the export and infer.py at the top-level test_pipeline's

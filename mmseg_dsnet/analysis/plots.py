@@ -188,7 +188,6 @@ def check_png_name(path: Optional[str], option: str = '--plot') -> None:
     Raises:
         UserError: ``path`` has another suffix.
     """
-    from ..utils.errors import UserError
-    if path is not None and osp.splitext(path)[1].lower() != '.png':
-        raise UserError(f'{option} {path}: the figure is written as a PNG; '
-                        'give a file name ending with .png')
+    from ..utils.fileio import refuse_other_suffix
+    refuse_other_suffix(path, '.png', option,
+                        'the figure is written as a PNG')

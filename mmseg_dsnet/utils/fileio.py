@@ -168,6 +168,26 @@ def refuse_existing(filepath, overwrite: bool = False) -> None:
             f'{filepath} already exists (use --overwrite to replace it)')
 
 
+def refuse_other_suffix(filepath, suffix: str, option: str,
+                        written_as: str) -> None:
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``filepath``
+    does not end with ``suffix`` (any case): the file is written in one
+    format whatever its name says, and the tools that read it go by the
+    name. A None ``filepath`` (an option not given) passes.
+
+    Args:
+        filepath (str | None): The output file as given.
+        suffix (str): The suffix it must have, with its dot (``'.onnx'``).
+        option (str): How the user gave it (``'OUT'``, ``'--plot'``).
+        written_as (str): What the file is written as, for the message
+            (``'the model is written in ONNX format'``).
+    """
+    if filepath is not None and \
+            osp.splitext(str(filepath))[1].lower() != suffix:
+        raise UserError(f'{option} {filepath}: {written_as}; give a file '
+                        f'name ending with {suffix}')
+
+
 def refuse_same_file(files, hint: str = '') -> None:
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when two of
     ``files`` are one file: an output whose name is made from another

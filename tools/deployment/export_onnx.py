@@ -50,10 +50,10 @@ is kept.
 Exit status: 0 when the checks pass; 1 when they fail (``FAILED`` is
 printed and no file is written); 2, after one ``ERROR:`` line, for a user
 error (missing files, an existing output without ``--overwrite``, an output
-that is an input or another output or under a path through a file, an
-unsafe checkpoint, one trained at another input size than the config, a
-``--static-size`` export at another ``--shape`` than the config's input
-size, an opset torch cannot write).
+not named ``.onnx``, an output that is an input or another output or under
+a path through a file, an unsafe checkpoint, one trained at another input
+size than the config, a ``--static-size`` export at another ``--shape``
+than the config's input size, an opset torch cannot write).
 """
 import argparse
 import os
@@ -67,7 +67,7 @@ from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import check_new_output_file
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
 from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
-                                      refuse_same_file)
+                                      refuse_other_suffix, refuse_same_file)
 
 
 def parse_args(argv=None):
@@ -146,6 +146,11 @@ def main(argv=None):
                    ('--atol', args.atol, 0), ('--rtol', args.rtol, 0),
                    ('--noise-factor', args.noise_factor, 0),
                    ('--int8-min-mask-iou', args.int8_min_mask_iou, 0))
+    # The tools that read a model go by its name: an ONNX graph written as
+    # OUT.pth was read as a checkpoint.
+    for option, path in (('OUT', args.out), ('--int8', args.int8)):
+        refuse_other_suffix(path, '.onnx', option,
+                            'the model is written in ONNX format')
     from mmseg_dsnet.compat import resolve_checkpoint
     # A URL stands for the file it names (downloaded once, cached).
     args.checkpoint = resolve_checkpoint(args.checkpoint)
