@@ -278,17 +278,20 @@ def safe_torch_load(filename, map_location=None, name=None):
         _raise_load_error(name or filename, err)
 
 
-def checkpoint_meta(filename):
-    """The ``meta`` dict of a checkpoint file (:func:`safe_torch_load`),
-    or an empty dict when it has none (bare or released weights).
+def checkpoint_meta(checkpoint):
+    """The ``meta`` dict of a checkpoint file (:func:`safe_torch_load`) or
+    of a checkpoint loaded already, or an empty dict when it has none
+    (bare or released weights).
 
     Args:
-        filename (str): The checkpoint.
+        checkpoint (str | os.PathLike | Any): The checkpoint file, or what
+            loading one returned (a dict, or a bare state dict).
 
     Returns:
         dict: Its ``meta``.
     """
-    loaded = safe_torch_load(filename, map_location='cpu')
+    loaded = safe_torch_load(checkpoint, map_location='cpu') \
+        if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
     meta = loaded.get('meta') if isinstance(loaded, dict) else None
     return meta if isinstance(meta, dict) else {}
 

@@ -202,8 +202,8 @@ def training_config_text(loaded, checkpoint: Optional[str] = None
         checkpoint (str, optional): Its file, to recognise released
             weights by their SHA-256; None skips that.
     """
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    text = meta.get('cfg') if isinstance(meta, dict) else None
+    from ..compat import checkpoint_meta
+    text = checkpoint_meta(loaded).get('cfg')
     if isinstance(text, str):
         return text
     return released_config_text(checkpoint) if checkpoint else None
@@ -289,12 +289,10 @@ def training_config_source(checkpoint: str) -> str:
     Args:
         checkpoint (str): The checkpoint file.
     """
-    from ..compat import safe_torch_load
-    loaded = safe_torch_load(checkpoint, map_location='cpu') \
-        if osp.isfile(checkpoint) else None
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    entry = None if isinstance(meta, dict) and isinstance(
-        meta.get('cfg'), str) else released_entry(checkpoint)
+    from ..compat import checkpoint_meta
+    meta = checkpoint_meta(checkpoint) if osp.isfile(checkpoint) else {}
+    entry = None if isinstance(meta.get('cfg'), str) \
+        else released_entry(checkpoint)
     if entry is None:
         return "meta['cfg']"
     return (f"{osp.relpath(entry['Config'], REPO_ROOT)}, the Config of its "
@@ -556,9 +554,8 @@ def training_progress(loaded, checkpoint: str) -> Optional[dict]:
         ``meta['training_progress']`` (one published or recalibrated from
         a checkpoint) gives that record.
     """
-    meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    if not isinstance(meta, dict):
-        return None
+    from ..compat import checkpoint_meta
+    meta = checkpoint_meta(loaded)
     # A file made from a checkpoint (published, recalibrated) keeps the
     # record of the checkpoint it was made from, best or last by its name.
     if isinstance(meta.get('training_progress'), dict):
@@ -698,7 +695,7 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
 
     from ..engine.preflight import load_config
     cfg = load_config(config)
-    from ..compat import safe_torch_load
+    from ..compat import checkpoint_meta, safe_torch_load
     loaded = safe_torch_load(checkpoint, map_location='cpu')
     # epoch_5.pth of a 100-epoch run was published as the run's weights,
     # and the file did not say which epoch it held.
@@ -721,11 +718,9 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
     # norm.py) make another model than the training left: without the
     # record, its test figures were collected as the training's, and the
     # images the statistics came from could be scored.
-    source_meta = loaded.get('meta') if isinstance(loaded, dict) else None
-    if isinstance(source_meta, dict) and \
-            source_meta.get('batch_norm_recalibration'):
-        meta['batch_norm_recalibration'] = \
-            source_meta['batch_norm_recalibration']
+    recalibration = checkpoint_meta(loaded).get('batch_norm_recalibration')
+    if recalibration:
+        meta['batch_norm_recalibration'] = recalibration
     # The training config travels with the weights: without it the file
     # passed the checks of network, input size and training split.
     cfg_text = training_config_text(loaded, checkpoint)
