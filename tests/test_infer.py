@@ -1025,6 +1025,53 @@ def test_flips_average_three_passes(checkpoint, inputs, tmp_path):
     assert changed > 0  # the flips changed some pixels
 
 
+def test_the_progress_bar_counts_an_image_once_its_outputs_are_written(
+        checkpoint, inputs, tmp_path, monkeypatch):
+    """The bar counted an image when it was read: it showed 5/5 while the
+    last batch (one image) was still being segmented and written, and 2/5
+    before any mask of the first batch existed."""
+    from mmseg_dsnet.apis import lesion_inferencer
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.progress import progress_bar
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    seen = []
+
+    class RecordingBar:
+        """The project's bar, noting what is on disk at each count."""
+
+        def __init__(self, *args, **kwargs):
+            self.bar, self.count = progress_bar(*args, **kwargs), 0
+
+        def update(self, count=1):
+            self.count += count
+            outputs = [f for sub in ('masks', 'overlays')
+                       for f in (os.listdir(out / sub)
+                                 if (out / sub).is_dir() else [])]
+            seen.append((self.count, len(outputs)))
+            self.bar.update(count)
+
+        def __getattr__(self, name):
+            return getattr(self.bar, name)
+
+    monkeypatch.setattr(lesion_inferencer, 'progress_bar', RecordingBar)
+    # 4 readable images and a truncated one (failed, and counted, when
+    # read): batches of 3 and 1.
+    files = [str(folder / n) for n in ('normal.jpg', 'truncated.jpg',
+                                       'gray.png', 'rgba.png',
+                                       'deep16.png')]
+    summary = lesion_inferencer.run_inference(
+        lesion_inferencer.LesionInferencer(TorchBackend(CONFIG, checkpoint)),
+        files, str(out), batch_size=3, progress=False)
+    assert len(summary.processed) == 4 and len(summary.failed) == 1
+    assert seen[-1] == (5, 8)
+    assert [count for count, _ in seen] == [1, 2, 3, 4, 5]
+    # At each count, the outputs (mask and overlay) of every image counted
+    # but the failed one are there.
+    for count, outputs in seen:
+        assert outputs >= 2 * (count - 1), seen
+
+
 def test_mean_probability_logits_of_one_and_two_channels():
     from mmseg_dsnet.models.utils.lesion_logit import (lesion_logit,
                                                        mean_probability_logits)

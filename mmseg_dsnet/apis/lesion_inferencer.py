@@ -653,6 +653,7 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
             for path, *_ in pending:
                 summary.failed.append((path, f'model failed: {err}'))
                 say(f'FAILED {path}: model failed: {err}')
+            bar.update(len(pending))
             pending.clear()
             return
         try:
@@ -665,6 +666,7 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
             for path, *_ in pending:
                 summary.failed.append((path, f'cannot write output: {err}'))
                 say(f'FAILED {path}: cannot write output: {err}')
+            bar.update(len(pending))
             pending.clear()
             return
         for (path, _, size, base, digest), image_views in zip(pending,
@@ -693,9 +695,13 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
             except (OSError, MemoryError, cv2.error) as err:
                 summary.failed.append((path, f'cannot write output: {err}'))
                 say(f'FAILED {path}: cannot write output: {err}')
+                bar.update()
                 continue
             summary.processed.append(path)
             summary.outputs[path] = (mask_file, overlay_file)
+            # Counted once its outputs are on disk: counted when read, the
+            # bar showed N/N while the last batch was still being written.
+            bar.update()
         pending.clear()
 
     try:
@@ -769,7 +775,6 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
             pending.append((path, model_input, size, base, digest))
             if len(pending) >= batch_size:
                 flush()
-            bar.update()
         flush()
     finally:
         # Also after an interruption: the outputs written keep their input.
