@@ -369,3 +369,59 @@ def test_logits_without_a_channel_axis_are_refused():
                            match=rf'{name}: the logits must be \(N, C, H, W\), '
                            r'got shape \(2, 1, 4\)'):
             loss(torch.zeros(2, 1, 4), torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_labels_other_than_0_1_and_ignore_are_refused():
+    """A label 2 (a mask written 0/2) was taken for background by every
+    binary loss: the lesion trained as background, without an error."""
+    from mmseg_dsnet.datasets import MaskValueError
+    from mmseg_dsnet.models.losses import BinaryDiceLoss, LovaszHingeLoss
+    logits = torch.randn(2, 1, 8, 8)
+    good = square_mask(8, 2, 4).repeat(2, 1, 1).long()
+    good[1, :2] = 255
+    for loss in (BoundaryInteriorLoss(), BinaryDiceLoss(), LovaszHingeLoss()):
+        name = type(loss).__name__
+        assert torch.isfinite(loss(logits, good))
+        for bad, values in ((good * 2, r'2, 510'), (good - 1, r'-1, 254')):
+            with pytest.raises(MaskValueError, match=(
+                    rf'^{name}: the labels hold {values} besides 0 '
+                    r'\(background\), 1 \(lesion\) and 255 \(ignore_index\)')):
+                loss(logits, bad)
+        # The head's ignore_index is the one allowed.
+        ignored = good.masked_fill(good == 255, 7)
+        assert torch.isfinite(loss(logits, ignored, ignore_index=7))
+        with pytest.raises(MaskValueError, match='the labels hold 255 '):
+            loss(logits, good, ignore_index=7)
+
+
+def test_masks_of_0_and_2_are_refused_when_their_check_is_off(
+        tiny_isic, tmp_path):
+    """Masks written 0/2 in a dataset with ``check_masks=False`` (which the
+    load check's message offers) reached DSNet's loss and trained the
+    lesion as background: a finite loss, no error."""
+    import shutil
+
+    import numpy as np
+    from conftest import write_tiny_config
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    from PIL import Image
+
+    from mmseg_dsnet.datasets import MaskValueError
+    root = tmp_path / 'set'
+    shutil.copytree(tiny_isic, root)
+    for mask in (root / 'masks').glob('*.png'):
+        Image.fromarray(np.array(Image.open(mask)) * 2).save(mask)
+    cfg = Config.fromfile(write_tiny_config(tmp_path / 'cfg.py', root))
+    cfg.train_dataloader.dataset.check_masks = False
+    register_all_modules(init_default_scope=True)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(batch, True)
+    with pytest.raises(MaskValueError, match=(
+            r'^BoundaryInteriorLoss: the labels hold 2 besides 0 '
+            r'\(background\), 1 \(lesion\) and 255 \(ignore_index\)')):
+        model.loss(data['inputs'], data['data_samples'])

@@ -7,9 +7,9 @@ from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
 from .image_mean import mean_of_scored_images
-from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_options, check_loss_weights,
-                             loss_ignore_index)
+from .loss_arguments import (check_binary_labels, check_loss_inputs,
+                             check_loss_name, check_loss_options,
+                             check_loss_weights, loss_ignore_index)
 
 
 @MODELS.register_module()
@@ -82,6 +82,7 @@ class BinaryDiceLoss(nn.Module):
         pred = pred.float()
         ignore_index = loss_ignore_index('BinaryDiceLoss', self.ignore_index,
                                          ignore_index)
+        check_binary_labels('BinaryDiceLoss', target, ignore_index)
         if pred.shape[1] not in (1, 2):
             raise ValueError('BinaryDiceLoss needs 1 or 2 channels, got '
                              f'{pred.shape[1]}')

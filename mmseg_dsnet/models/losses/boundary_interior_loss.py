@@ -10,8 +10,9 @@ from torch import Tensor
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
 from .image_mean import mean_of_scored_images
-from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_options, check_loss_weights)
+from .loss_arguments import (check_binary_labels, check_loss_inputs,
+                             check_loss_name, check_loss_options,
+                             check_loss_weights)
 
 
 def boundary_interior_maps(mask: Tensor,
@@ -103,7 +104,8 @@ class BoundaryInteriorLoss(nn.Module):
     sigmoid of their difference (``out_channels=2``, lesion = channel 1), so
     BCE is exactly the 2-class cross-entropy. Pixels equal to
     ``ignore_index`` contribute nothing, whatever their logits. Label 1 is
-    the lesion; any other valid value is background.
+    the lesion, 0 the background; any other value is refused
+    (:class:`~mmseg_dsnet.datasets.MaskValueError`).
 
     Args:
         bce_weight (float): Weight of the image-wide BCE. Default: 1.0.
@@ -214,6 +216,7 @@ class BoundaryInteriorLoss(nn.Module):
         """
         check_loss_inputs('BoundaryInteriorLoss', cls_score, label, weight)
         check_loss_options('BoundaryInteriorLoss', kwargs)
+        check_binary_labels('BoundaryInteriorLoss', label, ignore_index)
         # In float32: under mixed precision (train.py --amp) the logits
         # are float16, whose sums over an image overflow past 65504 (a
         # lesion of half a 256x256 image) and made the loss NaN.

@@ -136,6 +136,41 @@ def check_loss_inputs(owner: str, pred, label, weight=None) -> None:
                 'first)')
 
 
+def check_binary_labels(owner: str, label, ignore_index: int) -> None:
+    """Refuse labels other than 0 (background), 1 (lesion) and
+    ``ignore_index``: the binary losses take every other value for
+    background, so masks written as 0/2 (or 0/128) by a converter of the
+    user's own trained on an all-background target without an error
+    (the datasets check mask values at load, but not with
+    ``check_masks=False``, nor mmseg's own dataset classes).
+
+    A few elementwise comparisons and one ``any`` per call: nothing next
+    to the loss itself.
+
+    Args:
+        owner (str): The loss, for the message.
+        label (Tensor): Labels, ``(N, H, W)``.
+        ignore_index (int): The label of unknown pixels.
+
+    Raises:
+        MaskValueError: Naming the values found.
+    """
+    outside = (label != 0) & (label != 1) & (label != ignore_index)
+    if not bool(outside.any()):
+        return
+    from ...datasets.sample_checks import MaskValueError
+    from ...utils.messages import first_few
+    values = label[outside].unique().tolist()
+    raise MaskValueError(
+        f'{owner}: the labels hold {first_few(values, 8)} besides 0 '
+        f'(background), 1 (lesion) and {ignore_index} (ignore_index): '
+        'each would be learned as background. The masks must hold 0 and '
+        '1: tools/dataset_converters/isic.py writes them from the official '
+        'download; convert masks of your own with, e.g., mask = (mask > '
+        '0).astype(np.uint8), and keep the dataset\'s check_masks=True, '
+        'which finds such masks when the data is loaded')
+
+
 def check_loss_options(owner: str, options: dict) -> None:
     """Refuse the reduction options of mmseg's losses, which this
     package's losses take through ``**kwargs`` but do not apply: each

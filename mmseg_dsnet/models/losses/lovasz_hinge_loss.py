@@ -19,9 +19,9 @@ from torch import Tensor
 
 from ..utils.lesion_logit import lesion_logit
 from .image_mean import mean_of_scored_images
-from .loss_arguments import (check_loss_inputs, check_loss_name,
-                             check_loss_options, check_loss_weights,
-                             loss_ignore_index)
+from .loss_arguments import (check_binary_labels, check_loss_inputs,
+                             check_loss_name, check_loss_options,
+                             check_loss_weights, loss_ignore_index)
 
 
 def jaccard_increments(labels_sorted: Tensor) -> Tensor:
@@ -136,6 +136,7 @@ class LovaszHingeLoss(nn.Module):
         pred = pred.float()
         ignore_index = loss_ignore_index('LovaszHingeLoss', self.ignore_index,
                                          ignore_index)
+        check_binary_labels('LovaszHingeLoss', target, ignore_index)
         logits = lesion_logit(pred, dim=1)
         valid = target != ignore_index
         if weight is not None:
