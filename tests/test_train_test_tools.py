@@ -1810,3 +1810,40 @@ def test_count_splits_weight_layers_from_the_full_count():
     # conv 3*4*9 + 4, GroupNorm 2 * 4, linear 4*5 + 5, proj 10.
     assert result['params'] == 112 + 8 + 25 + 10
     assert result['table'] == ''
+
+
+def test_two_tests_started_in_one_second_keep_their_own_logs(
+        tiny_config, tmp_path, monkeypatch):
+    """Two ``tools/test.py`` runs into one work dir that start in the same
+    second: mmengine names the log folder after that second, so they shared
+    it, the second log was opened over the first (both runs' lines mixed)
+    and one ``<ts>.json`` of metrics replaced the other, exit 0. The clock
+    mmengine's Runner reads is held at one second here, so the two runs
+    below start in it as two runs started together would."""
+    import time
+    import types
+
+    import numpy as np
+    from conftest import make_lesion_checkpoint
+    from mmengine.runner import runner as mmengine_runner
+    checkpoint = make_lesion_checkpoint(
+        str(tiny_config), tmp_path / 'net.pth',
+        np.zeros((256, 256, 3), np.uint8))
+    second = time.time()
+    clock = types.SimpleNamespace(**{
+        name: getattr(time, name) for name in dir(time)
+        if not name.startswith('_')})
+    clock.time = lambda: second
+    monkeypatch.setattr(mmengine_runner, 'time', clock)
+    work_dir = tmp_path / 'work'
+    for index in (1, 2):
+        run_tool_in_process('tools/test.py', tiny_config, checkpoint,
+                            '--work-dir', work_dir, '--metrics-out',
+                            tmp_path / f'metrics{index}.json', check=True)
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
+    assert sorted(p.name for p in work_dir.iterdir() if p.is_dir()) == [
+        stamp, f'{stamp}_1']
+    for name in (stamp, f'{stamp}_1'):
+        log = (work_dir / name / f'{name}.log').read_text()
+        assert log.count('Load checkpoint from') == 1
+        assert (work_dir / name / f'{name}.json').is_file()

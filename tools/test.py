@@ -12,7 +12,6 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
-from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.analysis.threshold_sweep import \
@@ -32,6 +31,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
+from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
@@ -235,7 +235,9 @@ def test(args, cfg, out):
         for folder in (args.out, args.show_dir):
             if folder:
                 outputs.enter_context(new_files_removed_on_failure(folder))
-        runner = Runner.from_cfg(cfg)
+        # Its own log folder: a run started in the same second into this
+        # work dir shared it (one log over the other, one metrics .json).
+        runner = SeparateLogDirRunner.from_cfg(cfg)
         if args.out is not None:
             # Before the first mask: the metric refuses a second mask of one
             # name only when it comes, after the masks scored before it.

@@ -16,7 +16,6 @@ import os
 
 from mmengine.config import DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
@@ -33,6 +32,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
+from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_input_file,
@@ -178,7 +178,8 @@ def main(argv=None):
     # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
     setup_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
+        # Its own log folder, also beside a test started in the same second.
+        runner = SeparateLogDirRunner.from_cfg(cfg)
     else:
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)

@@ -553,13 +553,10 @@ class FastTrainer:
         self.iters_per_epoch = len(self.cache) // self.batch_size
 
     def _start_run(self, spec: RunSpec) -> dict:
-        os.makedirs(spec.work_dir, exist_ok=True)
+        from ..log_dir import claim_log_dir
         # A run started in the same second as the previous one (a quick
         # resume) gets its own folder instead of appending to that log.
-        stamp, suffix = self.timestamp, 0
-        while osp.exists(osp.join(spec.work_dir, stamp)):
-            suffix += 1
-            stamp = f'{self.timestamp}_{suffix}'
+        stamp = claim_log_dir(spec.work_dir, self.timestamp)
         log_dir = osp.join(spec.work_dir, stamp)
         os.makedirs(osp.join(log_dir, 'vis_data'))
         spec.cfg.randomness = dict(seed=spec.seed)
