@@ -425,3 +425,14 @@ def test_masks_of_0_and_2_are_refused_when_their_check_is_off(
             r'^BoundaryInteriorLoss: the labels hold 2 besides 0 '
             r'\(background\), 1 \(lesion\) and 255 \(ignore_index\)')):
         model.loss(data['inputs'], data['data_samples'])
+
+
+def test_the_label_check_lets_the_loss_be_traced_whole():
+    """The check reads its result on the host, which a CUDA graph capture
+    (``fast_train.py`` on a GPU) and a ``torch.compile`` trace do not
+    allow: it is skipped there (the eager steps before them check)."""
+    logits = torch.randn(2, 1, 8, 8)
+    label = square_mask(8, 2, 4).repeat(2, 1, 1).long()
+    loss = BoundaryInteriorLoss()
+    traced = torch.compile(loss, backend='eager', fullgraph=True)
+    torch.testing.assert_close(traced(logits, label), loss(logits, label))

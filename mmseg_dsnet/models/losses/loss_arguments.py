@@ -1,6 +1,7 @@
 """Checks of the arguments every loss of a decode head must satisfy."""
 import math
 
+import torch
 from torch import nn
 
 from ...utils.errors import ModelArgumentError
@@ -145,7 +146,10 @@ def check_binary_labels(owner: str, label, ignore_index: int) -> None:
     ``check_masks=False``, nor mmseg's own dataset classes).
 
     A few elementwise comparisons and one ``any`` per call: nothing next
-    to the loss itself.
+    to the loss itself. Skipped while a CUDA graph is captured or
+    ``torch.compile`` traces (``fast_train.py``): reading the result
+    waits for the device, which neither allows; the eager steps before
+    the capture check the labels.
 
     Args:
         owner (str): The loss, for the message.
@@ -155,6 +159,9 @@ def check_binary_labels(owner: str, label, ignore_index: int) -> None:
     Raises:
         MaskValueError: Naming the values found.
     """
+    if torch.compiler.is_compiling() or (
+            label.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return
     outside = (label != 0) & (label != 1) & (label != ignore_index)
     if not bool(outside.any()):
         return
