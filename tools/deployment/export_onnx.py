@@ -146,11 +146,6 @@ def main(argv=None):
                    ('--atol', args.atol, 0), ('--rtol', args.rtol, 0),
                    ('--noise-factor', args.noise_factor, 0),
                    ('--int8-min-mask-iou', args.int8_min_mask_iou, 0))
-    # The tools that read a model go by its name: an ONNX graph written as
-    # OUT.pth was read as a checkpoint.
-    for option, path in (('OUT', args.out), ('--int8', args.int8)):
-        refuse_other_suffix(path, '.onnx', option,
-                            'the model is written in ONNX format')
     from mmseg_dsnet.compat import resolve_checkpoint
     # A URL stands for the file it names (downloaded once, cached).
     args.checkpoint = resolve_checkpoint(args.checkpoint)
@@ -166,6 +161,12 @@ def main(argv=None):
                       ('the checkpoint', args.checkpoint), ('OUT', args.out),
                       ('--int8', args.int8), ('--json', args.json)),
                      hint='give each output a file name of its own')
+    # The tools that read a model go by its name: an ONNX graph written as
+    # OUT.pth was read as a checkpoint. After the check above, which names
+    # the checkpoint given as OUT.
+    for option, path in (('OUT', args.out), ('--int8', args.int8)):
+        refuse_other_suffix(path, '.onnx', option,
+                            'the model is written in ONNX format')
     earlier_out = _file_identity(args.out)
     try:
         if args.json:
