@@ -548,8 +548,12 @@ def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,
     capsys.readouterr()
     result = bench.main([str(deploy), *timing])
     assert result['deploy'] is True and result['deploy_config'] is True
+    printed, err = capsys.readouterr()
     assert (f'Model: {deploy} (re-parameterised: the config sets '
-            'deploy=True)\n') in capsys.readouterr().out
+            'deploy=True)\n') in printed
+    # The progress bar names the form timed too.
+    assert 'timing re-parameterised: 100%' in err
+    assert 'timing as trained' not in err
     for option in ('--deploy', '--compare-deploy'):
         with pytest.raises(UserError, match=f'{option}: .* is a deploy '
                            'config'):
