@@ -77,6 +77,24 @@ def test_the_plot_names_the_data_and_the_size_it_scored(two_checkpoints,
                      'pooled over all pixels at 48x40)')
 
 
+def test_the_plot_title_says_synthetic_and_names_a_root_without_split(
+        tmp_path):
+    """The title names the synthetic stand-in set as such, and the data
+    root when the loader reads a whole folder (no ``ann_file``; the split
+    file is then None, which the title must not print)."""
+    from mmseg_dsnet.analysis.plots import sweep_plot_title
+    from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    root = _splits(tmp_path / 'fake', synthetic=True, val=[1, 2])
+    split = str(root / 'splits' / 'val.txt')
+    title = sweep_plot_title('c.py', data_provenance(
+        dict(data_root=str(root), ann_file='splits/val.txt'), 2), (32, 24))
+    assert title == (f'c.py: {split}\n(2 images, SYNTHETIC set; lesion '
+                     'figures pooled over all pixels at 32x24)')
+    title = sweep_plot_title('c.py', data_provenance(
+        dict(data_root=str(root), ann_file=''), 5), (32, 24))
+    assert title.startswith(f'c.py: {root}\n(5 images, SYNTHETIC set;')
+
+
 def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
                                                           capsys):
     import matplotlib
