@@ -914,3 +914,13 @@ def test_checkpoints_of_one_training_run_are_refused(two_checkpoints,
     # Two seeds under one name, and checkpoints without a run record, pass.
     check_separate_runs([saved[0], saved[2], *map(str, checkpoints)],
                         ['a', 'b', 'c', 'd'])
+    # So do checkpoints whose meta names half a run: one seed, or one name
+    # (another trainer's files), which different runs share.
+    for key, value in (('seed', 0), ('experiment_name', 'tiny_dsnet')):
+        halves = []
+        for index, checkpoint in enumerate(checkpoints):
+            path = tmp_path / f'{key}_{index}.pth'
+            torch.save(dict(torch.load(checkpoint, map_location='cpu'),
+                            meta={key: value}), path)
+            halves.append(str(path))
+        check_separate_runs(halves, ['a', 'b'])
