@@ -1314,6 +1314,35 @@ def test_profile_train_step_refuses_a_config_without_a_training_step():
         assert 'ms/step' not in run.stdout
 
 
+def test_profile_train_step_refuses_a_deploy_form(tmp_path):
+    """A config with ``model.backbone.deploy=True`` had its step timed and
+    profiled, exit 0: the step of the re-parameterised backbone (no
+    BatchNorm, no difference branches), another network than the model's,
+    printed as the config's training step (fast_train.py refuses to train
+    it). A whole deploy config failed in each form instead of one line."""
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.engine.preflight import load_config
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    backbone = tmp_path / 'backbone_deploy.py'
+    backbone.write_text(f"_base_ = '{demo}'\n"
+                        'model = dict(backbone=dict(deploy=True))\n')
+    whole = tmp_path / 'deploy.py'
+    whole.write_text(deploy_config(load_config(demo)).dump())
+    for config, parts in ((backbone, 'model.backbone.deploy=True'),
+                          (whole, 'model.backbone.deploy=True, '
+                           'model.decode_head.deploy=True')):
+        run = run_tool_in_process(
+            'tools/analysis_tools/profile_train_step.py', str(config),
+            '--device', 'cpu', '--shape', '32', '--batch-size', '2',
+            '--steps', '1', '--variants', 'eager', '--top', '1')
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            f'ERROR: {config}: {parts}: this config builds the '
+            're-parameterised (inference) form of the model'), run.stderr
+        assert 'ms/step' not in run.stdout
+        assert 'torch.profiler' not in run.stdout
+
+
 @pytest.mark.slow
 def test_test_tool_refuses_mask_names_that_clash_before_scoring(
         trained, tiny_isic, tmp_path):
