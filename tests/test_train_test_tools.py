@@ -661,6 +661,10 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     with pytest.raises(UserError, match='a form is given twice'):
         profile.main([config, '--device', 'cpu', '--variants', 'eager',
                       'channels_last', 'eager'])
+    # Without 'graph' a form is eager: the two are one form.
+    with pytest.raises(UserError, match='a form is given twice'):
+        profile.main([config, '--device', 'cpu', '--variants',
+                      'channels_last', 'eager+channels_last'])
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match='CUDA is not available'):
             profile.main([config])
