@@ -53,6 +53,18 @@ def test_the_rounds_show_their_progress():
     assert 'turns: 100%' in out.getvalue()
     assert '| 6/6 [' in out.getvalue() and '7/6' not in out.getvalue()
 
+    # Each step comes once a case's turn is done, not as it starts.
+    class Steps:
+
+        def update(self):
+            log.append('step')
+
+    log.clear()
+    cpu_latency.interleaved([recorder(log, name) for name in 'ab'],
+                            warmup=0, repeat=2, max_seconds=60, min_runs=1,
+                            rounds=2, progress=Steps())
+    assert log == ['a', 'step', 'b', 'step'] * 2
+
 
 def test_slow_case_is_capped_by_its_budget_but_keeps_min_runs():
     log = []
