@@ -50,6 +50,15 @@ def test_time_runs_steps_its_progress_bar_outside_the_timed_calls(
     assert times.tolist() == [1.0, 1.0, 1.0]
 
 
+def test_benchmark_is_silent_unless_asked_for_a_bar(capsys):
+    """The bar is the command line's (``progress=True``); a caller of the
+    function (leaderboard.py collect) gets no bar on its stderr."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    bench.benchmark(cfg, None, 'cpu', (32, 32), batch_size=1, warmup=1,
+                    repeat=1, throughput_repeat=1)
+    assert 'timing' not in capsys.readouterr().err
+
+
 def test_latency_statistics_and_throughput_from_known_timings(monkeypatch):
     """Latency runs of 1, 2, 3, 4 and 10 ms, throughput runs of 0.5,
     0.25 and 1 s for a batch of 4: median 3 ms, mean 4 ms, p90 = 4 + 0.6
