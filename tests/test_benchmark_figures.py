@@ -26,6 +26,39 @@ def test_time_runs_warms_up_then_times_each_call(monkeypatch):
     assert times.tolist() == [0.25, 0.5]
 
 
+def test_time_runs_steps_its_progress_bar_outside_the_timed_calls(
+        monkeypatch):
+    """The bar steps once per call, warm-up and timed, and its step (a
+    redraw of the bar on stderr) is not timed into the figures: here each
+    call takes 1 s of a test clock and each step 100 s."""
+    clock = [0.0]
+
+    class Bar:
+        steps = 0
+
+        def update(self):
+            self.steps += 1
+            clock[0] += 100.0
+
+    def call(_):
+        clock[0] += 1.0
+
+    monkeypatch.setattr(bench.time, 'perf_counter', lambda: clock[0])
+    bar = Bar()
+    times = bench.time_runs(call, 'x', 2, 3, torch.device('cpu'), bar)
+    assert bar.steps == 2 + 3
+    assert times.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_benchmark_is_silent_unless_asked_for_a_bar(capsys):
+    """The bar is the command line's (``progress=True``); a caller of the
+    function (leaderboard.py collect) gets no bar on its stderr."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    bench.benchmark(cfg, None, 'cpu', (32, 32), batch_size=1, warmup=1,
+                    repeat=1, throughput_repeat=1)
+    assert 'timing' not in capsys.readouterr().err
+
+
 def test_latency_statistics_and_throughput_from_known_timings(monkeypatch):
     """Latency runs of 1, 2, 3, 4 and 10 ms, throughput runs of 0.5,
     0.25 and 1 s for a batch of 4: median 3 ms, mean 4 ms, p90 = 4 + 0.6

@@ -53,6 +53,18 @@ def test_the_rounds_show_their_progress():
     assert 'turns: 100%' in out.getvalue()
     assert '| 6/6 [' in out.getvalue() and '7/6' not in out.getvalue()
 
+    # Each step comes once a case's turn is done, not as it starts.
+    class Steps:
+
+        def update(self):
+            log.append('step')
+
+    log.clear()
+    cpu_latency.interleaved([recorder(log, name) for name in 'ab'],
+                            warmup=0, repeat=2, max_seconds=60, min_runs=1,
+                            rounds=2, progress=Steps())
+    assert log == ['a', 'step', 'b', 'step'] * 2
+
 
 def test_slow_case_is_capped_by_its_budget_but_keeps_min_runs():
     log = []
@@ -275,13 +287,13 @@ def test_the_report_says_what_each_row_timed(tmp_path, capsys):
     out = tmp_path / 'r.json'
     cpu_latency.main([
         '--out', str(out), '--skip', *cpu_latency.BASELINES, '--no-compile',
-        '--repeat', '1', '--rounds', '1', '--min-runs', '1',
+        '--repeat', '2', '--rounds', '2', '--min-runs', '2',
         '--max-seconds', '0.1', '--warmup', '1', '--threads', '1',
         '--checkpoint', str(checkpoint)
     ])
     report = json.loads(out.read_text())
-    # The bar counts each case's one turn (--rounds 1) at 1 thread.
-    turns, err = len(report['models']), capsys.readouterr().err
+    # The bar counts each case's turns (--rounds 2) at 1 thread.
+    turns, err = 2 * len(report['models']), capsys.readouterr().err
     assert '1 thread(s): 100%' in err and f'| {turns}/{turns} [' in err
     assert report['checkpoint'] == dict(path=str(checkpoint),
                                         sha256=sha256_of(str(checkpoint)))
@@ -297,9 +309,9 @@ def test_the_report_says_what_each_row_timed(tmp_path, capsys):
     assert graphs['onnxruntime fp32, fixed 256x256']['shape'] == [
         'batch', 3, 256, 256]
     # And how the cases were timed: the warm-up calls and the caps.
-    assert report['timing'] == dict(warmup=1, repeat=1, max_seconds=0.1,
-                                    min_runs=1, rounds=1)
-    assert 'after up to 1 warm-up call(s), in 1 interleaved rounds' in \
+    assert report['timing'] == dict(warmup=1, repeat=2, max_seconds=0.1,
+                                    min_runs=2, rounds=2)
+    assert 'after up to 1 warm-up call(s), in 2 interleaved rounds' in \
         report['note']
     # The existing keys stay (leaderboard.py reads them).
     assert {'machine', 'input', 'threads', 'peak_gflops', 'configs',

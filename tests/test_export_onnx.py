@@ -837,9 +837,10 @@ def test_the_input_size_is_that_of_the_test_loader():
     assert input_size_of(cfg) == (128, 160)
 
 
-def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch):
+def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch, capsys):
     """NaN logits where the model sees background passed: max() skips a
-    NaN that is not first, and a NaN pixel decides background."""
+    NaN that is not first, and a NaN pixel decides background. The
+    progress bar counts the failed case too (it ends at 2/2)."""
     import torch
 
     from mmseg_dsnet.deploy import parity
@@ -858,10 +859,30 @@ def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch):
         return out
 
     monkeypatch.setattr(parity, 'run_ort', onnxruntime_with_nan)
-    result = parity.check_parity(net, net, None, cases, threshold=0.5)
+    result = parity.check_parity(net, net, None, cases, threshold=0.5,
+                                 progress=True)
     assert not result['passed']
     assert result['errors'] == [
         'two: onnxruntime gave 16 non-finite logit(s) (nan or inf)']
+    assert '| 2/2 [' in capsys.readouterr().err
+
+
+def test_the_parity_bar_steps_once_a_case_is_checked():
+    """The bar steps after a case is done (also one that failed and was
+    passed over), not as it starts: it does not show a batch as checked
+    while the models still run on it."""
+    import io
+
+    from mmseg_dsnet.deploy.parity import _counted
+    from mmseg_dsnet.progress import progress_bar
+    bar = progress_bar(3, 'parity check', unit='batch', file=io.StringIO())
+    seen = []
+    for case in _counted(['one', 'two', 'three'], bar):
+        seen.append(bar.n)
+        if case == 'two':
+            continue
+    assert seen == [0, 1, 2] and bar.n == 3
+    bar.close()
 
 
 def test_non_finite_pytorch_logits_fail_the_check(monkeypatch):

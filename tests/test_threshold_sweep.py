@@ -77,6 +77,24 @@ def test_the_plot_names_the_data_and_the_size_it_scored(two_checkpoints,
                      'pooled over all pixels at 48x40)')
 
 
+def test_the_plot_title_says_synthetic_and_names_a_root_without_split(
+        tmp_path):
+    """The title names the synthetic stand-in set as such, and the data
+    root when the loader reads a whole folder (no ``ann_file``; the split
+    file is then None, which the title must not print)."""
+    from mmseg_dsnet.analysis.plots import sweep_plot_title
+    from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    root = _splits(tmp_path / 'fake', synthetic=True, val=[1, 2])
+    split = str(root / 'splits' / 'val.txt')
+    title = sweep_plot_title('c.py', data_provenance(
+        dict(data_root=str(root), ann_file='splits/val.txt'), 2), (32, 24))
+    assert title == (f'c.py: {split}\n(2 images, SYNTHETIC set; lesion '
+                     'figures pooled over all pixels at 32x24)')
+    title = sweep_plot_title('c.py', data_provenance(
+        dict(data_root=str(root), ann_file=''), 5), (32, 24))
+    assert title.startswith(f'c.py: {root}\n(5 images, SYNTHETIC set;')
+
+
 def test_each_threshold_scores_what_test_py_reports_at_it(two_checkpoints,
                                                           capsys):
     import matplotlib
@@ -896,3 +914,13 @@ def test_checkpoints_of_one_training_run_are_refused(two_checkpoints,
     # Two seeds under one name, and checkpoints without a run record, pass.
     check_separate_runs([saved[0], saved[2], *map(str, checkpoints)],
                         ['a', 'b', 'c', 'd'])
+    # So do checkpoints whose meta names half a run: one seed, or one name
+    # (another trainer's files), which different runs share.
+    for key, value in (('seed', 0), ('experiment_name', 'tiny_dsnet')):
+        halves = []
+        for index, checkpoint in enumerate(checkpoints):
+            path = tmp_path / f'{key}_{index}.pth'
+            torch.save(dict(torch.load(checkpoint, map_location='cpu'),
+                            meta={key: value}), path)
+            halves.append(str(path))
+        check_separate_runs(halves, ['a', 'b'])

@@ -548,8 +548,12 @@ def test_benchmark_labels_a_deploy_config_as_re_parameterised(tmp_path,
     capsys.readouterr()
     result = bench.main([str(deploy), *timing])
     assert result['deploy'] is True and result['deploy_config'] is True
+    printed, err = capsys.readouterr()
     assert (f'Model: {deploy} (re-parameterised: the config sets '
-            'deploy=True)\n') in capsys.readouterr().out
+            'deploy=True)\n') in printed
+    # The progress bar names the form timed too.
+    assert 'timing re-parameterised: 100%' in err
+    assert 'timing as trained' not in err
     for option in ('--deploy', '--compare-deploy'):
         with pytest.raises(UserError, match=f'{option}: .* is a deploy '
                            'config'):
@@ -657,6 +661,10 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     with pytest.raises(UserError, match='a form is given twice'):
         profile.main([config, '--device', 'cpu', '--variants', 'eager',
                       'channels_last', 'eager'])
+    # Without 'graph' a form is eager: the two are one form.
+    with pytest.raises(UserError, match='a form is given twice'):
+        profile.main([config, '--device', 'cpu', '--variants',
+                      'channels_last', 'eager+channels_last'])
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match='CUDA is not available'):
             profile.main([config])
@@ -1308,6 +1316,35 @@ def test_profile_train_step_refuses_a_config_without_a_training_step():
             'optimizer; give a training config such as '
             'configs/dsnet/dsnet_isic2017.py')
         assert 'ms/step' not in run.stdout
+
+
+def test_profile_train_step_refuses_a_deploy_form(tmp_path):
+    """A config with ``model.backbone.deploy=True`` had its step timed and
+    profiled, exit 0: the step of the re-parameterised backbone (no
+    BatchNorm, no difference branches), another network than the model's,
+    printed as the config's training step (fast_train.py refuses to train
+    it). A whole deploy config failed in each form instead of one line."""
+    from mmseg_dsnet.deploy.deploy_checkpoint import deploy_config
+    from mmseg_dsnet.engine.preflight import load_config
+    demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    backbone = tmp_path / 'backbone_deploy.py'
+    backbone.write_text(f"_base_ = '{demo}'\n"
+                        'model = dict(backbone=dict(deploy=True))\n')
+    whole = tmp_path / 'deploy.py'
+    whole.write_text(deploy_config(load_config(demo)).dump())
+    for config, parts in ((backbone, 'model.backbone.deploy=True'),
+                          (whole, 'model.backbone.deploy=True, '
+                           'model.decode_head.deploy=True')):
+        run = run_tool_in_process(
+            'tools/analysis_tools/profile_train_step.py', str(config),
+            '--device', 'cpu', '--shape', '32', '--batch-size', '2',
+            '--steps', '1', '--variants', 'eager', '--top', '1')
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            f'ERROR: {config}: {parts}: this config builds the '
+            're-parameterised (inference) form of the model'), run.stderr
+        assert 'ms/step' not in run.stdout
+        assert 'torch.profiler' not in run.stdout
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
     check_plain_dataset, split_train_pipeline)
 from mmseg_dsnet.engine.preflight import (check_config_sets,
-                                          check_input_file, load_config)
+                                          check_input_file,
+                                          check_trainable_model, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
@@ -100,9 +101,11 @@ def check_args(args):
         if {'eager', 'graph'} <= set(variant.split('+')):
             raise UserError(f'--variants {variant}: a form is eager or a '
                             'CUDA graph, not both; give one of them')
-    # The same form twice (in any order of its parts) was timed twice and
-    # shown as two forms.
-    forms = [frozenset(variant.split('+')) for variant in args.variants]
+    # The same form twice (in any order of its parts, with or without the
+    # 'eager' that is implied without 'graph') was timed twice and shown as
+    # two forms.
+    forms = [frozenset(variant.split('+')) - {'eager'}
+             for variant in args.variants]
     if len(set(forms)) != len(forms):
         raise UserError(f'--variants {" ".join(args.variants)}: a form is '
                         'given twice')
@@ -129,6 +132,10 @@ def main(argv=None):
         "a training step needs the config's model, training augmentation "
         'and optimizer; give a training config such as '
         'configs/dsnet/dsnet_isic2017.py')
+    # A deploy form (deploy=True on a part) trains another network than the
+    # model's, which a backbone-only one did, timed as the config's step
+    # (fast_train.py refuses it).
+    check_trainable_model(cfg, args.config)
     prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
     # Without --shape, the size the config trains at: the default was

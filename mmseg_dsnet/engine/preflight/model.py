@@ -86,7 +86,7 @@ def deploy_form_parts(model_cfg, path='model'):
     return found
 
 
-def check_trainable_model(cfg):
+def check_trainable_model(cfg, config=None):
     """Refuse to train the re-parameterised form of a model (a deploy config
     written by ``tools/deployment/reparameterize.py``, or ``deploy=True``
     given by hand): it has no BatchNorm, one plain kernel instead of the
@@ -95,6 +95,7 @@ def check_trainable_model(cfg):
 
     Args:
         cfg (Config | dict): The merged config.
+        config (str, optional): Its file, named first in the message.
 
     Raises:
         ModelArgumentError: A part of ``cfg.model`` has ``deploy=True``.
@@ -102,6 +103,7 @@ def check_trainable_model(cfg):
     parts = deploy_form_parts(cfg.get('model') or {})
     if parts:
         raise ModelArgumentError(
+            (f'{config}: ' if config else '') +
             f'{", ".join(p + "=True" for p in parts)}: this config builds '
             'the re-parameterised (inference) form of the model, without '
             'its BatchNorms, difference branches and deep-supervision '
