@@ -1017,3 +1017,33 @@ def test_check_real_data_names_the_split_its_images_are_scored_on():
     assert header.split()[1:5] == ['train', 'img', 'val', 'img']
     header = results_table({'dsnet': result('test')}).splitlines()[0]
     assert header.split()[1:5] == ['train', 'img', 'test', 'img']
+
+
+def test_cli_refuses_a_record_whose_figure_is_not_finite(tmp_path, capsys):
+    """A record with ``NaN`` or ``Infinity`` (Python's ``json`` writes and
+    reads them) gave a row of ``nan`` for one seed, exit 0, and a
+    statistics traceback (``AttributeError``) for several seeds or
+    ``--compare-to``, exit 1."""
+    paths = [write(tmp_path / f'a{seed}.json', 'a', seed, 80.0 + seed)
+             for seed in range(4)]
+    ref = [write(tmp_path / f'r{seed}.json', 'ref', seed, 79.0)
+           for seed in range(4)]
+    good = (tmp_path / 'a1.json').read_text()
+    for key, value in (('IoU', float('nan')), ('TJ', float('inf')),
+                       ('train_time_s', float('nan'))):
+        record = json.loads(good)
+        if key == 'train_time_s':
+            record[key] = value
+        else:
+            record['metrics'][key] = value
+        bad = tmp_path / 'a1.json'
+        bad.write_text(json.dumps(record))
+        for args in ([paths[1]], paths, [*paths, *ref, '--compare-to', 'ref',
+                                         '--candidates', 'a', '--paired']):
+            assert tool.main(args) == 2, (key, args)
+            captured = capsys.readouterr()
+            name = key if key == 'train_time_s' else f'metrics.{key}'
+            assert captured.err == (
+                f'ERROR: {bad} is not a complete design record: no valid '
+                f'{name} (a number)\n')
+            assert captured.out == ''

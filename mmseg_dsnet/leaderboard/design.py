@@ -12,7 +12,7 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.percent import percent_text
 
 from .real_data_check import DESIGN_SPLITS
-from .records import is_number, load_json
+from .records import is_finite_number, load_json
 
 #: Where ``check_real_data.py --split design`` writes its records.
 DESIGN_DIR = osp.join(REPO_ROOT, 'results', 'design')
@@ -130,7 +130,9 @@ def check_design_record(path, record):
         kind, what = kinds[key]
         value = record.get(key)
         if kind is float:
-            ok = is_number(value)
+            # NaN or infinity: one seed's row read 'nan', several ended in
+            # a statistics traceback.
+            ok = is_finite_number(value)
         else:
             ok = isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
@@ -142,7 +144,7 @@ def check_design_record(path, record):
     metrics = record.get('metrics')
     if isinstance(metrics, dict):
         bad += [f'metrics.{k} (a number)' for k in KEYS
-                if not is_number(metrics.get(k))]
+                if not is_finite_number(metrics.get(k))]
     if bad:
         raise DesignRecordError(f'{path} is not a complete design record: '
                                 f'no valid {", ".join(bad)}')
