@@ -57,6 +57,36 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
+def run_input_size(cfg, config=None):
+    """The square side a run of ``cfg`` trains and is scored at, as its
+    results and design record name it: the test ``Resize`` of the run's
+    config (``--crop-size`` when given, :func:`set_input_size`, else the
+    config's own). Records said 256 px whenever ``--crop-size`` was left
+    out, so a 128 px config's runs were named, shown and compared as
+    256 px runs.
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        config (str, optional): Its file, for the message.
+
+    Returns:
+        int: The side.
+
+    Raises:
+        UserError: The config runs at a size that is not square (a record
+            holds one side); give ``--crop-size``.
+    """
+    from mmseg_dsnet.deploy.deployable import input_size_of
+    from mmseg_dsnet.utils.errors import UserError
+    height, width = input_size_of(cfg)
+    if height != width:
+        raise UserError(
+            f'config file {config or cfg.filename} runs its model at '
+            f'{height}x{width}, and a run\'s record holds one side of a '
+            'square input; give --crop-size')
+    return int(height)
+
+
 def load_run_config(path, what='config file'):
     """Read a config file a check or sweep would run, refusing one that is
     no config or no whole one (a base config of a model, data set or
@@ -541,6 +571,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     cfg = short_schedule_cfg(config, data_root, work_dir, epochs,
                              train_images, test_images, seed, lr, crop_size,
                              split)
+    # Before the training: a size it cannot record is refused first.
+    input_size = run_input_size(cfg, config)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -560,7 +592,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         eval_split=cfg.test_dataloader.dataset.ann_file,
         train_images=len(runner.train_dataloader.dataset),
         test_images=len(tester.test_dataloader.dataset),
-        input_size=crop_size or 256, device=run_device(),
+        input_size=input_size, device=run_device(),
         # The design table keeps runs of different learning rates apart.
         **({} if optimizer_lr(cfg) is None else dict(lr=optimizer_lr(cfg))),
         threads=torch.get_num_threads(),
