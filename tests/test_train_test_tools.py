@@ -1815,12 +1815,15 @@ def test_count_splits_weight_layers_from_the_full_count():
 def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
         tmp_path, capsys):
     """A config whose test Resize keeps the aspect ratio, or whose model
-    slides windows (mmseg's stock configs), was counted without --shape at
-    its Resize scale and labelled as the size it runs the model at, exit 0
+    slides windows (mmseg's stock configs), was counted (benchmark.py:
+    timed) without --shape at its Resize scale and labelled as the size it runs the model at, exit 0
     (mmseg's DRIVE UNet at 565x584, which it only ever sees as 64x64
     windows); a size the model refuses named a --shape never given."""
     from mmseg_dsnet.engine.cli_errors import UserError
     flops = load_tool('analysis_tools/get_flops.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
     demo = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
     pipeline = ("[dict(type='LoadImageFromFile'), dict(type='Resize', "
                 "scale={}, keep_ratio={}), dict(type='LoadAnnotations'), "
@@ -1842,6 +1845,14 @@ def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
         result = flops.main([str(config), '--shape', '64'])
         assert result['config_input_size'] is None
         assert 'Input shape: (64, 64) (--shape)\n' in capsys.readouterr().out
+        # benchmark.py timed it at the Resize scale alike.
+        with pytest.raises(UserError, match=f'^config {config} runs its '
+                           f'network at no one input size \\({why}.*give '
+                           'the size to time at with --shape H W$'):
+            bench.main([str(config), *timing])
+        result = bench.main([str(config), *timing, '--shape', '64'])
+        assert result['config_input_size'] is None
+        assert 'input: random 64x64 (--shape)\n' in capsys.readouterr().out
     # A size of the config's own that the model refuses names where it
     # came from (it said '--shape 100 100', never given).
     tiny = tmp_path / 'segformer2.py'
