@@ -129,7 +129,8 @@ def test_a_run_records_the_input_size_it_ran_at(tiny_isic, tmp_path):
         "dict(type='LoadImageFromFile'), "
         "dict(type='Resize', scale=(96, 64), keep_ratio=False), "
         "dict(type='LoadAnnotations'), dict(type='PackSegInputs')]))\n")
-    with pytest.raises(UserError, match='runs its model at 64x96.*give '
+    with pytest.raises(UserError, match='does not run its model at one '
+                       'square size \\(train 64x64, test 64x96\\).*give '
                        '--crop-size$'):
         train_and_evaluate(str(wide), str(tiny_isic),
                            str(tmp_path / 'wide_work'), epochs=1, seed=0,

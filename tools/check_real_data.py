@@ -33,11 +33,11 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 check_run_config,
                                                 check_subset_sizes,
                                                 describe_data,
+                                                design_input_size,
                                                 design_record_path,
                                                 earlier_results,
                                                 load_run_config,
                                                 results_table, run_device,
-                                                run_input_size,
                                                 short_schedule_cfg,
                                                 train_and_evaluate,
                                                 write_design_record)
@@ -217,7 +217,7 @@ def main(argv=None):
                                  args.seed, args.lr, args.crop_size,
                                  args.split)
         check_run_config(cfg, name, given.get(name, config))
-        sizes[name] = run_input_size(cfg, given.get(name, config))
+        sizes[name] = design_input_size(cfg, given.get(name, config))
     check_work_dir(args.work_dir)
     results = {}
     for name, config in configs.items():

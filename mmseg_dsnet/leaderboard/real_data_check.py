@@ -57,13 +57,13 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
-def run_input_size(cfg, config=None):
+def design_input_size(cfg, config=None):
     """The square side a run of ``cfg`` trains and is scored at, as its
-    results and design record name it: the test ``Resize`` of the run's
-    config (``--crop-size`` when given, :func:`set_input_size`, else the
-    config's own). Records said 256 px whenever ``--crop-size`` was left
-    out, so a 128 px config's runs were named, shown and compared as
-    256 px runs.
+    results and design record name it: the size of its training and test
+    ``Resize`` (:func:`~mmseg_dsnet.leaderboard.board.run_input_size`;
+    ``--crop-size`` when given, :func:`set_input_size`, else the config's
+    own). Records said 256 px whenever ``--crop-size`` was left out, so a
+    128 px config's runs were named, shown and compared as 256 px runs.
 
     Args:
         cfg (Config): The run's config (:func:`short_schedule_cfg`).
@@ -73,18 +73,26 @@ def run_input_size(cfg, config=None):
         int: The side.
 
     Raises:
-        UserError: The config runs at a size that is not square (a record
-            holds one side); give ``--crop-size``.
+        UserError: The config trains or tests at a size that is not
+            square, at two sizes, or at none it sets (a record holds one
+            side); give ``--crop-size``.
     """
-    from mmseg_dsnet.deploy.deployable import input_size_of
     from mmseg_dsnet.utils.errors import UserError
-    height, width = input_size_of(cfg)
-    if height != width:
-        raise UserError(
-            f'config file {config or cfg.filename} runs its model at '
-            f'{height}x{width}, and a run\'s record holds one side of a '
-            'square input; give --crop-size')
-    return int(height)
+
+    from .board import run_input_size
+    sizes = run_input_size(cfg)
+    held = {tuple(size) for size in sizes.values() if size is not None}
+    if len(held) == 1 and None not in sizes.values():
+        height, width = held.pop()
+        if height == width:
+            return int(height)
+    shown = ', '.join(
+        f'{part} ' + ('no Resize' if size is None else
+                      f'{size[0]}x{size[1]}') for part, size in sizes.items())
+    raise UserError(
+        f'config file {config or cfg.filename} does not run its model at '
+        f'one square size ({shown}), and a run\'s record holds one side; '
+        'give --crop-size')
 
 
 def load_run_config(path, what='config file'):
@@ -572,7 +580,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
                              train_images, test_images, seed, lr, crop_size,
                              split)
     # Before the training: a size it cannot record is refused first.
-    input_size = run_input_size(cfg, config)
+    input_size = design_input_size(cfg, config)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
