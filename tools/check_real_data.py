@@ -217,7 +217,8 @@ def main(argv=None):
                                  args.seed, args.lr, args.crop_size,
                                  args.split)
         check_run_config(cfg, name, given.get(name, config))
-        sizes[name] = design_input_size(cfg, given.get(name, config))
+        sizes[name] = design_input_size(cfg, args.crop_size,
+                                        given.get(name, config))
     check_work_dir(args.work_dir)
     results = {}
     for name, config in configs.items():

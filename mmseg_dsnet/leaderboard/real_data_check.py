@@ -57,16 +57,18 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
-def design_input_size(cfg, config=None):
+def design_input_size(cfg, crop_size=None, config=None):
     """The square side a run of ``cfg`` trains and is scored at, as its
-    results and design record name it: the size of its training and test
-    ``Resize`` (:func:`~mmseg_dsnet.leaderboard.board.run_input_size`;
-    ``--crop-size`` when given, :func:`set_input_size`, else the config's
-    own). Records said 256 px whenever ``--crop-size`` was left out, so a
-    128 px config's runs were named, shown and compared as 256 px runs.
+    results and design record name it: ``crop_size`` when given
+    (:func:`set_input_size`), else the size of the config's own training
+    and test ``Resize`` (:func:`~mmseg_dsnet.leaderboard.board.
+    run_input_size`). Records said 256 px whenever ``--crop-size`` was left
+    out, so a 128 px config's runs were named, shown and compared as
+    256 px runs.
 
     Args:
         cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        crop_size (int, optional): ``--crop-size``.
         config (str, optional): Its file, for the message.
 
     Returns:
@@ -80,6 +82,8 @@ def design_input_size(cfg, config=None):
     from mmseg_dsnet.utils.errors import UserError
 
     from .board import run_input_size
+    if crop_size:
+        return crop_size
     sizes = run_input_size(cfg)
     held = {tuple(size) for size in sizes.values() if size is not None}
     if len(held) == 1 and None not in sizes.values():
@@ -580,7 +584,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
                              train_images, test_images, seed, lr, crop_size,
                              split)
     # Before the training: a size it cannot record is refused first.
-    input_size = design_input_size(cfg, config)
+    input_size = design_input_size(cfg, crop_size, config)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
