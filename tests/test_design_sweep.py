@@ -560,3 +560,37 @@ def test_fast_sweep_trains_the_config_given_from_another_folder(
                               epochs=1, crop_size=64)
     assert spec.cfg.optim_wrapper.optimizer.lr == 0.0123
     assert spec.config_path == str(given)
+
+
+def test_design_screen_records_unpack_without_replacing_any(tmp_path):
+    """The extraction design_screen.sh documents for its records
+    (``tar xzf records.tar.gz -C results/design --strip-components 1``)
+    replaced a record already there of the same name (an earlier screen of
+    that candidate and seed: the sweep on the device checks only
+    ``OUT/records``), exit 0. Now the documented command keeps it and
+    fails naming it."""
+    import re
+    import shlex
+    import subprocess
+    import tarfile
+
+    from conftest import REPO
+    script = (REPO / 'tools/device/design_screen.sh').read_text()
+    command, = re.findall(r'^# (tar x\S* records\.tar\.gz .*)$', script,
+                          re.MULTILINE)
+    packed = tmp_path / 'out' / 'records'
+    packed.mkdir(parents=True)
+    name = 'cand_128px_30ep_seed0_cuda_fast.json'
+    (packed / name).write_text('{"screen": "new"}')
+    (packed / 'cand_128px_30ep_seed1_cuda_fast.json').write_text('{}')
+    with tarfile.open(tmp_path / 'records.tar.gz', 'w:gz') as archive:
+        archive.add(packed, arcname='records')
+    design = tmp_path / 'results' / 'design'
+    design.mkdir(parents=True)
+    (design / name).write_text('{"screen": "earlier"}')
+    proc = subprocess.run(shlex.split(command), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert name in proc.stderr
+    assert (design / name).read_text() == '{"screen": "earlier"}'
+    assert (design / 'cand_128px_30ep_seed1_cuda_fast.json').is_file()

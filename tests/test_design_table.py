@@ -88,8 +88,9 @@ def test_runs_of_another_learning_rate_are_kept_apart(tmp_path):
         '| cand-a (lr 0.002) | 128px | 15 | cpu | 1350 / 150 | 1 | 80.00 |')
     assert lines[3].startswith(
         '| cand-a (lr 0.001) | 128px | 15 | cpu | 1350 / 150 | 0 | 78.00 |')
-    assert lines[4].startswith(
-        '| cand-b | 128px | 15 | cpu | 1350 / 150 | 0, 1 | 70.50 ± 0.71 |')
+    # Named in every row that records it while the rows hold several.
+    assert lines[4].startswith('| cand-b (lr 0.001) | 128px | 15 | cpu | '
+                               '1350 / 150 | 0, 1 | 70.50 ± 0.71 |')
     # A run without the lr beside runs of two: which it joins is unknown.
     unknown = write(tmp_path / 'a2.json', 'cand-a', 2, 79.0)
     with pytest.raises(design.DesignRecordError,
@@ -1017,3 +1018,55 @@ def test_check_real_data_names_the_split_its_images_are_scored_on():
     assert header.split()[1:5] == ['train', 'img', 'val', 'img']
     header = results_table({'dsnet': result('test')}).splitlines()[0]
     assert header.split()[1:5] == ['train', 'img', 'test', 'img']
+
+
+def test_cli_refuses_a_record_whose_figure_is_not_finite(tmp_path, capsys):
+    """A record with ``NaN`` or ``Infinity`` (Python's ``json`` writes and
+    reads them) gave a row of ``nan`` for one seed, exit 0, and a
+    statistics traceback (``AttributeError``) for several seeds or
+    ``--compare-to``, exit 1."""
+    paths = [write(tmp_path / f'a{seed}.json', 'a', seed, 80.0 + seed)
+             for seed in range(4)]
+    ref = [write(tmp_path / f'r{seed}.json', 'ref', seed, 79.0)
+           for seed in range(4)]
+    good = (tmp_path / 'a1.json').read_text()
+    for key, value in (('IoU', float('nan')), ('TJ', float('inf')),
+                       ('train_time_s', float('nan'))):
+        record = json.loads(good)
+        if key == 'train_time_s':
+            record[key] = value
+        else:
+            record['metrics'][key] = value
+        bad = tmp_path / 'a1.json'
+        bad.write_text(json.dumps(record))
+        for args in ([paths[1]], paths, [*paths, *ref, '--compare-to', 'ref',
+                                         '--candidates', 'a', '--paired']):
+            assert tool.main(args) == 2, (key, args)
+            captured = capsys.readouterr()
+            name = key if key == 'train_time_s' else f'metrics.{key}'
+            assert captured.err == (
+                f'ERROR: {bad} is not a complete design record: no valid '
+                f'{name} (a number)\n')
+            assert captured.out == ''
+
+
+def test_rows_of_other_learning_rates_or_data_say_so(tmp_path):
+    """Rows of candidates run at different learning rates (``--lr``) or on
+    different data roots (another conversion: another hold-out) showed
+    the name alone, read as runs of one setting side by side, best first;
+    a table whose rows share them is unchanged."""
+    paths = [write(tmp_path / f'a{k}.json', 'cand-a', k, 80.0, lr=0.002,
+                   data_root='/data/isic2017') for k in (0, 1)]
+    paths += [write(tmp_path / f'b{k}.json', 'cand-b', k, 79.0, lr=0.001,
+                    data_root='/data/other') for k in (0, 1)]
+    paths.append(write(tmp_path / 'c0.json', 'cand-c', 0, 78.0))
+    rows = [line.split(' | ')[0] for line in
+            design.design_table(paths).splitlines()[2:]]
+    assert rows == ['| cand-a (lr 0.002, data_root /data/isic2017)',
+                    '| cand-b (lr 0.001, data_root /data/other)',
+                    '| cand-c']
+    alike = [write(tmp_path / f's{k}.json', f'cand-{k}', 0, 80.0 - k,
+                   lr=0.001, data_root='/data/isic2017') for k in (0, 1)]
+    rows = [line.split(' | ')[0] for line in
+            design.design_table(alike).splitlines()[2:]]
+    assert rows == ['| cand-0', '| cand-1']

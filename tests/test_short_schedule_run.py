@@ -101,3 +101,38 @@ def test_design_record_of_a_prefixed_evaluator_keeps_the_figure_names(
                                       for k in tested['metrics']}
     assert result['metrics']['IoU'] == round(tested['metrics']['lesion/IoU'],
                                              2)
+
+
+def test_a_run_records_the_input_size_it_ran_at(tiny_isic, tmp_path):
+    """Without ``crop_size`` (``check_real_data.py`` without
+    ``--crop-size``) the results and the design record said 256 px
+    whatever the config's size: the 64 px runs of the tiny config were
+    named ``tiny_256px_...`` and shown and compared as 256 px runs."""
+    import pytest
+
+    from mmseg_dsnet.leaderboard.real_data_check import write_design_record
+    from mmseg_dsnet.utils.errors import UserError
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    result = train_and_evaluate(str(config), str(tiny_isic),
+                                str(tmp_path / 'work'), epochs=1, seed=0,
+                                train_images=8, test_images=4)
+    assert result['input_size'] == 64
+    write_design_record(str(tmp_path / 'records'), 'tiny', result)
+    record, = (tmp_path / 'records').glob('*.json')
+    assert record.name == 'tiny_64px_1ep_seed0.json'
+    assert json.loads(record.read_text())['input_size'] == 64
+    # A size a record cannot hold (one side) is refused before training.
+    wide = tmp_path / 'wide.py'
+    wide.write_text(
+        "_base_ = './tiny.py'\n"
+        "test_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='LoadImageFromFile'), "
+        "dict(type='Resize', scale=(96, 64), keep_ratio=False), "
+        "dict(type='LoadAnnotations'), dict(type='PackSegInputs')]))\n")
+    with pytest.raises(UserError, match='does not run its model at one '
+                       'square size \\(train 64x64, test 64x96\\).*give '
+                       '--crop-size$'):
+        train_and_evaluate(str(wide), str(tiny_isic),
+                           str(tmp_path / 'wide_work'), epochs=1, seed=0,
+                           train_images=8, test_images=4)
+    assert not (tmp_path / 'wide_work').exists()

@@ -1884,3 +1884,58 @@ def test_two_tests_started_in_one_second_keep_their_own_logs(
         log = (work_dir / name / f'{name}.log').read_text()
         assert log.count('Load checkpoint from') == 1
         assert (work_dir / name / f'{name}.json').is_file()
+
+
+def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
+        tmp_path, capsys):
+    """A config whose test Resize keeps the aspect ratio, or whose model
+    slides windows (mmseg's stock configs), was counted (benchmark.py:
+    timed) without --shape at its Resize scale and labelled as the size it
+    runs the model at, exit 0 (mmseg's DRIVE UNet at 565x584, which it only
+    ever sees as 64x64 windows); a size the model refuses named a --shape
+    never given."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    flops = load_tool('analysis_tools/get_flops.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    timing = ['--repeat', '1', '--warmup', '1', '--batch-size', '1',
+              '--throughput-repeat', '1', '--threads', '1']
+    demo = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
+    pipeline = ("[dict(type='LoadImageFromFile'), dict(type='Resize', "
+                "scale={}, keep_ratio={}), dict(type='LoadAnnotations'), "
+                "dict(type='PackSegInputs')]")
+    keep = tmp_path / 'keep_ratio.py'
+    keep.write_text(f"_base_ = '{demo}'\ntest_dataloader = dict(dataset="
+                    f"dict(pipeline={pipeline.format((96, 64), True)}))\n")
+    slide = tmp_path / 'slide.py'
+    slide.write_text(f"_base_ = '{demo}'\nmodel = dict(test_cfg=dict("
+                     "mode='slide', crop_size=(64, 64), stride=(32, 32)))\n")
+    for config, why in ((keep, 'its test Resize keeps the aspect ratio '
+                         r'\(scale=\(96, 64\), keep_ratio=True\)'),
+                        (slide, "model.test_cfg.mode is 'slide'")):
+        with pytest.raises(UserError, match=f'^config {config} runs its '
+                           f'network at no one input size \\({why}.*give '
+                           'the size to count at with --shape H W$'):
+            flops.main([str(config), '--json'])
+        # At a --shape given, labelled as such alone.
+        result = flops.main([str(config), '--shape', '64'])
+        assert result['config_input_size'] is None
+        assert 'Input shape: (64, 64) (--shape)\n' in capsys.readouterr().out
+        # benchmark.py timed it at the Resize scale alike.
+        with pytest.raises(UserError, match=f'^config {config} runs its '
+                           f'network at no one input size \\({why}.*give '
+                           'the size to time at with --shape H W$'):
+            bench.main([str(config), *timing])
+        result = bench.main([str(config), *timing, '--shape', '64'])
+        assert result['config_input_size'] is None
+        assert 'input: random 64x64 (--shape)\n' in capsys.readouterr().out
+    # A size of the config's own that the model refuses names where it
+    # came from (it said '--shape 100 100', never given).
+    tiny = tmp_path / 'segformer2.py'
+    tiny.write_text(
+        f"_base_ = '{REPO / 'configs/segformer/segformer_mit-b0_isic2017.py'}'"
+        "\ntest_dataloader = dict(dataset=dict(pipeline="
+        f"{pipeline.format((2, 2), False)}))\n")
+    with pytest.raises(UserError, match="^the config's input size 2x2 "
+                       r'\(its test Resize\): the model cannot take a '
+                       '2x2 input'):
+        flops.main([str(tiny), '--json'])

@@ -33,6 +33,7 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 check_run_config,
                                                 check_subset_sizes,
                                                 describe_data,
+                                                design_input_size,
                                                 design_record_path,
                                                 earlier_results,
                                                 load_run_config,
@@ -80,7 +81,8 @@ def parse_args(argv=None):
                         help='override the learning rate')
     parser.add_argument('--crop-size', type=int, default=None,
                         help='train and predict at this square size instead '
-                        'of 256 (metrics stay at 256x256 and original size)')
+                        "of the config's own (256 for the shipped configs; "
+                        'metrics stay at 256x256 and original size)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/real_check')
     args = parser.parse_args(argv)
@@ -206,14 +208,17 @@ def main(argv=None):
     configs = configs_to_run(args)
     given = {osp.splitext(osp.basename(path))[0]: path
              for path in args.configs}
+    sizes = {}
     for name, config in configs.items():
         # Each was met only when its run started, after the runs before it.
-        check_run_config(
-            short_schedule_cfg(config, args.data_root,
-                               osp.join(args.work_dir, name), args.epochs,
-                               args.train_images, args.test_images,
-                               args.seed, args.lr, args.crop_size,
-                               args.split), name, given.get(name, config))
+        cfg = short_schedule_cfg(config, args.data_root,
+                                 osp.join(args.work_dir, name), args.epochs,
+                                 args.train_images, args.test_images,
+                                 args.seed, args.lr, args.crop_size,
+                                 args.split)
+        check_run_config(cfg, name, given.get(name, config))
+        sizes[name] = design_input_size(cfg, args.crop_size,
+                                        given.get(name, config))
     check_work_dir(args.work_dir)
     results = {}
     for name, config in configs.items():
@@ -229,10 +234,14 @@ def main(argv=None):
     write_json({**earlier, **results}, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')
+    # Each config's own size without --crop-size (it said 256px for all).
+    size_text = ', '.join(sorted({f'{s}px' for s in sizes.values()})) if \
+        len(set(sizes.values())) == 1 else ', '.join(
+            f'{s}px ({name})' for name, s in sizes.items())
     print(f'\nShort schedule on {describe_data(args.data_root)} '
           f'({run_device()}), evaluated on the '
           f'{evaluated_on}, {args.epochs} epoch(s), input '
-          f'{args.crop_size or 256}px, seed {args.seed}:')
+          f'{size_text}, seed {args.seed}:')
     print(results_table(results))
     print(f'Written to {out}' + (
         f' (beside the results of earlier runs in it: {", ".join(kept)})'

@@ -14,7 +14,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
-from ..deploy.deployable import input_size_of
+from ..deploy.deployable import input_size_of, no_one_input_size
 from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
 from ..progress import progress_bar
@@ -291,7 +291,8 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
         threads=(torch.get_num_threads() if device.type == 'cpu' else None),
         shape=list(shape),
         # The size the config runs the model at, beside the timed one.
-        config_input_size=list(input_size_of(cfg)),
+        config_input_size=(None if no_one_input_size(cfg) else
+                           list(input_size_of(cfg))),
         # A deploy config's model is the re-parameterised one: it was
         # recorded as the model as trained (deploy: false).
         deploy=bool(deploy or from_deploy_config),

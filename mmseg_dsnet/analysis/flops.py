@@ -46,8 +46,13 @@ def _runs_at(model, shape):
     return True
 
 
-def count(model, shape, show_table=False):
+def count(model, shape, show_table=False, shape_source=None):
     """FLOPs and params of ``model`` (eval mode) at input ``(1, 3, *shape)``.
+
+    Args:
+        shape_source (str, optional): Where ``shape`` came from, for the
+            message of a size the model refuses. Default: None
+            (``--shape H W``).
 
     Raises:
         UserError: The model cannot take a ``shape`` input (e.g. mmseg's UNet
@@ -69,10 +74,10 @@ def count(model, shape, show_table=False):
             reason = (str(err).strip().splitlines() or
                       [type(err).__name__])[-1].rstrip('.')
             raise UserError(
-                f'--shape {shape[0]} {shape[1]}: the model cannot take a '
-                f'{shape[0]}x{shape[1]} input ({reason}); give another '
-                '--shape (multiples of 32 suit the shipped configs)'
-            ) from err
+                f'{shape_source or f"--shape {shape[0]} {shape[1]}"}: the '
+                f'model cannot take a {shape[0]}x{shape[1]} input '
+                f'({reason}); give another --shape (multiples of 32 suit '
+                'the shipped configs)') from err
         result = dict(
             flops=int(analyzer.total()),
             flops_weight_layers=int(
@@ -164,8 +169,9 @@ def get_flops(config,
         config (str | Config): The config to count.
         shape (tuple[int, int] | None): The input ``(H, W)``; None for
             the size the config runs the model at (its test ``Resize``,
-            :func:`~mmseg_dsnet.deploy.deployable.input_size_of`).
-            Default: (256, 256).
+            :func:`~mmseg_dsnet.deploy.deployable.input_size_of`), refused
+            for a config whose test ``Resize`` keeps the aspect ratio or
+            whose model slides windows. Default: (256, 256).
         cfg_options (dict, optional): ``model.*`` overrides.
         show_table (bool): Also return the per-module table.
         count_deployed (bool): Also count the re-parameterised model (a
@@ -175,7 +181,10 @@ def get_flops(config,
     Returns:
         dict: ``flops``, ``params`` (raw numbers), ``input_shape``,
         ``config_input_size`` (the size the config runs the model at, so
-        that figures at another ``shape`` say so), ``convention``, ``cfg_options`` (the overrides of the counted model,
+        that figures at another ``shape`` say so; None for a config that
+        runs it at no one size, :func:`~mmseg_dsnet.deploy.deployable.
+        no_one_input_size`), ``convention``, ``cfg_options`` (the
+        overrides of the counted model,
         only when some were given) and, for re-parameterisable models,
         ``deploy`` (unless ``count_deployed`` is False) with the deployed
         model's ``flops`` and ``params``; for
@@ -190,8 +199,20 @@ def get_flops(config,
                       'configs/dsnet/dsnet_isic2017.py')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    from ..deploy.deployable import input_size_of
-    own_size = tuple(input_size_of(cfg))
+    from ..deploy.deployable import input_size_of, no_one_input_size
+    # A config that keeps the aspect ratio or slides windows runs the
+    # network at no one size: its Resize scale was taken for it (mmseg's
+    # DRIVE UNet counted at 565x584, which it never sees: 64x64 windows).
+    why = no_one_input_size(cfg)
+    own_size = None if why else tuple(input_size_of(cfg))
+    if shape is None and why:
+        name = getattr(cfg, 'filename', None) or str(config)
+        raise UserError(f'config {name} runs its network at no one input '
+                        f'size ({why}); give the size to count at with '
+                        '--shape H W')
+    source = None if shape is not None else (
+        f"the config's input size {own_size[0]}x{own_size[1]} (its test "
+        'Resize)')
     shape = own_size if shape is None else tuple(shape)
     model = build_model(cfg)
     from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
@@ -199,8 +220,9 @@ def get_flops(config,
     if is_deploy_config(cfg):
         check_whole_deploy_form(cfg, model, getattr(cfg, 'filename', None)
                                 or str(config))
-    result = count(model, shape, show_table)
-    result.update(input_shape=list(shape), config_input_size=list(own_size),
+    result = count(model, shape, show_table, source)
+    result.update(input_shape=list(shape),
+                  config_input_size=own_size and list(own_size),
                   convention=CONVENTION)
     if cfg_options:
         result['cfg_options'] = dict(cfg_options)

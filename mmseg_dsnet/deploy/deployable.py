@@ -212,6 +212,36 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
     return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
+def no_one_input_size(cfg: Config) -> Optional[str]:
+    """Why the network of ``cfg`` runs at no one size that
+    :func:`input_size_of` could name, or None when it runs at that size:
+    its test ``Resize`` keeps the aspect ratio (each image gets a size of
+    its own within the scale) or its model slides windows over the image
+    (the network runs on each window, not on the resized image). mmseg's
+    stock configs do both.
+
+    Args:
+        cfg (Config): The model's config.
+
+    Returns:
+        str | None: The setting, as a message names it.
+    """
+    pipeline = loader_pipeline(cfg) or cfg.get('test_pipeline') or []
+    step = resize_step(pipeline)
+    if step is not None and step.get('keep_ratio'):
+        return (f"its test Resize keeps the aspect ratio (scale="
+                f"{step['scale']}, keep_ratio=True): each image is resized "
+                'to a size of its own within that scale')
+    test_cfg = (cfg.get('model') or {}).get('test_cfg') or {}
+    if isinstance(test_cfg, dict) and test_cfg.get('mode',
+                                                   'whole') != 'whole':
+        return (f"model.test_cfg.mode is '{test_cfg['mode']}' (windows of "
+                f"{test_cfg.get('crop_size')}, stride "
+                f"{test_cfg.get('stride')}): the network runs once per "
+                'window, not on the resized image')
+    return None
+
+
 def check_runs_as_tested(cfg: Config) -> None:
     """Refuse a config whose test-time settings the deployed network (the
     ONNX export, ``infer.py``'s backends) would not follow: it runs the

@@ -12,7 +12,7 @@ from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.percent import percent_text
 
 from .real_data_check import DESIGN_SPLITS
-from .records import is_number, load_json
+from .records import is_finite_number, load_json
 
 #: Where ``check_real_data.py --split design`` writes its records.
 DESIGN_DIR = osp.join(REPO_ROOT, 'results', 'design')
@@ -130,7 +130,9 @@ def check_design_record(path, record):
         kind, what = kinds[key]
         value = record.get(key)
         if kind is float:
-            ok = is_number(value)
+            # NaN or infinity: one seed's row read 'nan', several ended in
+            # a statistics traceback.
+            ok = is_finite_number(value)
         else:
             ok = isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
@@ -142,7 +144,7 @@ def check_design_record(path, record):
     metrics = record.get('metrics')
     if isinstance(metrics, dict):
         bad += [f'metrics.{k} (a number)' for k in KEYS
-                if not is_number(metrics.get(k))]
+                if not is_finite_number(metrics.get(k))]
     if bad:
         raise DesignRecordError(f'{path} is not a complete design record: '
                                 f'no valid {", ".join(bad)}')
@@ -259,13 +261,16 @@ def _config_key(config):
     return path
 
 
-def _split_by_optional_setting(runs):
+def _split_by_optional_setting(runs, shown=()):
     """The runs of one candidate that are alike in every setting all
     records hold, split by the :data:`OPTIONAL_SETTING` values they hold
     (a run that does not hold one joins the others, see there).
 
     Args:
         runs (list[tuple[str, dict]]): (file, record) pairs.
+        shown (Sequence[str]): Settings of :data:`OPTIONAL_SETTING` to
+            name in the label of every part whose runs hold one, split or
+            not (those that differ between the rows of a table).
 
     Returns:
         list[tuple[str, list]]: For each part, a label for the row's
@@ -281,7 +286,7 @@ def _split_by_optional_setting(runs):
     split_by = [k for k in OPTIONAL_SETTING if len(
         {r[k] for _, r in runs if r.get(k) is not None}) > 1]
     if not split_by:
-        return [(name, runs)]
+        return [(_label(name, runs, shown), runs)]
     unknown = [path for path, r in runs
                if any(r.get(k) is None for k in split_by)]
     if unknown:
@@ -292,10 +297,22 @@ def _split_by_optional_setting(runs):
     parts = defaultdict(list)
     for path, record in runs:
         parts[tuple(record[k] for k in split_by)].append((path, record))
-    return [(f'{name} (' + ', '.join(
+    return [(_label(name, part, [*split_by, *shown]), part)
+            for part in parts.values()]
+
+
+def _label(name, runs, keys):
+    """``name``, with the values of the settings ``keys`` that ``runs``
+    hold (one each), in the order of :data:`OPTIONAL_SETTING`:
+    ``'cand (lr 0.002, data_root /data/x)'``."""
+    held = [(k, next(r[k] for _, r in runs if r.get(k) is not None))
+            for k in OPTIONAL_SETTING if k in keys and any(
+                r.get(k) is not None for _, r in runs)]
+    if not held:
+        return name
+    return f'{name} (' + ', '.join(
         f'{k} {v}' if isinstance(v, str) else f'{k} {v:g}'
-        for k, v in zip(split_by, values)) + ')', part)
-            for values, part in parts.items()]
+        for k, v in held) + ')'
 
 
 def design_table(paths):
@@ -311,9 +328,15 @@ def design_table(paths):
                *(record[k] for k in RUN_SETTING
                  if k not in OPTIONAL_SETTING))
         alike[key].append((path, record))
+    # A learning rate or data the rows do not share is named in each row
+    # that records it: rows of two rates or hold-outs read as runs of
+    # one setting.
+    shown = [k for k in OPTIONAL_SETTING if k not in CANDIDATE_SETTING
+             and len({r[k] for runs in alike.values() for _, r in runs
+                      if r.get(k) is not None}) > 1]
     groups = []
     for runs in alike.values():
-        for label, part in _split_by_optional_setting(runs):
+        for label, part in _split_by_optional_setting(runs, shown):
             where = {}
             for path, record in part:
                 # A rerun of a seed would count twice in the mean and the

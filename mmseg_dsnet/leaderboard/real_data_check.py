@@ -57,6 +57,48 @@ def set_input_size(cfg, size):
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
+def design_input_size(cfg, crop_size=None, config=None):
+    """The square side a run of ``cfg`` trains and is scored at, as its
+    results and design record name it: ``crop_size`` when given
+    (:func:`set_input_size`), else the size of the config's own training
+    and test ``Resize`` (:func:`~mmseg_dsnet.leaderboard.board.
+    run_input_size`). Records said 256 px whenever ``--crop-size`` was left
+    out, so a 128 px config's runs were named, shown and compared as
+    256 px runs.
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+        crop_size (int, optional): ``--crop-size``.
+        config (str, optional): Its file, for the message.
+
+    Returns:
+        int: The side.
+
+    Raises:
+        UserError: The config trains or tests at a size that is not
+            square, at two sizes, or at none it sets (a record holds one
+            side); give ``--crop-size``.
+    """
+    from mmseg_dsnet.utils.errors import UserError
+
+    from .board import run_input_size
+    if crop_size:
+        return crop_size
+    sizes = run_input_size(cfg)
+    held = {tuple(size) for size in sizes.values() if size is not None}
+    if len(held) == 1 and None not in sizes.values():
+        height, width = held.pop()
+        if height == width:
+            return int(height)
+    shown = ', '.join(
+        f'{part} ' + ('no Resize' if size is None else
+                      f'{size[0]}x{size[1]}') for part, size in sizes.items())
+    raise UserError(
+        f'config file {config or cfg.filename} does not run its model at '
+        f'one square size ({shown}), and a run\'s record holds one side; '
+        'give --crop-size')
+
+
 def load_run_config(path, what='config file'):
     """Read a config file a check or sweep would run, refusing one that is
     no config or no whole one (a base config of a model, data set or
@@ -541,6 +583,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     cfg = short_schedule_cfg(config, data_root, work_dir, epochs,
                              train_images, test_images, seed, lr, crop_size,
                              split)
+    # Before the training: a size it cannot record is refused first.
+    input_size = design_input_size(cfg, crop_size, config)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -560,7 +604,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         eval_split=cfg.test_dataloader.dataset.ann_file,
         train_images=len(runner.train_dataloader.dataset),
         test_images=len(tester.test_dataloader.dataset),
-        input_size=crop_size or 256, device=run_device(),
+        input_size=input_size, device=run_device(),
         # The design table keeps runs of different learning rates apart.
         **({} if optimizer_lr(cfg) is None else dict(lr=optimizer_lr(cfg))),
         threads=torch.get_num_threads(),

@@ -1,6 +1,7 @@
 """The JSON records the tools write and the leaderboard reads: one reader,
 one (atomic) writer, and the metrics record of a test."""
 import json
+import math
 import os.path as osp
 
 from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
@@ -26,6 +27,13 @@ def is_number(value):
     """Whether a JSON value is a number (``true`` and ``false`` are not,
     though Python counts them as ints)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value):
+    """Whether a JSON value is a number that is a figure: not NaN or
+    infinity, which Python's ``json`` reads from ``NaN`` / ``Infinity``
+    (files written before records were written as strict JSON)."""
+    return is_number(value) and math.isfinite(value)
 
 
 def write_json(obj, path):

@@ -7,7 +7,10 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
 
 Without ``--shape`` the model is timed at the size the config runs it at
 (its test ``Resize``); figures at another ``--shape`` say that size beside
-theirs (``config_input_size`` in the JSON).
+theirs (``config_input_size`` in the JSON). A config that runs the network
+at no one size (its test ``Resize`` keeps the aspect ratio, or
+``model.test_cfg.mode='slide'``, as mmseg's stock configs) needs
+``--shape``.
 """
 import argparse
 import contextlib
@@ -20,7 +23,7 @@ from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
                                             check_threads,
                                             check_timed_options,
                                             compare_deploy)
-from mmseg_dsnet.deploy.deployable import input_size_of
+from mmseg_dsnet.deploy.deployable import input_size_of, no_one_input_size
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.preflight import check_input_file, load_tool_config
@@ -119,7 +122,14 @@ def main(argv=None):
         # Without --shape, the config's own size: the default was 256x256
         # whatever the config, so the 128 px demo model was timed at 4x its
         # work, exit 0.
-        own = tuple(input_size_of(cfg))
+        # One that keeps the aspect ratio or slides windows runs the
+        # network at no one size: its Resize scale was timed as its own.
+        why = no_one_input_size(cfg)
+        if shape is None and why:
+            raise UserError(f'config {args.config} runs its network at no '
+                            f'one input size ({why}); give the size to time '
+                            'at with --shape H W')
+        own = None if why else tuple(input_size_of(cfg))
         shape = shape or own
         if args.deploy or args.compare_deploy:
             check_deploy_form(
@@ -159,7 +169,7 @@ def main(argv=None):
              if args.cfg_options else '')
           + f'Device: {timed["device"]} ({timed["device_name"]}), '
           f'{threads}input: {timed["input"]} {shape[0]}x{shape[1]}'
-          f'{other_shape_note(shape, own)}')
+          + (other_shape_note(shape, own) if own else ' (--shape)'))
     if args.compare_deploy:
         print_comparison(result)
         return result

@@ -5,7 +5,9 @@
 
 Without ``--shape`` the model is counted at the size the config runs it at
 (its test ``Resize``); figures at another ``--shape`` say that size beside
-theirs.
+theirs. A config that runs the network at no one size (its test ``Resize``
+keeps the aspect ratio, or ``model.test_cfg.mode='slide'``, as mmseg's
+stock configs) needs ``--shape``.
 
 A deploy config (``deploy=True``, as ``reparameterize.py`` writes) is
 counted as the re-parameterised model it builds, and labelled so; one that
@@ -69,7 +71,7 @@ def main(argv=None):
     shape = input_shape(args.shape) if args.shape else None
     result = get_flops(args.config, shape, args.cfg_options, args.show_table)
     shape = tuple(result['input_shape'])
-    own = tuple(result['config_input_size'])
+    own = result['config_input_size']
     # Titled: the deployed model's table followed the trained one's with
     # nothing between them but a blank line.
     tables = [('Per module, the re-parameterised model (the config sets '
@@ -87,7 +89,8 @@ def main(argv=None):
     # Named, as in the JSON: figures pasted elsewhere say whose they are.
     print(f'{split_line}\nConfig: {args.config}\n'
           'Compute type: direct: randomly generate a picture\n'
-          f'Input shape: {shape}{other_shape_note(shape, own)}\n'
+          f'Input shape: {shape}'
+          + (other_shape_note(shape, own) if own else ' (--shape)') + '\n'
           + (f'Config options: {result["cfg_options"]}\n'
              if 'cfg_options' in result else '')
           + ('Model: re-parameterised (the config sets deploy=True); count '

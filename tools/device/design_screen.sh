@@ -12,7 +12,9 @@
 # refuses work dirs that hold the first call's runs)
 # Back: $OUT/records.tar.gz (the design records, "(fast_train)" in device;
 # the device tool brings back a limited number of files, so they come packed:
-# tar xzf records.tar.gz -C results/design --strip-components 1),
+# tar xzkf records.tar.gz -C results/design --strip-components 1
+# (k: a record of that name already there, of an earlier screen of the seed,
+# is kept and named, exit 2, not replaced: the sweep checks only OUT/records)),
 # $OUT/sweep.txt (the sweep's output), $OUT/logs.tar.gz (each run's log and
 # fast_train.json), $OUT/summary.txt.
 # Dry run on the CPU: PYTHON=.venv/bin/python EPOCHS=2 TRAIN_IMAGES=32 OUT=/tmp/d bash ...
