@@ -13,7 +13,7 @@ import os.path as osp
 import torch
 from mmseg.registry import MODELS
 
-from ..compat import resolve_checkpoint
+from ..compat import checkpoint_meta, resolve_checkpoint
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..engine.preflight import build_scope, check_output_file, load_config
@@ -247,7 +247,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         raise ParityError(f'The deploy config does not reproduce the model '
                           f'(max diff {_difference(plain_diff)}).')
     # Keep the source's meta (dataset_meta: class names and palette).
-    meta = dict(source.get('meta', {}), deploy=True,
+    meta = dict(checkpoint_meta(source), deploy=True,
                 source_checkpoint=osp.abspath(checkpoint))
     # And its training config (released weights: their metafile entry's):
     # the checks of network, input size and training split read it.

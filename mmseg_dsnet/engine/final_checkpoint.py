@@ -37,13 +37,16 @@ def final_checkpoint(cfg, runner):
             is not of its final weights (nothing is scored).
     """
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    from ..compat import checkpoint_meta
     last = runner.message_hub.get_info('last_ckpt')
     fix = ('nothing was scored; let default_hooks.checkpoint save the last '
            'epoch (save_last=True)')
     if last is None:
         raise FinalCheckpointError(
             f'the run in {cfg.work_dir} saved no checkpoint; {fix}')
-    meta = _load_checkpoint(last, map_location='cpu').get('meta') or {}
+    # mmengine's loader: the checkpoint hook may save to a remote backend.
+    meta = checkpoint_meta(_load_checkpoint(last, map_location='cpu'))
     if meta.get('iter') != runner.iter:
         raise FinalCheckpointError(
             f'the last checkpoint of the run in {cfg.work_dir}, {last}, is '
