@@ -74,7 +74,7 @@ def evaluate_final_checkpoint(cfg, runner):
     Raises:
         FinalCheckpointError: See :func:`final_checkpoint`.
     """
-    from mmengine.runner import Runner
+    from .log_dir import SeparateLogDirRunner
     checkpoint = final_checkpoint(cfg, runner)
     test_cfg = cfg.copy()
     test_cfg.load_from = checkpoint
@@ -83,5 +83,8 @@ def evaluate_final_checkpoint(cfg, runner):
     if test_cfg.get('visualizer') is not None:
         test_cfg.visualizer.name = (
             f'{test_cfg.visualizer.get("name", "visualizer")}_final_test')
-    tester = Runner.from_cfg(test_cfg)
+    # A log folder of its own: a training done within the second it
+    # started in shared its folder with this test (one log, and its
+    # vis_data/config.py replaced by this test's config).
+    tester = SeparateLogDirRunner.from_cfg(test_cfg)
     return tester, tester.test(), checkpoint
