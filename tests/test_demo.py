@@ -223,7 +223,7 @@ def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
         raise Built
 
     monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
-    monkeypatch.setattr(demo.Runner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(demo.SeparateLogDirRunner, 'from_cfg', from_cfg)
     config = tmp_path / 'warmup.py'
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
@@ -462,7 +462,7 @@ def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
         raise Built
 
     monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
-    monkeypatch.setattr(demo.Runner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(demo.SeparateLogDirRunner, 'from_cfg', from_cfg)
     config = tmp_path / 'seeded.py'
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"

@@ -721,7 +721,9 @@ def test_training_the_re_parameterised_form_is_refused(base, tools,
     assert code == 2 and err.startswith(
         'ERROR: model.backbone.deploy=True, model.decode_head.deploy=True: '
         'this config builds the re-parameterised (inference) form'), err
-    assert 'train the training config (deploy=False)' in err
+    assert err.endswith('train the training config (deploy=False) and '
+                        're-parameterise its checkpoint with '
+                        'tools/deployment/reparameterize.py\n'), err
     assert not work_dir.exists() or not any(work_dir.iterdir())
     from mmengine.config import Config
     from mmseg_dsnet.engine.fast_training import check_fast_run_config

@@ -309,3 +309,24 @@ def test_a_fold_off_by_a_small_finite_amount_fails_the_check(
     error = capsys.readouterr().err
     assert error.startswith('ERROR: Re-parameterised ') and message in error
     assert not out.exists() and not out.with_suffix('.py').exists()
+
+
+def test_an_out_not_named_pth_is_refused(trained_checkpoint, tmp_path,
+                                         capsys):
+    """OUT ``model.onnx`` was written as a PyTorch checkpoint beside
+    ``model.py``, exit 0 (infer.py then read it as a broken ONNX model);
+    with ``--overwrite`` it replaced an exported ONNX model of that name.
+    An OUT not named ``.pth`` is refused before any work."""
+    from test_user_error_exits import run_cli
+    tool = load_tool('deployment/reparameterize.py')
+    exported = tmp_path / 'model.onnx'
+    exported.write_bytes(b'an exported ONNX model')
+    for out in (exported, tmp_path / 'model', tmp_path / 'model.json'):
+        for extra in ([], ['--overwrite']):
+            code, err = run_cli(tool.main, [CONFIG, trained_checkpoint, out,
+                                            '--shape', '64'] + extra, capsys)
+            assert (code, err) == (
+                2, f'ERROR: OUT {out}: the deploy checkpoint is written in '
+                'PyTorch format; give a file name ending with .pth\n')
+    assert [p.name for p in tmp_path.iterdir()] == ['model.onnx']
+    assert exported.read_bytes() == b'an exported ONNX model'

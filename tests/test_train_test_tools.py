@@ -1340,9 +1340,13 @@ def test_profile_train_step_refuses_a_deploy_form(tmp_path):
             '--device', 'cpu', '--shape', '32', '--batch-size', '2',
             '--steps', '1', '--variants', 'eager', '--top', '1')
         assert run.returncode == 2, run.output[-2000:]
-        assert run.stderr.strip().splitlines()[-1].startswith(
+        # The advice names what the tool does (it trains nothing).
+        assert run.stderr.strip().splitlines()[-1] == (
             f'ERROR: {config}: {parts}: this config builds the '
-            're-parameterised (inference) form of the model'), run.stderr
+            're-parameterised (inference) form of the model, without its '
+            'BatchNorms, difference branches and deep-supervision '
+            'classifiers, which cannot be trained as the model; profile '
+            'the training config (deploy=False)'), run.stderr
         assert 'ms/step' not in run.stdout
         assert 'torch.profiler' not in run.stdout
 
@@ -1939,3 +1943,48 @@ def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
                        r'\(its test Resize\): the model cannot take a '
                        '2x2 input'):
         flops.main([str(tiny), '--json'])
+
+
+def test_a_training_and_its_final_test_keep_their_own_logs(
+        tiny_isic, tmp_path, monkeypatch):
+    """``check_real_data.py`` (``train_and_evaluate``) and the demo train and
+    then score the final checkpoint in a runner of its own. Built with
+    mmengine's Runner, a training that ended within the second it started
+    in shared its log folder with the final test (one log, and the
+    training's ``vis_data/config.py`` replaced by the test's config,
+    ``load_from`` its checkpoint), and one started in the second of another
+    run into the work dir shared that run's folder. Each now claims its
+    own. The clock mmengine's Runner reads is held at one second, in which
+    another run (its folder made here) started too."""
+    import time
+    import types
+
+    from conftest import write_tiny_config
+    from mmengine.runner import runner as mmengine_runner
+
+    from mmseg_dsnet.leaderboard.real_data_check import train_and_evaluate
+    second = time.time()
+    clock = types.SimpleNamespace(**{
+        name: getattr(time, name) for name in dir(time)
+        if not name.startswith('_')})
+    clock.time = lambda: second
+    monkeypatch.setattr(mmengine_runner, 'time', clock)
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
+    work_dir = tmp_path / 'work'
+    (work_dir / stamp).mkdir(parents=True)
+    (work_dir / stamp / f'{stamp}.log').write_text('another run\n')
+    config = write_tiny_config(tmp_path / 'dsnet.py', tiny_isic, epochs=1)
+    train_and_evaluate(str(config), str(tiny_isic), str(work_dir), epochs=1,
+                       train_images=2, test_images=1, crop_size=32)
+    assert sorted(p.name for p in work_dir.iterdir() if p.is_dir()) == [
+        stamp, f'{stamp}_1', f'{stamp}_2']
+    assert sorted(os.listdir(work_dir / stamp)) == [f'{stamp}.log']
+    assert (work_dir / stamp / f'{stamp}.log').read_text() == 'another run\n'
+    trained, tested = work_dir / f'{stamp}_1', work_dir / f'{stamp}_2'
+    train_log = (trained / f'{stamp}_1.log').read_text()
+    test_log = (tested / f'{stamp}_2.log').read_text()
+    assert 'Epoch(train)' in train_log and 'Epoch(test)' not in train_log
+    assert 'Epoch(test)' in test_log and 'Epoch(train)' not in test_log
+    assert 'load_from = None' in (trained / 'vis_data' / 'config.py'
+                                  ).read_text()
+    assert (tested / 'tested_config.py').is_file()

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 from mmengine.device import get_device
-from mmengine.runner import Runner
 
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
                                                      dataset_leaves,
@@ -22,6 +21,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
+from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets,
                                           check_input_file,
@@ -360,7 +360,8 @@ def main(argv=None):
     name = model_name(cfg)
     print(f'[2/4] Training {name} on {training_device()} for '
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
-    runner = Runner.from_cfg(cfg)
+    # Its own log folder, also beside a run started in the same second.
+    runner = SeparateLogDirRunner.from_cfg(cfg)
     runner.train()
     print(f'[3/4] Evaluating on {split} ...', flush=True)
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)

@@ -13,13 +13,13 @@ import os.path as osp
 import torch
 from mmseg.registry import MODELS
 
-from ..compat import resolve_checkpoint
+from ..compat import checkpoint_meta, resolve_checkpoint
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..engine.preflight import build_scope, check_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.fileio import (atomic_write_together, refuse_folder,
-                            refuse_same_file)
+                            refuse_other_suffix, refuse_same_file)
 from .parity import within
 
 
@@ -133,7 +133,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
 
     Raises:
         UserError: A missing config or checkpoint, ``out`` or its
-            ``.py`` being an input or each other, a deploy config
+            ``.py`` being an input or each other, ``out`` not named
+            ``.pth``, a deploy config
             (``deploy=True``: nothing to fold), a model without a
             ``deploy=True`` form, or a checkpoint trained at another input
             size than ``config`` sets (its ``meta['cfg']``).
@@ -157,6 +158,11 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
          ('the deploy config written beside it (its name with .py)',
           out_cfg)),
         hint='give the deploy checkpoint a new name ending in .pth')
+    # The checkpoint is a PyTorch file whatever its name: OUT ``x.onnx`` was
+    # written as one, exit 0, and read by infer.py as a broken ONNX model.
+    # After the check above, which names the checkpoint given as OUT.
+    refuse_other_suffix(out, '.pth', 'OUT',
+                        'the deploy checkpoint is written in PyTorch format')
     for path in (out, out_cfg):
         refuse_folder(path)
         if osp.exists(path) and not overwrite:
@@ -241,7 +247,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         raise ParityError(f'The deploy config does not reproduce the model '
                           f'(max diff {_difference(plain_diff)}).')
     # Keep the source's meta (dataset_meta: class names and palette).
-    meta = dict(source.get('meta', {}), deploy=True,
+    meta = dict(checkpoint_meta(source), deploy=True,
                 source_checkpoint=osp.abspath(checkpoint))
     # And its training config (released weights: their metafile entry's):
     # the checks of network, input size and training split read it.

@@ -153,7 +153,8 @@ def build_segmentor(config: Union[str, Config],
         ckpt = load_checkpoint_strictly(
             model, checkpoint, getattr(cfg, 'filename', None), hint=None,
             cfg=cfg)
-        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        from ..compat import checkpoint_meta
+        meta = checkpoint_meta(ckpt)
         if meta.get('dataset_meta'):
             model.dataset_meta = meta['dataset_meta']
     model.eval()

@@ -364,7 +364,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
             'overflow on the training images, as those of a diverging '
             f'training do; {out} was not written. Use an earlier '
             'checkpoint of the run')
-    meta = dict(loaded.get('meta') or {}) if isinstance(loaded, dict) else {}
+    from ..compat import checkpoint_meta
+    meta = dict(checkpoint_meta(loaded))
     # The training config stays with the weights (released weights: their
     # metafile entry's), for the checks of network, size and split.
     cfg_text = training_config_text(loaded, checkpoint)

@@ -37,13 +37,16 @@ def final_checkpoint(cfg, runner):
             is not of its final weights (nothing is scored).
     """
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    from ..compat import checkpoint_meta
     last = runner.message_hub.get_info('last_ckpt')
     fix = ('nothing was scored; let default_hooks.checkpoint save the last '
            'epoch (save_last=True)')
     if last is None:
         raise FinalCheckpointError(
             f'the run in {cfg.work_dir} saved no checkpoint; {fix}')
-    meta = _load_checkpoint(last, map_location='cpu').get('meta') or {}
+    # mmengine's loader: the checkpoint hook may save to a remote backend.
+    meta = checkpoint_meta(_load_checkpoint(last, map_location='cpu'))
     if meta.get('iter') != runner.iter:
         raise FinalCheckpointError(
             f'the last checkpoint of the run in {cfg.work_dir}, {last}, is '
@@ -71,7 +74,7 @@ def evaluate_final_checkpoint(cfg, runner):
     Raises:
         FinalCheckpointError: See :func:`final_checkpoint`.
     """
-    from mmengine.runner import Runner
+    from .log_dir import SeparateLogDirRunner
     checkpoint = final_checkpoint(cfg, runner)
     test_cfg = cfg.copy()
     test_cfg.load_from = checkpoint
@@ -80,5 +83,8 @@ def evaluate_final_checkpoint(cfg, runner):
     if test_cfg.get('visualizer') is not None:
         test_cfg.visualizer.name = (
             f'{test_cfg.visualizer.get("name", "visualizer")}_final_test')
-    tester = Runner.from_cfg(test_cfg)
+    # A log folder of its own: a training done within the second it
+    # started in shared its folder with this test (one log, and its
+    # vis_data/config.py replaced by this test's config).
+    tester = SeparateLogDirRunner.from_cfg(test_cfg)
     return tester, tester.test(), checkpoint

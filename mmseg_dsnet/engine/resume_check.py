@@ -271,14 +271,13 @@ def holds_training_state(filename):
     Returns:
         bool: True when both are there.
     """
-    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.compat import checkpoint_meta, safe_torch_load
     if '://' in str(filename):
         return True
     checkpoint = safe_torch_load(filename, map_location='cpu')
     if not isinstance(checkpoint, dict):
         return False
-    meta = checkpoint.get('meta')
-    return isinstance(meta, dict) and 'iter' in meta and \
+    return 'iter' in checkpoint_meta(checkpoint) and \
         'optimizer' in checkpoint
 
 
@@ -351,7 +350,7 @@ def check_resume_checkpoint(cfg, filename):
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
 
-    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.compat import checkpoint_meta, safe_torch_load
     from .checkpoint_match import check_checkpoint_matches
     if '://' in str(filename):
         return  # a remote checkpoint is left to the loader
@@ -361,7 +360,7 @@ def check_resume_checkpoint(cfg, filename):
         model = MODELS.build(cfg.model)
     check_checkpoint_matches(model, checkpoint, config, filename,
                              bool(cfg.get('load_from_strict', True)))
-    meta = checkpoint.get('meta') or {}
+    meta = checkpoint_meta(checkpoint)
     if meta.get('trainer') == FAST_TRAINER:
         # mmengine's resume needs its runner's state (message_hub): a
         # KeyError traceback once the runner had dumped its config over

@@ -577,16 +577,17 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         data).
     """
     import torch
-    from mmengine.runner import Runner
 
     from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
+    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
     cfg = short_schedule_cfg(config, data_root, work_dir, epochs,
                              train_images, test_images, seed, lr, crop_size,
                              split)
     # Before the training: a size it cannot record is refused first.
     input_size = design_input_size(cfg, crop_size, config)
     start = time.time()
-    runner = Runner.from_cfg(cfg)
+    # Its own log folder, also beside a run started in the same second.
+    runner = SeparateLogDirRunner.from_cfg(cfg)
     runner.train()
     train_time = time.time() - start
     # Scored as tools/test.py scores the final checkpoint (a weight

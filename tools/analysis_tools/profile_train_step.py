@@ -135,7 +135,7 @@ def main(argv=None):
     # A deploy form (deploy=True on a part) trains another network than the
     # model's, which a backbone-only one did, timed as the config's step
     # (fast_train.py refuses it).
-    check_trainable_model(cfg, args.config)
+    check_trainable_model(cfg, args.config, action='profile')
     prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
     # Without --shape, the size the config trains at: the default was

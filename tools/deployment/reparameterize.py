@@ -13,9 +13,9 @@ figures and the parameter counts.
 
 Outputs are written atomically with the user's umask. Exit status: 0 when
 written; 2, after one ``ERROR:`` line, for a user error (a missing config or
-checkpoint, an existing output without ``--overwrite`` or one under a path
-through a file, an unsafe or corrupt checkpoint, one trained at another
-input size than the config); 1, after one ``ERROR:`` line, when the parity
+checkpoint, an OUT not named ``.pth``, an existing output without
+``--overwrite`` or one under a path through a file, an unsafe or corrupt
+checkpoint, one trained at another input size than the config); 1, after one ``ERROR:`` line, when the parity
 check fails (nothing is written).
 """
 import argparse

@@ -878,7 +878,7 @@ class FastTrainer:
         """
         from mmseg.registry import MODELS
 
-        from ...compat import safe_torch_load
+        from ...compat import checkpoint_meta, safe_torch_load
         from ..checkpoint_match import check_checkpoint_matches
         from ..resume_check import (RESUMED_PARTS, refuse_resume_changes,
                                     refuse_synthetic_switches,
@@ -891,8 +891,9 @@ class FastTrainer:
             if 'optimizer' not in checkpoint:
                 raise FastTrainingError(
                     f'--resume: {path} holds no optimizer state')
-            if (checkpoint.get('meta') or {}).get('trainer') != \
-                    FAST_TRAINER or 'generators' not in checkpoint:
+            meta = checkpoint_meta(checkpoint)
+            if meta.get('trainer') != FAST_TRAINER or \
+                    'generators' not in checkpoint:
                 # A KeyError traceback once the run had dumped its config
                 # over the one tools/train.py --resume compares with.
                 raise FastTrainingError(
@@ -907,12 +908,12 @@ class FastTrainer:
             check_checkpoint_matches(MODELS.build(spec.cfg.model),
                                      checkpoint, spec.config_path, path)
             changes = []
-            seed = checkpoint['meta'].get('seed')
+            seed = meta.get('seed')
             if seed is not None and seed != spec.seed:
                 changes.append(f"seed={spec.seed} (the checkpoint's: {seed})")
             # bfloat16 autocast changes the numbers the run trains with;
             # checkpoints saved before it was recorded are not compared.
-            amp = checkpoint['meta'].get('amp')
+            amp = meta.get('amp')
             if amp is not None and amp != self.amp:
                 changes.append(
                     f"{'--amp' if self.amp else 'no --amp'} (the "
@@ -929,7 +930,7 @@ class FastTrainer:
                 switches = synthetic_switches(spec.cfg, dumped)
             refuse_resume_changes(changes, path, spec.config_path)
             refuse_synthetic_switches(switches, path, spec.config_path)
-            epoch = checkpoint['meta']['epoch']
+            epoch = meta['epoch']
             if epoch >= self.max_epochs:
                 raise FastTrainingError(
                     f'--resume: {path} is at epoch {epoch} and '
@@ -945,6 +946,7 @@ class FastTrainer:
     def _resume(self, states, points) -> int:
         """Load every run's checkpoint from :meth:`_resume_points`; returns
         the epoch to continue from."""
+        from ...compat import checkpoint_meta
         for state in states:
             spec, run = state['spec'], state['run']
             path, checkpoint = points[spec.name]
@@ -960,9 +962,10 @@ class FastTrainer:
             run.generator.set_state(
                 checkpoint['generators']['augmentation'])
             state['checkpoints'] = [path]
-            if state['best'] is not None and checkpoint['meta'].get('best'):
-                state['best'].update(checkpoint['meta']['best'])
-            state['epochs'] = checkpoint['meta']['epoch']
+            meta = checkpoint_meta(checkpoint)
+            if state['best'] is not None and meta.get('best'):
+                state['best'].update(meta['best'])
+            state['epochs'] = meta['epoch']
             state['logger'].info(f'resumed from {path} (epoch '
                                  f'{state["epochs"]})')
         return states[0]['epochs']

@@ -86,7 +86,7 @@ def deploy_form_parts(model_cfg, path='model'):
     return found
 
 
-def check_trainable_model(cfg, config=None):
+def check_trainable_model(cfg, config=None, action='train'):
     """Refuse to train the re-parameterised form of a model (a deploy config
     written by ``tools/deployment/reparameterize.py``, or ``deploy=True``
     given by hand): it has no BatchNorm, one plain kernel instead of the
@@ -96,17 +96,24 @@ def check_trainable_model(cfg, config=None):
     Args:
         cfg (Config | dict): The merged config.
         config (str, optional): Its file, named first in the message.
+        action (str): What the calling tool does with a training config,
+            as the verb of the advice (``'train'``, ``'profile'``): a
+            profiler told to "train the training config" was told to do
+            what it does not. Default: ``'train'``.
 
     Raises:
         ModelArgumentError: A part of ``cfg.model`` has ``deploy=True``.
     """
     parts = deploy_form_parts(cfg.get('model') or {})
     if parts:
+        # Re-parameterising follows training only.
+        then = (' and re-parameterise its checkpoint with '
+                'tools/deployment/reparameterize.py'
+                if action == 'train' else '')
         raise ModelArgumentError(
             (f'{config}: ' if config else '') +
             f'{", ".join(p + "=True" for p in parts)}: this config builds '
             'the re-parameterised (inference) form of the model, without '
             'its BatchNorms, difference branches and deep-supervision '
-            'classifiers, which cannot be trained as the model; train the '
-            'training config (deploy=False) and re-parameterise its '
-            'checkpoint with tools/deployment/reparameterize.py')
+            'classifiers, which cannot be trained as the model; '
+            f'{action} the training config (deploy=False){then}')
