@@ -138,7 +138,8 @@ def check_trained_settings(module, trained, prefix: str = '') -> None:
         f'{value_at({"model": {where: given}}, diff, NOT_SET)!r} in this '
         'model, a setting that holds no weights, so they would load and '
         'give other masks without an error; give the config the checkpoint '
-        'was trained with.')
+        'was trained with (to start a training from them on purpose, set '
+        'load_from_strict=False).')
 
 
 def carry_training_settings(checkpoint, filename=None):
