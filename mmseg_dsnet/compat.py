@@ -23,7 +23,11 @@ load them through :func:`safe_torch_load` (mmengine relies on torch's
 default, which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns off). Any other
 scheme (``pavi://``, or one another package registered before ours) is
 refused with :class:`UnsupportedCheckpointSchemeError`, which names the
-scheme: download the file and give its local path. A truncated or empty
+scheme: download the file and give its local path. The local and
+``http(s)://`` loaders also hand the checkpoint's training settings to our
+modules, which refuse weights trained in another network
+(:func:`~mmseg_dsnet.models.utils.strict_loading.carry_training_settings`).
+A truncated or empty
 checkpoint raises
 :class:`CorruptCheckpointError` naming the file; a URL that cannot be
 downloaded, :class:`CheckpointDownloadError` naming the URL.
@@ -319,13 +323,25 @@ def _load_from_local(filename, map_location):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return safe_torch_load(filename, map_location=map_location)
+    return _with_training_settings(
+        safe_torch_load(filename, map_location=map_location), filename)
+
+
+def _with_training_settings(checkpoint, filename):
+    """``checkpoint`` with its training config's module settings handed to
+    the modules it is loaded into, which refuse weights trained in another
+    network (:func:`~mmseg_dsnet.models.utils.strict_loading.
+    carry_training_settings`)."""
+    from .models.utils.strict_loading import carry_training_settings
+    return carry_training_settings(checkpoint, filename)
 
 
 def _load_from_url(filename, map_location):
     """``http(s)://``: downloaded once (:func:`resolve_checkpoint`), then
     loaded as a local file."""
-    return safe_torch_load(filename, map_location=map_location)
+    return _with_training_settings(
+        safe_torch_load(filename, map_location=map_location),
+        resolve_checkpoint(filename))
 
 
 _load_from_url.wrapped_by_mmseg_dsnet = True

@@ -198,3 +198,20 @@ assert write_recalibrated_checkpoint(
     assert changed_state(step, setup) == {}
     assert (tmp_path / 'deploy.pth').is_file()
     assert (tmp_path / 'recalibrated.pth').is_file()
+
+
+def test_benchmark_with_threads_puts_the_callers_thread_count_back():
+    """``benchmark(..., threads=1)`` set torch's process-wide thread count
+    and left it there: a Python caller's later work (and a later benchmark
+    without ``threads``, recorded with that count) ran on one thread; now
+    the caller's count (2 here) is put back after the run, which records
+    the threads it was timed on."""
+    step = '''
+from mmengine.config import Config
+from mmseg_dsnet.analysis.benchmark import benchmark
+cfg = Config.fromfile('configs/demo/dsnet_synthetic_cpu.py')
+figures = benchmark(cfg, shape=(64, 64), batch_size=1, warmup=1, repeat=1,
+                    throughput_repeat=1, threads=1)
+assert figures['threads'] == 1, figures['threads']
+'''
+    assert changed_state(step, setup='torch.set_num_threads(2)') == {}

@@ -627,3 +627,55 @@ def test_pretrained_init_rules_on_small_modules(tmp_path):
     assert 'does not match the model: 1 key of another shape (weight: ' \
         'checkpoint (2, 2), model (1, 2)). Is it' in str(err.value)
     assert 'not in the model' not in str(err.value)
+
+
+def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
+        tmp_path):
+    """Weights trained in a network that differs only in a setting holding
+    no weights (a design config's dilation or activation) fit the model's
+    keys and shapes: mmseg's init_model and MMSegInferencer loaded them and
+    gave other masks without an error (the released weights under the
+    undilated design config: 1492 pixels of a 601x451 photo). The modules
+    now compare the checkpoint's training config (``meta['cfg']``, or the
+    released weights' metafile entry) with their own settings;
+    training-only settings may differ."""
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmseg.apis import MMSegInferencer, inference_model, init_model
+
+    from mmseg_dsnet.apis import build_segmentor
+    from mmseg_dsnet.engine.checkpoint_match import TrainedNetworkError
+    design = REPO / 'configs/dsnet/design'
+    released = str(REPO / 'checkpoints/dsnet_isic2017_256px.pth')
+    with pytest.raises(
+            TrainedNetworkError,
+            match=r'backbone \(DSNet\) were trained in another network: '
+            r'model\.backbone\.dilations\[3\] is 2 in their training config '
+            r'\(configs/dsnet/dsnet_isic2017\.py, the Config of its '
+            r'metafile entry dsnet_isic2017_256px\), 1 in this model'):
+        init_model(str(design / 'dsnet-design-deeper-eighth-undilated-'
+                       'sixteenth_isic2017.py'), released, device='cpu')
+    # A checkpoint as mmengine's Runner saves it, with its training config.
+    trained = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
+    ckpt = str(tmp_path / 'epoch_1.pth')
+    save_checkpoint(
+        dict(state_dict=build_segmentor(trained, None,
+                                        reparameterize=False).state_dict(),
+             meta=dict(cfg=Config.fromfile(trained).pretty_text)), ckpt)
+    with pytest.raises(TrainedNetworkError,
+                       match=r"model\.decode_head\.fuse_side_outputs is "
+                       r"<not set> in their training config \(meta\['cfg'\]"
+                       r"\), True in this model"):
+        MMSegInferencer(
+            model=str(design / 'dsnet-design-deeper-eighth-fused-sides_'
+                      'isic2017.py'), weights=ckpt, device='cpu')
+    # Its own config, and one differing in training-only settings
+    # (branch_drop), load and segment.
+    image = np.zeros((40, 50, 3), np.uint8)
+    for config in (trained, str(design / 'dsnet-design-deeper-eighth-'
+                                'branch-drop_isic2017.py')):
+        for weights in (ckpt, released):
+            model = init_model(config, weights, device='cpu')
+            assert inference_model(model,
+                                   image).pred_sem_seg.shape == (40, 50)

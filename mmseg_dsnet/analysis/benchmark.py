@@ -209,8 +209,9 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
               progress=False):
     """Run the benchmark and return its figures as a dict (times in ms).
 
-    ``threads`` (torch's CPU threads) is for CPU runs only; the figures of a
-    GPU run record ``threads`` as None.
+    ``threads`` (torch's CPU threads) is for CPU runs only, set for the run
+    and put back to the caller's count after it; the figures of a GPU run
+    record ``threads`` as None.
 
     Args:
         warmup (int): Untimed calls before the latency is timed (half as
@@ -234,8 +235,28 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
     """
     check_warmup(warmup, option='warmup')
     check_threads(threads, device, option='threads')
-    if threads:
-        torch.set_num_threads(threads)
+    if not threads:
+        return _timed_figures(cfg, checkpoint, device, shape, batch_size,
+                              warmup, repeat, throughput_repeat, deploy,
+                              channels_last, data, progress)
+    # torch's thread count is process-wide: the caller's is put back, or a
+    # Python caller's later work (and later benchmarks without
+    # ``threads``) ran on the threads asked here.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _timed_figures(cfg, checkpoint, device, shape, batch_size,
+                              warmup, repeat, throughput_repeat, deploy,
+                              channels_last, data, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _timed_figures(cfg, checkpoint, device, shape, batch_size, warmup,
+                   repeat, throughput_repeat, deploy, channels_last, data,
+                   progress):
+    """:func:`benchmark`'s figures, on torch's current CPU threads (the
+    arguments checked by it)."""
     device = torch.device(device)
     from ..deploy.deploy_checkpoint import (check_whole_deploy_form,
                                             is_deploy_config)

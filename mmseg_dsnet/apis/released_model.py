@@ -421,8 +421,9 @@ def check_trained_input_size(
 # :func:`check_trained_input_size`); any other difference is another model.
 NOT_INFERENCE_KEYS = frozenset((
     'train_cfg', 'test_cfg', 'init_cfg', 'pretrained', 'data_preprocessor',
-    'aux_loss_weights', 'dropout_ratio', 'drop_path_rate',
-    'zero_init_residual', 'threshold', 'deploy', 'requires_grad'))
+    'aux_loss_weights', 'dropout_ratio', 'drop_path_rate', 'branch_drop',
+    'fused_loss_weight', 'distance_loss_weight', 'zero_init_residual',
+    'threshold', 'deploy', 'requires_grad'))
 
 
 def _inference_model(value):

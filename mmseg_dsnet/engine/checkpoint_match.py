@@ -37,6 +37,11 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the model of the config."""
 
 
+class TrainedNetworkError(CheckpointMismatchError):
+    """A checkpoint's weights fit the model, but were trained in a network
+    that differs in a setting holding no weights (a dilation)."""
+
+
 class NonFiniteCheckpointError(CheckpointMismatchError):
     """A checkpoint whose weights hold NaN or infinite values (a diverged
     training, a damaged file): no model computes anything with them."""

@@ -285,19 +285,13 @@ def measure_complexity(cfg):
 def measure_speed(cfg, checkpoint, device, deploy, batch_size, warmup,
                   repeat):
     """Latency and throughput at 256x256 (``benchmark.py``'s figures); one
-    thread on the CPU."""
-    import torch
-
+    thread on the CPU (the process's count is put back by :func:`benchmark`).
+    """
     from mmseg_dsnet.analysis.benchmark import benchmark
-    threads = torch.get_num_threads()
-    try:
-        return benchmark(cfg, checkpoint, device, (256, 256),
-                         batch_size=batch_size, warmup=warmup, repeat=repeat,
-                         throughput_repeat=max(1, repeat // 5),
-                         threads=1 if device == 'cpu' else None,
-                         deploy=deploy)
-    finally:
-        torch.set_num_threads(threads)
+    return benchmark(cfg, checkpoint, device, (256, 256),
+                     batch_size=batch_size, warmup=warmup, repeat=repeat,
+                     throughput_repeat=max(1, repeat // 5),
+                     threads=1 if device == 'cpu' else None, deploy=deploy)
 
 
 def check_gpu_options(gpu_benchmark, gpu_json):

@@ -11,16 +11,32 @@ the check is in our modules instead: :class:`StrictLoadingMixin` compares
 the weights given for a module with the module before any of them is
 copied, whoever loads them. Nothing of mmseg or mmengine is patched.
 
+Weights that fit a module may still have been trained in another network:
+one that differs in a setting holding no weights (a dilation, an
+activation, a padding mode). Where a checkpoint names its training config
+(``meta['cfg']``, or the metafile entry of released weights), mmengine's
+loader (:mod:`mmseg_dsnet.compat`) hands each module's training settings to
+it in the state dict's ``_metadata`` (:func:`carry_training_settings`), and
+the module compares them with the settings it was built with, as the tools
+do (:func:`~mmseg_dsnet.apis.released_model.check_trained_model`).
+
 A partial load on purpose (``tools/train.py --partial-checkpoint``,
 ``load_from_strict=False``, ``load_checkpoint_strictly(strict=False)``) is
 checked by those tools with their own rule and marked
 (:func:`mark_checked`), so the modules do not refuse it.
 """
+import functools
+import inspect
+import os.path as osp
 from collections import OrderedDict
 
 #: The key :func:`mark_checked` sets in a state dict's ``_metadata`` for
 #: each :class:`StrictLoadingMixin` module of the model.
 CHECKED_KEY = 'mmseg_dsnet.checked'
+#: The key :func:`carry_training_settings` sets there: ``(settings,
+#: source)``, the module's config in the checkpoint's training config and
+#: where that config was read.
+TRAINED_KEY = 'mmseg_dsnet.trained_settings'
 
 
 class StrictLoadingMixin:
@@ -38,6 +54,36 @@ class StrictLoadingMixin:
     with ``strict=False`` or :func:`mark_checked`.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get('__init__')
+        if init is None:
+            return
+
+        parameters = inspect.signature(init).parameters
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            # The settings of the outermost constructor (the class the
+            # registry built) are what its config gave.
+            if '_built_with' not in self.__dict__:
+                try:
+                    bound = inspect.signature(init).bind(self, *args, **kw)
+                except TypeError:
+                    bound = None  # the constructor raises its own error
+                settings = {}
+                for name, value in list(
+                        bound.arguments.items() if bound else ())[1:]:
+                    kind = parameters[name].kind
+                    if kind == inspect.Parameter.VAR_KEYWORD:
+                        settings.update(value)
+                    elif kind != inspect.Parameter.VAR_POSITIONAL:
+                        settings[name] = value
+                object.__setattr__(self, '_built_with', settings)
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -45,9 +91,106 @@ class StrictLoadingMixin:
         # the whole subtree is compared once, here.
         if not local_metadata.get(CHECKED_KEY):
             check_module_weights(self, state_dict, prefix)
+            trained = local_metadata.get(TRAINED_KEY)
+            if trained is not None:
+                check_trained_settings(self, trained, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+
+def check_trained_settings(module, trained, prefix: str = '') -> None:
+    """Raise when ``module`` was built otherwise than its weights were
+    trained, in a setting that holds no weights (a dilation, an activation,
+    a padding mode): they would load and give other masks without an error.
+    Training-only settings (losses, drop rates, ``threshold``, ``deploy``)
+    may differ, as in
+    :func:`~mmseg_dsnet.apis.released_model.check_trained_model`.
+
+    Args:
+        module (nn.Module): A :class:`StrictLoadingMixin` module.
+        trained (tuple[dict, str]): Its config in the checkpoint's training
+            config and where that config was read
+            (:func:`carry_training_settings`).
+        prefix (str): The module's key prefix (``'backbone.'``).
+
+    Raises:
+        TrainedNetworkError: Naming the first differing setting.
+    """
+    from ...apis.released_model import _inference_model
+    from ...engine.checkpoint_match import TrainedNetworkError
+    from ...utils.config_diff import NOT_SET, config_differences, value_at
+    built = getattr(module, '_built_with', None)
+    settings, source = trained
+    if built is None or not isinstance(settings, dict):
+        return
+    where = prefix[:-1] or 'model'
+    settings = {k: v for k, v in settings.items() if k != 'type'}
+    given, trained = _inference_model(built), _inference_model(settings)
+    diff = next(config_differences(given, trained, f'model.{where}'), None)
+    if diff is None:
+        return
+    raise TrainedNetworkError(
+        f'The weights given for {where} ({type(module).__name__}) were '
+        f'trained in another network: {diff} is '
+        f'{value_at({"model": {where: trained}}, diff, NOT_SET)!r} in their '
+        f'training config ({source}), '
+        f'{value_at({"model": {where: given}}, diff, NOT_SET)!r} in this '
+        'model, a setting that holds no weights, so they would load and '
+        'give other masks without an error; give the config the checkpoint '
+        'was trained with (to start a training from them on purpose, set '
+        'load_from_strict=False).')
+
+
+def carry_training_settings(checkpoint, filename=None):
+    """Hand each module's settings of ``checkpoint``'s training config to
+    the modules it is loaded into: ``_metadata[name][TRAINED_KEY]`` of its
+    state dict for every ``model.<name>`` of the config (``backbone``,
+    ``decode_head`` ...), which :class:`StrictLoadingMixin` compares. A
+    checkpoint without a training config (or a bare dict without
+    ``_metadata``) is returned as it is.
+
+    Args:
+        checkpoint (dict): The loaded checkpoint (or bare state dict).
+        filename (str, optional): Its file, to recognise released weights
+            (their metafile entry's config is their training config).
+
+    Returns:
+        The same ``checkpoint`` (its state dict's ``_metadata`` updated).
+    """
+    if not isinstance(checkpoint, dict):
+        return checkpoint
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, dict):
+        return checkpoint
+    from ...apis.released_model import released_entry, training_config_in
+    from ...utils.paths import REPO_ROOT
+    filename = filename if isinstance(filename, str) else None
+    model = (training_config_in(checkpoint, filename) or {}).get('model')
+    if not isinstance(model, dict):
+        return checkpoint
+    meta = checkpoint.get('meta')
+    if isinstance(meta, dict) and isinstance(meta.get('cfg'), str):
+        source = "meta['cfg']"
+    else:
+        entry = released_entry(filename) or {}
+        source = (f"{osp.relpath(entry.get('Config') or '', REPO_ROOT)}, the "
+                  f"Config of its metafile entry {entry.get('Name')}")
+    metadata = getattr(state, '_metadata', None)
+    if not isinstance(metadata, dict):
+        # Weights-only files (the released ones) hold a plain dict.
+        bare = state is checkpoint
+        state, metadata = OrderedDict(state), OrderedDict()
+        state._metadata = metadata
+        if bare:
+            checkpoint = state
+        else:
+            checkpoint['state_dict'] = state
+    for name, settings in model.items():
+        if isinstance(settings, dict) and 'type' in settings:
+            metadata[name] = dict(metadata.get(name) or {},
+                                  **{TRAINED_KEY: (settings, source)})
+    return checkpoint
 
 
 def check_module_weights(module, state_dict, prefix: str = '') -> None:
