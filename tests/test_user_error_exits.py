@@ -1511,10 +1511,18 @@ def test_a_validation_split_holding_training_images_is_refused(
     code, err = run_cli(load_tool('train.py').main, [
         tiny_config, '--work-dir', work, '--cfg-options',
         'train_dataloader.dataset.ann_file='], capsys)
-    assert code == 2 and f'trains on every image under {root} ' in err
+    assert code == 2 and f'trains on every image under {root}/images ' \
+        in err
     assert not work.exists()
     cfg = Config.fromfile(tiny_config)
     check_held_out_images(cfg, ('val_dataloader', 'test_dataloader'))
+    # Every image of another folder: none of those scored.
+    (tmp_path / 'own').mkdir()
+    cfg.train_dataloader.dataset.update(
+        ann_file='', data_root=str(tmp_path), data_prefix=dict(
+            img_path='own', seg_map_path='own'))
+    check_held_out_images(cfg, ('val_dataloader', 'test_dataloader'))
+    cfg = Config.fromfile(tiny_config)
     check_fast_run_config(cfg, str(tiny_config), validate=True, test=True)
     cfg.train_dataloader.dataset.ann_file = str(leaked)
     with pytest.raises(UserError, match='^[^ ]+: test_dataloader scores 1 '):

@@ -310,7 +310,6 @@ def check_held_out_images(cfg, loaders, config=None):
                                              split_ids)
     from ...datasets.synthetic_fallback import is_synthetic
     from ...utils.messages import first_few
-    from ...utils.paths import same_folder
     where = config or getattr(cfg, 'filename', None) or 'the config'
     trained = leaf_datasets(
         (cfg.get('train_dataloader') or {}).get('dataset'))
@@ -330,13 +329,14 @@ def check_held_out_images(cfg, loaders, config=None):
             for leaf in trained:
                 train_file = split_file(leaf)
                 if train_file is None:
-                    root = leaf.get('data_root') or ''
-                    if same_folder(root, scored.get('data_root') or ''):
+                    # mmseg then reads every image under its image folder.
+                    folder = _image_folder(leaf)
+                    if _holds_folder(folder, _image_folder(scored)):
                         raise UserError(
                             f'{where}: {loader} scores the '
                             f'{len(scored_ids)} images of {scored_file}, '
                             'and train_dataloader trains on every image '
-                            f'under {root} (it names no ann_file), those '
+                            f'under {folder} (it names no ann_file), those '
                             f'among them: figures on images the model '
                             f'learns from favour it{best}; {fix}')
                     continue
@@ -350,3 +350,20 @@ def check_held_out_images(cfg, loaders, config=None):
                         f'train_dataloader trains on ({train_file}: '
                         f'{first_few(shared, 3)}): figures on images the '
                         f'model learns from favour it{best}; {fix}')
+
+
+def _image_folder(dataset_cfg):
+    """The folder a dataset config reads its images from (``data_root``
+    joined with ``data_prefix.img_path``, as mmseg joins them)."""
+    prefix = (dataset_cfg.get('data_prefix') or {}).get('img_path') or ''
+    return osp.join(dataset_cfg.get('data_root') or '', prefix)
+
+
+def _holds_folder(folder, inner):
+    """Whether ``inner`` is ``folder`` or lies in it (mmseg lists the
+    images of a dataset without a split file recursively); both exist."""
+    if not (folder and inner and osp.isdir(folder) and osp.isdir(inner)):
+        return False
+    folder, inner = osp.realpath(folder), osp.realpath(inner)
+    return inner == folder or inner.startswith(folder.rstrip(osp.sep) +
+                                               osp.sep)
