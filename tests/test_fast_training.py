@@ -1215,6 +1215,9 @@ def test_fast_train_validates_and_tests_the_best_checkpoint(
     code = fast_train_tool.main([
         str(tiny_cfg), '--work-dir', str(work), '--device', 'cpu',
         '--val-interval', '1', '--test', '--cfg-options',
+        # The design hold-out is held out of lightweight_train.
+        'train_dataloader.dataset.ann_file='
+        'splits/lightweight_design_train.txt',
         'val_dataloader.dataset.ann_file=splits/lightweight_design_val.txt'
     ])
     assert code == 0

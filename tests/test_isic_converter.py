@@ -1411,3 +1411,37 @@ def test_a_turned_or_converted_image_is_written_and_recorded(tmp_path):
     assert [(fix['reason'], fix['detail']) for fix in result['fixes']] == [
         ('image converted to RGB', '16-bit image (I;16) scaled to 8 bits; '
          'grayscale image replicated to 3 channels')]
+
+
+def test_one_photo_under_two_ids_is_named(tmp_path):
+    """A download holding one photo under two ids (a training image copied
+    into the test folders under a new name, as the ISIC 2017 download does
+    for a few images; or twice in one split) was converted without a word,
+    exit 0: a test image trained on, or an image scored twice. The copies
+    are named in a warning and in meta.json; the splits stay as given."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
+    for image_folder, mask_folder, source, copy in (
+            (TEST_IMAGES, TEST_MASKS, 'ISIC_0000001', 'ISIC_0000101'),
+            (TRAIN_IMAGES, TRAIN_MASKS, 'ISIC_0000002', 'ISIC_0000102')):
+        shutil.copy(raw / TRAIN_IMAGES / f'{source}.jpg',
+                    raw / image_folder / f'{copy}.jpg')
+        shutil.copy(raw / TRAIN_MASKS / f'{source}_segmentation.png',
+                    raw / mask_folder / f'{copy}_segmentation.png')
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert ('WARNING: 2 image(s) are given under more than one id, byte '
+            'for byte (1 across official splits): ISIC_0000001 (train) = '
+            'ISIC_0000101 (test), ISIC_0000002 (train) = ISIC_0000102 '
+            '(train); ') in result.stdout
+    meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
+    assert meta['identical_images'] == [
+        [dict(split='train', id='ISIC_0000001'),
+         dict(split='test', id='ISIC_0000101')],
+        [dict(split='train', id='ISIC_0000002'),
+         dict(split='train', id='ISIC_0000102')]]
+    assert 'ISIC_0000101' in _split(tmp_path / 'out', 'official_test')
+    assert meta['skipped'] == []
+    # A download without copies records none.
+    plain = _make_raw(tmp_path / 'plain', num_train=4, num_val=2, num_test=2)
+    assert 'identical_images' not in isic.convert(
+        plain, tmp_path / 'plain_out', workers=1, verbose=False)

@@ -671,3 +671,46 @@ def test_a_passed_test_keeps_the_file_its_config_dump_would_replace(
         'tools/test.py', tiny_config, ckpt, '--work-dir', trained).output
     assert dump.read_text() == '# the training run\'s config\n'
     assert 'indices=1' in (fresh / tiny_config.name).read_text()
+
+
+def test_a_test_loader_that_repeats_images_is_refused(tiny_config,
+                                                      tiny_isic, tmp_path):
+    """A test loader whose dataset gives an image more than once (a
+    ``RepeatDataset``; a ``ConcatDataset`` of two splits sharing images,
+    ``official_val`` and ``lightweight_test``): each copy was scored,
+    ``LesionMetric over 6 images`` for a split of 2 and ``"images": 6`` in
+    test_metrics.json, exit 0. Refused before any image is scored."""
+    from conftest import run_tool_in_process
+    from test_user_error_exits import random_checkpoint
+    ckpt = random_checkpoint(str(tiny_config), tmp_path / 'model.pth')
+    shared = sorted(
+        set((tiny_isic / 'splits' / 'official_val.txt').read_text().split())
+        & set((tiny_isic / 'splits' / 'lightweight_test.txt').read_text()
+              .split()))
+    assert shared
+    config = tmp_path / 'val_and_test.py'
+    split = ("dict(type='ISIC2018Dataset', data_root='{root}', "
+             "ann_file='splits/{name}.txt', data_prefix=dict(img_path="
+             "'images', seg_map_path='masks'), pipeline="
+             "{{{{_base_.test_pipeline}}}})")
+    config.write_text(
+        f"_base_ = ['{tiny_config}']\n"
+        "test_dataloader = dict(dataset=dict(_delete_=True, "
+        "type='ConcatDataset', datasets=[" + ', '.join(
+            split.format(root=tiny_isic, name=name)
+            for name in ('lightweight_test', 'official_val')) + "]))\n")
+    work = tmp_path / 'w'
+    run = run_tool_in_process('tools/test.py', config, ckpt, '--work-dir',
+                              work)
+    assert run.returncode == 2, run.output[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f'ERROR: test_dataloader would score {len(shared)} image(s) more '
+        'than once ('), last
+    assert f'{tiny_isic}/images/{shared[0]}.jpg (2 times)' in last
+    assert last.endswith('Score each image once; nothing was scored.')
+    assert not (work / 'test_metrics.json').exists()
+    # The split alone is scored.
+    fine = run_tool_in_process('tools/test.py', tiny_config, ckpt,
+                               '--work-dir', tmp_path / 'fine')
+    assert fine.returncode == 0, fine.output[-3000:]

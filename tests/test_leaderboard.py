@@ -274,6 +274,8 @@ def test_collect_refuses_a_validation_line_unlike_a_test_of_the_config(
     official = tmp_path / 'official.py'
     official.write_text(
         f"_base_ = ['{board['cfg']}']\n"
+        "train_dataloader = dict(dataset=dict(ann_file='splits/official_"
+        "train.txt'))\n"
         "val_dataloader = dict(dataset=dict(ann_file='splits/official_val."
         "txt'))\n"
         "test_dataloader = dict(dataset=dict(ann_file='splits/official_test."
@@ -1007,7 +1009,10 @@ def test_run_best_checkpoint_of_a_run_that_never_validated(tiny_isic,
     with pytest.raises(UserError, match='--checkpoint best: no best_.*pth in'
                        '.*use --checkpoint last'):
         lb.main(base + ['val_dataloader.dataset.ann_file='
-                        'splits/lightweight_design_val.txt'])
+                        'splits/lightweight_design_val.txt',
+                        # Held out of lightweight_train.
+                        'train_dataloader.dataset.ann_file='
+                        'splits/lightweight_design_train.txt'])
     assert not (tmp_path / 'runs').exists()
 
 

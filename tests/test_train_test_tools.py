@@ -1501,12 +1501,12 @@ def test_resume_refuses_another_validation_of_a_run_that_keeps_its_best(
     kept = tree_hashes(work)
     code, err = run_cli(load_tool('train.py').main, [
         cfg_file, '--work-dir', work, '--resume', '--cfg-options',
-        'val_dataloader.dataset.ann_file=splits/lightweight_train.txt',
+        'val_dataloader.dataset.ann_file=splits/official_test.txt',
         'default_hooks.checkpoint.save_best=Spe'], capsys)
     assert (code, err.splitlines()[-1]) == (2, (
         f'ERROR: --resume: {last} was validated with another config than '
         f"{cfg_file}: val_dataloader.dataset.ann_file='splits/"
-        "lightweight_train.txt' (the checkpoint's: 'splits/"
+        "official_test.txt' (the checkpoint's: 'splits/"
         "lightweight_test.txt'); default_hooks.checkpoint.save_best='Spe' "
         "(the checkpoint's: 'IoU'). The run keeps its best checkpoint "
         "(default_hooks.checkpoint.save_best='IoU'): the best score so far "

@@ -1472,3 +1472,58 @@ def test_tool_config_launcher_and_work_dir_precedence(tiny_config, tmp_path):
     cfg.work_dir = None
     set_work_dir(cfg, None, str(tiny_config))
     assert cfg.work_dir == os.path.join('./work_dirs', 'tiny_dsnet')
+
+
+def test_a_validation_split_holding_training_images_is_refused(
+        tiny_config, tmp_path, capsys):
+    """A training split that lists images of the validation split (a test
+    image added to one's own training split), or a training dataset with
+    no split file (every image of the set): ``train.py`` validated on
+    them and chose ``best_IoU_*.pth`` by those figures, exit 0. Refused
+    before the work dir is made, by ``fast_train.py`` too (its ``--test``
+    split alike); the converter's disjoint splits still train."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.fast_training import check_fast_run_config
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = Config.fromfile(tiny_config).data_root
+    train_ids = open(f'{root}/splits/lightweight_train.txt').read().split()
+    test_ids = open(f'{root}/splits/lightweight_test.txt').read().split()
+    leaked = tmp_path / 'leaked.txt'
+    # Windows line endings and ./: the ids the dataset reads.
+    leaked.write_bytes(''.join(f'{i}\r\n' for i in train_ids).encode() +
+                       f'./{test_ids[1]}\r\n'.encode())
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        f'train_dataloader.dataset.ann_file={leaked}'], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: {tiny_config}: val_dataloader scores 1 of the '
+        f'{len(test_ids)} images of {root}/splits/lightweight_test.txt '
+        f'that train_dataloader trains on ({leaked}: {test_ids[1]}): '
+        'figures on images the model learns from favour it (and so would '
+        'a best checkpoint chosen by them); make the splits disjoint, or '
+        'set --cfg-options val_cfg=None val_dataloader=None '
+        'val_evaluator=None to train without validation. Nothing was '
+        'started.\n'))
+    assert not work.exists()
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'train_dataloader.dataset.ann_file='], capsys)
+    assert code == 2 and f'trains on every image under {root}/images ' \
+        in err
+    assert not work.exists()
+    cfg = Config.fromfile(tiny_config)
+    check_held_out_images(cfg, ('val_dataloader', 'test_dataloader'))
+    # Every image of another folder: none of those scored.
+    (tmp_path / 'own').mkdir()
+    cfg.train_dataloader.dataset.update(
+        ann_file='', data_root=str(tmp_path), data_prefix=dict(
+            img_path='own', seg_map_path='own'))
+    check_held_out_images(cfg, ('val_dataloader', 'test_dataloader'))
+    cfg = Config.fromfile(tiny_config)
+    check_fast_run_config(cfg, str(tiny_config), validate=True, test=True)
+    cfg.train_dataloader.dataset.ann_file = str(leaked)
+    with pytest.raises(UserError, match='^[^ ]+: test_dataloader scores 1 '):
+        check_fast_run_config(cfg, str(tiny_config), test=True)

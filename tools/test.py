@@ -35,7 +35,8 @@ from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
-from mmseg_dsnet.evaluation.lesion_metric import check_unique_mask_names
+from mmseg_dsnet.evaluation.lesion_metric import (check_each_image_once,
+                                                  check_unique_mask_names)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
                                              previous_metrics_source,
                                              write_json)
@@ -238,12 +239,15 @@ def test(args, cfg, out):
         # Its own log folder: a run started in the same second into this
         # work dir shared it (one log over the other, one metrics .json).
         runner = SeparateLogDirRunner.from_cfg(cfg)
+        dataset = runner.test_dataloader.dataset
+        img_paths = [dataset.get_data_info(i)['img_path']
+                     for i in range(len(dataset))]
+        # A wrapper that repeats images weighed them twice in the figures.
+        check_each_image_once(img_paths)
         if args.out is not None:
             # Before the first mask: the metric refuses a second mask of one
             # name only when it comes, after the masks scored before it.
-            dataset = runner.test_dataloader.dataset
-            check_unique_mask_names(dataset.get_data_info(i)['img_path']
-                                    for i in range(len(dataset)))
+            check_unique_mask_names(img_paths)
         metrics = runner.test()
     if runner.rank == 0:
         replaced = previous_metrics_source(out)

@@ -35,6 +35,7 @@ from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
 from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
+                                          check_held_out_images,
                                           check_input_file,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
@@ -142,6 +143,9 @@ def build_cfg(args):
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))
+    if cfg.get('val_cfg'):
+        # Validation figures (and the best checkpoint) on training images.
+        check_held_out_images(cfg, ('val_dataloader', ), args.config)
     # Processes before mmengine starts them (slurm sets WORLD_SIZE then).
     world_size = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(
         args.launcher)

@@ -8,7 +8,7 @@ challenge's thresholded Jaccard, and MMSegmentation's 2-class mIoU / mDice.
 import logging
 import os
 import os.path as osp
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -21,6 +21,7 @@ from mmseg.registry import METRICS
 
 from ..models.utils.lesion_logit import stored_lesion_probability
 from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
+from ..utils.messages import first_few
 # Here before they moved to utils.percent (the tables use them too).
 from ..utils.percent import percent, percent_text  # noqa: F401
 
@@ -108,6 +109,35 @@ def check_unique_mask_names(img_paths: Sequence[str]) -> None:
         raise UserError(
             f'{clash}, so both masks would be {name}; nothing was scored. '
             'Give each image its own file name and list it once.')
+
+
+def check_each_image_once(img_paths: Sequence[str],
+                          loader: str = 'test_dataloader') -> None:
+    """Refuse an evaluation that would score one image file more than once:
+    a ``RepeatDataset``, or a ``ConcatDataset`` of splits that share images
+    (``official_val`` and ``lightweight_test``), scored each copy, so the
+    image weighed that many times in the pooled figures and the record
+    counted it each time, exit 0.
+
+    Args:
+        img_paths (Sequence[str]): The images to be scored, in order.
+        loader (str): The loader, for the message.
+
+    Raises:
+        UserError: Naming the most repeated images and their counts.
+    """
+    counts = Counter(osp.realpath(path) for path in img_paths)
+    repeated = sorted(((n, path) for path, n in counts.items() if n > 1),
+                      key=lambda item: (-item[0], item[1]))
+    if not repeated:
+        return
+    shown = first_few([f'{path} ({n} times)' for n, path in repeated], 3)
+    raise UserError(
+        f'{loader} would score {len(repeated)} image(s) more than once '
+        f'({sum(counts.values())} samples of {len(counts)} images: '
+        f'{shown}), a RepeatDataset or a ConcatDataset of splits that share '
+        'images; each would weigh that many times in the pooled figures. '
+        'Score each image once; nothing was scored.')
 
 
 class MetricArgumentError(UserError, ValueError):

@@ -15,7 +15,8 @@ Output (``OUT``)::
                again: a seeded 10 % held out for choosing designs and
                settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
-                           duplicate files ignored
+                           duplicate files ignored, images given under more
+                           than one id (``identical_images``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
                            its official folders or zips (one made by
                            make_synthetic_isic.py), so that metrics on the
@@ -59,6 +60,7 @@ number)::
 import contextlib
 import ctypes
 import functools
+import hashlib
 import io
 import json
 import multiprocessing
@@ -943,7 +945,8 @@ def _process_pair(task):
         and ``skip`` (a skip record or None).
     """
     split, image_id, image_ref, mask_ref, out_dir = task
-    result = dict(split=split, id=image_id, written=False, fixes=[], skip=None)
+    result = dict(split=split, id=image_id, written=False, fixes=[], skip=None,
+                  digest=None)
 
     def skip(reason, ref, detail):
         result['skip'] = _record(split, image_id, reason, ref, detail)
@@ -1023,7 +1026,9 @@ def _process_pair(task):
         fixes.append(_record(split, image_id, reason, image_ref, what))
 
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
-    result.update(written=True, fixes=fixes)
+    # Of the file as given: copies of one photo under two ids are found.
+    result.update(written=True, fixes=fixes,
+                  digest=hashlib.sha256(image_bytes).hexdigest())
     return result
 
 
@@ -1286,6 +1291,38 @@ def _check_lightweight_splits(splits, train_ratio, skipped=0):
         'pairs in lightweight_train and 1 in lightweight_test')
 
 
+def _identical_images(results):
+    """The written images that are byte-identical copies of one another
+    under different ids (one photo given twice: in a training and a test
+    split, a test image trained on; in one split, an image that weighs
+    twice).
+
+    Args:
+        results (list[dict]): Of :func:`_process_pair`.
+
+    Returns:
+        list[list[dict]]: One group per content held by more than one id,
+        each ``{'split', 'id'}`` per copy, sorted.
+    """
+    by_digest = defaultdict(list)
+    for result in results:
+        if result['written'] and result.get('digest'):
+            by_digest[result['digest']].append(
+                {'split': result['split'], 'id': result['id']})
+    groups = [sorted(copies, key=lambda c: (SPLITS.index(c['split']),
+                                            c['id']))
+              for copies in by_digest.values() if len(copies) > 1]
+    return sorted(groups, key=lambda g: (SPLITS.index(g[0]['split']),
+                                         g[0]['id']))
+
+
+def _identical_text(groups):
+    """How the summary names groups of identical images."""
+    named = [' = '.join(f'{c["id"]} ({c["split"]})' for c in group)
+             for group in groups]
+    return first_few(named, 5)
+
+
 def _print_records(log, title, records):
     by_reason = defaultdict(list)
     for record in records:
@@ -1503,6 +1540,17 @@ def _log_summary(log, summary, out, missing, unread_text):
                 'the official protocol has no test images (tools/test.py on '
                 'an official-protocol config stops with "no samples"; '
                 '--strict refuses to write such a set)')
+    identical = summary.get('identical_images', [])
+    if identical:
+        across = sum(len({c['split'] for c in group}) > 1
+                     for group in identical)
+        log(f'  WARNING: {len(identical)} image(s) are given under more than '
+            f'one id, byte for byte ({across} across official splits): '
+            f'{_identical_text(identical)}; a copy in a training split and '
+            'one in a test split is a test image trained on, two in one '
+            'split weigh twice in its figures (the lightweight splits '
+            'shuffle the train/val copies too). They are converted as '
+            'given and listed in meta.json (identical_images)')
     if unread_text:
         log(f'  WARNING: {unread_text}: the pairs in them are in no split, '
             'so the splits are not those of the complete download (--strict '
@@ -1655,6 +1703,9 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             summary['unread_folders'] = unread
         if duplicates:  # likewise
             summary['duplicate_files'] = duplicates
+        identical = _identical_images(results)
+        if identical:  # likewise
+            summary['identical_images'] = identical
         # A synthetic download stays marked after the conversion: without
         # the marker its runs were recorded as runs on real ISIC data. The
         # generator also marks each official folder and zip, so that their

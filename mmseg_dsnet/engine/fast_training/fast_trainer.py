@@ -119,7 +119,8 @@ def check_fast_run_config(cfg: Config, config_path: str,
     from ..preflight import (check_auto_scale_lr, check_config_keys,
                              check_config_sets,
                              check_dataset_classes,
-                             check_decision_thresholds, check_model_builds,
+                             check_decision_thresholds,
+                             check_held_out_images, check_model_builds,
                              check_pipelines_build,
                              check_pretrained_checkpoints, check_save_best,
                              check_trainable_model)
@@ -175,6 +176,12 @@ def check_fast_run_config(cfg: Config, config_path: str,
         # A key the validation does not report stopped the run at its
         # first validation, --val-interval epochs in.
         check_save_best(cfg, validates=True)
+    # Validation figures (and the best checkpoint) on training images;
+    # tools/test.py refused such a test only after the training.
+    check_held_out_images(cfg, tuple(
+        loader for loader, runs in (('val_dataloader', validate),
+                                    ('test_dataloader', test)) if runs),
+        config_path)
 
 
 #: Keys of ``optim_wrapper.optimizer`` the fast step follows: torch's own

@@ -17,7 +17,8 @@ from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      check_training_schedule, load_config,
                      load_tool_config, set_work_dir)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
-                   check_evaluation_loaders, check_pipelines_build,
+                   check_evaluation_loaders, check_held_out_images,
+                   check_pipelines_build,
                    check_training_batches, dataset_classes)
 from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          check_distinct_figure_names, check_lesion_metrics,
@@ -43,6 +44,7 @@ __all__ = [
     'load_tool_config', 'set_work_dir', 'LOADER_PHASES',
     'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',
+    'check_held_out_images',
     'check_pipelines_build', 'check_training_batches', 'dataset_classes',
     'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',

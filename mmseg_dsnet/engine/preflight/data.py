@@ -1,4 +1,6 @@
 """The data a config reads: its pipelines, dataset classes and loaders."""
+import os.path as osp
+
 from mmseg_dsnet.utils.errors import UserError
 
 
@@ -280,3 +282,88 @@ def check_training_batches(cfg, world_size=1):
         'train no step and save the initial weights; set --cfg-options '
         'train_dataloader.drop_last=False or a smaller '
         'train_dataloader.batch_size. Nothing was started.')
+
+
+def check_held_out_images(cfg, loaders, config=None):
+    """Refuse a config whose validation or test loader scores images its
+    training loader trains on: a training split file that lists ids of the
+    scored split (a test image added to one's own training split), or a
+    training dataset without a split file (mmseg then reads every image
+    under its data root) in the scored set's root. ``train.py`` validated
+    on them, chose the best checkpoint by those figures and logged them,
+    exit 0 (``tools/test.py`` refuses such a test only afterwards, from
+    the checkpoint). Ids are compared as ``tools/test.py`` compares them
+    (:func:`~mmseg_dsnet.analysis.threshold_sweep.check_not_trained_on`);
+    split files that are not there are left to the datasets to name.
+
+    Args:
+        cfg (Config): The merged config, its data roots final.
+        loaders (Sequence[str]): The evaluation loaders the tool runs
+            (``val_dataloader``, ``test_dataloader``).
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the loader, the shared ids and both split files.
+    """
+    from ...analysis.threshold_sweep import (_data_root_of, _ids_also_in,
+                                             leaf_datasets, split_file,
+                                             split_ids)
+    from ...datasets.synthetic_fallback import is_synthetic
+    from ...utils.messages import first_few
+    where = config or getattr(cfg, 'filename', None) or 'the config'
+    trained = leaf_datasets(
+        (cfg.get('train_dataloader') or {}).get('dataset'))
+    for loader in loaders:
+        fix = 'make the splits disjoint' + (
+            ', or set --cfg-options val_cfg=None val_dataloader=None '
+            'val_evaluator=None to train without validation'
+            if loader == 'val_dataloader' else '') + '. Nothing was started.'
+        best = (' (and so would a best checkpoint chosen by them)'
+                if loader == 'val_dataloader' else '')
+        for scored in leaf_datasets((cfg.get(loader) or {}).get('dataset')):
+            scored_file = split_file(scored)
+            if scored_file is None or not osp.isfile(scored_file):
+                continue
+            scored_ids = split_ids(scored_file)
+            synthetic = is_synthetic(_data_root_of(scored_file))
+            for leaf in trained:
+                train_file = split_file(leaf)
+                if train_file is None:
+                    # mmseg then reads every image under its image folder.
+                    folder = _image_folder(leaf)
+                    if _holds_folder(folder, _image_folder(scored)):
+                        raise UserError(
+                            f'{where}: {loader} scores the '
+                            f'{len(scored_ids)} images of {scored_file}, '
+                            'and train_dataloader trains on every image '
+                            f'under {folder} (it names no ann_file), those '
+                            f'among them: figures on images the model '
+                            f'learns from favour it{best}; {fix}')
+                    continue
+                if not osp.isfile(train_file):
+                    continue
+                shared = _ids_also_in(train_file, scored_ids, synthetic)
+                if shared:
+                    raise UserError(
+                        f'{where}: {loader} scores {len(shared)} of the '
+                        f'{len(scored_ids)} images of {scored_file} that '
+                        f'train_dataloader trains on ({train_file}: '
+                        f'{first_few(shared, 3)}): figures on images the '
+                        f'model learns from favour it{best}; {fix}')
+
+
+def _image_folder(dataset_cfg):
+    """The folder a dataset config reads its images from (``data_root``
+    joined with ``data_prefix.img_path``, as mmseg joins them)."""
+    prefix = (dataset_cfg.get('data_prefix') or {}).get('img_path') or ''
+    return osp.join(dataset_cfg.get('data_root') or '', prefix)
+
+
+def _holds_folder(folder, inner):
+    """Whether ``inner`` is ``folder`` or lies in it (mmseg lists the
+    images of a dataset without a split file recursively); both exist."""
+    if not (folder and inner and osp.isdir(folder) and osp.isdir(inner)):
+        return False
+    folder, inner = osp.realpath(folder), osp.realpath(inner)
+    return inner == folder or inner.startswith(folder.rstrip(osp.sep) +
+                                               osp.sep)
