@@ -1853,6 +1853,23 @@ def test_count_splits_weight_layers_from_the_full_count():
     assert result['table'] == ''
 
 
+def hold_runner_clock(monkeypatch):
+    """Hold the clock mmengine's Runner reads (it names a run's log folder
+    after the second it started) at the present second, as for runs
+    started together; returns that second."""
+    import time
+    import types
+
+    from mmengine.runner import runner as mmengine_runner
+    second = time.time()
+    clock = types.SimpleNamespace(**{
+        name: getattr(time, name) for name in dir(time)
+        if not name.startswith('_')})
+    clock.time = lambda: second
+    monkeypatch.setattr(mmengine_runner, 'time', clock)
+    return second
+
+
 def test_two_tests_started_in_one_second_keep_their_own_logs(
         tiny_config, tmp_path, monkeypatch):
     """Two ``tools/test.py`` runs into one work dir that start in the same
@@ -1862,20 +1879,13 @@ def test_two_tests_started_in_one_second_keep_their_own_logs(
     mmengine's Runner reads is held at one second here, so the two runs
     below start in it as two runs started together would."""
     import time
-    import types
 
     import numpy as np
     from conftest import make_lesion_checkpoint
-    from mmengine.runner import runner as mmengine_runner
     checkpoint = make_lesion_checkpoint(
         str(tiny_config), tmp_path / 'net.pth',
         np.zeros((256, 256, 3), np.uint8))
-    second = time.time()
-    clock = types.SimpleNamespace(**{
-        name: getattr(time, name) for name in dir(time)
-        if not name.startswith('_')})
-    clock.time = lambda: second
-    monkeypatch.setattr(mmengine_runner, 'time', clock)
+    second = hold_runner_clock(monkeypatch)
     work_dir = tmp_path / 'work'
     for index in (1, 2):
         run_tool_in_process('tools/test.py', tiny_config, checkpoint,
@@ -1957,18 +1967,11 @@ def test_a_training_and_its_final_test_keep_their_own_logs(
     own. The clock mmengine's Runner reads is held at one second, in which
     another run (its folder made here) started too."""
     import time
-    import types
 
     from conftest import write_tiny_config
-    from mmengine.runner import runner as mmengine_runner
 
     from mmseg_dsnet.leaderboard.real_data_check import train_and_evaluate
-    second = time.time()
-    clock = types.SimpleNamespace(**{
-        name: getattr(time, name) for name in dir(time)
-        if not name.startswith('_')})
-    clock.time = lambda: second
-    monkeypatch.setattr(mmengine_runner, 'time', clock)
+    second = hold_runner_clock(monkeypatch)
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
     work_dir = tmp_path / 'work'
     (work_dir / stamp).mkdir(parents=True)
