@@ -350,3 +350,38 @@ def test_the_check_gives_one_verdict_whatever_the_callers_random_state(
         results.append({key: value for key, value in result.items()
                         if key not in ('checkpoint', 'config')})
     assert results[0] == results[1]
+
+
+def test_the_float32_tolerance_is_four_times_the_noise_floor(
+        trained_checkpoint, tmp_path, monkeypatch):
+    """With ``atol`` below the noise floor, the float32 check's tolerance
+    is four times the trained network's noise floor: a fold whose float32
+    logits move by eight times it is refused (the tolerance is not a
+    looser multiple), one that moves nothing is written."""
+    from mmseg_dsnet.deploy import deploy_checkpoint
+    from mmseg_dsnet.deploy.deploy_checkpoint import ParityError
+    write = deploy_checkpoint.write_deploy_checkpoint
+    floor = write(CONFIG, str(trained_checkpoint), str(tmp_path / 'a.pth'),
+                  shape=(64, 64), atol=1e-9)['float32_noise_floor']
+    assert floor > 1e-9
+    fold = deploy_checkpoint.reparameterize_model
+
+    def spoiled_fold(model):
+        model = fold(model)
+
+        def shift(module, inputs, output):
+            if output.dtype == torch.float32:
+                output = output.clone()
+                output[0, 0, 0, 0] += 8 * floor
+                return output
+
+        model.register_forward_hook(shift)
+        return model
+
+    monkeypatch.setattr(deploy_checkpoint, 'reparameterize_model',
+                        spoiled_fold)
+    out = tmp_path / 'b.pth'
+    with pytest.raises(ParityError, match='more than four times'):
+        write(CONFIG, str(trained_checkpoint), str(out), shape=(64, 64),
+              atol=1e-9)
+    assert not out.exists()
