@@ -45,6 +45,12 @@ def test_one_image_under_two_spellings_of_its_path_is_refused(tmp_path):
             f'samples of 1 images: {images}/a.jpg (2 times))')):
         check_each_image_once([str(images / 'a.jpg'),
                                str(tmp_path / 'link' / 'a.jpg')])
+    # The most repeated first.
+    with pytest.raises(UserError, match=re.escape(
+            f'images: {images}/b.jpg (3 times), {images}/a.jpg (2 times))')):
+        check_each_image_once([str(images / name)
+                               for name in ('a.jpg', 'b.jpg') * 2] +
+                              [str(images / 'b.jpg')])
 
 
 def _trained_in(config, path):
@@ -200,3 +206,29 @@ def test_the_demo_trains_into_a_log_folder_of_its_own(tiny_isic, tmp_path,
     assert (work_dir / stamp / f'{stamp}.log').read_text() == 'another run\n'
     assert 'Epoch(train)' in (work_dir / f'{stamp}_1' /
                               f'{stamp}_1.log').read_text()
+
+
+def test_a_synthetic_validation_split_holding_training_images_is_refused(
+        tiny_isic, tmp_path):
+    """On a synthetic set (the demo's) too, a training split listing
+    validation images is refused: the two splits are of one kind of set,
+    whose ids are compared."""
+    import shutil
+
+    from conftest import write_tiny_config
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    cfg = Config.fromfile(write_tiny_config(tmp_path / 'tiny.py', synthetic))
+    check_held_out_images(cfg, ('val_dataloader', ))
+    splits = synthetic / 'splits'
+    leaked = splits / 'leaked.txt'
+    leaked.write_text((splits / 'lightweight_train.txt').read_text() +
+                      (splits / 'lightweight_test.txt').read_text())
+    cfg.train_dataloader.dataset.ann_file = str(leaked)
+    with pytest.raises(UserError, match='val_dataloader scores '):
+        check_held_out_images(cfg, ('val_dataloader', ))
