@@ -232,3 +232,31 @@ def test_a_synthetic_validation_split_holding_training_images_is_refused(
     cfg.train_dataloader.dataset.ann_file = str(leaked)
     with pytest.raises(UserError, match='val_dataloader scores '):
         check_held_out_images(cfg, ('val_dataloader', ))
+
+
+def test_a_validation_set_without_a_split_file_over_the_training_images_is_refused(  # noqa: E501
+        tiny_config, tmp_path):
+    """A validation dataset without a split file scores every image under
+    its folder: over the training split's folder it validated on the
+    training images too and chose the best checkpoint by them, exit 0.
+    Refused; one over a folder of its own is not."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(tiny_config)
+    root = cfg.data_root
+    cfg.val_dataloader.dataset.ann_file = ''
+    with pytest.raises(UserError, match=re.escape(
+            f'val_dataloader scores every image under {root}/images (it '
+            f'names no ann_file), and train_dataloader trains on images '
+            f'under {root}/images ({root}/splits/lightweight_train.txt), '
+            'those among them: figures on images the model learns from '
+            'favour it (and so would a best checkpoint chosen by them); '
+            'make the splits disjoint')):
+        check_held_out_images(cfg, ('val_dataloader', ))
+    (tmp_path / 'own').mkdir()
+    cfg.val_dataloader.dataset.update(data_root=str(tmp_path),
+                                      data_prefix=dict(img_path='own',
+                                                       seg_map_path='own'))
+    check_held_out_images(cfg, ('val_dataloader', ))

@@ -322,7 +322,12 @@ def check_held_out_images(cfg, loaders, config=None):
                 if loader == 'val_dataloader' else '')
         for scored in leaf_datasets((cfg.get(loader) or {}).get('dataset')):
             scored_file = split_file(scored)
-            if scored_file is None or not osp.isfile(scored_file):
+            if scored_file is None:
+                # mmseg then scores every image under its image folder.
+                _refuse_folder_scored(where, loader, scored, trained,
+                                      best + '; ' + fix)
+                continue
+            if not osp.isfile(scored_file):
                 continue
             scored_ids = split_ids(scored_file)
             synthetic = is_synthetic(_data_root_of(scored_file))
@@ -350,6 +355,26 @@ def check_held_out_images(cfg, loaders, config=None):
                         f'train_dataloader trains on ({train_file}: '
                         f'{first_few(shared, 3)}): figures on images the '
                         f'model learns from favour it{best}; {fix}')
+
+
+def _refuse_folder_scored(where, loader, scored, trained, tail):
+    """Refuse a scored dataset without a split file (every image under its
+    folder is scored) whose folder holds a training dataset's images."""
+    from ...analysis.threshold_sweep import split_file
+    scored_folder = _image_folder(scored)
+    for leaf in trained:
+        folder = _image_folder(leaf)
+        if _holds_folder(scored_folder, folder) or (
+                split_file(leaf) is None
+                and _holds_folder(folder, scored_folder)):
+            listed = split_file(leaf)
+            raise UserError(
+                f'{where}: {loader} scores every image under '
+                f'{scored_folder} (it names no ann_file), and '
+                f'train_dataloader trains on images under {folder}' +
+                (f' ({listed})' if listed else '') + ', those among '
+                'them: figures on images the model learns from favour '
+                f'it{tail}')
 
 
 def _image_folder(dataset_cfg):
