@@ -289,9 +289,10 @@ def check_held_out_images(cfg, loaders, config=None):
     training loader trains on: a training split file that lists ids of the
     scored split (a test image added to one's own training split), or a
     training dataset without a split file (mmseg then reads every image
-    under its data root) in the scored set's root. ``train.py`` validated
-    on them, chose the best checkpoint by those figures and logged them,
-    exit 0 (``tools/test.py`` refuses such a test only afterwards, from
+    under its image folder) in the scored set's folder, or a scored
+    dataset without a split file over the training images' folder.
+    ``train.py`` validated on them, chose the best checkpoint by those
+    figures and logged them, exit 0 (``tools/test.py`` refuses such a test only afterwards, from
     the checkpoint). Ids are compared as ``tools/test.py`` compares them
     (:func:`~mmseg_dsnet.analysis.threshold_sweep.check_not_trained_on`);
     split files that are not there are left to the datasets to name.
