@@ -293,7 +293,8 @@ def check_held_out_images(cfg, loaders, config=None):
     dataset without a split file over the training images' folder.
     ``train.py`` validated on them, chose the best checkpoint by those
     figures and logged them, exit 0 (``tools/test.py`` refuses such a
-    test only afterwards, from the checkpoint). Ids are compared as ``tools/test.py`` compares them
+    test only afterwards, from the checkpoint). Ids are compared as
+    ``tools/test.py`` compares them
     (:func:`~mmseg_dsnet.analysis.threshold_sweep.check_not_trained_on`);
     split files that are not there are left to the datasets to name.
 
