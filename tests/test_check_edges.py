@@ -255,6 +255,12 @@ def test_a_validation_set_without_a_split_file_over_the_training_images_is_refus
             'favour it (and so would a best checkpoint chosen by them); '
             'make the splits disjoint')):
         check_held_out_images(cfg, ('val_dataloader', ))
+    # Neither names a split file, the training folder above the scored one.
+    cfg.train_dataloader.dataset.update(
+        ann_file='', data_prefix=dict(img_path='', seg_map_path=''))
+    with pytest.raises(UserError, match=re.escape(
+            f'train_dataloader trains on images under {root}/, those')):
+        check_held_out_images(cfg, ('val_dataloader', ))
     (tmp_path / 'own').mkdir()
     cfg.val_dataloader.dataset.update(data_root=str(tmp_path),
                                       data_prefix=dict(img_path='own',
