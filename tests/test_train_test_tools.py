@@ -1850,13 +1850,14 @@ def test_count_splits_weight_layers_from_the_full_count():
 
 
 def test_two_tests_started_in_one_second_keep_their_own_logs(
-        tiny_config, tmp_path, monkeypatch):
+        tiny_config, tiny_isic, tmp_path, monkeypatch):
     """Two ``tools/test.py`` runs into one work dir that start in the same
     second: mmengine names the log folder after that second, so they shared
     it, the second log was opened over the first (both runs' lines mixed)
     and one ``<ts>.json`` of metrics replaced the other, exit 0. The clock
-    mmengine's Runner reads is held at one second here, so the two runs
-    below start in it as two runs started together would."""
+    mmengine's Runner reads is held at one second here, so the runs below
+    start in it as runs started together would; a training started then
+    too gets a folder of its own."""
     import time
     import types
 
@@ -1877,13 +1878,19 @@ def test_two_tests_started_in_one_second_keep_their_own_logs(
         run_tool_in_process('tools/test.py', tiny_config, checkpoint,
                             '--work-dir', work_dir, '--metrics-out',
                             tmp_path / f'metrics{index}.json', check=True)
+    run_tool_in_process('tools/train.py', write_tiny_config(
+        tmp_path / 'one_epoch.py', tiny_isic, epochs=1), '--work-dir',
+        work_dir, check=True)
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
     assert sorted(p.name for p in work_dir.iterdir() if p.is_dir()) == [
-        stamp, f'{stamp}_1']
+        stamp, f'{stamp}_1', f'{stamp}_2']
     for name in (stamp, f'{stamp}_1'):
         log = (work_dir / name / f'{name}.log').read_text()
         assert log.count('Load checkpoint from') == 1
+        assert 'Epoch(train)' not in log
         assert (work_dir / name / f'{name}.json').is_file()
+    log = (work_dir / f'{stamp}_2' / f'{stamp}_2.log').read_text()
+    assert 'Epoch(train)' in log and 'Load checkpoint from' not in log
 
 
 def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
