@@ -1259,6 +1259,29 @@ def test_check_real_data_names_the_set_it_ran_on(tmp_path, tiny_isic):
     assert 'Short schedule on real ISIC 2018 (' in run.stdout
 
 
+def test_check_real_data_names_the_size_each_config_ran_at(tmp_path,
+                                                          tiny_isic):
+    """Without ``--crop-size`` each config runs at its own size: the
+    summary line named one size for configs of two (the first said 256 px
+    whatever the configs)."""
+    configs = []
+    for side in (64, 32):
+        configs.append(tmp_path / f'tiny{side}.py')
+        write_tiny_config(configs[-1], tiny_isic, epochs=1)
+        configs[-1].write_text(configs[-1].read_text().replace(
+            'crop_size = (64, 64)', f'crop_size = ({side}, {side})'))
+    args = ['--epochs', '1', '--train-images', '4', '--test-images', '1',
+            '--data-root', tiny_isic]
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              *configs, *args, '--work-dir', tmp_path / 'w1',
+                              check=True)
+    assert ', input 64px (tiny64), 32px (tiny32), seed 0:' in run.stdout
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              configs[1], *args, '--work-dir',
+                              tmp_path / 'w2', check=True)
+    assert ', input 32px, seed 0:' in run.stdout
+
+
 def test_profile_train_step_reports_a_step_that_fails(capsys):
     """A step the model cannot take (a batch of one through batch norm at
     a 1x1 map) was reported for each timed form, then ended in the
