@@ -130,3 +130,19 @@ def test_a_file_another_process_wrote_meanwhile_is_kept(tmp_path):
         'replacing it (nothing written; use --overwrite to replace it)')
     assert out.read_bytes() == b'the other run'
     assert os.listdir(tmp_path) == ['out.pth']
+
+
+def test_an_output_of_another_suffix_is_refused_in_any_case():
+    """``refuse_other_suffix``: a name of the suffix in any case (``.ONNX``,
+    a camera's ``.PNG`` habit) and an option not given pass; another
+    suffix, or none, is refused naming the option and the format."""
+    from mmseg_dsnet.utils.errors import UserError
+    for name in ('model.onnx', 'MODEL.ONNX', 'a.b/m.Onnx', None):
+        fileio.refuse_other_suffix(name, '.onnx', 'OUT', 'ONNX')
+    for name in ('model.pth', 'model', 'model.onnx.bak', 'onnx'):
+        with pytest.raises(UserError) as error:
+            fileio.refuse_other_suffix(name, '.onnx', 'OUT',
+                                       'the model is written in ONNX format')
+        assert str(error.value) == (
+            f'OUT {name}: the model is written in ONNX format; give a file '
+            'name ending with .onnx')

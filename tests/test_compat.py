@@ -86,6 +86,24 @@ def test_missing_checkpoint_is_named(tmp_path):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
 
 
+def test_checkpoint_meta_of_a_file_or_of_what_loading_it_returned(tmp_path):
+    """The meta of a checkpoint given as a file name (str or pathlib.Path)
+    or as what loading it returned; empty for bare weights. A Path was
+    taken for a loaded checkpoint, and its meta read as empty."""
+    import pathlib
+
+    from mmseg_dsnet.compat import checkpoint_meta
+    meta = dict(epoch=3, cfg='model = dict()')
+    path = tmp_path / 'epoch_3.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(1)}, meta=meta), path)
+    assert checkpoint_meta(str(path)) == meta
+    assert checkpoint_meta(pathlib.Path(path)) == meta
+    assert checkpoint_meta(torch.load(path, weights_only=True)) == meta
+    torch.save({'w': torch.zeros(1)}, tmp_path / 'bare.pth')
+    assert checkpoint_meta(tmp_path / 'bare.pth') == {}
+    assert checkpoint_meta({'w': torch.zeros(1)}) == {}
+
+
 # Records, in a fresh interpreter, every attribute (public and private) of
 # the mmengine modules our former patches touched and of the mmengine
 # classes they define, before and after ``import mmseg_dsnet``: the object

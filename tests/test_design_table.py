@@ -1070,3 +1070,11 @@ def test_rows_of_other_learning_rates_or_data_say_so(tmp_path):
     rows = [line.split(' | ')[0] for line in
             design.design_table(alike).splitlines()[2:]]
     assert rows == ['| cand-0', '| cand-1']
+    # A candidate run at two rates: each of its rows names the data too.
+    paths += [write(tmp_path / f'd{k}.json', 'cand-d', 0, 77.0 - k, lr=lr,
+                    data_root='/data/isic2017')
+              for k, lr in enumerate((0.004, 0.008))]
+    rows = [line.split(' | ')[0] for line in
+            design.design_table(paths).splitlines()[2:]]
+    assert rows[3:] == ['| cand-d (lr 0.004, data_root /data/isic2017)',
+                        '| cand-d (lr 0.008, data_root /data/isic2017)']

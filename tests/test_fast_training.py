@@ -1190,6 +1190,29 @@ def test_a_run_does_not_depend_on_the_runs_beside_it(tiny_cfg, tmp_path):
         f'{len(differ)} of {len(alone)} tensors differ, e.g. {differ[0]}')
 
 
+def test_a_run_started_in_the_second_of_another_gets_its_own_log_folder(
+        tiny_cfg, tmp_path):
+    """A run into a work dir whose log folder of its start second another
+    run holds (a quick resume, a test started then) wrote its log over
+    that run's and mixed its scalars into the other's vis_data."""
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.train_cfg.max_epochs = 1
+    work = tmp_path / 'seed0'
+    trainer = FastTrainer([RunSpec(cfg, str(tiny_cfg), 0, str(work))],
+                          device='cpu', workers=2, progress=False)
+    stamp = trainer.timestamp
+    (work / stamp).mkdir(parents=True)
+    (work / stamp / f'{stamp}.log').write_text("the other run's log\n")
+    trainer.train()
+    assert (work / stamp / f'{stamp}.log').read_text() == \
+        "the other run's log\n"
+    assert os.listdir(work / stamp) == [f'{stamp}.log']
+    log = (work / f'{stamp}_1' / f'{stamp}_1.log').read_text()
+    assert log.count('Epoch(train)') == 1
+    assert (work / f'{stamp}_1' / 'vis_data' / 'scalars.json').is_file()
+
+
 def test_fast_train_configs_sharing_a_file_name(fast_train_tool, tiny_cfg,
                                                 tmp_path, capsys):
     """Runs are named after the config file, so two different configs with

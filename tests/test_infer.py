@@ -1072,6 +1072,70 @@ def test_the_progress_bar_counts_an_image_once_its_outputs_are_written(
         assert outputs >= 2 * (count - 1), seen
 
 
+def test_the_progress_bar_counts_the_images_of_a_batch_that_failed(
+        tmp_path, monkeypatch):
+    """An image whose batch failed in the model, or whose journal line or
+    outputs could not be written, is done too: the bar stopped short of
+    N/N, as if images were still to come."""
+    import errno
+    import io
+
+    from mmseg_dsnet.apis import lesion_inferencer
+    from mmseg_dsnet.progress import progress_bar
+    files = []
+    for index in range(5):
+        files.append(str(tmp_path / f'im{index}.png'))
+        cv2.imwrite(files[-1], lesion_image(20, 30, index))
+    bars = []
+
+    def shown_bar(total, desc, enabled=True, **kwargs):
+        # The project's bar, shown (into a buffer) to read its count.
+        bars.append(progress_bar(total, desc, file=io.StringIO()))
+        return bars[-1]
+
+    monkeypatch.setattr(lesion_inferencer, 'progress_bar', shown_bar)
+
+    class ThreeChannels(FakeBackend):
+        """No lesion logits: every batch fails in the model."""
+
+        def __call__(self, batch):
+            return np.zeros((len(batch), 3, 32, 32), np.float32)
+
+    def run(backend, out):
+        lesion_inferencer.prepare_output_dir(str(out))
+        return lesion_inferencer.run_inference(
+            lesion_inferencer.LesionInferencer(backend), files, str(out),
+            batch_size=2, progress=False)
+
+    summary = run(ThreeChannels(), tmp_path / 'model')
+    assert len(summary.failed) == 5 and bars[-1].n == 5
+    # A full disk while the first batch's journal line, and then one
+    # image's mask, is written: those images fail, the others are done.
+    journal, write = (lesion_inferencer.journal_sources,
+                      lesion_inferencer.write_image)
+    full = OSError(errno.ENOSPC, 'No space left on device')
+    calls = []
+
+    def journal_once_full(*args, **kwargs):
+        calls.append('journal')
+        if calls.count('journal') == 1:
+            raise full
+        return journal(*args, **kwargs)
+
+    def mask_once_full(path, *args, **kwargs):
+        if path.endswith('im3.png'):
+            raise full
+        return write(path, *args, **kwargs)
+
+    monkeypatch.setattr(lesion_inferencer, 'journal_sources',
+                        journal_once_full)
+    monkeypatch.setattr(lesion_inferencer, 'write_image', mask_once_full)
+    summary = run(FakeBackend(), tmp_path / 'disk')
+    assert sorted(osp.basename(path) for path, _ in summary.failed) == [
+        'im0.png', 'im1.png', 'im3.png']
+    assert len(summary.processed) == 2 and bars[-1].n == 5
+
+
 def test_mean_probability_logits_of_one_and_two_channels():
     from mmseg_dsnet.models.utils.lesion_logit import (lesion_logit,
                                                        mean_probability_logits)

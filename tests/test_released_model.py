@@ -702,3 +702,32 @@ def test_training_progress_of_iteration_runs_and_early_stopping(tmp_path):
     assert progress_text(early, 'epoch_40.pth') == (
         'epoch 40 of at most 100, iteration 400 (its config stops early, '
         'so the run may have ended here or later)')
+
+
+def test_the_training_config_is_named_where_it_is_read(tmp_path,
+                                                       monkeypatch):
+    """Weights listed in the metafile whose file holds its training config
+    (``meta['cfg']``, as publish_model.py writes it) are checked against
+    that config, and messages name it so; bare listed weights name the
+    Config of their metafile entry."""
+    import torch
+    import yaml
+
+    from mmseg_dsnet.apis import released_model
+    from mmseg_dsnet.utils.fileio import sha256_of
+    published, bare = tmp_path / 'published.pth', tmp_path / 'bare.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(2)},
+                    meta=dict(cfg='model = dict()')), published)
+    torch.save(dict(state_dict={'w': torch.ones(3)}), bare)
+    (tmp_path / 'net.py').write_text('model = dict()\n')
+    metafile = tmp_path / 'configs' / 'dsnet' / 'metafile.yaml'
+    metafile.parent.mkdir(parents=True)
+    metafile.write_text(yaml.safe_dump(dict(Models=[
+        dict(Name=path.stem, Config='net.py', Weights=path.name,
+             SHA256=sha256_of(str(path))) for path in (published, bare)])))
+    monkeypatch.setattr(released_model, 'METAFILE', str(metafile))
+    config = os.path.relpath(tmp_path / 'net.py', released_model.REPO_ROOT)
+    assert released_model.training_config_source(str(published)) == \
+        "meta['cfg']"
+    assert released_model.training_config_source(str(bare)) == (
+        f'{config}, the Config of its metafile entry bare')

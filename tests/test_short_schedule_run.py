@@ -136,3 +136,34 @@ def test_a_run_records_the_input_size_it_ran_at(tiny_isic, tmp_path):
                            str(tmp_path / 'wide_work'), epochs=1, seed=0,
                            train_images=8, test_images=4)
     assert not (tmp_path / 'wide_work').exists()
+
+
+def test_the_recorded_size_is_the_one_square_side_of_the_run(tmp_path):
+    """A record holds one side: a config that trains and tests at one
+    size that is not square, or sets no size for its training, is refused
+    without ``crop_size`` (its record named one side of it, or the test's
+    size for a training at the images' own); ``crop_size`` is the size the
+    run is made to take, whatever the config's pipelines."""
+    import pytest
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.real_data_check import design_input_size
+    from mmseg_dsnet.utils.errors import UserError
+    config = write_tiny_config(tmp_path / 'tiny.py', tmp_path)
+    assert design_input_size(Config.fromfile(config)) == 64
+    wide = Config.fromfile(config)
+    for loader in ('train_dataloader', 'test_dataloader'):
+        for step in wide[loader].dataset.pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = (96, 64)
+    without = Config.fromfile(config)
+    pipeline = without.train_dataloader.dataset.pipeline
+    without.train_dataloader.dataset.pipeline = [
+        step for step in pipeline if step['type'] != 'Resize']
+    for cfg, shown in ((wide, 'train 64x96, test 64x96'),
+                       (without, 'train no Resize, test 64x64')):
+        with pytest.raises(UserError, match=(
+                rf'^config file {config} does not run its model at one '
+                rf'square size \({shown}\), .*give --crop-size$')):
+            design_input_size(cfg, config=str(config))
+        assert design_input_size(cfg, 32, str(config)) == 32

@@ -1259,6 +1259,29 @@ def test_check_real_data_names_the_set_it_ran_on(tmp_path, tiny_isic):
     assert 'Short schedule on real ISIC 2018 (' in run.stdout
 
 
+def test_check_real_data_names_the_size_each_config_ran_at(tmp_path,
+                                                          tiny_isic):
+    """Without ``--crop-size`` each config runs at its own size: the
+    summary line named one size for configs of two (the first said 256 px
+    whatever the configs)."""
+    configs = []
+    for side in (64, 32):
+        configs.append(tmp_path / f'tiny{side}.py')
+        write_tiny_config(configs[-1], tiny_isic, epochs=1)
+        configs[-1].write_text(configs[-1].read_text().replace(
+            'crop_size = (64, 64)', f'crop_size = ({side}, {side})'))
+    args = ['--epochs', '1', '--train-images', '4', '--test-images', '1',
+            '--data-root', tiny_isic]
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              *configs, *args, '--work-dir', tmp_path / 'w1',
+                              check=True)
+    assert ', input 64px (tiny64), 32px (tiny32), seed 0:' in run.stdout
+    run = run_tool_in_process('tools/check_real_data.py', '--configs',
+                              configs[1], *args, '--work-dir',
+                              tmp_path / 'w2', check=True)
+    assert ', input 32px, seed 0:' in run.stdout
+
+
 def test_profile_train_step_reports_a_step_that_fails(capsys):
     """A step the model cannot take (a batch of one through batch norm at
     a 1x1 map) was reported for each timed form, then ended in the
@@ -1871,13 +1894,14 @@ def hold_runner_clock(monkeypatch):
 
 
 def test_two_tests_started_in_one_second_keep_their_own_logs(
-        tiny_config, tmp_path, monkeypatch):
+        tiny_config, tiny_isic, tmp_path, monkeypatch):
     """Two ``tools/test.py`` runs into one work dir that start in the same
     second: mmengine names the log folder after that second, so they shared
     it, the second log was opened over the first (both runs' lines mixed)
     and one ``<ts>.json`` of metrics replaced the other, exit 0. The clock
-    mmengine's Runner reads is held at one second here, so the two runs
-    below start in it as two runs started together would."""
+    mmengine's Runner reads is held at one second here, so the runs below
+    start in it as runs started together would; a training started then
+    too gets a folder of its own."""
     import time
 
     import numpy as np
@@ -1891,13 +1915,19 @@ def test_two_tests_started_in_one_second_keep_their_own_logs(
         run_tool_in_process('tools/test.py', tiny_config, checkpoint,
                             '--work-dir', work_dir, '--metrics-out',
                             tmp_path / f'metrics{index}.json', check=True)
+    run_tool_in_process('tools/train.py', write_tiny_config(
+        tmp_path / 'one_epoch.py', tiny_isic, epochs=1), '--work-dir',
+        work_dir, check=True)
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
     assert sorted(p.name for p in work_dir.iterdir() if p.is_dir()) == [
-        stamp, f'{stamp}_1']
+        stamp, f'{stamp}_1', f'{stamp}_2']
     for name in (stamp, f'{stamp}_1'):
         log = (work_dir / name / f'{name}.log').read_text()
         assert log.count('Load checkpoint from') == 1
+        assert 'Epoch(train)' not in log
         assert (work_dir / name / f'{name}.json').is_file()
+    log = (work_dir / f'{stamp}_2' / f'{stamp}_2.log').read_text()
+    assert 'Epoch(train)' in log and 'Load checkpoint from' not in log
 
 
 def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
