@@ -813,6 +813,44 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
     assert not runs.exists()
 
 
+def test_collect_orders_the_log_folders_of_one_second_by_number(board,
+                                                                 tmp_path):
+    """Runs that start in one second into a work dir get the log folders
+    ``<ts>``, ``<ts>_1`` ... ``<ts>_10`` (``claim_log_dir``); read as
+    strings, ``<ts>_10`` (the 11th) came before ``<ts>_2``, so collect took
+    an earlier training for the latest and left the latest out, exit 0."""
+    from mmseg_dsnet.engine.log_dir import claim_log_dir, log_dirs
+    work = tmp_path / 'seed0'
+    shutil.copytree(board['work'][0], work)
+    trained, = [p for p in work.iterdir() if (p / f'{p.name}.log').is_file()
+                and 'Epoch(train)' in (p / f'{p.name}.log').read_text()]
+    tested, = [p.parent.name for p in work.glob('*/*.json')
+               if p.stem == p.parent.name]
+    stamp = trained.name
+    # Claimed as ten more runs of that second would: <ts>_1 ... <ts>_10.
+    for _ in range(9):
+        claim_log_dir(str(work), stamp)
+    assert claim_log_dir(str(work), stamp) == f'{stamp}_10'
+    assert [os.path.basename(p) for p in log_dirs(str(work))] == \
+        [stamp] + [f'{stamp}_{n}' for n in range(1, 11)] + [tested]
+    # The training in <ts>_10 is the latest; <ts>_2 holds an earlier one.
+    for name in (f'{stamp}_2', f'{stamp}_10'):
+        shutil.rmtree(work / name)
+        shutil.copytree(trained, work / name)
+        (work / name / f'{stamp}.log').rename(work / name / f'{name}.log')
+    shutil.rmtree(trained)
+    runs = tmp_path / 'runs'
+    proc = run_tool_in_process(
+        LEADERBOARD, 'collect', str(board['cfg']), str(work), '--label',
+        'dsnet', '--schedule', 'tiny test schedule', '--runs-dir', str(runs),
+        '--no-benchmark', check=True)
+    assert 'left out 1 earlier training run(s) in the work dir ' \
+        f'({stamp}_2/{stamp}_2.log): the latest training, ' \
+        f'{stamp}_10/{stamp}_10.log, started again' in proc.stderr
+    record = json.loads(next(runs.glob('*.json')).read_text())
+    assert record['logs'] == [f'{stamp}_10/{stamp}_10.log']
+
+
 def test_collect_refuses_a_run_stopped_before_its_last_epoch(board,
                                                              tmp_path):
     """A run that trained 2 of the 3 epochs its config sets (stopped by

@@ -9,11 +9,11 @@ Used by :func:`mmseg_dsnet.leaderboard.board.collect`; no torch import
 """
 import glob
 import json
-import os
 import os.path as osp
 import re
 
 from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
+from mmseg_dsnet.engine.log_dir import log_dir_order, log_dirs
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.messages import first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -86,8 +86,9 @@ def find_runs(work_dir):
     (their text log has ``Epoch(train)`` lines) and test runs
     (``tools/test.py`` writes ``<ts>/<ts>.json``), oldest first."""
     train, test = [], []
-    for ts_dir in sorted(glob.glob(osp.join(work_dir, '*', ''))):
-        ts_dir = ts_dir.rstrip(os.sep)
+    # In start order: as strings, <ts>_10 (the 11th run of a second) came
+    # before <ts>_2, and the latest training or test was misread.
+    for ts_dir in log_dirs(work_dir) if osp.isdir(work_dir) else []:
         ts = osp.basename(ts_dir)
         log = osp.join(ts_dir, f'{ts}.log')
         if not osp.isfile(log):
@@ -350,9 +351,9 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
                                      'exist')
     # mmengine's LoggerHook dumps test results to <ts>/<ts>.json (also
     # when a script trains and tests with one runner).
-    dumps = sorted((run['dir'], run['test_json'])
-                   for run in train_runs + test_runs
-                   if osp.isfile(run['test_json']))
+    dumps = sorted(((log_dir_order(osp.basename(run['dir'])),
+                     run['test_json']) for run in train_runs + test_runs
+                    if osp.isfile(run['test_json'])))
     if dumps:
         dump = dumps[-1][1]
         line = load_json(dump)
@@ -640,8 +641,9 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     train_runs, infos, earlier = latest_training(train_runs, infos)
     if earlier:
         # Tests before the latest training began were of an earlier model.
+        begun = log_dir_order(osp.basename(train_runs[0]['dir']))
         test_runs = [run for run in test_runs
-                     if run['dir'] > train_runs[0]['dir']]
+                     if log_dir_order(osp.basename(run['dir'])) > begun]
     cfg = Config.fromfile(train_runs[-1]['config'])
     test_cfg = Config.fromfile(test_runs[-1]['config']) if test_runs and \
         osp.isfile(test_runs[-1]['config']) else None
