@@ -591,6 +591,31 @@ def test_collect_refuses_metrics_of_an_earlier_checkpoint(board, tmp_path):
     assert not runs.exists() or not list(runs.glob('*.json'))
 
 
+def test_collect_refuses_a_runner_test_dump_of_an_earlier_checkpoint(
+        board, tmp_path):
+    """``tools/test.py CONFIG W/epoch_1.pth --work-dir W --metrics-out
+    ELSEWHERE``: collect read the runner's test dump, which names no
+    checkpoint, and recorded epoch 1's figures as the 2-epoch run's test
+    result, exit 0. The checkpoint is the test's ``load_from``."""
+    lb, work, runs, args = _copy_of_seed1(board, tmp_path)
+    test = ['tools/test.py', board['cfg'], work / 'epoch_1.pth',
+            '--work-dir', work, '--metrics-out', tmp_path / 'elsewhere.json']
+    run_tool_in_process(*test, check=True)
+    proc = run_tool_in_process(LEADERBOARD, *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: {work}: the test metrics are of {work / "epoch_1.pth"} but '
+        'the run trained 2 epochs; test its final checkpoint (epoch_2.pth), '
+        'then collect')
+    assert not runs.exists() or not list(runs.glob('*.json'))
+    # A test of the final checkpoint, dumped later, is the run's result.
+    test[2] = work / 'epoch_2.pth'
+    run_tool_in_process(*test, check=True)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'runner test dump'
+    assert record['checkpoint'] == str(work / 'epoch_2.pth')
+
+
 def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
                                                            tmp_path):
     """``tools/test.py CONFIG SEED1/epoch_2.pth --work-dir SEED0``: the

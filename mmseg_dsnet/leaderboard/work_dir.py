@@ -336,7 +336,8 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
 
     Returns:
         tuple: metrics (LesionMetric key -> percent), source kind, source
-        description, evaluated checkpoint (or None).
+        description, evaluated checkpoint (a runner dump's: the test's
+        ``load_from``; or None).
     """
     path = metrics_file or osp.join(work_dir, 'test_metrics.json')
     if osp.isfile(path):
@@ -361,7 +362,11 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
             metrics, source = lesion_figures(
                 _metric_subset(line), 'test results dumped by the runner, '
                 f'{osp.relpath(dump, work_dir)}', dump)
-            return metrics, 'runner test dump', source, None
+            # Unnamed, a test of epoch_1.pth (--metrics-out elsewhere)
+            # passed the checks of the tested checkpoint as the final one's.
+            tested = next((_tested_checkpoint(run) for run in test_runs
+                           if run['test_json'] == dump), None)
+            return metrics, 'runner test dump', source, tested
     for run in reversed(train_runs):
         val = [line for line in run['lines'] if _has_iou(line)]
         if val:
@@ -373,6 +378,23 @@ def final_metrics(work_dir, train_runs, test_runs, metrics_file=None):
     raise IncompleteWorkDirError(
         f'no test or validation metrics in {work_dir}: test the run first '
         '(tools/test.py CONFIG CHECKPOINT --work-dir WORK_DIR)')
+
+
+def _tested_checkpoint(run):
+    """The checkpoint a test run scored: the ``load_from`` of its own
+    config copy, ``<ts>/vis_data/config.py`` (``tools/test.py`` sets it to
+    its CHECKPOINT argument, as given), or None when the copy is not there
+    or names none.
+
+    Args:
+        run (dict): A test run of :func:`find_runs` (not a training: its
+            ``load_from`` is where the training started).
+    """
+    from mmengine.config import Config
+    path = osp.join(run['dir'], 'vis_data', 'config.py')
+    if not osp.isfile(path):
+        return None
+    return Config.fromfile(path).get('load_from') or None
 
 
 def _metric_subset(line):
