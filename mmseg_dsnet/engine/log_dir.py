@@ -18,8 +18,8 @@ from mmengine.runner import Runner
 def claim_log_dir(work_dir: str, timestamp: str) -> str:
     """Create the log folder ``<work_dir>/<timestamp>``, or, when another
     run holds it, ``<timestamp>_1``, ``<timestamp>_2`` ... (after it, before
-    the next second's, in :func:`log_dir_order`), and return its name. ``os.mkdir`` fails on
-    an existing folder, so two runs never claim one.
+    the next second's, in :func:`log_dir_order`), and return its name.
+    ``os.mkdir`` fails on an existing folder, so two runs never claim one.
 
     Args:
         work_dir (str): The run's work dir (made if missing).
