@@ -37,6 +37,7 @@ from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
                                           check_input_file,
+                                          check_load_from,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
                                           check_training_batches,
@@ -127,7 +128,12 @@ def build_cfg(args):
     check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
     # loaded nothing, exit 0.
-    check_pretrained_checkpoints(cfg, check_model_builds(cfg))
+    model = check_model_builds(cfg)
+    check_pretrained_checkpoints(cfg, model)
+    # The Runner's own check of load_from came after it had made the run's
+    # log folder and dumped the config.
+    check_load_from(cfg, model)
+    del model
     check_trainable_model(cfg)
     loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') \
         else ('train_dataloader', )

@@ -24,7 +24,7 @@ from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          check_distinct_figure_names, check_lesion_metrics,
                          check_one_lesion_figure_set, check_tta_model,
                          mask_threshold)
-from .model import (build_scope, check_model_builds,
+from .model import (build_scope, check_load_from, check_model_builds,
                     check_pretrained_checkpoints, check_trainable_model,
                     deploy_form_parts)
 from .validation import check_save_best, check_val_keys_together, validates_on
@@ -49,7 +49,8 @@ __all__ = [
     'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',
     'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
-    'mask_threshold', 'build_scope', 'check_model_builds',
+    'mask_threshold', 'build_scope', 'check_load_from',
+    'check_model_builds',
     'check_pretrained_checkpoints',
     'check_trainable_model', 'deploy_form_parts', 'check_save_best',
     'check_val_keys_together', 'validates_on', 'WorkDirError',
