@@ -316,18 +316,19 @@ def check_held_out_images(cfg, loaders, config=None):
     trained = leaf_datasets(
         (cfg.get('train_dataloader') or {}).get('dataset'))
     for loader in loaders:
-        fix = 'make the splits disjoint' + (
-            ', or set --cfg-options val_cfg=None val_dataloader=None '
-            'val_evaluator=None to train without validation'
-            if loader == 'val_dataloader' else '') + '. Nothing was started.'
+        without = (', or set --cfg-options val_cfg=None val_dataloader=None '
+                   'val_evaluator=None to train without validation'
+                   if loader == 'val_dataloader' else '') + \
+            '. Nothing was started.'
+        fix = 'make the splits disjoint' + without
         best = (' (and so would a best checkpoint chosen by them)'
                 if loader == 'val_dataloader' else '')
         for scored in leaf_datasets((cfg.get(loader) or {}).get('dataset')):
             scored_file = split_file(scored)
             if scored_file is None:
                 # mmseg then scores every image under its image folder.
-                _refuse_folder_scored(where, loader, scored, trained,
-                                      best + '; ' + fix)
+                _refuse_folder_scored(where, loader, scored, trained, best,
+                                      without)
                 continue
             if not osp.isfile(scored_file):
                 continue
@@ -359,7 +360,7 @@ def check_held_out_images(cfg, loaders, config=None):
                         f'model learns from favour it{best}; {fix}')
 
 
-def _refuse_folder_scored(where, loader, scored, trained, tail):
+def _refuse_folder_scored(where, loader, scored, trained, best, without):
     """Refuse a scored dataset without a split file (every image under its
     folder is scored) whose folder holds a training dataset's images."""
     from ...analysis.threshold_sweep import split_file
@@ -370,13 +371,19 @@ def _refuse_folder_scored(where, loader, scored, trained, tail):
                 split_file(leaf) is None
                 and _holds_folder(folder, scored_folder)):
             listed = split_file(leaf)
+            # There is no second split to make disjoint: the scored set
+            # needs one of its own (and so does a training set without).
+            fix = (f'give {loader}.dataset a split file (ann_file) of '
+                   'images the training does not use' if listed else
+                   f'give {loader}.dataset and train_dataloader.dataset '
+                   'split files (ann_file) that share no image')
             raise UserError(
                 f'{where}: {loader} scores every image under '
                 f'{scored_folder} (it names no ann_file), and '
                 f'train_dataloader trains on images under {folder}' +
                 (f' ({listed})' if listed else '') + ', those among '
                 'them: figures on images the model learns from favour '
-                f'it{tail}')
+                f'it{best}; {fix}{without}')
 
 
 def _image_folder(dataset_cfg):
