@@ -36,6 +36,7 @@ from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
+                                          check_images_scored_once,
                                           check_input_file,
                                           check_load_from,
                                           check_pretrained_checkpoints,
@@ -152,6 +153,9 @@ def build_cfg(args):
     if cfg.get('val_cfg'):
         # Validation figures (and the best checkpoint) on training images.
         check_held_out_images(cfg, ('val_dataloader', ), args.config)
+        # A repeated image weighed twice in the figures and the best
+        # checkpoint.
+        check_images_scored_once(cfg, ('val_dataloader', ))
     # Processes before mmengine starts them (slurm sets WORLD_SIZE then).
     world_size = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(
         args.launcher)

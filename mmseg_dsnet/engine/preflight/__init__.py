@@ -18,7 +18,7 @@ from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      load_tool_config, set_work_dir)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
                    check_evaluation_loaders, check_held_out_images,
-                   check_pipelines_build,
+                   check_images_scored_once, check_pipelines_build,
                    check_training_batches, dataset_classes)
 from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          check_distinct_figure_names, check_lesion_metrics,
@@ -44,7 +44,7 @@ __all__ = [
     'load_tool_config', 'set_work_dir', 'LOADER_PHASES',
     'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',
-    'check_held_out_images',
+    'check_held_out_images', 'check_images_scored_once',
     'check_pipelines_build', 'check_training_batches', 'dataset_classes',
     'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',

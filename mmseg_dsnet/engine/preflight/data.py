@@ -233,6 +233,39 @@ def check_evaluation_loaders(cfg, loaders):
                 f'{loader}.drop_last=False')
 
 
+def check_images_scored_once(cfg, loaders):
+    """Refuse, before any run, a validation or test loader whose dataset
+    gives an image more than once (a ``RepeatDataset``, a ``ConcatDataset``
+    of splits that share images): each copy was scored, so the image
+    weighed that many times in the figures (and in the choice of the best
+    checkpoint), exit 0
+    (:func:`~mmseg_dsnet.evaluation.lesion_metric.check_each_image_once`).
+    The datasets are built (their split files read), so data roots must be
+    final.
+
+    Args:
+        cfg (Config): The merged config.
+        loaders (Sequence[str]): The evaluation loaders the tool runs
+            (``val_dataloader``, ``test_dataloader``).
+
+    Raises:
+        UserError: Naming the loader and the most repeated images.
+    """
+    from mmseg.registry import DATASETS
+
+    from ...evaluation.lesion_metric import check_each_image_once
+    from .model import build_scope
+    for loader in loaders:
+        dataset_cfg = (cfg.get(loader) or {}).get('dataset')
+        if not isinstance(dataset_cfg, dict):
+            continue
+        with build_scope(cfg):
+            dataset = DATASETS.build(dataset_cfg)
+        paths = (dataset.get_data_info(i).get('img_path')
+                 for i in range(len(dataset)))
+        check_each_image_once([path for path in paths if path], loader)
+
+
 def check_training_batches(cfg, world_size=1):
     """Refuse an epoch-based training whose loader would give no batch: a
     training split of fewer images per process than ``batch_size`` with
