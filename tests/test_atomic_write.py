@@ -146,3 +146,11 @@ def test_an_output_of_another_suffix_is_refused_in_any_case():
         assert str(error.value) == (
             f'OUT {name}: the model is written in ONNX format; give a file '
             'name ending with .onnx')
+    # The suffixes of one format: any of them passes.
+    for name in ('m.pth', 'm.PT', 'm.ckpt'):
+        fileio.refuse_other_suffix(name, fileio.CHECKPOINT_SUFFIXES, 'OUT',
+                                   'PyTorch')
+    with pytest.raises(UserError, match='^OUT m.onnx: PyTorch; give a file '
+                       'name ending with .pth, .pt or .ckpt$'):
+        fileio.refuse_other_suffix('m.onnx', fileio.CHECKPOINT_SUFFIXES,
+                                   'OUT', 'PyTorch')

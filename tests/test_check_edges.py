@@ -253,14 +253,26 @@ def test_a_validation_set_without_a_split_file_over_the_training_images_is_refus
             f'under {root}/images ({root}/splits/lightweight_train.txt), '
             'those among them: figures on images the model learns from '
             'favour it (and so would a best checkpoint chosen by them); '
-            'make the splits disjoint')):
+            'give val_dataloader.dataset a split file (ann_file) of images '
+            'the training does not use, or set --cfg-options val_cfg=None '
+            'val_dataloader=None val_evaluator=None to train without '
+            'validation. Nothing was started.')):
         check_held_out_images(cfg, ('val_dataloader', ))
     # Neither names a split file, the training folder above the scored one.
     cfg.train_dataloader.dataset.update(
         ann_file='', data_prefix=dict(img_path='', seg_map_path=''))
     with pytest.raises(UserError, match=re.escape(
-            f'train_dataloader trains on images under {root}/, those')):
+            f'train_dataloader trains on images under {root}/, those '
+            'among them: figures on images the model learns from favour it '
+            '(and so would a best checkpoint chosen by them); give '
+            'val_dataloader.dataset and train_dataloader.dataset split '
+            'files (ann_file) that share no image, or set')):
         check_held_out_images(cfg, ('val_dataloader', ))
+    # A test loader: no advice to train without validation.
+    with pytest.raises(UserError, match=re.escape(
+            'that share no image. Nothing was started.')):
+        cfg.test_dataloader = cfg.val_dataloader
+        check_held_out_images(cfg, ('test_dataloader', ))
     (tmp_path / 'own').mkdir()
     cfg.val_dataloader.dataset.update(data_root=str(tmp_path),
                                       data_prefix=dict(img_path='own',

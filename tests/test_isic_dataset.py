@@ -714,3 +714,55 @@ def test_a_test_loader_that_repeats_images_is_refused(tiny_config,
     fine = run_tool_in_process('tools/test.py', tiny_config, ckpt,
                                '--work-dir', tmp_path / 'fine')
     assert fine.returncode == 0, fine.output[-3000:]
+
+
+@pytest.mark.parametrize('tool', ['train', 'fast_train', 'threshold_sweep',
+                                  'error_by_position'])
+def test_a_scored_loader_that_repeats_images_is_refused_before_the_run(
+        tiny_config, tiny_isic, tmp_path, tool):
+    """Validation during training (``train.py``, ``fast_train.py
+    --val-interval``) on a ``RepeatDataset`` scored each copy (``Epoch(val)
+    [1][15/15]`` for a split of 5) and chose the best checkpoint by those
+    figures, exit 0; ``threshold_sweep.py`` and ``error_by_position.py``
+    scored every copy before failing with a traceback. Refused before
+    anything is run or written."""
+    from conftest import run_tool_in_process
+    from test_user_error_exits import random_checkpoint
+    split = tiny_isic / 'splits' / 'lightweight_test.txt'
+    ids = split.read_text().split()
+    config = tmp_path / 'repeated.py'
+    loader = 'test_dataloader' if tool in ('threshold_sweep',
+                                           'error_by_position') else \
+        'val_dataloader'
+    config.write_text(
+        f"_base_ = ['{tiny_config}']\n"
+        f"{loader} = dict(dataset=dict(_delete_=True, type='RepeatDataset', "
+        "times=2, dataset=dict(type='ISIC2018Dataset', data_root="
+        f"'{tiny_isic}', ann_file='splits/lightweight_test.txt', "
+        "data_prefix=dict(img_path='images', seg_map_path='masks'), "
+        "pipeline={{_base_.test_pipeline}})))\n")
+    work = tmp_path / 'work'
+    if tool in ('train', 'fast_train'):
+        script = f'tools/{tool}.py'
+        argv = [config, '--work-dir', work] + (
+            ['--device', 'cpu', '--val-interval', 1]
+            if tool == 'fast_train' else ['--no-synthetic-fallback'])
+    else:
+        script = f'tools/analysis_tools/{tool}.py'
+        argv = [config, random_checkpoint(str(tiny_config),
+                                          tmp_path / 'model.pth'),
+                '--out', work / 'out.json'] + (
+            ['--thresholds', 0.5, 0.4, '--allow-test-split'] if tool == 'threshold_sweep'
+            else ['--allow-training-images'])
+    run = run_tool_in_process(script, *argv)
+    assert run.returncode == 2, run.output[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f'ERROR: {loader} would score {len(ids)} image(s) more than once '
+        f'({2 * len(ids)} samples of {len(ids)} images: {tiny_isic}/images/'
+        f'{sorted(ids)[0]}.jpg (2 times), '), last
+    assert last.endswith(
+        'a RepeatDataset or a ConcatDataset of splits that share images; '
+        'each would weigh that many times in the pooled figures. Score each '
+        'image once; nothing was scored.'), last
+    assert not work.exists()

@@ -317,7 +317,8 @@ def test_an_out_not_named_pth_is_refused(trained_checkpoint, tmp_path,
     """OUT ``model.onnx`` was written as a PyTorch checkpoint beside
     ``model.py``, exit 0 (infer.py then read it as a broken ONNX model);
     with ``--overwrite`` it replaced an exported ONNX model of that name.
-    An OUT not named ``.pth`` is refused before any work."""
+    An OUT not named as a checkpoint (``.pth``, ``.pt``, ``.ckpt``, the
+    names infer.py takes for one) is refused before any work."""
     from test_user_error_exits import run_cli
     tool = load_tool('deployment/reparameterize.py')
     exported = tmp_path / 'model.onnx'
@@ -328,9 +329,32 @@ def test_an_out_not_named_pth_is_refused(trained_checkpoint, tmp_path,
                                             '--shape', '64'] + extra, capsys)
             assert (code, err) == (
                 2, f'ERROR: OUT {out}: the deploy checkpoint is written in '
-                'PyTorch format; give a file name ending with .pth\n')
+                'PyTorch format; give a file name ending with .pth, .pt or '
+                '.ckpt\n')
     assert [p.name for p in tmp_path.iterdir()] == ['model.onnx']
     assert exported.read_bytes() == b'an exported ONNX model'
+
+
+@pytest.mark.parametrize('name', ['deploy.pt', 'deploy.CKPT'])
+def test_an_out_of_another_checkpoint_name_is_written(
+        trained_checkpoint, tmp_path, name):
+    """OUT ``deploy.pt`` or ``deploy.ckpt``, names infer.py and the other
+    tools take for a checkpoint, was refused as not ``.pth``; it is
+    written, with its deploy config beside it, and loads."""
+    from mmseg.apis import init_model
+
+    from mmseg_dsnet.utils.fileio import CHECKPOINT_SUFFIXES
+    assert load_tool('infer.py').CHECKPOINT_EXTENSIONS == CHECKPOINT_SUFFIXES
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / name
+    result = tool.main([CONFIG, str(trained_checkpoint), str(out),
+                        '--shape', '64'])
+    assert result['checkpoint'] == str(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ['deploy.py', name])
+    deployed = init_model(str(tmp_path / 'deploy.py'), str(out),
+                          device='cpu')
+    assert deployed.cfg.model.backbone.deploy is True
 
 
 def test_the_check_gives_one_verdict_whatever_the_callers_random_state(

@@ -135,7 +135,8 @@ def test_train_refuses_a_wrong_load_from_or_resume_checkpoint(
     assert_one_short_error(
         err, f'Checkpoint {setup["egeunet"]} does not match the model of '
         f'{cfg}')
-    assert not list(work_dir.glob('*.pth'))
+    # Refused before the runner made its log folder and config dump.
+    assert not work_dir.exists()
     # --resume from a work dir whose last checkpoint is another model's.
     work_dir = tmp_path / 'resume'
     work_dir.mkdir()
@@ -147,6 +148,38 @@ def test_train_refuses_a_wrong_load_from_or_resume_checkpoint(
     assert code == 2
     assert_one_short_error(err, f'Checkpoint {wrong} does not match')
     assert sorted(p.name for p in work_dir.glob('*.pth')) == ['epoch_1.pth']
+
+
+def test_train_refuses_load_from_weights_of_another_network(
+        setup, tools, tmp_path, capsys):
+    """Weights that fit the keys but were trained with other dilations (a
+    setting holding no weights) are refused before the run makes anything;
+    a partial load on purpose still starts from them."""
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    cfg = setup['cfg']
+    trained = Config.fromfile(str(cfg))
+    trained.model.backbone.dilations = [1, 2, 2, 2, 1]
+    checkpoint = tmp_path / 'other_network.pth'
+    loaded = torch.load(setup['dsnet'], map_location='cpu')
+    save_checkpoint(dict(state_dict=loaded['state_dict'],
+                         meta=dict(cfg=trained.pretty_text)),
+                    str(checkpoint))
+    work_dir = tmp_path / 'work'
+    code, err = run_cli(tools['train'].main, train_argv(
+        cfg, work_dir, f'load_from={checkpoint}'), capsys)
+    assert code == 2
+    assert_one_short_error(
+        err, f'checkpoint {checkpoint} was trained in another network than '
+        f'config {cfg} builds: model.backbone.dilations[1] is 2',
+        '--partial-checkpoint')
+    assert not work_dir.exists()
+    # On purpose: the preflight lets it through (the run itself is
+    # test_partial_checkpoint_loads_only_when_asked's).
+    from mmseg_dsnet.engine.preflight import check_load_from
+    options = Config.fromfile(str(cfg))
+    options.load_from, options.load_from_strict = str(checkpoint), False
+    check_load_from(options)
 
 
 def test_partial_checkpoint_loads_only_when_asked(setup, tools, tmp_path,

@@ -32,7 +32,9 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               last_checkpoint_of,
                                               shared_training_setup,
                                               training_device)
-from mmseg_dsnet.engine.preflight import apply_cfg_options, validates_on
+from mmseg_dsnet.engine.preflight import (apply_cfg_options,
+                                          check_images_scored_once,
+                                          validates_on)
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -155,6 +157,12 @@ def build_specs(args):
                 f'{path}: data_root {data_root} does not exist (convert the '
                 'data with tools/dataset_converters/isic.py, or set '
                 '--cfg-options train_dataloader.dataset.data_root=...)')
+        # An image given twice by the validation (test) loader weighed
+        # twice in its figures (the test's were refused after training).
+        check_images_scored_once(cfg, tuple(
+            loader for loader, runs in (('val_dataloader', args.val_interval),
+                                        ('test_dataloader', args.test))
+            if runs))
         if args.resume:
             # Before check_work_dir makes the folder: a run that cannot
             # resume leaves nothing behind.

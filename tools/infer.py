@@ -86,7 +86,9 @@ import sys
 
 # Exit status of a run that wrote some outputs but not all.
 PARTIAL_RESULT_EXIT = 1
-# File endings of PyTorch checkpoints, never images.
+# File endings of PyTorch checkpoints, never images: those of
+# mmseg_dsnet.utils.fileio.CHECKPOINT_SUFFIXES (not imported here: the
+# arguments are checked before the package's heavy imports).
 CHECKPOINT_EXTENSIONS = ('.pth', '.pt', '.ckpt')
 
 

@@ -36,7 +36,9 @@ from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
 from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
+                                          check_images_scored_once,
                                           check_input_file,
+                                          check_load_from,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
                                           check_training_batches,
@@ -127,7 +129,12 @@ def build_cfg(args):
     check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
     # loaded nothing, exit 0.
-    check_pretrained_checkpoints(cfg, check_model_builds(cfg))
+    model = check_model_builds(cfg)
+    check_pretrained_checkpoints(cfg, model)
+    # The Runner's own check of load_from came after it had made the run's
+    # log folder and dumped the config.
+    check_load_from(cfg, model)
+    del model
     check_trainable_model(cfg)
     loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') \
         else ('train_dataloader', )
@@ -146,6 +153,9 @@ def build_cfg(args):
     if cfg.get('val_cfg'):
         # Validation figures (and the best checkpoint) on training images.
         check_held_out_images(cfg, ('val_dataloader', ), args.config)
+        # A repeated image weighed twice in the figures and the best
+        # checkpoint.
+        check_images_scored_once(cfg, ('val_dataloader', ))
     # Processes before mmengine starts them (slurm sets WORLD_SIZE then).
     world_size = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(
         args.launcher)

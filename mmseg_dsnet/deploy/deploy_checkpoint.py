@@ -18,7 +18,8 @@ from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
 from ..engine.preflight import build_scope, check_output_file, load_config
 from ..models.utils import reparameterize_model
-from ..utils.fileio import (atomic_write_together, refuse_folder,
+from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
+                            refuse_folder,
                             refuse_other_suffix, refuse_same_file)
 from .parity import within
 
@@ -123,7 +124,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     Args:
         config (str): The training config.
         checkpoint (str): The trained checkpoint (loaded strictly).
-        out (str): The deploy checkpoint (``.pth``).
+        out (str): The deploy checkpoint (``.pth``, ``.pt`` or ``.ckpt``).
         shape (tuple[int, int]): ``(H, W)`` of the check input.
         atol (float): Allowed float64 difference.
         overwrite (bool): Replace existing outputs.
@@ -133,8 +134,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
 
     Raises:
         UserError: A missing config or checkpoint, ``out`` or its
-            ``.py`` being an input or each other, ``out`` not named
-            ``.pth``, a deploy config
+            ``.py`` being an input or each other, ``out`` not named as a
+            checkpoint (``.pth``, ``.pt``, ``.ckpt``), a deploy config
             (``deploy=True``: nothing to fold), a model without a
             ``deploy=True`` form, or a checkpoint trained at another input
             size than ``config`` sets (its ``meta['cfg']``).
@@ -161,7 +162,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     # The checkpoint is a PyTorch file whatever its name: OUT ``x.onnx`` was
     # written as one, exit 0, and read by infer.py as a broken ONNX model.
     # After the check above, which names the checkpoint given as OUT.
-    refuse_other_suffix(out, '.pth', 'OUT',
+    refuse_other_suffix(out, CHECKPOINT_SUFFIXES, 'OUT',
                         'the deploy checkpoint is written in PyTorch format')
     for path in (out, out_cfg):
         refuse_folder(path)

@@ -261,7 +261,7 @@ def _config_key(config):
     return path
 
 
-def _split_by_optional_setting(runs, shown=()):
+def _split_by_optional_setting(runs, shown=(), texts=None):
     """The runs of one candidate that are alike in every setting all
     records hold, split by the :data:`OPTIONAL_SETTING` values they hold
     (a run that does not hold one joins the others, see there).
@@ -286,7 +286,7 @@ def _split_by_optional_setting(runs, shown=()):
     split_by = [k for k in OPTIONAL_SETTING if len(
         {r[k] for _, r in runs if r.get(k) is not None}) > 1]
     if not split_by:
-        return [(_label(name, runs, shown), runs)]
+        return [(_label(name, runs, shown, texts), runs)]
     unknown = [path for path, r in runs
                if any(r.get(k) is None for k in split_by)]
     if unknown:
@@ -297,22 +297,49 @@ def _split_by_optional_setting(runs, shown=()):
     parts = defaultdict(list)
     for path, record in runs:
         parts[tuple(record[k] for k in split_by)].append((path, record))
-    return [(_label(name, part, [*split_by, *shown]), part)
+    return [(_label(name, part, [*split_by, *shown], texts), part)
             for part in parts.values()]
 
 
-def _label(name, runs, keys):
+def _setting_texts(values):
+    """How a label writes each number of ``values``: ``:g`` (``0.002``),
+    unless two distinct values would read alike in it (they differ past
+    its sixth digit), then ``repr`` (``0.0020000001``): rows of two
+    settings read as one setting under one label.
+
+    Args:
+        values (Iterable): Values of one setting (strings are left out).
+
+    Returns:
+        dict: Value -> its text.
+    """
+    alike = defaultdict(set)
+    for value in values:
+        if not isinstance(value, str):
+            alike[f'{value:g}'].add(value)
+    return {value: text if len(same) == 1 else repr(value)
+            for text, same in alike.items() for value in same}
+
+
+def _label(name, runs, keys, texts=None):
     """``name``, with the values of the settings ``keys`` that ``runs``
     hold (one each), in the order of :data:`OPTIONAL_SETTING`:
-    ``'cand (lr 0.002, data_root /data/x)'``."""
+    ``'cand (lr 0.002, data_root /data/x)'``; ``texts`` maps a setting to
+    :func:`_setting_texts` of the values the table holds."""
     held = [(k, next(r[k] for _, r in runs if r.get(k) is not None))
             for k in OPTIONAL_SETTING if k in keys and any(
                 r.get(k) is not None for _, r in runs)]
     if not held:
         return name
-    return f'{name} (' + ', '.join(
-        f'{k} {v}' if isinstance(v, str) else f'{k} {v:g}'
-        for k, v in held) + ')'
+    texts = texts or {}
+
+    def text(key, value):
+        if isinstance(value, str):
+            return value
+        return texts.get(key, {}).get(value) or _setting_texts([value])[value]
+
+    return f'{name} (' + ', '.join(f'{k} {text(k, v)}'
+                                   for k, v in held) + ')'
 
 
 def design_table(paths):
@@ -334,9 +361,12 @@ def design_table(paths):
     shown = [k for k in OPTIONAL_SETTING if k not in CANDIDATE_SETTING
              and len({r[k] for runs in alike.values() for _, r in runs
                       if r.get(k) is not None}) > 1]
+    texts = {k: _setting_texts(r[k] for runs in alike.values()
+                               for _, r in runs if r.get(k) is not None)
+             for k in OPTIONAL_SETTING}
     groups = []
     for runs in alike.values():
-        for label, part in _split_by_optional_setting(runs, shown):
+        for label, part in _split_by_optional_setting(runs, shown, texts):
             where = {}
             for path, record in part:
                 # A rerun of a seed would count twice in the mean and the

@@ -168,7 +168,12 @@ def refuse_existing(filepath, overwrite: bool = False) -> None:
             f'{filepath} already exists (use --overwrite to replace it)')
 
 
-def refuse_other_suffix(filepath, suffix: str, option: str,
+#: The names the tools take for a PyTorch checkpoint (``infer.py`` refuses
+#: such a file among its images; ``reparameterize.py`` writes any of them).
+CHECKPOINT_SUFFIXES = ('.pth', '.pt', '.ckpt')
+
+
+def refuse_other_suffix(filepath, suffix, option: str,
                         written_as: str) -> None:
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``filepath``
     does not end with ``suffix`` (any case): the file is written in one
@@ -177,15 +182,20 @@ def refuse_other_suffix(filepath, suffix: str, option: str,
 
     Args:
         filepath (str | None): The output file as given.
-        suffix (str): The suffix it must have, with its dot (``'.onnx'``).
+        suffix (str | tuple[str]): The suffix it must have, with its dot
+            (``'.onnx'``), or the suffixes of one format
+            (:data:`CHECKPOINT_SUFFIXES`).
         option (str): How the user gave it (``'OUT'``, ``'--plot'``).
         written_as (str): What the file is written as, for the message
             (``'the model is written in ONNX format'``).
     """
+    suffixes = (suffix, ) if isinstance(suffix, str) else tuple(suffix)
     if filepath is not None and \
-            osp.splitext(str(filepath))[1].lower() != suffix:
+            osp.splitext(str(filepath))[1].lower() not in suffixes:
+        named = suffixes[0] if len(suffixes) == 1 else \
+            ', '.join(suffixes[:-1]) + f' or {suffixes[-1]}'
         raise UserError(f'{option} {filepath}: {written_as}; give a file '
-                        f'name ending with {suffix}')
+                        f'name ending with {named}')
 
 
 def refuse_same_file(files, hint: str = '') -> None:

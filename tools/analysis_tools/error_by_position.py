@@ -23,6 +23,7 @@ from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
                                           check_pipelines_build,
                                           check_decision_thresholds,
+                                          check_images_scored_once,
                                           check_input_file,
                                           check_lesion_metrics,
                                           check_new_output_file,
@@ -94,6 +95,9 @@ def main(argv=None):
     # pipeline: figures of random views of the images, new at each run.
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
+    # A RepeatDataset (a ConcatDataset of splits sharing images) was scored
+    # in full before the tool failed on it.
+    check_images_scored_once(cfg, ('test_dataloader', ))
     # The figures are of the model's masks: an evaluator threshold of its
     # own (test.py refuses it) would be ignored without a word.
     check_decision_thresholds(cfg, ('test_evaluator', ))

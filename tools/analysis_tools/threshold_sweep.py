@@ -31,6 +31,7 @@ from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+                                          check_images_scored_once,
                                           check_pipelines_build,
                                           check_input_file,
                                           check_lesion_metrics,
@@ -223,6 +224,9 @@ def main(argv=None):
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
+    # A RepeatDataset (a ConcatDataset of splits sharing images) was scored
+    # in full, for every checkpoint, before the tool failed on it.
+    check_images_scored_once(cfg, ('test_dataloader', ))
     # Epochs of one run would pass for seeds in the mean ± std and the rule.
     check_separate_runs(args.checkpoints, labels)
     # Figures on images a checkpoint learned from favour it.

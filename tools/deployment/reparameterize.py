@@ -13,7 +13,7 @@ figures and the parameter counts.
 
 Outputs are written atomically with the user's umask. Exit status: 0 when
 written; 2, after one ``ERROR:`` line, for a user error (a missing config or
-checkpoint, an OUT not named ``.pth``, an existing output without
+checkpoint, an OUT not named ``.pth``, ``.pt`` or ``.ckpt``, an existing output without
 ``--overwrite`` or one under a path through a file, an unsafe or corrupt
 checkpoint, one trained at another input size than the config); 1, after one ``ERROR:`` line, when the parity
 check fails (nothing is written).
@@ -32,8 +32,8 @@ def parse_args(argv=None):
         description='Re-parameterise a trained model for deployment')
     parser.add_argument('config', help='training config')
     parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('out', help='deploy checkpoint to write (.pth); the '
-                        'deploy config goes next to it (.py)')
+    parser.add_argument('out', help='deploy checkpoint to write (.pth, .pt '
+                        'or .ckpt); the deploy config goes next to it (.py)')
     parser.add_argument('--shape', type=int, nargs='+', default=[256, 256],
                         help='input H W of the parity check, or one number '
                         'for a square (default: 256 256)')

@@ -18,13 +18,13 @@ from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
                      load_tool_config, set_work_dir)
 from .data import (LOADER_PHASES, PipelineConfigError, check_dataset_classes,
                    check_evaluation_loaders, check_held_out_images,
-                   check_pipelines_build,
+                   check_images_scored_once, check_pipelines_build,
                    check_training_batches, dataset_classes)
 from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          check_distinct_figure_names, check_lesion_metrics,
                          check_one_lesion_figure_set, check_tta_model,
                          mask_threshold)
-from .model import (build_scope, check_model_builds,
+from .model import (build_scope, check_load_from, check_model_builds,
                     check_pretrained_checkpoints, check_trainable_model,
                     deploy_form_parts)
 from .validation import check_save_best, check_val_keys_together, validates_on
@@ -44,12 +44,13 @@ __all__ = [
     'load_tool_config', 'set_work_dir', 'LOADER_PHASES',
     'PipelineConfigError',
     'check_dataset_classes', 'check_evaluation_loaders',
-    'check_held_out_images',
+    'check_held_out_images', 'check_images_scored_once',
     'check_pipelines_build', 'check_training_batches', 'dataset_classes',
     'ThresholdMismatchError',
     'check_decision_thresholds', 'check_distinct_figure_names',
     'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
-    'mask_threshold', 'build_scope', 'check_model_builds',
+    'mask_threshold', 'build_scope', 'check_load_from',
+    'check_model_builds',
     'check_pretrained_checkpoints',
     'check_trainable_model', 'deploy_form_parts', 'check_save_best',
     'check_val_keys_together', 'validates_on', 'WorkDirError',

@@ -233,6 +233,39 @@ def check_evaluation_loaders(cfg, loaders):
                 f'{loader}.drop_last=False')
 
 
+def check_images_scored_once(cfg, loaders):
+    """Refuse, before any run, a validation or test loader whose dataset
+    gives an image more than once (a ``RepeatDataset``, a ``ConcatDataset``
+    of splits that share images): each copy was scored, so the image
+    weighed that many times in the figures (and in the choice of the best
+    checkpoint), exit 0
+    (:func:`~mmseg_dsnet.evaluation.lesion_metric.check_each_image_once`).
+    The datasets are built (their split files read), so data roots must be
+    final.
+
+    Args:
+        cfg (Config): The merged config.
+        loaders (Sequence[str]): The evaluation loaders the tool runs
+            (``val_dataloader``, ``test_dataloader``).
+
+    Raises:
+        UserError: Naming the loader and the most repeated images.
+    """
+    from mmseg.registry import DATASETS
+
+    from ...evaluation.lesion_metric import check_each_image_once
+    from .model import build_scope
+    for loader in loaders:
+        dataset_cfg = (cfg.get(loader) or {}).get('dataset')
+        if not isinstance(dataset_cfg, dict):
+            continue
+        with build_scope(cfg):
+            dataset = DATASETS.build(dataset_cfg)
+        paths = (dataset.get_data_info(i).get('img_path')
+                 for i in range(len(dataset)))
+        check_each_image_once([path for path in paths if path], loader)
+
+
 def check_training_batches(cfg, world_size=1):
     """Refuse an epoch-based training whose loader would give no batch: a
     training split of fewer images per process than ``batch_size`` with
@@ -316,18 +349,19 @@ def check_held_out_images(cfg, loaders, config=None):
     trained = leaf_datasets(
         (cfg.get('train_dataloader') or {}).get('dataset'))
     for loader in loaders:
-        fix = 'make the splits disjoint' + (
-            ', or set --cfg-options val_cfg=None val_dataloader=None '
-            'val_evaluator=None to train without validation'
-            if loader == 'val_dataloader' else '') + '. Nothing was started.'
+        without = (', or set --cfg-options val_cfg=None val_dataloader=None '
+                   'val_evaluator=None to train without validation'
+                   if loader == 'val_dataloader' else '') + \
+            '. Nothing was started.'
+        fix = 'make the splits disjoint' + without
         best = (' (and so would a best checkpoint chosen by them)'
                 if loader == 'val_dataloader' else '')
         for scored in leaf_datasets((cfg.get(loader) or {}).get('dataset')):
             scored_file = split_file(scored)
             if scored_file is None:
                 # mmseg then scores every image under its image folder.
-                _refuse_folder_scored(where, loader, scored, trained,
-                                      best + '; ' + fix)
+                _refuse_folder_scored(where, loader, scored, trained, best,
+                                      without)
                 continue
             if not osp.isfile(scored_file):
                 continue
@@ -359,7 +393,7 @@ def check_held_out_images(cfg, loaders, config=None):
                         f'model learns from favour it{best}; {fix}')
 
 
-def _refuse_folder_scored(where, loader, scored, trained, tail):
+def _refuse_folder_scored(where, loader, scored, trained, best, without):
     """Refuse a scored dataset without a split file (every image under its
     folder is scored) whose folder holds a training dataset's images."""
     from ...analysis.threshold_sweep import split_file
@@ -370,13 +404,19 @@ def _refuse_folder_scored(where, loader, scored, trained, tail):
                 split_file(leaf) is None
                 and _holds_folder(folder, scored_folder)):
             listed = split_file(leaf)
+            # There is no second split to make disjoint: the scored set
+            # needs one of its own (and so does a training set without).
+            fix = (f'give {loader}.dataset a split file (ann_file) of '
+                   'images the training does not use' if listed else
+                   f'give {loader}.dataset and train_dataloader.dataset '
+                   'split files (ann_file) that share no image')
             raise UserError(
                 f'{where}: {loader} scores every image under '
                 f'{scored_folder} (it names no ann_file), and '
                 f'train_dataloader trains on images under {folder}' +
                 (f' ({listed})' if listed else '') + ', those among '
                 'them: figures on images the model learns from favour '
-                f'it{tail}')
+                f'it{best}; {fix}{without}')
 
 
 def _image_folder(dataset_cfg):

@@ -42,6 +42,42 @@ def check_pretrained_checkpoints(cfg, model=None):
         print_log(note, logger='current')
 
 
+def check_load_from(cfg, model=None):
+    """Refuse the ``load_from`` checkpoint a new run starts from when it
+    does not fit the model (as the Runner's ``StrictCheckpointHook``
+    would) or, loaded strictly, was trained in another network
+    (:func:`~mmseg_dsnet.apis.released_model.check_trained_model`: a
+    dilation differs), before the runner makes the run's log folder and
+    dumps its config. A resumed run is checked by ``--resume``'s own
+    check; ``load_from_strict=False`` keeps the partial-load rule only.
+
+    Args:
+        cfg (Config): The merged config.
+        model (nn.Module, optional): ``cfg.model`` built (as
+            :func:`check_model_builds` returns it); built when not given.
+    """
+    filename = cfg.get('load_from')
+    if not filename or cfg.get('resume'):
+        return
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from ...apis.released_model import check_trained_model
+    from ..checkpoint_match import check_checkpoint_matches
+    if model is None:
+        model = check_model_builds(cfg)
+    config = getattr(cfg, 'filename', None) or 'the config'
+    strict = bool(cfg.get('load_from_strict', True))
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    check_checkpoint_matches(model, checkpoint, config, filename, strict)
+    if strict:
+        check_trained_model(
+            cfg, config, filename,
+            'give the config it was trained with (to start a training from '
+            'these weights in this network on purpose, pass '
+            '--partial-checkpoint or set load_from_strict=False)',
+            loaded=checkpoint)
+
+
 @contextlib.contextmanager
 def build_scope(cfg=None):
     """mmseg's registries (with ours) as mmengine's default scope for the
