@@ -121,6 +121,7 @@ def _trained_model():
         type='EncoderDecoder',
         data_preprocessor=dict(type='SegDataPreProcessor', size=(128, 128)),
         backbone=dict(type='DSNet', dilations=[1, 2, 1], drop_path_rate=0.1,
+                      norm_cfg=dict(type='SyncBN', requires_grad=True),
                       init_cfg=dict(type='Pretrained', checkpoint='a.pth')),
         decode_head=dict(type='DSHead', threshold=0.5, align_corners=False,
                          loss_decode=[dict(type='DiceLoss', loss_weight=1.0)]),
@@ -156,11 +157,14 @@ def _checkpoint_and_changed_model(tmp_path, path, value):
     (('backbone', 'init_cfg'), None),
     (('data_preprocessor', 'size'), (96, 96)),
     (('test_cfg', 'mode'), 'slide'),
+    (('backbone', 'norm_cfg', 'type'), 'BN'),
 ])
 def test_training_only_settings_may_differ(tmp_path, path, value):
     """The decision threshold, losses (also inside a list of heads),
-    dropout, initialisation, the preprocessor (compared on its own) and
-    the test mode do not change the network the weights run in."""
+    dropout, initialisation, the preprocessor (compared on its own), the
+    test mode and SyncBN for BN (one computation at test time: weights
+    trained on several devices were refused under the one-device config)
+    do not change the network the weights run in."""
     from mmseg_dsnet.apis.released_model import check_trained_model
     checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
     check_trained_model(Config(dict(model=given)), 'x.py', str(checkpoint))
@@ -171,6 +175,7 @@ def test_training_only_settings_may_differ(tmp_path, path, value):
     (('auxiliary_head', 0, 'in_index'), 2, '1', '2'),
     (('backbone', 'dilations', 2), 2, '1', '2'),
     (('decode_head', 'type'), 'FCNHead', "'DSHead'", "'FCNHead'"),
+    (('backbone', 'norm_cfg', 'type'), 'GN', "'SyncBN'", "'GN'"),
 ])
 def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
                                              shown):

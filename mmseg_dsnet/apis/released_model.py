@@ -430,9 +430,15 @@ def _inference_model(value):
     """``value`` (a model config dict) without :data:`NOT_INFERENCE_KEYS`
     and loss settings, at every depth."""
     if isinstance(value, dict):
-        return {key: _inference_model(item) for key, item in value.items()
+        kept = {key: _inference_model(item) for key, item in value.items()
                 if key not in NOT_INFERENCE_KEYS
                 and not str(key).startswith('loss')}
+        # SyncBN computes at test time what BN computes (running
+        # statistics): weights trained with SyncBN on several devices run
+        # under a BN config on one, and the reverse.
+        if kept.get('type') == 'SyncBN':
+            kept['type'] = 'BN'
+        return kept
     if isinstance(value, (list, tuple)):
         return [_inference_model(item) for item in value]
     return value
@@ -470,8 +476,9 @@ def check_trained_model(
         return
     given = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(
         cfg.model)
-    trained, given = _inference_model(trained), _inference_model(given)
-    diff = next(config_differences(given, trained, 'model'), None)
+    # Compared without training-only settings, named as written.
+    diff = next(config_differences(_inference_model(given),
+                                   _inference_model(trained), 'model'), None)
     if diff is None:
         return
     raise UserError(

@@ -126,8 +126,11 @@ def check_trained_settings(module, trained, prefix: str = '') -> None:
         return
     where = prefix[:-1] or 'model'
     settings = {k: v for k, v in settings.items() if k != 'type'}
-    given, trained = _inference_model(built), _inference_model(settings)
-    diff = next(config_differences(given, trained, f'model.{where}'), None)
+    # Compared without training-only settings, named as written.
+    given, trained = built, settings
+    diff = next(config_differences(_inference_model(given),
+                                   _inference_model(trained),
+                                   f'model.{where}'), None)
     if diff is None:
         return
     raise TrainedNetworkError(
