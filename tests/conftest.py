@@ -107,6 +107,18 @@ def _drop_instances_made_since(saved):
                 instance.removeHandler(handler)
 
 
+@pytest.fixture(autouse=True)
+def forget_run_scoped_managers():
+    """Drop the loggers, message hubs and visualizers a test made, as
+    :func:`run_tool_in_process` does for a tool: a test that builds a runner
+    itself (``train_and_evaluate``, a tool's ``main``) left them, and a later
+    test's runner of a config of the same name in the same second took them
+    over, its ``vis_data`` written into the earlier test's folder."""
+    saved = {cls: set(cls._instance_dict) for cls in _run_scoped_managers()}
+    yield
+    _drop_instances_made_since(saved)
+
+
 def run_tool_in_process(script, *args, check=False):
     """Run ``python script args`` from the repository root in this process:
     the tool's ``__main__`` block runs with ``sys.argv`` set, its exit status

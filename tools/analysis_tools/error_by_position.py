@@ -95,9 +95,6 @@ def main(argv=None):
     # pipeline: figures of random views of the images, new at each run.
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
-    # A RepeatDataset (a ConcatDataset of splits sharing images) was scored
-    # in full before the tool failed on it.
-    check_images_scored_once(cfg, ('test_dataloader', ))
     # The figures are of the model's masks: an evaluator threshold of its
     # own (test.py refuses it) would be ignored without a word.
     check_decision_thresholds(cfg, ('test_evaluator', ))
@@ -132,6 +129,11 @@ def main(argv=None):
     load_checkpoint_strictly(model, args.checkpoint, config=args.config,
                              cfg=cfg)
     model.eval()
+    # A RepeatDataset (a ConcatDataset of splits sharing images) was scored
+    # in full before the tool failed on it. Here, once the checkpoint is
+    # read: the check builds the dataset, whose missing data would hide a
+    # checkpoint that cannot be read.
+    check_images_scored_once(cfg, ('test_dataloader', ))
     loader = Runner.build_dataloader(cfg.test_dataloader)
     errors = ErrorByPosition(args.rings)
     # On stderr: the tables on stdout stay clean when redirected.
