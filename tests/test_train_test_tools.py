@@ -2021,3 +2021,31 @@ def test_a_training_and_its_final_test_keep_their_own_logs(
     assert 'load_from = None' in (trained / 'vis_data' / 'config.py'
                                   ).read_text()
     assert (tested / 'tested_config.py').is_file()
+
+
+def test_runs_of_one_config_name_in_one_second_keep_their_own_visualizers(
+        tiny_config, tmp_path, monkeypatch):
+    """mmengine hands a Runner the logger, message hub and visualizer named
+    as its run (``<config name>_<timestamp>``) if the process holds one: a
+    second run of a config of the same name started in the same second
+    into another work dir (a final test after its training) took the
+    first's, and its ``vis_data`` went into the first run's folder. The
+    second run now takes a name (and folder) of its own."""
+    import time
+
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
+    second = hold_runner_clock(monkeypatch)
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
+    runners = []
+    for name in ('first', 'second'):
+        cfg = Config.fromfile(str(tiny_config))
+        cfg.work_dir = str(tmp_path / name)
+        runners.append(SeparateLogDirRunner.from_cfg(cfg))
+    first, later = runners
+    assert first.timestamp == stamp and later.timestamp == f'{stamp}_1'
+    assert later.experiment_name != first.experiment_name
+    assert later.visualizer is not first.visualizer
+    assert later.logger is not first.logger
+    assert later.log_dir == str(tmp_path / 'second' / f'{stamp}_1')

@@ -15,7 +15,7 @@ from mmengine.dist import broadcast_object_list
 from mmengine.runner import Runner
 
 
-def claim_log_dir(work_dir: str, timestamp: str) -> str:
+def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
     """Create the log folder ``<work_dir>/<timestamp>``, or, when another
     run holds it, ``<timestamp>_1``, ``<timestamp>_2`` ... (after it, before
     the next second's, in :func:`log_dir_order`), and return its name.
@@ -24,6 +24,8 @@ def claim_log_dir(work_dir: str, timestamp: str) -> str:
     Args:
         work_dir (str): The run's work dir (made if missing).
         timestamp (str): The run's start, ``%Y%m%d_%H%M%S``.
+        taken (callable, optional): ``taken(name)`` is True for a name that
+            may not be used though its folder is free here.
 
     Returns:
         str: The name of the folder made.
@@ -32,11 +34,29 @@ def claim_log_dir(work_dir: str, timestamp: str) -> str:
     stamp, suffix = timestamp, 0
     while True:
         try:
-            os.mkdir(osp.join(work_dir, stamp))
-            return stamp
+            if taken is None or not taken(stamp):
+                os.mkdir(osp.join(work_dir, stamp))
+                return stamp
         except FileExistsError:
-            suffix += 1
-            stamp = f'{timestamp}_{suffix}'
+            pass
+        suffix += 1
+        stamp = f'{timestamp}_{suffix}'
+
+
+def _run_instance_names() -> set:
+    """The names of the loggers, message hubs and visualizers this process
+    holds: a Runner takes over the one named as its run (its experiment
+    name) if it exists."""
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.utils import ManagerMixin
+    from mmengine.visualization import Visualizer
+    names, todo = set(), [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if issubclass(cls, (MMLogger, MessageHub, Visualizer)):
+            names.update(cls._instance_dict)
+    return names
 
 
 # A log folder's name: the second its run started and, when another run
@@ -84,11 +104,42 @@ class SeparateLogDirRunner(Runner):
     """mmengine's :class:`~mmengine.runner.Runner` whose log folder (and
     so its ``<timestamp>.log``, ``<timestamp>.json`` and ``vis_data``) is
     its own (:func:`claim_log_dir`): rank 0 claims it, the other ranks of a
-    distributed run take its name."""
+    distributed run take its name.
+
+    The run's name (``<config name>_<folder name>``) and its visualizer's
+    are its own in the process too: mmengine hands a Runner the logger,
+    message hub and visualizer of a name the process holds, so a second
+    run in one process (a final test after its training, a test's runs)
+    wrote its ``vis_data`` into the first run's folder."""
+
+    def __init__(self, *args, experiment_name=None, visualizer=None,
+                 **kwargs):
+        self._name_given = experiment_name
+        # mmseg's configs name the visualizer ('visualizer'): a later run in
+        # the process took the first run's, and wrote its vis_data there.
+        held = _run_instance_names()
+        if isinstance(visualizer, dict) and visualizer.get('name') in held:
+            base, number = visualizer['name'], 1
+            while f'{base}_{number}' in held:
+                number += 1
+            visualizer = dict(visualizer, name=f'{base}_{number}')
+        super().__init__(*args, experiment_name=experiment_name,
+                         visualizer=visualizer, **kwargs)
+
+    def _run_name(self, stamp: str) -> str:
+        """The experiment name mmengine gives a run of folder ``stamp``."""
+        if self._name_given is not None:
+            return f'{self._name_given}_{stamp}'
+        if self.cfg.filename is not None:
+            return osp.splitext(osp.basename(self.cfg.filename))[0] + \
+                f'_{stamp}'
+        return stamp
 
     def setup_env(self, env_cfg: dict) -> None:
         super().setup_env(env_cfg)
-        stamp = [claim_log_dir(self._work_dir, self._timestamp)
+        held = _run_instance_names()
+        stamp = [claim_log_dir(self._work_dir, self._timestamp,
+                               taken=lambda s: self._run_name(s) in held)
                  if self._rank == 0 else None]
         if self._world_size > 1:
             broadcast_object_list(stamp)
