@@ -79,18 +79,13 @@ def run_tool_process(script, *args, check=False):
 # config file and the second it started, and a second run of the same
 # config in the same second got the first run's (its log and dumps went
 # into the first run's work dir).
-RUN_SCOPED_MANAGERS = ('MMLogger', 'MessageHub', 'Visualizer')
-
-
 def _run_scoped_managers():
-    from mmengine.utils import ManagerMixin
-    found, todo = [], [ManagerMixin]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if any(base.__name__ in RUN_SCOPED_MANAGERS for base in cls.__mro__):
-            found.append(cls)
-    return found
+    # Before mmengine is imported there are none; the package is not
+    # imported for the tests that do not use it.
+    if 'mmengine' not in sys.modules:
+        return []
+    from mmseg_dsnet.engine.log_dir import run_scoped_manager_classes
+    return run_scoped_manager_classes()
 
 
 def _drop_instances_made_since(saved):

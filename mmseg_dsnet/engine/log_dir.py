@@ -43,20 +43,36 @@ def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
         stamp = f'{timestamp}_{suffix}'
 
 
-def _run_instance_names() -> set:
-    """The names of the loggers, message hubs and visualizers this process
-    holds: a Runner takes over the one named as its run (its experiment
-    name) if it exists."""
+def run_scoped_manager_classes() -> list:
+    """The classes of mmengine's global instances that belong to one run:
+    :class:`~mmengine.logging.MMLogger`, :class:`~mmengine.logging.MessageHub`,
+    :class:`~mmengine.visualization.Visualizer` and their subclasses (mmseg's
+    visualizer), each holding its own ``_instance_dict``. A Runner names
+    them after its run and takes over the ones of that name the process
+    holds.
+
+    Returns:
+        list[type]: The :class:`~mmengine.utils.ManagerMixin` subclasses
+        imported so far that are one of these.
+    """
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.utils import ManagerMixin
     from mmengine.visualization import Visualizer
-    names, todo = set(), [ManagerMixin]
+    found, todo = [], [ManagerMixin]
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
         if issubclass(cls, (MMLogger, MessageHub, Visualizer)):
-            names.update(cls._instance_dict)
-    return names
+            found.append(cls)
+    return found
+
+
+def _run_instance_names() -> set:
+    """The names of the loggers, message hubs and visualizers this process
+    holds: a Runner takes over the one named as its run (its experiment
+    name) if it exists."""
+    return {name for cls in run_scoped_manager_classes()
+            for name in cls._instance_dict}
 
 
 # A log folder's name: the second its run started and, when another run
