@@ -571,9 +571,9 @@ def test_demos_started_in_the_same_second_get_folders_of_their_own(
     first = demo.new_run_dir(str(parent))
     second = demo.new_run_dir(str(parent))
     assert (first, second) == (str(parent / '20261204_191502'),
-                               str(parent / '20261204_191502_2'))
+                               str(parent / '20261204_191502_1'))
     assert sorted(os.listdir(parent)) == ['20261204_191502',
-                                          '20261204_191502_2']
+                                          '20261204_191502_1']
 
 
 def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):

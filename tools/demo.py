@@ -8,7 +8,6 @@
 4. draws prediction overlays and prints where everything went.
 """
 import argparse
-import os
 import os.path as osp
 import time
 
@@ -21,7 +20,7 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
+from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner, claim_log_dir
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets,
                                           check_input_file,
@@ -60,13 +59,14 @@ def parse_args(argv=None):
 
 def new_run_dir(parent='work_dirs/demo'):
     """Make a folder under ``parent`` for a new run, named by the time it
-    starts (``20261204_191502``, with ``_2``, ``_3`` ... after a name
+    starts (``20261204_191502``, with ``_1``, ``_2`` ... after a name
     taken), so that running the demo again never meets an earlier run.
 
-    The folder is made here, in one step that fails when it exists: two
-    demos started in the same second were both given the same new name,
-    trained into one folder, and the one that finished first named a
-    checkpoint that the other then replaced.
+    The folder is made here, in one step that fails when it exists
+    (:func:`~mmseg_dsnet.engine.log_dir.claim_log_dir`): two demos started
+    in the same second were both given the same new name, trained into one
+    folder, and the one that finished first named a checkpoint that the
+    other then replaced.
 
     Args:
         parent (str): Where the runs' folders are. Default:
@@ -77,14 +77,7 @@ def new_run_dir(parent='work_dirs/demo'):
     """
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
     check_work_dir(parent)  # a file in the way is named
-    path, n = osp.join(parent, stamp), 1
-    while True:
-        try:
-            os.mkdir(path)
-            return path
-        except FileExistsError:
-            n += 1
-            path = osp.join(parent, f'{stamp}_{n}')
+    return osp.join(parent, claim_log_dir(parent, stamp))
 
 
 def use_synthetic_root(cfg, config):
