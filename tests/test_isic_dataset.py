@@ -415,7 +415,7 @@ def test_a_split_file_with_a_byte_order_mark_is_refused(tiny_isic, tmp_path):
     from mmseg.registry import DATASETS
     from mmseg.utils import register_all_modules
 
-    from mmseg_dsnet.analysis.threshold_sweep import split_ids
+    from mmseg_dsnet.datasets.split_files import split_ids
     from mmseg_dsnet.utils.errors import UserError
     register_all_modules()
     root = tmp_path / 'root'

@@ -679,7 +679,7 @@ def test_a_two_channel_head_refuses_thresholds_on_either_side():
 
 
 def test_split_ids_read_as_the_datasets_read_them(tmp_path):
-    from mmseg_dsnet.analysis.threshold_sweep import split_ids
+    from mmseg_dsnet.datasets.split_files import split_ids
     path = tmp_path / 's.txt'
     path.write_text('./ISIC_0000001\n\n  ISIC_0000002  \nISIC_0000003\n\n')
     assert split_ids(str(path)) == ['ISIC_0000001', 'ISIC_0000002',
@@ -687,7 +687,7 @@ def test_split_ids_read_as_the_datasets_read_them(tmp_path):
 
 
 def test_leaf_datasets_of_concatenated_and_repeated_sets():
-    from mmseg_dsnet.analysis.threshold_sweep import leaf_datasets
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
     a = dict(type='ISICDataset', data_root='/a', ann_file='splits/x.txt')
     b = dict(type='ISICDataset', data_root='/b', ann_file='splits/y.txt')
     assert leaf_datasets(dict(type='ConcatDataset', datasets=[

@@ -7,6 +7,8 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
+from ..datasets.split_files import (data_root_of, ids_also_in, leaf_datasets,
+                                    split_file, split_ids)
 from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
 from ..utils.messages import first_few
@@ -160,29 +162,6 @@ def threshold_rule_table(scores: Dict[str, dict], thresholds: Sequence[float],
                       min_columns=MIN_SEEDS)
 
 
-def split_file(dataset_cfg: dict) -> Optional[str]:
-    """The split file a dataset config reads (``ann_file`` under
-    ``data_root``, as mmseg joins them), or None without one."""
-    ann_file = dataset_cfg.get('ann_file')
-    if not ann_file:
-        return None
-    root = dataset_cfg.get('data_root') or ''
-    return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
-
-
-def split_ids(path: str) -> list:
-    """The ids a split file lists, as the ISIC datasets read them
-    (``./ISIC_0000000`` is ``ISIC_0000000``; blank lines are none).
-
-    Raises:
-        UserError: The file is not plain UTF-8 text.
-    """
-    from ..datasets.isic import check_split_encoding
-    check_split_encoding(path)
-    with open(path, encoding='utf-8') as f:
-        return [osp.normpath(line.strip()) for line in f if line.strip()]
-
-
 def check_split_given(dataset_cfg: dict, config: str) -> None:
     """Refuse a test loader that reads a converted ISIC set without a split
     file: mmseg then takes every image under ``data_root``, the test and
@@ -212,17 +191,6 @@ def check_split_given(dataset_cfg: dict, config: str) -> None:
             '--cfg-options test_dataloader.dataset.ann_file='
             'splits/lightweight_design_val.txt (design runs) or '
             'splits/official_val.txt')
-
-
-def leaf_datasets(dataset_cfg) -> list:
-    """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
-    reads from."""
-    if not isinstance(dataset_cfg, dict):
-        return []
-    if 'ann_file' in dataset_cfg or 'data_root' in dataset_cfg:
-        return [dataset_cfg]
-    inner = dataset_cfg.get('datasets') or [dataset_cfg.get('dataset')]
-    return [leaf for cfg in inner for leaf in leaf_datasets(cfg)]
 
 
 def _training_leaves(training_cfg: dict) -> list:
@@ -320,13 +288,6 @@ SWEEP_FIX = ('Score a split it did not train on: runs trained on '
              'splits/official_val.txt')
 
 
-def _data_root_of(split: str) -> str:
-    """The data root a split file lies in (``<root>/splits/<name>.txt``)."""
-    folder = osp.dirname(osp.abspath(split))
-    return osp.dirname(folder) if osp.basename(folder) == 'splits' \
-        else folder
-
-
 def training_run_of(checkpoint: str) -> Optional[tuple]:
     """The training run a checkpoint was saved by: the ``experiment_name``
     and ``seed`` of its ``meta`` (mmengine's Runner and ``fast_train.py``
@@ -398,13 +359,13 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     if scored is None or not osp.isfile(scored):
         return
     scored_ids = split_ids(scored)
-    synthetic = is_synthetic(_data_root_of(scored))
+    synthetic = is_synthetic(data_root_of(scored))
     # Statistics recomputed on the scored images let them shape the model
     # as training on them does; a checkpoint without a training config
     # (released weights) was scored there without a word.
     for found in recalibration_split_files(checkpoint,
                                            scored_cfg.get('data_root')):
-        shared = _ids_also_in(found, scored_ids, synthetic)
+        shared = ids_also_in(found, scored_ids, synthetic)
         if shared:
             raise UserError(
                 f'checkpoint {checkpoint} had its BatchNorm statistics '
@@ -428,7 +389,7 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'{len(scored_ids)} images that {config} scores ({scored}) '
                 f'among them. {consequence}. {fix}')
     for found in trained:
-        shared = _ids_also_in(found, scored_ids, synthetic)
+        shared = ids_also_in(found, scored_ids, synthetic)
         if shared:
             raise UserError(
                 f'checkpoint {checkpoint} was trained on {len(shared)} of '
@@ -437,17 +398,6 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'split is {found} (its training config, '
                 f'{training_config_source(checkpoint)}). '
                 f'{consequence}. {fix}')
-
-
-def _ids_also_in(found, scored_ids, synthetic):
-    """The ids of ``scored_ids`` that split file ``found`` lists too; none
-    for a split of the other kind of set (synthetic or real, whose ids
-    coincide) or for a split found nowhere (None)."""
-    from ..datasets.synthetic_fallback import is_synthetic
-    if found is None or is_synthetic(_data_root_of(found)) != synthetic:
-        return []
-    listed = set(split_ids(found))
-    return [i for i in scored_ids if i in listed]
 
 
 def check_not_tested_on_training_images(checkpoint: str, dataset_cfg: dict,

@@ -152,10 +152,9 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     import os.path as osp
 
     from ..apis.released_model import training_config_source
-    from ..analysis.threshold_sweep import (leaf_datasets, split_file,
-                                            split_ids,
-                                            split_less_training_roots,
+    from ..analysis.threshold_sweep import (split_less_training_roots,
                                             training_split_files)
+    from ..datasets.split_files import leaf_datasets, split_file, split_ids
     from ..datasets.converters.isic import is_test_split
     from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError
@@ -298,7 +297,7 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from mmengine.runner.utils import set_random_seed
     from mmseg.registry import MODELS
 
-    from ..analysis.threshold_sweep import leaf_datasets, split_file
+    from ..datasets.split_files import leaf_datasets, split_file
 
     from ..apis.released_model import (check_trained_input_size,
                                        check_trained_model,

@@ -340,9 +340,8 @@ def check_held_out_images(cfg, loaders, config=None):
     Raises:
         UserError: Naming the loader, the shared ids and both split files.
     """
-    from ...analysis.threshold_sweep import (_data_root_of, _ids_also_in,
-                                             leaf_datasets, split_file,
-                                             split_ids)
+    from ...datasets.split_files import (data_root_of, ids_also_in,
+                                         leaf_datasets, split_file, split_ids)
     from ...datasets.synthetic_fallback import is_synthetic
     from ...utils.messages import first_few
     where = config or getattr(cfg, 'filename', None) or 'the config'
@@ -366,7 +365,7 @@ def check_held_out_images(cfg, loaders, config=None):
             if not osp.isfile(scored_file):
                 continue
             scored_ids = split_ids(scored_file)
-            synthetic = is_synthetic(_data_root_of(scored_file))
+            synthetic = is_synthetic(data_root_of(scored_file))
             for leaf in trained:
                 train_file = split_file(leaf)
                 if train_file is None:
@@ -383,7 +382,7 @@ def check_held_out_images(cfg, loaders, config=None):
                     continue
                 if not osp.isfile(train_file):
                     continue
-                shared = _ids_also_in(train_file, scored_ids, synthetic)
+                shared = ids_also_in(train_file, scored_ids, synthetic)
                 if shared:
                     raise UserError(
                         f'{where}: {loader} scores {len(shared)} of the '
@@ -396,7 +395,7 @@ def check_held_out_images(cfg, loaders, config=None):
 def _refuse_folder_scored(where, loader, scored, trained, best, without):
     """Refuse a scored dataset without a split file (every image under its
     folder is scored) whose folder holds a training dataset's images."""
-    from ...analysis.threshold_sweep import split_file
+    from ...datasets.split_files import split_file
     scored_folder = _image_folder(scored)
     for leaf in trained:
         folder = _image_folder(leaf)
