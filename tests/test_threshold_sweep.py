@@ -686,6 +686,23 @@ def test_split_ids_read_as_the_datasets_read_them(tmp_path):
                                     'ISIC_0000003']
 
 
+def test_split_ids_given_what_was_read_read_each_file_once(tmp_path):
+    """A check that compares one training split with several scored ones
+    passes the ids read so far: a file met again is not read again (the
+    second read here would give the changed file's ids)."""
+    from mmseg_dsnet.datasets.split_files import split_ids
+    path = tmp_path / 'splits' / 's.txt'
+    path.parent.mkdir()
+    path.write_text('ISIC_0000001\nISIC_0000002\n')
+    read = {}
+    assert split_ids(str(path), read) == ['ISIC_0000001', 'ISIC_0000002']
+    path.write_text('ISIC_0000003\n')
+    assert split_ids(str(tmp_path / 'splits' / '..' / 'splits' / 's.txt'),
+                     read) == ['ISIC_0000001', 'ISIC_0000002']
+    assert list(read) == [str(path)]
+    assert split_ids(str(path)) == ['ISIC_0000003']
+
+
 def test_leaf_datasets_of_concatenated_and_repeated_sets():
     from mmseg_dsnet.datasets.split_files import leaf_datasets
     a = dict(type='ISICDataset', data_root='/a', ann_file='splits/x.txt')

@@ -17,17 +17,33 @@ def split_file(dataset_cfg: dict) -> Optional[str]:
     return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
 
 
-def split_ids(path: str) -> list:
+def split_ids(path: str, read: Optional[dict] = None) -> list:
     """The ids a split file lists, as the ISIC datasets read them
     (``./ISIC_0000000`` is ``ISIC_0000000``; blank lines are none).
+
+    Args:
+        path (str): The split file.
+        read (dict, optional): The ids of the split files read so far, by
+            absolute path, filled here: a check that meets one split file
+            several times (a training split against each scored one) reads
+            it once.
+
+    Returns:
+        list[str]: The ids, in the file's order.
 
     Raises:
         UserError: The file is not plain UTF-8 text.
     """
+    key = osp.abspath(path)
+    if read is not None and key in read:
+        return read[key]
     from .isic import check_split_encoding
     check_split_encoding(path)
     with open(path, encoding='utf-8') as f:
-        return [osp.normpath(line.strip()) for line in f if line.strip()]
+        ids = [osp.normpath(line.strip()) for line in f if line.strip()]
+    if read is not None:
+        read[key] = ids
+    return ids
 
 
 def leaf_datasets(dataset_cfg) -> list:
@@ -48,7 +64,7 @@ def data_root_of(split: str) -> str:
         else folder
 
 
-def ids_also_in(found, scored_ids, synthetic):
+def ids_also_in(found, scored_ids, synthetic, read=None):
     """The ids of ``scored_ids`` that split file ``found`` lists too; none
     for a split of the other kind of set (synthetic or real, whose ids
     coincide) or for a split found nowhere (None).
@@ -59,6 +75,8 @@ def ids_also_in(found, scored_ids, synthetic):
             (:func:`split_ids`).
         synthetic (bool): Whether the scored split is of the synthetic
             stand-in set.
+        read (dict, optional): Split ids read so far (see
+            :func:`split_ids`).
 
     Returns:
         list[str]: The shared ids, in the order of ``scored_ids``.
@@ -66,5 +84,5 @@ def ids_also_in(found, scored_ids, synthetic):
     from .synthetic_fallback import is_synthetic
     if found is None or is_synthetic(data_root_of(found)) != synthetic:
         return []
-    listed = set(split_ids(found))
+    listed = set(split_ids(found, read))
     return [i for i in scored_ids if i in listed]

@@ -345,6 +345,9 @@ def check_held_out_images(cfg, loaders, config=None):
     from ...datasets.synthetic_fallback import is_synthetic
     from ...utils.messages import first_few
     where = config or getattr(cfg, 'filename', None) or 'the config'
+    # Each split file read once: a training split is compared with every
+    # scored one (the validation and test loaders, a ConcatDataset's sets).
+    read = {}
     trained = leaf_datasets(
         (cfg.get('train_dataloader') or {}).get('dataset'))
     for loader in loaders:
@@ -364,7 +367,7 @@ def check_held_out_images(cfg, loaders, config=None):
                 continue
             if not osp.isfile(scored_file):
                 continue
-            scored_ids = split_ids(scored_file)
+            scored_ids = split_ids(scored_file, read)
             synthetic = is_synthetic(data_root_of(scored_file))
             for leaf in trained:
                 train_file = split_file(leaf)
@@ -382,7 +385,8 @@ def check_held_out_images(cfg, loaders, config=None):
                     continue
                 if not osp.isfile(train_file):
                     continue
-                shared = ids_also_in(train_file, scored_ids, synthetic)
+                shared = ids_also_in(train_file, scored_ids, synthetic,
+                                     read)
                 if shared:
                     raise UserError(
                         f'{where}: {loader} scores {len(shared)} of the '
