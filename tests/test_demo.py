@@ -686,3 +686,28 @@ def test_demo_refuses_a_random_test_pipeline(tmp_path):
         f'test_dataloader.dataset.pipeline[3] of {config}: RandomFlip draws '
         'at random (a training augmentation); in the test pipeline')
     assert not work.exists()
+
+
+def test_the_demo_trains_into_a_log_folder_of_its_own(tiny_isic, tmp_path,
+                                                     monkeypatch):
+    """The demo's training, started in the second of another run into its
+    ``--work-dir`` (a ``tools/test.py`` run there, whose folder is made
+    here), shared that run's log folder (its log opened over the other's).
+    It claims its own, as its final test does."""
+    import time
+
+    from test_train_test_tools import hold_runner_clock
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    second = hold_runner_clock(monkeypatch)
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
+    work_dir = tmp_path / 'w'
+    (work_dir / stamp).mkdir(parents=True)
+    (work_dir / stamp / f'{stamp}.log').write_text('another run\n')
+    demo.main(['--config', str(config), '--work-dir', str(work_dir)])
+    assert os.listdir(work_dir / stamp) == [f'{stamp}.log']
+    assert (work_dir / stamp / f'{stamp}.log').read_text() == 'another run\n'
+    assert 'Epoch(train)' in (work_dir / f'{stamp}_1' /
+                              f'{stamp}_1.log').read_text()

@@ -1,4 +1,6 @@
 """ISIC datasets read the converter's layout, with 0/1 masks."""
+import re
+
 import numpy as np
 import pytest
 
@@ -766,3 +768,28 @@ def test_a_scored_loader_that_repeats_images_is_refused_before_the_run(
         'each would weigh that many times in the pooled figures. Score each '
         'image once; nothing was scored.'), last
     assert not work.exists()
+
+
+def test_one_image_under_two_spellings_of_its_path_is_refused(tmp_path):
+    """Two splits read through two spellings of one folder (``data/isic``
+    and ``./data/isic/``, or a link to it) give one image under two paths:
+    each copy was scored. The paths are compared as files."""
+    from mmseg_dsnet.evaluation.lesion_metric import check_each_image_once
+    from mmseg_dsnet.utils.errors import UserError
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'a.jpg').write_bytes(b'a')
+    (images / 'b.jpg').write_bytes(b'b')
+    (tmp_path / 'link').symlink_to(images)
+    check_each_image_once([str(images / 'a.jpg'), str(images / 'b.jpg')])
+    with pytest.raises(UserError, match=re.escape(
+            f'test_dataloader would score 1 image(s) more than once (2 '
+            f'samples of 1 images: {images}/a.jpg (2 times))')):
+        check_each_image_once([str(images / 'a.jpg'),
+                               str(tmp_path / 'link' / 'a.jpg')])
+    # The most repeated first.
+    with pytest.raises(UserError, match=re.escape(
+            f'images: {images}/b.jpg (3 times), {images}/a.jpg (2 times))')):
+        check_each_image_once([str(images / name)
+                               for name in ('a.jpg', 'b.jpg') * 2] +
+                              [str(images / 'b.jpg')])

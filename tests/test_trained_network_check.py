@@ -253,3 +253,129 @@ def test_reparameterised_released_weights_keep_their_training_config(
                         'deploy.py', out)
     assert training_config_of(out)['train_dataloader']['dataset'][
         'ann_file'] == 'splits/lightweight_train.txt'
+
+
+def _trained_in(config, path):
+    """A checkpoint of ``config``'s model as mmengine's Runner saves it,
+    with its training config in ``meta['cfg']``."""
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+
+    from mmseg_dsnet.apis import build_segmentor
+    save_checkpoint(
+        dict(state_dict=build_segmentor(str(config), None,
+                                        reparameterize=False).state_dict(),
+             meta=dict(cfg=Config.fromfile(str(config)).pretty_text)),
+        str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize('trained,setting', [
+    ('dsnet-design-deeper-eighth-fused-trained_isic2017.py',
+     dict(fused_loss_weight=0.5)),
+    ('dsnet-design-deeper-eighth-distance_isic2017.py',
+     dict(distance_loss_weight=1.0))])
+def test_weights_differing_in_a_loss_weight_load_under_mmseg(
+        trained, setting, tmp_path):
+    """``fused_loss_weight`` and ``distance_loss_weight`` weigh losses of
+    the training only: weights trained with one weight are the same
+    network's under another, and mmseg's init_model loads them."""
+    from mmengine.config import Config
+    from mmseg.apis import init_model
+    from conftest import REPO
+    config = REPO / 'configs/dsnet/design' / trained
+    ckpt = _trained_in(config, tmp_path / 'epoch_1.pth')
+    cfg = Config.fromfile(str(config))
+    cfg.model.decode_head.update(setting)
+    init_model(cfg, ckpt, device='cpu')
+
+
+def test_weights_served_over_http_are_compared_with_their_network(
+        tmp_path, monkeypatch):
+    """An ``http(s)://`` checkpoint goes through the same loader as a
+    local one: weights trained in another network (without fused side
+    outputs) are refused by init_model under the fused-sides config."""
+    import functools
+    import http.server
+    import threading
+
+    from mmseg.apis import init_model
+    from conftest import REPO
+
+    from mmseg_dsnet.engine.checkpoint_match import TrainedNetworkError
+    served = tmp_path / 'served'
+    served.mkdir()
+    _trained_in(REPO / 'configs/dsnet/dsnet_isic2017.py',
+                served / 'epoch_1.pth')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{server.server_address[1]}/epoch_1.pth'
+        with pytest.raises(TrainedNetworkError,
+                           match=r"model\.decode_head\.fuse_side_outputs is "
+                           r"<not set> in their training config "
+                           r"\(meta\['cfg'\]\), True in this model"):
+            init_model(str(REPO / 'configs/dsnet/design/dsnet-design-deeper-'
+                           'eighth-fused-sides_isic2017.py'), url,
+                       device='cpu')
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_subclass_is_compared_by_the_settings_it_was_built_with():
+    """A module subclassing one of ours with a constructor of its own is
+    built with its own settings (``shortcut_blocks``), which its training
+    config holds: they are what is compared, not those it passes on to
+    its base class (``shortcut``), which the training config does not
+    name."""
+    from mmseg_dsnet.models.backbones.dsnet import DSNet
+    from mmseg_dsnet.models.utils.strict_loading import \
+        check_trained_settings
+
+    class ShortcutDSNet(DSNet):
+
+        def __init__(self, shortcut_blocks=True, **kwargs):
+            super().__init__(shortcut=shortcut_blocks, **kwargs)
+
+    module = ShortcutDSNet(shortcut_blocks=True)
+    check_trained_settings(module, (dict(type='ShortcutDSNet',
+                                         shortcut_blocks=True), 'cfg'),
+                           'backbone.')
+    from mmseg_dsnet.engine.checkpoint_match import TrainedNetworkError
+    with pytest.raises(TrainedNetworkError,
+                       match=r'model\.backbone\.shortcut_blocks is False in '
+                       r'their training config \(cfg\), True in this model'):
+        check_trained_settings(module, (dict(type='ShortcutDSNet',
+                                             shortcut_blocks=False), 'cfg'),
+                               'backbone.')
+
+
+def test_a_partial_load_on_purpose_takes_weights_of_another_network(
+        tmp_path):
+    """``load_checkpoint_strictly(strict=False)`` (``load_from_strict=
+    False``, which the refusal of weights trained in another network
+    advises, to start a training from them) loads such weights: the
+    caller checked the load with its own rule."""
+    import torch
+    from conftest import REPO
+
+    from mmseg_dsnet.apis import build_segmentor
+    from mmseg_dsnet.engine.checkpoint_match import (TrainedNetworkError,
+                                                     load_checkpoint_strictly)
+    ckpt = _trained_in(REPO / 'configs/dsnet/dsnet_isic2017.py',
+                       tmp_path / 'epoch_1.pth')
+    fused = str(REPO / 'configs/dsnet/design/dsnet-design-deeper-eighth-'
+                'fused-sides_isic2017.py')
+    model = build_segmentor(fused, None, reparameterize=False)
+    with pytest.raises(TrainedNetworkError):
+        load_checkpoint_strictly(model, ckpt, hint=None)
+    load_checkpoint_strictly(model, ckpt, strict=False, hint=None)
+    want = torch.load(ckpt, map_location='cpu')['state_dict']
+    state = model.state_dict()
+    assert [key for key, value in want.items()
+            if not torch.equal(state[key], value)] == []

@@ -5,6 +5,7 @@ never reads its own outputs, the export parity rule passes every model
 of the repository while failing a real mismatch (leaving no file), and a
 file that is not a config is named by every tool that reads one."""
 import os
+import re
 import stat
 
 import cv2
@@ -1527,3 +1528,96 @@ def test_a_validation_split_holding_training_images_is_refused(
     cfg.train_dataloader.dataset.ann_file = str(leaked)
     with pytest.raises(UserError, match='^[^ ]+: test_dataloader scores 1 '):
         check_fast_run_config(cfg, str(tiny_config), test=True)
+
+
+def test_a_training_set_without_a_split_file_above_the_scored_images_is_refused(  # noqa: E501
+        tiny_config):
+    """A training dataset without a split file reads every image under its
+    folder, recursively: one whose folder is the data root (``img_path=''``)
+    trains on the validation split's images under ``images/`` too. Refused
+    like a training set in the scored folder itself."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(tiny_config)
+    root = cfg.data_root
+    cfg.train_dataloader.dataset.update(
+        ann_file='', data_prefix=dict(img_path='', seg_map_path=''))
+    with pytest.raises(UserError, match=re.escape(
+            f'val_dataloader scores the ') + r'\d+' + re.escape(
+            f' images of {root}/splits/lightweight_test.txt, and '
+            f'train_dataloader trains on every image under {root}/ ')):
+        check_held_out_images(cfg, ('val_dataloader', ))
+
+
+def test_a_synthetic_validation_split_holding_training_images_is_refused(
+        tiny_isic, tmp_path):
+    """On a synthetic set (the demo's) too, a training split listing
+    validation images is refused: the two splits are of one kind of set,
+    whose ids are compared."""
+    import shutil
+
+    from conftest import write_tiny_config
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    cfg = Config.fromfile(write_tiny_config(tmp_path / 'tiny.py', synthetic))
+    check_held_out_images(cfg, ('val_dataloader', ))
+    splits = synthetic / 'splits'
+    leaked = splits / 'leaked.txt'
+    leaked.write_text((splits / 'lightweight_train.txt').read_text() +
+                      (splits / 'lightweight_test.txt').read_text())
+    cfg.train_dataloader.dataset.ann_file = str(leaked)
+    with pytest.raises(UserError, match='val_dataloader scores '):
+        check_held_out_images(cfg, ('val_dataloader', ))
+
+
+def test_a_validation_set_without_a_split_file_over_the_training_images_is_refused(  # noqa: E501
+        tiny_config, tmp_path):
+    """A validation dataset without a split file scores every image under
+    its folder: over the training split's folder it validated on the
+    training images too and chose the best checkpoint by them, exit 0.
+    Refused; one over a folder of its own is not."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(tiny_config)
+    root = cfg.data_root
+    cfg.val_dataloader.dataset.ann_file = ''
+    with pytest.raises(UserError, match=re.escape(
+            f'val_dataloader scores every image under {root}/images (it '
+            f'names no ann_file), and train_dataloader trains on images '
+            f'under {root}/images ({root}/splits/lightweight_train.txt), '
+            'those among them: figures on images the model learns from '
+            'favour it (and so would a best checkpoint chosen by them); '
+            'give val_dataloader.dataset a split file (ann_file) of images '
+            'the training does not use, or set --cfg-options val_cfg=None '
+            'val_dataloader=None val_evaluator=None to train without '
+            'validation. Nothing was started.')):
+        check_held_out_images(cfg, ('val_dataloader', ))
+    # Neither names a split file, the training folder above the scored one.
+    cfg.train_dataloader.dataset.update(
+        ann_file='', data_prefix=dict(img_path='', seg_map_path=''))
+    with pytest.raises(UserError, match=re.escape(
+            f'train_dataloader trains on images under {root}/, those '
+            'among them: figures on images the model learns from favour it '
+            '(and so would a best checkpoint chosen by them); give '
+            'val_dataloader.dataset and train_dataloader.dataset split '
+            'files (ann_file) that share no image, or set')):
+        check_held_out_images(cfg, ('val_dataloader', ))
+    # A test loader: no advice to train without validation.
+    with pytest.raises(UserError, match=re.escape(
+            'that share no image. Nothing was started.')):
+        cfg.test_dataloader = cfg.val_dataloader
+        check_held_out_images(cfg, ('test_dataloader', ))
+    (tmp_path / 'own').mkdir()
+    cfg.val_dataloader.dataset.update(data_root=str(tmp_path),
+                                      data_prefix=dict(img_path='own',
+                                                       seg_map_path='own'))
+    check_held_out_images(cfg, ('val_dataloader', ))
