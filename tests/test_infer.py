@@ -516,6 +516,42 @@ def test_files_it_did_not_write_are_never_replaced(checkpoint, tiny_isic,
     assert 'Removed 2 outputs of another model' in capsys.readouterr().err
 
 
+
+def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
+        checkpoint, tmp_path, capsys):
+    """A study folder holding ground-truth masks of one's own, 0/255 PNGs
+    named like the photos (``masks/p0.png`` for ``p0.jpg``), given as
+    ``--out-dir``: with no ``model.json`` they passed as outputs of an
+    unknown model, and ``--overwrite`` deleted them for the predictions,
+    exit 0. Masks no run of infer.py recorded writing (its
+    ``sources.json``) are now refused, also with ``--overwrite``."""
+    from conftest import tree_hashes
+    photos, study = tmp_path / 'photos', tmp_path / 'study'
+    photos.mkdir()
+    (study / 'masks').mkdir(parents=True)
+    truth = np.zeros((40, 50), np.uint8)
+    truth[10:20, 10:30] = 255
+    for index in range(2):
+        Image.fromarray(lesion_image(40, 50, index)).save(
+            photos / f'p{index}.jpg')
+        Image.fromarray(truth).save(study / 'masks' / f'p{index}.png')
+    before = tree_hashes(study)
+    for extra in ([], ['--overwrite']):
+        code = run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
+                         str(study), '--no-progress'] + extra)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert [line for line in err.splitlines() if 'ERROR:' in line] == [
+            f'ERROR: {study} has no model.json, so it is no output folder '
+            'of infer.py, and holds 2 file(s) no infer.py run recorded '
+            f'writing there (e.g. {study}/masks/p0.png), such as masks of '
+            'your own named like the photos; this run would write its '
+            'outputs among them and, with --overwrite, replace them: give '
+            'another --out-dir'], err
+        assert tree_hashes(study) == before
+        assert sorted(p.name for p in study.iterdir()) == ['masks']
+
+
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
                                                     tmp_path, capsys):
     """``--no-overlay`` into a folder with overlays of an earlier run: an

@@ -336,7 +336,9 @@ def claim_output_folder(out_dir: str,
     Raises:
         UserError: The folder holds another model's outputs that this run
             cannot or may not replace, or, with no record, files that are
-            no outputs of ``tools/infer.py`` (:func:`not_an_output`).
+            no outputs of ``tools/infer.py`` (:func:`not_an_output`) or
+            that its :data:`SOURCES_NAME` does not name (also with
+            ``overwrite``).
     """
     previous = read_record(out_dir)
     removed = []
@@ -361,6 +363,22 @@ def claim_output_folder(out_dir: str,
                         'a data set; this run would write its outputs among '
                         'them and, with --overwrite, delete them: give '
                         'another --out-dir')
+                # 0/255 masks named like the photos look like outputs, but
+                # no run recorded writing them (sources.json): a user's own
+                # masks there were removed by --overwrite, exit 0.
+                recorded = read_sources(out_dir)
+                unrecorded = [
+                    path for path in found
+                    if osp.splitext(osp.basename(path))[0] not in recorded]
+                if unrecorded:
+                    raise UserError(
+                        f'{out_dir} has no {RECORD_NAME}, so it is no '
+                        f'output folder of infer.py, and holds '
+                        f'{len(unrecorded)} file(s) no infer.py run recorded '
+                        f'writing there (e.g. {unrecorded[0]}), such as '
+                        'masks of your own named like the photos; this run '
+                        'would write its outputs among them and, with '
+                        '--overwrite, replace them: give another --out-dir')
             if not overwrite:
                 raise UserError(
                     f'{out_dir} holds {len(found)} outputs {whose}; this '
