@@ -205,6 +205,8 @@ def _separate_log_dir_class(runner_cls):
     class itself when it has it, else one subclass of both, made once."""
     if issubclass(runner_cls, SeparateLogDirRunner):
         return runner_cls
+    if runner_cls is Runner:
+        return SeparateLogDirRunner
     if runner_cls not in _SEPARATE_CLASSES:
         _SEPARATE_CLASSES[runner_cls] = type(
             runner_cls.__name__, (SeparateLogDirRunner, runner_cls),
