@@ -1972,9 +1972,10 @@ def test_runs_of_a_config_with_its_own_runner_type_keep_their_own_logs(
         CUSTOM_RUNNER.format(name=name))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, 'audit_runner_plugin', raising=False)
+    base = write_tiny_config(tmp_path / 'one_epoch.py', tiny_isic, epochs=1)
     config = tmp_path / 'own_runner.py'
     config.write_text(
-        f"_base_ = '{write_tiny_config(tmp_path / 'one_epoch.py', tiny_isic, epochs=1)}'\n"
+        f"_base_ = '{base}'\n"
         f"runner_type = '{name}'\n"
         "custom_imports = dict(imports=['mmseg_dsnet', "
         "'audit_runner_plugin'], allow_failed_imports=False)\n")

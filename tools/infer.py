@@ -76,8 +76,9 @@ never reported as success (``--allow-failures`` accepts it with status 0;
 the failures are listed either way); 2, after one ``ERROR:`` line, for a
 user error: the output folder cannot be written (or another run, of
 ``infer.py`` or ``run_inference``, is writing it now: one folder takes one
-run at a time; where ``flock`` is missing, as on Windows, ``OUT/.infer.lock``
-names the run's process, and the file of a killed run is taken over) or the model cannot be loaded (both checked before any
+run at a time; where ``flock`` is missing, as on Windows,
+``OUT/.infer.lock`` names the run's process, and the file of a killed run
+is taken over) or the model cannot be loaded (both checked before any
 image is read), or no input could be processed (all missing, unreadable
 or too large).
 """
