@@ -341,6 +341,9 @@ def pid_alive(pid: int) -> bool:
         kernel32.OpenProcess.restype = wintypes.HANDLE
         kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL,
                                          wintypes.DWORD)
+        kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE,
+                                                wintypes.LPDWORD)
+        kernel32.CloseHandle.argtypes = (wintypes.HANDLE, )
         # PROCESS_QUERY_LIMITED_INFORMATION
         handle = kernel32.OpenProcess(0x1000, False, int(pid))
         if not handle:
