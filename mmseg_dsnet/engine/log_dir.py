@@ -155,8 +155,8 @@ def build_runner(cfg):
     ``custom_imports`` module) was built as it was, and two of its runs
     started in one second into one work dir shared their log folder (one
     log holding both, one metrics ``.json`` replacing the other), exit 0.
-    It now runs as a subclass of both classes, its own methods first
-    after :class:`SeparateLogDirRunner`'s.
+    It now runs as a subclass of both classes
+    (:class:`SeparateLogDirRunner`'s methods, then its own).
 
     Args:
         cfg (Config): The run's config.
