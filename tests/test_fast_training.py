@@ -1919,6 +1919,10 @@ UNFOLLOWED_FILE_SETTINGS = {
         "custom_hooks = [dict(type='ReseedPerEpochHook', seed=7)]",
         'custom_hooks ReseedPerEpochHook(seed=7): fast training does this '
         "hook's work itself"),
+    'runner type': (
+        "runner_type = 'MyRunner'",
+        "runner_type=MyRunner: fast training runs its own trainer, not the "
+        "config's runner class"),
     'transform argument': (
         "train_dataloader = dict(dataset=dict(pipeline=["
         "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "

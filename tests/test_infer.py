@@ -516,6 +516,42 @@ def test_files_it_did_not_write_are_never_replaced(checkpoint, tiny_isic,
     assert 'Removed 2 outputs of another model' in capsys.readouterr().err
 
 
+
+def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
+        checkpoint, tmp_path, capsys):
+    """A study folder holding ground-truth masks of one's own, 0/255 PNGs
+    named like the photos (``masks/p0.png`` for ``p0.jpg``), given as
+    ``--out-dir``: with no ``model.json`` they passed as outputs of an
+    unknown model, and ``--overwrite`` deleted them for the predictions,
+    exit 0. Masks no run of infer.py recorded writing (its
+    ``sources.json``) are now refused, also with ``--overwrite``."""
+    from conftest import tree_hashes
+    photos, study = tmp_path / 'photos', tmp_path / 'study'
+    photos.mkdir()
+    (study / 'masks').mkdir(parents=True)
+    truth = np.zeros((40, 50), np.uint8)
+    truth[10:20, 10:30] = 255
+    for index in range(2):
+        Image.fromarray(lesion_image(40, 50, index)).save(
+            photos / f'p{index}.jpg')
+        Image.fromarray(truth).save(study / 'masks' / f'p{index}.png')
+    before = tree_hashes(study)
+    for extra in ([], ['--overwrite']):
+        code = run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
+                         str(study), '--no-progress'] + extra)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert [line for line in err.splitlines() if 'ERROR:' in line] == [
+            f'ERROR: {study} has no model.json, so it is no output folder '
+            'of infer.py, and holds 2 file(s) no infer.py run recorded '
+            f'writing there (e.g. {study}/masks/p0.png), such as masks of '
+            'your own named like the photos; this run would write its '
+            'outputs among them and, with --overwrite, replace them: give '
+            'another --out-dir'], err
+        assert tree_hashes(study) == before
+        assert sorted(p.name for p in study.iterdir()) == ['masks']
+
+
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
                                                     tmp_path, capsys):
     """``--no-overlay`` into a folder with overlays of an earlier run: an
@@ -711,6 +747,68 @@ def test_a_folder_is_held_for_the_whole_run(checkpoint, tmp_path):
         assert held_by_some_process(out)
     assert not held_by_some_process(out)
     assert (out / 'masks' / 'x.png').is_file()
+
+
+
+def test_a_folder_is_locked_where_flock_is_missing(checkpoint, tmp_path,
+                                                   monkeypatch, capsys):
+    """Where ``fcntl`` is missing (Windows, the clinic PCs) the output
+    folder was not locked at all: two runs at once into one folder
+    interleaved, exit 0 for both. The folder is now held by a lock file
+    naming its holder's process: a second run is refused, naming it; the
+    file of a run that was killed is taken over; a run removes its own."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import tree_hashes
+
+    from mmseg_dsnet.apis.output_record import LOCK_NAME
+    # No flock here or in the holder below ('import fcntl' fails).
+    monkeypatch.setitem(sys.modules, 'fcntl', None)
+    photos = same_name_photos(tmp_path, {'a': (60, 80), 'b': (90, 70)})
+    out = tmp_path / 'out'
+    argv = ['--out-dir', str(out), '--no-progress']
+    assert run_tool([CONFIG, checkpoint, str(photos['a'])] + argv) == 0
+    assert not (out / LOCK_NAME).exists()
+    capsys.readouterr()
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys\n'
+         'sys.modules["fcntl"] = None\n'
+         'from mmseg_dsnet.apis.output_record import output_folder_lock\n'
+         'with output_folder_lock(sys.argv[1]):\n'
+         '    print("held", flush=True)\n'
+         '    sys.stdin.read()\n', str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        before = tree_hashes(out)
+        assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 2
+        err = capsys.readouterr().err
+        assert [line for line in err.splitlines() if 'ERROR' in line] == [
+            f'ERROR: {out} is being written by another run now (infer.py '
+            f'or run_inference; process {holder.pid} on '
+            f'{socket.gethostname()} holds its lock file '
+            f'{osp.realpath(out / LOCK_NAME)}): two runs at once would give '
+            'two photos of one name one mask; wait for it to end, or give '
+            'another --out-dir'], err
+        assert tree_hashes(out) == before
+    finally:
+        # Killed while it holds the folder: its lock file stays.
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+    assert (out / LOCK_NAME).is_file()
+    assert run_tool([CONFIG, checkpoint, str(photos['b'])] + argv) == 0
+    assert Image.open(out / 'masks' / 'x_2.png').size == (70, 90)
+    assert not (out / LOCK_NAME).exists()
+    # A folder a refused run made is removed, its lock file with it.
+    new = tmp_path / 'new'
+    assert run_tool([CONFIG, checkpoint, str(tmp_path / 'missing.jpg'),
+                     '--out-dir', str(new), '--no-progress']) != 0
+    assert not new.exists()
 
 
 def test_the_runs_own_folders_are_not_named_unsearched_photos(

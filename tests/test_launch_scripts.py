@@ -631,13 +631,33 @@ def test_device_scripts_fail_when_their_results_cannot_be_packed(
 
 
 # Stands in for tools/train.py under torchrun: each process records its pid;
-# process 1 ends as FAIL says (process 0 runs until it is stopped).
-FAKE_TRAIN = r'''import os, signal, sys, time
+# process 1 ends as FAIL says (process 0 runs until it is stopped, or, with
+# 'user error, peer crash', crashes when process 1's connection closes, as
+# a gloo collective does).
+FAKE_TRAIN = r'''import os, signal, socket, sys, time
 rank = os.environ['RANK']
+fail = os.environ.get('FAIL')
+peer = os.path.join(sys.argv[-1], 'peer.sock')
+if fail == 'user error, peer crash':
+    if rank == '0':
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(peer + '.new')
+        server.listen()
+        os.rename(peer + '.new', peer)
+    else:
+        while not os.path.exists(peer):
+            time.sleep(0.01)
+        connection = socket.socket(socket.AF_UNIX)
+        connection.connect(peer)
 open(os.path.join(sys.argv[-1], f'pid_{rank}'), 'w').write(str(os.getpid()))
+if fail == 'user error, peer crash':
+    if rank == '0':
+        connection = server.accept()[0]
+        connection.recv(1)
+        raise RuntimeError('Connection closed by peer')
+    fail = 'user error'
 if rank == '1':
     time.sleep(1)
-    fail = os.environ.get('FAIL')
     if fail == 'user error':
         print('ERROR: config file a.py: bad', file=sys.stderr, flush=True)
         sys.exit(2)
@@ -716,6 +736,28 @@ def test_dist_train_sh_ends_with_the_failed_process_status(
     assert left == []
 
 
+
+def test_dist_train_sh_ends_with_the_user_error_not_the_crash_it_caused(
+        tmp_path):
+    """A process that refuses the user's input (a bad label only its batch
+    holds: ``ERROR:`` line, status 2) closes its connections as it ends,
+    and on gloo another process waiting in a collective crashes at once
+    (``Connection closed by peer``, status 1). Where torchrun found both
+    ended in one look, the crash of the lower rank was taken as the cause:
+    exit 1 and a second ERROR line blaming it. The user error is now."""
+    proc = start_dist_train(tmp_path, FAIL='user error, peer crash')
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        left = stop_left_processes(tmp_path)
+    assert proc.returncode == 2, err
+    assert [line for line in err.splitlines() if 'ERROR:' in line] == [
+        'ERROR: config file a.py: bad'], err
+    assert 'RuntimeError: Connection closed by peer' in err
+    assert left == []
+
+
 def test_a_stopped_dist_train_sh_stops_its_processes_and_says_so(tmp_path):
     """SIGTERM to the script (``kill PID``) ended bash alone, exit 143,
     while torchrun and its processes trained on; torchrun stopped itself
@@ -763,7 +805,8 @@ def test_dist_train_sh_on_a_port_in_use_is_one_error_line(tmp_path):
 def test_the_root_failure_is_the_first_process_not_stopped_by_torchrun():
     """Of torchrun's recorded failures, the process that failed first and
     was not stopped by torchrun (SIGTERM, or the tools' 143 after it) is
-    the root; among the same second, the lowest rank."""
+    the root; among the same second, a user error, then the lowest
+    rank."""
     from types import SimpleNamespace as Failure
 
     from mmseg_dsnet.engine.torchrun import failure_message, root_failure
@@ -782,6 +825,11 @@ def test_the_root_failure_is_the_first_process_not_stopped_by_torchrun():
         5: Failure(exitcode=1, timestamp=104),
         2: Failure(exitcode=3, timestamp=104),
     }) == (2, 3)
+    # A user error before a crash of the same second (the crash it caused).
+    assert root_failure({
+        0: Failure(exitcode=1, timestamp=104),
+        1: Failure(exitcode=2, timestamp=104),
+    }) == (1, 2)
     # Only stopped processes: the earliest of those.
     assert root_failure({
         0: Failure(exitcode=143, timestamp=107),

@@ -1930,6 +1930,88 @@ def test_two_tests_started_in_one_second_keep_their_own_logs(
     assert 'Epoch(train)' in log and 'Load checkpoint from' not in log
 
 
+
+CUSTOM_RUNNER = """
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+@RUNNERS.register_module(force=True)
+class {name}(Runner):
+    \"\"\"A config's own runner: says in its log that it ran.\"\"\"
+
+    def train(self):
+        self.logger.info('{name} trained')
+        return super().train()
+
+    def test(self):
+        self.logger.info('{name} tested')
+        return super().test()
+"""
+
+
+def test_runs_of_a_config_with_its_own_runner_type_keep_their_own_logs(
+        tiny_config, tiny_isic, tmp_path, monkeypatch):
+    """A config's own ``runner_type`` (a Runner subclass registered by a
+    ``custom_imports`` module) was built as it was by ``tools/train.py`` (and
+    replaced by ours in ``tools/test.py``): a test and a training started
+    in one second into one work dir shared mmengine's log folder, one log
+    holding both runs, exit 0. Each run now is of the config's runner class
+    and has a folder of its own; a runner_type that is no Runner is
+    refused before any folder is made."""
+    import time
+
+    import numpy as np
+    from conftest import make_lesion_checkpoint
+    from mmengine.registry import RUNNERS
+
+    from mmseg_dsnet.engine.log_dir import build_runner
+    from mmseg_dsnet.utils.errors import UserError
+    name = 'AuditLoggingRunner'
+    (tmp_path / 'audit_runner_plugin.py').write_text(
+        CUSTOM_RUNNER.format(name=name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, 'audit_runner_plugin', raising=False)
+    base = write_tiny_config(tmp_path / 'one_epoch.py', tiny_isic, epochs=1)
+    config = tmp_path / 'own_runner.py'
+    config.write_text(
+        f"_base_ = '{base}'\n"
+        f"runner_type = '{name}'\n"
+        "custom_imports = dict(imports=['mmseg_dsnet', "
+        "'audit_runner_plugin'], allow_failed_imports=False)\n")
+    checkpoint = make_lesion_checkpoint(
+        str(tiny_config), tmp_path / 'net.pth',
+        np.zeros((256, 256, 3), np.uint8))
+    second = hold_runner_clock(monkeypatch)
+    work_dir = tmp_path / 'work'
+    try:
+        run_tool_in_process('tools/test.py', config, checkpoint,
+                            '--work-dir', work_dir, '--metrics-out',
+                            tmp_path / 'metrics.json', check=True)
+        run_tool_in_process('tools/train.py', config, '--work-dir',
+                            work_dir, check=True)
+    finally:
+        RUNNERS._module_dict.pop(name, None)
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
+    assert sorted(p.name for p in work_dir.iterdir() if p.is_dir()) == [
+        stamp, f'{stamp}_1']
+    log = (work_dir / stamp / f'{stamp}.log').read_text()
+    assert f'{name} tested' in log and 'Epoch(train)' not in log
+    assert (work_dir / stamp / f'{stamp}.json').is_file()
+    log = (work_dir / f'{stamp}_1' / f'{stamp}_1.log').read_text()
+    assert f'{name} trained' in log and 'Load checkpoint from' not in log
+    # FlexibleRunner keeps its log folder in its strategy: refused.
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(tiny_config))
+    cfg.work_dir = str(tmp_path / 'flexible')
+    cfg.runner_type = 'FlexibleRunner'
+    with pytest.raises(UserError, match=f'^config {tiny_config}: '
+                       "runner_type 'FlexibleRunner' is not a subclass of "
+                       "mmengine's Runner"):
+        build_runner(cfg)
+    assert not (tmp_path / 'flexible').exists()
+
+
 def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
         tmp_path, capsys):
     """A config whose test Resize keeps the aspect ratio, or whose model

@@ -54,8 +54,10 @@ outputs of the first (or of a model it has no record of); with
 ``--overwrite`` it replaces them, and is refused if some are of images it
 does not process, which would stay beside its own. Files it cannot have
 written (in a folder with no record: masks that are no 0/255 PNG, such
-as a data set's ground truth; overlays that are no JPEG) and inputs
-inside ``OUT/masks`` or ``OUT/overlays`` are refused, never replaced.
+as a data set's ground truth; overlays that are no JPEG; and any mask or
+overlay ``OUT/sources.json`` does not name, such as 0/255 masks of one's
+own named like the photos) and inputs inside ``OUT/masks`` or
+``OUT/overlays`` are refused, never replaced.
 
 Bad inputs (missing, empty, truncated, not an image, too large) are
 reported by name and the run goes on. Existing outputs are never replaced
@@ -74,7 +76,9 @@ never reported as success (``--allow-failures`` accepts it with status 0;
 the failures are listed either way); 2, after one ``ERROR:`` line, for a
 user error: the output folder cannot be written (or another run, of
 ``infer.py`` or ``run_inference``, is writing it now: one folder takes one
-run at a time) or the model cannot be loaded (both checked before any
+run at a time; where ``flock`` is missing, as on Windows,
+``OUT/.infer.lock`` names the run's process, and the file of a killed run
+is taken over) or the model cannot be loaded (both checked before any
 image is read), or no input could be processed (all missing, unreadable
 or too large).
 """
@@ -120,7 +124,9 @@ def parse_args(argv=None):
                         help='average the lesion probability of each image '
                         'and its two flips (three passes, as test.py --tta)')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace existing masks and overlays')
+                        help='replace existing masks and overlays (only '
+                        "infer.py's own: in a folder without its model.json, "
+                        'masks its sources.json does not name are refused)')
     parser.add_argument('--no-overlay', action='store_true',
                         help='write masks only')
     parser.add_argument('--max-pixels', type=int, default=100_000_000,

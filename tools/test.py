@@ -31,7 +31,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
+from mmseg_dsnet.engine.log_dir import build_runner
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
@@ -236,9 +236,10 @@ def test(args, cfg, out):
         for folder in (args.out, args.show_dir):
             if folder:
                 outputs.enter_context(new_files_removed_on_failure(folder))
-        # Its own log folder: a run started in the same second into this
-        # work dir shared it (one log over the other, one metrics .json).
-        runner = SeparateLogDirRunner.from_cfg(cfg)
+        # The config's runner (runner_type) with a log folder of its own: a
+        # run started in the same second into this work dir shared it (one
+        # log over the other, one metrics .json).
+        runner = build_runner(cfg)
         dataset = runner.test_dataloader.dataset
         img_paths = [dataset.get_data_info(i)['img_path']
                      for i in range(len(dataset))]

@@ -32,7 +32,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
-from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
+from mmseg_dsnet.engine.log_dir import build_runner
 from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
@@ -191,12 +191,9 @@ def main(argv=None):
     prepare_work_dir(cfg)
     # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
     setup_cpu_distributed(cfg)
-    if 'runner_type' not in cfg:
-        # Its own log folder, also beside a test started in the same second.
-        runner = SeparateLogDirRunner.from_cfg(cfg)
-    else:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
+    # The config's runner (runner_type) with a log folder of its own, also
+    # beside a test started in the same second.
+    runner = build_runner(cfg)
     runner.train()
     finish_distributed(runner)
     return runner

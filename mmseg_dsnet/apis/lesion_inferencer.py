@@ -28,9 +28,10 @@ from ..progress import progress_bar
 from ..utils.errors import UserError
 from ..utils.fileio import remove_stale_partials, sha256_of
 from .masks import draw_overlay, views_to_mask, write_image
-from .output_record import (DIGESTS_NAME, RECORD_NAME, SOURCES_NAME,
-                            OutputFolderBusyError, claim_output_folder,
-                            describe_model, existing_outputs,
+from .output_record import (DIGESTS_NAME, LOCK_NAME, RECORD_NAME,
+                            SOURCES_NAME, OutputFolderBusyError,
+                            claim_output_folder, describe_model,
+                            drop_own_lock_file, existing_outputs,
                             journal_sources, output_folder_lock, read_record,
                             read_source_digests, read_sources,
                             record_sources, unrecorded_names)
@@ -336,6 +337,9 @@ def remove_empty_output_dirs(created: Sequence[str]) -> None:
     empty, so that a run that wrote nothing leaves nothing behind."""
     for folder in sorted(created, key=len, reverse=True):
         try:
+            # The run's own lock file (where flock is missing) is no output.
+            if os.listdir(folder) == [LOCK_NAME]:
+                drop_own_lock_file(folder)
             os.rmdir(folder)
         except OSError:
             pass  # not empty (or already gone): keep what is there

@@ -63,8 +63,10 @@ def output_folder_lock(out_dir: str):
     second run skipped its photo as done because the first one's mask was
     there, exit 0 for both, and ``sources.json`` named one photo for it.
     The lock is an ``flock`` on the folder itself (no lock file; released
-    when the process ends, also when it is killed); where ``fcntl`` is
-    missing (Windows) nothing is locked.
+    when the process ends, also when it is killed). Where that is missing
+    (Windows, a file system without ``flock``) it is the file
+    :data:`LOCK_NAME` in the folder, made only if absent and naming its
+    holder (:func:`_take_lock_file`).
 
     Args:
         out_dir (str): The output folder (it exists).
@@ -73,12 +75,8 @@ def output_folder_lock(out_dir: str):
         OutputFolderBusyError: Another process holds it.
     """
     key = osp.realpath(out_dir)
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
     # A folder not made yet holds nothing to guard (the run fails there).
-    if fcntl is None or key in _HELD_FOLDERS or not osp.isdir(key):
+    if key in _HELD_FOLDERS or not osp.isdir(key):
         _HELD_FOLDERS[key] = _HELD_FOLDERS.get(key, 0) + 1
         try:
             yield
@@ -88,29 +86,134 @@ def output_folder_lock(out_dir: str):
                 del _HELD_FOLDERS[key]
         return
     try:
-        handle = os.open(key, os.O_RDONLY)
-    except OSError:
-        handle = None  # a folder that cannot be opened: not locked
-    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    handle = None
+    if fcntl is not None:
         try:
-            if handle is not None:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputFolderBusyError(
-                f'{out_dir} is being written by another run now (infer.py '
-                'or run_inference): two runs at once would give two photos '
-                'of one name one mask; wait for it to end, or give another '
-                '--out-dir') from None
+            handle = os.open(key, os.O_RDONLY)
         except OSError:
-            pass  # a file system without flock (some network mounts)
+            pass  # a folder that cannot be opened: the lock file
+    try:
+        flocked = False
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                flocked = True
+            except BlockingIOError:
+                raise OutputFolderBusyError(_busy_message(out_dir)) from None
+            except OSError:
+                pass  # a file system without flock (some network mounts)
+        lock_file = None if flocked else _take_lock_file(out_dir, key)
         _HELD_FOLDERS[key] = 1
         try:
             yield
         finally:
             del _HELD_FOLDERS[key]
+            if lock_file is not None:
+                drop_own_lock_file(key)
     finally:
         if handle is not None:
             os.close(handle)  # releases the lock
+
+
+# The lock of an output folder where flock is missing (Windows): made
+# only if absent, it names the process that holds the folder.
+LOCK_NAME = '.infer.lock'
+
+
+def _busy_message(out_dir: str, holder: str = '') -> str:
+    """The line of a run refused because another one holds ``out_dir``."""
+    return (f'{out_dir} is being written by another run now (infer.py or '
+            f'run_inference{holder}): two runs at once would give two '
+            'photos of one name one mask; wait for it to end, or give '
+            'another --out-dir')
+
+
+def _lock_holder(path: str) -> Optional[Dict]:
+    """The ``pid`` and ``host`` a lock file names; None when it names none
+    (being written, or not such a file)."""
+    try:
+        with open(path) as file:
+            holder = json.load(file)
+    except (OSError, ValueError):
+        return None
+    if (isinstance(holder, dict) and isinstance(holder.get('pid'), int)
+            and holder['pid'] > 0 and isinstance(holder.get('host'), str)):
+        return holder
+    return None
+
+
+def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
+    """Make ``key/LOCK_NAME`` naming this process, or refuse: its holder
+    runs (or is of another machine, where it cannot be asked). The file
+    of a process of this machine that has ended (killed: nothing removed
+    it) is removed and taken.
+
+    Args:
+        out_dir (str): The output folder, as given (for the message).
+        key (str): Its real path.
+
+    Returns:
+        str | None: The lock file; None where it cannot be made (a folder
+        not writable: the run's own write fails with its line).
+
+    Raises:
+        OutputFolderBusyError: Another process holds it.
+    """
+    import socket
+    import time
+
+    from ..utils.fileio import pid_alive
+    path = osp.join(key, LOCK_NAME)
+    host = socket.gethostname()
+    for _ in range(20):
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is None:
+                time.sleep(0.05)  # its holder may be writing it now
+                holder = _lock_holder(path)
+            if holder is None:
+                raise OutputFolderBusyError(_busy_message(
+                    out_dir, f'; its lock file {path} names no process: if '
+                    'no run is writing there, remove it')) from None
+            if holder['host'] == host and (holder['pid'] == os.getpid()
+                                           or not pid_alive(holder['pid'])):
+                try:
+                    os.remove(path)  # left by a run that was killed
+                except FileNotFoundError:
+                    pass
+                continue
+            raise OutputFolderBusyError(_busy_message(
+                out_dir, f'; process {holder["pid"]} on {holder["host"]} '
+                f'holds its lock file {path}')) from None
+        except OSError:
+            return None
+        with os.fdopen(handle, 'w') as file:
+            json.dump(dict(pid=os.getpid(), host=host), file)
+        return path
+    raise OutputFolderBusyError(_busy_message(
+        out_dir, f'; its lock file {path} keeps being made')) from None
+
+
+def drop_own_lock_file(folder: str) -> None:
+    """Remove ``folder/LOCK_NAME`` if this process holds it (a run that
+    ends; a folder of its own it removes), else leave it.
+
+    Args:
+        folder (str): The output folder.
+    """
+    import socket
+    path = osp.join(folder, LOCK_NAME)
+    holder = _lock_holder(path)
+    if holder == dict(pid=os.getpid(), host=socket.gethostname()):
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # removed already (or left: a later run finds it stale)
 
 
 def describe_model(model: str,
@@ -233,7 +336,9 @@ def claim_output_folder(out_dir: str,
     Raises:
         UserError: The folder holds another model's outputs that this run
             cannot or may not replace, or, with no record, files that are
-            no outputs of ``tools/infer.py`` (:func:`not_an_output`).
+            no outputs of ``tools/infer.py`` (:func:`not_an_output`) or
+            that its :data:`SOURCES_NAME` does not name (also with
+            ``overwrite``).
     """
     previous = read_record(out_dir)
     removed = []
@@ -258,6 +363,22 @@ def claim_output_folder(out_dir: str,
                         'a data set; this run would write its outputs among '
                         'them and, with --overwrite, delete them: give '
                         'another --out-dir')
+                # 0/255 masks named like the photos look like outputs, but
+                # no run recorded writing them (sources.json): a user's own
+                # masks there were removed by --overwrite, exit 0.
+                recorded = read_sources(out_dir)
+                unrecorded = [
+                    path for path in found
+                    if osp.splitext(osp.basename(path))[0] not in recorded]
+                if unrecorded:
+                    raise UserError(
+                        f'{out_dir} has no {RECORD_NAME}, so it is no '
+                        f'output folder of infer.py, and holds '
+                        f'{len(unrecorded)} file(s) no infer.py run recorded '
+                        f'writing there (e.g. {unrecorded[0]}), such as '
+                        'masks of your own named like the photos; this run '
+                        'would write its outputs among them and, with '
+                        '--overwrite, replace them: give another --out-dir')
             if not overwrite:
                 raise UserError(
                     f'{out_dir} holds {len(found)} outputs {whose}; this '

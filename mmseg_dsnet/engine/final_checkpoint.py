@@ -74,7 +74,7 @@ def evaluate_final_checkpoint(cfg, runner):
     Raises:
         FinalCheckpointError: See :func:`final_checkpoint`.
     """
-    from .log_dir import SeparateLogDirRunner
+    from .log_dir import build_runner
     checkpoint = final_checkpoint(cfg, runner)
     test_cfg = cfg.copy()
     test_cfg.load_from = checkpoint
@@ -86,5 +86,5 @@ def evaluate_final_checkpoint(cfg, runner):
     # A log folder of its own: a training done within the second it
     # started in shared its folder with this test (one log, and its
     # vis_data/config.py replaced by this test's config).
-    tester = SeparateLogDirRunner.from_cfg(test_cfg)
+    tester = build_runner(test_cfg)
     return tester, tester.test(), checkpoint

@@ -160,3 +160,73 @@ class SeparateLogDirRunner(Runner):
         if self._world_size > 1:
             broadcast_object_list(stamp)
         self._timestamp = stamp[0]
+
+
+def build_runner(cfg):
+    """Build the config's runner (``runner_type``, mmengine's
+    :class:`~mmengine.runner.Runner` when it names none) with a log folder
+    of its own, as :class:`SeparateLogDirRunner`'s.
+
+    A runner class of the config's own (a ``Runner`` subclass, e.g. from a
+    ``custom_imports`` module) was built as it was, and two of its runs
+    started in one second into one work dir shared their log folder (one
+    log holding both, one metrics ``.json`` replacing the other), exit 0.
+    It now runs as a subclass of both classes
+    (:class:`SeparateLogDirRunner`'s methods, then its own).
+
+    Args:
+        cfg (Config): The run's config.
+
+    Returns:
+        Runner: The runner.
+
+    Raises:
+        UserError: ``runner_type`` names no registered class, or one that
+            is not a ``Runner`` (mmengine's ``FlexibleRunner`` keeps its
+            log folder in its strategy, out of reach here).
+    """
+    from mmengine.registry import RUNNERS
+
+    from mmseg_dsnet.utils.errors import UserError
+    runner_type = cfg.get('runner_type')
+    if runner_type is None:
+        return SeparateLogDirRunner.from_cfg(cfg)
+    # Looked up as mmengine's build_runner_from_cfg does, in the config's
+    # scope too (a runner registered in mmseg's registry).
+    scope = cfg.get('_scope_', cfg.get('default_scope'))
+    with RUNNERS.switch_scope_and_registry(scope) as registry:
+        runner_cls = (registry.get(runner_type)
+                      if isinstance(runner_type, str) else runner_type)
+        if runner_cls is None:
+            raise UserError(
+                f'config {cfg.filename}: runner_type {runner_type!r} is '
+                'not a registered runner (is the module that registers it '
+                'in the config\'s custom_imports?)')
+        if not (isinstance(runner_cls, type)
+                and issubclass(runner_cls, Runner)):
+            raise UserError(
+                f'config {cfg.filename}: runner_type {runner_type!r} is '
+                "not a subclass of mmengine's Runner: its log folder could "
+                'not be kept apart from that of another run started in the '
+                'same second into the work dir; use a Runner subclass or '
+                'leave runner_type out')
+        return _separate_log_dir_class(runner_cls).from_cfg(cfg)
+
+
+_SEPARATE_CLASSES = {}
+
+
+def _separate_log_dir_class(runner_cls):
+    """``runner_cls`` with :class:`SeparateLogDirRunner`'s log folder: the
+    class itself when it has it, else one subclass of both, made once."""
+    if issubclass(runner_cls, SeparateLogDirRunner):
+        return runner_cls
+    if runner_cls is Runner:
+        return SeparateLogDirRunner
+    if runner_cls not in _SEPARATE_CLASSES:
+        _SEPARATE_CLASSES[runner_cls] = type(
+            runner_cls.__name__, (SeparateLogDirRunner, runner_cls),
+            dict(__module__=runner_cls.__module__,
+                 __qualname__=runner_cls.__qualname__,
+                 __doc__=runner_cls.__doc__))
+    return _SEPARATE_CLASSES[runner_cls]

@@ -59,7 +59,11 @@ def root_failure(failures):
 
     torchrun also records the processes it stopped after the first failure
     (SIGTERM), with timestamps in whole seconds, so its own "Root Cause"
-    could name one of those instead of the process that failed.
+    could name one of those instead of the process that failed. Among
+    failures of one second, a user error (its ``ERROR:`` line, status 2)
+    comes first: its process closed its connections as it ended, and on
+    gloo a process waiting in a collective crashes at once (``Connection
+    closed by peer``), which torchrun may find in the same look.
 
     Args:
         failures (dict[int, ProcessFailure]): ``ChildFailedError.failures``
@@ -71,8 +75,9 @@ def root_failure(failures):
     """
     def order(item):
         rank, failure = item
-        stopped = exit_status(failure.exitcode) == _STOPPED_BY_TORCHRUN
-        return stopped, failure.timestamp, rank
+        status = exit_status(failure.exitcode)
+        return (status == _STOPPED_BY_TORCHRUN, failure.timestamp,
+                status != USER_ERROR_EXIT, rank)
 
     rank, failure = min(failures.items(), key=order)
     return rank, exit_status(failure.exitcode)

@@ -579,7 +579,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     import torch
 
     from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
+    from mmseg_dsnet.engine.log_dir import build_runner
     cfg = short_schedule_cfg(config, data_root, work_dir, epochs,
                              train_images, test_images, seed, lr, crop_size,
                              split)
@@ -587,7 +587,7 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     input_size = design_input_size(cfg, crop_size, config)
     start = time.time()
     # Its own log folder, also beside a run started in the same second.
-    runner = SeparateLogDirRunner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     train_time = time.time() - start
     # Scored as tools/test.py scores the final checkpoint (a weight

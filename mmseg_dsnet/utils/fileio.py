@@ -321,6 +321,49 @@ def atomic_write_together(files, overwrite: bool = True) -> list:
     return [filepath for _, filepath in files]
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (of any user).
+
+    POSIX answers ``os.kill(pid, 0)``; on Windows that call would send a
+    Ctrl-C to a process group (signal 0 is ``CTRL_C_EVENT``), so the
+    process is opened and its exit code read instead.
+
+    Args:
+        pid (int): The process id.
+
+    Returns:
+        bool: True when it runs (or exists, of a user not ours).
+    """
+    if os.name == 'nt':
+        import ctypes
+        from ctypes import wintypes
+        kernel32 = ctypes.WinDLL('kernel32', use_last_error=True)
+        kernel32.OpenProcess.restype = wintypes.HANDLE
+        kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL,
+                                         wintypes.DWORD)
+        kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE,
+                                                wintypes.LPDWORD)
+        kernel32.CloseHandle.argtypes = (wintypes.HANDLE, )
+        # PROCESS_QUERY_LIMITED_INFORMATION
+        handle = kernel32.OpenProcess(0x1000, False, int(pid))
+        if not handle:
+            return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED
+        try:
+            code = wintypes.DWORD()
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return True
+            return code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, run by another user
+        return True
+    return True
+
+
 def remove_stale_partials(folder) -> list:
     """Delete temporary files left in ``folder`` by writers that were killed
     (their process no longer exists).
@@ -337,13 +380,8 @@ def remove_stale_partials(folder) -> list:
         pid = name.rsplit(PARTIAL_MARK, 1)[1]
         if not pid.isdigit():
             continue
-        try:
-            os.kill(int(pid), 0)
+        if pid_alive(int(pid)):
             continue  # the writer is still alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         path = osp.join(folder, name)
         os.remove(path)
         removed.append(path)

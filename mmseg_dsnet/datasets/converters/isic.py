@@ -84,7 +84,7 @@ from PIL import Image, UnidentifiedImageError
 # orientation applied) as mmcv's LoadImageFromFile reads them.
 from mmseg_dsnet import rgb_reader
 from mmseg_dsnet.rgb_reader import SIXTEEN_BIT_MODES
-from mmseg_dsnet.utils.fileio import json_text
+from mmseg_dsnet.utils.fileio import json_text, pid_alive
 from mmseg_dsnet.utils.messages import first_few
 
 try:
@@ -1430,17 +1430,6 @@ def _check_out(src, out, overwrite, year=2018):
                 'empty folder; nothing was replaced')
 
 
-def _pid_alive(pid):
-    """Whether a process with this PID exists (of any user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, run by another user
-        return True
-    return True
-
-
 def _remove_stale_tmp(out, log):
     """Remove the ``OUT.tmp-PID`` folders of earlier runs that could not
     clean up (killed with SIGKILL, power loss): their process is gone. The
@@ -1452,7 +1441,7 @@ def _remove_stale_tmp(out, log):
         pid = entry.name[len(prefix):]
         if (not entry.name.startswith(prefix) or not pid.isascii()
                 or not pid.isdigit() or int(pid) == os.getpid()
-                or _pid_alive(int(pid)) or entry.is_symlink()
+                or pid_alive(int(pid)) or entry.is_symlink()
                 or not entry.is_dir()):
             continue
         shutil.rmtree(entry, ignore_errors=True)

@@ -193,7 +193,8 @@ FOLLOWED_OPTIMIZER_KEYS = ('type', 'lr', 'betas', 'eps', 'weight_decay',
 
 def check_settings_followed(cfg: Config, config_path: str) -> None:
     """Refuse settings of a config file that change how a model trains
-    and that the fast trainer would leave out without a word: it steps
+    and that the fast trainer would leave out without a word: it trains
+    in a loop of its own (a ``runner_type`` is not built), steps
     torch's Adam(W) itself, applies only the learning-rate schedule, feeds
     the cached images through its own device augmentation and
     normalisation, shuffles every epoch with the run's seed, and runs its
@@ -221,6 +222,13 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
         kind = config_type_name(part, default)
         if kind != default:
             refuse(f'{key}.type={kind}', why)
+
+    runner_type = cfg.get('runner_type')
+    if runner_type is not None:
+        name = getattr(runner_type, '__name__', runner_type)
+        if name != 'Runner':
+            refuse(f'runner_type={name}', 'fast training runs its own '
+                   "trainer, not the config's runner class")
 
     optim = cfg.get('optim_wrapper') or {}
     if isinstance(optim, dict):
