@@ -871,6 +871,34 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
     assert not runs.exists()
 
 
+def test_collect_leaves_out_a_test_dump_older_than_the_latest_training(
+        board, tmp_path):
+    """A runner test dump written before the latest training (started at
+    epoch 1 instead of resuming) began is of the earlier model, though the
+    checkpoint it names (``epoch_2.pth``) has the final one's name: it is
+    left out, and the figures are the latest training's own."""
+    lb, work, runs, args = _copy_of_seed1(board, tmp_path)
+    latest, = [p for p in work.iterdir() if (p / f'{p.name}.log').is_file()
+               and 'Epoch(train)' in (p / f'{p.name}.log').read_text()]
+    earlier = work / '20000101_000000'
+    shutil.copytree(latest, earlier)
+    (earlier / f'{latest.name}.log').rename(earlier / f'{earlier.name}.log')
+    before = {p.name for p in work.iterdir()}
+    run_tool_in_process('tools/test.py', board['cfg'], work / 'epoch_2.pth',
+                        '--work-dir', work, '--metrics-out',
+                        tmp_path / 'elsewhere.json', check=True)
+    tested, = [p for p in work.iterdir()
+               if p.name not in before and p.is_dir()]
+    # As if it had tested the earlier training's model.
+    name = '20000101_000001'
+    for suffix in ('.log', '.json'):
+        (tested / f'{tested.name}{suffix}').rename(tested / f'{name}{suffix}')
+    tested.rename(work / name)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'last validation line'
+    assert record['logs'] == [f'{latest.name}/{latest.name}.log']
+
+
 def test_collect_orders_the_log_folders_of_one_second_by_number(board,
                                                                  tmp_path):
     """Runs that start in one second into a work dir get the log folders
