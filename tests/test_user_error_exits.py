@@ -1562,7 +1562,8 @@ def test_each_part_of_a_training_concat_dataset_is_compared_with_the_scored_spli
     leaked.write_text((root / 'splits' / 'lightweight_train.txt').read_text()
                       + f'{test_ids[0]}\n')
     cfg.train_dataloader.dataset = dict(
-        type='ConcatDataset', datasets=[own, dict(split, ann_file=str(leaked))])
+        type='ConcatDataset',
+        datasets=[own, dict(split, ann_file=str(leaked))])
     with pytest.raises(UserError) as error:
         check_held_out_images(cfg, ('test_dataloader', ))
     message = str(error.value)
