@@ -111,16 +111,18 @@ def test_rows_of_learning_rates_alike_in_six_digits_have_two_labels(
         tmp_path):
     """Rows of two learning rates that differ past the sixth significant
     digit were both labelled ``(lr 0.001)``: two settings read as one. They
-    are written in full then; a rate no other reads alike keeps ``:g``."""
+    are written in full then; a rate no other reads alike keeps ``:g``
+    (its six significant digits)."""
     paths = [
         write(tmp_path / 'a0.json', 'cand-a', 0, 78.0, lr=0.001),
         write(tmp_path / 'a1.json', 'cand-a', 1, 80.0, lr=0.0010000001),
-        write(tmp_path / 'b0.json', 'cand-b', 0, 70.0, lr=0.002),
+        # Five significant digits, shown as they are.
+        write(tmp_path / 'b0.json', 'cand-b', 0, 70.0, lr=0.0012345),
     ]
     rows = [line.split(' | ')[0]
             for line in design.design_table(paths).splitlines()[2:]]
     assert rows == ['| cand-a (lr 0.0010000001)', '| cand-a (lr 0.001)',
-                    '| cand-b (lr 0.002)']
+                    '| cand-b (lr 0.0012345)']
 
 
 def test_runs_of_other_config_files_or_data_are_kept_apart(tmp_path, capsys):

@@ -793,3 +793,21 @@ def test_one_image_under_two_spellings_of_its_path_is_refused(tmp_path):
         check_each_image_once([str(images / name)
                                for name in ('a.jpg', 'b.jpg') * 2] +
                               [str(images / 'b.jpg')])
+
+
+def test_each_scored_loader_is_checked_for_repeated_images(tiny_config,
+                                                           tiny_isic):
+    """``check_images_scored_once`` over several loaders (``fast_train.py
+    --val-interval N --test``) checks each that has a dataset: a first
+    loader without one (``val_dataloader=None``) leaves the next checked."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_images_scored_once
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(str(tiny_config))
+    cfg.val_dataloader = None
+    check_images_scored_once(cfg, ('val_dataloader', 'test_dataloader'))
+    cfg.test_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                       dataset=cfg.test_dataloader.dataset)
+    with pytest.raises(UserError, match='^test_dataloader would score '):
+        check_images_scored_once(cfg, ('val_dataloader', 'test_dataloader'))

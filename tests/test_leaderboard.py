@@ -616,6 +616,39 @@ def test_collect_refuses_a_runner_test_dump_of_an_earlier_checkpoint(
     assert record['checkpoint'] == str(work / 'epoch_2.pth')
 
 
+def test_collect_takes_the_runner_test_dump_of_the_last_started_test(
+        board, tmp_path):
+    """Tests of one second into a work dir dump into ``<ts>_2`` and
+    ``<ts>_10`` (``claim_log_dir``): read as strings, ``<ts>_2`` (here a
+    test of ``epoch_1.pth``) would be the newest dump and ``<ts>_10`` (the
+    final checkpoint's test, started later) passed over. The dump of the
+    test started last is the run's result."""
+    lb, work, runs, args = _copy_of_seed1(board, tmp_path)
+    trained, = [p for p in work.iterdir() if (p / f'{p.name}.log').is_file()
+                and 'Epoch(train)' in (p / f'{p.name}.log').read_text()]
+    made = []
+    for checkpoint in ('epoch_1.pth', 'epoch_2.pth'):
+        before = {p.name for p in work.iterdir()}
+        run_tool_in_process('tools/test.py', board['cfg'], work / checkpoint,
+                            '--work-dir', work, '--metrics-out',
+                            tmp_path / 'elsewhere.json', check=True)
+        new, = [p for p in work.iterdir()
+                if p.name not in before and p.is_dir()]
+        made.append(new)
+    # As if both had started in the second of the training.
+    for folder, name in zip(made, (f'{trained.name}_2',
+                                   f'{trained.name}_10')):
+        for suffix in ('.log', '.json'):
+            (folder / f'{folder.name}{suffix}').rename(
+                folder / f'{name}{suffix}')
+        folder.rename(work / name)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'runner test dump'
+    assert record['checkpoint'] == str(work / 'epoch_2.pth')
+    assert f'{trained.name}_10/{trained.name}_10.json' in \
+        record['metrics_source']
+
+
 def test_collect_refuses_metrics_of_another_runs_checkpoint(board,
                                                            tmp_path):
     """``tools/test.py CONFIG SEED1/epoch_2.pth --work-dir SEED0``: the
@@ -836,6 +869,34 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
         'they are of an earlier model; test the final checkpoint of the '
         'latest training, then collect')
     assert not runs.exists()
+
+
+def test_collect_leaves_out_a_test_dump_older_than_the_latest_training(
+        board, tmp_path):
+    """A runner test dump written before the latest training (started at
+    epoch 1 instead of resuming) began is of the earlier model, though the
+    checkpoint it names (``epoch_2.pth``) has the final one's name: it is
+    left out, and the figures are the latest training's own."""
+    lb, work, runs, args = _copy_of_seed1(board, tmp_path)
+    latest, = [p for p in work.iterdir() if (p / f'{p.name}.log').is_file()
+               and 'Epoch(train)' in (p / f'{p.name}.log').read_text()]
+    earlier = work / '20000101_000000'
+    shutil.copytree(latest, earlier)
+    (earlier / f'{latest.name}.log').rename(earlier / f'{earlier.name}.log')
+    before = {p.name for p in work.iterdir()}
+    run_tool_in_process('tools/test.py', board['cfg'], work / 'epoch_2.pth',
+                        '--work-dir', work, '--metrics-out',
+                        tmp_path / 'elsewhere.json', check=True)
+    tested, = [p for p in work.iterdir()
+               if p.name not in before and p.is_dir()]
+    # As if it had tested the earlier training's model.
+    name = '20000101_000001'
+    for suffix in ('.log', '.json'):
+        (tested / f'{tested.name}{suffix}').rename(tested / f'{name}{suffix}')
+    tested.rename(work / name)
+    record = lb.main(args)
+    assert record['metrics_source_kind'] == 'last validation line'
+    assert record['logs'] == [f'{latest.name}/{latest.name}.log']
 
 
 def test_collect_orders_the_log_folders_of_one_second_by_number(board,

@@ -182,6 +182,38 @@ def test_train_refuses_load_from_weights_of_another_network(
     check_load_from(options)
 
 
+def test_check_load_from_is_strict_unless_the_config_says_otherwise(
+        setup, tmp_path):
+    """``check_load_from`` on a config that does not set
+    ``load_from_strict`` (a Python caller's, before a Runner whose hook
+    loads strictly) refuses a partial checkpoint and weights trained in
+    another network; ``load_from_strict=False`` lets the partial one
+    through."""
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+
+    from mmseg_dsnet.engine.checkpoint_match import CheckpointMismatchError
+    from mmseg_dsnet.engine.preflight import check_load_from
+    from mmseg_dsnet.utils.errors import UserError
+    cfg = Config.fromfile(str(setup['cfg']))
+    # The project's configs set it; mmseg's own (and a user's) do not.
+    cfg.pop('load_from_strict')
+    cfg.load_from = str(setup['backbone'])
+    with pytest.raises(CheckpointMismatchError, match='missing keys'):
+        check_load_from(cfg)
+    trained = Config.fromfile(str(setup['cfg']))
+    trained.model.backbone.dilations = [1, 2, 2, 2, 1]
+    other = tmp_path / 'other_network.pth'
+    save_checkpoint(dict(state_dict=torch.load(
+        setup['dsnet'], map_location='cpu')['state_dict'],
+        meta=dict(cfg=trained.pretty_text)), str(other))
+    cfg.load_from = str(other)
+    with pytest.raises(UserError, match='trained in another network'):
+        check_load_from(cfg)
+    cfg.load_from, cfg.load_from_strict = str(setup['backbone']), False
+    check_load_from(cfg)
+
+
 def test_partial_checkpoint_loads_only_when_asked(setup, tools, tmp_path,
                                                   capsys):
     from mmseg_dsnet.apis import build_segmentor

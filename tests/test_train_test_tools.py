@@ -2131,3 +2131,40 @@ def test_runs_of_one_config_name_in_one_second_keep_their_own_visualizers(
     assert later.visualizer is not first.visualizer
     assert later.logger is not first.logger
     assert later.log_dir == str(tmp_path / 'second' / f'{stamp}_1')
+
+
+def test_a_third_run_and_runs_named_alike_in_one_second_keep_their_own(
+        tiny_config, tmp_path, monkeypatch):
+    """A third run of one config name in one second takes a third
+    visualizer (not the second run's, whose ``vis_data`` it would write
+    into), and runs given one ``experiment_name`` (as the tools'
+    ``--cfg-options experiment_name=...`` sets it) take names and loggers
+    of their own too."""
+    import time
+
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner
+    second = hold_runner_clock(monkeypatch)
+    stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
+
+    def runners(names, experiment_name=None):
+        made = []
+        for name in names:
+            cfg = Config.fromfile(str(tiny_config))
+            cfg.work_dir = str(tmp_path / name)
+            if experiment_name is not None:
+                cfg.experiment_name = experiment_name
+            made.append(SeparateLogDirRunner.from_cfg(cfg))
+        return made
+
+    made = runners(('first', 'second', 'third'))
+    assert [r.timestamp for r in made] == [stamp, f'{stamp}_1', f'{stamp}_2']
+    assert len({id(r.visualizer) for r in made}) == 3
+    assert len({r.visualizer.instance_name for r in made}) == 3
+    assert made[2].log_dir == str(tmp_path / 'third' / f'{stamp}_2')
+    named = runners(('named_a', 'named_b'), experiment_name='named')
+    assert [r.timestamp for r in named] == [stamp, f'{stamp}_1']
+    assert [r.experiment_name for r in named] == [
+        f'named_{stamp}', f'named_{stamp}_1']
+    assert named[0].logger is not named[1].logger

@@ -791,6 +791,7 @@ def test_sigterm_that_ends_the_loader_workers_first_is_one_line():
 
 SIGTERM_IN_A_DEL = '''
 import os
+import re
 import signal
 import time
 from mmseg_dsnet.engine import run_reporting_user_errors
@@ -1621,3 +1622,62 @@ def test_a_validation_set_without_a_split_file_over_the_training_images_is_refus
                                       data_prefix=dict(img_path='own',
                                                        seg_map_path='own'))
     check_held_out_images(cfg, ('val_dataloader', ))
+
+
+def test_each_part_of_a_training_concat_dataset_is_compared_with_the_scored_split(  # noqa: E501
+        tiny_isic, tmp_path):
+    """A training ``ConcatDataset`` of a set without a split file in a
+    folder of its own (``imag``, beside the scored ``images``: a name that
+    begins like it is no folder inside it) and of a split listing a scored
+    image: the first part holds no scored image, and the second is still
+    compared and refused; for a test loader the message says nothing of a
+    best checkpoint (a test chooses none)."""
+    import shutil
+
+    from conftest import write_tiny_config
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = tmp_path / 'isic'
+    shutil.copytree(tiny_isic, root)
+    (root / 'imag').mkdir()
+    cfg = Config.fromfile(write_tiny_config(tmp_path / 'tiny.py', root))
+    split = cfg.train_dataloader.dataset.to_dict()
+    own = dict(split, ann_file='', data_prefix=dict(img_path='imag',
+                                                    seg_map_path='imag'))
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset',
+                                        datasets=[own])
+    check_held_out_images(cfg, ('val_dataloader', 'test_dataloader'))
+    test_ids = (root / 'splits' / 'lightweight_test.txt').read_text().split()
+    leaked = tmp_path / 'leaked.txt'
+    leaked.write_text((root / 'splits' / 'lightweight_train.txt').read_text()
+                      + f'{test_ids[0]}\n')
+    cfg.train_dataloader.dataset = dict(
+        type='ConcatDataset',
+        datasets=[own, dict(split, ann_file=str(leaked))])
+    with pytest.raises(UserError) as error:
+        check_held_out_images(cfg, ('test_dataloader', ))
+    message = str(error.value)
+    assert (f'test_dataloader scores 1 of the {len(test_ids)} images of '
+            f'{root}/splits/lightweight_test.txt that train_dataloader '
+            f'trains on ({leaked}: {test_ids[0]})') in message, message
+    assert 'best checkpoint' not in message, message
+    with pytest.raises(UserError, match='and so would a best checkpoint'):
+        check_held_out_images(cfg, ('val_dataloader', ))
+    # The second loader is compared too (fast_train.py checks both): a
+    # validation split the training does not hold comes first.
+    (tmp_path / 'val.txt').write_text('\n'.join(test_ids[1:]) + '\n')
+    cfg.val_dataloader.dataset.ann_file = str(tmp_path / 'val.txt')
+    with pytest.raises(UserError, match='test_dataloader scores 1 of the'):
+        check_held_out_images(cfg, ('val_dataloader', 'test_dataloader'))
+    # A training set without a split file read through a link to the data
+    # root (or another spelling of it) reads the scored images too.
+    (tmp_path / 'link').symlink_to(root)
+    cfg.train_dataloader.dataset = dict(
+        own, data_root=str(tmp_path / 'link'),
+        data_prefix=dict(img_path='', seg_map_path=''))
+    with pytest.raises(UserError, match=re.escape(
+            f'train_dataloader trains on every image under '
+            f'{tmp_path}/link/ (it names no ann_file)')):
+        check_held_out_images(cfg, ('test_dataloader', ))

@@ -433,10 +433,12 @@ def _inference_model(value):
         kept = {key: _inference_model(item) for key, item in value.items()
                 if key not in NOT_INFERENCE_KEYS
                 and not str(key).startswith('loss')}
-        # SyncBN computes at test time what BN computes (running
-        # statistics): weights trained with SyncBN on several devices run
-        # under a BN config on one, and the reverse.
-        if kept.get('type') == 'SyncBN':
+        # A BatchNorm under any of its names (SyncBN, BN2d) computes at
+        # test time what BN computes (running statistics): weights trained
+        # with SyncBN on several devices run under a BN config on one, and
+        # the reverse.
+        from ..models.layers.desd_conv import BATCH_NORMS
+        if kept.get('type') in BATCH_NORMS:
             kept['type'] = 'BN'
         return kept
     if isinstance(value, (list, tuple)):
