@@ -158,13 +158,17 @@ def _checkpoint_and_changed_model(tmp_path, path, value):
     (('data_preprocessor', 'size'), (96, 96)),
     (('test_cfg', 'mode'), 'slide'),
     (('backbone', 'norm_cfg', 'type'), 'BN'),
+    (('decode_head', 'fuse_side_outputs'), True),
 ])
 def test_training_only_settings_may_differ(tmp_path, path, value):
     """The decision threshold, losses (also inside a list of heads),
     dropout, initialisation, the preprocessor (compared on its own), the
-    test mode and SyncBN for BN (one computation at test time: weights
+    test mode, SyncBN for BN (one computation at test time: weights
     trained on several devices were refused under the one-device config)
-    do not change the network the weights run in."""
+    and the side outputs averaged into the prediction at test time
+    (``fuse_side_outputs``, over the same trained side classifiers: a
+    trained checkpoint was refused under it) do not change the network the
+    weights run in."""
     from mmseg_dsnet.apis.released_model import check_trained_model
     checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
     check_trained_model(Config(dict(model=given)), 'x.py', str(checkpoint))
