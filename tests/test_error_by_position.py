@@ -547,3 +547,38 @@ def test_the_plot_title_says_at_which_size_each_iou_is():
     counter = ErrorByPosition(rings=2)
     counter.update(np.zeros((8, 8), bool), np.zeros((8, 8), bool))
     assert error_plot_title(counter.summary(), 't') == 't\n1 images'
+
+
+def test_the_plot_names_the_data_set_it_scored(tiny_config, tiny_isic,
+                                               tmp_path):
+    """The ``--plot`` title named the split file as the config gives it
+    (``splits/...txt``): the figure of another data root given with
+    ``--cfg-options``, or of the synthetic stand-in set, whose split files
+    bear the real sets' names, read as the config's data. It names the
+    split file under its data root and a synthetic set as such, as
+    ``threshold_sweep.py``'s plot does."""
+    import shutil
+
+    from mmengine.config import Config
+    from PIL import Image
+    from test_export_onnx import lesion_image
+
+    from mmseg_dsnet.datasets.synthetic_fallback import SYNTHETIC_MARKER
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    other = tmp_path / 'other_set'
+    shutil.copytree(tiny_isic, other)
+    (other / SYNTHETIC_MARKER).write_text('synthetic\n')
+    split = Config.fromfile(tiny_config).test_dataloader.dataset.ann_file
+    plot = tmp_path / 'rings.png'
+    summary = tool.main([
+        str(tiny_config), str(checkpoint), '--rings', '2', '--plot',
+        str(plot), '--cfg-options',
+        f'test_dataloader.dataset.data_root={other}'
+    ])
+    with Image.open(plot) as image:
+        caption = image.text['Title']
+    assert caption.startswith(f'{tiny_config} ({checkpoint}): '
+                              f'{other / split} {summary["images"]} images, '
+                              'SYNTHETIC set, pooled IoU ')

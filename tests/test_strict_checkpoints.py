@@ -729,17 +729,19 @@ def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
                                         reparameterize=False).state_dict(),
              meta=dict(cfg=Config.fromfile(trained).pretty_text)), ckpt)
     with pytest.raises(TrainedNetworkError,
-                       match=r"model\.decode_head\.fuse_side_outputs is "
-                       r"<not set> in their training config \(meta\['cfg'\]"
-                       r"\), True in this model"):
+                       match=r"model\.backbone\.dilations\[3\] is 2 in their "
+                       r"training config \(meta\['cfg'\]\), 1 in this model"):
         MMSegInferencer(
-            model=str(design / 'dsnet-design-deeper-eighth-fused-sides_'
-                      'isic2017.py'), weights=ckpt, device='cpu')
-    # Its own config, and one differing in training-only settings
-    # (branch_drop), load and segment.
+            model=str(design / 'dsnet-design-deeper-eighth-undilated-'
+                      'sixteenth_isic2017.py'), weights=ckpt, device='cpu')
+    # Its own config, one differing in training-only settings
+    # (branch_drop) and one averaging the trained side classifiers into the
+    # prediction at test time (fuse_side_outputs) load and segment.
     image = np.zeros((40, 50, 3), np.uint8)
     for config in (trained, str(design / 'dsnet-design-deeper-eighth-'
-                                'branch-drop_isic2017.py')):
+                                'branch-drop_isic2017.py'),
+                   str(design / 'dsnet-design-deeper-eighth-fused-sides_'
+                       'isic2017.py')):
         for weights in (ckpt, released):
             model = init_model(config, weights, device='cpu')
             assert inference_model(model,

@@ -159,13 +159,17 @@ def _checkpoint_and_changed_model(tmp_path, path, value):
     (('test_cfg', 'mode'), 'slide'),
     (('backbone', 'norm_cfg', 'type'), 'BN'),
     (('backbone', 'norm_cfg', 'type'), 'BN2d'),
+    (('decode_head', 'fuse_side_outputs'), True),
 ])
 def test_training_only_settings_may_differ(tmp_path, path, value):
     """The decision threshold, losses (also inside a list of heads),
     dropout, initialisation, the preprocessor (compared on its own), the
-    test mode and SyncBN for BN or BN2d (mmcv's other name of BN: one
+    test mode, SyncBN for BN or BN2d (mmcv's other name of BN: one
     computation at test time; weights trained on several devices were
-    refused under the one-device config) do not change the network the
+    refused under the one-device config) and the side outputs averaged
+    into the prediction at test time (``fuse_side_outputs``, over the same
+    trained side classifiers: a trained checkpoint was refused under it)
+    do not change the network the
     weights run in."""
     from mmseg_dsnet.apis.released_model import check_trained_model
     checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
@@ -295,8 +299,9 @@ def test_weights_differing_in_a_loss_weight_load_under_mmseg(
 def test_weights_served_over_http_are_compared_with_their_network(
         tmp_path, monkeypatch):
     """An ``http(s)://`` checkpoint goes through the same loader as a
-    local one: weights trained in another network (without fused side
-    outputs) are refused by init_model under the fused-sides config."""
+    local one: weights trained in another network (dilation 2 in the
+    second block at 1/16) are refused by init_model under the undilated
+    config."""
     import functools
     import http.server
     import threading
@@ -318,11 +323,11 @@ def test_weights_served_over_http_are_compared_with_their_network(
     try:
         url = f'http://127.0.0.1:{server.server_address[1]}/epoch_1.pth'
         with pytest.raises(TrainedNetworkError,
-                           match=r"model\.decode_head\.fuse_side_outputs is "
-                           r"<not set> in their training config "
-                           r"\(meta\['cfg'\]\), True in this model"):
+                           match=r"model\.backbone\.dilations\[3\] is 2 in "
+                           r"their training config \(meta\['cfg'\]\), 1 in "
+                           r"this model"):
             init_model(str(REPO / 'configs/dsnet/design/dsnet-design-deeper-'
-                           'eighth-fused-sides_isic2017.py'), url,
+                           'eighth-undilated-sixteenth_isic2017.py'), url,
                        device='cpu')
     finally:
         server.shutdown()
@@ -371,9 +376,9 @@ def test_a_partial_load_on_purpose_takes_weights_of_another_network(
                                                      load_checkpoint_strictly)
     ckpt = _trained_in(REPO / 'configs/dsnet/dsnet_isic2017.py',
                        tmp_path / 'epoch_1.pth')
-    fused = str(REPO / 'configs/dsnet/design/dsnet-design-deeper-eighth-'
-                'fused-sides_isic2017.py')
-    model = build_segmentor(fused, None, reparameterize=False)
+    undilated = str(REPO / 'configs/dsnet/design/dsnet-design-deeper-'
+                    'eighth-undilated-sixteenth_isic2017.py')
+    model = build_segmentor(undilated, None, reparameterize=False)
     with pytest.raises(TrainedNetworkError):
         load_checkpoint_strictly(model, ckpt, hint=None)
     load_checkpoint_strictly(model, ckpt, strict=False, hint=None)

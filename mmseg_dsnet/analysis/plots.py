@@ -102,13 +102,33 @@ def sweep_plot_title(config: str, provenance: Dict,
     figures are counted at (``LesionMetric``'s ``low_res_size``: they are
     ``tools/test.py``'s ``IoU`` ..., not its ``IoU_orig`` ...)."""
     height, width = low_res_size
-    split = provenance.get('split_file') or provenance.get('data_root')
-    synthetic = ', SYNTHETIC set' if provenance.get('synthetic') else ''
-    return (f'{config}: {split}\n({provenance["images"]} images{synthetic}; '
+    return (f'{config}: {scored_split(provenance)}\n({provenance["images"]} '
+            f'images{synthetic_note(provenance)}; '
             f'lesion figures pooled over all pixels at {height}x{width})')
 
 
-def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
+def scored_split(provenance: Dict) -> str:
+    """The images a figure is of, as its title names them: the split file
+    under its data root, or the data root when the loader reads a whole
+    folder (``data_provenance``'s ``split_file`` is then None).
+
+    Args:
+        provenance (dict): ``data_provenance`` of the scored dataset.
+
+    Returns:
+        str: The path.
+    """
+    return provenance.get('split_file') or provenance.get('data_root')
+
+
+def synthetic_note(provenance: Dict) -> str:
+    """``', SYNTHETIC set'`` for figures of the synthetic stand-in set (its
+    split files bear the real sets' names), else ``''``."""
+    return ', SYNTHETIC set' if provenance.get('synthetic') else ''
+
+
+def plot_error_by_position(summary: Dict, path: str, title: str,
+                           provenance: Optional[Dict] = None) -> list:
     """Draw the errors per ring of :meth:`ErrorByPosition.summary
     <mmseg_dsnet.analysis.error_position.ErrorByPosition.summary>` to
     ``path`` (PNG): per ring from the centre to the corners, the lesion it
@@ -120,7 +140,10 @@ def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
     Args:
         summary (dict): The summary (or the ``--out`` record).
         path (str): The PNG file.
-        title (str): The figure's title (the config and split).
+        title (str): The figure's title (the config and checkpoint).
+        provenance (dict, optional): ``data_provenance`` of the scored
+            dataset, whose split file (under its data root) and synthetic
+            marker the title names.
 
     Returns:
         list[tuple]: The bars drawn as ``(series, heights)``, percent.
@@ -156,7 +179,7 @@ def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
     ax.grid(True, axis='y', alpha=0.3)
     # Below the axes: a rate of 100 % is not hidden behind it.
     fig.legend(loc='lower center', ncol=len(series), fontsize=8)
-    caption = error_plot_title(summary, title)
+    caption = error_plot_title(summary, title, provenance)
     fig.suptitle(caption, fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     # The caption is also the PNG's Title text, readable without the image.
@@ -165,12 +188,17 @@ def plot_error_by_position(summary: Dict, path: str, title: str) -> list:
     return drawn
 
 
-def error_plot_title(summary: Dict, title: str) -> str:
+def error_plot_title(summary: Dict, title: str,
+                     provenance: Optional[Dict] = None) -> str:
     """The title of :func:`plot_error_by_position`: ``title``, the images
-    and the pooled IoU at the size each is counted at, as the printed
-    table says them (the rings' IoU at the original size is
+    (with ``provenance``, the split file under its data root and whether
+    the set is synthetic: the config's split file alone did not say which
+    data set) and the pooled IoU at the size each is counted at, as the
+    printed table says them (the rings' IoU at the original size is
     ``tools/test.py``'s ``IoU_orig``, its ``IoU`` is at the evaluator's
     ``low_res_size``)."""
+    if provenance is not None:
+        title = f'{title}\n{scored_split(provenance)}'
     iou, text = summary.get('iou'), ''
     if iou is not None and not math.isnan(iou):
         text = f', pooled IoU {iou:.2f} at the original size'
@@ -178,7 +206,8 @@ def error_plot_title(summary: Dict, title: str) -> str:
         if low is not None and not math.isnan(low):
             height, width = summary['low_res_size']
             text += f', {low:.2f} at {height}x{width}'
-    return f'{title}\n{summary["images"]} images{text}'
+    note = synthetic_note(provenance) if provenance is not None else ''
+    return f'{title}\n{summary["images"]} images{note}{text}'
 
 
 def check_png_name(path: Optional[str], option: str = '--plot') -> None:

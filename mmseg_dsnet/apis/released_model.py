@@ -419,11 +419,13 @@ def check_trained_input_size(
 # time (training-only, initialisation, or checked elsewhere: the decision
 # threshold is the config's own choice, the preprocessor is compared by
 # :func:`check_trained_input_size`); any other difference is another model.
+# ``fuse_side_outputs`` is the config's own test-time choice too, over the
+# same weights: the side classifiers it averages in train with or without it.
 NOT_INFERENCE_KEYS = frozenset((
     'train_cfg', 'test_cfg', 'init_cfg', 'pretrained', 'data_preprocessor',
     'aux_loss_weights', 'dropout_ratio', 'drop_path_rate', 'branch_drop',
     'fused_loss_weight', 'distance_loss_weight', 'zero_init_residual',
-    'threshold', 'deploy', 'requires_grad'))
+    'threshold', 'fuse_side_outputs', 'deploy', 'requires_grad'))
 
 
 def _inference_model(value):

@@ -175,10 +175,13 @@ def main(argv=None):
         outputs.append((json_text(record, indent=1), args.out))
     if args.plot:
         from mmseg_dsnet.analysis.plots import plot_error_by_position
-        title = (f'{args.config} ({args.checkpoint}):\n'
-                 f'{cfg.test_dataloader.dataset.ann_file}')
+        # The split file as the config gives it did not say which data set
+        # (nor a synthetic one) the figure is of: the --out record's data.
+        provenance = data_provenance(cfg.test_dataloader.dataset,
+                                     summary['images'])
         outputs.append((lambda tmp: plot_error_by_position(
-            summary, tmp, title), args.plot))
+            summary, tmp, f'{args.config} ({args.checkpoint}):',
+            provenance), args.plot))
     # Together: a failed plot leaves no --out of this run either.
     atomic_write_together(outputs, overwrite=args.overwrite)
     for name, path in (('figures', args.out), ('plot', args.plot)):

@@ -104,7 +104,7 @@ def check_trained_settings(module, trained, prefix: str = '') -> None:
     trained, in a setting that holds no weights (a dilation, an activation,
     a padding mode): they would load and give other masks without an error.
     Training-only settings (losses, drop rates, ``threshold``, ``deploy``)
-    may differ, as in
+    and the test-time ``fuse_side_outputs`` may differ, as in
     :func:`~mmseg_dsnet.apis.released_model.check_trained_model`.
 
     Args:
