@@ -5,6 +5,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 from contextlib import redirect_stdout
 
 import pytest
@@ -223,7 +224,7 @@ def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
         raise Built
 
     monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
-    monkeypatch.setattr(demo.SeparateLogDirRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(demo, 'build_runner', from_cfg)
     config = tmp_path / 'warmup.py'
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
@@ -462,7 +463,7 @@ def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
         raise Built
 
     monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
-    monkeypatch.setattr(demo.SeparateLogDirRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(demo, 'build_runner', from_cfg)
     config = tmp_path / 'seeded.py'
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
@@ -711,3 +712,58 @@ def test_the_demo_trains_into_a_log_folder_of_its_own(tiny_isic, tmp_path,
     assert (work_dir / stamp / f'{stamp}.log').read_text() == 'another run\n'
     assert 'Epoch(train)' in (work_dir / f'{stamp}_1' /
                               f'{stamp}_1.log').read_text()
+
+
+def test_the_demo_trains_with_the_configs_runner_type(tiny_isic, tmp_path,
+                                                      monkeypatch):
+    """A demo config's own ``runner_type`` (a Runner subclass of a
+    ``custom_imports`` module) was left out of the demo's training (mmengine's
+    Runner trained, the config's runner ran its final test only). The
+    training now runs as the config's runner, once the class of every run
+    of it, and that class pickles."""
+    import pickle
+
+    from mmengine.registry import RUNNERS
+
+    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner, build_runner
+    name = 'DemoAuditRunner'
+    (tmp_path / 'demo_runner_plugin.py').write_text(
+        'from mmengine.registry import RUNNERS\n'
+        'from mmengine.runner import Runner\n\n\n'
+        'class Trained(Exception):\n'
+        '    pass\n\n\n'
+        '@RUNNERS.register_module(force=True)\n'
+        f'class {name}(Runner):\n'
+        '    def train(self):\n'
+        '        raise Trained(self)\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, 'demo_runner_plugin', raising=False)
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    base = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    config = tmp_path / 'own_runner.py'
+    config.write_text(
+        f"_base_ = '{base}'\n"
+        f"runner_type = '{name}'\n"
+        "custom_imports = dict(imports=['mmseg_dsnet', "
+        "'demo_runner_plugin'], allow_failed_imports=False)\n")
+    try:
+        with pytest.raises(Exception) as info:
+            demo.main(['--config', str(config), '--work-dir',
+                       str(tmp_path / 'w')])
+        assert type(info.value).__name__ == 'Trained'
+        runner = info.value.args[0]
+        plugin = sys.modules['demo_runner_plugin']
+        assert isinstance(runner, getattr(plugin, name))
+        assert isinstance(runner, SeparateLogDirRunner)
+        # One class for every run of the config, named as what it is.
+        from mmengine.config import Config
+        cfg = Config.fromfile(str(config))
+        cfg.work_dir = str(tmp_path / 'w2')
+        again = build_runner(cfg)
+        assert type(again) is type(runner)
+        assert type(runner).__name__ == f'SeparateLogDir{name}'
+        assert pickle.loads(pickle.dumps(type(runner))) is type(runner)
+    finally:
+        RUNNERS._module_dict.pop(name, None)
