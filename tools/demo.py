@@ -14,8 +14,8 @@ import time
 import numpy as np
 from mmengine.device import get_device
 
+from mmseg_dsnet.datasets.split_files import dataset_leaves
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
-                                                     dataset_leaves,
                                                      prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
