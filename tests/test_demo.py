@@ -5,6 +5,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 from contextlib import redirect_stdout
 
 import pytest
@@ -14,6 +15,15 @@ from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.preflight import MissingInputError
 
 demo = load_tool('demo.py')
+
+
+def synthetic_copy(tiny_isic, tmp_path):
+    """A copy of the tiny converted set marked as the synthetic stand-in
+    set, ``tmp_path/synthetic``."""
+    synthetic = tmp_path / 'synthetic'
+    shutil.copytree(tiny_isic, synthetic)
+    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    return synthetic
 
 
 @pytest.fixture(scope='module')
@@ -115,9 +125,7 @@ def test_demo_refuses_a_config_of_real_data(tmp_path, tiny_isic):
                    '--work-dir', str(work)])
     assert default.exists() == existed and not work.exists()
     # The synthetic set itself is still reused (and stays marked).
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     assert prepare_synthetic(2018, str(synthetic)) == str(synthetic)
 
 
@@ -185,9 +193,7 @@ def test_run_demo_sh_keeps_the_callers_folder(tmp_path):
 def test_demo_refuses_loaders_of_different_folders(tmp_path, tiny_isic):
     """The demo makes one synthetic set and tests on it; a test loader of
     another folder was tested on as it was, as 'synthetic'."""
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     config = write_tiny_config(tmp_path / 'mixed.py', synthetic, epochs=1)
     other = tmp_path / 'other'
     with open(config, 'a') as f:
@@ -223,7 +229,7 @@ def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
         raise Built
 
     monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
-    monkeypatch.setattr(demo.SeparateLogDirRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(demo, 'build_runner', from_cfg)
     config = tmp_path / 'warmup.py'
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
@@ -354,9 +360,7 @@ def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
     """``--config`` of another model (EGE-UNet here) was trained and
     reported as ``Training DSNet ...`` and ``DSNet on the synthetic test
     split``, exit 0."""
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     config = write_tiny_config(tmp_path / 'tiny_egeunet.py', synthetic,
                                base='configs/egeunet/egeunet_isic2017.py',
                                epochs=1)
@@ -462,7 +466,7 @@ def test_demo_keeps_the_configs_randomness(tmp_path, monkeypatch):
         raise Built
 
     monkeypatch.setattr(demo, 'prepare_synthetic', lambda *args: None)
-    monkeypatch.setattr(demo.SeparateLogDirRunner, 'from_cfg', from_cfg)
+    monkeypatch.setattr(demo, 'build_runner', from_cfg)
     config = tmp_path / 'seeded.py'
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')!r}]\n"
@@ -491,9 +495,7 @@ def test_demo_names_the_split_it_scores(tmp_path, tiny_isic, capsys):
     and printed as ``DSNet on the synthetic test split``, exit 0; the
     all-lesion guess beside it did not say at which size it is (that of
     IoU_orig, not of IoU)."""
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     tiny = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
     config = tmp_path / 'val.py'
     config.write_text(f'_base_ = [{str(tiny)!r}]\n'
@@ -518,9 +520,7 @@ def test_demo_refuses_a_work_dir_in_the_synthetic_set(tmp_path, tiny_isic):
     trained into: the checkpoints, logs, config dump and overlays went
     among its images, exit 0. Now refused before anything is written."""
     from conftest import run_tool_in_process, tree_hashes
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     before = tree_hashes(synthetic)
     config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
     for work, inside in ((synthetic, ''),
@@ -582,9 +582,7 @@ def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
     object has no attribute 'data_root'`` traceback, exit 1: the wrapper
     names no data_root. The wrapped set is now pointed at the synthetic
     set as the others are."""
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     tiny = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
     config = tmp_path / 'repeat.py'
     config.write_text(
@@ -620,9 +618,7 @@ def test_demo_refuses_a_work_dir_holding_earlier_overlays(tmp_path,
     given again: the new run trained, saved over that run's checkpoint
     there and replaced its overlays, exit 0. Now refused first."""
     from conftest import run_tool_in_process
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
     work = tmp_path / 'work'
     work.mkdir()
@@ -646,9 +642,7 @@ def test_demo_refuses_a_work_dir_where_its_dump_replaces_the_config(
     the user's file (its ``_base_`` inheritance gone), exit 0. Refused
     before anything is written (as train.py does)."""
     from conftest import run_tool_in_process
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     exp = tmp_path / 'exp'
     exp.mkdir()
     config = write_tiny_config(exp / 'tiny.py', synthetic, epochs=1)
@@ -697,9 +691,7 @@ def test_the_demo_trains_into_a_log_folder_of_its_own(tiny_isic, tmp_path,
     import time
 
     from test_train_test_tools import hold_runner_clock
-    synthetic = tmp_path / 'synthetic'
-    shutil.copytree(tiny_isic, synthetic)
-    (synthetic / 'SYNTHETIC.txt').write_text('made by a test\n')
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
     config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
     second = hold_runner_clock(monkeypatch)
     stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(second))
@@ -711,3 +703,51 @@ def test_the_demo_trains_into_a_log_folder_of_its_own(tiny_isic, tmp_path,
     assert (work_dir / stamp / f'{stamp}.log').read_text() == 'another run\n'
     assert 'Epoch(train)' in (work_dir / f'{stamp}_1' /
                               f'{stamp}_1.log').read_text()
+
+
+def test_the_demo_trains_with_the_configs_runner_type(tiny_isic, tmp_path,
+                                                      monkeypatch):
+    """A demo config's own ``runner_type`` (a Runner subclass of a
+    ``custom_imports`` module) was left out of the demo's training (mmengine's
+    Runner trained, the config's runner ran its final test only). The
+    training now runs as the config's runner, once the class of every run
+    of it, and that class pickles."""
+    import pickle
+
+    from mmengine.registry import RUNNERS
+
+    from test_train_test_tools import write_own_runner_config
+
+    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner, build_runner
+    name = 'DemoAuditRunner'
+    base = write_tiny_config(tmp_path / 'tiny.py',
+                             synthetic_copy(tiny_isic, tmp_path), epochs=1)
+    config = write_own_runner_config(
+        tmp_path, monkeypatch, base, name, 'demo_runner_plugin',
+        'from mmengine.registry import RUNNERS\n'
+        'from mmengine.runner import Runner\n\n\n'
+        'class Trained(Exception):\n'
+        '    pass\n\n\n'
+        '@RUNNERS.register_module(force=True)\n'
+        f'class {name}(Runner):\n'
+        '    def train(self):\n'
+        '        raise Trained(self)\n')
+    try:
+        with pytest.raises(Exception) as info:
+            demo.main(['--config', str(config), '--work-dir',
+                       str(tmp_path / 'w')])
+        assert type(info.value).__name__ == 'Trained'
+        runner = info.value.args[0]
+        plugin = sys.modules['demo_runner_plugin']
+        assert isinstance(runner, getattr(plugin, name))
+        assert isinstance(runner, SeparateLogDirRunner)
+        # One class for every run of the config, named as what it is.
+        from mmengine.config import Config
+        cfg = Config.fromfile(str(config))
+        cfg.work_dir = str(tmp_path / 'w2')
+        again = build_runner(cfg)
+        assert type(again) is type(runner)
+        assert type(runner).__name__ == f'SeparateLogDir{name}'
+        assert pickle.loads(pickle.dumps(type(runner))) is type(runner)
+    finally:
+        RUNNERS._module_dict.pop(name, None)

@@ -811,6 +811,65 @@ def test_a_folder_is_locked_where_flock_is_missing(checkpoint, tmp_path,
     assert not new.exists()
 
 
+def test_a_stale_lock_file_is_taken_over_by_one_run(tmp_path, monkeypatch):
+    """Two runs that found the lock file of a killed run at once (no
+    ``flock``): the first removed it and made its own, then the second
+    removed that one, the first run's, and made its own; both wrote into
+    the folder, exit 0. The stale file is now removed by one run at a
+    time, and only while it still names the run that ended: the second
+    is refused, naming the first."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from mmseg_dsnet.apis.output_record import (LOCK_NAME,
+                                                OutputFolderBusyError,
+                                                output_folder_lock)
+    from mmseg_dsnet.utils import fileio
+    monkeypatch.setitem(sys.modules, 'fcntl', None)
+    out = tmp_path / 'out'
+    out.mkdir()
+    ended = subprocess.Popen([sys.executable, '-c', 'pass'])
+    ended.wait()
+    host = socket.gethostname()
+    (out / LOCK_NAME).write_text(json.dumps(dict(pid=ended.pid, host=host)))
+    first = []
+    real_pid_alive = fileio.pid_alive
+
+    def pid_alive(pid):
+        # While this run looks at the stale file, another run takes the
+        # folder over (a real process holding it through the lock).
+        if pid == ended.pid and not first:
+            first.append(subprocess.Popen(
+                [sys.executable, '-c',
+                 'import sys\n'
+                 'sys.modules["fcntl"] = None\n'
+                 'from mmseg_dsnet.apis.output_record import '
+                 'output_folder_lock\n'
+                 'with output_folder_lock(sys.argv[1]):\n'
+                 '    print("held", flush=True)\n'
+                 '    sys.stdin.read()\n', str(out)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO))))
+            assert first[0].stdout.readline() == 'held\n'
+        return real_pid_alive(pid)
+
+    monkeypatch.setattr(fileio, 'pid_alive', pid_alive)
+    try:
+        with pytest.raises(OutputFolderBusyError) as info:
+            with output_folder_lock(str(out)):
+                pass
+        assert f'process {first[0].pid} on {host} holds its lock file' in \
+            str(info.value)
+        assert json.loads((out / LOCK_NAME).read_text()) == dict(
+            pid=first[0].pid, host=host)
+    finally:
+        for run in first:
+            run.communicate('')
+    assert os.listdir(out) == []
+
+
 def test_the_runs_own_folders_are_not_named_unsearched_photos(
         checkpoint, tmp_path, capsys):
     """``infer.py photos --out-dir photos``: its masks and overlays

@@ -710,6 +710,20 @@ def stop_left_processes(tmp_path):
     return left
 
 
+def run_dist_train(tmp_path, **env):
+    """Runs tools/dist_train.sh as :func:`start_dist_train` to its end
+    (two minutes at most); returns its exit status, its stderr and the
+    ranks of the processes it left running (:func:`stop_left_processes`).
+    """
+    proc = start_dist_train(tmp_path, **env)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        left = stop_left_processes(tmp_path)
+    return proc.returncode, err, left
+
+
 @pytest.mark.parametrize('fail,status,line', [
     ('user error', 2, 'ERROR: config file a.py: bad'),
     ('killed', 137, 'ERROR: process 1 of train.py was ended by SIGKILL (out '
@@ -722,13 +736,8 @@ def test_dist_train_sh_ends_with_the_failed_process_status(
     """torchrun ended every failure of a process with its ChildFailedError
     traceback (about 35 lines) and exit 1: a user error's ERROR line and
     status 2, or a process killed (out of memory), read as a crash."""
-    proc = start_dist_train(tmp_path, FAIL=fail)
-    try:
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-        left = stop_left_processes(tmp_path)
-    assert proc.returncode == status, err
+    status_given, err, left = run_dist_train(tmp_path, FAIL=fail)
+    assert status_given == status, err
     assert err.splitlines()[-1] == line, err
     assert 'ChildFailedError' not in err and 'Root Cause' not in err
     assert err.count('ERROR:') == 1, err
@@ -745,13 +754,9 @@ def test_dist_train_sh_ends_with_the_user_error_not_the_crash_it_caused(
     (``Connection closed by peer``, status 1). Where torchrun found both
     ended in one look, the crash of the lower rank was taken as the cause:
     exit 1 and a second ERROR line blaming it. The user error is now."""
-    proc = start_dist_train(tmp_path, FAIL='user error, peer crash')
-    try:
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-        left = stop_left_processes(tmp_path)
-    assert proc.returncode == 2, err
+    status, err, left = run_dist_train(tmp_path,
+                                       FAIL='user error, peer crash')
+    assert status == 2, err
     assert [line for line in err.splitlines() if 'ERROR:' in line] == [
         'ERROR: config file a.py: bad'], err
     assert 'RuntimeError: Connection closed by peer' in err
@@ -790,13 +795,8 @@ def test_dist_train_sh_on_a_port_in_use_is_one_error_line(tmp_path):
         taken.bind(('', 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = start_dist_train(tmp_path, PORT=str(port))
-        try:
-            _, err = proc.communicate(timeout=120)
-        finally:
-            proc.kill()
-            left = stop_left_processes(tmp_path)
-    assert proc.returncode == 2, err
+        status, err, left = run_dist_train(tmp_path, PORT=str(port))
+    assert status == 2, err
     assert err == (f'ERROR: port {port} of 127.0.0.1 is in use (another '
                    'distributed run?): give another with PORT=...\n')
     assert left == [] and not list(tmp_path.glob('pid_*'))

@@ -465,6 +465,26 @@ def test_collect_refuses_figures_on_images_of_the_training_split(tmp_path):
     check_not_evaluated_on_trained_images(rec('splits/gone.txt'), 'W')
 
 
+def test_collect_reads_split_ids_as_the_datasets_read_them(tmp_path):
+    """A training split listing ``./ISIC_0000001`` (the ISIC datasets read
+    it as ``ISIC_0000001``) and a test split listing ``ISIC_0000001``: collect
+    compared the lines as written and recorded figures on an image the
+    model learned from, exit 0."""
+    from mmseg_dsnet.leaderboard.board import \
+        check_not_evaluated_on_trained_images
+    root = tmp_path / 'isic2017'
+    (root / 'splits').mkdir(parents=True)
+    (root / 'splits' / 'train.txt').write_text(
+        './ISIC_0000001\nISIC_0000002\n')
+    test = root / 'splits' / 'test.txt'
+    test.write_text('ISIC_0000001\nISIC_0000003\n')
+    with pytest.raises(UserError, match='lists 1 of its 2 images in the '
+                       'split the run trained on .*: ISIC_0000001\\)'):
+        check_not_evaluated_on_trained_images(
+            dict(data_root=str(root), train_split='splits/train.txt',
+                 evaluated_data=dict(split_file=str(test))), 'W')
+
+
 @pytest.mark.parametrize('where', ['file', 'file/sub'])
 def test_build_names_an_out_dir_it_cannot_make(tmp_path, where):
     """``--out-dir`` that is a file (or runs through one): a

@@ -1950,6 +1950,24 @@ class {name}(Runner):
 """
 
 
+def write_own_runner_config(tmp_path, monkeypatch, base, name, plugin,
+                            source):
+    """Write the module ``plugin`` (``source``, which registers the runner
+    class ``name``) importable from ``tmp_path``, and the config
+    ``tmp_path/own_runner.py`` of ``base`` whose ``runner_type`` is
+    ``name``, imported by its ``custom_imports``; returns its path."""
+    (tmp_path / f'{plugin}.py').write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, plugin, raising=False)
+    config = tmp_path / 'own_runner.py'
+    config.write_text(
+        f"_base_ = '{base}'\n"
+        f"runner_type = '{name}'\n"
+        "custom_imports = dict(imports=['mmseg_dsnet', "
+        f"'{plugin}'], allow_failed_imports=False)\n")
+    return config
+
+
 def test_runs_of_a_config_with_its_own_runner_type_keep_their_own_logs(
         tiny_config, tiny_isic, tmp_path, monkeypatch):
     """A config's own ``runner_type`` (a Runner subclass registered by a
@@ -1968,17 +1986,10 @@ def test_runs_of_a_config_with_its_own_runner_type_keep_their_own_logs(
     from mmseg_dsnet.engine.log_dir import build_runner
     from mmseg_dsnet.utils.errors import UserError
     name = 'AuditLoggingRunner'
-    (tmp_path / 'audit_runner_plugin.py').write_text(
-        CUSTOM_RUNNER.format(name=name))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, 'audit_runner_plugin', raising=False)
     base = write_tiny_config(tmp_path / 'one_epoch.py', tiny_isic, epochs=1)
-    config = tmp_path / 'own_runner.py'
-    config.write_text(
-        f"_base_ = '{base}'\n"
-        f"runner_type = '{name}'\n"
-        "custom_imports = dict(imports=['mmseg_dsnet', "
-        "'audit_runner_plugin'], allow_failed_imports=False)\n")
+    config = write_own_runner_config(tmp_path, monkeypatch, base, name,
+                                     'audit_runner_plugin',
+                                     CUSTOM_RUNNER.format(name=name))
     checkpoint = make_lesion_checkpoint(
         str(tiny_config), tmp_path / 'net.pth',
         np.zeros((256, 256, 3), np.uint8))

@@ -14,13 +14,13 @@ import time
 import numpy as np
 from mmengine.device import get_device
 
+from mmseg_dsnet.datasets.split_files import dataset_leaves
 from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
-                                                     dataset_leaves,
                                                      prepare_synthetic)
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner, claim_log_dir
+from mmseg_dsnet.engine.log_dir import build_runner, claim_log_dir
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets,
                                           check_input_file,
@@ -353,8 +353,9 @@ def main(argv=None):
     name = model_name(cfg)
     print(f'[2/4] Training {name} on {training_device()} for '
           f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
-    # Its own log folder, also beside a run started in the same second.
-    runner = SeparateLogDirRunner.from_cfg(cfg)
+    # The config's runner (runner_type), as its final test's, with a log
+    # folder of its own, also beside a run started in the same second.
+    runner = build_runner(cfg)
     runner.train()
     print(f'[3/4] Evaluating on {split} ...', flush=True)
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)

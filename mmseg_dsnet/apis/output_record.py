@@ -149,7 +149,8 @@ def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
     """Make ``key/LOCK_NAME`` naming this process, or refuse: its holder
     runs (or is of another machine, where it cannot be asked). The file
     of a process of this machine that has ended (killed: nothing removed
-    it) is removed and taken.
+    it) is removed (by one run: :func:`_remove_stale_lock_file`) and
+    taken.
 
     Args:
         out_dir (str): The output folder, as given (for the message).
@@ -176,16 +177,20 @@ def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
             if holder is None:
                 time.sleep(0.05)  # its holder may be writing it now
                 holder = _lock_holder(path)
+            if holder is None and not osp.lexists(path):
+                continue  # removed meanwhile (its run ended)
             if holder is None:
                 raise OutputFolderBusyError(_busy_message(
                     out_dir, f'; its lock file {path} names no process: if '
                     'no run is writing there, remove it')) from None
             if holder['host'] == host and (holder['pid'] == os.getpid()
                                            or not pid_alive(holder['pid'])):
+                # Left by a run that was killed.
                 try:
-                    os.remove(path)  # left by a run that was killed
-                except FileNotFoundError:
-                    pass
+                    if not _remove_stale_lock_file(path, holder):
+                        time.sleep(0.05)  # another run is removing it
+                except OSError:
+                    return None  # not writable: the run's write fails
                 continue
             raise OutputFolderBusyError(_busy_message(
                 out_dir, f'; process {holder["pid"]} on {holder["host"]} '
@@ -195,8 +200,46 @@ def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
         with os.fdopen(handle, 'w') as file:
             json.dump(dict(pid=os.getpid(), host=host), file)
         return path
+    if osp.lexists(path + TAKEOVER_SUFFIX):
+        raise OutputFolderBusyError(_busy_message(
+            out_dir, f'; {path + TAKEOVER_SUFFIX} says a run is removing '
+            'its lock file of a run that ended: if no run is writing there, '
+            'remove it')) from None
     raise OutputFolderBusyError(_busy_message(
         out_dir, f'; its lock file {path} keeps being made')) from None
+
+
+# Held (made only if absent) by the run that removes a stale lock file.
+TAKEOVER_SUFFIX = '.takeover'
+
+
+def _remove_stale_lock_file(path: str, holder: Dict) -> bool:
+    """Remove the lock file ``path`` if it still names ``holder``, a run
+    that has ended. Runs that found it stale at once remove it one at a
+    time, each holding ``path + TAKEOVER_SUFFIX``: a later one removed
+    the lock file the first had made meanwhile, and both ran.
+
+    Args:
+        path (str): The lock file.
+        holder (dict): The holder it named when found stale.
+
+    Returns:
+        bool: False when another run is removing it now.
+    """
+    guard = path + TAKEOVER_SUFFIX
+    try:
+        os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    try:
+        if _lock_holder(path) == holder:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.remove(guard)
+    return True
 
 
 def drop_own_lock_file(folder: str) -> None:

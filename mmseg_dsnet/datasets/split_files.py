@@ -1,8 +1,9 @@
 """The split files of a dataset config, read as the ISIC datasets read
-them: which file a config names, the ids it lists, the data root it lies
-in and the ids two splits share. Used by the checks that keep scored
-images apart from trained ones (the pre-flight checks of ``train.py``,
-``tools/test.py`` and the analysis tools)."""
+them: the datasets a wrapper holds, which file a config names, the ids it
+lists, the data root it lies in and the ids two splits share. Used by the
+checks that keep scored images apart from trained ones (the pre-flight
+checks of ``train.py``, ``tools/test.py`` and the analysis tools) and by
+those of the data a config names."""
 import os.path as osp
 from typing import Optional
 
@@ -46,15 +47,42 @@ def split_ids(path: str, read: Optional[dict] = None) -> list:
     return ids
 
 
-def leaf_datasets(dataset_cfg) -> list:
-    """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
-    reads from."""
+def dataset_leaves(dataset_cfg, path='dataset', naming_data=False) -> list:
+    """``(dotted path, config)`` of the datasets a loader's dataset config
+    reads from: itself, or those a wrapper holds (``RepeatDataset.dataset``,
+    ``ConcatDataset.datasets``, nested).
+
+    Args:
+        dataset_cfg (dict): A loader's ``dataset`` config.
+        path (str): Its dotted path, for messages.
+        naming_data (bool): Only the datasets that set ``data_root`` or
+            ``ann_file`` (:func:`leaf_datasets`); a config that sets one is
+            a dataset, not a wrapper. Defaults to False.
+
+    Returns:
+        list[tuple[str, dict]]: The datasets.
+    """
     if not isinstance(dataset_cfg, dict):
         return []
-    if 'ann_file' in dataset_cfg or 'data_root' in dataset_cfg:
-        return [dataset_cfg]
-    inner = dataset_cfg.get('datasets') or [dataset_cfg.get('dataset')]
-    return [leaf for cfg in inner for leaf in leaf_datasets(cfg)]
+    if naming_data and ('ann_file' in dataset_cfg
+                        or 'data_root' in dataset_cfg):
+        return [(path, dataset_cfg)]
+    inner = dataset_cfg.get('datasets')
+    if isinstance(inner, (list, tuple)):
+        return [leaf for index, cfg in enumerate(inner)
+                for leaf in dataset_leaves(cfg, f'{path}.datasets[{index}]',
+                                           naming_data)]
+    if isinstance(dataset_cfg.get('dataset'), dict):
+        return dataset_leaves(dataset_cfg['dataset'], f'{path}.dataset',
+                              naming_data)
+    return [] if naming_data else [(path, dataset_cfg)]
+
+
+def leaf_datasets(dataset_cfg) -> list:
+    """The datasets a (possibly wrapped: Repeat, Concat ...) dataset config
+    reads from that set ``data_root`` or ``ann_file``."""
+    return [leaf for _, leaf in dataset_leaves(dataset_cfg,
+                                               naming_data=True)]
 
 
 def data_root_of(split: str) -> str:

@@ -15,6 +15,7 @@ from ..utils.errors import UserError
 from ..utils.paths import REPO_ROOT
 from .converters.isic import SYNTHETIC_MARKER, convert
 from .converters.synthetic_isic import MARKER_TEXT, generate
+from .split_files import dataset_leaves
 
 HOW_TO_PREPARE = """\
 The real ISIC {year} data is not at '{root}'. To train on it, download the
@@ -40,29 +41,6 @@ SYNTHETIC_COUNTS = dict(num_train=96, num_val=16, num_test=32)
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # A --cfg-options key holding one of these names a data location.
 DATA_KEYS = ('data_root', 'data_prefix', 'ann_file')
-
-
-def dataset_leaves(dataset_cfg, path='dataset'):
-    """``(dotted path, config)`` of the datasets a loader's dataset config
-    reads from: itself, or those a wrapper holds (``RepeatDataset.dataset``,
-    ``ConcatDataset.datasets``, nested).
-
-    Args:
-        dataset_cfg (dict): A loader's ``dataset`` config.
-        path (str): Its dotted path, for messages.
-
-    Returns:
-        list[tuple[str, dict]]: The datasets that name their data.
-    """
-    if not isinstance(dataset_cfg, dict):
-        return []
-    inner = dataset_cfg.get('datasets')
-    if isinstance(inner, (list, tuple)):
-        return [leaf for index, cfg in enumerate(inner)
-                for leaf in dataset_leaves(cfg, f'{path}.datasets[{index}]')]
-    if isinstance(dataset_cfg.get('dataset'), dict):
-        return dataset_leaves(dataset_cfg['dataset'], f'{path}.dataset')
-    return [(path, dataset_cfg)]
 
 
 def _loader_leaves(cfg, names):

@@ -213,20 +213,44 @@ def build_runner(cfg):
         return _separate_log_dir_class(runner_cls).from_cfg(cfg)
 
 
+# The classes _separate_log_dir_class made, by the runner class they extend.
 _SEPARATE_CLASSES = {}
 
 
 def _separate_log_dir_class(runner_cls):
     """``runner_cls`` with :class:`SeparateLogDirRunner`'s log folder: the
-    class itself when it has it, else one subclass of both, made once."""
+    class itself when it has it, else one subclass of both, made once per
+    class (``isinstance`` holds across runs).
+
+    The subclass is ``SeparateLogDir<name>`` of this module, where pickle
+    finds it (:func:`__getattr__`): named as ``runner_cls`` in its module
+    it read as that class though it is another, and pickle refused it
+    (not the same object as the class of that name)."""
     if issubclass(runner_cls, SeparateLogDirRunner):
         return runner_cls
     if runner_cls is Runner:
         return SeparateLogDirRunner
     if runner_cls not in _SEPARATE_CLASSES:
+        # Two runner classes of one name (from two modules) get two names.
+        taken = {cls.__name__ for cls in _SEPARATE_CLASSES.values()}
+        name = base = f'SeparateLogDir{runner_cls.__name__}'
+        number = 0
+        while name in taken:
+            number += 1
+            name = f'{base}_{number}'
         _SEPARATE_CLASSES[runner_cls] = type(
-            runner_cls.__name__, (SeparateLogDirRunner, runner_cls),
-            dict(__module__=runner_cls.__module__,
-                 __qualname__=runner_cls.__qualname__,
-                 __doc__=runner_cls.__doc__))
+            name, (SeparateLogDirRunner, runner_cls),
+            dict(__module__=__name__, __qualname__=name,
+                 __doc__=f'{runner_cls.__module__}.'
+                 f'{runner_cls.__qualname__} with a log folder of its own '
+                 '(:class:`SeparateLogDirRunner`).'))
     return _SEPARATE_CLASSES[runner_cls]
+
+
+def __getattr__(name):
+    """The classes :func:`_separate_log_dir_class` made, by name (pickle
+    looks a class up in its module)."""
+    for cls in _SEPARATE_CLASSES.values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -215,8 +215,8 @@ def synthetic_switches(cfg, previous,
     """
     import os.path as osp
 
-    from mmseg_dsnet.datasets.synthetic_fallback import (dataset_leaves,
-                                                         is_synthetic)
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
     given, before = _as_dict(cfg), _as_dict(previous)
     switches = []
     for loader in loaders:

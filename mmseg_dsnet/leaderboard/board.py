@@ -921,12 +921,14 @@ def check_final_test_result(rec, cfg, work_dir):
 
 
 def _split_ids(path):
-    """The ids a split file lists, or None when it is not readable here."""
+    """The ids a split file lists, read as the ISIC datasets read them
+    (:func:`~mmseg_dsnet.datasets.split_files.split_ids`: ``./ISIC_1`` is
+    ``ISIC_1``), or None when it is not found here."""
+    from mmseg_dsnet.datasets.split_files import split_ids
     found = resolve_config_path(path) if path else None
     if found is None or not osp.isfile(found):
         return None
-    with open(found) as f:
-        return {line.strip() for line in f if line.strip()}
+    return set(split_ids(found))
 
 
 # Ids named in the message; the rest are counted.
@@ -941,8 +943,9 @@ def check_not_evaluated_on_trained_images(rec, work_dir):
     and tested on ``lightweight_test.txt`` (whose images come from the
     official train and validation sets), or tested on the
     ``lightweight_test.txt`` of a conversion with another seed, passed
-    with figures on images it learned from. Split files that cannot be
-    read here are not compared.
+    with figures on images it learned from. Ids are read as the datasets
+    read them (``./ISIC_1`` is ``ISIC_1``); split files not found here are
+    not compared, one that is not plain UTF-8 text is refused.
 
     Args:
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.

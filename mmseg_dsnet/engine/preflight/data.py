@@ -189,7 +189,7 @@ def _check_label_mapping(dataset_cfg, loader):
     from mmseg.registry import DATASETS
 
     from ...datasets.isic import ISICDataset
-    from ...datasets.synthetic_fallback import dataset_leaves
+    from ...datasets.split_files import dataset_leaves
     for path, leaf in dataset_leaves(dataset_cfg, f'{loader}.dataset'):
         leaf_type = leaf.get('type')
         leaf_class = DATASETS.get(leaf_type) if isinstance(
