@@ -811,6 +811,58 @@ def test_a_folder_is_locked_where_flock_is_missing(checkpoint, tmp_path,
     assert not new.exists()
 
 
+def test_the_lock_file_is_taken_only_from_this_machines_ended_runs(
+        tmp_path, monkeypatch):
+    """The lock file where flock is missing: one of another machine is
+    never taken (its process cannot be asked), even naming a pid that has
+    ended here; one naming no process is refused as such; one of this
+    machine whose process ended, or naming this very process (a pid used
+    again after a restart), is taken and names this run while it holds
+    the folder; another's is left by ``drop_own_lock_file``. Where flock
+    works no lock file is made (a killed run would leave it behind)."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from mmseg_dsnet.apis.output_record import (LOCK_NAME,
+                                                OutputFolderBusyError,
+                                                drop_own_lock_file,
+                                                output_folder_lock)
+    ended = subprocess.Popen([sys.executable, '-c', ''])
+    ended.wait()
+    host = socket.gethostname()
+    out = tmp_path / 'out'
+    out.mkdir()
+    lock = out / LOCK_NAME
+    with output_folder_lock(str(out)):
+        assert not lock.exists()
+    monkeypatch.setitem(sys.modules, 'fcntl', None)
+    for holder in (dict(pid=ended.pid, host=host),
+                   dict(pid=os.getpid(), host=host)):
+        lock.write_text(json.dumps(holder))
+        with output_folder_lock(str(out)):
+            assert json.loads(lock.read_text()) == dict(pid=os.getpid(),
+                                                        host=host)
+        assert not lock.exists()
+    other = json.dumps(dict(pid=ended.pid, host=f'not-{host}'))
+    lock.write_text(other)
+    with pytest.raises(OutputFolderBusyError,
+                       match=f'process {ended.pid} on not-{host} holds'):
+        with output_folder_lock(str(out)):
+            pass
+    drop_own_lock_file(str(out))
+    assert lock.read_text() == other
+    for text in (json.dumps(dict(pid=0, host=host)), 'half'):
+        lock.write_text(text)
+        with pytest.raises(OutputFolderBusyError,
+                           match='names no process: if no run is writing '
+                           'there, remove it'):
+            with output_folder_lock(str(out)):
+                pass
+        assert lock.read_text() == text
+
+
 def test_the_runs_own_folders_are_not_named_unsearched_photos(
         checkpoint, tmp_path, capsys):
     """``infer.py photos --out-dir photos``: its masks and overlays
