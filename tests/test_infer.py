@@ -550,6 +550,20 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
             'another --out-dir'], err
         assert tree_hashes(study) == before
         assert sorted(p.name for p in study.iterdir()) == ['masks']
+    # Beside this tool's own (recorded) outputs, only the mask of one's own
+    # is named and counted.
+    mixed = tmp_path / 'mixed'
+    assert run_tool([CONFIG, checkpoint, str(photos / 'p0.jpg'), '--out-dir',
+                     str(mixed), '--no-progress']) == 0
+    (mixed / 'model.json').unlink()
+    Image.fromarray(truth).save(mixed / 'masks' / 'p1.png')
+    before = tree_hashes(mixed)
+    capsys.readouterr()
+    assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
+                     str(mixed), '--no-progress', '--overwrite']) == 2
+    assert ('holds 1 file(s) no infer.py run recorded writing there (e.g. '
+            f'{mixed}/masks/p1.png)') in capsys.readouterr().err
+    assert tree_hashes(mixed) == before
 
 
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
