@@ -132,6 +132,34 @@ def test_a_file_another_process_wrote_meanwhile_is_kept(tmp_path):
     assert os.listdir(tmp_path) == ['out.pth']
 
 
+def test_a_process_of_another_user_is_alive(tmp_path):
+    """``pid_alive`` of a process this user may not signal (os.kill's
+    PermissionError) is True: a running run of another user is not taken
+    for a killed one (its lock file taken, its partial outputs removed).
+    Asked as ``nobody`` when the tests run as root."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from mmseg_dsnet.utils.fileio import pid_alive
+    ended = subprocess.Popen([sys.executable, '-c', ''])
+    ended.wait()
+    assert pid_alive(os.getpid()) and not pid_alive(ended.pid)
+    root = os.geteuid() == 0
+    asked = subprocess.run(
+        [sys.executable, '-c',
+         'import os, sys\n'
+         'from mmseg_dsnet.utils.fileio import pid_alive\n'
+         'if os.geteuid() == 0:\n'
+         '    os.setuid(65534)\n'
+         'print(pid_alive(int(sys.argv[1])), pid_alive(int(sys.argv[2])))\n',
+         str(os.getpid() if root else 1), str(ended.pid)],
+        capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert asked.stdout == 'True False\n', asked.stderr
+
+
 def test_an_output_of_another_suffix_is_refused_in_any_case():
     """``refuse_other_suffix``: a name of the suffix in any case (``.ONNX``,
     a camera's ``.PNG`` habit) and an option not given pass; another
