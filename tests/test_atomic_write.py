@@ -132,6 +132,36 @@ def test_a_file_another_process_wrote_meanwhile_is_kept(tmp_path):
     assert os.listdir(tmp_path) == ['out.pth']
 
 
+def test_a_process_of_another_user_is_alive():
+    """``pid_alive`` of a process this user may not signal (os.kill's
+    PermissionError) is True: a running run of another user is not taken
+    for a killed one (its lock file taken, its partial outputs removed).
+    Asked as ``nobody`` from a forked child when the tests run as root
+    (forked, so nothing is read from the repository as ``nobody``)."""
+    import subprocess
+    import sys
+
+    from mmseg_dsnet.utils.fileio import pid_alive
+    ended = subprocess.Popen([sys.executable, '-c', ''])
+    ended.wait()
+    assert pid_alive(os.getpid()) and not pid_alive(ended.pid)
+    other = os.getpid() if os.geteuid() == 0 else 1
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            if os.geteuid() == 0:
+                os.setuid(65534)
+            os.write(write, f'{pid_alive(other)} {pid_alive(ended.pid)}'
+                     .encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as answer:
+        assert answer.read() == 'True False'
+
+
 def test_an_output_of_another_suffix_is_refused_in_any_case():
     """``refuse_other_suffix``: a name of the suffix in any case (``.ONNX``,
     a camera's ``.PNG`` habit) and an option not given pass; another

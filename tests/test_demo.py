@@ -574,6 +574,14 @@ def test_demos_started_in_the_same_second_get_folders_of_their_own(
                                str(parent / '20261204_191502_1'))
     assert sorted(os.listdir(parent)) == ['20261204_191502',
                                           '20261204_191502_1']
+    # A file where the runs' folder goes is named, nothing made.
+    from mmseg_dsnet.engine.preflight.work_dir import WorkDirError
+    (tmp_path / 'file').write_text('x\n')
+    for where in ('file', 'file/runs'):
+        with pytest.raises(WorkDirError, match=f'work dir {tmp_path}/{where}: '
+                           f'{tmp_path}/file is a file, not a folder'):
+            demo.new_run_dir(str(tmp_path / where))
+    assert (tmp_path / 'file').read_text() == 'x\n'
 
 
 def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):

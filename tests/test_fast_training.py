@@ -1972,6 +1972,8 @@ def test_fast_train_refuses_a_file_setting_it_would_not_follow(
     "param_name='lr', T_max=2, by_epoch=True)]",
     "custom_hooks = [dict(type='ReseedPerEpochHook', priority='NORMAL')]",
     'randomness = dict(seed=0, deterministic=False)',
+    # mmengine's own Runner, named: the one the fast trainer stands for.
+    "runner_type = 'Runner'",
 ])
 def test_fast_train_follows_these_file_settings(tiny_cfg, tmp_path, text):
     from mmseg_dsnet.engine.fast_training import check_settings_followed

@@ -550,6 +550,20 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
             'another --out-dir'], err
         assert tree_hashes(study) == before
         assert sorted(p.name for p in study.iterdir()) == ['masks']
+    # Beside this tool's own (recorded) outputs, only the mask of one's own
+    # is named and counted.
+    mixed = tmp_path / 'mixed'
+    assert run_tool([CONFIG, checkpoint, str(photos / 'p0.jpg'), '--out-dir',
+                     str(mixed), '--no-progress']) == 0
+    (mixed / 'model.json').unlink()
+    Image.fromarray(truth).save(mixed / 'masks' / 'p1.png')
+    before = tree_hashes(mixed)
+    capsys.readouterr()
+    assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
+                     str(mixed), '--no-progress', '--overwrite']) == 2
+    assert ('holds 1 file(s) no infer.py run recorded writing there (e.g. '
+            f'{mixed}/masks/p1.png)') in capsys.readouterr().err
+    assert tree_hashes(mixed) == before
 
 
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
@@ -868,6 +882,58 @@ def test_a_stale_lock_file_is_taken_over_by_one_run(tmp_path, monkeypatch):
         for run in first:
             run.communicate('')
     assert os.listdir(out) == []
+
+
+def test_the_lock_file_is_taken_only_from_this_machines_ended_runs(
+        tmp_path, monkeypatch):
+    """The lock file where flock is missing: one of another machine is
+    never taken (its process cannot be asked), even naming a pid that has
+    ended here; one naming no process is refused as such; one of this
+    machine whose process ended, or naming this very process (a pid used
+    again after a restart), is taken and names this run while it holds
+    the folder; another's is left by ``drop_own_lock_file``. Where flock
+    works no lock file is made (a killed run would leave it behind)."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from mmseg_dsnet.apis.output_record import (LOCK_NAME,
+                                                OutputFolderBusyError,
+                                                drop_own_lock_file,
+                                                output_folder_lock)
+    ended = subprocess.Popen([sys.executable, '-c', ''])
+    ended.wait()
+    host = socket.gethostname()
+    out = tmp_path / 'out'
+    out.mkdir()
+    lock = out / LOCK_NAME
+    with output_folder_lock(str(out)):
+        assert not lock.exists()
+    monkeypatch.setitem(sys.modules, 'fcntl', None)
+    for holder in (dict(pid=ended.pid, host=host),
+                   dict(pid=os.getpid(), host=host)):
+        lock.write_text(json.dumps(holder))
+        with output_folder_lock(str(out)):
+            assert json.loads(lock.read_text()) == dict(pid=os.getpid(),
+                                                        host=host)
+        assert not lock.exists()
+    other = json.dumps(dict(pid=ended.pid, host=f'not-{host}'))
+    lock.write_text(other)
+    with pytest.raises(OutputFolderBusyError,
+                       match=f'process {ended.pid} on not-{host} holds'):
+        with output_folder_lock(str(out)):
+            pass
+    drop_own_lock_file(str(out))
+    assert lock.read_text() == other
+    for text in (json.dumps(dict(pid=0, host=host)), 'half'):
+        lock.write_text(text)
+        with pytest.raises(OutputFolderBusyError,
+                           match='names no process: if no run is writing '
+                           'there, remove it'):
+            with output_folder_lock(str(out)):
+                pass
+        assert lock.read_text() == text
 
 
 def test_the_runs_own_folders_are_not_named_unsearched_photos(

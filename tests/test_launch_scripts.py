@@ -830,6 +830,11 @@ def test_the_root_failure_is_the_first_process_not_stopped_by_torchrun():
         0: Failure(exitcode=1, timestamp=104),
         1: Failure(exitcode=2, timestamp=104),
     }) == (1, 2)
+    # A user error of a later second did not cause an earlier crash.
+    assert root_failure({
+        0: Failure(exitcode=1, timestamp=103),
+        1: Failure(exitcode=2, timestamp=104),
+    }) == (0, 1)
     # Only stopped processes: the earliest of those.
     assert root_failure({
         0: Failure(exitcode=143, timestamp=107),

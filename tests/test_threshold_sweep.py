@@ -711,6 +711,33 @@ def test_leaf_datasets_of_concatenated_and_repeated_sets():
         a, dict(type='RepeatDataset', times=2, dataset=b)])) == [a, b]
 
 
+def test_ids_also_in_compares_splits_of_one_kind_of_set(tmp_path):
+    """The synthetic set's ids coincide with the real set's: a synthetic
+    training split shares none with a real scored one (and the reverse),
+    also for a split file lying at its set's root, not in ``splits/``; a
+    dataset that names only its data root (every image) is a leaf."""
+    from mmseg_dsnet.datasets.split_files import (data_root_of, ids_also_in,
+                                                  leaf_datasets)
+    real = _splits(tmp_path / 'real', train=[1, 2])
+    synthetic = _splits(tmp_path / 'synthetic', synthetic=True, train=[2, 3])
+    (synthetic / 'flat.txt').write_text('ISIC_0000002\n')
+    scored = ['ISIC_0000002', 'ISIC_0000003']
+    real_train = str(real / 'splits' / 'train.txt')
+    synthetic_train = str(synthetic / 'splits' / 'train.txt')
+    assert ids_also_in(real_train, scored, False) == ['ISIC_0000002']
+    assert ids_also_in(real_train, scored, True) == []
+    assert ids_also_in(synthetic_train, scored, False) == []
+    assert ids_also_in(synthetic_train, scored, True) == scored
+    assert ids_also_in(None, scored, False) == []
+    assert data_root_of(synthetic_train) == str(synthetic)
+    assert data_root_of(str(synthetic / 'flat.txt')) == str(synthetic)
+    assert ids_also_in(str(synthetic / 'flat.txt'), scored, True) == [
+        'ISIC_0000002']
+    every_image = dict(type='ISICDataset', data_root=str(real))
+    assert leaf_datasets(dict(type='RepeatDataset', times=2,
+                              dataset=every_image)) == [every_image]
+
+
 def _splits(root, synthetic=False, **files):
     (root / 'splits').mkdir(parents=True)
     if synthetic:

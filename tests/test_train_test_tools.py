@@ -2023,6 +2023,60 @@ def test_runs_of_a_config_with_its_own_runner_type_keep_their_own_logs(
     assert not (tmp_path / 'flexible').exists()
 
 
+def test_build_runner_gives_each_kind_of_runner_type_its_own_log_folder(
+        tiny_config, tmp_path, monkeypatch):
+    """``build_runner`` for each runner a config may name: mmengine's
+    ``Runner`` is ``SeparateLogDirRunner``; a subclass of
+    ``SeparateLogDirRunner`` is built as it is; a runner registered in the
+    config's scope (mmseg's registry) is found and built as a subclass of
+    ``SeparateLogDirRunner`` then of its own (made once, so its runs are of
+    one class); a name no registry holds is refused as such, before any
+    folder is made."""
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS, DefaultScope
+    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS as MMSEG_RUNNERS
+
+    from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner, build_runner
+    from mmseg_dsnet.utils.errors import UserError
+
+    class AuditOwnLogRunner(SeparateLogDirRunner):
+        pass
+
+    class AuditScopedRunner(Runner):
+        pass
+
+    def build(runner_type, name):
+        cfg = Config.fromfile(str(tiny_config))
+        cfg.work_dir = str(tmp_path / name)
+        cfg.runner_type = runner_type
+        return build_runner(cfg)
+
+    assert type(build('Runner', 'by_name')) is SeparateLogDirRunner
+    RUNNERS.register_module(module=AuditOwnLogRunner, force=True)
+    MMSEG_RUNNERS.register_module(module=AuditScopedRunner, force=True)
+    try:
+        # No scope current yet, as in a new tools/train.py process: the
+        # config's default_scope finds mmseg's registry.
+        monkeypatch.setattr(DefaultScope, '_instance_dict', {})
+        runs = [build('AuditScopedRunner', 'scoped1')]
+        assert type(build('AuditOwnLogRunner', 'own')) is AuditOwnLogRunner
+        runs.append(build('AuditScopedRunner', 'scoped2'))
+    finally:
+        RUNNERS._module_dict.pop('AuditOwnLogRunner', None)
+        MMSEG_RUNNERS._module_dict.pop('AuditScopedRunner', None)
+    assert type(runs[0]) is type(runs[1])
+    assert type(runs[0]).__mro__[1:3] == (SeparateLogDirRunner,
+                                          AuditScopedRunner)
+    assert [os.path.dirname(r.log_dir) for r in runs] == [
+        str(tmp_path / 'scoped1'), str(tmp_path / 'scoped2')]
+    with pytest.raises(UserError, match=f'^config {tiny_config}: '
+                       "runner_type 'AuditNoSuchRunner' is not a registered "
+                       'runner'):
+        build('AuditNoSuchRunner', 'missing')
+    assert not (tmp_path / 'missing').exists()
+
+
 def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
         tmp_path, capsys):
     """A config whose test Resize keeps the aspect ratio, or whose model
