@@ -237,8 +237,8 @@ def test(args, cfg, out):
             if folder:
                 outputs.enter_context(new_files_removed_on_failure(folder))
         # The config's runner (runner_type) with a log folder of its own: a
-        # run started in the same second into this work dir shared it (one
-        # log over the other, one metrics .json).
+        # run started in the same second into this work dir would share it
+        # (one log over the other, one metrics .json).
         runner = build_runner(cfg)
         dataset = runner.test_dataloader.dataset
         img_paths = [dataset.get_data_info(i)['img_path']

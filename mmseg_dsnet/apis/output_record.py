@@ -216,8 +216,8 @@ TAKEOVER_SUFFIX = '.takeover'
 def _remove_stale_lock_file(path: str, holder: Dict) -> bool:
     """Remove the lock file ``path`` if it still names ``holder``, a run
     that has ended. Runs that found it stale at once remove it one at a
-    time, each holding ``path + TAKEOVER_SUFFIX``: a later one removed
-    the lock file the first had made meanwhile, and both ran.
+    time, each holding ``path + TAKEOVER_SUFFIX``, so that a later one
+    cannot remove the lock file the first made meanwhile (both would run).
 
     Args:
         path (str): The lock file.
@@ -407,8 +407,8 @@ def claim_output_folder(out_dir: str,
                         'them and, with --overwrite, delete them: give '
                         'another --out-dir')
                 # 0/255 masks named like the photos look like outputs, but
-                # no run recorded writing them (sources.json): a user's own
-                # masks there were removed by --overwrite, exit 0.
+                # no run recorded writing them (sources.json): they may be
+                # a user's own masks, which --overwrite must not remove.
                 recorded = read_sources(out_dir)
                 unrecorded = [
                     path for path in found

@@ -168,11 +168,11 @@ def build_runner(cfg):
     of its own, as :class:`SeparateLogDirRunner`'s.
 
     A runner class of the config's own (a ``Runner`` subclass, e.g. from a
-    ``custom_imports`` module) was built as it was, and two of its runs
-    started in one second into one work dir shared their log folder (one
-    log holding both, one metrics ``.json`` replacing the other), exit 0.
-    It now runs as a subclass of both classes
-    (:class:`SeparateLogDirRunner`'s methods, then its own).
+    ``custom_imports`` module) runs as a subclass of both classes
+    (:class:`SeparateLogDirRunner`'s methods, then its own): built as it
+    is, two of its runs started in one second into one work dir would
+    share their log folder (one log holding both, one metrics ``.json``
+    replacing the other).
 
     Args:
         cfg (Config): The run's config.
@@ -223,9 +223,9 @@ def _separate_log_dir_class(runner_cls):
     class (``isinstance`` holds across runs).
 
     The subclass is ``SeparateLogDir<name>`` of this module, where pickle
-    finds it (:func:`__getattr__`): named as ``runner_cls`` in its module
-    it read as that class though it is another, and pickle refused it
-    (not the same object as the class of that name)."""
+    finds it (:func:`__getattr__`): under ``runner_cls``'s own name and
+    module it would read as that class though it is another, and pickle
+    would refuse it (not the object that name holds)."""
     if issubclass(runner_cls, SeparateLogDirRunner):
         return runner_cls
     if runner_cls is Runner:
