@@ -2021,6 +2021,18 @@ def test_runs_of_a_config_with_its_own_runner_type_keep_their_own_logs(
                        "mmengine's Runner"):
         build_runner(cfg)
     assert not (tmp_path / 'flexible').exists()
+    # The tools refuse it among their checks, before the work dir is made.
+    flexible = tmp_path / 'flexible_runner.py'
+    flexible.write_text(f"_base_ = '{base}'\nrunner_type = 'FlexibleRunner'\n")
+    for tool, args in (('tools/train.py', ()),
+                       ('tools/test.py', (checkpoint, ))):
+        run = run_tool_in_process(tool, flexible, *args, '--work-dir',
+                                  tmp_path / 'flexible')
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            f"ERROR: config {flexible}: runner_type 'FlexibleRunner' is "
+            "not a subclass of mmengine's Runner"), run.output[-2000:]
+        assert not (tmp_path / 'flexible').exists()
 
 
 def test_build_runner_gives_each_kind_of_runner_type_its_own_log_folder(

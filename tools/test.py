@@ -31,7 +31,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.log_dir import build_runner
+from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
@@ -171,6 +171,8 @@ def build_cfg(args):
         check_empty_output_dir(args.out)
         cfg.test_evaluator['output_dir'] = args.out
     check_config_keys(cfg)
+    # A runner_type that cannot run, before the work dir is made.
+    runner_class(cfg)
     check_model_builds(cfg)
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))

@@ -32,7 +32,7 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
-from mmseg_dsnet.engine.log_dir import build_runner
+from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
@@ -125,6 +125,8 @@ def build_cfg(args):
     # Refuse a load_from / resume checkpoint of another model.
     add_strict_checkpoint_hook(cfg)
     check_config_keys(cfg)
+    # A runner_type that cannot run, before the work dir is made.
+    runner_class(cfg)
     check_auto_scale_lr(cfg, args.config)
     check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network

@@ -165,7 +165,23 @@ class SeparateLogDirRunner(Runner):
 def build_runner(cfg):
     """Build the config's runner (``runner_type``, mmengine's
     :class:`~mmengine.runner.Runner` when it names none) with a log folder
-    of its own, as :class:`SeparateLogDirRunner`'s.
+    of its own, as :class:`SeparateLogDirRunner`'s (:func:`runner_class`).
+
+    Args:
+        cfg (Config): The run's config.
+
+    Returns:
+        Runner: The runner.
+
+    Raises:
+        UserError: See :func:`runner_class`.
+    """
+    return runner_class(cfg).from_cfg(cfg)
+
+
+def runner_class(cfg):
+    """The class :func:`build_runner` builds for ``cfg``; the tools call it
+    among their checks, before the work dir is made.
 
     A runner class of the config's own (a ``Runner`` subclass, e.g. from a
     ``custom_imports`` module) runs as a subclass of both classes
@@ -178,7 +194,7 @@ def build_runner(cfg):
         cfg (Config): The run's config.
 
     Returns:
-        Runner: The runner.
+        type: A subclass of :class:`SeparateLogDirRunner`.
 
     Raises:
         UserError: ``runner_type`` names no registered class, or one that
@@ -190,27 +206,26 @@ def build_runner(cfg):
     from mmseg_dsnet.utils.errors import UserError
     runner_type = cfg.get('runner_type')
     if runner_type is None:
-        return SeparateLogDirRunner.from_cfg(cfg)
+        return SeparateLogDirRunner
     # Looked up as mmengine's build_runner_from_cfg does, in the config's
     # scope too (a runner registered in mmseg's registry).
     scope = cfg.get('_scope_', cfg.get('default_scope'))
     with RUNNERS.switch_scope_and_registry(scope) as registry:
-        runner_cls = (registry.get(runner_type)
-                      if isinstance(runner_type, str) else runner_type)
-        if runner_cls is None:
-            raise UserError(
-                f'config {cfg.filename}: runner_type {runner_type!r} is '
-                'not a registered runner (is the module that registers it '
-                'in the config\'s custom_imports?)')
-        if not (isinstance(runner_cls, type)
-                and issubclass(runner_cls, Runner)):
-            raise UserError(
-                f'config {cfg.filename}: runner_type {runner_type!r} is '
-                "not a subclass of mmengine's Runner: its log folder could "
-                'not be kept apart from that of another run started in the '
-                'same second into the work dir; use a Runner subclass or '
-                'leave runner_type out')
-        return _separate_log_dir_class(runner_cls).from_cfg(cfg)
+        found = (registry.get(runner_type)
+                 if isinstance(runner_type, str) else runner_type)
+    if found is None:
+        raise UserError(
+            f'config {cfg.filename}: runner_type {runner_type!r} is '
+            'not a registered runner (is the module that registers it '
+            'in the config\'s custom_imports?)')
+    if not (isinstance(found, type) and issubclass(found, Runner)):
+        raise UserError(
+            f'config {cfg.filename}: runner_type {runner_type!r} is '
+            "not a subclass of mmengine's Runner: its log folder could "
+            'not be kept apart from that of another run started in the '
+            'same second into the work dir; use a Runner subclass or '
+            'leave runner_type out')
+    return _separate_log_dir_class(found)
 
 
 # The classes _separate_log_dir_class made, by the runner class they extend.
