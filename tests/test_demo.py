@@ -759,3 +759,13 @@ def test_the_demo_trains_with_the_configs_runner_type(tiny_isic, tmp_path,
         assert pickle.loads(pickle.dumps(type(runner))) is type(runner)
     finally:
         RUNNERS._module_dict.pop(name, None)
+    # A runner_type that cannot run is refused before the run's folder
+    # (work_dirs/demo/<ts>) is made.
+    from mmseg_dsnet.utils.errors import UserError
+    flexible = tmp_path / 'flexible.py'
+    flexible.write_text(f"_base_ = '{base}'\nrunner_type = 'FlexibleRunner'\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="runner_type 'FlexibleRunner' is "
+                       "not a subclass of mmengine's Runner"):
+        demo.main(['--config', str(flexible)])
+    assert not (tmp_path / 'work_dirs').exists()

@@ -1189,6 +1189,23 @@ def test_check_real_data_checks_every_config_before_the_first_run(
     assert run.stderr.endswith(
         '(check the spelling of this type in the config)\n')
     assert not work.exists()
+    # A runner_type that cannot run: refused before the first run too.
+    flexible = write_tiny_config(tmp_path / 'flexible.py', tiny_isic,
+                                 epochs=1)
+    flexible.write_text(flexible.read_text() +
+                        "runner_type = 'FlexibleRunner'\n")
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--models', 'egeunet', '--configs',
+        flexible, '--data-root', tiny_isic, '--epochs', '1',
+        '--train-images', '2', '--test-images', '1', '--crop-size', '32',
+        '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stdout == ''
+    assert run.stderr.splitlines()[-1].startswith(
+        f'ERROR: config file {flexible} (run flexible): '), run.stderr
+    assert "runner_type 'FlexibleRunner' is not a subclass of mmengine's " \
+        'Runner' in run.stderr.splitlines()[-1], run.stderr
+    assert not work.exists()
     # Another evaluator: every run trained, then the summary table failed
     # with a KeyError traceback, exit 1.
     other = write_tiny_config(tmp_path / 'iou.py', tiny_isic, epochs=1)

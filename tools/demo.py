@@ -20,7 +20,8 @@ from mmseg_dsnet.datasets.synthetic_fallback import (check_synthetic_target,
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
-from mmseg_dsnet.engine.log_dir import build_runner, claim_log_dir
+from mmseg_dsnet.engine.log_dir import (build_runner, claim_log_dir,
+                                        runner_class)
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_config_sets,
                                           check_input_file,
@@ -303,6 +304,8 @@ def main(argv=None):
     # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
     # pipeline: figures of random views of the images, new at each run.
     check_pipelines_build(cfg, [name for name in LOADERS if cfg.get(name)])
+    # A runner_type that cannot run, before the run's folder is made.
+    runner_class(cfg)
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
     # Only the seed: a config's own seed was replaced by 0 and its other

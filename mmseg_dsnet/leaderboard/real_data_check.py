@@ -458,6 +458,7 @@ def check_run_config(cfg, name, config):
             batch its model cannot take (:func:`check_training_batches`).
     """
     from mmseg_dsnet.engine.cli_errors import describe_user_error
+    from mmseg_dsnet.engine.log_dir import runner_class
     from mmseg_dsnet.engine.preflight import (check_config_keys,
                                               check_model_builds,
                                               check_pipelines_build,
@@ -465,6 +466,7 @@ def check_run_config(cfg, name, config):
     from mmseg_dsnet.utils.errors import UserError
     try:
         check_config_keys(cfg)
+        runner_class(cfg)
         check_model_builds(cfg)
         check_trainable_model(cfg)
         check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
