@@ -250,6 +250,53 @@ def test_test_show_without_a_visualization_hook_is_one_error_line(
         assert not work.exists() and not show.exists()
 
 
+def test_test_show_dir_that_would_paint_nothing_is_refused(
+        tiny_isic, tmp_path):
+    """``test.py --show-dir DIR`` on a split of fewer batches than mmseg's
+    visualization interval (50) painted nothing, exit 0, and a visualizer
+    without a ``LocalVisBackend`` saved nothing either. Both are refused
+    (no DIR, no metrics); a test that paints says how many and where."""
+    from conftest import make_lesion_checkpoint
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    ckpt = make_lesion_checkpoint(
+        str(config), tmp_path / 'model.pth',
+        np.zeros((256, 256, 3), np.uint8))
+    no_backend = tmp_path / 'no_backend.py'
+    no_backend.write_text(f"_base_ = '{config}'\nvisualizer = dict("
+                          "_delete_=True, type='SegLocalVisualizer')\n")
+    show, work = tmp_path / 'show', tmp_path / 'work'
+    images = len((tiny_isic / 'splits' / 'lightweight_test.txt')
+                 .read_text().split())
+    for cfg, options, message in (
+            (config, [], f'--show-dir {show} would paint no image: mmseg '
+             'paints the images of one test batch in default_hooks.'
+             f'visualization.interval (50) and the test split gives {images}'
+             f' batch(es) of {images} image(s); add --cfg-options default_'
+             'hooks.visualization.interval=1 to paint every image. Nothing '
+             'was tested.'),
+            (no_backend, ['--cfg-options',
+                          'default_hooks.visualization.interval=1'],
+             "--show-dir needs a LocalVisBackend among the visualizer's "
+             f'vis_backends in {no_backend} (it saves no painting without '
+             "one); add visualizer = dict(vis_backends=[dict(type='Local"
+             "VisBackend')]) to it")):
+        proc = run_tool_in_process('tools/test.py', cfg, ckpt, '--work-dir',
+                                   work, '--show-dir', show, *options)
+        assert proc.returncode == 2, proc.output[-2000:]
+        assert proc.stderr.strip().splitlines()[-1] == f'ERROR: {message}'
+        assert not show.exists()
+        assert not (work / 'test_metrics.json').exists()
+    proc = run_tool_in_process(
+        'tools/test.py', config, ckpt, '--work-dir', work, '--show-dir',
+        show, '--cfg-options', 'default_hooks.visualization.interval=2',
+        check=True)
+    paintings = show / 'vis_data' / 'vis_image'
+    assert len(list(paintings.iterdir())) == images // 2
+    assert (f'Painted {images // 2} of the {images} test images into '
+            f'{paintings} (one batch in 2; --cfg-options default_hooks.'
+            'visualization.interval=1 paints all)') in proc.stdout
+
+
 def test_test_show_dir_in_a_distributed_test_is_refused_once(
         tmp_path, capsys, monkeypatch):
     """``dist_test.sh CONFIG CKPT 2 --show-dir D`` (or ``--show``): mmseg's

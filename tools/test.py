@@ -35,6 +35,9 @@ from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
+from mmseg_dsnet.engine.visualization import (PAINTINGS, check_paints_images,
+                                              check_saves_paintings,
+                                              count_paintings, painted_images)
 from mmseg_dsnet.evaluation.lesion_metric import (check_each_image_once,
                                                   check_unique_mask_names)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -65,9 +68,10 @@ def parse_args(argv=None):
         help='new or empty folder for ground truth and prediction painted '
         'side by side, '
         'in <show-dir>/vis_data/vis_image/, for every '
-        'default_hooks.visualization.interval-th image (mmseg\'s default: '
+        'default_hooks.visualization.interval-th batch (mmseg\'s default: '
         '50; --cfg-options default_hooks.visualization.interval=1 paints '
-        'all)')
+        'all); a test that would paint none is refused, and the test says '
+        'how many it painted')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -138,6 +142,7 @@ def trigger_visualization_hook(cfg, args):
         # Paintings of an earlier test would stay beside this one's, and an
         # image painted by both would be replaced without a word.
         check_empty_output_dir(args.show_dir, '--show-dir')
+        check_saves_paintings(cfg.visualizer, args.config)
         cfg.visualizer['save_dir'] = args.show_dir
     return cfg
 
@@ -251,7 +256,11 @@ def test(args, cfg, out):
             # Before the first mask: the metric refuses a second mask of one
             # name only when it comes, after the masks scored before it.
             check_unique_mask_names(img_paths)
+        painted = check_paintings(args, runner) \
+            if args.show or args.show_dir else None
         metrics = runner.test()
+        if painted is not None:
+            report_paintings(args, painted, len(dataset))
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
         write_json(
@@ -264,6 +273,48 @@ def test(args, cfg, out):
         print(f'Metrics written to {out}{note}')
     finish_distributed(runner)
     return metrics
+
+
+def check_paintings(args, runner):
+    """Refuse ``--show-dir`` / ``--show`` that would paint no image of the
+    split (mmseg paints every ``interval``-th batch), before the test.
+
+    Returns:
+        tuple | None: ``(painted, interval)``: the images the hook is to
+        paint and its interval; None for a hook other than mmseg's.
+    """
+    from mmseg.engine.hooks import SegVisualizationHook
+    hooks = [hook for hook in runner.hooks
+             if isinstance(hook, SegVisualizationHook)]
+    if not hooks:
+        return None
+    loader = runner.test_dataloader
+    images, interval = len(loader.dataset), hooks[0].interval
+    check_paints_images(images, loader.batch_size, interval,
+                        f'--show-dir {args.show_dir}' if args.show_dir
+                        else '--show')
+    return painted_images(images, loader.batch_size, interval), interval
+
+
+def report_paintings(args, painted, images):
+    """Say how many images were painted and where; refuse a ``--show-dir``
+    left empty (a visualizer without a ``LocalVisBackend`` saves none)."""
+    expected, interval = painted
+    every = ('every batch' if interval == 1 else
+             f'one batch in {interval}; --cfg-options '
+             'default_hooks.visualization.interval=1 paints all')
+    if args.show_dir:
+        found = count_paintings(args.show_dir)
+        if not found:
+            raise UserError(
+                f'--show-dir {args.show_dir}: the test painted no image '
+                f'into {osp.join(args.show_dir, PAINTINGS)} (does the '
+                "config's visualizer have vis_backends=[dict(type="
+                "'LocalVisBackend')]?); no metrics were written")
+        print(f'Painted {found} of the {images} test images into '
+              f'{osp.join(args.show_dir, PAINTINGS)} ({every})')
+    else:
+        print(f'Showed {expected} of the {images} test images ({every})')
 
 
 if __name__ == '__main__':

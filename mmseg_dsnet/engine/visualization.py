@@ -1,0 +1,103 @@
+"""What ``tools/test.py --show-dir`` / ``--show`` paints.
+
+mmseg's ``SegVisualizationHook`` paints the images of every
+``interval``-th test batch (50 by default): on a split of fewer batches it
+painted none, and the test ended with an empty ``--show-dir``, exit 0.
+"""
+import os
+import os.path as osp
+
+from mmseg_dsnet.utils.errors import UserError
+
+#: Where mmseg's ``LocalVisBackend`` writes the paintings in ``save_dir``.
+PAINTINGS = osp.join('vis_data', 'vis_image')
+
+
+def painted_images(images, batch_size, interval):
+    """The images mmseg's visualization hook paints in a one-process test:
+    those of batch ``i`` (from 0) where ``(i + 1) % interval == 0``
+    (mmengine's ``every_n_inner_iters``; none for an ``interval`` below 1).
+
+    Args:
+        images (int): The images of the test split.
+        batch_size (int): The test loader's batch size.
+        interval (int): ``default_hooks.visualization.interval``.
+
+    Returns:
+        int: How many are painted.
+    """
+    if interval < 1 or batch_size < 1:
+        return 0
+    batches = -(-images // batch_size)
+    return sum(min(batch_size, images - i * batch_size)
+               for i in range(interval - 1, batches, interval))
+
+
+def check_paints_images(images, batch_size, interval, option):
+    """Refuse ``--show-dir`` / ``--show`` when the hook would paint no image
+    of the split (fewer batches than ``interval``).
+
+    Args:
+        images (int): The images of the test split.
+        batch_size (int): The test loader's batch size.
+        interval: ``default_hooks.visualization.interval``.
+        option (str): The tool's option, for the message.
+
+    Raises:
+        UserError: Naming the interval, the batches and the option to set.
+    """
+    if isinstance(interval, int) and not isinstance(interval, bool) and \
+            painted_images(images, batch_size, interval):
+        return
+    batches = -(-images // batch_size) if batch_size else 0
+    raise UserError(
+        f'{option} would paint no image: mmseg paints the images of one '
+        'test batch in default_hooks.visualization.interval '
+        f'({interval!r}) and the test split gives {batches} batch(es) of {images} '
+        'image(s); add --cfg-options default_hooks.visualization.interval=1'
+        ' to paint every image. Nothing was tested.')
+
+
+def check_saves_paintings(visualizer, config):
+    """Refuse ``--show-dir`` with a visualizer that saves no image file:
+    without a ``LocalVisBackend`` in its ``vis_backends`` the test painted
+    nothing into the folder, exit 0.
+
+    Args:
+        visualizer (dict): The config's ``visualizer``.
+        config (str): The config file, for the message.
+
+    Raises:
+        UserError: Naming the config and the backend to add.
+    """
+    from mmengine.registry import VISBACKENDS
+    from mmengine.visualization import LocalVisBackend
+    for backend in visualizer.get('vis_backends') or []:
+        kind = backend.get('type') if isinstance(backend, dict) else None
+        if isinstance(kind, str):
+            # mmseg's registry finds mmengine's backends too.
+            with VISBACKENDS.switch_scope_and_registry('mmseg') as registry:
+                kind = registry.get(kind)
+        # An unknown backend is the runner's to refuse.
+        if not isinstance(kind, type) or issubclass(kind, LocalVisBackend):
+            return
+    raise UserError(
+        f'--show-dir needs a LocalVisBackend among the visualizer\'s '
+        f'vis_backends in {config} (it saves no painting without one); add '
+        "visualizer = dict(vis_backends=[dict(type='LocalVisBackend')]) to"
+        ' it')
+
+
+def count_paintings(show_dir):
+    """The paintings in ``show_dir`` (:data:`PAINTINGS`).
+
+    Args:
+        show_dir (str): The visualizer's ``save_dir``.
+
+    Returns:
+        int: How many files it holds.
+    """
+    folder = osp.join(show_dir, PAINTINGS)
+    if not osp.isdir(folder):
+        return 0
+    return sum(1 for entry in os.scandir(folder) if entry.is_file())
