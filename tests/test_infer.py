@@ -936,6 +936,59 @@ def test_the_lock_file_is_taken_only_from_this_machines_ended_runs(
         assert lock.read_text() == text
 
 
+@pytest.mark.parametrize('flock', [True, False])
+def test_another_thread_is_refused_the_folder_this_thread_holds(
+        tmp_path, monkeypatch, flock):
+    """Two threads of one process calling ``run_inference`` into one
+    folder both went ahead: the lock counted a second entry of the process
+    as the caller's own (``infer.py`` holds the folder and calls
+    ``run_inference``, which takes it again). Another thread is now refused
+    as another process is, with ``flock`` and with the lock file; the
+    holding thread still enters again, and the folder is free once it
+    lets go."""
+    import sys
+    import threading
+
+    from mmseg_dsnet.apis.output_record import (OutputFolderBusyError,
+                                                output_folder_lock)
+    if not flock:
+        monkeypatch.setitem(sys.modules, 'fcntl', None)
+    out = tmp_path / 'out'
+    out.mkdir()
+    held, release, outcome = threading.Event(), threading.Event(), []
+
+    def holder():
+        with output_folder_lock(str(out)):
+            with output_folder_lock(str(out)):  # the caller's own entry
+                held.set()
+                release.wait(60)
+
+    def second_writer():
+        try:
+            with output_folder_lock(str(out)):
+                outcome.append('entered')
+        except OutputFolderBusyError as err:
+            outcome.append(str(err))
+
+    first = threading.Thread(target=holder)
+    first.start()
+    try:
+        assert held.wait(60)
+        second = threading.Thread(target=second_writer)
+        second.start()
+        second.join(60)
+    finally:
+        release.set()
+        first.join(60)
+    assert outcome == [
+        f'{out} is being written by another run now (infer.py or '
+        'run_inference): two runs at once would give two photos of one '
+        'name one mask; wait for it to end, or give another --out-dir']
+    with output_folder_lock(str(out)):
+        pass
+    assert os.listdir(out) == []
+
+
 def test_the_runs_own_folders_are_not_named_unsearched_photos(
         checkpoint, tmp_path, capsys):
     """``infer.py photos --out-dir photos``: its masks and overlays

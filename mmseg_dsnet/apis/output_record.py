@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import os.path as osp
+import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..models.utils.lesion_logit import threshold_text
@@ -44,9 +45,12 @@ DIGESTS_NAME = 'sources.sha256.json'
 # rewriting sources.json for every batch would cost O(images) each time.
 JOURNAL_NAME = '.sources.journal'
 OUTPUT_SUBDIRS = ('masks', 'overlays')
-# Output folders this process holds locked (real path -> depth), so that
-# run_inference inside infer.py's hold does not lock out its own caller.
-_HELD_FOLDERS: Dict[str, int] = {}
+# Output folders this process holds locked (real path -> [holding thread,
+# depth]): run_inference inside infer.py's hold (in the same thread) does
+# not lock out its own caller, while another thread is refused as another
+# process is (flock and the lock file are per process).
+_HELD_FOLDERS: Dict[str, list] = {}
+_HELD_GUARD = threading.Lock()
 
 
 class OutputFolderBusyError(UserError):
@@ -72,19 +76,49 @@ def output_folder_lock(out_dir: str):
         out_dir (str): The output folder (it exists).
 
     Raises:
-        OutputFolderBusyError: Another process holds it.
+        OutputFolderBusyError: Another process, or another thread of this
+            one, holds it.
     """
     key = osp.realpath(out_dir)
-    # A folder not made yet holds nothing to guard (the run fails there).
-    if key in _HELD_FOLDERS or not osp.isdir(key):
-        _HELD_FOLDERS[key] = _HELD_FOLDERS.get(key, 0) + 1
-        try:
-            yield
-        finally:
-            _HELD_FOLDERS[key] -= 1
-            if not _HELD_FOLDERS[key]:
+    me = threading.get_ident()
+    # Checked and taken under one guard: two threads that found the folder
+    # free would both go ahead where only the lock file guards it (it
+    # names the process, not the thread).
+    with _HELD_GUARD:
+        held = _HELD_FOLDERS.get(key)
+        if held is not None and held[0] != me:
+            raise OutputFolderBusyError(_busy_message(out_dir))
+        # A folder not made yet holds nothing to guard (the run fails
+        # there).
+        again = held is not None or not osp.isdir(key)
+        handle, lock_file = (None, None) if again else \
+            _lock_folder(out_dir, key)
+        _HELD_FOLDERS[key] = [me, (held[1] if held else 0) + 1]
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD_FOLDERS[key][1] -= 1
+            if not _HELD_FOLDERS[key][1]:
                 del _HELD_FOLDERS[key]
-        return
+            if not again:
+                if lock_file is not None:
+                    drop_own_lock_file(key)
+                if handle is not None:
+                    os.close(handle)  # releases the lock
+
+
+def _lock_folder(out_dir: str, key: str) -> Tuple[Optional[int],
+                                                   Optional[str]]:
+    """Take the lock of :func:`output_folder_lock` for this process.
+
+    Returns:
+        tuple: The folder's descriptor holding its ``flock`` (None where
+        flock is missing) and the lock file made instead (or None).
+
+    Raises:
+        OutputFolderBusyError: Another process holds it.
+    """
     try:
         import fcntl
     except ImportError:
@@ -96,26 +130,19 @@ def output_folder_lock(out_dir: str):
         except OSError:
             pass  # a folder that cannot be opened: the lock file
     try:
-        flocked = False
         if handle is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                flocked = True
+                return handle, None
             except BlockingIOError:
                 raise OutputFolderBusyError(_busy_message(out_dir)) from None
             except OSError:
                 pass  # a file system without flock (some network mounts)
-        lock_file = None if flocked else _take_lock_file(out_dir, key)
-        _HELD_FOLDERS[key] = 1
-        try:
-            yield
-        finally:
-            del _HELD_FOLDERS[key]
-            if lock_file is not None:
-                drop_own_lock_file(key)
-    finally:
+        return handle, _take_lock_file(out_dir, key)
+    except BaseException:
         if handle is not None:
-            os.close(handle)  # releases the lock
+            os.close(handle)
+        raise
 
 
 # The lock of an output folder where flock is missing (Windows): made
