@@ -11,7 +11,6 @@ file of :func:`~mmseg_dsnet.utils.fileio.atomic_write` has a suffix of its
 own).
 """
 import math
-import os.path as osp
 from typing import Dict, Optional, Sequence
 
 from matplotlib.figure import Figure

@@ -293,6 +293,9 @@ def ablation_table(board, rows=None):
         board (dict): The leaderboard.
         rows (dict, optional): One group of :func:`ablation_groups`.
             Default: the first.
+
+    Returns:
+        str: The Markdown table.
     """
     rows = ablation_groups(board)[0] if rows is None else rows
     ref = rows.get(ABLATION_REFERENCE)
@@ -311,7 +314,7 @@ def ablation_table(board, rows=None):
         ('Δ DSC', lambda x: '-' if x[1] is ref else _diff(x[1], ref, 'dsc')),
         ('Reading (IoU)',
          lambda x: '-' if x[1] is ref else ablation_reading(x[1], ref))]
-    return markdown_table(columns, lines), ref
+    return markdown_table(columns, lines)
 
 
 def model_card_block(board):
@@ -328,7 +331,7 @@ def model_card_block(board):
                   markdown_table(_card_columns(board, rows), rows)]
     groups = ablation_groups(board)
     for rows in groups:
-        table, ref = ablation_table(board, rows)
+        table = ablation_table(board, rows)
         schedule = next(iter(rows.values()))['schedule'] if rows else \
             ABLATION_SCHEDULE
         # Several datasets or protocols: each table says which it is of.

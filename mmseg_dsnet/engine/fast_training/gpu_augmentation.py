@@ -141,7 +141,7 @@ class BatchedSegAugmentation:
     def _rotate(self, img: Tensor, seg: Tensor,
                 draws: Tensor) -> Tuple[Tensor, Tensor]:
         rot = self.rotation
-        batch, _, height, width = img.shape
+        _, _, height, width = img.shape
         low, high = rot['degree']
         apply = draws[:, 0] < rot['prob']
         # mmcv turns positive angles clockwise; in grid_sample's y-down
