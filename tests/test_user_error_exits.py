@@ -297,6 +297,23 @@ def test_test_show_dir_that_would_paint_nothing_is_refused(
             'visualization.interval=1 paints all)') in proc.stdout
 
 
+def test_test_show_with_show_dir_is_refused(tmp_path, capsys):
+    """``test.py --show --show-dir DIR``: mmseg's hook drops the
+    visualizer's backends when it shows, so DIR stayed empty, exit 0.
+    Refused before the checkpoint is read or anything is made."""
+    tool = load_tool('test.py')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work, show = tmp_path / 'work', tmp_path / 'show'
+    code, err = run_cli(tool.main, [DSNET, ckpt, '--work-dir', work,
+                                    '--show', '--show-dir', show], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: --show and --show-dir {show} cannot be given together: '
+        "mmseg's visualization hook saves nothing while it shows; give one "
+        'of them\n'))
+    assert not work.exists() and not show.exists()
+
+
 def test_test_show_dir_in_a_distributed_test_is_refused_once(
         tmp_path, capsys, monkeypatch):
     """``dist_test.sh CONFIG CKPT 2 --show-dir D`` (or ``--show``): mmseg's

@@ -62,7 +62,9 @@ def parse_args(argv=None):
         help='new or empty folder for the scored masks (<image stem>.png: '
         '0 background, 255 lesion, at the original size)')
     parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
+        '--show', action='store_true',
+        help='show prediction results (not with --show-dir: mmseg saves '
+        'nothing while it shows)')
     parser.add_argument(
         '--show-dir',
         help='new or empty folder for ground truth and prediction painted '
@@ -121,6 +123,13 @@ def trigger_visualization_hook(cfg, args):
             f'{processes} processes of a distributed test (mmseg draws on '
             f'rank 0 only), so the others\' images would be missing; run '
             f'tools/test.py (one process) with {option}'))
+    if args.show and args.show_dir:
+        # mmseg's hook drops the visualizer's backends when it shows: the
+        # folder stayed empty, exit 0.
+        raise UserError(
+            f'--show and --show-dir {args.show_dir} cannot be given together:'
+            " mmseg's visualization hook saves nothing while it shows; give "
+            'one of them')
     # mmseg's tools/test.py refuses this too, with a traceback.
     visualization_hook = (cfg.get('default_hooks') or {}).get('visualization')
     if not isinstance(visualization_hook, dict):
