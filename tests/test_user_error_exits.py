@@ -297,6 +297,44 @@ def test_test_show_dir_that_would_paint_nothing_is_refused(
             'visualization.interval=1 paints all)') in proc.stdout
 
 
+def test_test_show_dir_refuses_two_images_of_one_file_name(
+        tiny_isic, tmp_path):
+    """``test.py --show-dir DIR`` on a split holding two images of one file
+    name from two folders (a ``ConcatDataset`` of two sets): mmengine names
+    a painting after the file name alone, so the second painting replaced
+    the first, exit 0. Refused before the test (no DIR, no metrics)."""
+    import shutil
+
+    from conftest import make_lesion_checkpoint
+    from mmengine.config import Config
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    ckpt = make_lesion_checkpoint(
+        str(config), tmp_path / 'model.pth',
+        np.zeros((256, 256, 3), np.uint8))
+    other = shutil.copytree(tiny_isic, tmp_path / 'copy')
+    cfg = Config.fromfile(str(config))
+    first = cfg.test_dataloader.dataset
+    cfg.test_dataloader.dataset = dict(
+        type='ConcatDataset',
+        datasets=[first, dict(first, data_root=str(other))])
+    both = tmp_path / 'both.py'
+    cfg.dump(str(both))
+    name = (tiny_isic / 'splits' / 'lightweight_test.txt').read_text(
+        ).split()[0]
+    show, work = tmp_path / 'show', tmp_path / 'work'
+    proc = run_tool_in_process(
+        'tools/test.py', both, ckpt, '--work-dir', work, '--show-dir', show,
+        '--cfg-options', 'default_hooks.visualization.interval=1')
+    assert proc.returncode == 2, proc.output[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'ERROR: --show-dir {show}: {tiny_isic}/images/{name}.jpg and '
+        f'{other}/images/{name}.jpg share the file name {name}.jpg, so one '
+        'painting would replace the other; give each test image its own '
+        'file name. Nothing was tested.')
+    assert not show.exists()
+    assert not (work / 'test_metrics.json').exists()
+
+
 def test_test_show_with_show_dir_is_refused(tmp_path, capsys):
     """``test.py --show --show-dir DIR``: mmseg's hook drops the
     visualizer's backends when it shows, so DIR stayed empty, exit 0.

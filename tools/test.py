@@ -35,7 +35,9 @@ from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
-from mmseg_dsnet.engine.visualization import (PAINTINGS, check_paints_images,
+from mmseg_dsnet.engine.visualization import (PAINTINGS,
+                                              check_painting_names,
+                                              check_paints_images,
                                               check_saves_paintings,
                                               count_paintings, painted_images)
 from mmseg_dsnet.evaluation.lesion_metric import (check_each_image_once,
@@ -265,7 +267,7 @@ def test(args, cfg, out):
             # Before the first mask: the metric refuses a second mask of one
             # name only when it comes, after the masks scored before it.
             check_unique_mask_names(img_paths)
-        painted = check_paintings(args, runner) \
+        painted = check_paintings(args, runner, img_paths) \
             if args.show or args.show_dir else None
         metrics = runner.test()
         if painted is not None:
@@ -284,9 +286,10 @@ def test(args, cfg, out):
     return metrics
 
 
-def check_paintings(args, runner):
+def check_paintings(args, runner, img_paths):
     """Refuse ``--show-dir`` / ``--show`` that would paint no image of the
-    split (mmseg paints every ``interval``-th batch), before the test.
+    split (mmseg paints every ``interval``-th batch), or two paintings of
+    one name (``img_paths``: the split's images), before the test.
 
     Returns:
         tuple | None: ``(painted, interval)``: the images the hook is to
@@ -299,10 +302,12 @@ def check_paintings(args, runner):
         return None
     loader = runner.test_dataloader
     images, interval = len(loader.dataset), hooks[0].interval
-    check_paints_images(images, loader.batch_size, interval,
-                        f'--show-dir {args.show_dir}' if args.show_dir
-                        else '--show')
-    return painted_images(images, loader.batch_size, interval), interval
+    option = f'--show-dir {args.show_dir}' if args.show_dir else '--show'
+    check_paints_images(images, loader.batch_size, interval, option)
+    painted = painted_images(images, loader.batch_size, interval)
+    if args.show_dir:
+        check_painting_names([img_paths[index] for index in painted], option)
+    return len(painted), interval
 
 
 def report_paintings(args, painted, images):

@@ -3,6 +3,8 @@
 mmseg's ``SegVisualizationHook`` paints the images of every
 ``interval``-th test batch (50 by default): on a split of fewer batches it
 painted none, and the test ended with an empty ``--show-dir``, exit 0.
+Its paintings are named by the image's file name alone: one of two images
+of one name replaced the other's.
 """
 import os
 import os.path as osp
@@ -24,13 +26,36 @@ def painted_images(images, batch_size, interval):
         interval (int): ``default_hooks.visualization.interval``.
 
     Returns:
-        int: How many are painted.
+        list[int]: The indices of the painted images, in order.
     """
     if interval < 1 or batch_size < 1:
-        return 0
-    batches = -(-images // batch_size)
-    return sum(min(batch_size, images - i * batch_size)
-               for i in range(interval - 1, batches, interval))
+        return []
+    return [index for index in range(images)
+            if (index // batch_size + 1) % interval == 0]
+
+
+def check_painting_names(img_paths, option):
+    """Refuse images to be painted whose paintings would have one name:
+    mmengine's ``LocalVisBackend`` names a painting after the image's file
+    name alone (``test_<name>_<step>.png``), so the later replaced the
+    earlier without a word.
+
+    Args:
+        img_paths (Sequence[str]): The images to be painted.
+        option (str): The tool's option, for the message.
+
+    Raises:
+        UserError: Naming the first two images that clash.
+    """
+    first = {}
+    for path in img_paths:
+        name = osp.basename(path)
+        if name in first:
+            raise UserError(
+                f'{option}: {first[name]} and {path} share the file name '
+                f'{name}, so one painting would replace the other; give each '
+                'test image its own file name. Nothing was tested.')
+        first[name] = path
 
 
 def check_paints_images(images, batch_size, interval, option):
