@@ -78,9 +78,10 @@ def check_paints_images(images, batch_size, interval, option):
     raise UserError(
         f'{option} would paint no image: mmseg paints the images of one '
         'test batch in default_hooks.visualization.interval '
-        f'({interval!r}) and the test split gives {batches} batch(es) of {images} '
-        'image(s); add --cfg-options default_hooks.visualization.interval=1'
-        ' to paint every image. Nothing was tested.')
+        f'({interval!r}) and the test split gives {batches} batch(es) of '
+        f'{images} image(s); add --cfg-options '
+        'default_hooks.visualization.interval=1 to paint every image. '
+        'Nothing was tested.')
 
 
 def check_saves_paintings(visualizer, config):
