@@ -352,6 +352,29 @@ def test_test_show_with_show_dir_is_refused(tmp_path, capsys):
     assert not work.exists() and not show.exists()
 
 
+def test_test_show_without_a_window_is_refused(tmp_path):
+    """``test.py --show`` where matplotlib opens no window (a machine
+    without a display takes ``agg``; here ``MPLBACKEND=Agg``): every image
+    was "shown" into nothing, exit 0. Refused before the checkpoint is
+    read or anything is made."""
+    import subprocess
+    import sys
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read')
+    work = tmp_path / 'work'
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', DSNET, str(ckpt), '--work-dir',
+         str(work), '--show'], cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, MPLBACKEND='Agg', PYTHONPATH=str(REPO)),
+        timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "ERROR: --show cannot show here: matplotlib's backend is Agg, which "
+        'opens no window (no display, or MPLBACKEND); give --show-dir DIR '
+        'to save the paintings instead')
+    assert not work.exists()
+
+
 def test_test_show_dir_in_a_distributed_test_is_refused_once(
         tmp_path, capsys, monkeypatch):
     """``dist_test.sh CONFIG CKPT 2 --show-dir D`` (or ``--show``): mmseg's

@@ -35,7 +35,7 @@ from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
-from mmseg_dsnet.engine.visualization import (PAINTINGS,
+from mmseg_dsnet.engine.visualization import (PAINTINGS, check_can_show,
                                               check_painting_names,
                                               check_paints_images,
                                               check_saves_paintings,
@@ -65,8 +65,8 @@ def parse_args(argv=None):
         '0 background, 255 lesion, at the original size)')
     parser.add_argument(
         '--show', action='store_true',
-        help='show prediction results (not with --show-dir: mmseg saves '
-        'nothing while it shows)')
+        help='show prediction results in a window (needs a display; not '
+        'with --show-dir: mmseg saves nothing while it shows)')
     parser.add_argument(
         '--show-dir',
         help='new or empty folder for ground truth and prediction painted '
@@ -147,6 +147,7 @@ def trigger_visualization_hook(cfg, args):
             "'LocalVisBackend')]) to it")
     visualization_hook['draw'] = True
     if args.show:
+        check_can_show()
         visualization_hook['show'] = True
         visualization_hook['wait_time'] = args.wait_time
     if args.show_dir:

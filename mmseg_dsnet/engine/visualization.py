@@ -114,6 +114,29 @@ def check_saves_paintings(visualizer, config):
         ' it')
 
 
+# matplotlib's backends that draw into files only: mmengine's
+# Visualizer.show opens no window with them.
+FILE_ONLY_BACKENDS = ('agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template')
+
+
+def check_can_show():
+    """Refuse ``--show`` where matplotlib (which mmengine's visualizer
+    shows through) opens no window: on a machine without a display it
+    takes the ``agg`` backend, and the test "showed" every image into
+    nothing, exit 0.
+
+    Raises:
+        UserError: Naming the backend and ``--show-dir``.
+    """
+    import matplotlib
+    backend = matplotlib.get_backend()
+    if backend.lower() in FILE_ONLY_BACKENDS:
+        raise UserError(
+            f"--show cannot show here: matplotlib's backend is {backend}, "
+            'which opens no window (no display, or MPLBACKEND); give '
+            '--show-dir DIR to save the paintings instead')
+
+
 def count_paintings(show_dir):
     """The paintings in ``show_dir`` (:data:`PAINTINGS`).
 
