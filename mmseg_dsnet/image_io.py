@@ -29,6 +29,11 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp',
 # (the training and test loader) not at all.
 PLUGIN_PHOTO_EXTENSIONS = {'.heic': 'HEIC', '.heif': 'HEIF'}
 
+# The first bytes of a macOS AppleDouble file: ``._IMG_1.JPG`` holds the
+# Finder's data of ``IMG_1.JPG`` where the disk cannot (a USB stick, a
+# network share, a zip extracted elsewhere).
+APPLE_DOUBLE_MAGIC = b'\x00\x05\x16\x07'
+
 # 10000 x 10000 is the largest image read by default: decoding it needs
 # about 1 GB (Pillow's buffer, the RGB array and the full-size mask).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -206,6 +211,9 @@ class InputList:
         duplicates (list[tuple[str, str]]): ``(path, kept)`` for a path
             under another name that is the same file as ``kept`` (a
             symbolic or hard link), taken once: its outputs are ``kept``'s.
+        metadata (list[str]): Files inside given folders with an image
+            extension that are macOS AppleDouble files
+            (:func:`is_apple_double`), not processed.
     """
     files: List[str] = field(default_factory=list)
     problems: List[Tuple[str, str]] = field(default_factory=list)
@@ -213,6 +221,28 @@ class InputList:
     excluded: List[str] = field(default_factory=list)
     subfolders: List[str] = field(default_factory=list)
     duplicates: List[Tuple[str, str]] = field(default_factory=list)
+    metadata: List[str] = field(default_factory=list)
+
+
+def is_apple_double(path: str) -> bool:
+    """Whether ``path`` is a macOS AppleDouble file (``._IMG_1.JPG``, the
+    Finder's data of ``IMG_1.JPG``), which holds no image: a Mac writes one
+    beside every photo it copies to a USB stick or network share.
+
+    Args:
+        path (str): A file.
+
+    Returns:
+        bool: Its name starts with ``._`` and its content with the
+        AppleDouble header (:data:`APPLE_DOUBLE_MAGIC`).
+    """
+    if not osp.basename(path).startswith('._'):
+        return False
+    try:
+        with open(path, 'rb') as f:
+            return f.read(len(APPLE_DOUBLE_MAGIC)) == APPLE_DOUBLE_MAGIC
+    except OSError:
+        return False  # tried as an input, and reported there
 
 
 def _has_glob_magic(text: str) -> bool:
@@ -225,7 +255,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
 
     A file is taken as given, whatever its extension. A folder contributes
     its files with an image extension (:data:`IMAGE_EXTENSIONS`, any case);
-    the other files are listed in ``skipped``. A glob pattern contributes
+    the other files are listed in ``skipped``, and macOS AppleDouble files
+    (``._IMG_1.JPG``) in ``metadata``. A glob pattern contributes
     every file it matches (``**`` works). Sub-folder searches and globs
     take nothing under the ``exclude`` folders (a folder given itself is
     still read). Without ``recursive``, sub-folders of given folders are
@@ -298,6 +329,11 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 if osp.splitext(path)[1].lower() in IMAGE_EXTENSIONS
             ]
             found.skipped += [path for path in paths if path not in images]
+            # Each counted as a failed photo: a folder copied from a Mac
+            # ended "ERROR: N input(s) failed", exit 1, with all photos done.
+            metadata = [path for path in images if is_apple_double(path)]
+            found.metadata += metadata
+            images = [path for path in images if path not in metadata]
             if not images:
                 found.problems.append(
                     (item, f'{item}: folder contains no image files '
@@ -320,5 +356,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
     # A file skipped in a folder but also given by name is not skipped.
     found.skipped = [
         path for path in found.skipped if osp.realpath(path) not in seen
+    ]
+    found.metadata = [
+        path for path in found.metadata if osp.realpath(path) not in seen
     ]
     return found

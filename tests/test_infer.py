@@ -2012,3 +2012,31 @@ def test_backends_take_pathlib_paths(checkpoint):
     from mmseg_dsnet.apis import build_segmentor
     model = build_segmentor(CONFIG, Path(checkpoint))
     assert not model.training
+
+
+def test_a_macs_metadata_files_are_skipped_not_failed(checkpoint, tmp_path,
+                                                      capsys):
+    """A folder of photos a Mac copied to a USB stick holds an AppleDouble
+    ``._IMG_0001.JPG`` beside each photo (and Windows adds ``Thumbs.db``):
+    each was counted as a photo that failed (``not an image file``), so
+    the run ended ``ERROR: 1 input(s) failed``, exit 1, with every photo
+    done. Now they are skipped with a line each; a real photo whose name
+    starts with ``._`` is still segmented."""
+    photos = tmp_path / 'Patientin Müller'
+    photos.mkdir()
+    Image.fromarray(lesion_image(30, 40)).save(photos / 'IMG_0001.JPG')
+    Image.fromarray(lesion_image(30, 40, 1)).save(photos / '._scan 2.jpg')
+    apple_double = photos / '._IMG_0001.JPG'
+    apple_double.write_bytes(b'\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X')
+    (photos / 'Thumbs.db').write_bytes(b'\xd0\xcf\x11\xe0')
+    out = tmp_path / 'out'
+    assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert (f'skipped {apple_double}: macOS metadata (an AppleDouble file), '
+            'not an image') in captured.err
+    assert f'skipped {photos / "Thumbs.db"}: not an image file extension' \
+        in captured.err
+    assert 'Processed 2 of 2 images' in captured.out
+    assert sorted(os.listdir(out / 'masks')) == ['IMG_0001.png',
+                                                 '_scan 2.png']
