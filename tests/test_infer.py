@@ -2040,3 +2040,28 @@ def test_a_macs_metadata_files_are_skipped_not_failed(checkpoint, tmp_path,
     assert 'Processed 2 of 2 images' in captured.out
     assert sorted(os.listdir(out / 'masks')) == ['IMG_0001.png',
                                                  '_scan 2.png']
+
+
+def test_photo_names_the_console_cannot_show_are_escaped(checkpoint,
+                                                         tmp_path):
+    """A phone's gray photo named in Chinese, with the output redirected
+    on Windows (stdout in cp1252): its conversion note raised
+    ``UnicodeEncodeError`` after its mask was written, a traceback and
+    exit 1 for a run that had done every image. Now the name is escaped
+    and the run ends as it should, exit 0."""
+    import subprocess
+    import sys
+    photos = tmp_path / '病历'
+    photos.mkdir()
+    Image.fromarray(lesion_image(30, 40)[..., 0]).save(photos / '病变 1.png')
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'infer.py'), CONFIG,
+         str(checkpoint), str(photos), '--out-dir', str(out),
+         '--no-progress'], cwd=REPO, capture_output=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONIOENCODING='cp1252'))
+    stdout = result.stdout.decode('cp1252')
+    assert result.returncode == 0, stdout + result.stderr.decode('cp1252')
+    assert ('\\u75c5\\u5386/\\u75c5\\u53d8 1.png: grayscale image '
+            'replicated to 3 channels') in stdout
+    assert os.listdir(out / 'masks') == ['病变 1.png']

@@ -427,7 +427,10 @@ def run(args, hold):
 if __name__ == '__main__':
     from mmseg_dsnet.engine.cli_errors import (exit_cleanly_on_sigterm,
                                                report_interrupt)
+    from mmseg_dsnet.utils.cli import escape_unencodable_output
     exit_cleanly_on_sigterm()
+    # Photo names the console cannot show are escaped, not a traceback.
+    escape_unencodable_output()
     try:
         sys.exit(main())
     except KeyboardInterrupt as err:
