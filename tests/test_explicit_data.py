@@ -265,3 +265,22 @@ def test_a_data_root_in_a_clinic_folder_is_scored(checkpoint, tiny_isic,
     assert record['data_root'] == str(root)
     assert record['split_file'] == str(split)
     assert record['images'] == len(split.read_text().split()) == 5
+
+
+def test_a_tools_output_escapes_a_path_its_encoding_lacks(monkeypatch):
+    """``test.py ... --work-dir 结果 > log.txt`` on Windows (standard output
+    redirected, so in cp1252): ``Metrics written to 结果/...`` raised
+    ``UnicodeEncodeError``, a traceback and exit 1 after the metrics file
+    was written. The tools' runner (``run_reporting_user_errors``) now lets
+    standard output escape what it cannot encode."""
+    import io
+    import sys
+
+    from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding='cp1252', write_through=True)
+    monkeypatch.setattr(sys, 'stdout', stdout)
+    assert run_reporting_user_errors(
+        lambda: print('Metrics written to 结果/test_metrics.json') or 0) == 0
+    assert raw.getvalue().decode('cp1252') == \
+        'Metrics written to \\u7ed3\\u679c/test_metrics.json\n'
