@@ -137,6 +137,32 @@ def read_image(path: str,
     return LoadedImage(path=path, rgb=rgb, notes=notes)
 
 
+def read_unchanged(path: str) -> Optional[np.ndarray]:
+    """The pixels of an image file as OpenCV's ``imread(path,
+    IMREAD_UNCHANGED)`` gives them (BGR, any depth), or None when the file
+    cannot be read or decoded.
+
+    The file is read by Python and decoded from its bytes: ``cv2.imread``
+    crashed the process (a segmentation fault) on a name that is not UTF-8
+    (``l\\xe4sion.png`` from a zip made on Windows) and returns None for
+    a name outside the ANSI code page on Windows, both for a good file.
+
+    Args:
+        path (str): The image file.
+
+    Returns:
+        np.ndarray | None: The pixels.
+    """
+    import cv2
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    if not data.size:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
 def _open_unchecked(path: str) -> Image.Image:
     """Open an image file as ``Image.open`` does, without Pillow's
     decompression-bomb check on the header size.

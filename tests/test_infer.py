@@ -2065,3 +2065,33 @@ def test_photo_names_the_console_cannot_show_are_escaped(checkpoint,
     assert ('\\u75c5\\u5386/\\u75c5\\u53d8 1.png: grayscale image '
             'replicated to 3 channels') in stdout
     assert os.listdir(out / 'masks') == ['病变 1.png']
+
+
+def test_a_file_name_that_is_not_utf8_does_not_crash(checkpoint, tmp_path):
+    """A photo whose name is not UTF-8 (``l\\xe4sion.png``: a zip made on
+    Windows, extracted here) and its mask in an output folder without
+    infer.py's records: ``cv2.imread`` of the mask ended the process with
+    a segmentation fault (exit -11), no line said why. The masks are now
+    read through Python (``image_io.read_unchanged``): one ERROR line."""
+    import subprocess
+    import sys
+    name = os.fsdecode(b'l\xe4sion.png')
+    photos, out = tmp_path / 'photos', tmp_path / 'out'
+    photos.mkdir()
+    (out / 'masks').mkdir(parents=True)
+    Image.fromarray(lesion_image(30, 40)).save(photos / name)
+    mask = np.zeros((30, 40), np.uint8)
+    mask[10:20, 10:30] = 255
+    Image.fromarray(mask).save(out / 'masks' / name)
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'infer.py'), CONFIG,
+         str(checkpoint), str(photos), '--out-dir', str(out),
+         '--no-progress'], cwd=REPO, capture_output=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    stderr = result.stderr.decode('utf-8', 'replace')
+    assert result.returncode == 2, stderr
+    errors = [line for line in stderr.splitlines()
+              if line.startswith('ERROR:')]
+    assert len(errors) == 1 and 'Traceback' not in stderr
+    assert 'masks/l\\udce4sion.png' in errors[0]
+    assert os.listdir(out / 'masks') == [name]

@@ -8,6 +8,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from ..image_io import read_unchanged
 from ..utils.messages import first_few
 
 #: Metainfo key under which a dataset records the bad samples it replaced.
@@ -127,7 +128,7 @@ def decode_problem(path):
     problem = file_problem(path)
     if problem:
         return problem
-    if cv2.imread(path, cv2.IMREAD_UNCHANGED) is None:
+    if read_unchanged(path) is None:
         return 'not a decodable image'
     return None
 
