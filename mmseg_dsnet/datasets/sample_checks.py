@@ -314,6 +314,47 @@ def check_sizes(pairs, apply_exif=True):
     return bad
 
 
+def missing_detail(path, suffix, names=None):
+    """Why a file of the split is missing, when its folder tells: ``'missing'``,
+    or with what lies there in its place.
+
+    * ``ISIC_0000000.JPG`` for ``ISIC_0000000.jpg``: names that differ in
+      case only (photos from a phone or a Windows disk, whose names ignore
+      case, copied to one that does not);
+    * ``ISIC_0000000.jpg`` for ``ISIC_0000000.jpg.jpg``: the split file
+      lists the id with its extension.
+
+    Args:
+        path (str): The missing image or mask file (``<id><suffix>``).
+        suffix (str): The dataset's suffix of such files (``.jpg``).
+        names (dict, optional): Folder -> its names by lower case, filled
+            here: one listing of a folder for all its missing files.
+
+    Returns:
+        str: The detail for :func:`listing`.
+    """
+    folder, name = osp.split(path)
+    image_id = name[:len(name) - len(suffix)] if suffix and \
+        name.endswith(suffix) else name
+    stem, extension = osp.splitext(image_id)
+    if extension.lower() in ('.jpg', '.jpeg', '.png') and \
+            osp.isfile(osp.join(folder, stem + suffix)):
+        return (f'missing: the split file lists the id {image_id} with its '
+                f'extension; list it as {stem}')
+    names = {} if names is None else names
+    if folder not in names:
+        try:
+            names[folder] = {other.lower(): other
+                             for other in sorted(os.listdir(folder))}
+        except OSError:
+            names[folder] = {}
+    other = names[folder].get(name.lower())
+    if other and other != name:
+        return (f'missing: {other} is there, named in another case (file '
+                f'names tell case apart here); rename it to {name}')
+    return 'missing'
+
+
 def listing(items, limit=10):
     """Format ``(path, detail)`` pairs, one per line, at most ``limit``."""
     lines = [f'  {path}: {detail}' for path, detail in items[:limit]]
