@@ -275,6 +275,24 @@ def _has_glob_magic(text: str) -> bool:
     return any(char in text for char in '*?[')
 
 
+def _bracketed_folder(pattern: str) -> Optional[str]:
+    """The longest leading part of a glob pattern that names an existing
+    file or folder as written and holds a ``[``, or None.
+
+    In a pattern, ``[2]`` is a set of characters: ``Patient [2]/*.jpg``
+    matched the photos of ``Patient 2``, not those of the folder
+    ``Patient [2]``.
+    """
+    if os.altsep:  # Windows: "/" separates too
+        pattern = pattern.replace(os.altsep, os.sep)
+    parts = pattern.split(os.sep)
+    for end in range(len(parts), 0, -1):
+        prefix = os.sep.join(parts[:end])
+        if '[' in prefix and osp.lexists(prefix):
+            return prefix
+    return None
+
+
 def find_images(inputs: Sequence[str], recursive: bool = False,
                 exclude: Sequence[str] = ()) -> InputList:
     """Expand files, folders and glob patterns into image files.
@@ -283,8 +301,10 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
     its files with an image extension (:data:`IMAGE_EXTENSIONS`, any case);
     the other files are listed in ``skipped``, and macOS AppleDouble files
     (``._IMG_1.JPG``) in ``metadata``. A glob pattern contributes
-    every file it matches (``**`` works). Sub-folder searches and globs
-    take nothing under the ``exclude`` folders (a folder given itself is
+    every file it matches (``**`` works); one whose leading part names an
+    existing file or folder with a ``[`` in its name (``Patient [2]/*.jpg``,
+    where ``[2]`` would match ``Patient 2``) is refused in ``problems``.
+    Sub-folder searches and globs take nothing under the ``exclude`` folders (a folder given itself is
     still read). Without ``recursive``, sub-folders of given folders are
     listed in ``subfolders``.
 
@@ -368,6 +388,13 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 add(path)
         elif osp.exists(item):
             add(item)
+        elif _has_glob_magic(item) and _bracketed_folder(item):
+            # Read either way it would segment the wrong photos, or none.
+            found.problems.append(
+                (item, f'{item}: {_bracketed_folder(item)} exists, but in a '
+                 'pattern "[...]" is a set of characters, so the pattern '
+                 'does not read it; write each "[" of the name as "[[]" '
+                 '(or give the folder itself)'))
         elif _has_glob_magic(item):
             matches = sorted(
                 path for path in glob.glob(item, recursive=True)

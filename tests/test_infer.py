@@ -2095,3 +2095,28 @@ def test_a_file_name_that_is_not_utf8_does_not_crash(checkpoint, tmp_path):
     assert len(errors) == 1 and 'Traceback' not in stderr
     assert 'masks/l\\udce4sion.png' in errors[0]
     assert os.listdir(out / 'masks') == [name]
+
+
+def test_a_pattern_through_a_folder_with_brackets_is_refused(checkpoint,
+                                                             tmp_path,
+                                                             capsys):
+    """``infer.py 'Patient [2]/*.jpg'``: in a pattern ``[2]`` is a set of
+    characters, so the photos of the folder ``Patient 2`` were segmented
+    in place of those of ``Patient [2]``, exit 0. Now refused with a line
+    that says how to write it; the escaped pattern reads the folder."""
+    wanted, other = tmp_path / 'Patient [2]', tmp_path / 'Patient 2'
+    for folder, name in ((wanted, 'a.jpg'), (other, 'other.jpg')):
+        folder.mkdir()
+        Image.fromarray(lesion_image(30, 40)).save(folder / name)
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, '--out-dir', str(out), '--no-progress']
+    assert run_tool(argv[:2] + [f'{wanted}/*.jpg'] + argv[2:]) == 2
+    err = capsys.readouterr().err
+    assert (f'error: {wanted}/*.jpg: {wanted} exists, but in a pattern '
+            '"[...]" is a set of characters, so the pattern does not read '
+            'it; write each "[" of the name as "[[]" (or give the folder '
+            'itself)') in err
+    assert not out.exists()
+    assert run_tool(argv[:2] + [f'{tmp_path}/Patient [[]2]/*.jpg']
+                    + argv[2:]) == 0
+    assert os.listdir(out / 'masks') == ['a.png']
