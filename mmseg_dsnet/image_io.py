@@ -304,9 +304,9 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
     every file it matches (``**`` works); one whose leading part names an
     existing file or folder with a ``[`` in its name (``Patient [2]/*.jpg``,
     where ``[2]`` would match ``Patient 2``) is refused in ``problems``.
-    Sub-folder searches and globs take nothing under the ``exclude`` folders (a folder given itself is
-    still read). Without ``recursive``, sub-folders of given folders are
-    listed in ``subfolders``.
+    Sub-folder searches and globs take nothing under the ``exclude``
+    folders (a folder given itself is still read). Without ``recursive``,
+    sub-folders of given folders are listed in ``subfolders``.
 
     Args:
         inputs (Sequence[str]): Files, folders or glob patterns.
