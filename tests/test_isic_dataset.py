@@ -829,9 +829,12 @@ def test_a_missing_file_names_what_lies_in_its_place(tiny_isic, tmp_path):
     register_all_modules()
     root = tmp_path / 'root'
     shutil.copytree(tiny_isic, root)
-    a, b, c = (root / 'splits' / 'official_test.txt').read_text().split()[:3]
+    a, b, c, d = (root / 'splits' /
+                  'official_test.txt').read_text().split()[:4]
     (root / 'images' / f'{b}.jpg').rename(root / 'images' / f'{b}.JPG')
-    (root / 'splits' / 'mine.txt').write_text(f'{a}.jpg\r\n{b}\r\n{c}\r\n')
+    # A byte-order mark inside the file: two files joined into one.
+    (root / 'splits' / 'mine.txt').write_text(
+        f'{a}.jpg\r\n{b}\r\n{c}\r\n\ufeff{d}\r\n', encoding='utf-8')
     with pytest.raises(BadSampleError) as info:
         DATASETS.build(dict(
             type='ISIC2018Dataset', data_root=str(root),
@@ -846,4 +849,7 @@ def test_a_missing_file_names_what_lies_in_its_place(tiny_isic, tmp_path):
     assert f'  {root}/images/{b}.jpg: missing: {b}.JPG is there, named in ' \
         f'another case (file names tell case apart here); rename it to ' \
         f'{b}.jpg' in lines
+    assert f'  {root}/images/\ufeff{d}.jpg: missing: the split file lists ' \
+        f"the id '\\ufeff{d}', which holds the invisible character U+FEFF; " \
+        'remove it' in lines
     assert not any(c in line for line in lines)

@@ -62,7 +62,8 @@ class ISICDataset(BaseSegDataset):
       with a :class:`MaskValueError` naming the files and how to convert
       them. Missing images and unreadable masks are reported too (a
       missing one with what lies in its place: the same name in another
-      case, ``ISIC_0000000.JPG``, or an id listed with its extension).
+      case, ``ISIC_0000000.JPG``, an id listed with its extension, or an
+      invisible character in the id).
     * At load, a mask of another size than its image as loaded (after the
       EXIF orientation the image loader applies) stops the run with a
       :class:`MaskSizeError`: mmseg's ``Resize`` would stretch it over the

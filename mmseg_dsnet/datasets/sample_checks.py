@@ -322,7 +322,10 @@ def missing_detail(path, suffix, names=None):
       case only (photos from a phone or a Windows disk, whose names ignore
       case, copied to one that does not);
     * ``ISIC_0000000.jpg`` for ``ISIC_0000000.jpg.jpg``: the split file
-      lists the id with its extension.
+      lists the id with its extension;
+    * an invisible character in the id (a byte-order mark inside the split
+      file, where two files were joined; a zero-width space pasted in),
+      which the message would not show.
 
     Args:
         path (str): The missing image or mask file (``<id><suffix>``).
@@ -336,6 +339,11 @@ def missing_detail(path, suffix, names=None):
     folder, name = osp.split(path)
     image_id = name[:len(name) - len(suffix)] if suffix and \
         name.endswith(suffix) else name
+    hidden = [char for char in image_id if not char.isprintable()]
+    if hidden:
+        return (f'missing: the split file lists the id {image_id!r}, which '
+                f'holds the invisible character U+{ord(hidden[0]):04X}; '
+                'remove it')
     stem, extension = osp.splitext(image_id)
     if extension.lower() in ('.jpg', '.jpeg', '.png') and \
             osp.isfile(osp.join(folder, stem + suffix)):
