@@ -29,6 +29,11 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp',
 # (the training and test loader) not at all.
 PLUGIN_PHOTO_EXTENSIONS = {'.heic': 'HEIC', '.heif': 'HEIF'}
 
+# The first bytes of a macOS AppleDouble file: ``._IMG_1.JPG`` holds the
+# Finder's data of ``IMG_1.JPG`` where the disk cannot (a USB stick, a
+# network share, a zip extracted elsewhere).
+APPLE_DOUBLE_MAGIC = b'\x00\x05\x16\x07'
+
 # 10000 x 10000 is the largest image read by default: decoding it needs
 # about 1 GB (Pillow's buffer, the RGB array and the full-size mask).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -132,6 +137,32 @@ def read_image(path: str,
     return LoadedImage(path=path, rgb=rgb, notes=notes)
 
 
+def read_unchanged(path: str) -> Optional[np.ndarray]:
+    """The pixels of an image file as OpenCV's ``imread(path,
+    IMREAD_UNCHANGED)`` gives them (BGR, any depth), or None when the file
+    cannot be read or decoded.
+
+    The file is read by Python and decoded from its bytes: ``cv2.imread``
+    crashed the process (a segmentation fault) on a name that is not UTF-8
+    (``l\\xe4sion.png`` from a zip made on Windows) and returns None for
+    a name outside the ANSI code page on Windows, both for a good file.
+
+    Args:
+        path (str): The image file.
+
+    Returns:
+        np.ndarray | None: The pixels.
+    """
+    import cv2
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    if not data.size:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
 def _open_unchecked(path: str) -> Image.Image:
     """Open an image file as ``Image.open`` does, without Pillow's
     decompression-bomb check on the header size.
@@ -206,6 +237,9 @@ class InputList:
         duplicates (list[tuple[str, str]]): ``(path, kept)`` for a path
             under another name that is the same file as ``kept`` (a
             symbolic or hard link), taken once: its outputs are ``kept``'s.
+        metadata (list[str]): Files inside given folders with an image
+            extension that are macOS AppleDouble files
+            (:func:`is_apple_double`), not processed.
     """
     files: List[str] = field(default_factory=list)
     problems: List[Tuple[str, str]] = field(default_factory=list)
@@ -213,10 +247,50 @@ class InputList:
     excluded: List[str] = field(default_factory=list)
     subfolders: List[str] = field(default_factory=list)
     duplicates: List[Tuple[str, str]] = field(default_factory=list)
+    metadata: List[str] = field(default_factory=list)
+
+
+def is_apple_double(path: str) -> bool:
+    """Whether ``path`` is a macOS AppleDouble file (``._IMG_1.JPG``, the
+    Finder's data of ``IMG_1.JPG``), which holds no image: a Mac writes one
+    beside every photo it copies to a USB stick or network share.
+
+    Args:
+        path (str): A file.
+
+    Returns:
+        bool: Its name starts with ``._`` and its content with the
+        AppleDouble header (:data:`APPLE_DOUBLE_MAGIC`).
+    """
+    if not osp.basename(path).startswith('._'):
+        return False
+    try:
+        with open(path, 'rb') as f:
+            return f.read(len(APPLE_DOUBLE_MAGIC)) == APPLE_DOUBLE_MAGIC
+    except OSError:
+        return False  # tried as an input, and reported there
 
 
 def _has_glob_magic(text: str) -> bool:
     return any(char in text for char in '*?[')
+
+
+def _bracketed_folder(pattern: str) -> Optional[str]:
+    """The longest leading part of a glob pattern that names an existing
+    file or folder as written and holds a ``[``, or None.
+
+    In a pattern, ``[2]`` is a set of characters: ``Patient [2]/*.jpg``
+    matched the photos of ``Patient 2``, not those of the folder
+    ``Patient [2]``.
+    """
+    if os.altsep:  # Windows: "/" separates too
+        pattern = pattern.replace(os.altsep, os.sep)
+    parts = pattern.split(os.sep)
+    for end in range(len(parts), 0, -1):
+        prefix = os.sep.join(parts[:end])
+        if '[' in prefix and osp.lexists(prefix):
+            return prefix
+    return None
 
 
 def find_images(inputs: Sequence[str], recursive: bool = False,
@@ -225,11 +299,14 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
 
     A file is taken as given, whatever its extension. A folder contributes
     its files with an image extension (:data:`IMAGE_EXTENSIONS`, any case);
-    the other files are listed in ``skipped``. A glob pattern contributes
-    every file it matches (``**`` works). Sub-folder searches and globs
-    take nothing under the ``exclude`` folders (a folder given itself is
-    still read). Without ``recursive``, sub-folders of given folders are
-    listed in ``subfolders``.
+    the other files are listed in ``skipped``, and macOS AppleDouble files
+    (``._IMG_1.JPG``) in ``metadata``. A glob pattern contributes
+    every file it matches (``**`` works); one whose leading part names an
+    existing file or folder with a ``[`` in its name (``Patient [2]/*.jpg``,
+    where ``[2]`` would match ``Patient 2``) is refused in ``problems``.
+    Sub-folder searches and globs take nothing under the ``exclude``
+    folders (a folder given itself is still read). Without ``recursive``,
+    sub-folders of given folders are listed in ``subfolders``.
 
     Args:
         inputs (Sequence[str]): Files, folders or glob patterns.
@@ -298,6 +375,11 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 if osp.splitext(path)[1].lower() in IMAGE_EXTENSIONS
             ]
             found.skipped += [path for path in paths if path not in images]
+            # Each counted as a failed photo: a folder copied from a Mac
+            # ended "ERROR: N input(s) failed", exit 1, with all photos done.
+            metadata = [path for path in images if is_apple_double(path)]
+            found.metadata += metadata
+            images = [path for path in images if path not in metadata]
             if not images:
                 found.problems.append(
                     (item, f'{item}: folder contains no image files '
@@ -306,6 +388,13 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 add(path)
         elif osp.exists(item):
             add(item)
+        elif _has_glob_magic(item) and _bracketed_folder(item):
+            # Read either way it would segment the wrong photos, or none.
+            found.problems.append(
+                (item, f'{item}: {_bracketed_folder(item)} exists, but in a '
+                 'pattern "[...]" is a set of characters, so the pattern '
+                 'does not read it; write each "[" of the name as "[[]" '
+                 '(or give the folder itself)'))
         elif _has_glob_magic(item):
             matches = sorted(
                 path for path in glob.glob(item, recursive=True)
@@ -320,5 +409,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
     # A file skipped in a folder but also given by name is not skipped.
     found.skipped = [
         path for path in found.skipped if osp.realpath(path) not in seen
+    ]
+    found.metadata = [
+        path for path in found.metadata if osp.realpath(path) not in seen
     ]
     return found

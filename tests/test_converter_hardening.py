@@ -426,3 +426,21 @@ def test_traceback_variable_works_in_the_data_tools(tool, tmp_path,
     assert 'Traceback' not in plain.stderr
     assert traced.stderr.startswith('Traceback (most recent call last)')
     assert traced.stderr.endswith(plain.stderr)
+
+
+def test_a_folder_name_the_console_cannot_show_is_escaped(tmp_path):
+    """A download folder named in Chinese, converted with the output
+    redirected on Windows (stdout in cp1252): printing its name raised
+    ``UnicodeEncodeError``, a traceback and exit 1, nothing converted. Now
+    the name is escaped in the output and the set is written."""
+    raw = _make_raw(tmp_path / 'Praxis Müller 写真')
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, str(CONVERTER), str(raw), str(out), '--workers',
+         '1'], capture_output=True, timeout=120,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONIOENCODING='cp1252'))
+    stdout = result.stdout.decode('cp1252')
+    assert result.returncode == 0, stdout + result.stderr.decode('cp1252')
+    assert f'from {tmp_path}/Praxis M\xfcller \\u5199\\u771f' in stdout
+    assert json.loads((out / 'meta.json').read_text(
+        encoding='utf-8'))['source'] == str(raw)

@@ -214,3 +214,73 @@ def test_options_that_take_effect_are_let_through():
         'randomness.seed': 1, 'my_new_key': 3})
     with pytest.raises(ConfigOptionError, match='crop_size'):
         check_options_take_effect(cfg, {'crop_size': (64, 64)})
+
+
+# A clinic's folder names: a space, a comma and letters outside ASCII.
+CLINIC_FOLDER = 'Patientin Müller, A'
+
+
+@pytest.mark.parametrize('tool, positional', [
+    ('test.py', ['C.py', 'c.pth']), ('train.py', ['C.py']),
+    ('fast_train.py', ['C.py']),
+    ('analysis_tools/benchmark.py', ['C.py']),
+    ('analysis_tools/error_by_position.py', ['C.py', 'c.pth']),
+    ('analysis_tools/get_flops.py', ['C.py']),
+    ('analysis_tools/threshold_sweep.py', ['C.py', 'c.pth', '--thresholds',
+                                           '0.5']),
+    ('analysis_tools/recalibrate_batch_norm.py', ['C.py', 'c.pth', 'o.pth'])])
+def test_cfg_options_keep_a_folder_name_whole(tool, positional, tmp_path):
+    """mmengine's ``DictAction`` removed the spaces of every value and split
+    it at commas: ``work_dir=/x/My Runs`` trained into ``/x/MyRuns``, exit
+    0; a data root in ``Patientin Müller, A`` became a list (a traceback).
+    Lists in brackets, and ``a,b`` without a path, are read as before."""
+    root = tmp_path / CLINIC_FOLDER / 'isic 2018'
+    args = load_tool(tool).parse_args([
+        *positional, '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}',
+        f'work_dir={tmp_path / "My Runs" / "r1"}',
+        'val_evaluator.low_res_size=(32, 32)', 'x=a,b', 'y= 0.5'])
+    assert args.cfg_options == {
+        'test_dataloader.dataset.data_root': str(root),
+        'work_dir': str(tmp_path / 'My Runs' / 'r1'),
+        'val_evaluator.low_res_size': (32, 32), 'x': ['a', 'b'], 'y': 0.5}
+
+
+def test_a_data_root_in_a_clinic_folder_is_scored(checkpoint, tiny_isic,
+                                                  tmp_path):
+    """``test.py --cfg-options test_dataloader.dataset.data_root=<folder
+    with a space and a comma>`` scores that folder's set (before: a
+    ``TypeError`` traceback: the comma made the root a list)."""
+    import shutil
+    root = tmp_path / CLINIC_FOLDER / 'isic 2018'
+    shutil.copytree(tiny_isic, root)
+    out = tmp_path / 'metrics.json'
+    proc = run_tool_in_process(
+        'tools/test.py', CONFIG, checkpoint, '--work-dir', tmp_path / 'w',
+        '--metrics-out', out, '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}', *LIGHT_LOADER)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    split = root / 'splits' / 'lightweight_test.txt'
+    assert record['data_root'] == str(root)
+    assert record['split_file'] == str(split)
+    assert record['images'] == len(split.read_text().split()) == 5
+
+
+def test_a_tools_output_escapes_a_path_its_encoding_lacks(monkeypatch):
+    """``test.py ... --work-dir 结果 > log.txt`` on Windows (standard output
+    redirected, so in cp1252): ``Metrics written to 结果/...`` raised
+    ``UnicodeEncodeError``, a traceback and exit 1 after the metrics file
+    was written. The tools' runner (``run_reporting_user_errors``) now lets
+    standard output escape what it cannot encode."""
+    import io
+    import sys
+
+    from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding='cp1252', write_through=True)
+    monkeypatch.setattr(sys, 'stdout', stdout)
+    assert run_reporting_user_errors(
+        lambda: print('Metrics written to 结果/test_metrics.json') or 0) == 0
+    assert raw.getvalue().decode('cp1252') == \
+        'Metrics written to \\u7ed3\\u679c/test_metrics.json\n'

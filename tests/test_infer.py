@@ -2065,3 +2065,111 @@ def test_backends_take_pathlib_paths(checkpoint):
     from mmseg_dsnet.apis import build_segmentor
     model = build_segmentor(CONFIG, Path(checkpoint))
     assert not model.training
+
+
+def test_a_macs_metadata_files_are_skipped_not_failed(checkpoint, tmp_path,
+                                                      capsys):
+    """A folder of photos a Mac copied to a USB stick holds an AppleDouble
+    ``._IMG_0001.JPG`` beside each photo (and Windows adds ``Thumbs.db``):
+    each was counted as a photo that failed (``not an image file``), so
+    the run ended ``ERROR: 1 input(s) failed``, exit 1, with every photo
+    done. Now they are skipped with a line each; a real photo whose name
+    starts with ``._`` is still segmented."""
+    photos = tmp_path / 'Patientin Müller'
+    photos.mkdir()
+    Image.fromarray(lesion_image(30, 40)).save(photos / 'IMG_0001.JPG')
+    Image.fromarray(lesion_image(30, 40, 1)).save(photos / '._scan 2.jpg')
+    apple_double = photos / '._IMG_0001.JPG'
+    apple_double.write_bytes(b'\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X')
+    (photos / 'Thumbs.db').write_bytes(b'\xd0\xcf\x11\xe0')
+    out = tmp_path / 'out'
+    assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir', str(out),
+                     '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert (f'skipped {apple_double}: macOS metadata (an AppleDouble file), '
+            'not an image') in captured.err
+    assert f'skipped {photos / "Thumbs.db"}: not an image file extension' \
+        in captured.err
+    assert 'Processed 2 of 2 images' in captured.out
+    assert sorted(os.listdir(out / 'masks')) == ['IMG_0001.png',
+                                                 '_scan 2.png']
+
+
+def test_photo_names_the_console_cannot_show_are_escaped(checkpoint,
+                                                         tmp_path):
+    """A phone's gray photo named in Chinese, with the output redirected
+    on Windows (stdout in cp1252): its conversion note raised
+    ``UnicodeEncodeError`` after its mask was written, a traceback and
+    exit 1 for a run that had done every image. Now the name is escaped
+    and the run ends as it should, exit 0."""
+    import subprocess
+    import sys
+    photos = tmp_path / '病历'
+    photos.mkdir()
+    Image.fromarray(lesion_image(30, 40)[..., 0]).save(photos / '病变 1.png')
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'infer.py'), CONFIG,
+         str(checkpoint), str(photos), '--out-dir', str(out),
+         '--no-progress'], cwd=REPO, capture_output=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONIOENCODING='cp1252'))
+    stdout = result.stdout.decode('cp1252')
+    assert result.returncode == 0, stdout + result.stderr.decode('cp1252')
+    assert ('\\u75c5\\u5386/\\u75c5\\u53d8 1.png: grayscale image '
+            'replicated to 3 channels') in stdout
+    assert os.listdir(out / 'masks') == ['病变 1.png']
+
+
+def test_a_file_name_that_is_not_utf8_does_not_crash(checkpoint, tmp_path):
+    """A photo whose name is not UTF-8 (``l\\xe4sion.png``: a zip made on
+    Windows, extracted here) and its mask in an output folder without
+    infer.py's records: ``cv2.imread`` of the mask ended the process with
+    a segmentation fault (exit -11), no line said why. The masks are now
+    read through Python (``image_io.read_unchanged``): one ERROR line."""
+    import subprocess
+    import sys
+    name = os.fsdecode(b'l\xe4sion.png')
+    photos, out = tmp_path / 'photos', tmp_path / 'out'
+    photos.mkdir()
+    (out / 'masks').mkdir(parents=True)
+    Image.fromarray(lesion_image(30, 40)).save(photos / name)
+    mask = np.zeros((30, 40), np.uint8)
+    mask[10:20, 10:30] = 255
+    Image.fromarray(mask).save(out / 'masks' / name)
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'infer.py'), CONFIG,
+         str(checkpoint), str(photos), '--out-dir', str(out),
+         '--no-progress'], cwd=REPO, capture_output=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    stderr = result.stderr.decode('utf-8', 'replace')
+    assert result.returncode == 2, stderr
+    errors = [line for line in stderr.splitlines()
+              if line.startswith('ERROR:')]
+    assert len(errors) == 1 and 'Traceback' not in stderr
+    assert 'masks/l\\udce4sion.png' in errors[0]
+    assert os.listdir(out / 'masks') == [name]
+
+
+def test_a_pattern_through_a_folder_with_brackets_is_refused(checkpoint,
+                                                             tmp_path,
+                                                             capsys):
+    """``infer.py 'Patient [2]/*.jpg'``: in a pattern ``[2]`` is a set of
+    characters, so the photos of the folder ``Patient 2`` were segmented
+    in place of those of ``Patient [2]``, exit 0. Now refused with a line
+    that says how to write it; the escaped pattern reads the folder."""
+    wanted, other = tmp_path / 'Patient [2]', tmp_path / 'Patient 2'
+    for folder, name in ((wanted, 'a.jpg'), (other, 'other.jpg')):
+        folder.mkdir()
+        Image.fromarray(lesion_image(30, 40)).save(folder / name)
+    out = tmp_path / 'out'
+    argv = [CONFIG, checkpoint, '--out-dir', str(out), '--no-progress']
+    assert run_tool(argv[:2] + [f'{wanted}/*.jpg'] + argv[2:]) == 2
+    err = capsys.readouterr().err
+    assert (f'error: {wanted}/*.jpg: {wanted} exists, but in a pattern '
+            '"[...]" is a set of characters, so the pattern does not read '
+            'it; write each "[" of the name as "[[]" (or give the folder '
+            'itself)') in err
+    assert not out.exists()
+    assert run_tool(argv[:2] + [f'{tmp_path}/Patient [[]2]/*.jpg']
+                    + argv[2:]) == 0
+    assert os.listdir(out / 'masks') == ['a.png']

@@ -811,3 +811,45 @@ def test_each_scored_loader_is_checked_for_repeated_images(tiny_config,
                                        dataset=cfg.test_dataloader.dataset)
     with pytest.raises(UserError, match='^test_dataloader would score '):
         check_images_scored_once(cfg, ('val_dataloader', 'test_dataloader'))
+
+
+def test_a_missing_file_names_what_lies_in_its_place(tiny_isic, tmp_path):
+    """A split file edited by hand lists ``ISIC_x.jpg`` (the id with its
+    extension), and a photo copied from a Windows disk is ``ISIC_y.JPG``:
+    each was listed as ``images/ISIC_x.jpg.jpg: missing`` or
+    ``images/ISIC_y.jpg: missing`` though the file is there, with advice
+    to skip such samples. The message now says what lies there."""
+    import shutil
+
+    import mmseg_dsnet  # noqa: F401
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.datasets.sample_checks import BadSampleError
+    register_all_modules()
+    root = tmp_path / 'root'
+    shutil.copytree(tiny_isic, root)
+    a, b, c, d = (root / 'splits' /
+                  'official_test.txt').read_text().split()[:4]
+    (root / 'images' / f'{b}.jpg').rename(root / 'images' / f'{b}.JPG')
+    # A byte-order mark inside the file: two files joined into one.
+    (root / 'splits' / 'mine.txt').write_text(
+        f'{a}.jpg\r\n{b}\r\n{c}\r\n\ufeff{d}\r\n', encoding='utf-8')
+    with pytest.raises(BadSampleError) as info:
+        DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(root),
+            ann_file='splits/mine.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[]))
+    lines = str(info.value).splitlines()
+    assert f'  {root}/images/{a}.jpg.jpg: missing: the split file lists ' \
+        f'the id {a}.jpg with its extension; list it as {a}' in lines
+    assert f'  {root}/masks/{a}.jpg.png: missing: the split file lists ' \
+        f'the id {a}.jpg with its extension; list it as {a}' in lines
+    assert f'  {root}/images/{b}.jpg: missing: {b}.JPG is there, named in ' \
+        f'another case (file names tell case apart here); rename it to ' \
+        f'{b}.jpg' in lines
+    assert f'  {root}/images/\ufeff{d}.jpg: missing: the split file lists ' \
+        f"the id '\\ufeff{d}', which holds the invisible character U+FEFF; " \
+        'remove it' in lines
+    assert not any(c in line for line in lines)

@@ -21,7 +21,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 import mmseg_dsnet  # noqa: F401  (compat patches + registration)
 from mmseg_dsnet.engine import (check_no_earlier_run, check_work_dir,
@@ -32,7 +32,8 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
                                               last_checkpoint_of,
                                               shared_training_setup,
                                               training_device)
-from mmseg_dsnet.engine.preflight import (apply_cfg_options,
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          apply_cfg_options,
                                           check_images_scored_once,
                                           validates_on)
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
@@ -87,7 +88,7 @@ def parse_args(argv=None):
     parser.add_argument('--test', action='store_true',
                         help='run tools/test.py on every finished run')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=ConfigOptionsAction,
         help='override settings of every config, key=value')
     return parser.parse_args(argv)
 

@@ -40,9 +40,12 @@ tag, which OpenCV ignores, is not applied, and a note says so). Images
 above ``--max-pixels`` (default 10000x10000) are refused before decoding.
 Folders contribute their image files, HEIC/HEIF photos included (Pillow
 reads them only with the pillow-heif plugin, OpenCV not at all: without
-it each is listed as failed); other files (e.g. LICENSE.txt) and
-sub-folders without ``--recursive`` are listed as skipped. Explicit files
-and globs are always tried. With ``--out-dir`` inside a searched folder
+it each is listed as failed); other files (e.g. LICENSE.txt,
+Thumbs.db), the macOS metadata files beside photos a Mac copied
+(``._IMG_0001.JPG``) and sub-folders without ``--recursive`` are listed
+as skipped. Explicit files and globs are always tried (a glob through
+a folder whose name holds ``[``, where ``[2]`` is a set of characters,
+is refused: write each ``[`` of the name as ``[[]``). With ``--out-dir`` inside a searched folder
 (``--recursive`` or a ``**`` glob), ``OUT/masks`` and ``OUT/overlays`` are
 skipped (and a line says so): a second run does not segment the first
 run's outputs.
@@ -276,6 +279,9 @@ def run(args, hold):
     for path in found.skipped:
         print(f'skipped {path}: not an image file extension',
               file=sys.stderr)
+    for path in found.metadata:
+        print(f'skipped {path}: macOS metadata (an AppleDouble file), not an '
+              'image', file=sys.stderr)
     for path, kept in found.duplicates:
         print(f'skipped {path}: the same file as {kept}, segmented once '
               '(its outputs are named after that one)', file=sys.stderr)
@@ -423,7 +429,10 @@ def run(args, hold):
 if __name__ == '__main__':
     from mmseg_dsnet.engine.cli_errors import (exit_cleanly_on_sigterm,
                                                report_interrupt)
+    from mmseg_dsnet.utils.cli import escape_unencodable_output
     exit_cleanly_on_sigterm()
+    # Photo names the console cannot show are escaped, not a traceback.
+    escape_unencodable_output()
     try:
         sys.exit(main())
     except KeyboardInterrupt as err:

@@ -10,7 +10,7 @@ import contextlib
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import get_rank
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
@@ -32,7 +32,8 @@ from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
 from mmseg_dsnet.engine.log_dir import build_runner, runner_class
-from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
 from mmseg_dsnet.engine.visualization import (PAINTINGS, check_can_show,
@@ -90,7 +91,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ConfigOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file.')
     parser.add_argument(

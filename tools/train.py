@@ -14,7 +14,6 @@ import argparse
 import logging
 import os
 
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 import mmseg_dsnet  # noqa: F401  (registration, safe loading)
@@ -33,7 +32,8 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
 from mmseg_dsnet.engine.log_dir import build_runner, runner_class
-from mmseg_dsnet.engine.preflight import (check_auto_scale_lr,
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_auto_scale_lr,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
                                           check_images_scored_once,
@@ -77,7 +77,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ConfigOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file.')
     parser.add_argument(

@@ -365,9 +365,10 @@ def not_an_output(path: str) -> Optional[str]:
         return None if ext == '.jpg' else 'not a .jpg overlay'
     if ext != '.png':
         return 'not a .png mask'
-    import cv2
     import numpy as np
-    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+
+    from ..image_io import read_unchanged
+    mask = read_unchanged(path)
     if mask is None:
         return 'not a readable image'
     if mask.ndim != 2 or mask.dtype != np.uint8:

@@ -19,7 +19,7 @@ from ..utils.messages import first_few
 from .sample_checks import (CONVERT_HINT, SIZE_HINT, SKIPPED_KEY,
                             BadSampleError, MaskSizeError, MaskValueError,
                             check_masks, check_sizes, decode_problem,
-                            file_problem, listing)
+                            file_problem, listing, missing_detail)
 
 # Repeated ids named in the message; the rest are counted.
 SHOWN_REPEATS = 5
@@ -60,7 +60,10 @@ class ISICDataset(BaseSegDataset):
     * At load, every mask is read once (about 1 ms each) and a mask whose
       values are not 0/1 -- e.g. an unconverted 0/255 mask -- stops the run
       with a :class:`MaskValueError` naming the files and how to convert
-      them. Missing images and unreadable masks are reported too.
+      them. Missing images and unreadable masks are reported too (a
+      missing one with what lies in its place: the same name in another
+      case, ``ISIC_0000000.JPG``, an id listed with its extension, or an
+      invisible character in the id).
     * At load, a mask of another size than its image as loaded (after the
       EXIF orientation the image loader applies) stops the run with a
       :class:`MaskSizeError`: mmseg's ``Resize`` would stretch it over the
@@ -395,6 +398,14 @@ class ISICDataset(BaseSegDataset):
         bad = missing + unreadable
         if not bad:
             return
+        # What lies in a missing file's place (ISIC_0000000.JPG; an id
+        # listed with its extension), so that the fix is plain.
+        names = {}
+        suffixes = {info.get(key): suffix for info in data_list
+                    for key, suffix in (('img_path', self.img_suffix),
+                                        ('seg_map_path', self.seg_map_suffix))}
+        bad = [(path, missing_detail(path, suffixes.get(path, ''), names)
+                if detail == 'missing' else detail) for path, detail in bad]
         message = (f'{type(self).__name__}: {len(bad)} bad files among the '
                    f'samples of {self.ann_file}:\n{listing(bad)}')
         if self.on_bad_sample == 'raise':

@@ -8,6 +8,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from ..image_io import read_unchanged
 from ..utils.messages import first_few
 
 #: Metainfo key under which a dataset records the bad samples it replaced.
@@ -127,7 +128,7 @@ def decode_problem(path):
     problem = file_problem(path)
     if problem:
         return problem
-    if cv2.imread(path, cv2.IMREAD_UNCHANGED) is None:
+    if read_unchanged(path) is None:
         return 'not a decodable image'
     return None
 
@@ -311,6 +312,55 @@ def check_sizes(pairs, apply_exif=True):
                            'loader turns')
         bad.append((mask_path, detail))
     return bad
+
+
+def missing_detail(path, suffix, names=None):
+    """Why a file of the split is missing, when its folder tells: ``'missing'``,
+    or with what lies there in its place.
+
+    * ``ISIC_0000000.JPG`` for ``ISIC_0000000.jpg``: names that differ in
+      case only (photos from a phone or a Windows disk, whose names ignore
+      case, copied to one that does not);
+    * ``ISIC_0000000.jpg`` for ``ISIC_0000000.jpg.jpg``: the split file
+      lists the id with its extension;
+    * an invisible character in the id (a byte-order mark inside the split
+      file, where two files were joined; a zero-width space pasted in),
+      which the message would not show.
+
+    Args:
+        path (str): The missing image or mask file (``<id><suffix>``).
+        suffix (str): The dataset's suffix of such files (``.jpg``).
+        names (dict, optional): Folder -> its names by lower case, filled
+            here: one listing of a folder for all its missing files.
+
+    Returns:
+        str: The detail for :func:`listing`.
+    """
+    folder, name = osp.split(path)
+    image_id = name[:len(name) - len(suffix)] if suffix and \
+        name.endswith(suffix) else name
+    hidden = [char for char in image_id if not char.isprintable()]
+    if hidden:
+        return (f'missing: the split file lists the id {image_id!r}, which '
+                f'holds the invisible character U+{ord(hidden[0]):04X}; '
+                'remove it')
+    stem, extension = osp.splitext(image_id)
+    if extension.lower() in ('.jpg', '.jpeg', '.png') and \
+            osp.isfile(osp.join(folder, stem + suffix)):
+        return (f'missing: the split file lists the id {image_id} with its '
+                f'extension; list it as {stem}')
+    names = {} if names is None else names
+    if folder not in names:
+        try:
+            names[folder] = {other.lower(): other
+                             for other in sorted(os.listdir(folder))}
+        except OSError:
+            names[folder] = {}
+    other = names[folder].get(name.lower())
+    if other and other != name:
+        return (f'missing: {other} is there, named in another case (file '
+                f'names tell case apart here); rename it to {name}')
+    return 'missing'
 
 
 def listing(items, limit=10):

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..image_io import ImageReadError, read_image
+from ..image_io import ImageReadError, read_image, read_unchanged
 from ..models.utils.lesion_logit import decision_map
 from .deployable import to_model_input
 from .ort_session import run_ort
@@ -165,7 +165,7 @@ def load_batches(pairs: Sequence[Tuple[str, Optional[str]]],
         truth = None
         if mask_file and osp.isfile(mask_file):
             import cv2
-            raw = cv2.imread(mask_file, cv2.IMREAD_UNCHANGED)
+            raw = read_unchanged(mask_file)
             if raw is not None:
                 truth = cv2.resize(raw, shape[::-1],
                                    interpolation=cv2.INTER_NEAREST)

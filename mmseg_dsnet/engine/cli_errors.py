@@ -224,11 +224,18 @@ def run_reporting_user_errors(main, stop_hint=''):
     line and status 130 (:func:`report_interrupt`), also when code under
     ``main()`` turned the stop into another error (:func:`stop_behind`).
 
+    A path the standard output's encoding cannot hold (a work dir named in
+    Chinese, output redirected on Windows) is printed escaped
+    (:func:`~mmseg_dsnet.utils.cli.escape_unencodable_output`), not a
+    ``UnicodeEncodeError`` traceback after the work was done.
+
     Args:
         main (callable): The tool's work.
         stop_hint (str): What a stop (Ctrl-C, SIGTERM) leaves and how to go
             on (e.g. :data:`TRAINING_STOP_HINT`), for its line.
     """
+    from mmseg_dsnet.utils.cli import escape_unencodable_output
+    escape_unencodable_output()
     previous = exit_cleanly_on_sigterm()
     try:
         return main()

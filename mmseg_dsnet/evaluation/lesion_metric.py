@@ -646,9 +646,10 @@ def _check_finite(prob: torch.Tensor, img_path: str) -> None:
 
 def _holds_mask(path: str, mask) -> bool:
     """Whether the image file ``path`` holds exactly ``mask``."""
-    import cv2
     import numpy as np
-    written = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+
+    from ..image_io import read_unchanged
+    written = read_unchanged(path)
     return written is not None and written.shape == mask.shape and \
         bool(np.array_equal(written, mask))
 

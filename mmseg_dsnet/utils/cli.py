@@ -176,3 +176,25 @@ def device_option(name, task: str = 'this tool', option: str = '--device'):
             raise UserError(f'{option} {name}: this machine has '
                             f'{torch.cuda.device_count()} CUDA device(s)')
     return device
+
+
+def escape_unencodable_output(stream=None) -> None:
+    """Let a tool's standard output write a character its encoding lacks
+    as an escape (``\\u75c5``), as Python's standard error always does.
+
+    A photo or folder named in Chinese, or a file name that is not UTF-8
+    (``l\\udce4sion.jpg``, from a zip made on Windows), printed to a
+    console or log file whose encoding cannot hold it (Windows' cp1252
+    when the output is redirected) raised ``UnicodeEncodeError``: a
+    traceback and exit 1 after the outputs were written, or before the
+    converter wrote any. Called by the tools' ``__main__`` blocks only:
+    importing the package changes no stream.
+
+    Args:
+        stream (io.TextIOWrapper, optional): Default: ``sys.stdout``.
+    """
+    import sys
+    stream = sys.stdout if stream is None else stream
+    reconfigure = getattr(stream, 'reconfigure', None)
+    if reconfigure is not None:  # not a replaced stream (StringIO)
+        reconfigure(errors='backslashreplace')

@@ -17,8 +17,6 @@ import contextlib
 import json
 import sys
 
-from mmengine.config import DictAction
-
 from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
                                             check_threads,
                                             check_timed_options,
@@ -26,7 +24,8 @@ from mmseg_dsnet.analysis.benchmark import (benchmark, check_deploy_form,
 from mmseg_dsnet.deploy.deployable import input_size_of, no_one_input_size
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
-from mmseg_dsnet.engine.preflight import check_input_file, load_tool_config
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_input_file, load_tool_config)
 from mmseg_dsnet.leaderboard.board import comparable_model
 from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape,
@@ -69,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object only')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=ConfigOptionsAction,
         help='override some settings in the used config')
     return parser.parse_args(argv)
 

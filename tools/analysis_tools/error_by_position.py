@@ -16,11 +16,10 @@ corners (:mod:`mmseg_dsnet.analysis.plots`).
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_dataset_classes,
                                           check_pipelines_build,
                                           check_decision_thresholds,
                                           check_images_scored_once,
@@ -56,7 +55,7 @@ def parse_args(argv=None):
         '(refused by default: its errors there are smaller than on new '
         'images)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=ConfigOptionsAction,
         help='override some settings in the used config')
     return parser.parse_args(argv)
 

@@ -24,11 +24,10 @@ One multiply-add counts as one FLOP (mmengine's analyzer, as thop); see
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mmseg_dsnet.analysis.flops import CONVENTION, get_flops
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_input_file
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_input_file)
 from mmseg_dsnet.utils.cli import input_shape, other_shape_note
 from mmseg_dsnet.utils.fileio import json_text
 
@@ -51,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ConfigOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file.')
     args = parser.parse_args(argv)

@@ -22,7 +22,8 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmseg_dsnet.engine.preflight import (check_input_file,
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_input_file,
                                           check_pipelines_build, load_config)
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, check_not_chosen_on_test,
@@ -45,9 +46,9 @@ def _check_run_args(args):
         check_seed(seed, '--seeds')
     if len(set(args.seeds)) != len(args.seeds):
         raise UserError(f'--seeds repeats a seed: {args.seeds}')
-    from mmengine.config import DictAction
+    # Read as the seeds' train.py and test.py read them.
     parser = argparse.ArgumentParser()
-    parser.add_argument('--options', nargs='+', action=DictAction)
+    parser.add_argument('--options', nargs='+', action=ConfigOptionsAction)
     options = parser.parse_args(
         ['--options', *args.cfg_options]).options if args.cfg_options else {}
     # Given to the tests too, so collect would refuse every seed's record.

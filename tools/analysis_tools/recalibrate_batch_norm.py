@@ -16,11 +16,10 @@ without BatchNorm).
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
 from mmseg_dsnet.engine.batch_norm_recalibration import \
     write_recalibrated_checkpoint
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+from mmseg_dsnet.engine.preflight import ConfigOptionsAction
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
 
 
@@ -38,7 +37,7 @@ def parse_args(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing OUT')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=ConfigOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file.')
     return parser.parse_args(argv)

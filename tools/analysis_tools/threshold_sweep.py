@@ -25,12 +25,11 @@ refused unless ``--allow-test-split`` asks for its figures only.
 import argparse
 import math
 
-from mmengine.config import DictAction
-
 from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.analysis.plots import check_png_name
-from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_dataset_classes,
                                           check_images_scored_once,
                                           check_pipelines_build,
                                           check_input_file,
@@ -75,7 +74,7 @@ def parse_args(argv=None):
         help="report the figures on the config's test split (no threshold "
         'is judged there: choose one on a validation split)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=ConfigOptionsAction,
         help='override some settings in the used config')
     return parser.parse_args(argv)
 

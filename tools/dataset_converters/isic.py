@@ -18,7 +18,7 @@ import sys
 from mmseg_dsnet.datasets.converters.isic import (DEFAULT_WORKERS,
                                                   OFFICIAL_FOLDERS,
                                                   ConversionError, convert)
-from mmseg_dsnet.utils.cli import check_seed
+from mmseg_dsnet.utils.cli import check_seed, escape_unencodable_output
 from mmseg_dsnet.utils.errors import UserError, print_user_error
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
@@ -103,4 +103,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    # Folder names the console cannot show are escaped, not a traceback.
+    escape_unencodable_output()
     sys.exit(main())

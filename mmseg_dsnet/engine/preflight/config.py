@@ -2,6 +2,8 @@
 import difflib
 import os.path as osp
 
+from mmengine.config import DictAction
+
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.messages import first_few
 
@@ -37,6 +39,33 @@ class MissingInputError(FileNotFoundError):
 
 class ConfigFileError(UserError, ValueError):
     """A file given as a config cannot be read as one."""
+
+
+class ConfigOptionsAction(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options``, keeping a value
+    that is no list whole.
+
+    ``DictAction`` removes every space of a value and splits it at each
+    comma, so that ``work_dir=/data/My Runs/r1`` trained into
+    ``/data/MyRuns/r1``, exit 0, ``data_root=/data/Patient Müller`` was
+    reported missing as ``/data/PatientMüller``, and a folder named
+    ``Müller, Anna`` became a list (a ``TypeError`` traceback). A value in
+    brackets (``[1, 2]``, ``(32, 32)``) or with a comma and no path
+    separator (``a,b``) is still read as mmengine reads it.
+    """
+
+    @staticmethod
+    def _parse_iterable(val):
+        """A path (``/`` or ``\\`` in it), or a value with a space and no
+        comma, taken whole (outer quotes and spaces dropped, as
+        mmengine drops them); any other value as ``DictAction`` reads it.
+        """
+        text = val.strip().strip('\'"').strip()
+        if not text.startswith(('[', '(')) and (
+                any(sep in text for sep in '/\\') or
+                (' ' in text and ',' not in text)):
+            return DictAction._parse_int_float_bool(text)
+        return DictAction._parse_iterable(val)
 
 
 def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):
