@@ -45,10 +45,10 @@ Thumbs.db), the macOS metadata files beside photos a Mac copied
 (``._IMG_0001.JPG``) and sub-folders without ``--recursive`` are listed
 as skipped. Explicit files and globs are always tried (a glob through
 a folder whose name holds ``[``, where ``[2]`` is a set of characters,
-is refused: write each ``[`` of the name as ``[[]``). With ``--out-dir`` inside a searched folder
-(``--recursive`` or a ``**`` glob), ``OUT/masks`` and ``OUT/overlays`` are
-skipped (and a line says so): a second run does not segment the first
-run's outputs.
+is refused: write each ``[`` of the name as ``[[]``). With ``--out-dir``
+inside a searched folder (``--recursive`` or a ``**`` glob),
+``OUT/masks`` and ``OUT/overlays`` are skipped (and a line says so): a
+second run does not segment the first run's outputs.
 
 ``OUT/model.json`` names the model that wrote the folder's outputs (its
 files' SHA-256, the threshold, ``--tta``). A folder holds one model's

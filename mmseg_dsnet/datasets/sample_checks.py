@@ -315,8 +315,8 @@ def check_sizes(pairs, apply_exif=True):
 
 
 def missing_detail(path, suffix, names=None):
-    """Why a file of the split is missing, when its folder tells: ``'missing'``,
-    or with what lies there in its place.
+    """Why a file of the split is missing, when its folder tells:
+    ``'missing'``, or with what lies there in its place.
 
     * ``ISIC_0000000.JPG`` for ``ISIC_0000000.jpg``: names that differ in
       case only (photos from a phone or a Windows disk, whose names ignore

@@ -10,7 +10,8 @@ the trainable form), :mod:`.data` (pipelines, dataset classes, loaders),
 :mod:`.work_dir` (the work dir, output files, the checkpoint to resume).
 Every check is importable from here."""
 from .config import (COMMON_VARIABLES, RUNNER_KEYS, ConfigFileError,
-                     ConfigKeyError, ConfigOptionsAction, ConfigOptionError, MissingInputError,
+                     ConfigKeyError, ConfigOptionError, ConfigOptionsAction,
+                     MissingInputError,
                      apply_cfg_options, check_auto_scale_lr,
                      check_config_keys, check_config_sets,
                      check_input_file, check_options_take_effect,
@@ -37,7 +38,8 @@ from .work_dir import (WorkDirError, _file_in_path,
 
 __all__ = [
     'COMMON_VARIABLES', 'RUNNER_KEYS', 'ConfigFileError', 'ConfigKeyError',
-    'ConfigOptionError', 'ConfigOptionsAction', 'MissingInputError', 'check_auto_scale_lr',
+    'ConfigOptionError', 'ConfigOptionsAction', 'MissingInputError',
+    'check_auto_scale_lr',
     'check_config_keys',
     'check_config_sets', 'check_input_file', 'check_options_take_effect',
     'check_training_schedule', 'load_config', 'apply_cfg_options',
