@@ -154,6 +154,28 @@ def test_two_channel_softmax_lesion_channel():
     assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
 
 
+@pytest.mark.parametrize('lesion_index', [0, 1])
+def test_hard_labels_without_seg_logits_score_the_lesion_label(lesion_index):
+    """Samples holding only ``pred_sem_seg`` are scored on its labels:
+    lesion where it holds ``lesion_index``, whatever the threshold. By
+    hand, GT 1 1 0 / 0 1 0 and prediction 1 0 1 / 0 1 1 with label 1 as
+    lesion: TP (0,0),(1,1); FP (0,2),(1,2); FN (0,1); TN (1,0). With label
+    0 as lesion both maps are flipped, so the counts are the same."""
+    pred = [[1, 0, 1], [0, 1, 1]]
+    gt = GT_2X3
+    if lesion_index == 0:
+        pred = [[1 - v for v in row] for row in pred]
+        gt = [[1 - v for v in row] for row in gt]
+    sample = make_sample(PROB_2X3, gt, pred=pred)
+    del sample['seg_logits']
+    for threshold in (0.5, 0.9):
+        metric = same_size_metric(2, 3, lesion_index=lesion_index,
+                                  threshold=threshold)
+        metric.process({}, [sample])
+        assert metric.results == [{'counts_orig': [2, 2, 1, 1],
+                                   'counts_low': [2, 2, 1, 1]}]
+
+
 def test_three_channels_take_the_softmax_lesion_probability():
     """More than two channels: the softmax over the channels, channel
     ``lesion_index``, thresholded, not the argmax. Per pixel (background,
