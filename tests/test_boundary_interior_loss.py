@@ -29,6 +29,9 @@ def test_maps_of_a_square_are_exact():
     assert interior.sum() == 9  # 3x3 core
     assert interior[0, 4:7, 4:7].all()
     assert boundary.sum() == 11 * 11 - 9  # 11x11 dilation fills the image
+    # Width 0 would be a band of no pixel at all.
+    with pytest.raises(ValueError, match='width must be >= 1, got 0'):
+        boundary_interior_maps(square_mask(), width=0)
 
 
 def test_image_border_and_ignored_pixels_make_no_boundary():
