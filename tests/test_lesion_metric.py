@@ -134,6 +134,12 @@ def test_one_channel_logits_in_probability_mode_are_refused():
     metric = same_size_metric(2, 3)
     with pytest.raises(ValueError, match='logit'):
         metric.process({}, [make_sample(LOGIT_2X3, GT_2X3)])
+    # Either bound alone gives the logits away: all >= 0 with one above
+    # 1, or all <= 1 with one below 0.
+    for logits in ([[0.2, 1.5, 0.0]], [[0.9, -0.3, 1.0]]):
+        with pytest.raises(ValueError, match='look like raw logits'):
+            metric.process({}, [make_sample(logits, [[1, 0, 0]])])
+    assert metric.results == []
     with pytest.raises(ValueError, match='single_channel_input must be '
                        '"probability" or "logit", got \'softmax\''):
         LesionMetric(single_channel_input='softmax')
