@@ -128,6 +128,12 @@ def test_one_channel_output_has_no_lesion_label_but_0_or_1():
     with pytest.raises(ValueError, match='lesion_index 2 is not a label of '
                        r'a 1-channel \(binary\) output'):
         stored_lesion_probability(probability, lesion_index=2)
+    # Of more channels, lesion_index must be one of them.
+    for channels in (2, 3):
+        with pytest.raises(ValueError, match=f'lesion_index {channels} is '
+                           f'not a channel of {channels}-channel'):
+            stored_lesion_probability(torch.zeros(channels, 1, 2),
+                                      lesion_index=channels)
 
 
 def test_one_channel_logits_in_probability_mode_are_refused():
