@@ -29,6 +29,9 @@ def test_maps_of_a_square_are_exact():
     assert interior.sum() == 9  # 3x3 core
     assert interior[0, 4:7, 4:7].all()
     assert boundary.sum() == 11 * 11 - 9  # 11x11 dilation fills the image
+    # Width 0 would be a band of no pixel at all.
+    with pytest.raises(ValueError, match='width must be >= 1, got 0'):
+        boundary_interior_maps(square_mask(), width=0)
 
 
 def test_image_border_and_ignored_pixels_make_no_boundary():
@@ -179,6 +182,8 @@ def test_image_norm_is_a_per_pixel_weight_on_the_bce():
     assert region_mean(logits, label) > weighted(logits, label)
     with pytest.raises(ValueError, match='region_norm'):
         BoundaryInteriorLoss(region_norm='band')
+    with pytest.raises(ValueError, match='band_width must be >= 1'):
+        BoundaryInteriorLoss(band_width=0)
     with pytest.raises(ValueError, match="region_loss='bce'"):
         BoundaryInteriorLoss(region_loss='dice', region_norm='image')
 
@@ -436,3 +441,40 @@ def test_the_label_check_lets_the_loss_be_traced_whole():
     loss = BoundaryInteriorLoss()
     traced = torch.compile(loss, backend='eager', fullgraph=True)
     torch.testing.assert_close(traced(logits, label), loss(logits, label))
+
+
+def test_smooth_0_leaves_an_image_without_pixels_to_score_out_not_nan():
+    """With ``smooth=0`` (allowed, and what the batch Dice test uses) the
+    Dice of an image without a pixel to score is 0 / 0: NaN, which the
+    mean over the scored images multiplied by 0 and kept, so the loss and
+    every gradient of the batch were NaN. Logits 0 (probability 0.5).
+    Image 0, labels 1 1 / 0 0: Dice 2 * 1 / (2 + 2) = 1/2, a loss of 1/2;
+    image 1 all ignored. For the interior term a 3x3 lesion in a 5x5 image
+    has its centre alone as interior at band width 1: Dice 2 * 0.5 /
+    (0.5 + 1) = 2/3, a loss of 1/3; the second image has no lesion, so
+    no interior (nor band)."""
+    from mmseg_dsnet.models.losses import BinaryDiceLoss
+    labels = torch.tensor([[[1, 1], [0, 0]], [[255, 255], [255, 255]]])
+    dice_only = dict(bce_weight=0.0, boundary_weight=0.0,
+                     interior_weight=0.0, smooth=0.0)
+    lesion = torch.zeros(2, 5, 5, dtype=torch.long)
+    lesion[0, 1:4, 1:4] = 1
+    interior_only = BoundaryInteriorLoss(
+        bce_weight=0.0, dice_weight=0.0, boundary_weight=0.0,
+        interior_weight=1.0, band_width=1, region_loss='dice', smooth=0.0)
+    for loss, label, expected in (
+            (BinaryDiceLoss(smooth=0.0), labels, 1 / 2),
+            (BoundaryInteriorLoss(**dice_only), labels, 1 / 2),
+            (interior_only, lesion, 1 / 3)):
+        logits = torch.zeros(2, 1, *label.shape[1:], requires_grad=True)
+        value = loss(logits, label)
+        assert value.item() == pytest.approx(expected, abs=1e-6)
+        value.backward()
+        assert torch.isfinite(logits.grad).all()
+    # One Dice over a batch without a pixel to score: 0, as per image.
+    batch = BoundaryInteriorLoss(dice_reduction='batch', **dice_only)
+    logits = torch.zeros(2, 1, 2, 2, requires_grad=True)
+    value = batch(logits, torch.full((2, 2, 2), 255))
+    assert value.item() == 0
+    value.backward()
+    assert torch.isfinite(logits.grad).all()

@@ -128,12 +128,24 @@ def test_one_channel_output_has_no_lesion_label_but_0_or_1():
     with pytest.raises(ValueError, match='lesion_index 2 is not a label of '
                        r'a 1-channel \(binary\) output'):
         stored_lesion_probability(probability, lesion_index=2)
+    # Of more channels, lesion_index must be one of them.
+    for channels in (2, 3):
+        with pytest.raises(ValueError, match=f'lesion_index {channels} is '
+                           f'not a channel of {channels}-channel'):
+            stored_lesion_probability(torch.zeros(channels, 1, 2),
+                                      lesion_index=channels)
 
 
 def test_one_channel_logits_in_probability_mode_are_refused():
     metric = same_size_metric(2, 3)
     with pytest.raises(ValueError, match='logit'):
         metric.process({}, [make_sample(LOGIT_2X3, GT_2X3)])
+    # Either bound alone gives the logits away: all >= 0 with one above
+    # 1, or all <= 1 with one below 0.
+    for logits in ([[0.2, 1.5, 0.0]], [[0.9, -0.3, 1.0]]):
+        with pytest.raises(ValueError, match='look like raw logits'):
+            metric.process({}, [make_sample(logits, [[1, 0, 0]])])
+    assert metric.results == []
     with pytest.raises(ValueError, match='single_channel_input must be '
                        '"probability" or "logit", got \'softmax\''):
         LesionMetric(single_channel_input='softmax')
@@ -152,6 +164,28 @@ def test_two_channel_softmax_lesion_channel():
     metric = same_size_metric(2, 3, lesion_index=0)
     metric.process({}, [make_sample(two_channel.flip(0), swapped_gt)])
     assert metric.results[0]['counts_orig'] == [2, 1, 1, 2]
+
+
+@pytest.mark.parametrize('lesion_index', [0, 1])
+def test_hard_labels_without_seg_logits_score_the_lesion_label(lesion_index):
+    """Samples holding only ``pred_sem_seg`` are scored on its labels:
+    lesion where it holds ``lesion_index``, whatever the threshold. By
+    hand, GT 1 1 0 / 0 1 0 and prediction 1 0 1 / 0 1 1 with label 1 as
+    lesion: TP (0,0),(1,1); FP (0,2),(1,2); FN (0,1); TN (1,0). With label
+    0 as lesion both maps are flipped, so the counts are the same."""
+    pred = [[1, 0, 1], [0, 1, 1]]
+    gt = GT_2X3
+    if lesion_index == 0:
+        pred = [[1 - v for v in row] for row in pred]
+        gt = [[1 - v for v in row] for row in gt]
+    sample = make_sample(PROB_2X3, gt, pred=pred)
+    del sample['seg_logits']
+    for threshold in (0.5, 0.9):
+        metric = same_size_metric(2, 3, lesion_index=lesion_index,
+                                  threshold=threshold)
+        metric.process({}, [sample])
+        assert metric.results == [{'counts_orig': [2, 2, 1, 1],
+                                   'counts_low': [2, 2, 1, 1]}]
 
 
 def test_three_channels_take_the_softmax_lesion_probability():

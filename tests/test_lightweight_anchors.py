@@ -186,6 +186,11 @@ def test_binary_dice_loss_scores_the_lesion_class():
     two = torch.cat([torch.zeros_like(perfect), perfect * 0.1], dim=1)
     assert loss(two, target) == pytest.approx(
         loss(perfect * 0.1, target).item(), abs=1e-6)
+    # and with any background logit b, (b, b + l) too: softmax(l1 - l0)
+    background = torch.linspace(-3, 3, 128).reshape(2, 1, 8, 8)
+    shifted = torch.cat([background, background + perfect * 0.1], dim=1)
+    assert loss(shifted, target) == pytest.approx(
+        loss(perfect * 0.1, target).item(), abs=1e-6)
     # ignored pixels do not count, whatever the prediction there
     ignored = target.clone()
     ignored[:, :, 6:] = 255
@@ -208,6 +213,10 @@ def test_binary_dice_loss_by_hand():
     logits = torch.zeros(2, 1, 2, 2)
     assert loss(logits, target).item() == pytest.approx(
         ((1 - 3 / 5) + (1 - 4 / 7)) / 2, abs=1e-6)
+    # loss_weight scales the whole loss.
+    assert BinaryDiceLoss(smooth=1.0, loss_weight=0.5)(
+        logits, target).item() == pytest.approx(
+            ((1 - 3 / 5) + (1 - 4 / 7)) / 4, abs=1e-6)
     weight = torch.ones(2, 2, 2)
     weight[0, 0, 1] = 0
     assert loss(logits, target, weight=weight).item() == pytest.approx(

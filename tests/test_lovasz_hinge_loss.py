@@ -59,6 +59,10 @@ def test_ignored_and_zero_weight_pixels_change_nothing():
     expected = lovasz_hinge(logits[:, 0, 2:].flatten(),
                             label[:, 2:].flatten().bool())
     torch.testing.assert_close(loss(shuffled, ignored), expected)
+    # Another ignore_index (the head's) leaves its pixels out alike.
+    sevens = ignored.masked_fill(ignored == 255, 7)
+    torch.testing.assert_close(loss(shuffled, sevens, ignore_index=7),
+                               expected)
     weight = torch.ones(2, 8, 8)
     weight[:, :2] = 0
     torch.testing.assert_close(loss(shuffled, label, weight=weight),

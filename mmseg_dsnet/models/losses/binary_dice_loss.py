@@ -12,14 +12,36 @@ from .loss_arguments import (check_binary_labels, check_loss_inputs,
                              check_loss_weights, loss_ignore_index)
 
 
+def soft_dice(intersection: Tensor, total: Tensor, smooth: float) -> Tensor:
+    """``(2 * intersection + smooth) / (total + smooth)``, elementwise, with
+    ``0 / 0`` (``smooth=0`` and nothing in the scope) read as 1.
+
+    With ``smooth=0`` an image without a pixel to score (all
+    ``ignore_index``, or no pixel in a region term's region) made a NaN
+    Dice; the mean over the scored images weighs it 0, but ``0 * NaN`` is
+    NaN, so the loss and every gradient of the batch were NaN.
+
+    Args:
+        intersection (Tensor): ``sum(p * t)`` per image (or for the batch).
+        total (Tensor): ``sum(p) + sum(t)``, of the same shape.
+        smooth (float): Additive smoothing of numerator and denominator.
+
+    Returns:
+        Tensor: The soft Dice, in [0, 1] where nothing is NaN.
+    """
+    # Where the denominator is 0 the numerator is too: both become 1.
+    empty = (total + smooth == 0).to(total.dtype)
+    return (2 * intersection + smooth + empty) / (total + smooth + empty)
+
+
 @MODELS.register_module()
 class BinaryDiceLoss(nn.Module):
     """``1 - soft Dice`` of the lesion probability, per image, batch mean.
 
     ``Dice = (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)`` over
     the valid pixels of each image, where ``p`` is the lesion probability
-    and ``t`` the 0/1 label; the mean is over the images that have a
-    valid pixel (of weight above 0). This is the Dice half of the
+    and ``t`` the 0/1 label (``0 / 0``, with ``smooth=0``, reads 1); the
+    mean is over the images that have a valid pixel (of weight above 0). This is the Dice half of the
     "BceDice" loss of the lightweight skin-lesion literature (MALUNet,
     EGE-UNet), which uses ``smooth = 1``.
 
@@ -97,7 +119,7 @@ class BinaryDiceLoss(nn.Module):
         intersection = (prob * label * valid).flatten(1).sum(1)
         total = (prob * valid).flatten(1).sum(1) + \
             (label * valid).flatten(1).sum(1)
-        dice = (2 * intersection + self.smooth) / (total + self.smooth)
+        dice = soft_dice(intersection, total, self.smooth)
         return self.loss_weight * mean_of_scored_images(
             1 - dice, valid.flatten(1).sum(1) > 0)
 

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 from ..utils.lesion_logit import lesion_logit
+from .binary_dice_loss import soft_dice
 from .image_mean import mean_of_scored_images
 from .loss_arguments import (check_binary_labels, check_loss_inputs,
                              check_loss_name, check_loss_options,
@@ -67,7 +68,7 @@ def _soft_dice_loss(prob: Tensor, target: Tensor, region: Tensor,
     dims = (1, 2) if per_image else (0, 1, 2)
     intersection = (prob * target * region).sum(dims)
     total = (prob * region).sum(dims) + (target * region).sum(dims)
-    loss = 1 - (2 * intersection + smooth) / (total + smooth)
+    loss = 1 - soft_dice(intersection, total, smooth)
     if not per_image:
         return loss
     return mean_of_scored_images(loss, region.flatten(1).sum(1) > 0)
@@ -128,7 +129,8 @@ class BoundaryInteriorLoss(nn.Module):
             pixels, i.e. a per-pixel weight). Default: ``'region'``.
         use_sigmoid (bool, optional): None picks sigmoid / softmax from the
             number of channels; True or False insists on 1 or 2 channels.
-        smooth (float): Dice smoothing constant. Default: 1.0.
+        smooth (float): Dice smoothing constant; with 0, a Dice of
+            ``0 / 0`` (nothing in its scope) reads 1. Default: 1.0.
         loss_weight (float): Weight of the whole loss. Default: 1.0.
         loss_name (str): Name in the loss dict; must start with ``loss_``.
             Default: ``'loss_bic'``.
