@@ -17,9 +17,10 @@ def soft_dice(intersection: Tensor, total: Tensor, smooth: float) -> Tensor:
     ``0 / 0`` (``smooth=0`` and nothing in the scope) read as 1.
 
     With ``smooth=0`` an image without a pixel to score (all
-    ``ignore_index``, or no pixel in a region term's region) made a NaN
-    Dice; the mean over the scored images weighs it 0, but ``0 * NaN`` is
-    NaN, so the loss and every gradient of the batch were NaN.
+    ``ignore_index``, or no pixel in a region term's region) has a Dice of
+    ``0 / 0``; the mean over the scored images weighs it 0, but
+    ``0 * NaN`` is NaN, so a NaN there would make the loss and every
+    gradient of the batch NaN.
 
     Args:
         intersection (Tensor): ``sum(p * t)`` per image (or for the batch).
@@ -41,9 +42,9 @@ class BinaryDiceLoss(nn.Module):
     ``Dice = (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)`` over
     the valid pixels of each image, where ``p`` is the lesion probability
     and ``t`` the 0/1 label (``0 / 0``, with ``smooth=0``, reads 1); the
-    mean is over the images that have a valid pixel (of weight above 0). This is the Dice half of the
-    "BceDice" loss of the lightweight skin-lesion literature (MALUNet,
-    EGE-UNet), which uses ``smooth = 1``.
+    mean is over the images that have a valid pixel (of weight above 0).
+    This is the Dice half of the "BceDice" loss of the lightweight
+    skin-lesion literature (MALUNet, EGE-UNet), which uses ``smooth = 1``.
 
     Unlike mmseg's ``DiceLoss`` with a one-channel head, it always scores the
     lesion class: with ``out_channels=1`` the probability is the sigmoid of
