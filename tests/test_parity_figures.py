@@ -186,3 +186,19 @@ def test_a_limit_of_zero_checks_every_named_image(tmp_path):
     assert sorted(osp.basename(image) for image, _ in pairs) == [
         'i0.png', 'i1.png', 'i2.png']
     assert len(parity.explicit_check_pairs([str(tmp_path)], limit=2)) == 2
+
+
+def test_a_limit_of_zero_checks_every_image_of_the_config_split(
+        tiny_config):
+    """``--num-check-images 0`` on a config's own test split takes all its
+    images, not none (mutation testing: ``limit < 0`` passed)."""
+    from mmseg_dsnet.engine.preflight import load_config
+    cfg = load_config(str(tiny_config))
+    every, source = parity.config_samples(cfg, 'test', limit=0)
+    total = len(every)
+    assert total > 2
+    assert source.startswith(f'{total} of {total} test images of ')
+    assert all(osp.isfile(image) and osp.isfile(mask)
+               for image, mask in every)
+    some, source = parity.config_samples(cfg, 'test', limit=2)
+    assert some == every[:2] and source.startswith(f'2 of {total} ')
