@@ -191,6 +191,22 @@ def test_residual_and_dilated_blocks_reparameterize_exactly(
         assert (plain(x) - expected).abs().max() <= 1e-5
 
 
+def test_the_shortcut_is_added_before_the_last_activation():
+    """``act(branch(x) + x)``: a residual block's output is the ReLU of
+    the sum, never negative (mutation testing: ``act(branch(x)) + x``
+    passed; the tests compared the block with its own fold only)."""
+    block = warm_up(DESDConv(4, 4, shortcut=True),
+                    lambda: torch.randn(4, 4, 8, 8))
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        out = block(x)
+        block.shortcut = False
+        block.pointwise_act = torch.nn.Identity()
+        branch = block(x)
+    torch.testing.assert_close(out, F.relu(branch + x))
+    assert out.min() >= 0 and (out == 0).any()
+
+
 @pytest.mark.parametrize('dilation,stride', [(1, 1), (2, 1), (1, 2)])
 def test_replicate_padding_reparameterizes_exactly(dilation, stride):
     block = DESDConv(8, 8, stride=stride, dilation=dilation,

@@ -153,6 +153,38 @@ def test_gate_is_the_sigmoid_of_the_channel_and_spatial_logits():
             bridge(enc, dec),
             bridge.proj(expected * enc + (1 - expected) * dec))
 
+def test_a_guided_gate_reads_the_guide_as_a_fifth_spatial_map():
+    """The spatial gate of a guided bridge convolves the four channel maps
+    and the guide itself, whose weights alone start at zero (mutation
+    testing: a gate that read ``1 - guide``, or that zeroed the decoder's
+    max map too, passed)."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    bridge = DynamicGateAttention(6, spatial_kernel_size=3,
+                                  guided=True).eval()
+    weight = bridge.spatial_gate.weight
+    assert not weight[:, 4].any()
+    assert all(weight[:, i].abs().sum() > 0 for i in range(4))
+    with torch.no_grad():
+        for param in (bridge.channel_gate.weight, bridge.spatial_gate.weight,
+                      bridge.spatial_gate.bias):
+            param.normal_(0, 0.5)
+    enc, dec = torch.randn(2, 6, 5, 7), torch.randn(2, 6, 5, 7) * 2 + 1
+    guide = torch.rand(2, 1, 5, 7)
+    pooled = torch.stack([enc.mean((2, 3)), dec.mean((2, 3))], 1)
+    channel = F.conv1d(pooled, bridge.channel_gate.weight,
+                       bridge.channel_gate.bias, padding=1)
+    maps = torch.cat([enc.mean(1, keepdim=True),
+                      enc.max(1, keepdim=True).values,
+                      dec.mean(1, keepdim=True),
+                      dec.max(1, keepdim=True).values, guide], 1)
+    spatial = F.conv2d(maps, bridge.spatial_gate.weight,
+                       bridge.spatial_gate.bias, padding=1)
+    expected = torch.sigmoid(channel[:, 0, :, None, None] + spatial)
+    with torch.no_grad():
+        torch.testing.assert_close(bridge.gate(enc, dec, guide), expected)
+
+
 def test_plain_skip_without_gate():
     bridge = DynamicGateAttention(8, use_gate=False).eval()
     assert not hasattr(bridge, 'channel_gate')
@@ -244,6 +276,11 @@ def test_out_indices_select_the_stages_and_default_to_all():
                                                (1, 16, 8, 8)]
     assert [tuple(f.shape) for f in some] == [(1, 12, 16, 16),
                                               (1, 16, 8, 8)]
+    # A subset without the deepest stage gives only what it names.
+    with torch.no_grad():
+        shallow = DSNet(out_indices=(0, 1), **kwargs).eval()(x)
+    assert [tuple(f.shape) for f in shallow] == [(1, 8, 32, 32),
+                                                 (1, 12, 16, 16)]
 
 def test_first_design_stays_reachable():
     """DSNet v1: stride-1 stem, six levels, full-resolution logits."""
@@ -259,6 +296,22 @@ def test_first_design_stays_reachable():
     params, flops = complexity(model)
     assert PARAMS_WINDOW[0] <= params <= PARAMS_WINDOW[1]
     assert FLOPS_WINDOW[0] <= flops <= FLOPS_WINDOW[1]
+
+
+def test_conv_type_reaches_every_block():
+    """``conv_type`` of the backbone and of the head applies to each of
+    their DESDConv blocks, the head's final block included (mutation
+    testing: a final block built plain passed)."""
+    from mmseg_dsnet.models.layers.desd_conv import DIFFERENCE_BRANCHES
+    cfg = model_cfg(V1_CONFIG)
+    assert cfg.decode_head.final_block
+    for conv_type, branches in (('desd', DIFFERENCE_BRANCHES),
+                                ('vanilla', ('vanilla', ))):
+        cfg.backbone.conv_type = cfg.decode_head.conv_type = conv_type
+        model = MODELS.build(cfg)
+        blocks = [m for m in model.modules() if isinstance(m, DESDConv)]
+        assert model.decode_head.final_block in blocks
+        assert all(b.kernels.branches == branches for b in blocks)
 
 
 def test_vanilla_ablation_and_no_gate_build_and_run():
@@ -415,6 +468,17 @@ def test_fused_loss_is_the_loss_of_the_fused_logits():
     torch.testing.assert_close(losses['decode.fused.loss_bic'], expected)
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     assert all(c.weight.grad is not None for c in head.aux_classifiers)
+
+
+def test_no_fused_loss_without_its_weight():
+    """``fuse_side_outputs`` alone changes inference only: training adds
+    no ``fused.*`` loss (mutation testing: a zero-weighted fused loss,
+    logged and computed every step, passed)."""
+    model = MODELS.build(model_cfg(fuse_side_outputs=True)).train()
+    losses = model.loss(torch.randn(2, 3, 64, 64),
+                        data_samples(square_labels(2, 64)))
+    assert 'decode.aux1.loss_bic' in losses
+    assert not any('fused' in key for key in losses)
 
 
 # ------------------------------------------------------ training / inference
@@ -638,6 +702,36 @@ def test_image_norm_ignores_each_images_colour_cast():
         backbone.image_norm = False
         assert (backbone(image * gain + offset)[-1] -
                 backbone(image)[-1]).abs().max() > 1e-2
+
+
+def test_the_stem_reads_the_standardised_colours_then_the_radial_map():
+    """With both options the stem's input is the three colour channels,
+    each standardised over its image's pixels, then the distance map as
+    the fourth channel, itself not standardised (mutation testing: the
+    map put first, or standardised with the colours, passed)."""
+    from mmseg_dsnet.models.backbones import DSNet
+    backbone = DSNet(widths=(8, 16), num_blocks=(1, 1), stem_stride=2,
+                     radial_channel=True, image_norm=True).eval()
+    seen = []
+    backbone.stem.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0]))
+    image = torch.rand(2, 3, 6, 5) * 200 + 20
+    with torch.no_grad():
+        backbone(image)
+    stem_input = seen[0].double()
+    assert stem_input.shape == (2, 4, 6, 5)
+    colours = image.double()
+    mean = colours.mean(dim=(2, 3), keepdim=True)
+    var = colours.var(dim=(2, 3), unbiased=False, keepdim=True)
+    torch.testing.assert_close(stem_input[:, :3],
+                               (colours - mean) / (var + 1e-5).sqrt(),
+                               atol=1e-4, rtol=1e-4)
+    # Distance from the centre, 1 in the corners, for every image.
+    rows = torch.linspace(-1, 1, 6, dtype=torch.float64)[:, None]
+    cols = torch.linspace(-1, 1, 5, dtype=torch.float64)[None, :]
+    radius = (rows**2 + cols**2).sqrt() / 2**0.5
+    for index in range(2):
+        torch.testing.assert_close(stem_input[index, 3], radius)
 
 
 def test_zero_init_residual_starts_blocks_as_identity():
@@ -867,6 +961,11 @@ def test_head_options_are_checked():
         DSNetHead(**dict(head, fuse_side_outputs=True, fused_loss_weight=-1))
     with pytest.raises(ValueError, match='guided bridge needs use_gate'):
         DynamicGateAttention(8, use_gate=False, guided=True)
+    # One weight per bridge level below the deepest (5 inputs: 3): a
+    # fourth had no level to supervise and was dropped without a word.
+    assert len(head['in_channels']) == 5
+    with pytest.raises(ValueError, match='aux_loss_weights needs 1 to 3'):
+        DSNetHead(**dict(head, aux_loss_weights=[0.4, 0.2, 0.1, 0.05]))
     # Refine blocks are residual DESDConvs at their level's width.
     built = DSNetHead(**head)
     refine = [(level, block) for level, blocks in enumerate(

@@ -40,7 +40,8 @@ def run(model, x):
     return session.run(['mean', 'max', 'conv'], {'x': x})
 
 
-@pytest.mark.parametrize('opset', [11, 17])
+# 13: the first opset whose Split takes its sizes as an input.
+@pytest.mark.parametrize('opset', [11, 13, 17])
 @pytest.mark.parametrize('conv_attrs', [
     dict(pads=[3] * 4),
     # MALUNet's shared 7x7 conv is dilated; the depthwise half keeps it.
@@ -68,6 +69,46 @@ def test_rewritten_graph_gives_the_same_outputs(opset, conv_attrs):
     np.testing.assert_array_equal(largest, x.max(1, keepdims=True))
     np.testing.assert_allclose(conv, before[2], atol=1e-5)
     np.testing.assert_allclose(before[0], mean, atol=1e-6)
+
+
+def test_other_reductions_are_left_as_they_are():
+    """Only a mean or max over the channel axis that keeps it is a
+    channel reduction: a global mean over (2, 3) and a channel max
+    without ``keepdims`` compute what they did (mutation testing: the
+    rewrite took them for channel reductions and the tests passed)."""
+    from onnx import TensorProto, helper
+
+    from mmseg_dsnet.deploy.graph_rewrites import optimize_for_cpu
+    nodes = [
+        helper.make_node('ReduceMean', ['x'], ['mean'], axes=[2, 3],
+                         keepdims=1, name='pool'),
+        helper.make_node('ReduceMax', ['x'], ['max'], axes=[1], keepdims=0,
+                         name='flat_max'),
+    ]
+    graph = helper.make_graph(
+        nodes, 'others',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                       ['n', 3, 'h', 'w'])],
+        [helper.make_tensor_value_info('mean', TensorProto.FLOAT,
+                                       ['n', 3, 1, 1]),
+         helper.make_tensor_value_info('max', TensorProto.FLOAT,
+                                       ['n', 'h', 'w'])])
+    model = helper.make_model(graph,
+                              opset_imports=[helper.make_opsetid('', 17)])
+    counts = optimize_for_cpu(model)
+    assert counts == dict(channel_mean=0, channel_max=0,
+                          single_output_conv=0)
+    assert [n.op_type for n in model.graph.node] == ['ReduceMean',
+                                                     'ReduceMax']
+    import onnxruntime as ort
+    x = np.random.default_rng(2).normal(0, 1, (2, 3, 5, 4)).astype(
+        np.float32)
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=['CPUExecutionProvider'])
+    mean, largest = session.run(['mean', 'max'], {'x': x})
+    np.testing.assert_allclose(mean, x.mean((2, 3), keepdims=True),
+                               atol=1e-6)
+    np.testing.assert_array_equal(largest, x.max(1))
 
 
 def test_convolutions_kept_in_float_for_int8(tmp_path):

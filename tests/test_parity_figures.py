@@ -1,9 +1,12 @@
 """The export parity check's figures on hand-made values (mutation
 testing: a strict ``<`` tolerance, decisions judged on the candidate's
 logits, a dropped last batch and a missing second input size passed)."""
+import os.path as osp
+
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from mmseg_dsnet.deploy import parity
 
@@ -70,3 +73,132 @@ def test_load_batches_keeps_the_last_partial_batch(tmp_path):
     assert truth.shape == (4, 8) and truth[0, 0] == 255
     assert (truth[:, 4:] == 1).all() and (truth[1:, :4] == 0).all()
     assert batches[0][2][1] is None and batches[2][2] == [None]
+
+
+class FirstPlusChannel(torch.nn.Module):
+    """Logits = input channel 0, plus channel ``offset`` (a pattern the
+    test writes into the input) where ``float64`` says so: a network
+    whose float32 and float64 answers differ by a chosen amount, or an
+    export that moves chosen logits by a chosen amount."""
+
+    def __init__(self, offset=None, float64_only=False):
+        super().__init__()
+        self.offset, self.float64_only = offset, float64_only
+
+    def forward(self, x):
+        logits = x[:, :1]
+        if self.offset is not None and (
+                not self.float64_only or x.dtype == torch.float64):
+            logits = logits + x[:, self.offset:self.offset + 1]
+        return logits
+
+
+def onnx_session(module, tmp_path):
+    import onnxruntime as ort
+    path = tmp_path / 'export.onnx'
+    torch.onnx.export(module.eval(), (torch.zeros(1, 3, 1, 2), ), str(path),
+                      dynamo=False, opset_version=17, input_names=['x'],
+                      output_names=['y'],
+                      dynamic_axes={'x': {0: 'n'}, 'y': {0: 'n'}})
+    return ort.InferenceSession(str(path),
+                                providers=['CPUExecutionProvider'])
+
+
+def case(name, *pixels):
+    """A ``(1, 3, 1, len(pixels))`` batch, one ``(c0, c1, c2)`` a pixel."""
+    return name, np.array(pixels, np.float32).T[None, :, None, :].copy()
+
+
+def test_the_tolerance_comes_from_the_trained_model_not_the_export(
+        tmp_path):
+    """The noise floor (float32 vs float64 of the model as trained) and
+    the logit scale are the trained model's; a pixel whose exact logit
+    is beyond the tolerance from the threshold must keep its decision
+    even where the difference is within it. Figures worked out by hand:
+    scale 1, tolerance 1e-4 + 3e-4 * 1 = 4e-4 (above 4 x noise 8e-5); the
+    export flips pixel A (float32 3.6e-4, float64 4.4e-4) to -2e-5: a
+    3.8e-4 difference, a decisive mismatch (mutation testing: a noise
+    floor measured on the export, over the first case only, a pass rule
+    without the mask rule and ``within_atol`` judged on the tolerance
+    passed)."""
+    trained = FirstPlusChannel(offset=1, float64_only=True)
+    session = onnx_session(FirstPlusChannel(offset=2), tmp_path)
+    cases = [case('flat', (1.0, 0, 0), (-0.5, 0, 0)),
+             case('edge', (3.6e-4, 0.8e-4, -3.8e-4), (1.0, 0, 0))]
+    result = parity.check_parity(trained, trained, session, cases,
+                                 threshold=0.5)
+    assert result['errors'] == []
+    assert result['float32_noise'] == pytest.approx(0.8e-4, rel=1e-3)
+    assert result['logit_scale'] == pytest.approx(1.0)
+    assert result['tolerance'] == pytest.approx(4e-4, rel=1e-3)
+    assert result['max_abs_diff'] == pytest.approx(3.8e-4, rel=1e-3)
+    assert result['within_atol'] is False
+    assert result['mask_mismatch_pixels'] == 1
+    assert result['mask_mismatch_borderline'] == 0
+    assert result['passed'] is False
+
+    # The same flip of a pixel whose exact logit is within the tolerance
+    # of the threshold (3e-4) is rounding's to make: it passes.
+    cases[1] = case('edge', (2.2e-4, 0.8e-4, -2.4e-4), (1.0, 0, 0))
+    result = parity.check_parity(trained, trained, session, cases,
+                                 threshold=0.5)
+    assert result['mask_mismatch_pixels'] == 1
+    assert result['mask_mismatch_borderline'] == 1
+    assert result['passed'] is True
+
+
+def test_a_wrong_export_cannot_widen_its_own_tolerance(tmp_path):
+    """An export 1e-2 off on one pixel of an exact network (no float32
+    noise) fails: the tolerance stays 1e-4 + 3e-4 * 2 (mutation testing:
+    a noise floor measured against the export grew it to 4e-2)."""
+    trained = FirstPlusChannel()
+    session = onnx_session(FirstPlusChannel(offset=2), tmp_path)
+    cases = [case('one', (2.0, 0, 0), (-1.0, 0, 1e-2))]
+    result = parity.check_parity(trained, trained, session, cases,
+                                 threshold=0.5)
+    assert result['float32_noise'] == 0
+    assert result['tolerance'] == pytest.approx(7e-4)
+    assert result['max_abs_diff'] == pytest.approx(1e-2, rel=1e-3)
+    assert result['mask_mismatch_pixels'] == 0
+    assert result['passed'] is False
+
+
+def test_a_decision_exactly_the_tolerance_from_the_threshold_is_borderline():
+    """"More than ``atol`` away" decides: a flipped pixel whose exact logit
+    is exactly ``atol`` from the threshold is borderline (values exact in
+    binary)."""
+    reference = np.array([[[[0.25, 2.0]]]], np.float32)
+    candidate = np.array([[[[-0.25, 2.0]]]], np.float32)
+    exact = np.array([[[[0.5, 2.0]]]], np.float64)
+    figures = parity.compare_logits(reference, candidate, 0.5, atol=0.5,
+                                    exact=exact)
+    assert figures['mask_mismatch'] == 1
+    assert figures['mask_mismatch_decisive'] == 0
+
+
+def test_a_limit_of_zero_checks_every_named_image(tmp_path):
+    """``--num-check-images 0`` means all the images named, not none
+    (which would leave the check to random inputs alone)."""
+    for index in range(3):
+        cv2.imwrite(str(tmp_path / f'i{index}.png'),
+                    np.full((6, 5, 3), index * 40, np.uint8))
+    pairs = parity.explicit_check_pairs([str(tmp_path)], limit=0)
+    assert sorted(osp.basename(image) for image, _ in pairs) == [
+        'i0.png', 'i1.png', 'i2.png']
+    assert len(parity.explicit_check_pairs([str(tmp_path)], limit=2)) == 2
+
+
+def test_a_limit_of_zero_checks_every_image_of_the_config_split(
+        tiny_config):
+    """``--num-check-images 0`` on a config's own test split takes all its
+    images, not none (mutation testing: ``limit < 0`` passed)."""
+    from mmseg_dsnet.engine.preflight import load_config
+    cfg = load_config(str(tiny_config))
+    every, source = parity.config_samples(cfg, 'test', limit=0)
+    total = len(every)
+    assert total > 2
+    assert source.startswith(f'{total} of {total} test images of ')
+    assert all(osp.isfile(image) and osp.isfile(mask)
+               for image, mask in every)
+    some, source = parity.config_samples(cfg, 'test', limit=2)
+    assert some == every[:2] and source.startswith(f'2 of {total} ')

@@ -49,6 +49,15 @@ def test_deploy_checkpoint_reproduces_the_model(trained_checkpoint, tmp_path):
     with torch.no_grad():
         diff = (trained(x, mode='tensor') - deployed(x, mode='tensor')).abs()
     assert float(diff.max()) <= 1e-5
+    # The reported float32 difference is the trained and the written
+    # network's on the check's seeded inputs (mutation testing: the
+    # folded network's float32 vs float64 rounding passed for it).
+    checked = torch.randn(2, 3, 64, 64, dtype=torch.float64,
+                          generator=torch.Generator().manual_seed(0)).float()
+    with torch.no_grad():
+        diff = (trained(checked, mode='tensor') -
+                deployed(checked, mode='tensor')).abs().max()
+    assert result['max_abs_diff'] == pytest.approx(float(diff), rel=1e-6)
     # Nothing is overwritten without --overwrite.
     with pytest.raises(FileExistsError, match='dsnet_deploy'):
         tool.main([CONFIG, str(trained_checkpoint), str(out)])
@@ -409,3 +418,28 @@ def test_the_float32_tolerance_is_four_times_the_noise_floor(
         write(CONFIG, str(trained_checkpoint), str(out), shape=(64, 64),
               atol=1e-9)
     assert not out.exists()
+
+
+def test_a_deploy_config_that_builds_another_network_is_not_written(
+        trained_checkpoint, tmp_path, monkeypatch):
+    """The deploy config is checked by running it with the folded weights:
+    one whose network loads them strictly but computes something else
+    (here its decoder upsamples with ``align_corners=True``) is refused
+    and nothing is written (mutation testing: without that check the
+    pair was written, exit 0)."""
+    from mmseg_dsnet.deploy import deploy_checkpoint
+    from mmseg_dsnet.deploy.deploy_checkpoint import ParityError
+    make = deploy_checkpoint.deploy_config
+
+    def other_network(cfg):
+        cfg = make(cfg)
+        cfg.model.decode_head.align_corners = True
+        return cfg
+
+    monkeypatch.setattr(deploy_checkpoint, 'deploy_config', other_network)
+    out = tmp_path / 'dsnet_deploy.pth'
+    with pytest.raises(ParityError,
+                       match='deploy config does not reproduce the model'):
+        deploy_checkpoint.write_deploy_checkpoint(
+            CONFIG, str(trained_checkpoint), str(out), shape=(64, 64))
+    assert not out.exists() and not out.with_suffix('.py').exists()
