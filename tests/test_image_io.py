@@ -194,6 +194,12 @@ def test_a_16_bit_colour_image_of_8_bit_values_is_refused(tmp_path):
     full = str(tmp_path / 'full.png')
     cv2.imwrite(full, pixels * 257)
     assert image_io.read_image(full).rgb[0, 0].tolist() == [100, 120, 150]
+    # Black pixels in a 16-bit colour photo are no sign of 8-bit values.
+    pixels[0, 0] = 0
+    cv2.imwrite(full, pixels * 257)
+    rgb = image_io.read_image(full).rgb
+    assert rgb[0, 0].tolist() == [0, 0, 0]
+    assert rgb[0, 1].tolist() == [100, 120, 150]
 
 
 @pytest.mark.parametrize('name', ['low.png', 'low.tif'])
