@@ -586,3 +586,28 @@ def test_a_linked_sub_folder_is_searched_once(tmp_path):
                            str(photos / '2024' / 'b.png')]
     # Not walked round the loop: its photos are no duplicates to name.
     assert not found.problems and not found.duplicates
+
+
+def test_limits_and_exclusions_at_their_boundaries(tmp_path):
+    """An image of exactly ``max_pixels`` pixels is read (one more is
+    refused); an empty file is named as empty; an excluded folder
+    ``out`` leaves its sibling ``out2`` searched (a folder whose name only
+    starts with the excluded one's is another folder)."""
+    path = _save(tmp_path / 'a.png')  # 40x30
+    assert image_io.read_image(path, max_pixels=1200).size == (30, 40)
+    with pytest.raises(image_io.ImageReadError, match='above the limit of '
+                       '1199 pixels'):
+        image_io.read_image(path, max_pixels=1199)
+    (tmp_path / 'empty.jpg').write_bytes(b'')
+    with pytest.raises(image_io.ImageReadError, match='empty.jpg: empty '
+                       'file$'):
+        image_io.read_image(str(tmp_path / 'empty.jpg'))
+    base = tmp_path / 'base'
+    for folder in ('out', 'out2'):
+        (base / folder).mkdir(parents=True)
+        _save(base / folder / f'{folder}.png')
+    for inputs in ([str(base)], [str(base / '**' / '*.png')]):
+        found = image_io.find_images(inputs, recursive=True,
+                                     exclude=[str(base / 'out')])
+        assert found.files == [str(base / 'out2' / 'out2.png')]
+        assert found.excluded == [str(base / 'out')]
