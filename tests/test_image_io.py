@@ -611,3 +611,24 @@ def test_limits_and_exclusions_at_their_boundaries(tmp_path):
                                      exclude=[str(base / 'out')])
         assert found.files == [str(base / 'out2' / 'out2.png')]
         assert found.excluded == [str(base / 'out')]
+
+
+def test_a_file_given_twice_is_taken_once_and_not_called_skipped(tmp_path):
+    """A file skipped in a folder (no image extension) but also given by
+    name is taken and not listed as skipped; one file under two spellings
+    of its path is taken once without being called a duplicate, while a
+    link to it is named as one."""
+    _save(tmp_path / 'a.png')
+    (tmp_path / 'scan.raw').write_bytes(b'x')
+    found = image_io.find_images([str(tmp_path),
+                                  str(tmp_path / 'scan.raw')])
+    assert found.files == [str(tmp_path / 'a.png'),
+                           str(tmp_path / 'scan.raw')]
+    assert found.skipped == []
+    (tmp_path / 'link.png').symlink_to(tmp_path / 'a.png')
+    found = image_io.find_images([str(tmp_path / 'a.png'),
+                                  f'{tmp_path}/./a.png',
+                                  str(tmp_path / 'link.png')])
+    assert found.files == [str(tmp_path / 'a.png')]
+    assert found.duplicates == [(str(tmp_path / 'link.png'),
+                                 str(tmp_path / 'a.png'))]
