@@ -1535,6 +1535,16 @@ def test_a_turned_or_converted_image_is_written_and_recorded(tmp_path):
         # Turned a quarter clockwise: the stored left half is on top.
         pixels = np.asarray(written.convert('L'), np.int16)
     assert pixels[:14].min() > 180 and pixels[18:].max() < 20
+    # Orientation 2 mirrors the photo (same size): written mirrored.
+    exif[0x0112] = 2
+    Image.fromarray(stored).save(tmp_path / 'mirror.jpg', exif=exif,
+                                 quality=95)
+    result = convert('mirror', 'mirror.jpg', 'flat.png')
+    assert [fix['reason'] for fix in result['fixes']] == [
+        'EXIF orientation applied']
+    with Image.open(tmp_path / 'out' / 'images' / 'mirror.jpg') as written:
+        pixels = np.asarray(written.convert('L'), np.int16)
+    assert pixels[:, 18:].min() > 180 and pixels[:, :14].max() < 20
     result = convert('scan', 'scan.png', 'flat.png')
     assert result['skip']['reason'] == 'size mismatch'
     assert result['skip']['detail'].endswith(
