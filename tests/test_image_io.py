@@ -194,6 +194,12 @@ def test_a_16_bit_colour_image_of_8_bit_values_is_refused(tmp_path):
     full = str(tmp_path / 'full.png')
     cv2.imwrite(full, pixels * 257)
     assert image_io.read_image(full).rgb[0, 0].tolist() == [100, 120, 150]
+    # Black pixels in a 16-bit colour photo are no sign of 8-bit values.
+    pixels[0, 0] = 0
+    cv2.imwrite(full, pixels * 257)
+    rgb = image_io.read_image(full).rgb
+    assert rgb[0, 0].tolist() == [0, 0, 0]
+    assert rgb[0, 1].tolist() == [100, 120, 150]
 
 
 @pytest.mark.parametrize('name', ['low.png', 'low.tif'])
@@ -580,3 +586,49 @@ def test_a_linked_sub_folder_is_searched_once(tmp_path):
                            str(photos / '2024' / 'b.png')]
     # Not walked round the loop: its photos are no duplicates to name.
     assert not found.problems and not found.duplicates
+
+
+def test_limits_and_exclusions_at_their_boundaries(tmp_path):
+    """An image of exactly ``max_pixels`` pixels is read (one more is
+    refused); an empty file is named as empty; an excluded folder
+    ``out`` leaves its sibling ``out2`` searched (a folder whose name only
+    starts with the excluded one's is another folder)."""
+    path = _save(tmp_path / 'a.png')  # 40x30
+    assert image_io.read_image(path, max_pixels=1200).size == (30, 40)
+    with pytest.raises(image_io.ImageReadError, match='above the limit of '
+                       '1199 pixels'):
+        image_io.read_image(path, max_pixels=1199)
+    (tmp_path / 'empty.jpg').write_bytes(b'')
+    with pytest.raises(image_io.ImageReadError, match='empty.jpg: empty '
+                       'file$'):
+        image_io.read_image(str(tmp_path / 'empty.jpg'))
+    base = tmp_path / 'base'
+    for folder in ('out', 'out2'):
+        (base / folder).mkdir(parents=True)
+        _save(base / folder / f'{folder}.png')
+    for inputs in ([str(base)], [str(base / '**' / '*.png')]):
+        found = image_io.find_images(inputs, recursive=True,
+                                     exclude=[str(base / 'out')])
+        assert found.files == [str(base / 'out2' / 'out2.png')]
+        assert found.excluded == [str(base / 'out')]
+
+
+def test_a_file_given_twice_is_taken_once_and_not_called_skipped(tmp_path):
+    """A file skipped in a folder (no image extension) but also given by
+    name is taken and not listed as skipped; one file under two spellings
+    of its path is taken once without being called a duplicate, while a
+    link to it is named as one."""
+    _save(tmp_path / 'a.png')
+    (tmp_path / 'scan.raw').write_bytes(b'x')
+    found = image_io.find_images([str(tmp_path),
+                                  str(tmp_path / 'scan.raw')])
+    assert found.files == [str(tmp_path / 'a.png'),
+                           str(tmp_path / 'scan.raw')]
+    assert found.skipped == []
+    (tmp_path / 'link.png').symlink_to(tmp_path / 'a.png')
+    found = image_io.find_images([str(tmp_path / 'a.png'),
+                                  f'{tmp_path}/./a.png',
+                                  str(tmp_path / 'link.png')])
+    assert found.files == [str(tmp_path / 'a.png')]
+    assert found.duplicates == [(str(tmp_path / 'link.png'),
+                                 str(tmp_path / 'a.png'))]

@@ -256,6 +256,14 @@ def test_2016_holds_out_a_seeded_validation_set(tmp_path):
     assert len(_split(out, 'official_test')) == 3
     assert 'held out' in summary['official_val_rule']
     assert summary['counts']['lightweight_train'] == 14  # round(0.7 * 20)
+    # meta.json counts the lines of each split file.
+    assert summary['counts'] == {
+        'official_train': 18, 'official_val': 2, 'official_test': 3,
+        'lightweight_train': 14, 'lightweight_test': 6,
+        'lightweight_design_train': 13,  # round(0.1 * 14) = 1 held out
+        'lightweight_design_val': 1}
+    assert json.loads((out / 'meta.json').read_text())['counts'] == \
+        summary['counts']
     val_mask = _mask(out / 'masks' / f'{val[0]}.png')
     assert set(np.unique(val_mask).tolist()) <= {0, 1}
 
@@ -1234,6 +1242,39 @@ def test_the_splits_are_the_documented_permutations():
         'reported models train on all of lightweight_train')
 
 
+def test_the_2016_hold_out_is_the_documented_permutation_of_its_seed():
+    """official_val of ISIC 2016 is what its rule says: the sorted train
+    ids permuted by ``default_rng(seed)``, the first round(0.1 * n) held
+    out; another seed holds out others (the rule named the seed while the
+    draw ignored it, and a mutant doing so survived)."""
+    written = {'train': [f'ISIC_{i:07d}' for i in range(30, 0, -1)],
+               'test': ['ISIC_1000000']}
+    ids = sorted(written['train'])
+    held = {}
+    for seed in (0, 3):
+        splits, val_rule, _, _ = isic._make_splits(2016, written, seed, 0.7)
+        order = np.random.default_rng(seed).permutation(30)
+        held[seed] = sorted(ids[i] for i in order[:3])
+        assert splits['official_val'] == held[seed]
+        assert splits['official_train'] == sorted(set(ids) - set(held[seed]))
+        assert f'default_rng({seed})' in val_rule
+    assert held[0] != held[3]
+
+
+def test_the_literature_split_is_for_isic_2017_alone():
+    """2150 train+val pairs of ISIC 2018 (or 2016) are split by the rule,
+    round(0.7 * 2150) = 1505; the fixed 1500/650 is ISIC 2017's."""
+    ids = [f'a{i:05d}' for i in range(2150)]
+    # 2016 holds its validation pairs out of its train pairs.
+    for year, written in ((2016, {'train': ids}),
+                          (2018, {'train': ids[:2050], 'val': ids[2050:]})):
+        splits, _, rule, _ = isic._make_splits(year, written, 0, 0.7)
+        pool = len(splits['official_train']) + len(splits['official_val'])
+        assert pool == 2150
+        assert len(splits['lightweight_train']) == 1505
+        assert 'round(0.7 * 2150) = 1505' in rule
+
+
 def test_2016_with_one_train_pair_holds_none_out():
     """round(0.1 * 1) is 0 and one pair cannot fill both lists: it stays in
     official_train (the raise to one applies from two pairs)."""
@@ -1306,6 +1347,99 @@ def test_mask_transparency_and_palette_boundaries():
     picture.putpalette([59, 59, 59, 60, 60, 60])
     mask, _, problem, _ = isic._mask_to_binary(picture)
     assert problem is None and mask.tolist() == [[0, 1]]
+
+
+def test_a_16_bit_mask_of_8_bit_values_is_not_scaled():
+    """A 16-bit mask whose values stay within 0..255 (8-bit values saved
+    as 16 bits) is read as those values, not divided by 257: 128 is
+    lesion after re-binarising (divided, it was 0, background), and a
+    gray picture of mid values is refused as not binary (divided, it
+    was 0/1 labels)."""
+    values = [0] * 50 + [255] * 40 + [128] * 10
+    mask, fixes, problem, _ = _binary(np.asarray(values, np.uint16))
+    assert problem is None
+    assert mask[0].tolist() == [0] * 50 + [1] * 50
+    assert [reason for reason, _ in fixes] == [
+        '16-bit mask scaled to 8-bit', 'soft mask re-binarised at 128']
+    mask, _, problem, _ = _binary(np.asarray([0, 100, 200, 255] * 25,
+                                             np.uint16))
+    assert mask is None and problem[0] == 'mask values not binary'
+
+
+def test_palette_brightness_is_luma_and_a_missing_entry_is_no_contradiction():
+    """Which palette entry is darker is judged by its luma (0.299 R +
+    0.587 G + 0.114 B): pure blue (29.1) is darker than a dark green of
+    G = 60 (35.2), so blue index 0 under green index 1 are labels (by the
+    plain channel mean, 85 against 20, they were refused). Indices 0/255
+    with a palette of two entries (none for 255) are labels; a third
+    index (0/128/255) is no label map: read by its colours' gray values,
+    so 128 drawn white is lesion."""
+    picture = Image.fromarray(np.asarray([[0, 1]], np.uint8), mode='P')
+    picture.putpalette([0, 0, 255, 0, 60, 0])
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert problem is None and mask.tolist() == [[0, 1]]
+    picture.putpalette([0, 0, 255, 0, 58, 0])  # luma 29.1 against 34.0
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert problem is None and mask.tolist() == [[0, 1]]
+    picture.putpalette([0, 0, 255, 0, 49, 0])  # 29.1 against 28.8
+    mask, _, problem, _ = isic._mask_to_binary(picture)
+    assert mask is None and problem[0] == 'ambiguous palette mask'
+    picture = Image.fromarray(np.asarray([[0, 255]], np.uint8), mode='P')
+    picture.putpalette([0, 0, 0, 255, 255, 255])
+    mask, fixes, problem, _ = isic._mask_to_binary(picture)
+    assert problem is None and mask.tolist() == [[0, 1]]
+    assert 'index 255, absent from the palette: lesion' in fixes[0][1]
+    picture = Image.fromarray(np.asarray([[0, 128, 255]], np.uint8),
+                              mode='P')
+    palette = [0, 0, 0] * 256
+    palette[3 * 128:3 * 128 + 3] = palette[3 * 255:] = [255, 255, 255]
+    picture.putpalette(palette)
+    mask, fixes, problem, _ = isic._mask_to_binary(picture)
+    assert problem is None and mask.tolist() == [[0, 1, 1]]
+    assert fixes[0] == ('mask converted to one channel',
+                        'P mask converted to grayscale')
+
+
+def test_a_mask_alpha_short_of_opaque_must_agree_with_its_gray():
+    """Only an alpha of 255 everywhere is dropped unseen; 254 is not
+    opaque, so a background pixel (gray 0) under alpha 254 disagrees with
+    its gray and the mask is refused."""
+    gray = np.asarray([[255, 0]], np.uint8)
+    alpha = np.asarray([[255, 254]], np.uint8)
+    rgba = Image.fromarray(np.stack([gray, gray, gray, alpha], -1))
+    assert isic._alpha_problem(rgba)[0] == 'unsupported mask'
+    opaque = np.full_like(alpha, 255)
+    rgba = Image.fromarray(np.stack([gray, gray, gray, opaque], -1))
+    assert isic._alpha_problem(rgba) is None
+
+
+def test_soft_mask_counts_and_channel_checks():
+    """A soft mask's record counts the pixels that were neither 0 nor 255
+    (3 here: 0s and 255s are not counted); an RGB mask is gray only when
+    all three channels agree (yellow, equal red and green, is a colour
+    mask); a 32-bit mask with a negative value is refused (as 8 bits,
+    -1 was 255: lesion); an LA mask with an opaque alpha is converted."""
+    values = [0] * 50 + [255] * 47 + [20, 128, 240]
+    mask, fixes, problem, changed = _binary(np.asarray(values, np.uint8))
+    assert problem is None and changed == 3
+    assert mask[0].tolist() == [0] * 50 + [1] * 47 + [0, 1, 1]
+    assert fixes == [('soft mask re-binarised at 128',
+                      '3 pixels were neither 0 nor 255')]
+    yellow = np.zeros((1, 2, 3), np.uint8)
+    yellow[0, 1] = (255, 255, 0)
+    mask, _, problem, _ = isic._mask_to_binary(Image.fromarray(yellow))
+    assert mask is None
+    assert problem == ('colour mask', 'RGB mask whose channels differ')
+    mask, _, problem, _ = _binary(np.asarray([0, -1], np.int32), mode='I')
+    assert mask is None
+    assert problem == ('unsupported mask', 'negative values in I mask')
+    # A gray mask with an opaque alpha (LA) is read by its gray values.
+    gray_alpha = np.asarray([[[0, 255], [255, 255]]], np.uint8)
+    mask, fixes, problem, _ = isic._mask_to_binary(
+        Image.fromarray(gray_alpha, mode='LA'))
+    assert problem is None and mask.tolist() == [[0, 1]]
+    assert fixes == [('mask converted to one channel',
+                      'LA mask converted to grayscale')]
 
 
 def test_an_image_is_checked_before_it_is_loaded(tmp_path):
@@ -1401,6 +1535,16 @@ def test_a_turned_or_converted_image_is_written_and_recorded(tmp_path):
         # Turned a quarter clockwise: the stored left half is on top.
         pixels = np.asarray(written.convert('L'), np.int16)
     assert pixels[:14].min() > 180 and pixels[18:].max() < 20
+    # Orientation 2 mirrors the photo (same size): written mirrored.
+    exif[0x0112] = 2
+    Image.fromarray(stored).save(tmp_path / 'mirror.jpg', exif=exif,
+                                 quality=95)
+    result = convert('mirror', 'mirror.jpg', 'flat.png')
+    assert [fix['reason'] for fix in result['fixes']] == [
+        'EXIF orientation applied']
+    with Image.open(tmp_path / 'out' / 'images' / 'mirror.jpg') as written:
+        pixels = np.asarray(written.convert('L'), np.int16)
+    assert pixels[:, 18:].min() > 180 and pixels[:, :14].max() < 20
     result = convert('scan', 'scan.png', 'flat.png')
     assert result['skip']['reason'] == 'size mismatch'
     assert result['skip']['detail'].endswith(
@@ -1411,6 +1555,48 @@ def test_a_turned_or_converted_image_is_written_and_recorded(tmp_path):
     assert [(fix['reason'], fix['detail']) for fix in result['fixes']] == [
         ('image converted to RGB', '16-bit image (I;16) scaled to 8 bits; '
          'grayscale image replicated to 3 channels')]
+
+
+def test_a_16_bit_colour_png_is_recorded_as_converted(tmp_path):
+    """A 16-bit colour PNG (Pillow shows it as 8-bit RGB, keeping the high
+    bytes) is recorded as ``image converted to RGB`` with its note, not
+    as a plain re-encoding."""
+    import cv2
+    (tmp_path / 'out' / 'images').mkdir(parents=True)
+    (tmp_path / 'out' / 'masks').mkdir()
+    pixels = np.zeros((24, 32, 3), np.uint16)
+    pixels[:] = (150 * 256, 120 * 256, 100 * 256)  # BGR
+    cv2.imwrite(str(tmp_path / 'deep.png'), pixels)
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(tmp_path / 'm.png')
+    result = isic._process_pair(
+        ('train', 'deep', (str(tmp_path), 'deep.png', False),
+         (str(tmp_path), 'm.png', False), str(tmp_path / 'out')))
+    assert result['written']
+    assert [(fix['reason'], fix['detail']) for fix in result['fixes']] == [
+        ('image converted to RGB', '16-bit image (RGB;16B) reduced to 8 '
+         'bits')]
+    with Image.open(tmp_path / 'out' / 'images' / 'deep.jpg') as written:
+        assert np.abs(np.asarray(written, np.int16) - (100, 120, 150)
+                      ).max() <= 2
+
+
+def test_one_marked_official_folder_marks_the_conversion(tmp_path):
+    """A download whose official folders hold one SYNTHETIC.txt (one
+    synthetic split among real ones) is marked synthetic, as a download
+    marked in every folder is."""
+    from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=1, num_test=1,
+                    mark_synthetic=True)
+    (raw / isic.SYNTHETIC_MARKER).unlink()
+    markers = sorted(raw.glob(f'*/{isic.SYNTHETIC_MARKER}'))
+    assert len(markers) > 1
+    for marker in markers[1:]:
+        marker.unlink()
+    summary = isic.convert(raw, tmp_path / 'out', workers=1, verbose=False)
+    assert summary['synthetic'] is True
+    assert (tmp_path / 'out' / isic.SYNTHETIC_MARKER).read_text() == \
+        isic.MARKED_INSIDE_TEXT
+    assert is_synthetic(str(tmp_path / 'out'))
 
 
 def test_one_photo_under_two_ids_is_named(tmp_path):

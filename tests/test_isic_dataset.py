@@ -210,6 +210,12 @@ def test_a_mask_of_another_size_than_its_image_is_refused(tiny_isic, tmp_path):
     cv2.imwrite(str(data / 'masks' / f'{second}.png'), upright)
     sample = turned_sample(build())
     assert sample['img'].shape[:2] == sample['gt_seg_map'].shape == (64, 48)
+    # A grayscale loader turns the image too (OpenCV applies the EXIF
+    # orientation to any reading but color_ignore_orientation's).
+    sample = turned_sample(build(pipeline=[
+        dict(type='LoadImageFromFile', color_type='grayscale'),
+        dict(type='LoadAnnotations')]))
+    assert sample['img'].shape[:2] == sample['gt_seg_map'].shape == (64, 48)
 
 
 @pytest.mark.parametrize('indices, fault', [
@@ -480,6 +486,43 @@ def test_a_palette_mask_is_checked_by_the_indices_mmseg_loads(tmp_path):
     bad, _ = check_masks(paths, palette_indices=False)
     assert [path for path, _ in bad] == paths
     assert '3 channels (a colour image)' in bad[0][1]
+
+
+def test_a_palette_mask_is_checked_as_the_pipelines_loader_reads_it(
+        tiny_isic, tmp_path):
+    """A dataset checks a palette mask (indices 0/1, black and dark red)
+    as its pipeline's LoadAnnotations decodes it: by its indices with the
+    default Pillow backend (it loads), by its colours with OpenCV, which
+    trains on 3 colour channels (refused)."""
+    import shutil
+
+    from mmseg.registry import DATASETS
+    from mmseg.utils import register_all_modules
+    from PIL import Image
+
+    from mmseg_dsnet.datasets.sample_checks import MaskValueError
+    register_all_modules()
+    data = tmp_path / 'data'
+    shutil.copytree(tiny_isic, data)
+    first = (data / 'splits' / 'official_test.txt').read_text().split()[0]
+    mask = data / 'masks' / f'{first}.png'
+    picture = Image.fromarray(np.asarray(Image.open(mask)), mode='P')
+    picture.putpalette([0, 0, 0, 128, 0, 0])
+    picture.save(mask)
+
+    def build(**load):
+        return DATASETS.build(dict(
+            type='ISIC2018Dataset', data_root=str(data),
+            ann_file='splits/official_test.txt',
+            data_prefix=dict(img_path='images', seg_map_path='masks'),
+            pipeline=[dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations', **load)]))
+
+    assert len(build()) == 6
+    with pytest.raises(MaskValueError, match=r'1 of 6 masks listed in .* do '
+                       r'not hold 0/1 labels:\n  .*: 3 channels \(a colour '
+                       r'image\)'):
+        build(imdecode_backend='cv2')
 
 
 def test_the_size_check_turns_a_tiff_by_its_orientation_once(tmp_path):

@@ -86,6 +86,36 @@ def test_flip_views_come_from_the_test_pipeline():
                           test[2:])
 
 
+def test_flip_views_read_scoped_type_names():
+    """A test pipeline whose types carry their scope
+    (``mmseg.LoadAnnotations``) gets its flips before the ground truth is
+    loaded, as the unscoped one does: they were put after it, so the flipped
+    views flipped their ground truth too and --tta stopped at the first
+    image ('hold different ground truths'). A scoped flip in it is refused
+    as already flipping."""
+    from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
+    from mmseg_dsnet.utils.errors import UserError
+    test = [dict(type='mmcv.LoadImageFromFile'),
+            dict(type='Resize', scale=(64, 64), keep_ratio=False),
+            dict(type='mmseg.LoadAnnotations'),
+            dict(type='mmseg.PackSegInputs')]
+    load, tta = flip_tta_pipeline(test)
+    assert load == test[0]
+    steps = tta['transforms']
+    assert [len(options) for options in steps] == [1, 3, 1, 1]
+    assert steps[0] == [test[1]] and steps[2] == [test[2]]
+    assert [f['type'] for f in steps[1]] == ['RandomFlip'] * 3
+    with pytest.raises(UserError, match='already flips'):
+        flip_tta_pipeline(test[:2] + [dict(type='mmcv.RandomFlip', prob=1.)]
+                          + test[2:])
+    # Only the ground truth's loader scoped (the case that ran and failed).
+    test[0], test[3] = dict(type='LoadImageFromFile'), dict(
+        type='PackSegInputs')
+    steps = flip_tta_pipeline(test)[1]['transforms']
+    assert [len(options) for options in steps] == [1, 3, 1, 1]
+    assert steps[2] == [test[2]]
+
+
 def test_tta_equals_the_mean_of_the_flipped_predictions(tta_model, tmp_path):
     """Through the real pipeline and segmentor: each view is flipped back
     before the mean (an input the network does not treat symmetrically)."""

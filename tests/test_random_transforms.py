@@ -363,7 +363,10 @@ def test_albu_in_an_evaluation_pipeline_draws_unless_all_is_fixed():
             (albu(dict(type='Compose', transforms=[
                 dict(type='Resize', height=64, width=64),
                 dict(type='RandomBrightnessContrast', p=1.)])),
-             'RandomBrightnessContrast')):
+             'RandomBrightnessContrast'),
+            # One never applied (p=0) does not hide the next one.
+            (albu(dict(type='HorizontalFlip', p=0.),
+                  dict(type='VerticalFlip', p=0.5)), 'VerticalFlip')):
         assert draws_at_random(step), step
         assert drawing_transform(step) == f'{name} (in Albu)'
         assert random_step([dict(type='LoadImageFromFile'), step]) == 1

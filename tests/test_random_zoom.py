@@ -53,6 +53,23 @@ def test_zoom_crops_a_window_of_the_drawn_size_and_resizes_it_back():
     assert min(spans) < 128 / 1.8 and max(spans) > 128 / 1.2
 
 
+def test_the_image_is_resized_smoothly_and_the_labels_not():
+    """The window is resized back bilinearly (a ramp of even values gets
+    odd ones in between), the label maps by nearest neighbour (their
+    values stay those of the window)."""
+    zoom = build_zoom(prob=1.0, max_zoom=2.0)
+    np.random.seed(0)
+    columns = np.tile(np.arange(128) * 2, (96, 1))
+    for _ in range(5):
+        out = zoom(dict(img=np.stack([columns] * 3, -1).astype(np.uint8),
+                        gt_seg_map=(columns // 2).astype(np.uint8),
+                        seg_fields=['gt_seg_map']))
+        assert (out['img'] % 2 == 1).any()
+        assert set(np.unique(out['gt_seg_map'])) <= set(range(128))
+        # Nearest neighbour: each output column holds one source column.
+        assert (out['gt_seg_map'] == out['gt_seg_map'][:1]).all()
+
+
 def test_every_window_place_is_drawn():
     """The window lies anywhere in the picture, touching either edge: on a
     10-pixel picture whose label codes its column, a window's label spans

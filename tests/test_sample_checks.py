@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_dsnet.datasets.sample_checks import (check_sizes, file_problem,
+from mmseg_dsnet.datasets.sample_checks import (check_sizes, decode_problem,
+                                                file_problem, listing,
                                                 mask_problem)
 
 
@@ -86,3 +87,59 @@ def test_a_palette_mask_is_read_as_its_loader_reads_it(tmp_path):
     picture.save(other)
     assert mask_problem(str(other), palette_indices=False) == colour
     assert mask_problem(str(other)) is None
+
+
+def test_a_webp_orientation_counts_for_the_pillow_loader_only(tmp_path):
+    """OpenCV (mmcv's default loader) reads a WebP as stored, ignoring its
+    EXIF orientation; mmcv's Pillow backend turns it. A WebP stored 20x10
+    with orientation 6 is loaded 10x20 by the Pillow backend: only the
+    upright mask fits it there, only the stored one for OpenCV."""
+    image = tmp_path / 'a.webp'
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new('RGB', (20, 10)).save(image, exif=exif)
+    upright, stored = tmp_path / 'upright.png', tmp_path / 'stored.png'
+    Image.new('L', (10, 20)).save(upright)
+    Image.new('L', (20, 10)).save(stored)
+    pairs = [(image, upright), (image, stored)]
+    assert [m for m, _ in check_sizes(pairs, apply_exif=True)] == [upright]
+    assert [m for m, _ in check_sizes(pairs, apply_exif='pillow')] == [
+        stored]
+
+
+def test_a_file_opencv_cannot_decode_is_named(tmp_path):
+    """The full check of a sample that failed in the pipeline decodes the
+    file as OpenCV (mmcv's loader) does: text saved under an image name
+    (a .bmp, which has no end marker to look for; a .jpg ending with the
+    JPEG end marker) is 'not a decodable image'; a real image is fine."""
+    (tmp_path / 'a.bmp').write_bytes(b'not an image at all')
+    (tmp_path / 'b.jpg').write_bytes(b'not an image either\xff\xd9')
+    Image.new('RGB', (4, 4)).save(tmp_path / 'c.bmp')
+    assert decode_problem(str(tmp_path / 'a.bmp')) == 'not a decodable image'
+    assert decode_problem(str(tmp_path / 'b.jpg')) == 'not a decodable image'
+    assert decode_problem(str(tmp_path / 'c.bmp')) is None
+
+
+def test_a_mask_fixed_on_disk_is_read_again(tmp_path):
+    """A mask is read once per version of the file: fixed in place (a
+    0/255 mask converted to 0/1) it is read again in the same process,
+    not reported from the reading of its old content."""
+    import os
+    path = tmp_path / 'm.png'
+    Image.fromarray(np.asarray([[0, 255]], np.uint8)).save(path)
+    assert mask_problem(str(path))[0] == 'values'
+    Image.fromarray(np.asarray([[0, 1, 1]], np.uint8)).save(path)
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert mask_problem(str(path)) is None
+
+
+def test_a_listing_names_what_it_leaves_out():
+    """Of 11 bad files, 10 are listed and the 11th counted; 10 are all
+    listed."""
+    items = [(f'm{i}.png', 'bad') for i in range(11)]
+    lines = listing(items).splitlines()
+    assert lines[:10] == [f'  m{i}.png: bad' for i in range(10)]
+    assert lines[10:] == ['  ... and 1 more']
+    assert listing(items[:10]).splitlines() == lines[:10]
+    assert listing(items, limit=3).splitlines()[3:] == ['  ... and 8 more']

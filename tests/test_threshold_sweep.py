@@ -824,6 +824,39 @@ def test_one_shared_image_and_the_synthetic_set_apart(tmp_path):
             check_not_trained_on(checkpoint, scored[other], 'c.py')
 
 
+def test_a_split_file_beside_the_images_belongs_to_its_own_set(tmp_path):
+    """A training split file kept in the data root itself (not under
+    ``splits/``) belongs to that root: one of the synthetic set shares ids
+    with, but no image of, a real set scored; one of the real set shares
+    its images."""
+    from mmseg_dsnet.datasets.split_files import data_root_of, ids_also_in
+    real = _splits(tmp_path / 'real', val=[1, 2])
+    fake = _splits(tmp_path / 'fake', synthetic=True)
+    for root in (real, fake):
+        (root / 'train.txt').write_text('ISIC_0000002\nISIC_0000001\n')
+        assert data_root_of(str(root / 'train.txt')) == str(root)
+        assert data_root_of(str(root / 'splits' / 'val.txt')) == str(root)
+    scored = ['ISIC_0000001', 'ISIC_0000002']
+    assert ids_also_in(str(fake / 'train.txt'), scored, False) == []
+    # Every shared id, in the order of the scored split.
+    assert ids_also_in(str(real / 'train.txt'), scored, False) == scored
+    assert ids_also_in(str(real / 'train.txt'), scored[1:], False) == \
+        scored[1:]
+
+
+def test_the_datasets_a_wrapper_holds_are_found_by_their_data():
+    """A dataset that names only its data root (every image under it, no
+    split file) is one of the datasets a wrapper holds; a wrapper naming
+    neither is looked into."""
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
+    folder = dict(type='ISIC2017Dataset', data_root='data/isic2017',
+                  data_prefix=dict(img_path='images'))
+    listed = dict(type='ISIC2017Dataset', ann_file='/s/val.txt')
+    wrapper = dict(type='ConcatDataset', datasets=[
+        folder, dict(type='RepeatDataset', times=2, dataset=listed)])
+    assert leaf_datasets(wrapper) == [folder, listed]
+
+
 def test_a_test_of_a_concatenated_set_checks_each_dataset(tmp_path):
     from mmseg_dsnet.analysis.threshold_sweep import \
         check_not_tested_on_training_images

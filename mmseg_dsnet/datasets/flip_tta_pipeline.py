@@ -36,7 +36,9 @@ def flip_tta_pipeline(test_pipeline: List[dict]) -> List[dict]:
             flips.
     """
     steps = copy.deepcopy(list(test_pipeline))
-    types = [step.get('type') for step in steps]
+    # Without their scope: flips put after 'mmseg.LoadAnnotations' flipped
+    # the ground truth of the flipped views.
+    types = [_name(step) for step in steps]
     if len(steps) < 2 or types[0] != 'LoadImageFromFile' or \
             types[-1] != 'PackSegInputs':
         raise UserError(
