@@ -271,3 +271,55 @@ def test_rows_of_two_protocols_or_test_sets_are_told_apart():
         'ISIC 2017, lightweight, official protocol, device cpu'
     assert blocks._where(rows[:1] * 2) == \
         'ISIC 2017, lightweight protocol, 650 test images, device cpu'
+
+
+def test_build_reproduces_the_committed_tables_and_pages(tmp_path):
+    """``leaderboard.py build`` on the committed records writes the
+    committed results/leaderboard.{json,csv,md}, leaderboard_reported.csv
+    and both pages byte for byte: a change to how a figure is rounded,
+    ordered or labelled in the Markdown or the CSV (which the checks of the
+    JSON and of the pages' table cells do not read) shows here."""
+    import shutil
+    from conftest import load_tool
+    readme, card = tmp_path / 'README.md', tmp_path / 'card.md'
+    shutil.copy(REPO / 'README.md', readme)
+    shutil.copy(MODEL_CARD, card)
+    out = tmp_path / 'results'
+    load_tool('analysis_tools/leaderboard.py').main([
+        'build', '--out-dir', str(out), '--readme', str(readme),
+        '--model-card', str(card), '--no-plot'])
+    for name in ('leaderboard.json', 'leaderboard.csv', 'leaderboard.md',
+                 'leaderboard_reported.csv'):
+        assert (out / name).read_bytes() == \
+            (REPO / 'results' / name).read_bytes(), (
+                f'results/{name} is not what build writes; regenerate it '
+                f'with: {REBUILD}')
+    assert readme.read_bytes() == (REPO / 'README.md').read_bytes()
+    assert card.read_bytes() == MODEL_CARD.read_bytes()
+
+
+def test_an_ablation_against_one_seed_of_dsnet_has_no_reading():
+    """One seed of DSNet has no spread to judge a difference by, whatever
+    the seeds of the variant: no reading, as for one seed of the variant."""
+    def iou(mean, std, n):
+        return dict(iou=dict(mean=mean, std=std, min=mean, max=mean, n=n))
+
+    assert blocks.ablation_reading(iou(75.0, 0.5, 3), iou(82.0, None, 1)) \
+        == 'one seed: no reading yet'
+    assert blocks.ablation_reading(iou(75.0, None, 1), iou(82.0, 0.5, 3)) \
+        == 'one seed: no reading yet'
+
+
+def test_schedules_of_no_set_order_follow_the_ordered_ones():
+    """The README shows the schedules of SCHEDULE_ORDER first, in that
+    order, then any other schedule in the board's order."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'gpu-300ep', [84.0], [0]),
+        _row('DSNet', 'cpu-15ep-256', [79.0], [0]),
+        _row('EGE-UNet', 'gpu-100ep', [83.0], [0]),
+        _row('DSNet', 'cpu-30ep', [81.0], [0])])
+    assert [row['schedule_tag'] for row in blocks.readme_rows(board)] == [
+        'cpu-30ep', 'cpu-15ep-256', 'gpu-300ep', 'gpu-100ep']
+    table = blocks._tables(blocks.readme_block(board))[0]
+    assert [row[1] for row in table[1:]] == [
+        'CPU test ¹', 'CPU test ²', 'CPU test ³', 'CPU test ⁴']
