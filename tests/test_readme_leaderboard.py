@@ -323,3 +323,72 @@ def test_schedules_of_no_set_order_follow_the_ordered_ones():
     table = blocks._tables(blocks.readme_block(board))[0]
     assert [row[1] for row in table[1:]] == [
         'CPU test ¹', 'CPU test ²', 'CPU test ³', 'CPU test ⁴']
+
+
+def test_check_names_a_row_a_table_or_a_line_left_out_of_a_page():
+    """A page whose block lacks a table row, a whole table or a line of
+    text the leaderboard gives disagrees with it: the cells of the rows
+    (tables, lines) that are there all match, so only the counts tell."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1]),
+        _row('EGE-UNet', 'cpu-30ep', [80.0, 80.2], [0, 1])])
+    page = blocks.replace_block(
+        'intro\n<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n',
+        blocks.readme_block(board))
+    assert blocks.check_readme(page, board) == []
+    lines = page.splitlines(keepends=True)
+    ege, = [n for n, line in enumerate(lines) if line.startswith(
+        '| EGE-UNet |')]
+    assert blocks.check_readme(''.join(lines[:ege] + lines[ege + 1:]),
+                               board) == [
+        'table 1: 1 rows in the file, 2 in the leaderboard']
+    # A line of text edited (the table's cells as they were).
+    assert blocks.check_readme(page.replace('650 test images',
+                                            '600 test images'), board) == [
+        "text differs: the file has 'All rows: ISIC 2017, lightweight "
+        "protocol, 600 test images, device CPU. " + blocks.METRICS_NOTE +
+        ". GFLOPs: 1 multiply-add = 1 FLOP at 256x256.', the leaderboard "
+        "'All rows: ISIC 2017, lightweight protocol, 650 test images, "
+        "device CPU. " + blocks.METRICS_NOTE + ". GFLOPs: 1 multiply-add = "
+        "1 FLOP at 256x256.'"]
+    # The block's last line of text (the comment, the schedule, the data
+    # and this one before it).
+    note, = [n for n, line in enumerate(lines)
+             if line.startswith('Shortened schedules')]
+    assert blocks.check_readme(''.join(lines[:note] + lines[note + 1:]),
+                               board) == [
+        '3 lines of text in the file, 4 expected']
+    # The model card: DSNet's table, then the ablations' (DSNet and the
+    # four variants); the ablations' table taken out.
+    card = blocks.replace_block(
+        '<!-- model-card:start -->\n<!-- model-card:end -->\n',
+        blocks.model_card_block(board), blocks.MODEL_CARD_MARKERS)
+    assert blocks.check_model_card(card, board) == []
+    lines = card.splitlines(keepends=True)
+    heading, = [n for n, line in enumerate(lines)
+                if line.startswith('**Ablations**')]
+    # The heading, a blank line, the table (header, rule, five rows).
+    assert lines[heading + 2].startswith('| Variant |')
+    kept = lines[:heading + 2] + lines[heading + 9:]
+    assert blocks.check_model_card(''.join(kept), board) == [
+        '1 tables in the file, 2 expected']
+
+
+def test_a_row_quoted_with_pytorch_latency_says_so():
+    """The CPU ms column quotes onnxruntime fp32; a model that has only a
+    PyTorch figure in cpu_latency.json is marked ``(PyTorch)``."""
+    def form(model, name, ms):
+        return dict(model=model, config=f'configs/dsnet/{model}.py',
+                    form=name, gmacs=0.1, median_ms=ms, p90_ms=ms + 1)
+
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0], [0]),
+        _row('EGE-UNet', 'cpu-30ep', [80.0], [0])],
+        cpu_latency=dict(source='results/cpu_latency.json', machine={},
+                         forms=[form('DSNet', 'PyTorch', 9.5),
+                                form('DSNet', 'onnxruntime fp32', 4.25),
+                                form('EGE-UNet', 'PyTorch', 12.0)]))
+    table = blocks._tables(blocks.readme_block(board))[0]
+    ms = table[0].index('CPU ms')
+    assert [(row[0], row[ms]) for row in table[1:]] == [
+        ('DSNet', '4.25'), ('EGE-UNet', '12.00 (PyTorch)')]
