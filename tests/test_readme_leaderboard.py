@@ -406,3 +406,20 @@ def test_one_short_row_gets_the_readme_note_on_short_schedules():
                                             measured=[full, short]))
     assert note not in blocks.readme_block(dict(reported=[],
                                                 measured=[full]))
+
+
+def test_ablations_are_compared_with_dsnet_under_their_own_protocol():
+    """DSNet on one dataset and schedule under a second protocol: the
+    ablations (lightweight protocol) are compared with DSNet's
+    lightweight row, not with whichever DSNet row comes last."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8, 81.2], [0, 1, 2]),
+        _row('DSNet (no gate)', 'cpu-30ep', [80.2, 80.4], [0, 1]),
+        dict(_row('DSNet', 'cpu-30ep', [71.0, 70.8, 71.2], [0, 1, 2]),
+             protocol='official')])
+    table = blocks._tables(blocks.model_card_block(board))[-1]
+    rows = {r[0]: r for r in table}
+    col = {name: rows['Variant'].index(name) for name in rows['Variant']}
+    assert rows['DSNet'][col['IoU']] == '81.00 ± 0.20'
+    # 80.30 - 81.00
+    assert rows['DSNet (no gate)'][col['Δ IoU']] == '-0.70'
