@@ -901,3 +901,21 @@ def test_one_seed_never_shows_an_imperfect_figure_as_100():
     cells = blocks._tables(markdown_table(MEASURED_COLUMNS, [row]))[0]
     shown = dict(zip(*cells))
     assert (shown['IoU'], shown['TJ']) == ('>99.99', '<0.01')
+
+
+def test_build_refuses_an_ablation_labelled_as_its_base_model():
+    """The no-gate ablation's record relabelled ``DSNet`` (collected
+    without ``--label``) would join DSNet's row: refused, naming what
+    differs; DSNet's own seeds pass."""
+    from mmseg_dsnet.leaderboard.board import (MixedModelsError,
+                                               check_one_model_per_row)
+    ungated, = _records(
+        ['dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed1.json'])
+    dsnet = _records(DSNET_30EP)
+    check_one_model_per_row(dsnet)
+    ungated['model'] = 'DSNet'
+    assert ungated['schedule'] == dsnet[0]['schedule']
+    with pytest.raises(MixedModelsError, match=(
+            r'^the row DSNet \(ISIC 2017, lightweight, CPU 30 epochs.* would '
+            r'average runs of different models: ')):
+        check_one_model_per_row(dsnet[:1] + [ungated])
