@@ -919,3 +919,23 @@ def test_build_refuses_an_ablation_labelled_as_its_base_model():
             r'^the row DSNet \(ISIC 2017, lightweight, CPU 30 epochs.* would '
             r'average runs of different models: ')):
         check_one_model_per_row(dsnet[:1] + [ungated])
+
+
+def test_build_refuses_a_record_of_a_model_its_config_no_longer_builds(
+        lb, tmp_path):
+    """A record whose model is not what its config builds now (here: the
+    gate recorded off, the config has it on) is refused by build before
+    any file is written."""
+    from mmseg_dsnet.leaderboard.board import StaleRecordError
+    path, = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    model = json.loads(path.read_text())['model_config']
+    model['decode_head']['use_gate'] = False
+    _edit(path, model_config=model)
+    out = tmp_path / 'results'
+    with pytest.raises(StaleRecordError, match=(
+            r'1 run record\(s\) trained another model than their config '
+            r'builds now: dsnet_isic2017_lightweight_cpu-30ep_seed0\.json '
+            r'\(configs/dsnet/dsnet_isic2017\.py: .*use_gate differs\)')):
+        lb.main(['build', '--runs', str(path), '--out-dir', str(out),
+                 '--no-plot'])
+    assert not out.exists()
