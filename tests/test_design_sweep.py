@@ -594,3 +594,15 @@ def test_design_screen_records_unpack_without_replacing_any(tmp_path):
     assert name in proc.stderr
     assert (design / name).read_text() == '{"screen": "earlier"}'
     assert (design / 'cand_128px_30ep_seed1_cuda_fast.json').is_file()
+
+
+def test_the_default_runs_at_a_time_are_the_cpus_over_the_threads(
+        monkeypatch):
+    """Not asked for, the runs at a time are lowered to the usable CPUs
+    divided by each run's threads: 4 CPUs hold 2 runs of 2 threads."""
+    import importlib
+    benchmark = importlib.import_module('mmseg_dsnet.analysis.benchmark')
+    monkeypatch.setattr(benchmark, 'usable_cpus', lambda: 4)
+    assert sweep.check_cpu_share(3, 2, parallel_given=False) == 2
+    assert sweep.check_cpu_share(3, 1, parallel_given=False) == 3
+    assert sweep.check_cpu_share(8, 3, parallel_given=False) == 1

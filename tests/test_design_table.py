@@ -1096,3 +1096,43 @@ def test_rows_of_other_learning_rates_or_data_say_so(tmp_path):
             design.design_table(paths).splitlines()[2:]]
     assert rows[3:] == ['| cand-d (lr 0.004, data_root /data/isic2017)',
                         '| cand-d (lr 0.008, data_root /data/isic2017)']
+
+
+
+def test_two_runs_trained_together_are_marked_as_their_loop(tmp_path):
+    """Two runs of one fast-trainer loop (``runs_together`` 2) record the
+    loop's time each: the cell is that time, marked as the loop's, not a
+    per-run mean of it."""
+    paths = []
+    for seed in range(2):
+        path = tmp_path / f'p{seed}.json'
+        write(path, 'a', seed, 80.0, device='cuda: NVIDIA H200 (fast_train)')
+        record = json.loads(path.read_text())
+        record.update(runs_together=2, train_time_s=250.0)
+        path.write_text(json.dumps(record))
+        paths.append(str(path))
+    row = design.design_table(paths).splitlines()[2]
+    assert row.endswith('| 0, 1 | 80.00 ± 0.00 | 88.89 ± 0.00 | '
+                        '90.00 ± 0.00 | 95.00 ± 0.00 | 79.00 ± 0.00 | '
+                        '75.00 ± 0.00 | 250.00 (2 runs together) |'), row
+
+
+def test_cli_spread_of_another_figure(tmp_path, capsys):
+    """``--spread REF:CAND --metric mIoU_img`` prints the spread of the
+    per-image differences (here none: 0.00), not of pooled IoU's."""
+    paths = []
+    for seed, (ref, cand) in enumerate(((80.0, 81.0), (80.5, 81.2),
+                                        (79.8, 81.1))):
+        paths.append(write(tmp_path / f'ref{seed}.json', 'ref', seed, ref))
+        # Per image, cand is ref: mIoU_img = ref - 1 for both.
+        path = tmp_path / f'cand{seed}.json'
+        write(path, 'cand', seed, cand)
+        record = json.loads(path.read_text())
+        record['metrics']['mIoU_img'] = ref - 1
+        path.write_text(json.dumps(record))
+        paths.append(str(path))
+    assert tool.main([*paths, '--spread', 'ref:cand', '--metric',
+                      'mIoU_img']) == 0
+    out = capsys.readouterr().out
+    assert '| seeds | mIoU_img differences | std |' in out
+    assert '| ref | cand | 0, 1, 2 | +0.00, +0.00, +0.00 | 0.00 |' in out

@@ -837,3 +837,105 @@ def test_a_resume_that_found_no_checkpoint_starts_a_training(tmp_path):
     runs, infos, left_out = latest_training(
         ['earlier', 'anew', 'resumed'], [earlier, anew, resumed])
     assert (runs, left_out) == (['anew', 'resumed'], ['earlier'])
+
+
+def test_one_synthetic_seed_marks_its_row_and_the_summary():
+    """A row with one seed on the synthetic stand-in set is a row on it:
+    the board's summary line says so (any seed, not only all of them)."""
+    from mmseg_dsnet.leaderboard.table import aggregate, summary_line
+    records = _records(DSNET_30EP)
+    assert not any(rec.get('synthetic_data') for rec in records)
+    row, = aggregate(records)
+    assert row['synthetic_data'] is False
+    assert 'synthetic' not in summary_line([row])
+    records[1]['synthetic_data'] = True
+    row, = aggregate(records)
+    assert row['synthetic_data'] is True
+    assert summary_line([row]).endswith(
+        ' Some rows use the synthetic stand-in data set.')
+
+
+def test_a_bar_in_a_cell_keeps_the_markdown_row_whole():
+    """A ``|`` in a value (a citation) would end its cell early and shift
+    every cell after it into the wrong column: it is shown as ``/``."""
+    from mmseg_dsnet.leaderboard.table import markdown_table
+    columns = (('Model', lambda r: r['model']),
+               ('Citation', lambda r: r['citation']),
+               ('DSC', lambda r: r['dsc']))
+    text = markdown_table(columns, [dict(model='DSNet', dsc='89.81',
+                                         citation='Paper | 2024')])
+    assert text.splitlines()[-1] == '| DSNet | Paper / 2024 | 89.81 |'
+    assert blocks._tables(text)[-1][-1] == ['DSNet', 'Paper / 2024',
+                                            '89.81']
+
+
+def test_one_short_row_gets_the_short_schedule_note():
+    """leaderboard.md marks a short row with † and explains the mark under
+    the table, also when other rows ran the full schedule."""
+    from mmseg_dsnet.leaderboard.table import (SHORT_NOTE, aggregate,
+                                               build_board,
+                                               leaderboard_markdown)
+    short = _records(DSNET_30EP)
+    full = _records([name.replace('dsnet_', 'ege-unet_')
+                     for name in DSNET_30EP])
+    for rec in full:
+        rec['short_schedule'] = False
+    assert all(rec['short_schedule'] for rec in short)
+    rows = {row['model']: row for row in aggregate(short + full)}
+    assert (rows['DSNet']['short_schedule'],
+            rows['EGE-UNet']['short_schedule']) == (True, False)
+    text = leaderboard_markdown(build_board(short + full, None))
+    assert text.count(' †') == 1 and SHORT_NOTE in text
+    assert SHORT_NOTE not in leaderboard_markdown(build_board(full, None))
+
+
+def test_one_seed_never_shows_an_imperfect_figure_as_100():
+    """A row of one seed (no std) shows its figure alone: 99.9999 reads
+    ``>99.99`` and 0.0001 ``<0.01`` there too, not 100.00 and 0.00."""
+    from mmseg_dsnet.leaderboard.table import (MEASURED_COLUMNS, aggregate,
+                                               markdown_table)
+    record, = _records(DSNET_30EP[:1])
+    record['metrics'].update(IoU=99.9999, TJ=0.0001)
+    row, = aggregate([record])
+    assert row['iou']['std'] is None
+    cells = blocks._tables(markdown_table(MEASURED_COLUMNS, [row]))[0]
+    shown = dict(zip(*cells))
+    assert (shown['IoU'], shown['TJ']) == ('>99.99', '<0.01')
+
+
+def test_build_refuses_an_ablation_labelled_as_its_base_model():
+    """The no-gate ablation's record relabelled ``DSNet`` (collected
+    without ``--label``) would join DSNet's row: refused, naming what
+    differs; DSNet's own seeds pass."""
+    from mmseg_dsnet.leaderboard.board import (MixedModelsError,
+                                               check_one_model_per_row)
+    ungated, = _records(
+        ['dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed1.json'])
+    dsnet = _records(DSNET_30EP)
+    check_one_model_per_row(dsnet)
+    ungated['model'] = 'DSNet'
+    assert ungated['schedule'] == dsnet[0]['schedule']
+    with pytest.raises(MixedModelsError, match=(
+            r'^the row DSNet \(ISIC 2017, lightweight, CPU 30 epochs.* would '
+            r'average runs of different models: ')):
+        check_one_model_per_row(dsnet[:1] + [ungated])
+
+
+def test_build_refuses_a_record_of_a_model_its_config_no_longer_builds(
+        lb, tmp_path):
+    """A record whose model is not what its config builds now (here: the
+    gate recorded off, the config has it on) is refused by build before
+    any file is written."""
+    from mmseg_dsnet.leaderboard.board import StaleRecordError
+    path, = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1])
+    model = json.loads(path.read_text())['model_config']
+    model['decode_head']['use_gate'] = False
+    _edit(path, model_config=model)
+    out = tmp_path / 'results'
+    with pytest.raises(StaleRecordError, match=(
+            r'1 run record\(s\) trained another model than their config '
+            r'builds now: dsnet_isic2017_lightweight_cpu-30ep_seed0\.json '
+            r'\(configs/dsnet/dsnet_isic2017\.py: .*use_gate differs\)')):
+        lb.main(['build', '--runs', str(path), '--out-dir', str(out),
+                 '--no-plot'])
+    assert not out.exists()

@@ -271,3 +271,155 @@ def test_rows_of_two_protocols_or_test_sets_are_told_apart():
         'ISIC 2017, lightweight, official protocol, device cpu'
     assert blocks._where(rows[:1] * 2) == \
         'ISIC 2017, lightweight protocol, 650 test images, device cpu'
+
+
+def test_build_reproduces_the_committed_tables_and_pages(tmp_path):
+    """``leaderboard.py build`` on the committed records writes the
+    committed results/leaderboard.{json,csv,md}, leaderboard_reported.csv
+    and both pages byte for byte: a change to how a figure is rounded,
+    ordered or labelled in the Markdown or the CSV (which the checks of the
+    JSON and of the pages' table cells do not read) shows here."""
+    import shutil
+    from conftest import load_tool
+    readme, card = tmp_path / 'README.md', tmp_path / 'card.md'
+    shutil.copy(REPO / 'README.md', readme)
+    shutil.copy(MODEL_CARD, card)
+    out = tmp_path / 'results'
+    load_tool('analysis_tools/leaderboard.py').main([
+        'build', '--out-dir', str(out), '--readme', str(readme),
+        '--model-card', str(card), '--no-plot'])
+    for name in ('leaderboard.json', 'leaderboard.csv', 'leaderboard.md',
+                 'leaderboard_reported.csv'):
+        assert (out / name).read_bytes() == \
+            (REPO / 'results' / name).read_bytes(), (
+                f'results/{name} is not what build writes; regenerate it '
+                f'with: {REBUILD}')
+    assert readme.read_bytes() == (REPO / 'README.md').read_bytes()
+    assert card.read_bytes() == MODEL_CARD.read_bytes()
+
+
+def test_an_ablation_against_one_seed_of_dsnet_has_no_reading():
+    """One seed of DSNet has no spread to judge a difference by, whatever
+    the seeds of the variant: no reading, as for one seed of the variant."""
+    def iou(mean, std, n):
+        return dict(iou=dict(mean=mean, std=std, min=mean, max=mean, n=n))
+
+    assert blocks.ablation_reading(iou(75.0, 0.5, 3), iou(82.0, None, 1)) \
+        == 'one seed: no reading yet'
+    assert blocks.ablation_reading(iou(75.0, None, 1), iou(82.0, 0.5, 3)) \
+        == 'one seed: no reading yet'
+
+
+def test_schedules_of_no_set_order_follow_the_ordered_ones():
+    """The README shows the schedules of SCHEDULE_ORDER first, in that
+    order, then any other schedule in the board's order."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'gpu-300ep', [84.0], [0]),
+        _row('DSNet', 'cpu-15ep-256', [79.0], [0]),
+        _row('EGE-UNet', 'gpu-100ep', [83.0], [0]),
+        _row('DSNet', 'cpu-30ep', [81.0], [0])])
+    assert [row['schedule_tag'] for row in blocks.readme_rows(board)] == [
+        'cpu-30ep', 'cpu-15ep-256', 'gpu-300ep', 'gpu-100ep']
+    table = blocks._tables(blocks.readme_block(board))[0]
+    assert [row[1] for row in table[1:]] == [
+        'CPU test ¹', 'CPU test ²', 'CPU test ³', 'CPU test ⁴']
+
+
+def test_check_names_a_row_a_table_or_a_line_left_out_of_a_page():
+    """A page whose block lacks a table row, a whole table or a line of
+    text the leaderboard gives disagrees with it: the cells of the rows
+    (tables, lines) that are there all match, so only the counts tell."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8], [0, 1]),
+        _row('EGE-UNet', 'cpu-30ep', [80.0, 80.2], [0, 1])])
+    page = blocks.replace_block(
+        'intro\n<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n',
+        blocks.readme_block(board))
+    assert blocks.check_readme(page, board) == []
+    lines = page.splitlines(keepends=True)
+    ege, = [n for n, line in enumerate(lines) if line.startswith(
+        '| EGE-UNet |')]
+    assert blocks.check_readme(''.join(lines[:ege] + lines[ege + 1:]),
+                               board) == [
+        'table 1: 1 rows in the file, 2 in the leaderboard']
+    # A line of text edited (the table's cells as they were).
+    assert blocks.check_readme(page.replace('650 test images',
+                                            '600 test images'), board) == [
+        "text differs: the file has 'All rows: ISIC 2017, lightweight "
+        "protocol, 600 test images, device CPU. " + blocks.METRICS_NOTE +
+        ". GFLOPs: 1 multiply-add = 1 FLOP at 256x256.', the leaderboard "
+        "'All rows: ISIC 2017, lightweight protocol, 650 test images, "
+        "device CPU. " + blocks.METRICS_NOTE + ". GFLOPs: 1 multiply-add = "
+        "1 FLOP at 256x256.'"]
+    # The block's last line of text (the comment, the schedule, the data
+    # and this one before it).
+    note, = [n for n, line in enumerate(lines)
+             if line.startswith('Shortened schedules')]
+    assert blocks.check_readme(''.join(lines[:note] + lines[note + 1:]),
+                               board) == [
+        '3 lines of text in the file, 4 expected']
+    # The model card: DSNet's table, then the ablations' (DSNet and the
+    # four variants); the ablations' table taken out.
+    card = blocks.replace_block(
+        '<!-- model-card:start -->\n<!-- model-card:end -->\n',
+        blocks.model_card_block(board), blocks.MODEL_CARD_MARKERS)
+    assert blocks.check_model_card(card, board) == []
+    lines = card.splitlines(keepends=True)
+    heading, = [n for n, line in enumerate(lines)
+                if line.startswith('**Ablations**')]
+    # The heading, a blank line, the table (header, rule, five rows).
+    assert lines[heading + 2].startswith('| Variant |')
+    kept = lines[:heading + 2] + lines[heading + 9:]
+    assert blocks.check_model_card(''.join(kept), board) == [
+        '1 tables in the file, 2 expected']
+
+
+def test_a_row_quoted_with_pytorch_latency_says_so():
+    """The CPU ms column quotes onnxruntime fp32; a model that has only a
+    PyTorch figure in cpu_latency.json is marked ``(PyTorch)``."""
+    def form(model, name, ms):
+        return dict(model=model, config=f'configs/dsnet/{model}.py',
+                    form=name, gmacs=0.1, median_ms=ms, p90_ms=ms + 1)
+
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0], [0]),
+        _row('EGE-UNet', 'cpu-30ep', [80.0], [0])],
+        cpu_latency=dict(source='results/cpu_latency.json', machine={},
+                         forms=[form('DSNet', 'PyTorch', 9.5),
+                                form('DSNet', 'onnxruntime fp32', 4.25),
+                                form('EGE-UNet', 'PyTorch', 12.0)]))
+    table = blocks._tables(blocks.readme_block(board))[0]
+    ms = table[0].index('CPU ms')
+    assert [(row[0], row[ms]) for row in table[1:]] == [
+        ('DSNet', '4.25'), ('EGE-UNet', '12.00 (PyTorch)')]
+
+
+def test_one_short_row_gets_the_readme_note_on_short_schedules():
+    """The README says that shortened schedules are not comparable with
+    the published figures when any row shown ran one, not only when all
+    did."""
+    note = 'Shortened schedules (the protocol is 300 epochs at 256x256)'
+    full = dict(_row('DSNet', 'gpu-300ep', [84.0], [0]),
+                short_schedule=False)
+    short = _row('DSNet', 'cpu-30ep', [81.0], [0])
+    assert note in blocks.readme_block(dict(reported=[],
+                                            measured=[full, short]))
+    assert note not in blocks.readme_block(dict(reported=[],
+                                                measured=[full]))
+
+
+def test_ablations_are_compared_with_dsnet_under_their_own_protocol():
+    """DSNet on one dataset and schedule under a second protocol: the
+    ablations (lightweight protocol) are compared with DSNet's
+    lightweight row, not with whichever DSNet row comes last."""
+    board = dict(reported=[], measured=[
+        _row('DSNet', 'cpu-30ep', [81.0, 80.8, 81.2], [0, 1, 2]),
+        _row('DSNet (no gate)', 'cpu-30ep', [80.2, 80.4], [0, 1]),
+        dict(_row('DSNet', 'cpu-30ep', [71.0, 70.8, 71.2], [0, 1, 2]),
+             protocol='official')])
+    table = blocks._tables(blocks.model_card_block(board))[-1]
+    rows = {r[0]: r for r in table}
+    col = {name: rows['Variant'].index(name) for name in rows['Variant']}
+    assert rows['DSNet'][col['IoU']] == '81.00 ± 0.20'
+    # 80.30 - 81.00
+    assert rows['DSNet (no gate)'][col['Δ IoU']] == '-0.70'
