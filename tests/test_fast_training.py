@@ -2130,3 +2130,104 @@ def test_fast_train_test_names_the_split_the_best_was_chosen_on(
             'best_IoU_epoch_1.pth: it was chosen by validating on '
             'lightweight_design_val.txt, the split it is tested on\n'
             ) in capsys.readouterr().out
+
+
+def test_an_auto_scale_lr_without_enable_leaves_the_rate():
+    """mmengine's ``Runner.scale_lr`` scales only when ``enable`` is set
+    (its default is False): a config giving only ``base_batch_size``
+    trains at its own rate."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.optim_wrapper.optimizer.lr = 2e-3
+    cfg.auto_scale_lr = dict(base_batch_size=16)
+    run = _small_run(cfg)
+    assert run.lr_scale == 1.0
+    assert run.lr_table[0, 0].item() == pytest.approx(2e-3)
+
+
+def test_a_run_trains_with_the_configs_amsgrad():
+    """``amsgrad`` is one of the optimizer keys the fast step follows."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.optim_wrapper.optimizer.amsgrad = True
+    run = _small_run(cfg)
+    assert run.optimizer.param_groups
+    assert all(group['amsgrad'] for group in run.optimizer.param_groups)
+
+
+def test_a_run_refuses_a_preprocessor_size_other_than_the_cached_one():
+    """``data_preprocessor.size`` pads every batch to it in tools/train.py;
+    the fast step, which does not pad, would train at the cached size."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.model.data_preprocessor.size = (64, 64)
+    cache = DecodedImageCache(torch.zeros(4, 3, 64, 48, dtype=torch.uint8),
+                              torch.zeros(4, 64, 48, dtype=torch.uint8),
+                              ['img'] * 4)
+    with pytest.raises(FastTrainingError,
+                       match=r'^data_preprocessor.size \(64, 64\) differs '
+                       r'from the cached image size \(64, 48\)'):
+        TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 1,
+                    torch.device('cpu'))
+
+
+def test_a_run_refuses_a_size_divisor_that_pads_the_width_only():
+    """64x48 images and ``size_divisor=32``: mmseg pads the width to 64."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.model.data_preprocessor.size = None
+    cfg.model.data_preprocessor.size_divisor = 32
+    cache = DecodedImageCache(torch.zeros(4, 3, 64, 48, dtype=torch.uint8),
+                              torch.zeros(4, 64, 48, dtype=torch.uint8),
+                              ['img'] * 4)
+    with pytest.raises(FastTrainingError,
+                       match=r'^data_preprocessor.size_divisor 32 pads the '
+                       r'cached image size \(64, 48\)'):
+        TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 1,
+                    torch.device('cpu'))
+
+
+def test_a_run_records_the_schedule_it_trained_with(tiny_cfg, tmp_path):
+    """11 images in batches of 4: 2 iterations an epoch, 3 epochs. A
+    warm-up stepped every iteration (0.1 to 1 of the rate over iterations
+    0-3) gives each epoch's last step the rate 4e-4, 1e-3, 1e-3 (the
+    iteration counter, not the epoch's first one, picks the rate); the
+    records say iterations 2, 4, 6; ``val_interval=2`` validates after
+    epochs 2 and 3 (the last); ``checkpoint_interval=2`` saves epochs 2
+    and 3, keeping epoch 3. The run's data order and augmentation draws
+    come from generators seeded with its seed (5): three shuffles of 11
+    images, and six steps of one flip draw for 4 images."""
+    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.train_cfg.max_epochs = 3
+    cfg.optim_wrapper.optimizer.lr = 1e-3
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1,
+                                by_epoch=False, begin=0, end=4)]
+    work = tmp_path / 'run'
+    summary, = FastTrainer([RunSpec(cfg, str(tiny_cfg), 5, str(work))],
+                           device='cpu', workers=2, progress=False,
+                           val_interval=2, checkpoint_interval=2).train()
+    lines = [json.loads(line) for line in next(
+        work.glob('*/vis_data/scalars.json')).read_text().splitlines()]
+    train = [line for line in lines if 'loss' in line]
+    assert [line['epoch'] for line in train] == [1, 2, 3]
+    assert [line['iter'] for line in train] == [2, 4, 6]
+    assert [line['lr'] for line in train] == pytest.approx(
+        [4e-4, 1e-3, 1e-3], rel=1e-9)
+    assert [line['step'] for line in lines if 'loss' not in line] == [2, 3]
+    assert summary['final_scalars']['lr'] == pytest.approx(1e-3)
+    assert summary['last_validation']['epoch'] == 3
+    log = next(work.glob('*/*.log')).read_text()
+    assert re.findall(r'Saving checkpoint at (\d+) epochs', log) == ['2', '3']
+    assert sorted(p.name for p in work.glob('epoch_*.pth')) == [
+        'epoch_3.pth']
+    checkpoint = safe_torch_load(str(work / 'epoch_3.pth'))
+    meta = checkpoint['meta']
+    assert (meta['epoch'], meta['iter'], meta['seed']) == (3, 6, 5)
+    order, draws = torch.Generator(), torch.Generator()
+    order.manual_seed(5)
+    draws.manual_seed(5)
+    for _ in range(3):
+        torch.randperm(11, generator=order)
+    for _ in range(6):
+        torch.rand(4, 1, generator=draws)
+    assert torch.equal(checkpoint['generators']['order'], order.get_state())
+    assert torch.equal(checkpoint['generators']['augmentation'],
+                       draws.get_state())

@@ -327,3 +327,66 @@ def test_resume_of_a_copied_work_dir_takes_its_own_checkpoint(runs,
     (copy / 'last_checkpoint').write_text(
         str(tmp_path / '.' / 'copy' / 'epoch_3.pth'))
     assert pick_resume_checkpoint(str(copy)).endswith('copy/epoch_3.pth')
+
+
+def _reseeded_draws(hook, seed, epoch, noise=0, loader=None):
+    """Draws of Python's, NumPy's and torch's generators after ``hook``
+    reseeded them for ``epoch`` of a run seeded ``seed`` (``noise`` draws
+    beforehand stand for whatever ran before the epoch)."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+    random.random(), np.random.rand(noise + 1), torch.rand(noise + 1)
+    runner = SimpleNamespace(seed=seed, epoch=epoch, train_loop=SimpleNamespace(
+        dataloader=loader if loader is not None else []))
+    hook.before_train_epoch(runner)
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_an_epochs_randomness_is_its_seed_and_epoch_only():
+    """What a resumed run draws in an epoch equals what the uninterrupted
+    run drew there: the same (seed, epoch) gives the same draws whatever
+    ran before; another epoch or seed gives others; the hook's own seed
+    replaces the runner's; a runner without a seed is left alone."""
+    from mmseg_dsnet.engine.hooks.reseed_per_epoch_hook import \
+        ReseedPerEpochHook
+    hook = ReseedPerEpochHook()
+    draws = _reseeded_draws(hook, 3, 2)
+    assert _reseeded_draws(hook, 3, 2, noise=7) == draws
+    assert _reseeded_draws(hook, 3, 1) != draws
+    assert _reseeded_draws(hook, 4, 2) != draws
+    assert _reseeded_draws(ReseedPerEpochHook(seed=3), 9, 2) == draws
+    torch.manual_seed(0)
+    unseeded = _reseeded_draws(hook, None, 2)
+    torch.manual_seed(0)
+    assert _reseeded_draws(hook, None, 2, noise=7)[2] != unseeded[2]
+
+
+def test_each_loader_worker_of_an_epoch_gets_its_own_seed():
+    """With workers started anew each epoch, worker ``i`` of an epoch is
+    seeded from that epoch's seed and ``i``: the same on a resume, another
+    for the next worker and the next epoch. Persistent workers keep their
+    generators, so no worker seeding is set (a warning says a resume is not
+    exact)."""
+    from torch.utils.data import DataLoader
+
+    from mmseg_dsnet.engine.hooks.reseed_per_epoch_hook import \
+        ReseedPerEpochHook
+    hook = ReseedPerEpochHook()
+
+    def worker_draws(epoch, worker):
+        loader = DataLoader(list(range(4)), num_workers=2)
+        _reseeded_draws(hook, 3, epoch, loader=loader)
+        loader.worker_init_fn(worker)
+        return float(torch.rand(1)), float(np.random.rand())
+
+    import numpy as np
+    first = worker_draws(1, 0)
+    assert worker_draws(1, 0) == first
+    assert worker_draws(1, 1) != first
+    assert worker_draws(2, 0) != first
+    persistent = DataLoader(list(range(4)), num_workers=2,
+                            persistent_workers=True)
+    _reseeded_draws(hook, 3, 1, loader=persistent)
+    assert persistent.worker_init_fn is None
