@@ -2231,3 +2231,25 @@ def test_a_run_records_the_schedule_it_trained_with(tiny_cfg, tmp_path):
     assert torch.equal(checkpoint['generators']['order'], order.get_state())
     assert torch.equal(checkpoint['generators']['augmentation'],
                        draws.get_state())
+
+
+def test_validating_does_not_change_what_a_run_trains(tiny_cfg, tmp_path):
+    """A run validated after each epoch ends with the weights and
+    statistics of the same run never validated: the validation evaluates
+    the model and hands it back in training mode (BatchNorm layers left in
+    eval mode would train epoch 2 on stale running statistics)."""
+    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+
+    def train(name, val_interval):
+        cfg = Config.fromfile(str(tiny_cfg))
+        FastTrainer([RunSpec(cfg, str(tiny_cfg), 0, str(tmp_path / name))],
+                    device='cpu', workers=2, progress=False,
+                    val_interval=val_interval).train()
+        return safe_torch_load(str(tmp_path / name / 'epoch_2.pth'))
+
+    plain, validated = train('plain', 0), train('validated', 1)
+    assert validated['meta']['best']['epoch'] in (1, 2)
+    assert plain['state_dict'].keys() == validated['state_dict'].keys()
+    for key, value in plain['state_dict'].items():
+        assert torch.equal(value, validated['state_dict'][key]), key
