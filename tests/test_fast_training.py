@@ -2253,3 +2253,97 @@ def test_validating_does_not_change_what_a_run_trains(tiny_cfg, tmp_path):
     assert plain['state_dict'].keys() == validated['state_dict'].keys()
     for key, value in plain['state_dict'].items():
         assert torch.equal(value, validated['state_dict'][key]), key
+
+
+class _FixedFigures:
+    """Stands in for the validation of a run: the figures given, in turn."""
+
+    def __init__(self, *scores):
+        self.scores = list(scores)
+
+    def __len__(self):
+        return 4
+
+    def __call__(self, model, epoch):
+        return dict(IoU=self.scores.pop(0), DSC=0.0)
+
+
+@pytest.mark.parametrize('rule,scores,best', [
+    (None, (0.5, 0.5, 0.7, 0.6), 3),  # 'greater' when the config sets none
+    ('greater', (0.5, 0.5, 0.4), 1),  # a tie keeps the earlier checkpoint
+    ('less', (0.5, 0.5, 0.4, 0.6), 3),
+    ('less', (0.5, 0.5, 0.6), 1),
+])
+def test_the_best_checkpoint_follows_the_rule_as_the_hook_does(
+        tiny_cfg, tmp_path, rule, scores, best):
+    """mmengine's CheckpointHook keeps a new best only when the score is
+    strictly better by ``rule`` ('greater' unless set); the previous best
+    file is removed."""
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.default_hooks.checkpoint.rule = rule
+    work = tmp_path / 'run'
+    trainer = FastTrainer([RunSpec(cfg, str(tiny_cfg), 0, str(work))],
+                          device='cpu', workers=2, progress=False,
+                          val_interval=1)
+    trainer._prepare()
+    trainer.start_epoch = 0
+    state = trainer._start_run(trainer.specs[0])
+    state['validator'] = _FixedFigures(*scores)
+    for epoch in range(1, len(scores) + 1):
+        trainer._validate(state, epoch)
+    assert (state['best']['epoch'], state['best']['score']) == (
+        best, scores[best - 1])
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        f'best_IoU_epoch_{best}.pth']
+
+
+def _train_specs(tiny_cfg, runs, **options):
+    """Train ``runs`` ((work dir, seed, max_epochs), ...) together with
+    :class:`FastTrainer` on the CPU; returns the summaries."""
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    specs = []
+    for work, seed, epochs in runs:
+        cfg = Config.fromfile(str(tiny_cfg))
+        cfg.train_cfg.max_epochs = epochs
+        specs.append(RunSpec(cfg, str(tiny_cfg), seed, str(work)))
+    return FastTrainer(specs, device='cpu', workers=2, progress=False,
+                       **options).train()
+
+
+def test_a_resumed_run_keeps_the_best_checkpoint_it_had(tiny_cfg, tmp_path):
+    """The best score and file of the epochs before ``--resume`` carry
+    over: the best is the best of all validations, and the file of a
+    beaten best is removed (one best_*.pth)."""
+    work = tmp_path / 'run'
+    _train_specs(tiny_cfg, [(work, 0, 1)], val_interval=1)
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        'best_IoU_epoch_1.pth']
+    summary, = _train_specs(tiny_cfg, [(work, 0, 3)], val_interval=1,
+                            resume=True)
+    scores = [json.loads(line)['IoU'] for path in sorted(
+        work.glob('*/vis_data/scalars.json'))
+        for line in path.read_text().splitlines() if 'IoU' in line]
+    assert len(scores) == 3
+    best = 1 + scores.index(max(scores))
+    assert summary['best']['epoch'] == best
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        f'best_IoU_epoch_{best}.pth']
+
+
+def test_runs_resumed_together_must_stand_at_the_same_epoch(tiny_cfg,
+                                                            tmp_path):
+    """Runs step through one epoch loop: a run saved at epoch 1 resumed
+    with one saved at epoch 2 is refused before anything is written."""
+    first, second = tmp_path / 'first', tmp_path / 'second'
+    _train_specs(tiny_cfg, [(first, 0, 1)])
+    _train_specs(tiny_cfg, [(second, 1, 2)])
+    before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+    with pytest.raises(FastTrainingError,
+                       match=r"^--resume: runs trained together must stand "
+                       r"at the same epoch, found \{'tiny_fast_seed0': 1, "
+                       r"'tiny_fast_seed1': 2\}$"):
+        _train_specs(tiny_cfg, [(first, 0, 3), (second, 1, 3)],
+                     resume=True)
+    assert {p: p.read_bytes() for p in tmp_path.rglob('*')
+            if p.is_file()} == before
