@@ -2347,3 +2347,39 @@ def test_runs_resumed_together_must_stand_at_the_same_epoch(tiny_cfg,
                      resume=True)
     assert {p: p.read_bytes() for p in tmp_path.rglob('*')
             if p.is_file()} == before
+
+
+@pytest.mark.parametrize('option,message', [
+    (dict(scale=1.5), 'RandomRotate scale != 1 is not supported'),
+    (dict(auto_bound=True), 'RandomRotate auto_bound is not supported'),
+    (dict(center=(10, 10)), 'RandomRotate center is not supported'),
+])
+def test_a_rotation_option_the_augmentation_does_not_apply_is_refused(
+        option, message):
+    """mmseg's RandomRotate reads these; the device rotation turns about
+    the centre at scale 1 without growing the canvas, so a config setting
+    them would train without them."""
+    with pytest.raises(FastTrainingError, match=f'^{message} by fast '
+                       'training$'):
+        BatchedSegAugmentation([dict(type='RandomRotate', prob=0.5,
+                                     degree=20, **option)])
+    # Their defaults are what it does.
+    BatchedSegAugmentation([dict(type='RandomRotate', prob=0.5, degree=20,
+                                 scale=1.0, auto_bound=False, center=None)])
+
+
+def test_a_second_rotation_is_refused():
+    """The device augmentation holds one rotation: a second RandomRotate
+    would replace the first instead of rotating twice."""
+    with pytest.raises(FastTrainingError,
+                       match='^only one RandomRotate is supported$'):
+        BatchedSegAugmentation([rotate_cfg(10), rotate_cfg(30)])
+
+
+def test_an_unknown_flip_direction_is_refused_when_built():
+    """Refused with the pipeline, not as a KeyError at the first step once
+    every image was decoded."""
+    with pytest.raises(FastTrainingError,
+                       match='^unknown flip direction sideways$'):
+        BatchedSegAugmentation([dict(type='RandomFlip', prob=0.5,
+                                     direction='sideways')])
