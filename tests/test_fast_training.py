@@ -2383,3 +2383,28 @@ def test_an_unknown_flip_direction_is_refused_when_built():
                        match='^unknown flip direction sideways$'):
         BatchedSegAugmentation([dict(type='RandomFlip', prob=0.5,
                                      direction='sideways')])
+
+
+def test_masked_accuracy_threshold_equals_mmseg():
+    """A pixel scoring exactly the threshold is not counted correct, as in
+    mmseg's ``accuracy`` (which takes a threshold for (N, C) scores
+    only)."""
+    from mmseg.models.losses import accuracy
+    pred = torch.tensor([[0.5, 0.2], [0.9, 0.1]])
+    target = torch.tensor([0, 0])
+    expected = accuracy(pred, target, thresh=0.5)
+    assert expected.item() == pytest.approx(50.0)
+    torch.testing.assert_close(masked_accuracy(pred, target, thresh=0.5),
+                               expected)
+
+
+def test_masked_bce_ignores_negative_labels_as_mmseg():
+    from mmseg.models.losses.cross_entropy_loss import binary_cross_entropy
+    g = torch.Generator().manual_seed(2)
+    pred = torch.randn(2, 1, 6, 5, generator=g)
+    label = torch.randint(0, 2, (2, 6, 5), generator=g)
+    label[0, :2] = -1
+    kwargs = dict(ignore_index=255, avg_non_ignore=True)
+    torch.testing.assert_close(
+        masked_binary_cross_entropy(pred, label, **kwargs),
+        binary_cross_entropy(pred, label, **kwargs))
