@@ -390,3 +390,59 @@ def test_each_loader_worker_of_an_epoch_gets_its_own_seed():
                             persistent_workers=True)
     _reseeded_draws(hook, 3, 1, loader=persistent)
     assert persistent.worker_init_fn is None
+
+
+def test_a_local_out_dir_is_written_atomically(tmp_path):
+    """A local ``out_dir`` gets the atomic backend as the work dir does; a
+    remote one keeps mmengine's choice."""
+    from mmseg_dsnet.engine import AtomicCheckpointHook
+    hook = AtomicCheckpointHook(interval=1, out_dir=str(tmp_path))
+    assert hook.backend_args == dict(backend='atomic_local')
+    assert AtomicCheckpointHook(interval=1,
+                                out_dir='s3://bucket/run').backend_args is None
+
+
+@pytest.mark.parametrize('fail', [True, False])
+def test_an_iteration_checkpoint_replaces_the_old_one_only_once_saved(
+        tmp_path, fail):
+    """Iteration-based saving (``by_epoch=False``) deletes the oldest
+    checkpoint only after the new one is written."""
+    from mmseg_dsnet.engine import AtomicCheckpointHook
+    (tmp_path / 'iter_6.pth').write_bytes(b'old')
+    hook = AtomicCheckpointHook(interval=1, by_epoch=False,
+                                max_keep_ckpts=1)
+    runner = _StubRunner(tmp_path, fail, keep_ckpt_ids=[6])
+    runner.max_iters = 100
+    hook.before_train(runner)
+    if fail:
+        with pytest.raises(OSError, match='No space left'):
+            hook.after_train_iter(runner, 6)
+        assert (tmp_path / 'iter_6.pth').read_bytes() == b'old'
+    else:
+        hook.after_train_iter(runner, 6)
+        assert not (tmp_path / 'iter_6.pth').exists()
+        assert (tmp_path / 'iter_7.pth').read_bytes() == b'new'
+
+
+def test_a_failed_text_write_leaves_the_old_file_intact(tmp_path,
+                                                        monkeypatch):
+    """``put_text`` (``last_checkpoint``) is atomic like ``put``."""
+    from mmengine.fileio import get_file_backend
+
+    from mmseg_dsnet.engine.atomic_file_backend import \
+        register_atomic_backend
+    from mmseg_dsnet.utils import fileio
+    backend = get_file_backend(
+        str(tmp_path), backend_args=dict(backend=register_atomic_backend()))
+    pointer = tmp_path / 'last_checkpoint'
+    pointer.write_text('epoch_1.pth')
+
+    def disk_full(fileobj, data, *args, **kwargs):
+        fileobj.write(memoryview(data)[:len(data) // 2])
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(fileio, '_write_chunks', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        backend.put_text('epoch_2.pth' * 100, str(pointer))
+    assert pointer.read_text() == 'epoch_1.pth'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['last_checkpoint']
