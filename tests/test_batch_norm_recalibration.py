@@ -841,3 +841,66 @@ def test_a_run_that_read_the_whole_synthetic_set_is_recalibrated_on_it(
         check_recalibration_images(checkpoint, dataset, 'c.py')
     assert f'checkpoint {checkpoint} trained on every image under ' \
         f'{elsewhere}: statistics of synthetic pictures' in str(error.value)
+
+
+def test_the_statistics_a_model_trained_with_are_replaced_not_blended():
+    """A trained model's statistics (counted over 41 batches) are
+    replaced by the plain average over the 2 batches of the pass, with the
+    count of those 2, not folded into the old ones."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+    model = build(DSNET)
+    with torch.no_grad():
+        for layer in batch_norm_layers(model):
+            layer.running_mean.uniform_(-1, 1)
+            layer.running_var.uniform_(2, 3)
+            layer.num_batches_tracked.fill_(41)
+    first = batch_norm_layers(model)[0]
+    seen = []
+    handle = first.register_forward_hook(
+        lambda module, args, output: seen.append(args[0].detach().clone()))
+    assert recalibrate_batch_norm(model, batches(2),
+                                  show_progress=False) == 2
+    handle.remove()
+    expected_mean = (seen[0].mean((0, 2, 3)) + seen[1].mean((0, 2, 3))) / 2
+    torch.testing.assert_close(first.running_mean, expected_mean)
+    assert all(int(layer.num_batches_tracked) == 2
+               for layer in batch_norm_layers(model))
+
+
+def test_a_loader_without_length_that_gives_no_batch_is_refused():
+    """A loader without ``len`` (a generator) that gives nothing: refused,
+    not reported as 0 batches averaged with the statistics left as they
+    were."""
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        recalibrate_batch_norm
+    model = build(DSNET)
+    before = bn_buffers(model)
+    with pytest.raises(ValueError, match='no batch'):
+        recalibrate_batch_norm(model, iter([]), show_progress=False)
+    after = bn_buffers(model)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_statistics_are_those_of_the_network_as_evaluated():
+    """With stochastic depth (DropPath drops residual branches at random
+    in training mode) the pass runs the network as it is evaluated: the
+    statistics do not depend on the random generator."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import (
+        batch_norm_layers, recalibrate_batch_norm)
+    build(DSNET)  # registers the modules
+    cfg = Config.fromfile(DSNET)
+    cfg.model.backbone.update(shortcut=True, drop_path_rate=0.5)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    statistics = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        recalibrate_batch_norm(model, batches(2), show_progress=False)
+        statistics.append([layer.running_mean.clone()
+                           for layer in batch_norm_layers(model)])
+    for first, second in zip(*statistics):
+        assert torch.equal(first, second)

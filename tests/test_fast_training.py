@@ -2130,3 +2130,281 @@ def test_fast_train_test_names_the_split_the_best_was_chosen_on(
             'best_IoU_epoch_1.pth: it was chosen by validating on '
             'lightweight_design_val.txt, the split it is tested on\n'
             ) in capsys.readouterr().out
+
+
+def test_an_auto_scale_lr_without_enable_leaves_the_rate():
+    """mmengine's ``Runner.scale_lr`` scales only when ``enable`` is set
+    (its default is False): a config giving only ``base_batch_size``
+    trains at its own rate."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.optim_wrapper.optimizer.lr = 2e-3
+    cfg.auto_scale_lr = dict(base_batch_size=16)
+    run = _small_run(cfg)
+    assert run.lr_scale == 1.0
+    assert run.lr_table[0, 0].item() == pytest.approx(2e-3)
+
+
+def test_a_run_trains_with_the_configs_amsgrad():
+    """``amsgrad`` is one of the optimizer keys the fast step follows."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.optim_wrapper.optimizer.amsgrad = True
+    run = _small_run(cfg)
+    assert run.optimizer.param_groups
+    assert all(group['amsgrad'] for group in run.optimizer.param_groups)
+
+
+def test_a_run_refuses_a_preprocessor_size_other_than_the_cached_one():
+    """``data_preprocessor.size`` pads every batch to it in tools/train.py;
+    the fast step, which does not pad, would train at the cached size."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.model.data_preprocessor.size = (64, 64)
+    cache = DecodedImageCache(torch.zeros(4, 3, 64, 48, dtype=torch.uint8),
+                              torch.zeros(4, 64, 48, dtype=torch.uint8),
+                              ['img'] * 4)
+    with pytest.raises(FastTrainingError,
+                       match=r'^data_preprocessor.size \(64, 64\) differs '
+                       r'from the cached image size \(64, 48\)'):
+        TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 1,
+                    torch.device('cpu'))
+
+
+def test_a_run_refuses_a_size_divisor_that_pads_the_width_only():
+    """64x48 images and ``size_divisor=32``: mmseg pads the width to 64."""
+    cfg = Config.fromfile(str(DSNET_CFG))
+    cfg.model.data_preprocessor.size = None
+    cfg.model.data_preprocessor.size_divisor = 32
+    cache = DecodedImageCache(torch.zeros(4, 3, 64, 48, dtype=torch.uint8),
+                              torch.zeros(4, 64, 48, dtype=torch.uint8),
+                              ['img'] * 4)
+    with pytest.raises(FastTrainingError,
+                       match=r'^data_preprocessor.size_divisor 32 pads the '
+                       r'cached image size \(64, 48\)'):
+        TrainingRun(cfg, cache, BatchedSegAugmentation([]), 2, 2, 1,
+                    torch.device('cpu'))
+
+
+def test_a_run_records_the_schedule_it_trained_with(tiny_cfg, tmp_path):
+    """11 images in batches of 4: 2 iterations an epoch, 3 epochs. A
+    warm-up stepped every iteration (0.1 to 1 of the rate over iterations
+    0-3) gives each epoch's last step the rate 4e-4, 1e-3, 1e-3 (the
+    iteration counter, not the epoch's first one, picks the rate); the
+    records say iterations 2, 4, 6; ``val_interval=2`` validates after
+    epochs 2 and 3 (the last); ``checkpoint_interval=2`` saves epochs 2
+    and 3, keeping epoch 3. The run's data order and augmentation draws
+    come from generators seeded with its seed (5): three shuffles of 11
+    images, and six steps of one flip draw for 4 images."""
+    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.train_cfg.max_epochs = 3
+    cfg.optim_wrapper.optimizer.lr = 1e-3
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1,
+                                by_epoch=False, begin=0, end=4)]
+    work = tmp_path / 'run'
+    summary, = FastTrainer([RunSpec(cfg, str(tiny_cfg), 5, str(work))],
+                           device='cpu', workers=2, progress=False,
+                           val_interval=2, checkpoint_interval=2).train()
+    lines = [json.loads(line) for line in next(
+        work.glob('*/vis_data/scalars.json')).read_text().splitlines()]
+    train = [line for line in lines if 'loss' in line]
+    assert [line['epoch'] for line in train] == [1, 2, 3]
+    assert [line['iter'] for line in train] == [2, 4, 6]
+    assert [line['lr'] for line in train] == pytest.approx(
+        [4e-4, 1e-3, 1e-3], rel=1e-9)
+    assert [line['step'] for line in lines if 'loss' not in line] == [2, 3]
+    assert summary['final_scalars']['lr'] == pytest.approx(1e-3)
+    assert summary['last_validation']['epoch'] == 3
+    log = next(work.glob('*/*.log')).read_text()
+    assert re.findall(r'Saving checkpoint at (\d+) epochs', log) == ['2', '3']
+    assert sorted(p.name for p in work.glob('epoch_*.pth')) == [
+        'epoch_3.pth']
+    checkpoint = safe_torch_load(str(work / 'epoch_3.pth'))
+    meta = checkpoint['meta']
+    assert (meta['epoch'], meta['iter'], meta['seed']) == (3, 6, 5)
+    order, draws = torch.Generator(), torch.Generator()
+    order.manual_seed(5)
+    draws.manual_seed(5)
+    for _ in range(3):
+        torch.randperm(11, generator=order)
+    for _ in range(6):
+        torch.rand(4, 1, generator=draws)
+    assert torch.equal(checkpoint['generators']['order'], order.get_state())
+    assert torch.equal(checkpoint['generators']['augmentation'],
+                       draws.get_state())
+
+
+def test_validating_does_not_change_what_a_run_trains(tiny_cfg, tmp_path):
+    """A run validated after each epoch ends with the weights and
+    statistics of the same run never validated: the validation evaluates
+    the model and hands it back in training mode (BatchNorm layers left in
+    eval mode would train epoch 2 on stale running statistics)."""
+    from mmseg_dsnet.compat import safe_torch_load
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+
+    def train(name, val_interval):
+        cfg = Config.fromfile(str(tiny_cfg))
+        FastTrainer([RunSpec(cfg, str(tiny_cfg), 0, str(tmp_path / name))],
+                    device='cpu', workers=2, progress=False,
+                    val_interval=val_interval).train()
+        return safe_torch_load(str(tmp_path / name / 'epoch_2.pth'))
+
+    plain, validated = train('plain', 0), train('validated', 1)
+    assert validated['meta']['best']['epoch'] in (1, 2)
+    assert plain['state_dict'].keys() == validated['state_dict'].keys()
+    for key, value in plain['state_dict'].items():
+        assert torch.equal(value, validated['state_dict'][key]), key
+
+
+class _FixedFigures:
+    """Stands in for the validation of a run: the figures given, in turn."""
+
+    def __init__(self, *scores):
+        self.scores = list(scores)
+
+    def __len__(self):
+        return 4
+
+    def __call__(self, model, epoch):
+        return dict(IoU=self.scores.pop(0), DSC=0.0)
+
+
+@pytest.mark.parametrize('rule,scores,best', [
+    (None, (0.5, 0.5, 0.7, 0.6), 3),  # 'greater' when the config sets none
+    ('greater', (0.5, 0.5, 0.4), 1),  # a tie keeps the earlier checkpoint
+    ('less', (0.5, 0.5, 0.4, 0.6), 3),
+    ('less', (0.5, 0.5, 0.6), 1),
+])
+def test_the_best_checkpoint_follows_the_rule_as_the_hook_does(
+        tiny_cfg, tmp_path, rule, scores, best):
+    """mmengine's CheckpointHook keeps a new best only when the score is
+    strictly better by ``rule`` ('greater' unless set); the previous best
+    file is removed."""
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.default_hooks.checkpoint.rule = rule
+    work = tmp_path / 'run'
+    trainer = FastTrainer([RunSpec(cfg, str(tiny_cfg), 0, str(work))],
+                          device='cpu', workers=2, progress=False,
+                          val_interval=1)
+    trainer._prepare()
+    trainer.start_epoch = 0
+    state = trainer._start_run(trainer.specs[0])
+    state['validator'] = _FixedFigures(*scores)
+    for epoch in range(1, len(scores) + 1):
+        trainer._validate(state, epoch)
+    assert (state['best']['epoch'], state['best']['score']) == (
+        best, scores[best - 1])
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        f'best_IoU_epoch_{best}.pth']
+
+
+def _train_specs(tiny_cfg, runs, **options):
+    """Train ``runs`` ((work dir, seed, max_epochs), ...) together with
+    :class:`FastTrainer` on the CPU; returns the summaries."""
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    specs = []
+    for work, seed, epochs in runs:
+        cfg = Config.fromfile(str(tiny_cfg))
+        cfg.train_cfg.max_epochs = epochs
+        specs.append(RunSpec(cfg, str(tiny_cfg), seed, str(work)))
+    return FastTrainer(specs, device='cpu', workers=2, progress=False,
+                       **options).train()
+
+
+def test_a_resumed_run_keeps_the_best_checkpoint_it_had(tiny_cfg, tmp_path):
+    """The best score and file of the epochs before ``--resume`` carry
+    over: the best is the best of all validations, and the file of a
+    beaten best is removed (one best_*.pth)."""
+    work = tmp_path / 'run'
+    _train_specs(tiny_cfg, [(work, 0, 1)], val_interval=1)
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        'best_IoU_epoch_1.pth']
+    summary, = _train_specs(tiny_cfg, [(work, 0, 3)], val_interval=1,
+                            resume=True)
+    scores = [json.loads(line)['IoU'] for path in sorted(
+        work.glob('*/vis_data/scalars.json'))
+        for line in path.read_text().splitlines() if 'IoU' in line]
+    assert len(scores) == 3
+    best = 1 + scores.index(max(scores))
+    assert summary['best']['epoch'] == best
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        f'best_IoU_epoch_{best}.pth']
+
+
+def test_runs_resumed_together_must_stand_at_the_same_epoch(tiny_cfg,
+                                                            tmp_path):
+    """Runs step through one epoch loop: a run saved at epoch 1 resumed
+    with one saved at epoch 2 is refused before anything is written."""
+    first, second = tmp_path / 'first', tmp_path / 'second'
+    _train_specs(tiny_cfg, [(first, 0, 1)])
+    _train_specs(tiny_cfg, [(second, 1, 2)])
+    before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+    with pytest.raises(FastTrainingError,
+                       match=r"^--resume: runs trained together must stand "
+                       r"at the same epoch, found \{'tiny_fast_seed0': 1, "
+                       r"'tiny_fast_seed1': 2\}$"):
+        _train_specs(tiny_cfg, [(first, 0, 3), (second, 1, 3)],
+                     resume=True)
+    assert {p: p.read_bytes() for p in tmp_path.rglob('*')
+            if p.is_file()} == before
+
+
+@pytest.mark.parametrize('option,message', [
+    (dict(scale=1.5), 'RandomRotate scale != 1 is not supported'),
+    (dict(auto_bound=True), 'RandomRotate auto_bound is not supported'),
+    (dict(center=(10, 10)), 'RandomRotate center is not supported'),
+])
+def test_a_rotation_option_the_augmentation_does_not_apply_is_refused(
+        option, message):
+    """mmseg's RandomRotate reads these; the device rotation turns about
+    the centre at scale 1 without growing the canvas, so a config setting
+    them would train without them."""
+    with pytest.raises(FastTrainingError, match=f'^{message} by fast '
+                       'training$'):
+        BatchedSegAugmentation([dict(type='RandomRotate', prob=0.5,
+                                     degree=20, **option)])
+    # Their defaults are what it does.
+    BatchedSegAugmentation([dict(type='RandomRotate', prob=0.5, degree=20,
+                                 scale=1.0, auto_bound=False, center=None)])
+
+
+def test_a_second_rotation_is_refused():
+    """The device augmentation holds one rotation: a second RandomRotate
+    would replace the first instead of rotating twice."""
+    with pytest.raises(FastTrainingError,
+                       match='^only one RandomRotate is supported$'):
+        BatchedSegAugmentation([rotate_cfg(10), rotate_cfg(30)])
+
+
+def test_an_unknown_flip_direction_is_refused_when_built():
+    """Refused with the pipeline, not as a KeyError at the first step once
+    every image was decoded."""
+    with pytest.raises(FastTrainingError,
+                       match='^unknown flip direction sideways$'):
+        BatchedSegAugmentation([dict(type='RandomFlip', prob=0.5,
+                                     direction='sideways')])
+
+
+def test_masked_accuracy_threshold_equals_mmseg():
+    """A pixel scoring exactly the threshold is not counted correct, as in
+    mmseg's ``accuracy`` (which takes a threshold for (N, C) scores
+    only)."""
+    from mmseg.models.losses import accuracy
+    pred = torch.tensor([[0.5, 0.2], [0.9, 0.1]])
+    target = torch.tensor([0, 0])
+    expected = accuracy(pred, target, thresh=0.5)
+    assert expected.item() == pytest.approx(50.0)
+    torch.testing.assert_close(masked_accuracy(pred, target, thresh=0.5),
+                               expected)
+
+
+def test_masked_bce_ignores_negative_labels_as_mmseg():
+    from mmseg.models.losses.cross_entropy_loss import binary_cross_entropy
+    g = torch.Generator().manual_seed(2)
+    pred = torch.randn(2, 1, 6, 5, generator=g)
+    label = torch.randint(0, 2, (2, 6, 5), generator=g)
+    label[0, :2] = -1
+    kwargs = dict(ignore_index=255, avg_non_ignore=True)
+    torch.testing.assert_close(
+        masked_binary_cross_entropy(pred, label, **kwargs),
+        binary_cross_entropy(pred, label, **kwargs))

@@ -327,3 +327,122 @@ def test_resume_of_a_copied_work_dir_takes_its_own_checkpoint(runs,
     (copy / 'last_checkpoint').write_text(
         str(tmp_path / '.' / 'copy' / 'epoch_3.pth'))
     assert pick_resume_checkpoint(str(copy)).endswith('copy/epoch_3.pth')
+
+
+def _reseeded_draws(hook, seed, epoch, noise=0, loader=None):
+    """Draws of Python's, NumPy's and torch's generators after ``hook``
+    reseeded them for ``epoch`` of a run seeded ``seed`` (``noise`` draws
+    beforehand stand for whatever ran before the epoch)."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+    random.random(), np.random.rand(noise + 1), torch.rand(noise + 1)
+    runner = SimpleNamespace(seed=seed, epoch=epoch, train_loop=SimpleNamespace(
+        dataloader=loader if loader is not None else []))
+    hook.before_train_epoch(runner)
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_an_epochs_randomness_is_its_seed_and_epoch_only():
+    """What a resumed run draws in an epoch equals what the uninterrupted
+    run drew there: the same (seed, epoch) gives the same draws whatever
+    ran before; another epoch or seed gives others; the hook's own seed
+    replaces the runner's; a runner without a seed is left alone."""
+    from mmseg_dsnet.engine.hooks.reseed_per_epoch_hook import \
+        ReseedPerEpochHook
+    hook = ReseedPerEpochHook()
+    draws = _reseeded_draws(hook, 3, 2)
+    assert _reseeded_draws(hook, 3, 2, noise=7) == draws
+    assert _reseeded_draws(hook, 3, 1) != draws
+    assert _reseeded_draws(hook, 4, 2) != draws
+    assert _reseeded_draws(ReseedPerEpochHook(seed=3), 9, 2) == draws
+    torch.manual_seed(0)
+    unseeded = _reseeded_draws(hook, None, 2)
+    torch.manual_seed(0)
+    assert _reseeded_draws(hook, None, 2, noise=7)[2] != unseeded[2]
+
+
+def test_each_loader_worker_of_an_epoch_gets_its_own_seed():
+    """With workers started anew each epoch, worker ``i`` of an epoch is
+    seeded from that epoch's seed and ``i``: the same on a resume, another
+    for the next worker and the next epoch. Persistent workers keep their
+    generators, so no worker seeding is set (a warning says a resume is not
+    exact)."""
+    from torch.utils.data import DataLoader
+
+    from mmseg_dsnet.engine.hooks.reseed_per_epoch_hook import \
+        ReseedPerEpochHook
+    hook = ReseedPerEpochHook()
+
+    def worker_draws(epoch, worker):
+        loader = DataLoader(list(range(4)), num_workers=2)
+        _reseeded_draws(hook, 3, epoch, loader=loader)
+        loader.worker_init_fn(worker)
+        return float(torch.rand(1)), float(np.random.rand())
+
+    import numpy as np
+    first = worker_draws(1, 0)
+    assert worker_draws(1, 0) == first
+    assert worker_draws(1, 1) != first
+    assert worker_draws(2, 0) != first
+    persistent = DataLoader(list(range(4)), num_workers=2,
+                            persistent_workers=True)
+    _reseeded_draws(hook, 3, 1, loader=persistent)
+    assert persistent.worker_init_fn is None
+
+
+def test_a_local_out_dir_is_written_atomically(tmp_path):
+    """A local ``out_dir`` gets the atomic backend as the work dir does; a
+    remote one keeps mmengine's choice."""
+    from mmseg_dsnet.engine import AtomicCheckpointHook
+    hook = AtomicCheckpointHook(interval=1, out_dir=str(tmp_path))
+    assert hook.backend_args == dict(backend='atomic_local')
+    assert AtomicCheckpointHook(interval=1,
+                                out_dir='s3://bucket/run').backend_args is None
+
+
+@pytest.mark.parametrize('fail', [True, False])
+def test_an_iteration_checkpoint_replaces_the_old_one_only_once_saved(
+        tmp_path, fail):
+    """Iteration-based saving (``by_epoch=False``) deletes the oldest
+    checkpoint only after the new one is written."""
+    from mmseg_dsnet.engine import AtomicCheckpointHook
+    (tmp_path / 'iter_6.pth').write_bytes(b'old')
+    hook = AtomicCheckpointHook(interval=1, by_epoch=False,
+                                max_keep_ckpts=1)
+    runner = _StubRunner(tmp_path, fail, keep_ckpt_ids=[6])
+    runner.max_iters = 100
+    hook.before_train(runner)
+    if fail:
+        with pytest.raises(OSError, match='No space left'):
+            hook.after_train_iter(runner, 6)
+        assert (tmp_path / 'iter_6.pth').read_bytes() == b'old'
+    else:
+        hook.after_train_iter(runner, 6)
+        assert not (tmp_path / 'iter_6.pth').exists()
+        assert (tmp_path / 'iter_7.pth').read_bytes() == b'new'
+
+
+def test_a_failed_text_write_leaves_the_old_file_intact(tmp_path,
+                                                        monkeypatch):
+    """``put_text`` (``last_checkpoint``) is atomic like ``put``."""
+    from mmengine.fileio import get_file_backend
+
+    from mmseg_dsnet.engine.atomic_file_backend import \
+        register_atomic_backend
+    from mmseg_dsnet.utils import fileio
+    backend = get_file_backend(
+        str(tmp_path), backend_args=dict(backend=register_atomic_backend()))
+    pointer = tmp_path / 'last_checkpoint'
+    pointer.write_text('epoch_1.pth')
+
+    def disk_full(fileobj, data, *args, **kwargs):
+        fileobj.write(memoryview(data)[:len(data) // 2])
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(fileio, '_write_chunks', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        backend.put_text('epoch_2.pth' * 100, str(pointer))
+    assert pointer.read_text() == 'epoch_1.pth'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['last_checkpoint']
