@@ -75,3 +75,31 @@ def test_logits_of_no_images_is_refused_by_name():
     assert inferencer.decisions([]) == [] and inferencer.predict([]) == []
     logits = inferencer.logits([np.zeros((5, 7, 3), np.uint8)])
     assert logits.shape == (1, 1, 8, 8)
+
+
+class ConstantBackend(FakeBackend):
+    """A backend whose lesion probability is 0.7 everywhere, and whose
+    model's own threshold is 0.8."""
+    threshold = 0.8
+
+    def __call__(self, batch):
+        logit = np.log(0.7 / 0.3)
+        return np.full((len(batch), 1) + batch.shape[2:], logit, np.float32)
+
+
+@pytest.mark.parametrize('threshold, lesion', [(None, 0), (0.6, 1)])
+def test_masks_are_cut_at_the_models_threshold_or_the_one_given(threshold,
+                                                                lesion):
+    """A probability of 0.7 is background at the model's own threshold of
+    0.8 and lesion at a threshold of 0.6 given, in the masks at the
+    image's size, with or without flips, and in the decision maps
+    (mutation testing: the masks cut at 0.5 passed)."""
+    rgb = np.zeros((5, 7, 3), np.uint8)
+    for flips in (False, True):
+        inferencer = LesionInferencer(ConstantBackend(), threshold,
+                                      flips=flips)
+        mask, = inferencer.predict([rgb])
+        assert mask.shape == (5, 7)
+        assert (mask == lesion).all()
+        decision, = inferencer.decisions([rgb])
+        assert ((decision > 0) == lesion).all()
