@@ -103,3 +103,25 @@ def test_masks_are_cut_at_the_models_threshold_or_the_one_given(threshold,
         assert (mask == lesion).all()
         decision, = inferencer.decisions([rgb])
         assert ((decision > 0) == lesion).all()
+
+
+def test_outputs_of_a_wide_image_keep_its_shape(tmp_path):
+    """An 8x50 photo with overlay_max_side=10: its mask is 8x50 of 0/255
+    (probability 0.7 over a threshold of 0.6 everywhere), its overlay 2x10
+    (50 -> 10, 8 -> 1.6, rounded to 2), height first (mutation testing:
+    the overlay sized (width, height), or by the shorter side, or the
+    mask written as 0/1, passed)."""
+    from PIL import Image
+    photo = tmp_path / 'wide.png'
+    Image.fromarray(np.full((8, 50, 3), 90, np.uint8)).save(photo)
+    out = tmp_path / 'out'
+    (out / 'masks').mkdir(parents=True)
+    (out / 'overlays').mkdir()
+    summary = run_inference(LesionInferencer(ConstantBackend(), 0.6),
+                            [str(photo)], str(out), overlay_max_side=10,
+                            progress=False, log=lambda line: None)
+    assert summary.processed == [str(photo)]
+    mask = np.array(Image.open(out / 'masks' / 'wide.png'))
+    assert mask.shape == (8, 50) and (mask == 255).all()
+    overlay = np.array(Image.open(out / 'overlays' / 'wide.jpg'))
+    assert overlay.shape == (2, 10, 3)
