@@ -77,6 +77,8 @@ def test_latency_statistics_and_throughput_from_known_timings(monkeypatch):
     assert lat['p90'] == pytest.approx(7.6)
     assert lat['p99'] == pytest.approx(9.76)
     assert lat['runs'] == 5
+    # The untimed calls before the runs, as given.
+    assert lat['warmup'] == 1
     # Warm-up: half the latency's, at least 2.
     assert result['throughput'] == dict(batch_size=4, img_per_s=8.0, runs=3,
                                         warmup=2)
@@ -124,3 +126,74 @@ def test_test_images_are_resized_reordered_and_normalised(monkeypatch):
     assert images.shape == (2, 3, 2, 2)
     expected = torch.tensor([14.5, 4.5, 1.0]).view(1, 3, 1, 1)
     torch.testing.assert_close(images, expected.expand(2, 3, 2, 2))
+
+
+@pytest.mark.parametrize('rate, text', [(1234.4, '1234'), (100.0, '100'),
+                                        (12.34, '12.3'), (0.3468, '0.347')])
+def test_rate_text_keeps_three_significant_digits_below_100(rate, text):
+    """Whole images per second from 100 up, else three significant digits:
+    a batch of 2 in 5.77 s is 0.347 img/s, not 0 (mutation testing: one
+    decimal, '0.3', passed)."""
+    assert bench.rate_text(rate) == text
+
+
+def test_test_images_are_resized_to_height_then_width(monkeypatch):
+    """A (height, width) shape of (3, 5) gives images 3 rows high and 5
+    columns wide, and a picture dark on its left and bright on its right
+    stays so (mutation testing: the size given to interpolate as
+    (width, height) passed with the square shapes)."""
+    from mmseg.registry import DATASETS
+    image = torch.zeros(3, 6, 10, dtype=torch.uint8)
+    image[:, :, 5:] = 100
+    monkeypatch.setattr(DATASETS, 'build', lambda cfg: [dict(inputs=image)])
+    cfg = Config(dict(test_dataloader=dict(dataset=dict()),
+                      model=dict(data_preprocessor=dict())))
+    images = bench.load_test_images(cfg, 1, (3, 5))
+    assert images.shape == (1, 3, 3, 5)
+    assert (images[0, :, :, 0] == 0).all()
+    assert (images[0, :, :, -1] == 100).all()
+
+
+def test_time_runs_waits_for_the_device_before_each_clock_reading(
+        monkeypatch):
+    """On a GPU a call returns before its kernels finish: the device is
+    synchronised after the warm-up and after each timed call, before the
+    clock is read (mutation testing: the sync after a timed call left out
+    passed)."""
+    events = []
+    monkeypatch.setattr(bench.time, 'perf_counter',
+                        lambda: events.append('clock') or 0.0)
+    monkeypatch.setattr(bench, '_sync', lambda device: events.append('sync'))
+    bench.time_runs(lambda _: events.append('call'), 'x', 1, 2,
+                    torch.device('cpu'))
+    assert events == ['call', 'sync',
+                      'clock', 'call', 'sync', 'clock',
+                      'clock', 'call', 'sync', 'clock']
+
+
+def test_thread_counts_up_to_the_usable_cpus_pass(monkeypatch):
+    """As many threads as usable CPUs pass; one more is refused."""
+    from mmseg_dsnet.utils.errors import UserError
+    monkeypatch.setattr(bench, 'usable_cpus', lambda: 2)
+    bench.check_cpu_threads([1, 2])
+    with pytest.raises(UserError, match='--threads 1 3: .* on 2 CPU'):
+        bench.check_cpu_threads([1, 3])
+
+
+def test_benchmark_puts_back_the_callers_thread_count(monkeypatch):
+    """threads=1 is set for the run only: the caller's count comes back
+    after it (mutation testing: restoring the asked count passed)."""
+    monkeypatch.setattr(bench, 'usable_cpus', lambda: 2)
+    monkeypatch.setattr(bench, 'time_runs',
+                        lambda *a, **k: np.array([0.001]))
+    cfg = Config.fromfile(str(DSNET_CFG))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = bench.benchmark(cfg, None, 'cpu', (32, 32), batch_size=1,
+                                 warmup=1, repeat=1, throughput_repeat=1,
+                                 threads=1)
+        assert result['threads'] == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

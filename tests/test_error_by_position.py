@@ -582,3 +582,21 @@ def test_the_plot_names_the_data_set_it_scored(tiny_config, tiny_isic,
     assert caption.startswith(f'{tiny_config} ({checkpoint}): '
                               f'{other / split} {summary["images"]} images, '
                               'SYNTHETIC set, pooled IoU ')
+
+
+def test_ignored_lesion_pixels_are_not_counted_as_found():
+    """A 4x4 picture, lesion in its two left columns, everything called
+    lesion, the first column ignored: 4 lesion pixels found (column 1), 8
+    background pixels called lesion (columns 2 and 3), so the IoU is
+    4 / 12 (mutation testing: the found pixels counted with the ignored
+    column, 8 / 16, passed)."""
+    gt = np.zeros((4, 4), bool)
+    gt[:, :2] = True
+    valid = np.ones((4, 4), bool)
+    valid[:, 0] = False
+    errors = ErrorByPosition(rings=2)
+    errors.update(np.ones((4, 4), bool), gt, valid, name='a')
+    summary = errors.summary()
+    assert summary['per_image'][0]['hit'] == 4
+    assert summary['per_image'][0]['false'] == 8
+    assert summary['iou'] == pytest.approx(100 * 4 / 12)

@@ -201,3 +201,26 @@ def test_a_config_run_with_onnxruntime_is_traced_at_its_own_size(tmp_path):
     np.testing.assert_allclose(
         LesionInferencer(ort).logits([image]),
         LesionInferencer(torch_backend).logits([image]), atol=1e-4)
+
+
+def test_the_pytorch_backend_takes_the_heads_threshold(tmp_path):
+    """A DSNet config whose decode head cuts at 0.3: the PyTorch backend
+    (and so the masks of infer.py) takes 0.3 (mutation testing: 0.5 for
+    every config passed)."""
+    from conftest import REPO
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mmseg_dsnet.apis.inference_backends import TorchBackend
+    from mmseg_dsnet.engine.preflight import build_scope
+    config = tmp_path / 'dsnet_03.py'
+    config.write_text(
+        f"_base_ = '{REPO / 'configs/dsnet/dsnet_isic2017.py'}'\n"
+        "model = dict(decode_head=dict(threshold=0.3))\n"
+        "test_evaluator = dict(threshold=0.3)\n")
+    cfg = Config.fromfile(str(config))
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
+    checkpoint = tmp_path / 'dsnet.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    assert TorchBackend(str(config), str(checkpoint)).threshold == 0.3

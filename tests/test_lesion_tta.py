@@ -304,3 +304,62 @@ def test_views_without_ground_truth_are_merged(tta_model):
     merged, = tta_model.merge_preds([[first, second]])
     assert merged.pred_sem_seg.data.tolist() == [[[0, 1]]]
     assert 'gt_sem_seg' not in merged
+
+
+class RowBiasBackend:
+    """A 4x4 backend whose lesion logit is ``(red - 128) / 10`` plus a
+    bias per row: it moves with the picture when the picture is flipped,
+    the row bias does not."""
+    threshold = 0.5
+    input_size = (4, 4)
+    model_files = None
+
+    def __init__(self, row_bias):
+        self.row_bias = np.asarray(row_bias, np.float32)
+
+    def __call__(self, batch):
+        logits = (batch[:, :1] - 128) / 10
+        return (logits + self.row_bias[:, None]).astype(np.float32)
+
+
+def flip_reference(red, row_bias, threshold):
+    """The mask of the mean probability of the image and its horizontal and
+    vertical flips, each flipped back: at a pixel the picture's logit is
+    the same in the three views; the row bias is the row's own in the
+    image and its horizontal flip, the mirrored row's in the vertical one.
+    """
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    own = (red - 128) / 10
+    bias = np.asarray(row_bias, float)[:, None]
+    mean = (2 * sigmoid(own + bias) + sigmoid(own + bias[::-1])) / 3
+    return (mean > threshold).astype(np.uint8)
+
+
+@pytest.mark.parametrize('red, row_bias, threshold', [
+    # Lesion in the top-left quadrant only; no bias.
+    (np.array([[228, 228, 28, 28], [228, 228, 28, 28], [28] * 4, [28] * 4]),
+     [0, 0, 0, 0], 0.5),
+    # A grey picture; the top rows biased to lesion: 2/3 of the views
+    # say lesion there, under the threshold of 0.8.
+    (np.full((4, 4), 128), [10, 10, -10, -10], 0.8),
+    (np.full((4, 4), 128), [10, 10, -10, -10], 0.3),
+])
+def test_inferencer_flips_are_flipped_back_and_averaged(red, row_bias,
+                                                        threshold):
+    """LesionInferencer(flips=True) against the mean probability of the
+    three views worked out by hand (mutation testing: views not flipped
+    back, or flipped twice horizontally, passed the other tests)."""
+    from mmseg_dsnet.apis import LesionInferencer
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = red
+    inferencer = LesionInferencer(RowBiasBackend(row_bias), threshold,
+                                  flips=True)
+    expected = flip_reference(red, row_bias, threshold)
+    mask, = inferencer.predict([rgb])
+    np.testing.assert_array_equal(mask, expected)
+    # The logits at the model size are of that mean probability too.
+    logits, = inferencer.logits([rgb])
+    np.testing.assert_array_equal((logits[0] > np.log(
+        threshold / (1 - threshold))).astype(np.uint8), expected)

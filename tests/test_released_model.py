@@ -731,3 +731,15 @@ def test_the_training_config_is_named_where_it_is_read(tmp_path,
         "meta['cfg']"
     assert released_model.training_config_source(str(bare)) == (
         f'{config}, the Config of its metafile entry bare')
+
+
+def test_refuses_weights_whose_entry_lists_no_digest(tmp_path):
+    """An entry without SHA256 (or an empty one) cannot vouch for any
+    file: its weights are refused, not taken as released (mutation
+    testing: an empty listed digest accepted every file)."""
+    metafile = make_release(tmp_path)
+    text = metafile.read_text()
+    metafile.write_text(text[:text.index('  SHA256:')])
+    with pytest.raises(ReleasedModelError,
+                       match='not the released file .* lists none'):
+        released_model('net', str(metafile))
