@@ -318,3 +318,18 @@ def test_a_failed_block_removes_only_the_files_it_made(tmp_path):
     with fileio.new_files_removed_on_failure(fresh):
         (fresh / 'done.png').mkdir(parents=True)
     assert fresh.is_dir()
+
+
+def test_a_temporary_name_is_cut_only_past_255_bytes(tmp_path):
+    """``.<name>.part-<pid>`` of exactly 255 bytes is kept whole; one byte
+    more is cut (and hashed), and the file is still written."""
+    suffix = f'{fileio.PARTIAL_MARK}{os.getpid()}'
+    fits = 'a' * (254 - len(suffix) - len('.json')) + '.json'
+    assert os.path.basename(fileio.partial_path(tmp_path / fits)) == \
+        f'.{fits}{suffix}'
+    over = 'b' + fits
+    partial = os.path.basename(fileio.partial_path(tmp_path / over))
+    assert partial != f'.{over}{suffix}' and len(partial) <= 255
+    for name in (fits, over):
+        atomic_write('new', tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == sorted([fits, over])
