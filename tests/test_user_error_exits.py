@@ -1871,5 +1871,11 @@ def test_a_sigterm_action_the_caller_set_is_left_in_place():
             lambda: seen.append(signal.getsignal(signal.SIGTERM)))
         assert seen == [callers]
         assert signal.getsignal(signal.SIGTERM) is callers
+        # The default action is replaced while the tool runs, then back.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        run_reporting_user_errors(
+            lambda: seen.append(signal.getsignal(signal.SIGTERM)))
+        assert seen[1] not in (signal.SIG_DFL, callers)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, before)
