@@ -184,3 +184,152 @@ def test_an_output_of_another_suffix_is_refused_in_any_case():
                        'name ending with .pth, .pt or .ckpt$'):
         fileio.refuse_other_suffix('m.onnx', fileio.CHECKPOINT_SUFFIXES,
                                    'OUT', 'PyTorch')
+
+
+def test_an_existing_output_or_a_folder_is_refused_before_the_work(
+        tmp_path):
+    """``refuse_existing``: an existing file needs ``overwrite``; a folder
+    (or a path ending in ``/``) is never a file to write; and a refused
+    ``atomic_write`` calls no writer and leaves the file as it was."""
+    from mmseg_dsnet.utils.errors import UserError
+    out = tmp_path / 'out.json'
+    out.write_text('old')
+    with pytest.raises(FileExistsError, match='use --overwrite'):
+        fileio.refuse_existing(out)
+    fileio.refuse_existing(out, overwrite=True)
+    fileio.refuse_existing(tmp_path / 'new.json')
+    called = []
+    with pytest.raises(FileExistsError):
+        atomic_write(called.append, out, overwrite=False)
+    assert called == [] and out.read_text() == 'old'
+    with pytest.raises(UserError, match='is a folder'):
+        fileio.refuse_existing(tmp_path, overwrite=True)
+    with pytest.raises(UserError, match=r'names a folder \(it ends in /\)'):
+        fileio.refuse_existing(f'{tmp_path}/missing/', overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ['out.json']
+
+
+def test_only_the_partials_of_ended_writers_are_removed(tmp_path):
+    """``remove_stale_partials`` removes a hidden ``.<name>.part-<pid>`` of
+    a process that no longer runs; a live writer's, a user's own file that
+    only looks alike (not hidden) and a mark without a pid stay."""
+    import subprocess
+    import sys
+    ended = subprocess.Popen([sys.executable, '-c', ''])
+    ended.wait()
+    mark = fileio.PARTIAL_MARK
+    names = [f'.out.json{mark}{ended.pid}', f'.out.png{mark}{os.getpid()}',
+             f'notes{mark}{ended.pid}', f'.x{mark}abc']
+    for name in names:
+        (tmp_path / name).write_text('x')
+    assert fileio.remove_stale_partials(tmp_path) == [
+        os.path.join(tmp_path, names[0])]
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
+    assert fileio.remove_stale_partials(tmp_path / 'missing') == []
+
+
+def test_two_spellings_of_one_file_are_the_same_file(tmp_path):
+    """``refuse_same_file`` compares real paths (``a/../a/x``, a link); an
+    option not given (None) is skipped, two of them included."""
+    from mmseg_dsnet.utils.errors import UserError
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'link').symlink_to(tmp_path / 'a')
+    other = f'{tmp_path}/link/../a/x.py'
+    with pytest.raises(UserError) as error:
+        fileio.refuse_same_file([('the config', f'{tmp_path}/a/x.py'),
+                                 ('--out', None), ('OUT.py', other)],
+                                hint='give another OUT')
+    assert str(error.value) == (
+        f'the config and OUT.py are the same file, {other}; give another '
+        'OUT')
+    with pytest.raises(UserError):
+        fileio.refuse_same_file([('A', f'{tmp_path}/a/y'),
+                                 ('B', f'{tmp_path}/link/y')])
+    fileio.refuse_same_file([('A', None), ('B', None),
+                             ('C', f'{tmp_path}/a/x.py')])
+
+
+def test_json_text_writes_numbers_that_are_not_finite_as_null():
+    import numpy as np
+    text = fileio.json_text({'a': float('nan'), 'b': [float('inf'), 1, 2.5],
+                             'c': (np.float32('nan'), np.float64(0.25)),
+                             'd': True})
+    assert text == ('{"a": null, "b": [null, 1, 2.5], "c": [null, 0.25], '
+                    '"d": true}')
+
+
+def test_a_failed_block_puts_the_file_back_as_it_was(tmp_path):
+    """``restored_on_failure``: a failed block leaves the file it changed
+    as it was before, or removes the one it made; with ``keep_existing``
+    a file that was there is put back after a block that succeeds too,
+    and ``restored`` says whether anything was put back."""
+    dump = tmp_path / 'config.py'
+    dump.write_text('trained')
+    with pytest.raises(RuntimeError):
+        with fileio.restored_on_failure(dump):
+            dump.write_text('refused test')
+            raise RuntimeError('refused')
+    assert dump.read_text() == 'trained'
+    made = tmp_path / 'made.py'
+    with pytest.raises(KeyboardInterrupt):
+        with fileio.restored_on_failure(made):
+            made.write_text('half')
+            raise KeyboardInterrupt
+    assert not made.exists()
+    with fileio.restored_on_failure(dump, keep_existing=True) as state:
+        dump.write_text('test')
+    assert dump.read_text() == 'trained' and state['restored']
+    with fileio.restored_on_failure(dump, keep_existing=True) as state:
+        pass
+    assert not state['restored']
+    with fileio.restored_on_failure(dump) as state:
+        dump.write_text('new')
+    assert dump.read_text() == 'new' and not state['restored']
+    assert sorted(os.listdir(tmp_path)) == ['config.py']
+
+
+def test_a_failed_block_removes_only_the_files_it_made(tmp_path):
+    """``new_files_removed_on_failure``: what the block made goes, files
+    and folders; what was there stays, an empty folder included."""
+    out = tmp_path / 'paintings'
+    (out / 'old').mkdir(parents=True)
+    (out / 'keep.png').write_text('x')
+    with pytest.raises(RuntimeError):
+        with fileio.new_files_removed_on_failure(out):
+            (out / 'new.png').write_text('x')
+            (out / 'sub').mkdir()
+            (out / 'sub' / 'a.png').write_text('x')
+            (out / 'old' / 'b.png').write_text('x')
+            raise RuntimeError
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*')) \
+        == ['keep.png', 'old']
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(RuntimeError):
+        with fileio.new_files_removed_on_failure(empty):
+            raise RuntimeError
+    assert empty.is_dir()
+    fresh = tmp_path / 'fresh'
+    with pytest.raises(RuntimeError):
+        with fileio.new_files_removed_on_failure(fresh):
+            (fresh / 'a').mkdir(parents=True)
+            raise RuntimeError
+    assert not fresh.exists()
+    with fileio.new_files_removed_on_failure(fresh):
+        (fresh / 'done.png').mkdir(parents=True)
+    assert fresh.is_dir()
+
+
+def test_a_temporary_name_is_cut_only_past_255_bytes(tmp_path):
+    """``.<name>.part-<pid>`` of exactly 255 bytes is kept whole; one byte
+    more is cut (and hashed), and the file is still written."""
+    suffix = f'{fileio.PARTIAL_MARK}{os.getpid()}'
+    fits = 'a' * (254 - len(suffix) - len('.json')) + '.json'
+    assert os.path.basename(fileio.partial_path(tmp_path / fits)) == \
+        f'.{fits}{suffix}'
+    over = 'b' + fits
+    partial = os.path.basename(fileio.partial_path(tmp_path / over))
+    assert partial != f'.{over}{suffix}' and len(partial) <= 255
+    for name in (fits, over):
+        atomic_write('new', tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == sorted([fits, over])

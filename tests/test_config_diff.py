@@ -108,3 +108,14 @@ def test_value_at_an_index_one_past_the_end_is_the_default():
     assert value_at(given, 'x.pipeline[2]', 'none') == 'none'
     assert value_at(given, 'x.pipeline[2].scale', 'none') == 'none'
     assert value_at(given, 'x.pipeline[-1]', 'none') == 'none'
+
+
+def test_a_negative_int_key_is_found_at_its_path():
+    """An int key below 0 is written ``[-1]`` and read back as that int,
+    not as the text ``'-1'``; a list has no entry at ``[-1]``."""
+    given, other = {'tags': {-1: 'a'}}, {'tags': {-1: 'b'}}
+    paths = list(config_differences(given, other, 'cfg'))
+    assert paths == ['cfg.tags[-1]']
+    assert value_at({'cfg': given}, paths[0]) == 'a'
+    assert value_at({'cfg': {'tags': ['x', 'y']}}, 'cfg.tags[-1]', 'none') \
+        == 'none'

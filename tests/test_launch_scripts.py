@@ -844,3 +844,28 @@ def test_the_root_failure_is_the_first_process_not_stopped_by_torchrun():
         'process 1 of test.py was ended by signal 99; torchrun stopped the '
         'others')
     assert failure_message(0, 2, 'tools/train.py') is None
+
+
+def test_the_failed_process_and_a_stopped_run_are_worded_by_their_status():
+    """A SIGKILL is named with its usual cause; an exit status of 128 is
+    a status, not a signal; a stopped training says how to go on, a
+    stopped test does not."""
+    from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
+    from mmseg_dsnet.engine.torchrun import (exit_status, failure_message,
+                                             stopped_message)
+    assert exit_status(-9) == 137 and exit_status(3) == 3
+    assert failure_message(2, 137, 'tools/train.py') == (
+        'process 2 of train.py was ended by SIGKILL (out of memory?); '
+        'torchrun stopped the others')
+    assert failure_message(0, 143, 'tools/test.py') == (
+        'process 0 of test.py was ended by SIGTERM; torchrun stopped the '
+        'others')
+    assert failure_message(1, 128, 'tools/test.py') == (
+        'process 1 of test.py failed with exit status 128 (see its output '
+        'above); torchrun stopped the others')
+    assert stopped_message(signal.SIGINT, 'tools/train.py') == (
+        'stopped by SIGINT: the processes of train.py were stopped before '
+        f'they finished; {TRAINING_STOP_HINT}')
+    assert stopped_message(signal.SIGTERM, 'tools/test.py') == (
+        'stopped by SIGTERM: the processes of test.py were stopped before '
+        'they finished')

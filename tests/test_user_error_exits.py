@@ -1806,3 +1806,76 @@ def test_each_part_of_a_training_concat_dataset_is_compared_with_the_scored_spli
             f'train_dataloader trains on every image under '
             f'{tmp_path}/link/ (it names no ann_file)')):
         check_held_out_images(cfg, ('test_dataloader', ))
+
+
+def test_an_error_every_rank_raised_is_printed_by_rank_0_only(
+        capsys, monkeypatch):
+    """An error marked with ``mark_every_rank`` (its cause pooled over the
+    processes) is one ``ERROR:`` line, printed by rank 0; every rank exits
+    with status 2. An error of one process alone is printed where it was
+    raised."""
+    from mmseg_dsnet.engine import cli_errors, run_reporting_user_errors
+    from mmseg_dsnet.utils.errors import UserError, mark_every_rank
+    monkeypatch.setattr(cli_errors, 'RANK_0_GRACE_S', 0)
+    for rank, marked, err in (('0', True, 'ERROR: pooled\n'),
+                              ('1', True, ''), ('3', True, ''),
+                              ('1', False, 'ERROR: pooled\n')):
+        monkeypatch.setenv('RANK', rank)
+
+        def main():
+            error = UserError('pooled')
+            raise mark_every_rank(error) if marked else error
+        with pytest.raises(SystemExit) as stopped:
+            run_reporting_user_errors(main)
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err == err, (rank, marked)
+
+
+def test_only_errors_that_say_what_to_fix_become_one_line():
+    """``describe_user_error``: a type missing from a registry and a
+    misspelt config key get their advice (a KeyError's message without
+    the quotes ``str`` adds); a FileExistsError that does not name
+    ``--overwrite`` (``os.makedirs`` of a taken path) or any other KeyError
+    is a bug, not a user error (None: its traceback is kept)."""
+    from mmseg_dsnet.engine.cli_errors import describe_user_error
+    assert describe_user_error(KeyError('Foo is not in the model registry')) \
+        == ('Foo is not in the model registry (check the spelling of this '
+            'type in the config)')
+    assert describe_user_error(TypeError(
+        "__init__() got an unexpected keyword argument 'chanels'")) == (
+            "__init__() got an unexpected keyword argument 'chanels' (check "
+            'the spelling of this key in the config)')
+    assert describe_user_error(FileExistsError(
+        '[Errno 17] File exists: work_dirs/x')) is None
+    assert describe_user_error(FileExistsError(
+        'out.json already exists (use --overwrite to replace it)')) == \
+        'out.json already exists (use --overwrite to replace it)'
+    assert describe_user_error(KeyError('state_dict')) is None
+    assert describe_user_error(ValueError('bad')) is None
+
+
+def test_a_sigterm_action_the_caller_set_is_left_in_place():
+    """A SIGTERM handler someone else set (a scheduler's, a caller running
+    the tool in-process) is kept while the tool runs, not replaced."""
+    import signal
+
+    from mmseg_dsnet.engine import run_reporting_user_errors
+
+    def callers(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, callers)
+    try:
+        seen = []
+        run_reporting_user_errors(
+            lambda: seen.append(signal.getsignal(signal.SIGTERM)))
+        assert seen == [callers]
+        assert signal.getsignal(signal.SIGTERM) is callers
+        # The default action is replaced while the tool runs, then back.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        run_reporting_user_errors(
+            lambda: seen.append(signal.getsignal(signal.SIGTERM)))
+        assert seen[1] not in (signal.SIG_DFL, callers)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
