@@ -724,9 +724,10 @@ def test_cli_refuses_options_the_table_would_ignore(tmp_path, capsys):
     assert '| ref | good |' in capsys.readouterr().out
 
 
-def test_comparisons_of_another_figure(tmp_path, capsys):
-    """``--metric mIoU_img``: the per-image mean instead of pooled IoU, here
-    a candidate that gains pooled IoU and nothing per image."""
+def gain_pooled_only(tmp_path):
+    """Three seeds of ``ref`` and ``cand``: ``cand`` gains pooled IoU
+    (+1.0, +0.7, +1.3) and nothing per image (``mIoU_img = ref - 1`` for
+    both)."""
     paths = []
     for seed, (ref, cand) in enumerate(((80.0, 81.0), (80.5, 81.2),
                                         (79.8, 81.1))):
@@ -737,6 +738,13 @@ def test_comparisons_of_another_figure(tmp_path, capsys):
         record['metrics']['mIoU_img'] = ref - 1
         path.write_text(json.dumps(record))
         paths.append(str(path))
+    return paths
+
+
+def test_comparisons_of_another_figure(tmp_path, capsys):
+    """``--metric mIoU_img``: the per-image mean instead of pooled IoU, here
+    a candidate that gains pooled IoU and nothing per image."""
+    paths = gain_pooled_only(tmp_path)
     pooled = design.comparison_table(paths, 'ref', ['cand'], paired=True,
                                      min_seeds=3)
     assert pooled.splitlines()[3].endswith('| yes |')
@@ -1120,17 +1128,7 @@ def test_two_runs_trained_together_are_marked_as_their_loop(tmp_path):
 def test_cli_spread_of_another_figure(tmp_path, capsys):
     """``--spread REF:CAND --metric mIoU_img`` prints the spread of the
     per-image differences (here none: 0.00), not of pooled IoU's."""
-    paths = []
-    for seed, (ref, cand) in enumerate(((80.0, 81.0), (80.5, 81.2),
-                                        (79.8, 81.1))):
-        paths.append(write(tmp_path / f'ref{seed}.json', 'ref', seed, ref))
-        # Per image, cand is ref: mIoU_img = ref - 1 for both.
-        path = tmp_path / f'cand{seed}.json'
-        write(path, 'cand', seed, cand)
-        record = json.loads(path.read_text())
-        record['metrics']['mIoU_img'] = ref - 1
-        path.write_text(json.dumps(record))
-        paths.append(str(path))
+    paths = gain_pooled_only(tmp_path)
     assert tool.main([*paths, '--spread', 'ref:cand', '--metric',
                       'mIoU_img']) == 0
     out = capsys.readouterr().out

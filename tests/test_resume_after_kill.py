@@ -338,8 +338,9 @@ def _reseeded_draws(hook, seed, epoch, noise=0, loader=None):
 
     import numpy as np
     random.random(), np.random.rand(noise + 1), torch.rand(noise + 1)
-    runner = SimpleNamespace(seed=seed, epoch=epoch, train_loop=SimpleNamespace(
-        dataloader=loader if loader is not None else []))
+    runner = SimpleNamespace(
+        seed=seed, epoch=epoch, train_loop=SimpleNamespace(
+            dataloader=loader if loader is not None else []))
     hook.before_train_epoch(runner)
     return random.random(), float(np.random.rand()), float(torch.rand(1))
 
