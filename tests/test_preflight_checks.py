@@ -99,8 +99,111 @@ def test_strict_check_counts_and_refuses_extra_keys():
     state = {k: v for k, v in model.state_dict().items()
              if k != 'num_batches_tracked'}
     assert check_checkpoint_matches(model, dict(state_dict=state)) == (4, 4)
+    # DDP's prefix, which mmengine removes as it loads.
+    assert check_checkpoint_matches(model, {
+        f'module.{k}': v for k, v in state.items()}) == (4, 4)
     with pytest.raises(CheckpointMismatchError, match=(
             r'^Checkpoint c\.pth does not match the model of c\.py: 1 '
             r'unexpected key \(extra\.weight\)\. ')):
         check_checkpoint_matches(model, dict(state, **{
             'extra.weight': torch.ones(1)}), 'c.py', 'c.pth')
+
+
+def _message_hub(last_ckpt=None):
+    """A MessageHub of its own (mmengine keeps one instance per name)."""
+    import uuid
+
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance(f'preflight_{uuid.uuid4().hex}')
+    if last_ckpt is not None:
+        hub.update_info('last_ckpt', str(last_ckpt))
+    return hub
+
+
+def test_final_checkpoint_is_the_runs_last_of_its_final_weights(
+        tmp_path, monkeypatch):
+    """The checkpoint a run saved last is scored only when it holds the
+    final weights (its iteration is the run's last); one in the work dir is
+    named as the work dir was given, one saved elsewhere as saved."""
+    from types import SimpleNamespace
+
+    from mmseg_dsnet.engine.final_checkpoint import (FinalCheckpointError,
+                                                     final_checkpoint)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'work').mkdir()
+    (tmp_path / 'out').mkdir()
+    cfg = Config(dict(work_dir='work'))
+    for name, epoch, iteration in (('work/epoch_1.pth', 1, 3),
+                                   ('work/epoch_2.pth', 2, 6),
+                                   ('out/epoch_2.pth', 2, 6)):
+        torch.save(dict(state_dict={}, meta=dict(epoch=epoch,
+                                                 iter=iteration)),
+                   tmp_path / name)
+
+    def runner(last):
+        return SimpleNamespace(message_hub=_message_hub(last), epoch=2,
+                               iter=6)
+
+    assert final_checkpoint(cfg, runner(tmp_path / 'work/epoch_2.pth')) == \
+        'work/epoch_2.pth'
+    assert final_checkpoint(cfg, runner(tmp_path / 'out/epoch_2.pth')) == \
+        str(tmp_path / 'out/epoch_2.pth')
+    with pytest.raises(FinalCheckpointError, match=(
+            r'^the last checkpoint of the run in work, .*work/epoch_1\.pth, '
+            r'is of epoch 1, not of its final weights \(epoch 2\); nothing '
+            'was scored')):
+        final_checkpoint(cfg, runner(tmp_path / 'work/epoch_1.pth'))
+    with pytest.raises(FinalCheckpointError,
+                       match='^the run in work saved no checkpoint; '):
+        final_checkpoint(cfg, runner(None))
+
+
+def test_non_finite_loss_stops_at_its_iteration(tmp_path):
+    """An infinite loss (not only a NaN) stops the run naming where, and
+    which checkpoint is the last good one; finite losses, an empty tensor
+    and whole numbers pass; the weights check can be turned off."""
+    from types import SimpleNamespace
+
+    from mmseg_dsnet.engine.hooks.non_finite_loss_hook import (
+        NonFiniteLossError, NonFiniteLossHook)
+    runner = SimpleNamespace(
+        epoch=1, iter=4, message_hub=_message_hub(tmp_path / 'epoch_1.pth'),
+        train_loop=SimpleNamespace(dataloader=[0, 1, 2]))
+    hook = NonFiniteLossHook()
+    hook.after_train_iter(runner, 1, outputs=dict(
+        loss=torch.tensor(0.5), empty=torch.tensor([]), count=3))
+    with pytest.raises(NonFiniteLossError, match=(
+            r'^Non-finite loss at epoch 2, iteration 2/3 of the epoch '
+            r'\(global iteration 5\): loss_dice=-inf\. Training stopped\. '
+            f'The last good checkpoint is {tmp_path}/epoch_1.pth; ')):
+        hook.after_train_iter(runner, 1, outputs=dict(
+            loss_ce=torch.tensor(0.5),
+            loss_dice=torch.tensor([1.0, float('-inf')])))
+    bad = dict(state_dict=dict(w=torch.tensor([1.0, float('inf')])))
+    NonFiniteLossHook(check_checkpoint=False).before_save_checkpoint(
+        runner, bad)
+    with pytest.raises(NonFiniteLossError, match="weight 'w' holds NaN or "
+                       'inf'):
+        hook.before_save_checkpoint(runner, bad)
+
+
+def test_head_classes_against_the_dataset():
+    """A head predicts the dataset's classes with ``num_classes`` outputs
+    or one (binary); fewer classes than the dataset's are refused as more
+    are."""
+    from mmseg_dsnet.engine.hooks.num_classes_check_hook import (
+        NumClassesMismatchError, check_head_classes)
+    classes = ('background', 'lesion')
+    check_head_classes([('decode_head', 2, 1), ('auxiliary_head[0]', 2,
+                                                None)],
+                       classes, 'training', 'ISIC')
+    with pytest.raises(NumClassesMismatchError, match=(
+            r'^model\.decode_head\.num_classes=1 but the test dataset ISIC '
+            r"has 2 classes \('background', 'lesion'\)\. Set num_classes=2")):
+        check_head_classes([('decode_head', 1, 1)], classes, 'test', 'ISIC')
+    for out_channels in (2, 4):
+        with pytest.raises(NumClassesMismatchError, match=(
+                rf'^model\.decode_head\.out_channels={out_channels} must '
+                r'equal num_classes=3 or be 1')):
+            check_head_classes([('decode_head', 3, out_channels)],
+                               classes + ('hair', ), 'training', 'ISIC')
