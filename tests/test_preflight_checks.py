@@ -207,3 +207,90 @@ def test_head_classes_against_the_dataset():
                 r'equal num_classes=3 or be 1')):
             check_head_classes([('decode_head', 3, out_channels)],
                                classes + ('hair', ), 'training', 'ISIC')
+
+
+def test_resume_picks_the_newest_complete_checkpoint_of_the_work_dir(
+        tmp_path):
+    """``epoch_10`` is newer than ``epoch_9`` (by number, not by name); a
+    cut-short file (no zip directory) is passed over, also when
+    ``last_checkpoint`` names it; a pointer to another folder's checkpoint
+    is not followed; a pointer to nothing with no checkpoint to fall back
+    on is refused, as is one to another folder; no pointer and no
+    checkpoint start anew."""
+    from mmseg_dsnet.engine.preflight import pick_resume_checkpoint
+    from mmseg_dsnet.utils.errors import UserError
+    work, other = tmp_path / 'work', tmp_path / 'other'
+    work.mkdir()
+    other.mkdir()
+    assert pick_resume_checkpoint(str(work)) is None
+    for epoch in (9, 10, 11):
+        torch.save(dict(meta=dict(epoch=epoch)), work / f'epoch_{epoch}.pth')
+    torch.save({}, other / 'epoch_12.pth')
+    whole = (work / 'epoch_11.pth').read_bytes()
+    (work / 'epoch_11.pth').write_bytes(whole[:len(whole) // 2])
+    assert pick_resume_checkpoint(str(work)) == str(work / 'epoch_10.pth')
+    pointer = work / 'last_checkpoint'
+    for named in (work / 'epoch_11.pth', other / 'epoch_12.pth'):
+        pointer.write_text(str(named))
+        assert pick_resume_checkpoint(str(work)) == str(work /
+                                                       'epoch_10.pth')
+    pointer.write_text(str(work / 'epoch_9.pth'))
+    assert pick_resume_checkpoint(str(work)) == str(work / 'epoch_9.pth')
+    for epoch in (9, 10, 11):
+        (work / f'epoch_{epoch}.pth').unlink()
+    pointer.write_text(str(other / 'epoch_12.pth'))
+    with pytest.raises(UserError, match=(
+            f'^--resume: {pointer} names {other}/epoch_12.pth, a checkpoint '
+            'outside the work dir, and ')):
+        pick_resume_checkpoint(str(work))
+    pointer.write_text('')
+    with pytest.raises(UserError, match=f'^--resume: {pointer} names no '
+                       'file, which is missing or incomplete'):
+        pick_resume_checkpoint(str(work))
+
+
+def test_a_work_dir_with_an_earlier_runs_checkpoints_is_refused(tmp_path):
+    """Any checkpoint a run leaves (a best one alone too) refuses a new run
+    in its work dir; other files do not; a tool that cannot resume does not
+    offer it."""
+    from mmseg_dsnet.engine.preflight import WorkDirError, check_no_earlier_run
+    check_no_earlier_run(str(tmp_path / 'new'))
+    (tmp_path / 'notes.txt').write_text('')
+    (tmp_path / 'epoch_x.pth').write_text('')
+    check_no_earlier_run(str(tmp_path))
+    (tmp_path / 'best_Dice_epoch_3.pth').write_text('')
+    with pytest.raises(WorkDirError, match=(
+            rf'^The work dir {tmp_path} already holds the checkpoints of a '
+            r'run \(best_Dice_epoch_3\.pth\); .* Nothing was started; '
+            'choose another --work-dir, or remove them.$')):
+        check_no_earlier_run(str(tmp_path), resumable=False)
+
+
+def test_output_files_and_folders_are_checked_before_the_work(tmp_path):
+    """An output file that is a folder, lies below a file or exists (no
+    overwrite) is refused; an output folder that is a file or holds files,
+    or lies below a file, too; a new file below folders still to be made
+    passes."""
+    from mmseg_dsnet.engine.preflight import (WorkDirError,
+                                              check_empty_output_dir,
+                                              check_new_output_file,
+                                              check_output_file)
+    afile = tmp_path / 'afile'
+    afile.write_text('')
+    check_output_file(str(tmp_path / 'a' / 'b' / 'm.json'))
+    for path, reason in ((tmp_path, 'it is a folder, not a file'),
+                         (afile / 'm.json', f'{afile} is a file, not a '
+                          'folder')):
+        with pytest.raises(WorkDirError, match=(
+                f'^Cannot write --out {path}: {reason}. Nothing was')):
+            check_output_file(str(path), '--out')
+    with pytest.raises(FileExistsError, match='already exists'):
+        check_new_output_file(str(afile), '--out')
+    check_new_output_file(str(afile), '--out', overwrite=True)
+    check_empty_output_dir(str(tmp_path / 'new'))
+    for path, reason in ((afile, 'it is a file, not a folder'),
+                         (tmp_path, 'the folder already holds files'),
+                         (afile / 'out', f'{afile} is a file, not a folder')):
+        with pytest.raises(WorkDirError, match=(
+                f'^Cannot write --out {path}: {reason}. ')):
+            check_empty_output_dir(str(path))
