@@ -294,3 +294,51 @@ def test_output_files_and_folders_are_checked_before_the_work(tmp_path):
         with pytest.raises(WorkDirError, match=(
                 f'^Cannot write --out {path}: {reason}. ')):
             check_empty_output_dir(str(path))
+
+
+def test_strict_checkpoint_hook_on_a_small_module(tmp_path):
+    """The hook is added to a config whose ``custom_hooks`` lack it (once);
+    it refuses a partial checkpoint unless ``load_from_strict=False``,
+    naming the file an auto-resume reads from ``last_checkpoint``; a
+    partial load on purpose is logged with its counts and marked for the
+    model's own check."""
+    import logging
+    import uuid
+    from types import SimpleNamespace
+
+    from mmengine.logging import MMLogger
+
+    from mmseg_dsnet.engine.checkpoint_match import (
+        CheckpointMismatchError, add_strict_checkpoint_hook)
+    from mmseg_dsnet.engine.hooks import StrictCheckpointHook
+    from mmseg_dsnet.models.utils.strict_loading import (CHECKED_KEY,
+                                                         StrictLoadingMixin)
+    cfg = Config(dict(custom_hooks=[dict(type='NonFiniteLossHook')]))
+    add_strict_checkpoint_hook(cfg)
+    add_strict_checkpoint_hook(cfg)
+    assert cfg.custom_hooks == [dict(type='NonFiniteLossHook'),
+                                dict(type='StrictCheckpointHook')]
+
+    class Strict(StrictLoadingMixin, torch.nn.Linear):
+        pass
+
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
+    records = []
+    logger = MMLogger.get_instance(f'preflight_{uuid.uuid4().hex}')
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    runner = SimpleNamespace(
+        cfg=Config(dict(load_from=None, resume=True)), model=Strict(2, 1),
+        work_dir=str(tmp_path), logger=logger)
+    checkpoint = dict(state_dict={'weight': torch.ones(1, 2)})
+    with pytest.raises(CheckpointMismatchError, match=(
+            f'^Checkpoint {tmp_path}/epoch_1.pth does not match the model: '
+            r'1 missing key \(bias\)')):
+        StrictCheckpointHook().after_load_checkpoint(runner, checkpoint)
+    runner.cfg.load_from_strict = False
+    StrictCheckpointHook().after_load_checkpoint(runner, checkpoint)
+    assert [r.getMessage() for r in records] == [
+        f"Partial checkpoint {tmp_path}/epoch_1.pth: 1 of the model's 2 "
+        'tensors loaded from it; the other 1 keep their initial weights.']
+    assert checkpoint['state_dict']._metadata[''][CHECKED_KEY] is True
