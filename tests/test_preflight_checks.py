@@ -342,3 +342,15 @@ def test_strict_checkpoint_hook_on_a_small_module(tmp_path):
         f"Partial checkpoint {tmp_path}/epoch_1.pth: 1 of the model's 2 "
         'tensors loaded from it; the other 1 keep their initial weights.']
     assert checkpoint['state_dict']._metadata[''][CHECKED_KEY] is True
+
+
+def test_auto_scale_lr_without_enable_is_off():
+    """mmengine scales the rate only when ``enable`` is set: a
+    ``base_batch_size`` left at 0 with no ``enable`` is never read; a
+    non-dict ``auto_scale_lr`` is refused."""
+    from mmseg_dsnet.engine.preflight import check_auto_scale_lr
+    from mmseg_dsnet.utils.errors import UserError
+    check_auto_scale_lr(dict(auto_scale_lr=dict(base_batch_size=0)))
+    with pytest.raises(UserError, match=r'^c\.py: auto_scale_lr=16 must be '
+                       'a dict'):
+        check_auto_scale_lr(dict(auto_scale_lr=16), 'c.py')
