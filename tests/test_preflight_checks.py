@@ -354,3 +354,32 @@ def test_auto_scale_lr_without_enable_is_off():
     with pytest.raises(UserError, match=r'^c\.py: auto_scale_lr=16 must be '
                        'a dict'):
         check_auto_scale_lr(dict(auto_scale_lr=16), 'c.py')
+
+
+def test_save_best_checks_by_who_validates():
+    """A tool validating by its own options (``validates=True``) has its
+    ``save_best`` key checked without a ``val_cfg``; evaluators other than
+    ``LesionMetric`` among them, or a loop of another type, leave it
+    unchecked (their figures and validation rules are not known here)."""
+    from mmseg_dsnet.engine.preflight import check_save_best, validates_on
+    from mmseg_dsnet.utils.errors import UserError
+
+    def cfg(save_best, evaluators, val_cfg=None, **train):
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+                    val_cfg=val_cfg, val_evaluator=evaluators,
+                    train_cfg=train)
+
+    lesion = dict(type='LesionMetric')
+    with pytest.raises(UserError, match="save_best='iou' is not a figure"):
+        check_save_best(cfg('iou', lesion), validates=True)
+    check_save_best(cfg('IoU', lesion), validates=True)
+    check_save_best(cfg('aAcc', [lesion, dict(type='IoUMetric')],
+                        dict(type='ValLoop')))
+    check_save_best(cfg('IoU', lesion, dict(type='ValLoop'), type='MyLoop',
+                        max_epochs=2, val_begin=5))
+    val = dict(val_dataloader=dict(dataset=dict(
+        ann_file='data/splits/lightweight_test.txt')))
+    assert validates_on(val, ['lightweight_test.txt']) == \
+        'lightweight_test.txt'
+    assert validates_on(val, ['lightweight_train.txt']) is None
+    assert validates_on(dict(val_dataloader=None), ['']) is None
