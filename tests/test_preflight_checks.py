@@ -30,12 +30,13 @@ def parse_cfg_options(*values):
 
 def test_cfg_options_paths_and_lists():
     """A quoted path keeps its spaces (the quotes dropped, as mmengine
-    drops them), a Windows path too; a list of paths in brackets, a word
-    with a space and ``a, b`` are read as the user meant them."""
+    drops them), a Windows path with a comma too; a list of paths in
+    brackets, a word with a space and ``a, b`` are read as the user meant
+    them."""
     assert parse_cfg_options(
-        'work_dir="/x/My Runs/r1"', 'data_root=C:\\data\\My Set',
+        'work_dir="/x/My Runs/r1"', 'data_root=C:\\data\\Müller, A',
         'imports=[a/b,c/d]', 'name=My Runs', 'pair=a, b') == {
-            'work_dir': '/x/My Runs/r1', 'data_root': 'C:\\data\\My Set',
+            'work_dir': '/x/My Runs/r1', 'data_root': 'C:\\data\\Müller, A',
             'imports': ['a/b', 'c/d'], 'name': 'My Runs',
             'pair': ['a', 'b']}
 
