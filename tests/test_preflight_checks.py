@@ -384,3 +384,19 @@ def test_save_best_checks_by_who_validates():
         'lightweight_test.txt'
     assert validates_on(val, ['lightweight_train.txt']) is None
     assert validates_on(dict(val_dataloader=None), ['']) is None
+
+
+def test_deploy_form_parts_in_lists_are_found():
+    """``deploy=True`` in a list of heads (``auxiliary_head=[...]``) is
+    the re-parameterised form as much as in a dict; ``deploy=False`` is
+    not."""
+    from mmseg_dsnet.engine.preflight import (check_trainable_model,
+                                              deploy_form_parts)
+    from mmseg_dsnet.utils.errors import ModelArgumentError
+    model = dict(backbone=dict(deploy=False),
+                 auxiliary_head=[dict(), dict(deploy=True)])
+    assert deploy_form_parts(model) == ['model.auxiliary_head[1].deploy']
+    with pytest.raises(ModelArgumentError, match=(
+            r'^c\.py: model\.auxiliary_head\[1\]\.deploy=True: this config '
+            r'builds the re-parameterised')):
+        check_trainable_model(dict(model=model), 'c.py')
