@@ -400,3 +400,29 @@ def test_deploy_form_parts_in_lists_are_found():
             r'^c\.py: model\.auxiliary_head\[1\]\.deploy=True: this config '
             r'builds the re-parameterised')):
         check_trainable_model(dict(model=model), 'c.py')
+
+
+def test_num_classes_hook_checks_auxiliary_heads_in_each_phase():
+    """The hook of a runner built by other code checks every auxiliary
+    head, before training and before a test alike."""
+    from types import SimpleNamespace
+
+    from mmseg_dsnet.engine.hooks.num_classes_check_hook import (
+        NumClassesCheckHook, NumClassesMismatchError)
+
+    class ISIC:
+        metainfo = dict(classes=('background', 'lesion'))
+
+    loader = SimpleNamespace(dataset=ISIC())
+    runner = SimpleNamespace(
+        model=torch.nn.Module(), train_loop=SimpleNamespace(
+            dataloader=loader), test_loop=SimpleNamespace(dataloader=loader))
+    runner.model.decode_head = SimpleNamespace(num_classes=2,
+                                               out_channels=1)
+    runner.model.auxiliary_head = [SimpleNamespace(num_classes=3)]
+    for phase, call in (('training', NumClassesCheckHook().before_train),
+                        ('test', NumClassesCheckHook().before_test)):
+        with pytest.raises(NumClassesMismatchError, match=(
+                r'^model\.auxiliary_head\[0\]\.num_classes=3 but the '
+                f'{phase} dataset ISIC has 2 classes')):
+            call(runner)
