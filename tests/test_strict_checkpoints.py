@@ -187,8 +187,8 @@ def test_check_load_from_is_strict_unless_the_config_says_otherwise(
     """``check_load_from`` on a config that does not set
     ``load_from_strict`` (a Python caller's, before a Runner whose hook
     loads strictly) refuses a partial checkpoint and weights trained in
-    another network; ``load_from_strict=False`` lets the partial one
-    through."""
+    another network; ``load_from_strict=False`` lets both through (the
+    partial-load rule only)."""
     from mmengine.config import Config
     from mmengine.runner import save_checkpoint
 
@@ -211,6 +211,9 @@ def test_check_load_from_is_strict_unless_the_config_says_otherwise(
     with pytest.raises(UserError, match='trained in another network'):
         check_load_from(cfg)
     cfg.load_from, cfg.load_from_strict = str(setup['backbone']), False
+    check_load_from(cfg)
+    # A partial load on purpose keeps the partial-load rule only.
+    cfg.load_from = str(other)
     check_load_from(cfg)
 
 

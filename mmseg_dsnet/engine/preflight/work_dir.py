@@ -134,6 +134,20 @@ def check_no_earlier_run(work_dir, resumable=True):
              'choose another --work-dir, or remove them.'))
 
 
+def _unwritable_folder(folder):
+    """Why files cannot be made in ``folder`` (which may not exist yet: it
+    is made before writing, so the nearest existing folder at or above it
+    must be writable), or None."""
+    existing = folder
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        return f'{existing} is a file, not a folder'
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f'{existing} is not writable'
+    return None
+
+
 def check_output_file(path, option='--metrics-out'):
     """Check that ``path`` can be written later, so that a long evaluation
     does not end in a failed write. Nothing is created.
@@ -154,15 +168,7 @@ def check_output_file(path, option='--metrics-out'):
     elif osp.exists(path) and not os.access(path, os.W_OK):
         reason = 'the file is not writable'
     else:
-        # The parent may not exist yet (it is created before writing): the
-        # nearest existing folder above it must be writable.
-        existing = parent
-        while not osp.exists(existing):
-            existing = osp.dirname(existing)
-        if not osp.isdir(existing):
-            reason = f'{existing} is a file, not a folder'
-        elif not os.access(existing, os.W_OK | os.X_OK):
-            reason = f'{existing} is not writable'
+        reason = _unwritable_folder(parent)
     if reason:
         raise WorkDirError(
             f'Cannot write {option} {path}: {reason}. Nothing was started; '
@@ -207,7 +213,12 @@ def check_empty_output_dir(path, option='--out'):
         raise WorkDirError(
             f'Cannot write {option} {path}: {reason}. Nothing was started; '
             f'choose a new or empty folder for {option}.')
-    check_output_file(osp.join(path, 'probe'), option)
+    # The folder itself is named: a file in it named a path never given.
+    reason = _unwritable_folder(osp.abspath(path))
+    if reason:
+        raise WorkDirError(
+            f'Cannot write {option} {path}: {reason}. Nothing was started; '
+            f'choose a writable folder for {option}.')
 
 
 def _file_in_path(path):
