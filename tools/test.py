@@ -40,7 +40,7 @@ from mmseg_dsnet.engine.visualization import (PAINTINGS, check_can_show,
                                               check_painting_names,
                                               check_paints_images,
                                               check_saves_paintings,
-                                              count_paintings, painted_images)
+                                              count_paintings)
 from mmseg_dsnet.evaluation.lesion_metric import (check_each_image_once,
                                                   check_unique_mask_names)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -305,8 +305,7 @@ def check_paintings(args, runner, img_paths):
     loader = runner.test_dataloader
     images, interval = len(loader.dataset), hooks[0].interval
     option = f'--show-dir {args.show_dir}' if args.show_dir else '--show'
-    check_paints_images(images, loader.batch_size, interval, option)
-    painted = painted_images(images, loader.batch_size, interval)
+    painted = check_paints_images(images, loader.batch_size, interval, option)
     if args.show_dir:
         check_painting_names([img_paths[index] for index in painted], option)
     return len(painted), interval

@@ -68,12 +68,17 @@ def check_paints_images(images, batch_size, interval, option):
         interval: ``default_hooks.visualization.interval``.
         option (str): The tool's option, for the message.
 
+    Returns:
+        list[int]: The indices of the images the hook paints
+        (:func:`painted_images`).
+
     Raises:
         UserError: Naming the interval, the batches and the option to set.
     """
-    if isinstance(interval, int) and not isinstance(interval, bool) and \
-            painted_images(images, batch_size, interval):
-        return
+    if isinstance(interval, int) and not isinstance(interval, bool):
+        painted = painted_images(images, batch_size, interval)
+        if painted:
+            return painted
     batches = -(-images // batch_size) if batch_size else 0
     raise UserError(
         f'{option} would paint no image: mmseg paints the images of one '
