@@ -31,7 +31,9 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.log_dir import build_runner, runner_class
+from mmseg_dsnet.engine.log_dir import (build_runner,
+                                      log_dirs_removed_on_refusal,
+                                      runner_class)
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
@@ -223,19 +225,24 @@ def main(argv=None):
     # test's metrics (the checkpoint ...), or a path that cannot be written.
     previous_metrics_source(out)
     check_config_not_dumped_over(args.config, cfg.work_dir)
-    check_work_dir(cfg.work_dir)
-    check_output_file(out)
-    # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
-    setup_cpu_distributed(cfg)
-    # The runner dumps this config over the work dir's root dump (a
-    # training's, which leaderboard.py collect reads, or the user's own file
-    # of that name): a file that was there is put back, after a failed test
-    # and a passed one; the test's config stays in its log folder
-    # (<ts>/vis_data/config.py). A failed test's log folder stays: no
-    # <ts>.json, so not read as a run.
-    dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
-    with restored_on_failure(dump, keep_existing=True) as dumped:
-        metrics = test(args, cfg, out)
+    # A refused test leaves no log folder (nor a work dir it made): its
+    # <ts>.log, and <ts>.json after the evaluation, read as a test run. A
+    # crashed or stopped test's log folder stays: no <ts>.json, so not
+    # read as a run.
+    with log_dirs_removed_on_refusal(cfg.work_dir):
+        check_work_dir(cfg.work_dir)
+        check_output_file(out)
+        # No CUDA: gloo, DDP without device ids (env_cfg,
+        # model_wrapper_cfg).
+        setup_cpu_distributed(cfg)
+        # The runner dumps this config over the work dir's root dump (a
+        # training's, which leaderboard.py collect reads, or the user's own
+        # file of that name): a file that was there is put back, after a
+        # failed test and a passed one; the test's config stays in its log
+        # folder (<ts>/vis_data/config.py).
+        dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
+        with restored_on_failure(dump, keep_existing=True) as dumped:
+            metrics = test(args, cfg, out)
     # Only where the runner's dump differed: a file identical to this
     # test's config (an earlier such test's) was said to be kept.
     if dumped['restored'] and get_rank() == 0:
