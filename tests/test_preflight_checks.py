@@ -366,7 +366,8 @@ def test_save_best_checks_by_who_validates():
     from mmseg_dsnet.utils.errors import UserError
 
     def cfg(save_best, evaluators, val_cfg=None, **train):
-        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best,
+                                                       rule='greater')),
                     val_cfg=val_cfg, val_evaluator=evaluators,
                     train_cfg=train)
 
