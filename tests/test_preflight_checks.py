@@ -188,6 +188,29 @@ def test_non_finite_loss_stops_at_its_iteration(tmp_path):
         hook.before_save_checkpoint(runner, bad)
 
 
+def test_large_finite_losses_do_not_stop_the_run():
+    """The hook summed a loss tensor in float32: finite values whose sum
+    passes float32's range, or a float64 loss beyond it, read as
+    ``loss=inf`` and stopped a finite run. Each element is checked in its
+    own dtype now; a NaN among large values still stops it."""
+    from types import SimpleNamespace
+
+    from mmseg_dsnet.engine.hooks.non_finite_loss_hook import (
+        NonFiniteLossError, NonFiniteLossHook)
+    runner = SimpleNamespace(
+        epoch=0, iter=0, message_hub=_message_hub(None),
+        train_loop=SimpleNamespace(dataloader=[0]))
+    hook = NonFiniteLossHook()
+    hook.after_train_iter(runner, 0, outputs=dict(
+        loss=torch.full((4, ), 2e38),
+        loss_ce=torch.tensor(1e39, dtype=torch.float64)))
+    with pytest.raises(NonFiniteLossError,
+                       match=r'\): loss_dice=nan\. Training stopped\. '):
+        hook.after_train_iter(runner, 0, outputs=dict(
+            loss=torch.full((4, ), 2e38),
+            loss_dice=torch.tensor([2e38, float('nan')])))
+
+
 def test_head_classes_against_the_dataset():
     """A head predicts the dataset's classes with ``num_classes`` outputs
     or one (binary); fewer classes than the dataset's are refused as more
