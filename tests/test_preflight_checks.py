@@ -41,6 +41,31 @@ def test_cfg_options_paths_and_lists():
             'pair': ['a', 'b']}
 
 
+def test_cfg_options_of_a_path_key_keep_a_comma_and_space(capsys):
+    """``--cfg-options "work_dir=Müller, A"`` (a relative folder: no ``/``)
+    was split into the list ``['Müller', 'A']`` (a ``TypeError``
+    traceback, or a work dir of another name). A key naming a file or
+    folder now takes its value whole; other keys read ``a, b`` as a list,
+    as before. Unbalanced brackets and a pair without ``=`` are usage
+    errors (exit 2), not tracebacks."""
+    assert parse_cfg_options(
+        'work_dir=Müller, A', 'test_dataloader.dataset.data_root=Clinic,2',
+        'model.init_cfg.checkpoint=w, 1.pth', 'load_from=None',
+        'pair=a, b', 'size=(32, 32)', 'dirs=[x, y]') == {
+            'work_dir': 'Müller, A',
+            'test_dataloader.dataset.data_root': 'Clinic,2',
+            'model.init_cfg.checkpoint': 'w, 1.pth', 'load_from': None,
+            'pair': ['a', 'b'], 'size': (32, 32), 'dirs': ['x', 'y']}
+    for value, message in (('x=[1,2', "x=[1,2: unbalanced brackets in "
+                            "'[1,2'"),
+                           ('x', "'x' is not KEY=VALUE")):
+        with pytest.raises(SystemExit) as stop:
+            parse_cfg_options(value)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.endswith(
+            f'error: argument --cfg-options: {message}\n')
+
+
 def test_config_key_typos_and_pipeline_variables():
     """A key two letters swapped from a runner key is refused; the
     pipeline variables every config has pass, though ``test_pipeline`` is
