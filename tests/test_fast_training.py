@@ -2304,7 +2304,7 @@ class _FixedFigures:
 
 
 @pytest.mark.parametrize('rule,scores,best', [
-    (None, (0.5, 0.5, 0.7, 0.6), 3),  # 'greater' when the config sets none
+    ('greater', (0.5, 0.5, 0.7, 0.6), 3),
     ('greater', (0.5, 0.5, 0.4), 1),  # a tie keeps the earlier checkpoint
     ('less', (0.5, 0.5, 0.4, 0.6), 3),
     ('less', (0.5, 0.5, 0.6), 1),
@@ -2312,8 +2312,9 @@ class _FixedFigures:
 def test_the_best_checkpoint_follows_the_rule_as_the_hook_does(
         tiny_cfg, tmp_path, rule, scores, best):
     """mmengine's CheckpointHook keeps a new best only when the score is
-    strictly better by ``rule`` ('greater' unless set); the previous best
-    file is removed."""
+    strictly better by ``rule`` (without one, the rule it infers from the
+    key: test_fast_train_keeps_the_best_checkpoint_by_the_rule_mmengine_
+    infers); the previous best file is removed."""
     from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
     cfg = Config.fromfile(str(tiny_cfg))
     cfg.default_hooks.checkpoint.rule = rule
