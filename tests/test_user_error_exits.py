@@ -1190,7 +1190,8 @@ def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
     assert not work.exists()
 
     def cfg(save_best, **metric):
-        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best,
+                                                       rule='greater')),
                     val_cfg=dict(type='ValLoop'),
                     val_evaluator=dict(type='LesionMetric', **metric))
 
@@ -1225,7 +1226,8 @@ def test_a_save_best_in_a_run_that_never_validates_is_refused(
     assert not work.exists()
 
     def cfg(save_best, val_cfg=dict(type='ValLoop'), **train):
-        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best,
+                                                       rule='greater')),
                     val_cfg=val_cfg, train_cfg=train,
                     val_evaluator=dict(type='LesionMetric'))
 
