@@ -1398,6 +1398,54 @@ def test_fast_train_keeps_the_best_checkpoint_the_hook_would(
     assert summary['best']['epoch'] == best
 
 
+def test_fast_train_keeps_the_best_checkpoint_by_the_rule_mmengine_infers(
+        fast_train_tool, tiny_cfg, tmp_path, capsys):
+    """A ``save_best`` without a ``rule`` was kept by the rule 'greater'
+    whatever the figure: with the hook's ``less_keys`` naming it (as for a
+    loss or a distance, lower is better) mmengine's CheckpointHook keeps
+    the lowest, the fast trainer kept the highest, exit 0. Now the rule is
+    the one mmengine infers; a figure it cannot tell the direction of
+    (``IoU``, no rule) is refused before training, as it stops
+    ``tools/train.py``."""
+    from mmseg_dsnet.engine.preflight import save_best_rule
+    less = tmp_path / 'less.py'
+    less.write_text(
+        f"_base_ = '{tiny_cfg}'\n"
+        "default_hooks = dict(checkpoint=dict(save_best='IoU', rule=None, "
+        "less_keys=['IoU']))\n")
+    work = tmp_path / 'w'
+    assert fast_train_tool.main(
+        [str(less), '--work-dir', str(work), '--device', 'cpu',
+         '--val-interval', '1', '--cfg-options',
+         'train_cfg.max_epochs=3']) == 0
+    validations = [line for line in map(json.loads, next(
+        work.glob('*/vis_data/scalars.json')).read_text().splitlines())
+        if 'loss' not in line]
+    scores = [line['IoU'] for line in validations]
+    assert len(scores) == 3 and len(set(scores)) > 1
+    best = 1 + scores.index(min(scores))
+    assert [p.name for p in work.glob('best_*.pth')] == [
+        f'best_IoU_epoch_{best}.pth']
+    # mmengine's own inference, key by key.
+    for key, hook, rule in (
+            ('val_loss', {}, 'less'), ('mIoU', {}, 'greater'),
+            ('IoU', dict(rule='less'), 'less'),
+            ('DSC', dict(save_best=['IoU', 'DSC'],
+                         rule=['greater', 'less']), 'less')):
+        assert save_best_rule(dict(hook), key) == rule
+    refused = tmp_path / 'refused'
+    text = _cli_error(fast_train_tool, [
+        tiny_cfg, '--work-dir', refused, '--device', 'cpu',
+        '--val-interval', '1', '--cfg-options',
+        'default_hooks.checkpoint.rule=None'], capsys)
+    assert text == (
+        "ERROR: default_hooks.checkpoint.save_best='IoU' has no rule, and "
+        "mmengine's CheckpointHook cannot tell from the name whether a "
+        'higher or a lower IoU is better (it would stop the run); set '
+        "default_hooks.checkpoint.rule='greater' (or 'less')\n")
+    assert not refused.exists()
+
+
 def test_fast_train_resume_refuses_another_amp(fast_train_tool, tiny_cfg,
                                                one_epoch_run, capsys):
     """``--resume --amp`` of a run trained without it (or the reverse)
@@ -2256,7 +2304,7 @@ class _FixedFigures:
 
 
 @pytest.mark.parametrize('rule,scores,best', [
-    (None, (0.5, 0.5, 0.7, 0.6), 3),  # 'greater' when the config sets none
+    ('greater', (0.5, 0.5, 0.7, 0.6), 3),
     ('greater', (0.5, 0.5, 0.4), 1),  # a tie keeps the earlier checkpoint
     ('less', (0.5, 0.5, 0.4, 0.6), 3),
     ('less', (0.5, 0.5, 0.6), 1),
@@ -2264,8 +2312,9 @@ class _FixedFigures:
 def test_the_best_checkpoint_follows_the_rule_as_the_hook_does(
         tiny_cfg, tmp_path, rule, scores, best):
     """mmengine's CheckpointHook keeps a new best only when the score is
-    strictly better by ``rule`` ('greater' unless set); the previous best
-    file is removed."""
+    strictly better by ``rule`` (without one, the rule it infers from the
+    key: test_fast_train_keeps_the_best_checkpoint_by_the_rule_mmengine_
+    infers); the previous best file is removed."""
     from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
     cfg = Config.fromfile(str(tiny_cfg))
     cfg.default_hooks.checkpoint.rule = rule

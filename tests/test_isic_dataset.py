@@ -302,8 +302,8 @@ def test_a_failed_test_leaves_the_work_dirs_config_dump_as_it_was(
     which ``leaderboard.py collect`` reads as the training config: after a
     refused ``--cfg-options test_dataloader.dataset.indices=0`` a later
     collect recorded 0 test images, exit 0. Now the dump is put back (and
-    one that was not there is not left); the failed run's log folder stays
-    (no <ts>.json: not read as a run)."""
+    one that was not there is not left), and the refused run's log folder
+    is removed."""
     from conftest import run_tool_in_process
 
     from mmseg_dsnet.leaderboard.work_dir import find_runs

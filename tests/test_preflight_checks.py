@@ -41,6 +41,31 @@ def test_cfg_options_paths_and_lists():
             'pair': ['a', 'b']}
 
 
+def test_cfg_options_of_a_path_key_keep_a_comma_and_space(capsys):
+    """``--cfg-options "work_dir=Müller, A"`` (a relative folder: no ``/``)
+    was split into the list ``['Müller', 'A']`` (a ``TypeError``
+    traceback, or a work dir of another name). A key naming a file or
+    folder now takes its value whole; other keys read ``a, b`` as a list,
+    as before. Unbalanced brackets and a pair without ``=`` are usage
+    errors (exit 2), not tracebacks."""
+    assert parse_cfg_options(
+        'work_dir=Müller, A', 'test_dataloader.dataset.data_root=Clinic,2',
+        'model.init_cfg.checkpoint=w, 1.pth', 'load_from=None',
+        'pair=a, b', 'size=(32, 32)', 'dirs=[x, y]') == {
+            'work_dir': 'Müller, A',
+            'test_dataloader.dataset.data_root': 'Clinic,2',
+            'model.init_cfg.checkpoint': 'w, 1.pth', 'load_from': None,
+            'pair': ['a', 'b'], 'size': (32, 32), 'dirs': ['x', 'y']}
+    for value, message in (('x=[1,2', "x=[1,2: unbalanced brackets in "
+                            "'[1,2'"),
+                           ('x', "'x' is not KEY=VALUE")):
+        with pytest.raises(SystemExit) as stop:
+            parse_cfg_options(value)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.endswith(
+            f'error: argument --cfg-options: {message}\n')
+
+
 def test_config_key_typos_and_pipeline_variables():
     """A key two letters swapped from a runner key is refused; the
     pipeline variables every config has pass, though ``test_pipeline`` is
@@ -186,6 +211,29 @@ def test_non_finite_loss_stops_at_its_iteration(tmp_path):
     with pytest.raises(NonFiniteLossError, match="weight 'w' holds NaN or "
                        'inf'):
         hook.before_save_checkpoint(runner, bad)
+
+
+def test_large_finite_losses_do_not_stop_the_run():
+    """The hook summed a loss tensor in float32: finite values whose sum
+    passes float32's range, or a float64 loss beyond it, read as
+    ``loss=inf`` and stopped a finite run. Each element is checked in its
+    own dtype now; a NaN among large values still stops it."""
+    from types import SimpleNamespace
+
+    from mmseg_dsnet.engine.hooks.non_finite_loss_hook import (
+        NonFiniteLossError, NonFiniteLossHook)
+    runner = SimpleNamespace(
+        epoch=0, iter=0, message_hub=_message_hub(None),
+        train_loop=SimpleNamespace(dataloader=[0]))
+    hook = NonFiniteLossHook()
+    hook.after_train_iter(runner, 0, outputs=dict(
+        loss=torch.full((4, ), 2e38),
+        loss_ce=torch.tensor(1e39, dtype=torch.float64)))
+    with pytest.raises(NonFiniteLossError,
+                       match=r'\): loss_dice=nan\. Training stopped\. '):
+        hook.after_train_iter(runner, 0, outputs=dict(
+            loss=torch.full((4, ), 2e38),
+            loss_dice=torch.tensor([2e38, float('nan')])))
 
 
 def test_head_classes_against_the_dataset():
@@ -366,7 +414,8 @@ def test_save_best_checks_by_who_validates():
     from mmseg_dsnet.utils.errors import UserError
 
     def cfg(save_best, evaluators, val_cfg=None, **train):
-        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best,
+                                                       rule='greater')),
                     val_cfg=val_cfg, val_evaluator=evaluators,
                     train_cfg=train)
 

@@ -297,6 +297,38 @@ def test_test_show_dir_that_would_paint_nothing_is_refused(
             'visualization.interval=1 paints all)') in proc.stdout
 
 
+def test_a_test_refused_after_its_runner_is_built_leaves_no_log_folder(
+        tiny_isic, tmp_path):
+    """``test.py --show-dir DIR`` refused once the runner was built (it
+    would paint no image) left ``WORK/<ts>/<ts>.log``, a log folder
+    looking like a test's, in a work dir the refused command had made.
+    Now neither stays; in a work dir that held files and an earlier run's
+    log folder, those stay as they were."""
+    from conftest import make_lesion_checkpoint
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    ckpt = make_lesion_checkpoint(
+        str(config), tmp_path / 'model.pth',
+        np.zeros((256, 256, 3), np.uint8))
+    show, fresh, used = (tmp_path / 'show', tmp_path / 'fresh',
+                         tmp_path / 'used')
+    earlier = used / '20200101_000000'
+    earlier.mkdir(parents=True)
+    (earlier / '20200101_000000.log').write_text('an earlier run\n')
+    (used / 'notes.txt').write_text('kept\n')
+    before = sorted(str(p.relative_to(used)) for p in used.rglob('*'))
+    for work in (fresh, used):
+        proc = run_tool_in_process('tools/test.py', config, ckpt,
+                                   '--work-dir', work, '--show-dir', show)
+        assert proc.returncode == 2, proc.output[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(
+            f'ERROR: --show-dir {show} would paint no image')
+    assert not fresh.exists() and not show.exists()
+    assert sorted(str(p.relative_to(used)) for p in used.rglob('*')) == \
+        before
+    assert (earlier / '20200101_000000.log').read_text() == \
+        'an earlier run\n'
+
+
 def test_test_show_dir_refuses_two_images_of_one_file_name(
         tiny_isic, tmp_path):
     """``test.py --show-dir DIR`` on a split holding two images of one file
@@ -1158,7 +1190,8 @@ def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
     assert not work.exists()
 
     def cfg(save_best, **metric):
-        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best,
+                                                       rule='greater')),
                     val_cfg=dict(type='ValLoop'),
                     val_evaluator=dict(type='LesionMetric', **metric))
 
@@ -1193,7 +1226,8 @@ def test_a_save_best_in_a_run_that_never_validates_is_refused(
     assert not work.exists()
 
     def cfg(save_best, val_cfg=dict(type='ValLoop'), **train):
-        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best)),
+        return dict(default_hooks=dict(checkpoint=dict(save_best=save_best,
+                                                       rule='greater')),
                     val_cfg=val_cfg, train_cfg=train,
                     val_evaluator=dict(type='LesionMetric'))
 

@@ -31,16 +31,17 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
 from mmseg_dsnet.apis.released_model import check_trained_model
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import UserError
-from mmseg_dsnet.engine.log_dir import build_runner, runner_class
+from mmseg_dsnet.engine.log_dir import (build_runner,
+                                      log_dirs_removed_on_refusal,
+                                      runner_class)
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_config_not_dumped_over,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
-from mmseg_dsnet.engine.visualization import (PAINTINGS, check_can_show,
-                                              check_painting_names,
-                                              check_paints_images,
+from mmseg_dsnet.engine.visualization import (check_can_show,
+                                              check_paintings,
                                               check_saves_paintings,
-                                              count_paintings)
+                                              report_paintings)
 from mmseg_dsnet.evaluation.lesion_metric import (check_each_image_once,
                                                   check_unique_mask_names)
 from mmseg_dsnet.leaderboard.records import (metrics_record,
@@ -224,19 +225,24 @@ def main(argv=None):
     # test's metrics (the checkpoint ...), or a path that cannot be written.
     previous_metrics_source(out)
     check_config_not_dumped_over(args.config, cfg.work_dir)
-    check_work_dir(cfg.work_dir)
-    check_output_file(out)
-    # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
-    setup_cpu_distributed(cfg)
-    # The runner dumps this config over the work dir's root dump (a
-    # training's, which leaderboard.py collect reads, or the user's own file
-    # of that name): a file that was there is put back, after a failed test
-    # and a passed one; the test's config stays in its log folder
-    # (<ts>/vis_data/config.py). A failed test's log folder stays: no
-    # <ts>.json, so not read as a run.
-    dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
-    with restored_on_failure(dump, keep_existing=True) as dumped:
-        metrics = test(args, cfg, out)
+    # A refused test leaves no log folder (nor a work dir it made): its
+    # <ts>.log, and <ts>.json after the evaluation, read as a test run. A
+    # crashed or stopped test's log folder stays: no <ts>.json, so not
+    # read as a run.
+    with log_dirs_removed_on_refusal(cfg.work_dir):
+        check_work_dir(cfg.work_dir)
+        check_output_file(out)
+        # No CUDA: gloo, DDP without device ids (env_cfg,
+        # model_wrapper_cfg).
+        setup_cpu_distributed(cfg)
+        # The runner dumps this config over the work dir's root dump (a
+        # training's, which leaderboard.py collect reads, or the user's own
+        # file of that name): a file that was there is put back, after a
+        # failed test and a passed one; the test's config stays in its log
+        # folder (<ts>/vis_data/config.py).
+        dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
+        with restored_on_failure(dump, keep_existing=True) as dumped:
+            metrics = test(args, cfg, out)
     # Only where the runner's dump differed: a file identical to this
     # test's config (an earlier such test's) was said to be kept.
     if dumped['restored'] and get_rank() == 0:
@@ -269,11 +275,11 @@ def test(args, cfg, out):
             # Before the first mask: the metric refuses a second mask of one
             # name only when it comes, after the masks scored before it.
             check_unique_mask_names(img_paths)
-        painted = check_paintings(args, runner, img_paths) \
+        painted = check_paintings(runner, img_paths, args.show_dir) \
             if args.show or args.show_dir else None
         metrics = runner.test()
         if painted is not None:
-            report_paintings(args, painted, len(dataset))
+            report_paintings(painted, len(dataset), args.show_dir)
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
         write_json(
@@ -286,50 +292,6 @@ def test(args, cfg, out):
         print(f'Metrics written to {out}{note}')
     finish_distributed(runner)
     return metrics
-
-
-def check_paintings(args, runner, img_paths):
-    """Refuse ``--show-dir`` / ``--show`` that would paint no image of the
-    split (mmseg paints every ``interval``-th batch), or two paintings of
-    one name (``img_paths``: the split's images), before the test.
-
-    Returns:
-        tuple | None: ``(painted, interval)``: the images the hook is to
-        paint and its interval; None for a hook other than mmseg's.
-    """
-    from mmseg.engine.hooks import SegVisualizationHook
-    hooks = [hook for hook in runner.hooks
-             if isinstance(hook, SegVisualizationHook)]
-    if not hooks:
-        return None
-    loader = runner.test_dataloader
-    images, interval = len(loader.dataset), hooks[0].interval
-    option = f'--show-dir {args.show_dir}' if args.show_dir else '--show'
-    painted = check_paints_images(images, loader.batch_size, interval, option)
-    if args.show_dir:
-        check_painting_names([img_paths[index] for index in painted], option)
-    return len(painted), interval
-
-
-def report_paintings(args, painted, images):
-    """Say how many images were painted and where; refuse a ``--show-dir``
-    left empty (a visualizer without a ``LocalVisBackend`` saves none)."""
-    expected, interval = painted
-    every = ('every batch' if interval == 1 else
-             f'one batch in {interval}; --cfg-options '
-             'default_hooks.visualization.interval=1 paints all')
-    if args.show_dir:
-        found = count_paintings(args.show_dir)
-        if not found:
-            raise UserError(
-                f'--show-dir {args.show_dir}: the test painted no image '
-                f'into {osp.join(args.show_dir, PAINTINGS)} (does the '
-                "config's visualizer have vis_backends=[dict(type="
-                "'LocalVisBackend')]?); no metrics were written")
-        print(f'Painted {found} of the {images} test images into '
-              f'{osp.join(args.show_dir, PAINTINGS)} ({every})')
-    else:
-        print(f'Showed {expected} of the {images} test images ({every})')
 
 
 if __name__ == '__main__':

@@ -7,12 +7,19 @@ training) shared it, the second log opened with mode ``'w'`` over the
 first, both runs' lines mixed in it, and one ``<timestamp>.json`` of
 metrics replaced the other's, exit 0 for both.
 """
+import contextlib
 import os
 import os.path as osp
 import re
+import shutil
 
 from mmengine.dist import broadcast_object_list
 from mmengine.runner import Runner
+
+
+# The log folders claim_log_dir made in this process, in order
+# (log_dirs_removed_on_refusal removes those of a refused run).
+_CLAIMED = []
 
 
 def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
@@ -36,11 +43,49 @@ def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
         try:
             if taken is None or not taken(stamp):
                 os.mkdir(osp.join(work_dir, stamp))
+                _CLAIMED.append(osp.join(work_dir, stamp))
                 return stamp
         except FileExistsError:
             pass
         suffix += 1
         stamp = f'{timestamp}_{suffix}'
+
+
+@contextlib.contextmanager
+def log_dirs_removed_on_refusal(work_dir: str):
+    """Remove the log folders claimed in the block (:func:`claim_log_dir`,
+    a runner's ``<work_dir>/<timestamp>``), and ``work_dir`` itself when the
+    block made it and it is left empty, when the block is refused (an
+    error :func:`~mmseg_dsnet.engine.cli_errors.describe_user_error`
+    reports as one ``ERROR:`` line).
+
+    A ``tools/test.py`` refused once its runner was built (``--show-dir``
+    that would paint nothing, a checkpoint of another model found on
+    loading, a check after the evaluation) left ``<timestamp>/
+    <timestamp>.log``, and after the evaluation ``<timestamp>.json``,
+    which ``leaderboard.py`` collects as a test run. What was there before
+    the block stays; a crash or a stop keeps its log, for the diagnosis.
+
+    Args:
+        work_dir (str): The run's work dir.
+    """
+    from .cli_errors import describe_user_error
+    work_dir = str(work_dir)
+    made = not osp.isdir(work_dir)
+    start = len(_CLAIMED)
+    try:
+        yield
+    except Exception as err:
+        if describe_user_error(err) is not None:
+            # Claimed by os.mkdir in this block: this run's folder alone.
+            for folder in _CLAIMED[start:]:
+                shutil.rmtree(folder, ignore_errors=True)
+            if made:
+                try:
+                    os.rmdir(work_dir)
+                except OSError:
+                    pass  # not empty: another run writes there too
+        raise
 
 
 def run_scoped_manager_classes() -> list:

@@ -155,3 +155,67 @@ def count_paintings(show_dir):
     if not osp.isdir(folder):
         return 0
     return sum(1 for entry in os.scandir(folder) if entry.is_file())
+
+
+def _option(show_dir):
+    return f'--show-dir {show_dir}' if show_dir else '--show'
+
+
+def check_paintings(runner, img_paths, show_dir=None):
+    """Refuse ``--show-dir`` / ``--show`` that would paint no image of the
+    split (:func:`check_paints_images`), or, for ``--show-dir``, two
+    paintings of one name (:func:`check_painting_names`), before the test.
+
+    Args:
+        runner (Runner): The test's runner, built.
+        img_paths (Sequence[str]): The images of its test split, in order.
+        show_dir (str, optional): ``--show-dir``; None for ``--show``.
+
+    Returns:
+        tuple | None: ``(painted, interval)``: how many images the hook is
+        to paint and its interval; None for a runner without mmseg's
+        ``SegVisualizationHook``.
+    """
+    from mmseg.engine.hooks import SegVisualizationHook
+    hooks = [hook for hook in runner.hooks
+             if isinstance(hook, SegVisualizationHook)]
+    if not hooks:
+        return None
+    loader = runner.test_dataloader
+    images, interval = len(loader.dataset), hooks[0].interval
+    option = _option(show_dir)
+    painted = check_paints_images(images, loader.batch_size, interval, option)
+    if show_dir:
+        check_painting_names([img_paths[index] for index in painted], option)
+    return len(painted), interval
+
+
+def report_paintings(painted, images, show_dir=None):
+    """Say how many images were painted (or shown) and where; refuse a
+    ``--show-dir`` left empty (a visualizer without a ``LocalVisBackend``
+    saves none).
+
+    Args:
+        painted (tuple): What :func:`check_paintings` returned.
+        images (int): The images of the test split.
+        show_dir (str, optional): ``--show-dir``; None for ``--show``.
+
+    Raises:
+        UserError: ``show_dir`` holds no painting.
+    """
+    expected, interval = painted
+    every = ('every batch' if interval == 1 else
+             f'one batch in {interval}; --cfg-options '
+             'default_hooks.visualization.interval=1 paints all')
+    if show_dir:
+        found = count_paintings(show_dir)
+        if not found:
+            raise UserError(
+                f'--show-dir {show_dir}: the test painted no image '
+                f'into {osp.join(show_dir, PAINTINGS)} (does the '
+                "config's visualizer have vis_backends=[dict(type="
+                "'LocalVisBackend')]?); no metrics were written")
+        print(f'Painted {found} of the {images} test images into '
+              f'{osp.join(show_dir, PAINTINGS)} ({every})')
+    else:
+        print(f'Showed {expected} of the {images} test images ({every})')

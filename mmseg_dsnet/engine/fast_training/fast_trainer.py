@@ -16,6 +16,7 @@ from mmengine.runner import set_random_seed
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
 from ...utils.fileio import atomic_write, json_text
+from ..preflight.validation import save_best_rule
 from ..resume_check import FAST_TRAINER
 from .decoded_cache import (DecodedImageCache, check_plain_dataset,
                             config_type_name, split_train_pipeline)
@@ -607,15 +608,16 @@ class FastTrainer:
             validator = self.validators[spec.name]
             hook = (spec.cfg.get('default_hooks') or {}).get(
                 'checkpoint') or {}
-            # The first of a list of keys, with its rule ('greater' when
-            # unset); a list of rules compared as a string 'less'. 'auto'
-            # is taken at the first validation, as the CheckpointHook does.
+            # The first of a list of keys, with its rule: the hook's, or
+            # the one mmengine's CheckpointHook infers from the key (a
+            # loss-like key taken as 'greater' kept the worst checkpoint).
+            # 'auto' is taken at the first validation, as the hook does.
             key = hook.get('save_best') or 'IoU'
-            rule = hook.get('rule')
             key = key[0] if isinstance(key, (list, tuple)) else key
-            rule = (rule[0] if rule else None) if isinstance(
-                rule, (list, tuple)) else rule
-            best = dict(key=key, rule=rule or 'greater',
+            rule = None if key == 'auto' else save_best_rule(
+                dict(hook, save_best=key) if hook.get('save_best')
+                else dict(hook, save_best=key, rule='greater'), key)
+            best = dict(key=key, rule=rule,
                         score=None, path=None, epoch=None)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
                     cfg_text=cfg_text,
@@ -783,6 +785,8 @@ class FastTrainer:
             # mmengine's CheckpointHook: the first metric the evaluator
             # returns.
             best['key'] = next(iter(metrics))
+            best['rule'] = save_best_rule(
+                state['spec'].cfg.default_hooks.checkpoint, best['key'])
         score = metrics.get(best['key'])
         if score is None:
             raise FastTrainingError(

@@ -13,13 +13,21 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _non_finite_entries(values):
-    """Names and values of the entries of a loss dict that are not finite."""
+    """Names and values of the entries of a loss dict that are not finite
+    (of a tensor, its first element that is not)."""
     bad = {}
     for name, value in values.items():
         if isinstance(value, torch.Tensor):
             if value.numel() == 0:
                 continue
-            value = float(value.detach().float().sum())
+            # Element by element in the tensor's own dtype: a float32 sum
+            # overflowed to inf for large finite values (and a float64
+            # loss beyond float32's range), a false stop reading "inf".
+            value = value.detach()
+            finite = torch.isfinite(value)
+            if bool(finite.all()):
+                continue
+            value = float(value[~finite].flatten()[0])
         if isinstance(value, (int, float)) and not math.isfinite(value):
             bad[name] = value
     return bad

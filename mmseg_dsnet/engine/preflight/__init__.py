@@ -28,7 +28,8 @@ from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
 from .model import (build_scope, check_load_from, check_model_builds,
                     check_pretrained_checkpoints, check_trainable_model,
                     deploy_form_parts)
-from .validation import check_save_best, check_val_keys_together, validates_on
+from .validation import (check_save_best, check_val_keys_together,
+                         save_best_rule, validates_on)
 # _file_in_path too: mmseg_dsnet.leaderboard.board imports it from here.
 from .work_dir import (WorkDirError, _file_in_path,
                        check_config_not_dumped_over, check_empty_output_dir,

@@ -1,8 +1,7 @@
 """Loading a config and checking its keys and its ``--cfg-options``."""
+import argparse
 import difflib
 import os.path as osp
-
-from mmengine.config import DictAction
 
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.messages import first_few
@@ -41,31 +40,121 @@ class ConfigFileError(UserError, ValueError):
     """A file given as a config cannot be read as one."""
 
 
-class ConfigOptionsAction(DictAction):
-    """mmengine's ``DictAction`` for ``--cfg-options``, keeping a value
-    that is no list whole.
+#: How ``--cfg-options`` values are read (the tools' ``--help`` says it).
+CFG_OPTIONS_RULE = (
+    'KEY=VALUE pairs: VALUE is read as a number, true/false, None or text; '
+    'a,b and [a, b] are lists, (a, b) a tuple (spaces in them dropped); '
+    'a file or folder (a VALUE with / or \\, or a KEY ending in dir, '
+    'root, path, file, load_from or checkpoint, e.g. work_dir) and a '
+    'VALUE with spaces but no comma are taken whole')
 
-    ``DictAction`` removes every space of a value and splits it at each
-    comma, so that ``work_dir=/data/My Runs/r1`` trained into
+# The last part of a key whose value is a file or folder: its value is
+# taken whole, commas and spaces kept (a list is no path).
+_PATH_KEY_ENDINGS = ('dir', 'root', 'path', 'file', 'load_from',
+                     'checkpoint')
+
+
+def _scalar(text):
+    """``text`` as a number, a bool, None or itself (mmengine's reading
+    of a single value)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
+    return None if text == 'None' else text
+
+
+def _next_comma(text):
+    """The index of the first comma outside brackets (``len(text)`` when
+    there is none)."""
+    depth = 0
+    for index, char in enumerate(text):
+        if char in '([':
+            depth += 1
+        elif char in ')]':
+            depth -= 1
+        elif char == ',' and depth == 0:
+            return index
+    return len(text)
+
+
+def _items(text):
+    """mmengine's ``DictAction`` grammar: spaces dropped, ``(...)`` a
+    tuple, ``[...]`` or a comma a list (nested), else one value."""
+    text = text.replace(' ', '')
+    is_tuple = text.startswith('(') and text.endswith(')')
+    if is_tuple or (text.startswith('[') and text.endswith(']')):
+        text = text[1:-1]
+    elif ',' not in text:
+        return _scalar(text)
+    if text.count('(') != text.count(')') or \
+            text.count('[') != text.count(']'):
+        raise ValueError(f'unbalanced brackets in {text!r}')
+    values = []
+    while text:
+        comma = _next_comma(text)
+        values.append(_items(text[:comma]))
+        text = text[comma + 1:]
+    return tuple(values) if is_tuple else values
+
+
+def parse_cfg_option(key, text):
+    """Read one ``--cfg-options KEY=VALUE`` value (:data:`CFG_OPTIONS_RULE`).
+
+    mmengine's ``DictAction`` removes every space of a value and splits it
+    at each comma, so that ``work_dir=/data/My Runs/r1`` trained into
     ``/data/MyRuns/r1``, exit 0, ``data_root=/data/Patient Müller`` was
     reported missing as ``/data/PatientMüller``, and a folder named
-    ``Müller, Anna`` became a list (a ``TypeError`` traceback). A value in
-    brackets (``[1, 2]``, ``(32, 32)``) or with a comma and no path
-    separator (``a,b``) is still read as mmengine reads it.
+    ``Müller, Anna`` became a list (a ``TypeError`` traceback), also
+    without a ``/`` (``work_dir=Müller, A``). A value in brackets
+    (``[1, 2]``, ``(32, 32)``) or with a comma (``a,b``, ``a, b``) for any
+    other key is read as mmengine reads it.
+
+    Args:
+        key (str): The dotted key.
+        text (str): The value as given.
+
+    Returns:
+        The value.
+
+    Raises:
+        ValueError: Unbalanced brackets.
+    """
+    whole = text.strip().strip('\'"').strip()
+    if not whole.startswith(('[', '(')) and (
+            key.rsplit('.', 1)[-1].endswith(_PATH_KEY_ENDINGS) or
+            any(sep in whole for sep in '/\\') or
+            (' ' in whole and ',' not in whole)):
+        return _scalar(whole)
+    return _items(text.strip().strip('\'"'))
+
+
+class ConfigOptionsAction(argparse.Action):
+    """``--cfg-options KEY=VALUE ...`` as mmengine's ``DictAction`` reads
+    it, but a file or folder and a value that is no list taken whole
+    (:func:`parse_cfg_option`); its rule (:data:`CFG_OPTIONS_RULE`) ends
+    the option's help.
     """
 
-    @staticmethod
-    def _parse_iterable(val):
-        """A path (``/`` or ``\\`` in it), or a value with a space and no
-        comma, taken whole (outer quotes and spaces dropped, as
-        mmengine drops them); any other value as ``DictAction`` reads it.
-        """
-        text = val.strip().strip('\'"').strip()
-        if not text.startswith(('[', '(')) and (
-                any(sep in text for sep in '/\\') or
-                (' ' in text and ',' not in text)):
-            return DictAction._parse_int_float_bool(text)
-        return DictAction._parse_iterable(val)
+    def __init__(self, *args, help=None, **kwargs):
+        help = f'{help} ({CFG_OPTIONS_RULE})' if help else CFG_OPTIONS_RULE
+        super().__init__(*args, help=help, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for pair in values or []:
+            key, sep, text = pair.partition('=')
+            if not sep or not key:
+                raise argparse.ArgumentError(
+                    self, f'{pair!r} is not KEY=VALUE')
+            try:
+                options[key] = parse_cfg_option(key, text)
+            except ValueError as err:
+                raise argparse.ArgumentError(self, f'{pair}: {err}')
+        setattr(namespace, self.dest, options)
 
 
 def check_config_keys(cfg, known=RUNNER_KEYS, cutoff=0.85):

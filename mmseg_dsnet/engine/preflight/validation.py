@@ -25,7 +25,8 @@ def check_save_best(cfg, validates=None):
 
     Raises:
         UserError: Naming the key, the figures and the closest one; or
-            the ``save_best`` and why the run never validates.
+            the ``save_best`` and why the run never validates; or a key
+            without the rule it needs (:func:`save_best_rule`).
     """
     from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
@@ -48,13 +49,21 @@ def check_save_best(cfg, validates=None):
         return
     if isinstance(evaluators, dict):
         evaluators = [evaluators]
+    keys = [save_best] if isinstance(save_best, str) else save_best
     if not all(isinstance(e, dict) and e.get('type') in (
             'LesionMetric', 'mmseg.LesionMetric') for e in evaluators):
+        # Figures not known here: the rule of each key named; 'auto' is
+        # the fast trainer's to judge at its first validation.
+        for key in keys:
+            if key != 'auto':
+                save_best_rule(hook, key)
         return
     known = [f'{e["prefix"]}/{name}' if e.get('prefix') else name
              for e in evaluators for name in METRIC_NAMES]
-    for key in ([save_best] if isinstance(save_best, str) else save_best):
+    for key in keys:
         if key == 'auto' or key in known:
+            # 'auto' is the first figure the evaluator returns.
+            save_best_rule(hook, known[0] if key == 'auto' else key)
             continue
         # Another case, or the figure without (or with another) prefix.
         name = str(key).rsplit('/', 1)[-1].lower()
@@ -67,6 +76,61 @@ def check_save_best(cfg, validates=None):
             f'default_hooks.checkpoint.save_best={key!r} is not a figure of '
             f'the validation, which reports {", ".join(known)}{hint} (the '
             'run would stop at its first validation)')
+
+
+def save_best_rule(hook, key):
+    """The rule, ``'greater'`` or ``'less'``, by which mmengine's
+    ``CheckpointHook`` keeps the best checkpoint by the figure ``key``: the
+    hook's ``rule`` (the one of ``key``'s place in a list of ``save_best``
+    keys, or the one given for all), else the one mmengine infers from the
+    name (``greater_keys``: ``mIoU``, ``mDice``, ``acc`` ...; ``less_keys``:
+    ``loss``; the hook's own lists where it sets them). ``fast_train.py``
+    took ``'greater'`` for any key without a rule, so a loss-like figure
+    kept the worst checkpoint, exit 0.
+
+    Args:
+        hook (dict): The config's ``default_hooks.checkpoint``.
+        key (str): A key of its ``save_best`` (for ``'auto'``, the first
+            figure of the validation).
+
+    Returns:
+        str: ``'greater'`` or ``'less'``.
+
+    Raises:
+        UserError: A rule other than ``'greater'``, ``'less'`` or None,
+            or no rule for a figure mmengine cannot tell the direction
+            of (``IoU``, ``DSC``: its hook stops the run with a
+            ``ValueError``), naming the rule to set.
+    """
+    from mmengine.hooks import CheckpointHook
+    keys = hook.get('save_best')
+    rules = hook.get('rule')
+    if isinstance(rules, (list, tuple)):
+        index = keys.index(key) if isinstance(keys, (list, tuple)) and \
+            key in keys and len(rules) == len(keys) else 0
+        rule = rules[index] if rules else None
+    else:
+        rule = rules
+    if rule not in ('greater', 'less', None):
+        raise UserError(
+            f'default_hooks.checkpoint.rule={rules!r}: the rule of '
+            f"save_best {key!r} must be 'greater', 'less' or None (None: "
+            "mmengine's CheckpointHook infers it from the figure's name)")
+    if rule is not None:
+        return rule
+    try:
+        # mmengine's own inference, so that both trainers keep the same
+        # checkpoint.
+        return CheckpointHook(
+            interval=1, save_best=key, greater_keys=hook.get('greater_keys'),
+            less_keys=hook.get('less_keys')).rules[0]
+    except (ValueError, AssertionError):
+        raise UserError(
+            f'default_hooks.checkpoint.save_best={key!r} has no rule, and '
+            "mmengine's CheckpointHook cannot tell from the name whether a "
+            f'higher or a lower {key} is better (it would stop the run); '
+            "set default_hooks.checkpoint.rule='greater' (or 'less')"
+        ) from None
 
 
 #: The keys mmengine's Runner takes all set or all None.
