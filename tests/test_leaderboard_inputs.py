@@ -269,6 +269,14 @@ def test_build_refuses_seeds_of_one_row_on_two_data_roots(tmp_path, part):
     (dict(input_size=dict(train=256, test=[256, 256])),
      'input_size.train is an integer (256), not a list of two positive '
      'integers (height, width) or null'),
+    # JSON true is no seed, and a size is two sides of at least one pixel.
+    (dict(seed=True), 'seed is a boolean (True), not an integer or null'),
+    (dict(input_size=dict(train=[0, 256], test=[256, 256])),
+     'input_size.train is a list ([0, 256]), not a list of two positive '
+     'integers (height, width) or null'),
+    (dict(input_size=dict(train=[256, 256], test=[256, 256, 3])),
+     'input_size.test is a list ([256, 256, 3]), not a list of two '
+     'positive integers (height, width) or null'),
 ])
 def test_build_refuses_run_records_of_other_types(tmp_path, changes,
                                                   problem):
@@ -939,3 +947,78 @@ def test_build_refuses_a_record_of_a_model_its_config_no_longer_builds(
         lb.main(['build', '--runs', str(path), '--out-dir', str(out),
                  '--no-plot'])
     assert not out.exists()
+
+
+def test_build_refuses_a_record_that_is_not_of_a_measurement():
+    """A record with every key of a run record but another source (a
+    published figure written out as one) would be averaged into a
+    measured row."""
+    from mmseg_dsnet.leaderboard.board import (RecordKindError,
+                                               check_run_record)
+    record, = _records(DSNET_30EP[:1])
+    check_run_record('seed0.json', record)
+    record['source'] = 'reported'
+    with pytest.raises(RecordKindError, match=(
+            r"^seed0\.json is not a measured run record \(source "
+            r"'reported', metrics a dict\)")):
+        check_run_record('seed0.json', record)
+
+
+def test_a_record_whose_config_is_gone_is_stale(tmp_path):
+    """A record naming a config that no longer exists cannot show what
+    model its row is: refused with the others that are stale."""
+    from mmseg_dsnet.leaderboard.board import (StaleRecordError,
+                                               check_records_current)
+    record, = _records(DSNET_30EP[:1])
+    check_records_current([record])
+    record['config'] = 'configs/dsnet/dsnet_renamed.py'
+    with pytest.raises(StaleRecordError, match=(
+            r'1 run record\(s\) .*: dsnet_isic2017_lightweight_cpu-30ep_'
+            r'seed0\.json \(configs/dsnet/dsnet_renamed\.py no longer '
+            r'exists\)')):
+        check_records_current([record])
+
+
+def test_one_model_name_in_two_rows_may_be_two_models():
+    """Records of one name that are rows of their own (another schedule)
+    are not averaged, so different models among them pass."""
+    from mmseg_dsnet.leaderboard.board import check_one_model_per_row
+    dsnet, = _records(DSNET_30EP[:1])
+    ungated, = _records(
+        ['dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed1.json'])
+    ungated.update(model=dsnet['model'], schedule='another schedule')
+    assert ungated['model_config'] != dsnet['model_config']
+    check_one_model_per_row([dsnet, ungated])
+
+
+def test_a_schedule_text_with_another_batch_size_is_refused():
+    """``batch size 16`` for a run of batch 8 is another schedule's
+    text, as ``batch 16`` is."""
+    from mmseg_dsnet.leaderboard.board import check_schedule_text
+    record, = _records(DSNET_30EP[:1])
+    assert record['batch_size'] == 8
+    check_schedule_text('30 epochs, batch size 8', record)
+    for text in ('30 epochs, batch size 16', '30 epochs, batch 16'):
+        with pytest.raises(UserError,
+                           match=r'it says batch size 16 \(the run: 8\)'):
+            check_schedule_text(text, record)
+
+
+def test_the_board_states_the_flops_convention_of_its_records():
+    from mmseg_dsnet.leaderboard.board import board_from_records
+    record, = _records(DSNET_30EP[:1])
+    board = board_from_records([record], None, None)
+    assert board['flops_convention'].startswith(
+        '1 multiply-add = 1 FLOP (mmengine FlopAnalyzer')
+
+
+def test_check_refuses_a_json_object_that_is_no_leaderboard(tmp_path):
+    """An object without ``measured`` (no kind build writes) compared with
+    no page passed as a leaderboard with nothing in it."""
+    from mmseg_dsnet.leaderboard.board import RecordKindError, check
+    path = tmp_path / 'other.json'
+    path.write_text(json.dumps(dict(rows=[])))
+    with pytest.raises(RecordKindError, match=(
+            r'other\.json is not a complete leaderboard: it lacks '
+            r'measured;')):
+        check(None, str(path))
