@@ -1022,3 +1022,56 @@ def test_check_refuses_a_json_object_that_is_no_leaderboard(tmp_path):
             r'other\.json is not a complete leaderboard: it lacks '
             r'measured;')):
         check(None, str(path))
+
+
+def _tested(**facts):
+    """A run as read_work_dir reads it, with only what the checks of its
+    test result read."""
+    rec = dict(checkpoint=None, epochs=30, train_split=(
+        'splits/lightweight_train.txt'), test_split=(
+            'splits/lightweight_test.txt'), evaluated_data=dict(
+                split_file='splits/lightweight_test.txt', data_root=None),
+               data_root=None, dataset_key='isic2017',
+               dataset_type='ISIC2017Dataset', dataset='ISIC 2017')
+    rec.update(facts)
+    return rec
+
+
+def test_figures_of_any_training_split_or_an_earlier_epoch_are_refused(
+        tmp_path):
+    """Figures on a split named a training split (even of another
+    protocol than the one trained on), or of an earlier epoch's
+    checkpoint, are no final test result."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_final_test_result
+    cfg = Config(dict(val_dataloader=dict(dataset=dict(
+        ann_file='splits/lightweight_test.txt'))))
+    check_final_test_result(_tested(), cfg, 'w')
+    check_final_test_result(_tested(checkpoint='w/epoch_30.pth'), cfg, 'w')
+    with pytest.raises(UserError, match=(
+            r'^w was evaluated on a training split \(official_train\.txt; '
+            r'trained on lightweight_train\.txt\)')):
+        check_final_test_result(_tested(evaluated_data=dict(
+            split_file='splits/official_train.txt')), cfg, 'w')
+    with pytest.raises(UserError, match=(
+            r'^w: the test metrics are of w/epoch_29\.pth but the run '
+            r'trained 30 epochs')):
+        check_final_test_result(_tested(checkpoint='w/epoch_29.pth'), cfg,
+                                'w')
+
+
+def test_data_of_another_isic_year_than_the_config_is_refused(tmp_path):
+    from mmseg_dsnet.leaderboard.board import check_data_is_the_dataset
+    root = tmp_path / 'isic2017'
+    root.mkdir()
+    (root / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    check_data_is_the_dataset(_tested(data_root=str(root)), 'w')
+    (root / 'meta.json').write_text(json.dumps(dict(year=2018)))
+    for where, facts in (('trained on', dict(data_root=str(root))),
+                         ('evaluated on', dict(evaluated_data=dict(
+                             data_root=str(root))))):
+        with pytest.raises(UserError, match=(
+                rf'^w was {where} {root}, whose meta\.json says ISIC 2018 '
+                'data, but its config names ISIC2017Dataset')):
+            check_data_is_the_dataset(_tested(**facts), 'w')
