@@ -1075,3 +1075,24 @@ def test_data_of_another_isic_year_than_the_config_is_refused(tmp_path):
                 rf'^w was {where} {root}, whose meta\.json says ISIC 2018 '
                 'data, but its config names ISIC2017Dataset')):
             check_data_is_the_dataset(_tested(**facts), 'w')
+
+
+def test_build_refuses_records_whose_flops_were_counted_two_ways(tmp_path):
+    """A record collected before the FLOPs counter changed, beside newer
+    ones: the board stated the first record's convention for every row's
+    FLOPs, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1] + [
+        'dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed0.json'])
+    record = json.loads(runs[1].read_text())
+    record['complexity']['convention'] = 'older counter: convs only'
+    runs[1].write_text(json.dumps(record))
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--out-dir', out, '--no-plot', '--runs',
+        *runs))
+    assert line.startswith(
+        'ERROR: the run records count FLOPs in different ways: '
+        'dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed0.json (\'older '
+        'counter: convs only\') and dsnet_isic2017_lightweight_cpu-30ep_'
+        'seed0.json (\'1 multiply-add = 1 FLOP (mmengine FlopAnalyzer')
+    assert not out.exists()
