@@ -1075,6 +1075,14 @@ def test_data_of_another_isic_year_than_the_config_is_refused(tmp_path):
                 rf'^w was {where} {root}, whose meta\.json says ISIC 2018 '
                 'data, but its config names ISIC2017Dataset')):
             check_data_is_the_dataset(_tested(**facts), 'w')
+    # An earlier year than the config's, too.
+    (root / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    with pytest.raises(UserError, match=(
+            rf'^w was trained on {root}, whose meta\.json says ISIC 2017 '
+            'data, but its config names ISIC2018Dataset')):
+        check_data_is_the_dataset(_tested(
+            data_root=str(root), dataset_key='isic2018',
+            dataset_type='ISIC2018Dataset', dataset='ISIC 2018'), 'w')
 
 
 def test_build_refuses_records_whose_flops_were_counted_two_ways(tmp_path):
