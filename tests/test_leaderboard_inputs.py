@@ -1104,3 +1104,60 @@ def test_build_refuses_records_whose_flops_were_counted_two_ways(tmp_path):
         'counter: convs only\') and dsnet_isic2017_lightweight_cpu-30ep_'
         'seed0.json (\'1 multiply-add = 1 FLOP (mmengine FlopAnalyzer')
     assert not out.exists()
+
+
+def test_figures_of_a_best_checkpoint_chosen_on_the_test_split_are_refused():
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_not_chosen_on_test
+    on_test = Config(dict(val_dataloader=dict(dataset=dict(
+        ann_file='splits/lightweight_test.txt'))))
+    tested = ['lightweight_test.txt']
+    with pytest.raises(UserError, match=(
+            r'^w: the best checkpoint was chosen by validating on '
+            r'lightweight_test\.txt, the split it is tested on')):
+        check_not_chosen_on_test(on_test, 'w/best_DSC_epoch_3.pth', tested,
+                                 'w')
+    # The last checkpoint, or a best one chosen on another split, is fine.
+    check_not_chosen_on_test(on_test, 'w/epoch_30.pth', tested, 'w')
+    on_val = Config(dict(val_dataloader=dict(dataset=dict(
+        ann_file='splits/official_val.txt'))))
+    check_not_chosen_on_test(on_val, 'w/best_DSC_epoch_3.pth', tested, 'w')
+
+
+def test_figures_of_another_runs_weights_are_refused(tmp_path):
+    """A checkpoint outside the work dir passes only when it holds the
+    weights of the work dir's file of that name (a copy)."""
+    import torch
+
+    from mmseg_dsnet.leaderboard.board import \
+        check_tested_checkpoint_is_the_runs
+    work, other, copy = (tmp_path / name for name in ('w', 'other', 'copy'))
+    for folder, value in ((work, 1.0), (other, 2.0), (copy, 1.0)):
+        folder.mkdir()
+        torch.save(dict(state_dict={'w': torch.full((3, ), value)}),
+                   folder / 'epoch_2.pth')
+    for tested in (work, copy):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(tested / 'epoch_2.pth')), str(work))
+    with pytest.raises(UserError, match=(
+            rf'^{work}: the test metrics are of {other}/epoch_2\.pth, a '
+            rf'checkpoint of another folder \(its weights differ from '
+            rf'{work}/epoch_2\.pth\)')):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(other / 'epoch_2.pth')), str(work))
+    # The run's weights and more are not the same weights.
+    torch.save(dict(state_dict={'w': torch.full((3, ), 1.0),
+                                'head': torch.zeros(1)}),
+               work / 'epoch_2.pth')
+    with pytest.raises(UserError, match='its weights differ from'):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(copy / 'epoch_2.pth')), str(work))
+    # Recalibrated from the run's own checkpoint: judged by that one.
+    check_tested_checkpoint_is_the_runs(dict(
+        checkpoint=str(other / 'epoch_2.pth'), batch_norm_recalibration=dict(
+            source=str(work / 'epoch_2.pth'))), str(work))
+    (work / 'epoch_2.pth').unlink()
+    with pytest.raises(UserError, match=rf'\({work} holds no epoch_2\.pth\)'):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(copy / 'epoch_2.pth')), str(work))
