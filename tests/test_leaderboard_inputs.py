@@ -655,7 +655,8 @@ def test_aggregate_rows_by_hand():
                     for name in DSNET_30EP])
     for rec in ege:
         rec['metrics']['DSC'] = 90.0
-    first, second = aggregate([dsnet[2], dsnet[0], ege[1], again, ege[0],
+    # Given before the earlier collection: the newest wins, not the last.
+    first, second = aggregate([dsnet[2], again, ege[1], dsnet[0], ege[0],
                                dsnet[1], ege[2]])
     assert first['model'] == 'EGE-UNet' and second['model'] == 'DSNet'
     assert first['dsc'] == dict(mean=90.0, std=0.0, min=90.0, max=90.0, n=3)
@@ -1161,3 +1162,18 @@ def test_figures_of_another_runs_weights_are_refused(tmp_path):
     with pytest.raises(UserError, match=rf'\({work} holds no epoch_2\.pth\)'):
         check_tested_checkpoint_is_the_runs(
             dict(checkpoint=str(copy / 'epoch_2.pth')), str(work))
+
+
+def test_two_runs_of_one_seed_are_refused_whichever_comes_first():
+    """Seed 0 from two work dirs: which one the row showed was an accident
+    of order."""
+    from mmseg_dsnet.leaderboard.table import aggregate
+    first, = _records(DSNET_30EP[:1])
+    other = json.loads(json.dumps(first))
+    other['work_dir'] = first['work_dir'] + '_again'
+    other['collected_at'] = '9999-01-01T00:00:00'
+    for records in ([first, other], [other, first]):
+        with pytest.raises(UserError, match=(
+                r'^two runs of DSNet seed 0 \(CPU 30 epochs.*\): .* and '
+                r'.*; give the records of one of them')):
+            aggregate(records)
