@@ -61,13 +61,23 @@ def test_mmengine_objects_roundtrip(tmp_path):
     assert torch.load(path, weights_only=True)['buf'].current() == 4.0
 
 
-@pytest.mark.parametrize('payload', ['runs_code', 'getattr_escape'])
+class WalksFromAnotherClass:
+    """getattr with a statistics method's name on another allowed class
+    than HistoryBuffer (only HistoryBuffer's own lookup is allowed)."""
+
+    def __reduce__(self):
+        return (getattr, (np.ndarray, 'max'))
+
+
+@pytest.mark.parametrize(
+    'payload', ['runs_code', 'getattr_escape', 'getattr_other_class'])
 def test_code_executing_pickles_are_refused(tmp_path, payload):
     from mmengine.runner import CheckpointLoader, load_checkpoint
     from mmseg_dsnet.compat import UnsafeCheckpointError, safe_torch_load
     marker = tmp_path / 'code_ran'
-    evil = RunsCode(str(marker)) if payload == 'runs_code' \
-        else WalksFromHistoryBuffer()
+    evil = dict(runs_code=lambda: RunsCode(str(marker)),
+                getattr_escape=WalksFromHistoryBuffer,
+                getattr_other_class=WalksFromAnotherClass)[payload]()
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': evil}, path)
     for load in (lambda: safe_torch_load(str(path)),
@@ -102,6 +112,24 @@ def test_checkpoint_meta_of_a_file_or_of_what_loading_it_returned(tmp_path):
     torch.save({'w': torch.zeros(1)}, tmp_path / 'bare.pth')
     assert checkpoint_meta(tmp_path / 'bare.pth') == {}
     assert checkpoint_meta({'w': torch.zeros(1)}) == {}
+    # A meta of another kind than a dict is no meta either.
+    assert checkpoint_meta(dict(state_dict={}, meta='epoch 3')) == {}
+
+
+def test_a_checkpoint_with_a_damaged_header_is_named_as_corrupt(tmp_path):
+    """Bytes overwritten inside the archive (not at its end): torch's
+    reader fails on a record's header ('PytorchStreamReader failed reading
+    file ...'), which is a corrupt file too, named."""
+    from mmseg_dsnet.compat import CorruptCheckpointError, safe_torch_load
+    path = tmp_path / 'damaged.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(4096)}), path)
+    data = bytearray(path.read_bytes())
+    data[200:300] = bytes(100)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match=(
+            r'^Checkpoint .*damaged\.pth is empty, truncated or corrupt '
+            r'\(PytorchStreamReader failed reading file')):
+        safe_torch_load(str(path))
 
 
 # Records, in a fresh interpreter, every attribute (public and private) of

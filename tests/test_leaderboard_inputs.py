@@ -269,6 +269,14 @@ def test_build_refuses_seeds_of_one_row_on_two_data_roots(tmp_path, part):
     (dict(input_size=dict(train=256, test=[256, 256])),
      'input_size.train is an integer (256), not a list of two positive '
      'integers (height, width) or null'),
+    # JSON true is no seed, and a size is two sides of at least one pixel.
+    (dict(seed=True), 'seed is a boolean (True), not an integer or null'),
+    (dict(input_size=dict(train=[0, 256], test=[256, 256])),
+     'input_size.train is a list ([0, 256]), not a list of two positive '
+     'integers (height, width) or null'),
+    (dict(input_size=dict(train=[256, 256], test=[256, 256, 3])),
+     'input_size.test is a list ([256, 256, 3]), not a list of two '
+     'positive integers (height, width) or null'),
 ])
 def test_build_refuses_run_records_of_other_types(tmp_path, changes,
                                                   problem):
@@ -647,7 +655,8 @@ def test_aggregate_rows_by_hand():
                     for name in DSNET_30EP])
     for rec in ege:
         rec['metrics']['DSC'] = 90.0
-    first, second = aggregate([dsnet[2], dsnet[0], ege[1], again, ege[0],
+    # Given before the earlier collection: the newest wins, not the last.
+    first, second = aggregate([dsnet[2], again, ege[1], dsnet[0], ege[0],
                                dsnet[1], ege[2]])
     assert first['model'] == 'EGE-UNet' and second['model'] == 'DSNet'
     assert first['dsc'] == dict(mean=90.0, std=0.0, min=90.0, max=90.0, n=3)
@@ -939,3 +948,232 @@ def test_build_refuses_a_record_of_a_model_its_config_no_longer_builds(
         lb.main(['build', '--runs', str(path), '--out-dir', str(out),
                  '--no-plot'])
     assert not out.exists()
+
+
+def test_build_refuses_a_record_that_is_not_of_a_measurement():
+    """A record with every key of a run record but another source (a
+    published figure written out as one) would be averaged into a
+    measured row."""
+    from mmseg_dsnet.leaderboard.board import (RecordKindError,
+                                               check_run_record)
+    record, = _records(DSNET_30EP[:1])
+    check_run_record('seed0.json', record)
+    record['source'] = 'reported'
+    with pytest.raises(RecordKindError, match=(
+            r"^seed0\.json is not a measured run record \(source "
+            r"'reported', metrics a dict\)")):
+        check_run_record('seed0.json', record)
+
+
+def test_a_record_whose_config_is_gone_is_stale(tmp_path):
+    """A record naming a config that no longer exists cannot show what
+    model its row is: refused with the others that are stale."""
+    from mmseg_dsnet.leaderboard.board import (StaleRecordError,
+                                               check_records_current)
+    record, = _records(DSNET_30EP[:1])
+    check_records_current([record])
+    record['config'] = 'configs/dsnet/dsnet_renamed.py'
+    with pytest.raises(StaleRecordError, match=(
+            r'1 run record\(s\) .*: dsnet_isic2017_lightweight_cpu-30ep_'
+            r'seed0\.json \(configs/dsnet/dsnet_renamed\.py no longer '
+            r'exists\)')):
+        check_records_current([record])
+
+
+def test_one_model_name_in_two_rows_may_be_two_models():
+    """Records of one name that are rows of their own (another schedule)
+    are not averaged, so different models among them pass."""
+    from mmseg_dsnet.leaderboard.board import check_one_model_per_row
+    dsnet, = _records(DSNET_30EP[:1])
+    ungated, = _records(
+        ['dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed1.json'])
+    ungated.update(model=dsnet['model'], schedule='another schedule')
+    assert ungated['model_config'] != dsnet['model_config']
+    check_one_model_per_row([dsnet, ungated])
+
+
+def test_a_schedule_text_with_another_batch_size_is_refused():
+    """``batch size 16`` for a run of batch 8 is another schedule's
+    text, as ``batch 16`` is."""
+    from mmseg_dsnet.leaderboard.board import check_schedule_text
+    record, = _records(DSNET_30EP[:1])
+    assert record['batch_size'] == 8
+    check_schedule_text('30 epochs, batch size 8', record)
+    for text in ('30 epochs, batch size 16', '30 epochs, batch 16'):
+        with pytest.raises(UserError,
+                           match=r'it says batch size 16 \(the run: 8\)'):
+            check_schedule_text(text, record)
+
+
+def test_the_board_states_the_flops_convention_of_its_records():
+    from mmseg_dsnet.leaderboard.board import board_from_records
+    record, = _records(DSNET_30EP[:1])
+    board = board_from_records([record], None, None)
+    assert board['flops_convention'].startswith(
+        '1 multiply-add = 1 FLOP (mmengine FlopAnalyzer')
+
+
+def test_check_refuses_a_json_object_that_is_no_leaderboard(tmp_path):
+    """An object without ``measured`` (no kind build writes) compared with
+    no page passed as a leaderboard with nothing in it."""
+    from mmseg_dsnet.leaderboard.board import RecordKindError, check
+    path = tmp_path / 'other.json'
+    path.write_text(json.dumps(dict(rows=[])))
+    with pytest.raises(RecordKindError, match=(
+            r'other\.json is not a complete leaderboard: it lacks '
+            r'measured;')):
+        check(None, str(path))
+
+
+def _tested(**facts):
+    """A run as read_work_dir reads it, with only what the checks of its
+    test result read."""
+    rec = dict(checkpoint=None, epochs=30, train_split=(
+        'splits/lightweight_train.txt'), test_split=(
+            'splits/lightweight_test.txt'), evaluated_data=dict(
+                split_file='splits/lightweight_test.txt', data_root=None),
+               data_root=None, dataset_key='isic2017',
+               dataset_type='ISIC2017Dataset', dataset='ISIC 2017')
+    rec.update(facts)
+    return rec
+
+
+def test_figures_of_any_training_split_or_an_earlier_epoch_are_refused(
+        tmp_path):
+    """Figures on a split named a training split (even of another
+    protocol than the one trained on), or of an earlier epoch's
+    checkpoint, are no final test result."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_final_test_result
+    cfg = Config(dict(val_dataloader=dict(dataset=dict(
+        ann_file='splits/lightweight_test.txt'))))
+    check_final_test_result(_tested(), cfg, 'w')
+    check_final_test_result(_tested(checkpoint='w/epoch_30.pth'), cfg, 'w')
+    with pytest.raises(UserError, match=(
+            r'^w was evaluated on a training split \(official_train\.txt; '
+            r'trained on lightweight_train\.txt\)')):
+        check_final_test_result(_tested(evaluated_data=dict(
+            split_file='splits/official_train.txt')), cfg, 'w')
+    with pytest.raises(UserError, match=(
+            r'^w: the test metrics are of w/epoch_29\.pth but the run '
+            r'trained 30 epochs')):
+        check_final_test_result(_tested(checkpoint='w/epoch_29.pth'), cfg,
+                                'w')
+
+
+def test_data_of_another_isic_year_than_the_config_is_refused(tmp_path):
+    from mmseg_dsnet.leaderboard.board import check_data_is_the_dataset
+    root = tmp_path / 'isic2017'
+    root.mkdir()
+    (root / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    check_data_is_the_dataset(_tested(data_root=str(root)), 'w')
+    (root / 'meta.json').write_text(json.dumps(dict(year=2018)))
+    for where, facts in (('trained on', dict(data_root=str(root))),
+                         ('evaluated on', dict(evaluated_data=dict(
+                             data_root=str(root))))):
+        with pytest.raises(UserError, match=(
+                rf'^w was {where} {root}, whose meta\.json says ISIC 2018 '
+                'data, but its config names ISIC2017Dataset')):
+            check_data_is_the_dataset(_tested(**facts), 'w')
+    # An earlier year than the config's, too.
+    (root / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    with pytest.raises(UserError, match=(
+            rf'^w was trained on {root}, whose meta\.json says ISIC 2017 '
+            'data, but its config names ISIC2018Dataset')):
+        check_data_is_the_dataset(_tested(
+            data_root=str(root), dataset_key='isic2018',
+            dataset_type='ISIC2018Dataset', dataset='ISIC 2018'), 'w')
+
+
+def test_build_refuses_records_whose_flops_were_counted_two_ways(tmp_path):
+    """A record collected before the FLOPs counter changed, beside newer
+    ones: the board stated the first record's convention for every row's
+    FLOPs, exit 0."""
+    runs = _copy_runs(tmp_path / 'runs', DSNET_30EP[:1] + [
+        'dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed0.json'])
+    record = json.loads(runs[1].read_text())
+    record['complexity']['convention'] = 'older counter: convs only'
+    runs[1].write_text(json.dumps(record))
+    out = tmp_path / 'results'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'build', '--out-dir', out, '--no-plot', '--runs',
+        *runs))
+    assert line.startswith(
+        'ERROR: the run records count FLOPs in different ways: '
+        'dsnet-no-gate_isic2017_lightweight_cpu-30ep_seed0.json (\'older '
+        'counter: convs only\') and dsnet_isic2017_lightweight_cpu-30ep_'
+        'seed0.json (\'1 multiply-add = 1 FLOP (mmengine FlopAnalyzer')
+    assert not out.exists()
+
+
+def test_figures_of_a_best_checkpoint_chosen_on_the_test_split_are_refused():
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_not_chosen_on_test
+    on_test = Config(dict(val_dataloader=dict(dataset=dict(
+        ann_file='splits/lightweight_test.txt'))))
+    tested = ['lightweight_test.txt']
+    with pytest.raises(UserError, match=(
+            r'^w: the best checkpoint was chosen by validating on '
+            r'lightweight_test\.txt, the split it is tested on')):
+        check_not_chosen_on_test(on_test, 'w/best_DSC_epoch_3.pth', tested,
+                                 'w')
+    # The last checkpoint, or a best one chosen on another split, is fine.
+    check_not_chosen_on_test(on_test, 'w/epoch_30.pth', tested, 'w')
+    on_val = Config(dict(val_dataloader=dict(dataset=dict(
+        ann_file='splits/official_val.txt'))))
+    check_not_chosen_on_test(on_val, 'w/best_DSC_epoch_3.pth', tested, 'w')
+
+
+def test_figures_of_another_runs_weights_are_refused(tmp_path):
+    """A checkpoint outside the work dir passes only when it holds the
+    weights of the work dir's file of that name (a copy)."""
+    import torch
+
+    from mmseg_dsnet.leaderboard.board import \
+        check_tested_checkpoint_is_the_runs
+    work, other, copy = (tmp_path / name for name in ('w', 'other', 'copy'))
+    for folder, value in ((work, 1.0), (other, 2.0), (copy, 1.0)):
+        folder.mkdir()
+        torch.save(dict(state_dict={'w': torch.full((3, ), value)}),
+                   folder / 'epoch_2.pth')
+    for tested in (work, copy):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(tested / 'epoch_2.pth')), str(work))
+    with pytest.raises(UserError, match=(
+            rf'^{work}: the test metrics are of {other}/epoch_2\.pth, a '
+            rf'checkpoint of another folder \(its weights differ from '
+            rf'{work}/epoch_2\.pth\)')):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(other / 'epoch_2.pth')), str(work))
+    # The run's weights and more are not the same weights.
+    torch.save(dict(state_dict={'w': torch.full((3, ), 1.0),
+                                'head': torch.zeros(1)}),
+               work / 'epoch_2.pth')
+    with pytest.raises(UserError, match='its weights differ from'):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(copy / 'epoch_2.pth')), str(work))
+    # Recalibrated from the run's own checkpoint: judged by that one.
+    check_tested_checkpoint_is_the_runs(dict(
+        checkpoint=str(other / 'epoch_2.pth'), batch_norm_recalibration=dict(
+            source=str(work / 'epoch_2.pth'))), str(work))
+    (work / 'epoch_2.pth').unlink()
+    with pytest.raises(UserError, match=rf'\({work} holds no epoch_2\.pth\)'):
+        check_tested_checkpoint_is_the_runs(
+            dict(checkpoint=str(copy / 'epoch_2.pth')), str(work))
+
+
+def test_two_runs_of_one_seed_are_refused_whichever_comes_first():
+    """Seed 0 from two work dirs: which one the row showed was an accident
+    of order."""
+    from mmseg_dsnet.leaderboard.table import aggregate
+    first, = _records(DSNET_30EP[:1])
+    other = json.loads(json.dumps(first))
+    other['work_dir'] = first['work_dir'] + '_again'
+    other['collected_at'] = '9999-01-01T00:00:00'
+    for records in ([first, other], [other, first]):
+        with pytest.raises(UserError, match=(
+                r'^two runs of DSNet seed 0 \(CPU 30 epochs.*\): .* and '
+                r'.*; give the records of one of them')):
+            aggregate(records)

@@ -31,7 +31,8 @@ another pipeline, evaluator or model than its config's (a run never tested,
 whose figures are its last validation line: validated so, or on another
 split than its test split); :func:`build` refuses a record whose config
 now builds another model than ``model_config``, a file that is no run
-record or not of the types it reads (:func:`check_run_record`), runs of
+record or not of the types it reads (:func:`check_run_record`), records
+whose FLOPs were counted in different ways (:func:`flops_convention`), runs of
 different models that one row would average, and seeds of one row run
 differently (:func:`~.table.check_runs_alike`), and one run's test held by
 two records (:func:`~.table.check_each_run_once`; :func:`collect` refuses
@@ -1252,6 +1253,38 @@ def check_leaderboard_file(path, board):
                         fix)
 
 
+class FlopsConventionError(UserError, ValueError):
+    """Run records whose FLOPs were counted two ways: the board states one
+    way for its FLOPs column."""
+
+
+def flops_convention(records):
+    """How the records' FLOPs were counted (``complexity.convention``, as
+    get_flops states it), '' when none says.
+
+    Args:
+        records (list[dict]): Run records.
+
+    Raises:
+        FlopsConventionError: Two records state different conventions
+            (one collected before the counter changed): the board named the
+            first one's for every row, exit 0.
+    """
+    found = {}  # convention -> the first record stating it
+    for record in records:
+        convention = (record.get('complexity') or {}).get('convention')
+        if convention:
+            found.setdefault(convention, record.get('record_file'))
+    if len(found) > 1:
+        (first, one), (second, other) = list(found.items())[:2]
+        raise FlopsConventionError(
+            f'the run records count FLOPs in different ways: {one} '
+            f'({first!r}) and {other} ({second!r}); one FLOPs column cannot '
+            'state both: collect the older runs again (collect measures '
+            'with the current counter), then build')
+    return next(iter(found), '')
+
+
 def board_from_records(records, reported_path, cpu_latency=CPU_LATENCY):
     """What ``leaderboard.json`` holds for these run records.
 
@@ -1264,9 +1297,8 @@ def board_from_records(records, reported_path, cpu_latency=CPU_LATENCY):
     """
     reported = load_json(reported_path) if reported_path and \
         osp.isfile(reported_path) else None
-    convention = next((r['complexity'].get('convention') for r in records
-                       if r.get('complexity')), '')
-    board = table.build_board(records, reported, convention)
+    board = table.build_board(records, reported,
+                              flops_convention(records))
     if cpu_latency and osp.isfile(cpu_latency):
         board['cpu_latency'] = blocks.latency_summary(
             load_json(cpu_latency), _rel(cpu_latency))

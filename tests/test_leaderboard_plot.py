@@ -1,0 +1,187 @@
+"""The leaderboard figure (mmseg_dsnet.leaderboard.plot) on small boards
+written out by hand: which rows each panel draws, where, with which error
+bar, marker and label. The figure's data are read back from its Axes (a
+real matplotlib Figure), not from the image."""
+import math
+
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+
+from mmseg_dsnet.leaderboard import plot
+
+
+def measured(model, dataset, flops, dsc, std, params=300_000,
+             protocol='lightweight', schedule='cpu-30ep: 30 epochs',
+             spread=None):
+    """A measured row as the board holds it (only what the plot reads);
+    ``spread`` gives the seeds' min and max where they matter."""
+    low, high = spread or (dsc, dsc)
+    return dict(model=model, dataset=dataset, source='measured',
+                protocol=protocol, schedule=schedule, flops=flops,
+                params=params, dsc=dict(mean=dsc, std=std, min=low,
+                                        max=high, n=1 if std is None else 2))
+
+
+def reported(model, dataset, flops, dsc, params=50_000):
+    return dict(model=model, dataset=dataset, source='reported',
+                protocol='lightweight', flops=flops, params=params, dsc=dsc)
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The Figures plot_leaderboard makes (real ones, kept for reading)."""
+    made = []
+
+    class Kept(Figure):
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(plot, 'Figure', Kept)
+    return made
+
+
+def _panel_axes(fig):
+    # The legend's empty scatters sit on the last panel; every panel has a
+    # title.
+    return {ax.get_title(): ax for ax in fig.axes}
+
+
+def _points(ax):
+    """(x, y, size, filled, round) of every non-empty scatter of ``ax``
+    (a square marker's path has 5 vertices, a circle's many more)."""
+    out = []
+    for coll in ax.collections:
+        if not isinstance(coll, PathCollection) or not len(
+                coll.get_offsets()):
+            continue
+        (x, y), = coll.get_offsets()
+        face = coll.get_facecolors()
+        filled = len(face) > 0 and face[0][3] > 0
+        round_marker = len(coll.get_paths()[0].vertices) > 5
+        out.append((round(float(x), 6), round(float(y), 6),
+                    round(float(coll.get_sizes()[0]), 6), filled,
+                    round_marker))
+    return sorted(out)
+
+
+def test_each_row_is_drawn_in_its_datasets_panel_at_its_figures(
+        tmp_path, figures):
+    board = dict(
+        measured=[measured('dsnet', 'ISIC 2018', 0.4e9, 88.0, 0.5,
+                           params=290_000)],
+        reported=[reported('EGE-UNet', 'ISIC 2017', 72e6, 88.77,
+                           params=53_000),
+                  reported('EGE-UNet', 'ISIC 2018', 72e6, 89.46,
+                           params=53_000),
+                  reported('DSNet (paper)', None, 0.5e9, 90.0,
+                           params=10_000)])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    fig, = figures
+    axes = _panel_axes(fig)
+    # One panel per named dataset, in alphabetical order, left to right
+    # (not in the order the rows name them).
+    assert [ax.get_title() for ax in fig.axes] == ['ISIC 2017', 'ISIC 2018']
+    assert all(ax.get_xscale() == 'log' for ax in fig.axes)
+    # Area 40 + 90 * log10(params / 1e4) points^2, at least 40.
+    area_290k = round(40 + 90 * math.log10(29), 6)
+    area_53k = round(40 + 90 * math.log10(5.3), 6)
+    # Measured: filled circles; published: hollow squares.
+    assert _points(axes['ISIC 2018']) == sorted([
+        (0.4, 88.0, area_290k, True, True),
+        (0.072, 89.46, area_53k, False, False),
+        (0.5, 90.0, 40.0, False, False)])
+    # The published row that names no dataset is in every panel; no other
+    # panel's row is.
+    assert _points(axes['ISIC 2017']) == sorted([
+        (0.072, 88.77, area_53k, False, False),
+        (0.5, 90.0, 40.0, False, False)])
+    assert sorted((p, label, s) for p, label, _, _, s in drawn) == [
+        ('ISIC 2017', 'DSNet (paper) [reported] (dataset not stated)',
+         'reported'),
+        ('ISIC 2017', 'EGE-UNet [reported]', 'reported'),
+        ('ISIC 2018', 'DSNet (paper) [reported] (dataset not stated)',
+         'reported'),
+        ('ISIC 2018', 'EGE-UNet [reported]', 'reported'),
+        ('ISIC 2018', 'dsnet (cpu-30ep)', 'measured')]
+
+
+def test_the_error_bar_is_the_seeds_std(tmp_path, figures):
+    """A measured row's bar spans mean - std to mean + std (seeds 87.0 and
+    88.5: mean 87.75, sample std 1.5 / sqrt(2)), not the seeds' range; a
+    single seed (no std) and a published row get none."""
+    board = dict(measured=[
+        measured('dsnet', 'ISIC 2017', 0.4e9, 87.75, 1.5 / math.sqrt(2),
+                 spread=(87.0, 88.5)),
+        measured('dsnet', 'ISIC 2017', 0.4e9, 85.0, None,
+                 schedule='cpu-short: 2 epochs')],
+        reported=[reported('MALUNet', 'ISIC 2017', 83e6, 88.13)])
+    plot.plot_leaderboard(board, tmp_path / 'board.png')
+    ax, = figures[0].axes
+    bars = [c for c in ax.containers if hasattr(c, 'has_yerr')]
+    assert len(bars) == 1 and bars[0].has_yerr and not bars[0].has_xerr
+    (start, end), = bars[0].lines[2][0].get_segments()
+    assert (start[0], end[0]) == pytest.approx((0.4, 0.4))
+    assert sorted((start[1], end[1])) == pytest.approx(
+        [86.68934, 88.81066], abs=1e-5)
+
+
+def test_labels_name_schedule_protocol_and_neighbours_differ_in_height(
+        tmp_path, figures):
+    """A measured label is ``model (schedule name[, protocol])`` (the
+    protocol only when it is not the lightweight one); points sorted by
+    GFLOPs take the label offsets in turn."""
+    board = dict(measured=[
+        measured('dsnet', 'ISIC 2017', 0.3e9, 80.0, None,
+                 protocol='official', schedule='cpu-30ep: 30 epochs, '
+                 'batch 8'),
+        measured('dsnet-v1', 'ISIC 2017', 0.1e9, 81.0, None),
+        measured('egeunet', 'ISIC 2017', 0.2e9, 82.0, None,
+                 schedule='tiny schedule')], reported=[])
+    plot.plot_leaderboard(board, tmp_path / 'board.png')
+    ax, = figures[0].axes
+    texts = sorted((t.xy[0], t.get_text(), tuple(t.xyann)) for t in ax.texts)
+    assert texts == [
+        (pytest.approx(0.1), 'dsnet-v1 (cpu-30ep)', (10, 6)),
+        (pytest.approx(0.2), 'egeunet (tiny schedule)', (10, -14)),
+        (pytest.approx(0.3), 'dsnet (cpu-30ep, official)', (10, 20))]
+
+
+def test_a_model_and_its_published_row_share_a_colour(tmp_path, figures):
+    board = dict(
+        measured=[measured('egeunet', 'ISIC 2017', 72e6, 87.0, 0.4)],
+        reported=[reported('EGE-UNet', 'ISIC 2017', 72e6, 88.77),
+                  reported('MALUNet', 'ISIC 2017', 83e6, 88.13)])
+    plot.plot_leaderboard(board, tmp_path / 'board.png')
+    ax, = figures[0].axes
+    colours = {t.get_text(): tuple(t.get_color()) for t in ax.texts}
+    assert colours['egeunet (cpu-30ep)'] == colours['EGE-UNet [reported]']
+    assert colours['MALUNet [reported]'] != colours['EGE-UNet [reported]']
+    assert plot.family('DSNet (paper)') == plot.family('dsnet') == 'dsnet'
+    assert plot.family('VM-UNet') == 'vmunet'
+    # A --label with a suffix keeps its model's colour.
+    assert plot.family('egeunet_tiny') == 'egeunet'
+
+
+def test_rows_without_flops_or_dsc_are_not_drawn(tmp_path, figures):
+    board = dict(measured=[measured('dsnet', 'ISIC 2017', None, 88.0, 0.5)],
+                 reported=[reported('X', 'ISIC 2017', 1e9, None),
+                           reported('Y', 'ISIC 2017', 2e9, 85.0)])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    assert [label for _, label, _, _, _ in drawn] == ['Y [reported]']
+    with open(tmp_path / 'board.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_a_board_without_datasets_has_one_panel_saying_so(tmp_path,
+                                                          figures):
+    board = dict(measured=[],
+                 reported=[reported('DSNet (paper)', None, 0.5e9, 90.0)])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    assert [ax.get_title() for ax in figures[0].axes] == [
+        'dataset not stated']
+    assert [(p, label) for p, label, _, _, _ in drawn] == [
+        ('dataset not stated',
+         'DSNet (paper) [reported] (dataset not stated)')]
