@@ -763,6 +763,40 @@ def test_a_folder_is_held_for_the_whole_run(checkpoint, tmp_path):
     assert (out / 'masks' / 'x.png').is_file()
 
 
+def test_a_folder_run_inference_makes_is_held_too(tmp_path):
+    """run_inference into a folder that did not exist yet took no lock
+    (only a folder that exists can be held), and its first write made the
+    folder: the run wrote it unheld, and a second run into the same new
+    folder went ahead beside it. The folder is now made first and held
+    for the whole run; one a refused run made is removed."""
+    from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
+                                                    run_inference)
+    from mmseg_dsnet.apis.output_record import describe_model
+    from mmseg_dsnet.utils.errors import UserError
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    record = describe_model(str(model), None, 0.5)
+    cv2.imwrite(str(tmp_path / 'a.png'), lesion_image(20, 30))
+    out = tmp_path / 'new' / 'out'
+    held = []
+    # Said while the run writes the folder: the photo missing after a.png.
+    summary = run_inference(
+        LesionInferencer(FakeBackend()),
+        [str(tmp_path / 'a.png'), str(tmp_path / 'gone.png')], str(out),
+        batch_size=1, progress=False, model_record=record,
+        log=lambda line: held.append(held_by_some_process(out)))
+    assert held == [True]
+    assert [path for path, _ in summary.failed] == [
+        str(tmp_path / 'gone.png')]
+    assert cv2.imread(str(out / 'masks' / 'a.png')).shape[:2] == (20, 30)
+    assert not held_by_some_process(out)
+    with pytest.raises(UserError, match='batch_size must be'):
+        run_inference(LesionInferencer(FakeBackend()),
+                      [str(tmp_path / 'a.png')], str(tmp_path / 'n' / 'o'),
+                      batch_size=0, progress=False, model_record=record)
+    assert not (tmp_path / 'n').exists()
+
+
 
 def test_a_folder_is_locked_where_flock_is_missing(checkpoint, tmp_path,
                                                    monkeypatch, capsys):

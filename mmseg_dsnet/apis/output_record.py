@@ -88,8 +88,8 @@ def output_folder_lock(out_dir: str):
         held = _HELD_FOLDERS.get(key)
         if held is not None and held[0] != me:
             raise OutputFolderBusyError(_busy_message(out_dir))
-        # A folder not made yet holds nothing to guard (the run fails
-        # there).
+        # A folder not made yet cannot be locked (run_inference and
+        # prepare_output_dir make it first).
         again = held is not None or not osp.isdir(key)
         handle, lock_file = (None, None) if again else \
             _lock_folder(out_dir, key)
