@@ -156,3 +156,36 @@ def test_a_refusal_tells_two_close_thresholds_apart(tmp_path):
     with pytest.raises(UserError, match=r'threshold 0\.5\); this run uses '
                        r'm\.onnx \(sha256 \w+\), threshold 0\.4999999:'):
         rec.claim_output_folder(str(out), close, ['a'])
+
+
+def test_records_name_files_as_they_read(tmp_path):
+    """sources.json (and model.json, sources.sha256.json) were written
+    with JSON escapes: a clinic reading which photo a mask is of saw
+    ``l\\u00e4sion.jpg`` for ``läsion.jpg``. They are UTF-8 now; a name
+    that is not UTF-8 (a byte Python keeps as a lone surrogate) stays
+    escaped, and every name reads back as it was written."""
+    import os
+
+    out = tmp_path / 'out'
+    out.mkdir()
+    make_outputs(out, ['läsion', 'b'])
+    odd = os.fsdecode(b'l\xe4s')  # 'l\udce4s'
+    rec.record_sources(str(out), {'läsion': '/in/läsion.jpg',
+                                  'b': f'/in/{odd}.jpg'},
+                       {'läsion': 'aa' * 32})
+    text = (out / rec.SOURCES_NAME).read_bytes().decode('utf-8')
+    assert '"läsion": "/in/läsion.jpg"' in text
+    assert '"b": "/in/l\\udce4s.jpg"' in text
+    assert '"läsion": "' + 'aa' * 32 + '"' in (
+        out / rec.DIGESTS_NAME).read_bytes().decode('utf-8')
+    assert rec.read_sources(str(out)) == {'läsion': '/in/läsion.jpg',
+                                          'b': f'/in/{odd}.jpg'}
+    model = tmp_path / 'Modell_ä.onnx'
+    model.write_bytes(b'graph')
+    record = rec.describe_model(str(model), None, 0.5)
+    fresh = tmp_path / 'fresh'
+    fresh.mkdir()
+    rec.claim_output_folder(str(fresh), record, ['a'])
+    assert '"model": "Modell_ä.onnx"' in (
+        fresh / rec.RECORD_NAME).read_bytes().decode('utf-8')
+    assert rec.read_record(str(fresh)) == record

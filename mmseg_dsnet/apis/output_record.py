@@ -330,7 +330,8 @@ def read_record(out_dir: str) -> Optional[Dict]:
     be read: then the folder's outputs are of an unknown model)."""
     path = osp.join(out_dir, RECORD_NAME)
     try:
-        with open(path) as file:
+        # Written as UTF-8 (atomic_write): not the locale's encoding.
+        with open(path, encoding='utf-8') as file:
             record = json.load(file)
     except (OSError, ValueError):
         return None
@@ -467,7 +468,7 @@ def claim_output_folder(out_dir: str,
             for path in found:
                 os.remove(path)
             removed = found
-        atomic_write(json_text(record, indent=2) + '\n',
+        atomic_write(json_text(record, indent=2, ensure_ascii=False) + '\n',
                      osp.join(out_dir, RECORD_NAME))
     return removed
 
@@ -629,7 +630,8 @@ def _read_mapping(out_dir: str, name: str, what: str, values: str,
     if not osp.exists(path):
         return {}
     try:
-        with open(path) as file:
+        # Written as UTF-8 (atomic_write): not the locale's encoding.
+        with open(path, encoding='utf-8') as file:
             mapping = json.load(file)
     except (OSError, ValueError) as err:
         reason = f': {err}'
@@ -740,13 +742,14 @@ def record_sources(out_dir: str, written: Dict[str, str],
                      for name, digest in (digests or {}).items()
                      if name in written})
     path = osp.join(out_dir, SOURCES_NAME)
+    # UTF-8, as the file names read: escaped, a clinic reading the record
+    # saw l\u00e4sion.jpg for läsion.jpg.
+    style = dict(indent=2, sort_keys=True, ensure_ascii=False)
     try:
-        atomic_write(json_text(sources, indent=2, sort_keys=True) + '\n',
-                     path)
+        atomic_write(json_text(sources, **style) + '\n', path)
         if recorded or osp.exists(osp.join(out_dir, DIGESTS_NAME)):
             path = osp.join(out_dir, DIGESTS_NAME)
-            atomic_write(
-                json_text(recorded, indent=2, sort_keys=True) + '\n', path)
+            atomic_write(json_text(recorded, **style) + '\n', path)
         if osp.exists(journal):
             os.remove(journal)
     except OSError as err:
