@@ -189,3 +189,32 @@ def test_records_name_files_as_they_read(tmp_path):
     assert '"model": "Modell_ä.onnx"' in (
         fresh / rec.RECORD_NAME).read_bytes().decode('utf-8')
     assert rec.read_record(str(fresh)) == record
+
+
+def test_a_name_two_killed_runs_journaled_is_of_an_unknown_input(tmp_path):
+    """a/x.jpg journaled as ``x`` by a run killed before its mask was
+    written; b/x.jpg then took the free name ``x``, wrote ``x.png`` and was
+    killed too. The first entry won: ``x`` was recorded for a/x.jpg, so a
+    rerun with a/x.jpg skipped b's mask as its own. Which run wrote the
+    outputs cannot be told, so the name is now of an unknown input (no
+    input takes it); entries that agree still count."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    rec.journal_sources(str(out), {'x': '/a/x.jpg', 'y': '/a/y.jpg'},
+                        {'x': 'aa' * 32, 'y': 'cc' * 32})
+    rec.journal_sources(str(out), {'x': '/b/x.jpg'}, {'x': 'bb' * 32})
+    rec.journal_sources(str(out), {'y': '/a/y.jpg'}, {'y': 'cc' * 32})
+    make_outputs(out, ['x', 'y'])
+    assert rec.read_sources(str(out)) == {'y': '/a/y.jpg'}
+    assert rec.read_source_digests(str(out)) == {'y': 'cc' * 32}
+    assert rec.unrecorded_names(str(out), rec.read_sources(str(out))) == [
+        'x']
+    # One input, two versions (a changed photo rewritten with --overwrite
+    # and killed): which version x.png shows is unknown too.
+    again = tmp_path / 'again'
+    again.mkdir()
+    rec.journal_sources(str(again), {'x': '/a/x.jpg'}, {'x': 'aa' * 32})
+    rec.journal_sources(str(again), {'x': '/a/x.jpg'}, {'x': 'dd' * 32})
+    make_outputs(again, ['x'])
+    assert rec.read_sources(str(again)) == {}
+    assert rec.read_source_digests(str(again)) == {}

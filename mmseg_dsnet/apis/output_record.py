@@ -648,7 +648,9 @@ def _read_mapping(out_dir: str, name: str, what: str, values: str,
 def _with_journal(out_dir: str, sources: Dict[str, str],
                   key: str = 'input') -> Dict[str, str]:
     """``sources`` and the journal's ``key`` of names whose outputs are
-    there (a name journaled just before a kill may have none)."""
+    there (a name journaled just before a kill may have none). A name the
+    journal gives two inputs (or two versions of one) is left out: its
+    outputs are then of an unknown input."""
     try:
         with open(osp.join(out_dir, JOURNAL_NAME)) as file:
             lines = file.readlines()
@@ -656,6 +658,7 @@ def _with_journal(out_dir: str, sources: Dict[str, str],
         return sources
     present = {osp.splitext(osp.basename(path))[0]
                for path in existing_outputs(out_dir)}
+    journaled, disputed = {}, set()
     for line in lines:
         try:
             entry = json.loads(line)
@@ -663,10 +666,19 @@ def _with_journal(out_dir: str, sources: Dict[str, str],
             continue  # the last line of a write cut short
         if not isinstance(entry, dict):
             continue
-        name, source = entry.get('name'), entry.get(key)
-        if isinstance(name, str) and isinstance(source, str) \
-                and name in present:
-            sources.setdefault(name, source)
+        name = entry.get('name')
+        if not isinstance(name, str) or name not in present:
+            continue
+        # Two killed runs: a/x.jpg journaled as x, killed before its mask
+        # was written; then b/x.jpg took the free name x, wrote x.png and
+        # was killed too. Which one's outputs are there cannot be told (the
+        # first entry named a, whose rerun skipped b's mask as done).
+        seen = {field: entry.get(field) for field in ('input', 'sha256')}
+        if journaled.setdefault(name, seen) != seen:
+            disputed.add(name)
+    for name, seen in journaled.items():
+        if name not in disputed and isinstance(seen[key], str):
+            sources.setdefault(name, seen[key])
     return sources
 
 
