@@ -218,3 +218,42 @@ def test_a_name_two_killed_runs_journaled_is_of_an_unknown_input(tmp_path):
     make_outputs(again, ['x'])
     assert rec.read_sources(str(again)) == {}
     assert rec.read_source_digests(str(again)) == {}
+
+
+def test_the_folder_lock_excludes_a_second_holder_and_bad_lock_files(
+        tmp_path):
+    """Two holders of the folder's flock (two runs) exclude each other.
+    A lock file (where flock is missing) that names no host is one that
+    names no process (it raised ``KeyError``); one of another machine,
+    whose run cannot be asked, says how to free the folder if that
+    machine stopped (``wait for it to end`` never ended)."""
+    import json
+    import os
+    import socket
+
+    import pytest
+    out = tmp_path / 'out'
+    out.mkdir()
+    key = os.path.realpath(out)
+    handle, lock_file = rec._lock_folder(str(out), key)
+    try:
+        assert handle is not None and lock_file is None
+        with pytest.raises(rec.OutputFolderBusyError):
+            rec._lock_folder(str(out), key)
+    finally:
+        os.close(handle)
+    os.close(rec._lock_folder(str(out), key)[0])  # free once let go
+    lock = out / rec.LOCK_NAME
+    lock.write_text(json.dumps({'pid': os.getpid()}))
+    with pytest.raises(rec.OutputFolderBusyError, match='names no process'):
+        rec._take_lock_file(str(out), key)
+    other = f'not-{socket.gethostname()}'
+    lock.write_text(json.dumps({'pid': 1, 'host': other}))
+    with pytest.raises(rec.OutputFolderBusyError) as info:
+        rec._take_lock_file(str(out), key)
+    assert f'process 1 on {other} holds its lock file {lock})' in str(
+        info.value)
+    assert str(info.value).endswith(
+        f'give another --out-dir; if that run has ended ({other} stopped '
+        f'or restarted), remove {lock}')
+    assert json.loads(lock.read_text()) == {'pid': 1, 'host': other}

@@ -219,9 +219,14 @@ def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
                 except OSError:
                     return None  # not writable: the run's write fails
                 continue
+            # A run of another machine cannot be asked: if that machine
+            # stopped, only the user can tell, and waiting never ends.
+            ended = '' if holder['host'] == host else (
+                f'; if that run has ended ({holder["host"]} stopped or '
+                f'restarted), remove {path}')
             raise OutputFolderBusyError(_busy_message(
                 out_dir, f'; process {holder["pid"]} on {holder["host"]} '
-                f'holds its lock file {path}')) from None
+                f'holds its lock file {path}') + ended) from None
         except OSError:
             return None
         with os.fdopen(handle, 'w') as file:
