@@ -1538,6 +1538,47 @@ class FakeBackend:
         return np.zeros((len(batch), 1, 32, 32), np.float32)
 
 
+def test_a_new_mask_whose_overlay_failed_keeps_no_old_overlay(tmp_path,
+                                                            monkeypatch):
+    """A new photo under an old name, rerun with overwrite: the new mask
+    was written, its overlay not (a full disk), and the old overlay, of
+    the old photo, stayed beside it; the next run without overwrite
+    skipped both as done (the digest recorded was the new photo's), exit
+    0. The old overlay is now removed with the failure, and the next run
+    draws the missing one."""
+    from mmseg_dsnet.apis import lesion_inferencer as li
+    from mmseg_dsnet.apis.output_record import describe_model
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    record = describe_model(str(model), None, 0.5)
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+
+    def run(**kwargs):
+        return li.run_inference(li.LesionInferencer(FakeBackend()),
+                                [str(photo)], str(out), progress=False,
+                                model_record=record, **kwargs)
+
+    assert run().processed == [str(photo)]
+    cv2.imwrite(str(photo), lesion_image(40, 50, seed=1))  # a new photo
+    real = li.write_image
+
+    def full_disk(path, image, params=None):
+        if path.endswith('.jpg'):
+            raise OSError(28, 'No space left on device')
+        real(path, image, params)
+
+    monkeypatch.setattr(li, 'write_image', full_disk)
+    failed = run(overwrite=True)
+    assert failed.failed == [(str(photo), 'cannot write output: [Errno 28] '
+                              'No space left on device')]
+    assert cv2.imread(str(out / 'masks' / 'a.png')).shape[:2] == (40, 50)
+    assert not (out / 'overlays' / 'a.jpg').exists()
+    monkeypatch.setattr(li, 'write_image', real)
+    assert run().processed == [str(photo)]
+    assert cv2.imread(str(out / 'overlays' / 'a.jpg')).shape[:2] == (40, 50)
+
+
 def test_a_threshold_outside_0_1_is_refused_when_made(tmp_path):
     """``LesionInferencer(backend, threshold=50)`` (or NaN, or a bool) was
     taken, and ``run_inference`` then listed every image as failed

@@ -706,11 +706,13 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
         for (path, _, size, base, digest), image_views in zip(pending,
                                                               per_image):
             mask_file, overlay_file = targets(path)
+            new_mask = False
             try:
                 kept = keep.get(path, ())
                 if mask_file not in kept:
                     mask = inferencer.masks(image_views, size)
                     write_image(mask_file, mask * np.uint8(255))
+                    new_mask = True
                     del mask
                 # Recorded once the mask is there, even if the overlay fails:
                 # a mask of no recorded input is one of an unknown input.
@@ -727,6 +729,13 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
                     os.remove(stale)
                     summary.removed_overlays.append(stale)
             except (OSError, MemoryError, cv2.error) as err:
+                if new_mask and overlay_file and osp.exists(overlay_file):
+                    # An earlier overlay shows the mask just replaced (of
+                    # an older photo under this name): beside the new mask
+                    # a run without --overwrite skipped both as done.
+                    # Removed, the next run draws it ("completing").
+                    with contextlib.suppress(OSError):
+                        os.remove(overlay_file)
                 summary.failed.append((path, f'cannot write output: {err}'))
                 say(f'FAILED {path}: cannot write output: {err}')
                 bar.update()
