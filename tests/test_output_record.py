@@ -257,3 +257,65 @@ def test_the_folder_lock_excludes_a_second_holder_and_bad_lock_files(
         f'give another --out-dir; if that run has ended ({other} stopped '
         f'or restarted), remove {lock}')
     assert json.loads(lock.read_text()) == {'pid': 1, 'host': other}
+
+
+def test_a_model_json_that_is_no_mapping_is_no_record(tmp_path):
+    """A ``model.json`` holding a list (hand-edited, or another tool's
+    file) is no record: the folder's outputs are of an unknown model."""
+    (tmp_path / rec.RECORD_NAME).write_text('[1, 2]')
+    assert rec.read_record(str(tmp_path)) is None
+
+
+def test_overwrite_removes_every_output_of_another_model(tmp_path):
+    """With ``overwrite``, each output of another model is removed (and
+    returned) before the new record is written; none stays beside the
+    new masks."""
+    import json
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    out = tmp_path / 'out'
+    out.mkdir()
+    make_outputs(out, ['a', 'b'])
+    (out / rec.RECORD_NAME).write_text(json.dumps(
+        {'model_sha256': '0' * 64, 'summary': 'old.onnx'}))
+    record = rec.describe_model(str(model), None, 0.5)
+    removed = rec.claim_output_folder(str(out), record, ['a', 'b'],
+                                      overwrite=True)
+    assert sorted(removed) == sorted(
+        str(out / sub / name) for sub, ext in (('masks', '.png'),
+                                               ('overlays', '.jpg'))
+        for name in ('a' + ext, 'b' + ext))
+    assert rec.existing_outputs(str(out)) == []
+    assert rec.read_record(str(out)) == record
+
+
+def test_a_folder_without_outputs_keeps_no_records(tmp_path):
+    """``release_output_folder`` (a run that wrote nothing) removes all
+    four records, the digests and the journal too; with an output there
+    it removes none."""
+    names = (rec.RECORD_NAME, rec.SOURCES_NAME, rec.DIGESTS_NAME,
+             rec.JOURNAL_NAME)
+    for name in names:
+        (tmp_path / name).write_text('{}')
+    (tmp_path / 'masks').mkdir()
+    rec.release_output_folder(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['masks']
+    for name in names:
+        (tmp_path / name).write_text('{}')
+    make_outputs(tmp_path, ['a'])
+    rec.release_output_folder(str(tmp_path))
+    assert all((tmp_path / name).exists() for name in names)
+
+
+def test_the_digest_recorded_wins_over_the_journals(tmp_path):
+    """``sources.sha256.json`` names the photo version ``x.png`` shows; a
+    journal entry of another version (a rerun with overwrite killed,
+    perhaps before ``x.png`` was rewritten) does not replace it: then a
+    rerun would skip the old mask as done for the new photo."""
+    import json
+    make_outputs(tmp_path, ['x'])
+    (tmp_path / rec.SOURCES_NAME).write_text(json.dumps({'x': '/a/x.jpg'}))
+    (tmp_path / rec.DIGESTS_NAME).write_text(json.dumps({'x': 'aa' * 32}))
+    rec.journal_sources(str(tmp_path), {'x': '/a/x.jpg'}, {'x': 'dd' * 32})
+    assert rec.read_source_digests(str(tmp_path)) == {'x': 'aa' * 32}
+    assert rec.read_sources(str(tmp_path)) == {'x': '/a/x.jpg'}
