@@ -319,3 +319,26 @@ def test_the_digest_recorded_wins_over_the_journals(tmp_path):
     rec.journal_sources(str(tmp_path), {'x': '/a/x.jpg'}, {'x': 'dd' * 32})
     assert rec.read_source_digests(str(tmp_path)) == {'x': 'aa' * 32}
     assert rec.read_sources(str(tmp_path)) == {'x': '/a/x.jpg'}
+
+
+def test_the_journal_is_folded_in_by_a_run_that_wrote_nothing(
+        tmp_path, monkeypatch):
+    """The journal of a killed run names each input by its real absolute
+    path (an input given as ``in/a.jpg`` from another folder is the same
+    file), and a later run that writes nothing (all skipped) still folds
+    it into ``sources.json`` and removes it."""
+    import json
+    (tmp_path / 'in').mkdir()
+    (tmp_path / 'in' / 'a.jpg').write_bytes(b'a')
+    out = tmp_path / 'out'
+    out.mkdir()
+    monkeypatch.chdir(tmp_path)
+    rec.journal_sources(str(out), {'a': 'in/a.jpg'}, {'a': 'aa' * 32})
+    make_outputs(out, ['a'])
+    whole = str((tmp_path / 'in' / 'a.jpg').resolve())
+    assert rec.read_sources(str(out)) == {'a': whole}
+    rec.record_sources(str(out), {})
+    assert not (out / rec.JOURNAL_NAME).exists()
+    assert json.loads((out / rec.SOURCES_NAME).read_text()) == {'a': whole}
+    assert json.loads((out / rec.DIGESTS_NAME).read_text()) == {
+        'a': 'aa' * 32}
