@@ -342,3 +342,22 @@ def test_the_journal_is_folded_in_by_a_run_that_wrote_nothing(
     assert json.loads((out / rec.SOURCES_NAME).read_text()) == {'a': whole}
     assert json.loads((out / rec.DIGESTS_NAME).read_text()) == {
         'a': 'aa' * 32}
+    # A run's own inputs, given relative, are recorded by real path too;
+    # a name rewritten without a digest leaves the digests empty.
+    (tmp_path / 'in' / 'b.jpg').write_bytes(b'b')
+    rec.record_sources(str(out), {'a': 'in/b.jpg'})
+    assert json.loads((out / rec.SOURCES_NAME).read_text()) == {
+        'a': str((tmp_path / 'in' / 'b.jpg').resolve())}
+    assert json.loads((out / rec.DIGESTS_NAME).read_text()) == {}
+
+
+def test_a_journal_line_cut_short_hides_no_later_line(tmp_path):
+    """A line cut short (a write interrupted) followed by the lines of a
+    later run: those are still read."""
+    make_outputs(tmp_path, ['a', 'b'])
+    rec.journal_sources(str(tmp_path), {'a': '/in/a.jpg'})
+    with open(tmp_path / rec.JOURNAL_NAME, 'a') as file:
+        file.write('{"name": "z", "inp\n')
+    rec.journal_sources(str(tmp_path), {'b': '/in/b.jpg'})
+    assert rec.read_sources(str(tmp_path)) == {'a': '/in/a.jpg',
+                                               'b': '/in/b.jpg'}
