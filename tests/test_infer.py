@@ -1173,6 +1173,16 @@ def test_outputs_of_a_hidden_input_are_not_hidden(checkpoint, tmp_path,
     assert (out / 'model.json').read_text() == record
 
 
+def test_an_input_named_only_dots_gets_a_visible_name():
+    """A file named ``...`` (tried as given: explicit files always are)
+    has no stem once its dots go: its outputs are named ``image``, not
+    the hidden ``.png``; a second such file gets ``image_2``."""
+    from mmseg_dsnet.apis.lesion_inferencer import input_stem, output_names
+    assert input_stem('/p/...') == 'image'
+    assert list(output_names(['/p/...', '/q/....']).values()) == [
+        'image', 'image_2']
+
+
 def test_the_header_shows_the_threshold_unrounded(checkpoint, tmp_path,
                                                  capsys):
     """``--threshold 0.4999999`` (pasted from a sweep) was shown as
