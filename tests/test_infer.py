@@ -569,9 +569,11 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
                                                     tmp_path, capsys):
     """``--no-overlay`` into a folder with overlays of an earlier run: an
-    overlay counts as an output (the image is skipped), and ``--overwrite``
-    removes it with its mask (it stayed beside the new mask, showing the
-    old one)."""
+    overlay counts as an output, and ``--overwrite`` removes it with its
+    mask (it stayed beside the new mask, showing the old one). A removed
+    mask whose overlay is there was skipped (``overlays/x.jpg already
+    exists``), exit 0, and the run asked for masks left it without one:
+    it is now written, and the overlay (of this model and photo) kept."""
     folder, _ = inputs
     out = tmp_path / 'out'
     argv = [CONFIG, checkpoint, str(folder / 'normal.jpg'), '--out-dir',
@@ -583,8 +585,12 @@ def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
     mask.unlink()
     assert run_tool(argv + ['--no-overlay']) == 0
     captured = capsys.readouterr()
-    assert f'{overlay} already exists' in captured.out + captured.err
-    assert not mask.exists() and overlay.is_file()
+    assert (f'completing {folder / "normal.jpg"}: {mask} missing') in \
+        captured.err and f'{overlay} kept' in captured.err
+    assert Image.open(mask).size == (250, 190) and overlay.is_file()
+    assert run_tool(argv + ['--no-overlay']) == 0
+    captured = capsys.readouterr()
+    assert f'{mask}, {overlay} already exists' in captured.err
     assert run_tool(argv + ['--no-overlay', '--overwrite']) == 0
     captured = capsys.readouterr()
     assert 'Removed 1 overlays of an earlier run' in captured.out

@@ -725,7 +725,7 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
                     write_image(overlay_file, overlay,
                                        [cv2.IMWRITE_JPEG_QUALITY, 90])
                 stale = stale_overlay(path)
-                if stale:
+                if stale and stale not in kept:
                     os.remove(stale)
                     summary.removed_overlays.append(stale)
             except (OSError, MemoryError, cv2.error) as err:
@@ -769,14 +769,17 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
                     continue
                 missing = [f for f in (mask_file, overlay_file)
                            if f and not osp.exists(f)]
-                if not missing or not overlays:
+                if not missing:
                     summary.skipped_existing.append(path)
                     say(f'skipped {path}: {", ".join(existing)} already '
                         'exists (use --overwrite to replace)')
                     bar.update()
                     continue
                 # A mask without its overlay (a run killed or failed between
-                # the two, or one deleted) was skipped as done, exit 0.
+                # the two, or one deleted) was skipped as done, exit 0; so
+                # was a removed mask with --no-overlay, its overlay there.
+                # Both are of this model (model.json) and this file (its
+                # SHA-256): they show the mask written now.
                 keep[path] = existing
                 say(f'completing {path}: {", ".join(missing)} missing (a '
                     'run stopped or failed before writing it, or it was '
