@@ -1595,6 +1595,33 @@ def test_a_new_mask_whose_overlay_failed_keeps_no_old_overlay(tmp_path,
     assert cv2.imread(str(out / 'overlays' / 'a.jpg')).shape[:2] == (40, 50)
 
 
+def test_completing_an_image_leaves_its_kept_output_as_it_is(tmp_path):
+    """An image with its mask but no overlay gets the overlay; the mask
+    there is kept as it is, not written again."""
+    from mmseg_dsnet.apis import lesion_inferencer as li
+    from mmseg_dsnet.apis.output_record import describe_model
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+
+    def run():
+        return li.run_inference(
+            li.LesionInferencer(FakeBackend()), [str(photo)], str(out),
+            progress=False, model_record=describe_model(str(model), None,
+                                                        0.5))
+
+    run()
+    # FakeBackend's masks are empty: a full one tells the kept mask apart.
+    cv2.imwrite(str(out / 'masks' / 'a.png'), np.full((20, 30), 255,
+                                                      np.uint8))
+    kept = (out / 'masks' / 'a.png').read_bytes()
+    (out / 'overlays' / 'a.jpg').unlink()
+    assert run().processed == [str(photo)]
+    assert (out / 'masks' / 'a.png').read_bytes() == kept
+    assert cv2.imread(str(out / 'overlays' / 'a.jpg')).shape[:2] == (20, 30)
+
+
 def test_a_threshold_outside_0_1_is_refused_when_made(tmp_path):
     """``LesionInferencer(backend, threshold=50)`` (or NaN, or a bool) was
     taken, and ``run_inference`` then listed every image as failed
