@@ -1622,6 +1622,22 @@ def test_completing_an_image_leaves_its_kept_output_as_it_is(tmp_path):
     assert cv2.imread(str(out / 'overlays' / 'a.jpg')).shape[:2] == (20, 30)
 
 
+def test_an_unknown_model_is_refused_a_folder_with_outputs(tmp_path):
+    """A model not known by its files (no ``model_files``: a config given
+    as an object) is refused a folder holding outputs even without a
+    ``model.json``: they could not be told apart from its own."""
+    from mmseg_dsnet.apis import lesion_inferencer as li
+    from mmseg_dsnet.utils.errors import UserError
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+    (out / 'masks').mkdir(parents=True)
+    cv2.imwrite(str(out / 'masks' / 'b.png'), np.zeros((4, 4), np.uint8))
+    with pytest.raises(UserError, match='not known by its files'):
+        li.run_inference(li.LesionInferencer(FakeBackend()), [str(photo)],
+                         str(out), progress=False)
+    assert sorted(p.name for p in out.rglob('*')) == ['b.png', 'masks']
+
+
 def test_a_threshold_outside_0_1_is_refused_when_made(tmp_path):
     """``LesionInferencer(backend, threshold=50)`` (or NaN, or a bool) was
     taken, and ``run_inference`` then listed every image as failed
