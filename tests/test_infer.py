@@ -569,9 +569,11 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
 def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
                                                     tmp_path, capsys):
     """``--no-overlay`` into a folder with overlays of an earlier run: an
-    overlay counts as an output (the image is skipped), and ``--overwrite``
-    removes it with its mask (it stayed beside the new mask, showing the
-    old one)."""
+    overlay counts as an output, and ``--overwrite`` removes it with its
+    mask (it stayed beside the new mask, showing the old one). A removed
+    mask whose overlay is there was skipped (``overlays/x.jpg already
+    exists``), exit 0, and the run asked for masks left it without one:
+    it is now written, and the overlay (of this model and photo) kept."""
     folder, _ = inputs
     out = tmp_path / 'out'
     argv = [CONFIG, checkpoint, str(folder / 'normal.jpg'), '--out-dir',
@@ -583,8 +585,12 @@ def test_no_overlay_keeps_no_overlay_of_an_old_mask(checkpoint, inputs,
     mask.unlink()
     assert run_tool(argv + ['--no-overlay']) == 0
     captured = capsys.readouterr()
-    assert f'{overlay} already exists' in captured.out + captured.err
-    assert not mask.exists() and overlay.is_file()
+    assert (f'completing {folder / "normal.jpg"}: {mask} missing') in \
+        captured.err and f'{overlay} kept' in captured.err
+    assert Image.open(mask).size == (250, 190) and overlay.is_file()
+    assert run_tool(argv + ['--no-overlay']) == 0
+    captured = capsys.readouterr()
+    assert f'{mask}, {overlay} already exists' in captured.err
     assert run_tool(argv + ['--no-overlay', '--overwrite']) == 0
     captured = capsys.readouterr()
     assert 'Removed 1 overlays of an earlier run' in captured.out
@@ -761,6 +767,40 @@ def test_a_folder_is_held_for_the_whole_run(checkpoint, tmp_path):
         assert held_by_some_process(out)
     assert not held_by_some_process(out)
     assert (out / 'masks' / 'x.png').is_file()
+
+
+def test_a_folder_run_inference_makes_is_held_too(tmp_path):
+    """run_inference into a folder that did not exist yet took no lock
+    (only a folder that exists can be held), and its first write made the
+    folder: the run wrote it unheld, and a second run into the same new
+    folder went ahead beside it. The folder is now made first and held
+    for the whole run; one a refused run made is removed."""
+    from mmseg_dsnet.apis.lesion_inferencer import (LesionInferencer,
+                                                    run_inference)
+    from mmseg_dsnet.apis.output_record import describe_model
+    from mmseg_dsnet.utils.errors import UserError
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    record = describe_model(str(model), None, 0.5)
+    cv2.imwrite(str(tmp_path / 'a.png'), lesion_image(20, 30))
+    out = tmp_path / 'new' / 'out'
+    held = []
+    # Said while the run writes the folder: the photo missing after a.png.
+    summary = run_inference(
+        LesionInferencer(FakeBackend()),
+        [str(tmp_path / 'a.png'), str(tmp_path / 'gone.png')], str(out),
+        batch_size=1, progress=False, model_record=record,
+        log=lambda line: held.append(held_by_some_process(out)))
+    assert held == [True]
+    assert [path for path, _ in summary.failed] == [
+        str(tmp_path / 'gone.png')]
+    assert cv2.imread(str(out / 'masks' / 'a.png')).shape[:2] == (20, 30)
+    assert not held_by_some_process(out)
+    with pytest.raises(UserError, match='batch_size must be'):
+        run_inference(LesionInferencer(FakeBackend()),
+                      [str(tmp_path / 'a.png')], str(tmp_path / 'n' / 'o'),
+                      batch_size=0, progress=False, model_record=record)
+    assert not (tmp_path / 'n').exists()
 
 
 
@@ -1139,6 +1179,16 @@ def test_outputs_of_a_hidden_input_are_not_hidden(checkpoint, tmp_path,
     assert (out / 'model.json').read_text() == record
 
 
+def test_an_input_named_only_dots_gets_a_visible_name():
+    """A file named ``...`` (tried as given: explicit files always are)
+    has no stem once its dots go: its outputs are named ``image``, not
+    the hidden ``.png``; a second such file gets ``image_2``."""
+    from mmseg_dsnet.apis.lesion_inferencer import input_stem, output_names
+    assert input_stem('/p/...') == 'image'
+    assert list(output_names(['/p/...', '/q/....']).values()) == [
+        'image', 'image_2']
+
+
 def test_the_header_shows_the_threshold_unrounded(checkpoint, tmp_path,
                                                  capsys):
     """``--threshold 0.4999999`` (pasted from a sweep) was shown as
@@ -1502,6 +1552,90 @@ class FakeBackend:
     def __call__(self, batch):
         self.calls += 1
         return np.zeros((len(batch), 1, 32, 32), np.float32)
+
+
+def test_a_new_mask_whose_overlay_failed_keeps_no_old_overlay(tmp_path,
+                                                            monkeypatch):
+    """A new photo under an old name, rerun with overwrite: the new mask
+    was written, its overlay not (a full disk), and the old overlay, of
+    the old photo, stayed beside it; the next run without overwrite
+    skipped both as done (the digest recorded was the new photo's), exit
+    0. The old overlay is now removed with the failure, and the next run
+    draws the missing one."""
+    from mmseg_dsnet.apis import lesion_inferencer as li
+    from mmseg_dsnet.apis.output_record import describe_model
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    record = describe_model(str(model), None, 0.5)
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+
+    def run(**kwargs):
+        return li.run_inference(li.LesionInferencer(FakeBackend()),
+                                [str(photo)], str(out), progress=False,
+                                model_record=record, **kwargs)
+
+    assert run().processed == [str(photo)]
+    cv2.imwrite(str(photo), lesion_image(40, 50, seed=1))  # a new photo
+    real = li.write_image
+
+    def full_disk(path, image, params=None):
+        if path.endswith('.jpg'):
+            raise OSError(28, 'No space left on device')
+        real(path, image, params)
+
+    monkeypatch.setattr(li, 'write_image', full_disk)
+    failed = run(overwrite=True)
+    assert failed.failed == [(str(photo), 'cannot write output: [Errno 28] '
+                              'No space left on device')]
+    assert cv2.imread(str(out / 'masks' / 'a.png')).shape[:2] == (40, 50)
+    assert not (out / 'overlays' / 'a.jpg').exists()
+    monkeypatch.setattr(li, 'write_image', real)
+    assert run().processed == [str(photo)]
+    assert cv2.imread(str(out / 'overlays' / 'a.jpg')).shape[:2] == (40, 50)
+
+
+def test_completing_an_image_leaves_its_kept_output_as_it_is(tmp_path):
+    """An image with its mask but no overlay gets the overlay; the mask
+    there is kept as it is, not written again."""
+    from mmseg_dsnet.apis import lesion_inferencer as li
+    from mmseg_dsnet.apis.output_record import describe_model
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'graph')
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+
+    def run():
+        return li.run_inference(
+            li.LesionInferencer(FakeBackend()), [str(photo)], str(out),
+            progress=False, model_record=describe_model(str(model), None,
+                                                        0.5))
+
+    run()
+    # FakeBackend's masks are empty: a full one tells the kept mask apart.
+    cv2.imwrite(str(out / 'masks' / 'a.png'), np.full((20, 30), 255,
+                                                      np.uint8))
+    kept = (out / 'masks' / 'a.png').read_bytes()
+    (out / 'overlays' / 'a.jpg').unlink()
+    assert run().processed == [str(photo)]
+    assert (out / 'masks' / 'a.png').read_bytes() == kept
+    assert cv2.imread(str(out / 'overlays' / 'a.jpg')).shape[:2] == (20, 30)
+
+
+def test_an_unknown_model_is_refused_a_folder_with_outputs(tmp_path):
+    """A model not known by its files (no ``model_files``: a config given
+    as an object) is refused a folder holding outputs even without a
+    ``model.json``: they could not be told apart from its own."""
+    from mmseg_dsnet.apis import lesion_inferencer as li
+    from mmseg_dsnet.utils.errors import UserError
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+    (out / 'masks').mkdir(parents=True)
+    cv2.imwrite(str(out / 'masks' / 'b.png'), np.zeros((4, 4), np.uint8))
+    with pytest.raises(UserError, match='not known by its files'):
+        li.run_inference(li.LesionInferencer(FakeBackend()), [str(photo)],
+                         str(out), progress=False)
+    assert sorted(p.name for p in out.rglob('*')) == ['b.png', 'masks']
 
 
 def test_a_threshold_outside_0_1_is_refused_when_made(tmp_path):

@@ -296,14 +296,8 @@ def prepare_output_dir(out_dir: str, overlays: bool = True,
     folders = []
     for sub in subdirs:
         folder = osp.join(out_dir, sub)
-        missing = []
-        parent = folder
-        while parent and not osp.exists(parent):
-            missing.append(parent)
-            parent = osp.dirname(parent)
         try:
-            os.makedirs(folder, exist_ok=True)
-            created.extend(missing)
+            created.extend(make_folder(folder))
             handle, probe = tempfile.mkstemp(prefix='.write_probe_',
                                              dir=folder)
             os.close(handle)
@@ -330,6 +324,28 @@ def prepare_output_dir(out_dir: str, overlays: bool = True,
                     f'cannot write to output folder {folder}: '
                     f'{err.strerror or err}') from None
     return created
+
+
+def make_folder(folder: str) -> List[str]:
+    """Make ``folder`` and the folders above it that are missing.
+
+    Args:
+        folder (str): The folder.
+
+    Returns:
+        list[str]: The folders made, deepest first (for
+        :func:`remove_empty_output_dirs`).
+
+    Raises:
+        OSError: It cannot be made.
+    """
+    missing = []
+    parent = folder
+    while parent and not osp.exists(parent):
+        missing.append(parent)
+        parent = osp.dirname(parent)
+    os.makedirs(folder, exist_ok=True)
+    return missing
 
 
 def remove_empty_output_dirs(created: Sequence[str]) -> None:
@@ -523,8 +539,8 @@ def run_inference(inferencer: LesionInferencer,
     Args:
         inferencer (LesionInferencer): The model.
         files (Iterable[str]): Image files.
-        out_dir (str): Output folder (made writable first by the caller,
-            see :func:`prepare_output_dir`).
+        out_dir (str): Output folder (made if missing; see also
+            :func:`prepare_output_dir`, which proves it writable).
         batch_size (int): Images per forward pass.
         overwrite (bool): Replace existing outputs.
         overlays (bool): Also write overlay pictures.
@@ -549,11 +565,25 @@ def run_inference(inferencer: LesionInferencer,
             holds outputs of another model (or of an unknown one).
         OutputFolderBusyError: Another run writes ``out_dir`` now
             (:func:`~.output_record.output_folder_lock`).
+        OutputDirError: ``out_dir`` is missing and cannot be made.
     """
-    with output_folder_lock(out_dir):
-        return _run_inference(inferencer, files, out_dir, batch_size,
-                              overwrite, overlays, max_pixels,
-                              overlay_max_side, progress, log, model_record)
+    # Made before it is locked: only a folder that exists can be, and the
+    # run's first write (model.json) made a missing one, so the run went
+    # on unlocked and a second run into the same new folder went ahead too.
+    try:
+        created = make_folder(out_dir)
+    except OSError as err:
+        raise OutputDirError(f'cannot make output folder {out_dir}: '
+                             f'{err.strerror or err}') from None
+    try:
+        with output_folder_lock(out_dir):
+            return _run_inference(inferencer, files, out_dir, batch_size,
+                                  overwrite, overlays, max_pixels,
+                                  overlay_max_side, progress, log,
+                                  model_record)
+    except BaseException:
+        remove_empty_output_dirs(created)  # a refused run leaves none
+        raise
 
 
 def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
@@ -676,11 +706,13 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
         for (path, _, size, base, digest), image_views in zip(pending,
                                                               per_image):
             mask_file, overlay_file = targets(path)
+            new_mask = False
             try:
                 kept = keep.get(path, ())
                 if mask_file not in kept:
                     mask = inferencer.masks(image_views, size)
                     write_image(mask_file, mask * np.uint8(255))
+                    new_mask = True
                     del mask
                 # Recorded once the mask is there, even if the overlay fails:
                 # a mask of no recorded input is one of an unknown input.
@@ -693,10 +725,17 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
                     write_image(overlay_file, overlay,
                                        [cv2.IMWRITE_JPEG_QUALITY, 90])
                 stale = stale_overlay(path)
-                if stale:
+                if stale and stale not in kept:
                     os.remove(stale)
                     summary.removed_overlays.append(stale)
             except (OSError, MemoryError, cv2.error) as err:
+                if new_mask and overlay_file and osp.exists(overlay_file):
+                    # An earlier overlay shows the mask just replaced (of
+                    # an older photo under this name): beside the new mask
+                    # a run without --overwrite skipped both as done.
+                    # Removed, the next run draws it ("completing").
+                    with contextlib.suppress(OSError):
+                        os.remove(overlay_file)
                 summary.failed.append((path, f'cannot write output: {err}'))
                 say(f'FAILED {path}: cannot write output: {err}')
                 bar.update()
@@ -730,14 +769,17 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
                     continue
                 missing = [f for f in (mask_file, overlay_file)
                            if f and not osp.exists(f)]
-                if not missing or not overlays:
+                if not missing:
                     summary.skipped_existing.append(path)
                     say(f'skipped {path}: {", ".join(existing)} already '
                         'exists (use --overwrite to replace)')
                     bar.update()
                     continue
                 # A mask without its overlay (a run killed or failed between
-                # the two, or one deleted) was skipped as done, exit 0.
+                # the two, or one deleted) was skipped as done, exit 0; so
+                # was a removed mask with --no-overlay, its overlay there.
+                # Both are of this model (model.json) and this file (its
+                # SHA-256): they show the mask written now.
                 keep[path] = existing
                 say(f'completing {path}: {", ".join(missing)} missing (a '
                     'run stopped or failed before writing it, or it was '

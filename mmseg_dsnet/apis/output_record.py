@@ -88,8 +88,8 @@ def output_folder_lock(out_dir: str):
         held = _HELD_FOLDERS.get(key)
         if held is not None and held[0] != me:
             raise OutputFolderBusyError(_busy_message(out_dir))
-        # A folder not made yet holds nothing to guard (the run fails
-        # there).
+        # A folder not made yet cannot be locked (run_inference and
+        # prepare_output_dir make it first).
         again = held is not None or not osp.isdir(key)
         handle, lock_file = (None, None) if again else \
             _lock_folder(out_dir, key)
@@ -219,9 +219,14 @@ def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
                 except OSError:
                     return None  # not writable: the run's write fails
                 continue
+            # A run of another machine cannot be asked: if that machine
+            # stopped, only the user can tell, and waiting never ends.
+            ended = '' if holder['host'] == host else (
+                f'; if that run has ended ({holder["host"]} stopped or '
+                f'restarted), remove {path}')
             raise OutputFolderBusyError(_busy_message(
                 out_dir, f'; process {holder["pid"]} on {holder["host"]} '
-                f'holds its lock file {path}')) from None
+                f'holds its lock file {path}') + ended) from None
         except OSError:
             return None
         with os.fdopen(handle, 'w') as file:
@@ -330,7 +335,8 @@ def read_record(out_dir: str) -> Optional[Dict]:
     be read: then the folder's outputs are of an unknown model)."""
     path = osp.join(out_dir, RECORD_NAME)
     try:
-        with open(path) as file:
+        # Written as UTF-8 (atomic_write): not the locale's encoding.
+        with open(path, encoding='utf-8') as file:
             record = json.load(file)
     except (OSError, ValueError):
         return None
@@ -467,7 +473,7 @@ def claim_output_folder(out_dir: str,
             for path in found:
                 os.remove(path)
             removed = found
-        atomic_write(json_text(record, indent=2) + '\n',
+        atomic_write(json_text(record, indent=2, ensure_ascii=False) + '\n',
                      osp.join(out_dir, RECORD_NAME))
     return removed
 
@@ -629,7 +635,8 @@ def _read_mapping(out_dir: str, name: str, what: str, values: str,
     if not osp.exists(path):
         return {}
     try:
-        with open(path) as file:
+        # Written as UTF-8 (atomic_write): not the locale's encoding.
+        with open(path, encoding='utf-8') as file:
             mapping = json.load(file)
     except (OSError, ValueError) as err:
         reason = f': {err}'
@@ -646,7 +653,9 @@ def _read_mapping(out_dir: str, name: str, what: str, values: str,
 def _with_journal(out_dir: str, sources: Dict[str, str],
                   key: str = 'input') -> Dict[str, str]:
     """``sources`` and the journal's ``key`` of names whose outputs are
-    there (a name journaled just before a kill may have none)."""
+    there (a name journaled just before a kill may have none). A name the
+    journal gives two inputs (or two versions of one) is left out: its
+    outputs are then of an unknown input."""
     try:
         with open(osp.join(out_dir, JOURNAL_NAME)) as file:
             lines = file.readlines()
@@ -654,6 +663,7 @@ def _with_journal(out_dir: str, sources: Dict[str, str],
         return sources
     present = {osp.splitext(osp.basename(path))[0]
                for path in existing_outputs(out_dir)}
+    journaled, disputed = {}, set()
     for line in lines:
         try:
             entry = json.loads(line)
@@ -661,10 +671,19 @@ def _with_journal(out_dir: str, sources: Dict[str, str],
             continue  # the last line of a write cut short
         if not isinstance(entry, dict):
             continue
-        name, source = entry.get('name'), entry.get(key)
-        if isinstance(name, str) and isinstance(source, str) \
-                and name in present:
-            sources.setdefault(name, source)
+        name = entry.get('name')
+        if not isinstance(name, str) or name not in present:
+            continue
+        # Two killed runs: a/x.jpg journaled as x, killed before its mask
+        # was written; then b/x.jpg took the free name x, wrote x.png and
+        # was killed too. Which one's outputs are there cannot be told (the
+        # first entry named a, whose rerun skipped b's mask as done).
+        seen = {field: entry.get(field) for field in ('input', 'sha256')}
+        if journaled.setdefault(name, seen) != seen:
+            disputed.add(name)
+    for name, seen in journaled.items():
+        if name not in disputed and isinstance(seen[key], str):
+            sources.setdefault(name, seen[key])
     return sources
 
 
@@ -740,13 +759,14 @@ def record_sources(out_dir: str, written: Dict[str, str],
                      for name, digest in (digests or {}).items()
                      if name in written})
     path = osp.join(out_dir, SOURCES_NAME)
+    # UTF-8, as the file names read: escaped, a clinic reading the record
+    # saw l\u00e4sion.jpg for läsion.jpg.
+    style = dict(indent=2, sort_keys=True, ensure_ascii=False)
     try:
-        atomic_write(json_text(sources, indent=2, sort_keys=True) + '\n',
-                     path)
+        atomic_write(json_text(sources, **style) + '\n', path)
         if recorded or osp.exists(osp.join(out_dir, DIGESTS_NAME)):
             path = osp.join(out_dir, DIGESTS_NAME)
-            atomic_write(
-                json_text(recorded, indent=2, sort_keys=True) + '\n', path)
+            atomic_write(json_text(recorded, **style) + '\n', path)
         if osp.exists(journal):
             os.remove(journal)
     except OSError as err:

@@ -18,6 +18,7 @@ import math
 import numbers
 import os
 import os.path as osp
+import re
 import shutil
 import stat
 from typing import Callable, Union
@@ -422,12 +423,24 @@ def json_safe(obj):
     return obj
 
 
+# A lone surrogate: how Python decodes a byte of a file name that is not
+# UTF-8 (os.fsdecode); it has no UTF-8 encoding.
+_SURROGATE = re.compile('[\ud800-\udfff]')
+
+
 def json_text(obj, **kwargs) -> str:
     """``json.dumps(obj, **kwargs)`` as strict JSON: numbers that are not
     finite written as ``null`` (:func:`json_safe`); the one way this project
     writes JSON, so that every reader (ours accept ``null`` where a figure
-    may be missing) can read every file."""
-    return json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+    may be missing) can read every file. With ``ensure_ascii=False`` (text
+    written as UTF-8, as people read it) lone surrogates stay escaped
+    (``\\udce4``): written raw, the text could not be encoded."""
+    text = json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+    if not kwargs.get('ensure_ascii', True):
+        # JSON's own syntax is ASCII: a surrogate is inside a string.
+        text = _SURROGATE.sub(lambda match: f'\\u{ord(match.group()):04x}',
+                              text)
+    return text
 
 
 @contextlib.contextmanager
