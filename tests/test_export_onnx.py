@@ -381,6 +381,7 @@ def test_an_int8_model_too_far_from_fp32_is_not_written(
     from mmseg_dsnet.deploy import onnx_export
     monkeypatch.setattr(onnx_export, 'compare_int8', lambda *args: dict(
         images=3, pixel_agreement=100.0, mask_iou_fp32_vs_int8=100.0,
+        mean_image_mask_iou=100.0, worst_image_mask_iou=100.0,
         max_abs_logit_diff=float('nan')))
     result = onnx_export.export_and_check(
         CONFIG, checkpoint, str(out), overwrite=True, int8_file=str(int8),
@@ -1136,14 +1137,86 @@ def test_int8_pass_rule_at_the_minimum_mask_iou(checkpoint, image_dir,
     from mmseg_dsnet.deploy import onnx_export
     monkeypatch.setattr(onnx_export, 'compare_int8', lambda *args: dict(
         images=3, pixel_agreement=99.0, mask_iou_fp32_vs_int8=iou,
+        mean_image_mask_iou=iou, worst_image_mask_iou=iou,
         max_abs_logit_diff=0.5))
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
     result = onnx_export.export_and_check(
-        CONFIG, checkpoint, str(out), int8_file=str(int8),
+        CONFIG, checkpoint, str(out), shape=(64, 64), int8_file=str(int8),
         check_images=[str(image_dir)], log=lambda text: None,
         int8_min_mask_iou=90.0)
     assert result['int8']['passed'] is written
     assert result['passed'] is written and int8.exists() is written
+
+
+def small_lesions_erased(n_images, size=64):
+    """Logits of a float model that sees a lesion filling half of the
+    first image and a 2x2 one in each other, and of an int8 model that
+    keeps the large one and misses every small one (a quarter of a
+    lesion's pixels are lost on most images: 2048 of 2048 + 4 (n - 1))."""
+    fp32 = np.full((n_images, 1, size, size), -5, np.float32)
+    fp32[0, 0, :size // 2] = 5
+    fp32[1:, 0, 10:12, 10:12] = 5
+    int8_out = fp32.copy()
+    int8_out[1:] = -5
+    return fp32, int8_out
+
+
+def test_int8_per_image_mask_iou_counts_every_image_alike(monkeypatch):
+    """Pooled IoU of three images with the small lesions of two erased by
+    int8 is 2048 / 2056 = 99.6 %; per image it is 100, 0 and 0 %."""
+    from mmseg_dsnet.deploy import int8
+    fp32, int8_out = small_lesions_erased(3)
+    outputs = dict(fp32=fp32, int8=int8_out)
+    monkeypatch.setattr(int8, 'run_ort',
+                        lambda session, batch: outputs[session][:len(batch)])
+    report = int8.compare_int8('fp32', 'int8', [('b', fp32, None)], 0.5)
+    assert report['mask_iou_fp32_vs_int8'] == pytest.approx(
+        100 * 2048 / 2056)
+    assert report['mean_image_mask_iou'] == pytest.approx(100 / 3)
+    assert report['worst_image_mask_iou'] == 0.0
+    # An image where neither model sees a lesion is full agreement.
+    empty = np.full((2, 1, 4, 4), -5, np.float32)
+    outputs.update(fp32=empty, int8=empty)
+    report = int8.compare_int8('fp32', 'int8', [('b', empty, None)], 0.5)
+    assert report['mean_image_mask_iou'] == 100.0
+    assert report['worst_image_mask_iou'] == 100.0
+
+
+def test_an_int8_model_that_erases_the_small_lesions_is_not_written(
+        checkpoint, image_dir, tmp_path, monkeypatch):
+    """The int8 gate was the pooled IoU of its masks with the float
+    model's, which the large lesions fill: an int8 model that erased the
+    lesions of most images passed at 90 % (ISIC 2017 test set: erasing the
+    smallest 40 % leaves 92 % pooled IoU), was written, PASSED, exit 0.
+    Now the mean IoU per image must reach the limit too. The two models'
+    logits here are made by hand (the quantization itself is real)."""
+    from mmseg_dsnet.deploy import int8 as int8_module
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    fp32, int8_out = small_lesions_erased(3)
+    outputs, seen = dict(fp32=fp32, int8=int8_out), dict(fp32=0, int8=0)
+
+    def run_ort(session, batch):
+        # compare_int8 runs the float model, then the int8 one, per batch.
+        which = 'fp32' if seen['fp32'] == seen['int8'] else 'int8'
+        start = seen[which]
+        seen[which] += len(batch)
+        return outputs[which][start:start + len(batch)]
+
+    monkeypatch.setattr(int8_module, 'run_ort', run_ort)
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
+    lines = []
+    result = export_and_check(
+        CONFIG, checkpoint, str(out), shape=(64, 64), int8_file=str(int8),
+        check_images=[str(image_dir)], log=lines.append,
+        int8_min_mask_iou=90.0)
+    assert out.is_file() and not int8.exists()
+    figures = result['int8']
+    assert not figures['passed'] and not result['passed']
+    assert figures['mask_iou_fp32_vs_int8'] > 99
+    assert figures['mean_image_mask_iou'] == pytest.approx(100 / 3)
+    assert ("FAILED int8: its masks overlap the float model's by mean IoU "
+            f'per image 33.33 %, less than the 90 % asked; {int8} not '
+            'written') in lines
 
 
 def test_onnxruntime_backend_refuses_another_input_size(exported):
