@@ -1381,6 +1381,30 @@ def test_int8_figures_name_the_size_they_were_measured_at(
     assert result['int8']['measured_at'] == [32, 32]
 
 
+def test_a_dynamic_export_at_another_shape_is_checked_at_its_run_size(
+        checkpoint, tiny_isic, tmp_path):
+    """``export_onnx.py C.py CKPT M.onnx --shape 32 32`` with a 64 px
+    config: the file runs at 64x64 (its ``mmseg_dsnet.input_size``, the
+    size infer.py feeds it), but the parity check ran at 32x32 and 96x64
+    only, and PASSED named no size. Now a case at 64x64 is checked too,
+    and the parity line names every size it ran."""
+    import onnx
+    from conftest import write_tiny_config
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    out, lines = tmp_path / 'm.onnx', []
+    result = export_and_check(
+        str(config), checkpoint, str(out), shape=(32, 32),
+        num_check_images=2, log=lines.append)
+    assert result['passed'], lines
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta['mmseg_dsnet.input_size'] == '64,64'
+    shapes = [case['shape'] for case in result['parity']['cases']]
+    assert [1, 3, 64, 64] in shapes and [2, 3, 32, 32] in shapes
+    line, = [text for text in lines if text.startswith('Parity ')]
+    assert ' batches at 32x32, 96x64, 64x64, ' in line, line
+
+
 def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
                                                         image_dir, tmp_path):
     """``--no-reparameterize`` with a deploy config (as reparameterize.py

@@ -30,6 +30,8 @@ import os
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..engine.preflight import check_new_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
@@ -518,8 +520,19 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     real = load_batches(pairs, shape)
     log(f'Real images: {source}' + ('' if real else ' (none usable)'))
     session = ort_session(temp)
-    cases = random_inputs(shape, dynamic_size=dynamic_size) + [
-        (label, batch) for label, batch, _ in real]
+    cases = random_inputs(shape, dynamic_size=dynamic_size)
+    runs_at = tuple(info['test_size'])
+    if dynamic_size and runs_at not in {b.shape[2:] for _, b in cases}:
+        # The file runs at the config's size (its mmseg_dsnet.input_size):
+        # checked at --shape and a second size only, it passed without
+        # one run at the size infer.py feeds it.
+        rng = np.random.default_rng(1)
+        cases.append((f'random 1x3x{runs_at[0]}x{runs_at[1]}',
+                      rng.uniform(0, 255, (1, 3, *runs_at)).astype(
+                          np.float32)))
+    cases += [(label, batch) for label, batch, _ in real]
+    sizes = list(dict.fromkeys(f'{b.shape[2]}x{b.shape[3]}'
+                               for _, b in cases))
     parity = check_parity(reference, deployed, session, cases, threshold,
                           atol, noise_factor, rtol, progress=progress)
     parity['real_images'] = sum(b.shape[0] for _, b, _ in real)
@@ -530,8 +543,9 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     fold = (f're-parameterised vs trained '
             f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; '
             if folded else '')
-    log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches, '
-        f'{parity["real_images"]} real images): max |logit diff| '
+    log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches '
+        f'at {", ".join(sizes)}, {parity["real_images"]} real images): max '
+        f'|logit diff| '
         f'{parity["max_abs_diff"]:.2e}, {strict} {atol:.0e}; '
         f'largest exact |logit| {parity["logit_scale"]:.3g}; '
         f'PyTorch float32 vs float64 (noise floor) '

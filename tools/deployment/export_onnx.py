@@ -21,9 +21,10 @@ BatchNorm folded) with the config's preprocessing inside:
   and one-output 7x7 convolutions in faster forms, see
   mmseg_dsnet/deploy/graph_rewrites.py; ``--no-cpu-rewrites`` skips them).
 
-Then onnxruntime runs random inputs (batch 1 and 2, two sizes) and real
-images (``--check-images``, else the config's test split when its data is
-there) and is compared with the PyTorch model as trained. The same model is
+Then onnxruntime runs random inputs (batch 1 and 2, two sizes, and the
+config's input size, which the file runs at, when ``--shape`` is another) and
+real images (``--check-images``, else the config's test split when its data
+is there) and is compared with the PyTorch model as trained. The same model is
 also run in float64 (exact up to rounding); the largest logit difference
 must be <= ``--atol + --rtol * max|logit|`` (1e-4 + 3e-4 times the largest exact
 logit: float32 rounding grows with the logits, and a trained network's
