@@ -1182,6 +1182,29 @@ def test_int8_per_image_mask_iou_counts_every_image_alike(monkeypatch):
     assert report['worst_image_mask_iou'] == 100.0
 
 
+def test_the_int8_gate_needs_both_ious_and_finite_logits():
+    """At least the limit in pooled and mean per-image IoU passes; below it
+    in either fails, naming that one; a NaN or infinite logit fails
+    whatever the masks."""
+    from mmseg_dsnet.deploy.int8 import int8_rejection
+
+    def figures(pooled, mean, diff=0.5):
+        return dict(mask_iou_fp32_vs_int8=pooled, mean_image_mask_iou=mean,
+                    max_abs_logit_diff=diff)
+
+    assert int8_rejection(figures(90.0, 90.0), 90.0) is None
+    assert int8_rejection(figures(89.99, 99.0), 90.0) == (
+        "its masks overlap the float model's by pooled IoU 89.99 %, less "
+        'than the 90 % asked')
+    assert int8_rejection(figures(99.0, 89.99), 90.0) == (
+        "its masks overlap the float model's by mean IoU per image 89.99 %, "
+        'less than the 90 % asked')
+    assert int8_rejection(figures(10.0, 20.0), 0) is None
+    for diff in (float('nan'), float('inf')):
+        assert int8_rejection(figures(100.0, 100.0, diff), 0) == (
+            'it gives NaN or infinite logits')
+
+
 def test_an_int8_model_that_erases_the_small_lesions_is_not_written(
         checkpoint, image_dir, tmp_path, monkeypatch):
     """The int8 gate was the pooled IoU of its masks with the float
