@@ -300,6 +300,28 @@ def summarise(times):
                 runs=int(times.size))
 
 
+def case_stats(rounds, gmacs):
+    """The figures of one case at one thread count.
+
+    Args:
+        rounds (list[np.ndarray]): Milliseconds of its calls per round
+            (:func:`interleaved`).
+        gmacs (float): Its multiply-adds, in billions.
+
+    Returns:
+        dict: :func:`summarise` of all its calls, ``round_medians_ms``
+        (None for a round without runs) and ``achieved_gflops`` (2 FLOPs
+        per MAC over the median).
+    """
+    stats = summarise(np.concatenate(rounds))
+    # None for a round without runs (min_runs < rounds).
+    stats['round_medians_ms'] = [
+        float(np.median(r)) if r.size else None for r in rounds
+    ]
+    stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
+    return stats
+
+
 def profile_torch(network, runs=30, top=12):
     """Top ops of ``network`` at 1 thread (torch.profiler), per op and
     input shapes, so that one slow convolution stands out."""
@@ -802,12 +824,7 @@ def measure(args, workdir):
         finally:
             bar.close()
         for row, (_, _, gmacs, _), rounds in zip(rows, cases, per_case):
-            stats = summarise(np.concatenate(rounds))
-            # None for a round without runs (min_runs < rounds).
-            stats['round_medians_ms'] = [
-                float(np.median(r)) if r.size else None for r in rounds
-            ]
-            stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
+            stats = case_stats(rounds, gmacs)
             row['latency'][str(threads)] = stats
             print(f'{threads} thread(s) {row["model"]:>13} '
                   f'{row["form"]:<34} median {stats["median_ms"]:8.2f} ms '
