@@ -464,6 +464,115 @@ def _assert_int8_recipe(int8_file):
     assert quantized_pointwise >= 10
 
 
+def two_conv_model(path):
+    """x -> Conv 1x1 (identity) -> y -> Conv 1x1 -> z -> Add(z, z): the
+    first convolution stays float; the second is quantized with y's
+    calibrated range."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    eye = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1)
+    mix = np.arange(1, 10, dtype=np.float32).reshape(3, 3, 1, 1) / 9
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'w1'], ['y'], name='first'),
+         helper.make_node('Conv', ['y', 'w2'], ['z'], name='second'),
+         helper.make_node('Add', ['z', 'z'], ['out'], name='add')], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                       ['n', 3, 32, 32])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT,
+                                       ['n', 3, 32, 32])],
+        [numpy_helper.from_array(eye, 'w1'),
+         numpy_helper.from_array(mix, 'w2')])
+    onnx.save(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    return path
+
+
+def test_int8_recipe_and_calibration_of_a_small_graph(tmp_path):
+    """quantize_int8 on a two-convolution graph: QDQ format, per-channel
+    int8 weights on the second convolution only, uint8 activations, the
+    Add left alone; the input range of the quantized convolution covers
+    values above the 99.99th percentile of the calibration images (here
+    0.1 % of the values at 100, all in the second image of a batch) and
+    leaves out rarer ones (one value of 12288 at 100: 0.008 %)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from mmseg_dsnet.deploy.int8 import quantize_int8
+    fp32 = two_conv_model(tmp_path / 'two.onnx')
+    rng = np.random.default_rng(0)
+
+    def quantize(batch, name):
+        out = tmp_path / name
+        quantize_int8(str(fp32), str(out), [batch])
+        return onnx.load(str(out))
+
+    def input_scale(model):
+        inits = {i.name: numpy_helper.to_array(i)
+                 for i in model.graph.initializer}
+        conv, = [n for n in model.graph.node if n.name == 'second']
+        dq = {n.output[0]: n for n in model.graph.node
+              if n.op_type == 'DequantizeLinear'}
+        return float(inits[dq[conv.input[0]].input[1]]), dq, conv, inits
+
+    common = rng.uniform(0, 1, (2, 3, 32, 32)).astype(np.float32)
+    outliers = common.copy()
+    flat = outliers[1].reshape(-1)
+    flat[rng.choice(flat.size, 6, replace=False)] = 100  # 0.1 % of 6144
+    model = quantize(outliers, 'covered.onnx')
+    scale, dq, conv, inits = input_scale(model)
+    assert scale > 0.3  # a range reaching 100 over 255 steps
+    ops = [n.op_type for n in model.graph.node]
+    assert 'QLinearConv' not in ops
+    # The second convolution reads per-channel int8 weights, uint8 data.
+    weight = dq[conv.input[1]]
+    assert inits[weight.input[1]].shape == (3, )
+    assert inits[weight.input[2]].dtype == np.int8
+    assert inits[dq[conv.input[0]].input[2]].dtype == np.uint8
+    # The first convolution keeps float weights; the Add's output is not
+    # quantized (only convolutions are).
+    first, = [n for n in model.graph.node if n.name == 'first']
+    assert first.input[1] in inits and first.input[1] not in dq
+    add, = [n for n in model.graph.node if n.op_type == 'Add']
+    assert not [n for n in model.graph.node if n.op_type == 'QuantizeLinear'
+                and add.output[0] in n.input]
+
+    rare = rng.uniform(0, 1, (4, 3, 32, 32)).astype(np.float32)
+    rare[1, 0, 5, 5] = 100  # 1 of 12288 values: above the 99.99th
+    assert input_scale(quantize(rare, 'rare.onnx'))[0] < 0.05
+
+
+def test_ort_session_threads_and_first_output(tmp_path):
+    """``ort_session(f, n)``: n intra-op threads, one inter-op thread;
+    without n, onnxruntime's defaults; a missing file is named.
+    ``run_ort`` gives the first output of a graph with two."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mmseg_dsnet.deploy.ort_session import (OnnxModelError, ort_session,
+                                                run_ort)
+    graph = helper.make_graph(
+        [helper.make_node('Relu', ['x'], ['first']),
+         helper.make_node('Neg', ['x'], ['second'])], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2])
+         for name in ('first', 'second')])
+    path = tmp_path / 'two.onnx'
+    onnx.save(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    options = ort_session(str(path), 3).get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == \
+        (3, 1)
+    session = ort_session(str(path))
+    options = session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == \
+        (0, 0)  # onnxruntime's own choice
+    np.testing.assert_array_equal(
+        run_ort(session, np.array([-1, 2], np.float32)), [0, 2])
+    with pytest.raises(OnnxModelError,
+                       match=f'ONNX file {tmp_path}/none.onnx not found'):
+        ort_session(str(tmp_path / 'none.onnx'))
+
+
 class _RunsShell:
     """Unpickling this would run a shell command."""
 
