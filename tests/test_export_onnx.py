@@ -571,6 +571,15 @@ def test_ort_session_threads_and_first_output(tmp_path):
     with pytest.raises(OnnxModelError,
                        match=f'ONNX file {tmp_path}/none.onnx not found'):
         ort_session(str(tmp_path / 'none.onnx'))
+    # A file that is no ONNX: onnxruntime's own reason, in one line.
+    junk = tmp_path / 'junk.onnx'
+    junk.write_bytes(b'not onnx ' * 20)
+    with pytest.raises(OnnxModelError) as error:
+        ort_session(str(junk))
+    message = str(error.value)
+    assert message.startswith(f'{junk} is not a loadable ONNX model')
+    assert '[ONNXRuntimeError]' in message and 'INVALID_PROTOBUF' in message
+    assert '\n' not in message
 
 
 class _RunsShell:
@@ -656,6 +665,27 @@ def test_int8_below_opset_13_is_refused_before_the_export(checkpoint,
         f'ERROR: --int8 {out}/q.onnx: int8 models need --opset 13 or later '
         '(per-channel int8 weights), got --opset 11')
     assert os.listdir(out) == []
+
+
+def test_the_opset_limits_are_where_they_are_said_to_be(tmp_path):
+    """``--int8`` at opset 12, one below the 13 its per-channel weights
+    need, is refused before the export; the opsets torch writes are 1 to
+    its highest, both ends included (mutation testing: limits moved by one
+    passed)."""
+    from torch.onnx._constants import ONNX_MAX_OPSET
+
+    from mmseg_dsnet.deploy.onnx_export import check_opset, export_and_check
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match='int8 models need --opset 13 or '
+                       'later .*got --opset 12'):
+        export_and_check(CONFIG, None, str(tmp_path / 'm.onnx'), opset=12,
+                         int8_file=str(tmp_path / 'q.onnx'))
+    assert os.listdir(tmp_path) == []
+    check_opset(1)
+    check_opset(ONNX_MAX_OPSET)
+    for opset in (0, ONNX_MAX_OPSET + 1):
+        with pytest.raises(UserError, match=f'--opset {opset}: torch '):
+            check_opset(opset)
 
 
 def test_an_int8_model_that_fails_to_run_is_not_left_behind(
