@@ -487,12 +487,13 @@ def test_onnxruntime_cases_run_at_the_thread_count_asked(tmp_path):
 
 
 def test_case_figures_from_known_rounds():
-    """Rounds of [1, 3, 2], [10] and no run, 0.5 GMACs: the median of all
-    four runs is 2.5 ms, the rounds' medians 2 and 10 (None for the empty
-    one), and 2 x 0.5e9 FLOPs in 2.5 ms are 400 GFLOP/s."""
+    """Rounds of [1, 6, 2], [10] and no run, 0.5 GMACs: the median of all
+    four runs is 4 ms, the rounds' medians 2 and 10 (None for the empty
+    one; the first round's mean would be 3), and 2 x 0.5e9 FLOPs in 4 ms
+    are 250 GFLOP/s."""
     import numpy as np
     stats = cpu_latency.case_stats(
-        [np.array([1.0, 3.0, 2.0]), np.array([10.0]), np.array([])], 0.5)
-    assert stats['median_ms'] == 2.5 and stats['runs'] == 4
+        [np.array([1.0, 6.0, 2.0]), np.array([10.0]), np.array([])], 0.5)
+    assert stats['median_ms'] == 4.0 and stats['runs'] == 4
     assert stats['round_medians_ms'] == [2.0, 10.0, None]
-    assert stats['achieved_gflops'] == pytest.approx(400.0)
+    assert stats['achieved_gflops'] == pytest.approx(250.0)

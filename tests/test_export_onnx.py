@@ -124,6 +124,9 @@ def test_onnx_dynamic_axes_and_metadata(exported, checkpoint):
     out, _ = exported
     session = ort.InferenceSession(str(out),
                                    providers=['CPUExecutionProvider'])
+    # The names the documentation gives.
+    assert [i.name for i in session.get_inputs()] == ['image']
+    assert [o.name for o in session.get_outputs()] == ['logits']
     meta = session.get_modelmeta().custom_metadata_map
     assert meta['mmseg_dsnet.input_size'] == '256,256'
     assert float(meta['mmseg_dsnet.threshold']) == 0.5
