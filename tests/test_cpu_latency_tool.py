@@ -497,3 +497,15 @@ def test_case_figures_from_known_rounds():
     assert stats['median_ms'] == 4.0 and stats['runs'] == 4
     assert stats['round_medians_ms'] == [2.0, 10.0, None]
     assert stats['achieved_gflops'] == pytest.approx(250.0)
+
+
+def test_the_load_note_calls_idle_only_an_idle_machine():
+    """The larger of the two load readings counts: 0.05 cores is idle,
+    0.5 is not (mutation testing: 'idle' up to a whole core passed)."""
+    assert cpu_latency.load_note([0.0, 0.05], 2) == (
+        'The machine was otherwise idle (checked before and after).')
+    assert cpu_latency.load_note([0.5, 0.02], 2) == (
+        'Other processes kept up to 0.5 of 2 cores busy (checked before '
+        'and after): absolute times are slowed.')
+    assert cpu_latency.load_note([None, None], 2).startswith(
+        'Load of other processes unknown')

@@ -231,6 +231,23 @@ def busy_cores_of_others(seconds=1.0):
     return round(cores * (busy1 - busy0) / max(total1 - total0, 1), 2)
 
 
+def load_note(others_busy, cores):
+    """What the report says of the other processes' load.
+
+    Args:
+        others_busy (list[float | None]): :func:`busy_cores_of_others`
+            before and after the timing.
+        cores (int): The machine's cores.
+    """
+    busy = max((b for b in others_busy if b is not None), default=None)
+    if busy is None:
+        return 'Load of other processes unknown (no /proc/stat).'
+    if busy < 0.1:
+        return 'The machine was otherwise idle (checked before and after).'
+    return (f'Other processes kept up to {busy:.1f} of {cores} cores busy '
+            '(checked before and after): absolute times are slowed.')
+
+
 def matmul_peak(threads, size=2048, runs=3):
     """Best GFLOP/s of a ``size`` x ``size`` fp32 matmul (2 N^3 FLOPs)."""
     import torch
@@ -902,15 +919,7 @@ def measure(args, workdir):
     floor['measured_over_floor'] = ort_ms and ort_ms / floor[
         'node_by_node_ms']
 
-    busy = max((b for b in others_busy if b is not None), default=None)
-    if busy is None:
-        note = 'Load of other processes unknown (no /proc/stat).'
-    elif busy < 0.1:
-        note = 'The machine was otherwise idle (checked before and after).'
-    else:
-        note = (f'Other processes kept up to {busy:.1f} of {cores} cores '
-                'busy (checked before and after): absolute times are '
-                'slowed.')
+    note = load_note(others_busy, cores)
     note += (f' Every case was timed after up to {args.warmup} warm-up '
              f'call(s), in {args.rounds} interleaved rounds; ratios use the '
              'medians over all rounds, and the range of the per-round '
