@@ -271,6 +271,22 @@ def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
     assert os.listdir(out.parent) == []
 
 
+def test_cli_names_a_missing_config_or_checkpoint(checkpoint, tmp_path,
+                                                 capsys):
+    """A config or checkpoint that is not there: one ERROR line naming it,
+    exit 2, before any work (mutation testing)."""
+    from conftest import run_cli
+    tool = load_tool('deployment/export_onnx.py')
+    out = tmp_path / 'm.onnx'
+    for args, what in (([tmp_path / 'typo.py', checkpoint], 'config'),
+                       ([CONFIG, tmp_path / 'typo.pth'], 'checkpoint')):
+        code, err = run_cli(tool.main, args + [out], capsys)
+        assert code == 2, err
+        assert err == f'ERROR: {what} {args[0 if what == "config" else 1]} ' \
+            'not found\n'
+    assert os.listdir(tmp_path) == []
+
+
 def test_cli_refuses_outputs_that_are_an_input_or_each_other(checkpoint,
                                                             tmp_path):
     """OUT given as the checkpoint (with --overwrite) replaced the weights
@@ -1311,11 +1327,18 @@ def test_int8_per_image_mask_iou_counts_every_image_alike(monkeypatch):
     outputs = dict(fp32=fp32, int8=int8_out)
     monkeypatch.setattr(int8, 'run_ort',
                         lambda session, batch: outputs[session][:len(batch)])
-    report = int8.compare_int8('fp32', 'int8', [('b', fp32, None)], 0.5)
+    # Ground truth: the large lesion alone, so the float model's masks
+    # score 2048 / 2056 and the int8 model's 2048 / 2048 (every image).
+    truths = [(fp32[i, 0] > 0).astype(np.uint8) * (i == 0) for i in range(3)]
+    report = int8.compare_int8('fp32', 'int8', [('b', fp32, truths)], 0.5)
+    assert report['images'] == report['images_with_ground_truth'] == 3
     assert report['mask_iou_fp32_vs_int8'] == pytest.approx(
         100 * 2048 / 2056)
     assert report['mean_image_mask_iou'] == pytest.approx(100 / 3)
     assert report['worst_image_mask_iou'] == 0.0
+    assert report['iou_fp32'] == pytest.approx(100 * 2048 / 2056)
+    assert report['iou_int8'] == 100.0
+    assert report['iou_drop'] == pytest.approx(100 * 2048 / 2056 - 100)
     # An image where neither model sees a lesion is full agreement.
     empty = np.full((2, 1, 4, 4), -5, np.float32)
     outputs.update(fp32=empty, int8=empty)
