@@ -448,6 +448,16 @@ def test_the_table_puts_each_figure_in_its_column():
     assert lines[0] == ('| model | form | GMACs | 1T median ms | 1T p90 ms '
                         '| 1T GFLOP/s | 1T % peak |')
     assert lines[2] == '| M | f | 0.500 | 10.00 | 12.50 | 0.00 | 7.3 |'
+    assert 'Timed runs per case and thread count: 4 (' in lines[-1]
+    assert not any(line.startswith('Over 100 %') for line in lines)
+    # A second row of 9 runs and 150 % of peak: the range of runs, and the
+    # note that the peak was measured low.
+    report['models'].append(dict(model='N', form='g', gmacs=1.0, latency={
+        '1': dict(median_ms=1.0, p90_ms=1.0, achieved_gflops=150.0,
+                  percent_of_peak=150.0, runs=9)}))
+    text = cpu_latency.markdown(report)
+    assert 'Timed runs per case and thread count: 4 to 9 (' in text
+    assert 'Over 100 % of peak means the peak measurement was slowed' in text
 
 
 def test_counts_at_the_edge_are_refused(tmp_path, no_measuring):
