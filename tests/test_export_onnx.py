@@ -1610,6 +1610,8 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
     runs = {}
     for name, config, weights, fold in (
             ('deploy', str(deploy.with_suffix('.py')), deploy, False),
+            # The default (re-parameterise): nothing left to fold.
+            ('deploy_default', str(deploy.with_suffix('.py')), deploy, True),
             ('trained', CONFIG, checkpoint, False),
             ('folded', CONFIG, checkpoint, True)):
         out, lines = tmp_path / f'{name}.onnx', []
@@ -1622,13 +1624,14 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
         runs[name] = (meta['mmseg_dsnet.reparameterized'],
                       result['export']['reparameterized'],
                       result['export'].get('reference'), '\n'.join(lines))
-    meta, reported, reference, text = runs['deploy']
-    # The file holds the re-parameterised model, and says so.
-    assert meta == 'True'
-    assert (reported, reference) == (True, 'deploy config')
-    assert 'as trained' not in text
-    assert 're-parameterised vs trained' not in text
-    assert "PyTorch the deploy config's model" in text
+    for name in ('deploy', 'deploy_default'):
+        meta, reported, reference, text = runs[name]
+        # The file holds the re-parameterised model, and says so.
+        assert meta == 'True'
+        assert (reported, reference) == (True, 'deploy config')
+        assert 'as trained' not in text
+        assert 're-parameterised vs trained' not in text
+        assert "PyTorch the deploy config's model" in text
     meta, reported, reference, text = runs['trained']
     assert (meta, reported, reference) == ('False', False, 'as trained')
     assert 'after re-parameterisation' not in text
