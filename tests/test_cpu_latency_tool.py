@@ -404,3 +404,118 @@ def test_int8_calibration_counts_the_images_it_could_read(tmp_path,
     ])
     assert json.loads(out.read_text())['int8_calibration'] == (
         f'2 of 2 train images of {tmp_path}: 1 of them readable')
+
+
+def test_warm_up_stops_after_half_the_budget():
+    """A case that outlasts half of --max-seconds in warm-up stops warming
+    up there: 20 ms calls and a 50 ms budget give one or two warm-up calls
+    of the ten asked, then the timed ones (mutation testing: a cut at
+    twice the budget passed)."""
+    log = []
+    cpu_latency.interleaved([recorder(log, 'slow', sleep=0.02)], warmup=10,
+                            repeat=1, max_seconds=0.05, min_runs=1,
+                            rounds=1)
+    assert 2 <= len(log) <= 3  # warm-up calls and the one timed call
+
+
+def test_the_fewest_runs_are_spread_rounding_up():
+    """With no time budget left, round r of R stops at ceil(min_runs r / R)
+    runs: 3 runs over 2 rounds are 2 then 1 (rounding down gave 1 then 2,
+    a first round of one run)."""
+    times = cpu_latency.interleaved([lambda: None], warmup=0, repeat=10,
+                                    max_seconds=0, min_runs=3, rounds=2)
+    assert [r.size for r in times[0]] == [2, 1]
+
+
+def test_summary_is_the_median_and_90th_percentile_of_the_runs():
+    """[1, 2, 3, 4, 100] ms: median 3; the 90th percentile sits 0.6 of
+    the way from the 4th to the 5th sorted run, 4 + 0.6 * 96 = 61.6."""
+    import numpy as np
+    assert cpu_latency.summarise(np.array([4.0, 100.0, 1.0, 3.0, 2.0])) == \
+        dict(median_ms=3.0, p90_ms=pytest.approx(61.6), runs=5)
+
+
+def test_the_table_puts_each_figure_in_its_column():
+    """A row's cells follow the header: median, p90, GFLOP/s, % of peak
+    per thread count; a figure of 0 is printed, '-' only for none."""
+    report = dict(
+        threads=[1], peak_gflops={'1': 100.0}, targets=[], note='n.',
+        machine=dict(cpu='cpu', cores=2, torch='t', onnxruntime='o'),
+        models=[dict(model='M', form='f', gmacs=0.5, latency={'1': dict(
+            median_ms=10.0, p90_ms=12.5, achieved_gflops=0.0,
+            percent_of_peak=7.3, runs=4)})])
+    lines = cpu_latency.markdown(report).splitlines()
+    assert lines[0] == ('| model | form | GMACs | 1T median ms | 1T p90 ms '
+                        '| 1T GFLOP/s | 1T % peak |')
+    assert lines[2] == '| M | f | 0.500 | 10.00 | 12.50 | 0.00 | 7.3 |'
+    assert 'Timed runs per case and thread count: 4 (' in lines[-1]
+    assert not any(line.startswith('Over 100 %') for line in lines)
+    # A second row of 9 runs and 150 % of peak: the range of runs, and the
+    # note that the peak was measured low.
+    report['models'].append(dict(model='N', form='g', gmacs=1.0, latency={
+        '1': dict(median_ms=1.0, p90_ms=1.0, achieved_gflops=150.0,
+                  percent_of_peak=150.0, runs=9)}))
+    text = cpu_latency.markdown(report)
+    assert 'Timed runs per case and thread count: 4 to 9 (' in text
+    assert 'Over 100 % of peak means the peak measurement was slowed' in text
+
+
+def test_counts_at_the_edge_are_refused(tmp_path, no_measuring):
+    """``--min-runs`` one more than ``--repeat``, and a thread count of 0
+    beside 1, are refused before any work."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    out = ['--out', str(tmp_path / 'latency.json')]
+    with pytest.raises(UserError, match='--min-runs 2 is more than --repeat '
+                       '1'):
+        cpu_latency.main(out + ['--min-runs', '2', '--repeat', '1'])
+    with pytest.raises(UserError, match=r'--threads must be at least 1, got '
+                       r'\[0, 1\]'):
+        cpu_latency.main(out + ['--threads', '0', '1'])
+    assert not list(tmp_path.iterdir())
+
+
+def test_onnxruntime_cases_run_at_the_thread_count_asked(tmp_path):
+    """The onnxruntime rows at N threads: N intra-op threads and one
+    inter-op thread (mutation testing: a session left at one thread, or at
+    onnxruntime's default inter-op pool, passed)."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node('Relu', ['x'], ['y'])], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                       [1, 3, 256, 256])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT,
+                                       [1, 3, 256, 256])])
+    path = tmp_path / 'relu.onnx'
+    onnx.save(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    session, run = cpu_latency.ort_runner(str(path), 2)
+    options = session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == \
+        (2, 1)
+    run()
+
+
+def test_case_figures_from_known_rounds():
+    """Rounds of [1, 6, 2], [10] and no run, 0.5 GMACs: the median of all
+    four runs is 4 ms, the rounds' medians 2 and 10 (None for the empty
+    one; the first round's mean would be 3), and 2 x 0.5e9 FLOPs in 4 ms
+    are 250 GFLOP/s."""
+    import numpy as np
+    stats = cpu_latency.case_stats(
+        [np.array([1.0, 6.0, 2.0]), np.array([10.0]), np.array([])], 0.5)
+    assert stats['median_ms'] == 4.0 and stats['runs'] == 4
+    assert stats['round_medians_ms'] == [2.0, 10.0, None]
+    assert stats['achieved_gflops'] == pytest.approx(250.0)
+
+
+def test_the_load_note_calls_idle_only_an_idle_machine():
+    """The larger of the two load readings counts: 0.05 cores is idle,
+    0.5 is not (mutation testing: 'idle' up to a whole core passed)."""
+    assert cpu_latency.load_note([0.0, 0.05], 2) == (
+        'The machine was otherwise idle (checked before and after).')
+    assert cpu_latency.load_note([0.5, 0.02], 2) == (
+        'Other processes kept up to 0.5 of 2 cores busy (checked before '
+        'and after): absolute times are slowed.')
+    assert cpu_latency.load_note([None, None], 2).startswith(
+        'Load of other processes unknown')

@@ -124,6 +124,9 @@ def test_onnx_dynamic_axes_and_metadata(exported, checkpoint):
     out, _ = exported
     session = ort.InferenceSession(str(out),
                                    providers=['CPUExecutionProvider'])
+    # The names the documentation gives.
+    assert [i.name for i in session.get_inputs()] == ['image']
+    assert [o.name for o in session.get_outputs()] == ['logits']
     meta = session.get_modelmeta().custom_metadata_map
     assert meta['mmseg_dsnet.input_size'] == '256,256'
     assert float(meta['mmseg_dsnet.threshold']) == 0.5
@@ -268,6 +271,22 @@ def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
     assert os.listdir(out.parent) == []
 
 
+def test_cli_names_a_missing_config_or_checkpoint(checkpoint, tmp_path,
+                                                 capsys):
+    """A config or checkpoint that is not there: one ERROR line naming it,
+    exit 2, before any work (mutation testing)."""
+    from conftest import run_cli
+    tool = load_tool('deployment/export_onnx.py')
+    out = tmp_path / 'm.onnx'
+    for args, what in (([tmp_path / 'typo.py', checkpoint], 'config'),
+                       ([CONFIG, tmp_path / 'typo.pth'], 'checkpoint')):
+        code, err = run_cli(tool.main, args + [out], capsys)
+        assert code == 2, err
+        assert err == f'ERROR: {what} {args[0 if what == "config" else 1]} ' \
+            'not found\n'
+    assert os.listdir(tmp_path) == []
+
+
 def test_cli_refuses_outputs_that_are_an_input_or_each_other(checkpoint,
                                                             tmp_path):
     """OUT given as the checkpoint (with --overwrite) replaced the weights
@@ -381,6 +400,7 @@ def test_an_int8_model_too_far_from_fp32_is_not_written(
     from mmseg_dsnet.deploy import onnx_export
     monkeypatch.setattr(onnx_export, 'compare_int8', lambda *args: dict(
         images=3, pixel_agreement=100.0, mask_iou_fp32_vs_int8=100.0,
+        mean_image_mask_iou=100.0, worst_image_mask_iou=100.0,
         max_abs_logit_diff=float('nan')))
     result = onnx_export.export_and_check(
         CONFIG, checkpoint, str(out), overwrite=True, int8_file=str(int8),
@@ -461,6 +481,124 @@ def _assert_int8_recipe(int8_file):
         elif node.input[1] in dequantized:
             quantized_pointwise += 1
     assert quantized_pointwise >= 10
+
+
+def two_conv_model(path):
+    """x -> Conv 1x1 (identity) -> y -> Conv 1x1 -> z -> Add(z, z): the
+    first convolution stays float; the second is quantized with y's
+    calibrated range."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    eye = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1)
+    mix = np.arange(1, 10, dtype=np.float32).reshape(3, 3, 1, 1) / 9
+    graph = helper.make_graph(
+        [helper.make_node('Conv', ['x', 'w1'], ['y'], name='first'),
+         helper.make_node('Conv', ['y', 'w2'], ['z'], name='second'),
+         helper.make_node('Add', ['z', 'z'], ['out'], name='add')], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                       ['n', 3, 32, 32])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT,
+                                       ['n', 3, 32, 32])],
+        [numpy_helper.from_array(eye, 'w1'),
+         numpy_helper.from_array(mix, 'w2')])
+    onnx.save(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    return path
+
+
+def test_int8_recipe_and_calibration_of_a_small_graph(tmp_path):
+    """quantize_int8 on a two-convolution graph: QDQ format, per-channel
+    int8 weights on the second convolution only, uint8 activations, the
+    Add left alone; the input range of the quantized convolution covers
+    values above the 99.99th percentile of the calibration images (here
+    0.1 % of the values at 100, all in the second image of a batch) and
+    leaves out rarer ones (one value of 12288 at 100: 0.008 %)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from mmseg_dsnet.deploy.int8 import quantize_int8
+    fp32 = two_conv_model(tmp_path / 'two.onnx')
+    rng = np.random.default_rng(0)
+
+    def quantize(batch, name):
+        out = tmp_path / name
+        quantize_int8(str(fp32), str(out), [batch])
+        return onnx.load(str(out))
+
+    def input_scale(model):
+        inits = {i.name: numpy_helper.to_array(i)
+                 for i in model.graph.initializer}
+        conv, = [n for n in model.graph.node if n.name == 'second']
+        dq = {n.output[0]: n for n in model.graph.node
+              if n.op_type == 'DequantizeLinear'}
+        return float(inits[dq[conv.input[0]].input[1]]), dq, conv, inits
+
+    common = rng.uniform(0, 1, (2, 3, 32, 32)).astype(np.float32)
+    outliers = common.copy()
+    flat = outliers[1].reshape(-1)
+    flat[rng.choice(flat.size, 6, replace=False)] = 100  # 0.1 % of 6144
+    model = quantize(outliers, 'covered.onnx')
+    scale, dq, conv, inits = input_scale(model)
+    assert scale > 0.3  # a range reaching 100 over 255 steps
+    ops = [n.op_type for n in model.graph.node]
+    assert 'QLinearConv' not in ops
+    # The second convolution reads per-channel int8 weights, uint8 data.
+    weight = dq[conv.input[1]]
+    assert inits[weight.input[1]].shape == (3, )
+    assert inits[weight.input[2]].dtype == np.int8
+    assert inits[dq[conv.input[0]].input[2]].dtype == np.uint8
+    # The first convolution keeps float weights; the Add's output is not
+    # quantized (only convolutions are).
+    first, = [n for n in model.graph.node if n.name == 'first']
+    assert first.input[1] in inits and first.input[1] not in dq
+    add, = [n for n in model.graph.node if n.op_type == 'Add']
+    assert not [n for n in model.graph.node if n.op_type == 'QuantizeLinear'
+                and add.output[0] in n.input]
+
+    rare = rng.uniform(0, 1, (4, 3, 32, 32)).astype(np.float32)
+    rare[1, 0, 5, 5] = 100  # 1 of 12288 values: above the 99.99th
+    assert input_scale(quantize(rare, 'rare.onnx'))[0] < 0.05
+
+
+def test_ort_session_threads_and_first_output(tmp_path):
+    """``ort_session(f, n)``: n intra-op threads, one inter-op thread;
+    without n, onnxruntime's defaults; a missing file is named.
+    ``run_ort`` gives the first output of a graph with two."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mmseg_dsnet.deploy.ort_session import (OnnxModelError, ort_session,
+                                                run_ort)
+    graph = helper.make_graph(
+        [helper.make_node('Relu', ['x'], ['first']),
+         helper.make_node('Neg', ['x'], ['second'])], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2])
+         for name in ('first', 'second')])
+    path = tmp_path / 'two.onnx'
+    onnx.save(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    options = ort_session(str(path), 3).get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == \
+        (3, 1)
+    session = ort_session(str(path))
+    options = session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == \
+        (0, 0)  # onnxruntime's own choice
+    np.testing.assert_array_equal(
+        run_ort(session, np.array([-1, 2], np.float32)), [0, 2])
+    with pytest.raises(OnnxModelError,
+                       match=f'ONNX file {tmp_path}/none.onnx not found'):
+        ort_session(str(tmp_path / 'none.onnx'))
+    # A file that is no ONNX: onnxruntime's own reason, in one line.
+    junk = tmp_path / 'junk.onnx'
+    junk.write_bytes(b'not onnx ' * 20)
+    with pytest.raises(OnnxModelError) as error:
+        ort_session(str(junk))
+    message = str(error.value)
+    assert message.startswith(f'{junk} is not a loadable ONNX model')
+    assert '[ONNXRuntimeError]' in message and 'INVALID_PROTOBUF' in message
+    assert '\n' not in message
 
 
 class _RunsShell:
@@ -546,6 +684,27 @@ def test_int8_below_opset_13_is_refused_before_the_export(checkpoint,
         f'ERROR: --int8 {out}/q.onnx: int8 models need --opset 13 or later '
         '(per-channel int8 weights), got --opset 11')
     assert os.listdir(out) == []
+
+
+def test_the_opset_limits_are_where_they_are_said_to_be(tmp_path):
+    """``--int8`` at opset 12, one below the 13 its per-channel weights
+    need, is refused before the export; the opsets torch writes are 1 to
+    its highest, both ends included (mutation testing: limits moved by one
+    passed)."""
+    from torch.onnx._constants import ONNX_MAX_OPSET
+
+    from mmseg_dsnet.deploy.onnx_export import check_opset, export_and_check
+    from mmseg_dsnet.utils.errors import UserError
+    with pytest.raises(UserError, match='int8 models need --opset 13 or '
+                       'later .*got --opset 12'):
+        export_and_check(CONFIG, None, str(tmp_path / 'm.onnx'), opset=12,
+                         int8_file=str(tmp_path / 'q.onnx'))
+    assert os.listdir(tmp_path) == []
+    check_opset(1)
+    check_opset(ONNX_MAX_OPSET)
+    for opset in (0, ONNX_MAX_OPSET + 1):
+        with pytest.raises(UserError, match=f'--opset {opset}: torch '):
+            check_opset(opset)
 
 
 def test_an_int8_model_that_fails_to_run_is_not_left_behind(
@@ -1136,14 +1295,116 @@ def test_int8_pass_rule_at_the_minimum_mask_iou(checkpoint, image_dir,
     from mmseg_dsnet.deploy import onnx_export
     monkeypatch.setattr(onnx_export, 'compare_int8', lambda *args: dict(
         images=3, pixel_agreement=99.0, mask_iou_fp32_vs_int8=iou,
+        mean_image_mask_iou=iou, worst_image_mask_iou=iou,
         max_abs_logit_diff=0.5))
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
     result = onnx_export.export_and_check(
-        CONFIG, checkpoint, str(out), int8_file=str(int8),
+        CONFIG, checkpoint, str(out), shape=(64, 64), int8_file=str(int8),
         check_images=[str(image_dir)], log=lambda text: None,
         int8_min_mask_iou=90.0)
     assert result['int8']['passed'] is written
     assert result['passed'] is written and int8.exists() is written
+
+
+def small_lesions_erased(n_images, size=64):
+    """Logits of a float model that sees a lesion filling half of the
+    first image and a 2x2 one in each other, and of an int8 model that
+    keeps the large one and misses every small one (a quarter of a
+    lesion's pixels are lost on most images: 2048 of 2048 + 4 (n - 1))."""
+    fp32 = np.full((n_images, 1, size, size), -5, np.float32)
+    fp32[0, 0, :size // 2] = 5
+    fp32[1:, 0, 10:12, 10:12] = 5
+    int8_out = fp32.copy()
+    int8_out[1:] = -5
+    return fp32, int8_out
+
+
+def test_int8_per_image_mask_iou_counts_every_image_alike(monkeypatch):
+    """Pooled IoU of three images with the small lesions of two erased by
+    int8 is 2048 / 2056 = 99.6 %; per image it is 100, 0 and 0 %."""
+    from mmseg_dsnet.deploy import int8
+    fp32, int8_out = small_lesions_erased(3)
+    outputs = dict(fp32=fp32, int8=int8_out)
+    monkeypatch.setattr(int8, 'run_ort',
+                        lambda session, batch: outputs[session][:len(batch)])
+    # Ground truth: the large lesion alone, so the float model's masks
+    # score 2048 / 2056 and the int8 model's 2048 / 2048 (every image).
+    truths = [(fp32[i, 0] > 0).astype(np.uint8) * (i == 0) for i in range(3)]
+    report = int8.compare_int8('fp32', 'int8', [('b', fp32, truths)], 0.5)
+    assert report['images'] == report['images_with_ground_truth'] == 3
+    assert report['mask_iou_fp32_vs_int8'] == pytest.approx(
+        100 * 2048 / 2056)
+    assert report['mean_image_mask_iou'] == pytest.approx(100 / 3)
+    assert report['worst_image_mask_iou'] == 0.0
+    assert report['iou_fp32'] == pytest.approx(100 * 2048 / 2056)
+    assert report['iou_int8'] == 100.0
+    assert report['iou_drop'] == pytest.approx(100 * 2048 / 2056 - 100)
+    # An image where neither model sees a lesion is full agreement.
+    empty = np.full((2, 1, 4, 4), -5, np.float32)
+    outputs.update(fp32=empty, int8=empty)
+    report = int8.compare_int8('fp32', 'int8', [('b', empty, None)], 0.5)
+    assert report['mean_image_mask_iou'] == 100.0
+    assert report['worst_image_mask_iou'] == 100.0
+
+
+def test_the_int8_gate_needs_both_ious_and_finite_logits():
+    """At least the limit in pooled and mean per-image IoU passes; below it
+    in either fails, naming that one; a NaN or infinite logit fails
+    whatever the masks."""
+    from mmseg_dsnet.deploy.int8 import int8_rejection
+
+    def figures(pooled, mean, diff=0.5):
+        return dict(mask_iou_fp32_vs_int8=pooled, mean_image_mask_iou=mean,
+                    max_abs_logit_diff=diff)
+
+    assert int8_rejection(figures(90.0, 90.0), 90.0) is None
+    assert int8_rejection(figures(89.99, 99.0), 90.0) == (
+        "its masks overlap the float model's by pooled IoU 89.99 %, less "
+        'than the 90 % asked')
+    assert int8_rejection(figures(99.0, 89.99), 90.0) == (
+        "its masks overlap the float model's by mean IoU per image 89.99 %, "
+        'less than the 90 % asked')
+    assert int8_rejection(figures(10.0, 20.0), 0) is None
+    for diff in (float('nan'), float('inf')):
+        assert int8_rejection(figures(100.0, 100.0, diff), 0) == (
+            'it gives NaN or infinite logits')
+
+
+def test_an_int8_model_that_erases_the_small_lesions_is_not_written(
+        checkpoint, image_dir, tmp_path, monkeypatch):
+    """The int8 gate was the pooled IoU of its masks with the float
+    model's, which the large lesions fill: an int8 model that erased the
+    lesions of most images passed at 90 % (ISIC 2017 test set: erasing the
+    smallest 40 % leaves 92 % pooled IoU), was written, PASSED, exit 0.
+    Now the mean IoU per image must reach the limit too. The two models'
+    logits here are made by hand (the quantization itself is real)."""
+    from mmseg_dsnet.deploy import int8 as int8_module
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    fp32, int8_out = small_lesions_erased(3)
+    outputs, seen = dict(fp32=fp32, int8=int8_out), dict(fp32=0, int8=0)
+
+    def run_ort(session, batch):
+        # compare_int8 runs the float model, then the int8 one, per batch.
+        which = 'fp32' if seen['fp32'] == seen['int8'] else 'int8'
+        start = seen[which]
+        seen[which] += len(batch)
+        return outputs[which][start:start + len(batch)]
+
+    monkeypatch.setattr(int8_module, 'run_ort', run_ort)
+    out, int8 = tmp_path / 'model.onnx', tmp_path / 'q.onnx'
+    lines = []
+    result = export_and_check(
+        CONFIG, checkpoint, str(out), shape=(64, 64), int8_file=str(int8),
+        check_images=[str(image_dir)], log=lines.append,
+        int8_min_mask_iou=90.0)
+    assert out.is_file() and not int8.exists()
+    figures = result['int8']
+    assert not figures['passed'] and not result['passed']
+    assert figures['mask_iou_fp32_vs_int8'] > 99
+    assert figures['mean_image_mask_iou'] == pytest.approx(100 / 3)
+    assert ("FAILED int8: its masks overlap the float model's by mean IoU "
+            f'per image 33.33 %, less than the 90 % asked; {int8} not '
+            'written') in lines
 
 
 def test_onnxruntime_backend_refuses_another_input_size(exported):
@@ -1308,6 +1569,30 @@ def test_int8_figures_name_the_size_they_were_measured_at(
     assert result['int8']['measured_at'] == [32, 32]
 
 
+def test_a_dynamic_export_at_another_shape_is_checked_at_its_run_size(
+        checkpoint, tiny_isic, tmp_path):
+    """``export_onnx.py C.py CKPT M.onnx --shape 32 32`` with a 64 px
+    config: the file runs at 64x64 (its ``mmseg_dsnet.input_size``, the
+    size infer.py feeds it), but the parity check ran at 32x32 and 96x64
+    only, and PASSED named no size. Now a case at 64x64 is checked too,
+    and the parity line names every size it ran."""
+    import onnx
+    from conftest import write_tiny_config
+    from mmseg_dsnet.deploy.onnx_export import export_and_check
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    out, lines = tmp_path / 'm.onnx', []
+    result = export_and_check(
+        str(config), checkpoint, str(out), shape=(32, 32),
+        num_check_images=2, log=lines.append)
+    assert result['passed'], lines
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta['mmseg_dsnet.input_size'] == '64,64'
+    shapes = [case['shape'] for case in result['parity']['cases']]
+    assert [1, 3, 64, 64] in shapes and [2, 3, 32, 32] in shapes
+    line, = [text for text in lines if text.startswith('Parity ')]
+    assert ' batches at 32x32, 96x64, 64x64, ' in line, line
+
+
 def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
                                                         image_dir, tmp_path):
     """``--no-reparameterize`` with a deploy config (as reparameterize.py
@@ -1325,6 +1610,8 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
     runs = {}
     for name, config, weights, fold in (
             ('deploy', str(deploy.with_suffix('.py')), deploy, False),
+            # The default (re-parameterise): nothing left to fold.
+            ('deploy_default', str(deploy.with_suffix('.py')), deploy, True),
             ('trained', CONFIG, checkpoint, False),
             ('folded', CONFIG, checkpoint, True)):
         out, lines = tmp_path / f'{name}.onnx', []
@@ -1337,13 +1624,14 @@ def test_an_export_says_which_form_it_holds_and_checked(checkpoint,
         runs[name] = (meta['mmseg_dsnet.reparameterized'],
                       result['export']['reparameterized'],
                       result['export'].get('reference'), '\n'.join(lines))
-    meta, reported, reference, text = runs['deploy']
-    # The file holds the re-parameterised model, and says so.
-    assert meta == 'True'
-    assert (reported, reference) == (True, 'deploy config')
-    assert 'as trained' not in text
-    assert 're-parameterised vs trained' not in text
-    assert "PyTorch the deploy config's model" in text
+    for name in ('deploy', 'deploy_default'):
+        meta, reported, reference, text = runs[name]
+        # The file holds the re-parameterised model, and says so.
+        assert meta == 'True'
+        assert (reported, reference) == (True, 'deploy config')
+        assert 'as trained' not in text
+        assert 're-parameterised vs trained' not in text
+        assert "PyTorch the deploy config's model" in text
     meta, reported, reference, text = runs['trained']
     assert (meta, reported, reference) == ('False', False, 'as trained')
     assert 'after re-parameterisation' not in text

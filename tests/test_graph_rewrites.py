@@ -119,9 +119,9 @@ def test_convolutions_kept_in_float_for_int8(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from mmseg_dsnet.deploy.int8 import _kept_in_float
-    specs = [  # name, weight shape, group
-        ('first', (4, 3, 3, 3), 1), ('pointwise', (4, 4, 1, 1), 1),
-        ('two_groups', (4, 2, 3, 3), 2), ('dense3x3', (4, 4, 3, 3), 1),
+    specs = [  # name, weight shape, group (the second is looked at too)
+        ('first', (4, 3, 3, 3), 1), ('two_groups', (4, 2, 3, 3), 2),
+        ('pointwise', (4, 4, 1, 1), 1), ('dense3x3', (4, 4, 3, 3), 1),
         ('dense5x5', (4, 4, 5, 5), 1), ('depthwise', (4, 1, 3, 3), 4),
         ('x/cpu_channel_mean', (4, 4, 1, 1), 1)]
     nodes, inits, previous = [], [], 'x'

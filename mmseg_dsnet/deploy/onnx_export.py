@@ -30,6 +30,8 @@ import os
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..engine.preflight import check_new_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
@@ -44,7 +46,7 @@ from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          check_runs_as_tested, input_format, input_size_of,
                          threshold_of)
 from .graph_rewrites import optimize_for_cpu
-from .int8 import compare_int8, quantize_int8
+from .int8 import compare_int8, int8_rejection, quantize_int8
 from .ort_session import ort_session
 from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
                      config_samples, explicit_check_pairs, load_batches,
@@ -53,10 +55,12 @@ from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
 DEFAULT_OPSET = 17
 # Per-channel int8 weights (DequantizeLinear with an axis) need opset 13.
 INT8_MIN_OPSET = 13
-# Least pooled IoU (%) of the int8 model's lesion masks with the float
-# model's. The shipped recipe on the released DSNet: 99.1 on 128 ISIC 2017
-# test images (DSNet v1: 99.4 % pixel agreement); a collapsed int8 model
-# measured far lower (35.6 % on random noise, 0 % at opset 18 at 64 px).
+# Least IoU (%) of the int8 model's lesion masks with the float model's,
+# pooled over the check images and mean per image. The shipped recipe on
+# the released DSNet: 99.1 pooled on 128 ISIC 2017 test images (16
+# calibration images: 99.2 pooled, 99.2 mean per image, worst image 95.6;
+# DSNet v1: 99.4 % pixel agreement); a collapsed int8 model measured far
+# lower (35.6 % on random noise, 0 % at opset 18 at 64 px).
 INT8_MIN_MASK_IOU = 90.0
 
 
@@ -516,8 +520,19 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     real = load_batches(pairs, shape)
     log(f'Real images: {source}' + ('' if real else ' (none usable)'))
     session = ort_session(temp)
-    cases = random_inputs(shape, dynamic_size=dynamic_size) + [
-        (label, batch) for label, batch, _ in real]
+    cases = random_inputs(shape, dynamic_size=dynamic_size)
+    runs_at = tuple(info['test_size'])
+    if dynamic_size and runs_at not in {b.shape[2:] for _, b in cases}:
+        # The file runs at the config's size (its mmseg_dsnet.input_size):
+        # checked at --shape and a second size only, it passed without
+        # one run at the size infer.py feeds it.
+        rng = np.random.default_rng(1)
+        cases.append((f'random 1x3x{runs_at[0]}x{runs_at[1]}',
+                      rng.uniform(0, 255, (1, 3, *runs_at)).astype(
+                          np.float32)))
+    cases += [(label, batch) for label, batch, _ in real]
+    sizes = list(dict.fromkeys(f'{b.shape[2]}x{b.shape[3]}'
+                               for _, b in cases))
     parity = check_parity(reference, deployed, session, cases, threshold,
                           atol, noise_factor, rtol, progress=progress)
     parity['real_images'] = sum(b.shape[0] for _, b, _ in real)
@@ -528,8 +543,9 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     fold = (f're-parameterised vs trained '
             f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; '
             if folded else '')
-    log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches, '
-        f'{parity["real_images"]} real images): max |logit diff| '
+    log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches '
+        f'at {", ".join(sizes)}, {parity["real_images"]} real images): max '
+        f'|logit diff| '
         f'{parity["max_abs_diff"]:.2e}, {strict} {atol:.0e}; '
         f'largest exact |logit| {parity["logit_scale"]:.3g}; '
         f'PyTorch float32 vs float64 (noise floor) '
@@ -614,7 +630,7 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     if calib_count < num_calib_images:
         calib_source += (f': {calib_count} image(s), {num_calib_images} '
                          'asked')
-    int8 = {}
+    int8, rejected = {}, [None]
 
     def quantize_and_measure(temp):
         # Measured before it is moved into place: a model onnxruntime
@@ -625,9 +641,8 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         int8['bytes'] = osp.getsize(temp)
         # The figures were printed and the file written whatever they were
         # (exit 0): a collapsed int8 model shipped beside PASSED.
-        int8['passed'] = bool(
-            math.isfinite(int8['max_abs_logit_diff'])
-            and int8['mask_iou_fp32_vs_int8'] >= min_mask_iou)
+        rejected.append(int8_rejection(int8, min_mask_iou))
+        int8['passed'] = rejected[-1] is None
         if not int8['passed']:
             raise _Int8Failed
 
@@ -649,7 +664,9 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     text = (f'int8 model {int8_file} ({int8["bytes"] / 1e6:.2f} MB, '
             f'calibrated on {calib_source}), on {source} at {size}: mask '
             f'pixel agreement with fp32 {int8["pixel_agreement"]:.2f} %, mask IoU '
-            f'fp32 vs int8 {int8["mask_iou_fp32_vs_int8"]:.2f} %')
+            f'fp32 vs int8 {int8["mask_iou_fp32_vs_int8"]:.2f} % pooled, '
+            f'{int8["mean_image_mask_iou"]:.2f} % mean per image (worst '
+            f'{int8["worst_image_mask_iou"]:.2f} %)')
     if 'iou_drop' in int8:
         # Scored on the model-size masks, not resized to each image as
         # tools/test.py scores: a drop to compare, not a test figure.
@@ -659,10 +676,5 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
                  'points; tools/test.py scores at each image\'s size)')
     log(text)
     if not int8['passed']:
-        why = (f'its masks overlap the float model\'s by '
-               f'{int8["mask_iou_fp32_vs_int8"]:.2f} %, less than the '
-               f'{min_mask_iou:g} % asked'
-               if math.isfinite(int8['max_abs_logit_diff']) else
-               'it gives NaN or infinite logits')
-        log(f'FAILED int8: {why}; {int8_file} not written')
+        log(f'FAILED int8: {rejected[-1]}; {int8_file} not written')
     return int8

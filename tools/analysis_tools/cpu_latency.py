@@ -231,6 +231,23 @@ def busy_cores_of_others(seconds=1.0):
     return round(cores * (busy1 - busy0) / max(total1 - total0, 1), 2)
 
 
+def load_note(others_busy, cores):
+    """What the report says of the other processes' load.
+
+    Args:
+        others_busy (list[float | None]): :func:`busy_cores_of_others`
+            before and after the timing.
+        cores (int): The machine's cores.
+    """
+    busy = max((b for b in others_busy if b is not None), default=None)
+    if busy is None:
+        return 'Load of other processes unknown (no /proc/stat).'
+    if busy < 0.1:
+        return 'The machine was otherwise idle (checked before and after).'
+    return (f'Other processes kept up to {busy:.1f} of {cores} cores busy '
+            '(checked before and after): absolute times are slowed.')
+
+
 def matmul_peak(threads, size=2048, runs=3):
     """Best GFLOP/s of a ``size`` x ``size`` fp32 matmul (2 N^3 FLOPs)."""
     import torch
@@ -298,6 +315,28 @@ def summarise(times):
     return dict(median_ms=float(np.median(times)),
                 p90_ms=float(np.percentile(times, 90)),
                 runs=int(times.size))
+
+
+def case_stats(rounds, gmacs):
+    """The figures of one case at one thread count.
+
+    Args:
+        rounds (list[np.ndarray]): Milliseconds of its calls per round
+            (:func:`interleaved`).
+        gmacs (float): Its multiply-adds, in billions.
+
+    Returns:
+        dict: :func:`summarise` of all its calls, ``round_medians_ms``
+        (None for a round without runs) and ``achieved_gflops`` (2 FLOPs
+        per MAC over the median).
+    """
+    stats = summarise(np.concatenate(rounds))
+    # None for a round without runs (min_runs < rounds).
+    stats['round_medians_ms'] = [
+        float(np.median(r)) if r.size else None for r in rounds
+    ]
+    stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
+    return stats
 
 
 def profile_torch(network, runs=30, top=12):
@@ -802,12 +841,7 @@ def measure(args, workdir):
         finally:
             bar.close()
         for row, (_, _, gmacs, _), rounds in zip(rows, cases, per_case):
-            stats = summarise(np.concatenate(rounds))
-            # None for a round without runs (min_runs < rounds).
-            stats['round_medians_ms'] = [
-                float(np.median(r)) if r.size else None for r in rounds
-            ]
-            stats['achieved_gflops'] = 2 * gmacs / (stats['median_ms'] / 1e3)
+            stats = case_stats(rounds, gmacs)
             row['latency'][str(threads)] = stats
             print(f'{threads} thread(s) {row["model"]:>13} '
                   f'{row["form"]:<34} median {stats["median_ms"]:8.2f} ms '
@@ -885,15 +919,7 @@ def measure(args, workdir):
     floor['measured_over_floor'] = ort_ms and ort_ms / floor[
         'node_by_node_ms']
 
-    busy = max((b for b in others_busy if b is not None), default=None)
-    if busy is None:
-        note = 'Load of other processes unknown (no /proc/stat).'
-    elif busy < 0.1:
-        note = 'The machine was otherwise idle (checked before and after).'
-    else:
-        note = (f'Other processes kept up to {busy:.1f} of {cores} cores '
-                'busy (checked before and after): absolute times are '
-                'slowed.')
+    note = load_note(others_busy, cores)
     note += (f' Every case was timed after up to {args.warmup} warm-up '
              f'call(s), in {args.rounds} interleaved rounds; ratios use the '
              'medians over all rounds, and the range of the per-round '
