@@ -59,12 +59,13 @@ def log_dirs_removed_on_refusal(work_dir: str):
     error :func:`~mmseg_dsnet.engine.cli_errors.describe_user_error`
     reports as one ``ERROR:`` line).
 
-    A ``tools/test.py`` refused once its runner was built (``--show-dir``
+    A ``tools/test.py`` refused once its runner is built (``--show-dir``
     that would paint nothing, a checkpoint of another model found on
-    loading, a check after the evaluation) left ``<timestamp>/
-    <timestamp>.log``, and after the evaluation ``<timestamp>.json``,
-    which ``leaderboard.py`` collects as a test run. What was there before
-    the block stays; a crash or a stop keeps its log, for the diagnosis.
+    loading, a check after the evaluation) would otherwise leave
+    ``<timestamp>/<timestamp>.log``, and after the evaluation
+    ``<timestamp>.json``, which ``leaderboard.py`` collects as a test run.
+    What was there before the block stays; a crash or a stop keeps its
+    log, for the diagnosis.
 
     Args:
         work_dir (str): The run's work dir.

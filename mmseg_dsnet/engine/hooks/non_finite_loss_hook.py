@@ -21,7 +21,7 @@ def _non_finite_entries(values):
             if value.numel() == 0:
                 continue
             # Element by element in the tensor's own dtype: a float32 sum
-            # overflowed to inf for large finite values (and a float64
+            # overflows to inf for large finite values (and a float64
             # loss beyond float32's range), a false stop reading "inf".
             value = value.detach()
             finite = torch.isfinite(value)

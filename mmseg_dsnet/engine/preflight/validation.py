@@ -85,8 +85,8 @@ def save_best_rule(hook, key):
     keys, or the one given for all), else the one mmengine infers from the
     name (``greater_keys``: ``mIoU``, ``mDice``, ``acc`` ...; ``less_keys``:
     ``loss``; the hook's own lists where it sets them). ``fast_train.py``
-    took ``'greater'`` for any key without a rule, so a loss-like figure
-    kept the worst checkpoint, exit 0.
+    keeps its best checkpoint by it, as ``train.py``'s hook does: a
+    loss-like figure read as ``'greater'`` would keep the worst one.
 
     Args:
         hook (dict): The config's ``default_hooks.checkpoint``.
