@@ -524,8 +524,8 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     runs_at = tuple(info['test_size'])
     if dynamic_size and runs_at not in {b.shape[2:] for _, b in cases}:
         # The file runs at the config's size (its mmseg_dsnet.input_size):
-        # checked at --shape and a second size only, it passed without
-        # one run at the size infer.py feeds it.
+        # checked at --shape and a second size only, it would pass
+        # without one run at the size infer.py feeds it.
         rng = np.random.default_rng(1)
         cases.append((f'random 1x3x{runs_at[0]}x{runs_at[1]}',
                       rng.uniform(0, 255, (1, 3, *runs_at)).astype(

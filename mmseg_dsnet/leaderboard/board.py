@@ -1267,8 +1267,8 @@ def flops_convention(records):
 
     Raises:
         FlopsConventionError: Two records state different conventions
-            (one collected before the counter changed): the board named the
-            first one's for every row, exit 0.
+            (one collected before the counter changed): one FLOPs column
+            cannot state both.
     """
     found = {}  # convention -> the first record stating it
     for record in records:
