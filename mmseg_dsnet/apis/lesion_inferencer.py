@@ -567,9 +567,9 @@ def run_inference(inferencer: LesionInferencer,
             (:func:`~.output_record.output_folder_lock`).
         OutputDirError: ``out_dir`` is missing and cannot be made.
     """
-    # Made before it is locked: only a folder that exists can be, and the
-    # run's first write (model.json) made a missing one, so the run went
-    # on unlocked and a second run into the same new folder went ahead too.
+    # Made before it is locked: only a folder that exists can be locked,
+    # and a run whose first write (model.json) made the folder would go on
+    # unlocked, and a second run into the same new folder too.
     try:
         created = make_folder(out_dir)
     except OSError as err:

@@ -676,8 +676,8 @@ def _with_journal(out_dir: str, sources: Dict[str, str],
             continue
         # Two killed runs: a/x.jpg journaled as x, killed before its mask
         # was written; then b/x.jpg took the free name x, wrote x.png and
-        # was killed too. Which one's outputs are there cannot be told (the
-        # first entry named a, whose rerun skipped b's mask as done).
+        # was killed too. Which one's outputs are there cannot be told (by
+        # the first entry, a's rerun would skip b's mask as done).
         seen = {field: entry.get(field) for field in ('input', 'sha256')}
         if journaled.setdefault(name, seen) != seen:
             disputed.add(name)
@@ -760,7 +760,7 @@ def record_sources(out_dir: str, written: Dict[str, str],
                      if name in written})
     path = osp.join(out_dir, SOURCES_NAME)
     # UTF-8, as the file names read: escaped, a clinic reading the record
-    # saw l\u00e4sion.jpg for läsion.jpg.
+    # would see l\u00e4sion.jpg for läsion.jpg.
     style = dict(indent=2, sort_keys=True, ensure_ascii=False)
     try:
         atomic_write(json_text(sources, **style) + '\n', path)
