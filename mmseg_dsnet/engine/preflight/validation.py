@@ -4,6 +4,8 @@ import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
 
+from .evaluation import LESION_METRIC_TYPES
+
 
 def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
@@ -48,8 +50,8 @@ def check_save_best(cfg, validates=None):
         return
     if isinstance(evaluators, dict):
         evaluators = [evaluators]
-    if not all(isinstance(e, dict) and e.get('type') in (
-            'LesionMetric', 'mmseg.LesionMetric') for e in evaluators):
+    if not all(isinstance(e, dict) and e.get('type') in LESION_METRIC_TYPES
+               for e in evaluators):
         return
     known = [f'{e["prefix"]}/{name}' if e.get('prefix') else name
              for e in evaluators for name in METRIC_NAMES]
