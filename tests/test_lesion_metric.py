@@ -932,3 +932,30 @@ def test_threshold_check_of_a_metric_given_by_its_scoped_name():
             check_decision_thresholds(cfg, ('test_evaluator', ))
         cfg.test_evaluator.threshold = 0.5
         check_decision_thresholds(cfg, ('test_evaluator', ))
+
+
+def test_threshold_check_reads_each_evaluator_to_the_last_digit():
+    """Every evaluator given (both by default) is compared with the head,
+    also of a wrapped model (``model.module``); a threshold a thousandth
+    away describes other masks and is refused, for label 1 (T) as for
+    label 0 (1 - T)."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine import (ThresholdMismatchError,
+                                    check_decision_thresholds)
+    cfg = Config.fromfile(str(Path(__file__).parents[1] /
+                              'configs/demo/dsnet_synthetic_cpu.py'))
+    cfg.model.decode_head.threshold = 0.42
+    cfg.val_evaluator = dict(type='LesionMetric', threshold=0.42)
+    cfg.test_evaluator = dict(type='LesionMetric', threshold=0.42)
+    check_decision_thresholds(cfg)
+    for model in (cfg.model, dict(type='Wrapper', module=cfg.model)):
+        for metric in (dict(threshold=0.421),
+                       dict(lesion_index=0, threshold=0.579)):
+            config = dict(cfg, model=model, test_evaluator=dict(
+                type='LesionMetric', **metric))
+            with pytest.raises(ThresholdMismatchError,
+                               match=r'test_evaluator \(LesionMetric\) '):
+                check_decision_thresholds(config)
+        check_decision_thresholds(dict(cfg, model=model, test_evaluator=dict(
+            type='LesionMetric', lesion_index=0, threshold=0.58)))

@@ -262,6 +262,28 @@ def test_each_evaluation_loader_is_checked_for_dropped_images():
     check_evaluation_loaders(cfg, ('val_dataloader', ))
 
 
+def test_a_run_record_takes_the_figures_of_one_lesion_metric():
+    """The figures a run record keeps: one LesionMetric (a dict or a list,
+    other metrics beside it), or an unprefixed one beside prefixed ones;
+    none (an IoUMetric alone) or two prefixed ones are refused."""
+    from mmseg_dsnet.engine.preflight import check_one_lesion_figure_set
+    from mmseg_dsnet.utils.errors import UserError
+    lesion, iou = dict(type='LesionMetric'), dict(type='IoUMetric')
+    check_one_lesion_figure_set('test_evaluator', lesion)
+    check_one_lesion_figure_set('test_evaluator', [dict(lesion, prefix='a'),
+                                                   iou])
+    check_one_lesion_figure_set('test_evaluator', [lesion,
+                                                   dict(lesion, prefix='b')])
+    for metrics in (iou, [iou]):
+        with pytest.raises(UserError, match=(
+                '^test_evaluator holds no LesionMetric: the run record')):
+            check_one_lesion_figure_set('test_evaluator', metrics)
+    with pytest.raises(UserError, match=(
+            r"^val_evaluator holds 2 LesionMetric \(prefixes 'a', 'b'\)")):
+        check_one_lesion_figure_set('val_evaluator', [
+            dict(lesion, prefix='a'), dict(lesion, prefix='b')])
+
+
 def test_resume_picks_the_newest_complete_checkpoint_of_the_work_dir(
         tmp_path):
     """``epoch_10`` is newer than ``epoch_9`` (by number, not by name); a
