@@ -959,3 +959,9 @@ def test_threshold_check_reads_each_evaluator_to_the_last_digit():
                 check_decision_thresholds(config)
         check_decision_thresholds(dict(cfg, model=model, test_evaluator=dict(
             type='LesionMetric', lesion_index=0, threshold=0.58)))
+    # Either fix is named: the metric's 1 - T, or the head's 1 - the metric's.
+    with pytest.raises(ThresholdMismatchError, match=(
+            r'set test_evaluator\.threshold=0\.58 \(or '
+            r'model\.decode_head\.threshold=0\.7\)$')):
+        check_decision_thresholds(dict(cfg, test_evaluator=dict(
+            type='LesionMetric', lesion_index=0, threshold=0.3)))

@@ -1272,8 +1272,10 @@ def test_lesion_metric_arguments_are_checked_before_the_run(
     with pytest.raises(UserError, match=r'^test_evaluator \(LesionMetric\): '
                        r'threshold must be a lesion probability in \(0, 1\), '
                        r'got 1.5; nothing was started$'):
-        check_lesion_metrics(dict(test_evaluator=dict(
-            type='LesionMetric', threshold=1.5)), ('test_evaluator', ))
+        check_lesion_metrics(dict(
+            val_evaluator=dict(type='LesionMetric'),
+            test_evaluator=dict(type='LesionMetric', threshold=1.5)),
+            ('val_evaluator', 'test_evaluator'))
 
 
 def test_evaluators_that_report_one_figure_name_are_refused(
