@@ -171,6 +171,10 @@ def test_no_val_cfg_advice_names_every_validation_key(tiny_config, tmp_path,
                                  val_evaluator=None))
     check_val_keys_together(dict(val_dataloader={}, val_cfg={},
                                  val_evaluator={}))
+    with pytest.raises(UserError, match=(
+            '^val_cfg, val_evaluator are None but val_dataloader is set: ')):
+        check_val_keys_together(dict(val_dataloader={}, val_cfg=None,
+                                     val_evaluator=None))
     with pytest.raises(UserError, match=r'set default_hooks\.checkpoint\.'
                        r'save_best=None to train without one'):
         check_save_best(dict(

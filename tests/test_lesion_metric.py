@@ -906,3 +906,62 @@ def test_threshold_check_of_a_metric_scoring_label_0_with_one_channel():
     # Label 1 as lesion: the head's own threshold, as before.
     cfg.test_evaluator = dict(type='LesionMetric', threshold=0.42)
     check_decision_thresholds(cfg, ('test_evaluator', ))
+
+
+def test_threshold_check_of_a_metric_given_by_its_scoped_name():
+    """``type='mmseg.LesionMetric'`` builds the same metric, but the
+    head/metric threshold check skipped it: a metric at 0.7 scored masks
+    the 0.5 head never outputs, exit 0. Refused as the plain name is."""
+    from mmengine.config import Config
+    from mmseg.registry import METRICS
+    from mmseg.utils import register_all_modules
+
+    from mmseg_dsnet.engine import (ThresholdMismatchError,
+                                    check_decision_thresholds)
+    register_all_modules(init_default_scope=True)
+    assert type(METRICS.build(dict(type='mmseg.LesionMetric'))) is \
+        LesionMetric
+    cfg = Config.fromfile(str(Path(__file__).parents[1] /
+                              'configs/demo/dsnet_synthetic_cpu.py'))
+    assert cfg.model.decode_head.threshold == 0.5
+    for kind in ('LesionMetric', 'mmseg.LesionMetric'):
+        cfg.test_evaluator = dict(type=kind, threshold=0.7)
+        with pytest.raises(ThresholdMismatchError, match=(
+                r'above probability 0\.5 but test_evaluator \(LesionMetric'
+                r'\) above 0\.7')):
+            check_decision_thresholds(cfg, ('test_evaluator', ))
+        cfg.test_evaluator.threshold = 0.5
+        check_decision_thresholds(cfg, ('test_evaluator', ))
+
+
+def test_threshold_check_reads_each_evaluator_to_the_last_digit():
+    """Every evaluator given (both by default) is compared with the head,
+    also of a wrapped model (``model.module``); a threshold a thousandth
+    away describes other masks and is refused, for label 1 (T) as for
+    label 0 (1 - T)."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine import (ThresholdMismatchError,
+                                    check_decision_thresholds)
+    cfg = Config.fromfile(str(Path(__file__).parents[1] /
+                              'configs/demo/dsnet_synthetic_cpu.py'))
+    cfg.model.decode_head.threshold = 0.42
+    cfg.val_evaluator = dict(type='LesionMetric', threshold=0.42)
+    cfg.test_evaluator = dict(type='LesionMetric', threshold=0.42)
+    check_decision_thresholds(cfg)
+    for model in (cfg.model, dict(type='Wrapper', module=cfg.model)):
+        for metric in (dict(threshold=0.421),
+                       dict(lesion_index=0, threshold=0.579)):
+            config = dict(cfg, model=model, test_evaluator=dict(
+                type='LesionMetric', **metric))
+            with pytest.raises(ThresholdMismatchError,
+                               match=r'test_evaluator \(LesionMetric\) '):
+                check_decision_thresholds(config)
+        check_decision_thresholds(dict(cfg, model=model, test_evaluator=dict(
+            type='LesionMetric', lesion_index=0, threshold=0.58)))
+    # Either fix is named: the metric's 1 - T, or the head's 1 - the metric's.
+    with pytest.raises(ThresholdMismatchError, match=(
+            r'set test_evaluator\.threshold=0\.58 \(or '
+            r'model\.decode_head\.threshold=0\.7\)$')):
+        check_decision_thresholds(dict(cfg, test_evaluator=dict(
+            type='LesionMetric', lesion_index=0, threshold=0.3)))

@@ -258,6 +258,80 @@ def test_head_classes_against_the_dataset():
                                classes + ('hair', ), 'training', 'ISIC')
 
 
+def test_dataset_classes_are_read_through_wrappers_and_head_lists():
+    """The classes of a wrapped training set (``RepeatDataset``,
+    ``ConcatDataset``) are its inner dataset's, and each head of a list of
+    auxiliary heads (of a wrapped model too) is checked against them, so a
+    mismatch is refused before the runner makes its run folder."""
+    from conftest import REPO
+
+    from mmseg_dsnet.engine.hooks.num_classes_check_hook import \
+        NumClassesMismatchError
+    from mmseg_dsnet.engine.preflight import (check_dataset_classes,
+                                              dataset_classes)
+    cfg = Config.fromfile(str(REPO / 'configs/demo/dsnet_synthetic_cpu.py'))
+    isic = cfg.train_dataloader.dataset
+    lesion = ('background', 'lesion')
+    assert tuple(dataset_classes(isic)[1]) == lesion
+    for wrapper in (dict(type='RepeatDataset', times=2, dataset=isic),
+                    dict(type='ConcatDataset', datasets=[isic, isic])):
+        assert dataset_classes(wrapper)[0] == 'ISIC2018Dataset'
+        assert tuple(dataset_classes(wrapper)[1]) == lesion
+        cfg.train_dataloader.dataset = wrapper
+        cfg.model.decode_head.num_classes = 3
+        with pytest.raises(NumClassesMismatchError, match=(
+                r'^model\.decode_head\.num_classes=3 but the training '
+                r'dataset ISIC2018Dataset has 2 classes')):
+            check_dataset_classes(cfg, ('train_dataloader', ))
+        cfg.model.decode_head.num_classes = 2
+        check_dataset_classes(cfg, ('train_dataloader', ))
+    cfg.model.auxiliary_head = [dict(num_classes=2), dict(num_classes=3)]
+    for model in (cfg.model, dict(type='Wrapper', module=cfg.model)):
+        with pytest.raises(NumClassesMismatchError, match=(
+                r'^model\.auxiliary_head\[1\]\.num_classes=3 but the '
+                r'training dataset')):
+            check_dataset_classes(dict(cfg, model=model),
+                                  ('train_dataloader', ))
+
+
+def test_each_evaluation_loader_is_checked_for_dropped_images():
+    """``drop_last=True`` on any of the evaluation loaders given is
+    refused, naming that loader; ``drop_last=False`` or unset passes."""
+    from mmseg_dsnet.engine.preflight import check_evaluation_loaders
+    from mmseg_dsnet.utils.errors import UserError
+    loaders = ('val_dataloader', 'test_dataloader')
+    cfg = dict(val_dataloader=dict(batch_size=4, drop_last=False),
+               test_dataloader=dict(batch_size=4))
+    check_evaluation_loaders(cfg, loaders)
+    cfg['test_dataloader']['drop_last'] = True
+    with pytest.raises(UserError, match=r'^test_dataloader\.drop_last is '
+                       'True: the last incomplete batch'):
+        check_evaluation_loaders(cfg, loaders)
+    check_evaluation_loaders(cfg, ('val_dataloader', ))
+
+
+def test_a_run_record_takes_the_figures_of_one_lesion_metric():
+    """The figures a run record keeps: one LesionMetric (a dict or a list,
+    other metrics beside it), or an unprefixed one beside prefixed ones;
+    none (an IoUMetric alone) or two prefixed ones are refused."""
+    from mmseg_dsnet.engine.preflight import check_one_lesion_figure_set
+    from mmseg_dsnet.utils.errors import UserError
+    lesion, iou = dict(type='LesionMetric'), dict(type='IoUMetric')
+    check_one_lesion_figure_set('test_evaluator', lesion)
+    check_one_lesion_figure_set('test_evaluator', [dict(lesion, prefix='a'),
+                                                   iou])
+    check_one_lesion_figure_set('test_evaluator', [lesion,
+                                                   dict(lesion, prefix='b')])
+    for metrics in (iou, [iou]):
+        with pytest.raises(UserError, match=(
+                '^test_evaluator holds no LesionMetric: the run record')):
+            check_one_lesion_figure_set('test_evaluator', metrics)
+    with pytest.raises(UserError, match=(
+            r"^val_evaluator holds 2 LesionMetric \(prefixes 'a', 'b'\)")):
+        check_one_lesion_figure_set('val_evaluator', [
+            dict(lesion, prefix='a'), dict(lesion, prefix='b')])
+
+
 def test_resume_picks_the_newest_complete_checkpoint_of_the_work_dir(
         tmp_path):
     """``epoch_10`` is newer than ``epoch_9`` (by number, not by name); a

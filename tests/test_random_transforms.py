@@ -148,6 +148,40 @@ def test_a_move_before_the_masks_are_loaded_in_training_is_refused():
     check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
 
 
+def test_a_crop_before_the_masks_are_loaded_in_an_evaluation_pipeline_is_refused():  # noqa: E501
+    """``CenterCrop`` (which draws nothing) before LoadAnnotations in a test
+    or validation pipeline: the image was cropped, the mask loaded after it
+    kept the whole image, and the segmentor resized its prediction of the
+    crop onto the whole image (its ``ori_shape``), so every image was scored
+    against a misaligned mask, exit 0. Refused as in training; a crop after
+    LoadAnnotations (image and mask alike) and a flip before it pass."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import (PipelineConfigError,
+                                              check_pipelines_build)
+    image, load = dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')
+    resize = dict(type='Resize', scale=(128, 128), keep_ratio=False)
+    pack = dict(type='PackSegInputs')
+    crop = dict(type='CenterCrop', crop_size=64)
+    for loader, step, verb in (
+            ('test_dataloader', crop, 'crop'),
+            ('val_dataloader', crop, 'crop'),
+            ('test_dataloader', dict(type='RandomZoom', prob=1.), 'zoom')):
+        cfg = Config.fromfile(DEMO)
+        cfg[loader].dataset.pipeline = [image, step, resize, load, pack]
+        with pytest.raises(PipelineConfigError) as info:
+            check_pipelines_build(cfg, ('train_dataloader', loader))
+        assert str(info.value).startswith(
+            f'{loader}.dataset.pipeline[1] of {DEMO}: {step["type"]} comes '
+            f'before LoadAnnotations, so it would {verb} the image but not '
+            'its mask'), str(info.value)
+    cfg = Config.fromfile(DEMO)
+    cfg.test_dataloader.dataset.pipeline = [image, load, crop, resize, pack]
+    cfg.val_dataloader.dataset.pipeline = [
+        image, dict(type='RandomFlip', prob=1.), resize, load, pack]
+    check_pipelines_build(cfg, ('test_dataloader', 'val_dataloader'))
+
+
 def test_a_flip_after_the_masks_are_loaded_in_a_test_pipeline_is_refused(
         tmp_path):
     """``RandomFlip prob=1.`` after LoadAnnotations in a test pipeline

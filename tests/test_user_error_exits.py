@@ -1115,6 +1115,25 @@ def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
     check_training_batches(cfg)
     with pytest.raises(UserError, match=r'\(1 per process of 2\)'):
         check_training_batches(cfg, world_size=2)
+    # mmengine's sampler gives each of 2 processes 2 of 3 images (one
+    # padded): a batch of 2 each.
+    three = tiny_config.parent / 'three.txt'
+    three.write_text('\n'.join(open(
+        f'{root}/splits/lightweight_train.txt').read().split()[:3]) + '\n')
+    cfg.train_dataloader.dataset.ann_file = str(three)
+    check_training_batches(cfg, world_size=2)
+    with pytest.raises(UserError, match=r'its 3 training image\(s\) '):
+        check_training_batches(cfg, world_size=4)
+    # mmengine's epoch loop without a type (by_epoch=True) too; an
+    # iteration loop fills its batches from any images.
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2)
+    with pytest.raises(UserError, match=r'its 3 training image\(s\) '):
+        check_training_batches(cfg, world_size=4)
+    cfg.train_cfg = dict(type='mmengine.EpochBasedTrainLoop', max_epochs=2)
+    with pytest.raises(UserError, match=r'its 3 training image\(s\) '):
+        check_training_batches(cfg, world_size=4)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=10)
+    check_training_batches(cfg, world_size=4)
 
 
 @pytest.mark.parametrize('options,message', [
@@ -1201,6 +1220,14 @@ def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
     with pytest.raises(UserError, match=r"save_best='DSC' .*reports "
                        r"lesion/IoU.*did you mean 'lesion/DSC'\?"):
         check_save_best(cfg('DSC', prefix='lesion'))
+    # Another prefix, another case: the figure of that name is offered.
+    with pytest.raises(UserError, match=r"save_best='val/dsc' .*did you "
+                       r"mean 'lesion/DSC'\?"):
+        check_save_best(cfg('val/dsc', prefix='lesion'))
+    # The metric by its scoped name reports the same figures.
+    with pytest.raises(UserError, match="save_best='iou' is not a figure"):
+        check_save_best(dict(cfg('iou'), val_evaluator=dict(
+            type='mmseg.LesionMetric')))
     # Another evaluator's figures are not known here.
     check_save_best(dict(cfg('iou'), val_evaluator=dict(type='IoUMetric')))
 
@@ -1239,6 +1266,9 @@ def test_a_save_best_in_a_run_that_never_validates_is_refused(
                             val_begin=101))
     # The last epoch validates from val_begin on; no save_best, no check.
     check_save_best(cfg('IoU', max_epochs=2, val_begin=2, val_interval=5))
+    # mmengine's loops validate from epoch (iteration) 1 on by default.
+    check_save_best(cfg('IoU', max_epochs=1))
+    check_save_best(cfg('IoU', type='IterBasedTrainLoop', max_iters=1))
     check_save_best(cfg(None, max_epochs=2, val_begin=5))
     check_save_best(cfg(None, val_cfg=None))
 
@@ -1276,8 +1306,10 @@ def test_lesion_metric_arguments_are_checked_before_the_run(
     with pytest.raises(UserError, match=r'^test_evaluator \(LesionMetric\): '
                        r'threshold must be a lesion probability in \(0, 1\), '
                        r'got 1.5; nothing was started$'):
-        check_lesion_metrics(dict(test_evaluator=dict(
-            type='LesionMetric', threshold=1.5)), ('test_evaluator', ))
+        check_lesion_metrics(dict(
+            val_evaluator=dict(type='LesionMetric'),
+            test_evaluator=dict(type='LesionMetric', threshold=1.5)),
+            ('val_evaluator', 'test_evaluator'))
 
 
 def test_evaluators_that_report_one_figure_name_are_refused(
@@ -1311,6 +1343,15 @@ def test_evaluators_that_report_one_figure_name_are_refused(
                        r'report IoU, DSC, '):
         check_lesion_metrics(dict(val_evaluator=[
             lesion, dict(lesion, threshold=0.4)]), ('val_evaluator', ))
+    # IoUMetric reports mIoU by default; one name (a string) is one metric.
+    for iou, shared in ((dict(type='IoUMetric'), 'mIoU'),
+                        (dict(type='IoUMetric', iou_metrics='mDice'),
+                         'mDice')):
+        with pytest.raises(UserError, match=(
+                r'^val_evaluator\[0\] \(LesionMetric\) and val_evaluator'
+                rf'\[1\] \(IoUMetric\) both report {shared}: ')):
+            check_lesion_metrics(dict(val_evaluator=[lesion, iou]),
+                                 ('val_evaluator', ))
     # Distinct prefixes, or figures of other names, pass.
     check_lesion_metrics(dict(val_evaluator=[
         lesion, dict(lesion, threshold=0.4, prefix='t04')]),
@@ -1357,6 +1398,28 @@ def test_logit_input_of_a_model_that_stores_probabilities_is_refused(
                          ('test_evaluator', ))
     check_lesion_metrics(dict(model=dict(type='MySegmentor'),
                               test_evaluator=evaluator), ('test_evaluator', ))
+    # A segmentor that stores its logits (its own postprocess_result)
+    # passes; the last head of a cascade is the one that outputs.
+    from mmseg.models.segmentors import EncoderDecoder
+
+    from mmseg_dsnet.utils.errors import UserError
+
+    class LogitSegmentor(EncoderDecoder):
+
+        def postprocess_result(self, seg_logits, data_samples=None):
+            return data_samples
+
+    check_lesion_metrics(dict(model=dict(
+        type=LogitSegmentor, decode_head=dict(out_channels=1)),
+        test_evaluator=evaluator), ('test_evaluator', ))
+    # mmseg's head takes out_channels from num_classes=1.
+    for model in (dict(type='CascadeEncoderDecoder', decode_head=[
+            dict(out_channels=2), dict(num_classes=2, out_channels=1)]),
+            dict(type='EncoderDecoder', decode_head=dict(num_classes=1))):
+        with pytest.raises(UserError, match=(
+                rf"model \({model['type']}\) stores its 1-channel output")):
+            check_lesion_metrics(dict(model=model, test_evaluator=evaluator),
+                                 ('test_evaluator', ))
 
 
 def test_train_and_test_refuse_a_base_config(tmp_path, capsys):

@@ -56,6 +56,12 @@ def check_pipelines_build(cfg, loaders):
                                                moved_before_masks,
                                                random_step)
     where = getattr(cfg, 'filename', None) or 'the config'
+    # Any move in training. In evaluation a flip before the masks is undone
+    # by the segmentor (--tta's views; a random one is refused below), any
+    # other move is not (a CenterCrop draws nothing): the prediction is
+    # resized onto the whole, unmoved mask.
+    evaluation_moves = tuple(name for name, verb in MOVING_TRANSFORMS.items()
+                             if verb != 'flip')
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         for loader in loaders:
             dataset = (cfg.get(loader) or {}).get('dataset')
@@ -78,12 +84,9 @@ def check_pipelines_build(cfg, loaders):
                         raise PipelineConfigError(
                             f'{path}[{index}] of {where}: {reason}; nothing '
                             'was started') from err
-                # Any move in training; in evaluation a flip before the
-                # masks is undone by the segmentor (--tta's views) and a
-                # random step is refused below.
                 moved = moved_before_masks(
                     pipeline, MOVING_TRANSFORMS if loader ==
-                    'train_dataloader' else ('RandomZoom', ))
+                    'train_dataloader' else evaluation_moves)
                 if moved >= 0:
                     name = str(pipeline[moved]['type'])
                     verb = MOVING_TRANSFORMS[name.split('.')[-1]]

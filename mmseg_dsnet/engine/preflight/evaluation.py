@@ -6,6 +6,11 @@ class ThresholdMismatchError(UserError, ValueError):
     """The model and its evaluator call lesion at different probabilities."""
 
 
+#: The ``type`` names of a ``LesionMetric`` evaluator config (mmengine
+#: builds either).
+LESION_METRIC_TYPES = ('LesionMetric', 'mmseg.LesionMetric')
+
+
 def check_lesion_metrics(cfg, evaluators):
     """Refuse, before the runner exists, a ``LesionMetric`` evaluator whose
     arguments would give figures of nothing
@@ -31,8 +36,8 @@ def check_lesion_metrics(cfg, evaluators):
         if isinstance(metrics, dict):
             metrics = [metrics]
         for metric in metrics:
-            if not isinstance(metric, dict) or metric.get('type') not in (
-                    'LesionMetric', 'mmseg.LesionMetric'):
+            if not isinstance(metric, dict) or \
+                    metric.get('type') not in LESION_METRIC_TYPES:
                 continue
             try:
                 check_metric_args(**{k: v for k, v in metric.items()
@@ -98,7 +103,7 @@ def _figure_names(metric):
     or None when its type's names are not known here."""
     from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
     kind = metric.get('type')
-    if kind in ('LesionMetric', 'mmseg.LesionMetric'):
+    if kind in LESION_METRIC_TYPES:
         names = METRIC_NAMES
     elif kind in ('IoUMetric', 'mmseg.IoUMetric'):
         asked = metric.get('iou_metrics', ['mIoU'])
@@ -166,7 +171,7 @@ def check_one_lesion_figure_set(name, metrics):
             any('IoU' in n for n in names):
         return
     prefixes = [m.get('prefix') for m in metrics
-                if m.get('type') in ('LesionMetric', 'mmseg.LesionMetric')]
+                if m.get('type') in LESION_METRIC_TYPES]
     if len(prefixes) == 1:
         return
     found = (f'{len(prefixes)} LesionMetric (prefixes '
@@ -267,7 +272,10 @@ def check_decision_thresholds(cfg, evaluators=('val_evaluator',
         if isinstance(metrics, dict):
             metrics = [metrics]
         for evaluator in metrics:
-            if evaluator.get('type') != 'LesionMetric':
+            # The scoped name builds the same metric, whose figures must
+            # describe the head's masks too.
+            if not isinstance(evaluator, dict) or \
+                    evaluator.get('type') not in LESION_METRIC_TYPES:
                 continue
             threshold = float(evaluator.get('threshold', 0.5))
             expected = mask_threshold(head,

@@ -4,6 +4,8 @@ import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
 
+from .evaluation import LESION_METRIC_TYPES
+
 
 def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
@@ -50,8 +52,8 @@ def check_save_best(cfg, validates=None):
     if isinstance(evaluators, dict):
         evaluators = [evaluators]
     keys = [save_best] if isinstance(save_best, str) else save_best
-    if not all(isinstance(e, dict) and e.get('type') in (
-            'LesionMetric', 'mmseg.LesionMetric') for e in evaluators):
+    if not all(isinstance(e, dict) and e.get('type') in LESION_METRIC_TYPES
+               for e in evaluators):
         # Figures not known here: the rule of each key named; 'auto' is
         # the fast trainer's to judge at its first validation.
         for key in keys:
