@@ -148,7 +148,7 @@ def test_a_move_before_the_masks_are_loaded_in_training_is_refused():
     check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
 
 
-def test_a_crop_before_the_masks_are_loaded_in_an_evaluation_pipeline_is_refused():  # noqa: E501
+def test_a_crop_before_the_masks_in_evaluation_is_refused():
     """``CenterCrop`` (which draws nothing) before LoadAnnotations in a test
     or validation pipeline: the image was cropped, the mask loaded after it
     kept the whole image, and the segmentor resized its prediction of the
