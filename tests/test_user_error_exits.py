@@ -1078,6 +1078,29 @@ def test_an_evaluation_loader_that_drops_images_is_refused(
         assert not work.exists()
 
 
+def test_fast_train_refuses_evaluation_loaders_that_drop_images(
+        tiny_config, tmp_path, capsys):
+    """``fast_train.py --val-interval 1`` (``--test``) with
+    ``drop_last=True`` on the validation (test) loader trained its first
+    epoch, made its work dir and only then stopped at ``LesionMetric``'s
+    count of the images scored (the test after all the training).
+    Refused before the work dir is made, as ``train.py`` refuses it."""
+    work = tmp_path / 'work'
+    for option, loader in (('--val-interval', 'val_dataloader'),
+                           ('--test', 'test_dataloader')):
+        code, err = run_cli(load_tool('fast_train.py').main, [
+            tiny_config, '--work-dir', work, '--device', 'cpu',
+            *([option, '1'] if option == '--val-interval' else [option]),
+            '--cfg-options', f'{loader}.batch_size=4',
+            f'{loader}.drop_last=True'], capsys)
+        assert (code, err) == (2, (
+            f'ERROR: {loader}.drop_last is True: the last incomplete batch '
+            'of the split would never be scored, so the figures would be '
+            'of part of it; set --cfg-options '
+            f'{loader}.drop_last=False\n'))
+        assert not work.exists()
+
+
 def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
                                                   capsys):
     """A training split of fewer images than ``batch_size`` with
@@ -1271,6 +1294,61 @@ def test_a_save_best_in_a_run_that_never_validates_is_refused(
     check_save_best(cfg('IoU', type='IterBasedTrainLoop', max_iters=1))
     check_save_best(cfg(None, max_epochs=2, val_begin=5))
     check_save_best(cfg(None, val_cfg=None))
+
+
+def test_an_empty_val_cfg_validates_and_is_checked(tiny_config, tmp_path,
+                                                  capsys):
+    """``val_cfg = dict()``: mmengine's Runner builds a plain ``ValLoop``
+    from it and validates, but the checks read it as no validation: the
+    default ``save_best='IoU'`` was refused ("sets no val_cfg"), and with
+    ``save_best=None`` a validation split holding training images, a
+    validation loader with ``drop_last=True`` or ``val_interval=0``
+    trained (validating on training images, exit 0). Each is refused
+    before the work dir is made; ``fast_train.py --val-interval`` checks
+    its validation loader's dataset whatever ``val_cfg`` says."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine import check_save_best
+    from mmseg_dsnet.engine.fast_training import check_fast_run_config
+    from mmseg_dsnet.engine.preflight import (check_training_schedule,
+                                              has_val_loop)
+    from mmseg_dsnet.utils.errors import UserError
+    config = tmp_path / 'empty_val_cfg.py'
+    config.write_text(f"_base_ = '{tiny_config}'\n"
+                      'val_cfg = dict(_delete_=True)\n')
+    cfg = Config.fromfile(config)
+    assert cfg.val_cfg == {} and has_val_loop(cfg)
+    assert not has_val_loop(dict(cfg, val_cfg=None))
+    check_save_best(cfg)
+    cfg.train_cfg.val_interval = 0
+    with pytest.raises(UserError, match=r'^train_cfg\.val_interval=0 must'):
+        check_training_schedule(cfg)
+    root = cfg.data_root
+    test_split = f'{root}/splits/lightweight_test.txt'
+    count = len(open(test_split).read().split())
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        config, '--work-dir', work, '--cfg-options',
+        'default_hooks.checkpoint.save_best=None',
+        f'train_dataloader.dataset.ann_file={test_split}'], capsys)
+    assert code == 2 and err.startswith(
+        f'ERROR: {config}: val_dataloader scores {count} of the {count} '
+        f'images of '
+        f'{test_split} that train_dataloader trains on'), err
+    assert not work.exists()
+    code, err = run_cli(load_tool('train.py').main, [
+        config, '--work-dir', work, '--cfg-options',
+        'default_hooks.checkpoint.save_best=None',
+        'val_dataloader.drop_last=True'], capsys)
+    assert (code, err[:44]) == (
+        2, 'ERROR: val_dataloader.drop_last is True: the')
+    assert not work.exists()
+    cfg = Config.fromfile(config)
+    cfg.val_dataloader.dataset.reduce_zero_label = True
+    check_fast_run_config(cfg, str(config))
+    with pytest.raises(UserError, match=r'^val_dataloader\.dataset\.'
+                       'reduce_zero_label=True does not fit'):
+        check_fast_run_config(cfg, str(config), validate=True)
 
 
 def test_lesion_metric_arguments_are_checked_before_the_run(

@@ -43,6 +43,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_trainable_model,
                                           check_training_batches,
                                           check_training_schedule,
+                                          has_val_loop,
                                           load_tool_config, set_work_dir)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
@@ -138,21 +139,23 @@ def build_cfg(args):
     check_load_from(cfg, model)
     del model
     check_trainable_model(cfg)
-    loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') \
+    # mmengine validates with any val_cfg but None, dict() included.
+    validates = has_val_loop(cfg)
+    loaders = ('train_dataloader', 'val_dataloader') if validates \
         else ('train_dataloader', )
     check_pipelines_build(cfg, loaders)
     check_dataset_classes(cfg, loaders)
     check_seed((cfg.get('randomness') or {}).get('seed'))
     check_decision_thresholds(cfg, ('val_evaluator', ))
     check_lesion_metrics(cfg, ('val_evaluator', ))
-    if cfg.get('val_cfg'):
+    if validates:
         check_evaluation_loaders(cfg, ('val_dataloader', ))
     check_save_best(cfg)
     check_val_keys_together(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
                 explicit=names_data(args.cfg_options))
-    if cfg.get('val_cfg'):
+    if validates:
         # Validation figures (and the best checkpoint) on training images.
         check_held_out_images(cfg, ('val_dataloader', ), args.config)
         # A repeated image weighed twice in the figures and the best

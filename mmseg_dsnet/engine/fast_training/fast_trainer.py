@@ -114,6 +114,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
             (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
             pipeline that does not build, class counts, thresholds, a
+            validation or test loader with ``drop_last=True``, a
             ``save_best`` the validation does not report, an
             ``auto_scale_lr`` mmengine would not apply as written).
     """
@@ -121,6 +122,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
                              check_config_sets,
                              check_dataset_classes,
                              check_decision_thresholds,
+                             check_evaluation_loaders,
                              check_held_out_images, check_model_builds,
                              check_pipelines_build,
                              check_pretrained_checkpoints, check_save_best,
@@ -170,9 +172,13 @@ def check_fast_run_config(cfg: Config, config_path: str,
         # tools/test.py refused its pipeline only after the training.
         ('test_dataloader', ) if test else ())
     check_pipelines_build(cfg, loaders)
+    # The fast trainer validates by --val-interval, whatever val_cfg says.
     check_dataset_classes(cfg, ('train_dataloader', 'val_dataloader')
-                          if cfg.get('val_cfg') else ('train_dataloader', ))
+                          if validate else ('train_dataloader', ))
     check_decision_thresholds(cfg, ('val_evaluator', ))
+    # LesionMetric refuses a drop_last=True loader only once it has run:
+    # after the first validation (the test, after the whole training).
+    check_evaluation_loaders(cfg, loaders[1:])
     if validate:
         # A key the validation does not report stopped the run at its
         # first validation, --val-interval epochs in.

@@ -6,6 +6,8 @@ import os.path as osp
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.messages import first_few
 
+from .validation import has_val_loop
+
 
 #: Top-level config keys that mmengine's Runner, mmseg's tools or our tools
 #: read. A config key that is not one of them but is spelt almost like one
@@ -495,7 +497,7 @@ def check_training_schedule(cfg, config=None):
             'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
         return
     keys = ['max_epochs', 'max_iters']
-    if cfg.get('val_cfg'):
+    if has_val_loop(cfg):
         keys.append('val_interval')
     loader = cfg.get('train_dataloader')
     values = [(f'train_cfg.{key}', train.get(key)) for key in keys]

@@ -7,16 +7,33 @@ from mmseg_dsnet.utils.errors import UserError
 from .evaluation import LESION_METRIC_TYPES
 
 
+def has_val_loop(cfg):
+    """Whether mmengine's Runner builds a validation loop for the training
+    of ``cfg``, which its epoch and iteration loops then run: from any
+    ``val_cfg`` but None, ``dict()`` included (a plain ``ValLoop``). The
+    Runner refuses ``val_dataloader`` and ``val_evaluator`` set with
+    ``val_cfg`` None, or None with it set
+    (:func:`check_val_keys_together`).
+
+    Args:
+        cfg (Config | dict): The training config.
+
+    Returns:
+        bool: False only when ``val_cfg`` is None or not set.
+    """
+    return cfg.get('val_cfg') is not None
+
+
 def check_save_best(cfg, validates=None):
     """Refuse a ``default_hooks.checkpoint.save_best`` that names no figure
     of the validation: mmengine's hook looks it up only after the first
     validation, and stops the run there with ``KeyError: 'iou'``. Checked
     when every validation evaluator is a ``LesionMetric`` (whose figures
     are known); ``'auto'`` (the first figure) passes. A ``save_best`` in a
-    run that never validates (no ``val_cfg``, or ``train_cfg.val_begin``
-    beyond the last epoch or iteration) is refused too: the hook keeps a
-    best checkpoint only after a validation, so the run ended without one,
-    exit 0.
+    run that never validates (``val_cfg`` None, :func:`has_val_loop`, or
+    ``train_cfg.val_begin`` beyond the last epoch or iteration) is
+    refused too: the hook keeps a best checkpoint only after a validation,
+    so the run ended without one, exit 0.
 
     Args:
         cfg (Config | dict): The merged config.
@@ -39,14 +56,14 @@ def check_save_best(cfg, validates=None):
         # or val_evaluator left set (a ValueError traceback): name them.
         unset = 'default_hooks.checkpoint.save_best=None' + ''.join(
             f' {key}=None' for key in _VAL_KEYS[::2]
-            if not cfg.get('val_cfg') and cfg.get(key) is not None)
+            if not has_val_loop(cfg) and cfg.get(key) is not None)
         raise UserError(
             f'default_hooks.checkpoint.save_best={save_best!r} keeps the '
             f'checkpoint that validates best, but {never}, so the run '
             f'would never validate and save no best checkpoint; set {unset} '
             'to train without one, or let the run validate')
     evaluators = cfg.get('val_evaluator')
-    if not save_best or not (validates or cfg.get('val_cfg')) or \
+    if not save_best or not (validates or has_val_loop(cfg)) or \
             not evaluators:
         return
     if isinstance(evaluators, dict):
@@ -170,7 +187,7 @@ def _never_validates(cfg):
     mmengine's loops validate from ``val_begin`` on (and at the last epoch
     or iteration), so a ``val_begin`` beyond the last one skips them all.
     """
-    if not cfg.get('val_cfg'):
+    if not has_val_loop(cfg):
         return 'the config sets no val_cfg'
     train = cfg.get('train_cfg') or {}
     if not isinstance(train, dict) or train.get('type') not in (
