@@ -1052,6 +1052,33 @@ def test_the_runs_own_folders_are_not_named_unsearched_photos(
         assert 'Not searched: 1 sub-folder(s)' in out
 
 
+def test_the_runs_own_records_are_not_named_skipped_inputs(
+        checkpoint, tmp_path, capsys):
+    """``infer.py photos --recursive --out-dir photos/out``: a second run
+    listed ``photos/out/model.json``, ``sources.json`` ... as ``skipped:
+    not an image file extension``, as if files of the user's were left
+    out; its masks and overlays are not segmented again."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(lesion_image(40, 50)).save(photos / 'a.jpg')
+    (photos / 'notes.txt').write_text('not a photo')
+    out_dir = photos / 'out'
+    argv = [CONFIG, checkpoint, str(photos), '--recursive', '--out-dir',
+            str(out_dir), '--no-progress']
+    assert run_tool(argv) == 0
+    capsys.readouterr()
+    assert (out_dir / 'model.json').is_file()
+    assert run_tool(argv) == 0
+    out, err = capsys.readouterr()
+    skipped = [line for line in err.splitlines()
+               if 'not an image file extension' in line]
+    assert skipped == [f'skipped {photos / "notes.txt"}: not an image '
+                       'file extension'], err
+    assert 'Processed 0 of 1 images' in out
+    assert sorted(p.name for p in (out_dir / 'masks').iterdir()) == \
+        ['a.png']
+
+
 def same_name_photos(tmp_path, sizes):
     """``tmp_path/<folder>/x.jpg`` of the given ``(height, width)`` each,
     so that a mask's size tells which photo it is of."""

@@ -48,7 +48,8 @@ a folder whose name holds ``[``, where ``[2]`` is a set of characters,
 is refused: write each ``[`` of the name as ``[[]``). With ``--out-dir``
 inside a searched folder (``--recursive`` or a ``**`` glob),
 ``OUT/masks`` and ``OUT/overlays`` are skipped (and a line says so): a
-second run does not segment the first run's outputs.
+second run does not segment the first run's outputs; the run's records
+(``OUT/model.json``, ``OUT/sources.json`` ...) are left out silently.
 
 ``OUT/model.json`` names the model that wrote the folder's outputs (its
 files' SHA-256, the threshold, ``--tta``). A folder holds one model's
@@ -241,7 +242,7 @@ def run(args, hold):
     from mmseg_dsnet.apis.output_record import (
         OutputFolderBusyError, check_inputs_outside_outputs,
         claim_output_folder, describe_model, earlier_outputs_among_inputs,
-        read_sources, release_output_folder)
+        is_record_of, read_sources, release_output_folder)
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
     from mmseg_dsnet.models.utils.lesion_logit import threshold_text
@@ -276,6 +277,9 @@ def run(args, hold):
               'input', file=sys.stderr)
     for _, message in found.problems:
         print(f'error: {message}', file=sys.stderr)
+    # This run's records in a searched folder are no photos left out.
+    found.skipped = [path for path in found.skipped
+                     if not is_record_of(path, args.out_dir)]
     for path in found.skipped:
         print(f'skipped {path}: not an image file extension',
               file=sys.stderr)

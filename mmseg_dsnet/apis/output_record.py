@@ -244,6 +244,25 @@ def _take_lock_file(out_dir: str, key: str) -> Optional[str]:
 # Held (made only if absent) by the run that removes a stale lock file.
 TAKEOVER_SUFFIX = '.takeover'
 
+# The files an output folder holds beside its masks and overlays.
+RECORD_FILES = (RECORD_NAME, SOURCES_NAME, DIGESTS_NAME, JOURNAL_NAME,
+                LOCK_NAME, LOCK_NAME + TAKEOVER_SUFFIX)
+
+
+def is_record_of(path: str, out_dir: str) -> bool:
+    """Whether ``path`` is one of the records (:data:`RECORD_FILES`) of
+    the output folder ``out_dir``.
+
+    Args:
+        path (str): A file found among the inputs.
+        out_dir (str): The output folder of the run.
+
+    Returns:
+        bool: True for ``out_dir``'s ``model.json``, ``sources.json`` ...
+    """
+    return (osp.basename(path) in RECORD_FILES
+            and osp.realpath(osp.dirname(path)) == osp.realpath(out_dir))
+
 
 def _remove_stale_lock_file(path: str, holder: Dict) -> bool:
     """Remove the lock file ``path`` if it still names ``holder``, a run
@@ -536,12 +555,11 @@ def earlier_outputs_among_inputs(named: Sequence[str],
     """
     keep, left_out = [], []
     named_real = [osp.realpath(path) for path in named]
-    records = (RECORD_NAME, SOURCES_NAME, DIGESTS_NAME, JOURNAL_NAME)
     for path in inputs:
         real_path = osp.realpath(path)
         # A glob such as 'photos/**/*' over a run folder matched its
         # records too: each run listed them as failed inputs, exit 1.
-        if osp.basename(real_path) in records and osp.isfile(
+        if osp.basename(real_path) in RECORD_FILES and osp.isfile(
                 osp.join(osp.dirname(real_path), RECORD_NAME)):
             left_out.append(path)
             continue
