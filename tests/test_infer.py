@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import REPO, load_tool, make_lesion_checkpoint
 from PIL import Image
+from mmseg_dsnet.utils.fileio import PARTIAL_MARK
 
 CONFIG = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
 
@@ -372,6 +373,30 @@ def test_unwritable_output_folder(checkpoint, inputs, tmp_path, capsys):
             (tmp_path / 'locked').chmod(0o700)
     assert code == 2
     assert 'cannot write to output folder' in capsys.readouterr().err
+
+
+def test_a_record_that_cannot_be_written_is_one_error(checkpoint, inputs,
+                                                     tmp_path, capsys):
+    """An output folder whose ``masks/`` and ``overlays/`` are writable but
+    whose top level is not: writing ``model.json`` ended with an
+    ``OSError`` traceback. The write is made to fail as root can see it
+    fail: its temporary file's name is taken by a folder."""
+    folder, _ = inputs
+    out = tmp_path / 'out'
+    blocker = out / f'.model.json{PARTIAL_MARK}{os.getpid()}'
+    (blocker / 'x').mkdir(parents=True)
+    code = run_tool([CONFIG, checkpoint, str(folder / 'normal.jpg'),
+                     '--out-dir', str(out), '--no-progress'])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if 'ERROR' in line]
+    assert errors == [line for line in errors
+                      if line.startswith(f'ERROR: cannot write '
+                                         f'{out / "model.json"}: ')], err
+    assert len(errors) == 1 and 'Traceback' not in err
+    # Nothing that looks like a finished run.
+    left = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert not left & {'model.json', 'masks', 'overlays', 'sources.json'}
 
 
 def test_no_overwrite_without_flag(checkpoint, inputs, tmp_path, capsys):

@@ -434,7 +434,7 @@ def claim_output_folder(out_dir: str,
             cannot or may not replace, or, with no record, files that are
             no outputs of ``tools/infer.py`` (:func:`not_an_output`) or
             that its :data:`SOURCES_NAME` does not name (also with
-            ``overwrite``).
+            ``overwrite``); or :data:`RECORD_NAME` cannot be written.
     """
     previous = read_record(out_dir)
     removed = []
@@ -492,8 +492,17 @@ def claim_output_folder(out_dir: str,
             for path in found:
                 os.remove(path)
             removed = found
-        atomic_write(json_text(record, indent=2, ensure_ascii=False) + '\n',
-                     osp.join(out_dir, RECORD_NAME))
+        path = osp.join(out_dir, RECORD_NAME)
+        try:
+            atomic_write(
+                json_text(record, indent=2, ensure_ascii=False) + '\n', path)
+        except OSError as err:
+            # A top level that is not writable while masks/ and overlays/
+            # are (prepare_output_dir's probes) fails here.
+            raise UserError(
+                f'cannot write {path}: {err.strerror or err}; the run '
+                'writes no outputs without the record of their model: make '
+                f'{out_dir} writable, or give another --out-dir') from None
     return removed
 
 
