@@ -549,3 +549,29 @@ def test_num_classes_hook_checks_auxiliary_heads_in_each_phase():
                 r'^model\.auxiliary_head\[0\]\.num_classes=3 but the '
                 f'{phase} dataset ISIC has 2 classes')):
             call(runner)
+
+
+@pytest.mark.parametrize('value', ["'ValLoop'", 'True'])
+def test_a_val_cfg_that_is_no_dict_is_refused(tmp_path, value):
+    """``val_cfg = 'ValLoop'`` (or ``True``) was taken for a validation
+    loop; mmengine's Runner refused it with a TypeError traceback once
+    the training started, after the work dir was made."""
+    from mmseg_dsnet.engine.preflight import (check_training_schedule,
+                                              has_val_loop)
+    from mmseg_dsnet.utils.errors import UserError
+    path = tmp_path / 'bad_val_cfg.py'
+    path.write_text(
+        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, "
+        'val_interval=2)\n'
+        f'val_cfg = {value}\n')
+    cfg = Config.fromfile(str(path))
+    for check in (has_val_loop, check_training_schedule):
+        with pytest.raises(UserError) as err:
+            check(cfg)
+        message = str(err.value)
+        assert message.startswith(f'{path}: val_cfg={cfg.val_cfg!r} is a '
+                                  f'{type(cfg.val_cfg).__name__}, but '), \
+            message
+        assert "val_cfg = dict(type='ValLoop')" in message
+    assert has_val_loop(Config(dict(val_cfg=dict())))
+    assert not has_val_loop(Config(dict(val_cfg=None)))

@@ -20,8 +20,26 @@ def has_val_loop(cfg):
 
     Returns:
         bool: False only when ``val_cfg`` is None or not set.
+
+    Raises:
+        UserError: ``val_cfg`` is neither None nor a dict (``'ValLoop'``,
+            ``True``): the Runner refuses it with a TypeError only when
+            the training starts, after the work dir is made.
     """
-    return cfg.get('val_cfg') is not None
+    val_cfg = cfg.get('val_cfg')
+    if val_cfg is None or isinstance(val_cfg, dict):
+        return val_cfg is not None
+    from mmengine.runner import BaseLoop
+    if isinstance(val_cfg, BaseLoop):
+        return True
+    source = getattr(cfg, 'filename', None)
+    raise UserError(
+        f'{source + ": " if source else ""}val_cfg={val_cfg!r} is a '
+        f'{type(val_cfg).__name__}, but mmengine builds the validation '
+        "loop from a dict: set val_cfg = dict(type='ValLoop') (or dict(), "
+        'the same loop) to validate, or val_cfg = None, with '
+        'val_dataloader and val_evaluator None, to train without '
+        'validation')
 
 
 def check_save_best(cfg, validates=None):
