@@ -970,6 +970,8 @@ def test_check_real_data_refuses_sizes_and_results_it_cannot_use(tmp_path):
             check_short_schedule(crop_size=size)
     check_short_schedule(crop_size=32)
     check_short_schedule(crop_size=96)
+    with pytest.raises(UserError, match='--lr must be positive, got 0'):
+        check_short_schedule(lr=0.0)
     path = tmp_path / RESULTS_FILE
     for text in ('{"dsnet": {"epochs": 1}, "unet": 3}', '[{"epochs": 1}]'):
         path.write_text(text)
