@@ -606,3 +606,26 @@ def test_the_default_runs_at_a_time_are_the_cpus_over_the_threads(
     assert sweep.check_cpu_share(3, 2, parallel_given=False) == 2
     assert sweep.check_cpu_share(3, 1, parallel_given=False) == 3
     assert sweep.check_cpu_share(8, 3, parallel_given=False) == 1
+
+
+def test_fast_sweep_writes_no_record_of_a_run_the_time_limit_stopped(
+        tiny_isic, tmp_path, capsys):
+    """A run stopped by ``--time-limit`` trained fewer epochs than its
+    record would name: it gets no record, the run that trained all its
+    epochs gets one, and the sweep ends with one ERROR line."""
+    records = tmp_path / 'records'
+    # Two runs over the limit after epoch 2: the last is stopped there, the
+    # first trains its third (the last run is never stopped at the end).
+    argv = ['dsnet', '--seeds', '0', '1', '--epochs', '3', '--crop-size',
+            '64', '--fast', '--device', 'cpu', '--time-limit', '0.001',
+            '--data-root', str(tiny_isic), '--work-dir',
+            str(tmp_path / 'work'), '--record-dir', str(records)]
+    assert tool.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert 'dsnet_s0: done' in out
+    assert 'dsnet_s1: stopped (stopped after epoch 2: with 2 runs' in out
+    assert err.strip().splitlines()[-1] == (
+        'ERROR: 1 of 2 runs did not train all their epochs (no record): '
+        'dsnet_s1')
+    assert [p.name for p in records.iterdir()] == [
+        'dsnet_64px_3ep_seed0_fast.json']

@@ -1046,6 +1046,27 @@ def test_check_real_data_names_the_split_its_images_are_scored_on():
     assert header.split()[1:5] == ['train', 'img', 'test', 'img']
 
 
+def test_results_table_names_mixed_evaluations_and_imperfect_figures():
+    """Runs scored on two sets are counted as ``eval img`` (neither set's
+    name), and a figure just short of 100 % (or just above 0 %) is not
+    shown as 100 (or 0)."""
+    from mmseg_dsnet.leaderboard.real_data_check import (TABLE_KEYS,
+                                                         results_table)
+
+    def result(split, value):
+        return dict(split=split, train_images=4, test_images=2,
+                    train_time_s=1.0,
+                    metrics=dict.fromkeys(TABLE_KEYS, value))
+    for first, second in (('design', 'test'), ('test', 'design')):
+        header = results_table({'a': result(first, 50.0),
+                                'b': result(second, 50.0)}).splitlines()[0]
+        assert header.split()[1:5] == ['train', 'img', 'eval', 'img']
+    rows = results_table({'a': result('test', 99.996),
+                          'b': result('test', 0.004)}).splitlines()[1:]
+    assert rows[0].split()[4:] == ['>99.99'] * len(TABLE_KEYS)
+    assert rows[1].split()[4:] == ['<0.01'] * len(TABLE_KEYS)
+
+
 def test_cli_refuses_a_record_whose_figure_is_not_finite(tmp_path, capsys):
     """A record with ``NaN`` or ``Infinity`` (Python's ``json`` writes and
     reads them) gave a row of ``nan`` for one seed, exit 0, and a

@@ -1805,6 +1805,54 @@ def test_time_limit_stops_no_run_after_the_last_epoch():
         == []
 
 
+def test_time_limit_keeps_only_the_runs_the_time_left_holds():
+    """The runs kept are those the time left after this epoch holds, not
+    the whole limit, and a run the time left holds only in part stops."""
+    # 4 runs, 5 s each per epoch, 8 epochs left: 40 s a run; 70 s of the
+    # limit is left, which holds one run (two would take 80 s).
+    assert _TimeLimitProbe(4).after_epoch(2, 30.0, 20.0) == [1, 2, 3]
+
+
+def test_time_limit_lets_the_last_run_end_at_the_limit():
+    """An epoch that ends at the limit itself does not pass it."""
+    assert _TimeLimitProbe(1).after_epoch(2, 80.0, 20.0) == []
+    assert _TimeLimitProbe(1).after_epoch(2, 80.5, 20.0) == [0]
+
+
+def test_time_limit_spares_the_first_epoch_after_a_resume():
+    """The first epoch after ``--resume`` holds the warm-up and captures
+    again: its pace says nothing of the epochs after it."""
+    probe = _TimeLimitProbe(1)
+    probe.trainer.start_epoch = 5
+    assert probe.after_epoch(6, 90.0, 20.0) == []
+    assert probe.after_epoch(7, 90.0, 20.0) == [0]
+
+
+def test_time_limit_reads_the_pace_of_the_last_epoch(tiny_cfg, tmp_path,
+                                                     monkeypatch):
+    """The time limit projects the next epoch from the one just trained,
+    not from the whole loop so far, on a clock that ticks 10 s a
+    reading (one reading an epoch)."""
+    import types
+
+    from mmseg_dsnet.engine.fast_training import FastTrainer, RunSpec
+    from mmseg_dsnet.engine.fast_training import fast_trainer
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.train_cfg.max_epochs = 4
+    trainer = FastTrainer([RunSpec(cfg, str(tiny_cfg), 0,
+                                   str(tmp_path / 'w'))], device='cpu',
+                          workers=1, progress=False, time_limit=35.0)
+    ticks = iter(range(0, 10000, 10))
+    clock = types.SimpleNamespace(**vars(fast_trainer.time))
+    clock.perf_counter = lambda: float(next(ticks))
+    monkeypatch.setattr(fast_trainer, 'time', clock)
+    # After epoch 2: 20 s, another 10 s epoch ends at 30 s; after epoch 3
+    # one would end at 40 s, past 35 s.
+    summary, = trainer.train()
+    assert summary['epochs'] == 3 and not summary['completed']
+    assert summary['stopped'].startswith('stopped after epoch 3 of 4')
+
+
 def test_fast_train_refuses_a_hook_it_would_not_run(fast_train_tool,
                                                     tiny_cfg, tmp_path,
                                                     capsys):

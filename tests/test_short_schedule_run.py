@@ -52,6 +52,14 @@ def test_a_run_with_weight_averaging_scores_the_average(tiny_isic, tmp_path):
     assert of_last != average  # the two weights score apart here
     assert result['metrics'] == {k: round(v, 2) for k, v in average.items()}
     assert record['metrics'] == average
+    # Without subsets, the images of the splits it read, as counted there.
+    from mmengine.config import Config
+    ran = Config.fromfile(str(dumped))
+    for part, images, split in (('train', 'train_images', 'train_split'),
+                                ('test', 'test_images', 'eval_split')):
+        ann_file = ran[f'{part}_dataloader'].dataset.ann_file
+        names = (tiny_isic / ann_file).read_text().split()
+        assert (result[split], result[images]) == (ann_file, len(names))
 
 
 def test_design_record_holds_the_learning_rate_it_ran_with(tiny_isic,
@@ -167,3 +175,31 @@ def test_the_recorded_size_is_the_one_square_side_of_the_run(tmp_path):
                 rf'square size \({shown}\), .*give --crop-size$')):
             design_input_size(cfg, config=str(config))
         assert design_input_size(cfg, 32, str(config)) == 32
+
+
+def test_a_run_reads_the_split_it_is_named_for(tmp_path):
+    """A design config reads the design splits itself: a ``split='test'``
+    run of it trains and is scored on the literature's split, as its
+    results say, and a ``split='design'`` run of any config on the design
+    hold-out. The training validates at no epoch (the final checkpoint is
+    scored once, after it: a validation would count as training time)."""
+    from mmseg_dsnet.leaderboard.real_data_check import short_schedule_cfg
+    design = 'configs/dsnet/design/dsnet-design-b_isic2017.py'
+    literature = ('splits/lightweight_train.txt',
+                  'splits/lightweight_test.txt',
+                  'splits/lightweight_test.txt')
+    hold_out = ('splits/lightweight_design_train.txt',
+                'splits/lightweight_design_val.txt',
+                'splits/lightweight_design_val.txt')
+    for config, split, expected in (
+            (design, 'test', literature), (design, 'design', hold_out),
+            ('configs/dsnet/dsnet_isic2017.py', 'design', hold_out)):
+        cfg = short_schedule_cfg(config, str(tmp_path), str(tmp_path / 'w'),
+                                 2, None, None, 0, split=split)
+        assert tuple(cfg[f'{part}_dataloader'].dataset.ann_file
+                     for part in ('train', 'val', 'test')) == expected
+        # The rate anneals over the 2 epochs trained, to their end.
+        assert cfg.train_cfg.max_epochs == 2
+        assert [(s['T_max'], s['end']) for s in cfg.param_scheduler] == [
+            (2, 2)]
+        assert cfg.train_cfg.val_begin > 2

@@ -957,6 +957,31 @@ def test_check_real_data_refuses_settings_it_would_not_follow(
     assert not (tmp_path / 'work').exists()
 
 
+def test_check_real_data_refuses_sizes_and_results_it_cannot_use(tmp_path):
+    """A crop size the models cannot halve five times, and earlier results
+    that are not one dict per run (they could not be kept beside the new
+    ones), are refused; whole results are read back as they are."""
+    from mmseg_dsnet.leaderboard.real_data_check import (RESULTS_FILE,
+                                                         check_short_schedule,
+                                                         earlier_results)
+    from mmseg_dsnet.utils.errors import UserError
+    for size in (16, 48, 100):
+        with pytest.raises(UserError, match=f'multiple of 32, got {size}$'):
+            check_short_schedule(crop_size=size)
+    check_short_schedule(crop_size=32)
+    check_short_schedule(crop_size=96)
+    with pytest.raises(UserError, match='--lr must be positive, got 0'):
+        check_short_schedule(lr=0.0)
+    path = tmp_path / RESULTS_FILE
+    for text in ('{"dsnet": {"epochs": 1}, "unet": 3}', '[{"epochs": 1}]'):
+        path.write_text(text)
+        with pytest.raises(UserError, match='does not hold the results of '
+                           'runs'):
+            earlier_results(str(tmp_path))
+    path.write_text('{"dsnet": {"epochs": 1}}')
+    assert earlier_results(str(tmp_path)) == {'dsnet': {'epochs': 1}}
+
+
 def test_check_real_data_refuses_a_configs_file_that_is_no_config(
         tmp_path, tiny_isic):
     """A --configs file that is no config (a syntax error, a checkpoint
