@@ -1060,44 +1060,28 @@ def test_an_evaluation_loader_that_drops_images_is_refused(
         tiny_config, tmp_path, capsys):
     """``drop_last=True`` on the test (validation) loader scored only the
     full batches: 4 of 5 images, or none (every figure 100 %, exit 0) when
-    the batch exceeded the split. Refused before the work dir is made."""
+    the batch exceeded the split. ``fast_train.py --val-interval 1``
+    (``--test``) trained its first epoch, made its work dir and only then
+    stopped at ``LesionMetric``'s count of the images scored (the test
+    after all the training). Refused before the work dir is made."""
     ckpt = tmp_path / 'model.pth'
     ckpt.write_bytes(b'not read')
     work = tmp_path / 'work'
+    fast = [tiny_config, '--device', 'cpu']
     for script, argv, loader in (
             ('test.py', [tiny_config, ckpt], 'test_dataloader'),
-            ('train.py', [tiny_config], 'val_dataloader')):
+            ('train.py', [tiny_config], 'val_dataloader'),
+            ('fast_train.py', fast + ['--val-interval', '1'],
+             'val_dataloader'),
+            ('fast_train.py', fast + ['--test'], 'test_dataloader')):
         code, err = run_cli(load_tool(script).main, argv + [
-            '--work-dir', work, '--cfg-options', f'{loader}.batch_size=8',
+            '--work-dir', work, '--cfg-options', f'{loader}.batch_size=4',
             f'{loader}.drop_last=True'], capsys)
         assert (code, err) == (2, (
             f'ERROR: {loader}.drop_last is True: the last incomplete batch '
             'of the split would never be scored, so the figures would be '
             'of part of it; set --cfg-options '
-            f'{loader}.drop_last=False\n'))
-        assert not work.exists()
-
-
-def test_fast_train_refuses_evaluation_loaders_that_drop_images(
-        tiny_config, tmp_path, capsys):
-    """``fast_train.py --val-interval 1`` (``--test``) with
-    ``drop_last=True`` on the validation (test) loader trained its first
-    epoch, made its work dir and only then stopped at ``LesionMetric``'s
-    count of the images scored (the test after all the training).
-    Refused before the work dir is made, as ``train.py`` refuses it."""
-    work = tmp_path / 'work'
-    for option, loader in (('--val-interval', 'val_dataloader'),
-                           ('--test', 'test_dataloader')):
-        code, err = run_cli(load_tool('fast_train.py').main, [
-            tiny_config, '--work-dir', work, '--device', 'cpu',
-            *([option, '1'] if option == '--val-interval' else [option]),
-            '--cfg-options', f'{loader}.batch_size=4',
-            f'{loader}.drop_last=True'], capsys)
-        assert (code, err) == (2, (
-            f'ERROR: {loader}.drop_last is True: the last incomplete batch '
-            'of the split would never be scored, so the figures would be '
-            'of part of it; set --cfg-options '
-            f'{loader}.drop_last=False\n'))
+            f'{loader}.drop_last=False\n')), script
         assert not work.exists()
 
 
