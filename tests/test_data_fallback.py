@@ -127,6 +127,30 @@ def test_a_broken_default_root_is_not_replaced_by_the_synthetic_set(
     assert cfg.train_dataloader.dataset.data_root == 'data/isic2018'
 
 
+def test_data_in_the_repository_is_not_replaced_from_another_folder(
+        fallback, tmp_path, monkeypatch):
+    """A tool run from another folder reads the relative default root
+    data/isic2018 there: it tested the released weights on the synthetic
+    set (IoU 97.98, exit 0) while the converted data sat in the
+    repository. It names both places now and makes nothing."""
+    repo = tmp_path / 'repo'
+    (repo / 'data' / 'isic2018' / 'images').mkdir(parents=True)
+    monkeypatch.setattr(fallback, 'REPO_ROOT', str(repo))
+    cfg = _config(tmp_path, monkeypatch)
+    with pytest.raises(fallback.DataRootError) as info:
+        fallback.ensure_data(cfg)
+    assert str(info.value).startswith(
+        "The ISIC 2018 data root 'data/isic2018' is read from the current "
+        f'folder {tmp_path}, where it does not exist; the converted data is '
+        f'at {repo}/data/isic2018.')
+    assert not (tmp_path / 'synthetic_isic2018').exists()
+    assert cfg.test_dataloader.dataset.data_root == 'data/isic2018'
+    # The repository's own synthetic set is no such data: fall back.
+    (repo / 'data' / 'isic2018' / synthetic_fallback.SYNTHETIC_MARKER
+     ).write_text('synthetic')
+    assert fallback.ensure_data(cfg) is True
+
+
 def _prepare_in_process(out_root, start, queue):
     """One of the processes of a distributed run: make the synthetic set
     once ``start`` is set; puts the outcome on ``queue``."""

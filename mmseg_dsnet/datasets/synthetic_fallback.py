@@ -333,6 +333,22 @@ def _check_not_a_broken_root(root, year):
         f'{CONVERT_COMMAND.format(root=root)}')
 
 
+def _check_not_in_the_repository(root, year):
+    """Raise DataRootError when the relative default ``root`` is missing
+    from the current folder but present in the repository: mmseg reads data
+    roots from the current folder, so a tool run from elsewhere would test
+    or train on the synthetic set while the converted data is there."""
+    in_repo = osp.join(REPO_ROOT, root)
+    if osp.isabs(root) or not osp.isdir(in_repo) or is_synthetic(in_repo):
+        return
+    raise DataRootError(
+        f"The ISIC {year} data root '{root}' is read from the current folder "
+        f'{os.getcwd()}, where it does not exist; the converted data is at '
+        f'{in_repo}. Run the tool from {REPO_ROOT}, or give the data root '
+        'with --cfg-options (e.g. test_dataloader.dataset.data_root='
+        f'{in_repo}).')
+
+
 def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
     """Check the data ``loaders`` will read; point every loader at the
     synthetic set when no data location was given and the default one is
@@ -365,6 +381,7 @@ def ensure_data(cfg, allow_synthetic=True, loaders=LOADERS, explicit=False):
         osp.normpath(root) != osp.normpath(default) for root in roots)
     if not explicit and not osp.isdir(default):
         _check_not_a_broken_root(default, year)
+        _check_not_in_the_repository(default, year)
         message = HOW_TO_PREPARE.format(year=year, root=default)
         if not allow_synthetic:
             raise DataRootError(
