@@ -42,7 +42,11 @@ CONFIG_KEYS = ('model', 'train_dataloader.dataset', 'test_dataloader.dataset',
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', default=DEFAULT_CONFIG)
+    parser.add_argument(
+        '--config',
+        default=DEFAULT_CONFIG,
+        help='the training config; the synthetic set is made in its '
+        'data_root (default: configs/demo/dsnet_synthetic_cpu.py)')
     parser.add_argument(
         '--work-dir',
         help='where the run writes; a folder of its own under '

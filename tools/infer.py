@@ -119,7 +119,8 @@ def parse_args(argv=None):
                         help='default: onnxruntime for .onnx, pytorch for '
                         'a config (a config with onnxruntime is exported '
                         'to a temporary ONNX file first)')
-    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--batch-size', type=int, default=4,
+                        help='images per forward pass (default: 4)')
     parser.add_argument('--threshold', type=float, default=None,
                         help='lesion probability threshold, for 1-channel '
                         '(sigmoid) and 2-channel (softmax) models alike '
@@ -137,7 +138,8 @@ def parse_args(argv=None):
                         help='refuse larger images (default: 1e8 = '
                         '10000x10000)')
     parser.add_argument('--overlay-max-side', type=int, default=4096,
-                        help='longer side of overlays of large images')
+                        help='longer side of overlays of large images '
+                        '(default: 4096)')
     parser.add_argument('--recursive', action='store_true',
                         help='also search sub-folders of given folders')
     parser.add_argument('--device', default='cpu',

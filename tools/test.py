@@ -101,7 +101,11 @@ def parse_args(argv=None):
         default='none',
         help='job launcher')
     parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
+        '--tta',
+        action='store_true',
+        help='test time augmentation: average the lesion probability of '
+        'each image and its horizontal and vertical flips (three passes), '
+        "or of the views of the config's tta_pipeline when it sets one")
     parser.add_argument(
         '--allow-training-images',
         action='store_true',
