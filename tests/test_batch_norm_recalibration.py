@@ -904,3 +904,31 @@ def test_statistics_are_those_of_the_network_as_evaluated():
                            for layer in batch_norm_layers(model)])
     for first, second in zip(*statistics):
         assert torch.equal(first, second)
+
+
+def test_tool_refuses_a_variable_option_and_an_out_of_another_format(
+        tmp_path, capsys):
+    """``--cfg-options data_root=OTHER`` (a config variable, copied into
+    the loaders when the config was read) changed nothing: the statistics
+    came from the config's own images, exit 0. OUT ``x.onnx`` was written
+    as a PyTorch file, exit 0, and read by name as an ONNX model. Both are
+    refused before any work, nothing written."""
+    from conftest import DEMO_128PX, make_128px_checkpoint
+    checkpoint = make_128px_checkpoint(tmp_path / 'c128.pth')
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    other = tmp_path / 'other_set'
+    code, err = run_cli(tool.main, [
+        DEMO_128PX, checkpoint, tmp_path / 'out.pth', '--max-batches', '1',
+        '--cfg-options', f'data_root={other}'], capsys)
+    assert code == 2
+    assert err.splitlines()[-1].startswith(
+        f'ERROR: --cfg-options data_root={other} sets the config variable '
+        "'data_root'"), err
+    out = tmp_path / 'out.onnx'
+    code, err = run_cli(tool.main, [DEMO_128PX, checkpoint, out,
+                                    '--max-batches', '1'], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f'ERROR: OUT {out}: the recalibrated checkpoint is written in '
+        'PyTorch format; give a file name ending with .pth, .pt or .ckpt')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']

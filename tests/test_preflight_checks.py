@@ -552,26 +552,35 @@ def test_num_classes_hook_checks_auxiliary_heads_in_each_phase():
 
 
 @pytest.mark.parametrize('value', ["'ValLoop'", 'True'])
-def test_a_val_cfg_that_is_no_dict_is_refused(tmp_path, value):
+def test_a_val_cfg_that_is_no_dict_is_refused(tmp_path, tiny_config, capsys,
+                                              value):
     """``val_cfg = 'ValLoop'`` (or ``True``) was taken for a validation
     loop; mmengine's Runner refused it with a TypeError traceback once
-    the training started, after the work dir was made."""
-    from mmseg_dsnet.engine.preflight import (check_training_schedule,
-                                              has_val_loop)
+    the training started, after the work dir was made. ``check_val_cfg``
+    refuses it, first among train.py's checks; ``has_val_loop`` is a query
+    that answers for any value (mmengine tries to build a loop from it)."""
+    from conftest import load_tool, run_cli
+
+    from mmseg_dsnet.engine.preflight import check_val_cfg, has_val_loop
     from mmseg_dsnet.utils.errors import UserError
     path = tmp_path / 'bad_val_cfg.py'
-    path.write_text(
-        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, "
-        'val_interval=2)\n'
-        f'val_cfg = {value}\n')
+    path.write_text(f"_base_ = '{tiny_config}'\n"
+                    f'val_cfg = {value}\n')
     cfg = Config.fromfile(str(path))
-    for check in (has_val_loop, check_training_schedule):
-        with pytest.raises(UserError) as err:
-            check(cfg)
-        message = str(err.value)
-        assert message.startswith(f'{path}: val_cfg={cfg.val_cfg!r} is a '
-                                  f'{type(cfg.val_cfg).__name__}, but '), \
-            message
-        assert "val_cfg = dict(type='ValLoop')" in message
+    assert has_val_loop(cfg)
+    expected = (f'{path}: val_cfg={cfg.val_cfg!r} is a '
+                f'{type(cfg.val_cfg).__name__}, but ')
+    with pytest.raises(UserError) as err:
+        check_val_cfg(cfg)
+    message = str(err.value)
+    assert message.startswith(expected), message
+    assert "val_cfg = dict(type='ValLoop')" in message
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main,
+                        [path, '--work-dir', work], capsys)
+    assert code == 2 and err.startswith(f'ERROR: {expected}'), err
+    assert not work.exists()
+    for good in (dict(), None):
+        check_val_cfg(Config(dict(val_cfg=good)))
     assert has_val_loop(Config(dict(val_cfg=dict())))
     assert not has_val_loop(Config(dict(val_cfg=None)))

@@ -743,3 +743,21 @@ def test_refuses_weights_whose_entry_lists_no_digest(tmp_path):
     with pytest.raises(ReleasedModelError,
                        match='not the released file .* lists none'):
         released_model('net', str(metafile))
+
+
+def test_publish_model_refuses_an_out_file_of_another_format(tmp_path):
+    """OUT_FILE ``weights.onnx`` was written as a PyTorch file, exit 0, and
+    infer.py, which reads a model file by its name, took it for ONNX."""
+    from conftest import REPO, load_tool
+
+    from mmseg_dsnet.utils.errors import UserError
+    publish = load_tool('misc/publish_model.py')
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    checkpoint = str(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth')
+    out = tmp_path / 'weights.onnx'
+    with pytest.raises(UserError) as err:
+        publish.main([config, checkpoint, str(out)])
+    assert str(err.value) == (
+        f'OUT_FILE {out}: the weights are written in PyTorch format; give '
+        'a file name ending with .pth, .pt or .ckpt')
+    assert os.listdir(tmp_path) == []

@@ -443,3 +443,46 @@ def test_a_deploy_config_that_builds_another_network_is_not_written(
         deploy_checkpoint.write_deploy_checkpoint(
             CONFIG, str(trained_checkpoint), str(out), shape=(64, 64))
     assert not out.exists() and not out.with_suffix('.py').exists()
+
+
+def test_a_shape_too_small_to_check_every_weight_is_refused(
+        trained_checkpoint, tmp_path, capsys):
+    """On a 2x2 input the kernels' off-centre weights meet only the zero
+    padding: a fold that broke all of them differed by 7e-16 and passed
+    the parity check, and ``--shape 2`` wrote the deploy checkpoint, exit
+    0. Such a shape is refused before any work; 64x64 meets every
+    weight."""
+    import copy
+
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from test_user_error_exits import run_cli
+
+    from mmseg_dsnet.deploy.parity import convolutions_not_seen
+    from mmseg_dsnet.models.utils import reparameterize_model
+    model = MODELS.build(Config.fromfile(CONFIG).model).eval()
+    deployed = reparameterize_model(copy.deepcopy(model))
+    # The premise: off-centre weights broken, unseen on 2x2, seen on 64x64.
+    for conv in deployed.modules():
+        if isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3):
+            with torch.no_grad():
+                conv.weight[..., 0, 0] += 1
+    with torch.no_grad():
+        for size, unseen in ((2, True), (64, False)):
+            x = torch.randn(1, 3, size, size)
+            diff = (deployed(x, mode='tensor') -
+                    model(x, mode='tensor')).abs().max()
+            assert (float(diff) < 1e-4) == unseen, size
+            assert bool(convolutions_not_seen(deployed, x)) == unseen, size
+    tool = load_tool('deployment/reparameterize.py')
+    out = tmp_path / 'deploy.pth'
+    code, err = run_cli(tool.main, [CONFIG, trained_checkpoint, out,
+                                    '--shape', '2'], capsys)
+    assert code == 2, err
+    assert err.startswith(
+        'ERROR: --shape 2 2 is too small for the parity check: on it, '
+        'weights of ') and err.endswith(
+        'meet only the zero padding, so a wrong re-parameterisation of '
+        'them would pass; give a larger --shape (the default 256 256 '
+        'meets them all)\n'), err
+    assert list(tmp_path.iterdir()) == []

@@ -2287,3 +2287,24 @@ def test_a_third_run_and_runs_named_alike_in_one_second_keep_their_own(
     assert [r.experiment_name for r in named] == [
         f'named_{stamp}', f'named_{stamp}_1']
     assert named[0].logger is not named[1].logger
+
+
+def test_log_folders_claimed_are_held_only_while_a_run_may_be_refused(
+        tmp_path):
+    """``log_dirs_removed_on_refusal`` removes the log folders claimed in
+    its block when the run is refused, and no others; the process kept
+    every log folder it had ever claimed (one path more per run in a
+    long-lived notebook), and now holds none once the blocks end."""
+    from mmseg_dsnet.engine import log_dir
+    from mmseg_dsnet.utils.errors import UserError
+    stamp = '20260101_000000'
+    work = tmp_path / 'work'
+    assert log_dir.claim_log_dir(str(work), stamp) == stamp
+    with log_dir.log_dirs_removed_on_refusal(work):
+        assert log_dir.claim_log_dir(str(work), stamp) == f'{stamp}_1'
+    with pytest.raises(UserError):
+        with log_dir.log_dirs_removed_on_refusal(work):
+            assert log_dir.claim_log_dir(str(work), stamp) == f'{stamp}_2'
+            raise UserError('refused')
+    assert sorted(os.listdir(work)) == [stamp, f'{stamp}_1']
+    assert log_dir._CLAIMED == []

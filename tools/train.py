@@ -43,7 +43,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_trainable_model,
                                           check_training_batches,
                                           check_training_schedule,
-                                          has_val_loop,
+                                          check_val_cfg, has_val_loop,
                                           load_tool_config, set_work_dir)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
@@ -102,6 +102,8 @@ def build_cfg(args):
         'training runs the model on its training data with its '
         'optimizer and schedule; give a whole config such as '
         'configs/dsnet/dsnet_isic2017.py', launcher=args.launcher)
+    # Before every check that asks has_val_loop: a val_cfg of no loop.
+    check_val_cfg(cfg)
     set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':

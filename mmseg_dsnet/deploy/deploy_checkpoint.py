@@ -21,7 +21,8 @@ from ..models.utils import reparameterize_model
 from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
                             refuse_folder,
                             refuse_other_suffix, refuse_same_file)
-from .parity import within
+from ..utils.messages import first_few
+from .parity import convolutions_not_seen, within
 
 
 def deploy_config(cfg):
@@ -134,8 +135,10 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
         dict: The differences, parameter counts and written files.
 
     Raises:
-        UserError: A missing config or checkpoint, ``out`` or its
-            ``.py`` being an input or each other, ``out`` not named as a
+        UserError: A ``shape`` too small to check every weight
+            (:func:`~.parity.convolutions_not_seen`), a missing config or
+            checkpoint, ``out`` or its ``.py`` being an input or each
+            other, ``out`` not named as a
             checkpoint (``.pth``, ``.pt``, ``.ckpt``), a deploy config
             (``deploy=True``: nothing to fold), a model without a
             ``deploy=True`` form, or a checkpoint trained at another input
@@ -190,6 +193,17 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             f'{config} builds a model without a re-parameterised form '
             f'({err}); reparameterize.py is for DSNet models: use its '
             'trained checkpoint as it is') from None
+    # On a small input some weights meet only the zero padding: a fold
+    # that broke them passed the check (7e-16 on 2x2), and was written.
+    plain.eval()
+    unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
+    if unseen:
+        raise UserError(
+            f'--shape {shape[0]} {shape[1]} is too small for the parity '
+            f'check: on it, weights of {len(unseen)} convolution(s) '
+            f'({first_few(unseen, 3)}) meet only the zero padding, so a '
+            'wrong re-parameterisation of them would pass; give a larger '
+            '--shape (the default 256 256 meets them all)')
     # The deploy config is this config: weights trained at another input
     # size would be written beside a config that runs them at this one.
     from ..apis.released_model import (check_trained_input_size,

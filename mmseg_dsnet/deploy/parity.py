@@ -44,6 +44,52 @@ def within(diff: float, tolerance: float) -> bool:
     return bool(np.isfinite(diff) and diff <= tolerance)
 
 
+def convolutions_not_seen(model, inputs) -> List[str]:
+    """The convolutions of ``model`` some weight of whose kernel meets no
+    pixel of its input when ``model`` runs on ``inputs`` (only the zero
+    padding): on an input that small, a parity check cannot see a wrong
+    value of that weight (a re-parameterisation that broke every off-centre
+    tap of a 3x3 kernel differed by 7e-16 on a 2x2 input).
+
+    Args:
+        model (nn.Module): The model, run once in tensor mode, no grad.
+        inputs (torch.Tensor): Its input, ``N, C, H, W``.
+
+    Returns:
+        list[str]: The names of those convolutions, in the order they ran.
+    """
+    import torch
+    from torch import nn
+    unseen = []
+
+    def hook(name, conv, args, out):
+        for axis in (0, 1):
+            size, outs = args[0].shape[2 + axis], out.shape[2 + axis]
+            stride, pad = conv.stride[axis], conv.padding[axis]
+            dilation = conv.dilation[axis]
+            # Tap ``tap`` reads input row o * stride - pad + tap * dilation.
+            if not all(any(0 <= o * stride - pad + tap * dilation < size
+                           for o in range(outs))
+                       for tap in range(conv.kernel_size[axis])):
+                unseen.append(name)
+                return
+
+    handles = [
+        conv.register_forward_hook(
+            lambda module, args, out, name=name: hook(name, module, args,
+                                                      out))
+        for name, conv in model.named_modules()
+        if isinstance(conv, nn.Conv2d) and isinstance(conv.padding, tuple)
+        and max(conv.kernel_size) > 1]
+    try:
+        with torch.no_grad():
+            model(inputs, mode='tensor')
+    finally:
+        for handle in handles:
+            handle.remove()
+    return unseen
+
+
 def largest(values: Sequence[float], default: float = 0.0) -> float:
     """The largest of ``values`` (``default`` when there are none), NaN if
     any is NaN: Python's ``max()`` drops a NaN that is not first."""

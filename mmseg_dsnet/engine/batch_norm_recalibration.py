@@ -281,14 +281,17 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         (kept as they were).
 
     Raises:
-        UserError: A missing input, ``out`` being an input, a folder, an
+        UserError: A missing input, ``out`` being an input, a folder, not
+            named as a checkpoint (``.pth``, ``.pt``, ``.ckpt``), an
             existing file without ``overwrite`` or a file that cannot be
-            written, a checkpoint trained at another input size than the
-            config's, a training loader that reads images the checkpoint
-            did not train on (:func:`check_recalibration_images`), a
-            model without BatchNorm layers, a training loader that gives
-            no batch (:func:`check_loader_gives_batches`), or statistics that came out NaN
-            or infinite (nothing is written).
+            written, a ``cfg_options`` key that would change nothing
+            (:func:`~.preflight.check_options_take_effect`), a checkpoint
+            trained at another input size than the config's, a training
+            loader that reads images the checkpoint did not train on
+            (:func:`check_recalibration_images`), a model without BatchNorm
+            layers, a training loader that gives no batch
+            (:func:`check_loader_gives_batches`), or statistics that came
+            out NaN or infinite (nothing is written).
     """
     import io
     import os.path as osp
@@ -303,21 +306,30 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
                                        check_trained_model,
                                        training_config_text)
     from ..utils.errors import UserError
-    from ..utils.fileio import atomic_write, refuse_folder, refuse_same_file
+    from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write,
+                                refuse_folder, refuse_other_suffix,
+                                refuse_same_file)
     from .checkpoint_match import (load_checkpoint_strictly,
                                    non_finite_tensors)
-    from .preflight import (build_scope, check_input_file,
-                            check_new_output_file, load_config)
+    from .preflight import (apply_cfg_options, build_scope,
+                            check_input_file, check_new_output_file,
+                            load_config)
 
     check_input_file(checkpoint, 'checkpoint')
     refuse_same_file((('the config', config), ('the checkpoint', checkpoint),
                       ('the output', out)),
                      hint='give the recalibrated checkpoint a new name')
     refuse_folder(out)
+    # Read by its name: OUT ``x.onnx`` was written as a PyTorch file, exit
+    # 0, which infer.py then read as a broken ONNX model.
+    refuse_other_suffix(out, CHECKPOINT_SUFFIXES, 'OUT',
+                        'the recalibrated checkpoint is written in PyTorch '
+                        'format')
     check_new_output_file(out, 'OUT', overwrite)
-    cfg = load_config(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    # Checked as every tool checks them: data_root=... (a variable, copied
+    # into the loaders when the config was read) changed nothing, and the
+    # statistics came from the config's own images, exit 0.
+    cfg = apply_cfg_options(load_config(config), cfg_options)
     # The pass runs the config's training pipeline: at another input size
     # than the weights were trained at, it would write the statistics of
     # images the network never saw beside weights that look unchanged.

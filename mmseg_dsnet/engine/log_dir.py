@@ -17,8 +17,9 @@ from mmengine.dist import broadcast_object_list
 from mmengine.runner import Runner
 
 
-# The log folders claim_log_dir made in this process, in order
-# (log_dirs_removed_on_refusal removes those of a refused run).
+# One list per open log_dirs_removed_on_refusal block, of the log folders
+# claim_log_dir made in it (removed if its run is refused); none is kept
+# once the block ends, so a long-lived process holds no list of its runs.
 _CLAIMED = []
 
 
@@ -43,7 +44,8 @@ def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
         try:
             if taken is None or not taken(stamp):
                 os.mkdir(osp.join(work_dir, stamp))
-                _CLAIMED.append(osp.join(work_dir, stamp))
+                for claimed in _CLAIMED:
+                    claimed.append(osp.join(work_dir, stamp))
                 return stamp
         except FileExistsError:
             pass
@@ -73,13 +75,14 @@ def log_dirs_removed_on_refusal(work_dir: str):
     from .cli_errors import describe_user_error
     work_dir = str(work_dir)
     made = not osp.isdir(work_dir)
-    start = len(_CLAIMED)
+    claimed = []
+    _CLAIMED.append(claimed)
     try:
         yield
     except Exception as err:
         if describe_user_error(err) is not None:
             # Claimed by os.mkdir in this block: this run's folder alone.
-            for folder in _CLAIMED[start:]:
+            for folder in claimed:
                 shutil.rmtree(folder, ignore_errors=True)
             if made:
                 try:
@@ -87,6 +90,10 @@ def log_dirs_removed_on_refusal(work_dir: str):
                 except OSError:
                     pass  # not empty: another run writes there too
         raise
+    finally:
+        # By identity: list.remove would take another block's equal list.
+        del _CLAIMED[next(index for index, other in enumerate(_CLAIMED)
+                          if other is claimed)]
 
 
 def run_scoped_manager_classes() -> list:

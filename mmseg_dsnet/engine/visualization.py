@@ -157,10 +157,6 @@ def count_paintings(show_dir):
     return sum(1 for entry in os.scandir(folder) if entry.is_file())
 
 
-def _option(show_dir):
-    return f'--show-dir {show_dir}' if show_dir else '--show'
-
-
 def check_paintings(runner, img_paths, show_dir=None):
     """Refuse ``--show-dir`` / ``--show`` that would paint no image of the
     split (:func:`check_paints_images`), or, for ``--show-dir``, two
@@ -183,7 +179,7 @@ def check_paintings(runner, img_paths, show_dir=None):
         return None
     loader = runner.test_dataloader
     images, interval = len(loader.dataset), hooks[0].interval
-    option = _option(show_dir)
+    option = f'--show-dir {show_dir}' if show_dir else '--show'
     painted = check_paints_images(images, loader.batch_size, interval, option)
     if show_dir:
         check_painting_names([img_paths[index] for index in painted], option)

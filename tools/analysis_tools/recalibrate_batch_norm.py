@@ -8,7 +8,9 @@ write them as a new checkpoint that ``tools/test.py`` scores like any other.
 Weights are unchanged; only the running means and variances of the
 BatchNorm layers are replaced (:mod:`mmseg_dsnet.engine.batch_norm_recalibration`).
 Exit status 2, after one ``ERROR:`` line, for a user error (a missing or
-mismatched input, an existing output without ``--overwrite``, a training
+mismatched input, an OUT not named ``.pth``, ``.pt`` or ``.ckpt``, an
+existing output without ``--overwrite``, a ``--cfg-options`` key that would
+change nothing (a config variable such as ``data_root``), a training
 loader that reads images the checkpoint did not train on (a test split, or
 images outside the training split its ``meta['cfg']`` names), a model
 without BatchNorm).

@@ -13,11 +13,13 @@ rounding noise (or ``--atol``) of their float64 values — and prints the
 figures and the parameter counts.
 
 Outputs are written atomically with the user's umask. Exit status: 0 when
-written; 2, after one ``ERROR:`` line, for a user error (a missing config or
-checkpoint, an OUT not named ``.pth``, ``.pt`` or ``.ckpt``, an existing output without
+written; 2, after one ``ERROR:`` line, for a user error (a missing config
+or checkpoint, a ``--shape`` so small that some weights of a kernel meet
+only the zero padding, where the check could not see them, an OUT not
+named ``.pth``, ``.pt`` or ``.ckpt``, an existing output without
 ``--overwrite`` or one under a path through a file, an unsafe or corrupt
-checkpoint, one trained at another input size than the config); 1, after one ``ERROR:`` line, when the parity
-check fails (nothing is written).
+checkpoint, one trained at another input size than the config); 1, after
+one ``ERROR:`` line, when the parity check fails (nothing is written).
 """
 import argparse
 import sys

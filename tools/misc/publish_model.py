@@ -10,7 +10,8 @@ list it, and the epoch (or iteration) of how many the checkpoint was saved
 at, best or last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
 nor its last is refused unless ``--allow-unfinished`` is given: its
-weights are not the run's result. An existing OUT_FILE is kept unless
+weights are not the run's result. OUT_FILE must end in ``.pth``, ``.pt``
+or ``.ckpt`` (the file is PyTorch's). An existing OUT_FILE is kept unless
 ``--overwrite`` is given (``--force``, its former name, still works and
 says so).
 """
@@ -22,7 +23,8 @@ import sys
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
 from mmseg_dsnet.engine.preflight import check_output_file
-from mmseg_dsnet.utils.fileio import (refuse_existing, refuse_folder,
+from mmseg_dsnet.utils.fileio import (CHECKPOINT_SUFFIXES, refuse_existing,
+                                      refuse_folder, refuse_other_suffix,
                                       refuse_same_file)
 
 
@@ -70,6 +72,11 @@ def main(argv=None):
                        ('the checkpoint', args.checkpoint)):
         refuse_same_file(((what, path), ('OUT_FILE', args.out_file)),
                          hint='write the weights to another file')
+    # The tools read a file by its name: OUT_FILE ``x.onnx`` was written as
+    # a PyTorch file, exit 0, which infer.py then read as a broken ONNX
+    # model.
+    refuse_other_suffix(args.out_file, CHECKPOINT_SUFFIXES, 'OUT_FILE',
+                        'the weights are written in PyTorch format')
     refuse_existing(args.out_file, args.overwrite)
     from mmseg_dsnet.apis.released_model import publish_weights
     try:

@@ -28,8 +28,9 @@ from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
 from .model import (build_scope, check_load_from, check_model_builds,
                     check_pretrained_checkpoints, check_trainable_model,
                     deploy_form_parts)
-from .validation import (check_save_best, check_val_keys_together,
-                         has_val_loop, save_best_rule, validates_on)
+from .validation import (check_save_best, check_val_cfg,
+                         check_val_keys_together, has_val_loop,
+                         save_best_rule, validates_on)
 # _file_in_path too: mmseg_dsnet.leaderboard.board imports it from here.
 from .work_dir import (WorkDirError, _file_in_path,
                        check_config_not_dumped_over, check_empty_output_dir,
@@ -56,7 +57,7 @@ __all__ = [
     'check_model_builds',
     'check_pretrained_checkpoints',
     'check_trainable_model', 'deploy_form_parts', 'check_save_best',
-    'check_val_keys_together', 'has_val_loop', 'validates_on',
+    'check_val_cfg', 'check_val_keys_together', 'has_val_loop', 'validates_on',
     'WorkDirError',
     'check_config_not_dumped_over', 'check_empty_output_dir',
     'check_new_output_file', 'check_no_earlier_run', 'check_output_file',

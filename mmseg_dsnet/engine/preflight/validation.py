@@ -13,25 +13,35 @@ def has_val_loop(cfg):
     ``val_cfg`` but None, ``dict()`` included (a plain ``ValLoop``). The
     Runner refuses ``val_dataloader`` and ``val_evaluator`` set with
     ``val_cfg`` None, or None with it set
-    (:func:`check_val_keys_together`).
+    (:func:`check_val_keys_together`), and a ``val_cfg`` it cannot build
+    a loop from (:func:`check_val_cfg`).
 
     Args:
         cfg (Config | dict): The training config.
 
     Returns:
         bool: False only when ``val_cfg`` is None or not set.
+    """
+    return cfg.get('val_cfg') is not None
+
+
+def check_val_cfg(cfg):
+    """Refuse a ``val_cfg`` that is neither None, a dict nor a loop object
+    (``'ValLoop'``, ``True``): mmengine's Runner refuses it with a
+    TypeError only when the training starts, after the work dir is made.
+
+    Args:
+        cfg (Config | dict): The training config.
 
     Raises:
-        UserError: ``val_cfg`` is neither None nor a dict (``'ValLoop'``,
-            ``True``): the Runner refuses it with a TypeError only when
-            the training starts, after the work dir is made.
+        UserError: Naming the value and what to set.
     """
     val_cfg = cfg.get('val_cfg')
     if val_cfg is None or isinstance(val_cfg, dict):
-        return val_cfg is not None
+        return
     from mmengine.runner import BaseLoop
     if isinstance(val_cfg, BaseLoop):
-        return True
+        return
     source = getattr(cfg, 'filename', None)
     raise UserError(
         f'{source + ": " if source else ""}val_cfg={val_cfg!r} is a '
