@@ -19,8 +19,10 @@ run (the same ``experiment_name`` and ``seed`` in their ``meta``) are
 refused.
 
 Thresholds are chosen on a validation split: a config whose test loader
-reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
-refused unless ``--allow-test-split`` asks for its figures only.
+reads a test split (``official_test.txt``, ``lightweight_test.txt``), or
+a split file of its images (a subset of it, or any of them that the
+checkpoints' runs held out), is refused unless ``--allow-test-split`` asks
+for its figures only.
 """
 import argparse
 import math
@@ -181,8 +183,8 @@ def main(argv=None):
                                                       check_sweepable,
                                                       lesion_metric_args,
                                                       scores_by_threshold,
+                                                      test_images_scored,
                                                       threshold_rule_table)
-    from mmseg_dsnet.datasets.converters.isic import is_test_split
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
     from mmseg_dsnet.apis.released_model import check_trained_model
@@ -204,12 +206,14 @@ def main(argv=None):
     check_dataset_classes(cfg, ('test_dataloader', ))
     # Without a split file every image of the set is scored.
     check_split_given(cfg.test_dataloader.dataset, args.config)
-    split = cfg.test_dataloader.dataset.get('ann_file')
-    on_test_split = is_test_split(split)
     # A threshold chosen on the test images makes their figures optimistic.
+    # Test images under another split name, or in a wrapper, are test
+    # images too.
+    on_test_split = test_images_scored(cfg.test_dataloader.dataset,
+                                       args.checkpoints)
     if on_test_split and not args.allow_test_split:
         raise UserError(
-            f"{args.config} scores the test split {split}: a threshold chosen "
+            f"{args.config} scores {on_test_split}: a threshold chosen "
             'there makes the test figures optimistic. Score a validation '
             'split the checkpoints did not train on (design runs: '
             '--cfg-options test_dataloader.dataset.ann_file='
@@ -219,7 +223,7 @@ def main(argv=None):
         dropped = rule_options_given(args)
         if dropped:
             raise UserError(f'{", ".join(dropped)}: no threshold is judged '
-                            f'on the test split {split}')
+                            f'on test images ({on_test_split})')
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
