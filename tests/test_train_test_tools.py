@@ -2186,6 +2186,38 @@ def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
         flops.main([str(tiny), '--json'])
 
 
+def test_get_flops_and_benchmark_need_a_shape_for_a_test_pipeline_without_resize(
+        tmp_path):
+    """A config whose test pipeline has no Resize to a scale (images scored
+    at their own size; the data preprocessor's ``size`` only pads up to
+    it) was counted and timed without --shape at 256x256 and labelled as
+    the size it runs the model at, exit 0. Now both need --shape."""
+    from mmseg_dsnet.deploy.deployable import no_one_input_size
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import load_config
+    flops = load_tool('analysis_tools/get_flops.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    demo = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
+    config = tmp_path / 'own_size.py'
+    config.write_text(
+        f"_base_ = '{demo}'\ntest_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='PackSegInputs')]))\n")
+    why = ('its test pipeline has no Resize to a scale: each image runs at '
+           'its own size')
+    assert no_one_input_size(load_config(str(config))) == why
+    # The demo config itself runs the network at its Resize scale.
+    assert no_one_input_size(load_config(str(demo))) is None
+    with pytest.raises(UserError, match=f'^config {config} runs its '
+                       f'network at no one input size \\({why}\\); give '
+                       'the size to count at with --shape H W$'):
+        flops.main([str(config), '--json'])
+    with pytest.raises(UserError, match=f'^config {config} runs its '
+                       f'network at no one input size \\({why}\\); give '
+                       'the size to time at with --shape H W$'):
+        bench.main([str(config), '--repeat', '1', '--warmup', '1'])
+
+
 def test_a_training_and_its_final_test_keep_their_own_logs(
         tiny_isic, tmp_path, monkeypatch):
     """``check_real_data.py`` (``train_and_evaluate``) and the demo train and
