@@ -355,6 +355,45 @@ def test_test_images_among_validation_ones_are_found_by_the_protocol(
     assert test_images_scored(val, [official]) is None
 
 
+def test_a_wrapped_test_loader_is_checked_and_named_by_its_datasets(
+        two_checkpoints, tiny_isic, tmp_path, capsys):
+    """A test loader whose dataset is a wrapper (a ConcatDataset of the
+    validation split) names no split file itself: the check of the images
+    a checkpoint trained on passed it, its images were all scored, and
+    the sweep ended in an AttributeError (``ann_file``) with no figures.
+    Now each dataset it holds is checked, and the table names their split
+    files."""
+    import torch
+    from mmengine.config import Config
+    _, cfg, checkpoints = two_checkpoints
+    config = Config.fromfile(cfg)
+    leaf = config.test_dataloader.dataset
+    config.test_dataloader.dataset = dict(type='ConcatDataset',
+                                          datasets=[leaf])
+    wrapped = tmp_path / 'wrapped.py'
+    config.dump(str(wrapped))
+    val = tiny_isic / 'splits' / 'official_val.txt'
+    images = len(val.read_text().split())
+    tool.main([str(wrapped), *map(str, checkpoints), '--thresholds', '0.5',
+               '0.4'])
+    assert (f'{wrapped}, {osp.abspath(val)} ({images} images), mean over 2'
+            in capsys.readouterr().out)
+    # A checkpoint whose run trained on those images.
+    trained = Config.fromfile(cfg)
+    trained.merge_from_dict(
+        {'train_dataloader.dataset.ann_file': 'splits/official_val.txt'})
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+    on_val = tmp_path / 'trained_on_val.pth'
+    torch.save(dict(state_dict=weights,
+                    meta=dict(cfg=trained.pretty_text)), on_val)
+    with pytest.raises(UserError, match=f'checkpoint {on_val} was trained '
+                       f'on {images} of the {images} images that {wrapped} '
+                       'scores'):
+        tool.main([str(wrapped), str(on_val), '--thresholds', '0.5', '0.4'])
+    assert 'checkpoint 1:' not in capsys.readouterr().out
+
+
 def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
                                                       tmp_path):
     """A checkpoint trained on lightweight_train (which holds the design

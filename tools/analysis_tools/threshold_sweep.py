@@ -205,7 +205,12 @@ def main(argv=None):
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # Without a split file every image of the set is scored.
-    check_split_given(cfg.test_dataloader.dataset, args.config)
+    # Each dataset a wrapper (Concat, Repeat ...) holds: the wrapper names
+    # no split file, and passed the checks of one.
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
+    leaves = leaf_datasets(cfg.test_dataloader.dataset)
+    for leaf in leaves:
+        check_split_given(leaf, args.config)
     # A threshold chosen on the test images makes their figures optimistic.
     # Test images under another split name, or in a wrapper, are test
     # images too.
@@ -234,8 +239,8 @@ def main(argv=None):
     check_separate_runs(args.checkpoints, labels)
     # Figures on images a checkpoint learned from favour it.
     for checkpoint in args.checkpoints:
-        check_not_trained_on(checkpoint, cfg.test_dataloader.dataset,
-                             args.config)
+        for leaf in leaves:
+            check_not_trained_on(checkpoint, leaf, args.config)
         # Before any is scored: one trained in another network (other
         # dilations) would be scored in this one.
         check_trained_model(cfg, args.config, checkpoint, TRAINED_CONFIG_HINT)
@@ -256,7 +261,13 @@ def main(argv=None):
                                             metric_args, progress)
         progress.close()
 
-    print(f'\n{args.config}, {cfg.test_dataloader.dataset.ann_file} '
+    # A wrapper's split files are its datasets' (it has no ann_file: the
+    # line ended in an AttributeError once every image was scored).
+    from mmseg_dsnet.analysis.plots import scored_split
+    from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    scored = cfg.test_dataloader.dataset.get('ann_file') or scored_split(
+        data_provenance(cfg.test_dataloader.dataset, len(loader.dataset)))
+    print(f'\n{args.config}, {scored} '
           f'({len(loader.dataset)} images), mean over {len(labels)} '
           'checkpoint(s):\n')
     print(figures_table(scores, args.thresholds, labels))
