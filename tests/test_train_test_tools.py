@@ -1807,6 +1807,34 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
 
 
+def test_profile_train_step_needs_a_shape_without_a_train_resize(
+        tmp_path, capsys):
+    """A config whose training pipeline has no Resize to a scale (images
+    trained at their own size, a set resized beforehand) had its step
+    timed at 256x256 without a word, as the config's step. Now refused
+    without --shape, before anything is built; with one, the line says
+    the config trains each image at its own size."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    demo = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
+    config = tmp_path / 'own_size.py'
+    config.write_text(
+        f"_base_ = '{demo}'\ntrain_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='RandomFlip', prob=0.5), dict(type='PackSegInputs')]))\n")
+    with pytest.raises(UserError, match=(
+            f'^{config}: its training pipeline has no Resize to a scale, so '
+            'it trains each image at its own size; give the size to time at '
+            'with --shape H W$')):
+        profile.main([str(config), '--device', 'cpu', '--steps', '1'])
+    assert 'batch size' not in capsys.readouterr().out
+    args = profile.parse_args([str(config), '--device', 'cpu',
+                               '--shape', '32'])
+    args.shape, args.train_size = (32, 32), None
+    assert '(random uint8 images and masks; --shape: the config trains ' \
+        'each image at its own size)' in profile.setup_line(args, False)
+
+
 @pytest.fixture(scope='module')
 def square_profile():
     """What ``profile_train_step.py --shape 32 --variants
