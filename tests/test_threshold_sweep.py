@@ -295,7 +295,7 @@ def test_a_split_listing_test_images_is_refused_as_the_test_split(
     (written to go faster) passed for a validation split: the rule judged
     the thresholds on test images, exit 0. Now refused as the test split
     is, before any image is read; --allow-test-split gives its figures
-    only."""
+    only, and its --out record says they are of test images."""
     tmp, cfg, checkpoints = two_checkpoints
     splits = tiny_isic / 'splits'
     test_ids = (splits / 'lightweight_test.txt').read_text().split()[:2]
@@ -309,10 +309,19 @@ def test_a_split_listing_test_images_is_refused_as_the_test_split(
             'there')):
         tool.main(base)
     assert 'checkpoint 1:' not in capsys.readouterr().out
-    tool.main(base[:-2] + ['--allow-test-split'] + base[-2:])
+    # Its --out record says its figures are of test images: the split
+    # file it names bears a name of its own.
+    out = tmp_path / 'sweep.json'
+    tool.main(base[:-2] + ['--allow-test-split', '--out', str(out)]
+              + base[-2:])
     printed = capsys.readouterr().out
     assert 'On the test split: figures only' in printed
     assert 'difference to 0.5' not in printed
+    record = json.loads(out.read_text())
+    assert record['split_file'] == str(mine)
+    assert record['test_images'] == (
+        f'2 images of the test split {splits}/lightweight_test.txt '
+        f'({mine}: {", ".join(test_ids)})')
 
 
 def test_test_images_among_validation_ones_are_found_by_the_protocol(

@@ -286,6 +286,10 @@ def main(argv=None):
                   **data_provenance(cfg.test_dataloader.dataset,
                                     len(loader.dataset)),
                   'checkpoints': dict(zip(labels, args.checkpoints)),
+                  # Figures of test images (--allow-test-split) say so: a
+                  # subset of the test split bears a name of its own.
+                  **({'test_images': on_test_split} if on_test_split
+                     else {}),
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}
                              for label, by_t in scores.items()}}
