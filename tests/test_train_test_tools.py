@@ -2214,7 +2214,7 @@ def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
         flops.main([str(tiny), '--json'])
 
 
-def test_get_flops_and_benchmark_need_a_shape_for_a_test_pipeline_without_resize(
+def test_flops_and_benchmark_need_a_shape_without_a_test_resize(
         tmp_path):
     """A config whose test pipeline has no Resize to a scale (images scored
     at their own size; the data preprocessor's ``size`` only pads up to
