@@ -600,3 +600,27 @@ def test_ignored_lesion_pixels_are_not_counted_as_found():
     assert summary['per_image'][0]['hit'] == 4
     assert summary['per_image'][0]['false'] == 8
     assert summary['iou'] == pytest.approx(100 * 4 / 12)
+
+
+def test_a_wrapped_test_loader_is_named_by_its_datasets(tiny_config,
+                                                         tiny_isic, tmp_path,
+                                                         capsys):
+    """A test loader whose dataset is a wrapper (a ConcatDataset of one
+    split) names no split file itself: every image was scored and the
+    tool ended in an AttributeError (``ann_file``) before its table, with
+    no figures. Now the table is headed by its datasets' split files."""
+    from mmengine.config import Config
+    from test_export_onnx import lesion_image
+    checkpoint = make_lesion_checkpoint(str(tiny_config),
+                                        tmp_path / 'model.pth',
+                                        lesion_image(256, 256, 0))
+    config = Config.fromfile(str(tiny_config))
+    config.test_dataloader.dataset = dict(
+        type='ConcatDataset', datasets=[config.test_dataloader.dataset])
+    wrapped = tmp_path / 'wrapped.py'
+    config.dump(str(wrapped))
+    split = Config.fromfile(str(tiny_config)).test_dataloader.dataset.ann_file
+    summary = tool.main([str(wrapped), str(checkpoint)])
+    assert (f'{wrapped} ({checkpoint}), {tiny_isic}/{split}:\n'
+            in capsys.readouterr().out)
+    assert summary['images'] == len((tiny_isic / split).read_text().split())

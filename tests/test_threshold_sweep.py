@@ -289,6 +289,120 @@ def test_the_test_split_gives_figures_only_on_request(two_checkpoints,
     assert 'difference to 0.5' not in printed
 
 
+def test_a_split_listing_test_images_is_refused_as_the_test_split(
+        two_checkpoints, tiny_isic, tmp_path, capsys):
+    """A split file of another name that is a subset of the test split
+    (written to go faster) passed for a validation split: the rule judged
+    the thresholds on test images, exit 0. Now refused as the test split
+    is, before any image is read; --allow-test-split gives its figures
+    only, and its --out record says they are of test images."""
+    tmp, cfg, checkpoints = two_checkpoints
+    splits = tiny_isic / 'splits'
+    test_ids = (splits / 'lightweight_test.txt').read_text().split()[:2]
+    mine = tmp_path / 'quick_val.txt'
+    mine.write_text('\n'.join(test_ids) + '\n')
+    base = [str(cfg), *map(str, checkpoints), '--thresholds', '0.5', '0.4',
+            '--cfg-options', f'test_dataloader.dataset.ann_file={mine}']
+    with pytest.raises(UserError, match=(
+            f'scores 2 images of the test split {splits}/lightweight_test'
+            rf'.txt \({mine}: {", ".join(test_ids)}\): a threshold chosen '
+            'there')):
+        tool.main(base)
+    assert 'checkpoint 1:' not in capsys.readouterr().out
+    # Its --out record says its figures are of test images: the split
+    # file it names bears a name of its own.
+    out = tmp_path / 'sweep.json'
+    tool.main(base[:-2] + ['--allow-test-split', '--out', str(out)]
+              + base[-2:])
+    printed = capsys.readouterr().out
+    assert 'On the test split: figures only' in printed
+    assert 'difference to 0.5' not in printed
+    record = json.loads(out.read_text())
+    assert record['split_file'] == str(mine)
+    assert record['test_images'] == (
+        f'2 images of the test split {splits}/lightweight_test.txt '
+        f'({mine}: {", ".join(test_ids)})')
+
+
+def test_test_images_among_validation_ones_are_found_by_the_protocol(
+        tiny_isic, tmp_path):
+    """A validation split with test images added passed for a validation
+    split. They are refused where a checkpoint's run held that test split
+    out (its training split lists none of its images); the official
+    validation split, which shares images with lightweight_test.txt, stays
+    a validation split for an official-protocol run, which trained on
+    them."""
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.threshold_sweep import test_images_scored
+    splits = tiny_isic / 'splits'
+
+    def trained_on(split):
+        cfg = Config(dict(train_dataloader=dict(dataset=dict(
+            type='ISIC2018Dataset', data_root=str(tiny_isic),
+            ann_file=split))))
+        path = tmp_path / f'{split.split("/")[-1]}.pth'
+        torch.save(dict(state_dict={}, meta=dict(cfg=cfg.pretty_text)), path)
+        return str(path)
+
+    design, official = (trained_on('splits/lightweight_design_train.txt'),
+                        trained_on('splits/official_train.txt'))
+    test_id = (splits / 'lightweight_test.txt').read_text().split()[0]
+    mixed = tmp_path / 'val_and_one_test.txt'
+    mixed.write_text((splits / 'lightweight_design_val.txt').read_text()
+                     + f'{test_id}\n')
+    scored = dict(data_root=str(tiny_isic), ann_file=str(mixed))
+    assert test_images_scored(scored, [design]) == (
+        f'1 images of the test split {splits}/lightweight_test.txt '
+        f'({mixed}: {test_id})')
+    # Without a training split known, only a subset of a test split.
+    assert test_images_scored(scored, []) is None
+    val = dict(data_root=str(tiny_isic), ann_file='splits/official_val.txt')
+    listed = set((splits / 'lightweight_test.txt').read_text().split())
+    assert listed & set((splits / 'official_val.txt').read_text().split())
+    assert test_images_scored(val, [official]) is None
+
+
+def test_a_wrapped_test_loader_is_checked_and_named_by_its_datasets(
+        two_checkpoints, tiny_isic, tmp_path, capsys):
+    """A test loader whose dataset is a wrapper (a ConcatDataset of the
+    validation split) names no split file itself: the check of the images
+    a checkpoint trained on passed it, its images were all scored, and
+    the sweep ended in an AttributeError (``ann_file``) with no figures.
+    Now each dataset it holds is checked, and the table names their split
+    files."""
+    import torch
+    from mmengine.config import Config
+    _, cfg, checkpoints = two_checkpoints
+    config = Config.fromfile(cfg)
+    leaf = config.test_dataloader.dataset
+    config.test_dataloader.dataset = dict(type='ConcatDataset',
+                                          datasets=[leaf])
+    wrapped = tmp_path / 'wrapped.py'
+    config.dump(str(wrapped))
+    val = tiny_isic / 'splits' / 'official_val.txt'
+    images = len(val.read_text().split())
+    tool.main([str(wrapped), *map(str, checkpoints), '--thresholds', '0.5',
+               '0.4'])
+    assert (f'{wrapped}, {osp.abspath(val)} ({images} images), mean over 2'
+            in capsys.readouterr().out)
+    # A checkpoint whose run trained on those images.
+    trained = Config.fromfile(cfg)
+    trained.merge_from_dict(
+        {'train_dataloader.dataset.ann_file': 'splits/official_val.txt'})
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+    on_val = tmp_path / 'trained_on_val.pth'
+    torch.save(dict(state_dict=weights,
+                    meta=dict(cfg=trained.pretty_text)), on_val)
+    with pytest.raises(UserError, match=f'checkpoint {on_val} was trained '
+                       f'on {images} of the {images} images that {wrapped} '
+                       'scores'):
+        tool.main([str(wrapped), str(on_val), '--thresholds', '0.5', '0.4'])
+    assert 'checkpoint 1:' not in capsys.readouterr().out
+
+
 def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
                                                       tmp_path):
     """A checkpoint trained on lightweight_train (which holds the design

@@ -1807,6 +1807,34 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     assert f'{torch.get_num_threads()} CPU thread(s)' in header
 
 
+def test_profile_train_step_needs_a_shape_without_a_train_resize(
+        tmp_path, capsys):
+    """A config whose training pipeline has no Resize to a scale (images
+    trained at their own size, a set resized beforehand) had its step
+    timed at 256x256 without a word, as the config's step. Now refused
+    without --shape, before anything is built; with one, the line says
+    the config trains each image at its own size."""
+    from mmseg_dsnet.engine.cli_errors import UserError
+    profile = load_tool('analysis_tools/profile_train_step.py')
+    demo = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
+    config = tmp_path / 'own_size.py'
+    config.write_text(
+        f"_base_ = '{demo}'\ntrain_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='RandomFlip', prob=0.5), dict(type='PackSegInputs')]))\n")
+    with pytest.raises(UserError, match=(
+            f'^{config}: its training pipeline has no Resize to a scale, so '
+            'it trains each image at its own size; give the size to time at '
+            'with --shape H W$')):
+        profile.main([str(config), '--device', 'cpu', '--steps', '1'])
+    assert 'batch size' not in capsys.readouterr().out
+    args = profile.parse_args([str(config), '--device', 'cpu',
+                               '--shape', '32'])
+    args.shape, args.train_size = (32, 32), None
+    assert '(random uint8 images and masks; --shape: the config trains ' \
+        'each image at its own size)' in profile.setup_line(args, False)
+
+
 @pytest.fixture(scope='module')
 def square_profile():
     """What ``profile_train_step.py --shape 32 --variants
@@ -2184,6 +2212,38 @@ def test_get_flops_needs_a_shape_for_a_config_of_no_one_input_size(
                        r'\(its test Resize\): the model cannot take a '
                        '2x2 input'):
         flops.main([str(tiny), '--json'])
+
+
+def test_flops_and_benchmark_need_a_shape_without_a_test_resize(
+        tmp_path):
+    """A config whose test pipeline has no Resize to a scale (images scored
+    at their own size; the data preprocessor's ``size`` only pads up to
+    it) was counted and timed without --shape at 256x256 and labelled as
+    the size it runs the model at, exit 0. Now both need --shape."""
+    from mmseg_dsnet.deploy.deployable import no_one_input_size
+    from mmseg_dsnet.engine.cli_errors import UserError
+    from mmseg_dsnet.engine.preflight import load_config
+    flops = load_tool('analysis_tools/get_flops.py')
+    bench = load_tool('analysis_tools/benchmark.py')
+    demo = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
+    config = tmp_path / 'own_size.py'
+    config.write_text(
+        f"_base_ = '{demo}'\ntest_dataloader = dict(dataset=dict(pipeline=["
+        "dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), "
+        "dict(type='PackSegInputs')]))\n")
+    why = ('its test pipeline has no Resize to a scale: each image runs at '
+           'its own size')
+    assert no_one_input_size(load_config(str(config))) == why
+    # The demo config itself runs the network at its Resize scale.
+    assert no_one_input_size(load_config(str(demo))) is None
+    with pytest.raises(UserError, match=f'^config {config} runs its '
+                       f'network at no one input size \\({why}\\); give '
+                       'the size to count at with --shape H W$'):
+        flops.main([str(config), '--json'])
+    with pytest.raises(UserError, match=f'^config {config} runs its '
+                       f'network at no one input size \\({why}\\); give '
+                       'the size to time at with --shape H W$'):
+        bench.main([str(config), '--repeat', '1', '--warmup', '1'])
 
 
 def test_a_training_and_its_final_test_keep_their_own_logs(

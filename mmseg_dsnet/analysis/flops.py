@@ -170,8 +170,9 @@ def get_flops(config,
         shape (tuple[int, int] | None): The input ``(H, W)``; None for
             the size the config runs the model at (its test ``Resize``,
             :func:`~mmseg_dsnet.deploy.deployable.input_size_of`), refused
-            for a config whose test ``Resize`` keeps the aspect ratio or
-            whose model slides windows. Default: (256, 256).
+            for a config whose test pipeline has no ``Resize`` to a
+            scale, whose test ``Resize`` keeps the aspect ratio or whose
+            model slides windows. Default: (256, 256).
         cfg_options (dict, optional): ``model.*`` overrides.
         show_table (bool): Also return the per-module table.
         count_deployed (bool): Also count the re-parameterised model (a

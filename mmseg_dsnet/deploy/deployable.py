@@ -216,10 +216,12 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
 def no_one_input_size(cfg: Config) -> Optional[str]:
     """Why the network of ``cfg`` runs at no one size that
     :func:`input_size_of` could name, or None when it runs at that size:
-    its test ``Resize`` keeps the aspect ratio (each image gets a size of
-    its own within the scale) or its model slides windows over the image
-    (the network runs on each window, not on the resized image). mmseg's
-    stock configs do both.
+    its test pipeline has no ``Resize`` to a scale (each image keeps its own
+    size), its test ``Resize`` keeps the aspect ratio (each image gets a
+    size of its own within the scale) or its model slides windows over the
+    image (the network runs on each window, not on the resized image).
+    mmseg's stock configs do both of the last two. A config without a test
+    pipeline passes (:func:`input_size_of` then names 256x256).
 
     Args:
         cfg (Config): The model's config.
@@ -229,6 +231,13 @@ def no_one_input_size(cfg: Config) -> Optional[str]:
     """
     pipeline = loader_pipeline(cfg) or cfg.get('test_pipeline') or []
     step = resize_step(pipeline)
+    # A pipeline without a scale leaves each image at its own size (the
+    # data preprocessor's ``size`` only pads up to it): 256x256 was counted
+    # and timed as the size the config runs the model at.
+    if step is None and pipeline and all(
+            isinstance(s, dict) for s in pipeline):
+        return ('its test pipeline has no Resize to a scale: each image '
+                'runs at its own size')
     if step is not None and step.get('keep_ratio'):
         return (f"its test Resize keeps the aspect ratio (scale="
                 f"{step['scale']}, keep_ratio=True): each image is resized "

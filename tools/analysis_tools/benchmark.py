@@ -8,9 +8,9 @@ segmentor on CPU or GPU (:mod:`mmseg_dsnet.analysis.benchmark`).
 Without ``--shape`` the model is timed at the size the config runs it at
 (its test ``Resize``); figures at another ``--shape`` say that size beside
 theirs (``config_input_size`` in the JSON). A config that runs the network
-at no one size (its test ``Resize`` keeps the aspect ratio, or
-``model.test_cfg.mode='slide'``, as mmseg's stock configs) needs
-``--shape``.
+at no one size (its test pipeline has no ``Resize`` to a scale, its test
+``Resize`` keeps the aspect ratio, or ``model.test_cfg.mode='slide'``, as
+mmseg's stock configs) needs ``--shape``.
 """
 import argparse
 import contextlib
@@ -122,7 +122,8 @@ def main(argv=None):
         # whatever the config, so the 128 px demo model was timed at 4x its
         # work, exit 0.
         # One that keeps the aspect ratio or slides windows runs the
-        # network at no one size: its Resize scale was timed as its own.
+        # network at no one size: its Resize scale was timed as its own
+        # (256x256 for one without a Resize).
         why = no_one_input_size(cfg)
         if shape is None and why:
             raise UserError(f'config {args.config} runs its network at no '

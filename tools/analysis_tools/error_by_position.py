@@ -160,8 +160,12 @@ def main(argv=None):
     from mmseg_dsnet.evaluation.lesion_metric import check_every_image_scored
     check_every_image_scored(len(metric.results), len(loader.dataset))
     summary = {**errors.summary(args.worst), **scored_iou(metric)}
-    print(f'{args.config} ({args.checkpoint}), '
-          f'{cfg.test_dataloader.dataset.ann_file}:\n')
+    # A wrapper's split files are its datasets' (it has no ann_file: the
+    # line ended in an AttributeError once every image was scored).
+    from mmseg_dsnet.analysis.plots import scored_split
+    scored = cfg.test_dataloader.dataset.get('ann_file') or scored_split(
+        data_provenance(cfg.test_dataloader.dataset, summary['images']))
+    print(f'{args.config} ({args.checkpoint}), {scored}:\n')
     print(error_table(summary), end='')
     outputs = []
     if args.out:

@@ -5,9 +5,10 @@
 
 Without ``--shape`` the model is counted at the size the config runs it at
 (its test ``Resize``); figures at another ``--shape`` say that size beside
-theirs. A config that runs the network at no one size (its test ``Resize``
-keeps the aspect ratio, or ``model.test_cfg.mode='slide'``, as mmseg's
-stock configs) needs ``--shape``.
+theirs. A config that runs the network at no one size (its test pipeline
+has no ``Resize`` to a scale, its test ``Resize`` keeps the aspect ratio, or
+``model.test_cfg.mode='slide'``, as mmseg's stock configs) needs
+``--shape``.
 
 A deploy config (``deploy=True``, as ``reparameterize.py`` writes) is
 counted as the re-parameterised model it builds, and labelled so; one that

@@ -18,7 +18,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 
-from mmseg_dsnet.deploy.deployable import DEFAULT_INPUT_SIZE, resize_size
+from mmseg_dsnet.deploy.deployable import resize_size
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
@@ -43,7 +43,8 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--shape', type=int, nargs='+', default=None,
                    help='input H W, or one number for a square (default: '
-                   'the size the config trains at, its train Resize)')
+                   'the size the config trains at, its train Resize; '
+                   'needed without one)')
     p.add_argument('--steps', type=int, default=60)
     p.add_argument('--device', default='cuda', help='cuda (default) or cpu')
     p.add_argument('--variants', nargs='+',
@@ -141,8 +142,15 @@ def main(argv=None):
     # Without --shape, the size the config trains at: the default was
     # 256x256 whatever the config, so the 128 px demo config's step was
     # timed at 4x its work, exit 0.
-    args.train_size = tuple(resize_size(prefix) or DEFAULT_INPUT_SIZE)
-    args.shape = args.shape or args.train_size
+    # One without a Resize to a scale trains each image at its own size:
+    # 256x256 was timed, printed as the config's step.
+    args.train_size = resize_size(prefix)
+    if args.train_size is None and args.shape is None:
+        raise UserError(
+            f'{args.config}: its training pipeline has no Resize to a '
+            'scale, so it trains each image at its own size; give the size '
+            'to time at with --shape H W')
+    args.shape = args.shape or tuple(args.train_size)
     h, w = args.shape
     if cfg.model.get('data_preprocessor', {}).get('size') is not None:
         cfg.model.data_preprocessor.size = (h, w)
@@ -204,7 +212,8 @@ def setup_line(args, cuda):
         device = f'cpu ({cpu_name()})'
     h, w = args.shape
     own = getattr(args, 'train_size', args.shape)
-    note = ('' if tuple(own) == tuple(args.shape) else
+    note = ("; --shape: the config trains each image at its own size"
+            if own is None else '' if tuple(own) == tuple(args.shape) else
             f'; --shape: the config trains at {own[0]}x{own[1]}')
     return (f'batch size {args.batch_size}, input {args.batch_size}x3x{h}x{w}'
             f' (random uint8 images and masks{note}), {args.steps} timed '

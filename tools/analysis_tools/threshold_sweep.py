@@ -19,8 +19,10 @@ run (the same ``experiment_name`` and ``seed`` in their ``meta``) are
 refused.
 
 Thresholds are chosen on a validation split: a config whose test loader
-reads a test split (``official_test.txt``, ``lightweight_test.txt``) is
-refused unless ``--allow-test-split`` asks for its figures only.
+reads a test split (``official_test.txt``, ``lightweight_test.txt``), or
+a split file of its images (a subset of it, or any of them that the
+checkpoints' runs held out), is refused unless ``--allow-test-split`` asks
+for its figures only.
 """
 import argparse
 import math
@@ -181,8 +183,8 @@ def main(argv=None):
                                                       check_sweepable,
                                                       lesion_metric_args,
                                                       scores_by_threshold,
+                                                      test_images_scored,
                                                       threshold_rule_table)
-    from mmseg_dsnet.datasets.converters.isic import is_test_split
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
     from mmseg_dsnet.apis.released_model import check_trained_model
@@ -203,13 +205,20 @@ def main(argv=None):
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # Without a split file every image of the set is scored.
-    check_split_given(cfg.test_dataloader.dataset, args.config)
-    split = cfg.test_dataloader.dataset.get('ann_file')
-    on_test_split = is_test_split(split)
+    # Each dataset a wrapper (Concat, Repeat ...) holds: the wrapper names
+    # no split file, and passed the checks of one.
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
+    leaves = leaf_datasets(cfg.test_dataloader.dataset)
+    for leaf in leaves:
+        check_split_given(leaf, args.config)
     # A threshold chosen on the test images makes their figures optimistic.
+    # Test images under another split name, or in a wrapper, are test
+    # images too.
+    on_test_split = test_images_scored(cfg.test_dataloader.dataset,
+                                       args.checkpoints)
     if on_test_split and not args.allow_test_split:
         raise UserError(
-            f"{args.config} scores the test split {split}: a threshold chosen "
+            f"{args.config} scores {on_test_split}: a threshold chosen "
             'there makes the test figures optimistic. Score a validation '
             'split the checkpoints did not train on (design runs: '
             '--cfg-options test_dataloader.dataset.ann_file='
@@ -219,7 +228,7 @@ def main(argv=None):
         dropped = rule_options_given(args)
         if dropped:
             raise UserError(f'{", ".join(dropped)}: no threshold is judged '
-                            f'on the test split {split}')
+                            f'on test images ({on_test_split})')
     # Thresholds of the synthetic stand-in set would mean nothing.
     ensure_data(cfg, allow_synthetic=False, loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))
@@ -230,8 +239,8 @@ def main(argv=None):
     check_separate_runs(args.checkpoints, labels)
     # Figures on images a checkpoint learned from favour it.
     for checkpoint in args.checkpoints:
-        check_not_trained_on(checkpoint, cfg.test_dataloader.dataset,
-                             args.config)
+        for leaf in leaves:
+            check_not_trained_on(checkpoint, leaf, args.config)
         # Before any is scored: one trained in another network (other
         # dilations) would be scored in this one.
         check_trained_model(cfg, args.config, checkpoint, TRAINED_CONFIG_HINT)
@@ -252,7 +261,13 @@ def main(argv=None):
                                             metric_args, progress)
         progress.close()
 
-    print(f'\n{args.config}, {cfg.test_dataloader.dataset.ann_file} '
+    # A wrapper's split files are its datasets' (it has no ann_file: the
+    # line ended in an AttributeError once every image was scored).
+    from mmseg_dsnet.analysis.plots import scored_split
+    from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    scored = cfg.test_dataloader.dataset.get('ann_file') or scored_split(
+        data_provenance(cfg.test_dataloader.dataset, len(loader.dataset)))
+    print(f'\n{args.config}, {scored} '
           f'({len(loader.dataset)} images), mean over {len(labels)} '
           'checkpoint(s):\n')
     print(figures_table(scores, args.thresholds, labels))
@@ -271,6 +286,10 @@ def main(argv=None):
                   **data_provenance(cfg.test_dataloader.dataset,
                                     len(loader.dataset)),
                   'checkpoints': dict(zip(labels, args.checkpoints)),
+                  # Figures of test images (--allow-test-split) say so: a
+                  # subset of the test split bears a name of its own.
+                  **({'test_images': on_test_split} if on_test_split
+                     else {}),
                   'scores': {label: {f'{t:g}': figures
                                      for t, figures in by_t.items()}
                              for label, by_t in scores.items()}}
