@@ -1631,3 +1631,42 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
     plain = _make_raw(tmp_path / 'plain', num_train=4, num_val=2, num_test=2)
     assert 'identical_images' not in isic.convert(
         plain, tmp_path / 'plain_out', workers=1, verbose=False)
+
+
+@pytest.mark.parametrize('channels', [3, 4])
+def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
+        tmp_path, channels):
+    """``cv2.imwrite('m.png', mask.astype(np.uint16))`` of a 3- or
+    4-channel 0/255 mask: Pillow reads 16-bit colour by its high bytes,
+    all 0, and the pair was written with an empty mask (``mask converted
+    to one channel``), exit 0. Now it is skipped as ``unsupported mask``;
+    the same mask saved as 0/65535 is read (its high bytes are 0/255) and
+    recorded as scaled to 8 bits."""
+    import cv2
+    out = tmp_path / 'out'
+    (out / 'images').mkdir(parents=True)
+    (out / 'masks').mkdir()
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(
+        tmp_path / 'x.jpg')
+    for high, name in ((255, 'low'), (65535, 'full')):
+        mask = np.zeros((24, 32, channels), np.uint16)
+        mask[4:12, 4:20, :3] = high
+        if channels == 4:
+            mask[..., 3] = 65535  # opaque
+        cv2.imwrite(str(tmp_path / f'{name}.png'), mask)
+    result = isic._process_pair(
+        ('train', 'low', (str(tmp_path), 'x.jpg', False),
+         (str(tmp_path), 'low.png', False), str(out)))
+    assert not result['written']
+    assert result['skip']['reason'] == 'unsupported mask'
+    assert 'high bytes are all 0' in result['skip']['detail']
+    assert not (out / 'masks' / 'low.png').exists()
+    result = isic._process_pair(
+        ('train', 'full', (str(tmp_path), 'x.jpg', False),
+         (str(tmp_path), 'full.png', False), str(out)))
+    assert result['written'] and result['skip'] is None
+    expected = np.zeros((24, 32), np.uint8)
+    expected[4:12, 4:20] = 1
+    assert np.array_equal(_mask(out / 'masks' / 'full.png'), expected)
+    assert '16-bit mask scaled to 8-bit' in [
+        fix['reason'] for fix in result['fixes']]

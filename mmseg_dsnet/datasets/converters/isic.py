@@ -887,8 +887,14 @@ def _mask_values(picture):
     return None, [], ('unsupported mask', f'mask mode {mode}')
 
 
-def _mask_to_binary(picture):
+def _mask_to_binary(picture, raw_mode=''):
     """Turn a decoded mask into a {0, 1} uint8 array.
+
+    Args:
+        picture (PIL.Image.Image): The loaded mask.
+        raw_mode (str): Its file's pixel layout, read before loading
+            (``rgb_reader._raw_mode``; loading forgets it), e.g.
+            ``'RGB;16B'`` for a 16-bit colour PNG. Default: ``''``.
 
     Returns:
         tuple: (mask or None, fixes [(reason, detail)], problem or None,
@@ -897,6 +903,20 @@ def _mask_to_binary(picture):
     values, fixes, problem = _mask_values(picture)
     if problem is not None:
         return None, fixes, problem, 0
+    if ';16' in raw_mode and picture.mode not in SIXTEEN_BIT_MODES:
+        # Pillow keeps only the high byte of 16-bit colour (and gray with
+        # alpha): 0/1 labels or 0/255 saved as 16 bits read as all
+        # background, and an empty mask was written, exit 0.
+        if not values.any():
+            return None, fixes, (
+                'unsupported mask',
+                f'16-bit {picture.mode} mask ({raw_mode}) whose high bytes '
+                'are all 0: its values all lie below 256 (0/1 or 0/255 '
+                'saved as 16 bits?), which the 8-bit reading cannot tell '
+                'from an empty mask; save it as an 8-bit gray 0/255 '
+                'mask'), 0
+        fixes.append(('16-bit mask scaled to 8-bit',
+                      f'{raw_mode} mask: the high byte of each value kept'))
     histogram = np.bincount(values.ravel(), minlength=256)
     present = np.flatnonzero(histogram)
     if set(present.tolist()) <= {0, 255}:
@@ -980,7 +1000,9 @@ def _process_pair(task):
         return skip('unreadable image', image_ref,
                     f'unreadable or truncated: {error}')
     try:
-        mask_picture = _decode(_read_bytes(mask_ref))
+        mask_picture = _decode(_read_bytes(mask_ref), load=False)
+        mask_raw_mode = rgb_reader._raw_mode(mask_picture)
+        mask_picture.load()
     except FileTooLargeError as error:
         return skip('file too large', mask_ref, str(error))
     except Exception as error:
@@ -1001,7 +1023,8 @@ def _process_pair(task):
             f'image {_display(*image_ref)} is {width}x{height}{turned}, '
             f'mask is {mask_w}x{mask_h}')
 
-    mask, mask_fixes, problem, changed = _mask_to_binary(mask_picture)
+    mask, mask_fixes, problem, changed = _mask_to_binary(mask_picture,
+                                                          mask_raw_mode)
     if problem is not None:
         return skip(problem[0], mask_ref, problem[1])
     fixes = [
