@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -1670,3 +1671,63 @@ def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
     assert np.array_equal(_mask(out / 'masks' / 'full.png'), expected)
     assert '16-bit mask scaled to 8-bit' in [
         fix['reason'] for fix in result['fixes']]
+
+
+def test_a_mask_among_the_images_or_an_image_among_the_masks_is_unexpected(
+        tmp_path):
+    """A ``<id>_segmentation.png`` in an image folder is neither an image
+    (of id ``<id>_segmentation``) nor a mask of ``<id>``, and a photo in a
+    ground-truth folder is no mask: each is an unexpected file."""
+    images_dir, masks_dir = tmp_path / 'images_in', tmp_path / 'masks_in'
+    images_dir.mkdir()
+    masks_dir.mkdir()
+    for path in (images_dir / 'ISIC_1.jpg',
+                 images_dir / 'ISIC_2_Segmentation.png',
+                 masks_dir / 'ISIC_1_segmentation.png',
+                 masks_dir / 'ISIC_3.jpg'):
+        path.write_bytes(b'')  # only the names are read here
+    ignored, unexpected, unread = Counter(), [], []
+    images, masks = isic._collect_files(
+        [(images_dir, False)], [(masks_dir, False)], ignored, unexpected,
+        unread, print)
+    assert sorted(images) == ['ISIC_1'] and sorted(masks) == ['ISIC_1']
+    assert dict(ignored) == {'unexpected file': 2}
+    assert unexpected == ['images_in/ISIC_2_Segmentation.png',
+                          'masks_in/ISIC_3.jpg']
+
+
+@pytest.mark.parametrize('ratio', [0.0, 1.0])
+def test_a_train_ratio_of_0_or_1_is_refused_before_reading(tmp_path, ratio):
+    """The train share must lie strictly between 0 and 1: refused before
+    SRC is read (here it holds no download at all)."""
+    (tmp_path / 'src').mkdir()
+    with pytest.raises(isic.ConversionError) as error:
+        isic.convert(tmp_path / 'src', tmp_path / 'out', train_ratio=ratio,
+                     verbose=False)
+    assert str(error.value) == (
+        f'train ratio must lie in (0, 1), got {ratio}')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('meta', [
+    '{"converter": "tools/other_tool.py"}', '{"year": 2017}', 'not json'])
+def test_overwrite_refuses_a_folder_with_a_meta_json_of_another_tool(
+        tmp_path, meta):
+    """Only a ``meta.json`` naming this converter makes OUT an earlier
+    conversion that ``--overwrite`` may replace; a folder with another
+    ``meta.json`` (another tool's results) is refused, and so is a
+    folder holding it among its subfolders' data sets."""
+    src, out = tmp_path / 'src', tmp_path / 'out'
+    src.mkdir()
+    out.mkdir()
+    (out / 'meta.json').write_text(meta)
+    (out / 'results.csv').write_text('precious')
+    assert not isic._is_conversion(out)
+    with pytest.raises(isic.ConversionError,
+                       match='is not an earlier conversion'):
+        isic._check_out(src, out, overwrite=True)
+    assert isic._data_sets_in(tmp_path) == []
+    (out / 'meta.json').write_text(
+        '{"converter": "tools/dataset_converters/isic.py"}')
+    assert isic._is_conversion(out)
+    assert isic._data_sets_in(tmp_path) == ['out']
