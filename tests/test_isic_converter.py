@@ -1731,3 +1731,40 @@ def test_overwrite_refuses_a_folder_with_a_meta_json_of_another_tool(
         '{"converter": "tools/dataset_converters/isic.py"}')
     assert isic._is_conversion(out)
     assert isic._data_sets_in(tmp_path) == ['out']
+
+
+def test_a_folder_extracted_into_itself_again_converts_strictly(tmp_path):
+    """The training folders unzipped a second time into themselves (each
+    file also in a subfolder, byte for byte): every copy was listed as a
+    duplicate file "with other content", with a WARNING to check it, and
+    --strict refused the set though every pair was written from an
+    identical file. Identical copies are now one file; a copy with other
+    content is still an ignored duplicate that --strict refuses."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    alone = run_converter(raw, tmp_path / 'alone', '--strict')
+    assert alone.returncode == 0, alone.output
+    for folder in (TRAIN_IMAGES, TRAIN_MASKS):
+        shutil.copytree(raw / folder, raw / f'{folder}.tmp')
+        shutil.move(raw / f'{folder}.tmp', raw / folder / folder)
+    both = run_converter(raw, tmp_path / 'both', '--strict')
+    assert both.returncode == 0, both.output
+    assert 'WARNING' not in both.output
+    assert ('note: split train: 6 file(s) are twice in one official folder '
+            'or zip (a copy in a subfolder), with the same content'
+            in both.stdout)
+    meta = json.loads((tmp_path / 'both' / 'meta.json').read_text())
+    assert 'duplicate_files' not in meta and meta['skipped'] == []
+    for folder in ('images', 'masks', 'splits'):
+        assert tree_hashes(tmp_path / 'both' / folder) == tree_hashes(
+            tmp_path / 'alone' / folder)
+    # One copy changed: an ignored file of other content, refused by
+    # --strict; the pair is converted from the first file found.
+    copy = raw / TRAIN_IMAGES / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    copy.write_bytes((raw / TRAIN_IMAGES / 'ISIC_0000002.jpg').read_bytes())
+    result = run_converter(raw, tmp_path / 'other', '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((tmp_path / 'other' / 'meta.json').read_text())
+    assert [(r['id'], r['file']) for r in meta['duplicate_files']] == [
+        ('ISIC_0000001', f'{TRAIN_IMAGES}/{TRAIN_IMAGES}/ISIC_0000001.jpg')]
+    strict = run_converter(raw, tmp_path / 'strict', '--strict')
+    assert strict.returncode == 2 and not (tmp_path / 'strict').exists()
