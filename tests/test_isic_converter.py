@@ -1768,3 +1768,59 @@ def test_a_folder_extracted_into_itself_again_converts_strictly(tmp_path):
         ('ISIC_0000001', f'{TRAIN_IMAGES}/{TRAIN_IMAGES}/ISIC_0000001.jpg')]
     strict = run_converter(raw, tmp_path / 'strict', '--strict')
     assert strict.returncode == 2 and not (tmp_path / 'strict').exists()
+
+
+def test_copies_are_one_file_only_when_their_bytes_are_equal(tmp_path):
+    """Two files of one id in an official folder (one in a subfolder) or
+    in the folder and its zip are one file when their content is equal;
+    one byte changed, same size, makes them two files."""
+    folder = tmp_path / TRAIN_IMAGES
+    (folder / 'sub').mkdir(parents=True)
+    data = bytes(range(256)) * 4
+    changed = bytearray(data)
+    changed[500] ^= 0xFF
+    (folder / 'x.jpg').write_bytes(data)
+    (folder / 'sub' / 'x.jpg').write_bytes(data)
+    (folder / 'sub' / 'y.jpg').write_bytes(bytes(changed))
+    with zipfile.ZipFile(tmp_path / f'{TRAIN_IMAGES}.zip', 'w') as archive:
+        archive.writestr(f'{TRAIN_IMAGES}/x.jpg', data)
+        archive.writestr(f'{TRAIN_IMAGES}/y.jpg', bytes(changed))
+    kept = (str(folder), 'x.jpg', False)
+    zipped = str(tmp_path / f'{TRAIN_IMAGES}.zip')
+    copies = isic._CopyCheck()
+    assert copies.same(kept, (str(folder), 'sub/x.jpg', False))
+    assert not copies.same(kept, (str(folder), 'sub/y.jpg', False))
+    assert copies.same(kept, (zipped, f'{TRAIN_IMAGES}/x.jpg', True))
+    assert not copies.same(kept, (zipped, f'{TRAIN_IMAGES}/y.jpg', True))
+    assert not copies.same(kept, (zipped, f'{TRAIN_IMAGES}/absent.jpg', True))
+
+
+def test_an_out_that_appears_during_the_conversion_is_kept(tmp_path):
+    """Without --overwrite, an OUT made by someone else while the pairs
+    were checked is not replaced: the finished set stays in its temporary
+    folder (which the caller removes) and OUT is untouched."""
+    tmp, out = tmp_path / 'out.tmp-1', tmp_path / 'out'
+    tmp.mkdir()
+    (tmp / 'meta.json').write_text('{}')
+    out.mkdir()
+    (out / 'theirs.txt').write_text('keep me')
+    with pytest.raises(isic.ConversionError,
+                       match='appeared during the conversion; not replaced'):
+        isic._move_into_place(tmp, out, overwrite=False)
+    assert [p.name for p in out.iterdir()] == ['theirs.txt']
+    assert (tmp / 'meta.json').is_file()
+    isic._move_into_place(tmp, out, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ['meta.json']
+    assert not tmp.exists() and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):
+    """The marker beside the official folders is copied as it is (its own
+    text, not the one written for markers found only inside them)."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=1, num_test=1,
+                    size=(16, 12), mark_synthetic=True)
+    (raw / isic.SYNTHETIC_MARKER).write_text('made by our own generator\n')
+    summary = isic.convert(raw, tmp_path / 'out', verbose=False)
+    assert summary['synthetic'] is True
+    assert (tmp_path / 'out' / isic.SYNTHETIC_MARKER).read_text() == \
+        'made by our own generator\n'
