@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -1631,3 +1632,195 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
     plain = _make_raw(tmp_path / 'plain', num_train=4, num_val=2, num_test=2)
     assert 'identical_images' not in isic.convert(
         plain, tmp_path / 'plain_out', workers=1, verbose=False)
+
+
+@pytest.mark.parametrize('channels', [3, 4])
+def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
+        tmp_path, channels):
+    """``cv2.imwrite('m.png', mask.astype(np.uint16))`` of a 3- or
+    4-channel 0/255 mask: Pillow reads 16-bit colour by its high bytes,
+    all 0, and the pair was written with an empty mask (``mask converted
+    to one channel``), exit 0. Now it is skipped as ``unsupported mask``;
+    the same mask saved as 0/65535 is read (its high bytes are 0/255) and
+    recorded as scaled to 8 bits."""
+    import cv2
+    out = tmp_path / 'out'
+    (out / 'images').mkdir(parents=True)
+    (out / 'masks').mkdir()
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(
+        tmp_path / 'x.jpg')
+    for high, name in ((255, 'low'), (65535, 'full')):
+        mask = np.zeros((24, 32, channels), np.uint16)
+        mask[4:12, 4:20, :3] = high
+        if channels == 4:
+            mask[..., 3] = 65535  # opaque
+        cv2.imwrite(str(tmp_path / f'{name}.png'), mask)
+    result = isic._process_pair(
+        ('train', 'low', (str(tmp_path), 'x.jpg', False),
+         (str(tmp_path), 'low.png', False), str(out)))
+    assert not result['written']
+    assert result['skip']['reason'] == 'unsupported mask'
+    assert 'high bytes are all 0' in result['skip']['detail']
+    assert not (out / 'masks' / 'low.png').exists()
+    result = isic._process_pair(
+        ('train', 'full', (str(tmp_path), 'x.jpg', False),
+         (str(tmp_path), 'full.png', False), str(out)))
+    assert result['written'] and result['skip'] is None
+    expected = np.zeros((24, 32), np.uint8)
+    expected[4:12, 4:20] = 1
+    assert np.array_equal(_mask(out / 'masks' / 'full.png'), expected)
+    assert '16-bit mask scaled to 8-bit' in [
+        fix['reason'] for fix in result['fixes']]
+
+
+def test_a_mask_among_the_images_or_an_image_among_the_masks_is_unexpected(
+        tmp_path):
+    """A ``<id>_segmentation.png`` in an image folder is neither an image
+    (of id ``<id>_segmentation``) nor a mask of ``<id>``, and a photo in a
+    ground-truth folder is no mask: each is an unexpected file."""
+    images_dir, masks_dir = tmp_path / 'images_in', tmp_path / 'masks_in'
+    images_dir.mkdir()
+    masks_dir.mkdir()
+    for path in (images_dir / 'ISIC_1.jpg',
+                 images_dir / 'ISIC_2_Segmentation.png',
+                 masks_dir / 'ISIC_1_segmentation.png',
+                 masks_dir / 'ISIC_3.jpg'):
+        path.write_bytes(b'')  # only the names are read here
+    ignored, unexpected, unread = Counter(), [], []
+    images, masks = isic._collect_files(
+        [(images_dir, False)], [(masks_dir, False)], ignored, unexpected,
+        unread, print)
+    assert sorted(images) == ['ISIC_1'] and sorted(masks) == ['ISIC_1']
+    assert dict(ignored) == {'unexpected file': 2}
+    assert unexpected == ['images_in/ISIC_2_Segmentation.png',
+                          'masks_in/ISIC_3.jpg']
+
+
+@pytest.mark.parametrize('ratio', [0.0, 1.0])
+def test_a_train_ratio_of_0_or_1_is_refused_before_reading(tmp_path, ratio):
+    """The train share must lie strictly between 0 and 1: refused before
+    SRC is read (here it holds no download at all)."""
+    (tmp_path / 'src').mkdir()
+    with pytest.raises(isic.ConversionError) as error:
+        isic.convert(tmp_path / 'src', tmp_path / 'out', train_ratio=ratio,
+                     verbose=False)
+    assert str(error.value) == (
+        f'train ratio must lie in (0, 1), got {ratio}')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('meta', [
+    '{"converter": "tools/other_tool.py"}', '{"year": 2017}', 'not json'])
+def test_overwrite_refuses_a_folder_with_a_meta_json_of_another_tool(
+        tmp_path, meta):
+    """Only a ``meta.json`` naming this converter makes OUT an earlier
+    conversion that ``--overwrite`` may replace; a folder with another
+    ``meta.json`` (another tool's results) is refused, and so is a
+    folder holding it among its subfolders' data sets."""
+    src, out = tmp_path / 'src', tmp_path / 'out'
+    src.mkdir()
+    out.mkdir()
+    (out / 'meta.json').write_text(meta)
+    (out / 'results.csv').write_text('precious')
+    assert not isic._is_conversion(out)
+    with pytest.raises(isic.ConversionError,
+                       match='is not an earlier conversion'):
+        isic._check_out(src, out, overwrite=True)
+    assert isic._data_sets_in(tmp_path) == []
+    (out / 'meta.json').write_text(
+        '{"converter": "tools/dataset_converters/isic.py"}')
+    assert isic._is_conversion(out)
+    assert isic._data_sets_in(tmp_path) == ['out']
+
+
+def test_a_folder_extracted_into_itself_again_converts_strictly(tmp_path):
+    """The training folders unzipped a second time into themselves (each
+    file also in a subfolder, byte for byte): every copy was listed as a
+    duplicate file "with other content", with a WARNING to check it, and
+    --strict refused the set though every pair was written from an
+    identical file. Identical copies are now one file; a copy with other
+    content is still an ignored duplicate that --strict refuses."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    alone = run_converter(raw, tmp_path / 'alone', '--strict')
+    assert alone.returncode == 0, alone.output
+    for folder in (TRAIN_IMAGES, TRAIN_MASKS):
+        shutil.copytree(raw / folder, raw / f'{folder}.tmp')
+        shutil.move(raw / f'{folder}.tmp', raw / folder / folder)
+    both = run_converter(raw, tmp_path / 'both', '--strict')
+    assert both.returncode == 0, both.output
+    assert 'WARNING' not in both.output
+    assert ('note: split train: 6 file(s) are twice in one official folder '
+            'or zip (a copy in a subfolder), with the same content'
+            in both.stdout)
+    meta = json.loads((tmp_path / 'both' / 'meta.json').read_text())
+    assert 'duplicate_files' not in meta and meta['skipped'] == []
+    for folder in ('images', 'masks', 'splits'):
+        assert tree_hashes(tmp_path / 'both' / folder) == tree_hashes(
+            tmp_path / 'alone' / folder)
+    # One copy changed: an ignored file of other content, refused by
+    # --strict; the pair is converted from the first file found.
+    copy = raw / TRAIN_IMAGES / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    copy.write_bytes((raw / TRAIN_IMAGES / 'ISIC_0000002.jpg').read_bytes())
+    result = run_converter(raw, tmp_path / 'other', '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((tmp_path / 'other' / 'meta.json').read_text())
+    assert [(r['id'], r['file']) for r in meta['duplicate_files']] == [
+        ('ISIC_0000001', f'{TRAIN_IMAGES}/{TRAIN_IMAGES}/ISIC_0000001.jpg')]
+    strict = run_converter(raw, tmp_path / 'strict', '--strict')
+    assert strict.returncode == 2 and not (tmp_path / 'strict').exists()
+
+
+def test_copies_are_one_file_only_when_their_bytes_are_equal(tmp_path):
+    """Two files of one id in an official folder (one in a subfolder) or
+    in the folder and its zip are one file when their content is equal;
+    one byte changed, same size, makes them two files."""
+    folder = tmp_path / TRAIN_IMAGES
+    (folder / 'sub').mkdir(parents=True)
+    data = bytes(range(256)) * 4
+    changed = bytearray(data)
+    changed[500] ^= 0xFF
+    (folder / 'x.jpg').write_bytes(data)
+    (folder / 'sub' / 'x.jpg').write_bytes(data)
+    (folder / 'sub' / 'y.jpg').write_bytes(bytes(changed))
+    with zipfile.ZipFile(tmp_path / f'{TRAIN_IMAGES}.zip', 'w') as archive:
+        archive.writestr(f'{TRAIN_IMAGES}/x.jpg', data)
+        archive.writestr(f'{TRAIN_IMAGES}/y.jpg', bytes(changed))
+    kept = (str(folder), 'x.jpg', False)
+    zipped = str(tmp_path / f'{TRAIN_IMAGES}.zip')
+    copies = isic._CopyCheck()
+    assert copies.same(kept, (str(folder), 'sub/x.jpg', False))
+    assert not copies.same(kept, (str(folder), 'sub/y.jpg', False))
+    assert copies.same(kept, (zipped, f'{TRAIN_IMAGES}/x.jpg', True))
+    assert not copies.same(kept, (zipped, f'{TRAIN_IMAGES}/y.jpg', True))
+    assert not copies.same(kept, (zipped, f'{TRAIN_IMAGES}/absent.jpg', True))
+
+
+def test_an_out_that_appears_during_the_conversion_is_kept(tmp_path):
+    """Without --overwrite, an OUT made by someone else while the pairs
+    were checked is not replaced: the finished set stays in its temporary
+    folder (which the caller removes) and OUT is untouched."""
+    tmp, out = tmp_path / 'out.tmp-1', tmp_path / 'out'
+    tmp.mkdir()
+    (tmp / 'meta.json').write_text('{}')
+    out.mkdir()
+    (out / 'theirs.txt').write_text('keep me')
+    with pytest.raises(isic.ConversionError,
+                       match='appeared during the conversion; not replaced'):
+        isic._move_into_place(tmp, out, overwrite=False)
+    assert [p.name for p in out.iterdir()] == ['theirs.txt']
+    assert (tmp / 'meta.json').is_file()
+    isic._move_into_place(tmp, out, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ['meta.json']
+    assert not tmp.exists() and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):
+    """The marker beside the official folders is copied as it is (its own
+    text, not the one written for markers found only inside them)."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=1, num_test=1,
+                    size=(16, 12), mark_synthetic=True)
+    (raw / isic.SYNTHETIC_MARKER).write_text('made by our own generator\n')
+    summary = isic.convert(raw, tmp_path / 'out', verbose=False)
+    assert summary['synthetic'] is True
+    assert (tmp_path / 'out' / isic.SYNTHETIC_MARKER).read_text() == \
+        'made by our own generator\n'

@@ -248,3 +248,19 @@ def test_write_image_writes_rgb_in_file_order(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r'could not encode a \.png image'):
         write_image(str(tmp_path / 'x.png'), image)
     assert not (tmp_path / 'x.png').exists()
+
+
+def test_overlay_downsizes_one_pixel_over_max_side_and_keeps_nearest_labels():
+    """An image one pixel longer than ``max_side`` is downsized too (5
+    columns to 4, 3 rows to round(3 * 4 / 5) = 2). The mask is downsized
+    by nearest neighbour (source column floor(x * 2): 0, 2, 4, 6), not
+    blended: columns alternating 0/1 keep only background, so nothing is
+    tinted and no contour drawn."""
+    rgb = np.full((3, 5, 3), 100, np.uint8)
+    assert draw_overlay(rgb, np.zeros((3, 5), np.uint8),
+                        max_side=4).shape == (2, 4, 3)
+    rgb = np.full((2, 8, 3), 100, np.uint8)
+    mask = np.tile(np.asarray([0, 1], np.uint8), (2, 4))
+    overlay = draw_overlay(rgb, mask, max_side=4)
+    assert overlay.shape == (1, 4, 3)
+    assert (overlay == 100).all()

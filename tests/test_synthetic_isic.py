@@ -401,3 +401,45 @@ def test_its_folders_or_zips_copied_alone_stay_marked_synthetic(
             f'{SYNTHETIC_MARKER}') in converted.stdout
     assert is_synthetic(str(out))
     assert json.loads((out / 'meta.json').read_text())['synthetic'] is True
+
+
+def test_no_photo_is_given_twice_across_the_splits(tmp_path):
+    """Each pair is drawn from its own seed ``[seed, split, index]``: the
+    first training, validation and test images are different pictures (a
+    test image that is also a training image would be trained on)."""
+    synthetic.generate(tmp_path / 'raw', num_train=2, num_val=2, num_test=2,
+                       size=(16, 12))
+    images = sorted((tmp_path / 'raw').rglob('ISIC_*.jpg'))
+    assert len(images) == 6
+    assert len({path.read_bytes() for path in images}) == 6
+
+
+@pytest.mark.parametrize('size', [(16, 7), (7, 16)])
+def test_a_side_below_8_is_refused(size):
+    with pytest.raises(ValueError) as error:
+        synthetic.check_size(size)
+    assert str(error.value) == (
+        f'size must be at least 8x8, got {size[0]}x{size[1]}')
+
+
+def test_the_current_folder_and_official_folders_in_out_are_refused(
+        tmp_path, monkeypatch):
+    """OUT as the (empty) current folder would be replaced by the renamed
+    set; official folders already in OUT are named."""
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(ValueError, match='is the current folder'):
+        synthetic.generate('.', num_train=3, num_val=1, num_test=1,
+                           size=(16, 12))
+    assert list(tmp_path.iterdir()) == [empty]
+    assert list(empty.iterdir()) == []
+    out = tmp_path / 'out'
+    synthetic.generate(out, num_train=3, num_val=1, num_test=1,
+                       size=(16, 12))
+    with pytest.raises(FileExistsError) as error:
+        synthetic.generate(out, num_train=3, num_val=1, num_test=1,
+                           size=(16, 12))
+    assert str(error.value).startswith(
+        f'{out} already holds ISIC-2017_Training_Data, '
+        'ISIC-2017_Training_Part1_GroundTruth, ')

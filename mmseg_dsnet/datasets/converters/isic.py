@@ -522,45 +522,54 @@ def _collect_files(image_sources, mask_sources, ignored, unexpected, unread,
 
 
 class _CopyCheck:
-    """Whether a file of an official folder and one of the zip of the same
-    name are one file twice (the zip and its extracted folder, kept side
-    by side): same size and CRC-32, the zip's recorded ones against the
-    folder file's. Each zip's directory is read once."""
+    """Whether two files of one id, in the official folder or zip of one
+    name, are one file twice: the zip and its extracted folder kept side
+    by side, or a folder extracted into itself again (a subfolder holding
+    a copy). Folder files are compared byte for byte, a zip member by its
+    recorded size and CRC-32. Each zip's directory is read once."""
 
     def __init__(self):
         self._zips = {}
 
-    def _size_and_crc(self, ref):
-        container, member, is_zip = ref
-        if is_zip:
-            if container not in self._zips:
-                with zipfile.ZipFile(container) as archive:
-                    self._zips[container] = {
-                        info.filename: (info.file_size, info.CRC)
-                        for info in archive.infolist()}
-            return self._zips[container].get(member)
-        path = Path(container, member)
-        size = path.stat().st_size
-        if size > MAX_MEMBER_BYTES:
-            return None
-        return size, zlib.crc32(path.read_bytes())
+    def _recorded(self, ref):
+        """A zip member's recorded ``(size, CRC-32)``, or None."""
+        container, member, _ = ref
+        if container not in self._zips:
+            with zipfile.ZipFile(container) as archive:
+                self._zips[container] = {
+                    info.filename: (info.file_size, info.CRC)
+                    for info in archive.infolist()}
+        return self._zips[container].get(member)
+
+    def _size(self, ref):
+        if ref[2]:
+            recorded = self._recorded(ref)
+            return None if recorded is None else recorded[0]
+        return os.path.getsize(Path(ref[0], ref[1]))
+
+    def _crc(self, ref):
+        if ref[2]:
+            return self._recorded(ref)[1]
+        return zlib.crc32(Path(ref[0], ref[1]).read_bytes())
 
     def same(self, kept, other):
         """Whether ``other`` is a copy of ``kept`` (refs as in
-        :func:`_collect_files`) from the folder or zip of the same name."""
+        :func:`_collect_files`) in the folder or zip of the same name."""
         names = {Path(ref[0]).name.lower().removesuffix('.zip')
                  for ref in (kept, other)}
-        if kept[2] == other[2] or len(names) != 1:
-            return False
-        zipped, plain = (kept, other) if kept[2] else (other, kept)
-        recorded = self._size_and_crc(zipped)
-        if recorded is None:
+        if len(names) != 1:
             return False
         try:
-            if os.path.getsize(Path(plain[0], plain[1])) != recorded[0]:
+            size = self._size(kept)
+            if size is None or size > MAX_MEMBER_BYTES or \
+                    self._size(other) != size:
                 return False
-            return self._size_and_crc(plain) == recorded
-        except OSError:
+            if kept[2] or other[2]:
+                return self._crc(kept) == self._crc(other)
+            # Two folder files: their bytes, as cheap to read as a CRC.
+            return (Path(kept[0], kept[1]).read_bytes() ==
+                    Path(other[0], other[1]).read_bytes())
+        except (OSError, zipfile.BadZipFile):
             return False
 
 
@@ -635,7 +644,8 @@ def _scan(src, year, log):
                 f'{_no_files_text(mask_name, "mask")}; its images are '
                 'skipped as "missing mask"')
 
-        read_twice = 0
+        # Identical copies, by whether both are in one folder (or zip).
+        copied = Counter()
         for image_id in sorted(set(images) | set(masks)):
             image_refs = images.get(image_id, [])
             mask_refs = masks.get(image_id, [])
@@ -654,18 +664,17 @@ def _scan(src, year, log):
                             f'{first_split_of[image_id]}'))
                 continue
             first_split_of[image_id] = split
-            # A file in both an official folder and its zip, byte for byte
-            # (the zip kept beside its extracted folder), is one file.
-            later = [ref for refs in (image_refs, mask_refs)
-                     for ref in refs[1:] if not copies.same(refs[0], ref)]
-            read_twice += sum(len(refs[1:]) for refs in (
-                image_refs, mask_refs)) - len(later)
-            # A second, different file of the id (ISIC_1.jpg and
-            # ISIC_1.png, a zip with other content) is not a skipped pair:
-            # the pair is still converted, from the first file.
+            # A file in both an official folder and its zip (the zip kept
+            # beside its extracted folder), or twice in one (a copy in a
+            # subfolder), byte for byte, is one file. A second, different
+            # file of the id (ISIC_1.jpg and ISIC_1.png, a zip with other
+            # content) is not a skipped pair: the pair is still converted,
+            # from the first file.
             for refs in (image_refs, mask_refs):
                 for ref in refs[1:]:
-                    if not copies.same(refs[0], ref):
+                    if copies.same(refs[0], ref):
+                        copied[refs[0][2] == ref[2]] += 1
+                    else:
                         duplicates.append(
                             _record(split, image_id, 'duplicate file', ref,
                                     f'ignored; {_display(*refs[0])} is the '
@@ -680,10 +689,14 @@ def _scan(src, year, log):
                             f'no {image_id}.jpg in {image_name}'))
             else:
                 tasks.append((split, image_id, image_refs[0], mask_refs[0]))
-        if read_twice:
-            log(f'note: split {split}: {read_twice} file(s) are both in an '
-                'official folder and in the zip of the same name, with the '
-                'same content; each is read once, from the folder')
+        if copied[False]:
+            log(f'note: split {split}: {copied[False]} file(s) are both in '
+                'an official folder and in the zip of the same name, with '
+                'the same content; each is read once, from the folder')
+        if copied[True]:
+            log(f'note: split {split}: {copied[True]} file(s) are twice in '
+                'one official folder or zip (a copy in a subfolder), with '
+                'the same content; each is read once, from its first copy')
     for name in unexpected[:MAX_PRINTED_PER_REASON]:
         log(f'note: ignored unexpected file {name}')
     if len(unexpected) > MAX_PRINTED_PER_REASON:
@@ -887,8 +900,14 @@ def _mask_values(picture):
     return None, [], ('unsupported mask', f'mask mode {mode}')
 
 
-def _mask_to_binary(picture):
+def _mask_to_binary(picture, raw_mode=''):
     """Turn a decoded mask into a {0, 1} uint8 array.
+
+    Args:
+        picture (PIL.Image.Image): The loaded mask.
+        raw_mode (str): Its file's pixel layout, read before loading
+            (``rgb_reader._raw_mode``; loading forgets it), e.g.
+            ``'RGB;16B'`` for a 16-bit colour PNG. Default: ``''``.
 
     Returns:
         tuple: (mask or None, fixes [(reason, detail)], problem or None,
@@ -897,6 +916,20 @@ def _mask_to_binary(picture):
     values, fixes, problem = _mask_values(picture)
     if problem is not None:
         return None, fixes, problem, 0
+    if ';16' in raw_mode and picture.mode not in SIXTEEN_BIT_MODES:
+        # Pillow keeps only the high byte of 16-bit colour (and gray with
+        # alpha): 0/1 labels or 0/255 saved as 16 bits read as all
+        # background, and an empty mask was written, exit 0.
+        if not values.any():
+            return None, fixes, (
+                'unsupported mask',
+                f'16-bit {picture.mode} mask ({raw_mode}) whose high bytes '
+                'are all 0: its values all lie below 256 (0/1 or 0/255 '
+                'saved as 16 bits?), which the 8-bit reading cannot tell '
+                'from an empty mask; save it as an 8-bit gray 0/255 '
+                'mask'), 0
+        fixes.append(('16-bit mask scaled to 8-bit',
+                      f'{raw_mode} mask: the high byte of each value kept'))
     histogram = np.bincount(values.ravel(), minlength=256)
     present = np.flatnonzero(histogram)
     if set(present.tolist()) <= {0, 255}:
@@ -980,7 +1013,9 @@ def _process_pair(task):
         return skip('unreadable image', image_ref,
                     f'unreadable or truncated: {error}')
     try:
-        mask_picture = _decode(_read_bytes(mask_ref))
+        mask_picture = _decode(_read_bytes(mask_ref), load=False)
+        mask_raw_mode = rgb_reader._raw_mode(mask_picture)
+        mask_picture.load()
     except FileTooLargeError as error:
         return skip('file too large', mask_ref, str(error))
     except Exception as error:
@@ -1001,7 +1036,8 @@ def _process_pair(task):
             f'image {_display(*image_ref)} is {width}x{height}{turned}, '
             f'mask is {mask_w}x{mask_h}')
 
-    mask, mask_fixes, problem, changed = _mask_to_binary(mask_picture)
+    mask, mask_fixes, problem, changed = _mask_to_binary(mask_picture,
+                                                          mask_raw_mode)
     if problem is not None:
         return skip(problem[0], mask_ref, problem[1])
     fixes = [
