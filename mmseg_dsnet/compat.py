@@ -313,7 +313,8 @@ def _cut_zip_archive(err, filename):
     if (type(err) is OSError and err.errno == errno.EINVAL) or (
             isinstance(err, ValueError)
             and 'negative seek value' in str(err)):
-        return f'its zip directory is cut short: {type(err).__name__}: {err}'
+        return ('its zip directory is cut short or damaged: '
+                f'{type(err).__name__}: {err}')
     if not isinstance(err, pickle.UnpicklingError):
         return None
     try:
