@@ -41,6 +41,7 @@ distributed runs without CUDA are set up by
 (``env_cfg.dist_cfg``, ``model_wrapper_cfg``) in ``tools/train.py`` and
 ``tools/test.py``.
 """
+import errno
 import os
 import os.path as osp
 import pickle
@@ -121,6 +122,10 @@ class NotACheckpointError(CorruptCheckpointError):
     an HTML page, a text file, binary data of another format."""
 
 
+#: The first bytes of a zip archive, which ``torch.save`` writes.
+ZIP_SIGNATURE = b'PK\x03\x04'
+
+
 def describe_non_checkpoint(filename, head_size=4096):
     """What a file that failed to load as a checkpoint looks like instead.
 
@@ -144,8 +149,8 @@ def describe_non_checkpoint(filename, head_size=4096):
     except OSError:
         return None
     text = head.lstrip(b'\xef\xbb\xbf \t\r\n')  # BOM, blank lines
-    if not text:
-        return None  # empty: reported as truncated
+    if not text or head.startswith(ZIP_SIGNATURE):
+        return None  # empty, or a zip archive cut short: truncated
     if text.startswith(b'version https://git-lfs'):
         return ('is a Git LFS pointer, not the weights: run `git lfs pull` '
                 '(in the repository that holds it) to fetch the file')
@@ -164,7 +169,7 @@ def describe_non_checkpoint(filename, head_size=4096):
                 return 'is a text file, not a PyTorch checkpoint'
     # torch.save writes a zip archive (or, before torch 1.6, a pickle, whose
     # first opcode is PROTO); a damaged file of either kind is "corrupt".
-    if not head.startswith((b'PK\x03\x04', b'\x80')):
+    if not head.startswith((ZIP_SIGNATURE, b'\x80')):
         return ('is not a PyTorch checkpoint (neither a zip archive nor a '
                 f'pickle; it starts with the bytes {head[:8].hex(" ")})')
     return None
@@ -269,6 +274,10 @@ def safe_torch_load(filename, map_location=None, name=None):
         return torch.load(
             filename, map_location=map_location, weights_only=True)
     except Exception as err:
+        cut = _cut_zip_archive(err, filename)
+        if cut:
+            raise CorruptCheckpointError(_corrupt_message(
+                name or filename, cut)) from None
         # A text file fails with "Unsupported operand", an IndexError or a
         # KeyError; a refused GLOBAL means a real pickle that asks for code.
         looks_like = None if 'GLOBAL' in str(err) else \
@@ -280,6 +289,47 @@ def safe_torch_load(filename, map_location=None, name=None):
                                 RuntimeError)):
             raise
         _raise_load_error(name or filename, err)
+
+
+def _cut_zip_archive(err, filename):
+    """How ``torch.load`` failing with ``err`` shows a zip archive (what
+    ``torch.save`` writes) cut short, where torch's own message does not
+    say so; None otherwise.
+
+    Cut inside its zip directory, torch's reader raises a bare
+    ``OSError: [Errno 22] Invalid argument`` for a file (``ValueError:
+    negative seek value`` for a buffer); cut inside the 4-byte zip
+    signature, torch reads the bytes as a pickle and refuses its first
+    opcode, and the bytes (``PK``) read as a text file. Other ``OSError``
+    (a missing file, a folder, no permission) are not cuts.
+
+    Args:
+        err (Exception): What ``torch.load`` raised.
+        filename (str | Path | file-like): The checkpoint.
+
+    Returns:
+        str | None: What is wrong, for :class:`CorruptCheckpointError`.
+    """
+    if (type(err) is OSError and err.errno == errno.EINVAL) or (
+            isinstance(err, ValueError)
+            and 'negative seek value' in str(err)):
+        return ('its zip directory is cut short or damaged: '
+                f'{type(err).__name__}: {err}')
+    if not isinstance(err, pickle.UnpicklingError):
+        return None
+    try:
+        if isinstance(filename, (str, os.PathLike)):
+            with open(filename, 'rb') as f:
+                head = f.read(len(ZIP_SIGNATURE))
+        else:
+            filename.seek(0)
+            head = filename.read(len(ZIP_SIGNATURE))
+    except (OSError, ValueError, AttributeError):
+        return None
+    if head and len(head) < len(ZIP_SIGNATURE) and \
+            ZIP_SIGNATURE.startswith(head):
+        return f'only {len(head)} bytes, cut inside the zip signature'
+    return None
 
 
 def checkpoint_meta(checkpoint):
@@ -309,11 +359,17 @@ def _raise_load_error(filename, err):
     if isinstance(err, RuntimeError) and 'zip archive' not in text \
             and 'PytorchStreamReader' not in text:
         raise err
-    raise CorruptCheckpointError(
-        f'Checkpoint {filename!s} is empty, truncated or corrupt '
-        f'({text.splitlines()[0] if text else "unexpected end of file"}); '
-        'it was probably written by a run that was interrupted while '
-        'saving or copied incompletely. Use an earlier checkpoint.') from None
+    raise CorruptCheckpointError(_corrupt_message(
+        filename, text.splitlines()[0] if text else 'unexpected end of file'
+    )) from None
+
+
+def _corrupt_message(filename, detail):
+    """The message of :class:`CorruptCheckpointError` for ``filename``."""
+    return (f'Checkpoint {filename!s} is empty, truncated or corrupt '
+            f'({detail}); it was probably written by a run that was '
+            'interrupted while saving or copied incompletely. Use an '
+            'earlier checkpoint.')
 
 
 def _load_from_local(filename, map_location):

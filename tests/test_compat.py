@@ -132,6 +132,45 @@ def test_a_checkpoint_with_a_damaged_header_is_named_as_corrupt(tmp_path):
         safe_torch_load(str(path))
 
 
+
+def test_every_cut_of_a_checkpoint_is_named_as_corrupt(tmp_path):
+    """A file cut after its first 4 KB failed in torch's zip reader with a
+    bare ``OSError: [Errno 22] Invalid argument`` (a buffer: ``ValueError:
+    negative seek value``) naming no file, and one cut inside the zip
+    signature (1 to 4 bytes) was called a text file; every cut length is a
+    corrupt checkpoint, named."""
+    import io
+
+    from mmseg_dsnet.compat import CorruptCheckpointError, safe_torch_load
+    whole = io.BytesIO()
+    torch.save(dict(state_dict={f'layer{i}.weight': torch.zeros(4)
+                                for i in range(40)}), whole)
+    data = whole.getvalue()
+    assert 9000 < len(data) < 18000, len(data)
+    path = tmp_path / 'cut.pth'
+    path.write_bytes(data)
+    for cut in reversed(range(len(data))):  # every length, shorter and shorter
+        os.truncate(path, cut)
+        with pytest.raises(CorruptCheckpointError, match=(
+                rf'^Checkpoint {path} is empty, truncated or corrupt ')):
+            safe_torch_load(str(path))
+        if cut % 61 == 0:  # a buffer (s3://), named by ``name``
+            with pytest.raises(CorruptCheckpointError,
+                               match=r'^Checkpoint s3://b/cut\.pth is '):
+                safe_torch_load(io.BytesIO(data[:cut]), name='s3://b/cut.pth')
+    # The released checkpoint cut at a few lengths.
+    released = (REPO / 'checkpoints/dsnet_isic2017_256px.pth').read_bytes()
+    for cut in (3, 4, 9000, 18000, len(released) // 2, len(released) - 1):
+        path.write_bytes(released[:cut])
+        with pytest.raises(CorruptCheckpointError, match=(
+                rf'^Checkpoint {path} is empty, truncated or corrupt ')):
+            safe_torch_load(str(path))
+    # Missing files and folders stay what they are.
+    with pytest.raises(FileNotFoundError):
+        safe_torch_load(str(tmp_path / 'missing.pth'))
+    with pytest.raises(IsADirectoryError):
+        safe_torch_load(str(tmp_path))
+
 # Records, in a fresh interpreter, every attribute (public and private) of
 # the mmengine modules our former patches touched and of the mmengine
 # classes they define, before and after ``import mmseg_dsnet``: the object

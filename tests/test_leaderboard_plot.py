@@ -13,12 +13,13 @@ from mmseg_dsnet.leaderboard import plot
 
 def measured(model, dataset, flops, dsc, std, params=300_000,
              protocol='lightweight', schedule='cpu-30ep: 30 epochs',
-             spread=None):
+             spread=None, short_schedule=False):
     """A measured row as the board holds it (only what the plot reads);
     ``spread`` gives the seeds' min and max where they matter."""
     low, high = spread or (dsc, dsc)
     return dict(model=model, dataset=dataset, source='measured',
-                protocol=protocol, schedule=schedule, flops=flops,
+                protocol=protocol, schedule=schedule,
+                short_schedule=short_schedule, flops=flops,
                 params=params, dsc=dict(mean=dsc, std=std, min=low,
                                         max=high, n=1 if std is None else 2))
 
@@ -148,6 +149,37 @@ def test_labels_name_schedule_protocol_and_neighbours_differ_in_height(
         (pytest.approx(0.2), 'egeunet (tiny schedule)', (10, -14)),
         (pytest.approx(0.3), 'dsnet (cpu-30ep, official)', (10, 20))]
 
+
+
+def test_short_schedules_are_marked_as_in_the_tables(tmp_path, figures):
+    """A short-schedule row's label carries the tables' ``†`` (after the
+    schedule, as in leaderboard.md) and the figure says what it means, as
+    the tables' footnote does; it was drawn like a full-protocol row."""
+    from mmseg_dsnet.leaderboard.table import MEASURED_COLUMNS, SHORT_NOTE
+    short = measured('dsnet', 'ISIC 2017', 0.3e9, 80.0, None,
+                     schedule='cpu-30ep: 30 epochs', short_schedule=True)
+    full = measured('egeunet', 'ISIC 2017', 0.1e9, 82.0, None,
+                    protocol='official', schedule='paper-300ep: 300 epochs')
+    board = dict(measured=[short, full], reported=[
+        reported('MALUNet', 'ISIC 2017', 83e6, 88.13)])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    fig, = figures
+    ax, = fig.axes
+    assert sorted(t.get_text() for t in ax.texts) == [
+        'MALUNet [reported]', 'dsnet (cpu-30ep †)',
+        'egeunet (paper-300ep, official)']
+    assert sorted(label for _, label, _, _, _ in drawn) == sorted(
+        t.get_text() for t in ax.texts)
+    # The same rows carry the dagger in the table.
+    schedule_cell = dict(MEASURED_COLUMNS)['Schedule']
+    assert [schedule_cell(r).endswith(' †') for r in (short, full)] == [
+        True, False]
+    assert [t.get_text() for t in fig.texts] == [SHORT_NOTE]
+    # No short row, no footnote.
+    figures.clear()
+    plot.plot_leaderboard(dict(measured=[full], reported=[]),
+                          tmp_path / 'full.png')
+    assert [t.get_text() for t in figures[0].texts] == []
 
 def test_a_model_and_its_published_row_share_a_colour(tmp_path, figures):
     board = dict(

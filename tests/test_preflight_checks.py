@@ -509,6 +509,68 @@ def test_save_best_checks_by_who_validates():
     assert validates_on(dict(val_dataloader=None), ['']) is None
 
 
+
+@pytest.fixture
+def lesion_checkpoint_hook():
+    """A CheckpointHook subclass with its own key lists, registered in
+    mmseg's HOOKS (the projects' default scope) for the test only."""
+    from mmengine.hooks import CheckpointHook
+    from mmseg.registry import HOOKS
+
+    class LesionCheckpointHook(CheckpointHook):
+        _default_greater_keys = ['IoU', 'DSC']
+        _default_less_keys = ['loss', 'error']
+
+    name = 'TestPreflightLesionCheckpointHook'
+    HOOKS.register_module(name=name, module=LesionCheckpointHook)
+    try:
+        yield name, LesionCheckpointHook
+    finally:
+        HOOKS._module_dict.pop(name)
+
+
+def test_save_best_rule_follows_the_configured_hook_class(
+        lesion_checkpoint_hook):
+    """The rule was inferred with mmengine's plain CheckpointHook whatever
+    the config's hook class: with a registered subclass whose own
+    ``_default_less_keys`` names ``error``, ``top1_error`` was read as
+    'greater' (``top`` is a plain greater key), so fast_train.py kept the
+    worst checkpoint, exit 0, while train.py's hook kept the best; ``IoU``,
+    one of its greater keys, was refused. Now the rule is the one the
+    configured class infers, as the Runner's hook built from the config
+    does."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_save_best, save_best_rule
+    from mmseg_dsnet.utils.errors import UserError
+    name, hook_class = lesion_checkpoint_hook
+    for key, rule in (('top1_error', 'less'), ('IoU', 'greater'),
+                      ('val_loss', 'less')):
+        hook = dict(type=name, interval=1, save_best=key)
+        assert save_best_rule(hook, key) == rule
+        assert save_best_rule(dict(hook, type=hook_class), key) == rule
+        # What the hook itself, built from the config's arguments, keeps.
+        built = hook_class(**{k: v for k, v in hook.items() if k != 'type'})
+        assert built.rules == [rule]
+        # The config's own lists still come first.
+        assert save_best_rule(dict(hook, greater_keys=[key]), key) == \
+            'greater'
+    # The plain hook (no type) keeps mmengine's inference.
+    assert save_best_rule(dict(save_best='top1_error'),
+                          'top1_error') == 'greater'
+    # Looked up under the config's default scope, as the Runner does.
+    cfg = Config(dict(
+        default_scope='mmseg',
+        default_hooks=dict(checkpoint=dict(type=name, save_best='IoU')),
+        val_cfg=dict(type='ValLoop'), val_evaluator=dict(type='IoUMetric'),
+        train_cfg=dict()))
+    check_save_best(cfg)
+    with pytest.raises(UserError, match=(
+            r"default_hooks\.checkpoint\.type='TestPreflightLesion"
+            r"CheckpointHook' is not a registered hook \(default_scope "
+            r"'mmengine'\)")):
+        check_save_best(Config(dict(cfg.to_dict(), default_scope='mmengine')))
+
 def test_deploy_form_parts_in_lists_are_found():
     """``deploy=True`` in a list of heads (``auxiliary_head=[...]``) is
     the re-parameterised form as much as in a dict; ``deploy=False`` is

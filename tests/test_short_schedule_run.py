@@ -203,3 +203,20 @@ def test_a_run_reads_the_split_it_is_named_for(tmp_path):
         assert [(s['T_max'], s['end']) for s in cfg.param_scheduler] == [
             (2, 2)]
         assert cfg.train_cfg.val_begin > 2
+
+
+def test_recorded_figures_are_never_rounded_to_perfect_or_zero():
+    """The figures a run's result and design record keep (``recorded_
+    metrics``, of ``train_and_evaluate`` and the fast design runs): 2
+    decimals (a half-way 87.125 as the tables' ``.2f`` shows it), but an
+    imperfect 99.996 % is 99.99, not 100.0, and a non-zero
+    0.004 % is 0.01, not 0.0 (Python's ``round`` gave both); an evaluator's
+    prefix is taken off, as the tables read the names."""
+    from mmseg_dsnet.leaderboard.real_data_check import recorded_metrics
+    figures = dict(IoU=99.996, DSC=0.004, Acc=99.995, Sen=100.0, Spe=0.0,
+                   TJ=87.125)
+    assert recorded_metrics(figures, 'c.py') == dict(
+        IoU=99.99, DSC=0.01, Acc=99.99, Sen=100.0, Spe=0.0, TJ=87.12)
+    prefixed = {f'val/{k}': v for k, v in figures.items()}
+    assert recorded_metrics(prefixed, 'c.py') == recorded_metrics(
+        figures, 'c.py')

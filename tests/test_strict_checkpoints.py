@@ -452,6 +452,36 @@ def test_non_checkpoint_file_is_named(setup, tools, tmp_path, capsys, kind):
                                  content.encode())  # left as it was
 
 
+
+@pytest.mark.parametrize('cut', [2, 10000])
+def test_a_cut_checkpoint_is_one_error_line_in_every_tool(
+        setup, tools, tmp_path, capsys, cut):
+    """A checkpoint cut short: inside the zip signature (2 bytes, once
+    called a text file), inside its zip directory (10 KB: a bare
+    ``OSError: [Errno 22] Invalid argument`` naming no file, a traceback in
+    test.py and export_onnx.py). Every tool stops with one line naming the
+    file, exit 2, and writes nothing."""
+    data = setup['dsnet'].read_bytes()
+    cut_file = tmp_path / 'cut.pth'
+    cut_file.write_bytes(data[:cut])
+    expected = f'ERROR: Checkpoint {cut_file} is empty, truncated or corrupt'
+    cfg = setup['cfg']
+    code, err = run_cli(tools['test'].main,
+                        eval_argv(cfg, cut_file, tmp_path / 'test'), capsys)
+    assert code == 2, err
+    assert_one_short_error(err, expected)
+    image = sorted((setup['root'] / 'images').glob('*.jpg'))[0]
+    code, err = run_cli(load_tool('infer.py').main, [
+        cfg, cut_file, image, '--out-dir', tmp_path / 'infer',
+        '--no-progress'], capsys)
+    assert code == 2, err
+    assert_one_short_error(err, expected)
+    code, err = run_cli(load_tool('deployment/export_onnx.py').main, [
+        cfg, cut_file, tmp_path / 'onnx' / 'model.onnx'], capsys)
+    assert code == 2, err
+    assert_one_short_error(err, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cut.pth']
+
 def test_missing_checkpoint_file_is_one_line(setup, tools, tmp_path, capsys):
     cfg, missing = setup['cfg'], tmp_path / 'nope.pth'
     work_dir = tmp_path / 'test'

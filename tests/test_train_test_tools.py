@@ -1099,6 +1099,36 @@ def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
     assert os.listdir(odd) == ['real_check.json']
 
 
+
+@pytest.mark.parametrize('earlier', ['first', 'second'])
+def test_check_real_data_refuses_an_earlier_run_of_any_of_its_runs(
+        tmp_path, tiny_isic, earlier):
+    """With several ``--configs``, the folder of each run is checked for an
+    earlier run's checkpoints, the first one's and the last one's alike,
+    before any training (a check that looked at one run's folder only
+    trained the others on top of their earlier checkpoints)."""
+    from conftest import tree_hashes
+    configs = [write_tiny_config(tmp_path / f'{name}.py', tiny_isic,
+                                 epochs=1) for name in ('first', 'second')]
+    work = tmp_path / 'work'
+    run_dir = work / earlier
+    run_dir.mkdir(parents=True)
+    torch.save(dict(state_dict={'w': torch.zeros(1)}, meta=dict(epoch=1)),
+               run_dir / 'epoch_1.pth')
+    (run_dir / 'last_checkpoint').write_text(str(run_dir / 'epoch_1.pth'))
+    before = tree_hashes(work)
+    run = run_tool_in_process(
+        'tools/check_real_data.py', '--configs', *configs, '--epochs', '1',
+        '--data-root', tiny_isic, '--train-images', '2', '--test-images',
+        '1', '--crop-size', '32', '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: The work dir {run_dir} already holds the checkpoints of a '
+        'run (epoch_1.pth, last_checkpoint); a new run would overwrite some '
+        'of them and leave the others beside its own. Nothing was started; '
+        'choose another --work-dir, or remove them.\n')
+    assert tree_hashes(work) == before
+
 def test_check_real_data_refuses_folders_it_cannot_use(tmp_path, tiny_isic):
     """A --data-root that is a file or a folder of other files (the raw set
     given as --data-root), a --src the converter cannot read, or a

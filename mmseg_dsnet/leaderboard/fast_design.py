@@ -12,14 +12,12 @@ and the design tables compare them only with each other.
 import os.path as osp
 from typing import Dict, Sequence
 
-from mmseg_dsnet.utils.percent import round_percent
-
 from .real_data_check import (CONFIGS, FAST_TRAINER_TAG,
                               design_model_config, optimizer_lr,
-                              short_schedule_cfg, write_design_record)
+                              recorded_metrics, short_schedule_cfg,
+                              write_design_record)
 from .records import metrics_record
 from .sweep import SweepJob
-from .work_dir import lesion_figures
 
 
 def fast_device_name(device) -> str:
@@ -131,10 +129,7 @@ def fast_design_record(job: SweepJob, spec, summary: dict,
                      cuda_graph=summary['cuda_graph'],
                      channels_last=summary['channels_last'],
                      batches_per_epoch=summary['iters_per_epoch']),
-        # 2 decimals, but an imperfect figure never recorded as 100.0; by
-        # their own names (an evaluator's prefix off), as the tables read.
-        metrics={k: round_percent(float(v), 2) for k, v in lesion_figures(
-            validation['metrics'], '', spec.config_path)[0].items()},
+        metrics=recorded_metrics(validation['metrics'], spec.config_path),
         **{k: v for k, v in evaluated.items()
            if k not in ('config', 'checkpoint', 'metrics', 'cfg_options',
                         'test_time_augmentation')})

@@ -1,7 +1,8 @@
 """The leaderboard plot: DSC against GFLOPs (log scale), one panel per
 dataset, marker area growing with the parameter count, every point
 labelled. Measured rows are filled markers (with the seeds' std as an error
-bar), published figures are hollow markers."""
+bar), published figures are hollow markers. A short schedule is marked
+``†`` and explained under the legend, as in the tables."""
 import math
 import re
 
@@ -9,6 +10,8 @@ import matplotlib
 # A bare Figure draws with Agg on its own: no pyplot, so neither the
 # process's matplotlib backend nor a user's open figures are touched.
 from matplotlib.figure import Figure
+
+from .table import SHORT_NOTE
 
 NOT_STATED = 'dataset not stated'
 
@@ -42,8 +45,10 @@ def _label(row):
         return f'{row["model"]} [reported]'
     tag = '' if row['protocol'] == 'lightweight' else f', {row["protocol"]}'
     # A schedule description "NAME: details" is labelled by NAME only; the
-    # tables carry the details.
-    schedule = row['schedule'].split(':')[0]
+    # tables carry the details. A short schedule is marked as the tables
+    # mark it.
+    schedule = row['schedule'].split(':')[0] + (
+        ' †' if row['short_schedule'] else '')
     return f'{row["model"]} ({schedule}{tag})'
 
 
@@ -56,7 +61,7 @@ def plot_leaderboard(board, path):
     names = sorted({family(r['model'])
                     for r in board['measured'] + board['reported']})
     colours = {n: matplotlib.colormaps['tab10'](i % 10) for i, n in enumerate(names)}
-    drawn = []
+    drawn, short = [], []
     for ax, panel in zip(axes[0], panels):
         points = []
         for row in board['measured'] + board['reported']:
@@ -87,6 +92,7 @@ def plot_leaderboard(board, path):
                         arrowprops=dict(arrowstyle='-', lw=0.5,
                                         color=colour))
             drawn.append((panel, label, gflops, dsc, row['source']))
+            short.append(measured and bool(row['short_schedule']))
         ax.margins(x=0.25, y=0.1)
         ax.set_xscale('log')
         ax.set_xlabel('GFLOPs at 1x3x256x256 (log scale; 1 multiply-add '
@@ -101,9 +107,14 @@ def plot_leaderboard(board, path):
                      '(mean over seeds, error bar = std)'),
         last.scatter([], [], marker='s', facecolors='none', edgecolors='grey',
                      label='reported (published figure)')]
+    # The tables' footnote for the rows marked †, under the legend.
+    note = SHORT_NOTE if any(short) else None
+    if note:
+        fig.text(0.5, 0.01, note, ha='center', va='bottom', fontsize=7)
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8,
+               bbox_to_anchor=(0.5, 0.04 if note else 0),
                title='marker area grows with log(params)', title_fontsize=8)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.14 if note else 0.1, 1, 1))
     # PNG whatever the name ends with (a hidden temporary file's does not).
     fig.savefig(path, dpi=130, format='png')
     return drawn

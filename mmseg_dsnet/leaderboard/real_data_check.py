@@ -613,11 +613,28 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         threads=torch.get_num_threads(),
         model_config=design_model_config(cfg),
         train_time_s=round(train_time, 1),
-        # 2 decimals, but an imperfect figure never recorded as 100.0; by
-        # their own names (an evaluator's prefix off), as the tables read.
-        metrics={k: round_percent(float(v), 2) for k, v in lesion_figures(
-            metrics, '', record['config'])[0].items()},
+        metrics=recorded_metrics(metrics, record['config']),
         **evaluated)
+
+
+def recorded_metrics(metrics, path):
+    """The figures a run's result (and design record) keeps of an
+    evaluation: LesionMetric's, by their own names (an evaluator's prefix
+    off), as the tables read them, with 2 decimals, but an imperfect figure
+    never recorded as 100.0 nor a non-zero one as 0.0
+    (:func:`~mmseg_dsnet.utils.percent.round_percent`).
+
+    Args:
+        metrics (dict): The evaluation's figures, in percent.
+        path (str): Where they come from (the tested config), for the
+            message of :func:`~mmseg_dsnet.leaderboard.work_dir.
+            lesion_figures`.
+
+    Returns:
+        dict: Figure name -> rounded percentage.
+    """
+    return {k: round_percent(float(v), 2)
+            for k, v in lesion_figures(metrics, '', path)[0].items()}
 
 
 def dump_tested_config(tester):

@@ -622,7 +622,8 @@ class FastTrainer:
             key = key[0] if isinstance(key, (list, tuple)) else key
             rule = None if key == 'auto' else save_best_rule(
                 dict(hook, save_best=key) if hook.get('save_best')
-                else dict(hook, save_best=key, rule='greater'), key)
+                else dict(hook, save_best=key, rule='greater'), key,
+                spec.cfg.get('default_scope', 'mmengine'))
             best = dict(key=key, rule=rule,
                         score=None, path=None, epoch=None)
         return dict(spec=spec, run=run, logger=logger, log_dir=log_dir,
@@ -791,8 +792,10 @@ class FastTrainer:
             # mmengine's CheckpointHook: the first metric the evaluator
             # returns.
             best['key'] = next(iter(metrics))
+            cfg = state['spec'].cfg
             best['rule'] = save_best_rule(
-                state['spec'].cfg.default_hooks.checkpoint, best['key'])
+                cfg.default_hooks.checkpoint, best['key'],
+                cfg.get('default_scope', 'mmengine'))
         score = metrics.get(best['key'])
         if score is None:
             raise FastTrainingError(

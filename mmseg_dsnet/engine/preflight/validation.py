@@ -78,6 +78,8 @@ def check_save_best(cfg, validates=None):
     from mmseg_dsnet.evaluation.lesion_metric import METRIC_NAMES
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     save_best = hook.get('save_best') if isinstance(hook, dict) else None
+    # mmengine's Runner's default scope.
+    scope = cfg.get('default_scope', 'mmengine')
     never = None if validates else _never_validates(cfg)
     if save_best and never:
         # Without val_cfg, mmengine's Runner also refuses a val_dataloader
@@ -103,14 +105,14 @@ def check_save_best(cfg, validates=None):
         # the fast trainer's to judge at its first validation.
         for key in keys:
             if key != 'auto':
-                save_best_rule(hook, key)
+                save_best_rule(hook, key, scope)
         return
     known = [f'{e["prefix"]}/{name}' if e.get('prefix') else name
              for e in evaluators for name in METRIC_NAMES]
     for key in keys:
         if key == 'auto' or key in known:
             # 'auto' is the first figure the evaluator returns.
-            save_best_rule(hook, known[0] if key == 'auto' else key)
+            save_best_rule(hook, known[0] if key == 'auto' else key, scope)
             continue
         # Another case, or the figure without (or with another) prefix.
         name = str(key).rsplit('/', 1)[-1].lower()
@@ -125,20 +127,55 @@ def check_save_best(cfg, validates=None):
             'run would stop at its first validation)')
 
 
-def save_best_rule(hook, key):
+def checkpoint_hook_class(hook, scope='mmseg'):
+    """The class ``default_hooks.checkpoint`` names, looked up in the
+    registry as mmengine's Runner builds it (the hook itself is not built).
+
+    Args:
+        hook (dict): The config's ``default_hooks.checkpoint``.
+        scope (str | None): The config's ``default_scope``.
+
+    Returns:
+        type: Its ``type`` (a class, or a name registered under ``scope``
+        or mmengine); mmengine's ``CheckpointHook`` when it names none.
+
+    Raises:
+        UserError: A ``type`` name that is not registered (the Runner
+            would stop with a ``KeyError``).
+    """
+    from mmengine.hooks import CheckpointHook
+    from mmengine.registry import HOOKS
+    kind = hook.get('type') or CheckpointHook
+    if isinstance(kind, type):
+        return kind
+    with HOOKS.switch_scope_and_registry(scope) as registry:
+        found = registry.get(kind)
+    if found is None:
+        raise UserError(
+            f'default_hooks.checkpoint.type={kind!r} is not a registered '
+            f'hook (default_scope {scope!r}); check its spelling, or import '
+            'the module that registers it (custom_imports)')
+    return found
+
+
+def save_best_rule(hook, key, scope='mmseg'):
     """The rule, ``'greater'`` or ``'less'``, by which mmengine's
     ``CheckpointHook`` keeps the best checkpoint by the figure ``key``: the
     hook's ``rule`` (the one of ``key``'s place in a list of ``save_best``
     keys, or the one given for all), else the one mmengine infers from the
     name (``greater_keys``: ``mIoU``, ``mDice``, ``acc`` ...; ``less_keys``:
-    ``loss``; the hook's own lists where it sets them). ``fast_train.py``
-    keeps its best checkpoint by it, as ``train.py``'s hook does: a
-    loss-like figure read as ``'greater'`` would keep the worst one.
+    ``loss``; the hook's own lists where it sets them, else those of the
+    hook class its ``type`` names, :func:`checkpoint_hook_class`).
+    ``fast_train.py`` keeps its best checkpoint by it, as ``train.py``'s
+    hook does: a loss-like figure read as ``'greater'`` would keep the
+    worst one.
 
     Args:
         hook (dict): The config's ``default_hooks.checkpoint``.
         key (str): A key of its ``save_best`` (for ``'auto'``, the first
             figure of the validation).
+        scope (str | None): The config's ``default_scope``, under which
+            the hook's ``type`` is looked up.
 
     Returns:
         str: ``'greater'`` or ``'less'``.
@@ -165,12 +202,20 @@ def save_best_rule(hook, key):
             "mmengine's CheckpointHook infers it from the figure's name)")
     if rule is not None:
         return rule
+    # A subclass's own defaults (mmengine's hook reads them when the config
+    # gives no list): the plain hook's would infer another rule.
+    hook_class = checkpoint_hook_class(hook, scope)
+    greater, less = hook.get('greater_keys'), hook.get('less_keys')
+    if greater is None:
+        greater = getattr(hook_class, '_default_greater_keys', None)
+    if less is None:
+        less = getattr(hook_class, '_default_less_keys', None)
     try:
         # mmengine's own inference, so that both trainers keep the same
         # checkpoint.
         return CheckpointHook(
-            interval=1, save_best=key, greater_keys=hook.get('greater_keys'),
-            less_keys=hook.get('less_keys')).rules[0]
+            interval=1, save_best=key, greater_keys=greater,
+            less_keys=less).rules[0]
     except (ValueError, AssertionError):
         raise UserError(
             f'default_hooks.checkpoint.save_best={key!r} has no rule, and '
