@@ -129,11 +129,11 @@ def test_the_error_bar_is_the_seeds_std(tmp_path, figures):
         [86.68934, 88.81066], abs=1e-5)
 
 
-def test_labels_name_schedule_protocol_and_neighbours_differ_in_height(
+def test_labels_name_schedule_and_protocol_at_their_points(
         tmp_path, figures):
     """A measured label is ``model (schedule name[, protocol])`` (the
-    protocol only when it is not the lightweight one); points sorted by
-    GFLOPs take the label offsets in turn."""
+    protocol only when it is not the lightweight one), its line drawn to
+    its own point."""
     board = dict(measured=[
         measured('dsnet', 'ISIC 2017', 0.3e9, 80.0, None,
                  protocol='official', schedule='cpu-30ep: 30 epochs, '
@@ -143,12 +143,83 @@ def test_labels_name_schedule_protocol_and_neighbours_differ_in_height(
                  schedule='tiny schedule')], reported=[])
     plot.plot_leaderboard(board, tmp_path / 'board.png')
     ax, = figures[0].axes
-    texts = sorted((t.xy[0], t.get_text(), tuple(t.xyann)) for t in ax.texts)
+    texts = sorted((t.xy, t.get_text()) for t in ax.texts)
     assert texts == [
-        (pytest.approx(0.1), 'dsnet-v1 (cpu-30ep)', (10, 6)),
-        (pytest.approx(0.2), 'egeunet (tiny schedule)', (10, -14)),
-        (pytest.approx(0.3), 'dsnet (cpu-30ep, official)', (10, 20))]
+        (pytest.approx((0.1, 81.0)), 'dsnet-v1 (cpu-30ep)'),
+        (pytest.approx((0.2, 82.0)), 'egeunet (tiny schedule)'),
+        (pytest.approx((0.3, 80.0)), 'dsnet (cpu-30ep, official)')]
 
+
+def _label_boxes(fig):
+    """(panel, label, text extent in display pixels) of every label, as
+    the saved PNG draws them (same renderer, same dpi)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    boxes = []
+    for ax in fig.axes:
+        for t in ax.texts:
+            t.update_positions(renderer)
+            # The text alone: an Annotation's extent adds its line.
+            boxes.append((ax.get_title(), t.get_text(),
+                          Text.get_window_extent(t, renderer)))
+    return boxes
+
+
+def _overlapping(boxes):
+    return [(a[1], b[1]) for i, a in enumerate(boxes)
+            for b in boxes[i + 1:] if a[2].overlaps(b[2])]
+
+
+def _inside_their_panels(fig, boxes):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    panels = {ax.get_title(): ax.get_window_extent(renderer)
+              for ax in fig.axes}
+    return all(panels[p].x0 <= b.x0 and b.x1 <= panels[p].x1 and
+               panels[p].y0 <= b.y0 and b.y1 <= panels[p].y1
+               for p, _, b in boxes)
+
+
+def test_no_two_labels_overlap_on_the_committed_records(tmp_path, figures):
+    """The committed runs and published rows, built as ``leaderboard.py
+    build`` builds them: about twelve rows sit within 0.1-0.3 GFLOPs and
+    88-90 % DSC in the ISIC 2017 panel, and each label stays readable."""
+    import glob
+    import os.path as osp
+
+    from mmseg_dsnet.leaderboard.board import build
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    runs = sorted(glob.glob(osp.join(root, 'results', 'runs', '*.json')))
+    assert len(runs) > 10
+    out = build(runs, osp.join(root, 'results', 'reported.json'),
+                str(tmp_path / 'out'), plot=True)
+    fig, = figures
+    boxes = _label_boxes(fig)
+    assert sorted(label for _, label, _ in boxes) == sorted(
+        label for _, label, _, _, _ in out['plot_points'])
+    assert len(boxes) > 20
+    assert _overlapping(boxes) == []
+    assert _inside_their_panels(fig, boxes)
+
+
+def test_no_two_labels_overlap_on_crowded_rows(tmp_path, figures):
+    """Sixteen rows within 0.28-0.31 GFLOPs and 88-90 % DSC (some at the
+    very same point), with long labels: none is drawn over another."""
+    rows = [measured(f'dsnet-variant-{i}', 'ISIC 2017', (0.28 + i * 0.002)
+                     * 1e9, 88.0 + (i % 8) * 0.25, 0.4,
+                     schedule=f'cpu-{10 + i}ep: long description')
+            for i in range(14)]
+    rows.append(measured('dsnet-twin', 'ISIC 2017', 0.3e9, 89.0, 0.3))
+    rows.append(measured('dsnet-twin-b', 'ISIC 2017', 0.3e9, 89.0, 0.3))
+    board = dict(measured=rows, reported=[
+        reported('EGE-UNet', 'ISIC 2017', 72e6, 88.77)])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    fig, = figures
+    boxes = _label_boxes(fig)
+    assert len(boxes) == len(drawn) == 17
+    assert _overlapping(boxes) == []
+    assert _inside_their_panels(fig, boxes)
 
 
 def test_short_schedules_are_marked_as_in_the_tables(tmp_path, figures):

@@ -36,8 +36,12 @@ def family(name):
     return re.split(r'[ _(]', name.lower().replace('-', ''))[0]
 
 
-# Label offsets (points) cycled through, so neighbours do not overprint.
-OFFSETS = ((10, 6), (10, -14), (10, 20), (10, -28))
+# Labels: font size, the gap (points) between a marker's edge and its label,
+# and the vertical step (points) between the heights a label may take.
+FONT_SIZE = 7
+GAP = 4
+STEP = 9
+DPI = 130
 
 
 def _label(row):
@@ -52,45 +56,115 @@ def _label(row):
     return f'{row["model"]} ({schedule}{tag})'
 
 
+def _label_slots(y, radius, bounds, px):
+    """The places a label may take, nearest first: left edge ``GAP``
+    points right of the marker (or right edge left of it), at heights
+    stepping ``STEP`` points away from the point's own, within the panel's
+    height. Yields ``(offset in points, horizontal alignment)``.
+
+    Args:
+        y (float): The point's height in display pixels.
+        radius (float): The marker's half width in points.
+        bounds (Bbox): The panel in display pixels.
+        px (float): Display pixels per point.
+    """
+    below = (y - bounds.y0) / (STEP * px)
+    above = (bounds.y1 - y) / (STEP * px)
+    for k in range(int(max(below, above)) + 1):
+        for dy in ((0,) if k == 0 else (k, -k)):
+            for dx, ha in ((radius + GAP, 'left'), (-radius - GAP, 'right')):
+                yield (dx, dy * STEP), ha
+
+
+def _place_labels(fig, placements):
+    """Move every label to the nearest slot where its text overlaps no
+    other label and no other point's marker, inside its panel. Labels are
+    placed from the highest DSC down, so a cluster's labels stack in the
+    order of its points.
+
+    Args:
+        fig (Figure): The figure, laid out (its axes limits fixed).
+        placements (list[tuple]): ``(ax, annotation, marker area)`` per
+            point.
+
+    Raises:
+        RuntimeError: A label found no free slot (it would be drawn over
+            another one).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    px = fig.dpi / 72  # display pixels per point
+    markers = []
+    for ax, ann, area in placements:
+        x, y = ax.transData.transform(ann.xy)
+        r = math.sqrt(area) / 2 * px
+        markers.append((ax, Bbox([[x - r, y - r], [x + r, y + r]])))
+    taken = {}
+    order = sorted(range(len(placements)), key=lambda i: (
+        -placements[i][1].xy[1], placements[i][1].xy[0],
+        placements[i][1].get_text()))
+    for i in order:
+        ax, ann, area = placements[i]
+        bounds = ax.get_window_extent(renderer)
+        others = [b for j, (a, b) in enumerate(markers)
+                  if a is ax and j != i] + taken.setdefault(ax, [])
+        y = ax.transData.transform(ann.xy)[1]
+        for offset, ha in _label_slots(y, math.sqrt(area) / 2, bounds, px):
+            ann.xyann = offset
+            ann.set_horizontalalignment(ha)
+            ann.update_positions(renderer)
+            # The text alone: an Annotation's own extent adds its line.
+            box = Text.get_window_extent(ann, renderer)
+            if (bounds.x0 <= box.x0 and box.x1 <= bounds.x1
+                    and bounds.y0 <= box.y0 and box.y1 <= bounds.y1
+                    and not any(box.overlaps(b) for b in others)):
+                taken[ax].append(box)
+                break
+        else:
+            raise RuntimeError(
+                f'leaderboard plot: no free place for the label '
+                f'{ann.get_text()!r} in the panel {ax.get_title()!r}: '
+                'too many points to label without overlap')
+
+
 def plot_leaderboard(board, path):
     """Draw the leaderboard to ``path`` (PNG); returns the points drawn as
-    (panel, label, gflops, dsc, source)."""
+    (panel, label, gflops, dsc, source). No label overlaps another label
+    or another point's marker (see :func:`_place_labels`)."""
     panels = _panels(board)
-    fig = Figure(figsize=(7 * len(panels), 5.5))
+    per_panel = [_panel_points(board, panel) for panel in panels]
+    # Room for every label of the most crowded panel stacked in a column.
+    most = max([len(p) for p in per_panel] + [1])
+    fig = Figure(figsize=(7 * len(panels), max(5.5, 2.5 + most * 0.2)),
+                 dpi=DPI)
     axes = fig.subplots(1, len(panels), squeeze=False)
     names = sorted({family(r['model'])
                     for r in board['measured'] + board['reported']})
     colours = {n: matplotlib.colormaps['tab10'](i % 10) for i, n in enumerate(names)}
-    drawn, short = [], []
-    for ax, panel in zip(axes[0], panels):
-        points = []
-        for row in board['measured'] + board['reported']:
-            measured = row['source'] == 'measured'
-            if row['dataset'] != panel and not (
-                    row['dataset'] is None and not measured):
-                continue
-            if row['flops'] is None or row['dsc'] is None:
-                continue
-            dsc = row['dsc']['mean'] if measured else row['dsc']
-            points.append((row['flops'] / 1e9, dsc, row))
-        # Neighbours in x get different label heights.
-        for i, (gflops, dsc, row) in enumerate(sorted(
-                points, key=lambda p: (p[0], p[1]))):
+    drawn, short, placements = [], [], []
+    for ax, panel, points in zip(axes[0], panels, per_panel):
+        for gflops, dsc, row in points:
             measured = row['source'] == 'measured'
             colour = colours[family(row['model'])]
             if measured and row['dsc']['std'] is not None:
                 ax.errorbar(gflops, dsc, yerr=row['dsc']['std'], fmt='none',
                             ecolor=colour, capsize=3, zorder=2)
-            ax.scatter(gflops, dsc, s=marker_area(row['params'] or 1),
+            area = marker_area(row['params'] or 1)
+            ax.scatter(gflops, dsc, s=area,
                        marker='o' if measured else 's',
                        facecolors=colour if measured else 'none',
                        edgecolors=colour, linewidths=1.5, zorder=3)
             label = _label(row) + ('' if row['dataset'] else
                                    f' ({NOT_STATED})')
-            ax.annotate(label, (gflops, dsc), xytext=OFFSETS[i % len(OFFSETS)],
-                        textcoords='offset points', fontsize=7, color=colour,
-                        arrowprops=dict(arrowstyle='-', lw=0.5,
-                                        color=colour))
+            # Placed once the panels are laid out (_place_labels).
+            ann = ax.annotate(label, (gflops, dsc), xytext=(0, 0),
+                              textcoords='offset points', va='center',
+                              fontsize=FONT_SIZE, color=colour,
+                              arrowprops=dict(arrowstyle='-', lw=0.5,
+                                              color=colour))
+            placements.append((ax, ann, area))
             drawn.append((panel, label, gflops, dsc, row['source']))
             short.append(measured and bool(row['short_schedule']))
         ax.margins(x=0.25, y=0.1)
@@ -114,7 +188,28 @@ def plot_leaderboard(board, path):
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8,
                bbox_to_anchor=(0.5, 0.04 if note else 0),
                title='marker area grows with log(params)', title_fontsize=8)
+    # The labels sit at their points while the layout is made (they are
+    # then moved inside their panels, so the layout stays right).
     fig.tight_layout(rect=(0, 0.14 if note else 0.1, 1, 1))
+    for ax in axes[0]:
+        ax.set_xlim(ax.get_xlim())
+        ax.set_ylim(ax.get_ylim())
+    _place_labels(fig, placements)
     # PNG whatever the name ends with (a hidden temporary file's does not).
-    fig.savefig(path, dpi=130, format='png')
+    fig.savefig(path, dpi=DPI, format='png')
     return drawn
+
+
+def _panel_points(board, panel):
+    """``(gflops, dsc, row)`` of the rows drawn in ``panel``, by GFLOPs."""
+    points = []
+    for row in board['measured'] + board['reported']:
+        measured = row['source'] == 'measured'
+        if row['dataset'] != panel and not (
+                row['dataset'] is None and not measured):
+            continue
+        if row['flops'] is None or row['dsc'] is None:
+            continue
+        dsc = row['dsc']['mean'] if measured else row['dsc']
+        points.append((row['flops'] / 1e9, dsc, row))
+    return sorted(points, key=lambda p: (p[0], p[1]))
