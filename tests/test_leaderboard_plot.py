@@ -288,3 +288,61 @@ def test_a_board_without_datasets_has_one_panel_saying_so(tmp_path,
     assert [(p, label) for p, label, _, _, _ in drawn] == [
         ('dataset not stated',
          'DSNet (paper) [reported] (dataset not stated)')]
+
+
+def test_each_schedule_of_two_rows_or_more_gets_a_dot_plot(tmp_path,
+                                                           figures):
+    """Under the GFLOPs panels, one panel per dataset, protocol and
+    schedule holding two measured rows or more: its rows sorted by mean
+    DSC (best at the top), the seeds' std as a horizontal error bar and
+    the number of seeds in each row's name; a row of another schedule,
+    protocol or dataset is not in it."""
+    cpu30 = 'cpu-30ep: 30 epochs'
+    board = dict(measured=[
+        measured('malunet', 'ISIC 2017', 83e6, 88.7, 0.2, schedule=cpu30,
+                 short_schedule=True),
+        measured('dsnet', 'ISIC 2017', 0.3e9, 89.4, 0.25, schedule=cpu30,
+                 short_schedule=True),
+        measured('dsnet-v1', 'ISIC 2017', 0.3e9, 88.3, None,
+                 schedule=cpu30, short_schedule=True),
+        measured('dsnet', 'ISIC 2017', 0.3e9, 80.0, None,
+                 schedule='cpu-short: 2 epochs'),
+        measured('egeunet', 'ISIC 2017', 72e6, 87.0, None, schedule=cpu30,
+                 protocol='official'),
+        measured('dsnet', 'ISIC 2018', 0.3e9, 90.0, 0.1, schedule=cpu30),
+        measured('egeunet', 'ISIC 2018', 72e6, 90.5, 0.3,
+                 schedule=cpu30)],
+        reported=[reported('EGE-UNet', 'ISIC 2017', 72e6, 88.77)])
+    plot.plot_leaderboard(board, tmp_path / 'board.png')
+    fig, = figures
+    dots = {ax.get_title(): ax for ax in fig.axes if ': ' in ax.get_title()}
+    assert sorted(dots) == ['ISIC 2017: cpu-30ep † (lightweight protocol)',
+                            'ISIC 2018: cpu-30ep (lightweight protocol)']
+    ax = dots['ISIC 2017: cpu-30ep † (lightweight protocol)']
+    # Bottom to top: worst to best, each named with its number of seeds.
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        'dsnet-v1 (n=1)', 'malunet (n=2)', 'dsnet (n=2)']
+    assert _points(ax) == [(88.3, 0.0, 30.0, True, True),
+                           (88.7, 1.0, 30.0, True, True),
+                           (89.4, 2.0, 30.0, True, True)]
+    bars = sorted((seg[0][1], seg[0][0], seg[1][0])
+                  for c in ax.containers if hasattr(c, 'has_xerr')
+                  for seg in c.lines[2][0].get_segments())
+    assert bars == [pytest.approx((1.0, 88.5, 88.9)),
+                    pytest.approx((2.0, 89.15, 89.65))]
+    ax = dots['ISIC 2018: cpu-30ep (lightweight protocol)']
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        'dsnet (n=2)', 'egeunet (n=2)']
+
+
+def test_a_label_with_no_free_place_stops_the_plot(tmp_path, figures):
+    """A label wider than the room on either side of its point would be
+    drawn over the panel's edge or another label: refused, no PNG."""
+    from mmseg_dsnet.utils.errors import UserError
+    board = dict(measured=[measured('dsnet-' + 'x' * 300, 'ISIC 2017',
+                                    0.3e9, 89.0, 0.2)], reported=[])
+    with pytest.raises(UserError, match=r"^leaderboard.png: no free place "
+                       r"for the label 'dsnet-x+ \(cpu-30ep\)' in the "
+                       r"panel 'ISIC 2017'"):
+        plot.plot_leaderboard(board, tmp_path / 'board.png')
+    assert not (tmp_path / 'board.png').exists()

@@ -2,7 +2,10 @@
 dataset, marker area growing with the parameter count, every point
 labelled. Measured rows are filled markers (with the seeds' std as an error
 bar), published figures are hollow markers. A short schedule is marked
-``†`` and explained under the legend, as in the tables."""
+``†`` and explained under the legend, as in the tables. Under them, one
+panel per measured schedule (of two rows or more) compares its rows as a
+dot plot sorted by DSC: mean over seeds, the seeds' std as error bar, the
+number of seeds in each row's name."""
 import math
 import re
 
@@ -11,6 +14,7 @@ import matplotlib
 # process's matplotlib backend nor a user's open figures are touched.
 from matplotlib.figure import Figure
 
+from mmseg_dsnet.utils.errors import UserError
 from .table import SHORT_NOTE
 
 NOT_STATED = 'dataset not stated'
@@ -88,7 +92,7 @@ def _place_labels(fig, placements):
             point.
 
     Raises:
-        RuntimeError: A label found no free slot (it would be drawn over
+        UserError: A label found no free slot (it would be drawn over
             another one).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -123,10 +127,11 @@ def _place_labels(fig, placements):
                 taken[ax].append(box)
                 break
         else:
-            raise RuntimeError(
-                f'leaderboard plot: no free place for the label '
-                f'{ann.get_text()!r} in the panel {ax.get_title()!r}: '
-                'too many points to label without overlap')
+            raise UserError(
+                f'leaderboard.png: no free place for the label '
+                f'{ann.get_text()!r} in the panel {ax.get_title()!r} (too '
+                'many points to label without overlap); nothing was '
+                'written (build with --no-plot to skip the figure)')
 
 
 def plot_leaderboard(board, path):
@@ -135,11 +140,21 @@ def plot_leaderboard(board, path):
     or another point's marker (see :func:`_place_labels`)."""
     panels = _panels(board)
     per_panel = [_panel_points(board, panel) for panel in panels]
+    schedules = _schedule_groups(board)
     # Room for every label of the most crowded panel stacked in a column.
     most = max([len(p) for p in per_panel] + [1])
-    fig = Figure(figsize=(7 * len(panels), max(5.5, 2.5 + most * 0.2)),
-                 dpi=DPI)
-    axes = fig.subplots(1, len(panels), squeeze=False)
+    top = max(5.5, 2.5 + most * 0.2)
+    bottom = max([1.2 + 0.3 * len(rows) for _, rows in schedules] + [2.5])
+    fig = Figure(figsize=(7 * len(panels),
+                          top + (bottom if schedules else 0)), dpi=DPI)
+    # Columns enough to split the width evenly in both rows.
+    cols = math.lcm(len(panels), len(schedules) or 1)
+    grid = fig.add_gridspec(2 if schedules else 1, cols,
+                            height_ratios=(top, bottom) if schedules
+                            else None)
+    step = cols // len(panels)
+    axes = [[fig.add_subplot(grid[0, i * step:(i + 1) * step])
+             for i in range(len(panels))]]
     names = sorted({family(r['model'])
                     for r in board['measured'] + board['reported']})
     colours = {n: matplotlib.colormaps['tab10'](i % 10) for i, n in enumerate(names)}
@@ -174,6 +189,11 @@ def plot_leaderboard(board, path):
         ax.set_ylabel('pooled lesion DSC (%)')
         ax.set_title(panel)
         ax.grid(True, which='both', alpha=0.3)
+    if schedules:
+        step = cols // len(schedules)
+        for i, (title, rows) in enumerate(schedules):
+            _dot_plot(fig.add_subplot(grid[1, i * step:(i + 1) * step]),
+                      title, rows, colours)
     # Empty scatters on the last panel, as pyplot's current axes drew them.
     last = axes[0][-1]
     handles = [
@@ -190,7 +210,8 @@ def plot_leaderboard(board, path):
                title='marker area grows with log(params)', title_fontsize=8)
     # The labels sit at their points while the layout is made (they are
     # then moved inside their panels, so the layout stays right).
-    fig.tight_layout(rect=(0, 0.14 if note else 0.1, 1, 1))
+    foot = 0.8 if note else 0.55  # inches under the panels: legend, note
+    fig.tight_layout(rect=(0, foot / fig.get_figheight(), 1, 1))
     for ax in axes[0]:
         ax.set_xlim(ax.get_xlim())
         ax.set_ylim(ax.get_ylim())
@@ -213,3 +234,46 @@ def _panel_points(board, panel):
         dsc = row['dsc']['mean'] if measured else row['dsc']
         points.append((row['flops'] / 1e9, dsc, row))
     return sorted(points, key=lambda p: (p[0], p[1]))
+
+
+def _schedule_groups(board):
+    """``(title, rows)`` per measured schedule with two rows or more: the
+    rows of one dataset, protocol and schedule, sorted by mean DSC
+    (highest first; ties by model)."""
+    groups = {}
+    for row in board['measured']:
+        if row['dsc'] is None:
+            continue
+        key = (row['dataset'] or NOT_STATED, row['protocol'],
+               row['schedule'])
+        groups.setdefault(key, []).append(row)
+    out = []
+    for (dataset, protocol, schedule), rows in sorted(groups.items()):
+        if len(rows) < 2:
+            continue
+        name = schedule.split(':')[0] + (
+            ' †' if rows[0]['short_schedule'] else '')
+        rows = sorted(rows, key=lambda r: (-r['dsc']['mean'], r['model']))
+        out.append((f'{dataset}: {name} ({protocol} protocol)', rows))
+    return out
+
+
+def _dot_plot(ax, title, rows, colours):
+    """One schedule's rows, best at the top: mean DSC with the seeds' std
+    as error bar, each row named with its number of seeds."""
+    for i, row in enumerate(reversed(rows)):
+        colour = colours[family(row['model'])]
+        if row['dsc']['std'] is not None:
+            ax.errorbar(row['dsc']['mean'], i, xerr=row['dsc']['std'],
+                        fmt='none', ecolor=colour, capsize=3, zorder=2)
+        ax.scatter(row['dsc']['mean'], i, s=30, marker='o',
+                   facecolors=colour, edgecolors=colour, zorder=3)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f'{r["model"]} (n={r["dsc"]["n"]})'
+                        for r in reversed(rows)], fontsize=FONT_SIZE)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.margins(x=0.1)
+    ax.set_xlabel('pooled lesion DSC (%), mean ± std over n seeds',
+                  fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis='x', alpha=0.3)
