@@ -145,7 +145,8 @@ def plot_leaderboard(board, path):
     most = max([len(p) for p in per_panel] + [1])
     top = max(5.5, 2.5 + most * 0.2)
     bottom = max([1.2 + 0.3 * len(rows) for _, rows in schedules] + [2.5])
-    fig = Figure(figsize=(7 * len(panels),
+    # A dot plot's row names need about 4.5 inches of width per panel.
+    fig = Figure(figsize=(max(7 * len(panels), 4.5 * len(schedules)),
                           top + (bottom if schedules else 0)), dpi=DPI)
     # Columns enough to split the width evenly in both rows.
     cols = math.lcm(len(panels), len(schedules) or 1)
