@@ -180,6 +180,8 @@ def plot_leaderboard(board, path):
                               fontsize=FONT_SIZE, color=colour,
                               arrowprops=dict(arrowstyle='-', lw=0.5,
                                               color=colour))
+            # Left out of the layout: it is placed inside its panel later.
+            ann.set_in_layout(False)
             placements.append((ax, ann, area))
             drawn.append((panel, label, gflops, dsc, row['source']))
             short.append(measured and bool(row['short_schedule']))
@@ -209,8 +211,8 @@ def plot_leaderboard(board, path):
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8,
                bbox_to_anchor=(0.5, 0.04 if note else 0),
                title='marker area grows with log(params)', title_fontsize=8)
-    # The labels sit at their points while the layout is made (they are
-    # then moved inside their panels, so the layout stays right).
+    # The layout first, then the labels: their places depend on where the
+    # points are drawn.
     foot = 0.8 if note else 0.55  # inches under the panels: legend, note
     fig.tight_layout(rect=(0, foot / fig.get_figheight(), 1, 1))
     for ax in axes[0]:
