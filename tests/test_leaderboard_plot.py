@@ -148,6 +148,10 @@ def test_labels_name_schedule_and_protocol_at_their_points(
         (pytest.approx((0.1, 81.0)), 'dsnet-v1 (cpu-30ep)'),
         (pytest.approx((0.2, 82.0)), 'egeunet (tiny schedule)'),
         (pytest.approx((0.3, 80.0)), 'dsnet (cpu-30ep, official)')]
+    # One line per label, from its point, in its colour.
+    lines = sorted((tuple(line.get_xydata()[0]), line.get_color())
+                   for line in ax.lines)
+    assert lines == sorted((tuple(t.xy), t.get_color()) for t in ax.texts)
 
 
 def _label_boxes(fig):

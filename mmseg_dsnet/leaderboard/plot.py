@@ -82,7 +82,8 @@ def _label_slots(y, radius, bounds, px):
 
 def _place_labels(fig, placements):
     """Move every label to the nearest slot where its text overlaps no
-    other label and no other point's marker, inside its panel. Labels are
+    other label and no other point's marker, inside its panel, and draw a
+    line from it to its point. Labels are
     placed from the highest DSC down, so a cluster's labels stack in the
     order of its points.
 
@@ -125,6 +126,7 @@ def _place_labels(fig, placements):
                     and bounds.y0 <= box.y0 and box.y1 <= bounds.y1
                     and not any(box.overlaps(b) for b in others)):
                 taken[ax].append(box)
+                _leader_line(ax, ann, box, ha)
                 break
         else:
             raise UserError(
@@ -132,6 +134,16 @@ def _place_labels(fig, placements):
                 f'{ann.get_text()!r} in the panel {ax.get_title()!r} (too '
                 'many points to label without overlap); nothing was '
                 'written (build with --no-plot to skip the figure)')
+
+
+def _leader_line(ax, ann, box, ha):
+    """A thin line from the label's near edge to its point, under the
+    markers and every label (an annotation's own line is drawn with its
+    text, over the labels drawn before it)."""
+    edge = box.x0 if ha == 'left' else box.x1
+    end = ax.transData.inverted().transform((edge, (box.y0 + box.y1) / 2))
+    ax.plot([ann.xy[0], end[0]], [ann.xy[1], end[1]], color=ann.get_color(),
+            lw=0.5, zorder=2.5)
 
 
 def plot_leaderboard(board, path):
@@ -175,11 +187,13 @@ def plot_leaderboard(board, path):
             label = _label(row) + ('' if row['dataset'] else
                                    f' ({NOT_STATED})')
             # Placed once the panels are laid out (_place_labels).
+            # Over the other labels' lines, on a pale ground so that a
+            # line passing under it does not strike it through.
             ann = ax.annotate(label, (gflops, dsc), xytext=(0, 0),
                               textcoords='offset points', va='center',
-                              fontsize=FONT_SIZE, color=colour,
-                              arrowprops=dict(arrowstyle='-', lw=0.5,
-                                              color=colour))
+                              fontsize=FONT_SIZE, color=colour, zorder=5,
+                              bbox=dict(boxstyle='square,pad=0.05',
+                                        fc='white', ec='none', alpha=0.8))
             # Left out of the layout: it is placed inside its panel later.
             ann.set_in_layout(False)
             placements.append((ax, ann, area))
