@@ -222,9 +222,14 @@ def plot_leaderboard(board, path):
     note = SHORT_NOTE if any(short) else None
     if note:
         fig.text(0.5, 0.01, note, ha='center', va='bottom', fontsize=7)
+    # The dot plots' markers are all of one size.
+    area_note = 'marker area grows with log(params)' + (
+        ' (GFLOPs panels)' if schedules else '')
+    # Anchored in inches (0.22 above the note), whatever the figure height.
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8,
-               bbox_to_anchor=(0.5, 0.04 if note else 0),
-               title='marker area grows with log(params)', title_fontsize=8)
+               bbox_to_anchor=(0.5, (0.22 if note else 0) /
+                               fig.get_figheight()),
+               title=area_note, title_fontsize=8)
     # The layout first, then the labels: their places depend on where the
     # points are drawn.
     foot = 0.8 if note else 0.55  # inches under the panels: legend, note
