@@ -46,9 +46,9 @@ def within(diff: float, tolerance: float) -> bool:
 
 def convolutions_not_seen(model, inputs) -> List[str]:
     """The convolutions of ``model`` some weight of whose kernel meets no
-    pixel of its input when ``model`` runs on ``inputs`` (only the zero
-    padding): on an input that small, a parity check cannot see a wrong
-    value of that weight (a re-parameterisation that broke every off-centre
+    pixel of its input in any of its calls when ``model`` runs on
+    ``inputs`` (only the zero padding): on an input that small, a parity
+    check cannot see a wrong value of that weight (a re-parameterisation that broke every off-centre
     tap of a 3x3 kernel differed by 7e-16 on a 2x2 input).
 
     Args:
