@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from conftest import (DEMO_128PX, make_128px_checkpoint, make_lesion_checkpoint,
-                      run_tool_in_process)
+from conftest import (DEMO_128PX, make_128px_checkpoint,
+                      make_lesion_checkpoint, run_tool_in_process)
 
 DESIGN_VAL = 'test_dataloader.dataset.ann_file=splits/lightweight_design_val.txt'
 

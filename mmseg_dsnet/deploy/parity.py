@@ -48,8 +48,9 @@ def convolutions_not_seen(model, inputs) -> List[str]:
     """The convolutions of ``model`` some weight of whose kernel meets no
     pixel of its input in any of its calls when ``model`` runs on
     ``inputs`` (only the zero padding): on an input that small, a parity
-    check cannot see a wrong value of that weight (a re-parameterisation that broke every off-centre
-    tap of a 3x3 kernel differed by 7e-16 on a 2x2 input).
+    check cannot see a wrong value of that weight (a re-parameterisation
+    that broke every off-centre tap of a 3x3 kernel differed by 7e-16 on a
+    2x2 input).
 
     Args:
         model (nn.Module): The model, run once in tensor mode, no grad.
