@@ -1665,3 +1665,66 @@ def test_int8_calibration_says_how_many_images_it_used(checkpoint, image_dir,
                            '3 image(s), 32 asked')
     assert result['int8']['calibration_images'] == 3
     assert f'calibrated on {calibration})' in '\n'.join(lines)
+
+
+def test_a_check_too_small_to_see_every_weight_is_refused(tmp_path):
+    """A config of a small input size exported ``--static-size`` was
+    checked at that size alone: at 32x32 some 3x3 weights of the deeper
+    stages meet only the zero padding, so a wrong value of them in the
+    file passed the check, exit 0. A dynamic export is also checked at a
+    second size and the config's, which see them all (``--shape 2 2``
+    under a 256 px config passes)."""
+    from conftest import DEMO_128PX, run_tool_in_process
+    from mmengine.config import Config
+
+    from mmseg_dsnet.deploy.onnx_export import check_sizes_see_every_weight
+    from mmseg_dsnet.deploy.deployable import build_segmentor
+    from mmseg_dsnet.utils.errors import UserError
+    model = build_segmentor(CONFIG, None, reparameterize=False)
+    check_sizes_see_every_weight([model], (2, 2), True, (256, 256))
+    with pytest.raises(UserError, match=r'--shape 32 32 is too small for '
+                       r'the parity check: at every size it runs \(32x32\)'):
+        check_sizes_see_every_weight([model], (32, 32), False, (32, 32))
+    assert model.training is False
+    cfg = Config.fromfile(DEMO_128PX)
+    cfg.model.data_preprocessor.size = (32, 32)
+    for pipeline in (cfg.test_pipeline, cfg.test_dataloader.dataset.pipeline):
+        for step in pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = (32, 32)
+    config = str(tmp_path / 'dsnet_32px.py')
+    cfg.dump(config)
+    checkpoint = make_lesion_checkpoint(config, tmp_path / 'w.pth',
+                                        lesion_image(256, 256, 0))
+    out = tmp_path / 'out' / 'model.onnx'
+    out.parent.mkdir()
+    done = run_tool_in_process('tools/deployment/export_onnx.py', config,
+                               checkpoint, out, '--static-size')
+    assert done.returncode == 2, done.output[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        'ERROR: --shape 32 32 is too small for the parity check: at every '
+        'size it runs (32x32) weights of '), done.stderr[-2000:]
+    assert os.listdir(out.parent) == []
+
+
+def test_a_shared_convolution_is_seen_on_its_largest_map():
+    """MALUNet's spatial bridge runs one 7x7 convolution (dilation 3) on
+    every skip map: on the deepest (8x8 at 256 px) its outer taps meet
+    only padding, on the others every tap meets pixels. Judged call by
+    call it was "not seen" and its export at the config's size would be
+    refused."""
+    import torch
+
+    from mmseg_dsnet.deploy.deployable import build_segmentor
+    from mmseg_dsnet.deploy.onnx_export import check_sizes_see_every_weight
+    from mmseg_dsnet.deploy.parity import convolutions_not_seen
+    model = build_segmentor(
+        str(REPO / 'configs/malunet/malunet_isic2017.py'), None,
+        reparameterize=False)
+    assert convolutions_not_seen(model, torch.zeros(1, 3, 256, 256)) == []
+    check_sizes_see_every_weight([model], (256, 256), False, (256, 256))
+    # At 32x32 its largest map (16x16) still meets every tap; the deepest
+    # grouped convolutions, called once, do not.
+    unseen = convolutions_not_seen(model, torch.zeros(1, 3, 32, 32))
+    assert 'backbone.spatial_bridge.shared_conv' not in unseen
+    assert 'backbone.encoder_stages.5.dga.group_convs.0.0' in unseen

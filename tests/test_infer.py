@@ -152,8 +152,14 @@ def test_empty_folder_message(checkpoint, tmp_path, capsys):
                      str(tmp_path / 'out' / 'new'), '--no-progress'])
     assert code == 2
     err = capsys.readouterr().err
-    assert f'{empty}: folder contains no image files' in err
-    assert 'no images to process' in err
+    # One ERROR line naming the input and what is wrong (an 'error:' line
+    # before it made two).
+    lines = [line for line in err.splitlines()
+             if line.lower().startswith('error')]
+    assert lines == [f'ERROR: no images to process: {empty}: folder '
+                     'contains no image files (.jpg, .jpeg, .jpe, .jfif, '
+                     '.png, .bmp, .tif, .tiff, .webp, .gif, .ppm, .pgm, '
+                     '.pbm, .heic, .heif)'], err
     # The folders the run created are gone again; a folder the user
     # already had stays.
     assert not (tmp_path / 'out').exists()
@@ -2351,9 +2357,9 @@ def test_a_pattern_through_a_folder_with_brackets_is_refused(checkpoint,
     argv = [CONFIG, checkpoint, '--out-dir', str(out), '--no-progress']
     assert run_tool(argv[:2] + [f'{wanted}/*.jpg'] + argv[2:]) == 2
     err = capsys.readouterr().err
-    assert (f'error: {wanted}/*.jpg: {wanted} exists, but in a pattern '
-            '"[...]" is a set of characters, so the pattern does not read '
-            'it; write each "[" of the name as "[[]" (or give the folder '
+    assert (f'ERROR: no images to process: {wanted}/*.jpg: {wanted} '
+            'exists, but in a pattern "[...]" is a set of characters, so '
+            'the pattern does not read it; write each "[" of the name as "[[]" (or give the folder '
             'itself)') in err
     assert not out.exists()
     assert run_tool(argv[:2] + [f'{tmp_path}/Patient [[]2]/*.jpg']

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from conftest import DEMO_128PX, make_lesion_checkpoint, run_tool_in_process
+from conftest import (DEMO_128PX, make_128px_checkpoint,
+                      make_lesion_checkpoint, run_tool_in_process)
 
 DESIGN_VAL = 'test_dataloader.dataset.ann_file=splits/lightweight_design_val.txt'
 
@@ -213,6 +214,9 @@ def test_published_weights_keep_their_training_config(tmp_path):
     checkpoint = other_network_checkpoint(tmp_path / 'epoch_1.pth')
     trained = Config.fromfile(DEMO_128PX)
     trained.model.backbone.dilations = [1, 2, 2, 2, 1]
+    # The split it trained on, too: publishing refuses another.
+    trained.train_dataloader.dataset.ann_file = \
+        'splits/lightweight_design_train.txt'
     trained_config = str(tmp_path / 'trained.py')
     trained.dump(trained_config)
     out = tmp_path / 'net.pth'
@@ -386,3 +390,35 @@ def test_a_partial_load_on_purpose_takes_weights_of_another_network(
     state = model.state_dict()
     assert [key for key, value in want.items()
             if not torch.equal(state[key], value)] == []
+
+
+@pytest.mark.parametrize('change,refused', [
+    (dict(type='ISIC2017Dataset'), True),
+    (dict(ann_file='splits/official_train.txt'), True),
+    # Data moved to another folder is the same data.
+    (dict(data_root='/elsewhere/synthetic_isic2018'), False)])
+def test_publish_refuses_a_config_of_other_training_data(tmp_path, change,
+                                                         refused):
+    """publish_model.py CONFIG of ISIC 2018 with weights trained on ISIC
+    2017 wrote the weights and printed the metafile fields naming the ISIC
+    2018 config, exit 0: a mislabel."""
+    checkpoint = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
+    given = Config.fromfile(DEMO_128PX)
+    given.train_dataloader.dataset.update(change)
+    config = str(tmp_path / 'given.py')
+    given.dump(config)
+    out = tmp_path / 'net.pth'
+    done = run_tool_in_process('tools/misc/publish_model.py', config,
+                               checkpoint, out)
+    if not refused:
+        assert done.returncode == 0, done.output[-2000:]
+        assert out.is_file()
+        return
+    assert done.returncode == 2, done.output[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        f'ERROR: checkpoint {checkpoint} was trained on ISIC2018Dataset '
+        "(splits/lightweight_train.txt) (its training config, meta['cfg']),"
+        f' but config {config} trains on '), lines[-1]
+    assert 'Config:' not in done.stdout
+    assert not out.exists()

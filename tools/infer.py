@@ -277,8 +277,12 @@ def run(args, hold):
     for folder in found.excluded:
         print(f'skipped {folder}: an output folder of this run, not read as '
               'input', file=sys.stderr)
-    for _, message in found.problems:
-        print(f'error: {message}', file=sys.stderr)
+    # With no image at all the run stops on one ERROR line that names them
+    # (below); printed here too, they made it two lines.
+    problems_listed = bool(found.files)
+    if problems_listed:
+        for _, message in found.problems:
+            print(f'error: {message}', file=sys.stderr)
     # This run's records in a searched folder are no photos left out.
     found.skipped = [path for path in found.skipped
                      if not is_record_of(path, args.out_dir)]
@@ -319,7 +323,9 @@ def run(args, hold):
         print(f'skipped {path}: {what} of an earlier infer.py run, '
               'not read as input', file=sys.stderr)
     if not found.files:
-        return fail('no images to process')
+        why = '' if problems_listed else '; '.join(
+            message for _, message in found.problems)
+        return fail('no images to process' + (f': {why}' if why else ''))
     try:
         check_inputs_outside_outputs(args.out_dir, found.files)
     except UserError as err:

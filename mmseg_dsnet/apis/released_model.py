@@ -8,6 +8,7 @@ is refused by its hash), and returns the config and checkpoint paths, so
 """
 import ast
 import hashlib
+import os
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -524,6 +525,79 @@ def normalisation_settings(cfg) -> dict:
     return found
 
 
+def training_data_settings(cfg) -> Optional[list]:
+    """What a config's training loader reads, as ``(dataset type, split
+    file)`` per dataset it reads from (the split file as the config names
+    it, relative to the data root; None without one). The data root is left
+    out: data moved to another folder is the same data.
+
+    Args:
+        cfg (Config | dict): A config, or :func:`config_from_text`'s dict.
+
+    Returns:
+        list[tuple] | None: One pair per dataset, or None when the config
+        has no literal training loader (nothing to compare).
+    """
+    from ..datasets.split_files import leaf_datasets
+    loader = cfg.get('train_dataloader')
+    dataset = loader.get('dataset') if isinstance(loader, dict) else None
+    if not isinstance(dataset, dict):
+        return None
+    settings = []
+    for leaf in leaf_datasets(dataset):
+        ann_file, root = leaf.get('ann_file') or None, leaf.get('data_root')
+        # An absolute split path under the data root names the same file
+        # as the relative one once the data moves.
+        if ann_file and root and osp.isabs(ann_file) and osp.isabs(root) \
+                and not osp.relpath(ann_file, root).startswith(os.pardir):
+            ann_file = osp.relpath(ann_file, root)
+        settings.append((leaf.get('type'),
+                         osp.normpath(ann_file) if ann_file else None))
+    return settings or None
+
+
+def check_trained_data(
+        cfg, config: str, checkpoint: str,
+        advice: str = 'publish it with the config it was trained with',
+        loaded=None) -> None:
+    """Refuse a checkpoint whose training config (``meta['cfg']``, or the
+    metafile entry's config of released weights) trained on another
+    dataset than ``cfg``'s training loader names: another dataset class
+    (ISIC 2017 vs 2018) or another split file (protocol). Published under
+    that config, the metafile entry named it as the weights' training
+    config: weights of ISIC 2017 listed as ISIC 2018's. The data root may
+    differ (data moved). A checkpoint without a training config (bare
+    weights) passes: it records nothing to compare.
+
+    Args:
+        cfg (Config): The config the weights are published under.
+        config (str): Its file, for the message.
+        checkpoint (str): The checkpoint file.
+        advice (str): What to do instead, ending the message.
+        loaded (dict, optional): ``checkpoint`` loaded already.
+
+    Raises:
+        UserError: Naming both datasets.
+    """
+    training_cfg = training_config_of(checkpoint) if loaded is None \
+        else training_config_in(loaded, checkpoint)
+    if training_cfg is None:
+        return
+    trained = training_data_settings(training_cfg)
+    given = training_data_settings(cfg)
+    if trained is None or given is None or trained == given:
+        return
+
+    def named(settings):
+        return ' + '.join(f'{kind} ({split or "no split file"})'
+                          for kind, split in settings)
+
+    raise UserError(
+        f'checkpoint {checkpoint} was trained on {named(trained)} '
+        f'(its training config, {training_config_source(checkpoint)}), '
+        f'but config {config} trains on {named(given)}; {advice}')
+
+
 class UnfinishedRunError(UserError):
     """A checkpoint saved before its run ended, neither the run's best nor
     its last, given to be published without ``allow_unfinished``."""
@@ -681,7 +755,9 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
     The checkpoint is loaded strictly into the config's model first, so a
     file that does not belong to the config is refused instead of being
     published; so is one whose training config (``meta['cfg']``) sets
-    another input size (:func:`check_trained_input_size`).
+    another input size (:func:`check_trained_input_size`), builds another
+    network (:func:`check_trained_model`) or trains on another dataset or
+    split (:func:`check_trained_data`).
 
     Args:
         config (str): The config the weights belong to.
@@ -719,6 +795,9 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
     check_trained_input_size(cfg, config, checkpoint)
     # A setting without weights (a dilation) loaded strictly as well.
     check_trained_model(cfg, config, checkpoint)
+    # So did weights trained on ISIC 2017 under an ISIC 2018 config, and
+    # the metafile fields printed named that config.
+    check_trained_data(cfg, config, checkpoint, loaded=loaded)
     model = build_segmentor(cfg, checkpoint, reparameterize=False)
     state = {
         name: tensor.detach().cpu().clone()

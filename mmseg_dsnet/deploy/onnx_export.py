@@ -28,7 +28,7 @@ import copy
 import math
 import os
 import os.path as osp
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -49,8 +49,8 @@ from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, int8_rejection, quantize_int8
 from .ort_session import ort_session
 from .parity import (DEFAULT_ATOL, DEFAULT_RTOL, NOISE_FACTOR, check_parity,
-                     config_samples, explicit_check_pairs, load_batches,
-                     random_inputs)
+                     config_samples, convolutions_not_seen,
+                     explicit_check_pairs, load_batches, random_inputs)
 
 DEFAULT_OPSET = 17
 # Per-channel int8 weights (DequantizeLinear with an axis) need opset 13.
@@ -252,6 +252,8 @@ def export_onnx(config,
         # config whose test.py --tta scores other views, exit 0.
         META_FLIP_TTA: str(flips_are_its_tta(cfg)),
     }
+    check_sizes_see_every_weight((trained, segmentor), shape, dynamic_size,
+                                 test_size)
     rewrites = export_network(deployed, out_file, shape, opset, overwrite,
                               metadata, optimize, dynamic_size)
     params = dict(
@@ -474,6 +476,75 @@ def check_export_shape(cfg, config, shape: Optional[Tuple[int, int]],
             f'(its test pipeline); leave out --shape or give --shape '
             f'{size[0]} {size[1]}')
     return tuple(shape)
+
+
+def parity_sizes(shape: Tuple[int, int], dynamic_size: bool,
+                 runs_at: Tuple[int, int]) -> List[Tuple[int, int]]:
+    """The ``(H, W)`` sizes the parity check runs the model at: those of
+    :func:`~.parity.random_inputs` (real images are read at ``shape``)
+    and, with dynamic sizes, ``runs_at``, the config's size."""
+    sizes = [tuple(batch.shape[2:]) for _, batch in
+             random_inputs(shape, dynamic_size=dynamic_size)]
+    if dynamic_size:
+        sizes.append(tuple(runs_at))
+    return list(dict.fromkeys(sizes))
+
+
+def check_sizes_see_every_weight(models, shape: Tuple[int, int],
+                                 dynamic_size: bool,
+                                 runs_at: Tuple[int, int]) -> None:
+    """Refuse a check whose inputs are all too small for some weight: a
+    kernel weight that meets only the zero padding at every size the
+    parity check runs (:func:`parity_sizes`), but meets pixels of a larger
+    input, could be wrong in the file (or in the fold) and the check would
+    still pass.
+
+    Args:
+        models (Sequence[nn.Module]): The segmentors compared (as trained
+            and as exported), each run once per size in tensor mode.
+        shape (tuple[int, int]): The ``--shape`` of the check.
+        dynamic_size (bool): Whether height and width stay dynamic.
+        runs_at (tuple[int, int]): The config's input size.
+
+    Raises:
+        UserError: Naming the shape and the convolutions.
+    """
+    import torch
+    sizes = parity_sizes(shape, dynamic_size, runs_at)
+    unseen = set()
+    for model in models:
+        common, training = None, model.training
+        # In eval mode: a run in training mode would move BatchNorm's
+        # running statistics of the model compared.
+        model.eval()
+        try:
+            for size in sizes:
+                names = set(convolutions_not_seen(
+                    model, torch.zeros(1, 3, *size)))
+                # Seen at one size is seen by the check.
+                common = names if common is None else common & names
+                if not common:
+                    break
+            if common:
+                # Only what a larger input would show: a weight that meets
+                # only padding at any size changes no output.
+                larger = tuple(max(2 * max(size[axis] for size in sizes),
+                                   256) for axis in (0, 1))
+                common -= set(convolutions_not_seen(
+                    model, torch.zeros(1, 3, *larger)))
+        finally:
+            model.train(training)
+        unseen |= common or set()
+    if unseen:
+        from ..utils.messages import first_few
+        checked = ', '.join(f'{h}x{w}' for h, w in sizes)
+        raise UserError(
+            f'--shape {shape[0]} {shape[1]} is too small for the parity '
+            f'check: at every size it runs ({checked}) weights of '
+            f'{len(unseen)} convolution(s) ({first_few(sorted(unseen), 3)})'
+            ' meet only the zero padding, so a wrong value of them in the '
+            'file would pass; give a larger --shape (with --static-size: '
+            'a config of a larger input size)')
 
 
 class _CheckFailed(Exception):

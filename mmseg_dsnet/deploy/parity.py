@@ -46,10 +46,11 @@ def within(diff: float, tolerance: float) -> bool:
 
 def convolutions_not_seen(model, inputs) -> List[str]:
     """The convolutions of ``model`` some weight of whose kernel meets no
-    pixel of its input when ``model`` runs on ``inputs`` (only the zero
-    padding): on an input that small, a parity check cannot see a wrong
-    value of that weight (a re-parameterisation that broke every off-centre
-    tap of a 3x3 kernel differed by 7e-16 on a 2x2 input).
+    pixel of its input in any of its calls when ``model`` runs on
+    ``inputs`` (only the zero padding): on an input that small, a parity
+    check cannot see a wrong value of that weight (a re-parameterisation
+    that broke every off-centre tap of a 3x3 kernel differed by 7e-16 on a
+    2x2 input).
 
     Args:
         model (nn.Module): The model, run once in tensor mode, no grad.
@@ -60,19 +61,23 @@ def convolutions_not_seen(model, inputs) -> List[str]:
     """
     import torch
     from torch import nn
-    unseen = []
+    # The (row, column) taps of each convolution that met a pixel, over all
+    # its calls: a convolution shared by several feature maps (MALUNet's
+    # spatial bridge) sees on the large ones what the small ones miss.
+    seen = {}
 
     def hook(name, conv, args, out):
+        taps = []
         for axis in (0, 1):
             size, outs = args[0].shape[2 + axis], out.shape[2 + axis]
             stride, pad = conv.stride[axis], conv.padding[axis]
             dilation = conv.dilation[axis]
             # Tap ``tap`` reads input row o * stride - pad + tap * dilation.
-            if not all(any(0 <= o * stride - pad + tap * dilation < size
-                           for o in range(outs))
-                       for tap in range(conv.kernel_size[axis])):
-                unseen.append(name)
-                return
+            taps.append([tap for tap in range(conv.kernel_size[axis])
+                         if any(0 <= o * stride - pad + tap * dilation < size
+                                for o in range(outs))])
+        seen.setdefault(name, set()).update(
+            (row, col) for row in taps[0] for col in taps[1])
 
     handles = [
         conv.register_forward_hook(
@@ -87,7 +92,11 @@ def convolutions_not_seen(model, inputs) -> List[str]:
     finally:
         for handle in handles:
             handle.remove()
-    return unseen
+    kernels = {name: conv.kernel_size for name, conv in model.named_modules()
+               if name in seen}
+    # In the order they first ran (dicts keep it).
+    return [name for name, taps in seen.items()
+            if len(taps) < kernels[name][0] * kernels[name][1]]
 
 
 def largest(values: Sequence[float], default: float = 0.0) -> float:

@@ -56,7 +56,11 @@ error (missing files, an existing output without ``--overwrite``, an output
 not named ``.onnx``, an output that is an input or another output or under
 a path through a file, an unsafe checkpoint, one trained at another input
 size than the config, a ``--static-size`` export at another ``--shape``
-than the config's input size, an opset torch cannot write).
+than the config's input size, an opset torch cannot write, checks at sizes
+all too small for some weight: a kernel weight that meets only the zero
+padding at every size checked could be wrong in the file and pass; a
+dynamic export is also checked at a second size and the config's, so any
+``--shape`` passes under the shipped configs).
 """
 import argparse
 import os

@@ -13,7 +13,11 @@ nor its last is refused unless ``--allow-unfinished`` is given: its
 weights are not the run's result. OUT_FILE must end in ``.pth``, ``.pt``
 or ``.ckpt`` (the file is PyTorch's). An existing OUT_FILE is kept unless
 ``--overwrite`` is given (``--force``, its former name, still works and
-says so).
+says so). A CONFIG that trains on another dataset (class, or split file)
+than the checkpoint's training config records is refused, exit 2: the
+metafile fields printed would name it as the weights' config. A moved
+``data_root`` is the same data; a checkpoint that records no training
+config (bare weights) has nothing to compare and is published as given.
 """
 import argparse
 import os
