@@ -3,13 +3,15 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_ISIC2017, run_converter, tree_hashes
+from conftest import CONVERTER, SHARED_ISIC2017, run_converter, tree_hashes
 from PIL import Image
 
 from mmseg_dsnet.datasets.converters import isic
@@ -1824,3 +1826,31 @@ def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):
     assert summary['synthetic'] is True
     assert (tmp_path / 'out' / isic.SYNTHETIC_MARKER).read_text() == \
         'made by our own generator\n'
+
+
+def test_splits_and_meta_json_are_utf_8_whatever_the_locale(tmp_path):
+    """The split files and meta.json are written (and an earlier
+    conversion's meta.json read) as UTF-8, which the datasets read, not in
+    the locale's encoding (cp1252 on Windows: a non-ASCII id was written as
+    a byte the datasets refuse as not UTF-8). Python names each text file
+    opened in the locale's encoding with ``-X warn_default_encoding``."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=1, num_test=1,
+                    size=(16, 12))
+    for folder, suffix in ((TRAIN_IMAGES, '.jpg'),
+                           (TRAIN_MASKS, '_segmentation.png')):
+        (raw / folder / f'ISIC_0000000{suffix}').rename(
+            raw / folder / f'ISIC_é0000000{suffix}')
+    out = tmp_path / 'out'
+    for extra in ((), ('--overwrite', )):  # --overwrite reads meta.json
+        proc = subprocess.run(
+            [sys.executable, '-X', 'warn_default_encoding', str(CONVERTER),
+             str(raw), str(out), '--workers', '1', *extra],
+            cwd=Path(CONVERTER).parents[2], capture_output=True, text=True,
+            env=dict(os.environ, PYTHONWARNINGS='always::EncodingWarning'))
+        assert proc.returncode == 0, proc.stderr
+        ours = [line for line in proc.stderr.splitlines()
+                if 'EncodingWarning' in line and 'mmseg_dsnet' in line]
+        assert ours == []
+    train = (out / 'splits' / 'official_train.txt').read_bytes()
+    assert 'ISIC_é0000000\n'.encode('utf-8') in train
+    assert (out / 'images' / 'ISIC_é0000000.jpg').is_file()

@@ -193,7 +193,7 @@ def trivial_guess_iou(data_root, split_file):
     scores 0): the lesion share of the test pixels."""
     from PIL import Image
     lesion = total = 0
-    with open(osp.join(data_root, split_file)) as f:
+    with open(osp.join(data_root, split_file), encoding='utf-8') as f:
         for name in f.read().split():
             mask = np.asarray(Image.open(osp.join(data_root, 'masks',
                                                   name + '.png')))
@@ -256,7 +256,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6,
 
     from mmseg_dsnet.rgb_reader import read_rgb
     from mmseg_dsnet.utils.fileio import atomic_write
-    with open(osp.join(data_root, split_file)) as f:
+    with open(osp.join(data_root, split_file), encoding='utf-8') as f:
         image_ids = f.read().split()[:count]
     fig = Figure(figsize=(3 * len(image_ids), 3.2))
     axes = fig.subplots(1, len(image_ids))

@@ -1408,7 +1408,8 @@ def _is_conversion(folder):
     try:
         if not folder.is_dir() or not meta.is_file():
             return False
-        converter = json.loads(meta.read_text()).get('converter')
+        converter = json.loads(meta.read_text(encoding='utf-8')).get(
+            'converter')
     except (OSError, ValueError, AttributeError):
         return False
     return converter == 'tools/dataset_converters/isic.py'
@@ -1701,7 +1702,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         _check_lightweight_splits(splits, train_ratio, len(pool_skipped))
         for name, ids in splits.items():
             text = ''.join(f'{image_id}\n' for image_id in ids)
-            (tmp / 'splits' / f'{name}.txt').write_text(text)
+            # UTF-8 as the datasets read them, not the locale's encoding.
+            (tmp / 'splits' / f'{name}.txt').write_text(text, encoding='utf-8')
         summary = {
             'dataset': f'ISIC {year} Task 1 (lesion segmentation)',
             'year': year,
@@ -1740,10 +1742,12 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if synthetic:
             shutil.copyfile(src / SYNTHETIC_MARKER, tmp / SYNTHETIC_MARKER)
         elif marked_inside:
-            (tmp / SYNTHETIC_MARKER).write_text(MARKED_INSIDE_TEXT)
+            (tmp / SYNTHETIC_MARKER).write_text(MARKED_INSIDE_TEXT,
+                                                encoding='utf-8')
         if synthetic or marked_inside:
             summary['synthetic'] = True
-        (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n')
+        (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n',
+                                       encoding='utf-8')
         unread_text = _unread_folders_text(unread)
         _log_summary(log, summary, out, missing, unread_text)
         if synthetic:
