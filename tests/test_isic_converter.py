@@ -639,6 +639,37 @@ def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
     assert not (tmp_path / 'strict').exists()
 
 
+def test_an_ignored_duplicate_of_a_skipped_first_file_is_not_said_converted(
+        tmp_path):
+    """ISIC_x.jpg unreadable beside a different ISIC_x.png: the pair was
+    skipped, yet the .png's record said the .jpg "is the file used for this
+    id" and the warning that "the first one found was converted"."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    jpg = raw / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    Image.open(jpg).transpose(Image.FLIP_LEFT_RIGHT).save(
+        jpg.with_suffix('.png'))
+    jpg.write_bytes(jpg.read_bytes()[:40])  # truncated: unreadable
+
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
+    assert [(r['id'], r['reason']) for r in meta['skipped']] == [
+        ('ISIC_0000001', 'unreadable image')]
+    [record] = meta['duplicate_files']
+    assert record['file'].endswith(f'{TRAIN_IMAGES}/ISIC_0000001.png')
+    assert record['detail'].endswith(
+        f'{TRAIN_IMAGES}/ISIC_0000001.jpg, the file used for this id, was '
+        'skipped with its pair (see skipped): no file of this id was '
+        'converted')
+    assert 'was converted' not in result.stdout.replace(
+        'no file of this id was converted', '').replace(
+        'no file of that id was converted', '')
+    assert ('WARNING: 1 file(s) ignored: each has the id of another file '
+            'with other content, the first one found, whose pair was '
+            'skipped (see skipped above): no file of that id was converted'
+            in result.stdout)
+
+
 def test_a_zip_kept_beside_its_extracted_folder_converts_strictly(tmp_path):
     """The zips kept beside their extracted folders counted every pair as a
     skipped duplicate: a warning that the split is not the complete
