@@ -70,6 +70,28 @@ def test_runs_in_parallel_processes_with_one_log_each(fake_check, tmp_path):
     assert log.splitlines()[0].endswith('--epochs 2')
 
 
+def test_a_failed_run_started_again_keeps_its_earlier_log(fake_check,
+                                                          tmp_path):
+    """A run that failed before its first checkpoint may be started again
+    into the same work dir; its new log was opened over the earlier one,
+    whose output (the reason it failed) was lost."""
+    jobs = sweep.sweep_jobs(['egeunet'], [1])
+    work_dir = tmp_path / 'w'
+    first = sweep.run_sweep(jobs, str(work_dir), ['--epochs', '2'],
+                            parallel=1)
+    assert first['egeunet_s1'].endswith(f'{work_dir}/egeunet_s1.log)')
+    second = sweep.run_sweep(jobs, str(work_dir), ['--epochs', '3'],
+                             parallel=1)
+    assert second['egeunet_s1'].endswith(f'{work_dir}/egeunet_s1_1.log)')
+    earlier = (work_dir / 'egeunet_s1.log').read_text().splitlines()
+    assert earlier[0].endswith('--epochs 2')
+    again = (work_dir / 'egeunet_s1_1.log').read_text().splitlines()
+    assert again[0].endswith('--epochs 3')
+    sweep.run_sweep(jobs, str(work_dir), [], parallel=1)
+    assert sorted(p.name for p in work_dir.glob('*.log')) == [
+        'egeunet_s1.log', 'egeunet_s1_1.log', 'egeunet_s1_2.log']
+
+
 def test_a_run_without_its_record_is_a_failure(fake_check, tmp_path):
     statuses = sweep.run_sweep(sweep.sweep_jobs(['egeunet'], [2]),
                                str(tmp_path), [], parallel=1)

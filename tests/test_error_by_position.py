@@ -528,6 +528,29 @@ def test_a_ring_without_lesion_is_named_not_printed_as_nan():
     assert 'nan' not in table
 
 
+def test_a_split_without_lesion_pixels_is_said_so_not_printed_as_nan():
+    """Images without lesion pixels (the lesion share of every ring is
+    0 / 0) printed ``nan %`` in each ring's lesion share, ``pooled IoU
+    nan`` when nothing was predicted either, and ``1 images``."""
+    errors = ErrorByPosition(rings=2)
+    errors.update(np.zeros((16, 16), bool), np.zeros((16, 16), bool),
+                  name='clear')
+    table = error_table(errors.summary())
+    assert table.splitlines()[2] == (
+        '| 0.0-0.5 | no lesion pixels | no lesion | 0.0 % |')
+    assert table.endswith('\n1 image, no pooled IoU (no lesion pixel, true '
+                          'or predicted); no pixel is wrong.\n')
+    assert 'nan' not in table
+    # A false lesion in one image: the one image that holds the errors.
+    errors.update(disc(16, 4), np.zeros((16, 16), bool), name='false')
+    table = error_table(errors.summary(worst=1))
+    assert 'no lesion pixels' in table.splitlines()[2]
+    assert table.endswith('\n2 images, pooled IoU 0.00 at the original size '
+                          '(IoU_orig of tools/test.py); missed lesion is 0 % '
+                          'of the wrong pixels, and the 1 image with the '
+                          'most wrong pixels holds 100 % of them.\n')
+
+
 def test_the_plot_title_says_at_which_size_each_iou_is():
     """The ``--plot`` title said ``pooled IoU X`` alone: the rings' IoU at
     the original size (``tools/test.py``'s IoU_orig), read beside test.py's
@@ -541,12 +564,12 @@ def test_the_plot_title_says_at_which_size_each_iou_is():
     assert summary['iou'] == pytest.approx(iou)
     summary.update(low_res_size=[8, 8], iou_low_res=40.5)
     assert error_plot_title(summary, 'cfg.py (m.pth):\nval.txt') == (
-        f'cfg.py (m.pth):\nval.txt\n1 images, pooled IoU {iou:.2f} at the '
+        f'cfg.py (m.pth):\nval.txt\n1 image, pooled IoU {iou:.2f} at the '
         'original size, 40.50 at 8x8')
     # No lesion and no prediction anywhere: no IoU to give.
     counter = ErrorByPosition(rings=2)
     counter.update(np.zeros((8, 8), bool), np.zeros((8, 8), bool))
-    assert error_plot_title(counter.summary(), 't') == 't\n1 images'
+    assert error_plot_title(counter.summary(), 't') == 't\n1 image'
 
 
 def test_the_plot_names_the_data_set_it_scored(tiny_config, tiny_isic,

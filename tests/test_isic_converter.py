@@ -3,13 +3,15 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_ISIC2017, run_converter, tree_hashes
+from conftest import CONVERTER, SHARED_ISIC2017, run_converter, tree_hashes
 from PIL import Image
 
 from mmseg_dsnet.datasets.converters import isic
@@ -635,6 +637,37 @@ def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
     assert ('1 duplicate file(s) with other content than the file used for '
             'their id') in strict.output
     assert not (tmp_path / 'strict').exists()
+
+
+def test_an_ignored_duplicate_of_a_skipped_first_file_is_not_said_converted(
+        tmp_path):
+    """ISIC_x.jpg unreadable beside a different ISIC_x.png: the pair was
+    skipped, yet the .png's record said the .jpg "is the file used for this
+    id" and the warning that "the first one found was converted"."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    jpg = raw / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    Image.open(jpg).transpose(Image.FLIP_LEFT_RIGHT).save(
+        jpg.with_suffix('.png'))
+    jpg.write_bytes(jpg.read_bytes()[:40])  # truncated: unreadable
+
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    meta = json.loads((tmp_path / 'out' / 'meta.json').read_text())
+    assert [(r['id'], r['reason']) for r in meta['skipped']] == [
+        ('ISIC_0000001', 'unreadable image')]
+    [record] = meta['duplicate_files']
+    assert record['file'].endswith(f'{TRAIN_IMAGES}/ISIC_0000001.png')
+    assert record['detail'].endswith(
+        f'{TRAIN_IMAGES}/ISIC_0000001.jpg, the file used for this id, was '
+        'skipped with its pair (see skipped): no file of this id was '
+        'converted')
+    assert 'was converted' not in result.stdout.replace(
+        'no file of this id was converted', '').replace(
+        'no file of that id was converted', '')
+    assert ('WARNING: 1 file(s) ignored: each has the id of another file '
+            'with other content, the first one found, whose pair was '
+            'skipped (see skipped above): no file of that id was converted'
+            in result.stdout)
 
 
 def test_a_zip_kept_beside_its_extracted_folder_converts_strictly(tmp_path):
@@ -1824,3 +1857,31 @@ def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):
     assert summary['synthetic'] is True
     assert (tmp_path / 'out' / isic.SYNTHETIC_MARKER).read_text() == \
         'made by our own generator\n'
+
+
+def test_splits_and_meta_json_are_utf_8_whatever_the_locale(tmp_path):
+    """The split files and meta.json are written (and an earlier
+    conversion's meta.json read) as UTF-8, which the datasets read, not in
+    the locale's encoding (cp1252 on Windows: a non-ASCII id was written as
+    a byte the datasets refuse as not UTF-8). Python names each text file
+    opened in the locale's encoding with ``-X warn_default_encoding``."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=1, num_test=1,
+                    size=(16, 12))
+    for folder, suffix in ((TRAIN_IMAGES, '.jpg'),
+                           (TRAIN_MASKS, '_segmentation.png')):
+        (raw / folder / f'ISIC_0000000{suffix}').rename(
+            raw / folder / f'ISIC_é0000000{suffix}')
+    out = tmp_path / 'out'
+    for extra in ((), ('--overwrite', )):  # --overwrite reads meta.json
+        proc = subprocess.run(
+            [sys.executable, '-X', 'warn_default_encoding', str(CONVERTER),
+             str(raw), str(out), '--workers', '1', *extra],
+            cwd=Path(CONVERTER).parents[2], capture_output=True, text=True,
+            env=dict(os.environ, PYTHONWARNINGS='always::EncodingWarning'))
+        assert proc.returncode == 0, proc.stderr
+        ours = [line for line in proc.stderr.splitlines()
+                if 'EncodingWarning' in line and 'mmseg_dsnet' in line]
+        assert ours == []
+    train = (out / 'splits' / 'official_train.txt').read_bytes()
+    assert 'ISIC_é0000000\n'.encode('utf-8') in train
+    assert (out / 'images' / 'ISIC_é0000000.jpg').is_file()

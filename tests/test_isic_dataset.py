@@ -827,7 +827,7 @@ def test_one_image_under_two_spellings_of_its_path_is_refused(tmp_path):
     check_each_image_once([str(images / 'a.jpg'), str(images / 'b.jpg')])
     with pytest.raises(UserError, match=re.escape(
             f'test_dataloader would score 1 image(s) more than once (2 '
-            f'samples of 1 images: {images}/a.jpg (2 times))')):
+            f'samples of 1 image: {images}/a.jpg (2 times))')):
         check_each_image_once([str(images / 'a.jpg'),
                                str(tmp_path / 'link' / 'a.jpg')])
     # The most repeated first.

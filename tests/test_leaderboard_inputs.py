@@ -3,7 +3,10 @@ another kind, seeds of one row that were run differently, a page whose
 markers do not mark one block. Copies of the committed run records stand in
 for real runs (nothing is trained)."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import REPO, load_tool, run_tool_in_process
@@ -1177,3 +1180,26 @@ def test_two_runs_of_one_seed_are_refused_whichever_comes_first():
                 r'^two runs of DSNet seed 0 \(CPU 30 epochs.*\): .* and '
                 r'.*; give the records of one of them')):
             aggregate(records)
+
+
+def test_a_record_is_read_as_the_utf_8_it_is_written_in(tmp_path):
+    """Records are written as UTF-8 (``write_json``); ``load_json`` read
+    them in the locale's encoding: a non-ASCII work dir was mojibake under
+    cp1252 (Windows) and 'not a JSON file' under an ASCII locale."""
+    from mmseg_dsnet.leaderboard.records import write_json
+    path = tmp_path / 'record.json'
+    write_json({'work_dir': '/data/jörg/run'}, str(path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith('LC_')}
+    # An ASCII locale: Linux's C locale without UTF-8 mode or coercion.
+    env.update(LANG='C', LC_ALL='C', PYTHONCOERCECLOCALE='0', PYTHONUTF8='0')
+    proc = subprocess.run(
+        [sys.executable, '-c',
+         'import locale, sys\n'
+         'from mmseg_dsnet.leaderboard.records import load_json\n'
+         'print(locale.getpreferredencoding(False))\n'
+         f'print(ascii(load_json(sys.argv[1])["work_dir"]))', str(path)],
+        cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    encoding, work_dir = proc.stdout.split()
+    assert encoding != 'UTF-8'
+    assert work_dir == ascii('/data/jörg/run')

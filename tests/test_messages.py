@@ -1,7 +1,14 @@
 """The one way messages name the first few of a list (utils/messages.py)."""
 import pytest
 
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
+
+
+def test_a_count_of_one_takes_the_singular():
+    assert counted(1, 'image') == '1 image'
+    assert [counted(n, 'image') for n in (0, 2)] == ['0 images', '2 images']
+    assert counted(3, 'pass', 'passes') == '3 passes'
+    assert counted(1, 'pass', 'passes') == '1 pass'
 
 
 def test_first_few_names_all_when_few():

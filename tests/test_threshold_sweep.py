@@ -354,7 +354,7 @@ def test_test_images_among_validation_ones_are_found_by_the_protocol(
                      + f'{test_id}\n')
     scored = dict(data_root=str(tiny_isic), ann_file=str(mixed))
     assert test_images_scored(scored, [design]) == (
-        f'1 images of the test split {splits}/lightweight_test.txt '
+        f'1 image of the test split {splits}/lightweight_test.txt '
         f'({mixed}: {test_id})')
     # Without a training split known, only a subset of a test split.
     assert test_images_scored(scored, []) is None
@@ -433,6 +433,7 @@ def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
     data_root = Config.fromfile(cfg).test_dataloader.dataset.data_root
     val = 'splits/lightweight_design_val.txt'
     held_out = (Path(data_root) / val).read_text().split()
+    assert len(held_out) == 1  # the tiny set's design hold-out
     # The first three ids, and how many more (named the same way as in
     # every message).
     named = ', '.join(held_out[:3]) + (
@@ -451,7 +452,7 @@ def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
         assert run.returncode == 2, run.output[-2000:]
         assert run.stderr.strip().splitlines()[-1] == (
             f'ERROR: checkpoint {checkpoint} was trained on '
-            f'{len(held_out)} of the {len(held_out)} images that {cfg} '
+            f'1 of the 1 image that {cfg} '
             f'scores ({data_root}/{val}: {named}); its training split '
             f"is {train_file} (its training config, meta['cfg']). A "
             'threshold chosen on images the model learned from, and its '
@@ -635,11 +636,12 @@ def test_a_checkpoint_trained_on_every_image_is_refused(two_checkpoints,
                               f'test_dataloader.dataset.ann_file={val}')
     assert run.returncode == 2, run.output[-2000:]
     held_out = (Path(data_root) / val).read_text().split()
+    assert len(held_out) == 1  # the tiny set's design hold-out
     assert run.stderr.strip().splitlines()[-1].startswith(
         f'ERROR: checkpoint {every} was trained on every image under '
         f"{data_root} (its training config, meta['cfg'], gives "
         'train_dataloader.dataset no ann_file), the '
-        f'{len(held_out)} images that {cfg} scores ({data_root}/{val}) '
+        f'1 image that {cfg} scores ({data_root}/{val}) '
         'among them.')
     assert not out.exists()
     # Trained on every image of another set: swept as before.
@@ -979,7 +981,8 @@ def test_a_test_of_a_concatenated_set_checks_each_dataset(tmp_path):
                           train=(root, 'splits/train.txt'))
     leaf = dict(data_root=str(root), ann_file='splits/val.txt')
     check_not_tested_on_training_images(trained, leaf, 'c.py')
-    with pytest.raises(UserError, match='was trained on 1 of the 1 images'):
+    with pytest.raises(UserError,
+                       match='was trained on 1 of the 1 image that'):
         check_not_tested_on_training_images(trained, dict(
             type='ConcatDataset', datasets=[leaf, dict(
                 leaf, ann_file='splits/more.txt')]), 'c.py')

@@ -31,6 +31,7 @@ from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
 from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
                                                    check_work_dir_outside)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
+from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/demo/dsnet_synthetic_cpu.py')
@@ -193,7 +194,7 @@ def trivial_guess_iou(data_root, split_file):
     scores 0): the lesion share of the test pixels."""
     from PIL import Image
     lesion = total = 0
-    with open(osp.join(data_root, split_file)) as f:
+    with open(osp.join(data_root, split_file), encoding='utf-8') as f:
         for name in f.read().split():
             mask = np.asarray(Image.open(osp.join(data_root, 'masks',
                                                   name + '.png')))
@@ -256,7 +257,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6,
 
     from mmseg_dsnet.rgb_reader import read_rgb
     from mmseg_dsnet.utils.fileio import atomic_write
-    with open(osp.join(data_root, split_file)) as f:
+    with open(osp.join(data_root, split_file), encoding='utf-8') as f:
         image_ids = f.read().split()[:count]
     fig = Figure(figsize=(3 * len(image_ids), 3.2))
     axes = fig.subplots(1, len(image_ids))
@@ -279,7 +280,7 @@ def draw_overlays(model, data_root, split_file, out_file, count=6,
         ax.imshow(canvas)
         ax.set_title(image_id, fontsize=8)
         ax.axis('off')
-    source = f'first {len(image_ids)} images of {split_file}'
+    source = f'first {counted(len(image_ids), "image")} of {split_file}'
     if checkpoint is not None:
         source += f', {osp.basename(checkpoint)}'
     fig.suptitle(f'green: ground truth, red: {name} prediction\n{source}',

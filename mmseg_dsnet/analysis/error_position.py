@@ -17,6 +17,7 @@ from ..evaluation.lesion_metric import (_LOW, LesionMetric,
                                         confusion_to_scores, percent)
 from ..models.backbones import DSNet
 from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
+from ..utils.messages import counted
 from .threshold_sweep import lesion_metric_args
 
 
@@ -151,7 +152,8 @@ def error_table(summary: Dict) -> str:
 
     for ring in summary['rings']:
         lines.append(f'| {ring["inner"]:.1f}-{ring["outer"]:.1f} | '
-                     f'{100 * ring["lesion_share"]:.1f} % | '
+                     # A split without lesion pixels has no share.
+                     f'{rate(ring["lesion_share"], "no lesion pixels")} | '
                      f'{rate(ring["missed_rate"], "no lesion")} | '
                      f'{rate(ring["false_rate"], "no background")} |')
     # The rings are counted at the original size; the IoU tools/test.py
@@ -161,13 +163,17 @@ def error_table(summary: Dict) -> str:
         height, width = summary['low_res_size']
         at += f', {summary["iou_low_res"]:.2f} at {height}x{width} (its IoU)'
     if np.isfinite(summary['missed_share']):
+        hold = 'holds' if summary['worst'] == 1 else 'hold'
         spread = (f'missed lesion is '
                   f'{100 * summary["missed_share"]:.0f} % of the wrong '
-                  f'pixels, and the {summary["worst"]} images with the most '
-                  f'wrong pixels hold {100 * summary["worst_share"]:.0f} % '
-                  f'of them.')
+                  f'pixels, and the {counted(summary["worst"], "image")} '
+                  f'with the most wrong pixels {hold} '
+                  f'{100 * summary["worst_share"]:.0f} % of them.')
     else:
         spread = 'no pixel is wrong.'
-    lines += ['', f'{summary["images"]} images, pooled IoU '
-              f'{summary["iou"]:.2f}{at}; {spread}']
+    # No lesion pixel, true or predicted: no IoU, rather than 'nan'.
+    iou = (f'pooled IoU {summary["iou"]:.2f}{at}'
+           if np.isfinite(summary['iou']) else
+           'no pooled IoU (no lesion pixel, true or predicted)')
+    lines += ['', f'{counted(summary["images"], "image")}, {iou}; {spread}']
     return '\n'.join(lines) + '\n'

@@ -15,6 +15,8 @@ from typing import Dict, Optional, Sequence
 
 from matplotlib.figure import Figure
 
+from ..utils.messages import counted
+
 #: Pixels per inch of the PNGs: the sweep's is 1000x750, the rings'
 #: 900x500.
 DPI = 100
@@ -206,7 +208,7 @@ def error_plot_title(summary: Dict, title: str,
             height, width = summary['low_res_size']
             text += f', {low:.2f} at {height}x{width}'
     note = synthetic_note(provenance) if provenance is not None else ''
-    return f'{title}\n{summary["images"]} images{note}{text}'
+    return f'{title}\n{counted(summary["images"], "image")}{note}{text}'
 
 
 def check_png_name(path: Optional[str], option: str = '--plot') -> None:

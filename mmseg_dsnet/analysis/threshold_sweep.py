@@ -11,7 +11,7 @@ from ..datasets.split_files import (data_root_of, ids_also_in, leaf_datasets,
                                     split_file, split_ids)
 from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
-from ..utils.messages import first_few
+from ..utils.messages import counted, first_few
 
 
 def lesion_metric_args(evaluator_cfg) -> dict:
@@ -240,8 +240,8 @@ def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
             shared = [i for i in scored_ids if i in listed]
             if shared and (len(shared) == len(scored_ids) or _held_out(
                     test_ids, checkpoints, root, is_synthetic(root))):
-                return (f'{len(shared)} images of the test split {test} '
-                        f'({scored}: {first_few(shared, 3)})')
+                return (f'{counted(len(shared), "image")} of the test split '
+                        f'{test} ({scored}: {first_few(shared, 3)})')
     return None
 
 
@@ -434,9 +434,10 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
         if shared:
             raise UserError(
                 f'checkpoint {checkpoint} had its BatchNorm statistics '
-                f'recomputed on {len(shared)} of the {len(scored_ids)} '
-                f'images that {config} scores ({scored}: '
-                f'{first_few(shared, 3)}); its recalibration split is '
+                f'recomputed on {len(shared)} of the '
+                f'{counted(len(scored_ids), "image")} that {config} scores '
+                f'({scored}: {first_few(shared, 3)}); its recalibration '
+                'split is '
                 f"{found} (meta['batch_norm_recalibration']). "
                 f'{consequence}. {fix}')
     trained = training_split_files(checkpoint, scored_cfg.get('data_root'))
@@ -451,15 +452,15 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'{root} (its training config, '
                 f'{training_config_source(checkpoint)}, gives '
                 'train_dataloader.dataset no ann_file), the '
-                f'{len(scored_ids)} images that {config} scores ({scored}) '
-                f'among them. {consequence}. {fix}')
+                f'{counted(len(scored_ids), "image")} that {config} scores '
+                f'({scored}) among them. {consequence}. {fix}')
     for found in trained:
         shared = ids_also_in(found, scored_ids, synthetic)
         if shared:
             raise UserError(
                 f'checkpoint {checkpoint} was trained on {len(shared)} of '
-                f'the {len(scored_ids)} images that {config} scores '
-                f'({scored}: {first_few(shared, 3)}); its training '
+                f'the {counted(len(scored_ids), "image")} that {config} '
+                f'scores ({scored}: {first_few(shared, 3)}); its training '
                 f'split is {found} (its training config, '
                 f'{training_config_source(checkpoint)}). '
                 f'{consequence}. {fix}')

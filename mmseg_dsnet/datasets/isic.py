@@ -15,7 +15,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..utils.errors import UserError
-from ..utils.messages import first_few
+from ..utils.messages import counted, first_few
 from .sample_checks import (CONVERT_HINT, SIZE_HINT, SKIPPED_KEY,
                             BadSampleError, MaskSizeError, MaskValueError,
                             check_masks, check_sizes, decode_problem,
@@ -267,7 +267,7 @@ class ISICDataset(BaseSegDataset):
         """
         where = (f'{type(self).__name__}: indices={indices!r} '
                  f'({self.ann_file or self.data_prefix.get("img_path")} '
-                 f'lists {size} images)')
+                 f'lists {counted(size, "image")})')
         if isinstance(indices, bool) or not isinstance(
                 indices, (int, list, tuple)):
             raise UserError(f'{where}: give a number of images N (the first '

@@ -15,7 +15,7 @@ from mmengine.model import is_model_wrapper
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..progress import progress_bar
-from ..utils.messages import first_few
+from ..utils.messages import counted, first_few
 
 
 def batch_norm_layers(model):
@@ -225,7 +225,8 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
         if unseen:
             raise UserError(
                 f'{config}: train_dataloader reads {len(unseen)} of '
-                f'{len(ids)} images ({split}: {first_few(unseen, 3)}) '
+                f'{counted(len(ids), "image")} ({split}: '
+                f'{first_few(unseen, 3)}) '
                 f'that checkpoint {checkpoint} did not train on; its '
                 f'training split is {", ".join(trained)} (its training '
                 f'config, {training_config_source(checkpoint)}). BatchNorm '

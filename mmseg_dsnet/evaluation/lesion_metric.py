@@ -21,7 +21,7 @@ from mmseg.registry import METRICS
 
 from ..models.utils.lesion_logit import stored_lesion_probability
 from ..utils.errors import SIZE_MISMATCH_FIX, SizeMismatchError, UserError
-from ..utils.messages import first_few
+from ..utils.messages import counted, first_few
 # Here before they moved to utils.percent (the tables use them too).
 from ..utils.percent import percent, percent_text  # noqa: F401
 
@@ -134,7 +134,8 @@ def check_each_image_once(img_paths: Sequence[str],
     shown = first_few([f'{path} ({n} times)' for n, path in repeated], 3)
     raise UserError(
         f'{loader} would score {len(repeated)} image(s) more than once '
-        f'({sum(counts.values())} samples of {len(counts)} images: '
+        f'({sum(counts.values())} samples of '
+        f'{counted(len(counts), "image")}: '
         f'{shown}), a RepeatDataset or a ConcatDataset of splits that share '
         'images; each would weigh that many times in the pooled figures. '
         'Score each image once; nothing was scored.')
@@ -213,7 +214,8 @@ def check_every_image_scored(records: int, size: int) -> None:
                else 'of part of the split')
     raise IncompleteEvaluationError(
         f'LesionMetric: the evaluation loop gave results for {records} of '
-        f'the {size} images of its dataset, so the figures would be '
+        f'the {counted(size, "image")} of its dataset, so the figures '
+        'would be '
         f'{of_what}; nothing is reported. A val or test dataloader with '
         'drop_last=True leaves '
         'its last incomplete batch out, as does a sampler that skips '
@@ -609,7 +611,7 @@ class LesionMetric(BaseMetric):
         other.add_row([percent_text(metrics[name])
                        for name in other.field_names])
         print_log(
-            f'LesionMetric over {num_images} images (threshold '
+            f'LesionMetric over {counted(num_images, "image")} (threshold '
             f'{self.threshold}, TJ threshold {self.jaccard_threshold}):\n' +
             pooled.get_string() + '\n' + other.get_string(),
             logger=logger)

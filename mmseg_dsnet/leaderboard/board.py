@@ -51,7 +51,7 @@ from mmseg_dsnet.engine.preflight import validates_on
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write_together
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from . import blocks, table
@@ -965,7 +965,8 @@ def check_not_evaluated_on_trained_images(rec, work_dir):
         shown = first_few(seen, SHOWN_IDS)
         raise UserError(
             f'{work_dir} was evaluated on {evaluated_file}, which lists '
-            f'{len(seen)} of its {len(evaluated)} images in the split the '
+            f'{len(seen)} of its {counted(len(evaluated), "image")} in the '
+            'split the '
             f'run trained on ({train_file}: {shown}); figures on images '
             'the model learned from overstate it: test on a split disjoint '
             'from the training split, then collect')

@@ -13,6 +13,7 @@ import time
 from mmseg_dsnet.leaderboard.records import metrics_record, write_json
 from mmseg_dsnet.leaderboard.work_dir import lesion_figures
 from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.percent import percent_text, round_percent
 
 #: Where the real ISIC 2017 set (official layout) is looked for by default.
@@ -324,7 +325,7 @@ def check_subset_sizes(data_root, split='test', train_images=None,
         if asked and held is not None and asked > held:
             raise UserError(f'{option} {asked}: '
                             f'{osp.join(data_root, split_file)} holds only '
-                            f'{held} images')
+                            f'{counted(held, "image")}')
 
 
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,

@@ -16,7 +16,9 @@ def load_json(path):
         NotJsonError: The file is not JSON (the message names it; json's
             own error names only a line and column).
     """
-    with open(path) as f:
+    # UTF-8, as write_json and the converter write: not the locale's
+    # encoding (cp1252 read a non-ASCII path as other characters).
+    with open(path, encoding='utf-8') as f:
         try:
             return json.load(f)
         except ValueError as err:

@@ -161,11 +161,38 @@ def job_command(job: SweepJob, work_dir: str, check_args: Sequence[str]):
             *check_args]
 
 
+def open_new_log(work_dir: str, name: str):
+    """Open ``<work_dir>/<name>.log`` for a run's output, or, when an earlier
+    run of that name left it (a run that failed before its first
+    checkpoint, started again), ``<name>_1.log``, ``<name>_2.log`` ... (as
+    :func:`~mmseg_dsnet.engine.log_dir.claim_log_dir` names log folders):
+    an earlier log, the only account of why its run failed, is kept.
+
+    Args:
+        work_dir (str): The sweep's work dir.
+        name (str): The run's name.
+
+    Returns:
+        tuple[str, IO]: The log's path and the file, open for writing.
+    """
+    suffix = 0
+    while True:
+        log = osp.join(work_dir,
+                       f'{name}_{suffix}.log' if suffix else f'{name}.log')
+        try:
+            # 'x': never onto a file there, even one made meanwhile.
+            return log, open(log, 'x')
+        except FileExistsError:
+            suffix += 1
+
+
 def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
               check_args: Sequence[str], parallel: int, threads: int = 1,
               start_before_s: float = None) -> dict:
     """Run ``jobs``, ``parallel`` at a time, each with ``threads`` CPU
-    threads; its output goes to ``<work_dir>/<job name>.log``.
+    threads; its output goes to ``<work_dir>/<job name>.log``
+    (``<job name>_1.log`` ... when an earlier run left that,
+    :func:`open_new_log`).
 
     Args:
         start_before_s (float, optional): Start no job later than this many
@@ -196,8 +223,8 @@ def run_sweep(jobs: Sequence[SweepJob], work_dir: str,
         if stopping.is_set() or (start_before_s is not None and
                                  time.time() - began > start_before_s):
             return job.name, 'not started'
-        log = osp.join(work_dir, f'{job.name}.log')
-        with open(log, 'w') as out:
+        log, out = open_new_log(work_dir, job.name)
+        with out:
             with lock:
                 if stopping.is_set():
                     return job.name, 'not started'

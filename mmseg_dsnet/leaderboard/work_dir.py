@@ -478,7 +478,7 @@ def split_size(dataset_cfg):
     path = resolve_config_path(osp.join(root, ann)) if ann else None
     if path is None or not osp.isfile(path):
         return None
-    with open(path) as f:
+    with open(path, encoding='utf-8') as f:  # as the datasets read it
         count = sum(1 for line in f if line.strip())
     indices = dataset_cfg.get('indices')
     if isinstance(indices, int):

@@ -24,3 +24,19 @@ def first_few(items: Sequence, shown: int = 5, sep: str = ', ') -> str:
     if len(items) <= shown:
         return names
     return f'{names}{sep}... ({len(items) - shown} more)'
+
+
+def counted(count: int, noun: str, plural: str = None) -> str:
+    """A count and its noun, singular for one: ``'1 image'``,
+    ``'2 images'``, ``'0 images'``. Every message that counts something
+    says it this way (``'1 images'`` read as a slip, or a wrong count).
+
+    Args:
+        count (int): How many.
+        noun (str): The noun in the singular.
+        plural (str, optional): Its plural. Defaults to ``noun + 's'``.
+
+    Returns:
+        str: E.g. ``'1 image'``.
+    """
+    return f'{count} {noun if count == 1 else plural or noun + "s"}'

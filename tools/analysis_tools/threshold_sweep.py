@@ -265,11 +265,12 @@ def main(argv=None):
     # line ended in an AttributeError once every image was scored).
     from mmseg_dsnet.analysis.plots import scored_split
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    from mmseg_dsnet.utils.messages import counted
     scored = cfg.test_dataloader.dataset.get('ann_file') or scored_split(
         data_provenance(cfg.test_dataloader.dataset, len(loader.dataset)))
     print(f'\n{args.config}, {scored} '
-          f'({len(loader.dataset)} images), mean over {len(labels)} '
-          'checkpoint(s):\n')
+          f'({counted(len(loader.dataset), "image")}), mean over '
+          f'{counted(len(labels), "checkpoint")}:\n')
     print(figures_table(scores, args.thresholds, labels))
     if on_test_split:
         print('On the test split: figures only, no threshold is judged.')

@@ -256,6 +256,29 @@ def _record(split, image_id, reason, ref, detail):
     }
 
 
+def _duplicate_record(split, image_id, ref, first, converted):
+    """The record of a file ignored because ``first``, another file of its
+    id and role, has other content.
+
+    Args:
+        split (str): The official split.
+        image_id (str): The id.
+        ref (tuple): The file ignored (as in :func:`_collect_files`).
+        first (tuple): The first file of the id, the one used.
+        converted (bool): Whether the id's pair was written; a pair
+            skipped (its first file unreadable, no mask) converted no file
+            of the id, though the ignored one may be usable.
+
+    Returns:
+        dict: A ``duplicate file`` record (:func:`_record`).
+    """
+    used = (f'{_display(*first)} is the file used for this id' if converted
+            else f'{_display(*first)}, the file used for this id, was '
+            'skipped with its pair (see skipped): no file of this id was '
+            'converted')
+    return _record(split, image_id, 'duplicate file', ref, f'ignored; {used}')
+
+
 def _stray_kind(member):
     """The kind of a known stray file of the official downloads, or None."""
     parts = member.split('/')
@@ -585,9 +608,11 @@ def _scan(src, year, log):
         splits whose folders or zips hold an image or a mask; ``missing``
         maps the other official splits of ``year`` to what is missing
         (:func:`_missing_split_text`); ``unread`` names the folders that
-        could not be listed, with why; ``duplicates`` lists a record per
-        file ignored because another file of its id and role (the first,
-        which is used) has other content.
+        could not be listed, with why; ``duplicates`` lists
+        ``(split, id, ref, first ref)`` per file ignored because another
+        file of its id and role (the first, which is used) has other
+        content (:func:`_duplicate_record` makes their records once the
+        pairs are written).
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -675,10 +700,7 @@ def _scan(src, year, log):
                     if copies.same(refs[0], ref):
                         copied[refs[0][2] == ref[2]] += 1
                     else:
-                        duplicates.append(
-                            _record(split, image_id, 'duplicate file', ref,
-                                    f'ignored; {_display(*refs[0])} is the '
-                                    'file used for this id'))
+                        duplicates.append((split, image_id, ref, refs[0]))
             if not mask_refs:
                 skipped.append(
                     _record(split, image_id, 'missing mask', image_refs[0],
@@ -1408,7 +1430,8 @@ def _is_conversion(folder):
     try:
         if not folder.is_dir() or not meta.is_file():
             return False
-        converter = json.loads(meta.read_text()).get('converter')
+        converter = json.loads(meta.read_text(encoding='utf-8')).get(
+            'converter')
     except (OSError, ValueError, AttributeError):
         return False
     return converter == 'tools/dataset_converters/isic.py'
@@ -1540,10 +1563,21 @@ def _log_summary(log, summary, out, missing, unread_text):
     duplicates = summary.get('duplicate_files', [])
     if duplicates:
         _print_records(log, '  duplicate files ignored', duplicates)
-        log(f'  WARNING: {len(duplicates)} file(s) ignored: each has the id '
-            'of another file with other content, and the first one found '
-            'was converted; check that it is the right one (--strict '
-            'refuses to write such a set)')
+        pairs_skipped = {(r['split'], r['id']) for r in summary['skipped']}
+        lost = sum((r['split'], r['id']) in pairs_skipped for r in duplicates)
+        if len(duplicates) > lost:
+            log(f'  WARNING: {len(duplicates) - lost} file(s) ignored: each '
+                'has the id of another file with other content, and the '
+                'first one found was converted; check that it is the right '
+                'one (--strict refuses to write such a set)')
+        if lost:
+            # The first file was then skipped (unreadable, no mask): saying
+            # it was converted hid that the id was lost.
+            log(f'  WARNING: {lost} file(s) ignored: each has the id of '
+                'another file with other content, the first one found, whose '
+                'pair was skipped (see skipped above): no file of that id was '
+                'converted, though the ignored one may be usable; check them '
+                '(--strict refuses to write such a set)')
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
     pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
@@ -1686,6 +1720,11 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         for result in results:
             if result['written']:
                 written[result['split']].append(result['id'])
+        converted = {(r['split'], r['id']) for r in results if r['written']}
+        duplicates = [
+            _duplicate_record(split, image_id, ref, first,
+                              (split, image_id) in converted)
+            for split, image_id, ref, first in duplicates]
         if not written:
             _print_records(log, 'skipped', skipped)
             raise ConversionError(f'no valid image/mask pair in {src}: all '
@@ -1701,7 +1740,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         _check_lightweight_splits(splits, train_ratio, len(pool_skipped))
         for name, ids in splits.items():
             text = ''.join(f'{image_id}\n' for image_id in ids)
-            (tmp / 'splits' / f'{name}.txt').write_text(text)
+            # UTF-8 as the datasets read them, not the locale's encoding.
+            (tmp / 'splits' / f'{name}.txt').write_text(text, encoding='utf-8')
         summary = {
             'dataset': f'ISIC {year} Task 1 (lesion segmentation)',
             'year': year,
@@ -1740,10 +1780,12 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if synthetic:
             shutil.copyfile(src / SYNTHETIC_MARKER, tmp / SYNTHETIC_MARKER)
         elif marked_inside:
-            (tmp / SYNTHETIC_MARKER).write_text(MARKED_INSIDE_TEXT)
+            (tmp / SYNTHETIC_MARKER).write_text(MARKED_INSIDE_TEXT,
+                                                encoding='utf-8')
         if synthetic or marked_inside:
             summary['synthetic'] = True
-        (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n')
+        (tmp / 'meta.json').write_text(json_text(summary, indent=2) + '\n',
+                                       encoding='utf-8')
         unread_text = _unread_folders_text(unread)
         _log_summary(log, summary, out, missing, unread_text)
         if synthetic:

@@ -444,7 +444,8 @@ def generate(out,
             tmp.mkdir(parents=True)
             n_files = _write_folders(tmp, folders, as_zip)
             if mark_synthetic:
-                (tmp / SYNTHETIC_MARKER).write_text(MARKER_TEXT)
+                (tmp / SYNTHETIC_MARKER).write_text(MARKER_TEXT,
+                                                    encoding='utf-8')
             _rename_into_place(tmp, real_out, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,7 @@
 import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import counted
 
 
 class PipelineConfigError(UserError, ValueError):
@@ -380,7 +381,8 @@ def check_held_out_images(cfg, loaders, config=None):
                     if _holds_folder(folder, _image_folder(scored)):
                         raise UserError(
                             f'{where}: {loader} scores the '
-                            f'{len(scored_ids)} images of {scored_file}, '
+                            f'{counted(len(scored_ids), "image")} of '
+                            f'{scored_file}, '
                             'and train_dataloader trains on every image '
                             f'under {folder} (it names no ann_file), those '
                             f'among them: figures on images the model '
@@ -393,7 +395,8 @@ def check_held_out_images(cfg, loaders, config=None):
                 if shared:
                     raise UserError(
                         f'{where}: {loader} scores {len(shared)} of the '
-                        f'{len(scored_ids)} images of {scored_file} that '
+                        f'{counted(len(scored_ids), "image")} of '
+                        f'{scored_file} that '
                         f'train_dataloader trains on ({train_file}: '
                         f'{first_few(shared, 3)}): figures on images the '
                         f'model learns from favour it{best}; {fix}')
