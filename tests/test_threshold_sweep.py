@@ -362,6 +362,36 @@ def test_test_images_among_validation_ones_are_found_by_the_protocol(
     listed = set((splits / 'lightweight_test.txt').read_text().split())
     assert listed & set((splits / 'official_val.txt').read_text().split())
     assert test_images_scored(val, [official]) is None
+    # A run that trained on some test images (one of its splits lists
+    # them) held none out; one whose split file is found nowhere cannot
+    # be told apart: neither makes the mixed split a test split.
+    mixed_run = tmp_path / 'mixed_run.pth'
+    torch.save(dict(state_dict={}, meta=dict(cfg=Config(dict(
+        train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+            dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_design_train.txt'),
+            dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_test.txt')])))).pretty_text)),
+               mixed_run)
+    assert test_images_scored(scored, [str(mixed_run)]) is None
+    unknown_run = tmp_path / 'unknown_run.pth'
+    torch.save(dict(state_dict={}, meta=dict(cfg=Config(dict(
+        train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+            dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_design_train.txt'),
+            dict(data_root=str(tmp_path / 'nowhere'),
+                 ann_file='splits/gone.txt')])))).pretty_text)),
+               unknown_run)
+    assert test_images_scored(scored, [str(unknown_run)]) is None
+    # A test split by its name, behind a dataset without a split file and
+    # one whose split file is missing, in a wrapper.
+    wrapped = dict(type='ConcatDataset', datasets=[
+        dict(data_root=str(tiny_isic)),
+        dict(data_root=str(tiny_isic), ann_file='splits/missing.txt'),
+        dict(data_root=str(tiny_isic),
+             ann_file='splits/lightweight_test.txt')])
+    assert test_images_scored(wrapped) == (
+        'the test split splits/lightweight_test.txt')
 
 
 def test_a_wrapped_test_loader_is_checked_and_named_by_its_datasets(
