@@ -433,6 +433,59 @@ def test_a_wrapped_test_loader_is_checked_and_named_by_its_datasets(
     assert 'checkpoint 1:' not in capsys.readouterr().out
 
 
+def test_every_dataset_of_a_wrapper_and_the_runs_held_out_images_count(
+        two_checkpoints, tiny_isic, tmp_path, capsys):
+    """The checks of the scored split run on each dataset a wrapper holds,
+    not on its first alone (a second one the checkpoint trained on, or
+    one without a split file), and test images among validation ones are
+    refused when the swept checkpoint's run held their test split out
+    (the tool gives its checkpoints to the check); all before any image
+    is scored."""
+    import torch
+    from mmengine.config import Config
+    _, cfg, checkpoints = two_checkpoints
+    config = Config.fromfile(cfg)
+    leaf = dict(config.test_dataloader.dataset,
+                ann_file='splits/lightweight_design_val.txt')
+    trained = Config.fromfile(cfg)
+    trained.merge_from_dict({'train_dataloader.dataset.ann_file':
+                             'splits/lightweight_design_train.txt'})
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+    design = tmp_path / 'design.pth'
+    torch.save(dict(state_dict=weights, meta=dict(cfg=trained.pretty_text)),
+               design)
+
+    def sweep(name, *datasets):
+        config.test_dataloader.dataset = dict(type='ConcatDataset',
+                                              datasets=[leaf, *datasets])
+        path = tmp_path / f'{name}.py'
+        config.dump(str(path))
+        return tool.main([str(path), str(design), '--thresholds', '0.5',
+                          '0.4'])
+
+    train = tiny_isic / 'splits' / 'lightweight_design_train.txt'
+    images = len(train.read_text().split())
+    with pytest.raises(UserError, match=f'checkpoint {design} was trained '
+                       f'on {images} of the '):
+        sweep('second_trained', dict(
+            leaf, ann_file='splits/lightweight_design_train.txt'))
+    no_split = {key: value for key, value in leaf.items()
+                if key != 'ann_file'}
+    with pytest.raises(UserError, match='ann_file is not set, so every '
+                       f'image under {tiny_isic} is scored'):
+        sweep('second_without_split', no_split)
+    test_id = (tiny_isic / 'splits' / 'lightweight_test.txt'
+               ).read_text().split()[0]
+    mixed = tmp_path / 'val_and_one_test.txt'
+    mixed.write_text((tiny_isic / 'splits' / 'lightweight_design_val.txt'
+                      ).read_text() + f'{test_id}\n')
+    with pytest.raises(UserError, match='scores 1 images of the test split '
+                       f'.*lightweight_test.txt \\({mixed}: {test_id}\\)'):
+        sweep('mixed', dict(leaf, ann_file=str(mixed)))
+    assert 'checkpoint 1:' not in capsys.readouterr().out
+
+
 def test_a_split_the_checkpoint_trained_on_is_refused(two_checkpoints,
                                                       tmp_path):
     """A checkpoint trained on lightweight_train (which holds the design
