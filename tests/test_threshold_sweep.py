@@ -322,6 +322,18 @@ def test_a_split_listing_test_images_is_refused_as_the_test_split(
     assert record['test_images'] == (
         f'2 images of the test split {splits}/lightweight_test.txt '
         f'({mine}: {", ".join(test_ids)})')
+    # A link to the test split under another name is the test split's
+    # images, all of them (it was passed over as the test file itself).
+    link = tmp_path / 'linked_val.txt'
+    link.symlink_to(splits / 'lightweight_test.txt')
+    listed = (splits / 'lightweight_test.txt').read_text().split()
+    with pytest.raises(UserError, match=(
+            f'scores {len(listed)} images of the test split {splits}/'
+            rf'lightweight_test.txt \({link}: {", ".join(listed[:3])}, '
+            rf'\.\.\. \({len(listed) - 3} more\)\): a threshold chosen '
+            'there')):
+        tool.main(base[:-1] + [f'test_dataloader.dataset.ann_file={link}'])
+    assert 'checkpoint 1:' not in capsys.readouterr().out
 
 
 def test_test_images_among_validation_ones_are_found_by_the_protocol(
