@@ -1706,6 +1706,35 @@ def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
         fix['reason'] for fix in result['fixes']]
 
 
+def test_a_16_bit_gray_mask_is_read_as_gray_not_by_its_high_bytes(
+        tmp_path):
+    """The high-byte rule is for 16-bit colour, which Pillow reads by its
+    high bytes: a 16-bit gray mask is read whole, an all-background one is
+    an empty mask (not refused), and 0/255 saved as 16 bits is recorded
+    once, as a gray 16-bit mask."""
+    import cv2
+    out = tmp_path / 'out'
+    (out / 'images').mkdir(parents=True)
+    (out / 'masks').mkdir()
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(
+        tmp_path / 'x.jpg')
+    for high, name in ((0, 'empty'), (255, 'low')):
+        mask = np.zeros((24, 32), np.uint16)
+        mask[4:12, 4:20] = high
+        cv2.imwrite(str(tmp_path / f'{name}.png'), mask)
+    expected = np.zeros((24, 32), np.uint8)
+    for name, lesion in (('empty', 0), ('low', 1)):
+        result = isic._process_pair(
+            ('train', name, (str(tmp_path), 'x.jpg', False),
+             (str(tmp_path), f'{name}.png', False), str(out)))
+        assert result['written'] and result['skip'] is None, result
+        expected[4:12, 4:20] = lesion
+        assert np.array_equal(_mask(out / 'masks' / f'{name}.png'), expected)
+        assert [(fix['reason'], fix['detail']) for fix in result[
+            'fixes']] == [('16-bit mask scaled to 8-bit',
+                           'I;16 mask scaled to 8-bit')], result['fixes']
+
+
 def test_a_mask_among_the_images_or_an_image_among_the_masks_is_unexpected(
         tmp_path):
     """A ``<id>_segmentation.png`` in an image folder is neither an image
@@ -1826,6 +1855,34 @@ def test_copies_are_one_file_only_when_their_bytes_are_equal(tmp_path):
     assert copies.same(kept, (zipped, f'{TRAIN_IMAGES}/x.jpg', True))
     assert not copies.same(kept, (zipped, f'{TRAIN_IMAGES}/y.jpg', True))
     assert not copies.same(kept, (zipped, f'{TRAIN_IMAGES}/absent.jpg', True))
+    # Only in the folder or zip of one name: a file of the same bytes in
+    # another folder is another file.
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'x.jpg').write_bytes(data)
+    assert not copies.same(kept, (str(other), 'x.jpg', False))
+    # A zip that cannot be read holds no copy.
+    broken = tmp_path / 'broken' / f'{TRAIN_IMAGES}.zip'
+    broken.parent.mkdir()
+    broken.write_bytes(b'not a zip' * 100)
+    assert not isic._CopyCheck().same(
+        kept, (str(broken), f'{TRAIN_IMAGES}/x.jpg', True))
+
+
+def test_copies_larger_than_a_member_may_be_are_not_compared(
+        tmp_path, monkeypatch):
+    """Files larger than ``MAX_MEMBER_BYTES`` are not read to be
+    compared: they are not taken for copies."""
+    folder = tmp_path / TRAIN_IMAGES
+    (folder / 'sub').mkdir(parents=True)
+    data = bytes(range(256)) * 4
+    (folder / 'x.jpg').write_bytes(data)
+    (folder / 'sub' / 'x.jpg').write_bytes(data)
+    kept, copy = (str(folder), 'x.jpg', False), (str(folder), 'sub/x.jpg',
+                                                 False)
+    assert isic._CopyCheck().same(kept, copy)
+    monkeypatch.setattr(isic, 'MAX_MEMBER_BYTES', len(data) - 1)
+    assert not isic._CopyCheck().same(kept, copy)
 
 
 def test_an_out_that_appears_during_the_conversion_is_kept(tmp_path):

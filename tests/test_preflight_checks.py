@@ -646,3 +646,21 @@ def test_a_val_cfg_that_is_no_dict_is_refused(tmp_path, tiny_config, capsys,
         check_val_cfg(Config(dict(val_cfg=good)))
     assert has_val_loop(Config(dict(val_cfg=dict())))
     assert not has_val_loop(Config(dict(val_cfg=None)))
+
+
+
+def test_a_val_cfg_that_is_a_built_loop_passes():
+    """mmengine's Runner takes a loop object as ``val_cfg`` as it is:
+    ``check_val_cfg`` passes it, and ``has_val_loop`` counts it."""
+    from mmengine.runner import BaseLoop
+
+    from mmseg_dsnet.engine.preflight import check_val_cfg, has_val_loop
+
+    class Loop(BaseLoop):
+
+        def run(self):
+            pass
+
+    cfg = dict(val_cfg=Loop(None, []))
+    check_val_cfg(cfg)
+    assert has_val_loop(cfg)

@@ -486,3 +486,45 @@ def test_a_shape_too_small_to_check_every_weight_is_refused(
         'them would pass; give a larger --shape (the default 256 256 '
         'meets them all)\n'), err
     assert list(tmp_path.iterdir()) == []
+
+
+class _Convs(torch.nn.Module):
+    """Convolutions, each run on its own corner of the input."""
+
+    # name: (kernel, stride, padding, dilation, height, width of its input)
+    SPECS = dict(
+        wide_one_row=(3, 1, 1, 1, 1, 8), tall_one_column=(3, 1, 1, 1, 8, 1),
+        two_by_two=(3, 1, 1, 1, 2, 2), strided_five=(5, 2, 2, 1, 3, 3),
+        dilated_two=(2, 3, 2, 2, 2, 2), strided_three=(3, 2, 1, 1, 2, 2),
+        column_kernel=((3, 1), 1, (1, 0), 1, 1, 8),
+        row_kernel=((1, 3), 1, (0, 1), 1, 1, 8),
+        one_pixel=(3, 1, 1, 1, 1, 1))
+
+    def __init__(self):
+        super().__init__()
+        for name, (kernel, stride, pad, dilation, _, _) in self.SPECS.items():
+            self.add_module(name, torch.nn.Conv2d(
+                1, 1, kernel, stride, pad, dilation, bias=False))
+
+    def forward(self, inputs, mode='tensor'):
+        return [getattr(self, name)(inputs[..., :h, :w])
+                for name, (*_, h, w) in self.SPECS.items()]
+
+
+def test_convolutions_not_seen_are_those_with_a_weight_on_padding_alone():
+    """Each axis, stride, padding and dilation decides which input rows a
+    kernel tap reads; a convolution is named, once, when some weight of
+    it reads only the zero padding. Worked out by hand (tap t of output o
+    reads row o * stride - padding + t * dilation) and checked against
+    the gradient on an input of ones: a weight that meets no pixel gets
+    none."""
+    from mmseg_dsnet.deploy.parity import convolutions_not_seen
+    model = _Convs()
+    inputs = torch.ones(1, 1, 8, 8)
+    expected = ['wide_one_row', 'tall_one_column', 'strided_three',
+                'column_kernel', 'one_pixel']
+    assert convolutions_not_seen(model, inputs) == expected
+    outputs = model(inputs)
+    torch.stack([out.sum() for out in outputs]).sum().backward()
+    assert [name for name in _Convs.SPECS
+            if (getattr(model, name).weight.grad == 0).any()] == expected

@@ -322,6 +322,18 @@ def test_a_split_listing_test_images_is_refused_as_the_test_split(
     assert record['test_images'] == (
         f'2 images of the test split {splits}/lightweight_test.txt '
         f'({mine}: {", ".join(test_ids)})')
+    # A link to the test split under another name is the test split's
+    # images, all of them (it was passed over as the test file itself).
+    link = tmp_path / 'linked_val.txt'
+    link.symlink_to(splits / 'lightweight_test.txt')
+    listed = (splits / 'lightweight_test.txt').read_text().split()
+    with pytest.raises(UserError, match=(
+            f'scores {len(listed)} images of the test split {splits}/'
+            rf'lightweight_test.txt \({link}: {", ".join(listed[:3])}, '
+            rf'\.\.\. \({len(listed) - 3} more\)\): a threshold chosen '
+            'there')):
+        tool.main(base[:-1] + [f'test_dataloader.dataset.ann_file={link}'])
+    assert 'checkpoint 1:' not in capsys.readouterr().out
 
 
 def test_test_images_among_validation_ones_are_found_by_the_protocol(
@@ -362,6 +374,36 @@ def test_test_images_among_validation_ones_are_found_by_the_protocol(
     listed = set((splits / 'lightweight_test.txt').read_text().split())
     assert listed & set((splits / 'official_val.txt').read_text().split())
     assert test_images_scored(val, [official]) is None
+    # A run that trained on some test images (one of its splits lists
+    # them) held none out; one whose split file is found nowhere cannot
+    # be told apart: neither makes the mixed split a test split.
+    mixed_run = tmp_path / 'mixed_run.pth'
+    torch.save(dict(state_dict={}, meta=dict(cfg=Config(dict(
+        train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+            dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_design_train.txt'),
+            dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_test.txt')])))).pretty_text)),
+               mixed_run)
+    assert test_images_scored(scored, [str(mixed_run)]) is None
+    unknown_run = tmp_path / 'unknown_run.pth'
+    torch.save(dict(state_dict={}, meta=dict(cfg=Config(dict(
+        train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+            dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_design_train.txt'),
+            dict(data_root=str(tmp_path / 'nowhere'),
+                 ann_file='splits/gone.txt')])))).pretty_text)),
+               unknown_run)
+    assert test_images_scored(scored, [str(unknown_run)]) is None
+    # A test split by its name, behind a dataset without a split file and
+    # one whose split file is missing, in a wrapper.
+    wrapped = dict(type='ConcatDataset', datasets=[
+        dict(data_root=str(tiny_isic)),
+        dict(data_root=str(tiny_isic), ann_file='splits/missing.txt'),
+        dict(data_root=str(tiny_isic),
+             ann_file='splits/lightweight_test.txt')])
+    assert test_images_scored(wrapped) == (
+        'the test split splits/lightweight_test.txt')
 
 
 def test_a_wrapped_test_loader_is_checked_and_named_by_its_datasets(
@@ -400,6 +442,59 @@ def test_a_wrapped_test_loader_is_checked_and_named_by_its_datasets(
                        f'on {images} of the {images} images that {wrapped} '
                        'scores'):
         tool.main([str(wrapped), str(on_val), '--thresholds', '0.5', '0.4'])
+    assert 'checkpoint 1:' not in capsys.readouterr().out
+
+
+def test_every_dataset_of_a_wrapper_and_the_runs_held_out_images_count(
+        two_checkpoints, tiny_isic, tmp_path, capsys):
+    """The checks of the scored split run on each dataset a wrapper holds,
+    not on its first alone (a second one the checkpoint trained on, or
+    one without a split file), and test images among validation ones are
+    refused when the swept checkpoint's run held their test split out
+    (the tool gives its checkpoints to the check); all before any image
+    is scored."""
+    import torch
+    from mmengine.config import Config
+    _, cfg, checkpoints = two_checkpoints
+    config = Config.fromfile(cfg)
+    leaf = dict(config.test_dataloader.dataset,
+                ann_file='splits/lightweight_design_val.txt')
+    trained = Config.fromfile(cfg)
+    trained.merge_from_dict({'train_dataloader.dataset.ann_file':
+                             'splits/lightweight_design_train.txt'})
+    weights = torch.load(checkpoints[0], map_location='cpu',
+                         weights_only=True)['state_dict']
+    design = tmp_path / 'design.pth'
+    torch.save(dict(state_dict=weights, meta=dict(cfg=trained.pretty_text)),
+               design)
+
+    def sweep(name, *datasets):
+        config.test_dataloader.dataset = dict(type='ConcatDataset',
+                                              datasets=[leaf, *datasets])
+        path = tmp_path / f'{name}.py'
+        config.dump(str(path))
+        return tool.main([str(path), str(design), '--thresholds', '0.5',
+                          '0.4'])
+
+    train = tiny_isic / 'splits' / 'lightweight_design_train.txt'
+    images = len(train.read_text().split())
+    with pytest.raises(UserError, match=f'checkpoint {design} was trained '
+                       f'on {images} of the '):
+        sweep('second_trained', dict(
+            leaf, ann_file='splits/lightweight_design_train.txt'))
+    no_split = {key: value for key, value in leaf.items()
+                if key != 'ann_file'}
+    with pytest.raises(UserError, match='ann_file is not set, so every '
+                       f'image under {tiny_isic} is scored'):
+        sweep('second_without_split', no_split)
+    test_id = (tiny_isic / 'splits' / 'lightweight_test.txt'
+               ).read_text().split()[0]
+    mixed = tmp_path / 'val_and_one_test.txt'
+    mixed.write_text((tiny_isic / 'splits' / 'lightweight_design_val.txt'
+                      ).read_text() + f'{test_id}\n')
+    with pytest.raises(UserError, match='scores 1 images of the test split '
+                       f'.*lightweight_test.txt \\({mixed}: {test_id}\\)'):
+        sweep('mixed', dict(leaf, ann_file=str(mixed)))
     assert 'checkpoint 1:' not in capsys.readouterr().out
 
 

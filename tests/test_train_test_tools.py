@@ -2276,6 +2276,30 @@ def test_flops_and_benchmark_need_a_shape_without_a_test_resize(
         bench.main([str(config), '--repeat', '1', '--warmup', '1'])
 
 
+def test_no_one_input_size_judges_only_a_pipeline_it_can_read():
+    """A config without a test pipeline passes (input_size_of names
+    256x256), and so does a pipeline holding transforms that are objects,
+    not dicts (their scale cannot be read): only a pipeline of dicts
+    without a Resize to a scale is refused."""
+    from mmcv.transforms import LoadImageFromFile, Resize
+    from mmengine.config import Config
+
+    from mmseg_dsnet.deploy.deployable import no_one_input_size
+    model = dict(type='EncoderDecoder', test_cfg=dict(mode='whole'))
+    assert no_one_input_size(Config(dict(model=model))) is None
+    assert no_one_input_size(Config(dict(
+        model=model, test_pipeline=[]))) is None
+    objects = [dict(type='LoadImageFromFile'), Resize(scale=(64, 64))]
+    assert no_one_input_size(dict(model=model,
+                                  test_pipeline=objects)) is None
+    assert no_one_input_size(dict(
+        model=model, test_pipeline=[LoadImageFromFile()])) is None
+    assert no_one_input_size(Config(dict(model=model, test_pipeline=[
+        dict(type='LoadImageFromFile')]))) == (
+        'its test pipeline has no Resize to a scale: each image runs at '
+        'its own size')
+
+
 def test_a_training_and_its_final_test_keep_their_own_logs(
         tiny_isic, tmp_path, monkeypatch):
     """``check_real_data.py`` (``train_and_evaluate``) and the demo train and
@@ -2397,4 +2421,34 @@ def test_log_folders_claimed_are_held_only_while_a_run_may_be_refused(
             assert log_dir.claim_log_dir(str(work), stamp) == f'{stamp}_2'
             raise UserError('refused')
     assert sorted(os.listdir(work)) == [stamp, f'{stamp}_1']
+    assert log_dir._CLAIMED == []
+    # Nested blocks: a folder claimed in an inner block is one of each
+    # open block's; a refused outer run removes it, a refused inner run
+    # leaves the outer one's folder.
+    with pytest.raises(UserError):
+        with log_dir.log_dirs_removed_on_refusal(work):
+            assert log_dir.claim_log_dir(str(work), stamp) == f'{stamp}_2'
+            with log_dir.log_dirs_removed_on_refusal(work):
+                assert log_dir.claim_log_dir(str(work),
+                                             stamp) == f'{stamp}_3'
+            raise UserError('refused')
+    assert sorted(os.listdir(work)) == [stamp, f'{stamp}_1']
+    with log_dir.log_dirs_removed_on_refusal(work):
+        assert log_dir.claim_log_dir(str(work), stamp) == f'{stamp}_2'
+        with pytest.raises(UserError):
+            with log_dir.log_dirs_removed_on_refusal(work):
+                assert log_dir.claim_log_dir(str(work),
+                                             stamp) == f'{stamp}_3'
+                raise UserError('refused')
+    assert sorted(os.listdir(work)) == [stamp, f'{stamp}_1', f'{stamp}_2']
+    assert log_dir._CLAIMED == []
+    # An inner block that ended (claiming nothing, its list equal to the
+    # outer one's) leaves the outer block's list in place.
+    with pytest.raises(UserError):
+        with log_dir.log_dirs_removed_on_refusal(work):
+            with log_dir.log_dirs_removed_on_refusal(work):
+                pass
+            assert log_dir.claim_log_dir(str(work), stamp) == f'{stamp}_3'
+            raise UserError('refused')
+    assert sorted(os.listdir(work)) == [stamp, f'{stamp}_1', f'{stamp}_2']
     assert log_dir._CLAIMED == []

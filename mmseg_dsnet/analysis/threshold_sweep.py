@@ -201,9 +201,10 @@ def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
     split file of another name that lists images of a test split of its
     data root and is a subset of it (written to go faster), or lists any
     image of one that a checkpoint's run held out (no training split of
-    its training config lists an image of that test split). By name
-    alone, such a split passed for a validation split and the rule judged
-    thresholds on test images.
+    its training config lists an image of that test split), a link to a
+    test split under another name included. By name alone, such a split
+    passed for a validation split and the rule judged thresholds on test
+    images.
 
     A test split a run trained on is no test split of its protocol: the
     official validation split holds images of ``lightweight_test.txt``,
@@ -233,7 +234,9 @@ def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
         scored_ids = split_ids(scored)
         for name in TEST_SPLIT_FILES:
             test = osp.join(root, 'splits', name)
-            if not osp.isfile(test) or osp.samefile(test, scored):
+            # A link to the test split under another name is no other file
+            # to pass over: it lists the test split's images, all of them.
+            if not osp.isfile(test):
                 continue
             test_ids = split_ids(test)
             listed = set(test_ids)
