@@ -2359,8 +2359,8 @@ def test_a_pattern_through_a_folder_with_brackets_is_refused(checkpoint,
     err = capsys.readouterr().err
     assert (f'ERROR: no images to process: {wanted}/*.jpg: {wanted} '
             'exists, but in a pattern "[...]" is a set of characters, so '
-            'the pattern does not read it; write each "[" of the name as "[[]" (or give the folder '
-            'itself)') in err
+            'the pattern does not read it; write each "[" of the name as '
+            '"[[]" (or give the folder itself)') in err
     assert not out.exists()
     assert run_tool(argv[:2] + [f'{tmp_path}/Patient [[]2]/*.jpg']
                     + argv[2:]) == 0
