@@ -194,7 +194,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             f'({err}); reparameterize.py is for DSNet models: use its '
             'trained checkpoint as it is') from None
     # On a small input some weights meet only the zero padding: a fold
-    # that broke them passed the check (7e-16 on 2x2), and was written.
+    # that broke them would pass the check (7e-16 on 2x2).
     plain.eval()
     unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
     if unseen:

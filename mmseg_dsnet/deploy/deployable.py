@@ -232,8 +232,8 @@ def no_one_input_size(cfg: Config) -> Optional[str]:
     pipeline = loader_pipeline(cfg) or cfg.get('test_pipeline') or []
     step = resize_step(pipeline)
     # A pipeline without a scale leaves each image at its own size (the
-    # data preprocessor's ``size`` only pads up to it): 256x256 was counted
-    # and timed as the size the config runs the model at.
+    # data preprocessor's ``size`` only pads up to it), so no size counted
+    # or timed is the one the config runs the model at.
     if step is None and pipeline and all(
             isinstance(s, dict) for s in pipeline):
         return ('its test pipeline has no Resize to a scale: each image '

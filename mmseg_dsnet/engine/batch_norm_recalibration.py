@@ -321,15 +321,15 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
                       ('the output', out)),
                      hint='give the recalibrated checkpoint a new name')
     refuse_folder(out)
-    # Read by its name: OUT ``x.onnx`` was written as a PyTorch file, exit
-    # 0, which infer.py then read as a broken ONNX model.
+    # Model files are read by their suffix: a PyTorch file named
+    # ``x.onnx`` would be read by infer.py as a broken ONNX model.
     refuse_other_suffix(out, CHECKPOINT_SUFFIXES, 'OUT',
                         'the recalibrated checkpoint is written in PyTorch '
                         'format')
     check_new_output_file(out, 'OUT', overwrite)
     # Checked as every tool checks them: data_root=... (a variable, copied
-    # into the loaders when the config was read) changed nothing, and the
-    # statistics came from the config's own images, exit 0.
+    # into the loaders when the config is read) would change nothing, and
+    # the statistics would come from the config's own images.
     cfg = apply_cfg_options(load_config(config), cfg_options)
     # The pass runs the config's training pipeline: at another input size
     # than the weights were trained at, it would write the statistics of

@@ -121,9 +121,9 @@ def main(argv=None):
         # Without --shape, the config's own size: the default was 256x256
         # whatever the config, so the 128 px demo model was timed at 4x its
         # work, exit 0.
-        # One that keeps the aspect ratio or slides windows runs the
-        # network at no one size: its Resize scale was timed as its own
-        # (256x256 for one without a Resize).
+        # One that keeps the aspect ratio, slides windows or has no
+        # Resize runs the network at no one size: there is no size of its
+        # own to time.
         why = no_one_input_size(cfg)
         if shape is None and why:
             raise UserError(f'config {args.config} runs its network at no '

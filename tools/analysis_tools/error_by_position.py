@@ -160,8 +160,7 @@ def main(argv=None):
     from mmseg_dsnet.evaluation.lesion_metric import check_every_image_scored
     check_every_image_scored(len(metric.results), len(loader.dataset))
     summary = {**errors.summary(args.worst), **scored_iou(metric)}
-    # A wrapper's split files are its datasets' (it has no ann_file: the
-    # line ended in an AttributeError once every image was scored).
+    # A wrapper's split files are its datasets' (it has no ann_file).
     from mmseg_dsnet.analysis.plots import scored_split
     scored = cfg.test_dataloader.dataset.get('ann_file') or scored_split(
         data_provenance(cfg.test_dataloader.dataset, summary['images']))

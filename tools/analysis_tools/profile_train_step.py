@@ -143,7 +143,7 @@ def main(argv=None):
     # 256x256 whatever the config, so the 128 px demo config's step was
     # timed at 4x its work, exit 0.
     # One without a Resize to a scale trains each image at its own size:
-    # 256x256 was timed, printed as the config's step.
+    # no one step is the config's, so --shape must say which to time.
     args.train_size = resize_size(prefix)
     if args.train_size is None and args.shape is None:
         raise UserError(

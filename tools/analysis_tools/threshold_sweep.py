@@ -206,7 +206,7 @@ def main(argv=None):
     check_dataset_classes(cfg, ('test_dataloader', ))
     # Without a split file every image of the set is scored.
     # Each dataset a wrapper (Concat, Repeat ...) holds: the wrapper names
-    # no split file, and passed the checks of one.
+    # no split file of its own.
     from mmseg_dsnet.datasets.split_files import leaf_datasets
     leaves = leaf_datasets(cfg.test_dataloader.dataset)
     for leaf in leaves:
@@ -261,8 +261,7 @@ def main(argv=None):
                                             metric_args, progress)
         progress.close()
 
-    # A wrapper's split files are its datasets' (it has no ann_file: the
-    # line ended in an AttributeError once every image was scored).
+    # A wrapper's split files are its datasets' (it has no ann_file).
     from mmseg_dsnet.analysis.plots import scored_split
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
     from mmseg_dsnet.utils.messages import counted

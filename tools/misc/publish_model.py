@@ -76,9 +76,8 @@ def main(argv=None):
                        ('the checkpoint', args.checkpoint)):
         refuse_same_file(((what, path), ('OUT_FILE', args.out_file)),
                          hint='write the weights to another file')
-    # The tools read a file by its name: OUT_FILE ``x.onnx`` was written as
-    # a PyTorch file, exit 0, which infer.py then read as a broken ONNX
-    # model.
+    # The tools read a model file by its suffix: a PyTorch file named
+    # ``x.onnx`` would be read by infer.py as a broken ONNX model.
     refuse_other_suffix(args.out_file, CHECKPOINT_SUFFIXES, 'OUT_FILE',
                         'the weights are written in PyTorch format')
     refuse_existing(args.out_file, args.overwrite)

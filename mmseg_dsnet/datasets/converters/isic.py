@@ -941,7 +941,7 @@ def _mask_to_binary(picture, raw_mode=''):
     if ';16' in raw_mode and picture.mode not in SIXTEEN_BIT_MODES:
         # Pillow keeps only the high byte of 16-bit colour (and gray with
         # alpha): 0/1 labels or 0/255 saved as 16 bits read as all
-        # background, and an empty mask was written, exit 0.
+        # background, which would be written as an empty mask.
         if not values.any():
             return None, fixes, (
                 'unsupported mask',
@@ -1571,8 +1571,8 @@ def _log_summary(log, summary, out, missing, unread_text):
                 'first one found was converted; check that it is the right '
                 'one (--strict refuses to write such a set)')
         if lost:
-            # The first file was then skipped (unreadable, no mask): saying
-            # it was converted hid that the id was lost.
+            # The first file was skipped too (unreadable, no mask): saying
+            # it was converted would hide that the id is lost.
             log(f'  WARNING: {lost} file(s) ignored: each has the id of '
                 'another file with other content, the first one found, whose '
                 'pair was skipped (see skipped above): no file of that id was '
