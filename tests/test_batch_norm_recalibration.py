@@ -932,3 +932,40 @@ def test_tool_refuses_a_variable_option_and_an_out_of_another_format(
         f'ERROR: OUT {out}: the recalibrated checkpoint is written in '
         'PyTorch format; give a file name ending with .pth, .pt or .ckpt')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c128.pth']
+
+
+def test_a_test_split_under_another_name_is_refused(tmp_path):
+    """A subset of the test split written as ``faster.txt``, and a link to
+    it named ``held_out.txt``, passed the name check for a checkpoint that
+    holds no training config: BatchNorm statistics were recomputed on test
+    images."""
+    import os
+
+    from mmseg_dsnet.engine.batch_norm_recalibration import \
+        check_recalibration_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = _hand_made_set(tmp_path)
+    splits = root / 'splits'
+    (splits / 'lightweight_test.txt').write_text(
+        'ISIC_0000007\nISIC_0000008\nISIC_0000009\n')
+    (splits / 'faster.txt').write_text('ISIC_0000008\n./ISIC_0000009\n')
+    os.symlink('lightweight_test.txt', splits / 'held_out.txt')
+    bare = tmp_path / 'bare.pth'
+    torch.save(dict(state_dict={}), bare)
+    for name, shared in (('faster.txt', '2 images: ISIC_0000008, '
+                          'ISIC_0000009'),
+                         ('held_out.txt', '3 images: ISIC_0000007, '
+                          'ISIC_0000008, ISIC_0000009')):
+        with pytest.raises(UserError) as error:
+            check_recalibration_images(
+                str(bare), dict(data_root=str(root), ann_file=f'splits/'
+                                f'{name}'), 'c.py')
+        count, ids = shared.split(': ')
+        assert str(error.value).startswith(
+            f'c.py: train_dataloader reads {count} of the test split '
+            f"{splits / 'lightweight_test.txt'} ({splits / name}: {ids}): "
+            'BatchNorm statistics recomputed on test images')
+    # The training split, which shares no test image, still passes.
+    check_recalibration_images(
+        str(bare), dict(data_root=str(root), ann_file='splits/train.txt'),
+        'c.py')

@@ -564,6 +564,28 @@ def test_cli_refuses_figures_of_two_lesion_metrics_before_any_run(
         assert not (tmp_path / 'r').exists()
 
 
+def test_fast_sweep_refuses_a_design_hold_out_of_test_images(
+        tiny_isic, tmp_path, capsys):
+    """``--fast`` on a set whose lightweight_design_val.txt is a copy of
+    its test split: the runs were judged on the test images and recorded
+    as design results, exit 0. Now nothing is trained or written."""
+    import shutil
+    root = tmp_path / 'isic'
+    shutil.copytree(tiny_isic, root)
+    splits = root / 'splits'
+    shutil.copy(splits / 'lightweight_test.txt',
+                splits / 'lightweight_design_val.txt')
+    records, work = tmp_path / 'records', tmp_path / 'work'
+    assert tool.main(['dsnet', '--seeds', '0', '--epochs', '1',
+                      '--crop-size', '64', '--fast', '--device', 'cpu',
+                      '--data-root', str(root), '--work-dir', str(work),
+                      '--record-dir', str(records)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: the design hold-out {splits / "lightweight_design_val.txt"}'
+        ' lists ')
+    assert not records.exists() and not work.exists()
+
+
 def test_fast_sweep_trains_the_config_given_from_another_folder(
         tiny_isic, tmp_path, monkeypatch):
     """A relative candidate path was read from the repository root: a

@@ -2230,6 +2230,32 @@ def test_fast_train_test_names_the_split_the_best_was_chosen_on(
             ) in capsys.readouterr().out
 
 
+def test_fast_train_test_passes_over_a_best_chosen_on_a_renamed_test_split(
+        fast_train_tool, tiny_cfg, tiny_isic, tmp_path, capsys):
+    """A run validating on a link to its test split under another name
+    (``held_out.txt``): by name the best checkpoint was chosen on another
+    split, and --test scored the checkpoint picked on the test images."""
+    import os
+    work = tmp_path / 'linked_run'
+    work.mkdir()
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    linked = tmp_path / 'held_out.txt'
+    os.symlink(test, linked)
+    (work / 'tiny_linked.py').write_text(
+        f"_base_ = '{tiny_cfg}'\n"
+        f"val_dataloader = dict(dataset=dict(ann_file='{linked}'))\n")
+    codes = fast_train_tool.test_runs([dict(
+        name='tiny_linked', completed=True, config='tiny_linked.py',
+        work_dir=str(work), checkpoint=str(work / 'epoch_2.pth'),
+        best=dict(path=str(work / 'best_IoU_epoch_1.pth')))])
+    assert codes['tiny_linked'] != 0
+    count = len(test.read_text().split())
+    assert ('[fast_train] tiny_linked: testing the last checkpoint, not '
+            'best_IoU_epoch_1.pth: it was chosen by validating on '
+            f'held_out.txt, which lists {count} images of {test} ('
+            ) in capsys.readouterr().out
+
+
 def test_an_auto_scale_lr_without_enable_leaves_the_rate():
     """mmengine's ``Runner.scale_lr`` scales only when ``enable`` is set
     (its default is False): a config giving only ``base_batch_size``

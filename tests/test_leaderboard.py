@@ -6,6 +6,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -1138,6 +1139,28 @@ def test_run_best_checkpoint_of_a_run_that_never_validated(tiny_isic,
                         'train_dataloader.dataset.ann_file='
                         'splits/lightweight_design_train.txt'])
     assert not (tmp_path / 'runs').exists()
+
+
+def test_run_best_checkpoint_chosen_on_a_subset_of_the_test_split(
+        tiny_isic, tmp_path):
+    """``--checkpoint best`` with a validation split of another name that
+    lists test images (a subset of lightweight_test.txt written to go
+    faster): by name it was a split of its own, and the trainings ran to
+    test a checkpoint chosen on the test images."""
+    from mmseg_dsnet.utils.errors import UserError
+    lb = load_tool('analysis_tools/leaderboard.py')
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    faster = tmp_path / 'faster.txt'
+    faster.write_text('\n'.join(test.read_text().split()[:2]) + '\n')
+    with pytest.raises(UserError, match=(
+            'chosen by validating on faster.txt, which lists 2 images of '
+            f'{re.escape(str(test))}')):
+        lb.main(['run', str(cfg), '--work-dir', str(tmp_path / 'work'),
+                 '--runs-dir', str(tmp_path / 'runs'), '--checkpoint',
+                 'best', '--allow-synthetic', '--no-benchmark',
+                 '--cfg-options', f'val_dataloader.dataset.ann_file={faster}'])
+    assert not (tmp_path / 'work').exists()
 
 
 def test_collect_of_a_check_real_data_run_records_what_it_tested(

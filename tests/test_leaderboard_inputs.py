@@ -1129,6 +1129,42 @@ def test_figures_of_a_best_checkpoint_chosen_on_the_test_split_are_refused():
     check_not_chosen_on_test(on_val, 'w/best_DSC_epoch_3.pth', tested, 'w')
 
 
+def test_a_best_checkpoint_chosen_on_the_test_split_renamed_is_refused(
+        tmp_path):
+    """A validation split of another name holding images of the tested
+    split (a subset written to go faster, a link to it) passed by name: the
+    figures of a checkpoint chosen on the test images were collected."""
+    import os
+
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_not_chosen_on_test
+    splits = tmp_path / 'isic' / 'splits'
+    splits.mkdir(parents=True)
+    test = splits / 'lightweight_test.txt'
+    test.write_text('ISIC_0000007\nISIC_0000008\nISIC_0000009\n')
+    (splits / 'faster.txt').write_text('ISIC_0000008\n')
+    os.symlink('lightweight_test.txt', splits / 'held_out.txt')
+    (splits / 'official_val.txt').write_text('ISIC_0000001\n')
+
+    def validating_on(name):
+        return Config(dict(val_dataloader=dict(dataset=dict(
+            data_root=str(tmp_path / 'isic'), ann_file=f'splits/{name}'))))
+
+    for name, shared in (('faster.txt', '1 image'),
+                         ('held_out.txt', '3 images')):
+        with pytest.raises(UserError) as error:
+            check_not_chosen_on_test(validating_on(name),
+                                     'w/best_IoU_epoch_3.pth', [str(test)],
+                                     'w')
+        assert str(error.value).startswith(
+            f'w: the best checkpoint was chosen by validating on {name}, '
+            f'which lists {shared} of {test} (ISIC_0000')
+    # A validation split sharing no image with it passes.
+    check_not_chosen_on_test(validating_on('official_val.txt'),
+                             'w/best_IoU_epoch_3.pth', [str(test)], 'w')
+
+
 def test_figures_of_another_runs_weights_are_refused(tmp_path):
     """A checkpoint outside the work dir passes only when it holds the
     weights of the work dir's file of that name (a copy)."""

@@ -1306,6 +1306,35 @@ def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
     assert not work.exists() and not records.exists()
 
 
+def test_check_real_data_refuses_a_design_hold_out_of_test_images(
+        tmp_path, tiny_isic):
+    """--split design on a set whose lightweight_design_val.txt is a copy
+    of its test split (made by hand for a set converted before the design
+    splits): the runs were judged on the test images and their records
+    passed design_table.py by the file name, exit 0. Now nothing is
+    trained."""
+    import shutil
+    root = tmp_path / 'isic'
+    shutil.copytree(tiny_isic, root)
+    splits = root / 'splits'
+    shutil.copy(splits / 'lightweight_test.txt',
+                splits / 'lightweight_design_val.txt')
+    count = len((splits / 'lightweight_test.txt').read_text().split())
+    work, records = tmp_path / 'work', tmp_path / 'records'
+    proc = run_tool_in_process(
+        'tools/check_real_data.py', '--split', 'design', '--data-root',
+        root, '--epochs', '1', '--train-images', '4', '--test-images', '1',
+        '--crop-size', '32', '--work-dir', work, '--record-dir', records)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.startswith(
+        f'ERROR: the design hold-out {splits / "lightweight_design_val.txt"}'
+        f' lists {count} images of the test split '
+        f'{splits / "lightweight_test.txt"} ('), proc.stderr
+    assert 'design choices made on it would be made on test images' in \
+        proc.stderr
+    assert not work.exists() and not records.exists()
+
+
 def test_check_real_data_names_the_set_it_ran_on(tmp_path, tiny_isic):
     """``--split test`` on the synthetic stand-in set (a smoke test) printed
     ``Short schedule on real ISIC 2017`` above its figures, exit 0; a set

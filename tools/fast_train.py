@@ -35,7 +35,8 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           apply_cfg_options,
                                           check_images_scored_once,
-                                          validates_on)
+                                          validates_on_images_of)
+from mmseg_dsnet.datasets.split_files import split_file
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -197,14 +198,18 @@ def test_runs(summaries):
         best = summary.get('best') or {}
         checkpoint = best.get('path') or summary['checkpoint']
         cfg = Config.fromfile(dumped)
-        test_split = osp.basename(str(
-            cfg.test_dataloader.dataset.get('ann_file')))
+        test = cfg.test_dataloader.dataset
+        test_split = split_file(test) or str(test.get('ann_file'))
         # Named as the config's loaders read it: the design configs
-        # validate and test on their hold-out, not on the test split.
-        if best.get('path') and validates_on(cfg, [test_split]):
+        # validate and test on their hold-out, not on the test split. A
+        # validation split of another name holding images of the tested
+        # one (a copy, a subset, a link) chose the checkpoint on them too.
+        chosen_on = validates_on_images_of(cfg, [test_split]) \
+            if best.get('path') else None
+        if chosen_on:
             print(f'[fast_train] {summary["name"]}: testing the last '
                   f'checkpoint, not {osp.basename(best["path"])}: it was '
-                  f'chosen by validating on {test_split}, the split it is '
+                  f'chosen by validating on {chosen_on}, the split it is '
                   'tested on', flush=True)
             checkpoint = summary['checkpoint']
         cmd = [sys.executable, osp.join(TOOLS, 'test.py'), dumped,

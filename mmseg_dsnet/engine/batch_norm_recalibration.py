@@ -135,7 +135,10 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     training config names that split
     (:func:`~mmseg_dsnet.analysis.threshold_sweep.training_split_files`; a
     checkpoint without one, or whose split file is found nowhere, is
-    checked for test splits only). The synthetic stand-in set
+    checked for test images only: a test split, or a copy, subset or link
+    of one under another name,
+    :func:`~mmseg_dsnet.analysis.threshold_sweep.test_images_scored`). The
+    synthetic stand-in set
     (:func:`~mmseg_dsnet.datasets.synthetic_fallback.is_synthetic`) is
     refused unless the checkpoint's training split lies in it, or its run
     read the whole set without a split file.
@@ -153,6 +156,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
 
     from ..apis.released_model import training_config_source
     from ..analysis.threshold_sweep import (split_less_training_roots,
+                                            test_images_scored,
                                             training_split_files)
     from ..datasets.split_files import leaf_datasets, split_file, split_ids
     from ..datasets.converters.isic import is_test_split
@@ -215,6 +219,14 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
             'would replace those of its training images; '
             + advice)
     if not trained or None in trained:
+        # Nothing to compare with but the test splits: by name alone a
+        # copy, subset or link of one under another name passed.
+        found = test_images_scored(dataset_cfg, [checkpoint])
+        if found:
+            raise UserError(
+                f'{config}: train_dataloader reads {found}: BatchNorm '
+                'statistics recomputed on test images let them shape the '
+                'model that is then scored on them; ' + advice)
         return
     train_ids = {i for found in trained for i in split_ids(found)}
     for split in splits:

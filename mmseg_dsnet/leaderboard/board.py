@@ -47,7 +47,8 @@ import os.path as osp
 import re
 import sys
 
-from mmseg_dsnet.engine.preflight import validates_on
+from mmseg_dsnet.engine.preflight import (validates_on,
+                                          validates_on_images_of)
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write_together
@@ -907,8 +908,10 @@ def check_final_test_result(rec, cfg, work_dir):
     evaluated = {osp.basename(str(name)) for name in (
         rec.get('test_split'), rec['evaluated_data'].get('split_file'))
         if name}
-    check_not_chosen_on_test(cfg, rec.get('checkpoint'), evaluated,
-                             work_dir)
+    check_not_chosen_on_test(
+        cfg, rec.get('checkpoint'),
+        evaluated | {rec['evaluated_data'].get('split_file')} - {None},
+        work_dir)
     trained = osp.basename(str(rec.get('train_split') or ''))
     seen = sorted(name for name in evaluated
                   if 'train' in name or name == trained)
@@ -1009,13 +1012,14 @@ def check_not_chosen_on_test(cfg, checkpoint, test_splits, where):
         cfg (Config): The training config (its ``val_dataloader``).
         checkpoint (str | None): The checkpoint the metrics are of, or the
             one that will be tested.
-        test_splits (Iterable[str]): File names of the splits it is (or
-            will be) tested on.
+        test_splits (Iterable[str]): The splits it is (or will be) tested
+            on: paths (a validation split of another name holding their
+            images is found by content), or file names.
         where (str): The work dir or config, for the message.
     """
     if not osp.basename(str(checkpoint or '')).startswith('best_'):
         return
-    val_split = validates_on(cfg, test_splits)
+    val_split = validates_on_images_of(cfg, test_splits)
     if val_split:
         raise UserError(
             f'{where}: the best checkpoint was chosen by validating on '

@@ -328,6 +328,33 @@ def check_subset_sizes(data_root, split='test', train_images=None,
                             f'{counted(held, "image")}')
 
 
+def check_design_hold_out(dataset_cfg):
+    """Refuse a design hold-out that lists test images: a copy of, a subset
+    of or a link to a test split written as ``lightweight_design_val.txt``
+    (one made by hand for a set converted before the design splits) has
+    the design's file name, and design choices would be made on test
+    images.
+
+    Args:
+        dataset_cfg (dict): The dataset config of the design runs'
+            evaluation loader.
+
+    Raises:
+        UserError: Naming the hold-out and the test split it lists.
+    """
+    from mmseg_dsnet.analysis.threshold_sweep import test_images_scored
+    from mmseg_dsnet.utils.errors import UserError
+    found = test_images_scored(dataset_cfg)
+    if found:
+        root = dataset_cfg.get('data_root')
+        raise UserError(
+            f'the design hold-out {osp.join(root, DESIGN_SPLITS[1])} lists '
+            f'{found}: design choices made on it would be made on test '
+            'images. Convert the set again with tools/dataset_converters/'
+            'isic.py (it writes a design hold-out apart from the test '
+            'split)')
+
+
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
                        test_images, seed, lr=None, crop_size=None,
                        split='test'):
@@ -357,6 +384,8 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
         cfg.train_dataloader.dataset.ann_file = splits[0]
         cfg.val_dataloader.dataset.ann_file = splits[1]
         cfg.test_dataloader.dataset.ann_file = splits[1]
+    if split == 'design':
+        check_design_hold_out(cfg.val_dataloader.dataset)
     if train_images:
         cfg.train_dataloader.dataset.indices = train_images
     if test_images:

@@ -22,6 +22,7 @@ import os.path as osp
 import subprocess
 import sys
 
+from mmseg_dsnet.datasets.split_files import split_file
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_input_file,
                                           check_pipelines_build, load_config)
@@ -66,9 +67,10 @@ def _check_run_args(args):
     check_pipelines_build(cfg, ('test_dataloader', ))
     if args.checkpoint == 'best':
         # Refused by collect anyway, but only after the trainings.
-        test = cfg.test_dataloader.dataset.get('ann_file')
-        check_not_chosen_on_test(cfg, 'best_', [osp.basename(str(test))],
-                                 args.config)
+        test = cfg.test_dataloader.dataset
+        check_not_chosen_on_test(
+            cfg, 'best_', [split_file(test) or str(test.get('ann_file'))],
+            args.config)
 
 
 GPU_BATCH_SIZE, BENCH_WARMUP, BENCH_REPEAT = 32, 10, 50

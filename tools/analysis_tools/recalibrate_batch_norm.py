@@ -12,7 +12,8 @@ mismatched input, an OUT not named ``.pth``, ``.pt`` or ``.ckpt``, an
 existing output without ``--overwrite``, a ``--cfg-options`` key that would
 change nothing (a config variable such as ``data_root``), a training
 loader that reads images the checkpoint did not train on (a test split, or
-images outside the training split its ``meta['cfg']`` names), a model
+a copy, subset or link of one under another name, or images outside the
+training split its ``meta['cfg']`` names), a model
 without BatchNorm).
 """
 import argparse

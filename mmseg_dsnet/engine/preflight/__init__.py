@@ -30,7 +30,8 @@ from .model import (build_scope, check_load_from, check_model_builds,
                     deploy_form_parts)
 from .validation import (check_save_best, check_val_cfg,
                          check_val_keys_together, has_val_loop,
-                         save_best_rule, validates_on)
+                         save_best_rule, validates_on,
+                         validates_on_images_of)
 # _file_in_path too: mmseg_dsnet.leaderboard.board imports it from here.
 from .work_dir import (WorkDirError, _file_in_path,
                        check_config_not_dumped_over, check_empty_output_dir,
@@ -58,6 +59,7 @@ __all__ = [
     'check_pretrained_checkpoints',
     'check_trainable_model', 'deploy_form_parts', 'check_save_best',
     'check_val_cfg', 'check_val_keys_together', 'has_val_loop', 'validates_on',
+    'validates_on_images_of',
     'WorkDirError',
     'check_config_not_dumped_over', 'check_empty_output_dir',
     'check_new_output_file', 'check_no_earlier_run', 'check_output_file',

@@ -288,3 +288,47 @@ def validates_on(cfg, split_names):
     val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
     name = osp.basename(str(val.get('ann_file') or ''))
     return name if name and name in set(split_names) else None
+
+
+def validates_on_images_of(cfg, test_splits):
+    """The split ``cfg``'s ``val_dataloader`` reads when it holds images of
+    one of ``test_splits``, else None: a checkpoint chosen on it is chosen
+    on images it is then tested on. Judged by file name, and by content
+    for a split file of another name (a copy, a subset or a link of the
+    tested split), which by name alone passed for a validation split of
+    its own.
+
+    Args:
+        cfg (Config | dict): The training config.
+        test_splits (Iterable[str]): The split files it is (or will be)
+            tested on: paths, or file names only (judged by name).
+
+    Returns:
+        str | None: E.g. ``'lightweight_test.txt'``, or ``'val.txt, which
+        lists 2 images of data/splits/lightweight_test.txt (ISIC_1,
+        ISIC_2)'``.
+    """
+    from mmseg_dsnet.datasets.split_files import (data_root_of, ids_also_in,
+                                                  split_file, split_ids)
+    from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
+    from mmseg_dsnet.utils.messages import counted, first_few
+    tests = [str(split) for split in test_splits if split]
+    name = validates_on(cfg, [osp.basename(split) for split in tests])
+    if name:
+        return name
+    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
+    val_split = split_file(val) if isinstance(val, dict) else None
+    if not val_split or not osp.isfile(val_split):
+        return None
+    val_ids = split_ids(val_split)
+    # The images are read under its data root, wherever the file lies.
+    synthetic = is_synthetic(val.get('data_root') or data_root_of(val_split))
+    for test in tests:
+        if not osp.isfile(test):
+            continue
+        shared = ids_also_in(test, val_ids, synthetic)
+        if shared:
+            return (f'{osp.basename(val_split)}, which lists '
+                    f'{counted(len(shared), "image")} of {test} '
+                    f'({first_few(shared, 3)})')
+    return None
