@@ -511,7 +511,7 @@ def test_files_it_did_not_write_are_never_replaced(checkpoint, tiny_isic,
         assert code == 2, err
         lines = [line for line in err.splitlines() if 'ERROR:' in line]
         assert lines == [
-            f'ERROR: {data} has no model.json and holds 22 file(s) infer.py '
+            f'ERROR: {data} has no model.json and holds 22 files infer.py '
             f'does not write (e.g. {data}/masks/ISIC_0000000.png: values '
             '0, 1, not a 0/255 mask), such as the ground truth of a data '
             'set; this run would write its outputs among them and, with '
@@ -574,7 +574,7 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
         assert code == 2, err
         assert [line for line in err.splitlines() if 'ERROR:' in line] == [
             f'ERROR: {study} has no model.json, so it is no output folder '
-            'of infer.py, and holds 2 file(s) no infer.py run recorded '
+            'of infer.py, and holds 2 files no infer.py run recorded '
             f'writing there (e.g. {study}/masks/p0.png), such as masks of '
             'your own named like the photos; this run would write its '
             'outputs among them and, with --overwrite, replace them: give '
@@ -592,7 +592,7 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
     capsys.readouterr()
     assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
                      str(mixed), '--no-progress', '--overwrite']) == 2
-    assert ('holds 1 file(s) no infer.py run recorded writing there (e.g. '
+    assert ('holds 1 file no infer.py run recorded writing there (e.g. '
             f'{mixed}/masks/p1.png)') in capsys.readouterr().err
     assert tree_hashes(mixed) == before
 

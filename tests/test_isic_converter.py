@@ -582,7 +582,7 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     assert meta['skipped_by_reason'] == {'duplicate id': 1}
     assert [(r['id'], r['reason']) for r in meta['duplicate_files']] == [
         ('ISIC_0000001', 'duplicate file')]
-    assert ('note: split train: 5 file(s) are both in an official folder '
+    assert ('note: split train: 5 files are both in an official folder '
             'and in the zip of the same name, with the same content'
             in result.stdout)
     zipped = f'{TRAIN_IMAGES}.zip:{TRAIN_IMAGES}/ISIC_0000001.jpg'
@@ -627,14 +627,14 @@ def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
     assert 'skipped: 0' in result.stdout
     assert 'duplicate files ignored: 1 (duplicate file: 1)' in result.stdout
     assert 'pair(s) skipped' not in result.stdout
-    assert 'WARNING: 1 file(s) ignored' in result.stdout
+    assert 'WARNING: 1 file ignored' in result.stdout
     # The pair is the .jpg's (converted byte for byte).
     assert (out / 'images' / 'ISIC_0000001.jpg').read_bytes() == \
         jpg.read_bytes()
     # --strict still refuses an id with two different files.
     strict = run_converter(raw, tmp_path / 'strict', '--strict')
     assert strict.returncode == 2
-    assert ('1 duplicate file(s) with other content than the file used for '
+    assert ('1 duplicate file with other content than the file used for '
             'their id') in strict.output
     assert not (tmp_path / 'strict').exists()
 
@@ -664,7 +664,7 @@ def test_an_ignored_duplicate_of_a_skipped_first_file_is_not_said_converted(
     assert 'was converted' not in result.stdout.replace(
         'no file of this id was converted', '').replace(
         'no file of that id was converted', '')
-    assert ('WARNING: 1 file(s) ignored: each has the id of another file '
+    assert ('WARNING: 1 file ignored: each has the id of another file '
             'with other content, the first one found, whose pair was '
             'skipped (see skipped above): no file of that id was converted'
             in result.stdout)
@@ -1649,7 +1649,7 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
                     raw / mask_folder / f'{copy}_segmentation.png')
     result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
-    assert ('WARNING: 2 image(s) are given under more than one id, byte '
+    assert ('WARNING: 2 images are given under more than one id, byte '
             'for byte (1 across official splits): ISIC_0000001 (train) = '
             'ISIC_0000101 (test), ISIC_0000002 (train) = ISIC_0000102 '
             '(train); ') in result.stdout
@@ -1811,7 +1811,7 @@ def test_a_folder_extracted_into_itself_again_converts_strictly(tmp_path):
     both = run_converter(raw, tmp_path / 'both', '--strict')
     assert both.returncode == 0, both.output
     assert 'WARNING' not in both.output
-    assert ('note: split train: 6 file(s) are twice in one official folder '
+    assert ('note: split train: 6 files are twice in one official folder '
             'or zip (a copy in a subfolder), with the same content'
             in both.stdout)
     meta = json.loads((tmp_path / 'both' / 'meta.json').read_text())

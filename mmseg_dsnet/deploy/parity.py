@@ -14,6 +14,7 @@ import numpy as np
 
 from ..image_io import ImageReadError, read_image, read_unchanged
 from ..models.utils.lesion_logit import decision_map
+from ..utils.messages import counted
 from .deployable import to_model_input
 from .ort_session import run_ort
 
@@ -159,7 +160,8 @@ def config_samples(cfg, split: str = 'test', limit: int = 64
     for index in range(count):
         info = dataset.get_data_info(index)
         pairs.append((info['img_path'], info.get('seg_map_path')))
-    return pairs, f'{count} of {len(dataset)} {split} images of {root}'
+    return pairs, (f'{count} of {counted(len(dataset), split + " image")} '
+                   f'of {root}')
 
 
 def explicit_check_pairs(inputs: Sequence[str], limit: int = 64
@@ -195,8 +197,10 @@ def explicit_check_pairs(inputs: Sequence[str], limit: int = 64
         except ImageReadError as err:
             unreadable.append(str(err))
     if unreadable:
-        raise UserError(f'--check-images: {len(unreadable)} file(s) are not '
-                        f'readable images: {"; ".join(unreadable)}')
+        raise UserError(f'--check-images: {counted(len(unreadable), "file")} '
+                        + ('is not a readable image: ' if len(unreadable) == 1
+                           else 'are not readable images: ') +
+                        f'{"; ".join(unreadable)}')
     return [(path, None) for path in files]
 
 

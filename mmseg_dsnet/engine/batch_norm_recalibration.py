@@ -253,8 +253,9 @@ def check_loader_gives_batches(loader, config):
     drop_last = bool(getattr(loader, 'drop_last', False))
     split = getattr(loader.dataset, 'ann_file', None)
     raise UserError(
-        f'{config}: train_dataloader gives no batch: its {images} '
-        f'image(s){f" ({split})" if split else ""} are fewer than '
+        f'{config}: train_dataloader gives no batch: its '
+        f'{counted(images, "image")}{f" ({split})" if split else ""} '
+        f'{"is" if images == 1 else "are"} fewer than '
         f'batch_size={loader.batch_size} with drop_last={drop_last}; '
         'there is nothing to recompute the BatchNorm statistics from. '
         'Give a smaller batch (--cfg-options '

@@ -207,8 +207,9 @@ def check_records_current(records, root=REPO_ROOT):
                          f'{diff} differs)')
     if stale:
         raise StaleRecordError(
-            f'{len(stale)} run record(s) trained another model than their '
-            f'config builds now: {"; ".join(stale)}. Re-run them with the '
+            f'{counted(len(stale), "run record")} trained another model '
+            f'than {"its" if len(stale) == 1 else "their"} config builds '
+            f'now: {"; ".join(stale)}. Re-run them with the '
             'current config, or move their records out of results/runs')
 
 
