@@ -528,3 +528,38 @@ def test_convolutions_not_seen_are_those_with_a_weight_on_padding_alone():
     torch.stack([out.sum() for out in outputs]).sum().backward()
     assert [name for name in _Convs.SPECS
             if (getattr(model, name).weight.grad == 0).any()] == expected
+
+
+class _PaddedConvs(torch.nn.Module):
+    """Convolutions padded in the other ways Conv2d allows, each run on a
+    2x2 input."""
+
+    def __init__(self):
+        super().__init__()
+        self.same = torch.nn.Conv2d(1, 1, 5, padding='same', bias=False)
+        self.same_dilated = torch.nn.Conv2d(1, 1, 3, padding='same',
+                                            dilation=2, bias=False)
+        self.valid = torch.nn.Conv2d(1, 1, 2, padding='valid', bias=False)
+        self.reflect = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False,
+                                       padding_mode='reflect')
+        self.replicate = torch.nn.Conv2d(1, 1, 5, padding=2, bias=False,
+                                         padding_mode='replicate')
+
+    def forward(self, inputs, mode='tensor'):
+        return [conv(inputs) for conv in self.children()]
+
+
+def test_convolutions_not_seen_by_string_and_copying_padding():
+    """``padding='same'`` on a 2x2 input leaves taps on the zero padding
+    alone (they were never checked: only numeric padding was); 'valid'
+    reads pixels only; reflect or replicate padding copies pixels, so
+    every tap reads one (they were named, and a deployable model refused).
+    Checked against the gradient on an input of ones."""
+    from mmseg_dsnet.deploy.parity import convolutions_not_seen
+    model = _PaddedConvs()
+    inputs = torch.ones(1, 1, 2, 2)
+    expected = ['same', 'same_dilated']
+    assert convolutions_not_seen(model, inputs) == expected
+    torch.stack([out.sum() for out in model(inputs)]).sum().backward()
+    assert [name for name, conv in model.named_children()
+            if (conv.weight.grad == 0).any()] == expected
