@@ -207,10 +207,12 @@ def main(argv=None):
     # Without a split file every image of the set is scored.
     # Each dataset a wrapper (Concat, Repeat ...) holds: the wrapper names
     # no split file, and passed the checks of one.
-    from mmseg_dsnet.datasets.split_files import leaf_datasets
-    leaves = leaf_datasets(cfg.test_dataloader.dataset)
-    for leaf in leaves:
-        check_split_given(leaf, args.config)
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    named = dataset_leaves(cfg.test_dataloader.dataset,
+                           'test_dataloader.dataset', naming_data=True)
+    for where, leaf in named:
+        check_split_given(leaf, args.config, where)
+    leaves = [leaf for _, leaf in named]
     # A threshold chosen on the test images makes their figures optimistic.
     # Test images under another split name, or in a wrapper, are test
     # images too.
