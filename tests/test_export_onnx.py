@@ -1022,7 +1022,7 @@ def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch, capsys):
                                  progress=True)
     assert not result['passed']
     assert result['errors'] == [
-        'two: onnxruntime gave 16 non-finite logit(s) (nan or inf)']
+        'two: onnxruntime gave 16 non-finite logits (nan or inf)']
     assert '| 2/2 [' in capsys.readouterr().err
 
 
@@ -1080,8 +1080,8 @@ def test_non_finite_pytorch_logits_fail_the_check(monkeypatch):
     assert not result['passed']
     assert result['errors'] == [
         'two: PyTorch (the model as trained, float32) gave 1 non-finite '
-        'logit(s) (nan or inf); PyTorch (the model as trained, float64) '
-        'gave 1 non-finite logit(s) (nan or inf)']
+        'logit (nan or inf); PyTorch (the model as trained, float64) '
+        'gave 1 non-finite logit (nan or inf)']
     # Differences are judged so that a NaN or inf one never passes.
     assert not parity.within(float('nan'), 1.0)
     assert not parity.within(float('inf'), float('inf'))

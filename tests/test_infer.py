@@ -298,7 +298,7 @@ def test_sub_folders_left_out_are_named(checkpoint, tmp_path, capsys):
     assert (f'skipped {photos / "patient2"}: a sub-folder, not searched '
             '(--recursive to segment its images too)') in captured.err
     assert str(out) + ':' not in captured.err
-    assert ('Not searched: 1 sub-folder(s) of the input folders (listed '
+    assert ('Not searched: 1 sub-folder of the input folders (listed '
             'above; --recursive to segment their images)') in captured.out
     assert sorted(os.listdir(out / 'masks')) == ['top.png']
     assert run_tool(argv + ['--recursive']) == 0
@@ -1080,7 +1080,7 @@ def test_the_runs_own_folders_are_not_named_unsearched_photos(
         # The user's own sub-folder is still named.
         assert f'skipped {photos / "more"}: a sub-folder, not searched' \
             in err
-        assert 'Not searched: 1 sub-folder(s)' in out
+        assert 'Not searched: 1 sub-folder of' in out
 
 
 def test_the_runs_own_records_are_not_named_skipped_inputs(

@@ -83,7 +83,7 @@ def test_a_split_file_listing_an_id_twice_is_refused(tiny_isic, tmp_path):
     with pytest.raises(UserError) as info:
         build(split)
     assert str(info.value) == (
-        f'ISIC2018Dataset: split file {split} lists 2 id(s) more than once: '
+        f'ISIC2018Dataset: split file {split} lists 2 ids more than once: '
         f'{a} (3 times), {b} (2 times); each would be trained on or scored '
         'more than once. List each id once.')
     split.write_text(f'{a}\n{b}\n{c}\n')

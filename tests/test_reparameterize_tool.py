@@ -1,5 +1,7 @@
 """tools/deployment/reparameterize.py writes a deploy checkpoint and config
 that reproduce the trained model with fewer parameters."""
+import re
+
 import pytest
 import torch
 from conftest import REPO, load_tool
@@ -485,6 +487,8 @@ def test_a_shape_too_small_to_check_every_weight_is_refused(
         'meet only the zero padding, so a wrong re-parameterisation of '
         'them would pass; give a larger --shape (the default 256 256 '
         'meets them all)\n'), err
+    # Counted in words (it said ``N convolution(s)``).
+    assert re.search(r'weights of \d+ convolutions \(', err), err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -708,6 +708,17 @@ def test_thresholds_that_print_alike_are_refused(two_checkpoints, tmp_path):
     assert not out.exists()
 
 
+def test_rule_options_without_two_of_each_count_them_in_words(
+        two_checkpoints):
+    """``--min-gain 1`` with one checkpoint: the refusal counted
+    ``2 threshold(s) and 1 checkpoint(s)``."""
+    tmp, cfg, checkpoints = two_checkpoints
+    with pytest.raises(UserError, match=re.escape(
+            'got 2 thresholds and 1 checkpoint')):
+        tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
+                   '0.4', '--min-gain', '1'])
+
+
 def test_a_checkpoint_trained_on_every_image_is_refused(two_checkpoints,
                                                         tmp_path):
     """A run trained without a split file

@@ -422,8 +422,9 @@ def run(args, hold):
         for path, notes in summary.notes.items():
             print(f'  {path}: {"; ".join(notes)}')
     if subfolders:
-        print(f'Not searched: {len(subfolders)} sub-folder(s) of the input '
-              'folders (listed above; --recursive to segment their images)')
+        print(f'Not searched: {counted(len(subfolders), "sub-folder")} of '
+              'the input folders (listed above; --recursive to segment '
+              'their images)')
     if summary.failed:
         print(f'Failed {len(summary.failed)}:')
         for path, reason in summary.failed:

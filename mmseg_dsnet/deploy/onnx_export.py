@@ -36,9 +36,9 @@ from ..engine.preflight import check_new_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
 from ..utils.errors import UserError
-from ..utils.messages import counted
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
+from ..utils.messages import counted
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
                          RANDOM_WEIGHTS,
@@ -542,7 +542,8 @@ def check_sizes_see_every_weight(models, shape: Tuple[int, int],
         raise UserError(
             f'--shape {shape[0]} {shape[1]} is too small for the parity '
             f'check: at every size it runs ({checked}) weights of '
-            f'{len(unseen)} convolution(s) ({first_few(sorted(unseen), 3)})'
+            f'{counted(len(unseen), "convolution")} '
+            f'({first_few(sorted(unseen), 3)})'
             ' meet only the zero padding, so a wrong value of them in the '
             'file would pass; give a larger --shape (with --static-size: '
             'a config of a larger input size)')

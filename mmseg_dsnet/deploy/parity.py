@@ -387,7 +387,8 @@ def check_parity(reference, deployed, session,
             # The decisions pass NaN by (a NaN pixel is background), and a
             # difference with a NaN is never above a tolerance: an output
             # that is not all finite is a failed case.
-            bad = [f'{name} gave {count} non-finite logit(s) (nan or inf)'
+            bad = [f'{name} gave {counted(count, "non-finite logit")} '
+                   '(nan or inf)'
                    for name, count in (
                        ('onnxruntime', non_finite(ort_out)),
                        ('PyTorch (the model as trained, float32)',

@@ -372,8 +372,9 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     if bad:
         raise UserError(
             f'the BatchNorm statistics recomputed for checkpoint '
-            f'{checkpoint} hold NaN or infinite values in {len(bad)} '
-            f'tensor(s) ({first_few(bad, 3)}): its activations '
+            f'{checkpoint} hold NaN or infinite values in '
+            f'{counted(len(bad), "tensor")} ({first_few(bad, 3)}): its '
+            'activations '
             'overflow on the training images, as those of a diverging '
             f'training do; {out} was not written. Use an earlier '
             'checkpoint of the run')

@@ -91,6 +91,7 @@ def rule_options_given(args):
 
 def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
+    from mmseg_dsnet.utils.messages import counted
     check_input_file(args.config, 'config file')
     # An http(s) URL stands for the file it names (downloaded once, cached).
     args.checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
@@ -133,8 +134,8 @@ def check_args(args):
     if unused and (len(args.checkpoints) < 2 or len(args.thresholds) < 2):
         raise UserError(f'{", ".join(unused)}: the rule judges thresholds '
                         'over checkpoints and needs at least two of each, '
-                        f'got {len(args.thresholds)} threshold(s) and '
-                        f'{len(args.checkpoints)} checkpoint(s)')
+                        f'got {counted(len(args.thresholds), "threshold")} '
+                        f'and {counted(len(args.checkpoints), "checkpoint")}')
     # One checkpoint twice would be two identical paired columns; an --out
     # that is an input would replace it.
     refuse_same_file([('config file', args.config),

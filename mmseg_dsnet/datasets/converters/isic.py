@@ -1339,7 +1339,7 @@ def _check_lightweight_splits(splits, train_ratio, skipped=0):
         was_skipped = (f' ({skipped} more skipped: see the list above)'
                        if skipped else '')
         raise ConversionError(
-            f'only {total} train+val pair(s) to split{was_skipped}: '
+            f'only {counted(total, "train+val pair")} to split{was_skipped}: '
             f'{counts} leaves {", ".join(empty)} empty; the lightweight '
             f'split needs at least {MIN_LIGHTWEIGHT_PAIRS} train+val pairs '
             '(2 to train, with one held out for the design split, and 1 to '
@@ -1535,7 +1535,7 @@ def _unread_folders_text(unread):
     listed (``os.walk`` passes over them), or None when there are none."""
     if not unread:
         return None
-    return (f'{len(unread)} folder(s) could not be read '
+    return (f'{counted(len(unread), "folder")} could not be read '
             f'({", ".join(unread)})')
 
 
@@ -1591,7 +1591,7 @@ def _log_summary(log, summary, out, missing, unread_text):
         'with published figures or other conversions (--strict refuses to '
         'write such a set)')
     if pooled:
-        log(f'  WARNING: {len(pooled)} train/val pair(s) skipped: '
+        log(f'  WARNING: {counted(len(pooled), "train/val pair")} skipped: '
             f'{not_comparable}')
     # A whole split missing shrinks the pool as skipped pairs do; a missing
     # test split leaves the official protocol without its test set.
@@ -1800,7 +1800,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             log(f'  synthetic: the official folders or zips in {src} hold '
                 f'{SYNTHETIC_MARKER} (no real lesions); the output is marked '
                 'so')
-        problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
+        problems = ([f'{counted(len(skipped), "pair")} skipped'] if skipped
+                    else [])
         problems += list(missing.values())
         problems += [unread_text] if unread_text else []
         problems += [
