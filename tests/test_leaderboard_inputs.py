@@ -977,7 +977,7 @@ def test_a_record_whose_config_is_gone_is_stale(tmp_path):
     check_records_current([record])
     record['config'] = 'configs/dsnet/dsnet_renamed.py'
     with pytest.raises(StaleRecordError, match=(
-            r'1 run record\(s\) .*: dsnet_isic2017_lightweight_cpu-30ep_'
+            r'1 run record .*: dsnet_isic2017_lightweight_cpu-30ep_'
             r'seed0\.json \(configs/dsnet/dsnet_renamed\.py no longer '
             r'exists\)')):
         check_records_current([record])
