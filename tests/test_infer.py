@@ -86,7 +86,7 @@ def test_masks_at_original_size_and_bad_inputs(checkpoint, inputs, tmp_path,
     assert code == 1, text
     errors = [line for line in captured.err.splitlines()
               if line.startswith('ERROR:')]
-    assert len(errors) == 1 and '2 input(s) failed' in errors[0]
+    assert len(errors) == 1 and '2 inputs failed' in errors[0]
     for stem, (height, width) in sizes.items():
         mask = np.array(Image.open(out / 'masks' / f'{stem}.png'))
         assert mask.shape == (height, width), stem
@@ -1203,7 +1203,7 @@ def test_outputs_of_a_changed_input_are_not_skipped_as_done(
             ' were made from another version of this file (SHA-256 '
             f'{digests["x"][:12]}... recorded in sources.sha256.json') in text
     assert 'they do not show it; use --overwrite to replace them' in text
-    assert 'ERROR: 1 input(s) failed' in text and 'Skipped 1 ' in text
+    assert 'ERROR: 1 input failed' in text and 'Skipped 1 ' in text
     assert mask.read_bytes() == old
     run('--overwrite')
     assert Image.open(mask).size == (40, 50)
