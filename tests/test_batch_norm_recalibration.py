@@ -341,7 +341,7 @@ def test_tool_refuses_statistics_that_overflow(tiny_isic, tmp_path, capsys):
     assert code == 2
     assert err.splitlines()[-1] == (
         f'ERROR: the BatchNorm statistics recomputed for checkpoint '
-        f'{checkpoint} hold NaN or infinite values in 1 tensor(s) '
+        f'{checkpoint} hold NaN or infinite values in 1 tensor '
         '(backbone.stem.bn.running_var (16 of 16 values)): its activations '
         'overflow on the training images, as those of a diverging training '
         f'do; {out} was not written. Use an earlier checkpoint of the run')

@@ -1,5 +1,6 @@
 """design_sweep.py: design runs in parallel processes, seed by seed, each
 logged; failures and bad input reported (mmseg_dsnet.leaderboard.sweep)."""
+import json
 import os.path as osp
 
 import pytest
@@ -226,6 +227,38 @@ def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
                           f'{records}/egeunet_128px_15ep_seed1.json;')
     assert err.count('\n') == 1
     assert not list((tmp_path / 'w').glob('*.log'))
+
+
+def test_a_record_of_other_training_images_is_named_as_such(
+        fake_check, tmp_path, capsys):
+    """A sweep with ``--train-images 2`` where a record at a run's path
+    (which does not hold the training images) trained on 3: the refusal
+    read as a rerun of this sweep (``leave out their seeds``). Now it
+    says the record was made with another --train-images; a record of
+    the same count is refused as a rerun, as before."""
+    args = cli_args(tmp_path)
+    splits = tmp_path / 'data' / 'splits'
+    splits.mkdir()
+    (splits / 'lightweight_design_train.txt').write_text('a\nb\nc\n')
+    records = tmp_path / 'r'
+    records.mkdir()
+    record = records / 'egeunet_128px_15ep_seed0.json'
+    record.write_text(json.dumps({'train_images': 3}))
+    assert tool.main(['egeunet', '--train-images', '2', *args]) == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: 1 record at the paths of this sweep\'s runs was made with '
+        f'another --train-images: {record} (3 training images), and this '
+        'sweep trains on 2; a record\'s name does not hold the training '
+        'images, so give this sweep another --record-dir\n')
+    # Without --train-images the runs train on the whole split (3).
+    record.write_text(json.dumps({'train_images': 2}))
+    assert tool.main(['egeunet', *args]) == 2
+    assert 'made with another --train-images: ' in capsys.readouterr().err
+    assert tool.main(['egeunet', '--train-images', '2', *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        'ERROR: 1 of the 1 runs have a record already: ')
+    assert json.loads(record.read_text()) == {'train_images': 2}
+    assert not (tmp_path / 'w' / 'egeunet_s0').exists()
 
 
 def test_cli_refuses_a_work_dir_that_holds_earlier_runs(

@@ -242,7 +242,7 @@ def test_cli_refuses_checks_it_could_not_run(checkpoint, image_dir,
     cases = [
         (['--check-images', str(tmp_path / 'missing')], 'no such file'),
         (['--check-images', str(image_dir), str(junk)],
-         '1 file.* not readable images: .*junk.png'),
+         '1 file is not a readable image: .*junk.png'),
         (['--atol', '-1'], '--atol must be at least 0, got -1'),
         (['--noise-factor', '-1'], '--noise-factor must be at least 0'),
         # nan failed the parity check as the model's fault, or was skipped.
@@ -1022,7 +1022,7 @@ def test_non_finite_onnxruntime_logits_fail_the_check(monkeypatch, capsys):
                                  progress=True)
     assert not result['passed']
     assert result['errors'] == [
-        'two: onnxruntime gave 16 non-finite logit(s) (nan or inf)']
+        'two: onnxruntime gave 16 non-finite logits (nan or inf)']
     assert '| 2/2 [' in capsys.readouterr().err
 
 
@@ -1080,8 +1080,8 @@ def test_non_finite_pytorch_logits_fail_the_check(monkeypatch):
     assert not result['passed']
     assert result['errors'] == [
         'two: PyTorch (the model as trained, float32) gave 1 non-finite '
-        'logit(s) (nan or inf); PyTorch (the model as trained, float64) '
-        'gave 1 non-finite logit(s) (nan or inf)']
+        'logit (nan or inf); PyTorch (the model as trained, float64) '
+        'gave 1 non-finite logit (nan or inf)']
     # Differences are judged so that a NaN or inf one never passes.
     assert not parity.within(float('nan'), 1.0)
     assert not parity.within(float('inf'), float('inf'))
@@ -1541,7 +1541,7 @@ def test_an_int8_model_says_it_is_one(exported, tmp_path, capsys):
                         [int8, image, '--out-dir', tmp_path / 'masks',
                          '--no-progress'], capsys)
     assert code == 0, err
-    assert '1 images, backend onnxruntime (int8 model), model input' in err
+    assert '1 image, backend onnxruntime (int8 model), model input' in err
 
 
 def test_int8_figures_name_the_size_they_were_measured_at(
@@ -1662,7 +1662,7 @@ def test_int8_calibration_says_how_many_images_it_used(checkpoint, image_dir,
         num_calib_images=32, int8_min_mask_iou=0, log=lines.append)
     calibration = result['int8']['calibration']
     assert calibration == (f'the check images (3 files from {image_dir}): '
-                           '3 image(s), 32 asked')
+                           '3 images, 32 asked')
     assert result['int8']['calibration_images'] == 3
     assert f'calibrated on {calibration})' in '\n'.join(lines)
 

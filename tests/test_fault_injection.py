@@ -142,7 +142,7 @@ FAULTS = [
      'test_user_error_exits.py::test_broken_onnx_is_one_error_line'),
     ('infer.py given some images that cannot be read (truncated, not an '
      'image, missing)',
-     'each named with its reason, then `ERROR: 2 input(s) failed or missing '
+     'each named with its reason, then `ERROR: 2 inputs failed or missing '
      '(listed above); the others were written (--allow-failures to exit '
      '0)`, exit 1',
      'the masks and overlays of the readable images; nothing is written for '

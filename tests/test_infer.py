@@ -86,7 +86,7 @@ def test_masks_at_original_size_and_bad_inputs(checkpoint, inputs, tmp_path,
     assert code == 1, text
     errors = [line for line in captured.err.splitlines()
               if line.startswith('ERROR:')]
-    assert len(errors) == 1 and '2 input(s) failed' in errors[0]
+    assert len(errors) == 1 and '2 inputs failed' in errors[0]
     for stem, (height, width) in sizes.items():
         mask = np.array(Image.open(out / 'masks' / f'{stem}.png'))
         assert mask.shape == (height, width), stem
@@ -298,7 +298,7 @@ def test_sub_folders_left_out_are_named(checkpoint, tmp_path, capsys):
     assert (f'skipped {photos / "patient2"}: a sub-folder, not searched '
             '(--recursive to segment its images too)') in captured.err
     assert str(out) + ':' not in captured.err
-    assert ('Not searched: 1 sub-folder(s) of the input folders (listed '
+    assert ('Not searched: 1 sub-folder of the input folders (listed '
             'above; --recursive to segment their images)') in captured.out
     assert sorted(os.listdir(out / 'masks')) == ['top.png']
     assert run_tool(argv + ['--recursive']) == 0
@@ -511,7 +511,7 @@ def test_files_it_did_not_write_are_never_replaced(checkpoint, tiny_isic,
         assert code == 2, err
         lines = [line for line in err.splitlines() if 'ERROR:' in line]
         assert lines == [
-            f'ERROR: {data} has no model.json and holds 22 file(s) infer.py '
+            f'ERROR: {data} has no model.json and holds 22 files infer.py '
             f'does not write (e.g. {data}/masks/ISIC_0000000.png: values '
             '0, 1, not a 0/255 mask), such as the ground truth of a data '
             'set; this run would write its outputs among them and, with '
@@ -574,7 +574,7 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
         assert code == 2, err
         assert [line for line in err.splitlines() if 'ERROR:' in line] == [
             f'ERROR: {study} has no model.json, so it is no output folder '
-            'of infer.py, and holds 2 file(s) no infer.py run recorded '
+            'of infer.py, and holds 2 files no infer.py run recorded '
             f'writing there (e.g. {study}/masks/p0.png), such as masks of '
             'your own named like the photos; this run would write its '
             'outputs among them and, with --overwrite, replace them: give '
@@ -592,7 +592,7 @@ def test_masks_of_ones_own_named_like_the_photos_are_never_replaced(
     capsys.readouterr()
     assert run_tool([CONFIG, checkpoint, str(photos), '--out-dir',
                      str(mixed), '--no-progress', '--overwrite']) == 2
-    assert ('holds 1 file(s) no infer.py run recorded writing there (e.g. '
+    assert ('holds 1 file no infer.py run recorded writing there (e.g. '
             f'{mixed}/masks/p1.png)') in capsys.readouterr().err
     assert tree_hashes(mixed) == before
 
@@ -1080,7 +1080,7 @@ def test_the_runs_own_folders_are_not_named_unsearched_photos(
         # The user's own sub-folder is still named.
         assert f'skipped {photos / "more"}: a sub-folder, not searched' \
             in err
-        assert 'Not searched: 1 sub-folder(s)' in out
+        assert 'Not searched: 1 sub-folder of' in out
 
 
 def test_the_runs_own_records_are_not_named_skipped_inputs(
@@ -1203,7 +1203,7 @@ def test_outputs_of_a_changed_input_are_not_skipped_as_done(
             ' were made from another version of this file (SHA-256 '
             f'{digests["x"][:12]}... recorded in sources.sha256.json') in text
     assert 'they do not show it; use --overwrite to replace them' in text
-    assert 'ERROR: 1 input(s) failed' in text and 'Skipped 1 ' in text
+    assert 'ERROR: 1 input failed' in text and 'Skipped 1 ' in text
     assert mask.read_bytes() == old
     run('--overwrite')
     assert Image.open(mask).size == (40, 50)

@@ -410,7 +410,7 @@ def test_strict_fails_on_a_skip_and_writes_nothing(tmp_path):
     (raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png').unlink()
     pooled = run_converter(raw, tmp_path / 'pooled', '--workers', '1')
     assert pooled.returncode == 0, pooled.output
-    assert ('WARNING: 1 train/val pair(s) skipped: lightweight_train/test'
+    assert ('WARNING: 1 train/val pair skipped: lightweight_train/test'
             in pooled.output)
 
 
@@ -508,13 +508,13 @@ def test_an_empty_mask_or_image_folder_is_named(tmp_path, emptied):
         warning = (f'warning: split val: {VAL_IMAGES} holds no .jpg, .jpeg '
                    'or .png image; its masks are skipped as "missing image"')
     assert warning in result.stdout.splitlines()
-    assert ('WARNING: 2 train/val pair(s) skipped: lightweight_train/test'
+    assert ('WARNING: 2 train/val pairs skipped: lightweight_train/test'
             in result.stdout)
     strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers',
                            '1')
     assert strict.returncode == 2
     assert strict.stderr.splitlines()[-1] == \
-        'ERROR: --strict: 2 pair(s) skipped; nothing written'
+        'ERROR: --strict: 2 pairs skipped; nothing written'
 
 
 @pytest.mark.parametrize('how', ['absent', 'empty'])
@@ -582,7 +582,7 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     assert meta['skipped_by_reason'] == {'duplicate id': 1}
     assert [(r['id'], r['reason']) for r in meta['duplicate_files']] == [
         ('ISIC_0000001', 'duplicate file')]
-    assert ('note: split train: 5 file(s) are both in an official folder '
+    assert ('note: split train: 5 files are both in an official folder '
             'and in the zip of the same name, with the same content'
             in result.stdout)
     zipped = f'{TRAIN_IMAGES}.zip:{TRAIN_IMAGES}/ISIC_0000001.jpg'
@@ -626,15 +626,16 @@ def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
             in record['detail'])
     assert 'skipped: 0' in result.stdout
     assert 'duplicate files ignored: 1 (duplicate file: 1)' in result.stdout
-    assert 'pair(s) skipped' not in result.stdout
-    assert 'WARNING: 1 file(s) ignored' in result.stdout
+    assert 'pair skipped' not in result.stdout
+    assert 'pairs skipped' not in result.stdout
+    assert 'WARNING: 1 file ignored' in result.stdout
     # The pair is the .jpg's (converted byte for byte).
     assert (out / 'images' / 'ISIC_0000001.jpg').read_bytes() == \
         jpg.read_bytes()
     # --strict still refuses an id with two different files.
     strict = run_converter(raw, tmp_path / 'strict', '--strict')
     assert strict.returncode == 2
-    assert ('1 duplicate file(s) with other content than the file used for '
+    assert ('1 duplicate file with other content than the file used for '
             'their id') in strict.output
     assert not (tmp_path / 'strict').exists()
 
@@ -664,7 +665,7 @@ def test_an_ignored_duplicate_of_a_skipped_first_file_is_not_said_converted(
     assert 'was converted' not in result.stdout.replace(
         'no file of this id was converted', '').replace(
         'no file of that id was converted', '')
-    assert ('WARNING: 1 file(s) ignored: each has the id of another file '
+    assert ('WARNING: 1 file ignored: each has the id of another file '
             'with other content, the first one found, whose pair was '
             'skipped (see skipped above): no file of that id was converted'
             in result.stdout)
@@ -920,7 +921,7 @@ def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(os, 'scandir', scandir)
     unread = [f'{TRAIN_IMAGES}/sub: Permission denied',
               f'{TRAIN_MASKS}/sub: Permission denied']
-    text = f'2 folder(s) could not be read ({", ".join(unread)})'
+    text = f'2 folders could not be read ({", ".join(unread)})'
     lenient = _converted_only_without_strict(raw, tmp_path, text)
     lines = lenient.stdout.splitlines()
     for folder in unread:
@@ -1167,7 +1168,8 @@ def test_too_few_train_val_pairs_for_the_splits_are_refused(
     total = num_train + num_val
     assert result.returncode == 2, result.output
     assert result.stderr.splitlines()[-1] == (
-        f'ERROR: only {total} train+val pair(s) to split: lightweight train '
+        f'ERROR: only {total} train+val pair{"s" * (total > 1)} to split: '
+        'lightweight train '
         f'1 / test {total - 1} (design hold-out: train 1 / val 0) leaves '
         f'{empty} empty; the lightweight split needs at least 3 train+val '
         'pairs (2 to train, with one held out for the design split, and 1 '
@@ -1200,7 +1202,7 @@ def test_two_pairs_are_refused_as_too_few_whatever_the_ratio(tmp_path):
     result = run_converter(raw, out, '--train-ratio', '0.9', '--workers', '1')
     assert result.returncode == 2, result.output
     last = result.stderr.splitlines()[-1]
-    assert last.startswith('ERROR: only 2 train+val pair(s) to split: '
+    assert last.startswith('ERROR: only 2 train+val pairs to split: '
                            'lightweight train 2 / test 0 '), last
     assert 'needs at least 3 train+val pairs' in last
     assert 'choose a ratio' not in last
@@ -1649,7 +1651,7 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
                     raw / mask_folder / f'{copy}_segmentation.png')
     result = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert result.returncode == 0, result.output
-    assert ('WARNING: 2 image(s) are given under more than one id, byte '
+    assert ('WARNING: 2 images are given under more than one id, byte '
             'for byte (1 across official splits): ISIC_0000001 (train) = '
             'ISIC_0000101 (test), ISIC_0000002 (train) = ISIC_0000102 '
             '(train); ') in result.stdout
@@ -1811,7 +1813,7 @@ def test_a_folder_extracted_into_itself_again_converts_strictly(tmp_path):
     both = run_converter(raw, tmp_path / 'both', '--strict')
     assert both.returncode == 0, both.output
     assert 'WARNING' not in both.output
-    assert ('note: split train: 6 file(s) are twice in one official folder '
+    assert ('note: split train: 6 files are twice in one official folder '
             'or zip (a copy in a subfolder), with the same content'
             in both.stdout)
     meta = json.loads((tmp_path / 'both' / 'meta.json').read_text())

@@ -83,7 +83,7 @@ def test_a_split_file_listing_an_id_twice_is_refused(tiny_isic, tmp_path):
     with pytest.raises(UserError) as info:
         build(split)
     assert str(info.value) == (
-        f'ISIC2018Dataset: split file {split} lists 2 id(s) more than once: '
+        f'ISIC2018Dataset: split file {split} lists 2 ids more than once: '
         f'{a} (3 times), {b} (2 times); each would be trained on or scored '
         'more than once. List each id once.')
     split.write_text(f'{a}\n{b}\n{c}\n')
@@ -750,7 +750,7 @@ def test_a_test_loader_that_repeats_images_is_refused(tiny_config,
     assert run.returncode == 2, run.output[-3000:]
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        f'ERROR: test_dataloader would score {len(shared)} image(s) more '
+        f'ERROR: test_dataloader would score {len(shared)} images more '
         'than once ('), last
     assert f'{tiny_isic}/images/{shared[0]}.jpg (2 times)' in last
     assert last.endswith('Score each image once; nothing was scored.')
@@ -803,7 +803,7 @@ def test_a_scored_loader_that_repeats_images_is_refused_before_the_run(
     assert run.returncode == 2, run.output[-3000:]
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        f'ERROR: {loader} would score {len(ids)} image(s) more than once '
+        f'ERROR: {loader} would score {len(ids)} images more than once '
         f'({2 * len(ids)} samples of {len(ids)} images: {tiny_isic}/images/'
         f'{sorted(ids)[0]}.jpg (2 times), '), last
     assert last.endswith(
@@ -826,7 +826,7 @@ def test_one_image_under_two_spellings_of_its_path_is_refused(tmp_path):
     (tmp_path / 'link').symlink_to(images)
     check_each_image_once([str(images / 'a.jpg'), str(images / 'b.jpg')])
     with pytest.raises(UserError, match=re.escape(
-            f'test_dataloader would score 1 image(s) more than once (2 '
+            f'test_dataloader would score 1 image more than once (2 '
             f'samples of 1 image: {images}/a.jpg (2 times))')):
         check_each_image_once([str(images / 'a.jpg'),
                                str(tmp_path / 'link' / 'a.jpg')])

@@ -850,7 +850,7 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
                '--schedule', 'tiny test schedule', '--runs-dir', str(runs),
                '--no-benchmark']
     proc = run_tool_in_process(LEADERBOARD, *collect, check=True)
-    assert 'left out 1 earlier training run(s) in the work dir ' \
+    assert 'left out 1 earlier training run in the work dir ' \
         '(20000101_000000/20000101_000000.log)' in proc.stderr
     record = json.loads(next(runs.glob('*.json')).read_text())
     assert record['train_time_s'] == rec0['train_time_s']
@@ -866,7 +866,7 @@ def test_collect_reads_only_the_latest_training_of_a_work_dir(board,
     assert proc.stderr.strip().splitlines()[-1] == (
         f'ERROR: {work}: the test metrics (test_metrics.json) were written '
         f'before its latest training ({latest.name}/{latest.name}.log) '
-        'started at epoch 1 instead of resuming the 1 run(s) before it: '
+        'started at epoch 1 instead of resuming the 1 run before it: '
         'they are of an earlier model; test the final checkpoint of the '
         'latest training, then collect')
     assert not runs.exists()
@@ -931,7 +931,7 @@ def test_collect_orders_the_log_folders_of_one_second_by_number(board,
         LEADERBOARD, 'collect', str(board['cfg']), str(work), '--label',
         'dsnet', '--schedule', 'tiny test schedule', '--runs-dir', str(runs),
         '--no-benchmark', check=True)
-    assert 'left out 1 earlier training run(s) in the work dir ' \
+    assert 'left out 1 earlier training run in the work dir ' \
         f'({stamp}_2/{stamp}_2.log): the latest training, ' \
         f'{stamp}_10/{stamp}_10.log, started again' in proc.stderr
     record = json.loads(next(runs.glob('*.json')).read_text())

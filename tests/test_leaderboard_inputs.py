@@ -945,7 +945,7 @@ def test_build_refuses_a_record_of_a_model_its_config_no_longer_builds(
     _edit(path, model_config=model)
     out = tmp_path / 'results'
     with pytest.raises(StaleRecordError, match=(
-            r'1 run record\(s\) trained another model than their config '
+            r'1 run record trained another model than its config '
             r'builds now: dsnet_isic2017_lightweight_cpu-30ep_seed0\.json '
             r'\(configs/dsnet/dsnet_isic2017\.py: .*use_gate differs\)')):
         lb.main(['build', '--runs', str(path), '--out-dir', str(out),
@@ -977,7 +977,7 @@ def test_a_record_whose_config_is_gone_is_stale(tmp_path):
     check_records_current([record])
     record['config'] = 'configs/dsnet/dsnet_renamed.py'
     with pytest.raises(StaleRecordError, match=(
-            r'1 run record\(s\) .*: dsnet_isic2017_lightweight_cpu-30ep_'
+            r'1 run record .*: dsnet_isic2017_lightweight_cpu-30ep_'
             r'seed0\.json \(configs/dsnet/dsnet_renamed\.py no longer '
             r'exists\)')):
         check_records_current([record])

@@ -1,5 +1,7 @@
 """tools/deployment/reparameterize.py writes a deploy checkpoint and config
 that reproduce the trained model with fewer parameters."""
+import re
+
 import pytest
 import torch
 from conftest import REPO, load_tool
@@ -485,6 +487,8 @@ def test_a_shape_too_small_to_check_every_weight_is_refused(
         'meet only the zero padding, so a wrong re-parameterisation of '
         'them would pass; give a larger --shape (the default 256 256 '
         'meets them all)\n'), err
+    # Counted in words (it said ``N convolution(s)``).
+    assert re.search(r'weights of \d+ convolutions \(', err), err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -528,3 +532,38 @@ def test_convolutions_not_seen_are_those_with_a_weight_on_padding_alone():
     torch.stack([out.sum() for out in outputs]).sum().backward()
     assert [name for name in _Convs.SPECS
             if (getattr(model, name).weight.grad == 0).any()] == expected
+
+
+class _PaddedConvs(torch.nn.Module):
+    """Convolutions padded in the other ways Conv2d allows, each run on a
+    2x2 input."""
+
+    def __init__(self):
+        super().__init__()
+        self.same = torch.nn.Conv2d(1, 1, 5, padding='same', bias=False)
+        self.same_dilated = torch.nn.Conv2d(1, 1, 3, padding='same',
+                                            dilation=2, bias=False)
+        self.valid = torch.nn.Conv2d(1, 1, 2, padding='valid', bias=False)
+        self.reflect = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False,
+                                       padding_mode='reflect')
+        self.replicate = torch.nn.Conv2d(1, 1, 5, padding=2, bias=False,
+                                         padding_mode='replicate')
+
+    def forward(self, inputs, mode='tensor'):
+        return [conv(inputs) for conv in self.children()]
+
+
+def test_convolutions_not_seen_by_string_and_copying_padding():
+    """``padding='same'`` on a 2x2 input leaves taps on the zero padding
+    alone (they were never checked: only numeric padding was); 'valid'
+    reads pixels only; reflect or replicate padding copies pixels, so
+    every tap reads one (they were named, and a deployable model refused).
+    Checked against the gradient on an input of ones."""
+    from mmseg_dsnet.deploy.parity import convolutions_not_seen
+    model = _PaddedConvs()
+    inputs = torch.ones(1, 1, 2, 2)
+    expected = ['same', 'same_dilated']
+    assert convolutions_not_seen(model, inputs) == expected
+    torch.stack([out.sum() for out in model(inputs)]).sum().backward()
+    assert [name for name, conv in model.named_children()
+            if (conv.weight.grad == 0).any()] == expected

@@ -3,6 +3,7 @@
 tools/analysis_tools/threshold_sweep.py)."""
 import json
 import os.path as osp
+import re
 import uuid
 from pathlib import Path
 
@@ -484,15 +485,17 @@ def test_every_dataset_of_a_wrapper_and_the_runs_held_out_images_count(
             leaf, ann_file='splits/lightweight_design_train.txt'))
     no_split = {key: value for key, value in leaf.items()
                 if key != 'ann_file'}
-    with pytest.raises(UserError, match='ann_file is not set, so every '
-                       f'image under {tiny_isic} is scored'):
+    # The dataset without one is named, not the wrapper.
+    with pytest.raises(UserError, match=re.escape(
+            'test_dataloader.dataset.datasets[1].ann_file is not set, so '
+            f'every image under {tiny_isic} is scored')):
         sweep('second_without_split', no_split)
     test_id = (tiny_isic / 'splits' / 'lightweight_test.txt'
                ).read_text().split()[0]
     mixed = tmp_path / 'val_and_one_test.txt'
     mixed.write_text((tiny_isic / 'splits' / 'lightweight_design_val.txt'
                       ).read_text() + f'{test_id}\n')
-    with pytest.raises(UserError, match='scores 1 images of the test split '
+    with pytest.raises(UserError, match='scores 1 image of the test split '
                        f'.*lightweight_test.txt \\({mixed}: {test_id}\\)'):
         sweep('mixed', dict(leaf, ann_file=str(mixed)))
     assert 'checkpoint 1:' not in capsys.readouterr().out
@@ -703,6 +706,17 @@ def test_thresholds_that_print_alike_are_refused(two_checkpoints, tmp_path):
         tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
                    '0.5000001', '--out', str(out)])
     assert not out.exists()
+
+
+def test_rule_options_without_two_of_each_count_them_in_words(
+        two_checkpoints):
+    """``--min-gain 1`` with one checkpoint: the refusal counted
+    ``2 threshold(s) and 1 checkpoint(s)``."""
+    tmp, cfg, checkpoints = two_checkpoints
+    with pytest.raises(UserError, match=re.escape(
+            'got 2 thresholds and 1 checkpoint')):
+        tool.main([str(cfg), str(checkpoints[0]), '--thresholds', '0.5',
+                   '0.4', '--min-gain', '1'])
 
 
 def test_a_checkpoint_trained_on_every_image_is_refused(two_checkpoints,

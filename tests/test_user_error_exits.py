@@ -271,7 +271,7 @@ def test_test_show_dir_that_would_paint_nothing_is_refused(
             (config, [], f'--show-dir {show} would paint no image: mmseg '
              'paints the images of one test batch in default_hooks.'
              f'visualization.interval (50) and the test split gives {images}'
-             f' batch(es) of {images} image(s); add --cfg-options default_'
+             f' batches of {images} images; add --cfg-options default_'
              'hooks.visualization.interval=1 to paint every image. Nothing '
              'was tested.'),
             (no_backend, ['--cfg-options',
@@ -1106,7 +1106,7 @@ def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
         f'train_dataloader.dataset.ann_file={split}',
         'train_dataloader.drop_last=True'], capsys)
     assert (code, err) == (2, (
-        f'ERROR: train_dataloader gives no batch: its 2 training image(s) '
+        f'ERROR: train_dataloader gives no batch: its 2 training images '
         f'({split}) are fewer than batch_size=4 with drop_last=True, so '
         'every epoch would train no step and save the initial weights; set '
         '--cfg-options train_dataloader.drop_last=False or a smaller '
@@ -1129,15 +1129,15 @@ def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
         f'{root}/splits/lightweight_train.txt').read().split()[:3]) + '\n')
     cfg.train_dataloader.dataset.ann_file = str(three)
     check_training_batches(cfg, world_size=2)
-    with pytest.raises(UserError, match=r'its 3 training image\(s\) '):
+    with pytest.raises(UserError, match=r'its 3 training images '):
         check_training_batches(cfg, world_size=4)
     # mmengine's epoch loop without a type (by_epoch=True) too; an
     # iteration loop fills its batches from any images.
     cfg.train_cfg = dict(by_epoch=True, max_epochs=2)
-    with pytest.raises(UserError, match=r'its 3 training image\(s\) '):
+    with pytest.raises(UserError, match=r'its 3 training images '):
         check_training_batches(cfg, world_size=4)
     cfg.train_cfg = dict(type='mmengine.EpochBasedTrainLoop', max_epochs=2)
-    with pytest.raises(UserError, match=r'its 3 training image\(s\) '):
+    with pytest.raises(UserError, match=r'its 3 training images '):
         check_training_batches(cfg, world_size=4)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=10)
     check_training_batches(cfg, world_size=4)

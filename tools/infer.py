@@ -248,6 +248,7 @@ def run(args, hold):
     from mmseg_dsnet.engine.cli_errors import USER_ERROR_EXIT, UserError
     from mmseg_dsnet.image_io import find_images
     from mmseg_dsnet.models.utils.lesion_logit import threshold_text
+    from mmseg_dsnet.utils.messages import counted
 
     created = []
 
@@ -385,11 +386,12 @@ def run(args, hold):
     except UserError as err:
         return fail(err)
     if replaced:
-        print(f'Removed {len(replaced)} outputs of another model from '
+        print(f'Removed {counted(len(replaced), "output")} of another '
+              'model from '
               f'{args.out_dir} (--overwrite): this run replaces them all',
               file=sys.stderr)
     precision = getattr(backend, 'precision', None)
-    print(f'{len(found.files)} images, backend {backend.name}'
+    print(f'{counted(len(found.files), "image")}, backend {backend.name}'
           + (f' ({precision} model)' if precision else '') + ', model input '
           f'{inferencer.input_size[0]}x{inferencer.input_size[1]}, '
           f'threshold {threshold_text(inferencer.threshold)}',
@@ -420,8 +422,9 @@ def run(args, hold):
         for path, notes in summary.notes.items():
             print(f'  {path}: {"; ".join(notes)}')
     if subfolders:
-        print(f'Not searched: {len(subfolders)} sub-folder(s) of the input '
-              'folders (listed above; --recursive to segment their images)')
+        print(f'Not searched: {counted(len(subfolders), "sub-folder")} of '
+              'the input folders (listed above; --recursive to segment '
+              'their images)')
     if summary.failed:
         print(f'Failed {len(summary.failed)}:')
         for path, reason in summary.failed:
@@ -431,8 +434,8 @@ def run(args, hold):
         return fail('no image could be processed')
     problems = len(summary.failed) + len(found.problems)
     if problems and not args.allow_failures:
-        print(f'ERROR: {problems} input(s) failed or missing (listed '
-              'above); the others were written (--allow-failures to exit 0)',
+        print(f'ERROR: {counted(problems, "input")} failed or missing '
+              '(listed above); the others were written (--allow-failures to exit 0)',
               file=sys.stderr)
         return PARTIAL_RESULT_EXIT
     return 0

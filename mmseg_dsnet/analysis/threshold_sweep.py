@@ -162,7 +162,8 @@ def threshold_rule_table(scores: Dict[str, dict], thresholds: Sequence[float],
                       min_columns=MIN_SEEDS)
 
 
-def check_split_given(dataset_cfg: dict, config: str) -> None:
+def check_split_given(dataset_cfg: dict, config: str,
+                      where: str = 'test_dataloader.dataset') -> None:
     """Refuse a test loader that reads a converted ISIC set without a split
     file: mmseg then takes every image under ``data_root``, the test and
     training images among them, which the sweep's checks (no test split,
@@ -171,6 +172,10 @@ def check_split_given(dataset_cfg: dict, config: str) -> None:
     Args:
         dataset_cfg (dict): The dataset config of the sweep's test loader.
         config (str): The swept config, for the message.
+        where (str): The dataset's dotted path in the config, for the
+            message (a dataset inside a wrapper: e.g.
+            ``'test_dataloader.dataset.datasets[1]'``). Defaults to
+            ``'test_dataloader.dataset'``.
 
     Raises:
         UserError: No ``ann_file`` and ``data_root/splits`` holds a test
@@ -185,10 +190,10 @@ def check_split_given(dataset_cfg: dict, config: str) -> None:
              if osp.isfile(osp.join(root, 'splits', name))]
     if found:
         raise UserError(
-            f'{config}: test_dataloader.dataset.ann_file is not set, so every '
-            f'image under {root} is scored: the test split ({found[0]}) and '
-            'the training images among them. Give a validation split, e.g. '
-            '--cfg-options test_dataloader.dataset.ann_file='
+            f'{config}: {where}.ann_file is not set, so every image under '
+            f'{root} is scored: the test split ({found[0]}) and the training '
+            'images among them. Give a validation split, e.g. '
+            f'--cfg-options {where}.ann_file='
             'splits/lightweight_design_val.txt (design runs) or '
             'splits/official_val.txt')
 

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..models.utils.lesion_logit import threshold_text
 from ..utils.errors import UserError
 from ..utils.fileio import atomic_write, json_text, sha256_of
-from ..utils.messages import first_few
+from ..utils.messages import counted, first_few
 
 RECORD_NAME = 'model.json'
 SOURCES_NAME = 'sources.json'
@@ -454,7 +454,8 @@ def claim_output_folder(out_dir: str,
                     path, why = foreign[0]
                     raise UserError(
                         f'{out_dir} has no {RECORD_NAME} and holds '
-                        f'{len(foreign)} file(s) infer.py does not write '
+                        f'{counted(len(foreign), "file")} infer.py does not '
+                        'write '
                         f'(e.g. {path}: {why}), such as the ground truth of '
                         'a data set; this run would write its outputs among '
                         'them and, with --overwrite, delete them: give '
@@ -470,7 +471,8 @@ def claim_output_folder(out_dir: str,
                     raise UserError(
                         f'{out_dir} has no {RECORD_NAME}, so it is no '
                         f'output folder of infer.py, and holds '
-                        f'{len(unrecorded)} file(s) no infer.py run recorded '
+                        f'{counted(len(unrecorded), "file")} no infer.py run '
+                        'recorded '
                         f'writing there (e.g. {unrecorded[0]}), such as '
                         'masks of your own named like the photos; this run '
                         'would write its outputs among them and, with '
@@ -486,7 +488,8 @@ def claim_output_folder(out_dir: str,
             if kept:
                 raise UserError(
                     f'{out_dir} holds outputs {whose} for images this run '
-                    f'does not process ({len(kept)} files, e.g. {kept[0]}); '
+                    f'does not process ({counted(len(kept), "file")}, '
+                    f'e.g. {kept[0]}); '
                     '--overwrite would leave them beside the new masks: '
                     'give another --out-dir')
             for path in found:

@@ -318,7 +318,8 @@ class ISICDataset(BaseSegDataset):
                           SHOWN_REPEATS)
         raise UserError(
             f'{type(self).__name__}: split file {self.ann_file} lists '
-            f'{len(repeated)} id(s) more than once: {shown}; each would '
+            f'{counted(len(repeated), "id")} more than once: {shown}; each '
+            'would '
             'be trained on or scored more than once. List each id once.')
 
     def _local_files(self):

@@ -21,7 +21,7 @@ from ..models.utils import reparameterize_model
 from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
                             refuse_folder,
                             refuse_other_suffix, refuse_same_file)
-from ..utils.messages import first_few
+from ..utils.messages import counted, first_few
 from .parity import convolutions_not_seen, within
 
 
@@ -200,7 +200,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     if unseen:
         raise UserError(
             f'--shape {shape[0]} {shape[1]} is too small for the parity '
-            f'check: on it, weights of {len(unseen)} convolution(s) '
+            'check: on it, weights of '
+            f'{counted(len(unseen), "convolution")} '
             f'({first_few(unseen, 3)}) meet only the zero padding, so a '
             'wrong re-parameterisation of them would pass; give a larger '
             '--shape (the default 256 256 meets them all)')

@@ -38,6 +38,7 @@ from ..utils.cli import check_at_least
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
+from ..utils.messages import counted
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
                          RANDOM_WEIGHTS,
@@ -541,7 +542,8 @@ def check_sizes_see_every_weight(models, shape: Tuple[int, int],
         raise UserError(
             f'--shape {shape[0]} {shape[1]} is too small for the parity '
             f'check: at every size it runs ({checked}) weights of '
-            f'{len(unseen)} convolution(s) ({first_few(sorted(unseen), 3)})'
+            f'{counted(len(unseen), "convolution")} '
+            f'({first_few(sorted(unseen), 3)})'
             ' meet only the zero padding, so a wrong value of them in the '
             'file would pass; give a larger --shape (with --static-size: '
             'a config of a larger input size)')
@@ -572,20 +574,22 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     # fold that did not happen.
     folded = reparameterize and info['reference'] == 'as trained'
     if info['reference'] == 'deploy config':
-        counted = (f'{params["deployed"]} parameters, the deploy config\'s '
-                   'model: re-parameterised already')
+        params_text = (f'{params["deployed"]} parameters, the deploy '
+                       'config\'s model: re-parameterised already')
     elif folded:
-        counted = (f'{params["deployed"]} parameters after '
-                   f're-parameterisation, {params["trained"]} as trained')
+        params_text = (f'{params["deployed"]} parameters after '
+                       f're-parameterisation, {params["trained"]} as trained')
     else:
-        counted = f'{params["deployed"]} parameters, not re-parameterised'
+        params_text = (f'{params["deployed"]} parameters, not '
+                       're-parameterised')
     log(f'Exported the graph for {out_file}, written there only if the '
         f'checks below pass (opset {opset}, {info["bytes"] / 1e6:.2f} MB, '
-        f'{counted})')
+        f'{params_text})')
     threshold = info['threshold']
     if check_pairs:
         pairs = check_pairs
-        source = f'{len(pairs)} files from {", ".join(check_images)}'
+        source = (f'{counted(len(pairs), "file")} from '
+                  f'{", ".join(check_images)}')
     else:
         pairs, source = config_samples(cfg, 'test', num_check_images)
     real = load_batches(pairs, shape)
@@ -615,7 +619,8 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
             f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; '
             if folded else '')
     log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches '
-        f'at {", ".join(sizes)}, {parity["real_images"]} real images): max '
+        f'at {", ".join(sizes)}, '
+        f'{counted(parity["real_images"], "real image")}): max '
         f'|logit diff| '
         f'{parity["max_abs_diff"]:.2e}, {strict} {atol:.0e}; '
         f'largest exact |logit| {parity["logit_scale"]:.3g}; '
@@ -699,7 +704,8 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
     # for 32): the label named the set alone, as if all were used.
     calib_count = sum(b.shape[0] for b in calibration)
     if calib_count < num_calib_images:
-        calib_source += (f': {calib_count} image(s), {num_calib_images} '
+        calib_source += (f': {counted(calib_count, "image")}, '
+                         f'{num_calib_images} '
                          'asked')
     int8, rejected = {}, [None]
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..image_io import ImageReadError, read_image, read_unchanged
 from ..models.utils.lesion_logit import decision_map
+from ..utils.messages import counted
 from .deployable import to_model_input
 from .ort_session import run_ort
 
@@ -47,10 +48,12 @@ def within(diff: float, tolerance: float) -> bool:
 def convolutions_not_seen(model, inputs) -> List[str]:
     """The convolutions of ``model`` some weight of whose kernel meets no
     pixel of its input in any of its calls when ``model`` runs on
-    ``inputs`` (only the zero padding): on an input that small, a parity
-    check cannot see a wrong value of that weight (a re-parameterisation
-    that broke every off-centre tap of a 3x3 kernel differed by 7e-16 on a
-    2x2 input).
+    ``inputs`` (only the zero padding, given as numbers or as ``'same'``
+    or ``'valid'``; reflect, replicate or circular padding copies pixels,
+    so every tap of such a convolution reads some): on an input that
+    small, a parity check cannot see a wrong value of that weight (a
+    re-parameterisation that broke every off-centre tap of a 3x3 kernel
+    differed by 7e-16 on a 2x2 input).
 
     Args:
         model (nn.Module): The model, run once in tensor mode, no grad.
@@ -67,13 +70,29 @@ def convolutions_not_seen(model, inputs) -> List[str]:
     seen = {}
 
     def hook(name, conv, args, out):
+        kernel = conv.kernel_size
+        if conv.padding_mode != 'zeros':
+            # Reflect, replicate or circular padding copies pixels of the
+            # input: every tap reads real values.
+            seen.setdefault(name, set()).update(
+                (row, col) for row in range(kernel[0])
+                for col in range(kernel[1]))
+            return
         taps = []
         for axis in (0, 1):
             size, outs = args[0].shape[2 + axis], out.shape[2 + axis]
-            stride, pad = conv.stride[axis], conv.padding[axis]
-            dilation = conv.dilation[axis]
+            stride, dilation = conv.stride[axis], conv.dilation[axis]
+            pad = conv.padding
+            if pad == 'valid':
+                pad = 0
+            elif pad == 'same':
+                # torch pads dilation * (k - 1) in all, the odd one at the
+                # end: the first output reads from half of it before row 0.
+                pad = dilation * (kernel[axis] - 1) // 2
+            else:
+                pad = pad[axis]
             # Tap ``tap`` reads input row o * stride - pad + tap * dilation.
-            taps.append([tap for tap in range(conv.kernel_size[axis])
+            taps.append([tap for tap in range(kernel[axis])
                          if any(0 <= o * stride - pad + tap * dilation < size
                                 for o in range(outs))])
         seen.setdefault(name, set()).update(
@@ -84,8 +103,7 @@ def convolutions_not_seen(model, inputs) -> List[str]:
             lambda module, args, out, name=name: hook(name, module, args,
                                                       out))
         for name, conv in model.named_modules()
-        if isinstance(conv, nn.Conv2d) and isinstance(conv.padding, tuple)
-        and max(conv.kernel_size) > 1]
+        if isinstance(conv, nn.Conv2d) and max(conv.kernel_size) > 1]
     try:
         with torch.no_grad():
             model(inputs, mode='tensor')
@@ -159,7 +177,8 @@ def config_samples(cfg, split: str = 'test', limit: int = 64
     for index in range(count):
         info = dataset.get_data_info(index)
         pairs.append((info['img_path'], info.get('seg_map_path')))
-    return pairs, f'{count} of {len(dataset)} {split} images of {root}'
+    return pairs, (f'{count} of {counted(len(dataset), split + " image")} '
+                   f'of {root}')
 
 
 def explicit_check_pairs(inputs: Sequence[str], limit: int = 64
@@ -195,8 +214,10 @@ def explicit_check_pairs(inputs: Sequence[str], limit: int = 64
         except ImageReadError as err:
             unreadable.append(str(err))
     if unreadable:
-        raise UserError(f'--check-images: {len(unreadable)} file(s) are not '
-                        f'readable images: {"; ".join(unreadable)}')
+        raise UserError(f'--check-images: {counted(len(unreadable), "file")} '
+                        + ('is not a readable image: ' if len(unreadable) == 1
+                           else 'are not readable images: ') +
+                        f'{"; ".join(unreadable)}')
     return [(path, None) for path in files]
 
 
@@ -366,7 +387,8 @@ def check_parity(reference, deployed, session,
             # The decisions pass NaN by (a NaN pixel is background), and a
             # difference with a NaN is never above a tolerance: an output
             # that is not all finite is a failed case.
-            bad = [f'{name} gave {count} non-finite logit(s) (nan or inf)'
+            bad = [f'{name} gave {counted(count, "non-finite logit")} '
+                   '(nan or inf)'
                    for name, count in (
                        ('onnxruntime', non_finite(ort_out)),
                        ('PyTorch (the model as trained, float32)',

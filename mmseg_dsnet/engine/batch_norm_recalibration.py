@@ -265,8 +265,9 @@ def check_loader_gives_batches(loader, config):
     drop_last = bool(getattr(loader, 'drop_last', False))
     split = getattr(loader.dataset, 'ann_file', None)
     raise UserError(
-        f'{config}: train_dataloader gives no batch: its {images} '
-        f'image(s){f" ({split})" if split else ""} are fewer than '
+        f'{config}: train_dataloader gives no batch: its '
+        f'{counted(images, "image")}{f" ({split})" if split else ""} '
+        f'{"is" if images == 1 else "are"} fewer than '
         f'batch_size={loader.batch_size} with drop_last={drop_last}; '
         'there is nothing to recompute the BatchNorm statistics from. '
         'Give a smaller batch (--cfg-options '
@@ -383,8 +384,9 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     if bad:
         raise UserError(
             f'the BatchNorm statistics recomputed for checkpoint '
-            f'{checkpoint} hold NaN or infinite values in {len(bad)} '
-            f'tensor(s) ({first_few(bad, 3)}): its activations '
+            f'{checkpoint} hold NaN or infinite values in '
+            f'{counted(len(bad), "tensor")} ({first_few(bad, 3)}): its '
+            'activations '
             'overflow on the training images, as those of a diverging '
             f'training do; {out} was not written. Use an earlier '
             'checkpoint of the run')

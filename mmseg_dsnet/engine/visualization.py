@@ -10,6 +10,7 @@ import os
 import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import counted
 
 #: Where mmseg's ``LocalVisBackend`` writes the paintings in ``save_dir``.
 PAINTINGS = osp.join('vis_data', 'vis_image')
@@ -83,8 +84,9 @@ def check_paints_images(images, batch_size, interval, option):
     raise UserError(
         f'{option} would paint no image: mmseg paints the images of one '
         'test batch in default_hooks.visualization.interval '
-        f'({interval!r}) and the test split gives {batches} batch(es) of '
-        f'{images} image(s); add --cfg-options '
+        f'({interval!r}) and the test split gives '
+        f'{counted(batches, "batch", "batches")} of '
+        f'{counted(images, "image")}; add --cfg-options '
         'default_hooks.visualization.interval=1 to paint every image. '
         'Nothing was tested.')
 

@@ -133,7 +133,8 @@ def check_each_image_once(img_paths: Sequence[str],
         return
     shown = first_few([f'{path} ({n} times)' for n, path in repeated], 3)
     raise UserError(
-        f'{loader} would score {len(repeated)} image(s) more than once '
+        f'{loader} would score {counted(len(repeated), "image")} more '
+        'than once '
         f'({sum(counts.values())} samples of '
         f'{counted(len(counts), "image")}: '
         f'{shown}), a RepeatDataset or a ConcatDataset of splits that share '

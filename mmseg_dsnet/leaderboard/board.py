@@ -207,10 +207,13 @@ def check_records_current(records, root=REPO_ROOT):
             stale.append(f'{record["record_file"]} ({record["config"]}: '
                          f'{diff} differs)')
     if stale:
+        one = len(stale) == 1
         raise StaleRecordError(
-            f'{len(stale)} run record(s) trained another model than their '
-            f'config builds now: {"; ".join(stale)}. Re-run them with the '
-            'current config, or move their records out of results/runs')
+            f'{counted(len(stale), "run record")} trained another model '
+            f'than {"its" if one else "their"} config builds now: '
+            f'{"; ".join(stale)}. Re-run {"it" if one else "them"} with the '
+            f'current config, or move {"it" if one else "them"} out of '
+            'results/runs')
 
 
 class MixedModelsError(UserError, ValueError):

@@ -16,6 +16,7 @@ from typing import List, NamedTuple, Sequence
 from mmseg_dsnet.engine.preflight import check_output_file, check_work_dir
 from mmseg_dsnet.progress import progress_bar
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import counted, first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .real_data_check import (CONFIGS, check_no_earlier_check,
@@ -78,7 +79,7 @@ def sweep_jobs(candidates: Sequence[str],
 
 def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
                         record_dir: str, input_size: int, epochs: int,
-                        device: str = None):
+                        device: str = None, train_images: int = None):
     """Refuse, before any run starts, outputs the runs could not write (each
     would fail only after its training) and runs that already have a
     record (a rerun, e.g. of a sweep cut short, adds a second record of
@@ -93,6 +94,10 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
         device (str, optional): The ``device`` their records will hold.
             Default: :func:`run_device` (where ``check_real_data.py``
             trains).
+        train_images (int, optional): The images each run trains on
+            (``--train-images``, or the whole design-train split), which a
+            record's name does not hold: a record of another count is
+            named as such. Default: None (not compared).
 
     Raises:
         WorkDirError: A folder that cannot be written, or a run's folder
@@ -109,11 +114,36 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
                                 epochs, job.seed, device) for job in jobs]
     check_output_file(paths[0], '--record-dir')
     done = [path for path in paths if osp.exists(path)]
+    other = [(path, held) for path in done
+             for held in [_record_train_images(path)]
+             if train_images is not None and held is not None
+             and held != train_images]
+    if other:
+        # Else the refusal read as a rerun of this very sweep.
+        raise UserError(
+            f'{counted(len(other), "record")} at the paths of this '
+            f'sweep\'s runs {"was" if len(other) == 1 else "were"} made with '
+            f'another --train-images: '
+            f'{first_few([f"{p} ({n} training images)" for p, n in other])}'
+            f', and this sweep trains on {train_images}; a record\'s name '
+            'does not hold the training images, so give this sweep another '
+            '--record-dir')
     if done:
         raise UserError(
             f'{len(done)} of the {len(paths)} runs have a record already: '
             f'{", ".join(done)}; leave out their seeds (a rerun would add a '
             'second record of each) or give another --record-dir')
+
+
+def _record_train_images(path):
+    """The ``train_images`` a design record holds, None when it holds
+    none or cannot be read (the refusal of an existing record stands)."""
+    from .records import load_json
+    try:
+        held = load_json(path).get('train_images')
+    except (OSError, ValueError, AttributeError):
+        return None
+    return held if isinstance(held, int) else None
 
 
 def check_cpu_share(parallel: int, threads: int,

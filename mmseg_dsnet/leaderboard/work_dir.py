@@ -15,7 +15,7 @@ import re
 from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
 from mmseg_dsnet.engine.log_dir import log_dir_order, log_dirs
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 from .records import load_json
@@ -695,15 +695,16 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
                 f'{work_dir}: the test metrics '
                 f'({metrics_file or "test_metrics.json"}) were written '
                 f'before its latest training ({started}) started at epoch '
-                f'1 instead of resuming the {len(earlier)} run(s) before '
+                f'1 instead of resuming the {counted(len(earlier), "run")} '
+                'before '
                 'it: they are of an earlier model; test the final '
                 'checkpoint of the latest training, then collect')
         left_out = ', '.join(osp.relpath(run['log'], work_dir)
                              for run in earlier)
         warnings.append(
-            f'left out {len(earlier)} earlier training run(s) in the work '
-            f'dir ({left_out}): the latest training, {started}, started '
-            'again at epoch 1 instead of resuming them')
+            f'left out {counted(len(earlier), "earlier training run")} in '
+            f'the work dir ({left_out}): the latest training, {started}, '
+            'started again at epoch 1 instead of resuming them')
     if metrics_kind == 'test_metrics.json' and osp.getmtime(
             metrics_path) < osp.getmtime(train_runs[-1]['log']):
         warnings.append('the test metrics are older than the last training '

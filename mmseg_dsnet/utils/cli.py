@@ -3,6 +3,8 @@ import math
 import numbers
 from typing import Sequence, Tuple
 
+from .messages import counted
+
 
 def input_shape(values: Sequence[int]) -> Tuple[int, int]:
     """``(height, width)`` from a ``--shape`` option given one number (a
@@ -173,8 +175,9 @@ def device_option(name, task: str = 'this tool', option: str = '--device'):
                             f'pass {option} cpu')
         if device.index is not None and \
                 device.index >= torch.cuda.device_count():
-            raise UserError(f'{option} {name}: this machine has '
-                            f'{torch.cuda.device_count()} CUDA device(s)')
+            raise UserError(
+                f'{option} {name}: this machine has '
+                f'{counted(torch.cuda.device_count(), "CUDA device")}')
     return device
 
 

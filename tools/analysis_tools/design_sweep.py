@@ -132,7 +132,8 @@ def main(argv=None):
                                         args.parallel is not None)
         jobs = sweep_jobs(args.candidates, args.seeds)
         check_sweep_outputs(jobs, args.work_dir, args.record_dir,
-                            args.crop_size, args.epochs)
+                            args.crop_size, args.epochs,
+                            train_images=train_images_of(args))
     except (OSError, ValueError, UserError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
@@ -174,6 +175,16 @@ def main(argv=None):
     return 0
 
 
+def train_images_of(args):
+    """The images each run trains on: ``--train-images``, or the whole
+    design-train split (None when its file is not readable here)."""
+    from mmseg_dsnet.leaderboard.real_data_check import DESIGN_SPLITS
+    from mmseg_dsnet.leaderboard.work_dir import split_size
+    return split_size(dict(data_root=args.data_root,
+                           ann_file=DESIGN_SPLITS[0],
+                           indices=args.train_images))
+
+
 def fast_sweep(args):
     """``--fast``: every run in this process, one record each."""
     import torch
@@ -193,7 +204,8 @@ def fast_sweep(args):
                                   args.train_images)
         check_sweep_outputs(jobs, args.work_dir, args.record_dir,
                             args.crop_size, args.epochs,
-                            device=fast_device_name(device))
+                            device=fast_device_name(device),
+                            train_images=train_images_of(args))
         statuses = run_fast_design(jobs, specs, args.record_dir, device,
                                    args.crop_size, args.time_limit)
     except (OSError, ValueError, UserError, FastTrainingError) as err:

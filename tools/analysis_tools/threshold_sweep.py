@@ -91,6 +91,7 @@ def rule_options_given(args):
 
 def check_args(args):
     """Refuse what the sweep cannot do, before anything is loaded."""
+    from mmseg_dsnet.utils.messages import counted
     check_input_file(args.config, 'config file')
     # An http(s) URL stands for the file it names (downloaded once, cached).
     args.checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
@@ -133,8 +134,8 @@ def check_args(args):
     if unused and (len(args.checkpoints) < 2 or len(args.thresholds) < 2):
         raise UserError(f'{", ".join(unused)}: the rule judges thresholds '
                         'over checkpoints and needs at least two of each, '
-                        f'got {len(args.thresholds)} threshold(s) and '
-                        f'{len(args.checkpoints)} checkpoint(s)')
+                        f'got {counted(len(args.thresholds), "threshold")} '
+                        f'and {counted(len(args.checkpoints), "checkpoint")}')
     # One checkpoint twice would be two identical paired columns; an --out
     # that is an input would replace it.
     refuse_same_file([('config file', args.config),
@@ -207,10 +208,12 @@ def main(argv=None):
     # Without a split file every image of the set is scored.
     # Each dataset a wrapper (Concat, Repeat ...) holds: the wrapper names
     # no split file of its own.
-    from mmseg_dsnet.datasets.split_files import leaf_datasets
-    leaves = leaf_datasets(cfg.test_dataloader.dataset)
-    for leaf in leaves:
-        check_split_given(leaf, args.config)
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    named = dataset_leaves(cfg.test_dataloader.dataset,
+                           'test_dataloader.dataset', naming_data=True)
+    for where, leaf in named:
+        check_split_given(leaf, args.config, where)
+    leaves = [leaf for _, leaf in named]
     # A threshold chosen on the test images makes their figures optimistic.
     # Test images under another split name, or in a wrapper, are test
     # images too.

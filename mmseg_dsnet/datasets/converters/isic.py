@@ -85,7 +85,7 @@ from PIL import Image, UnidentifiedImageError
 from mmseg_dsnet import rgb_reader
 from mmseg_dsnet.rgb_reader import SIXTEEN_BIT_MODES
 from mmseg_dsnet.utils.fileio import json_text, pid_alive
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
 
 try:
     from tqdm import tqdm
@@ -712,11 +712,13 @@ def _scan(src, year, log):
             else:
                 tasks.append((split, image_id, image_refs[0], mask_refs[0]))
         if copied[False]:
-            log(f'note: split {split}: {copied[False]} file(s) are both in '
+            log(f'note: split {split}: {counted(copied[False], "file")} '
+                f'{"is" if copied[False] == 1 else "are"} both in '
                 'an official folder and in the zip of the same name, with '
                 'the same content; each is read once, from the folder')
         if copied[True]:
-            log(f'note: split {split}: {copied[True]} file(s) are twice in '
+            log(f'note: split {split}: {counted(copied[True], "file")} '
+                f'{"is" if copied[True] == 1 else "are"} twice in '
                 'one official folder or zip (a copy in a subfolder), with '
                 'the same content; each is read once, from its first copy')
     for name in unexpected[:MAX_PRINTED_PER_REASON]:
@@ -1337,7 +1339,7 @@ def _check_lightweight_splits(splits, train_ratio, skipped=0):
         was_skipped = (f' ({skipped} more skipped: see the list above)'
                        if skipped else '')
         raise ConversionError(
-            f'only {total} train+val pair(s) to split{was_skipped}: '
+            f'only {counted(total, "train+val pair")} to split{was_skipped}: '
             f'{counts} leaves {", ".join(empty)} empty; the lightweight '
             f'split needs at least {MIN_LIGHTWEIGHT_PAIRS} train+val pairs '
             '(2 to train, with one held out for the design split, and 1 to '
@@ -1533,7 +1535,7 @@ def _unread_folders_text(unread):
     listed (``os.walk`` passes over them), or None when there are none."""
     if not unread:
         return None
-    return (f'{len(unread)} folder(s) could not be read '
+    return (f'{counted(len(unread), "folder")} could not be read '
             f'({", ".join(unread)})')
 
 
@@ -1566,18 +1568,18 @@ def _log_summary(log, summary, out, missing, unread_text):
         pairs_skipped = {(r['split'], r['id']) for r in summary['skipped']}
         lost = sum((r['split'], r['id']) in pairs_skipped for r in duplicates)
         if len(duplicates) > lost:
-            log(f'  WARNING: {len(duplicates) - lost} file(s) ignored: each '
-                'has the id of another file with other content, and the '
-                'first one found was converted; check that it is the right '
-                'one (--strict refuses to write such a set)')
+            log(f'  WARNING: {counted(len(duplicates) - lost, "file")} '
+                'ignored: each has the id of another file with other '
+                'content, and the first one found was converted; check that '
+                'it is the right one (--strict refuses to write such a set)')
         if lost:
             # The first file was skipped too (unreadable, no mask): saying
             # it was converted would hide that the id is lost.
-            log(f'  WARNING: {lost} file(s) ignored: each has the id of '
-                'another file with other content, the first one found, whose '
-                'pair was skipped (see skipped above): no file of that id was '
-                'converted, though the ignored one may be usable; check them '
-                '(--strict refuses to write such a set)')
+            log(f'  WARNING: {counted(lost, "file")} ignored: each has the '
+                'id of another file with other content, the first one found, '
+                'whose pair was skipped (see skipped above): no file of that '
+                'id was converted, though the ignored one may be usable; '
+                'check them (--strict refuses to write such a set)')
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
     pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
@@ -1587,7 +1589,7 @@ def _log_summary(log, summary, out, missing, unread_text):
         'with published figures or other conversions (--strict refuses to '
         'write such a set)')
     if pooled:
-        log(f'  WARNING: {len(pooled)} train/val pair(s) skipped: '
+        log(f'  WARNING: {counted(len(pooled), "train/val pair")} skipped: '
             f'{not_comparable}')
     # A whole split missing shrinks the pool as skipped pairs do; a missing
     # test split leaves the official protocol without its test set.
@@ -1603,7 +1605,8 @@ def _log_summary(log, summary, out, missing, unread_text):
     if identical:
         across = sum(len({c['split'] for c in group}) > 1
                      for group in identical)
-        log(f'  WARNING: {len(identical)} image(s) are given under more than '
+        log(f'  WARNING: {counted(len(identical), "image")} '
+            f'{"is" if len(identical) == 1 else "are"} given under more than '
             f'one id, byte for byte ({across} across official splits): '
             f'{_identical_text(identical)}; a copy in a training split and '
             'one in a test split is a test image trained on, two in one '
@@ -1795,11 +1798,13 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             log(f'  synthetic: the official folders or zips in {src} hold '
                 f'{SYNTHETIC_MARKER} (no real lesions); the output is marked '
                 'so')
-        problems = [f'{len(skipped)} pair(s) skipped'] if skipped else []
+        problems = ([f'{counted(len(skipped), "pair")} skipped'] if skipped
+                    else [])
         problems += list(missing.values())
         problems += [unread_text] if unread_text else []
         problems += [
-            f'{len(duplicates)} duplicate file(s) with other content than '
+            f'{counted(len(duplicates), "duplicate file")} with other '
+            'content than '
             'the file used for their id'
         ] if duplicates else []
         if strict and problems:

@@ -16,6 +16,7 @@ from mmengine.runner import set_random_seed
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
 from ...utils.fileio import atomic_write, json_text
+from ...utils.messages import counted
 from ..preflight.validation import save_best_rule
 from ..resume_check import FAST_TRAINER
 from .decoded_cache import (DecodedImageCache, check_plain_dataset,
@@ -670,7 +671,8 @@ class FastTrainer:
         for state in states:
             state['logger'].info(
                 f'Checkpoints will be saved to {state["spec"].work_dir}.')
-        self._say(f'training {len(states)} run(s): {self.max_epochs} epochs '
+        self._say(f'training {counted(len(states), "run")}: '
+                  f'{self.max_epochs} epochs '
                   f'x {self.iters_per_epoch} iterations of batch '
                   f'{self.batch_size} on {self._device_name()}')
         start = time.perf_counter()
@@ -714,7 +716,8 @@ class FastTrainer:
                 rate = done * self.iters_per_epoch * self.batch_size / elapsed
                 eta = elapsed / done * (self.max_epochs - epoch - 1)
                 self._say(f'epoch {epoch + 1}/{self.max_epochs}  '
-                          f'{len(active)} run(s)  {rate:.0f} img/s per run  '
+                          f'{counted(len(active), "run")}  '
+                          f'{rate:.0f} img/s per run  '
                           f'{elapsed:.0f} s elapsed, eta {eta:.0f} s')
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
@@ -1031,7 +1034,7 @@ class FastTrainer:
         state['logger'].info(
             f'fast training done: {summary["epochs"]} epochs in '
             f'{self.loop_seconds:.1f} s ({summary["img_per_s"]} img/s for '
-            f'this run, {len(self.specs)} run(s) together)')
+            f'this run, {counted(len(self.specs), "run")} together)')
         return summary
 
     def _device_name(self) -> str:

@@ -313,8 +313,10 @@ def check_training_batches(cfg, world_size=1):
     per = f' ({share} per process of {world_size})' if world_size > 1 \
         else ''
     raise UserError(
-        f'train_dataloader gives no batch: its {images} training '
-        f'image(s){f" ({split})" if split else ""}{per} are fewer than '
+        f'train_dataloader gives no batch: its '
+        f'{counted(images, "training image")}'
+        f'{f" ({split})" if split else ""}{per} '
+        f'{"is" if images == 1 else "are"} fewer than '
         f'batch_size={batch} with drop_last=True, so every epoch would '
         'train no step and save the initial weights; set --cfg-options '
         'train_dataloader.drop_last=False or a smaller '
