@@ -358,6 +358,27 @@ def test_each_schedule_of_two_rows_or_more_gets_a_dot_plot(tmp_path,
         'marker area grows with log(params) (GFLOPs panels)')
 
 
+def test_a_row_without_dsc_is_left_out_of_its_dot_plot(tmp_path, figures):
+    """A measured row whose runs recorded no DSC (the tables show it with
+    an empty DSC) has no dot: its schedule's dot plot shows the other
+    rows, and a schedule left with one row has none."""
+    no_dsc = measured('malunet', 'ISIC 2017', 83e6, 0.0, None)
+    no_dsc['dsc'] = None
+    board = dict(measured=[
+        no_dsc, measured('dsnet', 'ISIC 2017', 0.3e9, 89.4, 0.25),
+        measured('egeunet', 'ISIC 2017', 72e6, 88.0, 0.3)], reported=[])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    assert sorted(label for _, label, _, _, _ in drawn) == [
+        'dsnet (cpu-30ep)', 'egeunet (cpu-30ep)']
+    dots = [ax for ax in figures[0].axes if ': ' in ax.get_title()]
+    assert [t.get_text() for t in dots[0].get_yticklabels()] == [
+        'egeunet (n=2)', 'dsnet (n=2)']
+    figures.clear()
+    plot.plot_leaderboard(dict(measured=board['measured'][:2], reported=[]),
+                          tmp_path / 'two.png')
+    assert [ax.get_title() for ax in figures[0].axes] == ['ISIC 2017']
+
+
 def test_a_label_with_no_free_place_stops_the_plot(tmp_path, figures):
     """A label wider than the room on either side of its point would be
     drawn over the panel's edge or another label: refused, no PNG."""
