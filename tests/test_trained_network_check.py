@@ -480,3 +480,19 @@ def test_every_dataset_of_a_wrapped_training_loader_is_compared():
     check_trained_data(_reading(dict(isic17, data_root='/e/isic2017'),
                                 dict(isic18, data_root='/e/isic2018')),
                        'c.py', 'w.pth', loaded=loaded)
+
+
+def test_weights_whose_training_config_reads_no_literal_loader_pass():
+    """A training config without a training loader (``train_dataloader``
+    None, as a test-only config has) or without a checkpoint's config at
+    all (bare weights) records no training data: nothing to compare, so
+    the weights are published as given, not refused."""
+    from mmseg_dsnet.apis.released_model import (check_trained_data,
+                                                 training_data_settings)
+    given = _reading(dict(type='ISIC2017Dataset', data_root='/d/isic2017',
+                          ann_file='splits/lightweight_train.txt'))
+    untrained = Config(dict(train_dataloader=None))
+    assert training_data_settings(untrained) is None
+    for loaded in (dict(meta=dict(cfg=untrained.pretty_text),
+                        state_dict={}), {'w': np.zeros(1)}):
+        check_trained_data(given, 'c.py', 'w.pth', loaded=loaded)
