@@ -182,8 +182,9 @@ class _RunsEcho:
 def test_short_and_text_like_files_are_told_apart(tmp_path):
     """A buffer (``s3://``) of 1 to 3 bytes of the zip signature is a cut
     checkpoint, as a file is; 2 or 3 bytes that are not the signature's
-    are a text file or no checkpoint, not a cut one; a protocol-0 pickle (all ASCII) that asks to run code is
-    refused as unsafe, not called a text file."""
+    are a text file or no checkpoint, not a cut one; a protocol-0 pickle
+    (all ASCII) that asks to run code is refused as unsafe, not called a
+    text file."""
     import io
     import pickle
 
