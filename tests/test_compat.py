@@ -171,6 +171,50 @@ def test_every_cut_of_a_checkpoint_is_named_as_corrupt(tmp_path):
     with pytest.raises(IsADirectoryError):
         safe_torch_load(str(tmp_path))
 
+
+class _RunsEcho:
+    """Pickles as a call of ``os.system`` (never called: refused)."""
+
+    def __reduce__(self):
+        return (os.system, ('echo unpickled',))
+
+
+def test_short_and_text_like_files_are_told_apart(tmp_path):
+    """A buffer (``s3://``) of 1 to 3 bytes of the zip signature is a cut
+    checkpoint, as a file is; 2 or 3 bytes that are not the signature's
+    are a text file or no checkpoint, not a cut one; a protocol-0 pickle
+    (all ASCII) that asks to run code is refused as unsafe, not called a
+    text file."""
+    import io
+    import pickle
+
+    from mmseg_dsnet.compat import (CorruptCheckpointError,
+                                    NotACheckpointError,
+                                    UnsafeCheckpointError, safe_torch_load)
+    for cut in (1, 2, 3):
+        with pytest.raises(CorruptCheckpointError, match=(
+                rf'^Checkpoint s3://b/cut\.pth is empty, truncated or '
+                rf'corrupt \(only {cut} bytes, cut inside the zip signature')):
+            safe_torch_load(io.BytesIO(b'PK\x03\x04'[:cut]),
+                            name='s3://b/cut.pth')
+    text = tmp_path / 'abc.pth'
+    text.write_bytes(b'abc')
+    with pytest.raises(NotACheckpointError,
+                       match=rf'^Checkpoint {text} is a text file'):
+        safe_torch_load(str(text))
+    binary = tmp_path / 'ff.pth'
+    binary.write_bytes(b'\xff\xfe')  # not a pickle opcode, not 'PK'
+    with pytest.raises(NotACheckpointError, match=(
+            rf'^Checkpoint {binary} is not a PyTorch checkpoint \(neither '
+            r'a zip archive nor a pickle; it starts with the bytes ff fe')):
+        safe_torch_load(str(binary))
+    evil = tmp_path / 'evil.pth'
+    evil.write_bytes(pickle.dumps(_RunsEcho(), protocol=0))
+    assert evil.read_bytes().isascii()
+    with pytest.raises(UnsafeCheckpointError,
+                       match=rf'^Refusing to load checkpoint {evil}: '):
+        safe_torch_load(str(evil))
+
 # Records, in a fresh interpreter, every attribute (public and private) of
 # the mmengine modules our former patches touched and of the mmengine
 # classes they define, before and after ``import mmseg_dsnet``: the object

@@ -1728,3 +1728,43 @@ def test_a_shared_convolution_is_seen_on_its_largest_map():
     unseen = convolutions_not_seen(model, torch.zeros(1, 3, 32, 32))
     assert 'backbone.spatial_bridge.shared_conv' not in unseen
     assert 'backbone.encoder_stages.5.dga.group_convs.0.0' in unseen
+
+
+class _OneConv(torch.nn.Module):
+    """A 3x3 convolution (padding 1) of stride ``stride``, then BatchNorm:
+    run in tensor mode as the parity check runs a segmentor."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 3, stride=stride, padding=1)
+        self.bn = torch.nn.BatchNorm2d(2)
+
+    def forward(self, inputs, mode='tensor'):
+        return self.bn(self.conv(inputs))
+
+
+def test_a_weight_seen_only_on_larger_inputs_is_refused_for_any_model():
+    """At 8x8 a stride-64 convolution gives one output pixel, whose top row
+    and left column of taps read only padding; at 256x256 its later
+    outputs read pixels through them, so a wrong value there changes the
+    model's output: refused, whichever of the compared models has it. A
+    stride-1000 convolution's first row and column meet only padding at
+    any size up to 1000 (they change no output): not refused. The check
+    leaves a model in training mode in it, BatchNorm statistics
+    untouched."""
+    from mmseg_dsnet.deploy.onnx_export import check_sizes_see_every_weight
+    from mmseg_dsnet.utils.errors import UserError
+    fine, unseen = _OneConv(1), _OneConv(64)
+    for models in ([fine, unseen], [unseen, fine]):
+        with pytest.raises(UserError, match=r'^--shape 8 8 is too small for'
+                           r' the parity check: at every size it runs '
+                           r'\(8x8\) weights of 1 convolution\(s\) \(conv\)'):
+            check_sizes_see_every_weight(models, (8, 8), False, (8, 8))
+    check_sizes_see_every_weight([fine, _OneConv(1000)], (8, 8), False,
+                                 (8, 8))
+    fine.train()
+    before = {k: v.clone() for k, v in fine.bn.state_dict().items()}
+    check_sizes_see_every_weight([fine], (8, 8), False, (8, 8))
+    assert fine.training and fine.bn.training
+    after = fine.bn.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())

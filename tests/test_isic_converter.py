@@ -1918,6 +1918,32 @@ def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):
         'made by our own generator\n'
 
 
+def test_a_duplicate_of_a_skipped_pairs_file_is_not_called_used(tmp_path):
+    """ISIC_x.jpg unreadable and ISIC_x.png of other content: the pair is
+    skipped (its first file is the .jpg), so no file of the id is
+    converted; the .png's record says the .jpg was skipped with its pair,
+    not that it is the file used for this id."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    jpg = raw / TRAIN_IMAGES / 'ISIC_0000001.jpg'
+    Image.open(jpg).transpose(Image.FLIP_LEFT_RIGHT).save(
+        jpg.with_suffix('.png'))
+    jpg.write_bytes(b'not a jpeg')
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    out = tmp_path / 'out'
+    meta = json.loads((out / 'meta.json').read_text(encoding='utf-8'))
+    assert [(r['split'], r['id']) for r in meta['skipped']] == [
+        ('train', 'ISIC_0000001')]
+    assert 'ISIC_0000001' not in _split(out, 'official_train')
+    assert not list((out / 'images').glob('ISIC_0000001.*'))
+    [record] = meta['duplicate_files']
+    assert record['id'] == 'ISIC_0000001'
+    assert record['file'].endswith(f'{TRAIN_IMAGES}/ISIC_0000001.png')
+    assert record['detail'] == (
+        f'ignored; {TRAIN_IMAGES}/ISIC_0000001.jpg, the file used for this '
+        'id, was skipped with its pair (see skipped): no file of this id '
+        'was converted')
+
 def test_splits_and_meta_json_are_utf_8_whatever_the_locale(tmp_path):
     """The split files and meta.json are written (and an earlier
     conversion's meta.json read) as UTF-8, which the datasets read, not in

@@ -250,6 +250,16 @@ def test_short_schedules_are_marked_as_in_the_tables(tmp_path, figures):
     assert [schedule_cell(r).endswith(' †') for r in (short, full)] == [
         True, False]
     assert [t.get_text() for t in fig.texts] == [SHORT_NOTE]
+    # The footnote is not drawn over the legend (nor the legend over the
+    # panels' axis labels).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend, = fig.legends
+    legend_box = legend.get_window_extent(renderer)
+    assert not legend_box.overlaps(fig.texts[0].get_window_extent(renderer))
+    assert not legend_box.overlaps(ax.xaxis.label.get_window_extent(renderer))
+    assert legend.get_title().get_text() == (
+        'marker area grows with log(params)')
     # No short row, no footnote.
     figures.clear()
     plot.plot_leaderboard(dict(measured=[full], reported=[]),
@@ -337,6 +347,36 @@ def test_each_schedule_of_two_rows_or_more_gets_a_dot_plot(tmp_path,
     ax = dots['ISIC 2018: cpu-30ep (lightweight protocol)']
     assert [t.get_text() for t in ax.get_yticklabels()] == [
         'dsnet (n=2)', 'egeunet (n=2)']
+    # Every row's dot (and its name) inside its panel, the best one too.
+    for ax in dots.values():
+        low, high = ax.get_ylim()
+        assert low <= -0.5 and high >= len(ax.get_yticks()) - 0.5
+    # The dot plots' markers are of one size: the legend says which
+    # panels' marker area means the parameter count.
+    legend, = fig.legends
+    assert legend.get_title().get_text() == (
+        'marker area grows with log(params) (GFLOPs panels)')
+
+
+def test_a_row_without_dsc_is_left_out_of_its_dot_plot(tmp_path, figures):
+    """A measured row whose runs recorded no DSC (the tables show it with
+    an empty DSC) has no dot: its schedule's dot plot shows the other
+    rows, and a schedule left with one row has none."""
+    no_dsc = measured('malunet', 'ISIC 2017', 83e6, 0.0, None)
+    no_dsc['dsc'] = None
+    board = dict(measured=[
+        no_dsc, measured('dsnet', 'ISIC 2017', 0.3e9, 89.4, 0.25),
+        measured('egeunet', 'ISIC 2017', 72e6, 88.0, 0.3)], reported=[])
+    drawn = plot.plot_leaderboard(board, tmp_path / 'board.png')
+    assert sorted(label for _, label, _, _, _ in drawn) == [
+        'dsnet (cpu-30ep)', 'egeunet (cpu-30ep)']
+    dots = [ax for ax in figures[0].axes if ': ' in ax.get_title()]
+    assert [t.get_text() for t in dots[0].get_yticklabels()] == [
+        'egeunet (n=2)', 'dsnet (n=2)']
+    figures.clear()
+    plot.plot_leaderboard(dict(measured=board['measured'][:2], reported=[]),
+                          tmp_path / 'two.png')
+    assert [ax.get_title() for ax in figures[0].axes] == ['ISIC 2017']
 
 
 def test_a_label_with_no_free_place_stops_the_plot(tmp_path, figures):
@@ -350,3 +390,75 @@ def test_a_label_with_no_free_place_stops_the_plot(tmp_path, figures):
                        r"panel 'ISIC 2017'"):
         plot.plot_leaderboard(board, tmp_path / 'board.png')
     assert not (tmp_path / 'board.png').exists()
+
+
+def _marker_boxes(fig, dpi):
+    """(panel, (x, y) in data, marker box in display pixels) of every
+    GFLOPs panel's point: a marker of area ``s`` points^2 is ``sqrt(s)``
+    points wide, 72 points to the inch."""
+    from matplotlib.transforms import Bbox
+    out = []
+    for ax in fig.axes:
+        for coll in ax.collections:
+            if not isinstance(coll, PathCollection) or not len(
+                    coll.get_offsets()):
+                continue
+            (x, y), = coll.get_offsets()
+            cx, cy = ax.transData.transform((x, y))
+            half = math.sqrt(coll.get_sizes()[0]) / 2 * dpi / 72
+            out.append((ax.get_title(), (float(x), float(y)),
+                        Bbox([[cx - half, cy - half],
+                              [cx + half, cy + half]])))
+    return out
+
+
+def _crowded_board(std=0.4):
+    rows = [measured(f'dsnet-variant-{i}', 'ISIC 2017', (0.28 + i * 0.002)
+                     * 1e9, 88.0 + (i % 8) * 0.25, std,
+                     params=3_000_000,
+                     schedule=f'cpu-{10 + i}ep: long description')
+            for i in range(14)]
+    return dict(measured=rows, reported=[
+        reported('EGE-UNet', 'ISIC 2017', 72e6, 88.77)])
+
+
+def test_no_label_covers_another_points_marker(tmp_path, figures):
+    """A label drawn over a neighbour's marker hides that point (or reads
+    as its label): every label's text box stays off every other point's
+    marker, big 3 M-parameter markers in a crowded cluster included."""
+    plot.plot_leaderboard(_crowded_board(), tmp_path / 'board.png')
+    fig, = figures
+    boxes = _label_boxes(fig)
+    xy = {t.get_text(): tuple(map(float, t.xy))
+          for ax in fig.axes for t in ax.texts}
+    hits = [(label, point) for panel, label, box in boxes
+            for p, point, marker in _marker_boxes(fig, fig.dpi)
+            if p == panel and point != pytest.approx(xy[label])
+            and box.overlaps(marker)]
+    assert len(boxes) == 15
+    assert hits == []
+
+
+def test_each_leader_line_runs_from_its_point_to_its_labels_near_edge(
+        tmp_path, figures):
+    """A label away from its point is tied to it by a line from the point
+    to the middle of the label's edge nearest the point: a line ending at
+    the far edge crosses the label, one ending elsewhere points at
+    another label."""
+    plot.plot_leaderboard(_crowded_board(std=None), tmp_path / 'board.png')
+    fig, = figures
+    ax, = fig.axes
+    boxes = {label: box for _, label, box in _label_boxes(fig)}
+    ends = []
+    for line in ax.lines:
+        start, end = ax.transData.transform(line.get_xydata())
+        ends.append((tuple(line.get_xydata()[0]), tuple(end),
+                     tuple(start)))
+    assert len(ends) == len(ax.texts) == 15
+    for t in ax.texts:
+        box = boxes[t.get_text()]
+        (_, end, start), = [e for e in ends
+                            if e[0] == pytest.approx(tuple(t.xy))]
+        near = box.x0 if box.x0 >= start[0] else box.x1
+        assert end == pytest.approx((near, (box.y0 + box.y1) / 2), abs=0.5)
+

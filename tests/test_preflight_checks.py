@@ -571,6 +571,33 @@ def test_save_best_rule_follows_the_configured_hook_class(
             r"'mmengine'\)")):
         check_save_best(Config(dict(cfg.to_dict(), default_scope='mmengine')))
 
+
+def test_save_best_rule_of_a_key_in_a_list_is_its_own():
+    """With ``save_best`` a list and ``rule`` a list of as many, each key
+    takes the rule at its own place (a key read with another key's rule
+    keeps the worst checkpoint); a list of one rule is every key's. The
+    rules are those mmengine's CheckpointHook, built from the same
+    arguments, keeps. A rule other than 'greater', 'less' or None is
+    refused."""
+    from mmengine.hooks import CheckpointHook
+
+    from mmseg_dsnet.engine.preflight import save_best_rule
+    from mmseg_dsnet.utils.errors import UserError
+    keys = ['IoU', 'DSC', 'loss']
+    for rules, want in ((['greater', 'less', 'less'],
+                         ['greater', 'less', 'less']),
+                        (['less', 'greater', 'greater'],
+                         ['less', 'greater', 'greater']),
+                        (['less'], ['less', 'less', 'less'])):
+        hook = dict(interval=1, save_best=keys, rule=rules)
+        assert CheckpointHook(**hook).rules == want
+        assert [save_best_rule(hook, key) for key in keys] == want
+    for rule in ('max', ['greater', 'max', 'less']):
+        with pytest.raises(UserError, match=(
+                r"^default_hooks\.checkpoint\.rule=.*: the rule of "
+                r"save_best 'DSC' must be 'greater', 'less' or None")):
+            save_best_rule(dict(save_best=keys, rule=rule), 'DSC')
+
 def test_deploy_form_parts_in_lists_are_found():
     """``deploy=True`` in a list of heads (``auxiliary_head=[...]``) is
     the re-parameterised form as much as in a dict; ``deploy=False`` is

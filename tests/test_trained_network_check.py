@@ -422,3 +422,77 @@ def test_publish_refuses_a_config_of_other_training_data(tmp_path, change,
         f' but config {config} trains on '), lines[-1]
     assert 'Config:' not in done.stdout
     assert not out.exists()
+
+
+def _reading(*datasets):
+    """A config whose training loader reads ``datasets`` (a ConcatDataset
+    of them when there are several)."""
+    dataset = datasets[0] if len(datasets) == 1 else dict(
+        type='ConcatDataset', datasets=list(datasets))
+    return Config(dict(train_dataloader=dict(dataset=dataset)))
+
+
+def test_training_data_is_compared_by_split_file_not_by_folder():
+    """The split file is compared relative to its data root: an absolute
+    split path under the root, ``./splits/...`` and ``splits/...`` under
+    data moved elsewhere name the same file; a split outside the root is
+    another file."""
+    from mmseg_dsnet.apis.released_model import training_data_settings
+    isic = 'ISIC2017Dataset'
+    absolute = _reading(dict(type=isic, data_root='/data/isic2017',
+                             ann_file='/data/isic2017/splits/a_train.txt'))
+    moved = _reading(dict(type=isic, data_root='/mnt/copy/isic2017',
+                          ann_file='./splits/a_train.txt'))
+    outside = _reading(dict(type=isic, data_root='/data/isic2017',
+                            ann_file='/data/other/splits/a_train.txt'))
+    assert training_data_settings(absolute) == [(isic, 'splits/a_train.txt')]
+    assert training_data_settings(moved) == [(isic, 'splits/a_train.txt')]
+    assert training_data_settings(outside) == [
+        (isic, '/data/other/splits/a_train.txt')]
+
+
+def test_every_dataset_of_a_wrapped_training_loader_is_compared():
+    """Weights trained on ISIC 2017 + ISIC 2018 published under a config
+    that reads ISIC 2017 + ISIC 2017's official split: refused, both
+    datasets of each named (the first datasets alone agree)."""
+    from mmseg_dsnet.apis.released_model import (check_trained_data,
+                                                 training_data_settings)
+    from mmseg_dsnet.utils.errors import UserError
+    isic17 = dict(type='ISIC2017Dataset', data_root='/d/isic2017',
+                  ann_file='splits/lightweight_train.txt')
+    isic18 = dict(type='ISIC2018Dataset', data_root='/d/isic2018',
+                  ann_file='splits/lightweight_train.txt')
+    official = dict(isic17, ann_file='splits/official_train.txt')
+    trained = _reading(isic17, isic18)
+    assert training_data_settings(trained) == [
+        ('ISIC2017Dataset', 'splits/lightweight_train.txt'),
+        ('ISIC2018Dataset', 'splits/lightweight_train.txt')]
+    loaded = dict(meta=dict(cfg=trained.pretty_text), state_dict={})
+    with pytest.raises(UserError, match=(
+            r'^checkpoint w\.pth was trained on ISIC2017Dataset '
+            r'\(splits/lightweight_train\.txt\) \+ ISIC2018Dataset '
+            r'\(splits/lightweight_train\.txt\) .*but config c\.py trains '
+            r'on ISIC2017Dataset \(splits/lightweight_train\.txt\) \+ '
+            r'ISIC2017Dataset \(splits/official_train\.txt\);')):
+        check_trained_data(_reading(isic17, official), 'c.py', 'w.pth',
+                           loaded=loaded)
+    # The same datasets (moved elsewhere) pass.
+    check_trained_data(_reading(dict(isic17, data_root='/e/isic2017'),
+                                dict(isic18, data_root='/e/isic2018')),
+                       'c.py', 'w.pth', loaded=loaded)
+
+
+def test_weights_whose_training_config_reads_no_literal_loader_pass():
+    """A training config without a training loader (``train_dataloader``
+    None, as a test-only config has) or without a checkpoint's config at
+    all (bare weights) records no training data: nothing to compare, so
+    the weights are published as given, not refused."""
+    from mmseg_dsnet.apis.released_model import (check_trained_data,
+                                                 training_data_settings)
+    given = _reading(dict(type='ISIC2017Dataset', data_root='/d/isic2017',
+                          ann_file='splits/lightweight_train.txt'))
+    untrained = Config(dict(train_dataloader=None))
+    assert training_data_settings(untrained) is None
+    for loaded in (dict(meta=dict(cfg=untrained.pretty_text),
+                        state_dict={}), {'w': np.zeros(1)}):
+        check_trained_data(given, 'c.py', 'w.pth', loaded=loaded)
