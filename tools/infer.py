@@ -435,7 +435,8 @@ def run(args, hold):
     problems = len(summary.failed) + len(found.problems)
     if problems and not args.allow_failures:
         print(f'ERROR: {counted(problems, "input")} failed or missing '
-              '(listed above); the others were written (--allow-failures to exit 0)',
+              '(listed above); the others were written (--allow-failures '
+              'to exit 0)',
               file=sys.stderr)
         return PARTIAL_RESULT_EXIT
     return 0
