@@ -1758,7 +1758,7 @@ def test_a_weight_seen_only_on_larger_inputs_is_refused_for_any_model():
     for models in ([fine, unseen], [unseen, fine]):
         with pytest.raises(UserError, match=r'^--shape 8 8 is too small for'
                            r' the parity check: at every size it runs '
-                           r'\(8x8\) weights of 1 convolution\(s\) \(conv\)'):
+                           r'\(8x8\) weights of 1 convolution \(conv\)'):
             check_sizes_see_every_weight(models, (8, 8), False, (8, 8))
     check_sizes_see_every_weight([fine, _OneConv(1000)], (8, 8), False,
                                  (8, 8))
