@@ -60,7 +60,9 @@ def parse_args(argv=None):
                         help='the converted set (made from --src when it '
                         'holds none); default: data/isic2017')
     parser.add_argument('--models', nargs='+', default=None,
-                        choices=sorted(CONFIGS))
+                        choices=sorted(CONFIGS),
+                        help='shipped models to train (DSNet when neither '
+                        '--models nor --configs is given)')
     parser.add_argument('--configs', nargs='+', default=[],
                         help='further config files, named by their stem')
     parser.add_argument('--split', choices=['test', 'design'],
@@ -72,7 +74,8 @@ def parse_args(argv=None):
     parser.add_argument('--record-dir', default=None,
                         help='where --split design writes one record per '
                         f'run (default: {osp.relpath(DESIGN_DIR, REPO_ROOT)})')
-    parser.add_argument('--epochs', type=int, default=2)
+    parser.add_argument('--epochs', type=int, default=2,
+                        help='training epochs of each run (default: 2)')
     parser.add_argument('--train-images', type=int, default=None,
                         help='train on the first N images of the split')
     parser.add_argument('--test-images', type=int, default=None,
@@ -83,8 +86,11 @@ def parse_args(argv=None):
                         help='train and predict at this square size instead '
                         "of the config's own (256 for the shipped configs; "
                         'metrics stay at 256x256 and original size)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--work-dir', default='work_dirs/real_check')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed of each run (default: 0)')
+    parser.add_argument('--work-dir', default='work_dirs/real_check',
+                        help='one folder per run is made in it (default: '
+                        'work_dirs/real_check)')
     args = parser.parse_args(argv)
     args.data_root_given = args.data_root is not None
     if args.data_root is None:

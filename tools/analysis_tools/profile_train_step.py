@@ -39,20 +39,24 @@ DEFAULT_VARIANTS = {
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('config')
-    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('config', help='training config')
+    p.add_argument('--batch-size', type=int, default=8,
+                   help='images per step (default: 8)')
     p.add_argument('--shape', type=int, nargs='+', default=None,
                    help='input H W, or one number for a square (default: '
                    'the size the config trains at, its train Resize; '
                    'needed without one)')
-    p.add_argument('--steps', type=int, default=60)
+    p.add_argument('--steps', type=int, default=60,
+                   help='timed steps of each form (default: 60)')
     p.add_argument('--device', default='cuda', help='cuda (default) or cpu')
     p.add_argument('--variants', nargs='+',
                    help="'+'-joined: eager or graph (CUDA only; not both), "
                    'channels_last, bf16, compile (default: '
                    f'{DEFAULT_VARIANTS["cuda"]} on CUDA, '
                    f'{DEFAULT_VARIANTS["cpu"]} on the CPU)')
-    p.add_argument('--top', type=int, default=25)
+    p.add_argument('--top', type=int, default=25,
+                   help="rows of torch.profiler's table of kernels "
+                   '(default: 25)')
     return p.parse_args(argv)
 
 

@@ -40,8 +40,11 @@ def parse_args(argv=None):
     parser.add_argument('--shape', type=int, nargs='+', default=[256, 256],
                         help='input H W of the parity check, or one number '
                         'for a square (default: 256 256)')
-    parser.add_argument('--atol', type=float, default=1e-5)
-    parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--atol', type=float, default=1e-5,
+                        help='largest logit difference the parity check '
+                        'passes in float64 (default: 1e-5)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace OUT and its .py if they exist')
     return parser.parse_args(argv)
 
 
