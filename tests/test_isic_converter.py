@@ -1326,6 +1326,17 @@ def test_2016_with_one_train_pair_holds_none_out():
         1, 1)
 
 
+def _pair_folders(tmp_path):
+    """An output folder for ``isic._process_pair`` and a 24x32 photo
+    ``tmp_path/x.jpg`` to pair with masks made beside it."""
+    out = tmp_path / 'out'
+    (out / 'images').mkdir(parents=True)
+    (out / 'masks').mkdir()
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(
+        tmp_path / 'x.jpg')
+    return out
+
+
 def _binary(values, mode=None):
     """``_mask_to_binary`` of a one-row mask of ``values``."""
     picture = Image.fromarray(np.asarray([values]), mode=mode)
@@ -1679,11 +1690,7 @@ def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
     the same mask saved as 0/65535 is read (its high bytes are 0/255) and
     recorded as scaled to 8 bits."""
     import cv2
-    out = tmp_path / 'out'
-    (out / 'images').mkdir(parents=True)
-    (out / 'masks').mkdir()
-    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(
-        tmp_path / 'x.jpg')
+    out = _pair_folders(tmp_path)
     for high, name in ((255, 'low'), (65535, 'full')):
         mask = np.zeros((24, 32, channels), np.uint16)
         mask[4:12, 4:20, :3] = high
@@ -1715,11 +1722,7 @@ def test_a_16_bit_gray_mask_is_read_as_gray_not_by_its_high_bytes(
     an empty mask (not refused), and 0/255 saved as 16 bits is recorded
     once, as a gray 16-bit mask."""
     import cv2
-    out = tmp_path / 'out'
-    (out / 'images').mkdir(parents=True)
-    (out / 'masks').mkdir()
-    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(
-        tmp_path / 'x.jpg')
+    out = _pair_folders(tmp_path)
     for high, name in ((0, 'empty'), (255, 'low')):
         mask = np.zeros((24, 32), np.uint16)
         mask[4:12, 4:20] = high
