@@ -295,8 +295,8 @@ def validates_on_images_of(cfg, test_splits):
     one of ``test_splits``, else None: a checkpoint chosen on it is chosen
     on images it is then tested on. Judged by file name, and by content
     for a split file of another name (a copy, a subset or a link of the
-    tested split), which by name alone passed for a validation split of
-    its own.
+    tested split), which by name alone would pass for a validation split
+    of its own.
 
     Args:
         cfg (Config | dict): The training config.
