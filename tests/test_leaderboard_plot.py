@@ -205,6 +205,22 @@ def test_no_two_labels_overlap_on_the_committed_records(tmp_path, figures):
     assert len(boxes) > 20
     assert _overlapping(boxes) == []
     assert _inside_their_panels(fig, boxes)
+    # Seven DSNet rows lie within 0.281-0.287 GFLOPs and 88.3-89.9 %
+    # DSC (two at the very same place): each marker's middle shows.
+    markers = _marker_boxes(fig, fig.dpi)
+    assert len(markers) == len(boxes)
+    assert _hidden_marker_centres(markers) == []
+
+
+def _hidden_marker_centres(markers):
+    """(panel, point, point) of every two markers of a panel of which one
+    is drawn over the other's centre."""
+    return [(a[0], a[1], b[1]) for i, a in enumerate(markers)
+            for b in markers[i + 1:] if a[0] == b[0] and (
+                b[2].x0 < a[2].x0 + a[2].width / 2 < b[2].x1 and
+                b[2].y0 < a[2].y0 + a[2].height / 2 < b[2].y1 or
+                a[2].x0 < b[2].x0 + b[2].width / 2 < a[2].x1 and
+                a[2].y0 < b[2].y0 + b[2].height / 2 < a[2].y1)]
 
 
 def test_no_two_labels_overlap_on_crowded_rows(tmp_path, figures):
@@ -394,17 +410,20 @@ def test_a_label_with_no_free_place_stops_the_plot(tmp_path, figures):
 
 def _marker_boxes(fig, dpi):
     """(panel, (x, y) in data, marker box in display pixels) of every
-    GFLOPs panel's point: a marker of area ``s`` points^2 is ``sqrt(s)``
-    points wide, 72 points to the inch."""
+    GFLOPs panel's point (not the dot plots'), where it is drawn (its
+    collection's own offset transform): a marker of area ``s`` points^2
+    is ``sqrt(s)`` points wide, 72 points to the inch."""
     from matplotlib.transforms import Bbox
     out = []
     for ax in fig.axes:
+        if ': ' in ax.get_title():
+            continue
         for coll in ax.collections:
             if not isinstance(coll, PathCollection) or not len(
                     coll.get_offsets()):
                 continue
             (x, y), = coll.get_offsets()
-            cx, cy = ax.transData.transform((x, y))
+            cx, cy = coll.get_offset_transform().transform((x, y))
             half = math.sqrt(coll.get_sizes()[0]) / 2 * dpi / 72
             out.append((ax.get_title(), (float(x), float(y)),
                         Bbox([[cx - half, cy - half],
@@ -451,7 +470,7 @@ def test_each_leader_line_runs_from_its_point_to_its_labels_near_edge(
     boxes = {label: box for _, label, box in _label_boxes(fig)}
     ends = []
     for line in ax.lines:
-        start, end = ax.transData.transform(line.get_xydata())
+        start, end = line.get_transform().transform(line.get_xydata())
         ends.append((tuple(line.get_xydata()[0]), tuple(end),
                      tuple(start)))
     assert len(ends) == len(ax.texts) == 15
@@ -462,3 +481,127 @@ def test_each_leader_line_runs_from_its_point_to_its_labels_near_edge(
         near = box.x0 if box.x0 >= start[0] else box.x1
         assert end == pytest.approx((near, (box.y0 + box.y1) / 2), abs=0.5)
 
+
+
+def _flat(pairs):
+    """Pairs sorted and laid end to end, for pytest.approx."""
+    return [v for pair in sorted(pairs) for v in pair]
+
+
+def test_markers_at_one_place_are_set_side_by_side(tmp_path, figures):
+    """Three rows at one GFLOPs and (nearly) one DSC would be drawn as one
+    marker: they are set side by side at their own heights, each with its
+    error bar and its label's line, while a row elsewhere stays where its
+    figures put it; the legend says markers were moved, and the figure is
+    the same bytes when drawn again."""
+    # Each of its own schedule: no dot plot under the panel.
+    rows = [measured(name, 'ISIC 2017', 0.3e9, dsc, 0.3,
+                     schedule=f'{name}-30ep: 30 epochs')
+            for name, dsc in (('dsnet', 89.0), ('dsnet-b', 89.0),
+                              ('dsnet-c', 89.05))]
+    board = dict(measured=rows, reported=[
+        reported('EGE-UNet', 'ISIC 2017', 72e6, 80.0)])
+    plot.plot_leaderboard(board, tmp_path / 'board.png')
+    fig, = figures
+    ax, = fig.axes
+    markers = _marker_boxes(fig, fig.dpi)
+    assert _hidden_marker_centres(markers) == []
+    # The data stay the rows' figures; only where they are drawn moves,
+    # sideways alone.
+    assert _flat(point for _, point, _ in markers) == pytest.approx(
+        _flat([(0.3, 89.0), (0.3, 89.0), (0.3, 89.05), (0.072, 80.0)]))
+    centres, moved = [], []
+    for _, (x, y), box in markers:
+        true_x, true_y = ax.transData.transform((x, y))
+        centre = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+        assert centre[1] == pytest.approx(true_y)
+        centres.append(centre)
+        if x == 0.3:
+            moved.append(round(centre[0] - true_x, 3))
+        else:
+            assert centre[0] == pytest.approx(true_x)
+    assert len(set(moved)) == 3
+    # Each error bar (its line and caps) and each label's line is drawn
+    # from its own marker's centre.
+    bars = [c.get_transform().transform(c.get_segments()[0])
+            for c in ax.collections if not isinstance(c, PathCollection)]
+    assert _flat((x0, (y0 + y1) / 2) for (x0, y0), (_, y1) in bars) == \
+        pytest.approx(_flat(sorted(centres)[1:]))
+    caps = [line.get_transform().transform(line.get_xydata())[0][0]
+            for line in ax.lines if len(line.get_xydata()) == 1]
+    assert sorted(caps) == pytest.approx(sorted(
+        x for x, _ in sorted(centres)[1:] for _ in range(2)))
+    starts = [tuple(line.get_transform().transform(line.get_xydata())[0])
+              for line in ax.lines if len(line.get_xydata()) == 2]
+    assert _flat(starts) == pytest.approx(_flat(centres))
+    legend, = fig.legends
+    assert legend.get_title().get_text() == (
+        'marker area grows with log(params); markers that would hide each '
+        'other are set side by side')
+    plot.plot_leaderboard(board, tmp_path / 'again.png')
+    assert (tmp_path / 'again.png').read_bytes() == (
+        tmp_path / 'board.png').read_bytes()
+
+
+def test_markers_with_no_room_side_by_side_stop_the_plot(tmp_path,
+                                                         figures):
+    """More big markers at one place than the panel is wide: they cannot
+    all show, so the plot stops before writing anything."""
+    from mmseg_dsnet.utils.errors import UserError
+    # Markers 49 points wide: 15 fit across the panel.
+    rows = [measured(f'm{i}', 'ISIC 2017', 0.3e9, 89.0, None,
+                     params=10 ** 30) for i in range(18)]
+    with pytest.raises(UserError, match=r"^leaderboard.png: no free place "
+                       r"for the marker of 'm\d+ \(cpu-30ep\)' in the "
+                       r"panel 'ISIC 2017'"):
+        plot.plot_leaderboard(dict(measured=rows, reported=[]),
+                              tmp_path / 'board.png')
+    assert not (tmp_path / 'board.png').exists()
+
+
+def test_dot_plot_axes_read_as_dsc_around_their_own_rows(tmp_path,
+                                                         figures):
+    """Each dot plot spans its own rows' bars with room to spare and its
+    ticks read as DSC values: rows 0.0007 apart are not spread across the
+    panel under an offset ('0.0003' ... '+8.9e1'), and rows of one DSC
+    do not make the axis empty."""
+    close = [measured(name, 'ISIC 2017', 0.3e9, dsc, 0.0002,
+                      schedule='close: 30 epochs')
+             for name, dsc in (('dsnet', 89.0003), ('egeunet', 89.001))]
+    tied = [measured(name, 'ISIC 2017', 0.3e9, 75.0, None,
+                     schedule='tied: 2 epochs')
+            for name in ('dsnet', 'egeunet')]
+    plot.plot_leaderboard(dict(measured=close + tied, reported=[]),
+                          tmp_path / 'board.png')
+    fig, = figures
+    dots = {ax.get_title().split(':')[1].split()[0]: ax
+            for ax in fig.axes if ': ' in ax.get_title()}
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for name, rows in (('close', close), ('tied', tied)):
+        ax = dots[name]
+        low, high = ax.get_xlim()
+        bar_low = min(r['dsc']['mean'] - (r['dsc']['std'] or 0)
+                      for r in rows)
+        bar_high = max(r['dsc']['mean'] + (r['dsc']['std'] or 0)
+                       for r in rows)
+        spare = (high - low) * 0.05
+        assert low + spare < bar_low and bar_high < high - spare
+        # The ticks as saved: no offset, each label its own DSC.
+        assert ax.xaxis.get_offset_text().get_text() == ''
+        ticks = [(t.get_position()[0], t.get_text())
+                 for t in ax.get_xticklabels()
+                 if low <= t.get_position()[0] <= high]
+        assert len(ticks) >= 3
+        for value, text in ticks:
+            assert float(text.replace('\u2212', '-')) == pytest.approx(
+                value, abs=1e-9)
+        boxes = [t.get_window_extent(renderer)
+                 for t in ax.get_xticklabels()
+                 if low <= t.get_position()[0] <= high]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes)
+                       for b in boxes[i + 1:])
+    # A schedule's rows far apart keep their own range.
+    assert plot.dot_plot_range([
+        dict(dsc=dict(mean=60.0, std=None)),
+        dict(dsc=dict(mean=80.0, std=1.0))]) == pytest.approx((57.9, 83.1))
