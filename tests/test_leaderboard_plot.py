@@ -416,7 +416,7 @@ def _marker_boxes(fig, dpi):
     from matplotlib.transforms import Bbox
     out = []
     for ax in fig.axes:
-        if ': ' in ax.get_title():
+        if ax.get_xscale() != 'log':  # a dot plot
             continue
         for coll in ax.collections:
             if not isinstance(coll, PathCollection) or not len(
@@ -559,23 +559,25 @@ def test_markers_with_no_room_side_by_side_stop_the_plot(tmp_path,
     assert not (tmp_path / 'board.png').exists()
 
 
-def test_dot_plot_axes_read_as_dsc_around_their_own_rows(tmp_path,
-                                                         figures):
+def test_dot_plots_read_as_dsc_within_their_own_panels(tmp_path, figures):
     """Each dot plot spans its own rows' bars with room to spare and its
     ticks read as DSC values: rows 0.0007 apart are not spread across the
     panel under an offset ('0.0003' ... '+8.9e1'), and rows of one DSC
-    do not make the axis empty."""
+    do not make the axis empty. A long schedule name's title, and the
+    axis label, are wrapped to their panel's width, not run over the
+    neighbouring panel's or off the figure."""
+    long_name = 'at 256x256 with the BCE+Dice loss and random flips: 30 ep'
     close = [measured(name, 'ISIC 2017', 0.3e9, dsc, 0.0002,
-                      schedule='close: 30 epochs')
+                      schedule=f'close rows {long_name}')
              for name, dsc in (('dsnet', 89.0003), ('egeunet', 89.001))]
     tied = [measured(name, 'ISIC 2017', 0.3e9, 75.0, None,
-                     schedule='tied: 2 epochs')
+                     schedule=f'tied rows {long_name}')
             for name in ('dsnet', 'egeunet')]
     plot.plot_leaderboard(dict(measured=close + tied, reported=[]),
                           tmp_path / 'board.png')
     fig, = figures
     dots = {ax.get_title().split(':')[1].split()[0]: ax
-            for ax in fig.axes if ': ' in ax.get_title()}
+            for ax in fig.axes if ax.get_xscale() != 'log'}
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     renderer = FigureCanvasAgg(fig).get_renderer()
     for name, rows in (('close', close), ('tied', tied)):
@@ -601,6 +603,14 @@ def test_dot_plot_axes_read_as_dsc_around_their_own_rows(tmp_path,
                  if low <= t.get_position()[0] <= high]
         assert not any(a.overlaps(b) for i, a in enumerate(boxes)
                        for b in boxes[i + 1:])
+        # The title and the axis label within the panel's width.
+        panel = ax.get_window_extent(renderer)
+        for text in (ax.title, ax.xaxis.label):
+            box = text.get_window_extent(renderer)
+            assert panel.x0 <= box.x0 and box.x1 <= panel.x1, text
+        assert ' '.join(ax.get_title().split()) == (
+            f'ISIC 2017: {name} rows at 256x256 with the BCE+Dice loss '
+            'and random flips (lightweight protocol)')
     # A schedule's rows far apart keep their own range.
     assert plot.dot_plot_range([
         dict(dsc=dict(mean=60.0, std=None)),

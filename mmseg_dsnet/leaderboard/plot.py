@@ -9,6 +9,7 @@ dot plot sorted by DSC: mean over seeds, the seeds' std as error bar, the
 number of seeds in each row's name."""
 import math
 import re
+import textwrap
 from collections import namedtuple
 
 import matplotlib
@@ -306,11 +307,13 @@ def plot_leaderboard(board, path):
         ax.set_ylabel('pooled lesion DSC (%)')
         ax.set_title(panel)
         ax.grid(True, which='both', alpha=0.3)
+    dot_axes = []
     if schedules:
         step = cols // len(schedules)
         for i, (title, rows) in enumerate(schedules):
-            _dot_plot(fig.add_subplot(grid[1, i * step:(i + 1) * step]),
-                      title, rows, colours)
+            dot_axes.append(
+                fig.add_subplot(grid[1, i * step:(i + 1) * step]))
+            _dot_plot(dot_axes[-1], title, rows, colours)
     # Empty scatters on the last panel, as pyplot's current axes drew them.
     last = axes[0][-1]
     handles = [
@@ -333,7 +336,15 @@ def plot_leaderboard(board, path):
     # The layout first, then the markers and labels: their places depend
     # on where the points are drawn.
     foot = 0.8 if note else 0.55  # inches under the panels: legend, note
-    fig.tight_layout(rect=(0, foot / fig.get_figheight(), 1, 1))
+    rect = (0, foot / fig.get_figheight(), 1, 1)
+    fig.tight_layout(rect=rect)
+    texts = [(ax, text, text.get_text()) for ax in dot_axes
+             for text in (ax.title, ax.xaxis.label)]
+    # A wrapped text is taller: the layout again, until every one fits.
+    for _ in range(4):
+        if not _wrap_to_panels(fig, texts):
+            break
+        fig.tight_layout(rect=rect)
     for ax in axes[0]:
         ax.set_xlim(ax.get_xlim())
         ax.set_ylim(ax.get_ylim())
@@ -398,6 +409,35 @@ def dot_plot_range(rows):
     half = max(high - low, MIN_DOT_SPAN) / 2
     middle = (low + high) / 2
     return middle - 1.2 * half, middle + 1.2 * half
+
+
+def _wrap_to_panels(fig, texts):
+    """Wrap each text onto as many lines as it takes to be no wider than
+    its panel: a title or axis label wider than a narrow panel runs over
+    its neighbour's or off the figure (the layout makes room for an axis
+    label's height, not its width).
+
+    Args:
+        fig (Figure): The figure, laid out.
+        texts (list[tuple]): ``(axes, Text, its words on one line)``.
+
+    Returns:
+        bool: Whether any text was wrapped anew.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    changed = False
+    for ax, text, words in texts:
+        before = text.get_text()
+        width = ax.get_window_extent(renderer).width
+        # From the one-line words: the panel may have grown wider.
+        chars = len(words)
+        text.set_text(words)
+        while text.get_window_extent(renderer).width > width and chars > 1:
+            chars -= 1
+            text.set_text(textwrap.fill(words, chars))
+        changed = changed or text.get_text() != before
+    return changed
 
 
 def _dot_plot(ax, title, rows, colours):
