@@ -522,7 +522,8 @@ def test_markers_at_one_place_are_set_side_by_side(tmp_path, figures):
             assert centre[0] == pytest.approx(true_x)
     assert len(set(moved)) == 3
     # Each error bar (its line and caps) and each label's line is drawn
-    # from its own marker's centre.
+    # from its own marker's centre (the published row, leftmost, has no
+    # error bar).
     bars = [c.get_transform().transform(c.get_segments()[0])
             for c in ax.collections if not isinstance(c, PathCollection)]
     assert _flat((x0, (y0 + y1) / 2) for (x0, y0), (_, y1) in bars) == \
