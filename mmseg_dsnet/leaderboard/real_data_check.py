@@ -342,7 +342,7 @@ def check_design_hold_out(dataset_cfg):
     Raises:
         UserError: Naming the hold-out and the test split it lists.
     """
-    from mmseg_dsnet.analysis.threshold_sweep import test_images_scored
+    from mmseg_dsnet.datasets.split_files import test_images_scored
     from mmseg_dsnet.utils.errors import UserError
     found = test_images_scored(dataset_cfg)
     if found:
