@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_tool, run_tool_in_process
+from conftest import REPO, load_tool, run_tool_in_process, write_tiny_config
 
 from mmseg_dsnet.leaderboard import blocks
 from mmseg_dsnet.leaderboard.table import MixedRunsError
@@ -400,6 +400,57 @@ def test_collect_refuses_a_run_recorded_under_another_name(tmp_path):
     record['work_dir'] = str(tmp_path / 'another_run')
     check_run_not_recorded_elsewhere(record, str(tmp_path / 'runs'),
                                      new_name)
+
+
+def test_a_validation_line_is_a_test_result_by_the_images_listed(
+        tiny_isic, tmp_path):
+    """A run never tested gives its last validation line, a test result
+    when the validation scored the test split's images. Judged by the
+    split file's name, a copy of the test split under another name was
+    refused, and a file named like the test split that lists other images
+    (or the test split cut by ``indices``) passed for a test result."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_validation_result
+    base = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    splits = tiny_isic / 'splits'
+    copy = tmp_path / 'held_out.txt'
+    copy.write_text((splits / 'lightweight_test.txt').read_text())
+    other = tmp_path / 'other' / 'lightweight_test.txt'
+    other.parent.mkdir()
+    other.write_text((splits / 'lightweight_design_val.txt').read_text())
+    work = tmp_path / 'work'
+    rec = dict(test_split='splits/lightweight_test.txt',
+               metrics_source=f'last validation line of {work}/run.log')
+
+    def check(name, val_dataset):
+        config = tmp_path / f'{name}.py'
+        config.write_text(
+            f"_base_ = ['{base}']\n"
+            f'val_dataloader = dict(dataset=dict({val_dataset}))\n'
+            "test_dataloader = dict(dataset=dict("
+            "ann_file='splits/lightweight_test.txt'))\n")
+        check_validation_result(str(config), Config.fromfile(str(config)),
+                                rec, str(work))
+
+    check('on_test', "ann_file='splits/lightweight_test.txt'")
+    check('on_a_copy', f"ann_file='{copy}'")
+    never = f'{work} was never tested and validated on '
+    with pytest.raises(UserError) as err:
+        check('on_other', f"ann_file='{other}'")
+    assert str(err.value).startswith(
+        f'{never}{other}, not on the images of its test split '
+        'splits/lightweight_test.txt (last validation line of ')
+    with pytest.raises(UserError) as err:
+        check('on_part', "ann_file='splits/lightweight_test.txt', indices=2")
+    assert str(err.value).startswith(
+        f'{never}splits/lightweight_test.txt, not on the images of its '
+        'test split splits/lightweight_test.txt')
+    with pytest.raises(UserError) as err:
+        check('on_val', "ann_file='splits/official_val.txt'")
+    assert str(err.value).startswith(
+        f'{never}splits/official_val.txt, not on the images of its test '
+        'split ')
 
 
 def test_build_refuses_seeds_of_one_row_trained_with_other_settings(

@@ -47,13 +47,12 @@ import os.path as osp
 import re
 import sys
 
-from mmseg_dsnet.engine.preflight import (validates_on,
-                                          validates_on_images_of)
+from mmseg_dsnet.engine.preflight import validates_on_images_of
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write_together
 from mmseg_dsnet.utils.messages import counted, first_few
-from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.paths import REPO_ROOT, same_folder
 
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
@@ -804,17 +803,57 @@ def check_validation_result(config, cfg, rec, work_dir):
             'config as it is: test the final checkpoint with tools/test.py '
             'and the config as it is (data locations and loader workers '
             'may be given), then collect')
-    test_split = osp.basename(str(rec.get('test_split') or ''))
-    if not validates_on(cfg, [test_split]):
+    validated = validation_scores_the_test_images(cfg)
+    if not validated:
         # The official protocols validate on a split of their own: its
         # figures are no test result.
         val_split = ((cfg.get('val_dataloader') or {}).get('dataset')
                      or {}).get('ann_file')
+        # Judged by content: a file named like the test split may list
+        # other images.
+        unlike = 'the images of ' if validated is False else ''
         raise UserError(
             f'{work_dir} was never tested and validated on {val_split}, not '
-            f'on its test split {rec.get("test_split")} '
+            f'on {unlike}its test split {rec.get("test_split")} '
             f'({rec["metrics_source"]}); its figures are no test result: '
             'test the final checkpoint with tools/test.py, then collect')
+
+
+def validation_scores_the_test_images(cfg):
+    """Whether the validation of a (training) config scores the images a
+    test of it scores, so that its last validation line is a test result.
+
+    Judged by content where both loaders read one dataset each whose split
+    files are found here (:func:`_split_ids`): the same ids, under one data
+    root, with the same ``indices``; a copy of the test split under
+    another name is then the test split, and a file named like it that
+    lists other images is not. Where a split file is not found, or a
+    loader's dataset is a wrapper, judged by the split files' names
+    alone.
+
+    Args:
+        cfg (Config | dict): The run's dumped (training) config.
+
+    Returns:
+        bool | None: True when it does; False when it does not, judged by
+        content; None when it does not, judged by name.
+    """
+    val, test = (((cfg.get(loader) or {}).get('dataset') or {})
+                 for loader in ('val_dataloader', 'test_dataloader'))
+    names = [osp.basename(str(dataset.get('ann_file') or ''))
+             for dataset in (val, test)]
+    roots = [str(dataset.get('data_root') or '') for dataset in (val, test)]
+    val_ids, test_ids = (
+        _split_ids(osp.join(root, str(dataset['ann_file'])))
+        if dataset.get('ann_file') else None
+        for root, dataset in zip(roots, (val, test)))
+    if val_ids is None or test_ids is None:
+        return True if names[0] and names[0] == names[1] else None
+    found = [resolve_config_path(root) if root else None for root in roots]
+    same_root = osp.normpath(roots[0]) == osp.normpath(roots[1]) or \
+        same_folder(*(path or '' for path in found))
+    return (same_root and val_ids == test_ids
+            and val.get('indices') == test.get('indices'))
 
 
 def batch_norm_recalibration(rec):
