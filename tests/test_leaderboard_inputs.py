@@ -453,6 +453,38 @@ def test_a_validation_line_is_a_test_result_by_the_images_listed(
         'split ')
 
 
+def test_a_test_on_a_copy_of_the_design_hold_out_is_no_test_result(
+        tiny_isic, tmp_path):
+    """A design run (trained on the design-train split) tested on a copy
+    of the design hold-out under another name was taken for a test
+    result: only a test split named like the hold-out was refused."""
+    from mmseg_dsnet.leaderboard.board import (DesignRunError,
+                                               check_final_test_result)
+    from mmseg_dsnet.utils.messages import counted, first_few
+    hold_out = tiny_isic / 'splits' / 'lightweight_design_val.txt'
+    copy = tmp_path / 'final_check.txt'
+    copy.write_text(hold_out.read_text())
+    ids = sorted(hold_out.read_text().split())
+
+    def rec(split_file):
+        return dict(checkpoint=None, epochs=2,
+                    test_split='splits/lightweight_test.txt',
+                    train_split='splits/lightweight_design_train.txt',
+                    evaluated_data=dict(data_root=str(tiny_isic),
+                                        split_file=split_file))
+
+    with pytest.raises(DesignRunError) as err:
+        check_final_test_result(rec(str(copy)), {}, 'w')
+    assert str(err.value) == (
+        f'w was evaluated on {copy}, which lists {len(ids)} of the '
+        f'{counted(len(ids), "image")} of the design hold-out {hold_out} '
+        f'({first_few(ids, 3)}), not on a test split; design runs are '
+        'recorded by tools/check_real_data.py --split design, not '
+        'collected')
+    check_final_test_result(
+        rec(str(tiny_isic / 'splits' / 'lightweight_test.txt')), {}, 'w')
+
+
 def test_build_refuses_seeds_of_one_row_trained_with_other_settings(
         lb, tmp_path):
     """A seed trained with another learning rate under the same --schedule

@@ -591,13 +591,6 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'be given), then collect')
     if rec['metrics_source_kind'] == 'last validation line':
         check_validation_result(config, cfg, rec, work_dir)
-    if 'design' in osp.basename(str(rec.get('test_split') or '')):
-        # Design runs choose the model; a leaderboard row is a test result.
-        raise DesignRunError(
-            f'{work_dir} was evaluated on the design hold-out '
-            f'({rec["test_split"]}), not on a test split; design runs are '
-            'recorded by tools/check_real_data.py --split design, not '
-            'collected')
     check_final_test_result(rec, cfg, work_dir)
     check_not_evaluated_on_trained_images(rec, work_dir)
     check_data_is_the_dataset(rec, work_dir)
@@ -926,17 +919,54 @@ def check_tested_checkpoint_is_the_runs(rec, work_dir):
         'then collect')
 
 
+def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
+    """Raise :class:`DesignRunError` when a run's metrics were computed on
+    the design hold-out: its test split is named like it
+    (``lightweight_design_val.txt``), or the split its metrics were
+    computed on lists images of the design hold-out of its data root (a
+    copy under another name), where both files are found here. Design
+    runs choose the model; a leaderboard row is a test result.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    from .real_data_check import DESIGN_SPLITS
+    advice = ('design runs are recorded by tools/check_real_data.py '
+              '--split design, not collected')
+    if 'design' in osp.basename(str(rec.get('test_split') or '')):
+        raise DesignRunError(
+            f'{work_dir} was evaluated on the design hold-out '
+            f'({rec["test_split"]}), not on a test split; {advice}')
+    evaluated = rec['evaluated_data']
+    hold_out_file = osp.join(str(evaluated.get('data_root') or ''),
+                             DESIGN_SPLITS[1])
+    hold_out = _split_ids(hold_out_file) if evaluated.get('data_root') \
+        else None
+    scored = _split_ids(evaluated.get('split_file'))
+    shared = sorted(hold_out & scored) if hold_out and scored else []
+    if shared:
+        raise DesignRunError(
+            f'{work_dir} was evaluated on {evaluated["split_file"]}, which '
+            f'lists {len(shared)} of the '
+            f'{counted(len(hold_out), "image")} of the design hold-out '
+            f'{hold_out_file} ({first_few(shared, SHOWN_IDS)}), not on a '
+            f'test split; {advice}')
+
+
 def check_final_test_result(rec, cfg, work_dir):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     metrics are a test result of its final model: of the last epoch's
     checkpoint (or of a best one chosen on another split than the test
-    split), computed on a split it did not train on.
+    split), computed on a split it did not train on and not on the design
+    hold-out.
 
     Args:
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         cfg (Config): Its training config.
         work_dir (str): Its work dir, for the messages.
     """
+    check_not_evaluated_on_the_design_hold_out(rec, work_dir)
     check_tested_checkpoint_is_the_runs(rec, work_dir)
     tested = re.fullmatch(r'epoch_(\d+)\.pth',
                           osp.basename(str(rec.get('checkpoint') or '')))
