@@ -559,6 +559,42 @@ def test_collect_refuses_figures_on_images_of_the_training_split(tmp_path):
     check_not_evaluated_on_trained_images(rec('splits/gone.txt'), 'W')
 
 
+def test_collect_compares_each_training_dataset_a_wrapper_holds(tmp_path):
+    """A run whose training loader wraps its dataset (RepeatDataset,
+    ConcatDataset) records no training split: collect compared the tested
+    split with none and recorded figures on images the model learned
+    from, exit 0."""
+    from mmseg_dsnet.leaderboard.board import \
+        check_not_evaluated_on_trained_images
+    root = tmp_path / 'isic2017'
+    (root / 'splits').mkdir(parents=True)
+    train = [f'ISIC_{i:07d}' for i in range(6)]
+    (root / 'splits' / 'official_train.txt').write_text('\n'.join(train))
+    (root / 'splits' / 'official_val.txt').write_text('ISIC_0000010\n')
+    test = root / 'splits' / 'lightweight_test.txt'
+    test.write_text('ISIC_0000004\nISIC_0000020\n')
+    rec = dict(data_root=None, train_split=None,
+               evaluated_data=dict(split_file=str(test)))
+
+    def trained_on(*splits):
+        return dict(train_dataloader=dict(dataset=dict(
+            type='RepeatDataset', times=2, dataset=dict(
+                type='ConcatDataset', datasets=[
+                    dict(data_root=str(root), ann_file=split)
+                    for split in splits]))))
+
+    with pytest.raises(UserError) as err:
+        check_not_evaluated_on_trained_images(
+            rec, 'W', trained_on('splits/official_val.txt',
+                                 'splits/official_train.txt'))
+    assert str(err.value).startswith(
+        f'W was evaluated on {test}, which lists 1 of its 2 images in the '
+        f'split the run trained on ({root}/splits/official_train.txt: '
+        'ISIC_0000004)')
+    check_not_evaluated_on_trained_images(
+        rec, 'W', trained_on('splits/official_val.txt'))
+
+
 def test_collect_reads_split_ids_as_the_datasets_read_them(tmp_path):
     """A training split listing ``./ISIC_0000001`` (the ISIC datasets read
     it as ``ISIC_0000001``) and a test split listing ``ISIC_0000001``: collect

@@ -592,7 +592,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     if rec['metrics_source_kind'] == 'last validation line':
         check_validation_result(config, cfg, rec, work_dir)
     check_final_test_result(rec, cfg, work_dir)
-    check_not_evaluated_on_trained_images(rec, work_dir)
+    check_not_evaluated_on_trained_images(rec, work_dir, cfg)
     check_data_is_the_dataset(rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
@@ -1011,9 +1011,9 @@ def _split_ids(path):
 SHOWN_IDS = 3
 
 
-def check_not_evaluated_on_trained_images(rec, work_dir):
+def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the split a
-    run's metrics were computed on lists images of the split it trained
+    run's metrics were computed on lists images of a split it trained
     on, by their ids. :func:`check_final_test_result` tells a training
     split by its name only, so a run trained on ``official_train.txt``
     and tested on ``lightweight_test.txt`` (whose images come from the
@@ -1026,25 +1026,35 @@ def check_not_evaluated_on_trained_images(rec, work_dir):
     Args:
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         work_dir (str): Its work dir, for the messages.
+        cfg (Config | dict, optional): Its training config: the split
+            file of each dataset its training loader reads (those a
+            wrapper, Repeat or Concat, holds, which name no split in
+            ``rec``) is compared too.
     """
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
     train_split = rec.get('train_split')
-    train_file = osp.join(str(rec.get('data_root') or ''),
-                          str(train_split)) if train_split else None
-    trained = _split_ids(train_file)
+    train_files = [osp.join(str(rec.get('data_root') or ''),
+                            str(train_split))] if train_split else []
+    loader = (cfg or {}).get('train_dataloader') or {}
+    train_files += [
+        osp.join(str(leaf.get('data_root') or ''), str(leaf['ann_file']))
+        for leaf in leaf_datasets(loader.get('dataset'))
+        if leaf.get('ann_file')]
     evaluated_file = rec['evaluated_data'].get('split_file')
     evaluated = _split_ids(evaluated_file)
-    if not trained or not evaluated:
+    if not evaluated:
         return
-    seen = sorted(trained & evaluated)
-    if seen:
-        shown = first_few(seen, SHOWN_IDS)
-        raise UserError(
-            f'{work_dir} was evaluated on {evaluated_file}, which lists '
-            f'{len(seen)} of its {counted(len(evaluated), "image")} in the '
-            'split the '
-            f'run trained on ({train_file}: {shown}); figures on images '
-            'the model learned from overstate it: test on a split disjoint '
-            'from the training split, then collect')
+    for train_file in dict.fromkeys(train_files):
+        seen = sorted((_split_ids(train_file) or set()) & evaluated)
+        if seen:
+            shown = first_few(seen, SHOWN_IDS)
+            raise UserError(
+                f'{work_dir} was evaluated on {evaluated_file}, which lists '
+                f'{len(seen)} of its {counted(len(evaluated), "image")} in '
+                'the split the '
+                f'run trained on ({train_file}: {shown}); figures on images '
+                'the model learned from overstate it: test on a split '
+                'disjoint from the training split, then collect')
 
 
 def check_data_is_the_dataset(rec, work_dir):
