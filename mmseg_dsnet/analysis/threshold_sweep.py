@@ -8,7 +8,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from ..datasets.split_files import (data_root_of, ids_also_in, leaf_datasets,
-                                    split_file, split_ids)
+                                    split_file, split_ids, test_split_files)
 from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
 from ..utils.messages import counted, first_few
@@ -181,13 +181,11 @@ def check_split_given(dataset_cfg: dict, config: str,
         UserError: No ``ann_file`` and ``data_root/splits`` holds a test
             split.
     """
-    from ..datasets.converters.isic import TEST_SPLIT_FILES
     if not isinstance(dataset_cfg, dict) or 'data_root' not in dataset_cfg \
             or split_file(dataset_cfg) is not None:
         return
     root = dataset_cfg.get('data_root') or ''
-    found = [osp.join(root, 'splits', name) for name in TEST_SPLIT_FILES
-             if osp.isfile(osp.join(root, 'splits', name))]
+    found = test_split_files(root)
     if found:
         raise UserError(
             f'{config}: {where}.ann_file is not set, so every image under '

@@ -158,7 +158,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     from ..analysis.threshold_sweep import (split_less_training_roots,
                                             training_split_files)
     from ..datasets.split_files import (leaf_datasets, split_file, split_ids,
-                                        test_images_scored)
+                                        test_images_scored, test_split_files)
     from ..datasets.converters.isic import is_test_split
     from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError
@@ -169,13 +169,10 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     # test and validation images too; the checks below look at split files
     # only, so such a loader passed them all. A run that trained so (its
     # training config gives no split file for that root) saw those images.
-    from ..datasets.converters.isic import TEST_SPLIT_FILES
     split_less = split_less_training_roots(checkpoint)
     for leaf in leaf_datasets(dataset_cfg):
         root = leaf.get('data_root') or ''
-        if split_file(leaf) is not None or not any(
-                osp.isfile(osp.join(root, 'splits', name))
-                for name in TEST_SPLIT_FILES):
+        if split_file(leaf) is not None or not test_split_files(root):
             continue
         if any(same_folder(root, trained_root)
                for trained_root in split_less):
