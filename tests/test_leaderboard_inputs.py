@@ -595,6 +595,38 @@ def test_collect_compares_each_training_dataset_a_wrapper_holds(tmp_path):
         rec, 'W', trained_on('splits/official_val.txt'))
 
 
+def test_collect_reads_each_split_file_of_a_wrapped_test_loader(
+        tiny_isic, tmp_path):
+    """tools/test.py records the split files of a wrapped test loader's
+    datasets joined by ' + ': collect found no such file, so figures on
+    training images, or of a best checkpoint chosen on the test split,
+    were recorded as a test result, exit 0."""
+    from mmseg_dsnet.leaderboard.board import (
+        check_final_test_result, check_not_evaluated_on_trained_images)
+    splits = tiny_isic / 'splits'
+    test, train = (splits / 'lightweight_test.txt',
+                   splits / 'lightweight_train.txt')
+    rec = dict(checkpoint='w/best_IoU_epoch_1.pth', epochs=2,
+               data_root=str(tiny_isic),
+               train_split='splits/lightweight_train.txt',
+               evaluated_data=dict(
+                   data_root=str(tiny_isic),
+                   split_file=f'{splits / "official_test.txt"} + {test}'))
+    validated_on_test = dict(val_dataloader=dict(dataset=dict(
+        data_root=str(tiny_isic), ann_file='splits/lightweight_test.txt')))
+    with pytest.raises(UserError, match='the best checkpoint was chosen by '
+                       'validating on lightweight_test.txt'):
+        check_final_test_result(rec, validated_on_test, 'w')
+    check_not_evaluated_on_trained_images(rec, 'w')
+    with_train = dict(rec, evaluated_data=dict(
+        rec['evaluated_data'], split_file=f'{test} + {train}'))
+    with pytest.raises(UserError) as err:
+        check_not_evaluated_on_trained_images(with_train, 'w')
+    assert str(err.value).startswith(
+        f'w was evaluated on {test} + {train}, which lists '
+        f'{len(train.read_text().split())} of its ')
+
+
 def test_collect_reads_split_ids_as_the_datasets_read_them(tmp_path):
     """A training split listing ``./ISIC_0000001`` (the ISIC datasets read
     it as ``ISIC_0000001``) and a test split listing ``ISIC_0000001``: collect

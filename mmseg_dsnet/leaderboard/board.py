@@ -939,19 +939,19 @@ def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
             f'{work_dir} was evaluated on the design hold-out '
             f'({rec["test_split"]}), not on a test split; {advice}')
     evaluated = rec['evaluated_data']
-    hold_out_file = osp.join(str(evaluated.get('data_root') or ''),
-                             DESIGN_SPLITS[1])
-    hold_out = _split_ids(hold_out_file) if evaluated.get('data_root') \
-        else None
     scored = _split_ids(evaluated.get('split_file'))
-    shared = sorted(hold_out & scored) if hold_out and scored else []
-    if shared:
-        raise DesignRunError(
-            f'{work_dir} was evaluated on {evaluated["split_file"]}, which '
-            f'lists {len(shared)} of the '
-            f'{counted(len(hold_out), "image")} of the design hold-out '
-            f'{hold_out_file} ({first_few(shared, SHOWN_IDS)}), not on a '
-            f'test split; {advice}')
+    roots = _recorded_paths(evaluated.get('data_root')) if scored else []
+    for root in roots:
+        hold_out_file = osp.join(root, DESIGN_SPLITS[1])
+        hold_out = _split_ids(hold_out_file)
+        shared = sorted(hold_out & scored) if hold_out else []
+        if shared:
+            raise DesignRunError(
+                f'{work_dir} was evaluated on {evaluated["split_file"]}, '
+                f'which lists {len(shared)} of the '
+                f'{counted(len(hold_out), "image")} of the design hold-out '
+                f'{hold_out_file} ({first_few(shared, SHOWN_IDS)}), not on '
+                f'a test split; {advice}')
 
 
 def check_final_test_result(rec, cfg, work_dir):
@@ -977,13 +977,12 @@ def check_final_test_result(rec, cfg, work_dir):
             f'{work_dir}: the test metrics are of {rec["checkpoint"]} but '
             f'the run trained {rec["epochs"]} epochs; test its final '
             f'checkpoint (epoch_{rec["epochs"]}.pth), then collect')
+    evaluated_files = _recorded_paths(
+        rec['evaluated_data'].get('split_file'))
     evaluated = {osp.basename(str(name)) for name in (
-        rec.get('test_split'), rec['evaluated_data'].get('split_file'))
-        if name}
-    check_not_chosen_on_test(
-        cfg, rec.get('checkpoint'),
-        evaluated | {rec['evaluated_data'].get('split_file')} - {None},
-        work_dir)
+        rec.get('test_split'), *evaluated_files) if name}
+    check_not_chosen_on_test(cfg, rec.get('checkpoint'),
+                             evaluated | set(evaluated_files), work_dir)
     trained = osp.basename(str(rec.get('train_split') or ''))
     seen = sorted(name for name in evaluated
                   if 'train' in name or name == trained)
@@ -996,11 +995,32 @@ def check_final_test_result(rec, cfg, work_dir):
             'tools/test.py, then collect')
 
 
+def _recorded_paths(recorded):
+    """The paths a record's ``split_file`` (or ``data_root``) names:
+    itself, or each of those of the datasets a wrapped loader holds, which
+    a metrics file joins
+    (:data:`~mmseg_dsnet.datasets.synthetic_fallback.JOINED_PATHS`);
+    empty for None."""
+    from mmseg_dsnet.datasets.synthetic_fallback import JOINED_PATHS
+    if not recorded:
+        return []
+    if JOINED_PATHS in recorded and resolve_config_path(recorded) is None:
+        return recorded.split(JOINED_PATHS)
+    return [recorded]
+
+
 def _split_ids(path):
     """The ids a split file lists, read as the ISIC datasets read them
     (:func:`~mmseg_dsnet.datasets.split_files.split_ids`: ``./ISIC_1`` is
-    ``ISIC_1``), or None when it is not found here."""
+    ``ISIC_1``), or None when it is not found here. The split files of a
+    wrapped loader's datasets, as a metrics file joins them
+    (:func:`_recorded_paths`), give the ids of all of them (None
+    when one is not found)."""
     from mmseg_dsnet.datasets.split_files import split_ids
+    parts = _recorded_paths(path)
+    if len(parts) > 1:
+        listed = [_split_ids(part) for part in parts]
+        return None if None in listed else set().union(*listed)
     found = resolve_config_path(path) if path else None
     if found is None or not osp.isfile(found):
         return None
