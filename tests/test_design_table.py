@@ -288,17 +288,16 @@ def test_design_splits_are_judged_by_the_images_they_list(
     assert capsys.readouterr().err == (
         f'ERROR: {on_test} says split design but its run read other splits: '
         f'split_file {elsewhere} (lists {counted(len(ids), "image")} of the '
-        f'test split '
-        f'{test}: {first_few(ids, 3)}); its figures are no design-hold-out '
-        'result (design choices are never made on the test split); leave '
-        'it out\n')
+        f'test split {test} ({elsewhere}: {first_few(ids, 3)})); its figures '
+        'are no design-hold-out result (design choices are never made on '
+        'the test split); leave it out\n')
     full_train = write(tmp_path / 'c1.json', 'cand', 1, 83.0, **dict(
         design_splits, train_split='splits/lightweight_train.txt'))
     with pytest.raises(design.DesignRecordError) as err:
         design.design_table([*good, full_train])
     assert (f'read other splits: train_split splits/lightweight_train.txt '
             f'(lists {counted(len(hold_out.read_text().split()), "image")} '
-            f'of the hold-out {hold_out}: ') in str(err.value)
+            f'of the hold-out {hold_out} (') in str(err.value)
     # Files of other names that keep the images apart.
     held_apart = [tmp_path / 'my_val.txt', tmp_path / 'my_train.txt']
     held_apart[0].write_text(hold_out.read_text())
@@ -308,6 +307,30 @@ def test_design_splits_are_judged_by_the_images_they_list(
         design_splits, train_split=str(held_apart[1]),
         split_file=str(held_apart[0])))
     assert '| cand |' in design.design_table([renamed])
+
+
+def test_a_design_hold_out_with_test_images_added_is_refused(
+        tiny_isic, tmp_path):
+    """A design hold-out that lists a test image beside its own was taken
+    for a design hold-out (only a copy or a subset of a test split was
+    refused): design choices were made partly on test images."""
+    from mmseg_dsnet.leaderboard.real_data_check import check_design_hold_out
+    from mmseg_dsnet.utils.errors import UserError
+    splits = tiny_isic / 'splits'
+    test = splits / 'lightweight_test.txt'
+    test_id = test.read_text().split()[0]
+    mixed = tmp_path / 'lightweight_design_val.txt'
+    mixed.write_text((splits / 'lightweight_design_val.txt').read_text()
+                     + f'{test_id}\n')
+    with pytest.raises(UserError) as err:
+        check_design_hold_out(dict(data_root=str(tiny_isic),
+                                   ann_file=str(mixed)))
+    assert str(err.value).startswith(
+        f'the design hold-out {mixed} lists 1 image of the test split '
+        f'{test} ({mixed}: {test_id}): design choices made on it would be '
+        'made on test images.')
+    check_design_hold_out(dict(data_root=str(tiny_isic),
+                               ann_file='splits/lightweight_design_val.txt'))
 
 
 def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):

@@ -127,6 +127,36 @@ def test_split_files(data_root: str) -> list:
     return [path for path in found if osp.isfile(path)]
 
 
+def test_images_listed(split: str, data_roots: Sequence[str]
+                       ) -> Optional[str]:
+    """Which images of a test split of ``data_roots``
+    (:func:`test_split_files`) split file ``split`` lists, if any: for a
+    split that must hold none (the design hold-out), one is too many.
+
+    Args:
+        split (str): The split file.
+        data_roots (Sequence[str]): The data roots whose test splits it is
+            compared with (a root given twice, or under two spellings, is
+            read once).
+
+    Returns:
+        str | None: E.g. ``'2 images of the test split data/isic2017/
+        splits/lightweight_test.txt (val.txt: ISIC_0000000,
+        ISIC_0000003)'``; None when it lists none.
+    """
+    from ..utils.messages import counted, first_few
+    ids = split_ids(split)
+    tests = {osp.realpath(test): test for root in data_roots if root
+             for test in test_split_files(root)}
+    for test in tests.values():
+        listed = set(split_ids(test))
+        shared = [i for i in ids if i in listed]
+        if shared:
+            return (f'{counted(len(shared), "image")} of the test split '
+                    f'{test} ({split}: {first_few(shared, 3)})')
+    return None
+
+
 def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
                        ) -> Optional[str]:
     """What test images a loader's dataset scores, if any, in any dataset

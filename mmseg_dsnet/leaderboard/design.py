@@ -223,9 +223,10 @@ def design_splits_by_content(record):
 
     Returns:
         dict: Key -> None, or e.g. ``'lists 2 images of the test split
-        /d/splits/lightweight_test.txt: ISIC_1, ISIC_2'``.
+        /d/splits/lightweight_test.txt (/e/val.txt: ISIC_1, ISIC_2)'``.
     """
     from mmseg_dsnet.datasets.split_files import (data_root_of, split_ids,
+                                                  test_images_listed,
                                                   test_split_files)
 
     from .work_dir import resolve_config_path
@@ -243,29 +244,23 @@ def design_splits_by_content(record):
             value = osp.join(root, value)
         return value if osp.isfile(value) else None
 
-    def shared(listing, listed, what):
-        ids = set(split_ids(listed))
-        common = [i for i in split_ids(listing) if i in ids]
-        return (f'lists {counted(len(common), "image")} of {what} '
-                f'{listed}: {first_few(common, 3)}') if common else None
-
     judged = {}
     for key in ('split_file', 'eval_split'):
         hold_out = found(key)
         if hold_out is None:
             continue
-        roots = [data_root_of(hold_out)] + ([root] if root else [])
-        # One file under two spellings of its data root is read once.
-        tests = list({osp.realpath(test): test for folder in roots
-                      for test in test_split_files(folder)}.values())
-        if tests:
-            judged[key] = next(filter(None, (
-                shared(hold_out, test, 'the test split')
-                for test in tests)), None)
+        roots = [data_root_of(hold_out), root]
+        if any(test_split_files(folder) for folder in roots if folder):
+            found_test = test_images_listed(hold_out, roots)
+            judged[key] = f'lists {found_test}' if found_test else None
     hold_out = found('split_file') or found('eval_split')
     trained = found('train_split')
     if hold_out and trained:
-        judged['train_split'] = shared(trained, hold_out, 'the hold-out')
+        held = set(split_ids(hold_out))
+        shared = [i for i in split_ids(trained) if i in held]
+        judged['train_split'] = (
+            f'lists {counted(len(shared), "image")} of the hold-out '
+            f'{hold_out} ({first_few(shared, 3)})') if shared else None
     return judged
 
 

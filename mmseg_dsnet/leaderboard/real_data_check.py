@@ -331,9 +331,9 @@ def check_subset_sizes(data_root, split='test', train_images=None,
 def check_design_hold_out(dataset_cfg):
     """Refuse a design hold-out that lists test images: a copy of, a subset
     of or a link to a test split written as ``lightweight_design_val.txt``
-    (one made by hand for a set converted before the design splits) has
-    the design's file name, and design choices would be made on test
-    images.
+    (one made by hand for a set converted before the design splits), or
+    the hold-out with test images added, has the design's file name, and
+    design choices would be made on test images.
 
     Args:
         dataset_cfg (dict): The dataset config of the design runs'
@@ -342,17 +342,20 @@ def check_design_hold_out(dataset_cfg):
     Raises:
         UserError: Naming the hold-out and the test split it lists.
     """
-    from mmseg_dsnet.datasets.split_files import test_images_scored
+    from mmseg_dsnet.datasets.split_files import (data_root_of, split_file,
+                                                  test_images_listed)
     from mmseg_dsnet.utils.errors import UserError
-    found = test_images_scored(dataset_cfg)
+    hold_out = split_file(dataset_cfg)
+    if hold_out is None or not osp.isfile(hold_out):
+        return
+    found = test_images_listed(hold_out, [dataset_cfg.get('data_root'),
+                                          data_root_of(hold_out)])
     if found:
-        root = dataset_cfg.get('data_root')
         raise UserError(
-            f'the design hold-out {osp.join(root, DESIGN_SPLITS[1])} lists '
-            f'{found}: design choices made on it would be made on test '
-            'images. Convert the set again with tools/dataset_converters/'
-            'isic.py (it writes a design hold-out apart from the test '
-            'split)')
+            f'the design hold-out {hold_out} lists {found}: design choices '
+            'made on it would be made on test images. Convert the set again '
+            'with tools/dataset_converters/isic.py (it writes a design '
+            'hold-out apart from the test split)')
 
 
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
