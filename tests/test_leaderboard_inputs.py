@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_tool, run_tool_in_process, write_tiny_config
+from conftest import REPO, load_tool, run_tool_in_process
 
 from mmseg_dsnet.leaderboard import blocks
 from mmseg_dsnet.leaderboard.table import MixedRunsError
@@ -412,7 +412,6 @@ def test_a_validation_line_is_a_test_result_by_the_images_listed(
     from mmengine.config import Config
 
     from mmseg_dsnet.leaderboard.board import check_validation_result
-    base = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
     splits = tiny_isic / 'splits'
     copy = tmp_path / 'held_out.txt'
     copy.write_text((splits / 'lightweight_test.txt').read_text())
@@ -426,10 +425,11 @@ def test_a_validation_line_is_a_test_result_by_the_images_listed(
     def check(name, val_dataset):
         config = tmp_path / f'{name}.py'
         config.write_text(
-            f"_base_ = ['{base}']\n"
-            f'val_dataloader = dict(dataset=dict({val_dataset}))\n'
-            "test_dataloader = dict(dataset=dict("
-            "ann_file='splits/lightweight_test.txt'))\n")
+            f"val_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            f'{val_dataset}))\n'
+            f"test_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            "ann_file='splits/lightweight_test.txt'))\n"
+            "val_evaluator = dict(type='LesionMetric')\n")
         check_validation_result(str(config), Config.fromfile(str(config)),
                                 rec, str(work))
 
