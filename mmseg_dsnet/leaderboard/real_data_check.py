@@ -358,6 +358,29 @@ def check_design_hold_out(dataset_cfg):
             'hold-out apart from the test split)')
 
 
+def reads_the_design_splits(cfg):
+    """Whether a config trains on the design-train split (its path however
+    spelled, ``./splits/...`` too) or is judged on images of the design
+    hold-out of its data root (a copy under another name), where its test
+    split and the hold-out are found: its ``--split test`` run must not
+    score the hold-out and be recorded as a test-split one.
+
+    Args:
+        cfg (Config): The config, its data roots set.
+    """
+    from mmseg_dsnet.datasets.split_files import split_file, split_ids
+    train = cfg.train_dataloader.dataset
+    if osp.normpath(str(train.get('ann_file') or '')) == \
+            osp.normpath(DESIGN_SPLITS[0]):
+        return True
+    test = cfg.test_dataloader.dataset
+    tested = split_file(test)
+    hold_out = osp.join(test.get('data_root') or '', DESIGN_SPLITS[1])
+    if not tested or not osp.isfile(tested) or not osp.isfile(hold_out):
+        return False
+    return not set(split_ids(tested)).isdisjoint(split_ids(hold_out))
+
+
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
                        test_images, seed, lr=None, crop_size=None,
                        split='test'):
@@ -379,7 +402,7 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     splits = None
     if split == 'design':
         splits = DESIGN_SPLITS
-    elif cfg.train_dataloader.dataset.get('ann_file') == DESIGN_SPLITS[0]:
+    elif reads_the_design_splits(cfg):
         # A design config reads the design splits itself; a 'test' run of it
         # trains and is judged on the literature's split, as it says.
         splits = TEST_SPLITS
