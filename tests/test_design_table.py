@@ -261,6 +261,78 @@ def test_refuses_a_design_record_of_a_run_on_other_splits(tmp_path, capsys):
         [*good, write(tmp_path / 'c3.json', 'cand', 1, 82.0)])
 
 
+def test_design_splits_are_judged_by_the_images_they_list(
+        tiny_isic, tmp_path, capsys):
+    """Where its split files are found, a design record is judged by the
+    images they list: another folder's ``lightweight_design_val.txt``
+    holding the test images passed by its file name, and a hold-out (or a
+    training split) of another name that keeps the images apart was
+    refused."""
+    from mmseg_dsnet.utils.messages import counted, first_few
+    splits = tiny_isic / 'splits'
+    hold_out = splits / 'lightweight_design_val.txt'
+    design_splits = dict(data_root=str(tiny_isic),
+                         train_split='splits/lightweight_design_train.txt',
+                         eval_split='splits/lightweight_design_val.txt')
+    good = [write(tmp_path / f'r{s}.json', 'ref', s, 80.0 + s,
+                  split_file=str(hold_out), **design_splits)
+            for s in range(2)]
+    elsewhere = tmp_path / 'copy' / 'splits' / hold_out.name
+    elsewhere.parent.mkdir(parents=True)
+    test = splits / 'lightweight_test.txt'
+    elsewhere.write_text(test.read_text())
+    on_test = write(tmp_path / 'c0.json', 'cand', 0, 83.0, **dict(
+        design_splits, split_file=str(elsewhere)))
+    assert tool.main([*good, on_test]) == 2
+    ids = test.read_text().split()
+    assert capsys.readouterr().err == (
+        f'ERROR: {on_test} says split design but its run read other splits: '
+        f'split_file {elsewhere} (lists {counted(len(ids), "image")} of the '
+        f'test split {test} ({elsewhere}: {first_few(ids, 3)})); its figures '
+        'are no design-hold-out result (design choices are never made on '
+        'the test split); leave it out\n')
+    full_train = write(tmp_path / 'c1.json', 'cand', 1, 83.0, **dict(
+        design_splits, train_split='splits/lightweight_train.txt'))
+    with pytest.raises(design.DesignRecordError) as err:
+        design.design_table([*good, full_train])
+    assert (f'read other splits: train_split splits/lightweight_train.txt '
+            f'(lists {counted(len(hold_out.read_text().split()), "image")} '
+            f'of the hold-out {hold_out} (') in str(err.value)
+    # Files of other names that keep the images apart.
+    held_apart = [tmp_path / 'my_val.txt', tmp_path / 'my_train.txt']
+    held_apart[0].write_text(hold_out.read_text())
+    held_apart[1].write_text(
+        (splits / 'lightweight_design_train.txt').read_text())
+    renamed = write(tmp_path / 'c2.json', 'cand', 2, 82.0, **dict(
+        design_splits, train_split=str(held_apart[1]),
+        split_file=str(held_apart[0])))
+    assert '| cand |' in design.design_table([renamed])
+
+
+def test_a_design_hold_out_with_test_images_added_is_refused(
+        tiny_isic, tmp_path):
+    """A design hold-out that lists a test image beside its own was taken
+    for a design hold-out (only a copy or a subset of a test split was
+    refused): design choices were made partly on test images."""
+    from mmseg_dsnet.leaderboard.real_data_check import check_design_hold_out
+    from mmseg_dsnet.utils.errors import UserError
+    splits = tiny_isic / 'splits'
+    test = splits / 'lightweight_test.txt'
+    test_id = test.read_text().split()[0]
+    mixed = tmp_path / 'lightweight_design_val.txt'
+    mixed.write_text((splits / 'lightweight_design_val.txt').read_text()
+                     + f'{test_id}\n')
+    with pytest.raises(UserError) as err:
+        check_design_hold_out(dict(data_root=str(tiny_isic),
+                                   ann_file=str(mixed)))
+    assert str(err.value).startswith(
+        f'the design hold-out {mixed} lists 1 image of the test split '
+        f'{test} ({mixed}: {test_id}): design choices made on it would be '
+        'made on test images.')
+    check_design_hold_out(dict(data_root=str(tiny_isic),
+                               ann_file='splits/lightweight_design_val.txt'))
+
+
 def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):
     path = write(tmp_path / 't.json', 'cand-a', 0, 80.0, split='test')
     assert tool.main([path]) == 2

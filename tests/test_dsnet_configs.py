@@ -9,7 +9,7 @@ import re
 
 import pytest
 import torch
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, write_tiny_config
 
 DSNET_CONFIGS = sorted(
     glob.glob(str(REPO / 'configs/dsnet/*.py')) +
@@ -469,3 +469,33 @@ def test_real_data_check_of_a_design_config_reads_the_split_it_names(
                              str(tmp_path), str(tmp_path / 'w'), 1, None,
                              None, 0, split='test')
     assert cfg.test_dataloader.dataset.ann_file == 'splits/official_test.txt'
+
+
+def test_real_data_check_finds_the_design_splits_by_path_and_images(
+        tiny_isic, tmp_path):
+    """``check_real_data.py --split test`` of a config that names the
+    design-train split as ``./splits/...``, or tests on a copy of the
+    design hold-out under another name, was taken for a config of the
+    literature's split: the run scored the design hold-out and was
+    recorded as a test-split one."""
+    from mmseg_dsnet.leaderboard.real_data_check import (TEST_SPLITS,
+                                                         short_schedule_cfg)
+    base = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    copy = tmp_path / 'final_check.txt'
+    copy.write_text(
+        (tiny_isic / 'splits' / 'lightweight_design_val.txt').read_text())
+    for name, train, test in (
+            ('dotted', './splits/lightweight_design_train.txt',
+             './splits/lightweight_design_val.txt'),
+            ('copied', 'splits/lightweight_train.txt', str(copy))):
+        config = tmp_path / f'{name}.py'
+        config.write_text(
+            f"_base_ = ['{base}']\n"
+            f"train_dataloader = dict(dataset=dict(ann_file='{train}'))\n"
+            f"val_dataloader = dict(dataset=dict(ann_file='{test}'))\n"
+            f"test_dataloader = dict(dataset=dict(ann_file='{test}'))\n")
+        cfg = short_schedule_cfg(str(config), str(tiny_isic),
+                                 str(tmp_path / 'w'), 1, None, None, 0)
+        assert [cfg[f'{loader}_dataloader'].dataset.ann_file
+                for loader in ('train', 'val', 'test')] == [
+                    TEST_SPLITS[0], TEST_SPLITS[1], TEST_SPLITS[1]], name

@@ -2256,6 +2256,34 @@ def test_fast_train_test_passes_over_a_best_chosen_on_a_renamed_test_split(
             ) in capsys.readouterr().out
 
 
+def test_fast_train_test_passes_over_a_best_chosen_on_a_wrapped_test_split(
+        fast_train_tool, tiny_cfg, monkeypatch, tmp_path, capsys):
+    """A test loader whose dataset is a wrapper (a ConcatDataset of the
+    test split) names no split file itself: the best checkpoint, chosen
+    by validating on that test split, was the one --test scored."""
+    import subprocess
+    work = tmp_path / 'wrapped_run'
+    work.mkdir()
+    (work / 'tiny_wrapped.py').write_text(
+        f"_base_ = '{tiny_cfg}'\n"
+        "test_dataloader = dict(dataset=dict(_delete_=True, "
+        "type='ConcatDataset', "
+        "datasets=[{{_base_.val_dataloader.dataset}}]))\n")
+    commands = []
+    monkeypatch.setattr(subprocess, 'call',
+                        lambda cmd: commands.append(cmd) or 0)
+    last = str(work / 'epoch_2.pth')
+    fast_train_tool.test_runs([dict(
+        name='tiny_wrapped', completed=True, config='tiny_wrapped.py',
+        work_dir=str(work), checkpoint=last,
+        best=dict(path=str(work / 'best_IoU_epoch_1.pth')))])
+    assert commands[0][3] == last
+    assert ('[fast_train] tiny_wrapped: testing the last checkpoint, not '
+            'best_IoU_epoch_1.pth: it was chosen by validating on '
+            'lightweight_test.txt, the split it is tested on\n'
+            ) in capsys.readouterr().out
+
+
 def test_an_auto_scale_lr_without_enable_leaves_the_rate():
     """mmengine's ``Runner.scale_lr`` scales only when ``enable`` is set
     (its default is False): a config giving only ``base_batch_size``

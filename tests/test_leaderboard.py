@@ -302,7 +302,7 @@ def test_collect_refuses_a_validation_line_unlike_a_test_of_the_config(
                  '--runs-dir', str(runs), '--no-benchmark'])
     assert str(err.value).startswith(
         f'{work} was never tested and validated on '
-        'splits/official_val.txt, not on its test split '
+        'splits/official_val.txt, not on the images of its test split '
         'splits/official_test.txt (last validation line of ')
     assert not runs.exists()
 

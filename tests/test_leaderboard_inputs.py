@@ -402,6 +402,89 @@ def test_collect_refuses_a_run_recorded_under_another_name(tmp_path):
                                      new_name)
 
 
+def test_a_validation_line_is_a_test_result_by_the_images_listed(
+        tiny_isic, tmp_path):
+    """A run never tested gives its last validation line, a test result
+    when the validation scored the test split's images. Judged by the
+    split file's name, a copy of the test split under another name was
+    refused, and a file named like the test split that lists other images
+    (or the test split cut by ``indices``) passed for a test result."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_validation_result
+    splits = tiny_isic / 'splits'
+    copy = tmp_path / 'held_out.txt'
+    copy.write_text((splits / 'lightweight_test.txt').read_text())
+    other = tmp_path / 'other' / 'lightweight_test.txt'
+    other.parent.mkdir()
+    other.write_text((splits / 'lightweight_design_val.txt').read_text())
+    work = tmp_path / 'work'
+    rec = dict(test_split='splits/lightweight_test.txt',
+               metrics_source=f'last validation line of {work}/run.log')
+
+    def check(name, val_dataset):
+        config = tmp_path / f'{name}.py'
+        config.write_text(
+            f"val_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            f'{val_dataset}))\n'
+            f"test_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            "ann_file='splits/lightweight_test.txt'))\n"
+            "val_evaluator = dict(type='LesionMetric')\n")
+        check_validation_result(str(config), Config.fromfile(str(config)),
+                                rec, str(work))
+
+    check('on_test', "ann_file='splits/lightweight_test.txt'")
+    check('on_a_copy', f"ann_file='{copy}'")
+    never = f'{work} was never tested and validated on '
+    with pytest.raises(UserError) as err:
+        check('on_other', f"ann_file='{other}'")
+    assert str(err.value).startswith(
+        f'{never}{other}, not on the images of its test split '
+        'splits/lightweight_test.txt (last validation line of ')
+    with pytest.raises(UserError) as err:
+        check('on_part', "ann_file='splits/lightweight_test.txt', indices=2")
+    assert str(err.value).startswith(
+        f'{never}splits/lightweight_test.txt, not on the images of its '
+        'test split splits/lightweight_test.txt')
+    with pytest.raises(UserError) as err:
+        check('on_val', "ann_file='splits/official_val.txt'")
+    assert str(err.value).startswith(
+        f'{never}splits/official_val.txt, not on the images of its test '
+        'split ')
+
+
+def test_a_test_on_a_copy_of_the_design_hold_out_is_no_test_result(
+        tiny_isic, tmp_path):
+    """A design run (trained on the design-train split) tested on a copy
+    of the design hold-out under another name was taken for a test
+    result: only a test split named like the hold-out was refused."""
+    from mmseg_dsnet.leaderboard.board import (DesignRunError,
+                                               check_final_test_result)
+    from mmseg_dsnet.utils.messages import counted, first_few
+    hold_out = tiny_isic / 'splits' / 'lightweight_design_val.txt'
+    copy = tmp_path / 'final_check.txt'
+    copy.write_text(hold_out.read_text())
+    ids = sorted(hold_out.read_text().split())
+
+    def rec(split_file):
+        return dict(checkpoint=None, epochs=2,
+                    test_split='splits/lightweight_test.txt',
+                    train_split='splits/lightweight_design_train.txt',
+                    evaluated_data=dict(data_root=str(tiny_isic),
+                                        split_file=split_file))
+
+    with pytest.raises(DesignRunError) as err:
+        check_final_test_result(rec(str(copy)), {}, 'w')
+    assert str(err.value) == (
+        f'w was evaluated on {copy}, which lists {len(ids)} of the '
+        f'{counted(len(ids), "image")} of the design hold-out {hold_out} '
+        f'({first_few(ids, 3)}), not on a test split; design runs are '
+        'recorded by tools/check_real_data.py --split design, not '
+        'collected')
+    check_final_test_result(
+        rec(str(tiny_isic / 'splits' / 'lightweight_test.txt')), {}, 'w')
+
+
 def test_build_refuses_seeds_of_one_row_trained_with_other_settings(
         lb, tmp_path):
     """A seed trained with another learning rate under the same --schedule
@@ -474,6 +557,74 @@ def test_collect_refuses_figures_on_images_of_the_training_split(tmp_path):
     check_not_evaluated_on_trained_images(
         rec('splits/lightweight_train.txt'), 'W')
     check_not_evaluated_on_trained_images(rec('splits/gone.txt'), 'W')
+
+
+def test_collect_compares_each_training_dataset_a_wrapper_holds(tmp_path):
+    """A run whose training loader wraps its dataset (RepeatDataset,
+    ConcatDataset) records no training split: collect compared the tested
+    split with none and recorded figures on images the model learned
+    from, exit 0."""
+    from mmseg_dsnet.leaderboard.board import \
+        check_not_evaluated_on_trained_images
+    root = tmp_path / 'isic2017'
+    (root / 'splits').mkdir(parents=True)
+    train = [f'ISIC_{i:07d}' for i in range(6)]
+    (root / 'splits' / 'official_train.txt').write_text('\n'.join(train))
+    (root / 'splits' / 'official_val.txt').write_text('ISIC_0000010\n')
+    test = root / 'splits' / 'lightweight_test.txt'
+    test.write_text('ISIC_0000004\nISIC_0000020\n')
+    rec = dict(data_root=None, train_split=None,
+               evaluated_data=dict(split_file=str(test)))
+
+    def trained_on(*splits):
+        return dict(train_dataloader=dict(dataset=dict(
+            type='RepeatDataset', times=2, dataset=dict(
+                type='ConcatDataset', datasets=[
+                    dict(data_root=str(root), ann_file=split)
+                    for split in splits]))))
+
+    with pytest.raises(UserError) as err:
+        check_not_evaluated_on_trained_images(
+            rec, 'W', trained_on('splits/official_val.txt',
+                                 'splits/official_train.txt'))
+    assert str(err.value).startswith(
+        f'W was evaluated on {test}, which lists 1 of its 2 images in the '
+        f'split the run trained on ({root}/splits/official_train.txt: '
+        'ISIC_0000004)')
+    check_not_evaluated_on_trained_images(
+        rec, 'W', trained_on('splits/official_val.txt'))
+
+
+def test_collect_reads_each_split_file_of_a_wrapped_test_loader(
+        tiny_isic, tmp_path):
+    """tools/test.py records the split files of a wrapped test loader's
+    datasets joined by ' + ': collect found no such file, so figures on
+    training images, or of a best checkpoint chosen on the test split,
+    were recorded as a test result, exit 0."""
+    from mmseg_dsnet.leaderboard.board import (
+        check_final_test_result, check_not_evaluated_on_trained_images)
+    splits = tiny_isic / 'splits'
+    test, train = (splits / 'lightweight_test.txt',
+                   splits / 'lightweight_train.txt')
+    rec = dict(checkpoint='w/best_IoU_epoch_1.pth', epochs=2,
+               data_root=str(tiny_isic),
+               train_split='splits/lightweight_train.txt',
+               evaluated_data=dict(
+                   data_root=str(tiny_isic),
+                   split_file=f'{splits / "official_test.txt"} + {test}'))
+    validated_on_test = dict(val_dataloader=dict(dataset=dict(
+        data_root=str(tiny_isic), ann_file='splits/lightweight_test.txt')))
+    with pytest.raises(UserError, match='the best checkpoint was chosen by '
+                       'validating on lightweight_test.txt'):
+        check_final_test_result(rec, validated_on_test, 'w')
+    check_not_evaluated_on_trained_images(rec, 'w')
+    with_train = dict(rec, evaluated_data=dict(
+        rec['evaluated_data'], split_file=f'{test} + {train}'))
+    with pytest.raises(UserError) as err:
+        check_not_evaluated_on_trained_images(with_train, 'w')
+    assert str(err.value).startswith(
+        f'w was evaluated on {test} + {train}, which lists '
+        f'{len(train.read_text().split())} of its ')
 
 
 def test_collect_reads_split_ids_as_the_datasets_read_them(tmp_path):

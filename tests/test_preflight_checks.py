@@ -509,6 +509,36 @@ def test_save_best_checks_by_who_validates():
     assert validates_on(dict(val_dataloader=None), ['']) is None
 
 
+def test_a_wrapped_validation_split_is_judged_by_the_datasets_it_holds(
+        tiny_isic, tmp_path):
+    """A validation loader whose dataset is a wrapper names no split file
+    itself: a best checkpoint chosen through a Repeat of a Concat holding
+    the test split (by its name, or a copy under another name) is chosen
+    on the test images, and a wrapper of a validation split is not."""
+    from mmseg_dsnet.engine.preflight import validates_on_images_of
+    from mmseg_dsnet.utils.messages import first_few
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    copy = tmp_path / 'held_out.txt'
+    copy.write_text(test.read_text())
+
+    def wrapped(ann_file):
+        held_out = dict(data_root=str(tiny_isic),
+                        ann_file='splits/lightweight_design_val.txt')
+        return dict(val_dataloader=dict(dataset=dict(
+            type='RepeatDataset', times=2, dataset=dict(
+                type='ConcatDataset', datasets=[held_out, dict(
+                    data_root=str(tiny_isic), ann_file=ann_file)]))))
+
+    ids = test.read_text().split()
+    assert validates_on_images_of(wrapped('splits/lightweight_test.txt'),
+                                  [str(test)]) == 'lightweight_test.txt'
+    assert validates_on_images_of(wrapped(str(copy)), [str(test)]) == (
+        f'held_out.txt, which lists {len(ids)} images of {test} '
+        f'({first_few(ids, 3)})')
+    assert validates_on_images_of(
+        wrapped('splits/lightweight_design_val.txt'), [str(test)]) is None
+
+
 
 @pytest.fixture
 def lesion_checkpoint_hook():

@@ -36,7 +36,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           apply_cfg_options,
                                           check_images_scored_once,
                                           validates_on_images_of)
-from mmseg_dsnet.datasets.split_files import split_file
+from mmseg_dsnet.datasets.split_files import leaf_datasets, split_file
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -198,13 +198,14 @@ def test_runs(summaries):
         best = summary.get('best') or {}
         checkpoint = best.get('path') or summary['checkpoint']
         cfg = Config.fromfile(dumped)
-        test = cfg.test_dataloader.dataset
-        test_split = split_file(test) or str(test.get('ann_file'))
+        # Each dataset a wrapper (Concat, Repeat ...) holds is tested.
+        tested = [split_file(leaf) for leaf in
+                  leaf_datasets(cfg.test_dataloader.dataset)]
         # Named as the config's loaders read it: the design configs
         # validate and test on their hold-out, not on the test split. A
         # validation split of another name holding images of the tested
         # one (a copy, a subset, a link) chose the checkpoint on them too.
-        chosen_on = validates_on_images_of(cfg, [test_split]) \
+        chosen_on = validates_on_images_of(cfg, tested) \
             if best.get('path') else None
         if chosen_on:
             print(f'[fast_train] {summary["name"]}: testing the last '

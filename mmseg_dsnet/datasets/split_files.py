@@ -3,9 +3,10 @@ them: the datasets a wrapper holds, which file a config names, the ids it
 lists, the data root it lies in and the ids two splits share. Used by the
 checks that keep scored images apart from trained ones (the pre-flight
 checks of ``train.py``, ``tools/test.py`` and the analysis tools) and by
-those of the data a config names."""
+those of the data a config names; and which of the images a dataset
+config scores are test images."""
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
 
 def split_file(dataset_cfg: dict) -> Optional[str]:
@@ -114,3 +115,112 @@ def ids_also_in(found, scored_ids, synthetic, read=None):
         return []
     listed = set(split_ids(found, read))
     return [i for i in scored_ids if i in listed]
+
+
+def test_split_files(data_root: str) -> list:
+    """The test split files the converter wrote into ``data_root``
+    (``splits/official_test.txt``, ``splits/lightweight_test.txt``) that
+    are there; a link to one counts as the file."""
+    from .converters.isic import TEST_SPLIT_FILES
+    found = [osp.join(data_root or '', 'splits', name)
+             for name in TEST_SPLIT_FILES]
+    return [path for path in found if osp.isfile(path)]
+
+
+def test_images_listed(split: str, data_roots: Sequence[str]
+                       ) -> Optional[str]:
+    """Which images of a test split of ``data_roots``
+    (:func:`test_split_files`) split file ``split`` lists, if any: for a
+    split that must hold none (the design hold-out), one is too many.
+
+    Args:
+        split (str): The split file.
+        data_roots (Sequence[str]): The data roots whose test splits it is
+            compared with (a root given twice, or under two spellings, is
+            read once).
+
+    Returns:
+        str | None: E.g. ``'2 images of the test split data/isic2017/
+        splits/lightweight_test.txt (val.txt: ISIC_0000000,
+        ISIC_0000003)'``; None when it lists none.
+    """
+    from ..utils.messages import counted, first_few
+    ids = split_ids(split)
+    tests = {osp.realpath(test): test for root in data_roots if root
+             for test in test_split_files(root)}
+    for test in tests.values():
+        listed = set(split_ids(test))
+        shared = [i for i in ids if i in listed]
+        if shared:
+            return (f'{counted(len(shared), "image")} of the test split '
+                    f'{test} ({split}: {first_few(shared, 3)})')
+    return None
+
+
+def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
+                       ) -> Optional[str]:
+    """What test images a loader's dataset scores, if any, in any dataset
+    a wrapper (Concat, Repeat ...) holds: a test split file
+    (:func:`~mmseg_dsnet.datasets.converters.isic.is_test_split`), or a
+    split file of another name that lists images of a test split of its
+    data root and is a subset of it (written to go faster), or lists any
+    image of one that a checkpoint's run held out (no training split of
+    its training config lists an image of that test split), a link to a
+    test split under another name included: by name alone such a split
+    passes for a validation split.
+
+    A test split a run trained on is no test split of its protocol: the
+    official validation split holds images of ``lightweight_test.txt``,
+    which official-protocol runs train on.
+
+    Args:
+        dataset_cfg (dict): The dataset config of the scored loader.
+        checkpoints (Sequence[str]): The scored checkpoints. Default: ().
+
+    Returns:
+        str | None: E.g. ``'the test split splits/lightweight_test.txt'``
+        or ``'20 images of the test split data/isic2017/splits/
+        lightweight_test.txt (sub.txt: ISIC_0000000, ...)'``; None when it
+        scores none (or reads no split file:
+        :func:`~mmseg_dsnet.analysis.threshold_sweep.check_split_given`).
+    """
+    from ..utils.messages import counted, first_few
+    from .converters.isic import is_test_split
+    from .synthetic_fallback import is_synthetic
+    for leaf in leaf_datasets(dataset_cfg):
+        scored = split_file(leaf)
+        if scored is None:
+            continue
+        if is_test_split(scored):
+            return f"the test split {leaf['ann_file']}"
+        if not osp.isfile(scored):
+            continue
+        root = leaf.get('data_root') or data_root_of(scored)
+        scored_ids = split_ids(scored)
+        # A link to the test split under another name is no other file to
+        # pass over: it lists the test split's images, all of them.
+        for test in test_split_files(root):
+            test_ids = split_ids(test)
+            listed = set(test_ids)
+            shared = [i for i in scored_ids if i in listed]
+            if shared and (len(shared) == len(scored_ids) or _held_out(
+                    test_ids, checkpoints, root, is_synthetic(root))):
+                return (f'{counted(len(shared), "image")} of the test split '
+                        f'{test} ({scored}: {first_few(shared, 3)})')
+    return None
+
+
+def _held_out(test_ids, checkpoints, data_root, synthetic) -> bool:
+    """Whether a checkpoint's run trained on split files (its training
+    config names them all) none of which lists an image of ``test_ids``."""
+    # Which files a checkpoint's run trained on is the analysis' to read
+    # (its training config, or the released weights' card).
+    from ..analysis.threshold_sweep import training_split_files
+    for checkpoint in checkpoints:
+        trained = training_split_files(checkpoint, data_root)
+        if not trained or None in trained:
+            continue
+        if not any(ids_also_in(found, test_ids, synthetic)
+                   for found in trained):
+            return True
+    return False

@@ -273,6 +273,11 @@ def _check_synthetic_set(out_root, layout_year, seed, counts):
             f'{_raw_layout(out_root)} to make it again')
 
 
+#: How :func:`data_provenance` joins the data roots and split files of the
+#: datasets a wrapper holds.
+JOINED_PATHS = ' + '
+
+
 def data_provenance(dataset_cfg, images):
     """What a metric was computed on, for metrics files and run records.
 
@@ -282,7 +287,7 @@ def data_provenance(dataset_cfg, images):
 
     Returns:
         dict: ``data_root`` and ``split_file`` (absolute paths; those of a
-        wrapper's datasets joined by ``' + '``), ``images`` and
+        wrapper's datasets joined by :data:`JOINED_PATHS`), ``images`` and
         ``synthetic`` (any of them).
     """
     # A wrapper (Concat, Repeat ...) reads its datasets' data.
@@ -294,8 +299,8 @@ def data_provenance(dataset_cfg, images):
         roots.append(osp.abspath(root))
         splits.append(osp.abspath(osp.join(root, ann)) if ann else None)
     return dict(
-        data_root=' + '.join(dict.fromkeys(roots)),
-        split_file=None if None in splits else ' + '.join(splits),
+        data_root=JOINED_PATHS.join(dict.fromkeys(roots)),
+        split_file=None if None in splits else JOINED_PATHS.join(splits),
         images=int(images),
         synthetic=any(is_synthetic(root) for root in roots))
 

@@ -137,7 +137,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     checkpoint without one, or whose split file is found nowhere, is
     checked for test images only: a test split, or a copy, subset or link
     of one under another name,
-    :func:`~mmseg_dsnet.analysis.threshold_sweep.test_images_scored`). The
+    :func:`~mmseg_dsnet.datasets.split_files.test_images_scored`). The
     synthetic stand-in set
     (:func:`~mmseg_dsnet.datasets.synthetic_fallback.is_synthetic`) is
     refused unless the checkpoint's training split lies in it, or its run
@@ -156,9 +156,9 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
 
     from ..apis.released_model import training_config_source
     from ..analysis.threshold_sweep import (split_less_training_roots,
-                                            test_images_scored,
                                             training_split_files)
-    from ..datasets.split_files import leaf_datasets, split_file, split_ids
+    from ..datasets.split_files import (leaf_datasets, split_file, split_ids,
+                                        test_images_scored, test_split_files)
     from ..datasets.converters.isic import is_test_split
     from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError
@@ -169,13 +169,10 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     # test and validation images too; the checks below look at split files
     # only, so such a loader passed them all. A run that trained so (its
     # training config gives no split file for that root) saw those images.
-    from ..datasets.converters.isic import TEST_SPLIT_FILES
     split_less = split_less_training_roots(checkpoint)
     for leaf in leaf_datasets(dataset_cfg):
         root = leaf.get('data_root') or ''
-        if split_file(leaf) is not None or not any(
-                osp.isfile(osp.join(root, 'splits', name))
-                for name in TEST_SPLIT_FILES):
+        if split_file(leaf) is not None or not test_split_files(root):
             continue
         if any(same_folder(root, trained_root)
                for trained_root in split_less):

@@ -47,13 +47,12 @@ import os.path as osp
 import re
 import sys
 
-from mmseg_dsnet.engine.preflight import (validates_on,
-                                          validates_on_images_of)
+from mmseg_dsnet.engine.preflight import validates_on_images_of
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import atomic_write_together
 from mmseg_dsnet.utils.messages import counted, first_few
-from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.paths import REPO_ROOT, same_folder
 
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
@@ -592,15 +591,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'be given), then collect')
     if rec['metrics_source_kind'] == 'last validation line':
         check_validation_result(config, cfg, rec, work_dir)
-    if 'design' in osp.basename(str(rec.get('test_split') or '')):
-        # Design runs choose the model; a leaderboard row is a test result.
-        raise DesignRunError(
-            f'{work_dir} was evaluated on the design hold-out '
-            f'({rec["test_split"]}), not on a test split; design runs are '
-            'recorded by tools/check_real_data.py --split design, not '
-            'collected')
     check_final_test_result(rec, cfg, work_dir)
-    check_not_evaluated_on_trained_images(rec, work_dir)
+    check_not_evaluated_on_trained_images(rec, work_dir, cfg)
     check_data_is_the_dataset(rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
@@ -804,17 +796,57 @@ def check_validation_result(config, cfg, rec, work_dir):
             'config as it is: test the final checkpoint with tools/test.py '
             'and the config as it is (data locations and loader workers '
             'may be given), then collect')
-    test_split = osp.basename(str(rec.get('test_split') or ''))
-    if not validates_on(cfg, [test_split]):
+    validated = validation_scores_the_test_images(cfg)
+    if not validated:
         # The official protocols validate on a split of their own: its
         # figures are no test result.
         val_split = ((cfg.get('val_dataloader') or {}).get('dataset')
                      or {}).get('ann_file')
+        # Judged by content: a file named like the test split may list
+        # other images.
+        unlike = 'the images of ' if validated is False else ''
         raise UserError(
             f'{work_dir} was never tested and validated on {val_split}, not '
-            f'on its test split {rec.get("test_split")} '
+            f'on {unlike}its test split {rec.get("test_split")} '
             f'({rec["metrics_source"]}); its figures are no test result: '
             'test the final checkpoint with tools/test.py, then collect')
+
+
+def validation_scores_the_test_images(cfg):
+    """Whether the validation of a (training) config scores the images a
+    test of it scores, so that its last validation line is a test result.
+
+    Judged by content where both loaders read one dataset each whose split
+    files are found here (:func:`_split_ids`): the same ids, under one data
+    root, with the same ``indices``; a copy of the test split under
+    another name is then the test split, and a file named like it that
+    lists other images is not. Where a split file is not found, or a
+    loader's dataset is a wrapper, judged by the split files' names
+    alone.
+
+    Args:
+        cfg (Config | dict): The run's dumped (training) config.
+
+    Returns:
+        bool | None: True when it does; False when it does not, judged by
+        content; None when it does not, judged by name.
+    """
+    val, test = (((cfg.get(loader) or {}).get('dataset') or {})
+                 for loader in ('val_dataloader', 'test_dataloader'))
+    names = [osp.basename(str(dataset.get('ann_file') or ''))
+             for dataset in (val, test)]
+    roots = [str(dataset.get('data_root') or '') for dataset in (val, test)]
+    val_ids, test_ids = (
+        _split_ids(osp.join(root, str(dataset['ann_file'])))
+        if dataset.get('ann_file') else None
+        for root, dataset in zip(roots, (val, test)))
+    if val_ids is None or test_ids is None:
+        return True if names[0] and names[0] == names[1] else None
+    found = [resolve_config_path(root) if root else None for root in roots]
+    same_root = osp.normpath(roots[0]) == osp.normpath(roots[1]) or \
+        same_folder(*(path or '' for path in found))
+    return (same_root and val_ids == test_ids
+            and val.get('indices') == test.get('indices'))
 
 
 def batch_norm_recalibration(rec):
@@ -887,17 +919,54 @@ def check_tested_checkpoint_is_the_runs(rec, work_dir):
         'then collect')
 
 
+def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
+    """Raise :class:`DesignRunError` when a run's metrics were computed on
+    the design hold-out: its test split is named like it
+    (``lightweight_design_val.txt``), or the split its metrics were
+    computed on lists images of the design hold-out of its data root (a
+    copy under another name), where both files are found here. Design
+    runs choose the model; a leaderboard row is a test result.
+
+    Args:
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    from .real_data_check import DESIGN_SPLITS
+    advice = ('design runs are recorded by tools/check_real_data.py '
+              '--split design, not collected')
+    if 'design' in osp.basename(str(rec.get('test_split') or '')):
+        raise DesignRunError(
+            f'{work_dir} was evaluated on the design hold-out '
+            f'({rec["test_split"]}), not on a test split; {advice}')
+    evaluated = rec['evaluated_data']
+    scored = _split_ids(evaluated.get('split_file'))
+    roots = _recorded_paths(evaluated.get('data_root')) if scored else []
+    for root in roots:
+        hold_out_file = osp.join(root, DESIGN_SPLITS[1])
+        hold_out = _split_ids(hold_out_file)
+        shared = sorted(hold_out & scored) if hold_out else []
+        if shared:
+            raise DesignRunError(
+                f'{work_dir} was evaluated on {evaluated["split_file"]}, '
+                f'which lists {len(shared)} of the '
+                f'{counted(len(hold_out), "image")} of the design hold-out '
+                f'{hold_out_file} ({first_few(shared, SHOWN_IDS)}), not on '
+                f'a test split; {advice}')
+
+
 def check_final_test_result(rec, cfg, work_dir):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     metrics are a test result of its final model: of the last epoch's
     checkpoint (or of a best one chosen on another split than the test
-    split), computed on a split it did not train on.
+    split), computed on a split it did not train on and not on the design
+    hold-out.
 
     Args:
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         cfg (Config): Its training config.
         work_dir (str): Its work dir, for the messages.
     """
+    check_not_evaluated_on_the_design_hold_out(rec, work_dir)
     check_tested_checkpoint_is_the_runs(rec, work_dir)
     tested = re.fullmatch(r'epoch_(\d+)\.pth',
                           osp.basename(str(rec.get('checkpoint') or '')))
@@ -908,13 +977,12 @@ def check_final_test_result(rec, cfg, work_dir):
             f'{work_dir}: the test metrics are of {rec["checkpoint"]} but '
             f'the run trained {rec["epochs"]} epochs; test its final '
             f'checkpoint (epoch_{rec["epochs"]}.pth), then collect')
+    evaluated_files = _recorded_paths(
+        rec['evaluated_data'].get('split_file'))
     evaluated = {osp.basename(str(name)) for name in (
-        rec.get('test_split'), rec['evaluated_data'].get('split_file'))
-        if name}
-    check_not_chosen_on_test(
-        cfg, rec.get('checkpoint'),
-        evaluated | {rec['evaluated_data'].get('split_file')} - {None},
-        work_dir)
+        rec.get('test_split'), *evaluated_files) if name}
+    check_not_chosen_on_test(cfg, rec.get('checkpoint'),
+                             evaluated | set(evaluated_files), work_dir)
     trained = osp.basename(str(rec.get('train_split') or ''))
     seen = sorted(name for name in evaluated
                   if 'train' in name or name == trained)
@@ -927,11 +995,32 @@ def check_final_test_result(rec, cfg, work_dir):
             'tools/test.py, then collect')
 
 
+def _recorded_paths(recorded):
+    """The paths a record's ``split_file`` (or ``data_root``) names:
+    itself, or each of those of the datasets a wrapped loader holds, which
+    a metrics file joins
+    (:data:`~mmseg_dsnet.datasets.synthetic_fallback.JOINED_PATHS`);
+    empty for None."""
+    from mmseg_dsnet.datasets.synthetic_fallback import JOINED_PATHS
+    if not recorded:
+        return []
+    if JOINED_PATHS in recorded and resolve_config_path(recorded) is None:
+        return recorded.split(JOINED_PATHS)
+    return [recorded]
+
+
 def _split_ids(path):
     """The ids a split file lists, read as the ISIC datasets read them
     (:func:`~mmseg_dsnet.datasets.split_files.split_ids`: ``./ISIC_1`` is
-    ``ISIC_1``), or None when it is not found here."""
+    ``ISIC_1``), or None when it is not found here. The split files of a
+    wrapped loader's datasets, as a metrics file joins them
+    (:func:`_recorded_paths`), give the ids of all of them (None
+    when one is not found)."""
     from mmseg_dsnet.datasets.split_files import split_ids
+    parts = _recorded_paths(path)
+    if len(parts) > 1:
+        listed = [_split_ids(part) for part in parts]
+        return None if None in listed else set().union(*listed)
     found = resolve_config_path(path) if path else None
     if found is None or not osp.isfile(found):
         return None
@@ -942,9 +1031,9 @@ def _split_ids(path):
 SHOWN_IDS = 3
 
 
-def check_not_evaluated_on_trained_images(rec, work_dir):
+def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the split a
-    run's metrics were computed on lists images of the split it trained
+    run's metrics were computed on lists images of a split it trained
     on, by their ids. :func:`check_final_test_result` tells a training
     split by its name only, so a run trained on ``official_train.txt``
     and tested on ``lightweight_test.txt`` (whose images come from the
@@ -957,25 +1046,35 @@ def check_not_evaluated_on_trained_images(rec, work_dir):
     Args:
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         work_dir (str): Its work dir, for the messages.
+        cfg (Config | dict, optional): Its training config: the split
+            file of each dataset its training loader reads (those a
+            wrapper, Repeat or Concat, holds, which name no split in
+            ``rec``) is compared too.
     """
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
     train_split = rec.get('train_split')
-    train_file = osp.join(str(rec.get('data_root') or ''),
-                          str(train_split)) if train_split else None
-    trained = _split_ids(train_file)
+    train_files = [osp.join(str(rec.get('data_root') or ''),
+                            str(train_split))] if train_split else []
+    loader = (cfg or {}).get('train_dataloader') or {}
+    train_files += [
+        osp.join(str(leaf.get('data_root') or ''), str(leaf['ann_file']))
+        for leaf in leaf_datasets(loader.get('dataset'))
+        if leaf.get('ann_file')]
     evaluated_file = rec['evaluated_data'].get('split_file')
     evaluated = _split_ids(evaluated_file)
-    if not trained or not evaluated:
+    if not evaluated:
         return
-    seen = sorted(trained & evaluated)
-    if seen:
-        shown = first_few(seen, SHOWN_IDS)
-        raise UserError(
-            f'{work_dir} was evaluated on {evaluated_file}, which lists '
-            f'{len(seen)} of its {counted(len(evaluated), "image")} in the '
-            'split the '
-            f'run trained on ({train_file}: {shown}); figures on images '
-            'the model learned from overstate it: test on a split disjoint '
-            'from the training split, then collect')
+    for train_file in dict.fromkeys(train_files):
+        seen = sorted((_split_ids(train_file) or set()) & evaluated)
+        if seen:
+            shown = first_few(seen, SHOWN_IDS)
+            raise UserError(
+                f'{work_dir} was evaluated on {evaluated_file}, which lists '
+                f'{len(seen)} of its {counted(len(evaluated), "image")} in '
+                'the split the '
+                f'run trained on ({train_file}: {shown}); figures on images '
+                'the model learned from overstate it: test on a split '
+                'disjoint from the training split, then collect')
 
 
 def check_data_is_the_dataset(rec, work_dir):

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import counted, first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.percent import percent_text
 
@@ -166,6 +167,14 @@ def check_design_splits(path, record):
     images): ``split: design`` alone does not say what the run read, and
     design choices must never be made on the test split.
 
+    Judged by content where the split files are found here
+    (:func:`design_splits_by_content`): a hold-out of any name that lists
+    no test image, and a training split of any name that lists no
+    hold-out image, pass; one named like the design's split that does,
+    another folder's copy of the test split as
+    ``lightweight_design_val.txt`` say, is refused. Where they are not
+    found, judged by the split files' names.
+
     Args:
         path (str): The record's file, for the messages.
         record (dict): A record that passed the type checks of
@@ -174,11 +183,16 @@ def check_design_splits(path, record):
     Raises:
         DesignRecordError: Naming the file, the key and the split.
     """
+    by_content = design_splits_by_content(record)
     wrong = []
     for key, expected in DESIGN_SPLIT_KEYS.items():
         value = record.get(key)
         if not isinstance(value, str):
             continue  # records written before the key was recorded
+        if key in by_content:
+            if by_content[key]:
+                wrong.append(f'{key} {value} ({by_content[key]})')
+            continue
         if key == 'split_file':
             same = osp.basename(value) == osp.basename(expected)
         else:
@@ -191,6 +205,63 @@ def check_design_splits(path, record):
             f'{", ".join(wrong)}; its figures are no design-hold-out '
             'result (design choices are never made on the test split); '
             'leave it out')
+
+
+def design_splits_by_content(record):
+    """The split keys of a design record (:data:`DESIGN_SPLIT_KEYS`) that
+    can be judged by the images their split files list, each with what is
+    wrong with it (None: nothing).
+
+    The hold-out (``split_file``, or ``eval_split`` under ``data_root``)
+    must list no image of a test split of its data root or of the
+    record's; judged where it and a test split are found. The training
+    split (``train_split`` under ``data_root``) must list no image of the
+    hold-out; judged where both are found.
+
+    Args:
+        record (dict): A design record.
+
+    Returns:
+        dict: Key -> None, or e.g. ``'lists 2 images of the test split
+        /d/splits/lightweight_test.txt (/e/val.txt: ISIC_1, ISIC_2)'``.
+    """
+    from mmseg_dsnet.datasets.split_files import (data_root_of, split_ids,
+                                                  test_images_listed,
+                                                  test_split_files)
+
+    from .work_dir import resolve_config_path
+    root = record.get('data_root')
+    # Where the run read it: from where it ran, or the repository root.
+    root = resolve_config_path(root) if isinstance(root, str) else None
+
+    def found(key):
+        value = record.get(key)
+        if not isinstance(value, str):
+            return None
+        if key != 'split_file' and not osp.isabs(value):
+            if root is None:
+                return None
+            value = osp.join(root, value)
+        return value if osp.isfile(value) else None
+
+    judged = {}
+    for key in ('split_file', 'eval_split'):
+        hold_out = found(key)
+        if hold_out is None:
+            continue
+        roots = [data_root_of(hold_out), root]
+        if any(test_split_files(folder) for folder in roots if folder):
+            found_test = test_images_listed(hold_out, roots)
+            judged[key] = f'lists {found_test}' if found_test else None
+    hold_out = found('split_file') or found('eval_split')
+    trained = found('train_split')
+    if hold_out and trained:
+        held = set(split_ids(hold_out))
+        shared = [i for i in split_ids(trained) if i in held]
+        judged['train_split'] = (
+            f'lists {counted(len(shared), "image")} of the hold-out '
+            f'{hold_out} ({first_few(shared, 3)})') if shared else None
+    return judged
 
 
 def load_design_records(paths):

@@ -331,9 +331,9 @@ def check_subset_sizes(data_root, split='test', train_images=None,
 def check_design_hold_out(dataset_cfg):
     """Refuse a design hold-out that lists test images: a copy of, a subset
     of or a link to a test split written as ``lightweight_design_val.txt``
-    (one made by hand for a set converted before the design splits) has
-    the design's file name, and design choices would be made on test
-    images.
+    (one made by hand for a set converted before the design splits), or
+    the hold-out with test images added, has the design's file name, and
+    design choices would be made on test images.
 
     Args:
         dataset_cfg (dict): The dataset config of the design runs'
@@ -342,17 +342,43 @@ def check_design_hold_out(dataset_cfg):
     Raises:
         UserError: Naming the hold-out and the test split it lists.
     """
-    from mmseg_dsnet.analysis.threshold_sweep import test_images_scored
+    from mmseg_dsnet.datasets.split_files import (data_root_of, split_file,
+                                                  test_images_listed)
     from mmseg_dsnet.utils.errors import UserError
-    found = test_images_scored(dataset_cfg)
+    hold_out = split_file(dataset_cfg)
+    if hold_out is None or not osp.isfile(hold_out):
+        return
+    found = test_images_listed(hold_out, [dataset_cfg.get('data_root'),
+                                          data_root_of(hold_out)])
     if found:
-        root = dataset_cfg.get('data_root')
         raise UserError(
-            f'the design hold-out {osp.join(root, DESIGN_SPLITS[1])} lists '
-            f'{found}: design choices made on it would be made on test '
-            'images. Convert the set again with tools/dataset_converters/'
-            'isic.py (it writes a design hold-out apart from the test '
-            'split)')
+            f'the design hold-out {hold_out} lists {found}: design choices '
+            'made on it would be made on test images. Convert the set again '
+            'with tools/dataset_converters/isic.py (it writes a design '
+            'hold-out apart from the test split)')
+
+
+def reads_the_design_splits(cfg):
+    """Whether a config trains on the design-train split (its path however
+    spelled, ``./splits/...`` too) or is judged on images of the design
+    hold-out of its data root (a copy under another name), where its test
+    split and the hold-out are found: its ``--split test`` run must not
+    score the hold-out and be recorded as a test-split one.
+
+    Args:
+        cfg (Config): The config, its data roots set.
+    """
+    from mmseg_dsnet.datasets.split_files import split_file, split_ids
+    train = cfg.train_dataloader.dataset
+    if osp.normpath(str(train.get('ann_file') or '')) == \
+            osp.normpath(DESIGN_SPLITS[0]):
+        return True
+    test = cfg.test_dataloader.dataset
+    tested = split_file(test)
+    hold_out = osp.join(test.get('data_root') or '', DESIGN_SPLITS[1])
+    if not tested or not osp.isfile(tested) or not osp.isfile(hold_out):
+        return False
+    return not set(split_ids(tested)).isdisjoint(split_ids(hold_out))
 
 
 def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
@@ -376,7 +402,7 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
     splits = None
     if split == 'design':
         splits = DESIGN_SPLITS
-    elif cfg.train_dataloader.dataset.get('ann_file') == DESIGN_SPLITS[0]:
+    elif reads_the_design_splits(cfg):
         # A design config reads the design splits itself; a 'test' run of it
         # trains and is judged on the literature's split, as it says.
         splits = TEST_SPLITS

@@ -276,27 +276,39 @@ def _never_validates(cfg):
     return None
 
 
+def _val_datasets(cfg):
+    """The datasets ``cfg``'s ``val_dataloader`` reads from: its dataset,
+    or each one a wrapper (Concat, Repeat ...) holds."""
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
+    return leaf_datasets((cfg.get('val_dataloader') or {}).get('dataset'))
+
+
 def validates_on(cfg, split_names):
-    """The file name of the split ``cfg``'s ``val_dataloader`` reads when it
-    is one of ``split_names`` (file names, e.g. the test split's), else
-    None: a checkpoint chosen on it is chosen on those images.
+    """The file name of the split ``cfg``'s ``val_dataloader`` reads (or
+    one a wrapper in it reads) when it is one of ``split_names`` (file
+    names, e.g. the test split's), else None: a checkpoint chosen on it is
+    chosen on those images.
 
     Args:
         cfg (Config | dict): The config.
         split_names (Iterable[str]): Split file names (no folder).
     """
-    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
-    name = osp.basename(str(val.get('ann_file') or ''))
-    return name if name and name in set(split_names) else None
+    names = set(split_names)
+    for val in _val_datasets(cfg):
+        name = osp.basename(str(val.get('ann_file') or ''))
+        if name and name in names:
+            return name
+    return None
 
 
 def validates_on_images_of(cfg, test_splits):
     """The split ``cfg``'s ``val_dataloader`` reads when it holds images of
     one of ``test_splits``, else None: a checkpoint chosen on it is chosen
-    on images it is then tested on. Judged by file name, and by content
-    for a split file of another name (a copy, a subset or a link of the
-    tested split), which by name alone would pass for a validation split
-    of its own.
+    on images it is then tested on. Each dataset a wrapper (Concat,
+    Repeat ...) holds is judged. Judged by file name, and by content for a
+    split file of another name (a copy, a subset or a link of the tested
+    split), which by name alone would pass for a validation split of its
+    own.
 
     Args:
         cfg (Config | dict): The training config.
@@ -316,19 +328,20 @@ def validates_on_images_of(cfg, test_splits):
     name = validates_on(cfg, [osp.basename(split) for split in tests])
     if name:
         return name
-    val = (cfg.get('val_dataloader') or {}).get('dataset') or {}
-    val_split = split_file(val) if isinstance(val, dict) else None
-    if not val_split or not osp.isfile(val_split):
-        return None
-    val_ids = split_ids(val_split)
-    # The images are read under its data root, wherever the file lies.
-    synthetic = is_synthetic(val.get('data_root') or data_root_of(val_split))
-    for test in tests:
-        if not osp.isfile(test):
+    for val in _val_datasets(cfg):
+        val_split = split_file(val)
+        if not val_split or not osp.isfile(val_split):
             continue
-        shared = ids_also_in(test, val_ids, synthetic)
-        if shared:
-            return (f'{osp.basename(val_split)}, which lists '
-                    f'{counted(len(shared), "image")} of {test} '
-                    f'({first_few(shared, 3)})')
+        val_ids = split_ids(val_split)
+        # The images are read under its data root, wherever the file lies.
+        synthetic = is_synthetic(val.get('data_root')
+                                 or data_root_of(val_split))
+        for test in tests:
+            if not osp.isfile(test):
+                continue
+            shared = ids_also_in(test, val_ids, synthetic)
+            if shared:
+                return (f'{osp.basename(val_split)}, which lists '
+                        f'{counted(len(shared), "image")} of {test} '
+                        f'({first_few(shared, 3)})')
     return None
