@@ -326,6 +326,33 @@ def test_stale_tmp_folder_is_removed_by_the_next_run(tmp_path, leftovers):
     assert (out / 'meta.json').is_file()
 
 
+def test_an_earlier_conversion_moved_aside_by_a_killed_run_is_handled(
+        tmp_path, monkeypatch):
+    """An --overwrite run killed between moving the earlier conversion
+    aside (``OUT.old-PID``) and moving its own in left that folder, named
+    nowhere, forever. It is now named and kept while it is the only copy
+    (no OUT), and removed once OUT exists again."""
+    out = tmp_path / 'out'
+    aside = tmp_path / 'out.old-99999'
+    (aside / 'images').mkdir(parents=True)
+    (tmp_path / 'out.old-x').mkdir()  # not a process id: not ours
+    monkeypatch.setattr(isic, 'pid_alive', lambda pid: False)
+    said = []
+    isic._remove_stale_tmp(out, said.append)
+    assert aside.is_dir()
+    assert said == [
+        f'warning: kept {aside}: the earlier conversion that an interrupted '
+        '--overwrite run (process 99999 is gone) moved aside before its own '
+        f'reached {out}; remove it once it is not needed']
+    out.mkdir()
+    said.clear()
+    isic._remove_stale_tmp(out, said.append)
+    assert not aside.exists() and (tmp_path / 'out.old-x').is_dir()
+    assert said == [
+        f'note: removed {aside} (the conversion it replaced), left by an '
+        'interrupted --overwrite run (process 99999 is gone)']
+
+
 def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
     raw = _make_raw(tmp_path / 'raw')
     link = tmp_path / 'link'

@@ -279,6 +279,52 @@ def _duplicate_record(split, image_id, ref, first, converted):
     return _record(split, image_id, 'duplicate file', ref, f'ignored; {used}')
 
 
+def _same_photo(ref, other):
+    """Whether two image files (refs as in :func:`_collect_files`) hold
+    the same bytes; None when either is missing or cannot be read."""
+    if ref is None or other is None:
+        return None
+    try:
+        return _read_bytes(ref) == _read_bytes(other)
+    except (OSError, FileTooLargeError, zipfile.BadZipFile, KeyError):
+        return None
+    finally:
+        # A later conversion in this process reads each zip anew.
+        _close_open_zips()
+
+
+def _cross_split_record(split, image_id, ref, first_split, same_photo,
+                        converted):
+    """The record of a pair skipped because its id is in an earlier
+    official split too: one id is one file name (``images/<id>.jpg``), so
+    it can be in one split only, and keeping it in the first keeps a photo
+    out of both a training and a test split.
+
+    Args:
+        split (str): The official split of the pair skipped.
+        image_id (str): The id.
+        ref (tuple): A file of the pair skipped.
+        first_split (str): The split the id was read in first.
+        same_photo (bool | None): Whether the two photos are the same
+            bytes (:func:`_same_photo`).
+        converted (bool): Whether the first split's pair was written.
+
+    Returns:
+        dict: A ``duplicate id`` record (:func:`_record`).
+    """
+    photo = {
+        True: 'the same photo, byte for byte',
+        False: 'another photo',
+        None: 'photos not compared (one is missing or unreadable)',
+    }[same_photo]
+    kept = (f'the pair of {first_split} is converted, this one is not, so '
+            'that the id is in one split only' if converted else
+            f'the pair of {first_split} was skipped too (see skipped): no '
+            'pair of this id was converted')
+    return _record(split, image_id, 'duplicate id', ref,
+                   f'id also in split {first_split}, with {photo}; {kept}')
+
+
 def _stray_kind(member):
     """The kind of a known stray file of the official downloads, or None."""
     parts = member.split('/')
@@ -601,7 +647,7 @@ def _scan(src, year, log):
 
     Returns:
         tuple: ``(tasks, skipped, ignored, present, missing, unread,
-        duplicates)``:
+        duplicates, cross_split)``:
         ``tasks`` lists (split, id, image ref, mask ref), a ref being
         (container, member, is_zip); ``skipped`` lists skip records;
         ``ignored`` counts stray files by kind; ``present`` names the
@@ -612,7 +658,10 @@ def _scan(src, year, log):
         ``(split, id, ref, first ref)`` per file ignored because another
         file of its id and role (the first, which is used) has other
         content (:func:`_duplicate_record` makes their records once the
-        pairs are written).
+        pairs are written); ``cross_split`` lists ``(split, id, ref, first
+        split, same photo)`` per pair skipped because its id is in an
+        earlier official split too (:func:`_cross_split_record` makes
+        their records once the pairs are written).
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -627,10 +676,10 @@ def _scan(src, year, log):
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
                               f'(expected: {", ".join(names)})')
     tasks, skipped, unexpected, present, unread = [], [], [], [], []
-    duplicates = []
+    duplicates, cross_split = [], []
     missing = {}
     ignored = Counter()
-    first_split_of = {}
+    first_split_of, first_image_of = {}, {}
     copies = _CopyCheck()
     for split in SPLITS:
         if split not in OFFICIAL_FOLDERS[year]:
@@ -683,12 +732,13 @@ def _scan(src, year, log):
                             'image and its mask'))
                 continue
             if image_id in first_split_of:
-                skipped.append(
-                    _record(split, image_id, 'duplicate id', all_refs[0],
-                            'already read in split '
-                            f'{first_split_of[image_id]}'))
+                cross_split.append(
+                    (split, image_id, all_refs[0], first_split_of[image_id],
+                     _same_photo(first_image_of[image_id],
+                                 (image_refs or [None])[0])))
                 continue
             first_split_of[image_id] = split
+            first_image_of[image_id] = (image_refs or [None])[0]
             # A file in both an official folder and its zip (the zip kept
             # beside its extracted folder), or twice in one (a copy in a
             # subfolder), byte for byte, is one file. A second, different
@@ -726,7 +776,8 @@ def _scan(src, year, log):
     if len(unexpected) > MAX_PRINTED_PER_REASON:
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
-    return tasks, skipped, ignored, present, missing, unread, duplicates
+    return (tasks, skipped, ignored, present, missing, unread, duplicates,
+            cross_split)
 
 
 # ---------------------------------------------------------------------------
@@ -1492,26 +1543,52 @@ def _check_out(src, out, overwrite, year=2018):
 
 
 def _remove_stale_tmp(out, log):
-    """Remove the ``OUT.tmp-PID`` folders of earlier runs that could not
-    clean up (killed with SIGKILL, power loss): their process is gone. The
-    folder of a conversion still running is kept."""
-    prefix = f'{out.name}.tmp-'
+    """Clean up after earlier runs that could not (killed with SIGKILL,
+    power loss): their process is gone. Their ``OUT.tmp-PID`` folders are
+    removed; an ``OUT.old-PID`` (the earlier conversion an ``--overwrite``
+    run moves aside, :func:`_move_into_place`) is removed when ``OUT``
+    exists, and otherwise kept and named, as it is then the only copy of
+    that conversion. The folders of a conversion still running are
+    kept."""
     if not out.parent.is_dir():
         return
     for entry in sorted(out.parent.iterdir()):
-        pid = entry.name[len(prefix):]
-        if (not entry.name.startswith(prefix) or not pid.isascii()
+        kind, _, pid = entry.name[len(out.name):].partition('-')
+        if (not entry.name.startswith(out.name)
+                or kind not in ('.tmp', '.old') or not pid.isascii()
                 or not pid.isdigit() or int(pid) == os.getpid()
-                or pid_alive(int(pid)) or entry.is_symlink()
-                or not entry.is_dir()):
+                or pid_alive(int(pid))):
             continue
-        shutil.rmtree(entry, ignore_errors=True)
-        log(f'note: removed {entry}, left by an interrupted conversion '
+        if kind == '.tmp' and (entry.is_symlink() or not entry.is_dir()):
+            continue
+        if kind == '.old' and not (out.exists() or out.is_symlink()):
+            log(f'warning: kept {entry}: the earlier conversion that an '
+                f'interrupted --overwrite run (process {pid} is gone) moved '
+                f'aside before its own reached {out}; remove it once it is '
+                'not needed')
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink()
+        what = '' if kind == '.tmp' else ' (the conversion it replaced)'
+        run = 'conversion' if kind == '.tmp' else '--overwrite run'
+        log(f'note: removed {entry}{what}, left by an interrupted {run} '
             f'(process {pid} is gone)')
 
 
 def _move_into_place(tmp, out, overwrite):
-    """Rename the finished temporary folder to ``out``."""
+    """Rename the finished temporary folder to ``out``.
+
+    An earlier conversion at ``out`` (``overwrite``) is moved aside to
+    ``OUT.old-PID`` first, so ``out`` is never half old, half new; when
+    the new folder then cannot be moved in (an error, an interrupt), the
+    earlier conversion is moved back before the error is raised, so that
+    ``out`` still holds it instead of nothing.
+
+    Raises:
+        ConversionError: ``out`` appeared meanwhile and not ``overwrite``.
+    """
     if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         out.rmdir()
     if not (out.exists() or out.is_symlink()):
@@ -1523,7 +1600,11 @@ def _move_into_place(tmp, out, overwrite):
     # Move the old one aside first so OUT is never half old, half new.
     old = out.parent / f'{out.name}.old-{os.getpid()}'
     os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
     if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old)
     else:
@@ -1591,6 +1672,14 @@ def _log_summary(log, summary, out, missing, unread_text):
     if pooled:
         log(f'  WARNING: {counted(len(pooled), "train/val pair")} skipped: '
             f'{not_comparable}')
+    tested = [r for r in summary['skipped']
+              if r['split'] not in LIGHTWEIGHT_POOL]
+    if tested:
+        log(f'  WARNING: {counted(len(tested), "test pair")} skipped: '
+            'splits/official_test.txt is not the complete test split of '
+            'the download, so results on it are not comparable with '
+            'published figures or other conversions (--strict refuses to '
+            'write such a set)')
     # A whole split missing shrinks the pool as skipped pairs do; a missing
     # test split leaves the official protocol without its test set.
     for split, text in missing.items():
@@ -1694,8 +1783,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
     _check_out(src, out, overwrite, year)
 
-    (tasks, skipped, ignored, present, missing, unread,
-     duplicates) = _scan(src, year, log)
+    (tasks, skipped, ignored, present, missing, unread, duplicates,
+     cross_split) = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1718,12 +1807,16 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
 
         fixed = [fix for result in results for fix in result['fixes']]
         skipped += [result['skip'] for result in results if result['skip']]
+        converted = {(r['split'], r['id']) for r in results if r['written']}
+        skipped += [
+            _cross_split_record(split, image_id, ref, first, same,
+                                (first, image_id) in converted)
+            for split, image_id, ref, first, same in cross_split]
         skipped.sort(key=lambda r: (SPLITS.index(r['split']), r['id']))
         written = defaultdict(list)
         for result in results:
             if result['written']:
                 written[result['split']].append(result['id'])
-        converted = {(r['split'], r['id']) for r in results if r['written']}
         duplicates = [
             _duplicate_record(split, image_id, ref, first,
                               (split, image_id) in converted)
