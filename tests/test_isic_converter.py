@@ -1726,6 +1726,52 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
         plain, tmp_path / 'plain_out', workers=1, verbose=False)
 
 
+def test_a_seed_that_splits_one_photo_into_train_and_test_is_named(
+        tmp_path, capsys):
+    """One photo under two ids in the training folders: the seeded
+    lightweight shuffle may put one copy into lightweight_train and the
+    other into lightweight_test (the real ISIC 2017 download does so with
+    --seed 4), a test image trained on; only the general warning about
+    copies was printed and --strict wrote the set. The seed's split is now
+    named and --strict refuses it."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
+    shutil.copy(raw / TRAIN_IMAGES / 'ISIC_0000000.jpg',
+                raw / TRAIN_IMAGES / 'ISIC_0000100.jpg')
+    shutil.copy(raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png',
+                raw / TRAIN_MASKS / 'ISIC_0000100_segmentation.png')
+    pool = {'train': ['ISIC_0000000', 'ISIC_0000001', 'ISIC_0000002',
+                      'ISIC_0000003', 'ISIC_0000100'],
+            'val': ['ISIC_0000004', 'ISIC_0000005']}
+
+    def crossing(seed):
+        splits = isic._make_splits(2017, pool, seed, 0.7)[0]
+        return (len({name for name in splits if name.startswith('light')
+                     and 'ISIC_0000000' in splits[name]} ^
+                    {name for name in splits if name.startswith('light')
+                     and 'ISIC_0000100' in splits[name]}) > 0)
+
+    seed = next(seed for seed in range(20) if crossing(seed))
+    kept = next(seed for seed in range(20) if not crossing(seed))
+    with pytest.raises(isic.StrictModeError,
+                       match='1 photo under two ids in a list trained on'):
+        isic.convert(raw, tmp_path / 'strict', strict=True, seed=seed,
+                     workers=1, verbose=False)
+    assert not (tmp_path / 'strict').exists()
+    capsys.readouterr()
+    summary = isic.convert(raw, tmp_path / 'out', seed=seed, workers=1)
+    [group] = summary['identical_images_across_lists']
+    assert {copy['id'] for copy in group} == {'ISIC_0000000', 'ISIC_0000100'}
+    for copy in group:
+        assert copy['id'] in _split(tmp_path / 'out', copy['list'])
+    assert (f'WARNING: the lightweight split of seed {seed} puts 1 photo '
+            'given under two ids into a list trained on and into the list '
+            'scored against it: ') in capsys.readouterr().out
+    apart = isic.convert(raw, tmp_path / 'apart', strict=True, seed=kept,
+                         workers=1, verbose=False)
+    assert 'identical_images_across_lists' not in apart
+    assert len(apart['identical_images']) == 1
+
+
 @pytest.mark.parametrize('channels', [3, 4])
 def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
         tmp_path, channels):

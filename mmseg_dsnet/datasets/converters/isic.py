@@ -16,7 +16,10 @@ Output (``OUT``)::
                settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
                            duplicate files ignored, images given under more
-                           than one id (``identical_images``)
+                           than one id (``identical_images``) and those the
+                           lightweight shuffle puts into a list trained on
+                           and the one scored against it
+                           (``identical_images_across_lists``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
                            its official folders or zips (one made by
                            make_synthetic_isic.py), so that metrics on the
@@ -174,8 +177,10 @@ class ConversionError(Exception):
 
 class StrictModeError(ConversionError):
     """``--strict`` was given and a pair was skipped, an official split
-    was missing (no folder or zip, or no image or mask in them) or a folder
-    could not be read; nothing was written."""
+    was missing (no folder or zip, or no image or mask in them), a folder
+    could not be read, an id had two files of other content or the
+    lightweight split put one photo into a list trained on and the list
+    scored against it; nothing was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -1427,6 +1432,47 @@ def _identical_images(results):
                                          g[0]['id']))
 
 
+# The lightweight lists trained on, each with the list scored against it. A
+# photo given under two ids in both is a scored image trained on; the seeded
+# shuffle makes these lists (the official ones are kept as published).
+TRAINED_AND_SCORED = (('lightweight_train', 'lightweight_test'),
+                      ('lightweight_design_train', 'lightweight_design_val'))
+
+
+def _identical_across_lists(identical, splits):
+    """The photos given under more than one id (:func:`_identical_images`)
+    that the lightweight shuffle put into a list trained on and into the
+    list scored against it (:data:`TRAINED_AND_SCORED`).
+
+    Args:
+        identical (list[list[dict]]): From :func:`_identical_images`.
+        splits (dict[str, list[str]]): From :func:`_make_splits`.
+
+    Returns:
+        list[list[dict]]: One group per photo and pair of lists, each
+        ``{'list', 'id'}`` per copy in them, the trained copies first.
+    """
+    found = []
+    for trained, scored in TRAINED_AND_SCORED:
+        members = {name: set(splits[name]) for name in (trained, scored)}
+        for group in identical:
+            copies = [dict(list=name, id=copy['id'])
+                      for name in (trained, scored) for copy in group
+                      if copy['id'] in members[name]]
+            if len({copy['list'] for copy in copies}) == 2:
+                found.append(copies)
+    return found
+
+
+def _across_lists_text(groups):
+    """How the summary and ``--strict`` name the groups of
+    :func:`_identical_across_lists`."""
+    return first_few([
+        ' = '.join(f'{copy["id"]} ({copy["list"]})' for copy in group)
+        for group in groups
+    ], 5)
+
+
 def _identical_text(groups):
     """How the summary names groups of identical images."""
     named = [' = '.join(f'{c["id"]} ({c["split"]})' for c in group)
@@ -1702,6 +1748,15 @@ def _log_summary(log, summary, out, missing, unread_text):
             'split weigh twice in its figures (the lightweight splits '
             'shuffle the train/val copies too). They are converted as '
             'given and listed in meta.json (identical_images)')
+    across_lists = summary.get('identical_images_across_lists', [])
+    if across_lists:
+        log(f'  WARNING: the lightweight split of seed {summary["seed"]} '
+            f'puts {counted(len(across_lists), "photo")} given under two ids '
+            'into a list trained on and into the list scored against it: '
+            f'{_across_lists_text(across_lists)}; a scored image is then '
+            'trained on. Another --seed keeps them apart (meta.json: '
+            'identical_images_across_lists; --strict refuses to write such '
+            'a set)')
     if unread_text:
         log(f'  WARNING: {unread_text}: the pairs in them are in no split, '
             'so the splits are not those of the complete download (--strict '
@@ -1731,8 +1786,10 @@ def convert(src,
             or zip names if None. Default: None.
         strict (bool): Fail, writing nothing, if any pair is skipped, an
             official split (train, val, test) is missing (no folder or zip,
-            or no image or mask in them) or a folder cannot be read.
-            Default: False.
+            or no image or mask in them), a folder cannot be read, an id
+            has two files of other content, or the lightweight split puts
+            one photo (under two ids) into a list trained on and the list
+            scored against it. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
         train_ratio (float): Train share of the lightweight split.
@@ -1867,6 +1924,9 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         identical = _identical_images(results)
         if identical:  # likewise
             summary['identical_images'] = identical
+        across_lists = _identical_across_lists(identical, splits)
+        if across_lists:  # likewise
+            summary['identical_images_across_lists'] = across_lists
         # A synthetic download stays marked after the conversion: without
         # the marker its runs were recorded as runs on real ISIC data. The
         # generator also marks each official folder and zip, so that their
@@ -1900,6 +1960,12 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             'content than '
             'the file used for their id'
         ] if duplicates else []
+        problems += [
+            f'{counted(len(across_lists), "photo")} under two ids in a list '
+            'trained on and in the list scored against it '
+            f'({_across_lists_text(across_lists)}); another --seed keeps '
+            'them apart'
+        ] if across_lists else []
         if strict and problems:
             raise StrictModeError(
                 f'--strict: {"; ".join(problems)}; nothing written', summary)
