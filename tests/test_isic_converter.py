@@ -1726,32 +1726,45 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
         plain, tmp_path / 'plain_out', workers=1, verbose=False)
 
 
+@pytest.mark.parametrize('year', [2017, 2016])
 def test_a_seed_that_splits_one_photo_into_train_and_test_is_named(
-        tmp_path, capsys):
+        tmp_path, capsys, year):
     """One photo under two ids in the training folders: the seeded
     lightweight shuffle may put one copy into lightweight_train and the
-    other into lightweight_test (the real ISIC 2017 download does so with
-    --seed 4), a test image trained on; only the general warning about
-    copies was printed and --strict wrote the set. The seed's split is now
-    named and --strict refuses it."""
-    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
-    shutil.copy(raw / TRAIN_IMAGES / 'ISIC_0000000.jpg',
-                raw / TRAIN_IMAGES / 'ISIC_0000100.jpg')
-    shutil.copy(raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png',
-                raw / TRAIN_MASKS / 'ISIC_0000100_segmentation.png')
-    pool = {'train': ['ISIC_0000000', 'ISIC_0000001', 'ISIC_0000002',
-                      'ISIC_0000003', 'ISIC_0000100'],
-            'val': ['ISIC_0000004', 'ISIC_0000005']}
+    other into lightweight_test (the converted ISIC 2017 set does so with
+    --seed 4), and ISIC 2016's seeded hold-out one into official_train and
+    the other into official_val: an image scored after being trained on.
+    Only the general warning about copies was printed and --strict wrote
+    the set. The seed's split is now named and --strict refuses it."""
+    raw = _make_raw(tmp_path / 'raw', year=year, num_train=6,
+                    num_val=2 if year == 2017 else 0, num_test=2)
+    images, masks = isic.OFFICIAL_FOLDERS[year]['train']
+    mask_name = '{}_Segmentation.png' if year == 2016 else \
+        '{}_segmentation.png'
+    shutil.copy(raw / images / 'ISIC_0000000.jpg',
+                raw / images / 'ISIC_0000100.jpg')
+    shutil.copy(raw / masks / mask_name.format('ISIC_0000000'),
+                raw / masks / mask_name.format('ISIC_0000100'))
+    written = isic.convert(raw, tmp_path / 'ids', workers=1, verbose=False)
+    pool = {split: _split(tmp_path / 'ids', f'official_{split}')
+            for split in ('train', 'val')}
+    if year == 2016:  # the hold-out is made again from official train
+        pool = {'train': pool['train'] + pool['val']}
+    lightweight = [name for name in written['counts']
+                   if name.startswith('lightweight')]
+    # The lists of the seeded shuffle checked: ISIC 2016's hold-out too.
+    shuffled = lightweight if year == 2017 else ['official_train',
+                                                 'official_val']
 
-    def crossing(seed):
-        splits = isic._make_splits(2017, pool, seed, 0.7)[0]
-        return (len({name for name in splits if name.startswith('light')
-                     and 'ISIC_0000000' in splits[name]} ^
-                    {name for name in splits if name.startswith('light')
-                     and 'ISIC_0000100' in splits[name]}) > 0)
+    def apart(seed, lists):
+        splits = isic._make_splits(year, pool, seed, 0.7)[0]
+        holding = [{name for name in lists if copy in splits[name]}
+                   for copy in ('ISIC_0000000', 'ISIC_0000100')]
+        return holding[0] != holding[1]
 
-    seed = next(seed for seed in range(20) if crossing(seed))
-    kept = next(seed for seed in range(20) if not crossing(seed))
+    seed = next(seed for seed in range(40) if apart(seed, shuffled))
+    kept = next(seed for seed in range(40)
+                if not apart(seed, lightweight + shuffled))
     with pytest.raises(isic.StrictModeError,
                        match='1 photo under two ids in a list trained on'):
         isic.convert(raw, tmp_path / 'strict', strict=True, seed=seed,
@@ -1759,13 +1772,17 @@ def test_a_seed_that_splits_one_photo_into_train_and_test_is_named(
     assert not (tmp_path / 'strict').exists()
     capsys.readouterr()
     summary = isic.convert(raw, tmp_path / 'out', seed=seed, workers=1)
-    [group] = summary['identical_images_across_lists']
-    assert {copy['id'] for copy in group} == {'ISIC_0000000', 'ISIC_0000100'}
-    for copy in group:
-        assert copy['id'] in _split(tmp_path / 'out', copy['list'])
-    assert (f'WARNING: the lightweight split of seed {seed} puts 1 photo '
-            'given under two ids into a list trained on and into the list '
-            'scored against it: ') in capsys.readouterr().out
+    groups = summary['identical_images_across_lists']
+    assert any({copy['list'] for copy in group} <= set(shuffled)
+               for group in groups)
+    for group in groups:
+        assert {copy['id'] for copy in group} == {
+            'ISIC_0000000', 'ISIC_0000100'}
+        for copy in group:
+            assert copy['id'] in _split(tmp_path / 'out', copy['list'])
+    assert (f'WARNING: the seeded split (seed {seed}) puts 1 photo given '
+            'under two ids into a list trained on and into the list scored '
+            'against it: ') in capsys.readouterr().out
     apart = isic.convert(raw, tmp_path / 'apart', strict=True, seed=kept,
                          workers=1, verbose=False)
     assert 'identical_images_across_lists' not in apart

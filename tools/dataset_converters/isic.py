@@ -46,8 +46,8 @@ def parse_args(argv=None):
         help='exit non-zero and write nothing if any pair is skipped, '
         'an official split (train, val, test) of the year is missing or '
         'its folders hold no image or mask, a folder cannot be read, an id '
-        'has two files of other content, or the lightweight split of '
-        '--seed puts one photo (under two ids) into a training list and '
+        'has two files of other content, or a seeded split of --seed '
+        'puts one photo (under two ids) into a training list and '
         'the list scored against it')
     parser.add_argument(
         '--seed',

@@ -17,7 +17,7 @@ Output (``OUT``)::
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
                            duplicate files ignored, images given under more
                            than one id (``identical_images``) and those the
-                           lightweight shuffle puts into a list trained on
+                           seeded shuffles put into a list trained on
                            and the one scored against it
                            (``identical_images_across_lists``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
@@ -1432,28 +1432,34 @@ def _identical_images(results):
                                          g[0]['id']))
 
 
-# The lightweight lists trained on, each with the list scored against it. A
-# photo given under two ids in both is a scored image trained on; the seeded
-# shuffle makes these lists (the official ones are kept as published).
+# The lists the seeded shuffles make that are trained on, each with the list
+# scored against it (ISIC 2016's official_val too): a photo given under two
+# ids in both is a scored image trained on. The challenge's own splits are
+# kept as published.
 TRAINED_AND_SCORED = (('lightweight_train', 'lightweight_test'),
                       ('lightweight_design_train', 'lightweight_design_val'))
+TRAINED_AND_SCORED_2016 = (('official_train', 'official_val'), )
 
 
-def _identical_across_lists(identical, splits):
+def _identical_across_lists(identical, splits, year):
     """The photos given under more than one id (:func:`_identical_images`)
-    that the lightweight shuffle put into a list trained on and into the
-    list scored against it (:data:`TRAINED_AND_SCORED`).
+    that a seeded shuffle put into a list trained on and into the list
+    scored against it (:data:`TRAINED_AND_SCORED`, and for ISIC 2016
+    :data:`TRAINED_AND_SCORED_2016`).
 
     Args:
         identical (list[list[dict]]): From :func:`_identical_images`.
         splits (dict[str, list[str]]): From :func:`_make_splits`.
+        year (int): ISIC year.
 
     Returns:
         list[list[dict]]: One group per photo and pair of lists, each
         ``{'list', 'id'}`` per copy in them, the trained copies first.
     """
     found = []
-    for trained, scored in TRAINED_AND_SCORED:
+    pairs = TRAINED_AND_SCORED + (TRAINED_AND_SCORED_2016
+                                  if year == 2016 else ())
+    for trained, scored in pairs:
         members = {name: set(splits[name]) for name in (trained, scored)}
         for group in identical:
             copies = [dict(list=name, id=copy['id'])
@@ -1462,6 +1468,12 @@ def _identical_across_lists(identical, splits):
             if len({copy['list'] for copy in copies}) == 2:
                 found.append(copies)
     return found
+
+
+def _photos_across_lists(groups):
+    """How many photos the groups of :func:`_identical_across_lists` are
+    (one photo may be in two pairs of lists)."""
+    return len({frozenset(copy['id'] for copy in group) for group in groups})
 
 
 def _across_lists_text(groups):
@@ -1750,8 +1762,9 @@ def _log_summary(log, summary, out, missing, unread_text):
             'given and listed in meta.json (identical_images)')
     across_lists = summary.get('identical_images_across_lists', [])
     if across_lists:
-        log(f'  WARNING: the lightweight split of seed {summary["seed"]} '
-            f'puts {counted(len(across_lists), "photo")} given under two ids '
+        photos = counted(_photos_across_lists(across_lists), 'photo')
+        log(f'  WARNING: the seeded split (seed {summary["seed"]}) '
+            f'puts {photos} given under two ids '
             'into a list trained on and into the list scored against it: '
             f'{_across_lists_text(across_lists)}; a scored image is then '
             'trained on. Another --seed keeps them apart (meta.json: '
@@ -1924,7 +1937,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         identical = _identical_images(results)
         if identical:  # likewise
             summary['identical_images'] = identical
-        across_lists = _identical_across_lists(identical, splits)
+        across_lists = _identical_across_lists(identical, splits, year)
         if across_lists:  # likewise
             summary['identical_images_across_lists'] = across_lists
         # A synthetic download stays marked after the conversion: without
@@ -1961,10 +1974,10 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             'the file used for their id'
         ] if duplicates else []
         problems += [
-            f'{counted(len(across_lists), "photo")} under two ids in a list '
-            'trained on and in the list scored against it '
-            f'({_across_lists_text(across_lists)}); another --seed keeps '
-            'them apart'
+            f'{counted(_photos_across_lists(across_lists), "photo")} under '
+            'two ids in a list trained on and in the list scored against '
+            f'it ({_across_lists_text(across_lists)}); another --seed '
+            'keeps them apart'
         ] if across_lists else []
         if strict and problems:
             raise StrictModeError(
