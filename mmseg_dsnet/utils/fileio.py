@@ -295,6 +295,9 @@ def _rename_all_or_none(renames) -> None:
     one fails (or an interrupt arrives) the targets already replaced get
     their earlier files back, and those that had none are removed, before
     the error is raised."""
+    if len(renames) == 1:  # one rename leaves no mixed set: nothing to keep
+        os.replace(*renames[0])
+        return
     kept = {}
     done = []
     try:
