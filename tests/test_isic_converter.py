@@ -2044,6 +2044,36 @@ def test_a_failed_final_rename_leaves_the_earlier_conversion(
     assert _leftovers(tmp_path) == []
 
 
+def test_an_earlier_conversion_that_cannot_be_removed_is_named(
+        tmp_path, monkeypatch):
+    """--overwrite over an earlier conversion whose files cannot be
+    removed (made read-only): the new conversion was in place, yet the
+    tool said ``ERROR: [Errno 13] Permission denied: OUT.old-PID/...``,
+    exit 2, as if nothing had been written. It now succeeds and names the
+    folder left to remove."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    out = tmp_path / 'out'
+    isic.convert(raw, out, workers=1, verbose=False)
+    real_rmtree = shutil.rmtree
+
+    def refusing_rmtree(path, *args, **kwargs):
+        if '.old-' in Path(path).name:
+            raise PermissionError(errno.EACCES, 'Permission denied', path)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, 'rmtree', refusing_rmtree)
+    result = run_converter(raw, out, '--overwrite', '--seed', '3',
+                           '--workers', '1')
+    monkeypatch.undo()
+    assert result.returncode == 0, result.output
+    old = tmp_path / f'out.old-{os.getpid()}'
+    assert (f'warning: could not remove {old}, the conversion replaced '
+            '([Errno 13] Permission denied: ') in result.stdout
+    assert f'{out} holds the new one: remove it by hand' in result.stdout
+    assert json.loads((out / 'meta.json').read_text())['seed'] == 3
+    assert json.loads((old / 'meta.json').read_text())['seed'] == 0
+
+
 def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):
     """The marker beside the official folders is copied as it is (its own
     text, not the one written for markers found only inside them)."""

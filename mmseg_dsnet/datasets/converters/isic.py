@@ -1625,12 +1625,14 @@ def _remove_stale_tmp(out, log):
                 f'aside before its own reached {out}; remove it once it is '
                 'not needed')
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink()
         what = '' if kind == '.tmp' else ' (the conversion it replaced)'
         run = 'conversion' if kind == '.tmp' else '--overwrite run'
+        try:
+            _remove_path(entry)
+        except OSError as error:
+            log(f'warning: could not remove {entry}{what}, left by an '
+                f'interrupted {run} (process {pid} is gone): {error}')
+            continue
         log(f'note: removed {entry}{what}, left by an interrupted {run} '
             f'(process {pid} is gone)')
 
@@ -1642,7 +1644,13 @@ def _move_into_place(tmp, out, overwrite):
     ``OUT.old-PID`` first, so ``out`` is never half old, half new; when
     the new folder then cannot be moved in (an error, an interrupt), the
     earlier conversion is moved back before the error is raised, so that
-    ``out`` still holds it instead of nothing.
+    ``out`` still holds it instead of nothing. Once the new one is in
+    place, the earlier one is removed; a failure to remove it (files
+    without write permission) does not undo the conversion and is
+    returned to be named.
+
+    Returns:
+        str | None: Why ``OUT.old-PID`` could not be removed, or None.
 
     Raises:
         ConversionError: ``out`` appeared meanwhile and not ``overwrite``.
@@ -1651,7 +1659,7 @@ def _move_into_place(tmp, out, overwrite):
         out.rmdir()
     if not (out.exists() or out.is_symlink()):
         os.replace(tmp, out)
-        return
+        return None
     if not overwrite:
         raise ConversionError(f'{out} appeared during the conversion; '
                               'not replaced')
@@ -1663,10 +1671,20 @@ def _move_into_place(tmp, out, overwrite):
     except BaseException:
         os.replace(old, out)
         raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
+    try:
+        _remove_path(old)
+    except OSError as error:
+        return (f'could not remove {old}, the conversion replaced ({error}); '
+                f'{out} holds the new one: remove it by hand')
+    return None
+
+
+def _remove_path(path):
+    """Remove a folder with what it holds, or a file or link."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
     else:
-        old.unlink()
+        path.unlink()
 
 
 def _unread_folders_text(unread):
@@ -1982,11 +2000,13 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if strict and problems:
             raise StrictModeError(
                 f'--strict: {"; ".join(problems)}; nothing written', summary)
-        _move_into_place(tmp, out, overwrite)
+        left_over = _move_into_place(tmp, out, overwrite)
     except BaseException:
         # Interrupted or failed: leave neither OUT nor the temporary folder.
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if left_over:
+        log(f'  warning: {left_over}')
     summary['out'] = str(out)
     summary['seconds'] = time.perf_counter() - start
     log(f'  done in {summary["seconds"]:.1f} s')
