@@ -368,6 +368,62 @@ def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
     assert not (raw / 'converted').exists() and _leftovers(raw) == []
 
 
+def test_a_linked_out_is_written_where_it_points(tmp_path):
+    """OUT as a link to a folder (data kept on a larger disk) was refused
+    as ``exists and is not a folder``; with --overwrite the link was
+    replaced by a new folder beside it and the conversion it showed was
+    left as it was. The conversion now goes where the link points, the
+    link stays, and a link to nothing is refused."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
+    disk = tmp_path / 'disk' / 'isic2017'
+    disk.mkdir(parents=True)
+    (tmp_path / 'data').mkdir()
+    link = tmp_path / 'data' / 'isic2017'
+    link.symlink_to(disk, target_is_directory=True)
+    for options in ([], ['--overwrite', '--seed', '3']):
+        result = run_converter(raw, link, '--workers', '1', *options)
+        assert result.returncode == 0, result.output
+        assert (f'note: OUT {link} is a link; the conversion is written '
+                f'where it points, {disk}') in result.stdout
+        assert link.is_symlink() and os.readlink(link) == str(disk)
+        assert os.listdir(tmp_path / 'data') == ['isic2017']
+        assert sorted(os.listdir(tmp_path / 'disk')) == ['isic2017']
+        seed = json.loads((disk / 'meta.json').read_text())['seed']
+        assert seed == (3 if options else 0)
+    dangling = tmp_path / 'data' / 'isic2018'
+    dangling.symlink_to(tmp_path / 'unmounted' / 'isic2018')
+    result = run_converter(raw, dangling, '--workers', '1')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: OUT {dangling} is a link to {tmp_path}/unmounted/isic2018, '
+        'which does not exist (a drive not mounted, a moved folder?); make '
+        'that folder or give OUT the folder itself; nothing written')
+    assert not (tmp_path / 'unmounted').exists()
+
+
+def test_a_mount_point_as_out_is_refused_before_the_work(
+        tmp_path, monkeypatch):
+    """A mount point (a disk mounted for the data) as OUT: the conversion
+    is built beside it and renamed into place, which a mount point cannot
+    be, so every pair was converted before ``ERROR: [Errno 16] Device or
+    resource busy``. It is refused first, with what to give instead."""
+    raw = _make_raw(tmp_path / 'raw')
+    mounted = tmp_path / 'disk'
+    mounted.mkdir()
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, 'ismount', lambda path: str(path) == str(
+        mounted) or real_ismount(path))
+    monkeypatch.setattr(isic, '_run_tasks', None)  # no pair is checked
+    result = run_converter(raw, mounted, '--workers', '1')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: {mounted} is a mount point, which the conversion (built '
+        'beside it and renamed into place) cannot replace; give a folder '
+        f'inside it, such as {mounted}/isic2017; nothing written')
+    assert sorted(os.listdir(tmp_path)) == ['disk', 'raw']
+    assert os.listdir(mounted) == []
+
+
 def test_zip_member_over_the_limit_is_skipped_naming_it(
         tmp_path, monkeypatch, capsys):
     raw = _make_raw(tmp_path / 'raw', as_zip=True)

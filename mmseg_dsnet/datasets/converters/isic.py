@@ -49,7 +49,9 @@ The input is never modified; the output is built in ``OUT.tmp-PID`` beside
 SIGTERM, SIGHUP: the temporary folder is removed and the worker processes
 stopped) leaves no ``OUT``; a later run removes the temporary folders of
 earlier runs whose process is gone (killed with SIGKILL). ``OUT`` is resolved
-(symlinks followed) before it is compared with ``SRC``. User errors raise
+(symlinks followed) before it is compared with ``SRC``; an ``OUT`` that is a
+link to a folder is written where it points (the link stays), and one to
+nothing is refused (:func:`_followed_out`). User errors raise
 :class:`ConversionError`; SIGTERM and SIGHUP raise :class:`Interrupted` (a
 ``KeyboardInterrupt``, as Ctrl-C does).
 
@@ -1570,6 +1572,12 @@ def _check_out(src, out, overwrite, year=2018):
             raise ConversionError(
                 f'OUT ({out}{via}) and SRC ({src}) must not contain one '
                 'another: the input is never modified')
+    if out.is_dir() and not out.is_symlink() and os.path.ismount(out):
+        # Found only at the end: rmdir or rename of it fails (EBUSY).
+        raise ConversionError(
+            f'{out} is a mount point, which the conversion (built beside '
+            'it and renamed into place) cannot replace; give a folder '
+            f'inside it, such as {out / f"isic{year}"}; nothing written')
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         if not overwrite:
             raise ConversionError(
@@ -1598,6 +1606,42 @@ def _check_out(src, out, overwrite, year=2018):
                 'written by tools/dataset_converters/isic.py); --overwrite '
                 'replaces only an earlier conversion: give OUT a new or '
                 'empty folder; nothing was replaced')
+
+
+def _followed_out(out, log):
+    """The folder to write for ``OUT``: itself, or the folder it links to.
+
+    The conversion is built beside that folder and renamed into it, so an
+    ``OUT`` that is a link (data kept on a larger disk) was replaced by a
+    new folder beside the link, and the conversion the link showed stayed
+    where it was; without ``--overwrite`` the link was refused as "not a
+    folder".
+
+    Args:
+        out (Path): ``OUT``, absolute.
+        log (callable): ``print``, or a no-op when quiet.
+
+    Returns:
+        Path: ``out``, or the resolved folder it links to.
+
+    Raises:
+        ConversionError: ``out`` is a link to nothing (a drive not
+            mounted, a moved folder): the conversion would be written
+            where the drive belongs.
+    """
+    if not out.is_symlink():
+        return out
+    target = Path(os.path.realpath(out))
+    if not target.exists():
+        raise ConversionError(
+            f'OUT {out} is a link to {os.readlink(out)}, which does not '
+            'exist (a drive not mounted, a moved folder?); make that folder '
+            'or give OUT the folder itself; nothing written')
+    if not target.is_dir():
+        return out  # a link to a file: in the way, as a file is
+    log(f'note: OUT {out} is a link; the conversion is written where it '
+        f'points, {target}')
+    return target
 
 
 def _remove_stale_tmp(out, log):
@@ -1857,7 +1901,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     start = time.perf_counter()
     log = print if verbose else (lambda *args, **kwargs: None)
     src = Path(src).resolve()
-    out = Path(os.path.abspath(out))
+    out = _followed_out(Path(os.path.abspath(out)), log)
     if not src.is_dir():
         raise ConversionError(f'SRC {src} is not a folder')
     if not 0.0 < float(train_ratio) < 1.0:
