@@ -286,12 +286,21 @@ def _duplicate_record(split, image_id, ref, first, converted):
     return _record(split, image_id, 'duplicate file', ref, f'ignored; {used}')
 
 
-def _same_photo(ref, other):
+def _same_photo(ref, other, copies):
     """Whether two image files (refs as in :func:`_collect_files`) hold
-    the same bytes; None when either is missing or cannot be read."""
+    the same bytes; None when either is missing or cannot be read.
+
+    Args:
+        ref (tuple | None): One file.
+        other (tuple | None): The other.
+        copies (_CopyCheck): Reads sizes (each zip's directory once), so
+            files of other sizes are not read.
+    """
     if ref is None or other is None:
         return None
     try:
+        if copies.size(ref) != copies.size(other):
+            return False
         return _read_bytes(ref) == _read_bytes(other)
     except (OSError, FileTooLargeError, zipfile.BadZipFile, KeyError):
         return None
@@ -617,7 +626,8 @@ class _CopyCheck:
                     for info in archive.infolist()}
         return self._zips[container].get(member)
 
-    def _size(self, ref):
+    def size(self, ref):
+        """A file's size, or None for a zip member not in its zip."""
         if ref[2]:
             recorded = self._recorded(ref)
             return None if recorded is None else recorded[0]
@@ -636,9 +646,9 @@ class _CopyCheck:
         if len(names) != 1:
             return False
         try:
-            size = self._size(kept)
+            size = self.size(kept)
             if size is None or size > MAX_MEMBER_BYTES or \
-                    self._size(other) != size:
+                    self.size(other) != size:
                 return False
             if kept[2] or other[2]:
                 return self._crc(kept) == self._crc(other)
@@ -742,7 +752,7 @@ def _scan(src, year, log):
                 cross_split.append(
                     (split, image_id, all_refs[0], first_split_of[image_id],
                      _same_photo(first_image_of[image_id],
-                                 (image_refs or [None])[0])))
+                                 (image_refs or [None])[0], copies)))
                 continue
             first_split_of[image_id] = split
             first_image_of[image_id] = (image_refs or [None])[0]
