@@ -189,6 +189,41 @@ def test_exif_rotated_image_is_written_upright_and_aligned(tmp_path):
         assert rgb_reader.exif_orientation(written) == 1
 
 
+def test_an_orientation_that_keeps_the_size_is_named_as_unchecked(
+        tmp_path, capsys):
+    """A photo turned 180 degrees by its EXIF tag (orientation 3) has the
+    same size turned or not, so a mask drawn on its stored pixels passes
+    the size check and is written upside down against the photo; it was
+    recorded like any other turned photo, with no warning. It is now
+    named as unchecked; a 90-degree turn, which the size check does
+    verify, is not."""
+    raw = _make_raw(tmp_path / 'raw')
+    upright = np.full((24, 32, 3), 30, np.uint8)
+    upright[:6, :10] = 230
+    lesion = (upright[..., 0] > 128).astype(np.uint8)
+    for image_id, stored, orientation in (
+            ('ISIC_0000000', np.rot90(upright, 2), 3),
+            ('ISIC_0000001', np.rot90(upright), 6)):
+        _exif_jpeg(raw / TRAIN_IMAGES / f'{image_id}.jpg',
+                   np.ascontiguousarray(stored), orientation)
+        _save_mask(raw / TRAIN_MASKS / f'{image_id}_segmentation.png',
+                   lesion)
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    fixed = {r['id']: r for r in summary['fixed']}
+    assert {image_id: r['reason'] for image_id, r in fixed.items()} == {
+        'ISIC_0000000': 'EXIF orientation applied',
+        'ISIC_0000001': 'EXIF orientation applied'}
+    assert fixed['ISIC_0000000']['alignment_unchecked'] is True
+    assert fixed['ISIC_0000000']['detail'].endswith(
+        '; the mask fits the stored pixels as well as the turned ones: '
+        'alignment unchecked')
+    assert 'alignment_unchecked' not in fixed['ISIC_0000001']
+    assert ('WARNING: 1 image turned by an EXIF orientation that keeps its '
+            'size (mirrored, turned 180 degrees, or square): ISIC_0000000; '
+            'the sizes cannot tell') in printed
+
+
 def test_shared_reader_applies_orientation_like_mmcv(tmp_path):
     import mmcv
     upright = np.zeros((24, 32, 3), np.uint8)

@@ -40,9 +40,11 @@ its EXIF orientation tag, while masks are read as stored. An image with an
 orientation tag (2..8) is therefore re-encoded upright (without the tag) and
 reported as fixed ("EXIF orientation applied"); its size is compared with the
 mask's after the orientation, so a mask drawn on the stored, unrotated pixels
-is skipped as a size mismatch instead of silently misaligned (a square image
-cannot show this: check the fixed list). Images are read with the package's
-shared reader, ``mmseg_dsnet/rgb_reader.py``, as inference reads them.
+is skipped as a size mismatch instead of silently misaligned. An orientation
+that keeps the size (mirrored, turned 180 degrees, or a square image) cannot
+show this: such images are named in a warning (``alignment_unchecked``).
+Images are read with the package's shared reader,
+``mmseg_dsnet/rgb_reader.py``, as inference reads them.
 
 The input is never modified; the output is built in ``OUT.tmp-PID`` beside
 ``OUT`` and renamed into place at the end, so an interrupted run (Ctrl-C,
@@ -1151,7 +1153,15 @@ def _process_pair(task):
         else:
             reason = 'image re-encoded as JPEG'
         what = '; '.join(notes) or f'{image.format} image re-encoded as JPEG'
-        fixes.append(_record(split, image_id, reason, image_ref, what))
+        record = _record(split, image_id, reason, image_ref, what)
+        if orientation != 1 and \
+                tuple(rgb_reader.stored_size(image)) == (width, height):
+            # Turned to its own size (mirrored, 180 degrees, square): the
+            # size check cannot tell a mask of the stored pixels.
+            record['detail'] += ('; the mask fits the stored pixels as well '
+                                 'as the turned ones: alignment unchecked')
+            record['alignment_unchecked'] = True
+        fixes.append(record)
 
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
     # Of the file as given: copies of one photo under two ids are found.
@@ -1820,6 +1830,16 @@ def _log_summary(log, summary, out, missing, unread_text):
                 'the official protocol has no test images (tools/test.py on '
                 'an official-protocol config stops with "no samples"; '
                 '--strict refuses to write such a set)')
+    unchecked = [r['id'] for r in summary['fixed']
+                 if r.get('alignment_unchecked')]
+    if unchecked:
+        log(f'  WARNING: {counted(len(unchecked), "image")} turned by an '
+            'EXIF orientation that keeps its size (mirrored, turned 180 '
+            f'degrees, or square): {first_few(unchecked, 5)}; the sizes '
+            'cannot tell whether a mask is drawn on the turned pixels (as '
+            'written, as the loader shows them) or on the stored ones: '
+            'check them against their masks (meta.json: fixed, '
+            'alignment_unchecked)')
     identical = summary.get('identical_images', [])
     if identical:
         across = sum(len({c['split'] for c in group}) > 1
