@@ -2044,13 +2044,15 @@ def test_a_failed_final_rename_leaves_the_earlier_conversion(
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize('failure', ['permission', 'interrupt'])
 def test_an_earlier_conversion_that_cannot_be_removed_is_named(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, failure):
     """--overwrite over an earlier conversion whose files cannot be
-    removed (made read-only): the new conversion was in place, yet the
-    tool said ``ERROR: [Errno 13] Permission denied: OUT.old-PID/...``,
-    exit 2, as if nothing had been written. It now succeeds and names the
-    folder left to remove."""
+    removed (made read-only), or a Ctrl-C while they are removed: the new
+    conversion was in place, yet the tool said ``ERROR: [Errno 13]
+    Permission denied: OUT.old-PID/...`` (``ERROR: interrupted by SIGINT;
+    nothing written``), exit 2 (130), as if nothing had been written. It
+    now succeeds and names the folder left to remove."""
     raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
     out = tmp_path / 'out'
     isic.convert(raw, out, workers=1, verbose=False)
@@ -2058,6 +2060,8 @@ def test_an_earlier_conversion_that_cannot_be_removed_is_named(
 
     def refusing_rmtree(path, *args, **kwargs):
         if '.old-' in Path(path).name:
+            if failure == 'interrupt':
+                raise KeyboardInterrupt
             raise PermissionError(errno.EACCES, 'Permission denied', path)
         real_rmtree(path, *args, **kwargs)
 
@@ -2067,8 +2071,10 @@ def test_an_earlier_conversion_that_cannot_be_removed_is_named(
     monkeypatch.undo()
     assert result.returncode == 0, result.output
     old = tmp_path / f'out.old-{os.getpid()}'
+    why = ('KeyboardInterrupt' if failure == 'interrupt' else
+           '[Errno 13] Permission denied: ')
     assert (f'warning: could not remove {old}, the conversion replaced '
-            '([Errno 13] Permission denied: ') in result.stdout
+            f'({why}') in result.stdout
     assert f'{out} holds the new one: remove it by hand' in result.stdout
     assert json.loads((out / 'meta.json').read_text())['seed'] == 3
     assert json.loads((old / 'meta.json').read_text())['seed'] == 0

@@ -1710,8 +1710,8 @@ def _move_into_place(tmp, out, overwrite):
     earlier conversion is moved back before the error is raised, so that
     ``out`` still holds it instead of nothing. Once the new one is in
     place, the earlier one is removed; a failure to remove it (files
-    without write permission) does not undo the conversion and is
-    returned to be named.
+    without write permission, an interrupt) does not undo the conversion
+    and is returned to be named.
 
     Returns:
         str | None: Why ``OUT.old-PID`` could not be removed, or None.
@@ -1737,8 +1737,11 @@ def _move_into_place(tmp, out, overwrite):
         raise
     try:
         _remove_path(old)
-    except OSError as error:
-        return (f'could not remove {old}, the conversion replaced ({error}); '
+    except (OSError, KeyboardInterrupt) as error:
+        # The new conversion is in place: an interrupt now must not be
+        # reported as a conversion that wrote nothing.
+        why = str(error) or type(error).__name__
+        return (f'could not remove {old}, the conversion replaced ({why}); '
                 f'{out} holds the new one: remove it by hand')
     return None
 
