@@ -333,3 +333,46 @@ def test_a_temporary_name_is_cut_only_past_255_bytes(tmp_path):
     for name in (fits, over):
         atomic_write('new', tmp_path / name)
     assert sorted(os.listdir(tmp_path)) == sorted([fits, over])
+
+
+@pytest.mark.parametrize('failure', [OSError, KeyboardInterrupt])
+def test_a_failure_between_the_renames_leaves_the_earlier_set(
+        tmp_path, monkeypatch, failure):
+    """Files written together are renamed over their targets one after
+    the other; a failure at the second rename (an interrupt, a refused
+    rename) left the new first file beside the earlier second one, a set
+    that looks whole and does not match. The first is put back, and a
+    file that did not exist before is removed."""
+    weights, config = tmp_path / 'model.pth', tmp_path / 'model.py'
+    weights.write_text('old weights')
+    config.write_text('old config')
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(source, target):
+        calls.append(os.path.basename(target))
+        if len(calls) == 2:
+            raise failure('injected at the second rename')
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, 'replace', failing_replace)
+    with pytest.raises(failure, match='injected'):
+        fileio.atomic_write_together([('new weights', weights),
+                                      ('new config', config)])
+    assert calls[:2] == ['model.pth', 'model.py']
+    assert weights.read_text() == 'old weights'
+    assert config.read_text() == 'old config'
+    assert sorted(os.listdir(tmp_path)) == ['model.pth', 'model.py']
+    # A first file that is new is removed again.
+    weights.unlink()
+    calls.clear()
+    with pytest.raises(failure, match='injected'):
+        fileio.atomic_write_together([('new weights', weights),
+                                      ('new config', config)])
+    assert sorted(os.listdir(tmp_path)) == ['model.py']
+    monkeypatch.undo()
+    fileio.atomic_write_together([('new weights', weights),
+                                  ('new config', config)])
+    assert (weights.read_text(), config.read_text()) == (
+        'new weights', 'new config')
+    assert sorted(os.listdir(tmp_path)) == ['model.pth', 'model.py']

@@ -189,6 +189,41 @@ def test_exif_rotated_image_is_written_upright_and_aligned(tmp_path):
         assert rgb_reader.exif_orientation(written) == 1
 
 
+def test_an_orientation_that_keeps_the_size_is_named_as_unchecked(
+        tmp_path, capsys):
+    """A photo turned 180 degrees by its EXIF tag (orientation 3) has the
+    same size turned or not, so a mask drawn on its stored pixels passes
+    the size check and is written upside down against the photo; it was
+    recorded like any other turned photo, with no warning. It is now
+    named as unchecked; a 90-degree turn, which the size check does
+    verify, is not."""
+    raw = _make_raw(tmp_path / 'raw')
+    upright = np.full((24, 32, 3), 30, np.uint8)
+    upright[:6, :10] = 230
+    lesion = (upright[..., 0] > 128).astype(np.uint8)
+    for image_id, stored, orientation in (
+            ('ISIC_0000000', np.rot90(upright, 2), 3),
+            ('ISIC_0000001', np.rot90(upright), 6)):
+        _exif_jpeg(raw / TRAIN_IMAGES / f'{image_id}.jpg',
+                   np.ascontiguousarray(stored), orientation)
+        _save_mask(raw / TRAIN_MASKS / f'{image_id}_segmentation.png',
+                   lesion)
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    fixed = {r['id']: r for r in summary['fixed']}
+    assert {image_id: r['reason'] for image_id, r in fixed.items()} == {
+        'ISIC_0000000': 'EXIF orientation applied',
+        'ISIC_0000001': 'EXIF orientation applied'}
+    assert fixed['ISIC_0000000']['alignment_unchecked'] is True
+    assert fixed['ISIC_0000000']['detail'].endswith(
+        '; the mask fits the stored pixels as well as the turned ones: '
+        'alignment unchecked')
+    assert 'alignment_unchecked' not in fixed['ISIC_0000001']
+    assert ('WARNING: 1 image turned by an EXIF orientation that keeps its '
+            'size (mirrored, turned 180 degrees, or square): ISIC_0000000; '
+            'the sizes cannot tell') in printed
+
+
 def test_shared_reader_applies_orientation_like_mmcv(tmp_path):
     import mmcv
     upright = np.zeros((24, 32, 3), np.uint8)
@@ -326,6 +361,33 @@ def test_stale_tmp_folder_is_removed_by_the_next_run(tmp_path, leftovers):
     assert (out / 'meta.json').is_file()
 
 
+def test_an_earlier_conversion_moved_aside_by_a_killed_run_is_handled(
+        tmp_path, monkeypatch):
+    """An --overwrite run killed between moving the earlier conversion
+    aside (``OUT.old-PID``) and moving its own in left that folder, named
+    nowhere, forever. It is now named and kept while it is the only copy
+    (no OUT), and removed once OUT exists again."""
+    out = tmp_path / 'out'
+    aside = tmp_path / 'out.old-99999'
+    (aside / 'images').mkdir(parents=True)
+    (tmp_path / 'out.old-x').mkdir()  # not a process id: not ours
+    monkeypatch.setattr(isic, 'pid_alive', lambda pid: False)
+    said = []
+    isic._remove_stale_tmp(out, said.append)
+    assert aside.is_dir()
+    assert said == [
+        f'warning: kept {aside}: the earlier conversion that an interrupted '
+        '--overwrite run (process 99999 is gone) moved aside before its own '
+        f'reached {out}; remove it once it is not needed']
+    out.mkdir()
+    said.clear()
+    isic._remove_stale_tmp(out, said.append)
+    assert not aside.exists() and (tmp_path / 'out.old-x').is_dir()
+    assert said == [
+        f'note: removed {aside} (the conversion it replaced), left by an '
+        'interrupted --overwrite run (process 99999 is gone)']
+
+
 def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
     raw = _make_raw(tmp_path / 'raw')
     link = tmp_path / 'link'
@@ -339,6 +401,62 @@ def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
     assert 'must not contain one another' in lines[0]
     assert tree_hashes(raw) == before
     assert not (raw / 'converted').exists() and _leftovers(raw) == []
+
+
+def test_a_linked_out_is_written_where_it_points(tmp_path):
+    """OUT as a link to a folder (data kept on a larger disk) was refused
+    as ``exists and is not a folder``; with --overwrite the link was
+    replaced by a new folder beside it and the conversion it showed was
+    left as it was. The conversion now goes where the link points, the
+    link stays, and a link to nothing is refused."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
+    disk = tmp_path / 'disk' / 'isic2017'
+    disk.mkdir(parents=True)
+    (tmp_path / 'data').mkdir()
+    link = tmp_path / 'data' / 'isic2017'
+    link.symlink_to(disk, target_is_directory=True)
+    for options in ([], ['--overwrite', '--seed', '3']):
+        result = run_converter(raw, link, '--workers', '1', *options)
+        assert result.returncode == 0, result.output
+        assert (f'note: OUT {link} is a link; the conversion is written '
+                f'where it points, {disk}') in result.stdout
+        assert link.is_symlink() and os.readlink(link) == str(disk)
+        assert os.listdir(tmp_path / 'data') == ['isic2017']
+        assert sorted(os.listdir(tmp_path / 'disk')) == ['isic2017']
+        seed = json.loads((disk / 'meta.json').read_text())['seed']
+        assert seed == (3 if options else 0)
+    dangling = tmp_path / 'data' / 'isic2018'
+    dangling.symlink_to(tmp_path / 'unmounted' / 'isic2018')
+    result = run_converter(raw, dangling, '--workers', '1')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: OUT {dangling} is a link to {tmp_path}/unmounted/isic2018, '
+        'which does not exist (a drive not mounted, a moved folder?); make '
+        'that folder or give OUT the folder itself; nothing written')
+    assert not (tmp_path / 'unmounted').exists()
+
+
+def test_a_mount_point_as_out_is_refused_before_the_work(
+        tmp_path, monkeypatch):
+    """A mount point (a disk mounted for the data) as OUT: the conversion
+    is built beside it and renamed into place, which a mount point cannot
+    be, so every pair was converted before ``ERROR: [Errno 16] Device or
+    resource busy``. It is refused first, with what to give instead."""
+    raw = _make_raw(tmp_path / 'raw')
+    mounted = tmp_path / 'disk'
+    mounted.mkdir()
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, 'ismount', lambda path: str(path) == str(
+        mounted) or real_ismount(path))
+    monkeypatch.setattr(isic, '_run_tasks', None)  # no pair is checked
+    result = run_converter(raw, mounted, '--workers', '1')
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'ERROR: {mounted} is a mount point, which the conversion (built '
+        'beside it and renamed into place) cannot replace; give a folder '
+        f'inside it, such as {mounted}/isic2017; nothing written')
+    assert sorted(os.listdir(tmp_path)) == ['disk', 'raw']
+    assert os.listdir(mounted) == []
 
 
 def test_zip_member_over_the_limit_is_skipped_naming_it(

@@ -404,8 +404,11 @@ def test_strict_fails_on_a_skip_and_writes_nothing(tmp_path):
     lenient = run_converter(raw, tmp_path / 'out', '--workers', '1')
     assert lenient.returncode == 0, lenient.output
     assert len(_split(tmp_path / 'out', 'official_test')) == 2
-    # A test pair does not touch the lightweight split: no warning.
-    assert 'WARNING' not in lenient.output
+    # A test pair leaves the lightweight split as it is; the official test
+    # split is no longer the download's.
+    assert 'lightweight_train/test' not in lenient.output
+    assert ('WARNING: 1 test pair skipped: splits/official_test.txt is not '
+            'the complete test split of the download' in lenient.output)
     # A train pair does: every lightweight list is reshuffled.
     (raw / TRAIN_MASKS / 'ISIC_0000000_segmentation.png').unlink()
     pooled = run_converter(raw, tmp_path / 'pooled', '--workers', '1')
@@ -596,6 +599,49 @@ def test_duplicate_ids_keep_the_first_copy(tmp_path):
     assert test_ids == ['ISIC_0000005', 'ISIC_0000006']
     strict = run_converter(raw, tmp_path / 'strict', '--strict', '--workers', '1')
     assert strict.returncode == 2
+
+
+def test_an_id_in_two_official_splits_is_in_one_split_and_said_so(
+        tmp_path, capsys):
+    """An id in the training and in the test folders (the same photo, or
+    another one) is converted in training alone, so that no image is in
+    both; the skipped test pair said ``already read in split train`` even
+    when the training pair was skipped too, and no warning said that the
+    test split is no longer the download's."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
+    for source, copy in (('ISIC_0000000', 'ISIC_0000000'),
+                         ('ISIC_0000001', 'ISIC_0000002'),
+                         ('ISIC_0000003', 'ISIC_0000003')):
+        shutil.copy(raw / TRAIN_IMAGES / f'{source}.jpg',
+                    raw / TEST_IMAGES / f'{copy}.jpg')
+        shutil.copy(raw / TRAIN_MASKS / f'{source}_segmentation.png',
+                    raw / TEST_MASKS / f'{copy}_segmentation.png')
+    (raw / TRAIN_MASKS / 'ISIC_0000003_segmentation.png').unlink()
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    details = {r['id']: r['detail'] for r in summary['skipped']
+               if r['reason'] == 'duplicate id'}
+    assert details == {
+        'ISIC_0000000': 'id also in split train, with the same photo, '
+        'byte for byte; the pair of train is converted, this one is not, '
+        'so that the id is in one split only',
+        'ISIC_0000002': 'id also in split train, with another photo; the '
+        'pair of train is converted, this one is not, so that the id is in '
+        'one split only',
+        'ISIC_0000003': 'id also in split train, with the same photo, '
+        'byte for byte; the pair of train was skipped too (see skipped): '
+        'no pair of this id was converted'}
+    assert ('WARNING: 3 test pairs skipped: splits/official_test.txt is '
+            'not the complete test split of the download') in printed
+    out = tmp_path / 'out'
+    trained = set(_split(out, 'official_train') + _split(out, 'official_val'))
+    assert trained & set(_split(out, 'official_test')) == set()
+    assert set(_split(out, 'lightweight_train')) & set(
+        _split(out, 'lightweight_test')) == set()
+    with pytest.raises(isic.StrictModeError, match='4 pairs skipped'):
+        isic.convert(raw, tmp_path / 'strict', strict=True, workers=1,
+                     verbose=False)
+    assert not (tmp_path / 'strict').exists()
 
 
 def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
@@ -1680,6 +1726,69 @@ def test_one_photo_under_two_ids_is_named(tmp_path):
         plain, tmp_path / 'plain_out', workers=1, verbose=False)
 
 
+@pytest.mark.parametrize('year', [2017, 2016])
+def test_a_seed_that_splits_one_photo_into_train_and_test_is_named(
+        tmp_path, capsys, year):
+    """One photo under two ids in the training folders: the seeded
+    lightweight shuffle may put one copy into lightweight_train and the
+    other into lightweight_test (the converted ISIC 2017 set does so with
+    --seed 4), and ISIC 2016's seeded hold-out one into official_train and
+    the other into official_val: an image scored after being trained on.
+    Only the general warning about copies was printed and --strict wrote
+    the set. The seed's split is now named and --strict refuses it."""
+    raw = _make_raw(tmp_path / 'raw', year=year, num_train=6,
+                    num_val=2 if year == 2017 else 0, num_test=2)
+    images, masks = isic.OFFICIAL_FOLDERS[year]['train']
+    mask_name = '{}_Segmentation.png' if year == 2016 else \
+        '{}_segmentation.png'
+    shutil.copy(raw / images / 'ISIC_0000000.jpg',
+                raw / images / 'ISIC_0000100.jpg')
+    shutil.copy(raw / masks / mask_name.format('ISIC_0000000'),
+                raw / masks / mask_name.format('ISIC_0000100'))
+    written = isic.convert(raw, tmp_path / 'ids', workers=1, verbose=False)
+    pool = {split: _split(tmp_path / 'ids', f'official_{split}')
+            for split in ('train', 'val')}
+    if year == 2016:  # the hold-out is made again from official train
+        pool = {'train': pool['train'] + pool['val']}
+    lightweight = [name for name in written['counts']
+                   if name.startswith('lightweight')]
+    # The lists of the seeded shuffle checked: ISIC 2016's hold-out too.
+    shuffled = lightweight if year == 2017 else ['official_train',
+                                                 'official_val']
+
+    def apart(seed, lists):
+        splits = isic._make_splits(year, pool, seed, 0.7)[0]
+        holding = [{name for name in lists if copy in splits[name]}
+                   for copy in ('ISIC_0000000', 'ISIC_0000100')]
+        return holding[0] != holding[1]
+
+    seed = next(seed for seed in range(40) if apart(seed, shuffled))
+    kept = next(seed for seed in range(40)
+                if not apart(seed, lightweight + shuffled))
+    with pytest.raises(isic.StrictModeError,
+                       match='1 photo under two ids in a list trained on'):
+        isic.convert(raw, tmp_path / 'strict', strict=True, seed=seed,
+                     workers=1, verbose=False)
+    assert not (tmp_path / 'strict').exists()
+    capsys.readouterr()
+    summary = isic.convert(raw, tmp_path / 'out', seed=seed, workers=1)
+    groups = summary['identical_images_across_lists']
+    assert any({copy['list'] for copy in group} <= set(shuffled)
+               for group in groups)
+    for group in groups:
+        assert {copy['id'] for copy in group} == {
+            'ISIC_0000000', 'ISIC_0000100'}
+        for copy in group:
+            assert copy['id'] in _split(tmp_path / 'out', copy['list'])
+    assert (f'WARNING: the seeded split (seed {seed}) puts 1 photo given '
+            'under two ids into a list trained on and into the list scored '
+            'against it: ') in capsys.readouterr().out
+    apart = isic.convert(raw, tmp_path / 'apart', strict=True, seed=kept,
+                         workers=1, verbose=False)
+    assert 'identical_images_across_lists' not in apart
+    assert len(apart['identical_images']) == 1
+
+
 @pytest.mark.parametrize('channels', [3, 4])
 def test_a_16_bit_colour_mask_of_low_values_is_skipped_not_emptied(
         tmp_path, channels):
@@ -1907,6 +2016,68 @@ def test_an_out_that_appears_during_the_conversion_is_kept(tmp_path):
     isic._move_into_place(tmp, out, overwrite=True)
     assert [p.name for p in out.iterdir()] == ['meta.json']
     assert not tmp.exists() and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_a_failed_final_rename_leaves_the_earlier_conversion(
+        tmp_path, monkeypatch):
+    """--overwrite moves the earlier conversion aside, then the new one in;
+    a failure of that second rename (a full disk, an interrupt) must
+    leave OUT holding the earlier conversion, not nothing."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    out = tmp_path / 'out'
+    isic.convert(raw, out, workers=1, verbose=False)
+    before = tree_hashes(out)
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if '.tmp-' in Path(source).name:  # the new conversion moving in
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, 'replace', failing_replace)
+    result = run_converter(raw, out, '--overwrite', '--seed', '3',
+                           '--workers', '1')
+    monkeypatch.undo()
+    assert result.returncode == 2
+    assert 'ERROR:' in result.stderr and 'No space left' in result.stderr
+    assert tree_hashes(out) == before
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize('failure', ['permission', 'interrupt'])
+def test_an_earlier_conversion_that_cannot_be_removed_is_named(
+        tmp_path, monkeypatch, failure):
+    """--overwrite over an earlier conversion whose files cannot be
+    removed (made read-only), or a Ctrl-C while they are removed: the new
+    conversion was in place, yet the tool said ``ERROR: [Errno 13]
+    Permission denied: OUT.old-PID/...`` (``ERROR: interrupted by SIGINT;
+    nothing written``), exit 2 (130), as if nothing had been written. It
+    now succeeds and names the folder left to remove."""
+    raw = _make_raw(tmp_path / 'raw', num_train=3, num_val=2, num_test=2)
+    out = tmp_path / 'out'
+    isic.convert(raw, out, workers=1, verbose=False)
+    real_rmtree = shutil.rmtree
+
+    def refusing_rmtree(path, *args, **kwargs):
+        if '.old-' in Path(path).name:
+            if failure == 'interrupt':
+                raise KeyboardInterrupt
+            raise PermissionError(errno.EACCES, 'Permission denied', path)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, 'rmtree', refusing_rmtree)
+    result = run_converter(raw, out, '--overwrite', '--seed', '3',
+                           '--workers', '1')
+    monkeypatch.undo()
+    assert result.returncode == 0, result.output
+    old = tmp_path / f'out.old-{os.getpid()}'
+    why = ('KeyboardInterrupt' if failure == 'interrupt' else
+           '[Errno 13] Permission denied: ')
+    assert (f'warning: could not remove {old}, the conversion replaced '
+            f'({why}') in result.stdout
+    assert f'{out} holds the new one: remove it by hand' in result.stdout
+    assert json.loads((out / 'meta.json').read_text())['seed'] == 3
+    assert json.loads((old / 'meta.json').read_text())['seed'] == 0
 
 
 def test_a_top_level_marker_is_copied_into_the_conversion(tmp_path):

@@ -270,13 +270,69 @@ def _write_partial(data, tmp: str, filepath: str) -> None:
     os.chmod(tmp, _replaced_file_mode(filepath))
 
 
+def _kept_copy(filepath: str):
+    """Keep the file at ``filepath`` under a temporary name (a hard link,
+    or a copy where the file system has none) so that it can be put back;
+    returns that name, or None when there is no file."""
+    if not (osp.islink(filepath) or osp.isfile(filepath)):
+        return None
+    kept = partial_path(filepath + '~old')
+    _remove_partial(kept)
+    # A link is kept as the link, as the rename replaces the link itself.
+    try:
+        os.link(filepath, kept, follow_symlinks=False)
+    except OSError:
+        try:
+            shutil.copy2(filepath, kept, follow_symlinks=False)
+        except BaseException:
+            _remove_partial(kept)
+            raise
+    return kept
+
+
+def _rename_all_or_none(renames) -> None:
+    """``os.replace`` each ``(tmp, filepath)`` of ``renames`` in order; when
+    one fails (or an interrupt arrives) the targets already replaced get
+    their earlier files back, and those that had none are removed, before
+    the error is raised."""
+    if len(renames) == 1:  # one rename leaves no mixed set: nothing to keep
+        os.replace(*renames[0])
+        return
+    kept = {}
+    done = []
+    try:
+        for _, filepath in renames:
+            kept[filepath] = _kept_copy(filepath)
+        for tmp, filepath in renames:
+            os.replace(tmp, filepath)
+            done.append(filepath)
+    except BaseException:
+        for filepath in reversed(done):
+            try:
+                if kept[filepath] is not None:
+                    os.replace(kept.pop(filepath), filepath)
+                else:
+                    os.remove(filepath)
+            except OSError:
+                pass  # the failure itself is the error to report
+        raise
+    finally:
+        for path in kept.values():
+            if path is not None:
+                _remove_partial(path)
+
+
 def atomic_write_together(files, overwrite: bool = True) -> list:
     """Write files that belong together (a deploy checkpoint and its
     config) so that a failure leaves all of them as they were: each is
     written completely to its temporary file first, and only then are they
-    renamed over their targets, in order. One failed write before the
-    renames (a full disk, an interrupt) used to leave the new first file
-    beside the previous run's second one: a pair that does not match.
+    renamed over their targets, in order. A failure during the renames
+    (an interrupt, a rename refused) puts back the files already renamed
+    over (each earlier file is kept as a hard link, or a copy, until all
+    renames are done) and removes those that did not exist, so a reader
+    never finds the new first file beside the previous run's second one.
+    Only a kill that Python cannot catch (SIGKILL, power loss) between
+    two renames can leave such a mixed set.
 
     Args:
         files (Sequence[tuple]): ``(data, filepath)`` pairs, each as
@@ -310,8 +366,7 @@ def atomic_write_together(files, overwrite: bool = True) -> list:
                     f'{filepath} was written by another process while this '
                     'run worked; not replacing it (nothing written; use '
                     '--overwrite to replace it)')
-        for tmp, filepath in written:
-            os.replace(tmp, filepath)
+        _rename_all_or_none(written)
     except BaseException:
         for tmp, _ in written:
             _remove_partial(tmp)

@@ -22,8 +22,8 @@ from mmseg_dsnet.utils.cli import check_seed, escape_unencodable_output
 from mmseg_dsnet.utils.errors import UserError, print_user_error
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
-# the way, --strict with a skipped pair, a missing or empty official split or
-# a folder that cannot be read), as argparse uses for usage errors.
+# the way, --strict with a problem its help names), as argparse uses for
+# usage errors.
 USER_ERROR_EXIT = 2
 
 
@@ -45,7 +45,10 @@ def parse_args(argv=None):
         action='store_true',
         help='exit non-zero and write nothing if any pair is skipped, '
         'an official split (train, val, test) of the year is missing or '
-        'its folders hold no image or mask, or a folder cannot be read')
+        'its folders hold no image or mask, a folder cannot be read, an id '
+        'has two files of other content, or a seeded split of --seed '
+        'puts one photo (under two ids) into a training list and '
+        'the list scored against it')
     parser.add_argument(
         '--seed',
         type=int,

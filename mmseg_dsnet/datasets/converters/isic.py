@@ -16,7 +16,10 @@ Output (``OUT``)::
                settings without the test set)
     OUT/meta.json          year, seed, counts, split rules, fixed/skipped files,
                            duplicate files ignored, images given under more
-                           than one id (``identical_images``)
+                           than one id (``identical_images``) and those the
+                           seeded shuffles put into a list trained on
+                           and the one scored against it
+                           (``identical_images_across_lists``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
                            its official folders or zips (one made by
                            make_synthetic_isic.py), so that metrics on the
@@ -37,16 +40,20 @@ its EXIF orientation tag, while masks are read as stored. An image with an
 orientation tag (2..8) is therefore re-encoded upright (without the tag) and
 reported as fixed ("EXIF orientation applied"); its size is compared with the
 mask's after the orientation, so a mask drawn on the stored, unrotated pixels
-is skipped as a size mismatch instead of silently misaligned (a square image
-cannot show this: check the fixed list). Images are read with the package's
-shared reader, ``mmseg_dsnet/rgb_reader.py``, as inference reads them.
+is skipped as a size mismatch instead of silently misaligned. An orientation
+that keeps the size (mirrored, turned 180 degrees, or a square image) cannot
+show this: such images are named in a warning (``alignment_unchecked``).
+Images are read with the package's shared reader,
+``mmseg_dsnet/rgb_reader.py``, as inference reads them.
 
 The input is never modified; the output is built in ``OUT.tmp-PID`` beside
 ``OUT`` and renamed into place at the end, so an interrupted run (Ctrl-C,
 SIGTERM, SIGHUP: the temporary folder is removed and the worker processes
 stopped) leaves no ``OUT``; a later run removes the temporary folders of
 earlier runs whose process is gone (killed with SIGKILL). ``OUT`` is resolved
-(symlinks followed) before it is compared with ``SRC``. User errors raise
+(symlinks followed) before it is compared with ``SRC``; an ``OUT`` that is a
+link to a folder is written where it points (the link stays), and one to
+nothing is refused (:func:`_followed_out`). User errors raise
 :class:`ConversionError`; SIGTERM and SIGHUP raise :class:`Interrupted` (a
 ``KeyboardInterrupt``, as Ctrl-C does).
 
@@ -174,8 +181,10 @@ class ConversionError(Exception):
 
 class StrictModeError(ConversionError):
     """``--strict`` was given and a pair was skipped, an official split
-    was missing (no folder or zip, or no image or mask in them) or a folder
-    could not be read; nothing was written."""
+    was missing (no folder or zip, or no image or mask in them), a folder
+    could not be read, an id had two files of other content or the
+    lightweight split put one photo into a list trained on and the list
+    scored against it; nothing was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -277,6 +286,61 @@ def _duplicate_record(split, image_id, ref, first, converted):
             'skipped with its pair (see skipped): no file of this id was '
             'converted')
     return _record(split, image_id, 'duplicate file', ref, f'ignored; {used}')
+
+
+def _same_photo(ref, other, copies):
+    """Whether two image files (refs as in :func:`_collect_files`) hold
+    the same bytes; None when either is missing or cannot be read.
+
+    Args:
+        ref (tuple | None): One file.
+        other (tuple | None): The other.
+        copies (_CopyCheck): Reads sizes (each zip's directory once), so
+            files of other sizes are not read.
+    """
+    if ref is None or other is None:
+        return None
+    try:
+        if copies.size(ref) != copies.size(other):
+            return False
+        return _read_bytes(ref) == _read_bytes(other)
+    except (OSError, FileTooLargeError, zipfile.BadZipFile, KeyError):
+        return None
+    finally:
+        # A later conversion in this process reads each zip anew.
+        _close_open_zips()
+
+
+def _cross_split_record(split, image_id, ref, first_split, same_photo,
+                        converted):
+    """The record of a pair skipped because its id is in an earlier
+    official split too: one id is one file name (``images/<id>.jpg``), so
+    it can be in one split only, and keeping it in the first keeps a photo
+    out of both a training and a test split.
+
+    Args:
+        split (str): The official split of the pair skipped.
+        image_id (str): The id.
+        ref (tuple): A file of the pair skipped.
+        first_split (str): The split the id was read in first.
+        same_photo (bool | None): Whether the two photos are the same
+            bytes (:func:`_same_photo`).
+        converted (bool): Whether the first split's pair was written.
+
+    Returns:
+        dict: A ``duplicate id`` record (:func:`_record`).
+    """
+    photo = {
+        True: 'the same photo, byte for byte',
+        False: 'another photo',
+        None: 'photos not compared (one is missing or unreadable)',
+    }[same_photo]
+    kept = (f'the pair of {first_split} is converted, this one is not, so '
+            'that the id is in one split only' if converted else
+            f'the pair of {first_split} was skipped too (see skipped): no '
+            'pair of this id was converted')
+    return _record(split, image_id, 'duplicate id', ref,
+                   f'id also in split {first_split}, with {photo}; {kept}')
 
 
 def _stray_kind(member):
@@ -564,7 +628,8 @@ class _CopyCheck:
                     for info in archive.infolist()}
         return self._zips[container].get(member)
 
-    def _size(self, ref):
+    def size(self, ref):
+        """A file's size, or None for a zip member not in its zip."""
         if ref[2]:
             recorded = self._recorded(ref)
             return None if recorded is None else recorded[0]
@@ -583,9 +648,9 @@ class _CopyCheck:
         if len(names) != 1:
             return False
         try:
-            size = self._size(kept)
+            size = self.size(kept)
             if size is None or size > MAX_MEMBER_BYTES or \
-                    self._size(other) != size:
+                    self.size(other) != size:
                 return False
             if kept[2] or other[2]:
                 return self._crc(kept) == self._crc(other)
@@ -601,7 +666,7 @@ def _scan(src, year, log):
 
     Returns:
         tuple: ``(tasks, skipped, ignored, present, missing, unread,
-        duplicates)``:
+        duplicates, cross_split)``:
         ``tasks`` lists (split, id, image ref, mask ref), a ref being
         (container, member, is_zip); ``skipped`` lists skip records;
         ``ignored`` counts stray files by kind; ``present`` names the
@@ -612,7 +677,10 @@ def _scan(src, year, log):
         ``(split, id, ref, first ref)`` per file ignored because another
         file of its id and role (the first, which is used) has other
         content (:func:`_duplicate_record` makes their records once the
-        pairs are written).
+        pairs are written); ``cross_split`` lists ``(split, id, ref, first
+        split, same photo)`` per pair skipped because its id is in an
+        earlier official split too (:func:`_cross_split_record` makes
+        their records once the pairs are written).
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -627,10 +695,10 @@ def _scan(src, year, log):
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
                               f'(expected: {", ".join(names)})')
     tasks, skipped, unexpected, present, unread = [], [], [], [], []
-    duplicates = []
+    duplicates, cross_split = [], []
     missing = {}
     ignored = Counter()
-    first_split_of = {}
+    first_split_of, first_image_of = {}, {}
     copies = _CopyCheck()
     for split in SPLITS:
         if split not in OFFICIAL_FOLDERS[year]:
@@ -683,12 +751,13 @@ def _scan(src, year, log):
                             'image and its mask'))
                 continue
             if image_id in first_split_of:
-                skipped.append(
-                    _record(split, image_id, 'duplicate id', all_refs[0],
-                            'already read in split '
-                            f'{first_split_of[image_id]}'))
+                cross_split.append(
+                    (split, image_id, all_refs[0], first_split_of[image_id],
+                     _same_photo(first_image_of[image_id],
+                                 (image_refs or [None])[0], copies)))
                 continue
             first_split_of[image_id] = split
+            first_image_of[image_id] = (image_refs or [None])[0]
             # A file in both an official folder and its zip (the zip kept
             # beside its extracted folder), or twice in one (a copy in a
             # subfolder), byte for byte, is one file. A second, different
@@ -726,7 +795,8 @@ def _scan(src, year, log):
     if len(unexpected) > MAX_PRINTED_PER_REASON:
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
-    return tasks, skipped, ignored, present, missing, unread, duplicates
+    return (tasks, skipped, ignored, present, missing, unread, duplicates,
+            cross_split)
 
 
 # ---------------------------------------------------------------------------
@@ -1083,7 +1153,15 @@ def _process_pair(task):
         else:
             reason = 'image re-encoded as JPEG'
         what = '; '.join(notes) or f'{image.format} image re-encoded as JPEG'
-        fixes.append(_record(split, image_id, reason, image_ref, what))
+        record = _record(split, image_id, reason, image_ref, what)
+        if orientation != 1 and \
+                tuple(rgb_reader.stored_size(image)) == (width, height):
+            # Turned to its own size (mirrored, 180 degrees, square): the
+            # size check cannot tell a mask of the stored pixels.
+            record['detail'] += ('; the mask fits the stored pixels as well '
+                                 'as the turned ones: alignment unchecked')
+            record['alignment_unchecked'] = True
+        fixes.append(record)
 
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
     # Of the file as given: copies of one photo under two ids are found.
@@ -1376,6 +1454,59 @@ def _identical_images(results):
                                          g[0]['id']))
 
 
+# The lists the seeded shuffles make that are trained on, each with the list
+# scored against it (ISIC 2016's official_val too): a photo given under two
+# ids in both is a scored image trained on. The challenge's own splits are
+# kept as published.
+TRAINED_AND_SCORED = (('lightweight_train', 'lightweight_test'),
+                      ('lightweight_design_train', 'lightweight_design_val'))
+TRAINED_AND_SCORED_2016 = (('official_train', 'official_val'), )
+
+
+def _identical_across_lists(identical, splits, year):
+    """The photos given under more than one id (:func:`_identical_images`)
+    that a seeded shuffle put into a list trained on and into the list
+    scored against it (:data:`TRAINED_AND_SCORED`, and for ISIC 2016
+    :data:`TRAINED_AND_SCORED_2016`).
+
+    Args:
+        identical (list[list[dict]]): From :func:`_identical_images`.
+        splits (dict[str, list[str]]): From :func:`_make_splits`.
+        year (int): ISIC year.
+
+    Returns:
+        list[list[dict]]: One group per photo and pair of lists, each
+        ``{'list', 'id'}`` per copy in them, the trained copies first.
+    """
+    found = []
+    pairs = TRAINED_AND_SCORED + (TRAINED_AND_SCORED_2016
+                                  if year == 2016 else ())
+    for trained, scored in pairs:
+        members = {name: set(splits[name]) for name in (trained, scored)}
+        for group in identical:
+            copies = [dict(list=name, id=copy['id'])
+                      for name in (trained, scored) for copy in group
+                      if copy['id'] in members[name]]
+            if len({copy['list'] for copy in copies}) == 2:
+                found.append(copies)
+    return found
+
+
+def _photos_across_lists(groups):
+    """How many photos the groups of :func:`_identical_across_lists` are
+    (one photo may be in two pairs of lists)."""
+    return len({frozenset(copy['id'] for copy in group) for group in groups})
+
+
+def _across_lists_text(groups):
+    """How the summary and ``--strict`` name the groups of
+    :func:`_identical_across_lists`."""
+    return first_few([
+        ' = '.join(f'{copy["id"]} ({copy["list"]})' for copy in group)
+        for group in groups
+    ], 5)
+
+
 def _identical_text(groups):
     """How the summary names groups of identical images."""
     named = [' = '.join(f'{c["id"]} ({c["split"]})' for c in group)
@@ -1461,6 +1592,12 @@ def _check_out(src, out, overwrite, year=2018):
             raise ConversionError(
                 f'OUT ({out}{via}) and SRC ({src}) must not contain one '
                 'another: the input is never modified')
+    if out.is_dir() and not out.is_symlink() and os.path.ismount(out):
+        # Found only at the end: rmdir or rename of it fails (EBUSY).
+        raise ConversionError(
+            f'{out} is a mount point, which the conversion (built beside '
+            'it and renamed into place) cannot replace; give a folder '
+            f'inside it, such as {out / f"isic{year}"}; nothing written')
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         if not overwrite:
             raise ConversionError(
@@ -1491,43 +1628,130 @@ def _check_out(src, out, overwrite, year=2018):
                 'empty folder; nothing was replaced')
 
 
+def _followed_out(out, log):
+    """The folder to write for ``OUT``: itself, or the folder it links to.
+
+    The conversion is built beside that folder and renamed into it, so an
+    ``OUT`` that is a link (data kept on a larger disk) was replaced by a
+    new folder beside the link, and the conversion the link showed stayed
+    where it was; without ``--overwrite`` the link was refused as "not a
+    folder".
+
+    Args:
+        out (Path): ``OUT``, absolute.
+        log (callable): ``print``, or a no-op when quiet.
+
+    Returns:
+        Path: ``out``, or the resolved folder it links to.
+
+    Raises:
+        ConversionError: ``out`` is a link to nothing (a drive not
+            mounted, a moved folder): the conversion would be written
+            where the drive belongs.
+    """
+    if not out.is_symlink():
+        return out
+    target = Path(os.path.realpath(out))
+    if not target.exists():
+        raise ConversionError(
+            f'OUT {out} is a link to {os.readlink(out)}, which does not '
+            'exist (a drive not mounted, a moved folder?); make that folder '
+            'or give OUT the folder itself; nothing written')
+    if not target.is_dir():
+        return out  # a link to a file: in the way, as a file is
+    log(f'note: OUT {out} is a link; the conversion is written where it '
+        f'points, {target}')
+    return target
+
+
 def _remove_stale_tmp(out, log):
-    """Remove the ``OUT.tmp-PID`` folders of earlier runs that could not
-    clean up (killed with SIGKILL, power loss): their process is gone. The
-    folder of a conversion still running is kept."""
-    prefix = f'{out.name}.tmp-'
+    """Clean up after earlier runs that could not (killed with SIGKILL,
+    power loss): their process is gone. Their ``OUT.tmp-PID`` folders are
+    removed; an ``OUT.old-PID`` (the earlier conversion an ``--overwrite``
+    run moves aside, :func:`_move_into_place`) is removed when ``OUT``
+    exists, and otherwise kept and named, as it is then the only copy of
+    that conversion. The folders of a conversion still running are
+    kept."""
     if not out.parent.is_dir():
         return
     for entry in sorted(out.parent.iterdir()):
-        pid = entry.name[len(prefix):]
-        if (not entry.name.startswith(prefix) or not pid.isascii()
+        kind, _, pid = entry.name[len(out.name):].partition('-')
+        if (not entry.name.startswith(out.name)
+                or kind not in ('.tmp', '.old') or not pid.isascii()
                 or not pid.isdigit() or int(pid) == os.getpid()
-                or pid_alive(int(pid)) or entry.is_symlink()
-                or not entry.is_dir()):
+                or pid_alive(int(pid))):
             continue
-        shutil.rmtree(entry, ignore_errors=True)
-        log(f'note: removed {entry}, left by an interrupted conversion '
+        if kind == '.tmp' and (entry.is_symlink() or not entry.is_dir()):
+            continue
+        if kind == '.old' and not (out.exists() or out.is_symlink()):
+            log(f'warning: kept {entry}: the earlier conversion that an '
+                f'interrupted --overwrite run (process {pid} is gone) moved '
+                f'aside before its own reached {out}; remove it once it is '
+                'not needed')
+            continue
+        what = '' if kind == '.tmp' else ' (the conversion it replaced)'
+        run = 'conversion' if kind == '.tmp' else '--overwrite run'
+        try:
+            _remove_path(entry)
+        except OSError as error:
+            log(f'warning: could not remove {entry}{what}, left by an '
+                f'interrupted {run} (process {pid} is gone): {error}')
+            continue
+        log(f'note: removed {entry}{what}, left by an interrupted {run} '
             f'(process {pid} is gone)')
 
 
 def _move_into_place(tmp, out, overwrite):
-    """Rename the finished temporary folder to ``out``."""
+    """Rename the finished temporary folder to ``out``.
+
+    An earlier conversion at ``out`` (``overwrite``) is moved aside to
+    ``OUT.old-PID`` first, so ``out`` is never half old, half new; when
+    the new folder then cannot be moved in (an error, an interrupt), the
+    earlier conversion is moved back before the error is raised, so that
+    ``out`` still holds it instead of nothing. Once the new one is in
+    place, the earlier one is removed; a failure to remove it (files
+    without write permission, an interrupt) does not undo the conversion
+    and is returned to be named.
+
+    Returns:
+        str | None: Why ``OUT.old-PID`` could not be removed, or None.
+
+    Raises:
+        ConversionError: ``out`` appeared meanwhile and not ``overwrite``.
+    """
     if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         out.rmdir()
     if not (out.exists() or out.is_symlink()):
         os.replace(tmp, out)
-        return
+        return None
     if not overwrite:
         raise ConversionError(f'{out} appeared during the conversion; '
                               'not replaced')
     # Move the old one aside first so OUT is never half old, half new.
     old = out.parent / f'{out.name}.old-{os.getpid()}'
     os.replace(out, old)
-    os.replace(tmp, out)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    try:
+        _remove_path(old)
+    except (OSError, KeyboardInterrupt) as error:
+        # The new conversion is in place: an interrupt now must not be
+        # reported as a conversion that wrote nothing.
+        why = str(error) or type(error).__name__
+        return (f'could not remove {old}, the conversion replaced ({why}); '
+                f'{out} holds the new one: remove it by hand')
+    return None
+
+
+def _remove_path(path):
+    """Remove a folder with what it holds, or a file or link."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
     else:
-        old.unlink()
+        path.unlink()
 
 
 def _unread_folders_text(unread):
@@ -1591,6 +1815,14 @@ def _log_summary(log, summary, out, missing, unread_text):
     if pooled:
         log(f'  WARNING: {counted(len(pooled), "train/val pair")} skipped: '
             f'{not_comparable}')
+    tested = [r for r in summary['skipped']
+              if r['split'] not in LIGHTWEIGHT_POOL]
+    if tested:
+        log(f'  WARNING: {counted(len(tested), "test pair")} skipped: '
+            'splits/official_test.txt is not the complete test split of '
+            'the download, so results on it are not comparable with '
+            'published figures or other conversions (--strict refuses to '
+            'write such a set)')
     # A whole split missing shrinks the pool as skipped pairs do; a missing
     # test split leaves the official protocol without its test set.
     for split, text in missing.items():
@@ -1601,6 +1833,16 @@ def _log_summary(log, summary, out, missing, unread_text):
                 'the official protocol has no test images (tools/test.py on '
                 'an official-protocol config stops with "no samples"; '
                 '--strict refuses to write such a set)')
+    unchecked = [r['id'] for r in summary['fixed']
+                 if r.get('alignment_unchecked')]
+    if unchecked:
+        log(f'  WARNING: {counted(len(unchecked), "image")} turned by an '
+            'EXIF orientation that keeps its size (mirrored, turned 180 '
+            f'degrees, or square): {first_few(unchecked, 5)}; the sizes '
+            'cannot tell whether a mask is drawn on the turned pixels (as '
+            'written, as the loader shows them) or on the stored ones: '
+            'check them against their masks (meta.json: fixed, '
+            'alignment_unchecked)')
     identical = summary.get('identical_images', [])
     if identical:
         across = sum(len({c['split'] for c in group}) > 1
@@ -1613,6 +1855,16 @@ def _log_summary(log, summary, out, missing, unread_text):
             'split weigh twice in its figures (the lightweight splits '
             'shuffle the train/val copies too). They are converted as '
             'given and listed in meta.json (identical_images)')
+    across_lists = summary.get('identical_images_across_lists', [])
+    if across_lists:
+        photos = counted(_photos_across_lists(across_lists), 'photo')
+        log(f'  WARNING: the seeded split (seed {summary["seed"]}) '
+            f'puts {photos} given under two ids '
+            'into a list trained on and into the list scored against it: '
+            f'{_across_lists_text(across_lists)}; a scored image is then '
+            'trained on. Another --seed keeps them apart (meta.json: '
+            'identical_images_across_lists; --strict refuses to write such '
+            'a set)')
     if unread_text:
         log(f'  WARNING: {unread_text}: the pairs in them are in no split, '
             'so the splits are not those of the complete download (--strict '
@@ -1642,8 +1894,10 @@ def convert(src,
             or zip names if None. Default: None.
         strict (bool): Fail, writing nothing, if any pair is skipped, an
             official split (train, val, test) is missing (no folder or zip,
-            or no image or mask in them) or a folder cannot be read.
-            Default: False.
+            or no image or mask in them), a folder cannot be read, an id
+            has two files of other content, or the lightweight split puts
+            one photo (under two ids) into a list trained on and the list
+            scored against it. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
         train_ratio (float): Train share of the lightweight split.
@@ -1680,7 +1934,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     start = time.perf_counter()
     log = print if verbose else (lambda *args, **kwargs: None)
     src = Path(src).resolve()
-    out = Path(os.path.abspath(out))
+    out = _followed_out(Path(os.path.abspath(out)), log)
     if not src.is_dir():
         raise ConversionError(f'SRC {src} is not a folder')
     if not 0.0 < float(train_ratio) < 1.0:
@@ -1694,8 +1948,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             f'year must be one of {sorted(OFFICIAL_FOLDERS)}, got {year}')
     _check_out(src, out, overwrite, year)
 
-    (tasks, skipped, ignored, present, missing, unread,
-     duplicates) = _scan(src, year, log)
+    (tasks, skipped, ignored, present, missing, unread, duplicates,
+     cross_split) = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1718,12 +1972,16 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
 
         fixed = [fix for result in results for fix in result['fixes']]
         skipped += [result['skip'] for result in results if result['skip']]
+        converted = {(r['split'], r['id']) for r in results if r['written']}
+        skipped += [
+            _cross_split_record(split, image_id, ref, first, same,
+                                (first, image_id) in converted)
+            for split, image_id, ref, first, same in cross_split]
         skipped.sort(key=lambda r: (SPLITS.index(r['split']), r['id']))
         written = defaultdict(list)
         for result in results:
             if result['written']:
                 written[result['split']].append(result['id'])
-        converted = {(r['split'], r['id']) for r in results if r['written']}
         duplicates = [
             _duplicate_record(split, image_id, ref, first,
                               (split, image_id) in converted)
@@ -1774,6 +2032,9 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         identical = _identical_images(results)
         if identical:  # likewise
             summary['identical_images'] = identical
+        across_lists = _identical_across_lists(identical, splits, year)
+        if across_lists:  # likewise
+            summary['identical_images_across_lists'] = across_lists
         # A synthetic download stays marked after the conversion: without
         # the marker its runs were recorded as runs on real ISIC data. The
         # generator also marks each official folder and zip, so that their
@@ -1807,14 +2068,22 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             'content than '
             'the file used for their id'
         ] if duplicates else []
+        problems += [
+            f'{counted(_photos_across_lists(across_lists), "photo")} under '
+            'two ids in a list trained on and in the list scored against '
+            f'it ({_across_lists_text(across_lists)}); another --seed '
+            'keeps them apart'
+        ] if across_lists else []
         if strict and problems:
             raise StrictModeError(
                 f'--strict: {"; ".join(problems)}; nothing written', summary)
-        _move_into_place(tmp, out, overwrite)
+        left_over = _move_into_place(tmp, out, overwrite)
     except BaseException:
         # Interrupted or failed: leave neither OUT nor the temporary folder.
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if left_over:
+        log(f'  warning: {left_over}')
     summary['out'] = str(out)
     summary['seconds'] = time.perf_counter() - start
     log(f'  done in {summary["seconds"]:.1f} s')
