@@ -761,3 +761,39 @@ def test_publish_model_refuses_an_out_file_of_another_format(tmp_path):
         f'OUT_FILE {out}: the weights are written in PyTorch format; give '
         'a file name ending with .pth, .pt or .ckpt')
     assert os.listdir(tmp_path) == []
+
+
+def test_publishing_reads_the_checkpoint_and_its_config_once(
+        tmp_path, monkeypatch):
+    """publish_weights loads the checkpoint once and parses its training
+    config once for all of its checks (epoch, input size, network, data)
+    and the strict load, and the weights it writes are the checkpoint's."""
+    import torch
+    from conftest import DEMO_128PX, make_128px_checkpoint
+
+    from mmseg_dsnet import compat
+    from mmseg_dsnet.apis import released_model as released
+    checkpoint = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
+    loads, parses = [], []
+    load, parse = compat.safe_torch_load, released.config_from_text
+
+    def counted_load(filename, *args, **kwargs):
+        loads.append(os.fspath(filename))
+        return load(filename, *args, **kwargs)
+
+    def counted_parse(text):
+        parses.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(compat, 'safe_torch_load', counted_load)
+    monkeypatch.setattr(released, 'config_from_text', counted_parse)
+    out = tmp_path / 'net.pth'
+    released.publish_weights(DEMO_128PX, str(checkpoint), str(out))
+    assert loads == [str(checkpoint)]
+    assert len(parses) == 1
+    trained = torch.load(checkpoint, weights_only=True)
+    published = torch.load(out, weights_only=True)
+    assert published['meta']['cfg'] == trained['meta']['cfg']
+    assert sorted(published['state_dict']) == sorted(trained['state_dict'])
+    assert all(torch.equal(tensor, trained['state_dict'][name])
+               for name, tensor in published['state_dict'].items())

@@ -451,6 +451,48 @@ def test_training_data_is_compared_by_split_file_not_by_folder():
         (isic, '/data/other/splits/a_train.txt')]
 
 
+def test_a_split_named_through_another_path_to_its_root_is_the_same(
+        tmp_path):
+    """An absolute split path under a relative data root (the root's
+    folders found in the path), or under a data root reached through a
+    symbolic link, names the split relative to the root; a config naming
+    the same split relative to a moved root passes the data check, and
+    one naming another split is refused."""
+    from mmseg_dsnet.apis.released_model import (check_trained_data,
+                                                 training_data_settings)
+    from mmseg_dsnet.utils.errors import UserError
+    isic = 'ISIC2017Dataset'
+    split = 'splits/lightweight_train.txt'
+    real = tmp_path / 'disk' / 'isic2017'
+    (real / 'splits').mkdir(parents=True)
+    (real / split).write_text('ISIC_0000000\n')
+    (tmp_path / 'link').symlink_to(tmp_path / 'disk')
+    relative_root = _reading(dict(
+        type=isic, data_root='./disk/isic2017/',
+        ann_file=str(real / split)))
+    linked = _reading(dict(type=isic, data_root=str(real),
+                           ann_file=str(tmp_path / 'link' / 'isic2017' /
+                                        split)))
+    for trained in (relative_root, linked):
+        assert training_data_settings(trained) == [(isic, split)]
+        loaded = dict(meta=dict(cfg=trained.pretty_text), state_dict={})
+        check_trained_data(_reading(dict(type=isic, data_root='/moved/isic',
+                                         ann_file=split)),
+                           'c.py', 'w.pth', loaded=loaded)
+        with pytest.raises(UserError, match=(
+                r'trained on ISIC2017Dataset \(splits/lightweight_train'
+                r'\.txt\) .*trains on ISIC2017Dataset \(splits/official_'
+                r'train\.txt\);')):
+            check_trained_data(_reading(dict(
+                type=isic, data_root='data/isic2017',
+                ann_file='splits/official_train.txt')), 'c.py', 'w.pth',
+                loaded=loaded)
+    # A root whose folders are not in the split's path: another file.
+    elsewhere = _reading(dict(type=isic, data_root='data/isic2017',
+                              ann_file=str(real / split)))
+    assert training_data_settings(elsewhere) == [(isic, str(real / split))]
+
+
 def test_every_dataset_of_a_wrapped_training_loader_is_compared():
     """Weights trained on ISIC 2017 + ISIC 2018 published under a config
     that reads ISIC 2017 + ISIC 2017's official split: refused, both

@@ -4,6 +4,7 @@ lists, the data root it lies in and the ids two splits share. Used by the
 checks that keep scored images apart from trained ones (the pre-flight
 checks of ``train.py``, ``tools/test.py`` and the analysis tools) and by
 those of the data a config names."""
+import os
 import os.path as osp
 from typing import Optional
 
@@ -16,6 +17,51 @@ def split_file(dataset_cfg: dict) -> Optional[str]:
         return None
     root = dataset_cfg.get('data_root') or ''
     return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
+
+
+def split_name(dataset_cfg: dict) -> Optional[str]:
+    """The split file a dataset config reads, named relative to its data
+    root where it lies under it (``splits/a_train.txt``), so configs whose
+    data moved to another folder name the same split alike; an absolute
+    path where it lies elsewhere; None without one.
+
+    An absolute ``ann_file`` lies under an absolute ``data_root`` also
+    when one of them is reached through a symbolic link. A relative
+    ``data_root`` is relative to the folder its run started in, which the
+    config does not record: it is found as whole folders in the path of
+    the split file (the last place they appear).
+
+    Args:
+        dataset_cfg (dict): A dataset config (``ann_file``,
+            ``data_root``).
+    """
+    ann_file = dataset_cfg.get('ann_file')
+    if not ann_file:
+        return None
+    name = osp.normpath(ann_file)
+    root = dataset_cfg.get('data_root')
+    if not osp.isabs(name) or not root:
+        return name
+    root = osp.normpath(root)
+    if osp.isabs(root):
+        for path, folder in ((name, root),
+                             (osp.realpath(name), osp.realpath(root))):
+            inner = osp.relpath(path, folder)
+            if inner != os.pardir and not inner.startswith(os.pardir +
+                                                           os.sep):
+                return inner
+        return name
+    # Leading '..' steps climb out of the run's folder: the folders after
+    # them are the ones the path holds.
+    root_parts = [part for part in root.split(os.sep)
+                  if part not in (os.curdir, os.pardir)]
+    parts = name.split(os.sep)
+    last = len(parts) - len(root_parts) - 1
+    for start in range(last, 0, -1):
+        if root_parts and \
+                parts[start:start + len(root_parts)] == root_parts:
+            return osp.join(*parts[start + len(root_parts):])
+    return name
 
 
 def split_ids(path: str, read: Optional[dict] = None) -> list:

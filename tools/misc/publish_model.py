@@ -5,9 +5,10 @@
 loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
 (a plain state dict: no optimizer state, no training metadata but the
 training config, ``meta['cfg']``, which the tools check the weights
-against, and ``meta['training_progress']``) to OUT_FILE and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
-list it, and the epoch (or iteration) of how many the checkpoint was saved
-at, best or last, which ``meta['training_progress']`` records. A checkpoint
+against, and ``meta['training_progress']``) to OUT_FILE and prints the
+SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that list it, and
+the epoch (or iteration) of how many the checkpoint was saved at, best or
+last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
 nor its last is refused unless ``--allow-unfinished`` is given: its
 weights are not the run's result. OUT_FILE must end in ``.pth``, ``.pt``
@@ -66,12 +67,13 @@ def main(argv=None):
         if not osp.isfile(path):
             raise UserError(f'{what} file {path} does not exist')
     refuse_folder(args.out_file)
-    # A file in OUT_FILE's folder path failed the write only after the
-    # checkpoint was loaded, with a traceback.
+    # A file in OUT_FILE's folder path would fail the write only after
+    # the checkpoint is loaded.
     check_output_file(args.out_file, 'OUT_FILE')
-    # --overwrite replaced the training checkpoint (optimizer state, meta)
-    # or the config with its bare weights. Pairs with OUT_FILE only: a
-    # config given as the checkpoint is refused by the load, by name.
+    # With --overwrite, an OUT_FILE that is the training checkpoint
+    # (optimizer state, meta) or the config would be replaced by the bare
+    # weights. Pairs with OUT_FILE only: a config given as the checkpoint
+    # is refused by the load, by name.
     for what, path in (('the config', args.config),
                        ('the checkpoint', args.checkpoint)):
         refuse_same_file(((what, path), ('OUT_FILE', args.out_file)),
