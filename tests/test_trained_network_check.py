@@ -161,6 +161,8 @@ def _checkpoint_and_changed_model(tmp_path, path, value):
     (('backbone', 'norm_cfg', 'type'), 'BN'),
     (('backbone', 'norm_cfg', 'type'), 'BN2d'),
     (('decode_head', 'fuse_side_outputs'), True),
+    (('_scope_', ), 'mmseg'),
+    (('backbone', '_scope_'), 'mmseg'),
 ])
 def test_training_only_settings_may_differ(tmp_path, path, value):
     """The decision threshold, losses (also inside a list of heads),
@@ -170,7 +172,8 @@ def test_training_only_settings_may_differ(tmp_path, path, value):
     refused under the one-device config) and the side outputs averaged
     into the prediction at test time (``fuse_side_outputs``, over the same
     trained side classifiers: a trained checkpoint was refused under it)
-    do not change the network the
+    and mmseg's registry scope set by name (``_scope_='mmseg'``, the scope
+    models are built in without one) do not change the network the
     weights run in."""
     from mmseg_dsnet.apis.released_model import check_trained_model
     checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
@@ -183,6 +186,7 @@ def test_training_only_settings_may_differ(tmp_path, path, value):
     (('backbone', 'dilations', 2), 2, '1', '2'),
     (('decode_head', 'type'), 'FCNHead', "'DSHead'", "'FCNHead'"),
     (('backbone', 'norm_cfg', 'type'), 'GN', "'SyncBN'", "'GN'"),
+    (('backbone', '_scope_'), 'mmpretrain', '<not set>', "'mmpretrain'"),
 ])
 def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
                                              shown):

@@ -457,9 +457,12 @@ def _inference_model(value):
     """``value`` (a model config dict) without :data:`NOT_INFERENCE_KEYS`
     and loss settings, at every depth."""
     if isinstance(value, dict):
+        # Models are built in mmseg's scope (build_scope): naming it
+        # builds the same classes as leaving it out.
         kept = {key: _inference_model(item) for key, item in value.items()
                 if key not in NOT_INFERENCE_KEYS
-                and not str(key).startswith('loss')}
+                and not str(key).startswith('loss')
+                and (key, item) != ('_scope_', 'mmseg')}
         # A BatchNorm under any of its names (SyncBN, BN2d) computes at
         # test time what BN computes (running statistics): weights trained
         # with SyncBN on several devices run under a BN config on one, and
