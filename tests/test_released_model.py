@@ -797,3 +797,20 @@ def test_publishing_reads_the_checkpoint_and_its_config_once(
     assert sorted(published['state_dict']) == sorted(trained['state_dict'])
     assert all(torch.equal(tensor, trained['state_dict'][name])
                for name, tensor in published['state_dict'].items())
+
+
+def test_publish_model_names_a_folder_given_as_an_input_file(tmp_path):
+    """A folder given as CONFIG or CHECKPOINT is named a folder, not a
+    file that does not exist; nothing is written."""
+    from conftest import REPO, run_tool_in_process
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    checkpoint = str(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth')
+    out = tmp_path / 'net.pth'
+    for argv, what in (((tmp_path, checkpoint), 'config file'),
+                       ((config, tmp_path), 'checkpoint file')):
+        done = run_tool_in_process('tools/misc/publish_model.py', *argv,
+                                   out)
+        assert done.returncode == 2, done.output[-2000:]
+        assert done.stderr.strip() == (
+            f'ERROR: {what} {tmp_path} is a folder, not a file')
+    assert os.listdir(tmp_path) == []

@@ -27,7 +27,8 @@ import sys
 
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
-from mmseg_dsnet.engine.preflight import check_output_file
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                          check_output_file)
 from mmseg_dsnet.utils.fileio import (CHECKPOINT_SUFFIXES, refuse_existing,
                                       refuse_folder, refuse_other_suffix,
                                       refuse_same_file)
@@ -62,10 +63,9 @@ def main(argv=None):
     from mmseg_dsnet.compat import resolve_checkpoint
     # A URL stands for the file it names (downloaded once, cached).
     args.checkpoint = resolve_checkpoint(args.checkpoint)
-    for path, what in ((args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise UserError(f'{what} file {path} does not exist')
+    for path, what in ((args.config, 'config file'),
+                       (args.checkpoint, 'checkpoint file')):
+        check_input_file(path, what)
     refuse_folder(args.out_file)
     # A file in OUT_FILE's folder path would fail the write only after
     # the checkpoint is loaded.
