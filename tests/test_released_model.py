@@ -58,6 +58,19 @@ def test_refuses_a_missing_file_or_entry(tmp_path):
         released_model('net', str(metafile))
 
 
+def test_refuses_an_entry_that_names_no_config(tmp_path):
+    """An entry with weights but no ``Config`` (a line lost in an edit) is
+    refused by name, not a ``KeyError`` traceback."""
+    metafile = make_release(tmp_path)
+    metafile.write_text(metafile.read_text().replace(
+        '- Name: net\n  Config: configs/dsnet/net.py\n', '- Name: net\n'))
+    with pytest.raises(ReleasedModelError) as error:
+        released_model('net', str(metafile))
+    assert str(error.value) == (
+        f'{metafile} lists no Config for the released weights named net; '
+        'restore it with git checkout')
+
+
 def test_refuses_a_config_of_another_input_size(tmp_path):
     """The released weights carry no training config: a config edited to
     another size loaded them and ran at that size, with no error."""
@@ -814,3 +827,29 @@ def test_publish_model_names_a_folder_given_as_an_input_file(tmp_path):
         assert done.stderr.strip() == (
             f'ERROR: {what} {tmp_path} is a folder, not a file')
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('text,why', [
+    ('', 'lists no Models'),
+    ('Models:\n- Name: net\n  Config: [\n', 'is not YAML'),
+    ('Models:\n  net: configs/dsnet/net.py\n', 'lists no Models'),
+    ('- Name: net\n', 'lists no Models'),
+    ('Models:\n- net\n', 'lists no Models'),
+])
+def test_a_metafile_that_is_not_a_list_of_models_is_one_error(
+        tmp_path, text, why):
+    """An empty or broken metafile (a merge left half of it, a list where
+    mappings go) is refused by name as a user error, both when released
+    weights are looked up by name and when a checkpoint is looked up by
+    its digest, instead of a YAML or attribute traceback."""
+    from mmseg_dsnet.apis.released_model import released_entry
+    from mmseg_dsnet.utils.errors import UserError
+    metafile = make_release(tmp_path)
+    metafile.write_text(text)
+    checkpoint = str(tmp_path / 'checkpoints' / 'net.pth')
+    for look_up in (lambda: released_model('net', str(metafile)),
+                    lambda: released_entry(checkpoint, str(metafile))):
+        with pytest.raises(ReleasedModelError) as error:
+            look_up()
+        assert isinstance(error.value, UserError)
+        assert str(error.value).startswith(f'metafile {metafile} {why}')

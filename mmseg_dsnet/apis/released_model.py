@@ -20,8 +20,46 @@ METAFILE = osp.join(REPO_ROOT, 'configs', 'dsnet', 'metafile.yaml')
 DEFAULT_RELEASE = 'dsnet_isic2017_256px'
 
 
-class ReleasedModelError(RuntimeError):
-    """The released weights are missing, unlisted or not the listed file."""
+class ReleasedModelError(UserError, RuntimeError):
+    """The released weights are missing, unlisted or not the listed file,
+    or the metafile that lists them is not one."""
+
+
+def metafile_models(metafile: str) -> list:
+    """The entries of a metafile's ``Models`` list.
+
+    Args:
+        metafile (str): The metafile.
+
+    Returns:
+        list[dict]: The entries, as written.
+
+    Raises:
+        ReleasedModelError: The file cannot be read, is not YAML, or holds
+            no ``Models`` list of mappings (an empty or half-merged file):
+            its entries are not known.
+    """
+    import yaml
+    try:
+        with open(metafile, encoding='utf-8') as file:
+            content = yaml.safe_load(file)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReleasedModelError(
+            f'metafile {metafile} cannot be read: {err}') from None
+    except yaml.YAMLError as err:
+        where = getattr(err, 'problem_mark', None)
+        raise ReleasedModelError(
+            f'metafile {metafile} is not YAML'
+            + (f' (line {where.line + 1})' if where else '')
+            + '; restore it with git checkout') from None
+    models = content.get('Models') if isinstance(content, dict) else None
+    if not (isinstance(models, list)
+            and all(isinstance(entry, dict) for entry in models)):
+        raise ReleasedModelError(
+            f'metafile {metafile} lists no Models (a list of entries with '
+            'Name, Config, Weights and SHA256); restore it with git '
+            'checkout')
+    return models
 
 
 def released_model(name: Optional[str] = None,
@@ -39,21 +77,25 @@ def released_model(name: Optional[str] = None,
         tuple[str, str]: Absolute paths of the config and the checkpoint.
 
     Raises:
-        ReleasedModelError: No such entry, no weights listed, the file is
-            missing, or its SHA-256 differs from the listed one.
+        ReleasedModelError: The metafile is not one
+            (:func:`metafile_models`), no such entry, no weights or config
+            listed, a file is missing, or the weights' SHA-256 differs from
+            the listed one.
     """
-    import yaml
     name = name or DEFAULT_RELEASE
     metafile = metafile or METAFILE
-    with open(metafile) as file:
-        models = yaml.safe_load(file).get('Models') or []
+    models = metafile_models(metafile)
     entry = next((m for m in models if m.get('Name') == name), None)
     if entry is None or not entry.get('Weights'):
         raise ReleasedModelError(
             f'{metafile} lists no released weights named {name}')
+    if not entry.get('Config'):
+        raise ReleasedModelError(
+            f'{metafile} lists no Config for the released weights named '
+            f'{name}; restore it with git checkout')
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(metafile))))
-    config = osp.join(root, entry['Config'])
-    checkpoint = osp.join(root, entry['Weights'])
+    config = osp.join(root, str(entry['Config']))
+    checkpoint = osp.join(root, str(entry['Weights']))
     for path, what in ((config, 'config'), (checkpoint, 'weights')):
         if not osp.isfile(path):
             raise ReleasedModelError(
@@ -252,13 +294,15 @@ def released_entry(checkpoint: str,
         checkpoint (str): A checkpoint file.
         metafile (str, optional): The metafile. Default: DSNet's
             (:data:`METAFILE`).
+
+    Raises:
+        ReleasedModelError: The metafile is there but is not one
+            (:func:`metafile_models`).
     """
-    import yaml
     metafile = metafile or METAFILE
     if not (osp.isfile(checkpoint) and osp.isfile(metafile)):
         return None
-    with open(metafile, encoding='utf-8') as file:
-        models = yaml.safe_load(file).get('Models') or []
+    models = metafile_models(metafile)
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(metafile))))
     size, digest = osp.getsize(checkpoint), None
     for entry in models:
