@@ -528,6 +528,23 @@ def test_every_dataset_of_a_wrapped_training_loader_is_compared():
                        'c.py', 'w.pth', loaded=loaded)
 
 
+def test_the_same_datasets_concatenated_in_another_order_pass():
+    """ISIC 2017 + ISIC 2018 and ISIC 2018 + ISIC 2017 train on the same
+    images: the publish passes; a dataset read twice is other data."""
+    from mmseg_dsnet.apis.released_model import check_trained_data
+    from mmseg_dsnet.utils.errors import UserError
+    isic17 = dict(type='ISIC2017Dataset', data_root='/d/isic2017',
+                  ann_file='splits/lightweight_train.txt')
+    isic18 = dict(isic17, type='ISIC2018Dataset', data_root='/d/isic2018')
+    loaded = dict(meta=dict(cfg=_reading(isic17, isic18).pretty_text),
+                  state_dict={})
+    check_trained_data(_reading(isic18, isic17), 'c.py', 'w.pth',
+                       loaded=loaded)
+    with pytest.raises(UserError, match='but config c.py trains on '):
+        check_trained_data(_reading(isic18, isic17, isic17), 'c.py',
+                           'w.pth', loaded=loaded)
+
+
 def test_weights_whose_training_config_reads_no_literal_loader_pass():
     """A training config without a training loader (``train_dataloader``
     None, as a test-only config has) or without a checkpoint's config at

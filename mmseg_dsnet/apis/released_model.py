@@ -633,7 +633,8 @@ def check_trained_data(
     that config, the metafile entry would name it as the weights' training
     config: weights of ISIC 2017 listed as ISIC 2018's. The data root may
     differ (data moved): splits are compared by
-    :func:`training_data_settings`. A checkpoint without a training config
+    :func:`training_data_settings`, the datasets of a wrapper in any
+    order. A checkpoint without a training config
     (bare weights) passes: it records nothing to compare.
 
     Args:
@@ -655,7 +656,14 @@ def check_trained_data(
         return
     trained = training_data_settings(training_cfg)
     given = training_data_settings(cfg)
-    if trained is None or given is None or trained == given:
+    if trained is None or given is None:
+        return
+
+    def in_any_order(settings):
+        # Concatenated in another order, the datasets hold the same images.
+        return sorted(settings, key=lambda pair: tuple(map(str, pair)))
+
+    if in_any_order(trained) == in_any_order(given):
         return
 
     def named(settings):
