@@ -545,6 +545,30 @@ def test_the_same_datasets_concatenated_in_another_order_pass():
                            'w.pth', loaded=loaded)
 
 
+def test_without_a_split_file_the_image_folder_is_compared():
+    """Datasets without a split file read every image of their image
+    folder: weights trained on ``train/images`` published under a config
+    reading ``val/images`` are refused, naming both folders; the same
+    folder under a moved data root passes."""
+    from mmseg_dsnet.apis.released_model import check_trained_data
+    from mmseg_dsnet.utils.errors import UserError
+
+    def every_image_in(root, folder):
+        return _reading(dict(type='ISIC2018Dataset', data_root=root,
+                             data_prefix=dict(img_path=folder,
+                                              seg_map_path='masks')))
+
+    trained = every_image_in('/d/isic2018', 'train/images')
+    loaded = dict(meta=dict(cfg=trained.pretty_text), state_dict={})
+    check_trained_data(every_image_in('/e/isic2018', './train/images/'),
+                       'c.py', 'w.pth', loaded=loaded)
+    with pytest.raises(UserError, match=(
+            r'trained on ISIC2018Dataset \(every image in train/images\) '
+            r'.*trains on ISIC2018Dataset \(every image in val/images\);')):
+        check_trained_data(every_image_in('/d/isic2018', 'val/images'),
+                           'c.py', 'w.pth', loaded=loaded)
+
+
 def test_weights_whose_training_config_reads_no_literal_loader_pass():
     """A training config without a training loader (``train_dataloader``
     None, as a test-only config has) or without a checkpoint's config at

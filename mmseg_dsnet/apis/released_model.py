@@ -8,6 +8,7 @@ is refused by its hash), and returns the config and checkpoint paths, so
 """
 import ast
 import hashlib
+import os
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -601,9 +602,10 @@ def normalisation_settings(cfg) -> dict:
 def training_data_settings(cfg) -> Optional[list]:
     """What a config's training loader reads, as ``(dataset type, split
     file)`` per dataset it reads from (the split file relative to its data
-    root, :func:`~mmseg_dsnet.datasets.split_files.split_name`; None
-    without one). The data root is left out: data moved to another folder
-    is the same data.
+    root, :func:`~mmseg_dsnet.datasets.split_files.split_name`; without
+    one, ``'every image in <image folder>'``, the folder named likewise).
+    The data root is left out: data moved to another folder is the same
+    data.
 
     Args:
         cfg (Config | dict): A config, or :func:`config_from_text`'s dict.
@@ -612,12 +614,26 @@ def training_data_settings(cfg) -> Optional[list]:
         list[tuple] | None: One pair per dataset, or None when the config
         has no literal training loader (nothing to compare).
     """
-    from ..datasets.split_files import leaf_datasets, split_name
+    from ..datasets.split_files import (leaf_datasets, name_in_root,
+                                        split_name)
     loader = cfg.get('train_dataloader')
     dataset = loader.get('dataset') if isinstance(loader, dict) else None
     if not isinstance(dataset, dict):
         return None
-    settings = [(leaf.get('type'), split_name(leaf))
+
+    def images_read(leaf):
+        split = split_name(leaf)
+        if split is not None:
+            return split
+        # Without a split file a dataset reads every image of its folder.
+        prefix = leaf.get('data_prefix')
+        folder = prefix.get('img_path') if isinstance(prefix, dict) else None
+        folder = name_in_root(folder, leaf.get('data_root')) if folder \
+            else os.curdir
+        return 'every image in ' + (
+            'the data root' if folder == os.curdir else folder)
+
+    settings = [(leaf.get('type'), images_read(leaf))
                 for leaf in leaf_datasets(dataset)]
     return settings or None
 
@@ -667,8 +683,7 @@ def check_trained_data(
         return
 
     def named(settings):
-        return ' + '.join(f'{kind} ({split or "no split file"})'
-                          for kind, split in settings)
+        return ' + '.join(f'{kind} ({images})' for kind, images in settings)
 
     raise UserError(
         f'checkpoint {checkpoint} was trained on {named(trained)} '

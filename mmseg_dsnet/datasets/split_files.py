@@ -20,33 +20,43 @@ def split_file(dataset_cfg: dict) -> Optional[str]:
 
 
 def split_name(dataset_cfg: dict) -> Optional[str]:
-    """The split file a dataset config reads, named relative to its data
-    root where it lies under it (``splits/a_train.txt``), so configs whose
-    data moved to another folder name the same split alike; an absolute
-    path where it lies elsewhere; None without one.
-
-    An absolute ``ann_file`` lies under an absolute ``data_root`` also
-    when one of them is reached through a symbolic link. A relative
-    ``data_root`` is relative to the folder its run started in, which the
-    config does not record: it is found as whole folders in the path of
-    the split file (the last place they appear).
+    """The split file a dataset config reads (``ann_file``) as
+    :func:`name_in_root` names it, or None without one.
 
     Args:
         dataset_cfg (dict): A dataset config (``ann_file``,
             ``data_root``).
     """
     ann_file = dataset_cfg.get('ann_file')
-    if not ann_file:
-        return None
-    name = osp.normpath(ann_file)
-    root = dataset_cfg.get('data_root')
-    if not osp.isabs(name) or not root:
+    return name_in_root(ann_file, dataset_cfg.get('data_root')) \
+        if ann_file else None
+
+
+def name_in_root(path: str, data_root: Optional[str]) -> str:
+    """A path of a dataset config (its split file, its image folder) named
+    relative to its data root where it lies under it
+    (``splits/a_train.txt``), so configs whose data moved to another
+    folder name the same file alike; as given (normalised) otherwise.
+
+    An absolute path lies under an absolute data root also when one of
+    them is reached through a symbolic link. A relative data root is
+    relative to the folder its run started in, which the config does not
+    record: it is found as whole folders in the path (the last place they
+    appear).
+
+    Args:
+        path (str): The path as the config names it; a relative one is
+            relative to the data root already.
+        data_root (str, optional): The config's ``data_root``.
+    """
+    name = osp.normpath(path)
+    if not osp.isabs(name) or not data_root:
         return name
-    root = osp.normpath(root)
+    root = osp.normpath(data_root)
     if osp.isabs(root):
-        for path, folder in ((name, root),
-                             (osp.realpath(name), osp.realpath(root))):
-            inner = osp.relpath(path, folder)
+        for inside, folder in ((name, root),
+                               (osp.realpath(name), osp.realpath(root))):
+            inner = osp.relpath(inside, folder)
             if inner != os.pardir and not inner.startswith(os.pardir +
                                                            os.sep):
                 return inner
