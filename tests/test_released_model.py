@@ -853,3 +853,33 @@ def test_a_metafile_that_is_not_a_list_of_models_is_one_error(
             look_up()
         assert isinstance(error.value, UserError)
         assert str(error.value).startswith(f'metafile {metafile} {why}')
+
+
+def test_publish_model_lists_no_file_git_ignores(tmp_path):
+    """Weights written where git ignores them (``work_dirs/``, any
+    ``*.pth`` outside ``checkpoints/``) are never committed: the metafile
+    field printed for them would name a file missing from every other
+    copy of the repository, so none is printed; a tracked config is."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from conftest import REPO, run_tool_in_process
+    if subprocess.run(['git', '-C', str(REPO), 'rev-parse'],
+                      capture_output=True).returncode != 0:
+        pytest.skip('the repository is not a git checkout')
+    (REPO / 'work_dirs').mkdir(exist_ok=True)
+    folder = tempfile.mkdtemp(dir=REPO / 'work_dirs')
+    out = os.path.join(folder, 'net.pth')
+    try:
+        done = run_tool_in_process(
+            'tools/misc/publish_model.py', 'configs/dsnet/dsnet_isic2017.py',
+            'checkpoints/dsnet_isic2017_256px.pth', out)
+        assert done.returncode == 0, done.output[-2000:]
+        relative = os.path.relpath(out, REPO)
+        assert '  Config: configs/dsnet/dsnet_isic2017.py\n' in done.stdout
+        assert (f'  Weights: (none: git ignores {relative}, so it would be '
+                'missing from every other copy of the repository; write '
+                'the weights under checkpoints/)\n') in done.stdout
+    finally:
+        shutil.rmtree(folder)

@@ -112,6 +112,29 @@ def released_model(name: Optional[str] = None,
     return config, checkpoint
 
 
+def metafile_field(path: str, advice: str) -> str:
+    """How the metafile lists ``path`` (a ``Config`` or ``Weights`` field):
+    relative to the repository root, as :func:`released_model` reads it;
+    ``(none: why)`` for a file it cannot list: one outside the repository
+    (a path as typed would not be found), or one git ignores (never
+    committed, so missing from every other copy of the repository).
+
+    Args:
+        path (str): The file, as the user gave it.
+        advice (str): Where to put the file instead of an ignored place
+            (``'write the weights under checkpoints/'``).
+    """
+    from ..utils.paths import git_ignores
+    relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return (f'(none: {path} is outside the repository {REPO_ROOT}; '
+                'the metafile lists files in it)')
+    if git_ignores(osp.join(REPO_ROOT, relative)):
+        return (f'(none: git ignores {relative}, so it would be missing '
+                f'from every other copy of the repository; {advice})')
+    return relative
+
+
 def check_release_input_size(entry: dict, config: str) -> None:
     """Refuse a config that sets another input size than the metafile
     entry's ``crop size`` (the size the released weights were trained at):

@@ -6,7 +6,8 @@ loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
 (a plain state dict: no optimizer state, no training metadata but the
 training config, ``meta['cfg']``, which the tools check the weights
 against, and ``meta['training_progress']``) to OUT_FILE and prints the
-SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that list it, and
+SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that list it
+(none for a file outside the repository or one git ignores), and
 the epoch (or iteration) of how many the checkpoint was saved at, best or
 last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
@@ -105,16 +106,13 @@ def main(argv=None):
     print('Trained: ' + progress_text(training_progress(
         safe_torch_load(args.out_file, map_location='cpu'),
         args.checkpoint), args.checkpoint))
-    # The metafile names files relative to the repository root; a path
-    # as typed (absolute, or from another folder) would not be found.
-    from mmseg_dsnet.utils.paths import REPO_ROOT
+    from mmseg_dsnet.apis.released_model import metafile_field
     print('metafile fields:')
-    for field, path in (('Config', args.config), ('Weights', args.out_file)):
-        relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
-        print(f'  {field}: ' + (
-            f'(none: {path} is outside the repository {REPO_ROOT}; the '
-            'metafile lists files in it)'
-            if relative.startswith(os.pardir) else relative))
+    for field, path, advice in (
+            ('Config', args.config, 'use a config under configs/'),
+            ('Weights', args.out_file,
+             'write the weights under checkpoints/')):
+        print(f'  {field}: {metafile_field(path, advice)}')
     print(f'  SHA256: {digest}')
 
 
