@@ -460,6 +460,13 @@ def test_a_non_square_release_size_compares_height_and_width(tmp_path):
             r'model\.data_preprocessor\.size is \(256, 320\) \(height, '
             r'width\)')):
         check_release_input_size(entry('256'), str(listed))
+    # A crop size the metafile writes as a YAML list is the same size;
+    # one that is no size at all is refused by name.
+    check_release_input_size(entry([256, 320]), str(config))
+    for odd in ('(0, 256)', '(256.5, 320)', '(True, 320)', '[256]'):
+        with pytest.raises(ReleasedModelError, match=(
+                r"crop size of net is not \(height, width\)")):
+            check_release_input_size(entry(odd), str(config))
 
 
 def test_released_weights_are_checked_against_their_metafile_config(

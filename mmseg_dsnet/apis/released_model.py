@@ -154,7 +154,11 @@ def check_release_input_size(entry: dict, config: str) -> None:
         size = None
     if isinstance(size, int) and not isinstance(size, bool):
         size = (size, size)
-    if not (isinstance(size, tuple) and len(size) == 2):
+    # YAML writes a list where the metafile's text writes a tuple.
+    size = tuple(size) if isinstance(size, list) else size
+    if not (isinstance(size, tuple) and len(size) == 2 and all(
+            isinstance(side, int) and not isinstance(side, bool)
+            and side > 0 for side in size)):
         raise ReleasedModelError(
             f"the metafile's crop size of {entry.get('Name')} is not "
             f'(height, width): {listed!r}')
