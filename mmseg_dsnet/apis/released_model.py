@@ -655,8 +655,8 @@ def training_data_settings(cfg) -> Optional[list]:
         # Without a split file a dataset reads every image of its folder.
         prefix = leaf.get('data_prefix')
         folder = prefix.get('img_path') if isinstance(prefix, dict) else None
-        folder = name_in_root(folder, leaf.get('data_root')) if folder \
-            else os.curdir
+        folder = name_in_root(folder, leaf.get('data_root')) \
+            if isinstance(folder, str) and folder else os.curdir
         return 'every image in ' + (
             'the data root' if folder == os.curdir else folder)
 
