@@ -875,8 +875,10 @@ def test_publish_model_lists_no_file_git_ignores(tmp_path):
     if subprocess.run(['git', '-C', str(REPO), 'rev-parse'],
                       capture_output=True).returncode != 0:
         pytest.skip('the repository is not a git checkout')
-    (REPO / 'work_dirs').mkdir(exist_ok=True)
-    folder = tempfile.mkdtemp(dir=REPO / 'work_dirs')
+    work_dirs = REPO / 'work_dirs'
+    made = not work_dirs.exists()
+    work_dirs.mkdir(exist_ok=True)
+    folder = tempfile.mkdtemp(dir=work_dirs)
     out = os.path.join(folder, 'net.pth')
     try:
         done = run_tool_in_process(
@@ -890,3 +892,5 @@ def test_publish_model_lists_no_file_git_ignores(tmp_path):
                 'the weights under checkpoints/)\n') in done.stdout
     finally:
         shutil.rmtree(folder)
+        if made and not any(work_dirs.iterdir()):
+            work_dirs.rmdir()
