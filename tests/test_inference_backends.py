@@ -224,3 +224,32 @@ def test_the_pytorch_backend_takes_the_heads_threshold(tmp_path):
     checkpoint = tmp_path / 'dsnet.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     assert TorchBackend(str(config), str(checkpoint)).threshold == 0.3
+
+
+def test_the_size_check_reads_the_checkpoint_once(tmp_path, monkeypatch):
+    """check_checkpoint_size loads the checkpoint and parses its training
+    config once for both of its checks (input size, network), and still
+    refuses a checkpoint trained at another size."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet import compat
+    from mmseg_dsnet.apis import inference_backends
+    from mmseg_dsnet.apis import released_model as released
+    model = dict(type='EncoderDecoder',
+                 data_preprocessor=dict(size=(64, 64)))
+    checkpoint = tmp_path / 'c.pth'
+    torch.save({'state_dict': {}, 'meta': {'cfg': f'model = {model!r}'}},
+               checkpoint)
+    loads, parses = [], []
+    load, parse = compat.safe_torch_load, released.config_from_text
+    monkeypatch.setattr(compat, 'safe_torch_load', lambda *args, **kw: (
+        loads.append(args[0]), load(*args, **kw))[1])
+    monkeypatch.setattr(released, 'config_from_text', lambda text: (
+        parses.append(text), parse(text))[1])
+    inference_backends.check_checkpoint_size(Config(dict(model=model)),
+                                             str(checkpoint))
+    assert (len(loads), len(parses)) == (1, 1)
+    other = dict(model, data_preprocessor=dict(size=(96, 96)))
+    with pytest.raises(UserError, match=r'size is \(64, 64\) in its '):
+        inference_backends.check_checkpoint_size(
+            Config(dict(model=other)), str(checkpoint))

@@ -58,6 +58,19 @@ def test_refuses_a_missing_file_or_entry(tmp_path):
         released_model('net', str(metafile))
 
 
+def test_refuses_an_entry_that_names_no_config(tmp_path):
+    """An entry with weights but no ``Config`` (a line lost in an edit) is
+    refused by name, not a ``KeyError`` traceback."""
+    metafile = make_release(tmp_path)
+    metafile.write_text(metafile.read_text().replace(
+        '- Name: net\n  Config: configs/dsnet/net.py\n', '- Name: net\n'))
+    with pytest.raises(ReleasedModelError) as error:
+        released_model('net', str(metafile))
+    assert str(error.value) == (
+        f'{metafile} lists no Config for the released weights named net; '
+        'restore it with git checkout')
+
+
 def test_refuses_a_config_of_another_input_size(tmp_path):
     """The released weights carry no training config: a config edited to
     another size loaded them and ran at that size, with no error."""
@@ -447,6 +460,13 @@ def test_a_non_square_release_size_compares_height_and_width(tmp_path):
             r'model\.data_preprocessor\.size is \(256, 320\) \(height, '
             r'width\)')):
         check_release_input_size(entry('256'), str(listed))
+    # A crop size the metafile writes as a YAML list is the same size;
+    # one that is no size at all is refused by name.
+    check_release_input_size(entry([256, 320]), str(config))
+    for odd in ('(0, 256)', '(256.5, 320)', '(True, 320)', '[256]'):
+        with pytest.raises(ReleasedModelError, match=(
+                r"crop size of net is not \(height, width\)")):
+            check_release_input_size(entry(odd), str(config))
 
 
 def test_released_weights_are_checked_against_their_metafile_config(
@@ -761,3 +781,116 @@ def test_publish_model_refuses_an_out_file_of_another_format(tmp_path):
         f'OUT_FILE {out}: the weights are written in PyTorch format; give '
         'a file name ending with .pth, .pt or .ckpt')
     assert os.listdir(tmp_path) == []
+
+
+def test_publishing_reads_the_checkpoint_and_its_config_once(
+        tmp_path, monkeypatch):
+    """publish_weights loads the checkpoint once and parses its training
+    config once for all of its checks (epoch, input size, network, data)
+    and the strict load, and the weights it writes are the checkpoint's."""
+    import torch
+    from conftest import DEMO_128PX, make_128px_checkpoint
+
+    from mmseg_dsnet import compat
+    from mmseg_dsnet.apis import released_model as released
+    checkpoint = make_128px_checkpoint(tmp_path / 'epoch_1.pth')
+    loads, parses = [], []
+    load, parse = compat.safe_torch_load, released.config_from_text
+
+    def counted_load(filename, *args, **kwargs):
+        loads.append(os.fspath(filename))
+        return load(filename, *args, **kwargs)
+
+    def counted_parse(text):
+        parses.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(compat, 'safe_torch_load', counted_load)
+    monkeypatch.setattr(released, 'config_from_text', counted_parse)
+    out = tmp_path / 'net.pth'
+    released.publish_weights(DEMO_128PX, str(checkpoint), str(out))
+    assert loads == [str(checkpoint)]
+    assert len(parses) == 1
+    trained = torch.load(checkpoint, weights_only=True)
+    published = torch.load(out, weights_only=True)
+    assert published['meta']['cfg'] == trained['meta']['cfg']
+    assert sorted(published['state_dict']) == sorted(trained['state_dict'])
+    assert all(torch.equal(tensor, trained['state_dict'][name])
+               for name, tensor in published['state_dict'].items())
+
+
+def test_publish_model_names_a_folder_given_as_an_input_file(tmp_path):
+    """A folder given as CONFIG or CHECKPOINT is named a folder, not a
+    file that does not exist; nothing is written."""
+    from conftest import REPO, run_tool_in_process
+    config = str(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    checkpoint = str(REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth')
+    out = tmp_path / 'net.pth'
+    for argv, what in (((tmp_path, checkpoint), 'config file'),
+                       ((config, tmp_path), 'checkpoint file')):
+        done = run_tool_in_process('tools/misc/publish_model.py', *argv,
+                                   out)
+        assert done.returncode == 2, done.output[-2000:]
+        assert done.stderr.strip() == (
+            f'ERROR: {what} {tmp_path} is a folder, not a file')
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('text,why', [
+    ('', 'lists no Models'),
+    ('Models:\n- Name: net\n  Config: [\n', 'is not YAML'),
+    ('Models:\n  net: configs/dsnet/net.py\n', 'lists no Models'),
+    ('- Name: net\n', 'lists no Models'),
+    ('Models:\n- net\n', 'lists no Models'),
+])
+def test_a_metafile_that_is_not_a_list_of_models_is_one_error(
+        tmp_path, text, why):
+    """An empty or broken metafile (a merge left half of it, a list where
+    mappings go) is refused by name as a user error, both when released
+    weights are looked up by name and when a checkpoint is looked up by
+    its digest, instead of a YAML or attribute traceback."""
+    from mmseg_dsnet.apis.released_model import released_entry
+    from mmseg_dsnet.utils.errors import UserError
+    metafile = make_release(tmp_path)
+    metafile.write_text(text)
+    checkpoint = str(tmp_path / 'checkpoints' / 'net.pth')
+    for look_up in (lambda: released_model('net', str(metafile)),
+                    lambda: released_entry(checkpoint, str(metafile))):
+        with pytest.raises(ReleasedModelError) as error:
+            look_up()
+        assert isinstance(error.value, UserError)
+        assert str(error.value).startswith(f'metafile {metafile} {why}')
+
+
+def test_publish_model_lists_no_file_git_ignores(tmp_path):
+    """Weights written where git ignores them (``work_dirs/``, any
+    ``*.pth`` outside ``checkpoints/``) are never committed: the metafile
+    field printed for them would name a file missing from every other
+    copy of the repository, so none is printed; a tracked config is."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from conftest import REPO, run_tool_in_process
+    if subprocess.run(['git', '-C', str(REPO), 'rev-parse'],
+                      capture_output=True).returncode != 0:
+        pytest.skip('the repository is not a git checkout')
+    work_dirs = REPO / 'work_dirs'
+    made = not work_dirs.exists()
+    work_dirs.mkdir(exist_ok=True)
+    folder = tempfile.mkdtemp(dir=work_dirs)
+    out = os.path.join(folder, 'net.pth')
+    try:
+        done = run_tool_in_process(
+            'tools/misc/publish_model.py', 'configs/dsnet/dsnet_isic2017.py',
+            'checkpoints/dsnet_isic2017_256px.pth', out)
+        assert done.returncode == 0, done.output[-2000:]
+        relative = os.path.relpath(out, REPO)
+        assert '  Config: configs/dsnet/dsnet_isic2017.py\n' in done.stdout
+        assert (f'  Weights: (none: git ignores {relative}, so it would be '
+                'missing from every other copy of the repository; write '
+                'the weights under checkpoints/)\n') in done.stdout
+    finally:
+        shutil.rmtree(folder)
+        if made and not any(work_dirs.iterdir()):
+            work_dirs.rmdir()

@@ -161,6 +161,8 @@ def _checkpoint_and_changed_model(tmp_path, path, value):
     (('backbone', 'norm_cfg', 'type'), 'BN'),
     (('backbone', 'norm_cfg', 'type'), 'BN2d'),
     (('decode_head', 'fuse_side_outputs'), True),
+    (('_scope_', ), 'mmseg'),
+    (('backbone', '_scope_'), 'mmseg'),
 ])
 def test_training_only_settings_may_differ(tmp_path, path, value):
     """The decision threshold, losses (also inside a list of heads),
@@ -170,7 +172,8 @@ def test_training_only_settings_may_differ(tmp_path, path, value):
     refused under the one-device config) and the side outputs averaged
     into the prediction at test time (``fuse_side_outputs``, over the same
     trained side classifiers: a trained checkpoint was refused under it)
-    do not change the network the
+    and mmseg's registry scope set by name (``_scope_='mmseg'``, the scope
+    models are built in without one) do not change the network the
     weights run in."""
     from mmseg_dsnet.apis.released_model import check_trained_model
     checkpoint, given = _checkpoint_and_changed_model(tmp_path, path, value)
@@ -183,6 +186,7 @@ def test_training_only_settings_may_differ(tmp_path, path, value):
     (('backbone', 'dilations', 2), 2, '1', '2'),
     (('decode_head', 'type'), 'FCNHead', "'DSHead'", "'FCNHead'"),
     (('backbone', 'norm_cfg', 'type'), 'GN', "'SyncBN'", "'GN'"),
+    (('backbone', '_scope_'), 'mmpretrain', '<not set>', "'mmpretrain'"),
 ])
 def test_a_setting_of_the_network_is_refused(tmp_path, path, value, trained,
                                              shown):
@@ -451,6 +455,48 @@ def test_training_data_is_compared_by_split_file_not_by_folder():
         (isic, '/data/other/splits/a_train.txt')]
 
 
+def test_a_split_named_through_another_path_to_its_root_is_the_same(
+        tmp_path):
+    """An absolute split path under a relative data root (the root's
+    folders found in the path), or under a data root reached through a
+    symbolic link, names the split relative to the root; a config naming
+    the same split relative to a moved root passes the data check, and
+    one naming another split is refused."""
+    from mmseg_dsnet.apis.released_model import (check_trained_data,
+                                                 training_data_settings)
+    from mmseg_dsnet.utils.errors import UserError
+    isic = 'ISIC2017Dataset'
+    split = 'splits/lightweight_train.txt'
+    real = tmp_path / 'disk' / 'isic2017'
+    (real / 'splits').mkdir(parents=True)
+    (real / split).write_text('ISIC_0000000\n')
+    (tmp_path / 'link').symlink_to(tmp_path / 'disk')
+    relative_root = _reading(dict(
+        type=isic, data_root='./disk/isic2017/',
+        ann_file=str(real / split)))
+    linked = _reading(dict(type=isic, data_root=str(real),
+                           ann_file=str(tmp_path / 'link' / 'isic2017' /
+                                        split)))
+    for trained in (relative_root, linked):
+        assert training_data_settings(trained) == [(isic, split)]
+        loaded = dict(meta=dict(cfg=trained.pretty_text), state_dict={})
+        check_trained_data(_reading(dict(type=isic, data_root='/moved/isic',
+                                         ann_file=split)),
+                           'c.py', 'w.pth', loaded=loaded)
+        with pytest.raises(UserError, match=(
+                r'trained on ISIC2017Dataset \(splits/lightweight_train'
+                r'\.txt\) .*trains on ISIC2017Dataset \(splits/official_'
+                r'train\.txt\);')):
+            check_trained_data(_reading(dict(
+                type=isic, data_root='data/isic2017',
+                ann_file='splits/official_train.txt')), 'c.py', 'w.pth',
+                loaded=loaded)
+    # A root whose folders are not in the split's path: another file.
+    elsewhere = _reading(dict(type=isic, data_root='data/isic2017',
+                              ann_file=str(real / split)))
+    assert training_data_settings(elsewhere) == [(isic, str(real / split))]
+
+
 def test_every_dataset_of_a_wrapped_training_loader_is_compared():
     """Weights trained on ISIC 2017 + ISIC 2018 published under a config
     that reads ISIC 2017 + ISIC 2017's official split: refused, both
@@ -480,6 +526,47 @@ def test_every_dataset_of_a_wrapped_training_loader_is_compared():
     check_trained_data(_reading(dict(isic17, data_root='/e/isic2017'),
                                 dict(isic18, data_root='/e/isic2018')),
                        'c.py', 'w.pth', loaded=loaded)
+
+
+def test_the_same_datasets_concatenated_in_another_order_pass():
+    """ISIC 2017 + ISIC 2018 and ISIC 2018 + ISIC 2017 train on the same
+    images: the publish passes; a dataset read twice is other data."""
+    from mmseg_dsnet.apis.released_model import check_trained_data
+    from mmseg_dsnet.utils.errors import UserError
+    isic17 = dict(type='ISIC2017Dataset', data_root='/d/isic2017',
+                  ann_file='splits/lightweight_train.txt')
+    isic18 = dict(isic17, type='ISIC2018Dataset', data_root='/d/isic2018')
+    loaded = dict(meta=dict(cfg=_reading(isic17, isic18).pretty_text),
+                  state_dict={})
+    check_trained_data(_reading(isic18, isic17), 'c.py', 'w.pth',
+                       loaded=loaded)
+    with pytest.raises(UserError, match='but config c.py trains on '):
+        check_trained_data(_reading(isic18, isic17, isic17), 'c.py',
+                           'w.pth', loaded=loaded)
+
+
+def test_without_a_split_file_the_image_folder_is_compared():
+    """Datasets without a split file read every image of their image
+    folder: weights trained on ``train/images`` published under a config
+    reading ``val/images`` are refused, naming both folders; the same
+    folder under a moved data root passes."""
+    from mmseg_dsnet.apis.released_model import check_trained_data
+    from mmseg_dsnet.utils.errors import UserError
+
+    def every_image_in(root, folder):
+        return _reading(dict(type='ISIC2018Dataset', data_root=root,
+                             data_prefix=dict(img_path=folder,
+                                              seg_map_path='masks')))
+
+    trained = every_image_in('/d/isic2018', 'train/images')
+    loaded = dict(meta=dict(cfg=trained.pretty_text), state_dict={})
+    check_trained_data(every_image_in('/e/isic2018', './train/images/'),
+                       'c.py', 'w.pth', loaded=loaded)
+    with pytest.raises(UserError, match=(
+            r'trained on ISIC2018Dataset \(every image in train/images\) '
+            r'.*trains on ISIC2018Dataset \(every image in val/images\);')):
+        check_trained_data(every_image_in('/d/isic2018', 'val/images'),
+                           'c.py', 'w.pth', loaded=loaded)
 
 
 def test_weights_whose_training_config_reads_no_literal_loader_pass():

@@ -173,8 +173,8 @@ def parse_args(argv=None):
                          'config, the CHECKPOINT comes first')
     if not args.inputs:
         parser.error('give at least one image, folder or glob pattern')
-    # A checkpoint taken for an input was only reported as unreadable while
-    # the photos were segmented by another model (the released DSNet).
+    # A checkpoint taken for an input would only be reported as unreadable
+    # while the photos are segmented by another model (the released DSNet).
     for path in args.inputs:
         if path.lower().endswith(CHECKPOINT_EXTENSIONS) and \
                 not osp.isdir(path):
@@ -187,9 +187,9 @@ def parse_args(argv=None):
             else:
                 why = 'give one checkpoint, right after the config'
             parser.error(f'{path} is a checkpoint, not an image: {why}')
-    # Below 1 these were taken as given: --overlay-max-side 0 wrote 1x1
-    # overlays, --max-pixels 0 refused every image, --threads 0 meant all
-    # cores.
+    # Below 1 none of these means anything: --overlay-max-side 0 would
+    # write 1x1 overlays, --max-pixels 0 refuse every image, --threads 0
+    # use all cores.
     for option, value in (('--batch-size', args.batch_size),
                           ('--max-pixels', args.max_pixels),
                           ('--overlay-max-side', args.overlay_max_side),
@@ -206,13 +206,13 @@ def parse_args(argv=None):
     onnxruntime = args.backend == 'onnxruntime' or (
         args.model and args.model.lower().endswith('.onnx'))
     if onnxruntime and args.device != 'cpu':
-        # It was ignored: the run stayed on the CPU without a word.
+        # Taken silently, it would leave the run on the CPU.
         parser.error(f'--device {args.device} applies to the pytorch '
                      'backend; onnxruntime runs on the CPU here')
     if not onnxruntime:
-        # torch failed only when the model was moved there: a traceback
-        # (AssertionError for CUDA on a CPU-only torch), exit 1, and the
-        # output folders made already.
+        # torch fails only when the model is moved there: a traceback
+        # (AssertionError for CUDA on a CPU-only torch) after the output
+        # folders are made.
         from mmseg_dsnet.utils.cli import device_option
         from mmseg_dsnet.utils.errors import UserError
         try:
@@ -279,7 +279,7 @@ def run(args, hold):
         print(f'skipped {folder}: an output folder of this run, not read as '
               'input', file=sys.stderr)
     # With no image at all the run stops on one ERROR line that names them
-    # (below); printed here too, they made it two lines.
+    # (below), so they are printed here only when there are images.
     problems_listed = bool(found.files)
     if problems_listed:
         for _, message in found.problems:
@@ -296,13 +296,13 @@ def run(args, hold):
     for path, kept in found.duplicates:
         print(f'skipped {path}: the same file as {kept}, segmented once '
               '(its outputs are named after that one)', file=sys.stderr)
-    # Their images were left out without a word, exit 0. The folder that
-    # holds this run's outputs is no input.
+    # Sub-folders not searched are named: their images are left out. The
+    # folder that holds this run's outputs is no input.
     out_real = osp.realpath(args.out_dir)
     own = {osp.realpath(folder) for folder in output_dirs}
     for folder in found.subfolders:
-        # Named "not searched (--recursive to segment its images too)",
-        # as if the run's own masks were photos left out.
+        # Not "not searched (--recursive to segment its images too)": the
+        # run's own masks are no photos left out.
         if osp.realpath(folder) in own:
             print(f'skipped {folder}: an output folder of this run, not '
                   'read as input', file=sys.stderr)

@@ -51,9 +51,18 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
             network setting.
     """
     if checkpoint:
+        from ..compat import safe_torch_load
+        from .released_model import training_config_in
         name = getattr(cfg, 'filename', None) or '(given as an object)'
-        check_trained_input_size(cfg, name, checkpoint, TRAINED_SIZE_HINT)
-        check_trained_model(cfg, name, checkpoint, TRAINED_SIZE_HINT)
+        # One load and one parse serve both checks (released weights:
+        # their metafile config is read, which takes a while).
+        loaded = safe_torch_load(checkpoint, map_location='cpu')
+        checked = dict(loaded=loaded,
+                       training_cfg=training_config_in(loaded, checkpoint))
+        check_trained_input_size(cfg, name, checkpoint, TRAINED_SIZE_HINT,
+                                 **checked)
+        check_trained_model(cfg, name, checkpoint, TRAINED_SIZE_HINT,
+                            **checked)
 
 
 def check_has_checkpoint(config, checkpoint: Optional[str],

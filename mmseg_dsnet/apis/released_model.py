@@ -21,8 +21,46 @@ METAFILE = osp.join(REPO_ROOT, 'configs', 'dsnet', 'metafile.yaml')
 DEFAULT_RELEASE = 'dsnet_isic2017_256px'
 
 
-class ReleasedModelError(RuntimeError):
-    """The released weights are missing, unlisted or not the listed file."""
+class ReleasedModelError(UserError, RuntimeError):
+    """The released weights are missing, unlisted or not the listed file,
+    or the metafile that lists them is not one."""
+
+
+def metafile_models(metafile: str) -> list:
+    """The entries of a metafile's ``Models`` list.
+
+    Args:
+        metafile (str): The metafile.
+
+    Returns:
+        list[dict]: The entries, as written.
+
+    Raises:
+        ReleasedModelError: The file cannot be read, is not YAML, or holds
+            no ``Models`` list of mappings (an empty or half-merged file):
+            its entries are not known.
+    """
+    import yaml
+    try:
+        with open(metafile, encoding='utf-8') as file:
+            content = yaml.safe_load(file)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReleasedModelError(
+            f'metafile {metafile} cannot be read: {err}') from None
+    except yaml.YAMLError as err:
+        where = getattr(err, 'problem_mark', None)
+        raise ReleasedModelError(
+            f'metafile {metafile} is not YAML'
+            + (f' (line {where.line + 1})' if where else '')
+            + '; restore it with git checkout') from None
+    models = content.get('Models') if isinstance(content, dict) else None
+    if not (isinstance(models, list)
+            and all(isinstance(entry, dict) for entry in models)):
+        raise ReleasedModelError(
+            f'metafile {metafile} lists no Models (a list of entries with '
+            'Name, Config, Weights and SHA256); restore it with git '
+            'checkout')
+    return models
 
 
 def released_model(name: Optional[str] = None,
@@ -40,21 +78,25 @@ def released_model(name: Optional[str] = None,
         tuple[str, str]: Absolute paths of the config and the checkpoint.
 
     Raises:
-        ReleasedModelError: No such entry, no weights listed, the file is
-            missing, or its SHA-256 differs from the listed one.
+        ReleasedModelError: The metafile is not one
+            (:func:`metafile_models`), no such entry, no weights or config
+            listed, a file is missing, or the weights' SHA-256 differs from
+            the listed one.
     """
-    import yaml
     name = name or DEFAULT_RELEASE
     metafile = metafile or METAFILE
-    with open(metafile) as file:
-        models = yaml.safe_load(file).get('Models') or []
+    models = metafile_models(metafile)
     entry = next((m for m in models if m.get('Name') == name), None)
     if entry is None or not entry.get('Weights'):
         raise ReleasedModelError(
             f'{metafile} lists no released weights named {name}')
+    if not entry.get('Config'):
+        raise ReleasedModelError(
+            f'{metafile} lists no Config for the released weights named '
+            f'{name}; restore it with git checkout')
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(metafile))))
-    config = osp.join(root, entry['Config'])
-    checkpoint = osp.join(root, entry['Weights'])
+    config = osp.join(root, str(entry['Config']))
+    checkpoint = osp.join(root, str(entry['Weights']))
     for path, what in ((config, 'config'), (checkpoint, 'weights')):
         if not osp.isfile(path):
             raise ReleasedModelError(
@@ -68,6 +110,29 @@ def released_model(name: Optional[str] = None,
             'checkout')
     check_release_input_size(entry, config)
     return config, checkpoint
+
+
+def metafile_field(path: str, advice: str) -> str:
+    """How the metafile lists ``path`` (a ``Config`` or ``Weights`` field):
+    relative to the repository root, as :func:`released_model` reads it;
+    ``(none: why)`` for a file it cannot list: one outside the repository
+    (a path as typed would not be found), or one git ignores (never
+    committed, so missing from every other copy of the repository).
+
+    Args:
+        path (str): The file, as the user gave it.
+        advice (str): Where to put the file instead of an ignored place
+            (``'write the weights under checkpoints/'``).
+    """
+    from ..utils.paths import git_ignores
+    relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return (f'(none: {path} is outside the repository {REPO_ROOT}; '
+                'the metafile lists files in it)')
+    if git_ignores(osp.join(REPO_ROOT, relative)):
+        return (f'(none: git ignores {relative}, so it would be missing '
+                f'from every other copy of the repository; {advice})')
+    return relative
 
 
 def check_release_input_size(entry: dict, config: str) -> None:
@@ -89,7 +154,11 @@ def check_release_input_size(entry: dict, config: str) -> None:
         size = None
     if isinstance(size, int) and not isinstance(size, bool):
         size = (size, size)
-    if not (isinstance(size, tuple) and len(size) == 2):
+    # YAML writes a list where the metafile's text writes a tuple.
+    size = tuple(size) if isinstance(size, list) else size
+    if not (isinstance(size, tuple) and len(size) == 2 and all(
+            isinstance(side, int) and not isinstance(side, bool)
+            and side > 0 for side in size)):
         raise ReleasedModelError(
             f"the metafile's crop size of {entry.get('Name')} is not "
             f'(height, width): {listed!r}')
@@ -115,8 +184,8 @@ def check_release_input_size(entry: dict, config: str) -> None:
 def release_meta(config) -> dict:
     """What mmseg's ``init_model`` and ``MMSegInferencer`` read from a
     checkpoint's ``meta``: the class names and palette of the config's test
-    dataset. Without them ``init_model`` failed (``KeyError: 'meta'``) and
-    ``MMSegInferencer`` named and coloured the masks with Cityscapes' 19
+    dataset. Without them ``init_model`` fails (``KeyError: 'meta'``) and
+    ``MMSegInferencer`` names and colours the masks with Cityscapes' 19
     classes.
 
     Args:
@@ -190,13 +259,28 @@ def training_config_in(loaded, checkpoint: Optional[str] = None
     return None if text is None else config_from_text(text)
 
 
+#: The ``training_cfg`` a check is given when its caller has not read the
+#: checkpoint's training config: the check reads it itself.
+UNREAD = object()
+
+
+def _given_or_read(checkpoint: str, loaded, training_cfg) -> Optional[dict]:
+    """``training_cfg`` when the caller read it (what
+    :func:`training_config_in` returns, None included); else the training
+    config of ``loaded``, or of the file when ``loaded`` is None."""
+    if training_cfg is not UNREAD:
+        return training_cfg
+    return training_config_of(checkpoint) if loaded is None \
+        else training_config_in(loaded, checkpoint)
+
+
 def training_config_text(loaded, checkpoint: Optional[str] = None
                          ) -> Optional[str]:
     """The training config text to carry into a file made from a checkpoint
     (published, re-parameterised or recalibrated weights): its
     ``meta['cfg']``, or for released weights their metafile entry's
-    ``Config`` as mmengine's ``pretty_text`` writes it; else None. Without
-    it the new file passed every check that reads the training config.
+    ``Config`` as mmengine's ``pretty_text`` writes it; else None. With
+    it the new file is held to every check that reads the training config.
 
     Args:
         loaded (dict): The loaded checkpoint (or bare state dict).
@@ -238,13 +322,15 @@ def released_entry(checkpoint: str,
         checkpoint (str): A checkpoint file.
         metafile (str, optional): The metafile. Default: DSNet's
             (:data:`METAFILE`).
+
+    Raises:
+        ReleasedModelError: The metafile is there but is not one
+            (:func:`metafile_models`).
     """
-    import yaml
     metafile = metafile or METAFILE
     if not (osp.isfile(checkpoint) and osp.isfile(metafile)):
         return None
-    with open(metafile, encoding='utf-8') as file:
-        models = yaml.safe_load(file).get('Models') or []
+    models = metafile_models(metafile)
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(metafile))))
     size, digest = osp.getsize(checkpoint), None
     for entry in models:
@@ -266,9 +352,9 @@ def released_training_config(checkpoint: str,
     """The training config of released weights: their metafile entry's
     ``Config`` (:func:`released_entry`) as :func:`config_from_text` reads a
     dump of it. Released weights are weights-only and hold no
-    ``meta['cfg']``; without this, loaded under a config whose network
-    differs in a setting without weights (a dilation), or tested on images
-    they trained on, they were run there without a word.
+    ``meta['cfg']``; this config is what the checks compare them with when
+    they are loaded under a config whose network differs in a setting
+    without weights (a dilation), or tested on images they trained on.
 
     Args:
         checkpoint (str): A checkpoint file.
@@ -282,16 +368,21 @@ def released_training_config(checkpoint: str,
     return None if text is None else config_from_text(text)
 
 
-def training_config_source(checkpoint: str) -> str:
+def training_config_source(checkpoint: str, loaded=None) -> str:
     """Where :func:`training_config_of` finds ``checkpoint``'s training
     config, as messages name it: ``meta['cfg']``, or the config of the
     metafile entry of released weights.
 
     Args:
         checkpoint (str): The checkpoint file.
+        loaded (dict, optional): ``checkpoint`` loaded already; it is read
+            from the file when None.
     """
     from ..compat import checkpoint_meta
-    meta = checkpoint_meta(checkpoint) if osp.isfile(checkpoint) else {}
+    if loaded is not None:
+        meta = checkpoint_meta(loaded)
+    else:
+        meta = checkpoint_meta(checkpoint) if osp.isfile(checkpoint) else {}
     entry = None if isinstance(meta.get('cfg'), str) \
         else released_entry(checkpoint)
     if entry is None:
@@ -360,8 +451,8 @@ def input_size_settings(cfg) -> dict:
 
 def check_trained_input_size(
         cfg, config: str, checkpoint: str,
-        advice: str = 'publish it with the config it was trained with'
-) -> None:
+        advice: str = 'publish it with the config it was trained with',
+        loaded=None, training_cfg=UNREAD) -> None:
     """Refuse a checkpoint whose training config (``meta['cfg']``, written
     by mmengine's Runner) sets another input size than ``cfg``, or another
     pixel normalisation (``data_preprocessor`` mean, std, channel order);
@@ -373,16 +464,21 @@ def check_trained_input_size(
         config (str): Its file, for the message.
         checkpoint (str): The checkpoint file.
         advice (str): What to do instead, ending the message.
+        loaded (dict, optional): ``checkpoint`` loaded already; it is read
+            from the file when None.
+        training_cfg (dict, optional): The checkpoint's training config
+            read already (:func:`training_config_in`; None when it has
+            none); read from ``loaded`` or the file when not given.
 
     Raises:
         UserError: Naming each setting that differs with both values.
     """
-    training_cfg = training_config_of(checkpoint)
+    training_cfg = _given_or_read(checkpoint, loaded, training_cfg)
     if training_cfg is None:
         return
 
     def source():
-        return training_config_source(checkpoint)
+        return training_config_source(checkpoint, loaded)
 
     trained = input_size_settings(training_cfg)
     given = input_size_settings(cfg)
@@ -398,9 +494,9 @@ def check_trained_input_size(
             f'than config {config} sets: ' + '; '.join(differences) +
             f'; {advice}')
     # Weights learnt on pixels normalised one way (or in one channel
-    # order) loaded strictly under a config that normalises another way,
-    # and the export's parity check compared the model with itself under
-    # that config: wrong masks, PASSED, exit 0.
+    # order) load strictly under a config that normalises another way, and
+    # an export's parity check compares the model with itself under that
+    # config: it passes while the masks are wrong.
     trained = normalisation_settings(training_cfg)
     given = normalisation_settings(cfg)
     differences = [
@@ -433,9 +529,12 @@ def _inference_model(value):
     """``value`` (a model config dict) without :data:`NOT_INFERENCE_KEYS`
     and loss settings, at every depth."""
     if isinstance(value, dict):
+        # Models are built in mmseg's scope (build_scope): naming it
+        # builds the same classes as leaving it out.
         kept = {key: _inference_model(item) for key, item in value.items()
                 if key not in NOT_INFERENCE_KEYS
-                and not str(key).startswith('loss')}
+                and not str(key).startswith('loss')
+                and (key, item) != ('_scope_', 'mmseg')}
         # A BatchNorm under any of its names (SyncBN, BN2d) computes at
         # test time what BN computes (running statistics): weights trained
         # with SyncBN on several devices run under a BN config on one, and
@@ -452,7 +551,7 @@ def _inference_model(value):
 def check_trained_model(
         cfg, config: str, checkpoint: str,
         advice: str = 'publish it with the config it was trained with',
-        loaded=None) -> None:
+        loaded=None, training_cfg=UNREAD) -> None:
     """Refuse a checkpoint whose training config (``meta['cfg']``) builds
     the network otherwise than ``cfg`` in a setting that holds no weights
     (a dilation, a padding mode, the activation, ``align_corners``): the
@@ -469,13 +568,15 @@ def check_trained_model(
         advice (str): What to do instead, ending the message.
         loaded (dict, optional): ``checkpoint`` loaded already; it is read
             from the file when None.
+        training_cfg (dict, optional): The checkpoint's training config
+            read already (:func:`training_config_in`; None when it has
+            none); read from ``loaded`` or the file when not given.
 
     Raises:
         UserError: Naming the first differing setting with both values.
     """
     from ..utils.config_diff import NOT_SET, config_differences, value_at
-    training_cfg = training_config_of(checkpoint) if loaded is None \
-        else training_config_in(loaded, checkpoint)
+    training_cfg = _given_or_read(checkpoint, loaded, training_cfg)
     trained = (training_cfg or {}).get('model')
     if not isinstance(trained, dict):
         return
@@ -490,7 +591,7 @@ def check_trained_model(
         f'checkpoint {checkpoint} was trained in another network than '
         f'config {config} builds: {diff} is '
         f'{value_at({"model": trained}, diff, NOT_SET)!r} in its training '
-        f'config ({training_config_source(checkpoint)}), '
+        f'config ({training_config_source(checkpoint, loaded)}), '
         f"{value_at({'model': given}, diff, NOT_SET)!r}"
         f' in the config; {advice}')
 
@@ -527,9 +628,11 @@ def normalisation_settings(cfg) -> dict:
 
 def training_data_settings(cfg) -> Optional[list]:
     """What a config's training loader reads, as ``(dataset type, split
-    file)`` per dataset it reads from (the split file as the config names
-    it, relative to the data root; None without one). The data root is left
-    out: data moved to another folder is the same data.
+    file)`` per dataset it reads from (the split file relative to its data
+    root, :func:`~mmseg_dsnet.datasets.split_files.split_name`; without
+    one, ``'every image in <image folder>'``, the folder named likewise).
+    The data root is left out: data moved to another folder is the same
+    data.
 
     Args:
         cfg (Config | dict): A config, or :func:`config_from_text`'s dict.
@@ -538,63 +641,81 @@ def training_data_settings(cfg) -> Optional[list]:
         list[tuple] | None: One pair per dataset, or None when the config
         has no literal training loader (nothing to compare).
     """
-    from ..datasets.split_files import leaf_datasets
+    from ..datasets.split_files import (leaf_datasets, name_in_root,
+                                        split_name)
     loader = cfg.get('train_dataloader')
     dataset = loader.get('dataset') if isinstance(loader, dict) else None
     if not isinstance(dataset, dict):
         return None
-    settings = []
-    for leaf in leaf_datasets(dataset):
-        ann_file, root = leaf.get('ann_file') or None, leaf.get('data_root')
-        # An absolute split path under the data root names the same file
-        # as the relative one once the data moves.
-        if ann_file and root and osp.isabs(ann_file) and osp.isabs(root) \
-                and not osp.relpath(ann_file, root).startswith(os.pardir):
-            ann_file = osp.relpath(ann_file, root)
-        settings.append((leaf.get('type'),
-                         osp.normpath(ann_file) if ann_file else None))
+
+    def images_read(leaf):
+        split = split_name(leaf)
+        if split is not None:
+            return split
+        # Without a split file a dataset reads every image of its folder.
+        prefix = leaf.get('data_prefix')
+        folder = prefix.get('img_path') if isinstance(prefix, dict) else None
+        folder = name_in_root(folder, leaf.get('data_root')) \
+            if isinstance(folder, str) and folder else os.curdir
+        return 'every image in ' + (
+            'the data root' if folder == os.curdir else folder)
+
+    settings = [(leaf.get('type'), images_read(leaf))
+                for leaf in leaf_datasets(dataset)]
     return settings or None
 
 
 def check_trained_data(
         cfg, config: str, checkpoint: str,
         advice: str = 'publish it with the config it was trained with',
-        loaded=None) -> None:
+        loaded=None, training_cfg=UNREAD) -> None:
     """Refuse a checkpoint whose training config (``meta['cfg']``, or the
     metafile entry's config of released weights) trained on another
     dataset than ``cfg``'s training loader names: another dataset class
     (ISIC 2017 vs 2018) or another split file (protocol). Published under
-    that config, the metafile entry named it as the weights' training
+    that config, the metafile entry would name it as the weights' training
     config: weights of ISIC 2017 listed as ISIC 2018's. The data root may
-    differ (data moved). A checkpoint without a training config (bare
-    weights) passes: it records nothing to compare.
+    differ (data moved): splits are compared by
+    :func:`training_data_settings`, the datasets of a wrapper in any
+    order. A checkpoint without a training config
+    (bare weights) passes: it records nothing to compare.
 
     Args:
         cfg (Config): The config the weights are published under.
         config (str): Its file, for the message.
         checkpoint (str): The checkpoint file.
         advice (str): What to do instead, ending the message.
-        loaded (dict, optional): ``checkpoint`` loaded already.
+        loaded (dict, optional): ``checkpoint`` loaded already; it is read
+            from the file when None.
+        training_cfg (dict, optional): The checkpoint's training config
+            read already (:func:`training_config_in`; None when it has
+            none); read from ``loaded`` or the file when not given.
 
     Raises:
         UserError: Naming both datasets.
     """
-    training_cfg = training_config_of(checkpoint) if loaded is None \
-        else training_config_in(loaded, checkpoint)
+    training_cfg = _given_or_read(checkpoint, loaded, training_cfg)
     if training_cfg is None:
         return
     trained = training_data_settings(training_cfg)
     given = training_data_settings(cfg)
-    if trained is None or given is None or trained == given:
+    if trained is None or given is None:
+        return
+
+    def in_any_order(settings):
+        # Concatenated in another order, the datasets hold the same images.
+        return sorted(settings, key=lambda pair: tuple(map(str, pair)))
+
+    if in_any_order(trained) == in_any_order(given):
         return
 
     def named(settings):
-        return ' + '.join(f'{kind} ({split or "no split file"})'
-                          for kind, split in settings)
+        return ' + '.join(f'{kind} ({images})' for kind, images in settings)
 
     raise UserError(
         f'checkpoint {checkpoint} was trained on {named(trained)} '
-        f'(its training config, {training_config_source(checkpoint)}), '
+        f'(its training config, '
+        f'{training_config_source(checkpoint, loaded)}), '
         f'but config {config} trains on {named(given)}; {advice}')
 
 
@@ -618,7 +739,8 @@ def _is_best_checkpoint(loaded, checkpoint: str) -> bool:
         and osp.basename(value) == name for key, value in info.items())
 
 
-def training_progress(loaded, checkpoint: str) -> Optional[dict]:
+def training_progress(loaded, checkpoint: str,
+                      training_cfg=UNREAD) -> Optional[dict]:
     """How far its run had trained when a checkpoint was saved: the
     ``meta`` epoch and iteration mmengine's Runner and ``fast_train.py``
     write, the run's planned length from the ``train_cfg`` of its training
@@ -627,6 +749,9 @@ def training_progress(loaded, checkpoint: str) -> Optional[dict]:
     Args:
         loaded (dict): The loaded checkpoint.
         checkpoint (str): Its file (a best checkpoint is known by name).
+        training_cfg (dict, optional): Its training config read already
+            (:func:`training_config_in`; None when it has none); read from
+            ``loaded``'s ``meta['cfg']`` when not given.
 
     Returns:
         dict | None: ``epoch`` and ``iter`` (those recorded),
@@ -651,7 +776,9 @@ def training_progress(loaded, checkpoint: str) -> Optional[dict]:
                 and not isinstance(meta.get(key), bool)}
     if not progress:
         return None
-    training_cfg = training_config_in(loaded) or {}
+    if training_cfg is UNREAD:
+        training_cfg = training_config_in(loaded)
+    training_cfg = training_cfg or {}
     train_cfg = training_cfg.get('train_cfg')
     train_cfg = train_cfg if isinstance(train_cfg, dict) else {}
     by_epoch = 'Iter' not in str(train_cfg.get('type', '')) and \
@@ -752,9 +879,10 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
     optimizer, no message hub, no pickled objects), the form that ships
     under ``checkpoints/``.
 
-    The checkpoint is loaded strictly into the config's model first, so a
-    file that does not belong to the config is refused instead of being
-    published; so is one whose training config (``meta['cfg']``) sets
+    The checkpoint is loaded once and loaded strictly into the config's
+    model, so a file that does not belong to the config is refused instead
+    of being published; so is one whose training config (``meta['cfg']``,
+    read once for every check) sets
     another input size (:func:`check_trained_input_size`), builds another
     network (:func:`check_trained_model`) or trains on another dataset or
     split (:func:`check_trained_data`).
@@ -778,43 +906,52 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
 
     import torch
 
-    from ..deploy.deployable import build_segmentor
-    from ..utils.fileio import atomic_write
-
-    from ..engine.preflight import load_config
-    cfg = load_config(config)
     from ..compat import checkpoint_meta, safe_torch_load
+    from ..deploy.deployable import build_segmentor
+    from ..engine.checkpoint_match import load_checkpoint_strictly
+    from ..engine.preflight import load_config
+    from ..models.utils.strict_loading import carry_training_settings
+    from ..utils.fileio import atomic_write
+    cfg = load_config(config)
+    # One load and one parse serve every check below.
     loaded = safe_torch_load(checkpoint, map_location='cpu')
-    # epoch_5.pth of a 100-epoch run was published as the run's weights,
-    # and the file did not say which epoch it held.
-    progress = training_progress(loaded, checkpoint)
+    cfg_text = training_config_text(loaded, checkpoint)
+    training_cfg = None if cfg_text is None else config_from_text(cfg_text)
+    # A checkpoint saved midway through a run holds weights that are not
+    # the run's result; the published file records which epoch it holds.
+    progress = training_progress(loaded, checkpoint, training_cfg)
     if not allow_unfinished:
         check_finished(progress, checkpoint)
-    # Weights trained at one size, published under a config of another,
-    # loaded strictly and were released to run at the wrong size.
-    check_trained_input_size(cfg, config, checkpoint)
-    # A setting without weights (a dilation) loaded strictly as well.
-    check_trained_model(cfg, config, checkpoint)
-    # So did weights trained on ISIC 2017 under an ISIC 2018 config, and
-    # the metafile fields printed named that config.
-    check_trained_data(cfg, config, checkpoint, loaded=loaded)
-    model = build_segmentor(cfg, checkpoint, reparameterize=False)
+    checked = dict(loaded=loaded, training_cfg=training_cfg)
+    # Weights trained at another input size or normalisation load strictly
+    # and would be released to run on pixels they were not trained on.
+    check_trained_input_size(cfg, config, checkpoint, **checked)
+    # A network setting without weights (a dilation) loads strictly too.
+    check_trained_model(cfg, config, checkpoint, **checked)
+    # Weights of another dataset or split would be listed under this
+    # config's name in the metafile.
+    check_trained_data(cfg, config, checkpoint, **checked)
+    model = build_segmentor(cfg, None, reparameterize=False)
+    # The modules compare their settings with the training config's as
+    # they load, as they do when mmengine's loader reads the file.
+    loaded = carry_training_settings(loaded, checkpoint, training_cfg or {})
+    load_checkpoint_strictly(model, checkpoint, config, hint=None,
+                             loaded=loaded)
     state = {
         name: tensor.detach().cpu().clone()
         for name, tensor in model.state_dict().items()
     }
     buffer = io.BytesIO()
     meta = release_meta(model.cfg)
-    # BatchNorm statistics recomputed after training (recalibrate_batch_
-    # norm.py) make another model than the training left: without the
-    # record, its test figures were collected as the training's, and the
-    # images the statistics came from could be scored.
+    # BatchNorm statistics recomputed after training
+    # (recalibrate_batch_norm.py) make another model than the training
+    # left: the record keeps its test figures apart from the training's,
+    # and names the images the statistics come from.
     recalibration = checkpoint_meta(loaded).get('batch_norm_recalibration')
     if recalibration:
         meta['batch_norm_recalibration'] = recalibration
-    # The training config travels with the weights: without it the file
-    # passed the checks of network, input size and training split.
-    cfg_text = training_config_text(loaded, checkpoint)
+    # The training config travels with the weights, so the tools that
+    # load them check network, input size and training split against it.
     if cfg_text is not None:
         meta['cfg'] = cfg_text
     if progress is not None:

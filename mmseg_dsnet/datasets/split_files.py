@@ -5,6 +5,7 @@ checks that keep scored images apart from trained ones (the pre-flight
 checks of ``train.py``, ``tools/test.py`` and the analysis tools) and by
 those of the data a config names; and which of the images a dataset
 config scores are test images."""
+import os
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -17,6 +18,61 @@ def split_file(dataset_cfg: dict) -> Optional[str]:
         return None
     root = dataset_cfg.get('data_root') or ''
     return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
+
+
+def split_name(dataset_cfg: dict) -> Optional[str]:
+    """The split file a dataset config reads (``ann_file``) as
+    :func:`name_in_root` names it, or None without one.
+
+    Args:
+        dataset_cfg (dict): A dataset config (``ann_file``,
+            ``data_root``).
+    """
+    ann_file = dataset_cfg.get('ann_file')
+    return name_in_root(ann_file, dataset_cfg.get('data_root')) \
+        if ann_file else None
+
+
+def name_in_root(path: str, data_root: Optional[str]) -> str:
+    """A path of a dataset config (its split file, its image folder) named
+    relative to its data root where it lies under it
+    (``splits/a_train.txt``), so configs whose data moved to another
+    folder name the same file alike; as given (normalised) otherwise.
+
+    An absolute path lies under an absolute data root also when one of
+    them is reached through a symbolic link. A relative data root is
+    relative to the folder its run started in, which the config does not
+    record: it is found as whole folders in the path (the last place they
+    appear).
+
+    Args:
+        path (str): The path as the config names it; a relative one is
+            relative to the data root already.
+        data_root (str, optional): The config's ``data_root``.
+    """
+    name = osp.normpath(path)
+    if not osp.isabs(name) or not data_root:
+        return name
+    root = osp.normpath(data_root)
+    if osp.isabs(root):
+        for inside, folder in ((name, root),
+                               (osp.realpath(name), osp.realpath(root))):
+            inner = osp.relpath(inside, folder)
+            if inner != os.pardir and not inner.startswith(os.pardir +
+                                                           os.sep):
+                return inner
+        return name
+    # Leading '..' steps climb out of the run's folder: the folders after
+    # them are the ones the path holds.
+    root_parts = [part for part in root.split(os.sep)
+                  if part not in (os.curdir, os.pardir)]
+    parts = name.split(os.sep)
+    last = len(parts) - len(root_parts) - 1
+    for start in range(last, 0, -1):
+        if root_parts and \
+                parts[start:start + len(root_parts)] == root_parts:
+            return osp.join(*parts[start + len(root_parts):])
+    return name
 
 
 def split_ids(path: str, read: Optional[dict] = None) -> list:

@@ -267,7 +267,8 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
 
 def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              map_location='cpu', hint=PARTIAL_HINT,
-                             cfg=None, advice=TRAINED_CONFIG_HINT):
+                             cfg=None, advice=TRAINED_CONFIG_HINT,
+                             loaded=None):
     """Load ``filename`` into ``model`` after
     :func:`check_checkpoint_matches` (and, given ``cfg``,
     :func:`~mmseg_dsnet.apis.released_model.check_trained_model`);
@@ -286,6 +287,11 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
             another network in a setting without weights (a dilation) is
             refused. None skips that check.
         advice (str): What to do instead, ending that refusal.
+        loaded (dict, optional): ``filename`` loaded already as mmengine's
+            loader reads it here (:func:`~mmseg_dsnet.compat.
+            safe_torch_load`, then :func:`~mmseg_dsnet.models.utils.
+            strict_loading.carry_training_settings`); it is read from the
+            file when None.
 
     Returns:
         dict: The loaded checkpoint (its ``meta`` for instance).
@@ -297,7 +303,8 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
     """
     from mmengine.runner.checkpoint import (_load_checkpoint,
                                             _load_checkpoint_to_model)
-    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    checkpoint = _load_checkpoint(filename, map_location=map_location) \
+        if loaded is None else loaded
     check_checkpoint_matches(model, checkpoint, config, filename, strict,
                              hint)
     if cfg is not None and strict:

@@ -5,9 +5,11 @@
 loads CHECKPOINT strictly into CONFIG's model, writes its weights alone
 (a plain state dict: no optimizer state, no training metadata but the
 training config, ``meta['cfg']``, which the tools check the weights
-against, and ``meta['training_progress']``) to OUT_FILE and prints the SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that
-list it, and the epoch (or iteration) of how many the checkpoint was saved
-at, best or last, which ``meta['training_progress']`` records. A checkpoint
+against, and ``meta['training_progress']``) to OUT_FILE and prints the
+SHA-256 and the ``configs/dsnet/metafile.yaml`` fields that list it
+(none for a file outside the repository or one git ignores), and
+the epoch (or iteration) of how many the checkpoint was saved at, best or
+last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
 nor its last is refused unless ``--allow-unfinished`` is given: its
 weights are not the run's result. OUT_FILE must end in ``.pth``, ``.pt``
@@ -26,7 +28,8 @@ import sys
 
 from mmseg_dsnet.engine.cli_errors import (UserError,
                                           run_reporting_user_errors)
-from mmseg_dsnet.engine.preflight import check_output_file
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                          check_output_file)
 from mmseg_dsnet.utils.fileio import (CHECKPOINT_SUFFIXES, refuse_existing,
                                       refuse_folder, refuse_other_suffix,
                                       refuse_same_file)
@@ -61,17 +64,17 @@ def main(argv=None):
     from mmseg_dsnet.compat import resolve_checkpoint
     # A URL stands for the file it names (downloaded once, cached).
     args.checkpoint = resolve_checkpoint(args.checkpoint)
-    for path, what in ((args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise UserError(f'{what} file {path} does not exist')
+    for path, what in ((args.config, 'config file'),
+                       (args.checkpoint, 'checkpoint file')):
+        check_input_file(path, what)
     refuse_folder(args.out_file)
-    # A file in OUT_FILE's folder path failed the write only after the
-    # checkpoint was loaded, with a traceback.
+    # A file in OUT_FILE's folder path would fail the write only after
+    # the checkpoint is loaded.
     check_output_file(args.out_file, 'OUT_FILE')
-    # --overwrite replaced the training checkpoint (optimizer state, meta)
-    # or the config with its bare weights. Pairs with OUT_FILE only: a
-    # config given as the checkpoint is refused by the load, by name.
+    # With --overwrite, an OUT_FILE that is the training checkpoint
+    # (optimizer state, meta) or the config would be replaced by the bare
+    # weights. Pairs with OUT_FILE only: a config given as the checkpoint
+    # is refused by the load, by name.
     for what, path in (('the config', args.config),
                        ('the checkpoint', args.checkpoint)):
         refuse_same_file(((what, path), ('OUT_FILE', args.out_file)),
@@ -103,16 +106,13 @@ def main(argv=None):
     print('Trained: ' + progress_text(training_progress(
         safe_torch_load(args.out_file, map_location='cpu'),
         args.checkpoint), args.checkpoint))
-    # The metafile names files relative to the repository root; a path
-    # as typed (absolute, or from another folder) would not be found.
-    from mmseg_dsnet.utils.paths import REPO_ROOT
+    from mmseg_dsnet.apis.released_model import metafile_field
     print('metafile fields:')
-    for field, path in (('Config', args.config), ('Weights', args.out_file)):
-        relative = osp.relpath(osp.realpath(path), osp.realpath(REPO_ROOT))
-        print(f'  {field}: ' + (
-            f'(none: {path} is outside the repository {REPO_ROOT}; the '
-            'metafile lists files in it)'
-            if relative.startswith(os.pardir) else relative))
+    for field, path, advice in (
+            ('Config', args.config, 'use a config under configs/'),
+            ('Weights', args.out_file,
+             'write the weights under checkpoints/')):
+        print(f'  {field}: {metafile_field(path, advice)}')
     print(f'  SHA256: {digest}')
 
 

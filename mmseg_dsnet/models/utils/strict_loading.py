@@ -145,7 +145,7 @@ def check_trained_settings(module, trained, prefix: str = '') -> None:
         'load_from_strict=False).')
 
 
-def carry_training_settings(checkpoint, filename=None):
+def carry_training_settings(checkpoint, filename=None, training_cfg=None):
     """Hand each module's settings of ``checkpoint``'s training config to
     the modules it is loaded into: ``_metadata[name][TRAINED_KEY]`` of its
     state dict for every ``model.<name>`` of the config (``backbone``,
@@ -157,6 +157,9 @@ def carry_training_settings(checkpoint, filename=None):
         checkpoint (dict): The loaded checkpoint (or bare state dict).
         filename (str, optional): Its file, to recognise released weights
             (their metafile entry's config is their training config).
+        training_cfg (dict, optional): Its training config read already
+            (:func:`~mmseg_dsnet.apis.released_model.training_config_in`);
+            read from ``checkpoint`` when None.
 
     Returns:
         The same ``checkpoint`` (its state dict's ``_metadata`` updated).
@@ -169,7 +172,9 @@ def carry_training_settings(checkpoint, filename=None):
     from ...apis.released_model import released_entry, training_config_in
     from ...utils.paths import REPO_ROOT
     filename = filename if isinstance(filename, str) else None
-    model = (training_config_in(checkpoint, filename) or {}).get('model')
+    if training_cfg is None:
+        training_cfg = training_config_in(checkpoint, filename)
+    model = (training_cfg or {}).get('model')
     if not isinstance(model, dict):
         return checkpoint
     meta = checkpoint.get('meta')
