@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.percent import percent_text
 
@@ -793,12 +794,15 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
 def _still_passing_line(name, diffs, planned, min_gain, se_factor):
     """One sentence: can ``name`` still pass with ``planned`` seeds?"""
     missing = planned - len(diffs)
+    # One missing difference is a value, not an average of several.
+    one = missing == 1
+    differences = counted(missing, 'missing difference')
     averages = still_passing_averages(diffs, planned, min_gain, se_factor)
     if averages is None:
         low, high, step = STILL_PASSING_SCAN
-        return (f'{name} cannot pass with {planned} seeds: no average of the '
-                f'{missing} missing difference(s) from {low:g} to {high:g} '
-                f'(steps of {step:g}) passes.')
+        return (f'{name} cannot pass with {planned} seeds: no '
+                f'{"value" if one else "average"} of the {differences} '
+                f'from {low:g} to {high:g} (steps of {step:g}) passes.')
     first, last = averages
     if last > STILL_PASSING_SCAN[1] - STILL_PASSING_SCAN[2] / 2:
         # Passing up to the end of the scan: no upper bound was found.
@@ -806,4 +810,4 @@ def _still_passing_line(name, diffs, planned, min_gain, se_factor):
     else:
         needed = f'{first:+.2f} to {last:+.2f}'
     return (f'{name} can still pass with {planned} seeds only if the '
-            f'{missing} missing difference(s) average {needed}.')
+            f'{differences} {"is" if one else "average"} {needed}.')
