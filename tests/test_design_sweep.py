@@ -158,7 +158,7 @@ def test_cli_refuses_more_threads_than_cpus(fake_check, tmp_path,
                       *args]) == 2
     assert capsys.readouterr().err == (
         'ERROR: --parallel 4 x --threads 2 = 8 CPU threads, and this process '
-        "may run on 2 CPU(s) (its CPU affinity: taskset, a container's "
+        "may run on 2 CPUs (its CPU affinity: taskset, a container's "
         "cpuset): the runs would take turns on them, and their records' "
         'train times would be of that contention; give --parallel x '
         '--threads up to 2\n')

@@ -1604,7 +1604,7 @@ def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
                        '--resume', '--cfg-options', 'train_cfg.max_epochs=1'],
                       capsys)
     assert text.startswith(f'ERROR: --resume: {work}/epoch_1.pth is at '
-                           'epoch 1 and tiny_fast_seed0 trains 1 epochs: '
+                           'epoch 1 and tiny_fast_seed0 trains 1 epoch: '
                            'nothing is left to train')
     after = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
     assert after == before  # no new log folder; config and json kept

@@ -43,6 +43,7 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.records import load_json, write_json
+from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 
@@ -54,7 +55,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--src', default=None,
                         help='the real ISIC 2017 set (official layout); '
-                        f'default: {osp.normpath(DEFAULT_SRC)}, skipped '
+                        f'default: {DEFAULT_SRC}, skipped '
                         'when absent')
     parser.add_argument('--data-root', default=None,
                         help='the converted set (made from --src when it '
@@ -246,7 +247,7 @@ def main(argv=None):
             f'{s}px ({name})' for name, s in sizes.items())
     print(f'\nShort schedule on {describe_data(args.data_root)} '
           f'({run_device()}), evaluated on the '
-          f'{evaluated_on}, {args.epochs} epoch(s), input '
+          f'{evaluated_on}, {counted(args.epochs, "epoch")}, input '
           f'{size_text}, seed {args.seed}:')
     print(results_table(results))
     print(f'Written to {out}' + (

@@ -38,6 +38,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           validates_on_images_of)
 from mmseg_dsnet.datasets.split_files import split_file
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
+from mmseg_dsnet.utils.messages import counted
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 
@@ -252,7 +253,8 @@ def main(argv=None):
     summaries = trainer.train()
     for summary in summaries:
         state = 'done' if summary['completed'] else summary['stopped']
-        print(f'[fast_train] {summary["name"]}: {summary["epochs"]} epochs, '
+        print(f'[fast_train] {summary["name"]}: '
+              f'{counted(summary["epochs"], "epoch")}, '
               f'{summary["img_per_s"]} img/s, {state}', flush=True)
     failed = {}
     if args.test:

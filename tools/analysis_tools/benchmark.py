@@ -31,6 +31,7 @@ from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape,
                                    other_shape_note)
 from mmseg_dsnet.utils.fileio import json_text
+from mmseg_dsnet.utils.messages import counted
 
 
 def parse_args(argv=None):
@@ -174,7 +175,8 @@ def main(argv=None):
         print_comparison(result)
         return result
     lat, tput = result['latency_ms'], result['throughput']
-    print(f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
+    print(f'Latency (batch 1, {counted(lat["runs"], "run")}): median '
+          f'{lat["median"]:.2f} '
           f'ms, p90 {lat["p90"]:.2f} ms, p99 {lat["p99"]:.2f} ms\n'
           f'Throughput (batch {tput["batch_size"]}): '
           f'{tput["img_per_s"]:.1f} img/s')
