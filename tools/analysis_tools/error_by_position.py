@@ -19,6 +19,7 @@ import argparse
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_batch_sizes,
                                           check_dataset_classes,
                                           check_pipelines_build,
                                           check_decision_thresholds,
@@ -92,6 +93,7 @@ def main(argv=None):
                            'configs/dsnet/dsnet_isic2017.py')
     # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
     # pipeline: figures of random views of the images, new at each run.
+    check_batch_sizes(cfg, ('test_dataloader', ), args.config)
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # The figures are of the model's masks: an evaluator threshold of its
