@@ -811,7 +811,11 @@ def test_fast_train_missing_config(fast_train_tool, tmp_path, capsys):
     text = _cli_error(fast_train_tool,
                       [missing, '--work-dir', tmp_path / 'w', '--device',
                        'cpu'], capsys)
-    assert 'config file not found' in text and str(missing) in text
+    assert f'config file {missing} does not exist' in text
+    text = _cli_error(fast_train_tool,
+                      [tmp_path, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert f'config file {tmp_path} is a folder, not a file' in text
 
 
 def test_fast_train_bad_seeds(fast_train_tool, tiny_cfg, tmp_path, capsys):

@@ -35,6 +35,7 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           apply_cfg_options,
                                           check_images_scored_once,
+                                          check_input_file,
                                           validates_on_images_of)
 from mmseg_dsnet.datasets.split_files import split_file
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
@@ -104,8 +105,7 @@ def parse_run(text, default_seed):
     and dumped as seed 0, exit 0.
     """
     path, at, seeds = text.partition('@')
-    if not osp.isfile(path):
-        raise FastTrainingError(f'config file not found: {path}')
+    check_input_file(path, 'config file')
     try:
         seed_list = [int(s) for s in seeds.split(',')] if at else \
             [default_seed]

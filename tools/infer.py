@@ -348,10 +348,14 @@ def run(args, hold):
         args.checkpoint = resolve_checkpoint(args.checkpoint)
     except CheckpointDownloadError as err:
         return fail(err)
+    from mmseg_dsnet.engine.preflight import check_input_file
     for path, what in ((args.model, 'model'),
                        (args.checkpoint, 'checkpoint')):
-        if path and not osp.isfile(path):
-            return fail(f'{what} {path} not found')
+        try:
+            if path:
+                check_input_file(path, what)
+        except FileNotFoundError as err:
+            return fail(err)
     try:
         from mmseg_dsnet.compat import (CorruptCheckpointError,
                                         UnsafeCheckpointError)
