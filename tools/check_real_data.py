@@ -71,18 +71,22 @@ def parse_args(argv=None):
                         help="'test': train on lightweight_train, evaluate "
                         "on lightweight_test; 'design': train on "
                         'lightweight_design_train, evaluate on '
-                        'lightweight_design_val (for choosing designs)')
+                        'lightweight_design_val (for choosing designs); '
+                        "default: 'test'")
     parser.add_argument('--record-dir', default=None,
                         help='where --split design writes one record per '
                         f'run (default: {osp.relpath(DESIGN_DIR, REPO_ROOT)})')
     parser.add_argument('--epochs', type=int, default=2,
                         help='training epochs of each run (default: 2)')
     parser.add_argument('--train-images', type=int, default=None,
-                        help='train on the first N images of the split')
+                        help='train on the first N images of the split '
+                        '(default: all)')
     parser.add_argument('--test-images', type=int, default=None,
-                        help='evaluate on the first N test images')
+                        help='evaluate on the first N test images '
+                        '(default: all)')
     parser.add_argument('--lr', type=float, default=None,
-                        help='override the learning rate')
+                        help="override the learning rate (default: the "
+                        "config's)")
     parser.add_argument('--crop-size', type=int, default=None,
                         help='train and predict at this square size instead '
                         "of the config's own (256 for the shipped configs; "

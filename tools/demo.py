@@ -53,7 +53,8 @@ def parse_args(argv=None):
         help='where the run writes; a folder of its own under '
         'work_dirs/demo/ by default, named by the time it starts')
     parser.add_argument('--epochs', type=int, default=None,
-                        help='override the number of training epochs')
+                        help='override the number of training epochs '
+                        "(default: the config's)")
     parser.add_argument(
         '--seed',
         type=int,

@@ -66,7 +66,9 @@ def parse_args(argv=None):
                         action='store_true', default=None,
                         help='feed channels-last inputs (default on CUDA)')
     parser.add_argument('--no-channels-last', dest='channels_last',
-                        action='store_false')
+                        action='store_false',
+                        help='feed contiguous (NCHW) inputs (default on the '
+                        'CPU)')
     parser.add_argument('--amp', action='store_true',
                         help='bfloat16 autocast (did not help DSNet)')
     parser.add_argument('--compile', action='store_true',
@@ -74,7 +76,8 @@ def parse_args(argv=None):
     parser.add_argument('--no-fused-optimizer', action='store_true',
                         help="use torch's foreach Adam(W) instead of fused")
     parser.add_argument('--warmup-iters', type=int, default=3,
-                        help='eager steps before the graph is captured')
+                        help='eager steps before the graph is captured '
+                        '(default: 3)')
     parser.add_argument('--time-limit', type=float,
                         help='seconds the loop may take: runs are stopped '
                         'from the last one while the projection is above')
@@ -87,7 +90,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', action='store_true',
                         help='continue every run from the last checkpoint '
                         'of its work dir')
-    parser.add_argument('--workers', type=int, help='image-decoding threads')
+    parser.add_argument('--workers', type=int,
+                        help='image-decoding threads (default: the CPU '
+                        'count, at most 16)')
     parser.add_argument('--test', action='store_true',
                         help='run tools/test.py on every finished run')
     parser.add_argument(

@@ -144,7 +144,7 @@ def parse_args(argv=None):
                         help='also search sub-folders of given folders')
     parser.add_argument('--device', default='cpu',
                         help='torch device of the pytorch backend '
-                        '(onnxruntime runs on the CPU)')
+                        "(onnxruntime runs on the CPU; default: 'cpu')")
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads of either backend (default: all '
                         'cores)')

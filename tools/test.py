@@ -80,7 +80,10 @@ def parse_args(argv=None):
         'all); a test that would paint none is refused, and the test says '
         'how many it painted')
     parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each painting is shown with --show (default: 2)')
     parser.add_argument(
         '--metrics-out',
         help='JSON file for the metrics (default: <work_dir>/test_metrics.json;'

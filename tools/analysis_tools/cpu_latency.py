@@ -95,19 +95,24 @@ def parse_args(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file and its .md')
     parser.add_argument('--repeat', type=int, default=50,
-                        help='timed runs per case (at most)')
+                        help='timed runs per case (at most; default: '
+                        '50)')
     parser.add_argument('--max-seconds', type=float, default=4.0,
                         help='time budget of one case; slow models get '
-                        'fewer runs (at least --min-runs)')
-    parser.add_argument('--min-runs', type=int, default=5)
+                        'fewer runs (at least --min-runs; default: 4.0)')
+    parser.add_argument('--min-runs', type=int, default=5,
+                        help='timed runs per case however long they take '
+                        '(default: 5)')
     parser.add_argument('--rounds', type=int, default=5,
                         help='interleaved rounds: every case is timed in '
                         'this many turns, so drift of the machine hits all '
-                        'cases alike')
+                        'cases alike (default: 5)')
     parser.add_argument('--warmup', type=int, default=5,
                         help='untimed calls of each case at each thread '
-                        'count before its rounds (at least 1)')
-    parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
+                        'count before its rounds (at least 1; default: '
+                        '5)')
+    parser.add_argument('--checkpoint', help='DSNet checkpoint (default: '
+                        'none, random weights)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
                         help='thread counts, 1 among them (the targets are '
                         'at 1 thread; default: 1 and every CPU this '
@@ -116,7 +121,8 @@ def parse_args(argv=None):
                         help='leave out the torch.compile rows of DSNet '
                         '(they take about a minute to compile)')
     parser.add_argument('--skip', nargs='*', default=[],
-                        help='baseline names to leave out')
+                        help='baseline names to leave out (default: '
+                        'none)')
     parser.add_argument('--profile', action='store_true',
                         help='also profile DSNet (torch.profiler and '
                         'onnxruntime) at 1 thread and report the top ops')

@@ -39,10 +39,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--rings', type=int, default=5,
-                        help='rings between the centre and the corners')
+                        help='rings between the centre and the corners '
+                        '(default: 5)')
     parser.add_argument('--worst', type=int, default=10,
                         help='report the share of the error in this many '
-                        'worst images')
+                        'worst images (default: 10)')
     parser.add_argument('--out', help='also write the figures (per ring and '
                         'per image) to this JSON file')
     parser.add_argument('--plot', help='also draw the figures per ring '

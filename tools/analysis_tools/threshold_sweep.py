@@ -62,9 +62,11 @@ def parse_args(argv=None):
                         help='a column name per checkpoint (default: '
                         'checkpoint 1, 2, ...)')
     parser.add_argument('--min-gain', type=float, default=MIN_GAIN,
-                        help='IoU points a threshold must gain')
+                        help='IoU points a threshold must gain (default: '
+                        f'{MIN_GAIN})')
     parser.add_argument('--se-factor', type=float, default=SE_FACTOR,
-                        help='standard errors the gain must exceed')
+                        help='standard errors the gain must exceed '
+                        f'(default: {SE_FACTOR})')
     parser.add_argument('--out', help='also write every figure to this JSON '
                         'file')
     parser.add_argument('--plot', help='also draw IoU, DSC, sensitivity '

@@ -105,15 +105,16 @@ def parse_args(argv=None):
     parser.add_argument('--num-calib-images', type=int, default=32,
                         help='int8 calibration images (default: 32)')
     parser.add_argument('--atol', type=float, default=1e-4,
-                        help='absolute part of the allowed logit difference')
+                        help='absolute part of the allowed logit difference '
+                        '(default: 1e-4)')
     parser.add_argument('--rtol', type=float, default=3e-4,
                         help='part of the allowed logit difference relative '
                         'to the largest |logit| (0 with --noise-factor 0: '
-                        'strict --atol)')
+                        'strict --atol; default: 3e-4)')
     parser.add_argument('--noise-factor', type=float, default=4.0,
                         help='also accept this multiple of the difference '
                         'between PyTorch float32 and float64 when larger '
-                        '(0: no such allowance)')
+                        '(0: no such allowance; default: 4.0)')
     parser.add_argument('--static-size', action='store_true',
                         help='fix height and width to the config\'s input '
                         'size (only the batch stays dynamic); needed by models whose '
