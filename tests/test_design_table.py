@@ -856,6 +856,11 @@ def test_cli_says_where_a_name_without_runs_has_them(tmp_path, capsys):
         f'ERROR: no design runs of ref on {fast}: none of the 4 records '
         "given is of that name (a record's name is its config's stem; "
         'nearest: ref_isic2017)\n')
+    assert tool.main([paths[0], '--compare-to', 'ref', '--candidates',
+                      'cand_isic2017', '--device', fast]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: no design runs of ref on {fast}: none of the 1 record '
+        'given is of that name')
     assert tool.main([*paths, '--compare-to', 'ref_isic2017',
                       '--candidates', 'cand_isic2017', '--device',
                       fast]) == 0

@@ -449,7 +449,8 @@ def _no_runs_message(records, name, device):
     near += [k for k in difflib.get_close_matches(name, known, n=3)
              if k not in near][:3 - len(near)]
     return (f'no design runs of {name} on {device}: none of the '
-            f'{len(records)} records given is of that name (a record\'s name '
+            f'{counted(len(records), "record")} given is of that name (a '
+            'record\'s name '
             'is its config\'s stem' + (f'; nearest: {", ".join(near)}'
                                        if near else '') + ')')
 
@@ -584,7 +585,7 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     pooled = (weighted / freedom)**0.5
     lines += ['', 'Pooled std of the per-seed '
               f'{figure_label(metric)}differences: {pooled:.2f} '
-              f'({freedom} degrees of freedom).', '',
+              f'({counted(freedom, "degree")} of freedom).', '',
               '| seeds | difference the rule needs |', '|---|---|']
     lines += [f'| {n} | {max(min_gain, se_factor * pooled / n**0.5):.2f} |'
               for n in seed_counts]
