@@ -850,7 +850,7 @@ def test_benchmark_refuses_more_threads_than_cpus_it_may_use(
                      '2'], capsys)
     assert code == 2
     assert stderr == (
-        "ERROR: --threads 2: this process may run on 1 CPU(s) (its CPU "
+        "ERROR: --threads 2: this process may run on 1 CPU (its CPU "
         "affinity: taskset, a container's cpuset), so 2 threads would take "
         'turns on them and the figures would be of that, not of 2 threads; '
         'give counts up to 1\n')
@@ -1862,9 +1862,11 @@ def test_profile_train_step_prints_what_it_timed(capsys):
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x32x48 (random uint8 '
                              'images and masks; --shape: the config trains '
-                             'at 256x256), 1 timed step(s) after 3 '
+                             'at 256x256), 1 timed step after 3 '
                              'untimed; device cpu ('), header
-    assert f'{torch.get_num_threads()} CPU thread(s)' in header
+    from mmseg_dsnet.utils.messages import counted
+    assert f'{counted(torch.get_num_threads(), "CPU thread")}; torch' in \
+        header
 
 
 def test_profile_train_step_needs_a_shape_without_a_train_resize(
@@ -1958,7 +1960,7 @@ def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
     header = next(line for line in capsys.readouterr().out.splitlines()
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x128x128 (random uint8 '
-                             'images and masks), 1 timed step(s)'), header
+                             'images and masks), 1 timed step after'), header
 
 
 def test_profile_train_step_refuses_a_form_both_eager_and_graph():
