@@ -292,6 +292,28 @@ def test_tool_refuses_a_seed_numpy_cannot_take(tmp_path, capsys):
     assert not (tmp_path / 'out.pth').exists()
 
 
+@pytest.mark.parametrize('batch_size', [0, -1])
+def test_tool_refuses_a_batch_size_below_one(tmp_path, capsys, batch_size):
+    """``--cfg-options train_dataloader.batch_size=0`` ended in torch's
+    ``ValueError: batch_size should be a positive integer value``
+    traceback after the model and checkpoint were loaded."""
+    from conftest import DEMO_128PX
+    checkpoint = tmp_path / 'c.pth'
+    checkpoint.write_bytes(b'never read: refused before')
+    out = tmp_path / 'out.pth'
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    code, err = run_cli(tool.main, [
+        DEMO_128PX, checkpoint, out, '--cfg-options',
+        f'train_dataloader.batch_size={batch_size}'], capsys)
+    assert code == 2, err
+    assert err.count('ERROR:') == 1 and 'Traceback' not in err
+    assert err.splitlines()[-1] == (
+        f'ERROR: {DEMO_128PX}: train_dataloader.batch_size={batch_size} '
+        'must be a whole number of at least 1: the images of a step. '
+        'Nothing was started.')
+    assert not out.exists()
+
+
 def test_one_pass_of_a_loader_whose_sampler_repeats():
     """A loader with mmengine's InfiniteSampler (iteration-based configs)
     never ends by itself: the pass ran until the dataset refused a fourth

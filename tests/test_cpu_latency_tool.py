@@ -248,7 +248,7 @@ def test_thread_counts_stay_within_the_cpus_it_may_use(
                            ['--out', out, '--threads', '1', '2'], capsys)
     assert code == 2
     assert stderr == (
-        "ERROR: --threads 1 2: this process may run on 1 CPU(s) (its CPU "
+        "ERROR: --threads 1 2: this process may run on 1 CPU (its CPU "
         "affinity: taskset, a container's cpuset), so 2 threads would take "
         'turns on them and the figures would be of that, not of 2 threads; '
         'give counts up to 1\n')
@@ -294,7 +294,7 @@ def test_the_report_says_what_each_row_timed(tmp_path, capsys):
     report = json.loads(out.read_text())
     # The bar counts each case's turns (--rounds 2) at 1 thread.
     turns, err = 2 * len(report['models']), capsys.readouterr().err
-    assert '1 thread(s): 100%' in err and f'| {turns}/{turns} [' in err
+    assert '1 thread: 100%' in err and f'| {turns}/{turns} [' in err
     assert report['checkpoint'] == dict(path=str(checkpoint),
                                         sha256=sha256_of(str(checkpoint)))
     assert sha256_of(str(checkpoint)) in (tmp_path / 'r.md').read_text()
@@ -311,7 +311,7 @@ def test_the_report_says_what_each_row_timed(tmp_path, capsys):
     # And how the cases were timed: the warm-up calls and the caps.
     assert report['timing'] == dict(warmup=1, repeat=2, max_seconds=0.1,
                                     min_runs=2, rounds=2)
-    assert 'after up to 1 warm-up call(s), in 2 interleaved rounds' in \
+    assert 'after up to 1 warm-up call, in 2 interleaved rounds' in \
         report['note']
     # The existing keys stay (leaderboard.py reads them).
     assert {'machine', 'input', 'threads', 'peak_gflops', 'configs',

@@ -60,7 +60,7 @@ def test_demo_trains_evaluates_and_draws(readme_demo):
     assert (work / 'overlays.png').stat().st_size > 0
     assert list(work.glob('epoch_1.pth'))
     printed = readme_demo['printed']
-    assert 'Training DSNet on the CPU for 1 epochs' in printed
+    assert 'Training DSNet on the CPU for 1 epoch ...' in printed
     assert f'all-lesion {guess:.2f}' in printed
     # The figures and overlays are of the checkpoint it names.
     assert f'Checkpoint: {readme_demo["work"]}/epoch_1.pth' in printed
@@ -366,7 +366,7 @@ def test_demo_names_the_model_it_trains(tmp_path, tiny_isic, capsys):
                                epochs=1)
     demo.main(['--config', str(config), '--work-dir', str(tmp_path / 'w')])
     printed = capsys.readouterr().out
-    assert 'Training EGEUNet on the CPU for 1 epochs' in printed
+    assert 'Training EGEUNet on the CPU for 1 epoch ...' in printed
     assert ('EGEUNet on splits/lightweight_test.txt of the synthetic set '
             '(percent):') in printed
     assert 'DSNet' not in printed
@@ -601,7 +601,8 @@ def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
     metrics, _ = demo.main(['--config', str(config), '--work-dir',
                             str(tmp_path / 'w')])
     assert 0.0 <= metrics['IoU'] <= 100.0
-    assert 'Training DSNet on the CPU for 1 epochs' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'Training DSNet on the CPU for 1 epoch ...' in printed
     # A test loader of two sets has no one split to score and draw:
     # refused before anything is written.
     concat = tmp_path / 'concat.py'
@@ -615,7 +616,7 @@ def test_demo_trains_on_a_wrapped_training_set(tmp_path, tiny_isic, capsys):
                    str(tmp_path / 'w2')])
     assert str(err.value) == (
         f'config file {concat}: the demo scores and draws one split file, '
-        'but the test loader reads 2 data set(s)')
+        'but the test loader reads 2 data sets')
     assert not (tmp_path / 'w2').exists()
 
 

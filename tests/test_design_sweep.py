@@ -158,7 +158,7 @@ def test_cli_refuses_more_threads_than_cpus(fake_check, tmp_path,
                       *args]) == 2
     assert capsys.readouterr().err == (
         'ERROR: --parallel 4 x --threads 2 = 8 CPU threads, and this process '
-        "may run on 2 CPU(s) (its CPU affinity: taskset, a container's "
+        "may run on 2 CPUs (its CPU affinity: taskset, a container's "
         "cpuset): the runs would take turns on them, and their records' "
         'train times would be of that contention; give --parallel x '
         '--threads up to 2\n')
@@ -706,3 +706,26 @@ def test_fast_sweep_writes_no_record_of_a_run_the_time_limit_stopped(
         'dsnet_s1')
     assert [p.name for p in records.iterdir()] == [
         'dsnet_64px_3ep_seed0_fast.json']
+
+
+def test_help_says_each_option_and_its_default_in_clean_paths(monkeypatch,
+                                                              capsys):
+    """``--help`` showed the default --src as ``<repo>/../shared/...``,
+    and --seeds, --epochs, --crop-size, --record-dir and --work-dir with
+    no word on what they do or their default."""
+    import re
+
+    from conftest import REPO
+    monkeypatch.setenv('COLUMNS', '200')  # one line an option
+    tool = load_tool('analysis_tools/design_sweep.py')
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--help'])
+    text = capsys.readouterr().out
+    src = osp.join(REPO.parent, 'shared', 'data', 'isic2017_256x192')
+    assert f'default: {src})' in text and '/../' not in text
+    options = re.split(r'\n  (?=-)', text.split('options:', 1)[1])[1:]
+    assert len(options) == 15, options
+    undocumented = [option.split()[0] for option in options
+                    if 'default' not in option.lower() and
+                    not option.startswith(('-h', '--fast '))]
+    assert undocumented == []

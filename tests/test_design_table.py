@@ -711,14 +711,14 @@ def test_a_stopped_comparison_says_whether_it_can_still_pass(tmp_path,
                                     min_seeds=3).splitlines()
     # good: +1.50, +1.00; close: +0.40, +0.20.
     assert lines[-2].startswith('good can still pass with 3 seeds only if '
-                                'the 1 missing difference(s) average +')
+                                'the 1 missing difference is +')
     assert lines[-1].startswith('close can still pass with 3 seeds')
     # With ten seeds to come, any large enough average passes: no upper end.
     lines = design.comparison_table(paths, 'ref', ['good'], seeds=[0, 1],
                                     paired=True, planned_seeds=12)
     assert lines.rstrip().endswith(
         'good can still pass with 12 seeds only if the 10 missing '
-        'difference(s) average at least +0.11.')
+        'differences average at least +0.11.')
     with pytest.raises(ValueError, match='paired rule only'):
         design.comparison_table(paths, 'ref', ['good'], planned_seeds=3)
     assert tool.main([*paths, '--compare-to', 'ref', '--candidates', 'good',
@@ -928,6 +928,11 @@ def test_cli_says_where_a_name_without_runs_has_them(tmp_path, capsys):
         f'ERROR: no design runs of ref on {fast}: none of the 4 records '
         "given is of that name (a record's name is its config's stem; "
         'nearest: ref_isic2017)\n')
+    assert tool.main([paths[0], '--compare-to', 'ref', '--candidates',
+                      'cand_isic2017', '--device', fast]) == 2
+    assert capsys.readouterr().err.startswith(
+        f'ERROR: no design runs of ref on {fast}: none of the 1 record '
+        'given is of that name')
     assert tool.main([*paths, '--compare-to', 'ref_isic2017',
                       '--candidates', 'cand_isic2017', '--device',
                       fast]) == 0

@@ -190,6 +190,59 @@ def test_help_description_is_not_cut_mid_sentence(tool):
     assert description != first_line or paragraph == first_line, description
 
 
+#: Options whose --help said what they do but not their default (or
+#: nothing at all), per tool and subcommand.
+OPTIONS_WITH_DEFAULTS = {
+    ('tools/dataset_converters/make_synthetic_isic.py', None): [
+        '--year', '--num-train', '--num-val', '--num-test', '--size',
+        '--seed'],
+    ('tools/analysis_tools/benchmark.py', None): [
+        '--device', '--batch-size', '--warmup', '--repeat',
+        '--throughput-repeat'],
+    ('tools/analysis_tools/cpu_latency.py', None): [
+        '--repeat', '--max-seconds', '--min-runs', '--rounds', '--warmup',
+        '--checkpoint', '--skip'],
+    ('tools/analysis_tools/design_table.py', None): [
+        '--device', '--min-gain', '--se-factor'],
+    ('tools/analysis_tools/error_by_position.py', None): ['--rings',
+                                                          '--worst'],
+    ('tools/analysis_tools/threshold_sweep.py', None): ['--min-gain',
+                                                        '--se-factor'],
+    ('tools/analysis_tools/recalibrate_batch_norm.py', None): ['--seed'],
+    ('tools/analysis_tools/leaderboard.py', 'collect'): ['--runs-dir'],
+    ('tools/analysis_tools/leaderboard.py', 'build'): [
+        '--out-dir', '--readme', '--model-card'],
+    ('tools/analysis_tools/leaderboard.py', 'check'): [
+        '--readme', '--model-card', '--leaderboard'],
+    ('tools/analysis_tools/leaderboard.py', 'run'): ['--seeds',
+                                                     '--checkpoint'],
+    ('tools/deployment/export_onnx.py', None): ['--atol', '--rtol',
+                                                '--noise-factor'],
+    ('tools/fast_train.py', None): ['--warmup-iters', '--workers'],
+    ('tools/infer.py', None): ['--device'],
+    ('tools/test.py', None): ['--wait-time'],
+    ('tools/demo.py', None): ['--epochs'],
+    ('tools/check_real_data.py', None): ['--split', '--train-images',
+                                         '--test-images', '--lr'],
+}
+
+
+@pytest.mark.parametrize('tool,sub', sorted(OPTIONS_WITH_DEFAULTS,
+                                            key=str))
+def test_help_says_the_default_of_each_option(tool, sub, monkeypatch):
+    """These options' --help gave no default (make_synthetic_isic.py's
+    and some of leaderboard.py's no help at all): a reader had to open
+    the source to learn what a run without them does."""
+    monkeypatch.setenv('COLUMNS', '200')  # one line an option
+    result = run_tool_in_process(tool, *([sub] if sub else []), '--help')
+    assert result.returncode == 0, result.stderr
+    helps = {block.split()[0].rstrip(','): ' '.join(block.split())
+             for block in re.split(r'\n  (?=-)', result.stdout)[1:]}
+    missing = [option for option in OPTIONS_WITH_DEFAULTS[tool, sub]
+               if 'default' not in helps[option].lower()]
+    assert missing == []
+
+
 CITED_TEST = re.compile(r'(?:(test_\w+\.py)|`)::(\w+)')
 
 

@@ -113,9 +113,14 @@ def test_no_data_named_falls_back_to_synthetic(checkpoint, tmp_path,
     test_tool.main([str(CONFIG), checkpoint, '--work-dir',
                     str(tmp_path / 'w'), '--metrics-out', str(out),
                     '--cfg-options', 'randomness.seed=0', *LIGHT_LOADER])
-    assert 'Using the embedded synthetic' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'Using the embedded synthetic' in printed
     record = json.loads(out.read_text())
     root = tmp_path / 'synthetic_isic2018'
+    # The printed figures say what they are of, as the record does.
+    assert ('\nNOTE: these figures are of the synthetic stand-in set '
+            f'{root}, not of ISIC data: ') in printed
+    assert printed.index('LesionMetric over') < printed.index('NOTE: ')
     assert record['synthetic'] is True
     assert record['data_root'] == str(root)
     assert record['split_file'] == str(root / 'splits' /

@@ -278,12 +278,15 @@ def test_cli_names_a_missing_config_or_checkpoint(checkpoint, tmp_path,
     from conftest import run_cli
     tool = load_tool('deployment/export_onnx.py')
     out = tmp_path / 'm.onnx'
-    for args, what in (([tmp_path / 'typo.py', checkpoint], 'config'),
-                       ([CONFIG, tmp_path / 'typo.pth'], 'checkpoint')):
+    for args, what in (([tmp_path / 'typo.py', checkpoint], 'config file'),
+                       ([CONFIG, tmp_path / 'typo.pth'], 'checkpoint'),
+                       ([tmp_path, checkpoint], 'config file')):
         code, err = run_cli(tool.main, args + [out], capsys)
         assert code == 2, err
-        assert err == f'ERROR: {what} {args[0 if what == "config" else 1]} ' \
-            'not found\n'
+        path = args[0 if what == 'config file' else 1]
+        reason = 'is a folder, not a file' if path.is_dir() else \
+            'does not exist'
+        assert err == f'ERROR: {what} {path} {reason}\n'
     assert os.listdir(tmp_path) == []
 
 

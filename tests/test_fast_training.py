@@ -811,7 +811,11 @@ def test_fast_train_missing_config(fast_train_tool, tmp_path, capsys):
     text = _cli_error(fast_train_tool,
                       [missing, '--work-dir', tmp_path / 'w', '--device',
                        'cpu'], capsys)
-    assert 'config file not found' in text and str(missing) in text
+    assert f'config file {missing} does not exist' in text
+    text = _cli_error(fast_train_tool,
+                      [tmp_path, '--work-dir', tmp_path / 'w', '--device',
+                       'cpu'], capsys)
+    assert f'config file {tmp_path} is a folder, not a file' in text
 
 
 def test_fast_train_bad_seeds(fast_train_tool, tiny_cfg, tmp_path, capsys):
@@ -1604,7 +1608,7 @@ def test_fast_train_refuses_before_writing(fast_train_tool, tiny_cfg,
                        '--resume', '--cfg-options', 'train_cfg.max_epochs=1'],
                       capsys)
     assert text.startswith(f'ERROR: --resume: {work}/epoch_1.pth is at '
-                           'epoch 1 and tiny_fast_seed0 trains 1 epochs: '
+                           'epoch 1 and tiny_fast_seed0 trains 1 epoch: '
                            'nothing is left to train')
     after = {p: p.read_bytes() for p in work.rglob('*') if p.is_file()}
     assert after == before  # no new log folder; config and json kept

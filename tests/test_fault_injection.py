@@ -125,7 +125,8 @@ FAULTS = [
      'the pooled metrics equal a single-process evaluation',
      'test_distributed_eval.py::test_distributed_test_equals_single_process'),
     ('reparameterize.py with a missing checkpoint or an existing output',
-     '`ERROR: checkpoint <path> not found` (or `... pass --overwrite ...`), '
+     '`ERROR: checkpoint <path> does not exist` (or `... pass --overwrite '
+     '...`), '
      'exit 2',
      'nothing is written; an existing output is kept',
      'test_user_error_exits.py::'

@@ -2365,3 +2365,18 @@ def test_a_pattern_through_a_folder_with_brackets_is_refused(checkpoint,
     assert run_tool(argv[:2] + [f'{tmp_path}/Patient [[]2]/*.jpg']
                     + argv[2:]) == 0
     assert os.listdir(out / 'masks') == ['a.png']
+
+
+def test_a_folder_for_the_checkpoint_is_named_one(tmp_path, capsys):
+    """A folder given as the checkpoint was refused as ``checkpoint DIR
+    not found``: it is there, only not a file."""
+    photo, out = tmp_path / 'a.png', tmp_path / 'out'
+    cv2.imwrite(str(photo), lesion_image(20, 30))
+    folder = tmp_path / 'weights'
+    folder.mkdir()
+    code = run_tool([CONFIG, str(folder), str(photo), '--out-dir', str(out),
+                     '--no-progress'])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f'ERROR: checkpoint {folder} is a folder, not a file\n')
+    assert not out.exists()

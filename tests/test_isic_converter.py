@@ -1885,6 +1885,21 @@ def test_a_train_ratio_of_0_or_1_is_refused_before_reading(tmp_path, ratio):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.parametrize('option,value,message', [
+    ('--workers', '0', '--workers must be at least 1, got 0'),
+    ('--train-ratio', '1.5', '--train-ratio must lie in (0, 1), got 1.5'),
+    ('--train-ratio', 'nan', '--train-ratio must lie in (0, 1), got nan')])
+def test_the_command_line_names_the_option_it_refuses(tmp_path, option,
+                                                      value, message):
+    """``--workers 0`` was refused as ``workers must be at least 1`` (and
+    ``--train-ratio 1.5`` as ``train ratio ...``), the converter's
+    argument names, and only once SRC was found to hold a download."""
+    result = run_converter(tmp_path / 'src', tmp_path / 'out', option, value)
+    assert result.returncode == 2
+    assert result.stderr == f'ERROR: {message}\n'
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize('meta', [
     '{"converter": "tools/other_tool.py"}', '{"year": 2017}', 'not json'])
 def test_overwrite_refuses_a_folder_with_a_meta_json_of_another_tool(

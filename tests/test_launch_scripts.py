@@ -248,6 +248,8 @@ def test_run_demo_sh_runs_the_package_of_its_checkout(tmp_path):
 # python: imports pass, `-m pip install` is logged and fails while
 # FAKE_PIP_FAILS is set; `-m venv` makes the venv's python, then (while
 # FAKE_VENV_FAILS is set) fails before its pip is there, as without ensurepip.
+# `pip install --dry-run` (not logged) finds a package in pip's own sources
+# only while FAKE_PIP_HOLDS is set.
 FAKE_VENV_PYTHON = r'''#!/usr/bin/env bash
 case "$1" in
   --version) echo 'Python 3.11 (stand-in)' ;;
@@ -262,6 +264,9 @@ case "$1" in
     elif [ "$2" = pip ]; then
       [ -f "$(dirname "$0")/../pip" ] || {
         echo "$0: No module named pip" >&2; exit 1; }
+      case " $* " in *' --dry-run '*)
+        [ -n "${FAKE_PIP_HOLDS:-}" ]; exit ;;
+      esac
       if [ "$3" = install ]; then
         echo "$*" >> "$FAKE_PIP_LOG"
         sleep "${FAKE_PIP_SLEEP:-0}"
@@ -348,6 +353,27 @@ def test_setup_env_sh_reads_its_early_pins_from_the_requirements(tmp_path):
     assert refused.returncode == 1
     assert refused.stderr.startswith(
         'ERROR: requirements/runtime.txt pins no numpy'), refused.stderr
+
+
+def test_setup_env_sh_installs_the_cpu_build_of_torch(tmp_path):
+    """``torch==2.13.0`` was installed from PyPI, whose Linux wheel is the
+    CUDA build (GBs of nvidia-* packages), under a step named ``torch
+    2.13.0 (CPU)``. Now the CPU build is asked for, from PyTorch's CPU
+    index unless pip's own sources (a local wheel store) hold it."""
+    copy, env = setup_env_copy(tmp_path)
+    log = tmp_path / 'pip.log'
+    for holds, index in (('', ' --extra-index-url https://download.pytorch'
+                          '.org/whl/cpu'), ('1', '')):
+        shutil.rmtree(copy / '.venv', ignore_errors=True)
+        log.unlink(missing_ok=True)
+        done = subprocess.run(
+            ['bash', str(copy / 'tools' / 'setup_env.sh')], cwd=tmp_path,
+            env=dict(env, FAKE_PIP_HOLDS=holds), capture_output=True,
+            text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert log.read_text().splitlines()[0] == (
+            '-m pip install -q torch==2.13.0+cpu setuptools>=77,<81 wheel '
+            f'numpy==1.26.4{index} --disable-pip-version-check')
 
 
 def test_setup_env_sh_stops_at_a_failed_venv_and_makes_it_again(tmp_path):

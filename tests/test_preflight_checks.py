@@ -310,6 +310,29 @@ def test_each_evaluation_loader_is_checked_for_dropped_images():
     check_evaluation_loaders(cfg, ('val_dataloader', ))
 
 
+@pytest.mark.parametrize('batch_size', [0, -2, 2.5, True, '4'])
+def test_a_batch_size_below_one_or_not_whole_is_refused(batch_size):
+    """``--cfg-options test_dataloader.batch_size=0`` (or below 0) ended
+    in torch's ``ValueError`` traceback once the model and checkpoint were
+    loaded (tools/test.py, the BatchNorm recalibration, the threshold
+    sweep, the error-by-position analysis). Now refused by name; an unset
+    batch size (mmengine's 1) passes."""
+    from mmseg_dsnet.engine.preflight import (check_batch_sizes,
+                                              check_evaluation_loaders)
+    from mmseg_dsnet.utils.errors import UserError
+    loaders = ('val_dataloader', 'test_dataloader')
+    cfg = dict(val_dataloader=dict(batch_size=1), test_dataloader=dict())
+    check_batch_sizes(cfg, loaders)
+    cfg['test_dataloader']['batch_size'] = batch_size
+    message = (f'^c.py: test_dataloader.batch_size={batch_size!r} must be a '
+               'whole number of at least 1: the images of a step')
+    with pytest.raises(UserError, match=message):
+        check_batch_sizes(cfg, loaders, 'c.py')
+    with pytest.raises(UserError, match=message[len('^c.py: '):]):
+        check_evaluation_loaders(cfg, loaders)
+    check_batch_sizes(cfg, ('val_dataloader', ))
+
+
 def test_a_run_record_takes_the_figures_of_one_lesion_metric():
     """The figures a run record keeps: one LesionMetric (a dict or a list,
     other metrics beside it), or an unprefixed one beside prefixed ones;

@@ -341,7 +341,7 @@ def test_check_names_a_row_a_table_or_a_line_left_out_of_a_page():
         '| EGE-UNet |')]
     assert blocks.check_readme(''.join(lines[:ege] + lines[ege + 1:]),
                                board) == [
-        'table 1: 1 rows in the file, 2 in the leaderboard']
+        'table 1: 1 row in the file, 2 in the leaderboard']
     # A line of text edited (the table's cells as they were).
     assert blocks.check_readme(page.replace('650 test images',
                                             '600 test images'), board) == [
@@ -371,7 +371,7 @@ def test_check_names_a_row_a_table_or_a_line_left_out_of_a_page():
     assert lines[heading + 2].startswith('| Variant |')
     kept = lines[:heading + 2] + lines[heading + 9:]
     assert blocks.check_model_card(''.join(kept), board) == [
-        '1 tables in the file, 2 expected']
+        '1 table in the file, 2 expected']
 
 
 def test_a_row_quoted_with_pytorch_latency_says_so():

@@ -265,12 +265,15 @@ def test_an_out_under_a_file_and_bad_counts_are_named(tmp_path):
      'validation set, and without pairs in it the converted set has an '
      'empty official_val split'),
     (('--num-train', '1', '--num-val', '1'),
-     '2 train+val pair(s) (--num-train 1 and --num-val 1): the converter '
+     '2 train+val pairs (--num-train 1 and --num-val 1): the converter '
      'needs at least 3 for its lightweight split (2 to train, 1 to test)'),
     (('--year', '2016', '--num-val', '1'),
      '--num-val 1: ISIC 2016 has no validation set; leave out --num-val'),
     (('--year', '2016', '--num-train', '2'),
-     '2 train+val pair(s) (--num-train 2): the converter needs at least 3 '
+     '2 train+val pairs (--num-train 2): the converter needs at least 3 '
+     'for its lightweight split (2 to train, 1 to test)'),
+    (('--year', '2016', '--num-train', '1'),
+     '1 train+val pair (--num-train 1): the converter needs at least 3 '
      'for its lightweight split (2 to train, 1 to test)'),
 ])
 def test_counts_that_make_no_usable_set_are_refused(tmp_path, args,

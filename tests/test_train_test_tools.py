@@ -655,7 +655,8 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
     with pytest.raises(UserError, match='CUDA graphs need a CUDA device'):
         profile.main([config, '--device', 'cpu', '--variants', 'eager',
                       'graph+bf16'])
-    with pytest.raises(UserError, match='unknown part'):
+    with pytest.raises(UserError, match='eager[+]chanels_last: 1 unknown '
+                       'part chanels_last; known: '):
         profile.main([config, '--device', 'cpu', '--variants',
                       'eager+chanels_last'])
     with pytest.raises(UserError, match='a form is given twice'):
@@ -849,7 +850,7 @@ def test_benchmark_refuses_more_threads_than_cpus_it_may_use(
                      '2'], capsys)
     assert code == 2
     assert stderr == (
-        "ERROR: --threads 2: this process may run on 1 CPU(s) (its CPU "
+        "ERROR: --threads 2: this process may run on 1 CPU (its CPU "
         "affinity: taskset, a container's cpuset), so 2 threads would take "
         'turns on them and the figures would be of that, not of 2 threads; '
         'give counts up to 1\n')
@@ -1390,7 +1391,7 @@ def test_profile_train_step_reports_a_step_that_fails(capsys):
     from mmseg_dsnet.engine.cli_errors import UserError
     profile = load_tool('analysis_tools/profile_train_step.py')
     config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
-    with pytest.raises(UserError, match='^1 of 1 form\\(s\\) could not be '
+    with pytest.raises(UserError, match='^1 of 1 form could not be '
                        'timed: eager; the eager step could not be profiled'):
         profile.main([config, '--device', 'cpu', '--shape', '32', '32',
                       '--batch-size', '1', '--steps', '1', '--variants',
@@ -1861,9 +1862,11 @@ def test_profile_train_step_prints_what_it_timed(capsys):
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x32x48 (random uint8 '
                              'images and masks; --shape: the config trains '
-                             'at 256x256), 1 timed step(s) after 3 '
+                             'at 256x256), 1 timed step after 3 '
                              'untimed; device cpu ('), header
-    assert f'{torch.get_num_threads()} CPU thread(s)' in header
+    from mmseg_dsnet.utils.messages import counted
+    assert f'{counted(torch.get_num_threads(), "CPU thread")}; torch' in \
+        header
 
 
 def test_profile_train_step_needs_a_shape_without_a_train_resize(
@@ -1957,7 +1960,7 @@ def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
     header = next(line for line in capsys.readouterr().out.splitlines()
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x128x128 (random uint8 '
-                             'images and masks), 1 timed step(s)'), header
+                             'images and masks), 1 timed step after'), header
 
 
 def test_profile_train_step_refuses_a_form_both_eager_and_graph():

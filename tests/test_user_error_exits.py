@@ -70,7 +70,7 @@ def test_reparameterize_user_error_is_one_error_line(tmp_path, capsys):
     code, err = run_cli(tool.main, [DSNET, missing, tmp_path / 'd.pth'],
                         capsys)
     assert code == 2, err
-    assert err == f'ERROR: checkpoint {missing} not found\n'
+    assert err == f'ERROR: checkpoint {missing} does not exist\n'
     assert sorted(os.listdir(tmp_path)) == []
     # An existing output without --overwrite: named, kept.
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')

@@ -43,6 +43,7 @@ from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 write_design_record)
 from mmseg_dsnet.leaderboard.design import DESIGN_DIR
 from mmseg_dsnet.leaderboard.records import load_json, write_json
+from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.paths import REPO_ROOT
 
 
@@ -54,7 +55,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--src', default=None,
                         help='the real ISIC 2017 set (official layout); '
-                        f'default: {osp.normpath(DEFAULT_SRC)}, skipped '
+                        f'default: {DEFAULT_SRC}, skipped '
                         'when absent')
     parser.add_argument('--data-root', default=None,
                         help='the converted set (made from --src when it '
@@ -70,18 +71,22 @@ def parse_args(argv=None):
                         help="'test': train on lightweight_train, evaluate "
                         "on lightweight_test; 'design': train on "
                         'lightweight_design_train, evaluate on '
-                        'lightweight_design_val (for choosing designs)')
+                        'lightweight_design_val (for choosing designs); '
+                        "default: 'test'")
     parser.add_argument('--record-dir', default=None,
                         help='where --split design writes one record per '
                         f'run (default: {osp.relpath(DESIGN_DIR, REPO_ROOT)})')
     parser.add_argument('--epochs', type=int, default=2,
                         help='training epochs of each run (default: 2)')
     parser.add_argument('--train-images', type=int, default=None,
-                        help='train on the first N images of the split')
+                        help='train on the first N images of the split '
+                        '(default: all)')
     parser.add_argument('--test-images', type=int, default=None,
-                        help='evaluate on the first N test images')
+                        help='evaluate on the first N test images '
+                        '(default: all)')
     parser.add_argument('--lr', type=float, default=None,
-                        help='override the learning rate')
+                        help="override the learning rate (default: the "
+                        "config's)")
     parser.add_argument('--crop-size', type=int, default=None,
                         help='train and predict at this square size instead '
                         "of the config's own (256 for the shipped configs; "
@@ -246,7 +251,7 @@ def main(argv=None):
             f'{s}px ({name})' for name, s in sizes.items())
     print(f'\nShort schedule on {describe_data(args.data_root)} '
           f'({run_device()}), evaluated on the '
-          f'{evaluated_on}, {args.epochs} epoch(s), input '
+          f'{evaluated_on}, {counted(args.epochs, "epoch")}, input '
           f'{size_text}, seed {args.seed}:')
     print(results_table(results))
     print(f'Written to {out}' + (

@@ -53,7 +53,8 @@ def parse_args(argv=None):
         help='where the run writes; a folder of its own under '
         'work_dirs/demo/ by default, named by the time it starts')
     parser.add_argument('--epochs', type=int, default=None,
-                        help='override the number of training epochs')
+                        help='override the number of training epochs '
+                        "(default: the config's)")
     parser.add_argument(
         '--seed',
         type=int,
@@ -328,9 +329,9 @@ def main(argv=None):
     if not split:
         raise UserError(
             f'config file {args.config}: the demo scores and draws one '
-            f'split file, but the test loader reads {len(tested)} data '
-            'set(s)' + (' and names no ann_file' if len(tested) == 1
-                        else ''))
+            f'split file, but the test loader reads '
+            f'{counted(len(tested), "data set")}'
+            + (' and names no ann_file' if len(tested) == 1 else ''))
     # Before the work dir is made: a config of real data is refused, not
     # trained on as 'synthetic' (its data root would be marked so).
     check_synthetic_target(synthetic_root)
@@ -360,7 +361,7 @@ def main(argv=None):
     cfg.work_dir = args.work_dir
     name = model_name(cfg)
     print(f'[2/4] Training {name} on {training_device()} for '
-          f'{cfg.train_cfg.max_epochs} epochs ...', flush=True)
+          f'{counted(cfg.train_cfg.max_epochs, "epoch")} ...', flush=True)
     # The config's runner (runner_type), as its final test's, with a log
     # folder of its own, also beside a run started in the same second.
     runner = build_runner(cfg)

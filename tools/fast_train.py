@@ -35,9 +35,11 @@ from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           apply_cfg_options,
                                           check_images_scored_once,
+                                          check_input_file,
                                           validates_on_images_of)
 from mmseg_dsnet.datasets.split_files import leaf_datasets, split_file
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
+from mmseg_dsnet.utils.messages import counted
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 
@@ -64,7 +66,9 @@ def parse_args(argv=None):
                         action='store_true', default=None,
                         help='feed channels-last inputs (default on CUDA)')
     parser.add_argument('--no-channels-last', dest='channels_last',
-                        action='store_false')
+                        action='store_false',
+                        help='feed contiguous (NCHW) inputs (default on the '
+                        'CPU)')
     parser.add_argument('--amp', action='store_true',
                         help='bfloat16 autocast (did not help DSNet)')
     parser.add_argument('--compile', action='store_true',
@@ -72,7 +76,8 @@ def parse_args(argv=None):
     parser.add_argument('--no-fused-optimizer', action='store_true',
                         help="use torch's foreach Adam(W) instead of fused")
     parser.add_argument('--warmup-iters', type=int, default=3,
-                        help='eager steps before the graph is captured')
+                        help='eager steps before the graph is captured '
+                        '(default: 3)')
     parser.add_argument('--time-limit', type=float,
                         help='seconds the loop may take: runs are stopped '
                         'from the last one while the projection is above')
@@ -85,7 +90,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', action='store_true',
                         help='continue every run from the last checkpoint '
                         'of its work dir')
-    parser.add_argument('--workers', type=int, help='image-decoding threads')
+    parser.add_argument('--workers', type=int,
+                        help='image-decoding threads (default: the CPU '
+                        'count, at most 16)')
     parser.add_argument('--test', action='store_true',
                         help='run tools/test.py on every finished run')
     parser.add_argument(
@@ -103,8 +110,7 @@ def parse_run(text, default_seed):
     and dumped as seed 0, exit 0.
     """
     path, at, seeds = text.partition('@')
-    if not osp.isfile(path):
-        raise FastTrainingError(f'config file not found: {path}')
+    check_input_file(path, 'config file')
     try:
         seed_list = [int(s) for s in seeds.split(',')] if at else \
             [default_seed]
@@ -253,7 +259,8 @@ def main(argv=None):
     summaries = trainer.train()
     for summary in summaries:
         state = 'done' if summary['completed'] else summary['stopped']
-        print(f'[fast_train] {summary["name"]}: {summary["epochs"]} epochs, '
+        print(f'[fast_train] {summary["name"]}: '
+              f'{counted(summary["epochs"], "epoch")}, '
               f'{summary["img_per_s"]} img/s, {state}', flush=True)
     failed = {}
     if args.test:

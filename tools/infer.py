@@ -144,7 +144,7 @@ def parse_args(argv=None):
                         help='also search sub-folders of given folders')
     parser.add_argument('--device', default='cpu',
                         help='torch device of the pytorch backend '
-                        '(onnxruntime runs on the CPU)')
+                        "(onnxruntime runs on the CPU; default: 'cpu')")
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads of either backend (default: all '
                         'cores)')
@@ -348,10 +348,14 @@ def run(args, hold):
         args.checkpoint = resolve_checkpoint(args.checkpoint)
     except CheckpointDownloadError as err:
         return fail(err)
+    from mmseg_dsnet.engine.preflight import check_input_file
     for path, what in ((args.model, 'model'),
                        (args.checkpoint, 'checkpoint')):
-        if path and not osp.isfile(path):
-            return fail(f'{what} {path} not found')
+        try:
+            if path:
+                check_input_file(path, what)
+        except FileNotFoundError as err:
+            return fail(err)
     try:
         from mmseg_dsnet.compat import (CorruptCheckpointError,
                                         UnsafeCheckpointError)

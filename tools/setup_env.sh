@@ -112,10 +112,19 @@ rm -f "$VENV"/.mmseg-dsnet-*
 case "$VENV" in /*) venv_bin="$VENV/bin" ;; *) venv_bin="$PWD/$VENV/bin" ;; esac
 export PATH="$venv_bin:$PATH"
 
-# torch 2.13.0 CPU: from the local wheel store here; on other machines pip
-# fetches it. setuptools < 81 keeps pkg_resources, which mmcv's build needs.
+# torch 2.13.0's CPU build (2.13.0+cpu): PyPI's Linux torch is the CUDA
+# build, which pulls GBs of nvidia-* packages. It comes from PyTorch's CPU
+# index (TORCH_CPU_INDEX) unless pip's own sources already hold it (a local
+# wheel store), where that index is not asked at all. setuptools < 81 keeps
+# pkg_resources, which mmcv's build needs.
+TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
+torch_index=()
+pip install -q --dry-run --no-index --no-deps --ignore-installed \
+  "$TORCH_PIN+cpu" >/dev/null 2>&1 ||
+  torch_index=(--extra-index-url "$TORCH_CPU_INDEX")
 step "torch 2.13.0 (CPU), numpy, build tools" \
-  pip install -q "$TORCH_PIN" "$SETUPTOOLS_PIN" wheel "$NUMPY_PIN"
+  pip install -q "$TORCH_PIN+cpu" "$SETUPTOOLS_PIN" wheel "$NUMPY_PIN" \
+  ${torch_index[@]+"${torch_index[@]}"}
 step "opencv-python, mmengine" \
   pip install -q "$OPENCV_PIN" "$MMENGINE_PIN"
 step "ninja (parallel compilation of mmcv's ops)" \
@@ -126,7 +135,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   if pip cache list 'mmcv-2.1.0*' 2>/dev/null | grep -q 'mmcv-2.1.0'; then
     what="mmcv 2.1.0 with ops, from pip's wheel cache"
   elif command -v ninja >/dev/null; then
-    what="mmcv 2.1.0 with ops, compiling with ninja $(ninja --version) on $(nproc) cores (about 16 min on 2)"
+    what="mmcv 2.1.0 with ops, compiling with ninja $(ninja --version) on $(nproc) cores (about 14 min on 2)"
   else
     what="mmcv 2.1.0 with ops, compiling one file at a time (ninja missing)"
   fi

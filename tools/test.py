@@ -17,7 +17,8 @@ import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.analysis.threshold_sweep import \
     check_not_tested_on_training_images
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline
-from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
+from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data, names_data,
+                                                     synthetic_figures_note)
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds,
                                 check_evaluation_loaders, check_launched,
@@ -79,7 +80,10 @@ def parse_args(argv=None):
         'all); a test that would paint none is refused, and the test says '
         'how many it painted')
     parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each painting is shown with --show (default: 2)')
     parser.add_argument(
         '--metrics-out',
         help='JSON file for the metrics (default: <work_dir>/test_metrics.json;'
@@ -286,12 +290,14 @@ def test(args, cfg, out):
             report_paintings(painted, len(dataset), args.show_dir)
     if runner.rank == 0:
         replaced = previous_metrics_source(out)
-        write_json(
-            metrics_record(args.config, args.checkpoint, metrics,
-                           cfg.test_dataloader.dataset,
-                           len(runner.test_dataloader.dataset),
-                           test_time_augmentation=args.tta,
-                           cfg_options=args.cfg_options), out)
+        record = metrics_record(args.config, args.checkpoint, metrics,
+                                cfg.test_dataloader.dataset,
+                                len(runner.test_dataloader.dataset),
+                                test_time_augmentation=args.tta,
+                                cfg_options=args.cfg_options)
+        write_json(record, out)
+        if record['synthetic']:
+            print(synthetic_figures_note(record['data_root']))
         note = f' (replacing {replaced})' if replaced else ''
         print(f'Metrics written to {out}{note}')
     finish_distributed(runner)

@@ -20,6 +20,7 @@ from ..models.utils import reparameterization_changes, reparameterize_model
 from ..progress import progress_bar
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
+from ..utils.messages import counted
 
 
 def _sync(device):
@@ -138,7 +139,8 @@ def check_cpu_threads(counts, option='--threads'):
     if most > usable:
         raise UserError(
             f'{option} {" ".join(map(str, counts))}: this process may run on '
-            f'{usable} CPU(s) (its CPU affinity: taskset, a container\'s '
+            f'{counted(usable, "CPU")} (its CPU affinity: taskset, a '
+            'container\'s '
             f'cpuset), so {most} threads would take turns on them and the '
             f'figures would be of that, not of {most} threads; give counts '
             f'up to {usable}')

@@ -278,6 +278,24 @@ def _check_synthetic_set(out_root, layout_year, seed, counts):
 JOINED_PATHS = ' + '
 
 
+def synthetic_figures_note(data_root):
+    """The line printed under figures computed on a synthetic set: its
+    table names no data, and figures on drawn blobs read as a lesion
+    result unless it is said.
+
+    Args:
+        data_root (str): The synthetic set's folder (or folders, as
+            :func:`data_provenance` joins them).
+
+    Returns:
+        str: E.g. ``'NOTE: these figures are of the synthetic stand-in set
+        data/synthetic_isic2018, not of ISIC data: ...'``.
+    """
+    return (f'NOTE: these figures are of the synthetic stand-in set '
+            f'{data_root}, not of ISIC data: they show that the pipeline '
+            'runs, not how well the model segments lesions')
+
+
 def data_provenance(dataset_cfg, images):
     """What a metric was computed on, for metrics files and run records.
 

@@ -16,7 +16,8 @@ from mmseg.registry import MODELS
 from ..compat import checkpoint_meta, resolve_checkpoint
 from ..engine.checkpoint_match import load_checkpoint_strictly
 from ..engine.cli_errors import UserError
-from ..engine.preflight import build_scope, check_output_file, load_config
+from ..engine.preflight import (build_scope, check_input_file,
+                                check_output_file, load_config)
 from ..models.utils import reparameterize_model
 from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
                             refuse_folder,
@@ -150,9 +151,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     out_cfg = osp.splitext(out)[0] + '.py'
     # A URL stands for the file it names (downloaded once, cached).
     checkpoint = resolve_checkpoint(checkpoint)
-    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise UserError(f'{what} {path} not found')
+    check_input_file(config, 'config file')
+    check_input_file(checkpoint, 'checkpoint')
     # OUT named like the config (``x.py``), the checkpoint itself, or an
     # OUT.py that is the training config: one write would replace the
     # other file, even with ``overwrite``.

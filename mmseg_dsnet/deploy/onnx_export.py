@@ -618,7 +618,8 @@ def _export_and_check_at(config, checkpoint, out_file, temp, opset, shape,
     fold = (f're-parameterised vs trained '
             f'{parity["max_abs_diff_reparameterized_vs_trained"]:.2e}; '
             if folded else '')
-    log(f'Parity (onnxruntime vs PyTorch {reference}, {len(cases)} batches '
+    log(f'Parity (onnxruntime vs PyTorch {reference}, '
+        f'{counted(len(cases), "batch", "batches")} '
         f'at {", ".join(sizes)}, '
         f'{counted(parity["real_images"], "real image")}): max '
         f'|logit diff| '

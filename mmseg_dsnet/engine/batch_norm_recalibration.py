@@ -323,8 +323,8 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from .checkpoint_match import (load_checkpoint_strictly,
                                    non_finite_tensors)
     from .preflight import (apply_cfg_options, build_scope,
-                            check_input_file, check_new_output_file,
-                            load_config)
+                            check_batch_sizes, check_input_file,
+                            check_new_output_file, load_config)
 
     check_input_file(checkpoint, 'checkpoint')
     refuse_same_file((('the config', config), ('the checkpoint', checkpoint),
@@ -341,6 +341,7 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     # into the loaders when the config is read) would change nothing, and
     # the statistics would come from the config's own images.
     cfg = apply_cfg_options(load_config(config), cfg_options)
+    check_batch_sizes(cfg, ('train_dataloader', ), config)
     # The pass runs the config's training pipeline: at another input size
     # than the weights were trained at, it would write the statistics of
     # images the network never saw beside weights that look unchanged.

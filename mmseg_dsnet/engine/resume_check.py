@@ -19,7 +19,7 @@ import re
 from mmseg_dsnet.utils.config_diff import (NOT_SET, config_differences,
                                            value_at)
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
 
 #: The parts of a config that decide what a training run does.
 RESUMED_PARTS = ('model', 'train_dataloader', 'optim_wrapper',
@@ -377,12 +377,12 @@ def check_resume_checkpoint(cfg, filename):
     if isinstance(trained_by, int) and trained_by != world_size:
         # mmengine compares only a gpu_ids key that these configs lack.
         raise ResumeMismatchError(
-            f'--resume: {filename} was trained by {trained_by} '
-            f'process{"" if trained_by == 1 else "es"} and this run has '
+            f'--resume: {filename} was trained by '
+            f'{counted(trained_by, "process", "processes")} and this run has '
             f'{world_size}: with train_dataloader.batch_size images per '
             'process and step, the resumed epochs would train with another '
             'batch size and number of steps than the run did; resume with '
-            f'{trained_by} process{"" if trained_by == 1 else "es"} '
+            f'{counted(trained_by, "process", "processes")} '
             '(tools/dist_train.sh CONFIG N, or tools/train.py for one)')
     train_cfg = cfg.get('train_cfg') or {}
     for unit, key in (('epoch', 'max_epochs'), ('iter', 'max_iters')):
@@ -390,8 +390,7 @@ def check_resume_checkpoint(cfg, filename):
         if isinstance(done, int) and isinstance(total, int) and \
                 done >= total:
             raise ResumeMismatchError(
-                f'--resume: {filename} has trained {done} {unit}'
-                f'{"" if done == 1 else "s"} and '
+                f'--resume: {filename} has trained {counted(done, unit)} and '
                 f'{config} trains {total} (train_cfg.{key}): nothing is '
                 f'left to train; raise train_cfg.{key} to train on, or '
                 'train anew in another --work-dir')

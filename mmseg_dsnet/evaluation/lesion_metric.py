@@ -552,7 +552,6 @@ class LesionMetric(BaseMetric):
         if not num_images:
             return ('LesionMetric: no image was evaluated, so every figure '
                     'would read 100 %; nothing is reported')
-        plural = '' if num_images == 1 else 's'
         if at_original:
             why = ('the ground truth holds only ignore_index '
                    f'({self.ignore_index})')
@@ -565,7 +564,8 @@ class LesionMetric(BaseMetric):
         fix = ('evaluate masks that hold lesion and background labels'
                if at_original else 'give a larger low_res_size')
         return (f'LesionMetric: no pixel was counted {where} over '
-                f'{num_images} image{plural}: {why}, so every figure would '
+                f'{counted(num_images, "image")}: {why}, so every figure '
+                'would '
                 f'read 100 %; nothing is reported. To score, {fix}')
 
     @staticmethod

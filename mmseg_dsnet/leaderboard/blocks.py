@@ -16,6 +16,7 @@ table per schedule it reports, the ablations (whatever seeds exist, with
 the difference to DSNet's mean) and DSNet's latency per deployment form.
 """
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import counted
 
 from .table import (_distinct, _giga, _mega, _num, _percent_stat,
                     markdown_table)
@@ -439,11 +440,12 @@ def check_block(text, expected, markers=README_MARKERS):
     problems = []
     got_tables, want_tables = _tables(found), _tables(expected)
     if len(got_tables) != len(want_tables):
-        problems.append(f'{len(got_tables)} tables in the file, '
+        problems.append(f'{counted(len(got_tables), "table")} in the file, '
                         f'{len(want_tables)} expected')
     for t, (got, want) in enumerate(zip(got_tables, want_tables)):
         if len(got) != len(want):
-            problems.append(f'table {t + 1}: {len(got) - 1} rows in the '
+            problems.append(f'table {t + 1}: '
+                            f'{counted(len(got) - 1, "row")} in the '
                             f'file, {len(want) - 1} in the leaderboard')
         for i, (g_row, w_row) in enumerate(zip(got, want)):
             header = want[0]
@@ -469,7 +471,8 @@ def check_block(text, expected, markers=README_MARKERS):
             problems.append(f'text differs: the file has {got!r}, the '
                             f'leaderboard {want!r}')
     if len(text_lines[0]) != len(text_lines[1]):
-        problems.append(f'{len(text_lines[0])} lines of text in the file, '
+        problems.append(f'{counted(len(text_lines[0]), "line")} of text in '
+                        'the file, '
                         f'{len(text_lines[1])} expected')
     return problems
 

@@ -604,8 +604,9 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     model = label or model_name(config)
     gpu = not rec['device'].startswith('CPU')
     if schedule is None:
-        schedule = (f'{rec["epochs"]} epochs, {rec["train_images"]} train '
-                    f'images, batch {rec["batch_size"]}')
+        schedule = (f'{counted(rec["epochs"], "epoch")}, '
+                    f'{counted(rec["train_images"], "train image")}, '
+                    f'batch {rec["batch_size"]}')
         if rec['batch_norm_recalibration']:
             # Another model than the training's: a row of its own.
             schedule += ', BatchNorm statistics recomputed'
@@ -975,7 +976,8 @@ def check_final_test_result(rec, cfg, work_dir):
         # figures.
         raise UserError(
             f'{work_dir}: the test metrics are of {rec["checkpoint"]} but '
-            f'the run trained {rec["epochs"]} epochs; test its final '
+            f'the run trained {counted(rec["epochs"], "epoch")}; test its '
+            'final '
             f'checkpoint (epoch_{rec["epochs"]}.pth), then collect')
     evaluated_files = _recorded_paths(
         rec['evaluated_data'].get('split_file'))

@@ -519,7 +519,8 @@ def _no_runs_message(records, name, device):
     near += [k for k in difflib.get_close_matches(name, known, n=3)
              if k not in near][:3 - len(near)]
     return (f'no design runs of {name} on {device}: none of the '
-            f'{len(records)} records given is of that name (a record\'s name '
+            f'{counted(len(records), "record")} given is of that name (a '
+            'record\'s name '
             'is its config\'s stem' + (f'; nearest: {", ".join(near)}'
                                        if near else '') + ')')
 
@@ -654,7 +655,7 @@ def paired_spread_table(paths, pairs, device='cpu', seed_counts=(4, 8, 16),
     pooled = (weighted / freedom)**0.5
     lines += ['', 'Pooled std of the per-seed '
               f'{figure_label(metric)}differences: {pooled:.2f} '
-              f'({freedom} degrees of freedom).', '',
+              f'({counted(freedom, "degree")} of freedom).', '',
               '| seeds | difference the rule needs |', '|---|---|']
     lines += [f'| {n} | {max(min_gain, se_factor * pooled / n**0.5):.2f} |'
               for n in seed_counts]
@@ -864,12 +865,15 @@ def rule_table(values, reference, candidates, columns, min_gain=0.3,
 def _still_passing_line(name, diffs, planned, min_gain, se_factor):
     """One sentence: can ``name`` still pass with ``planned`` seeds?"""
     missing = planned - len(diffs)
+    # One missing difference is a value, not an average of several.
+    one = missing == 1
+    differences = counted(missing, 'missing difference')
     averages = still_passing_averages(diffs, planned, min_gain, se_factor)
     if averages is None:
         low, high, step = STILL_PASSING_SCAN
-        return (f'{name} cannot pass with {planned} seeds: no average of the '
-                f'{missing} missing difference(s) from {low:g} to {high:g} '
-                f'(steps of {step:g}) passes.')
+        return (f'{name} cannot pass with {planned} seeds: no '
+                f'{"value" if one else "average"} of the {differences} '
+                f'from {low:g} to {high:g} (steps of {step:g}) passes.')
     first, last = averages
     if last > STILL_PASSING_SCAN[1] - STILL_PASSING_SCAN[2] / 2:
         # Passing up to the end of the scan: no upper bound was found.
@@ -877,4 +881,4 @@ def _still_passing_line(name, diffs, planned, min_gain, se_factor):
     else:
         needed = f'{first:+.2f} to {last:+.2f}'
     return (f'{name} can still pass with {planned} seeds only if the '
-            f'{missing} missing difference(s) average {needed}.')
+            f'{differences} {"is" if one else "average"} {needed}.')

@@ -17,7 +17,8 @@ from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.percent import percent_text, round_percent
 
 #: Where the real ISIC 2017 set (official layout) is looked for by default.
-DEFAULT_SRC = osp.join(REPO_ROOT, '..', 'shared', 'data', 'isic2017_256x192')
+DEFAULT_SRC = osp.normpath(
+    osp.join(REPO_ROOT, '..', 'shared', 'data', 'isic2017_256x192'))
 CONFIGS = dict(
     dsnet='configs/dsnet/dsnet_isic2017.py',
     dsnet_v1='configs/dsnet/dsnet-v1_isic2017.py',

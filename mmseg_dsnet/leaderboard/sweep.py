@@ -174,7 +174,8 @@ def check_cpu_share(parallel: int, threads: int,
         raise UserError(
             f'--parallel {parallel} x --threads {threads} = '
             f'{parallel * threads} CPU threads, and this process may run on '
-            f'{usable} CPU(s) (its CPU affinity: taskset, a container\'s '
+            f'{counted(usable, "CPU")} (its CPU affinity: taskset, a '
+            'container\'s '
             'cpuset): the runs would take turns on them, and their records\' '
             'train times would be of that contention; give --parallel x '
             f'--threads up to {usable}')

@@ -31,6 +31,7 @@ from mmseg_dsnet.utils.cli import (check_at_least, check_warmup,
                                    device_option, input_shape,
                                    other_shape_note)
 from mmseg_dsnet.utils.fileio import json_text
+from mmseg_dsnet.utils.messages import counted
 
 
 def parse_args(argv=None):
@@ -40,19 +41,22 @@ def parse_args(argv=None):
     parser.add_argument(
         'checkpoint', nargs='?', default=None,
         help='checkpoint (optional: timing does not depend on the weights)')
-    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 ...')
+    parser.add_argument('--device', default='cpu',
+                        help="cpu, cuda, cuda:1 ... (default: 'cpu')")
     parser.add_argument('--shape', type=int, nargs='+', default=None,
                         help='input size H W (or one number; default: the '
                         'size the config runs the model at, its test '
                         'Resize)')
     parser.add_argument('--batch-size', type=int, default=16,
-                        help='batch size of the throughput measurement')
+                        help='batch size of the throughput measurement '
+                        '(default: 16)')
     parser.add_argument('--warmup', type=int, default=10,
-                        help='untimed runs before timing (at least 1)')
+                        help='untimed runs before timing (at least 1; '
+                        'default: 10)')
     parser.add_argument('--repeat', type=int, default=50,
-                        help='timed runs at batch 1')
+                        help='timed runs at batch 1 (default: 50)')
     parser.add_argument('--throughput-repeat', type=int, default=10,
-                        help='timed runs at batch N')
+                        help='timed runs at batch N (default: 10)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads of a --device cpu run '
                         '(default: torch default)')
@@ -174,7 +178,8 @@ def main(argv=None):
         print_comparison(result)
         return result
     lat, tput = result['latency_ms'], result['throughput']
-    print(f'Latency (batch 1, {lat["runs"]} runs): median {lat["median"]:.2f} '
+    print(f'Latency (batch 1, {counted(lat["runs"], "run")}): median '
+          f'{lat["median"]:.2f} '
           f'ms, p90 {lat["p90"]:.2f} ms, p99 {lat["p99"]:.2f} ms\n'
           f'Throughput (batch {tput["batch_size"]}): '
           f'{tput["img_per_s"]:.1f} img/s')

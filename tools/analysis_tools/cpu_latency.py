@@ -54,6 +54,7 @@ from mmseg_dsnet.engine.preflight import (check_input_file,
 from mmseg_dsnet.utils.cli import (check_at_least, check_positive,
                                    check_warmup)
 from mmseg_dsnet.utils.fileio import refuse_existing, refuse_same_file
+from mmseg_dsnet.utils.messages import counted
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 # The published record, which leaderboard.py quotes: in the repository
@@ -94,19 +95,24 @@ def parse_args(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file and its .md')
     parser.add_argument('--repeat', type=int, default=50,
-                        help='timed runs per case (at most)')
+                        help='timed runs per case (at most; default: '
+                        '50)')
     parser.add_argument('--max-seconds', type=float, default=4.0,
                         help='time budget of one case; slow models get '
-                        'fewer runs (at least --min-runs)')
-    parser.add_argument('--min-runs', type=int, default=5)
+                        'fewer runs (at least --min-runs; default: 4.0)')
+    parser.add_argument('--min-runs', type=int, default=5,
+                        help='timed runs per case however long they take '
+                        '(default: 5)')
     parser.add_argument('--rounds', type=int, default=5,
                         help='interleaved rounds: every case is timed in '
                         'this many turns, so drift of the machine hits all '
-                        'cases alike')
+                        'cases alike (default: 5)')
     parser.add_argument('--warmup', type=int, default=5,
                         help='untimed calls of each case at each thread '
-                        'count before its rounds (at least 1)')
-    parser.add_argument('--checkpoint', help='DSNet checkpoint (optional)')
+                        'count before its rounds (at least 1; default: '
+                        '5)')
+    parser.add_argument('--checkpoint', help='DSNet checkpoint (default: '
+                        'none, random weights)')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
                         help='thread counts, 1 among them (the targets are '
                         'at 1 thread; default: 1 and every CPU this '
@@ -115,7 +121,8 @@ def parse_args(argv=None):
                         help='leave out the torch.compile rows of DSNet '
                         '(they take about a minute to compile)')
     parser.add_argument('--skip', nargs='*', default=[],
-                        help='baseline names to leave out')
+                        help='baseline names to leave out (default: '
+                        'none)')
     parser.add_argument('--profile', action='store_true',
                         help='also profile DSNet (torch.profiler and '
                         'onnxruntime) at 1 thread and report the top ops')
@@ -540,7 +547,8 @@ def markdown(report):
                       fmt(case['achieved_gflops']),
                       fmt(case['percent_of_peak'], 1)]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    peak = ', '.join(f'{t} thread(s): {report["peak_gflops"][str(t)]:.1f}'
+    peak = ', '.join(f'{counted(t, "thread")}: '
+                     f'{report["peak_gflops"][str(t)]:.1f}'
                      for t in threads)
     lines += [
         '', f'Peak (2048x2048 fp32 matmul, 2 N^3 FLOPs): {peak} GFLOP/s. '
@@ -827,12 +835,13 @@ def measure(args, workdir):
     others_busy = [busy_cores_of_others()]
     for threads in counts:
         peak[str(threads)] = matmul_peak(threads)
-        print(f'{threads} thread(s): timing {len(cases)} cases in '
+        print(f'{counted(threads, "thread")}: timing '
+              f'{counted(len(cases), "case")} in '
               f'{args.rounds} interleaved rounds ...', file=sys.stderr)
         # Minutes without a line otherwise (cases x rounds x up to
         # --max-seconds); on stderr, updated between the timed calls.
         bar = progress_bar(len(cases) * args.rounds,
-                           f'{threads} thread(s)', unit='turn')
+                           counted(threads, 'thread'), unit='turn')
         try:
             per_case = interleaved(
                 [factory(threads) for *_, factory in cases], args.warmup,
@@ -843,9 +852,9 @@ def measure(args, workdir):
         for row, (_, _, gmacs, _), rounds in zip(rows, cases, per_case):
             stats = case_stats(rounds, gmacs)
             row['latency'][str(threads)] = stats
-            print(f'{threads} thread(s) {row["model"]:>13} '
+            print(f'{counted(threads, "thread")} {row["model"]:>13} '
                   f'{row["form"]:<34} median {stats["median_ms"]:8.2f} ms '
-                  f'({stats["runs"]} runs)', file=sys.stderr)
+                  f'({counted(stats["runs"], "run")})', file=sys.stderr)
         # Best of a measurement before and after the models: load from
         # other processes lowers a single measurement.
         peak[str(threads)] = max(peak[str(threads)], matmul_peak(threads))
@@ -920,8 +929,9 @@ def measure(args, workdir):
         'node_by_node_ms']
 
     note = load_note(others_busy, cores)
-    note += (f' Every case was timed after up to {args.warmup} warm-up '
-             f'call(s), in {args.rounds} interleaved rounds; ratios use the '
+    note += (' Every case was timed after up to '
+             f'{counted(args.warmup, "warm-up call")}, in '
+             f'{counted(args.rounds, "interleaved round")}; ratios use the '
              'medians over all rounds, and the range of the per-round '
              'ratios shows how much the machine drifted.')
 

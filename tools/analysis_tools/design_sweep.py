@@ -30,6 +30,7 @@ from mmseg_dsnet.leaderboard.sweep import (check_cpu_share,
                                            sweep_jobs)
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.paths import REPO_ROOT
 
 
 def parse_args(argv=None):
@@ -37,26 +38,35 @@ def parse_args(argv=None):
     parser.add_argument('candidates', nargs='+',
                         help='config files or model names of '
                         'check_real_data.py --models')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0],
+                        help='the seeds each candidate runs (default: 0)')
     parser.add_argument('--parallel', type=int, default=None,
-                        help='runs at a time (default 2, fewer when the '
+                        help='runs at a time (default: 2, fewer when the '
                         'CPUs hold fewer)')
     parser.add_argument('--threads', type=int, default=None,
-                        help='CPU threads per run (default 1)')
-    parser.add_argument('--epochs', type=int, default=15)
-    parser.add_argument('--crop-size', type=int, default=128)
+                        help='CPU threads per run (default: 1)')
+    parser.add_argument('--epochs', type=int, default=15,
+                        help='epochs of each run (default: 15)')
+    parser.add_argument('--crop-size', type=int, default=128,
+                        help='train and predict at this square size '
+                        '(default: 128)')
     parser.add_argument('--train-images', type=int, default=None,
-                        help='train on the first N design-train images')
+                        help='train on the first N design-train images '
+                        '(default: all of them)')
     parser.add_argument('--src', default=None,
                         help='the real ISIC 2017 set (official layout; '
-                        f'default {DEFAULT_SRC})')
+                        f'default: {DEFAULT_SRC})')
     parser.add_argument('--data-root', default='data/isic2017',
-                        help='the converted set')
-    parser.add_argument('--record-dir', default=DESIGN_DIR)
-    parser.add_argument('--work-dir', default='work_dirs/design_sweep')
+                        help='the converted set (default: data/isic2017)')
+    parser.add_argument('--record-dir', default=DESIGN_DIR,
+                        help='where each run writes its record (default: '
+                        f'{osp.relpath(DESIGN_DIR, REPO_ROOT)})')
+    parser.add_argument('--work-dir', default='work_dirs/design_sweep',
+                        help='one folder per run is made in it (default: '
+                        'work_dirs/design_sweep)')
     parser.add_argument('--start-before', type=float, default=None,
                         help='start no run later than this many seconds '
-                        'after the sweep began')
+                        'after the sweep began (default: no limit)')
     parser.add_argument('--fast', action='store_true',
                         help='train every run together in this process with '
                         "tools/fast_train.py's trainer (a GPU)")
@@ -65,7 +75,8 @@ def parse_args(argv=None):
                         'available)')
     parser.add_argument('--time-limit', type=float, default=None,
                         help='with --fast: seconds the training loop may '
-                        'take; runs are stopped from the last seed')
+                        'take; runs are stopped from the last seed '
+                        '(default: no limit)')
     return parser.parse_args(argv)
 
 

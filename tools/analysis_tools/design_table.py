@@ -39,11 +39,14 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=None,
                         help='seeds to compare (default: those all ran)')
     parser.add_argument('--device', default='cpu',
-                        help="the runs' device, as in the records")
+                        help="the runs' device, as in the records "
+                        "(default: 'cpu')")
     parser.add_argument('--min-gain', type=float, default=MIN_GAIN,
-                        help='IoU points a candidate must gain')
+                        help='IoU points a candidate must gain (default: '
+                        f'{MIN_GAIN})')
     parser.add_argument('--se-factor', type=float, default=SE_FACTOR,
-                        help='standard errors the gain must exceed')
+                        help='standard errors the gain must exceed '
+                        f'(default: {SE_FACTOR})')
     parser.add_argument('--paired', action='store_true',
                         help='standard error of the per-seed differences '
                         '(runs of one seed share data order and '

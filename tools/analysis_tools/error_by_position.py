@@ -19,6 +19,7 @@ import argparse
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_batch_sizes,
                                           check_dataset_classes,
                                           check_pipelines_build,
                                           check_decision_thresholds,
@@ -38,10 +39,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--rings', type=int, default=5,
-                        help='rings between the centre and the corners')
+                        help='rings between the centre and the corners '
+                        '(default: 5)')
     parser.add_argument('--worst', type=int, default=10,
                         help='report the share of the error in this many '
-                        'worst images')
+                        'worst images (default: 10)')
     parser.add_argument('--out', help='also write the figures (per ring and '
                         'per image) to this JSON file')
     parser.add_argument('--plot', help='also draw the figures per ring '
@@ -92,6 +94,7 @@ def main(argv=None):
                            'configs/dsnet/dsnet_isic2017.py')
     # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
     # pipeline: figures of random views of the images, new at each run.
+    check_batch_sizes(cfg, ('test_dataloader', ), args.config)
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # The figures are of the model's masks: an evaluator threshold of its

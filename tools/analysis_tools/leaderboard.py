@@ -198,7 +198,9 @@ def _collect_flags(parser):
                         help=f'untimed calls (default: {BENCH_WARMUP})')
     parser.add_argument('--bench-repeat', type=int, default=None,
                         help=f'timed calls (default: {BENCH_REPEAT})')
-    parser.add_argument('--runs-dir', default=RUNS_DIR)
+    parser.add_argument('--runs-dir', default=RUNS_DIR,
+                        help='where the run record is written (default: '
+                        f'{osp.relpath(RUNS_DIR, REPO_ROOT)})')
 
 
 def parse_args(argv=None):
@@ -215,32 +217,43 @@ def parse_args(argv=None):
                    'results/runs/*.json)')
     p.add_argument('--reported', help='published figures quoted beside '
                    'the runs (default: results/reported.json when present)')
-    p.add_argument('--out-dir', default=osp.join(REPO_ROOT, 'results'))
+    p.add_argument('--out-dir', default=osp.join(REPO_ROOT, 'results'),
+                   help='where leaderboard.json, its tables and '
+                   'leaderboard.png are written (default: results)')
     p.add_argument('--readme', help='README whose leaderboard block to '
-                   'replace')
+                   'replace (default: none)')
     p.add_argument('--model-card', help='model card whose results block to '
-                   'replace (configs/dsnet/README.md)')
+                   'replace, e.g. configs/dsnet/README.md (default: none)')
     p.add_argument('--cpu-latency', help='cpu_latency.py result quoted in '
                    'the CPU ms columns (default: results/cpu_latency.json '
                    'when present)')
-    p.add_argument('--no-plot', action='store_true')
+    p.add_argument('--no-plot', action='store_true',
+                   help='write no leaderboard.png')
     p = sub.add_parser('check', help='exit 1 when a generated block '
                        'disagrees with leaderboard.json')
-    p.add_argument('--readme', default=osp.join(REPO_ROOT, 'README.md'))
-    p.add_argument('--model-card', help='also check this model card '
-                   '(configs/dsnet/README.md)')
+    p.add_argument('--readme', default=osp.join(REPO_ROOT, 'README.md'),
+                   help='the README to check (default: README.md)')
+    p.add_argument('--model-card', help='also check this model card, e.g. '
+                   'configs/dsnet/README.md (default: none)')
     p.add_argument('--leaderboard', default=osp.join(REPO_ROOT, 'results',
-                                                     'leaderboard.json'))
+                                                     'leaderboard.json'),
+                   help='the records the blocks must agree with (default: '
+                   'results/leaderboard.json)')
     p = sub.add_parser('run', help='train, test and collect per seed')
     p.add_argument('config')
-    p.add_argument('--work-dir', required=True)
-    p.add_argument('--seeds', type=int, nargs='+', default=[0])
+    p.add_argument('--work-dir', required=True,
+                   help='one folder per seed is made in it (seed<k>)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0],
+                   help='the seeds to train, test and collect (default: 0)')
     p.add_argument('--cfg-options', nargs='+', help='key=value overrides '
                    'passed to train.py and test.py')
     p.add_argument('--checkpoint', choices=['last', 'best'], default='last',
                    help="checkpoint to test ('best' = selected on the "
-                   'validation split, for the official protocol)')
-    p.add_argument('--amp', action='store_true')
+                   'validation split, for the official protocol; '
+                   "default: 'last')")
+    p.add_argument('--amp', action='store_true',
+                   help='train with automatic mixed precision (train.py '
+                   '--amp)')
     p.add_argument('--allow-synthetic', action='store_true',
                    help='let train/test fall back to the synthetic set (a dry '
                    'run of the pipeline: its runs are not collected)')

@@ -27,6 +27,7 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_input_file,
                                           check_trainable_model, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
+from mmseg_dsnet.utils.messages import counted
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
 #: The forms timed when --variants is not given.
@@ -99,7 +100,8 @@ def check_args(args):
     for variant in args.variants:
         unknown = set(variant.split('+')) - VARIANT_PARTS
         if unknown:
-            raise UserError(f'--variants {variant}: unknown part(s) '
+            raise UserError(f'--variants {variant}: '
+                            f'{counted(len(unknown), "unknown part")} '
                             f'{", ".join(sorted(unknown))}; known: '
                             f'{", ".join(sorted(VARIANT_PARTS))}')
         # Timed as a CUDA graph, the line read "eager+graph".
@@ -184,7 +186,8 @@ def main(argv=None):
                   flush=True)
     problems = []
     if failed:
-        problems.append(f'{len(failed)} of {len(args.variants)} form(s) '
+        problems.append(f'{len(failed)} of '
+                        f'{counted(len(args.variants), "form")} '
                         f'could not be timed: {", ".join(failed)}')
     try:
         print(profile_eager_step(cfg, cache, aug, args, sync, cuda))
@@ -220,10 +223,10 @@ def setup_line(args, cuda):
             if own is None else '' if tuple(own) == tuple(args.shape) else
             f'; --shape: the config trains at {own[0]}x{own[1]}')
     return (f'batch size {args.batch_size}, input {args.batch_size}x3x{h}x{w}'
-            f' (random uint8 images and masks{note}), {args.steps} timed '
-            'step(s) '
+            f' (random uint8 images and masks{note}), '
+            f'{counted(args.steps, "timed step")} '
             f'after 3 untimed; device {device}, '
-            f'{torch.get_num_threads()} CPU thread(s); torch '
+            f'{counted(torch.get_num_threads(), "CPU thread")}; torch '
             f'{torch.__version__}')
 
 

@@ -36,7 +36,8 @@ def parse_args(argv=None):
                         help='average this many training batches (default: '
                         'one whole pass)')
     parser.add_argument('--seed', type=int, default=0,
-                        help="seed of the loader's order and augmentation")
+                        help="seed of the loader's order and augmentation "
+                        '(default: 0)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing OUT')
     parser.add_argument(

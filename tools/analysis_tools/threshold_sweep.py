@@ -31,6 +31,7 @@ from mmseg_dsnet.compat import resolve_checkpoint
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.analysis.plots import check_png_name
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
+                                          check_batch_sizes,
                                           check_dataset_classes,
                                           check_images_scored_once,
                                           check_pipelines_build,
@@ -61,9 +62,11 @@ def parse_args(argv=None):
                         help='a column name per checkpoint (default: '
                         'checkpoint 1, 2, ...)')
     parser.add_argument('--min-gain', type=float, default=MIN_GAIN,
-                        help='IoU points a threshold must gain')
+                        help='IoU points a threshold must gain (default: '
+                        f'{MIN_GAIN})')
     parser.add_argument('--se-factor', type=float, default=SE_FACTOR,
-                        help='standard errors the gain must exceed')
+                        help='standard errors the gain must exceed '
+                        f'(default: {SE_FACTOR})')
     parser.add_argument('--out', help='also write every figure to this JSON '
                         'file')
     parser.add_argument('--plot', help='also draw IoU, DSC, sensitivity '
@@ -202,6 +205,7 @@ def main(argv=None):
     check_sweepable(cfg.get('model'), args.thresholds, args.config)
     # A random step (RandomFlip, PhotoMetricDistortion ...) in the test
     # pipeline: figures of random views of the images, new at each run.
+    check_batch_sizes(cfg, ('test_dataloader', ), args.config)
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     # Without a split file every image of the set is scored.

@@ -18,7 +18,8 @@ import sys
 from mmseg_dsnet.datasets.converters.isic import (DEFAULT_WORKERS,
                                                   OFFICIAL_FOLDERS,
                                                   ConversionError, convert)
-from mmseg_dsnet.utils.cli import check_seed, escape_unencodable_output
+from mmseg_dsnet.utils.cli import (check_at_least, check_seed,
+                                   escape_unencodable_output)
 from mmseg_dsnet.utils.errors import UserError, print_user_error
 
 # Exit status of every user error (bad arguments, nothing to convert, OUT in
@@ -80,6 +81,11 @@ def main(argv=None):
         # numpy refused a negative seed with a traceback, after every pair
         # had been checked.
         check_seed(args.seed, '--seed')
+        # The converter's own refusals name its arguments, not the options.
+        check_at_least(('--workers', args.workers, 1))
+        if not 0 < args.train_ratio < 1:
+            raise UserError('--train-ratio must lie in (0, 1), got '
+                            f'{args.train_ratio}')
         convert(
             args.src,
             args.out,

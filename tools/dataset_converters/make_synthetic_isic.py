@@ -14,7 +14,8 @@ import argparse
 import signal
 import sys
 
-from mmseg_dsnet.datasets.converters.synthetic_isic import (check_counts,
+from mmseg_dsnet.datasets.converters.synthetic_isic import (MAX_SIDE,
+                                                            check_counts,
                                                             check_size,
                                                             generate)
 from mmseg_dsnet.utils.cli import check_seed
@@ -30,17 +31,25 @@ def parse_args(argv=None):
         help='new or empty output folder (written beside it, then renamed '
         'into place)')
     parser.add_argument(
-        '--year', type=int, default=2017, choices=[2016, 2017, 2018])
-    parser.add_argument('--num-train', type=int, default=40)
+        '--year', type=int, default=2017, choices=[2016, 2017, 2018],
+        help='the challenge whose folder and file names are written '
+        '(default: 2017)')
+    parser.add_argument('--num-train', type=int, default=40,
+                        help='training pairs (default: 40)')
     parser.add_argument(
         '--num-val',
         type=int,
         default=None,
-        help='validation pairs (default 8; 0 for 2016)')
-    parser.add_argument('--num-test', type=int, default=16)
+        help='validation pairs (default: 8; 0 for 2016)')
+    parser.add_argument('--num-test', type=int, default=16,
+                        help='test pairs (default: 16)')
     parser.add_argument(
-        '--size', type=int, nargs=2, default=(256, 192), metavar=('W', 'H'))
-    parser.add_argument('--seed', type=int, default=0)
+        '--size', type=int, nargs=2, default=(256, 192), metavar=('W', 'H'),
+        help=f'image width and height, each 8 to {MAX_SIDE} (default: 256 '
+        '192)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the drawing; equal arguments give '
+                        'byte-identical files (default: 0)')
     parser.add_argument(
         '--zip', action='store_true', help='write the official zip files')
     return parser.parse_args(argv)

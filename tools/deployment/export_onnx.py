@@ -71,7 +71,8 @@ from mmseg_dsnet.compat import UnsafeCheckpointError
 from mmseg_dsnet.deploy.onnx_export import (INT8_MIN_MASK_IOU,
                                             export_and_check)
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_new_output_file
+from mmseg_dsnet.engine.preflight import (check_input_file,
+                                          check_new_output_file)
 from mmseg_dsnet.utils.cli import check_at_least, input_shape
 from mmseg_dsnet.utils.fileio import (atomic_write, json_text,
                                       refuse_other_suffix, refuse_same_file)
@@ -104,15 +105,16 @@ def parse_args(argv=None):
     parser.add_argument('--num-calib-images', type=int, default=32,
                         help='int8 calibration images (default: 32)')
     parser.add_argument('--atol', type=float, default=1e-4,
-                        help='absolute part of the allowed logit difference')
+                        help='absolute part of the allowed logit difference '
+                        '(default: 1e-4)')
     parser.add_argument('--rtol', type=float, default=3e-4,
                         help='part of the allowed logit difference relative '
                         'to the largest |logit| (0 with --noise-factor 0: '
-                        'strict --atol)')
+                        'strict --atol; default: 3e-4)')
     parser.add_argument('--noise-factor', type=float, default=4.0,
                         help='also accept this multiple of the difference '
                         'between PyTorch float32 and float64 when larger '
-                        '(0: no such allowance)')
+                        '(0: no such allowance; default: 4.0)')
     parser.add_argument('--static-size', action='store_true',
                         help='fix height and width to the config\'s input '
                         'size (only the batch stays dynamic); needed by models whose '
@@ -157,11 +159,8 @@ def main(argv=None):
     from mmseg_dsnet.compat import resolve_checkpoint
     # A URL stands for the file it names (downloaded once, cached).
     args.checkpoint = resolve_checkpoint(args.checkpoint)
-    for path, what in ((args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            print(f'ERROR: {what} {path} not found', file=sys.stderr)
-            return 2
+    check_input_file(args.config, 'config file')
+    check_input_file(args.checkpoint, 'checkpoint')
     # Each output is written over whatever holds its name: OUT as the
     # checkpoint (with --overwrite) would destroy the weights, and --int8 or
     # --json as OUT would replace the checked model after PASSED.

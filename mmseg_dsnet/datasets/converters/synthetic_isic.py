@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
 
 # The official folder names are the converter's: one table for both; its
 # output is built beside OUT and renamed into place as this one is.
@@ -335,7 +335,8 @@ def check_counts(year, num_train, num_val, num_test,
         given = (f'{train_name} {num_train}' if year == 2016 else
                  f'{train_name} {num_train} and {val_name} {num_val}')
         raise ValueError(
-            f'{num_train + num_val} train+val pair(s) ({given}): the '
+            f'{counted(num_train + num_val, "train+val pair")} ({given}): '
+            'the '
             f'converter needs at least {MIN_LIGHTWEIGHT_PAIRS} for its '
             'lightweight split (2 to train, 1 to test)')
 
@@ -467,8 +468,9 @@ def generate(out,
     }
     if verbose:
         pairs = ', '.join(f'{s} {n}' for s, n in splits.items())
-        kind = 'zips' if as_zip else 'folders'
+        kind = 'zip' if as_zip else 'folder'
         print(f'synthetic ISIC {year}: {pairs} pairs of {width}x{height} '
-              f'({n_files} files in {len(targets)} {kind}) written to {out} '
+              f'({counted(n_files, "file")} in '
+              f'{counted(len(targets), kind)}) written to {out} '
               f'in {seconds:.2f} s')
     return summary

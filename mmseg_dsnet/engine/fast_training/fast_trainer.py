@@ -672,8 +672,8 @@ class FastTrainer:
             state['logger'].info(
                 f'Checkpoints will be saved to {state["spec"].work_dir}.')
         self._say(f'training {counted(len(states), "run")}: '
-                  f'{self.max_epochs} epochs '
-                  f'x {self.iters_per_epoch} iterations of batch '
+                  f'{counted(self.max_epochs, "epoch")} x '
+                  f'{counted(self.iters_per_epoch, "iteration")} of batch '
                   f'{self.batch_size} on {self._device_name()}')
         start = time.perf_counter()
         previous = 0.0
@@ -845,7 +845,7 @@ class FastTrainer:
             for state in reversed(active[keep:]):
                 self._stop(state, epochs_done, (
                     f'stopped after epoch {epochs_done}: with '
-                    f'{len(active)} runs the loop would take '
+                    f'{counted(len(active), "run")} the loop would take '
                     f'{projected:.0f} s, over the time limit of '
                     f'{self.time_limit:.0f} s'))
 
@@ -965,7 +965,8 @@ class FastTrainer:
             if epoch >= self.max_epochs:
                 raise FastTrainingError(
                     f'--resume: {path} is at epoch {epoch} and '
-                    f'{spec.name} trains {self.max_epochs} epochs: nothing '
+                    f'{spec.name} trains {counted(self.max_epochs, "epoch")}'
+                    ': nothing '
                     'is left to train; leave out --resume to train anew')
             points[spec.name], epochs[spec.name] = (path, checkpoint), epoch
         if len(set(epochs.values())) != 1:
@@ -1032,7 +1033,7 @@ class FastTrainer:
         atomic_write(json_text(summary, indent=2),
                      osp.join(spec.work_dir, 'fast_train.json'))
         state['logger'].info(
-            f'fast training done: {summary["epochs"]} epochs in '
+            f'fast training done: {counted(summary["epochs"], "epoch")} in '
             f'{self.loop_seconds:.1f} s ({summary["img_per_s"]} img/s for '
             f'this run, {counted(len(self.specs), "run")} together)')
         return summary

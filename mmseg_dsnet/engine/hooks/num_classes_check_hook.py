@@ -3,6 +3,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from mmseg_dsnet.utils.messages import counted
+
 
 class NumClassesMismatchError(ValueError):
     """The model's head and the dataset disagree on the classes."""
@@ -25,7 +27,8 @@ def check_head_classes(heads, classes, phase, dataset_name):
         if num_classes != len(classes):
             raise NumClassesMismatchError(
                 f'model.{name}.num_classes={num_classes} but the {phase} '
-                f'dataset {dataset_name} has {len(classes)} classes '
+                f'dataset {dataset_name} has '
+                f'{counted(len(classes), "class", "classes")} '
                 f'{tuple(classes)}. Set num_classes={len(classes)} in the '
                 'config (binary lesion heads: num_classes=2, '
                 'out_channels=1, threshold=0.5).')

@@ -496,23 +496,19 @@ def check_training_schedule(cfg, config=None):
             None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
             'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
         return
+    from .data import check_batch_sizes
     keys = ['max_epochs', 'max_iters']
     if has_val_loop(cfg):
         keys.append('val_interval')
-    loader = cfg.get('train_dataloader')
-    values = [(f'train_cfg.{key}', train.get(key)) for key in keys]
-    if isinstance(loader, dict):
-        values.append(('train_dataloader.batch_size',
-                       loader.get('batch_size')))
-    for key, value in values:
+    for key in keys:
+        value = train.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and \
                 value < 1:
             what = ('an epoch or iteration count that validation comes '
                     'at (to train without validation set val_cfg=None '
                     'val_dataloader=None val_evaluator=None)'
-                    if key.endswith('val_interval') else
-                    'the images of a step' if key.endswith('batch_size')
-                    else 'how long to train')
+                    if key == 'val_interval' else 'how long to train')
             raise UserError(
-                f'{where}{key}={value} must be a whole number of at least '
-                f'1: {what}. Nothing was started.')
+                f'{where}train_cfg.{key}={value} must be a whole number of '
+                f'at least 1: {what}. Nothing was started.')
+    check_batch_sizes(cfg, ('train_dataloader', ), config)

@@ -212,12 +212,42 @@ def _check_label_mapping(dataset_cfg, loader):
             leaf_class.get_label_map(classes)
 
 
+def check_batch_sizes(cfg, loaders, config=None):
+    """Refuse a ``batch_size`` of ``loaders`` that is not a whole number
+    of at least 1, before any loader is built: torch's sampler raises a
+    ``ValueError`` traceback for it once the model and checkpoint are
+    loaded.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool builds.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and its value.
+    """
+    where = f'{config}: ' if config else ''
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not isinstance(loader_cfg, dict):
+            continue
+        value = loader_cfg.get('batch_size')
+        # None leaves it to mmengine's default of 1.
+        if value is None or isinstance(value, int) and \
+                not isinstance(value, bool) and value >= 1:
+            continue
+        raise UserError(
+            f'{where}{loader}.batch_size={value!r} must be a whole number of '
+            'at least 1: the images of a step. Nothing was started.')
+
+
 def check_evaluation_loaders(cfg, loaders):
     """Refuse, before the runner exists, a validation or test dataloader
     that leaves images out: with ``drop_last=True`` the last incomplete
     batch is never scored (every image, when the batch exceeds the split),
     which ``LesionMetric`` would otherwise refuse only at the end of the
-    evaluation (of the first epoch, in training).
+    evaluation (of the first epoch, in training); or one whose
+    ``batch_size`` is below 1 (:func:`check_batch_sizes`).
 
     Args:
         cfg (Config | dict): The merged config.
@@ -227,6 +257,7 @@ def check_evaluation_loaders(cfg, loaders):
     Raises:
         UserError: Naming the loader and the option.
     """
+    check_batch_sizes(cfg, loaders)
     for loader in loaders:
         loader_cfg = cfg.get(loader)
         if isinstance(loader_cfg, dict) and loader_cfg.get('drop_last'):

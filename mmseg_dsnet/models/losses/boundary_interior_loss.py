@@ -8,6 +8,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
+from ...utils.messages import counted
 from ..utils.lesion_logit import lesion_logit
 from .binary_dice_loss import soft_dice
 from .image_mean import mean_of_scored_images
@@ -191,8 +192,11 @@ class BoundaryInteriorLoss(nn.Module):
         channels = cls_score.shape[1]
         expected = {None: (1, 2), True: (1, ), False: (2, )}[self.use_sigmoid]
         if channels not in expected:
-            raise ValueError(f'BoundaryInteriorLoss expects {expected} '
-                             f'channel(s), got {channels}')
+            # '1 or 2 channels', '1 channel', '2 channels'.
+            choices = ' or '.join([*map(str, expected[:-1]),
+                                   counted(expected[-1], 'channel')])
+            raise ValueError(f'BoundaryInteriorLoss expects {choices}, '
+                             f'got {channels}')
         return lesion_logit(cls_score, dim=1)
 
     def forward(self,
