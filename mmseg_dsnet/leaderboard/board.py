@@ -594,6 +594,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     check_final_test_result(rec, cfg, work_dir)
     check_not_evaluated_on_trained_images(rec, work_dir, cfg)
     check_data_is_the_dataset(rec, work_dir)
+    check_tested_on_the_test_split(config, rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
             f'{work_dir} was trained or evaluated on the synthetic stand-in '
@@ -995,6 +996,153 @@ def check_final_test_result(rec, cfg, work_dir):
             f'({", ".join(seen)}; trained on {trained}), not on a test '
             'split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
+
+
+def _cut_by_indices(ids, indices):
+    """The ids a dataset reads of ``ids`` (a split file's) with the
+    config's ``indices``: the first N for an int, those at the listed
+    places for a list, all of them for None."""
+    if isinstance(indices, int):
+        return ids[:indices]
+    if isinstance(indices, (list, tuple)):
+        return [ids[i] for i in indices if -len(ids) <= i < len(ids)]
+    return ids
+
+
+def _config_test_split(leaf, tested_roots):
+    """The split file a dataset of a config's test loader reads, found
+    here: under the config's data root, else under the data root it was
+    tested at (a data location may be given to a test), or None."""
+    from mmseg_dsnet.datasets.split_files import split_file
+    ann_file = leaf.get('ann_file')
+    if not ann_file:
+        return None
+    found = resolve_config_path(split_file(leaf))
+    if found and osp.isfile(found):
+        return found
+    if osp.isabs(str(ann_file)) or len(tested_roots) != 1:
+        return None
+    moved = osp.join(tested_roots[0], str(ann_file))
+    return moved if osp.isfile(moved) else None
+
+
+def tested_split_difference(test_dataset, evaluated):
+    """How the data a run's figures were computed on differs from its
+    config's test split as it is, or None when they are that split: every
+    image it lists (cut by the config's own ``indices``), no other.
+
+    Judged by the ids the split files list where both are found here (a
+    copy of the test split under another name is the test split; a file
+    named like it that lists other images is not); by the split files'
+    names (relative to their data roots) and, where the config's split is
+    found here, the image count otherwise.
+
+    Args:
+        test_dataset (dict): The config's ``test_dataloader.dataset``.
+        evaluated (dict): What the figures were computed on, as a run
+            record's ``evaluated_data`` holds it (``data_root``,
+            ``split_file``, ``images``; a wrapped loader's paths joined by
+            ``' + '``).
+
+    Returns:
+        str | None: E.g. ``'/x/sub.txt (2 images), not on the test split
+        of the config, /d/splits/lightweight_test.txt (5 images)'``.
+    """
+    from mmseg_dsnet.datasets.split_files import (data_root_of,
+                                                  leaf_datasets,
+                                                  name_in_root, split_ids,
+                                                  split_name)
+    leaves = leaf_datasets(test_dataset)
+    if not any(leaf.get('ann_file') for leaf in leaves):
+        return None  # a config reading no split file names no split
+    tested_files = _recorded_paths(evaluated.get('split_file'))
+    tested_roots = _recorded_paths(evaluated.get('data_root'))
+    images = evaluated.get('images')
+    found = [_config_test_split(leaf, tested_roots) for leaf in leaves]
+    expected_count = None
+    if None not in found:
+        expected_count = sum(
+            len(_cut_by_indices(split_ids(path), leaf.get('indices')))
+            for path, leaf in zip(found, leaves))
+    tested_ids = _split_ids(evaluated.get('split_file'))
+    if expected_count is not None and tested_ids is not None:
+        # Whole files: a test cut by other indices than the config's
+        # scored another number of images, compared below.
+        same = tested_ids == set().union(
+            *(split_ids(path) for path in found))
+    else:
+        names = sorted(split_name(leaf) or '' for leaf in leaves)
+        tested_names = sorted(
+            name_in_root(path, tested_roots[0] if len(tested_roots) == 1
+                         else data_root_of(path)) for path in tested_files)
+        same = names == tested_names
+    same = same and (expected_count is None or images is None
+                     or images == expected_count)
+    if same:
+        return None
+    config_files = ' + '.join(
+        path or str(leaf.get('ann_file')) for path, leaf in
+        zip(found, leaves))
+    listed = f' ({counted(expected_count, "image")})' \
+        if expected_count is not None else ''
+    scored = f' ({counted(images, "image")})' if images is not None else ''
+    tested = evaluated.get('split_file') or \
+        f'every image of {evaluated.get("data_root")}'
+    return (f'{tested}{scored}, not on the test split of the config, '
+            f'{config_files}{listed}')
+
+
+def check_tested_on_the_test_split(config, rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
+    figures were computed on its config's test split as it is
+    (:func:`tested_split_difference`): a data location given to
+    ``tools/test.py`` passes as one, so ``--cfg-options
+    test_dataloader.dataset.ann_file=SUBSET`` (part of the test split,
+    another split) gave figures of other images under the config's row.
+
+    Args:
+        config (str): The config named for the run.
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    from mmengine.config import Config
+    test = (Config.fromfile(config).get('test_dataloader') or {}).get(
+        'dataset') or {}
+    difference = tested_split_difference(test, rec['evaluated_data'])
+    if difference:
+        raise UserError(
+            f'{work_dir} was tested on {difference} '
+            f'({rec["metrics_source"]}); a leaderboard row is the config\'s '
+            'test split as it is, every image of it: test the checkpoint '
+            'on it with tools/test.py (data locations and loader workers '
+            'may be given), then collect')
+
+
+def check_options_keep_the_test_split(config, cfg):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``cfg``,
+    ``config`` with the ``--cfg-options`` that ``leaderboard.py run``
+    gives its seeds' tests, tests on another split than the config's test
+    split as it is (:func:`tested_split_difference`): collect refuses each
+    seed's figures, but only after the trainings.
+
+    Args:
+        config (str): The config file.
+        cfg (Config): It with the options merged.
+    """
+    from mmengine.config import Config
+
+    from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    tested = cfg.test_dataloader.dataset
+    # The count is the options' indices, refused as result-changing.
+    planned = dict(data_provenance(tested, 0), images=None)
+    difference = tested_split_difference(
+        Config.fromfile(config).test_dataloader.dataset, planned)
+    if difference:
+        raise UserError(
+            f'--cfg-options would test the seeds on {difference}; a '
+            'leaderboard row is the config\'s test split as it is: give '
+            'only its data location, or put the split into a config of '
+            'its own (_base_ = the config) and run that')
 
 
 def _recorded_paths(recorded):

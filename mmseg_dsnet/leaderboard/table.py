@@ -15,6 +15,7 @@ section and CSV file, marked ``source: reported``; they are never mixed into
 the measured rows.
 """
 import csv
+import hashlib
 import io
 import os.path as osp
 import statistics
@@ -85,6 +86,22 @@ def _evaluated_split(record):
     split = (record.get('evaluated_data') or {}).get('split_file') or \
         record.get('test_split')
     return osp.basename(str(split)) if split else None
+
+
+def _evaluated_split_images(record):
+    """The images a run's evaluated split file lists, as their number and
+    a digest of their sorted ids, where the file is found here; None
+    otherwise (not compared). Seeds tested on other images under one file
+    name (two conversions, an edited split) measured different things."""
+    # Read as collect reads the split files (the ids as the datasets read
+    # them, each file of a wrapped loader).
+    from .board import _split_ids
+    split = (record.get('evaluated_data') or {}).get('split_file')
+    ids = _split_ids(split) if split else None
+    if ids is None:
+        return None
+    digest = hashlib.sha1('\n'.join(sorted(ids)).encode()).hexdigest()
+    return f'{len(ids)} ids (sha1 {digest[:12]})'
 
 
 def _input_size(part):
@@ -166,6 +183,8 @@ RUN_FACTS = (
     ('evaluated images',
      lambda r: (r.get('evaluated_data') or {}).get('images')),
     ('evaluated split', _evaluated_split),
+    # By content: one file name may list other images.
+    ('images of the evaluated split', _evaluated_split_images),
     # The mean of a best-on-validation model and a final one is neither.
     ('checkpoint tested', _checkpoint_tested),
     # The row's CPU ms and GPU img/s are means over its seeds' benchmarks:

@@ -514,20 +514,47 @@ def data_year(root):
     return int(year) if isinstance(year, int) else None
 
 
+def test_protocol(dataset_cfg):
+    """The protocol whose test split a test dataset config reads: that of
+    the converter's test split of its data root (``official_test.txt``,
+    ``lightweight_test.txt``) that lists the same images, where both are
+    found here, so a copy under another name is labelled by what it
+    holds; else the first word of its split file's name
+    (``lightweight_test.txt``: ``lightweight``).
+
+    Args:
+        dataset_cfg (dict): A ``test_dataloader.dataset`` config.
+
+    Returns:
+        str | None: The protocol; None without a split file.
+    """
+    from mmseg_dsnet.datasets.split_files import (split_file, split_ids,
+                                                  test_split_files)
+    split = osp.basename(dataset_cfg.get('ann_file', '') or '')
+    path = split_file(dataset_cfg)
+    found = resolve_config_path(path) if path else None
+    if found and osp.isfile(found):
+        root = resolve_config_path(dataset_cfg.get('data_root') or '')
+        ids = set(split_ids(found))
+        for test in test_split_files(root or ''):
+            if set(split_ids(test)) == ids:
+                split = osp.basename(test)
+                break
+    return split.split('_')[0] if '_' in split else \
+        osp.splitext(split)[0] or None
+
+
 def dataset_facts(cfg, test_cfg=None):
     """Dataset, protocol, data root and image counts of a dumped config."""
     train = cfg.train_dataloader.dataset
     test = (test_cfg or cfg).test_dataloader.dataset
     year = re.search(r'(20\d\d)', train.get('type', ''))
-    split = osp.basename(test.get('ann_file', '') or '')
-    protocol = split.split('_')[0] if '_' in split else \
-        osp.splitext(split)[0] or None
     root = train.get('data_root', '')
     return dict(
         dataset=f'ISIC {year.group(1)}' if year else train.get('type'),
         dataset_key=f'isic{year.group(1)}' if year else 'unknown',
         dataset_type=train.get('type'),
-        protocol=protocol,
+        protocol=test_protocol(test),
         train_split=train.get('ann_file'),
         test_split=test.get('ann_file'),
         data_root=str(root),

@@ -28,6 +28,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_pipelines_build, load_config)
 from mmseg_dsnet.leaderboard.board import (CPU_LATENCY, RUNS_DIR, build,
                                            check, check_not_chosen_on_test,
+                                           check_options_keep_the_test_split,
                                            collect, result_changing_options)
 from mmseg_dsnet.leaderboard.records import read_last_checkpoint
 from mmseg_dsnet.utils.cli import check_at_least, check_seed, check_warmup
@@ -62,6 +63,7 @@ def _check_run_args(args):
             '(_base_ = the config) and run that')
     cfg = load_config(args.config)
     cfg.merge_from_dict(options)
+    check_options_keep_the_test_split(args.config, cfg)
     # A random step in the test pipeline: tools/test.py refuses it, but
     # only after the first training.
     check_pipelines_build(cfg, ('test_dataloader', ))
