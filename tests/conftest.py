@@ -276,6 +276,18 @@ def write_tiny_config(path, root, base='configs/dsnet/dsnet_isic2018.py',
     return path
 
 
+def write_training_log(work_dir):
+    """Write the two lines of a one-epoch training log that
+    ``leaderboard.py collect`` reads (``<ts>/<ts>.log``) into
+    ``work_dir``: a run record without a training."""
+    ts = '20240101_000000'
+    (work_dir / ts).mkdir(parents=True)
+    (work_dir / ts / f'{ts}.log').write_text(
+        '2024/01/01 00:00:00 - mmengine - INFO - Checkpoints will be saved '
+        'to x\n2024/01/01 00:00:09 - mmengine - INFO - Epoch(train) [1][1/1]'
+        '  lr: 1e-3  loss: 0.5\n')
+
+
 #: ``train_dataloader.dataset`` of a config inheriting a tiny config, as
 #: each dataset wrapper holds it.
 WRAPPED_DATASETS = {

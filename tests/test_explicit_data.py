@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 from conftest import (REPO, load_tool, make_lesion_checkpoint,
-                      run_tool_in_process, run_tool_process, write_tiny_config)
+                      run_tool_in_process, run_tool_process, write_tiny_config,
+                      write_training_log)
 
 from mmseg_dsnet.datasets import synthetic_fallback as fallback
 
@@ -129,19 +130,9 @@ def test_no_data_named_falls_back_to_synthetic(checkpoint, tmp_path,
     assert (root / 'SYNTHETIC.txt').is_file()
 
 
-def _fake_training_log(work_dir):
-    """The two lines of a training log that collect needs."""
-    ts = '20240101_000000'
-    (work_dir / ts).mkdir(parents=True)
-    (work_dir / ts / f'{ts}.log').write_text(
-        '2024/01/01 00:00:00 - mmengine - INFO - Checkpoints will be saved '
-        'to x\n2024/01/01 00:00:09 - mmengine - INFO - Epoch(train) [1][1/1]'
-        '  lr: 1e-3  loss: 0.5\n')
-
-
 def test_leaderboard_collect_refuses_a_synthetic_run(tiny_isic, tmp_path):
     work_dir = tmp_path / 'work'
-    _fake_training_log(work_dir)
+    write_training_log(work_dir)
     # One epoch, as the log: a run cut short is refused on its own.
     config = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic,
                                epochs=1)

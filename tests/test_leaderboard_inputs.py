@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_tool, run_tool_in_process
+from conftest import (REPO, load_tool, run_tool_in_process, write_tiny_config,
+                      write_training_log)
 
 from mmseg_dsnet.leaderboard import blocks
 from mmseg_dsnet.leaderboard.table import MixedRunsError
@@ -1390,3 +1391,174 @@ def test_a_record_is_read_as_the_utf_8_it_is_written_in(tmp_path):
     encoding, work_dir = proc.stdout.split()
     assert encoding != 'UTF-8'
     assert work_dir == ascii('/data/jörg/run')
+
+
+def test_collect_refuses_figures_on_another_split_than_the_configs_test(
+        tiny_isic, tmp_path):
+    """``tools/test.py CONFIG CKPT --cfg-options
+    test_dataloader.dataset.ann_file=SUBSET`` (a data location passes as
+    one): figures on part of the test split, on another split, or on a
+    file named like the test split that lists other images became the
+    config's row, exit 0. The test split's images under another name, or
+    in another data location, are the test split."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import (check_tested_on_the_test_split,
+                                               tested_split_difference)
+    config = str(write_tiny_config(tmp_path / 'tiny.py', tiny_isic))
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    ids = test.read_text().split()
+    subset = tmp_path / 'subset.txt'
+    subset.write_text('\n'.join(ids[:2]) + '\n')
+    copy = tmp_path / 'held_out.txt'
+    copy.write_text(test.read_text())
+    other = tmp_path / 'other' / 'splits' / 'lightweight_test.txt'
+    other.parent.mkdir(parents=True)
+    other.write_text(
+        (tiny_isic / 'splits' / 'official_test.txt').read_text())
+    gone = '/gone/isic2018'
+    dataset = Config.fromfile(config).test_dataloader.dataset
+
+    def evaluated(split_file, images=len(ids), data_root=str(tiny_isic)):
+        return dict(data_root=data_root, images=images,
+                    split_file=str(split_file))
+
+    def difference(*tested, of=dataset):
+        return tested_split_difference(of, evaluated(*tested))
+
+    assert difference(test) is None
+    assert difference(copy) is None
+    assert difference(f'{gone}/splits/lightweight_test.txt', len(ids),
+                      gone) is None
+    whole = f'not on the test split of the config, {test} ' \
+        f'({len(ids)} images)'
+    for tested in ((subset, 2), (test, 2),
+                   (tiny_isic / 'splits' / 'official_test.txt', 6),
+                   (other, len(other.read_text().split()),
+                    str(other.parent.parent)),
+                   (f'{gone}/splits/lightweight_test.txt', 2, gone),
+                   (f'{gone}/splits/subset.txt', len(ids), gone)):
+        assert difference(*tested) == \
+            f'{tested[0]} ({tested[1]} images), {whole}'
+    # The config's data moved: its split file is read where it was tested.
+    moved = dict(dataset, data_root='/gone')
+    assert difference(test, of=moved) is None
+    assert difference(subset, 2, of=moved) == f'{subset} (2 images), {whole}'
+    rec = dict(metrics_source='tools/test.py metrics file M',
+               evaluated_data=evaluated(subset, 2))
+    with pytest.raises(UserError) as err:
+        check_tested_on_the_test_split(config, rec, 'W')
+    assert str(err.value) == (
+        f'W was tested on {subset} (2 images), {whole} (tools/test.py '
+        "metrics file M); a leaderboard row is the config's test split as "
+        'it is, every image of it: test the checkpoint on it with '
+        'tools/test.py (data locations and loader workers may be given), '
+        'then collect')
+
+
+def test_collect_names_the_split_a_run_was_tested_on(tiny_isic, tmp_path):
+    """The metrics of ``tools/test.py --cfg-options
+    test_dataloader.dataset.ann_file=SUBSET`` were collected as the
+    config's row, exit 0."""
+    work_dir = tmp_path / 'work'
+    write_training_log(work_dir)
+    config = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic,
+                               epochs=1)
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    ids = test.read_text().split()
+    subset = tmp_path / 'subset.txt'
+    subset.write_text('\n'.join(ids[:2]) + '\n')
+    metrics = work_dir / 'test_metrics.json'
+    # What tools/test.py writes of a test given that option.
+    metrics.write_text(json.dumps(dict(
+        config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
+        test_time_augmentation=False,
+        cfg_options={'test_dataloader.dataset.ann_file': str(subset)},
+        data_root=str(tiny_isic), split_file=str(subset), images=2,
+        synthetic=False)))
+    runs = tmp_path / 'runs'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'collect', config, work_dir, '--no-benchmark',
+        '--runs-dir', runs))
+    assert line.startswith(
+        f'ERROR: {work_dir} was tested on {subset} (2 images), not on the '
+        f'test split of the config, {test} ({len(ids)} images) '
+        f'(tools/test.py metrics file {metrics}); ')
+    assert not runs.exists()
+
+
+def test_run_refuses_options_that_test_on_another_split(tiny_isic,
+                                                        tmp_path,
+                                                        monkeypatch):
+    """``leaderboard.py run --cfg-options
+    test_dataloader.dataset.ann_file=SUBSET``: every seed trained, then
+    was tested on the subset (collect refuses those figures, after the
+    trainings)."""
+    lb = load_tool('analysis_tools/leaderboard.py')
+    started = []
+    # No training here: a step the check lets through is only noted.
+    monkeypatch.setattr(lb, '_run_step', lambda command, *_: (
+        started.append(command), pytest.fail('a seed was started')))
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    subset = tmp_path / 'subset.txt'
+    subset.write_text(test.read_text().split()[0] + '\n')
+    with pytest.raises(UserError) as err:
+        lb.main(['run', str(cfg), '--work-dir', str(tmp_path / 'work'),
+                 '--runs-dir', str(tmp_path / 'runs'), '--no-benchmark',
+                 '--cfg-options',
+                 f'test_dataloader.dataset.ann_file={subset}'])
+    assert str(err.value).startswith(
+        f'--cfg-options would test the seeds on {subset}, not on the test '
+        f'split of the config, {test} (')
+    assert not started and not (tmp_path / 'work').exists()
+
+
+def test_seeds_tested_on_other_images_under_one_name_are_refused(tmp_path):
+    """Seeds of one row tested on split files of one name and data root
+    that list other images (an ``ann_file`` given as a path elsewhere)
+    were averaged: the split files were compared by name."""
+    from mmseg_dsnet.leaderboard.table import aggregate
+    records = _records(DSNET_30EP)
+    ids = [f'ISIC_{i:07d}' for i in range(4)]
+    for index, (folder, listed) in enumerate((('a', ids), ('b', ids[1:]),
+                                              ('c', ids))):
+        split = tmp_path / folder / 'lightweight_test.txt'
+        split.parent.mkdir()
+        split.write_text('\n'.join(listed) + '\n')
+        records[index]['evaluated_data']['split_file'] = str(split)
+    with pytest.raises(MixedRunsError) as err:
+        aggregate(records)
+    assert 'images of the evaluated split 4 ids (sha1 ' in str(err.value)
+    assert f'({DSNET_30EP[0]}, {DSNET_30EP[2]}) vs 3 ids (sha1 ' in \
+        str(err.value)
+    (tmp_path / 'b' / 'lightweight_test.txt').write_text('\n'.join(ids))
+    row, = aggregate(records)
+    assert row['seeds'] == [0, 1, 2]
+
+
+def test_the_protocol_of_a_test_split_is_read_from_what_it_lists(
+        tiny_isic, tmp_path):
+    """A copy of a test split under another name was labelled by its file
+    name (``held_out.txt``: protocol ``held``) and gave its row and record
+    name that label."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.work_dir import dataset_facts
+    splits = tiny_isic / 'splits'
+    copy = tmp_path / 'held_out.txt'
+    copy.write_text((splits / 'official_test.txt').read_text())
+    other = tmp_path / 'my_split.txt'
+    other.write_text('ISIC_0000000\n')
+
+    def protocol(ann_file):
+        dataset = dict(type='ISIC2018Dataset', data_root=str(tiny_isic),
+                       ann_file=ann_file)
+        return dataset_facts(Config(dict(
+            train_dataloader=dict(dataset=dataset),
+            test_dataloader=dict(dataset=dataset))))['protocol']
+
+    assert protocol(str(copy)) == 'official'
+    assert protocol('splits/lightweight_test.txt') == 'lightweight'
+    # A split of images of its own is named by its file.
+    assert protocol(str(other)) == 'my'

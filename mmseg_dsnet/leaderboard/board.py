@@ -594,7 +594,6 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     check_final_test_result(rec, cfg, work_dir)
     check_not_evaluated_on_trained_images(rec, work_dir, cfg)
     check_data_is_the_dataset(rec, work_dir)
-    check_tested_on_the_test_split(config, rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
             f'{work_dir} was trained or evaluated on the synthetic stand-in '
@@ -602,6 +601,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'figures say nothing about real lesions and are not collected. '
             'Convert the real data (python tools/dataset_converters/isic.py '
             'SRC ROOT), train and test on it, then collect')
+    check_tested_on_the_test_split(config, rec, work_dir)
     model = label or model_name(config)
     gpu = not rec['device'].startswith('CPU')
     if schedule is None:
