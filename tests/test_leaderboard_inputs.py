@@ -1432,14 +1432,19 @@ def test_collect_refuses_figures_on_another_split_than_the_configs_test(
                       gone) is None
     whole = f'not on the test split of the config, {test} ' \
         f'({len(ids)} images)'
-    for tested in ((subset, 2), (test, 2),
-                   (tiny_isic / 'splits' / 'official_test.txt', 6),
-                   (other, len(other.read_text().split()),
-                    str(other.parent.parent)),
-                   (f'{gone}/splits/lightweight_test.txt', 2, gone),
-                   (f'{gone}/splits/subset.txt', len(ids), gone)):
-        assert difference(*tested) == \
-            f'{tested[0]} ({tested[1]} images), {whole}'
+    others = len(other.read_text().split())
+    for tested, scored in (
+            ((subset, 2), '2 images'), ((test, 2), '2 images'),
+            ((tiny_isic / 'splits' / 'official_test.txt', others),
+             f'{others} images; it lists {others} images the test split '
+             'does not'),
+            ((other, others, str(other.parent.parent)),
+             f'{others} images; it lists {others} images the test split '
+             'does not'),
+            ((f'{gone}/splits/lightweight_test.txt', 2, gone), '2 images'),
+            ((f'{gone}/splits/subset.txt', len(ids), gone),
+             f'{len(ids)} images')):
+        assert difference(*tested) == f'{tested[0]} ({scored}), {whole}'
     # The config's data moved: its split file is read where it was tested.
     moved = dict(dataset, data_root='/gone')
     assert difference(test, of=moved) is None

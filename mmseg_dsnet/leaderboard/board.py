@@ -26,10 +26,12 @@ training pipeline (:func:`training_settings`; absent in older records);
 ``input_size`` (``train`` and ``test``, ``[height, width]`` of the
 pipelines' ``Resize``, :func:`run_input_size`) the size it trained and
 tested at (absent in older records: unknown). :func:`collect` refuses
-a run trained or evaluated on the synthetic stand-in set, or tested with
+a run trained or evaluated on the synthetic stand-in set, tested with
 another pipeline, evaluator or model than its config's (a run never tested,
 whose figures are its last validation line: validated so, or on another
-split than its test split); :func:`build` refuses a record whose config
+split than its test split), or tested on other images than its config's
+test split as it is (:func:`check_tested_on_the_test_split`);
+:func:`build` refuses a record whose config
 now builds another model than ``model_config``, a file that is no run
 record or not of the types it reads (:func:`check_run_record`), records
 whose FLOPs were counted in different ways (:func:`flops_convention`), runs of
@@ -1033,9 +1035,9 @@ def tested_split_difference(test_dataset, evaluated):
 
     Judged by the ids the split files list where both are found here (a
     copy of the test split under another name is the test split; a file
-    named like it that lists other images is not); by the split files'
-    names (relative to their data roots) and, where the config's split is
-    found here, the image count otherwise.
+    named like it that lists other images is not), by the split files'
+    names (relative to their data roots) otherwise; and by the number of
+    images scored where the config's split is found here.
 
     Args:
         test_dataset (dict): The config's ``test_dataloader.dataset``.
@@ -1065,11 +1067,13 @@ def tested_split_difference(test_dataset, evaluated):
             len(_cut_by_indices(split_ids(path), leaf.get('indices')))
             for path, leaf in zip(found, leaves))
     tested_ids = _split_ids(evaluated.get('split_file'))
+    outside = None
     if expected_count is not None and tested_ids is not None:
         # Whole files: a test cut by other indices than the config's
         # scored another number of images, compared below.
-        same = tested_ids == set().union(
-            *(split_ids(path) for path in found))
+        expected_ids = set().union(*(split_ids(path) for path in found))
+        outside = len(tested_ids - expected_ids)
+        same = tested_ids == expected_ids
     else:
         names = sorted(split_name(leaf) or '' for leaf in leaves)
         tested_names = sorted(
@@ -1085,7 +1089,12 @@ def tested_split_difference(test_dataset, evaluated):
         zip(found, leaves))
     listed = f' ({counted(expected_count, "image")})' \
         if expected_count is not None else ''
-    scored = f' ({counted(images, "image")})' if images is not None else ''
+    # Named like the test split, with as many images, it may list others.
+    scored = [counted(images, 'image')] if images is not None else []
+    if outside:
+        scored.append(f'it lists {counted(outside, "image")} the test '
+                      'split does not')
+    scored = f' ({"; ".join(scored)})' if scored else ''
     tested = evaluated.get('split_file') or \
         f'every image of {evaluated.get("data_root")}'
     return (f'{tested}{scored}, not on the test split of the config, '
