@@ -1127,25 +1127,23 @@ def check_tested_on_the_test_split(config, rec, work_dir):
             'may be given), then collect')
 
 
-def check_options_keep_the_test_split(config, cfg):
-    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``cfg``,
-    ``config`` with the ``--cfg-options`` that ``leaderboard.py run``
-    gives its seeds' tests, tests on another split than the config's test
-    split as it is (:func:`tested_split_difference`): collect refuses each
-    seed's figures, but only after the trainings.
+def check_options_keep_the_test_split(test_dataset, cfg):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``cfg``, a
+    config with the ``--cfg-options`` that ``leaderboard.py run`` gives its
+    seeds' tests, tests on another split than the config's test split as
+    it is (:func:`tested_split_difference`): collect refuses each seed's
+    figures, but only after the trainings.
 
     Args:
-        config (str): The config file.
-        cfg (Config): It with the options merged.
+        test_dataset (dict): The config's ``test_dataloader.dataset``,
+            without the options.
+        cfg (Config): The config with the options merged.
     """
-    from mmengine.config import Config
-
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
     tested = cfg.test_dataloader.dataset
     # The count is the options' indices, refused as result-changing.
     planned = dict(data_provenance(tested, 0), images=None)
-    difference = tested_split_difference(
-        Config.fromfile(config).test_dataloader.dataset, planned)
+    difference = tested_split_difference(test_dataset, planned)
     if difference:
         raise UserError(
             f'--cfg-options would test the seeds on {difference}; a '

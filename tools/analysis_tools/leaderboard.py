@@ -17,6 +17,7 @@ check those blocks against them (see :mod:`mmseg_dsnet.leaderboard`).
         --seeds 0 1 2
 """
 import argparse
+import copy
 import glob
 import os.path as osp
 import subprocess
@@ -62,8 +63,9 @@ def _check_run_args(args):
             'a config as it is: put the change into a config of its own '
             '(_base_ = the config) and run that')
     cfg = load_config(args.config)
+    test_dataset = copy.deepcopy(cfg.test_dataloader.dataset)
     cfg.merge_from_dict(options)
-    check_options_keep_the_test_split(args.config, cfg)
+    check_options_keep_the_test_split(test_dataset, cfg)
     # A random step in the test pipeline: tools/test.py refuses it, but
     # only after the first training.
     check_pipelines_build(cfg, ('test_dataloader', ))
