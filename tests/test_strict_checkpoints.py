@@ -751,7 +751,8 @@ def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
             match=r'backbone \(DSNet\) were trained in another network: '
             r'model\.backbone\.dilations\[3\] is 2 in their training config '
             r'\(configs/dsnet/dsnet_isic2017\.py, the Config of its '
-            r'metafile entry dsnet_isic2017_256px\), 1 in this model'):
+            r'metafile entry dsnet_isic2017_256px, with the model config '
+            r'the entry records\), 1 in this model'):
         init_model(str(design / 'dsnet-design-deeper-eighth-undilated-'
                        'sixteenth_isic2017.py'), released, device='cpu')
     # A checkpoint as mmengine's Runner saves it, with its training config.
