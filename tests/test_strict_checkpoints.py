@@ -708,8 +708,8 @@ def test_pretrained_init_rules_on_small_modules(tmp_path):
     torch.save(dict(state_dict={'weight': torch.ones(1, 2)}), half)
     notes = check_pretrained_inits(with_init(torch.nn.Linear(2, 1), half))
     assert notes == [f'model.init_cfg: 1 of the 2 tensors of model (Linear) '
-                     f'are loaded from Pretrained checkpoint {half}; the '
-                     'other 1 keep their initial weights.']
+                     f'is loaded from Pretrained checkpoint {half}; the '
+                     'other 1 keeps its initial weights.']
 
     class Strict(StrictLoadingMixin, torch.nn.Linear):
         pass
