@@ -20,8 +20,8 @@ from .rgb_reader import LoaderMismatchError, PixelRangeError, decode_rgb
 
 # Extensions picked up when a folder is given (explicit files and globs are
 # always tried, whatever their extension). HEIC/HEIF (the iPhone's photos)
-# are tried too, so that a photo that cannot be read counts as failed: left
-# out as no image, a folder of them ended "Processed N of N", exit 0.
+# are tried too, so that a photo that cannot be read counts as failed:
+# left out as no image, it would be missing from "Processed N of N".
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.bmp',
                     '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm', '.pbm',
                     '.heic', '.heif')
@@ -198,8 +198,8 @@ def _open_unchecked(path: str) -> Image.Image:
                 if factory is None:
                     continue
                 # A plugin's accept reads the prefix too: BMP's and JPEG's
-                # raised struct.error on a file of 1 to 3 bytes, which
-                # ended a whole infer.py batch with a traceback.
+                # raise struct.error on a file of 1 to 3 bytes; such a
+                # file is no image of that format, not the batch's end.
                 try:
                     result = not accept or accept(prefix)
                     if not result or isinstance(result, str):
@@ -350,9 +350,9 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
         if osp.isdir(item):
             if recursive:
                 paths = []
-                # Linked sub-folders are searched too (os.walk passed them
-                # over without a word), each real folder once: a link to
-                # a folder above would loop.
+                # Linked sub-folders are searched too (os.walk passes
+                # them over unless told), each real folder once: a link
+                # to a folder above would loop.
                 walked = set()
                 for root, dirs, names in os.walk(item, followlinks=True):
                     real = osp.realpath(root)
@@ -375,8 +375,8 @@ def find_images(inputs: Sequence[str], recursive: bool = False,
                 if osp.splitext(path)[1].lower() in IMAGE_EXTENSIONS
             ]
             found.skipped += [path for path in paths if path not in images]
-            # Each counted as a failed photo: a folder copied from a Mac
-            # ended "ERROR: N input(s) failed", exit 1, with all photos done.
+            # Metadata files are no photos: counted as failed ones, a
+            # folder copied from a Mac would end as a partial result.
             metadata = [path for path in images if is_apple_double(path)]
             found.metadata += metadata
             images = [path for path in images if path not in metadata]

@@ -128,11 +128,13 @@ def test_cli_reports_failed_runs_and_bad_input(fake_check, tmp_path,
     assert tool.main(['egeunet', '--seeds', '3', '3', *args]) == 2
     assert capsys.readouterr().err.startswith(
         'ERROR: runs named twice: egeunet_s3')
-    for option, value in (('--parallel', '0'), ('--threads', '0'),
-                          ('--start-before', '-5')):
+    for option, value, rule in (
+            ('--parallel', '0', 'must be at least 1, got 0'),
+            ('--threads', '0', 'must be at least 1, got 0'),
+            ('--start-before', '-5', 'must be positive, got -5'),
+            ('--start-before', '0', 'must be positive, got 0')):
         assert tool.main(['egeunet', option, value, *args]) == 2
-        assert capsys.readouterr().err.startswith(
-            f'ERROR: {option} must be at least')
+        assert capsys.readouterr().err == f'ERROR: {option} {rule}\n'
     assert tool.main(['egeunet', '--seeds', '0', '-1', *args]) == 2
     assert capsys.readouterr().err.startswith(
         'ERROR: --seeds must be an integer from 0 to 2**32 - 1, got -1')
@@ -223,7 +225,7 @@ def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
     (records / 'egeunet_128px_15ep_seed1.json').write_text('{}')
     assert tool.main(['egeunet', '--seeds', '0', '1', *args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith('ERROR: 1 of the 2 runs have a record already: '
+    assert err.startswith('ERROR: 1 of the 2 runs has a record already: '
                           f'{records}/egeunet_128px_15ep_seed1.json;')
     assert err.count('\n') == 1
     assert not list((tmp_path / 'w').glob('*.log'))
@@ -256,7 +258,7 @@ def test_a_record_of_other_training_images_is_named_as_such(
     assert 'made with another --train-images: ' in capsys.readouterr().err
     assert tool.main(['egeunet', '--train-images', '2', *args]) == 2
     assert capsys.readouterr().err.startswith(
-        'ERROR: 1 of the 1 runs have a record already: ')
+        'ERROR: the run has a record already: ')
     assert json.loads(record.read_text()) == {'train_images': 2}
     assert not (tmp_path / 'w' / 'egeunet_s0').exists()
 

@@ -1084,11 +1084,11 @@ def test_a_validation_over_a_replaced_sample_stops_a_fast_run(
                        '--val-interval', '1', '--cfg-options',
                        'val_dataloader.dataset.on_bad_sample=skip'], capsys)
     assert text.splitlines()[-1] == (
-        'ERROR: Validation after epoch 1: 1 bad samples were replaced by '
-        f"other samples (on_bad_sample='skip'): {image}. Its figures are "
+        'ERROR: Validation after epoch 1: 1 bad sample was replaced by '
+        f"another sample (on_bad_sample='skip'): {image}. Its figures are "
         'therefore not over the whole validation split; they were not '
-        'recorded and chose no best checkpoint. Fix or remove the files '
-        '(and their lines in the split file), then train again or --resume '
+        'recorded and chose no best checkpoint. Fix or remove the file '
+        '(and its line in the split file), then train again or --resume '
         '(the checkpoints saved so far are kept)'), text
     assert not list(work.rglob('*.pth'))
     assert not (work / 'fast_train.json').exists()

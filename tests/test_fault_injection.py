@@ -539,11 +539,11 @@ def test_a_validation_over_a_replaced_sample_stops_the_run(
     code, err = run_cli(tools['train'].main, train_argv(
         cfg, work_dir, 'val_dataloader.dataset.on_bad_sample=skip'), capsys)
     assert (code, err.splitlines()[-1]) == (2, (
-        'ERROR: Validation after epoch 1: 1 bad samples were replaced by '
-        f"other samples (on_bad_sample='skip'): {image}. Its figures are "
+        'ERROR: Validation after epoch 1: 1 bad sample was replaced by '
+        f"another sample (on_bad_sample='skip'): {image}. Its figures are "
         'therefore not over the whole validation split; they were not '
-        'recorded and chose no best checkpoint. Fix or remove the files '
-        '(and their lines in the split file), then train again or --resume '
+        'recorded and chose no best checkpoint. Fix or remove the file '
+        '(and its line in the split file), then train again or --resume '
         '(the checkpoints saved so far are kept)'))
     assert not list(work_dir.glob('best_*.pth'))
     assert (work_dir / 'epoch_1.pth').is_file()

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, make_lesion_checkpoint
+from conftest import REPO, load_tool, make_lesion_checkpoint, run_cli
 from PIL import Image
 from mmseg_dsnet.utils.fileio import PARTIAL_MARK
 
@@ -69,6 +69,11 @@ def inputs(tmp_path_factory):
 
 def run_tool(argv):
     return load_tool('infer.py').main(argv)
+
+
+def run_cli_tool(argv, capsys):
+    """(exit status, stderr) of infer.py's command line."""
+    return run_cli(load_tool('infer.py').main, argv, capsys)
 
 
 def test_masks_at_original_size_and_bad_inputs(checkpoint, inputs, tmp_path,
@@ -179,11 +184,11 @@ def test_options_out_of_range_are_refused(checkpoint, inputs, tmp_path,
     """``--overlay-max-side 0`` used to write 1x1 overlays with exit 0."""
     folder, _ = inputs
     out = tmp_path / 'out'
-    with pytest.raises(SystemExit) as exc:
-        run_tool([CONFIG, checkpoint, str(folder / 'normal.jpg'),
-                  '--out-dir', str(out), option, value])
-    assert exc.value.code == 2
-    assert f'{option} must be' in capsys.readouterr().err
+    code, err = run_cli_tool([CONFIG, checkpoint, str(folder / 'normal.jpg'),
+                              '--out-dir', str(out), option, value], capsys)
+    assert code == 2
+    assert err.startswith(f'ERROR: {option} must be'), err
+    assert err.count('\n') == 1 and 'usage:' not in err
     assert not out.exists()
 
 
@@ -196,12 +201,11 @@ def test_device_and_threads_reach_their_backend(checkpoint, inputs,
     image = str(folder / 'normal.jpg')
     for argv in ([str(tmp_path / 'model.onnx'), image],
                  [CONFIG, checkpoint, image, '--backend', 'onnxruntime']):
-        with pytest.raises(SystemExit) as exc:
-            run_tool(argv + ['--out-dir', str(tmp_path / 'out'), '--device',
-                             'cuda'])
-        assert exc.value.code == 2
-        assert ('--device cuda applies to the pytorch backend; onnxruntime '
-                'runs on the CPU here') in capsys.readouterr().err
+        code, err = run_cli_tool(argv + ['--out-dir', str(tmp_path / 'out'),
+                                         '--device', 'cuda'], capsys)
+        assert code == 2
+        assert err == ('ERROR: --device cuda applies to the pytorch backend; '
+                       'onnxruntime runs on the CPU here\n')
         assert not (tmp_path / 'out').exists()
     before = torch.get_num_threads()
     try:
@@ -228,12 +232,11 @@ def test_a_device_this_machine_lacks_is_refused(checkpoint, inputs,
     for device, message in (
             (missing, f'--device {missing}: '),
             ('foo', '--device foo: not a device; give cuda, cuda:N or cpu')):
-        with pytest.raises(SystemExit) as exc:
-            run_tool([CONFIG, checkpoint, image, '--out-dir', str(out),
-                      '--device', device, '--no-progress'])
-        assert exc.value.code == 2
-        err = capsys.readouterr().err
-        assert f'error: {message}' in err, err
+        code, err = run_cli_tool([CONFIG, checkpoint, image, '--out-dir',
+                                  str(out), '--device', device,
+                                  '--no-progress'], capsys)
+        assert code == 2
+        assert err.startswith(f'ERROR: {message}'), err
         assert 'Traceback' not in err
         assert not out.exists()
 
@@ -353,11 +356,35 @@ def test_a_checkpoint_among_the_inputs_is_refused(checkpoint, inputs,
             ([CONFIG, checkpoint, str(folder), checkpoint],
              f'{checkpoint} is a checkpoint, not an image: give one '
              'checkpoint, right after the config')):
-        with pytest.raises(SystemExit) as exc:
-            run_tool(argv + ['--out-dir', str(out), '--allow-failures'])
-        assert exc.value.code == 2
-        assert f'error: {message}\n' in capsys.readouterr().err
+        code, err = run_cli_tool(
+            argv + ['--out-dir', str(out), '--allow-failures'], capsys)
+        assert code == 2
+        assert err == f'ERROR: {message}\n'
         assert not out.exists()
+
+
+def test_a_yaml_or_json_config_is_a_config(checkpoint, inputs, tmp_path,
+                                           capsys):
+    """A config dumped as ``.yaml`` or ``.json`` (mmengine reads both) was
+    taken for an input, so its checkpoint was refused with 'give its
+    config first', though the config came first."""
+    from mmengine.config import Config
+    folder, _ = inputs
+    config = Config.fromfile(CONFIG)
+    config.dump(str(tmp_path / 'net.json'))
+    args = load_tool('infer.py').parse_args(
+        [str(tmp_path / 'net.json'), checkpoint, 'photo.jpg', '--out-dir',
+         'out'])
+    assert (args.released, args.checkpoint, args.inputs) == (
+        False, checkpoint, ['photo.jpg'])
+    yaml_config = str(tmp_path / 'net.yaml')
+    config.dump(yaml_config)
+    out = tmp_path / 'out'
+    code, err = run_cli_tool([yaml_config, checkpoint,
+                              str(folder / 'normal.jpg'), '--out-dir',
+                              str(out), '--no-progress'], capsys)
+    assert code == 0, err
+    assert Image.open(out / 'masks' / 'normal.png').size == (250, 190)
 
 
 def test_unwritable_output_folder(checkpoint, inputs, tmp_path, capsys):

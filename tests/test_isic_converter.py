@@ -1403,6 +1403,10 @@ def test_soft_mask_thresholds_are_at_their_documented_values():
     values = [32] * 44 + [223] * 45 + [128] * 11
     mask, _, problem, _ = _binary(np.asarray(values, np.uint8))
     assert mask is None and problem[0] == 'mask values not binary'
+    # One pixel is counted as one.
+    _, fixes, _, changed = _binary(np.asarray([0, 255, 254], np.uint8))
+    assert changed == 1 and fixes == [('soft mask re-binarised at 128',
+                                       '1 pixel was neither 0 nor 255')]
     # 33 and 222 are not near either end.
     values = [33] * 45 + [222] * 45 + [0] * 5 + [255] * 5
     assert _binary(np.asarray(values, np.uint8))[0] is None

@@ -161,7 +161,7 @@ def test_a_mask_of_another_size_than_its_image_is_refused(tiny_isic, tmp_path):
               if line.startswith('ERROR:')]
     assert errors == [
         f'ERROR: ISIC2018Dataset: 1 of 11 masks listed in {data}/splits/'
-        'lightweight_train.txt are not the size of their image (Resize would '
+        'lightweight_train.txt is not the size of their image (Resize would '
         'stretch such a mask over its image in training, and a test cannot '
         'score it):']
     assert (f'  {mask}: 48x64 (width x height), but its image '
@@ -519,9 +519,9 @@ def test_a_palette_mask_is_checked_as_the_pipelines_loader_reads_it(
                       dict(type='LoadAnnotations', **load)]))
 
     assert len(build()) == 6
-    with pytest.raises(MaskValueError, match=r'1 of 6 masks listed in .* do '
-                       r'not hold 0/1 labels:\n  .*: 3 channels \(a colour '
-                       r'image\)'):
+    with pytest.raises(MaskValueError, match=r'1 of 6 masks listed in .* '
+                       r'does not hold 0/1 labels:\n  .*: 3 channels '
+                       r'\(a colour image\)'):
         build(imdecode_backend='cv2')
 
 

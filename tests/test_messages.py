@@ -64,6 +64,13 @@ def test_bad_sample_hook_counts_files_and_names_the_epoch():
                                          max_listed=1)).startswith(
         'Validation after epoch 1: 2 bad samples were replaced by other '
         "samples (on_bad_sample='skip'): a (x2), ... (1 more). Its figures")
+    assert str(replaced_validation_error('after epoch 1', ['a', 'a'])) == (
+        'Validation after epoch 1: 1 bad sample was replaced by another '
+        "sample (on_bad_sample='skip'): a (x2). Its figures are therefore "
+        'not over the whole validation split; they were not recorded and '
+        'chose no best checkpoint. Fix or remove the file (and its line in '
+        'the split file), then train again or --resume (the checkpoints '
+        'saved so far are kept)')
     hook = BadSampleSummaryHook(max_listed=3)
     assert hook._describe(['a', 'b', 'b', 'c', 'd']) == \
         'b (x2), a, c, ... (1 more)'

@@ -486,7 +486,7 @@ def test_strict_checkpoint_hook_on_a_small_module(tmp_path):
     StrictCheckpointHook().after_load_checkpoint(runner, checkpoint)
     assert [r.getMessage() for r in records] == [
         f"Partial checkpoint {tmp_path}/epoch_1.pth: 1 of the model's 2 "
-        'tensors loaded from it; the other 1 keep their initial weights.']
+        'tensors loaded from it; the other 1 keeps its initial weights.']
     assert checkpoint['state_dict']._metadata[''][CHECKED_KEY] is True
 
 

@@ -493,7 +493,8 @@ def test_released_weights_are_checked_against_their_metafile_config(
     default = Config.fromfile(str(REPO / 'configs/dsnet/dsnet_isic2017.py'))
     assert trained['model']['backbone'] == default.model.backbone.to_dict()
     source = ('configs/dsnet/dsnet_isic2017.py, the Config of its metafile '
-              'entry dsnet_isic2017_256px')
+              'entry dsnet_isic2017_256px, with the model config the entry '
+              'records')
     dilated = str(REPO / 'configs/dsnet/design/'
                   'dsnet-design-deeper-eighth-dilated-quarter_isic2017.py')
     with pytest.raises(UserError) as error:
@@ -894,3 +895,48 @@ def test_publish_model_lists_no_file_git_ignores(tmp_path):
         shutil.rmtree(folder)
         if made and not any(work_dirs.iterdir()):
             work_dirs.rmdir()
+
+
+def test_an_edited_release_config_is_refused_for_the_released_weights(
+        tmp_path, monkeypatch, capsys):
+    """The released weights were compared with their metafile entry's
+    config file as it is now: a dilation edited there (it holds no
+    weights) was compared with itself, the weights loaded strictly and
+    infer.py wrote masks of another network, exit 0. The entry records
+    the model the weights were trained in, and the edit is refused."""
+    import numpy as np
+    from conftest import REPO, load_tool
+    from PIL import Image
+
+    from mmseg_dsnet.apis import released_model as released
+    folder = tmp_path / 'configs' / 'dsnet'
+    folder.mkdir(parents=True)
+    (tmp_path / 'checkpoints').mkdir()
+    name = 'dsnet_isic2017_256px.pth'
+    checkpoint = tmp_path / 'checkpoints' / name
+    checkpoint.symlink_to(REPO / 'checkpoints' / name)
+    metafile = folder / 'metafile.yaml'
+    metafile.write_text(
+        (REPO / 'configs' / 'dsnet' / 'metafile.yaml').read_text())
+    monkeypatch.setattr(released, 'METAFILE', str(metafile))
+    config = folder / 'dsnet_isic2017.py'
+    original = REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py'
+    config.write_text(f'_base_ = [{str(original)!r}]\n'
+                      'model = dict(backbone=dict(dilations=[1, 1, 2, 1, '
+                      '1]))\n')
+    photo = tmp_path / 'photo.png'
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(photo)
+    out = tmp_path / 'out'
+    # infer.py with no model given runs the released weights.
+    assert load_tool('infer.py').main(
+        [str(photo), '--out-dir', str(out), '--no-progress']) == 2
+    source = (f'{os.path.relpath(config, released.REPO_ROOT)}, the Config '
+              'of its metafile entry dsnet_isic2017_256px, with the model '
+              'config the entry records')
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f'ERROR: checkpoint {checkpoint} was trained in another network '
+        f'than config {config} builds: model.backbone.dilations[3] is 2 in '
+        f'its training config ({source}), 1 in the config; give the config '
+        'it was trained with (the one its training dumped into its work '
+        'dir)')
+    assert not out.exists()

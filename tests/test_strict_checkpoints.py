@@ -708,8 +708,8 @@ def test_pretrained_init_rules_on_small_modules(tmp_path):
     torch.save(dict(state_dict={'weight': torch.ones(1, 2)}), half)
     notes = check_pretrained_inits(with_init(torch.nn.Linear(2, 1), half))
     assert notes == [f'model.init_cfg: 1 of the 2 tensors of model (Linear) '
-                     f'are loaded from Pretrained checkpoint {half}; the '
-                     'other 1 keep their initial weights.']
+                     f'is loaded from Pretrained checkpoint {half}; the '
+                     'other 1 keeps its initial weights.']
 
     class Strict(StrictLoadingMixin, torch.nn.Linear):
         pass
@@ -751,7 +751,8 @@ def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
             match=r'backbone \(DSNet\) were trained in another network: '
             r'model\.backbone\.dilations\[3\] is 2 in their training config '
             r'\(configs/dsnet/dsnet_isic2017\.py, the Config of its '
-            r'metafile entry dsnet_isic2017_256px\), 1 in this model'):
+            r'metafile entry dsnet_isic2017_256px, with the model config '
+            r'the entry records\), 1 in this model'):
         init_model(str(design / 'dsnet-design-deeper-eighth-undilated-'
                        'sixteenth_isic2017.py'), released, device='cpu')
     # A checkpoint as mmengine's Runner saves it, with its training config.

@@ -1822,6 +1822,66 @@ def test_a_validation_split_holding_training_images_is_refused(
         check_fast_run_config(cfg, str(tiny_config), test=True)
 
 
+def test_a_photo_under_another_id_in_the_training_split_is_refused(
+        tiny_isic, tmp_path):
+    """A set converted without --strict whose seeded split put one photo
+    under two ids into lightweight_train and lightweight_test (meta.json's
+    identical_images_across_lists): train.py validated on a photo it
+    trained on, and tools/test.py scored it, exit 0. Both refuse it."""
+    import json
+    import shutil
+
+    import torch
+    from conftest import write_tiny_config
+    from mmengine.config import Config
+
+    from mmseg_dsnet.analysis.threshold_sweep import \
+        check_not_tested_on_training_images
+    from mmseg_dsnet.engine.preflight import check_held_out_images
+    from mmseg_dsnet.utils.errors import UserError
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_isic, root)
+    config = str(write_tiny_config(tmp_path / 'tiny.py', root))
+    cfg = Config.fromfile(config)
+    splits = root / 'splits'
+    trained = (splits / 'lightweight_train.txt').read_text().split()[2]
+    scored = (splits / 'lightweight_test.txt').read_text().split()[1]
+    checkpoint = str(tmp_path / 'epoch_1.pth')
+    torch.save(dict(state_dict={}, meta=dict(cfg=(
+        "train_dataloader = dict(dataset=dict(type='ISIC2018Dataset', "
+        f"data_root='{root}', ann_file='splits/lightweight_train.txt'))"))),
+        checkpoint)
+    # Without the record the splits are disjoint.
+    check_held_out_images(cfg, ('val_dataloader', ), config)
+    check_not_tested_on_training_images(
+        checkpoint, cfg.test_dataloader.dataset, config)
+    meta = json.loads((root / 'meta.json').read_text())
+    meta['identical_images_across_lists'] = [[
+        dict(list='lightweight_train', id=trained),
+        dict(list='lightweight_test', id=scored)]]
+    (root / 'meta.json').write_text(json.dumps(meta))
+    with pytest.raises(UserError) as error:
+        check_held_out_images(cfg, ('val_dataloader', ), config)
+    assert str(error.value) == (
+        f'{config}: val_dataloader scores 1 photo of '
+        f'{root}/splits/lightweight_test.txt that train_dataloader trains '
+        f'on under another id ({root}/splits/lightweight_train.txt; '
+        f'{root}/meta.json records them in identical_images_across_lists: '
+        f'{scored} = {trained}): figures on images the model learns from '
+        'favour it (and so would a best checkpoint chosen by them); make '
+        'the splits disjoint (converted with another --seed, the set keeps '
+        'the copies apart), or set --cfg-options val_cfg=None '
+        'val_dataloader=None val_evaluator=None to train without '
+        'validation. Nothing was started.')
+    with pytest.raises(UserError, match=(
+            f'^checkpoint {checkpoint} was trained on 1 photo that {config} '
+            'scores under another id ')) as error:
+        check_not_tested_on_training_images(
+            checkpoint, cfg.test_dataloader.dataset, config)
+    assert f'identical_images_across_lists: {scored} = {trained})' in str(
+        error.value)
+
+
 def test_a_training_set_without_a_split_file_above_the_scored_images_is_refused(  # noqa: E501
         tiny_config):
     """A training dataset without a split file reads every image under its

@@ -5,7 +5,8 @@
     python tools/infer.py dsnet.onnx photos/ --out-dir results/infer
     python tools/infer.py photos/ --out-dir results/infer
 
-The first argument is a config (then the checkpoint follows) or an ONNX
+The first argument is a config (``.py``, ``.json``, ``.yml`` or
+``.yaml``, as mmengine reads them; then the checkpoint follows) or an ONNX
 file from ``tools/deployment/export_onnx.py``; when it is neither, the
 DSNet released in ``checkpoints/`` is used (trained on the ISIC 2017
 lightweight training split at 256x256; see configs/dsnet/README.md) and
@@ -98,6 +99,17 @@ PARTIAL_RESULT_EXIT = 1
 # mmseg_dsnet.utils.fileio.CHECKPOINT_SUFFIXES (not imported here: the
 # arguments are checked before the package's heavy imports).
 CHECKPOINT_EXTENSIONS = ('.pth', '.pt', '.ckpt')
+# The config files mmengine reads: those of
+# mmseg_dsnet.engine.preflight.config.CONFIG_SUFFIXES (not imported here,
+# as above).
+CONFIG_EXTENSIONS = ('.py', '.json', '.yml', '.yaml')
+
+
+def refuse(message):
+    """Stop the command line with ``message``, the ``ERROR:`` line every
+    tool reports a user error with (``run_reporting_user_errors``)."""
+    from mmseg_dsnet.utils.errors import UserError
+    raise UserError(message)
 
 
 def parse_args(argv=None):
@@ -107,7 +119,8 @@ def parse_args(argv=None):
         epilog='Examples:\n  python tools/infer.py CONFIG CKPT IMG_DIR '
         '--out-dir OUT\n  python tools/infer.py MODEL.onnx "*.jpg" '
         '--out-dir OUT')
-    parser.add_argument('model', help='config (.py) or exported .onnx; '
+    parser.add_argument('model', help='config (.py, .json, .yml, .yaml) '
+                        'or exported .onnx; '
                         'anything else is an input, and the released DSNet '
                         'is used')
     parser.add_argument(
@@ -159,20 +172,21 @@ def parse_args(argv=None):
                         help='no progress bar')
     args = parser.parse_args(argv)
     args.checkpoint = None
-    args.released = not args.model.lower().endswith(('.py', '.onnx'))
+    args.released = not args.model.lower().endswith(
+        CONFIG_EXTENSIONS + ('.onnx',))
     if args.released:
         args.inputs.insert(0, args.model)
         args.model = None
     elif not args.model.lower().endswith('.onnx'):
         if len(args.inputs) < 2:
-            parser.error('a config needs a CHECKPOINT and at least one input')
+            refuse('a config needs a CHECKPOINT and at least one input')
         args.checkpoint = args.inputs.pop(0)
         if args.checkpoint.lower().endswith(
                 ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')):
-            parser.error(f'{args.checkpoint} looks like an image: with a '
-                         'config, the CHECKPOINT comes first')
+            refuse(f'{args.checkpoint} looks like an image: with a '
+                   'config, the CHECKPOINT comes first')
     if not args.inputs:
-        parser.error('give at least one image, folder or glob pattern')
+        refuse('give at least one image, folder or glob pattern')
     # A checkpoint taken for an input would only be reported as unreadable
     # while the photos are segmented by another model (the released DSNet).
     for path in args.inputs:
@@ -186,7 +200,7 @@ def parse_args(argv=None):
                 why = 'an ONNX file holds its weights'
             else:
                 why = 'give one checkpoint, right after the config'
-            parser.error(f'{path} is a checkpoint, not an image: {why}')
+            refuse(f'{path} is a checkpoint, not an image: {why}')
     # Below 1 none of these means anything: --overlay-max-side 0 would
     # write 1x1 overlays, --max-pixels 0 refuse every image, --threads 0
     # use all cores.
@@ -195,30 +209,22 @@ def parse_args(argv=None):
                           ('--overlay-max-side', args.overlay_max_side),
                           ('--threads', args.threads)):
         if value is not None and value < 1:
-            parser.error(f'{option} must be >= 1')
+            refuse(f'{option} must be at least 1, got {value}')
     if args.threshold is not None:
-        from mmseg_dsnet.models.utils.lesion_logit import (ThresholdError,
-                                                           check_threshold)
-        try:
-            check_threshold(args.threshold, '--threshold')
-        except ThresholdError as err:
-            parser.error(str(err))
+        from mmseg_dsnet.models.utils.lesion_logit import check_threshold
+        check_threshold(args.threshold, '--threshold')  # a UserError
     onnxruntime = args.backend == 'onnxruntime' or (
         args.model and args.model.lower().endswith('.onnx'))
     if onnxruntime and args.device != 'cpu':
         # Taken silently, it would leave the run on the CPU.
-        parser.error(f'--device {args.device} applies to the pytorch '
-                     'backend; onnxruntime runs on the CPU here')
+        refuse(f'--device {args.device} applies to the pytorch backend; '
+               'onnxruntime runs on the CPU here')
     if not onnxruntime:
         # torch fails only when the model is moved there: a traceback
         # (AssertionError for CUDA on a CPU-only torch) after the output
         # folders are made.
         from mmseg_dsnet.utils.cli import device_option
-        from mmseg_dsnet.utils.errors import UserError
-        try:
-            device_option(args.device, task='inference')
-        except UserError as err:
-            parser.error(str(err))
+        device_option(args.device, task='inference')  # a UserError
     return args
 
 
@@ -447,15 +453,10 @@ def run(args, hold):
 
 
 if __name__ == '__main__':
-    from mmseg_dsnet.engine.cli_errors import (exit_cleanly_on_sigterm,
-                                               report_interrupt)
-    from mmseg_dsnet.utils.cli import escape_unencodable_output
-    exit_cleanly_on_sigterm()
+    from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
+
     # Photo names the console cannot show are escaped, not a traceback.
-    escape_unencodable_output()
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt as err:
-        # What is written is recorded as it is written (sources.json).
-        report_interrupt(err, 'the outputs written so far are kept; the '
-                         'same command again writes the rest')
+    # What is written is recorded as it is written (sources.json).
+    sys.exit(run_reporting_user_errors(
+        main, 'the outputs written so far are kept; the same command '
+        'again writes the rest'))

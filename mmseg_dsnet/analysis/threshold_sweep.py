@@ -7,8 +7,10 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from ..datasets.split_files import (data_root_of, ids_also_in, leaf_datasets,
-                                    split_file, split_ids, test_split_files)
+from ..datasets.split_files import (ACROSS_LISTS_RECORD, data_root_of,
+                                    ids_also_in, leaf_datasets,
+                                    photos_under_other_ids, split_file,
+                                    split_ids, test_split_files)
 from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
 from ..utils.errors import UserError
 from ..utils.messages import counted, first_few
@@ -339,7 +341,10 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
     """Refuse to score a checkpoint on images its run trained on.
 
     The training split is read from the checkpoint's training config
-    (:func:`training_split_files`). A checkpoint without one (a bare state
+    (:func:`training_split_files`); a photo the converter recorded under
+    two ids, one in each split, is a shared image too
+    (:func:`~mmseg_dsnet.datasets.split_files.photos_under_other_ids`).
+    A checkpoint without one (a bare state
     dict that is no released weights) or whose split file is found nowhere
     passes, and so does a training split of the synthetic stand-in set for
     real data or the reverse (their ids are alike, their images are not).
@@ -402,6 +407,16 @@ def check_not_trained_on(checkpoint: str, scored_cfg: dict, config: str,
                 f'split is {found} (its training config, '
                 f'{training_config_source(checkpoint)}). '
                 f'{consequence}. {fix}')
+        # One photo under two ids, one in each split.
+        copies = photos_under_other_ids(found, scored_ids, synthetic)
+        if copies:
+            meta = osp.join(data_root_of(found), 'meta.json')
+            raise UserError(
+                f'checkpoint {checkpoint} was trained on '
+                f'{counted(len(copies), "photo")} that {config} scores '
+                f'under another id ({scored} = {found}, its training '
+                f'split; {meta} records them in {ACROSS_LISTS_RECORD}: '
+                f'{first_few(copies, 3)}). {consequence}. {fix}')
 
 
 def check_not_tested_on_training_images(checkpoint: str, dataset_cfg: dict,

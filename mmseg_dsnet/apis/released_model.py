@@ -294,11 +294,42 @@ def training_config_text(loaded, checkpoint: Optional[str] = None
     return released_config_text(checkpoint) if checkpoint else None
 
 
+#: The ``Metadata`` key of a metafile entry that records the ``model`` of
+#: the config its weights were trained in.
+RECORDED_MODEL_KEY = 'model config'
+
+
+def recorded_model(entry: dict) -> Optional[dict]:
+    """The ``model`` a metafile entry records its weights were trained in
+    (``Metadata`` :data:`RECORDED_MODEL_KEY`), or None when it records
+    none. The entry's ``Config`` file can be edited after the release; this
+    record is what a config that runs the weights is compared with.
+
+    Args:
+        entry (dict): A metafile entry.
+
+    Raises:
+        ReleasedModelError: The record is there but is not a mapping.
+    """
+    metadata = entry.get('Metadata')
+    model = metadata.get(RECORDED_MODEL_KEY) \
+        if isinstance(metadata, dict) else None
+    if model is None:
+        return None
+    if not isinstance(model, dict):
+        raise ReleasedModelError(
+            f"the metafile's {RECORDED_MODEL_KEY} of {entry.get('Name')} "
+            f'is not a mapping of model settings: {model!r}; restore it '
+            'with git checkout')
+    return model
+
+
 def released_config_text(checkpoint: str,
                          metafile: Optional[str] = None) -> Optional[str]:
     """The ``Config`` of the metafile entry of released weights
-    (:func:`released_entry`) as mmengine's ``pretty_text`` dumps it, or
-    None for other files.
+    (:func:`released_entry`) as mmengine's ``pretty_text`` dumps it, with
+    the ``model`` the entry records (:func:`recorded_model`) in place of
+    the file's, or None for other files.
 
     Args:
         checkpoint (str): A checkpoint file.
@@ -309,7 +340,16 @@ def released_config_text(checkpoint: str,
     if entry is None:
         return None
     from mmengine.config import Config
-    return Config.fromfile(entry['Config']).pretty_text
+    from ..utils.config_diff import config_differences
+    cfg = Config.fromfile(entry['Config'])
+    model = recorded_model(entry)
+    # The file may have been edited since the release; the record holds
+    # the network the weights were trained in. A file that agrees keeps
+    # its own text (tuples, which YAML writes as lists).
+    if model is not None and next(config_differences(
+            cfg.model.to_dict(), model, 'model'), None) is not None:
+        cfg.model = model
+    return cfg.pretty_text
 
 
 def released_entry(checkpoint: str,
@@ -350,8 +390,9 @@ def released_training_config(checkpoint: str,
                              metafile: Optional[str] = None
                              ) -> Optional[dict]:
     """The training config of released weights: their metafile entry's
-    ``Config`` (:func:`released_entry`) as :func:`config_from_text` reads a
-    dump of it. Released weights are weights-only and hold no
+    ``Config`` (:func:`released_entry`) with the ``model`` the entry
+    records (:func:`released_config_text`), as :func:`config_from_text`
+    reads a dump of it. Released weights are weights-only and hold no
     ``meta['cfg']``; this config is what the checks compare them with when
     they are loaded under a config whose network differs in a setting
     without weights (a dilation), or tested on images they trained on.
@@ -387,8 +428,10 @@ def training_config_source(checkpoint: str, loaded=None) -> str:
         else released_entry(checkpoint)
     if entry is None:
         return "meta['cfg']"
+    recorded = '' if recorded_model(entry) is None else (
+        f', with the {RECORDED_MODEL_KEY} the entry records')
     return (f"{osp.relpath(entry['Config'], REPO_ROOT)}, the Config of its "
-            f"metafile entry {entry.get('Name')}")
+            f"metafile entry {entry.get('Name')}{recorded}")
 
 
 def config_from_text(text: str) -> dict:
@@ -557,9 +600,11 @@ def check_trained_model(
     (a dilation, a padding mode, the activation, ``align_corners``): the
     weights load strictly, and would run in a network they were not
     trained in. Training-only settings (:data:`NOT_INFERENCE_KEYS`,
-    losses) may differ. Released weights are compared with their metafile
-    entry's config (:func:`training_config_of`); another checkpoint without
-    a training config, or whose ``model`` is not a literal, passes.
+    losses) may differ. Released weights are compared with the ``model``
+    their metafile entry records, so an edit of the entry's config file
+    is refused too (:func:`training_config_of`); another checkpoint
+    without a training config, or whose ``model`` is not a literal,
+    passes.
 
     Args:
         cfg (Config): The config the weights are published or run under.

@@ -379,7 +379,8 @@ class ISICDataset(BaseSegDataset):
             if bad_values:
                 raise MaskValueError(
                     f'{type(self).__name__}: {len(bad_values)} of '
-                    f'{len(data_list)} masks listed in {self.ann_file} do not '
+                    f'{len(data_list)} masks listed in {self.ann_file} '
+                    f'{"does" if len(bad_values) == 1 else "do"} not '
                     f'hold 0/1 labels:\n{listing(bad_values)}\n' +
                     CONVERT_HINT)
             broken = {path for path, _ in missing + unreadable}
@@ -392,7 +393,8 @@ class ISICDataset(BaseSegDataset):
             if bad_sizes:
                 raise MaskSizeError(
                     f'{type(self).__name__}: {len(bad_sizes)} of '
-                    f'{len(data_list)} masks listed in {self.ann_file} are '
+                    f'{len(data_list)} masks listed in {self.ann_file} '
+                    f'{"is" if len(bad_sizes) == 1 else "are"} '
                     'not the size of their image (Resize would stretch such '
                     'a mask over its image in training, and a test cannot '
                     f'score it):\n{listing(bad_sizes)}\n' + SIZE_HINT)

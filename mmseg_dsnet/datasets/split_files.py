@@ -173,6 +173,57 @@ def ids_also_in(found, scored_ids, synthetic, read=None):
     return [i for i in scored_ids if i in listed]
 
 
+#: The record of a converted set's ``meta.json`` that names each photo a
+#: seeded split put, under two ids, into a list trained on and into the
+#: list scored against it (the converter warns of it; ``--strict`` refuses).
+ACROSS_LISTS_RECORD = 'identical_images_across_lists'
+
+
+def photos_under_other_ids(found, scored_ids, synthetic, read=None):
+    """The photos of ``scored_ids`` that split file ``found`` lists under
+    another id, as the converter recorded them in its data root's
+    ``meta.json`` (:data:`ACROSS_LISTS_RECORD`): a scored image trained
+    on that :func:`ids_also_in` cannot see. None for a split of the other
+    kind of set, found nowhere, or in a root without that record (a
+    ``meta.json`` that cannot be read records nothing).
+
+    Args:
+        found (str | None): A split file (of a training run).
+        scored_ids (Sequence[str]): The ids of the scored split
+            (:func:`split_ids`).
+        synthetic (bool): Whether the scored split is of the synthetic
+            stand-in set.
+        read (dict, optional): Split ids read so far (see
+            :func:`split_ids`).
+
+    Returns:
+        list[str]: ``'<scored id> = <trained id>'`` per photo, in the
+        order of ``scored_ids``.
+    """
+    import json
+
+    from .synthetic_fallback import is_synthetic
+    if found is None or is_synthetic(data_root_of(found)) != synthetic:
+        return []
+    try:
+        with open(osp.join(data_root_of(found), 'meta.json'),
+                  encoding='utf-8') as file:
+            groups = json.load(file).get(ACROSS_LISTS_RECORD) or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    trained = set(split_ids(found, read))
+    scored = set(scored_ids)
+    # The id each scored copy shares its photo with in the training split.
+    other_id = {}
+    for group in groups:
+        ids = {copy.get('id') for copy in group if isinstance(copy, dict)}
+        for scored_id in ids & scored:
+            others = sorted((ids & trained) - {scored_id})
+            if others:
+                other_id.setdefault(scored_id, others[0])
+    return [f'{i} = {other_id[i]}' for i in scored_ids if i in other_id]
+
+
 def test_split_files(data_root: str) -> list:
     """The test split files the converter wrote into ``data_root``
     (``splits/official_test.txt``, ``splits/lightweight_test.txt``) that

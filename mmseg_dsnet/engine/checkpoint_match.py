@@ -406,10 +406,13 @@ def check_pretrained_inits(model, config=None):
             module, checkpoint, config, f'{filename} ({option} Pretrained)',
             strict=strict, hint=None, part=part)
         if loaded < total:
+            rest = total - loaded
             notes.append(
                 f'{option}: {loaded} of the {total} tensors of {part} '
-                f'are loaded from Pretrained checkpoint {filename}; the '
-                f'other {total - loaded} keep their initial weights.')
+                f'{"is" if loaded == 1 else "are"} loaded from Pretrained '
+                f'checkpoint {filename}; the other {rest} '
+                f'{"keeps its" if rest == 1 else "keep their"} initial '
+                'weights.')
     return notes
 
 

@@ -129,10 +129,16 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
             'does not hold the training images, so give this sweep another '
             '--record-dir')
     if done:
+        if len(done) < len(paths):
+            which = f'{len(done)} of the {len(paths)} runs'
+        else:
+            which = 'the run' if len(paths) == 1 else \
+                f'all {len(paths)} runs'
         raise UserError(
-            f'{len(done)} of the {len(paths)} runs have a record already: '
-            f'{", ".join(done)}; leave out their seeds (a rerun would add a '
-            'second record of each) or give another --record-dir')
+            f'{which} {"has" if len(done) == 1 else "have"} a record '
+            f'already: {", ".join(done)}; leave out their seeds (a rerun '
+            'would add a second record of each) or give another '
+            '--record-dir')
 
 
 def _record_train_images(path):

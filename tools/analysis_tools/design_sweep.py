@@ -105,10 +105,11 @@ def main(argv=None):
         # A negative seed failed inside every run; a negative
         # --start-before started none and exited 0.
         check_options_of_the_mode(args)
-        check_positive(('--time-limit', args.time_limit))
+        # Seconds need not be whole: positive is all they must be.
+        check_positive(('--time-limit', args.time_limit),
+                       ('--start-before', args.start_before))
         check_at_least(('--parallel', args.parallel, 1),
-                       ('--threads', args.threads, 1),
-                       ('--start-before', args.start_before, 1))
+                       ('--threads', args.threads, 1))
         for seed in args.seeds:
             check_seed(seed, '--seeds')
         check_short_schedule(args.epochs, args.train_images,

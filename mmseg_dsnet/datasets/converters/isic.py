@@ -1046,7 +1046,9 @@ def _mask_to_binary(picture, raw_mode=''):
     changed = int(total - histogram[0] - histogram[255])
     if near_extremes >= 0.9 * total and histogram[223:].sum() > 0:
         fixes.append(('soft mask re-binarised at 128',
-                      f'{changed} pixels were neither 0 nor 255'))
+                      f'{counted(changed, "pixel")} '
+                      f'{"was" if changed == 1 else "were"} neither 0 nor '
+                      '255'))
         return (values >= 128).astype(np.uint8), fixes, None, changed
     return None, fixes, ('mask values not binary',
                          f'{len(present)} distinct values '

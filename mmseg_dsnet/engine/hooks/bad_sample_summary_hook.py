@@ -10,7 +10,7 @@ from mmseg.registry import HOOKS
 
 from mmseg_dsnet.datasets.sample_checks import SKIPPED_KEY
 from mmseg_dsnet.utils.errors import UserError, mark_every_rank
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import counted, first_few
 
 
 def skipped_paths(data_batch):
@@ -44,12 +44,16 @@ def replaced_validation_error(when, paths, max_listed=10):
     counts = Counter(paths)
     named = first_few([f'{path} (x{n})' if n > 1 else path
                        for path, n in counts.most_common()], max_listed)
+    one = len(counts) == 1
     return mark_every_rank(UserError(
-        f'Validation {when}: {len(counts)} bad samples were replaced by '
-        f"other samples (on_bad_sample='skip'): {named}. Its figures are "
+        f'Validation {when}: {counted(len(counts), "bad sample")} '
+        f'{"was" if one else "were"} replaced by '
+        f'{"another sample" if one else "other samples"} '
+        f"(on_bad_sample='skip'): {named}. Its figures are "
         'therefore not over the whole validation split; they were not '
         'recorded and chose no best checkpoint. Fix or remove '
-        'the files (and their lines in the split file), then train again or '
+        + ('the file (and its line' if one else 'the files (and their lines')
+        + ' in the split file), then train again or '
         '--resume (the checkpoints saved so far are kept)'))
 
 
@@ -182,8 +186,11 @@ class BadSampleSummaryHook(Hook):
     def _warn_eval(self, mode, name):
         paths = self._gather(mode)
         if paths:
+            one = len(paths) == 1
             print_log(
-                f'{name}: {len(paths)} bad samples were replaced by other '
-                'samples, so the metrics are NOT over the full set: '
+                f'{name}: {counted(len(paths), "bad sample")} '
+                f'{"was" if one else "were"} replaced by '
+                f'{"another sample" if one else "other samples"}, so the '
+                'metrics are NOT over the full set: '
                 f'{self._describe(paths)}',
                 logger='current', level=logging.WARNING)

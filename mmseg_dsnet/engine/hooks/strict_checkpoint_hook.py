@@ -51,10 +51,12 @@ class StrictCheckpointHook(Hook):
         if not strict:
             # mmengine lists the keys it left among many log lines; say
             # once how much of the model starts from the checkpoint.
+            rest = total - loaded
             runner.logger.info(
                 f'Partial checkpoint {filename}: {loaded} of the model\'s '
-                f'{total} tensors loaded from it; the other '
-                f'{total - loaded} keep their initial weights.')
+                f'{total} tensors loaded from it; the other {rest} '
+                f'{"keeps its" if rest == 1 else "keep their"} initial '
+                'weights.')
             # Checked as a partial load on purpose: the model's own check
             # (StrictLoadingMixin) lets it through.
             mark_partial_load(checkpoint, runner.model)

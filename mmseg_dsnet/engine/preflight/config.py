@@ -299,6 +299,10 @@ def check_input_file(path, what):
     raise MissingInputError(f'{what} {path} {reason}')
 
 
+#: The endings of the config files mmengine's ``Config.fromfile`` reads.
+CONFIG_SUFFIXES = ('.py', '.json', '.yml', '.yaml')
+
+
 def load_config(path, what='config file'):
     """Read the config at ``path`` (``Config.fromfile``), refusing a file
     that is not one with :class:`ConfigFileError` naming it.
@@ -326,7 +330,7 @@ def load_config(path, what='config file'):
         first = str(err).strip().splitlines()
         reason = f'{type(err).__name__}: {first[0] if first else ""}'
         hint = ''
-        if osp.splitext(path)[1] not in ('.py', '.json', '.yml', '.yaml'):
+        if osp.splitext(path)[1] not in CONFIG_SUFFIXES:
             hint = ' (configs are .py files, e.g. configs/dsnet/' \
                    'dsnet_isic2017.py; was a checkpoint given in its place?)'
         raise ConfigFileError(f'{what} {path} cannot be read as a config: '

@@ -365,8 +365,10 @@ def check_held_out_images(cfg, loaders, config=None):
     figures and logged them, exit 0 (``tools/test.py`` refuses such a
     test only afterwards, from the checkpoint). Ids are compared as
     ``tools/test.py`` compares them
-    (:func:`~mmseg_dsnet.analysis.threshold_sweep.check_not_trained_on`);
-    split files that are not there are left to the datasets to name.
+    (:func:`~mmseg_dsnet.analysis.threshold_sweep.check_not_trained_on`),
+    and so are the photos the converter recorded under two ids, one in
+    each split (``split_files.photos_under_other_ids``); split
+    files that are not there are left to the datasets to name.
 
     Args:
         cfg (Config): The merged config, its data roots final.
@@ -377,8 +379,10 @@ def check_held_out_images(cfg, loaders, config=None):
     Raises:
         UserError: Naming the loader, the shared ids and both split files.
     """
-    from ...datasets.split_files import (data_root_of, ids_also_in,
-                                         leaf_datasets, split_file, split_ids)
+    from ...datasets.split_files import (ACROSS_LISTS_RECORD, data_root_of,
+                                         ids_also_in, leaf_datasets,
+                                         photos_under_other_ids, split_file,
+                                         split_ids)
     from ...datasets.synthetic_fallback import is_synthetic
     from ...utils.messages import first_few
     where = config or getattr(cfg, 'filename', None) or 'the config'
@@ -433,6 +437,21 @@ def check_held_out_images(cfg, loaders, config=None):
                         f'train_dataloader trains on ({train_file}: '
                         f'{first_few(shared, 3)}): figures on images the '
                         f'model learns from favour it{best}; {fix}')
+                # One photo under two ids, one in each split.
+                copies = photos_under_other_ids(train_file, scored_ids,
+                                                synthetic, read)
+                if copies:
+                    meta = osp.join(data_root_of(train_file), 'meta.json')
+                    raise UserError(
+                        f'{where}: {loader} scores '
+                        f'{counted(len(copies), "photo")} of {scored_file} '
+                        'that train_dataloader trains on under another id '
+                        f'({train_file}; {meta} records them in '
+                        f'{ACROSS_LISTS_RECORD}: {first_few(copies, 3)}): '
+                        'figures on images the model learns from favour '
+                        f'it{best}; make the splits disjoint (converted '
+                        'with another --seed, the set keeps the copies '
+                        f'apart){without}')
 
 
 def _refuse_folder_scored(where, loader, scored, trained, best, without):

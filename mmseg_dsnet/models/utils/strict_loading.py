@@ -27,7 +27,6 @@ checked by those tools with their own rule and marked
 """
 import functools
 import inspect
-import os.path as osp
 from collections import OrderedDict
 
 #: The key :func:`mark_checked` sets in a state dict's ``_metadata`` for
@@ -169,21 +168,15 @@ def carry_training_settings(checkpoint, filename=None, training_cfg=None):
     state = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state, dict):
         return checkpoint
-    from ...apis.released_model import released_entry, training_config_in
-    from ...utils.paths import REPO_ROOT
+    from ...apis.released_model import (training_config_in,
+                                        training_config_source)
     filename = filename if isinstance(filename, str) else None
     if training_cfg is None:
         training_cfg = training_config_in(checkpoint, filename)
     model = (training_cfg or {}).get('model')
     if not isinstance(model, dict):
         return checkpoint
-    meta = checkpoint.get('meta')
-    if isinstance(meta, dict) and isinstance(meta.get('cfg'), str):
-        source = "meta['cfg']"
-    else:
-        entry = released_entry(filename) or {}
-        source = (f"{osp.relpath(entry.get('Config') or '', REPO_ROOT)}, the "
-                  f"Config of its metafile entry {entry.get('Name')}")
+    source = training_config_source(filename or '', checkpoint)
     metadata = getattr(state, '_metadata', None)
     if not isinstance(metadata, dict):
         # Weights-only files (the released ones) hold a plain dict.
