@@ -511,6 +511,10 @@ def test_a_path_is_named_relative_to_its_root_only_inside_it():
          '/w/splits/a.txt'),
         (dict(data_root='/d/isic', data_prefix=dict(img_path='/d')),
          'every image in /d'),
+        (dict(data_root='/d/isic',
+              data_prefix=dict(img_path='/d/isic/images')),
+         'every image in images'),
+        (dict(data_root='/d/isic'), 'every image in the data root'),
         (dict(data_root='data/isic',
               ann_file='/a/data/isic/b/data/isic/splits/t.txt'),
          'splits/t.txt'),
@@ -518,6 +522,9 @@ def test_a_path_is_named_relative_to_its_root_only_inside_it():
     for dataset, named in cases:
         assert training_data_settings(_reading(dict(type=isic, **dataset))
                                       ) == [(isic, named)], dataset
+    # A dataset that names no data (set by a wrapper's defaults, say) is
+    # nothing to compare.
+    assert training_data_settings(_reading(dict(type=isic))) is None
 
 
 def test_every_dataset_of_a_wrapped_training_loader_is_compared():
