@@ -570,6 +570,12 @@ def test_the_same_datasets_concatenated_in_another_order_pass():
                   state_dict={})
     check_trained_data(_reading(isic18, isic17), 'c.py', 'w.pth',
                        loaded=loaded)
+    # Two splits of one dataset class, in either order.
+    design = dict(isic17, ann_file='splits/lightweight_design_val.txt')
+    check_trained_data(
+        _reading(design, isic17), 'c.py', 'w.pth',
+        loaded=dict(meta=dict(cfg=_reading(isic17, design).pretty_text),
+                    state_dict={}))
     with pytest.raises(UserError, match='but config c.py trains on '):
         check_trained_data(_reading(isic18, isic17, isic17), 'c.py',
                            'w.pth', loaded=loaded)
