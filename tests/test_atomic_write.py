@@ -202,6 +202,11 @@ def test_an_existing_output_or_a_folder_is_refused_before_the_work(
     with pytest.raises(FileExistsError):
         atomic_write(called.append, out, overwrite=False)
     assert called == [] and out.read_text() == 'old'
+    # Files written together: any existing one is refused before the work.
+    with pytest.raises(FileExistsError, match='out.json already exists'):
+        fileio.atomic_write_together([(called.append, tmp_path / 'new.json'),
+                                      (called.append, out)], overwrite=False)
+    assert called == [] and out.read_text() == 'old'
     with pytest.raises(UserError, match='is a folder'):
         fileio.refuse_existing(tmp_path, overwrite=True)
     with pytest.raises(UserError, match=r'names a folder \(it ends in /\)'):
@@ -376,3 +381,33 @@ def test_a_failure_between_the_renames_leaves_the_earlier_set(
     assert (weights.read_text(), config.read_text()) == (
         'new weights', 'new config')
     assert sorted(os.listdir(tmp_path)) == ['model.pth', 'model.py']
+
+
+def test_a_link_renamed_over_is_put_back_as_the_link(tmp_path, monkeypatch):
+    """A failure at the second rename puts a first output that was a
+    symbolic link back as that link (to a file, or to nothing), not as a
+    copy of the file it pointed to, and does not remove it."""
+    target = tmp_path / 'published' / 'model.pth'
+    target.parent.mkdir()
+    target.write_text('old weights')
+    weights, config = tmp_path / 'model.pth', tmp_path / 'model.py'
+    config.write_text('old config')
+    real_replace = os.replace
+
+    def failing_replace(source, path):
+        if os.path.basename(path) == 'model.py':
+            raise OSError('injected at the second rename')
+        real_replace(source, path)
+
+    monkeypatch.setattr(os, 'replace', failing_replace)
+    for pointed in (target, tmp_path / 'missing.pth'):
+        weights.unlink(missing_ok=True)
+        weights.symlink_to(pointed)
+        with pytest.raises(OSError, match='injected'):
+            fileio.atomic_write_together([('new weights', weights),
+                                          ('new config', config)])
+        assert weights.is_symlink() and os.readlink(weights) == str(pointed)
+    assert target.read_text() == 'old weights'
+    assert config.read_text() == 'old config'
+    assert sorted(os.listdir(tmp_path)) == [
+        'model.pth', 'model.py', 'published']

@@ -256,13 +256,22 @@ def test_refuses_a_design_record_of_a_run_on_other_splits(tmp_path, capsys):
     with pytest.raises(design.DesignRecordError,
                        match='train_split splits/lightweight_train.txt'):
         design.design_table([*good, full_train])
+    # Each recorded key is checked, also after one not recorded; a split
+    # not found here is judged by its whole path under the data root.
+    for odd in (dict(eval_split='splits/lightweight_test.txt'),
+                dict(design_splits,
+                     eval_split='other/lightweight_design_val.txt')):
+        with pytest.raises(design.DesignRecordError,
+                           match=f"eval_split {odd['eval_split']} "):
+            design.design_table([*good, write(
+                tmp_path / 'c4.json', 'cand', 1, 83.0, **odd)])
     # Records written before the splits were recorded are read as before.
     assert '| cand |' in design.design_table(
         [*good, write(tmp_path / 'c3.json', 'cand', 1, 82.0)])
 
 
 def test_design_splits_are_judged_by_the_images_they_list(
-        tiny_isic, tmp_path, capsys):
+        tiny_isic, tmp_path, capsys, monkeypatch):
     """Where its split files are found, a design record is judged by the
     images they list: another folder's ``lightweight_design_val.txt``
     holding the test images passed by its file name, and a hold-out (or a
@@ -307,6 +316,42 @@ def test_design_splits_are_judged_by_the_images_they_list(
         design_splits, train_split=str(held_apart[1]),
         split_file=str(held_apart[0])))
     assert '| cand |' in design.design_table([renamed])
+    # A relative split_file is where the run read it (from its folder),
+    # not under the data root.
+    monkeypatch.chdir(tmp_path)
+    relative = write(tmp_path / 'c3.json', 'cand', 3, 83.0, **dict(
+        design_splits, split_file=str(elsewhere.relative_to(tmp_path))))
+    with pytest.raises(design.DesignRecordError, match='of the test split'):
+        design.design_table([*good, relative])
+    # The test split of the hold-out's own data root counts too.
+    other = tmp_path / 'other' / 'splits'
+    other.mkdir(parents=True)
+    (other / 'lightweight_test.txt').write_text('ISIC_9999999\n')
+    own = other / 'lightweight_design_val.txt'
+    own.write_text(hold_out.read_text() + 'ISIC_9999999\n')
+    with pytest.raises(design.DesignRecordError, match=(
+            f'lists 1 image of the test split {other}/lightweight_test')):
+        design.design_table([*good, write(
+            tmp_path / 'c4.json', 'cand', 4, 83.0,
+            **dict(design_splits, split_file=str(own)))])
+    # So does eval_split, under the data root, in a record without
+    # split_file.
+    with pytest.raises(design.DesignRecordError, match=(
+            r'eval_split splits/lightweight_design_val.txt \(lists 1 ')):
+        design.design_table([*good, write(
+            tmp_path / 'c6.json', 'cand', 6, 83.0,
+            **dict(design_splits, data_root=str(other.parent)))])
+    # With no test split found to compare with, a hold-out is judged by
+    # its name.
+    bare = tmp_path / 'bare' / 'splits'
+    bare.mkdir(parents=True)
+    (bare / 'my_val.txt').write_text(hold_out.read_text())
+    with pytest.raises(design.DesignRecordError,
+                       match=r'eval_split splits/my_val.txt \(a design'):
+        design.design_table([*good, write(
+            tmp_path / 'c5.json', 'cand', 5, 83.0,
+            data_root=str(bare.parent), eval_split='splits/my_val.txt',
+            train_split='splits/lightweight_design_train.txt')])
 
 
 def test_a_design_hold_out_with_test_images_added_is_refused(
@@ -331,6 +376,17 @@ def test_a_design_hold_out_with_test_images_added_is_refused(
         'made on test images.')
     check_design_hold_out(dict(data_root=str(tiny_isic),
                                ann_file='splits/lightweight_design_val.txt'))
+
+
+def test_a_folder_named_like_a_test_split_is_no_test_split(tmp_path):
+    """Only files (or links to them) named like a test split are the data
+    root's test splits: a folder of that name lists no images."""
+    from mmseg_dsnet.datasets.split_files import test_split_files
+    splits = tmp_path / 'splits'
+    (splits / 'official_test.txt').mkdir(parents=True)
+    (splits / 'lightweight_test.txt').write_text('ISIC_0000000\n')
+    assert test_split_files(str(tmp_path)) == [
+        str(splits / 'lightweight_test.txt')]
 
 
 def test_cli_reports_a_bad_record_in_one_line(tmp_path, capsys):

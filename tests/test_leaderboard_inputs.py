@@ -423,13 +423,14 @@ def test_a_validation_line_is_a_test_result_by_the_images_listed(
     rec = dict(test_split='splits/lightweight_test.txt',
                metrics_source=f'last validation line of {work}/run.log')
 
-    def check(name, val_dataset):
+    def check(name, val_dataset, val_root=tiny_isic,
+              test_dataset="ann_file='splits/lightweight_test.txt'"):
         config = tmp_path / f'{name}.py'
         config.write_text(
-            f"val_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            f"val_dataloader = dict(dataset=dict(data_root='{val_root}', "
             f'{val_dataset}))\n'
             f"test_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
-            "ann_file='splits/lightweight_test.txt'))\n"
+            f'{test_dataset}))\n'
             "val_evaluator = dict(type='LesionMetric')\n")
         check_validation_result(str(config), Config.fromfile(str(config)),
                                 rec, str(work))
@@ -452,6 +453,32 @@ def test_a_validation_line_is_a_test_result_by_the_images_listed(
     assert str(err.value).startswith(
         f'{never}splits/official_val.txt, not on the images of its test '
         'split ')
+    # The test split's images under another data root are other images.
+    moved = tmp_path / 'moved'
+    (moved / 'splits').mkdir(parents=True)
+    (moved / 'splits' / 'lightweight_test.txt').write_text(
+        (splits / 'lightweight_test.txt').read_text())
+    with pytest.raises(UserError, match='not on the images of its test'):
+        check('on_moved', "ann_file='splits/lightweight_test.txt'", moved)
+    # A split file not found here is judged by its name alone.
+    check('by_name', "ann_file='splits/lightweight_test.txt'",
+          tmp_path / 'gone')
+    with pytest.raises(UserError) as err:
+        check('gone', "ann_file='splits/val.txt'", tmp_path / 'gone')
+    assert str(err.value).startswith(
+        f'{never}splits/val.txt, not on its test split '
+        'splits/lightweight_test.txt (last validation line of ')
+    # Loaders that name no split file are not known to score one set.
+    with pytest.raises(UserError, match='never tested and validated on '
+                       'None, not on its test split'):
+        check('no_split', '', test_dataset='')
+    # A validation evaluator changed from the config's is no test of it.
+    changed = Config.fromfile(str(tmp_path / 'on_test.py'))
+    changed.val_evaluator['low_res_size'] = (32, 32)
+    with pytest.raises(UserError, match=(
+            f'^{work} was validated with val_evaluator.low_res_size')):
+        check_validation_result(str(tmp_path / 'on_test.py'), changed, rec,
+                                str(work))
 
 
 def test_a_test_on_a_copy_of_the_design_hold_out_is_no_test_result(
@@ -459,8 +486,10 @@ def test_a_test_on_a_copy_of_the_design_hold_out_is_no_test_result(
     """A design run (trained on the design-train split) tested on a copy
     of the design hold-out under another name was taken for a test
     result: only a test split named like the hold-out was refused."""
-    from mmseg_dsnet.leaderboard.board import (DesignRunError,
-                                               check_final_test_result)
+    from mmseg_dsnet.datasets.synthetic_fallback import JOINED_PATHS
+    from mmseg_dsnet.leaderboard.board import (
+        DesignRunError, check_final_test_result,
+        check_not_evaluated_on_the_design_hold_out)
     from mmseg_dsnet.utils.messages import counted, first_few
     hold_out = tiny_isic / 'splits' / 'lightweight_design_val.txt'
     copy = tmp_path / 'final_check.txt'
@@ -484,6 +513,21 @@ def test_a_test_on_a_copy_of_the_design_hold_out_is_no_test_result(
         'collected')
     check_final_test_result(
         rec(str(tiny_isic / 'splits' / 'lightweight_test.txt')), {}, 'w')
+    # The hold-out of any data root of a wrapped loader counts.
+    joined = rec(str(copy))
+    joined['evaluated_data']['data_root'] = (
+        f'{tmp_path}{JOINED_PATHS}{tiny_isic}')
+    with pytest.raises(DesignRunError, match='of the design hold-out'):
+        check_not_evaluated_on_the_design_hold_out(joined, 'w')
+    # A test split named like the hold-out is refused by its file name; a
+    # folder of such a name does not make the file one.
+    named = dict(rec(None), test_split='splits/lightweight_design_val.txt')
+    with pytest.raises(DesignRunError, match=(
+            r'^w was evaluated on the design hold-out \(splits/')):
+        check_not_evaluated_on_the_design_hold_out(named, 'w')
+    check_not_evaluated_on_the_design_hold_out(dict(
+        rec(None), test_split='/runs/design/splits/lightweight_test.txt'),
+        'w')
 
 
 def test_build_refuses_seeds_of_one_row_trained_with_other_settings(

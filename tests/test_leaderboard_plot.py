@@ -521,6 +521,11 @@ def test_markers_at_one_place_are_set_side_by_side(tmp_path, figures):
         else:
             assert centre[0] == pytest.approx(true_x)
     assert len(set(moved)) == 3
+    # Placed from the highest DSC down: the highest keeps its place.
+    top, = [centre[0] - ax.transData.transform(point)[0]
+            for (_, point, _), centre in zip(markers, centres)
+            if point[1] == 89.05]
+    assert top == pytest.approx(0)
     # Each error bar (its line and caps) and each label's line is drawn
     # from its own marker's centre (the published row, leftmost, has no
     # error bar).
@@ -616,3 +621,37 @@ def test_dot_plots_read_as_dsc_within_their_own_panels(tmp_path, figures):
     assert plot.dot_plot_range([
         dict(dsc=dict(mean=60.0, std=None)),
         dict(dsc=dict(mean=80.0, std=1.0))]) == pytest.approx((57.9, 83.1))
+    # The lowest error bar, not the lowest mean, sets the low end.
+    assert plot.dot_plot_range([
+        dict(dsc=dict(mean=60.0, std=2.0)),
+        dict(dsc=dict(mean=80.0, std=1.0))]) == pytest.approx((55.7, 83.3))
+    # Rows closer than MIN_DOT_SPAN are widened about their middle.
+    assert plot.dot_plot_range([
+        dict(dsc=dict(mean=75.0, std=0.1)),
+        dict(dsc=dict(mean=75.2, std=None))]) == pytest.approx((74.75, 75.35))
+
+
+def test_a_small_marker_at_a_big_ones_place_is_set_clear_of_it(
+        tmp_path, figures):
+    """Two rows at one GFLOPs and DSC with markers of very different
+    sizes: the small one is set beside the big one, clear of its middle
+    by the big marker's half width plus ``CLEAR`` points, not by the
+    small one's (its centre would lie under the big marker)."""
+    rows = [measured(name, 'ISIC 2017', 0.3e9, 89.0, None, params=params,
+                     schedule=f'{name}-30ep: 30 epochs')
+            for name, params in (('big', 10 ** 30), ('small', 10))]
+    plot.plot_leaderboard(dict(measured=rows, reported=[]),
+                          tmp_path / 'board.png')
+    fig, = figures
+    markers = _marker_boxes(fig, fig.dpi)
+    assert len(markers) == 2
+    assert _hidden_marker_centres(markers) == []
+    (_, _, one), (_, _, other) = markers
+    apart = abs((one.x0 + one.x1) / 2 - (other.x0 + other.x1) / 2)
+    larger_half = max(one.width, other.width) / 2
+    px = fig.dpi / 72
+    assert apart >= larger_half + plot.CLEAR * px - 1e-6
+    # The clearance is in points: a centre 0.8 points past the larger
+    # half width is still too close.
+    assert plot._covers(0, 0, 10, 10 + 0.8 * px, 0, 2, px)
+    assert not plot._covers(0, 0, 10, 10 + plot.CLEAR * px, 0, 2, px)

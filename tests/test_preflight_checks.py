@@ -331,6 +331,10 @@ def test_a_batch_size_below_one_or_not_whole_is_refused(batch_size):
     with pytest.raises(UserError, match=message[len('^c.py: '):]):
         check_evaluation_loaders(cfg, loaders)
     check_batch_sizes(cfg, ('val_dataloader', ))
+    # A loader the config lacks is passed over, and the next one checked.
+    with pytest.raises(UserError, match=message[len('^c.py: '):]):
+        check_batch_sizes(dict(test_dataloader=cfg['test_dataloader']),
+                          loaders)
 
 
 def test_a_run_record_takes_the_figures_of_one_lesion_metric():

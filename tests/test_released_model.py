@@ -839,10 +839,12 @@ def test_publish_model_names_a_folder_given_as_an_input_file(tmp_path):
 
 @pytest.mark.parametrize('text,why', [
     ('', 'lists no Models'),
-    ('Models:\n- Name: net\n  Config: [\n', 'is not YAML'),
+    ('Models:\n- Name: net\n  Config: [\n', 'is not YAML (line 4)'),
     ('Models:\n  net: configs/dsnet/net.py\n', 'lists no Models'),
     ('- Name: net\n', 'lists no Models'),
     ('Models:\n- net\n', 'lists no Models'),
+    ('Models: {}\n', 'lists no Models'),
+    (b'Models:\n- Name: n\xe9t\n', 'cannot be read'),
 ])
 def test_a_metafile_that_is_not_a_list_of_models_is_one_error(
         tmp_path, text, why):
@@ -853,7 +855,10 @@ def test_a_metafile_that_is_not_a_list_of_models_is_one_error(
     from mmseg_dsnet.apis.released_model import released_entry
     from mmseg_dsnet.utils.errors import UserError
     metafile = make_release(tmp_path)
-    metafile.write_text(text)
+    if isinstance(text, bytes):  # not UTF-8
+        metafile.write_bytes(text)
+    else:
+        metafile.write_text(text)
     checkpoint = str(tmp_path / 'checkpoints' / 'net.pth')
     for look_up in (lambda: released_model('net', str(metafile)),
                     lambda: released_entry(checkpoint, str(metafile))):

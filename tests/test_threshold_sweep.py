@@ -396,6 +396,10 @@ def test_test_images_among_validation_ones_are_found_by_the_protocol(
                  ann_file='splits/gone.txt')])))).pretty_text)),
                unknown_run)
     assert test_images_scored(scored, [str(unknown_run)]) is None
+    # One checkpoint that held the test split out is enough, after any.
+    assert test_images_scored(scored, [str(unknown_run), design]) == (
+        f'1 image of the test split {splits}/lightweight_test.txt '
+        f'({mixed}: {test_id})')
     # A test split by its name, behind a dataset without a split file and
     # one whose split file is missing, in a wrapper.
     wrapped = dict(type='ConcatDataset', datasets=[

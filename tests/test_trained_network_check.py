@@ -497,6 +497,36 @@ def test_a_split_named_through_another_path_to_its_root_is_the_same(
     assert training_data_settings(elsewhere) == [(isic, str(real / split))]
 
 
+def test_a_path_is_named_relative_to_its_root_only_inside_it():
+    """A split or image folder is named relative to its data root only
+    where it lies inside it: an absolute split without a data root, the
+    root's parent folder and a root of no folders (``.``) leave the path
+    as given, and a relative root whose folders appear twice in the path
+    names it from their last place."""
+    from mmseg_dsnet.apis.released_model import training_data_settings
+    isic = 'ISIC2017Dataset'
+    cases = [
+        (dict(ann_file='/w/splits/a.txt'), '/w/splits/a.txt'),
+        (dict(data_root='.', ann_file='/w/splits/a.txt'),
+         '/w/splits/a.txt'),
+        (dict(data_root='/d/isic', data_prefix=dict(img_path='/d')),
+         'every image in /d'),
+        (dict(data_root='/d/isic',
+              data_prefix=dict(img_path='/d/isic/images')),
+         'every image in images'),
+        (dict(data_root='/d/isic'), 'every image in the data root'),
+        (dict(data_root='data/isic',
+              ann_file='/a/data/isic/b/data/isic/splits/t.txt'),
+         'splits/t.txt'),
+    ]
+    for dataset, named in cases:
+        assert training_data_settings(_reading(dict(type=isic, **dataset))
+                                      ) == [(isic, named)], dataset
+    # A dataset that names no data (set by a wrapper's defaults, say) is
+    # nothing to compare.
+    assert training_data_settings(_reading(dict(type=isic))) is None
+
+
 def test_every_dataset_of_a_wrapped_training_loader_is_compared():
     """Weights trained on ISIC 2017 + ISIC 2018 published under a config
     that reads ISIC 2017 + ISIC 2017's official split: refused, both
@@ -540,6 +570,12 @@ def test_the_same_datasets_concatenated_in_another_order_pass():
                   state_dict={})
     check_trained_data(_reading(isic18, isic17), 'c.py', 'w.pth',
                        loaded=loaded)
+    # Two splits of one dataset class, in either order.
+    design = dict(isic17, ann_file='splits/lightweight_design_val.txt')
+    check_trained_data(
+        _reading(design, isic17), 'c.py', 'w.pth',
+        loaded=dict(meta=dict(cfg=_reading(isic17, design).pretty_text),
+                    state_dict={}))
     with pytest.raises(UserError, match='but config c.py trains on '):
         check_trained_data(_reading(isic18, isic17, isic17), 'c.py',
                            'w.pth', loaded=loaded)
