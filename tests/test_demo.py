@@ -275,22 +275,25 @@ def test_epochs_sets_the_span_of_the_cosine_after_a_warmup(tmp_path,
     assert not (tmp_path / 'refused').exists()
 
 
-def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
+def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, tiny_isic,
+                                                  capsys):
     """The final test scored ``<work_dir>/epoch_<max_epochs>.pth``: an
     earlier run's, left in the work dir, when this run saved into
     ``out_dir`` or not after its last epoch (``save_last=False``). (A work
     dir of an earlier run is now refused before training:
     :func:`test_demo_refuses_the_work_dir_of_an_earlier_run`.)"""
     work = tmp_path / 'demo'
-    base = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
+    base = str(write_tiny_config(tmp_path / 'tiny.py',
+                                 synthetic_copy(tiny_isic, tmp_path),
+                                 epochs=1))
     elsewhere = tmp_path / 'elsewhere'
     config = tmp_path / 'out_dir.py'
     config.write_text(
         f'_base_ = [{base!r}]\n'
         'default_hooks = dict(checkpoint=dict(\n'
         f'    out_dir={str(elsewhere)!r}))\n')
-    demo.main(['--config', str(config), '--epochs', '1', '--seed', '5',
-               '--work-dir', str(work)])
+    demo.main(['--config', str(config), '--seed', '5', '--work-dir',
+               str(work)])
     saved = elsewhere / 'demo' / 'epoch_1.pth'
     assert saved.is_file() and not list(work.glob('*.pth'))
     assert f'Checkpoint: {saved}' in capsys.readouterr().out
@@ -301,7 +304,7 @@ def test_demo_scores_the_checkpoint_its_run_saved(tmp_path, capsys):
         f'_base_ = [{base!r}]\n'
         'train_cfg = dict(max_epochs=3, val_interval=3)\n'
         'default_hooks = dict(checkpoint=dict(interval=2, '
-        'save_last=False))\n')
+        'save_last=False, save_best=None))\n')
     with pytest.raises(UserError, match=r'the last checkpoint of the run '
                        r'in .*epoch_2\.pth, is of epoch 2, not of its final '
                        r'weights \(epoch 3\); nothing was scored'):
@@ -727,6 +730,7 @@ def test_the_demo_trains_with_the_configs_runner_type(tiny_isic, tmp_path,
 
     from test_train_test_tools import write_own_runner_config
 
+    from mmseg_dsnet.engine.config_text import FormattedOnceConfig
     from mmseg_dsnet.engine.log_dir import SeparateLogDirRunner, build_runner
     name = 'DemoAuditRunner'
     base = write_tiny_config(tmp_path / 'tiny.py',
@@ -750,6 +754,8 @@ def test_the_demo_trains_with_the_configs_runner_type(tiny_isic, tmp_path,
         plugin = sys.modules['demo_runner_plugin']
         assert isinstance(runner, getattr(plugin, name))
         assert isinstance(runner, SeparateLogDirRunner)
+        # Its config formats its text once (engine/config_text.py).
+        assert isinstance(runner.cfg, FormattedOnceConfig)
         # One class for every run of the config, named as what it is.
         from mmengine.config import Config
         cfg = Config.fromfile(str(config))

@@ -16,6 +16,8 @@ import shutil
 from mmengine.dist import broadcast_object_list
 from mmengine.runner import Runner
 
+from .config_text import formatting_once
+
 
 # One list per open log_dirs_removed_on_refusal block, of the log folders
 # claim_log_dir made in it (removed if its run is refused); none is kept
@@ -179,7 +181,9 @@ class SeparateLogDirRunner(Runner):
     are its own in the process too: mmengine hands a Runner the logger,
     message hub and visualizer of a name the process holds, so a second
     run in one process (a final test after its training, a test's runs)
-    wrote its ``vis_data`` into the first run's folder."""
+    wrote its ``vis_data`` into the first run's folder.
+
+    Its config formats its text once (:mod:`.config_text`)."""
 
     def __init__(self, *args, experiment_name=None, visualizer=None,
                  **kwargs):
@@ -192,6 +196,10 @@ class SeparateLogDirRunner(Runner):
             while f'{base}_{number}' in held:
                 number += 1
             visualizer = dict(visualizer, name=f'{base}_{number}')
+        if 'cfg' in kwargs:
+            # Its text is read for the log, the dump, the visualizer and
+            # each checkpoint: formatted once (config_text).
+            kwargs['cfg'] = formatting_once(kwargs['cfg'])
         super().__init__(*args, experiment_name=experiment_name,
                          visualizer=visualizer, **kwargs)
 
