@@ -502,7 +502,8 @@ def test_a_path_is_named_relative_to_its_root_only_inside_it():
     where it lies inside it: an absolute split without a data root, the
     root's parent folder and a root of no folders (``.``) leave the path
     as given, and a relative root whose folders appear twice in the path
-    names it from their last place."""
+    names it from their last place; the root's own folder is the data
+    root, however the root is given."""
     from mmseg_dsnet.apis.released_model import training_data_settings
     isic = 'ISIC2017Dataset'
     cases = [
@@ -518,6 +519,13 @@ def test_a_path_is_named_relative_to_its_root_only_inside_it():
         (dict(data_root='data/isic',
               ann_file='/a/data/isic/b/data/isic/splits/t.txt'),
          'splits/t.txt'),
+        # The root's own folder, under a relative or an absolute root.
+        (dict(data_root='data/isic',
+              data_prefix=dict(img_path='/w/data/isic')),
+         'every image in the data root'),
+        (dict(data_root='/w/data/isic',
+              data_prefix=dict(img_path='/w/data/isic')),
+         'every image in the data root'),
     ]
     for dataset, named in cases:
         assert training_data_settings(_reading(dict(type=isic, **dataset))

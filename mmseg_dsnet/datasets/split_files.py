@@ -67,11 +67,13 @@ def name_in_root(path: str, data_root: Optional[str]) -> str:
     root_parts = [part for part in root.split(os.sep)
                   if part not in (os.curdir, os.pardir)]
     parts = name.split(os.sep)
-    last = len(parts) - len(root_parts) - 1
+    # The root itself too ('.', as an absolute root names it).
+    last = len(parts) - len(root_parts)
     for start in range(last, 0, -1):
         if root_parts and \
                 parts[start:start + len(root_parts)] == root_parts:
-            return osp.join(*parts[start + len(root_parts):])
+            inner = parts[start + len(root_parts):]
+            return osp.join(*inner) if inner else os.curdir
     return name
 
 
