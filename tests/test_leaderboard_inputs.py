@@ -1611,3 +1611,24 @@ def test_the_protocol_of_a_test_split_is_read_from_what_it_lists(
     assert protocol('splits/lightweight_test.txt') == 'lightweight'
     # A split of images of its own is named by its file.
     assert protocol(str(other)) == 'my'
+
+
+def test_split_size_counts_the_ids_the_datasets_read(tmp_path):
+    """A run record's image count is what the ISIC datasets load from the
+    split file: './' prefixes and blank lines as the datasets read them,
+    and a file they refuse (an id listed twice, UTF-16 text) is refused."""
+    from mmseg_dsnet.leaderboard.work_dir import split_size
+    splits = tmp_path / 'splits'
+    splits.mkdir()
+    (splits / 'ok.txt').write_text('./ISIC_1\nISIC_2\n\n  \nISIC_3\n')
+    assert split_size(dict(data_root=str(tmp_path),
+                           ann_file='splits/ok.txt')) == 3
+    assert split_size(dict(data_root=str(tmp_path), ann_file='splits/ok.txt',
+                           indices=2)) == 2
+    (splits / 'twice.txt').write_text('ISIC_1\nISIC_2\n./ISIC_1\n')
+    with pytest.raises(UserError, match=r'twice\.txt lists 1 id more than '
+                       r'once: ISIC_1 \(2 times\)'):
+        split_size(dict(data_root=str(tmp_path), ann_file='splits/twice.txt'))
+    (splits / 'utf16.txt').write_text('ISIC_1\nISIC_2\n', encoding='utf-16')
+    with pytest.raises(UserError, match='is not UTF-8 text'):
+        split_size(dict(data_root=str(tmp_path), ann_file='splits/utf16.txt'))

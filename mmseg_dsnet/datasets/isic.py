@@ -297,8 +297,8 @@ class ISICDataset(BaseSegDataset):
                             'scored (or trained on) more than once')
 
     def _check_repeats(self, data_list):
-        """Refuse a split file that lists an image more than once: the
-        image would weigh twice in training and in the pooled test figures.
+        """:func:`check_split_repeats` of the ids of ``data_list`` under
+        this dataset's name.
 
         Args:
             data_list (list[dict]): From the split file.
@@ -307,20 +307,12 @@ class ISICDataset(BaseSegDataset):
             UserError: Naming the split file and the repeated ids.
         """
         # normpath: './ISIC_0000000' is the same image as 'ISIC_0000000'.
-        counts = Counter(osp.normpath(info['img_path']) for info in data_list)
-        repeated = [(path, n) for path, n in counts.items() if n > 1]
-        if not repeated:
-            return
         img_dir = osp.normpath(self.data_prefix.get('img_path', ''))
-        names = [(osp.relpath(path, img_dir), n) for path, n in repeated]
-        shown = first_few([f'{name[:len(name) - len(self.img_suffix)]} '
-                           f'({n} times)' for name, n in names],
-                          SHOWN_REPEATS)
-        raise UserError(
-            f'{type(self).__name__}: split file {self.ann_file} lists '
-            f'{counted(len(repeated), "id")} more than once: {shown}; each '
-            'would '
-            'be trained on or scored more than once. List each id once.')
+        names = [osp.relpath(osp.normpath(info['img_path']), img_dir)
+                 for info in data_list]
+        check_split_repeats(
+            [name[:len(name) - len(self.img_suffix)] for name in names],
+            self.ann_file, type(self).__name__)
 
     def _local_files(self):
         return not self.backend_args or self.backend_args.get(
@@ -512,6 +504,30 @@ def check_split_encoding(ann_file, owner=None):
         f'{owner} {ann_file} is not UTF-8 text (saved as '
         'UTF-16, "Unicode", or in another encoding?); save it as plain '
         'UTF-8, one id per line.')
+
+
+def check_split_repeats(ids, ann_file, owner=None):
+    """Refuse a split file that lists an id more than once: the image
+    would weigh twice in training and in the pooled test figures.
+
+    Args:
+        ids (Sequence[str]): The ids the file lists, in its order.
+        ann_file (str): The split file, for the message.
+        owner (str, optional): Who reads it, for the message.
+
+    Raises:
+        UserError: Naming the split file and the repeated ids.
+    """
+    repeated = [(name, n) for name, n in Counter(ids).items() if n > 1]
+    if not repeated:
+        return
+    shown = first_few([f'{name} ({n} times)' for name, n in repeated],
+                      SHOWN_REPEATS)
+    owner = f'{owner}: split file' if owner else 'Split file'
+    raise UserError(
+        f'{owner} {ann_file} lists {counted(len(repeated), "id")} more '
+        f'than once: {shown}; each would be trained on or scored more '
+        'than once. List each id once.')
 
 
 def _record_skipped(data, path):

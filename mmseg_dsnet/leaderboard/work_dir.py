@@ -471,15 +471,28 @@ def resolve_config_path(path):
 
 
 def split_size(dataset_cfg):
-    """Number of images a dataset config uses: its split file's lines,
-    cut by ``indices``; None when the split file is not readable here."""
+    """Number of images a dataset config uses: the ids its split file
+    lists, as the ISIC datasets read them, cut by ``indices``; None when
+    the split file is not readable here.
+
+    Args:
+        dataset_cfg (dict): A dataset config (``data_root``, ``ann_file``,
+            ``indices``).
+
+    Raises:
+        UserError: The split file is one the datasets refuse (not plain
+            UTF-8 text, an id listed more than once): no run reads it.
+    """
+    from mmseg_dsnet.datasets.isic import check_split_repeats
+    from mmseg_dsnet.datasets.split_files import split_ids
     root = dataset_cfg.get('data_root', '') or ''
     ann = dataset_cfg.get('ann_file', '') or ''
     path = resolve_config_path(osp.join(root, ann)) if ann else None
     if path is None or not osp.isfile(path):
         return None
-    with open(path, encoding='utf-8') as f:  # as the datasets read it
-        count = sum(1 for line in f if line.strip())
+    ids = split_ids(path)
+    check_split_repeats(ids, path)
+    count = len(ids)
     indices = dataset_cfg.get('indices')
     if isinstance(indices, int):
         count = min(count, indices)
