@@ -330,6 +330,14 @@ def test_a_batch_size_below_one_or_not_whole_is_refused(batch_size):
         check_batch_sizes(cfg, loaders, 'c.py')
     with pytest.raises(UserError, match=message[len('^c.py: '):]):
         check_evaluation_loaders(cfg, loaders)
+    # Named by its config, as the tools' other config refusals are.
+    with pytest.raises(UserError, match=message):
+        check_evaluation_loaders(cfg, loaders, 'c.py')
+    cfg['test_dataloader'] = dict(batch_size=2, drop_last=True)
+    with pytest.raises(UserError, match=r'^c\.py: test_dataloader\.drop_last '
+                       'is True'):
+        check_evaluation_loaders(cfg, loaders, 'c.py')
+    cfg['test_dataloader']['batch_size'] = batch_size
     check_batch_sizes(cfg, ('val_dataloader', ))
     # A loader the config lacks is passed over, and the next one checked.
     with pytest.raises(UserError, match=message[len('^c.py: '):]):

@@ -205,7 +205,7 @@ def build_cfg(args):
     check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))
     check_lesion_metrics(cfg, ('test_evaluator', ))
-    check_evaluation_loaders(cfg, ('test_dataloader', ))
+    check_evaluation_loaders(cfg, ('test_dataloader', ), args.config)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('test_dataloader', ),
                 explicit=names_data(args.cfg_options))

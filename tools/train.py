@@ -151,7 +151,7 @@ def build_cfg(args):
     check_decision_thresholds(cfg, ('val_evaluator', ))
     check_lesion_metrics(cfg, ('val_evaluator', ))
     if validates:
-        check_evaluation_loaders(cfg, ('val_dataloader', ))
+        check_evaluation_loaders(cfg, ('val_dataloader', ), args.config)
     check_save_best(cfg)
     check_val_keys_together(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,

@@ -179,7 +179,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_decision_thresholds(cfg, ('val_evaluator', ))
     # LesionMetric refuses a drop_last=True loader only once it has run:
     # after the first validation (the test, after the whole training).
-    check_evaluation_loaders(cfg, loaders[1:])
+    check_evaluation_loaders(cfg, loaders[1:], config_path)
     if validate:
         # A key the validation does not report stopped the run at its
         # first validation, --val-interval epochs in.

@@ -241,7 +241,7 @@ def check_batch_sizes(cfg, loaders, config=None):
             'at least 1: the images of a step. Nothing was started.')
 
 
-def check_evaluation_loaders(cfg, loaders):
+def check_evaluation_loaders(cfg, loaders, config=None):
     """Refuse, before the runner exists, a validation or test dataloader
     that leaves images out: with ``drop_last=True`` the last incomplete
     batch is never scored (every image, when the batch exceeds the split),
@@ -253,16 +253,18 @@ def check_evaluation_loaders(cfg, loaders):
         cfg (Config | dict): The merged config.
         loaders (Sequence[str]): The evaluation dataloader keys the tool
             runs (``val_dataloader``, ``test_dataloader``).
+        config (str, optional): The config file, for the message.
 
     Raises:
         UserError: Naming the loader and the option.
     """
-    check_batch_sizes(cfg, loaders)
+    check_batch_sizes(cfg, loaders, config)
+    where = f'{config}: ' if config else ''
     for loader in loaders:
         loader_cfg = cfg.get(loader)
         if isinstance(loader_cfg, dict) and loader_cfg.get('drop_last'):
             raise UserError(
-                f'{loader}.drop_last is True: the last incomplete batch of '
+                f'{where}{loader}.drop_last is True: the last incomplete batch of '
                 'the split would never be scored, so the figures would be '
                 'of part of it; set --cfg-options '
                 f'{loader}.drop_last=False')
