@@ -941,7 +941,40 @@ def test_an_edited_release_config_is_refused_for_the_released_weights(
     assert capsys.readouterr().err.splitlines()[-1] == (
         f'ERROR: checkpoint {checkpoint} was trained in another network '
         f'than config {config} builds: model.backbone.dilations[3] is 2 in '
-        f'its training config ({source}), 1 in the config; give the config '
-        'it was trained with (the one its training dumped into its work '
-        'dir)')
+        f'its training config ({source}), 1 in the config; restore '
+        f'{source.split(",")[0]} as released (git checkout -- '
+        f'{source.split(",")[0]}): released weights run in the network its '
+        'metafile entry dsnet_isic2017_256px records')
     assert not out.exists()
+    # Under a config of their own, released weights (no work dir) are
+    # sent to the config their metafile entry names.
+    other = tmp_path / 'other.py'
+    other.write_text(config.read_text())
+    assert load_tool('infer.py').main(
+        [str(other), str(checkpoint), str(photo), '--out-dir', str(out),
+         '--no-progress']) == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f'1 in the config; give the config its metafile entry '
+        f'dsnet_isic2017_256px names ({source.split(",")[0]})')
+    assert not out.exists()
+
+
+def test_weights_of_another_kind_of_network_are_named_by_its_type():
+    """DSNet weights under a UNet config are refused naming the backbones
+    (the setting the user acts on), not the first setting in which the two
+    model configs differ (``model.auxiliary_head``)."""
+    from mmengine.config import Config
+
+    from conftest import REPO
+
+    from mmseg_dsnet.apis.released_model import check_trained_model
+    from mmseg_dsnet.utils.errors import UserError
+    dsnet = Config.fromfile(REPO / 'configs' / 'dsnet' / 'dsnet_isic2017.py')
+    unet = Config.fromfile(
+        REPO / 'configs' / 'unet' / 'unet-s5-d16_fcn_isic2017.py')
+    with pytest.raises(UserError, match=(
+            r"^checkpoint c\.pth was trained in another network than config "
+            r"u\.py builds: model\.backbone\.type is 'DSNet' in its training "
+            r"config \(meta\['cfg'\]\), 'UNet' in the config; advice$")):
+        check_trained_model(unet, 'u.py', 'c.pth', 'advice', loaded={},
+                            training_cfg=dict(model=dsnet.model.to_dict()))

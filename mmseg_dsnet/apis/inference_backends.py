@@ -31,10 +31,6 @@ from ..utils.errors import UserError
 from .released_model import check_trained_input_size, check_trained_model
 
 BACKENDS = ('pytorch', 'onnxruntime')
-# A fully convolutional model has no input size in its weights: trained at
-# 128 px, they loaded strictly into a 256 px config and ran there unasked.
-TRAINED_SIZE_HINT = ('give the config it was trained with (the one its '
-                     'training dumped into its work dir)')
 
 
 def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
@@ -52,17 +48,19 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
     """
     if checkpoint:
         from ..compat import safe_torch_load
-        from .released_model import training_config_in
+        from .released_model import (trained_config_advice,
+                                     training_config_in)
         name = getattr(cfg, 'filename', None) or '(given as an object)'
         # One load and one parse serve both checks (released weights:
         # their metafile config is read, which takes a while).
         loaded = safe_torch_load(checkpoint, map_location='cpu')
         checked = dict(loaded=loaded,
                        training_cfg=training_config_in(loaded, checkpoint))
-        check_trained_input_size(cfg, name, checkpoint, TRAINED_SIZE_HINT,
-                                 **checked)
-        check_trained_model(cfg, name, checkpoint, TRAINED_SIZE_HINT,
-                            **checked)
+        advice = trained_config_advice(name, checkpoint, loaded)
+        # A fully convolutional model has no input size in its weights:
+        # they load strictly into a config of another size.
+        check_trained_input_size(cfg, name, checkpoint, advice, **checked)
+        check_trained_model(cfg, name, checkpoint, advice, **checked)
 
 
 def check_has_checkpoint(config, checkpoint: Optional[str],

@@ -434,6 +434,38 @@ def training_config_source(checkpoint: str, loaded=None) -> str:
             f"metafile entry {entry.get('Name')}{recorded}")
 
 
+def trained_config_advice(config: str, checkpoint: str,
+                          loaded=None) -> str:
+    """What to do about a checkpoint refused under ``config`` for another
+    network or input size than it was trained in: give the config its
+    training dumped into its work dir
+    (:data:`~mmseg_dsnet.engine.checkpoint_match.TRAINED_CONFIG_HINT`);
+    released weights have no work dir, and run with the config their
+    metafile entry names, as released.
+
+    Args:
+        config (str): The config file the checkpoint was refused under.
+        checkpoint (str): The checkpoint file.
+        loaded (dict, optional): ``checkpoint`` loaded already; it is read
+            from the file when None.
+    """
+    from ..compat import checkpoint_meta
+    from ..engine.checkpoint_match import TRAINED_CONFIG_HINT
+    meta = checkpoint_meta(checkpoint if loaded is None else loaded)
+    entry = None if isinstance(meta.get('cfg'), str) \
+        else released_entry(checkpoint)
+    if entry is None:
+        return TRAINED_CONFIG_HINT
+    release_config = osp.relpath(entry['Config'], REPO_ROOT)
+    if osp.realpath(config) == osp.realpath(entry['Config']):
+        # The entry's own file was edited since the release.
+        return (f'restore {release_config} as released (git checkout -- '
+                f'{release_config}): released weights run in the network '
+                f"its metafile entry {entry.get('Name')} records")
+    return (f'give the config its metafile entry {entry.get("Name")} '
+            f'names ({release_config})')
+
+
 def config_from_text(text: str) -> dict:
     """The top-level settings of a dumped config (a checkpoint's
     ``meta['cfg']``) read without running it: a checkpoint is loaded
@@ -591,6 +623,12 @@ def _inference_model(value):
     return value
 
 
+#: The settings that name the kind of network a model config builds, in
+#: the order a refusal names the first that differs.
+COMPONENT_TYPES = ('model.type', 'model.backbone.type',
+                   'model.decode_head.type')
+
+
 def check_trained_model(
         cfg, config: str, checkpoint: str,
         advice: str = 'publish it with the config it was trained with',
@@ -628,10 +666,14 @@ def check_trained_model(
     given = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(
         cfg.model)
     # Compared without training-only settings, named as written.
-    diff = next(config_differences(_inference_model(given),
-                                   _inference_model(trained), 'model'), None)
-    if diff is None:
+    diffs = list(config_differences(_inference_model(given),
+                                    _inference_model(trained), 'model'))
+    if not diffs:
         return
+    # Another kind of network (DSNet weights, a UNet config) is named by
+    # its type, not by the first setting in which the two differ.
+    diff = next((path for path in COMPONENT_TYPES if path in diffs),
+                diffs[0])
     raise UserError(
         f'checkpoint {checkpoint} was trained in another network than '
         f'config {config} builds: {diff} is '

@@ -267,8 +267,7 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
 
 def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              map_location='cpu', hint=PARTIAL_HINT,
-                             cfg=None, advice=TRAINED_CONFIG_HINT,
-                             loaded=None):
+                             cfg=None, advice=None, loaded=None):
     """Load ``filename`` into ``model`` after
     :func:`check_checkpoint_matches` (and, given ``cfg``,
     :func:`~mmseg_dsnet.apis.released_model.check_trained_model`);
@@ -286,7 +285,10 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
             checkpoint whose training config (``meta['cfg']``) builds
             another network in a setting without weights (a dilation) is
             refused. None skips that check.
-        advice (str): What to do instead, ending that refusal.
+        advice (str, optional): What to do instead, ending that refusal.
+            Default: :func:`~mmseg_dsnet.apis.released_model.
+            trained_config_advice` (the config the training dumped into
+            its work dir; for released weights, their metafile entry's).
         loaded (dict, optional): ``filename`` loaded already as mmengine's
             loader reads it here (:func:`~mmseg_dsnet.compat.
             safe_torch_load`, then :func:`~mmseg_dsnet.models.utils.
@@ -311,10 +313,13 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
         # The keys fit, but weights trained with other dilations (a setting
         # holding no weights) loaded strictly and ran in a network they
         # were not trained in: wrong masks and figures, exit 0.
-        from ..apis.released_model import check_trained_model
+        from ..apis.released_model import (check_trained_model,
+                                           trained_config_advice)
+        name = str(config or getattr(cfg, 'filename', None) or
+                   '(given as an object)')
         check_trained_model(
-            cfg, str(config or getattr(cfg, 'filename', None) or
-                     '(given as an object)'), filename, advice,
+            cfg, name, filename,
+            advice or trained_config_advice(name, filename, checkpoint),
             loaded=checkpoint)
     if is_model_wrapper(model):
         model = model.module

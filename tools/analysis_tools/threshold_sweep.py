@@ -190,9 +190,9 @@ def main(argv=None):
                                                       threshold_rule_table)
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
-    from mmseg_dsnet.apis.released_model import check_trained_model
-    from mmseg_dsnet.engine.checkpoint_match import (TRAINED_CONFIG_HINT,
-                                                     load_checkpoint_strictly)
+    from mmseg_dsnet.apis.released_model import (check_trained_model,
+                                                 trained_config_advice)
+    from mmseg_dsnet.engine.checkpoint_match import load_checkpoint_strictly
     from mmseg_dsnet.progress import progress_bar
     try:
         metric_args = lesion_metric_args(cfg.get('test_evaluator'))
@@ -250,7 +250,8 @@ def main(argv=None):
             check_not_trained_on(checkpoint, leaf, args.config)
         # Before any is scored: one trained in another network (other
         # dilations) would be scored in this one.
-        check_trained_model(cfg, args.config, checkpoint, TRAINED_CONFIG_HINT)
+        check_trained_model(cfg, args.config, checkpoint,
+                            trained_config_advice(args.config, checkpoint))
     register_all_modules()
     # The per-threshold tables of LesionMetric are left out of the output.
     MMLogger.get_instance('threshold_sweep', log_level='WARNING')
