@@ -264,9 +264,9 @@ def check_evaluation_loaders(cfg, loaders, config=None):
         loader_cfg = cfg.get(loader)
         if isinstance(loader_cfg, dict) and loader_cfg.get('drop_last'):
             raise UserError(
-                f'{where}{loader}.drop_last is True: the last incomplete batch of '
-                'the split would never be scored, so the figures would be '
-                'of part of it; set --cfg-options '
+                f'{where}{loader}.drop_last is True: the last incomplete '
+                'batch of the split would never be scored, so the figures '
+                'would be of part of it; set --cfg-options '
                 f'{loader}.drop_last=False')
 
 
