@@ -114,7 +114,7 @@ def check_args(args):
     check_short_schedule(args.epochs, args.train_images, args.test_images,
                          args.lr, args.crop_size, args.seed)
     if args.record_dir is not None and args.split != 'design':
-        # It was ignored: no record was written, exit 0.
+        # Taken, it would be ignored: no record is written.
         raise UserError(f'--record-dir {args.record_dir}: only --split '
                         'design writes records; a --split test run writes '
                         'its results into --work-dir')
@@ -151,7 +151,7 @@ def configs_to_run(args):
     for path in args.configs:
         name = osp.splitext(osp.basename(path))[0]
         if name in configs:
-            # The later one replaced the earlier: one run, exit 0.
+            # The later one would replace the earlier: one run.
             raise UserError(
                 f'--configs {path} has the run name {name} of {given[name]} '
                 "(a run, its work dir and its record are named by its "
@@ -185,8 +185,8 @@ def main(argv=None):
                                 f'(--src), and {args.data_root} holds no '
                                 'converted set')
             if args.data_root_given:
-                # A mistyped --data-root was a SKIP, exit 0: data that is
-                # not where the user said.
+                # A mistyped --data-root is no SKIP: the data is not where
+                # the user said.
                 raise UserError(
                     f'--data-root {args.data_root} holds no converted set '
                     f'(no meta.json), and the real ISIC 2017 set to convert '

@@ -77,8 +77,8 @@ launch_input() {
 
 # launch_own_launcher TOOL LAUNCHER ARGS...: the tool's arguments (ARGS)
 # hold no other --launcher (argparse also reads an abbreviation such as
-# --launch=none): given after the script's own, it won, and each task ran
-# the whole run alone, all at once into the same work dir, exit 0.
+# --launch=none): given after the script's own, it would win, and each
+# task would run the whole run alone, all at once into the same work dir.
 launch_own_launcher() {
   local tool=$1 launcher=$2 arg name shown value
   shift 2

@@ -129,7 +129,7 @@ def trigger_visualization_hook(cfg, args):
         if args.launcher != 'none' else 1
     if processes > 1:
         # mmseg's visualizer paints on rank 0 only (master_only): the
-        # others' images were left out, exit 0 (3 of 5 images on 2).
+        # other processes' images would be missing from the folder.
         raise mark_every_rank(UserError(
             f'{option} paints only the images of the first of the '
             f'{processes} processes of a distributed test (mmseg draws on '
@@ -137,7 +137,7 @@ def trigger_visualization_hook(cfg, args):
             f'tools/test.py (one process) with {option}'))
     if args.show and args.show_dir:
         # mmseg's hook drops the visualizer's backends when it shows: the
-        # folder stayed empty, exit 0.
+        # folder would stay empty.
         raise UserError(
             f'--show and --show-dir {args.show_dir} cannot be given together:'
             " mmseg's visualization hook saves nothing while it shows; give "
@@ -149,7 +149,7 @@ def trigger_visualization_hook(cfg, args):
             f'{option} needs a visualization hook in default_hooks of '
             f'{args.config}; add default_hooks = dict(visualization='
             "dict(type='SegVisualizationHook')) to it")
-    # Without one the runner's plain Visualizer draws nothing (exit 0).
+    # Without one the runner's plain Visualizer draws nothing.
     if not isinstance(cfg.get('visualizer'), dict):
         raise UserError(
             f'{option} needs a visualizer in {args.config}; add visualizer '
@@ -252,7 +252,7 @@ def main(argv=None):
         with restored_on_failure(dump, keep_existing=True) as dumped:
             metrics = test(args, cfg, out)
     # Only where the runner's dump differed: a file identical to this
-    # test's config (an earlier such test's) was said to be kept.
+    # test's config (an earlier such test's) is not one kept apart.
     if dumped['restored'] and get_rank() == 0:
         print(f'Kept {dump} as it was (this test\'s config is in the '
               'run\'s log folder, <timestamp>/vis_data/config.py)')

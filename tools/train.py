@@ -133,7 +133,7 @@ def build_cfg(args):
     check_auto_scale_lr(cfg, args.config)
     check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
-    # loaded nothing, exit 0.
+    # would load nothing.
     model = check_model_builds(cfg)
     check_pretrained_checkpoints(cfg, model)
     # The Runner's own check of load_from came after it had made the run's

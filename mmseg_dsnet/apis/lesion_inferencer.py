@@ -365,9 +365,9 @@ def input_stem(path: str) -> str:
     """The output name an input gets when nothing else holds it: its file
     stem without leading dots (``h`` for ``.h.jpg``; ``image`` for a name
     that is all dots)."""
-    # Hidden outputs (.h.png) were passed over by the output folder's
-    # checks, as a killed writer's partial files are: a run with another
-    # model skipped them and recorded itself in model.json, exit 0.
+    # No output is hidden (.h.png): the output folder's checks pass over
+    # hidden files, as a killed writer's partial files, so a run with
+    # another model would skip them and record itself in model.json.
     return osp.splitext(osp.basename(path))[0].lstrip('.') or 'image'
 
 
@@ -636,8 +636,9 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
     recorded = read_sources(out_dir)
     taken = unrecorded_names(out_dir, recorded)
     names = output_names(files, recorded, taken)
-    # Called from Python, a run wrote its masks among those of another
-    # model (model.json unchanged) and skipped theirs as its own, exit 0.
+    # Called from Python too, a run checks the folder's model, or it
+    # would write its masks among another model's and skip theirs as its
+    # own.
     record = model_record or inferencer_record(inferencer)
     if record is not None:
         summary.replaced_outputs = claim_output_folder(
@@ -756,7 +757,7 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
             ]
             if existing and not overwrite:
                 # Outputs of another version of the file (a new photo under
-                # an old name) were skipped as done, exit 0.
+                # an old name) are not the outputs of this one.
                 changed = changed_since(path, made_from.get(names[path]))
                 if changed:
                     reason = (f'{path}: its outputs {", ".join(existing)} '
@@ -776,8 +777,8 @@ def _run_inference(inferencer, files, out_dir, batch_size, overwrite,
                     bar.update()
                     continue
                 # A mask without its overlay (a run killed or failed between
-                # the two, or one deleted) was skipped as done, exit 0; so
-                # was a removed mask with --no-overlay, its overlay there.
+                # the two, or one deleted) is not done; nor is a removed
+                # mask with --no-overlay, its overlay there.
                 # Both are of this model (model.json) and this file (its
                 # SHA-256): they show the mask written now.
                 keep[path] = existing

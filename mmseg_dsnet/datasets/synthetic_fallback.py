@@ -258,8 +258,8 @@ def _check_synthetic_set(out_root, layout_year, seed, counts):
         for split in ('train', 'val', 'test')})
     found = {key: meta.get(key) if key in ('year', 'seed') else held.get(key)
              for key in asked}
-    # meta.json records no image size: a set of other sizes (``size`` in
-    # ``counts``) was reused as the one asked, exit 0.
+    # meta.json records no image size: it is read from the images, so a
+    # set of other sizes (``size`` in ``counts``) is not reused as asked.
     width, height = counts.get('size', made['size'].default)
     asked['image size'] = f'{int(width)}x{int(height)}'
     found['image size'] = _image_size(out_root)

@@ -163,8 +163,8 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
          ('the deploy config written beside it (its name with .py)',
           out_cfg)),
         hint='give the deploy checkpoint a new name ending in .pth')
-    # The checkpoint is a PyTorch file whatever its name: OUT ``x.onnx`` was
-    # written as one, exit 0, and read by infer.py as a broken ONNX model.
+    # The checkpoint is a PyTorch file whatever its name: OUT ``x.onnx``
+    # would be read by infer.py as a broken ONNX model.
     # After the check above, which names the checkpoint given as OUT.
     refuse_other_suffix(out, CHECKPOINT_SUFFIXES, 'OUT',
                         'the deploy checkpoint is written in PyTorch format')

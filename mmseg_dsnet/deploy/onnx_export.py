@@ -245,12 +245,12 @@ def export_onnx(config,
         'mmseg_dsnet.out_channels': str(trained.decode_head.out_channels),
         'mmseg_dsnet.config': str(getattr(cfg, 'filename', '') or ''),
         'mmseg_dsnet.reparameterized': str(reparameterized),
-        # Without a checkpoint the file held random weights and nothing
-        # said so: infer.py wrote meaningless masks from it, exit 0.
+        # Without a checkpoint the file holds random weights: the record
+        # lets infer.py refuse it instead of writing meaningless masks.
         META_WEIGHTS: weights_record(checkpoint),
         META_PRECISION: 'float32',
-        # The file has no config: infer.py --tta averaged the flips for a
-        # config whose test.py --tta scores other views, exit 0.
+        # The file has no config: this record tells infer.py --tta whether
+        # flips are the views the config's test.py --tta scores.
         META_FLIP_TTA: str(flips_are_its_tta(cfg)),
     }
     check_sizes_see_every_weight((trained, segmentor), shape, dynamic_size,
@@ -375,8 +375,8 @@ def export_and_check(config,
             cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
             advice='export it with the config it was trained with')
         # Weights trained in another network (other dilations) load
-        # strictly, and the parity check compares that network with its
-        # own export: PASSED, exit 0.
+        # strictly, and the parity check would compare that network with
+        # its own export and pass.
         check_trained_model(
             cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
             advice='export it with the config it was trained with')
@@ -717,8 +717,8 @@ def _quantize_and_compare(out_file, int8_file, checked, shape,
         int8.update(compare_int8(checked['session'], ort_session(temp), real,
                                  checked['threshold']))
         int8['bytes'] = osp.getsize(temp)
-        # The figures were printed and the file written whatever they were
-        # (exit 0): a collapsed int8 model shipped beside PASSED.
+        # An int8 model whose masks collapse is rejected, not written
+        # beside a PASSED float32 check.
         rejected.append(int8_rejection(int8, min_mask_iou))
         int8['passed'] = rejected[-1] is None
         if not int8['passed']:

@@ -229,7 +229,7 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                                   'keys of another shape'))]
     else:
         # A key of another shape is skipped by mmengine behind a log
-        # warning: a checkpoint of another width loaded nothing, exit 0.
+        # warning: a checkpoint of another width would load nothing.
         loaded, _ = loadable_keys(expected, given)
         problems = [(mismatched, ('key of another shape',
                                   'keys of another shape')),
@@ -240,7 +240,7 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
     if not problems:
         # The keys fit, but NaN weights give NaN logits, which threshold to
         # background everywhere: empty masks and a "passed" parity check
-        # (NaN compares False with every tolerance), exit 0.
+        # (NaN compares False with every tolerance).
         bad = non_finite_tensors(given, keys=expected)
         if bad:
             raise NonFiniteCheckpointError(
@@ -311,8 +311,8 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              hint)
     if cfg is not None and strict:
         # The keys fit, but weights trained with other dilations (a setting
-        # holding no weights) loaded strictly and ran in a network they
-        # were not trained in: wrong masks and figures, exit 0.
+        # holding no weights) load strictly and would run in a network they
+        # were not trained in: wrong masks and figures.
         from ..apis.released_model import (check_trained_model,
                                            trained_config_advice)
         name = str(config or getattr(cfg, 'filename', None) or

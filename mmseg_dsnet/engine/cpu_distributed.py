@@ -53,9 +53,9 @@ def check_launched(launcher, script):
     if launcher != 'pytorch' and 'RANK' in os.environ and \
             processes.isdigit() and int(processes) > 1:
         # dist_*.sh passes --launcher pytorch before the user's arguments,
-        # so a --launcher none among them won: each process then ran the
+        # so a --launcher none among them wins: each process would run the
         # whole run alone, all at once into the same work dir (checkpoints,
-        # metrics file and masks written over each other), exit 0.
+        # metrics file and masks written over each other).
         raise mark_every_rank(UserError(
             f'--launcher {launcher} in one of the {processes} processes '
             'torchrun started: each would run alone, on all the data, into '

@@ -1470,8 +1470,8 @@ def check_run_record(path, record):
             f'{record["source"]!r}, metrics a '
             f'{type(record["metrics"]).__name__}); {fix}')
     check_run_record_types(path, record, fix)
-    # One seed without a figure made the row's mean of it None: '-' in
-    # its column for every seed, exit 0.
+    # One seed without a figure would make the row's mean of it None: '-'
+    # in its column for every seed.
     metrics = record['metrics']
     missing = [key for _, key, _ in table.METRIC_FIELDS
                if metrics.get(key) is None]

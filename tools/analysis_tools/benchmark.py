@@ -122,9 +122,8 @@ def main(argv=None):
             + (' and reads its test images (--data)' if args.data else '')
             + '; give a model or training config such as '
             'configs/dsnet/dsnet_isic2017.py')
-        # Without --shape, the config's own size: the default was 256x256
-        # whatever the config, so the 128 px demo model was timed at 4x its
-        # work, exit 0.
+        # Without --shape, the config's own size: a fixed 256x256 would
+        # time the 128 px demo model at 4x its work.
         # One that keeps the aspect ratio, slides windows or has no
         # Resize runs the network at no one size: there is no size of its
         # own to time.

@@ -158,8 +158,8 @@ def main(argv=None):
                     progress.update()
     finally:
         progress.close()
-    # A loader with drop_last=True (or a sampler that skips images) left
-    # images out: the figures were of part of the split, exit 0.
+    # A loader with drop_last=True (or a sampler that skips images) leaves
+    # images out: the figures would be of part of the split.
     from mmseg_dsnet.evaluation.lesion_metric import check_every_image_scored
     check_every_image_scored(len(metric.results), len(loader.dataset))
     summary = {**errors.summary(args.worst), **scored_iou(metric)}

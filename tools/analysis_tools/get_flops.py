@@ -65,9 +65,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_input_file(args.config, 'config file')
-    # Without --shape, the config's own size: the default was 256x256
-    # whatever the config, so the 128 px demo model was counted at 4x its
-    # cost, exit 0.
+    # Without --shape, the config's own size: a fixed 256x256 would count
+    # the 128 px demo model at 4x its cost.
     shape = input_shape(args.shape) if args.shape else None
     result = get_flops(args.config, shape, args.cfg_options, args.show_table)
     shape = tuple(result['input_shape'])

@@ -145,9 +145,8 @@ def main(argv=None):
     check_trainable_model(cfg, args.config, action='profile')
     prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
     aug = BatchedSegAugmentation(rest)
-    # Without --shape, the size the config trains at: the default was
-    # 256x256 whatever the config, so the 128 px demo config's step was
-    # timed at 4x its work, exit 0.
+    # Without --shape, the size the config trains at: a fixed 256x256
+    # would time the 128 px demo config's step at 4x its work.
     # One without a Resize to a scale trains each image at its own size:
     # no one step is the config's, so --shape must say which to time.
     args.train_size = resize_size(prefix)

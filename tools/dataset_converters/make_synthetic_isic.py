@@ -64,7 +64,7 @@ def main(argv=None):
         check_seed(args.seed, '--seed')
         check_size(args.size, '--size')
         # Every split with pairs, enough for the converter's splits: a
-        # count of 0 wrote empty folders, exit 0.
+        # count of 0 would write empty folders.
         check_counts(args.year, args.num_train, num_val, args.num_test)
         generate(
             args.out,

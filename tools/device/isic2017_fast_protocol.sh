@@ -31,7 +31,7 @@ RUNS=${RUNS:-"configs/dsnet/dsnet_isic2017.py@0"}
 EXTRA=${EXTRA:-}               # more fast_train flags, e.g. "--val-interval 10" (official protocol)
 for setting in EPOCHS TIME_LIMIT CALL_LIMIT; do
   # Whole numbers: the shell's arithmetic (timeout, the time left) takes no
-  # other, and a failed sum left the training unrun with exit 0.
+  # other, and a failed sum would leave the training unrun.
   case ${!setting} in
     ''|*[!0-9]*) echo "ERROR: $setting must be a whole number (seconds or epochs), got '${!setting}'" >&2; exit 2 ;;
   esac
@@ -79,7 +79,7 @@ grep "^\[fast_train\]" "$OUT/training.txt" | tail -8 | tee -a "$OUT/summary.txt"
 stamp "testing"
 # One run: --work-dir is its dir; several: one sub-folder each.
 # An array, one path each: a path with spaces (OUT) is one run, not two
-# that were reported stopped while nothing was tested, exit 0.
+# reported stopped while nothing is tested.
 mapfile -t ALL_DIRS < <(find "$OUT/runs" -name fast_train.json -printf '%h\n' 2>/dev/null | sort)
 # A run stopped by the time limit is not tested: its checkpoint is of fewer
 # epochs than the protocol's, and its test_metrics.json would be collected

@@ -380,8 +380,8 @@ def check_cfg_options(options) -> None:
                 f'{value}')
         # The loop and checkpoints follow the tool's own flags; of the
         # checkpoint hook only the best checkpoint's key and rule are read.
-        # These options trained without the validations or checkpoints
-        # they asked for, exit 0.
+        # Taken, these options would train without the validations or
+        # checkpoints they ask for.
         if key in ('train_cfg.val_interval', 'train_cfg.val_begin',
                    'train_cfg.dynamic_intervals'):
             raise FastTrainingError(

@@ -53,7 +53,7 @@ class BatchedSegAugmentation:
                     f'training supports {", ".join(SUPPORTED)} after the '
                     'loading transforms); train with tools/train.py')
             # An argument the device version does not read (a flip's
-            # swap_seg_labels, a misspelt key) trained without it, exit 0.
+            # swap_seg_labels, a misspelt key) would train without it.
             unread = sorted(k for k, v in transform.items() if v is not None
                             and k != 'type' and k not in ARGUMENTS[kind])
             if unread:
