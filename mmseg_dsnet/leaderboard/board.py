@@ -970,7 +970,6 @@ def check_final_test_result(rec, cfg, work_dir):
         cfg (Config): Its training config.
         work_dir (str): Its work dir, for the messages.
     """
-    check_not_evaluated_on_the_design_hold_out(rec, work_dir)
     check_tested_checkpoint_is_the_runs(rec, work_dir)
     tested = re.fullmatch(r'epoch_(\d+)\.pth',
                           osp.basename(str(rec.get('checkpoint') or '')))
@@ -998,6 +997,9 @@ def check_final_test_result(rec, cfg, work_dir):
             f'({", ".join(seen)}; trained on {trained}), not on a test '
             'split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
+    # After the training splits: the full training split lists the
+    # hold-out's images too, and is refused as what it is.
+    check_not_evaluated_on_the_design_hold_out(rec, work_dir)
 
 
 def _cut_by_indices(ids, indices):
