@@ -2,6 +2,7 @@
 
 These tests check who is called when and how often, never how fast.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,6 +13,28 @@ import pytest
 from conftest import REPO, load_tool
 
 cpu_latency = load_tool('analysis_tools/cpu_latency.py')
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Give torch back its thread count after a run of the tool, which
+    ends at one thread per core (the suite keeps to one: its workers share
+    the cores: at two threads each, later tests in this process run up to
+    twice as slow)."""
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def each_test_keeps_torch_threads():
+    """Each test's runs of the tool leave torch's thread count as it
+    was."""
+    with torch_threads_kept():
+        yield
 
 
 def recorder(log, name, sleep=0.0):
@@ -286,7 +309,6 @@ def checkpoint_run(tmp_path_factory):
         tuple: The run's folder, its checkpoint and what it printed on
         stderr.
     """
-    import contextlib
     import io
 
     import numpy as np
@@ -300,7 +322,7 @@ def checkpoint_run(tmp_path_factory):
     unreadable.write_bytes(b'not a jpeg')
     checkpoint = REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth'
     err = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, \
+    with pytest.MonkeyPatch.context() as patch, torch_threads_kept(), \
             contextlib.redirect_stderr(err):
         patch.setattr(
             parity, 'config_samples',
