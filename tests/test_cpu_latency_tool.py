@@ -2,6 +2,7 @@
 
 These tests check who is called when and how often, never how fast.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,6 +13,28 @@ import pytest
 from conftest import REPO, load_tool
 
 cpu_latency = load_tool('analysis_tools/cpu_latency.py')
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Give torch back its thread count after a run of the tool, which
+    ends at one thread per core (the suite keeps to one: its workers share
+    the cores: at two threads each, later tests in this process run up to
+    twice as slow)."""
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def each_test_keeps_torch_threads():
+    """Each test's runs of the tool leave torch's thread count as it
+    was."""
+    with torch_threads_kept():
+        yield
 
 
 def recorder(log, name, sleep=0.0):
@@ -276,28 +299,61 @@ def test_a_re_parameterised_export_is_credited_with_its_own_macs(tmp_path):
     assert (tmp_path / 'dsnet-v1.onnx').is_file()
 
 
-def test_the_report_says_what_each_row_timed(tmp_path, capsys):
+@pytest.fixture(scope='module')
+def checkpoint_run(tmp_path_factory):
+    """One short run of the tool (each run exports and quantizes DSNet:
+    seconds), timed with ``--checkpoint``, its int8 model calibrated on two
+    listed training images of which one is unreadable.
+
+    Returns:
+        tuple: The run's folder, its checkpoint and what it printed on
+        stderr.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mmseg_dsnet.deploy import parity
+    folder = tmp_path_factory.mktemp('checkpoint_run')
+    readable = folder / 'ISIC_0000001.png'
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(readable)
+    unreadable = folder / 'ISIC_0000000.jpg'
+    unreadable.write_bytes(b'not a jpeg')
+    checkpoint = REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth'
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, torch_threads_kept(), \
+            contextlib.redirect_stderr(err):
+        patch.setattr(
+            parity, 'config_samples',
+            lambda cfg, split, limit: ([(str(unreadable), None),
+                                        (str(readable), None)],
+                                       f'2 of 2 {split} images of {folder}'))
+        cpu_latency.main([
+            '--out', str(folder / 'r.json'), '--skip',
+            *cpu_latency.BASELINES, '--no-compile', '--repeat', '2',
+            '--rounds', '2', '--min-runs', '2', '--max-seconds', '0.1',
+            '--warmup', '1', '--threads', '1', '--checkpoint',
+            str(checkpoint)
+        ])
+    return folder, checkpoint, err.getvalue()
+
+
+def test_the_report_says_what_each_row_timed(checkpoint_run):
     """The report did not record which --checkpoint DSNet was timed with
     (path, SHA-256), nor per row the input fed, the thread counts and the
     input the exported graph declares (dynamic or fixed 256x256)."""
     import json
 
     from mmseg_dsnet.utils.fileio import sha256_of
-    checkpoint = REPO / 'checkpoints' / 'dsnet_isic2017_256px.pth'
-    out = tmp_path / 'r.json'
-    cpu_latency.main([
-        '--out', str(out), '--skip', *cpu_latency.BASELINES, '--no-compile',
-        '--repeat', '2', '--rounds', '2', '--min-runs', '2',
-        '--max-seconds', '0.1', '--warmup', '1', '--threads', '1',
-        '--checkpoint', str(checkpoint)
-    ])
-    report = json.loads(out.read_text())
+    folder, checkpoint, err = checkpoint_run
+    report = json.loads((folder / 'r.json').read_text())
     # The bar counts each case's turns (--rounds 2) at 1 thread.
-    turns, err = 2 * len(report['models']), capsys.readouterr().err
+    turns = 2 * len(report['models'])
     assert '1 thread: 100%' in err and f'| {turns}/{turns} [' in err
     assert report['checkpoint'] == dict(path=str(checkpoint),
                                         sha256=sha256_of(str(checkpoint)))
-    assert sha256_of(str(checkpoint)) in (tmp_path / 'r.md').read_text()
+    assert sha256_of(str(checkpoint)) in (folder / 'r.md').read_text()
     graphs = {}
     for row in report['models']:
         assert row['input_shape'] == [1, 3, 256, 256], row['form']
@@ -337,6 +393,11 @@ def test_a_failed_table_write_keeps_the_previous_report(tmp_path,
         write_partial(data, tmp, filepath)
 
     monkeypatch.setattr(fileio, '_write_partial', full_disk_for_the_table)
+    # No training images listed: calibrated on two random inputs, not on
+    # 16 images of whatever data set the config finds.
+    from mmseg_dsnet.deploy import parity
+    monkeypatch.setattr(parity, 'config_samples',
+                        lambda cfg, split, limit: ([], 'none listed'))
     with pytest.raises(OSError, match='No space left'):
         cpu_latency.main([
             '--out', str(out), '--overwrite', '--skip',
@@ -377,33 +438,15 @@ def test_int8_calibrated_on_noise_is_reported_as_such(tmp_path,
     assert 'Timed runs per case and thread count: 1 ' in table
 
 
-def test_int8_calibration_counts_the_images_it_could_read(tmp_path,
-                                                          monkeypatch):
+def test_int8_calibration_counts_the_images_it_could_read(checkpoint_run):
     """One of the two training images listed unreadable: the report said
     the int8 model was calibrated on ``2 of 2 train images`` when it was
     calibrated on one."""
     import json
-
-    import numpy as np
-    from PIL import Image
-    readable = tmp_path / 'ISIC_0000001.png'
-    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(readable)
-    unreadable = tmp_path / 'ISIC_0000000.jpg'
-    unreadable.write_bytes(b'not a jpeg')
-    from mmseg_dsnet.deploy import parity
-    monkeypatch.setattr(
-        parity, 'config_samples',
-        lambda cfg, split, limit: ([(str(unreadable), None),
-                                    (str(readable), None)],
-                                   f'2 of 2 {split} images of {tmp_path}'))
-    out = tmp_path / 'r.json'
-    cpu_latency.main([
-        '--out', str(out), '--skip', *cpu_latency.BASELINES, '--no-compile',
-        '--repeat', '1', '--rounds', '1', '--min-runs', '1',
-        '--max-seconds', '0.1', '--warmup', '1', '--threads', '1'
-    ])
-    assert json.loads(out.read_text())['int8_calibration'] == (
-        f'2 of 2 train images of {tmp_path}: 1 of them readable')
+    folder = checkpoint_run[0]
+    assert json.loads((folder / 'r.json').read_text())[
+        'int8_calibration'] == (
+        f'2 of 2 train images of {folder}: 1 of them readable')
 
 
 def test_warm_up_stops_after_half_the_budget():

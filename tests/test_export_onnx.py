@@ -355,7 +355,9 @@ def test_cli_overwrite_and_int8(checkpoint, image_dir, tmp_path, capsys):
         CONFIG, checkpoint, str(out), '--overwrite', '--int8',
         str(int8), '--check-images',
         str(image_dir / '*.png'), '--json',
-        str(report), '--int8-min-mask-iou', '50'
+        str(report), '--int8-min-mask-iou', '50',
+        # Quantized on a few images: each one costs a calibration pass.
+        '--num-calib-images', '4'
     ])
     text = capsys.readouterr().out
     assert code == 0, text
@@ -382,7 +384,8 @@ def test_an_int8_model_too_far_from_fp32_is_not_written(
     report = tmp_path / 'report.json'
     code = tool.main([CONFIG, checkpoint, str(out), '--int8', str(int8),
                       '--check-images', str(image_dir), '--json',
-                      str(report), '--int8-min-mask-iou', '100'])
+                      str(report), '--int8-min-mask-iou', '100',
+                      '--num-calib-images', '4'])
     text = capsys.readouterr().out
     assert code == 1, text
     lines = text.strip().splitlines()
@@ -407,7 +410,7 @@ def test_an_int8_model_too_far_from_fp32_is_not_written(
         max_abs_logit_diff=float('nan')))
     result = onnx_export.export_and_check(
         CONFIG, checkpoint, str(out), overwrite=True, int8_file=str(int8),
-        check_images=[str(image_dir)], log=print)
+        check_images=[str(image_dir)], num_calib_images=4, log=print)
     assert not result['passed'] and not int8.exists()
     assert (f'FAILED int8: it gives NaN or infinite logits; {int8} not '
             'written') in capsys.readouterr().out

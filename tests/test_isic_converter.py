@@ -2150,16 +2150,32 @@ def test_splits_and_meta_json_are_utf_8_whatever_the_locale(tmp_path):
         (raw / folder / f'ISIC_0000000{suffix}').rename(
             raw / folder / f'ISIC_é0000000{suffix}')
     out = tmp_path / 'out'
-    for extra in ((), ('--overwrite', )):  # --overwrite reads meta.json
-        proc = subprocess.run(
-            [sys.executable, '-X', 'warn_default_encoding', str(CONVERTER),
-             str(raw), str(out), '--workers', '1', *extra],
-            cwd=Path(CONVERTER).parents[2], capture_output=True, text=True,
-            env=dict(os.environ, PYTHONWARNINGS='always::EncodingWarning'))
-        assert proc.returncode == 0, proc.stderr
-        ours = [line for line in proc.stderr.splitlines()
-                if 'EncodingWarning' in line and 'mmseg_dsnet' in line]
-        assert ours == []
+    # Both conversions (--overwrite reads meta.json) in one interpreter
+    # started with the flag, each run's exit status printed after it.
+    both_runs = (
+        'import sys\n'
+        'tool, raw, out = sys.argv[1:]\n'
+        'with open(tool, encoding="utf-8") as source:\n'
+        '    code = compile(source.read(), tool, "exec")\n'
+        'for extra in ([], ["--overwrite"]):\n'
+        '    sys.argv = [tool, raw, out, "--workers", "1", *extra]\n'
+        '    try:\n'
+        '        exec(code, dict(__name__="__main__", __file__=tool))\n'
+        '        status = 0\n'
+        '    except SystemExit as exit_:\n'
+        '        status = exit_.code or 0\n'
+        '    print("exit status", extra, status, file=sys.stderr)\n')
+    proc = subprocess.run(
+        [sys.executable, '-X', 'warn_default_encoding', '-c', both_runs,
+         str(CONVERTER), str(raw), str(out)],
+        cwd=Path(CONVERTER).parents[2], capture_output=True, text=True,
+        env=dict(os.environ, PYTHONWARNINGS='always::EncodingWarning'))
+    assert proc.returncode == 0, proc.stderr
+    assert 'exit status [] 0' in proc.stderr, proc.stderr
+    assert "exit status ['--overwrite'] 0" in proc.stderr, proc.stderr
+    ours = [line for line in proc.stderr.splitlines()
+            if 'EncodingWarning' in line and 'mmseg_dsnet' in line]
+    assert ours == []
     train = (out / 'splits' / 'official_train.txt').read_bytes()
     assert 'ISIC_é0000000\n'.encode('utf-8') in train
     assert (out / 'images' / 'ISIC_é0000000.jpg').is_file()
