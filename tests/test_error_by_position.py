@@ -647,3 +647,50 @@ def test_a_wrapped_test_loader_is_named_by_its_datasets(tiny_config,
     assert (f'{wrapped} ({checkpoint}), {tiny_isic}/{split}:\n'
             in capsys.readouterr().out)
     assert summary['images'] == len((tiny_isic / split).read_text().split())
+
+
+def test_rings_of_a_count_that_ten_does_not_divide_are_named_apart(
+        tmp_path, monkeypatch):
+    """``--rings 12``: the table and the plot wrote each bound with one
+    decimal, so the third ring (1/6 to 1/4) read ``0.2-0.2`` and the
+    second ``0.1-0.2``. Each name now gives its bounds exactly where a few
+    decimals can (quarters, eighths), else rounded finely enough to keep
+    the names apart (twelfths)."""
+    from matplotlib.axes import Axes
+
+    from mmseg_dsnet.analysis.plots import plot_error_by_position
+    lesion = disc(48, 12)
+    for rings, third in ((12, '0.167-0.250'), (4, '0.50-0.75'),
+                         (8, '0.250-0.375'), (5, '0.4-0.6')):
+        errors = ErrorByPosition(rings=rings)
+        errors.update(disc(48, 10), lesion, name='centred')
+        summary = errors.summary()
+        names = [line.split(' | ')[0][2:]
+                 for line in error_table(summary).splitlines()[2:]
+                 if line.startswith('| ')]
+        assert len(names) == rings == len(set(names))
+        assert names[2] == third
+        # Every name's bounds within rounding of the ring's own.
+        for name, ring in zip(names, summary['rings']):
+            inner, outer = map(float, name.split('-'))
+            places = len(name.split('-')[0].split('.')[1])
+            assert inner == pytest.approx(ring['inner'],
+                                          abs=0.5 * 10**-places)
+            assert outer == pytest.approx(ring['outer'],
+                                          abs=0.5 * 10**-places)
+    # The plot's bars are named as the table's rows.
+    ticks = []
+    set_xticks = Axes.set_xticks
+
+    def record_ticks(self, positions, labels=None, **kwargs):
+        ticks.append(list(labels))
+        return set_xticks(self, positions, labels, **kwargs)
+
+    monkeypatch.setattr(Axes, 'set_xticks', record_ticks)
+    errors = ErrorByPosition(rings=12)
+    errors.update(disc(48, 10), lesion, name='centred')
+    summary = errors.summary()
+    plot_error_by_position(summary, str(tmp_path / 'rings.png'), 'title')
+    assert ticks == [[line.split(' | ')[0][2:]
+                      for line in error_table(summary).splitlines()[2:14]]]
+    assert ticks[0][1:3] == ['0.083-0.167', '0.167-0.250']

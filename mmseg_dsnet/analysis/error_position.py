@@ -8,7 +8,8 @@ Distances are those of the DSNet stem's radial channel
 (:meth:`~mmseg_dsnet.models.backbones.DSNet.radial_map`: 0 at the centre,
 1 in the corners).
 """
-from typing import Dict, List, Optional
+import math
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -138,6 +139,29 @@ class ErrorByPosition:
             per_image=self.images)
 
 
+def ring_names(rings: Sequence[Dict]) -> List[str]:
+    """Names of the rings of :meth:`ErrorByPosition.summary`, their inner
+    and outer distance, e.g. ``'0.2-0.4'``, for the table and the plot.
+
+    The bounds are i / n of n rings. They are written with the fewest
+    decimals that give them exactly (``0.25``, ``0.125``), up to
+    ``ceil(log10(n)) + 2``; bounds that need more (thirds, twelfths) are
+    rounded to ``ceil(log10(n)) + 1`` decimals, which keeps each name
+    apart (``0.083-0.167``, where one decimal wrote ``0.1-0.2`` and the
+    next ring ``0.2-0.2``).
+
+    Args:
+        rings (Sequence[dict]): The rings, with ``inner`` and ``outer``.
+    """
+    edges = [rings[0]['inner']] + [ring['outer'] for ring in rings]
+    most = math.ceil(math.log10(len(rings))) + 1
+    decimals = next((d for d in range(1, most + 2)
+                     if all(abs(round(e, d) - e) < 1e-9 for e in edges)),
+                    most)
+    return [f'{ring["inner"]:.{decimals}f}-{ring["outer"]:.{decimals}f}'
+            for ring in rings]
+
+
 def error_table(summary: Dict) -> str:
     """Markdown table of :meth:`ErrorByPosition.summary`'s rings and a line
     on the concentration of the errors."""
@@ -150,8 +174,8 @@ def error_table(summary: Dict) -> str:
         # rather than print 'nan %'.
         return f'{100 * value:.1f} %' if np.isfinite(value) else none
 
-    for ring in summary['rings']:
-        lines.append(f'| {ring["inner"]:.1f}-{ring["outer"]:.1f} | '
+    for name, ring in zip(ring_names(summary['rings']), summary['rings']):
+        lines.append(f'| {name} | '
                      # A split without lesion pixels has no share.
                      f'{rate(ring["lesion_share"], "no lesion pixels")} | '
                      f'{rate(ring["missed_rate"], "no lesion")} | '

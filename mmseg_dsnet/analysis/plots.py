@@ -150,7 +150,8 @@ def plot_error_by_position(summary: Dict, path: str, title: str,
         list[tuple]: The bars drawn as ``(series, heights)``, percent.
     """
     rings = summary['rings']
-    names = [f'{r["inner"]:.1f}-{r["outer"]:.1f}' for r in rings]
+    from .error_position import ring_names
+    names = ring_names(rings)
     series = (('lesion missed (% of the ring\'s lesion)', 'missed_rate'),
               ('background called lesion (% of the ring\'s background)',
                'false_rate'),
