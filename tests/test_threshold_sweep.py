@@ -1231,3 +1231,50 @@ def test_checkpoints_of_one_training_run_are_refused(two_checkpoints,
                             meta={key: value}), path)
             halves.append(str(path))
         check_separate_runs(halves, ['a', 'b'])
+
+
+def test_a_split_without_lesion_pixels_judges_no_threshold():
+    """Masks without lesion: IoU and DSC were 0 at every threshold that
+    called a pixel lesion and 100 at one that called none, sensitivity
+    100 (0 / 0) at all, so the sweep favoured the threshold that finds
+    nothing (exit 0). It is refused, also where the lesion vanishes at
+    the metric's ``low_res_size``."""
+    from types import SimpleNamespace
+
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_dsnet.analysis.threshold_sweep import scores_by_threshold
+
+    probabilities = torch.full((1, 8, 8), 0.3)
+    probabilities[:, :4] = 0.7
+    truth = {}
+
+    def sample():
+        s = SegDataSample()
+        s.seg_logits = PixelData(data=probabilities)
+        s.gt_sem_seg = PixelData(data=truth['mask'])
+        return s
+
+    model = SimpleNamespace(test_step=lambda batch: [sample(), sample()])
+    loader = type('Loader', (), {'dataset': [None] * 2,
+                                 '__iter__': lambda self: iter([{}])})()
+    truth['mask'] = torch.zeros(1, 8, 8, dtype=torch.long)
+    with pytest.raises(UserError, match=re.escape(
+            'the ground truth of the 2 scored images holds no lesion pixel '
+            'at the original size; there IoU and DSC read 0 at every')):
+        scores_by_threshold(model, loader, [0.5, 0.9],
+                            dict(low_res_size=(8, 8)))
+    # One lesion pixel that nearest-neighbour resizing to 2x2 skips.
+    truth['mask'] = torch.zeros(1, 8, 8, dtype=torch.long)
+    truth['mask'][0, 1, 1] = 1
+    with pytest.raises(UserError, match='holds no lesion pixel at '
+                       'low_res_size 2x2, where the masks are resized'):
+        scores_by_threshold(model, loader, [0.5, 0.9],
+                            dict(low_res_size=(2, 2)))
+    # With lesion pixels every threshold is scored.
+    scores = scores_by_threshold(model, loader, [0.5, 0.9],
+                                 dict(low_res_size=(8, 8)))
+    assert scores[0.5]['Sen'] == 100.0 and scores[0.9]['Sen'] == 0.0
+    assert scores[0.5]['IoU'] == pytest.approx(100 / 32, abs=1e-4)

@@ -11,7 +11,8 @@ from ..datasets.split_files import (ACROSS_LISTS_RECORD, data_root_of,
                                     ids_also_in, leaf_datasets,
                                     photos_under_other_ids, split_file,
                                     split_ids, test_split_files)
-from ..evaluation.lesion_metric import LesionMetric, check_every_image_scored
+from ..evaluation.lesion_metric import (_LOW, _ORIG, LesionMetric,
+                                        check_every_image_scored)
 from ..utils.errors import UserError
 from ..utils.messages import counted, first_few
 
@@ -105,7 +106,8 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
         IncompleteEvaluationError: The loader gave fewer images than its
             dataset holds (``drop_last=True``).
         UserError: A bad sample was replaced by another
-            (``on_bad_sample='skip'``).
+            (``on_bad_sample='skip'``), or the ground truth holds no lesion
+            pixel (:func:`check_ground_truth_holds_lesion`).
     """
     from ..engine.hooks.bad_sample_summary_hook import \
         check_no_replaced_sample
@@ -125,12 +127,47 @@ def scores_by_threshold(model, loader, thresholds: Sequence[float],
                     progress.update()
     # A loader with drop_last=True leaves its last incomplete batch out.
     dataset = getattr(loader, 'dataset', None)
+    first = next(iter(metrics.values()))
     if dataset is not None:
-        check_every_image_scored(
-            len(next(iter(metrics.values())).results), len(dataset))
+        check_every_image_scored(len(first.results), len(dataset))
+    check_ground_truth_holds_lesion(first)
     # Each LesionMetric logs its table to MMEngine's current logger.
     return {threshold: metric.compute_metrics(metric.results)
             for threshold, metric in metrics.items()}
+
+
+def check_ground_truth_holds_lesion(metric: LesionMetric) -> None:
+    """Refuse to judge thresholds on ground truth without lesion pixels.
+
+    Where the scored masks hold no lesion, the pooled IoU and DSC are 0 at
+    every threshold that calls any pixel lesion and 100 at one that calls
+    none, and the sensitivity is 100 (0 / 0) at all: figures of the false
+    lesion alone, whose sweep favours the threshold that finds nothing.
+
+    Args:
+        metric (LesionMetric): A metric that processed the scored images.
+
+    Raises:
+        UserError: No lesion pixel in the ground truth at the original size
+            or at the metric's ``low_res_size``.
+    """
+    height, width = metric.low_res_size
+    for key, where in (
+            (_ORIG, 'at the original size'),
+            (_LOW, f'at low_res_size {height}x{width}, where the masks '
+             'are resized by nearest neighbour')):
+        # Records are [tp, fp, fn, tn]: tp + fn is the true lesion.
+        lesion = sum(record[key][0] + record[key][2]
+                     for record in metric.results)
+        if not lesion:
+            images = counted(len(metric.results), 'scored image')
+            raise UserError(
+                f'Threshold sweep: the ground truth of the {images} holds '
+                f'no lesion pixel {where}; there IoU and DSC read 0 at '
+                'every threshold that calls a pixel lesion and 100 at one '
+                'that calls none, and sensitivity 100 at all, so no '
+                'threshold can be judged. Score a split whose masks hold '
+                'lesions')
 
 
 def threshold_rule_table(scores: Dict[str, dict], thresholds: Sequence[float],

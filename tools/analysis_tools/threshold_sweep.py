@@ -22,7 +22,8 @@ Thresholds are chosen on a validation split: a config whose test loader
 reads a test split (``official_test.txt``, ``lightweight_test.txt``), or
 a split file of its images (a subset of it, or any of them that the
 checkpoints' runs held out), is refused unless ``--allow-test-split`` asks
-for its figures only.
+for its figures only. So is a split whose masks hold no lesion pixel: its
+IoU and DSC measure the false lesion alone.
 """
 import argparse
 import math
