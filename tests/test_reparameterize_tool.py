@@ -567,3 +567,64 @@ def test_convolutions_not_seen_by_string_and_copying_padding():
     torch.stack([out.sum() for out in model(inputs)]).sum().backward()
     assert [name for name, conv in model.named_children()
             if (conv.weight.grad == 0).any()] == expected
+
+
+def test_a_checkpoint_of_the_other_form_is_named_as_such(
+        trained_checkpoint, tmp_path, capsys):
+    """A deploy checkpoint given with the training config (to
+    ``reparameterize.py``, ``export_onnx.py``, ``tools/test.py`` ...), or a
+    trained one under the deploy config, was refused with a question, ``Is
+    it a checkpoint of another model, or of the deploy (re-parameterised)
+    form?``, and ``tools/test.py``'s advice to load it partially. The
+    message says which form each is and what to give instead."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from test_user_error_exits import run_cli
+
+    from mmseg_dsnet.deploy.deploy_checkpoint import (deploy_checkpoint_meta,
+                                                      deploy_config)
+    from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
+                                                     check_checkpoint_matches)
+    from mmseg_dsnet.models.utils import reparameterize_model
+    # The deploy checkpoint and config as reparameterize.py writes them,
+    # without its parity check (seconds).
+    cfg = Config.fromfile(CONFIG)
+    trained = torch.load(trained_checkpoint)
+    model = MODELS.build(cfg.model)
+    model.load_state_dict(trained['state_dict'])
+    deployed = tmp_path / 'deploy.pth'
+    torch.save(dict(state_dict=reparameterize_model(model).state_dict(),
+                    meta=deploy_checkpoint_meta(trained,
+                                                str(trained_checkpoint))),
+               deployed)
+    deploy_config_file = tmp_path / 'deploy.py'
+    deploy_config(cfg).dump(str(deploy_config_file))
+    tool = load_tool('deployment/reparameterize.py')
+    again = tmp_path / 'again.pth'
+    code, err = run_cli(tool.main, [CONFIG, deployed, again, '--shape', 64,
+                                    64], capsys)
+    assert code == 2 and not again.exists()
+    assert err.endswith(
+        '. It is a deploy checkpoint (re-parameterised by '
+        f'tools/deployment/reparameterize.py from {trained_checkpoint}), '
+        f'which loads only into its deploy config ({deploy_config_file}): '
+        'give it with that config, or give the trained checkpoint '
+        f'{trained_checkpoint} with this config.\n')
+    assert 'Is it a checkpoint of another model' not in err
+    # Its config moved away: the name it was written under, as missing.
+    deploy_config_file.rename(tmp_path / 'elsewhere.py')
+    with pytest.raises(CheckpointMismatchError, match=re.escape(
+            f'deploy config (written beside it as {deploy_config_file}, '
+            'not found there)')):
+        check_checkpoint_matches(MODELS.build(cfg.model),
+                                 torch.load(deployed), CONFIG, str(deployed))
+    # A trained checkpoint under the deploy config.
+    with pytest.raises(CheckpointMismatchError) as refused:
+        check_checkpoint_matches(model, trained, 'deploy.py',
+                                 str(trained_checkpoint),
+                                 hint='Set load_from_strict=False.')
+    assert str(refused.value).endswith(
+        '. The config builds the deploy (re-parameterised) form '
+        '(deploy=True), which loads only a deploy checkpoint written by '
+        'tools/deployment/reparameterize.py with it: give that checkpoint, '
+        'or give this one with the training config it was trained with.')

@@ -112,6 +112,26 @@ def _difference(diff: float) -> str:
     return text if math.isfinite(diff) else f'{text} (NaN or inf logits)'
 
 
+def deploy_checkpoint_meta(source, checkpoint) -> dict:
+    """The ``meta`` of a deploy checkpoint: the trained checkpoint's
+    (``dataset_meta``: class names and palette) with ``deploy=True``,
+    ``source_checkpoint`` and the training config (released weights: their
+    metafile entry's), which the checks of network, input size and
+    training split read.
+
+    Args:
+        source (dict): The loaded trained checkpoint.
+        checkpoint (str): Its file.
+    """
+    meta = dict(checkpoint_meta(source), deploy=True,
+                source_checkpoint=osp.abspath(checkpoint))
+    from ..apis.released_model import training_config_text
+    cfg_text = training_config_text(source, checkpoint)
+    if cfg_text is not None:
+        meta['cfg'] = cfg_text
+    return meta
+
+
 def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
                             atol=1e-5, overwrite=False):
     """Re-parameterise a trained checkpoint, verify it and write the deploy
@@ -272,17 +292,9 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     if not within(plain_diff, atol):
         raise ParityError(f'The deploy config does not reproduce the model '
                           f'(max diff {_difference(plain_diff)}).')
-    # Keep the source's meta (dataset_meta: class names and palette).
-    meta = dict(checkpoint_meta(source), deploy=True,
-                source_checkpoint=osp.abspath(checkpoint))
-    # And its training config (released weights: their metafile entry's):
-    # the checks of network, input size and training split read it.
-    from ..apis.released_model import training_config_text
-    cfg_text = training_config_text(source, checkpoint)
-    if cfg_text is not None:
-        meta['cfg'] = cfg_text
     buffer = io.BytesIO()
-    torch.save(dict(state_dict=deployed.state_dict(), meta=meta), buffer)
+    torch.save(dict(state_dict=deployed.state_dict(),
+                    meta=deploy_checkpoint_meta(source, checkpoint)), buffer)
     # Both or neither: a failure between two writes left the new weights
     # beside the previous run's config under --overwrite.
     # Without ``overwrite``, checked again at the rename (a second run with

@@ -8,6 +8,7 @@ network behind a warning among hundreds of log lines. Every tool and API of
 this project goes through :func:`check_checkpoint_matches` instead (the
 Runner through :class:`~mmseg_dsnet.engine.hooks.StrictCheckpointHook`).
 """
+import os.path as osp
 import re
 from collections import OrderedDict
 
@@ -177,6 +178,45 @@ def loadable_keys(expected, given):
     return loaded, len(keys)
 
 
+def other_form_note(model, checkpoint, filename=None):
+    """What to give instead when a checkpoint and a model that do not match
+    are of the two forms of a network: a deploy checkpoint
+    (``meta['deploy']``, as ``reparameterize.py`` writes it) for a model
+    as trained, or any other checkpoint for a deploy model
+    (``deploy=True``); None otherwise.
+
+    Args:
+        model (nn.Module): The model (unwrapped).
+        checkpoint (dict): The loaded checkpoint.
+        filename (str, optional): The checkpoint file, whose deploy config
+            ``reparameterize.py`` writes beside it (its name with ``.py``).
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    deploy_checkpoint = isinstance(meta, dict) and meta.get('deploy') is True
+    deploy_model = any(getattr(module, 'deploy', False) is True
+                       for module in model.modules())
+    if deploy_checkpoint and not deploy_model:
+        source = meta.get('source_checkpoint')
+        written = f'{osp.splitext(filename)[0]}.py' if filename else None
+        config = (written if written and osp.isfile(written) else
+                  # Moved or never copied with the checkpoint.
+                  f'written beside it as {written}, not found there'
+                  if written else 'the .py written beside it')
+        return ('It is a deploy checkpoint (re-parameterised by '
+                'tools/deployment/reparameterize.py'
+                + (f' from {source}' if source else '') + '), which loads '
+                f'only into its deploy config ({config}): give it with that '
+                'config, or give the trained checkpoint'
+                + (f' {source}' if source else '') + ' with this config.')
+    if deploy_model and not deploy_checkpoint:
+        return ('The config builds the deploy (re-parameterised) form '
+                '(deploy=True), which loads only a deploy checkpoint '
+                'written by tools/deployment/reparameterize.py with it: '
+                'give that checkpoint, or give this one with the training '
+                'config it was trained with.')
+    return None
+
+
 def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                              strict=True, hint=PARTIAL_HINT, part=None):
     """Raise :class:`CheckpointMismatchError` when ``checkpoint`` does not
@@ -252,9 +292,14 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
                 'everywhere). Use an earlier checkpoint of the run.')
         loaded, total = loadable_keys(expected, given)
         return len(loaded), total
-    message = (f'{where} does not match {against}: {"; ".join(problems)}. '
-               'Is it a checkpoint of another model, or of the deploy '
-               '(re-parameterised) form?')
+    message = f'{where} does not match {against}: {"; ".join(problems)}. '
+    form = other_form_note(model, checkpoint, filename)
+    if form:
+        # The hint (a partial load, another training config) does not
+        # apply: the two forms hold other tensors of the same network.
+        raise CheckpointMismatchError(message + form)
+    message += ('Is it a checkpoint of another model, or of the deploy '
+                '(re-parameterised) form?')
     if strict and hint:
         message += f' {hint}'
     elif not strict and mismatched:
