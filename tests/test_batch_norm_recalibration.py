@@ -541,8 +541,9 @@ def test_tool_names_the_layers_it_kept(tiny_isic, tmp_path, capsys):
     assert tool.main([str(cfg), str(checkpoint), str(out),
                       '--max-batches', '1']) == 0
     printed = capsys.readouterr().out
+    # One batch, in the singular ('1 training batches' read as a slip).
     assert (f'BatchNorm statistics of {layers - 1} layers recomputed over 1 '
-            'training batches\nKept as they were (not run by the forward '
+            'training batch\nKept as they were (not run by the forward '
             'pass, e.g. a training-only auxiliary head): '
             'auxiliary_head.convs.0.bn\n') in printed
     state = torch.load(out, map_location='cpu',

@@ -24,6 +24,7 @@ from mmseg_dsnet.engine.batch_norm_recalibration import \
 from mmseg_dsnet.engine.cli_errors import run_reporting_user_errors
 from mmseg_dsnet.engine.preflight import ConfigOptionsAction
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
+from mmseg_dsnet.utils.messages import counted
 
 
 def parse_args(argv=None):
@@ -54,8 +55,10 @@ def main(argv=None):
     result = write_recalibrated_checkpoint(
         args.config, args.checkpoint, args.out, args.max_batches, args.seed,
         args.overwrite, args.cfg_options)
-    print(f'BatchNorm statistics of {result["layers"]} layers recomputed '
-          f'over {result["batches"]} training batches\n'
+    layers = counted(result['layers'], 'layer')
+    batches = counted(result['batches'], 'training batch',
+                      'training batches')
+    print(f'BatchNorm statistics of {layers} recomputed over {batches}\n'
           + (f'Kept as they were (not run by the forward pass, e.g. a '
              f'training-only auxiliary head): {", ".join(result["not_run"])}'
              '\n' if result['not_run'] else '') +

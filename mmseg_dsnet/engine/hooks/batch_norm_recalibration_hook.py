@@ -3,6 +3,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from mmseg_dsnet.utils.messages import counted
 from ..batch_norm_recalibration import recalibrate_batch_norm
 
 
@@ -38,6 +39,7 @@ class BatchNormRecalibrationHook(Hook):
                                          runner.train_dataloader,
                                          self.max_batches)
         if batches:
+            batches = counted(batches, 'training batch', 'training batches')
             print_log(f'BatchNorm statistics recomputed over {batches} '
-                      'training batches with the final weights',
+                      'with the final weights',
                       logger='current')
