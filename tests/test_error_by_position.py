@@ -104,7 +104,7 @@ def test_tool_reports_a_model_and_keeps_an_existing_output(
         f'original size, {summary["iou_low_res"]:.2f} at {height}x{width}')
     assert str(tiny_config) in caption
     assert not list(tmp_path.glob('.*.part-*'))
-    assert '| distance from centre |' in printed and '0.7-1.0' in printed
+    assert '| distance from centre |' in printed and '0.67-1.00' in printed
     # The progress bar goes to stderr: stdout redirected to a file holds
     # the tables only.
     assert 'images: 100%' in progress and '\r' not in printed
