@@ -236,8 +236,8 @@ def test_split_files(data_root: str) -> list:
     return [path for path in found if osp.isfile(path)]
 
 
-def test_images_listed(split: str, data_roots: Sequence[str]
-                       ) -> Optional[str]:
+def test_images_listed(split: str, data_roots: Sequence[str],
+                       read: Optional[dict] = None) -> Optional[str]:
     """Which images of a test split of ``data_roots``
     (:func:`test_split_files`) split file ``split`` lists, if any: for a
     split that must hold none (the design hold-out), one is too many.
@@ -254,11 +254,11 @@ def test_images_listed(split: str, data_roots: Sequence[str]
         ISIC_0000003)'``; None when it lists none.
     """
     from ..utils.messages import counted, first_few
-    ids = split_ids(split)
+    ids = split_ids(split, read)
     tests = {osp.realpath(test): test for root in data_roots if root
              for test in test_split_files(root)}
     for test in tests.values():
-        listed = set(split_ids(test))
+        listed = set(split_ids(test, read))
         shared = [i for i in ids if i in listed]
         if shared:
             return (f'{counted(len(shared), "image")} of the test split '
