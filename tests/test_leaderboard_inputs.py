@@ -1467,7 +1467,7 @@ def test_a_record_is_read_as_the_utf_8_it_is_written_in(tmp_path):
          'import locale, sys\n'
          'from mmseg_dsnet.leaderboard.records import load_json\n'
          'print(locale.getpreferredencoding(False))\n'
-         f'print(ascii(load_json(sys.argv[1])["work_dir"]))', str(path)],
+         'print(ascii(load_json(sys.argv[1])["work_dir"]))', str(path)],
         cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     encoding, work_dir = proc.stdout.split()
