@@ -19,7 +19,9 @@ Output (``OUT``)::
                            than one id (``identical_images``) and those the
                            seeded shuffles put into a list trained on
                            and the one scored against it
-                           (``identical_images_across_lists``)
+                           (``identical_images_across_lists``), images
+                           with a side below MIN_IMAGE_SIDE
+                           (``small_images``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
                            its official folders or zips (one made by
                            make_synthetic_isic.py), so that metrics on the
@@ -29,6 +31,10 @@ Every pair is checked (missing partner, unreadable or truncated file, size
 mismatch, mask values, image mode, ids that are not safe file names, files
 over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
 the others skip the pair and are reported; nothing is dropped silently.
+Images with a side below :data:`MIN_IMAGE_SIDE` pixels are converted and
+named in a warning (``small_images``). An id in more than one official
+split is converted from the first split whose pair of it is valid; the
+pairs of the other splits are skipped, so that the id is in one split.
 Subfolders that are links are followed (each real folder read once); a
 folder that cannot be listed is named. Zip members named with backslashes
 (old Windows tools) are read as if named with slashes. Known stray files
@@ -132,6 +138,11 @@ LIGHTWEIGHT_POOL = ('train', 'val')
 MASK_SUFFIX = '_segmentation.png'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 JPEG_QUALITY = 95
+# Shortest image side converted without a warning: resized to the configs'
+# 256x256 input, each pixel of a smaller image becomes a block of more than
+# 32 pixels a side, so no lesion outline is left to learn or score (a 1x1
+# placeholder, a thumbnail). The synthetic generator draws no smaller image.
+MIN_IMAGE_SIDE = 8
 # Largest image or mask file read (a zip member is streamed and stopped at
 # this size): ISIC images are a few MB; anything bigger is a broken or
 # hostile file whose decompression must not fill the memory.
@@ -182,9 +193,10 @@ class ConversionError(Exception):
 class StrictModeError(ConversionError):
     """``--strict`` was given and a pair was skipped, an official split
     was missing (no folder or zip, or no image or mask in them), a folder
-    could not be read, an id had two files of other content or the
-    lightweight split put one photo into a list trained on and the list
-    scored against it; nothing was written."""
+    could not be read, an id had two files of other content, an image had
+    a side below :data:`MIN_IMAGE_SIDE` or the lightweight split put one
+    photo into a list trained on and the list scored against it; nothing
+    was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -311,21 +323,18 @@ def _same_photo(ref, other, copies):
         _close_open_zips()
 
 
-def _cross_split_record(split, image_id, ref, first_split, same_photo,
-                        converted):
-    """The record of a pair skipped because its id is in an earlier
-    official split too: one id is one file name (``images/<id>.jpg``), so
-    it can be in one split only, and keeping it in the first keeps a photo
-    out of both a training and a test split.
+def _cross_split_record(occurrence, converted_split, same_photo):
+    """The record of a pair skipped because its id is converted from an
+    earlier official split: one id is one file name (``images/<id>.jpg``),
+    so it can be in one split only, and keeping it in the first keeps a
+    photo out of both a training and a test split.
 
     Args:
-        split (str): The official split of the pair skipped.
-        image_id (str): The id.
-        ref (tuple): A file of the pair skipped.
-        first_split (str): The split the id was read in first.
+        occurrence (dict): The pair skipped, as ``_scan`` lists it in
+            ``later``.
+        converted_split (str): The split whose pair of the id is written.
         same_photo (bool | None): Whether the two photos are the same
             bytes (:func:`_same_photo`).
-        converted (bool): Whether the first split's pair was written.
 
     Returns:
         dict: A ``duplicate id`` record (:func:`_record`).
@@ -335,12 +344,76 @@ def _cross_split_record(split, image_id, ref, first_split, same_photo,
         False: 'another photo',
         None: 'photos not compared (one is missing or unreadable)',
     }[same_photo]
-    kept = (f'the pair of {first_split} is converted, this one is not, so '
-            'that the id is in one split only' if converted else
-            f'the pair of {first_split} was skipped too (see skipped): no '
-            'pair of this id was converted')
-    return _record(split, image_id, 'duplicate id', ref,
-                   f'id also in split {first_split}, with {photo}; {kept}')
+    return _record(
+        occurrence['split'], occurrence['id'], 'duplicate id',
+        occurrence['ref'],
+        f'id also in split {converted_split}, with {photo}; the pair of '
+        f'{converted_split} is converted, this one is not, so that the id '
+        'is in one split only')
+
+
+def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
+                               out_dir, workers):
+    """Convert the pair of an id from a later official split when no
+    earlier split's pair of it is written (skipped: unreadable, no mask),
+    so that a valid pair is not lost with a broken one; the other pairs of
+    a converted id are skipped as ``duplicate id``. An id stays in one
+    split.
+
+    Args:
+        later (list[dict]): The occurrences ``_scan`` lists in ``later``.
+        tasks (list[tuple]): The pairs ``_scan`` found first, as
+            ``(split, id, image ref, mask ref)``.
+        results (list[dict]): Of :func:`_process_pair` on ``tasks``; the
+            pairs converted here are added.
+        skipped (list[dict]): Skip records; the pairs skipped here are
+            added, and a skipped pair whose id is converted from a later
+            split names that split.
+        duplicates (list[tuple]): Files ignored (as ``_scan`` lists them);
+            those of the pairs tried here are added.
+        out_dir (Path): The (temporary) output folder.
+        workers (int): Worker processes.
+    """
+    image_of = {task[:2]: task[2] for task in tasks}
+    written = {r['id']: r['split'] for r in results if r['written']}
+    pending = defaultdict(list)
+    for occurrence in later:
+        pending[occurrence['id']].append(occurrence)
+    moved = set()  # ids whose first pair was skipped
+    while True:
+        batch = []
+        for image_id, occurrences in pending.items():
+            while occurrences and image_id not in written:
+                occurrence = occurrences.pop(0)
+                moved.add(image_id)
+                duplicates += occurrence['duplicates']
+                if occurrence['skip'] is None:
+                    batch.append(occurrence['task'] + (str(out_dir), ))
+                    image_of[occurrence['task'][:2]] = occurrence['image']
+                    break
+                skipped.append(occurrence['skip'])
+        if not batch:
+            break
+        # A few pairs: no second progress bar.
+        converted = _run_tasks(batch, workers, verbose=False)
+        results += converted
+        skipped += [result['skip'] for result in converted if result['skip']]
+        written.update((r['id'], r['split']) for r in converted
+                       if r['written'])
+    for record in skipped:
+        split = written.get(record['id'])
+        if record['id'] in moved and split is not None and \
+                SPLITS.index(record['split']) < SPLITS.index(split):
+            record['detail'] += (f'; the pair of split {split} (the id is '
+                                 'also there) is converted instead')
+    copies = _CopyCheck()
+    for image_id, occurrences in pending.items():
+        # Left only for an id written from an earlier split.
+        split = written.get(image_id)
+        for occurrence in occurrences:
+            same = _same_photo(image_of[(split, image_id)],
+                               occurrence['image'], copies)
+            skipped.append(_cross_split_record(occurrence, split, same))
 
 
 def _stray_kind(member):
@@ -666,7 +739,7 @@ def _scan(src, year, log):
 
     Returns:
         tuple: ``(tasks, skipped, ignored, present, missing, unread,
-        duplicates, cross_split)``:
+        duplicates, later)``:
         ``tasks`` lists (split, id, image ref, mask ref), a ref being
         (container, member, is_zip); ``skipped`` lists skip records;
         ``ignored`` counts stray files by kind; ``present`` names the
@@ -677,10 +750,13 @@ def _scan(src, year, log):
         ``(split, id, ref, first ref)`` per file ignored because another
         file of its id and role (the first, which is used) has other
         content (:func:`_duplicate_record` makes their records once the
-        pairs are written); ``cross_split`` lists ``(split, id, ref, first
-        split, same photo)`` per pair skipped because its id is in an
-        earlier official split too (:func:`_cross_split_record` makes
-        their records once the pairs are written).
+        pairs are written); ``later`` lists, in split order, each
+        occurrence of an id already read in an earlier official split, as
+        a dict of ``split``, ``id``, ``ref`` (its first file), ``image``
+        (its image ref or None), ``duplicates`` (its ignored files, as in
+        ``duplicates``) and either ``task`` or ``skip`` (a missing partner)
+        (:func:`_convert_later_occurrences` converts one when no earlier
+        pair of its id is written).
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -695,10 +771,10 @@ def _scan(src, year, log):
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
                               f'(expected: {", ".join(names)})')
     tasks, skipped, unexpected, present, unread = [], [], [], [], []
-    duplicates, cross_split = [], []
+    duplicates, later = [], []
     missing = {}
     ignored = Counter()
-    first_split_of, first_image_of = {}, {}
+    seen_ids = set()
     copies = _CopyCheck()
     for split in SPLITS:
         if split not in OFFICIAL_FOLDERS[year]:
@@ -750,36 +826,44 @@ def _scan(src, year, log):
                             f'{problem}: {ascii(image_id)}; rename the '
                             'image and its mask'))
                 continue
-            if image_id in first_split_of:
-                cross_split.append(
-                    (split, image_id, all_refs[0], first_split_of[image_id],
-                     _same_photo(first_image_of[image_id],
-                                 (image_refs or [None])[0], copies)))
-                continue
-            first_split_of[image_id] = split
-            first_image_of[image_id] = (image_refs or [None])[0]
             # A file in both an official folder and its zip (the zip kept
             # beside its extracted folder), or twice in one (a copy in a
             # subfolder), byte for byte, is one file. A second, different
             # file of the id (ISIC_1.jpg and ISIC_1.png, a zip with other
             # content) is not a skipped pair: the pair is still converted,
             # from the first file.
+            ignored_files = []
             for refs in (image_refs, mask_refs):
                 for ref in refs[1:]:
                     if copies.same(refs[0], ref):
                         copied[refs[0][2] == ref[2]] += 1
                     else:
-                        duplicates.append((split, image_id, ref, refs[0]))
+                        ignored_files.append((split, image_id, ref, refs[0]))
+            occurrence = dict(split=split, id=image_id, ref=all_refs[0],
+                              image=(image_refs or [None])[0],
+                              duplicates=ignored_files, task=None, skip=None)
             if not mask_refs:
-                skipped.append(
-                    _record(split, image_id, 'missing mask', image_refs[0],
-                            f'no {image_id}{MASK_SUFFIX} in {mask_name}'))
+                occurrence['skip'] = _record(
+                    split, image_id, 'missing mask', image_refs[0],
+                    f'no {image_id}{MASK_SUFFIX} in {mask_name}')
             elif not image_refs:
-                skipped.append(
-                    _record(split, image_id, 'missing image', mask_refs[0],
-                            f'no {image_id}.jpg in {image_name}'))
+                occurrence['skip'] = _record(
+                    split, image_id, 'missing image', mask_refs[0],
+                    f'no {image_id}.jpg in {image_name}')
             else:
-                tasks.append((split, image_id, image_refs[0], mask_refs[0]))
+                occurrence['task'] = (split, image_id, image_refs[0],
+                                      mask_refs[0])
+            if image_id in seen_ids:
+                # Converted only if no earlier split's pair of the id is
+                # (:func:`_convert_later_occurrences`).
+                later.append(occurrence)
+                continue
+            seen_ids.add(image_id)
+            duplicates += ignored_files
+            if occurrence['skip'] is not None:
+                skipped.append(occurrence['skip'])
+            else:
+                tasks.append(occurrence['task'])
         if copied[False]:
             log(f'note: split {split}: {counted(copied[False], "file")} '
                 f'{"is" if copied[False] == 1 else "are"} both in '
@@ -796,7 +880,7 @@ def _scan(src, year, log):
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
     return (tasks, skipped, ignored, present, missing, unread, duplicates,
-            cross_split)
+            later)
 
 
 # ---------------------------------------------------------------------------
@@ -1070,12 +1154,14 @@ def _process_pair(task):
         task (tuple): (split, id, image ref, mask ref, output folder).
 
     Returns:
-        dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records)
-        and ``skip`` (a skip record or None).
+        dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records),
+        ``skip`` (a skip record or None), ``digest`` (of the image file) and
+        ``small`` (a ``small image`` record when a side of the image is
+        below :data:`MIN_IMAGE_SIDE`, or None).
     """
     split, image_id, image_ref, mask_ref, out_dir = task
     result = dict(split=split, id=image_id, written=False, fixes=[], skip=None,
-                  digest=None)
+                  digest=None, small=None)
 
     def skip(reason, ref, detail):
         result['skip'] = _record(split, image_id, reason, ref, detail)
@@ -1165,6 +1251,11 @@ def _process_pair(task):
             record['alignment_unchecked'] = True
         fixes.append(record)
 
+    if min(width, height) < MIN_IMAGE_SIDE:
+        result['small'] = dict(
+            _record(split, image_id, 'small image', image_ref,
+                    f'{width}x{height} pixels, a side below '
+                    f'{MIN_IMAGE_SIDE}'), size=[width, height])
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
     # Of the file as given: copies of one photo under two ids are found.
     result.update(written=True, fixes=fixes,
@@ -1516,6 +1607,15 @@ def _identical_text(groups):
     return first_few(named, 5)
 
 
+def _small_images_text(records):
+    """How the summary and ``--strict`` name the images with a side below
+    :data:`MIN_IMAGE_SIDE` (``small image`` records)."""
+    named = [f'{r["file"]} ({r["split"]}, {r["size"][0]}x{r["size"][1]})'
+             for r in records]
+    return (f'{counted(len(records), "image")} smaller than '
+            f'{MIN_IMAGE_SIDE} pixels a side: {first_few(named, 5)}')
+
+
 def _print_records(log, title, records):
     by_reason = defaultdict(list)
     for record in records:
@@ -1845,6 +1945,14 @@ def _log_summary(log, summary, out, missing, unread_text):
             'written, as the loader shows them) or on the stored ones: '
             'check them against their masks (meta.json: fixed, '
             'alignment_unchecked)')
+    small = summary.get('small_images', [])
+    if small:
+        log(f'  WARNING: {_small_images_text(small)}: resized to the '
+            '256x256 input of the configs, each pixel of such an image '
+            'becomes a block of more than 32 pixels a side, so no lesion '
+            'outline is left to train on or score; converted as given and '
+            'listed in meta.json (small_images; --strict refuses to write '
+            'such a set)')
     identical = summary.get('identical_images', [])
     if identical:
         across = sum(len({c['split'] for c in group}) > 1
@@ -1897,7 +2005,8 @@ def convert(src,
         strict (bool): Fail, writing nothing, if any pair is skipped, an
             official split (train, val, test) is missing (no folder or zip,
             or no image or mask in them), a folder cannot be read, an id
-            has two files of other content, or the lightweight split puts
+            has two files of other content, an image has a side below
+            :data:`MIN_IMAGE_SIDE` pixels, or the lightweight split puts
             one photo (under two ids) into a list trained on and the list
             scored against it. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
@@ -1951,7 +2060,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     _check_out(src, out, overwrite, year)
 
     (tasks, skipped, ignored, present, missing, unread, duplicates,
-     cross_split) = _scan(src, year, log)
+     later) = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1972,13 +2081,11 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         results = _run_tasks([task + (str(tmp), ) for task in tasks],
                              workers, verbose)
 
-        fixed = [fix for result in results for fix in result['fixes']]
         skipped += [result['skip'] for result in results if result['skip']]
+        _convert_later_occurrences(later, tasks, results, skipped, duplicates,
+                                   tmp, workers)
+        fixed = [fix for result in results for fix in result['fixes']]
         converted = {(r['split'], r['id']) for r in results if r['written']}
-        skipped += [
-            _cross_split_record(split, image_id, ref, first, same,
-                                (first, image_id) in converted)
-            for split, image_id, ref, first, same in cross_split]
         skipped.sort(key=lambda r: (SPLITS.index(r['split']), r['id']))
         written = defaultdict(list)
         for result in results:
@@ -2031,6 +2138,10 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             summary['unread_folders'] = unread
         if duplicates:  # likewise
             summary['duplicate_files'] = duplicates
+        small = [r['small'] for r in results if r['small'] is not None]
+        if small:  # likewise
+            summary['small_images'] = sorted(
+                small, key=lambda r: (SPLITS.index(r['split']), r['id']))
         identical = _identical_images(results)
         if identical:  # likewise
             summary['identical_images'] = identical
@@ -2064,6 +2175,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         problems = ([f'{counted(len(skipped), "pair")} skipped'] if skipped
                     else [])
         problems += list(missing.values())
+        problems += [_small_images_text(small)] if small else []
         problems += [unread_text] if unread_text else []
         problems += [
             f'{counted(len(duplicates), "duplicate file")} with other '
