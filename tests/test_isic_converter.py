@@ -850,6 +850,24 @@ def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):
     assert summary['counts']['official_train'] == 2
 
 
+def test_a_download_of_another_year_than_year_asked_is_named(
+        tmp_path, capsys):
+    """An ISIC 2018 download given with year 2017 is refused naming the
+    year its folders are of, and each folder is noted as that year's."""
+    raw = _make_raw(tmp_path / 'raw', year=2018, num_train=2, num_val=1,
+                    num_test=1, size=(16, 12))
+    with pytest.raises(isic.ConversionError) as refused:
+        isic.convert(raw, tmp_path / 'out', year=2017, workers=1)
+    assert str(refused.value).endswith(
+        '; it holds official ISIC 2018 folders or zips: give that year '
+        'with --year, or leave --year out to have the year recognised')
+    printed = capsys.readouterr().out
+    assert ('note: ignored ISIC2018_Task1_Training_GroundTruth (an '
+            'official ISIC 2018 folder or zip name, not one of ISIC 2017)'
+            in printed)
+    assert not (tmp_path / 'out').exists()
+
+
 def test_existing_out_is_refused_unless_overwrite(tmp_path):
     raw = _make_raw(
         tmp_path / 'raw', num_train=2, num_val=1, num_test=1, size=(16, 12))

@@ -556,7 +556,12 @@ def _unread_entries(src, year):
                 and name[:-4].lower() in names)
         if used or _stray_kind(name) is not None:
             continue
-        if name.lower() not in names:
+        other_year = _official_year(
+            name[:-4] if name.lower().endswith('.zip') else name)
+        if other_year not in (None, year):
+            why = (f'an official ISIC {other_year} folder or zip name, not '
+                   f'one of ISIC {year}')
+        elif name.lower() not in names:
             why = f'not an official ISIC {year} folder or zip name'
         elif entry.is_file() and zipfile.is_zipfile(entry):
             why = ('a zip file without the .zip ending; rename it to '
@@ -610,6 +615,22 @@ def _no_files_text(name, role):
     return f'{name} holds no <id>{MASK_SUFFIX} mask'
 
 
+def _official_year(name):
+    """The ISIC year one of whose official folders (or zips, without
+    ``.zip``) is named ``name`` (in any case), or None."""
+    for year, splits in OFFICIAL_FOLDERS.items():
+        if any(name.lower() == official.lower()
+               for pair in splits.values() for official in pair):
+            return year
+    return None
+
+
+def _years_found(found):
+    """The ISIC years, sorted, of the official folders or zips in
+    ``found`` (:func:`_official_entries`)."""
+    return sorted({_official_year(name) for name in found} - {None})
+
+
 def detect_year(src):
     """Recognise the ISIC year from the official folder or zip names.
 
@@ -622,12 +643,7 @@ def detect_year(src):
     Raises:
         ConversionError: No official name found, or names of several years.
     """
-    found = _official_entries(Path(src))
-    years = []
-    for year, splits in OFFICIAL_FOLDERS.items():
-        names = [name for pair in splits.values() for name in pair]
-        if any(name.lower() in found for name in names):
-            years.append(year)
+    years = _years_found(_official_entries(Path(src)))
     if not years:
         expected = ', '.join(OFFICIAL_FOLDERS[2017]['train'])
         raise ConversionError(
@@ -768,8 +784,13 @@ def _scan(src, year, log):
         log(f'note: ignored {_printable(name)} ({_printable(why)})')
     names = [name for pair in OFFICIAL_FOLDERS[year].values() for name in pair]
     if not any(name.lower() in found for name in names):
+        # Another year's download given with --year: say which it is.
+        others = ' and '.join(map(str, _years_found(found)))
+        hint = (f'; it holds official ISIC {others} folders or zips: give '
+                'that year with --year, or leave --year out to have the '
+                'year recognised' if others else '')
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
-                              f'(expected: {", ".join(names)})')
+                              f'(expected: {", ".join(names)}){hint}')
     tasks, skipped, unexpected, present, unread = [], [], [], [], []
     duplicates, later = [], []
     missing = {}
