@@ -727,6 +727,46 @@ def test_an_image_too_small_to_resize_is_named_and_strict_refuses(
     assert not (tmp_path / 'strict').exists()
 
 
+def test_ids_that_differ_in_letter_case_alone_are_one_file(tmp_path):
+    """ISIC_x and isic_x are one file name on Windows and macOS, where one
+    pair overwrote the other (listed under both ids): the first valid pair
+    of the two is converted, the other skipped naming it, in one split or
+    across splits."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
+    for (images, masks), source, spelled in (
+            ((TEST_IMAGES, TEST_MASKS), 'ISIC_0000002', 'isic_0000001'),
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000003', 'isic_0000003')):
+        shutil.copy(raw / TRAIN_IMAGES / f'{source}.jpg',
+                    raw / images / f'{spelled}.jpg')
+        shutil.copy(raw / TRAIN_MASKS / f'{source}_segmentation.png',
+                    raw / masks / f'{spelled}_segmentation.png')
+    broken = raw / TRAIN_IMAGES / 'ISIC_0000003.jpg'
+    broken.write_bytes(broken.read_bytes()[:40])
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1, verbose=False)
+    out = tmp_path / 'out'
+    for folder in ('images', 'masks'):
+        names = [path.name.casefold() for path in (out / folder).iterdir()]
+        assert len(names) == len(set(names))
+    listed = [i.casefold() for name in ('official_train', 'official_val',
+                                        'official_test')
+              for i in _split(out, name)]
+    assert len(listed) == len(set(listed))
+    assert 'isic_0000003' in _split(out, 'official_train')
+    records = {(r['split'], r['id']): r for r in summary['skipped']}
+    assert set(records) == {('train', 'ISIC_0000003'),
+                            ('test', 'isic_0000001')}
+    assert records[('test', 'isic_0000001')]['detail'] == (
+        'id ISIC_0000001 of split train, with another photo, differs from '
+        'this one in letter case alone, one file name on Windows and macOS, '
+        'where one pair would overwrite the other; the pair of train is '
+        'converted, this one is not; rename one of them to convert both')
+    assert records[('train', 'ISIC_0000003')]['detail'].endswith(
+        '; the pair of train spelled isic_0000003 (one file name on Windows '
+        'and macOS) is converted instead')
+
+
 def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
     """ISIC_x.jpg and ISIC_x.png of one id: the pair was written (from the
     .jpg) but also counted as a skipped pair, with the warning that the

@@ -35,6 +35,8 @@ Images with a side below :data:`MIN_IMAGE_SIDE` pixels are converted and
 named in a warning (``small_images``). An id in more than one official
 split is converted from the first split whose pair of it is valid; the
 pairs of the other splits are skipped, so that the id is in one split.
+Ids that differ in letter case alone (``ISIC_1``, ``isic_1``) are one id
+so: one file name on Windows and macOS.
 Subfolders that are links are followed (each real folder read once); a
 folder that cannot be listed is named. Zip members named with backslashes
 (old Windows tools) are read as if named with slashes. Known stray files
@@ -323,16 +325,26 @@ def _same_photo(ref, other, copies):
         _close_open_zips()
 
 
-def _cross_split_record(occurrence, converted_split, same_photo):
-    """The record of a pair skipped because its id is converted from an
-    earlier official split: one id is one file name (``images/<id>.jpg``),
-    so it can be in one split only, and keeping it in the first keeps a
-    photo out of both a training and a test split.
+def _file_key(image_id):
+    """What makes two ids one file name: letter case aside, as Windows and
+    macOS compare names, where ``images/ISIC_1.jpg`` and
+    ``images/isic_1.jpg`` are one file and one pair would overwrite the
+    other."""
+    return image_id.casefold()
+
+
+def _cross_split_record(occurrence, converted, same_photo):
+    """The record of a pair skipped because its id (or one that differs
+    from it in letter case alone) is converted from another pair: one id
+    is one file name (``images/<id>.jpg``), so it can be in one split
+    only, and keeping it in the first keeps a photo out of both a training
+    and a test split.
 
     Args:
         occurrence (dict): The pair skipped, as ``_scan`` lists it in
             ``later``.
-        converted_split (str): The split whose pair of the id is written.
+        converted (dict): The result (:func:`_process_pair`) of the pair
+            written for the id.
         same_photo (bool | None): Whether the two photos are the same
             bytes (:func:`_same_photo`).
 
@@ -344,21 +356,28 @@ def _cross_split_record(occurrence, converted_split, same_photo):
         False: 'another photo',
         None: 'photos not compared (one is missing or unreadable)',
     }[same_photo]
-    return _record(
-        occurrence['split'], occurrence['id'], 'duplicate id',
-        occurrence['ref'],
-        f'id also in split {converted_split}, with {photo}; the pair of '
-        f'{converted_split} is converted, this one is not, so that the id '
-        'is in one split only')
+    split = converted['split']
+    if converted['id'] == occurrence['id']:
+        detail = (f'id also in split {split}, with {photo}; the pair of '
+                  f'{split} is converted, this one is not, so that the id '
+                  'is in one split only')
+    else:
+        detail = (f'id {_printable(converted["id"])} of split {split}, with '
+                  f'{photo}, differs from this one in letter case alone, '
+                  'one file name on Windows and macOS, where one pair would '
+                  f'overwrite the other; the pair of {split} is converted, '
+                  'this one is not; rename one of them to convert both')
+    return _record(occurrence['split'], occurrence['id'], 'duplicate id',
+                   occurrence['ref'], detail)
 
 
 def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
                                out_dir, workers):
-    """Convert the pair of an id from a later official split when no
-    earlier split's pair of it is written (skipped: unreadable, no mask),
-    so that a valid pair is not lost with a broken one; the other pairs of
-    a converted id are skipped as ``duplicate id``. An id stays in one
-    split.
+    """Convert the pair of an id from a later occurrence when no earlier
+    pair of it is written (skipped: unreadable, no mask), so that a valid
+    pair is not lost with a broken one; the other pairs of a converted id
+    are skipped as ``duplicate id``. An id (letter case aside,
+    :func:`_file_key`) stays in one split and one file.
 
     Args:
         later (list[dict]): The occurrences ``_scan`` lists in ``later``.
@@ -368,24 +387,24 @@ def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
             pairs converted here are added.
         skipped (list[dict]): Skip records; the pairs skipped here are
             added, and a skipped pair whose id is converted from a later
-            split names that split.
+            occurrence names the pair converted.
         duplicates (list[tuple]): Files ignored (as ``_scan`` lists them);
             those of the pairs tried here are added.
         out_dir (Path): The (temporary) output folder.
         workers (int): Worker processes.
     """
     image_of = {task[:2]: task[2] for task in tasks}
-    written = {r['id']: r['split'] for r in results if r['written']}
+    written = {_file_key(r['id']): r for r in results if r['written']}
     pending = defaultdict(list)
     for occurrence in later:
-        pending[occurrence['id']].append(occurrence)
-    moved = set()  # ids whose first pair was skipped
+        pending[_file_key(occurrence['id'])].append(occurrence)
+    moved = set()  # keys whose first pair was skipped
     while True:
         batch = []
-        for image_id, occurrences in pending.items():
-            while occurrences and image_id not in written:
+        for key, occurrences in pending.items():
+            while occurrences and key not in written:
                 occurrence = occurrences.pop(0)
-                moved.add(image_id)
+                moved.add(key)
                 duplicates += occurrence['duplicates']
                 if occurrence['skip'] is None:
                     batch.append(occurrence['task'] + (str(out_dir), ))
@@ -398,22 +417,27 @@ def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
         converted = _run_tasks(batch, workers, verbose=False)
         results += converted
         skipped += [result['skip'] for result in converted if result['skip']]
-        written.update((r['id'], r['split']) for r in converted
+        written.update((_file_key(r['id']), r) for r in converted
                        if r['written'])
     for record in skipped:
-        split = written.get(record['id'])
-        if record['id'] in moved and split is not None and \
-                SPLITS.index(record['split']) < SPLITS.index(split):
-            record['detail'] += (f'; the pair of split {split} (the id is '
-                                 'also there) is converted instead')
+        # Each skip of a moved key so far is of a pair tried before the one
+        # written (the duplicate id records come below).
+        key = _file_key(record['id'])
+        if key in moved and key in written:
+            result = written[key]
+            where = (f'split {result["split"]} (the id is also there)'
+                     if result['id'] == record['id'] else
+                     f'{result["split"]} spelled {_printable(result["id"])} '
+                     '(one file name on Windows and macOS)')
+            record['detail'] += f'; the pair of {where} is converted instead'
     copies = _CopyCheck()
-    for image_id, occurrences in pending.items():
-        # Left only for an id written from an earlier split.
-        split = written.get(image_id)
+    for key, occurrences in pending.items():
+        # Left only for an id written from an earlier occurrence.
+        result = written.get(key)
         for occurrence in occurrences:
-            same = _same_photo(image_of[(split, image_id)],
+            same = _same_photo(image_of[(result['split'], result['id'])],
                                occurrence['image'], copies)
-            skipped.append(_cross_split_record(occurrence, split, same))
+            skipped.append(_cross_split_record(occurrence, result, same))
 
 
 def _stray_kind(member):
@@ -767,8 +791,8 @@ def _scan(src, year, log):
         file of its id and role (the first, which is used) has other
         content (:func:`_duplicate_record` makes their records once the
         pairs are written); ``later`` lists, in split order, each
-        occurrence of an id already read in an earlier official split, as
-        a dict of ``split``, ``id``, ``ref`` (its first file), ``image``
+        occurrence of an id already read (in an earlier official split,
+        or in another letter case: :func:`_file_key`), as a dict of ``split``, ``id``, ``ref`` (its first file), ``image``
         (its image ref or None), ``duplicates`` (its ignored files, as in
         ``duplicates``) and either ``task`` or ``skip`` (a missing partner)
         (:func:`_convert_later_occurrences` converts one when no earlier
@@ -795,7 +819,7 @@ def _scan(src, year, log):
     duplicates, later = [], []
     missing = {}
     ignored = Counter()
-    seen_ids = set()
+    seen_keys = set()
     copies = _CopyCheck()
     for split in SPLITS:
         if split not in OFFICIAL_FOLDERS[year]:
@@ -874,12 +898,13 @@ def _scan(src, year, log):
             else:
                 occurrence['task'] = (split, image_id, image_refs[0],
                                       mask_refs[0])
-            if image_id in seen_ids:
-                # Converted only if no earlier split's pair of the id is
+            if _file_key(image_id) in seen_keys:
+                # Converted only if no earlier pair of the id (in an
+                # earlier split, or spelled in another letter case) is
                 # (:func:`_convert_later_occurrences`).
                 later.append(occurrence)
                 continue
-            seen_ids.add(image_id)
+            seen_keys.add(_file_key(image_id))
             duplicates += ignored_files
             if occurrence['skip'] is not None:
                 skipped.append(occurrence['skip'])
