@@ -792,11 +792,12 @@ def _scan(src, year, log):
         content (:func:`_duplicate_record` makes their records once the
         pairs are written); ``later`` lists, in split order, each
         occurrence of an id already read (in an earlier official split,
-        or in another letter case: :func:`_file_key`), as a dict of ``split``, ``id``, ``ref`` (its first file), ``image``
-        (its image ref or None), ``duplicates`` (its ignored files, as in
-        ``duplicates``) and either ``task`` or ``skip`` (a missing partner)
-        (:func:`_convert_later_occurrences` converts one when no earlier
-        pair of its id is written).
+        or in another letter case: :func:`_file_key`), as a dict of
+        ``split``, ``id``, ``ref`` (its first file), ``image`` (its image
+        ref or None), ``duplicates`` (its ignored files, as in
+        ``duplicates``) and either ``task`` or ``skip`` (a missing
+        partner) (:func:`_convert_later_occurrences` converts one when no
+        earlier pair of its id is written).
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
