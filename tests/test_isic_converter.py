@@ -640,11 +640,13 @@ def test_an_id_in_two_official_splits_is_in_one_split_and_said_so(
 
 
 def test_an_id_whose_earlier_pair_is_skipped_converts_from_a_later_split(
-        tmp_path):
+        tmp_path, capsys):
     """An id whose training pair is skipped (an unreadable photo, no mask)
     is converted from the next official split that holds a valid pair of
     it; only the splits after that one skip theirs, so the id is still in
-    one split and the valid pair is not lost with the broken one."""
+    one split and the valid pair is not lost with the broken one. A second
+    training file of the id, ignored, is not said to leave it
+    unconverted."""
     raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
                     size=(16, 12))
     pairs = {split: (raw / images, raw / masks) for split, images, masks in (
@@ -660,10 +662,13 @@ def test_an_id_whose_earlier_pair_is_skipped_converts_from_a_later_split(
     copy('ISIC_0000001', 'val')
     copy('ISIC_0000001', 'test')
     broken = raw / TRAIN_IMAGES / 'ISIC_0000000.jpg'
+    Image.open(broken).transpose(Image.FLIP_LEFT_RIGHT).save(
+        broken.with_suffix('.png'))
     broken.write_bytes(broken.read_bytes()[:40])
     (raw / TRAIN_MASKS / 'ISIC_0000001_segmentation.png').unlink()
 
-    summary = isic.convert(raw, tmp_path / 'out', workers=1, verbose=False)
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
     out = tmp_path / 'out'
     assert 'ISIC_0000000' in _split(out, 'official_test')
     assert 'ISIC_0000001' in _split(out, 'official_val')
@@ -688,6 +693,16 @@ def test_an_id_whose_earlier_pair_is_skipped_converts_from_a_later_split(
         'id also in split val, with the same photo, byte for byte; the pair '
         'of val is converted, this one is not, so that the id is in one '
         'split only')
+    [ignored] = summary['duplicate_files']
+    assert ignored['detail'] == (
+        f'ignored; {TRAIN_IMAGES}/ISIC_0000000.jpg, the file used for this '
+        'id, was skipped with its pair (see skipped); the id is converted '
+        'from its pair of split test')
+    assert 'no file of that id was converted' not in printed
+    assert ('WARNING: 1 file ignored: each has the id of another file with '
+            'other content, the first one found, whose pair was skipped (see '
+            'skipped above); the id is converted from its pair of another '
+            'split') in printed
 
 
 def test_an_image_too_small_to_resize_is_named_and_strict_refuses(

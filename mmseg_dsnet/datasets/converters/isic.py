@@ -279,7 +279,12 @@ def _record(split, image_id, reason, ref, detail):
     }
 
 
-def _duplicate_record(split, image_id, ref, first, converted):
+# How a duplicate file record says that its id is converted from another
+# split's pair (the summary counts such records by it).
+DUPLICATE_MOVED_TEXT = 'the id is converted from its pair of split'
+
+
+def _duplicate_record(split, image_id, ref, first, written):
     """The record of a file ignored because ``first``, another file of its
     id and role, has other content.
 
@@ -288,18 +293,34 @@ def _duplicate_record(split, image_id, ref, first, converted):
         image_id (str): The id.
         ref (tuple): The file ignored (as in :func:`_collect_files`).
         first (tuple): The first file of the id, the one used.
-        converted (bool): Whether the id's pair was written; a pair
+        written (tuple | None): ``(split, id)`` of the pair written for
+            the id (letter case aside: :func:`_file_key`), or None. A pair
             skipped (its first file unreadable, no mask) converted no file
-            of the id, though the ignored one may be usable.
+            of this split, though the ignored one may be usable; the id
+            may still be converted from another split's pair.
 
     Returns:
         dict: A ``duplicate file`` record (:func:`_record`).
     """
-    used = (f'{_display(*first)} is the file used for this id' if converted
-            else f'{_display(*first)}, the file used for this id, was '
-            'skipped with its pair (see skipped): no file of this id was '
-            'converted')
+    skipped = (f'{_display(*first)}, the file used for this id, was '
+               'skipped with its pair (see skipped)')
+    if written == (split, image_id):
+        used = f'{_display(*first)} is the file used for this id'
+    elif written is None:
+        used = f'{skipped}: no file of this id was converted'
+    else:
+        used = (f'{skipped}; {DUPLICATE_MOVED_TEXT} '
+                f'{written[0]}{_spelled(written[1], image_id)}')
     return _record(split, image_id, 'duplicate file', ref, f'ignored; {used}')
+
+
+def _spelled(written_id, image_id):
+    """`` (spelled ID)`` when the id written differs from ``image_id`` in
+    letter case, for messages that name the pair written; else ``''``."""
+    if written_id == image_id:
+        return ''
+    return f' (spelled {_printable(written_id)})'
+
 
 
 def _same_photo(ref, other, copies):
@@ -1939,9 +1960,14 @@ def _log_summary(log, summary, out, missing, unread_text):
     if duplicates:
         _print_records(log, '  duplicate files ignored', duplicates)
         pairs_skipped = {(r['split'], r['id']) for r in summary['skipped']}
-        lost = sum((r['split'], r['id']) in pairs_skipped for r in duplicates)
-        if len(duplicates) > lost:
-            log(f'  WARNING: {counted(len(duplicates) - lost, "file")} '
+        skipped_with = sum((r['split'], r['id']) in pairs_skipped
+                           for r in duplicates)
+        # Of those, the ids converted from a pair of another split.
+        moved = sum(DUPLICATE_MOVED_TEXT in r['detail'] for r in duplicates)
+        lost = skipped_with - moved
+        used = len(duplicates) - skipped_with
+        if used:
+            log(f'  WARNING: {counted(used, "file")} '
                 'ignored: each has the id of another file with other '
                 'content, and the first one found was converted; check that '
                 'it is the right one (--strict refuses to write such a set)')
@@ -1953,6 +1979,13 @@ def _log_summary(log, summary, out, missing, unread_text):
                 'whose pair was skipped (see skipped above): no file of that '
                 'id was converted, though the ignored one may be usable; '
                 'check them (--strict refuses to write such a set)')
+        if moved:
+            log(f'  WARNING: {counted(moved, "file")} ignored: each has the '
+                'id of another file with other content, the first one found, '
+                'whose pair was skipped (see skipped above); the id is '
+                'converted from its pair of another split, though the '
+                'ignored one may be usable in its own; check them (--strict '
+                'refuses to write such a set)')
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
     pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
@@ -2138,9 +2171,11 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         for result in results:
             if result['written']:
                 written[result['split']].append(result['id'])
+        written_as = {_file_key(image_id): (split, image_id)
+                      for split, image_id in converted}
         duplicates = [
             _duplicate_record(split, image_id, ref, first,
-                              (split, image_id) in converted)
+                              written_as.get(_file_key(image_id)))
             for split, image_id, ref, first in duplicates]
         if not written:
             _print_records(log, 'skipped', skipped)
