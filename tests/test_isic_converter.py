@@ -742,6 +742,39 @@ def test_an_image_too_small_to_resize_is_named_and_strict_refuses(
     assert not (tmp_path / 'strict').exists()
 
 
+def test_a_mask_without_lesion_or_background_is_named_and_strict_refuses(
+        tmp_path, capsys):
+    """A blank mask (no lesion pixel: a placeholder) or one of lesion alone
+    is converted as given, named in a warning and in meta.json, and
+    refused by --strict; the masks of the official downloads each outline
+    a lesion on its background."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
+    for folder, image_id, value in ((TEST_MASKS, 'ISIC_0000006', 0),
+                                    (TRAIN_MASKS, 'ISIC_0000002', 255)):
+        Image.new('L', (16, 12), value).save(
+            raw / folder / f'{image_id}_segmentation.png')
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    assert [(r['split'], r['id'], r['detail'])
+            for r in summary['uniform_masks']] == [
+        ('train', 'ISIC_0000002', 'no background pixel'),
+        ('test', 'ISIC_0000006', 'no lesion pixel')]
+    assert ('WARNING: 2 masks of one value (no lesion pixel, or no '
+            f'background pixel): {TRAIN_MASKS}/ISIC_0000002_segmentation.png '
+            '(train, no background pixel), '
+            f'{TEST_MASKS}/ISIC_0000006_segmentation.png (test, no lesion '
+            'pixel): each ISIC Task 1 mask outlines a lesion') in printed
+    out = tmp_path / 'out'
+    assert not _mask(out / 'masks' / 'ISIC_0000006.png').any()
+    assert 'ISIC_0000006' in _split(out, 'official_test')
+    with pytest.raises(isic.StrictModeError, match='2 masks of one value'):
+        isic.convert(raw, tmp_path / 'strict', strict=True, workers=1,
+                     verbose=False)
+    assert not (tmp_path / 'strict').exists()
+
+
 def test_ids_that_differ_in_letter_case_alone_are_one_file(tmp_path):
     """ISIC_x and isic_x are one file name on Windows and macOS, where one
     pair overwrote the other (listed under both ids): the first valid pair

@@ -49,7 +49,8 @@ def parse_args(argv=None):
         'an official split (train, val, test) of the year is missing or '
         'its folders hold no image or mask, a folder cannot be read, an id '
         'has two files of other content, an image is smaller than '
-        f'{MIN_IMAGE_SIDE} pixels a side, or a seeded split of --seed '
+        f'{MIN_IMAGE_SIDE} pixels a side, a mask has no lesion or no '
+        'background pixel, or a seeded split of --seed '
         'puts one photo (under two ids) into a training list and '
         'the list scored against it')
     parser.add_argument(

@@ -21,7 +21,8 @@ Output (``OUT``)::
                            and the one scored against it
                            (``identical_images_across_lists``), images
                            with a side below MIN_IMAGE_SIDE
-                           (``small_images``)
+                           (``small_images``), masks of one value
+                           (``uniform_masks``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
                            its official folders or zips (one made by
                            make_synthetic_isic.py), so that metrics on the
@@ -32,7 +33,8 @@ mismatch, mask values, image mode, ids that are not safe file names, files
 over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
 the others skip the pair and are reported; nothing is dropped silently.
 Images with a side below :data:`MIN_IMAGE_SIDE` pixels are converted and
-named in a warning (``small_images``). An id in more than one official
+named in a warning (``small_images``), and so are masks without a lesion
+pixel or without a background pixel (``uniform_masks``). An id in more than one official
 split is converted from the first split whose pair of it is valid; the
 pairs of the other splits are skipped, so that the id is in one split.
 Ids that differ in letter case alone (``ISIC_1``, ``isic_1``) are one id
@@ -196,7 +198,8 @@ class StrictModeError(ConversionError):
     """``--strict`` was given and a pair was skipped, an official split
     was missing (no folder or zip, or no image or mask in them), a folder
     could not be read, an id had two files of other content, an image had
-    a side below :data:`MIN_IMAGE_SIDE` or the lightweight split put one
+    a side below :data:`MIN_IMAGE_SIDE`, a mask had no lesion or no
+    background pixel or the lightweight split put one
     photo into a list trained on and the list scored against it; nothing
     was written."""
 
@@ -1225,11 +1228,13 @@ def _process_pair(task):
         dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records),
         ``skip`` (a skip record or None), ``digest`` (of the image file) and
         ``small`` (a ``small image`` record when a side of the image is
-        below :data:`MIN_IMAGE_SIDE`, or None).
+        below :data:`MIN_IMAGE_SIDE`, or None) and ``uniform`` (a ``uniform
+        mask`` record when the mask holds no lesion or no background
+        pixel, or None).
     """
     split, image_id, image_ref, mask_ref, out_dir = task
     result = dict(split=split, id=image_id, written=False, fixes=[], skip=None,
-                  digest=None, small=None)
+                  digest=None, small=None, uniform=None)
 
     def skip(reason, ref, detail):
         result['skip'] = _record(split, image_id, reason, ref, detail)
@@ -1324,6 +1329,11 @@ def _process_pair(task):
             _record(split, image_id, 'small image', image_ref,
                     f'{width}x{height} pixels, a side below '
                     f'{MIN_IMAGE_SIDE}'), size=[width, height])
+    lesion = int(np.count_nonzero(mask))
+    if lesion in (0, mask.size):
+        result['uniform'] = _record(
+            split, image_id, 'uniform mask', mask_ref,
+            'no lesion pixel' if lesion == 0 else 'no background pixel')
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
     # Of the file as given: copies of one photo under two ids are found.
     result.update(written=True, fixes=fixes,
@@ -1673,6 +1683,14 @@ def _identical_text(groups):
     named = [' = '.join(f'{c["id"]} ({c["split"]})' for c in group)
              for group in groups]
     return first_few(named, 5)
+
+
+def _uniform_masks_text(records):
+    """How the summary and ``--strict`` name the masks without a lesion or
+    a background pixel (``uniform mask`` records)."""
+    named = [f'{r["file"]} ({r["split"]}, {r["detail"]})' for r in records]
+    return (f'{counted(len(records), "mask")} of one value (no lesion '
+            f'pixel, or no background pixel): {first_few(named, 5)}')
 
 
 def _small_images_text(records):
@@ -2033,6 +2051,15 @@ def _log_summary(log, summary, out, missing, unread_text):
             'outline is left to train on or score; converted as given and '
             'listed in meta.json (small_images; --strict refuses to write '
             'such a set)')
+    uniform = summary.get('uniform_masks', [])
+    if uniform:
+        # Every mask of the official downloads outlines a lesion on its
+        # background: one of one value is a placeholder or a broken export.
+        log(f'  WARNING: {_uniform_masks_text(uniform)}: each ISIC Task 1 '
+            'mask outlines a lesion on its background, so these are '
+            'placeholders or broken annotations, scored and trained on as '
+            'given; converted as given and listed in meta.json '
+            '(uniform_masks; --strict refuses to write such a set)')
     identical = summary.get('identical_images', [])
     if identical:
         across = sum(len({c['split'] for c in group}) > 1
@@ -2086,7 +2113,8 @@ def convert(src,
             official split (train, val, test) is missing (no folder or zip,
             or no image or mask in them), a folder cannot be read, an id
             has two files of other content, an image has a side below
-            :data:`MIN_IMAGE_SIDE` pixels, or the lightweight split puts
+            :data:`MIN_IMAGE_SIDE` pixels, a mask has no lesion or no
+            background pixel, or the lightweight split puts
             one photo (under two ids) into a list trained on and the list
             scored against it. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
@@ -2220,10 +2248,14 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             summary['unread_folders'] = unread
         if duplicates:  # likewise
             summary['duplicate_files'] = duplicates
-        small = [r['small'] for r in results if r['small'] is not None]
+        by_split = functools.partial(sorted, key=lambda r: (
+            SPLITS.index(r['split']), r['id']))
+        small = by_split(r['small'] for r in results if r['small'])
         if small:  # likewise
-            summary['small_images'] = sorted(
-                small, key=lambda r: (SPLITS.index(r['split']), r['id']))
+            summary['small_images'] = small
+        uniform = by_split(r['uniform'] for r in results if r['uniform'])
+        if uniform:  # likewise
+            summary['uniform_masks'] = uniform
         identical = _identical_images(results)
         if identical:  # likewise
             summary['identical_images'] = identical
@@ -2258,6 +2290,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
                     else [])
         problems += list(missing.values())
         problems += [_small_images_text(small)] if small else []
+        problems += [_uniform_masks_text(uniform)] if uniform else []
         problems += [unread_text] if unread_text else []
         problems += [
             f'{counted(len(duplicates), "duplicate file")} with other '
