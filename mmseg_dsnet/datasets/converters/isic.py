@@ -34,9 +34,10 @@ over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
 the others skip the pair and are reported; nothing is dropped silently.
 Images with a side below :data:`MIN_IMAGE_SIDE` pixels are converted and
 named in a warning (``small_images``), and so are masks without a lesion
-pixel or without a background pixel (``uniform_masks``). An id in more than one official
-split is converted from the first split whose pair of it is valid; the
-pairs of the other splits are skipped, so that the id is in one split.
+pixel or without a background pixel (``uniform_masks``). An id in more
+than one official split is converted from the first split whose pair of
+it is valid; the pairs of the other splits are skipped, so that the id is
+in one split.
 Ids that differ in letter case alone (``ISIC_1``, ``isic_1``) are one id
 so: one file name on Windows and macOS.
 Subfolders that are links are followed (each real folder read once); a
