@@ -1764,9 +1764,11 @@ def _check_out(src, out, overwrite, year=2018):
 
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
-    refused. With ``overwrite``, a folder whose subfolders hold converted
-    data sets (``data/`` given for ``data/isic2018``) is refused too, and
-    so is any other non-empty folder that is not an earlier conversion.
+    refused, and so is one inside (or holding) an official folder of
+    ``year`` that is a link to data kept elsewhere. With ``overwrite``, a
+    folder whose subfolders hold converted data sets (``data/`` given for
+    ``data/isic2018``) is refused too, and so is any other non-empty
+    folder that is not an earlier conversion.
 
     Args:
         src (Path): The input folder, resolved.
@@ -1781,6 +1783,22 @@ def _check_out(src, out, overwrite, year=2018):
             raise ConversionError(
                 f'OUT ({out}{via}) and SRC ({src}) must not contain one '
                 'another: the input is never modified')
+    # An official folder (or zip) linked from elsewhere: an OUT inside it
+    # was written into the input, and read as its images the next time.
+    names = {name.lower() for pair in OFFICIAL_FOLDERS[year].values()
+             for name in pair}
+    for name, entries in _official_entries(src).items():
+        if name not in names:
+            continue
+        for entry, _ in entries:
+            real = Path(os.path.realpath(entry))
+            if any(candidate.is_relative_to(real)
+                   or real.is_relative_to(candidate)
+                   for candidate in (out, real_out)):
+                raise ConversionError(
+                    f'OUT ({out}) and {_printable(entry.name)} of SRC, a '
+                    f'link to {real}, must not contain one another: the '
+                    'input is never modified')
     if out.is_dir() and not out.is_symlink() and os.path.ismount(out):
         # Found only at the end: rmdir or rename of it fails (EBUSY).
         raise ConversionError(
