@@ -37,9 +37,8 @@ named in a warning (``small_images``), and so are masks without a lesion
 pixel or without a background pixel (``uniform_masks``). An id in more
 than one official split is converted from the first split whose pair of
 it is valid; the pairs of the other splits are skipped, so that the id is
-in one split.
-Ids that differ in letter case alone (``ISIC_1``, ``isic_1``) are one id
-so: one file name on Windows and macOS.
+in one split; ids that differ in letter case alone (``ISIC_1``,
+``isic_1``), one file name on Windows and macOS, are one id.
 Subfolders that are links are followed (each real folder read once); a
 folder that cannot be listed is named. Zip members named with backslashes
 (old Windows tools) are read as if named with slashes. Known stray files
@@ -200,9 +199,8 @@ class StrictModeError(ConversionError):
     was missing (no folder or zip, or no image or mask in them), a folder
     could not be read, an id had two files of other content, an image had
     a side below :data:`MIN_IMAGE_SIDE`, a mask had no lesion or no
-    background pixel or the lightweight split put one
-    photo into a list trained on and the list scored against it; nothing
-    was written."""
+    background pixel or the lightweight split put one photo into a list
+    trained on and the list scored against it; nothing was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -324,7 +322,6 @@ def _spelled(written_id, image_id):
     if written_id == image_id:
         return ''
     return f' (spelled {_printable(written_id)})'
-
 
 
 def _same_photo(ref, other, copies):
@@ -1227,7 +1224,7 @@ def _process_pair(task):
 
     Returns:
         dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records),
-        ``skip`` (a skip record or None), ``digest`` (of the image file) and
+        ``skip`` (a skip record or None), ``digest`` (of the image file),
         ``small`` (a ``small image`` record when a side of the image is
         below :data:`MIN_IMAGE_SIDE`, or None) and ``uniform`` (a ``uniform
         mask`` record when the mask holds no lesion or no background
@@ -2133,9 +2130,9 @@ def convert(src,
             or no image or mask in them), a folder cannot be read, an id
             has two files of other content, an image has a side below
             :data:`MIN_IMAGE_SIDE` pixels, a mask has no lesion or no
-            background pixel, or the lightweight split puts
-            one photo (under two ids) into a list trained on and the list
-            scored against it. Default: False.
+            background pixel, or the lightweight split puts one photo
+            (under two ids) into a list trained on and the list scored
+            against it. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
         train_ratio (float): Train share of the lightweight split.
