@@ -403,6 +403,25 @@ def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):
     assert not (raw / 'converted').exists() and _leftovers(raw) == []
 
 
+def test_out_inside_a_linked_official_folder_is_refused(tmp_path):
+    """An official folder that is a link to data kept elsewhere, with OUT
+    inside its target: the conversion was written into the input, and the
+    next conversion read its images and masks as training images."""
+    raw = _make_raw(tmp_path / 'raw', size=(16, 12))
+    kept = tmp_path / 'disk' / 'train'
+    kept.parent.mkdir()
+    (raw / TRAIN_IMAGES).rename(kept)
+    (raw / TRAIN_IMAGES).symlink_to(kept, target_is_directory=True)
+    before = tree_hashes(kept)
+    with pytest.raises(isic.ConversionError) as refused:
+        isic.convert(raw, kept / 'converted', workers=1, verbose=False)
+    assert str(refused.value) == (
+        f'OUT ({kept / "converted"}) and {TRAIN_IMAGES} of SRC, a link to '
+        f'{kept}, must not contain one another: the input is never '
+        'modified')
+    assert tree_hashes(kept) == before
+
+
 def test_a_linked_out_is_written_where_it_points(tmp_path):
     """OUT as a link to a folder (data kept on a larger disk) was refused
     as ``exists and is not a folder``; with --overwrite the link was

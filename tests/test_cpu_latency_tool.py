@@ -501,6 +501,10 @@ def test_the_table_puts_each_figure_in_its_column():
     text = cpu_latency.markdown(report)
     assert 'Timed runs per case and thread count: 4 to 9 (' in text
     assert 'Over 100 % of peak means the peak measurement was slowed' in text
+    # The peak line counts threads in words ('1 thread(s)' read as a slip).
+    report.update(threads=[1, 2], peak_gflops={'1': 96.4, '2': 187.7})
+    assert ('Peak (2048x2048 fp32 matmul, 2 N^3 FLOPs): 1 thread: 96.4, '
+            '2 threads: 187.7 GFLOP/s.') in cpu_latency.markdown(report)
 
 
 def test_counts_at_the_edge_are_refused(tmp_path, no_measuring):

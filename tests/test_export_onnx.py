@@ -684,7 +684,7 @@ def test_int8_below_opset_13_is_refused_before_the_export(checkpoint,
     done = run_tool_in_process('tools/deployment/export_onnx.py', CONFIG,
                                checkpoint, out / 'model.onnx', '--opset', 11,
                                '--int8', out / 'q.onnx', '--check-images',
-                               image_dir)
+                               image_dir, '--num-calib-images', 4)
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == (
         f'ERROR: --int8 {out}/q.onnx: int8 models need --opset 13 or later '
@@ -729,7 +729,8 @@ def test_an_int8_model_that_fails_to_run_is_not_left_behind(
         onnx_export.export_and_check(
             CONFIG, checkpoint, str(out), shape=(64, 64),
             int8_file=str(tmp_path / 'q.onnx'),
-            check_images=[str(image_dir)], log=lambda text: None)
+            check_images=[str(image_dir)], num_calib_images=4,
+            log=lambda text: None)
     assert sorted(os.listdir(tmp_path)) == ['model.onnx']
 
 
@@ -1151,7 +1152,7 @@ def test_a_failed_int8_model_leaves_no_earlier_one_beside_the_new_model(
     code = tool.main([CONFIG, checkpoint, str(out), '--int8', str(int8),
                       '--check-images', str(image_dir), '--json',
                       str(report), '--int8-min-mask-iou', '100',
-                      '--overwrite'])
+                      '--num-calib-images', '4', '--overwrite'])
     text = capsys.readouterr().out
     assert code == 1, text
     assert f'Removed {int8}: an earlier int8 model, not of the model now ' \

@@ -193,10 +193,13 @@ def test_options_out_of_range_are_refused(checkpoint, inputs, tmp_path,
 
 
 def test_device_and_threads_reach_their_backend(checkpoint, inputs,
-                                                tmp_path, capsys):
+                                                tmp_path, capsys,
+                                                monkeypatch):
     """``--device`` with onnxruntime was ignored (the run stayed on the CPU
     without a word): refused. ``--threads`` with the pytorch backend was
-    ignored too: it now sets torch's threads."""
+    ignored too: the network runs on that many torch threads, and the
+    caller's count is given back."""
+    from mmseg_dsnet.deploy.deployable import DeployableSegmentor
     folder, _ = inputs
     image = str(folder / 'normal.jpg')
     for argv in ([str(tmp_path / 'model.onnx'), image],
@@ -207,13 +210,16 @@ def test_device_and_threads_reach_their_backend(checkpoint, inputs,
         assert err == ('ERROR: --device cuda applies to the pytorch backend; '
                        'onnxruntime runs on the CPU here\n')
         assert not (tmp_path / 'out').exists()
+    seen, forward = [], DeployableSegmentor.forward
+    monkeypatch.setattr(DeployableSegmentor, 'forward', lambda *args: (
+        seen.append(torch.get_num_threads()), forward(*args))[1])
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         assert run_tool([CONFIG, checkpoint, image, '--out-dir',
                          str(tmp_path / 'out'), '--threads', '1',
                          '--no-progress']) == 0
-        assert torch.get_num_threads() == 1
+        assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

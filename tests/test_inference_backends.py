@@ -253,3 +253,55 @@ def test_the_size_check_reads_the_checkpoint_once(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r'size is \(64, 64\) in its '):
         inference_backends.check_checkpoint_size(
             Config(dict(model=other)), str(checkpoint))
+
+
+@pytest.fixture(scope='module')
+def released_backend():
+    """The released weights run by ``make_backend(..., num_threads=1)``
+    from a caller on 2 torch threads: the backend, the reads of the
+    checkpoint file while it was made, and the caller's thread count
+    right after."""
+    from mmseg_dsnet.apis.released_model import released_model
+    config, checkpoint = released_model()
+    reads, load = [], torch.load
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(torch, 'load', lambda file, *args, **kw: (
+                reads.append(file), load(file, *args, **kw))[1])
+            backend = make_backend(config, checkpoint, num_threads=1)
+        threads_after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    return backend, [r for r in reads if r == checkpoint], threads_after
+
+
+def test_the_pytorch_backend_reads_its_checkpoint_once(released_backend):
+    """The build and the size check share one read of the file."""
+    backend, reads, _ = released_backend
+    assert len(reads) == 1 and backend.name == 'pytorch'
+
+
+def test_the_pytorch_backend_keeps_the_callers_thread_count(
+        released_backend):
+    """``num_threads`` applies while the network runs, also when it
+    fails: the caller's torch thread count is the same after the backend
+    is made and after each call."""
+    backend, _, threads_after_build = released_backend
+    assert threads_after_build == 2
+    seen = []
+    hook = backend.network.register_forward_pre_hook(
+        lambda module, args: seen.append(torch.get_num_threads()))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        logits = backend(np.zeros((1, 3, 32, 32), np.float32))
+        assert logits.shape[-2:] == (32, 32)
+        assert seen == [1] and torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError):
+            backend(np.zeros((1, 2, 32, 32), np.float32))
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+        hook.remove()

@@ -605,18 +605,16 @@ def test_an_id_in_two_official_splits_is_in_one_split_and_said_so(
         tmp_path, capsys):
     """An id in the training and in the test folders (the same photo, or
     another one) is converted in training alone, so that no image is in
-    both; the skipped test pair said ``already read in split train`` even
-    when the training pair was skipped too, and no warning said that the
-    test split is no longer the download's."""
-    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2)
+    both; each skipped test pair names the photo it shares the id with,
+    and a warning says that the test split is no longer the download's."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
     for source, copy in (('ISIC_0000000', 'ISIC_0000000'),
-                         ('ISIC_0000001', 'ISIC_0000002'),
-                         ('ISIC_0000003', 'ISIC_0000003')):
+                         ('ISIC_0000001', 'ISIC_0000002')):
         shutil.copy(raw / TRAIN_IMAGES / f'{source}.jpg',
                     raw / TEST_IMAGES / f'{copy}.jpg')
         shutil.copy(raw / TRAIN_MASKS / f'{source}_segmentation.png',
                     raw / TEST_MASKS / f'{copy}_segmentation.png')
-    (raw / TRAIN_MASKS / 'ISIC_0000003_segmentation.png').unlink()
     summary = isic.convert(raw, tmp_path / 'out', workers=1)
     printed = capsys.readouterr().out
     details = {r['id']: r['detail'] for r in summary['skipped']
@@ -627,21 +625,194 @@ def test_an_id_in_two_official_splits_is_in_one_split_and_said_so(
         'so that the id is in one split only',
         'ISIC_0000002': 'id also in split train, with another photo; the '
         'pair of train is converted, this one is not, so that the id is in '
-        'one split only',
-        'ISIC_0000003': 'id also in split train, with the same photo, '
-        'byte for byte; the pair of train was skipped too (see skipped): '
-        'no pair of this id was converted'}
-    assert ('WARNING: 3 test pairs skipped: splits/official_test.txt is '
+        'one split only'}
+    assert ('WARNING: 2 test pairs skipped: splits/official_test.txt is '
             'not the complete test split of the download') in printed
     out = tmp_path / 'out'
     trained = set(_split(out, 'official_train') + _split(out, 'official_val'))
     assert trained & set(_split(out, 'official_test')) == set()
     assert set(_split(out, 'lightweight_train')) & set(
         _split(out, 'lightweight_test')) == set()
-    with pytest.raises(isic.StrictModeError, match='4 pairs skipped'):
+    with pytest.raises(isic.StrictModeError, match='2 pairs skipped'):
         isic.convert(raw, tmp_path / 'strict', strict=True, workers=1,
                      verbose=False)
     assert not (tmp_path / 'strict').exists()
+
+
+def test_an_id_whose_earlier_pair_is_skipped_converts_from_a_later_split(
+        tmp_path, capsys):
+    """An id whose training pair is skipped (an unreadable photo, no mask)
+    is converted from the next official split that holds a valid pair of
+    it; only the splits after that one skip theirs, so the id is still in
+    one split and the valid pair is not lost with the broken one. A second
+    training file of the id, ignored, is not said to leave it
+    unconverted."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
+    pairs = {split: (raw / images, raw / masks) for split, images, masks in (
+        ('train', TRAIN_IMAGES, TRAIN_MASKS), ('val', VAL_IMAGES, VAL_MASKS),
+        ('test', TEST_IMAGES, TEST_MASKS))}
+
+    def copy(image_id, split):
+        images, masks = pairs[split]
+        shutil.copy(raw / TRAIN_IMAGES / f'{image_id}.jpg', images)
+        shutil.copy(raw / TRAIN_MASKS / f'{image_id}_segmentation.png', masks)
+
+    copy('ISIC_0000000', 'test')
+    copy('ISIC_0000001', 'val')
+    copy('ISIC_0000001', 'test')
+    broken = raw / TRAIN_IMAGES / 'ISIC_0000000.jpg'
+    Image.open(broken).transpose(Image.FLIP_LEFT_RIGHT).save(
+        broken.with_suffix('.png'))
+    broken.write_bytes(broken.read_bytes()[:40])
+    (raw / TRAIN_MASKS / 'ISIC_0000001_segmentation.png').unlink()
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    out = tmp_path / 'out'
+    assert 'ISIC_0000000' in _split(out, 'official_test')
+    assert 'ISIC_0000001' in _split(out, 'official_val')
+    assert 'ISIC_0000001' not in _split(out, 'official_test')
+    for image_id in ('ISIC_0000000', 'ISIC_0000001'):
+        assert image_id not in _split(out, 'official_train')
+    assert (out / 'images' / 'ISIC_0000000.jpg').read_bytes() == (
+        raw / TEST_IMAGES / 'ISIC_0000000.jpg').read_bytes()
+    records = {(r['split'], r['id']): r for r in summary['skipped']}
+    assert set(records) == {('train', 'ISIC_0000000'),
+                            ('train', 'ISIC_0000001'),
+                            ('test', 'ISIC_0000001')}
+    first = records[('train', 'ISIC_0000000')]
+    assert first['reason'] == 'unreadable image'
+    assert first['detail'].endswith(
+        '; the pair of split test (the id is also there) is converted '
+        'instead')
+    assert records[('train', 'ISIC_0000001')]['reason'] == 'missing mask'
+    assert records[('train', 'ISIC_0000001')]['detail'].endswith(
+        'the pair of split val (the id is also there) is converted instead')
+    assert records[('test', 'ISIC_0000001')]['detail'] == (
+        'id also in split val, with the same photo, byte for byte; the pair '
+        'of val is converted, this one is not, so that the id is in one '
+        'split only')
+    [ignored] = summary['duplicate_files']
+    assert ignored['detail'] == (
+        f'ignored; {TRAIN_IMAGES}/ISIC_0000000.jpg, the file used for this '
+        'id, was skipped with its pair (see skipped); the id is converted '
+        'from its pair of split test')
+    assert 'no file of that id was converted' not in printed
+    assert ('WARNING: 1 file ignored: each has the id of another file with '
+            'other content, the first one found, whose pair was skipped (see '
+            'skipped above); the id is converted from its pair of another '
+            'split') in printed
+
+
+def test_an_image_too_small_to_resize_is_named_and_strict_refuses(
+        tmp_path, capsys):
+    """A 1x1 photo with a 1x1 mask (or any side below MIN_IMAGE_SIDE) is
+    converted as given, named with its size in a warning and in meta.json,
+    and refused by --strict; a side of MIN_IMAGE_SIDE is not named."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
+    side = isic.MIN_IMAGE_SIDE
+    for folders, image_id, (width, height) in (
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000000', (1, 1)),
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000001', (side, side)),
+            ((TEST_IMAGES, TEST_MASKS), 'ISIC_0000006', (side - 1, 20))):
+        Image.new('RGB', (width, height), (200, 120, 90)).save(
+            raw / folders[0] / f'{image_id}.jpg')
+        Image.new('L', (width, height), 255).save(
+            raw / folders[1] / f'{image_id}_segmentation.png')
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    small = [(r['split'], r['id'], r['size']) for r in
+             summary['small_images']]
+    assert small == [('train', 'ISIC_0000000', [1, 1]),
+                     ('test', 'ISIC_0000006', [side - 1, 20])]
+    assert (f'WARNING: 2 images smaller than {side} pixels a side: '
+            f'{TRAIN_IMAGES}/ISIC_0000000.jpg (train, 1x1), '
+            f'{TEST_IMAGES}/ISIC_0000006.jpg (test, {side - 1}x20): resized '
+            'to the 256x256 input') in printed
+    out = tmp_path / 'out'
+    assert 'ISIC_0000006' in _split(out, 'official_test')
+    assert _mask(out / 'masks' / 'ISIC_0000000.png').tolist() == [[1]]
+    with pytest.raises(isic.StrictModeError,
+                       match=f'2 images smaller than {side} pixels a side'):
+        isic.convert(raw, tmp_path / 'strict', strict=True, workers=1,
+                     verbose=False)
+    assert not (tmp_path / 'strict').exists()
+
+
+def test_a_mask_without_lesion_or_background_is_named_and_strict_refuses(
+        tmp_path, capsys):
+    """A blank mask (no lesion pixel: a placeholder) or one of lesion alone
+    is converted as given, named in a warning and in meta.json, and
+    refused by --strict; the masks of the official downloads each outline
+    a lesion on its background."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
+    for folder, image_id, value in ((TEST_MASKS, 'ISIC_0000006', 0),
+                                    (TRAIN_MASKS, 'ISIC_0000002', 255)):
+        Image.new('L', (16, 12), value).save(
+            raw / folder / f'{image_id}_segmentation.png')
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1)
+    printed = capsys.readouterr().out
+    assert [(r['split'], r['id'], r['detail'])
+            for r in summary['uniform_masks']] == [
+        ('train', 'ISIC_0000002', 'no background pixel'),
+        ('test', 'ISIC_0000006', 'no lesion pixel')]
+    assert ('WARNING: 2 masks of one value (no lesion pixel, or no '
+            f'background pixel): {TRAIN_MASKS}/ISIC_0000002_segmentation.png '
+            '(train, no background pixel), '
+            f'{TEST_MASKS}/ISIC_0000006_segmentation.png (test, no lesion '
+            'pixel): each ISIC Task 1 mask outlines a lesion') in printed
+    out = tmp_path / 'out'
+    assert not _mask(out / 'masks' / 'ISIC_0000006.png').any()
+    assert 'ISIC_0000006' in _split(out, 'official_test')
+    with pytest.raises(isic.StrictModeError, match='2 masks of one value'):
+        isic.convert(raw, tmp_path / 'strict', strict=True, workers=1,
+                     verbose=False)
+    assert not (tmp_path / 'strict').exists()
+
+
+def test_ids_that_differ_in_letter_case_alone_are_one_file(tmp_path):
+    """ISIC_x and isic_x are one file name on Windows and macOS, where one
+    pair overwrote the other (listed under both ids): the first valid pair
+    of the two is converted, the other skipped naming it, in one split or
+    across splits."""
+    raw = _make_raw(tmp_path / 'raw', num_train=4, num_val=2, num_test=2,
+                    size=(16, 12))
+    for (images, masks), source, spelled in (
+            ((TEST_IMAGES, TEST_MASKS), 'ISIC_0000002', 'isic_0000001'),
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000003', 'isic_0000003')):
+        shutil.copy(raw / TRAIN_IMAGES / f'{source}.jpg',
+                    raw / images / f'{spelled}.jpg')
+        shutil.copy(raw / TRAIN_MASKS / f'{source}_segmentation.png',
+                    raw / masks / f'{spelled}_segmentation.png')
+    broken = raw / TRAIN_IMAGES / 'ISIC_0000003.jpg'
+    broken.write_bytes(broken.read_bytes()[:40])
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1, verbose=False)
+    out = tmp_path / 'out'
+    for folder in ('images', 'masks'):
+        names = [path.name.casefold() for path in (out / folder).iterdir()]
+        assert len(names) == len(set(names))
+    listed = [i.casefold() for name in ('official_train', 'official_val',
+                                        'official_test')
+              for i in _split(out, name)]
+    assert len(listed) == len(set(listed))
+    assert 'isic_0000003' in _split(out, 'official_train')
+    records = {(r['split'], r['id']): r for r in summary['skipped']}
+    assert set(records) == {('train', 'ISIC_0000003'),
+                            ('test', 'isic_0000001')}
+    assert records[('test', 'isic_0000001')]['detail'] == (
+        'id ISIC_0000001 of split train, with another photo, differs from '
+        'this one in letter case alone, one file name on Windows and macOS, '
+        'where one pair would overwrite the other; the pair of train is '
+        'converted, this one is not; rename one of them to convert both')
+    assert records[('train', 'ISIC_0000003')]['detail'].endswith(
+        '; the pair of train spelled isic_0000003 (one file name on Windows '
+        'and macOS) is converted instead')
 
 
 def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):
@@ -765,6 +936,24 @@ def test_empty_unrecognised_or_ambiguous_input_errors(tmp_path):
     summary = isic.convert(
         both, tmp_path / 'out', year=2017, workers=1, verbose=False)
     assert summary['counts']['official_train'] == 2
+
+
+def test_a_download_of_another_year_than_year_asked_is_named(
+        tmp_path, capsys):
+    """An ISIC 2018 download given with year 2017 is refused naming the
+    year its folders are of, and each folder is noted as that year's."""
+    raw = _make_raw(tmp_path / 'raw', year=2018, num_train=2, num_val=1,
+                    num_test=1, size=(16, 12))
+    with pytest.raises(isic.ConversionError) as refused:
+        isic.convert(raw, tmp_path / 'out', year=2017, workers=1)
+    assert str(refused.value).endswith(
+        '; it holds official ISIC 2018 folders or zips: give that year '
+        'with --year, or leave --year out to have the year recognised')
+    printed = capsys.readouterr().out
+    assert ('note: ignored ISIC2018_Task1_Training_GroundTruth (an '
+            'official ISIC 2018 folder or zip name, not one of ISIC 2017)'
+            in printed)
+    assert not (tmp_path / 'out').exists()
 
 
 def test_existing_out_is_refused_unless_overwrite(tmp_path):

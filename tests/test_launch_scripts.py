@@ -502,7 +502,8 @@ def test_run_scripts_use_the_venv_setup_env_prepared(tmp_path, venv):
             f'#!/bin/sh\necho "{name}: $*"\n')
         (folder / 'bin' / 'python').chmod(0o755)
     for script, args in (('run_tests.sh',
-                          '-m pytest -q -n auto tests/test_x.py'),
+                          '-m pytest -q -n auto --dist loadfile '
+                          'tests/test_x.py'),
                          ('run_demo.sh',
                           f"{copy / 'tools' / 'demo.py'} tests/test_x.py")):
         done = subprocess.run(

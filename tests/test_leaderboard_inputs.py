@@ -481,6 +481,44 @@ def test_a_validation_line_is_a_test_result_by_the_images_listed(
                                 str(work))
 
 
+def test_a_validation_line_is_a_test_result_by_the_images_cut(
+        tiny_isic, tmp_path):
+    """A validation and a test cut by ``indices`` score the images at
+    those places of their split files. A copy of the test split in
+    another order with the same ``indices`` scores other images, and
+    passed for a test result; places naming the images the test's cut
+    keeps score those images."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_validation_result
+    test = tiny_isic / 'splits' / 'lightweight_test.txt'
+    ids = test.read_text().split()
+    reordered = tmp_path / 'reordered.txt'
+    reordered.write_text('\n'.join(reversed(ids)) + '\n')
+    work = tmp_path / 'work'
+    rec = dict(test_split='splits/lightweight_test.txt',
+               metrics_source=f'last validation line of {work}/run.log')
+    config = tmp_path / 'cut.py'
+
+    def check(val_dataset):
+        config.write_text(
+            f"val_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            f'{val_dataset}))\n'
+            f"test_dataloader = dict(dataset=dict(data_root='{tiny_isic}', "
+            "ann_file='splits/lightweight_test.txt', indices=2))\n"
+            "val_evaluator = dict(type='LesionMetric')\n")
+        check_validation_result(str(config), Config.fromfile(str(config)),
+                                rec, str(work))
+
+    with pytest.raises(UserError) as err:
+        check(f"ann_file='{reordered}', indices=2")
+    assert str(err.value).startswith(
+        f'{work} was never tested and validated on {reordered}, not on the '
+        'images of its test split splits/lightweight_test.txt')
+    check("ann_file='splits/lightweight_test.txt', indices=[1, 0]")
+    check(f"ann_file='{reordered}', indices=[-1, -2]")
+
+
 def test_a_test_on_a_copy_of_the_design_hold_out_is_no_test_result(
         tiny_isic, tmp_path):
     """A design run (trained on the design-train split) tested on a copy
@@ -1429,7 +1467,7 @@ def test_a_record_is_read_as_the_utf_8_it_is_written_in(tmp_path):
          'import locale, sys\n'
          'from mmseg_dsnet.leaderboard.records import load_json\n'
          'print(locale.getpreferredencoding(False))\n'
-         f'print(ascii(load_json(sys.argv[1])["work_dir"]))', str(path)],
+         'print(ascii(load_json(sys.argv[1])["work_dir"]))', str(path)],
         cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     encoding, work_dir = proc.stdout.split()
@@ -1505,10 +1543,14 @@ def test_collect_refuses_figures_on_another_split_than_the_configs_test(
         'then collect')
 
 
-def test_collect_names_the_split_a_run_was_tested_on(tiny_isic, tmp_path):
+def test_collect_names_the_split_a_run_was_tested_on(tiny_isic, tmp_path,
+                                                     monkeypatch):
     """The metrics of ``tools/test.py --cfg-options
     test_dataloader.dataset.ann_file=SUBSET`` were collected as the
-    config's row, exit 0."""
+    config's row, exit 0. The checks that meet the split of the figures
+    (the design hold-out's, the training splits', the test split's) read
+    it once."""
+    from mmseg_dsnet.datasets import isic
     work_dir = tmp_path / 'work'
     write_training_log(work_dir)
     config = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic,
@@ -1526,6 +1568,11 @@ def test_collect_names_the_split_a_run_was_tested_on(tiny_isic, tmp_path):
         data_root=str(tiny_isic), split_file=str(subset), images=2,
         synthetic=False)))
     runs = tmp_path / 'runs'
+    # Every split file read is first checked for its encoding.
+    checked = []
+    check_split_encoding = isic.check_split_encoding
+    monkeypatch.setattr(isic, 'check_split_encoding', lambda path: (
+        checked.append(os.path.abspath(path)), check_split_encoding(path)))
     line = _one_error_line(run_tool_in_process(
         LEADERBOARD, 'collect', config, work_dir, '--no-benchmark',
         '--runs-dir', runs))
@@ -1534,6 +1581,7 @@ def test_collect_names_the_split_a_run_was_tested_on(tiny_isic, tmp_path):
         f'test split of the config, {test} ({len(ids)} images) '
         f'(tools/test.py metrics file {metrics}); ')
     assert not runs.exists()
+    assert checked.count(str(subset)) == 1
 
 
 def test_run_refuses_options_that_test_on_another_split(tiny_isic,

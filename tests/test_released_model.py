@@ -286,7 +286,8 @@ def test_publish_model_refuses_weights_trained_in_another_network(tmp_path):
     to run in a network it was not trained in, exit 0."""
     from mmengine.config import Config
 
-    from conftest import DEMO_128PX, make_lesion_checkpoint, run_tool_in_process
+    from conftest import (DEMO_128PX, make_lesion_checkpoint,
+                          run_tool_in_process)
     import numpy as np
     cfg = Config.fromfile(DEMO_128PX)
     cfg.model.backbone.dilations = [1, 2, 2, 2, 1]

@@ -348,7 +348,7 @@ def test_test_images_among_validation_ones_are_found_by_the_protocol(
     import torch
     from mmengine.config import Config
 
-    from mmseg_dsnet.datasets.split_files import test_images_scored
+    from mmseg_dsnet.analysis.threshold_sweep import test_images_scored
     splits = tiny_isic / 'splits'
 
     def trained_on(split):

@@ -677,6 +677,9 @@ def test_analysis_tools_refuse_bad_arguments_before_any_work(tmp_path):
             profile.main([config, '--device', 'cpu', option, value])
     with pytest.raises(UserError, match='--shape takes 1 or 2 positive'):
         profile.main([config, '--device', 'cpu', '--shape', '0', '128'])
+    with pytest.raises(UserError,
+                       match='--profile-steps must be at least 0, got -1'):
+        profile.main([config, '--device', 'cpu', '--profile-steps', '-1'])
     # A zero batch printed "Throughput (batch 0): 0.0 img/s" with exit 0.
     bench = load_tool('analysis_tools/benchmark.py')
     for option, value in (('--batch-size', '0'), ('--repeat', '0'),
@@ -1854,8 +1857,10 @@ def test_profile_train_step_prints_what_it_timed(capsys):
     config = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
     profile.main([config, '--device', 'cpu', '--shape', '32', '48',
                   '--batch-size', '2', '--steps', '1', '--variants',
-                  'eager', '--top', '1'])
+                  'eager', '--top', '1', '--profile-steps', '0'])
     printed = capsys.readouterr().out.splitlines()
+    # --profile-steps 0: the step times only, no profiler table.
+    assert not any(line.startswith('torch.profiler') for line in printed)
     timed = next(i for i, line in enumerate(printed)
                  if line.startswith('eager ') and 'ms/step' in line)
     header = next(line for line in printed[:timed]
@@ -1907,7 +1912,8 @@ def square_profile():
     return run_tool_in_process(
         'tools/analysis_tools/profile_train_step.py', config, '--device',
         'cpu', '--shape', '32', '--batch-size', '2', '--steps', '1',
-        '--variants', 'eager+channels_last', '--top', '2', check=True).stdout
+        '--variants', 'eager+channels_last', '--top', '2',
+        '--profile-steps', '1', check=True).stdout
 
 
 def test_profile_train_step_takes_one_shape_number_for_a_square(
@@ -1932,7 +1938,7 @@ def test_profile_train_step_names_the_form_it_profiled(square_profile):
                  if line.startswith('torch.profiler of '))
     assert title > timed
     assert printed[title] == (
-        'torch.profiler of 10 steps of the plain eager form (no CUDA graph, '
+        'torch.profiler of 1 step of the plain eager form (no CUDA graph, '
         'float32, channels-first inputs), whatever --variants timed; top 2 '
         'by cpu_time_total:')
     assert 'Self CPU' in printed[title + 2]
@@ -1956,7 +1962,8 @@ def test_profile_train_step_defaults_to_the_configs_training_size(capsys):
     profile = load_tool('analysis_tools/profile_train_step.py')
     demo = str(REPO / 'configs/demo/dsnet_synthetic_cpu.py')
     profile.main([demo, '--device', 'cpu', '--batch-size', '2', '--steps',
-                  '1', '--variants', 'eager', '--top', '1'])
+                  '1', '--variants', 'eager', '--top', '1',
+                  '--profile-steps', '0'])
     header = next(line for line in capsys.readouterr().out.splitlines()
                   if line.startswith('batch size'))
     assert header.startswith('batch size 2, input 2x3x128x128 (random uint8 '

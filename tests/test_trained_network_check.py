@@ -9,7 +9,8 @@ from mmengine.config import Config
 from conftest import (DEMO_128PX, make_128px_checkpoint,
                       make_lesion_checkpoint, run_tool_in_process)
 
-DESIGN_VAL = 'test_dataloader.dataset.ann_file=splits/lightweight_design_val.txt'
+DESIGN_VAL = ('test_dataloader.dataset.ann_file='
+              'splits/lightweight_design_val.txt')
 
 
 def other_network_checkpoint(path, dilations=(1, 2, 2, 2, 1)):

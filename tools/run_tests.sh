@@ -11,4 +11,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup_env.sh
 # The environment setup_env.sh prepared (VENV, of the repository if relative).
 # One pytest worker per core (pytest-xdist); a later -n 0 runs in one process.
-exec "${VENV:-.venv}/bin/python" -m pytest -q -n auto "$@"
+# loadfile: each test file runs on one worker, so its module fixtures (the
+# trainings and exports its tests share) are made once, not once per worker.
+exec "${VENV:-.venv}/bin/python" -m pytest -q -n auto --dist loadfile "$@"

@@ -21,6 +21,7 @@ from ..progress import progress_bar
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
 from ..utils.messages import counted
+from ..utils.threads import torch_threads
 
 
 def _sync(device):
@@ -241,17 +242,12 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
         return _timed_figures(cfg, checkpoint, device, shape, batch_size,
                               warmup, repeat, throughput_repeat, deploy,
                               channels_last, data, progress)
-    # torch's thread count is process-wide: the caller's is put back, or a
-    # Python caller's later work (and later benchmarks without
-    # ``threads``) ran on the threads asked here.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    # The caller's thread count is put back: a Python caller's later work
+    # (and later benchmarks without ``threads``) runs on its own threads.
+    with torch_threads(threads):
         return _timed_figures(cfg, checkpoint, device, shape, batch_size,
                               warmup, repeat, throughput_repeat, deploy,
                               channels_last, data, progress)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _timed_figures(cfg, checkpoint, device, shape, batch_size, warmup,

@@ -287,6 +287,71 @@ def training_split_files(checkpoint: str,
     return files
 
 
+def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
+                       ) -> Optional[str]:
+    """What test images a loader's dataset scores, if any, in any dataset
+    a wrapper (Concat, Repeat ...) holds: a test split file
+    (:func:`~mmseg_dsnet.datasets.converters.isic.is_test_split`), or a
+    split file of another name that lists images of a test split of its
+    data root and is a subset of it (written to go faster), or lists any
+    image of one that a checkpoint's run held out (no training split of
+    its training config lists an image of that test split), a link to a
+    test split under another name included: by name alone such a split
+    passes for a validation split.
+
+    A test split a run trained on is no test split of its protocol: the
+    official validation split holds images of ``lightweight_test.txt``,
+    which official-protocol runs train on.
+
+    Args:
+        dataset_cfg (dict): The dataset config of the scored loader.
+        checkpoints (Sequence[str]): The scored checkpoints. Default: ().
+
+    Returns:
+        str | None: E.g. ``'the test split splits/lightweight_test.txt'``
+        or ``'20 images of the test split data/isic2017/splits/
+        lightweight_test.txt (sub.txt: ISIC_0000000, ...)'``; None when it
+        scores none (or reads no split file:
+        :func:`check_split_given`).
+    """
+    from ..datasets.converters.isic import is_test_split
+    from ..datasets.synthetic_fallback import is_synthetic
+    for leaf in leaf_datasets(dataset_cfg):
+        scored = split_file(leaf)
+        if scored is None:
+            continue
+        if is_test_split(scored):
+            return f"the test split {leaf['ann_file']}"
+        if not osp.isfile(scored):
+            continue
+        root = leaf.get('data_root') or data_root_of(scored)
+        scored_ids = split_ids(scored)
+        # A link to the test split under another name is no other file to
+        # pass over: it lists the test split's images, all of them.
+        for test in test_split_files(root):
+            test_ids = split_ids(test)
+            listed = set(test_ids)
+            shared = [i for i in scored_ids if i in listed]
+            if shared and (len(shared) == len(scored_ids) or _held_out(
+                    test_ids, checkpoints, root, is_synthetic(root))):
+                return (f'{counted(len(shared), "image")} of the test split '
+                        f'{test} ({scored}: {first_few(shared, 3)})')
+    return None
+
+
+def _held_out(test_ids, checkpoints, data_root, synthetic) -> bool:
+    """Whether a checkpoint's run trained on split files (its training
+    config names them all) none of which lists an image of ``test_ids``."""
+    for checkpoint in checkpoints:
+        trained = training_split_files(checkpoint, data_root)
+        if not trained or None in trained:
+            continue
+        if not any(ids_also_in(found, test_ids, synthetic)
+                   for found in trained):
+            return True
+    return False
+
+
 def recalibration_split_files(checkpoint: str,
                               data_root: Optional[str] = None) -> list:
     """The split files a checkpoint's BatchNorm statistics were recomputed

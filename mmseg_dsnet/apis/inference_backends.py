@@ -26,14 +26,17 @@ from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
                                  parse_input_format, threshold_of)
 from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import OnnxModelError, ort_session
+from ..engine.checkpoint_match import read_checkpoint
 from ..engine.preflight import load_config
 from ..utils.errors import UserError
+from ..utils.threads import torch_threads
 from .released_model import check_trained_input_size, check_trained_model
 
 BACKENDS = ('pytorch', 'onnxruntime')
 
 
-def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
+def check_checkpoint_size(cfg, checkpoint: Optional[str],
+                          loaded=None) -> None:
     """Refuse a checkpoint trained at another input size than ``cfg``
     runs at (:func:`~.released_model.check_trained_input_size`), or in
     another network (:func:`~.released_model.check_trained_model`).
@@ -41,6 +44,9 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
     Args:
         cfg (Config): The config the checkpoint is run with.
         checkpoint (str, optional): The checkpoint; None passes.
+        loaded (dict, optional): ``checkpoint`` loaded already
+            (:func:`~mmseg_dsnet.engine.checkpoint_match.read_checkpoint`);
+            read from the file when None.
 
     Raises:
         UserError: Naming each size setting that differs, or the first
@@ -53,7 +59,8 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str]) -> None:
         name = getattr(cfg, 'filename', None) or '(given as an object)'
         # One load and one parse serve both checks (released weights:
         # their metafile config is read, which takes a while).
-        loaded = safe_torch_load(checkpoint, map_location='cpu')
+        if loaded is None:
+            loaded = safe_torch_load(checkpoint, map_location='cpu')
         checked = dict(loaded=loaded,
                        training_cfg=training_config_in(loaded, checkpoint))
         advice = trained_config_advice(name, checkpoint, loaded)
@@ -137,15 +144,21 @@ class TorchBackend:
             ``'cuda:N'``); one this machine cannot run on raises a
             ``UserError`` before anything is built. Default: ``'cpu'``.
         reparameterize (bool): Run the re-parameterised form. Default: True.
+        num_threads (int, optional): torch CPU threads of each call, a
+            positive integer; the caller's count is given back after the
+            call (torch's count is process-wide). None: torch's current
+            count.
     """
     name = 'pytorch'
 
     def __init__(self, config, checkpoint: Optional[str] = None,
-                 device: str = 'cpu', reparameterize: bool = True):
+                 device: str = 'cpu', reparameterize: bool = True,
+                 num_threads: Optional[int] = None):
         # Optional in the signature only so that the error says what is
         # missing: masks of random weights came out without a word.
         config, checkpoint = as_path(config), as_path(checkpoint)
         check_has_checkpoint(config, checkpoint, 'TorchBackend')
+        check_num_threads(num_threads, 'TorchBackend')
         # torch failed only when the model was moved there, after the
         # build: an AssertionError ('Torch not compiled with CUDA enabled').
         from ..utils.cli import device_option
@@ -155,12 +168,15 @@ class TorchBackend:
             raise UserError(f'TorchBackend: {err}') from None
         self.cfg = load_config(config)
         check_runs_as_tested(self.cfg)
+        # One read of the file serves the build and the size check.
+        loaded = read_checkpoint(checkpoint)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
-                                    device)
-        check_checkpoint_size(self.cfg, checkpoint)
+                                    device, loaded=loaded)
+        check_checkpoint_size(self.cfg, checkpoint, loaded)
         self.network = DeployableSegmentor.from_segmentor(
             segmentor, self.cfg).to(device).eval()
         self.device = device
+        self.num_threads = num_threads
         self.input_size = input_size_of(self.cfg)
         self.threshold = threshold_of(segmentor)
         # A Config object may have been changed since it was read: its
@@ -170,7 +186,7 @@ class TorchBackend:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 RGB 0..255 to ``(N, C, H, W)`` logits."""
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.num_threads):
             inputs = torch.from_numpy(batch).to(self.device)
             return self.network(inputs).float().cpu().numpy()
 
@@ -358,8 +374,9 @@ def make_backend(model: str,
             backend runs on the CPU only (another device raises a
             ``UserError``).
         num_threads (int, optional): CPU threads of either backend, a
-            positive integer (for PyTorch: ``torch.set_num_threads``,
-            process-wide); None: the library's default.
+            positive integer (PyTorch: set for each call and given back
+            after it, so the caller's torch thread count is unchanged);
+            None: the library's default.
         work_dir (str, optional): Where the temporary ONNX file goes
             (removed once loaded).
 
@@ -384,10 +401,8 @@ def make_backend(model: str,
         return OnnxRuntimeBackend(model, num_threads)
     check_has_checkpoint(model, checkpoint, 'make_backend')
     if backend == 'pytorch':
-        torch_backend = TorchBackend(model, checkpoint, device)
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        return torch_backend
+        return TorchBackend(model, checkpoint, device,
+                            num_threads=num_threads)
     cfg = load_config(model)
     check_runs_as_tested(cfg)
     check_checkpoint_size(cfg, checkpoint)

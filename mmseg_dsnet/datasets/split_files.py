@@ -3,8 +3,8 @@ them: the datasets a wrapper holds, which file a config names, the ids it
 lists, the data root it lies in and the ids two splits share. Used by the
 checks that keep scored images apart from trained ones (the pre-flight
 checks of ``train.py``, ``tools/test.py`` and the analysis tools) and by
-those of the data a config names; and which of the images a dataset
-config scores are test images."""
+those of the data a config names; and which images of a test split a
+split file lists."""
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -151,6 +151,21 @@ def data_root_of(split: str) -> str:
         else folder
 
 
+def _comparable(found, synthetic) -> bool:
+    """Whether split file ``found`` (None: found nowhere) lies in the same
+    kind of set as a scored split: the synthetic stand-in set or real
+    data, whose ids coincide but whose images do not.
+
+    Args:
+        found (str | None): A split file (of a training run).
+        synthetic (bool): Whether the scored split is of the synthetic
+            stand-in set.
+    """
+    from .synthetic_fallback import is_synthetic
+    return found is not None and \
+        is_synthetic(data_root_of(found)) == synthetic
+
+
 def ids_also_in(found, scored_ids, synthetic, read=None):
     """The ids of ``scored_ids`` that split file ``found`` lists too; none
     for a split of the other kind of set (synthetic or real, whose ids
@@ -168,8 +183,7 @@ def ids_also_in(found, scored_ids, synthetic, read=None):
     Returns:
         list[str]: The shared ids, in the order of ``scored_ids``.
     """
-    from .synthetic_fallback import is_synthetic
-    if found is None or is_synthetic(data_root_of(found)) != synthetic:
+    if not _comparable(found, synthetic):
         return []
     listed = set(split_ids(found, read))
     return [i for i in scored_ids if i in listed]
@@ -203,9 +217,7 @@ def photos_under_other_ids(found, scored_ids, synthetic, read=None):
         order of ``scored_ids``.
     """
     import json
-
-    from .synthetic_fallback import is_synthetic
-    if found is None or is_synthetic(data_root_of(found)) != synthetic:
+    if not _comparable(found, synthetic):
         return []
     try:
         with open(osp.join(data_root_of(found), 'meta.json'),
@@ -236,8 +248,8 @@ def test_split_files(data_root: str) -> list:
     return [path for path in found if osp.isfile(path)]
 
 
-def test_images_listed(split: str, data_roots: Sequence[str]
-                       ) -> Optional[str]:
+def test_images_listed(split: str, data_roots: Sequence[str],
+                       read: Optional[dict] = None) -> Optional[str]:
     """Which images of a test split of ``data_roots``
     (:func:`test_split_files`) split file ``split`` lists, if any: for a
     split that must hold none (the design hold-out), one is too many.
@@ -254,82 +266,13 @@ def test_images_listed(split: str, data_roots: Sequence[str]
         ISIC_0000003)'``; None when it lists none.
     """
     from ..utils.messages import counted, first_few
-    ids = split_ids(split)
+    ids = split_ids(split, read)
     tests = {osp.realpath(test): test for root in data_roots if root
              for test in test_split_files(root)}
     for test in tests.values():
-        listed = set(split_ids(test))
+        listed = set(split_ids(test, read))
         shared = [i for i in ids if i in listed]
         if shared:
             return (f'{counted(len(shared), "image")} of the test split '
                     f'{test} ({split}: {first_few(shared, 3)})')
     return None
-
-
-def test_images_scored(dataset_cfg, checkpoints: Sequence[str] = ()
-                       ) -> Optional[str]:
-    """What test images a loader's dataset scores, if any, in any dataset
-    a wrapper (Concat, Repeat ...) holds: a test split file
-    (:func:`~mmseg_dsnet.datasets.converters.isic.is_test_split`), or a
-    split file of another name that lists images of a test split of its
-    data root and is a subset of it (written to go faster), or lists any
-    image of one that a checkpoint's run held out (no training split of
-    its training config lists an image of that test split), a link to a
-    test split under another name included: by name alone such a split
-    passes for a validation split.
-
-    A test split a run trained on is no test split of its protocol: the
-    official validation split holds images of ``lightweight_test.txt``,
-    which official-protocol runs train on.
-
-    Args:
-        dataset_cfg (dict): The dataset config of the scored loader.
-        checkpoints (Sequence[str]): The scored checkpoints. Default: ().
-
-    Returns:
-        str | None: E.g. ``'the test split splits/lightweight_test.txt'``
-        or ``'20 images of the test split data/isic2017/splits/
-        lightweight_test.txt (sub.txt: ISIC_0000000, ...)'``; None when it
-        scores none (or reads no split file:
-        :func:`~mmseg_dsnet.analysis.threshold_sweep.check_split_given`).
-    """
-    from ..utils.messages import counted, first_few
-    from .converters.isic import is_test_split
-    from .synthetic_fallback import is_synthetic
-    for leaf in leaf_datasets(dataset_cfg):
-        scored = split_file(leaf)
-        if scored is None:
-            continue
-        if is_test_split(scored):
-            return f"the test split {leaf['ann_file']}"
-        if not osp.isfile(scored):
-            continue
-        root = leaf.get('data_root') or data_root_of(scored)
-        scored_ids = split_ids(scored)
-        # A link to the test split under another name is no other file to
-        # pass over: it lists the test split's images, all of them.
-        for test in test_split_files(root):
-            test_ids = split_ids(test)
-            listed = set(test_ids)
-            shared = [i for i in scored_ids if i in listed]
-            if shared and (len(shared) == len(scored_ids) or _held_out(
-                    test_ids, checkpoints, root, is_synthetic(root))):
-                return (f'{counted(len(shared), "image")} of the test split '
-                        f'{test} ({scored}: {first_few(shared, 3)})')
-    return None
-
-
-def _held_out(test_ids, checkpoints, data_root, synthetic) -> bool:
-    """Whether a checkpoint's run trained on split files (its training
-    config names them all) none of which lists an image of ``test_ids``."""
-    # Which files a checkpoint's run trained on is the analysis' to read
-    # (its training config, or the released weights' card).
-    from ..analysis.threshold_sweep import training_split_files
-    for checkpoint in checkpoints:
-        trained = training_split_files(checkpoint, data_root)
-        if not trained or None in trained:
-            continue
-        if not any(ids_also_in(found, test_ids, synthetic)
-                   for found in trained):
-            return True
-    return False

@@ -101,7 +101,7 @@ def to_model_input(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 def build_segmentor(config: Union[str, Config],
                     checkpoint: Optional[str] = None,
                     reparameterize: bool = True,
-                    device: str = 'cpu') -> nn.Module:
+                    device: str = 'cpu', loaded=None) -> nn.Module:
     """Build the config's model in eval mode and load its weights.
 
     The checkpoint is loaded through
@@ -121,6 +121,9 @@ def build_segmentor(config: Union[str, Config],
             (:func:`mmseg_dsnet.models.utils.reparameterize_model`); other
             models get their Conv+BN pairs folded. Default: True.
         device (str): Device to put the model on. Default: ``'cpu'``.
+        loaded (dict, optional): ``checkpoint`` loaded already
+            (:func:`~mmseg_dsnet.engine.checkpoint_match.read_checkpoint`),
+            for a caller that checks it too; read from the file when None.
 
     Returns:
         nn.Module: The segmentor (an mmseg ``EncoderDecoder``) in eval mode,
@@ -152,7 +155,7 @@ def build_segmentor(config: Union[str, Config],
         # Deployment always needs the whole model: no partial loading.
         ckpt = load_checkpoint_strictly(
             model, checkpoint, getattr(cfg, 'filename', None), hint=None,
-            cfg=cfg)
+            cfg=cfg, loaded=loaded)
         from ..compat import checkpoint_meta
         meta = checkpoint_meta(ckpt)
         if meta.get('dataset_meta'):

@@ -137,7 +137,7 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
     checkpoint without one, or whose split file is found nowhere, is
     checked for test images only: a test split, or a copy, subset or link
     of one under another name,
-    :func:`~mmseg_dsnet.datasets.split_files.test_images_scored`). The
+    :func:`~mmseg_dsnet.analysis.threshold_sweep.test_images_scored`). The
     synthetic stand-in set
     (:func:`~mmseg_dsnet.datasets.synthetic_fallback.is_synthetic`) is
     refused unless the checkpoint's training split lies in it, or its run
@@ -156,9 +156,10 @@ def check_recalibration_images(checkpoint, dataset_cfg, config):
 
     from ..apis.released_model import training_config_source
     from ..analysis.threshold_sweep import (split_less_training_roots,
+                                            test_images_scored,
                                             training_split_files)
     from ..datasets.split_files import (leaf_datasets, split_file, split_ids,
-                                        test_images_scored, test_split_files)
+                                        test_split_files)
     from ..datasets.converters.isic import is_test_split
     from ..datasets.synthetic_fallback import SYNTHETIC_MARKER, is_synthetic
     from ..utils.errors import UserError

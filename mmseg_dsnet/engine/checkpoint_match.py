@@ -310,6 +310,25 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
     raise CheckpointMismatchError(message)
 
 
+def read_checkpoint(filename, map_location='cpu'):
+    """``filename`` loaded as mmengine's loader reads it here: through its
+    scheme (:func:`~mmseg_dsnet.compat.enable_safe_loading`), with the
+    training config's module settings carried to the modules it loads into
+    (:func:`~mmseg_dsnet.models.utils.strict_loading.
+    carry_training_settings`); what :func:`load_checkpoint_strictly` takes
+    as ``loaded``.
+
+    Args:
+        filename (str): The checkpoint (any scheme mmengine reads).
+        map_location (str): Where to put the tensors. Default: ``'cpu'``.
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    return _load_checkpoint(filename, map_location=map_location)
+
+
 def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              map_location='cpu', hint=PARTIAL_HINT,
                              cfg=None, advice=None, loaded=None):
@@ -348,9 +367,8 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
         UserError: ``cfg`` builds another network than the checkpoint
             was trained in.
     """
-    from mmengine.runner.checkpoint import (_load_checkpoint,
-                                            _load_checkpoint_to_model)
-    checkpoint = _load_checkpoint(filename, map_location=map_location) \
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+    checkpoint = read_checkpoint(filename, map_location) \
         if loaded is None else loaded
     check_checkpoint_matches(model, checkpoint, config, filename, strict,
                              hint)

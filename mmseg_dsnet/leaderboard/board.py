@@ -58,8 +58,8 @@ from mmseg_dsnet.utils.paths import REPO_ROOT, same_folder
 
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
-from .work_dir import (data_year, model_name, read_work_dir,
-                       resolve_config_path, slug)
+from .work_dir import (data_year, evaluated_data, model_name,
+                       read_work_dir, resolve_config_path, slug)
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
 
@@ -435,8 +435,8 @@ PIPELINE_SCALE = re.compile(r'((?:test|val)_dataloader\.dataset\.pipeline)'
 def _changes_no_figure(path, tested):
     """Whether a difference of :func:`config_differences` at ``path``
     between the named config and ``tested`` (a config dict) leaves the
-    figures as they are: an entry of :data:`NOT_RESULT_CHANGING`, or the scale of the
-    ``Resize`` step whose scale is the recorded input size
+    figures as they are: an entry of :data:`NOT_RESULT_CHANGING`, or the
+    scale of the ``Resize`` step whose scale is the recorded input size
     (:func:`run_input_size`)."""
     from mmseg_dsnet.deploy.deployable import resize_step
     if any(p.match(path) for p in NOT_RESULT_CHANGING):
@@ -591,10 +591,12 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'config as it is: test the checkpoint with tools/test.py and '
             'the config as it is (data locations and loader workers may '
             'be given), then collect')
+    # The checks below meet the same split files: each is read once.
+    read = {}
     if rec['metrics_source_kind'] == 'last validation line':
-        check_validation_result(config, cfg, rec, work_dir)
-    check_final_test_result(rec, cfg, work_dir)
-    check_not_evaluated_on_trained_images(rec, work_dir, cfg)
+        check_validation_result(config, cfg, rec, work_dir, read)
+    check_final_test_result(rec, cfg, work_dir, read)
+    check_not_evaluated_on_trained_images(rec, work_dir, cfg, read)
     check_data_is_the_dataset(rec, work_dir)
     if rec['synthetic_data']:
         raise SyntheticDataError(
@@ -603,7 +605,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'figures say nothing about real lesions and are not collected. '
             'Convert the real data (python tools/dataset_converters/isic.py '
             'SRC ROOT), train and test on it, then collect')
-    check_tested_on_the_test_split(config, rec, work_dir)
+    check_tested_on_the_test_split(config, rec, work_dir, read)
     model = label or model_name(config)
     gpu = not rec['device'].startswith('CPU')
     if schedule is None:
@@ -776,7 +778,7 @@ def check_run_not_recorded_elsewhere(record, runs_dir, name):
                 f'run as {name}')
 
 
-def check_validation_result(config, cfg, rec, work_dir):
+def check_validation_result(config, cfg, rec, work_dir, read=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     last validation line, its metrics when it was never tested, is what a
     test of ``config`` gives: validated on its test split (as the
@@ -789,6 +791,8 @@ def check_validation_result(config, cfg, rec, work_dir):
         cfg (Config): The run's dumped (training) config.
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         work_dir (str): Its work dir, for the messages.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
     """
     changed = tested_config_changes(config, cfg, VAL_PARTS)
     if changed:
@@ -800,7 +804,7 @@ def check_validation_result(config, cfg, rec, work_dir):
             'config as it is: test the final checkpoint with tools/test.py '
             'and the config as it is (data locations and loader workers '
             'may be given), then collect')
-    validated = validation_scores_the_test_images(cfg)
+    validated = validation_scores_the_test_images(cfg, read)
     if not validated:
         # The official protocols validate on a split of their own: its
         # figures are no test result.
@@ -816,41 +820,31 @@ def check_validation_result(config, cfg, rec, work_dir):
             'test the final checkpoint with tools/test.py, then collect')
 
 
-def validation_scores_the_test_images(cfg):
+def validation_scores_the_test_images(cfg, read=None):
     """Whether the validation of a (training) config scores the images a
-    test of it scores, so that its last validation line is a test result.
-
-    Judged by content where both loaders read one dataset each whose split
-    files are found here (:func:`_split_ids`): the same ids, under one data
-    root, with the same ``indices``; a copy of the test split under
-    another name is then the test split, and a file named like it that
-    lists other images is not. Where a split file is not found, or a
-    loader's dataset is a wrapper, judged by the split files' names
-    alone.
+    test of it scores, so that its last validation line is a test result:
+    the validation loader compared with the test split as a test's data
+    is (:func:`compare_with_test_split`: the same ids, cut by each
+    loader's ``indices``, under one data root). A wrapped validation
+    dataset, whose number of images its config does not give, is judged
+    by name.
 
     Args:
         cfg (Config | dict): The run's dumped (training) config.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
 
     Returns:
         bool | None: True when it does; False when it does not, judged by
-        content; None when it does not, judged by name.
+        content; None when it does not, judged by name or not at all.
     """
     val, test = (((cfg.get(loader) or {}).get('dataset') or {})
                  for loader in ('val_dataloader', 'test_dataloader'))
-    names = [osp.basename(str(dataset.get('ann_file') or ''))
-             for dataset in (val, test)]
-    roots = [str(dataset.get('data_root') or '') for dataset in (val, test)]
-    val_ids, test_ids = (
-        _split_ids(osp.join(root, str(dataset['ann_file'])))
-        if dataset.get('ann_file') else None
-        for root, dataset in zip(roots, (val, test)))
-    if val_ids is None or test_ids is None:
-        return True if names[0] and names[0] == names[1] else None
-    found = [resolve_config_path(root) if root else None for root in roots]
-    same_root = osp.normpath(roots[0]) == osp.normpath(roots[1]) or \
-        same_folder(*(path or '' for path in found))
-    return (same_root and val_ids == test_ids
-            and val.get('indices') == test.get('indices'))
+    comparison = compare_with_test_split(test, evaluated_data(val), read,
+                                         scored_cfg=val)
+    if comparison['same']:
+        return True
+    return False if comparison['by_content'] else None
 
 
 def batch_norm_recalibration(rec):
@@ -923,7 +917,7 @@ def check_tested_checkpoint_is_the_runs(rec, work_dir):
         'then collect')
 
 
-def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
+def check_not_evaluated_on_the_design_hold_out(rec, work_dir, read=None):
     """Raise :class:`DesignRunError` when a run's metrics were computed on
     the design hold-out: its test split is named like it
     (``lightweight_design_val.txt``), or the split its metrics were
@@ -934,6 +928,8 @@ def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
     Args:
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         work_dir (str): Its work dir, for the messages.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
     """
     from .real_data_check import DESIGN_SPLITS
     advice = ('design runs are recorded by tools/check_real_data.py '
@@ -943,11 +939,11 @@ def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
             f'{work_dir} was evaluated on the design hold-out '
             f'({rec["test_split"]}), not on a test split; {advice}')
     evaluated = rec['evaluated_data']
-    scored = _split_ids(evaluated.get('split_file'))
+    scored = _split_ids(evaluated.get('split_file'), read)
     roots = _recorded_paths(evaluated.get('data_root')) if scored else []
     for root in roots:
         hold_out_file = osp.join(root, DESIGN_SPLITS[1])
-        hold_out = _split_ids(hold_out_file)
+        hold_out = _split_ids(hold_out_file, read)
         shared = sorted(hold_out & scored) if hold_out else []
         if shared:
             raise DesignRunError(
@@ -958,7 +954,7 @@ def check_not_evaluated_on_the_design_hold_out(rec, work_dir):
                 f'a test split; {advice}')
 
 
-def check_final_test_result(rec, cfg, work_dir):
+def check_final_test_result(rec, cfg, work_dir, read=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     metrics are a test result of its final model: of the last epoch's
     checkpoint (or of a best one chosen on another split than the test
@@ -969,6 +965,8 @@ def check_final_test_result(rec, cfg, work_dir):
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         cfg (Config): Its training config.
         work_dir (str): Its work dir, for the messages.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
     """
     check_tested_checkpoint_is_the_runs(rec, work_dir)
     tested = re.fullmatch(r'epoch_(\d+)\.pth',
@@ -999,7 +997,7 @@ def check_final_test_result(rec, cfg, work_dir):
             'tools/test.py, then collect')
     # After the training splits: the full training split lists the
     # hold-out's images too, and is refused as what it is.
-    check_not_evaluated_on_the_design_hold_out(rec, work_dir)
+    check_not_evaluated_on_the_design_hold_out(rec, work_dir, read)
 
 
 def _cut_by_indices(ids, indices):
@@ -1015,31 +1013,129 @@ def _cut_by_indices(ids, indices):
 
 def _config_test_split(leaf, tested_roots):
     """The split file a dataset of a config's test loader reads, found
-    here: under the config's data root, else under the data root it was
-    tested at (a data location may be given to a test), or None."""
+    here, and the data root it was found in: under the config's data
+    root, else under the data root it was tested at (a data location may
+    be given to a test); ``(None, None)`` where it is found nowhere."""
     from mmseg_dsnet.datasets.split_files import split_file
     ann_file = leaf.get('ann_file')
     if not ann_file:
-        return None
+        return None, None
     found = resolve_config_path(split_file(leaf))
     if found and osp.isfile(found):
-        return found
+        return found, str(leaf.get('data_root') or '')
     if osp.isabs(str(ann_file)) or len(tested_roots) != 1:
-        return None
+        return None, None
     moved = osp.join(tested_roots[0], str(ann_file))
-    return moved if osp.isfile(moved) else None
+    return (moved, tested_roots[0]) if osp.isfile(moved) else (None, None)
 
 
-def tested_split_difference(test_dataset, evaluated):
+def _one_folder(first, second):
+    """Whether two data roots name one folder: one path, or one existing
+    folder under two spellings (a link; a config's relative path is found
+    from here, else from the repository root)."""
+    if osp.normpath(first) == osp.normpath(second):
+        return True
+    return same_folder(*(resolve_config_path(path) or ''
+                         for path in (first, second)))
+
+
+def compare_with_test_split(test_dataset, scored, read=None,
+                            scored_cfg=None):
+    """Compare the data a loader scored with a config's test split as it
+    is: every image it lists (cut by the config's own ``indices``), no
+    other.
+
+    Judged by content where the split files of both are found here: the
+    ids they list (a copy of the test split under another name is the
+    test split; a file named like it that lists other images is not),
+    cut by the scored loader's ``indices`` where its config is given,
+    else whole, with the number of images scored. The config's split is
+    looked for under its data root, and for a test also under the data
+    root it was tested at (a test may be given a data location); a loader
+    of the same config (``scored_cfg``) must read the data root the test
+    split is found in (the same ids in another folder are other files).
+    Judged by the split files' names (relative to their data roots)
+    otherwise, and by the number of images scored where the config's
+    split is found here. Not judged where the config's test loader reads
+    no split file.
+
+    Args:
+        test_dataset (dict): The config's ``test_dataloader.dataset``.
+        scored (dict): What was scored, as a run record's
+            ``evaluated_data`` holds it (``data_root``, ``split_file``,
+            ``images``; a wrapped loader's paths joined by ``' + '``).
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
+        scored_cfg (dict, optional): The scored loader's dataset config,
+            where it is of the same config as ``test_dataset`` (a
+            validation); None for data known by its record alone (a
+            test's metrics file, which holds no ``indices``).
+
+    Returns:
+        dict: ``same`` (True, False, or None where not judged),
+        ``by_content``, ``found`` (the config's split files here, None
+        for one found nowhere), ``expected_count`` (the images of the
+        config's split, None where not found) and ``outside`` (how many
+        ids the scored split lists that the test split does not, where
+        judged by content).
+    """
+    from mmseg_dsnet.datasets.split_files import (data_root_of,
+                                                  leaf_datasets,
+                                                  name_in_root, split_ids,
+                                                  split_name)
+    leaves = leaf_datasets(test_dataset)
+    tested_files = _recorded_paths(scored.get('split_file'))
+    tested_roots = _recorded_paths(scored.get('data_root'))
+    # Only a test may read the config's split in another data location.
+    same_config = scored_cfg is not None
+    located = [_config_test_split(leaf, [] if same_config else tested_roots)
+               for leaf in leaves]
+    found = [path for path, _ in located]
+    comparison = dict(same=None, by_content=False, found=found,
+                      expected_count=None, outside=None)
+    if not any(leaf.get('ann_file') for leaf in leaves):
+        return comparison  # a config reading no split file names no split
+    expected = None
+    if None not in found:
+        expected = [_cut_by_indices(split_ids(path, read),
+                                    leaf.get('indices'))
+                    for path, leaf in zip(found, leaves)]
+        comparison['expected_count'] = sum(map(len, expected))
+    tested_ids = _split_ids(scored.get('split_file'), read)
+    if expected is not None and tested_ids is not None:
+        if same_config and len(tested_files) == 1:
+            tested_ids = set(_cut_by_indices(
+                split_ids(resolve_config_path(tested_files[0]), read),
+                scored_cfg.get('indices')))
+            expected_ids = set().union(*expected)
+        else:
+            # Whole files: a test cut by other indices than the config's
+            # scored another number of images, compared below.
+            expected_ids = set().union(
+                *(split_ids(path, read) for path in found))
+        comparison['outside'] = len(tested_ids - expected_ids)
+        in_test_roots = not same_config or all(
+            any(_one_folder(root, tested) for tested in tested_roots)
+            for _, root in located)
+        same = tested_ids == expected_ids and in_test_roots
+        comparison['by_content'] = True
+    else:
+        names = sorted(split_name(leaf) or '' for leaf in leaves)
+        tested_names = sorted(
+            name_in_root(path, tested_roots[0] if len(tested_roots) == 1
+                         else data_root_of(path)) for path in tested_files)
+        same = names == tested_names
+    images = scored.get('images')
+    comparison['same'] = same and (
+        comparison['expected_count'] is None or images is None
+        or images == comparison['expected_count'])
+    return comparison
+
+
+def tested_split_difference(test_dataset, evaluated, read=None):
     """How the data a run's figures were computed on differs from its
-    config's test split as it is, or None when they are that split: every
-    image it lists (cut by the config's own ``indices``), no other.
-
-    Judged by the ids the split files list where both are found here (a
-    copy of the test split under another name is the test split; a file
-    named like it that lists other images is not), by the split files'
-    names (relative to their data roots) otherwise; and by the number of
-    images scored where the config's split is found here.
+    config's test split as it is (:func:`compare_with_test_split`), or
+    None when they are that split (or the config reads no split file).
 
     Args:
         test_dataset (dict): The config's ``test_dataloader.dataset``.
@@ -1047,55 +1143,30 @@ def tested_split_difference(test_dataset, evaluated):
             record's ``evaluated_data`` holds it (``data_root``,
             ``split_file``, ``images``; a wrapped loader's paths joined by
             ``' + '``).
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
 
     Returns:
         str | None: E.g. ``'/x/sub.txt (2 images), not on the test split
         of the config, /d/splits/lightweight_test.txt (5 images)'``.
     """
-    from mmseg_dsnet.datasets.split_files import (data_root_of,
-                                                  leaf_datasets,
-                                                  name_in_root, split_ids,
-                                                  split_name)
-    leaves = leaf_datasets(test_dataset)
-    if not any(leaf.get('ann_file') for leaf in leaves):
-        return None  # a config reading no split file names no split
-    tested_files = _recorded_paths(evaluated.get('split_file'))
-    tested_roots = _recorded_paths(evaluated.get('data_root'))
-    images = evaluated.get('images')
-    found = [_config_test_split(leaf, tested_roots) for leaf in leaves]
-    expected_count = None
-    if None not in found:
-        expected_count = sum(
-            len(_cut_by_indices(split_ids(path), leaf.get('indices')))
-            for path, leaf in zip(found, leaves))
-    tested_ids = _split_ids(evaluated.get('split_file'))
-    outside = None
-    if expected_count is not None and tested_ids is not None:
-        # Whole files: a test cut by other indices than the config's
-        # scored another number of images, compared below.
-        expected_ids = set().union(*(split_ids(path) for path in found))
-        outside = len(tested_ids - expected_ids)
-        same = tested_ids == expected_ids
-    else:
-        names = sorted(split_name(leaf) or '' for leaf in leaves)
-        tested_names = sorted(
-            name_in_root(path, tested_roots[0] if len(tested_roots) == 1
-                         else data_root_of(path)) for path in tested_files)
-        same = names == tested_names
-    same = same and (expected_count is None or images is None
-                     or images == expected_count)
-    if same:
+    from mmseg_dsnet.datasets.split_files import leaf_datasets
+    comparison = compare_with_test_split(test_dataset, evaluated, read)
+    if comparison['same'] is not False:
         return None
+    leaves = leaf_datasets(test_dataset)
     config_files = ' + '.join(
         path or str(leaf.get('ann_file')) for path, leaf in
-        zip(found, leaves))
+        zip(comparison['found'], leaves))
+    expected_count = comparison['expected_count']
     listed = f' ({counted(expected_count, "image")})' \
         if expected_count is not None else ''
     # Named like the test split, with as many images, it may list others.
+    images = evaluated.get('images')
     scored = [counted(images, 'image')] if images is not None else []
-    if outside:
-        scored.append(f'it lists {counted(outside, "image")} the test '
-                      'split does not')
+    if comparison['outside']:
+        scored.append(f'it lists {counted(comparison["outside"], "image")} '
+                      'the test split does not')
     scored = f' ({"; ".join(scored)})' if scored else ''
     tested = evaluated.get('split_file') or \
         f'every image of {evaluated.get("data_root")}'
@@ -1103,7 +1174,7 @@ def tested_split_difference(test_dataset, evaluated):
             f'{config_files}{listed}')
 
 
-def check_tested_on_the_test_split(config, rec, work_dir):
+def check_tested_on_the_test_split(config, rec, work_dir, read=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     figures were computed on its config's test split as it is
     (:func:`tested_split_difference`): a data location given to
@@ -1115,11 +1186,13 @@ def check_tested_on_the_test_split(config, rec, work_dir):
         config (str): The config named for the run.
         rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
         work_dir (str): Its work dir, for the messages.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
     """
     from mmengine.config import Config
     test = (Config.fromfile(config).get('test_dataloader') or {}).get(
         'dataset') or {}
-    difference = tested_split_difference(test, rec['evaluated_data'])
+    difference = tested_split_difference(test, rec['evaluated_data'], read)
     if difference:
         raise UserError(
             f'{work_dir} was tested on {difference} '
@@ -1168,29 +1241,36 @@ def _recorded_paths(recorded):
     return [recorded]
 
 
-def _split_ids(path):
+def _split_ids(path, read=None):
     """The ids a split file lists, read as the ISIC datasets read them
     (:func:`~mmseg_dsnet.datasets.split_files.split_ids`: ``./ISIC_1`` is
     ``ISIC_1``), or None when it is not found here. The split files of a
     wrapped loader's datasets, as a metrics file joins them
     (:func:`_recorded_paths`), give the ids of all of them (None
-    when one is not found)."""
+    when one is not found).
+
+    Args:
+        path (str | None): The split file, or those joined.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
+    """
     from mmseg_dsnet.datasets.split_files import split_ids
     parts = _recorded_paths(path)
     if len(parts) > 1:
-        listed = [_split_ids(part) for part in parts]
+        listed = [_split_ids(part, read) for part in parts]
         return None if None in listed else set().union(*listed)
     found = resolve_config_path(path) if path else None
     if found is None or not osp.isfile(found):
         return None
-    return set(split_ids(found))
+    return set(split_ids(found, read))
 
 
 # Ids named in the message; the rest are counted.
 SHOWN_IDS = 3
 
 
-def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None):
+def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None,
+                                          read=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the split a
     run's metrics were computed on lists images of a split it trained
     on, by their ids. :func:`check_final_test_result` tells a training
@@ -1209,6 +1289,8 @@ def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None):
             file of each dataset its training loader reads (those a
             wrapper, Repeat or Concat, holds, which name no split in
             ``rec``) is compared too.
+        read (dict, optional): Split ids read so far (see
+            :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
     """
     from mmseg_dsnet.datasets.split_files import leaf_datasets
     train_split = rec.get('train_split')
@@ -1220,11 +1302,11 @@ def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None):
         for leaf in leaf_datasets(loader.get('dataset'))
         if leaf.get('ann_file')]
     evaluated_file = rec['evaluated_data'].get('split_file')
-    evaluated = _split_ids(evaluated_file)
+    evaluated = _split_ids(evaluated_file, read)
     if not evaluated:
         return
     for train_file in dict.fromkeys(train_files):
-        seen = sorted((_split_ids(train_file) or set()) & evaluated)
+        seen = sorted((_split_ids(train_file, read) or set()) & evaluated)
         if seen:
             shown = first_few(seen, SHOWN_IDS)
             raise UserError(

@@ -91,7 +91,7 @@ def _setting_kinds():
     return kinds
 
 
-def check_design_record(path, record):
+def check_design_record(path, record, read=None):
     """Refuse a record the tables cannot read: not a JSON object, of
     another split, of a run on the synthetic stand-in set, without one of
     :data:`RECORD_FIELDS` (a key a table would fail on with a traceback, or
@@ -102,6 +102,9 @@ def check_design_record(path, record):
     Args:
         path (str): The record's file, for the messages.
         record: What the file holds.
+        read (dict, optional): The ids of the split files read so far
+            (``split_files.split_ids``), filled here: records of one
+            design study name the same few split files.
 
     Raises:
         DesignRecordError: Naming the file and what it lacks.
@@ -149,7 +152,7 @@ def check_design_record(path, record):
     if bad:
         raise DesignRecordError(f'{path} is not a complete design record: '
                                 f'no valid {", ".join(bad)}')
-    check_design_splits(path, record)
+    check_design_splits(path, record, read)
 
 
 #: The split files a design run must have trained and been judged on
@@ -160,7 +163,7 @@ DESIGN_SPLIT_KEYS = dict(train_split=DESIGN_SPLITS[0],
                          split_file=DESIGN_SPLITS[1])
 
 
-def check_design_splits(path, record):
+def check_design_splits(path, record, read=None):
     """Refuse a record whose run was judged on another split than the
     design hold-out (the test split, say) or trained on another than the
     design-train split (the full training split holds the hold-out's
@@ -179,11 +182,13 @@ def check_design_splits(path, record):
         path (str): The record's file, for the messages.
         record (dict): A record that passed the type checks of
             :func:`check_design_record`.
+        read (dict, optional): The ids of the split files read so far,
+            filled here.
 
     Raises:
         DesignRecordError: Naming the file, the key and the split.
     """
-    by_content = design_splits_by_content(record)
+    by_content = design_splits_by_content(record, read)
     wrong = []
     for key, expected in DESIGN_SPLIT_KEYS.items():
         value = record.get(key)
@@ -207,7 +212,7 @@ def check_design_splits(path, record):
             'leave it out')
 
 
-def design_splits_by_content(record):
+def design_splits_by_content(record, read=None):
     """The split keys of a design record (:data:`DESIGN_SPLIT_KEYS`) that
     can be judged by the images their split files list, each with what is
     wrong with it (None: nothing).
@@ -220,6 +225,8 @@ def design_splits_by_content(record):
 
     Args:
         record (dict): A design record.
+        read (dict, optional): The ids of the split files read so far,
+            filled here.
 
     Returns:
         dict: Key -> None, or e.g. ``'lists 2 images of the test split
@@ -251,13 +258,13 @@ def design_splits_by_content(record):
             continue
         roots = [data_root_of(hold_out), root]
         if any(test_split_files(folder) for folder in roots if folder):
-            found_test = test_images_listed(hold_out, roots)
+            found_test = test_images_listed(hold_out, roots, read)
             judged[key] = f'lists {found_test}' if found_test else None
     hold_out = found('split_file') or found('eval_split')
     trained = found('train_split')
     if hold_out and trained:
-        held = set(split_ids(hold_out))
-        shared = [i for i in split_ids(trained) if i in held]
+        held = set(split_ids(hold_out, read))
+        shared = [i for i in split_ids(trained, read) if i in held]
         judged['train_split'] = (
             f'lists {counted(len(shared), "image")} of the hold-out '
             f'{hold_out} ({first_few(shared, 3)})') if shared else None
@@ -267,7 +274,7 @@ def design_splits_by_content(record):
 def load_design_records(paths):
     """The records at ``paths``; a record of another split, an incomplete
     one (:func:`check_design_record`) or a file given twice is refused."""
-    records, seen = [], {}
+    records, seen, read = [], {}, {}
     for path in paths:
         check_input_file(path, 'design record')
         # One run read twice (a path and a glob that both name it) would
@@ -278,7 +285,7 @@ def load_design_records(paths):
             raise ValueError(f'design record {path} is given twice{also}')
         seen[real] = path
         record = load_json(path)
-        check_design_record(path, record)
+        check_design_record(path, record, read)
         if 'config' in record:
             record = dict(record, config=_config_key(record['config']))
         records.append(record)

@@ -58,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument('--top', type=int, default=25,
                    help="rows of torch.profiler's table of kernels "
                    '(default: 25)')
+    p.add_argument('--profile-steps', type=int, default=10,
+                   help='eager steps torch.profiler records for the table; '
+                   '0: no table (default: 10)')
     return p.parse_args(argv)
 
 
@@ -92,7 +95,8 @@ def check_args(args):
     """Refuse a device or a form that cannot be timed, before any work."""
     check_input_file(args.config, 'config file')
     check_at_least(('--batch-size', args.batch_size, 1),
-                   ('--steps', args.steps, 1), ('--top', args.top, 1))
+                   ('--steps', args.steps, 1), ('--top', args.top, 1),
+                   ('--profile-steps', args.profile_steps, 0))
     args.shape = input_shape(args.shape) if args.shape else None
     device = device_option(args.device, task='the profile')
     kind = 'cuda' if device.type == 'cuda' else 'cpu'
@@ -189,7 +193,8 @@ def main(argv=None):
                         f'{counted(len(args.variants), "form")} '
                         f'could not be timed: {", ".join(failed)}')
     try:
-        print(profile_eager_step(cfg, cache, aug, args, sync, cuda))
+        if args.profile_steps:
+            print(profile_eager_step(cfg, cache, aug, args, sync, cuda))
     except Exception as err:  # noqa: BLE001  (reported as the forms are)
         # The eager step fails as the timed forms did (e.g. a batch of one
         # through batch norm): said in one line, not a traceback.
@@ -230,8 +235,8 @@ def setup_line(args, cuda):
 
 
 def profile_eager_step(cfg, cache, aug, args, sync, cuda):
-    """torch.profiler's table of ten eager steps, the ``args.top`` kernels
-    that take the most time first."""
+    """torch.profiler's table of ``args.profile_steps`` eager steps, the
+    ``args.top`` kernels that take the most time first."""
     run = make_run(cfg, cache, aug, args, 'eager')
     for i in range(3):
         run.step(i)
@@ -240,13 +245,14 @@ def profile_eager_step(cfg, cache, aug, args, sync, cuda):
     if cuda:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as prof:
-        for i in range(10):
+        for i in range(args.profile_steps):
             run.step(3 + i)
         sync()
     key = 'cuda_time_total' if cuda else 'cpu_time_total'
     # Named: printed under the timed forms (say graph+bf16), the table read
     # as theirs, though it is always of the plain eager step.
-    return (f'torch.profiler of 10 steps of the plain eager form (no CUDA '
+    return (f'torch.profiler of {counted(args.profile_steps, "step")} of '
+            'the plain eager form (no CUDA '
             'graph, float32, channels-first inputs), whatever --variants '
             f'timed; top {args.top} by {key}:\n' +
             prof.key_averages().table(sort_by=key, row_limit=args.top,

@@ -188,6 +188,7 @@ def main(argv=None):
                                                       check_sweepable,
                                                       lesion_metric_args,
                                                       scores_by_threshold,
+                                                      test_images_scored,
                                                       threshold_rule_table)
     from mmseg_dsnet.datasets.synthetic_fallback import (ensure_data,
                                                          names_data)
@@ -212,8 +213,7 @@ def main(argv=None):
     # Without a split file every image of the set is scored.
     # Each dataset a wrapper (Concat, Repeat ...) holds: the wrapper names
     # no split file of its own.
-    from mmseg_dsnet.datasets.split_files import (dataset_leaves,
-                                                  test_images_scored)
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
     named = dataset_leaves(cfg.test_dataloader.dataset,
                            'test_dataloader.dataset', naming_data=True)
     for where, leaf in named:

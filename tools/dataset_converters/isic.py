@@ -16,6 +16,7 @@ import signal
 import sys
 
 from mmseg_dsnet.datasets.converters.isic import (DEFAULT_WORKERS,
+                                                  MIN_IMAGE_SIDE,
                                                   OFFICIAL_FOLDERS,
                                                   ConversionError, convert)
 from mmseg_dsnet.utils.cli import (check_at_least, check_seed,
@@ -47,7 +48,9 @@ def parse_args(argv=None):
         help='exit non-zero and write nothing if any pair is skipped, '
         'an official split (train, val, test) of the year is missing or '
         'its folders hold no image or mask, a folder cannot be read, an id '
-        'has two files of other content, or a seeded split of --seed '
+        'has two files of other content, an image is smaller than '
+        f'{MIN_IMAGE_SIDE} pixels a side, a mask has no lesion or no '
+        'background pixel, or a seeded split of --seed '
         'puts one photo (under two ids) into a training list and '
         'the list scored against it')
     parser.add_argument(

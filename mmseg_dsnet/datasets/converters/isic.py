@@ -19,7 +19,10 @@ Output (``OUT``)::
                            than one id (``identical_images``) and those the
                            seeded shuffles put into a list trained on
                            and the one scored against it
-                           (``identical_images_across_lists``)
+                           (``identical_images_across_lists``), images
+                           with a side below MIN_IMAGE_SIDE
+                           (``small_images``), masks of one value
+                           (``uniform_masks``)
     OUT/SYNTHETIC.txt      only from a download that holds it beside or in
                            its official folders or zips (one made by
                            make_synthetic_isic.py), so that metrics on the
@@ -29,6 +32,13 @@ Every pair is checked (missing partner, unreadable or truncated file, size
 mismatch, mask values, image mode, ids that are not safe file names, files
 over :data:`MAX_MEMBER_BYTES`). Repairable problems are fixed and reported;
 the others skip the pair and are reported; nothing is dropped silently.
+Images with a side below :data:`MIN_IMAGE_SIDE` pixels are converted and
+named in a warning (``small_images``), and so are masks without a lesion
+pixel or without a background pixel (``uniform_masks``). An id in more
+than one official split is converted from the first split whose pair of
+it is valid; the pairs of the other splits are skipped, so that the id is
+in one split; ids that differ in letter case alone (``ISIC_1``,
+``isic_1``), one file name on Windows and macOS, are one id.
 Subfolders that are links are followed (each real folder read once); a
 folder that cannot be listed is named. Zip members named with backslashes
 (old Windows tools) are read as if named with slashes. Known stray files
@@ -132,6 +142,11 @@ LIGHTWEIGHT_POOL = ('train', 'val')
 MASK_SUFFIX = '_segmentation.png'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 JPEG_QUALITY = 95
+# Shortest image side converted without a warning: resized to the configs'
+# 256x256 input, each pixel of a smaller image becomes a block of more than
+# 32 pixels a side, so no lesion outline is left to learn or score (a 1x1
+# placeholder, a thumbnail). The synthetic generator draws no smaller image.
+MIN_IMAGE_SIDE = 8
 # Largest image or mask file read (a zip member is streamed and stopped at
 # this size): ISIC images are a few MB; anything bigger is a broken or
 # hostile file whose decompression must not fill the memory.
@@ -182,9 +197,10 @@ class ConversionError(Exception):
 class StrictModeError(ConversionError):
     """``--strict`` was given and a pair was skipped, an official split
     was missing (no folder or zip, or no image or mask in them), a folder
-    could not be read, an id had two files of other content or the
-    lightweight split put one photo into a list trained on and the list
-    scored against it; nothing was written."""
+    could not be read, an id had two files of other content, an image had
+    a side below :data:`MIN_IMAGE_SIDE`, a mask had no lesion or no
+    background pixel or the lightweight split put one photo into a list
+    trained on and the list scored against it; nothing was written."""
 
     def __init__(self, message, summary):
         super().__init__(message)
@@ -265,7 +281,12 @@ def _record(split, image_id, reason, ref, detail):
     }
 
 
-def _duplicate_record(split, image_id, ref, first, converted):
+# How a duplicate file record says that its id is converted from another
+# split's pair (the summary counts such records by it).
+DUPLICATE_MOVED_TEXT = 'the id is converted from its pair of split'
+
+
+def _duplicate_record(split, image_id, ref, first, written):
     """The record of a file ignored because ``first``, another file of its
     id and role, has other content.
 
@@ -274,18 +295,33 @@ def _duplicate_record(split, image_id, ref, first, converted):
         image_id (str): The id.
         ref (tuple): The file ignored (as in :func:`_collect_files`).
         first (tuple): The first file of the id, the one used.
-        converted (bool): Whether the id's pair was written; a pair
+        written (tuple | None): ``(split, id)`` of the pair written for
+            the id (letter case aside: :func:`_file_key`), or None. A pair
             skipped (its first file unreadable, no mask) converted no file
-            of the id, though the ignored one may be usable.
+            of this split, though the ignored one may be usable; the id
+            may still be converted from another split's pair.
 
     Returns:
         dict: A ``duplicate file`` record (:func:`_record`).
     """
-    used = (f'{_display(*first)} is the file used for this id' if converted
-            else f'{_display(*first)}, the file used for this id, was '
-            'skipped with its pair (see skipped): no file of this id was '
-            'converted')
+    skipped = (f'{_display(*first)}, the file used for this id, was '
+               'skipped with its pair (see skipped)')
+    if written == (split, image_id):
+        used = f'{_display(*first)} is the file used for this id'
+    elif written is None:
+        used = f'{skipped}: no file of this id was converted'
+    else:
+        used = (f'{skipped}; {DUPLICATE_MOVED_TEXT} '
+                f'{written[0]}{_spelled(written[1], image_id)}')
     return _record(split, image_id, 'duplicate file', ref, f'ignored; {used}')
+
+
+def _spelled(written_id, image_id):
+    """`` (spelled ID)`` when the id written differs from ``image_id`` in
+    letter case, for messages that name the pair written; else ``''``."""
+    if written_id == image_id:
+        return ''
+    return f' (spelled {_printable(written_id)})'
 
 
 def _same_photo(ref, other, copies):
@@ -311,21 +347,28 @@ def _same_photo(ref, other, copies):
         _close_open_zips()
 
 
-def _cross_split_record(split, image_id, ref, first_split, same_photo,
-                        converted):
-    """The record of a pair skipped because its id is in an earlier
-    official split too: one id is one file name (``images/<id>.jpg``), so
-    it can be in one split only, and keeping it in the first keeps a photo
-    out of both a training and a test split.
+def _file_key(image_id):
+    """What makes two ids one file name: letter case aside, as Windows and
+    macOS compare names, where ``images/ISIC_1.jpg`` and
+    ``images/isic_1.jpg`` are one file and one pair would overwrite the
+    other."""
+    return image_id.casefold()
+
+
+def _cross_split_record(occurrence, converted, same_photo):
+    """The record of a pair skipped because its id (or one that differs
+    from it in letter case alone) is converted from another pair: one id
+    is one file name (``images/<id>.jpg``), so it can be in one split
+    only, and keeping it in the first keeps a photo out of both a training
+    and a test split.
 
     Args:
-        split (str): The official split of the pair skipped.
-        image_id (str): The id.
-        ref (tuple): A file of the pair skipped.
-        first_split (str): The split the id was read in first.
+        occurrence (dict): The pair skipped, as ``_scan`` lists it in
+            ``later``.
+        converted (dict): The result (:func:`_process_pair`) of the pair
+            written for the id.
         same_photo (bool | None): Whether the two photos are the same
             bytes (:func:`_same_photo`).
-        converted (bool): Whether the first split's pair was written.
 
     Returns:
         dict: A ``duplicate id`` record (:func:`_record`).
@@ -335,12 +378,88 @@ def _cross_split_record(split, image_id, ref, first_split, same_photo,
         False: 'another photo',
         None: 'photos not compared (one is missing or unreadable)',
     }[same_photo]
-    kept = (f'the pair of {first_split} is converted, this one is not, so '
-            'that the id is in one split only' if converted else
-            f'the pair of {first_split} was skipped too (see skipped): no '
-            'pair of this id was converted')
-    return _record(split, image_id, 'duplicate id', ref,
-                   f'id also in split {first_split}, with {photo}; {kept}')
+    split = converted['split']
+    if converted['id'] == occurrence['id']:
+        detail = (f'id also in split {split}, with {photo}; the pair of '
+                  f'{split} is converted, this one is not, so that the id '
+                  'is in one split only')
+    else:
+        detail = (f'id {_printable(converted["id"])} of split {split}, with '
+                  f'{photo}, differs from this one in letter case alone, '
+                  'one file name on Windows and macOS, where one pair would '
+                  f'overwrite the other; the pair of {split} is converted, '
+                  'this one is not; rename one of them to convert both')
+    return _record(occurrence['split'], occurrence['id'], 'duplicate id',
+                   occurrence['ref'], detail)
+
+
+def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
+                               out_dir, workers):
+    """Convert the pair of an id from a later occurrence when no earlier
+    pair of it is written (skipped: unreadable, no mask), so that a valid
+    pair is not lost with a broken one; the other pairs of a converted id
+    are skipped as ``duplicate id``. An id (letter case aside,
+    :func:`_file_key`) stays in one split and one file.
+
+    Args:
+        later (list[dict]): The occurrences ``_scan`` lists in ``later``.
+        tasks (list[tuple]): The pairs ``_scan`` found first, as
+            ``(split, id, image ref, mask ref)``.
+        results (list[dict]): Of :func:`_process_pair` on ``tasks``; the
+            pairs converted here are added.
+        skipped (list[dict]): Skip records; the pairs skipped here are
+            added, and a skipped pair whose id is converted from a later
+            occurrence names the pair converted.
+        duplicates (list[tuple]): Files ignored (as ``_scan`` lists them);
+            those of the pairs tried here are added.
+        out_dir (Path): The (temporary) output folder.
+        workers (int): Worker processes.
+    """
+    image_of = {task[:2]: task[2] for task in tasks}
+    written = {_file_key(r['id']): r for r in results if r['written']}
+    pending = defaultdict(list)
+    for occurrence in later:
+        pending[_file_key(occurrence['id'])].append(occurrence)
+    moved = set()  # keys whose first pair was skipped
+    while True:
+        batch = []
+        for key, occurrences in pending.items():
+            while occurrences and key not in written:
+                occurrence = occurrences.pop(0)
+                moved.add(key)
+                duplicates += occurrence['duplicates']
+                if occurrence['skip'] is None:
+                    batch.append(occurrence['task'] + (str(out_dir), ))
+                    image_of[occurrence['task'][:2]] = occurrence['image']
+                    break
+                skipped.append(occurrence['skip'])
+        if not batch:
+            break
+        # A few pairs: no second progress bar.
+        converted = _run_tasks(batch, workers, verbose=False)
+        results += converted
+        skipped += [result['skip'] for result in converted if result['skip']]
+        written.update((_file_key(r['id']), r) for r in converted
+                       if r['written'])
+    for record in skipped:
+        # Each skip of a moved key so far is of a pair tried before the one
+        # written (the duplicate id records come below).
+        key = _file_key(record['id'])
+        if key in moved and key in written:
+            result = written[key]
+            where = (f'split {result["split"]} (the id is also there)'
+                     if result['id'] == record['id'] else
+                     f'{result["split"]} spelled {_printable(result["id"])} '
+                     '(one file name on Windows and macOS)')
+            record['detail'] += f'; the pair of {where} is converted instead'
+    copies = _CopyCheck()
+    for key, occurrences in pending.items():
+        # Left only for an id written from an earlier occurrence.
+        result = written.get(key)
+        for occurrence in occurrences:
+            same = _same_photo(image_of[(result['split'], result['id'])],
+                               occurrence['image'], copies)
+            skipped.append(_cross_split_record(occurrence, result, same))
 
 
 def _stray_kind(member):
@@ -483,7 +602,12 @@ def _unread_entries(src, year):
                 and name[:-4].lower() in names)
         if used or _stray_kind(name) is not None:
             continue
-        if name.lower() not in names:
+        other_year = _official_year(
+            name[:-4] if name.lower().endswith('.zip') else name)
+        if other_year not in (None, year):
+            why = (f'an official ISIC {other_year} folder or zip name, not '
+                   f'one of ISIC {year}')
+        elif name.lower() not in names:
             why = f'not an official ISIC {year} folder or zip name'
         elif entry.is_file() and zipfile.is_zipfile(entry):
             why = ('a zip file without the .zip ending; rename it to '
@@ -537,6 +661,22 @@ def _no_files_text(name, role):
     return f'{name} holds no <id>{MASK_SUFFIX} mask'
 
 
+def _official_year(name):
+    """The ISIC year one of whose official folders (or zips, without
+    ``.zip``) is named ``name`` (in any case), or None."""
+    for year, splits in OFFICIAL_FOLDERS.items():
+        if any(name.lower() == official.lower()
+               for pair in splits.values() for official in pair):
+            return year
+    return None
+
+
+def _years_found(found):
+    """The ISIC years, sorted, of the official folders or zips in
+    ``found`` (:func:`_official_entries`)."""
+    return sorted({_official_year(name) for name in found} - {None})
+
+
 def detect_year(src):
     """Recognise the ISIC year from the official folder or zip names.
 
@@ -549,12 +689,7 @@ def detect_year(src):
     Raises:
         ConversionError: No official name found, or names of several years.
     """
-    found = _official_entries(Path(src))
-    years = []
-    for year, splits in OFFICIAL_FOLDERS.items():
-        names = [name for pair in splits.values() for name in pair]
-        if any(name.lower() in found for name in names):
-            years.append(year)
+    years = _years_found(_official_entries(Path(src)))
     if not years:
         expected = ', '.join(OFFICIAL_FOLDERS[2017]['train'])
         raise ConversionError(
@@ -666,7 +801,7 @@ def _scan(src, year, log):
 
     Returns:
         tuple: ``(tasks, skipped, ignored, present, missing, unread,
-        duplicates, cross_split)``:
+        duplicates, later)``:
         ``tasks`` lists (split, id, image ref, mask ref), a ref being
         (container, member, is_zip); ``skipped`` lists skip records;
         ``ignored`` counts stray files by kind; ``present`` names the
@@ -677,10 +812,14 @@ def _scan(src, year, log):
         ``(split, id, ref, first ref)`` per file ignored because another
         file of its id and role (the first, which is used) has other
         content (:func:`_duplicate_record` makes their records once the
-        pairs are written); ``cross_split`` lists ``(split, id, ref, first
-        split, same photo)`` per pair skipped because its id is in an
-        earlier official split too (:func:`_cross_split_record` makes
-        their records once the pairs are written).
+        pairs are written); ``later`` lists, in split order, each
+        occurrence of an id already read (in an earlier official split,
+        or in another letter case: :func:`_file_key`), as a dict of
+        ``split``, ``id``, ``ref`` (its first file), ``image`` (its image
+        ref or None), ``duplicates`` (its ignored files, as in
+        ``duplicates``) and either ``task`` or ``skip`` (a missing
+        partner) (:func:`_convert_later_occurrences` converts one when no
+        earlier pair of its id is written).
 
     Raises:
         ConversionError: No folder or zip of ``year`` in ``src``.
@@ -692,13 +831,18 @@ def _scan(src, year, log):
         log(f'note: ignored {_printable(name)} ({_printable(why)})')
     names = [name for pair in OFFICIAL_FOLDERS[year].values() for name in pair]
     if not any(name.lower() in found for name in names):
+        # Another year's download given with --year: say which it is.
+        others = ' and '.join(map(str, _years_found(found)))
+        hint = (f'; it holds official ISIC {others} folders or zips: give '
+                'that year with --year, or leave --year out to have the '
+                'year recognised' if others else '')
         raise ConversionError(f'no ISIC {year} folder or zip found in {src} '
-                              f'(expected: {", ".join(names)})')
+                              f'(expected: {", ".join(names)}){hint}')
     tasks, skipped, unexpected, present, unread = [], [], [], [], []
-    duplicates, cross_split = [], []
+    duplicates, later = [], []
     missing = {}
     ignored = Counter()
-    first_split_of, first_image_of = {}, {}
+    seen_keys = set()
     copies = _CopyCheck()
     for split in SPLITS:
         if split not in OFFICIAL_FOLDERS[year]:
@@ -750,36 +894,45 @@ def _scan(src, year, log):
                             f'{problem}: {ascii(image_id)}; rename the '
                             'image and its mask'))
                 continue
-            if image_id in first_split_of:
-                cross_split.append(
-                    (split, image_id, all_refs[0], first_split_of[image_id],
-                     _same_photo(first_image_of[image_id],
-                                 (image_refs or [None])[0], copies)))
-                continue
-            first_split_of[image_id] = split
-            first_image_of[image_id] = (image_refs or [None])[0]
             # A file in both an official folder and its zip (the zip kept
             # beside its extracted folder), or twice in one (a copy in a
             # subfolder), byte for byte, is one file. A second, different
             # file of the id (ISIC_1.jpg and ISIC_1.png, a zip with other
             # content) is not a skipped pair: the pair is still converted,
             # from the first file.
+            ignored_files = []
             for refs in (image_refs, mask_refs):
                 for ref in refs[1:]:
                     if copies.same(refs[0], ref):
                         copied[refs[0][2] == ref[2]] += 1
                     else:
-                        duplicates.append((split, image_id, ref, refs[0]))
+                        ignored_files.append((split, image_id, ref, refs[0]))
+            occurrence = dict(split=split, id=image_id, ref=all_refs[0],
+                              image=(image_refs or [None])[0],
+                              duplicates=ignored_files, task=None, skip=None)
             if not mask_refs:
-                skipped.append(
-                    _record(split, image_id, 'missing mask', image_refs[0],
-                            f'no {image_id}{MASK_SUFFIX} in {mask_name}'))
+                occurrence['skip'] = _record(
+                    split, image_id, 'missing mask', image_refs[0],
+                    f'no {image_id}{MASK_SUFFIX} in {mask_name}')
             elif not image_refs:
-                skipped.append(
-                    _record(split, image_id, 'missing image', mask_refs[0],
-                            f'no {image_id}.jpg in {image_name}'))
+                occurrence['skip'] = _record(
+                    split, image_id, 'missing image', mask_refs[0],
+                    f'no {image_id}.jpg in {image_name}')
             else:
-                tasks.append((split, image_id, image_refs[0], mask_refs[0]))
+                occurrence['task'] = (split, image_id, image_refs[0],
+                                      mask_refs[0])
+            if _file_key(image_id) in seen_keys:
+                # Converted only if no earlier pair of the id (in an
+                # earlier split, or spelled in another letter case) is
+                # (:func:`_convert_later_occurrences`).
+                later.append(occurrence)
+                continue
+            seen_keys.add(_file_key(image_id))
+            duplicates += ignored_files
+            if occurrence['skip'] is not None:
+                skipped.append(occurrence['skip'])
+            else:
+                tasks.append(occurrence['task'])
         if copied[False]:
             log(f'note: split {split}: {counted(copied[False], "file")} '
                 f'{"is" if copied[False] == 1 else "are"} both in '
@@ -796,7 +949,7 @@ def _scan(src, year, log):
         log(f'note: ... and {len(unexpected) - MAX_PRINTED_PER_REASON} more '
             'unexpected files')
     return (tasks, skipped, ignored, present, missing, unread, duplicates,
-            cross_split)
+            later)
 
 
 # ---------------------------------------------------------------------------
@@ -1070,12 +1223,16 @@ def _process_pair(task):
         task (tuple): (split, id, image ref, mask ref, output folder).
 
     Returns:
-        dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records)
-        and ``skip`` (a skip record or None).
+        dict: ``split``, ``id``, ``written`` (bool), ``fixes`` (fix records),
+        ``skip`` (a skip record or None), ``digest`` (of the image file),
+        ``small`` (a ``small image`` record when a side of the image is
+        below :data:`MIN_IMAGE_SIDE`, or None) and ``uniform`` (a ``uniform
+        mask`` record when the mask holds no lesion or no background
+        pixel, or None).
     """
     split, image_id, image_ref, mask_ref, out_dir = task
     result = dict(split=split, id=image_id, written=False, fixes=[], skip=None,
-                  digest=None)
+                  digest=None, small=None, uniform=None)
 
     def skip(reason, ref, detail):
         result['skip'] = _record(split, image_id, reason, ref, detail)
@@ -1165,6 +1322,16 @@ def _process_pair(task):
             record['alignment_unchecked'] = True
         fixes.append(record)
 
+    if min(width, height) < MIN_IMAGE_SIDE:
+        result['small'] = dict(
+            _record(split, image_id, 'small image', image_ref,
+                    f'{width}x{height} pixels, a side below '
+                    f'{MIN_IMAGE_SIDE}'), size=[width, height])
+    lesion = int(np.count_nonzero(mask))
+    if lesion in (0, mask.size):
+        result['uniform'] = _record(
+            split, image_id, 'uniform mask', mask_ref,
+            'no lesion pixel' if lesion == 0 else 'no background pixel')
     _write_pair(out_dir, image_id, jpeg_bytes, mask)
     # Of the file as given: copies of one photo under two ids are found.
     result.update(written=True, fixes=fixes,
@@ -1516,6 +1683,23 @@ def _identical_text(groups):
     return first_few(named, 5)
 
 
+def _uniform_masks_text(records):
+    """How the summary and ``--strict`` name the masks without a lesion or
+    a background pixel (``uniform mask`` records)."""
+    named = [f'{r["file"]} ({r["split"]}, {r["detail"]})' for r in records]
+    return (f'{counted(len(records), "mask")} of one value (no lesion '
+            f'pixel, or no background pixel): {first_few(named, 5)}')
+
+
+def _small_images_text(records):
+    """How the summary and ``--strict`` name the images with a side below
+    :data:`MIN_IMAGE_SIDE` (``small image`` records)."""
+    named = [f'{r["file"]} ({r["split"]}, {r["size"][0]}x{r["size"][1]})'
+             for r in records]
+    return (f'{counted(len(records), "image")} smaller than '
+            f'{MIN_IMAGE_SIDE} pixels a side: {first_few(named, 5)}')
+
+
 def _print_records(log, title, records):
     by_reason = defaultdict(list)
     for record in records:
@@ -1577,9 +1761,11 @@ def _check_out(src, out, overwrite, year=2018):
 
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
-    refused. With ``overwrite``, a folder whose subfolders hold converted
-    data sets (``data/`` given for ``data/isic2018``) is refused too, and
-    so is any other non-empty folder that is not an earlier conversion.
+    refused, and so is one inside (or holding) an official folder of
+    ``year`` that is a link to data kept elsewhere. With ``overwrite``, a
+    folder whose subfolders hold converted data sets (``data/`` given for
+    ``data/isic2018``) is refused too, and so is any other non-empty
+    folder that is not an earlier conversion.
 
     Args:
         src (Path): The input folder, resolved.
@@ -1594,6 +1780,22 @@ def _check_out(src, out, overwrite, year=2018):
             raise ConversionError(
                 f'OUT ({out}{via}) and SRC ({src}) must not contain one '
                 'another: the input is never modified')
+    # An official folder (or zip) linked from elsewhere: an OUT inside it
+    # was written into the input, and read as its images the next time.
+    names = {name.lower() for pair in OFFICIAL_FOLDERS[year].values()
+             for name in pair}
+    for name, entries in _official_entries(src).items():
+        if name not in names:
+            continue
+        for entry, _ in entries:
+            real = Path(os.path.realpath(entry))
+            if any(candidate.is_relative_to(real)
+                   or real.is_relative_to(candidate)
+                   for candidate in (out, real_out)):
+                raise ConversionError(
+                    f'OUT ({out}) and {_printable(entry.name)} of SRC, a '
+                    f'link to {real}, must not contain one another: the '
+                    'input is never modified')
     if out.is_dir() and not out.is_symlink() and os.path.ismount(out):
         # Found only at the end: rmdir or rename of it fails (EBUSY).
         raise ConversionError(
@@ -1792,9 +1994,14 @@ def _log_summary(log, summary, out, missing, unread_text):
     if duplicates:
         _print_records(log, '  duplicate files ignored', duplicates)
         pairs_skipped = {(r['split'], r['id']) for r in summary['skipped']}
-        lost = sum((r['split'], r['id']) in pairs_skipped for r in duplicates)
-        if len(duplicates) > lost:
-            log(f'  WARNING: {counted(len(duplicates) - lost, "file")} '
+        skipped_with = sum((r['split'], r['id']) in pairs_skipped
+                           for r in duplicates)
+        # Of those, the ids converted from a pair of another split.
+        moved = sum(DUPLICATE_MOVED_TEXT in r['detail'] for r in duplicates)
+        lost = skipped_with - moved
+        used = len(duplicates) - skipped_with
+        if used:
+            log(f'  WARNING: {counted(used, "file")} '
                 'ignored: each has the id of another file with other '
                 'content, and the first one found was converted; check that '
                 'it is the right one (--strict refuses to write such a set)')
@@ -1806,6 +2013,13 @@ def _log_summary(log, summary, out, missing, unread_text):
                 'whose pair was skipped (see skipped above): no file of that '
                 'id was converted, though the ignored one may be usable; '
                 'check them (--strict refuses to write such a set)')
+        if moved:
+            log(f'  WARNING: {counted(moved, "file")} ignored: each has the '
+                'id of another file with other content, the first one found, '
+                'whose pair was skipped (see skipped above); the id is '
+                'converted from its pair of another split, though the '
+                'ignored one may be usable in its own; check them (--strict '
+                'refuses to write such a set)')
     # The lightweight split is a seeded shuffle of all train+val pairs: one
     # pair fewer reshuffles every image between its train and test lists.
     pooled = [r for r in summary['skipped'] if r['split'] in LIGHTWEIGHT_POOL]
@@ -1845,6 +2059,23 @@ def _log_summary(log, summary, out, missing, unread_text):
             'written, as the loader shows them) or on the stored ones: '
             'check them against their masks (meta.json: fixed, '
             'alignment_unchecked)')
+    small = summary.get('small_images', [])
+    if small:
+        log(f'  WARNING: {_small_images_text(small)}: resized to the '
+            '256x256 input of the configs, each pixel of such an image '
+            'becomes a block of more than 32 pixels a side, so no lesion '
+            'outline is left to train on or score; converted as given and '
+            'listed in meta.json (small_images; --strict refuses to write '
+            'such a set)')
+    uniform = summary.get('uniform_masks', [])
+    if uniform:
+        # Every mask of the official downloads outlines a lesion on its
+        # background: one of one value is a placeholder or a broken export.
+        log(f'  WARNING: {_uniform_masks_text(uniform)}: each ISIC Task 1 '
+            'mask outlines a lesion on its background, so these are '
+            'placeholders or broken annotations, scored and trained on as '
+            'given; converted as given and listed in meta.json '
+            '(uniform_masks; --strict refuses to write such a set)')
     identical = summary.get('identical_images', [])
     if identical:
         across = sum(len({c['split'] for c in group}) > 1
@@ -1897,9 +2128,11 @@ def convert(src,
         strict (bool): Fail, writing nothing, if any pair is skipped, an
             official split (train, val, test) is missing (no folder or zip,
             or no image or mask in them), a folder cannot be read, an id
-            has two files of other content, or the lightweight split puts
-            one photo (under two ids) into a list trained on and the list
-            scored against it. Default: False.
+            has two files of other content, an image has a side below
+            :data:`MIN_IMAGE_SIDE` pixels, a mask has no lesion or no
+            background pixel, or the lightweight split puts one photo
+            (under two ids) into a list trained on and the list scored
+            against it. Default: False.
         seed (int): Seed of the lightweight split (and of the 2016
             validation hold-out). Default: 0.
         train_ratio (float): Train share of the lightweight split.
@@ -1951,7 +2184,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
     _check_out(src, out, overwrite, year)
 
     (tasks, skipped, ignored, present, missing, unread, duplicates,
-     cross_split) = _scan(src, year, log)
+     later) = _scan(src, year, log)
     if not tasks and not skipped:
         raise ConversionError(f'no image/mask pairs found in the ISIC {year} '
                               f'folders/zips of {src}')
@@ -1972,21 +2205,21 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         results = _run_tasks([task + (str(tmp), ) for task in tasks],
                              workers, verbose)
 
-        fixed = [fix for result in results for fix in result['fixes']]
         skipped += [result['skip'] for result in results if result['skip']]
+        _convert_later_occurrences(later, tasks, results, skipped, duplicates,
+                                   tmp, workers)
+        fixed = [fix for result in results for fix in result['fixes']]
         converted = {(r['split'], r['id']) for r in results if r['written']}
-        skipped += [
-            _cross_split_record(split, image_id, ref, first, same,
-                                (first, image_id) in converted)
-            for split, image_id, ref, first, same in cross_split]
         skipped.sort(key=lambda r: (SPLITS.index(r['split']), r['id']))
         written = defaultdict(list)
         for result in results:
             if result['written']:
                 written[result['split']].append(result['id'])
+        written_as = {_file_key(image_id): (split, image_id)
+                      for split, image_id in converted}
         duplicates = [
             _duplicate_record(split, image_id, ref, first,
-                              (split, image_id) in converted)
+                              written_as.get(_file_key(image_id)))
             for split, image_id, ref, first in duplicates]
         if not written:
             _print_records(log, 'skipped', skipped)
@@ -2031,6 +2264,14 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             summary['unread_folders'] = unread
         if duplicates:  # likewise
             summary['duplicate_files'] = duplicates
+        by_split = functools.partial(sorted, key=lambda r: (
+            SPLITS.index(r['split']), r['id']))
+        small = by_split(r['small'] for r in results if r['small'])
+        if small:  # likewise
+            summary['small_images'] = small
+        uniform = by_split(r['uniform'] for r in results if r['uniform'])
+        if uniform:  # likewise
+            summary['uniform_masks'] = uniform
         identical = _identical_images(results)
         if identical:  # likewise
             summary['identical_images'] = identical
@@ -2064,6 +2305,8 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         problems = ([f'{counted(len(skipped), "pair")} skipped'] if skipped
                     else [])
         problems += list(missing.values())
+        problems += [_small_images_text(small)] if small else []
+        problems += [_uniform_masks_text(uniform)] if uniform else []
         problems += [unread_text] if unread_text else []
         problems += [
             f'{counted(len(duplicates), "duplicate file")} with other '

@@ -35,8 +35,9 @@ from mmseg_dsnet.utils.messages import counted, first_few
 
 # The official folder names are the converter's: one table for both; its
 # output is built beside OUT and renamed into place as this one is.
-from .isic import (MIN_LIGHTWEIGHT_PAIRS, OFFICIAL_FOLDERS, SYNTHETIC_MARKER,
-                   _interrupt_on_signals, _remove_stale_tmp)
+from .isic import (MIN_IMAGE_SIDE, MIN_LIGHTWEIGHT_PAIRS, OFFICIAL_FOLDERS,
+                   SYNTHETIC_MARKER, _interrupt_on_signals,
+                   _remove_stale_tmp)
 
 MASK_SUFFIX = {
     2016: '_Segmentation.png',
@@ -277,12 +278,15 @@ def check_size(size, name='size'):
         tuple[int, int]: Width and height.
 
     Raises:
-        ValueError: A side below 8 or above :data:`MAX_SIDE` (OpenCV's JPEG
-            encoder refuses it only after the images are drawn).
+        ValueError: A side below :data:`~.isic.MIN_IMAGE_SIDE` (the
+            converter warns of smaller images) or above :data:`MAX_SIDE`
+            (OpenCV's JPEG encoder refuses it only after the images are
+            drawn).
     """
     width, height = (int(v) for v in size)
-    if width < 8 or height < 8:
-        raise ValueError(f'{name} must be at least 8x8, got {width}x{height}')
+    if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
+        raise ValueError(f'{name} must be at least {MIN_IMAGE_SIDE}x'
+                         f'{MIN_IMAGE_SIDE}, got {width}x{height}')
     if max(width, height) > MAX_SIDE:
         raise ValueError(f'{name} must be at most {MAX_SIDE} pixels a side '
                          '(the largest JPEG OpenCV writes), got '
