@@ -17,6 +17,51 @@ def test_shape_takes_one_number_for_a_square_or_two():
             cli.input_shape(values)
 
 
+def test_a_shape_whose_input_batch_exceeds_the_memory_left_is_refused(
+        monkeypatch):
+    monkeypatch.setattr(cli, 'available_memory', lambda: 10**9)
+    # 3 x 9000 x 9000 float32 values: 0.972 GB.
+    assert cli.input_shape([9000]) == (9000, 9000)
+    for values, images, value_bytes, needed in (
+            ([100000], 1, 4, '120'), ([9000], 2, 4, '1.94'),
+            ([9000, 9000], 1, 8, '1.94')):
+        with pytest.raises(UserError) as err:
+            cli.input_shape(values, images, value_bytes)
+        assert str(err.value) == (
+            f'--shape {values[0]} {values[-1]}: the input alone, '
+            f'{images}x3x{values[0]}x{values[-1]} values of {value_bytes} '
+            f'bytes, takes {needed} GB, more than the 1 GB of memory this '
+            'machine has available (the network needs several times its '
+            'input); give a smaller --shape')
+    # Where the system does not say, the shape is not judged.
+    monkeypatch.setattr(cli, 'available_memory', lambda: None)
+    assert cli.input_shape([100000]) == (100000, 100000)
+
+
+@pytest.mark.parametrize('tool, extra', [
+    ('analysis_tools/get_flops.py', []),
+    ('analysis_tools/benchmark.py', ['--batch-size', '1']),
+    ('analysis_tools/profile_train_step.py', ['--batch-size', '1']),
+    ('deployment/export_onnx.py', ['CKPT', 'OUT.onnx']),
+    ('deployment/reparameterize.py', ['CKPT', 'OUT.pth'])])
+def test_the_tools_refuse_a_shape_too_large_for_memory(
+        tool, extra, tmp_path, monkeypatch, capsys):
+    """--shape 100000 is refused before the model is built: torch's
+    allocation of its input would end in a traceback."""
+    from conftest import REPO, load_tool, run_cli
+    monkeypatch.setattr(cli, 'available_memory', lambda: 10**9)
+    ckpt = tmp_path / 'CKPT'
+    ckpt.write_bytes(b'')
+    argv = [REPO / 'configs/dsnet/dsnet_isic2017.py'] + [
+        tmp_path / arg if arg.isupper() else arg for arg in extra] + [
+            '--shape', '100000']
+    code, err = run_cli(load_tool(tool).main, argv, capsys)
+    assert code == 2, err
+    assert err.startswith('ERROR: --shape 100000 100000: the input alone, ')
+    assert err.count('\n') == 1 and 'give a smaller --shape' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['CKPT']
+
+
 def test_the_note_names_the_configs_own_size_only_when_it_differs():
     assert cli.other_shape_note([256, 256], (256, 256)) == ''
     assert cli.other_shape_note((256, 512), (256, 512)) == ''

@@ -6,26 +6,60 @@ from typing import Sequence, Tuple
 from .messages import counted
 
 
-def input_shape(values: Sequence[int]) -> Tuple[int, int]:
+def available_memory():
+    """The bytes of memory this machine can still give a process
+    (``MemAvailable`` of ``/proc/meminfo``), or None where the system does
+    not say."""
+    try:
+        with open('/proc/meminfo') as file:
+            for line in file:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def input_shape(values: Sequence[int], images: int = 1,
+                value_bytes: int = 4) -> Tuple[int, int]:
     """``(height, width)`` from a ``--shape`` option given one number (a
-    square) or two.
+    square) or two, refused where the input batch alone would not fit in
+    the memory this machine has left.
+
+    torch fails such an allocation with a traceback once the model is
+    built (``--shape 100000``: 120 GB for one float32 image), or the
+    system kills the process when it touches the pages.
 
     Args:
         values (Sequence[int]): The numbers given to ``--shape``.
+        images (int): The images of the tool's input batch. Default: 1.
+        value_bytes (int): The bytes of one input value (4 for float32,
+            8 for float64). Default: 4.
 
     Returns:
         tuple[int, int]: Height and width.
 
     Raises:
-        UserError: Not one or two positive numbers.
+        UserError: Not one or two positive numbers, or an input batch
+            larger than :func:`available_memory`.
     """
+    from .errors import UserError
     values = list(values)
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or min(values) < 1:
-        from .errors import UserError
         raise UserError(
             f'--shape takes 1 or 2 positive numbers, got {values}')
+    height, width = values
+    needed = images * 3 * height * width * value_bytes
+    available = available_memory()
+    if available is not None and needed > available:
+        raise UserError(
+            f'--shape {height} {width}: the input alone, {images}x3x'
+            f'{height}x{width} values of {value_bytes} bytes, takes '
+            f'{needed / 1e9:.3g} GB, more than the {available / 1e9:.3g} '
+            'GB of memory this machine has available (the network needs '
+            'several times its input); give a smaller --shape')
     return tuple(values)
 
 

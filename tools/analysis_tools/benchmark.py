@@ -95,11 +95,12 @@ def main(argv=None):
         raise UserError('--deploy and --compare-deploy: --compare-deploy '
                         'times the model as trained and re-parameterised; '
                         'give one of them')
-    shape = input_shape(args.shape) if args.shape else None
     check_at_least(('--batch-size', args.batch_size, 1),
                    ('--repeat', args.repeat, 1),
                    ('--throughput-repeat', args.throughput_repeat, 1),
                    ('--threads', args.threads, 1))
+    shape = input_shape(args.shape, images=args.batch_size) \
+        if args.shape else None
     check_warmup(args.warmup)
     # torch refuses a device only once the model is built and moved.
     device = device_option(args.device, task='the benchmark')

@@ -97,7 +97,8 @@ def check_args(args):
     check_at_least(('--batch-size', args.batch_size, 1),
                    ('--steps', args.steps, 1), ('--top', args.top, 1),
                    ('--profile-steps', args.profile_steps, 0))
-    args.shape = input_shape(args.shape) if args.shape else None
+    args.shape = input_shape(args.shape, images=args.batch_size) \
+        if args.shape else None
     device = device_option(args.device, task='the profile')
     kind = 'cuda' if device.type == 'cuda' else 'cpu'
     args.variants = args.variants or DEFAULT_VARIANTS[kind]

@@ -53,8 +53,9 @@ def main(argv=None):
     status 1 when its parity check fails; user errors are raised (reported
     by ``run_reporting_user_errors`` on the command line)."""
     args = parse_args(argv)
-    # 0x0 failed inside the network with a traceback.
-    shape = input_shape(args.shape)
+    # 0x0 failed inside the network with a traceback. The parity check
+    # runs a float64 batch of 2 images.
+    shape = input_shape(args.shape, images=2, value_bytes=8)
     # A nan tolerance passed "<= 0" and then every parity test.
     check_positive(('--atol', args.atol))
     try:
