@@ -384,12 +384,16 @@ def _load_from_local(filename, map_location):
 
 
 def _with_training_settings(checkpoint, filename):
-    """``checkpoint`` with its training config's module settings handed to
-    the modules it is loaded into, which refuse weights trained in another
-    network (:func:`~mmseg_dsnet.models.utils.strict_loading.
-    carry_training_settings`)."""
-    from .models.utils.strict_loading import carry_training_settings
-    return carry_training_settings(checkpoint, filename)
+    """``checkpoint`` with its training config's module settings and its
+    form handed to the modules it is loaded into, which refuse weights
+    trained in another network (:func:`~mmseg_dsnet.models.utils.
+    strict_loading.carry_training_settings`) and name a checkpoint of the
+    other form as such (:func:`~mmseg_dsnet.models.utils.strict_loading.
+    carry_checkpoint_form`)."""
+    from .models.utils.strict_loading import (carry_checkpoint_form,
+                                              carry_training_settings)
+    return carry_checkpoint_form(
+        carry_training_settings(checkpoint, filename), filename)
 
 
 def _load_from_url(filename, map_location):

@@ -569,6 +569,30 @@ def test_convolutions_not_seen_by_string_and_copying_padding():
             if (conv.weight.grad == 0).any()] == expected
 
 
+def write_deploy_pair(trained_checkpoint, out_dir):
+    """The deploy checkpoint and config of ``trained_checkpoint`` as
+    reparameterize.py writes them (``deploy.pth``, ``deploy.py`` in
+    ``out_dir``), without its parity check (seconds)."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mmseg_dsnet.deploy.deploy_checkpoint import (deploy_checkpoint_meta,
+                                                      deploy_config)
+    from mmseg_dsnet.models.utils import reparameterize_model
+    cfg = Config.fromfile(CONFIG)
+    trained = torch.load(trained_checkpoint)
+    model = MODELS.build(cfg.model)
+    model.load_state_dict(trained['state_dict'])
+    deployed = out_dir / 'deploy.pth'
+    torch.save(dict(state_dict=reparameterize_model(model).state_dict(),
+                    meta=deploy_checkpoint_meta(trained,
+                                                str(trained_checkpoint))),
+               deployed)
+    config = out_dir / 'deploy.py'
+    deploy_config(cfg).dump(str(config))
+    return deployed, config
+
+
 def test_a_checkpoint_of_the_other_form_is_named_as_such(
         trained_checkpoint, tmp_path, capsys):
     """A deploy checkpoint given with the training config (to
@@ -581,24 +605,14 @@ def test_a_checkpoint_of_the_other_form_is_named_as_such(
     from mmseg.registry import MODELS
     from test_user_error_exits import run_cli
 
-    from mmseg_dsnet.deploy.deploy_checkpoint import (deploy_checkpoint_meta,
-                                                      deploy_config)
     from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
                                                      check_checkpoint_matches)
     from mmseg_dsnet.models.utils import reparameterize_model
-    # The deploy checkpoint and config as reparameterize.py writes them,
-    # without its parity check (seconds).
     cfg = Config.fromfile(CONFIG)
     trained = torch.load(trained_checkpoint)
-    model = MODELS.build(cfg.model)
-    model.load_state_dict(trained['state_dict'])
-    deployed = tmp_path / 'deploy.pth'
-    torch.save(dict(state_dict=reparameterize_model(model).state_dict(),
-                    meta=deploy_checkpoint_meta(trained,
-                                                str(trained_checkpoint))),
-               deployed)
-    deploy_config_file = tmp_path / 'deploy.py'
-    deploy_config(cfg).dump(str(deploy_config_file))
+    deploy_model = reparameterize_model(MODELS.build(cfg.model))
+    deployed, deploy_config_file = write_deploy_pair(trained_checkpoint,
+                                                     tmp_path)
     tool = load_tool('deployment/reparameterize.py')
     again = tmp_path / 'again.pth'
     code, err = run_cli(tool.main, [CONFIG, deployed, again, '--shape', 64,
@@ -620,7 +634,7 @@ def test_a_checkpoint_of_the_other_form_is_named_as_such(
                                  torch.load(deployed), CONFIG, str(deployed))
     # A trained checkpoint under the deploy config.
     with pytest.raises(CheckpointMismatchError) as refused:
-        check_checkpoint_matches(model, trained, 'deploy.py',
+        check_checkpoint_matches(deploy_model, trained, 'deploy.py',
                                  str(trained_checkpoint),
                                  hint='Set load_from_strict=False.')
     assert str(refused.value).endswith(
@@ -628,3 +642,36 @@ def test_a_checkpoint_of_the_other_form_is_named_as_such(
         '(deploy=True), which loads only a deploy checkpoint written by '
         'tools/deployment/reparameterize.py with it: give that checkpoint, '
         'or give this one with the training config it was trained with.')
+
+
+def test_init_model_names_a_checkpoint_of_the_other_form(
+        trained_checkpoint, tmp_path):
+    """mmseg's init_model (and so MMSegInferencer) reads the checkpoint's
+    ``meta`` from its file, so the modules that refuse weights of the other
+    form say which form they are, as the tools do, instead of asking."""
+    from mmseg.apis import init_model
+
+    from mmseg_dsnet.engine.checkpoint_match import CheckpointMismatchError
+    deployed, deploy_config_file = write_deploy_pair(trained_checkpoint,
+                                                     tmp_path)
+    with pytest.raises(CheckpointMismatchError) as refused:
+        init_model(CONFIG, str(deployed), device='cpu')
+    assert str(refused.value).startswith(
+        'The weights given for backbone (DSNet) do not match it: ')
+    assert str(refused.value).endswith(
+        '. It is a deploy checkpoint (re-parameterised by '
+        f'tools/deployment/reparameterize.py from {trained_checkpoint}), '
+        f'which loads only into its deploy config ({deploy_config_file}): '
+        'give it with that config, or give the trained checkpoint '
+        f'{trained_checkpoint} with this config.')
+    with pytest.raises(CheckpointMismatchError) as refused:
+        init_model(str(deploy_config_file), str(trained_checkpoint),
+                   device='cpu')
+    assert str(refused.value).endswith(
+        '. The config builds the deploy (re-parameterised) form '
+        '(deploy=True), which loads only a deploy checkpoint written by '
+        'tools/deployment/reparameterize.py with it: give that checkpoint, '
+        'or give this one with the training config it was trained with.')
+    assert '?' not in str(refused.value)
+    # Each form loads into its own config.
+    init_model(str(deploy_config_file), str(deployed), device='cpu')

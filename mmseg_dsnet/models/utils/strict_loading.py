@@ -36,6 +36,10 @@ CHECKED_KEY = 'mmseg_dsnet.checked'
 #: source)``, the module's config in the checkpoint's training config and
 #: where that config was read.
 TRAINED_KEY = 'mmseg_dsnet.trained_settings'
+#: The key :func:`carry_checkpoint_form` sets there: ``(meta, filename)``,
+#: the checkpoint's ``meta`` and its file, which say which form of the
+#: network (as trained, or re-parameterised) its weights are.
+FORM_KEY = 'mmseg_dsnet.checkpoint_form'
 
 
 class StrictLoadingMixin:
@@ -89,7 +93,8 @@ class StrictLoadingMixin:
         # Called for this module before its children (torch and mmengine):
         # the whole subtree is compared once, here.
         if not local_metadata.get(CHECKED_KEY):
-            check_module_weights(self, state_dict, prefix)
+            check_module_weights(self, state_dict, prefix,
+                                 local_metadata.get(FORM_KEY))
             trained = local_metadata.get(TRAINED_KEY)
             if trained is not None:
                 check_trained_settings(self, trained, prefix)
@@ -177,6 +182,46 @@ def carry_training_settings(checkpoint, filename=None, training_cfg=None):
     if not isinstance(model, dict):
         return checkpoint
     source = training_config_source(filename or '', checkpoint)
+    checkpoint, metadata = _state_metadata(checkpoint)
+    for name, settings in model.items():
+        if isinstance(settings, dict) and 'type' in settings:
+            metadata[name] = dict(metadata.get(name) or {},
+                                  **{TRAINED_KEY: (settings, source)})
+    return checkpoint
+
+
+def carry_checkpoint_form(checkpoint, filename=None):
+    """Hand ``checkpoint``'s ``meta`` and file to the modules it is loaded
+    into (``_metadata[name][FORM_KEY]`` of its state dict for each
+    top-level module its keys name: ``backbone``, ``decode_head`` ...), so
+    that a module it does not fit says which form of the network it is
+    (:func:`~mmseg_dsnet.engine.checkpoint_match.other_form_note`), as the
+    tools do. A checkpoint without ``meta`` is returned as it is.
+
+    Args:
+        checkpoint (dict): The loaded checkpoint.
+        filename (str, optional): Its file (the deploy config
+            ``reparameterize.py`` writes lies beside it).
+
+    Returns:
+        The same ``checkpoint`` (its state dict's ``_metadata`` updated).
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    state = checkpoint.get('state_dict') if isinstance(meta, dict) else None
+    if not isinstance(state, dict):
+        return checkpoint
+    filename = filename if isinstance(filename, str) else None
+    checkpoint, metadata = _state_metadata(checkpoint)
+    for name in {key.split('.', 1)[0] for key in state}:
+        metadata[name] = dict(metadata.get(name) or {},
+                              **{FORM_KEY: (meta, filename)})
+    return checkpoint
+
+
+def _state_metadata(checkpoint):
+    """``(checkpoint, metadata)``: the ``_metadata`` of ``checkpoint``'s
+    state dict, made (on a copy of the dict) where it has none."""
+    state = checkpoint.get('state_dict', checkpoint)
     metadata = getattr(state, '_metadata', None)
     if not isinstance(metadata, dict):
         # Weights-only files (the released ones) hold a plain dict.
@@ -187,14 +232,11 @@ def carry_training_settings(checkpoint, filename=None, training_cfg=None):
             checkpoint = state
         else:
             checkpoint['state_dict'] = state
-    for name, settings in model.items():
-        if isinstance(settings, dict) and 'type' in settings:
-            metadata[name] = dict(metadata.get(name) or {},
-                                  **{TRAINED_KEY: (settings, source)})
-    return checkpoint
+    return checkpoint, metadata
 
 
-def check_module_weights(module, state_dict, prefix: str = '') -> None:
+def check_module_weights(module, state_dict, prefix: str = '',
+                         checkpoint_form=None) -> None:
     """Raise when the entries of ``state_dict`` under ``prefix`` are not
     exactly ``module``'s weights (BatchNorm's ``num_batches_tracked`` may be
     absent).
@@ -204,6 +246,10 @@ def check_module_weights(module, state_dict, prefix: str = '') -> None:
         state_dict (dict): The state dict given (whole, or the part under
             ``prefix``, as mmengine passes it).
         prefix (str): The module's key prefix in it (``'backbone.'``).
+        checkpoint_form (tuple, optional): ``(meta, filename)`` of the
+            checkpoint file (:func:`carry_checkpoint_form`), which says
+            whether it is the other form of the network. Default: None
+            (only the state dict is known).
 
     Raises:
         CheckpointMismatchError: Naming the module and the first keys of
@@ -214,7 +260,8 @@ def check_module_weights(module, state_dict, prefix: str = '') -> None:
     from ...engine.checkpoint_match import (CheckpointMismatchError,
                                             NonFiniteCheckpointError, _first,
                                             compare_state_dicts,
-                                            non_finite_tensors)
+                                            non_finite_tensors,
+                                            other_form_note)
     expected = OrderedDict(
         (prefix + key, value)
         for key, value in module.state_dict().items())
@@ -242,14 +289,21 @@ def check_module_weights(module, state_dict, prefix: str = '') -> None:
                 'wrong (NaN logits read as background everywhere). Use an '
                 'earlier checkpoint of the run.')
         return
+    message = (f'The weights given for {where} ({type(module).__name__}) '
+               f'do not match it: {"; ".join(problems)}. ')
+    form = checkpoint_form and other_form_note(
+        module, dict(meta=checkpoint_form[0]), checkpoint_form[1])
+    if form:
+        # The file says which form it is: no question, and the advice to
+        # give the training config fits neither form.
+        raise CheckpointMismatchError(message + form)
     raise CheckpointMismatchError(
-        f'The weights given for {where} ({type(module).__name__}) do not '
-        f'match it: {"; ".join(problems)}. Is it a checkpoint of another '
-        'model, or of the deploy (re-parameterised) form? Loaded '
-        "non-strictly (mmseg's init_model, MMSegInferencer, mmengine's "
-        'load_checkpoint) these layers would keep their initial weights '
-        'and give wrong masks without an error, so they are refused; give '
-        'the config the checkpoint was trained with.')
+        message + 'Is it a checkpoint of another model, or of the deploy '
+        "(re-parameterised) form? Loaded non-strictly (mmseg's init_model, "
+        "MMSegInferencer, mmengine's load_checkpoint) these layers would "
+        'keep their initial weights and give wrong masks without an error, '
+        'so they are refused; give the config the checkpoint was trained '
+        'with.')
 
 
 def mark_checked(state_dict, model):
