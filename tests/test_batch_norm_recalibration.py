@@ -992,3 +992,37 @@ def test_a_test_split_under_another_name_is_refused(tmp_path):
     check_recalibration_images(
         str(bare), dict(data_root=str(root), ann_file='splits/train.txt'),
         'c.py')
+
+
+def test_a_deploy_checkpoint_is_sent_to_the_checkpoint_it_came_from(
+        tiny_isic, tmp_path, capsys):
+    """A deploy (re-parameterised) checkpoint has no BatchNorm layers: the
+    refusal offers only the trained checkpoint its meta records, not the
+    deploy config, which is refused for having no BatchNorm."""
+    from test_reparameterize_tool import write_deploy_pair
+    cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    trained = tmp_path / 'trained.pth'
+    torch.save(dict(meta=dict(seed=7), state_dict=build(str(cfg))
+                    .state_dict()), trained)
+    deployed, deploy_config = write_deploy_pair(trained, tmp_path, str(cfg))
+    tool = load_tool('analysis_tools/recalibrate_batch_norm.py')
+    out = tmp_path / 'out.pth'
+    code, err = run_cli(tool.main, [cfg, deployed, out], capsys)
+    assert code == 2 and err.count('\n') == 1, err
+    assert err.endswith(
+        '. It is a deploy checkpoint (re-parameterised by '
+        f'tools/deployment/reparameterize.py from {trained}), and the '
+        'deploy form has no BatchNorm layers (they are folded into its '
+        'convolutions), so there are no statistics to recompute: give the '
+        f'trained checkpoint {trained} with this config.\n')
+    assert 'deploy config' not in err
+    code, err = run_cli(tool.main, [deploy_config, deployed, out], capsys)
+    assert code == 2
+    assert err == (
+        f'ERROR: {deploy_config} builds a model without BatchNorm layers; '
+        'there are no statistics to recompute: it builds the deploy '
+        '(re-parameterised) form (deploy=True), whose BatchNorm layers are '
+        'folded into its convolutions; recalibrate the trained checkpoint '
+        'with its training config, then re-parameterise the result with '
+        'tools/deployment/reparameterize.py\n')
+    assert not out.exists()

@@ -569,17 +569,17 @@ def test_convolutions_not_seen_by_string_and_copying_padding():
             if (conv.weight.grad == 0).any()] == expected
 
 
-def write_deploy_pair(trained_checkpoint, out_dir):
-    """The deploy checkpoint and config of ``trained_checkpoint`` as
-    reparameterize.py writes them (``deploy.pth``, ``deploy.py`` in
-    ``out_dir``), without its parity check (seconds)."""
+def write_deploy_pair(trained_checkpoint, out_dir, config=CONFIG):
+    """The deploy checkpoint and config of ``trained_checkpoint`` (of
+    ``config``) as reparameterize.py writes them (``deploy.pth``,
+    ``deploy.py`` in ``out_dir``), without its parity check (seconds)."""
     from mmengine.config import Config
     from mmseg.registry import MODELS
 
     from mmseg_dsnet.deploy.deploy_checkpoint import (deploy_checkpoint_meta,
                                                       deploy_config)
     from mmseg_dsnet.models.utils import reparameterize_model
-    cfg = Config.fromfile(CONFIG)
+    cfg = Config.fromfile(config)
     trained = torch.load(trained_checkpoint)
     model = MODELS.build(cfg.model)
     model.load_state_dict(trained['state_dict'])

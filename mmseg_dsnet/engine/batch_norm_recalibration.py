@@ -18,6 +18,18 @@ from ..progress import progress_bar
 from ..utils.messages import counted, first_few
 
 
+#: Why a deploy (re-parameterised) checkpoint or config cannot be
+#: recalibrated.
+FOLDED = ('the deploy form has no BatchNorm layers (they are folded into its '
+          'convolutions), so there are no statistics to recompute')
+#: What the refusal of a deploy config adds.
+FOLDED_ADVICE = (': it builds the deploy (re-parameterised) form '
+                 '(deploy=True), whose BatchNorm layers are folded into its '
+                 'convolutions; recalibrate the trained checkpoint with its '
+                 'training config, then re-parameterise the result with '
+                 'tools/deployment/reparameterize.py')
+
+
 def batch_norm_layers(model):
     """The BatchNorm layers of ``model`` that keep running statistics."""
     return [module for module in model.modules()
@@ -317,6 +329,7 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     from ..apis.released_model import (check_trained_input_size,
                                        check_trained_model,
                                        training_config_text)
+    from ..deploy.deploy_checkpoint import is_deploy_config
     from ..utils.errors import UserError
     from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write,
                                 refuse_folder, refuse_other_suffix,
@@ -362,10 +375,13 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
         model = MODELS.build(cfg.model)
         if not batch_norm_layers(model):
             raise UserError(f'{config} builds a model without BatchNorm '
-                            'layers; there are no statistics to recompute')
+                            'layers; there are no statistics to recompute'
+                            + (FOLDED_ADVICE if is_deploy_config(cfg)
+                               else ''))
         loaded = load_checkpoint_strictly(
             model, checkpoint, config,
-            hint='Give the config the checkpoint was trained with.')
+            hint='Give the config the checkpoint was trained with.',
+            deploy_refused=FOLDED)
         set_random_seed(seed)
         loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
         check_loader_gives_batches(loader, config)

@@ -178,7 +178,7 @@ def loadable_keys(expected, given):
     return loaded, len(keys)
 
 
-def other_form_note(model, checkpoint, filename=None):
+def other_form_note(model, checkpoint, filename=None, deploy_refused=None):
     """What to give instead when a checkpoint and a model that do not match
     are of the two forms of a network: a deploy checkpoint
     (``meta['deploy']``, as ``reparameterize.py`` writes it) for a model
@@ -190,6 +190,10 @@ def other_form_note(model, checkpoint, filename=None):
         checkpoint (dict): The loaded checkpoint.
         filename (str, optional): The checkpoint file, whose deploy config
             ``reparameterize.py`` writes beside it (its name with ``.py``).
+        deploy_refused (str, optional): Why the caller cannot use the
+            deploy form (``'the deploy form has no BatchNorm layers'``);
+            the note then offers the trained form only. Default: None (both
+            forms are offered).
     """
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     deploy_checkpoint = isinstance(meta, dict) and meta.get('deploy') is True
@@ -197,17 +201,26 @@ def other_form_note(model, checkpoint, filename=None):
                        for module in model.modules())
     if deploy_checkpoint and not deploy_model:
         source = meta.get('source_checkpoint')
+        origin = ('It is a deploy checkpoint (re-parameterised by '
+                  'tools/deployment/reparameterize.py'
+                  + (f' from {source}' if source else '') + ')')
+        if deploy_refused:
+            return (f'{origin}, and {deploy_refused}: give the trained '
+                    'checkpoint ' + (source or 'it was re-parameterised '
+                                     'from') + ' with this config.')
         written = f'{osp.splitext(filename)[0]}.py' if filename else None
         config = (written if written and osp.isfile(written) else
                   # Moved or never copied with the checkpoint.
                   f'written beside it as {written}, not found there'
                   if written else 'the .py written beside it')
-        return ('It is a deploy checkpoint (re-parameterised by '
-                'tools/deployment/reparameterize.py'
-                + (f' from {source}' if source else '') + '), which loads '
-                f'only into its deploy config ({config}): give it with that '
-                'config, or give the trained checkpoint'
-                + (f' {source}' if source else '') + ' with this config.')
+        return (f'{origin}, which loads only into its deploy config '
+                f'({config}): give it with that config, or give the trained '
+                'checkpoint' + (f' {source}' if source else '')
+                + ' with this config.')
+    if deploy_model and not deploy_checkpoint and deploy_refused:
+        return ('The config builds the deploy (re-parameterised) form '
+                f'(deploy=True), and {deploy_refused}: give this checkpoint '
+                'with the training config it was trained with.')
     if deploy_model and not deploy_checkpoint:
         return ('The config builds the deploy (re-parameterised) form '
                 '(deploy=True), which loads only a deploy checkpoint '
@@ -218,7 +231,8 @@ def other_form_note(model, checkpoint, filename=None):
 
 
 def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
-                             strict=True, hint=PARTIAL_HINT, part=None):
+                             strict=True, hint=PARTIAL_HINT, part=None,
+                             deploy_refused=None):
     """Raise :class:`CheckpointMismatchError` when ``checkpoint`` does not
     fit ``model``.
 
@@ -238,6 +252,9 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
             to the message of a strict check.
         part (str, optional): How the message names the model
             (``'model.backbone (UNet)'``). Default: ``'the model'``.
+        deploy_refused (str, optional): Why the caller cannot use the
+            deploy form, for a checkpoint of the other form
+            (:func:`other_form_note`). Default: None.
 
     Returns:
         tuple[int, int]: How many of the model's tensors the checkpoint
@@ -293,7 +310,7 @@ def check_checkpoint_matches(model, checkpoint, config=None, filename=None,
         loaded, total = loadable_keys(expected, given)
         return len(loaded), total
     message = f'{where} does not match {against}: {"; ".join(problems)}. '
-    form = other_form_note(model, checkpoint, filename)
+    form = other_form_note(model, checkpoint, filename, deploy_refused)
     if form:
         # The hint (a partial load, another training config) does not
         # apply: the two forms hold other tensors of the same network.
@@ -331,7 +348,8 @@ def read_checkpoint(filename, map_location='cpu'):
 
 def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              map_location='cpu', hint=PARTIAL_HINT,
-                             cfg=None, advice=None, loaded=None):
+                             cfg=None, advice=None, loaded=None,
+                             deploy_refused=None):
     """Load ``filename`` into ``model`` after
     :func:`check_checkpoint_matches` (and, given ``cfg``,
     :func:`~mmseg_dsnet.apis.released_model.check_trained_model`);
@@ -358,6 +376,8 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
             safe_torch_load`, then :func:`~mmseg_dsnet.models.utils.
             strict_loading.carry_training_settings`); it is read from the
             file when None.
+        deploy_refused (str, optional): Why the caller cannot use the
+            deploy form (:func:`other_form_note`). Default: None.
 
     Returns:
         dict: The loaded checkpoint (its ``meta`` for instance).
@@ -371,7 +391,7 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
     checkpoint = read_checkpoint(filename, map_location) \
         if loaded is None else loaded
     check_checkpoint_matches(model, checkpoint, config, filename, strict,
-                             hint)
+                             hint, deploy_refused=deploy_refused)
     if cfg is not None and strict:
         # The keys fit, but weights trained with other dilations (a setting
         # holding no weights) load strictly and would run in a network they
