@@ -965,3 +965,42 @@ def test_threshold_check_reads_each_evaluator_to_the_last_digit():
             r'model\.decode_head\.threshold=0\.7\)$')):
         check_decision_thresholds(dict(cfg, test_evaluator=dict(
             type='LesionMetric', lesion_index=0, threshold=0.3)))
+
+
+def test_a_split_without_lesion_pixels_is_named_undefined(monkeypatch):
+    """Ground truth without lesion pixels gives pooled IoU 0 and
+    sensitivity 100 under 0 / 0: the figures are kept and a warning says
+    they are undefined; a split with lesions gets no warning."""
+    import logging
+
+    from mmseg_dsnet.evaluation import lesion_metric
+    logged = []
+    monkeypatch.setattr(lesion_metric, 'print_log',
+                        lambda msg, **kw: logged.append((msg, kw)))
+    empty = [[0, 0, 0], [0, 0, 0]]
+    metrics = run(same_size_metric(2, 3), [make_sample(PROB_2X3, empty)] * 3)
+    assert metrics['IoU'] == 0.0 and metrics['Sen'] == 100.0
+    warnings = [msg for msg, kw in logged
+                if kw.get('level') == logging.WARNING]
+    assert warnings == [
+        'LesionMetric: the ground truth of the 3 scored images holds no '
+        'lesion pixel at the original size; there the pooled IoU, DSC and '
+        'sensitivity are undefined (0 / 0): IoU and DSC read 0 when any '
+        'pixel is called lesion and 100 when none is, and sensitivity '
+        'reads 100. Score a split whose masks hold lesions']
+    # A lesion of one pixel that nearest-neighbour resizing drops.
+    logged.clear()
+    dot = torch.zeros(4, 4, dtype=torch.long)
+    dot[1, 1] = 1
+    run(LesionMetric(low_res_size=(2, 2)),
+        [make_sample(torch.zeros(4, 4), dot)])
+    assert [msg for msg, kw in logged if kw.get('level')] == [
+        'LesionMetric: the ground truth of the 1 scored image holds no '
+        'lesion pixel at low_res_size 2x2, where the masks are resized by '
+        'nearest neighbour; there the pooled IoU, DSC and sensitivity are '
+        'undefined (0 / 0): IoU and DSC read 0 when any pixel is called '
+        'lesion and 100 when none is, and sensitivity reads 100. Score a '
+        'split whose masks hold lesions']
+    logged.clear()
+    run(same_size_metric(2, 3), [make_sample(PROB_2X3, GT_2X3)])
+    assert [msg for msg, kw in logged if kw.get('level')] == []

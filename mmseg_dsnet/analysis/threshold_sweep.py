@@ -11,8 +11,9 @@ from ..datasets.split_files import (ACROSS_LISTS_RECORD, data_root_of,
                                     ids_also_in, leaf_datasets,
                                     photos_under_other_ids, split_file,
                                     split_ids, test_split_files)
-from ..evaluation.lesion_metric import (_LOW, _ORIG, LesionMetric,
-                                        check_every_image_scored)
+from ..evaluation.lesion_metric import (LesionMetric,
+                                        check_every_image_scored,
+                                        lesion_free_size)
 from ..utils.errors import UserError
 from ..utils.messages import counted, first_few
 
@@ -151,23 +152,15 @@ def check_ground_truth_holds_lesion(metric: LesionMetric) -> None:
         UserError: No lesion pixel in the ground truth at the original size
             or at the metric's ``low_res_size``.
     """
-    height, width = metric.low_res_size
-    for key, where in (
-            (_ORIG, 'at the original size'),
-            (_LOW, f'at low_res_size {height}x{width}, where the masks '
-             'are resized by nearest neighbour')):
-        # Records are [tp, fp, fn, tn]: tp + fn is the true lesion.
-        lesion = sum(record[key][0] + record[key][2]
-                     for record in metric.results)
-        if not lesion:
-            images = counted(len(metric.results), 'scored image')
-            raise UserError(
-                f'Threshold sweep: the ground truth of the {images} holds '
-                f'no lesion pixel {where}; there IoU and DSC read 0 at '
-                'every threshold that calls a pixel lesion and 100 at one '
-                'that calls none, and sensitivity 100 at all, so no '
-                'threshold can be judged. Score a split whose masks hold '
-                'lesions')
+    where = lesion_free_size(metric.results, metric.low_res_size)
+    if where:
+        images = counted(len(metric.results), 'scored image')
+        raise UserError(
+            f'Threshold sweep: the ground truth of the {images} holds no '
+            f'lesion pixel {where}; there IoU and DSC read 0 at every '
+            'threshold that calls a pixel lesion and 100 at one that calls '
+            'none, and sensitivity 100 at all, so no threshold can be '
+            'judged. Score a split whose masks hold lesions')
 
 
 def threshold_rule_table(scores: Dict[str, dict], thresholds: Sequence[float],

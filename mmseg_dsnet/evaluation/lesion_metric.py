@@ -199,6 +199,31 @@ def check_metric_args(threshold=0.5, lesion_index=1, ignore_index=255,
             '(lesion_index): no lesion pixel would be counted')
 
 
+def lesion_free_size(results: list, low_res_size) -> Optional[str]:
+    """Where the ground truth of ``results`` holds no lesion pixel: there
+    the pooled IoU and DSC are 0 / 0 at the lesion (0 when any pixel is
+    called lesion, 100 when none is) and the sensitivity reads 100.
+
+    Args:
+        results (list[dict]): The records of :meth:`LesionMetric.process`.
+        low_res_size (tuple[int, int]): The metric's ``low_res_size``.
+
+    Returns:
+        str | None: ``'at the original size'``, else ``'at low_res_size
+        HxW, where the masks are resized by nearest neighbour'`` (a lesion
+        that vanishes there), else None (the ground truth holds lesion).
+    """
+    height, width = low_res_size
+    for key, where in (
+            (_ORIG, 'at the original size'),
+            (_LOW, f'at low_res_size {height}x{width}, where the masks are '
+             'resized by nearest neighbour')):
+        # Records are [tp, fp, fn, tn]: tp + fn is the true lesion.
+        if not sum(record[key][0] + record[key][2] for record in results):
+            return where
+    return None
+
+
 def check_every_image_scored(records: int, size: int) -> None:
     """Refuse figures of fewer images than the evaluated dataset holds.
 
@@ -544,6 +569,18 @@ class LesionMetric(BaseMetric):
         metrics = OrderedDict(
             (name, percent(value)) for name, value in metrics.items())
         self._log_table(metrics, num_images=len(results))
+        where = lesion_free_size(results, self.low_res_size)
+        if where:
+            print_log(
+                f'LesionMetric: the ground truth of the '
+                f'{counted(len(results), "scored image")} holds no lesion '
+                f'pixel {where}; there the pooled IoU, DSC and '
+                'sensitivity are undefined (0 / 0): IoU and DSC read 0 when '
+                'any pixel is called lesion and 100 when none is, and '
+                'sensitivity reads 100. Score a split whose masks hold '
+                'lesions',
+                logger='current',
+                level=logging.WARNING)
         return metrics
 
     def _nothing_counted(self, num_images: int, at_original: bool) -> str:
