@@ -379,27 +379,28 @@ def _load_from_local(filename, map_location):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return _with_training_settings(
+    return with_training_settings(
         safe_torch_load(filename, map_location=map_location), filename)
 
 
-def _with_training_settings(checkpoint, filename):
+def with_training_settings(checkpoint, filename, training_cfg=None):
     """``checkpoint`` with its training config's module settings and its
     form handed to the modules it is loaded into, which refuse weights
     trained in another network (:func:`~mmseg_dsnet.models.utils.
     strict_loading.carry_training_settings`) and name a checkpoint of the
     other form as such (:func:`~mmseg_dsnet.models.utils.strict_loading.
-    carry_checkpoint_form`)."""
+    carry_checkpoint_form`); ``training_cfg`` is its training config read
+    already (``{}`` for none), read from ``checkpoint`` when None."""
     from .models.utils.strict_loading import (carry_checkpoint_form,
                                               carry_training_settings)
     return carry_checkpoint_form(
-        carry_training_settings(checkpoint, filename), filename)
+        carry_training_settings(checkpoint, filename, training_cfg), filename)
 
 
 def _load_from_url(filename, map_location):
     """``http(s)://``: downloaded once (:func:`resolve_checkpoint`), then
     loaded as a local file."""
-    return _with_training_settings(
+    return with_training_settings(
         safe_torch_load(filename, map_location=map_location),
         resolve_checkpoint(filename))
 

@@ -177,7 +177,7 @@ def test_a_config_run_with_onnxruntime_is_traced_at_its_own_size(tmp_path):
     temporary export was traced at 256x256, whose sizes UNet's graph keeps
     as constants, so every image failed in onnxruntime ("Non concat axis
     dimensions must match"). Now it runs and gives the PyTorch backend's
-    masks."""
+    masks, from one read of the checkpoint for its checks and export."""
     from conftest import REPO
     from mmengine.config import Config
     from mmseg.registry import MODELS
@@ -195,7 +195,13 @@ def test_a_config_run_with_onnxruntime_is_traced_at_its_own_size(tmp_path):
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3),
                                               dtype=np.uint8)
-    ort = make_backend(str(config), str(checkpoint), backend='onnxruntime')
+    reads, load = [], torch.load
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, 'load', lambda file, *args, **kw: (
+            reads.append(file), load(file, *args, **kw))[1])
+        ort = make_backend(str(config), str(checkpoint),
+                           backend='onnxruntime')
+    assert reads.count(str(checkpoint)) == 1
     assert ort.input_size == (64, 64)
     torch_backend = make_backend(str(config), str(checkpoint))
     np.testing.assert_allclose(
@@ -259,28 +265,36 @@ def test_the_size_check_reads_the_checkpoint_once(tmp_path, monkeypatch):
 def released_backend():
     """The released weights run by ``make_backend(..., num_threads=1)``
     from a caller on 2 torch threads: the backend, the reads of the
-    checkpoint file while it was made, and the caller's thread count
-    right after."""
-    from mmseg_dsnet.apis.released_model import released_model
-    config, checkpoint = released_model()
+    checkpoint file while it was made, the caller's thread count right
+    after, and the reads of the weights' training config (their metafile
+    entry's config file)."""
+    from mmseg_dsnet.apis import released_model as released
+    config, checkpoint = released.released_model()
     reads, load = [], torch.load
+    config_reads, read_config = [], released.released_config_text
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(torch, 'load', lambda file, *args, **kw: (
                 reads.append(file), load(file, *args, **kw))[1])
+            patch.setattr(released, 'released_config_text',
+                          lambda *args: (config_reads.append(args),
+                                         read_config(*args))[1])
             backend = make_backend(config, checkpoint, num_threads=1)
         threads_after = torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
-    return backend, [r for r in reads if r == checkpoint], threads_after
+    return (backend, [r for r in reads if r == checkpoint], threads_after,
+            config_reads)
 
 
 def test_the_pytorch_backend_reads_its_checkpoint_once(released_backend):
-    """The build and the size check share one read of the file."""
-    backend, reads, _ = released_backend
+    """The build and the size check share one read of the file and one
+    read of its training config (most of the backend's start)."""
+    backend, reads, _, config_reads = released_backend
     assert len(reads) == 1 and backend.name == 'pytorch'
+    assert len(config_reads) == 1
 
 
 def test_the_pytorch_backend_keeps_the_callers_thread_count(
@@ -288,7 +302,7 @@ def test_the_pytorch_backend_keeps_the_callers_thread_count(
     """``num_threads`` applies while the network runs, also when it
     fails: the caller's torch thread count is the same after the backend
     is made and after each call."""
-    backend, _, threads_after_build = released_backend
+    backend, _, threads_after_build, _ = released_backend
     assert threads_after_build == 2
     seen = []
     hook = backend.network.register_forward_pre_hook(

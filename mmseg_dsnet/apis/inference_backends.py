@@ -26,17 +26,18 @@ from ..deploy.deployable import (INPUT_FORMAT, META_INPUT_FORMAT,
                                  parse_input_format, threshold_of)
 from ..deploy.onnx_export import export_onnx
 from ..deploy.ort_session import OnnxModelError, ort_session
-from ..engine.checkpoint_match import read_checkpoint
+from ..engine.checkpoint_match import read_checkpoint_and_training_config
 from ..engine.preflight import load_config
 from ..utils.errors import UserError
 from ..utils.threads import torch_threads
-from .released_model import check_trained_input_size, check_trained_model
+from .released_model import (UNREAD, check_trained_input_size,
+                             check_trained_model)
 
 BACKENDS = ('pytorch', 'onnxruntime')
 
 
 def check_checkpoint_size(cfg, checkpoint: Optional[str],
-                          loaded=None) -> None:
+                          loaded=None, training_cfg=UNREAD) -> None:
     """Refuse a checkpoint trained at another input size than ``cfg``
     runs at (:func:`~.released_model.check_trained_input_size`), or in
     another network (:func:`~.released_model.check_trained_model`).
@@ -47,6 +48,10 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str],
         loaded (dict, optional): ``checkpoint`` loaded already
             (:func:`~mmseg_dsnet.engine.checkpoint_match.read_checkpoint`);
             read from the file when None.
+        training_cfg (dict, optional): Its training config read already
+            with ``loaded`` (:func:`~mmseg_dsnet.engine.checkpoint_match.
+            read_checkpoint_and_training_config`; None when it has none);
+            read from ``loaded`` when not given.
 
     Raises:
         UserError: Naming each size setting that differs, or the first
@@ -61,8 +66,9 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str],
         # their metafile config is read, which takes a while).
         if loaded is None:
             loaded = safe_torch_load(checkpoint, map_location='cpu')
-        checked = dict(loaded=loaded,
-                       training_cfg=training_config_in(loaded, checkpoint))
+        if training_cfg is UNREAD:
+            training_cfg = training_config_in(loaded, checkpoint)
+        checked = dict(loaded=loaded, training_cfg=training_cfg)
         advice = trained_config_advice(name, checkpoint, loaded)
         # A fully convolutional model has no input size in its weights:
         # they load strictly into a config of another size.
@@ -168,11 +174,14 @@ class TorchBackend:
             raise UserError(f'TorchBackend: {err}') from None
         self.cfg = load_config(config)
         check_runs_as_tested(self.cfg)
-        # One read of the file serves the build and the size check.
-        loaded = read_checkpoint(checkpoint)
+        # One read of the file and of its training config serves the build
+        # and the size check.
+        loaded, training_cfg = read_checkpoint_and_training_config(
+            checkpoint)
         segmentor = build_segmentor(self.cfg, checkpoint, reparameterize,
-                                    device, loaded=loaded)
-        check_checkpoint_size(self.cfg, checkpoint, loaded)
+                                    device, loaded=loaded,
+                                    training_cfg=training_cfg)
+        check_checkpoint_size(self.cfg, checkpoint, loaded, training_cfg)
         self.network = DeployableSegmentor.from_segmentor(
             segmentor, self.cfg).to(device).eval()
         self.device = device
@@ -405,7 +414,10 @@ def make_backend(model: str,
                             num_threads=num_threads)
     cfg = load_config(model)
     check_runs_as_tested(cfg)
-    check_checkpoint_size(cfg, checkpoint)
+    # One read of the file and of its training config serves the checks
+    # and the export.
+    loaded, training_cfg = read_checkpoint_and_training_config(checkpoint)
+    check_checkpoint_size(cfg, checkpoint, loaded, training_cfg)
     # The session keeps the model in memory; the file is not needed after.
     with tempfile.TemporaryDirectory(prefix='lesion_onnx_',
                                      dir=work_dir) as folder:
@@ -414,7 +426,8 @@ def make_backend(model: str,
         # at 256x256, mmseg's UNet and SegFormer keep that size as
         # constants, and a config at another size failed at every image.
         export_onnx(model, checkpoint, onnx_file,
-                    shape=tuple(input_size_of(cfg)), dynamic_size=False)
+                    shape=tuple(input_size_of(cfg)), dynamic_size=False,
+                    loaded=loaded, training_cfg=training_cfg)
         backend = OnnxRuntimeBackend(onnx_file, num_threads)
     # The temporary file is gone: the config and checkpoint made it.
     backend.model_files = (model, checkpoint)

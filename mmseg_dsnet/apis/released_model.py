@@ -259,9 +259,9 @@ def training_config_in(loaded, checkpoint: Optional[str] = None
     return None if text is None else config_from_text(text)
 
 
-#: The ``training_cfg`` a check is given when its caller has not read the
-#: checkpoint's training config: the check reads it itself.
-UNREAD = object()
+# The ``training_cfg`` a check is given when its caller has not read the
+# checkpoint's training config: the check reads it itself.
+from ..utils.config_diff import UNREAD  # noqa: E402
 
 
 def _given_or_read(checkpoint: str, loaded, training_cfg) -> Optional[dict]:

@@ -28,6 +28,7 @@ from mmengine.config import Config
 from torch import Tensor, nn
 
 from ..engine.preflight import load_config
+from ..utils.config_diff import UNREAD
 
 DEFAULT_INPUT_SIZE = (256, 256)
 
@@ -101,7 +102,8 @@ def to_model_input(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 def build_segmentor(config: Union[str, Config],
                     checkpoint: Optional[str] = None,
                     reparameterize: bool = True,
-                    device: str = 'cpu', loaded=None) -> nn.Module:
+                    device: str = 'cpu', loaded=None,
+                    training_cfg=UNREAD) -> nn.Module:
     """Build the config's model in eval mode and load its weights.
 
     The checkpoint is loaded through
@@ -124,6 +126,10 @@ def build_segmentor(config: Union[str, Config],
         loaded (dict, optional): ``checkpoint`` loaded already
             (:func:`~mmseg_dsnet.engine.checkpoint_match.read_checkpoint`),
             for a caller that checks it too; read from the file when None.
+        training_cfg (dict, optional): The checkpoint's training config
+            read already with ``loaded`` (:func:`~mmseg_dsnet.engine.
+            checkpoint_match.read_checkpoint_and_training_config`; None
+            when it has none); read when not given.
 
     Returns:
         nn.Module: The segmentor (an mmseg ``EncoderDecoder``) in eval mode,
@@ -155,7 +161,7 @@ def build_segmentor(config: Union[str, Config],
         # Deployment always needs the whole model: no partial loading.
         ckpt = load_checkpoint_strictly(
             model, checkpoint, getattr(cfg, 'filename', None), hint=None,
-            cfg=cfg, loaded=loaded)
+            cfg=cfg, loaded=loaded, training_cfg=training_cfg)
         from ..compat import checkpoint_meta
         meta = checkpoint_meta(ckpt)
         if meta.get('dataset_meta'):

@@ -35,6 +35,7 @@ import numpy as np
 from ..engine.preflight import check_new_output_file, load_config
 from ..models.utils import reparameterize_model
 from ..utils.cli import check_at_least
+from ..utils.config_diff import UNREAD
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
@@ -207,8 +208,16 @@ def export_onnx(config,
                 reparameterize: bool = True,
                 overwrite: bool = False,
                 optimize: bool = True,
-                dynamic_size: bool = True):
+                dynamic_size: bool = True,
+                loaded=None,
+                training_cfg=UNREAD):
     """Build, re-parameterise and export a config's model.
+
+    Args:
+        loaded (dict, optional): ``checkpoint`` loaded already, with
+            ``training_cfg`` its training config (:func:`~mmseg_dsnet.
+            engine.checkpoint_match.read_checkpoint_and_training_config`);
+            read from the file when not given.
 
     Returns:
         tuple: ``(reference, deployed, cfg, info)``: the model as trained
@@ -217,7 +226,8 @@ def export_onnx(config,
     """
     refuse_existing(out_file, overwrite)
     cfg = load_config(config)
-    trained = build_segmentor(cfg, checkpoint, reparameterize=False)
+    trained = build_segmentor(cfg, checkpoint, reparameterize=False,
+                              loaded=loaded, training_cfg=training_cfg)
     reference = DeployableSegmentor.from_segmentor(trained, cfg).eval()
     segmentor = copy.deepcopy(trained)
     if reparameterize:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 from mmengine.model import is_model_wrapper
 
+from mmseg_dsnet.utils.config_diff import UNREAD
 from mmseg_dsnet.utils.messages import first_few
 
 #: Key revisions mmengine applies before loading (DDP's ``module.`` prefix).
@@ -346,10 +347,42 @@ def read_checkpoint(filename, map_location='cpu'):
     return _load_checkpoint(filename, map_location=map_location)
 
 
+def read_checkpoint_and_training_config(filename, map_location='cpu'):
+    """``filename`` loaded as :func:`read_checkpoint` loads it, and its
+    training config, read once for the loader and the checks: the training
+    config of released weights is their metafile entry's config file,
+    whose reading took most of a backend's start when each check read it.
+
+    Args:
+        filename (str): The checkpoint (any scheme mmengine reads; a local
+            file, or a URL downloaded to one, is read once).
+        map_location (str): Where to put the tensors. Default: ``'cpu'``.
+
+    Returns:
+        tuple[dict, dict | None]: The loaded checkpoint and its training
+        config (:func:`~mmseg_dsnet.apis.released_model.
+        training_config_in`; None when it has none), for the ``loaded``
+        and ``training_cfg`` of :func:`load_checkpoint_strictly` and the
+        checks of :mod:`~mmseg_dsnet.apis.released_model`.
+    """
+    from ..apis.released_model import training_config_in
+    from ..compat import (resolve_checkpoint, safe_torch_load,
+                          with_training_settings)
+    local = resolve_checkpoint(filename)
+    if not (isinstance(local, str) and osp.isfile(local)):
+        # Another scheme (s3://, a model-zoo name): mmengine's loader.
+        loaded = read_checkpoint(filename, map_location)
+        return loaded, training_config_in(loaded, filename)
+    loaded = safe_torch_load(local, map_location=map_location)
+    training_cfg = training_config_in(loaded, local)
+    return (with_training_settings(loaded, local, training_cfg or {}),
+            training_cfg)
+
+
 def load_checkpoint_strictly(model, filename, config=None, strict=True,
                              map_location='cpu', hint=PARTIAL_HINT,
                              cfg=None, advice=None, loaded=None,
-                             deploy_refused=None):
+                             deploy_refused=None, training_cfg=UNREAD):
     """Load ``filename`` into ``model`` after
     :func:`check_checkpoint_matches` (and, given ``cfg``,
     :func:`~mmseg_dsnet.apis.released_model.check_trained_model`);
@@ -378,6 +411,10 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
             file when None.
         deploy_refused (str, optional): Why the caller cannot use the
             deploy form (:func:`other_form_note`). Default: None.
+        training_cfg (dict, optional): The checkpoint's training config
+            read already (:func:`read_checkpoint_and_training_config`;
+            None when it has none), for the check of ``cfg``; read from
+            the checkpoint when not given.
 
     Returns:
         dict: The loaded checkpoint (its ``meta`` for instance).
@@ -403,7 +440,7 @@ def load_checkpoint_strictly(model, filename, config=None, strict=True,
         check_trained_model(
             cfg, name, filename,
             advice or trained_config_advice(name, filename, checkpoint),
-            loaded=checkpoint)
+            loaded=checkpoint, training_cfg=training_cfg)
     if is_model_wrapper(model):
         model = model.module
     if not strict:

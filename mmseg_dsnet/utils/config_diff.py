@@ -65,6 +65,12 @@ class _NotSet:
 #: The ``default`` of :func:`value_at` for messages: ``<not set>``.
 NOT_SET = _NotSet()
 
+#: The ``training_cfg`` a check or loader is given when its caller has not
+#: read the checkpoint's training config (None: it has none): the callee
+#: reads it itself. Kept here, a module that imports nothing of the
+#: package, so that loaders of every layer can default to it.
+UNREAD = object()
+
 
 def value_at(obj, path, default=None):
     """The entry of a config dict at a path of :func:`config_differences`.
