@@ -756,3 +756,33 @@ def test_a_val_cfg_that_is_a_built_loop_passes():
     cfg = dict(val_cfg=Loop(None, []))
     check_val_cfg(cfg)
     assert has_val_loop(cfg)
+
+
+def test_a_misspelt_checkpoint_hook_key_is_refused_before_training(
+        tiny_config, tmp_path, capsys):
+    """mmengine's CheckpointHook passes the keys it does not know to
+    ``runner.save_checkpoint``, which takes none: ``train.py`` trained
+    until the first checkpoint, then stopped without saving it. The key is
+    refused before the work dir is made; the hook's own keys pass."""
+    from conftest import load_tool, run_cli
+
+    from mmseg_dsnet.engine.preflight import check_checkpoint_hook_keys
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'default_hooks.checkpoint.intervl=1'], capsys)
+    assert (code, err) == (2, (
+        'ERROR: default_hooks.checkpoint.intervl=1 is no argument of '
+        "AtomicCheckpointHook nor of the runner's save_checkpoint, to which "
+        "the hook passes it; did you mean 'interval'? (the run would train "
+        'until its first checkpoint, then stop without saving it)\n'))
+    assert not work.exists()
+    hook = dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+                save_best='IoU', rule='greater', filename_tmpl='e{}.pth')
+    check_checkpoint_hook_keys(dict(default_hooks=dict(checkpoint=hook)))
+    with pytest.raises(UserError, match=(
+            r"checkpoint\.max_keep_ckpt=3 is no argument of CheckpointHook "
+            r".*did you mean 'max_keep_ckpts'\?")):
+        check_checkpoint_hook_keys(dict(default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', max_keep_ckpt=3))))

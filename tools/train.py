@@ -34,6 +34,7 @@ from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
 from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_auto_scale_lr,
+                                          check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
                                           check_images_scored_once,
@@ -153,6 +154,7 @@ def build_cfg(args):
     if validates:
         check_evaluation_loaders(cfg, ('val_dataloader', ), args.config)
     check_save_best(cfg)
+    check_checkpoint_hook_keys(cfg)
     check_val_keys_together(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
