@@ -786,3 +786,51 @@ def test_a_misspelt_checkpoint_hook_key_is_refused_before_training(
             r".*did you mean 'max_keep_ckpts'\?")):
         check_checkpoint_hook_keys(dict(default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', max_keep_ckpt=3))))
+
+
+def test_a_test_mode_mmseg_cannot_score_with_is_refused_before_the_run(
+        tiny_config, tmp_path, capsys):
+    """mmseg asserts ``model.test_cfg`` only when it scores the first
+    image: ``train.py`` trained until its first validation, then stopped
+    with an ``AssertionError`` traceback. Both tools refuse it before the
+    work dir is made; whole images and covering windows pass."""
+    from conftest import load_tool, run_cli
+    from mmengine.config import Config, ConfigDict
+
+    from mmseg_dsnet.engine.preflight import (check_inference_mode,
+                                              check_model_builds)
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    checkpoint = tmp_path / 'unread.pth'
+    checkpoint.write_bytes(b'')
+    advice = ("; mmseg scores images whole (model.test_cfg=dict("
+              "mode='whole')) or in overlapping windows (mode='slide' with "
+              'crop_size and stride), and would stop at the first image it '
+              'validates or tests\n')
+    for tool, argv in (('train.py', []), ('test.py', [checkpoint])):
+        code, err = run_cli(load_tool(tool).main, [
+            tiny_config, *argv, '--work-dir', work, '--cfg-options',
+            'model.test_cfg.mode=slid'], capsys)
+        assert (code, err) == (2, (
+            f"ERROR: {tiny_config}: model.test_cfg.mode='slid' is neither "
+            f"'whole' nor 'slide'{advice}"))
+        assert not work.exists()
+
+    built = check_model_builds(Config.fromfile(tiny_config))
+
+    def model(**test_cfg):
+        built.test_cfg = ConfigDict(test_cfg)
+        return built
+
+    check_inference_mode(model(mode='whole'))
+    check_inference_mode(model(mode='slide', crop_size=(32, 32),
+                               stride=(16, 32)))
+    with pytest.raises(UserError, match=(
+            r"^model.test_cfg.stride=\(16, 48\) is longer than "
+            r"crop_size=\(32, 32\): pixels between the windows")):
+        check_inference_mode(model(mode='slide', crop_size=(32, 32),
+                                   stride=(16, 48)))
+    with pytest.raises(UserError, match=(
+            r"^model.test_cfg.mode='slide' needs crop_size and stride .* "
+            r'got crop_size=None stride=16;')):
+        check_inference_mode(model(mode='slide', stride=16))

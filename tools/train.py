@@ -37,6 +37,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
+                                          check_inference_mode,
                                           check_images_scored_once,
                                           check_input_file,
                                           check_load_from,
@@ -137,6 +138,9 @@ def build_cfg(args):
     # would load nothing.
     model = check_model_builds(cfg)
     check_pretrained_checkpoints(cfg, model)
+    if has_val_loop(cfg):
+        # mmseg reads model.test_cfg only at the first validation.
+        check_inference_mode(model, args.config)
     # The Runner's own check of load_from came after it had made the run's
     # log folder and dumped the config.
     check_load_from(cfg, model)

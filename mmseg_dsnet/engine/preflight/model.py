@@ -153,3 +153,60 @@ def check_trainable_model(cfg, config=None, action='train'):
             'its BatchNorms, difference branches and deep-supervision '
             'classifiers, which cannot be trained as the model; '
             f'{action} the training config (deploy=False){then}')
+
+
+def _positive_pair(value):
+    """Whether ``value`` is two whole numbers of at least 1."""
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        for v in value)
+
+
+def check_inference_mode(model, config=None):
+    """Refuse a ``model.test_cfg`` mmseg's ``EncoderDecoder`` cannot score
+    with: a ``mode`` other than ``'whole'`` or ``'slide'`` (``'slid'``), no
+    ``test_cfg``, or ``'slide'`` without a ``crop_size`` and a ``stride``
+    of two whole numbers each, or with a stride longer than the window
+    (pixels no window covers). mmseg asserts these only when it scores
+    the first image: ``train.py`` trained until its first validation,
+    then stopped with a traceback.
+
+    Args:
+        model (nn.Module): The built model (a TTA model's ``module`` is
+            checked); other segmentors than ``EncoderDecoder`` pass.
+        config (str, optional): The config file, named first in the
+            message.
+
+    Raises:
+        ModelArgumentError: Naming the setting and what to set.
+    """
+    from mmseg.models import EncoderDecoder
+    model = getattr(model, 'module', model)
+    if not isinstance(model, EncoderDecoder):
+        return
+    where = f'{config}: ' if config else ''
+    test_cfg = model.test_cfg
+    mode = test_cfg.get('mode', 'whole') if test_cfg is not None else None
+    problem = None
+    if test_cfg is None:
+        problem = 'model.test_cfg is None'
+    elif mode not in ('whole', 'slide'):
+        problem = (f'model.test_cfg.mode={mode!r} is neither '
+                   "'whole' nor 'slide'")
+    elif mode == 'slide':
+        crop, stride = test_cfg.get('crop_size'), test_cfg.get('stride')
+        if not (_positive_pair(crop) and _positive_pair(stride)):
+            problem = (f"model.test_cfg.mode='slide' needs crop_size and "
+                       'stride of two whole numbers of at least 1 each '
+                       f'(window and step, height and width), got '
+                       f'crop_size={crop!r} stride={stride!r}')
+        elif stride[0] > crop[0] or stride[1] > crop[1]:
+            problem = (f'model.test_cfg.stride={tuple(stride)} is longer '
+                       f'than crop_size={tuple(crop)}: pixels between the '
+                       'windows would be scored by none')
+    if problem:
+        raise ModelArgumentError(
+            f'{where}{problem}; mmseg scores images whole '
+            "(model.test_cfg=dict(mode='whole')) or in overlapping windows "
+            "(mode='slide' with crop_size and stride), and would stop at "
+            'the first image it validates or tests')
