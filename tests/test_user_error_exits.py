@@ -1197,12 +1197,16 @@ def test_an_auto_scale_lr_mmengine_would_not_apply_is_refused(
      'whole number of at least 1: an epoch or iteration count that '
      'validation comes at (to train without validation set val_cfg=None '
      'val_dataloader=None val_evaluator=None).'),
+    (['train_cfg.max_epochs=2.5'], 'train_cfg.max_epochs=2.5 must be a '
+     'whole number of at least 1: how long to train.'),
     (['train_dataloader.batch_size=0'], 'train_dataloader.batch_size=0 must '
      'be a whole number of at least 1: the images of a step.')])
 def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
                                                options, message):
     """``max_epochs=0`` made the work dir and ended at once without a
-    checkpoint, exit 0; ``val_interval=0`` trained an epoch, saved it and
+    checkpoint, exit 0; ``max_epochs=2.5`` was mmengine's
+    ``AssertionError`` traceback once the work dir was made;
+    ``val_interval=0`` trained an epoch, saved it and
     ended with a ``ZeroDivisionError`` traceback; ``batch_size=0`` was a
     ``ValueError`` traceback once the runner was built. Refused before the
     work dir is made."""
