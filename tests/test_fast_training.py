@@ -2550,3 +2550,25 @@ def test_masked_bce_ignores_negative_labels_as_mmseg():
     torch.testing.assert_close(
         masked_binary_cross_entropy(pred, label, **kwargs),
         binary_cross_entropy(pred, label, **kwargs))
+
+
+def test_fast_train_refuses_a_test_mode_mmseg_cannot_score_with(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+    """``--val-interval 1 --cfg-options model.test_cfg.mode=slid``: the
+    run decoded the images and trained until its first validation, where
+    mmseg asserted the mode (a traceback). Refused before anything is
+    decoded or made."""
+    work = tmp_path / 'w'
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '1', '--cfg-options',
+                       'model.test_cfg.mode=slid'], capsys)
+    assert text.startswith(
+        f"ERROR: {tiny_cfg}: model.test_cfg.mode='slid' is neither 'whole' "
+        "nor 'slide'; mmseg scores images whole"), text
+    assert not work.exists()
