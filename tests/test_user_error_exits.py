@@ -1218,6 +1218,31 @@ def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
     assert not work.exists()
 
 
+@pytest.mark.parametrize('options,message', [
+    (['train_dataloader.num_workers=-1'], 'train_dataloader.num_workers=-1 '
+     'must be a whole number of at least 0: the processes that load images '
+     '(0: the main process).'),
+    (['val_dataloader.num_workers=-1'], 'val_dataloader.num_workers=-1 must '
+     'be a whole number of at least 0: the processes that load images (0: '
+     'the main process).'),
+    (['train_dataloader.persistent_workers=True'], 'train_dataloader.'
+     'num_workers=0 with train_dataloader.persistent_workers=True: there is '
+     'no worker to keep; set train_dataloader.persistent_workers=False with '
+     'it.')])
+def test_loader_workers_torch_refuses_are_refused(tiny_config, tmp_path,
+                                                   capsys, options, message):
+    """``num_workers=-1`` (a guess at "all cores"), or ``num_workers=0``
+    over the shipped configs' ``persistent_workers=True``, was torch's
+    ``ValueError`` traceback once the work dir, its log and the dumped
+    config were made. Refused before the work dir is made."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
+    assert (code, err) == (
+        2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
+    assert not work.exists()
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

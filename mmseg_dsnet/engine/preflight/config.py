@@ -486,7 +486,9 @@ def check_training_schedule(cfg, config=None):
     ``ZeroDivisionError`` traceback after the first epoch, its checkpoint
     left behind; below 0: every epoch validated) or a
     ``train_dataloader.batch_size`` below 1 (a ``ValueError`` traceback
-    once the runner was built). Other loops are left to themselves.
+    once the runner was built) or workers torch refuses
+    (:func:`~.data.check_loader_workers`). Other loops are left to
+    themselves.
 
     Args:
         cfg (Config | dict): The merged config.
@@ -501,7 +503,7 @@ def check_training_schedule(cfg, config=None):
             None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
             'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
         return
-    from .data import check_batch_sizes
+    from .data import check_batch_sizes, check_loader_workers
     keys = ['max_epochs', 'max_iters']
     if has_val_loop(cfg):
         keys.append('val_interval')
@@ -520,3 +522,4 @@ def check_training_schedule(cfg, config=None):
                 f'{where}train_cfg.{key}={value} must be a whole number of '
                 f'at least 1: {what}. Nothing was started.')
     check_batch_sizes(cfg, ('train_dataloader', ), config)
+    check_loader_workers(cfg, ('train_dataloader', ), config)
