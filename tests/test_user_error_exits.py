@@ -1243,6 +1243,29 @@ def test_loader_workers_torch_refuses_are_refused(tiny_config, tmp_path,
     assert not work.exists()
 
 
+def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
+        tiny_config, tmp_path, capsys):
+    """``optim_wrapper.optimizer.lr=-0.1`` was torch's ``ValueError``
+    traceback, and a misspelt optimizer argument an ``ERROR:`` line, once
+    the runner had made the work dir, its log and the dumped config (the
+    runner builds the optimizer when the training starts). Both are
+    refused before the work dir is made."""
+    work = tmp_path / 'work'
+    for option, error in (
+            ('optim_wrapper.optimizer.lr=-0.1',
+             f'{tiny_config}: optim_wrapper: Invalid learning rate: -0.1. '
+             'Nothing was started.'),
+            ('optim_wrapper.optimizer.learning_rate=0.1',
+             "AdamW.__init__() got an unexpected keyword argument "
+             "'learning_rate' (check the spelling of this key in the "
+             'config)')):
+        code, err = run_cli(load_tool('train.py').main, [
+            tiny_config, '--work-dir', work, '--cfg-options', option],
+            capsys)
+        assert (code, err) == (2, f'ERROR: {error}\n')
+        assert not work.exists()
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

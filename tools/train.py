@@ -41,6 +41,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_images_scored_once,
                                           check_input_file,
                                           check_load_from,
+                                          check_optimizer_builds,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
                                           check_training_batches,
@@ -144,6 +145,8 @@ def build_cfg(args):
     # The Runner's own check of load_from came after it had made the run's
     # log folder and dumped the config.
     check_load_from(cfg, model)
+    # The runner builds the optimizer only when the training starts.
+    check_optimizer_builds(cfg, model)
     del model
     check_trainable_model(cfg)
     # mmengine validates with any val_cfg but None, dict() included.

@@ -210,3 +210,32 @@ def check_inference_mode(model, config=None):
             "(model.test_cfg=dict(mode='whole')) or in overlapping windows "
             "(mode='slide' with crop_size and stride), and would stop at "
             'the first image it validates or tests')
+
+
+def check_optimizer_builds(cfg, model):
+    """Build ``cfg.optim_wrapper`` over ``model`` once and drop it, so that
+    a value torch's optimizer refuses (``lr=-0.1``, ``betas=(1.5, 0.9)``,
+    a negative ``weight_decay``) or a misspelt argument is reported before
+    the runner makes the work dir: the runner builds it only when the
+    training starts, and torch's ``ValueError`` was a traceback there.
+
+    Args:
+        cfg (Config): The merged config, with ``optim_wrapper``.
+        model (nn.Module): ``cfg.model`` built (as
+            :func:`check_model_builds` returns it).
+
+    Raises:
+        ModelArgumentError: Naming ``optim_wrapper`` and torch's reason.
+    """
+    import copy
+
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        try:
+            build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+        except ValueError as err:
+            source = getattr(cfg, 'filename', None)
+            raise ModelArgumentError(
+                f'{source + ": " if source else ""}optim_wrapper: {err}. '
+                'Nothing was started.') from None
