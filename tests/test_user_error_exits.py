@@ -1266,6 +1266,47 @@ def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
         assert not work.exists()
 
 
+def test_paramwise_settings_that_change_nothing_are_refused(
+        tiny_config, tmp_path, capsys):
+    """mmengine's optimizer constructor ignores a ``paramwise_cfg`` key it
+    does not read and a ``custom_keys`` name no parameter's name holds:
+    ``custom_keys.backbnoe.lr_mult=0.1`` trained the backbone at the base
+    rate, exit 0. Refused before the work dir is made; names that match
+    pass."""
+    import torch
+
+    from mmseg_dsnet.engine.preflight import check_paramwise_keys
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'optim_wrapper.paramwise_cfg.custom_keys.backbnoe.lr_mult=0.1'],
+        capsys)
+    assert (code, err) == (2, (
+        f'ERROR: {tiny_config}: optim_wrapper.paramwise_cfg.custom_keys '
+        "'backbnoe' is part of the name of no parameter of the model; did "
+        "you mean 'backbone'? (its settings would apply to none). Nothing "
+        'was started.\n'))
+    assert not work.exists()
+    # mmengine matches within '<module>.<parameter>', '.<name>' at the top.
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Conv2d(3, 4, 3)
+    model.scale = torch.nn.Parameter(torch.ones(1))
+
+    def paramwise(**keys):
+        return dict(optim_wrapper=dict(paramwise_cfg=keys))
+
+    check_paramwise_keys(paramwise(norm_decay_mult=0.0, custom_keys={
+        'backbone.bias': dict(lr_mult=0.1), '.scale': dict(lr_mult=2.0)}),
+        model)
+    with pytest.raises(UserError, match="custom_keys 'bakbone' is part of"):
+        check_paramwise_keys(paramwise(custom_keys={'bakbone': {}}), model)
+    with pytest.raises(UserError, match=(
+            r"paramwise_cfg\.norm_decay_mul is not read by mmengine's "
+            r".* did you mean 'norm_decay_mult'\?")):
+        check_paramwise_keys(paramwise(norm_decay_mul=0.0), model)
+
+
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,
                                                      capsys):
     """``save_best='iou'``: mmengine's hook looked the key up only after the

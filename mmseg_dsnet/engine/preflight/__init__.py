@@ -29,6 +29,7 @@ from .evaluation import (ThresholdMismatchError, check_decision_thresholds,
                          mask_threshold)
 from .model import (build_scope, check_inference_mode, check_load_from,
                     check_model_builds, check_optimizer_builds,
+                    check_paramwise_keys,
                     check_pretrained_checkpoints, check_trainable_model,
                     deploy_form_parts)
 from .validation import (check_checkpoint_hook_keys, check_save_best,
@@ -61,7 +62,7 @@ __all__ = [
     'check_lesion_metrics', 'check_one_lesion_figure_set', 'check_tta_model',
     'mask_threshold', 'build_scope', 'check_inference_mode',
     'check_load_from',
-    'check_model_builds', 'check_optimizer_builds',
+    'check_model_builds', 'check_optimizer_builds', 'check_paramwise_keys',
     'check_pretrained_checkpoints',
     'check_trainable_model', 'deploy_form_parts',
     'check_checkpoint_hook_keys', 'check_save_best',

@@ -225,7 +225,9 @@ def check_optimizer_builds(cfg, model):
             :func:`check_model_builds` returns it).
 
     Raises:
-        ModelArgumentError: Naming ``optim_wrapper`` and torch's reason.
+        ModelArgumentError: Naming ``optim_wrapper`` and torch's reason,
+            or a ``paramwise_cfg`` key that would change nothing
+            (:func:`check_paramwise_keys`).
     """
     import copy
 
@@ -239,3 +241,58 @@ def check_optimizer_builds(cfg, model):
             raise ModelArgumentError(
                 f'{source + ": " if source else ""}optim_wrapper: {err}. '
                 'Nothing was started.') from None
+    check_paramwise_keys(cfg, model)
+
+
+#: The ``paramwise_cfg`` keys mmengine's ``DefaultOptimWrapperConstructor``
+#: reads; it ignores any other without a word.
+PARAMWISE_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
+                  'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult',
+                  'bypass_duplicate', 'dcn_offset_lr_mult')
+
+
+def check_paramwise_keys(cfg, model):
+    """Refuse an ``optim_wrapper.paramwise_cfg`` key mmengine's default
+    constructor does not read (``norm_decay_mul``), or a ``custom_keys``
+    name that is part of no parameter's name (``backbnoe``): mmengine
+    ignores both, and the run trained every parameter at the base rate
+    and decay, exit 0.
+
+    Args:
+        cfg (Config): The merged config, with ``optim_wrapper``.
+        model (nn.Module): ``cfg.model`` built.
+
+    Raises:
+        ModelArgumentError: Naming the key and the closest known one.
+    """
+    import difflib
+    wrapper = cfg.get('optim_wrapper') or {}
+    paramwise = wrapper.get('paramwise_cfg')
+    # Another constructor reads its own keys.
+    if not isinstance(paramwise, dict) or wrapper.get('constructor') not in (
+            None, 'DefaultOptimWrapperConstructor'):
+        return
+    source = getattr(cfg, 'filename', None)
+    where = f'{source + ": " if source else ""}optim_wrapper.paramwise_cfg'
+    for key in paramwise:
+        if key not in PARAMWISE_KEYS:
+            close = difflib.get_close_matches(key, PARAMWISE_KEYS, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise ModelArgumentError(
+                f'{where}.{key} is not read by mmengine\'s optimizer '
+                f'constructor, which reads {", ".join(PARAMWISE_KEYS)}'
+                f'{hint} (it would change nothing). Nothing was started.')
+    # mmengine matches a key within '<module>.<parameter>' ('.<name>' at
+    # the top level).
+    names = [name if '.' in name else f'.{name}'
+             for name, _ in model.named_parameters()]
+    for key in paramwise.get('custom_keys') or {}:
+        if not any(key in name for name in names):
+            parts = sorted({part for name in names
+                            for part in name.split('.') if part})
+            close = difflib.get_close_matches(key, parts, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise ModelArgumentError(
+                f'{where}.custom_keys {key!r} is part of the name of no '
+                f'parameter of the model{hint} (its settings would apply '
+                'to none). Nothing was started.')
