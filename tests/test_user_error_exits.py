@@ -1269,7 +1269,8 @@ def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
 def test_paramwise_settings_that_change_nothing_are_refused(
         tiny_config, tmp_path, capsys):
     """mmengine's optimizer constructor ignores a ``paramwise_cfg`` key it
-    does not read and a ``custom_keys`` name no parameter's name holds:
+    does not read, a ``custom_keys`` name no parameter's name holds and a
+    custom key's setting the optimizer does not read:
     ``custom_keys.backbnoe.lr_mult=0.1`` trained the backbone at the base
     rate, exit 0. Refused before the work dir is made; names that match
     pass."""
@@ -1305,6 +1306,15 @@ def test_paramwise_settings_that_change_nothing_are_refused(
             r"paramwise_cfg\.norm_decay_mul is not read by mmengine's "
             r".* did you mean 'norm_decay_mult'\?")):
         check_paramwise_keys(paramwise(norm_decay_mul=0.0), model)
+    # torch keeps a setting it does not read in the parameter group.
+    adamw = torch.optim.AdamW(model.parameters()).defaults
+    check_paramwise_keys(paramwise(custom_keys={'backbone': dict(
+        lr_mult=0.1, decay_mult=0.0, betas=(0.8, 0.9))}), model, adamw)
+    with pytest.raises(UserError, match=(
+            r"custom_keys\.backbone\.lr_mul is read neither by mmengine's "
+            r".* did you mean 'lr_mult'\?")):
+        check_paramwise_keys(paramwise(custom_keys={'backbone': dict(
+            lr_mul=0.1)}), model, adamw)
 
 
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,

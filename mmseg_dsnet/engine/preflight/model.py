@@ -235,13 +235,16 @@ def check_optimizer_builds(cfg, model):
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         try:
-            build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+            wrapper = build_optim_wrapper(model,
+                                          copy.deepcopy(cfg.optim_wrapper))
         except ValueError as err:
             source = getattr(cfg, 'filename', None)
             raise ModelArgumentError(
                 f'{source + ": " if source else ""}optim_wrapper: {err}. '
                 'Nothing was started.') from None
-    check_paramwise_keys(cfg, model)
+    # An OptimWrapperDict (one optimizer per part) has no one optimizer.
+    optimizer = getattr(wrapper, 'optimizer', None)
+    check_paramwise_keys(cfg, model, getattr(optimizer, 'defaults', None))
 
 
 #: The ``paramwise_cfg`` keys mmengine's ``DefaultOptimWrapperConstructor``
@@ -251,16 +254,21 @@ PARAMWISE_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
                   'bypass_duplicate', 'dcn_offset_lr_mult')
 
 
-def check_paramwise_keys(cfg, model):
+def check_paramwise_keys(cfg, model, optimizer_keys=None):
     """Refuse an ``optim_wrapper.paramwise_cfg`` key mmengine's default
-    constructor does not read (``norm_decay_mul``), or a ``custom_keys``
-    name that is part of no parameter's name (``backbnoe``): mmengine
-    ignores both, and the run trained every parameter at the base rate
-    and decay, exit 0.
+    constructor does not read (``norm_decay_mul``), a ``custom_keys``
+    name that is part of no parameter's name (``backbnoe``), or a
+    setting of a custom key that neither mmengine nor the optimizer reads
+    (``lr_mul``: torch keeps it in the parameter group unused): each was
+    ignored, and the run trained those parameters at the base rate and
+    decay, exit 0.
 
     Args:
         cfg (Config): The merged config, with ``optim_wrapper``.
         model (nn.Module): ``cfg.model`` built.
+        optimizer_keys (Iterable[str], optional): The settings of a
+            parameter group the optimizer reads (its ``defaults``); the
+            custom keys' settings are not checked without them.
 
     Raises:
         ModelArgumentError: Naming the key and the closest known one.
@@ -286,7 +294,8 @@ def check_paramwise_keys(cfg, model):
     # the top level).
     names = [name if '.' in name else f'.{name}'
              for name, _ in model.named_parameters()]
-    for key in paramwise.get('custom_keys') or {}:
+    custom_keys = paramwise.get('custom_keys') or {}
+    for key in custom_keys:
         if not any(key in name for name in names):
             parts = sorted({part for name in names
                             for part in name.split('.') if part})
@@ -296,3 +305,16 @@ def check_paramwise_keys(cfg, model):
                 f'{where}.custom_keys {key!r} is part of the name of no '
                 f'parameter of the model{hint} (its settings would apply '
                 'to none). Nothing was started.')
+    if optimizer_keys is None:
+        return
+    read = ('lr_mult', 'decay_mult', *optimizer_keys)
+    for key, settings in custom_keys.items():
+        for setting in settings or {}:
+            if setting not in read:
+                close = difflib.get_close_matches(setting, read, n=1)
+                hint = f'; did you mean {close[0]!r}?' if close else ''
+                raise ModelArgumentError(
+                    f'{where}.custom_keys.{key}.{setting} is read neither '
+                    "by mmengine's constructor (lr_mult, decay_mult) nor "
+                    f'by the optimizer{hint} (it would change nothing). '
+                    'Nothing was started.')
