@@ -230,18 +230,27 @@ def check_optimizer_builds(cfg, model):
             (:func:`check_paramwise_keys`).
     """
     import copy
+    import logging
 
+    from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        try:
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    # mmengine logs each parameter's paramwise settings; the runner's
+    # build logs them once.
+    logger.setLevel(logging.WARNING)
+    try:
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
             wrapper = build_optim_wrapper(model,
                                           copy.deepcopy(cfg.optim_wrapper))
-        except ValueError as err:
-            source = getattr(cfg, 'filename', None)
-            raise ModelArgumentError(
-                f'{source + ": " if source else ""}optim_wrapper: {err}. '
-                'Nothing was started.') from None
+    except ValueError as err:
+        source = getattr(cfg, 'filename', None)
+        raise ModelArgumentError(
+            f'{source + ": " if source else ""}optim_wrapper: {err}. '
+            'Nothing was started.') from None
+    finally:
+        logger.setLevel(level)
     # An OptimWrapperDict (one optimizer per part) has no one optimizer.
     optimizer = getattr(wrapper, 'optimizer', None)
     check_paramwise_keys(cfg, model, getattr(optimizer, 'defaults', None))
