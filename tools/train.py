@@ -146,7 +146,7 @@ def build_cfg(args):
     # log folder and dumped the config.
     check_load_from(cfg, model)
     # The runner builds the optimizer only when the training starts.
-    check_optimizer_builds(cfg, model)
+    check_optimizer_builds(cfg, model, args.config)
     del model
     check_trainable_model(cfg)
     # mmengine validates with any val_cfg but None, dict() included.

@@ -212,7 +212,7 @@ def check_inference_mode(model, config=None):
             'the first image it validates or tests')
 
 
-def check_optimizer_builds(cfg, model):
+def check_optimizer_builds(cfg, model, config=None):
     """Build ``cfg.optim_wrapper`` over ``model`` once and drop it, so that
     a value torch's optimizer refuses (``lr=-0.1``, ``betas=(1.5, 0.9)``,
     a negative ``weight_decay``) or a misspelt argument is reported before
@@ -223,6 +223,8 @@ def check_optimizer_builds(cfg, model):
         cfg (Config): The merged config, with ``optim_wrapper``.
         model (nn.Module): ``cfg.model`` built (as
             :func:`check_model_builds` returns it).
+        config (str, optional): The config file, named first in the
+            message.
 
     Raises:
         ModelArgumentError: Naming ``optim_wrapper`` and torch's reason,
@@ -245,15 +247,15 @@ def check_optimizer_builds(cfg, model):
             wrapper = build_optim_wrapper(model,
                                           copy.deepcopy(cfg.optim_wrapper))
     except ValueError as err:
-        source = getattr(cfg, 'filename', None)
         raise ModelArgumentError(
-            f'{source + ": " if source else ""}optim_wrapper: {err}. '
+            f'{config + ": " if config else ""}optim_wrapper: {err}. '
             'Nothing was started.') from None
     finally:
         logger.setLevel(level)
     # An OptimWrapperDict (one optimizer per part) has no one optimizer.
     optimizer = getattr(wrapper, 'optimizer', None)
-    check_paramwise_keys(cfg, model, getattr(optimizer, 'defaults', None))
+    check_paramwise_keys(cfg, model, getattr(optimizer, 'defaults', None),
+                         config)
 
 
 #: The ``paramwise_cfg`` keys mmengine's ``DefaultOptimWrapperConstructor``
@@ -263,7 +265,7 @@ PARAMWISE_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
                   'bypass_duplicate', 'dcn_offset_lr_mult')
 
 
-def check_paramwise_keys(cfg, model, optimizer_keys=None):
+def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
     """Refuse an ``optim_wrapper.paramwise_cfg`` key mmengine's default
     constructor does not read (``norm_decay_mul``), a ``custom_keys``
     name that is part of no parameter's name (``backbnoe``), or a
@@ -278,6 +280,8 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None):
         optimizer_keys (Iterable[str], optional): The settings of a
             parameter group the optimizer reads (its ``defaults``); the
             custom keys' settings are not checked without them.
+        config (str, optional): The config file, named first in the
+            message.
 
     Raises:
         ModelArgumentError: Naming the key and the closest known one.
@@ -289,8 +293,7 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None):
     if not isinstance(paramwise, dict) or wrapper.get('constructor') not in (
             None, 'DefaultOptimWrapperConstructor'):
         return
-    source = getattr(cfg, 'filename', None)
-    where = f'{source + ": " if source else ""}optim_wrapper.paramwise_cfg'
+    where = f'{config + ": " if config else ""}optim_wrapper.paramwise_cfg'
     for key in paramwise:
         if key not in PARAMWISE_KEYS:
             close = difflib.get_close_matches(key, PARAMWISE_KEYS, n=1)
