@@ -834,3 +834,27 @@ def test_a_test_mode_mmseg_cannot_score_with_is_refused_before_the_run(
             r"^model.test_cfg.mode='slide' needs crop_size and stride .* "
             r'got crop_size=None stride=16;')):
         check_inference_mode(model(mode='slide', stride=16))
+
+
+def test_a_second_training_into_a_work_dir_in_use_is_refused(
+        tiny_config, tmp_path, capsys):
+    """Two trainings started into one new work dir both found no
+    checkpoint there, then saved theirs over one another, exit 0 for
+    both. While one holds the work dir, another is refused and changes
+    nothing there; once it ends, the work dir is free."""
+    from conftest import load_tool, run_cli
+
+    from mmseg_dsnet.engine.preflight import training_work_dir_lock
+    work = tmp_path / 'work'
+    work.mkdir()
+    with training_work_dir_lock(str(work)):
+        code, err = run_cli(load_tool('train.py').main, [
+            tiny_config, '--work-dir', work], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: The work dir {work} is being written by another training '
+        'now: two trainings at once would save their checkpoints over one '
+        'another. Nothing was started; wait for it to end, or choose '
+        'another --work-dir.\n'))
+    assert list(work.iterdir()) == []
+    with training_work_dir_lock(str(work)):
+        pass

@@ -11,6 +11,7 @@ passed over), only with the config its run was started with. Faults the
 user can fix (bad data, NaN loss, unsafe checkpoint ...) end the run with one
 ``ERROR:`` line; see docs/reliability.md."""
 import argparse
+import contextlib
 import logging
 import os
 
@@ -47,7 +48,8 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_training_batches,
                                           check_training_schedule,
                                           check_val_cfg, has_val_loop,
-                                          load_tool_config, set_work_dir)
+                                          load_tool_config, set_work_dir,
+                                          training_work_dir_lock)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -180,13 +182,22 @@ def build_cfg(args):
     return cfg
 
 
-def prepare_work_dir(cfg):
-    """Check the work dir is writable and, for a new run, holds no other
-    run's checkpoints; when resuming, drop the temporary
+def prepare_work_dir(cfg, hold):
+    """Check the work dir is writable, hold it for this training (until
+    ``hold`` closes) and, for a new run, check it holds no other run's
+    checkpoints; when resuming, drop the temporary
     files of a checkpoint write that was killed, pick the newest complete
-    checkpoint and check that it is of this config's run."""
+    checkpoint and check that it is of this config's run.
+
+    Args:
+        cfg (Config): The run's config.
+        hold (contextlib.ExitStack): Holds the work dir's lock.
+    """
     check_config_not_dumped_over(cfg.filename, cfg.work_dir)
     check_work_dir(cfg.work_dir)
+    # The processes of one distributed run share it: the first holds it.
+    if int(os.environ.get('RANK', '0')) == 0:
+        hold.enter_context(training_work_dir_lock(cfg.work_dir))
     if not cfg.resume:
         check_no_earlier_run(cfg.work_dir)
         return
@@ -204,14 +215,16 @@ def prepare_work_dir(cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
-    prepare_work_dir(cfg)
-    # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
-    setup_cpu_distributed(cfg)
-    # The config's runner (runner_type) with a log folder of its own, also
-    # beside a test started in the same second.
-    runner = build_runner(cfg)
-    runner.train()
-    finish_distributed(runner)
+    with contextlib.ExitStack() as hold:
+        prepare_work_dir(cfg, hold)
+        # No CUDA: gloo, DDP without device ids (env_cfg,
+        # model_wrapper_cfg).
+        setup_cpu_distributed(cfg)
+        # The config's runner (runner_type) with a log folder of its own,
+        # also beside a test started in the same second.
+        runner = build_runner(cfg)
+        runner.train()
+        finish_distributed(runner)
     return runner
 
 

@@ -38,11 +38,11 @@ from .validation import (check_checkpoint_hook_keys, check_save_best,
                          save_best_rule, validates_on,
                          validates_on_images_of)
 # _file_in_path too: mmseg_dsnet.leaderboard.board imports it from here.
-from .work_dir import (WorkDirError, _file_in_path,
+from .work_dir import (WorkDirBusyError, WorkDirError, _file_in_path,
                        check_config_not_dumped_over, check_empty_output_dir,
                        check_new_output_file, check_no_earlier_run,
                        check_output_file, check_work_dir,
-                       pick_resume_checkpoint)
+                       pick_resume_checkpoint, training_work_dir_lock)
 
 __all__ = [
     'COMMON_VARIABLES', 'RUNNER_KEYS', 'ConfigFileError', 'ConfigKeyError',
@@ -68,7 +68,7 @@ __all__ = [
     'check_checkpoint_hook_keys', 'check_save_best',
     'check_val_cfg', 'check_val_keys_together', 'has_val_loop', 'validates_on',
     'validates_on_images_of',
-    'WorkDirError',
+    'WorkDirBusyError', 'WorkDirError', 'training_work_dir_lock',
     'check_config_not_dumped_over', 'check_empty_output_dir',
     'check_new_output_file', 'check_no_earlier_run', 'check_output_file',
     'check_work_dir', 'pick_resume_checkpoint'
