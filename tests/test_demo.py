@@ -776,3 +776,30 @@ def test_the_demo_trains_with_the_configs_runner_type(tiny_isic, tmp_path,
                        "not a subclass of mmengine's Runner"):
         demo.main(['--config', str(flexible)])
     assert not (tmp_path / 'work_dirs').exists()
+
+
+def test_demo_refuses_settings_read_only_after_training(tmp_path,
+                                                       monkeypatch):
+    """``--config`` with a misspelt checkpoint-hook key or a test mode
+    mmseg cannot score with: the demo made its set and trained, then
+    stopped when it saved the first checkpoint (or scored the first
+    image). Now refused before the set is made."""
+    def made_the_set(*args, **kwargs):
+        raise AssertionError('the demo went on to make its set')
+
+    monkeypatch.setattr(demo, 'prepare_synthetic', made_the_set)
+    base = REPO / 'configs/demo/dsnet_synthetic_cpu.py'
+    work = tmp_path / 'work'
+    for setting, message in (
+            ('default_hooks = dict(checkpoint=dict(intervl=1))',
+             "default_hooks.checkpoint.intervl=1 is no argument of "
+             "AtomicCheckpointHook nor of the runner's save_checkpoint"),
+            ("model = dict(test_cfg=dict(mode='slid'))",
+             "model.test_cfg.mode='slid' is neither 'whole' nor 'slide'")):
+        config = tmp_path / 'demo_setting.py'
+        config.write_text(f"_base_ = '{base}'\n{setting}\n")
+        with pytest.raises(UserError) as info:
+            demo.main(['--config', str(config), '--epochs', '1',
+                       '--work-dir', str(work)])
+        assert message in str(info.value)
+    assert not work.exists()

@@ -2550,3 +2550,51 @@ def test_masked_bce_ignores_negative_labels_as_mmseg():
     torch.testing.assert_close(
         masked_binary_cross_entropy(pred, label, **kwargs),
         binary_cross_entropy(pred, label, **kwargs))
+
+
+def test_fast_train_refuses_a_test_mode_mmseg_cannot_score_with(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+    """``--val-interval 1 --cfg-options model.test_cfg.mode=slid``: the
+    run decoded the images and trained until its first validation, where
+    mmseg asserted the mode (a traceback). Refused before anything is
+    decoded or made."""
+    work = tmp_path / 'w'
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--val-interval', '1', '--cfg-options',
+                       'model.test_cfg.mode=slid'], capsys)
+    assert text.startswith(
+        f"ERROR: {tiny_cfg}: model.test_cfg.mode='slid' is neither 'whole' "
+        "nor 'slide'; mmseg scores images whole"), text
+    assert not work.exists()
+
+
+def test_fast_train_refuses_a_work_dir_another_training_holds(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+    """A fast run into the work dir of a training that still runs (another
+    fast_train.py or tools/train.py) trained beside it and saved its
+    checkpoints over the other's, exit 0. Refused before anything is
+    decoded; the work dir is left as it was."""
+    from mmseg_dsnet.engine.preflight import training_work_dir_lock
+    work = tmp_path / 'w'
+    work.mkdir()
+
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+    with training_work_dir_lock(str(work)):
+        text = _cli_error(fast_train_tool,
+                          [tiny_cfg, '--work-dir', work, '--device', 'cpu'],
+                          capsys)
+    assert text == (
+        f'ERROR: The work dir {work} is being written by another training '
+        'now: two trainings at once would save their checkpoints over one '
+        'another. Nothing was started; wait for it to end, or choose '
+        'another --work-dir.\n')
+    assert list(work.iterdir()) == []

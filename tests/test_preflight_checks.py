@@ -756,3 +756,105 @@ def test_a_val_cfg_that_is_a_built_loop_passes():
     cfg = dict(val_cfg=Loop(None, []))
     check_val_cfg(cfg)
     assert has_val_loop(cfg)
+
+
+def test_a_misspelt_checkpoint_hook_key_is_refused_before_training(
+        tiny_config, tmp_path, capsys):
+    """mmengine's CheckpointHook passes the keys it does not know to
+    ``runner.save_checkpoint``, which takes none: ``train.py`` trained
+    until the first checkpoint, then stopped without saving it. The key is
+    refused before the work dir is made; the hook's own keys pass."""
+    from conftest import load_tool, run_cli
+
+    from mmseg_dsnet.engine.preflight import check_checkpoint_hook_keys
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'default_hooks.checkpoint.intervl=1'], capsys)
+    assert (code, err) == (2, (
+        'ERROR: default_hooks.checkpoint.intervl=1 is no argument of '
+        "AtomicCheckpointHook nor of the runner's save_checkpoint, to which "
+        "the hook passes it; did you mean 'interval'? (the run would train "
+        'until its first checkpoint, then stop without saving it)\n'))
+    assert not work.exists()
+    hook = dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+                save_best='IoU', rule='greater', filename_tmpl='e{}.pth')
+    check_checkpoint_hook_keys(dict(default_hooks=dict(checkpoint=hook)))
+    with pytest.raises(UserError, match=(
+            r"checkpoint\.max_keep_ckpt=3 is no argument of CheckpointHook "
+            r".*did you mean 'max_keep_ckpts'\?")):
+        check_checkpoint_hook_keys(dict(default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', max_keep_ckpt=3))))
+
+
+def test_a_test_mode_mmseg_cannot_score_with_is_refused_before_the_run(
+        tiny_config, tmp_path, capsys):
+    """mmseg asserts ``model.test_cfg`` only when it scores the first
+    image: ``train.py`` trained until its first validation, then stopped
+    with an ``AssertionError`` traceback. Both tools refuse it before the
+    work dir is made; whole images and covering windows pass."""
+    from conftest import load_tool, run_cli
+    from mmengine.config import Config, ConfigDict
+
+    from mmseg_dsnet.engine.preflight import (check_inference_mode,
+                                              check_model_builds)
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    checkpoint = tmp_path / 'unread.pth'
+    checkpoint.write_bytes(b'')
+    advice = ("; mmseg scores images whole (model.test_cfg=dict("
+              "mode='whole')) or in overlapping windows (mode='slide' with "
+              'crop_size and stride), and would stop at the first image it '
+              'validates or tests\n')
+    for tool, argv in (('train.py', []), ('test.py', [checkpoint])):
+        code, err = run_cli(load_tool(tool).main, [
+            tiny_config, *argv, '--work-dir', work, '--cfg-options',
+            'model.test_cfg.mode=slid'], capsys)
+        assert (code, err) == (2, (
+            f"ERROR: {tiny_config}: model.test_cfg.mode='slid' is neither "
+            f"'whole' nor 'slide'{advice}"))
+        assert not work.exists()
+
+    built = check_model_builds(Config.fromfile(tiny_config))
+
+    def model(**test_cfg):
+        built.test_cfg = ConfigDict(test_cfg)
+        return built
+
+    check_inference_mode(model(mode='whole'))
+    check_inference_mode(model(mode='slide', crop_size=(32, 32),
+                               stride=(16, 32)))
+    with pytest.raises(UserError, match=(
+            r"^model.test_cfg.stride=\(16, 48\) is longer than "
+            r"crop_size=\(32, 32\): pixels between the windows")):
+        check_inference_mode(model(mode='slide', crop_size=(32, 32),
+                                   stride=(16, 48)))
+    with pytest.raises(UserError, match=(
+            r"^model.test_cfg.mode='slide' needs crop_size and stride .* "
+            r'got crop_size=None stride=16;')):
+        check_inference_mode(model(mode='slide', stride=16))
+
+
+def test_a_second_training_into_a_work_dir_in_use_is_refused(
+        tiny_config, tmp_path, capsys):
+    """Two trainings started into one new work dir both found no
+    checkpoint there, then saved theirs over one another, exit 0 for
+    both. While one holds the work dir, another is refused and changes
+    nothing there; once it ends, the work dir is free."""
+    from conftest import load_tool, run_cli
+
+    from mmseg_dsnet.engine.preflight import training_work_dir_lock
+    work = tmp_path / 'work'
+    work.mkdir()
+    with training_work_dir_lock(str(work)):
+        code, err = run_cli(load_tool('train.py').main, [
+            tiny_config, '--work-dir', work], capsys)
+    assert (code, err) == (2, (
+        f'ERROR: The work dir {work} is being written by another training '
+        'now: two trainings at once would save their checkpoints over one '
+        'another. Nothing was started; wait for it to end, or choose '
+        'another --work-dir.\n'))
+    assert list(work.iterdir()) == []
+    with training_work_dir_lock(str(work)):
+        pass

@@ -1284,6 +1284,33 @@ def test_check_real_data_checks_every_config_before_the_first_run(
     assert not work.exists()
 
 
+def test_check_real_data_refuses_settings_met_only_in_a_run(tmp_path,
+                                                             tiny_isic):
+    """A --configs file with a test mode mmseg cannot score with, or an
+    optimizer value torch refuses: the runs before it trained, then its
+    own run trained until it scored (or built its optimizer) and stopped
+    with a traceback. Now refused before any training, naming the file."""
+    work = tmp_path / 'work'
+    for setting, fault in (
+            ("model = dict(test_cfg=dict(mode='slid'))",
+             "model.test_cfg.mode='slid' is neither 'whole' nor 'slide'; "),
+            ('optim_wrapper = dict(optimizer=dict(lr=-0.1))',
+             'optim_wrapper: Invalid learning rate: -0.1. Nothing was '
+             'started.')):
+        bad = write_tiny_config(tmp_path / 'bad.py', tiny_isic, epochs=1)
+        bad.write_text(bad.read_text() + setting + '\n')
+        run = run_tool_in_process(
+            'tools/check_real_data.py', '--models', 'egeunet', '--configs',
+            bad, '--data-root', tiny_isic, '--epochs', '1',
+            '--train-images', '2', '--test-images', '1', '--crop-size', '32',
+            '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stdout == ''
+        assert run.stderr.splitlines()[-1].startswith(
+            f'ERROR: config file {bad} (run bad): {fault}'), run.stderr
+        assert not work.exists()
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

@@ -1197,12 +1197,16 @@ def test_an_auto_scale_lr_mmengine_would_not_apply_is_refused(
      'whole number of at least 1: an epoch or iteration count that '
      'validation comes at (to train without validation set val_cfg=None '
      'val_dataloader=None val_evaluator=None).'),
+    (['train_cfg.max_epochs=2.5'], 'train_cfg.max_epochs=2.5 must be a '
+     'whole number of at least 1: how long to train.'),
     (['train_dataloader.batch_size=0'], 'train_dataloader.batch_size=0 must '
      'be a whole number of at least 1: the images of a step.')])
 def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
                                                options, message):
     """``max_epochs=0`` made the work dir and ended at once without a
-    checkpoint, exit 0; ``val_interval=0`` trained an epoch, saved it and
+    checkpoint, exit 0; ``max_epochs=2.5`` was mmengine's
+    ``AssertionError`` traceback once the work dir was made;
+    ``val_interval=0`` trained an epoch, saved it and
     ended with a ``ZeroDivisionError`` traceback; ``batch_size=0`` was a
     ``ValueError`` traceback once the runner was built. Refused before the
     work dir is made."""
@@ -1212,6 +1216,105 @@ def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
     assert (code, err) == (
         2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
     assert not work.exists()
+
+
+@pytest.mark.parametrize('options,message', [
+    (['train_dataloader.num_workers=-1'], 'train_dataloader.num_workers=-1 '
+     'must be a whole number of at least 0: the processes that load images '
+     '(0: the main process).'),
+    (['val_dataloader.num_workers=-1'], 'val_dataloader.num_workers=-1 must '
+     'be a whole number of at least 0: the processes that load images (0: '
+     'the main process).'),
+    (['train_dataloader.persistent_workers=True'], 'train_dataloader.'
+     'num_workers=0 with train_dataloader.persistent_workers=True: there is '
+     'no worker to keep; set train_dataloader.persistent_workers=False with '
+     'it.')])
+def test_loader_workers_torch_refuses_are_refused(tiny_config, tmp_path,
+                                                   capsys, options, message):
+    """``num_workers=-1`` (a guess at "all cores"), or ``num_workers=0``
+    over the shipped configs' ``persistent_workers=True``, was torch's
+    ``ValueError`` traceback once the work dir, its log and the dumped
+    config were made. Refused before the work dir is made."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
+    assert (code, err) == (
+        2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
+    assert not work.exists()
+
+
+def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
+        tiny_config, tmp_path, capsys):
+    """``optim_wrapper.optimizer.lr=-0.1`` was torch's ``ValueError``
+    traceback, and a misspelt optimizer argument an ``ERROR:`` line, once
+    the runner had made the work dir, its log and the dumped config (the
+    runner builds the optimizer when the training starts). Both are
+    refused before the work dir is made."""
+    work = tmp_path / 'work'
+    for option, error in (
+            ('optim_wrapper.optimizer.lr=-0.1',
+             f'{tiny_config}: optim_wrapper: Invalid learning rate: -0.1. '
+             'Nothing was started.'),
+            ('optim_wrapper.optimizer.learning_rate=0.1',
+             "AdamW.__init__() got an unexpected keyword argument "
+             "'learning_rate' (check the spelling of this key in the "
+             'config)')):
+        code, err = run_cli(load_tool('train.py').main, [
+            tiny_config, '--work-dir', work, '--cfg-options', option],
+            capsys)
+        assert (code, err) == (2, f'ERROR: {error}\n')
+        assert not work.exists()
+
+
+def test_paramwise_settings_that_change_nothing_are_refused(
+        tiny_config, tmp_path, capsys):
+    """mmengine's optimizer constructor ignores a ``paramwise_cfg`` key it
+    does not read, a ``custom_keys`` name no parameter's name holds and a
+    custom key's setting the optimizer does not read:
+    ``custom_keys.backbnoe.lr_mult=0.1`` trained the backbone at the base
+    rate, exit 0. Refused before the work dir is made; names that match
+    pass."""
+    import torch
+
+    from mmseg_dsnet.engine.preflight import check_paramwise_keys
+    from mmseg_dsnet.utils.errors import UserError
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work, '--cfg-options',
+        'optim_wrapper.paramwise_cfg.custom_keys.backbnoe.lr_mult=0.1'],
+        capsys)
+    assert (code, err) == (2, (
+        f'ERROR: {tiny_config}: optim_wrapper.paramwise_cfg.custom_keys '
+        "'backbnoe' is part of the name of no parameter of the model; did "
+        "you mean 'backbone'? (its settings would apply to none). Nothing "
+        'was started.\n'))
+    assert not work.exists()
+    # mmengine matches within '<module>.<parameter>', '.<name>' at the top.
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Conv2d(3, 4, 3)
+    model.scale = torch.nn.Parameter(torch.ones(1))
+
+    def paramwise(**keys):
+        return dict(optim_wrapper=dict(paramwise_cfg=keys))
+
+    check_paramwise_keys(paramwise(norm_decay_mult=0.0, custom_keys={
+        'backbone.bias': dict(lr_mult=0.1), '.scale': dict(lr_mult=2.0)}),
+        model)
+    with pytest.raises(UserError, match="custom_keys 'bakbone' is part of"):
+        check_paramwise_keys(paramwise(custom_keys={'bakbone': {}}), model)
+    with pytest.raises(UserError, match=(
+            r"paramwise_cfg\.norm_decay_mul is not read by mmengine's "
+            r".* did you mean 'norm_decay_mult'\?")):
+        check_paramwise_keys(paramwise(norm_decay_mul=0.0), model)
+    # torch keeps a setting it does not read in the parameter group.
+    adamw = torch.optim.AdamW(model.parameters()).defaults
+    check_paramwise_keys(paramwise(custom_keys={'backbone': dict(
+        lr_mult=0.1, decay_mult=0.0, betas=(0.8, 0.9))}), model, adamw)
+    with pytest.raises(UserError, match=(
+            r"custom_keys\.backbone\.lr_mul is read neither by mmengine's "
+            r".* did you mean 'lr_mult'\?")):
+        check_paramwise_keys(paramwise(custom_keys={'backbone': dict(
+            lr_mul=0.1)}), model, adamw)
 
 
 def test_a_save_best_that_names_no_figure_is_refused(tiny_config, tmp_path,

@@ -22,9 +22,12 @@ from mmseg_dsnet.engine.cli_errors import (UserError,
 from mmseg_dsnet.engine.final_checkpoint import evaluate_final_checkpoint
 from mmseg_dsnet.engine.log_dir import (build_runner, claim_log_dir,
                                         runner_class)
-from mmseg_dsnet.engine.preflight import (check_config_not_dumped_over,
+from mmseg_dsnet.engine.preflight import (check_checkpoint_hook_keys,
+                                          check_config_not_dumped_over,
                                           check_config_sets,
+                                          check_inference_mode,
                                           check_input_file,
+                                          check_model_builds,
                                           check_no_earlier_run,
                                           check_pipelines_build,
                                           check_work_dir, load_config)
@@ -312,6 +315,10 @@ def main(argv=None):
     check_pipelines_build(cfg, [name for name in LOADERS if cfg.get(name)])
     # A runner_type that cannot run, before the run's folder is made.
     runner_class(cfg)
+    # Settings mmengine and mmseg read only at the first checkpoint or the
+    # first image scored, after training.
+    check_checkpoint_hook_keys(cfg)
+    check_inference_mode(check_model_builds(cfg), args.config)
     if args.epochs is not None:
         set_epochs(cfg, args.epochs, args.config)
     # Only the seed: a config's own seed was replaced by 0 and its other

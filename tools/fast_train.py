@@ -17,6 +17,7 @@ Examples::
         --work-dir work_dirs/fast --test
 """
 import argparse
+import contextlib
 import os.path as osp
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           apply_cfg_options,
                                           check_images_scored_once,
                                           check_input_file,
+                                          training_work_dir_lock,
                                           validates_on_images_of)
 from mmseg_dsnet.datasets.split_files import leaf_datasets, split_file
 from mmseg_dsnet.utils.cli import check_at_least, check_positive, check_seed
@@ -242,21 +244,25 @@ def main(argv=None):
     device = training_device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
     specs = build_specs(args)
-    trainer = FastTrainer(
-        specs,
-        device=device,
-        cuda_graph=False if args.no_cuda_graph else None,
-        channels_last=args.channels_last,
-        amp=args.amp,
-        compile=args.compile,
-        fused_optimizer=not args.no_fused_optimizer,
-        warmup_iters=args.warmup_iters,
-        time_limit=args.time_limit,
-        checkpoint_interval=args.checkpoint_interval,
-        val_interval=args.val_interval,
-        resume=args.resume,
-        workers=args.workers)
-    summaries = trainer.train()
+    with contextlib.ExitStack() as hold:
+        # One training at a time in a work dir (train.py's lock too).
+        for spec in specs:
+            hold.enter_context(training_work_dir_lock(spec.work_dir))
+        trainer = FastTrainer(
+            specs,
+            device=device,
+            cuda_graph=False if args.no_cuda_graph else None,
+            channels_last=args.channels_last,
+            amp=args.amp,
+            compile=args.compile,
+            fused_optimizer=not args.no_fused_optimizer,
+            warmup_iters=args.warmup_iters,
+            time_limit=args.time_limit,
+            checkpoint_interval=args.checkpoint_interval,
+            val_interval=args.val_interval,
+            resume=args.resume,
+            workers=args.workers)
+        summaries = trainer.train()
     for summary in summaries:
         state = 'done' if summary['completed'] else summary['stopped']
         print(f'[fast_train] {summary["name"]}: '

@@ -37,6 +37,7 @@ from mmseg_dsnet.engine.log_dir import (build_runner,
                                       runner_class)
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_config_not_dumped_over,
+                                          check_inference_mode,
                                           check_input_file, check_tta_model,
                                           load_tool_config, set_work_dir)
 from mmseg_dsnet.engine.visualization import (check_can_show,
@@ -200,7 +201,7 @@ def build_cfg(args):
     check_config_keys(cfg)
     # A runner_type that cannot run, before the work dir is made.
     runner_class(cfg)
-    check_model_builds(cfg)
+    check_inference_mode(check_model_builds(cfg), args.config)
     check_pipelines_build(cfg, ('test_dataloader', ))
     check_dataset_classes(cfg, ('test_dataloader', ))
     check_decision_thresholds(cfg, ('test_evaluator', ))

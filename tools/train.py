@@ -11,6 +11,7 @@ passed over), only with the config its run was started with. Faults the
 user can fix (bad data, NaN loss, unsafe checkpoint ...) end the run with one
 ``ERROR:`` line; see docs/reliability.md."""
 import argparse
+import contextlib
 import logging
 import os
 
@@ -34,17 +35,21 @@ from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
 from mmseg_dsnet.engine.log_dir import build_runner, runner_class
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_auto_scale_lr,
+                                          check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
                                           check_held_out_images,
+                                          check_inference_mode,
                                           check_images_scored_once,
                                           check_input_file,
                                           check_load_from,
+                                          check_optimizer_builds,
                                           check_pretrained_checkpoints,
                                           check_trainable_model,
                                           check_training_batches,
                                           check_training_schedule,
                                           check_val_cfg, has_val_loop,
-                                          load_tool_config, set_work_dir)
+                                          load_tool_config, set_work_dir,
+                                          training_work_dir_lock)
 from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
                                              resume_checkpoint)
 from mmseg_dsnet.utils.cli import check_seed
@@ -136,9 +141,14 @@ def build_cfg(args):
     # would load nothing.
     model = check_model_builds(cfg)
     check_pretrained_checkpoints(cfg, model)
+    if has_val_loop(cfg):
+        # mmseg reads model.test_cfg only at the first validation.
+        check_inference_mode(model, args.config)
     # The Runner's own check of load_from came after it had made the run's
     # log folder and dumped the config.
     check_load_from(cfg, model)
+    # The runner builds the optimizer only when the training starts.
+    check_optimizer_builds(cfg, model, args.config)
     del model
     check_trainable_model(cfg)
     # mmengine validates with any val_cfg but None, dict() included.
@@ -153,6 +163,7 @@ def build_cfg(args):
     if validates:
         check_evaluation_loaders(cfg, ('val_dataloader', ), args.config)
     check_save_best(cfg)
+    check_checkpoint_hook_keys(cfg)
     check_val_keys_together(cfg)
     ensure_data(cfg, allow_synthetic=not args.no_synthetic_fallback,
                 loaders=('train_dataloader', 'val_dataloader'),
@@ -171,13 +182,22 @@ def build_cfg(args):
     return cfg
 
 
-def prepare_work_dir(cfg):
-    """Check the work dir is writable and, for a new run, holds no other
-    run's checkpoints; when resuming, drop the temporary
+def prepare_work_dir(cfg, hold):
+    """Check the work dir is writable, hold it for this training (until
+    ``hold`` closes) and, for a new run, check it holds no other run's
+    checkpoints; when resuming, drop the temporary
     files of a checkpoint write that was killed, pick the newest complete
-    checkpoint and check that it is of this config's run."""
+    checkpoint and check that it is of this config's run.
+
+    Args:
+        cfg (Config): The run's config.
+        hold (contextlib.ExitStack): Holds the work dir's lock.
+    """
     check_config_not_dumped_over(cfg.filename, cfg.work_dir)
     check_work_dir(cfg.work_dir)
+    # The processes of one distributed run share it: the first holds it.
+    if int(os.environ.get('RANK', '0')) == 0:
+        hold.enter_context(training_work_dir_lock(cfg.work_dir))
     if not cfg.resume:
         check_no_earlier_run(cfg.work_dir)
         return
@@ -195,14 +215,16 @@ def prepare_work_dir(cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
-    prepare_work_dir(cfg)
-    # No CUDA: gloo, DDP without device ids (env_cfg, model_wrapper_cfg).
-    setup_cpu_distributed(cfg)
-    # The config's runner (runner_type) with a log folder of its own, also
-    # beside a test started in the same second.
-    runner = build_runner(cfg)
-    runner.train()
-    finish_distributed(runner)
+    with contextlib.ExitStack() as hold:
+        prepare_work_dir(cfg, hold)
+        # No CUDA: gloo, DDP without device ids (env_cfg,
+        # model_wrapper_cfg).
+        setup_cpu_distributed(cfg)
+        # The config's runner (runner_type) with a log folder of its own,
+        # also beside a test started in the same second.
+        runner = build_runner(cfg)
+        runner.train()
+        finish_distributed(runner)
     return runner
 
 

@@ -510,21 +510,30 @@ def check_run_config(cfg, name, config):
 
     Raises:
         UserError: ``config file <config> (run <name>): <fault>``, for a
-            misspelt key, a model or transform that cannot be built
-            (:mod:`~mmseg_dsnet.engine.preflight`), or a last training
+            misspelt key, a model, optimizer or transform that cannot be
+            built, a checkpoint-hook key or test mode met only after
+            training (:mod:`~mmseg_dsnet.engine.preflight`), or a last training
             batch its model cannot take (:func:`check_training_batches`).
     """
     from mmseg_dsnet.engine.cli_errors import describe_user_error
     from mmseg_dsnet.engine.log_dir import runner_class
-    from mmseg_dsnet.engine.preflight import (check_config_keys,
+    from mmseg_dsnet.engine.preflight import (check_checkpoint_hook_keys,
+                                              check_config_keys,
+                                              check_inference_mode,
                                               check_model_builds,
+                                              check_optimizer_builds,
                                               check_pipelines_build,
                                               check_trainable_model)
     from mmseg_dsnet.utils.errors import UserError
     try:
         check_config_keys(cfg)
         runner_class(cfg)
-        check_model_builds(cfg)
+        # Settings met only once the run trains, saves or scores.
+        check_checkpoint_hook_keys(cfg)
+        model = check_model_builds(cfg)
+        check_inference_mode(model)
+        check_optimizer_builds(cfg, model)
+        del model
         check_trainable_model(cfg)
         check_pipelines_build(cfg, ('train_dataloader', 'test_dataloader'))
     except Exception as err:  # noqa: BLE001  (told apart below)

@@ -114,7 +114,8 @@ def check_fast_run_config(cfg: Config, config_path: str,
             validation (test) data or evaluator when the run validates
             (is tested).
         UserError: The preflight checks' errors (unknown keys, a model or
-            pipeline that does not build, class counts, thresholds, a
+            pipeline that does not build, a ``model.test_cfg`` mmseg
+            cannot score with, class counts, thresholds, a
             validation or test loader with ``drop_last=True``, a
             ``save_best`` the validation does not report, an
             ``auto_scale_lr`` mmengine would not apply as written).
@@ -124,7 +125,8 @@ def check_fast_run_config(cfg: Config, config_path: str,
                              check_dataset_classes,
                              check_decision_thresholds,
                              check_evaluation_loaders,
-                             check_held_out_images, check_model_builds,
+                             check_held_out_images, check_inference_mode,
+                             check_model_builds,
                              check_pipelines_build,
                              check_pretrained_checkpoints, check_save_best,
                              check_trainable_model)
@@ -166,7 +168,12 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'tools/train.py')
     check_settings_followed(cfg, config_path)
     check_config_keys(cfg)
-    check_pretrained_checkpoints(cfg, check_model_builds(cfg))
+    model = check_model_builds(cfg)
+    check_pretrained_checkpoints(cfg, model)
+    if validate or test:
+        # mmseg reads model.test_cfg only when it scores the first image.
+        check_inference_mode(model, config_path)
+    del model
     check_trainable_model(cfg)
     loaders = ('train_dataloader', ) + (('val_dataloader', ) if validate
                                         else ()) + (

@@ -480,12 +480,15 @@ def check_auto_scale_lr(cfg, config=None):
 def check_training_schedule(cfg, config=None):
     """Refuse counts of mmengine's epoch or iteration loop that it would
     not run as meant: ``max_epochs`` / ``max_iters`` below 1 (the run made
-    its work dir and ended at once, no checkpoint, exit 0), a
-    ``val_interval`` below 1 when the run validates (``0``: a
+    its work dir and ended at once, no checkpoint, exit 0) or not whole
+    (``2.5``: an ``AssertionError`` traceback once the work dir is made), a
+    ``val_interval`` below 1 or not whole when the run validates (``0``: a
     ``ZeroDivisionError`` traceback after the first epoch, its checkpoint
     left behind; below 0: every epoch validated) or a
     ``train_dataloader.batch_size`` below 1 (a ``ValueError`` traceback
-    once the runner was built). Other loops are left to themselves.
+    once the runner was built) or workers torch refuses
+    (:func:`~.data.check_loader_workers`). Other loops are left to
+    themselves.
 
     Args:
         cfg (Config | dict): The merged config.
@@ -500,14 +503,17 @@ def check_training_schedule(cfg, config=None):
             None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
             'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
         return
-    from .data import check_batch_sizes
+    from .data import check_batch_sizes, check_loader_workers
     keys = ['max_epochs', 'max_iters']
     if has_val_loop(cfg):
         keys.append('val_interval')
     for key in keys:
         value = train.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and \
-                value < 1:
+        # mmengine asserts whole max_epochs / max_iters once the work dir
+        # is made; a fractional val_interval skips the epochs it does not
+        # divide.
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and (not whole or value < 1):
             what = ('an epoch or iteration count that validation comes '
                     'at (to train without validation set val_cfg=None '
                     'val_dataloader=None val_evaluator=None)'
@@ -516,3 +522,4 @@ def check_training_schedule(cfg, config=None):
                 f'{where}train_cfg.{key}={value} must be a whole number of '
                 f'at least 1: {what}. Nothing was started.')
     check_batch_sizes(cfg, ('train_dataloader', ), config)
+    check_loader_workers(cfg, ('train_dataloader', ), config)

@@ -241,13 +241,51 @@ def check_batch_sizes(cfg, loaders, config=None):
             'at least 1: the images of a step. Nothing was started.')
 
 
+def check_loader_workers(cfg, loaders, config=None):
+    """Refuse a ``num_workers`` of ``loaders`` that is not a whole number
+    of at least 0 (``-1``, a guess at "all cores"), or
+    ``persistent_workers=True`` with no worker (``num_workers=0`` set over
+    the shipped configs' loaders, which keep their workers): torch's
+    ``DataLoader`` raises a ``ValueError`` traceback for either once the
+    runner has made the work dir.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool builds.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key, its value and what to set.
+    """
+    where = f'{config}: ' if config else ''
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not isinstance(loader_cfg, dict):
+            continue
+        # torch's default: the main process loads the images.
+        workers = loader_cfg.get('num_workers', 0)
+        if not isinstance(workers, int) or isinstance(workers, bool) or \
+                workers < 0:
+            raise UserError(
+                f'{where}{loader}.num_workers={workers!r} must be a whole '
+                'number of at least 0: the processes that load images (0: '
+                'the main process). Nothing was started.')
+        if workers == 0 and loader_cfg.get('persistent_workers'):
+            raise UserError(
+                f'{where}{loader}.num_workers=0 with '
+                f'{loader}.persistent_workers=True: there is no worker to '
+                f'keep; set {loader}.persistent_workers=False with it. '
+                'Nothing was started.')
+
+
 def check_evaluation_loaders(cfg, loaders, config=None):
     """Refuse, before the runner exists, a validation or test dataloader
     that leaves images out: with ``drop_last=True`` the last incomplete
     batch is never scored (every image, when the batch exceeds the split),
     which ``LesionMetric`` would otherwise refuse only at the end of the
     evaluation (of the first epoch, in training); or one whose
-    ``batch_size`` is below 1 (:func:`check_batch_sizes`).
+    ``batch_size`` is below 1 (:func:`check_batch_sizes`) or whose workers
+    torch refuses (:func:`check_loader_workers`).
 
     Args:
         cfg (Config | dict): The merged config.
@@ -259,6 +297,7 @@ def check_evaluation_loaders(cfg, loaders, config=None):
         UserError: Naming the loader and the option.
     """
     check_batch_sizes(cfg, loaders, config)
+    check_loader_workers(cfg, loaders, config)
     where = f'{config}: ' if config else ''
     for loader in loaders:
         loader_cfg = cfg.get(loader)

@@ -153,3 +153,180 @@ def check_trainable_model(cfg, config=None, action='train'):
             'its BatchNorms, difference branches and deep-supervision '
             'classifiers, which cannot be trained as the model; '
             f'{action} the training config (deploy=False){then}')
+
+
+def _positive_pair(value):
+    """Whether ``value`` is two whole numbers of at least 1."""
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        for v in value)
+
+
+def check_inference_mode(model, config=None):
+    """Refuse a ``model.test_cfg`` mmseg's ``EncoderDecoder`` cannot score
+    with: a ``mode`` other than ``'whole'`` or ``'slide'`` (``'slid'``), no
+    ``test_cfg``, or ``'slide'`` without a ``crop_size`` and a ``stride``
+    of two whole numbers each, or with a stride longer than the window
+    (pixels no window covers). mmseg asserts these only when it scores
+    the first image: ``train.py`` trained until its first validation,
+    then stopped with a traceback.
+
+    Args:
+        model (nn.Module): The built model (a TTA model's ``module`` is
+            checked); other segmentors than ``EncoderDecoder`` pass.
+        config (str, optional): The config file, named first in the
+            message.
+
+    Raises:
+        ModelArgumentError: Naming the setting and what to set.
+    """
+    from mmseg.models import EncoderDecoder
+    model = getattr(model, 'module', model)
+    if not isinstance(model, EncoderDecoder):
+        return
+    where = f'{config}: ' if config else ''
+    test_cfg = model.test_cfg
+    mode = test_cfg.get('mode', 'whole') if test_cfg is not None else None
+    problem = None
+    if test_cfg is None:
+        problem = 'model.test_cfg is None'
+    elif mode not in ('whole', 'slide'):
+        problem = (f'model.test_cfg.mode={mode!r} is neither '
+                   "'whole' nor 'slide'")
+    elif mode == 'slide':
+        crop, stride = test_cfg.get('crop_size'), test_cfg.get('stride')
+        if not (_positive_pair(crop) and _positive_pair(stride)):
+            problem = (f"model.test_cfg.mode='slide' needs crop_size and "
+                       'stride of two whole numbers of at least 1 each '
+                       f'(window and step, height and width), got '
+                       f'crop_size={crop!r} stride={stride!r}')
+        elif stride[0] > crop[0] or stride[1] > crop[1]:
+            problem = (f'model.test_cfg.stride={tuple(stride)} is longer '
+                       f'than crop_size={tuple(crop)}: pixels between the '
+                       'windows would be scored by none')
+    if problem:
+        raise ModelArgumentError(
+            f'{where}{problem}; mmseg scores images whole '
+            "(model.test_cfg=dict(mode='whole')) or in overlapping windows "
+            "(mode='slide' with crop_size and stride), and would stop at "
+            'the first image it validates or tests')
+
+
+def check_optimizer_builds(cfg, model, config=None):
+    """Build ``cfg.optim_wrapper`` over ``model`` once and drop it, so that
+    a value torch's optimizer refuses (``lr=-0.1``, ``betas=(1.5, 0.9)``,
+    a negative ``weight_decay``) or a misspelt argument is reported before
+    the runner makes the work dir: the runner builds it only when the
+    training starts, and torch's ``ValueError`` was a traceback there.
+
+    Args:
+        cfg (Config): The merged config, with ``optim_wrapper``.
+        model (nn.Module): ``cfg.model`` built (as
+            :func:`check_model_builds` returns it).
+        config (str, optional): The config file, named first in the
+            message.
+
+    Raises:
+        ModelArgumentError: Naming ``optim_wrapper`` and torch's reason,
+            or a ``paramwise_cfg`` key that would change nothing
+            (:func:`check_paramwise_keys`).
+    """
+    import copy
+    import logging
+
+    from mmengine.logging import MMLogger
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    # mmengine logs each parameter's paramwise settings; the runner's
+    # build logs them once.
+    logger.setLevel(logging.WARNING)
+    try:
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+            wrapper = build_optim_wrapper(model,
+                                          copy.deepcopy(cfg.optim_wrapper))
+    except ValueError as err:
+        raise ModelArgumentError(
+            f'{config + ": " if config else ""}optim_wrapper: {err}. '
+            'Nothing was started.') from None
+    finally:
+        logger.setLevel(level)
+    # An OptimWrapperDict (one optimizer per part) has no one optimizer.
+    optimizer = getattr(wrapper, 'optimizer', None)
+    check_paramwise_keys(cfg, model, getattr(optimizer, 'defaults', None),
+                         config)
+
+
+#: The ``paramwise_cfg`` keys mmengine's ``DefaultOptimWrapperConstructor``
+#: reads; it ignores any other without a word.
+PARAMWISE_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
+                  'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult',
+                  'bypass_duplicate', 'dcn_offset_lr_mult')
+
+
+def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
+    """Refuse an ``optim_wrapper.paramwise_cfg`` key mmengine's default
+    constructor does not read (``norm_decay_mul``), a ``custom_keys``
+    name that is part of no parameter's name (``backbnoe``), or a
+    setting of a custom key that neither mmengine nor the optimizer reads
+    (``lr_mul``: torch keeps it in the parameter group unused): each was
+    ignored, and the run trained those parameters at the base rate and
+    decay, exit 0.
+
+    Args:
+        cfg (Config): The merged config, with ``optim_wrapper``.
+        model (nn.Module): ``cfg.model`` built.
+        optimizer_keys (Iterable[str], optional): The settings of a
+            parameter group the optimizer reads (its ``defaults``); the
+            custom keys' settings are not checked without them.
+        config (str, optional): The config file, named first in the
+            message.
+
+    Raises:
+        ModelArgumentError: Naming the key and the closest known one.
+    """
+    import difflib
+    wrapper = cfg.get('optim_wrapper') or {}
+    paramwise = wrapper.get('paramwise_cfg')
+    # Another constructor reads its own keys.
+    if not isinstance(paramwise, dict) or wrapper.get('constructor') not in (
+            None, 'DefaultOptimWrapperConstructor'):
+        return
+    where = f'{config + ": " if config else ""}optim_wrapper.paramwise_cfg'
+    for key in paramwise:
+        if key not in PARAMWISE_KEYS:
+            close = difflib.get_close_matches(key, PARAMWISE_KEYS, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise ModelArgumentError(
+                f'{where}.{key} is not read by mmengine\'s optimizer '
+                f'constructor, which reads {", ".join(PARAMWISE_KEYS)}'
+                f'{hint} (it would change nothing). Nothing was started.')
+    # mmengine matches a key within '<module>.<parameter>' ('.<name>' at
+    # the top level).
+    names = [name if '.' in name else f'.{name}'
+             for name, _ in model.named_parameters()]
+    custom_keys = paramwise.get('custom_keys') or {}
+    for key in custom_keys:
+        if not any(key in name for name in names):
+            parts = sorted({part for name in names
+                            for part in name.split('.') if part})
+            close = difflib.get_close_matches(key, parts, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise ModelArgumentError(
+                f'{where}.custom_keys {key!r} is part of the name of no '
+                f'parameter of the model{hint} (its settings would apply '
+                'to none). Nothing was started.')
+    if optimizer_keys is None:
+        return
+    read = ('lr_mult', 'decay_mult', *optimizer_keys)
+    for key, settings in custom_keys.items():
+        for setting in settings or {}:
+            if setting not in read:
+                close = difflib.get_close_matches(setting, read, n=1)
+                hint = f'; did you mean {close[0]!r}?' if close else ''
+                raise ModelArgumentError(
+                    f'{where}.custom_keys.{key}.{setting} is read neither '
+                    "by mmengine's constructor (lr_mult, decay_mult) nor "
+                    f'by the optimizer{hint} (it would change nothing). '
+                    'Nothing was started.')

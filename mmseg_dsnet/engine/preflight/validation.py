@@ -158,6 +158,73 @@ def checkpoint_hook_class(hook, scope='mmseg'):
     return found
 
 
+def _named_parameters(function):
+    """The names of ``function``'s arguments but ``self``, and whether it
+    also takes any other keyword (``**kwargs``)."""
+    import inspect
+    names, takes_more = set(), False
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind == parameter.VAR_KEYWORD:
+            takes_more = True
+        elif parameter.kind != parameter.VAR_POSITIONAL and name != 'self':
+            names.add(name)
+    return names, takes_more
+
+
+def check_checkpoint_hook_keys(cfg):
+    """Refuse a ``default_hooks.checkpoint`` key that neither the hook nor
+    the runner's ``save_checkpoint`` takes (``intervl``, ``max_keep_ckpt``,
+    ``save_bset``). mmengine's ``CheckpointHook`` keeps the keys it does not
+    know and passes them to ``runner.save_checkpoint`` when it saves, so
+    the run trained until its first checkpoint (``interval`` epochs), then
+    stopped with ``unexpected keyword argument`` and saved nothing.
+
+    Args:
+        cfg (Config | dict): The training config.
+
+    Raises:
+        UserError: Naming the key and the closest argument.
+    """
+    from mmengine.hooks import CheckpointHook
+
+    from ..log_dir import runner_class
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if not isinstance(hook, dict):
+        return
+    hook_class = checkpoint_hook_class(
+        hook, cfg.get('default_scope', 'mmengine'))
+    taken = set()
+    # Up the classes whose __init__ passes other keys on (**kwargs).
+    for klass in hook_class.__mro__:
+        if '__init__' not in vars(klass):
+            continue
+        names, takes_more = _named_parameters(klass.__init__)
+        taken |= names
+        if not takes_more:
+            break
+        if klass is CheckpointHook:
+            # The rest goes to save_checkpoint, beside what the hook gives.
+            names, takes_more = _named_parameters(
+                runner_class(cfg).save_checkpoint)
+            if takes_more:
+                return
+            taken |= names
+            break
+    else:
+        return
+    unknown = sorted(key for key in hook if key not in taken | {'type'})
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(key, sorted(taken), n=1)
+    hint = f'; did you mean {close[0]!r}?' if close else ''
+    raise UserError(
+        f'default_hooks.checkpoint.{key}={hook[key]!r} is no argument of '
+        f'{hook_class.__name__} nor of the runner\'s save_checkpoint, to '
+        f'which the hook passes it{hint} (the run would train until its '
+        'first checkpoint, then stop without saving it)')
+
+
 def save_best_rule(hook, key, scope='mmseg'):
     """The rule, ``'greater'`` or ``'less'``, by which mmengine's
     ``CheckpointHook`` keeps the best checkpoint by the figure ``key``: the

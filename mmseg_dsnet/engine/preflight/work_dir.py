@@ -1,4 +1,5 @@
 """The work dir, output files and folders, and the checkpoint to resume."""
+import contextlib
 import os
 import os.path as osp
 import re
@@ -38,6 +39,56 @@ def check_work_dir(work_dir):
             f'Cannot write to the work dir {work_dir}: {reason}. Nothing was '
             'started or changed; choose a writable folder with --work-dir.'
         ) from None
+
+
+class WorkDirBusyError(UserError):
+    """Another training writes the work dir now."""
+
+
+@contextlib.contextmanager
+def training_work_dir_lock(work_dir):
+    """Hold ``work_dir`` for one training while the block runs: a second
+    training into it meanwhile is refused.
+
+    Two trainings started into one new work dir both found no checkpoint
+    there, then saved ``epoch_N.pth``, ``best_*.pth`` and
+    ``last_checkpoint`` over one another and each dumped its config, exit
+    0 for both: the files left mixed the two runs. The lock is an
+    ``flock`` on the folder itself (no lock file; released when the
+    process ends, also when it is killed); on a file system without
+    ``flock`` nothing is held.
+
+    Args:
+        work_dir (str): The work dir (it exists).
+
+    Raises:
+        WorkDirBusyError: Another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    try:
+        handle = os.open(work_dir, os.O_RDONLY) if fcntl else None
+    except OSError:
+        handle = None  # a folder that cannot be opened: nothing held
+    try:
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WorkDirBusyError(
+                    f'The work dir {work_dir} is being written by another '
+                    'training now: two trainings at once would save their '
+                    'checkpoints over one another. Nothing was started; '
+                    'wait for it to end, or choose another --work-dir.'
+                ) from None
+            except OSError:
+                pass  # a file system without flock (some network mounts)
+        yield
+    finally:
+        if handle is not None:
+            os.close(handle)  # releases the lock
 
 
 def check_config_not_dumped_over(config, work_dir):
