@@ -787,6 +787,16 @@ def fast_train_tool():
     return load_tool('fast_train.py')
 
 
+@pytest.fixture
+def images_never_decoded(monkeypatch):
+    """Fail the test where the tool decodes the training images: its
+    refusal must come before that work."""
+    def decode(*args, **kwargs):
+        pytest.fail('the training images were decoded first')
+
+    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
+
+
 def _cli_error(tool, argv, capsys):
     """Run the tool's ``main`` as its command line does. Returns the text
     the user sees, ``ERROR: ...`` (exit status 2); fails the test on a
@@ -1018,7 +1028,7 @@ def test_fast_train_refuses_cfg_options_it_would_drop(
 
 
 def test_fast_train_refuses_a_save_best_the_validation_lacks(
-        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
     """``--val-interval 2 --cfg-options
     default_hooks.checkpoint.save_best=iou``: the run decoded the images,
     trained until its first validation and then stopped (``ERROR: save_best
@@ -1026,10 +1036,6 @@ def test_fast_train_refuses_a_save_best_the_validation_lacks(
     and a dumped config. Refused before anything is decoded or made."""
     work = tmp_path / 'w'
 
-    def decode(*args, **kwargs):
-        pytest.fail('the training images were decoded first')
-
-    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--val-interval', '2', '--cfg-options',
@@ -1042,7 +1048,7 @@ def test_fast_train_refuses_a_save_best_the_validation_lacks(
 
 
 def test_fast_train_refuses_a_validation_split_before_decoding(
-        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
     """A validation split that cannot be read (``--val-interval`` with a
     wrong ``val_dataloader.dataset.data_root``) was refused only after
     every training image was decoded and the run's log folder and dumped
@@ -1050,10 +1056,6 @@ def test_fast_train_refuses_a_validation_split_before_decoding(
     work = tmp_path / 'w'
     missing = tmp_path / 'no_data'
 
-    def decode(*args, **kwargs):
-        pytest.fail('the training images were decoded first')
-
-    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--val-interval', '1', '--cfg-options',
@@ -2038,7 +2040,8 @@ UNFOLLOWED_FILE_SETTINGS = {
 
 @pytest.mark.parametrize('case', sorted(UNFOLLOWED_FILE_SETTINGS))
 def test_fast_train_refuses_a_file_setting_it_would_not_follow(
-        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch, case):
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded,
+        case):
     """The same settings as refused ``--cfg-options``, written in the
     config file: each trained without it (a momentum or weight-decay
     schedule, a plateau schedule, ``maximize``, ``deterministic``, an
@@ -2050,10 +2053,6 @@ def test_fast_train_refuses_a_file_setting_it_would_not_follow(
     config = tmp_path / 'mine.py'
     config.write_text(f"_base_ = '{tiny_cfg}'\n{text}\n")
 
-    def decode(*args, **kwargs):
-        pytest.fail('the training images were decoded first')
-
-    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
     err = _cli_error(fast_train_tool,
                      [config, '--work-dir', tmp_path / 'w', '--device',
                       'cpu'], capsys)
@@ -2553,17 +2552,13 @@ def test_masked_bce_ignores_negative_labels_as_mmseg():
 
 
 def test_fast_train_refuses_a_test_mode_mmseg_cannot_score_with(
-        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
     """``--val-interval 1 --cfg-options model.test_cfg.mode=slid``: the
     run decoded the images and trained until its first validation, where
     mmseg asserted the mode (a traceback). Refused before anything is
     decoded or made."""
     work = tmp_path / 'w'
 
-    def decode(*args, **kwargs):
-        pytest.fail('the training images were decoded first')
-
-    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
     text = _cli_error(fast_train_tool,
                       [tiny_cfg, '--work-dir', work, '--device', 'cpu',
                        '--val-interval', '1', '--cfg-options',
@@ -2575,7 +2570,7 @@ def test_fast_train_refuses_a_test_mode_mmseg_cannot_score_with(
 
 
 def test_fast_train_refuses_a_work_dir_another_training_holds(
-        fast_train_tool, tiny_cfg, tmp_path, capsys, monkeypatch):
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
     """A fast run into the work dir of a training that still runs (another
     fast_train.py or tools/train.py) trained beside it and saved its
     checkpoints over the other's, exit 0. Refused before anything is
@@ -2584,10 +2579,6 @@ def test_fast_train_refuses_a_work_dir_another_training_holds(
     work = tmp_path / 'w'
     work.mkdir()
 
-    def decode(*args, **kwargs):
-        pytest.fail('the training images were decoded first')
-
-    monkeypatch.setattr(DecodedImageCache, 'from_dataset_cfg', decode)
     with training_work_dir_lock(str(work)):
         text = _cli_error(fast_train_tool,
                           [tiny_cfg, '--work-dir', work, '--device', 'cpu'],

@@ -1162,6 +1162,18 @@ def test_a_training_loader_of_no_batch_is_refused(tiny_config, tmp_path,
     check_training_batches(cfg, world_size=4)
 
 
+def train_refusal(config, tmp_path, options, capsys):
+    """``train.py CONFIG --work-dir TMP/work --cfg-options OPTIONS``, which
+    must be refused before the work dir is made: its error text (exit
+    status 2)."""
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        config, '--work-dir', work, '--cfg-options', *options], capsys)
+    assert code == 2, err
+    assert not work.exists()
+    return err
+
+
 @pytest.mark.parametrize('options,message', [
     (['auto_scale_lr.enabled=True', 'auto_scale_lr.base_batch_size=2'],
      "auto_scale_lr.enabled is not read by mmengine, which takes only "
@@ -1182,11 +1194,8 @@ def test_an_auto_scale_lr_mmengine_would_not_apply_is_refused(
     positive ``base_batch_size`` was an ``AssertionError`` (a
     ``ZeroDivisionError``) traceback once the run had started. Refused
     before the work dir is made."""
-    work = tmp_path / 'work'
-    code, err = run_cli(load_tool('train.py').main, [
-        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
-    assert (code, err) == (2, f'ERROR: {tiny_config}: {message}\n')
-    assert not work.exists()
+    assert train_refusal(tiny_config, tmp_path, options, capsys) == \
+        f'ERROR: {tiny_config}: {message}\n'
 
 
 @pytest.mark.parametrize('options,message', [
@@ -1210,12 +1219,8 @@ def test_a_schedule_count_below_one_is_refused(tiny_config, tmp_path, capsys,
     ended with a ``ZeroDivisionError`` traceback; ``batch_size=0`` was a
     ``ValueError`` traceback once the runner was built. Refused before the
     work dir is made."""
-    work = tmp_path / 'work'
-    code, err = run_cli(load_tool('train.py').main, [
-        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
-    assert (code, err) == (
-        2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
-    assert not work.exists()
+    assert train_refusal(tiny_config, tmp_path, options, capsys) == \
+        f'ERROR: {tiny_config}: {message} Nothing was started.\n'
 
 
 @pytest.mark.parametrize('options,message', [
@@ -1235,12 +1240,8 @@ def test_loader_workers_torch_refuses_are_refused(tiny_config, tmp_path,
     over the shipped configs' ``persistent_workers=True``, was torch's
     ``ValueError`` traceback once the work dir, its log and the dumped
     config were made. Refused before the work dir is made."""
-    work = tmp_path / 'work'
-    code, err = run_cli(load_tool('train.py').main, [
-        tiny_config, '--work-dir', work, '--cfg-options'] + options, capsys)
-    assert (code, err) == (
-        2, f'ERROR: {tiny_config}: {message} Nothing was started.\n')
-    assert not work.exists()
+    assert train_refusal(tiny_config, tmp_path, options, capsys) == \
+        f'ERROR: {tiny_config}: {message} Nothing was started.\n'
 
 
 def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
