@@ -270,9 +270,9 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
     constructor does not read (``norm_decay_mul``), a ``custom_keys``
     name that is part of no parameter's name (``backbnoe``), or a
     setting of a custom key that neither mmengine nor the optimizer reads
-    (``lr_mul``: torch keeps it in the parameter group unused): each was
-    ignored, and the run trained those parameters at the base rate and
-    decay, exit 0.
+    (``lr_mul``: torch keeps it in the parameter group unused): each is
+    ignored where it is not refused, and the run would train those
+    parameters at the base rate and decay without a word.
 
     Args:
         cfg (Config): The merged config, with ``optim_wrapper``.

@@ -50,10 +50,10 @@ def training_work_dir_lock(work_dir):
     """Hold ``work_dir`` for one training while the block runs: a second
     training into it meanwhile is refused.
 
-    Two trainings started into one new work dir both found no checkpoint
-    there, then saved ``epoch_N.pth``, ``best_*.pth`` and
-    ``last_checkpoint`` over one another and each dumped its config, exit
-    0 for both: the files left mixed the two runs. The lock is an
+    Two trainings in one work dir would each find no checkpoint there,
+    then save ``epoch_N.pth``, ``best_*.pth`` and ``last_checkpoint`` over
+    one another and each dump its config: files of two runs mixed under
+    one name, both ending with exit 0. The lock is an
     ``flock`` on the folder itself (no lock file; released when the
     process ends, also when it is killed); on a file system without
     ``flock`` nothing is held.
