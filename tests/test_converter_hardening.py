@@ -4,6 +4,7 @@ oversized zip members (issue 13)."""
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -370,6 +371,7 @@ def test_an_earlier_conversion_moved_aside_by_a_killed_run_is_handled(
     out = tmp_path / 'out'
     aside = tmp_path / 'out.old-99999'
     (aside / 'images').mkdir(parents=True)
+    isic._mark_run_folder(aside, 'old', isic.CONVERTER_TOOL, 99999)
     (tmp_path / 'out.old-x').mkdir()  # not a process id: not ours
     monkeypatch.setattr(isic, 'pid_alive', lambda pid: False)
     said = []
@@ -386,6 +388,52 @@ def test_an_earlier_conversion_moved_aside_by_a_killed_run_is_handled(
     assert said == [
         f'note: removed {aside} (the conversion it replaced), left by an '
         'interrupted --overwrite run (process 99999 is gone)']
+
+
+def test_a_folder_named_like_a_stale_one_is_removed_only_if_marked(
+        tmp_path, monkeypatch):
+    """A user's folder named like one an interrupted conversion leaves
+    (``OUT.old-N``, ``OUT.tmp-N``, process N gone), such as a backup of
+    an earlier conversion, was deleted without a word by the next
+    conversion. Only a folder holding the converter's marker, and nothing
+    the converter does not write, is removed; the others are kept and
+    named in a warning."""
+    raw = _make_raw(tmp_path / 'raw', size=(16, 12))
+    out = tmp_path / 'out'
+    isic.convert(raw, out, workers=1, verbose=False)
+    backup = tmp_path / 'out.old-2016'  # a backup of the conversion
+    shutil.copytree(out, backup)
+    theirs = tmp_path / 'out.tmp-7'  # another tool's folder
+    theirs.mkdir()
+    (theirs / 'notes.txt').write_text('mine')
+    stale = tmp_path / 'out.tmp-99999'  # left by a killed conversion
+    (stale / 'images').mkdir(parents=True)
+    isic._mark_run_folder(stale, 'tmp', isic.CONVERTER_TOOL, 99999)
+    (stale / 'images' / 'ISIC_1.jpg').write_bytes(b'partly written')
+    added = tmp_path / 'out.old-99998'  # marked, then added to by hand
+    shutil.copytree(out, added)
+    isic._mark_run_folder(added, 'old', isic.CONVERTER_TOOL, 99998)
+    (added / 'results.csv').write_text('mine')
+    kept = {p: tree_hashes(p) for p in (backup, theirs, added)}
+    monkeypatch.setattr(isic, 'pid_alive', lambda pid: False)
+    result = run_converter(raw, out, '--overwrite', '--workers', '1')
+    assert result.returncode == 0, result.output
+    assert not stale.exists()
+    assert f'note: removed {stale}, left by an interrupted conversion ' \
+        '(process 99999 is gone)' in result.stdout
+    assert {p: tree_hashes(p) for p in kept} == kept
+    marker = isic.RUN_MARKER
+    for folder, why in (
+            (added, 'it holds results.csv, which the converter does not '
+             'write'),
+            (backup, f'it does not hold {marker}, which the converter '
+             'writes into the folders it makes'),
+            (theirs, f'it does not hold {marker}, which the converter '
+             'writes into the folders it makes')):
+        assert (f'warning: kept {folder}: named like a folder of an '
+                'interrupted conversion (process '
+                f'{folder.name.rpartition("-")[2]} is gone), but {why}; '
+                'remove it yourself if it is not needed') in result.stdout
 
 
 def test_out_reaching_into_src_through_a_symlink_is_refused(tmp_path):

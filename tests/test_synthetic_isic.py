@@ -12,7 +12,8 @@ from conftest import run_converter, run_tool_in_process
 from PIL import Image
 
 from mmseg_dsnet.datasets.converters import synthetic_isic as synthetic
-from mmseg_dsnet.datasets.converters.isic import SYNTHETIC_MARKER
+from mmseg_dsnet.datasets.converters import isic
+from mmseg_dsnet.datasets.converters.isic import RUN_MARKER, SYNTHETIC_MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 # The command line; the tests call the package's functions directly.
@@ -303,9 +304,11 @@ def test_a_run_stopped_midway_leaves_no_download(tmp_path, signame):
     left = sorted(p.name for p in tmp_path.iterdir())
     if signame == 'SIGKILL':
         assert proc.returncode == -9
-        # Only the temporary folder, with the files written so far.
+        # Only the temporary folder, with the files written so far and
+        # the marker that lets the next run remove it.
         assert left == [f'raw.tmp-{proc.pid}'], left
-        assert len(_tree_bytes(tmp_path / left[0])) == 4
+        written = _tree_bytes(tmp_path / left[0])
+        assert len(written) == 5 and RUN_MARKER in written
     else:
         assert proc.returncode == 128 + 15, stderr
         assert stderr == 'ERROR: interrupted by SIGTERM; nothing written\n'
@@ -317,6 +320,23 @@ def test_a_run_stopped_midway_leaves_no_download(tmp_path, signame):
     synthetic.generate(tmp_path / 'clean', num_train=3, num_val=1,
                        num_test=1, size=(16, 12))
     assert _tree_bytes(out) == _tree_bytes(tmp_path / 'clean')
+
+
+def test_a_folder_named_like_its_stale_one_is_kept(tmp_path, monkeypatch):
+    """A folder beside OUT named like the one a killed run leaves
+    (``OUT.tmp-N``, process N gone) but made by someone else was deleted
+    without a word; it is kept and named, as the converter keeps it."""
+    theirs = tmp_path / 'raw.tmp-7'
+    theirs.mkdir()
+    (theirs / 'notes.txt').write_text('mine')
+    monkeypatch.setattr(isic, 'pid_alive', lambda pid: False)
+    result = _run_cli(tmp_path / 'raw', *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert (theirs / 'notes.txt').read_text() == 'mine'
+    assert (f'warning: kept {theirs}: named like a folder of an '
+            'interrupted conversion (process 7 is gone), but it does not '
+            f'hold {RUN_MARKER}') in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['raw', theirs.name]
 
 
 def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):

@@ -60,7 +60,9 @@ The input is never modified; the output is built in ``OUT.tmp-PID`` beside
 ``OUT`` and renamed into place at the end, so an interrupted run (Ctrl-C,
 SIGTERM, SIGHUP: the temporary folder is removed and the worker processes
 stopped) leaves no ``OUT``; a later run removes the temporary folders of
-earlier runs whose process is gone (killed with SIGKILL). ``OUT`` is resolved
+earlier runs whose process is gone (killed with SIGKILL), each marked as
+the converter's (:data:`RUN_MARKER`): a folder so named without the
+marker is kept and named in a warning. ``OUT`` is resolved
 (symlinks followed) before it is compared with ``SRC``; an ``OUT`` that is a
 link to a folder is written where it points (the link stays), and one to
 nothing is refused (:func:`_followed_out`). User errors raise
@@ -172,6 +174,27 @@ TEST_SPLIT_FILES = ('official_test.txt', 'lightweight_test.txt')
 #: Beside the folders of a synthetic download and in its conversion: the
 #: images show no real lesion (``synthetic_fallback.is_synthetic``).
 SYNTHETIC_MARKER = 'SYNTHETIC.txt'
+# The tools that build a folder beside OUT and rename it into place.
+CONVERTER_TOOL = 'tools/dataset_converters/isic.py'
+SYNTHETIC_TOOL = 'tools/dataset_converters/make_synthetic_isic.py'
+#: Written first into each folder a run of them makes beside ``OUT``
+#: (``OUT.tmp-PID``) or moves an earlier conversion to (``OUT.old-PID``),
+#: and taken out before it becomes ``OUT``: a later run removes a folder
+#: so named whose process is gone only when it holds this file.
+RUN_MARKER = '.isic_converter_run.json'
+#: What each tool writes into those folders: (subfolders, each holding
+#: plain files only; plain files). A marked folder holding anything else
+#: (added by hand) is kept.
+RUN_LAYOUTS = {
+    CONVERTER_TOOL: (('images', 'masks', 'splits'),
+                     ('meta.json', SYNTHETIC_MARKER)),
+    SYNTHETIC_TOOL: (
+        tuple(name for year in OFFICIAL_FOLDERS.values()
+              for pair in year.values() for name in pair),
+        tuple(f'{name}.zip' for year in OFFICIAL_FOLDERS.values()
+              for pair in year.values() for name in pair)
+        + (SYNTHETIC_MARKER, )),
+}
 # The output's marker when only the official folders or zips hold one.
 MARKED_INSIDE_TEXT = ('Converted from a synthetic ISIC-like download (its '
                       'official folders or zips hold SYNTHETIC.txt); metrics '
@@ -1753,7 +1776,7 @@ def _is_conversion(folder):
             'converter')
     except (OSError, ValueError, AttributeError):
         return False
-    return converter == 'tools/dataset_converters/isic.py'
+    return converter == CONVERTER_TOOL
 
 
 def _check_out(src, out, overwrite, year=2018):
@@ -1868,6 +1891,84 @@ def _followed_out(out, log):
     return target
 
 
+def _mark_run_folder(folder, kind, tool, pid=None):
+    """Write :data:`RUN_MARKER` into a folder a run makes beside ``OUT``,
+    so that a later run may remove it once the process is gone.
+
+    Args:
+        folder (Path): ``OUT.tmp-PID`` (just made) or ``OUT.old-PID``
+            (the earlier conversion just moved aside).
+        kind (str): ``'tmp'`` or ``'old'``, as the folder's name says.
+        tool (str): The tool writing it, a key of :data:`RUN_LAYOUTS`.
+        pid (int, optional): The process its name gives. Default: this
+            process.
+    """
+    marker = {'written_by': tool, 'folder': kind,
+              'pid': os.getpid() if pid is None else pid}
+    (folder / RUN_MARKER).write_text(json_text(marker) + '\n',
+                                     encoding='utf-8')
+
+
+def _unmark_run_folder(folder):
+    """Take :data:`RUN_MARKER` out of a folder about to become ``OUT``."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        (folder / RUN_MARKER).unlink()
+
+
+def _not_a_run_folder(entry, kind, pid):
+    """Why ``entry``, named ``OUT.<kind>-<pid>``, is not a folder that a
+    run of the converter or of the synthetic generator left, or None.
+
+    Such a folder holds :data:`RUN_MARKER` naming ``kind`` and ``pid``,
+    and nothing its tool does not write (:data:`RUN_LAYOUTS`): a user's
+    folder that happens to be named so (a backup of an earlier
+    conversion) is not one, and is never removed.
+
+    Args:
+        entry (Path): The folder (or file, or link) beside ``OUT``.
+        kind (str): ``'tmp'`` or ``'old'``.
+        pid (int): The process its name gives.
+
+    Returns:
+        str | None: Why it is kept, as the warning says it, or None.
+    """
+    if entry.is_symlink() or not entry.is_dir():
+        return 'it is not a folder'
+    try:
+        marker = json.loads((entry / RUN_MARKER).read_text(encoding='utf-8'))
+        children = sorted(entry.iterdir())
+    except FileNotFoundError:
+        return (f'it does not hold {RUN_MARKER}, which the converter writes '
+                'into the folders it makes')
+    except (OSError, ValueError) as error:
+        return f'it cannot be read ({error})'
+    layout = RUN_LAYOUTS.get(marker.get('written_by')) if isinstance(
+        marker, dict) else None
+    if (layout is None or marker.get('folder') != kind
+            or marker.get('pid') != pid):
+        return (f'its {RUN_MARKER} names another folder: '
+                f'{_printable(json_text(marker))}')
+    folders, files = layout
+    for child in children:
+        if child.name == RUN_MARKER:
+            continue
+        extra = child.name
+        if child.is_symlink():
+            pass
+        elif child.is_file():
+            extra = None if child.name in files else extra
+        elif child.is_dir() and child.name in folders:
+            # The converter writes plain files into these, nothing else.
+            extra = next((f'{child.name}/{inner.name}'
+                          for inner in sorted(child.iterdir())
+                          if inner.is_symlink() or not inner.is_file()),
+                         None)
+        if extra is not None:
+            return (f'it holds {_printable(extra)}, which the converter '
+                    'does not write')
+    return None
+
+
 def _remove_stale_tmp(out, log):
     """Clean up after earlier runs that could not (killed with SIGKILL,
     power loss): their process is gone. Their ``OUT.tmp-PID`` folders are
@@ -1875,7 +1976,8 @@ def _remove_stale_tmp(out, log):
     run moves aside, :func:`_move_into_place`) is removed when ``OUT``
     exists, and otherwise kept and named, as it is then the only copy of
     that conversion. The folders of a conversion still running are
-    kept."""
+    kept, and so is, named in a warning, any folder so named that a run
+    did not leave (:func:`_not_a_run_folder`)."""
     if not out.parent.is_dir():
         return
     for entry in sorted(out.parent.iterdir()):
@@ -1885,7 +1987,11 @@ def _remove_stale_tmp(out, log):
                 or not pid.isdigit() or int(pid) == os.getpid()
                 or pid_alive(int(pid))):
             continue
-        if kind == '.tmp' and (entry.is_symlink() or not entry.is_dir()):
+        why_kept = _not_a_run_folder(entry, kind[1:], int(pid))
+        if why_kept is not None:
+            log(f'warning: kept {entry}: named like a folder of an '
+                f'interrupted conversion (process {pid} is gone), but '
+                f'{why_kept}; remove it yourself if it is not needed')
             continue
         if kind == '.old' and not (out.exists() or out.is_symlink()):
             log(f'warning: kept {entry}: the earlier conversion that an '
@@ -1912,7 +2018,9 @@ def _move_into_place(tmp, out, overwrite):
     ``OUT.old-PID`` first, so ``out`` is never half old, half new; when
     the new folder then cannot be moved in (an error, an interrupt), the
     earlier conversion is moved back before the error is raised, so that
-    ``out`` still holds it instead of nothing. Once the new one is in
+    ``out`` still holds it instead of nothing. Aside, it holds
+    :data:`RUN_MARKER`, so that it is known as the converter's should
+    the run be killed; the new one loses its marker. Once the new one is in
     place, the earlier one is removed; a failure to remove it (files
     without write permission, an interrupt) does not undo the conversion
     and is returned to be named.
@@ -1925,6 +2033,7 @@ def _move_into_place(tmp, out, overwrite):
     """
     if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         out.rmdir()
+    _unmark_run_folder(tmp)
     if not (out.exists() or out.is_symlink()):
         os.replace(tmp, out)
         return None
@@ -1935,8 +2044,11 @@ def _move_into_place(tmp, out, overwrite):
     old = out.parent / f'{out.name}.old-{os.getpid()}'
     os.replace(out, old)
     try:
+        if old.is_dir():
+            _mark_run_folder(old, 'old', CONVERTER_TOOL)
         os.replace(tmp, out)
     except BaseException:
+        _unmark_run_folder(old)
         os.replace(old, out)
         raise
     try:
@@ -2195,8 +2307,11 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
         if tmp.exists():
             shutil.rmtree(tmp)
         try:
+            tmp.mkdir(parents=True)
+            # First: a later run removes the folder only if it holds this.
+            _mark_run_folder(tmp, 'tmp', CONVERTER_TOOL)
             for sub in ('images', 'masks', 'splits'):
-                (tmp / sub).mkdir(parents=True)
+                (tmp / sub).mkdir()
         except OSError as error:
             raise ConversionError(
                 f'cannot create the output beside {out}: {error}'
@@ -2258,7 +2373,7 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
                 'total': sum(ignored.values()),
                 'by_kind': dict(sorted(ignored.items())),
             },
-            'converter': 'tools/dataset_converters/isic.py',
+            'converter': CONVERTER_TOOL,
         }
         if unread:  # only then, so that other outputs stay as they were
             summary['unread_folders'] = unread

@@ -36,8 +36,8 @@ from mmseg_dsnet.utils.messages import counted, first_few
 # The official folder names are the converter's: one table for both; its
 # output is built beside OUT and renamed into place as this one is.
 from .isic import (MIN_IMAGE_SIDE, MIN_LIGHTWEIGHT_PAIRS, OFFICIAL_FOLDERS,
-                   SYNTHETIC_MARKER, _interrupt_on_signals,
-                   _remove_stale_tmp)
+                   SYNTHETIC_MARKER, SYNTHETIC_TOOL, _interrupt_on_signals,
+                   _mark_run_folder, _remove_stale_tmp, _unmark_run_folder)
 
 MASK_SUFFIX = {
     2016: '_Segmentation.png',
@@ -447,10 +447,13 @@ def generate(out,
     with _interrupt_on_signals():
         try:
             tmp.mkdir(parents=True)
+            # First: a later run removes the folder only if it holds this.
+            _mark_run_folder(tmp, 'tmp', SYNTHETIC_TOOL)
             n_files = _write_folders(tmp, folders, as_zip)
             if mark_synthetic:
                 (tmp / SYNTHETIC_MARKER).write_text(MARKER_TEXT,
                                                     encoding='utf-8')
+            _unmark_run_folder(tmp)
             _rename_into_place(tmp, real_out, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
