@@ -470,6 +470,34 @@ def test_out_inside_a_linked_official_folder_is_refused(tmp_path):
     assert tree_hashes(kept) == before
 
 
+@pytest.mark.parametrize('where', ['more', 'a/b/more'])
+@pytest.mark.parametrize('out_in_target', [True, False])
+def test_out_and_a_link_deeper_in_an_official_folder_are_apart(
+        tmp_path, where, out_in_target):
+    """A link inside an official folder (a subfolder, or one deeper) to
+    data kept elsewhere, with OUT inside its target (or holding it): the
+    scan follows the link, so the conversion was written into its own
+    input (or --overwrite deleted it). Refused as a linked official
+    folder is."""
+    raw = _make_raw(tmp_path / 'raw', size=(16, 12))
+    kept = tmp_path / 'disk' / 'more'
+    kept.mkdir(parents=True)
+    link = raw / TRAIN_IMAGES / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(kept, target_is_directory=True)
+    out = kept / 'converted' if out_in_target else tmp_path / 'disk'
+    before = tree_hashes(raw)
+    result = run_converter(raw, out, '--workers', '1')
+    assert result.returncode == 2, result.output
+    assert result.stderr == (
+        f'ERROR: OUT ({out}) and {TRAIN_IMAGES}/{where} of SRC, a link to '
+        f'{kept}, must not contain one another: the input is never '
+        'modified\n')
+    assert tree_hashes(raw) == before
+    assert sorted(os.listdir(tmp_path / 'disk')) == ['more']
+    assert os.listdir(kept) == [] and _leftovers(tmp_path / 'disk') == []
+
+
 def test_a_linked_out_is_written_where_it_points(tmp_path):
     """OUT as a link to a folder (data kept on a larger disk) was refused
     as ``exists and is not a folder``; with --overwrite the link was

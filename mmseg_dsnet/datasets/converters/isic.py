@@ -1779,13 +1779,60 @@ def _is_conversion(folder):
     return converter == CONVERTER_TOOL
 
 
+def _input_paths(src, year):
+    """The real paths the scan reads from outside ``src``: each official
+    folder or zip of ``year``, and each link inside those folders, at any
+    depth (the scan follows them, :func:`_list_members`).
+
+    Only folders are listed (each real one once); no file is opened.
+
+    Args:
+        src (Path): The input folder, resolved.
+        year (int): The ISIC year.
+
+    Returns:
+        list[tuple[str, Path]]: ``(path relative to src, real path)``.
+    """
+    names = {name.lower() for pair in OFFICIAL_FOLDERS[year].values()
+             for name in pair}
+    found = []
+    for name, entries in _official_entries(src).items():
+        if name not in names:
+            continue
+        for entry, is_zip in entries:
+            real = os.path.realpath(entry)
+            found.append((entry.name, Path(real)))
+            pending = [] if is_zip else [(entry, entry.name)]
+            listed = {real}
+            while pending:
+                folder, shown = pending.pop()
+                try:
+                    children = sorted(os.scandir(folder),
+                                      key=lambda child: child.name)
+                except OSError:
+                    continue  # the scan names the folders it cannot list
+                for child in children:
+                    where = f'{shown}/{child.name}'
+                    real = None
+                    if child.is_symlink():
+                        real = os.path.realpath(child.path)
+                        found.append((where, Path(real)))
+                    if child.is_dir():
+                        real = real or os.path.realpath(child.path)
+                        if real not in listed:
+                            listed.add(real)
+                            pending.append((child.path, where))
+    return found
+
+
 def _check_out(src, out, overwrite, year=2018):
     """Refuse an ``out`` that overlaps ``src`` or is in the way.
 
     ``out`` is also compared resolved (symlinks followed, ``src`` already
     is), so an ``out`` that reaches into ``src`` through a symlink is
     refused, and so is one inside (or holding) an official folder of
-    ``year`` that is a link to data kept elsewhere. With ``overwrite``, a
+    ``year`` that is a link to data kept elsewhere, or a link at any depth
+    inside an official folder (:func:`_input_paths`). With ``overwrite``, a
     folder whose subfolders hold converted data sets (``data/`` given for
     ``data/isic2018``) is refused too, and so is any other non-empty
     folder that is not an earlier conversion.
@@ -1803,22 +1850,17 @@ def _check_out(src, out, overwrite, year=2018):
             raise ConversionError(
                 f'OUT ({out}{via}) and SRC ({src}) must not contain one '
                 'another: the input is never modified')
-    # An official folder (or zip) linked from elsewhere: an OUT inside it
-    # was written into the input, and read as its images the next time.
-    names = {name.lower() for pair in OFFICIAL_FOLDERS[year].values()
-             for name in pair}
-    for name, entries in _official_entries(src).items():
-        if name not in names:
-            continue
-        for entry, _ in entries:
-            real = Path(os.path.realpath(entry))
-            if any(candidate.is_relative_to(real)
-                   or real.is_relative_to(candidate)
-                   for candidate in (out, real_out)):
-                raise ConversionError(
-                    f'OUT ({out}) and {_printable(entry.name)} of SRC, a '
-                    f'link to {real}, must not contain one another: the '
-                    'input is never modified')
+    # An official folder (or zip), or a link inside one, to data kept
+    # elsewhere: an OUT inside it was written into the input, and read as
+    # its images the next time.
+    for where, real in _input_paths(src, year):
+        if any(candidate.is_relative_to(real)
+               or real.is_relative_to(candidate)
+               for candidate in (out, real_out)):
+            raise ConversionError(
+                f'OUT ({out}) and {_printable(where)} of SRC, a link to '
+                f'{real}, must not contain one another: the input is never '
+                'modified')
     if out.is_dir() and not out.is_symlink() and os.path.ismount(out):
         # Found only at the end: rmdir or rename of it fails (EBUSY).
         raise ConversionError(
