@@ -307,13 +307,15 @@ def test_unsafe_ids_are_skipped_naming_the_file(tmp_path):
 
 @pytest.mark.parametrize('name', [
     '', '.', '..', '.hidden', 'a/b', 'a\\b', ' a', 'a ', 'a\nb', 'a\tb',
-    'a b', 'a\x00b', 'a\u2028b', 'a\xa0b', 'a\u200bb'
+    'a b', 'a\x00b', 'a\u2028b', 'a\xa0b', 'a\u200bb', 'CON', 'nul',
+    'Aux.x', 'COM1', 'lpt9.tar', 'PRN', 'com\xb9'
 ])
 def test_unsafe_id_rule(name):
     assert isic._id_problem(name) is not None
 
 
-@pytest.mark.parametrize('name', ['ISIC_0000000', 'a.b', 'a..b', 'ä-1'])
+@pytest.mark.parametrize('name', ['ISIC_0000000', 'a.b', 'a..b', 'ä-1',
+                                  'CONSOLE', 'COM10', 'ISIC_CON', 'x.con'])
 def test_safe_id_rule(name):
     assert isic._id_problem(name) is None
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import unicodedata
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -813,6 +814,52 @@ def test_ids_that_differ_in_letter_case_alone_are_one_file(tmp_path):
     assert records[('train', 'ISIC_0000003')]['detail'].endswith(
         '; the pair of train spelled isic_0000003 (one file name on Windows '
         'and macOS) is converted instead')
+
+
+def test_ids_of_one_name_on_macos_or_no_name_on_windows(tmp_path):
+    """An id in NFC and the same id in NFD (``café``: one file name on
+    macOS) were two ids, one pair written over the other there; an id
+    that is a Windows device name (``CON``, ``lpt1.v2``, any letter case
+    and extension) was converted to ``images/CON.jpg``, which Windows
+    cannot write. The first is one id as letter case makes one; the
+    second is an unsafe id."""
+    raw = _make_raw(tmp_path / 'raw', num_train=5, num_val=2, num_test=2,
+                    size=(16, 12))
+    nfc = unicodedata.normalize('NFC', 'ISIC_caf\u00e9')
+    nfd = unicodedata.normalize('NFD', nfc)
+    for (images, masks), source, new in (
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000001', nfc),
+            ((TEST_IMAGES, TEST_MASKS), 'ISIC_0000007', nfd),
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000002', 'CON'),
+            ((TRAIN_IMAGES, TRAIN_MASKS), 'ISIC_0000003', 'lpt1.v2')):
+        (raw / images / f'{source}.jpg').rename(raw / images / f'{new}.jpg')
+        (raw / masks / f'{source}_segmentation.png').rename(
+            raw / masks / f'{new}_segmentation.png')
+
+    summary = isic.convert(raw, tmp_path / 'out', workers=1, verbose=False)
+    out = tmp_path / 'out'
+    written = [unicodedata.normalize('NFC', path.stem)
+               for path in (out / 'images').iterdir()]
+    assert written.count(nfc) == 1 and 'CON' not in written
+    assert nfc in _split(out, 'official_train')
+    assert nfd not in _split(out, 'official_test')
+    records = {(r['split'], r['id']): r for r in summary['skipped']}
+    assert set(records) == {('test', nfd), ('train', 'CON'),
+                            ('train', 'lpt1.v2')}
+    assert records[('test', nfd)]['detail'] == (
+        f'id {nfc} of split train, with another photo, differs from this '
+        'one in Unicode normalisation (NFC, NFD) alone, one file name on '
+        'macOS, where one pair would overwrite the other; the pair of '
+        'train is converted, this one is not; rename one of them to '
+        'convert both')
+    for image_id, device in (('CON', 'CON'), ('lpt1.v2', 'LPT1')):
+        record = records[('train', image_id)]
+        assert record['reason'] == 'unsafe id'
+        assert record['detail'] == (
+            f'{device} is a Windows device name (CON, PRN, AUX, NUL, '
+            'COM1-9, LPT1-9), which no file on Windows may be named, with '
+            f'any extension: {ascii(image_id)}; rename the image and its '
+            'mask')
 
 
 def test_an_id_as_jpg_and_png_is_one_pair_with_an_ignored_file(tmp_path):

@@ -38,7 +38,10 @@ pixel or without a background pixel (``uniform_masks``). An id in more
 than one official split is converted from the first split whose pair of
 it is valid; the pairs of the other splits are skipped, so that the id is
 in one split; ids that differ in letter case alone (``ISIC_1``,
-``isic_1``), one file name on Windows and macOS, are one id.
+``isic_1``), one file name on Windows and macOS, are one id, and so are
+ids that differ in Unicode normalisation alone (``café`` composed or
+decomposed), one file name on macOS. Ids that are Windows device names
+(``CON``, ``lpt1``, with any extension) are not safe file names.
 Subfolders that are links are followed (each real folder read once); a
 folder that cannot be listed is named. Zip members named with backslashes
 (old Windows tools) are read as if named with slashes. Known stray files
@@ -91,6 +94,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 import zipfile
 import zlib
 from collections import Counter, defaultdict
@@ -265,13 +269,24 @@ def _display(container, member, is_zip):
     return _printable(f'{Path(container).name}{separator}{member}')
 
 
+# Names Windows keeps for devices, in any letter case and with any
+# extension (``con.jpg``, ``Lpt1.v2.png``): no file there is named so.
+WINDOWS_DEVICE_NAMES = frozenset(
+    ['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$']
+    + [f'{port}{digit}' for port in ('COM', 'LPT')
+       for digit in '123456789\xb9\xb2\xb3'])
+
+
 def _id_problem(image_id):
     """Why an id cannot be a file name and a line of a split file.
 
     Ids become ``images/<id>.jpg`` and lines of the split files (which
     mmseg strips and other readers split at whitespace), so whitespace,
     line breaks, control or invisible characters, path separators and a
-    leading dot (hidden files, ``..``) would load another file or none.
+    leading dot (hidden files, ``..``) would load another file or none,
+    and a Windows device name (:data:`WINDOWS_DEVICE_NAMES`) cannot be
+    written there. Ids that are one file name on some systems are one id
+    (:func:`_file_key`).
 
     Args:
         image_id (str): The id taken from a file name.
@@ -290,6 +305,11 @@ def _id_problem(image_id):
     bad = [char for char in image_id if not char.isprintable()]
     if bad:
         return f'control or invisible character {_printable(bad[0])} in the id'
+    device = image_id.partition('.')[0].upper()
+    if device in WINDOWS_DEVICE_NAMES:
+        return (f'{device} is a Windows device name (CON, PRN, AUX, NUL, '
+                'COM1-9, LPT1-9), which no file on Windows may be named, '
+                'with any extension')
     return None
 
 
@@ -319,7 +339,8 @@ def _duplicate_record(split, image_id, ref, first, written):
         ref (tuple): The file ignored (as in :func:`_collect_files`).
         first (tuple): The first file of the id, the one used.
         written (tuple | None): ``(split, id)`` of the pair written for
-            the id (letter case aside: :func:`_file_key`), or None. A pair
+            the id (letter case and Unicode normalisation aside:
+            :func:`_file_key`), or None. A pair
             skipped (its first file unreadable, no mask) converted no file
             of this split, though the ignored one may be usable; the id
             may still be converted from another split's pair.
@@ -340,8 +361,9 @@ def _duplicate_record(split, image_id, ref, first, written):
 
 
 def _spelled(written_id, image_id):
-    """`` (spelled ID)`` when the id written differs from ``image_id`` in
-    letter case, for messages that name the pair written; else ``''``."""
+    """`` (spelled ID)`` when the id written differs from ``image_id`` (in
+    letter case or Unicode normalisation: :func:`_file_key`), for messages
+    that name the pair written; else ``''``."""
     if written_id == image_id:
         return ''
     return f' (spelled {_printable(written_id)})'
@@ -374,13 +396,35 @@ def _file_key(image_id):
     """What makes two ids one file name: letter case aside, as Windows and
     macOS compare names, where ``images/ISIC_1.jpg`` and
     ``images/isic_1.jpg`` are one file and one pair would overwrite the
-    other."""
-    return image_id.casefold()
+    other, and Unicode normalisation aside (``café`` composed, NFC, or
+    decomposed, NFD), as macOS compares names (Unicode's canonical
+    caseless match)."""
+    return unicodedata.normalize(
+        'NFC', unicodedata.normalize('NFD', image_id).casefold())
+
+
+def _one_name(one, other):
+    """How two ids of one :func:`_file_key` differ, and where they are one
+    file name.
+
+    Args:
+        one (str): An id.
+        other (str): Another id of its key.
+
+    Returns:
+        tuple[str, str]: ``(how, where)``, as messages give them.
+    """
+    if unicodedata.normalize('NFC', one) == unicodedata.normalize(
+            'NFC', other):
+        return 'Unicode normalisation (NFC, NFD)', 'macOS'
+    if one.casefold() == other.casefold():
+        return 'letter case', 'Windows and macOS'
+    return 'letter case and Unicode normalisation (NFC, NFD)', 'macOS'
 
 
 def _cross_split_record(occurrence, converted, same_photo):
-    """The record of a pair skipped because its id (or one that differs
-    from it in letter case alone) is converted from another pair: one id
+    """The record of a pair skipped because its id (or one of its
+    :func:`_file_key`) is converted from another pair: one id
     is one file name (``images/<id>.jpg``), so it can be in one split
     only, and keeping it in the first keeps a photo out of both a training
     and a test split.
@@ -407,11 +451,12 @@ def _cross_split_record(occurrence, converted, same_photo):
                   f'{split} is converted, this one is not, so that the id '
                   'is in one split only')
     else:
+        how, where = _one_name(converted['id'], occurrence['id'])
         detail = (f'id {_printable(converted["id"])} of split {split}, with '
-                  f'{photo}, differs from this one in letter case alone, '
-                  'one file name on Windows and macOS, where one pair would '
-                  f'overwrite the other; the pair of {split} is converted, '
-                  'this one is not; rename one of them to convert both')
+                  f'{photo}, differs from this one in {how} alone, one file '
+                  f'name on {where}, where one pair would overwrite the '
+                  f'other; the pair of {split} is converted, this one is '
+                  'not; rename one of them to convert both')
     return _record(occurrence['split'], occurrence['id'], 'duplicate id',
                    occurrence['ref'], detail)
 
@@ -421,8 +466,9 @@ def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
     """Convert the pair of an id from a later occurrence when no earlier
     pair of it is written (skipped: unreadable, no mask), so that a valid
     pair is not lost with a broken one; the other pairs of a converted id
-    are skipped as ``duplicate id``. An id (letter case aside,
-    :func:`_file_key`) stays in one split and one file.
+    are skipped as ``duplicate id``. An id (letter case and Unicode
+    normalisation aside, :func:`_file_key`) stays in one split and one
+    file.
 
     Args:
         later (list[dict]): The occurrences ``_scan`` lists in ``later``.
@@ -473,7 +519,8 @@ def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
             where = (f'split {result["split"]} (the id is also there)'
                      if result['id'] == record['id'] else
                      f'{result["split"]} spelled {_printable(result["id"])} '
-                     '(one file name on Windows and macOS)')
+                     f'(one file name on '
+                     f'{_one_name(result["id"], record["id"])[1]})')
             record['detail'] += f'; the pair of {where} is converted instead'
     copies = _CopyCheck()
     for key, occurrences in pending.items():
@@ -837,7 +884,7 @@ def _scan(src, year, log):
         content (:func:`_duplicate_record` makes their records once the
         pairs are written); ``later`` lists, in split order, each
         occurrence of an id already read (in an earlier official split,
-        or in another letter case: :func:`_file_key`), as a dict of
+        or spelled otherwise: :func:`_file_key`), as a dict of
         ``split``, ``id``, ``ref`` (its first file), ``image`` (its image
         ref or None), ``duplicates`` (its ignored files, as in
         ``duplicates``) and either ``task`` or ``skip`` (a missing
@@ -946,7 +993,7 @@ def _scan(src, year, log):
                                       mask_refs[0])
             if _file_key(image_id) in seen_keys:
                 # Converted only if no earlier pair of the id (in an
-                # earlier split, or spelled in another letter case) is
+                # earlier split, or spelled otherwise: _file_key) is
                 # (:func:`_convert_later_occurrences`).
                 later.append(occurrence)
                 continue
