@@ -776,6 +776,29 @@ def test_a_mask_without_lesion_or_background_is_named_and_strict_refuses(
     assert not (tmp_path / 'strict').exists()
 
 
+def test_the_progress_lines_count_every_pair_checked(tmp_path):
+    """``checking N pairs`` counted the first pair of each id only; the
+    pairs checked after it (of an id whose earlier pair was skipped)
+    were checked uncounted. Each round now says how many it checks."""
+    raw = _make_raw(tmp_path / 'raw', num_train=5, num_val=1, num_test=1,
+                    size=(16, 12))
+    for image_id in ('ISIC_0000000', 'ISIC_0000001'):
+        # In train broken, in test whole: the test pair is checked later.
+        shutil.copy(raw / TRAIN_IMAGES / f'{image_id}.jpg', raw / TEST_IMAGES)
+        shutil.copy(raw / TRAIN_MASKS / f'{image_id}_segmentation.png',
+                    raw / TEST_MASKS)
+        broken = raw / TRAIN_IMAGES / f'{image_id}.jpg'
+        broken.write_bytes(broken.read_bytes()[:40])
+    result = run_converter(raw, tmp_path / 'out', '--workers', '1')
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f'ISIC 2017: checking 7 pairs from {raw}'
+    assert lines[1] == ('  checking 2 more pairs: of ids whose pair in an '
+                        'earlier split or spelling was skipped')
+    assert json.loads((tmp_path / 'out' / 'meta.json').read_text())[
+        'counts']['official_test'] == 3
+
+
 def test_ids_that_differ_in_letter_case_alone_are_one_file(tmp_path):
     """ISIC_x and isic_x are one file name on Windows and macOS, where one
     pair overwrote the other (listed under both ids): the first valid pair

@@ -462,7 +462,7 @@ def _cross_split_record(occurrence, converted, same_photo):
 
 
 def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
-                               out_dir, workers):
+                               out_dir, workers, log):
     """Convert the pair of an id from a later occurrence when no earlier
     pair of it is written (skipped: unreadable, no mask), so that a valid
     pair is not lost with a broken one; the other pairs of a converted id
@@ -483,6 +483,9 @@ def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
             those of the pairs tried here are added.
         out_dir (Path): The (temporary) output folder.
         workers (int): Worker processes.
+        log (callable): ``print``, or a no-op when quiet; each round says
+            how many pairs it checks, as ``checking N pairs`` says it of
+            the first pairs.
     """
     image_of = {task[:2]: task[2] for task in tasks}
     written = {_file_key(r['id']): r for r in results if r['written']}
@@ -504,6 +507,8 @@ def _convert_later_occurrences(later, tasks, results, skipped, duplicates,
                 skipped.append(occurrence['skip'])
         if not batch:
             break
+        log(f'  checking {counted(len(batch), "more pair")}: of ids whose '
+            'pair in an earlier split or spelling was skipped')
         # A few pairs: no second progress bar.
         converted = _run_tasks(batch, workers, verbose=False)
         results += converted
@@ -2405,13 +2410,15 @@ def _convert(src, out, year, strict, seed, train_ratio, overwrite, workers,
             raise ConversionError(
                 f'cannot create the output beside {out}: {error}'
             ) from error
-        log(f'ISIC {year}: checking {len(tasks)} pairs from {src}')
+        # The first pair of each id; a later one is checked (and counted)
+        # only when its id's earlier pair is skipped.
+        log(f'ISIC {year}: checking {counted(len(tasks), "pair")} from {src}')
         results = _run_tasks([task + (str(tmp), ) for task in tasks],
                              workers, verbose)
 
         skipped += [result['skip'] for result in results if result['skip']]
         _convert_later_occurrences(later, tasks, results, skipped, duplicates,
-                                   tmp, workers)
+                                   tmp, workers, log)
         fixed = [fix for result in results for fix in result['fixes']]
         converted = {(r['split'], r['id']) for r in results if r['written']}
         skipped.sort(key=lambda r: (SPLITS.index(r['split']), r['id']))
