@@ -423,7 +423,7 @@ def _one_name(one, other):
 
 
 def _cross_split_record(occurrence, converted, same_photo):
-    """The record of a pair skipped because its id (or one of its
+    """The record of a pair skipped because its id (or another id of its
     :func:`_file_key`) is converted from another pair: one id
     is one file name (``images/<id>.jpg``), so it can be in one split
     only, and keeping it in the first keeps a photo out of both a training
@@ -2029,37 +2029,40 @@ def _not_a_run_folder(entry, kind, pid):
     if entry.is_symlink() or not entry.is_dir():
         return 'it is not a folder'
     try:
-        marker = json.loads((entry / RUN_MARKER).read_text(encoding='utf-8'))
-        children = sorted(entry.iterdir())
-    except FileNotFoundError:
-        return (f'it does not hold {RUN_MARKER}, which the converter writes '
-                'into the folders it makes')
-    except (OSError, ValueError) as error:
+        try:
+            text = (entry / RUN_MARKER).read_text(encoding='utf-8')
+        except FileNotFoundError:
+            return (f'it does not hold {RUN_MARKER}, which the converter '
+                    'writes into the folders it makes')
+        marker = json.loads(text)
+        if not isinstance(marker, dict) or not isinstance(
+                marker.get('written_by'), str):
+            marker = {}
+        layout = RUN_LAYOUTS.get(marker.get('written_by'))
+        if (layout is None or marker.get('folder') != kind
+                or marker.get('pid') != pid):
+            return (f'its {RUN_MARKER} does not name a {kind} folder of '
+                    f'process {pid}')
+        folders, files = layout
+        for child in sorted(entry.iterdir()):
+            extra = child.name
+            if child.name == RUN_MARKER or child.is_symlink():
+                extra = None if child.name == RUN_MARKER else extra
+            elif child.is_file():
+                extra = None if child.name in files else extra
+            elif child.is_dir() and child.name in folders:
+                # Its tool writes plain files into these, nothing else.
+                extra = next((f'{child.name}/{inner.name}'
+                              for inner in sorted(child.iterdir())
+                              if inner.is_symlink() or not inner.is_file()),
+                             None)
+            if extra is not None:
+                return (f'it holds {_printable(extra)}, which the converter '
+                        'does not write')
+    except ValueError as error:
+        return f'its {RUN_MARKER} is not JSON ({error})'
+    except OSError as error:
         return f'it cannot be read ({error})'
-    layout = RUN_LAYOUTS.get(marker.get('written_by')) if isinstance(
-        marker, dict) else None
-    if (layout is None or marker.get('folder') != kind
-            or marker.get('pid') != pid):
-        return (f'its {RUN_MARKER} names another folder: '
-                f'{_printable(json_text(marker))}')
-    folders, files = layout
-    for child in children:
-        if child.name == RUN_MARKER:
-            continue
-        extra = child.name
-        if child.is_symlink():
-            pass
-        elif child.is_file():
-            extra = None if child.name in files else extra
-        elif child.is_dir() and child.name in folders:
-            # The converter writes plain files into these, nothing else.
-            extra = next((f'{child.name}/{inner.name}'
-                          for inner in sorted(child.iterdir())
-                          if inner.is_symlink() or not inner.is_file()),
-                         None)
-        if extra is not None:
-            return (f'it holds {_printable(extra)}, which the converter '
-                    'does not write')
     return None
 
 
