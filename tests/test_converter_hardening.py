@@ -396,10 +396,9 @@ def test_a_folder_named_like_a_stale_one_is_removed_only_if_marked(
         tmp_path, monkeypatch):
     """A user's folder named like one an interrupted conversion leaves
     (``OUT.old-N``, ``OUT.tmp-N``, process N gone), such as a backup of
-    an earlier conversion, was deleted without a word by the next
-    conversion. Only a folder holding the converter's marker, and nothing
-    the converter does not write, is removed; the others are kept and
-    named in a warning."""
+    an earlier conversion, is kept and named in a warning; only a folder
+    holding the converter's marker, and nothing the converter does not
+    write, is removed."""
     raw = _make_raw(tmp_path / 'raw', size=(16, 12))
     out = tmp_path / 'out'
     isic.convert(raw, out, workers=1, verbose=False)
@@ -478,9 +477,9 @@ def test_out_and_a_link_deeper_in_an_official_folder_are_apart(
         tmp_path, where, out_in_target):
     """A link inside an official folder (a subfolder, or one deeper) to
     data kept elsewhere, with OUT inside its target (or holding it): the
-    scan follows the link, so the conversion was written into its own
-    input (or --overwrite deleted it). Refused as a linked official
-    folder is."""
+    scan follows the link, so the conversion would be written into its
+    own input. Refused as a linked official folder is, nothing
+    written."""
     raw = _make_raw(tmp_path / 'raw', size=(16, 12))
     kept = tmp_path / 'disk' / 'more'
     kept.mkdir(parents=True)

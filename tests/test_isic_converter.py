@@ -777,9 +777,9 @@ def test_a_mask_without_lesion_or_background_is_named_and_strict_refuses(
 
 
 def test_the_progress_lines_count_every_pair_checked(tmp_path):
-    """``checking N pairs`` counted the first pair of each id only; the
-    pairs checked after it (of an id whose earlier pair was skipped)
-    were checked uncounted. Each round now says how many it checks."""
+    """``checking N pairs`` counts the first pair of each id; each later
+    round (pairs of ids whose earlier pair was skipped) says how many it
+    checks, so the lines add up to the pairs checked."""
     raw = _make_raw(tmp_path / 'raw', num_train=5, num_val=1, num_test=1,
                     size=(16, 12))
     for image_id in ('ISIC_0000000', 'ISIC_0000001'):
@@ -841,11 +841,10 @@ def test_ids_that_differ_in_letter_case_alone_are_one_file(tmp_path):
 
 def test_ids_of_one_name_on_macos_or_no_name_on_windows(tmp_path):
     """An id in NFC and the same id in NFD (``café``: one file name on
-    macOS) were two ids, one pair written over the other there; an id
-    that is a Windows device name (``CON``, ``lpt1.v2``, any letter case
-    and extension) was converted to ``images/CON.jpg``, which Windows
-    cannot write. The first is one id as letter case makes one; the
-    second is an unsafe id."""
+    macOS, where one pair would be written over the other) are one id,
+    as ids that differ in letter case are; an id that is a Windows device
+    name (``CON``, ``lpt1.v2``, any letter case and extension), which
+    Windows cannot write as ``images/CON.jpg``, is an unsafe id."""
     raw = _make_raw(tmp_path / 'raw', num_train=5, num_val=2, num_test=2,
                     size=(16, 12))
     nfc = unicodedata.normalize('NFC', 'ISIC_caf\u00e9')

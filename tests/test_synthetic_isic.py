@@ -324,8 +324,8 @@ def test_a_run_stopped_midway_leaves_no_download(tmp_path, signame):
 
 def test_a_folder_named_like_its_stale_one_is_kept(tmp_path, monkeypatch):
     """A folder beside OUT named like the one a killed run leaves
-    (``OUT.tmp-N``, process N gone) but made by someone else was deleted
-    without a word; it is kept and named, as the converter keeps it."""
+    (``OUT.tmp-N``, process N gone) but made by someone else is kept and
+    named in a warning, as the converter keeps it."""
     theirs = tmp_path / 'raw.tmp-7'
     theirs.mkdir()
     (theirs / 'notes.txt').write_text('mine')
