@@ -1680,3 +1680,46 @@ def test_split_size_counts_the_ids_the_datasets_read(tmp_path):
     (splits / 'utf16.txt').write_text('ISIC_1\nISIC_2\n', encoding='utf-16')
     with pytest.raises(UserError, match='is not UTF-8 text'):
         split_size(dict(data_root=str(tmp_path), ann_file='splits/utf16.txt'))
+
+
+def test_collect_refuses_a_config_whose_test_loader_reads_no_split(
+        tiny_isic, tmp_path, monkeypatch):
+    """A config whose test loader names no split file (``ann_file=''``):
+    mmseg's dataset scores every image of the data root's image folder,
+    training images included, and collect recorded those figures as a
+    row, exit 0; ``leaderboard.py run`` trained its seeds first."""
+    work_dir = tmp_path / 'work'
+    write_training_log(work_dir)
+    tiny = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic,
+                             epochs=1)
+    config = tmp_path / 'all_images.py'
+    config.write_text(f"_base_ = '{tiny}'\n"
+                      "test_dataloader = dict(dataset=dict(ann_file=''))\n")
+    images = len(os.listdir(tiny_isic / 'images'))
+    metrics = work_dir / 'test_metrics.json'
+    # What tools/test.py writes of a test of that config.
+    metrics.write_text(json.dumps(dict(
+        config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
+        test_time_augmentation=False, cfg_options={},
+        data_root=str(tiny_isic), split_file=None, images=images,
+        synthetic=False)))
+    runs = tmp_path / 'runs'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'collect', config, work_dir, '--no-benchmark',
+        '--runs-dir', runs))
+    assert line.startswith(
+        f'ERROR: {config}: test_dataloader.dataset reads no split file (no '
+        'ann_file): a test of it scores every image of its data root\'s '
+        f'image folder, the training images too; {work_dir} was evaluated '
+        f'on every image under {tiny_isic} ({images} images) (tools/test.py '
+        f'metrics file {metrics}). ')
+    assert not runs.exists()
+    lb = load_tool('analysis_tools/leaderboard.py')
+    monkeypatch.setattr(lb, '_run_step', lambda command, *_: pytest.fail(
+        'a seed was started'))
+    with pytest.raises(UserError, match=(
+            '^test_dataloader.dataset of the config reads no split file')):
+        lb.main(['run', str(config), '--work-dir', str(tmp_path / 'seeds'),
+                 '--runs-dir', str(runs), '--no-benchmark'])
+    assert not (tmp_path / 'seeds').exists() and not runs.exists()
+

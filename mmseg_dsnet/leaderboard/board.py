@@ -591,6 +591,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'config as it is: test the checkpoint with tools/test.py and '
             'the config as it is (data locations and loader workers may '
             'be given), then collect')
+    # Before the checks that compare with the config's test split.
+    check_config_names_a_test_split(config, rec, work_dir)
     # The checks below meet the same split files: each is read once.
     read = {}
     if rec['metrics_source_kind'] == 'last validation line':
@@ -1174,6 +1176,59 @@ def tested_split_difference(test_dataset, evaluated, read=None):
             f'{config_files}{listed}')
 
 
+def datasets_without_split(test_dataset):
+    """The datasets of a config's test loader that read no split file
+    (``ann_file`` empty or not set), as dotted paths: mmseg's dataset
+    then reads every image of its image folder, the training images too,
+    so the config names no test split a row could be of.
+
+    Args:
+        test_dataset (dict): The config's ``test_dataloader.dataset``
+            (the datasets a wrapper holds are each judged).
+
+    Returns:
+        list[str]: E.g. ``['test_dataloader.dataset']``; empty when each
+        reads a split file.
+    """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    return [f'test_dataloader.{path}' for path, leaf in
+            dataset_leaves(test_dataset or {}) if not leaf.get('ann_file')]
+
+
+def check_config_names_a_test_split(config, rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the named
+    config's test loader reads no split file
+    (:func:`datasets_without_split`): its test scores every image of the
+    data root's image folder, training images included, and no
+    comparison with a test split can be made.
+
+    Args:
+        config (str): The config named for the run.
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    from mmengine.config import Config
+    test = (Config.fromfile(config).get('test_dataloader') or {}).get(
+        'dataset')
+    unsplit = datasets_without_split(test)
+    if not unsplit:
+        return
+    evaluated = rec['evaluated_data']
+    what = evaluated.get('split_file') or \
+        f'every image under {evaluated.get("data_root")}'
+    if evaluated.get('images') is not None:
+        what += f' ({counted(evaluated["images"], "image")})'
+    raise UserError(
+        f'{config}: {" and ".join(unsplit)} reads no split file (no '
+        'ann_file): a test of it scores every image of its data root\'s '
+        f'image folder, the training images too; {work_dir} was evaluated '
+        f'on {what} ({rec["metrics_source"]}). A leaderboard row is the '
+        "protocol's test split, every image of it and no other: set its "
+        'ann_file to that split (splits/lightweight_test.txt or '
+        'splits/official_test.txt), test the checkpoint with tools/test.py '
+        'and that config, then collect')
+
+
 def check_tested_on_the_test_split(config, rec, work_dir, read=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     figures were computed on its config's test split as it is
@@ -1206,8 +1261,9 @@ def check_options_keep_the_test_split(test_dataset, cfg):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``cfg``, a
     config with the ``--cfg-options`` that ``leaderboard.py run`` gives its
     seeds' tests, tests on another split than the config's test split as
-    it is (:func:`tested_split_difference`): collect refuses each seed's
-    figures, but only after the trainings.
+    it is (:func:`tested_split_difference`), or the config's test loader
+    reads no split file (:func:`datasets_without_split`): collect refuses
+    each seed's figures, but only after the trainings.
 
     Args:
         test_dataset (dict): The config's ``test_dataloader.dataset``,
@@ -1215,6 +1271,16 @@ def check_options_keep_the_test_split(test_dataset, cfg):
         cfg (Config): The config with the options merged.
     """
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    unsplit = datasets_without_split(test_dataset)
+    if unsplit:
+        # collect refuses such figures (check_config_names_a_test_split).
+        raise UserError(
+            f'{" and ".join(unsplit)} of the config reads no split file (no '
+            "ann_file): the seeds' tests would score every image of its "
+            "data root's image folder, the training images too. A "
+            "leaderboard row is the protocol's test split: set its "
+            'ann_file to that split (splits/lightweight_test.txt or '
+            'splits/official_test.txt), then run')
     tested = cfg.test_dataloader.dataset
     # The count is the options' indices, refused as result-changing.
     planned = dict(data_provenance(tested, 0), images=None)
