@@ -1723,3 +1723,78 @@ def test_collect_refuses_a_config_whose_test_loader_reads_no_split(
                  '--runs-dir', str(runs), '--no-benchmark'])
     assert not (tmp_path / 'seeds').exists() and not runs.exists()
 
+
+def test_a_wrapped_validation_is_judged_by_the_splits_it_reads(
+        tiny_isic, tmp_path):
+    """A validation loader wrapped in ``RepeatDataset`` or
+    ``ConcatDataset`` was judged by the wrapper, which names no split
+    file: its record named no data (``None``, the current folder as its
+    data root) and any last validation line of it was refused as
+    'validated on None', the test split's too. The datasets it holds are
+    judged instead, each cut by its own ``indices``, with the number of
+    images the wrapper scores; a wrapper of another kind scores an
+    unknown number and is no test result."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_validation_result
+    from mmseg_dsnet.leaderboard.work_dir import evaluated_data
+    work = tmp_path / 'work'
+    rec = dict(test_split='splits/lightweight_test.txt',
+               metrics_source=f'last validation line of {work}/run.log')
+    test = "dict(data_root='{}', ann_file='splits/{}.txt'{})"
+
+    def split(name='lightweight_test', cut=''):
+        return test.format(tiny_isic, name, cut)
+
+    def check(val_dataset):
+        config = tmp_path / 'wrapped.py'
+        config.write_text(
+            f'val_dataloader = dict(dataset={val_dataset})\n'
+            f'test_dataloader = dict(dataset={split()})\n'
+            "val_evaluator = dict(type='LesionMetric')\n")
+        cfg = Config.fromfile(str(config))
+        check_validation_result(str(config), cfg, rec, str(work))
+        return evaluated_data(cfg.val_dataloader.dataset)
+
+    ids = (tiny_isic / 'splits' / 'lightweight_test.txt').read_text().split()
+    scored = check(f"dict(type='RepeatDataset', times=1, dataset={split()})")
+    assert scored == dict(
+        data_root=str(tiny_isic), images=len(ids), synthetic=False,
+        split_file=str(tiny_isic / 'splits' / 'lightweight_test.txt'))
+    check(f"dict(type='ConcatDataset', datasets=["
+          f"{split(cut=', indices=2')}, "
+          f"{split(cut=f', indices=list(range(2, {len(ids)}))')}])")
+    never = f'{work} was never tested and validated on '
+    for wrapped, named in (
+            (f"dict(type='ConcatDataset', datasets=[{split()}, "
+             f"{split('official_val')}])", 'ConcatDataset of '
+             'splits/lightweight_test.txt + splits/official_val.txt, not '
+             'on the images of'),
+            # Each image scored three times; part of the test split.
+            (f"dict(type='RepeatDataset', times=3, dataset={split()})",
+             'RepeatDataset (times=3) of splits/lightweight_test.txt, not '
+             'on the images of'),
+            (f"dict(type='RepeatDataset', times=1, dataset="
+             f"{split(cut=', indices=2')})", 'RepeatDataset (times=1) of '
+             'splits/lightweight_test.txt, not on the images of'),
+            (f"dict(type='ClassBalancedDataset', oversample_thr=0.5, "
+             f'dataset={split()})', 'ClassBalancedDataset of '
+             'splits/lightweight_test.txt, not on')):
+        with pytest.raises(UserError) as err:
+            check(wrapped)
+        assert str(err.value).startswith(
+            f'{never}{named} its test split splits/lightweight_test.txt '
+            '(last validation line of ')
+    # The data roots of a wrapped loader's datasets, joined in its
+    # record, are each read for their ISIC year.
+    from mmseg_dsnet.leaderboard.board import check_data_is_the_dataset
+    other = tmp_path / 'isic2017'
+    other.mkdir()
+    (other / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    with pytest.raises(UserError, match=(
+            rf'^w was evaluated on {other}, whose meta\.json says ISIC 2017 '
+            'data, but its config names ISIC2018Dataset')):
+        check_data_is_the_dataset(_tested(
+            dataset_key='isic2018', dataset_type='ISIC2018Dataset',
+            dataset='ISIC 2018', evaluated_data=dict(
+                data_root=f'{tiny_isic} + {other}')), 'w')

@@ -810,8 +810,8 @@ def check_validation_result(config, cfg, rec, work_dir, read=None):
     if not validated:
         # The official protocols validate on a split of their own: its
         # figures are no test result.
-        val_split = ((cfg.get('val_dataloader') or {}).get('dataset')
-                     or {}).get('ann_file')
+        val_split = validation_data_name(
+            (cfg.get('val_dataloader') or {}).get('dataset') or {})
         # Judged by content: a file named like the test split may list
         # other images.
         unlike = 'the images of ' if validated is False else ''
@@ -822,14 +822,38 @@ def check_validation_result(config, cfg, rec, work_dir, read=None):
             'test the final checkpoint with tools/test.py, then collect')
 
 
+def validation_data_name(dataset_cfg):
+    """The split file a validation dataset config reads as the config
+    names it (``ann_file``); for a wrapper, its type and the split files
+    of the datasets it holds: ``'RepeatDataset (times=3) of
+    splits/lightweight_test.txt'``.
+
+    Args:
+        dataset_cfg (dict): A ``val_dataloader.dataset`` config.
+    """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    leaves = dataset_leaves(dataset_cfg)
+    if [path for path, _ in leaves] == ['dataset']:
+        return dataset_cfg.get('ann_file')
+    kind = dataset_cfg.get('type')
+    kind = getattr(kind, '__name__', kind)
+    times = f' (times={dataset_cfg["times"]})' \
+        if 'times' in dataset_cfg else ''
+    files = ' + '.join(str(leaf.get('ann_file')) for _, leaf in leaves)
+    return f'{kind}{times} of {files}'
+
+
 def validation_scores_the_test_images(cfg, read=None):
     """Whether the validation of a (training) config scores the images a
     test of it scores, so that its last validation line is a test result:
     the validation loader compared with the test split as a test's data
     is (:func:`compare_with_test_split`: the same ids, cut by each
     loader's ``indices``, under one data root). A wrapped validation
-    dataset, whose number of images its config does not give, is judged
-    by name.
+    dataset is judged by the split files of the datasets it holds, each
+    cut by its own ``indices``, and by the number of images it scores
+    (:func:`~.work_dir.loader_size`: a ``RepeatDataset`` scores each of
+    them ``times`` times); one whose number is not known here (another
+    wrapper, a split file not found) is no test result.
 
     Args:
         cfg (Config | dict): The run's dumped (training) config.
@@ -840,10 +864,14 @@ def validation_scores_the_test_images(cfg, read=None):
         bool | None: True when it does; False when it does not, judged by
         content; None when it does not, judged by name or not at all.
     """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
     val, test = (((cfg.get(loader) or {}).get('dataset') or {})
                  for loader in ('val_dataloader', 'test_dataloader'))
-    comparison = compare_with_test_split(test, evaluated_data(val), read,
-                                         scored_cfg=val)
+    scored = evaluated_data(val)
+    wrapped = [path for path, _ in dataset_leaves(val)] != ['dataset']
+    if wrapped and scored['images'] is None:
+        return None
+    comparison = compare_with_test_split(test, scored, read, scored_cfg=val)
     if comparison['same']:
         return True
     return False if comparison['by_content'] else None
@@ -1082,6 +1110,7 @@ def compare_with_test_split(test_dataset, scored, read=None,
         judged by content).
     """
     from mmseg_dsnet.datasets.split_files import (data_root_of,
+                                                  dataset_leaves,
                                                   leaf_datasets,
                                                   name_in_root, split_ids,
                                                   split_name)
@@ -1104,11 +1133,17 @@ def compare_with_test_split(test_dataset, scored, read=None,
                     for path, leaf in zip(found, leaves)]
         comparison['expected_count'] = sum(map(len, expected))
     tested_ids = _split_ids(scored.get('split_file'), read)
+    if same_config and tested_ids is not None:
+        # Each dataset the loader reads (those a wrapper holds, in the
+        # order its record joins their files), cut by its own indices.
+        scored_leaves = [leaf for _, leaf in dataset_leaves(scored_cfg)]
+        tested_ids = set().union(*(
+            _cut_by_indices(split_ids(resolve_config_path(path), read),
+                            leaf.get('indices'))
+            for path, leaf in zip(tested_files, scored_leaves))) \
+            if len(tested_files) == len(scored_leaves) else None
     if expected is not None and tested_ids is not None:
-        if same_config and len(tested_files) == 1:
-            tested_ids = set(_cut_by_indices(
-                split_ids(resolve_config_path(tested_files[0]), read),
-                scored_cfg.get('indices')))
+        if same_config:
             expected_ids = set().union(*expected)
         else:
             # Whole files: a test cut by other indices than the config's
@@ -1398,9 +1433,11 @@ def check_data_is_the_dataset(rec, work_dir):
     named = re.fullmatch(r'isic(\d{4})', str(rec.get('dataset_key')))
     if not named:
         return
-    for what, root in (('trained on', rec.get('data_root')),
-                       ('evaluated on',
-                        rec['evaluated_data'].get('data_root'))):
+    # A wrapped loader's record joins the data roots of its datasets.
+    roots = [('trained on', rec.get('data_root'))] + [
+        ('evaluated on', root) for root in
+        _recorded_paths(rec['evaluated_data'].get('data_root'))]
+    for what, root in roots:
         year = data_year(root)
         if year is not None and year != int(named.group(1)):
             raise UserError(
