@@ -1078,8 +1078,9 @@ def compare_with_test_split(test_dataset, scored, read=None,
     Judged by content where the split files of both are found here: the
     ids they list (a copy of the test split under another name is the
     test split; a file named like it that lists other images is not),
-    cut by the scored loader's ``indices`` where its config is given,
-    else whole, with the number of images scored. The config's split is
+    cut by the ``indices`` of each dataset the scored loader reads (those
+    a wrapper holds) where its config is given, else whole, with the
+    number of images scored. The config's split is
     looked for under its data root, and for a test also under the data
     root it was tested at (a test may be given a data location); a loader
     of the same config (``scored_cfg``) must read the data root the test

@@ -623,6 +623,10 @@ def evaluated_data(dataset_cfg, metrics_file=None):
     names it: for a wrapper (Concat, Repeat ...), the data roots and split
     files of the datasets it holds, joined.
 
+    Args:
+        dataset_cfg (dict): The evaluating loader's ``dataset`` config.
+        metrics_file (str, optional): A ``tools/test.py`` metrics file.
+
     Returns:
         dict: ``data_root``, ``split_file``, ``images`` (see
         :func:`loader_size`) and ``synthetic``.
