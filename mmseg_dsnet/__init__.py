@@ -11,6 +11,11 @@ Without mmseg installed (the data tools run before the stack is: see
 numpy/Pillow modules of the package can be used."""
 from importlib.util import find_spec
 
+from .utils.errors import report_interrupts_while_starting
+
+# First: a tool stopped while the libraries below load ends in one line.
+report_interrupts_while_starting()
+
 __version__ = '0.1.0'
 
 #: Whether MMSegmentation (and so mmcv, mmengine and torch) is installed.

@@ -13,6 +13,7 @@ before mmcv and torch are installed (the package's ``__init__`` registers
 nothing when mmseg is absent).
 """
 import io
+import re
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -121,37 +122,67 @@ def _exif_tags(image):
     return tags if tags is not None else {}
 
 
-def _to_uint8(array, mode, notes):
-    """Scale a 16-bit, 32-bit integer or float image to 0..255.
+def _sample_bits(raw_mode, array):
+    """The bits an integer grayscale sample is stored in: those the
+    file's pixel layout names (``'I;16B'``: 16, ``'I;32S'``: 32), else
+    those of the decoded array. Pillow presents 16-bit PGM samples and
+    32-bit TIFF samples alike as mode ``'I'`` (32-bit integers).
+
+    Args:
+        raw_mode (str): The file's pixel layout (:func:`_raw_mode`).
+        array (np.ndarray): The decoded pixels.
+    """
+    stored = re.match(r'I;(\d+)', raw_mode or '')
+    return int(stored.group(1)) if stored else array.dtype.itemsize * 8
+
+
+def _to_uint8(array, mode, notes, raw_mode=''):
+    """Scale a 16-bit, 32-bit integer or float image to 0..255. Integer
+    values within 0..65535 are read as 16-bit ones (their high byte), as
+    OpenCV reads a 16-bit image.
+
+    Args:
+        array (np.ndarray): The decoded grayscale pixels.
+        mode (str): Their Pillow mode.
+        notes (list[str]): Receives what was changed.
+        raw_mode (str): The file's pixel layout (:func:`_raw_mode`), which
+            names the depth a mode ``'I'`` image is stored at.
 
     Raises:
         PixelRangeError: Values outside 0..65535 (integers) or 0..255
             (floats, where 0..1 is scaled by 255), or a 16-bit image whose
             values all lie below 256 (black when read as OpenCV reads it).
     """
+    bits = _sample_bits(raw_mode, array)
     if array.size and array.dtype.kind in 'iuf':
         low, high = float(np.nanmin(array)), float(np.nanmax(array))
         top = 255.0 if array.dtype.kind == 'f' else 65535.0
         if low < 0 or high > top:
             kind = ('floating-point' if array.dtype.kind == 'f' else
-                    f'{array.dtype.itemsize * 8}-bit integer')
+                    f'{bits}-bit integer')
             raise PixelRangeError(
                 f'{kind} image ({mode}) with values {low:g} to {high:g}, '
                 f'outside 0..{top:g}: no scale to 8 bits can be assumed '
                 '(clipping gave a white or black picture and a wrong '
                 'mask); convert it to an 8-bit (or 16-bit) image first')
     if mode in SIXTEEN_BIT_MODES or array.dtype == np.uint16:
+        # A 32-bit image (its values within 0..65535) is read as 16-bit
+        # values; its messages name the depth it is stored at.
+        as_16 = '' if bits == 16 else ' as 16-bit values'
         if array.size and int(array.max()) <= 255:
             # 8-bit values saved as 16 bits: mmcv's LoadImageFromFile
             # (OpenCV: tools/test.py, training, MMSegInferencer) keeps the
             # high byte and sees a black picture; refused as the colour
             # case is, so no two tools segment different pictures.
+            how = 'as OpenCV, the training and test loader, reads it' \
+                if bits == 16 else ('as 16-bit values, as OpenCV, the '
+                                    'training and test loader, reads those')
             raise PixelRangeError(
-                f'16-bit grayscale image ({mode}) whose values all lie '
-                'below 256 (8-bit values saved as 16 bits?): read as 8 '
-                'bits (as OpenCV, the training and test loader, reads it) '
-                'it is black; convert it to an 8-bit image first')
-        notes.append(f'16-bit image ({mode}) scaled to 8 bits')
+                f'{bits}-bit grayscale image ({mode}) whose values all lie '
+                f'below 256 (8-bit values saved as {bits} bits?): read as 8 '
+                f'bits ({how}) it is black; convert it to an 8-bit image '
+                'first')
+        notes.append(f'{bits}-bit image ({mode}) scaled to 8 bits{as_16}')
         # The high byte, as mmcv's LoadImageFromFile (OpenCV) reads it for
         # tools/test.py and training: rounding x / 257 made a quarter of
         # the pixels one level brighter and changed infer.py's masks.
@@ -247,7 +278,7 @@ def _cmyk_as_opencv(image, file_format):
     return rgb.astype(np.uint8)
 
 
-def _rgb_pixels(image, notes, file_format=None):
+def _rgb_pixels(image, notes, file_format=None, raw_mode=''):
     """The pixels of a decoded Pillow image as ``(H, W, 3)`` uint8 RGB.
 
     Args:
@@ -255,6 +286,8 @@ def _rgb_pixels(image, notes, file_format=None):
         notes (list[str]): Receives what was changed.
         file_format (str, optional): The file's format (a CMYK image is
             converted as OpenCV reads its format).
+        raw_mode (str): The file's pixel layout (:func:`_raw_mode`, read
+            before loading, which drops it).
     """
     mode = image.mode
     if mode == 'RGB':
@@ -266,7 +299,7 @@ def _rgb_pixels(image, notes, file_format=None):
                          'training and test loader) converts it')
             return rgb
     if mode in SIXTEEN_BIT_MODES or mode == 'F':
-        gray = _to_uint8(np.asarray(image), mode, notes)
+        gray = _to_uint8(np.asarray(image), mode, notes, raw_mode)
         notes.append('grayscale image replicated to 3 channels')
         return np.repeat(gray[..., None], 3, axis=2)
     if mode in ('L', '1'):
@@ -384,7 +417,7 @@ def decode_rgb(image, notes=None):
                      'dropped, as OpenCV reads it')
     else:
         rgb = np.ascontiguousarray(
-            _rgb_pixels(image, notes, file_format))
+            _rgb_pixels(image, notes, file_format, raw_mode))
     if ';16' in raw_mode and image.mode not in SIXTEEN_BIT_MODES and \
             rgb.size and not rgb.any():
         # Pillow keeps the high bytes: 8-bit values saved as 16 bits (as

@@ -226,6 +226,35 @@ def test_a_16_bit_gray_image_of_8_bit_values_is_refused(tmp_path, name):
                           cv2.imread(full, cv2.IMREAD_COLOR)[..., ::-1])
 
 
+def test_a_32_bit_gray_image_is_named_by_its_depth(tmp_path):
+    """Pillow presents a 32-bit integer TIFF and a 16-bit PGM alike as
+    mode ``'I'``: the 32-bit TIFF of 8-bit values was refused as a
+    ``16-bit grayscale image (I)``, and one of 16-bit values was noted as
+    a ``16-bit image``. The depth the file stores is named now; values
+    within 0..65535 still read as 16-bit ones."""
+    import cv2
+    pixels = np.full((20, 30), 150, np.int32)
+    pixels[:5] = 255
+    low = str(tmp_path / 'low.tif')
+    Image.fromarray(pixels, 'I').save(low)
+    with pytest.raises(image_io.ImageReadError,
+                       match=r'low.tif: 32-bit grayscale image \(I\) whose '
+                       r'values all lie below 256 \(8-bit values saved as '
+                       r'32 bits\?\)'):
+        image_io.read_image(low)
+    full = str(tmp_path / 'full.tif')
+    Image.fromarray(pixels * 257, 'I').save(full)
+    read = image_io.read_image(full)
+    assert read.rgb[0, 0].tolist() == [255] * 3
+    assert read.notes[0] == \
+        '32-bit image (I) scaled to 8 bits as 16-bit values'
+    pgm = str(tmp_path / 'sixteen.pgm')
+    cv2.imwrite(pgm, (pixels * 257).astype(np.uint16))
+    assert Image.open(pgm).mode == 'I'
+    assert image_io.read_image(pgm).notes[0] == \
+        '16-bit image (I) scaled to 8 bits'
+
+
 @pytest.mark.parametrize('orientation', [3, 6])
 def test_a_webp_orientation_is_read_as_opencv_reads_it(tmp_path, orientation):
     """OpenCV (mmcv's ``LoadImageFromFile``: ``tools/train.py``/``test.py``)

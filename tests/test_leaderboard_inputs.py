@@ -1680,3 +1680,121 @@ def test_split_size_counts_the_ids_the_datasets_read(tmp_path):
     (splits / 'utf16.txt').write_text('ISIC_1\nISIC_2\n', encoding='utf-16')
     with pytest.raises(UserError, match='is not UTF-8 text'):
         split_size(dict(data_root=str(tmp_path), ann_file='splits/utf16.txt'))
+
+
+def test_collect_refuses_a_config_whose_test_loader_reads_no_split(
+        tiny_isic, tmp_path, monkeypatch):
+    """A config whose test loader names no split file (``ann_file=''``):
+    mmseg's dataset scores every image of the data root's image folder,
+    training images included, and collect recorded those figures as a
+    row, exit 0; ``leaderboard.py run`` trained its seeds first."""
+    work_dir = tmp_path / 'work'
+    write_training_log(work_dir)
+    tiny = write_tiny_config(work_dir / 'tiny_dsnet.py', tiny_isic,
+                             epochs=1)
+    config = tmp_path / 'all_images.py'
+    config.write_text(f"_base_ = '{tiny}'\n"
+                      "test_dataloader = dict(dataset=dict(ann_file=''))\n")
+    images = len(os.listdir(tiny_isic / 'images'))
+    metrics = work_dir / 'test_metrics.json'
+    # What tools/test.py writes of a test of that config.
+    metrics.write_text(json.dumps(dict(
+        config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
+        test_time_augmentation=False, cfg_options={},
+        data_root=str(tiny_isic), split_file=None, images=images,
+        synthetic=False)))
+    runs = tmp_path / 'runs'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'collect', config, work_dir, '--no-benchmark',
+        '--runs-dir', runs))
+    assert line.startswith(
+        f'ERROR: {config}: test_dataloader.dataset reads no split file (no '
+        'ann_file): a test of it scores every image of its data root\'s '
+        f'image folder, the training images too; {work_dir} was evaluated '
+        f'on every image under {tiny_isic} ({images} images) (tools/test.py '
+        f'metrics file {metrics}). ')
+    assert not runs.exists()
+    lb = load_tool('analysis_tools/leaderboard.py')
+    monkeypatch.setattr(lb, '_run_step', lambda command, *_: pytest.fail(
+        'a seed was started'))
+    with pytest.raises(UserError, match=(
+            '^test_dataloader.dataset of the config reads no split file')):
+        lb.main(['run', str(config), '--work-dir', str(tmp_path / 'seeds'),
+                 '--runs-dir', str(runs), '--no-benchmark'])
+    assert not (tmp_path / 'seeds').exists() and not runs.exists()
+
+
+def test_a_wrapped_validation_is_judged_by_the_splits_it_reads(
+        tiny_isic, tmp_path):
+    """A validation loader wrapped in ``RepeatDataset`` or
+    ``ConcatDataset`` was judged by the wrapper, which names no split
+    file: its record named no data (``None``, the current folder as its
+    data root) and any last validation line of it was refused as
+    'validated on None', the test split's too. The datasets it holds are
+    judged instead, each cut by its own ``indices``, with the number of
+    images the wrapper scores; a wrapper of another kind scores an
+    unknown number and is no test result."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.board import check_validation_result
+    from mmseg_dsnet.leaderboard.work_dir import evaluated_data
+    work = tmp_path / 'work'
+    rec = dict(test_split='splits/lightweight_test.txt',
+               metrics_source=f'last validation line of {work}/run.log')
+    test = "dict(data_root='{}', ann_file='splits/{}.txt'{})"
+
+    def split(name='lightweight_test', cut=''):
+        return test.format(tiny_isic, name, cut)
+
+    def check(val_dataset):
+        config = tmp_path / 'wrapped.py'
+        config.write_text(
+            f'val_dataloader = dict(dataset={val_dataset})\n'
+            f'test_dataloader = dict(dataset={split()})\n'
+            "val_evaluator = dict(type='LesionMetric')\n")
+        cfg = Config.fromfile(str(config))
+        check_validation_result(str(config), cfg, rec, str(work))
+        return evaluated_data(cfg.val_dataloader.dataset)
+
+    ids = (tiny_isic / 'splits' / 'lightweight_test.txt').read_text().split()
+    scored = check(f"dict(type='RepeatDataset', times=1, dataset={split()})")
+    assert scored == dict(
+        data_root=str(tiny_isic), images=len(ids), synthetic=False,
+        split_file=str(tiny_isic / 'splits' / 'lightweight_test.txt'))
+    check(f"dict(type='ConcatDataset', datasets=["
+          f"{split(cut=', indices=2')}, "
+          f"{split(cut=f', indices=list(range(2, {len(ids)}))')}])")
+    never = f'{work} was never tested and validated on '
+    for wrapped, named in (
+            (f"dict(type='ConcatDataset', datasets=[{split()}, "
+             f"{split('official_val')}])", 'ConcatDataset of '
+             'splits/lightweight_test.txt + splits/official_val.txt, not '
+             'on the images of'),
+            # Each image scored three times; part of the test split.
+            (f"dict(type='RepeatDataset', times=3, dataset={split()})",
+             'RepeatDataset (times=3) of splits/lightweight_test.txt, not '
+             'on the images of'),
+            (f"dict(type='RepeatDataset', times=1, dataset="
+             f"{split(cut=', indices=2')})", 'RepeatDataset (times=1) of '
+             'splits/lightweight_test.txt, not on the images of'),
+            (f"dict(type='ClassBalancedDataset', oversample_thr=0.5, "
+             f'dataset={split()})', 'ClassBalancedDataset of '
+             'splits/lightweight_test.txt, not on')):
+        with pytest.raises(UserError) as err:
+            check(wrapped)
+        assert str(err.value).startswith(
+            f'{never}{named} its test split splits/lightweight_test.txt '
+            '(last validation line of ')
+    # The data roots of a wrapped loader's datasets, joined in its
+    # record, are each read for their ISIC year.
+    from mmseg_dsnet.leaderboard.board import check_data_is_the_dataset
+    other = tmp_path / 'isic2017'
+    other.mkdir()
+    (other / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    with pytest.raises(UserError, match=(
+            rf'^w was evaluated on {other}, whose meta\.json says ISIC 2017 '
+            'data, but its config names ISIC2018Dataset')):
+        check_data_is_the_dataset(_tested(
+            dataset_key='isic2018', dataset_type='ISIC2018Dataset',
+            dataset='ISIC 2018', evaluated_data=dict(
+                data_root=f'{tiny_isic} + {other}')), 'w')

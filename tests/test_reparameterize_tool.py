@@ -675,3 +675,53 @@ def test_init_model_names_a_checkpoint_of_the_other_form(
     assert '?' not in str(refused.value)
     # Each form loads into its own config.
     init_model(str(deploy_config_file), str(deployed), device='cpu')
+
+
+def test_init_model_names_a_ddp_checkpoint_of_the_other_form(
+        trained_checkpoint, tmp_path):
+    """A checkpoint saved from a DistributedDataParallel-wrapped model
+    (keys and torch's ``_metadata`` under ``module.``): mmengine's loader
+    strips the prefix and loads it whole, but the checkpoint's ``meta``
+    was handed to a module named ``module``, so a deploy checkpoint given
+    to mmseg's init_model with the training config was met with the
+    question ``Is it a checkpoint of another model, or of the deploy
+    (re-parameterised) form?``. Its modules are now named as mmengine
+    loads them and the message says which form it is."""
+    from mmseg.apis import init_model
+
+    from mmseg_dsnet.engine.checkpoint_match import CheckpointMismatchError
+
+    class Wrapped(torch.nn.Module):
+        """DDP's layout: the model as ``module``."""
+
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    def saved_from_ddp(path, config):
+        model = init_model(str(config), str(path), device='cpu')
+        checkpoint = torch.load(path)
+        checkpoint['state_dict'] = Wrapped(model).state_dict()
+        ddp = tmp_path / f'ddp_{path.name}'
+        torch.save(checkpoint, ddp)
+        return ddp, model
+
+    deployed, deploy_config_file = write_deploy_pair(trained_checkpoint,
+                                                     tmp_path)
+    ddp_deployed, deploy_model = saved_from_ddp(deployed, deploy_config_file)
+    assert next(iter(torch.load(ddp_deployed)['state_dict'])).startswith(
+        'module.backbone.')
+    with pytest.raises(CheckpointMismatchError) as refused:
+        init_model(CONFIG, str(ddp_deployed), device='cpu')
+    assert str(refused.value).endswith(
+        '. It is a deploy checkpoint (re-parameterised by '
+        f'tools/deployment/reparameterize.py from {trained_checkpoint}), '
+        'which loads only into its deploy config (written beside it as '
+        f'{tmp_path / "ddp_deploy.py"}, not found there): give it with '
+        'that config, or give the trained checkpoint '
+        f'{trained_checkpoint} with this config.')
+    # With its own config it loads whole, the prefix stripped.
+    loaded = init_model(str(deploy_config_file), str(ddp_deployed),
+                        device='cpu').state_dict()
+    assert all(torch.equal(loaded[k], v)
+               for k, v in deploy_model.state_dict().items())

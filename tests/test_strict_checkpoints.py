@@ -727,6 +727,37 @@ def test_pretrained_init_rules_on_small_modules(tmp_path):
     assert 'not in the model' not in str(err.value)
 
 
+def test_a_pretrained_prefix_of_a_ddp_checkpoint_names_the_prefix(
+        tmp_path):
+    """A ``Pretrained`` init with ``prefix='backbone'`` of a checkpoint
+    saved from a DDP-wrapped model (keys ``module.backbone...``, which
+    mmengine's prefix loading does not strip) was refused naming only the
+    first words of its keys; it says now that they carry DDP's prefix and
+    which prefix loads them, and that prefix does."""
+    from mmseg_dsnet.engine.checkpoint_match import (CheckpointMismatchError,
+                                                     check_pretrained_inits)
+
+    def with_init(prefix):
+        module = torch.nn.Linear(2, 1)
+        module.init_cfg = dict(type='Pretrained', checkpoint=str(path),
+                               prefix=prefix)
+        return module
+
+    path = tmp_path / 'ddp.pth'
+    torch.save(dict(state_dict={
+        'module.backbone.weight': torch.ones(1, 2),
+        'module.backbone.bias': torch.zeros(1)}), path)
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_pretrained_inits(with_init('backbone'))
+    assert str(err.value) == (
+        f"model.init_cfg: Pretrained checkpoint {path} holds no key "
+        "starting with prefix 'backbone.' (its keys start with module.): "
+        "its keys carry DDP's 'module.' prefix (saved from a "
+        'DistributedDataParallel-wrapped model), which mmengine\'s prefix '
+        "loading does not strip; give prefix='module.backbone.'")
+    assert check_pretrained_inits(with_init('module.backbone.')) == []
+
+
 def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
         tmp_path):
     """Weights trained in a network that differs only in a setting holding

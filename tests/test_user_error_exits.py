@@ -1811,6 +1811,47 @@ def test_ctrl_c_ends_a_tool_with_one_line_and_130(capsys):
         'ERROR: interrupted (Ctrl-C) before the run finished\n')
 
 
+# A sitecustomize that sends this process SIGINT at the first call into
+# torch, as a Ctrl-C pressed while a tool loads its libraries (the signal
+# unblocked and Python's handler set, as a terminal starts a tool).
+STOP_WHILE_LOADING_TORCH = '''
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def stop_in_torch(frame, event, arg):
+    if event == 'call' and '/torch/' in frame.f_code.co_filename:
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+
+sys.setprofile(stop_in_torch)
+'''
+
+
+@pytest.mark.parametrize('tool', sorted(
+    str(path.relative_to(REPO)) for pattern in ('tools/*.py', 'tools/*/*.py')
+    for path in REPO.glob(pattern)))
+def test_ctrl_c_while_a_tool_loads_its_libraries_is_one_line(tool,
+                                                              tmp_path):
+    """Ctrl-C while a tool still imports torch and mmseg (seconds, before
+    its work runs under ``run_reporting_user_errors``) ended it with the
+    ``KeyboardInterrupt`` traceback of the import under way. Now one line,
+    and Python ends the process by SIGINT (status 130 in a shell)."""
+    import signal
+    import subprocess
+    import sys
+    (tmp_path / 'sitecustomize.py').write_text(STOP_WHILE_LOADING_TORCH)
+    env = {k: v for k, v in os.environ.items()
+           if k != 'TORCHELASTIC_RUN_ID'}
+    env['PYTHONPATH'] = f'{tmp_path}{os.pathsep}{REPO}'
+    proc = subprocess.run([sys.executable, tool, 'x', 'y'], cwd=REPO,
+                          env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        -signal.SIGINT, '', 'ERROR: interrupted (Ctrl-C) while the tool was '
+        'starting (loading its libraries); nothing was done\n')
+
+
 def test_ctrl_c_line_carries_the_hint_and_is_left_to_torchrun(
         capsys, monkeypatch):
     """The stop hint ends the line; under torchrun (its launcher says it

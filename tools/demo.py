@@ -11,6 +11,9 @@ import argparse
 import os.path as osp
 import time
 
+# First, so that a Ctrl-C while the libraries load ends in one line;
+# it registers the components and turns on safe loading.
+import mmseg_dsnet  # noqa: F401
 import numpy as np
 from mmengine.device import get_device
 

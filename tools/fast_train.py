@@ -22,9 +22,11 @@ import os.path as osp
 import subprocess
 import sys
 
+# First, so that a Ctrl-C while the libraries load ends in one line;
+# it registers the components and turns on safe loading.
+import mmseg_dsnet  # noqa: F401
 from mmengine.config import Config
 
-import mmseg_dsnet  # noqa: F401  (compat patches + registration)
 from mmseg_dsnet.engine import (check_no_earlier_run, check_work_dir,
                                 run_reporting_user_errors)
 from mmseg_dsnet.engine.fast_training import (FastTrainer, FastTrainingError,

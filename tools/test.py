@@ -10,10 +10,12 @@ import contextlib
 import os
 import os.path as osp
 
+# First, so that a Ctrl-C while the libraries load ends in one line;
+# it registers the components and turns on safe loading.
+import mmseg_dsnet  # noqa: F401
 from mmengine.config import Config
 from mmengine.dist import get_rank
 
-import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.analysis.threshold_sweep import \
     check_not_tested_on_training_images
 from mmseg_dsnet.datasets.flip_tta_pipeline import flip_tta_pipeline

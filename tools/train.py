@@ -15,9 +15,11 @@ import contextlib
 import logging
 import os
 
+# First, so that a Ctrl-C while the libraries load ends in one line;
+# it registers the components and turns on safe loading.
+import mmseg_dsnet  # noqa: F401
 from mmengine.logging import print_log
 
-import mmseg_dsnet  # noqa: F401  (registration, safe loading)
 from mmseg_dsnet.datasets.synthetic_fallback import ensure_data, names_data
 from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 check_decision_thresholds,

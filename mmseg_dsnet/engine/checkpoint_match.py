@@ -521,10 +521,15 @@ def check_pretrained_inits(model, config=None):
                 if k.startswith(prefix))
             if not checkpoint:
                 starts = sorted({k.split('.')[0] + '.' for k in state})
+                ddp = any(k.startswith(f'module.{prefix}') for k in state)
                 raise CheckpointMismatchError(
                     f'{option}: Pretrained checkpoint {filename} holds no '
                     f'key starting with prefix {prefix!r} (its keys start '
-                    f'with {first_few(starts, SHOWN_KEYS)})')
+                    f'with {first_few(starts, SHOWN_KEYS)})' + (
+                        ": its keys carry DDP's 'module.' prefix (saved "
+                        'from a DistributedDataParallel-wrapped model), '
+                        "which mmengine's prefix loading does not strip; "
+                        f"give prefix='module.{prefix}'" if ddp else ''))
         part = f'{option[:-len(".init_cfg")]} ({type(module).__name__})'
         strict = isinstance(module, StrictLoadingMixin)
         loaded, total = check_checkpoint_matches(

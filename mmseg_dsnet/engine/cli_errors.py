@@ -24,7 +24,8 @@ RANK_0_GRACE_S = 5
 
 from mmseg_dsnet.utils.errors import UserError  # noqa: F401  (re-exported)
 from mmseg_dsnet.utils.errors import (print_user_error,
-                                       reported_by_this_rank)
+                                       reported_by_this_rank,
+                                       stops_reported_by_launcher)
 
 
 def user_error_types():
@@ -80,14 +81,6 @@ class Terminated(SystemExit):
     def __init__(self, signum):
         super().__init__(128 + signum)
         self.signum = signum
-
-
-def stops_reported_by_launcher():
-    """Whether torchrun started this process: ``tools/dist_*.sh``'s
-    launcher (:mod:`mmseg_dsnet.engine.torchrun`) reports a stop (Ctrl-C,
-    SIGTERM) of the run in one line, so its processes print none (one line
-    each, otherwise)."""
-    return 'TORCHELASTIC_RUN_ID' in os.environ
 
 
 def _no_action(signum, frame):

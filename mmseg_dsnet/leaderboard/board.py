@@ -591,6 +591,8 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
             'config as it is: test the checkpoint with tools/test.py and '
             'the config as it is (data locations and loader workers may '
             'be given), then collect')
+    # Before the checks that compare with the config's test split.
+    check_config_names_a_test_split(config, rec, work_dir)
     # The checks below meet the same split files: each is read once.
     read = {}
     if rec['metrics_source_kind'] == 'last validation line':
@@ -808,8 +810,8 @@ def check_validation_result(config, cfg, rec, work_dir, read=None):
     if not validated:
         # The official protocols validate on a split of their own: its
         # figures are no test result.
-        val_split = ((cfg.get('val_dataloader') or {}).get('dataset')
-                     or {}).get('ann_file')
+        val_split = validation_data_name(
+            (cfg.get('val_dataloader') or {}).get('dataset') or {})
         # Judged by content: a file named like the test split may list
         # other images.
         unlike = 'the images of ' if validated is False else ''
@@ -820,14 +822,38 @@ def check_validation_result(config, cfg, rec, work_dir, read=None):
             'test the final checkpoint with tools/test.py, then collect')
 
 
+def validation_data_name(dataset_cfg):
+    """The split file a validation dataset config reads as the config
+    names it (``ann_file``); for a wrapper, its type and the split files
+    of the datasets it holds: ``'RepeatDataset (times=3) of
+    splits/lightweight_test.txt'``.
+
+    Args:
+        dataset_cfg (dict): A ``val_dataloader.dataset`` config.
+    """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    leaves = dataset_leaves(dataset_cfg)
+    if [path for path, _ in leaves] == ['dataset']:
+        return dataset_cfg.get('ann_file')
+    kind = dataset_cfg.get('type')
+    kind = getattr(kind, '__name__', kind)
+    times = f' (times={dataset_cfg["times"]})' \
+        if 'times' in dataset_cfg else ''
+    files = ' + '.join(str(leaf.get('ann_file')) for _, leaf in leaves)
+    return f'{kind}{times} of {files}'
+
+
 def validation_scores_the_test_images(cfg, read=None):
     """Whether the validation of a (training) config scores the images a
     test of it scores, so that its last validation line is a test result:
     the validation loader compared with the test split as a test's data
     is (:func:`compare_with_test_split`: the same ids, cut by each
     loader's ``indices``, under one data root). A wrapped validation
-    dataset, whose number of images its config does not give, is judged
-    by name.
+    dataset is judged by the split files of the datasets it holds, each
+    cut by its own ``indices``, and by the number of images it scores
+    (:func:`~.work_dir.loader_size`: a ``RepeatDataset`` scores each of
+    them ``times`` times); one whose number is not known here (another
+    wrapper, a split file not found) is no test result.
 
     Args:
         cfg (Config | dict): The run's dumped (training) config.
@@ -838,10 +864,14 @@ def validation_scores_the_test_images(cfg, read=None):
         bool | None: True when it does; False when it does not, judged by
         content; None when it does not, judged by name or not at all.
     """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
     val, test = (((cfg.get(loader) or {}).get('dataset') or {})
                  for loader in ('val_dataloader', 'test_dataloader'))
-    comparison = compare_with_test_split(test, evaluated_data(val), read,
-                                         scored_cfg=val)
+    scored = evaluated_data(val)
+    wrapped = [path for path, _ in dataset_leaves(val)] != ['dataset']
+    if wrapped and scored['images'] is None:
+        return None
+    comparison = compare_with_test_split(test, scored, read, scored_cfg=val)
     if comparison['same']:
         return True
     return False if comparison['by_content'] else None
@@ -1048,8 +1078,9 @@ def compare_with_test_split(test_dataset, scored, read=None,
     Judged by content where the split files of both are found here: the
     ids they list (a copy of the test split under another name is the
     test split; a file named like it that lists other images is not),
-    cut by the scored loader's ``indices`` where its config is given,
-    else whole, with the number of images scored. The config's split is
+    cut by the ``indices`` of each dataset the scored loader reads (those
+    a wrapper holds) where its config is given, else whole, with the
+    number of images scored. The config's split is
     looked for under its data root, and for a test also under the data
     root it was tested at (a test may be given a data location); a loader
     of the same config (``scored_cfg``) must read the data root the test
@@ -1080,6 +1111,7 @@ def compare_with_test_split(test_dataset, scored, read=None,
         judged by content).
     """
     from mmseg_dsnet.datasets.split_files import (data_root_of,
+                                                  dataset_leaves,
                                                   leaf_datasets,
                                                   name_in_root, split_ids,
                                                   split_name)
@@ -1102,11 +1134,17 @@ def compare_with_test_split(test_dataset, scored, read=None,
                     for path, leaf in zip(found, leaves)]
         comparison['expected_count'] = sum(map(len, expected))
     tested_ids = _split_ids(scored.get('split_file'), read)
+    if same_config and tested_ids is not None:
+        # Each dataset the loader reads (those a wrapper holds, in the
+        # order its record joins their files), cut by its own indices.
+        scored_leaves = [leaf for _, leaf in dataset_leaves(scored_cfg)]
+        tested_ids = set().union(*(
+            _cut_by_indices(split_ids(resolve_config_path(path), read),
+                            leaf.get('indices'))
+            for path, leaf in zip(tested_files, scored_leaves))) \
+            if len(tested_files) == len(scored_leaves) else None
     if expected is not None and tested_ids is not None:
-        if same_config and len(tested_files) == 1:
-            tested_ids = set(_cut_by_indices(
-                split_ids(resolve_config_path(tested_files[0]), read),
-                scored_cfg.get('indices')))
+        if same_config:
             expected_ids = set().union(*expected)
         else:
             # Whole files: a test cut by other indices than the config's
@@ -1174,6 +1212,59 @@ def tested_split_difference(test_dataset, evaluated, read=None):
             f'{config_files}{listed}')
 
 
+def datasets_without_split(test_dataset):
+    """The datasets of a config's test loader that read no split file
+    (``ann_file`` empty or not set), as dotted paths: mmseg's dataset
+    then reads every image of its image folder, the training images too,
+    so the config names no test split a row could be of.
+
+    Args:
+        test_dataset (dict): The config's ``test_dataloader.dataset``
+            (the datasets a wrapper holds are each judged).
+
+    Returns:
+        list[str]: E.g. ``['test_dataloader.dataset']``; empty when each
+        reads a split file.
+    """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    return [f'test_dataloader.{path}' for path, leaf in
+            dataset_leaves(test_dataset or {}) if not leaf.get('ann_file')]
+
+
+def check_config_names_a_test_split(config, rec, work_dir):
+    """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when the named
+    config's test loader reads no split file
+    (:func:`datasets_without_split`): its test scores every image of the
+    data root's image folder, training images included, and no
+    comparison with a test split can be made.
+
+    Args:
+        config (str): The config named for the run.
+        rec (dict): The run as :func:`~.work_dir.read_work_dir` reads it.
+        work_dir (str): Its work dir, for the messages.
+    """
+    from mmengine.config import Config
+    test = (Config.fromfile(config).get('test_dataloader') or {}).get(
+        'dataset')
+    unsplit = datasets_without_split(test)
+    if not unsplit:
+        return
+    evaluated = rec['evaluated_data']
+    what = evaluated.get('split_file') or \
+        f'every image under {evaluated.get("data_root")}'
+    if evaluated.get('images') is not None:
+        what += f' ({counted(evaluated["images"], "image")})'
+    raise UserError(
+        f'{config}: {" and ".join(unsplit)} reads no split file (no '
+        'ann_file): a test of it scores every image of its data root\'s '
+        f'image folder, the training images too; {work_dir} was evaluated '
+        f'on {what} ({rec["metrics_source"]}). A leaderboard row is the '
+        "protocol's test split, every image of it and no other: set its "
+        'ann_file to that split (splits/lightweight_test.txt or '
+        'splits/official_test.txt), test the checkpoint with tools/test.py '
+        'and that config, then collect')
+
+
 def check_tested_on_the_test_split(config, rec, work_dir, read=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` unless a run's
     figures were computed on its config's test split as it is
@@ -1206,8 +1297,9 @@ def check_options_keep_the_test_split(test_dataset, cfg):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``cfg``, a
     config with the ``--cfg-options`` that ``leaderboard.py run`` gives its
     seeds' tests, tests on another split than the config's test split as
-    it is (:func:`tested_split_difference`): collect refuses each seed's
-    figures, but only after the trainings.
+    it is (:func:`tested_split_difference`), or the config's test loader
+    reads no split file (:func:`datasets_without_split`): collect refuses
+    each seed's figures, but only after the trainings.
 
     Args:
         test_dataset (dict): The config's ``test_dataloader.dataset``,
@@ -1215,6 +1307,16 @@ def check_options_keep_the_test_split(test_dataset, cfg):
         cfg (Config): The config with the options merged.
     """
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
+    unsplit = datasets_without_split(test_dataset)
+    if unsplit:
+        # collect refuses such figures (check_config_names_a_test_split).
+        raise UserError(
+            f'{" and ".join(unsplit)} of the config reads no split file (no '
+            "ann_file): the seeds' tests would score every image of its "
+            "data root's image folder, the training images too. A "
+            "leaderboard row is the protocol's test split: set its "
+            'ann_file to that split (splits/lightweight_test.txt or '
+            'splits/official_test.txt), then run')
     tested = cfg.test_dataloader.dataset
     # The count is the options' indices, refused as result-changing.
     planned = dict(data_provenance(tested, 0), images=None)
@@ -1332,9 +1434,11 @@ def check_data_is_the_dataset(rec, work_dir):
     named = re.fullmatch(r'isic(\d{4})', str(rec.get('dataset_key')))
     if not named:
         return
-    for what, root in (('trained on', rec.get('data_root')),
-                       ('evaluated on',
-                        rec['evaluated_data'].get('data_root'))):
+    # A wrapped loader's record joins the data roots of its datasets.
+    roots = [('trained on', rec.get('data_root'))] + [
+        ('evaluated on', root) for root in
+        _recorded_paths(rec['evaluated_data'].get('data_root'))]
+    for what, root in roots:
         year = data_year(root)
         if year is not None and year != int(named.group(1)):
             raise UserError(

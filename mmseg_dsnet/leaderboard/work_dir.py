@@ -576,27 +576,83 @@ def dataset_facts(cfg, test_cfg=None):
         test_images=split_size(test))
 
 
+# The wrappers whose number of samples a config gives: how each counts
+# the samples of the datasets it holds.
+WRAPPER_SIZES = {
+    'ConcatDataset': lambda cfg, sizes: sum(sizes),
+    'RepeatDataset': lambda cfg, sizes: cfg.get('times', 1) * sizes[0],
+    'MultiImageMixDataset': lambda cfg, sizes: sizes[0],
+}
+
+
+def loader_size(dataset_cfg):
+    """Number of samples a loader's dataset config gives: those of its
+    split file (:func:`split_size`), or for a wrapper the sum over a
+    ``ConcatDataset``'s datasets, ``times`` those of a ``RepeatDataset``'s
+    and those of a ``MultiImageMixDataset``'s.
+
+    Args:
+        dataset_cfg (dict): A loader's ``dataset`` config.
+
+    Returns:
+        int | None: None where a split file is not readable here, or for
+        another wrapper (one that scores its images a number of times the
+        config does not give, as ``ClassBalancedDataset``).
+    """
+    inner = dataset_cfg.get('datasets')
+    if not isinstance(inner, (list, tuple)):
+        inner = [dataset_cfg['dataset']] if isinstance(
+            dataset_cfg.get('dataset'), dict) else None
+    if inner is None:
+        return split_size(dataset_cfg)
+    kind = dataset_cfg.get('type')
+    count = WRAPPER_SIZES.get(
+        kind if isinstance(kind, str) else getattr(kind, '__name__', None))
+    sizes = [loader_size(cfg) if isinstance(cfg, dict) else None
+             for cfg in inner]
+    if count is None or not sizes or None in sizes:
+        return None
+    return count(dataset_cfg, sizes)
+
+
 def evaluated_data(dataset_cfg, metrics_file=None):
     """The data the final metrics were computed on: as ``tools/test.py``
     wrote it in ``metrics_file``, else from the evaluating loader's config
-    (records before the metrics files named their data).
+    (records before the metrics files named their data), as
+    :func:`~mmseg_dsnet.datasets.synthetic_fallback.data_provenance`
+    names it: for a wrapper (Concat, Repeat ...), the data roots and split
+    files of the datasets it holds, joined.
+
+    Args:
+        dataset_cfg (dict): The evaluating loader's ``dataset`` config.
+        metrics_file (str, optional): A ``tools/test.py`` metrics file.
 
     Returns:
-        dict: ``data_root``, ``split_file``, ``images`` and ``synthetic``.
+        dict: ``data_root``, ``split_file``, ``images`` (see
+        :func:`loader_size`) and ``synthetic``.
     """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    from mmseg_dsnet.datasets.synthetic_fallback import JOINED_PATHS
     if metrics_file and osp.isfile(metrics_file):
         written = load_json(metrics_file)
         if 'data_root' in written:
             return {key: written.get(key) for key in
                     ('data_root', 'split_file', 'images', 'synthetic')}
-    root = dataset_cfg.get('data_root', '') or ''
-    ann = dataset_cfg.get('ann_file', '') or ''
-    found = resolve_config_path(root)
+    roots, splits, synthetic = [], [], False
+    for _, leaf in dataset_leaves(dataset_cfg):
+        root = leaf.get('data_root', '') or ''
+        ann = leaf.get('ann_file', '') or ''
+        found = resolve_config_path(root)
+        roots.append(osp.abspath(found or root))
+        splits.append(osp.abspath(osp.join(found or root, ann))
+                      if ann else None)
+        synthetic = synthetic or looks_synthetic(root)
     return dict(
-        data_root=osp.abspath(found or root),
-        split_file=osp.abspath(osp.join(found or root, ann)) if ann else None,
-        images=split_size(dataset_cfg),
-        synthetic=looks_synthetic(root))
+        data_root=JOINED_PATHS.join(dict.fromkeys(roots)),
+        split_file=None if None in splits or not splits else
+        JOINED_PATHS.join(splits),
+        images=loader_size(dataset_cfg),
+        synthetic=synthetic)
 
 
 def model_name(config_path):

@@ -1,11 +1,18 @@
 """The base class of the faults a user can fix, and how a tool reports
 one (light: the data tools use it before torch and mmcv are installed)."""
 import os
+import os.path as osp
 import sys
 import traceback
 
+from .paths import REPO_ROOT
+
 #: Set (to anything) to show a user error's traceback above its line.
 TRACEBACK_VARIABLE = 'MMSEG_DSNET_TRACEBACK'
+
+#: The line of a Ctrl-C that comes while a tool loads its libraries.
+STARTUP_INTERRUPT = ('interrupted (Ctrl-C) while the tool was starting '
+                     '(loading its libraries); nothing was done')
 
 
 def print_user_error(error, message=None):
@@ -38,6 +45,61 @@ def _close_progress_bars():
             bar.close()
         except Exception:  # noqa: BLE001  (the error is the one to report)
             pass
+
+
+def stops_reported_by_launcher():
+    """Whether torchrun started this process: ``tools/dist_*.sh``'s
+    launcher (:mod:`mmseg_dsnet.engine.torchrun`) reports a stop (Ctrl-C,
+    SIGTERM) of the run in one line, so its processes print none (one line
+    each, otherwise)."""
+    return 'TORCHELASTIC_RUN_ID' in os.environ
+
+
+def _while_starting(trace):
+    """Whether an exception's traceback is of the main script's start: its
+    own top-level code, or a module it imports (that module's top-level
+    code, or importlib's frames), not a function the script called."""
+    if trace is None or trace.tb_frame.f_code.co_name != '<module>':
+        return False
+    inner = trace.tb_next
+    if inner is None:
+        return True
+    code = inner.tb_frame.f_code
+    return code.co_name == '<module>' or \
+        code.co_filename.startswith('<frozen importlib')
+
+
+def report_interrupts_while_starting():
+    """End a tool of the checkout (a script under ``tools/``) that Ctrl-C
+    stops while it loads its libraries (torch and mmseg take seconds,
+    before its work runs under
+    :func:`~mmseg_dsnet.engine.cli_errors.run_reporting_user_errors`) with
+    one line, :data:`STARTUP_INTERRUPT`, instead of the traceback of the
+    import under way; Python then ends it by SIGINT (status 130, as a
+    shell reports it). Called first by the package's ``__init__``.
+
+    Only a ``KeyboardInterrupt`` that reaches the top during the start is
+    reported so; any other exception, and one raised later, goes to the
+    hook there was. A process whose main script is not a tool of the
+    checkout (an application importing the package) is left as it is.
+    """
+    main = getattr(sys.modules.get('__main__'), '__file__', None)
+    tools = osp.join(osp.realpath(REPO_ROOT), 'tools') + os.sep
+    if not isinstance(main, str) or \
+            not osp.realpath(main).startswith(tools) or \
+            getattr(sys.excepthook, 'reports_startup_interrupts', False):
+        return
+    previous = sys.excepthook
+
+    def hook(kind, error, trace):
+        if not (issubclass(kind, KeyboardInterrupt)
+                and _while_starting(trace)):
+            return previous(kind, error, trace)
+        if not stops_reported_by_launcher():
+            print_user_error(error, STARTUP_INTERRUPT)
+
+    hook.reports_startup_interrupts = True
+    sys.excepthook = hook
 
 
 class UserError(Exception):

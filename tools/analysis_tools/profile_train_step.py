@@ -14,6 +14,9 @@ import argparse
 import contextlib
 import time
 
+# First, so that a Ctrl-C while the libraries load ends in one line;
+# it registers the components and turns on safe loading.
+import mmseg_dsnet  # noqa: F401
 import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed

@@ -196,7 +196,9 @@ def carry_checkpoint_form(checkpoint, filename=None):
     top-level module its keys name: ``backbone``, ``decode_head`` ...), so
     that a module it does not fit says which form of the network it is
     (:func:`~mmseg_dsnet.engine.checkpoint_match.other_form_note`), as the
-    tools do. A checkpoint without ``meta`` is returned as it is.
+    tools do. The modules are named by the keys as mmengine loads them
+    (DDP's ``module.`` prefix stripped). A checkpoint without ``meta`` is
+    returned as it is.
 
     Args:
         checkpoint (dict): The loaded checkpoint.
@@ -210,9 +212,10 @@ def carry_checkpoint_form(checkpoint, filename=None):
     state = checkpoint.get('state_dict') if isinstance(meta, dict) else None
     if not isinstance(state, dict):
         return checkpoint
+    from ...engine.checkpoint_match import state_dict_of
     filename = filename if isinstance(filename, str) else None
     checkpoint, metadata = _state_metadata(checkpoint)
-    for name in {key.split('.', 1)[0] for key in state}:
+    for name in {key.split('.', 1)[0] for key in state_dict_of(checkpoint)}:
         metadata[name] = dict(metadata.get(name) or {},
                               **{FORM_KEY: (meta, filename)})
     return checkpoint
