@@ -647,9 +647,7 @@ def test_a_failed_export_over_an_earlier_one_is_reported_as_such(
     report lists what this run wrote (nothing) and which files there are
     an earlier run's, and so does the FAILED line."""
     import json
-
-    from mmseg_dsnet.deploy import onnx_export
-    optimize = break_cpu_rewrites(monkeypatch)
+    break_cpu_rewrites(monkeypatch)
     ckpt = random_checkpoint(DSNET, tmp_path / 'trained.pth')
     out, int8 = tmp_path / 'model.onnx', tmp_path / 'model_int8.onnx'
     report = tmp_path / 'model.json'
@@ -2061,7 +2059,7 @@ def test_a_training_set_without_a_split_file_above_the_scored_images_is_refused(
     cfg.train_dataloader.dataset.update(
         ann_file='', data_prefix=dict(img_path='', seg_map_path=''))
     with pytest.raises(UserError, match=re.escape(
-            f'val_dataloader scores the ') + r'\d+' + re.escape(
+            'val_dataloader scores the ') + r'\d+' + re.escape(
             f' images of {root}/splits/lightweight_test.txt, and '
             f'train_dataloader trains on every image under {root}/ ')):
         check_held_out_images(cfg, ('val_dataloader', ))
