@@ -1798,3 +1798,137 @@ def test_a_wrapped_validation_is_judged_by_the_splits_it_reads(
             dataset_key='isic2018', dataset_type='ISIC2018Dataset',
             dataset='ISIC 2018', evaluated_data=dict(
                 data_root=f'{tiny_isic} + {other}')), 'w')
+
+
+def _facts(train, test):
+    """``dataset_facts`` of a dumped config with these loader datasets."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.leaderboard.work_dir import dataset_facts
+    return dataset_facts(Config(dict(
+        train_dataloader=dict(dataset=train),
+        test_dataloader=dict(dataset=test))), where='W')
+
+
+def test_a_wrapped_test_loader_is_recorded_as_the_split_it_scores(
+        tiny_isic, tmp_path):
+    """A test loader wrapped in ``ConcatDataset`` or ``RepeatDataset``:
+    its record read the wrapper's own ``ann_file`` (none), so the run got
+    protocol None, no test split and a record file named ``..._none_...``
+    whatever the wrapper held. Now the images of a test split, each
+    scored once, are that split's protocol; any other is refused.
+
+    A ``RepeatDataset`` with ``times=3`` around the test split scores each
+    image three times: LesionMetric's figures stay those of one pass
+    (each pooled count, and each per-image figure, comes three times),
+    but tools/test.py refuses to score an image twice, a validation of it
+    is no test result, and its record would count 18 images of 6: it is
+    refused too."""
+    splits = tiny_isic / 'splits'
+    ids = (splits / 'lightweight_test.txt').read_text().split()
+    train = dict(type='ISIC2018Dataset', data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_train.txt')
+
+    def split(name='lightweight_test', **changes):
+        return dict(train, ann_file=f'splits/{name}.txt', **changes)
+
+    def concat(*datasets):
+        return dict(type='ConcatDataset', datasets=list(datasets))
+
+    def repeat(times, dataset):
+        return dict(type='RepeatDataset', times=times, dataset=dataset)
+
+    for test, protocol, name in (
+            (concat(split()), 'lightweight', 'lightweight_test'),
+            (repeat(1, concat(split())), 'lightweight', 'lightweight_test'),
+            (concat(split(indices=2),
+                    split(indices=list(range(2, len(ids))))),
+             'lightweight', 'lightweight_test'),
+            (repeat(1, split('official_test')), 'official',
+             'official_test')):
+        facts = _facts(train, test)
+        listed = (splits / f'{name}.txt').read_text().split()
+        assert (facts['protocol'], facts['test_split'],
+                facts['test_images']) == (
+                    protocol, f'splits/{name}.txt', len(listed))
+    other = tmp_path / 'other'
+    shutil.copytree(splits, other / 'splits')
+    test = 'splits/lightweight_test.txt'
+    for wrapped, reason in (
+            (concat(split(), split('official_val')),
+             f'ConcatDataset of {test} + splits/official_val.txt '
+             '(test_dataloader.dataset): its images are not those of a '
+             'test split of its data root ('),
+            (repeat(3, split()),
+             f'RepeatDataset (times=3) of {test} (test_dataloader.dataset)'
+             f': it scores {3 * len(ids)} samples of the {len(ids)} images '
+             f'of {test}: each would weigh 3 times in the figures. '),
+            (concat(split(), split()),
+             f'ConcatDataset of {test} + {test} (test_dataloader.dataset): '
+             f'it scores {2 * len(ids)} samples of the {len(ids)} images '
+             f'of {test}: each would weigh 2 times in the figures. '),
+            (repeat(1, split(indices=2)),
+             f'RepeatDataset (times=1) of {test} (test_dataloader.dataset)'
+             ': its images are not those of a test split of its data root '
+             '(2 images). '),
+            (dict(type='ClassBalancedDataset', oversample_thr=0.5,
+                  dataset=split()), f'ClassBalancedDataset of {test} '
+             '(test_dataloader.dataset): its config does not give how '
+             'many images it scores. '),
+            (concat(split(), split(data_root=str(other))),
+             f'ConcatDataset of {test} + {test} (test_dataloader.dataset): '
+             f'it reads 2 data roots ({tiny_isic} + {other}). '),
+            (concat(split('gone')), 'ConcatDataset of splits/gone.txt '
+             f'(test_dataloader.dataset): {tiny_isic}/splits/gone.txt is '
+             'not found here. ')):
+        with pytest.raises(UserError) as err:
+            _facts(train, wrapped)
+        assert str(err.value).startswith(
+            f'W: its test loader reads {reason}'), str(err.value)
+    assert str(err.value).endswith(
+        ". A leaderboard row is the protocol's test split, each image of "
+        'it scored once: test the checkpoint with tools/test.py and a '
+        'config whose test loader reads that split '
+        '(splits/lightweight_test.txt or splits/official_test.txt), then '
+        'collect')
+
+
+def test_collect_refuses_a_wrapped_test_of_another_split(tiny_isic,
+                                                         tmp_path):
+    """collect of a run tested with a config whose test loader joins the
+    test split and the official test split: the figures were recorded
+    under protocol None (``..._none_...``), exit 0."""
+    work_dir = tmp_path / 'work'
+    write_training_log(work_dir)
+    tiny = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                             epochs=1)
+    config = work_dir / 'joined.py'
+    config.write_text(
+        f"_base_ = '{tiny}'\n"
+        'test_dataloader = dict(dataset=dict(_delete_=True, '
+        "type='ConcatDataset', datasets=["
+        '{{_base_.test_dataloader.dataset}}, '
+        f"dict(type='ISIC2018Dataset', data_root='{tiny_isic}', "
+        "ann_file='splits/official_test.txt', "
+        'pipeline={{_base_.test_pipeline}})]))\n')
+    splits = tiny_isic / 'splits'
+    files = [splits / 'lightweight_test.txt', splits / 'official_test.txt']
+    images = sum(len(path.read_text().split()) for path in files)
+    distinct = len(set().union(*(path.read_text().split()
+                                 for path in files)))
+    (work_dir / 'test_metrics.json').write_text(json.dumps(dict(
+        config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
+        test_time_augmentation=False, cfg_options={},
+        data_root=str(tiny_isic), split_file=' + '.join(map(str, files)),
+        images=images, synthetic=False)))
+    runs = tmp_path / 'runs'
+    line = _one_error_line(run_tool_in_process(
+        LEADERBOARD, 'collect', config, work_dir, '--no-benchmark',
+        '--runs-dir', runs))
+    assert line.startswith(
+        f'ERROR: {work_dir}: its test loader reads ConcatDataset of '
+        'splits/lightweight_test.txt + splits/official_test.txt '
+        '(test_dataloader.dataset): its images are not those of a test '
+        f'split of its data root ({distinct} images). ')
+    assert not runs.exists()
+

@@ -144,6 +144,17 @@ def leaf_datasets(dataset_cfg) -> list:
                                                naming_data=True)]
 
 
+def cut_by_indices(ids: list, indices) -> list:
+    """The ids a dataset reads of ``ids`` (a split file's) with its
+    config's ``indices``: the first N for an int, those at the listed
+    places for a list, all of them for None."""
+    if isinstance(indices, int):
+        return ids[:indices]
+    if isinstance(indices, (list, tuple)):
+        return [ids[i] for i in indices if -len(ids) <= i < len(ids)]
+    return ids
+
+
 def data_root_of(split: str) -> str:
     """The data root a split file lies in (``<root>/splits/<name>.txt``)."""
     folder = osp.dirname(osp.abspath(split))

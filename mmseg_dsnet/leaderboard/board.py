@@ -58,8 +58,8 @@ from mmseg_dsnet.utils.paths import REPO_ROOT, same_folder
 
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
-from .work_dir import (data_year, evaluated_data, model_name,
-                       read_work_dir, resolve_config_path, slug)
+from .work_dir import (data_year, evaluated_data, loader_data_name,
+                       model_name, read_work_dir, resolve_config_path, slug)
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
 
@@ -810,7 +810,7 @@ def check_validation_result(config, cfg, rec, work_dir, read=None):
     if not validated:
         # The official protocols validate on a split of their own: its
         # figures are no test result.
-        val_split = validation_data_name(
+        val_split = loader_data_name(
             (cfg.get('val_dataloader') or {}).get('dataset') or {})
         # Judged by content: a file named like the test split may list
         # other images.
@@ -820,27 +820,6 @@ def check_validation_result(config, cfg, rec, work_dir, read=None):
             f'on {unlike}its test split {rec.get("test_split")} '
             f'({rec["metrics_source"]}); its figures are no test result: '
             'test the final checkpoint with tools/test.py, then collect')
-
-
-def validation_data_name(dataset_cfg):
-    """The split file a validation dataset config reads as the config
-    names it (``ann_file``); for a wrapper, its type and the split files
-    of the datasets it holds: ``'RepeatDataset (times=3) of
-    splits/lightweight_test.txt'``.
-
-    Args:
-        dataset_cfg (dict): A ``val_dataloader.dataset`` config.
-    """
-    from mmseg_dsnet.datasets.split_files import dataset_leaves
-    leaves = dataset_leaves(dataset_cfg)
-    if [path for path, _ in leaves] == ['dataset']:
-        return dataset_cfg.get('ann_file')
-    kind = dataset_cfg.get('type')
-    kind = getattr(kind, '__name__', kind)
-    times = f' (times={dataset_cfg["times"]})' \
-        if 'times' in dataset_cfg else ''
-    files = ' + '.join(str(leaf.get('ann_file')) for _, leaf in leaves)
-    return f'{kind}{times} of {files}'
 
 
 def validation_scores_the_test_images(cfg, read=None):
@@ -1022,23 +1001,12 @@ def check_final_test_result(rec, cfg, work_dir, read=None):
         # Figures on images the model learned from overstate it.
         raise UserError(
             f'{work_dir} was evaluated on a training split '
-            f'({", ".join(seen)}; trained on {trained}), not on a test '
-            'split; test the checkpoint on the test split with '
+            f'({", ".join(seen)}; trained on {trained}), not on '
+            'a test split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
     # After the training splits: the full training split lists the
     # hold-out's images too, and is refused as what it is.
     check_not_evaluated_on_the_design_hold_out(rec, work_dir, read)
-
-
-def _cut_by_indices(ids, indices):
-    """The ids a dataset reads of ``ids`` (a split file's) with the
-    config's ``indices``: the first N for an int, those at the listed
-    places for a list, all of them for None."""
-    if isinstance(indices, int):
-        return ids[:indices]
-    if isinstance(indices, (list, tuple)):
-        return [ids[i] for i in indices if -len(ids) <= i < len(ids)]
-    return ids
 
 
 def _config_test_split(leaf, tested_roots):
@@ -1110,7 +1078,8 @@ def compare_with_test_split(test_dataset, scored, read=None,
         ids the scored split lists that the test split does not, where
         judged by content).
     """
-    from mmseg_dsnet.datasets.split_files import (data_root_of,
+    from mmseg_dsnet.datasets.split_files import (cut_by_indices,
+                                                  data_root_of,
                                                   dataset_leaves,
                                                   leaf_datasets,
                                                   name_in_root, split_ids,
@@ -1129,7 +1098,7 @@ def compare_with_test_split(test_dataset, scored, read=None,
         return comparison  # a config reading no split file names no split
     expected = None
     if None not in found:
-        expected = [_cut_by_indices(split_ids(path, read),
+        expected = [cut_by_indices(split_ids(path, read),
                                     leaf.get('indices'))
                     for path, leaf in zip(found, leaves)]
         comparison['expected_count'] = sum(map(len, expected))
@@ -1139,7 +1108,7 @@ def compare_with_test_split(test_dataset, scored, read=None,
         # order its record joins their files), cut by its own indices.
         scored_leaves = [leaf for _, leaf in dataset_leaves(scored_cfg)]
         tested_ids = set().union(*(
-            _cut_by_indices(split_ids(resolve_config_path(path), read),
+            cut_by_indices(split_ids(resolve_config_path(path), read),
                             leaf.get('indices'))
             for path, leaf in zip(tested_files, scored_leaves))) \
             if len(tested_files) == len(scored_leaves) else None

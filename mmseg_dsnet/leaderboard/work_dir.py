@@ -557,10 +557,126 @@ def test_protocol(dataset_cfg):
         osp.splitext(split)[0] or None
 
 
-def dataset_facts(cfg, test_cfg=None):
-    """Dataset, protocol, data root and image counts of a dumped config."""
+def loader_data_name(dataset_cfg):
+    """The split file a loader's dataset config reads as the config names
+    it (``ann_file``); for a wrapper, its type and the split files of the
+    datasets it holds: ``'RepeatDataset (times=3) of
+    splits/lightweight_test.txt'``.
+
+    Args:
+        dataset_cfg (dict): A loader's ``dataset`` config.
+
+    Returns:
+        str | None: The name; None for a dataset without a split file.
+    """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    leaves = dataset_leaves(dataset_cfg)
+    if [path for path, _ in leaves] == ['dataset']:
+        return dataset_cfg.get('ann_file')
+    kind = dataset_cfg.get('type')
+    kind = getattr(kind, '__name__', kind)
+    times = f' (times={dataset_cfg["times"]})' \
+        if 'times' in dataset_cfg else ''
+    files = ' + '.join(str(leaf.get('ann_file')) for _, leaf in leaves)
+    return f'{kind}{times} of {files}'
+
+
+def tested_split(dataset_cfg, where):
+    """The dataset config of the split a test loader's dataset config
+    scores: itself; for a wrapper (Concat, Repeat ...), one of the
+    converter's test split of its data root
+    (:func:`~mmseg_dsnet.datasets.split_files.test_split_files`) when the
+    datasets it holds, each cut by its own ``indices``, score each image
+    of that split once and no other (a ``ConcatDataset`` of it or of its
+    parts, a ``RepeatDataset`` with ``times=1``).
+
+    A ``RepeatDataset`` with ``times`` above 1 scores each image that
+    many times: LesionMetric's pooled and per-image figures are those of
+    one pass, but ``tools/test.py`` refuses such a loader
+    (:func:`~mmseg_dsnet.evaluation.lesion_metric.check_each_image_once`),
+    a validation of it is no test result and its record would count
+    each image ``times`` times; it is refused like another split, splits
+    joined and a wrapper whose number of images its config does not
+    give.
+
+    Args:
+        dataset_cfg (dict): A ``test_dataloader.dataset`` config.
+        where (str): The work dir, for the message.
+
+    Returns:
+        dict: A dataset config (``data_root``, ``ann_file``) of the split.
+
+    Raises:
+        UserError: For a wrapper that scores anything else, naming it, the
+            split files it reads and why it is no test split.
+    """
+    from mmseg_dsnet.datasets.split_files import (cut_by_indices,
+                                                  dataset_leaves,
+                                                  split_file, split_ids,
+                                                  test_split_files)
+    leaves = dataset_leaves(dataset_cfg)
+    if [path for path, _ in leaves] == ['dataset']:
+        return dataset_cfg
+    leaves = [leaf for _, leaf in leaves]
+    roots = list(dict.fromkeys(str(leaf.get('data_root') or '')
+                               for leaf in leaves))
+    files = [split_file(leaf) for leaf in leaves]
+    found = [resolve_config_path(path) if path else None for path in files]
+    missing = [str(path) for path, here in zip(files, found)
+               if here is None or not osp.isfile(here)]
+    samples = loader_size(dataset_cfg) if not missing else None
+    if len(roots) > 1:
+        reason = f'it reads {len(roots)} data roots ({" + ".join(roots)})'
+    elif missing:
+        reason = f'{" + ".join(missing)} is not found here'
+    elif samples is None:
+        reason = 'its config does not give how many images it scores'
+    else:
+        scored = set().union(*(
+            cut_by_indices(split_ids(path), leaf.get('indices'))
+            for path, leaf in zip(found, leaves)))
+        root = resolve_config_path(roots[0]) or ''
+        tests = [test for test in test_split_files(root)
+                 if set(split_ids(test)) == scored]
+        if not tests:
+            reason = ('its images are not those of a test split of its '
+                      f'data root ({counted(len(scored), "image")})')
+        elif samples != len(scored):
+            reason = (f'it scores {samples} samples of the '
+                      f'{counted(len(scored), "image")} of '
+                      f'{osp.relpath(tests[0], root)}: each would weigh '
+                      f'{samples / len(scored):g} times in the figures')
+        else:
+            split = {key: value for key, value in leaves[0].items()
+                     if key != 'indices'}
+            split['ann_file'] = osp.relpath(tests[0], root)
+            return split
+    raise UserError(
+        f'{where}: its test loader reads '
+        f'{loader_data_name(dataset_cfg)} (test_dataloader.dataset): '
+        f'{reason}. A leaderboard row is the protocol\'s test split, each '
+        'image of it scored once: test the checkpoint with tools/test.py '
+        'and a config whose test loader reads that split '
+        '(splits/lightweight_test.txt or splits/official_test.txt), then '
+        'collect')
+
+
+def dataset_facts(cfg, test_cfg=None, where=None):
+    """Dataset, protocol, data root and image counts of a dumped config.
+    A wrapped test loader (Concat, Repeat ...) is read through: its split
+    as :func:`tested_split` finds it.
+
+    Args:
+        cfg (Config): The run's dumped (training) config.
+        test_cfg (Config, optional): The config it was tested with.
+        where (str, optional): The work dir, for the messages.
+
+    Raises:
+        UserError: A wrapped test loader scores another split than a test
+            split, each image once (:func:`tested_split`).
+    """
     train = cfg.train_dataloader.dataset
-    test = (test_cfg or cfg).test_dataloader.dataset
+    test = tested_split((test_cfg or cfg).test_dataloader.dataset, where)
     year = re.search(r'(20\d\d)', train.get('type', ''))
     root = train.get('data_root', '')
     return dict(
@@ -839,7 +955,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
                 'resumed_from_epoch')})
     else:
         record['trainer'] = dict(tool='tools/train.py')
-    record.update(dataset_facts(cfg, test_cfg))
+    record.update(dataset_facts(cfg, test_cfg, work_dir))
     loader = 'val_dataloader' if metrics_kind == 'last validation line' \
         else 'test_dataloader'
     record['evaluated_data'] = evaluated_data(
