@@ -1932,3 +1932,69 @@ def test_collect_refuses_a_wrapped_test_of_another_split(tiny_isic,
         f'split of its data root ({distinct} images). ')
     assert not runs.exists()
 
+
+def test_a_wrapped_training_loader_is_recorded_by_the_datasets_it_holds(
+        tiny_isic, tmp_path):
+    """A training loader wrapped in ``RepeatDataset`` or
+    ``ConcatDataset``: its record took the wrapper's type as the dataset
+    (dataset key ``unknown``), and its empty data root and split file, so
+    its data's ISIC year was never compared with the config's and the
+    record alone named no training split to compare the scored one
+    with. Now the datasets it holds give them."""
+    from mmseg_dsnet.leaderboard.board import (
+        check_data_is_the_dataset, check_final_test_result,
+        check_not_evaluated_on_trained_images)
+    splits = tiny_isic / 'splits'
+    names = ('lightweight_train', 'official_val')
+
+    def split(name, root=tiny_isic):
+        return dict(type='ISIC2018Dataset', data_root=str(root),
+                    ann_file=f'splits/{name}.txt')
+
+    train = dict(type='RepeatDataset', times=2, dataset=dict(
+        type='ConcatDataset', datasets=[split(name) for name in names]))
+    facts = _facts(train, split('lightweight_test'))
+    assert {key: facts[key] for key in (
+        'dataset', 'dataset_key', 'dataset_type', 'data_root',
+        'train_split', 'train_images')} == dict(
+            dataset='ISIC 2018', dataset_key='isic2018',
+            dataset_type='ISIC2018Dataset', data_root=str(tiny_isic),
+            train_split=' + '.join(f'splits/{name}.txt' for name in names),
+            train_images=2 * sum(len((splits / f'{name}.txt').read_text(
+            ).split()) for name in names))
+    # Evaluated on the validation split it trained on: refused by name,
+    # and by the ids the record's training splits list.
+    val = splits / 'official_val.txt'
+    rec = dict(facts, checkpoint=None, epochs=30, evaluated_data=dict(
+        split_file=str(val), data_root=str(tiny_isic)))
+    with pytest.raises(UserError, match=(
+            r'^w was evaluated on a training split \(official_val\.txt; '
+            r'trained on lightweight_train\.txt \+ official_val\.txt\)')):
+        check_final_test_result(rec, dict(), 'w')
+    with pytest.raises(UserError, match=(
+            rf'^w was evaluated on {val}, which lists \d+ of its \d+ '
+            r'images in the split the run trained on '
+            rf'\({splits}/lightweight_train\.txt: ')):
+        check_not_evaluated_on_trained_images(rec, 'w')
+    # Data of another year than the config names, under a wrapper.
+    other = tmp_path / 'isic2017'
+    shutil.copytree(splits, other / 'splits')
+    (other / 'meta.json').write_text(json.dumps(dict(year=2017)))
+    rec = dict(_facts(dict(type='RepeatDataset', times=2, dataset=split(
+        'lightweight_train', other)), split('lightweight_test')),
+        evaluated_data=dict(data_root=str(tiny_isic)))
+    assert rec['data_root'] == str(other)
+    with pytest.raises(UserError, match=(
+            rf'^w was trained on {other}, whose meta\.json says ISIC 2017 '
+            'data, but its config names ISIC2018Dataset')):
+        check_data_is_the_dataset(rec, 'w')
+    # A row is of one dataset.
+    mixed = dict(type='ConcatDataset', datasets=[
+        split('lightweight_train'),
+        dict(split('lightweight_train', other), type='ISIC2017Dataset')])
+    with pytest.raises(UserError, match=(
+            r'^W: its training loader reads ConcatDataset of '
+            r'splits/lightweight_train\.txt \+ splits/lightweight_train\.txt'
+            r' \(train_dataloader\.dataset\), datasets of several types '
+            r'\(ISIC2018Dataset, ISIC2017Dataset\): ')):
+        _facts(mixed, split('lightweight_test'))

@@ -994,14 +994,16 @@ def check_final_test_result(rec, cfg, work_dir, read=None):
         rec.get('test_split'), *evaluated_files) if name}
     check_not_chosen_on_test(cfg, rec.get('checkpoint'),
                              evaluated | set(evaluated_files), work_dir)
-    trained = osp.basename(str(rec.get('train_split') or ''))
+    # A wrapped training loader's record joins its split files.
+    trained = [osp.basename(str(name))
+               for name in _recorded_paths(rec.get('train_split'))]
     seen = sorted(name for name in evaluated
-                  if 'train' in name or name == trained)
+                  if 'train' in name or name in trained)
     if seen:
         # Figures on images the model learned from overstate it.
         raise UserError(
             f'{work_dir} was evaluated on a training split '
-            f'({", ".join(seen)}; trained on {trained}), not on '
+            f'({", ".join(seen)}; trained on {" + ".join(trained)}), not on '
             'a test split; test the checkpoint on the test split with '
             'tools/test.py, then collect')
     # After the training splits: the full training split lists the
@@ -1364,9 +1366,12 @@ def check_not_evaluated_on_trained_images(rec, work_dir, cfg=None,
             :func:`~mmseg_dsnet.datasets.split_files.split_ids`).
     """
     from mmseg_dsnet.datasets.split_files import leaf_datasets
-    train_split = rec.get('train_split')
-    train_files = [osp.join(str(rec.get('data_root') or ''),
-                            str(train_split))] if train_split else []
+    # A wrapped training loader's record joins its data roots and split
+    # files: those of several data roots are paired by the config below.
+    roots = _recorded_paths(rec.get('data_root'))
+    train_files = [osp.join(roots[0] if roots else '', str(split))
+                   for split in _recorded_paths(rec.get('train_split'))] \
+        if len(roots) <= 1 else []
     loader = (cfg or {}).get('train_dataloader') or {}
     train_files += [
         osp.join(str(leaf.get('data_root') or ''), str(leaf['ann_file']))
@@ -1404,7 +1409,8 @@ def check_data_is_the_dataset(rec, work_dir):
     if not named:
         return
     # A wrapped loader's record joins the data roots of its datasets.
-    roots = [('trained on', rec.get('data_root'))] + [
+    roots = [('trained on', root) for root in
+             _recorded_paths(rec.get('data_root'))] + [
         ('evaluated on', root) for root in
         _recorded_paths(rec['evaluated_data'].get('data_root'))]
     for what, root in roots:

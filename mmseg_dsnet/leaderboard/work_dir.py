@@ -663,8 +663,12 @@ def tested_split(dataset_cfg, where):
 
 def dataset_facts(cfg, test_cfg=None, where=None):
     """Dataset, protocol, data root and image counts of a dumped config.
-    A wrapped test loader (Concat, Repeat ...) is read through: its split
-    as :func:`tested_split` finds it.
+    A wrapped loader (Concat, Repeat ...) is read through: the test
+    loader's split as :func:`tested_split` finds it; the training's
+    dataset type, data roots and split files of the datasets it holds
+    (each given once, joined by
+    :data:`~mmseg_dsnet.datasets.synthetic_fallback.JOINED_PATHS`), its
+    images as :func:`loader_size` counts those an epoch draws.
 
     Args:
         cfg (Config): The run's dumped (training) config.
@@ -673,22 +677,38 @@ def dataset_facts(cfg, test_cfg=None, where=None):
 
     Raises:
         UserError: A wrapped test loader scores another split than a test
-            split, each image once (:func:`tested_split`).
+            split, each image once (:func:`tested_split`); a training
+            loader holds datasets of several types (a row is of one
+            dataset).
     """
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
+    from mmseg_dsnet.datasets.synthetic_fallback import JOINED_PATHS
     train = cfg.train_dataloader.dataset
     test = tested_split((test_cfg or cfg).test_dataloader.dataset, where)
-    year = re.search(r'(20\d\d)', train.get('type', ''))
-    root = train.get('data_root', '')
+    leaves = [leaf for _, leaf in dataset_leaves(train)]
+    kinds = list(dict.fromkeys(str(leaf.get('type')) for leaf in leaves))
+    if len(kinds) > 1:
+        raise UserError(
+            f'{where}: its training loader reads '
+            f'{loader_data_name(train)} (train_dataloader.dataset), '
+            f'datasets of several types ({", ".join(kinds)}): a leaderboard '
+            'row is of one dataset; train on datasets of one type')
+    kind = leaves[0].get('type')
+    year = re.search(r'(20\d\d)', str(kind or ''))
+    roots = [str(leaf.get('data_root', '')) for leaf in leaves]
+    splits = [str(leaf['ann_file']) for leaf in leaves
+              if leaf.get('ann_file')]
     return dict(
-        dataset=f'ISIC {year.group(1)}' if year else train.get('type'),
+        dataset=f'ISIC {year.group(1)}' if year else kind,
         dataset_key=f'isic{year.group(1)}' if year else 'unknown',
-        dataset_type=train.get('type'),
+        dataset_type=kind,
         protocol=test_protocol(test),
-        train_split=train.get('ann_file'),
+        train_split=leaves[0].get('ann_file') if len(leaves) == 1 else
+        JOINED_PATHS.join(dict.fromkeys(splits)) or None,
         test_split=test.get('ann_file'),
-        data_root=str(root),
-        synthetic_data=looks_synthetic(root),
-        train_images=split_size(train),
+        data_root=JOINED_PATHS.join(dict.fromkeys(roots)),
+        synthetic_data=any(map(looks_synthetic, roots)),
+        train_images=loader_size(train),
         test_images=split_size(test))
 
 
@@ -863,6 +883,8 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         other metrics sources).
     """
     from mmengine.config import Config
+
+    from mmseg_dsnet.datasets.split_files import dataset_leaves
     train_runs, test_runs = find_runs(work_dir)
     if not train_runs:
         raise IncompleteWorkDirError(
@@ -974,5 +996,6 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
             epochs * images / record['train_time_s'], 2)
     record['short_schedule'] = bool(
         epochs is not None and epochs < PROTOCOL_EPOCHS
-        or (cfg.train_dataloader.dataset.get('indices') is not None))
+        or any(leaf.get('indices') is not None for _, leaf in
+               dataset_leaves(cfg.train_dataloader.dataset)))
     return record
