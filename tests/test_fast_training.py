@@ -1662,6 +1662,25 @@ def test_fast_train_refusal_creates_no_work_dir(fast_train_tool, tiny_cfg,
     assert not work.exists()
 
 
+def test_fast_train_refuses_a_misspelt_loop_or_loader_key(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
+    """``train_cfg.max_epoch=3`` or ``train_dataloader.batch_sise=4``
+    would train with the config's own value; each is refused before the
+    work dir is made."""
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_cfg.max_epoch=3', 'train_cfg.max_epoch=3 is no argument '
+             "of EpochBasedTrainLoop; did you mean 'max_epochs'?"),
+            ('train_dataloader.batch_sise=4', 'train_dataloader.batch_sise=4 '
+             "is read neither by mmengine's runner nor by torch's "
+             "DataLoader; did you mean 'batch_size'?")):
+        text = _cli_error(fast_train_tool,
+                          [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                           '--cfg-options', option], capsys)
+        assert text == f'ERROR: {tiny_cfg}: {message} Nothing was started.\n'
+        assert not work.exists()
+
+
 @pytest.mark.slow
 def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
                                                        tmp_path):

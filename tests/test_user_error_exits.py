@@ -1244,6 +1244,78 @@ def test_loader_workers_torch_refuses_are_refused(tiny_config, tmp_path,
         f'ERROR: {tiny_config}: {message} Nothing was started.\n'
 
 
+@pytest.mark.parametrize('options,message', [
+    (['train_cfg.max_epoch=3'], "train_cfg.max_epoch=3 is no argument of "
+     "EpochBasedTrainLoop; did you mean 'max_epochs'?"),
+    (['train_dataloader.batch_sise=4'], 'train_dataloader.batch_sise=4 is '
+     "read neither by mmengine's runner nor by torch's DataLoader; did you "
+     "mean 'batch_size'?"),
+    (['val_dataloader.num_worker=1'], 'val_dataloader.num_worker=1 is read '
+     "neither by mmengine's runner nor by torch's DataLoader; did you mean "
+     "'num_workers'?")])
+def test_a_misspelt_loop_or_loader_key_is_refused_before_the_work_dir(
+        tiny_config, tmp_path, capsys, options, message):
+    """A ``train_cfg`` key the training loop does not take, or a
+    dataloader key neither mmengine nor torch's ``DataLoader`` reads, is
+    refused before the work dir is made."""
+    assert train_refusal(tiny_config, tmp_path, options, capsys) == \
+        f'ERROR: {tiny_config}: {message} Nothing was started.\n'
+
+
+@pytest.mark.parametrize('option,error', [
+    ('default_hooks.logger.intervl=5', "LoggerHook.__init__() got an "
+     "unexpected keyword argument 'intervl'"),
+    ('randomness.sed=1', "Runner.set_randomness() got an unexpected "
+     "keyword argument 'sed'")])
+def test_a_run_the_runner_refuses_leaves_nothing(tiny_config, tmp_path,
+                                                 capsys, option, error):
+    """A key the runner refuses once it is built (a hook's, randomness')
+    leaves no log folder, no config dump and no work dir of its own; in a
+    work dir of earlier runs, their log folder and the config dump there
+    stay as they were."""
+    from conftest import write_training_log
+    train = load_tool('train.py').main
+    message = (f'ERROR: {error} (check the spelling of this key in the '
+               'config)\n')
+    work = tmp_path / 'work'
+    code, err = run_cli(train, [tiny_config, '--work-dir', work,
+                                '--cfg-options', option], capsys)
+    assert (code, err[err.rfind('ERROR:'):]) == (2, message)
+    assert not work.exists()
+    work.mkdir()
+    write_training_log(work)
+    dump = work / tiny_config.name
+    dump.write_text('# an earlier run\'s config\n')
+    before = sorted(p.relative_to(work) for p in work.rglob('*'))
+    code, err = run_cli(train, [tiny_config, '--work-dir', work,
+                                '--cfg-options', option], capsys)
+    assert (code, err[err.rfind('ERROR:'):]) == (2, message)
+    assert sorted(p.relative_to(work) for p in work.rglob('*')) == before
+    assert dump.read_text() == '# an earlier run\'s config\n'
+
+
+def test_a_refusal_once_training_started_keeps_the_run(
+        tiny_config, tmp_path, capsys, monkeypatch):
+    """A refusal in the training loop (here at its first iteration) keeps
+    the run's log folder and config dump, for the diagnosis."""
+    from mmengine.runner import EpochBasedTrainLoop
+
+    from mmseg_dsnet.utils.errors import UserError
+
+    def refused(self, idx, data_batch):
+        raise UserError('refused in the loop')
+
+    monkeypatch.setattr(EpochBasedTrainLoop, 'run_iter', refused)
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work], capsys)
+    assert (code, err[err.rfind('ERROR:'):]) == (
+        2, 'ERROR: refused in the loop\n')
+    logs = [p for p in work.iterdir() if p.is_dir()]
+    assert len(logs) == 1 and (logs[0] / f'{logs[0].name}.log').is_file()
+    assert (work / tiny_config.name).is_file()
+
+
 def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
         tiny_config, tmp_path, capsys):
     """``optim_wrapper.optimizer.lr=-0.1`` was torch's ``ValueError``

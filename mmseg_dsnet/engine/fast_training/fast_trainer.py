@@ -126,6 +126,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
                              check_decision_thresholds,
                              check_evaluation_loaders,
                              check_held_out_images, check_inference_mode,
+                             check_loader_keys, check_loop_keys,
                              check_model_builds,
                              check_pipelines_build,
                              check_pretrained_checkpoints, check_save_best,
@@ -168,6 +169,10 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'tools/train.py')
     check_settings_followed(cfg, config_path)
     check_config_keys(cfg)
+    # A misspelt key (max_epoch, batch_sise) would leave the config's own
+    # value in force without a word.
+    check_loop_keys(cfg, config_path)
+    check_loader_keys(cfg, ('train_dataloader', ), config_path)
     model = check_model_builds(cfg)
     check_pretrained_checkpoints(cfg, model)
     if validate or test:

@@ -477,6 +477,76 @@ def check_auto_scale_lr(cfg, config=None):
             'auto_scale_lr.enable=False')
 
 
+def train_loop_class(cfg):
+    """The loop class mmengine's runner builds from ``cfg.train_cfg``: the
+    registered ``type``, else ``EpochBasedTrainLoop`` or
+    ``IterBasedTrainLoop`` by ``by_epoch``.
+
+    Args:
+        cfg (Config | dict): The merged config.
+
+    Returns:
+        type | None: The class; None for a ``train_cfg`` that is no dict,
+        a ``type`` that names no registered loop, or a runner class that
+        builds its loop its own way.
+    """
+    from mmengine.registry import LOOPS
+    from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop,
+                                 Runner)
+
+    from ..log_dir import runner_class
+    train = cfg.get('train_cfg')
+    if not isinstance(train, dict) or \
+            runner_class(cfg).build_train_loop is not Runner.build_train_loop:
+        return None
+    kind = train.get('type')
+    if kind is None:
+        return (EpochBasedTrainLoop if train.get('by_epoch')
+                else IterBasedTrainLoop)
+    if isinstance(kind, type):
+        return kind
+    scope = cfg.get('default_scope')
+    with LOOPS.switch_scope_and_registry(scope) as registry:
+        return registry.get(kind) if isinstance(kind, str) else None
+
+
+def check_loop_keys(cfg, config=None):
+    """Refuse a ``train_cfg`` key the training loop does not take
+    (``max_epoch``, ``val_intervl``): mmengine builds the loop only when
+    the training starts, and refuses such a key with ``unexpected keyword
+    argument`` after the runner has made the work dir, its log folder and
+    the dumped config.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and the closest argument.
+    """
+    from .validation import _named_parameters
+    loop = train_loop_class(cfg)
+    if not isinstance(loop, type):
+        return
+    taken, takes_more = _named_parameters(loop.__init__)
+    if takes_more:
+        return
+    train = cfg.train_cfg
+    # The runner passes these itself; 'by_epoch' picks the class when no
+    # 'type' is given.
+    taken = sorted(taken - {'runner', 'dataloader'} |
+                   {'type' if 'type' in train else 'by_epoch'})
+    for key in train:
+        if key in taken:
+            continue
+        close = difflib.get_close_matches(str(key), taken, n=1)
+        hint = f'; did you mean {close[0]!r}?' if close else '.'
+        where = f'{config}: ' if config else ''
+        raise UserError(
+            f'{where}train_cfg.{key}={train[key]!r} is no argument of '
+            f'{loop.__name__}{hint} Nothing was started.')
+
+
 def check_training_schedule(cfg, config=None):
     """Refuse counts of mmengine's epoch or iteration loop that it would
     not run as meant: ``max_epochs`` / ``max_iters`` below 1 (the run made
@@ -497,13 +567,15 @@ def check_training_schedule(cfg, config=None):
     Raises:
         UserError: Naming the key, its value and what to set.
     """
+    check_loop_keys(cfg, config)
     where = f'{config}: ' if config else ''
     train = cfg.get('train_cfg')
     if not isinstance(train, dict) or train.get('type') not in (
             None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
             'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
         return
-    from .data import check_batch_sizes, check_loader_workers
+    from .data import (check_batch_sizes, check_loader_keys,
+                       check_loader_workers)
     keys = ['max_epochs', 'max_iters']
     if has_val_loop(cfg):
         keys.append('val_interval')
@@ -521,5 +593,6 @@ def check_training_schedule(cfg, config=None):
             raise UserError(
                 f'{where}train_cfg.{key}={value} must be a whole number of '
                 f'at least 1: {what}. Nothing was started.')
+    check_loader_keys(cfg, ('train_dataloader', ), config)
     check_batch_sizes(cfg, ('train_dataloader', ), config)
     check_loader_workers(cfg, ('train_dataloader', ), config)
