@@ -1316,6 +1316,25 @@ def test_a_refusal_once_training_started_keeps_the_run(
     assert (work / tiny_config.name).is_file()
 
 
+@pytest.mark.parametrize('option,message', [
+    ('env_cfg.cudnn_benchmrk=True', "env_cfg.cudnn_benchmrk=True is not read "
+     "by mmengine's runner, which reads cudnn_benchmark, mp_cfg, dist_cfg, "
+     "resource_limit; did you mean 'cudnn_benchmark'? (it would be "
+     'ignored).'),
+    ('env_cfg.mp_cfg.mp_start_methd=spawn', "env_cfg.mp_cfg.mp_start_methd="
+     "'spawn' is not read by mmengine's set_multi_processing, which reads "
+     "mp_start_method, opencv_num_threads; did you mean 'mp_start_method'? "
+     '(the runner would stop on it).')])
+def test_a_misspelt_env_cfg_key_is_refused(tiny_config, tmp_path, capsys,
+                                           option, message):
+    """mmengine ignores an ``env_cfg`` key it does not read (the run went
+    on without cudnn's benchmark, exit 0); a misspelt ``mp_cfg`` key was
+    refused by the runner once the work dir was made. Both are refused
+    before the work dir is made, with the key meant."""
+    assert train_refusal(tiny_config, tmp_path, [option], capsys) == \
+        f'ERROR: {tiny_config}: {message} Nothing was started.\n'
+
+
 def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
         tiny_config, tmp_path, capsys):
     """``optim_wrapper.optimizer.lr=-0.1`` was torch's ``ValueError``

@@ -25,6 +25,7 @@ from mmseg_dsnet.engine.log_dir import (build_runner, claim_log_dir,
 from mmseg_dsnet.engine.preflight import (check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
                                           check_config_sets,
+                                          check_env_cfg_keys,
                                           check_inference_mode,
                                           check_input_file,
                                           check_model_builds,
@@ -315,6 +316,8 @@ def main(argv=None):
     check_pipelines_build(cfg, [name for name in LOADERS if cfg.get(name)])
     # A runner_type that cannot run, before the run's folder is made.
     runner_class(cfg)
+    # mmengine ignores an env_cfg key it does not read.
+    check_env_cfg_keys(cfg, args.config)
     # Settings mmengine and mmseg read only at the first checkpoint or the
     # first image scored, after training.
     check_checkpoint_hook_keys(cfg)

@@ -40,6 +40,7 @@ from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_auto_scale_lr,
                                           check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
+                                          check_env_cfg_keys,
                                           check_held_out_images,
                                           check_inference_mode,
                                           check_images_scored_once,
@@ -138,6 +139,8 @@ def build_cfg(args):
     check_config_keys(cfg)
     # A runner_type that cannot run, before the work dir is made.
     runner_class(cfg)
+    # mmengine ignores an env_cfg key it does not read.
+    check_env_cfg_keys(cfg, args.config)
     check_auto_scale_lr(cfg, args.config)
     check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network

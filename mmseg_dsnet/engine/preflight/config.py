@@ -477,6 +477,62 @@ def check_auto_scale_lr(cfg, config=None):
             'auto_scale_lr.enable=False')
 
 
+#: The ``env_cfg`` keys mmengine's ``Runner.setup_env`` reads; it
+#: ignores any other without a word.
+ENV_CFG_KEYS = ('cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit')
+
+
+def check_env_cfg_keys(cfg, config=None):
+    """Refuse an ``env_cfg`` key mmengine's runner does not read
+    (``cudnn_benchmrk``: ignored without a word, the run going on with
+    mmengine's default), or an ``env_cfg.mp_cfg`` key its
+    ``set_multi_processing`` does not take (``mp_start_methd``: the
+    runner stops on it once it has made the work dir). ``dist_cfg`` goes
+    to the distributed launcher as it is, and is left to it; a runner
+    class that sets up its environment its own way is left to itself.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and the closest one read.
+    """
+    from mmengine.runner import Runner
+    from mmengine.utils.dl_utils import set_multi_processing
+
+    from ..log_dir import SeparateLogDirRunner, runner_class
+    from .validation import _named_parameters
+    env = cfg.get('env_cfg')
+    if not isinstance(env, dict):
+        return
+    if any('setup_env' in vars(klass) and
+           klass not in (Runner, SeparateLogDirRunner)
+           for klass in runner_class(cfg).__mro__):
+        return
+    where = f'{config}: ' if config else ''
+    # The runner gives 'distributed' itself.
+    mp_keys, _ = _named_parameters(set_multi_processing)
+    mp_keys = sorted(mp_keys - {'distributed'})
+    mp_cfg = env.get('mp_cfg')
+    for prefix, keys, node, reader, effect in (
+            ('env_cfg', ENV_CFG_KEYS, env, "mmengine's runner",
+             'it would be ignored'),
+            ('env_cfg.mp_cfg', mp_keys,
+             mp_cfg if isinstance(mp_cfg, dict) else {},
+             "mmengine's set_multi_processing",
+             'the runner would stop on it')):
+        for key in node:
+            if key in keys:
+                continue
+            close = difflib.get_close_matches(str(key), keys, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise UserError(
+                f'{where}{prefix}.{key}={node[key]!r} is not read by '
+                f'{reader}, which reads {", ".join(keys)}{hint} '
+                f'({effect}). Nothing was started.')
+
+
 def train_loop_class(cfg):
     """The loop class mmengine's runner builds from ``cfg.train_cfg``: the
     registered ``type``, else ``EpochBasedTrainLoop`` or
