@@ -1681,6 +1681,22 @@ def test_fast_train_refuses_a_misspelt_loop_or_loader_key(
         assert not work.exists()
 
 
+def test_fast_train_refuses_a_scheduler_mmengine_refuses(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
+    """A misspelt scheduler argument is refused before the work dir is
+    made, naming the scheduler."""
+    work = tmp_path / 'work'
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--cfg-options', 'param_scheduler.0.eta_mn=0'],
+                      capsys)
+    assert text == (
+        f'ERROR: {tiny_cfg}: param_scheduler[0] (CosineAnnealingLR): '
+        'CosineAnnealingParamScheduler.__init__() got an unexpected keyword '
+        "argument 'eta_mn'. Nothing was started.\n")
+    assert not work.exists()
+
+
 @pytest.mark.slow
 def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
                                                        tmp_path):

@@ -1358,6 +1358,23 @@ def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
         assert not work.exists()
 
 
+@pytest.mark.parametrize('option,message', [
+    ('param_scheduler.0.type=CosineAnealingLR', 'CosineAnealingLR is not in '
+     'the mmseg::parameter scheduler registry.'),
+    ('param_scheduler.0.eta_mn=0', 'CosineAnnealingParamScheduler.__init__() '
+     "got an unexpected keyword argument 'eta_mn'. Nothing was started.\n"),
+    ('param_scheduler.0.begin=5', 'end should be larger than begin, but got '
+     'begin=5, end=2. Nothing was started.\n')])
+def test_a_scheduler_mmengine_refuses_is_refused_before_the_work_dir(
+        tiny_config, tmp_path, capsys, option, message):
+    """A misspelt scheduler type or argument, or ``begin`` not below
+    ``end``, is refused, naming the scheduler, before the work dir is made
+    (the runner builds its schedulers only when the training starts)."""
+    err = train_refusal(tiny_config, tmp_path, [option], capsys)
+    assert err.startswith(f'ERROR: {tiny_config}: param_scheduler[0] (')
+    assert message in err and err.count('\n') == 1
+
+
 def test_paramwise_settings_that_change_nothing_are_refused(
         tiny_config, tmp_path, capsys):
     """mmengine's optimizer constructor ignores a ``paramwise_cfg`` key it

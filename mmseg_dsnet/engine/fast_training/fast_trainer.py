@@ -127,7 +127,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
                              check_evaluation_loaders,
                              check_held_out_images, check_inference_mode,
                              check_loader_keys, check_loop_keys,
-                             check_model_builds,
+                             check_model_builds, check_optimizer_builds,
                              check_pipelines_build,
                              check_pretrained_checkpoints, check_save_best,
                              check_trainable_model)
@@ -175,6 +175,9 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_loader_keys(cfg, ('train_dataloader', ), config_path)
     model = check_model_builds(cfg)
     check_pretrained_checkpoints(cfg, model)
+    # The optimizer and its schedulers, built only once the run has made
+    # its work dir and log folder.
+    check_optimizer_builds(cfg, model, config_path)
     if validate or test:
         # mmseg reads model.test_cfg only when it scores the first image.
         check_inference_mode(model, config_path)

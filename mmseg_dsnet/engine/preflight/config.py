@@ -604,17 +604,18 @@ def check_loop_keys(cfg, config=None):
 
 
 def check_training_schedule(cfg, config=None):
-    """Refuse counts of mmengine's epoch or iteration loop that it would
-    not run as meant: ``max_epochs`` / ``max_iters`` below 1 (the run made
-    its work dir and ended at once, no checkpoint, exit 0) or not whole
-    (``2.5``: an ``AssertionError`` traceback once the work dir is made), a
-    ``val_interval`` below 1 or not whole when the run validates (``0``: a
-    ``ZeroDivisionError`` traceback after the first epoch, its checkpoint
-    left behind; below 0: every epoch validated) or a
-    ``train_dataloader.batch_size`` below 1 (a ``ValueError`` traceback
-    once the runner was built) or workers torch refuses
-    (:func:`~.data.check_loader_workers`). Other loops are left to
-    themselves.
+    """Refuse a ``train_cfg`` key the loop does not take
+    (:func:`check_loop_keys`) and counts of mmengine's epoch or iteration
+    loop that it would not run as meant: ``max_epochs`` / ``max_iters``
+    below 1 (the run would make its work dir and end at once, with no
+    checkpoint and exit 0) or not whole (``2.5``: mmengine asserts it once
+    the work dir is made), a ``val_interval`` below 1 or not whole when
+    the run validates (``0``: a ``ZeroDivisionError`` after the first
+    epoch, its checkpoint left behind; below 0: every epoch validated), a
+    ``train_dataloader`` key no one reads (:func:`~.data.check_loader_keys`),
+    a ``batch_size`` below 1 (torch's ``ValueError`` once the runner is
+    built) or workers torch refuses (:func:`~.data.check_loader_workers`).
+    Other loops' counts are left to themselves.
 
     Args:
         cfg (Config | dict): The merged config.
