@@ -1335,6 +1335,27 @@ def test_a_misspelt_env_cfg_key_is_refused(tiny_config, tmp_path, capsys,
         f'ERROR: {tiny_config}: {message} Nothing was started.\n'
 
 
+def test_a_checkpoint_path_with_an_unexpanded_home_is_named_as_such(
+        tiny_config, tmp_path, capsys, monkeypatch):
+    """``load_from=~/x.pth`` (a ``~`` the shell left as it is) said only
+    that the file does not exist. The message says the ``~`` is not
+    expanded, and names the expanded path where that file exists; the
+    path is not expanded for the run."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    monkeypatch.setenv('HOME', str(home))
+    left = ('ERROR: checkpoint ~/{} does not exist: the shell left its "~" '
+            'unexpanded (quoted, after "--option=", or in a config file), '
+            'and it is not expanded here; ')
+    assert train_refusal(tiny_config, tmp_path, ['load_from=~/x.pth'],
+                         capsys) == left.format('x.pth') + \
+        'give the path in full\n'
+    (home / 'x.pth').write_bytes(b'')
+    assert train_refusal(tiny_config, tmp_path, ['load_from=~/x.pth'],
+                         capsys) == left.format('x.pth') + \
+        f'{home}/x.pth exists: give it in full\n'
+
+
 def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
         tiny_config, tmp_path, capsys):
     """``optim_wrapper.optimizer.lr=-0.1`` was torch's ``ValueError``

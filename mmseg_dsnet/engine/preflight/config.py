@@ -286,6 +286,12 @@ def check_input_file(path, what):
     unless ``path`` is a file; a URL (``https://``, ``s3://`` ...) is left to
     the loader.
 
+    A path starting with a ``~`` that names no file is read as the user
+    most likely meant it: the message says that ``~`` is not expanded
+    (``--cfg-options 'load_from=~/x.pth'``: the shell left it as it is),
+    and names the expanded path when that file exists; the path is not
+    expanded here.
+
     Args:
         path (str): The config or checkpoint path the user gave.
         what (str): How the message names it (``'config file'``,
@@ -296,6 +302,14 @@ def check_input_file(path, what):
         return
     reason = 'is a folder, not a file' if osp.isdir(path) else \
         'does not exist'
+    if path.split('/', 1)[0].startswith('~'):
+        expanded = osp.expanduser(path)
+        reason += (': the shell left its "~" unexpanded (quoted, after '
+                   '"--option=", or in a config file), and it is not '
+                   'expanded here')
+        reason += (f'; {expanded} exists: give it in full'
+                   if expanded != path and osp.isfile(expanded) else
+                   '; give the path in full')
     raise MissingInputError(f'{what} {path} {reason}')
 
 
