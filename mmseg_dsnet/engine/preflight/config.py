@@ -601,7 +601,7 @@ def check_loop_keys(cfg, config=None):
     taken, takes_more = _named_parameters(loop.__init__)
     if takes_more:
         return
-    train = cfg.train_cfg
+    train = cfg['train_cfg']
     # The runner passes these itself; 'by_epoch' picks the class when no
     # 'type' is given.
     taken = sorted(taken - {'runner', 'dataloader'} |
