@@ -647,6 +647,30 @@ def test_demo_refuses_a_work_dir_holding_earlier_overlays(tmp_path,
     assert (work / 'overlays.png').read_bytes() == b'earlier run'
 
 
+def test_demo_refuses_a_work_dir_another_training_holds(tmp_path,
+                                                       tiny_isic):
+    """A demo into a work dir another training (a demo, tools/train.py)
+    writes now is refused, changing nothing there: the two would save
+    their checkpoints and overlays over one another."""
+    from conftest import run_tool_in_process
+
+    from mmseg_dsnet.engine.preflight import training_work_dir_lock
+    synthetic = synthetic_copy(tiny_isic, tmp_path)
+    config = write_tiny_config(tmp_path / 'tiny.py', synthetic, epochs=1)
+    work = tmp_path / 'work'
+    work.mkdir()
+    with training_work_dir_lock(str(work)):
+        run = run_tool_in_process('tools/demo.py', '--config', config,
+                                  '--work-dir', work)
+    assert run.returncode == 2, run.output[-2000:]
+    assert run.stderr == (
+        f'ERROR: The work dir {work} is being written by another training '
+        'now: two trainings at once would save their checkpoints over one '
+        'another. Nothing was started; wait for it to end, or choose '
+        'another --work-dir.\n')
+    assert os.listdir(work) == []
+
+
 def test_demo_refuses_a_work_dir_where_its_dump_replaces_the_config(
         tmp_path, tiny_isic):
     """``--config exp/tiny.py --work-dir exp``: the runner dumps its config

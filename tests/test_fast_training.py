@@ -1662,6 +1662,41 @@ def test_fast_train_refusal_creates_no_work_dir(fast_train_tool, tiny_cfg,
     assert not work.exists()
 
 
+def test_fast_train_refuses_a_misspelt_loop_or_loader_key(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
+    """``train_cfg.max_epoch=3`` or ``train_dataloader.batch_sise=4``
+    would train with the config's own value; each is refused before the
+    work dir is made."""
+    work = tmp_path / 'work'
+    for option, message in (
+            ('train_cfg.max_epoch=3', 'train_cfg.max_epoch=3 is no argument '
+             "of EpochBasedTrainLoop; did you mean 'max_epochs'?"),
+            ('train_dataloader.batch_sise=4', 'train_dataloader.batch_sise=4 '
+             "is read neither by mmengine's runner nor by torch's "
+             "DataLoader; did you mean 'batch_size'?")):
+        text = _cli_error(fast_train_tool,
+                          [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                           '--cfg-options', option], capsys)
+        assert text == f'ERROR: {tiny_cfg}: {message} Nothing was started.\n'
+        assert not work.exists()
+
+
+def test_fast_train_refuses_a_scheduler_mmengine_refuses(
+        fast_train_tool, tiny_cfg, tmp_path, capsys, images_never_decoded):
+    """A misspelt scheduler argument is refused before the work dir is
+    made, naming the scheduler."""
+    work = tmp_path / 'work'
+    text = _cli_error(fast_train_tool,
+                      [tiny_cfg, '--work-dir', work, '--device', 'cpu',
+                       '--cfg-options', 'param_scheduler.0.eta_mn=0'],
+                      capsys)
+    assert text == (
+        f'ERROR: {tiny_cfg}: param_scheduler[0] (CosineAnnealingLR): '
+        'CosineAnnealingParamScheduler.__init__() got an unexpected keyword '
+        "argument 'eta_mn'. Nothing was started.\n")
+    assert not work.exists()
+
+
 @pytest.mark.slow
 def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
                                                        tmp_path):

@@ -1311,6 +1311,58 @@ def test_check_real_data_refuses_settings_met_only_in_a_run(tmp_path,
         assert not work.exists()
 
 
+def test_check_real_data_refuses_keys_its_runs_would_ignore(tmp_path,
+                                                            tiny_isic):
+    """A --configs file with an ``env_cfg`` key mmengine ignores
+    (``cudnn_benchmrk``), or a misspelt ``train_cfg`` key: the first ran
+    without it, exit 0; the second stopped its own run after the runs
+    before it had trained. Both are refused before any training."""
+    work = tmp_path / 'work'
+    for setting, fault in (
+            ('env_cfg = dict(cudnn_benchmrk=True)',
+             "env_cfg.cudnn_benchmrk=True is not read by mmengine's "
+             'runner, '),
+            ('train_cfg = dict(max_epoch=1)', 'train_cfg.max_epoch=1 is no '
+             "argument of EpochBasedTrainLoop; did you mean 'max_epochs'?")):
+        bad = write_tiny_config(tmp_path / 'bad.py', tiny_isic, epochs=1)
+        bad.write_text(bad.read_text() + setting + '\n')
+        run = run_tool_in_process(
+            'tools/check_real_data.py', '--models', 'egeunet', '--configs',
+            bad, '--data-root', tiny_isic, '--epochs', '1',
+            '--train-images', '2', '--test-images', '1', '--crop-size', '32',
+            '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stdout == ''
+        assert run.stderr.splitlines()[-1].startswith(
+            f'ERROR: config file {bad} (run bad): {fault}'), run.stderr
+        assert not work.exists()
+
+
+def test_check_real_data_refuses_a_work_dir_another_run_holds(tmp_path,
+                                                              tiny_isic):
+    """A check into a work dir another check writes now, or whose run
+    folder a training writes now, is refused before its first run
+    trains: the two wrote their checkpoints and results over one
+    another."""
+    from mmseg_dsnet.engine.preflight import training_work_dir_lock
+    work = tmp_path / 'work'
+    (work / 'egeunet').mkdir(parents=True)
+    for held in (work, work / 'egeunet'):
+        with training_work_dir_lock(str(held)):
+            run = run_tool_in_process(
+                'tools/check_real_data.py', '--models', 'egeunet',
+                '--data-root', tiny_isic, '--epochs', '1',
+                '--train-images', '2', '--test-images', '1',
+                '--crop-size', '32', '--work-dir', work)
+        assert run.returncode == 2, run.output[-2000:]
+        assert run.stderr.splitlines()[-1] == (
+            f'ERROR: The work dir {held} is being written by another '
+            'training now: two trainings at once would save their '
+            'checkpoints over one another. Nothing was started; wait for '
+            'it to end, or choose another --work-dir.')
+        assert sorted(p.name for p in work.rglob('*')) == ['egeunet']
+
+
 def test_check_real_data_refuses_a_design_run_on_the_synthetic_set(
         tmp_path, tiny_isic):
     """--split design on the synthetic stand-in set trained, wrote a

@@ -1242,6 +1242,118 @@ def test_loader_workers_torch_refuses_are_refused(tiny_config, tmp_path,
         f'ERROR: {tiny_config}: {message} Nothing was started.\n'
 
 
+@pytest.mark.parametrize('options,message', [
+    (['train_cfg.max_epoch=3'], "train_cfg.max_epoch=3 is no argument of "
+     "EpochBasedTrainLoop; did you mean 'max_epochs'?"),
+    (['train_dataloader.batch_sise=4'], 'train_dataloader.batch_sise=4 is '
+     "read neither by mmengine's runner nor by torch's DataLoader; did you "
+     "mean 'batch_size'?"),
+    (['val_dataloader.num_worker=1'], 'val_dataloader.num_worker=1 is read '
+     "neither by mmengine's runner nor by torch's DataLoader; did you mean "
+     "'num_workers'?")])
+def test_a_misspelt_loop_or_loader_key_is_refused_before_the_work_dir(
+        tiny_config, tmp_path, capsys, options, message):
+    """A ``train_cfg`` key the training loop does not take, or a
+    dataloader key neither mmengine nor torch's ``DataLoader`` reads, is
+    refused before the work dir is made."""
+    assert train_refusal(tiny_config, tmp_path, options, capsys) == \
+        f'ERROR: {tiny_config}: {message} Nothing was started.\n'
+
+
+@pytest.mark.parametrize('option,error', [
+    ('default_hooks.logger.intervl=5', "LoggerHook.__init__() got an "
+     "unexpected keyword argument 'intervl'"),
+    ('randomness.sed=1', "Runner.set_randomness() got an unexpected "
+     "keyword argument 'sed'")])
+def test_a_run_the_runner_refuses_leaves_nothing(tiny_config, tmp_path,
+                                                 capsys, option, error):
+    """A key the runner refuses once it is built (a hook's, randomness')
+    leaves no log folder, no config dump and no work dir of its own; in a
+    work dir of earlier runs, their log folder and the config dump there
+    stay as they were."""
+    from conftest import write_training_log
+    train = load_tool('train.py').main
+    message = (f'ERROR: {error} (check the spelling of this key in the '
+               'config)\n')
+    work = tmp_path / 'work'
+    code, err = run_cli(train, [tiny_config, '--work-dir', work,
+                                '--cfg-options', option], capsys)
+    assert (code, err[err.rfind('ERROR:'):]) == (2, message)
+    assert not work.exists()
+    work.mkdir()
+    write_training_log(work)
+    dump = work / tiny_config.name
+    dump.write_text('# an earlier run\'s config\n')
+    before = sorted(p.relative_to(work) for p in work.rglob('*'))
+    code, err = run_cli(train, [tiny_config, '--work-dir', work,
+                                '--cfg-options', option], capsys)
+    assert (code, err[err.rfind('ERROR:'):]) == (2, message)
+    assert sorted(p.relative_to(work) for p in work.rglob('*')) == before
+    assert dump.read_text() == '# an earlier run\'s config\n'
+
+
+def test_a_refusal_once_training_started_keeps_the_run(
+        tiny_config, tmp_path, capsys, monkeypatch):
+    """A refusal in the training loop (here at its first iteration) keeps
+    the run's log folder and config dump, for the diagnosis."""
+    from mmengine.runner import EpochBasedTrainLoop
+
+    from mmseg_dsnet.utils.errors import UserError
+
+    def refused(self, idx, data_batch):
+        raise UserError('refused in the loop')
+
+    monkeypatch.setattr(EpochBasedTrainLoop, 'run_iter', refused)
+    work = tmp_path / 'work'
+    code, err = run_cli(load_tool('train.py').main, [
+        tiny_config, '--work-dir', work], capsys)
+    assert (code, err[err.rfind('ERROR:'):]) == (
+        2, 'ERROR: refused in the loop\n')
+    logs = [p for p in work.iterdir() if p.is_dir()]
+    assert len(logs) == 1 and (logs[0] / f'{logs[0].name}.log').is_file()
+    assert (work / tiny_config.name).is_file()
+
+
+@pytest.mark.parametrize('option,message', [
+    ('env_cfg.cudnn_benchmrk=True', "env_cfg.cudnn_benchmrk=True is not read "
+     "by mmengine's runner, which reads cudnn_benchmark, mp_cfg, dist_cfg, "
+     "resource_limit; did you mean 'cudnn_benchmark'? (it would be "
+     'ignored).'),
+    ('env_cfg.mp_cfg.mp_start_methd=spawn', "env_cfg.mp_cfg.mp_start_methd="
+     "'spawn' is not read by mmengine's set_multi_processing, which reads "
+     "mp_start_method, opencv_num_threads; did you mean 'mp_start_method'? "
+     '(the runner would stop on it).')])
+def test_a_misspelt_env_cfg_key_is_refused(tiny_config, tmp_path, capsys,
+                                           option, message):
+    """mmengine ignores an ``env_cfg`` key it does not read (the run went
+    on without cudnn's benchmark, exit 0); a misspelt ``mp_cfg`` key was
+    refused by the runner once the work dir was made. Both are refused
+    before the work dir is made, with the key meant."""
+    assert train_refusal(tiny_config, tmp_path, [option], capsys) == \
+        f'ERROR: {tiny_config}: {message} Nothing was started.\n'
+
+
+def test_a_checkpoint_path_with_an_unexpanded_home_is_named_as_such(
+        tiny_config, tmp_path, capsys, monkeypatch):
+    """``load_from=~/x.pth`` (a ``~`` the shell left as it is) said only
+    that the file does not exist. The message says the ``~`` is not
+    expanded, and names the expanded path where that file exists; the
+    path is not expanded for the run."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    monkeypatch.setenv('HOME', str(home))
+    left = ('ERROR: checkpoint ~/{} does not exist: the shell left its "~" '
+            'unexpanded (quoted, after "--option=", or in a config file), '
+            'and it is not expanded here; ')
+    assert train_refusal(tiny_config, tmp_path, ['load_from=~/x.pth'],
+                         capsys) == left.format('x.pth') + \
+        'give the path in full\n'
+    (home / 'x.pth').write_bytes(b'')
+    assert train_refusal(tiny_config, tmp_path, ['load_from=~/x.pth'],
+                         capsys) == left.format('x.pth') + \
+        f'{home}/x.pth exists: give it in full\n'
+
+
 def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
         tiny_config, tmp_path, capsys):
     """``optim_wrapper.optimizer.lr=-0.1`` was torch's ``ValueError``
@@ -1263,6 +1375,23 @@ def test_an_optimizer_torch_refuses_is_refused_before_the_work_dir(
             capsys)
         assert (code, err) == (2, f'ERROR: {error}\n')
         assert not work.exists()
+
+
+@pytest.mark.parametrize('option,message', [
+    ('param_scheduler.0.type=CosineAnealingLR', 'CosineAnealingLR is not in '
+     'the mmseg::parameter scheduler registry.'),
+    ('param_scheduler.0.eta_mn=0', 'CosineAnnealingParamScheduler.__init__() '
+     "got an unexpected keyword argument 'eta_mn'. Nothing was started.\n"),
+    ('param_scheduler.0.begin=5', 'end should be larger than begin, but got '
+     'begin=5, end=2. Nothing was started.\n')])
+def test_a_scheduler_mmengine_refuses_is_refused_before_the_work_dir(
+        tiny_config, tmp_path, capsys, option, message):
+    """A misspelt scheduler type or argument, or ``begin`` not below
+    ``end``, is refused, naming the scheduler, before the work dir is made
+    (the runner builds its schedulers only when the training starts)."""
+    err = train_refusal(tiny_config, tmp_path, [option], capsys)
+    assert err.startswith(f'ERROR: {tiny_config}: param_scheduler[0] (')
+    assert message in err and err.count('\n') == 1
 
 
 def test_paramwise_settings_that_change_nothing_are_refused(

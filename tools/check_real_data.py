@@ -23,7 +23,8 @@ import os.path as osp
 import mmseg_dsnet  # noqa: F401  (registration)
 from mmseg_dsnet.datasets.converters.isic import ConversionError, convert
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
-from mmseg_dsnet.engine.preflight import check_output_file, check_work_dir
+from mmseg_dsnet.engine.preflight import (check_output_file, check_work_dir,
+                                          training_work_dir_lock)
 from mmseg_dsnet.leaderboard.real_data_check import (CONFIGS, DEFAULT_SRC,
                                                 DESIGN_SPLITS, RESULTS_FILE,
                                                 check_data_root,
@@ -232,17 +233,28 @@ def main(argv=None):
                                         given.get(name, config))
     check_work_dir(args.work_dir)
     results = {}
-    for name, config in configs.items():
-        results[name] = train_and_evaluate(
-            config, args.data_root, osp.join(args.work_dir, name),
-            args.epochs, seed=args.seed, train_images=args.train_images,
-            test_images=args.test_images, lr=args.lr,
-            crop_size=args.crop_size, split=args.split)
-        if args.split == 'design':
-            write_design_record(args.record_dir, name, results[name])
     out = osp.join(args.work_dir, RESULTS_FILE)
-    kept = [name for name in earlier if name not in results]
-    write_json({**earlier, **results}, out)
+    # The work dir held for the whole check (its results file is read,
+    # then written with the runs' results), and each run's folder while
+    # it trains (as tools/train.py holds it): two at once would write
+    # their checkpoints and results over one another.
+    with training_work_dir_lock(args.work_dir):
+        # Again, held: another check may have written them meanwhile.
+        check_no_earlier_check(args.work_dir, configs)
+        earlier = earlier_results(args.work_dir)
+        for name, config in configs.items():
+            run_dir = osp.join(args.work_dir, name)
+            check_work_dir(run_dir)
+            with training_work_dir_lock(run_dir):
+                results[name] = train_and_evaluate(
+                    config, args.data_root, run_dir, args.epochs,
+                    seed=args.seed, train_images=args.train_images,
+                    test_images=args.test_images, lr=args.lr,
+                    crop_size=args.crop_size, split=args.split)
+            if args.split == 'design':
+                write_design_record(args.record_dir, name, results[name])
+        kept = [name for name in earlier if name not in results]
+        write_json({**earlier, **results}, out)
     evaluated_on = ('design hold-out (lightweight_design_val)'
                     if args.split == 'design' else 'lightweight test split')
     # Each config's own size without --crop-size (it said 256px for all).

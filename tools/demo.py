@@ -28,12 +28,14 @@ from mmseg_dsnet.engine.log_dir import (build_runner, claim_log_dir,
 from mmseg_dsnet.engine.preflight import (check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
                                           check_config_sets,
+                                          check_env_cfg_keys,
                                           check_inference_mode,
                                           check_input_file,
                                           check_model_builds,
                                           check_no_earlier_run,
                                           check_pipelines_build,
-                                          check_work_dir, load_config)
+                                          check_work_dir, load_config,
+                                          training_work_dir_lock)
 from mmseg_dsnet.engine.preflight.work_dir import (WorkDirError,
                                                    check_work_dir_outside)
 from mmseg_dsnet.utils.cli import check_at_least, check_seed
@@ -318,6 +320,8 @@ def main(argv=None):
     check_pipelines_build(cfg, [name for name in LOADERS if cfg.get(name)])
     # A runner_type that cannot run, before the run's folder is made.
     runner_class(cfg)
+    # mmengine ignores an env_cfg key it does not read.
+    check_env_cfg_keys(cfg, args.config)
     # Settings mmengine and mmseg read only at the first checkpoint or the
     # first image scored, after training.
     check_checkpoint_hook_keys(cfg)
@@ -355,16 +359,55 @@ def main(argv=None):
     # The runner's config dump would replace the config file given.
     check_config_not_dumped_over(args.config, args.work_dir)
     check_no_earlier_run(args.work_dir, resumable=False)
-    # An earlier demo that saved its checkpoints elsewhere (out_dir) left
-    # only its overlays here, which a new run replaced without a word.
-    overlay = osp.join(args.work_dir, 'overlays.png')
+    overlay = check_no_earlier_overlays(args.work_dir)
+    check_work_dir(args.work_dir)
+    # Held while the demo writes it (as tools/train.py holds its work
+    # dir): two demos into one --work-dir would write their checkpoints
+    # and overlays over one another.
+    with training_work_dir_lock(args.work_dir):
+        # Again, held: another run may have written them meanwhile.
+        check_no_earlier_run(args.work_dir, resumable=False)
+        check_no_earlier_overlays(args.work_dir)
+        return train_test_draw(cfg, args, synthetic_root, split, overlay,
+                               start)
+
+
+def check_no_earlier_overlays(work_dir):
+    """Refuse a work dir holding an earlier demo's ``overlays.png``: one
+    that saved its checkpoints elsewhere (``out_dir``) left only its
+    overlays there, which a new run would replace without a word.
+
+    Args:
+        work_dir (str): The demo's work dir.
+
+    Returns:
+        str: The path of the overlays the demo writes.
+    """
+    overlay = osp.join(work_dir, 'overlays.png')
     if osp.lexists(overlay):
         raise WorkDirError(
-            f'The work dir {args.work_dir} already holds overlays.png of an '
+            f'The work dir {work_dir} already holds overlays.png of an '
             'earlier demo run (its checkpoints may be in '
             'default_hooks.checkpoint.out_dir); a new run would replace it. '
             'Nothing was started; choose another --work-dir, or remove it.')
-    check_work_dir(args.work_dir)
+    return overlay
+
+
+def train_test_draw(cfg, args, synthetic_root, split, overlay, start):
+    """Make the synthetic set, train and test on it, draw the overlays
+    and print the summary (the demo's work, its work dir held).
+
+    Args:
+        cfg (Config): The demo's config.
+        args (Namespace): Its command line.
+        synthetic_root (str): The synthetic set's folder.
+        split (str): The split file tested and drawn.
+        overlay (str): Where the overlays go.
+        start (float): When the demo started (``time.time()``).
+
+    Returns:
+        tuple: The metrics and the all-lesion guess's IoU.
+    """
     print('[1/4] Preparing the synthetic ISIC-like set in '
           f'{synthetic_root} ...', flush=True)
     prepare_synthetic(2018, synthetic_root)

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import os.path as osp
 
 # First, so that a Ctrl-C while the libraries load ends in one line;
 # it registers the components and turns on safe loading.
@@ -34,11 +35,14 @@ from mmseg_dsnet.engine import (check_config_keys, check_dataset_classes,
                                 setup_cpu_distributed)
 from mmseg_dsnet.engine.checkpoint_match import add_strict_checkpoint_hook
 from mmseg_dsnet.engine.cli_errors import TRAINING_STOP_HINT
-from mmseg_dsnet.engine.log_dir import build_runner, runner_class
+from mmseg_dsnet.engine.log_dir import (build_runner,
+                                         log_dirs_removed_on_refusal,
+                                         runner_class)
 from mmseg_dsnet.engine.preflight import (ConfigOptionsAction,
                                           check_auto_scale_lr,
                                           check_checkpoint_hook_keys,
                                           check_config_not_dumped_over,
+                                          check_env_cfg_keys,
                                           check_held_out_images,
                                           check_inference_mode,
                                           check_images_scored_once,
@@ -137,6 +141,8 @@ def build_cfg(args):
     check_config_keys(cfg)
     # A runner_type that cannot run, before the work dir is made.
     runner_class(cfg)
+    # mmengine ignores an env_cfg key it does not read.
+    check_env_cfg_keys(cfg, args.config)
     check_auto_scale_lr(cfg, args.config)
     check_training_schedule(cfg, args.config)
     # init_cfg Pretrained loads non-strictly: weights of another network
@@ -218,15 +224,24 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
     with contextlib.ExitStack() as hold:
-        prepare_work_dir(cfg, hold)
-        # No CUDA: gloo, DDP without device ids (env_cfg,
-        # model_wrapper_cfg).
-        setup_cpu_distributed(cfg)
-        # The config's runner (runner_type) with a log folder of its own,
-        # also beside a test started in the same second.
-        runner = build_runner(cfg)
-        runner.train()
-        finish_distributed(runner)
+        # A run refused before its training loop starts (a hook or
+        # randomness key the runner refuses) leaves no log folder, no
+        # config dump and no work dir it made; from the loop's start on,
+        # its files stay. Undone before the lock is let go.
+        with log_dirs_removed_on_refusal(cfg.work_dir) as refusal:
+            prepare_work_dir(cfg, hold)
+            if cfg.filename and int(os.environ.get('RANK', '0')) == 0:
+                # The runner's config dump, read with the lock held.
+                refusal.put_back_on_refusal(osp.join(
+                    cfg.work_dir, osp.basename(cfg.filename)))
+            # No CUDA: gloo, DDP without device ids (env_cfg,
+            # model_wrapper_cfg).
+            setup_cpu_distributed(cfg)
+            # The config's runner (runner_type) with a log folder of its
+            # own, also beside a test started in the same second.
+            runner = build_runner(cfg)
+            runner.train()
+            finish_distributed(runner)
     return runner
 
 

@@ -19,9 +19,66 @@ from mmengine.runner import Runner
 from .config_text import formatting_once
 
 
-# One list per open log_dirs_removed_on_refusal block, of the log folders
-# claim_log_dir made in it (removed if its run is refused); none is kept
-# once the block ends, so a long-lived process holds no list of its runs.
+class _RefusalBlock:
+    """What one open :func:`log_dirs_removed_on_refusal` block undoes if
+    its run is refused: the log folders :func:`claim_log_dir` made in it,
+    and the files given to :meth:`put_back_on_refusal`, unless its run has
+    started training (:func:`keep_run_outputs`)."""
+
+    def __init__(self):
+        self.folders = []
+        self.files = {}
+        self.kept = False
+
+    def put_back_on_refusal(self, path):
+        """Put ``path`` back as it is now (remove it, if there is none)
+        should the block be refused: a file the run may write (the
+        runner's config dump). Called where no other run writes it (its
+        work dir's lock held).
+
+        Args:
+            path (str): The file.
+        """
+        path = str(path)
+        data = None
+        if osp.isfile(path):
+            with open(path, 'rb') as f:
+                data = f.read()
+        self.files[path] = data
+
+    def undo(self, work_dir, made):
+        """Remove the block's log folders and ``work_dir`` (when ``made``
+        and left empty), and put its files back."""
+        # Claimed by os.mkdir in this block: this run's folder alone.
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        for path, data in self.files.items():
+            try:
+                if data is not None:
+                    _put_back(path, data)
+                elif osp.isfile(path):
+                    os.remove(path)
+            except OSError:
+                pass  # the refusal is the error to report
+        if made:
+            try:
+                os.rmdir(work_dir)
+            except OSError:
+                pass  # not empty: another run writes there too
+
+
+def _put_back(path, data):
+    """Write ``data`` to ``path`` unless it holds it already."""
+    from mmseg_dsnet.utils.fileio import atomic_write
+    if osp.isfile(path):
+        with open(path, 'rb') as f:
+            if f.read() == data:
+                return
+    atomic_write(data, path)
+
+
+# The open log_dirs_removed_on_refusal blocks; none is kept once its block
+# ends, so a long-lived process holds no list of its runs.
 _CLAIMED = []
 
 
@@ -46,8 +103,8 @@ def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
         try:
             if taken is None or not taken(stamp):
                 os.mkdir(osp.join(work_dir, stamp))
-                for claimed in _CLAIMED:
-                    claimed.append(osp.join(work_dir, stamp))
+                for block in _CLAIMED:
+                    block.folders.append(osp.join(work_dir, stamp))
                 return stamp
         except FileExistsError:
             pass
@@ -55,47 +112,58 @@ def claim_log_dir(work_dir: str, timestamp: str, taken=None) -> str:
         stamp = f'{timestamp}_{suffix}'
 
 
+def keep_run_outputs():
+    """Keep what the open :func:`log_dirs_removed_on_refusal` blocks would
+    remove on a refusal: their run has started training, and its log,
+    config dump and checkpoints belong together from here on (a refusal
+    mid-training, a NaN loss, keeps its log for the diagnosis)."""
+    for block in _CLAIMED:
+        block.kept = True
+
+
 @contextlib.contextmanager
 def log_dirs_removed_on_refusal(work_dir: str):
     """Remove the log folders claimed in the block (:func:`claim_log_dir`,
-    a runner's ``<work_dir>/<timestamp>``), and ``work_dir`` itself when the
-    block made it and it is left empty, when the block is refused (an
-    error :func:`~mmseg_dsnet.engine.cli_errors.describe_user_error`
-    reports as one ``ERROR:`` line).
+    a runner's ``<work_dir>/<timestamp>``), put back the files given to
+    the block's ``put_back_on_refusal`` and remove ``work_dir`` itself
+    when the block made it and it is left empty, when the block is
+    refused (an error
+    :func:`~mmseg_dsnet.engine.cli_errors.describe_user_error` reports as
+    one ``ERROR:`` line) before its run starts training
+    (:func:`keep_run_outputs`).
 
     A ``tools/test.py`` refused once its runner is built (``--show-dir``
     that would paint nothing, a checkpoint of another model found on
     loading, a check after the evaluation) would otherwise leave
     ``<timestamp>/<timestamp>.log``, and after the evaluation
-    ``<timestamp>.json``, which ``leaderboard.py`` collects as a test run.
-    What was there before the block stays; a crash or a stop keeps its
-    log, for the diagnosis.
+    ``<timestamp>.json``, which ``leaderboard.py`` collects as a test run;
+    a ``tools/train.py`` refused by its runner (a misspelt hook or
+    ``randomness`` key) a log folder and a config dump that look like a
+    run. What was there before the block stays; a crash or a stop keeps
+    its log, for the diagnosis.
 
     Args:
         work_dir (str): The run's work dir.
+
+    Yields:
+        _RefusalBlock: The block, whose ``put_back_on_refusal(path)``
+        names a file the run may write.
     """
     from .cli_errors import describe_user_error
     work_dir = str(work_dir)
     made = not osp.isdir(work_dir)
-    claimed = []
-    _CLAIMED.append(claimed)
+    block = _RefusalBlock()
+    _CLAIMED.append(block)
     try:
-        yield
+        yield block
     except Exception as err:
-        if describe_user_error(err) is not None:
-            # Claimed by os.mkdir in this block: this run's folder alone.
-            for folder in claimed:
-                shutil.rmtree(folder, ignore_errors=True)
-            if made:
-                try:
-                    os.rmdir(work_dir)
-                except OSError:
-                    pass  # not empty: another run writes there too
+        if describe_user_error(err) is not None and not block.kept:
+            block.undo(work_dir, made)
         raise
     finally:
-        # By identity: list.remove would take another block's equal list.
+        # By identity: list.remove would take another block's equal one.
         del _CLAIMED[next(index for index, other in enumerate(_CLAIMED)
-                          if other is claimed)]
+                          if other is block)]
 
 
 def run_scoped_manager_classes() -> list:
@@ -211,6 +279,12 @@ class SeparateLogDirRunner(Runner):
             return osp.splitext(osp.basename(self.cfg.filename))[0] + \
                 f'_{stamp}'
         return stamp
+
+    def call_hook(self, fn_name: str, **kwargs) -> None:
+        # The training loop starts: its outputs stay, also on a refusal.
+        if fn_name == 'before_train':
+            keep_run_outputs()
+        super().call_hook(fn_name, **kwargs)
 
     def setup_env(self, env_cfg: dict) -> None:
         super().setup_env(env_cfg)

@@ -519,7 +519,10 @@ def check_run_config(cfg, name, config):
     from mmseg_dsnet.engine.log_dir import runner_class
     from mmseg_dsnet.engine.preflight import (check_checkpoint_hook_keys,
                                               check_config_keys,
+                                              check_env_cfg_keys,
                                               check_inference_mode,
+                                              check_loader_keys,
+                                              check_loop_keys,
                                               check_model_builds,
                                               check_optimizer_builds,
                                               check_pipelines_build,
@@ -528,7 +531,11 @@ def check_run_config(cfg, name, config):
     try:
         check_config_keys(cfg)
         runner_class(cfg)
-        # Settings met only once the run trains, saves or scores.
+        # Keys mmengine ignores (env_cfg) or meets only once the run
+        # trains, saves or scores.
+        check_env_cfg_keys(cfg)
+        check_loop_keys(cfg)
+        check_loader_keys(cfg, ('train_dataloader', 'test_dataloader'))
         check_checkpoint_hook_keys(cfg)
         model = check_model_builds(cfg)
         check_inference_mode(model)

@@ -126,7 +126,8 @@ def check_fast_run_config(cfg: Config, config_path: str,
                              check_decision_thresholds,
                              check_evaluation_loaders,
                              check_held_out_images, check_inference_mode,
-                             check_model_builds,
+                             check_loader_keys, check_loop_keys,
+                             check_model_builds, check_optimizer_builds,
                              check_pipelines_build,
                              check_pretrained_checkpoints, check_save_best,
                              check_trainable_model)
@@ -168,8 +169,15 @@ def check_fast_run_config(cfg: Config, config_path: str,
             'tools/train.py')
     check_settings_followed(cfg, config_path)
     check_config_keys(cfg)
+    # A misspelt key (max_epoch, batch_sise) would leave the config's own
+    # value in force without a word.
+    check_loop_keys(cfg, config_path)
+    check_loader_keys(cfg, ('train_dataloader', ), config_path)
     model = check_model_builds(cfg)
     check_pretrained_checkpoints(cfg, model)
+    # The optimizer and its schedulers, built only once the run has made
+    # its work dir and log folder.
+    check_optimizer_builds(cfg, model, config_path)
     if validate or test:
         # mmseg reads model.test_cfg only when it scores the first image.
         check_inference_mode(model, config_path)

@@ -286,6 +286,12 @@ def check_input_file(path, what):
     unless ``path`` is a file; a URL (``https://``, ``s3://`` ...) is left to
     the loader.
 
+    A path starting with a ``~`` that names no file is read as the user
+    most likely meant it: the message says that ``~`` is not expanded
+    (``--cfg-options 'load_from=~/x.pth'``: the shell left it as it is),
+    and names the expanded path when that file exists; the path is not
+    expanded here.
+
     Args:
         path (str): The config or checkpoint path the user gave.
         what (str): How the message names it (``'config file'``,
@@ -296,6 +302,14 @@ def check_input_file(path, what):
         return
     reason = 'is a folder, not a file' if osp.isdir(path) else \
         'does not exist'
+    if path.split('/', 1)[0].startswith('~'):
+        expanded = osp.expanduser(path)
+        reason += (': the shell left its "~" unexpanded (quoted, after '
+                   '"--option=", or in a config file), and it is not '
+                   'expanded here')
+        reason += (f'; {expanded} exists: give it in full'
+                   if expanded != path and osp.isfile(expanded) else
+                   '; give the path in full')
     raise MissingInputError(f'{what} {path} {reason}')
 
 
@@ -477,18 +491,145 @@ def check_auto_scale_lr(cfg, config=None):
             'auto_scale_lr.enable=False')
 
 
+#: The ``env_cfg`` keys mmengine's ``Runner.setup_env`` reads; it
+#: ignores any other without a word.
+ENV_CFG_KEYS = ('cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit')
+
+
+def check_env_cfg_keys(cfg, config=None):
+    """Refuse an ``env_cfg`` key mmengine's runner does not read
+    (``cudnn_benchmrk``: ignored without a word, the run going on with
+    mmengine's default), or an ``env_cfg.mp_cfg`` key its
+    ``set_multi_processing`` does not take (``mp_start_methd``: the
+    runner stops on it once it has made the work dir). ``dist_cfg`` goes
+    to the distributed launcher as it is, and is left to it; a runner
+    class that sets up its environment its own way is left to itself.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and the closest one read.
+    """
+    from mmengine.runner import Runner
+    from mmengine.utils.dl_utils import set_multi_processing
+
+    from ..log_dir import SeparateLogDirRunner, runner_class
+    from .validation import _named_parameters
+    env = cfg.get('env_cfg')
+    if not isinstance(env, dict):
+        return
+    if any('setup_env' in vars(klass) and
+           klass not in (Runner, SeparateLogDirRunner)
+           for klass in runner_class(cfg).__mro__):
+        return
+    where = f'{config}: ' if config else ''
+    # The runner gives 'distributed' itself.
+    mp_keys, _ = _named_parameters(set_multi_processing)
+    mp_keys = sorted(mp_keys - {'distributed'})
+    mp_cfg = env.get('mp_cfg')
+    for prefix, keys, node, reader, effect in (
+            ('env_cfg', ENV_CFG_KEYS, env, "mmengine's runner",
+             'it would be ignored'),
+            ('env_cfg.mp_cfg', mp_keys,
+             mp_cfg if isinstance(mp_cfg, dict) else {},
+             "mmengine's set_multi_processing",
+             'the runner would stop on it')):
+        for key in node:
+            if key in keys:
+                continue
+            close = difflib.get_close_matches(str(key), keys, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise UserError(
+                f'{where}{prefix}.{key}={node[key]!r} is not read by '
+                f'{reader}, which reads {", ".join(keys)}{hint} '
+                f'({effect}). Nothing was started.')
+
+
+def train_loop_class(cfg):
+    """The loop class mmengine's runner builds from ``cfg.train_cfg``: the
+    registered ``type``, else ``EpochBasedTrainLoop`` or
+    ``IterBasedTrainLoop`` by ``by_epoch``.
+
+    Args:
+        cfg (Config | dict): The merged config.
+
+    Returns:
+        type | None: The class; None for a ``train_cfg`` that is no dict,
+        a ``type`` that names no registered loop, or a runner class that
+        builds its loop its own way.
+    """
+    from mmengine.registry import LOOPS
+    from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop,
+                                 Runner)
+
+    from ..log_dir import runner_class
+    train = cfg.get('train_cfg')
+    if not isinstance(train, dict) or \
+            runner_class(cfg).build_train_loop is not Runner.build_train_loop:
+        return None
+    kind = train.get('type')
+    if kind is None:
+        return (EpochBasedTrainLoop if train.get('by_epoch')
+                else IterBasedTrainLoop)
+    if isinstance(kind, type):
+        return kind
+    scope = cfg.get('default_scope')
+    with LOOPS.switch_scope_and_registry(scope) as registry:
+        return registry.get(kind) if isinstance(kind, str) else None
+
+
+def check_loop_keys(cfg, config=None):
+    """Refuse a ``train_cfg`` key the training loop does not take
+    (``max_epoch``, ``val_intervl``): mmengine builds the loop only when
+    the training starts, and refuses such a key with ``unexpected keyword
+    argument`` after the runner has made the work dir, its log folder and
+    the dumped config.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and the closest argument.
+    """
+    from .validation import _named_parameters
+    loop = train_loop_class(cfg)
+    if not isinstance(loop, type):
+        return
+    taken, takes_more = _named_parameters(loop.__init__)
+    if takes_more:
+        return
+    train = cfg['train_cfg']
+    # The runner passes these itself; 'by_epoch' picks the class when no
+    # 'type' is given.
+    taken = sorted(taken - {'runner', 'dataloader'} |
+                   {'type' if 'type' in train else 'by_epoch'})
+    for key in train:
+        if key in taken:
+            continue
+        close = difflib.get_close_matches(str(key), taken, n=1)
+        hint = f'; did you mean {close[0]!r}?' if close else '.'
+        where = f'{config}: ' if config else ''
+        raise UserError(
+            f'{where}train_cfg.{key}={train[key]!r} is no argument of '
+            f'{loop.__name__}{hint} Nothing was started.')
+
+
 def check_training_schedule(cfg, config=None):
-    """Refuse counts of mmengine's epoch or iteration loop that it would
-    not run as meant: ``max_epochs`` / ``max_iters`` below 1 (the run made
-    its work dir and ended at once, no checkpoint, exit 0) or not whole
-    (``2.5``: an ``AssertionError`` traceback once the work dir is made), a
-    ``val_interval`` below 1 or not whole when the run validates (``0``: a
-    ``ZeroDivisionError`` traceback after the first epoch, its checkpoint
-    left behind; below 0: every epoch validated) or a
-    ``train_dataloader.batch_size`` below 1 (a ``ValueError`` traceback
-    once the runner was built) or workers torch refuses
-    (:func:`~.data.check_loader_workers`). Other loops are left to
-    themselves.
+    """Refuse a ``train_cfg`` key the loop does not take
+    (:func:`check_loop_keys`) and counts of mmengine's epoch or iteration
+    loop that it would not run as meant: ``max_epochs`` / ``max_iters``
+    below 1 (the run would make its work dir and end at once, with no
+    checkpoint and exit 0) or not whole (``2.5``: mmengine asserts it once
+    the work dir is made), a ``val_interval`` below 1 or not whole when
+    the run validates (``0``: a ``ZeroDivisionError`` after the first
+    epoch, its checkpoint left behind; below 0: every epoch validated), a
+    ``train_dataloader`` key no one reads (:func:`~.data.check_loader_keys`),
+    a ``batch_size`` below 1 (torch's ``ValueError`` once the runner is
+    built) or workers torch refuses (:func:`~.data.check_loader_workers`).
+    Other loops' counts are left to themselves.
 
     Args:
         cfg (Config | dict): The merged config.
@@ -497,13 +638,15 @@ def check_training_schedule(cfg, config=None):
     Raises:
         UserError: Naming the key, its value and what to set.
     """
+    check_loop_keys(cfg, config)
     where = f'{config}: ' if config else ''
     train = cfg.get('train_cfg')
     if not isinstance(train, dict) or train.get('type') not in (
             None, 'EpochBasedTrainLoop', 'IterBasedTrainLoop',
             'mmengine.EpochBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
         return
-    from .data import check_batch_sizes, check_loader_workers
+    from .data import (check_batch_sizes, check_loader_keys,
+                       check_loader_workers)
     keys = ['max_epochs', 'max_iters']
     if has_val_loop(cfg):
         keys.append('val_interval')
@@ -521,5 +664,6 @@ def check_training_schedule(cfg, config=None):
             raise UserError(
                 f'{where}train_cfg.{key}={value} must be a whole number of '
                 f'at least 1: {what}. Nothing was started.')
+    check_loader_keys(cfg, ('train_dataloader', ), config)
     check_batch_sizes(cfg, ('train_dataloader', ), config)
     check_loader_workers(cfg, ('train_dataloader', ), config)

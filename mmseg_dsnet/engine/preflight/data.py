@@ -241,6 +241,48 @@ def check_batch_sizes(cfg, loaders, config=None):
             'at least 1: the images of a step. Nothing was started.')
 
 
+#: The dataloader keys mmengine's ``Runner.build_dataloader`` reads
+#: itself; it passes the others to torch's ``DataLoader``.
+RUNNER_LOADER_KEYS = ('num_batch_per_epoch', 'disable_subprocess_warning')
+
+
+def check_loader_keys(cfg, loaders, config=None):
+    """Refuse a key of ``loaders`` that neither mmengine's runner nor
+    torch's ``DataLoader`` takes (``batch_sise``, ``num_worker``): torch
+    raises ``unexpected keyword argument`` for it once the runner has made
+    the work dir, its log folder and the dumped config.
+
+    Args:
+        cfg (Config | dict): The merged config.
+        loaders (Sequence[str]): The dataloader keys the tool builds.
+        config (str, optional): The config file, for the message.
+
+    Raises:
+        UserError: Naming the key and the closest one taken.
+    """
+    import difflib
+
+    from torch.utils.data import DataLoader
+
+    from .validation import _named_parameters
+    taken, _ = _named_parameters(DataLoader.__init__)
+    taken = sorted(taken | set(RUNNER_LOADER_KEYS))
+    where = f'{config}: ' if config else ''
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not isinstance(loader_cfg, dict):
+            continue
+        for key in loader_cfg:
+            if key in taken:
+                continue
+            close = difflib.get_close_matches(str(key), taken, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else '.'
+            raise UserError(
+                f'{where}{loader}.{key}={loader_cfg[key]!r} is read neither '
+                "by mmengine's runner nor by torch's DataLoader"
+                f'{hint} Nothing was started.')
+
+
 def check_loader_workers(cfg, loaders, config=None):
     """Refuse a ``num_workers`` of ``loaders`` that is not a whole number
     of at least 0 (``-1``, a guess at "all cores"), or
@@ -284,8 +326,9 @@ def check_evaluation_loaders(cfg, loaders, config=None):
     batch is never scored (every image, when the batch exceeds the split),
     which ``LesionMetric`` would otherwise refuse only at the end of the
     evaluation (of the first epoch, in training); or one whose
-    ``batch_size`` is below 1 (:func:`check_batch_sizes`) or whose workers
-    torch refuses (:func:`check_loader_workers`).
+    ``batch_size`` is below 1 (:func:`check_batch_sizes`), whose workers
+    torch refuses (:func:`check_loader_workers`) or with a key no one
+    reads (:func:`check_loader_keys`).
 
     Args:
         cfg (Config | dict): The merged config.
@@ -296,6 +339,7 @@ def check_evaluation_loaders(cfg, loaders, config=None):
     Raises:
         UserError: Naming the loader and the option.
     """
+    check_loader_keys(cfg, loaders, config)
     check_batch_sizes(cfg, loaders, config)
     check_loader_workers(cfg, loaders, config)
     where = f'{config}: ' if config else ''

@@ -213,11 +213,13 @@ def check_inference_mode(model, config=None):
 
 
 def check_optimizer_builds(cfg, model, config=None):
-    """Build ``cfg.optim_wrapper`` over ``model`` once and drop it, so that
-    a value torch's optimizer refuses (``lr=-0.1``, ``betas=(1.5, 0.9)``,
-    a negative ``weight_decay``) or a misspelt argument is reported before
-    the runner makes the work dir: the runner builds it only when the
-    training starts, and torch's ``ValueError`` was a traceback there.
+    """Build ``cfg.optim_wrapper`` over ``model`` once, and
+    ``cfg.param_scheduler`` on it (:func:`check_schedulers_build`), and
+    drop them, so that a value torch's optimizer refuses (``lr=-0.1``,
+    ``betas=(1.5, 0.9)``, a negative ``weight_decay``), a misspelt
+    argument or a scheduler mmengine refuses is reported before the
+    runner makes the work dir: the runner builds both only when the
+    training starts, where torch's ``ValueError`` is a traceback.
 
     Args:
         cfg (Config): The merged config, with ``optim_wrapper``.
@@ -228,8 +230,9 @@ def check_optimizer_builds(cfg, model, config=None):
 
     Raises:
         ModelArgumentError: Naming ``optim_wrapper`` and torch's reason,
-            or a ``paramwise_cfg`` key that would change nothing
-            (:func:`check_paramwise_keys`).
+            a ``paramwise_cfg`` key that would change nothing
+            (:func:`check_paramwise_keys`) or a scheduler that cannot be
+            built.
     """
     import copy
     import logging
@@ -256,6 +259,80 @@ def check_optimizer_builds(cfg, model, config=None):
     optimizer = getattr(wrapper, 'optimizer', None)
     check_paramwise_keys(cfg, model, getattr(optimizer, 'defaults', None),
                          config)
+    # On this wrapper, dropped with it: the schedulers set its rates.
+    check_schedulers_build(cfg, wrapper, config)
+
+
+def check_schedulers_build(cfg, wrapper, config=None):
+    """Build ``cfg.param_scheduler`` on ``wrapper`` (a throwaway optimizer
+    wrapper: the schedulers change its rates) as mmengine's runner does,
+    so that a scheduler it refuses (a misspelt ``type`` or argument,
+    ``begin`` not below ``end``) is reported before the runner makes the
+    work dir, not once the training starts.
+
+    The runner gives a scheduler without ``end`` the loop's length, and
+    converts epochs to iterations by the loader's length: here ``end`` is
+    given only where it does not depend on that length (epochs of an
+    epoch loop, iterations of an iteration loop), and an epoch counts as
+    one iteration; neither changes which arguments are refused.
+
+    Args:
+        cfg (Config): The merged config.
+        wrapper (OptimWrapper | OptimWrapperDict): ``cfg.optim_wrapper``
+            built, not the run's.
+        config (str, optional): The config file, named first in the
+            message.
+
+    Raises:
+        ModelArgumentError: Naming the scheduler (its place and type)
+            and mmengine's reason.
+    """
+    import copy
+
+    from mmengine.optim import OptimWrapperDict
+    from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
+    from mmengine.runner import IterBasedTrainLoop
+
+    from .config import train_loop_class
+    schedulers = cfg.get('param_scheduler')
+    if schedulers is None:
+        return
+    train = cfg.get('train_cfg') or {}
+    by_iter = train_loop_class(cfg) is IterBasedTrainLoop
+    # The runner's default end: max_epochs, or max_iters.
+    ends = {not by_iter: train.get('max_iters' if by_iter
+                                   else 'max_epochs')}
+    where = f'{config + ": " if config else ""}param_scheduler'
+    if isinstance(wrapper, OptimWrapperDict):
+        parts = [(f'{where}.{name}', part,
+                  schedulers[name] if isinstance(schedulers, dict)
+                  and 'type' not in schedulers else schedulers)
+                 for name, part in wrapper.items()]
+    else:
+        parts = [(where, wrapper, schedulers)]
+    for where, optimizer, part_schedulers in parts:
+        if not isinstance(part_schedulers, (list, tuple)):
+            part_schedulers = [part_schedulers]
+        for index, scheduler in enumerate(part_schedulers):
+            if not isinstance(scheduler, dict):
+                continue
+            scheduler = copy.deepcopy(scheduler)
+            end = ends.get(bool(scheduler.get('by_epoch', True)))
+            if end is not None:
+                scheduler.setdefault('end', end)
+            try:
+                with DefaultScope.overwrite_default_scope(
+                        cfg.get('default_scope')):
+                    PARAM_SCHEDULERS.build(
+                        scheduler, default_args=dict(optimizer=optimizer,
+                                                     epoch_length=1))
+            except (KeyError, TypeError, ValueError,
+                    AssertionError) as err:
+                reason = err.args[0] if isinstance(err, KeyError) and \
+                    err.args else err
+                raise ModelArgumentError(
+                    f'{where}[{index}] ({scheduler.get("type")}): '
+                    f'{reason}. Nothing was started.') from None
 
 
 #: The ``paramwise_cfg`` keys mmengine's ``DefaultOptimWrapperConstructor``
