@@ -1260,6 +1260,35 @@ def test_a_misspelt_loop_or_loader_key_is_refused_before_the_work_dir(
         f'ERROR: {tiny_config}: {message} Nothing was started.\n'
 
 
+def test_by_epoch_beside_a_loop_type_is_refused_without_a_guess(
+        tiny_config, tmp_path, capsys):
+    """``train_cfg.by_epoch=True`` beside the config's ``type`` (mmengine's
+    runner takes one of them and stops on both) is refused with what to
+    do, not as a misspelt ``max_epochs``; a ``train_cfg`` with neither
+    (mmengine's ``KeyError``) likewise. ``by_epoch`` in place of ``type``
+    is mmengine's own way to pick the loop and passes."""
+    from mmengine.config import Config
+
+    from mmseg_dsnet.engine.preflight import check_loop_keys
+    from mmseg_dsnet.utils.errors import UserError
+    assert train_refusal(tiny_config, tmp_path, ['train_cfg.by_epoch=True'],
+                         capsys) == (
+        f'ERROR: {tiny_config}: train_cfg.by_epoch=True is given beside '
+        "train_cfg.type='EpochBasedTrainLoop', and mmengine's runner takes "
+        'only one of them (by_epoch picks EpochBasedTrainLoop or '
+        'IterBasedTrainLoop when no type is given); remove '
+        'train_cfg.by_epoch. Nothing was started.\n')
+    cfg = Config.fromfile(tiny_config)
+    cfg.train_cfg = dict(max_epochs=2, val_interval=1)
+    with pytest.raises(UserError, match=(
+            r'^train_cfg gives neither type nor by_epoch, and mmengine\'s '
+            r'runner needs one of them to pick the training loop; set '
+            r"train_cfg\.type='EpochBasedTrainLoop'")):
+        check_loop_keys(cfg)
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+    check_loop_keys(cfg)
+
+
 @pytest.mark.parametrize('option,error', [
     ('default_hooks.logger.intervl=5', "LoggerHook.__init__() got an "
      "unexpected keyword argument 'intervl'"),

@@ -587,6 +587,11 @@ def check_loop_keys(cfg, config=None):
     argument`` after the runner has made the work dir, its log folder and
     the dumped config.
 
+    mmengine's runner takes ``by_epoch`` in place of ``type`` (it then
+    builds ``EpochBasedTrainLoop`` or ``IterBasedTrainLoop``) and stops
+    with a ``RuntimeError`` on both or a ``KeyError`` on neither: these
+    are refused with what to set, not with a loop argument spelt alike.
+
     Args:
         cfg (Config | dict): The merged config.
         config (str, optional): The config file, for the message.
@@ -598,10 +603,24 @@ def check_loop_keys(cfg, config=None):
     loop = train_loop_class(cfg)
     if not isinstance(loop, type):
         return
+    train = cfg['train_cfg']
+    where = f'{config}: ' if config else ''
+    if 'type' in train and 'by_epoch' in train:
+        raise UserError(
+            f'{where}train_cfg.by_epoch={train["by_epoch"]!r} is given '
+            f'beside train_cfg.type={train["type"]!r}, and mmengine\'s '
+            'runner takes only one of them (by_epoch picks '
+            'EpochBasedTrainLoop or IterBasedTrainLoop when no type is '
+            'given); remove train_cfg.by_epoch. Nothing was started.')
+    if 'type' not in train and 'by_epoch' not in train:
+        raise UserError(
+            f'{where}train_cfg gives neither type nor by_epoch, and '
+            "mmengine's runner needs one of them to pick the training "
+            "loop; set train_cfg.type='EpochBasedTrainLoop' (or "
+            "'IterBasedTrainLoop'). Nothing was started.")
     taken, takes_more = _named_parameters(loop.__init__)
     if takes_more:
         return
-    train = cfg['train_cfg']
     # The runner passes these itself; 'by_epoch' picks the class when no
     # 'type' is given.
     taken = sorted(taken - {'runner', 'dataloader'} |
@@ -611,7 +630,6 @@ def check_loop_keys(cfg, config=None):
             continue
         close = difflib.get_close_matches(str(key), taken, n=1)
         hint = f'; did you mean {close[0]!r}?' if close else '.'
-        where = f'{config}: ' if config else ''
         raise UserError(
             f'{where}train_cfg.{key}={train[key]!r} is no argument of '
             f'{loop.__name__}{hint} Nothing was started.')
