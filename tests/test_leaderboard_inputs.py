@@ -1611,6 +1611,45 @@ def test_run_refuses_options_that_test_on_another_split(tiny_isic,
     assert not started and not (tmp_path / 'work').exists()
 
 
+@pytest.mark.parametrize('wrapper,reason', [
+    ("type='ConcatDataset', datasets=[{{_base_.test_dataloader.dataset}}, "
+     "dict(type='ISIC2018Dataset', data_root=DATA, "
+     "ann_file='splits/official_test.txt', pipeline={{_base_.test_pipeline}})"
+     ']', 'ConcatDataset of splits/lightweight_test.txt + '
+     'splits/official_test.txt (test_dataloader.dataset): its images are '
+     'not those of a test split of its data root ('),
+    ("type='RepeatDataset', times=2, "
+     'dataset={{_base_.test_dataloader.dataset}}',
+     'RepeatDataset (times=2) of splits/lightweight_test.txt '
+     '(test_dataloader.dataset): it scores ')])
+def test_run_refuses_a_wrapped_test_loader_of_no_test_split(
+        tiny_isic, tmp_path, monkeypatch, wrapper, reason):
+    """``leaderboard.py run`` of a config whose test loader wraps another
+    split than a test split (the test and official test splits joined),
+    or scores each image twice: every seed trained and was tested before
+    collect refused the figures. Refused before the first training."""
+    lb = load_tool('analysis_tools/leaderboard.py')
+    started = []
+    monkeypatch.setattr(lb, '_run_step', lambda command, *_: (
+        started.append(command), pytest.fail('a seed was started')))
+    tiny = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
+    config = tmp_path / 'wrapped.py'
+    config.write_text(
+        f"_base_ = '{tiny}'\n"
+        'test_dataloader = dict(dataset=dict(_delete_=True, '
+        f"{wrapper.replace('DATA', repr(str(tiny_isic)))}))\n")
+    with pytest.raises(UserError) as err:
+        lb.main(['run', str(config), '--work-dir', str(tmp_path / 'work'),
+                 '--runs-dir', str(tmp_path / 'runs'), '--no-benchmark'])
+    assert str(err.value).startswith(
+        f'{config}: its test loader reads {reason}'), str(err.value)
+    assert str(err.value).endswith(
+        'give run a config whose test loader reads that split '
+        '(splits/lightweight_test.txt or splits/official_test.txt)')
+    assert not started and not (tmp_path / 'work').exists()
+    assert not (tmp_path / 'runs').exists()
+
+
 def test_seeds_tested_on_other_images_under_one_name_are_refused(tmp_path):
     """Seeds of one row tested on split files of one name and data root
     that list other images (an ``ann_file`` given as a path elsewhere)

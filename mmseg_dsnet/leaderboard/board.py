@@ -59,7 +59,8 @@ from mmseg_dsnet.utils.paths import REPO_ROOT, same_folder
 from . import blocks, table
 from .records import is_number, load_json, read_last_checkpoint, write_json
 from .work_dir import (data_year, evaluated_data, loader_data_name,
-                       model_name, read_work_dir, resolve_config_path, slug)
+                       model_name, read_work_dir, resolve_config_path, slug,
+                       tested_split)
 
 RUNS_DIR = osp.join(REPO_ROOT, 'results', 'runs')
 
@@ -1264,18 +1265,21 @@ def check_tested_on_the_test_split(config, rec, work_dir, read=None):
             'may be given), then collect')
 
 
-def check_options_keep_the_test_split(test_dataset, cfg):
+def check_options_keep_the_test_split(test_dataset, cfg, config=None):
     """Raise :class:`~mmseg_dsnet.utils.errors.UserError` when ``cfg``, a
     config with the ``--cfg-options`` that ``leaderboard.py run`` gives its
     seeds' tests, tests on another split than the config's test split as
-    it is (:func:`tested_split_difference`), or the config's test loader
-    reads no split file (:func:`datasets_without_split`): collect refuses
-    each seed's figures, but only after the trainings.
+    it is (:func:`tested_split_difference`), the config's test loader
+    reads no split file (:func:`datasets_without_split`), or it wraps
+    datasets that score no test split, each image once
+    (:func:`~.work_dir.tested_split`): collect refuses each seed's
+    figures, but only after the trainings.
 
     Args:
         test_dataset (dict): The config's ``test_dataloader.dataset``,
             without the options.
         cfg (Config): The config with the options merged.
+        config (str, optional): The config file, for the message.
     """
     from mmseg_dsnet.datasets.synthetic_fallback import data_provenance
     unsplit = datasets_without_split(test_dataset)
@@ -1298,6 +1302,10 @@ def check_options_keep_the_test_split(test_dataset, cfg):
             'leaderboard row is the config\'s test split as it is: give '
             'only its data location, or put the split into a config of '
             'its own (_base_ = the config) and run that')
+    # collect reads a wrapped test loader so (dataset_facts).
+    tested_split(tested, config or 'the config', advice=(
+        'give run a config whose test loader reads that split '
+        '(splits/lightweight_test.txt or splits/official_test.txt)'))
 
 
 def _recorded_paths(recorded):

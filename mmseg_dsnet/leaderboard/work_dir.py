@@ -581,7 +581,15 @@ def loader_data_name(dataset_cfg):
     return f'{kind}{times} of {files}'
 
 
-def tested_split(dataset_cfg, where):
+#: What :func:`tested_split` tells to do of a run whose test loader
+#: scores no test split.
+TEST_ON_THE_SPLIT = ('test the checkpoint with tools/test.py and a config '
+                     'whose test loader reads that split '
+                     '(splits/lightweight_test.txt or '
+                     'splits/official_test.txt), then collect')
+
+
+def tested_split(dataset_cfg, where, advice=TEST_ON_THE_SPLIT):
     """The dataset config of the split a test loader's dataset config
     scores: itself; for a wrapper (Concat, Repeat ...), one of the
     converter's test split of its data root
@@ -601,7 +609,9 @@ def tested_split(dataset_cfg, where):
 
     Args:
         dataset_cfg (dict): A ``test_dataloader.dataset`` config.
-        where (str): The work dir, for the message.
+        where (str): The work dir (or config), for the message.
+        advice (str): What the message tells to do. Default: test the
+            checkpoint on the split, then collect.
 
     Returns:
         dict: A dataset config (``data_root``, ``ann_file``) of the split.
@@ -655,10 +665,7 @@ def tested_split(dataset_cfg, where):
         f'{where}: its test loader reads '
         f'{loader_data_name(dataset_cfg)} (test_dataloader.dataset): '
         f'{reason}. A leaderboard row is the protocol\'s test split, each '
-        'image of it scored once: test the checkpoint with tools/test.py '
-        'and a config whose test loader reads that split '
-        '(splits/lightweight_test.txt or splits/official_test.txt), then '
-        'collect')
+        f'image of it scored once: {advice}')
 
 
 def dataset_facts(cfg, test_cfg=None, where=None):

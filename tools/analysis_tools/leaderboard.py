@@ -65,7 +65,7 @@ def _check_run_args(args):
     cfg = load_config(args.config)
     test_dataset = copy.deepcopy(cfg.test_dataloader.dataset)
     cfg.merge_from_dict(options)
-    check_options_keep_the_test_split(test_dataset, cfg)
+    check_options_keep_the_test_split(test_dataset, cfg, args.config)
     # A random step in the test pipeline: tools/test.py refuses it, but
     # only after the first training.
     check_pipelines_build(cfg, ('test_dataloader', ))
