@@ -1222,6 +1222,32 @@ def test_a_run_started_in_the_second_of_another_gets_its_own_log_folder(
     assert (work / f'{stamp}_1' / 'vis_data' / 'scalars.json').is_file()
 
 
+@pytest.mark.parametrize('asked', [False, True])
+def test_fast_training_sets_cudnn_benchmark_as_the_config_asks(
+        tiny_cfg, tmp_path, monkeypatch, asked):
+    """``env_cfg.cudnn_benchmark=False`` trained with cuDNN's benchmark on
+    (its kernels picked by timing, not by torch's heuristics), exit 0;
+    the trainer sets the flag from the config as mmengine's runner does,
+    on any device."""
+    from mmseg_dsnet.engine.fast_training import (FastTrainer, RunSpec,
+                                                  TrainingRun)
+    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', not asked)
+    seen = []
+    step = TrainingRun.step
+
+    def noting_step(self, iteration):
+        seen.append(torch.backends.cudnn.benchmark)
+        return step(self, iteration)
+
+    monkeypatch.setattr(TrainingRun, 'step', noting_step)
+    cfg = Config.fromfile(str(tiny_cfg))
+    cfg.train_cfg.max_epochs = 1
+    cfg.env_cfg.cudnn_benchmark = asked
+    FastTrainer([RunSpec(cfg, str(tiny_cfg), 0, str(tmp_path / 'w'))],
+                device='cpu', workers=2, progress=False).train()
+    assert seen and set(seen) == {asked}
+
+
 def test_fast_train_configs_sharing_a_file_name(fast_train_tool, tiny_cfg,
                                                 tmp_path, capsys):
     """Runs are named after the config file, so two different configs with
@@ -2038,8 +2064,8 @@ UNFOLLOWED_FILE_SETTINGS = {
         'OptimWrapper'),
     'deterministic': (
         'randomness = dict(seed=0, deterministic=True)',
-        "randomness.deterministic=True: fast training picks cuDNN's "
-        'fastest kernels'),
+        'randomness.deterministic=True: fast training does not make '
+        "torch's algorithms deterministic"),
     'no shuffle': (
         "train_dataloader = dict(sampler=dict(type='DefaultSampler', "
         'shuffle=False))',

@@ -304,9 +304,10 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
 
     randomness = cfg.get('randomness') or {}
     if isinstance(randomness, dict) and randomness.get('deterministic'):
-        refuse('randomness.deterministic=True', 'fast training picks '
-               "cuDNN's fastest kernels (cudnn.benchmark) and sets each "
-               "run's randomness to its seed alone")
+        refuse('randomness.deterministic=True', 'fast training does not '
+               "make torch's algorithms deterministic (cudnn.deterministic, "
+               "use_deterministic_algorithms) and sets each run's "
+               'randomness to its seed alone')
 
     preprocessor = (cfg.get('model') or {}).get('data_preprocessor') or {}
     if isinstance(preprocessor, dict):
@@ -679,8 +680,12 @@ class FastTrainer:
         states = [self._start_run(spec) for spec in self.specs]
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
-            # Every step has the same shapes: let cuDNN pick its kernels.
-            torch.backends.cudnn.benchmark = True
+        # As mmengine's runner does (setup_env), on any device: cuDNN times
+        # its kernels only where the config asks (env_cfg.cudnn_benchmark);
+        # the flag is one for the process, so every run must ask.
+        torch.backends.cudnn.benchmark = all(
+            bool((spec.cfg.get('env_cfg') or {}).get('cudnn_benchmark'))
+            for spec in self.specs)
         start_epoch = self._resume(states, resumed) if self.resume else 0
         self.start_epoch = start_epoch
         for state in states:
