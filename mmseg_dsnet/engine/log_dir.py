@@ -1,11 +1,15 @@
 """One log folder per run: ``<work_dir>/<timestamp>`` claimed, not shared.
 
-mmengine's Runner names a run's log folder after the second it started in
-and creates it if missing (``mkdir_or_exist``): two runs into one work dir
-started in the same second (two ``tools/test.py``, a test beside a
-training) shared it, the second log opened with mode ``'w'`` over the
-first, both runs' lines mixed in it, and one ``<timestamp>.json`` of
-metrics replaced the other's, exit 0 for both.
+mmengine's Runner names a run's log folder after the second it starts in
+and creates it if missing (``mkdir_or_exist``), so two runs into one work
+dir started in the same second (two ``tools/test.py``, a test beside a
+training) would share it: the second log opened with mode ``'w'`` over
+the first, both runs' lines mixed in it, one ``<timestamp>.json`` of
+metrics replacing the other's. Here each run claims a folder no other
+run holds (:func:`claim_log_dir`, used by :class:`SeparateLogDirRunner`,
+which :func:`build_runner` builds), and a run refused before its
+training starts leaves no log folder or config dump behind
+(:func:`log_dirs_removed_on_refusal`).
 """
 import contextlib
 import os
@@ -249,7 +253,7 @@ class SeparateLogDirRunner(Runner):
     are its own in the process too: mmengine hands a Runner the logger,
     message hub and visualizer of a name the process holds, so a second
     run in one process (a final test after its training, a test's runs)
-    wrote its ``vis_data`` into the first run's folder.
+    would write its ``vis_data`` into the first run's folder.
 
     Its config formats its text once (:mod:`.config_text`)."""
 
@@ -257,7 +261,8 @@ class SeparateLogDirRunner(Runner):
                  **kwargs):
         self._name_given = experiment_name
         # mmseg's configs name the visualizer ('visualizer'): a later run in
-        # the process took the first run's, and wrote its vis_data there.
+        # the process would take the first run's and write its vis_data
+        # there.
         held = _run_instance_names()
         if isinstance(visualizer, dict) and visualizer.get('name') in held:
             base, number = visualizer['name'], 1

@@ -1,10 +1,13 @@
 """What ``tools/test.py --show-dir`` / ``--show`` paints.
 
 mmseg's ``SegVisualizationHook`` paints the images of every
-``interval``-th test batch (50 by default): on a split of fewer batches it
-painted none, and the test ended with an empty ``--show-dir``, exit 0.
-Its paintings are named by the image's file name alone: one of two images
-of one name replaced the other's.
+``interval``-th test batch (50 by default), so on a split of fewer
+batches it paints none, and names its paintings by the image's file name
+alone, so of two images of one name one painting replaces the other.
+The checks here refuse, before the test runs, a ``--show-dir`` or
+``--show`` that would paint no image, paint two under one name, save no
+file or show no window; :func:`report_paintings` says what was painted
+and refuses a ``--show-dir`` left empty.
 """
 import os
 import os.path as osp
@@ -38,8 +41,8 @@ def painted_images(images, batch_size, interval):
 def check_painting_names(img_paths, option):
     """Refuse images to be painted whose paintings would have one name:
     mmengine's ``LocalVisBackend`` names a painting after the image's file
-    name alone (``test_<name>_<step>.png``), so the later replaced the
-    earlier without a word.
+    name alone (``test_<name>_<step>.png``), so the later would replace
+    the earlier without a word.
 
     Args:
         img_paths (Sequence[str]): The images to be painted.
@@ -93,8 +96,8 @@ def check_paints_images(images, batch_size, interval, option):
 
 def check_saves_paintings(visualizer, config):
     """Refuse ``--show-dir`` with a visualizer that saves no image file:
-    without a ``LocalVisBackend`` in its ``vis_backends`` the test painted
-    nothing into the folder, exit 0.
+    without a ``LocalVisBackend`` in its ``vis_backends`` the test would
+    paint nothing into the folder and end with exit 0.
 
     Args:
         visualizer (dict): The config's ``visualizer``.
@@ -129,8 +132,8 @@ FILE_ONLY_BACKENDS = ('agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template')
 def check_can_show():
     """Refuse ``--show`` where matplotlib (which mmengine's visualizer
     shows through) opens no window: on a machine without a display it
-    takes the ``agg`` backend, and the test "showed" every image into
-    nothing, exit 0.
+    takes the ``agg`` backend, and the test would "show" every image
+    into nothing and end with exit 0.
 
     Raises:
         UserError: Naming the backend and ``--show-dir``.
