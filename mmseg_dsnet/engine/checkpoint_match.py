@@ -476,11 +476,11 @@ def check_pretrained_inits(model, config=None):
     (with the init's ``prefix``), before any run starts.
 
     mmengine's ``PretrainedInit`` loads with ``strict=False``: weights of
-    another network loaded nothing behind log warnings and the run trained
-    from random weights, exit 0; a missing file was a traceback after the
-    run's folder was made. The rule is that of a partial ``load_from``
-    (:func:`check_checkpoint_matches` with ``strict=False``); a module
-    that checks its own weights
+    another network load nothing behind log warnings and the run trains
+    from random weights, exit 0; a missing file is a traceback after the
+    run's folder is made. Both are refused here. The rule is that of a
+    partial ``load_from`` (:func:`check_checkpoint_matches` with
+    ``strict=False``); a module that checks its own weights
     (:class:`~mmseg_dsnet.models.utils.strict_loading.StrictLoadingMixin`,
     which mmengine's load does not mark) must match exactly.
 

@@ -200,8 +200,9 @@ def synthetic_switches(cfg, previous,
     the checkpoint's run was trained with. A data root may differ on
     resume (the data was moved), but not to other images: the synthetic
     fallback takes over whenever the config's default root is absent
-    (real data moved away, another checkout), and the run went on from a
-    checkpoint of real images on the stand-in, exit 0. A previous root
+    (real data moved away, another checkout), and the run would go on
+    from a checkpoint of real images on the stand-in, exit 0. A previous
+    root
     that no longer exists counts as not synthetic.
 
     Args:

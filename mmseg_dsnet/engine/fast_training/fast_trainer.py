@@ -221,10 +221,9 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
     torch's Adam(W) itself, applies only the learning-rate schedule, feeds
     the cached images through its own device augmentation and
     normalisation, shuffles every epoch with the run's seed, and runs its
-    followed custom hooks with their defaults. Each of these trained
-    otherwise than ``tools/train.py`` would, exit 0 (those of the
-    optimizer wrapper were refused only after every image was decoded and
-    the work dirs made).
+    followed custom hooks with their defaults. Each of these would train
+    otherwise than ``tools/train.py`` does, exit 0; all are refused before
+    any image is decoded or work dir made.
 
     Args:
         cfg (Config): The run's config (options merged).
@@ -366,12 +365,12 @@ def check_settings_followed(cfg: Config, config_path: str) -> None:
 def check_cfg_options(options) -> None:
     """Refuse ``--cfg-options`` the fast trainer would drop: it sets every
     run's ``randomness`` (the seed of ``--seed`` or ``CONFIG@SEEDS``) and
-    ``work_dir`` (``--work-dir``) itself, so ``randomness.seed=5`` trained
-    and recorded seed 0 and ``work_dir=X`` left X empty, exit 0; it
+    ``work_dir`` (``--work-dir``) itself, so ``randomness.seed=5`` would
+    train and record seed 0 and ``work_dir=X`` leave X empty, exit 0; it
     validates, saves and resumes by its flags (``--val-interval``,
     ``--checkpoint-interval``, ``--resume``), so ``train_cfg.val_interval``,
     ``train_cfg.val_begin``, ``resume`` and the checkpoint hook's options
-    other than ``save_best`` and ``rule`` were dropped too.
+    other than ``save_best`` and ``rule`` would be dropped too.
 
     Args:
         options (dict | None): The ``--cfg-options`` given (dotted keys).

@@ -107,11 +107,12 @@ def parse_cfg_option(key, text):
     """Read one ``--cfg-options KEY=VALUE`` value (:data:`CFG_OPTIONS_RULE`).
 
     mmengine's ``DictAction`` removes every space of a value and splits it
-    at each comma, so that ``work_dir=/data/My Runs/r1`` trained into
-    ``/data/MyRuns/r1``, exit 0, ``data_root=/data/Patient Müller`` was
+    at each comma, so that ``work_dir=/data/My Runs/r1`` would train into
+    ``/data/MyRuns/r1``, exit 0, ``data_root=/data/Patient Müller`` be
     reported missing as ``/data/PatientMüller``, and a folder named
-    ``Müller, Anna`` became a list (a ``TypeError`` traceback), also
-    without a ``/`` (``work_dir=Müller, A``). A value in brackets
+    ``Müller, Anna`` become a list (a ``TypeError`` traceback), also
+    without a ``/`` (``work_dir=Müller, A``); such a value is read whole
+    here. A value in brackets
     (``[1, 2]``, ``(32, 32)``) or with a comma (``a,b``, ``a, b``) for any
     other key is read as mmengine reads it.
 
@@ -247,8 +248,8 @@ def check_options_take_effect(cfg, cfg_options):
 
     mmengine copies a variable's value into the sections that use it when
     it reads the file, so setting the variable afterwards changes nothing:
-    ``test.py CONFIG CKPT --cfg-options data_root=other`` scored the
-    config's own data set, exit 0, and ``test_metrics.json`` recorded
+    ``test.py CONFIG CKPT --cfg-options data_root=other`` would score the
+    config's own data set, exit 0, while ``test_metrics.json`` recorded
     ``data_root=other`` among the options it was computed with.
 
     Args:
@@ -452,10 +453,10 @@ AUTO_SCALE_LR_KEYS = ('enable', 'base_batch_size')
 
 def check_auto_scale_lr(cfg, config=None):
     """Refuse an ``auto_scale_lr`` mmengine would not apply as written: a
-    key it does not read (``enabled=True``: the rate was left unscaled
-    without a word, exit 0), or scaling enabled without a positive
-    ``base_batch_size`` (an ``AssertionError`` or ``ZeroDivisionError``
-    traceback once the run had started).
+    key it does not read (``enabled=True``: the rate would be left
+    unscaled without a word, exit 0), or scaling enabled without a
+    positive ``base_batch_size`` (an ``AssertionError`` or
+    ``ZeroDivisionError`` traceback once the run has started).
 
     Args:
         cfg (Config | dict): The merged config.

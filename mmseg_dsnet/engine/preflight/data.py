@@ -356,9 +356,9 @@ def check_evaluation_loaders(cfg, loaders, config=None):
 def check_images_scored_once(cfg, loaders):
     """Refuse, before any run, a validation or test loader whose dataset
     gives an image more than once (a ``RepeatDataset``, a ``ConcatDataset``
-    of splits that share images): each copy was scored, so the image
-    weighed that many times in the figures (and in the choice of the best
-    checkpoint), exit 0
+    of splits that share images): each copy would be scored, so the image
+    would weigh that many times in the figures (and in the choice of the
+    best checkpoint), exit 0
     (:func:`~mmseg_dsnet.evaluation.lesion_metric.check_each_image_once`).
     The datasets are built (their split files read), so data roots must be
     final.
@@ -389,9 +389,9 @@ def check_images_scored_once(cfg, loaders):
 def check_training_batches(cfg, world_size=1):
     """Refuse an epoch-based training whose loader would give no batch: a
     training split of fewer images per process than ``batch_size`` with
-    ``drop_last=True``. mmengine's loop then ran its epochs without a
-    single step, saved the initial weights as the epochs' checkpoints and
-    validated them, exit 0. Without ``drop_last`` every image is trained,
+    ``drop_last=True``. mmengine's loop would then run its epochs without
+    a single step, save the initial weights as the epochs' checkpoints
+    and validate them, exit 0. Without ``drop_last`` every image is trained,
     so only then is the dataset built (its split read) here.
 
     Args:
@@ -446,8 +446,8 @@ def check_held_out_images(cfg, loaders, config=None):
     training dataset without a split file (mmseg then reads every image
     under its image folder) in the scored set's folder, or a scored
     dataset without a split file over the training images' folder.
-    ``train.py`` validated on them, chose the best checkpoint by those
-    figures and logged them, exit 0 (``tools/test.py`` refuses such a
+    ``train.py`` would validate on them, choose the best checkpoint by
+    those figures and log them, exit 0 (``tools/test.py`` refuses such a
     test only afterwards, from the checkpoint). Ids are compared as
     ``tools/test.py`` compares them
     (:func:`~mmseg_dsnet.analysis.threshold_sweep.check_not_trained_on`),

@@ -54,8 +54,8 @@ def _check_logit_input(model, name):
     """Refuse ``single_channel_input='logit'`` for a model that stores
     its 1-channel output as probabilities: every MMSegmentation segmentor
     does (``BaseSegmentor.postprocess_result`` applies the sigmoid), so the
-    metric applied a second sigmoid and every pixel (probability >= 0
-    gives sigmoid >= 0.5) was lesion: Sen 100, Spe 0, exit 0.
+    metric would apply a second sigmoid and every pixel (probability >= 0
+    gives sigmoid >= 0.5) would be lesion: Sen 100, Spe 0, exit 0.
 
     Args:
         model (dict): The config's ``model``.
@@ -187,10 +187,11 @@ def check_one_lesion_figure_set(name, metrics):
 def check_tta_model(cfg, config):
     """Refuse a ``tta_model`` that ``tools/test.py --tta`` cannot score a
     lesion model with: none (``tta_model=None``, or a config without our
-    ``default_runtime``) was an ``AttributeError`` traceback; mmseg's
+    ``default_runtime``) is an ``AttributeError`` traceback; mmseg's
     ``SegTTAModel`` (its own ``default_runtime``) keeps the last view's
     ``seg_logits``, which the metric reads, so the figures, recorded as
-    test-time augmented, were of the vertically flipped view alone (exit 0).
+    test-time augmented, would be of the vertically flipped view alone
+    (exit 0).
 
     Args:
         cfg (Config): The merged config.

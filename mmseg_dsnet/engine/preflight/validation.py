@@ -61,7 +61,7 @@ def check_save_best(cfg, validates=None):
     run that never validates (``val_cfg`` None, :func:`has_val_loop`, or
     ``train_cfg.val_begin`` beyond the last epoch or iteration) is
     refused too: the hook keeps a best checkpoint only after a validation,
-    so the run ended without one, exit 0.
+    so the run would end without one, exit 0.
 
     Args:
         cfg (Config | dict): The merged config.

@@ -94,10 +94,11 @@ def training_work_dir_lock(work_dir):
 def check_config_not_dumped_over(config, work_dir):
     """Refuse a work dir where the runner's config dump
     (``<work_dir>/<config file name>``) is the config file given, when
-    that file is a source config (it has ``_base_``): the dump replaced
-    its text with the flattened config, ``--cfg-options`` (and test.py's
-    checkpoint) baked in and its inheritance gone, exit 0. A run's own
-    dump given back (``work_dirs/x/x.py``) is a dump already and passes.
+    that file is a source config (it has ``_base_``): the dump would
+    replace its text with the flattened config, ``--cfg-options`` (and
+    test.py's checkpoint) baked in and its inheritance gone, exit 0. A
+    run's own dump given back (``work_dirs/x/x.py``) is a dump already and
+    passes.
 
     Args:
         config (str): The config file given.
