@@ -108,8 +108,8 @@ def recalibrate_batch_norm(model, data_loader, max_batches=None,
             raise ValueError('the data loader gave no batch to recompute '
                              'the BatchNorm statistics from')
         # A layer the pass does not run (mmseg's auxiliary head: training
-        # only) saw no batch; reset, it was written as mean 0, variance 1
-        # and counted as recomputed.
+        # only) sees no batch; reset, it would be written as mean 0,
+        # variance 1 and counted as recomputed.
         names = {id(module): name for name, module in model.named_modules()}
         for layer, (mean, var, count) in zip(layers, saved):
             if int(layer.num_batches_tracked) == 0:
@@ -430,7 +430,7 @@ def write_recalibrated_checkpoint(config, checkpoint, out, max_batches=None,
     buffer = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
     # Checked again at the rename: a second run writing ``out`` meanwhile
-    # was replaced without a word, and both reported the file as theirs.
+    # would be replaced without a word, both reporting the file as theirs.
     atomic_write(buffer.getvalue(), out, overwrite=overwrite)
     return dict(batches=batches,
                 layers=len(batch_norm_layers(model)) - len(not_run),

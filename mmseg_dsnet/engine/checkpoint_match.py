@@ -142,8 +142,8 @@ def _first(items, what):
 def loaded_segmentor(model):
     """The segmentor inside ``model``: a DDP wrapper and a test-time
     augmentation model are unwrapped, also both (``dist_test.sh --tta``:
-    DDP around the TTA model, whose keys were compared with the checkpoint's
-    as ``module.backbone...`` and every one refused).
+    DDP around the TTA model, whose keys would be compared with the
+    checkpoint's as ``module.backbone...`` and every one refused).
 
     Args:
         model (nn.Module): The runner's model.

@@ -94,9 +94,10 @@ RESEND_STOP_S = 0.05
 def _resend_swallowed_stops(previous_hook):
     """``sys.unraisablehook`` for a :class:`Terminated` raised where Python
     drops exceptions (a ``__del__``, such as a data loader's, or an at-fork
-    callback): the stop was printed as ``Exception ignored in ...`` and the
-    run went on as if no signal had come. The signal is sent again, from
-    another thread, so that it is handled once that code has returned."""
+    callback): there the stop is printed as ``Exception ignored in ...``
+    and the run goes on as if no signal had come. The signal is sent
+    again, from another thread, so that it is handled once that code has
+    returned."""
 
     def hook(unraisable):
         error = unraisable.exc_value
@@ -116,8 +117,9 @@ def _exit_on_sigterm(signum, frame):
     # workers; PyTorch's SIGCHLD handler would report their end as the
     # error (a RuntimeError traceback) instead of the termination asked for.
     # A handler of its own, not SIG_DFL: a SIGCHLD received before this
-    # handler ran (the workers ended first) found SIG_DFL and was printed as
-    # 'OSError: Signal 17 ignored due to race condition' with a traceback.
+    # handler runs (the workers end first) would find SIG_DFL and be
+    # printed as 'OSError: Signal 17 ignored due to race condition' with a
+    # traceback.
     if hasattr(signal, 'SIGCHLD'):
         signal.signal(signal.SIGCHLD, _no_action)
     if not getattr(sys.unraisablehook, 'resends_stops', False):

@@ -32,9 +32,9 @@ def check_launched(launcher, script):
     """Refuse ``--launcher pytorch`` in a process torchrun did not start,
     and another launcher in one it started with other processes.
 
-    mmengine read ``RANK`` and the process group's address from the
-    environment only once the runner was built: a traceback (``environment
-    variable RANK expected, but not set``) after the work dir was made.
+    mmengine reads ``RANK`` and the process group's address from the
+    environment only once the runner is built: a traceback (``environment
+    variable RANK expected, but not set``) after the work dir is made.
 
     Args:
         launcher (str): The ``--launcher`` given.

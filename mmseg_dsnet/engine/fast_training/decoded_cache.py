@@ -30,8 +30,8 @@ def check_plain_dataset(dataset_cfg, config_path: str,
     the fast trainer decodes one plain dataset through its own pipeline, so
     it would not train on what mmengine's loop trains on (a
     ``RepeatDataset``'s several passes per epoch, the images of every
-    dataset of a ``ConcatDataset``, a mixing pipeline). It failed with an
-    ``AttributeError`` traceback once the work dir was made.
+    dataset of a ``ConcatDataset``, a mixing pipeline), and would fail
+    with an ``AttributeError`` traceback once the work dir is made.
 
     Args:
         dataset_cfg (dict | None): ``train_dataloader.dataset`` of a config;

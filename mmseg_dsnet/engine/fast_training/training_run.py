@@ -58,7 +58,7 @@ def learning_rate_table(optim_wrapper, scheduler_cfgs: List[dict],
     schedulers = []
     if isinstance(scheduler_cfgs, dict):
         # mmengine's runner takes one scheduler as a dict (iterating it
-        # gave its keys: an AttributeError once the images were decoded).
+        # gives its keys: an AttributeError once the images are decoded).
         scheduler_cfgs = [scheduler_cfgs]
     for cfg in copy.deepcopy(scheduler_cfgs or []):
         if cfg.pop('convert_to_iter_based', False):
@@ -165,8 +165,8 @@ class TrainingRun:
                 'trains on the padded images), and fast training does not '
                 'pad; make the Resize scale a multiple of it')
         # mmseg's SegDataPreProcessor reverses the channels for either
-        # (only bgr_to_rgb was read: rgb_to_bgr=True trained on the other
-        # channel order than tools/train.py).
+        # (reading only bgr_to_rgb, rgb_to_bgr=True would train on the
+        # other channel order than tools/train.py).
         self.bgr_to_rgb = bool(preprocessor.get('bgr_to_rgb', False)
                                or preprocessor.get('rgb_to_bgr', False))
         mean = preprocessor.get('mean')
@@ -192,7 +192,8 @@ class TrainingRun:
         # optimizer with the same groups.
         wrapper = build_optim_wrapper(self.model, optim_cfg)
         # The config's auto_scale_lr, as tools/train.py on one GPU applies
-        # it (it was left out: another learning rate than the config's).
+        # it (left out, the run would train at another learning rate than
+        # the config's).
         self.lr_scale = scale_learning_rates(
             wrapper, cfg.get('auto_scale_lr'), batch_size)
         self.lr_table = learning_rate_table(

@@ -169,11 +169,12 @@ class BadSampleSummaryHook(Hook):
                         outputs=None) -> None:
         # Test figures are the result itself: a replaced sample would be
         # scored twice and the bad one not at all, under the split's name
-        # and image count (a warning in the log was all that said so).
+        # and image count (with only a warning in the log to say so).
         # Pooled over the ranks at every iteration (each rank runs as many:
         # the sampler pads the split), so that all stop together: a rank
-        # that stopped alone left the others in a collective, ended by
-        # torchrun with a gloo traceback (NCCL: a hang until its timeout).
+        # that stopped alone would leave the others in a collective, ended
+        # by torchrun with a gloo traceback (NCCL: a hang until its
+        # timeout).
         paths = skipped_paths(data_batch)
         if get_world_size() > 1:
             paths = [p for part in all_gather_object(paths) for p in part]

@@ -221,8 +221,8 @@ def _check_option_type(cfg, key, value):
     replaces: a word for a number or a switch (``train_cfg.max_epochs=abc``,
     ``train_dataloader.batch_size=two``), or anything but a dict (or None)
     for a dict (``train_cfg=[1,2]``; ``key="dict(a=1)"``, which
-    ``DictAction`` keeps as a string). mmengine met them only once the
-    runner built that part, after the work dir and its log were made, with
+    ``DictAction`` keeps as a string). mmengine meets them only once the
+    runner builds that part, after the work dir and its log are made, with
     a traceback (``ValueError: invalid literal for int()``, ``TypeError``).
     """
     old = _config_value(cfg, key)
@@ -426,7 +426,7 @@ def load_tool_config(config, cfg_options=None, keys=(), needs='',
     apply_cfg_options(cfg, cfg_options)
     if keys:
         # A model or dataset base config: an AttributeError traceback (or a
-        # registry error with a spelling hint) where the key was first read.
+        # registry error with a spelling hint) where the key is first read.
         check_config_sets(cfg, config, keys, needs)
     return cfg
 

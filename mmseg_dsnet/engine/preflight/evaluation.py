@@ -153,9 +153,9 @@ def check_one_lesion_figure_set(name, metrics):
     """Refuse evaluators whose figures a run record cannot take: it keeps
     one ``LesionMetric``'s figures (its ``IoU``, or the one prefix's
     ``prefix/IoU``), and the record of a design run or real-data check
-    was refused only after the training, with none written (two prefixed
-    ``LesionMetric``, or none). Evaluators of a type whose figures are not
-    known here pass.
+    would be refused only after the training, with none written (two
+    prefixed ``LesionMetric``, or none). Evaluators of a type whose
+    figures are not known here pass.
 
     Args:
         name (str): The evaluator key (``test_evaluator`` ...).

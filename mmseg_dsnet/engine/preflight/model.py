@@ -133,9 +133,9 @@ def check_trainable_model(cfg, config=None, action='train'):
         cfg (Config | dict): The merged config.
         config (str, optional): Its file, named first in the message.
         action (str): What the calling tool does with a training config,
-            as the verb of the advice (``'train'``, ``'profile'``): a
-            profiler told to "train the training config" was told to do
-            what it does not. Default: ``'train'``.
+            as the verb of the advice (``'train'``, ``'profile'``), so
+            that a profiler is not told to "train the training config".
+            Default: ``'train'``.
 
     Raises:
         ModelArgumentError: A part of ``cfg.model`` has ``deploy=True``.

@@ -299,8 +299,8 @@ _VAL_KEYS = ('val_dataloader', 'val_cfg', 'val_evaluator')
 def check_val_keys_together(cfg):
     """Refuse a config with some of ``val_dataloader``, ``val_cfg`` and
     ``val_evaluator`` set and others None (``--cfg-options val_cfg=None``
-    to train without validation): mmengine's Runner raised a ValueError
-    traceback for it once the model was built.
+    to train without validation): mmengine's Runner raises a ValueError
+    traceback for it once the model is built.
 
     Args:
         cfg (Config | dict): The training config.
