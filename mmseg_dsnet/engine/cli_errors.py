@@ -165,7 +165,7 @@ def report_interrupt(error, hint=''):
 
 def report_termination(error, hint=''):
     """Report a stop by SIGTERM (:class:`Terminated`) in one line, as
-    :func:`report_interrupt` does Ctrl-C (it ended with status 143 and no
+    :func:`report_interrupt` does Ctrl-C (not with status 143 and no
     word), and exit with its status. The clean-up of the writes under way
     has run by the time the exception gets here.
 
@@ -188,8 +188,8 @@ def stop_behind(error):
     error of its own: mmengine's ``Config.pretty_text``, which every
     checkpoint save calls and which formats the config for about half a
     second, raises ``SyntaxError('Failed to format the config file ...')``
-    for it; the tool ended with that traceback and status 1 instead of
-    the stop's line and status.
+    for it; the tool would end with that traceback and status 1 instead
+    of the stop's line and status.
 
     Args:
         error (BaseException): The error that ended the work.
@@ -248,8 +248,8 @@ def run_reporting_user_errors(main, stop_hint=''):
         if message is None:
             raise
         # With MMSEG_DSNET_TRACEBACK, the traceback besides the ERROR line
-        # and status 2, not instead of them: a re-raise ended with the bare
-        # exception and status 1.
+        # and status 2, not instead of them: a re-raise would end with the
+        # bare exception and status 1.
         if reported_by_this_rank(err):
             print_user_error(err, message)
         else:

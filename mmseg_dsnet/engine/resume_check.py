@@ -364,7 +364,7 @@ def check_resume_checkpoint(cfg, filename):
     meta = checkpoint_meta(checkpoint)
     if meta.get('trainer') == FAST_TRAINER:
         # mmengine's resume needs its runner's state (message_hub): a
-        # KeyError traceback once the runner had dumped its config over
+        # KeyError traceback once the runner has dumped its config over
         # the fast trainer's, which that trainer's --resume compares with.
         raise ResumeMismatchError(
             f'--resume: {filename} was saved by {FAST_TRAINER}, whose '

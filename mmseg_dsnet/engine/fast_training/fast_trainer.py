@@ -185,7 +185,7 @@ def check_fast_run_config(cfg: Config, config_path: str,
     check_trainable_model(cfg)
     loaders = ('train_dataloader', ) + (('val_dataloader', ) if validate
                                         else ()) + (
-        # tools/test.py refused its pipeline only after the training.
+        # tools/test.py refuses its pipeline only after the training.
         ('test_dataloader', ) if test else ())
     check_pipelines_build(cfg, loaders)
     # The fast trainer validates by --val-interval, whatever val_cfg says.
@@ -196,11 +196,11 @@ def check_fast_run_config(cfg: Config, config_path: str,
     # after the first validation (the test, after the whole training).
     check_evaluation_loaders(cfg, loaders[1:], config_path)
     if validate:
-        # A key the validation does not report stopped the run at its
+        # A key the validation does not report would stop the run at its
         # first validation, --val-interval epochs in.
         check_save_best(cfg, validates=True)
     # Validation figures (and the best checkpoint) on training images;
-    # tools/test.py refused such a test only after the training.
+    # tools/test.py refuses such a test only after the training.
     check_held_out_images(cfg, tuple(
         loader for loader, runs in (('val_dataloader', validate),
                                     ('test_dataloader', test)) if runs),
@@ -563,8 +563,8 @@ class FastTrainer:
         cfg = self.specs[0].cfg
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         # Built before the images are decoded and any run folder is made:
-        # a validation split that cannot be read (a wrong data_root) was
-        # refused only after both. _start_run re-seeds before the model.
+        # a validation split that cannot be read (a wrong data_root) is
+        # refused before both. _start_run re-seeds before the model.
         self.validators = {}
         if self.val_interval:
             from .validator import Validator
@@ -944,7 +944,7 @@ class FastTrainer:
             meta = checkpoint_meta(checkpoint)
             if meta.get('trainer') != FAST_TRAINER or \
                     'generators' not in checkpoint:
-                # A KeyError traceback once the run had dumped its config
+                # A KeyError traceback once the run has dumped its config
                 # over the one tools/train.py --resume compares with.
                 raise FastTrainingError(
                     f'--resume: {path} was not saved by {FAST_TRAINER} '

@@ -323,8 +323,8 @@ def load_config(path, what='config file'):
     that is not one with :class:`ConfigFileError` naming it.
 
     Reading a config runs it, so a checkpoint given in its place, a syntax
-    error or a missing ``_base_`` file ended in a traceback from deep in
-    mmengine, which did not say which file to fix.
+    error or a missing ``_base_`` file would end in a traceback from deep
+    in mmengine, which does not say which file to fix.
 
     Args:
         path (str | Path | Config): The config path the user gave; a

@@ -168,8 +168,8 @@ def check_inference_mode(model, config=None):
     ``test_cfg``, or ``'slide'`` without a ``crop_size`` and a ``stride``
     of two whole numbers each, or with a stride longer than the window
     (pixels no window covers). mmseg asserts these only when it scores
-    the first image: ``train.py`` trained until its first validation,
-    then stopped with a traceback.
+    the first image: ``train.py`` would train until its first
+    validation, then stop with a traceback.
 
     Args:
         model (nn.Module): The built model (a TTA model's ``module`` is

@@ -176,8 +176,8 @@ def check_checkpoint_hook_keys(cfg):
     the runner's ``save_checkpoint`` takes (``intervl``, ``max_keep_ckpt``,
     ``save_bset``). mmengine's ``CheckpointHook`` keeps the keys it does not
     know and passes them to ``runner.save_checkpoint`` when it saves, so
-    the run trained until its first checkpoint (``interval`` epochs), then
-    stopped with ``unexpected keyword argument`` and saved nothing.
+    the run would train until its first checkpoint (``interval`` epochs),
+    then stop with ``unexpected keyword argument`` and save nothing.
 
     Args:
         cfg (Config | dict): The training config.
