@@ -1287,6 +1287,12 @@ def test_by_epoch_beside_a_loop_type_is_refused_without_a_guess(
         check_loop_keys(cfg)
     cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
     check_loop_keys(cfg)
+    # An iteration loop takes no max_epochs; by_epoch, given, is no guess.
+    cfg.train_cfg = dict(by_epoch=False, max_epochs=2)
+    with pytest.raises(UserError, match=(
+            r'^train_cfg\.max_epochs=2 is no argument of IterBasedTrainLoop'
+            r"; did you mean 'max_iters'\? Nothing was started\.$")):
+        check_loop_keys(cfg)
 
 
 @pytest.mark.parametrize('option,error', [

@@ -629,7 +629,12 @@ def check_loop_keys(cfg, config=None):
     for key in train:
         if key in taken:
             continue
-        close = difflib.get_close_matches(str(key), taken, n=1)
+        # Suggested among the loop's arguments only: the key that picks
+        # the loop is given already ('by_epoch' is no guess for
+        # 'max_epochs' of an iteration loop).
+        close = difflib.get_close_matches(
+            str(key), [name for name in taken
+                       if name not in ('type', 'by_epoch')], n=1)
         hint = f'; did you mean {close[0]!r}?' if close else '.'
         raise UserError(
             f'{where}train_cfg.{key}={train[key]!r} is no argument of '
