@@ -216,10 +216,13 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             f'{config} builds a model without a re-parameterised form '
             f'({err}); reparameterize.py is for DSNet models: use its '
             'trained checkpoint as it is') from None
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
     # Before any input is made: the float64 parity check's batch of 2 at
-    # ``shape`` too large for the memory left fails in the allocator or
-    # gets the process killed.
-    check_forward_memory(plain, shape, images=2, dtype=torch.float64)
+    # ``shape`` (its largest pass, of the model as trained) too large for
+    # the memory left fails in the allocator or gets the process killed.
+    check_forward_memory(model.eval(), shape, images=2,
+                         dtype=torch.float64)
     # On a small input some weights meet only the zero padding: a fold
     # that broke them would pass the check (7e-16 on 2x2).
     plain.eval()
@@ -246,8 +249,6 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     check_trained_model(
         cfg, config, checkpoint,
         advice='give the training config it was trained with')
-    with build_scope(cfg):
-        model = MODELS.build(cfg.model)
     # Strictly, into the training-mode model of ``config``: weights that do
     # not fit would pass the parity check below as a wrong model.
     source = load_checkpoint_strictly(
