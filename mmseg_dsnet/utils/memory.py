@@ -70,8 +70,11 @@ def forward_memory(model, shape: Sequence[int], images: int = 1,
                    training: bool = False) -> Optional[int]:
     """The bytes of the tensors one pass of ``model`` keeps alive at once,
     at the most, on an ``images x 3 x H x W`` input (the input included,
-    the weights not): the pass itself, run on the ``meta`` device
-    (:func:`meta_copy`), counted operation by operation.
+    the weights not, their gradients in training yes): the pass itself,
+    run on the ``meta`` device (:func:`meta_copy`), counted operation by
+    operation. The buffers an operation uses inside (a convolution's
+    workspace) are not counted: the bytes are those the pass needs at
+    the least.
 
     Without gradients (inference) a pass frees each activation once the
     next layers have read it; with ``training`` every activation is kept
