@@ -20,6 +20,8 @@ from ..models.utils import reparameterization_changes, reparameterize_model
 from ..progress import progress_bar
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
+from ..utils.memory import (check_forward_memory, is_out_of_memory,
+                            reporting_out_of_memory)
 from ..utils.messages import counted
 from ..utils.threads import torch_threads
 
@@ -194,7 +196,8 @@ def check_input_size(forward, inputs, shape, cfg):
         with torch.no_grad():
             forward(inputs)
     except (AssertionError, RuntimeError) as err:
-        if tuple(shape) == size:
+        # Out of memory is no size the model refuses.
+        if tuple(shape) == size or is_out_of_memory(err):
             raise
         first = (str(err).strip().splitlines() or [''])[0]
         own = f'such as its {size[0]} {size[1]}' if len(size) == 2 else \
@@ -234,7 +237,11 @@ def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),
 
     Raises:
         UserError: ``warmup`` below 1, or ``threads`` refused by
-            :func:`check_threads`, before anything is built.
+            :func:`check_threads`, before anything is built; a
+            ``batch_size`` x ``shape`` pass that does not fit in the
+            memory of ``device``, before its input is made
+            (:func:`~mmseg_dsnet.utils.memory.check_forward_memory`), or
+            that runs out of it all the same.
     """
     check_warmup(warmup, option='warmup')
     check_threads(threads, device, option='threads')
@@ -274,6 +281,21 @@ def _timed_figures(cfg, checkpoint, device, shape, batch_size, warmup,
     params = sum(p.numel() for p in model.parameters())
     if deploy:
         model = reparameterize_model(model)
+    # Before the inputs are made: the throughput's batch too large for
+    # the memory left fails in the allocator or gets the process killed.
+    check_forward_memory(model, shape, images=batch_size, device=device,
+                         batch_option='--batch-size')
+    with reporting_out_of_memory(shape, device):
+        return _time_model(cfg, checkpoint, model, device, shape,
+                           batch_size, warmup, repeat, throughput_repeat,
+                           deploy, from_deploy_config, params,
+                           channels_last, data, progress)
+
+
+def _time_model(cfg, checkpoint, model, device, shape, batch_size, warmup,
+                repeat, throughput_repeat, deploy, from_deploy_config,
+                params, channels_last, data, progress):
+    """:func:`_timed_figures` of the built ``model``."""
     model.to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)

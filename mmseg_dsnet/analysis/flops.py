@@ -25,6 +25,8 @@ from mmseg.registry import MODELS
 from ..engine.preflight import build_scope, check_config_sets, load_config
 from ..models.utils import reparameterize_model
 from ..utils.errors import UserError
+from ..utils.memory import (check_forward_memory, is_out_of_memory,
+                            reporting_out_of_memory)
 
 CONVENTION = ('1 multiply-add = 1 FLOP (mmengine FlopAnalyzer, as thop); '
               'convs, linear, norms, upsampling counted; element-wise ops not')
@@ -58,8 +60,16 @@ def count(model, shape, show_table=False, shape_source=None):
         UserError: The model cannot take a ``shape`` input (e.g. mmseg's UNet
             asserts a size divisible by its downsampling rate) but runs at
             :data:`PROBE_SHAPE`; a model that fails there too keeps its
-            traceback (a bug, not the size).
+            traceback (a bug, not the size). The count ran out of memory
+            (:func:`~mmseg_dsnet.utils.memory.reporting_out_of_memory`):
+            that is no size the model refuses.
     """
+    with reporting_out_of_memory(shape, source=shape_source):
+        return _count(model, shape, show_table, shape_source)
+
+
+def _count(model, shape, show_table, shape_source):
+    """:func:`count`'s figures; an out-of-memory failure passes."""
     inputs = torch.randn(1, 3, *shape)
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, (inputs, ))
@@ -68,8 +78,8 @@ def count(model, shape, show_table=False, shape_source=None):
         try:
             by_operator = analyzer.by_operator()
         except (AssertionError, RuntimeError, ValueError) as err:
-            if tuple(shape) == PROBE_SHAPE or not _runs_at(model,
-                                                           PROBE_SHAPE):
+            if is_out_of_memory(err) or tuple(shape) == PROBE_SHAPE or \
+                    not _runs_at(model, PROBE_SHAPE):
                 raise
             reason = (str(err).strip().splitlines() or
                       [type(err).__name__])[-1].rstrip('.')
@@ -221,6 +231,9 @@ def get_flops(config,
     if is_deploy_config(cfg):
         check_whole_deploy_form(cfg, model, getattr(cfg, 'filename', None)
                                 or str(config))
+    # Before the input of the count is made: a pass too large for the
+    # memory left fails in the allocator or gets the process killed.
+    check_forward_memory(model, shape, source=source)
     result = count(model, shape, show_table, source)
     result.update(input_shape=list(shape),
                   config_input_size=own_size and list(own_size),

@@ -22,6 +22,7 @@ from ..models.utils import reparameterize_model
 from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
                             refuse_folder,
                             refuse_other_suffix, refuse_same_file)
+from ..utils.memory import check_forward_memory, reporting_out_of_memory
 from ..utils.messages import counted, first_few
 from .parity import convolutions_not_seen, within
 
@@ -157,7 +158,9 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
 
     Raises:
         UserError: A ``shape`` too small to check every weight
-            (:func:`~.parity.convolutions_not_seen`), a missing config or
+            (:func:`~.parity.convolutions_not_seen`), or whose check does
+            not fit in the memory left (:func:`~mmseg_dsnet.utils.memory.
+            check_forward_memory`) or runs out of it, a missing config or
             checkpoint, ``out`` or its ``.py`` being an input or each
             other, ``out`` not named as a
             checkpoint (``.pth``, ``.pt``, ``.ckpt``), a deploy config
@@ -213,10 +216,18 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
             f'{config} builds a model without a re-parameterised form '
             f'({err}); reparameterize.py is for DSNet models: use its '
             'trained checkpoint as it is') from None
+    with build_scope(cfg):
+        model = MODELS.build(cfg.model)
+    # Before any input is made: the float64 parity check's batch of 2 at
+    # ``shape`` (its largest pass, of the model as trained) too large for
+    # the memory left fails in the allocator or gets the process killed.
+    check_forward_memory(model.eval(), shape, images=2,
+                         dtype=torch.float64)
     # On a small input some weights meet only the zero padding: a fold
     # that broke them would pass the check (7e-16 on 2x2).
     plain.eval()
-    unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
+    with reporting_out_of_memory(shape):
+        unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
     if unseen:
         raise UserError(
             f'--shape {shape[0]} {shape[1]} is too small for the parity '
@@ -238,8 +249,6 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     check_trained_model(
         cfg, config, checkpoint,
         advice='give the training config it was trained with')
-    with build_scope(cfg):
-        model = MODELS.build(cfg.model)
     # Strictly, into the training-mode model of ``config``: weights that do
     # not fit would pass the parity check below as a wrong model.
     source = load_checkpoint_strictly(
@@ -260,7 +269,9 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     # random state is left as it was.
     inputs = torch.randn(2, 3, *shape, dtype=torch.float64,
                          generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
+    # Out of memory all the same (the estimate counts tensors alone): said
+    # in one line, nothing written.
+    with torch.no_grad(), reporting_out_of_memory(shape):
         model64 = copy.deepcopy(model).double()
         ref64 = model64(inputs, mode='tensor')
         ref32 = model(inputs.float(), mode='tensor')
@@ -286,7 +297,7 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
                           f'floor {noise_floor:.3g}; not writing {out}.')
     plain.load_state_dict(deployed.state_dict(), strict=True)
     plain.eval()
-    with torch.no_grad():
+    with torch.no_grad(), reporting_out_of_memory(shape):
         plain_diff = float(
             (plain(inputs.float(), mode='tensor') - dep32).abs().max())
     if not within(plain_diff, atol):

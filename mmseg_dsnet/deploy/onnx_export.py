@@ -39,6 +39,7 @@ from ..utils.config_diff import UNREAD
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
+from ..utils.memory import check_forward_memory, reporting_out_of_memory
 from ..utils.messages import counted
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
@@ -228,6 +229,10 @@ def export_onnx(config,
     cfg = load_config(config)
     trained = build_segmentor(cfg, checkpoint, reparameterize=False,
                               loaded=loaded, training_cfg=training_cfg)
+    # Before any input is made: the parity check's batch of 2 at ``shape``
+    # too large for the memory left fails in the allocator or gets the
+    # process killed.
+    check_forward_memory(trained, shape, images=2)
     reference = DeployableSegmentor.from_segmentor(trained, cfg).eval()
     segmentor = copy.deepcopy(trained)
     if reparameterize:
@@ -404,7 +409,10 @@ def export_and_check(config,
 
     # Exported to a hidden temporary file, moved into place if it passes.
     try:
-        atomic_write(export_and_check_at, out_file, overwrite)
+        # Out of memory (the estimate of export_onnx passed the size):
+        # said in one line, the temporary file removed.
+        with reporting_out_of_memory(shape):
+            atomic_write(export_and_check_at, out_file, overwrite)
     except _CheckFailed:
         log(f'Not writing {out_file}: the exported model failed the check')
         # The report names the files it is about: under --overwrite an
@@ -415,9 +423,10 @@ def export_and_check(config,
     result = checked['result']
     if int8_file:
         try:
-            result['int8'] = _quantize_and_compare(
-                out_file, int8_file, checked, shape, num_calib_images,
-                overwrite, log, int8_min_mask_iou)
+            with reporting_out_of_memory(shape):
+                result['int8'] = _quantize_and_compare(
+                    out_file, int8_file, checked, shape, num_calib_images,
+                    overwrite, log, int8_min_mask_iou)
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM) or failed while quantizing: the
             # new OUT is in place, and an earlier int8 model stayed

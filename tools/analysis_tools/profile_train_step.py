@@ -30,6 +30,8 @@ from mmseg_dsnet.engine.preflight import (check_config_sets,
                                           check_input_file,
                                           check_trainable_model, load_config)
 from mmseg_dsnet.utils.cli import check_at_least, device_option, input_shape
+from mmseg_dsnet.utils.memory import (check_forward_memory, is_out_of_memory,
+                                      reporting_out_of_memory)
 from mmseg_dsnet.utils.messages import counted
 
 VARIANT_PARTS = {'eager', 'graph', 'channels_last', 'bf16', 'compile'}
@@ -167,8 +169,24 @@ def main(argv=None):
     h, w = args.shape
     if cfg.model.get('data_preprocessor', {}).get('size') is not None:
         cfg.model.data_preprocessor.size = (h, w)
-    gen = torch.Generator().manual_seed(0)
     n = max(64, args.batch_size)
+    # Before the cache is made: a step too large for the device's memory
+    # fails in the allocator or gets the process killed.
+    from mmseg.registry import MODELS
+    check_forward_memory(
+        MODELS.build(cfg.model), args.shape, images=args.batch_size,
+        training=True, device=args.device,
+        held=(n * 4 * h * w, f'the {n} cached images and masks'),
+        batch_option='--batch-size')
+    with reporting_out_of_memory(args.shape, args.device):
+        profile(cfg, aug, args, n)
+
+
+def profile(cfg, aug, args, n):
+    """Time and profile the forms of ``args`` on ``n`` cached random
+    images; raises UserError naming the forms that failed."""
+    h, w = args.shape
+    gen = torch.Generator().manual_seed(0)
     cache = DecodedImageCache(
         torch.randint(0, 256, (n, 3, h, w), generator=gen,
                       dtype=torch.uint8),
@@ -188,6 +206,9 @@ def main(argv=None):
             step = time_steps(run, args.steps, sync)
             print(step_line(variant, step, args.batch_size), flush=True)
         except Exception as err:  # noqa: BLE001  (the others still run)
+            # Out of memory at this shape: said as such, in one line.
+            if is_out_of_memory(err):
+                raise
             failed.append(variant)
             print(f'{variant:28s} failed: {type(err).__name__}: {err}',
                   flush=True)
@@ -200,6 +221,8 @@ def main(argv=None):
         if args.profile_steps:
             print(profile_eager_step(cfg, cache, aug, args, sync, cuda))
     except Exception as err:  # noqa: BLE001  (reported as the forms are)
+        if is_out_of_memory(err):
+            raise
         # The eager step fails as the timed forms did (e.g. a batch of one
         # through batch norm): said in one line, not a traceback.
         print(f'{"profile of eager":28s} failed: {type(err).__name__}: '
