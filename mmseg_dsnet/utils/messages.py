@@ -1,6 +1,6 @@
 """Wording shared by the package's messages (standard library only, so any
 module can use it without importing torch or mmseg)."""
-
+import difflib
 from typing import Sequence
 
 
@@ -40,3 +40,22 @@ def counted(count: int, noun: str, plural: str = None) -> str:
         str: E.g. ``'1 image'``.
     """
     return f'{count} {noun if count == 1 else plural or noun + "s"}'
+
+
+def did_you_mean(name, known: Sequence, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` naming the entry of ``known`` closest to
+    ``name`` (difflib's ratio at least ``cutoff``), or ``''`` when none is
+    close: the hint every refusal of a misspelt key ends its clause with.
+
+    Args:
+        name: The key given (written with ``str``).
+        known (Sequence[str]): The keys read.
+        cutoff (float): How close a match must be, from 0 to 1.
+            Defaults to 0.6, difflib's own.
+
+    Returns:
+        str: The hint, or ``''``.
+    """
+    close = difflib.get_close_matches(str(name), list(known), n=1,
+                                      cutoff=cutoff)
+    return f'; did you mean {close[0]!r}?' if close else ''

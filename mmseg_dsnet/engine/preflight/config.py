@@ -4,7 +4,7 @@ import difflib
 import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.messages import first_few
+from mmseg_dsnet.utils.messages import did_you_mean, first_few
 
 from .validation import has_val_loop
 
@@ -475,9 +475,7 @@ def check_auto_scale_lr(cfg, config=None):
             'dict(enable=True, base_batch_size=16)')
     for key in scale:
         if key not in AUTO_SCALE_LR_KEYS:
-            close = difflib.get_close_matches(str(key), AUTO_SCALE_LR_KEYS,
-                                              n=1, cutoff=0.6)
-            hint = f'; did you mean {close[0]!r}?' if close else ''
+            hint = did_you_mean(key, AUTO_SCALE_LR_KEYS)
             raise UserError(
                 f'{where}auto_scale_lr.{key} is not read by mmengine, which '
                 f'takes only {" and ".join(AUTO_SCALE_LR_KEYS)}{hint} (the '
@@ -540,8 +538,7 @@ def check_env_cfg_keys(cfg, config=None):
         for key in node:
             if key in keys:
                 continue
-            close = difflib.get_close_matches(str(key), keys, n=1)
-            hint = f'; did you mean {close[0]!r}?' if close else ''
+            hint = did_you_mean(key, keys)
             raise UserError(
                 f'{where}{prefix}.{key}={node[key]!r} is not read by '
                 f'{reader}, which reads {", ".join(keys)}{hint} '
@@ -632,10 +629,8 @@ def check_loop_keys(cfg, config=None):
         # Suggested among the loop's arguments only: the key that picks
         # the loop is given already ('by_epoch' is no guess for
         # 'max_epochs' of an iteration loop).
-        close = difflib.get_close_matches(
-            str(key), [name for name in taken
-                       if name not in ('type', 'by_epoch')], n=1)
-        hint = f'; did you mean {close[0]!r}?' if close else '.'
+        hint = did_you_mean(key, [name for name in taken if name not in
+                                  ('type', 'by_epoch')]) or '.'
         raise UserError(
             f'{where}train_cfg.{key}={train[key]!r} is no argument of '
             f'{loop.__name__}{hint} Nothing was started.')

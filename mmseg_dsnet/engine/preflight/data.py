@@ -2,7 +2,7 @@
 import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.messages import counted
+from mmseg_dsnet.utils.messages import counted, did_you_mean
 
 
 class PipelineConfigError(UserError, ValueError):
@@ -260,8 +260,6 @@ def check_loader_keys(cfg, loaders, config=None):
     Raises:
         UserError: Naming the key and the closest one taken.
     """
-    import difflib
-
     from torch.utils.data import DataLoader
 
     from .validation import _named_parameters
@@ -275,8 +273,7 @@ def check_loader_keys(cfg, loaders, config=None):
         for key in loader_cfg:
             if key in taken:
                 continue
-            close = difflib.get_close_matches(str(key), taken, n=1)
-            hint = f'; did you mean {close[0]!r}?' if close else '.'
+            hint = did_you_mean(key, taken) or '.'
             raise UserError(
                 f'{where}{loader}.{key}={loader_cfg[key]!r} is read neither '
                 "by mmengine's runner nor by torch's DataLoader"

@@ -2,6 +2,7 @@
 import contextlib
 
 from mmseg_dsnet.utils.errors import ModelArgumentError
+from mmseg_dsnet.utils.messages import did_you_mean
 
 
 def check_model_builds(cfg):
@@ -363,7 +364,6 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
     Raises:
         ModelArgumentError: Naming the key and the closest known one.
     """
-    import difflib
     wrapper = cfg.get('optim_wrapper') or {}
     paramwise = wrapper.get('paramwise_cfg')
     # Another constructor reads its own keys.
@@ -373,8 +373,7 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
     where = f'{config + ": " if config else ""}optim_wrapper.paramwise_cfg'
     for key in paramwise:
         if key not in PARAMWISE_KEYS:
-            close = difflib.get_close_matches(key, PARAMWISE_KEYS, n=1)
-            hint = f'; did you mean {close[0]!r}?' if close else ''
+            hint = did_you_mean(key, PARAMWISE_KEYS)
             raise ModelArgumentError(
                 f'{where}.{key} is not read by mmengine\'s optimizer '
                 f'constructor, which reads {", ".join(PARAMWISE_KEYS)}'
@@ -388,8 +387,7 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
         if not any(key in name for name in names):
             parts = sorted({part for name in names
                             for part in name.split('.') if part})
-            close = difflib.get_close_matches(key, parts, n=1)
-            hint = f'; did you mean {close[0]!r}?' if close else ''
+            hint = did_you_mean(key, parts)
             raise ModelArgumentError(
                 f'{where}.custom_keys {key!r} is part of the name of no '
                 f'parameter of the model{hint} (its settings would apply '
@@ -400,8 +398,7 @@ def check_paramwise_keys(cfg, model, optimizer_keys=None, config=None):
     for key, settings in custom_keys.items():
         for setting in settings or {}:
             if setting not in read:
-                close = difflib.get_close_matches(setting, read, n=1)
-                hint = f'; did you mean {close[0]!r}?' if close else ''
+                hint = did_you_mean(setting, read)
                 raise ModelArgumentError(
                     f'{where}.custom_keys.{key}.{setting} is read neither '
                     "by mmengine's constructor (lr_mult, decay_mult) nor "

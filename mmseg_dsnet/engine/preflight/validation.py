@@ -3,6 +3,7 @@ import difflib
 import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
+from mmseg_dsnet.utils.messages import did_you_mean
 
 from .evaluation import LESION_METRIC_TYPES
 
@@ -216,8 +217,7 @@ def check_checkpoint_hook_keys(cfg):
     if not unknown:
         return
     key = unknown[0]
-    close = difflib.get_close_matches(key, sorted(taken), n=1)
-    hint = f'; did you mean {close[0]!r}?' if close else ''
+    hint = did_you_mean(key, sorted(taken))
     raise UserError(
         f'default_hooks.checkpoint.{key}={hook[key]!r} is no argument of '
         f'{hook_class.__name__} nor of the runner\'s save_checkpoint, to '
