@@ -300,14 +300,46 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
     def loss(self, inputs: Tuple[Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType) -> dict:
         """Main loss, plus weighted deep-supervision losses if enabled."""
+        return self.loss_by_decoded(*self.decode_for_loss(inputs),
+                                    batch_data_samples)
+
+    def decode_for_loss(
+            self, inputs: Tuple[Tensor]) -> Tuple[Tensor, List[Tensor], Tensor]:
+        """What :meth:`loss` scores: the full-resolution logits, the side
+        logits (shallow to deep; empty without deep supervision) and the
+        features ``cls_seg`` read. A segmentor that adds a term of its own
+        on the logits decodes once with this and scores with
+        :meth:`loss_by_decoded`.
+
+        Args:
+            inputs (tuple[Tensor]): The backbone's outputs.
+
+        Returns:
+            tuple: ``(seg_logits, aux_logits, feat)``.
+        """
         if self.deploy:
             # No BatchNorms, branches or side classifiers: another network.
             raise ModelArgumentError(
                 'DSNetHead(deploy=True) is the re-parameterised (inference) '
                 'form and cannot be trained; train the model built with '
                 'deploy=False')
-        with_aux = hasattr(self, 'aux_classifiers')
-        seg_logits, aux_logits, feat = self._decode(inputs, with_aux)
+        return self._decode(inputs, hasattr(self, 'aux_classifiers'))
+
+    def loss_by_decoded(self, seg_logits: Tensor, aux_logits: List[Tensor],
+                        feat: Tensor,
+                        batch_data_samples: SampleList) -> dict:
+        """The losses of :meth:`loss` from the outputs of
+        :meth:`decode_for_loss`.
+
+        Args:
+            seg_logits (Tensor): The full-resolution logits.
+            aux_logits (list[Tensor]): The side logits.
+            feat (Tensor): The features ``cls_seg`` read.
+            batch_data_samples (list[SegDataSample]): The ground truth.
+
+        Returns:
+            dict[str, Tensor]: The losses.
+        """
         losses = self.loss_by_feat(seg_logits, batch_data_samples)
         for level, (logits, weight) in enumerate(
                 zip(aux_logits, self.aux_loss_weights), start=1):

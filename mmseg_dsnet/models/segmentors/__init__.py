@@ -1,3 +1,4 @@
+from .flip_consistent_encoder_decoder import FlipConsistentEncoderDecoder
 from .lesion_tta_model import LesionTTAModel
 
-__all__ = ['LesionTTAModel']
+__all__ = ['FlipConsistentEncoderDecoder', 'LesionTTAModel']
