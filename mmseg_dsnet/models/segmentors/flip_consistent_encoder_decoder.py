@@ -10,7 +10,7 @@ the two answers together, so a single pass can keep part of that gain.
 Inference is the plain :class:`~mmseg.models.segmentors.EncoderDecoder`'s:
 the deployed network, its parameters and its FLOPs do not change.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,36 +18,51 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import SampleList, add_prefix
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         SampleList, add_prefix)
 from torch import Tensor
 
 from ...utils.errors import ModelArgumentError
 
-#: The image dimensions each flip reverses (NCHW): horizontal, vertical,
-#: both, the views ``tools/test.py --tta`` averages.
-FLIP_DIMS = {
-    'horizontal': (3, ),
-    'vertical': (2, ),
-    'diagonal': (2, 3),
+#: Each flip as (reverse the rows, reverse the columns): horizontal,
+#: vertical and both, the views ``tools/test.py --tta`` averages.
+FLIPS = {
+    'horizontal': (False, True),
+    'vertical': (True, False),
+    'diagonal': (True, True),
 }
 
 
-def flip_data_sample(sample: SegDataSample,
-                     dims: Tuple[int, ...]) -> SegDataSample:
-    """A copy of ``sample`` whose ground truth is flipped along the image
-    dimensions ``dims`` (those of the NCHW batch).
+def mirror(x: Tensor, flip: Tensor) -> Tensor:
+    """``x`` flipped along its last two dimensions as ``flip`` says.
+
+    The choice is a tensor and both outcomes are computed, so a training
+    step captured in a CUDA graph (``tools/fast_train.py``) still draws a
+    new flip on every replay. Applying the same flip twice gives ``x``.
+
+    Args:
+        x (Tensor): ``(..., H, W)``.
+        flip (Tensor): Two booleans: reverse the rows, reverse the columns.
+
+    Returns:
+        Tensor: The flipped ``x``.
+    """
+    x = torch.where(flip[0], x.flip(-2), x)
+    return torch.where(flip[1], x.flip(-1), x)
+
+
+def flip_data_sample(sample: SegDataSample, flip: Tensor) -> SegDataSample:
+    """A copy of ``sample`` whose ground truth is flipped by :func:`mirror`.
 
     Args:
         sample (SegDataSample): A training sample with ``gt_sem_seg``.
-        dims (tuple[int]): 2 (height) and/or 3 (width).
+        flip (Tensor): As for :func:`mirror`.
 
     Returns:
         SegDataSample: The flipped sample (same metainfo).
     """
     flipped = SegDataSample(metainfo=sample.metainfo)
-    # The mask is (1, H, W): NCHW dimension d is its dimension d - 1.
-    flipped.gt_sem_seg = PixelData(
-        data=sample.gt_sem_seg.data.flip([d - 1 for d in dims]))
+    flipped.gt_sem_seg = PixelData(data=mirror(sample.gt_sem_seg.data, flip))
     return flipped
 
 
@@ -74,29 +89,50 @@ class FlipConsistentEncoderDecoder(EncoderDecoder):
     channel; no auxiliary head.
 
     Args:
+        backbone (dict): As for ``EncoderDecoder``.
+        decode_head (dict): As for ``EncoderDecoder``.
         consistency_weight (float): Weight of the agreement term (> 0).
         flips (tuple[str]): The flips to draw from, among ``'horizontal'``,
             ``'vertical'`` and ``'diagonal'`` (both).
-        **kwargs: :class:`~mmseg.models.segmentors.EncoderDecoder`'s
-            arguments.
+        neck, auxiliary_head, train_cfg, test_cfg, data_preprocessor,
+            pretrained, init_cfg: As for ``EncoderDecoder``.
     """
 
     def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
                  consistency_weight: float = 1.0,
                  flips: Tuple[str, ...] = ('horizontal', 'vertical',
                                            'diagonal'),
-                 **kwargs):
-        super().__init__(**kwargs)
+                 neck: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None):
+        # Arguments spelt out (not **kwargs): a misspelt key is refused
+        # under this class's name, with the preflight's did-you-mean.
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            neck=neck,
+            auxiliary_head=auxiliary_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
         if not consistency_weight > 0:
             raise ModelArgumentError(
                 'FlipConsistentEncoderDecoder(consistency_weight='
                 f'{consistency_weight!r}) must be above 0; use '
                 "type='EncoderDecoder' to train without the term")
-        unknown = [flip for flip in flips if flip not in FLIP_DIMS]
+        unknown = [flip for flip in flips if flip not in FLIPS]
         if unknown or not flips:
             raise ModelArgumentError(
                 f'FlipConsistentEncoderDecoder(flips={tuple(flips)!r}): '
-                f'give one or more of {tuple(FLIP_DIMS)}')
+                f'give one or more of {tuple(FLIPS)}')
         head = self.decode_head
         if not (hasattr(head, 'decode_for_loss')
                 and hasattr(head, 'loss_by_decoded')):
@@ -115,11 +151,18 @@ class FlipConsistentEncoderDecoder(EncoderDecoder):
                 "use the decode head's deep supervision")
         self.consistency_weight = float(consistency_weight)
         self.flips = tuple(flips)
+        # Not saved: checkpoints stay the plain EncoderDecoder's.
+        self.register_buffer(
+            'flip_table',
+            torch.tensor([FLIPS[flip] for flip in self.flips]),
+            persistent=False)
 
-    def _draw_flip(self) -> Tuple[int, ...]:
-        # torch's generator: the run's seed fixes the sequence of flips.
-        index = int(torch.randint(len(self.flips), ()))
-        return FLIP_DIMS[self.flips[index]]
+    def _draw_flip(self, device: torch.device) -> Tensor:
+        """One of ``flips``, each as likely, as :func:`mirror` reads it.
+        Drawn by torch's generator of ``device``, which the run's seed
+        fixes, without reading it back to the host."""
+        index = torch.randint(len(self.flips), (), device=device)
+        return self.flip_table[index]
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """The decode head's losses over the batch and its flipped copy,
@@ -132,10 +175,10 @@ class FlipConsistentEncoderDecoder(EncoderDecoder):
         Returns:
             dict[str, Tensor]: The losses, prefixed ``decode.``.
         """
-        dims = self._draw_flip()
-        both = torch.cat([inputs, inputs.flip(dims)])
+        flip = self._draw_flip(inputs.device)
+        both = torch.cat([inputs, mirror(inputs, flip)])
         samples = list(data_samples) + [
-            flip_data_sample(sample, dims) for sample in data_samples
+            flip_data_sample(sample, flip) for sample in data_samples
         ]
         seg_logits, aux_logits, feat = self.decode_head.decode_for_loss(
             self.extract_feat(both))
@@ -143,27 +186,26 @@ class FlipConsistentEncoderDecoder(EncoderDecoder):
                                                   feat, samples)
         losses['loss_flip_consistency'] = (
             self.consistency_weight *
-            self.consistency_loss(seg_logits, dims))
+            self.consistency_loss(seg_logits, flip))
         # Named as EncoderDecoder names its decode head's losses.
         return add_prefix(losses, 'decode')
 
     @staticmethod
-    def consistency_loss(seg_logits: Tensor, dims: Tuple[int,
-                                                         ...]) -> Tensor:
+    def consistency_loss(seg_logits: Tensor, flip: Tensor) -> Tensor:
         """Mean Bernoulli KL divergence of each half's lesion probability
         from the other half's, flipped back onto it (the other half
         detached): 0 where the two answers agree.
 
         Args:
             seg_logits (Tensor): ``(2N, 1, H, W)``: the batch, then its
-                copy flipped along ``dims``.
-            dims (tuple[int]): The flip.
+                copy flipped by ``flip``.
+            flip (Tensor): The flip, as for :func:`mirror`.
 
         Returns:
             Tensor: The term (a scalar).
         """
         plain, flipped = seg_logits.float().chunk(2)
-        flipped = flipped.flip(dims)
+        flipped = mirror(flipped, flip)
         return 0.5 * (_bernoulli_kl(plain, flipped.detach()) +
                       _bernoulli_kl(flipped, plain.detach()))
 
