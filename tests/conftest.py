@@ -318,6 +318,25 @@ def tiny_config(tiny_isic, tmp_path):
     return write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic)
 
 
+def lesion_data_samples(labels):
+    """Training samples of ``labels`` (``(N, H, W)`` masks): each one's
+    ground truth and the metainfo the segmentors read."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for label in labels:
+        shape = tuple(label.shape)
+        sample = SegDataSample(
+            metainfo=dict(
+                img_shape=shape,
+                ori_shape=shape,
+                pad_shape=shape,
+                padding_size=[0, 0, 0, 0]))
+        sample.gt_sem_seg = PixelData(data=label[None].long())
+        samples.append(sample)
+    return samples
+
+
 def make_lesion_checkpoint(config, path, calibration_image, seed=0,
                            randomise_bn_affine=False, meta=None):
     """Random DSNet weights with non-trivial BatchNorm statistics (so that

@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import lesion_data_samples
 from mmengine.config import Config
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_dsnet.models  # noqa: F401  (registers DSNet components)
@@ -74,21 +73,6 @@ def assert_folds_exactly(model, cfg, x, expected):
     with torch.no_grad():
         assert (plain(x) - expected).abs().max() <= 1e-5
     return plain
-
-
-def data_samples(labels):
-    samples = []
-    for label in labels:
-        shape = tuple(label.shape)
-        sample = SegDataSample(
-            metainfo=dict(
-                img_shape=shape,
-                ori_shape=shape,
-                pad_shape=shape,
-                padding_size=[0, 0, 0, 0]))
-        sample.gt_sem_seg = PixelData(data=label[None].long())
-        samples.append(sample)
-    return samples
 
 
 def square_labels(batch, size):
@@ -237,7 +221,7 @@ def test_backbone_features_and_half_resolution_logits():
     # The segmentor returns logits at the input size.
     model = MODELS.build(cfg).eval()
     with torch.no_grad():
-        results = model.predict(x, data_samples(square_labels(2, 64)))
+        results = model.predict(x, lesion_data_samples(square_labels(2, 64)))
     assert results[0].pred_sem_seg.data.shape == (1, 64, 64)
 
 
@@ -459,12 +443,12 @@ def test_fused_loss_is_the_loss_of_the_fused_logits():
     head = model.decode_head
     labels = square_labels(2, 64)
     x = torch.randn(2, 3, 64, 64)
-    losses = model.loss(x, data_samples(labels))
+    losses = model.loss(x, lesion_data_samples(labels))
     assert {'decode.fused.loss_bic', 'decode.loss_bic',
             'decode.aux1.loss_bic'} <= set(losses)
     main, sides, _ = head._decode(model.extract_feat(x), with_aux=True)
     expected = head.loss_by_feat(head._fuse(main, sides),
-                                 data_samples(labels))['loss_bic'] * 0.5
+                                 lesion_data_samples(labels))['loss_bic'] * 0.5
     torch.testing.assert_close(losses['decode.fused.loss_bic'], expected)
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     assert all(c.weight.grad is not None for c in head.aux_classifiers)
@@ -476,7 +460,7 @@ def test_no_fused_loss_without_its_weight():
     logged and computed every step, passed)."""
     model = MODELS.build(model_cfg(fuse_side_outputs=True)).train()
     losses = model.loss(torch.randn(2, 3, 64, 64),
-                        data_samples(square_labels(2, 64)))
+                        lesion_data_samples(square_labels(2, 64)))
     assert 'decode.aux1.loss_bic' in losses
     assert not any('fused' in key for key in losses)
 
@@ -489,7 +473,7 @@ def test_encoder_decoder_loss_backward_and_predict():
     labels[1, :4] = 255
     inputs = torch.randn(2, 3, 64, 64)
     model.train()
-    losses = model.loss(inputs, data_samples(labels))
+    losses = model.loss(inputs, lesion_data_samples(labels))
     assert set(losses) >= {'decode.loss_bic', 'decode.acc_seg'}
     total = losses['decode.loss_bic']
     assert torch.isfinite(total) and total > 0
@@ -502,7 +486,7 @@ def test_encoder_decoder_loss_backward_and_predict():
 
     model.eval()
     with torch.no_grad():
-        results = model.predict(inputs, data_samples(labels))
+        results = model.predict(inputs, lesion_data_samples(labels))
     assert len(results) == 2
     pred = results[0].pred_sem_seg.data
     assert pred.shape == (1, 64, 64)
@@ -517,7 +501,7 @@ def test_encoder_decoder_loss_backward_and_predict():
 def test_deep_supervision_adds_weighted_losses():
     model = MODELS.build(model_cfg()).train()
     inputs, labels = torch.randn(2, 3, 64, 64), square_labels(2, 64)
-    losses = model.loss(inputs, data_samples(labels))
+    losses = model.loss(inputs, lesion_data_samples(labels))
     aux = sorted(k for k in losses if k.startswith('decode.aux'))
     assert aux == [f'decode.aux{i}.loss_bic' for i in (1, 2, 3)]
     assert all(torch.isfinite(losses[k]) for k in aux)
@@ -527,12 +511,12 @@ def test_deep_supervision_adds_weighted_losses():
     _, side_logits, _ = head._decode(list(feats), with_aux=True)
     for level, (logits, weight) in enumerate(
             zip(side_logits, head.aux_loss_weights), start=1):
-        alone = head.loss_by_feat(logits, data_samples(labels))['loss_bic']
+        alone = head.loss_by_feat(logits, lesion_data_samples(labels))['loss_bic']
         torch.testing.assert_close(losses[f'decode.aux{level}.loss_bic'],
                                    alone * weight)
     without = MODELS.build(model_cfg(deep_supervision=False)).train()
     assert not any('aux' in k for k in without.loss(
-        inputs, data_samples(labels)))
+        inputs, lesion_data_samples(labels)))
     # Inference never runs the auxiliary classifiers.
     model.eval()
     with torch.no_grad():
@@ -616,7 +600,7 @@ def test_distance_regressor_trains_and_is_dropped_by_reparameterization():
         == head.channels + 1
     inputs, labels = torch.randn(2, 3, 64, 64), square_labels(2, 64)
     labels[1, :8] = 255
-    losses = model.loss(inputs, data_samples(labels))
+    losses = model.loss(inputs, lesion_data_samples(labels))
     feats = model.extract_feat(inputs)
     *_, feat = head._decode(list(feats), with_aux=False)
     distance = torch.nn.functional.interpolate(
@@ -629,7 +613,7 @@ def test_distance_regressor_trains_and_is_dropped_by_reparameterization():
     losses['decode.loss_distance'].backward()
     assert head.distance_regressor.weight.grad.abs().sum() > 0
     assert not any('distance' in k for k in MODELS.build(
-        model_cfg()).train().loss(inputs, data_samples(labels)))
+        model_cfg()).train().loss(inputs, lesion_data_samples(labels)))
     model = warm_up(model)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -1026,7 +1010,7 @@ def test_the_re_parameterised_head_refuses_to_train():
                        're-parameterised \(inference\) form and cannot be '
                        'trained'):
         model.loss(torch.randn(1, 3, 64, 64),
-                   data_samples(square_labels(1, 64)))
+                   lesion_data_samples(square_labels(1, 64)))
 
 
 def test_a_model_re_parameterised_in_place_refuses_to_train():
@@ -1042,7 +1026,7 @@ def test_a_model_re_parameterised_in_place_refuses_to_train():
                        're-parameterised \(inference\) form and cannot be '
                        'trained'):
         model.loss(torch.randn(2, 3, 64, 64),
-                   data_samples(square_labels(2, 64)))
+                   lesion_data_samples(square_labels(2, 64)))
     # Re-parameterising again changes nothing.
     state = {k: v.clone() for k, v in model.state_dict().items()}
     reparameterize_model(model)
@@ -1160,4 +1144,4 @@ def test_backbone_outputs_the_head_does_not_expect_are_named():
     with pytest.raises(UserError, match=r'DSNetHead reads backbone outputs '
                        r'in_index=\[0, 1, 2, 3, 4\], but the backbone gives '
                        '4'):
-        MODELS.build(cfg).train().loss(x, data_samples(square_labels(1, 64)))
+        MODELS.build(cfg).train().loss(x, lesion_data_samples(square_labels(1, 64)))

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import lesion_data_samples
 from mmengine.config import Config
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_dsnet.models  # noqa: F401  (registers DSNet components)
@@ -36,18 +35,6 @@ def model_cfg(name='dsnet.py', **segmentor):
     return cfg
 
 
-def samples_of(labels):
-    samples = []
-    for label in labels:
-        shape = tuple(label.shape)
-        sample = SegDataSample(
-            metainfo=dict(img_shape=shape, ori_shape=shape,
-                          pad_shape=shape, padding_size=[0, 0, 0, 0]))
-        sample.gt_sem_seg = PixelData(data=label[None].long())
-        samples.append(sample)
-    return samples
-
-
 def corner_labels(batch, size):
     """A lesion in the top-left quarter: no flip leaves it in place."""
     labels = torch.zeros(batch, size, size, dtype=torch.long)
@@ -59,7 +46,7 @@ def corner_labels(batch, size):
 def test_flipped_sample_holds_the_mirrored_mask_and_the_metainfo():
     label = torch.zeros(8, 8, dtype=torch.long)
     label[1:3, 0:2] = 1
-    sample, = samples_of([label])
+    sample, = lesion_data_samples([label])
     for name, dims in FLIP_DIMS.items():
         flipped = flip_data_sample(sample, torch.tensor(FLIPS[name]))
         expected = label[None].flip([d - 1 for d in dims])
@@ -120,7 +107,7 @@ def test_loss_scores_the_batch_and_its_flipped_copy_as_one_batch(
     dims, flip = FLIP_DIMS['diagonal'], torch.tensor(FLIPS['diagonal'])
     monkeypatch.setattr(model, '_draw_flip', lambda device: flip)
     inputs, labels = torch.randn(2, 3, 64, 64), corner_labels(2, 64)
-    samples = samples_of(labels)
+    samples = lesion_data_samples(labels)
 
     losses = model.loss(inputs, samples)
     assert set(losses) >= {
@@ -128,7 +115,7 @@ def test_loss_scores_the_batch_and_its_flipped_copy_as_one_batch(
         'decode.loss_flip_consistency', 'decode.acc_seg'
     }
     both = torch.cat([inputs, inputs.flip(dims)])
-    both_samples = samples + samples_of(labels.flip([1, 2]))
+    both_samples = samples + lesion_data_samples(labels.flip([1, 2]))
     expected = plain.loss(both, both_samples)
     for name in ('decode.loss_bic', 'decode.aux1.loss_bic',
                  'decode.aux3.loss_bic'):
@@ -172,7 +159,7 @@ def test_inference_and_weights_are_the_plain_encoder_decoders():
     plain.load_state_dict(model.state_dict(), strict=True)
     model.eval(), plain.eval()
     inputs = torch.randn(1, 3, 64, 64)
-    samples = samples_of(corner_labels(1, 64))
+    samples = lesion_data_samples(corner_labels(1, 64))
     with torch.no_grad():
         mine = model.predict(inputs, samples)[0].seg_logits.data
         theirs = plain.predict(inputs, samples)[0].seg_logits.data

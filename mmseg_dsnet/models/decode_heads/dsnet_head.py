@@ -304,7 +304,8 @@ class DSNetHead(StrictLoadingMixin, BaseDecodeHead):
                                     batch_data_samples)
 
     def decode_for_loss(
-            self, inputs: Tuple[Tensor]) -> Tuple[Tensor, List[Tensor], Tensor]:
+        self, inputs: Tuple[Tensor]
+    ) -> Tuple[Tensor, List[Tensor], Tensor]:
         """What :meth:`loss` scores: the full-resolution logits, the side
         logits (shallow to deep; empty without deep supervision) and the
         features ``cls_seg`` read. A segmentor that adds a term of its own
