@@ -571,11 +571,17 @@ def test_design_study_quotes_the_test_time_flip_records():
     results/tta, each single pass equal to its design run's record."""
     from conftest import REPO
     doc = (REPO / 'docs' / 'design_study.md').read_text()
-    section = doc.split('## Test-time flips on the design hold-out')[1]
+    flips = doc.split('## Test-time flips on the design hold-out')[1]
+    round_38 = doc.split('## Thirty-eighth round')[1]
     default = 'dsnet-design-e-deeper-eighth_isic2017'
-    for name, seeds in ((default, (4, 5, 6, 7)), ('egeunet', (2, 3))):
+    candidate = 'dsnet-design-deeper-eighth-flip-consistency_isic2017'
+    for section, name, row_start, seeds in (
+            (flips, default, default, (4, 5, 6, 7)),
+            (flips, 'egeunet', 'egeunet', (2, 3)),
+            (round_38, candidate, f'{candidate} (flip consistency)',
+             (0, 1))):
         row = next(line for line in section.splitlines()
-                   if line.startswith(f'| {name}'))
+                   if line.startswith(f'| {row_start}'))
         differences = []
         for seed in seeds:
             runs = {mode: json.loads((REPO / 'results' / 'tta' /
