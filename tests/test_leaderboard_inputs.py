@@ -1839,6 +1839,60 @@ def test_a_wrapped_validation_is_judged_by_the_splits_it_reads(
                 data_root=f'{tiny_isic} + {other}')), 'w')
 
 
+def test_collect_counts_a_repeated_training_split_once(tiny_isic,
+                                                       tmp_path):
+    """A run whose training loader is ``RepeatDataset(times=2)`` over a
+    split: its record gave twice the split's images as ``train_images``,
+    and its row's schedule said it trained on that many images, exit 0.
+    Now ``train_images`` counts each image of the split once (a split
+    joined to itself too), the samples an epoch draws are kept apart and
+    the throughput counts them."""
+    from mmseg_dsnet.leaderboard.table import check_runs_alike
+    work_dir = tmp_path / 'work'
+    write_training_log(work_dir)
+    tiny = write_tiny_config(tmp_path / 'tiny_dsnet.py', tiny_isic,
+                             epochs=1)
+    config = work_dir / 'repeated.py'
+    config.write_text(
+        f"_base_ = '{tiny}'\n"
+        'train_dataloader = dict(dataset=dict(_delete_=True, '
+        "type='RepeatDataset', times=2, "
+        'dataset={{_base_.train_dataloader.dataset}}))\n')
+    splits = tiny_isic / 'splits'
+    images = len((splits / 'lightweight_train.txt').read_text().split())
+    test = splits / 'lightweight_test.txt'
+    (work_dir / 'test_metrics.json').write_text(json.dumps(dict(
+        config=str(config), checkpoint=None, metrics=dict(IoU=50.0),
+        test_time_augmentation=False, cfg_options={},
+        data_root=str(tiny_isic), split_file=str(test),
+        images=len(test.read_text().split()), synthetic=False)))
+    runs = tmp_path / 'runs'
+    proc = run_tool_in_process(LEADERBOARD, 'collect', config, work_dir,
+                               '--no-benchmark', '--runs-dir', runs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    path, = runs.glob('*.json')
+    rec = json.loads(path.read_text())
+    assert rec['train_images'] == images
+    assert rec['train_samples_per_epoch'] == 2 * images
+    # One epoch of 2 x images samples in the log's 9 s.
+    assert rec['train_img_per_s'] == round(2 * images / 9, 2)
+    assert rec['schedule'] == (
+        f'1 epoch of {2 * images} samples ({images} images), batch 4')
+    # A split joined to itself is its images, each drawn twice.
+    joined = _facts(dict(type='ConcatDataset', datasets=[dict(
+        data_root=str(tiny_isic), ann_file='splits/lightweight_train.txt')
+    ] * 2), dict(data_root=str(tiny_isic),
+                 ann_file='splits/lightweight_test.txt'))
+    assert (joined['train_images'], joined['train_samples_per_epoch']) \
+        == (images, 2 * images)
+    # Seeds of one row that draw another number of samples are refused.
+    once = dict(rec, train_samples_per_epoch=images, record_file='once')
+    with pytest.raises(MixedRunsError, match=(
+            rf'train samples per epoch {2 * images} \({rec["record_file"]}'
+            rf'\) vs {images} \(once\)')):
+        check_runs_alike([rec, once])
+
+
 def _facts(train, test):
     """``dataset_facts`` of a dumped config with these loader datasets."""
     from mmengine.config import Config
@@ -1999,8 +2053,13 @@ def test_a_wrapped_training_loader_is_recorded_by_the_datasets_it_holds(
             dataset='ISIC 2018', dataset_key='isic2018',
             dataset_type='ISIC2018Dataset', data_root=str(tiny_isic),
             train_split=' + '.join(f'splits/{name}.txt' for name in names),
-            train_images=2 * sum(len((splits / f'{name}.txt').read_text(
-            ).split()) for name in names))
+            train_images=len(set().union(*(
+                (splits / f'{name}.txt').read_text().split()
+                for name in names))))
+    # Each epoch draws every image of both splits twice.
+    assert facts['train_samples_per_epoch'] == 2 * sum(
+        len((splits / f'{name}.txt').read_text().split())
+        for name in names)
     # Evaluated on the validation split it trained on: refused by name,
     # and by the ids the record's training splits list.
     val = splits / 'official_val.txt'

@@ -12,7 +12,10 @@ rows marked ``reported``.
 Run record (``results/runs/*.json``): ``metrics`` holds LesionMetric's
 figures exactly as logged (percent), with ``metrics_source`` saying where
 they were read; ``train_time_s`` with ``train_time_method``; ``device`` from
-the training log; ``seed`` from the dumped config; ``complexity`` from
+the training log; ``seed`` from the dumped config; ``train_images`` the
+distinct images the training loader reads and ``train_samples_per_epoch``
+(absent in older records) the samples an epoch draws of them, repeats
+included, which ``train_img_per_s`` counts; ``complexity`` from
 get_flops (``flops`` = all counted ops, ``flops_weight_layers`` = conv /
 linear / matmul only, both with 1 multiply-add = 1 FLOP, plus ``deploy`` for
 re-parameterisable models); ``cpu_latency_ms`` / ``cpu_latency_p90_ms``
@@ -612,9 +615,7 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
     model = label or model_name(config)
     gpu = not rec['device'].startswith('CPU')
     if schedule is None:
-        schedule = (f'{counted(rec["epochs"], "epoch")}, '
-                    f'{counted(rec["train_images"], "train image")}, '
-                    f'batch {rec["batch_size"]}')
+        schedule = default_schedule(rec)
         if rec['batch_norm_recalibration']:
             # Another model than the training's: a row of its own.
             schedule += ', BatchNorm statistics recomputed'
@@ -700,6 +701,34 @@ def collect(config, work_dir, measure_complexity=measure_complexity,
         print(f'WARNING ({work_dir}): {warning}', file=sys.stderr)
     print(f'Run record written to {osp.join(runs_dir, name)}')
     return record
+
+
+def default_schedule(rec):
+    """The schedule text of a run collected without ``--schedule``: its
+    epochs, distinct training images and batch size (``30 epochs, 1500
+    train images, batch 8``). An epoch that draws another number of
+    samples than there are images (a ``RepeatDataset``, a split joined to
+    itself) says both (``30 epochs of 3000 samples (1500 images), batch
+    8``), so that it is neither taken for a run on that many images nor
+    shares a row with a run that draws each image once.
+
+    Args:
+        rec (dict): The run's record (``epochs``, ``train_images``,
+            ``train_samples_per_epoch``, ``batch_size``).
+
+    Returns:
+        str: The text.
+    """
+    epochs, images = rec['epochs'], rec['train_images']
+    samples = rec.get('train_samples_per_epoch')
+    if samples is None or samples == images:
+        drawn = (f'{counted(epochs, "epoch")}, '
+                 f'{counted(images, "train image")}')
+    else:
+        drawn = (f'{counted(epochs, "epoch")} of '
+                 f'{counted(samples, "sample")} '
+                 f'({counted(images, "image")})')
+    return f'{drawn}, batch {rec["batch_size"]}'
 
 
 # What a --schedule text may say of a run, and where its record holds it:
@@ -1518,7 +1547,7 @@ RUN_RECORD_TYPES = dict(
         'test_split')},
     **{key: (_of(int), 'an integer or null') for key in (
         'epochs', 'iterations', 'batch_size', 'train_images',
-        'test_images')},
+        'train_samples_per_epoch', 'test_images')},
     **{key: (_of('number'), 'a number or null')
        for key in table.RUN_STAT_FIELDS},
     **{key: (_of(bool), 'true, false or null')

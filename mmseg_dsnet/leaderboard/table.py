@@ -173,6 +173,7 @@ RUN_FACTS = (
     ('iterations', lambda r: r.get('iterations')),
     ('batch size', lambda r: r.get('batch_size')),
     ('train images', lambda r: r.get('train_images')),
+    ('train samples per epoch', lambda r: r.get('train_samples_per_epoch')),
     ('data root (training)', _data_root('trained')),
     ('train split', lambda r: osp.basename(str(r['train_split']))
      if r.get('train_split') else None),

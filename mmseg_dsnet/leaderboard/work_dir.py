@@ -675,7 +675,10 @@ def dataset_facts(cfg, test_cfg=None, where=None):
     dataset type, data roots and split files of the datasets it holds
     (each given once, joined by
     :data:`~mmseg_dsnet.datasets.synthetic_fallback.JOINED_PATHS`), its
-    images as :func:`loader_size` counts those an epoch draws.
+    distinct images (``train_images``, :func:`loader_images`) and the
+    samples an epoch draws of them (``train_samples_per_epoch``,
+    :func:`loader_size`): a ``RepeatDataset`` with ``times=2`` trains on
+    its split's images, each twice an epoch.
 
     Args:
         cfg (Config): The run's dumped (training) config.
@@ -715,7 +718,8 @@ def dataset_facts(cfg, test_cfg=None, where=None):
         test_split=test.get('ann_file'),
         data_root=JOINED_PATHS.join(dict.fromkeys(roots)),
         synthetic_data=any(map(looks_synthetic, roots)),
-        train_images=loader_size(train),
+        train_images=loader_images(train),
+        train_samples_per_epoch=loader_size(train),
         test_images=split_size(test))
 
 
@@ -756,6 +760,36 @@ def loader_size(dataset_cfg):
     if count is None or not sizes or None in sizes:
         return None
     return count(dataset_cfg, sizes)
+
+
+def loader_images(dataset_cfg):
+    """Number of distinct images a loader's dataset config reads: the ids
+    of the split file of each dataset it holds, cut by that dataset's
+    ``indices``, each image (an id under a data root) counted once however
+    often wrappers repeat or join it. :func:`loader_size` counts the
+    samples an epoch draws of them.
+
+    Args:
+        dataset_cfg (dict): A loader's ``dataset`` config.
+
+    Returns:
+        int | None: None where :func:`loader_size` is None (a split file
+        not readable here, a wrapper whose samples its config does not
+        give).
+    """
+    from mmseg_dsnet.datasets.split_files import (cut_by_indices,
+                                                  dataset_leaves, split_ids)
+    if loader_size(dataset_cfg) is None:
+        return None
+    images, read = set(), {}
+    for _, leaf in dataset_leaves(dataset_cfg):
+        root = leaf.get('data_root', '') or ''
+        # loader_size found each split file, so each resolves here.
+        path = resolve_config_path(osp.join(root, leaf['ann_file']))
+        where = osp.abspath(resolve_config_path(root) or root)
+        images.update((where, image) for image in cut_by_indices(
+            split_ids(path, read), leaf.get('indices')))
+    return len(images)
 
 
 def evaluated_data(dataset_cfg, metrics_file=None):
@@ -997,10 +1031,11 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
     record.update(training_progress(infos))
     check_training_finished(work_dir, cfg, record['epochs'])
     record.update(training_time(train_runs, infos))
-    epochs, images = record['epochs'], record['train_images']
-    if record['train_time_s'] and epochs and images:
+    # Throughput counts the samples trained on, repeats included.
+    epochs, samples = record['epochs'], record['train_samples_per_epoch']
+    if record['train_time_s'] and epochs and samples:
         record['train_img_per_s'] = round(
-            epochs * images / record['train_time_s'], 2)
+            epochs * samples / record['train_time_s'], 2)
     record['short_schedule'] = bool(
         epochs is not None and epochs < PROTOCOL_EPOCHS
         or any(leaf.get('indices') is not None for _, leaf in
