@@ -511,7 +511,8 @@ def test_deep_supervision_adds_weighted_losses():
     _, side_logits, _ = head._decode(list(feats), with_aux=True)
     for level, (logits, weight) in enumerate(
             zip(side_logits, head.aux_loss_weights), start=1):
-        alone = head.loss_by_feat(logits, lesion_data_samples(labels))['loss_bic']
+        alone = head.loss_by_feat(
+            logits, lesion_data_samples(labels))['loss_bic']
         torch.testing.assert_close(losses[f'decode.aux{level}.loss_bic'],
                                    alone * weight)
     without = MODELS.build(model_cfg(deep_supervision=False)).train()
@@ -1144,4 +1145,5 @@ def test_backbone_outputs_the_head_does_not_expect_are_named():
     with pytest.raises(UserError, match=r'DSNetHead reads backbone outputs '
                        r'in_index=\[0, 1, 2, 3, 4\], but the backbone gives '
                        '4'):
-        MODELS.build(cfg).train().loss(x, lesion_data_samples(square_labels(1, 64)))
+        MODELS.build(cfg).train().loss(
+            x, lesion_data_samples(square_labels(1, 64)))
