@@ -6,8 +6,8 @@ Averaging the lesion probability of an image and its flips at test time
 point of pooled IoU on the design hold-out (docs/design_study.md): one
 pass's answer changes with the picture's orientation. This segmentor trains
 every batch together with a flipped copy of it and adds a term that pulls
-the two answers together, so a single pass can keep part of that gain.
-Inference is the plain :class:`~mmseg.models.segmentors.EncoderDecoder`'s:
+the two answers together, for a single pass to keep part of that gain
+(measured in the design study's thirty-eighth round). Inference is the plain :class:`~mmseg.models.segmentors.EncoderDecoder`'s:
 the deployed network, its parameters and its FLOPs do not change.
 """
 from typing import Optional, Tuple
@@ -112,7 +112,7 @@ class FlipConsistentEncoderDecoder(EncoderDecoder):
                  pretrained: Optional[str] = None,
                  init_cfg: OptMultiConfig = None):
         # Arguments spelt out (not **kwargs): a misspelt key is refused
-        # under this class's name, with the preflight's did-you-mean.
+        # under this class's name, not EncoderDecoder's.
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
