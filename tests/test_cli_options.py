@@ -38,12 +38,25 @@ def test_a_shape_whose_input_batch_exceeds_the_memory_left_is_refused(
     assert cli.input_shape([100000]) == (100000, 100000)
 
 
-@pytest.mark.parametrize('tool, extra', [
+# The tools with --shape and their other arguments; CKPT and OUT.* are
+# files in the test's tmp_path (see tool_argv).
+SHAPE_TOOLS = [
     ('analysis_tools/get_flops.py', []),
     ('analysis_tools/benchmark.py', ['--batch-size', '1']),
-    ('analysis_tools/profile_train_step.py', ['--batch-size', '1']),
+    ('analysis_tools/profile_train_step.py',
+     ['--batch-size', '1', '--device', 'cpu']),
     ('deployment/export_onnx.py', ['CKPT', 'OUT.onnx']),
-    ('deployment/reparameterize.py', ['CKPT', 'OUT.pth'])])
+    ('deployment/reparameterize.py', ['CKPT', 'OUT.pth'])]
+
+
+def tool_argv(config, extra, tmp_path, shape):
+    """A --shape tool's arguments: ``extra``'s files (CKPT, OUT.*) in
+    ``tmp_path``, whose contents the tests check after the refusal."""
+    return [config] + [tmp_path / arg if arg[:1].isupper() else arg
+                       for arg in extra] + ['--shape', shape]
+
+
+@pytest.mark.parametrize('tool, extra', SHAPE_TOOLS)
 def test_the_tools_refuse_a_shape_too_large_for_memory(
         tool, extra, tmp_path, monkeypatch, capsys):
     """--shape 100000 is refused before the model is built: torch's
@@ -52,10 +65,8 @@ def test_the_tools_refuse_a_shape_too_large_for_memory(
     monkeypatch.setattr(cli, 'available_memory', lambda: 10**9)
     ckpt = tmp_path / 'CKPT'
     ckpt.write_bytes(b'')
-    # CKPT and the outputs in tmp_path: the check below sees any file made.
-    argv = [REPO / 'configs/dsnet/dsnet_isic2017.py'] + [
-        tmp_path / arg if arg.startswith(('CKPT', 'OUT')) else arg
-        for arg in extra] + ['--shape', '100000']
+    argv = tool_argv(REPO / 'configs/dsnet/dsnet_isic2017.py', extra,
+                     tmp_path, '100000')
     code, err = run_cli(load_tool(tool).main, argv, capsys)
     assert code == 2, err
     assert err.startswith('ERROR: --shape 100000 100000: the input alone, ')
@@ -168,13 +179,7 @@ def test_shapes_that_fit_are_not_refused(config, monkeypatch):
                                        training=True) < 2e9
 
 
-@pytest.mark.parametrize('tool, extra', [
-    ('analysis_tools/get_flops.py', []),
-    ('analysis_tools/benchmark.py', ['--batch-size', '1']),
-    ('analysis_tools/profile_train_step.py',
-     ['--batch-size', '1', '--device', 'cpu']),
-    ('deployment/export_onnx.py', ['CKPT', 'OUT.onnx']),
-    ('deployment/reparameterize.py', ['CKPT', 'OUT.pth'])])
+@pytest.mark.parametrize('tool, extra', SHAPE_TOOLS)
 def test_the_tools_refuse_a_shape_whose_network_exceeds_memory(
         tool, extra, tmp_path, monkeypatch, capsys):
     """--shape 1024 fits as an input (12.6 MB) but not as the network's
@@ -183,9 +188,7 @@ def test_the_tools_refuse_a_shape_whose_network_exceeds_memory(
     monkeypatch.setattr(cli, 'available_memory', lambda: 60 * 10**6)
     config = REPO / 'configs/dsnet/dsnet_isic2017.py'
     save_checkpoint(config, tmp_path / 'CKPT')
-    # The files (CKPT, OUT.onnx ...) in tmp_path, which is checked after.
-    argv = [config] + [tmp_path / arg if arg[:1].isupper() else arg
-                       for arg in extra] + ['--shape', '1024']
+    argv = tool_argv(config, extra, tmp_path, '1024')
     code, err = run_cli(load_tool(tool).main, argv, capsys)
     assert code == 2, err
     assert err.startswith('ERROR: --shape 1024 1024: the '), err
@@ -214,13 +217,7 @@ def refuses_huge_allocations():
 
 @pytest.mark.skipif(not refuses_huge_allocations(),
                     reason='the system may grant a 12 TB allocation')
-@pytest.mark.parametrize('tool, extra', [
-    ('analysis_tools/get_flops.py', []),
-    ('analysis_tools/benchmark.py', ['--batch-size', '1']),
-    ('analysis_tools/profile_train_step.py',
-     ['--batch-size', '1', '--device', 'cpu']),
-    ('deployment/export_onnx.py', ['CKPT', 'OUT.onnx']),
-    ('deployment/reparameterize.py', ['CKPT', 'OUT.pth'])])
+@pytest.mark.parametrize('tool, extra', SHAPE_TOOLS)
 def test_running_out_of_memory_is_said_in_one_line(
         tool, extra, tmp_path, monkeypatch, capsys):
     """A pass whose memory the estimate lets through (here: memory said
@@ -232,9 +229,7 @@ def test_running_out_of_memory_is_said_in_one_line(
     monkeypatch.setattr(cli, 'available_memory', lambda: 10**18)
     config = REPO / 'configs/dsnet/dsnet_isic2017.py'
     save_checkpoint(config, tmp_path / 'CKPT')
-    # The files (CKPT, OUT.onnx ...) in tmp_path, which is checked after.
-    argv = [config] + [tmp_path / arg if arg[:1].isupper() else arg
-                       for arg in extra] + ['--shape', '1000000']
+    argv = tool_argv(config, extra, tmp_path, '1000000')
     code, err = run_cli(load_tool(tool).main, argv, capsys)
     assert code == 2, err
     assert err.startswith(
