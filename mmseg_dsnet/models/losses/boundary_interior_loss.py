@@ -17,6 +17,33 @@ from .loss_arguments import (check_binary_labels, check_loss_inputs,
                              check_loss_weights)
 
 
+def _running_max(x: Tensor, width: int, dim: int) -> Tensor:
+    """Max over the ``2 * width + 1`` elements centred on each element of
+    ``x`` along ``dim``; elements beyond the ends count as ``-inf``.
+
+    Windows double in length by one ``torch.maximum`` of two shifted views
+    each (``log2`` steps), which on CPUs is tens of times faster than
+    ``max_pool2d`` with the same window, and exact.
+    """
+    length = x.shape[dim]
+    pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [width, width]
+    out = F.pad(x, pad, value=float('-inf'))
+    window, span = 2 * width + 1, 1  # out[i]: max of padded [i, i + span)
+    while span < window:
+        step = min(span, window - span)
+        size = out.shape[dim] - step
+        out = torch.maximum(out.narrow(dim, 0, size),
+                            out.narrow(dim, step, size))
+        span += step
+    return out.narrow(dim, 0, length)
+
+
+def _square_max(x: Tensor, width: int) -> Tensor:
+    """``max_pool2d(x, 2 * width + 1, 1, width)`` of ``(N, H, W)`` maps, as
+    two separable running maxima."""
+    return _running_max(_running_max(x, width, -1), width, -2)
+
+
 def boundary_interior_maps(mask: Tensor,
                            width: int = 1,
                            valid: Optional[Tensor] = None
@@ -49,12 +76,10 @@ def boundary_interior_maps(mask: Tensor,
     mask = mask.float()
     valid = (torch.ones_like(mask)
              if valid is None else valid.to(mask.dtype))
-    kernel = 2 * width + 1
-    # max_pool2d pads with -inf, so the image border is neutral for both.
-    dilated = F.max_pool2d(mask[:, None], kernel, 1, width)[:, 0]
+    # Beyond the image the maxima read -inf: the border is neutral for both.
+    dilated = _square_max(mask, width)
     lesion_or_unknown = torch.maximum(mask, 1 - valid)
-    eroded = 1 - F.max_pool2d(
-        (1 - lesion_or_unknown)[:, None], kernel, 1, width)[:, 0]
+    eroded = 1 - _square_max(1 - lesion_or_unknown, width)
     boundary = (dilated - eroded).clamp(min=0) * valid
     interior = eroded * mask * valid
     return boundary, interior
