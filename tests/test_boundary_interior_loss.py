@@ -52,6 +52,29 @@ def test_image_border_and_ignored_pixels_make_no_boundary():
     assert boundary[0, 2:].sum(0)[4:6].tolist() == [6., 6.]
 
 
+@pytest.mark.parametrize('width', [1, 2, 3, 4, 7, 12])
+def test_maps_equal_max_pool_morphology_at_any_size(width):
+    """The maps come from separable running maxima; they equal the
+    definition by square max-pools, also where the window is larger than
+    the picture and around ignored pixels."""
+    import torch.nn.functional as F
+
+    def square_max(x):
+        return F.max_pool2d(x[:, None], 2 * width + 1, 1, width)[:, 0]
+
+    generator = torch.Generator().manual_seed(width)
+    for height, columns in ((1, 1), (3, 17), (16, 5), (40, 64)):
+        shape = (2, height, columns)
+        mask = (torch.rand(shape, generator=generator) > 0.6).float()
+        valid = torch.rand(shape, generator=generator) > 0.1
+        mask = mask * valid
+        dilated = square_max(mask)
+        eroded = 1 - square_max(1 - torch.maximum(mask, (~valid).float()))
+        boundary, interior = boundary_interior_maps(mask, width, valid)
+        assert torch.equal(boundary, (dilated - eroded).clamp(min=0) * valid)
+        assert torch.equal(interior, eroded * mask * valid)
+
+
 def perfect_logits(mask, margin=8.0):
     return (mask * 2 - 1)[:, None] * margin
 

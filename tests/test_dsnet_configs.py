@@ -374,6 +374,8 @@ DESIGN_RUN_CHANGES = {
     'dsnet-design-deeper-eighth-zoom_isic2017.py': [
         'train_dataloader.dataset.pipeline', 'train_pipeline'],
     'dsnet-design-deeper-eighth-ema_isic2017.py': ['custom_hooks'],
+    'dsnet-design-deeper-eighth-fine-labels_isic2017.py': [
+        'train_dataloader.dataset.pipeline', 'train_pipeline'],
 }
 # Every design config reads the design splits in place of DSNet's (checked
 # in test_every_shipped_config_does_what_its_name_says).

@@ -45,7 +45,9 @@ def check_pipelines_build(cfg, loaders):
             :func:`~mmseg_dsnet.datasets.random_transforms.random_step`)
             in a validation or test pipeline (random views would be
             scored), or for a flip after ``LoadAnnotations`` there (a
-            mirrored ground truth). An unknown
+            mirrored ground truth), or for a ``ResizeLabels`` before
+            ``LoadAnnotations``, after a ``Resize`` of the labels or
+            outside training. An unknown
             type or argument keeps mmengine's error (reported with a
             spelling hint).
     """
@@ -110,6 +112,7 @@ def check_pipelines_build(cfg, loaders):
                         'would score a random view of each image, other '
                         'figures at each run. Remove it from that pipeline. '
                         'Nothing was started')
+                _check_label_resize(pipeline, loader, path, where)
                 flip = flip_after_masks(pipeline)
                 if loader != 'train_dataloader' and flip >= 0:
                     # Deterministic (prob=1.), so not refused above.
@@ -121,6 +124,40 @@ def check_pipelines_build(cfg, loaders):
                         'each image would be scored against its mirrored '
                         'mask. Put it before LoadAnnotations. Nothing was '
                         'started')
+
+
+def _check_label_resize(pipeline, loader, path, where):
+    """Refuse a ``ResizeLabels`` that would not do what it says: before
+    ``LoadAnnotations`` it finds no labels (the mask loaded after it keeps
+    the file's size, so training goes on with other labels than the
+    config names), after a ``Resize`` of the labels it only enlarges the
+    shrunken mask, and in evaluation it would resize the ground truth
+    that predictions are scored against at the mask file's size."""
+    names = [str(step.get('type', '')).split('.')[-1]
+             if isinstance(step, dict) else '' for step in pipeline]
+    if 'ResizeLabels' not in names:
+        return
+    at = names.index('ResizeLabels')
+    loads = names.index('LoadAnnotations') if 'LoadAnnotations' in names \
+        else len(names)
+    where = f'{path}[{at}] of {where}: ResizeLabels'
+    if loader != 'train_dataloader':
+        raise PipelineConfigError(
+            f'{where} resizes the ground truth, which the '
+            f"{LOADER_PHASES.get(loader, loader)} scores at the mask file's "
+            'size; it belongs to the training pipeline only. Nothing was '
+            'started')
+    if at < loads:
+        raise PipelineConfigError(
+            f'{where} comes before LoadAnnotations, so it finds no labels '
+            'to resize; put it after the LoadAnnotations that follows the '
+            'Resize. Nothing was started')
+    if 'Resize' in names[loads:at]:
+        raise PipelineConfigError(
+            f'{where} comes after a Resize that already shrank the labels '
+            'with the image, so it would only enlarge the shrunken mask; '
+            'load the annotations after the Resize (LoadImageFromFile, '
+            'Resize, LoadAnnotations, ResizeLabels). Nothing was started')
 
 
 LOADER_PHASES = {'train_dataloader': 'training',
