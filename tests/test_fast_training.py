@@ -230,6 +230,28 @@ def test_rotation_matches_mmseg_random_rotate(size, angle):
     assert diff.max() < 4 and diff.mean() < 0.5
 
 
+@pytest.mark.parametrize('angle', [90, 30])
+def test_rotation_of_labels_twice_the_image_matches_mmseg(angle):
+    """Labels at twice the image's side (ResizeLabels) turn on their own
+    grid about the same centre, as mmseg's RandomRotate turns each map."""
+    from mmseg.registry import TRANSFORMS
+    h, w = 24, 32
+    y, x = np.mgrid[0:2 * h, 0:2 * w]
+    seg = (((x - w) / (w / 1.5))**2 + ((y - h) /
+                                       (h / 2))**2 < 1).astype(np.uint8)
+    img = np.zeros((h, w, 3), np.uint8)
+    cfg = rotate_cfg((angle, angle), pad_val=0, seg_pad_val=255)
+    cpu = TRANSFORMS.build(cfg)(
+        dict(img=img.copy(), gt_seg_map=seg.copy(),
+             seg_fields=['gt_seg_map']))
+    _, out_seg = BatchedSegAugmentation([cfg])(
+        torch.from_numpy(img).permute(2, 0, 1)[None].float(),
+        torch.from_numpy(seg)[None])
+    assert out_seg.shape == (1, 2 * h, 2 * w)
+    agree = np.mean(out_seg[0].numpy() == cpu['gt_seg_map'])
+    assert agree > 0.995, f'labels agree on {agree:.2%} of the pixels only'
+
+
 def test_rotation_pads_with_pad_val_and_seg_pad_val():
     n, size = 2, 32
     img = torch.full((n, 3, size, size), 100.0)
@@ -384,6 +406,28 @@ def test_split_of_the_repo_train_pipeline():
     aug = BatchedSegAugmentation(rest)
     assert aug.flips == [(0.5, 'horizontal'), (0.5, 'vertical')]
     assert aug.rotation['degree'] == (-180.0, 180.0)
+
+
+def test_split_caches_labels_at_twice_the_input():
+    """The fine-labels candidate's labels are resized once, into the
+    cache; the device moves both after it."""
+    cfg = Config.fromfile(str(
+        REPO / 'configs/dsnet/design/'
+        'dsnet-design-deeper-eighth-fine-labels_isic2017.py'))
+    prefix, rest = split_train_pipeline(cfg.train_dataloader.dataset.pipeline)
+    assert [t['type'] for t in prefix] == [
+        'LoadImageFromFile', 'Resize', 'LoadAnnotations', 'ResizeLabels']
+    assert [t['type'] for t in rest] == [
+        'RandomFlip', 'RandomFlip', 'RandomRotate', 'PackSegInputs']
+    images = torch.zeros(2, 3, 8, 12, dtype=torch.uint8)
+    files = ['a.jpg', 'b.jpg']
+    cache = DecodedImageCache(
+        images, torch.zeros(2, 16, 24, dtype=torch.uint8), files)
+    assert cache.labels.shape == (2, 16, 24)
+    for shape in ((2, 16, 12), (2, 12, 18), (2, 4, 6), (2, 17, 24)):
+        with pytest.raises(ValueError, match='do not match'):
+            DecodedImageCache(images, torch.zeros(shape, dtype=torch.uint8),
+                              files)
 
 
 def test_split_refuses_keep_ratio_and_late_resize():

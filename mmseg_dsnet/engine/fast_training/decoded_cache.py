@@ -13,7 +13,8 @@ from ...progress import progress_bar
 from .errors import FastTrainingError
 
 # Transforms that give the same result every epoch: their output is cached.
-DETERMINISTIC_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'Resize')
+DETERMINISTIC_TRANSFORMS = ('LoadImageFromFile', 'LoadAnnotations', 'Resize',
+                            'ResizeLabels')
 
 
 def config_type_name(part: dict, default=None):
@@ -110,8 +111,13 @@ class DecodedImageCache:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
                  files: List[str], metainfo: dict = None):
-        if images.shape[0] != labels.shape[0] or \
-                images.shape[2:] != labels.shape[1:]:
+        # Labels may be a whole multiple of the images' size
+        # (``ResizeLabels``), the same on both sides.
+        factors = {label / image if label % image == 0 else 0
+                   for image, label in zip(images.shape[2:],
+                                           labels.shape[1:])}
+        if images.shape[0] != labels.shape[0] or labels.dim() != 3 or \
+                len(factors) != 1 or 0 in factors:
             raise ValueError(f'images {tuple(images.shape)} and labels '
                              f'{tuple(labels.shape)} do not match')
         self.images = images

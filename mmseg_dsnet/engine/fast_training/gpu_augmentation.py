@@ -114,7 +114,8 @@ class BatchedSegAugmentation:
 
         Args:
             img (Tensor): Float images ``(N, C, H, W)``, pixel values.
-            seg (Tensor): Labels ``(N, H, W)``, any integer or float dtype.
+            seg (Tensor): Labels ``(N, H, W)``, any integer or float dtype;
+                or a whole multiple of the images' size (``ResizeLabels``).
             draws (Tensor, optional): Uniform numbers in [0, 1),
                 ``(N, num_draws)``. Default: drawn from the global generator.
 
@@ -160,6 +161,11 @@ class BatchedSegAugmentation:
             img - rot['pad_val'], grid, mode='bilinear',
             padding_mode='zeros', align_corners=False) + rot['pad_val']
         both = torch.stack([seg, torch.ones_like(seg)], 1)
+        if both.shape[2:] != img.shape[2:]:
+            # Labels finer than the image (``ResizeLabels``): the same
+            # turn about the centre, on their own grid of pixels.
+            grid = F.affine_grid(theta, list(both.shape),
+                                 align_corners=False)
         both = F.grid_sample(
             both, grid, mode='nearest', padding_mode='zeros',
             align_corners=False)
