@@ -564,6 +564,12 @@ def test_design_study_quotes_the_records_table():
         verdict = table.rstrip().splitlines()[-1]
         assert 'cannot pass with 4 seeds' in verdict
         assert f'> {verdict}' in doc
+    # The thirty-ninth round's four seeds, pooled and per image.
+    fine = 'dsnet-design-deeper-eighth-fine-labels_isic2017'
+    for metric in ('IoU', 'mIoU_img'):
+        assert design.comparison_table(
+            full, d, [fine], seeds=[0, 1, 2, 3], paired=True,
+            metric=metric) in doc
 
 
 def test_design_study_quotes_the_test_time_flip_records():
