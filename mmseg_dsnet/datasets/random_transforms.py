@@ -203,7 +203,7 @@ def random_step(pipeline) -> int:
                  if draws_at_random(step)), -1)
 
 
-def _steps_around_masks(pipeline):
+def steps_around_masks(pipeline):
     """A pipeline's steps (a callable as ``{}``), their class names and the
     position of its ``LoadAnnotations`` (-1 without one)."""
     steps = [step if isinstance(step, dict) else {} for step in pipeline]
@@ -228,7 +228,7 @@ def moved_before_masks(pipeline, kinds=tuple(MOVING_TRANSFORMS)) -> int:
     Returns:
         int: That position, or -1.
     """
-    steps, names, loads = _steps_around_masks(pipeline)
+    steps, names, loads = steps_around_masks(pipeline)
     if loads < 0:
         return -1
     return next((index for index in range(loads) if names[index] in kinds
@@ -248,7 +248,7 @@ def flip_after_masks(pipeline) -> int:
     Returns:
         int: That position, or -1.
     """
-    steps, names, loads = _steps_around_masks(pipeline)
+    steps, names, loads = steps_around_masks(pipeline)
     if loads < 0:
         return -1
     return next((index for index in range(loads + 1, len(steps))

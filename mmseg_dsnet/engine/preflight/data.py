@@ -133,28 +133,28 @@ def _check_label_resize(pipeline, loader, path, where):
     config names), after a ``Resize`` of the labels it only enlarges the
     shrunken mask, and in evaluation it would resize the ground truth
     that predictions are scored against at the mask file's size."""
-    names = [str(step.get('type', '')).split('.')[-1]
-             if isinstance(step, dict) else '' for step in pipeline]
+    from ...datasets.random_transforms import steps_around_masks
+    _, names, loads = steps_around_masks(pipeline)
     if 'ResizeLabels' not in names:
         return
     at = names.index('ResizeLabels')
-    loads = names.index('LoadAnnotations') if 'LoadAnnotations' in names \
-        else len(names)
-    where = f'{path}[{at}] of {where}: ResizeLabels'
+    if loads < 0:
+        loads = len(names)
+    step = f'{path}[{at}] of {where}: ResizeLabels'
     if loader != 'train_dataloader':
         raise PipelineConfigError(
-            f'{where} resizes the ground truth, which the '
+            f'{step} resizes the ground truth, which the '
             f"{LOADER_PHASES.get(loader, loader)} scores at the mask file's "
             'size; it belongs to the training pipeline only. Nothing was '
             'started')
     if at < loads:
         raise PipelineConfigError(
-            f'{where} comes before LoadAnnotations, so it finds no labels '
+            f'{step} comes before LoadAnnotations, so it finds no labels '
             'to resize; put it after the LoadAnnotations that follows the '
             'Resize. Nothing was started')
     if 'Resize' in names[loads:at]:
         raise PipelineConfigError(
-            f'{where} comes after a Resize that already shrank the labels '
+            f'{step} comes after a Resize that already shrank the labels '
             'with the image, so it would only enlarge the shrunken mask; '
             'load the annotations after the Resize (LoadImageFromFile, '
             'Resize, LoadAnnotations, ResizeLabels). Nothing was started')
