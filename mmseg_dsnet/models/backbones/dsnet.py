@@ -116,6 +116,15 @@ class DSNet(StrictLoadingMixin, BaseModule):
             (the one that downsamples): with 1, a stride-2 block passes on
             one filtered value per input channel for four input pixels.
             Default: None (all 1).
+        downsample (str): How each later stage's first block halves the
+            resolution: ``'stride'`` (its depthwise convolution at stride
+            2: output pixel ``i`` centred on input pixel ``2i``, half a
+            pixel off the ``2i + 0.5`` that the decoder's bilinear
+            upsampling assumes, so each level lies half a pixel of the level
+            above it off its place) or ``'avg_pool'`` (the mean of each 2x2
+            block, then the block at stride 1: every level centred on the
+            pixels it summarises, and no aliasing; an odd size leaves its
+            last row or column to the finer levels). Default: ``'stride'``.
         kernel_sizes (Sequence[int], optional): For each stage, the
             depthwise kernel size of its blocks (odd, at least 3; beyond 3 a
             learned outer ring around the difference branches, see
@@ -153,6 +162,7 @@ class DSNet(StrictLoadingMixin, BaseModule):
                  branch_drop: float = 0.0,
                  branch_norms: Optional[Sequence[bool]] = None,
                  depth_multipliers: Optional[Sequence[int]] = None,
+                 downsample: str = 'stride',
                  kernel_sizes: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='BN'),
                  stage_norm_cfgs: Optional[Sequence[Optional[dict]]] = None,
@@ -169,6 +179,10 @@ class DSNet(StrictLoadingMixin, BaseModule):
         if stem_stride not in (1, 2):
             raise ModelArgumentError(
                 f'stem_stride must be 1 or 2, got {stem_stride}')
+        if downsample not in ('stride', 'avg_pool'):
+            raise ModelArgumentError(
+                "downsample must be 'stride' or 'avg_pool', got "
+                f'{downsample!r}')
         num_stages = len(widths)
         dilations = per_stage('dilations', dilations, 1, num_stages,
                               minimum=1)
@@ -198,6 +212,7 @@ class DSNet(StrictLoadingMixin, BaseModule):
             raise ModelArgumentError(f'out_indices {out_indices} out of range')
         self.widths = tuple(widths)
         self.stem_stride = stem_stride
+        self.downsample = downsample
         self.out_indices = tuple(out_indices)
         self.deploy = deploy
         self.zero_init_residual = zero_init_residual
@@ -225,8 +240,14 @@ class DSNet(StrictLoadingMixin, BaseModule):
         for index, (width, depth) in enumerate(zip(widths, num_blocks)):
             blocks = []
             for block_index in range(depth):
-                stride = 2 if index > 0 and block_index == 0 else 1
-                keeps_shape = stride == 1 and previous == width
+                halves = index > 0 and block_index == 0
+                keeps_shape = not halves and previous == width
+                stride = 2 if halves else 1
+                if halves and downsample == 'avg_pool':
+                    # Not ceil_mode: onnxruntime's CPU layout transform
+                    # takes only the floor form (ceil cost 1.7 ms a call).
+                    blocks.append(nn.AvgPool2d(2))
+                    stride = 1
                 has_shortcut = shortcut and keeps_shape
                 blocks.append(
                     DESDConv(
