@@ -976,6 +976,42 @@ def test_kernel_sizes_apply_per_stage_inside_the_budget():
     assert_design_candidate_in_budget('kernel-5-small')
 
 
+def test_pooled_downsampling_centres_each_level_on_its_blocks():
+    """With mirror-symmetric depthwise kernels, stages that downsample by
+    2x2 means give the mirror image's features as the mirror of the
+    image's at every level: each level's pixel sits on the middle of the
+    block it summarises, where the decoder's bilinear upsampling puts it.
+    At stride 2 the output pixel ``i`` sits on input pixel ``2i``, so the
+    mirror image's features land one pixel off."""
+    from mmseg_dsnet.models.backbones import DSNet
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 32, 32)
+    for downsample, centred in (('avg_pool', True), ('stride', False)):
+        # The deployed form: one plain depthwise conv per block.
+        backbone = DSNet(widths=(8, 16, 24), num_blocks=(1, 2, 2),
+                         stem_stride=2, shortcut=True, deploy=True,
+                         downsample=downsample).eval()
+        with torch.no_grad():
+            for conv in backbone.modules():
+                if isinstance(conv, torch.nn.Conv2d) and conv.groups > 1:
+                    conv.weight.copy_(torch.rand_like(conv.weight))
+                    conv.weight.add_(conv.weight.flip(-1))
+            feats, mirrored = [x], [x.flip(-1)]
+            for stage in backbone.stages:
+                feats.append(stage(feats[-1]))
+                mirrored.append(stage(mirrored[-1]))
+        assert [tuple(f.shape[-2:]) for f in feats] == [(32, 32), (32, 32),
+                                                        (16, 16), (8, 8)]
+        # float32 rounding grows with the features' scale.
+        agree = [torch.allclose(m, f.flip(-1), atol=1e-6 * f.abs().max())
+                 for f, m in zip(feats[2:], mirrored[2:])]
+        assert agree == [centred] * 2, downsample
+    with pytest.raises(ValueError, match="downsample must be 'stride' or "
+                       "'avg_pool', got 'max'"):
+        DSNet(widths=(8, 16), num_blocks=(1, 2), downsample='max')
+    assert_design_candidate_in_budget('pooled-downsampling')
+
+
 @pytest.mark.parametrize('head_type', ['DSNetHead', 'LightweightClsHead'])
 def test_head_threshold_the_masks_would_not_use_is_refused(head_type):
     """A threshold outside (0, 1) made all-background (1.5) or all-lesion
