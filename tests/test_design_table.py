@@ -178,6 +178,30 @@ def test_runs_of_other_config_files_or_data_are_kept_apart(tmp_path, capsys):
     assert '| cand-a | 78.00 | 80.00 |' in table
 
 
+def test_runs_through_a_link_to_the_data_are_runs_on_that_data(tmp_path):
+    """A second checkout whose ``data`` links to the first's records the
+    link's path: its runs were refused as runs on 'another data_root' than
+    the reference's, on the same images."""
+    data = tmp_path / 'data' / 'isic2017'
+    data.mkdir(parents=True)
+    (tmp_path / 'checkout').mkdir()
+    (tmp_path / 'checkout' / 'data').symlink_to(tmp_path / 'data')
+    linked = str(tmp_path / 'checkout' / 'data' / 'isic2017')
+    refs = [write(tmp_path / f'r{k}.json', 'ref', k, 75.0 + k,
+                  data_root=str(data)) for k in (0, 1)]
+    cands = [write(tmp_path / f'c{k}.json', 'cand', k, 78.0 + k,
+                   data_root=linked + '/') for k in (0, 1)]
+    table = design.comparison_table([*refs, *cands], 'ref', ['cand'])
+    assert '| cand | 78.00 | 79.00 |' in table
+    # Another folder of data is still another data_root.
+    other = tmp_path / 'other'
+    other.mkdir()
+    moved = [write(tmp_path / f'm{k}.json', 'cand', k, 70.0,
+                   data_root=str(other)) for k in (0, 1)]
+    with pytest.raises(ValueError, match='has another data_root'):
+        design.comparison_table([*refs, *moved], 'ref', ['cand'])
+
+
 def test_a_record_the_tables_cannot_read_is_a_user_error(tmp_path, capsys):
     """check_design_record raised a plain ValueError (a traceback where a
     tool does not catch it), and a learning rate of another type passed."""

@@ -288,6 +288,9 @@ def load_design_records(paths):
         check_design_record(path, record, read)
         if 'config' in record:
             record = dict(record, config=_config_key(record['config']))
+        if record.get('data_root') is not None:
+            record = dict(record, data_root=_data_root_key(
+                record['data_root']))
         records.append(record)
     check_one_model_per_candidate(paths, records)
     return records
@@ -337,6 +340,15 @@ def _config_key(config):
     if osp.isabs(path) and not osp.relpath(path, REPO_ROOT).startswith('..'):
         return osp.relpath(path, REPO_ROOT)
     return path
+
+
+def _data_root_key(data_root):
+    """A record's ``data_root`` as the tables compare it: with symbolic
+    links resolved, so that runs made through a link to the data (a second
+    checkout whose ``data`` links to the first's) are runs on the same
+    images. A path that does not exist here is compared as written."""
+    return osp.realpath(data_root) if osp.exists(data_root) else (
+        osp.normpath(data_root))
 
 
 def _split_by_optional_setting(runs, shown=(), texts=None):
