@@ -244,8 +244,8 @@ class DSNet(StrictLoadingMixin, BaseModule):
                 keeps_shape = not halves and previous == width
                 stride = 2 if halves else 1
                 if halves and downsample == 'avg_pool':
-                    # Not ceil_mode: onnxruntime's CPU layout transform
-                    # takes only the floor form (ceil cost 1.7 ms a call).
+                    # Not ceil_mode: onnxruntime runs the floor form
+                    # faster on the CPU.
                     blocks.append(nn.AvgPool2d(2))
                     stride = 1
                 has_shortcut = shortcut and keeps_shape
