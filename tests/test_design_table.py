@@ -594,6 +594,12 @@ def test_design_study_quotes_the_records_table():
         assert design.comparison_table(
             full, d, [fine], seeds=[0, 1, 2, 3], paired=True,
             metric=metric) in doc
+    # The fortieth round's seeds, pooled and per image.
+    pooled = 'dsnet-design-deeper-eighth-pooled-downsampling_isic2017'
+    for metric in ('IoU', 'mIoU_img'):
+        assert design.comparison_table(
+            full, d, [pooled], seeds=[0, 1, 2, 3, 4, 5], paired=True,
+            metric=metric) in doc
 
 
 def test_design_study_quotes_the_test_time_flip_records():
@@ -603,13 +609,17 @@ def test_design_study_quotes_the_test_time_flip_records():
     doc = (REPO / 'docs' / 'design_study.md').read_text()
     flips = doc.split('## Test-time flips on the design hold-out')[1]
     round_38 = doc.split('## Thirty-eighth round')[1]
+    round_40 = doc.split('## Fortieth round')[1]
     default = 'dsnet-design-e-deeper-eighth_isic2017'
     candidate = 'dsnet-design-deeper-eighth-flip-consistency_isic2017'
+    pooled = 'dsnet-design-deeper-eighth-pooled-downsampling_isic2017'
     for section, name, row_start, seeds in (
             (flips, default, default, (4, 5, 6, 7)),
             (flips, 'egeunet', 'egeunet', (2, 3)),
             (round_38, candidate, f'{candidate} (flip consistency)',
-             (0, 1))):
+             (0, 1)),
+            (round_40, pooled, f'{pooled} (pooled downsampling)',
+             (0, 1, 2, 3, 4, 5))):
         row = next(line for line in section.splitlines()
                    if line.startswith(f'| {row_start}'))
         differences = []
