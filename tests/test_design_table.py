@@ -600,6 +600,11 @@ def test_design_study_quotes_the_records_table():
         assert design.comparison_table(
             full, d, [pooled], seeds=[0, 1, 2, 3, 4, 5, 6, 7], paired=True,
             metric=metric) in doc
+    # ... and its twenty-seed screen on the CPU (the verdict), both figures.
+    for metric in ('IoU', 'mIoU_img'):
+        assert design.comparison_table(
+            full, d, [pooled], seeds=list(range(20)), paired=True,
+            metric=metric, min_seeds=20) in doc
 
 
 def test_design_study_quotes_the_test_time_flip_records():
