@@ -103,6 +103,7 @@ def test_parity_random_and_real_images(exported):
     'dsnet-design-deeper-eighth-group-norm_isic2017',  # GroupNorm kept
     'dsnet-design-deeper-eighth-guided-gates_isic2017',  # side outputs kept
     'dsnet-design-deeper-eighth-fused-sides_isic2017',  # side outputs fused
+    'dsnet-design-deeper-eighth-pooled-downsampling_isic2017',  # 2x2 means
 ])
 def test_design_variants_export_with_parity(name, image_dir, tmp_path):
     from mmseg_dsnet.deploy.onnx_export import export_and_check
