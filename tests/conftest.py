@@ -276,6 +276,15 @@ def write_tiny_config(path, root, base='configs/dsnet/dsnet_isic2018.py',
     return path
 
 
+def write_model_variant(path, model, base='configs/dsnet/dsnet_isic2017.py'):
+    """Write a config that inherits ``base`` and changes its model by
+    ``model`` (the text of a dict merged into ``base``'s ``model``): the
+    same network with another setting."""
+    path = Path(path)
+    path.write_text(f"_base_ = ['{REPO / base}']\nmodel = {model}\n")
+    return str(path)
+
+
 def write_training_log(work_dir):
     """Write the two lines of a one-epoch training log that
     ``leaderboard.py collect`` reads (``<ts>/<ts>.log``) into

@@ -214,7 +214,8 @@ def test_each_ablation_changes_only_the_part_its_name_says(name):
 def test_year_and_protocol_siblings_build_the_same_model():
     """dsnet_isic2018.py, *_official.py ... differ from their ISIC 2017
     lightweight sibling in the data only, and the design study's default
-    (design-e-deeper-eighth) is dsnet_isic2017.py itself."""
+    (design-deeper-eighth-pooled-downsampling, the fortieth round's) is
+    dsnet_isic2017.py itself."""
     families = {}
     for config in ALL_CONFIGS:
         name = osp.basename(config)
@@ -230,8 +231,8 @@ def test_year_and_protocol_siblings_build_the_same_model():
         models = [_cfg(c).to_dict()['model'] for c in configs]
         for config, model in zip(configs[1:], models[1:]):
             assert _differences(model, models[0]) == [], config
-    design = _cfg(str(REPO / 'configs/dsnet/design/'
-                      'dsnet-design-e-deeper-eighth_isic2017.py')).to_dict()
+    design = _cfg(str(REPO / 'configs/dsnet/design/dsnet-design-deeper-'
+                      'eighth-pooled-downsampling_isic2017.py')).to_dict()
     default = _cfg(DEFAULT).to_dict()
     # All but the splits: design configs read the design hold-out.
     differences = [d for key in sorted(set(design) | set(default))

@@ -227,19 +227,21 @@ def test_backbone_features_and_half_resolution_logits():
 
 
 def test_strides_and_dilations_follow_the_config_block_by_block():
-    """num_blocks=[1, 4, 4, 2, 2], dilations=[1, 1, 2, 2, 1]: each later
-    stage's first block has stride 2 and no dilation, the others the
-    stage's dilation; the head's refine blocks [0, 1, 1, 0] have
-    refine_dilations [1, 1, 2, 1]. Shapes and the budget do not show a
-    dilation on the wrong block or stage (mutation testing)."""
+    """num_blocks=[1, 4, 4, 2, 2], dilations=[1, 1, 2, 2, 1],
+    downsample='avg_pool': each later stage starts with a 2x2 mean and its
+    first block has stride 1 and no dilation, the others the stage's
+    dilation; the head's refine blocks [0, 1, 1, 0] have refine_dilations
+    [1, 1, 2, 1]. Shapes and the budget do not show a dilation on the
+    wrong block or stage (mutation testing)."""
     model = MODELS.build(model_cfg())
-    stages = [[(block.stride, block.dilation) for block in stage]
+    stages = [['pool' if isinstance(block, torch.nn.AvgPool2d) else
+               (block.stride, block.dilation) for block in stage]
               for stage in model.backbone.stages]
     assert stages == [[(1, 1)],
-                      [(2, 1), (1, 1), (1, 1), (1, 1)],
-                      [(2, 1), (1, 2), (1, 2), (1, 2)],
-                      [(2, 1), (1, 2)],
-                      [(2, 1), (1, 1)]]
+                      ['pool', (1, 1), (1, 1), (1, 1), (1, 1)],
+                      ['pool', (1, 1), (1, 2), (1, 2), (1, 2)],
+                      ['pool', (1, 1), (1, 2)],
+                      ['pool', (1, 1), (1, 1)]]
     refine = [[(block.stride, block.dilation) for block in blocks]
               for blocks in model.decode_head.refine_blocks]
     assert refine == [[], [(1, 1)], [(1, 2)], []]

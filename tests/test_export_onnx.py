@@ -1680,8 +1680,9 @@ def test_a_check_too_small_to_see_every_weight_is_refused(tmp_path):
     checked at that size alone: at 32x32 some 3x3 weights of the deeper
     stages meet only the zero padding, so a wrong value of them in the
     file passed the check, exit 0. A dynamic export is also checked at a
-    second size and the config's, which see them all (``--shape 2 2``
-    under a 256 px config passes)."""
+    second size and the config's, which see them all (``--shape 32 32``
+    under a 256 px config passes). A size the model cannot run at (below
+    31 px with pooled downsampling) is refused, not a traceback."""
     from conftest import DEMO_128PX, run_tool_in_process
     from mmengine.config import Config
 
@@ -1689,7 +1690,12 @@ def test_a_check_too_small_to_see_every_weight_is_refused(tmp_path):
     from mmseg_dsnet.deploy.deployable import build_segmentor
     from mmseg_dsnet.utils.errors import UserError
     model = build_segmentor(CONFIG, None, reparameterize=False)
-    check_sizes_see_every_weight([model], (2, 2), True, (256, 256))
+    check_sizes_see_every_weight([model], (32, 32), True, (256, 256))
+    with pytest.raises(UserError, match=r'--shape 2 2: the model of c.py '
+                       r'cannot run at this input size \(RuntimeError: .*'
+                       r'\); give a size it takes, such as its 256 256'):
+        check_sizes_see_every_weight([model], (2, 2), True, (256, 256),
+                                     'c.py')
     with pytest.raises(UserError, match=r'--shape 32 32 is too small for '
                        r'the parity check: at every size it runs \(32x32\)'):
         check_sizes_see_every_weight([model], (32, 32), False, (32, 32))

@@ -201,6 +201,7 @@ def test_build_refuses_seeds_of_one_row_run_at_different_input_sizes(
     for run in runs:
         _edit(run, schedule='CPU schedule of the seeds')
     _edit(runs[0], input_size=dict(train=[128, 128], test=[128, 128]))
+    _edit(runs[2], input_size=None)
     out = tmp_path / 'results'
     built = lb.main(['build', '--runs', *map(str, runs), '--out-dir',
                      str(out), '--no-plot'])

@@ -449,11 +449,13 @@ def test_a_deploy_config_that_builds_another_network_is_not_written(
 
 def test_a_shape_too_small_to_check_every_weight_is_refused(
         trained_checkpoint, tmp_path, capsys):
-    """On a 2x2 input the kernels' off-centre weights meet only the zero
-    padding: a fold that broke all of them differed by 7e-16 and passed
-    the parity check, and ``--shape 2`` wrote the deploy checkpoint, exit
-    0. Such a shape is refused before any work; 64x64 meets every
-    weight."""
+    """On a small input some kernels' off-centre weights meet only the
+    zero padding (at 32x32, those at 1/32, on 1x1 maps): a fold that broke
+    them passed the parity check (7e-16 on 2x2 with stride-2
+    downsampling), and the tool wrote the deploy checkpoint, exit 0. Such
+    a shape is refused before any work; 64x64 meets every weight. A shape
+    the model cannot run at (2x2: pooled downsampling empties the map) is
+    refused as such."""
     import copy
 
     from mmengine.config import Config
@@ -464,25 +466,34 @@ def test_a_shape_too_small_to_check_every_weight_is_refused(
     from mmseg_dsnet.models.utils import reparameterize_model
     model = MODELS.build(Config.fromfile(CONFIG).model).eval()
     deployed = reparameterize_model(copy.deepcopy(model))
-    # The premise: off-centre weights broken, unseen on 2x2, seen on 64x64.
-    for conv in deployed.modules():
-        if isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3):
-            with torch.no_grad():
-                conv.weight[..., 0, 0] += 1
+    # The premise: off-centre weights broken where 32x32 leaves them
+    # unseen change nothing there; 64x64 sees every weight.
     with torch.no_grad():
-        for size, unseen in ((2, True), (64, False)):
-            x = torch.randn(1, 3, size, size)
-            diff = (deployed(x, mode='tensor') -
-                    model(x, mode='tensor')).abs().max()
-            assert (float(diff) < 1e-4) == unseen, size
-            assert bool(convolutions_not_seen(deployed, x)) == unseen, size
+        unseen_on_32 = set(convolutions_not_seen(
+            deployed, torch.zeros(1, 3, 32, 32)))
+        assert unseen_on_32
+        for name, conv in deployed.named_modules():
+            if name in unseen_on_32:
+                conv.weight[..., 0, 0] += 1
+        x = torch.randn(1, 3, 32, 32)
+        assert float((deployed(x, mode='tensor') -
+                      model(x, mode='tensor')).abs().max()) < 1e-4
+        assert convolutions_not_seen(deployed, torch.randn(1, 3, 64, 64)) \
+            == []
     tool = load_tool('deployment/reparameterize.py')
     out = tmp_path / 'deploy.pth'
     code, err = run_cli(tool.main, [CONFIG, trained_checkpoint, out,
                                     '--shape', '2'], capsys)
     assert code == 2, err
     assert err.startswith(
-        'ERROR: --shape 2 2 is too small for the parity check: on it, '
+        f'ERROR: --shape 2 2: the model of {CONFIG} cannot run at this '
+        'input size (RuntimeError: ') and err.endswith(
+        '); give a size it takes, such as its 256 256\n'), err
+    code, err = run_cli(tool.main, [CONFIG, trained_checkpoint, out,
+                                    '--shape', '32'], capsys)
+    assert code == 2, err
+    assert err.startswith(
+        'ERROR: --shape 32 32 is too small for the parity check: on it, '
         'weights of ') and err.endswith(
         'meet only the zero padding, so a wrong re-parameterisation of '
         'them would pass; give a larger --shape (the default 256 256 '

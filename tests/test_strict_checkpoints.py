@@ -773,10 +773,14 @@ def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
     from mmengine.runner import save_checkpoint
     from mmseg.apis import MMSegInferencer, inference_model, init_model
 
+    from conftest import write_model_variant
+
     from mmseg_dsnet.apis import build_segmentor
     from mmseg_dsnet.engine.checkpoint_match import TrainedNetworkError
-    design = REPO / 'configs/dsnet/design'
     released = str(REPO / 'checkpoints/dsnet_isic2017_256px.pth')
+    undilated = write_model_variant(
+        tmp_path / 'undilated.py',
+        'dict(backbone=dict(dilations=[1, 1, 2, 1, 1]))')
     with pytest.raises(
             TrainedNetworkError,
             match=r'backbone \(DSNet\) were trained in another network: '
@@ -784,8 +788,7 @@ def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
             r'\(configs/dsnet/dsnet_isic2017\.py, the Config of its '
             r'metafile entry dsnet_isic2017_256px, with the model config '
             r'the entry records\), 1 in this model'):
-        init_model(str(design / 'dsnet-design-deeper-eighth-undilated-'
-                       'sixteenth_isic2017.py'), released, device='cpu')
+        init_model(undilated, released, device='cpu')
     # A checkpoint as mmengine's Runner saves it, with its training config.
     trained = str(REPO / 'configs/dsnet/dsnet_isic2017.py')
     ckpt = str(tmp_path / 'epoch_1.pth')
@@ -796,17 +799,19 @@ def test_mmseg_apis_refuse_weights_of_a_network_without_their_settings(
     with pytest.raises(TrainedNetworkError,
                        match=r"model\.backbone\.dilations\[3\] is 2 in their "
                        r"training config \(meta\['cfg'\]\), 1 in this model"):
-        MMSegInferencer(
-            model=str(design / 'dsnet-design-deeper-eighth-undilated-'
-                      'sixteenth_isic2017.py'), weights=ckpt, device='cpu')
+        MMSegInferencer(model=undilated, weights=ckpt, device='cpu')
     # Its own config, one differing in training-only settings
     # (branch_drop) and one averaging the trained side classifiers into the
     # prediction at test time (fuse_side_outputs) load and segment.
     image = np.zeros((40, 50, 3), np.uint8)
-    for config in (trained, str(design / 'dsnet-design-deeper-eighth-'
-                                'branch-drop_isic2017.py'),
-                   str(design / 'dsnet-design-deeper-eighth-fused-sides_'
-                       'isic2017.py')):
+    for config in (trained,
+                   write_model_variant(
+                       tmp_path / 'branch_drop.py',
+                       'dict(backbone=dict(branch_drop=0.2), '
+                       'decode_head=dict(branch_drop=0.2))'),
+                   write_model_variant(
+                       tmp_path / 'fused_sides.py',
+                       'dict(decode_head=dict(fuse_side_outputs=True))')):
         for weights in (ckpt, released):
             model = init_model(config, weights, device='cpu')
             assert inference_model(model,

@@ -321,7 +321,9 @@ def test_weights_served_over_http_are_compared_with_their_network(
     from mmseg_dsnet.engine.checkpoint_match import TrainedNetworkError
     served = tmp_path / 'served'
     served.mkdir()
-    _trained_in(REPO / 'configs/dsnet/dsnet_isic2017.py',
+    # The undilated design's sibling: the same network but that dilation.
+    _trained_in(REPO / 'configs/dsnet/design/'
+                'dsnet-design-e-deeper-eighth_isic2017.py',
                 served / 'epoch_1.pth')
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler,
@@ -383,7 +385,8 @@ def test_a_partial_load_on_purpose_takes_weights_of_another_network(
     from mmseg_dsnet.apis import build_segmentor
     from mmseg_dsnet.engine.checkpoint_match import (TrainedNetworkError,
                                                      load_checkpoint_strictly)
-    ckpt = _trained_in(REPO / 'configs/dsnet/dsnet_isic2017.py',
+    ckpt = _trained_in(REPO / 'configs/dsnet/design/'
+                       'dsnet-design-e-deeper-eighth_isic2017.py',
                        tmp_path / 'epoch_1.pth')
     undilated = str(REPO / 'configs/dsnet/design/dsnet-design-deeper-'
                     'eighth-undilated-sixteenth_isic2017.py')

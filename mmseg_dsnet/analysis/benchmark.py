@@ -14,7 +14,8 @@ import torch
 from mmseg.registry import MODELS
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
-from ..deploy.deployable import input_size_of, no_one_input_size
+from ..deploy.deployable import (input_size_of, input_size_refused,
+                                  no_one_input_size)
 from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
 from ..progress import progress_bar
@@ -199,14 +200,9 @@ def check_input_size(forward, inputs, shape, cfg):
         # Out of memory is no size the model refuses.
         if tuple(shape) == size or is_out_of_memory(err):
             raise
-        first = (str(err).strip().splitlines() or [''])[0]
-        own = f'such as its {size[0]} {size[1]}' if len(size) == 2 else \
-            'such as the size it was trained at'
-        raise UserError(
-            f'--shape {shape[0]} {shape[1]}: the model of '
-            f'{getattr(cfg, "filename", "the config")} cannot run at this '
-            f'input size ({type(err).__name__}: {first}); give a size it '
-            f'takes, {own}') from err
+        raise input_size_refused(
+            shape, err, getattr(cfg, 'filename', 'the config'),
+            size) from err
 
 
 def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),

@@ -22,7 +22,8 @@ from ..models.utils import reparameterize_model
 from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
                             refuse_folder,
                             refuse_other_suffix, refuse_same_file)
-from ..utils.memory import check_forward_memory, reporting_out_of_memory
+from ..utils.memory import (check_forward_memory, is_out_of_memory,
+                            reporting_out_of_memory)
 from ..utils.messages import counted, first_few
 from .parity import convolutions_not_seen, within
 
@@ -227,7 +228,14 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     # that broke them would pass the check (7e-16 on 2x2).
     plain.eval()
     with reporting_out_of_memory(shape):
-        unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
+        try:
+            unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
+        except (AssertionError, RuntimeError) as err:
+            if is_out_of_memory(err):
+                raise
+            from .deployable import input_size_of, input_size_refused
+            raise input_size_refused(shape, err, config,
+                                     input_size_of(cfg)) from err
     if unseen:
         raise UserError(
             f'--shape {shape[0]} {shape[1]} is too small for the parity '

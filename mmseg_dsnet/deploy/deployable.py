@@ -222,6 +222,32 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
     return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
+def input_size_refused(shape: Tuple[int, int], err: Exception, name: str,
+                       own_size: Tuple[int, ...] = ()):
+    """The error for a ``--shape`` the model of config ``name`` cannot run
+    at (``err``: UNet's downsampling asserts a multiple of 16, pooled
+    downsampling gives an empty map below 31 pixels).
+
+    Args:
+        shape (tuple[int, int]): The asked input size.
+        err (Exception): What the model raised at it.
+        name (str): The config, as the message names it.
+        own_size (tuple[int, int]): The config's input size, the size to
+            give instead (none known: empty).
+
+    Returns:
+        UserError: To raise from ``err``.
+    """
+    from ..utils.errors import UserError
+    first = (str(err).strip().splitlines() or [''])[0]
+    own = f'such as its {own_size[0]} {own_size[1]}' \
+        if len(own_size) == 2 else 'such as the size it was trained at'
+    return UserError(
+        f'--shape {shape[0]} {shape[1]}: the model of {name} cannot run at '
+        f'this input size ({type(err).__name__}: {first}); give a size it '
+        f'takes, {own}')
+
+
 def no_one_input_size(cfg: Config) -> Optional[str]:
     """Why the network of ``cfg`` runs at no one size that
     :func:`input_size_of` could name, or None when it runs at that size:

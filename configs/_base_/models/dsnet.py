@@ -1,6 +1,8 @@
 # DSNet: a stride-2 stem that also reads the distance from the image centre,
 # residual DESDConv stages (starting as the identity) with most of the
-# compute at 1/4 and 1/8 of the input and dilation 2 at 1/8 and 1/16, a
+# compute at 1/4 and 1/8 of the input and dilation 2 at 1/8 and 1/16, each
+# later stage reading the mean of each 2x2 block (so every level is centred
+# on the pixels it summarises, where the decoder's upsampling puts it), a
 # decoder with dynamic gate attention (DGA) bridges and residual refine
 # blocks, a classifier at 1/2 resolution and deep supervision, all trained
 # with the boundary-interior correction loss. Chosen on the design hold-out
@@ -31,6 +33,7 @@ model = dict(
         widths=widths,
         num_blocks=[1, 4, 4, 2, 2],
         stem_stride=2,
+        downsample='avg_pool',
         dilations=[1, 1, 2, 2, 1],
         shortcut=True,
         zero_init_residual=True,
