@@ -14,15 +14,14 @@ import torch
 from mmseg.registry import MODELS
 
 from ..engine.checkpoint_match import load_checkpoint_strictly
-from ..deploy.deployable import (input_size_of, input_size_refused,
-                                  no_one_input_size)
+from ..deploy.deployable import (input_size_of, no_one_input_size,
+                                  refusing_input_size)
 from ..engine.preflight import build_scope
 from ..models.utils import reparameterization_changes, reparameterize_model
 from ..progress import progress_bar
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
-from ..utils.memory import (check_forward_memory, is_out_of_memory,
-                            reporting_out_of_memory)
+from ..utils.memory import check_forward_memory, reporting_out_of_memory
 from ..utils.messages import counted
 from ..utils.threads import torch_threads
 
@@ -193,16 +192,9 @@ def check_input_size(forward, inputs, shape, cfg):
             config sets (a failure at that size is no fault of the size).
     """
     size = tuple(cfg.model.get('data_preprocessor', {}).get('size') or ())
-    try:
-        with torch.no_grad():
-            forward(inputs)
-    except (AssertionError, RuntimeError) as err:
-        # Out of memory is no size the model refuses.
-        if tuple(shape) == size or is_out_of_memory(err):
-            raise
-        raise input_size_refused(
-            shape, err, getattr(cfg, 'filename', 'the config'),
-            size) from err
+    with refusing_input_size(shape, getattr(cfg, 'filename', 'the config'),
+                             size), torch.no_grad():
+        forward(inputs)
 
 
 def benchmark(cfg, checkpoint=None, device='cpu', shape=(256, 256),

@@ -22,8 +22,7 @@ from ..models.utils import reparameterize_model
 from ..utils.fileio import (CHECKPOINT_SUFFIXES, atomic_write_together,
                             refuse_folder,
                             refuse_other_suffix, refuse_same_file)
-from ..utils.memory import (check_forward_memory, is_out_of_memory,
-                            reporting_out_of_memory)
+from ..utils.memory import check_forward_memory, reporting_out_of_memory
 from ..utils.messages import counted, first_few
 from .parity import convolutions_not_seen, within
 
@@ -227,15 +226,10 @@ def write_deploy_checkpoint(config, checkpoint, out, shape=(256, 256),
     # On a small input some weights meet only the zero padding: a fold
     # that broke them would pass the check (7e-16 on 2x2).
     plain.eval()
-    with reporting_out_of_memory(shape):
-        try:
-            unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
-        except (AssertionError, RuntimeError) as err:
-            if is_out_of_memory(err):
-                raise
-            from .deployable import input_size_of, input_size_refused
-            raise input_size_refused(shape, err, config,
-                                     input_size_of(cfg)) from err
+    from .deployable import input_size_of, refusing_input_size
+    with reporting_out_of_memory(shape), \
+            refusing_input_size(shape, config, input_size_of(cfg)):
+        unseen = convolutions_not_seen(plain, torch.zeros(1, 3, *shape))
     if unseen:
         raise UserError(
             f'--shape {shape[0]} {shape[1]} is too small for the parity '

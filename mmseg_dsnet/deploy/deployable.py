@@ -15,6 +15,7 @@ ONNX and run by the PyTorch backend of ``tools/infer.py``:
 :func:`to_model_input` makes that input from an image, and the ``META_*``
 keys name the metadata an exported ONNX file carries about it.
 """
+import contextlib
 import os
 import re
 import warnings
@@ -222,30 +223,40 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
     return resize_size(pipeline) or DEFAULT_INPUT_SIZE
 
 
-def input_size_refused(shape: Tuple[int, int], err: Exception, name: str,
-                       own_size: Tuple[int, ...] = ()):
-    """The error for a ``--shape`` the model of config ``name`` cannot run
-    at (``err``: UNet's downsampling asserts a multiple of 16, pooled
-    downsampling gives an empty map below 31 pixels).
+@contextlib.contextmanager
+def refusing_input_size(shape: Tuple[int, int], name: str,
+                        own_size: Tuple[int, ...] = (),
+                        running: Optional[Tuple[int, int]] = None):
+    """Run the model under it at a ``--shape`` it may not take (UNet's
+    downsampling asserts a multiple of 16, pooled downsampling gives an
+    empty map below 31 pixels): its failure becomes a :class:`UserError`
+    naming the shape and the size to give instead. A failure at the
+    config's own size is no fault of the shape, and out of memory is no
+    size the model refuses: both pass unchanged.
 
     Args:
         shape (tuple[int, int]): The asked input size.
-        err (Exception): What the model raised at it.
         name (str): The config, as the message names it.
         own_size (tuple[int, int]): The config's input size, the size to
             give instead (none known: empty).
-
-    Returns:
-        UserError: To raise from ``err``.
+        running (tuple[int, int], optional): The size run under it, when
+            another than ``shape`` (a second size of the parity check).
     """
     from ..utils.errors import UserError
-    first = (str(err).strip().splitlines() or [''])[0]
-    own = f'such as its {own_size[0]} {own_size[1]}' \
-        if len(own_size) == 2 else 'such as the size it was trained at'
-    return UserError(
-        f'--shape {shape[0]} {shape[1]}: the model of {name} cannot run at '
-        f'this input size ({type(err).__name__}: {first}); give a size it '
-        f'takes, {own}')
+    from ..utils.memory import is_out_of_memory
+    try:
+        yield
+    except (AssertionError, RuntimeError) as err:
+        if tuple(running or shape) == tuple(own_size) or \
+                is_out_of_memory(err):
+            raise
+        first = (str(err).strip().splitlines() or [''])[0]
+        own = f'such as its {own_size[0]} {own_size[1]}' \
+            if len(own_size) == 2 else 'such as the size it was trained at'
+        raise UserError(
+            f'--shape {shape[0]} {shape[1]}: the model of {name} cannot run '
+            f'at this input size ({type(err).__name__}: {first}); give a '
+            f'size it takes, {own}') from err
 
 
 def no_one_input_size(cfg: Config) -> Optional[str]:

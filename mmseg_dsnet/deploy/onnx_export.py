@@ -39,8 +39,7 @@ from ..utils.config_diff import UNREAD
 from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
-from ..utils.memory import (check_forward_memory, is_out_of_memory,
-                             reporting_out_of_memory)
+from ..utils.memory import check_forward_memory, reporting_out_of_memory
 from ..utils.messages import counted
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
@@ -48,7 +47,7 @@ from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          DeployableSegmentor,
                          build_segmentor,
                          check_runs_as_tested, input_format, input_size_of,
-                         input_size_refused,
+                         refusing_input_size,
                          threshold_of)
 from .graph_rewrites import optimize_for_cpu
 from .int8 import compare_int8, int8_rejection, quantize_int8
@@ -546,17 +545,10 @@ def check_sizes_see_every_weight(models, shape: Tuple[int, int],
         model.eval()
         try:
             for size in sizes:
-                try:
+                with refusing_input_size(shape, config_name, runs_at,
+                                         running=size):
                     names = set(convolutions_not_seen(
                         model, torch.zeros(1, 3, *size)))
-                except (AssertionError, RuntimeError) as err:
-                    # Failing at the config's own size is no fault of the
-                    # --shape; out of memory is no size the model refuses.
-                    if tuple(size) == tuple(runs_at) or \
-                            is_out_of_memory(err):
-                        raise
-                    raise input_size_refused(shape, err, config_name,
-                                             runs_at) from err
                 # Seen at one size is seen by the check.
                 common = names if common is None else common & names
                 if not common:
