@@ -1014,6 +1014,33 @@ def test_pooled_downsampling_centres_each_level_on_its_blocks():
     assert_design_candidate_in_budget('pooled-downsampling')
 
 
+def test_an_even_stem_kernel_centres_the_stem_on_the_pixels_it_reads():
+    """With a mirror-symmetric kernel, a 4x4 stem at stride 2 (one pixel of
+    padding) gives the mirror image's features as the mirror of the
+    image's: output pixel ``i`` reads input pixels ``2i - 1`` to ``2i + 2``,
+    centred on ``2i + 0.5`` where the decoder's upsampling puts it. The 3x3
+    stem centres it on ``2i`` and lands the mirror image one pixel off."""
+    from mmseg_dsnet.models.backbones import DSNet
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    for kernel_size, centred in ((4, True), (3, False)):
+        backbone = DSNet(widths=(8, 16), num_blocks=(1, 1), stem_stride=2,
+                         stem_kernel_size=kernel_size, deploy=True).eval()
+        conv = backbone.stem.conv
+        assert conv.kernel_size == (kernel_size, ) * 2
+        with torch.no_grad():
+            conv.weight.add_(conv.weight.flip(-1))
+            feat, mirrored = backbone.stem(x), backbone.stem(x.flip(-1))
+        assert feat.shape[-2:] == (16, 16)
+        assert torch.allclose(mirrored, feat.flip(-1),
+                              atol=1e-6 * feat.abs().max()) == centred
+    with pytest.raises(ValueError, match='stem_kernel_size must be odd, or '
+                       'even with stem_stride 2, got 4 with stem_stride 1'):
+        DSNet(widths=(8, 16), num_blocks=(1, 1), stem_stride=1,
+              stem_kernel_size=4)
+    assert_design_candidate_in_budget('pooled-centred-stem')
+
+
 @pytest.mark.parametrize('head_type', ['DSNetHead', 'LightweightClsHead'])
 def test_head_threshold_the_masks_would_not_use_is_refused(head_type):
     """A threshold outside (0, 1) made all-background (1.5) or all-lesion

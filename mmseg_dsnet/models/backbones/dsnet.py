@@ -46,7 +46,8 @@ def per_stage(name: str,
 class DSNet(StrictLoadingMixin, BaseModule):
     """The encoder half of DSNet's U shape.
 
-    A 3x3 conv-BN-act stem with stride ``stem_stride``, then one stage per
+    A conv-BN-act stem (3x3 unless ``stem_kernel_size`` says otherwise) with
+    stride ``stem_stride``, then one stage per
     entry of ``widths``. Stage 0 keeps the stem's resolution; each later
     stage starts with a stride-2 DESDConv (the depthwise convolution
     downsamples) followed by ``num_blocks[i] - 1`` more DESDConv blocks. The
@@ -76,6 +77,12 @@ class DSNet(StrictLoadingMixin, BaseModule):
         stem_stride (int): Stride of the stem, 1 (stage 0 at full
             resolution) or 2 (stage 0 at half resolution: far fewer
             memory-bound passes over full-size tensors). Default: 1.
+        stem_kernel_size (int): Kernel size ``k`` of the stem, padded by
+            ``(k - 1) // 2`` pixels. At stride 2 an odd size centres output
+            pixel ``i`` on input pixel ``2i``, half a pixel off the
+            ``2i + 0.5`` that the decoder's upsampling assumes; an even
+            size (stride 2 only) centres it on ``2i + 0.5``, e.g. 4 reads
+            rows ``2i - 1`` to ``2i + 2``. Default: 3.
         dilations (Sequence[int], optional): Dilation of the depthwise
             convolutions of each stage's blocks after the first (a wider
             receptive field at no extra cost). Default: None (all 1).
@@ -149,6 +156,7 @@ class DSNet(StrictLoadingMixin, BaseModule):
                  widths: Sequence[int] = (16, 32, 64, 128, 144, 224),
                  num_blocks: Sequence[int] = (1, 1, 1, 1, 2, 2),
                  stem_stride: int = 1,
+                 stem_kernel_size: int = 3,
                  dilations: Optional[Sequence[int]] = None,
                  padding_modes: Optional[Sequence[str]] = None,
                  shortcut: bool = False,
@@ -179,6 +187,11 @@ class DSNet(StrictLoadingMixin, BaseModule):
         if stem_stride not in (1, 2):
             raise ModelArgumentError(
                 f'stem_stride must be 1 or 2, got {stem_stride}')
+        if stem_kernel_size < 1 or (stem_kernel_size % 2 == 0
+                                    and stem_stride != 2):
+            raise ModelArgumentError(
+                'stem_kernel_size must be odd, or even with stem_stride 2, '
+                f'got {stem_kernel_size} with stem_stride {stem_stride}')
         if downsample not in ('stride', 'avg_pool'):
             raise ModelArgumentError(
                 "downsample must be 'stride' or 'avg_pool', got "
@@ -222,9 +235,11 @@ class DSNet(StrictLoadingMixin, BaseModule):
         self.stem = ConvModule(
             in_channels + int(radial_channel),
             widths[0],
-            3,
+            stem_kernel_size,
             stride=stem_stride,
-            padding=1,
+            # An odd kernel keeps the size at stride 1; an even one at
+            # stride 2 is centred on 2i + 0.5.
+            padding=(stem_kernel_size - 1) // 2,
             # Deployed, a BatchNorm is folded into the conv; another norm
             # stays, as re-parameterisation leaves it.
             norm_cfg=None if deploy and folds_into_conv(norm_cfg) else
