@@ -646,6 +646,16 @@ def test_publish_model_records_and_checks_the_epoch_of_the_checkpoint(
                 f"(the run's {what} checkpoint)\n") in done.stdout
         assert torch.load(out, weights_only=True)['meta'][
             'training_progress']['checkpoint'] == what
+    # The training config travels with the weights unless a release
+    # leaves it out (it names the training machine's folders); the
+    # training progress stays either way.
+    assert 'cfg' in torch.load(out, weights_only=True)['meta']
+    done, out = publish('epoch_100.pth', 100, '--no-training-config',
+                        '--overwrite')
+    assert done.returncode == 0, done.output[-2000:]
+    meta = torch.load(out, weights_only=True)['meta']
+    assert sorted(meta) == ['dataset_meta', 'training_progress']
+    assert meta['training_progress']['checkpoint'] == 'last'
 
 
 def test_a_recalibrated_best_checkpoint_is_published_as_the_best(

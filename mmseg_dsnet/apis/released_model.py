@@ -955,7 +955,8 @@ def check_finished(progress: Optional[dict], checkpoint: str) -> None:
 
 def publish_weights(config: str, checkpoint: str, out_file: str,
                     overwrite: bool = True,
-                    allow_unfinished: bool = False) -> str:
+                    allow_unfinished: bool = False,
+                    keep_training_config: bool = True) -> str:
     """Write the weights of a training checkpoint as a weights-only
     checkpoint (``state_dict`` and, in ``meta``, the class names and
     palette, the training config ``cfg`` where the checkpoint has one
@@ -984,6 +985,12 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
         allow_unfinished (bool): Publish a checkpoint saved before its
             run ended that is neither its best nor its last
             (:func:`check_finished`); refused otherwise.
+        keep_training_config (bool): Write the training config into the
+            file's ``meta['cfg']``. It is checked against ``config``
+            either way; without it, the tools that load the file check it
+            against the config of its ``configs/dsnet/metafile.yaml``
+            entry (found by SHA-256). A release leaves it out: it names
+            the folders of the machine that trained. Default: True.
 
     Returns:
         str: Hex SHA-256 of the written file (for the metafile's
@@ -1039,7 +1046,7 @@ def publish_weights(config: str, checkpoint: str, out_file: str,
         meta['batch_norm_recalibration'] = recalibration
     # The training config travels with the weights, so the tools that
     # load them check network, input size and training split against it.
-    if cfg_text is not None:
+    if cfg_text is not None and keep_training_config:
         meta['cfg'] = cfg_text
     if progress is not None:
         meta['training_progress'] = progress

@@ -12,7 +12,10 @@ the epoch (or iteration) of how many the checkpoint was saved at, best or
 last, which ``meta['training_progress']`` records. A checkpoint
 saved before its run ended that is neither the run's best (``best_*.pth``)
 nor its last is refused unless ``--allow-unfinished`` is given: its
-weights are not the run's result. OUT_FILE must end in ``.pth``, ``.pt``
+weights are not the run's result. ``--no-training-config`` leaves
+``meta['cfg']`` out (it names the training machine's folders), as the
+released weights under ``checkpoints/`` do: the tools then check the
+file against the config of its metafile entry, found by its SHA-256. OUT_FILE must end in ``.pth``, ``.pt``
 or ``.ckpt`` (the file is PyTorch's). An existing OUT_FILE is kept unless
 ``--overwrite`` is given (``--force``, its former name, still works and
 says so). A CONFIG that trains on another dataset (class, or split file)
@@ -52,6 +55,12 @@ def parse_args(argv=None):
         help="publish a checkpoint saved before its run ended that is "
         "neither the run's best nor its last (epoch_5.pth of a 100-epoch "
         'run); refused otherwise')
+    parser.add_argument(
+        '--no-training-config', action='store_true',
+        help="leave the training config (meta['cfg'], which names this "
+        "machine's folders) out of OUT_FILE, as for a release: the tools "
+        'then check the weights against the config of their '
+        'configs/dsnet/metafile.yaml entry, found by the SHA-256 printed')
     return parser.parse_args(argv)
 
 
@@ -89,7 +98,9 @@ def main(argv=None):
         # Without --overwrite, a file another run wrote meanwhile stays.
         digest = publish_weights(args.config, args.checkpoint,
                                  args.out_file, overwrite=args.overwrite,
-                                 allow_unfinished=args.allow_unfinished)
+                                 allow_unfinished=args.allow_unfinished,
+                                 keep_training_config=not
+                                 args.no_training_config)
     except FileExistsError:
         raise UserError(
             f'{args.out_file} was written by another process while this run '
