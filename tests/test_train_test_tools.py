@@ -1481,6 +1481,15 @@ def test_profile_train_step_reports_a_step_that_fails(capsys):
     printed = capsys.readouterr().out
     assert 'profile of eager             failed: ValueError: Expected more ' \
         'than 1 value per channel' in printed
+    # A size the network cannot run at (an empty map at 1/32) failed every
+    # form alike without naming the size; it is refused before timing.
+    with pytest.raises(UserError, match=r'^--shape 16 16: the model of '
+                       f'{config} cannot run at this input size '
+                       r'\(RuntimeError: .*\); give a size it takes, such '
+                       'as its 256 256$'):
+        profile.main([config, '--device', 'cpu', '--shape', '16', '16',
+                      '--steps', '1', '--variants', 'eager'])
+    assert 'ms/step' not in capsys.readouterr().out
 
 
 def test_profile_train_step_refuses_a_wrapped_training_dataset(

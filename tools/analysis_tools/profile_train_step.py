@@ -21,7 +21,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 
-from mmseg_dsnet.deploy.deployable import resize_size
+from mmseg_dsnet.deploy.deployable import refusing_input_size, resize_size
 from mmseg_dsnet.engine.cli_errors import UserError, run_reporting_user_errors
 from mmseg_dsnet.engine.fast_training import (
     BatchedSegAugmentation, DecodedImageCache, TrainingRun,
@@ -173,11 +173,17 @@ def main(argv=None):
     # Before the cache is made: a step too large for the device's memory
     # fails in the allocator or gets the process killed.
     from mmseg.registry import MODELS
+    model = MODELS.build(cfg.model)
     check_forward_memory(
-        MODELS.build(cfg.model), args.shape, images=args.batch_size,
+        model, args.shape, images=args.batch_size,
         training=True, device=args.device,
         held=(n * 4 * h * w, f'the {n} cached images and masks'),
         batch_option='--batch-size')
+    # A size the network cannot run at (pooled downsampling empties a map
+    # below 31 pixels) would fail every form with the same message.
+    with refusing_input_size(args.shape, args.config,
+                             tuple(args.train_size or ())), torch.no_grad():
+        model.eval()(torch.zeros(1, 3, h, w), mode='tensor')
     with reporting_out_of_memory(args.shape, args.device):
         profile(cfg, aug, args, n)
 
