@@ -1,7 +1,7 @@
 """The one way messages name the first few of a list (utils/messages.py)."""
 import pytest
 
-from mmseg_dsnet.utils.messages import counted, first_few
+from mmseg_dsnet.utils.messages import config_name, counted, first_few
 
 
 def test_a_count_of_one_takes_the_singular():
@@ -9,6 +9,20 @@ def test_a_count_of_one_takes_the_singular():
     assert [counted(n, 'image') for n in (0, 2)] == ['0 images', '2 images']
     assert counted(3, 'pass', 'passes') == '3 passes'
     assert counted(1, 'pass', 'passes') == '1 pass'
+
+
+def test_a_config_is_named_by_its_file_or_as_unnamed(tmp_path):
+    """A config built from a dict has ``filename`` None, which
+    ``getattr(cfg, 'filename', 'the config')`` returned as the name."""
+    from mmengine.config import Config
+    path = tmp_path / 'net.py'
+    path.write_text('model = dict(type="X")\n')
+    assert config_name(Config.fromfile(str(path))) == str(path)
+    unnamed = Config(dict(model=dict(type='X')))
+    assert unnamed.filename is None
+    assert config_name(unnamed) == 'the config'
+    assert config_name(unnamed, 'CONFIG') == 'CONFIG'
+    assert config_name(dict(model=None)) == 'the config'
 
 
 def test_first_few_names_all_when_few():

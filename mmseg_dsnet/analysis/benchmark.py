@@ -22,6 +22,7 @@ from ..progress import progress_bar
 from ..utils.cli import check_warmup
 from ..utils.errors import UserError
 from ..utils.memory import check_forward_memory, reporting_out_of_memory
+from ..utils.messages import config_name
 from ..utils.messages import counted
 from ..utils.threads import torch_threads
 
@@ -192,7 +193,7 @@ def check_input_size(forward, inputs, shape, cfg):
             config sets (a failure at that size is no fault of the size).
     """
     size = tuple(cfg.model.get('data_preprocessor', {}).get('size') or ())
-    with refusing_input_size(shape, getattr(cfg, 'filename', 'the config'),
+    with refusing_input_size(shape, config_name(cfg),
                              size), torch.no_grad():
         forward(inputs)
 
@@ -260,7 +261,7 @@ def _timed_figures(cfg, checkpoint, device, shape, batch_size, warmup,
         model = MODELS.build(cfg.model)
     if from_deploy_config:
         check_whole_deploy_form(cfg, model,
-                                getattr(cfg, 'filename', None) or 'the config')
+                                config_name(cfg))
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint,
                                  getattr(cfg, 'filename', None), hint=None,

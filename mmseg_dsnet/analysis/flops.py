@@ -25,6 +25,7 @@ from mmseg.registry import MODELS
 from ..engine.preflight import build_scope, check_config_sets, load_config
 from ..models.utils import reparameterize_model
 from ..utils.errors import UserError
+from ..utils.messages import config_name
 from ..utils.memory import (check_forward_memory, is_out_of_memory,
                             reporting_out_of_memory)
 
@@ -217,7 +218,7 @@ def get_flops(config,
     why = no_one_input_size(cfg)
     own_size = None if why else tuple(input_size_of(cfg))
     if shape is None and why:
-        name = getattr(cfg, 'filename', None) or str(config)
+        name = config_name(cfg, str(config))
         raise UserError(f'config {name} runs its network at no one input '
                         f'size ({why}); give the size to count at with '
                         '--shape H W')

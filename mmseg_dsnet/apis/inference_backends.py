@@ -29,6 +29,7 @@ from ..deploy.ort_session import OnnxModelError, ort_session
 from ..engine.checkpoint_match import read_checkpoint_and_training_config
 from ..engine.preflight import load_config
 from ..utils.errors import UserError
+from ..utils.messages import config_name
 from ..utils.threads import torch_threads
 from .released_model import (UNREAD, check_trained_input_size,
                              check_trained_model)
@@ -61,7 +62,7 @@ def check_checkpoint_size(cfg, checkpoint: Optional[str],
         from ..compat import safe_torch_load
         from .released_model import (trained_config_advice,
                                      training_config_in)
-        name = getattr(cfg, 'filename', None) or '(given as an object)'
+        name = config_name(cfg, '(given as an object)')
         # One load and one parse serve both checks (released weights:
         # their metafile config is read, which takes a while).
         if loaded is None:

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ..engine.preflight import load_config
 from ..utils.config_diff import UNREAD
+from ..utils.messages import config_name
 
 DEFAULT_INPUT_SIZE = (256, 256)
 
@@ -338,7 +339,7 @@ def check_runs_as_tested(cfg: Config) -> None:
         problems.append(f"model.test_cfg.mode is '{mode}', while the "
                         'deployed network runs the whole image once')
     if problems:
-        name = getattr(cfg, 'filename', None) or '(given as an object)'
+        name = config_name(cfg, '(given as an object)')
         pipeline_advice = (
             'a test pipeline of LoadImageFromFile, Resize, LoadAnnotations '
             'and PackSegInputs only, ' if steps else '')

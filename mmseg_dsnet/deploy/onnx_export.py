@@ -40,6 +40,7 @@ from ..utils.errors import UserError
 from ..utils.fileio import (atomic_write, refuse_existing,
                             remove_stale_partials, sha256_of)
 from ..utils.memory import check_forward_memory, reporting_out_of_memory
+from ..utils import messages
 from ..utils.messages import counted
 from .deployable import (META_INPUT_FORMAT, META_INPUT_SIZE, META_THRESHOLD,
                          META_FLIP_TTA, META_PRECISION, META_WEIGHTS,
@@ -272,7 +273,7 @@ def export_onnx(config,
     check_sizes_see_every_weight(
         (trained, segmentor), shape, dynamic_size, test_size,
         config if isinstance(config, str) else
-        getattr(cfg, 'filename', None) or 'the config')
+        messages.config_name(cfg))
     rewrites = export_network(deployed, out_file, shape, opset, overwrite,
                               metadata, optimize, dynamic_size)
     params = dict(
@@ -390,13 +391,13 @@ def export_and_check(config,
         from ..apis.released_model import (check_trained_input_size,
                                            check_trained_model)
         check_trained_input_size(
-            cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
+            cfg, messages.config_name(cfg, config), checkpoint,
             advice='export it with the config it was trained with')
         # Weights trained in another network (other dilations) load
         # strictly, and the parity check would compare that network with
         # its own export and pass.
         check_trained_model(
-            cfg, str(getattr(cfg, 'filename', None) or config), checkpoint,
+            cfg, messages.config_name(cfg, config), checkpoint,
             advice='export it with the config it was trained with')
     if int8_file and not check_images:
         check_calibration_images(cfg, int8_file)

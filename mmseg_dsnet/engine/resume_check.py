@@ -19,7 +19,7 @@ import re
 from mmseg_dsnet.utils.config_diff import (NOT_SET, config_differences,
                                            value_at)
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.messages import counted, first_few
+from mmseg_dsnet.utils.messages import config_name, counted, first_few
 
 #: The parts of a config that decide what a training run does.
 RESUMED_PARTS = ('model', 'train_dataloader', 'optim_wrapper',
@@ -355,7 +355,7 @@ def check_resume_checkpoint(cfg, filename):
     from .checkpoint_match import check_checkpoint_matches
     if '://' in str(filename):
         return  # a remote checkpoint is left to the loader
-    config = getattr(cfg, 'filename', None) or 'the config'
+    config = config_name(cfg)
     checkpoint = safe_torch_load(filename, map_location='cpu')
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         model = MODELS.build(cfg.model)

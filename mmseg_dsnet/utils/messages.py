@@ -59,3 +59,20 @@ def did_you_mean(name, known: Sequence, cutoff: float = 0.6) -> str:
     close = difflib.get_close_matches(str(name), list(known), n=1,
                                       cutoff=cutoff)
     return f'; did you mean {close[0]!r}?' if close else ''
+
+
+def config_name(cfg, unnamed: str = 'the config') -> str:
+    """How a message names a config: the file it was read from, or
+    ``unnamed`` for one built from a dict (mmengine's ``Config.filename``
+    is then None, which ``getattr(cfg, 'filename', default)`` returns as
+    is).
+
+    Args:
+        cfg: A ``Config``, or any object with or without ``filename``.
+        unnamed (str): The name of a config read from no file. Defaults to
+            ``'the config'``.
+
+    Returns:
+        str: E.g. ``'configs/dsnet/dsnet_isic2017.py'``.
+    """
+    return str(getattr(cfg, 'filename', None) or unnamed)

@@ -2,7 +2,7 @@
 import os.path as osp
 
 from mmseg_dsnet.utils.errors import UserError
-from mmseg_dsnet.utils.messages import counted, did_you_mean
+from mmseg_dsnet.utils.messages import config_name, counted, did_you_mean
 
 
 class PipelineConfigError(UserError, ValueError):
@@ -58,7 +58,7 @@ def check_pipelines_build(cfg, loaders):
                                                flip_after_masks,
                                                moved_before_masks,
                                                random_step)
-    where = getattr(cfg, 'filename', None) or 'the config'
+    where = config_name(cfg)
     # Any move in training. In evaluation a flip before the masks is undone
     # by the segmentor (--tta's views; a random one is refused below), any
     # other move is not (a CenterCrop draws nothing): the prediction is
@@ -504,7 +504,7 @@ def check_held_out_images(cfg, loaders, config=None):
                                          split_ids)
     from ...datasets.synthetic_fallback import is_synthetic
     from ...utils.messages import first_few
-    where = config or getattr(cfg, 'filename', None) or 'the config'
+    where = config or config_name(cfg)
     # Each split file read once: a training split is compared with every
     # scored one (the validation and test loaders, a ConcatDataset's sets).
     read = {}

@@ -2,7 +2,7 @@
 import contextlib
 
 from mmseg_dsnet.utils.errors import ModelArgumentError
-from mmseg_dsnet.utils.messages import did_you_mean
+from mmseg_dsnet.utils.messages import config_name, did_you_mean
 
 
 def check_model_builds(cfg):
@@ -66,7 +66,7 @@ def check_load_from(cfg, model=None):
     from ..checkpoint_match import check_checkpoint_matches
     if model is None:
         model = check_model_builds(cfg)
-    config = getattr(cfg, 'filename', None) or 'the config'
+    config = config_name(cfg)
     strict = bool(cfg.get('load_from_strict', True))
     checkpoint = _load_checkpoint(filename, map_location='cpu')
     check_checkpoint_matches(model, checkpoint, config, filename, strict)
