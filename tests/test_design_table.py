@@ -602,6 +602,12 @@ def test_design_study_quotes_the_records_table():
             assert design.comparison_table(
                 full, d, [pooled], seeds=list(range(seeds)), paired=True,
                 metric=metric, min_seeds=min_seeds) in doc
+    # The forty-first round's eight seeds against the pooled default.
+    centred = 'dsnet-design-deeper-eighth-pooled-centred-stem_isic2017'
+    for metric in ('IoU', 'mIoU_img'):
+        assert design.comparison_table(
+            full, pooled, [centred], seeds=list(range(8)), paired=True,
+            metric=metric) in doc
 
 
 def test_design_study_quotes_the_test_time_flip_records():
@@ -611,16 +617,20 @@ def test_design_study_quotes_the_test_time_flip_records():
     doc = (REPO / 'docs' / 'design_study.md').read_text()
     flips = doc.split('## Test-time flips on the design hold-out')[1]
     round_38 = doc.split('## Thirty-eighth round')[1]
-    round_40 = doc.split('## Fortieth round')[1]
+    round_40 = doc.split('## Fortieth round')[1].split('## Forty-first')[0]
+    round_41 = doc.split('## Forty-first round')[1]
     default = 'dsnet-design-e-deeper-eighth_isic2017'
     candidate = 'dsnet-design-deeper-eighth-flip-consistency_isic2017'
     pooled = 'dsnet-design-deeper-eighth-pooled-downsampling_isic2017'
+    centred = 'dsnet-design-deeper-eighth-pooled-centred-stem_isic2017'
     for section, name, row_start, seeds in (
             (flips, default, default, (4, 5, 6, 7)),
             (flips, 'egeunet', 'egeunet', (2, 3)),
             (round_38, candidate, f'{candidate} (flip consistency)',
              (0, 1)),
             (round_40, pooled, f'{pooled} (pooled downsampling)',
+             (0, 1, 2, 3, 4, 5, 6, 7)),
+            (round_41, centred, f'{centred} (centred stem)',
              (0, 1, 2, 3, 4, 5, 6, 7))):
         row = next(line for line in section.splitlines()
                    if line.startswith(f'| {row_start}'))
