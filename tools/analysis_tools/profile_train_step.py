@@ -179,12 +179,13 @@ def main(argv=None):
         training=True, device=args.device,
         held=(n * 4 * h * w, f'the {n} cached images and masks'),
         batch_option='--batch-size')
-    # A size the network cannot run at (pooled downsampling empties a map
-    # below 31 pixels) would fail every form with the same message.
-    with refusing_input_size(args.shape, args.config,
-                             tuple(args.train_size or ())), torch.no_grad():
-        model.eval()(torch.zeros(1, 3, h, w), mode='tensor')
     with reporting_out_of_memory(args.shape, args.device):
+        # A size the network cannot run at (pooled downsampling empties a
+        # map below 31 pixels) would fail every form with the same message.
+        with refusing_input_size(args.shape, args.config,
+                                 tuple(args.train_size or ())), \
+                torch.no_grad():
+            model.eval()(torch.zeros(1, 3, h, w), mode='tensor')
         profile(cfg, aug, args, n)
 
 
