@@ -231,6 +231,45 @@ def test_cli_checks_its_outputs_before_any_run(fake_check, tmp_path,
     assert not list((tmp_path / 'w').glob('*.log'))
 
 
+def test_resume_skips_the_runs_with_a_record_and_continues_the_others(
+        fake_check, tmp_path, capsys):
+    """A sweep cut short, run again with ``--resume``: the runs with a
+    record are not run again, the others are (each with ``--resume``, so
+    that a run stopped part-way continues from its checkpoint); a run's
+    folder with checkpoints is no refusal then. Without ``--resume`` the
+    refusal of the records offers it."""
+    args = cli_args(tmp_path)
+    records = tmp_path / 'r'
+    records.mkdir()
+    (records / 'egeunet_128px_15ep_seed0.json').write_text('{}')
+    stopped = tmp_path / 'w' / 'egeunet_s3' / 'egeunet'
+    stopped.mkdir(parents=True)
+    (stopped / 'epoch_1.pth').write_bytes(b'')
+    assert tool.main(['egeunet', '--seeds', '0', '3', *args]) == 2
+    assert capsys.readouterr().err.endswith(
+        'Nothing was started; continue that run with --resume, choose '
+        'another --work-dir, or remove them.\n')
+    assert tool.main(['egeunet', '--seeds', '0', *args]) == 2
+    assert capsys.readouterr().err.endswith(
+        'give another --record-dir, or continue the sweep with --resume\n')
+    assert not list((tmp_path / 'w').glob('*.log'))
+    assert tool.main(['egeunet', '--seeds', '0', '3', '--resume',
+                      *args]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        f'egeunet_s0: done already (its record is in {records})')
+    assert 'egeunet_s3: done' in out.splitlines()
+    assert [p.name for p in (tmp_path / 'w').glob('*.log')] == [
+        'egeunet_s3.log']
+    log = (tmp_path / 'w' / 'egeunet_s3.log').read_text()
+    assert log.splitlines()[0].endswith(' --resume')
+    # --resume is of the process runs: --fast cannot continue a run.
+    assert tool.main(['egeunet', '--resume', '--fast', *args]) == 2
+    assert capsys.readouterr().err == (
+        'ERROR: --resume is not used with --fast (all runs train together '
+        'in this process on --data-root)\n')
+
+
 def test_a_record_of_other_training_images_is_named_as_such(
         fake_check, tmp_path, capsys):
     """A sweep with ``--train-images 2`` where a record at a run's path
@@ -282,10 +321,11 @@ def test_cli_refuses_a_work_dir_that_holds_earlier_runs(
         f'ERROR: The work dir {earlier} already holds the checkpoints of a '
         'run (epoch_1.pth, last_checkpoint); a new run would overwrite some '
         'of them and leave the others beside its own. Nothing was started; '
-        'choose another --work-dir, or remove them.\n')
+        'continue that run with --resume, choose another --work-dir, or '
+        'remove them.\n')
     assert not list((tmp_path / 'w').glob('*.log'))
-    # --fast trains each run in W/<run>: it offered a --resume that
-    # design_sweep.py does not have.
+    # --fast trains each run in W/<run>: it cannot resume one, so the
+    # message offers no --resume.
     import shutil
     fast = tmp_path / 'fast'
     fast.mkdir()
@@ -726,8 +766,8 @@ def test_help_says_each_option_and_its_default_in_clean_paths(monkeypatch,
     src = osp.join(REPO.parent, 'shared', 'data', 'isic2017_256x192')
     assert f'default: {src})' in text and '/../' not in text
     options = re.split(r'\n  (?=-)', text.split('options:', 1)[1])[1:]
-    assert len(options) == 15, options
+    assert len(options) == 16, options
     undocumented = [option.split()[0] for option in options
                     if 'default' not in option.lower() and
-                    not option.startswith(('-h', '--fast '))]
+                    not option.startswith(('-h', '--fast ', '--resume '))]
     assert undocumented == []

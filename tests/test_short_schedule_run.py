@@ -2,6 +2,7 @@
 weights its final checkpoint holds."""
 import json
 
+import pytest
 import torch
 from conftest import load_tool, write_tiny_config
 
@@ -220,3 +221,92 @@ def test_recorded_figures_are_never_rounded_to_perfect_or_zero():
     prefixed = {f'val/{k}': v for k, v in figures.items()}
     assert recorded_metrics(prefixed, 'c.py') == recorded_metrics(
         figures, 'c.py')
+
+
+class _Stopped(Exception):
+    """Stands in for a run stopped after its first epoch's checkpoint."""
+
+
+def test_a_run_stopped_and_resumed_ends_as_the_run_never_stopped(
+        tiny_isic, tmp_path, monkeypatch):
+    """check_real_data.py and design_sweep.py kept only the final
+    checkpoint, so a run stopped part-way (a session's end) started over.
+    Now each epoch's checkpoint is kept and ``resume`` continues from it:
+    the run ends with the weights and figures of the run that was never
+    stopped. A resume of a run that trained all its epochs is refused; a
+    folder without a checkpoint starts anew."""
+    from mmengine.hooks import CheckpointHook
+
+    from mmseg_dsnet.engine.hooks.atomic_checkpoint_hook import \
+        AtomicCheckpointHook
+    from mmseg_dsnet.engine.resume_check import ResumeMismatchError
+    config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic)
+    run = dict(epochs=2, seed=0, lr=0.02, train_images=4, test_images=2)
+    whole = tmp_path / 'whole'
+    # Nothing to resume from: the run starts anew.
+    never_stopped = train_and_evaluate(str(config), str(tiny_isic),
+                                       str(whole), resume=True, **run)
+
+    def stop_after_first_epoch(self, runner):
+        CheckpointHook.after_train_epoch(self, runner)
+        raise _Stopped
+
+    parts = tmp_path / 'parts'
+    with monkeypatch.context() as patch:
+        patch.setattr(AtomicCheckpointHook, 'after_train_epoch',
+                      stop_after_first_epoch)
+        try:
+            train_and_evaluate(str(config), str(tiny_isic), str(parts),
+                               **run)
+        except _Stopped:
+            pass
+    assert sorted(p.name for p in parts.glob('*.pth')) == ['epoch_1.pth']
+    resumed = train_and_evaluate(str(config), str(tiny_isic), str(parts),
+                                 resume=True, **run)
+    # The second part trained the second epoch only, from the checkpoint.
+    from mmseg_dsnet.leaderboard.work_dir import find_runs, parse_log
+    infos = [parse_log(part['log']) for part in find_runs(str(parts))[0]]
+    assert [(info['first_epoch'], info['resumed']) for info in infos] == [
+        (1, False), (2, True)]
+    assert resumed['metrics'] == never_stopped['metrics']
+    ends = [torch.load(work / 'epoch_2.pth', map_location='cpu',
+                       weights_only=False)['state_dict']
+            for work in (whole, parts)]
+    assert ends[0].keys() == ends[1].keys()
+    assert all(torch.equal(ends[0][k], ends[1][k]) for k in ends[0])
+    with pytest.raises(ResumeMismatchError):
+        train_and_evaluate(str(config), str(tiny_isic), str(parts),
+                           resume=True, **run)
+
+
+def test_a_resumed_run_counts_the_time_trained_up_to_its_checkpoints(
+        tmp_path):
+    """The train time of a resumed run adds, for each earlier part of its
+    training, the time up to that part's last checkpoint: the epoch a
+    stopped part trained after it is trained again and counted once. An
+    earlier training in the same folder (started anew) is not counted."""
+    from mmseg_dsnet.leaderboard.work_dir import time_to_last_checkpoints
+
+    def log(ts, lines):
+        (tmp_path / ts).mkdir()
+        (tmp_path / ts / f'{ts}.log').write_text(''.join(
+            f'2024/01/01 {stamp} - mmengine - INFO - {text}\n'
+            for stamp, text in lines))
+
+    start = 'Checkpoints will be saved to x'
+    assert time_to_last_checkpoints(str(tmp_path)) == 0.0
+    # An earlier training, started anew later.
+    log('20240101_000000', [('00:00:00', start),
+                            ('00:00:05', 'Epoch(train) [1][1/1]  loss: 1'),
+                            ('00:00:06', 'Saving checkpoint at 1 epochs')])
+    log('20240101_000100', [('00:01:00', start),
+                            ('00:01:30', 'Epoch(train) [1][1/1]  loss: 1'),
+                            ('00:01:40', 'Saving checkpoint at 1 epochs'),
+                            ('00:01:55', 'Epoch(train) [2][1/2]  loss: 1')])
+    assert time_to_last_checkpoints(str(tmp_path)) == 40.0
+    log('20240101_000200', [('00:02:00', 'resumed epoch: 1, iter: 1'),
+                            ('00:02:00', start),
+                            ('00:02:20', 'Epoch(train) [2][1/1]  loss: 1'),
+                            ('00:02:30', 'Saving checkpoint at 2 epochs'),
+                            ('00:02:50', 'Epoch(train) [3][1/1]  loss: 1')])
+    assert time_to_last_checkpoints(str(tmp_path)) == 70.0

@@ -1076,7 +1076,8 @@ def test_check_real_data_refuses_the_work_dir_of_an_earlier_check(
         f'ERROR: The work dir {work / "tiny"} already holds the checkpoints '
         'of a run (epoch_1.pth, last_checkpoint); a new run would overwrite '
         'some of them and leave the others beside its own. Nothing was '
-        'started; choose another --work-dir, or remove them.\n')
+        'started; continue that run with --resume, choose another '
+        '--work-dir, or remove them.\n')
     assert tree_hashes(work) == before
     # A run of another name beside it: the earlier results are kept.
     run = run_tool_in_process('tools/check_real_data.py', '--configs',
@@ -1130,7 +1131,8 @@ def test_check_real_data_refuses_an_earlier_run_of_any_of_its_runs(
         f'ERROR: The work dir {run_dir} already holds the checkpoints of a '
         'run (epoch_1.pth, last_checkpoint); a new run would overwrite some '
         'of them and leave the others beside its own. Nothing was started; '
-        'choose another --work-dir, or remove them.\n')
+        'continue that run with --resume, choose another --work-dir, or '
+        'remove them.\n')
     assert tree_hashes(work) == before
 
 def test_check_real_data_refuses_folders_it_cannot_use(tmp_path, tiny_isic):

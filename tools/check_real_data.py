@@ -16,6 +16,10 @@ converted); a ``--src`` that is given must exist, and so must a
 split less a seeded 10 %) and evaluates on ``lightweight_design_val`` (that
 10 %): the runs that choose designs and settings, never looking at the test
 split. Their records go to ``--record-dir`` (default ``results/design``).
+
+Each run keeps its newest checkpoint (one each epoch): a check stopped
+part-way goes on with the same command and ``--resume``, each run from where
+its checkpoint left it, as it would have gone on uninterrupted.
 """
 import argparse
 import os.path as osp
@@ -97,6 +101,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/real_check',
                         help='one folder per run is made in it (default: '
                         'work_dirs/real_check)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue each run stopped part-way from the '
+                        'newest checkpoint in its folder (a run without one '
+                        'starts anew)')
     args = parser.parse_args(argv)
     args.data_root_given = args.data_root is not None
     if args.data_root is None:
@@ -126,8 +134,10 @@ def check_args(args):
         # before it: a file that is no config ended in a traceback there.
         # (A base config ended in a KeyError or AttributeError traceback.)
         load_run_config(path)
-    # A second check into a work dir mixed its runs with the earlier ones.
-    check_no_earlier_check(args.work_dir, names)
+    if not args.resume:
+        # A second check into a work dir mixed its runs with the earlier
+        # ones.
+        check_no_earlier_check(args.work_dir, names)
     check_data_root(args.data_root)
     if args.split == 'design':
         # design_table.py refuses the record of such a run: it failed
@@ -239,8 +249,9 @@ def main(argv=None):
     # it trains (as tools/train.py holds it): two at once would write
     # their checkpoints and results over one another.
     with training_work_dir_lock(args.work_dir):
-        # Again, held: another check may have written them meanwhile.
-        check_no_earlier_check(args.work_dir, configs)
+        if not args.resume:
+            # Again, held: another check may have written them meanwhile.
+            check_no_earlier_check(args.work_dir, configs)
         earlier = earlier_results(args.work_dir)
         for name, config in configs.items():
             run_dir = osp.join(args.work_dir, name)
@@ -250,7 +261,8 @@ def main(argv=None):
                     config, args.data_root, run_dir, args.epochs,
                     seed=args.seed, train_images=args.train_images,
                     test_images=args.test_images, lr=args.lr,
-                    crop_size=args.crop_size, split=args.split)
+                    crop_size=args.crop_size, split=args.split,
+                    resume=args.resume)
             if args.split == 'design':
                 write_design_record(args.record_dir, name, results[name])
         kept = [name for name in earlier if name not in results]

@@ -11,7 +11,8 @@ import os.path as osp
 import time
 
 from mmseg_dsnet.leaderboard.records import metrics_record, write_json
-from mmseg_dsnet.leaderboard.work_dir import lesion_figures
+from mmseg_dsnet.leaderboard.work_dir import (lesion_figures,
+                                               time_to_last_checkpoints)
 from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.percent import percent_text, round_percent
@@ -235,7 +236,7 @@ def check_data_root(data_root, option='--data-root'):
                         f'cannot be converted into it; give {what}')
 
 
-def check_no_earlier_check(work_dir, names):
+def check_no_earlier_check(work_dir, names, resumable=True):
     """Refuse run folders of a check's work dir that hold an earlier run,
     before any conversion or training: a second run into one overwrote
     only the files it wrote itself, so the earlier run's checkpoints
@@ -245,6 +246,9 @@ def check_no_earlier_check(work_dir, names):
     Args:
         work_dir (str): The check's work dir (one folder per run).
         names (Iterable[str]): The names of its runs (their folders).
+        resumable (bool): Whether the tool can continue such a run
+            (``--resume``); the message offers it only then.
+            Default: True.
 
     Raises:
         WorkDirError: A run's folder holds checkpoints
@@ -252,7 +256,7 @@ def check_no_earlier_check(work_dir, names):
     """
     from mmseg_dsnet.engine.preflight import check_no_earlier_run
     for name in names:
-        check_no_earlier_run(osp.join(work_dir, name), resumable=False)
+        check_no_earlier_run(osp.join(work_dir, name), resumable=resumable)
 
 
 def earlier_results(work_dir):
@@ -428,8 +432,10 @@ def short_schedule_cfg(config, data_root, work_dir, epochs, train_images,
         dict(type='CosineAnnealingLR', T_max=epochs, eta_min=1e-5,
              by_epoch=True, begin=0, end=epochs)
     ]
+    # A checkpoint every epoch (the newest kept): a run stopped part-way
+    # loses at most one epoch to --resume.
     cfg.default_hooks.checkpoint = dict(
-        type='AtomicCheckpointHook', interval=epochs, max_keep_ckpts=1)
+        type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1)
     cfg.default_hooks.logger.interval = 20
     return cfg
 
@@ -640,11 +646,19 @@ def write_design_record(record_dir, name, result):
 
 def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
                        train_images=None, test_images=None, lr=None,
-                       crop_size=None, split='test'):
+                       crop_size=None, split='test', resume=False):
     """Train ``config`` on the short schedule, evaluate it once and write
     ``<work_dir>/test_metrics.json`` (the record ``tools/test.py`` writes,
     for the leaderboard; it names the config as this run tested it,
     :func:`dump_tested_config`).
+
+    With ``resume``, a run stopped part-way continues from the newest
+    complete checkpoint in ``work_dir`` (after the checks of
+    ``tools/train.py --resume``: the same model, config and data), as the
+    uninterrupted run would have gone on; its train time adds what the
+    earlier runs trained up to their last checkpoint
+    (:func:`~mmseg_dsnet.leaderboard.work_dir.time_to_last_checkpoints`). A ``work_dir`` without a
+    checkpoint starts anew.
 
     Returns:
         dict: The run's facts (config, schedule, learning rate, splits,
@@ -660,11 +674,12 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
                              split)
     # Before the training: a size it cannot record is refused first.
     input_size = design_input_size(cfg, crop_size, config)
+    trained_before = resume_short_schedule(cfg) if resume else 0.0
     start = time.time()
     # Its own log folder, also beside a run started in the same second.
     runner = build_runner(cfg)
     runner.train()
-    train_time = time.time() - start
+    train_time = time.time() - start + trained_before
     # Scored as tools/test.py scores the final checkpoint (a weight
     # average, when the config keeps one, is what that checkpoint holds).
     tester, metrics, checkpoint = evaluate_final_checkpoint(cfg, runner)
@@ -688,6 +703,36 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         train_time_s=round(train_time, 1),
         metrics=recorded_metrics(metrics, record['config']),
         **evaluated)
+
+
+def resume_short_schedule(cfg):
+    """Set ``cfg`` to continue the run in its work dir from the newest
+    complete checkpoint there, as ``tools/train.py --resume`` does, or to
+    start anew when there is none.
+
+    Args:
+        cfg (Config): The run's config (:func:`short_schedule_cfg`).
+
+    Returns:
+        float: Seconds the earlier runs trained up to that checkpoint
+        (0.0 when the run starts anew).
+
+    Raises:
+        ResumeMismatchError: The checkpoint is of another config, data or
+            schedule, or its run trained all its epochs.
+        CheckpointMismatchError: The checkpoint is of another model.
+    """
+    from mmseg_dsnet.engine.preflight import pick_resume_checkpoint
+    from mmseg_dsnet.engine.resume_check import (check_resume_checkpoint,
+                                                 resume_checkpoint)
+    from mmseg_dsnet.utils.fileio import remove_stale_partials
+    cfg.resume = True
+    if osp.isdir(cfg.work_dir):
+        remove_stale_partials(cfg.work_dir)
+    if not resume_checkpoint(cfg, pick_resume_checkpoint):
+        return 0.0
+    check_resume_checkpoint(cfg, cfg.load_from)
+    return time_to_last_checkpoints(cfg.work_dir)
 
 
 def recorded_metrics(metrics, path):

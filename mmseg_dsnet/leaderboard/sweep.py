@@ -79,7 +79,9 @@ def sweep_jobs(candidates: Sequence[str],
 
 def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
                         record_dir: str, input_size: int, epochs: int,
-                        device: str = None, train_images: int = None):
+                        device: str = None, train_images: int = None,
+                        resume: bool = False,
+                        resumable: bool = True) -> List[SweepJob]:
     """Refuse, before any run starts, outputs the runs could not write (each
     would fail only after its training) and runs that already have a
     record (a rerun, e.g. of a sweep cut short, adds a second record of
@@ -98,6 +100,16 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
             (``--train-images``, or the whole design-train split), which a
             record's name does not hold: a record of another count is
             named as such. Default: None (not compared).
+        resume (bool): The sweep continues one cut short
+            (``design_sweep.py --resume``): a run's folder may hold its
+            checkpoints, and the runs with a record are done. Default: False.
+        resumable (bool): Whether the sweep can be resumed (the message
+            about a folder with checkpoints offers ``--resume`` only then).
+            Default: True.
+
+    Returns:
+        list[SweepJob]: The runs to start: all of ``jobs``, or with
+        ``resume`` those without a record.
 
     Raises:
         WorkDirError: A folder that cannot be written, or a run's folder
@@ -105,10 +117,10 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
         UserError: Naming the runs whose record exists.
     """
     check_work_dir(work_dir)
-    for job in jobs:
+    for job in jobs if not resume else ():
         # Each run refused it only when it started, its reason in its log.
         check_no_earlier_check(osp.join(work_dir, job.name),
-                               [job.record_name])
+                               [job.record_name], resumable)
     device = device or run_device()
     paths = [design_record_path(record_dir, job.record_name, input_size,
                                 epochs, job.seed, device) for job in jobs]
@@ -128,6 +140,8 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
             f', and this sweep trains on {train_images}; a record\'s name '
             'does not hold the training images, so give this sweep another '
             '--record-dir')
+    if resume:
+        return [job for job, path in zip(jobs, paths) if path not in done]
     if done:
         if len(done) < len(paths):
             which = f'{len(done)} of the {len(paths)} runs'
@@ -137,8 +151,10 @@ def check_sweep_outputs(jobs: Sequence[SweepJob], work_dir: str,
         raise UserError(
             f'{which} {"has" if len(done) == 1 else "have"} a record '
             f'already: {", ".join(done)}; leave out their seeds (a rerun '
-            'would add a second record of each) or give another '
-            '--record-dir')
+            'would add a second record of each), give another '
+            '--record-dir' + (', or continue the sweep with --resume'
+                              if resumable else ''))
+    return list(jobs)
 
 
 def _record_train_images(path):

@@ -108,12 +108,13 @@ def find_runs(work_dir):
 def parse_log(path):
     """Facts of one text log: device, seed, training-loop wall time, epochs
     and iterations seen (``first_epoch``: the first epoch it trained;
-    ``resumed``: it says it resumed from a checkpoint)."""
+    ``resumed``: it says it resumed from a checkpoint; ``saved_at``: when it
+    began its last checkpoint save)."""
     with open(path, errors='replace') as f:
         lines = f.read().splitlines()
     info = dict(cuda=None, gpu=None, seed=None, loop_start=None, last=None,
                 epoch=0, epoch_idx=0, iters_per_epoch=None, iter=0,
-                saved_epoch=0, first=None, first_epoch=None,
+                saved_epoch=0, saved_at=None, first=None, first_epoch=None,
                 resumed=False, world_size=None, device=None)
     in_runtime = False
     for line in lines:
@@ -162,6 +163,7 @@ def parse_log(path):
         match = _SAVED_EPOCH.search(line)
         if match:
             info['saved_epoch'] = max(info['saved_epoch'], int(match.group(1)))
+            info['saved_at'] = stamp
     return info
 
 
@@ -235,6 +237,31 @@ def latest_training(train_runs, infos):
                  if info['first_epoch'] == 1 and not info['resumed']),
                 default=0)
     return train_runs[start:], infos[start:], train_runs[:start]
+
+
+def time_to_last_checkpoints(work_dir):
+    """Seconds the runs of the latest training in ``work_dir`` (a training
+    and its resumptions, :func:`latest_training`) trained up to their last
+    checkpoint: what a run resumed from the newest one has trained so far.
+    The epochs a stopped run trained after its last checkpoint are trained
+    again by the resumed run and are not counted twice.
+
+    Args:
+        work_dir (str): The run's work dir, before the resumed run starts.
+
+    Returns:
+        float: Seconds from each run's training-loop start to the start of
+        its last checkpoint save (1 s resolution), summed; 0.0 when no run
+        saved one.
+    """
+    train_runs, _ = find_runs(work_dir)
+    infos = [parse_log(run['log']) for run in train_runs]
+    if not infos:
+        return 0.0
+    _, latest, _ = latest_training(train_runs, infos)
+    return float(sum(info['saved_at'] - info['loop_start'] for info in latest
+                     if info['saved_at'] is not None
+                     and info['loop_start'] is not None))
 
 
 def training_progress(infos):

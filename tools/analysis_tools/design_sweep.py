@@ -6,6 +6,10 @@ run; each writes its record to ``--record-dir``).
         configs/dsnet/design/dsnet-design-e_isic2017.py egeunet \\
         --seeds 0 1 2 --parallel 2 --threads 1
 
+A sweep cut short (a session's end, Ctrl-C) goes on with the same command
+and ``--resume``: the runs with a record are done, each other run continues
+from the newest checkpoint in its folder (one each epoch) or starts anew.
+
 With ``--fast`` every run trains in this process with the fast trainer of
 ``tools/fast_train.py`` (one GPU, one CUDA stream and graph per run) and is
 judged once after its last epoch; its records say ``(fast_train)`` in
@@ -67,6 +71,10 @@ def parse_args(argv=None):
     parser.add_argument('--start-before', type=float, default=None,
                         help='start no run later than this many seconds '
                         'after the sweep began (default: no limit)')
+    parser.add_argument('--resume', action='store_true', default=None,
+                        help='go on with a sweep cut short: skip the runs '
+                        'with a record, continue the others from their '
+                        'newest checkpoint')
     parser.add_argument('--fast', action='store_true',
                         help='train every run together in this process with '
                         "tools/fast_train.py's trainer (a GPU)")
@@ -81,7 +89,8 @@ def parse_args(argv=None):
 
 
 #: Options of one way of running only, with what they belong to.
-PROCESS_OPTIONS = ('--parallel', '--threads', '--start-before', '--src')
+PROCESS_OPTIONS = ('--parallel', '--threads', '--start-before', '--src',
+                   '--resume')
 FAST_OPTIONS = ('--device', '--time-limit')
 
 
@@ -143,12 +152,16 @@ def main(argv=None):
         args.parallel = check_cpu_share(args.parallel or 2, args.threads,
                                         args.parallel is not None)
         jobs = sweep_jobs(args.candidates, args.seeds)
-        check_sweep_outputs(jobs, args.work_dir, args.record_dir,
-                            args.crop_size, args.epochs,
-                            train_images=train_images_of(args))
+        to_run = check_sweep_outputs(jobs, args.work_dir, args.record_dir,
+                                     args.crop_size, args.epochs,
+                                     train_images=train_images_of(args),
+                                     resume=bool(args.resume))
     except (OSError, ValueError, UserError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 2
+    done_already = [job.name for job in jobs if job not in to_run]
+    for name in done_already:
+        print(f'{name}: done already (its record is in {args.record_dir})')
     # The runs start in the repository root: paths are made absolute.
     check_args = ['--split', 'design', '--epochs', str(args.epochs),
                   '--crop-size', str(args.crop_size), '--src',
@@ -157,10 +170,12 @@ def main(argv=None):
                   osp.abspath(args.record_dir)]
     if args.train_images is not None:
         check_args += ['--train-images', str(args.train_images)]
+    if args.resume:
+        check_args.append('--resume')
     previous = exit_cleanly_on_sigterm()
     try:
-        statuses = run_sweep(jobs, args.work_dir, check_args, args.parallel,
-                             args.threads, args.start_before)
+        statuses = run_sweep(to_run, args.work_dir, check_args,
+                             args.parallel, args.threads, args.start_before)
     except KeyboardInterrupt:
         print('ERROR: interrupted; the runs under way were stopped (they '
               'wrote no record) and no other was started', file=sys.stderr)
@@ -217,7 +232,8 @@ def fast_sweep(args):
         check_sweep_outputs(jobs, args.work_dir, args.record_dir,
                             args.crop_size, args.epochs,
                             device=fast_device_name(device),
-                            train_images=train_images_of(args))
+                            train_images=train_images_of(args),
+                            resumable=False)
         statuses = run_fast_design(jobs, specs, args.record_dir, device,
                                    args.crop_size, args.time_limit)
     except (OSError, ValueError, UserError, FastTrainingError) as err:
