@@ -263,6 +263,14 @@ def test_resume_skips_the_runs_with_a_record_and_continues_the_others(
         'egeunet_s3.log']
     log = (tmp_path / 'w' / 'egeunet_s3.log').read_text()
     assert log.splitlines()[0].endswith(' --resume')
+    # Every run with its record: nothing to start.
+    (records / 'egeunet_128px_15ep_seed3.json').write_text('{}')
+    assert tool.main(['egeunet', '--seeds', '0', '3', '--resume',
+                      *args]) == 0
+    assert capsys.readouterr().out == ''.join(
+        f'egeunet_s{seed}: done already (its record is in {records})\n'
+        for seed in (0, 3))
+    assert len(list((tmp_path / 'w').glob('*.log'))) == 1
     # --resume is of the process runs: --fast cannot continue a run.
     assert tool.main(['egeunet', '--resume', '--fast', *args]) == 2
     assert capsys.readouterr().err == (

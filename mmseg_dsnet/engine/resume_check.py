@@ -326,7 +326,7 @@ def resume_checkpoint(cfg, find_latest):
     return cfg.load_from if cfg.resume else None
 
 
-def check_resume_checkpoint(cfg, filename):
+def check_resume_checkpoint(cfg, filename, extendable=True):
     """Refuse to resume ``cfg`` from ``filename`` when the checkpoint does
     not fit the model (as the Runner's ``StrictCheckpointHook`` would), when
     ``tools/fast_train.py`` saved it (mmengine cannot resume it), when
@@ -342,6 +342,10 @@ def check_resume_checkpoint(cfg, filename):
     Args:
         cfg (Config): The merged config of the resumed run.
         filename (str): The checkpoint ``--resume`` continues from.
+        extendable (bool): Whether a finished run can train on with a
+            longer ``max_epochs`` (not a short-schedule run, whose cosine
+            spans its own epochs); the message offers it only then.
+            Default: True.
 
     Raises:
         ResumeMismatchError: Naming the checkpoint, the config and what
@@ -393,8 +397,10 @@ def check_resume_checkpoint(cfg, filename):
             raise ResumeMismatchError(
                 f'--resume: {filename} has trained {counted(done, unit)} and '
                 f'{config} trains {total} (train_cfg.{key}): nothing is '
-                f'left to train; raise train_cfg.{key} to train on, or '
-                'train anew in another --work-dir')
+                'left to train; '
+                + (f'raise train_cfg.{key} to train on, or train anew in '
+                   'another --work-dir' if extendable else
+                   'train anew in another --work-dir'))
     if not isinstance(meta.get('cfg'), str):
         return
     previous = Config.fromstring(meta['cfg'], file_format='.py')

@@ -731,7 +731,8 @@ def resume_short_schedule(cfg):
         remove_stale_partials(cfg.work_dir)
     if not resume_checkpoint(cfg, pick_resume_checkpoint):
         return 0.0
-    check_resume_checkpoint(cfg, cfg.load_from)
+    # More --epochs would change the cosine schedule the run began with.
+    check_resume_checkpoint(cfg, cfg.load_from, extendable=False)
     return time_to_last_checkpoints(cfg.work_dir)
 
 

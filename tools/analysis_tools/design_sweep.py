@@ -162,6 +162,8 @@ def main(argv=None):
     done_already = [job.name for job in jobs if job not in to_run]
     for name in done_already:
         print(f'{name}: done already (its record is in {args.record_dir})')
+    if not to_run:
+        return 0
     # The runs start in the repository root: paths are made absolute.
     check_args = ['--split', 'design', '--epochs', str(args.epochs),
                   '--crop-size', str(args.crop_size), '--src',
