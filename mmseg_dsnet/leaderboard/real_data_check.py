@@ -52,11 +52,24 @@ TABLE_KEYS = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe', 'mIoU_img', 'TJ', 'mIoU')
 
 def set_input_size(cfg, size):
     """Train and predict at ``size`` x ``size``: every Resize of the
-    pipelines and the data preprocessor's padding size."""
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        for step in cfg[name].dataset.pipeline:
+    loaders' pipelines, of the top-level ``train_pipeline``,
+    ``test_pipeline`` and ``tta_pipeline`` (mmseg's ``inference_model``
+    reads ``test_pipeline``: left at the config's size, the run's dumped
+    config predicted at that size with weights trained at this one), and
+    ``crop_size`` and the data preprocessor's padding size."""
+    pipelines = [cfg[name].dataset.pipeline for name in
+                 ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    pipelines += [cfg[name] for name in ('train_pipeline', 'test_pipeline')
+                  if name in cfg]
+    # The views of a TestTimeAug: a list of alternatives per step.
+    pipelines += [views for step in cfg.get('tta_pipeline') or []
+                  for views in step.get('transforms') or []]
+    for pipeline in pipelines:
+        for step in pipeline:
             if step['type'] == 'Resize':
                 step['scale'] = (size, size)
+    if 'crop_size' in cfg:
+        cfg.crop_size = (size, size)
     cfg.model.data_preprocessor['size'] = (size, size)
 
 
