@@ -535,6 +535,34 @@ def test_output_dir_holds_the_counted_masks_and_never_replaces_one(tmp_path):
     assert np.asarray(Image.open(path)).tolist() == mask.tolist()
 
 
+def test_output_dir_holds_the_figures_of_each_image(tmp_path):
+    """Beside the masks, ``per_image.csv``: each image's lesion and
+    predicted pixels and its IoU, DSC and sensitivity, the values the
+    per-image means average (an image with no counted pixel is left out of
+    them and its figures are empty)."""
+    import csv
+    metric = same_size_metric(2, 3, output_dir=str(tmp_path / 'masks'))
+    samples = [dict(make_sample(PROB_2X3, GT_2X3), img_path='/data/a.jpg'),
+               dict(make_sample(PROB_2X3, [[255] * 3] * 2),
+                    img_path='/data/ignored.jpg'),
+               dict(make_sample(PROB_2X3, [[1, 0, 1], [0, 1, 0]]),
+                    img_path='/data/b.jpg')]
+    metrics = run(metric, samples)
+    with open(tmp_path / 'masks' / 'per_image.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    # a: 2 of its 3 lesion pixels found, 1 background pixel called lesion.
+    assert rows == [
+        dict(image='a.jpg', lesion_pixels='3', predicted_pixels='3',
+             IoU='50.00', DSC='66.67', Sen='66.67'),
+        dict(image='ignored.jpg', lesion_pixels='0', predicted_pixels='0',
+             IoU='', DSC='', Sen=''),
+        dict(image='b.jpg', lesion_pixels='3', predicted_pixels='3',
+             IoU='100.00', DSC='100.00', Sen='100.00')]
+    assert metrics['mIoU_img'] == pytest.approx(75.0)
+    assert metrics['mDSC_img'] == pytest.approx((200 / 3 + 100) / 2,
+                                                abs=1e-4)
+
+
 def test_an_evaluation_that_counts_no_pixel_is_refused():
     """No image, or ground truth of ``ignore_index`` only, read 100 % on
     every pooled figure (every ratio 0 / 0), and so did counted pixels that

@@ -67,6 +67,10 @@ def test_resume_continues_from_the_last_checkpoint(trained):
 def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
     """Also the masks of ``--out`` (mmseg's flag; LesionMetric refused the
     key with a misleading "check the spelling" error)."""
+    import csv
+    import os.path as osp
+    import statistics
+
     import numpy as np
     from PIL import Image
     cfg, work_dir = trained
@@ -84,19 +88,33 @@ def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
     # One mask per test image, at its size: the masks the figures count.
     from mmengine.config import Config
     split = Config.fromfile(cfg).test_dataloader.dataset.ann_file
-    stems = sorted((tiny_isic / split).read_text().split())
-    assert sorted(p.stem for p in masks.iterdir()) == stems
+    listed = (tiny_isic / split).read_text().split()
+    stems = sorted(listed)
+    assert sorted(p.stem for p in masks.glob('*.png')) == stems
+    # Beside them, each image's figures, in the split's order.
+    with open(masks / 'per_image.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [osp.splitext(row['image'])[0] for row in rows] == listed
+    assert sorted(p.name for p in masks.iterdir()) == sorted(
+        [f'{stem}.png' for stem in stems] + ['per_image.csv'])
     counts = np.zeros(3)
-    for stem in stems:
+    for stem, row in zip(listed, rows):
         mask = np.asarray(Image.open(masks / f'{stem}.png'))
         truth = np.asarray(Image.open(
             next((tiny_isic / 'masks').glob(f'{stem}*')))) > 0
         assert mask.shape == truth.shape and set(np.unique(mask)) <= {0, 255}
         pred = mask == 255
-        counts += [(pred & truth).sum(), (pred & ~truth).sum(),
-                   (~pred & truth).sum()]
+        image = [(pred & truth).sum(), (pred & ~truth).sum(),
+                 (~pred & truth).sum()]
+        assert (int(row['lesion_pixels']), int(row['predicted_pixels'])) == (
+            truth.sum(), pred.sum())
+        assert float(row['IoU']) == pytest.approx(
+            100 * image[0] / sum(image) if sum(image) else 100, abs=0.006)
+        counts += image
     assert 100 * counts[0] / counts.sum() == pytest.approx(
         metrics['IoU_orig'], abs=1e-3)
+    assert statistics.mean(float(row['IoU']) for row in rows) == \
+        pytest.approx(metrics['mIoU_img'], abs=0.01)
     # A folder that holds files is refused before any work.
     proc = run_tool_in_process('tools/test.py', cfg, work_dir / 'epoch_2.pth',
                                '--work-dir', tmp_path / 'again', '--out',

@@ -68,7 +68,8 @@ def parse_args(argv=None):
         '--out',
         type=str,
         help='new or empty folder for the scored masks (<image stem>.png: '
-        '0 background, 255 lesion, at the original size)')
+        '0 background, 255 lesion, at the original size) and '
+        'per_image.csv (the figures of each image)')
     parser.add_argument(
         '--show', action='store_true',
         help='show prediction results in a window (needs a display; not '

@@ -28,6 +28,10 @@ from ..utils.percent import percent, percent_text  # noqa: F401
 # Keys of one per-image record in ``self.results``.
 _ORIG = 'counts_orig'
 _LOW = 'counts_low'
+_IMAGE = 'image'
+
+#: The table of per-image figures ``LesionMetric(output_dir=...)`` writes.
+PER_IMAGE_FILE = 'per_image.csv'
 
 _POOLED_NAMES = ('IoU', 'DSC', 'Acc', 'Sen', 'Spe')
 
@@ -78,6 +82,37 @@ def confusion_to_scores(tp: float, fp: float, fn: float,
         'Sen': _ratio(tp, tp + fn),
         'Spe': _ratio(tn, tn + fp),
     }
+
+
+def write_per_image_table(results: list, path: str) -> None:
+    """Write the figures of each scored image at its original size, in
+    the order scored, as a CSV table: the image, its lesion and predicted
+    lesion pixels, and its IoU, DSC and sensitivity in percent (the values
+    ``mIoU_img`` and ``mDSC_img`` average; empty for an image with no
+    counted pixel, which they leave out). Which pictures a model fails on
+    is then one sort away.
+
+    Args:
+        results (list[dict]): :class:`LesionMetric`'s per-image records.
+        path (str): The CSV file, written atomically.
+    """
+    import csv
+    import io
+
+    from ..utils.fileio import atomic_write
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator='\n')
+    table.writerow(['image', 'lesion_pixels', 'predicted_pixels', 'IoU',
+                    'DSC', 'Sen'])
+    for record in results:
+        tp, fp, fn, tn = (int(count) for count in record[_ORIG])
+        scores = confusion_to_scores(tp, fp, fn, tn)
+        counted_any = tp + fp + fn + tn > 0
+        table.writerow(
+            [osp.basename(record.get(_IMAGE) or ''), tp + fn, tp + fp] +
+            [f'{percent(scores[name], 2):.2f}' if counted_any else ''
+             for name in ('IoU', 'DSC', 'Sen')])
+    atomic_write(text.getvalue(), path)
 
 
 def mask_file_name(img_path: str) -> str:
@@ -326,7 +361,8 @@ class LesionMetric(BaseMetric):
         output_dir (str, optional): Also write each image's scored mask
             (0 background, 255 lesion, at the image's original size) to
             ``<output_dir>/<image stem>.png``, as ``tools/test.py --out``
-            asks. An existing file is never replaced: two images of one
+            asks, and each image's figures to
+            ``<output_dir>/per_image.csv`` (:func:`write_per_image_table`). An existing file is never replaced: two images of one
             stem raise a :class:`UserError` naming both. A file another
             process wrote with the same mask is the padding copy of a
             distributed run and is left as it is. Defaults to None.
@@ -402,7 +438,11 @@ class LesionMetric(BaseMetric):
                 size=self.low_res_size,
                 mode='nearest')[0, 0]
             counts_low = self._confusion(low_prob, low_label)
-            self.results.append({_ORIG: counts_orig, _LOW: counts_low})
+            record = {_ORIG: counts_orig, _LOW: counts_low}
+            if self.output_dir:
+                # For the per-image table beside the masks.
+                record[_IMAGE] = data_sample['img_path']
+            self.results.append(record)
 
     def scored_masks(
         self, data_sample: dict
@@ -569,6 +609,9 @@ class LesionMetric(BaseMetric):
         metrics = OrderedDict(
             (name, percent(value)) for name, value in metrics.items())
         self._log_table(metrics, num_images=len(results))
+        if self.output_dir:
+            write_per_image_table(
+                results, osp.join(self.output_dir, PER_IMAGE_FILE))
         where = lesion_free_size(results, self.low_res_size)
         if where:
             print_log(
