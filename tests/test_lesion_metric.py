@@ -553,11 +553,11 @@ def test_output_dir_holds_the_figures_of_each_image(tmp_path):
     # a: 2 of its 3 lesion pixels found, 1 background pixel called lesion.
     assert rows == [
         dict(image='a.jpg', lesion_pixels='3', predicted_pixels='3',
-             IoU='50.00', DSC='66.67', Sen='66.67'),
+             overlap_pixels='2', IoU='50.00', DSC='66.67', Sen='66.67'),
         dict(image='ignored.jpg', lesion_pixels='0', predicted_pixels='0',
-             IoU='', DSC='', Sen=''),
+             overlap_pixels='0', IoU='', DSC='', Sen=''),
         dict(image='b.jpg', lesion_pixels='3', predicted_pixels='3',
-             IoU='100.00', DSC='100.00', Sen='100.00')]
+             overlap_pixels='3', IoU='100.00', DSC='100.00', Sen='100.00')]
     assert metrics['mIoU_img'] == pytest.approx(75.0)
     assert metrics['mDSC_img'] == pytest.approx((200 / 3 + 100) / 2,
                                                 abs=1e-4)

@@ -106,8 +106,9 @@ def test_test_tool_writes_lesion_metrics(trained, tiny_isic, tmp_path):
         pred = mask == 255
         image = [(pred & truth).sum(), (pred & ~truth).sum(),
                  (~pred & truth).sum()]
-        assert (int(row['lesion_pixels']), int(row['predicted_pixels'])) == (
-            truth.sum(), pred.sum())
+        assert (int(row['lesion_pixels']), int(row['predicted_pixels']),
+                int(row['overlap_pixels'])) == (truth.sum(), pred.sum(),
+                                                image[0])
         assert float(row['IoU']) == pytest.approx(
             100 * image[0] / sum(image) if sum(image) else 100, abs=0.006)
         counts += image

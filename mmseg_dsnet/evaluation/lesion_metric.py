@@ -86,8 +86,9 @@ def confusion_to_scores(tp: float, fp: float, fn: float,
 
 def write_per_image_table(results: list, path: str) -> None:
     """Write the figures of each scored image at its original size, in
-    the order scored, as a CSV table: the image, its lesion and predicted
-    lesion pixels, and its IoU, DSC and sensitivity in percent (the values
+    the order scored, as a CSV table: the image, its lesion pixels, the
+    pixels predicted lesion and those of them that are lesion, and its IoU,
+    DSC and sensitivity in percent (the values
     ``mIoU_img`` and ``mDSC_img`` average; empty for an image with no
     counted pixel, which they leave out). Which pictures a model fails on
     is then one sort away.
@@ -102,14 +103,14 @@ def write_per_image_table(results: list, path: str) -> None:
     from ..utils.fileio import atomic_write
     text = io.StringIO()
     table = csv.writer(text, lineterminator='\n')
-    table.writerow(['image', 'lesion_pixels', 'predicted_pixels', 'IoU',
-                    'DSC', 'Sen'])
+    table.writerow(['image', 'lesion_pixels', 'predicted_pixels',
+                    'overlap_pixels', 'IoU', 'DSC', 'Sen'])
     for record in results:
         tp, fp, fn, tn = (int(count) for count in record[_ORIG])
         scores = confusion_to_scores(tp, fp, fn, tn)
         counted_any = tp + fp + fn + tn > 0
         table.writerow(
-            [osp.basename(record.get(_IMAGE) or ''), tp + fn, tp + fp] +
+            [osp.basename(record.get(_IMAGE) or ''), tp + fn, tp + fp, tp] +
             [f'{percent(scores[name], 2):.2f}' if counted_any else ''
              for name in ('IoU', 'DSC', 'Sen')])
     atomic_write(text.getvalue(), path)

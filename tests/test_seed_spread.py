@@ -1,0 +1,86 @@
+"""seed_spread.py: which images carry the spread of the pooled error over
+runs of one design, from the per_image.csv of each run
+(mmseg_dsnet.analysis.seed_spread)."""
+import pytest
+from conftest import load_tool
+
+from mmseg_dsnet.analysis.seed_spread import (read_tables, spread_by_image,
+                                              spread_table)
+from mmseg_dsnet.utils.errors import UserError
+
+tool = load_tool('analysis_tools/seed_spread.py')
+
+HEADER = 'image,lesion_pixels,predicted_pixels,overlap_pixels,IoU,DSC,Sen\n'
+
+
+def write_run(path, rows):
+    """A per_image.csv of (image, lesion, predicted, overlap) rows (the
+    figure columns are not read)."""
+    path.write_text(HEADER + ''.join(
+        f'{image},{lesion},{predicted},{overlap},0,0,0\n'
+        for image, lesion, predicted, overlap in rows))
+    return str(path)
+
+
+@pytest.fixture
+def three_runs(tmp_path):
+    # Wrong pixels (lesion + predicted - 2 overlap) per run: a.jpg 0, 0, 0;
+    # b.jpg 8, 14, 3; c.jpg 0, 2, 3; totals 8, 16, 6.
+    return [write_run(tmp_path / f'run{k}.csv', rows) for k, rows in enumerate(
+        [[('a.jpg', 10, 10, 10), ('b.jpg', 10, 14, 8), ('c.jpg', 5, 5, 5)],
+         [('a.jpg', 10, 10, 10), ('b.jpg', 10, 20, 8), ('c.jpg', 5, 7, 5)],
+         [('a.jpg', 10, 10, 10), ('b.jpg', 10, 11, 9), ('c.jpg', 5, 6, 4)]])]
+
+
+def test_each_image_carries_its_covariance_with_the_total_error(three_runs):
+    """The shares are cov(e_i, E) / var(E), which add up to 1: here b.jpg
+    moves with the total (share 1), c.jpg's errors cancel against it
+    (share 0), a.jpg never errs."""
+    spread = spread_by_image(read_tables(three_runs))
+    shares = {row['image']: row['share'] for row in spread['rows']}
+    assert [row['image'] for row in spread['rows']][0] == 'b.jpg'
+    assert shares == pytest.approx({'a.jpg': 0.0, 'b.jpg': 1.0,
+                                    'c.jpg': 0.0})
+    # Pooled IoU of run 0: overlap 23 over union 10 + 16 + 5.
+    assert spread['pooled'][three_runs[0]] == pytest.approx(100 * 23 / 31)
+    b = next(row for row in spread['rows'] if row['image'] == 'b.jpg')
+    assert b['wrong_mean'] == pytest.approx((8 + 14 + 3) / 3)
+    assert b['iou_mean'] == pytest.approx(
+        100 * (8 / 16 + 8 / 22 + 9 / 12) / 3)
+    table = spread_table(spread, top=2)
+    assert table.splitlines()[0].startswith('Pooled IoU over 3 runs: ')
+    assert table.splitlines()[4].startswith('| b.jpg | 10 | ')
+    assert table.splitlines()[4].endswith('| 100.0 % | 100.0 % |')
+    assert len(table.splitlines()) == 6  # the top two images
+
+
+def test_the_cli_prints_the_table_and_refuses_what_it_cannot_compare(
+        three_runs, tmp_path, capsys):
+    assert tool.main([*three_runs, '--top', '1']) == 0
+    assert '| b.jpg | 10 |' in capsys.readouterr().out
+    other = write_run(tmp_path / 'other.csv',
+                      [('a.jpg', 10, 10, 10), ('d.jpg', 1, 1, 1),
+                       ('c.jpg', 5, 5, 5)])
+    bad = tmp_path / 'bad.csv'
+    bad.write_text('image,IoU\na.jpg,50\n')
+    for argv, message in (
+            ([three_runs[0]], 'the spread over runs needs the tables of at '
+             'least two runs, got 1'),
+            ([three_runs[0], three_runs[0]], f'{three_runs[0]} given twice'),
+            ([three_runs[0], other], f'{other} and {three_runs[0]} score '
+             'other images (b.jpg, d.jpg in one only)'),
+            ([three_runs[0], str(bad)], f'{bad}: no lesion_pixels, '
+             'predicted_pixels, overlap_pixels columns; give the '
+             'per_image.csv that tools/test.py --out DIR writes into DIR'),
+            ([three_runs[0], str(tmp_path / 'none.csv')],
+             f'{tmp_path / "none.csv"}: cannot be read'),
+            ([*three_runs, '--top', '0'], '--top must be at least 1, got 0')):
+        assert tool.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f'ERROR: {message}') and err.count('\n') == 1
+    # Runs whose error does not vary have no spread to share out.
+    with pytest.raises(UserError, match='does not vary'):
+        spread_by_image(read_tables([three_runs[0], write_run(
+            tmp_path / 'same.csv', [('a.jpg', 10, 10, 10),
+                                    ('b.jpg', 10, 14, 8),
+                                    ('c.jpg', 5, 5, 5)])]))
