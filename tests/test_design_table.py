@@ -655,6 +655,22 @@ def test_design_study_quotes_the_test_time_flip_records():
         assert f'mean {statistics.mean(differences):+.2f}' in row
 
 
+def test_design_study_quotes_the_seed_spread_of_the_per_image_records():
+    """The table of the pictures that spread the seeds is seed_spread.py's
+    output for the committed per-image tables of the runs."""
+    from conftest import REPO
+
+    from mmseg_dsnet.analysis.seed_spread import (read_tables,
+                                                  spread_by_image,
+                                                  spread_table)
+    doc = (REPO / 'docs' / 'design_study.md').read_text()
+    section = doc.split('## What spreads the seeds')[1]
+    tables = sorted(str(p) for p in
+                    (REPO / 'results' / 'per_image').glob('*.csv'))
+    assert len(tables) == 12
+    assert spread_table(spread_by_image(read_tables(tables))) in section
+
+
 def test_design_records_are_named_by_device_and_never_replaced(tmp_path):
     from mmseg_dsnet.leaderboard.real_data_check import write_design_record
     run = dict(input_size=128, epochs=15, seed=0, device='cpu',
