@@ -180,7 +180,9 @@ def main(argv=None):
                              args.parallel, args.threads, args.start_before)
     except KeyboardInterrupt:
         print('ERROR: interrupted; the runs under way were stopped (they '
-              'wrote no record) and no other was started', file=sys.stderr)
+              'wrote no record) and no other was started; the same command '
+              'with --resume goes on, each stopped run from its newest '
+              'checkpoint', file=sys.stderr)
         return 130
     finally:
         if previous is not None:
