@@ -88,8 +88,8 @@ def write_per_image_table(results: list, path: str) -> None:
     """Write the figures of each scored image at its original size, in
     the order scored, as a CSV table: the image, its lesion pixels, the
     pixels predicted lesion and those of them that are lesion, and its IoU,
-    DSC and sensitivity in percent (the values
-    ``mIoU_img`` and ``mDSC_img`` average; empty for an image with no
+    DSC and sensitivity in percent (the values ``mIoU_img`` and
+    ``mDSC_img`` average; empty for an image with no
     counted pixel, which they leave out). Which pictures a model fails on
     is then one sort away.
 
@@ -363,7 +363,8 @@ class LesionMetric(BaseMetric):
             (0 background, 255 lesion, at the image's original size) to
             ``<output_dir>/<image stem>.png``, as ``tools/test.py --out``
             asks, and each image's figures to
-            ``<output_dir>/per_image.csv`` (:func:`write_per_image_table`). An existing file is never replaced: two images of one
+            ``<output_dir>/per_image.csv`` (:func:`write_per_image_table`).
+            An existing mask is never replaced: two images of one
             stem raise a :class:`UserError` naming both. A file another
             process wrote with the same mask is the padding copy of a
             distributed run and is left as it is. Defaults to None.

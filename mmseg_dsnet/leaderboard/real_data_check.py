@@ -670,8 +670,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
     ``tools/train.py --resume``: the same model, config and data), as the
     uninterrupted run would have gone on; its train time adds what the
     earlier runs trained up to their last checkpoint
-    (:func:`~mmseg_dsnet.leaderboard.work_dir.time_to_last_checkpoints`). A ``work_dir`` without a
-    checkpoint starts anew.
+    (:func:`~mmseg_dsnet.leaderboard.work_dir.time_to_last_checkpoints`).
+    A ``work_dir`` without a checkpoint starts anew.
 
     Returns:
         dict: The run's facts (config, schedule, learning rate, splits,

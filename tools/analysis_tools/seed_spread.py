@@ -5,7 +5,8 @@ the spread of the pooled error over runs (one per seed), from the
 
     python tools/test.py W_s0/CONFIG.py W_s0/epoch_30.pth --out masks_s0
     python tools/test.py W_s1/CONFIG.py W_s1/epoch_30.pth --out masks_s1
-    python tools/analysis_tools/seed_spread.py masks_s*/per_image.csv [--top 10]
+    python tools/analysis_tools/seed_spread.py masks_s*/per_image.csv \\
+        [--top 10]
 """
 import argparse
 import sys
