@@ -602,12 +602,14 @@ def test_design_study_quotes_the_records_table():
             assert design.comparison_table(
                 full, d, [pooled], seeds=list(range(seeds)), paired=True,
                 metric=metric, min_seeds=min_seeds) in doc
-    # The forty-first round's eight seeds against the pooled default.
+    # The forty-first round's eight seeds against the pooled default and
+    # its twenty-seed screen on the CPU (the verdict).
     centred = 'dsnet-design-deeper-eighth-pooled-centred-stem_isic2017'
-    for metric in ('IoU', 'mIoU_img'):
-        assert design.comparison_table(
-            full, pooled, [centred], seeds=list(range(8)), paired=True,
-            metric=metric) in doc
+    for seeds, min_seeds in ((8, design.MIN_SEEDS), (20, 20)):
+        for metric in ('IoU', 'mIoU_img'):
+            assert design.comparison_table(
+                full, pooled, [centred], seeds=list(range(seeds)),
+                paired=True, metric=metric, min_seeds=min_seeds) in doc
 
 
 def test_design_study_quotes_the_test_time_flip_records():
