@@ -254,6 +254,37 @@ def test_build_refuses_seeds_of_one_row_on_two_data_roots(tmp_path, part):
     assert not out.exists()
 
 
+def test_seeds_run_through_a_link_to_the_data_root_join_one_row(tmp_path):
+    """A seed trained from a second checkout whose ``data`` links to the
+    first's records the link's path: build refused the row as seeds on two
+    data roots, though they read the same images. Another folder is still
+    refused."""
+    runs = _copy_runs(tmp_path / 'runs')
+    data = tmp_path / 'data' / 'isic2017'
+    (data / 'splits').mkdir(parents=True)
+    (tmp_path / 'checkout').mkdir()
+    (tmp_path / 'checkout' / 'data').symlink_to(tmp_path / 'data')
+    linked = str(tmp_path / 'checkout' / 'data' / 'isic2017')
+    for run, root in zip(runs, (str(data), linked, str(data))):
+        evaluated = json.loads(run.read_text())['evaluated_data']
+        _edit(run, data_root=root, evaluated_data=dict(
+            evaluated, data_root=root,
+            split_file=f'{root}/splits/lightweight_test.txt'))
+    out = tmp_path / 'results'
+    build = ['build', '--out-dir', out, '--no-plot', '--runs']
+    run_tool_in_process(LEADERBOARD, *build, *runs, check=True)
+    row, = json.loads((out / 'leaderboard.json').read_text())['measured']
+    assert row['seeds'] == [0, 1, 2]
+    shutil.rmtree(out)
+    other = tmp_path / 'isic2017_copy'
+    other.mkdir()
+    _edit(runs[1], data_root=str(other))
+    line = _one_error_line(run_tool_in_process(LEADERBOARD, *build, *runs))
+    assert f'data root (training) {data} ({DSNET_30EP[0]}, ' \
+        f'{DSNET_30EP[2]}) vs {other} ({DSNET_30EP[1]})' in line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize('changes, problem', [
     (dict(seed='1'), "seed is a string ('1'), not an integer or null"),
     (dict(epochs=30.5), 'epochs is a number (30.5), not an integer or null'),

@@ -9,7 +9,7 @@ from collections import defaultdict
 from mmseg_dsnet.engine.preflight import check_input_file
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.messages import counted, first_few
-from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.paths import REPO_ROOT, folder_key
 from mmseg_dsnet.utils.percent import percent_text
 
 from .real_data_check import DESIGN_SPLITS
@@ -289,7 +289,7 @@ def load_design_records(paths):
         if 'config' in record:
             record = dict(record, config=_config_key(record['config']))
         if record.get('data_root') is not None:
-            record = dict(record, data_root=_data_root_key(
+            record = dict(record, data_root=folder_key(
                 record['data_root']))
         records.append(record)
     check_one_model_per_candidate(paths, records)
@@ -340,15 +340,6 @@ def _config_key(config):
     if osp.isabs(path) and not osp.relpath(path, REPO_ROOT).startswith('..'):
         return osp.relpath(path, REPO_ROOT)
     return path
-
-
-def _data_root_key(data_root):
-    """A record's ``data_root`` as the tables compare it: with symbolic
-    links resolved, so that runs made through a link to the data (a second
-    checkout whose ``data`` links to the first's) are runs on the same
-    images. A path that does not exist here is compared as written."""
-    return osp.realpath(data_root) if osp.exists(data_root) else (
-        osp.normpath(data_root))
 
 
 def _split_by_optional_setting(runs, shown=(), texts=None):

@@ -23,7 +23,7 @@ import statistics
 from mmseg_dsnet.utils.config_diff import config_differences, value_at
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.fileio import json_text
-from mmseg_dsnet.utils.paths import REPO_ROOT
+from mmseg_dsnet.utils.paths import folder_key
 from mmseg_dsnet.utils.percent import percent_text
 
 
@@ -128,8 +128,8 @@ def _data_root(part):
             root = (record.get('evaluated_data') or {}).get('data_root')
         if not root:
             return None
-        # Two spellings of one folder are one data root.
-        return osp.normpath(osp.join(REPO_ROOT, str(root)))
+        # Two spellings of one folder, or a link to it, are one data root.
+        return folder_key(str(root))
     return value_of
 
 

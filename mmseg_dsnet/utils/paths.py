@@ -22,6 +22,23 @@ def same_folder(first: str, second: str) -> bool:
         osp.isdir(second) and osp.samefile(first, second)
 
 
+def folder_key(path: str, base: str = REPO_ROOT) -> str:
+    """A folder as run records are compared: a relative path taken from
+    ``base`` (the repository root, as the tools resolve data roots),
+    normalised, and with symbolic links resolved where it exists here, so
+    that runs made through a link to the data (a second checkout whose
+    ``data`` links to the first's) are runs on the same images. A path
+    that does not exist here is compared as written, normalised.
+
+    Args:
+        path (str): The folder as a record gives it.
+        base (str): What a relative ``path`` is relative to.
+            Default: :data:`REPO_ROOT`.
+    """
+    joined = osp.normpath(osp.join(base, path))
+    return osp.realpath(joined) if osp.exists(joined) else joined
+
+
 def git_ignores(path: str) -> Optional[bool]:
     """Whether git ignores ``path`` in the checkout (``.gitignore``): a
     file there is never committed, so other copies of the repository lack
