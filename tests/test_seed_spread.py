@@ -1,6 +1,8 @@
 """seed_spread.py: which images carry the spread of the pooled error over
 runs of one design, from the per_image.csv of each run
 (mmseg_dsnet.analysis.seed_spread)."""
+import statistics
+
 import pytest
 from conftest import load_tool
 
@@ -47,11 +49,38 @@ def test_each_image_carries_its_covariance_with_the_total_error(three_runs):
     assert b['wrong_mean'] == pytest.approx((8 + 14 + 3) / 3)
     assert b['iou_mean'] == pytest.approx(
         100 * (8 / 16 + 8 / 22 + 9 / 12) / 3)
+    # c.jpg's errors go against b.jpg's, so the images' own variances
+    # (30.33 and 2.33) add up to more than the total's (28).
+    assert spread['independent_fraction'] == pytest.approx(
+        (91 / 3 + 7 / 3) / 28)
     table = spread_table(spread, top=2)
     assert table.splitlines()[0].startswith('Pooled IoU over 3 runs: ')
-    assert table.splitlines()[4].startswith('| b.jpg | 10 | ')
-    assert table.splitlines()[4].endswith('| 100.0 % | 100.0 % |')
-    assert len(table.splitlines()) == 6  # the top two images
+    assert table.splitlines()[2].startswith(
+        "Images on their own: the images' own variances of the wrong pixels "
+        'make up 117 % of ')
+    assert table.splitlines()[6].startswith('| b.jpg | 10 | ')
+    assert table.splitlines()[6].endswith('| 100.0 % | 100.0 % |')
+    assert len(table.splitlines()) == 8  # the top two images
+
+
+def test_errors_that_move_together_across_a_runs_images_are_told_apart(
+        tmp_path):
+    """Two images whose errors rise and fall together in every run: their
+    own variances are half the total's, and the spread each image alone
+    would give is the runs' spread times the root of that half."""
+    runs = [write_run(tmp_path / f'run{k}.csv',
+                      [('a.jpg', 10, 10 + extra, 10),
+                       ('b.jpg', 10, 10 + extra, 10)])
+            for k, extra in enumerate((0, 2, 4))]
+    spread = spread_by_image(read_tables(runs))
+    assert spread['independent_fraction'] == pytest.approx(0.5)
+    pooled = list(spread['pooled'].values())
+    assert pooled == pytest.approx([100.0, 100 * 20 / 24, 100 * 20 / 28])
+    stdev = statistics.stdev(pooled)
+    assert (f'make up 50 % of the pooled error\'s (the rest moves together '
+            "across a run's images); with each image's error moving on its "
+            f'own, the pooled IoU would spread about {stdev * 0.5**0.5:.2f}.'
+            ) in spread_table(spread)
 
 
 def test_the_cli_prints_the_table_and_refuses_what_it_cannot_compare(

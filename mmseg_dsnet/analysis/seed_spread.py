@@ -9,11 +9,19 @@ score. ``E`` is the sum of the images' wrong pixels ``e_i``, and its variance
 splits exactly into the images' covariances with it:
 ``var(E) = sum_i cov(e_i, E)``. An image's share ``cov(e_i, E) / var(E)`` is
 how much of the spread it carries (negative when its errors go against the
-rest's)."""
+rest's).
+
+The sum of the images' own variances, ``sum_i var(e_i)``, is the spread the
+runs would have if each image's error moved on its own, with nothing
+shared by a run's images (no run that is wider or narrower on all of
+them); its fraction of ``var(E)`` tells the two apart: near 1, the runs
+differ image by image, as independent draws; well below 1, a run's errors
+move together across its images."""
 import csv
 import statistics
 from typing import Dict, Sequence
 
+from ..evaluation.lesion_metric import confusion_to_scores
 from ..utils.errors import UserError
 from ..utils.messages import first_few
 
@@ -63,7 +71,9 @@ def spread_by_image(tables: Dict[str, Dict[str, tuple]]) -> dict:
             least two runs, all of the same images.
 
     Returns:
-        dict: ``pooled`` (run -> pooled IoU in percent), ``rows`` (one dict
+        dict: ``pooled`` (run -> pooled IoU in percent),
+        ``independent_fraction`` (``sum_i var(e_i) / var(E)``), ``rows``
+        (one dict
         per image, largest share first: ``image``, ``lesion_pixels``,
         ``iou_mean``, ``iou_std`` (percent over runs), ``wrong_mean``
         (wrong pixels, mean over runs), ``share`` (of ``var(E)``)).
@@ -93,14 +103,16 @@ def spread_by_image(tables: Dict[str, Dict[str, tuple]]) -> dict:
     if variance == 0:
         raise UserError('the runs\' pooled error does not vary: there is no '
                         'spread to share out')
-    pooled = {}
-    for run in runs:
-        overlap = sum(tables[run][i][2] for i in images)
-        union = sum(_union(*tables[run][i]) for i in images)
-        pooled[run] = 100 * overlap / union if union else 100.0
+    pooled = {
+        run: _iou(*(sum(tables[run][i][k] for i in images)
+                    for k in range(3)))
+        for run in runs
+    }
     rows = []
+    own_variance = 0.0
     for index, image in enumerate(images):
         errors = [wrong[run][index] for run in runs]
+        own_variance += statistics.variance(errors)
         ious = [_iou(*tables[run][image]) for run in runs]
         rows.append(dict(
             image=image, lesion_pixels=tables[runs[0]][image][0],
@@ -108,7 +120,8 @@ def spread_by_image(tables: Dict[str, Dict[str, tuple]]) -> dict:
             wrong_mean=statistics.mean(errors),
             share=statistics.covariance(errors, totals) / variance))
     rows.sort(key=lambda row: -row['share'])
-    return dict(pooled=pooled, rows=rows)
+    return dict(pooled=pooled, independent_fraction=own_variance / variance,
+                rows=rows)
 
 
 def _union(lesion: int, predicted: int, overlap: int) -> int:
@@ -119,8 +132,8 @@ def _union(lesion: int, predicted: int, overlap: int) -> int:
 def _iou(lesion: int, predicted: int, overlap: int) -> float:
     """IoU in percent; 100 where neither lesion nor prediction is (as the
     per-image means count it)."""
-    union = _union(lesion, predicted, overlap)
-    return 100 * overlap / union if union else 100.0
+    return 100 * confusion_to_scores(overlap, predicted - overlap,
+                                     lesion - overlap, 0)['IoU']
 
 
 def spread_table(spread: dict, top: int = 10) -> str:
@@ -132,10 +145,17 @@ def spread_table(spread: dict, top: int = 10) -> str:
         top (int): Images shown. Default: 10.
     """
     pooled = list(spread['pooled'].values())
+    spread_std = statistics.stdev(pooled)
+    fraction = spread['independent_fraction']
     rows = spread['rows']
     lines = [
         f'Pooled IoU over {len(pooled)} runs: {statistics.mean(pooled):.2f}'
-        f' ± {statistics.stdev(pooled):.2f} (std); {len(rows)} images.', '',
+        f' ± {spread_std:.2f} (std); {len(rows)} images.', '',
+        'Images on their own: the images\' own variances of the wrong '
+        f'pixels make up {100 * fraction:.0f} % of the pooled error\'s '
+        '(the rest moves together across a run\'s images); with each '
+        'image\'s error moving on its own, the pooled IoU would spread '
+        f'about {spread_std * fraction**0.5:.2f}.', '',
         '| image | lesion pixels | IoU mean ± std over runs | wrong pixels '
         '(mean) | share of the spread | cumulative |',
         '|---|---|---|---|---|---|'
