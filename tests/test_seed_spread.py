@@ -1,6 +1,7 @@
 """seed_spread.py: which images carry the spread of the pooled error over
 runs of one design, from the per_image.csv of each run
 (mmseg_dsnet.analysis.seed_spread)."""
+import json
 import statistics
 
 import pytest
@@ -113,3 +114,24 @@ def test_the_cli_prints_the_table_and_refuses_what_it_cannot_compare(
             tmp_path / 'same.csv', [('a.jpg', 10, 10, 10),
                                     ('b.jpg', 10, 14, 8),
                                     ('c.jpg', 5, 5, 5)])]))
+
+
+def test_benchmarks_quote_the_seed_spread_of_the_test_runs():
+    """docs/benchmarks.md quotes seed_spread.py's output for the committed
+    per-image tables of DSNet's three cpu-30ep runs."""
+    from conftest import REPO
+    doc = (REPO / 'docs' / 'benchmarks.md').read_text()
+    section = doc.split('### How closely three seeds measure the spread')[1]
+    tables = sorted(str(p) for p in
+                    (REPO / 'results' / 'per_image_test').glob('*.csv'))
+    assert len(tables) == 3
+    spread = spread_by_image(read_tables(tables))
+    assert spread_table(spread, top=5) in section
+    # The tables score each picture at its original size: their pooled
+    # IoU is the IoU_orig of the runs' records.
+    records = [json.loads((REPO / 'results' / 'runs' /
+                           f'dsnet_isic2017_lightweight_cpu-30ep_seed{s}'
+                           '.json').read_text())['metrics']['IoU_orig']
+               for s in range(3)]
+    assert sorted(spread['pooled'].values()) == pytest.approx(
+        sorted(records), abs=5e-5)
