@@ -1823,6 +1823,9 @@ def test_leaderboard_collects_a_fast_run_with_gpu_json(fast_trained,
     assert record['gpu_benchmark']['gpu'] == 'Some GPU'
     assert record['trainer']['tool'] == 'tools/fast_train.py'
     assert record['trainer']['cuda_graph'] is False  # trained on the CPU
+    # Its log names the code that trained it, as mmengine's runs' do.
+    from mmseg_dsnet.utils.code_revision import running_code_revision
+    assert record['code_revision'] == running_code_revision()
     assert record['epochs'] == 2 and record['seed'] == 0
     assert record['device'] == 'CPU'
 

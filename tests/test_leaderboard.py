@@ -17,6 +17,7 @@ from conftest import (REPO, load_tool, run_tool_in_process, run_tool_process,
                       write_tiny_config)
 
 from mmseg_dsnet.leaderboard import table
+from mmseg_dsnet.utils.code_revision import running_code_revision
 
 # Trains and tests tiny models end to end.
 pytestmark = pytest.mark.slow
@@ -109,6 +110,10 @@ def test_collect_reads_metrics_and_facts_from_the_work_dir(board):
     times = [line['time'] for line in scalar_lines(seed0) if 'loss' in line]
     assert rec0['iter_time_sum_s'] == pytest.approx(sum(times), abs=1e-3)
     assert rec0['cpu_latency_ms'] > 0 and rec1['cpu_latency_ms'] is None
+    # Each training log names the code that trained it (both runs are of
+    # this checkout, one in a process of its own).
+    assert rec0['code_revision'] == rec1['code_revision'] == \
+        running_code_revision()
     assert rec0['cpu_benchmark']['threads'] == 1
     names = sorted(p.name for p in board['runs'].glob('*.json'))
     assert names == [

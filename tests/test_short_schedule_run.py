@@ -71,6 +71,7 @@ def test_design_record_holds_the_learning_rate_it_ran_with(tiny_isic,
 
     from mmseg_dsnet.leaderboard.real_data_check import write_design_record
     from mmseg_dsnet.leaderboard.records import load_json
+    from mmseg_dsnet.utils.code_revision import running_code_revision
     config = write_tiny_config(tmp_path / 'tiny.py', tiny_isic, epochs=1)
     own = Config.fromfile(config).optim_wrapper.optimizer.lr
     assert own != 0.02
@@ -87,6 +88,8 @@ def test_design_record_holds_the_learning_rate_it_ran_with(tiny_isic,
         # seeds of a candidate.
         assert load_json(record)['model_config']['type'] == \
             Config.fromfile(config).model.type
+        # The code that trained it.
+        assert load_json(record)['code_revision'] == running_code_revision()
 
 
 def test_design_record_of_a_prefixed_evaluator_keeps_the_figure_names(

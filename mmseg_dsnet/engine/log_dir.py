@@ -20,6 +20,7 @@ import shutil
 from mmengine.dist import broadcast_object_list
 from mmengine.runner import Runner
 
+from ..utils.code_revision import LOG_PREFIX, running_code_revision
 from .config_text import formatting_once
 
 
@@ -275,6 +276,11 @@ class SeparateLogDirRunner(Runner):
             kwargs['cfg'] = formatting_once(kwargs['cfg'])
         super().__init__(*args, experiment_name=experiment_name,
                          visualizer=visualizer, **kwargs)
+
+    def _log_env(self, env_cfg: dict) -> None:
+        super()._log_env(env_cfg)
+        # collect reads it into the run's record (code_revision).
+        self.logger.info(LOG_PREFIX + running_code_revision())
 
     def _run_name(self, stamp: str) -> str:
         """The experiment name mmengine gives a run of folder ``stamp``."""

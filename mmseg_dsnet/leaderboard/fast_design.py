@@ -12,6 +12,7 @@ and the design tables compare them only with each other.
 import os.path as osp
 from typing import Dict, Sequence
 
+from ..utils.code_revision import running_code_revision
 from .real_data_check import (CONFIGS, FAST_TRAINER_TAG,
                               design_model_config, optimizer_lr,
                               recorded_metrics, short_schedule_cfg,
@@ -122,6 +123,8 @@ def fast_design_record(job: SweepJob, spec, summary: dict,
         device=device_name, **({} if lr is None else dict(lr=lr)),
         threads=torch.get_num_threads(),
         model_config=design_model_config(cfg),
+        # The code that trained it (its last part, if resumed).
+        code_revision=running_code_revision(),
         # The runs trained together: the loop's time is all of theirs.
         train_time_s=summary['loop_seconds'],
         runs_together=summary['runs_together'],

@@ -13,6 +13,7 @@ import time
 from mmseg_dsnet.leaderboard.records import metrics_record, write_json
 from mmseg_dsnet.leaderboard.work_dir import (lesion_figures,
                                                time_to_last_checkpoints)
+from mmseg_dsnet.utils.code_revision import running_code_revision
 from mmseg_dsnet.utils.paths import REPO_ROOT
 from mmseg_dsnet.utils.messages import counted
 from mmseg_dsnet.utils.percent import percent_text, round_percent
@@ -713,6 +714,8 @@ def train_and_evaluate(config, data_root, work_dir, epochs, seed=0,
         **({} if optimizer_lr(cfg) is None else dict(lr=optimizer_lr(cfg))),
         threads=torch.get_num_threads(),
         model_config=design_model_config(cfg),
+        # The code that trained it (its last part, if resumed).
+        code_revision=running_code_revision(),
         train_time_s=round(train_time, 1),
         metrics=recorded_metrics(metrics, record['config']),
         **evaluated)

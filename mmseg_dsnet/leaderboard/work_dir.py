@@ -14,6 +14,7 @@ import re
 
 from mmseg_dsnet.datasets.synthetic_fallback import is_synthetic
 from mmseg_dsnet.engine.log_dir import log_dir_order, log_dirs
+from mmseg_dsnet.utils.code_revision import LOG_PREFIX
 from mmseg_dsnet.utils.errors import UserError
 from mmseg_dsnet.utils.messages import counted, first_few
 from mmseg_dsnet.utils.paths import REPO_ROOT
@@ -115,9 +116,11 @@ def parse_log(path):
     info = dict(cuda=None, gpu=None, seed=None, loop_start=None, last=None,
                 epoch=0, epoch_idx=0, iters_per_epoch=None, iter=0,
                 saved_epoch=0, saved_at=None, first=None, first_epoch=None,
-                resumed=False, world_size=None, device=None)
+                resumed=False, world_size=None, device=None, code=None)
     in_runtime = False
     for line in lines:
+        if LOG_PREFIX in line and info['code'] is None:
+            info['code'] = line.split(LOG_PREFIX, 1)[1].strip()
         if 'CUDA available:' in line and info['cuda'] is None:
             info['cuda'] = line.split(':', 1)[1].strip() == 'True'
         gpu = _GPU.match(line)
@@ -165,6 +168,20 @@ def parse_log(path):
             info['saved_epoch'] = max(info['saved_epoch'], int(match.group(1)))
             info['saved_at'] = stamp
     return info
+
+
+def code_revision_of(infos):
+    """The code that trained a run, as its training logs name it: one
+    commit, or each part's in order where a resumed run changed code
+    (``', '``-joined); None for logs that name none (runs before the logs
+    named their code)."""
+    named = []
+    for info in infos:
+        code = info.get('code') or 'not named in its log'
+        if code not in named:
+            named.append(code)
+    known = [code for code in named if code != 'not named in its log']
+    return ', '.join(named) if known else None
 
 
 def training_device(work_dir, train_runs, infos, fast_facts=None):
@@ -1022,6 +1039,7 @@ def read_work_dir(work_dir, seed_from_config=False, metrics_file=None):
         device=training_device(work_dir, train_runs, infos, fast_facts),
         device_source="the training log's environment info (fast_train.py: "
         'its device line, else fast_train.json)',
+        code_revision=code_revision_of(infos),
         batch_size=cfg.train_dataloader.get('batch_size'),
         metrics=metrics,
         metrics_source=metrics_source,

@@ -15,6 +15,7 @@ from mmengine.runner import set_random_seed
 
 from ...datasets.synthetic_fallback import data_provenance
 from ...utils.cli import device_option
+from ...utils.code_revision import LOG_PREFIX, running_code_revision
 from ...utils.fileio import atomic_write, json_text
 from ...utils.messages import counted
 from ..preflight.validation import save_best_rule
@@ -612,6 +613,8 @@ class FastTrainer:
             if not isinstance(handler, logging.FileHandler):
                 handler.setLevel(logging.ERROR)  # the console gets a summary
         logger.info(self._environment_text(spec))
+        # As mmengine's runners here log it (log_dir.SeparateLogDirRunner).
+        logger.info(LOG_PREFIX + running_code_revision())
         # Written into every checkpoint as mmengine's Runner does: the
         # checks of the network, input size and training split read it.
         cfg_text = spec.cfg.pretty_text
