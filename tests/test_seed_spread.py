@@ -58,7 +58,9 @@ def test_each_image_carries_its_covariance_with_the_total_error(three_runs):
     assert table.splitlines()[0].startswith('Pooled IoU over 3 runs: ')
     assert table.splitlines()[2].startswith(
         "Images on their own: the images' own variances of the wrong pixels "
-        'make up 117 % of ')
+        "make up 117 % of the pooled error's (more than all of it: within a "
+        "run some images' errors offset others'); with each image's error "
+        'moving on its own, the pooled IoU would spread about ')
     assert table.splitlines()[6].startswith('| b.jpg | 10 | ')
     assert table.splitlines()[6].endswith('| 100.0 % | 100.0 % |')
     assert len(table.splitlines()) == 8  # the top two images

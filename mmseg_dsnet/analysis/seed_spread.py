@@ -153,9 +153,12 @@ def spread_table(spread: dict, top: int = 10) -> str:
         f' ± {spread_std:.2f} (std); {len(rows)} images.', '',
         'Images on their own: the images\' own variances of the wrong '
         f'pixels make up {100 * fraction:.0f} % of the pooled error\'s '
-        '(the rest moves together across a run\'s images); with each '
-        'image\'s error moving on its own, the pooled IoU would spread '
-        f'about {spread_std * fraction**0.5:.2f}.', '',
+        + ('(the rest moves together across a run\'s images)'
+           if fraction <= 1 else
+           '(more than all of it: within a run some images\' errors '
+           'offset others\')') +
+        '; with each image\'s error moving on its own, the pooled IoU '
+        f'would spread about {spread_std * fraction**0.5:.2f}.', '',
         '| image | lesion pixels | IoU mean ± std over runs | wrong pixels '
         '(mean) | share of the spread | cumulative |',
         '|---|---|---|---|---|---|'
