@@ -120,20 +120,35 @@ def test_the_cli_prints_the_table_and_refuses_what_it_cannot_compare(
 
 def test_benchmarks_quote_the_seed_spread_of_the_test_runs():
     """docs/benchmarks.md quotes seed_spread.py's output for the committed
-    per-image tables of DSNet's three cpu-30ep runs."""
+    per-image tables of the cpu-30ep runs: DSNet's three runs of the
+    leaderboard, EGE-UNet's three seeds trained again, and six seeds of
+    each."""
     from conftest import REPO
     doc = (REPO / 'docs' / 'benchmarks.md').read_text()
     section = doc.split('### How closely three seeds measure the spread')[1]
-    tables = sorted(str(p) for p in
-                    (REPO / 'results' / 'per_image_test').glob('*.csv'))
-    assert len(tables) == 3
-    spread = spread_by_image(read_tables(tables))
-    assert spread_table(spread, top=5) in section
+    folder = REPO / 'results' / 'per_image_test'
+    assert len(list(folder.glob('*.csv'))) == 12
+
+    def spread(model, seeds):
+        return spread_by_image(read_tables(
+            [str(folder / f'{model}_isic2017_cpu-30ep_s{s}.csv')
+             for s in seeds]))
+
+    for model, seeds, top in (('dsnet', range(3), 5),
+                              ('egeunet', range(3), 3),
+                              ('dsnet', range(6), 3),
+                              ('egeunet', range(6), 3)):
+        assert spread_table(spread(model, seeds), top=top) in section
+
     # The tables score each picture at its original size: their pooled
-    # IoU is the IoU_orig of the runs' records.
-    records = [json.loads((REPO / 'results' / 'runs' /
-                           f'dsnet_isic2017_lightweight_cpu-30ep_seed{s}'
+    # IoU is the IoU_orig of the runs' records (DSNet's three runs, and
+    # EGE-UNet's seed 2, trained again with the same result).
+    def recorded(name, seed):
+        return json.loads((REPO / 'results' / 'runs' /
+                           f'{name}_isic2017_lightweight_cpu-30ep_seed{seed}'
                            '.json').read_text())['metrics']['IoU_orig']
-               for s in range(3)]
-    assert sorted(spread['pooled'].values()) == pytest.approx(
-        sorted(records), abs=5e-5)
+
+    assert list(spread('dsnet', range(3))['pooled'].values()) == \
+        pytest.approx([recorded('dsnet', s) for s in range(3)], abs=5e-5)
+    ege = list(spread('egeunet', range(3))['pooled'].values())
+    assert ege[2] == pytest.approx(recorded('ege-unet', 2), abs=5e-5)
