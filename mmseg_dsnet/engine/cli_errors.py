@@ -91,6 +91,41 @@ def _no_action(signum, frame):
 RESEND_STOP_S = 0.05
 
 
+def _send_again_soon(signum):
+    """Send ``signum`` to this process again after :data:`RESEND_STOP_S`,
+    from another thread, so that it is handled once the code it came in
+    has returned."""
+    resend = threading.Timer(RESEND_STOP_S, os.kill, (os.getpid(), signum))
+    resend.daemon = True
+    resend.start()
+
+
+def _inside_torch_save(frame):
+    """Whether ``frame``, where a signal handler interrupted the main
+    thread, runs inside ``torch.save``.
+
+    A stop raised there can skip the last records of the zip archive
+    (the writer's ``__exit__`` starts with a check for pending signals).
+    The unfinished writer then writes them when it is destroyed at exit,
+    into the buffer that mmengine's ``save_checkpoint`` has closed by then,
+    and the process aborts after the stop's line (``terminate called after
+    throwing an instance of 'pybind11::error_already_set'``, status 134).
+
+    Args:
+        frame (types.FrameType | None): The interrupted frame.
+
+    Returns:
+        bool: True if ``torch.save`` is among its callers.
+    """
+    save = getattr(sys.modules.get('torch.serialization'), 'save', None)
+    code = getattr(save, '__code__', None)
+    while frame is not None and code is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _resend_swallowed_stops(previous_hook):
     """``sys.unraisablehook`` for a :class:`Terminated` raised where Python
     drops exceptions (a ``__del__``, such as a data loader's, or an at-fork
@@ -103,10 +138,7 @@ def _resend_swallowed_stops(previous_hook):
         error = unraisable.exc_value
         if not isinstance(error, Terminated):
             return previous_hook(unraisable)
-        resend = threading.Timer(RESEND_STOP_S, os.kill,
-                                 (os.getpid(), error.signum))
-        resend.daemon = True
-        resend.start()
+        _send_again_soon(error.signum)
 
     hook.resends_stops = True
     return hook
@@ -120,6 +152,10 @@ def _exit_on_sigterm(signum, frame):
     # handler runs (the workers end first) would find SIG_DFL and be
     # printed as 'OSError: Signal 17 ignored due to race condition' with a
     # traceback.
+    if _inside_torch_save(frame):
+        # The stop comes once the checkpoint is written.
+        _send_again_soon(signum)
+        return
     if hasattr(signal, 'SIGCHLD'):
         signal.signal(signal.SIGCHLD, _no_action)
     if not getattr(sys.unraisablehook, 'resends_stops', False):
@@ -131,6 +167,9 @@ def exit_cleanly_on_sigterm():
     """Make SIGTERM (``timeout``, ``kill``, a scheduler's stop) end the
     process like an exception, so that clean-up code runs: an atomic
     write removes its temporary file, and nothing half-written is left.
+    A SIGTERM that comes while a checkpoint is written (``torch.save``)
+    stops the process once the write has finished
+    (:func:`_inside_torch_save`).
     The exit status stays ``128 + 15``, as for a process killed by it.
 
     Only in the main thread and only where SIGTERM has its default action
@@ -143,6 +182,34 @@ def exit_cleanly_on_sigterm():
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         return signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return None
+
+
+def _interrupt_outside_torch_save(signum, frame):
+    """Python's Ctrl-C handler (``KeyboardInterrupt``), held back while
+    ``torch.save`` runs (:func:`_inside_torch_save`)."""
+    if _inside_torch_save(frame):
+        _send_again_soon(signum)
+        return
+    signal.default_int_handler(signum, frame)
+
+
+def interrupt_after_checkpoint_writes():
+    """Make Ctrl-C that comes while a checkpoint is written (``torch.save``)
+    stop the process once the write has finished, as SIGTERM does
+    (:func:`exit_cleanly_on_sigterm`), not part-way, where it aborts the
+    process at exit (:func:`_inside_torch_save`).
+
+    Only in the main thread and only where SIGINT has Python's own handler
+    (a handler someone else set is kept). Tools call it when they start;
+    importing the package does not.
+
+    Returns:
+        The previous handler, to restore, or None when nothing was changed.
+    """
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        return signal.signal(signal.SIGINT, _interrupt_outside_torch_save)
     return None
 
 
@@ -218,6 +285,8 @@ def run_reporting_user_errors(main, stop_hint=''):
     one line and status 143 (:func:`report_termination`), Ctrl-C with one
     line and status 130 (:func:`report_interrupt`), also when code under
     ``main()`` turned the stop into another error (:func:`stop_behind`).
+    Either stop waits for a checkpoint write under way to finish
+    (:func:`interrupt_after_checkpoint_writes`).
 
     A path the standard output's encoding cannot hold (a work dir named in
     Chinese, output redirected on Windows) is printed escaped
@@ -232,6 +301,7 @@ def run_reporting_user_errors(main, stop_hint=''):
     from mmseg_dsnet.utils.cli import escape_unencodable_output
     escape_unencodable_output()
     previous = exit_cleanly_on_sigterm()
+    previous_interrupt = interrupt_after_checkpoint_writes()
     try:
         return main()
     except KeyboardInterrupt as err:
@@ -262,3 +332,5 @@ def run_reporting_user_errors(main, stop_hint=''):
         # A caller that runs a tool in-process keeps its own behaviour.
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_interrupt is not None:
+            signal.signal(signal.SIGINT, previous_interrupt)
