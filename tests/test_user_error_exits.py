@@ -910,12 +910,16 @@ run_reporting_user_errors(main, stop_hint='HINT')
 '''
 
 
-@pytest.mark.parametrize('signame,status,line', [
+#: Each stop, the status it ends a tool with and its line (stop hint HINT).
+STOPS_WITH_HINT = [
     ('SIGTERM', 143, 'ERROR: stopped by SIGTERM before the run finished; '
      'HINT'),
     ('SIGINT', 130, 'ERROR: interrupted (Ctrl-C) before the run finished; '
      'HINT'),
-])
+]
+
+
+@pytest.mark.parametrize('signame,status,line', STOPS_WITH_HINT)
 def test_a_stop_during_config_formatting_is_the_stop_line(signame, status,
                                                           line):
     """mmengine's ``Config.pretty_text`` (half a second of yapf, at every
@@ -968,12 +972,7 @@ run_reporting_user_errors(main, stop_hint='HINT')
 '''
 
 
-@pytest.mark.parametrize('signame,status,line', [
-    ('SIGTERM', 143, 'ERROR: stopped by SIGTERM before the run finished; '
-     'HINT'),
-    ('SIGINT', 130, 'ERROR: interrupted (Ctrl-C) before the run finished; '
-     'HINT'),
-])
+@pytest.mark.parametrize('signame,status,line', STOPS_WITH_HINT)
 def test_a_stop_during_a_checkpoint_write_comes_after_it(tmp_path, signame,
                                                         status, line):
     """A SIGTERM or Ctrl-C handled as ``torch.save`` was about to write the
