@@ -12,8 +12,11 @@ numpy/Pillow modules of the package can be used."""
 from importlib.util import find_spec
 
 from .utils.errors import report_interrupts_while_starting
+from .utils.tool_checkout import refuse_a_tool_of_another_checkout
 
-# First: a tool stopped while the libraries below load ends in one line.
+# First: a tool of another checkout would run this one's code.
+refuse_a_tool_of_another_checkout()
+# Then: a tool stopped while the libraries below load ends in one line.
 report_interrupts_while_starting()
 
 __version__ = '0.1.0'

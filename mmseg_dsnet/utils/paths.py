@@ -9,6 +9,30 @@ from typing import Optional
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def checkout_of_tool(script: str) -> Optional[str]:
+    """The checkout a tool script belongs to: the folder that holds both
+    the ``tools/`` folder the script is in (``<root>/tools/train.py``,
+    ``<root>/tools/analysis_tools/get_flops.py``) and an ``mmseg_dsnet``
+    package.
+
+    Args:
+        script (str): The script's path.
+
+    Returns:
+        str | None: The checkout's real path; None for a script that is
+        not a tool of a checkout.
+    """
+    folder = osp.dirname(osp.realpath(script))
+    while osp.basename(folder) != 'tools':
+        parent = osp.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+    root = osp.dirname(folder)
+    return root if osp.isfile(osp.join(root, 'mmseg_dsnet',
+                                       '__init__.py')) else None
+
+
 def same_folder(first: str, second: str) -> bool:
     """Whether ``first`` and ``second`` are one existing folder (another
     spelling, a symbolic link): how the analysis tools tell that a data root
